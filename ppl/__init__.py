@@ -1,0 +1,15 @@
+"""ppl: stochastic computation graphs compiled to one fused Numba step.
+
+Declare a model with the DSL, compile it (the compiler picks a gradient estimator per
+stochastic node and explains why), then call `loss`, `grad`, `sample`, or embed the raw
+nopython entry point in your own @njit code.
+"""
+from .dsl import (Affine, Bernoulli, Categorical, Model, ModelError, Node, Normal, bernoulli_nll, blackbox, exp,
+                  gaussian_kl, gaussian_nll, log_prob, param, relu, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
+                  total)
+from .estimators import REGISTRY as estimators
+
+__version__ = "0.1.0"
+__all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Categorical", "param", "sigmoid",
+           "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent",
+           "gaussian_kl", "log_prob", "total", "blackbox", "estimators"]

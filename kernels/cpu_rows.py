@@ -1,0 +1,184 @@
+"""Row bookkeeping kernels for the fused step (CPU): tiling rows, row weights, baselines,
+enumeration of discrete supports, scalar affine maps.
+
+Rows of a compiled program are laid out as r = ((i * K) + k) * S + c: data row i, sample k of
+K, enumeration configuration c of S. These kernels know that layout and nothing of graphs.
+Forward kernels overwrite their outputs; backward kernels accumulate (+=).
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def repeat_rows(x, reps, out):
+    """out[r] = x[r // reps]: each data row repeated for its samples and configurations."""
+    for r in range(out.shape[0]):
+        i = r // reps
+        for j in range(out.shape[1]):
+            out[r, j] = x[i, j]
+
+
+@njit(cache=True)
+def fill(out, value):
+    for r in range(out.shape[0]):
+        out[r] = value
+
+
+@njit(cache=True)
+def weighted_total(rw, cost, acc):
+    """acc[r] += cost[r]; returns sum_r rw[r] * cost[r] (float64 accumulation)."""
+    s = 0.0
+    for r in range(cost.shape[0]):
+        acc[r] += cost[r]
+        s += float(rw[r]) * float(cost[r])
+    return s
+
+
+@njit(cache=True)
+def add_rows(a, acc):
+    for r in range(a.shape[0]):
+        acc[r] += a[r]
+
+
+@njit(cache=True)
+def enum_bernoulli(stride, out):
+    """Bernoulli units set from the enumeration digit c_s = (r // stride) % 2^D: bit j -> unit j."""
+    d = out.shape[1]
+    size = 1 << d
+    for r in range(out.shape[0]):
+        c = (r // stride) % size
+        for j in range(d):
+            out[r, j] = (c >> j) & 1
+
+
+@njit(cache=True)
+def enum_categorical(stride, K, out):
+    """One-hot groups set from the enumeration digit c_s = (r // stride) % K^G: base-K digit g -> group g."""
+    groups = out.shape[1] // K
+    size = K ** groups
+    for r in range(out.shape[0]):
+        c = (r // stride) % size
+        for g in range(groups):
+            k = c % K
+            c //= K
+            for q in range(K):
+                out[r, g * K + q] = 1 if q == k else 0
+
+
+@njit(cache=True)
+def mul_exp(lp, rw):
+    """rw[r] *= exp(lp[r]): multiply a row weight by the probability of the row's configuration."""
+    for r in range(rw.shape[0]):
+        rw[r] *= math.exp(lp[r])
+
+
+@njit(cache=True)
+def score_weights(rw, L, b, out):
+    """out[r] = rw[r] * (L[r] - b[r]): the score-function learning signal per row."""
+    for r in range(out.shape[0]):
+        out[r] = rw[r] * (L[r] - b[r])
+
+
+@njit(cache=True)
+def loo_baseline(L, K, S, b):
+    """Leave-one-out baseline over the K samples of each data row (and configuration):
+    b[r] = (sum_k' L[r'] - L[r]) / (K - 1) (Kool et al. 2019; Mnih & Rezende 2016)."""
+    n = L.shape[0] // (K * S)
+    for i in range(n):
+        for c in range(S):
+            tot = 0.0
+            for k in range(K):
+                tot += L[(i * K + k) * S + c]
+            for k in range(K):
+                r = (i * K + k) * S + c
+                b[r] = (tot - L[r]) / (K - 1)
+
+
+@njit(cache=True)
+def moving_average_baseline(L, rw, state, slot, decay, b, update):
+    """b[r] = the running mean held in state[slot] (from earlier steps, so the estimate stays
+    unbiased); then, if update, state[slot] <- decay * state[slot] + (1 - decay) * mean_rw(L)."""
+    m = state[slot]
+    tot = 0.0
+    wsum = 0.0
+    for r in range(L.shape[0]):
+        b[r] = m
+        tot += rw[r] * L[r]
+        wsum += rw[r]
+    if update:
+        mean = tot / wsum if wsum > 0 else 0.0
+        # the first step seeds the average with the first batch's mean
+        state[slot] = mean if state[slot + 1] == 0 else decay * m + (1.0 - decay) * mean
+        state[slot + 1] = 1
+
+
+@njit(cache=True)
+def linear_baseline_fwd(x, w, offset, b):
+    """b[r] += x[r, :] . w[offset: offset + x.shape[1]] (a learned input-dependent baseline, NVIL)."""
+    for r in range(x.shape[0]):
+        s = 0.0
+        for j in range(x.shape[1]):
+            s += x[r, j] * w[offset + j]
+        b[r] += s
+
+
+@njit(cache=True)
+def linear_baseline_bwd(x, coef, offset, gw):
+    """gw[offset + j] += sum_r coef[r] * x[r, j]."""
+    for r in range(x.shape[0]):
+        c = coef[r]
+        for j in range(x.shape[1]):
+            gw[offset + j] += c * x[r, j]
+
+
+@njit(cache=True)
+def baseline_residual(rw, L, b, out):
+    """out[r] = -2 rw[r] (L[r] - b[r]): d/db of the baseline's loss sum_r rw (L - b)^2."""
+    for r in range(out.shape[0]):
+        out[r] = -2.0 * rw[r] * (L[r] - b[r])
+
+
+@njit(cache=True)
+def scale_shift_fwd(x, scale, shift, out):
+    """out = scale * x + shift (constants from the model's arithmetic)."""
+    for r in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[r, j] = scale * x[r, j] + shift
+
+
+@njit(cache=True)
+def scale_shift_bwd(scale, gout, gx):
+    for r in range(gout.shape[0]):
+        for j in range(gout.shape[1]):
+            gx[r, j] += scale * gout[r, j]
+
+
+@njit(cache=True)
+def add_scaled_rows(s, grow, g):
+    """g[r, :] += grow[r] * s[r, :] (chains a black box's per-row gradient)."""
+    for r in range(s.shape[0]):
+        for j in range(s.shape[1]):
+            g[r, j] += grow[r] * s[r, j]
+
+
+@njit(cache=True)
+def zero2(a):
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[r, j] = 0
+
+
+@njit(cache=True)
+def zero1(a):
+    for r in range(a.shape[0]):
+        a[r] = 0
+
+
+@njit(cache=True)
+def all_finite(a):
+    for v in a.ravel():
+        if not np.isfinite(v):
+            return False
+    return True

@@ -1,0 +1,508 @@
+"""The graph compiler: estimator selection by a visible rule table, then lowering of the whole
+forward-sample / cost / backward pass into ONE generated @njit function.
+
+The generated step has the signature
+
+    step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode) -> loss
+
+theta/grad: flat parameter and gradient vectors (named views are reshaped slices);
+state: non-gradient state (running baselines, fixed temperatures); ws2/ws1: preallocated 2D
+and 1D workspaces; inputs: tuple of (B, width) data arrays; B: data rows; seed, t: the
+counter-based RNG key and step; mode 0 = forward only, 1 = forward and gradient.
+Rows are laid out r = ((i * K) + k) * S + c (data row, sample, enumeration configuration).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import graph as G
+from .distributions import DISTRIBUTIONS
+from .dsl import Model, ModelError, Node
+from .estimators import REGISTRY, NodeInfo
+
+POLICIES = ("unbiased", "fast")
+
+
+# --------------------------------------------------------------------------- the rule table
+@dataclass
+class Choice:
+    estimator: str
+    options: dict
+    reason: str
+
+
+def _score_reason(i: NodeInfo) -> str:
+    if i.blocked_by:
+        return f"a path to its costs goes through the gradient-free black box '{i.blocked_by}'"
+    if i.dist.discrete:
+        return "discrete node: the unbiased default is the score function with a baseline"
+    return "not reparameterisable"
+
+
+# (policy, condition, estimator, reason) -- first match wins. This is THE place where the
+# compiler's defaults are decided; `explain()` prints the reason of the rule that fired.
+RULES = [
+    ("*", lambda i: i.dist.has_rsample and i.differentiable, "pathwise",
+     lambda i: "reparameterisable and every path to its costs is differentiable"),
+    ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
+     lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance"),
+    ("*", lambda i: True, "score", _score_reason),
+]
+
+
+def _parse_override(spec, node: Node):
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
+        return spec[0], dict(spec[1])
+    raise ModelError(f"estimator for '{node.name}' must be a name or (name, {{options}}), got {spec!r}")
+
+
+def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, baseline) -> dict:
+    if policy not in POLICIES:
+        raise ModelError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    stoch = [n for n in an.order if n.is_stochastic]
+    if isinstance(estimators, dict):
+        unknown = set(estimators) - {n.name for n in stoch}
+        if unknown:
+            raise ModelError(f"estimators name unknown stochastic nodes: {', '.join(sorted(unknown))}; "
+                             f"the stochastic nodes are {', '.join(n.name for n in stoch)}")
+        overrides = estimators
+    elif estimators == "auto":
+        overrides = {}
+    elif isinstance(estimators, (str, tuple, list)):
+        overrides = {n.name: estimators for n in stoch}
+    else:
+        raise ModelError(f"estimators must be 'auto', a name, or a dict node -> name; got {estimators!r}")
+    out = {}
+    for n in stoch:
+        d = DISTRIBUTIONS[n.kind]
+        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)))
+        if n.name in overrides:
+            name, opts = _parse_override(overrides[n.name], n)
+            if name not in REGISTRY:
+                raise ModelError(f"{d.name} '{n.name}': unknown estimator {name!r}; known: "
+                                 f"{', '.join(sorted(REGISTRY))}")
+            why_not = REGISTRY[name].check(info)
+            if why_not:
+                usable = [k for k, e in sorted(REGISTRY.items()) if e.check(info) is None]
+                raise ModelError(f"{d.name} '{n.name}': estimator '{name}' does not apply ({why_not}); "
+                                 f"use {', '.join(repr(u) for u in usable)}")
+            reason = "chosen by the user"
+        else:
+            for pol, cond, name, why in RULES:
+                if pol in ("*", policy) and cond(info) and REGISTRY[name].check(info) is None:
+                    reason = why(info)
+                    opts = {}
+                    break
+        est = REGISTRY[name]
+        unknown_opts = set(opts) - set(est.options)
+        if unknown_opts:
+            raise ModelError(f"{d.name} '{n.name}': estimator '{name}' has no option(s) "
+                             f"{', '.join(sorted(unknown_opts))}; its options: {', '.join(est.options) or 'none'}")
+        full = dict(est.options)
+        if name == "score" and baseline is not None:
+            full["baseline"] = baseline
+        full.update(opts)
+        if hasattr(est, "resolve"):
+            try:
+                full["baseline"] = est.resolve(info, full)
+            except ValueError as e:
+                raise ModelError(f"{d.name} '{n.name}': {e}") from None
+        out[n] = (Choice(name, full, reason), info)
+    return out
+
+
+# --------------------------------------------------------------------------- lowering
+@dataclass
+class Layout:
+    """Where everything of a program lives; the Program allocates from it."""
+
+    params: list = field(default_factory=list)   # (name, offset, shape, init ndarray)
+    n_theta: int = 0
+    state: list = field(default_factory=list)    # (name, offset, size, init)
+    n_state: int = 0
+    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R' or an int
+    ws1: list = field(default_factory=list)      # names of (R,) buffers
+    inputs: list = field(default_factory=list)   # input node names, in argument order
+    costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
+    values: dict = field(default_factory=dict)   # node name -> ('ws2', index) or ('input', index)
+    rw_index: int = 0
+    S: int = 1
+
+
+def _ident(name: str) -> str:
+    return name.replace(".", "_")
+
+
+class Lowering:
+    """Emits the fused step. Estimators call the helper methods below."""
+
+    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator):
+        self.model, self.an, self.choices, self.samples = model, an, choices, samples
+        self.rng = rng
+        self.L = Layout()
+        self.fwd: list[str] = []
+        self.bwd: list[str] = []
+        self.head: list[str] = []   # unpacking of params, state and workspaces
+        self.globals: dict = {}
+        self.section = self.fwd
+        self.noise_of: dict = {}
+        self._names: dict = {}
+        self._Lcache: dict = {}
+        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
+        self.E2 = self.buf2("E2_", 0, rows=0)
+        self.E1 = "E1_"
+        self.head.append("E1_ = ws1[0]")
+        self.L.ws1.append(("E1_", 0))
+        self.rw = self.buf1("rw_")
+        self.L.rw_index = len(self.L.ws1) - 1
+        self.zero_rows = self.buf1("zeros_")
+        # enumeration: strides of the mixed-radix configuration digit of each enumerated node
+        self.enum_stride, S = {}, 1
+        for n in an.order:
+            if n in choices:
+                ch, info = choices[n]
+                size = REGISTRY[ch.estimator].expansion(info, ch.options)
+                if size > 1:
+                    self.enum_stride[n] = S
+                    S *= size
+        if S > 1 << 16:
+            raise ModelError(f"enumeration multiplies every row by {S} configurations (> 65536); "
+                             f"enumerate fewer or smaller nodes")
+        self.S = self.L.S = S
+        self.reps = samples * S
+        self.R = "R"
+        self._requires_grad()
+
+    # ----- helpers estimators use
+    def emit(self, line: str):
+        self.section.append(line)
+
+    def buf2(self, name: str, width, rows="R") -> str:
+        name = _ident(name)
+        self.L.ws2.append((name, rows, int(width)))
+        self.head.append(f"{name} = ws2[{len(self.L.ws2) - 1}]")
+        return name
+
+    def buf1(self, name: str) -> str:
+        name = _ident(name)
+        self.L.ws1.append((name, "R"))
+        self.head.append(f"{name} = ws1[{len(self.L.ws1) - 1}]")
+        return name
+
+    def state_slot(self, name: str, size: int, init=0.0) -> int:
+        off = self.L.n_state
+        self.L.state.append((name, off, size, np.full(size, init)))
+        self.L.n_state += size
+        return off
+
+    def state_value(self, name: str, init: float) -> str:
+        ident = "st_" + _ident(name)
+        if ident not in self._names:
+            off = self.state_slot(name, 1, init)
+            self.head.append(f"{ident} = state[{off}:{off + 1}]")
+            self._names[ident] = off
+        return ident
+
+    def param(self, name: str, shape: tuple, init) -> tuple:
+        size = int(np.prod(shape))
+        off = self.L.n_theta
+        init = np.broadcast_to(np.asarray(init, dtype=np.float64), shape).copy()
+        self.L.params.append((name, off, tuple(shape), init))
+        self.L.n_theta += size
+        p, gp = "p_" + _ident(name), "gp_" + _ident(name)
+        shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
+        self.head.append(f"{p} = theta[{off}:{off + size}].reshape(({shp}))")
+        self.head.append(f"{gp} = grad[{off}:{off + size}].reshape(({shp}))")
+        return p, gp
+
+    def v(self, node: Node) -> str:
+        return "v_" + node.name
+
+    def g(self, node: Node):
+        return "g_" + node.name if self.req[node] and node.kind != "input" else None
+
+    def g_or_empty(self, node: Node) -> str:
+        return self.g(node) or self.E2
+
+    def dist(self, node: Node):
+        return DISTRIBUTIONS[node.kind]
+
+    def param_values(self, node: Node) -> list:
+        return [self.v(p) for p in node.inputs]
+
+    def param_grads(self, node: Node) -> list:
+        return [self.g_or_empty(p) for p in node.inputs]
+
+    def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
+        k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
+        self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
+
+    def noise(self, node: Node, kind: str, k: int = 0) -> str:
+        name = self.buf2(f"n{k}_{node.name}", node.width)
+        self.emit(f"N_.fill_{kind}({name}, seed, {self.stream_base[node] + k}, t)")
+        return name
+
+    def downstream_L(self, node: Node) -> str:
+        costs = self.an.downstream_costs[node]
+        key = frozenset(c.name for c in costs)
+        if key not in self._Lcache:
+            L = self.buf1(f"L_{node.name}")
+            self.emit(f"R_.zero1({L})")
+            for c in costs:
+                self.emit(f"R_.add_rows(c_{c.name}, {L})")
+            self._Lcache[key] = L
+        return self._Lcache[key]
+
+    def baseline_inputs(self, node: Node) -> list:
+        return self.an.ancestors_inputs[node]
+
+    # ----- analysis
+    def _requires_grad(self):
+        req = {}
+        for n in self.an.order:
+            if n.kind == "input":
+                req[n] = False
+            elif n.kind in ("param", "affine"):
+                req[n] = True
+            elif n.is_stochastic:
+                est = REGISTRY[self.choices[n][0].estimator]
+                req[n] = est.passes_value_grad and any(req[p] for p in n.inputs)
+            else:
+                req[n] = any(req[p] for p in n.inputs)
+        self.req = req
+        for c in self.model.costs:
+            if c.kind == "blackbox" and c.attrs["grad"] is None:
+                for x in c.inputs:
+                    if req[x]:
+                        raise ModelError(
+                            f"black box '{c.name}' has no gradient but its input '{x.name}' depends on "
+                            f"parameters through a differentiable path; give blackbox(..., grad=...) or put a "
+                            f"stochastic node (estimated by 'score') between the parameters and the black box")
+
+    # ----- lowering of every node
+    def generate(self) -> str:
+        order = self.an.order
+        for n in order:
+            self._forward(n)
+        # loss
+        self.section = self.fwd
+        tot = self.buf1("tot_")
+        self.emit(f"R_.zero1({tot})")
+        self.emit("loss = 0.0")
+        for c in self.model.costs:
+            self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")
+        # backward
+        self.section = self.bwd
+        self.emit("grad[:] = 0")
+        for n in order:
+            if self.g(n) is not None and not n.attrs.get("is_head"):
+                self.emit(f"R_.zero2({self.g(n)})")
+        for n in reversed(order):
+            self._backward(n)
+        return self._source()
+
+    def _forward(self, n: Node):
+        self.section = self.fwd
+        k = n.kind
+        if k == "input":
+            j = len(self.L.inputs)
+            self.L.inputs.append(n.name)
+            if self.reps == 1:
+                self.head.append(f"v_{n.name} = inputs[{j}]")
+                self.L.values[n.name] = ("input", j)
+            else:
+                self.buf2(f"v_{n.name}", n.width)
+                self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1)
+                self.emit(f"R_.repeat_rows(inputs[{j}], {self.reps}, v_{n.name})")
+            return
+        if not n.attrs.get("is_head"):
+            self.buf2(f"v_{n.name}", n.width)
+            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1)
+            if self.req[n]:
+                self.buf2(f"g_{n.name}", n.width)
+        ins = [self.v(i) for i in n.inputs]
+        if k == "param":
+            p, gp = self.param(n.name, (n.width,), n.attrs["init"])
+            self._pgrad = getattr(self, "_pgrad", {})
+            self._pgrad[n] = gp
+            self.emit(f"K_.broadcast_rows_fwd({p}, v_{n.name})")
+        elif k == "affine":
+            fan_in = n.inputs[0].width
+            W, gW = self.param(f"{n.name}.W", (fan_in, n.width), self.rng.normal(0, 1 / np.sqrt(fan_in),
+                                                                                   (fan_in, n.width)))
+            b, gb = self.param(f"{n.name}.b", (n.width,), 0.0)
+            self._aff = getattr(self, "_aff", {})
+            self._aff[n] = (W, gW, b, gb)
+            self.emit(f"K_.affine_fwd({ins[0]}, {W}, {b}, v_{n.name})")
+        elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
+            self.emit(f"K_.{k}_fwd({ins[0]}, v_{n.name})")
+        elif k in ("add", "mul"):
+            self.emit(f"K_.{k}_fwd({ins[0]}, {ins[1]}, v_{n.name})")
+        elif k == "scale_shift":
+            self.emit(f"R_.scale_shift_fwd({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}, v_{n.name})")
+        elif n.is_stochastic:
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].forward(self, n, ch.options)
+        elif n.attrs.get("is_head"):
+            c = self.buf1(f"c_{n.name}")
+            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            if k == "log_prob":
+                s = n.inputs[0]
+                self.call(self.dist(s).kernels["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
+            elif k == "blackbox":
+                fname = f"bb_{n.name}"
+                self.globals[fname] = n.attrs["fn"]
+                self.emit(f"for r in range({self.rw}.shape[0]):")
+                self.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+            else:
+                self.call(G.HEAD_KERNELS[k], ins, [c], n)
+        else:  # pragma: no cover - the DSL builds no other kinds
+            raise ModelError(f"node '{n.name}': unknown kind {k!r}")
+
+    def _backward(self, n: Node):
+        self.section = self.bwd
+        k = n.kind
+        ins = [self.v(i) for i in n.inputs]
+        gins = [self.g_or_empty(i) for i in n.inputs]
+        if n.attrs.get("is_head"):
+            if all(gi == self.E2 for gi in gins):
+                return
+            if k == "log_prob":
+                s = n.inputs[0]
+                self.call(self.dist(s).kernels["log_prob_bwd"], [*self.param_values(s), self.v(s)],
+                          [self.rw, *self.param_grads(s), self.g_or_empty(s)], s)
+            elif k == "blackbox":
+                fn = n.attrs["grad"]
+                gname = f"bbg_{n.name}"
+                self.globals[gname] = fn
+                scratch = [self.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
+                self.emit(f"for r in range({self.rw}.shape[0]):")
+                self.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
+                for s, gi in zip(scratch, gins):
+                    if gi != self.E2:
+                        self.emit(f"R_.add_scaled_rows({s}, {self.rw}, {gi})")
+            elif k == "total":
+                self.emit(f"K_.row_sum_bwd({self.rw}, {gins[0]})")
+            else:
+                self.call(G.HEAD_KERNELS[k] + "_bwd", ins, [self.rw, *gins], n)
+            return
+        if n.is_stochastic:
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].backward(self, n, ch.options)
+            return
+        gout = self.g(n)
+        if gout is None:
+            return
+        if k == "param":
+            self.emit(f"K_.broadcast_rows_bwd({gout}, {self._pgrad[n]})")
+        elif k == "affine":
+            W, gW, b, gb = self._aff[n]
+            x = n.inputs[0]
+            sx = self.buf2(f"sx_{n.name}", x.width) if gins[0] != self.E2 else self.E2
+            sW = self.buf2(f"sW_{n.name}", n.width, rows=x.width)
+            self.emit(f"K_.affine_bwd({ins[0]}, {W}, {gout}, {gins[0]}, {gW}, {gb}, {sx}, {sW})")
+        elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
+            if gins[0] != self.E2:
+                self.emit(f"K_.{k}_bwd({ins[0]}, v_{n.name}, {gout}, {gins[0]})")
+        elif k == "add":
+            self.emit(f"K_.add_bwd({gout}, {gins[0]}, {gins[1]})")
+        elif k == "mul":
+            self.emit(f"K_.mul_bwd({ins[0]}, {ins[1]}, {gout}, {gins[0]}, {gins[1]})")
+        elif k == "scale_shift":
+            if gins[0] != self.E2:
+                self.emit(f"R_.scale_shift_bwd({n.attrs['scale']!r}, {gout}, {gins[0]})")
+
+    def _source(self) -> str:
+        K = self.samples
+        body = ["    " + line for line in self.head]
+        body.append(f"    R_.fill({self.rw}, 1.0 / (B * {K}))")
+        body += ["    " + line for line in self.fwd]
+        body.append("    if mode == 0:")
+        body.append("        return loss")
+        body += ["    " + line for line in self.bwd]
+        body.append("    return loss")
+        return "\n".join(body)
+
+
+HEADER = '''"""Generated by ppl for model {model!r}: one fused forward/backward step. Do not edit."""
+# kernels version {kver}
+import numpy as np
+from numba import njit
+from ppl.kernels import cpu as K_
+from ppl.kernels import cpu_noise as N_
+from ppl.kernels import cpu_rows as R_
+
+
+@njit(cache={cache})
+def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
+'''
+
+
+def kernels_version() -> str:
+    """A hash of the kernel sources: numba does not invalidate a caller's cache when a callee changes."""
+    h = hashlib.sha256()
+    kdir = Path(__file__).resolve().parent.parent / "kernels"
+    if not kdir.is_dir():
+        from . import kernels as _k
+        kdir = Path(_k.__file__).parent
+    for f in sorted(kdir.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("PPL_CACHE_DIR") or Path.home() / ".cache" / "ppl")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def load_source(name: str, source: str, extra_globals: dict):
+    """Write the generated module to the cache folder and import it, registered in sys.modules
+    (numba's cache loads only for importable modules)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    modname = f"ppl_gen_{_ident(name)}_{digest}"
+    if modname in sys.modules and not extra_globals:
+        return sys.modules[modname]
+    path = cache_dir() / f"{modname}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(modname, path)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__dict__.update(extra_globals)
+    sys.modules[modname] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float64, samples=1,
+                  baseline=None, seed=0, target="cpu", cache=True):
+    from .program import Program
+
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ModelError(f"dtype must be float32 or float64, got {dtype}")
+    if int(samples) < 1:
+        raise ModelError(f"samples must be >= 1, got {samples}")
+    if target != "cpu":
+        from .targets import check_target
+        check_target(target)
+    an = G.analyse(model)
+    choices = select(model, an, estimators, policy, int(samples), baseline)
+    lw = Lowering(model, an, choices, int(samples), np.random.default_rng(seed))
+    body = lw.generate()
+    use_cache = bool(cache) and not lw.globals
+    source = HEADER.format(model=model.name, kver=kernels_version(), cache=use_cache) + body + "\n"
+    mod = load_source(model.name, source, lw.globals)
+    return Program(model, an, choices, lw.L, mod, source, dtype, int(samples))

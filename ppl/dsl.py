@@ -1,0 +1,346 @@
+"""The modelling language: a `Model` context and node constructors.
+
+A model is a stochastic computation graph of row-wise nodes. Every node's value is a
+(rows, width) array: rows are data rows (times samples); width is the node's number of units.
+Costs are per-row scalars; the objective is E[sum of costs], averaged over data rows and
+minimised.
+
+    with ppl.Model("sbn") as m:
+        x = m.input("x", 64)
+        h = ppl.Bernoulli("h", logits=ppl.Affine(x, 32, name="enc"))
+        m.cost("entropy", ppl.log_prob(h))
+        m.cost("recon", ppl.bernoulli_nll(ppl.Affine(h, 64, name="dec"), target=x))
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import distributions as D
+
+_STACK: list["Model"] = []
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ModelError(ValueError):
+    """A model, node or argument is not valid; the message names it and says how to fix it."""
+
+
+def _current(what: str) -> "Model":
+    if not _STACK:
+        raise ModelError(f"{what} must be created inside `with ppl.Model(name) as m:`")
+    return _STACK[-1]
+
+
+@dataclass(eq=False)
+class Node:
+    """One vertex of the graph. `kind` names the op; `inputs` are the nodes it reads."""
+
+    model: "Model"
+    kind: str
+    name: str
+    inputs: tuple = ()
+    width: int = 0
+    attrs: dict = field(default_factory=dict)
+
+    # --- expression sugar: h1 + h2, 2 * z, z * z, z - 1 ---
+    def __add__(self, other):
+        return _binary("add", self, other)
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        return _binary("mul", self, other)
+
+    __rmul__ = __mul__
+
+    def __sub__(self, other):
+        return _binary("add", self, -1.0 * other if isinstance(other, Node) else -float(other))
+
+    def __rsub__(self, other):
+        return _binary("add", -1.0 * self, other)
+
+    def __neg__(self):
+        return -1.0 * self
+
+    def __repr__(self):
+        return f"<{self.kind} '{self.name}' width={self.width}>"
+
+    @property
+    def is_stochastic(self) -> bool:
+        return self.kind in D.DISTRIBUTIONS
+
+    @property
+    def is_cost(self) -> bool:
+        return self.attrs.get("is_cost", False)
+
+
+def _auto_name(model: "Model", prefix: str) -> str:
+    model._counter[prefix] = model._counter.get(prefix, 0) + 1
+    return f"{prefix}_{model._counter[prefix]}"
+
+
+def _check_node(arg, what: str, owner: str) -> Node:
+    if not isinstance(arg, Node):
+        raise ModelError(f"{owner}: argument '{what}' must be a ppl node (got {type(arg).__name__}); "
+                         f"wrap constants with ppl.param or use arithmetic on nodes")
+    return arg
+
+
+def _make(model, kind, name, inputs, width, **attrs) -> Node:
+    node = Node(model, kind, name, tuple(inputs), int(width), attrs)
+    model._add(node)
+    return node
+
+
+def _binary(kind: str, a, b) -> Node:
+    if isinstance(a, Node) and isinstance(b, Node):
+        if a.width != b.width:
+            raise ModelError(f"'{kind}' of '{a.name}' (width {a.width}) and '{b.name}' (width {b.width}): "
+                             f"widths must agree")
+        return _make(a.model, kind, _auto_name(a.model, kind), (a, b), a.width)
+    node, const = (a, b) if isinstance(a, Node) else (b, a)
+    try:
+        c = float(const)
+    except (TypeError, ValueError):
+        raise ModelError(f"'{kind}' with '{node.name}': the other operand must be a node or a number, "
+                         f"got {type(const).__name__}") from None
+    scale, shift = (1.0, c) if kind == "add" else (c, 0.0)
+    return _make(node.model, "scale_shift", _auto_name(node.model, "scale_shift"), (node,), node.width,
+                 scale=scale, shift=shift)
+
+
+class Model:
+    """A named stochastic computation graph, built inside a `with` block."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.nodes: dict[str, Node] = {}
+        self.order: list[Node] = []
+        self.costs: list[Node] = []
+        self._counter: dict[str, int] = {}
+
+    def __enter__(self):
+        _STACK.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _STACK.remove(self)
+        return False
+
+    def _add(self, node: Node):
+        if not _NAME_RE.match(node.name):
+            raise ModelError(f"node name {node.name!r} is not valid: use letters, digits and '_' "
+                             f"(starting with a letter)")
+        if node.name in self.nodes:
+            raise ModelError(f"model '{self.name}': the name '{node.name}' is used twice; give each node "
+                             f"a unique name")
+        for i in node.inputs:
+            if i.model is not self:
+                raise ModelError(f"node '{node.name}' reads '{i.name}' from another model ('{i.model.name}')")
+        self.nodes[node.name] = node
+        self.order.append(node)
+
+    # --- inputs and costs ---
+    def input(self, name: str, width: int) -> Node:
+        """A data input of `width` columns, bound at call time by name."""
+        if int(width) < 1:
+            raise ModelError(f"input '{name}': width must be >= 1, got {width}")
+        return _make(self, "input", name, (), width)
+
+    def cost(self, name: str, expr: Node) -> Node:
+        """Add a per-row cost term; the objective is E[sum of all costs], minimised."""
+        _check_node(expr, "expr", f"cost '{name}'")
+        if not expr.attrs.get("is_head"):
+            raise ModelError(f"cost '{name}': {expr.kind} node '{expr.name}' is not a per-row cost; use a "
+                             f"cost head such as ppl.bernoulli_nll, ppl.log_prob, ppl.total or ppl.blackbox")
+        if expr.is_cost:
+            raise ModelError(f"cost '{name}': head '{expr.name}' is already the cost '{expr.attrs['cost_name']}'")
+        if any(c.attrs["cost_name"] == name for c in self.costs):
+            raise ModelError(f"model '{self.name}': two costs are named '{name}'; give each cost a unique name")
+        expr.attrs["is_cost"] = True
+        expr.attrs["cost_name"] = name
+        self.costs.append(expr)
+        return expr
+
+    def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float64, samples: int = 1,
+                baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True):
+        """Choose an estimator per stochastic node and lower the graph to one fused step.
+
+        estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
+        dict {node name: name or (name, {options})}; nodes not named follow `policy`.
+        policy: "unbiased" or "fast".  samples: draws per data row (K).  seed: parameter init.
+        """
+        from .compiler import compile_model
+        return compile_model(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
+                             baseline=baseline, seed=seed, target=target, cache=cache)
+
+
+# --------------------------------------------------------------------------- parameters and layers
+def param(name: str, width: int, init: float | np.ndarray = 0.0) -> Node:
+    """A free parameter vector of `width` values, the same for every row (e.g. a prior's logits)."""
+    m = _current(f"ppl.param('{name}')")
+    init = np.asarray(init, dtype=np.float64)
+    if init.ndim == 0:
+        init = np.full(int(width), float(init))
+    if init.shape != (int(width),):
+        raise ModelError(f"param '{name}': init has shape {init.shape}, expected ({width},)")
+    return _make(m, "param", name, (), width, init=init)
+
+
+def Affine(x: Node, out: int, name: str | None = None) -> Node:
+    """x @ W + b with W of shape (x.width, out); parameters are '<name>.W' and '<name>.b'."""
+    _check_node(x, "x", "Affine")
+    if int(out) < 1:
+        raise ModelError(f"Affine '{name or ''}': out must be >= 1, got {out}")
+    m = x.model
+    return _make(m, "affine", name or _auto_name(m, "affine"), (x,), out)
+
+
+def _activation(kind):
+    def act(x: Node, name: str | None = None) -> Node:
+        _check_node(x, "x", kind)
+        return _make(x.model, kind, name or _auto_name(x.model, kind), (x,), x.width)
+
+    act.__name__ = kind
+    act.__doc__ = f"Elementwise {kind}."
+    return act
+
+
+sigmoid = _activation("sigmoid")
+tanh = _activation("tanh")
+relu = _activation("relu")
+softplus = _activation("softplus")
+exp = _activation("exp")
+sqrt1p = _activation("sqrt1p")
+sqrt1p.__doc__ = "sqrt(1 + z^2): a smooth positive scale for Gaussian heads (seed 004)."
+
+
+# --------------------------------------------------------------------------- stochastic units
+def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node:
+    spec = D.DISTRIBUTIONS[kind]
+    for p in spec.params:
+        _check_node(params.get(p), p, f"{spec.name} '{name}'")
+    nodes = [params[p] for p in spec.params]
+    model = nodes[0].model
+    return _make(model, kind, name, nodes, width, **attrs)
+
+
+def Bernoulli(name: str, logits: Node, link: str = "logit") -> Node:
+    """Independent binary units. link="logit": P(1) = sigmoid(a) (logistic noise);
+    link="probit": P(1) = Phi(a) (Gaussian noise, seed 000)."""
+    if link not in ("logit", "probit"):
+        raise ModelError(f"Bernoulli '{name}': link must be 'logit' or 'probit', got {link!r}")
+    _check_node(logits, "logits", f"Bernoulli '{name}'")
+    return _stochastic("bernoulli" if link == "logit" else "bernoulli_probit", name, {"logits": logits},
+                       logits.width)
+
+
+def Normal(name: str, loc: Node, scale: Node) -> Node:
+    """Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p)."""
+    _check_node(loc, "loc", f"Normal '{name}'")
+    _check_node(scale, "scale", f"Normal '{name}'")
+    if loc.width != scale.width:
+        raise ModelError(f"Normal '{name}': loc '{loc.name}' has width {loc.width} but scale "
+                         f"'{scale.name}' has width {scale.width}; they must agree")
+    return _stochastic("normal", name, {"loc": loc, "scale": scale}, loc.width)
+
+
+def Categorical(name: str, logits: Node, classes: int) -> Node:
+    """Groups of one-hot categorical units: logits of width G*classes, value one-hot per group."""
+    _check_node(logits, "logits", f"Categorical '{name}'")
+    k = int(classes)
+    if k < 2 or logits.width % k:
+        raise ModelError(f"Categorical '{name}': logits width {logits.width} is not a multiple of "
+                         f"classes={classes} (>= 2); use Affine(..., groups * classes)")
+    return _stochastic("categorical", name, {"logits": logits}, logits.width, K=k)
+
+
+# --------------------------------------------------------------------------- cost heads
+def _head(kind: str, inputs, owner_model=None, **attrs) -> Node:
+    m = owner_model or inputs[0].model
+    return _make(m, kind, _auto_name(m, kind), inputs, 1, is_head=True, **attrs)
+
+
+def _same_width(owner, **nodes):
+    widths = {k: v.width for k, v in nodes.items()}
+    if len(set(widths.values())) != 1:
+        desc = ", ".join(f"{k} '{nodes[k].name}' width {w}" for k, w in widths.items())
+        raise ModelError(f"{owner}: widths must agree ({desc})")
+
+
+def bernoulli_nll(logits: Node, target: Node) -> Node:
+    """-log Bernoulli(target | sigmoid(logits)), summed over columns."""
+    _check_node(logits, "logits", "bernoulli_nll")
+    _check_node(target, "target", "bernoulli_nll")
+    _same_width("bernoulli_nll", logits=logits, target=target)
+    return _head("bernoulli_nll", (logits, target))
+
+
+def gaussian_nll(loc: Node, scale: Node, target: Node) -> Node:
+    """-log N(target | loc, scale^2), summed over columns (seed 004's likelihood, negated)."""
+    for k, v in (("loc", loc), ("scale", scale), ("target", target)):
+        _check_node(v, k, "gaussian_nll")
+    _same_width("gaussian_nll", loc=loc, scale=scale, target=target)
+    return _head("gaussian_nll", (loc, scale, target))
+
+
+def softmax_xent(logits: Node, target: Node, classes: int | None = None) -> Node:
+    """Softmax cross-entropy per group of `classes` columns (default: one group)."""
+    _check_node(logits, "logits", "softmax_xent")
+    _check_node(target, "target", "softmax_xent")
+    _same_width("softmax_xent", logits=logits, target=target)
+    k = int(classes or logits.width)
+    if logits.width % k:
+        raise ModelError(f"softmax_xent: logits width {logits.width} is not a multiple of classes={k}")
+    return _head("softmax_xent", (logits, target), K=k)
+
+
+def gaussian_kl(loc: Node, scale: Node, loc2: Node | None = None, scale2: Node | None = None) -> Node:
+    """Closed-form KL(N(loc, scale^2) || N(loc2, scale2^2)); against N(0, I) when loc2/scale2 are omitted."""
+    if (loc2 is None) != (scale2 is None):
+        raise ModelError("gaussian_kl: give both loc2 and scale2, or neither (for the standard normal)")
+    nodes = {"loc": loc, "scale": scale} if loc2 is None else {"loc": loc, "scale": scale, "loc2": loc2,
+                                                               "scale2": scale2}
+    for k, v in nodes.items():
+        _check_node(v, k, "gaussian_kl")
+    _same_width("gaussian_kl", **nodes)
+    return _head("gaussian_kl_std" if loc2 is None else "gaussian_kl", tuple(nodes.values()))
+
+
+def log_prob(node: Node) -> Node:
+    """log p(value | parameters) of a stochastic node (e.g. the entropy term log q(h|x))."""
+    _check_node(node, "node", "log_prob")
+    if not node.is_stochastic:
+        raise ModelError(f"log_prob: '{node.name}' is a {node.kind} node, not a stochastic unit")
+    return _head("log_prob", (node,) + node.inputs)
+
+
+def total(x: Node) -> Node:
+    """The row sum of a node's values, as a cost (e.g. ppl.total(z * z) for E[z^2])."""
+    _check_node(x, "x", "total")
+    return _head("total", (x,))
+
+
+def blackbox(fn, inputs, grad=None) -> Node:
+    """A user @njit cost `fn(row_1, ..., row_n) -> float`, called once per row with each input
+    node's row (1D arrays). Optional `grad(row_1, ..., row_n, g_1, ..., g_n)` writes d cost /
+    d row_i into the g_i arrays; without it no gradient flows through the black box, so the
+    compiler gives the random nodes that feed it score-function estimators."""
+    if isinstance(inputs, Node):
+        inputs = [inputs]
+    inputs = [_check_node(x, f"inputs[{i}]", "blackbox") for i, x in enumerate(inputs)]
+    if not inputs:
+        raise ModelError("blackbox: give at least one input node")
+    for f, what in ((fn, "fn"), (grad, "grad")):
+        if f is not None and not hasattr(f, "py_func"):
+            raise ModelError(f"blackbox: {what} must be a numba @njit function (decorate it with "
+                             f"@numba.njit), got {type(f).__name__}")
+    try:
+        src = inspect.getsource(fn.py_func) + (inspect.getsource(grad.py_func) if grad is not None else "")
+    except (OSError, TypeError):
+        src = repr(fn)
+    return _head("blackbox", tuple(inputs), fn=fn, grad=grad, source=src)

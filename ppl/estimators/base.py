@@ -1,0 +1,61 @@
+"""The estimator interface and its registry.
+
+An estimator is small and stateless: it says whether it applies to a stochastic node, whether
+it is unbiased, and emits the node's forward (sampling) and backward (what reaches the node's
+parameters) code through the compiler's lowering context. Learnable state (baselines,
+temperatures) is declared through the context, so it lives in the program's parameter set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGISTRY: dict[str, "Estimator"] = {}
+
+
+@dataclass
+class NodeInfo:
+    """What the compiler knows of a stochastic node when choosing its estimator."""
+
+    node: object
+    dist: object             # ppl.distributions.Distribution
+    blocked_by: str | None   # a gradient-free black box on a path to its costs, or None
+    samples: int             # K draws per data row
+    support: int | None      # joint support size (discrete nodes)
+
+    @property
+    def differentiable(self) -> bool:
+        return self.blocked_by is None
+
+
+class Estimator:
+    name = ""
+    unbiased = True
+    passes_value_grad = False  # True when the cotangent of the node's value reaches its parameters
+    options: dict = {}         # option name -> default
+
+    def check(self, info: NodeInfo) -> str | None:
+        """None when the estimator applies to the node, else the reason it does not."""
+        return None
+
+    def expansion(self, info: NodeInfo, opts: dict) -> int:
+        """How many rows each drawn row becomes (enumeration); 1 for sampling estimators."""
+        return 1
+
+    def forward(self, lw, node, opts: dict) -> None:
+        raise TypeError(f"estimator '{self.name}' has no forward")
+
+    def backward(self, lw, node, opts: dict) -> None:
+        raise TypeError(f"estimator '{self.name}' has no backward")
+
+
+def register(cls):
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def sample_hard(lw, node):
+    """Emit the ordinary draw of a node from its base noise (shared by several estimators)."""
+    d = lw.dist(node)
+    noise = lw.noise(node, d.noise)
+    lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
+    return noise

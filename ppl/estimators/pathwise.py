@@ -1,0 +1,25 @@
+"""Pathwise (reparameterisation) gradients: z = loc + scale * eps, eps ~ N(0, 1) (seed 000 C,
+seed 003); the cotangent of z flows through dz/dloc = 1 and dz/dscale = eps. Unbiased."""
+from .base import Estimator, register, sample_hard
+
+
+@register
+class Pathwise(Estimator):
+    name = "pathwise"
+    passes_value_grad = True
+
+    def check(self, info):
+        if not info.dist.has_rsample:
+            return f"{info.dist.name} is not reparameterisable"
+        if not info.differentiable:
+            return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
+        return None
+
+    def forward(self, lw, node, opts):
+        lw.noise_of[node] = sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        gv = lw.g(node)
+        if gv is None:
+            return
+        lw.call(lw.dist(node).kernels["sample_bwd"], [lw.noise_of[node], gv], lw.param_grads(node), node)

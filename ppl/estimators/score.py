@@ -1,0 +1,72 @@
+"""Score-function (REINFORCE) estimator with baselines (seed 000 B; Williams 1992).
+
+The node's parameters a receive rw * (L_s - b) * d log p(s | a) / da, where L_s is the sum of
+the costs downstream of s for that row (Rao-Blackwellised: other costs do not enter) and b a
+baseline that does not depend on this row's draw of s:
+  none            b = 0
+  moving_average  b = running mean of L_s over earlier steps (decay 0.9)
+  loo             leave-one-out mean over the other K-1 samples of the same data row
+  learned         b = w . x + c on the node's data inputs x, trained by the same optimiser on
+                  E[(L_s - b)^2] (NVIL, Mnih & Gregor 2014)
+The value of s is a constant: no gradient flows through it.
+"""
+from .base import Estimator, register, sample_hard
+
+BASELINES = ("none", "moving_average", "loo", "learned")
+
+
+@register
+class Score(Estimator):
+    name = "score"
+    options = {"baseline": None, "decay": 0.9}
+
+    def check(self, info):
+        return None  # every distribution here has a log-density
+
+    def resolve(self, info, opts):
+        b = opts.get("baseline") or ("loo" if info.samples > 1 else "moving_average")
+        if b not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {b!r}")
+        if b == "loo" and info.samples < 2:
+            raise ValueError("baseline 'loo' needs samples >= 2 (compile(..., samples=K))")
+        return b
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        grads = lw.param_grads(node)
+        if all(gr == lw.E2 for gr in grads):
+            return
+        L = lw.downstream_L(node)
+        b = lw.buf1(f"b_{node.name}")
+        kind = opts["baseline"]
+        R = lw.R
+        if kind == "none":
+            lw.emit(f"R_.zero1({b})")
+        elif kind == "moving_average":
+            slot = lw.state_slot(f"baseline.{node.name}.mean", 2)
+            lw.emit(f"R_.moving_average_baseline({L}, {lw.rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
+        elif kind == "loo":
+            lw.emit(f"R_.loo_baseline({L}, {lw.samples}, {lw.S}, {b})")
+        elif kind == "learned":
+            feats = lw.baseline_inputs(node)
+            width = sum(x.width for x in feats) + 1
+            w, gw = lw.param(f"baseline.{node.name}", (width,), 0.0)
+            lw.emit(f"R_.fill({b}, {w}[{width - 1}])")
+            off = 0
+            for x in feats:
+                lw.emit(f"R_.linear_baseline_fwd({lw.v(x)}, {w}, {off}, {b})")
+                off += x.width
+            coef = lw.buf1(f"bres_{node.name}")
+            lw.emit(f"R_.baseline_residual({lw.rw}, {L}, {b}, {coef})")
+            off = 0
+            for x in feats:
+                lw.emit(f"R_.linear_baseline_bwd({lw.v(x)}, {coef}, {off}, {gw})")
+                off += x.width
+            lw.emit(f"{gw}[{width - 1}] += {coef}.sum()")
+        wts = lw.buf1(f"w_{node.name}")
+        lw.emit(f"R_.score_weights({lw.rw}, {L}, {b}, {wts})")
+        lw.call(lw.dist(node).kernels["log_prob_bwd"], [*lw.param_values(node), lw.v(node)],
+                [wts, *grads, lw.E2], node)
+        del R

@@ -1,0 +1,41 @@
+"""Straight-through estimators (seed 000 D; Bengio et al. 2013; Jang et al. 2017).
+
+Bernoulli y = H(a + eps): the forward pass uses the hard sample, the backward pass the
+derivative of the noise CDF, dF_eps(a)/da: sigmoid'(a) for logistic noise (link="logit"),
+the normal pdf for Gaussian noise (link="probit"). Categorical (ST-Gumbel): one-hot forward,
+backward through softmax((a + g) / tau). Biased."""
+from .base import Estimator, register, sample_hard
+
+
+@register
+class StraightThrough(Estimator):
+    name = "straight_through"
+    unbiased = False
+    passes_value_grad = True
+    options = {"temperature": 1.0}
+
+    def check(self, info):
+        if not info.dist.straight_through:
+            return f"{info.dist.name} has no straight-through estimator"
+        if not info.differentiable:
+            return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
+        return None
+
+    def forward(self, lw, node, opts):
+        lw.noise_of[node] = sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        gv = lw.g(node)
+        if gv is None:
+            return
+        d = lw.dist(node)
+        (ga,) = lw.param_grads(node)
+        if "st_bwd" in d.kernels:
+            lw.call(d.kernels["st_bwd"], [*lw.param_values(node), gv], [ga], node)
+            return
+        tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
+        soft = lw.buf2(f"soft_{node.name}", node.width)
+        (a,) = lw.param_values(node)
+        noise = lw.noise_of[node]
+        lw.call(d.kernels["relaxed_sample"], [a, noise, tau], [soft], node)
+        lw.call(d.kernels["relaxed_bwd"], [a, noise, tau], [soft, gv, ga, lw.E1], node)

@@ -1,0 +1,94 @@
+"""The stochastic computation graph on networkx: validation and the analyses the compiler needs.
+
+Edges run from a node to the nodes that read it. For every stochastic node the compiler needs
+its downstream costs (only those enter its score-function learning signal: Rao-Blackwellisation
+as in Pyro's TraceGraph_ELBO) and whether every path from it to the next stochastic nodes or
+costs is differentiable (a black box without a gradient breaks a path).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .dsl import Model, ModelError, Node
+
+# what each deterministic op needs of its inputs' widths (checked in validate)
+LAYER_KINDS = {"affine", "sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p", "add", "mul", "scale_shift"}
+HEAD_KINDS = {"bernoulli_nll", "gaussian_nll", "softmax_xent", "gaussian_kl_std", "gaussian_kl", "log_prob",
+              "total", "blackbox"}
+# cost heads lowered to one kernel pair `name(inputs..., out_rows)` / `name_bwd(inputs..., grow, grads...)`
+HEAD_KERNELS = {"bernoulli_nll": "bernoulli_nll", "gaussian_nll": "gaussian_nll", "softmax_xent": "softmax_xent",
+                "gaussian_kl_std": "gaussian_kl_std", "gaussian_kl": "gaussian_kl", "total": "row_sum_fwd"}
+
+
+@dataclass
+class Analysis:
+    graph: nx.DiGraph
+    order: list            # nodes in topological order
+    downstream_costs: dict  # stochastic node -> list of cost nodes reachable from it
+    blocked_by: dict        # stochastic node -> name of a gradient-free black box on its paths, or None
+    ancestors_inputs: dict  # stochastic node -> data input nodes it depends on (for learned baselines)
+
+
+def build(model: Model) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for n in model.order:
+        g.add_node(n.name, node=n)
+        for i in n.inputs:
+            g.add_edge(i.name, n.name)
+    return g
+
+
+def validate(model: Model) -> nx.DiGraph:
+    """Check the model and return its graph; errors name the node, the problem and the fix."""
+    if not model.costs:
+        raise ModelError(f"model '{model.name}' has no cost: add one with m.cost(name, head)")
+    g = build(model)
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        raise ModelError(f"model '{model.name}' has a cycle: {' -> '.join(a for a, _ in cycle)}")
+    for n in model.order:
+        if n.attrs.get("is_head") and not n.is_cost:
+            raise ModelError(f"head '{n.name}' ({n.kind}) is not used as a cost: pass it to m.cost(name, ...)")
+    cost_names = {c.name for c in model.costs}
+    for n in model.order:
+        if n.is_stochastic and not (nx.descendants(g, n.name) & cost_names):
+            raise ModelError(f"{n.kind} '{n.name}' reaches no cost, so its parameters get no gradient; "
+                             f"use it in a cost (e.g. m.cost('lp', ppl.log_prob({n.name}))) or remove it")
+        if n.kind in LAYER_KINDS | HEAD_KINDS or n.is_stochastic:
+            for i in n.inputs:
+                if i.attrs.get("is_head"):
+                    raise ModelError(f"'{n.name}' reads the cost head '{i.name}'; costs are terminal")
+    return g
+
+
+def analyse(model: Model) -> Analysis:
+    g = validate(model)
+    order = [g.nodes[k]["node"] for k in nx.lexicographical_topological_sort(
+        g, key=lambda k: model.order.index(model.nodes[k]))]
+    down, blocked, anc_inputs = {}, {}, {}
+    for n in order:
+        if not n.is_stochastic:
+            continue
+        desc = nx.descendants(g, n.name)
+        down[n] = [c for c in model.costs if c.name in desc]
+        blocked[n] = _first_block(g, n)
+        anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in nx.ancestors(g, n.name)]
+    return Analysis(g, order, down, blocked, anc_inputs)
+
+
+def _first_block(g: nx.DiGraph, s: Node):
+    """Name of a gradient-free black box reachable from s before the next stochastic node, or None."""
+    stack, seen = [s.name], {s.name}
+    while stack:
+        for nxt in g.successors(stack.pop()):
+            if nxt in seen:
+                continue
+            seen.add(nxt)
+            node = g.nodes[nxt]["node"]
+            if node.kind == "blackbox" and node.attrs.get("grad") is None:
+                return node.name
+            if not node.is_stochastic:  # a stochastic node's own estimator handles what lies beyond it
+                stack.append(nxt)
+    return None

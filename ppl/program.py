@@ -1,0 +1,196 @@
+"""A compiled program: parameters as plain arrays, and the fused step behind `loss`, `grad`,
+`sample` and the raw nopython entry point.
+
+    prog = m.compile()
+    loss, grads = prog.grad({"x": batch}, seed=0)
+    prog.params["enc.W"]                 # a view into the flat parameter vector; settable
+
+Embedding in a user's @njit loop:
+
+    step = prog.entry                    # step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode)
+    args = prog.args({"x": batch})       # (theta, grad, state, ws2, ws1, inputs, B)
+    @njit
+    def loop(theta, grad, state, ws2, ws1, inputs, B, ...):
+        loss = step(theta, grad, state, ws2, ws1, inputs, B, seed, t, 1)  # gradient into `grad`
+"""
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import numpy as np
+
+from .dsl import ModelError
+
+
+class ParamView(MutableMapping):
+    """name -> ndarray view into the flat parameter (or gradient) vector."""
+
+    def __init__(self, flat: np.ndarray, layout):
+        self._flat = flat
+        self._index = {name: (off, shape) for name, off, shape, _ in layout.params}
+
+    def __getitem__(self, name):
+        if name not in self._index:
+            raise KeyError(f"no parameter {name!r}; parameters: {', '.join(self._index)}")
+        off, shape = self._index[name]
+        return self._flat[off: off + int(np.prod(shape))].reshape(shape)
+
+    def __setitem__(self, name, value):
+        view = self[name]
+        value = np.asarray(value)
+        if value.shape != view.shape:
+            raise ModelError(f"parameter '{name}' has shape {view.shape}; the new value has shape {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ModelError(f"parameter '{name}': the new value has non-finite entries")
+        view[...] = value
+
+    def __delitem__(self, name):
+        raise TypeError("parameters cannot be removed from a compiled program")
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self):
+        return len(self._index)
+
+
+class Program:
+    def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
+        self.model, self.analysis, self.choices = model, analysis, choices
+        self.layout, self.module, self.source = layout, module, source
+        self.dtype, self.samples = dtype, samples
+        self.entry = module.step
+        self.theta = np.zeros(layout.n_theta, dtype)
+        for _, off, shape, init in layout.params:
+            self.theta[off: off + int(np.prod(shape))] = init.ravel()
+        self.grad_buffer = np.zeros(layout.n_theta, dtype)
+        self.state = np.zeros(max(layout.n_state, 1), dtype)
+        for _, off, size, init in layout.state:
+            self.state[off: off + size] = init
+        self.params = ParamView(self.theta, layout)
+        self._ws = {}
+
+    # ----- workspaces and arguments
+    @property
+    def rows_per_data_row(self) -> int:
+        return self.samples * self.layout.S
+
+    def workspace(self, B: int):
+        """Preallocated (ws2, ws1) for a batch of B data rows (reused across calls)."""
+        if B not in self._ws:
+            R = B * self.rows_per_data_row
+            ws2 = tuple(np.zeros((R if rows == "R" else rows, w), self.dtype) for _, rows, w in self.layout.ws2)
+            ws1 = tuple(np.zeros(R if rows == "R" else rows, self.dtype) for _, rows in self.layout.ws1)
+            self._ws[B] = (ws2, ws1)
+        return self._ws[B]
+
+    def _inputs(self, data, batch):
+        names = self.layout.inputs
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            if len(names) == 1:
+                data = {names[0]: data}
+            else:
+                raise ModelError(f"pass the inputs as a dict {{name: array}} for {', '.join(names)}")
+        missing = [n for n in names if n not in data]
+        extra = [n for n in data if n not in names]
+        if missing or extra:
+            raise ModelError(f"model '{self.model.name}' takes inputs {names}; "
+                             + (f"missing {missing}" if missing else "") + (f" unknown {extra}" if extra else ""))
+        arrays, B = [], batch
+        for n in names:
+            a = np.asarray(data[n])
+            width = self.model.nodes[n].width
+            if a.ndim == 1 and width == a.shape[0]:
+                a = a[None, :]
+            if a.ndim != 2 or a.shape[1] != width:
+                raise ModelError(f"input '{n}' must have shape (batch, {width}); got {a.shape}")
+            if B is not None and a.shape[0] != B:
+                raise ModelError(f"input '{n}' has {a.shape[0]} rows but the batch has {B}; all inputs need "
+                                 f"the same number of rows")
+            B = a.shape[0]
+            if not np.all(np.isfinite(a)):
+                raise ModelError(f"input '{n}' has non-finite values (NaN or inf); clean the data first")
+            arrays.append(np.ascontiguousarray(a, dtype=self.dtype))
+        if B is None:
+            raise ModelError(f"model '{self.model.name}' has no inputs: pass batch=N (rows to draw)")
+        if B < 1:
+            raise ModelError(f"batch must be >= 1, got {B}")
+        return tuple(arrays), int(B)
+
+    def args(self, data=None, batch=None):
+        """The tuple (theta, grad, state, ws2, ws1, inputs, B) the raw entry point takes."""
+        inputs, B = self._inputs(data, batch)
+        ws2, ws1 = self.workspace(B)
+        return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
+
+    def _run(self, data, batch, seed, step, mode):
+        if not (0 <= int(seed) < 2 ** 63):
+            raise ModelError(f"seed must be an integer in [0, 2**63), got {seed}")
+        a = self.args(data, batch)
+        loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
+        return loss, a
+
+    # ----- the user API
+    def loss(self, data=None, seed=0, step=0, batch=None) -> float:
+        """Monte-Carlo estimate of the objective (mean over data rows of the sum of costs)."""
+        return float(self._run(data, batch, seed, step, 0)[0])
+
+    def loss_parts(self, data=None, seed=0, step=0, batch=None) -> dict:
+        """The objective split by cost name (same draw as `loss` for the same seed and step)."""
+        _, a = self._run(data, batch, seed, step, 0)
+        ws1 = a[4]
+        rw = ws1[self.layout.rw_index]
+        return {name: float(rw @ ws1[i]) for name, i in self.layout.costs}
+
+    def grad(self, data=None, seed=0, step=0, batch=None):
+        """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy."""
+        loss, _ = self._run(data, batch, seed, step, 1)
+        g = ParamView(self.grad_buffer, self.layout)
+        return float(loss), {k: g[k].copy() for k in g}
+
+    def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
+        """Values of every non-cost node for one draw: {name: (rows, width)} with rows = B * samples."""
+        _, a = self._run(data, batch, seed, step, 0)
+        out = {}
+        for name, (where, i) in self.layout.values.items():
+            out[name] = (a[5][i] if where == "input" else a[3][i]).copy()
+        return out
+
+    def explain(self) -> str:
+        """A table: node | distribution | estimator | unbiased | why."""
+        from .estimators import REGISTRY
+        rows = [("node", "distribution", "estimator", "unbiased", "why")]
+        for node, (ch, info) in self.choices.items():
+            est = REGISTRY[ch.estimator]
+            opts = {k: v for k, v in ch.options.items() if k in ("baseline", "temperature")}
+            name = ch.estimator + (f" ({', '.join(f'{k}={v}' for k, v in opts.items())})" if opts else "")
+            rows.append((node.name, info.dist.name, name, "yes" if est.unbiased else "no", ch.reason))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        extra = f"samples per data row: {self.samples}"
+        if self.layout.S > 1:
+            extra += f"; enumerated configurations per row: {self.layout.S}"
+        return "\n".join(lines + [extra])
+
+    # ----- persistence
+    def save(self, path) -> None:
+        """Parameters and estimator state as .npz (written to a temporary file, then renamed)."""
+        import os
+        path = str(path)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, theta=self.theta, state=self.state,
+                 names=np.array([p[0] for p in self.layout.params]), model=np.array(self.model.name))
+        os.replace(tmp, path if path.endswith(".npz") else path)
+
+    def load(self, path) -> None:
+        with np.load(path) as f:
+            names = [str(n) for n in f["names"]]
+            want = [p[0] for p in self.layout.params]
+            if names != want or f["theta"].shape != self.theta.shape:
+                raise ModelError(f"checkpoint {path} holds parameters {names[:5]}... of a different program "
+                                 f"(this one has {want[:5]}...); compile the same model to load it")
+            self.theta[:] = f["theta"]
+            self.state[: f["state"].shape[0]] = f["state"]
