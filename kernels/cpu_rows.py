@@ -21,6 +21,17 @@ def repeat_rows(x, reps, out):
 
 
 @njit(cache=True)
+def expand_rows(a, S):
+    """In place: a[r] = a[r // S] for every row, from the last row down (rows r // S are
+    written before they are overwritten), so the first R / S rows spread to all R."""
+    for r in range(a.shape[0] - 1, -1, -1):
+        src = r // S
+        if src != r:
+            for j in range(a.shape[1]):
+                a[r, j] = a[src, j]
+
+
+@njit(cache=True)
 def fill(out, value):
     for r in range(out.shape[0]):
         out[r] = value

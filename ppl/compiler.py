@@ -247,8 +247,15 @@ class Lowering:
         self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
 
     def noise(self, node: Node, kind: str, k: int = 0) -> str:
+        """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
+        configuration of a drawn row shares it (common random numbers; ARM's pairs need it)."""
         name = self.buf2(f"n{k}_{node.name}", node.width)
-        self.emit(f"N_.fill_{kind}({name}, seed, {self.stream_base[node] + k}, t)")
+        stream = self.stream_base[node] + k
+        if self.S == 1:
+            self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t)")
+        else:
+            self.emit(f"N_.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t)")
+            self.emit(f"R_.expand_rows({name}, {self.S})")
         return name
 
     def downstream_L(self, node: Node) -> str:
@@ -440,6 +447,7 @@ from numba import njit
 from ppl.kernels import cpu as K_
 from ppl.kernels import cpu_noise as N_
 from ppl.kernels import cpu_rows as R_
+from ppl.kernels import cpu_antithetic as A_
 
 
 @njit(cache={cache})

@@ -66,10 +66,13 @@ TWO_LAYER_CASES = [
     ("score", {"baseline": "loo"}, 4),
     ("score", {"baseline": "learned"}, 1),
     ("enumerate", {}, 1),
+    ("arm", {}, 1),
+    ("disarm", {}, 1),
+    ("disarm", {}, 2),
 ]
 
 
-@pytest.mark.parametrize("name,opts,K", TWO_LAYER_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}" for c in TWO_LAYER_CASES])
+@pytest.mark.parametrize("name,opts,K", TWO_LAYER_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}-K{c[2]}" for c in TWO_LAYER_CASES])
 def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
     theta, exact = two_layer_exact
     prog = two_layer_model().compile(estimators=(name, opts), samples=K, seed=3)
