@@ -188,6 +188,16 @@ def zero1(a):
 
 
 @njit(cache=True)
+def all_positive(a):
+    """True when every entry is > 0 (NaN counts as not positive)."""
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not a[r, j] > 0:
+                return False
+    return True
+
+
+@njit(cache=True)
 def all_finite(a):
     for v in a.ravel():
         if not np.isfinite(v):

@@ -357,6 +357,12 @@ class Lowering:
         elif k == "scale_shift":
             self.emit(f"R_.scale_shift_fwd({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}, v_{n.name})")
         elif n.is_stochastic:
+            d = self.dist(n)
+            for pname, p in zip(d.params, n.inputs):
+                if pname in d.positive:
+                    self.emit(f"if not R_.all_positive({self.v(p)}):")
+                    self.emit(f"    raise ValueError(\"{d.name} '{n.name}': {pname} '{p.name}' has values <= 0 or NaN; "
+                              f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].forward(self, n, ch.options)
         elif n.attrs.get("is_head"):

@@ -17,6 +17,7 @@ class Distribution:
     noise: str = "normal"            # the base noise of the sampler: logistic | normal | gumbel
     relaxation: str | None = None    # name of the continuous relaxation, if any
     straight_through: bool = False
+    positive: tuple = ()             # params that must be > 0 (checked in the fused step)
     kernels: dict = field(default_factory=dict)
 
     @property
@@ -42,7 +43,7 @@ DISTRIBUTIONS = {
         kernels=dict(sample="probit_sample", log_prob="probit_log_prob", log_prob_bwd="probit_log_prob_bwd",
                      st_bwd="probit_st_bwd")),
     "normal": Distribution(
-        "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal",
+        "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal", positive=("scale",),
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
                      log_prob_bwd="normal_log_prob_bwd")),
     "categorical": Distribution(

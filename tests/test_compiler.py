@@ -1,0 +1,256 @@
+"""The compiler: the policy rule table, clear errors, exact deterministic backward passes
+(central finite differences, float64), reproducibility across thread counts."""
+import numba
+import numpy as np
+import pytest
+
+import ppl
+from ppl import Affine, Bernoulli, Categorical, Model, ModelError, Normal
+from ppl import compiler as C
+from ppl import graph as G
+
+
+@numba.njit
+def _sim(z):
+    return abs(np.floor(3 * z[0]) / 3 - 1.0)
+
+
+@numba.njit
+def _smooth(z):
+    return z[0] ** 2
+
+
+@numba.njit
+def _smooth_grad(z, g):
+    g[0] = 2 * z[0]
+
+
+def _graph(kind):
+    with Model(kind) as m:
+        x = m.input("x", 4)
+        if kind == "normal":
+            h = Affine(x, 2, name="enc")
+            z = Normal("z", loc=h, scale=ppl.softplus(Affine(x, 2, name="s")))
+            m.cost("f", ppl.total(z * z))
+        elif kind == "bernoulli":
+            z = Bernoulli("z", logits=Affine(x, 3, name="enc"))
+            m.cost("f", ppl.bernoulli_nll(Affine(z, 4, name="dec"), target=x))
+        elif kind == "probit":
+            z = Bernoulli("z", logits=Affine(x, 3, name="enc"), link="probit")
+            m.cost("f", ppl.bernoulli_nll(Affine(z, 4, name="dec"), target=x))
+        elif kind == "categorical":
+            z = Categorical("z", logits=Affine(x, 6, name="enc"), classes=3)
+            m.cost("f", ppl.total(ppl.tanh(Affine(z, 2, name="dec"))))
+        elif kind == "normal_blackbox":
+            z = Normal("z", loc=Affine(x, 1, name="enc"), scale=ppl.param("s", 1, init=1.0))
+            m.cost("f", ppl.blackbox(_sim, [z]))
+        elif kind == "normal_blackbox_grad":
+            z = Normal("z", loc=Affine(x, 1, name="enc"), scale=ppl.param("s", 1, init=1.0))
+            m.cost("f", ppl.blackbox(_smooth, [z], grad=_smooth_grad))
+        elif kind == "layered":
+            h1 = Bernoulli("h1", logits=Affine(x, 3, name="e1"))
+            z = Normal("z", loc=Affine(h1, 2, name="e2"), scale=ppl.param("s", 2, init=1.0))
+            m.cost("f", ppl.blackbox(_sim, [z]))
+    return m
+
+
+# graph -> {policy: {node: estimator}}
+POLICY_TABLE = [
+    ("normal", {"unbiased": {"z": "pathwise"}, "fast": {"z": "pathwise"}}),
+    ("bernoulli", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
+    ("probit", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
+    ("categorical", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
+    ("normal_blackbox", {"unbiased": {"z": "score"}, "fast": {"z": "score"}}),
+    ("normal_blackbox_grad", {"unbiased": {"z": "pathwise"}, "fast": {"z": "pathwise"}}),
+    ("layered", {"unbiased": {"h1": "score", "z": "score"}, "fast": {"h1": "straight_through", "z": "score"}}),
+]
+
+
+@pytest.mark.parametrize("kind,expected", POLICY_TABLE, ids=[p[0] for p in POLICY_TABLE])
+def test_policy_table(kind, expected):
+    m = _graph(kind)
+    an = G.analyse(m)
+    for policy, want in expected.items():
+        got = {n.name: ch.estimator for n, (ch, _) in C.select(m, an, "auto", policy, 1, None).items()}
+        assert got == want, (kind, policy)
+
+
+def test_blackbox_reason_is_explained():
+    m = _graph("normal_blackbox")
+    an = G.analyse(m)
+    (ch, _), = C.select(m, an, "auto", "unbiased", 1, None).values()
+    assert "black box 'blackbox_1'" in ch.reason
+
+
+def test_override_that_cannot_apply_names_the_node():
+    m = _graph("bernoulli")
+    with pytest.raises(ModelError, match=r"Bernoulli 'z': estimator 'pathwise' does not apply .*'score'"):
+        m.compile(estimators={"z": "pathwise"})
+    m = _graph("normal")
+    with pytest.raises(ModelError, match=r"Normal 'z'.*'arm' does not apply"):
+        m.compile(estimators={"z": "arm"})
+    with pytest.raises(ModelError, match=r"unknown stochastic nodes: nope"):
+        m.compile(estimators={"nope": "score"})
+    with pytest.raises(ModelError, match=r"unknown estimator 'magic'"):
+        m.compile(estimators={"z": "magic"})
+    with pytest.raises(ModelError, match=r"'loo' needs samples >= 2"):
+        m.compile(estimators={"z": ("score", {"baseline": "loo"})})
+    with pytest.raises(ModelError, match=r"no option\(s\) tau"):
+        m.compile(estimators={"z": ("score", {"tau": 1})})
+
+
+def test_enumerate_support_limit():
+    with Model("big") as m:
+        x = m.input("x", 2)
+        z = Bernoulli("z", logits=Affine(x, 20, name="enc"))
+        m.cost("f", ppl.log_prob(z))
+    with pytest.raises(ModelError, match=r"'z': estimator 'enumerate' does not apply \(its support has 1048576"):
+        m.compile(estimators="enumerate")
+
+
+def test_model_validation_errors():
+    with pytest.raises(ModelError, match="inside `with ppl.Model"):
+        ppl.param("p", 2)
+    with Model("v") as m:
+        x = m.input("x", 3)
+        with pytest.raises(ModelError, match="widths must agree"):
+            ppl.bernoulli_nll(Affine(x, 2), target=x)
+        z = Bernoulli("z", logits=Affine(x, 3, name="enc"))
+        with pytest.raises(ModelError, match="name 'z' is used twice"):
+            Bernoulli("z", logits=x)
+        with pytest.raises(ModelError, match="not a multiple of classes=2"):
+            Categorical("c", logits=x, classes=2)
+        del z
+    with pytest.raises(ModelError, match="has no cost"):
+        m.compile()
+    with Model("dangling") as m2:
+        x = m2.input("x", 3)
+        Bernoulli("z", logits=Affine(x, 3))
+        m2.cost("f", ppl.total(x))
+    with pytest.raises(ModelError, match="'z' reaches no cost"):
+        m2.compile()
+
+
+def test_input_errors():
+    prog = _graph("bernoulli").compile()
+    with pytest.raises(ModelError, match=r"input 'x' must have shape \(batch, 4\)"):
+        prog.grad({"x": np.zeros((2, 5))})
+    with pytest.raises(ModelError, match="input 'x' has non-finite values"):
+        prog.grad({"x": np.full((2, 4), np.nan)})
+    with pytest.raises(ModelError, match=r"missing \['x'\]"):
+        prog.grad({"y": np.zeros((2, 4))})
+    with pytest.raises(ModelError, match=r"parameter 'enc.W' has shape \(4, 3\)"):
+        prog.params["enc.W"] = np.zeros(3)
+
+
+def test_blackbox_without_grad_on_a_differentiable_path_is_an_error():
+    with Model("bad") as m:
+        x = m.input("x", 2)
+        m.cost("f", ppl.blackbox(_sim, [Affine(x, 1, name="a")]))
+    with pytest.raises(ModelError, match="black box 'blackbox_1' has no gradient but its input 'a'"):
+        m.compile()
+
+
+# ----------------------------------------------------------------------------- finite differences
+def _fd_check(prog, data, names=None, seed=7, batch=None, eps=1e-6, tol=1e-6):
+    _, g = prog.grad(data, seed=seed, batch=batch)
+    for k in names or list(prog.params):
+        p = prog.params[k]
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + eps
+            fp = prog.loss(data, seed=seed, batch=batch)
+            p[idx] = old - eps
+            fm = prog.loss(data, seed=seed, batch=batch)
+            p[idx] = old
+            fd = (fp - fm) / (2 * eps)
+            assert abs(fd - g[k][idx]) <= tol * max(1.0, abs(fd)), (k, idx, fd, g[k][idx])
+
+
+X = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+
+
+def test_fd_pathwise_vae_like_graph():
+    """A Gaussian VAE-shaped graph with every layer kind: a fixed seed makes the loss a smooth
+    function of the parameters, so the fused backward must equal its finite differences."""
+    with Model("vae_fd") as m:
+        x = m.input("x", 4)
+        h = ppl.tanh(Affine(x, 5, name="e1"))
+        loc = Affine(h, 2, name="loc")
+        scale = ppl.sqrt1p(Affine(h, 2, name="sc"))
+        z = Normal("z", loc=loc, scale=scale)
+        d = ppl.softplus(Affine(ppl.sigmoid(Affine(z, 3, name="d1")), 4, name="d2"))
+        m.cost("recon", ppl.gaussian_nll(Affine(z, 4, name="mu"), ppl.exp(0.1 * d), target=x))
+        m.cost("kl", ppl.gaussian_kl(loc, scale))
+        m.cost("ent", ppl.log_prob(z))
+        m.cost("reg", ppl.total(ppl.relu(Affine(x, 2, name="r")) * ppl.param("pw", 2, init=0.3) + (-1.0) * z))
+    _fd_check(m.compile(), {"x": X})
+
+
+def test_fd_enumerated_two_layer_net():
+    with Model("enum_fd") as m:
+        x = m.input("x", 4)
+        h1 = Bernoulli("h1", logits=Affine(x, 2, name="e1"))
+        h2 = Categorical("h2", logits=Affine(h1, 4, name="e2"), classes=2)
+        m.cost("ent", ppl.log_prob(h1))
+        m.cost("c2", ppl.softmax_xent(Affine(h2, 4, name="d2"), target=x, classes=2))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 2), target=h1))
+    _fd_check(m.compile(estimators="enumerate"), {"x": X})
+
+
+@pytest.mark.parametrize("est", ["score", "straight_through", "concrete"])
+def test_fd_deterministic_part_of_a_discrete_graph(est):
+    """Decoder parameters do not move the samples, so their gradient is exact given the draw."""
+    prog = _graph("bernoulli").compile(estimators=est)
+    _fd_check(prog, {"x": X}, names=["dec.W", "dec.b"])
+
+
+def test_fd_relaxed_graph_is_exact_given_the_noise():
+    with Model("relaxed") as m:
+        x = m.input("x", 4)
+        h = Bernoulli("h", logits=Affine(x, 3, name="e"))
+        c = Categorical("c", logits=Affine(h, 4, name="e2"), classes=2)
+        m.cost("f", ppl.bernoulli_nll(Affine(c, 4, name="d"), target=x))
+        m.cost("lp", ppl.log_prob(h))
+    _fd_check(m.compile(estimators={"h": "concrete", "c": ("gumbel_softmax", {"temperature": 0.7})}), {"x": X})
+
+
+def test_fd_blackbox_with_gradient():
+    prog = _graph("normal_blackbox_grad").compile()
+    _fd_check(prog, {"x": X})
+
+
+# ----------------------------------------------------------------------------- reproducibility
+def test_same_seed_bit_identical_with_1_and_2_threads():
+    with Model("repro") as m:
+        x = m.input("x", 8)
+        h1 = Bernoulli("h1", logits=Affine(x, 16, name="e1"))
+        z = Normal("z", loc=Affine(h1, 8, name="loc"), scale=ppl.softplus(Affine(h1, 8, name="s")))
+        c = Categorical("c", logits=Affine(z, 12, name="e3"), classes=3)
+        m.cost("f", ppl.bernoulli_nll(Affine(c, 8, name="d"), target=x))
+        m.cost("e", ppl.log_prob(h1))
+    prog = m.compile(samples=2)
+    data = {"x": (np.random.default_rng(0).random((300, 8)) > 0.5).astype(float)}  # large enough for prange
+    before = numba.get_num_threads()
+    try:
+        out = []
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            prog.state[:] = 0
+            loss, g = prog.grad(data, seed=11, step=3)
+            out.append((loss, g))
+    finally:
+        numba.set_num_threads(before)
+    assert out[0][0] == out[1][0]
+    for k in out[0][1]:
+        assert np.array_equal(out[0][1][k], out[1][1][k]), k
+    prog.state[:] = 0
+    l2, _ = prog.grad(data, seed=12, step=3)
+    assert l2 != out[0][0]
+
+
+def test_explain_table_lists_every_stochastic_node():
+    prog = _graph("layered").compile(policy="fast")
+    text = prog.explain()
+    assert "h1" in text and "straight_through" in text and "score" in text
+    assert text.splitlines()[0].split("|")[0].strip() == "node"
