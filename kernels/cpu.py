@@ -1,0 +1,971 @@
+"""CPU array kernels: layers, distributions, costs and optimisers, as ``@njit`` loops.
+
+These are the calls the graph compiler emits, in topological order forward and reverse
+order backward, inside one fused nopython step. The conventions are a contract with the
+code generator:
+
+* Node values are 2D C-contiguous ``(R, D)`` arrays (R = batch * samples); per-row
+  quantities (costs, log-probs) are 1D ``(R,)``; ``W`` is ``(I, O)``, ``b`` is ``(O,)``.
+* Hyper-parameters (temperature ``tau``, learning rate, ...) are 1-element 1D arrays, so a
+  learnable one can be a view into the parameter vector; a plain float is accepted too.
+* Forward kernels overwrite their outputs. Backward kernels accumulate (``+=``) into every
+  gradient they receive; a gradient passed with ``shape[0] == 0`` is skipped.
+* No allocation: the BLAS products of ``affine_bwd`` write into explicit scratch arrays.
+* dtype-generic: all arrays of one call share float32 or float64; constants are cast to it
+  with ``like`` (see ``scalar.py``), so float32 math stays float32.
+* ``error_model="numpy"``: a division by zero gives inf/nan instead of raising, and the
+  division loops stay free of per-element Python-exception checks (so they vectorise).
+
+Serial loops for now; the per-element math lives in ``scalar.py``, shared with CUDA.
+"""
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from .scalar import (
+    like,
+    log_ndtr,
+    log_ndtr_grad,
+    norm_pdf,
+    sigmoid,
+    sigmoid_grad,
+    sigmoid_log_sigmoids,
+    softplus,
+    sqrt1p,
+    sqrt1p_grad,
+)
+
+
+def hyper(h):
+    """Value of a hyper-parameter given as a 1-element array (or a plain number)."""
+    return h[0] if hasattr(h, "shape") else h
+
+
+@overload(hyper)
+def _hyper_overload(h):
+    if isinstance(h, types.Array):
+        return lambda h: h[0]
+    return lambda h: h
+
+
+# ============================================================================ layers
+
+
+@njit(cache=True, error_model="numpy")
+def affine_fwd(x, W, b, out):
+    """out = x W + b (BLAS gemm into ``out``, then the bias row)."""
+    np.dot(x, W, out)
+    R, O = out.shape
+    for r in range(R):
+        for o in range(O):
+            out[r, o] += b[o]
+
+
+@njit(cache=True, error_model="numpy")
+def affine_bwd(x, W, gout, gx, gW, gb, sx, sW):
+    """gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r].
+
+    ``sx`` (R, I) and ``sW`` (I, O) are scratch for the two BLAS products. Each gradient
+    is skipped when its ``shape[0] == 0``.
+    """
+    R, O = gout.shape
+    I = x.shape[1]
+    if gx.shape[0] != 0:
+        np.dot(gout, W.T, sx)
+        for r in range(R):
+            for i in range(I):
+                gx[r, i] += sx[r, i]
+    if gW.shape[0] != 0:
+        np.dot(x.T, gout, sW)
+        for i in range(I):
+            for o in range(O):
+                gW[i, o] += sW[i, o]
+    if gb.shape[0] != 0:
+        for r in range(R):
+            for o in range(O):
+                gb[o] += gout[r, o]
+
+
+@njit(cache=True, error_model="numpy")
+def sigmoid_fwd(z, out):
+    """out = sigma(z) = 1 / (1 + exp(-z))."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = sigmoid(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def sigmoid_bwd(z, out, gout, gz):
+    """gz += gout * sigma'(z), with sigma'(z) = sigma(z) sigma(-z) computed from z."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            gz[r, j] += gout[r, j] * sigmoid_grad(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def tanh_fwd(z, out):
+    """out = tanh(z)."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = math.tanh(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def tanh_bwd(z, out, gout, gz):
+    """gz += gout * (1 - tanh(z)^2)."""
+    one = like(z, 1.0)
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            y = out[r, j]
+            gz[r, j] += gout[r, j] * (one - y * y)
+
+
+@njit(cache=True, error_model="numpy")
+def relu_fwd(z, out):
+    """out = max(z, 0)."""
+    zero = like(z, 0.0)
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            v = z[r, j]
+            out[r, j] = v if v > zero else zero
+
+
+@njit(cache=True, error_model="numpy")
+def relu_bwd(z, out, gout, gz):
+    """gz += gout * [z > 0]."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            if z[r, j] > 0:
+                gz[r, j] += gout[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def softplus_fwd(z, out):
+    """out = log(1 + exp(z)), stable for any z."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = softplus(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def softplus_bwd(z, out, gout, gz):
+    """gz += gout * sigma(z)."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            gz[r, j] += gout[r, j] * sigmoid(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def sqrt1p_fwd(z, out):
+    """out = sqrt(1 + z^2), the scale activation of seed 004 (b) (sigma >= 1)."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = sqrt1p(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def sqrt1p_bwd(z, out, gout, gz):
+    """gz += gout * z / sqrt(1 + z^2) (seed 004 (b))."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            gz[r, j] += gout[r, j] * sqrt1p_grad(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def exp_fwd(z, out):
+    """out = exp(z)."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = math.exp(z[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def exp_bwd(z, out, gout, gz):
+    """gz += gout * exp(z) (= gout * out)."""
+    R, D = z.shape
+    for r in range(R):
+        for j in range(D):
+            gz[r, j] += gout[r, j] * out[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def add_fwd(a, b, out):
+    """out = a + b."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = a[r, j] + b[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def add_bwd(gout, ga, gb):
+    """ga += gout ; gb += gout (each skippable)."""
+    R, D = gout.shape
+    if ga.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                ga[r, j] += gout[r, j]
+    if gb.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                gb[r, j] += gout[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def mul_fwd(a, b, out):
+    """out = a * b (elementwise)."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = a[r, j] * b[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def mul_bwd(a, b, gout, ga, gb):
+    """ga += gout * b ; gb += gout * a (each skippable)."""
+    R, D = gout.shape
+    if ga.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                ga[r, j] += gout[r, j] * b[r, j]
+    if gb.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                gb[r, j] += gout[r, j] * a[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def broadcast_rows_fwd(p, out):
+    """out[r, :] = p for every row (p is 1D (D,), e.g. a learnable prior logit vector)."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = p[j]
+
+
+@njit(cache=True, error_model="numpy")
+def broadcast_rows_bwd(gout, gp):
+    """gp += sum_r gout[r, :]."""
+    R, D = gout.shape
+    for r in range(R):
+        for j in range(D):
+            gp[j] += gout[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def copy_fwd(x, out):
+    """out = x."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = x[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def copy_bwd(gout, gx):
+    """gx += gout (the VJP of copy_fwd)."""
+    R, D = gout.shape
+    for r in range(R):
+        for j in range(D):
+            gx[r, j] += gout[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def row_sum_fwd(x, out_rows):
+    """out_rows[r] = sum_j x[r, j]."""
+    R, D = x.shape
+    for r in range(R):
+        s = like(x, 0.0)
+        for j in range(D):
+            s += x[r, j]
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def row_sum_bwd(grow, gx):
+    """gx[r, :] += grow[r]."""
+    R, D = gx.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            gx[r, j] += g
+
+
+# ============================================================================ Bernoulli
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_sample(logits, noise, out):
+    """out = H(a + eps), eps standard logistic: P(out = 1) = sigma(a) (seed 000)."""
+    one = like(out, 1.0)
+    zero = like(out, 0.0)
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = one if logits[r, j] + noise[r, j] > 0 else zero
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_log_prob(logits, x, out_rows):
+    """out_rows[r] = sum_j x log sigma(a) + (1 - x) log sigma(-a) (x may be relaxed in [0, 1])."""
+    one = like(x, 1.0)
+    R, D = x.shape
+    for r in range(R):
+        s = like(x, 0.0)
+        for j in range(D):
+            _, lp, lm = sigmoid_log_sigmoids(logits[r, j])
+            xv = x[r, j]
+            s += xv * lp + (one - xv) * lm
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
+    """glogits += grow[r] (x - sigma(a)) ; gx += grow[r] a (d/dx of x a - softplus(a))."""
+    R, D = x.shape
+    for r in range(R):
+        g = grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] += g * (x[r, j] - sigmoid(logits[r, j]))
+        if gx.shape[0] != 0:
+            for j in range(D):
+                gx[r, j] += g * logits[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_st_bwd(logits, gx, glogits):
+    """Straight-through (seed 000), logistic noise: glogits += gx dF/da = gx sigma(a) sigma(-a)."""
+    R, D = gx.shape
+    for r in range(R):
+        for j in range(D):
+            glogits[r, j] += gx[r, j] * sigmoid_grad(logits[r, j])
+
+
+@njit(cache=True, error_model="numpy")
+def binary_concrete_sample(logits, noise, tau, out):
+    """out = sigma((a + eps) / tau), eps standard logistic (Concrete relaxation, seed 002;
+    Maddison et al. 2017)."""
+    t = like(out, hyper(tau))
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = sigmoid((logits[r, j] + noise[r, j]) / t)
+
+
+@njit(cache=True, error_model="numpy")
+def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
+    """Exact VJP of y = sigma(u), u = (a + eps) / tau:
+    glogits += gout y (1 - y) / tau ; gtau[0] += sum_{r,j} -gout y (1 - y) u / tau.
+
+    y (1 - y) = sigma'(u) is evaluated from u (no cancellation as y -> 1); both skippable.
+    """
+    t = like(out, hyper(tau))
+    R, D = out.shape
+    acc = like(out, 0.0)
+    do_a = glogits.shape[0] != 0
+    for r in range(R):
+        for j in range(D):
+            u = (logits[r, j] + noise[r, j]) / t
+            gu = gout[r, j] * sigmoid_grad(u)
+            if do_a:
+                glogits[r, j] += gu / t
+            acc -= gu * u
+    if gtau.shape[0] != 0:
+        gtau[0] += acc / t
+
+
+# ============================================================================ probit
+
+
+@njit(cache=True, error_model="numpy")
+def probit_sample(a, noise, out):
+    """out = H(a + eps), eps standard normal: P(out = 1) = Phi(a) (seed 000)."""
+    one = like(out, 1.0)
+    zero = like(out, 0.0)
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = one if a[r, j] + noise[r, j] > 0 else zero
+
+
+@njit(cache=True, error_model="numpy")
+def probit_log_prob(a, x, out_rows):
+    """out_rows[r] = sum_j x log Phi(a) + (1 - x) log Phi(-a) (stable log_ndtr tails)."""
+    one = like(x, 1.0)
+    R, D = x.shape
+    for r in range(R):
+        s = like(x, 0.0)
+        for j in range(D):
+            av = a[r, j]
+            xv = x[r, j]
+            s += xv * log_ndtr(av) + (one - xv) * log_ndtr(-av)
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def probit_log_prob_bwd(a, x, grow, ga, gx):
+    """ga += grow (x M(a) - (1 - x) M(-a)), M = phi / Phi (inverse Mills ratio);
+    gx += grow (log Phi(a) - log Phi(-a)). Both skippable."""
+    one = like(x, 1.0)
+    R, D = x.shape
+    for r in range(R):
+        g = grow[r]
+        if ga.shape[0] != 0:
+            for j in range(D):
+                av = a[r, j]
+                xv = x[r, j]
+                ga[r, j] += g * (xv * log_ndtr_grad(av) - (one - xv) * log_ndtr_grad(-av))
+        if gx.shape[0] != 0:
+            for j in range(D):
+                av = a[r, j]
+                gx[r, j] += g * (log_ndtr(av) - log_ndtr(-av))
+
+
+@njit(cache=True, error_model="numpy")
+def probit_st_bwd(a, gx, ga):
+    """Straight-through with Gaussian noise (seed 000): ga += gx dPhi/da = gx phi(a)."""
+    R, D = gx.shape
+    for r in range(R):
+        for j in range(D):
+            ga[r, j] += gx[r, j] * norm_pdf(a[r, j])
+
+
+# ============================================================================ Normal
+
+
+@njit(cache=True, error_model="numpy")
+def normal_sample(loc, scale, eps, out):
+    """out = mu + sigma eps, the pathwise reparameterisation (seed 000, 003)."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = loc[r, j] + scale[r, j] * eps[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def normal_sample_bwd(eps, gout, gloc, gscale):
+    """gloc += gout ; gscale += gout eps (each skippable)."""
+    R, D = gout.shape
+    if gloc.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                gloc[r, j] += gout[r, j]
+    if gscale.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                gscale[r, j] += gout[r, j] * eps[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def normal_log_prob(loc, scale, x, out_rows):
+    """out_rows[r] = sum_j -log(2 pi)/2 - log sigma - (x - mu)^2 / (2 sigma^2) (seed 004 f)."""
+    half = like(x, 0.5)
+    hl2pi = like(x, 0.9189385332046728)
+    R, D = x.shape
+    for r in range(R):
+        s = like(x, 0.0)
+        for j in range(D):
+            sd = scale[r, j]
+            d = (x[r, j] - loc[r, j]) / sd
+            s -= hl2pi + math.log(sd) + half * d * d
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
+    """Seed 004 (a): d/dmu = (x - mu)/sigma^2 ; d/dsigma = (x - mu)^2/sigma^3 - 1/sigma ;
+    d/dx = -(x - mu)/sigma^2; each times grow[r], accumulated, each skippable."""
+    do_l = gloc.shape[0] != 0
+    do_s = gscale.shape[0] != 0
+    do_x = gx.shape[0] != 0
+    R, D = x.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            sd = scale[r, j]
+            d = (x[r, j] - loc[r, j]) / sd  # standardised residual
+            if do_l:
+                gloc[r, j] += g * d / sd
+            if do_s:
+                gscale[r, j] += g * (d * d - like(x, 1.0)) / sd
+            if do_x:
+                gx[r, j] -= g * d / sd
+
+
+# ============================================================================ Categorical
+# Logits (R, G*K): G independent groups of K classes, group g = columns g*K .. g*K+K-1.
+
+
+@njit(cache=True, error_model="numpy")
+def logsumexp_group(a, r, c0, K):
+    """(m, l) for the group a[r, c0:c0+K]: m = max_k a_k, l = log sum_k exp(a_k - m).
+
+    logsumexp = m + l; log softmax_k = (a_k - m) - l, which keeps full relative accuracy
+    of the small differences even when |a| ~ 1e4 (never exp of a large number).
+    """
+    m = a[r, c0]
+    for k in range(1, K):
+        v = a[r, c0 + k]
+        if v > m:
+            m = v
+    s = like(a, 0.0)
+    for k in range(K):
+        s += math.exp(a[r, c0 + k] - m)
+    return m, math.log(s)
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_sample(logits, gumbel, K, out):
+    """One-hot of argmax_k (a_k + g_k) per group, g standard Gumbel (Gumbel-max trick, seed 003)."""
+    one = like(out, 1.0)
+    zero = like(out, 0.0)
+    R, D = out.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            c0 = gi * K
+            best = 0
+            bv = logits[r, c0] + gumbel[r, c0]
+            out[r, c0] = zero
+            for k in range(1, K):
+                v = logits[r, c0 + k] + gumbel[r, c0 + k]
+                out[r, c0 + k] = zero
+                if v > bv:
+                    bv = v
+                    best = k
+            out[r, c0 + best] = one
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_inverse_cdf_sample(logits, u, K, out):
+    """One-hot of the smallest k with sum_{i<=k} softmax(a)_i > u[r, g] (inverse CDF).
+
+    u is (R, G) uniform in [0, 1). Rounding can leave the cumulative sum short of u near 1:
+    then the last class with non-zero probability is taken.
+    """
+    one = like(out, 1.0)
+    zero = like(out, 0.0)
+    R, D = out.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            c0 = gi * K
+            m, ls = logsumexp_group(logits, r, c0, K)
+            thr = u[r, gi]
+            cum = zero
+            pick = -1
+            last = 0
+            for k in range(K):
+                p = math.exp((logits[r, c0 + k] - m) - ls)
+                out[r, c0 + k] = zero
+                if p > 0:
+                    last = k
+                cum += p
+                if pick < 0 and cum > thr and p > 0:
+                    pick = k
+            if pick < 0:
+                pick = last
+            out[r, c0 + pick] = one
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_log_prob(logits, x, K, out_rows):
+    """out_rows[r] = sum_g sum_k x_k (a_k - logsumexp_g(a)) (x one-hot or relaxed)."""
+    R, D = x.shape
+    G = D // K
+    for r in range(R):
+        s = like(x, 0.0)
+        for gi in range(G):
+            c0 = gi * K
+            m, ls = logsumexp_group(logits, r, c0, K)
+            for k in range(K):
+                s += x[r, c0 + k] * ((logits[r, c0 + k] - m) - ls)
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
+    """glogits += grow (x_k - softmax_k(a) sum_i x_i) ; gx += grow (a_k - lse); skippable."""
+    do_a = glogits.shape[0] != 0
+    do_x = gx.shape[0] != 0
+    R, D = x.shape
+    G = D // K
+    for r in range(R):
+        g = grow[r]
+        for gi in range(G):
+            c0 = gi * K
+            m, ls = logsumexp_group(logits, r, c0, K)
+            sx = like(x, 0.0)
+            for k in range(K):
+                sx += x[r, c0 + k]
+            for k in range(K):
+                c = c0 + k
+                if do_a:
+                    glogits[r, c] += g * (x[r, c] - math.exp((logits[r, c] - m) - ls) * sx)
+                if do_x:
+                    gx[r, c] += g * ((logits[r, c] - m) - ls)
+
+
+@njit(cache=True, error_model="numpy")
+def gumbel_softmax_sample(logits, gumbel, tau, K, out):
+    """out = softmax((a + g) / tau) per group (Gumbel-softmax / Concrete, seed 003;
+    Jang et al. 2017, Maddison et al. 2017)."""
+    t = like(out, hyper(tau))
+    R, D = out.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            c0 = gi * K
+            m = (logits[r, c0] + gumbel[r, c0]) / t
+            for k in range(1, K):
+                v = (logits[r, c0 + k] + gumbel[r, c0 + k]) / t
+                if v > m:
+                    m = v
+            s = like(out, 0.0)
+            for k in range(K):
+                e = math.exp((logits[r, c0 + k] + gumbel[r, c0 + k]) / t - m)
+                out[r, c0 + k] = e
+                s += e
+            for k in range(K):
+                out[r, c0 + k] /= s
+
+
+@njit(cache=True, error_model="numpy")
+def gumbel_softmax_bwd(logits, gumbel, tau, K, out, gout, glogits, gtau):
+    """Exact VJP of y = softmax(u), u = (a + g) / tau, per group:
+    gu_k = y_k (gout_k - sum_i gout_i y_i) ; glogits += gu / tau ;
+    gtau[0] += -sum gu_k (u_k - max u) / tau (sum_k gu_k = 0, so the shift is exact and
+    keeps the product finite for huge logits). Both skippable."""
+    t = like(out, hyper(tau))
+    do_a = glogits.shape[0] != 0
+    acc = like(out, 0.0)
+    R, D = out.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            c0 = gi * K
+            dot = like(out, 0.0)
+            m = (logits[r, c0] + gumbel[r, c0]) / t
+            for k in range(K):
+                dot += gout[r, c0 + k] * out[r, c0 + k]
+                v = (logits[r, c0 + k] + gumbel[r, c0 + k]) / t
+                if v > m:
+                    m = v
+            for k in range(K):
+                c = c0 + k
+                gu = out[r, c] * (gout[r, c] - dot)
+                if do_a:
+                    glogits[r, c] += gu / t
+                acc -= gu * ((logits[r, c] + gumbel[r, c]) / t - m)
+    if gtau.shape[0] != 0:
+        gtau[0] += acc / t
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_fwd(z, K, out):
+    """out = softmax(z) per group of K columns (max-shifted: exp never overflows)."""
+    R, D = z.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            c0 = gi * K
+            m, ls = logsumexp_group(z, r, c0, K)
+            for k in range(K):
+                out[r, c0 + k] = math.exp((z[r, c0 + k] - m) - ls)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_bwd(z, K, out, gout, gz):
+    """gz_k += y_k (gout_k - sum_i gout_i y_i) per group, y = softmax(z) = out."""
+    R, D = z.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            c0 = gi * K
+            dot = like(out, 0.0)
+            for k in range(K):
+                dot += gout[r, c0 + k] * out[r, c0 + k]
+            for k in range(K):
+                c = c0 + k
+                gz[r, c] += out[r, c] * (gout[r, c] - dot)
+
+
+@njit(cache=True, error_model="numpy")
+def logsumexp_rows(z, K, out):
+    """out[r, g] = log sum_k exp(z[r, g*K + k]), shape (R, G)."""
+    R, D = z.shape
+    G = D // K
+    for r in range(R):
+        for gi in range(G):
+            m, ls = logsumexp_group(z, r, gi * K, K)
+            out[r, gi] = m + ls
+
+
+# ============================================================================ closed-form KL
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_std(mu, sigma, out_rows):
+    """KL(N(mu, sigma^2) || N(0, 1)) = sum_j (sigma^2 + mu^2 - 1)/2 - log sigma
+    (Kingma & Welling 2014, appendix B; seed 003)."""
+    half = like(mu, 0.5)
+    one = like(mu, 1.0)
+    R, D = mu.shape
+    for r in range(R):
+        s = like(mu, 0.0)
+        for j in range(D):
+            m = mu[r, j]
+            sd = sigma[r, j]
+            s += half * (sd * sd + m * m - one) - math.log(sd)
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_std_bwd(mu, sigma, grow, gmu, gsigma):
+    """gmu += grow mu ; gsigma += grow (sigma - 1/sigma) (each skippable)."""
+    one = like(mu, 1.0)
+    R, D = mu.shape
+    for r in range(R):
+        g = grow[r]
+        if gmu.shape[0] != 0:
+            for j in range(D):
+                gmu[r, j] += g * mu[r, j]
+        if gsigma.shape[0] != 0:
+            for j in range(D):
+                sd = sigma[r, j]
+                gsigma[r, j] += g * (sd - one / sd)
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl(mu1, s1, mu2, s2, out_rows):
+    """KL(N(mu1, s1^2) || N(mu2, s2^2)) = sum_j log(s2/s1) + (s1^2 + (mu1-mu2)^2)/(2 s2^2) - 1/2."""
+    half = like(mu1, 0.5)
+    R, D = mu1.shape
+    for r in range(R):
+        s = like(mu1, 0.0)
+        for j in range(D):
+            a = s1[r, j]
+            b = s2[r, j]
+            d = mu1[r, j] - mu2[r, j]
+            s += math.log(b / a) + half * (a * a + d * d) / (b * b) - half
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_bwd(mu1, s1, mu2, s2, grow, gmu1, gs1, gmu2, gs2):
+    """d/dmu1 = (mu1-mu2)/s2^2 = -d/dmu2 ; d/ds1 = s1/s2^2 - 1/s1 ;
+    d/ds2 = 1/s2 - (s1^2 + (mu1-mu2)^2)/s2^3 ; times grow[r], accumulated, each skippable."""
+    one = like(mu1, 1.0)
+    do_m1 = gmu1.shape[0] != 0
+    do_s1 = gs1.shape[0] != 0
+    do_m2 = gmu2.shape[0] != 0
+    do_s2 = gs2.shape[0] != 0
+    R, D = mu1.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            a = s1[r, j]
+            b = s2[r, j]
+            d = mu1[r, j] - mu2[r, j]
+            ib2 = one / (b * b)
+            if do_m1:
+                gmu1[r, j] += g * d * ib2
+            if do_m2:
+                gmu2[r, j] -= g * d * ib2
+            if do_s1:
+                gs1[r, j] += g * (a * ib2 - one / a)
+            if do_s2:
+                gs2[r, j] += g * (one - (a * a + d * d) * ib2) / b
+
+
+# ============================================================================ costs
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_nll(logits, t, out_rows):
+    """out_rows[r] = sum_j softplus(a) - t a = -log p(t | sigma(a)) (t may be soft)."""
+    R, D = t.shape
+    for r in range(R):
+        s = like(t, 0.0)
+        for j in range(D):
+            a = logits[r, j]
+            s += softplus(a) - t[r, j] * a
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
+    """glogits += grow (sigma(a) - t) ; gt += -grow a (each skippable)."""
+    R, D = t.shape
+    for r in range(R):
+        g = grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] += g * (sigmoid(logits[r, j]) - t[r, j])
+        if gt.shape[0] != 0:
+            for j in range(D):
+                gt[r, j] -= g * logits[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_nll(mu, sigma, t, out_rows):
+    """out_rows[r] = sum_j log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) = -f (seed 004)."""
+    half = like(t, 0.5)
+    hl2pi = like(t, 0.9189385332046728)
+    R, D = t.shape
+    for r in range(R):
+        s = like(t, 0.0)
+        for j in range(D):
+            sd = sigma[r, j]
+            d = (t[r, j] - mu[r, j]) / sd
+            s += hl2pi + math.log(sd) + half * d * d
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
+    """Minus seed 004 (a): gmu += grow (mu - t)/sigma^2 ;
+    gsigma += grow (1/sigma - (t - mu)^2/sigma^3) ; gt += grow (t - mu)/sigma^2; skippable."""
+    one = like(t, 1.0)
+    do_m = gmu.shape[0] != 0
+    do_s = gsigma.shape[0] != 0
+    do_t = gt.shape[0] != 0
+    R, D = t.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            sd = sigma[r, j]
+            d = (t[r, j] - mu[r, j]) / sd
+            if do_m:
+                gmu[r, j] -= g * d / sd
+            if do_s:
+                gsigma[r, j] += g * (one - d * d) / sd
+            if do_t:
+                gt[r, j] += g * d / sd
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_xent(logits, t, K, out_rows):
+    """out_rows[r] = -sum_g sum_k t_k (a_k - logsumexp_g(a)) (seed 000's softmax head)."""
+    R, D = t.shape
+    G = D // K
+    for r in range(R):
+        s = like(t, 0.0)
+        for gi in range(G):
+            c0 = gi * K
+            m, ls = logsumexp_group(logits, r, c0, K)
+            for k in range(K):
+                s -= t[r, c0 + k] * ((logits[r, c0 + k] - m) - ls)
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_xent_bwd(logits, t, K, grow, glogits, gt):
+    """glogits += grow (softmax_k(a) sum_i t_i - t_k) ; gt += -grow (a_k - lse); skippable."""
+    do_a = glogits.shape[0] != 0
+    do_t = gt.shape[0] != 0
+    R, D = t.shape
+    G = D // K
+    for r in range(R):
+        g = grow[r]
+        for gi in range(G):
+            c0 = gi * K
+            m, ls = logsumexp_group(logits, r, c0, K)
+            st = like(t, 0.0)
+            for k in range(K):
+                st += t[r, c0 + k]
+            for k in range(K):
+                c = c0 + k
+                if do_a:
+                    glogits[r, c] += g * (math.exp((logits[r, c] - m) - ls) * st - t[r, c])
+                if do_t:
+                    gt[r, c] -= g * ((logits[r, c] - m) - ls)
+
+
+@njit(cache=True, error_model="numpy")
+def nce_logistic(s_data, s_noise, logk_data, logk_noise, out_rows):
+    """NCE / negative sampling (seed 003; Gutmann & Hyvarinen 2010, Mikolov et al. 2013):
+    out_rows[r] = -sum log sigma(s_d - logk_d) - sum_m log sigma(-(s_n - logk_n))
+                = sum softplus(logk_d - s_d) + sum_m softplus(s_n - logk_n)."""
+    R, Dd = s_data.shape
+    M = s_noise.shape[1]
+    for r in range(R):
+        s = like(s_data, 0.0)
+        for j in range(Dd):
+            s += softplus(logk_data[r, j] - s_data[r, j])
+        for m in range(M):
+            s += softplus(s_noise[r, m] - logk_noise[r, m])
+        out_rows[r] = s
+
+
+@njit(cache=True, error_model="numpy")
+def nce_logistic_bwd(s_data, s_noise, logk_data, logk_noise, grow, gs_data, gs_noise):
+    """gs_data += -grow sigma(logk_d - s_d) ; gs_noise += grow sigma(s_n - logk_n); skippable."""
+    R, Dd = s_data.shape
+    M = s_noise.shape[1]
+    for r in range(R):
+        g = grow[r]
+        if gs_data.shape[0] != 0:
+            for j in range(Dd):
+                gs_data[r, j] -= g * sigmoid(logk_data[r, j] - s_data[r, j])
+        if gs_noise.shape[0] != 0:
+            for m in range(M):
+                gs_noise[r, m] += g * sigmoid(s_noise[r, m] - logk_noise[r, m])
+
+
+# ============================================================================ optimisers
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_update(theta, grad, lr):
+    """theta -= lr grad (Robbins-Monro step, seed 000; the schedule lives in lr)."""
+    a = like(theta, hyper(lr))
+    for i in range(theta.shape[0]):
+        theta[i] -= a * grad[i]
+
+
+@njit(cache=True, error_model="numpy")
+def momentum_update(theta, grad, vel, lr, mu):
+    """Heavy-ball momentum (Polyak 1964): vel = mu vel - lr grad ; theta += vel."""
+    a = like(theta, hyper(lr))
+    m = like(theta, hyper(mu))
+    for i in range(theta.shape[0]):
+        v = m * vel[i] - a * grad[i]
+        vel[i] = v
+        theta[i] += v
+
+
+@njit(cache=True, error_model="numpy")
+def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
+    """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count:
+    m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;
+    theta -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+    one = like(theta, 1.0)
+    a = like(theta, hyper(lr))
+    b1 = like(theta, hyper(beta1))
+    b2 = like(theta, hyper(beta2))
+    ep = like(theta, hyper(eps))
+    tt = like(theta, t)
+    c1 = one / (one - math.pow(b1, tt))
+    c2 = one / (one - math.pow(b2, tt))
+    for i in range(theta.shape[0]):
+        g = grad[i]
+        mi = b1 * m[i] + (one - b1) * g
+        vi = b2 * v[i] + (one - b2) * g * g
+        m[i] = mi
+        v[i] = vi
+        theta[i] -= a * (mi * c1) / (math.sqrt(vi * c2) + ep)

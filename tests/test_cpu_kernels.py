@@ -1,0 +1,843 @@
+"""CPU array kernels against independent oracles.
+
+* Forward kernels against NumPy / scipy.special / scipy.stats (float64, rtol 1e-12 unless
+  stated), closed-form KL against numerical integration.
+* Backward kernels against central finite differences of their forward (float64, h = 1e-6,
+  rtol 1e-6, atol 1e-8), through one generic helper that also checks accumulation (two
+  calls give twice the gradient) and skipping (a gradient passed with shape[0] == 0 is
+  left alone and the others are unchanged).
+* float32 forward and backward match float64 within 1e-5 relative (+ small atol), and the
+  float32 compilations contain no double-precision arithmetic at all.
+* Stability: logits in [-1e4, 1e4] give finite values and gradients.
+* Samplers: exact against the threshold / argmax rule, and their frequencies against the
+  model probabilities within 5 standard errors (fixed seeds).
+* Optimisers against a NumPy reference of the same update over several steps.
+"""
+import re
+
+import numpy as np
+import pytest
+from numba import njit
+from numpy.testing import assert_allclose
+from scipy import integrate, special, stats
+
+from ppl.kernels import cpu
+
+R, D, K, I = 4, 6, 3, 5  # rows, columns, classes per group (G = D // K = 2), affine inputs
+G = D // K
+M = 3  # NCE noise samples
+
+
+def skip(a):
+    """The generator's 'no gradient wanted' marker: an empty array of the same ndim."""
+    return np.empty((0,) * a.ndim, a.dtype)
+
+
+def onehot(rng, rows, groups, k, dtype=np.float64):
+    x = np.zeros((rows, groups * k), dtype)
+    idx = rng.integers(0, k, size=(rows, groups))
+    for r in range(rows):
+        for g in range(groups):
+            x[r, g * k + idx[r, g]] = 1
+    return x
+
+
+# ------------------------------------------------------------------ the cases
+# Each case: inputs(rng) -> dict of float64 arrays; fwd(inp) -> output (allocates the output,
+# calls the kernel); bwd(inp, gout, g) calls the backward kernel with gradient dict g;
+# wrt: inputs differentiated by the backward kernel (g has exactly these keys).
+
+
+def _pos(rng, *shape):
+    return rng.uniform(0.5, 2.0, size=shape)
+
+
+def _rows_out(x):
+    return np.empty(x.shape[0], x.dtype)
+
+
+def _unary(name, lo=-3.0, hi=3.0):
+    fwd_k = getattr(cpu, name + "_fwd")
+    bwd_k = getattr(cpu, name + "_bwd")
+
+    def inputs(rng):
+        z = rng.uniform(lo, hi, size=(R, D))
+        if name == "relu":  # keep clear of the kink for finite differences
+            z = np.where(np.abs(z) < 0.1, 0.5, z)
+        return {"z": z}
+
+    def fwd(i):
+        out = np.empty_like(i["z"])
+        fwd_k(i["z"], out)
+        return out
+
+    def bwd(i, gout, g):
+        bwd_k(i["z"], fwd(i), gout, g["z"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["z"])
+
+
+def _affine():
+    def inputs(rng):
+        return {"x": rng.normal(size=(R, I)), "W": rng.normal(size=(I, D)), "b": rng.normal(size=D)}
+
+    def fwd(i):
+        out = np.empty((R, D), i["x"].dtype)
+        cpu.affine_fwd(i["x"], i["W"], i["b"], out)
+        return out
+
+    def bwd(i, gout, g):
+        sx = np.empty_like(i["x"])
+        sW = np.empty_like(i["W"])
+        cpu.affine_bwd(i["x"], i["W"], gout, g["x"], g["W"], g["b"], sx, sW)
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["x", "W", "b"])
+
+
+def _binary(name):
+    fwd_k = getattr(cpu, name + "_fwd")
+
+    def inputs(rng):
+        return {"a": rng.normal(size=(R, D)), "b": rng.normal(size=(R, D))}
+
+    def fwd(i):
+        out = np.empty_like(i["a"])
+        fwd_k(i["a"], i["b"], out)
+        return out
+
+    def bwd(i, gout, g):
+        if name == "add":
+            cpu.add_bwd(gout, g["a"], g["b"])
+        else:
+            cpu.mul_bwd(i["a"], i["b"], gout, g["a"], g["b"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "b"])
+
+
+def _simple(fwd_k, bwd_k, shape_in, out_shape):
+    def inputs(rng):
+        return {"x": rng.normal(size=shape_in)}
+
+    def fwd(i):
+        out = np.empty(out_shape, i["x"].dtype)
+        fwd_k(i["x"], out)
+        return out
+
+    def bwd(i, gout, g):
+        bwd_k(gout, g["x"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["x"])
+
+
+def _rowsum():
+    d = _simple(cpu.row_sum_fwd, cpu.row_sum_bwd, (R, D), (R,))
+    return d
+
+
+def _bern_logprob():
+    def inputs(rng):
+        return {"a": rng.normal(scale=2, size=(R, D)), "x": rng.uniform(0.05, 0.95, size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["x"])
+        cpu.bernoulli_log_prob(i["a"], i["x"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.bernoulli_log_prob_bwd(i["a"], i["x"], grow, g["a"], g["x"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "x"])
+
+
+def _concrete():
+    def inputs(rng):
+        return {
+            "a": rng.normal(size=(R, D)),
+            "n": special.logit(rng.uniform(size=(R, D))),
+            "tau": np.array([0.7]),
+        }
+
+    def fwd(i):
+        out = np.empty_like(i["a"])
+        cpu.binary_concrete_sample(i["a"], i["n"], i["tau"], out)
+        return out
+
+    def bwd(i, gout, g):
+        cpu.binary_concrete_bwd(i["a"], i["n"], i["tau"], fwd(i), gout, g["a"], g["tau"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "tau"])
+
+
+def _probit_logprob():
+    def inputs(rng):
+        return {"a": rng.normal(scale=2, size=(R, D)), "x": rng.uniform(0.05, 0.95, size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["x"])
+        cpu.probit_log_prob(i["a"], i["x"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.probit_log_prob_bwd(i["a"], i["x"], grow, g["a"], g["x"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "x"])
+
+
+def _st(kind):
+    """Straight-through backward = VJP of the noise CDF F(a) = P(out = 1 | a) (seed 000)."""
+
+    def inputs(rng):
+        return {"a": rng.normal(scale=2, size=(R, D))}
+
+    def fwd(i):
+        return special.expit(i["a"]) if kind == "bernoulli" else special.ndtr(i["a"])
+
+    def bwd(i, gout, g):
+        if kind == "bernoulli":
+            cpu.bernoulli_st_bwd(i["a"], gout, g["a"])
+        else:
+            cpu.probit_st_bwd(i["a"], gout, g["a"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a"])
+
+
+def _normal_sample():
+    def inputs(rng):
+        return {"loc": rng.normal(size=(R, D)), "scale": _pos(rng, R, D), "eps": rng.normal(size=(R, D))}
+
+    def fwd(i):
+        out = np.empty_like(i["loc"])
+        cpu.normal_sample(i["loc"], i["scale"], i["eps"], out)
+        return out
+
+    def bwd(i, gout, g):
+        cpu.normal_sample_bwd(i["eps"], gout, g["loc"], g["scale"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["loc", "scale"])
+
+
+def _normal_logprob():
+    def inputs(rng):
+        return {"loc": rng.normal(size=(R, D)), "scale": _pos(rng, R, D), "x": rng.normal(size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["x"])
+        cpu.normal_log_prob(i["loc"], i["scale"], i["x"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.normal_log_prob_bwd(i["loc"], i["scale"], i["x"], grow, g["loc"], g["scale"], g["x"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["loc", "scale", "x"])
+
+
+def _cat_logprob():
+    def inputs(rng):  # relaxed x that does not sum to 1 exercises the sum_k x_k term
+        return {"a": rng.normal(scale=2, size=(R, D)), "x": rng.uniform(0.05, 0.95, size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["x"])
+        cpu.categorical_log_prob(i["a"], i["x"], K, out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.categorical_log_prob_bwd(i["a"], i["x"], K, grow, g["a"], g["x"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "x"])
+
+
+def _gumbel_softmax():
+    def inputs(rng):
+        return {
+            "a": rng.normal(size=(R, D)),
+            "g": -np.log(-np.log(rng.uniform(size=(R, D)))),
+            "tau": np.array([0.8]),
+        }
+
+    def fwd(i):
+        out = np.empty_like(i["a"])
+        cpu.gumbel_softmax_sample(i["a"], i["g"], i["tau"], K, out)
+        return out
+
+    def bwd(i, gout, g):
+        cpu.gumbel_softmax_bwd(i["a"], i["g"], i["tau"], K, fwd(i), gout, g["a"], g["tau"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "tau"])
+
+
+def _kl_std():
+    def inputs(rng):
+        return {"mu": rng.normal(size=(R, D)), "sigma": _pos(rng, R, D)}
+
+    def fwd(i):
+        out = _rows_out(i["mu"])
+        cpu.gaussian_kl_std(i["mu"], i["sigma"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.gaussian_kl_std_bwd(i["mu"], i["sigma"], grow, g["mu"], g["sigma"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["mu", "sigma"])
+
+
+def _kl():
+    def inputs(rng):
+        return {"m1": rng.normal(size=(R, D)), "s1": _pos(rng, R, D),
+                "m2": rng.normal(size=(R, D)), "s2": _pos(rng, R, D)}
+
+    def fwd(i):
+        out = _rows_out(i["m1"])
+        cpu.gaussian_kl(i["m1"], i["s1"], i["m2"], i["s2"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.gaussian_kl_bwd(i["m1"], i["s1"], i["m2"], i["s2"], grow, g["m1"], g["s1"], g["m2"], g["s2"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["m1", "s1", "m2", "s2"])
+
+
+def _bern_nll():
+    def inputs(rng):
+        return {"a": rng.normal(scale=2, size=(R, D)), "t": rng.uniform(size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["a"])
+        cpu.bernoulli_nll(i["a"], i["t"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.bernoulli_nll_bwd(i["a"], i["t"], grow, g["a"], g["t"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
+
+
+def _gauss_nll():
+    def inputs(rng):
+        return {"mu": rng.normal(size=(R, D)), "sigma": _pos(rng, R, D), "t": rng.normal(size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["mu"])
+        cpu.gaussian_nll(i["mu"], i["sigma"], i["t"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.gaussian_nll_bwd(i["mu"], i["sigma"], i["t"], grow, g["mu"], g["sigma"], g["t"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["mu", "sigma", "t"])
+
+
+def _xent():
+    def inputs(rng):
+        return {"a": rng.normal(scale=2, size=(R, D)), "t": rng.uniform(size=(R, D))}
+
+    def fwd(i):
+        out = _rows_out(i["a"])
+        cpu.softmax_xent(i["a"], i["t"], K, out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.softmax_xent_bwd(i["a"], i["t"], K, grow, g["a"], g["t"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
+
+
+def _nce():
+    def inputs(rng):
+        return {"sd": rng.normal(size=(R, 1)), "sn": rng.normal(size=(R, M)),
+                "kd": rng.normal(size=(R, 1)), "kn": rng.normal(size=(R, M))}
+
+    def fwd(i):
+        out = _rows_out(i["sd"])
+        cpu.nce_logistic(i["sd"], i["sn"], i["kd"], i["kn"], out)
+        return out
+
+    def bwd(i, grow, g):
+        cpu.nce_logistic_bwd(i["sd"], i["sn"], i["kd"], i["kn"], grow, g["sd"], g["sn"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["sd", "sn"])
+
+
+def _softmax():
+    def inputs(rng):
+        return {"z": rng.normal(scale=2, size=(R, D))}
+
+    def fwd(i):
+        out = np.empty_like(i["z"])
+        cpu.softmax_fwd(i["z"], K, out)
+        return out
+
+    def bwd(i, gout, g):
+        cpu.softmax_bwd(i["z"], K, fwd(i), gout, g["z"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["z"])
+
+
+def _logsumexp():
+    def inputs(rng):
+        return {"z": rng.normal(scale=2, size=(R, D))}
+
+    def fwd(i):
+        out = np.empty((R, G), i["z"].dtype)
+        cpu.logsumexp_rows(i["z"], K, out)
+        return out
+
+    def bwd(i, gout, g):  # d lse_g / dz_k = softmax_k: the VJP via softmax_fwd
+        y = np.empty_like(i["z"])
+        cpu.softmax_fwd(i["z"], K, y)
+        g["z"] += y * np.repeat(gout, K, axis=1)
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["z"])
+
+
+CASES = {
+    "affine": _affine(),
+    **{name: _unary(name) for name in ["sigmoid", "tanh", "relu", "softplus", "sqrt1p", "exp"]},
+    "add": _binary("add"),
+    "mul": _binary("mul"),
+    "broadcast_rows": _simple(cpu.broadcast_rows_fwd, cpu.broadcast_rows_bwd, (D,), (R, D)),
+    "copy": _simple(cpu.copy_fwd, cpu.copy_bwd, (R, D), (R, D)),
+    "row_sum": _rowsum(),
+    "bernoulli_log_prob": _bern_logprob(),
+    "bernoulli_st": _st("bernoulli"),
+    "binary_concrete": _concrete(),
+    "probit_log_prob": _probit_logprob(),
+    "probit_st": _st("probit"),
+    "normal_sample": _normal_sample(),
+    "normal_log_prob": _normal_logprob(),
+    "softmax": _softmax(),
+    "logsumexp_rows": _logsumexp(),
+    "categorical_log_prob": _cat_logprob(),
+    "gumbel_softmax": _gumbel_softmax(),
+    "gaussian_kl_std": _kl_std(),
+    "gaussian_kl": _kl(),
+    "bernoulli_nll": _bern_nll(),
+    "gaussian_nll": _gauss_nll(),
+    "softmax_xent": _xent(),
+    "nce_logistic": _nce(),
+}
+
+
+def check_vjp(case, seed=0, h=1e-6, rtol=1e-6, atol=1e-8):
+    """Backward kernel == central finite differences of the forward (float64), accumulates,
+    and honours the skip marker for every gradient."""
+    rng = np.random.default_rng(seed)
+    inp = case["inputs"](rng)
+    fwd, bwd, wrt = case["fwd"], case["bwd"], case["wrt"]
+    y = fwd(inp)
+    w = rng.normal(size=y.shape)  # random cotangent: checks the full VJP, not one column
+    grads = {k: np.zeros_like(inp[k]) for k in wrt}
+    bwd(inp, w, grads)
+    for k in wrt:
+        x = inp[k]
+        fd = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            old = x[idx]
+            x[idx] = old + h
+            lp = np.sum(w * fwd(inp))
+            x[idx] = old - h
+            lm = np.sum(w * fwd(inp))
+            x[idx] = old
+            fd[idx] = (lp - lm) / (2 * h)
+        assert_allclose(grads[k], fd, rtol=rtol, atol=atol, err_msg=f"d/d{k}")
+    # accumulation: a second call adds the same gradient again
+    first = {k: v.copy() for k, v in grads.items()}
+    bwd(inp, w, grads)
+    for k in wrt:
+        assert_allclose(grads[k], 2 * first[k], rtol=1e-14, atol=0, err_msg=f"accumulate d/d{k}")
+    # skipping: each gradient in turn passed as an empty array; the others are unchanged
+    if len(wrt) > 1:
+        for k in wrt:
+            g = {j: (skip(inp[j]) if j == k else np.zeros_like(inp[j])) for j in wrt}
+            bwd(inp, w, g)
+            for j in wrt:
+                if j != k:
+                    assert_allclose(g[j], first[j], rtol=1e-14, atol=0, err_msg=f"skip {k}")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_backward_matches_finite_differences(name):
+    check_vjp(CASES[name])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_float32_matches_float64(name):
+    """Forward and backward in float32 agree with float64 (rtol 1e-5, atol 1e-5 * scale)."""
+    case = CASES[name]
+    rng = np.random.default_rng(1)
+    inp64 = case["inputs"](rng)
+    inp32 = {k: v.astype(np.float32) for k, v in inp64.items()}
+    inp64 = {k: v.astype(np.float64) for k, v in inp32.items()}  # identical inputs
+    y64 = case["fwd"](inp64)
+    y32 = case["fwd"](inp32)
+    assert y32.dtype == np.float32
+    scale = np.max(np.abs(y64))
+    assert_allclose(y32, y64, rtol=1e-5, atol=1e-5 * scale)
+    w = rng.normal(size=y64.shape)
+    g64 = {k: np.zeros_like(inp64[k]) for k in case["wrt"]}
+    g32 = {k: np.zeros_like(inp32[k]) for k in case["wrt"]}
+    case["bwd"](inp64, w, g64)
+    case["bwd"](inp32, w.astype(np.float32), g32)
+    for k in case["wrt"]:
+        assert g32[k].dtype == np.float32
+        assert_allclose(g32[k], g64[k], rtol=1e-5, atol=1e-5 * max(np.max(np.abs(g64[k])), 1.0))
+
+
+def _native_functions(ir):
+    """The nopython function definitions of an LLVM module, without the CPython/cfunc
+    wrappers (which box a returned float32 as a Python float, i.e. a double)."""
+    defs = ir.split("\ndefine ")[1:]
+    return [d for d in defs if "@_ZN7cpython" not in d.split("\n", 1)[0]
+            and "@cfunc." not in d.split("\n", 1)[0]]
+
+
+def test_float32_code_has_no_double_precision():
+    """Every kernel compiled for float32 (by the test above) does its math in float32:
+    the optimised LLVM IR of the float32 specialisation mentions no `double` at all.
+    (Cached code cannot be inspected, so each is recompiled here without the cache.)"""
+    for name in CASES:  # make sure every float32 specialisation exists in this process
+        test_float32_matches_float64(name)
+    checked = 0
+    for name in dir(cpu):
+        f = getattr(cpu, name)
+        if not hasattr(f, "signatures"):
+            continue
+        for sig in f.signatures:
+            arrays = [a for a in sig if hasattr(a, "dtype")]
+            if arrays and all(str(a.dtype) == "float32" for a in arrays):
+                fresh = njit(f.py_func)
+                fresh.compile(sig)
+                for fn in _native_functions(fresh.inspect_llvm(sig)):
+                    assert not re.search(r"\bdouble\b", fn), f"{name}{sig} computes in float64"
+                checked += 1
+    assert checked >= 40
+
+
+# ------------------------------------------------------------------ forward oracles
+
+
+def test_layers_forward():
+    rng = np.random.default_rng(2)
+    x, W, b = rng.normal(size=(R, I)), rng.normal(size=(I, D)), rng.normal(size=D)
+    assert_allclose(CASES["affine"]["fwd"]({"x": x, "W": W, "b": b}), x @ W + b, rtol=1e-12)
+    z = rng.uniform(-5, 5, size=(R, D))
+    refs = {
+        "sigmoid": special.expit(z),
+        "tanh": np.tanh(z),
+        "relu": np.maximum(z, 0),
+        "softplus": np.logaddexp(0, z),
+        "sqrt1p": np.sqrt(1 + z * z),
+        "exp": np.exp(z),
+    }
+    for name, ref in refs.items():
+        out = np.full_like(z, np.nan)  # forward overwrites
+        getattr(cpu, name + "_fwd")(z, out)
+        assert_allclose(out, ref, rtol=1e-13, atol=1e-300, err_msg=name)
+    a, c = rng.normal(size=(R, D)), rng.normal(size=(R, D))
+    out = np.empty_like(a)
+    cpu.add_fwd(a, c, out)
+    assert_allclose(out, a + c, rtol=1e-15)
+    cpu.mul_fwd(a, c, out)
+    assert_allclose(out, a * c, rtol=1e-15)
+    cpu.copy_fwd(a, out)
+    assert np.array_equal(out, a)
+    cpu.broadcast_rows_fwd(b, out)
+    assert np.array_equal(out, np.broadcast_to(b, (R, D)))
+    rows = np.empty(R)
+    cpu.row_sum_fwd(a, rows)
+    assert_allclose(rows, a.sum(1), rtol=1e-14)
+
+
+def test_affine_skips_gx_and_uses_scratch_only():
+    rng = np.random.default_rng(3)
+    x, W, gout = rng.normal(size=(R, I)), rng.normal(size=(I, D)), rng.normal(size=(R, D))
+    gW, gb = np.ones((I, D)), np.ones(D)
+    cpu.affine_bwd(x, W, gout, np.empty((0, 0)), gW, gb, np.empty((R, I)), np.empty((I, D)))
+    assert_allclose(gW, 1 + x.T @ gout, rtol=1e-13)
+    assert_allclose(gb, 1 + gout.sum(0), rtol=1e-13)
+
+
+def test_bernoulli_and_probit_log_prob_match_scipy():
+    rng = np.random.default_rng(4)
+    a = rng.normal(scale=3, size=(R, D))
+    x = rng.integers(0, 2, size=(R, D)).astype(float)
+    out = np.empty(R)
+    cpu.bernoulli_log_prob(a, x, out)
+    assert_allclose(out, stats.bernoulli.logpmf(x, special.expit(a)).sum(1), rtol=1e-12)
+    cpu.probit_log_prob(a, x, out)
+    # scipy's logpmf forms log(1 - Phi(a)), which cancels for a >> 0: hence rtol 1e-9 there
+    # and 1e-12 against the exact log_ndtr form
+    assert_allclose(out, stats.bernoulli.logpmf(x, special.ndtr(a)).sum(1), rtol=1e-9)
+    ref = (x * special.log_ndtr(a) + (1 - x) * special.log_ndtr(-a)).sum(1)
+    assert_allclose(out, ref, rtol=1e-12)
+    xr = rng.uniform(size=(R, D))  # relaxed x: the same formula, linear in x
+    cpu.bernoulli_log_prob(a, xr, out)
+    ref = (xr * special.log_expit(a) + (1 - xr) * special.log_expit(-a)).sum(1)
+    assert_allclose(out, ref, rtol=1e-12)
+    cpu.probit_log_prob(a, xr, out)
+    ref = (xr * special.log_ndtr(a) + (1 - xr) * special.log_ndtr(-a)).sum(1)
+    assert_allclose(out, ref, rtol=1e-12)
+
+
+def test_binary_samplers_rule_and_frequency():
+    rng = np.random.default_rng(5)
+    n = 20000
+    a = np.tile(np.array([[-2.0, -0.5, 0.0, 0.7, 3.0]]), (n, 1))
+    out = np.empty_like(a)
+    noise = special.logit(rng.uniform(size=a.shape))  # standard logistic
+    cpu.bernoulli_sample(a, noise, out)
+    assert np.array_equal(out, (a + noise > 0).astype(float))
+    p = special.expit(a[0])
+    assert np.all(np.abs(out.mean(0) - p) < 5 * np.sqrt(p * (1 - p) / n))
+    gauss = rng.normal(size=a.shape)
+    cpu.probit_sample(a, gauss, out)
+    assert np.array_equal(out, (a + gauss > 0).astype(float))
+    p = special.ndtr(a[0])
+    assert np.all(np.abs(out.mean(0) - p) < 5 * np.sqrt(p * (1 - p) / n))
+    tau = np.array([0.5])
+    cpu.binary_concrete_sample(a, noise, tau, out)
+    assert_allclose(out, special.expit((a + noise) / 0.5), rtol=1e-13)
+
+
+def test_normal_matches_scipy():
+    rng = np.random.default_rng(6)
+    loc, scale, x = rng.normal(size=(R, D)), _pos(rng, R, D), rng.normal(size=(R, D))
+    out = np.empty(R)
+    cpu.normal_log_prob(loc, scale, x, out)
+    assert_allclose(out, stats.norm.logpdf(x, loc, scale).sum(1), rtol=1e-12)
+    eps = rng.normal(size=(R, D))
+    y = np.empty((R, D))
+    cpu.normal_sample(loc, scale, eps, y)
+    assert_allclose(y, loc + scale * eps, rtol=1e-15)
+    cpu.gaussian_nll(loc, scale, x, out)
+    assert_allclose(out, -stats.norm.logpdf(x, loc, scale).sum(1), rtol=1e-12)
+
+
+def _softmax_groups(a):
+    return special.softmax(a.reshape(a.shape[0], -1, K), axis=2).reshape(a.shape)
+
+
+def test_categorical_log_prob_and_xent_match_softmax():
+    rng = np.random.default_rng(7)
+    a = rng.normal(scale=2, size=(R, D))
+    x = onehot(rng, R, G, K)
+    out = np.empty(R)
+    cpu.categorical_log_prob(a, x, K, out)
+    p = _softmax_groups(a).reshape(R, G, K)
+    ref = sum(stats.multinomial.logpmf(x.reshape(R, G, K)[:, g], 1, p[:, g]) for g in range(G))
+    assert_allclose(out, ref, rtol=1e-12)
+    t = rng.uniform(size=(R, D))
+    logp = special.log_softmax(a.reshape(R, G, K), axis=2).reshape(R, D)
+    cpu.categorical_log_prob(a, t, K, out)
+    assert_allclose(out, (t * logp).sum(1), rtol=1e-12)
+    cpu.softmax_xent(a, t, K, out)
+    assert_allclose(out, -(t * logp).sum(1), rtol=1e-12)
+
+
+def test_softmax_and_logsumexp_forward():
+    rng = np.random.default_rng(15)
+    z = rng.normal(scale=3, size=(R, D))
+    z[0, :K] = [1e4, -1e4, 9999.0]  # no overflow
+    out, lse = np.empty_like(z), np.empty((R, G))
+    cpu.softmax_fwd(z, K, out)
+    assert_allclose(out, _softmax_groups(z), rtol=1e-13, atol=1e-300)
+    cpu.logsumexp_rows(z, K, lse)
+    assert_allclose(lse, special.logsumexp(z.reshape(R, G, K), axis=2), rtol=1e-14)
+
+
+def test_categorical_samplers_rule_and_frequency():
+    rng = np.random.default_rng(8)
+    n = 20000
+    a = np.tile(np.array([[0.3, -1.0, 1.2, 2.0, 0.0, -3.0]]), (n, 1))
+    p = _softmax_groups(a[:1])[0]
+    gum = -np.log(-np.log(rng.uniform(size=a.shape)))
+    out = np.empty_like(a)
+    cpu.categorical_sample(a, gum, K, out)
+    idx = np.argmax((a + gum).reshape(n, G, K), axis=2)
+    assert np.array_equal(out.reshape(n, G, K).argmax(2), idx)
+    assert np.array_equal(out.sum(1), np.full(n, G))
+    se = np.sqrt(p * (1 - p) / n)
+    assert np.all(np.abs(out.mean(0) - p) < 5 * se)
+    u = rng.uniform(size=(n, G))
+    cpu.categorical_inverse_cdf_sample(a, u, K, out)
+    cdf = np.cumsum(p.reshape(G, K), axis=1)
+    ref = np.stack([np.searchsorted(cdf[g], u[:, g], side="right") for g in range(G)], 1)
+    assert np.array_equal(out.reshape(n, G, K).argmax(2), ref)
+    assert np.array_equal(out.sum(1), np.full(n, G))
+    assert np.all(np.abs(out.mean(0) - p) < 5 * se)
+    # u at the top of [0, 1) never picks a zero-probability class
+    a2 = np.array([[0.0, 0.0, -1e4, 0.0, -1e4, -1e4]])
+    o2 = np.empty_like(a2)
+    cpu.categorical_inverse_cdf_sample(a2, np.array([[1 - 1e-17, 1 - 1e-17]]), K, o2)
+    assert np.array_equal(o2, [[0, 1, 0, 1, 0, 0]])
+
+
+def test_gumbel_softmax_forward():
+    rng = np.random.default_rng(9)
+    a = rng.normal(size=(R, D))
+    gum = -np.log(-np.log(rng.uniform(size=(R, D))))
+    out = np.empty_like(a)
+    cpu.gumbel_softmax_sample(a, gum, np.array([0.3]), K, out)
+    assert_allclose(out, _softmax_groups((a + gum) / 0.3), rtol=1e-12)
+    cpu.gumbel_softmax_sample(a, gum, 0.3, K, out)  # a plain float temperature works too
+    assert_allclose(out, _softmax_groups((a + gum) / 0.3), rtol=1e-12)
+
+
+def _kl_quad(m1, s1, m2, s2):
+    f = lambda z: stats.norm.pdf(z, m1, s1) * (stats.norm.logpdf(z, m1, s1) - stats.norm.logpdf(z, m2, s2))
+    return integrate.quad(f, m1 - 20 * s1, m1 + 20 * s1, epsabs=1e-13, epsrel=1e-12)[0]
+
+
+def test_gaussian_kl_matches_numerical_integration():
+    rng = np.random.default_rng(10)
+    m1, s1 = rng.normal(size=(2, 3)), _pos(rng, 2, 3)
+    m2, s2 = rng.normal(size=(2, 3)), _pos(rng, 2, 3)
+    out = np.empty(2)
+    cpu.gaussian_kl(m1, s1, m2, s2, out)
+    ref = [sum(_kl_quad(m1[r, j], s1[r, j], m2[r, j], s2[r, j]) for j in range(3)) for r in range(2)]
+    assert_allclose(out, ref, rtol=1e-8)
+    cpu.gaussian_kl_std(m1, s1, out)
+    ref = [sum(_kl_quad(m1[r, j], s1[r, j], 0.0, 1.0) for j in range(3)) for r in range(2)]
+    assert_allclose(out, ref, rtol=1e-8)
+
+
+def test_bernoulli_nll_and_nce_forward():
+    rng = np.random.default_rng(11)
+    a, t = rng.normal(scale=3, size=(R, D)), rng.integers(0, 2, size=(R, D)).astype(float)
+    out = np.empty(R)
+    cpu.bernoulli_nll(a, t, out)
+    assert_allclose(out, -stats.bernoulli.logpmf(t, special.expit(a)).sum(1), rtol=1e-12)
+    sd, sn = rng.normal(size=(R, 1)), rng.normal(size=(R, M))
+    kd, kn = rng.normal(size=(R, 1)), rng.normal(size=(R, M))
+    cpu.nce_logistic(sd, sn, kd, kn, out)
+    ref = -special.log_expit(sd - kd).sum(1) - special.log_expit(-(sn - kn)).sum(1)
+    assert_allclose(out, ref, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ stability
+
+
+def _extreme_logits(rng, shape):
+    a = rng.uniform(-1e4, 1e4, size=shape)
+    a.flat[:4] = [-1e4, 1e4, -1e4, 1e4][: a.size]
+    return a
+
+
+def test_extreme_logits_finite_values_and_gradients():
+    rng = np.random.default_rng(12)
+    a = _extreme_logits(rng, (R, D))
+    xb = rng.integers(0, 2, size=(R, D)).astype(float)
+    xr = rng.uniform(size=(R, D))
+    grow = np.ones(R)
+    z = lambda: np.zeros((R, D))
+    out = np.empty(R)
+    for x in (xb, xr):
+        for fwd, bwd in [(cpu.bernoulli_log_prob, cpu.bernoulli_log_prob_bwd),
+                         (cpu.probit_log_prob, cpu.probit_log_prob_bwd),
+                         (cpu.bernoulli_nll, cpu.bernoulli_nll_bwd)]:
+            fwd(a, x, out)
+            assert np.all(np.isfinite(out)), fwd
+            g1, g2 = z(), z()
+            bwd(a, x, grow, g1, g2)
+            assert np.all(np.isfinite(g1)) and np.all(np.isfinite(g2)), bwd
+        for fwd, bwd in [(cpu.categorical_log_prob, cpu.categorical_log_prob_bwd),
+                         (cpu.softmax_xent, cpu.softmax_xent_bwd)]:
+            fwd(a, x, K, out)
+            assert np.all(np.isfinite(out)), fwd
+            g1, g2 = z(), z()
+            bwd(a, x, K, grow, g1, g2)
+            assert np.all(np.isfinite(g1)) and np.all(np.isfinite(g2)), bwd
+    # exact tail values: log sigma(-1e4) = -1e4, log Phi(-1e4) = scipy's log_ndtr
+    one = np.ones((1, 1))
+    for fwd, ref in [(cpu.bernoulli_log_prob, special.log_expit(-1e4)),
+                     (cpu.probit_log_prob, special.log_ndtr(-1e4))]:
+        o = np.empty(1)
+        fwd(np.full((1, 1), -1e4), one, o)
+        assert_allclose(o[0], ref, rtol=1e-12)
+    # relaxations and straight-through
+    noise = special.logit(rng.uniform(size=(R, D)))
+    gout = rng.normal(size=(R, D))
+    for tau in (np.array([0.1]), np.array([2.0])):
+        y = np.empty((R, D))
+        cpu.binary_concrete_sample(a, noise, tau, y)
+        gl, gt = z(), np.zeros(1)
+        cpu.binary_concrete_bwd(a, noise, tau, y, gout, gl, gt)
+        assert np.all(np.isfinite(y)) and np.all(np.isfinite(gl)) and np.isfinite(gt[0])
+        gum = -np.log(-np.log(rng.uniform(size=(R, D))))
+        cpu.gumbel_softmax_sample(a, gum, tau, K, y)
+        gl, gt = z(), np.zeros(1)
+        cpu.gumbel_softmax_bwd(a, gum, tau, K, y, gout, gl, gt)
+        assert np.all(np.isfinite(y)) and np.all(np.isfinite(gl)) and np.isfinite(gt[0])
+        assert_allclose(y.reshape(R, G, K).sum(2), 1.0, rtol=1e-14)
+    for st in (cpu.bernoulli_st_bwd, cpu.probit_st_bwd):
+        gl = z()
+        st(a, gout, gl)
+        assert np.all(np.isfinite(gl))
+    sd, sn = _extreme_logits(rng, (R, 1)), _extreme_logits(rng, (R, M))
+    cpu.nce_logistic(sd, sn, np.zeros((R, 1)), np.zeros((R, M)), out)
+    gd, gn = np.zeros((R, 1)), np.zeros((R, M))
+    cpu.nce_logistic_bwd(sd, sn, np.zeros((R, 1)), np.zeros((R, M)), grow, gd, gn)
+    assert np.all(np.isfinite(out)) and np.all(np.isfinite(gd)) and np.all(np.isfinite(gn))
+
+
+# ------------------------------------------------------------------ optimisers
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_optimisers_match_numpy_reference(dtype):
+    rng = np.random.default_rng(13)
+    n, steps = 7, 5
+    grads = rng.normal(size=(steps, n)).astype(dtype)
+    theta0 = rng.normal(size=n).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    arr = lambda v: np.array([v], dtype)
+
+    th = theta0.copy()
+    ref = theta0.astype(np.float64)
+    for g in grads:
+        cpu.sgd_update(th, g, arr(0.1))
+        ref -= 0.1 * g
+    assert_allclose(th, ref, rtol=rtol)
+
+    th, vel = theta0.copy(), np.zeros(n, dtype)
+    ref, rv = theta0.astype(np.float64), np.zeros(n)
+    for g in grads:
+        cpu.momentum_update(th, g, vel, arr(0.1), arr(0.9))
+        rv = 0.9 * rv - 0.1 * g
+        ref += rv
+    assert_allclose(th, ref, rtol=rtol)
+
+    th, m, v = theta0.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+    ref, rm, rvv = theta0.astype(np.float64), np.zeros(n), np.zeros(n)
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    for t, g in enumerate(grads, start=1):
+        cpu.adam_update(th, g, m, v, arr(lr), arr(b1), arr(b2), arr(eps), t)
+        rm = b1 * rm + (1 - b1) * g
+        rvv = b2 * rvv + (1 - b2) * g.astype(np.float64) ** 2
+        ref -= lr * (rm / (1 - b1**t)) / (np.sqrt(rvv / (1 - b2**t)) + eps)
+    assert_allclose(th, ref, rtol=rtol)
+    assert_allclose(m, rm, rtol=rtol * 10)
+    # plain Python floats are accepted for the hyper-parameters as well
+    th2, m2, v2 = theta0.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+    for t, g in enumerate(grads, start=1):
+        cpu.adam_update(th2, g, m2, v2, lr, b1, b2, eps, t)
+    assert_allclose(th2, th, rtol=rtol)
+
+
+# ------------------------------------------------------------------ embedding
+
+
+def test_kernels_callable_from_user_njit_code():
+    """The fused step (and a user's simulation) calls the kernels from nopython code."""
+
+    @njit
+    def step(a, x, grow, glogits, gx, out):
+        cpu.bernoulli_log_prob(a, x, out)
+        cpu.bernoulli_log_prob_bwd(a, x, grow, glogits, gx)
+        return out.sum()
+
+    rng = np.random.default_rng(14)
+    a, x = rng.normal(size=(R, D)), rng.integers(0, 2, size=(R, D)).astype(float)
+    ga = np.zeros((R, D))
+    total = step(a, x, np.ones(R), ga, np.empty((0, 0)), np.empty(R))
+    assert_allclose(total, stats.bernoulli.logpmf(x, special.expit(a)).sum(), rtol=1e-12)
+    assert_allclose(ga, x - special.expit(a), rtol=1e-12)
