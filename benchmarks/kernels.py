@@ -1,0 +1,121 @@
+"""Kernel micro-benchmarks: ppl's Philox sampling fills against NumPy's Generator, same run.
+
+Run ``python benchmarks/kernels.py``.  Prints one JSON line per measurement:
+{"bench": "kernels", "case": ..., "metric": "median_ms", "value": ours, "unit": "ms",
+ "baseline": numpy_ms, "ratio": numpy_ms / ours_ms, "threads": numba threads}
+plus one line with the compile (or cache-load) time of the warm-up, reported separately.
+Each case is timed with numba.set_num_threads(1) and (2) (NumPy's generator is serial in
+both), as the median of REPEATS alternating ours / baseline repetitions on 10**7 float32.
+
+Adding cases: write a function ``my_cases() -> list[Case]`` (each Case has a name, our
+callable, the baseline callable; preallocate everything outside the callables) and append
+it to CASES below; ``main()`` warms up, times and prints them like the sampling cases.
+"""
+import os
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy: keep BLAS baselines single-threaded
+
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from typing import Callable, NamedTuple  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ppl.kernels.cpu_noise import (  # noqa: E402
+    fill_bernoulli_logit,
+    fill_bernoulli_prob,
+    fill_normal,
+    fill_uniform,
+)
+
+N_ROWS, N_COLS = 10_000, 1_000  # 10**7 values
+REPEATS = 9  # alternating repetitions per case and thread count (median reported)
+THREADS = (1, 2)
+LOGIT = 0.3  # the fixed logit of the Bernoulli cases
+
+
+class Case(NamedTuple):
+    name: str
+    ours: Callable[[int], object]  # called with the repetition index (used as the RNG step)
+    baseline: Callable[[int], object]
+
+
+def emit(**fields):
+    print(json.dumps({"bench": "kernels", **fields}), flush=True)
+
+
+# ----------------------------------------------------------------------------- sampling
+def sampling_cases():
+    """Bernoulli, uniform and normal sampling of 10**7 float32 values."""
+    shape = (N_ROWS, N_COLS)
+    gen = np.random.default_rng(0)
+    out = np.empty(shape, np.float32)
+    u = np.empty(shape, np.float32)
+    h_bool = np.empty(shape, np.bool_)
+    logits = np.full(shape, LOGIT, np.float32)
+    probs = np.full(shape, 1.0 / (1.0 + np.exp(-LOGIT)), np.float32)
+
+    def numpy_bernoulli(i):
+        # generous to NumPy: sigmoid(logit) precomputed, a bool result instead of float32
+        np.less(gen.random(dtype=np.float32, out=u), probs, out=h_bool)
+
+    return [
+        Case("bernoulli_logit_f32",  # h = [logit + logistic noise > 0]
+             lambda i: fill_bernoulli_logit(out, logits, 1, 0, i), numpy_bernoulli),
+        Case("bernoulli_prob_f32",  # h = [u < p]
+             lambda i: fill_bernoulli_prob(out, probs, 1, 0, i), numpy_bernoulli),
+        Case("uniform_f32",
+             lambda i: fill_uniform(out, 1, 0, i),
+             lambda i: gen.random(dtype=np.float32, out=u)),
+        Case("normal_f32",  # Box-Muller vs NumPy's ziggurat
+             lambda i: fill_normal(out, 1, 0, i),
+             lambda i: gen.standard_normal(dtype=np.float32, out=u)),
+    ]
+
+
+# Case builders, run in this order.  Append new sections (e.g. affine forward + backward).
+CASES = [sampling_cases]
+
+
+# ------------------------------------------------------------------------------ driver
+def _ms(fn, i):
+    t0 = time.perf_counter()
+    fn(i)
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def measure(case, repeats=REPEATS):
+    """Median ms of ours and of the baseline over `repeats` alternating repetitions."""
+    ours, base = [], []
+    for i in range(repeats):
+        ours.append(_ms(case.ours, i))
+        base.append(_ms(case.baseline, i))
+    return statistics.median(ours), statistics.median(base)
+
+
+def main():
+    cases = [c for build in CASES for c in build()]
+    t0 = time.perf_counter()
+    for c in cases:  # warm-up: compile (or load from numba's cache) every kernel
+        c.ours(0)
+        c.baseline(0)
+    emit(case="warmup_compile", metric="seconds", value=round(time.perf_counter() - t0, 3),
+         unit="s")
+    available = numba.config.NUMBA_NUM_THREADS
+    for n_threads in THREADS:
+        if n_threads > available:
+            continue
+        numba.set_num_threads(n_threads)
+        for c in cases:
+            c.ours(0)  # wake the thread pool at this size
+            ours, base = measure(c)
+            emit(case=f"{c.name}_t{n_threads}", metric="median_ms", value=round(ours, 3),
+                 unit="ms", baseline=round(base, 3), ratio=round(base / ours, 3),
+                 threads=n_threads)
+    numba.set_num_threads(available)
+
+
+if __name__ == "__main__":
+    main()
