@@ -1,4 +1,5 @@
-"""Kernel micro-benchmarks: ppl's Philox sampling fills against NumPy's Generator, same run.
+"""Kernel micro-benchmarks: ppl's Philox sampling fills against NumPy's Generator, and the
+affine forward + backward kernels against plain NumPy, in the same run.
 
 Run ``python benchmarks/kernels.py``.  Prints one JSON line per measurement:
 {"bench": "kernels", "case": ..., "metric": "median_ms", "value": ours, "unit": "ms",
@@ -23,6 +24,7 @@ from typing import Callable, NamedTuple  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ppl.kernels.cpu import affine_bwd, affine_fwd  # noqa: E402
 from ppl.kernels.cpu_noise import (  # noqa: E402
     fill_bernoulli_logit,
     fill_bernoulli_prob,
@@ -75,8 +77,49 @@ def sampling_cases():
     ]
 
 
-# Case builders, run in this order.  Append new sections (e.g. affine forward + backward).
-CASES = [sampling_cases]
+# ----------------------------------------------------------------------------- affine
+AFFINE_CALLS = 1000  # forward + backward calls per timed repetition (each is microseconds)
+
+
+@numba.njit
+def _affine_loop(n, x, W, b, out, gout, gx, gW, gb, sx, sW):
+    for _ in range(n):
+        affine_fwd(x, W, b, out)
+        affine_bwd(x, W, gout, gx, gW, gb, sx, sW)
+
+
+def affine_cases():
+    """Affine 64 -> 32 forward + backward (gx, gW, gb) at batch 32 and 256, float32,
+    AFFINE_CALLS calls per repetition: our BLAS kernels vs the same products in plain NumPy."""
+    cases = []
+    rng = np.random.default_rng(0)
+    for batch in (32, 256):
+        x = rng.standard_normal((batch, 64)).astype(np.float32)
+        W = rng.standard_normal((64, 32)).astype(np.float32)
+        b = np.zeros(32, np.float32)
+        out = np.empty((batch, 32), np.float32)
+        gout = rng.standard_normal((batch, 32)).astype(np.float32)
+        gx, sx = np.zeros_like(x), np.zeros_like(x)
+        gW, sW = np.zeros_like(W), np.zeros_like(W)
+        gb = np.zeros_like(b)
+
+        def ours(i, x=x, W=W, b=b, out=out, gout=gout, gx=gx, gW=gW, gb=gb, sx=sx, sW=sW):
+            _affine_loop(AFFINE_CALLS, x, W, b, out, gout, gx, gW, gb, sx, sW)
+
+        def numpy_affine(i, x=x, W=W, b=b, gout=gout, gx=gx, gW=gW, gb=gb):
+            for _ in range(AFFINE_CALLS):
+                y = x @ W + b
+                gx += gout @ W.T
+                gW += x.T @ gout
+                gb += gout.sum(0)
+            return y
+
+        cases.append(Case(f"affine_fwd_bwd_64x32_batch{batch}_x{AFFINE_CALLS}", ours, numpy_affine))
+    return cases
+
+
+# Case builders, run in this order.
+CASES = [sampling_cases, affine_cases]
 
 
 # ------------------------------------------------------------------------------ driver

@@ -309,7 +309,7 @@ class Lowering:
             self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")
         # backward
         self.section = self.bwd
-        self.emit("grad[:] = 0")
+        self.emit("R_.zero1(grad)")
         for n in order:
             if self.g(n) is not None and not n.attrs.get("is_head"):
                 self.emit(f"R_.zero2({self.g(n)})")
@@ -454,6 +454,7 @@ from ppl.kernels import cpu as K_
 from ppl.kernels import cpu_noise as N_
 from ppl.kernels import cpu_rows as R_
 from ppl.kernels import cpu_antithetic as A_
+from ppl.kernels import cpu_relax as X_
 
 
 @njit(cache={cache})

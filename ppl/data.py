@@ -136,14 +136,15 @@ def write_idx(path, array) -> None:
 # --------------------------------------------------------------------------- synthetic data
 def heteroscedastic(n: int = 1000, seed: int = 0, dtype=np.float64) -> dict:
     """1D regression with input-dependent noise (seed 004's setting), known ground truth:
-    x ~ U(-3, 3), t = mu(x) + sigma(x) eps with mu(x) = sin(x) + 0.5 x and
-    sigma(x) = sqrt(1 + (0.8 x)^2) / 4, eps ~ N(0, 1). Returns x (n, 1), t (n, 1), mu, sigma."""
+    x ~ U(-3, 3), t = mu(x) + sigma(x) eps, eps ~ N(0, 1), with mu(x) = 3 sin(x) + x and
+    sigma(x) = sqrt(1 + x^2) -- exactly seed 004's scale activation of z = x, so the model
+    family contains the truth. Returns x (n, 1), t (n, 1) and the true mu, sigma (n, 1)."""
     if int(n) < 1:
         raise ModelError(f"heteroscedastic: n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
     x = rng.uniform(-3.0, 3.0, (int(n), 1))
-    mu = np.sin(x) + 0.5 * x
-    sigma = np.sqrt(1.0 + (0.8 * x) ** 2) / 4.0
+    mu = 3.0 * np.sin(x) + x
+    sigma = np.sqrt(1.0 + x ** 2)
     t = mu + sigma * rng.standard_normal(x.shape)
     return {"x": x.astype(dtype), "t": t.astype(dtype), "mu": mu.astype(dtype), "sigma": sigma.astype(dtype)}
 

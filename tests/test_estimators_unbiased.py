@@ -69,6 +69,7 @@ TWO_LAYER_CASES = [
     ("arm", {}, 1),
     ("disarm", {}, 1),
     ("disarm", {}, 2),
+    ("relax", {}, 1),
 ]
 
 

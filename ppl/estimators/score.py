@@ -41,7 +41,6 @@ class Score(Estimator):
         L = lw.downstream_L(node)
         b = lw.buf1(f"b_{node.name}")
         kind = opts["baseline"]
-        R = lw.R
         if kind == "none":
             lw.emit(f"R_.zero1({b})")
         elif kind == "moving_average":
@@ -64,9 +63,8 @@ class Score(Estimator):
             for x in feats:
                 lw.emit(f"R_.linear_baseline_bwd({lw.v(x)}, {coef}, {off}, {gw})")
                 off += x.width
-            lw.emit(f"{gw}[{width - 1}] += {coef}.sum()")
+            lw.emit(f"R_.add_sum_to({coef}, {gw}, {width - 1})")
         wts = lw.buf1(f"w_{node.name}")
         lw.emit(f"R_.score_weights({lw.rw}, {L}, {b}, {wts})")
         lw.call(lw.dist(node).kernels["log_prob_bwd"], [*lw.param_values(node), lw.v(node)],
                 [wts, *grads, lw.E2], node)
-        del R

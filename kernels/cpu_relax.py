@@ -1,0 +1,161 @@
+"""RELAX for Bernoulli units with a learned control variate (Grathwohl et al. 2018; seed 002 eq. 51).
+
+Per row, with logits a, uniforms u, v and p = sigmoid(a):
+  z  = a + logit(u),  b = H(z)                       (the hard sample)
+  z~ = a + logit(u~), u~ ~ U(0,1) conditioned on b:   (Tucker et al. 2017, appendix)
+       b = 1: z~ = softplus(a + log v) - log(1 - v),   dz~/da = sigmoid(a + log v)
+       b = 0: z~ = log v - softplus(log(1 - v) - a),   dz~/da = sigmoid(log(1 - v) - a)
+  g_a = (f(b) - c(z~)) (b - p) + dc(z)/dz * dz/da - dc(z~)/dz * dz~/da   (dz/da = 1)
+The control variate is a one-hidden-layer network c(z, x) = w2 . tanh(W1 z + U x + b1) + c0 on
+the logistic variable z and the node's data context x. Its parameters phi are trained to
+minimise the estimator's variance: since E[g_a] does not depend on phi, d/dphi E[|g_a|^2] is
+the gradient of the variance, 2 sum_j g_j dg_j/dphi, derived below in closed form (it needs
+the mixed derivative d^2 c / dphi dz, written out for this network).
+
+Parameter vector phi (flat): W1 (H, D) | U (H, C) | b1 (H) | w2 (H) | c0 (1).
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .scalar import sigmoid, softplus
+
+
+def relax_size(D, C, H):
+    return H * D + H * C + 2 * H + 1
+
+
+@njit(cache=True)
+def relax_sample(a, u, out):
+    """b = 1[a + logit(u) > 0] = 1[u > sigmoid(-a)]."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = 1 if u[r, j] > sigmoid(-a[r, j]) else 0
+
+
+@njit(cache=True)
+def _cv(z, ctx, r, phi, D, C, H, h, s):
+    """c(z, x) at one row; fills h (tanh activations) and s = w2 * (1 - h^2); returns c."""
+    oU = H * D
+    ob1 = oU + H * C
+    ow2 = ob1 + H
+    c = phi[ow2 + H]
+    for k in range(H):
+        t = phi[ob1 + k]
+        for j in range(D):
+            t += phi[k * D + j] * z[j]
+        for m in range(C):
+            t += phi[oU + k * C + m] * ctx[r, m]
+        hk = math.tanh(t)
+        h[k] = hk
+        s[k] = phi[ow2 + k] * (1.0 - hk * hk)
+        c += phi[ow2 + k] * hk
+    return c
+
+
+@njit(cache=True)
+def _cv_grad_z(phi, D, H, s, out):
+    """out_j = dc/dz_j = sum_k s_k W1_kj."""
+    for j in range(D):
+        acc = 0.0
+        for k in range(H):
+            acc += s[k] * phi[k * D + j]
+        out[j] = acc
+
+
+@njit(cache=True)
+def _acc_dc_dphi(z, ctx, r, D, C, H, h, s, coef, gphi):
+    """gphi += coef * dc/dphi."""
+    oU = H * D
+    ob1 = oU + H * C
+    ow2 = ob1 + H
+    for k in range(H):
+        sk = coef * s[k]
+        for j in range(D):
+            gphi[k * D + j] += sk * z[j]
+        for m in range(C):
+            gphi[oU + k * C + m] += sk * ctx[r, m]
+        gphi[ob1 + k] += sk
+        gphi[ow2 + k] += coef * h[k]
+    gphi[ow2 + H] += coef
+
+
+@njit(cache=True)
+def _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
+    """gphi += coef * d/dphi [sum_j q_j dc/dz_j], with dc/dz_j = sum_k w2_k (1 - h_k^2) W1_kj."""
+    oU = H * D
+    ob1 = oU + H * C
+    ow2 = ob1 + H
+    for k in range(H):
+        wq = 0.0
+        for j in range(D):
+            wq += phi[k * D + j] * q[j]
+        hk = h[k]
+        sech2 = 1.0 - hk * hk
+        w2k = phi[ow2 + k]
+        gphi[ow2 + k] += coef * sech2 * wq
+        dt = coef * w2k * wq * (-2.0 * hk * sech2)   # d/d(pre-activation)
+        for j in range(D):
+            gphi[k * D + j] += coef * w2k * sech2 * q[j] + dt * z[j]
+        for m in range(C):
+            gphi[oU + k * C + m] += dt * ctx[r, m]
+        gphi[ob1 + k] += dt
+
+
+@njit(cache=True)
+def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
+    """Accumulate rw[r] * g_a into ga and, if train, the variance gradient into gphi.
+
+    Work arrays are allocated once per call (small: O(H + D))."""
+    R, D = a.shape
+    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
+    z = np.empty(D)
+    zt = np.empty(D)
+    dzt = np.empty(D)
+    gz = np.empty(D)
+    gzt = np.empty(D)
+    g = np.empty(D)
+    q = np.empty(D)
+    h = np.empty(H)
+    s = np.empty(H)
+    ht = np.empty(H)
+    st = np.empty(H)
+    for r in range(R):
+        for j in range(D):
+            aj = a[r, j]
+            uj = u[r, j]
+            vj = v[r, j]
+            z[j] = aj + math.log(uj) - math.log1p(-uj)
+            if b[r, j] > 0.5:
+                zt[j] = softplus(aj + math.log(vj)) - math.log1p(-vj)
+                dzt[j] = sigmoid(aj + math.log(vj))
+            else:
+                zt[j] = math.log(vj) - softplus(math.log1p(-vj) - aj)
+                dzt[j] = sigmoid(math.log1p(-vj) - aj)
+        _cv(z, ctx, r, phi, D, C, H, h, s)
+        _cv_grad_z(phi, D, H, s, gz)
+        ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
+        _cv_grad_z(phi, D, H, st, gzt)
+        w = rw[r]
+        gs = 0.0
+        for j in range(D):
+            sc = b[r, j] - sigmoid(a[r, j])
+            g[j] = (L[r] - ct) * sc + gz[j] - gzt[j] * dzt[j]
+            ga[r, j] += w * g[j]
+            gs += g[j] * sc
+        if train:
+            # d/dphi sum_r rw |g|^2 = 2 rw [ -(g . sc) dc(z~)/dphi + dD(z; g)/dphi - dD(z~; g * dz~/da)/dphi ]
+            _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gphi)
+            _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gphi)
+            for j in range(D):
+                q[j] = g[j] * dzt[j]
+            _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gphi)
+
+
+@njit(cache=True)
+def copy_cols(src, dst, offset):
+    """dst[:, offset:offset + src.shape[1]] = src."""
+    for r in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[r, offset + j] = src[r, j]

@@ -1,0 +1,335 @@
+"""The `ppl` command line: train a ready model, explain its estimator choices, compare estimators.
+
+    ppl train sbn                                   # the README's command
+    ppl explain sbn --policy fast
+    ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3
+
+Bad arguments exit with status 2 and one clear line on stderr (argparse's convention), as do
+model errors (an estimator that does not apply, a target that is not available).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .dsl import ModelError
+
+EPILOG = """examples:
+  ppl train sbn                                    linear SBN 64-32 on the binarized digits
+  ppl train sbn --policy fast --steps 1000         straight-through instead of the score function
+  ppl train sbn --estimator h1=score:baseline=learned
+  ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
+  ppl explain categorical_vae --estimator straight_through
+  ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3 --out runs/toy
+
+estimator specs: 'auto' (follow --policy), one NAME for every stochastic node, or
+node=NAME pairs separated by commas; options follow the name after colons, e.g.
+score:baseline=loo or z=gumbel_softmax:temperature=0.3.
+"""
+
+
+class UsageError(Exception):
+    """A bad command-line value; reported like argparse's own errors (exit status 2)."""
+
+
+# --------------------------------------------------------------------------- parsing helpers
+def _value(s: str):
+    if "," in s:
+        return tuple(_value(p) for p in s.split(",") if p)
+    for conv in (int, float):
+        try:
+            return conv(s)
+        except ValueError:
+            pass
+    return s
+
+
+def parse_estimators(spec: str):
+    """'auto' | 'NAME[:k=v...]' | 'node=NAME[:k=v...],node2=...' -> what Model.compile takes."""
+    spec = spec.strip()
+    if not spec:
+        raise UsageError("--estimator is empty; use 'auto', a name such as 'score', or node=NAME pairs")
+    if spec == "auto":
+        return "auto"
+
+    def one(item):
+        name, *opts = item.split(":")
+        options = {}
+        for o in opts:
+            if "=" not in o:
+                raise UsageError(f"--estimator: option {o!r} of '{name}' must look like key=value "
+                                 f"(e.g. score:baseline=loo)")
+            k, v = o.split("=", 1)
+            options[k] = _value(v)
+        return (name, options) if options else name
+
+    items = [s for s in spec.split(",") if s]
+    if all("=" not in it.split(":")[0] for it in items):
+        if len(items) != 1:
+            raise UsageError(f"--estimator {spec!r}: give one name for every node, or node=NAME pairs "
+                             f"(e.g. h1=score,h2=straight_through)")
+        return one(items[0])
+    out = {}
+    for it in items:
+        head = it.split(":")[0]
+        if "=" not in head:
+            raise UsageError(f"--estimator: {it!r} mixes a bare name with node=NAME pairs; write node=NAME")
+        node, rest = it.split("=", 1)
+        out[node] = one(rest)
+    return out
+
+
+def parse_model_opts(pairs) -> dict:
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise UsageError(f"--model-opt {p!r} must look like key=value (e.g. latent=32,32)")
+        k, v = p.split("=", 1)
+        out[k] = _value(v)
+    return out
+
+
+# --------------------------------------------------------------------------- shared steps
+def _settings(mod, args) -> dict:
+    D = dict(mod.DEFAULTS)
+    for k in ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy"):
+        v = getattr(args, k, None)
+        if v is not None:
+            D[k] = v
+    if getattr(args, "estimator", None) is not None:
+        D["estimators"] = args.estimator
+    D.setdefault("estimators", "auto")
+    for k in ("steps", "batch", "samples"):
+        if int(D[k]) < 1:
+            raise UsageError(f"--{k} must be >= 1, got {D[k]}")
+    if float(D["lr"]) <= 0:
+        raise UsageError(f"--lr must be > 0, got {D['lr']}")
+    return D
+
+
+def _compile(mod, D, model_opts, seed, estimators=None):
+    try:
+        model = mod.build(**model_opts)
+    except TypeError as e:
+        raise UsageError(f"--model-opt: {e}; see the build() options of the model") from None
+    spec = estimators if estimators is not None else D["estimators"]
+    est = parse_estimators(spec) if isinstance(spec, str) else spec
+    t0 = time.perf_counter()
+    prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
+                         seed=seed)
+    return prog, time.perf_counter() - t0
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .fit import fit
+    from .models import get
+    from .optim import make
+    from .targets import check_target
+
+    check_target(args.target)
+    mod = get(args.model)
+    D = _settings(mod, args)
+    prog, t_compile = _compile(mod, D, parse_model_opts(args.model_opt), args.seed)
+    print(f"model {prog.model.name}: {D['optimizer']} lr={D['lr']}, batch {D['batch']}, {D['steps']} steps, "
+          f"{np.dtype(D['dtype']).name}, seed {args.seed}")
+    print(prog.explain())
+    d = mod.data(seed=args.seed)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
+               batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
+               checkpoint=(out / "checkpoint.npz") if out is not None else None)
+    t_eval = time.perf_counter()
+    metrics = mod.evaluate(prog, d)
+    t_eval = time.perf_counter() - t_eval
+    print(f"\nreport ({args.model}, {D['steps']} steps)")
+    print(f"  final training loss (EMA)   {hist.smoothed()[-1]:.4f}")
+    for k, v in metrics.items():
+        print(f"  {k:<27} {_fmt(v)}")
+    print(f"  compile {t_compile:.1f} s, first step {hist.first_step_seconds:.1f} s, "
+          f"{1000 * hist.step_time:.3f} ms/step, evaluation {t_eval:.1f} s")
+    if out is not None:
+        prog.save(out / "params.npz")
+        (out / "report.json").write_text(json.dumps(
+            {"model": args.model, "settings": {k: (v if isinstance(v, (int, float, str)) else str(v))
+                                               for k, v in D.items()},
+             "metrics": metrics, "ms_per_step": 1000 * hist.step_time, "seed": args.seed}, indent=2))
+        print(f"  wrote {out / 'params.npz'}, {out / 'checkpoint.npz'}, {out / 'report.json'}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .models import get
+    mod = get(args.model)
+    D = _settings(mod, args)
+    prog, _ = _compile(mod, D, parse_model_opts(args.model_opt), 0)
+    print(f"model {prog.model.name} (policy {D['policy']})")
+    print(prog.explain())
+    return 0
+
+
+def gradient_variance(prog, data, batch, draws=100) -> float:
+    """Trace of the covariance of the gradient of the model parameters (estimator parameters
+    such as a learned baseline excluded) over `draws` independent draws at the current theta."""
+    names = [k for k in prog.params if not k.startswith("baseline.")]
+    g = np.empty((draws, sum(prog.params[k].size for k in names)))
+    for s in range(draws):
+        _, gr = prog.grad(data, seed=10 ** 6 + s, step=0, batch=None if data is not None else batch)
+        g[s] = np.concatenate([gr[k].ravel() for k in names])
+    return float(g.var(0, ddof=1).sum())
+
+
+def cmd_compare(args) -> int:
+    from .fit import fit
+    from .models import get
+    from .optim import make
+
+    mod = get(args.model)
+    D = _settings(mod, args)
+    specs = [s for s in args.estimators.split(";" if ";" in args.estimators else ",") if s]
+    if not specs:
+        raise UsageError("--estimators is empty; list names such as score,straight_through")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    model_opts = parse_model_opts(args.model_opt)
+    d = mod.data(seed=0)
+    gdata = None
+    if d["train"] is not None:
+        gdata = {k: v[: int(D["batch"])] for k, v in d["train"].items()}
+    rows, curves = [], {}
+    for spec in specs:
+        heads, gvars, times, losses = [], [], [], []
+        for seed in range(args.seeds):
+            prog, _ = _compile(mod, D, model_opts, seed, estimators=spec)
+            gvars.append(gradient_variance(prog, gdata, int(D["batch"]), draws=args.grad_draws))
+            hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
+                       batch_size=int(D["batch"]), seed=seed, progress=not args.quiet)
+            heads.append(mod.evaluate(prog, d)[mod.HEADLINE])
+            times.append(1000 * hist.step_time)
+            losses.append(hist.smoothed())
+        curves[spec] = np.mean(losses, 0)
+        sd = f" ± {np.std(heads, ddof=1):.3f}" if len(heads) > 1 else ""
+        rows.append((spec, f"{np.mean(heads):.4f}{sd}", f"{np.mean(gvars):.4g}", f"{np.mean(times):.3f}"))
+    head = ("estimator", f"{mod.HEADLINE} (mean over {args.seeds} seed{'s' * (args.seeds > 1)})",
+            "gradient variance at init (trace)", "ms / step")
+    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+                      + ["| " + " | ".join(r) + " |" for r in rows])
+    print(f"\n{args.model}: {D['steps']} steps, batch {D['batch']}, {D['optimizer']} lr={D['lr']}\n")
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.md").write_text(table + "\n")
+        with open(out / "compare.csv", "w") as f:
+            f.write(",".join(h.replace(",", ";") for h in head) + "\n")
+            f.writelines(",".join(c.replace(",", ";") for c in r) + "\n" for r in rows)
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print(f"\nwrote {out / 'compare.md'} and {out / 'compare.csv'} "
+                  f"(install matplotlib for the training-curve plot: pip install 'ppl[plot]')")
+        else:
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for spec, c in curves.items():
+                ax.plot(np.arange(1, len(c) + 1), c, label=spec)
+            ax.set_xlabel("step")
+            ax.set_ylabel("training objective (EMA)")
+            ax.set_title(f"ppl compare {args.model}")
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(out / "curves.png", dpi=120)
+            plt.close(fig)
+            print(f"\nwrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'curves.png'}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .models import MODELS
+    w = max(map(len, MODELS))
+    for k, v in MODELS.items():
+        print(f"{k:<{w}}  {v}")
+    return 0
+
+
+# --------------------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    from .models import MODELS
+
+    p = argparse.ArgumentParser(
+        prog="ppl", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Train ready stochastic computation graphs, see which gradient estimator each random "
+                    "node gets and why, and compare estimators side by side.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def common(sp, train_opts=True):
+        sp.add_argument("model", choices=list(MODELS), metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
+        sp.add_argument("--policy", choices=["unbiased", "fast"], default=None,
+                        help="how 'auto' picks estimators: unbiased (default) or fast (biased, low variance)")
+        sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
+        sp.add_argument("--dtype", choices=["float32", "float64"], default=None, help="model default")
+        sp.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
+                        help="a build() option of the model, e.g. latent=32,32 (repeatable)")
+        if train_opts:
+            sp.add_argument("--steps", type=int, default=None, help="training steps (model default)")
+            sp.add_argument("--batch", type=int, default=None, help="data rows per step (model default)")
+            sp.add_argument("--lr", type=float, default=None, help="learning rate (model default)")
+            sp.add_argument("--optimizer", choices=["adam", "sgd", "momentum"], default=None)
+            sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+            sp.add_argument("--out", metavar="DIR", help="write parameters, checkpoint and report here")
+
+    t = sub.add_parser("train", help="train a model and report its held-out metrics",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    common(t)
+    t.add_argument("--estimator", default=None, metavar="SPEC",
+                   help="auto | NAME | node=NAME,... (default: the model's, usually auto)")
+    t.add_argument("--seed", type=int, default=0, help="initialisation, batches and draws (default 0)")
+    t.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="where the step runs (default cpu)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("explain", help="print the estimator chosen for every stochastic node, and why")
+    common(e, train_opts=False)
+    e.add_argument("--estimator", default=None, metavar="SPEC", help="auto | NAME | node=NAME,...")
+    e.set_defaults(func=cmd_explain)
+
+    c = sub.add_parser("compare", help="train with several estimators; Markdown table and a plot of the curves",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    common(c)
+    c.add_argument("--estimators", required=True, metavar="A,B,C",
+                   help="estimator specs separated by commas (by ';' when a spec holds commas)")
+    c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
+    c.add_argument("--grad-draws", type=int, default=100, help="draws for the gradient variance (default 100)")
+    c.set_defaults(func=cmd_compare)
+
+    ls = sub.add_parser("list", help="list the ready models")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ModelError) as e:
+        parser.exit(2, f"ppl {args.command}: error: {e}\n")
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

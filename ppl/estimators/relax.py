@@ -1,0 +1,53 @@
+"""RELAX for Bernoulli nodes (Grathwohl et al. 2018; seed 002 eq. 51): the score function with a
+learned control variate c_phi evaluated at the relaxed variable z and at the conditional z~,
+plus the reparameterised correction. f need not be differentiable, so it serves black-box
+costs. c_phi (a small tanh network on z and the node's data inputs) lives in the program's
+parameters as 'relax.<node>' and is trained by the same optimiser on the estimator's variance
+(its gradient is derived and implemented in ppl.kernels.cpu_relax)."""
+from ppl.kernels.cpu_relax import relax_size
+
+from .base import Estimator, register
+
+
+@register
+class Relax(Estimator):
+    name = "relax"
+    options = {"hidden": 16}
+
+    def check(self, info):
+        if info.node.kind != "bernoulli":
+            return f"{info.dist.name} is not a logit-link Bernoulli (RELAX is implemented for those)"
+        return None
+
+    def forward(self, lw, node, opts):
+        u = lw.noise(node, "uniform", 0)
+        v = lw.noise(node, "uniform", 1)
+        lw.noise_of[node] = (u, v)
+        (a,) = lw.param_values(node)
+        lw.emit(f"X_.relax_sample({a}, {u}, {lw.v(node)})")
+
+    def backward(self, lw, node, opts):
+        (ga,) = lw.param_grads(node)
+        if ga == lw.E2:
+            return
+        H = int(opts["hidden"])
+        if H < 1:
+            raise ValueError(f"relax on '{node.name}': hidden must be >= 1, got {H}")
+        feats = lw.baseline_inputs(node)
+        C = sum(x.width for x in feats)
+        if C:
+            ctx = lw.buf2(f"ctx_{node.name}", C)
+            off = 0
+            for x in feats:
+                lw.emit(f"X_.copy_cols({lw.v(x)}, {ctx}, {off})")
+                off += x.width
+        else:
+            ctx = lw.E2
+        size = relax_size(node.width, C, H)
+        init = lw.rng.normal(0.0, 0.1, size)
+        init[-1] = 0.0
+        phi, gphi = lw.param(f"relax.{node.name}", (size,), init)
+        u, v = lw.noise_of[node]
+        (a,) = lw.param_values(node)
+        L = lw.downstream_L(node)
+        lw.emit(f"X_.relax_bwd({a}, {u}, {v}, {lw.v(node)}, {L}, {lw.rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)")
