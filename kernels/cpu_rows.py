@@ -152,6 +152,15 @@ def baseline_residual(rw, L, b, out):
 
 
 @njit(cache=True)
+def add_sum_to(a, out, index):
+    """out[index] += sum_r a[r]."""
+    s = 0.0
+    for r in range(a.shape[0]):
+        s += a[r]
+    out[index] += s
+
+
+@njit(cache=True)
 def scale_shift_fwd(x, scale, shift, out):
     """out = scale * x + shift (constants from the model's arithmetic)."""
     for r in range(x.shape[0]):

@@ -1,0 +1,24 @@
+"""Ready models built with the ppl DSL, and the small data they train on (installed as ppl.models).
+
+Every model module has `build(**options) -> ppl.Model`, `data(seed) -> {"train", "test"}`,
+`evaluate(prog, data) -> {metric: value}` (its HEADLINE metric first) and DEFAULTS for the
+`ppl train` command (steps, batch, lr, optimizer, dtype, samples, policy).
+"""
+import importlib
+
+MODELS = {
+    "sbn": "sigmoid belief net VAE (1-2 Bernoulli layers, linear or tanh MLP) on the binarized digits",
+    "gaussian_vae": "Gaussian VAE 64-32-8 (tanh), pathwise, closed-form KL, on the binarized digits",
+    "categorical_vae": "discrete VAE with 8 groups of 4-way categorical latents on the binarized digits",
+    "toy_bernoulli": "seed 002's toy: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2]",
+    "prob_regression": "seed 004's heteroscedastic Gaussian regression, sigma = sqrt(1 + z^2)",
+    "stochastic_classifier": "seed 000's binary stochastic neurons + softmax head on the digit labels",
+}
+
+
+def get(name: str):
+    """The model module called `name` (see MODELS)."""
+    if name not in MODELS:
+        from ppl.dsl import ModelError
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+    return importlib.import_module(f"{__name__}.{name}")

@@ -184,9 +184,12 @@ def gradient_variance(prog, data, batch, draws=100) -> float:
     such as a learned baseline excluded) over `draws` independent draws at the current theta."""
     names = [k for k in prog.params if not k.startswith("baseline.")]
     g = np.empty((draws, sum(prog.params[k].size for k in names)))
+    state = prog.state.copy()  # running baselines must not learn from the measurement
     for s in range(draws):
+        prog.state[:] = state
         _, gr = prog.grad(data, seed=10 ** 6 + s, step=0, batch=None if data is not None else batch)
         g[s] = np.concatenate([gr[k].ravel() for k in names])
+    prog.state[:] = state
     return float(g.var(0, ddof=1).sum())
 
 
@@ -219,8 +222,8 @@ def cmd_compare(args) -> int:
             times.append(1000 * hist.step_time)
             losses.append(hist.smoothed())
         curves[spec] = np.mean(losses, 0)
-        sd = f" ± {np.std(heads, ddof=1):.3f}" if len(heads) > 1 else ""
-        rows.append((spec, f"{np.mean(heads):.4f}{sd}", f"{np.mean(gvars):.4g}", f"{np.mean(times):.3f}"))
+        sd = f" ± {np.std(heads, ddof=1):.2g}" if len(heads) > 1 else ""
+        rows.append((spec, f"{np.mean(heads):.6g}{sd}", f"{np.mean(gvars):.4g}", f"{np.mean(times):.3f}"))
     head = ("estimator", f"{mod.HEADLINE} (mean over {args.seeds} seed{'s' * (args.seeds > 1)})",
             "gradient variance at init (trace)", "ms / step")
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -246,7 +249,7 @@ def cmd_compare(args) -> int:
             for spec, c in curves.items():
                 ax.plot(np.arange(1, len(c) + 1), c, label=spec)
             ax.set_xlabel("step")
-            ax.set_ylabel("training objective (EMA)")
+            ax.set_ylabel("training loss (EMA; relaxed estimators: relaxed loss)")
             ax.set_title(f"ppl compare {args.model}")
             ax.legend()
             fig.tight_layout()

@@ -164,6 +164,11 @@ class Lowering:
         self.L.ws1.append(("E1_", 0))
         self.rw = self.buf1("rw_")
         self.L.rw_index = len(self.L.ws1) - 1
+        # cost cotangent seeds: the row weights, except where an estimator (REBAR) seeds its
+        # control-variate rows differently from their (zero) loss weight
+        self.rebar_nodes = [n for n in an.order if n in choices and choices[n][0].estimator == "rebar"]
+        self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
+        self.noise_kind: dict = {}
         self.zero_rows = self.buf1("zeros_")
         # enumeration: strides of the mixed-radix configuration digit of each enumerated node
         self.enum_stride, S = {}, 1
@@ -272,8 +277,67 @@ class Lowering:
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]
 
+    # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
+    # control-variate rows, so the control variate is a continuous function of the relaxed value
+    def _relax_below_rebar(self, n: Node):
+        ch, _ = self.choices[n]
+        first = self.rebar_anc[n][0]
+        flag = self.buf1(f"flag_{n.name}")
+        self.flag[n] = flag
+        self.emit(f"R_.zero1({flag})")
+        for s in self.rebar_anc[n]:
+            self.emit(f"B_.cv_flags({self.enum_stride[s]}, {flag})")
+        loglam = self.rebar[first]["loglam"]
+        if n.kind == "normal" or not REGISTRY[ch.estimator].hard_forward:
+            return
+        if n.kind not in ("bernoulli", "categorical"):
+            raise ModelError(f"{self.dist(n).name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
+                             f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
+        noise = self.noise_of.get(n)
+        if isinstance(noise, tuple):
+            noise = noise[0]
+        if noise is None:
+            raise ModelError(f"{self.dist(n).name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
+                             f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
+        (a,) = self.param_values(n)
+        if n.kind == "categorical":
+            self.emit(f"B_.relax_rows_categorical({flag}, {a}, {noise}, {n.attrs['K']}, {loglam}, {self.v(n)})")
+        else:
+            uniform = self.noise_kind.get(n) == "uniform"
+            self.emit(f"B_.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {self.v(n)})")
+
+    def _relax_below_rebar_bwd(self, n: Node):
+        g = self.g(n)
+        ch, _ = self.choices[n]
+        if g is None:
+            return
+        flag = self.flag[n]
+        if n.kind == "normal":
+            if ch.estimator != "pathwise":
+                noise = self.noise_of[n]
+                self.emit(f"B_.relax_rows_normal_bwd({flag}, {noise}, {g}, {', '.join(self.param_grads(n))})")
+            return
+        if not REGISTRY[ch.estimator].hard_forward:
+            return
+        loglam = self.rebar[self.rebar_anc[n][0]]["loglam"]
+        (ga,) = self.param_grads(n)
+        if n.kind == "categorical":
+            self.emit(f"B_.relax_rows_categorical_bwd({flag}, {self.v(n)}, {n.attrs['K']}, {loglam}, {g}, {ga})")
+        else:
+            self.emit(f"B_.relax_rows_bernoulli_bwd({flag}, {self.v(n)}, {loglam}, {g}, {ga})")
+
     # ----- analysis
     def _requires_grad(self):
+        self.rebar_anc = {}
+        for n in self.an.order:
+            if n.is_stochastic:
+                anc = [s for s in self.rebar_nodes if s.name in G.nx.ancestors(self.an.graph, n.name)]
+                if anc:
+                    if self.an.blocked_by.get(n):
+                        raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "
+                                         f"goes through the gradient-free black box '{self.an.blocked_by[n]}'; "
+                                         f"use 'relax' for '{anc[0].name}'")
+                    self.rebar_anc[n] = anc
         req = {}
         for n in self.an.order:
             if n.kind == "input":
@@ -282,7 +346,7 @@ class Lowering:
                 req[n] = True
             elif n.is_stochastic:
                 est = REGISTRY[self.choices[n][0].estimator]
-                req[n] = est.passes_value_grad and any(req[p] for p in n.inputs)
+                req[n] = (est.passes_value_grad or n in self.rebar_anc) and any(req[p] for p in n.inputs)
             else:
                 req[n] = any(req[p] for p in n.inputs)
         self.req = req
@@ -298,10 +362,18 @@ class Lowering:
     # ----- lowering of every node
     def generate(self) -> str:
         order = self.an.order
+        self.rebar = {}
+        self.flag = {}
         for n in order:
             self._forward(n)
+            if n in self.rebar_anc:
+                self._relax_below_rebar(n)
         # loss
         self.section = self.fwd
+        if self.rebar_nodes:
+            self.emit(f"B_.copy1({self.rw}, {self.cw})")
+            for n in self.rebar_nodes:
+                self.emit(f"B_.rebar_weights({self.enum_stride[n]}, {self.rebar[n]['eta']}, {self.rw}, {self.cw})")
         tot = self.buf1("tot_")
         self.emit(f"R_.zero1({tot})")
         self.emit("loss = 0.0")
@@ -392,7 +464,7 @@ class Lowering:
             if k == "log_prob":
                 s = n.inputs[0]
                 self.call(self.dist(s).kernels["log_prob_bwd"], [*self.param_values(s), self.v(s)],
-                          [self.rw, *self.param_grads(s), self.g_or_empty(s)], s)
+                          [self.cw, *self.param_grads(s), self.g_or_empty(s)], s)
             elif k == "blackbox":
                 fn = n.attrs["grad"]
                 gname = f"bbg_{n.name}"
@@ -402,13 +474,15 @@ class Lowering:
                 self.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
                 for s, gi in zip(scratch, gins):
                     if gi != self.E2:
-                        self.emit(f"R_.add_scaled_rows({s}, {self.rw}, {gi})")
+                        self.emit(f"R_.add_scaled_rows({s}, {self.cw}, {gi})")
             elif k == "total":
-                self.emit(f"K_.row_sum_bwd({self.rw}, {gins[0]})")
+                self.emit(f"K_.row_sum_bwd({self.cw}, {gins[0]})")
             else:
-                self.call(G.HEAD_KERNELS[k] + "_bwd", ins, [self.rw, *gins], n)
+                self.call(G.HEAD_KERNELS[k] + "_bwd", ins, [self.cw, *gins], n)
             return
         if n.is_stochastic:
+            if n in self.rebar_anc:
+                self._relax_below_rebar_bwd(n)
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].backward(self, n, ch.options)
             return
@@ -455,6 +529,7 @@ from ppl.kernels import cpu_noise as N_
 from ppl.kernels import cpu_rows as R_
 from ppl.kernels import cpu_antithetic as A_
 from ppl.kernels import cpu_relax as X_
+from ppl.kernels import cpu_rebar as B_
 
 
 @njit(cache={cache})

@@ -43,6 +43,7 @@ def estimates(prog, n, batch=1, step0=0):
 
 
 @pytest.mark.parametrize("est,blackbox", [("arm", False), ("disarm", False), ("relax", False), ("relax", True),
+                                          ("rebar", False),
                                           ("score", True)])
 def test_toy_unbiased(est, blackbox):
     prog = toy(blackbox).compile(estimators=est)
@@ -99,3 +100,26 @@ def test_relax_training_lowers_variance():
     assert abs(after.mean() - exact) <= 4 * after.std(ddof=1) / np.sqrt(len(after))
     print(f"RELAX toy: log10 variance at theta=0 {np.log10(before):.2f} -> {np.log10(after.var()):.2f}")
     assert after.var() < 0.5 * before
+
+
+def test_rebar_tuning_moves_eta_and_temperature_and_lowers_variance():
+    """REBAR's eta and temperature follow their variance gradient (theta held fixed)."""
+    from ppl.kernels.cpu import adam_update
+
+    prog = toy(theta0=0.0).compile(estimators=("rebar", {"eta": 0.2, "temperature": 2.0}))
+    before = estimates(prog, 4000, step0=0).var()
+    eta0 = prog.params["rebar.b.eta"].copy()
+    lam0 = prog.params["rebar.b.log_temperature"].copy()
+    m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
+    for t in range(1000):
+        prog.grad(batch=8, seed=10 ** 6 + t)
+        prog.grad_buffer[:1] = 0  # theta stays; only eta and log-temperature learn
+        adam_update(prog.theta, prog.grad_buffer, m, v, 0.1, 0.9, 0.999, 1e-8, t + 1)
+    after = estimates(prog, 4000, step0=1)
+    eta1, lam1 = prog.params["rebar.b.eta"][0], prog.params["rebar.b.log_temperature"][0]
+    print(f"REBAR toy: eta {eta0[0]:.2f} -> {eta1:.2f}, temperature {np.exp(lam0[0]):.2f} -> {np.exp(lam1):.2f}, "
+          f"log10 variance {np.log10(before):.2f} -> {np.log10(after.var()):.2f}")
+    assert abs(eta1 - eta0[0]) > 0.1 and abs(lam1 - lam0[0]) > 0.1
+    assert after.var() < 0.5 * before
+    exact = toy_exact(0.0)
+    assert abs(after.mean() - exact) <= 4 * after.std(ddof=1) / np.sqrt(len(after))

@@ -70,6 +70,7 @@ TWO_LAYER_CASES = [
     ("disarm", {}, 1),
     ("disarm", {}, 2),
     ("relax", {}, 1),
+    ("rebar", {}, 1),
 ]
 
 

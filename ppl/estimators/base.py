@@ -31,6 +31,7 @@ class Estimator:
     name = ""
     unbiased = True
     passes_value_grad = False  # True when the cotangent of the node's value reaches its parameters
+    hard_forward = True        # the forward value is a hard (discrete) sample
     options: dict = {}         # option name -> default
 
     def check(self, info: NodeInfo) -> str | None:
@@ -57,5 +58,7 @@ def sample_hard(lw, node):
     """Emit the ordinary draw of a node from its base noise (shared by several estimators)."""
     d = lw.dist(node)
     noise = lw.noise(node, d.noise)
+    lw.noise_of[node] = noise
+    lw.noise_kind[node] = d.noise
     lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
     return noise

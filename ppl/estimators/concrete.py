@@ -10,6 +10,7 @@ from .base import Estimator, register
 class _Relaxed(Estimator):
     unbiased = False
     passes_value_grad = True
+    hard_forward = False
     options = {"temperature": 0.5}
 
     def check(self, info):

@@ -7,6 +7,7 @@ from .base import Estimator, register, sample_hard
 class Pathwise(Estimator):
     name = "pathwise"
     passes_value_grad = True
+    hard_forward = False
 
     def check(self, info):
         if not info.dist.has_rsample:

@@ -23,6 +23,7 @@ class Relax(Estimator):
         u = lw.noise(node, "uniform", 0)
         v = lw.noise(node, "uniform", 1)
         lw.noise_of[node] = (u, v)
+        lw.noise_kind[node] = "uniform"
         (a,) = lw.param_values(node)
         lw.emit(f"X_.relax_sample({a}, {u}, {lw.v(node)})")
 

@@ -1,0 +1,208 @@
+"""REBAR for Bernoulli units (Tucker et al. 2017; seed 002 eq. 47), as rows of the fused step.
+
+A drawn row becomes 5 configuration rows of the node (digit c at `stride`), sharing u and v:
+  c = 0: b = H(z)               z  = a + logit(u)
+  c = 1: sigma(z / lam)          c = 2: sigma(z~ / lam)   (z~ ~ p(z | b), as in cpu_relax)
+  c = 3: sigma(z / lam')         c = 4: sigma(z~ / lam')  lam' = lam * exp(delta)
+Loss weights are (1, 0, 0, 0, 0) and cost cotangent seeds (1, eta, -eta, eps*eta, -eps*eta)
+times the drawn row's weight, so backpropagation from the costs leaves in the node's value
+cotangent exactly eta * df/dy at rows 1 and 2 (and eps * eta * df/dy at rows 3 and 4), while
+costs that do not depend on the node cancel exactly between rows. The estimate is
+  g_a = (f(b) - eta f(sigma_lam(z~))) (b - p) + eta d/da f(sigma_lam(z)) - eta d/da f(sigma_lam(z~)).
+eta and log(lam) are trained to minimise E|g_a|^2 (the variance, since E g_a does not depend on
+them): d/deta exactly (g_a is linear in eta); d/dlog(lam) by a forward difference between
+lam and lam' on the same noise (rows 3, 4: the exact derivative would need d^2 f / dy^2).
+Discrete nodes below a REBAR node are relaxed in its rows c > 0 so the control variate is a
+continuous function of z (Tucker et al., multi-layer case); see `relax_rows*`.
+"""
+import math
+
+from numba import njit
+
+from .scalar import sigmoid, softplus
+
+CONFIGS = 5
+SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
+
+
+@njit(cache=True)
+def _ztilde(a, v, b):
+    """(z~, dz~/da) of the conditional logistic variable given the hard sample b."""
+    if b > 0.5:
+        return softplus(a + math.log(v)) - math.log1p(-v), sigmoid(a + math.log(v))
+    return math.log(v) - softplus(math.log1p(-v) - a), sigmoid(math.log1p(-v) - a)
+
+
+@njit(cache=True)
+def rebar_forward(a, u, v, stride, loglam, delta, out):
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    for r in range(out.shape[0]):
+        c = (r // stride) % CONFIGS
+        for j in range(out.shape[1]):
+            aj = a[r, j]
+            z = aj + math.log(u[r, j]) - math.log1p(-u[r, j])
+            b = 1.0 if z > 0 else 0.0
+            if c == 0:
+                out[r, j] = b
+            elif c == 1:
+                out[r, j] = sigmoid(z / lam)
+            elif c == 3:
+                out[r, j] = sigmoid(z / lam2)
+            else:
+                zt, _ = _ztilde(aj, v[r, j], b)
+                out[r, j] = sigmoid(zt / (lam if c == 2 else lam2))
+
+
+@njit(cache=True)
+def rebar_weights(stride, eta, rw, cw):
+    """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
+    e = eta[0]
+    for r in range(rw.shape[0]):
+        c = (r // stride) % CONFIGS
+        if c == 0:
+            continue
+        f = e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
+        cw[r] *= f
+        rw[r] = 0.0
+
+
+@njit(cache=True)
+def rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+    """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train,
+    the variance gradients into geta and glam (d/d log lam)."""
+    e = eta[0]
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    R, D = a.shape
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(R):
+        if (r0 // stride) % CONFIGS != 0:
+            continue
+        base = rw[r0]
+        if base == 0.0:
+            continue
+        r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
+        n1 = 0.0
+        n2 = 0.0
+        dot = 0.0
+        for j in range(D):
+            aj = a[r0, j]
+            z = aj + math.log(u[r0, j]) - math.log1p(-u[r0, j])
+            b = 1.0 if z > 0 else 0.0
+            zt, dzt = _ztilde(aj, v[r0, j], b)
+            s = b - sigmoid(aj)
+            y1 = sigmoid(z / lam)
+            y2 = sigmoid(zt / lam)
+            c1 = gs[r1, j] * y1 * (1.0 - y1) / lam
+            c2 = gs[r2, j] * y2 * (1.0 - y2) / lam * dzt
+            sc = base * (L[r0] - e * L[r2]) * s
+            ga[r0, j] += sc
+            ga[r1, j] += c1
+            ga[r2, j] += c2
+            if train:
+                g = (L[r0] - e * L[r2]) * s + (c1 + c2) / base
+                n1 += g * g
+                if e != 0.0:
+                    dot += g * (-L[r2] * s + (c1 + c2) / (base * e))
+                y3 = sigmoid(z / lam2)
+                y4 = sigmoid(zt / lam2)
+                c3 = gs[r3, j] * y3 * (1.0 - y3) / lam2
+                c4 = gs[r4, j] * y4 * (1.0 - y4) / lam2 * dzt
+                g2 = (L[r0] - e * L[r4]) * s + (c3 + c4) / (base * SEED_EPS)
+                n2 += g2 * g2
+        ge += 2.0 * base * dot
+        gl += base * (n2 - n1) / delta
+    if train:
+        geta[0] += ge
+        glam[0] += gl
+
+
+@njit(cache=True)
+def cv_flags(stride, flag):
+    """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
+    for r in range(flag.shape[0]):
+        if (r // stride) % CONFIGS != 0:
+            flag[r] = 1.0
+
+
+@njit(cache=True)
+def _logistic(noise, uniform):
+    return math.log(noise) - math.log1p(-noise) if uniform else noise
+
+
+@njit(cache=True)
+def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
+    """In flagged rows: out = sigmoid((a + L) / lam), L the node's logistic noise (from a uniform
+    if `uniform`)."""
+    lam = math.exp(loglam[0])
+    for r in range(out.shape[0]):
+        if flag[r] != 0:
+            for j in range(out.shape[1]):
+                out[r, j] = sigmoid((a[r, j] + _logistic(noise[r, j], uniform)) / lam)
+
+
+@njit(cache=True)
+def relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
+    """In flagged rows: ga += g * y (1 - y) / lam, then g = 0 (the node's own estimator then
+    sees no cotangent there)."""
+    lam = math.exp(loglam[0])
+    for r in range(out.shape[0]):
+        if flag[r] != 0:
+            for j in range(out.shape[1]):
+                y = out[r, j]
+                ga[r, j] += g[r, j] * y * (1.0 - y) / lam
+                g[r, j] = 0.0
+
+
+@njit(cache=True)
+def relax_rows_categorical(flag, a, gumbel, K, loglam, out):
+    """In flagged rows: out = softmax((a + g) / lam) per group of K."""
+    lam = math.exp(loglam[0])
+    for r in range(out.shape[0]):
+        if flag[r] != 0:
+            for g0 in range(0, out.shape[1], K):
+                m = -math.inf
+                for k in range(K):
+                    m = max(m, (a[r, g0 + k] + gumbel[r, g0 + k]) / lam)
+                tot = 0.0
+                for k in range(K):
+                    e = math.exp((a[r, g0 + k] + gumbel[r, g0 + k]) / lam - m)
+                    out[r, g0 + k] = e
+                    tot += e
+                for k in range(K):
+                    out[r, g0 + k] /= tot
+
+
+@njit(cache=True)
+def relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
+    lam = math.exp(loglam[0])
+    for r in range(out.shape[0]):
+        if flag[r] != 0:
+            for g0 in range(0, out.shape[1], K):
+                dot = 0.0
+                for k in range(K):
+                    dot += g[r, g0 + k] * out[r, g0 + k]
+                for k in range(K):
+                    ga[r, g0 + k] += out[r, g0 + k] * (g[r, g0 + k] - dot) / lam
+                    g[r, g0 + k] = 0.0
+
+
+@njit(cache=True)
+def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
+    """Continuous nodes below a REBAR node are reparameterised in its rows c > 0."""
+    for r in range(g.shape[0]):
+        if flag[r] != 0:
+            for j in range(g.shape[1]):
+                if gloc.shape[0] != 0:
+                    gloc[r, j] += g[r, j]
+                if gscale.shape[0] != 0:
+                    gscale[r, j] += g[r, j] * eps[r, j]
+                g[r, j] = 0.0
+
+
+@njit(cache=True)
+def copy1(src, dst):
+    for r in range(src.shape[0]):
+        dst[r] = src[r]

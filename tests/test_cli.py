@@ -1,0 +1,99 @@
+"""The `ppl` command line, run in-process through main(argv) with tiny step counts: output,
+files and exit codes (0 on success, 2 with one clear line on bad arguments)."""
+import json
+
+import pytest
+
+from ppl.cli import main, parse_estimators, UsageError
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_fail(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_help_reads_well(capsys):
+    code, out, _ = run_fail(capsys, "--help")
+    assert code == 0
+    for word in ("train", "explain", "compare", "list", "ppl train sbn", "estimator specs"):
+        assert word in out
+    code, out, _ = run_fail(capsys, "train", "--help")
+    assert code == 0 and "--estimator" in out and "--target" in out and "sbn" in out
+
+
+def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "sbn", "--steps", "40", "--model-opt", "latent=8", "--out",
+                         str(tmp_path))
+    assert code == 0
+    assert "h1   | Bernoulli" in out and "score (baseline=loo)" in out          # the explain table
+    assert "40/40" in err and "loss=" in err                                   # the progress bar
+    assert "test_elbo" in out and "test_iwae_100" in out and "test_exact_ll" in out and "ms/step" in out
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["metrics"]["test_elbo"] < 0 and (tmp_path / "params.npz").exists()
+    assert (tmp_path / "checkpoint.npz").exists()
+
+
+def test_train_policy_fast_and_node_override(capsys):
+    code, out, _ = run(capsys, "train", "sbn", "--steps", "5", "-q", "--model-opt", "latent=8",
+                       "--policy", "fast")
+    assert code == 0 and "straight_through" in out
+    code, out, _ = run(capsys, "train", "sbn", "--steps", "5", "-q", "--model-opt", "latent=8,4",
+                       "--estimator", "h1=score:baseline=moving_average,h2=straight_through", "--samples", "1")
+    assert code == 0 and "score (baseline=moving_average)" in out and "straight_through" in out
+
+
+def test_explain_and_list(capsys):
+    code, out, _ = run(capsys, "explain", "categorical_vae")
+    assert code == 0 and "gumbel_softmax" in out and "| why" in out
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "toy_bernoulli" in out and "sbn" in out
+
+
+def test_compare_toy_bernoulli_table(capsys, tmp_path):
+    code, out, _ = run(capsys, "compare", "toy_bernoulli", "--estimators", "score,enumerate", "--steps", "30",
+                       "--seeds", "2", "--grad-draws", "20", "-q", "--out", str(tmp_path))
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("|")]
+    assert len(lines) == 4 and "gradient variance" in lines[0] and "ms / step" in lines[0]
+    assert lines[2].startswith("| score |") and lines[3].startswith("| enumerate |")
+    assert float(lines[3].split("|")[3]) < 1e-20 < float(lines[2].split("|")[3])  # exact vs noisy
+    assert (tmp_path / "compare.md").exists() and (tmp_path / "compare.csv").exists()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (("train", "nosuchmodel"), "invalid choice: 'nosuchmodel'"),
+    (("train", "sbn", "--steps", "ten"), "invalid int value"),
+    (("train", "sbn", "--steps", "0"), "--steps must be >= 1"),
+    (("train", "sbn", "--lr", "-1"), "--lr must be > 0"),
+    (("train", "sbn", "--estimator", "nosuch"), "unknown estimator 'nosuch'"),
+    (("train", "sbn", "--estimator", "h9=score"), "unknown stochastic nodes: h9"),
+    (("train", "gaussian_vae", "--estimator", "straight_through"), "does not apply"),
+    (("train", "sbn", "--model-opt", "colour=red"), "--model-opt"),
+    (("train", "sbn", "--target", "cuda"), "target 'cuda'"),
+    (("compare", "sbn"), "--estimators"),
+    ((), "COMMAND"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(capsys, argv, msg):
+    code, _, err = run_fail(capsys, *argv)
+    assert code == 2
+    assert msg in err, err
+
+
+def test_parse_estimators():
+    assert parse_estimators("auto") == "auto"
+    assert parse_estimators("score") == "score"
+    assert parse_estimators("score:baseline=loo") == ("score", {"baseline": "loo"})
+    assert parse_estimators("z=gumbel_softmax:temperature=0.3,h=score") == {
+        "z": ("gumbel_softmax", {"temperature": 0.3}), "h": "score"}
+    with pytest.raises(UsageError, match="key=value"):
+        parse_estimators("score:loo")
+    with pytest.raises(UsageError, match="one name for every node"):
+        parse_estimators("score,straight_through")

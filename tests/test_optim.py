@@ -1,0 +1,168 @@
+"""Optimisers against a NumPy reference (float64, 1e-12), the Robbins-Monro conditions checked
+numerically, Adam on a quadratic, and the update applied to a real program's whole theta
+(including learned estimator state) and from inside a user's @njit loop."""
+import numpy as np
+import pytest
+from numba import njit
+
+import ppl
+from ppl.optim import SGD, Adam, Momentum, make, robbins_monro
+
+
+def np_reference(kind, theta, grads, **hp):
+    theta = theta.copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t, g in enumerate(grads):
+        if kind == "sgd":
+            a = hp["lr"] / (1 + t / hp["t0"]) ** hp["kappa"]
+            theta -= a * g
+        elif kind == "momentum":
+            a = hp["lr"] / (1 + t / hp["t0"]) ** hp["kappa"]
+            m = hp["mu"] * m - a * g
+            theta += m
+        else:
+            b1, b2 = hp["beta1"], hp["beta2"]
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            mh, vh = m / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))
+            theta -= hp["lr"] * mh / (np.sqrt(vh) + hp["eps"])
+    return theta
+
+
+CASES = [("sgd", dict(lr=0.1, t0=3.0, kappa=0.75)), ("momentum", dict(lr=0.05, t0=5.0, kappa=1.0, mu=0.8)),
+         ("adam", dict(lr=0.01, beta1=0.9, beta2=0.99, eps=1e-8))]
+
+
+@pytest.mark.parametrize("kind,hp", CASES, ids=[c[0] for c in CASES])
+def test_matches_numpy_reference(kind, hp):
+    rng = np.random.default_rng(0)
+    theta0 = rng.normal(size=17)
+    grads = rng.normal(size=(25, 17))
+    opt = make(kind, **hp)
+    theta = theta0.copy()
+    for g in grads:
+        opt.update(theta, g)
+    np.testing.assert_allclose(theta, np_reference(kind, theta0, grads, **hp), rtol=1e-12, atol=1e-13)
+    assert opt.t == 25
+
+
+def test_float32_stays_float32():
+    theta = np.ones(5, np.float32)
+    opt = Adam(0.1)
+    opt.update(theta, np.ones(5, np.float32))
+    assert theta.dtype == np.float32 and opt.m.dtype == np.float32
+    np.testing.assert_allclose(theta, 0.9, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kappa", [0.5, 0.3, 1.2, float("nan")])
+def test_robbins_monro_rejects_bad_kappa(kappa):
+    with pytest.raises(ppl.ModelError, match=r"kappa must be in \(0.5, 1\]"):
+        SGD(lr=0.1, t0=10, kappa=kappa)
+
+
+@pytest.mark.parametrize("kappa", [0.6, 0.75, 1.0])
+def test_robbins_monro_conditions_hold_numerically(kappa):
+    """sum a_t diverges: the sum over each decade of t does not shrink (ratio >= 0.9); sum a_t^2
+    converges: the sums over successive decades shrink geometrically (ratio <= 0.7 < 1; the
+    theory gives 10^(1 - 2 kappa))."""
+    a = robbins_monro(1.0, t0=10.0, kappa=kappa)
+    t = np.arange(10 ** 6, dtype=np.float64)
+    at = a(t)
+    np.testing.assert_allclose(SGD(1.0, t0=10.0, kappa=kappa).rate(12345), a(12345.0), rtol=1e-12)
+    s1 = np.cumsum(at)
+    s2 = np.cumsum(at ** 2)
+    d3, d4, d5 = s1[10 ** 3] - s1[10 ** 2], s1[10 ** 4] - s1[10 ** 3], s1[-1] - s1[10 ** 5]
+    assert d4 >= 0.9 * d3 and d5 >= 0.9 * d4, (d3, d4, d5)      # no decay of the increments: diverges
+    e4, e5 = s2[10 ** 5] - s2[10 ** 4], s2[-1] - s2[10 ** 5]
+    assert e5 <= 0.7 * e4, (e4, e5)                                # square-summable
+    assert np.all(np.diff(at) < 0)
+
+
+def test_adam_minimises_a_quadratic():
+    rng = np.random.default_rng(1)
+    Q = rng.normal(size=(6, 6))
+    A = Q @ Q.T + 0.5 * np.eye(6)
+    c = rng.normal(size=6)
+    theta = np.zeros(6)
+    opt = Adam(0.05)
+    for _ in range(3000):
+        opt.update(theta, A @ (theta - c))
+    np.testing.assert_allclose(theta, c, atol=1e-4)
+
+
+def test_sgd_robbins_monro_minimises_a_noisy_quadratic():
+    """Constant-noise gradients: the decaying schedule averages the noise away (tolerance 0.05)."""
+    rng = np.random.default_rng(2)
+    theta = np.full(3, 5.0)
+    opt = SGD(0.5, t0=10.0, kappa=1.0)
+    for _ in range(20000):
+        opt.update(theta, (theta - 1.0) + rng.normal(size=3))
+    np.testing.assert_allclose(theta, 1.0, atol=0.05)
+
+
+def test_state_round_trip_and_kind_check():
+    theta = np.zeros(4)
+    a = Adam(0.1)
+    a.update(theta, np.ones(4))
+    b = Adam(0.1)
+    b.load_state(a.state())
+    t1, t2 = theta.copy(), theta.copy()
+    a.update(t1, np.arange(4.0))
+    b.update(t2, np.arange(4.0))
+    np.testing.assert_array_equal(t1, t2)
+    with pytest.raises(ppl.ModelError, match="optimiser 'adam', not 'sgd'"):
+        SGD(0.1).load_state(a.state())
+    with pytest.raises(ppl.ModelError, match="unknown optimiser 'rmsprop'"):
+        make("rmsprop")
+    with pytest.raises(ppl.ModelError, match="lr must be a finite number > 0"):
+        Adam(lr=-1)
+    with pytest.raises(ppl.ModelError, match="mu must be in"):
+        Momentum(0.1, mu=1.0)
+
+
+def _small_sbn():
+    with ppl.Model("optim_sbn") as m:
+        x = m.input("x", 6)
+        h = ppl.Bernoulli("h", logits=ppl.Affine(x, 3, name="enc"))
+        m.cost("logq", ppl.log_prob(h))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 3, 0.0), target=h))
+        m.cost("recon", ppl.bernoulli_nll(ppl.Affine(h, 6, name="dec"), target=x))
+    return m
+
+
+X6 = (np.random.default_rng(3).random((16, 6)) < 0.4).astype(np.float64)
+
+
+def test_step_updates_whole_theta_including_learned_baseline():
+    prog = _small_sbn().compile(estimators=("score", {"baseline": "learned"}), seed=0)
+    names = [k for k in prog.params if k.startswith("baseline.")]
+    assert names, "a learned baseline must live in theta"
+    before = {k: v.copy() for k, v in prog.params.items()}
+    opt = Adam(0.01)
+    prog.grad({"x": X6}, seed=0, step=0)
+    opt.step(prog)
+    for k in names + ["enc.W", "dec.W"]:
+        assert not np.array_equal(prog.params[k], before[k]), k
+
+
+def test_kernel_runs_inside_a_users_njit_loop():
+    """The compiled step and the optimiser's kernel in one nopython loop give the same
+    parameters as the Python loop grad + opt.step."""
+    m = _small_sbn()
+    p1 = m.compile(estimators="score", seed=0)
+    p2 = m.compile(estimators="score", seed=0)
+    opt = Adam(0.01)
+    for t in range(20):
+        p1.grad({"x": X6}, seed=7, step=t)
+        opt.step(p1)
+    step, upd = p2.entry, Adam(0.01).kernel()
+
+    @njit
+    def loop(theta, grad, state, ws2, ws1, inputs, B, mom, vel, n):
+        for t in range(n):
+            step(theta, grad, state, ws2, ws1, inputs, B, np.uint64(7), np.int64(t), 1)
+            upd(theta, grad, mom, vel, t)
+
+    loop(*p2.args({"x": X6}), np.zeros_like(p2.theta), np.zeros_like(p2.theta), 20)
+    np.testing.assert_allclose(p2.theta, p1.theta, rtol=1e-12, atol=1e-14)
