@@ -1,0 +1,10 @@
+"""Pure numerics of ppl (installed as ppl.kernels): scalar math shared by the CPU and CUDA
+targets, CPU array kernels, CUDA kernels. Nothing here knows about graphs.
+
+Numba's threading layer is started on import: a cached parallel kernel that is linked into
+another compiled function (the generated step, or a user's @njit loop) before any parallel
+function has run in the process otherwise aborts with "Symbol not found: allocate_sched".
+"""
+import numba as _numba
+
+_numba.get_num_threads()

@@ -27,7 +27,6 @@ from .distributions import DISTRIBUTIONS
 from .dsl import Model, ModelError, Node
 from .estimators import REGISTRY, NodeInfo
 
-POLICIES = ("unbiased", "fast")
 
 
 # --------------------------------------------------------------------------- the rule table
@@ -53,8 +52,15 @@ RULES = [
      lambda i: "reparameterisable and every path to its costs is differentiable"),
     ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
      lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance"),
+    ("*", lambda i: i.node.kind == "bernoulli" and not i.differentiable, "relax",
+     lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}': RELAX "
+               f"learns a control variate without differentiating f"),
+    ("unbiased", lambda i: i.node.kind == "bernoulli", "disarm",
+     lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has far lower "
+               "variance than the score function, for two evaluations of the downstream graph"),
     ("*", lambda i: True, "score", _score_reason),
 ]
+POLICIES = ("unbiased", "fast", "autotune")
 
 
 def _parse_override(spec, node: Node):
@@ -97,8 +103,9 @@ def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, 
                                  f"use {', '.join(repr(u) for u in usable)}")
             reason = "chosen by the user"
         else:
+            rule_policy = "unbiased" if policy == "autotune" else policy
             for pol, cond, name, why in RULES:
-                if pol in ("*", policy) and cond(info) and REGISTRY[name].check(info) is None:
+                if pol in ("*", rule_policy) and cond(info) and REGISTRY[name].check(info) is None:
                     reason = why(info)
                     opts = {}
                     break
@@ -577,9 +584,13 @@ def load_source(name: str, source: str, extra_globals: dict):
 
 
 def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float64, samples=1,
-                  baseline=None, seed=0, target="cpu", cache=True):
+                  baseline=None, seed=0, target="cpu", cache=True, pilot=None):
     from .program import Program
 
+    if policy == "autotune":
+        from .autotune import autotune
+        return autotune(model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
+                        target=target, cache=cache, pilot=pilot)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ModelError(f"dtype must be float32 or float64, got {dtype}")

@@ -167,16 +167,19 @@ class Model:
         return expr
 
     def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float64, samples: int = 1,
-                baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True):
+                baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,
+                pilot=None):
         """Choose an estimator per stochastic node and lower the graph to one fused step.
 
         estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
-        policy: "unbiased" or "fast".  samples: draws per data row (K).  seed: parameter init.
+        policy: "unbiased", "fast", or "autotune" (measure every applicable unbiased estimator's
+        gradient variance and time per step on the `pilot` data, keep the least variance x time).
+        samples: draws per data row (K).  seed: parameter initialisation.
         """
         from .compiler import compile_model
         return compile_model(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
-                             baseline=baseline, seed=seed, target=target, cache=cache)
+                             baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot)
 
 
 # --------------------------------------------------------------------------- parameters and layers

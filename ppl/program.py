@@ -170,9 +170,15 @@ class Program:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
+        for node, (ch, _) in self.choices.items():
+            if getattr(ch, "measurements", None):
+                lines.append(f"autotune measurements for '{node.name}' on the pilot data:")
+                lines.append("  estimator        | grad variance | us/step  | variance x time")
+                for score, name, var, dt in ch.measurements:
+                    lines.append(f"  {name:<16} | {var:13.4g} | {dt * 1e6:8.1f} | {score:.4g}")
         extra = f"samples per data row: {self.samples}"
         if self.layout.S > 1:
-            extra += f"; enumerated configurations per row: {self.layout.S}"
+            extra += f"; rows per draw (enumeration / antithetic / REBAR configurations): {self.layout.S}"
         return "\n".join(lines + [extra])
 
     # ----- persistence

@@ -47,6 +47,9 @@ def _graph(kind):
         elif kind == "normal_blackbox_grad":
             z = Normal("z", loc=Affine(x, 1, name="enc"), scale=ppl.param("s", 1, init=1.0))
             m.cost("f", ppl.blackbox(_smooth, [z], grad=_smooth_grad))
+        elif kind == "bernoulli_blackbox":
+            z = Bernoulli("z", logits=Affine(x, 1, name="enc"))
+            m.cost("f", ppl.blackbox(_sim, [z]))
         elif kind == "layered":
             h1 = Bernoulli("h1", logits=Affine(x, 3, name="e1"))
             z = Normal("z", loc=Affine(h1, 2, name="e2"), scale=ppl.param("s", 2, init=1.0))
@@ -57,12 +60,13 @@ def _graph(kind):
 # graph -> {policy: {node: estimator}}
 POLICY_TABLE = [
     ("normal", {"unbiased": {"z": "pathwise"}, "fast": {"z": "pathwise"}}),
-    ("bernoulli", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
+    ("bernoulli", {"unbiased": {"z": "disarm"}, "fast": {"z": "straight_through"}}),
+    ("bernoulli_blackbox", {"unbiased": {"z": "relax"}, "fast": {"z": "relax"}}),
     ("probit", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
     ("categorical", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
     ("normal_blackbox", {"unbiased": {"z": "score"}, "fast": {"z": "score"}}),
     ("normal_blackbox_grad", {"unbiased": {"z": "pathwise"}, "fast": {"z": "pathwise"}}),
-    ("layered", {"unbiased": {"h1": "score", "z": "score"}, "fast": {"h1": "straight_through", "z": "score"}}),
+    ("layered", {"unbiased": {"h1": "disarm", "z": "score"}, "fast": {"h1": "straight_through", "z": "score"}}),
 ]
 
 
@@ -247,6 +251,22 @@ def test_same_seed_bit_identical_with_1_and_2_threads():
     prog.state[:] = 0
     l2, _ = prog.grad(data, seed=12, step=3)
     assert l2 != out[0][0]
+
+
+def test_autotune_measures_candidates_and_keeps_the_best():
+    with Model("tune") as m:
+        x = m.input("x", 4)
+        h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
+        m.cost("f", ppl.bernoulli_nll(Affine(h, 4, name="dec"), target=x))
+    prog = m.compile(policy="autotune", pilot={"x": X})
+    (ch, _), = prog.choices.values()
+    names = [row[1] for row in ch.measurements]
+    assert {"score", "arm", "disarm", "relax", "rebar", "enumerate"} <= set(names)
+    assert ch.estimator == min(ch.measurements)[1]
+    text = prog.explain()
+    assert "autotune measurements for 'h'" in text and "variance x time" in text
+    with pytest.raises(ModelError, match="needs pilot data"):
+        m.compile(policy="autotune")
 
 
 def test_explain_table_lists_every_stochastic_node():
