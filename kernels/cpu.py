@@ -16,38 +16,60 @@ code generator:
 * ``error_model="numpy"``: a division by zero gives inf/nan instead of raising, and the
   division loops stay free of per-element Python-exception checks (so they vectorise).
 
-Serial loops for now; the per-element math lives in ``scalar.py``, shared with CUDA.
+Serial loops for now; every per-element formula is a named function of ``scalar.py``
+(the categorical kernels call its per-group helpers), shared with the CUDA twin ``gpu.py``.
 """
-import math
-
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from .scalar import (
+    adam_bias_corrections,
+    adam_step,
+    bernoulli_log_prob_term,
+    bernoulli_nll_term,
+    bernoulli_score,
+    binary_concrete,
+    binary_concrete_vjp,
+    categorical_icdf_group,
+    categorical_log_prob_bwd_group,
+    categorical_log_prob_group,
+    categorical_sample_group,
+    exp,
+    gaussian_kl_grad,
+    gaussian_kl_std_grad,
+    gaussian_kl_std_term,
+    gaussian_kl_term,
+    gaussian_nll_grad,
+    gaussian_nll_term,
+    gumbel_softmax_bwd_group,
+    gumbel_softmax_group,
+    hyper,
     like,
-    log_ndtr,
-    log_ndtr_grad,
+    logsumexp_group,
+    momentum_velocity,
+    nce_data_cost,
+    nce_data_grad,
+    nce_noise_cost,
+    nce_noise_grad,
     norm_pdf,
+    normal_reparam,
+    probit_log_odds,
+    probit_log_prob_term,
+    probit_score,
+    relu,
     sigmoid,
     sigmoid_grad,
-    sigmoid_log_sigmoids,
+    softmax_bwd_group,
+    softmax_group,
+    softmax_xent_bwd_group,
+    softmax_xent_group,
     softplus,
     sqrt1p,
     sqrt1p_grad,
+    tanh,
+    tanh_grad_out,
+    threshold,
 )
-
-
-def hyper(h):
-    """Value of a hyper-parameter given as a 1-element array (or a plain number)."""
-    return h[0] if hasattr(h, "shape") else h
-
-
-@overload(hyper)
-def _hyper_overload(h):
-    if isinstance(h, types.Array):
-        return lambda h: h[0]
-    return lambda h: h
 
 
 # ============================================================================ layers
@@ -112,29 +134,25 @@ def tanh_fwd(z, out):
     R, D = z.shape
     for r in range(R):
         for j in range(D):
-            out[r, j] = math.tanh(z[r, j])
+            out[r, j] = tanh(z[r, j])
 
 
 @njit(cache=True, error_model="numpy")
 def tanh_bwd(z, out, gout, gz):
     """gz += gout * (1 - tanh(z)^2)."""
-    one = like(z, 1.0)
     R, D = z.shape
     for r in range(R):
         for j in range(D):
-            y = out[r, j]
-            gz[r, j] += gout[r, j] * (one - y * y)
+            gz[r, j] += gout[r, j] * tanh_grad_out(out[r, j])
 
 
 @njit(cache=True, error_model="numpy")
 def relu_fwd(z, out):
     """out = max(z, 0)."""
-    zero = like(z, 0.0)
     R, D = z.shape
     for r in range(R):
         for j in range(D):
-            v = z[r, j]
-            out[r, j] = v if v > zero else zero
+            out[r, j] = relu(z[r, j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -189,7 +207,7 @@ def exp_fwd(z, out):
     R, D = z.shape
     for r in range(R):
         for j in range(D):
-            out[r, j] = math.exp(z[r, j])
+            out[r, j] = exp(z[r, j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -310,25 +328,20 @@ def row_sum_bwd(grow, gx):
 @njit(cache=True, error_model="numpy")
 def bernoulli_sample(logits, noise, out):
     """out = H(a + eps), eps standard logistic: P(out = 1) = sigma(a) (seed 000)."""
-    one = like(out, 1.0)
-    zero = like(out, 0.0)
     R, D = out.shape
     for r in range(R):
         for j in range(D):
-            out[r, j] = one if logits[r, j] + noise[r, j] > 0 else zero
+            out[r, j] = threshold(logits[r, j], noise[r, j])
 
 
 @njit(cache=True, error_model="numpy")
 def bernoulli_log_prob(logits, x, out_rows):
     """out_rows[r] = sum_j x log sigma(a) + (1 - x) log sigma(-a) (x may be relaxed in [0, 1])."""
-    one = like(x, 1.0)
     R, D = x.shape
     for r in range(R):
         s = like(x, 0.0)
         for j in range(D):
-            _, lp, lm = sigmoid_log_sigmoids(logits[r, j])
-            xv = x[r, j]
-            s += xv * lp + (one - xv) * lm
+            s += bernoulli_log_prob_term(logits[r, j], x[r, j])
         out_rows[r] = s
 
 
@@ -340,7 +353,7 @@ def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
         g = grow[r]
         if glogits.shape[0] != 0:
             for j in range(D):
-                glogits[r, j] += g * (x[r, j] - sigmoid(logits[r, j]))
+                glogits[r, j] += g * bernoulli_score(logits[r, j], x[r, j])
         if gx.shape[0] != 0:
             for j in range(D):
                 gx[r, j] += g * logits[r, j]
@@ -363,7 +376,7 @@ def binary_concrete_sample(logits, noise, tau, out):
     R, D = out.shape
     for r in range(R):
         for j in range(D):
-            out[r, j] = sigmoid((logits[r, j] + noise[r, j]) / t)
+            out[r, j] = binary_concrete(logits[r, j], noise[r, j], t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -379,11 +392,10 @@ def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
     do_a = glogits.shape[0] != 0
     for r in range(R):
         for j in range(D):
-            u = (logits[r, j] + noise[r, j]) / t
-            gu = gout[r, j] * sigmoid_grad(u)
+            ga, gt = binary_concrete_vjp(logits[r, j], noise[r, j], t, gout[r, j])
             if do_a:
-                glogits[r, j] += gu / t
-            acc -= gu * u
+                glogits[r, j] += ga
+            acc += gt
     if gtau.shape[0] != 0:
         gtau[0] += acc / t
 
@@ -394,25 +406,20 @@ def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
 @njit(cache=True, error_model="numpy")
 def probit_sample(a, noise, out):
     """out = H(a + eps), eps standard normal: P(out = 1) = Phi(a) (seed 000)."""
-    one = like(out, 1.0)
-    zero = like(out, 0.0)
     R, D = out.shape
     for r in range(R):
         for j in range(D):
-            out[r, j] = one if a[r, j] + noise[r, j] > 0 else zero
+            out[r, j] = threshold(a[r, j], noise[r, j])
 
 
 @njit(cache=True, error_model="numpy")
 def probit_log_prob(a, x, out_rows):
     """out_rows[r] = sum_j x log Phi(a) + (1 - x) log Phi(-a) (stable log_ndtr tails)."""
-    one = like(x, 1.0)
     R, D = x.shape
     for r in range(R):
         s = like(x, 0.0)
         for j in range(D):
-            av = a[r, j]
-            xv = x[r, j]
-            s += xv * log_ndtr(av) + (one - xv) * log_ndtr(-av)
+            s += probit_log_prob_term(a[r, j], x[r, j])
         out_rows[r] = s
 
 
@@ -420,19 +427,15 @@ def probit_log_prob(a, x, out_rows):
 def probit_log_prob_bwd(a, x, grow, ga, gx):
     """ga += grow (x M(a) - (1 - x) M(-a)), M = phi / Phi (inverse Mills ratio);
     gx += grow (log Phi(a) - log Phi(-a)). Both skippable."""
-    one = like(x, 1.0)
     R, D = x.shape
     for r in range(R):
         g = grow[r]
         if ga.shape[0] != 0:
             for j in range(D):
-                av = a[r, j]
-                xv = x[r, j]
-                ga[r, j] += g * (xv * log_ndtr_grad(av) - (one - xv) * log_ndtr_grad(-av))
+                ga[r, j] += g * probit_score(a[r, j], x[r, j])
         if gx.shape[0] != 0:
             for j in range(D):
-                av = a[r, j]
-                gx[r, j] += g * (log_ndtr(av) - log_ndtr(-av))
+                gx[r, j] += g * probit_log_odds(a[r, j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -453,7 +456,7 @@ def normal_sample(loc, scale, eps, out):
     R, D = out.shape
     for r in range(R):
         for j in range(D):
-            out[r, j] = loc[r, j] + scale[r, j] * eps[r, j]
+            out[r, j] = normal_reparam(loc[r, j], scale[r, j], eps[r, j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -473,15 +476,11 @@ def normal_sample_bwd(eps, gout, gloc, gscale):
 @njit(cache=True, error_model="numpy")
 def normal_log_prob(loc, scale, x, out_rows):
     """out_rows[r] = sum_j -log(2 pi)/2 - log sigma - (x - mu)^2 / (2 sigma^2) (seed 004 f)."""
-    half = like(x, 0.5)
-    hl2pi = like(x, 0.9189385332046728)
     R, D = x.shape
     for r in range(R):
         s = like(x, 0.0)
         for j in range(D):
-            sd = scale[r, j]
-            d = (x[r, j] - loc[r, j]) / sd
-            s -= hl2pi + math.log(sd) + half * d * d
+            s -= gaussian_nll_term(x[r, j], loc[r, j], scale[r, j])
         out_rows[r] = s
 
 
@@ -496,14 +495,14 @@ def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
     for r in range(R):
         g = grow[r]
         for j in range(D):
-            sd = scale[r, j]
-            d = (x[r, j] - loc[r, j]) / sd  # standardised residual
+            # log N = -gaussian_nll_term: d/dx = -q, d/dmu = q, d/dsigma = -w
+            q, w = gaussian_nll_grad(x[r, j], loc[r, j], scale[r, j])
             if do_l:
-                gloc[r, j] += g * d / sd
+                gloc[r, j] += g * q
             if do_s:
-                gscale[r, j] += g * (d * d - like(x, 1.0)) / sd
+                gscale[r, j] -= g * w
             if do_x:
-                gx[r, j] -= g * d / sd
+                gx[r, j] -= g * q
 
 
 # ============================================================================ Categorical
@@ -511,43 +510,13 @@ def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
 
 
 @njit(cache=True, error_model="numpy")
-def logsumexp_group(a, r, c0, K):
-    """(m, l) for the group a[r, c0:c0+K]: m = max_k a_k, l = log sum_k exp(a_k - m).
-
-    logsumexp = m + l; log softmax_k = (a_k - m) - l, which keeps full relative accuracy
-    of the small differences even when |a| ~ 1e4 (never exp of a large number).
-    """
-    m = a[r, c0]
-    for k in range(1, K):
-        v = a[r, c0 + k]
-        if v > m:
-            m = v
-    s = like(a, 0.0)
-    for k in range(K):
-        s += math.exp(a[r, c0 + k] - m)
-    return m, math.log(s)
-
-
-@njit(cache=True, error_model="numpy")
 def categorical_sample(logits, gumbel, K, out):
     """One-hot of argmax_k (a_k + g_k) per group, g standard Gumbel (Gumbel-max trick, seed 003)."""
-    one = like(out, 1.0)
-    zero = like(out, 0.0)
     R, D = out.shape
     G = D // K
     for r in range(R):
         for gi in range(G):
-            c0 = gi * K
-            best = 0
-            bv = logits[r, c0] + gumbel[r, c0]
-            out[r, c0] = zero
-            for k in range(1, K):
-                v = logits[r, c0 + k] + gumbel[r, c0 + k]
-                out[r, c0 + k] = zero
-                if v > bv:
-                    bv = v
-                    best = k
-            out[r, c0 + best] = one
+            categorical_sample_group(logits, gumbel, r, gi * K, K, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -557,29 +526,11 @@ def categorical_inverse_cdf_sample(logits, u, K, out):
     u is (R, G) uniform in [0, 1). Rounding can leave the cumulative sum short of u near 1:
     then the last class with non-zero probability is taken.
     """
-    one = like(out, 1.0)
-    zero = like(out, 0.0)
     R, D = out.shape
     G = D // K
     for r in range(R):
         for gi in range(G):
-            c0 = gi * K
-            m, ls = logsumexp_group(logits, r, c0, K)
-            thr = u[r, gi]
-            cum = zero
-            pick = -1
-            last = 0
-            for k in range(K):
-                p = math.exp((logits[r, c0 + k] - m) - ls)
-                out[r, c0 + k] = zero
-                if p > 0:
-                    last = k
-                cum += p
-                if pick < 0 and cum > thr and p > 0:
-                    pick = k
-            if pick < 0:
-                pick = last
-            out[r, c0 + pick] = one
+            categorical_icdf_group(logits, u[r, gi], r, gi * K, K, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -590,10 +541,7 @@ def categorical_log_prob(logits, x, K, out_rows):
     for r in range(R):
         s = like(x, 0.0)
         for gi in range(G):
-            c0 = gi * K
-            m, ls = logsumexp_group(logits, r, c0, K)
-            for k in range(K):
-                s += x[r, c0 + k] * ((logits[r, c0 + k] - m) - ls)
+            s += categorical_log_prob_group(logits, x, r, gi * K, K)
         out_rows[r] = s
 
 
@@ -607,17 +555,7 @@ def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
     for r in range(R):
         g = grow[r]
         for gi in range(G):
-            c0 = gi * K
-            m, ls = logsumexp_group(logits, r, c0, K)
-            sx = like(x, 0.0)
-            for k in range(K):
-                sx += x[r, c0 + k]
-            for k in range(K):
-                c = c0 + k
-                if do_a:
-                    glogits[r, c] += g * (x[r, c] - math.exp((logits[r, c] - m) - ls) * sx)
-                if do_x:
-                    gx[r, c] += g * ((logits[r, c] - m) - ls)
+            categorical_log_prob_bwd_group(logits, x, r, gi * K, K, g, glogits, gx, do_a, do_x)
 
 
 @njit(cache=True, error_model="numpy")
@@ -629,19 +567,7 @@ def gumbel_softmax_sample(logits, gumbel, tau, K, out):
     G = D // K
     for r in range(R):
         for gi in range(G):
-            c0 = gi * K
-            m = (logits[r, c0] + gumbel[r, c0]) / t
-            for k in range(1, K):
-                v = (logits[r, c0 + k] + gumbel[r, c0 + k]) / t
-                if v > m:
-                    m = v
-            s = like(out, 0.0)
-            for k in range(K):
-                e = math.exp((logits[r, c0 + k] + gumbel[r, c0 + k]) / t - m)
-                out[r, c0 + k] = e
-                s += e
-            for k in range(K):
-                out[r, c0 + k] /= s
+            gumbel_softmax_group(logits, gumbel, t, r, gi * K, K, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -657,20 +583,8 @@ def gumbel_softmax_bwd(logits, gumbel, tau, K, out, gout, glogits, gtau):
     G = D // K
     for r in range(R):
         for gi in range(G):
-            c0 = gi * K
-            dot = like(out, 0.0)
-            m = (logits[r, c0] + gumbel[r, c0]) / t
-            for k in range(K):
-                dot += gout[r, c0 + k] * out[r, c0 + k]
-                v = (logits[r, c0 + k] + gumbel[r, c0 + k]) / t
-                if v > m:
-                    m = v
-            for k in range(K):
-                c = c0 + k
-                gu = out[r, c] * (gout[r, c] - dot)
-                if do_a:
-                    glogits[r, c] += gu / t
-                acc -= gu * ((logits[r, c] + gumbel[r, c]) / t - m)
+            acc += gumbel_softmax_bwd_group(
+                logits, gumbel, t, r, gi * K, K, out, gout, glogits, do_a)
     if gtau.shape[0] != 0:
         gtau[0] += acc / t
 
@@ -682,10 +596,7 @@ def softmax_fwd(z, K, out):
     G = D // K
     for r in range(R):
         for gi in range(G):
-            c0 = gi * K
-            m, ls = logsumexp_group(z, r, c0, K)
-            for k in range(K):
-                out[r, c0 + k] = math.exp((z[r, c0 + k] - m) - ls)
+            softmax_group(z, r, gi * K, K, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -695,13 +606,7 @@ def softmax_bwd(z, K, out, gout, gz):
     G = D // K
     for r in range(R):
         for gi in range(G):
-            c0 = gi * K
-            dot = like(out, 0.0)
-            for k in range(K):
-                dot += gout[r, c0 + k] * out[r, c0 + k]
-            for k in range(K):
-                c = c0 + k
-                gz[r, c] += out[r, c] * (gout[r, c] - dot)
+            softmax_bwd_group(r, gi * K, K, out, gout, gz)
 
 
 @njit(cache=True, error_model="numpy")
@@ -722,46 +627,38 @@ def logsumexp_rows(z, K, out):
 def gaussian_kl_std(mu, sigma, out_rows):
     """KL(N(mu, sigma^2) || N(0, 1)) = sum_j (sigma^2 + mu^2 - 1)/2 - log sigma
     (Kingma & Welling 2014, appendix B; seed 003)."""
-    half = like(mu, 0.5)
-    one = like(mu, 1.0)
     R, D = mu.shape
     for r in range(R):
         s = like(mu, 0.0)
         for j in range(D):
-            m = mu[r, j]
-            sd = sigma[r, j]
-            s += half * (sd * sd + m * m - one) - math.log(sd)
+            s += gaussian_kl_std_term(mu[r, j], sigma[r, j])
         out_rows[r] = s
 
 
 @njit(cache=True, error_model="numpy")
 def gaussian_kl_std_bwd(mu, sigma, grow, gmu, gsigma):
     """gmu += grow mu ; gsigma += grow (sigma - 1/sigma) (each skippable)."""
-    one = like(mu, 1.0)
+    do_m = gmu.shape[0] != 0
+    do_s = gsigma.shape[0] != 0
     R, D = mu.shape
     for r in range(R):
         g = grow[r]
-        if gmu.shape[0] != 0:
-            for j in range(D):
-                gmu[r, j] += g * mu[r, j]
-        if gsigma.shape[0] != 0:
-            for j in range(D):
-                sd = sigma[r, j]
-                gsigma[r, j] += g * (sd - one / sd)
+        for j in range(D):
+            dm, ds = gaussian_kl_std_grad(mu[r, j], sigma[r, j])
+            if do_m:
+                gmu[r, j] += g * dm
+            if do_s:
+                gsigma[r, j] += g * ds
 
 
 @njit(cache=True, error_model="numpy")
 def gaussian_kl(mu1, s1, mu2, s2, out_rows):
     """KL(N(mu1, s1^2) || N(mu2, s2^2)) = sum_j log(s2/s1) + (s1^2 + (mu1-mu2)^2)/(2 s2^2) - 1/2."""
-    half = like(mu1, 0.5)
     R, D = mu1.shape
     for r in range(R):
         s = like(mu1, 0.0)
         for j in range(D):
-            a = s1[r, j]
-            b = s2[r, j]
-            d = mu1[r, j] - mu2[r, j]
-            s += math.log(b / a) + half * (a * a + d * d) / (b * b) - half
+            s += gaussian_kl_term(mu1[r, j], s1[r, j], mu2[r, j], s2[r, j])
         out_rows[r] = s
 
 
@@ -769,7 +666,6 @@ def gaussian_kl(mu1, s1, mu2, s2, out_rows):
 def gaussian_kl_bwd(mu1, s1, mu2, s2, grow, gmu1, gs1, gmu2, gs2):
     """d/dmu1 = (mu1-mu2)/s2^2 = -d/dmu2 ; d/ds1 = s1/s2^2 - 1/s1 ;
     d/ds2 = 1/s2 - (s1^2 + (mu1-mu2)^2)/s2^3 ; times grow[r], accumulated, each skippable."""
-    one = like(mu1, 1.0)
     do_m1 = gmu1.shape[0] != 0
     do_s1 = gs1.shape[0] != 0
     do_m2 = gmu2.shape[0] != 0
@@ -778,18 +674,15 @@ def gaussian_kl_bwd(mu1, s1, mu2, s2, grow, gmu1, gs1, gmu2, gs2):
     for r in range(R):
         g = grow[r]
         for j in range(D):
-            a = s1[r, j]
-            b = s2[r, j]
-            d = mu1[r, j] - mu2[r, j]
-            ib2 = one / (b * b)
+            dm, da, db = gaussian_kl_grad(mu1[r, j], s1[r, j], mu2[r, j], s2[r, j])
             if do_m1:
-                gmu1[r, j] += g * d * ib2
+                gmu1[r, j] += g * dm
             if do_m2:
-                gmu2[r, j] -= g * d * ib2
+                gmu2[r, j] -= g * dm
             if do_s1:
-                gs1[r, j] += g * (a * ib2 - one / a)
+                gs1[r, j] += g * da
             if do_s2:
-                gs2[r, j] += g * (one - (a * a + d * d) * ib2) / b
+                gs2[r, j] += g * db
 
 
 # ============================================================================ costs
@@ -802,8 +695,7 @@ def bernoulli_nll(logits, t, out_rows):
     for r in range(R):
         s = like(t, 0.0)
         for j in range(D):
-            a = logits[r, j]
-            s += softplus(a) - t[r, j] * a
+            s += bernoulli_nll_term(logits[r, j], t[r, j])
         out_rows[r] = s
 
 
@@ -815,7 +707,7 @@ def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
         g = grow[r]
         if glogits.shape[0] != 0:
             for j in range(D):
-                glogits[r, j] += g * (sigmoid(logits[r, j]) - t[r, j])
+                glogits[r, j] -= g * bernoulli_score(logits[r, j], t[r, j])
         if gt.shape[0] != 0:
             for j in range(D):
                 gt[r, j] -= g * logits[r, j]
@@ -824,15 +716,11 @@ def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
 @njit(cache=True, error_model="numpy")
 def gaussian_nll(mu, sigma, t, out_rows):
     """out_rows[r] = sum_j log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) = -f (seed 004)."""
-    half = like(t, 0.5)
-    hl2pi = like(t, 0.9189385332046728)
     R, D = t.shape
     for r in range(R):
         s = like(t, 0.0)
         for j in range(D):
-            sd = sigma[r, j]
-            d = (t[r, j] - mu[r, j]) / sd
-            s += hl2pi + math.log(sd) + half * d * d
+            s += gaussian_nll_term(t[r, j], mu[r, j], sigma[r, j])
         out_rows[r] = s
 
 
@@ -840,7 +728,6 @@ def gaussian_nll(mu, sigma, t, out_rows):
 def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
     """Minus seed 004 (a): gmu += grow (mu - t)/sigma^2 ;
     gsigma += grow (1/sigma - (t - mu)^2/sigma^3) ; gt += grow (t - mu)/sigma^2; skippable."""
-    one = like(t, 1.0)
     do_m = gmu.shape[0] != 0
     do_s = gsigma.shape[0] != 0
     do_t = gt.shape[0] != 0
@@ -848,14 +735,13 @@ def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
     for r in range(R):
         g = grow[r]
         for j in range(D):
-            sd = sigma[r, j]
-            d = (t[r, j] - mu[r, j]) / sd
+            q, w = gaussian_nll_grad(t[r, j], mu[r, j], sigma[r, j])
             if do_m:
-                gmu[r, j] -= g * d / sd
+                gmu[r, j] -= g * q
             if do_s:
-                gsigma[r, j] += g * (one - d * d) / sd
+                gsigma[r, j] += g * w
             if do_t:
-                gt[r, j] += g * d / sd
+                gt[r, j] += g * q
 
 
 @njit(cache=True, error_model="numpy")
@@ -866,10 +752,7 @@ def softmax_xent(logits, t, K, out_rows):
     for r in range(R):
         s = like(t, 0.0)
         for gi in range(G):
-            c0 = gi * K
-            m, ls = logsumexp_group(logits, r, c0, K)
-            for k in range(K):
-                s -= t[r, c0 + k] * ((logits[r, c0 + k] - m) - ls)
+            s += softmax_xent_group(logits, t, r, gi * K, K)
         out_rows[r] = s
 
 
@@ -883,17 +766,7 @@ def softmax_xent_bwd(logits, t, K, grow, glogits, gt):
     for r in range(R):
         g = grow[r]
         for gi in range(G):
-            c0 = gi * K
-            m, ls = logsumexp_group(logits, r, c0, K)
-            st = like(t, 0.0)
-            for k in range(K):
-                st += t[r, c0 + k]
-            for k in range(K):
-                c = c0 + k
-                if do_a:
-                    glogits[r, c] += g * (math.exp((logits[r, c] - m) - ls) * st - t[r, c])
-                if do_t:
-                    gt[r, c] -= g * ((logits[r, c] - m) - ls)
+            softmax_xent_bwd_group(logits, t, r, gi * K, K, g, glogits, gt, do_a, do_t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -906,9 +779,9 @@ def nce_logistic(s_data, s_noise, logk_data, logk_noise, out_rows):
     for r in range(R):
         s = like(s_data, 0.0)
         for j in range(Dd):
-            s += softplus(logk_data[r, j] - s_data[r, j])
+            s += nce_data_cost(s_data[r, j], logk_data[r, j])
         for m in range(M):
-            s += softplus(s_noise[r, m] - logk_noise[r, m])
+            s += nce_noise_cost(s_noise[r, m], logk_noise[r, m])
         out_rows[r] = s
 
 
@@ -921,10 +794,10 @@ def nce_logistic_bwd(s_data, s_noise, logk_data, logk_noise, grow, gs_data, gs_n
         g = grow[r]
         if gs_data.shape[0] != 0:
             for j in range(Dd):
-                gs_data[r, j] -= g * sigmoid(logk_data[r, j] - s_data[r, j])
+                gs_data[r, j] += g * nce_data_grad(s_data[r, j], logk_data[r, j])
         if gs_noise.shape[0] != 0:
             for m in range(M):
-                gs_noise[r, m] += g * sigmoid(s_noise[r, m] - logk_noise[r, m])
+                gs_noise[r, m] += g * nce_noise_grad(s_noise[r, m], logk_noise[r, m])
 
 
 # ============================================================================ optimisers
@@ -944,7 +817,7 @@ def momentum_update(theta, grad, vel, lr, mu):
     a = like(theta, hyper(lr))
     m = like(theta, hyper(mu))
     for i in range(theta.shape[0]):
-        v = m * vel[i] - a * grad[i]
+        v = momentum_velocity(vel[i], grad[i], a, m)
         vel[i] = v
         theta[i] += v
 
@@ -954,18 +827,13 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count:
     m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;
     theta -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
-    one = like(theta, 1.0)
     a = like(theta, hyper(lr))
     b1 = like(theta, hyper(beta1))
     b2 = like(theta, hyper(beta2))
     ep = like(theta, hyper(eps))
-    tt = like(theta, t)
-    c1 = one / (one - math.pow(b1, tt))
-    c2 = one / (one - math.pow(b2, tt))
+    c1, c2 = adam_bias_corrections(b1, b2, t)
     for i in range(theta.shape[0]):
-        g = grad[i]
-        mi = b1 * m[i] + (one - b1) * g
-        vi = b2 * v[i] + (one - b2) * g * g
+        delta, mi, vi = adam_step(grad[i], m[i], v[i], a, b1, b2, c1, c2, ep)
         m[i] = mi
         v[i] = vi
-        theta[i] -= a * (mi * c1) / (math.sqrt(vi * c2) + ep)
+        theta[i] -= delta

@@ -7,11 +7,9 @@ uniform u per unit: digit 0 holds b = 1[u < sigmoid(a)], digit 1 holds b~ = 1[u 
 f is the per-row sum of the node's downstream costs. Each row of the pair receives its row
 weight times g_a, so the pair's total is the drawn row's weight times the estimate.
 """
-import math
-
 from numba import njit
 
-from .scalar import sigmoid
+from .scalar import antithetic_bit, arm_coef, disarm_coef
 
 
 @njit(cache=True)
@@ -19,11 +17,7 @@ def antithetic_bernoulli(logits, u, stride, out):
     for r in range(out.shape[0]):
         tilde = (r // stride) % 2
         for j in range(out.shape[1]):
-            a = logits[r, j]
-            if tilde:
-                out[r, j] = 1 if u[r, j] > sigmoid(-a) else 0
-            else:
-                out[r, j] = 1 if u[r, j] < sigmoid(a) else 0
+            out[r, j] = antithetic_bit(logits[r, j], u[r, j], tilde)
 
 
 @njit(cache=True)
@@ -34,7 +28,7 @@ def arm_grad(u, L, rw, stride, ga):
         r1 = r + stride
         diff = L[r1] - L[r]
         for j in range(ga.shape[1]):
-            c = diff * (u[r, j] - 0.5)
+            c = arm_coef(diff, u[r, j])
             ga[r, j] += rw[r] * c
             ga[r1, j] += rw[r1] * c
 
@@ -48,9 +42,7 @@ def disarm_grad(logits, b, L, rw, stride, ga):
         half_diff = 0.5 * (L[r1] - L[r])
         for j in range(ga.shape[1]):
             if b[r, j] != b[r1, j]:
-                c = half_diff * sigmoid(math.fabs(logits[r, j]))
-                if b[r, j] > 0.5:
-                    c = -c
+                c = disarm_coef(half_diff, logits[r, j], b[r, j])
                 ga[r, j] += rw[r] * c
                 ga[r1, j] += rw[r1] * c
 

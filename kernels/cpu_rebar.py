@@ -19,18 +19,11 @@ import math
 
 from numba import njit
 
-from .scalar import sigmoid, softplus
+from .conditional import logistic_given_bernoulli as _ztilde
+from .scalar import sigmoid
 
 CONFIGS = 5
 SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
-
-
-@njit(cache=True)
-def _ztilde(a, v, b):
-    """(z~, dz~/da) of the conditional logistic variable given the hard sample b."""
-    if b > 0.5:
-        return softplus(a + math.log(v)) - math.log1p(-v), sigmoid(a + math.log(v))
-    return math.log(v) - softplus(math.log1p(-v) - a), sigmoid(math.log1p(-v) - a)
 
 
 @njit(cache=True)

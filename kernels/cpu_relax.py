@@ -2,9 +2,7 @@
 
 Per row, with logits a, uniforms u, v and p = sigmoid(a):
   z  = a + logit(u),  b = H(z)                       (the hard sample)
-  z~ = a + logit(u~), u~ ~ U(0,1) conditioned on b:   (Tucker et al. 2017, appendix)
-       b = 1: z~ = softplus(a + log v) - log(1 - v),   dz~/da = sigmoid(a + log v)
-       b = 0: z~ = log v - softplus(log(1 - v) - a),   dz~/da = sigmoid(log(1 - v) - a)
+  z~ ~ p(z | b) from v (kernels/conditional.py)
   g_a = (f(b) - c(z~)) (b - p) + dc(z)/dz * dz/da - dc(z~)/dz * dz~/da   (dz/da = 1)
 The control variate is a one-hidden-layer network c(z, x) = w2 . tanh(W1 z + U x + b1) + c0 on
 the logistic variable z and the node's data context x. Its parameters phi are trained to
@@ -19,7 +17,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .scalar import sigmoid, softplus
+from .conditional import logistic_given_bernoulli
+from .scalar import sigmoid
 
 
 def relax_size(D, C, H):
@@ -127,12 +126,7 @@ def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
             uj = u[r, j]
             vj = v[r, j]
             z[j] = aj + math.log(uj) - math.log1p(-uj)
-            if b[r, j] > 0.5:
-                zt[j] = softplus(aj + math.log(vj)) - math.log1p(-vj)
-                dzt[j] = sigmoid(aj + math.log(vj))
-            else:
-                zt[j] = math.log(vj) - softplus(math.log1p(-vj) - aj)
-                dzt[j] = sigmoid(math.log1p(-vj) - aj)
+            zt[j], dzt[j] = logistic_given_bernoulli(aj, vj, b[r, j])
         _cv(z, ctx, r, phi, D, C, H, h, s)
         _cv_grad_z(phi, D, H, s, gz)
         ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)

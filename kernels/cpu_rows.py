@@ -10,6 +10,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .scalar import baseline_residual_value, loo_value, moving_average, scale_shift, score_signal
+
 
 @njit(cache=True)
 def repeat_rows(x, reps, out):
@@ -89,7 +91,7 @@ def mul_exp(lp, rw):
 def score_weights(rw, L, b, out):
     """out[r] = rw[r] * (L[r] - b[r]): the score-function learning signal per row."""
     for r in range(out.shape[0]):
-        out[r] = rw[r] * (L[r] - b[r])
+        out[r] = score_signal(rw[r], L[r], b[r])
 
 
 @njit(cache=True)
@@ -104,7 +106,7 @@ def loo_baseline(L, K, S, b):
                 tot += L[(i * K + k) * S + c]
             for k in range(K):
                 r = (i * K + k) * S + c
-                b[r] = (tot - L[r]) / (K - 1)
+                b[r] = loo_value(tot, L[r], K)
 
 
 @njit(cache=True)
@@ -118,10 +120,8 @@ def moving_average_baseline(L, rw, state, slot, decay, b, update):
         b[r] = m
         tot += rw[r] * L[r]
         wsum += rw[r]
-    if update:
-        mean = tot / wsum if wsum > 0 else 0.0
-        # the first step seeds the average with the first batch's mean
-        state[slot] = mean if state[slot + 1] == 0 else decay * m + (1.0 - decay) * mean
+    if update:  # the first step seeds the average with the first batch's mean
+        state[slot] = moving_average(m, tot, wsum, decay, state[slot + 1] == 0)
         state[slot + 1] = 1
 
 
@@ -148,7 +148,7 @@ def linear_baseline_bwd(x, coef, offset, gw):
 def baseline_residual(rw, L, b, out):
     """out[r] = -2 rw[r] (L[r] - b[r]): d/db of the baseline's loss sum_r rw (L - b)^2."""
     for r in range(out.shape[0]):
-        out[r] = -2.0 * rw[r] * (L[r] - b[r])
+        out[r] = baseline_residual_value(rw[r], L[r], b[r])
 
 
 @njit(cache=True)
@@ -165,7 +165,7 @@ def scale_shift_fwd(x, scale, shift, out):
     """out = scale * x + shift (constants from the model's arithmetic)."""
     for r in range(x.shape[0]):
         for j in range(x.shape[1]):
-            out[r, j] = scale * x[r, j] + shift
+            out[r, j] = scale_shift(x[r, j], scale, shift)
 
 
 @njit(cache=True)

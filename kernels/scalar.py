@@ -2,7 +2,10 @@
 
 Every function here takes and returns scalars, uses only ``math`` and scalar arithmetic,
 allocates nothing, and is ``@njit(cache=True)``; the CUDA target re-jits the same source
-from ``.py_func`` as device functions, so the math is written once for both targets.
+from ``.py_func`` as device functions (``kernels/device.py``), so the math is written once
+for both targets. The per-group helpers at the end (softmax groups of K columns) also read
+and write array elements at a given (row, column) -- still no allocation -- so one thread
+of a CUDA kernel runs exactly the body one iteration of the CPU loop runs.
 
 Precision: a Python float literal is float64 in Numba and would silently promote float32
 math to float64. Every constant is therefore written ``like(x, c)``: ``c`` cast to the
@@ -27,9 +30,29 @@ _TAIL_TERMS = 20  # series terms: truncation < 1e-16 relative at x = -10
 def like(x, c):
     """Constant ``c`` in the floating-point precision of ``x`` (scalar or array).
 
-    Pure-Python fallback (used when the source runs uncompiled): returns ``c`` unchanged.
+    Compiled code (CPU and CUDA alike: ``overload`` registers for the generic target) gets
+    the overload below. This pure-Python body runs when the source runs uncompiled, e.g. in
+    the CUDA simulator, and casts the same way (a float32 NumPy scalar stays float32).
     """
-    return c
+    if getattr(x, "dtype", None) == np.float32:
+        return np.float32(c)
+    return np.float64(c)
+
+
+def hyper(h):
+    """Value of a hyper-parameter given as a 1-element array (or a plain number).
+
+    Arrays let a learnable hyper-parameter be a view into the parameter vector (on the GPU a
+    device array, read inside the kernel). Pure-Python body: used uncompiled (simulator).
+    """
+    return h[0] if hasattr(h, "shape") else h
+
+
+@overload(hyper)
+def _hyper_overload(h):
+    if isinstance(h, types.Array):
+        return lambda h: h[0]
+    return lambda h: h
 
 
 @overload(like)
@@ -189,3 +212,435 @@ def log_ndtr_grad(x):
     if x > like(x, _LOG_NDTR_TAIL):
         return norm_pdf(x) / ndtr(x)
     return -x / mills_series(x)
+
+
+# ---------------------------------------------------------------------------- activations
+# Each array kernel (cpu.py, gpu.py) applies these per element; nothing else holds a formula.
+
+
+@njit(cache=True, error_model="numpy")
+def tanh(z):
+    """tanh(z)."""
+    return math.tanh(z)
+
+
+@njit(cache=True, error_model="numpy")
+def tanh_grad_out(y):
+    """d tanh / dz = 1 - y^2 from the output y = tanh(z)."""
+    return like(y, 1.0) - y * y
+
+
+@njit(cache=True, error_model="numpy")
+def relu(z):
+    """max(z, 0)."""
+    zero = like(z, 0.0)
+    return z if z > zero else zero
+
+
+@njit(cache=True, error_model="numpy")
+def exp(z):
+    """exp(z) (the positive-scale activation)."""
+    return math.exp(z)
+
+
+# ---------------------------------------------------------------------------- samplers
+
+
+@njit(cache=True, error_model="numpy")
+def threshold(a, eps):
+    """H(a + eps) in the precision of a: a Bernoulli (logistic eps) or probit (normal eps)
+    unit from its noise (seed 000)."""
+    if a + eps > 0:
+        return like(a, 1.0)
+    return like(a, 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def normal_reparam(loc, scale, eps):
+    """mu + sigma eps, the pathwise reparameterisation (seed 000, 003)."""
+    return loc + scale * eps
+
+
+@njit(cache=True, error_model="numpy")
+def binary_concrete(a, eps, t):
+    """sigma((a + eps) / tau), the binary Concrete relaxation (Maddison et al. 2017)."""
+    return sigmoid((a + eps) / t)
+
+
+@njit(cache=True, error_model="numpy")
+def binary_concrete_vjp(a, eps, t, gout):
+    """(d/da, tau * d/dtau) of gout * sigma(u), u = (a + eps) / tau:
+    (gu / tau, -gu u) with gu = gout sigma'(u); the caller divides the tau sum by tau once."""
+    u = (a + eps) / t
+    gu = gout * sigmoid_grad(u)
+    return gu / t, -(gu * u)
+
+
+# ---------------------------------------------------------------------------- log-densities
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_log_prob_term(a, x):
+    """x log sigma(a) + (1 - x) log sigma(-a) (x may be relaxed in [0, 1])."""
+    _, lp, lm = sigmoid_log_sigmoids(a)
+    return x * lp + (like(x, 1.0) - x) * lm
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_score(a, x):
+    """d/da of the Bernoulli log-probability: x - sigma(a) (seed 000)."""
+    return x - sigmoid(a)
+
+
+@njit(cache=True, error_model="numpy")
+def bernoulli_nll_term(a, t):
+    """-log p(t | sigma(a)) = softplus(a) - t a."""
+    return softplus(a) - t * a
+
+
+@njit(cache=True, error_model="numpy")
+def probit_log_prob_term(a, x):
+    """x log Phi(a) + (1 - x) log Phi(-a) (stable log_ndtr tails)."""
+    return x * log_ndtr(a) + (like(x, 1.0) - x) * log_ndtr(-a)
+
+
+@njit(cache=True, error_model="numpy")
+def probit_score(a, x):
+    """d/da of the probit log-probability: x M(a) - (1 - x) M(-a), M = phi / Phi."""
+    return x * log_ndtr_grad(a) - (like(x, 1.0) - x) * log_ndtr_grad(-a)
+
+
+@njit(cache=True, error_model="numpy")
+def probit_log_odds(a):
+    """d/dx of the probit log-probability: log Phi(a) - log Phi(-a)."""
+    return log_ndtr(a) - log_ndtr(-a)
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_nll_term(t, mu, sigma):
+    """-log N(t; mu, sigma^2) = log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) (seed 004)."""
+    d = (t - mu) / sigma
+    return like(t, 0.9189385332046728) + math.log(sigma) + like(t, 0.5) * d * d
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_nll_grad(t, mu, sigma):
+    """(d/dt, d/dsigma) of gaussian_nll_term: ((t - mu)/sigma^2, (1 - d^2)/sigma), d = (t - mu)/sigma;
+    d/dmu = -d/dt (seed 004 (a), negated)."""
+    d = (t - mu) / sigma
+    return d / sigma, (like(t, 1.0) - d * d) / sigma
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_std_term(mu, sigma):
+    """KL(N(mu, sigma^2) || N(0, 1)) per unit: (sigma^2 + mu^2 - 1)/2 - log sigma
+    (Kingma & Welling 2014, appendix B)."""
+    return like(mu, 0.5) * (sigma * sigma + mu * mu - like(mu, 1.0)) - math.log(sigma)
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_std_grad(mu, sigma):
+    """(d/dmu, d/dsigma) of gaussian_kl_std_term: (mu, sigma - 1/sigma)."""
+    return mu, sigma - like(mu, 1.0) / sigma
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_term(mu1, s1, mu2, s2):
+    """KL(N(mu1, s1^2) || N(mu2, s2^2)) per unit: log(s2/s1) + (s1^2 + (mu1-mu2)^2)/(2 s2^2) - 1/2."""
+    half = like(mu1, 0.5)
+    d = mu1 - mu2
+    return math.log(s2 / s1) + half * (s1 * s1 + d * d) / (s2 * s2) - half
+
+
+@njit(cache=True, error_model="numpy")
+def gaussian_kl_grad(mu1, s1, mu2, s2):
+    """(d/dmu1, d/ds1, d/ds2) of gaussian_kl_term; d/dmu2 = -d/dmu1:
+    ((mu1-mu2)/s2^2, s1/s2^2 - 1/s1, (1 - (s1^2 + (mu1-mu2)^2)/s2^2) / s2)."""
+    one = like(mu1, 1.0)
+    d = mu1 - mu2
+    ib2 = one / (s2 * s2)
+    return d * ib2, s1 * ib2 - one / s1, (one - (s1 * s1 + d * d) * ib2) / s2
+
+
+@njit(cache=True, error_model="numpy")
+def nce_data_cost(s, logk):
+    """-log sigma(s - log k) = softplus(log k - s) for a data score (Gutmann & Hyvarinen 2010)."""
+    return softplus(logk - s)
+
+
+@njit(cache=True, error_model="numpy")
+def nce_data_grad(s, logk):
+    """d/ds of nce_data_cost: -sigma(log k - s)."""
+    return -sigmoid(logk - s)
+
+
+@njit(cache=True, error_model="numpy")
+def nce_noise_cost(s, logk):
+    """-log sigma(-(s - log k)) = softplus(s - log k) for a noise score."""
+    return softplus(s - logk)
+
+
+@njit(cache=True, error_model="numpy")
+def nce_noise_grad(s, logk):
+    """d/ds of nce_noise_cost: sigma(s - log k)."""
+    return sigmoid(s - logk)
+
+
+# ---------------------------------------------------------------------------- optimisers
+
+
+@njit(cache=True, error_model="numpy")
+def momentum_velocity(vel, g, lr, mu):
+    """Heavy-ball velocity (Polyak 1964): mu vel - lr g."""
+    return mu * vel - lr * g
+
+
+@njit(cache=True, error_model="numpy")
+def adam_bias_corrections(b1, b2, t):
+    """(1 / (1 - b1^t), 1 / (1 - b2^t)) of Adam (Kingma & Ba 2015, Algorithm 1)."""
+    one = like(b1, 1.0)
+    tt = like(b1, t)
+    return one / (one - math.pow(b1, tt)), one / (one - math.pow(b2, tt))
+
+
+@njit(cache=True, error_model="numpy")
+def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
+    """(delta, m', v') of one Adam update: m' = b1 m + (1-b1) g ; v' = b2 v + (1-b2) g^2 ;
+    delta = lr (m' c1) / (sqrt(v' c2) + eps), theta -= delta (Kingma & Ba 2015)."""
+    one = like(g, 1.0)
+    mi = b1 * m + (one - b1) * g
+    vi = b2 * v + (one - b2) * g * g
+    return lr * (mi * c1) / (math.sqrt(vi * c2) + eps), mi, vi
+
+
+# ---------------------------------------------------------------------- row bookkeeping
+# Formulas of the row / baseline / antithetic kernels. They keep the CPU row kernels' float64
+# literals (those kernels work in float64 whatever the dtype), so no ``like`` here.
+
+
+@njit(cache=True, error_model="numpy")
+def score_signal(rw, L, b):
+    """rw (L - b): the score-function learning signal of a row."""
+    return rw * (L - b)
+
+
+@njit(cache=True, error_model="numpy")
+def loo_value(tot, L, K):
+    """(sum_k L_k - L) / (K - 1): the leave-one-out baseline (Kool et al. 2019)."""
+    return (tot - L) / (K - 1)
+
+
+@njit(cache=True, error_model="numpy")
+def baseline_residual_value(rw, L, b):
+    """-2 rw (L - b): d/db of a learned baseline's loss rw (L - b)^2."""
+    return -2.0 * rw * (L - b)
+
+
+@njit(cache=True, error_model="numpy")
+def moving_average(m, tot, wsum, decay, first):
+    """Running baseline update: the weighted batch mean tot / wsum (0 when wsum <= 0) seeds
+    the average on the first step, afterwards decay m + (1 - decay) mean."""
+    mean = tot / wsum if wsum > 0 else 0.0
+    return mean if first else decay * m + (1.0 - decay) * mean
+
+
+@njit(cache=True, error_model="numpy")
+def scale_shift(x, scale, shift):
+    """scale x + shift (constants of the model's arithmetic)."""
+    return scale * x + shift
+
+
+@njit(cache=True, error_model="numpy")
+def antithetic_bit(a, u, tilde):
+    """ARM / DisARM pair unit: 1[u < sigma(a)], or its antithetic 1[u > sigma(-a)] if tilde."""
+    if tilde:
+        return 1 if u > sigmoid(-a) else 0
+    return 1 if u < sigmoid(a) else 0
+
+
+@njit(cache=True, error_model="numpy")
+def arm_coef(diff, u):
+    """ARM (Yin & Zhou 2019): (f(b~) - f(b)) (u - 1/2)."""
+    return diff * (u - 0.5)
+
+
+@njit(cache=True, error_model="numpy")
+def disarm_coef(half_diff, a, b):
+    """DisARM (Dong et al. 2020), for b != b~: 1/2 (f(b~) - f(b)) (-1)^b sigma(|a|)."""
+    c = half_diff * sigmoid(math.fabs(a))
+    if b > 0.5:
+        return -c
+    return c
+
+
+# ------------------------------------------------------ per-group helpers (softmax groups)
+# A categorical node's (R, G*K) array holds G groups of K classes: group g = columns
+# c0 = g*K .. c0+K-1 of a row. Each helper is the body for one (row, group).
+
+
+@njit(cache=True, error_model="numpy")
+def logsumexp_group(a, r, c0, K):
+    """(m, l) for the group a[r, c0:c0+K]: m = max_k a_k, l = log sum_k exp(a_k - m).
+
+    logsumexp = m + l; log softmax_k = (a_k - m) - l, which keeps full relative accuracy
+    of the small differences even when |a| ~ 1e4 (never exp of a large number).
+    """
+    m = a[r, c0]
+    for k in range(1, K):
+        v = a[r, c0 + k]
+        if v > m:
+            m = v
+    s = like(m, 0.0)
+    for k in range(K):
+        s += math.exp(a[r, c0 + k] - m)
+    return m, math.log(s)
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_sample_group(logits, gumbel, r, c0, K, out):
+    """One-hot of argmax_k (a_k + g_k), g standard Gumbel (Gumbel-max trick, seed 003)."""
+    one = like(out[r, c0], 1.0)
+    zero = like(out[r, c0], 0.0)
+    best = 0
+    bv = logits[r, c0] + gumbel[r, c0]
+    out[r, c0] = zero
+    for k in range(1, K):
+        v = logits[r, c0 + k] + gumbel[r, c0 + k]
+        out[r, c0 + k] = zero
+        if v > bv:
+            bv = v
+            best = k
+    out[r, c0 + best] = one
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_icdf_group(logits, thr, r, c0, K, out):
+    """One-hot of the smallest k with sum_{i<=k} softmax(a)_i > thr (inverse CDF); if rounding
+    leaves the cumulative sum short of thr, the last class with non-zero probability."""
+    one = like(out[r, c0], 1.0)
+    zero = like(out[r, c0], 0.0)
+    m, ls = logsumexp_group(logits, r, c0, K)
+    cum = zero
+    pick = -1
+    last = 0
+    for k in range(K):
+        p = math.exp((logits[r, c0 + k] - m) - ls)
+        out[r, c0 + k] = zero
+        if p > 0:
+            last = k
+        cum += p
+        if pick < 0 and cum > thr and p > 0:
+            pick = k
+    if pick < 0:
+        pick = last
+    out[r, c0 + pick] = one
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_log_prob_group(logits, x, r, c0, K):
+    """sum_k x_k (a_k - logsumexp(a)) over the group (x one-hot or relaxed)."""
+    m, ls = logsumexp_group(logits, r, c0, K)
+    s = like(x[r, c0], 0.0)
+    for k in range(K):
+        s += x[r, c0 + k] * ((logits[r, c0 + k] - m) - ls)
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def categorical_log_prob_bwd_group(logits, x, r, c0, K, g, glogits, gx, do_a, do_x):
+    """glogits += g (x_k - softmax_k(a) sum_i x_i) ; gx += g (a_k - lse) over the group."""
+    m, ls = logsumexp_group(logits, r, c0, K)
+    sx = like(x[r, c0], 0.0)
+    for k in range(K):
+        sx += x[r, c0 + k]
+    for k in range(K):
+        c = c0 + k
+        if do_a:
+            glogits[r, c] += g * (x[r, c] - math.exp((logits[r, c] - m) - ls) * sx)
+        if do_x:
+            gx[r, c] += g * ((logits[r, c] - m) - ls)
+
+
+@njit(cache=True, error_model="numpy")
+def gumbel_softmax_group(logits, gumbel, t, r, c0, K, out):
+    """out = softmax((a + g) / tau) over the group (Gumbel-softmax / Concrete, seed 003;
+    Jang et al. 2017, Maddison et al. 2017); max-shifted."""
+    m = (logits[r, c0] + gumbel[r, c0]) / t
+    for k in range(1, K):
+        v = (logits[r, c0 + k] + gumbel[r, c0 + k]) / t
+        if v > m:
+            m = v
+    s = like(out[r, c0], 0.0)
+    for k in range(K):
+        e = math.exp((logits[r, c0 + k] + gumbel[r, c0 + k]) / t - m)
+        out[r, c0 + k] = e
+        s += e
+    for k in range(K):
+        out[r, c0 + k] /= s
+
+
+@njit(cache=True, error_model="numpy")
+def gumbel_softmax_bwd_group(logits, gumbel, t, r, c0, K, out, gout, glogits, do_a):
+    """Exact VJP of y = softmax(u), u = (a + g) / tau, over the group:
+    gu_k = y_k (gout_k - sum_i gout_i y_i) ; glogits += gu / tau ; returns
+    -sum_k gu_k (u_k - max u), tau times this group's d/dtau (sum_k gu_k = 0, so the shift
+    is exact and keeps the product finite for huge logits)."""
+    dot = like(out[r, c0], 0.0)
+    acc = like(out[r, c0], 0.0)
+    m = (logits[r, c0] + gumbel[r, c0]) / t
+    for k in range(K):
+        dot += gout[r, c0 + k] * out[r, c0 + k]
+        v = (logits[r, c0 + k] + gumbel[r, c0 + k]) / t
+        if v > m:
+            m = v
+    for k in range(K):
+        c = c0 + k
+        gu = out[r, c] * (gout[r, c] - dot)
+        if do_a:
+            glogits[r, c] += gu / t
+        acc -= gu * ((logits[r, c] + gumbel[r, c]) / t - m)
+    return acc
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_group(z, r, c0, K, out):
+    """out = softmax(z) over the group (max-shifted: exp never overflows)."""
+    m, ls = logsumexp_group(z, r, c0, K)
+    for k in range(K):
+        out[r, c0 + k] = math.exp((z[r, c0 + k] - m) - ls)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_bwd_group(r, c0, K, out, gout, gz):
+    """gz_k += y_k (gout_k - sum_i gout_i y_i) over the group, y = softmax(z) = out."""
+    dot = like(out[r, c0], 0.0)
+    for k in range(K):
+        dot += gout[r, c0 + k] * out[r, c0 + k]
+    for k in range(K):
+        c = c0 + k
+        gz[r, c] += out[r, c] * (gout[r, c] - dot)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_xent_group(logits, t, r, c0, K):
+    """-sum_k t_k (a_k - logsumexp(a)) over the group (seed 000's softmax head)."""
+    m, ls = logsumexp_group(logits, r, c0, K)
+    s = like(t[r, c0], 0.0)
+    for k in range(K):
+        s -= t[r, c0 + k] * ((logits[r, c0 + k] - m) - ls)
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_xent_bwd_group(logits, t, r, c0, K, g, glogits, gt, do_a, do_t):
+    """glogits += g (softmax_k(a) sum_i t_i - t_k) ; gt += -g (a_k - lse) over the group."""
+    m, ls = logsumexp_group(logits, r, c0, K)
+    st = like(t[r, c0], 0.0)
+    for k in range(K):
+        st += t[r, c0 + k]
+    for k in range(K):
+        c = c0 + k
+        if do_a:
+            glogits[r, c] += g * (math.exp((logits[r, c] - m) - ls) * st - t[r, c])
+        if do_t:
+            gt[r, c] -= g * ((logits[r, c] - m) - ls)

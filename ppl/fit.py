@@ -63,6 +63,7 @@ def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
 
 
 def _save_checkpoint(path: Path, prog, optimizer, step: int, hist: History, seed: int) -> None:
+    prog.pull()
     if not (np.all(np.isfinite(prog.theta)) and np.all(np.isfinite(prog.state))):
         raise ModelError(f"not writing checkpoint {path}: the parameters are not finite at step {step}")
     tmp = path.with_name(path.name + ".tmp.npz")
@@ -99,6 +100,7 @@ def load_checkpoint(path, prog, optimizer=None) -> dict:
                          f"or pass resume=False to start afresh")
     prog.theta[:] = ck["theta"]
     prog.state[: ck["state"].shape[0]] = ck["state"]
+    prog.push()
     if optimizer is not None:
         optimizer.load_state({k[4:]: v for k, v in ck.items() if k.startswith("opt.")})
     return ck
@@ -176,7 +178,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
             args = prog.args(batches(t) if batches is not None else None,
                              batch=None if batches is not None else int(batch_size))
             loss = float(entry(*args, useed, np.int64(t), 1))
-            if not np.isfinite(loss) or not np.all(np.isfinite(prog.grad_buffer)):
+            if not np.isfinite(loss) or not prog.gradient_is_finite():
                 raise ModelError(f"fit: the loss or its gradient became non-finite at step {t} (loss {loss}); "
                                  f"lower the learning rate or check the data"
                                  + (f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists()

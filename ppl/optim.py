@@ -22,6 +22,7 @@ from numba import njit
 
 from .dsl import ModelError
 
+from .kernels import cpu as cpu_kernels
 from .kernels.cpu import adam_update, momentum_update, sgd_update
 
 
@@ -73,19 +74,33 @@ class Optimizer:
                 setattr(self, k, np.zeros_like(theta))
 
     def step(self, prog) -> None:
+        if getattr(prog, "target", "cpu") == "cuda":  # parameters and state stay on the device
+            from numba import cuda
+
+            from .kernels import gpu
+            for k, a in self._arrays().items():
+                if a is None or a.shape != prog.theta.shape:
+                    a = np.zeros_like(prog.theta)
+                if not hasattr(a, "copy_to_host"):  # not yet a device array
+                    setattr(self, k, cuda.to_device(np.asarray(a, prog.theta.dtype)))
+            self._apply(gpu, prog.d_theta, prog.d_grad)
+            self.t += 1
+            prog.mark_device_newer()
+            return
         self.update(prog.theta, prog.grad_buffer)
 
     def update(self, theta: np.ndarray, grad: np.ndarray) -> None:
         if theta.shape != grad.shape:
             raise ModelError(f"{self.name}: theta has shape {theta.shape} but the gradient {grad.shape}")
         self._ensure(theta)
-        self._apply(theta, grad)
+        self._apply(cpu_kernels, theta, grad)
         self.t += 1
 
     def state(self) -> dict:
         """Arrays to checkpoint: the step count and every state array."""
         out = {"t": np.array(self.t, np.int64), "kind": np.array(self.name)}
-        out.update({k: v for k, v in self._arrays().items() if v is not None})
+        out.update({k: (v.copy_to_host() if hasattr(v, "copy_to_host") else v)
+                    for k, v in self._arrays().items() if v is not None})
         return out
 
     def load_state(self, st: dict) -> None:
@@ -117,8 +132,8 @@ class SGD(Optimizer):
         t = self.t if t is None else t
         return self.lr if self.t0 is None else _rm_rate(self.lr, self.t0, self.kappa, float(t))
 
-    def _apply(self, theta, grad):
-        sgd_update(theta, grad, self.rate())
+    def _apply(self, K, theta, grad):
+        K.sgd_update(theta, grad, self.rate())
 
     def kernel(self):
         """@njit `update(theta, grad, t)` for a user's nopython loop (t = 0-based step)."""
@@ -144,8 +159,8 @@ class Momentum(SGD):
     def _arrays(self):
         return {"vel": self.vel}
 
-    def _apply(self, theta, grad):
-        momentum_update(theta, grad, self.vel, self.rate(), self.mu)
+    def _apply(self, K, theta, grad):
+        K.momentum_update(theta, grad, self.vel, self.rate(), self.mu)
 
     def kernel(self):
         """@njit `update(theta, grad, vel, t)`; `vel` is a zero array the caller keeps."""
@@ -178,8 +193,8 @@ class Adam(Optimizer):
     def rate(self, t: int | None = None) -> float:
         return self.lr
 
-    def _apply(self, theta, grad):
-        adam_update(theta, grad, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps, self.t + 1)
+    def _apply(self, K, theta, grad):
+        K.adam_update(theta, grad, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps, self.t + 1)
 
     def kernel(self):
         """@njit `update(theta, grad, m, v, t)` with t the 0-based step; m, v zero arrays the caller keeps."""

@@ -55,6 +55,8 @@ class ParamView(MutableMapping):
 
 
 class Program:
+    target = "cpu"
+
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, choices
         self.layout, self.module, self.source = layout, module, source
@@ -69,6 +71,19 @@ class Program:
             self.state[off: off + size] = init
         self.params = ParamView(self.theta, layout)
         self._ws = {}
+
+    # ----- host and device (the CPU program has only the host; see CudaProgram)
+    def pull(self):
+        """Make the host arrays current (a no-op on the CPU)."""
+
+    def push(self):
+        """Send host parameter changes to where the step runs (a no-op on the CPU)."""
+
+    def mark_device_newer(self):
+        """Note that the step's arrays changed where it runs (a no-op on the CPU)."""
+
+    def gradient_is_finite(self) -> bool:
+        return bool(np.all(np.isfinite(self.grad_buffer)))
 
     # ----- workspaces and arguments
     @property

@@ -24,4 +24,3 @@ def check_target(target: str) -> None:
                 "target 'cuda': no CUDA device was found. Run on a machine with an NVIDIA GPU and driver "
                 "(pip install 'ppl[cuda]'), or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator "
                 "(slow; for testing), or use target='cpu'.")
-        raise TargetUnavailable("target 'cuda': the CUDA backend is not part of this build yet; use target='cpu'")

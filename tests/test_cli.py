@@ -33,7 +33,7 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
     code, out, err = run(capsys, "train", "sbn", "--steps", "40", "--model-opt", "latent=8", "--out",
                          str(tmp_path))
     assert code == 0
-    assert "h1   | Bernoulli" in out and "score (baseline=loo)" in out          # the explain table
+    assert "h1   | Bernoulli" in out and "disarm" in out                       # the explain table
     assert "40/40" in err and "loss=" in err                                   # the progress bar
     assert "test_elbo" in out and "test_iwae_100" in out and "test_exact_ll" in out and "ms/step" in out
     rep = json.loads((tmp_path / "report.json").read_text())

@@ -57,7 +57,13 @@ def exact_two_layer(prog):
 @pytest.fixture(scope="module")
 def two_layer_exact():
     prog = two_layer_model().compile(estimators="enumerate", seed=3)
-    return prog.theta.copy(), exact_two_layer(prog)
+    return {k: v.copy() for k, v in prog.params.items()}, exact_two_layer(prog)
+
+
+def set_params(prog, values):
+    """Model parameters by name (estimators may add their own parameters anywhere in theta)."""
+    for k, v in values.items():
+        prog.params[k] = v
 
 
 TWO_LAYER_CASES = [
@@ -76,10 +82,9 @@ TWO_LAYER_CASES = [
 
 @pytest.mark.parametrize("name,opts,K", TWO_LAYER_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}-K{c[2]}" for c in TWO_LAYER_CASES])
 def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
-    theta, exact = two_layer_exact
+    values, exact = two_layer_exact
     prog = two_layer_model().compile(estimators=(name, opts), samples=K, seed=3)
-    n_model = len(theta)
-    prog.theta[:n_model] = theta  # model parameters come first in the layout
+    set_params(prog, values)
     for k in prog.params:
         if k.startswith("baseline."):  # a learned baseline that is not zero (it must still be unbiased)
             prog.params[k] = np.random.default_rng(1).normal(0, 1, prog.params[k].shape)
@@ -88,9 +93,9 @@ def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
 
 
 def test_two_layer_enumerate_is_exact(two_layer_exact):
-    theta, exact = two_layer_exact
+    values, exact = two_layer_exact
     prog = two_layer_model().compile(estimators="enumerate", seed=3)
-    prog.theta[:] = theta
+    set_params(prog, values)
     loss, g = prog.grad({"x": X4}, seed=0)
     P = {k: np.array(v) for k, v in prog.params.items()}
     assert loss == pytest.approx(two_layer_sbn_objective(P, X4), rel=1e-12)
@@ -100,9 +105,9 @@ def test_two_layer_enumerate_is_exact(two_layer_exact):
 
 @pytest.mark.parametrize("name,opts", [("straight_through", {}), ("concrete", {"temperature": 0.5})])
 def test_two_layer_biased_estimators_report_bias(name, opts, two_layer_exact, record_property):
-    theta, exact = two_layer_exact
+    values, exact = two_layer_exact
     prog = two_layer_model().compile(estimators=(name, opts), seed=3)
-    prog.theta[:] = theta
+    set_params(prog, values)
     stats = mc_stats(prog, {"x": X4}, list(exact), n=N_EST)
     worst = 0.0
     for k, (mean, se) in stats.items():

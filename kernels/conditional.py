@@ -1,0 +1,75 @@
+"""Noise conditioned on the hard sample, as REBAR and RELAX need it (seed 002, z-tilde;
+Tucker et al. 2017, appendix).
+
+Bernoulli, z = a + L with L logistic and b = H(z): given b and v ~ U(0, 1),
+  b = 1: z~ = softplus(a + log v) - log(1 - v),   dz~/da = sigmoid(a + log v)
+  b = 0: z~ = log v - softplus(log(1 - v) - a),   dz~/da = sigmoid(log(1 - v) - a)
+has the law of z given H(z) = b (it is a + logit(u~) with u~ uniform on the side of
+sigmoid(-a) that b selects).
+
+Categorical, z_k = a_k + g_k with g Gumbel and b = argmax z: with theta = softmax(a),
+lse = logsumexp(a) and v ~ U(0, 1)^K,
+  z~_b = lse - log(-log v_b)
+  z~_i = lse - log(-log v_i / theta_i - log v_b)        (i != b)
+has the law of z given argmax z = b (the maximum of Gumbels is Gumbel at lse; the others
+are Gumbels truncated below it).
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .scalar import sigmoid, softplus
+
+
+@njit(cache=True)
+def logistic_given_bernoulli(a, v, b):
+    """(z~, dz~/da) for one Bernoulli unit with logit a, uniform v and hard sample b."""
+    if b > 0.5:
+        lv = math.log(v)
+        return softplus(a + lv) - math.log1p(-v), sigmoid(a + lv)
+    l1v = math.log1p(-v)
+    return math.log(v) - softplus(l1v - a), sigmoid(l1v - a)
+
+
+@njit(cache=True)
+def gumbel_given_argmax(a, v, k, out):
+    """out = z~ for one group: logits a (K,), uniforms v (K,), chosen class k."""
+    K = a.shape[0]
+    m = a[0]
+    for i in range(1, K):
+        m = max(m, a[i])
+    s = 0.0
+    for i in range(K):
+        s += math.exp(a[i] - m)
+    lse = m + math.log(s)
+    lvb = math.log(v[k])
+    for i in range(K):
+        if i == k:
+            out[i] = lse - math.log(-lvb)
+        else:
+            theta = math.exp(a[i] - lse)
+            out[i] = lse - math.log(-math.log(v[i]) / theta - lvb)
+
+
+@njit(cache=True)
+def fill_logistic_given_bernoulli(a, v, b, out):
+    """Array form: out[r, j] = z~ of unit (r, j)."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = logistic_given_bernoulli(a[r, j], v[r, j], b[r, j])[0]
+
+
+@njit(cache=True)
+def fill_gumbel_given_argmax(a, v, b, K, out):
+    """Array form over groups of K: b one-hot, out = z~ per group."""
+    tmp = np.empty(K)
+    for r in range(out.shape[0]):
+        for g0 in range(0, out.shape[1], K):
+            k = 0
+            for i in range(K):
+                if b[r, g0 + i] > 0.5:
+                    k = i
+            gumbel_given_argmax(a[r, g0: g0 + K], v[r, g0: g0 + K], k, tmp)
+            for i in range(K):
+                out[r, g0 + i] = tmp[i]

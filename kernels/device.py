@@ -1,0 +1,54 @@
+"""One scalar source, two targets: ``device(fn)`` re-jits an ``@njit`` function for CUDA.
+
+``device(fn)`` takes the Python body ``fn.py_func`` (the very source the CPU kernels run),
+clones it as a new function whose globals are a copy of its module's globals in which every
+name bound to another numba dispatcher is replaced by ``device(<that dispatcher>)``
+(memoised, recursive), and returns ``cuda.jit(device=True)`` of the clone. The CPU function
+is untouched; the clone calls device versions of exactly the helpers the CPU version calls.
+Helpers must therefore be called by their global name (``sigmoid(x)``, not
+``scalar.sigmoid(x)``). ``like`` and ``hyper`` (``scalar.py``) are ``overload``s for the
+generic target, so compiled CUDA code gets the same casts as the CPU; the CUDA simulator
+runs their pure-Python bodies, which cast the same way.
+
+Nothing is compiled here: ``cuda.jit`` is lazy, so importing a module that calls ``device``
+needs neither a GPU nor the simulator.
+"""
+import dis
+import types
+
+from numba import cuda
+from numba.core.registry import CPUDispatcher
+
+_DEVICE = {}
+
+
+def _global_names(code):
+    """Names a code object (and the code objects nested in it) loads as globals."""
+    names = {ins.argval for ins in dis.get_instructions(code)
+             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def device(fn):
+    """The CUDA device function compiled from the source of the ``@njit`` dispatcher ``fn``."""
+    dev = _DEVICE.get(fn)
+    if dev is not None:
+        return dev
+    if not isinstance(fn, CPUDispatcher):
+        raise TypeError(f"device(): {fn!r} is not an @njit function; decorate it with @njit")
+    py = fn.py_func
+    glb = dict(py.__globals__)
+    for name in _global_names(py.__code__):
+        value = glb.get(name)
+        if isinstance(value, CPUDispatcher) and value is not fn:
+            glb[name] = device(value)
+    clone = types.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
+    clone.__qualname__ = py.__qualname__
+    clone.__doc__ = py.__doc__
+    clone.__module__ = py.__module__
+    dev = cuda.jit(device=True)(clone)
+    _DEVICE[fn] = dev
+    return dev

@@ -1,0 +1,87 @@
+"""CUDA twin of ``cpu_antithetic.py``: ARM / DisARM antithetic Bernoulli pair kernels.
+
+A drawn row is a pair of rows (digit 0 and 1 of the row index at ``stride``) sharing one
+uniform per unit; the pair rule and the ARM / DisARM coefficients are ``scalar.py``
+functions (``antithetic_bit``, ``arm_coef``, ``disarm_coef``) re-jitted by ``device()``.
+The gradient kernels run one thread per (digit-0 row, unit), which writes both rows of its
+pair, so no two threads touch the same element.
+"""
+from numba import cuda
+
+from . import scalar as S
+from .device import device
+from .gpu_core import launch
+
+_antithetic_bit = device(S.antithetic_bit)
+_arm_coef = device(S.arm_coef)
+_disarm_coef = device(S.disarm_coef)
+
+
+def _run(kernel, n, *args):
+    k = launch(kernel, n)
+    if k is not None:
+        k(*args)
+
+
+@cuda.jit
+def _antithetic_bernoulli(logits, u, stride, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = _antithetic_bit(logits[r, j], u[r, j], (r // stride) % 2)
+
+
+def antithetic_bernoulli(logits, u, stride, out):
+    """Digit 0 rows: 1[u < sigma(a)]; digit 1 rows: 1[u > sigma(-a)]."""
+    _run(_antithetic_bernoulli, out.shape[0] * out.shape[1], logits, u, stride, out)
+
+
+@cuda.jit
+def _arm_grad(u, L, rw, stride, ga):
+    R, D = ga.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if (r // stride) % 2:
+            continue
+        r1 = r + stride
+        c = _arm_coef(L[r1] - L[r], u[r, j])
+        ga[r, j] += rw[r] * c
+        ga[r1, j] += rw[r1] * c
+
+
+def arm_grad(u, L, rw, stride, ga):
+    """ARM (Yin & Zhou 2019): both rows of a pair get rw * (f(b~) - f(b)) (u - 1/2)."""
+    _run(_arm_grad, ga.shape[0] * ga.shape[1], u, L, rw, stride, ga)
+
+
+@cuda.jit
+def _disarm_grad(logits, b, L, rw, stride, ga):
+    R, D = ga.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if (r // stride) % 2:
+            continue
+        r1 = r + stride
+        if b[r, j] != b[r1, j]:
+            c = _disarm_coef(0.5 * (L[r1] - L[r]), logits[r, j], b[r, j])
+            ga[r, j] += rw[r] * c
+            ga[r1, j] += rw[r1] * c
+
+
+def disarm_grad(logits, b, L, rw, stride, ga):
+    """DisARM (Dong, Mnih & Tucker 2020) pair gradient, where the pair's units differ."""
+    _run(_disarm_grad, ga.shape[0] * ga.shape[1], logits, b, L, rw, stride, ga)
+
+
+@cuda.jit
+def _scale_rows(rw, factor):
+    for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
+        rw[r] *= factor
+
+
+def scale_rows(rw, factor):
+    """rw[r] *= factor."""
+    _run(_scale_rows, rw.shape[0], rw, factor)

@@ -1,0 +1,83 @@
+"""Shared pieces of the CUDA twins (gpu.py, gpu_noise.py, gpu_rows.py, gpu_antithetic.py).
+
+* ``require_cuda()``: the clear error every launcher raises when no device is usable.
+* ``launch(kernel, n)``: kernel configured for a grid-stride loop over n items.
+* ``single_block(kernel, n)``: kernel configured as ONE block, for kernels that end in a
+  deterministic block reduction (``block_sum``): a fixed summation order, no atomics, no
+  scratch memory, so a reduction gives the same bits on every run.
+* ``to_host_scalar`` / ``scratch()``: a preallocated 2-element float64 device array that
+  reductions returning a value to the host write to (one copy back per call).
+"""
+import math
+
+import numpy as np
+from numba import cuda, float64
+
+from .gpu_config import BLOCK, MAX_BLOCKS
+
+
+class CudaUnavailableError(RuntimeError):
+    """No CUDA device (and the CUDA simulator is off)."""
+
+
+def require_cuda():
+    """Raise a clear error unless a CUDA device, or the CUDA simulator, is available."""
+    if not cuda.is_available():
+        raise CudaUnavailableError(
+            "ppl CUDA kernels: no CUDA device was found (numba.cuda.is_available() is False). "
+            "Use the CPU target, install a GPU driver, or set NUMBA_ENABLE_CUDASIM=1 before "
+            "numba is imported to run the kernels in the (slow) CUDA simulator."
+        )
+
+
+def threads_for(n):
+    """Threads per block for n items: the next power of two >= n, at most BLOCK."""
+    t = 1
+    while t < n and t < BLOCK:
+        t *= 2
+    return t
+
+
+def launch(kernel, n):
+    """``kernel`` configured to cover n items with a grid-stride loop (None when n == 0)."""
+    require_cuda()
+    if n <= 0:
+        return None
+    t = threads_for(n)
+    return kernel[min(MAX_BLOCKS, math.ceil(n / t)), t]
+
+
+def single_block(kernel, n):
+    """``kernel`` configured as one block (for kernels ending in ``block_sum``)."""
+    require_cuda()
+    return kernel[1, threads_for(max(n, 1))]
+
+
+_SCRATCH = []
+
+
+def scratch():
+    """The 2-element float64 device array reductions return their results through."""
+    if not _SCRATCH:
+        _SCRATCH.append(cuda.device_array(2, dtype=np.float64))
+    return _SCRATCH[0]
+
+
+@cuda.jit(device=True)
+def block_sum(v):
+    """Sum of v over the threads of the block (every thread gets it); blockDim a power of 2.
+
+    Thread-order tree in shared memory: deterministic for a given block size.
+    """
+    buf = cuda.shared.array(BLOCK, float64)
+    tid = cuda.threadIdx.x
+    cuda.syncthreads()  # a previous block_sum's readers are done with buf
+    buf[tid] = v
+    cuda.syncthreads()
+    s = cuda.blockDim.x // 2
+    while s > 0:
+        if tid < s:
+            buf[tid] += buf[tid + s]
+        cuda.syncthreads()
+        s //= 2
+    return buf[0]

@@ -1,0 +1,198 @@
+"""CUDA twin of ``cpu_noise.py``: fill preallocated (R, D) float32/float64 device arrays with
+Philox noise addressed by (seed, stream, row, col, step).
+
+One thread per (row, philox block): it computes the block's 4 words once and writes the
+LANES values of its columns (4 for float32, 2 for float64), exactly as a CPU row kernel
+iteration does, with the device versions (``device()``) of the same ``rng.py`` functions.
+So out[r, c] is the scalar ``rng`` function at that address, as on the CPU: uniforms and
+every integer step bit-identical; float transforms identical up to the target's arithmetic
+(see ``tests/test_gpu_kernels.py`` for the tolerances and why).
+"""
+import numpy as np
+from numba import cuda
+
+from . import rng
+from .device import device
+from .gpu_core import launch
+
+_philox = device(rng.philox4x32_10)
+_u32 = device(rng.uniform_f32_from_word)
+_u64 = device(rng.uniform_f64_from_words)
+_logistic_f32 = device(rng.logistic_from_uniform_f32)
+_logistic_f64 = device(rng.logistic_from_uniform_f64)
+_gumbel_f32 = device(rng.gumbel_from_uniform_f32)
+_gumbel_f64 = device(rng.gumbel_from_uniform_f64)
+_bern_logit_f32 = device(rng.bernoulli_from_uniform_f32)
+_bern_logit_f64 = device(rng.bernoulli_from_uniform_f64)
+_bern_prob_f32 = device(rng.bernoulli_prob_from_uniform_f32)
+_bern_prob_f64 = device(rng.bernoulli_prob_from_uniform_f64)
+_box_muller_f32 = device(rng.box_muller_f32)
+_box_muller_f64 = device(rng.box_muller_f64)
+
+# what a uniform is turned into (the second pass of the CPU row kernels)
+UNIFORM, LOGISTIC, GUMBEL, BERNOULLI_LOGIT, BERNOULLI_PROB = 0, 1, 2, 3, 4
+
+
+@cuda.jit(device=True)
+def _put_f32(out, x, kind, r, c, u):
+    if kind == LOGISTIC:
+        out[r, c] = _logistic_f32(u)
+    elif kind == GUMBEL:
+        out[r, c] = _gumbel_f32(u)
+    elif kind == BERNOULLI_LOGIT:
+        out[r, c] = _bern_logit_f32(x[r, c], u)
+    elif kind == BERNOULLI_PROB:
+        out[r, c] = _bern_prob_f32(x[r, c], u)
+    else:
+        out[r, c] = u
+
+
+@cuda.jit(device=True)
+def _put_f64(out, x, kind, r, c, u):
+    if kind == LOGISTIC:
+        out[r, c] = _logistic_f64(u)
+    elif kind == GUMBEL:
+        out[r, c] = _gumbel_f64(u)
+    elif kind == BERNOULLI_LOGIT:
+        out[r, c] = _bern_logit_f64(x[r, c], u)
+    elif kind == BERNOULLI_PROB:
+        out[r, c] = _bern_prob_f64(x[r, c], u)
+    else:
+        out[r, c] = u
+
+
+@cuda.jit
+def _uniform_kind_f32(out, x, kind, k0, k1, s, t):
+    R, D = out.shape
+    nb = (D + 3) // 4
+    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
+        r = i // nb
+        b = i - r * nb
+        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        c = 4 * b
+        _put_f32(out, x, kind, r, c, _u32(w0))
+        if c + 1 < D:
+            _put_f32(out, x, kind, r, c + 1, _u32(w1))
+        if c + 2 < D:
+            _put_f32(out, x, kind, r, c + 2, _u32(w2))
+        if c + 3 < D:
+            _put_f32(out, x, kind, r, c + 3, _u32(w3))
+
+
+@cuda.jit
+def _uniform_kind_f64(out, x, kind, k0, k1, s, t):
+    R, D = out.shape
+    nb = (D + 1) // 2
+    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
+        r = i // nb
+        b = i - r * nb
+        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        c = 2 * b
+        _put_f64(out, x, kind, r, c, _u64(w0, w1))
+        if c + 1 < D:
+            _put_f64(out, x, kind, r, c + 1, _u64(w2, w3))
+
+
+@cuda.jit
+def _normal_f32(out, k0, k1, s, t):
+    R, D = out.shape
+    nb = (D + 3) // 4
+    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
+        r = i // nb
+        b = i - r * nb
+        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        c = 4 * b
+        z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
+        z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
+        out[r, c] = z0
+        if c + 1 < D:
+            out[r, c + 1] = z1
+        if c + 2 < D:
+            out[r, c + 2] = z2
+        if c + 3 < D:
+            out[r, c + 3] = z3
+
+
+@cuda.jit
+def _normal_f64(out, k0, k1, s, t):
+    R, D = out.shape
+    nb = (D + 1) // 2
+    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
+        r = i // nb
+        b = i - r * nb
+        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        c = 2 * b
+        z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
+        out[r, c] = z0
+        if c + 1 < D:
+            out[r, c + 1] = z1
+
+
+def _address(seed, stream, step):
+    """Philox key words and the masked stream / step words, computed on the host."""
+    k0, k1 = rng.seed_key.py_func(seed)
+    mask = np.uint64(0xFFFFFFFF)
+    return k0, k1, np.uint64(stream) & mask, np.uint64(step) & mask
+
+
+def _is_f32(fname, out):
+    """True for float32 out, False for float64; a clear error otherwise (as cpu_noise)."""
+    if getattr(out, "ndim", None) != 2:
+        raise TypeError(
+            f"{fname}: out must be a preallocated 2D float32 or float64 device array, got {out!r}"
+        )
+    dt = np.dtype(out.dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{fname}: out has dtype {dt}; allocate it as float32 or float64")
+    return dt == np.float32
+
+
+def _fill(fname, out, x, kind, seed, stream, step):
+    f32 = _is_f32(fname, out)
+    lanes = rng.LANES_F32 if f32 else rng.LANES_F64
+    nb = (out.shape[1] + lanes - 1) // lanes
+    k = launch(_uniform_kind_f32 if f32 else _uniform_kind_f64, out.shape[0] * nb)
+    if k is not None:
+        k(out, x, kind, *_address(seed, stream, step))
+
+
+def fill_uniform(out, seed, stream, step):
+    """out[r, c] = uniform_<dtype>(seed, stream, r, c, step); U(0, 1), never 0 or 1."""
+    _fill("fill_uniform", out, out, UNIFORM, seed, stream, step)
+
+
+def fill_normal(out, seed, stream, step):
+    """out[r, c] = normal_<dtype>(seed, stream, r, c, step); N(0, 1) by Box-Muller."""
+    f32 = _is_f32("fill_normal", out)
+    lanes = rng.LANES_F32 if f32 else rng.LANES_F64
+    nb = (out.shape[1] + lanes - 1) // lanes
+    k = launch(_normal_f32 if f32 else _normal_f64, out.shape[0] * nb)
+    if k is not None:
+        k(out, *_address(seed, stream, step))
+
+
+def fill_logistic(out, seed, stream, step):
+    """out[r, c] = logistic_<dtype>(seed, stream, r, c, step); standard logistic noise."""
+    _fill("fill_logistic", out, out, LOGISTIC, seed, stream, step)
+
+
+def fill_gumbel(out, seed, stream, step):
+    """out[r, c] = gumbel_<dtype>(seed, stream, r, c, step); standard Gumbel (max) noise."""
+    _fill("fill_gumbel", out, out, GUMBEL, seed, stream, step)
+
+
+def _check_shape(fname, out, x):
+    if tuple(x.shape) != tuple(out.shape):
+        raise ValueError(fname + ": the logits/probs array must have out's shape")
+
+
+def fill_bernoulli_logit(out, logits, seed, stream, step):
+    """out[r, c] = bernoulli_logit_<dtype>(logits[r, c], seed, stream, r, c, step) in {0, 1}."""
+    _check_shape("fill_bernoulli_logit", out, logits)
+    _fill("fill_bernoulli_logit", out, logits, BERNOULLI_LOGIT, seed, stream, step)
+
+
+def fill_bernoulli_prob(out, probs, seed, stream, step):
+    """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, r, c, step) in {0, 1}."""
+    _check_shape("fill_bernoulli_prob", out, probs)
+    _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step)

@@ -1,0 +1,139 @@
+"""A compiled program on the CUDA target.
+
+The step is the CPU program's generated body with its kernel calls bound to the CUDA
+launchers of ppl.kernels.gpu*; it is a plain Python function that launches grid-stride
+kernels. Parameters, gradient, estimator state, optimiser state and workspaces live on the
+device between steps; data is copied once per call. `prog.theta`, `prog.state` and
+`prog.grad_buffer` are host mirrors, refreshed on demand: reading `prog.params` pulls the
+parameters when the device holds newer ones, and `prog.params[name] = value` pushes them.
+Every copy is counted in `prog.transfers` and reported by `explain()`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .dsl import ModelError
+from .program import ParamView, Program
+
+
+class _PushingView(ParamView):
+    def __init__(self, prog):
+        super().__init__(prog.theta, prog.layout)
+        self._prog = prog
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        self._prog.push()
+
+
+class CudaProgram(Program):
+    target = "cuda"
+
+    def __init__(self, *args):
+        from numba import cuda
+
+        self._cuda = cuda
+        self.transfers = {"host_to_device": 0, "device_to_host": 0, "bytes": 0}
+        super().__init__(*args)
+        self.d_theta = self._to_device(self.theta)
+        self.d_grad = self._to_device(self.grad_buffer)
+        self.d_state = self._to_device(self.state)
+        self._device_newer = False
+
+    # ----- host <-> device, counted
+    def _to_device(self, a):
+        self.transfers["host_to_device"] += 1
+        self.transfers["bytes"] += a.nbytes
+        return self._cuda.to_device(np.ascontiguousarray(a))
+
+    def _to_host(self, d, out):
+        self.transfers["device_to_host"] += 1
+        self.transfers["bytes"] += out.nbytes
+        d.copy_to_host(out)
+
+    def pull(self):
+        """Copy parameters and estimator state to the host mirrors if the device holds newer ones."""
+        if self._device_newer:
+            self._to_host(self.d_theta, self.theta)
+            self._to_host(self.d_state, self.state)
+            self._device_newer = False
+
+    def push(self):
+        """Copy the host mirrors of parameters and state to the device."""
+        self.d_theta.copy_to_device(self.theta)
+        self.d_state.copy_to_device(self.state)
+        self.transfers["host_to_device"] += 2
+        self.transfers["bytes"] += self.theta.nbytes + self.state.nbytes
+
+    def mark_device_newer(self):
+        self._device_newer = True
+
+    @property
+    def params(self):
+        self.pull()
+        return _PushingView(self)
+
+    @params.setter
+    def params(self, _view):  # Program.__init__ assigns a host view; the property builds its own
+        pass
+
+    # ----- workspaces and arguments on the device
+    def workspace(self, B: int):
+        if B not in self._ws:
+            ws2, ws1 = super().workspace(B)
+            cuda = self._cuda
+            self._ws[B] = (tuple(cuda.to_device(a) for a in ws2), tuple(cuda.to_device(a) for a in ws1))
+        return self._ws[B]
+
+    def args(self, data=None, batch=None):
+        inputs, B = self._inputs(data, batch)
+        d_inputs = tuple(self._to_device(a) for a in inputs)
+        ws2, ws1 = self.workspace(B)
+        return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, d_inputs, B)
+
+    def _run(self, data, batch, seed, step, mode):
+        if not (0 <= int(seed) < 2 ** 63):
+            raise ModelError(f"seed must be an integer in [0, 2**63), got {seed}")
+        self.pull()
+        a = self.args(data, batch)
+        loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
+        self.mark_device_newer()  # the step may update estimator state (running baselines)
+        return loss, a
+
+    def grad(self, data=None, seed=0, step=0, batch=None):
+        loss, _ = self._run(data, batch, seed, step, 1)
+        self._to_host(self.d_grad, self.grad_buffer)
+        g = ParamView(self.grad_buffer, self.layout)
+        return float(loss), {k: g[k].copy() for k in g}
+
+    def loss_parts(self, data=None, seed=0, step=0, batch=None) -> dict:
+        _, a = self._run(data, batch, seed, step, 0)
+        ws1 = [d.copy_to_host() for d in a[4]]
+        self.transfers["device_to_host"] += len(ws1)
+        rw = ws1[self.layout.rw_index]
+        return {name: float(rw @ ws1[i]) for name, i in self.layout.costs}
+
+    def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
+        _, a = self._run(data, batch, seed, step, 0)
+        out = {}
+        for name, (where, i) in self.layout.values.items():
+            out[name] = (a[5][i] if where == "input" else a[3][i]).copy_to_host()
+            self.transfers["device_to_host"] += 1
+        return out
+
+    def gradient_is_finite(self) -> bool:
+        from .kernels import gpu_rows
+        return bool(gpu_rows.all_finite(self.d_grad))
+
+    def explain(self) -> str:
+        t = self.transfers
+        return (super().explain() + f"\ntarget: cuda; host<->device transfers so far: {t['host_to_device']} to the "
+                f"device, {t['device_to_host']} back ({t['bytes'] / 1e6:.3f} MB)")
+
+    def save(self, path) -> None:
+        self.pull()
+        super().save(path)
+
+    def load(self, path) -> None:
+        super().load(path)
+        self.push()

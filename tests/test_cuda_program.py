@@ -1,0 +1,96 @@
+"""Whole programs on the CUDA target (run in numba's CUDA simulator when there is no GPU):
+the same seed gives the same loss and gradients as the CPU program (float64, rtol 1e-9),
+training keeps parameters on the device, and without a device the error is clear."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl import Affine, Bernoulli, Model, Normal
+
+pytestmark = pytest.mark.cuda
+
+X = (np.random.default_rng(0).random((3, 6)) > 0.5).astype(np.float64)
+
+
+def sbn():
+    with Model("sbn_cuda") as m:
+        x = m.input("x", 6)
+        h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
+        m.cost("entropy", ppl.log_prob(h))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 3), target=h))
+        m.cost("recon", ppl.bernoulli_nll(Affine(h, 6, name="dec"), target=x))
+    return m
+
+
+def vae():
+    with Model("vae_cuda") as m:
+        x = m.input("x", 6)
+        e = ppl.tanh(Affine(x, 4, name="e1"))
+        loc, scale = Affine(e, 2, name="loc"), ppl.softplus(Affine(e, 2, name="sc"))
+        z = Normal("z", loc=loc, scale=scale)
+        m.cost("recon", ppl.bernoulli_nll(Affine(ppl.tanh(Affine(z, 4, name="d1")), 6, name="d2"), target=x))
+        m.cost("kl", ppl.gaussian_kl(loc, scale))
+    return m
+
+
+def _parity(build, **kw):
+    cpu = build().compile(dtype=np.float64, seed=1, **kw)
+    gpu = build().compile(dtype=np.float64, seed=1, target="cuda", **kw)
+    assert gpu.target == "cuda"
+    np.testing.assert_array_equal(cpu.theta, gpu.theta)
+    for seed in (0, 5):
+        lc, gc = cpu.grad({"x": X}, seed=seed)
+        lg, gg = gpu.grad({"x": X}, seed=seed)
+        assert lg == pytest.approx(lc, rel=1e-9)
+        for k in gc:
+            np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    sc, sg = cpu.sample({"x": X}, seed=3), gpu.sample({"x": X}, seed=3)
+    np.testing.assert_array_equal(sg["h" if "h" in sc else "z"] > 0.5, sc["h" if "h" in sc else "z"] > 0.5)
+    return cpu, gpu
+
+
+@pytest.mark.parametrize("est", ["score", "disarm", "straight_through"])
+def test_sbn_parity(est):
+    _parity(sbn, estimators=est)
+
+
+def test_gaussian_vae_parity():
+    _parity(vae)
+
+
+def test_training_on_the_device_matches_the_cpu():
+    cpu, gpu = sbn().compile(seed=2), sbn().compile(seed=2, target="cuda")
+    for prog in (cpu, gpu):
+        ppl.fit(prog, {"x": X}, ppl.optim.Adam(lr=0.05), steps=5, batch_size=3, progress=False)
+    before = dict(gpu.transfers)
+    np.testing.assert_allclose(gpu.params["enc.W"], cpu.params["enc.W"], rtol=1e-8)
+    assert gpu.transfers["device_to_host"] == before["device_to_host"] + 2  # one pull: theta and state
+    assert "target: cuda; host<->device transfers" in gpu.explain()
+
+
+def test_unsupported_on_cuda_names_the_node():
+    with pytest.raises(ppl.ModelError, match=r"'h' \(relax\) have no CUDA kernels"):
+        sbn().compile(estimators="relax", target="cuda")
+
+
+def test_no_device_is_a_clear_error(monkeypatch):
+    from numba import cuda
+
+    from ppl.targets import TargetUnavailable
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    with pytest.raises(TargetUnavailable, match="no CUDA device was found.*NUMBA_ENABLE_CUDASIM=1"):
+        sbn().compile(target="cuda")
+
+
+def test_cli_target_cuda_without_gpu_exits_2():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    if os.path.exists("/dev/nvidia0"):
+        pytest.skip("a GPU is present")
+    r = subprocess.run([sys.executable, "-m", "ppl.cli", "train", "sbn", "--target", "cuda", "--steps", "1"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "no CUDA device was found" in r.stderr

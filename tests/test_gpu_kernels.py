@@ -1,0 +1,359 @@
+"""CUDA twins (kernels/gpu*.py) against their CPU modules, kernel by kernel.
+
+Runs under the CUDA simulator when there is no GPU (tests/conftest.py). Every public
+function of cpu.py, cpu_noise.py, cpu_rows.py and cpu_antithetic.py has a twin with the
+same name and arguments, and a case here: the same random inputs go to both, then EVERY
+array argument (outputs, accumulated gradients, in-place state, and the inputs, which must
+be left alone) and the return value are compared. Gradients start non-zero (so ``+=`` is
+checked) and some are passed as ``shape[0] == 0`` (skipped).
+
+Tolerances (simulator):
+* float64: rtol 1e-12 (291 of 296 compared arrays are bit-identical). The per-element math
+  is the same Python source and the simulator's ``math`` is the libm the CPU build calls;
+  the differences are summation orders (affine products vs BLAS, one-block tree reductions
+  vs serial loops), a few ulp of the result, more where a sum cancels.
+* float32: rtol 2e-6, i.e. a few ulp (282 of 296 bit-identical). The simulator evaluates
+  ``math.*`` of a float32 in double and rounds once where the CPU calls the float32 libm
+  (expf, log1pf, ...), and it follows NumPy's promotion (float32 * Python float stays
+  float32) where numba promotes to float64 (the row kernels' float64 literals).
+On a real GPU (not testable here) float64 libm calls go to libdevice (<= 2 ulp apart from
+glibc) and NVVM contracts a * b + c into FMA by default, so expect a few ulp as well.
+* noise fills: identical bits for both dtypes: uniforms and the Philox words are integer
+  math; the float32 transforms are rng.py's polynomial log/sincos in float32 NumPy scalars;
+  float64 transforms call the same libm.
+"""
+import inspect
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numba import cuda
+from numba.core.registry import CPUDispatcher
+from numpy.testing import assert_allclose, assert_array_equal
+
+from ppl.kernels import cpu, cpu_antithetic, cpu_noise, cpu_rows
+from ppl.kernels import gpu, gpu_antithetic, gpu_noise, gpu_rows
+
+pytestmark = pytest.mark.cuda
+
+R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
+G = D // K
+PAIRS = [(cpu, gpu), (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic)]
+
+
+def public_kernels(mod):
+    """The @njit functions a CPU module defines (not imports) under a public name."""
+    return sorted(n for n, v in vars(mod).items()
+                  if isinstance(v, CPUDispatcher) and not n.startswith("_")
+                  and v.py_func.__module__ == mod.__name__)
+
+
+# ------------------------------------------------------------------------------ inputs
+class Gen:
+    def __init__(self, seed, dtype):
+        self.rng = np.random.default_rng(seed)
+        self.dt = dtype
+
+    def x(self, *shape):  # any real
+        return self.rng.normal(size=shape).astype(self.dt)
+
+    def pos(self, *shape):  # scales
+        return self.rng.uniform(0.5, 2.0, size=shape).astype(self.dt)
+
+    def u(self, *shape):  # uniforms
+        return self.rng.uniform(0.02, 0.98, size=shape).astype(self.dt)
+
+    def bits(self, *shape):
+        return self.rng.integers(0, 2, size=shape).astype(self.dt)
+
+    def onehot(self, rows, groups, k):
+        out = np.zeros((rows, groups * k), self.dt)
+        idx = self.rng.integers(0, k, size=(rows, groups))
+        for r in range(rows):
+            for g in range(groups):
+                out[r, g * k + idx[r, g]] = 1
+        return out
+
+    def out(self, *shape):  # garbage a forward kernel must overwrite
+        return np.full(shape, 7.0, self.dt)
+
+    def skip(self, ndim):
+        return np.empty((0,) * ndim, self.dt)
+
+    def h(self, v):  # a hyper-parameter as a 1-element array
+        return np.array([v], self.dt)
+
+
+def act_case(name):
+    def case(g):
+        z = g.x(R, D)
+        out = g.out(R, D)
+        getattr(cpu, name + "_fwd")(z, out)
+        return (z, out, g.x(R, D), g.x(R, D))
+    return case
+
+
+# name -> (case builder, indices of arguments not compared: scratch the CPU uses, GPU not)
+CASES = {
+    # ---- cpu.py
+    "affine_fwd": lambda g: (g.x(R, I), g.x(I, D), g.x(D), g.out(R, D)),
+    "affine_bwd": (lambda g: (g.x(R, I), g.x(I, D), g.x(R, D), g.x(R, I), g.x(I, D), g.x(D),
+                              g.out(R, I), g.out(I, D)), (6, 7)),
+    "sigmoid_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "sigmoid_bwd": act_case("sigmoid"),
+    "tanh_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "tanh_bwd": act_case("tanh"),
+    "relu_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "relu_bwd": act_case("relu"),
+    "softplus_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "softplus_bwd": act_case("softplus"),
+    "sqrt1p_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "sqrt1p_bwd": act_case("sqrt1p"),
+    "exp_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "exp_bwd": act_case("exp"),
+    "add_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "add_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2)),
+    "mul_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "mul_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "broadcast_rows_fwd": lambda g: (g.x(D), g.out(R, D)),
+    "broadcast_rows_bwd": lambda g: (g.x(R, D), g.x(D)),
+    "copy_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "copy_bwd": lambda g: (g.x(R, D), g.x(R, D)),
+    "row_sum_fwd": lambda g: (g.x(R, D), g.out(R)),
+    "row_sum_bwd": lambda g: (g.x(R), g.x(R, D)),
+    "bernoulli_sample": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "bernoulli_log_prob": lambda g: (3 * g.x(R, D), g.u(R, D), g.out(R)),
+    "bernoulli_log_prob_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "bernoulli_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
+    "binary_concrete_sample": lambda g: (g.x(R, D), g.x(R, D), g.h(0.7), g.out(R, D)),
+    "binary_concrete_bwd": lambda g: (g.x(R, D), g.x(R, D), g.h(0.7), g.u(R, D), g.x(R, D),
+                                      g.x(R, D), g.x(1)),
+    "probit_sample": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "probit_log_prob": lambda g: (4 * g.x(R, D), g.u(R, D), g.out(R)),
+    "probit_log_prob_bwd": lambda g: (4 * g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "probit_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
+    "normal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
+    "normal_sample_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
+    "normal_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "normal_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
+                                      g.x(R, D), g.x(R, D)),
+    "categorical_sample": lambda g: (g.x(R, D), g.x(R, D), K, g.out(R, D)),
+    "categorical_inverse_cdf_sample": lambda g: (g.x(R, D), g.u(R, G), K, g.out(R, D)),
+    "categorical_log_prob": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.out(R)),
+    "categorical_log_prob_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.x(R),
+                                           g.x(R, D), g.x(R, D)),
+    "gumbel_softmax_sample": lambda g: (g.x(R, D), g.x(R, D), g.h(0.5), K, g.out(R, D)),
+    "gumbel_softmax_bwd": lambda g: gumbel_softmax_bwd_case(g),
+    "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
+    "softmax_bwd": lambda g: softmax_bwd_case(g),
+    "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
+    "gaussian_kl_std": lambda g: (g.x(R, D), g.pos(R, D), g.out(R)),
+    "gaussian_kl_std_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "gaussian_kl": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.out(R)),
+    "gaussian_kl_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.x(R),
+                                  g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
+    "bernoulli_nll": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R)),
+    "bernoulli_nll_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "gaussian_nll": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "gaussian_nll_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
+                                   g.x(R, D), g.x(R, D)),
+    "softmax_xent": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.out(R)),
+    "softmax_xent_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.x(R), g.x(R, D),
+                                   g.x(R, D)),
+    "nce_logistic": lambda g: (g.x(R, D), g.x(R, M), g.x(R, D), g.x(R, M), g.out(R)),
+    "nce_logistic_bwd": lambda g: (g.x(R, D), g.x(R, M), g.x(R, D), g.x(R, M), g.x(R),
+                                   g.x(R, D), g.x(R, M)),
+    "sgd_update": lambda g: (g.x(9), g.x(9), g.h(0.1)),
+    "momentum_update": lambda g: (g.x(9), g.x(9), g.x(9), g.h(0.1), g.h(0.9)),
+    "adam_update": lambda g: (g.x(9), g.x(9), g.x(9), g.pos(9), g.h(0.01), g.h(0.9),
+                              g.h(0.999), g.h(1e-8), 3),
+    # ---- cpu_rows.py
+    "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
+    "expand_rows": lambda g: (g.x(6, D), 3),
+    "fill": lambda g: (g.out(R), 0.25),
+    "weighted_total": lambda g: (g.pos(R), g.x(R), g.x(R)),
+    "add_rows": lambda g: (g.x(R), g.x(R)),
+    "enum_bernoulli": lambda g: (2, g.out(8, 3)),
+    "enum_categorical": lambda g: (2, K, g.out(18, D)),
+    "mul_exp": lambda g: (g.x(R), g.pos(R)),
+    "score_weights": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
+    "loo_baseline": lambda g: (g.x(12), 3, 2, g.out(12)),
+    "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
+                                          1, 0.9, g.out(R), True),  # first step: seeds
+    "linear_baseline_fwd": lambda g: (g.x(R, D), g.x(10), 2, g.x(R)),
+    "linear_baseline_bwd": lambda g: (g.x(R, D), g.x(R), 2, g.x(10)),
+    "baseline_residual": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
+    "add_sum_to": lambda g: (g.x(R), g.x(3), 1),
+    "scale_shift_fwd": lambda g: (g.x(R, D), 1.5, -0.25, g.out(R, D)),
+    "scale_shift_bwd": lambda g: (1.5, g.x(R, D), g.x(R, D)),
+    "add_scaled_rows": lambda g: (g.x(R, D), g.x(R), g.x(R, D)),
+    "zero2": lambda g: (g.x(R, D),),
+    "zero1": lambda g: (g.x(R),),
+    "all_positive": lambda g: (g.pos(R, D),),
+    "all_finite": lambda g: (g.x(R, D),),
+    # ---- cpu_antithetic.py
+    "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
+    "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
+    "disarm_grad": lambda g: disarm_case(g),
+    "scale_rows": lambda g: (g.pos(R), 0.5),
+}
+
+
+def gumbel_softmax_bwd_case(g):
+    logits, gum, tau = g.x(R, D), g.x(R, D), g.h(0.5)
+    out = g.out(R, D)
+    cpu.gumbel_softmax_sample(logits, gum, tau, K, out)
+    return (logits, gum, tau, K, out, g.x(R, D), g.x(R, D), g.x(1))
+
+
+def softmax_bwd_case(g):
+    z = g.x(R, D)
+    out = g.out(R, D)
+    cpu.softmax_fwd(z, K, out)
+    return (z, K, out, g.x(R, D), g.x(R, D))
+
+
+def disarm_case(g):
+    logits, u = g.x(R, D), g.u(R, D)
+    b = g.out(R, D)
+    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
+    return (logits, b, g.x(R), g.pos(R), 1, g.x(R, D))
+
+
+# extra variants: the other branch of a kernel (value-returning ones, skipped gradients,
+# first / later step of the running baseline, plain-number hyper-parameters)
+VARIANTS = {
+    "all_positive[nan]": ("all_positive", lambda g: (np.where(np.arange(D) == 3, np.nan,
+                                                              g.pos(R, D)).astype(g.dt),)),
+    "all_finite[inf]": ("all_finite", lambda g: (np.where(np.arange(D) == 2, np.inf,
+                                                          g.x(R, D)).astype(g.dt),)),
+    "moving_average_baseline[later]": ("moving_average_baseline", lambda g: (
+        g.x(R), g.pos(R), np.array([0, 0.3, 1, 0], g.dt), 1, 0.9, g.out(R), True)),
+    "moving_average_baseline[frozen]": ("moving_average_baseline", lambda g: (
+        g.x(R), g.pos(R), g.x(4), 1, 0.9, g.out(R), False)),
+    "binary_concrete_bwd[skip]": ("binary_concrete_bwd", lambda g: (
+        g.x(R, D), g.x(R, D), 0.7, g.u(R, D), g.x(R, D), g.x(R, D), g.skip(1))),
+    "gumbel_softmax_bwd[skip]": ("gumbel_softmax_bwd", lambda g: (
+        g.x(R, D), g.x(R, D), 0.5, K, g.u(R, D), g.x(R, D), g.skip(2), g.x(1))),
+    "affine_bwd[skip]": ("affine_bwd", lambda g: (
+        g.x(R, I), g.x(I, D), g.x(R, D), g.skip(2), g.x(I, D), g.skip(1), g.skip(2),
+        g.out(I, D))),
+    "sgd_update[float]": ("sgd_update", lambda g: (g.x(9), g.x(9), 0.1)),
+    "probit_log_prob_bwd[skip]": ("probit_log_prob_bwd", lambda g: (
+        4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
+}
+FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
+           "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd"]
+NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
+         "fill_bernoulli_logit", "fill_bernoulli_prob"]
+MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}
+
+
+def to_device(a):
+    return cuda.to_device(a) if isinstance(a, np.ndarray) else a
+
+
+def check(name, builder, dtype, ignore=(), seed=0):
+    """Run the CPU kernel and its twin on the same inputs; compare every array and the result."""
+    cmod, gmod = MODULE_OF[name]
+    built = builder(Gen(seed, dtype))
+    c_args = [a.copy() if isinstance(a, np.ndarray) else a for a in built]
+    g_args = [to_device(a) for a in built]
+    c_ret = getattr(cmod, name)(*c_args)
+    g_ret = getattr(gmod, name)(*g_args)
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-6)
+    for i, (c, gd) in enumerate(zip(c_args, g_args)):
+        if isinstance(c, np.ndarray) and i not in ignore:
+            assert_allclose(gd.copy_to_host(), c, err_msg=f"{name}: argument {i}", **tol)
+    if c_ret is None:
+        assert g_ret is None, name
+    elif isinstance(c_ret, (bool, np.bool_)):
+        assert g_ret is bool(c_ret), name
+    else:
+        assert_allclose(g_ret, c_ret, err_msg=f"{name}: returned value", **tol)
+
+
+def _builder(name):
+    spec = CASES[name]
+    return spec if callable(spec) else spec[0], () if callable(spec) else spec[1]
+
+
+# ------------------------------------------------------------------------------ tests
+def test_every_public_cpu_kernel_has_a_twin_and_a_case():
+    for cmod, gmod in PAIRS:
+        for name in public_kernels(cmod):
+            assert name in CASES or name in NOISE, f"{cmod.__name__}.{name} has no parity case"
+            twin = getattr(gmod, name, None)
+            assert callable(twin), f"{gmod.__name__} lacks {name}"
+            c_params = list(inspect.signature(getattr(cmod, name).py_func).parameters)
+            g_params = list(inspect.signature(twin).parameters)
+            assert g_params == c_params, f"{name}: {g_params} != {c_params}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if n in MODULE_OF))
+def test_parity_float64(name):
+    build, ignore = _builder(name)
+    check(name, build, np.float64, ignore)
+
+
+@pytest.mark.parametrize("name", FLOAT32)
+def test_parity_float32(name):
+    build, ignore = _builder(name)
+    check(name, build, np.float32, ignore)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_parity_variants(variant):
+    name, build = VARIANTS[variant]
+    check(name, build, np.float64, (6, 7) if name == "affine_bwd" else ())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fill", NOISE)
+def test_noise_streams_identical(fill, dtype):
+    """Same (seed, stream, row, col, step) -> same values, bit for bit; 7 columns exercise a
+    partial Philox block for both lane counts, and a seed above 2**63 both key words."""
+    gen = Gen(1, dtype)
+    rows, cols = 3, 7
+    for seed, stream, step in [(12345, 3, 0), (np.uint64(2**64 - 5), 17, 2**32 + 9)]:
+        c_out = gen.out(rows, cols)
+        g_out = cuda.to_device(gen.out(rows, cols))
+        if fill.startswith("fill_bernoulli"):
+            x = gen.x(rows, cols) if fill.endswith("logit") else gen.u(rows, cols)
+            getattr(cpu_noise, fill)(c_out, x, seed, stream, step)
+            getattr(gpu_noise, fill)(g_out, cuda.to_device(x), seed, stream, step)
+        else:
+            getattr(cpu_noise, fill)(c_out, seed, stream, step)
+            getattr(gpu_noise, fill)(g_out, seed, stream, step)
+        assert_array_equal(g_out.copy_to_host(), c_out, err_msg=f"{fill} seed {seed}")
+
+
+def test_noise_rejects_bad_arrays():
+    with pytest.raises(ValueError, match="out's shape"):
+        gpu_noise.fill_bernoulli_logit(cuda.to_device(np.zeros((2, 3))),
+                                       cuda.to_device(np.zeros((3, 2))), 1, 0, 0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gpu_noise.fill_uniform(cuda.to_device(np.zeros((2, 3), np.int64)), 1, 0, 0)
+
+
+def test_import_without_cuda_and_clear_error():
+    """Without a GPU and without the simulator the modules import; a call says what to do."""
+    code = ("import numpy as np\n"
+            "from numba import cuda\n"
+            "from ppl.kernels import gpu, gpu_noise, gpu_rows, gpu_antithetic\n"
+            "if cuda.is_available():\n"
+            "    print('HAS-GPU')\n"
+            "else:\n"
+            "    try:\n"
+            "        gpu_rows.zero1(np.zeros(3))\n"
+            "    except RuntimeError as e:\n"
+            "        print(e)\n")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    if "HAS-GPU" not in res.stdout:
+        assert "no CUDA device was found" in res.stdout
+        assert "NUMBA_ENABLE_CUDASIM=1" in res.stdout
