@@ -19,10 +19,10 @@ from .dsl import (Affine, Bernoulli, Categorical, Model, ModelError, Node, Norma
                   gaussian_kl, gaussian_nll, log_prob, param, relu, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)
 from .estimators import REGISTRY as estimators
-from . import optim
+from . import diagnostics, optim
 from .fit import fit
 
 __version__ = "0.1.0"
 __all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Categorical", "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent",
-           "gaussian_kl", "log_prob", "total", "blackbox", "estimators", "fit", "optim"]
+           "gaussian_kl", "log_prob", "total", "blackbox", "estimators", "fit", "optim", "diagnostics"]

@@ -1,0 +1,126 @@
+"""Estimator diagnostics: the mean, variance and (where enumeration is feasible) bias of each
+parameter's gradient, for any list of estimators side by side, at the same parameters.
+
+    stats = ppl.diagnostics.gradient_stats(model, {"x": batch}, ["score", "disarm", "rebar"])
+    print(ppl.diagnostics.table(stats))
+
+The exact gradient comes from compiling the model with every discrete node enumerated (no
+sampling is left when the model has no continuous random nodes); otherwise bias is None.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dsl import ModelError
+
+ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.")
+
+
+@dataclass
+class GradientStats:
+    estimator: str
+    mean: dict          # parameter -> mean gradient
+    var: dict           # parameter -> per-entry variance of one estimate
+    bias: dict | None   # parameter -> mean - exact (None when no exact gradient)
+    draws: int
+    seconds_per_estimate: float
+
+    @property
+    def total_variance(self) -> float:
+        return float(sum(v.sum() for v in self.var.values()))
+
+    @property
+    def max_abs_bias_in_se(self) -> float | None:
+        """Largest |bias| / standard error over all entries (about <= 4 for an unbiased estimator)."""
+        if self.bias is None:
+            return None
+        worst = 0.0
+        for k, b in self.bias.items():
+            se = np.sqrt(self.var[k] / self.draws)
+            worst = max(worst, float(np.max(np.abs(b) / np.maximum(se, 1e-12))))
+        return worst
+
+
+def exact_gradient(model, data, batch=None, params=None, **compile_kw):
+    """(loss, {param: gradient}) by enumerating every discrete node, or None when the model has
+    continuous random nodes or a support too large to enumerate."""
+    nodes = [n for n in model.order if n.is_stochastic]
+    if any(n.kind == "normal" for n in nodes):
+        return None
+    try:
+        prog = model.compile(estimators="enumerate", **compile_kw)
+    except ModelError:
+        return None
+    if params:
+        for k, v in params.items():
+            if k in prog.params:
+                prog.params[k] = v
+    loss, g = prog.grad(data, seed=0, batch=batch)
+    return loss, g
+
+
+def tune_estimator(prog, data, steps, batch=None, lr=0.01):
+    """Train only the estimator's own parameters (learned baselines, control variates, REBAR's
+    eta and temperature) and state (running baselines) for `steps` steps; the model's
+    parameters stay as they are."""
+    from .kernels.cpu import adam_update
+    own = np.zeros(prog.theta.shape, dtype=bool)
+    for name, off, shape, _ in prog.layout.params:
+        own[off: off + int(np.prod(shape))] = name.startswith(ESTIMATOR_PARAMS)
+    m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
+    for t in range(steps):
+        prog.grad(data, seed=50_000 + t, batch=batch)
+        prog.grad_buffer[~own] = 0
+        adam_update(prog.theta, prog.grad_buffer, m, v, lr, 0.9, 0.999, 1e-8, t + 1)
+
+
+def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact=True, warmup=0,
+                   **compile_kw):
+    """One GradientStats per estimator spec (a name or (name, options) for every node, or a dict
+    per node), all at the parameters of the first program compiled (init seed `seed`). With
+    `warmup` > 0 each estimator's own parameters and state are first tuned for that many steps
+    (see tune_estimator), so learned baselines and control variates are compared trained."""
+    ref = None
+    out = []
+    for spec in estimators:
+        prog = model.compile(estimators=spec, seed=seed, **compile_kw)
+        names = [k for k in prog.params if not k.startswith(ESTIMATOR_PARAMS)]
+        if ref is None:
+            ref = {k: prog.params[k].copy() for k in names}
+        else:
+            for k in names:
+                prog.params[k] = ref[k]
+        if warmup:
+            tune_estimator(prog, data, warmup, batch=batch)
+        t0 = time.perf_counter()
+        g_all = {k: [] for k in names}
+        for s in range(draws):
+            _, g = prog.grad(data, seed=10_000 + s, batch=batch)
+            for k in names:
+                g_all[k].append(g[k])
+        dt = (time.perf_counter() - t0) / draws
+        mean = {k: np.mean(v, 0) for k, v in g_all.items()}
+        var = {k: np.var(v, 0, ddof=1) for k, v in g_all.items()}
+        label = spec if isinstance(spec, str) else repr(spec)
+        out.append(GradientStats(label, mean, var, None, draws, dt))
+    if exact and ref is not None:
+        ex = exact_gradient(model, data, batch=batch, params=ref, seed=seed,
+                            **{k: v for k, v in compile_kw.items() if k != "samples"})
+        if ex is not None:
+            for st in out:
+                st.bias = {k: st.mean[k] - ex[1][k] for k in st.mean}
+    return out
+
+
+def table(stats) -> str:
+    """Markdown table: estimator | total gradient variance | max |bias| / SE | us per estimate."""
+    lines = ["| estimator | total gradient variance | max abs bias / SE | us per estimate |",
+             "|---|---|---|---|"]
+    for st in stats:
+        b = st.max_abs_bias_in_se
+        lines.append(f"| {st.estimator} | {st.total_variance:.4g} | {'n/a' if b is None else f'{b:.1f}'} | "
+                     f"{st.seconds_per_estimate * 1e6:.1f} |")
+    return "\n".join(lines)
