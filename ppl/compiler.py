@@ -198,6 +198,10 @@ class Lowering:
     def emit(self, line: str):
         self.section.append(line)
 
+    def emit_at_start(self, line: str):
+        """A line run once at the top of the step, before the forward pass."""
+        self.fwd.insert(0, line)
+
     def buf2(self, name: str, width, rows="R") -> str:
         name = _ident(name)
         self.L.ws2.append((name, rows, int(width)))
@@ -537,6 +541,7 @@ from ppl.kernels import cpu_rows as R_
 from ppl.kernels import cpu_antithetic as A_
 from ppl.kernels import cpu_relax as X_
 from ppl.kernels import cpu_rebar as B_
+from ppl.kernels import cpu_price as P_
 
 
 @njit(cache={cache})

@@ -140,7 +140,7 @@ def normal_exact(mu, s):
     return {"mu": dmu, "s": dsg * dsig}
 
 
-NORMAL_CASES = [("pathwise", {}, 1), ("score", {"baseline": "none"}, 1),
+NORMAL_CASES = [("pathwise", {}, 1), ("price", {}, 1), ("score", {"baseline": "none"}, 1),
                 ("score", {"baseline": "moving_average"}, 1), ("score", {"baseline": "loo"}, 3),
                 ("score", {"baseline": "learned"}, 1)]
 

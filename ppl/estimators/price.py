@@ -1,0 +1,101 @@
+"""Price's theorem for Normal nodes (seed 001; Bonnet 1964, Price 1958; Rezende et al. 2014):
+the mean receives E[df/dz] (Bonnet, as the pathwise estimator) and the scale receives
+sigma * E[d^2 f / dz^2] (Price), which has lower variance than the pathwise dz/dsigma = eps
+when f is close to quadratic. The Hessian diagonal comes from a second-order forward pass
+over the node's downstream graph (ppl.kernels.cpu_price); it is exact, so the estimator
+applies when every path from the node to its costs is elementwise (activations, sums,
+products, constant affine maps) into a separable cost head."""
+from ppl.dsl import ModelError
+from ppl.kernels.cpu_price import ACTIVATIONS
+
+from .base import Estimator, register, sample_hard
+
+ELEMENTWISE = set(ACTIVATIONS) | {"add", "mul", "scale_shift"}
+
+
+@register
+class Price(Estimator):
+    name = "price"
+    passes_value_grad = True
+    hard_forward = False
+
+    def check(self, info):
+        if info.node.kind != "normal":
+            return f"{info.dist.name} is not a Normal node"
+        if not info.differentiable:
+            return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
+        return None
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        gloc, gscale = lw.param_grads(node)
+        if gloc == lw.E2 and gscale == lw.E2:
+            return
+        import networkx as nx
+        g = lw.an.graph
+        desc = nx.descendants(g, node.name)
+        order = [n for n in lw.an.order if n.name in desc]
+        D = {node: None}
+        w = node.width
+        d1z, d2z = lw.buf2(f"pd1_{node.name}", w), lw.buf2(f"pd2_{node.name}", w)
+        lw.emit(f"P_.seed_d({d1z}, {d2z})")
+        D[node] = (d1z, d2z)
+        zero = None
+        H = lw.buf2(f"ph_{node.name}", w)
+        lw.emit(f"R_.zero2({H})")
+
+        def dep(x):
+            return x in D
+
+        def why(n, what):
+            return ModelError(f"Normal '{node.name}': estimator 'price' needs an exact Hessian diagonal, but {what} "
+                              f"('{n.name}', {n.kind}) mixes or hides its columns; use 'pathwise'")
+
+        for n in order:
+            deps = [x for x in n.inputs if dep(x)]
+            if n.attrs.get("is_head"):
+                if len(deps) != 1:
+                    raise why(n, "a cost reads it through several inputs")
+                (x,) = deps
+                d1, d2 = D[x]
+                v = [lw.v(i) for i in n.inputs]
+                if n.kind == "total":
+                    lw.emit(f"P_.hess_total({lw.cw}, {d1}, {d2}, {H})")
+                elif n.kind == "bernoulli_nll" and x is n.inputs[0]:
+                    lw.emit(f"P_.hess_bernoulli_nll_logits({lw.cw}, {v[0]}, {v[1]}, {d1}, {d2}, {H})")
+                elif n.kind == "gaussian_nll" and x is n.inputs[0]:
+                    lw.emit(f"P_.hess_gaussian_nll_mean({lw.cw}, {v[0]}, {v[2]}, {v[1]}, {d1}, {d2}, {H})")
+                elif n.kind == "gaussian_nll" and x is n.inputs[2]:
+                    lw.emit(f"P_.hess_gaussian_nll_mean({lw.cw}, {v[2]}, {v[0]}, {v[1]}, {d1}, {d2}, {H})")
+                elif n.kind == "gaussian_nll" and x is n.inputs[1]:
+                    lw.emit(f"P_.hess_gaussian_nll_scale({lw.cw}, {v[0]}, {v[1]}, {v[2]}, {d1}, {d2}, {H})")
+                elif n.kind == "log_prob" and n.inputs[0] is node:
+                    lw.emit(f"P_.hess_normal_log_prob_value({lw.cw}, {v[0]}, {v[1]}, {v[2]}, {d1}, {d2}, {H})")
+                else:
+                    raise why(n, "the cost")
+                continue
+            if n.kind not in ELEMENTWISE or n.is_stochastic:
+                raise why(n, "a node below it")
+            if zero is None:
+                zero = lw.buf2(f"pz_{node.name}", w)
+            d1, d2 = lw.buf2(f"pd1_{n.name}", w), lw.buf2(f"pd2_{n.name}", w)
+            D[n] = (d1, d2)
+            ins = [D.get(i, (zero, zero)) for i in n.inputs]
+            if n.kind in ACTIVATIONS:
+                lw.emit(f"P_.activation_d({ACTIVATIONS[n.kind]}, {lw.v(n.inputs[0])}, {ins[0][0]}, {ins[0][1]}, {d1}, {d2})")
+            elif n.kind == "scale_shift":
+                lw.emit(f"P_.scale_d({n.attrs['scale']!r}, {ins[0][0]}, {ins[0][1]}, {d1}, {d2})")
+            elif n.kind == "add":
+                lw.emit(f"P_.add_d({ins[0][0]}, {ins[0][1]}, {ins[1][0]}, {ins[1][1]}, {d1}, {d2})")
+            else:  # mul
+                a, b = (lw.v(i) for i in n.inputs)
+                lw.emit(f"P_.mul_d({a}, {b}, {ins[0][0]}, {ins[0][1]}, {ins[1][0]}, {ins[1][1]}, {d1}, {d2})")
+        if zero is not None:
+            lw.emit_at_start(f"P_.zero_d({zero}, {zero})")
+        gz = lw.g(node)
+        if gloc != lw.E2 and gz is not None:  # Bonnet: the mean gets E[df/dz]
+            lw.call("normal_sample_bwd", [lw.noise_of[node], gz], [gloc, lw.E2], node)
+        if gscale != lw.E2:                   # Price: the scale gets sigma E[d^2 f / dz^2]
+            lw.emit(f"P_.price_scale_grad({lw.v(node.inputs[1])}, {H}, {gscale})")
