@@ -73,3 +73,52 @@ def fill_gumbel_given_argmax(a, v, b, K, out):
             gumbel_given_argmax(a[r, g0: g0 + K], v[r, g0: g0 + K], k, tmp)
             for i in range(K):
                 out[r, g0 + i] = tmp[i]
+
+
+@njit(cache=True)
+def gumbel_given_argmax_jac(a, v, k, zt, theta, c):
+    """z~ of one group (as gumbel_given_argmax) plus what its Jacobian dz~/da needs:
+    theta = softmax(a) and c_i = (-log v_i) / (theta_i e_i) (c_k = 0), so that
+      dz~_i/da_m = theta_m + c_i (delta_im - theta_m)."""
+    K = a.shape[0]
+    m = a[0]
+    for i in range(1, K):
+        m = max(m, a[i])
+    s = 0.0
+    for i in range(K):
+        s += math.exp(a[i] - m)
+    lse = m + math.log(s)
+    lvb = math.log(v[k])
+    for i in range(K):
+        theta[i] = math.exp(a[i] - lse)
+    for i in range(K):
+        if i == k:
+            zt[i] = lse - math.log(-lvb)
+            c[i] = 0.0
+        else:
+            nlv = -math.log(v[i])
+            e = nlv / theta[i] - lvb
+            zt[i] = lse - math.log(e)
+            c[i] = nlv / (theta[i] * e)
+
+
+@njit(cache=True)
+def jac_t_vec(theta, c, q, out):
+    """out += J^T q for one group: (J^T q)_m = theta_m sum_i q_i + q_m c_m - theta_m sum_i q_i c_i."""
+    sq = 0.0
+    sqc = 0.0
+    for i in range(q.shape[0]):
+        sq += q[i]
+        sqc += q[i] * c[i]
+    for m in range(q.shape[0]):
+        out[m] += theta[m] * sq + q[m] * c[m] - theta[m] * sqc
+
+
+@njit(cache=True)
+def jac_vec(theta, c, g, out):
+    """out = J g for one group: (J g)_i = t + c_i (g_i - t), t = sum_m theta_m g_m."""
+    t = 0.0
+    for m in range(g.shape[0]):
+        t += theta[m] * g[m]
+    for i in range(g.shape[0]):
+        out[i] = t + c[i] * (g[i] - t)

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .conditional import logistic_given_bernoulli
+from .conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
 from .scalar import sigmoid
 
 
@@ -153,3 +153,73 @@ def copy_cols(src, dst, offset):
     for r in range(src.shape[0]):
         for j in range(src.shape[1]):
             dst[r, offset + j] = src[r, j]
+
+
+@njit(cache=True)
+def relax_categorical_sample(a, u, K, out):
+    """One-hot argmax_k (a_k + g_k) per group of K, g = -log(-log u) Gumbel."""
+    for r in range(out.shape[0]):
+        for g0 in range(0, out.shape[1], K):
+            best = 0
+            bv = -math.inf
+            for k in range(K):
+                zk = a[r, g0 + k] - math.log(-math.log(u[r, g0 + k]))
+                if zk > bv:
+                    bv = zk
+                    best = k
+            for k in range(K):
+                out[r, g0 + k] = 1.0 if k == best else 0.0
+
+
+@njit(cache=True)
+def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
+    """RELAX for groups of K categorical units (the Bernoulli kernel's derivation with the
+    conditional Gumbel z~ of kernels/conditional.py, whose Jacobian is not diagonal):
+      g_a = (f(b) - c(z~)) (b - softmax(a)) + dc(z)/dz - J^T dc(z~)/dz~,   J = dz~/da."""
+    R, D = a.shape
+    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
+    z = np.empty(D)
+    zt = np.empty(D)
+    th = np.empty(D)
+    cc = np.empty(D)
+    gz = np.empty(D)
+    gzt = np.empty(D)
+    sc = np.empty(D)
+    g = np.empty(D)
+    q = np.empty(D)
+    h = np.empty(H)
+    s = np.empty(H)
+    ht = np.empty(H)
+    st = np.empty(H)
+    for r in range(R):
+        for j in range(D):
+            z[j] = a[r, j] - math.log(-math.log(u[r, j]))
+        for g0 in range(0, D, K):
+            k = 0
+            for i in range(K):
+                if b[r, g0 + i] > 0.5:
+                    k = i
+            gumbel_given_argmax_jac(a[r, g0: g0 + K], v[r, g0: g0 + K], k, zt[g0: g0 + K], th[g0: g0 + K],
+                                    cc[g0: g0 + K])
+        _cv(z, ctx, r, phi, D, C, H, h, s)
+        _cv_grad_z(phi, D, H, s, gz)
+        ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
+        _cv_grad_z(phi, D, H, st, gzt)
+        for j in range(D):
+            sc[j] = b[r, j] - th[j]
+            g[j] = (L[r] - ct) * sc[j] + gz[j]
+        for g0 in range(0, D, K):
+            for i in range(K):
+                q[g0 + i] = -gzt[g0 + i]
+            jac_t_vec(th[g0: g0 + K], cc[g0: g0 + K], q[g0: g0 + K], g[g0: g0 + K])
+        w = rw[r]
+        gs = 0.0
+        for j in range(D):
+            ga[r, j] += w * g[j]
+            gs += g[j] * sc[j]
+        if train:
+            _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gphi)
+            _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gphi)
+            for g0 in range(0, D, K):
+                jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
+            _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gphi)

@@ -81,6 +81,34 @@ def test_relax_variance_gradient_matches_finite_differences():
         assert abs(fd - gphi[i]) <= 1e-6 * max(1.0, abs(fd)), (i, fd, gphi[i])
 
 
+def test_relax_categorical_variance_gradient_matches_finite_differences():
+    rng = np.random.default_rng(4)
+    R, K, G, C, H = 4, 3, 2, 2, 3
+    D = K * G
+    a = rng.normal(0, 1, (R, D))
+    u, v = rng.random((R, D)), rng.random((R, D))
+    b = np.zeros((R, D))
+    X.relax_categorical_sample(a, u, K, b)
+    L = rng.normal(0, 1, R)
+    rw = np.full(R, 1 / R)
+    ctx = rng.normal(0, 1, (R, C))
+    phi = rng.normal(0, 0.5, X.relax_size(D, C, H))
+
+    def variance(p):
+        ga = np.zeros((R, D))
+        X.relax_categorical_bwd(a, u, v, b, L, rw, ctx, p, H, K, ga, np.zeros_like(p), False)
+        return float(((ga / rw[:, None]) ** 2 * rw[:, None]).sum())
+
+    gphi = np.zeros_like(phi)
+    X.relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, np.zeros((R, D)), gphi, True)
+    for i in range(len(phi)):
+        p1, p2 = phi.copy(), phi.copy()
+        p1[i] += 1e-6
+        p2[i] -= 1e-6
+        fd = (variance(p1) - variance(p2)) / 2e-6
+        assert abs(fd - gphi[i]) <= 1e-6 * max(1.0, abs(fd)), (i, fd, gphi[i])
+
+
 def test_relax_training_lowers_variance():
     """Training the control variate (Adam on its variance gradient, theta held fixed) lowers
     the variance of the theta-gradient on the toy problem at theta = 0."""

@@ -1,4 +1,4 @@
-"""RELAX for Bernoulli nodes (Grathwohl et al. 2018; seed 002 eq. 51): the score function with a
+"""RELAX for Bernoulli and Categorical nodes (Grathwohl et al. 2018; seed 002 eq. 51): the score function with a
 learned control variate c_phi evaluated at the relaxed variable z and at the conditional z~,
 plus the reparameterised correction. f need not be differentiable, so it serves black-box
 costs. c_phi (a small tanh network on z and the node's data inputs) lives in the program's
@@ -15,8 +15,8 @@ class Relax(Estimator):
     options = {"hidden": 16}
 
     def check(self, info):
-        if info.node.kind != "bernoulli":
-            return f"{info.dist.name} is not a logit-link Bernoulli (RELAX is implemented for those)"
+        if info.node.kind not in ("bernoulli", "categorical"):
+            return f"{info.dist.name} has no RELAX implementation (logit-link Bernoulli and Categorical do)"
         return None
 
     def forward(self, lw, node, opts):
@@ -25,7 +25,10 @@ class Relax(Estimator):
         lw.noise_of[node] = (u, v)
         lw.noise_kind[node] = "uniform"
         (a,) = lw.param_values(node)
-        lw.emit(f"X_.relax_sample({a}, {u}, {lw.v(node)})")
+        if node.kind == "categorical":
+            lw.emit(f"X_.relax_categorical_sample({a}, {u}, {node.attrs['K']}, {lw.v(node)})")
+        else:
+            lw.emit(f"X_.relax_sample({a}, {u}, {lw.v(node)})")
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
@@ -51,4 +54,8 @@ class Relax(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        lw.emit(f"X_.relax_bwd({a}, {u}, {v}, {lw.v(node)}, {L}, {lw.rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)")
+        if node.kind == "categorical":
+            lw.emit(f"X_.relax_categorical_bwd({a}, {u}, {v}, {lw.v(node)}, {L}, {lw.rw}, {ctx}, {phi}, {H}, "
+                    f"{node.attrs['K']}, {ga}, {gphi}, True)")
+        else:
+            lw.emit(f"X_.relax_bwd({a}, {u}, {v}, {lw.v(node)}, {L}, {lw.rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)")
