@@ -1,4 +1,5 @@
-"""REBAR for Bernoulli units (Tucker et al. 2017; seed 002 eq. 47), as rows of the fused step.
+"""REBAR for Bernoulli and categorical units (Tucker et al. 2017; seed 002 eq. 47), as rows of
+the fused step. Bernoulli first; the categorical kernels follow the same layout.
 
 A drawn row becomes 5 configuration rows of the node (digit c at `stride`), sharing u and v:
   c = 0: b = H(z)               z  = a + logit(u)
@@ -19,6 +20,9 @@ import math
 
 from numba import njit
 
+import numpy as np
+
+from .conditional import gumbel_given_argmax_jac, jac_t_vec
 from .conditional import logistic_given_bernoulli as _ztilde
 from .scalar import sigmoid
 
@@ -199,3 +203,116 @@ def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
 def copy1(src, dst):
     for r in range(src.shape[0]):
         dst[r] = src[r]
+
+
+# ----------------------------------------------------------------------------- categorical
+@njit(cache=True)
+def _softmax_group(x, lam, out):
+    m = -math.inf
+    for i in range(x.shape[0]):
+        m = max(m, x[i] / lam)
+    s = 0.0
+    for i in range(x.shape[0]):
+        out[i] = math.exp(x[i] / lam - m)
+        s += out[i]
+    for i in range(x.shape[0]):
+        out[i] /= s
+
+
+@njit(cache=True)
+def _softmax_vjp(y, g, lam, out):
+    """out = d/dx of softmax(x / lam) applied to cotangent g."""
+    d = 0.0
+    for i in range(y.shape[0]):
+        d += g[i] * y[i]
+    for i in range(y.shape[0]):
+        out[i] = y[i] * (g[i] - d) / lam
+
+
+@njit(cache=True)
+def _group_noise(a, u, v, z, zt, th, cc, b):
+    """z = a + Gumbel(u), b = argmax, z~ | b and its Jacobian pieces, for one group."""
+    K = a.shape[0]
+    best = 0
+    for i in range(K):
+        z[i] = a[i] - math.log(-math.log(u[i]))
+        if z[i] > z[best]:
+            best = i
+    gumbel_given_argmax_jac(a, v, best, zt, th, cc)
+    for i in range(K):
+        b[i] = 1.0 if i == best else 0.0
+
+
+@njit(cache=True)
+def rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
+    """Rows c = 0..4 as for Bernoulli units: one-hot b, softmax(z / lam), softmax(z~ / lam), and
+    the same at lam' (z = a + Gumbel noise, z~ the conditional Gumbel given b)."""
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    for r in range(out.shape[0]):
+        c = (r // stride) % CONFIGS
+        for g0 in range(0, out.shape[1], K):
+            _group_noise(a[r, g0: g0 + K], u[r, g0: g0 + K], v[r, g0: g0 + K], z, zt, th, cc, b)
+            if c == 0:
+                out[r, g0: g0 + K] = b
+            else:
+                src = z if c in (1, 3) else zt
+                _softmax_group(src, lam if c <= 2 else lam2, out[r, g0: g0 + K])
+
+
+@njit(cache=True)
+def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga, geta, glam, train):
+    """REBAR for groups of K: relaxed rows backpropagate through softmax(. / lam) to z (row 1,
+    dz/da = I) and to z~ (row 2, then J^T with J = dz~/da of the conditional Gumbel)."""
+    e = eta[0]
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    R, D = a.shape
+    z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    y, gz = np.empty(K), np.empty(K)
+    c1, c2, c3, c4 = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(R):
+        if (r0 // stride) % CONFIGS != 0:
+            continue
+        base = rw[r0]
+        if base == 0.0:
+            continue
+        r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
+        n1 = 0.0
+        n2 = 0.0
+        dot = 0.0
+        for g0 in range(0, D, K):
+            _group_noise(a[r0, g0: g0 + K], u[r0, g0: g0 + K], v[r0, g0: g0 + K], z, zt, th, cc, b)
+            _softmax_group(z, lam, y)
+            _softmax_vjp(y, gs[r1, g0: g0 + K], lam, c1)
+            _softmax_group(zt, lam, y)
+            _softmax_vjp(y, gs[r2, g0: g0 + K], lam, gz)
+            c2[:] = 0.0
+            jac_t_vec(th, cc, gz, c2)
+            if train:
+                _softmax_group(z, lam2, y)
+                _softmax_vjp(y, gs[r3, g0: g0 + K], lam2, c3)
+                _softmax_group(zt, lam2, y)
+                _softmax_vjp(y, gs[r4, g0: g0 + K], lam2, gz)
+                c4[:] = 0.0
+                jac_t_vec(th, cc, gz, c4)
+            for i in range(K):
+                s = b[i] - th[i]
+                ga[r0, g0 + i] += base * (L[r0] - e * L[r2]) * s
+                ga[r1, g0 + i] += c1[i]
+                ga[r2, g0 + i] += c2[i]
+                if train:
+                    g = (L[r0] - e * L[r2]) * s + (c1[i] + c2[i]) / base
+                    n1 += g * g
+                    if e != 0.0:
+                        dot += g * (-L[r2] * s + (c1[i] + c2[i]) / (base * e))
+                    g2 = (L[r0] - e * L[r4]) * s + (c3[i] + c4[i]) / (base * SEED_EPS)
+                    n2 += g2 * g2
+        ge += 2.0 * base * dot
+        gl += base * (n2 - n1) / delta
+    if train:
+        geta[0] += ge
+        glam[0] += gl

@@ -189,3 +189,37 @@ def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
         m.cost("f", ppl.total(ppl.tanh(ppl.Affine(z, 2, name="mix"))))
     with pytest.raises(ppl.ModelError, match="Normal 'z': estimator 'price' needs an exact Hessian diagonal"):
         m.compile(estimators="price")
+
+
+def test_rebar_eta_variance_gradient_matches_finite_differences():
+    """d/deta of sum over drawn rows of w * |g_a|^2, with the value cotangents of the relaxed rows
+    scaling with eta as the cost seeds make them (rows 1, 2: +-eta * w * df/dy)."""
+    from ppl.kernels import cpu_rebar as Bk
+    rng = np.random.default_rng(5)
+    n, D, S = 3, 4, Bk.CONFIGS
+    R = n * S
+    a = np.repeat(rng.normal(0, 1, (n, D)), S, axis=0)
+    u = np.repeat(rng.random((n, D)), S, axis=0)
+    v = np.repeat(rng.random((n, D)), S, axis=0)
+    L = rng.normal(0, 1, R)
+    F = rng.normal(0, 1, (R, D))          # df/dy at each row
+    rw = np.zeros(R)
+    rw[::S] = 1 / n
+    loglam = np.array([np.log(0.7)])
+
+    def run(eta, train):
+        gs = np.zeros((R, D))
+        for r0 in range(0, R, S):
+            for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta)):
+                gs[r0 + c] = f * rw[r0] * F[r0 + c]
+        ga, geta, glam = np.zeros((R, D)), np.zeros(1), np.zeros(1)
+        Bk.rebar_bwd(a, u, v, L, rw, gs, 1, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
+        return ga, geta[0]
+
+    def variance(eta):
+        ga, _ = run(eta, False)
+        return sum(rw[r0] * (((ga[r0] + ga[r0 + 1] + ga[r0 + 2]) / rw[r0]) ** 2).sum() for r0 in range(0, R, S))
+
+    for eta in (0.3, 1.2):
+        fd = (variance(eta + 1e-6) - variance(eta - 1e-6)) / 2e-6
+        assert abs(fd - run(eta, True)[1]) <= 1e-6 * max(1.0, abs(fd)), (eta, fd)

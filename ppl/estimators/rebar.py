@@ -1,4 +1,4 @@
-"""REBAR for Bernoulli nodes (Tucker et al. 2017; seed 002 eq. 47): the score function with the
+"""REBAR for Bernoulli and Categorical nodes (Tucker et al. 2017; seed 002 eq. 47): the score function with the
 control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbiased.
 
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are
@@ -22,8 +22,8 @@ class Rebar(Estimator):
     options = {"temperature": 0.5, "eta": 1.0, "train": True}
 
     def check(self, info):
-        if info.node.kind != "bernoulli":
-            return f"{info.dist.name} is not a logit-link Bernoulli (REBAR is implemented for those)"
+        if info.node.kind not in ("bernoulli", "categorical"):
+            return f"{info.dist.name} has no REBAR implementation (logit-link Bernoulli and Categorical do)"
         if not info.differentiable:
             return (f"a path to its costs goes through the gradient-free black box '{info.blocked_by}' "
                     f"(REBAR differentiates f; 'relax' does not need to)")
@@ -43,7 +43,11 @@ class Rebar(Estimator):
         lam, glam = lw.param(f"rebar.{node.name}.log_temperature", (1,), math.log(float(opts["temperature"])))
         lw.rebar[node] = {"eta": eta, "geta": geta, "loglam": lam, "glam": glam}
         (a,) = lw.param_values(node)
-        lw.emit(f"B_.rebar_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {lam}, {DELTA}, {lw.v(node)})")
+        if node.kind == "categorical":
+            lw.emit(f"B_.rebar_categorical_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {node.attrs['K']}, {lam}, "
+                    f"{DELTA}, {lw.v(node)})")
+        else:
+            lw.emit(f"B_.rebar_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {lam}, {DELTA}, {lw.v(node)})")
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
@@ -53,5 +57,7 @@ class Rebar(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        lw.emit(f"B_.rebar_bwd({a}, {u}, {v}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {p['eta']}, "
+        K = f"{node.attrs['K']}, " if node.kind == "categorical" else ""
+        kernel = "rebar_categorical_bwd" if node.kind == "categorical" else "rebar_bwd"
+        lw.emit(f"B_.{kernel}({a}, {u}, {v}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {K}{p['eta']}, "
                 f"{p['loglam']}, {DELTA}, {ga}, {p['geta']}, {p['glam']}, {bool(opts['train'])})")
