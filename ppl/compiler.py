@@ -574,7 +574,7 @@ def _check_cuda_body(lw: "Lowering", body: str):
     missing = {m + "_" for m in used} - CUDA_MODULES
     if missing:
         nodes = [f"'{n.name}' ({ch.estimator})" for n, (ch, _) in lw.choices.items()
-                 if ch.estimator in ("rebar", "relax")]
+                 if ch.estimator in ("rebar", "relax", "price")]
         raise ModelError(f"target 'cuda': estimators of {', '.join(nodes)} have no CUDA kernels yet; use "
                          f"'disarm', 'arm', 'score' or 'straight_through' for them, or target='cpu'")
 
