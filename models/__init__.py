@@ -13,6 +13,8 @@ MODELS = {
     "toy_bernoulli": "seed 002's toy: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2]",
     "prob_regression": "seed 004's heteroscedastic Gaussian regression, sigma = sqrt(1 + z^2)",
     "stochastic_classifier": "seed 000's binary stochastic neurons + softmax head on the digit labels",
+    "nce_embeddings": "seed 003's skip-gram embeddings by NCE / negative sampling on a planted corpus",
+    "gbrbm": "seed 001's Gaussian-Bernoulli RBM free energy, trained by NCE on 2-D continuous data",
 }
 
 

@@ -439,6 +439,8 @@ class Lowering:
             self.emit(f"K_.{k}_fwd({ins[0]}, {ins[1]}, v_{n.name})")
         elif k == "scale_shift":
             self.emit(f"R_.scale_shift_fwd({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}, v_{n.name})")
+        elif k == "rowsum":
+            self.emit(f"K_.row_sum_fwd({ins[0]}, v_{n.name}.reshape(v_{n.name}.shape[0]))")
         elif n.is_stochastic:
             d = self.dist(n)
             for pname, p in zip(d.params, n.inputs):
@@ -518,6 +520,9 @@ class Lowering:
         elif k == "scale_shift":
             if gins[0] != self.E2:
                 self.emit(f"R_.scale_shift_bwd({n.attrs['scale']!r}, {gout}, {gins[0]})")
+        elif k == "rowsum":
+            if gins[0] != self.E2:
+                self.emit(f"K_.row_sum_bwd({gout}.reshape({gout}.shape[0]), {gins[0]})")
 
     def _source(self) -> str:
         K = self.samples

@@ -222,6 +222,17 @@ sqrt1p = _activation("sqrt1p")
 sqrt1p.__doc__ = "sqrt(1 + z^2): a smooth positive scale for Gaussian heads (seed 004)."
 
 
+def rowsum(x: Node, name: str | None = None) -> Node:
+    """The sum of a node's columns, as a width-1 node (e.g. an energy or a score)."""
+    _check_node(x, "x", "rowsum")
+    return _make(x.model, "rowsum", name or _auto_name(x.model, "rowsum"), (x,), 1)
+
+
+def rowdot(a: Node, b: Node, name: str | None = None) -> Node:
+    """Row-wise dot product sum_j a_j b_j, as a width-1 node (e.g. a skip-gram score)."""
+    return rowsum(a * b, name=name)
+
+
 # --------------------------------------------------------------------------- stochastic units
 def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node:
     spec = D.DISTRIBUTIONS[kind]

@@ -188,6 +188,7 @@ def test_fd_pathwise_vae_like_graph():
         m.cost("kl", ppl.gaussian_kl(loc, scale))
         m.cost("ent", ppl.log_prob(z))
         m.cost("reg", ppl.total(ppl.relu(Affine(x, 2, name="r")) * ppl.param("pw", 2, init=0.3) + (-1.0) * z))
+        m.cost("dot", ppl.total(ppl.rowdot(z, Affine(x, 2, name="q")) * ppl.rowsum(ppl.tanh(z))))
     _fd_check(m.compile(), {"x": X})
 
 

@@ -163,3 +163,22 @@ def test_fit_argument_errors(toy, tmp_path):
     fit(other, {"x": X}, Adam(), steps=1, checkpoint=tmp_path / "o.npz", progress=False)
     with pytest.raises(ppl.ModelError, match="different program"):
         fit(toy, {"x": X}, Adam(), steps=2, checkpoint=tmp_path / "o.npz", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("objective", ["nce", "neg"])
+def test_nce_embeddings_recover_planted_neighbours(objective):
+    """1500 steps of NCE / negative sampling: neighbour precision >= 0.9 (chance about 0.1) and the
+    held-out loss falls by at least 0.3 nats per row (from log 2 = 0.69 for negative sampling)."""
+    prog, _, before, after, _ = train("nce_embeddings", 1500, build={"objective": objective})
+    assert before["neighbour_precision"] < 0.3 and after["neighbour_precision"] >= 0.9, (before, after)
+    assert after["test_loss"] < before["test_loss"] - 0.3
+
+
+def test_gbrbm_nce_fits_the_mixture():
+    """3000 steps: the NCE loss falls below 0.5 (from about 4.4), Gibbs samples of the RBM occupy the
+    four mixture components within 0.15 of the data's shares and match its mean within 1.0."""
+    prog, _, before, after, _ = train("gbrbm", 3000)
+    assert after["test_nce_loss"] < 0.5 < before["test_nce_loss"] - 3, (before, after)
+    assert after["occupancy_error"] < 0.15 and after["sample_mean_error"] < 1.0, after
+    assert after["data_vs_noise_accuracy"] > 0.8
+
