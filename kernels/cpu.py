@@ -72,10 +72,16 @@ from .scalar import (
 )
 
 
+# Elementwise loops vectorise only without libm calls (scalar.fexp & co.) and, for their row
+# sums, with reassociation allowed; "contract" lets LLVM fuse multiply-adds. No other fast-math
+# flag: NaN and inf keep their meaning.
+_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
 # ============================================================================ layers
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def affine_fwd(x, W, b, out):
     """out = x W + b (BLAS gemm into ``out``, then the bias row)."""
     np.dot(x, W, out)
@@ -85,7 +91,7 @@ def affine_fwd(x, W, b, out):
             out[r, o] += b[o]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def affine_bwd(x, W, gout, gx, gW, gb, sx, sW):
     """gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r].
 
@@ -110,7 +116,7 @@ def affine_bwd(x, W, gout, gx, gW, gb, sx, sW):
                 gb[o] += gout[r, o]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def sigmoid_fwd(z, out):
     """out = sigma(z) = 1 / (1 + exp(-z))."""
     R, D = z.shape
@@ -119,7 +125,7 @@ def sigmoid_fwd(z, out):
             out[r, j] = sigmoid(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def sigmoid_bwd(z, out, gout, gz):
     """gz += gout * sigma'(z), with sigma'(z) = sigma(z) sigma(-z) computed from z."""
     R, D = z.shape
@@ -128,7 +134,7 @@ def sigmoid_bwd(z, out, gout, gz):
             gz[r, j] += gout[r, j] * sigmoid_grad(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def tanh_fwd(z, out):
     """out = tanh(z)."""
     R, D = z.shape
@@ -137,7 +143,7 @@ def tanh_fwd(z, out):
             out[r, j] = tanh(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def tanh_bwd(z, out, gout, gz):
     """gz += gout * (1 - tanh(z)^2)."""
     R, D = z.shape
@@ -146,7 +152,7 @@ def tanh_bwd(z, out, gout, gz):
             gz[r, j] += gout[r, j] * tanh_grad_out(out[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def relu_fwd(z, out):
     """out = max(z, 0)."""
     R, D = z.shape
@@ -155,7 +161,7 @@ def relu_fwd(z, out):
             out[r, j] = relu(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def relu_bwd(z, out, gout, gz):
     """gz += gout * [z > 0]."""
     R, D = z.shape
@@ -165,7 +171,7 @@ def relu_bwd(z, out, gout, gz):
                 gz[r, j] += gout[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def softplus_fwd(z, out):
     """out = log(1 + exp(z)), stable for any z."""
     R, D = z.shape
@@ -174,7 +180,7 @@ def softplus_fwd(z, out):
             out[r, j] = softplus(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def softplus_bwd(z, out, gout, gz):
     """gz += gout * sigma(z)."""
     R, D = z.shape
@@ -183,7 +189,7 @@ def softplus_bwd(z, out, gout, gz):
             gz[r, j] += gout[r, j] * sigmoid(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def sqrt1p_fwd(z, out):
     """out = sqrt(1 + z^2), the scale activation of seed 004 (b) (sigma >= 1)."""
     R, D = z.shape
@@ -192,7 +198,7 @@ def sqrt1p_fwd(z, out):
             out[r, j] = sqrt1p(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def sqrt1p_bwd(z, out, gout, gz):
     """gz += gout * z / sqrt(1 + z^2) (seed 004 (b))."""
     R, D = z.shape
@@ -201,7 +207,7 @@ def sqrt1p_bwd(z, out, gout, gz):
             gz[r, j] += gout[r, j] * sqrt1p_grad(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def exp_fwd(z, out):
     """out = exp(z)."""
     R, D = z.shape
@@ -210,7 +216,7 @@ def exp_fwd(z, out):
             out[r, j] = exp(z[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def exp_bwd(z, out, gout, gz):
     """gz += gout * exp(z) (= gout * out)."""
     R, D = z.shape
@@ -219,7 +225,7 @@ def exp_bwd(z, out, gout, gz):
             gz[r, j] += gout[r, j] * out[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def add_fwd(a, b, out):
     """out = a + b."""
     R, D = out.shape
@@ -228,7 +234,7 @@ def add_fwd(a, b, out):
             out[r, j] = a[r, j] + b[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def add_bwd(gout, ga, gb):
     """ga += gout ; gb += gout (each skippable)."""
     R, D = gout.shape
@@ -242,7 +248,7 @@ def add_bwd(gout, ga, gb):
                 gb[r, j] += gout[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def mul_fwd(a, b, out):
     """out = a * b (elementwise)."""
     R, D = out.shape
@@ -251,7 +257,7 @@ def mul_fwd(a, b, out):
             out[r, j] = a[r, j] * b[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def mul_bwd(a, b, gout, ga, gb):
     """ga += gout * b ; gb += gout * a (each skippable)."""
     R, D = gout.shape
@@ -265,7 +271,7 @@ def mul_bwd(a, b, gout, ga, gb):
                 gb[r, j] += gout[r, j] * a[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def broadcast_rows_fwd(p, out):
     """out[r, :] = p for every row (p is 1D (D,), e.g. a learnable prior logit vector)."""
     R, D = out.shape
@@ -274,7 +280,7 @@ def broadcast_rows_fwd(p, out):
             out[r, j] = p[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def broadcast_rows_bwd(gout, gp):
     """gp += sum_r gout[r, :]."""
     R, D = gout.shape
@@ -283,7 +289,7 @@ def broadcast_rows_bwd(gout, gp):
             gp[j] += gout[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def copy_fwd(x, out):
     """out = x."""
     R, D = out.shape
@@ -292,7 +298,7 @@ def copy_fwd(x, out):
             out[r, j] = x[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def copy_bwd(gout, gx):
     """gx += gout (the VJP of copy_fwd)."""
     R, D = gout.shape
@@ -301,7 +307,7 @@ def copy_bwd(gout, gx):
             gx[r, j] += gout[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def row_sum_fwd(x, out_rows):
     """out_rows[r] = sum_j x[r, j]."""
     R, D = x.shape
@@ -312,7 +318,7 @@ def row_sum_fwd(x, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def row_sum_bwd(grow, gx):
     """gx[r, :] += grow[r]."""
     R, D = gx.shape
@@ -325,7 +331,7 @@ def row_sum_bwd(grow, gx):
 # ============================================================================ Bernoulli
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def bernoulli_sample(logits, noise, out):
     """out = H(a + eps), eps standard logistic: P(out = 1) = sigma(a) (seed 000)."""
     R, D = out.shape
@@ -334,7 +340,7 @@ def bernoulli_sample(logits, noise, out):
             out[r, j] = threshold(logits[r, j], noise[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def bernoulli_log_prob(logits, x, out_rows):
     """out_rows[r] = sum_j x log sigma(a) + (1 - x) log sigma(-a) (x may be relaxed in [0, 1])."""
     R, D = x.shape
@@ -345,7 +351,7 @@ def bernoulli_log_prob(logits, x, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
     """glogits += grow[r] (x - sigma(a)) ; gx += grow[r] a (d/dx of x a - softplus(a))."""
     R, D = x.shape
@@ -359,7 +365,7 @@ def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
                 gx[r, j] += g * logits[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def bernoulli_st_bwd(logits, gx, glogits):
     """Straight-through (seed 000), logistic noise: glogits += gx dF/da = gx sigma(a) sigma(-a)."""
     R, D = gx.shape
@@ -368,7 +374,7 @@ def bernoulli_st_bwd(logits, gx, glogits):
             glogits[r, j] += gx[r, j] * sigmoid_grad(logits[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def binary_concrete_sample(logits, noise, tau, out):
     """out = sigma((a + eps) / tau), eps standard logistic (Concrete relaxation, seed 002;
     Maddison et al. 2017)."""
@@ -379,7 +385,7 @@ def binary_concrete_sample(logits, noise, tau, out):
             out[r, j] = binary_concrete(logits[r, j], noise[r, j], t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
     """Exact VJP of y = sigma(u), u = (a + eps) / tau:
     glogits += gout y (1 - y) / tau ; gtau[0] += sum_{r,j} -gout y (1 - y) u / tau.
@@ -403,7 +409,7 @@ def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
 # ============================================================================ probit
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def probit_sample(a, noise, out):
     """out = H(a + eps), eps standard normal: P(out = 1) = Phi(a) (seed 000)."""
     R, D = out.shape
@@ -412,7 +418,7 @@ def probit_sample(a, noise, out):
             out[r, j] = threshold(a[r, j], noise[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def probit_log_prob(a, x, out_rows):
     """out_rows[r] = sum_j x log Phi(a) + (1 - x) log Phi(-a) (stable log_ndtr tails)."""
     R, D = x.shape
@@ -423,7 +429,7 @@ def probit_log_prob(a, x, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def probit_log_prob_bwd(a, x, grow, ga, gx):
     """ga += grow (x M(a) - (1 - x) M(-a)), M = phi / Phi (inverse Mills ratio);
     gx += grow (log Phi(a) - log Phi(-a)). Both skippable."""
@@ -438,7 +444,7 @@ def probit_log_prob_bwd(a, x, grow, ga, gx):
                 gx[r, j] += g * probit_log_odds(a[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def probit_st_bwd(a, gx, ga):
     """Straight-through with Gaussian noise (seed 000): ga += gx dPhi/da = gx phi(a)."""
     R, D = gx.shape
@@ -450,7 +456,7 @@ def probit_st_bwd(a, gx, ga):
 # ============================================================================ Normal
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def normal_sample(loc, scale, eps, out):
     """out = mu + sigma eps, the pathwise reparameterisation (seed 000, 003)."""
     R, D = out.shape
@@ -459,7 +465,7 @@ def normal_sample(loc, scale, eps, out):
             out[r, j] = normal_reparam(loc[r, j], scale[r, j], eps[r, j])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def normal_sample_bwd(eps, gout, gloc, gscale):
     """gloc += gout ; gscale += gout eps (each skippable)."""
     R, D = gout.shape
@@ -473,7 +479,7 @@ def normal_sample_bwd(eps, gout, gloc, gscale):
                 gscale[r, j] += gout[r, j] * eps[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def normal_log_prob(loc, scale, x, out_rows):
     """out_rows[r] = sum_j -log(2 pi)/2 - log sigma - (x - mu)^2 / (2 sigma^2) (seed 004 f)."""
     R, D = x.shape
@@ -484,7 +490,7 @@ def normal_log_prob(loc, scale, x, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
     """Seed 004 (a): d/dmu = (x - mu)/sigma^2 ; d/dsigma = (x - mu)^2/sigma^3 - 1/sigma ;
     d/dx = -(x - mu)/sigma^2; each times grow[r], accumulated, each skippable."""
@@ -509,7 +515,7 @@ def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
 # Logits (R, G*K): G independent groups of K classes, group g = columns g*K .. g*K+K-1.
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def categorical_sample(logits, gumbel, K, out):
     """One-hot of argmax_k (a_k + g_k) per group, g standard Gumbel (Gumbel-max trick, seed 003)."""
     R, D = out.shape
@@ -519,7 +525,7 @@ def categorical_sample(logits, gumbel, K, out):
             categorical_sample_group(logits, gumbel, r, gi * K, K, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def categorical_inverse_cdf_sample(logits, u, K, out):
     """One-hot of the smallest k with sum_{i<=k} softmax(a)_i > u[r, g] (inverse CDF).
 
@@ -533,7 +539,7 @@ def categorical_inverse_cdf_sample(logits, u, K, out):
             categorical_icdf_group(logits, u[r, gi], r, gi * K, K, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def categorical_log_prob(logits, x, K, out_rows):
     """out_rows[r] = sum_g sum_k x_k (a_k - logsumexp_g(a)) (x one-hot or relaxed)."""
     R, D = x.shape
@@ -545,7 +551,7 @@ def categorical_log_prob(logits, x, K, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
     """glogits += grow (x_k - softmax_k(a) sum_i x_i) ; gx += grow (a_k - lse); skippable."""
     do_a = glogits.shape[0] != 0
@@ -558,7 +564,7 @@ def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
             categorical_log_prob_bwd_group(logits, x, r, gi * K, K, g, glogits, gx, do_a, do_x)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gumbel_softmax_sample(logits, gumbel, tau, K, out):
     """out = softmax((a + g) / tau) per group (Gumbel-softmax / Concrete, seed 003;
     Jang et al. 2017, Maddison et al. 2017)."""
@@ -570,7 +576,7 @@ def gumbel_softmax_sample(logits, gumbel, tau, K, out):
             gumbel_softmax_group(logits, gumbel, t, r, gi * K, K, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gumbel_softmax_bwd(logits, gumbel, tau, K, out, gout, glogits, gtau):
     """Exact VJP of y = softmax(u), u = (a + g) / tau, per group:
     gu_k = y_k (gout_k - sum_i gout_i y_i) ; glogits += gu / tau ;
@@ -589,7 +595,7 @@ def gumbel_softmax_bwd(logits, gumbel, tau, K, out, gout, glogits, gtau):
         gtau[0] += acc / t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def softmax_fwd(z, K, out):
     """out = softmax(z) per group of K columns (max-shifted: exp never overflows)."""
     R, D = z.shape
@@ -599,7 +605,7 @@ def softmax_fwd(z, K, out):
             softmax_group(z, r, gi * K, K, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def softmax_bwd(z, K, out, gout, gz):
     """gz_k += y_k (gout_k - sum_i gout_i y_i) per group, y = softmax(z) = out."""
     R, D = z.shape
@@ -609,7 +615,7 @@ def softmax_bwd(z, K, out, gout, gz):
             softmax_bwd_group(r, gi * K, K, out, gout, gz)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def logsumexp_rows(z, K, out):
     """out[r, g] = log sum_k exp(z[r, g*K + k]), shape (R, G)."""
     R, D = z.shape
@@ -623,7 +629,7 @@ def logsumexp_rows(z, K, out):
 # ============================================================================ closed-form KL
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gaussian_kl_std(mu, sigma, out_rows):
     """KL(N(mu, sigma^2) || N(0, 1)) = sum_j (sigma^2 + mu^2 - 1)/2 - log sigma
     (Kingma & Welling 2014, appendix B; seed 003)."""
@@ -635,7 +641,7 @@ def gaussian_kl_std(mu, sigma, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gaussian_kl_std_bwd(mu, sigma, grow, gmu, gsigma):
     """gmu += grow mu ; gsigma += grow (sigma - 1/sigma) (each skippable)."""
     do_m = gmu.shape[0] != 0
@@ -651,7 +657,7 @@ def gaussian_kl_std_bwd(mu, sigma, grow, gmu, gsigma):
                 gsigma[r, j] += g * ds
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gaussian_kl(mu1, s1, mu2, s2, out_rows):
     """KL(N(mu1, s1^2) || N(mu2, s2^2)) = sum_j log(s2/s1) + (s1^2 + (mu1-mu2)^2)/(2 s2^2) - 1/2."""
     R, D = mu1.shape
@@ -662,7 +668,7 @@ def gaussian_kl(mu1, s1, mu2, s2, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gaussian_kl_bwd(mu1, s1, mu2, s2, grow, gmu1, gs1, gmu2, gs2):
     """d/dmu1 = (mu1-mu2)/s2^2 = -d/dmu2 ; d/ds1 = s1/s2^2 - 1/s1 ;
     d/ds2 = 1/s2 - (s1^2 + (mu1-mu2)^2)/s2^3 ; times grow[r], accumulated, each skippable."""
@@ -688,7 +694,7 @@ def gaussian_kl_bwd(mu1, s1, mu2, s2, grow, gmu1, gs1, gmu2, gs2):
 # ============================================================================ costs
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def bernoulli_nll(logits, t, out_rows):
     """out_rows[r] = sum_j softplus(a) - t a = -log p(t | sigma(a)) (t may be soft)."""
     R, D = t.shape
@@ -699,7 +705,7 @@ def bernoulli_nll(logits, t, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
     """glogits += grow (sigma(a) - t) ; gt += -grow a (each skippable)."""
     R, D = t.shape
@@ -713,7 +719,7 @@ def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
                 gt[r, j] -= g * logits[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gaussian_nll(mu, sigma, t, out_rows):
     """out_rows[r] = sum_j log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) = -f (seed 004)."""
     R, D = t.shape
@@ -724,7 +730,7 @@ def gaussian_nll(mu, sigma, t, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
     """Minus seed 004 (a): gmu += grow (mu - t)/sigma^2 ;
     gsigma += grow (1/sigma - (t - mu)^2/sigma^3) ; gt += grow (t - mu)/sigma^2; skippable."""
@@ -744,7 +750,7 @@ def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
                 gt[r, j] += g * q
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def softmax_xent(logits, t, K, out_rows):
     """out_rows[r] = -sum_g sum_k t_k (a_k - logsumexp_g(a)) (seed 000's softmax head)."""
     R, D = t.shape
@@ -756,7 +762,7 @@ def softmax_xent(logits, t, K, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def softmax_xent_bwd(logits, t, K, grow, glogits, gt):
     """glogits += grow (softmax_k(a) sum_i t_i - t_k) ; gt += -grow (a_k - lse); skippable."""
     do_a = glogits.shape[0] != 0
@@ -769,7 +775,7 @@ def softmax_xent_bwd(logits, t, K, grow, glogits, gt):
             softmax_xent_bwd_group(logits, t, r, gi * K, K, g, glogits, gt, do_a, do_t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def nce_logistic(s_data, s_noise, logk_data, logk_noise, out_rows):
     """NCE / negative sampling (seed 003; Gutmann & Hyvarinen 2010, Mikolov et al. 2013):
     out_rows[r] = -sum log sigma(s_d - logk_d) - sum_m log sigma(-(s_n - logk_n))
@@ -785,7 +791,7 @@ def nce_logistic(s_data, s_noise, logk_data, logk_noise, out_rows):
         out_rows[r] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def nce_logistic_bwd(s_data, s_noise, logk_data, logk_noise, grow, gs_data, gs_noise):
     """gs_data += -grow sigma(logk_d - s_d) ; gs_noise += grow sigma(s_n - logk_n); skippable."""
     R, Dd = s_data.shape
@@ -803,7 +809,7 @@ def nce_logistic_bwd(s_data, s_noise, logk_data, logk_noise, grow, gs_data, gs_n
 # ============================================================================ optimisers
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def sgd_update(theta, grad, lr):
     """theta -= lr grad (Robbins-Monro step, seed 000; the schedule lives in lr)."""
     a = like(theta, hyper(lr))
@@ -811,7 +817,7 @@ def sgd_update(theta, grad, lr):
         theta[i] -= a * grad[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def momentum_update(theta, grad, vel, lr, mu):
     """Heavy-ball momentum (Polyak 1964): vel = mu vel - lr grad ; theta += vel."""
     a = like(theta, hyper(lr))
@@ -822,7 +828,7 @@ def momentum_update(theta, grad, vel, lr, mu):
         theta[i] += v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count:
     m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;

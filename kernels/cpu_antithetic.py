@@ -12,7 +12,7 @@ from numba import njit
 from .scalar import antithetic_bit, arm_coef, disarm_coef
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def antithetic_bernoulli(logits, u, stride, out):
     for r in range(out.shape[0]):
         tilde = (r // stride) % 2
@@ -20,7 +20,7 @@ def antithetic_bernoulli(logits, u, stride, out):
             out[r, j] = antithetic_bit(logits[r, j], u[r, j], tilde)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def arm_grad(u, L, rw, stride, ga):
     for r in range(ga.shape[0]):
         if (r // stride) % 2:
@@ -33,7 +33,7 @@ def arm_grad(u, L, rw, stride, ga):
             ga[r1, j] += rw[r1] * c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def disarm_grad(logits, b, L, rw, stride, ga):
     for r in range(ga.shape[0]):
         if (r // stride) % 2:
@@ -47,7 +47,7 @@ def disarm_grad(logits, b, L, rw, stride, ga):
                 ga[r1, j] += rw[r1] * c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def scale_rows(rw, factor):
     for r in range(rw.shape[0]):
         rw[r] *= factor

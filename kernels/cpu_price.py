@@ -42,6 +42,46 @@ def _phi12(kind, x):
 
 
 @njit(cache=True)
+def _activation_d1d2(kind, x, d1x, d2x):
+    """(d1, d2) of phi(x) from x's (d1x, d2x)."""
+    p1, p2 = _phi12(kind, x)
+    return p1 * d1x, p2 * d1x * d1x + p1 * d2x
+
+
+@njit(cache=True)
+def _mul_d1d2(a, b, d1a, d2a, d1b, d2b):
+    """(d1, d2) of a * b."""
+    return d1a * b + a * d1b, d2a * b + 2 * d1a * d1b + a * d2b
+
+
+@njit(cache=True)
+def _hess_bernoulli_nll_logits_term(a, t, d1, d2):
+    s = sigmoid(a)
+    return s * (1 - s) * d1 ** 2 + (s - t) * d2
+
+
+@njit(cache=True)
+def _hess_gaussian_nll_mean_term(y, other, sigma, d1, d2):
+    iv = 1.0 / (sigma * sigma)
+    return iv * d1 ** 2 + (y - other) * iv * d2
+
+
+@njit(cache=True)
+def _hess_gaussian_nll_scale_term(mu, sigma, t, d1, d2):
+    s = sigma
+    q = (t - mu) ** 2
+    c1 = 1.0 / s - q / (s * s * s)
+    c2 = -1.0 / (s * s) + 3.0 * q / (s * s * s * s)
+    return c2 * d1 ** 2 + c1 * d2
+
+
+@njit(cache=True)
+def _hess_normal_log_prob_value_term(x, loc, scale, d1, d2):
+    iv = 1.0 / (scale * scale)
+    return -iv * d1 ** 2 - (x - loc) * iv * d2
+
+
+@njit(cache=True)
 def seed_d(d1, d2):
     """z itself: d1 = 1, d2 = 0."""
     for r in range(d1.shape[0]):
@@ -54,10 +94,7 @@ def seed_d(d1, d2):
 def activation_d(kind, x, d1x, d2x, d1, d2):
     for r in range(x.shape[0]):
         for j in range(x.shape[1]):
-            p1, p2 = _phi12(kind, x[r, j])
-            a = d1x[r, j]
-            d1[r, j] = p1 * a
-            d2[r, j] = p2 * a * a + p1 * d2x[r, j]
+            d1[r, j], d2[r, j] = _activation_d1d2(kind, x[r, j], d1x[r, j], d2x[r, j])
 
 
 @njit(cache=True)
@@ -65,8 +102,7 @@ def mul_d(a, b, d1a, d2a, d1b, d2b, d1, d2):
     """Either factor may be independent of z (pass zero derivative arrays for it)."""
     for r in range(a.shape[0]):
         for j in range(a.shape[1]):
-            d1[r, j] = d1a[r, j] * b[r, j] + a[r, j] * d1b[r, j]
-            d2[r, j] = d2a[r, j] * b[r, j] + 2 * d1a[r, j] * d1b[r, j] + a[r, j] * d2b[r, j]
+            d1[r, j], d2[r, j] = _mul_d1d2(a[r, j], b[r, j], d1a[r, j], d2a[r, j], d1b[r, j], d2b[r, j])
 
 
 @njit(cache=True)
@@ -106,8 +142,7 @@ def hess_bernoulli_nll_logits(w, a, t, d1, d2, h):
     """c = softplus(a) - t a: c' = sigmoid(a) - t, c'' = sigmoid(a) sigmoid(-a)."""
     for r in range(h.shape[0]):
         for j in range(h.shape[1]):
-            s = sigmoid(a[r, j])
-            h[r, j] += w[r] * (s * (1 - s) * d1[r, j] ** 2 + (s - t[r, j]) * d2[r, j])
+            h[r, j] += w[r] * _hess_bernoulli_nll_logits_term(a[r, j], t[r, j], d1[r, j], d2[r, j])
 
 
 @njit(cache=True)
@@ -115,8 +150,7 @@ def hess_gaussian_nll_mean(w, y, other, sigma, d1, d2, h):
     """c = (y - other)^2 / (2 sigma^2) in y (the loc or the target): c' = (y - other)/sigma^2, c'' = 1/sigma^2."""
     for r in range(h.shape[0]):
         for j in range(h.shape[1]):
-            iv = 1.0 / (sigma[r, j] * sigma[r, j])
-            h[r, j] += w[r] * (iv * d1[r, j] ** 2 + (y[r, j] - other[r, j]) * iv * d2[r, j])
+            h[r, j] += w[r] * _hess_gaussian_nll_mean_term(y[r, j], other[r, j], sigma[r, j], d1[r, j], d2[r, j])
 
 
 @njit(cache=True)
@@ -124,11 +158,7 @@ def hess_gaussian_nll_scale(w, mu, sigma, t, d1, d2, h):
     """c = log sigma + (t - mu)^2 / (2 sigma^2) in sigma: c' = 1/s - q/s^3, c'' = -1/s^2 + 3 q/s^4, q = (t - mu)^2."""
     for r in range(h.shape[0]):
         for j in range(h.shape[1]):
-            s = sigma[r, j]
-            q = (t[r, j] - mu[r, j]) ** 2
-            c1 = 1.0 / s - q / (s * s * s)
-            c2 = -1.0 / (s * s) + 3.0 * q / (s * s * s * s)
-            h[r, j] += w[r] * (c2 * d1[r, j] ** 2 + c1 * d2[r, j])
+            h[r, j] += w[r] * _hess_gaussian_nll_scale_term(mu[r, j], sigma[r, j], t[r, j], d1[r, j], d2[r, j])
 
 
 @njit(cache=True)
@@ -136,8 +166,7 @@ def hess_normal_log_prob_value(w, x, loc, scale, d1, d2, h):
     """c = log N(x | loc, scale) in x: c' = -(x - loc)/scale^2, c'' = -1/scale^2."""
     for r in range(h.shape[0]):
         for j in range(h.shape[1]):
-            iv = 1.0 / (scale[r, j] * scale[r, j])
-            h[r, j] += w[r] * (-iv * d1[r, j] ** 2 - (x[r, j] - loc[r, j]) * iv * d2[r, j])
+            h[r, j] += w[r] * _hess_normal_log_prob_value_term(x[r, j], loc[r, j], scale[r, j], d1[r, j], d2[r, j])
 
 
 @njit(cache=True)

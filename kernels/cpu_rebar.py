@@ -31,24 +31,37 @@ SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without round
 
 
 @njit(cache=True)
+def _rebar_value(aj, uj, vj, c, lam, lam2):
+    """The value of one unit in configuration row c (see the module docstring)."""
+    z = aj + math.log(uj) - math.log1p(-uj)
+    b = 1.0 if z > 0 else 0.0
+    if c == 0:
+        return b
+    if c == 1:
+        return sigmoid(z / lam)
+    if c == 3:
+        return sigmoid(z / lam2)
+    zt, _ = _ztilde(aj, vj, b)
+    return sigmoid(zt / (lam if c == 2 else lam2))
+
+
+@njit(cache=True)
 def rebar_forward(a, u, v, stride, loglam, delta, out):
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
     for r in range(out.shape[0]):
         c = (r // stride) % CONFIGS
         for j in range(out.shape[1]):
-            aj = a[r, j]
-            z = aj + math.log(u[r, j]) - math.log1p(-u[r, j])
-            b = 1.0 if z > 0 else 0.0
-            if c == 0:
-                out[r, j] = b
-            elif c == 1:
-                out[r, j] = sigmoid(z / lam)
-            elif c == 3:
-                out[r, j] = sigmoid(z / lam2)
-            else:
-                zt, _ = _ztilde(aj, v[r, j], b)
-                out[r, j] = sigmoid(zt / (lam if c == 2 else lam2))
+            out[r, j] = _rebar_value(a[r, j], u[r, j], v[r, j], c, lam, lam2)
+
+
+@njit(cache=True)
+def _rebar_weight_row(r, stride, e, rw, cw):
+    c = (r // stride) % CONFIGS
+    if c != 0:
+        f = e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
+        cw[r] *= f
+        rw[r] = 0.0
 
 
 @njit(cache=True)
@@ -56,12 +69,47 @@ def rebar_weights(stride, eta, rw, cw):
     """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
     e = eta[0]
     for r in range(rw.shape[0]):
-        c = (r // stride) % CONFIGS
-        if c == 0:
-            continue
-        f = e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
-        cw[r] *= f
-        rw[r] = 0.0
+        _rebar_weight_row(r, stride, e, rw, cw)
+
+
+@njit(cache=True)
+def _rebar_row(r0, a, u, v, L, rw, gs, stride, e, lam, lam2, delta, ga, train):
+    """One drawn row r0 (digit 0) of rebar_bwd: accumulates into ga's rows r0, r0 + stride,
+    r0 + 2 stride and returns this row's (d/deta, d/dlog lam) variance-gradient terms."""
+    base = rw[r0]
+    if base == 0.0:
+        return 0.0, 0.0
+    D = a.shape[1]
+    r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
+    n1 = 0.0
+    n2 = 0.0
+    dot = 0.0
+    for j in range(D):
+        aj = a[r0, j]
+        z = aj + math.log(u[r0, j]) - math.log1p(-u[r0, j])
+        b = 1.0 if z > 0 else 0.0
+        zt, dzt = _ztilde(aj, v[r0, j], b)
+        s = b - sigmoid(aj)
+        y1 = sigmoid(z / lam)
+        y2 = sigmoid(zt / lam)
+        c1 = gs[r1, j] * y1 * (1.0 - y1) / lam
+        c2 = gs[r2, j] * y2 * (1.0 - y2) / lam * dzt
+        sc = base * (L[r0] - e * L[r2]) * s
+        ga[r0, j] += sc
+        ga[r1, j] += c1
+        ga[r2, j] += c2
+        if train:
+            g = (L[r0] - e * L[r2]) * s + (c1 + c2) / base
+            n1 += g * g
+            if e != 0.0:
+                dot += g * (-L[r2] * s + (c1 + c2) / (base * e))
+            y3 = sigmoid(z / lam2)
+            y4 = sigmoid(zt / lam2)
+            c3 = gs[r3, j] * y3 * (1.0 - y3) / lam2
+            c4 = gs[r4, j] * y4 * (1.0 - y4) / lam2 * dzt
+            g2 = (L[r0] - e * L[r4]) * s + (c3 + c4) / (base * SEED_EPS)
+            n2 += g2 * g2
+    return 2.0 * base * dot, base * (n2 - n1) / delta
 
 
 @njit(cache=True)
@@ -71,46 +119,15 @@ def rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, tr
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
-    R, D = a.shape
+    R = a.shape[0]
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
         if (r0 // stride) % CONFIGS != 0:
             continue
-        base = rw[r0]
-        if base == 0.0:
-            continue
-        r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
-        n1 = 0.0
-        n2 = 0.0
-        dot = 0.0
-        for j in range(D):
-            aj = a[r0, j]
-            z = aj + math.log(u[r0, j]) - math.log1p(-u[r0, j])
-            b = 1.0 if z > 0 else 0.0
-            zt, dzt = _ztilde(aj, v[r0, j], b)
-            s = b - sigmoid(aj)
-            y1 = sigmoid(z / lam)
-            y2 = sigmoid(zt / lam)
-            c1 = gs[r1, j] * y1 * (1.0 - y1) / lam
-            c2 = gs[r2, j] * y2 * (1.0 - y2) / lam * dzt
-            sc = base * (L[r0] - e * L[r2]) * s
-            ga[r0, j] += sc
-            ga[r1, j] += c1
-            ga[r2, j] += c2
-            if train:
-                g = (L[r0] - e * L[r2]) * s + (c1 + c2) / base
-                n1 += g * g
-                if e != 0.0:
-                    dot += g * (-L[r2] * s + (c1 + c2) / (base * e))
-                y3 = sigmoid(z / lam2)
-                y4 = sigmoid(zt / lam2)
-                c3 = gs[r3, j] * y3 * (1.0 - y3) / lam2
-                c4 = gs[r4, j] * y4 * (1.0 - y4) / lam2 * dzt
-                g2 = (L[r0] - e * L[r4]) * s + (c3 + c4) / (base * SEED_EPS)
-                n2 += g2 * g2
-        ge += 2.0 * base * dot
-        gl += base * (n2 - n1) / delta
+        de, dl = _rebar_row(r0, a, u, v, L, rw, gs, stride, e, lam, lam2, delta, ga, train)
+        ge += de
+        gl += dl
     if train:
         geta[0] += ge
         glam[0] += gl
@@ -130,6 +147,18 @@ def _logistic(noise, uniform):
 
 
 @njit(cache=True)
+def _relaxed_bernoulli(a, noise, uniform, lam):
+    """sigmoid((a + L) / lam), L the logistic noise (from a uniform if `uniform`)."""
+    return sigmoid((a + _logistic(noise, uniform)) / lam)
+
+
+@njit(cache=True)
+def _relaxed_bernoulli_vjp(y, g, lam):
+    """d/da of y = sigmoid((a + L) / lam) applied to cotangent g."""
+    return g * y * (1.0 - y) / lam
+
+
+@njit(cache=True)
 def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
     """In flagged rows: out = sigmoid((a + L) / lam), L the node's logistic noise (from a uniform
     if `uniform`)."""
@@ -137,7 +166,7 @@ def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
     for r in range(out.shape[0]):
         if flag[r] != 0:
             for j in range(out.shape[1]):
-                out[r, j] = sigmoid((a[r, j] + _logistic(noise[r, j], uniform)) / lam)
+                out[r, j] = _relaxed_bernoulli(a[r, j], noise[r, j], uniform, lam)
 
 
 @njit(cache=True)
@@ -148,9 +177,34 @@ def relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
     for r in range(out.shape[0]):
         if flag[r] != 0:
             for j in range(out.shape[1]):
-                y = out[r, j]
-                ga[r, j] += g[r, j] * y * (1.0 - y) / lam
+                ga[r, j] += _relaxed_bernoulli_vjp(out[r, j], g[r, j], lam)
                 g[r, j] = 0.0
+
+
+@njit(cache=True)
+def _relaxed_categorical_group(a, gumbel, r, g0, K, lam, out):
+    """out[r, g0:g0+K] = softmax((a + g) / lam) over one group."""
+    m = -math.inf
+    for k in range(K):
+        m = max(m, (a[r, g0 + k] + gumbel[r, g0 + k]) / lam)
+    tot = 0.0
+    for k in range(K):
+        e = math.exp((a[r, g0 + k] + gumbel[r, g0 + k]) / lam - m)
+        out[r, g0 + k] = e
+        tot += e
+    for k in range(K):
+        out[r, g0 + k] /= tot
+
+
+@njit(cache=True)
+def _relaxed_categorical_group_bwd(out, r, g0, K, lam, g, ga):
+    """ga[r, group] += softmax VJP of g / lam; g[r, group] = 0."""
+    dot = 0.0
+    for k in range(K):
+        dot += g[r, g0 + k] * out[r, g0 + k]
+    for k in range(K):
+        ga[r, g0 + k] += out[r, g0 + k] * (g[r, g0 + k] - dot) / lam
+        g[r, g0 + k] = 0.0
 
 
 @njit(cache=True)
@@ -160,16 +214,7 @@ def relax_rows_categorical(flag, a, gumbel, K, loglam, out):
     for r in range(out.shape[0]):
         if flag[r] != 0:
             for g0 in range(0, out.shape[1], K):
-                m = -math.inf
-                for k in range(K):
-                    m = max(m, (a[r, g0 + k] + gumbel[r, g0 + k]) / lam)
-                tot = 0.0
-                for k in range(K):
-                    e = math.exp((a[r, g0 + k] + gumbel[r, g0 + k]) / lam - m)
-                    out[r, g0 + k] = e
-                    tot += e
-                for k in range(K):
-                    out[r, g0 + k] /= tot
+                _relaxed_categorical_group(a, gumbel, r, g0, K, lam, out)
 
 
 @njit(cache=True)
@@ -178,12 +223,17 @@ def relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
     for r in range(out.shape[0]):
         if flag[r] != 0:
             for g0 in range(0, out.shape[1], K):
-                dot = 0.0
-                for k in range(K):
-                    dot += g[r, g0 + k] * out[r, g0 + k]
-                for k in range(K):
-                    ga[r, g0 + k] += out[r, g0 + k] * (g[r, g0 + k] - dot) / lam
-                    g[r, g0 + k] = 0.0
+                _relaxed_categorical_group_bwd(out, r, g0, K, lam, g, ga)
+
+
+@njit(cache=True)
+def _reparam_normal_bwd(r, j, eps, g, gloc, gscale):
+    """One element: gloc += g, gscale += g * eps (each skipped when passed empty), g = 0."""
+    if gloc.shape[0] != 0:
+        gloc[r, j] += g[r, j]
+    if gscale.shape[0] != 0:
+        gscale[r, j] += g[r, j] * eps[r, j]
+    g[r, j] = 0.0
 
 
 @njit(cache=True)
@@ -192,11 +242,7 @@ def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
     for r in range(g.shape[0]):
         if flag[r] != 0:
             for j in range(g.shape[1]):
-                if gloc.shape[0] != 0:
-                    gloc[r, j] += g[r, j]
-                if gscale.shape[0] != 0:
-                    gscale[r, j] += g[r, j] * eps[r, j]
-                g[r, j] = 0.0
+                _reparam_normal_bwd(r, j, eps, g, gloc, gscale)
 
 
 @njit(cache=True)
@@ -244,6 +290,20 @@ def _group_noise(a, u, v, z, zt, th, cc, b):
 
 
 @njit(cache=True)
+def _rebar_categorical_forward_row(r, a, u, v, c, K, lam, lam2, out, z, zt, th, cc, b):
+    """Row r (configuration c) of rebar_categorical_forward; work arrays hold >= K entries."""
+    for g0 in range(0, out.shape[1], K):
+        _group_noise(a[r, g0: g0 + K], u[r, g0: g0 + K], v[r, g0: g0 + K], z[:K], zt[:K], th[:K], cc[:K], b[:K])
+        if c == 0:
+            for i in range(K):
+                out[r, g0 + i] = b[i]
+        elif c == 1 or c == 3:
+            _softmax_group(z[:K], lam if c <= 2 else lam2, out[r, g0: g0 + K])
+        else:
+            _softmax_group(zt[:K], lam if c <= 2 else lam2, out[r, g0: g0 + K])
+
+
+@njit(cache=True)
 def rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
     """Rows c = 0..4 as for Bernoulli units: one-hot b, softmax(z / lam), softmax(z~ / lam), and
     the same at lam' (z = a + Gumbel noise, z~ the conditional Gumbel given b)."""
@@ -251,14 +311,54 @@ def rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
     lam2 = lam * math.exp(delta)
     z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     for r in range(out.shape[0]):
-        c = (r // stride) % CONFIGS
-        for g0 in range(0, out.shape[1], K):
-            _group_noise(a[r, g0: g0 + K], u[r, g0: g0 + K], v[r, g0: g0 + K], z, zt, th, cc, b)
-            if c == 0:
-                out[r, g0: g0 + K] = b
-            else:
-                src = z if c in (1, 3) else zt
-                _softmax_group(src, lam if c <= 2 else lam2, out[r, g0: g0 + K])
+        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % CONFIGS, K, lam, lam2, out, z, zt, th, cc, b)
+
+
+@njit(cache=True)
+def _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
+                           wz, wzt, wth, wcc, wb, wy, wgz, wc1, wc2, wc3, wc4):
+    """One drawn row r0 of rebar_categorical_bwd (work arrays hold >= K entries; the first K
+    are used): accumulates into ga and returns the row's (d/deta, d/dlog lam) terms."""
+    base = rw[r0]
+    if base == 0.0:
+        return 0.0, 0.0
+    D = a.shape[1]
+    r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
+    z, zt, th, cc, b, y, gz = wz[:K], wzt[:K], wth[:K], wcc[:K], wb[:K], wy[:K], wgz[:K]
+    c1, c2, c3, c4 = wc1[:K], wc2[:K], wc3[:K], wc4[:K]
+    n1 = 0.0
+    n2 = 0.0
+    dot = 0.0
+    for g0 in range(0, D, K):
+        _group_noise(a[r0, g0: g0 + K], u[r0, g0: g0 + K], v[r0, g0: g0 + K], z, zt, th, cc, b)
+        _softmax_group(z, lam, y)
+        _softmax_vjp(y, gs[r1, g0: g0 + K], lam, c1)
+        _softmax_group(zt, lam, y)
+        _softmax_vjp(y, gs[r2, g0: g0 + K], lam, gz)
+        for i in range(K):
+            c2[i] = 0.0
+        jac_t_vec(th, cc, gz, c2)
+        if train:
+            _softmax_group(z, lam2, y)
+            _softmax_vjp(y, gs[r3, g0: g0 + K], lam2, c3)
+            _softmax_group(zt, lam2, y)
+            _softmax_vjp(y, gs[r4, g0: g0 + K], lam2, gz)
+            for i in range(K):
+                c4[i] = 0.0
+            jac_t_vec(th, cc, gz, c4)
+        for i in range(K):
+            s = b[i] - th[i]
+            ga[r0, g0 + i] += base * (L[r0] - e * L[r2]) * s
+            ga[r1, g0 + i] += c1[i]
+            ga[r2, g0 + i] += c2[i]
+            if train:
+                g = (L[r0] - e * L[r2]) * s + (c1[i] + c2[i]) / base
+                n1 += g * g
+                if e != 0.0:
+                    dot += g * (-L[r2] * s + (c1[i] + c2[i]) / (base * e))
+                g2 = (L[r0] - e * L[r4]) * s + (c3[i] + c4[i]) / (base * SEED_EPS)
+                n2 += g2 * g2
+    return 2.0 * base * dot, base * (n2 - n1) / delta
 
 
 @njit(cache=True)
@@ -268,7 +368,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga,
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
-    R, D = a.shape
+    R = a.shape[0]
     z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     y, gz = np.empty(K), np.empty(K)
     c1, c2, c3, c4 = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
@@ -277,42 +377,10 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga,
     for r0 in range(R):
         if (r0 // stride) % CONFIGS != 0:
             continue
-        base = rw[r0]
-        if base == 0.0:
-            continue
-        r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
-        n1 = 0.0
-        n2 = 0.0
-        dot = 0.0
-        for g0 in range(0, D, K):
-            _group_noise(a[r0, g0: g0 + K], u[r0, g0: g0 + K], v[r0, g0: g0 + K], z, zt, th, cc, b)
-            _softmax_group(z, lam, y)
-            _softmax_vjp(y, gs[r1, g0: g0 + K], lam, c1)
-            _softmax_group(zt, lam, y)
-            _softmax_vjp(y, gs[r2, g0: g0 + K], lam, gz)
-            c2[:] = 0.0
-            jac_t_vec(th, cc, gz, c2)
-            if train:
-                _softmax_group(z, lam2, y)
-                _softmax_vjp(y, gs[r3, g0: g0 + K], lam2, c3)
-                _softmax_group(zt, lam2, y)
-                _softmax_vjp(y, gs[r4, g0: g0 + K], lam2, gz)
-                c4[:] = 0.0
-                jac_t_vec(th, cc, gz, c4)
-            for i in range(K):
-                s = b[i] - th[i]
-                ga[r0, g0 + i] += base * (L[r0] - e * L[r2]) * s
-                ga[r1, g0 + i] += c1[i]
-                ga[r2, g0 + i] += c2[i]
-                if train:
-                    g = (L[r0] - e * L[r2]) * s + (c1[i] + c2[i]) / base
-                    n1 += g * g
-                    if e != 0.0:
-                        dot += g * (-L[r2] * s + (c1[i] + c2[i]) / (base * e))
-                    g2 = (L[r0] - e * L[r4]) * s + (c3[i] + c4[i]) / (base * SEED_EPS)
-                    n2 += g2 * g2
-        ge += 2.0 * base * dot
-        gl += base * (n2 - n1) / delta
+        de, dl = _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
+                                        z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
+        ge += de
+        gl += dl
     if train:
         geta[0] += ge
         glam[0] += gl

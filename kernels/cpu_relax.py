@@ -26,11 +26,17 @@ def relax_size(D, C, H):
 
 
 @njit(cache=True)
+def _relax_bit(a, u):
+    """b = 1[a + logit(u) > 0] = 1[u > sigmoid(-a)] for one unit."""
+    return 1 if u > sigmoid(-a) else 0
+
+
+@njit(cache=True)
 def relax_sample(a, u, out):
     """b = 1[a + logit(u) > 0] = 1[u > sigmoid(-a)]."""
     for r in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[r, j] = 1 if u[r, j] > sigmoid(-a[r, j]) else 0
+            out[r, j] = _relax_bit(a[r, j], u[r, j])
 
 
 @njit(cache=True)
@@ -103,12 +109,43 @@ def _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
 
 
 @njit(cache=True)
+def _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train, z, zt, dzt, gz, gzt, g, q, h, s, ht, st):
+    """One row of relax_bwd: ga[r] += rw[r] * g_a and, if train, gp += that row's variance
+    gradient. Work arrays z .. q hold >= D entries, h .. st >= H (only the first D / H are used)."""
+    D = a.shape[1]
+    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
+    for j in range(D):
+        aj = a[r, j]
+        uj = u[r, j]
+        vj = v[r, j]
+        z[j] = aj + math.log(uj) - math.log1p(-uj)
+        zt[j], dzt[j] = logistic_given_bernoulli(aj, vj, b[r, j])
+    _cv(z, ctx, r, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
+    w = rw[r]
+    gs = 0.0
+    for j in range(D):
+        sc = b[r, j] - sigmoid(a[r, j])
+        g[j] = (L[r] - ct) * sc + gz[j] - gzt[j] * dzt[j]
+        ga[r, j] += w * g[j]
+        gs += g[j] * sc
+    if train:
+        # d/dphi sum_r rw |g|^2 = 2 rw [ -(g . sc) dc(z~)/dphi + dD(z; g)/dphi - dD(z~; g * dz~/da)/dphi ]
+        _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
+        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
+        for j in range(D):
+            q[j] = g[j] * dzt[j]
+        _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
+
+
+@njit(cache=True)
 def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
     """Accumulate rw[r] * g_a into ga and, if train, the variance gradient into gphi.
 
     Work arrays are allocated once per call (small: O(H + D))."""
     R, D = a.shape
-    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
     z = np.empty(D)
     zt = np.empty(D)
     dzt = np.empty(D)
@@ -121,30 +158,7 @@ def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
     ht = np.empty(H)
     st = np.empty(H)
     for r in range(R):
-        for j in range(D):
-            aj = a[r, j]
-            uj = u[r, j]
-            vj = v[r, j]
-            z[j] = aj + math.log(uj) - math.log1p(-uj)
-            zt[j], dzt[j] = logistic_given_bernoulli(aj, vj, b[r, j])
-        _cv(z, ctx, r, phi, D, C, H, h, s)
-        _cv_grad_z(phi, D, H, s, gz)
-        ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
-        _cv_grad_z(phi, D, H, st, gzt)
-        w = rw[r]
-        gs = 0.0
-        for j in range(D):
-            sc = b[r, j] - sigmoid(a[r, j])
-            g[j] = (L[r] - ct) * sc + gz[j] - gzt[j] * dzt[j]
-            ga[r, j] += w * g[j]
-            gs += g[j] * sc
-        if train:
-            # d/dphi sum_r rw |g|^2 = 2 rw [ -(g . sc) dc(z~)/dphi + dD(z; g)/dphi - dD(z~; g * dz~/da)/dphi ]
-            _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gphi)
-            _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gphi)
-            for j in range(D):
-                q[j] = g[j] * dzt[j]
-            _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gphi)
+        _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
 
 
 @njit(cache=True)
@@ -156,19 +170,64 @@ def copy_cols(src, dst, offset):
 
 
 @njit(cache=True)
+def _relax_categorical_group(a, u, r, g0, K, out):
+    """One group: out[r, g0:g0+K] = one-hot argmax_k (a_k + g_k), g = -log(-log u) Gumbel."""
+    best = 0
+    bv = -math.inf
+    for k in range(K):
+        zk = a[r, g0 + k] - math.log(-math.log(u[r, g0 + k]))
+        if zk > bv:
+            bv = zk
+            best = k
+    for k in range(K):
+        out[r, g0 + k] = 1.0 if k == best else 0.0
+
+
+@njit(cache=True)
 def relax_categorical_sample(a, u, K, out):
     """One-hot argmax_k (a_k + g_k) per group of K, g = -log(-log u) Gumbel."""
     for r in range(out.shape[0]):
         for g0 in range(0, out.shape[1], K):
-            best = 0
-            bv = -math.inf
-            for k in range(K):
-                zk = a[r, g0 + k] - math.log(-math.log(u[r, g0 + k]))
-                if zk > bv:
-                    bv = zk
-                    best = k
-            for k in range(K):
-                out[r, g0 + k] = 1.0 if k == best else 0.0
+            _relax_categorical_group(a, u, r, g0, K, out)
+
+
+@njit(cache=True)
+def _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train,
+                          z, zt, th, cc, gz, gzt, sc, g, q, h, s, ht, st):
+    """One row of relax_categorical_bwd (as relax_row; work arrays z .. q >= D, h .. st >= H)."""
+    D = a.shape[1]
+    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
+    for j in range(D):
+        z[j] = a[r, j] - math.log(-math.log(u[r, j]))
+    for g0 in range(0, D, K):
+        k = 0
+        for i in range(K):
+            if b[r, g0 + i] > 0.5:
+                k = i
+        gumbel_given_argmax_jac(a[r, g0: g0 + K], v[r, g0: g0 + K], k, zt[g0: g0 + K], th[g0: g0 + K],
+                                cc[g0: g0 + K])
+    _cv(z, ctx, r, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
+    for j in range(D):
+        sc[j] = b[r, j] - th[j]
+        g[j] = (L[r] - ct) * sc[j] + gz[j]
+    for g0 in range(0, D, K):
+        for i in range(K):
+            q[g0 + i] = -gzt[g0 + i]
+        jac_t_vec(th[g0: g0 + K], cc[g0: g0 + K], q[g0: g0 + K], g[g0: g0 + K])
+    w = rw[r]
+    gs = 0.0
+    for j in range(D):
+        ga[r, j] += w * g[j]
+        gs += g[j] * sc[j]
+    if train:
+        _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
+        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
+        for g0 in range(0, D, K):
+            jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
+        _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
 
 
 @njit(cache=True)
@@ -177,7 +236,6 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
     conditional Gumbel z~ of kernels/conditional.py, whose Jacobian is not diagonal):
       g_a = (f(b) - c(z~)) (b - softmax(a)) + dc(z)/dz - J^T dc(z~)/dz~,   J = dz~/da."""
     R, D = a.shape
-    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
     z = np.empty(D)
     zt = np.empty(D)
     th = np.empty(D)
@@ -192,34 +250,5 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
     ht = np.empty(H)
     st = np.empty(H)
     for r in range(R):
-        for j in range(D):
-            z[j] = a[r, j] - math.log(-math.log(u[r, j]))
-        for g0 in range(0, D, K):
-            k = 0
-            for i in range(K):
-                if b[r, g0 + i] > 0.5:
-                    k = i
-            gumbel_given_argmax_jac(a[r, g0: g0 + K], v[r, g0: g0 + K], k, zt[g0: g0 + K], th[g0: g0 + K],
-                                    cc[g0: g0 + K])
-        _cv(z, ctx, r, phi, D, C, H, h, s)
-        _cv_grad_z(phi, D, H, s, gz)
-        ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
-        _cv_grad_z(phi, D, H, st, gzt)
-        for j in range(D):
-            sc[j] = b[r, j] - th[j]
-            g[j] = (L[r] - ct) * sc[j] + gz[j]
-        for g0 in range(0, D, K):
-            for i in range(K):
-                q[g0 + i] = -gzt[g0 + i]
-            jac_t_vec(th[g0: g0 + K], cc[g0: g0 + K], q[g0: g0 + K], g[g0: g0 + K])
-        w = rw[r]
-        gs = 0.0
-        for j in range(D):
-            ga[r, j] += w * g[j]
-            gs += g[j] * sc[j]
-        if train:
-            _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gphi)
-            _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gphi)
-            for g0 in range(0, D, K):
-                jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
-            _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gphi)
+        _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train,
+                              z, zt, th, cc, gz, gzt, sc, g, q, h, s, ht, st)

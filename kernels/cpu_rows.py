@@ -13,7 +13,7 @@ from numba import njit
 from .scalar import baseline_residual_value, loo_value, moving_average, scale_shift, score_signal
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def repeat_rows(x, reps, out):
     """out[r] = x[r // reps]: each data row repeated for its samples and configurations."""
     for r in range(out.shape[0]):
@@ -22,7 +22,7 @@ def repeat_rows(x, reps, out):
             out[r, j] = x[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def expand_rows(a, S):
     """In place: a[r] = a[r // S] for every row, from the last row down (rows r // S are
     written before they are overwritten), so the first R / S rows spread to all R."""
@@ -33,13 +33,13 @@ def expand_rows(a, S):
                 a[r, j] = a[src, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def fill(out, value):
     for r in range(out.shape[0]):
         out[r] = value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def weighted_total(rw, cost, acc):
     """acc[r] += cost[r]; returns sum_r rw[r] * cost[r] (float64 accumulation)."""
     s = 0.0
@@ -49,13 +49,13 @@ def weighted_total(rw, cost, acc):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def add_rows(a, acc):
     for r in range(a.shape[0]):
         acc[r] += a[r]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def enum_bernoulli(stride, out):
     """Bernoulli units set from the enumeration digit c_s = (r // stride) % 2^D: bit j -> unit j."""
     d = out.shape[1]
@@ -66,7 +66,7 @@ def enum_bernoulli(stride, out):
             out[r, j] = (c >> j) & 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def enum_categorical(stride, K, out):
     """One-hot groups set from the enumeration digit c_s = (r // stride) % K^G: base-K digit g -> group g."""
     groups = out.shape[1] // K
@@ -80,21 +80,21 @@ def enum_categorical(stride, K, out):
                 out[r, g * K + q] = 1 if q == k else 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def mul_exp(lp, rw):
     """rw[r] *= exp(lp[r]): multiply a row weight by the probability of the row's configuration."""
     for r in range(rw.shape[0]):
         rw[r] *= math.exp(lp[r])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def score_weights(rw, L, b, out):
     """out[r] = rw[r] * (L[r] - b[r]): the score-function learning signal per row."""
     for r in range(out.shape[0]):
         out[r] = score_signal(rw[r], L[r], b[r])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def loo_baseline(L, K, S, b):
     """Leave-one-out baseline over the K samples of each data row (and configuration):
     b[r] = (sum_k' L[r'] - L[r]) / (K - 1) (Kool et al. 2019; Mnih & Rezende 2016)."""
@@ -109,7 +109,7 @@ def loo_baseline(L, K, S, b):
                 b[r] = loo_value(tot, L[r], K)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def moving_average_baseline(L, rw, state, slot, decay, b, update):
     """b[r] = the running mean held in state[slot] (from earlier steps, so the estimate stays
     unbiased); then, if update, state[slot] <- decay * state[slot] + (1 - decay) * mean_rw(L)."""
@@ -125,7 +125,7 @@ def moving_average_baseline(L, rw, state, slot, decay, b, update):
         state[slot + 1] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def linear_baseline_fwd(x, w, offset, b):
     """b[r] += x[r, :] . w[offset: offset + x.shape[1]] (a learned input-dependent baseline, NVIL)."""
     for r in range(x.shape[0]):
@@ -135,7 +135,7 @@ def linear_baseline_fwd(x, w, offset, b):
         b[r] += s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def linear_baseline_bwd(x, coef, offset, gw):
     """gw[offset + j] += sum_r coef[r] * x[r, j]."""
     for r in range(x.shape[0]):
@@ -144,14 +144,14 @@ def linear_baseline_bwd(x, coef, offset, gw):
             gw[offset + j] += c * x[r, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def baseline_residual(rw, L, b, out):
     """out[r] = -2 rw[r] (L[r] - b[r]): d/db of the baseline's loss sum_r rw (L - b)^2."""
     for r in range(out.shape[0]):
         out[r] = baseline_residual_value(rw[r], L[r], b[r])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def add_sum_to(a, out, index):
     """out[index] += sum_r a[r]."""
     s = 0.0
@@ -160,7 +160,7 @@ def add_sum_to(a, out, index):
     out[index] += s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def scale_shift_fwd(x, scale, shift, out):
     """out = scale * x + shift (constants from the model's arithmetic)."""
     for r in range(x.shape[0]):
@@ -168,14 +168,14 @@ def scale_shift_fwd(x, scale, shift, out):
             out[r, j] = scale_shift(x[r, j], scale, shift)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def scale_shift_bwd(scale, gout, gx):
     for r in range(gout.shape[0]):
         for j in range(gout.shape[1]):
             gx[r, j] += scale * gout[r, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def add_scaled_rows(s, grow, g):
     """g[r, :] += grow[r] * s[r, :] (chains a black box's per-row gradient)."""
     for r in range(s.shape[0]):
@@ -183,20 +183,20 @@ def add_scaled_rows(s, grow, g):
             g[r, j] += grow[r] * s[r, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def zero2(a):
     for r in range(a.shape[0]):
         for j in range(a.shape[1]):
             a[r, j] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def zero1(a):
     for r in range(a.shape[0]):
         a[r] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def all_positive(a):
     """True when every entry is > 0 (NaN counts as not positive)."""
     for r in range(a.shape[0]):
@@ -206,7 +206,7 @@ def all_positive(a):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def all_finite(a):
     for v in a.ravel():
         if not np.isfinite(v):

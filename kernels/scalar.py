@@ -23,6 +23,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .rng import log1p_f32, log_f32
+
 _LOG_NDTR_TAIL = -10.0  # below this, log Phi(x) uses the asymptotic series (see log_ndtr)
 _TAIL_TERMS = 20  # series terms: truncation < 1e-16 relative at x = -10
 
@@ -63,6 +65,99 @@ def _like_overload(x, c):
     return lambda x, c: np.float64(c)
 
 
+# ---------------------------------------------------------------------------- exp / log
+# float32 math without libm calls: pip's llvmlite has no vector math library, so a libm expf /
+# log1pf costs several ns per element and stops loops from vectorising; these branch-free
+# polynomials keep float32 elementwise kernels arithmetic-bound. float64 keeps libm.
+_E_LOG2E = np.float32(1.4426950408889634)
+_E_LN2_HI = np.float32(0.693359375)
+_E_LN2_LO = np.float32(-2.12194440e-4)
+_E_LO = np.float32(-87.0)        # exp(-87) ~ 1.6e-38: still a normal float32
+_E_HI = np.float32(88.0)
+_E_P = (np.float32(1.0 / 2), np.float32(1.0 / 6), np.float32(1.0 / 24), np.float32(1.0 / 120),
+        np.float32(1.0 / 720), np.float32(1.0 / 5040))
+
+
+@njit(cache=True, error_model="numpy")
+def exp_f32(x):
+    """float32 exp(x) (max error about 2 ulp) for x in [-87, 88]; clamped outside (no inf, no
+    denormals). x = n ln 2 + r with |r| <= ln 2 / 2 (Cody-Waite), exp(r) by its Taylor series
+    to r^7 (truncation < 1.5e-8 relative), 2^n from the exponent bits."""
+    x = min(max(np.float32(x), _E_LO), _E_HI)
+    n = np.float32(np.int32(x * _E_LOG2E + (np.float32(0.5) if x >= 0 else np.float32(-0.5))))
+    r = (x - n * _E_LN2_HI) - n * _E_LN2_LO
+    p = np.float32(1.0) + r * (np.float32(1.0) + r * (_E_P[0] + r * (_E_P[1] + r * (_E_P[2] + r * (
+        _E_P[3] + r * (_E_P[4] + r * _E_P[5]))))))
+    two_n = np.int32((np.int32(n) + np.int32(127)) << np.int32(23)).view(np.float32)
+    return p * two_n
+
+
+def fexp(x):
+    """exp in the precision of x: the float32 polynomial for float32, libm for float64."""
+    if isinstance(x, np.float32):
+        return np.float32(math.exp(min(max(float(x), -87.0), 88.0)))
+    return math.exp(x)
+
+
+def flog1p(x):
+    """log1p in the precision of x (float32: without libm)."""
+    if isinstance(x, np.float32):
+        return np.float32(math.log1p(float(x)))
+    return math.log1p(x)
+
+
+def flog1p_unit(e):
+    """log(1 + e) for e in [0, 1] in the precision of e (float32: without libm, branch-free)."""
+    if isinstance(e, np.float32):
+        return np.float32(math.log1p(float(e)))
+    return math.log1p(e)
+
+
+def flog(x):
+    """log in the precision of x (float32: without libm)."""
+    if isinstance(x, np.float32):
+        return np.float32(math.log(float(x)))
+    return math.log(x)
+
+
+@overload(fexp)
+def _fexp_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: exp_f32(x)
+    return lambda x: math.exp(x)
+
+
+@overload(flog1p)
+def _flog1p_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: log1p_f32(x)
+    return lambda x: math.log1p(x)
+
+
+@njit(cache=True, error_model="numpy")
+def log1p_unit_f32(e):
+    """float32 log(1 + e), e >= 0, branch-free: with w = fl(1 + e), log1p(e) = log(w) e / (w - 1)
+    (Goldberg 1991, Theorem 4), and e itself when w == 1; a select, so loops vectorise."""
+    w = np.float32(1.0) + e
+    m = w - np.float32(1.0)
+    v = log_f32(w) * (e / m)
+    return v if m != np.float32(0.0) else e
+
+
+@overload(flog1p_unit)
+def _flog1p_unit_overload(e):
+    if isinstance(e, types.Float) and e.bitwidth == 32:
+        return lambda e: log1p_unit_f32(e)
+    return lambda e: math.log1p(e)
+
+
+@overload(flog)
+def _flog_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: log_f32(x)
+    return lambda x: math.log(x)
+
+
 # ---------------------------------------------------------------------------- logistic
 
 
@@ -70,38 +165,33 @@ def _like_overload(x, c):
 def logistic_parts(x):
     """(e, l) with e = exp(-|x|) and l = log1p(e): the one exp every logistic function needs.
 
-    sigmoid, log_sigmoid and softplus are all cheap rational/log expressions of these two.
+    sigmoid, log_sigmoid and softplus are all cheap rational/log expressions of these two,
+    written without branches (min / max / select) so that loops over them vectorise.
     """
-    e = math.exp(-abs(x))
-    return e, math.log1p(e)
+    e = fexp(-abs(x))
+    return e, flog1p_unit(e)
 
 
 @njit(cache=True, error_model="numpy")
 def sigmoid(x):
     """sigma(x) = 1 / (1 + exp(-x)), evaluated with exp(-|x|) so it never overflows."""
-    e = math.exp(-abs(x))
+    e = fexp(-abs(x))
     one = like(x, 1.0)
-    if x >= 0:
-        return one / (one + e)
-    return e / (one + e)
+    return (one if x >= 0 else e) / (one + e)
 
 
 @njit(cache=True, error_model="numpy")
 def log_sigmoid(x):
     """log sigma(x) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)); exact for |x| -> inf."""
     e, l = logistic_parts(x)
-    if x >= 0:
-        return -l
-    return x - l
+    return min(x, like(x, 0.0)) - l
 
 
 @njit(cache=True, error_model="numpy")
 def softplus(x):
     """softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))."""
     e, l = logistic_parts(x)
-    if x > 0:
-        return x + l
-    return l
+    return max(x, like(x, 0.0)) + l
 
 
 @njit(cache=True, error_model="numpy")
@@ -113,9 +203,8 @@ def sigmoid_log_sigmoids(x):
     """
     e, l = logistic_parts(x)
     one = like(x, 1.0)
-    if x >= 0:
-        return one / (one + e), -l, -x - l
-    return e / (one + e), x - l, -l
+    zero = like(x, 0.0)
+    return (one if x >= 0 else e) / (one + e), min(x, zero) - l, min(-x, zero) - l
 
 
 @njit(cache=True, error_model="numpy")
@@ -124,7 +213,7 @@ def sigmoid_grad(x):
 
     This is the logistic-noise density, the straight-through derivative of seed 000.
     """
-    e = math.exp(-abs(x))
+    e = fexp(-abs(x))
     d = like(x, 1.0) + e
     return e / (d * d)
 
@@ -132,7 +221,7 @@ def sigmoid_grad(x):
 @njit(cache=True, error_model="numpy")
 def logit(p):
     """logit(p) = log p - log(1 - p), the inverse of sigmoid (+-inf at p = 1, 0)."""
-    return math.log(p) - math.log1p(-p)
+    return flog(p) - flog1p(-p)
 
 
 # ---------------------------------------------------------------------------- sqrt1p
@@ -156,7 +245,7 @@ def sqrt1p_grad(z):
 @njit(cache=True, error_model="numpy")
 def norm_pdf(x):
     """phi(x) = exp(-x^2 / 2) / sqrt(2 pi), the standard normal density."""
-    return math.exp(like(x, -0.5) * x * x) * like(x, 0.3989422804014327)
+    return fexp(like(x, -0.5) * x * x) * like(x, 0.3989422804014327)
 
 
 @njit(cache=True, error_model="numpy")
@@ -240,7 +329,7 @@ def relu(z):
 @njit(cache=True, error_model="numpy")
 def exp(z):
     """exp(z) (the positive-scale activation)."""
-    return math.exp(z)
+    return fexp(z)
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -320,7 +409,7 @@ def probit_log_odds(a):
 def gaussian_nll_term(t, mu, sigma):
     """-log N(t; mu, sigma^2) = log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) (seed 004)."""
     d = (t - mu) / sigma
-    return like(t, 0.9189385332046728) + math.log(sigma) + like(t, 0.5) * d * d
+    return like(t, 0.9189385332046728) + flog(sigma) + like(t, 0.5) * d * d
 
 
 @njit(cache=True, error_model="numpy")
@@ -335,7 +424,7 @@ def gaussian_nll_grad(t, mu, sigma):
 def gaussian_kl_std_term(mu, sigma):
     """KL(N(mu, sigma^2) || N(0, 1)) per unit: (sigma^2 + mu^2 - 1)/2 - log sigma
     (Kingma & Welling 2014, appendix B)."""
-    return like(mu, 0.5) * (sigma * sigma + mu * mu - like(mu, 1.0)) - math.log(sigma)
+    return like(mu, 0.5) * (sigma * sigma + mu * mu - like(mu, 1.0)) - flog(sigma)
 
 
 @njit(cache=True, error_model="numpy")
@@ -349,7 +438,7 @@ def gaussian_kl_term(mu1, s1, mu2, s2):
     """KL(N(mu1, s1^2) || N(mu2, s2^2)) per unit: log(s2/s1) + (s1^2 + (mu1-mu2)^2)/(2 s2^2) - 1/2."""
     half = like(mu1, 0.5)
     d = mu1 - mu2
-    return math.log(s2 / s1) + half * (s1 * s1 + d * d) / (s2 * s2) - half
+    return flog(s2 / s1) + half * (s1 * s1 + d * d) / (s2 * s2) - half
 
 
 @njit(cache=True, error_model="numpy")
@@ -492,8 +581,8 @@ def logsumexp_group(a, r, c0, K):
             m = v
     s = like(m, 0.0)
     for k in range(K):
-        s += math.exp(a[r, c0 + k] - m)
-    return m, math.log(s)
+        s += fexp(a[r, c0 + k] - m)
+    return m, flog(s)
 
 
 @njit(cache=True, error_model="numpy")
@@ -524,7 +613,7 @@ def categorical_icdf_group(logits, thr, r, c0, K, out):
     pick = -1
     last = 0
     for k in range(K):
-        p = math.exp((logits[r, c0 + k] - m) - ls)
+        p = fexp((logits[r, c0 + k] - m) - ls)
         out[r, c0 + k] = zero
         if p > 0:
             last = k
@@ -556,7 +645,7 @@ def categorical_log_prob_bwd_group(logits, x, r, c0, K, g, glogits, gx, do_a, do
     for k in range(K):
         c = c0 + k
         if do_a:
-            glogits[r, c] += g * (x[r, c] - math.exp((logits[r, c] - m) - ls) * sx)
+            glogits[r, c] += g * (x[r, c] - fexp((logits[r, c] - m) - ls) * sx)
         if do_x:
             gx[r, c] += g * ((logits[r, c] - m) - ls)
 
@@ -572,7 +661,7 @@ def gumbel_softmax_group(logits, gumbel, t, r, c0, K, out):
             m = v
     s = like(out[r, c0], 0.0)
     for k in range(K):
-        e = math.exp((logits[r, c0 + k] + gumbel[r, c0 + k]) / t - m)
+        e = fexp((logits[r, c0 + k] + gumbel[r, c0 + k]) / t - m)
         out[r, c0 + k] = e
         s += e
     for k in range(K):
@@ -607,7 +696,7 @@ def softmax_group(z, r, c0, K, out):
     """out = softmax(z) over the group (max-shifted: exp never overflows)."""
     m, ls = logsumexp_group(z, r, c0, K)
     for k in range(K):
-        out[r, c0 + k] = math.exp((z[r, c0 + k] - m) - ls)
+        out[r, c0 + k] = fexp((z[r, c0 + k] - m) - ls)
 
 
 @njit(cache=True, error_model="numpy")
@@ -641,6 +730,6 @@ def softmax_xent_bwd_group(logits, t, r, c0, K, g, glogits, gt, do_a, do_t):
     for k in range(K):
         c = c0 + k
         if do_a:
-            glogits[r, c] += g * (math.exp((logits[r, c] - m) - ls) * st - t[r, c])
+            glogits[r, c] += g * (fexp((logits[r, c] - m) - ls) * st - t[r, c])
         if do_t:
             gt[r, c] -= g * ((logits[r, c] - m) - ls)

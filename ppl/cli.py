@@ -112,7 +112,7 @@ def _settings(mod, args) -> dict:
     return D
 
 
-def _compile(mod, D, model_opts, seed, estimators=None):
+def _compile(mod, D, model_opts, seed, estimators=None, target="cpu"):
     try:
         model = mod.build(**model_opts)
     except TypeError as e:
@@ -121,7 +121,7 @@ def _compile(mod, D, model_opts, seed, estimators=None):
     est = parse_estimators(spec) if isinstance(spec, str) else spec
     t0 = time.perf_counter()
     prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
-                         seed=seed)
+                         seed=seed, target=target)
     return prog, time.perf_counter() - t0
 
 
@@ -139,7 +139,7 @@ def cmd_train(args) -> int:
     check_target(args.target)
     mod = get(args.model)
     D = _settings(mod, args)
-    prog, t_compile = _compile(mod, D, parse_model_opts(args.model_opt), args.seed)
+    prog, t_compile = _compile(mod, D, parse_model_opts(args.model_opt), args.seed, target=args.target)
     print(f"model {prog.model.name}: {D['optimizer']} lr={D['lr']}, batch {D['batch']}, {D['steps']} steps, "
           f"{np.dtype(D['dtype']).name}, seed {args.seed}")
     print(prog.explain())

@@ -561,11 +561,14 @@ from ppl.kernels import gpu as K_
 from ppl.kernels import gpu_noise as N_
 from ppl.kernels import gpu_rows as R_
 from ppl.kernels import gpu_antithetic as A_
+from ppl.kernels import gpu_relax as X_
+from ppl.kernels import gpu_rebar as B_
+from ppl.kernels import gpu_price as P_
 
 
 def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
 '''
-CUDA_MODULES = {"K_", "N_", "R_", "A_"}
+CUDA_MODULES = {"K_", "N_", "R_", "A_", "X_", "B_", "P_"}
 
 
 def _check_cuda_body(lw: "Lowering", body: str):

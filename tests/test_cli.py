@@ -77,7 +77,7 @@ def test_compare_toy_bernoulli_table(capsys, tmp_path):
     (("train", "sbn", "--estimator", "h9=score"), "unknown stochastic nodes: h9"),
     (("train", "gaussian_vae", "--estimator", "straight_through"), "does not apply"),
     (("train", "sbn", "--model-opt", "colour=red"), "--model-opt"),
-    (("train", "sbn", "--target", "cuda"), "target 'cuda'"),
+    # --target cuda without a GPU: tests/test_cuda_program.py (a subprocess without the simulator)
     (("compare", "sbn"), "--estimators"),
     ((), "COMMAND"),
 ])

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from numba import njit
 
 import ppl
 from ppl import Affine, Bernoulli, Model, Normal
@@ -72,9 +73,39 @@ def test_training_on_the_device_matches_the_cpu():
     assert "target: cuda; host<->device transfers" in gpu.explain()
 
 
-def test_unsupported_on_cuda_names_the_node():
-    with pytest.raises(ppl.ModelError, match=r"'h' \(relax\) have no CUDA kernels"):
-        sbn().compile(estimators="relax", target="cuda")
+def estimator_net():
+    """RELAX and REBAR Bernoulli nodes (REBAR's below RELAX's, so REBAR relaxes nothing but is
+    fed by a discrete parent) and a Normal node with the Price estimator."""
+    with Model("est_cuda") as m:
+        x = m.input("x", 6)
+        h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
+        g = Bernoulli("g", logits=Affine(h, 2, name="mid"))
+        z = Normal("z", loc=Affine(x, 2, name="zloc"), scale=ppl.softplus(ppl.param("zs", 2)))
+        m.cost("entropy", ppl.log_prob(h))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 2), target=g))
+        m.cost("recon", ppl.bernoulli_nll(Affine(g, 6, name="dec"), target=x))
+        m.cost("zcost", ppl.total(ppl.tanh(z) * z))
+    return m
+
+
+def test_relax_rebar_price_parity():
+    est = {"h": "relax", "g": "rebar", "z": "price"}
+    cpu, gpu = _parity(estimator_net, estimators=est)
+    assert "X_.relax_bwd" in gpu.source and "B_.rebar_bwd" in gpu.source and "P_.price_scale_grad" in gpu.source
+
+
+@njit
+def _pair_cost(b):
+    return b[0] * b[1]
+
+
+def test_blackbox_cost_is_refused_on_cuda():
+    with Model("bb_cuda") as m:
+        x = m.input("x", 6)
+        h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
+        m.cost("bb", ppl.blackbox(_pair_cost, [h]))
+    with pytest.raises(ppl.ModelError, match="runs a Python/@njit function per row on the CPU"):
+        m.compile(estimators="score", target="cuda")
 
 
 def test_no_device_is_a_clear_error(monkeypatch):

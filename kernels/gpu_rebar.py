@@ -1,0 +1,262 @@
+"""CUDA twin of ``cpu_rebar.py``: REBAR for Bernoulli and categorical units and the relaxed
+rows of the nodes below a REBAR node.
+
+The math is ``cpu_rebar``'s own ``@njit`` helpers, re-jitted by ``device()``: per unit
+(``_rebar_value``, ``_relaxed_bernoulli``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
+per group (``_relaxed_categorical_group``, ``_relaxed_categorical_group_bwd``) and per row
+(``_rebar_weight_row``, ``_rebar_row``, ``_rebar_categorical_forward_row``,
+``_rebar_categorical_row``); the CPU kernels are loops over the same helpers.
+
+``rebar_bwd`` / ``rebar_categorical_bwd`` end in the eta and temperature variance-gradient sums:
+they run as ONE block (``gpu_core.single_block``), each thread taking drawn rows
+tid, tid + blockDim, ... in order, then a ``block_sum`` tree: a fixed summation order, so
+the result is deterministic. A drawn row's thread alone writes its three rows of ``ga``.
+The categorical kernels keep a group's work vectors in ``cuda.local.array``: at most
+``MAX_K`` classes per group (``ValueError`` naming the limit otherwise).
+"""
+import math
+
+from numba import cuda, float64
+
+from . import cpu_rebar as B
+from .cpu_rebar import CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
+from .device import device
+from .gpu_core import block_sum, launch, single_block
+
+MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
+
+_rebar_value = device(B._rebar_value)
+_rebar_weight_row = device(B._rebar_weight_row)
+_rebar_row = device(B._rebar_row)
+_relaxed_bernoulli = device(B._relaxed_bernoulli)
+_relaxed_bernoulli_vjp = device(B._relaxed_bernoulli_vjp)
+_relaxed_categorical_group = device(B._relaxed_categorical_group)
+_relaxed_categorical_group_bwd = device(B._relaxed_categorical_group_bwd)
+_reparam_normal_bwd = device(B._reparam_normal_bwd)
+_rebar_categorical_forward_row = device(B._rebar_categorical_forward_row)
+_rebar_categorical_row = device(B._rebar_categorical_row)
+
+
+def _run(kernel, n, *args):
+    k = launch(kernel, n)
+    if k is not None:
+        k(*args)
+
+
+def _check_k(name, K):
+    if K > MAX_K:
+        raise ValueError(f"gpu_rebar.{name}: groups of K = {K} classes; the CUDA REBAR kernels support at most "
+                         f"MAX_K = {MAX_K} classes per group (use target='cpu' for larger groups)")
+
+
+@cuda.jit
+def _rebar_forward(a, u, v, stride, loglam, delta, out):
+    R, D = out.shape
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = _rebar_value(a[r, j], u[r, j], v[r, j], (r // stride) % CONFIGS, lam, lam2)
+
+
+def rebar_forward(a, u, v, stride, loglam, delta, out):
+    """Configuration rows c = 0..4 of a Bernoulli REBAR node (see cpu_rebar)."""
+    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, loglam, delta, out)
+
+
+@cuda.jit
+def _rebar_weights(stride, eta, rw, cw):
+    e = eta[0]
+    for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
+        _rebar_weight_row(r, stride, e, rw, cw)
+
+
+def rebar_weights(stride, eta, rw, cw):
+    """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
+    _run(_rebar_weights, rw.shape[0], stride, eta, rw, cw)
+
+
+@cuda.jit
+def _rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+    e = eta[0]
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
+        if (r0 // stride) % CONFIGS == 0:
+            de, dl = _rebar_row(r0, a, u, v, L, rw, gs, stride, e, lam, lam2, delta, ga, train)
+            ge += de
+            gl += dl
+    ge = block_sum(ge)
+    gl = block_sum(gl)
+    if train and cuda.threadIdx.x == 0:
+        geta[0] += ge
+        glam[0] += gl
+
+
+def rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+    """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
+    and glam (one block: deterministic sums)."""
+    single_block(_rebar_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
+                                         bool(train))
+
+
+@cuda.jit
+def _cv_flags(stride, flag):
+    for r in range(cuda.grid(1), flag.shape[0], cuda.gridsize(1)):
+        if (r // stride) % CONFIGS != 0:
+            flag[r] = 1.0
+
+
+def cv_flags(stride, flag):
+    """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
+    _run(_cv_flags, flag.shape[0], stride, flag)
+
+
+@cuda.jit
+def _relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
+    R, D = out.shape
+    lam = math.exp(loglam[0])
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if flag[r] != 0:
+            out[r, j] = _relaxed_bernoulli(a[r, j], noise[r, j], uniform, lam)
+
+
+def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
+    """In flagged rows: out = sigmoid((a + L) / lam)."""
+    _run(_relax_rows_bernoulli, out.shape[0] * out.shape[1], flag, a, noise, bool(uniform), loglam, out)
+
+
+@cuda.jit
+def _relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
+    R, D = out.shape
+    lam = math.exp(loglam[0])
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if flag[r] != 0:
+            ga[r, j] += _relaxed_bernoulli_vjp(out[r, j], g[r, j], lam)
+            g[r, j] = 0.0
+
+
+def relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
+    """In flagged rows: ga += g * y (1 - y) / lam, then g = 0."""
+    _run(_relax_rows_bernoulli_bwd, out.shape[0] * out.shape[1], flag, out, loglam, g, ga)
+
+
+@cuda.jit
+def _relax_rows_categorical(flag, a, gumbel, K, loglam, out):
+    R = out.shape[0]
+    G = out.shape[1] // K
+    lam = math.exp(loglam[0])
+    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
+        r = i // G
+        if flag[r] != 0:
+            _relaxed_categorical_group(a, gumbel, r, (i - r * G) * K, K, lam, out)
+
+
+def relax_rows_categorical(flag, a, gumbel, K, loglam, out):
+    """In flagged rows: out = softmax((a + g) / lam) per group of K."""
+    _run(_relax_rows_categorical, out.shape[0] * (out.shape[1] // K), flag, a, gumbel, K, loglam, out)
+
+
+@cuda.jit
+def _relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
+    R = out.shape[0]
+    G = out.shape[1] // K
+    lam = math.exp(loglam[0])
+    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
+        r = i // G
+        if flag[r] != 0:
+            _relaxed_categorical_group_bwd(out, r, (i - r * G) * K, K, lam, g, ga)
+
+
+def relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
+    """In flagged rows: ga += softmax VJP of g / lam per group, then g = 0."""
+    _run(_relax_rows_categorical_bwd, out.shape[0] * (out.shape[1] // K), flag, out, K, loglam, g, ga)
+
+
+@cuda.jit
+def _relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
+    R, D = g.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        if flag[r] != 0:
+            _reparam_normal_bwd(r, i - r * D, eps, g, gloc, gscale)
+
+
+def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
+    """Continuous nodes below a REBAR node are reparameterised in its rows c > 0."""
+    _run(_relax_rows_normal_bwd, g.shape[0] * g.shape[1], flag, eps, g, gloc, gscale)
+
+
+@cuda.jit
+def _copy1(src, dst):
+    for r in range(cuda.grid(1), src.shape[0], cuda.gridsize(1)):
+        dst[r] = src[r]
+
+
+def copy1(src, dst):
+    _run(_copy1, src.shape[0], src, dst)
+
+
+# ----------------------------------------------------------------------------- categorical
+@cuda.jit
+def _rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    z = cuda.local.array(MAX_K, float64)
+    zt = cuda.local.array(MAX_K, float64)
+    th = cuda.local.array(MAX_K, float64)
+    cc = cuda.local.array(MAX_K, float64)
+    b = cuda.local.array(MAX_K, float64)
+    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % CONFIGS, K, lam, lam2, out, z, zt, th, cc, b)
+
+
+def rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
+    """Rows c = 0..4 of a categorical REBAR node (see cpu_rebar)."""
+    _check_k("rebar_categorical_forward", K)
+    _run(_rebar_categorical_forward, out.shape[0], a, u, v, stride, K, loglam, delta, out)
+
+
+@cuda.jit
+def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga, geta, glam, train):
+    e = eta[0]
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    z = cuda.local.array(MAX_K, float64)
+    zt = cuda.local.array(MAX_K, float64)
+    th = cuda.local.array(MAX_K, float64)
+    cc = cuda.local.array(MAX_K, float64)
+    b = cuda.local.array(MAX_K, float64)
+    y = cuda.local.array(MAX_K, float64)
+    gz = cuda.local.array(MAX_K, float64)
+    c1 = cuda.local.array(MAX_K, float64)
+    c2 = cuda.local.array(MAX_K, float64)
+    c3 = cuda.local.array(MAX_K, float64)
+    c4 = cuda.local.array(MAX_K, float64)
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
+        if (r0 // stride) % CONFIGS == 0:
+            de, dl = _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
+                                            z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
+            ge += de
+            gl += dl
+    ge = block_sum(ge)
+    gl = block_sum(gl)
+    if train and cuda.threadIdx.x == 0:
+        geta[0] += ge
+        glam[0] += gl
+
+
+def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga, geta, glam, train):
+    """REBAR for groups of K (see cpu_rebar.rebar_categorical_bwd); one block, deterministic sums."""
+    _check_k("rebar_categorical_bwd", K)
+    single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga,
+                                                     geta, glam, bool(train))

@@ -1,0 +1,178 @@
+"""CUDA twin of ``cpu_relax.py``: RELAX for Bernoulli and categorical units.
+
+The per-unit, per-group and per-row math is ``cpu_relax``'s own ``@njit`` helpers
+(``_relax_bit``, ``_relax_categorical_group``, ``_relax_row``, ``_relax_categorical_row``, and
+through them ``_cv`` ... and ``kernels/conditional.py``), re-jitted by ``device()``; the CPU
+kernels are loops over the very same helpers.
+
+The backward kernels run one thread per row with its work vectors in ``cuda.local.array``,
+so they have compile-time limits: at most ``MAX_UNITS`` units per node (D, all groups of a
+categorical node together) and at most ``MAX_HIDDEN`` hidden units of the control variate
+(H); a launcher raises ``ValueError`` naming the limit when a call exceeds it. The phi
+gradient is a sum over rows: each row writes its contribution to a row of a device scratch
+(R x P, float64, kept per shape), then one thread per parameter adds the rows in row order,
+so the result is deterministic.
+"""
+import numpy as np
+from numba import cuda, float64
+
+from . import cpu_relax as X
+from .device import device
+from .gpu_core import launch
+
+MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
+MAX_HIDDEN = 128   # H: hidden units of the RELAX control variate
+
+_relax_bit = device(X._relax_bit)
+_relax_categorical_group = device(X._relax_categorical_group)
+_relax_row = device(X._relax_row)
+_relax_categorical_row = device(X._relax_categorical_row)
+
+_SCRATCH = {}
+
+
+def _run(kernel, n, *args):
+    k = launch(kernel, n)
+    if k is not None:
+        k(*args)
+
+
+def _scratch(R, P):
+    """A zeroed R x P float64 device array (one per shape, reused across calls)."""
+    buf = _SCRATCH.get((R, P))
+    if buf is None:
+        buf = cuda.device_array((R, P), dtype=np.float64)
+        _SCRATCH[(R, P)] = buf
+    _run(_zero2, R * P, buf)
+    return buf
+
+
+def _check_limits(name, D, H):
+    if D > MAX_UNITS:
+        raise ValueError(f"gpu_relax.{name}: the node has {D} units; the CUDA RELAX kernels support at most "
+                         f"MAX_UNITS = {MAX_UNITS} units per node (use target='cpu' for wider nodes)")
+    if H > MAX_HIDDEN:
+        raise ValueError(f"gpu_relax.{name}: the control variate has {H} hidden units; the CUDA RELAX kernels "
+                         f"support at most MAX_HIDDEN = {MAX_HIDDEN} (use target='cpu' or a smaller hidden size)")
+
+
+@cuda.jit
+def _zero2(buf):
+    R, P = buf.shape
+    for i in range(cuda.grid(1), R * P, cuda.gridsize(1)):
+        r = i // P
+        buf[r, i - r * P] = 0.0
+
+
+@cuda.jit
+def _sum_rows_into(buf, out):
+    # one thread per parameter: rows added in row order (deterministic)
+    R, P = buf.shape
+    for p in range(cuda.grid(1), P, cuda.gridsize(1)):
+        acc = 0.0
+        for r in range(R):
+            acc += buf[r, p]
+        out[p] += acc
+
+
+@cuda.jit
+def _relax_sample(a, u, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = _relax_bit(a[r, j], u[r, j])
+
+
+def relax_sample(a, u, out):
+    """b = 1[a + logit(u) > 0] = 1[u > sigmoid(-a)]."""
+    _run(_relax_sample, out.shape[0] * out.shape[1], a, u, out)
+
+
+@cuda.jit
+def _relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gp, train):
+    z = cuda.local.array(MAX_UNITS, float64)
+    zt = cuda.local.array(MAX_UNITS, float64)
+    dzt = cuda.local.array(MAX_UNITS, float64)
+    gz = cuda.local.array(MAX_UNITS, float64)
+    gzt = cuda.local.array(MAX_UNITS, float64)
+    g = cuda.local.array(MAX_UNITS, float64)
+    q = cuda.local.array(MAX_UNITS, float64)
+    h = cuda.local.array(MAX_HIDDEN, float64)
+    s = cuda.local.array(MAX_HIDDEN, float64)
+    ht = cuda.local.array(MAX_HIDDEN, float64)
+    st = cuda.local.array(MAX_HIDDEN, float64)
+    for r in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp[r], train, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+
+
+def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
+    """Accumulate rw[r] * g_a into ga and, if train, the variance gradient into gphi."""
+    R, D = a.shape
+    _check_limits("relax_bwd", D, H)
+    if R == 0:
+        return
+    gp = _scratch(R, gphi.shape[0] if train else 1)
+    _run(_relax_bwd, R, a, u, v, b, L, rw, ctx, phi, H, ga, gp, bool(train))
+    if train:
+        _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+
+
+@cuda.jit
+def _copy_cols(src, dst, offset):
+    R, D = src.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        dst[r, offset + j] = src[r, j]
+
+
+def copy_cols(src, dst, offset):
+    """dst[:, offset:offset + src.shape[1]] = src."""
+    _run(_copy_cols, src.shape[0] * src.shape[1], src, dst, offset)
+
+
+@cuda.jit
+def _relax_categorical_sample(a, u, K, out):
+    R = out.shape[0]
+    G = out.shape[1] // K
+    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
+        r = i // G
+        _relax_categorical_group(a, u, r, (i - r * G) * K, K, out)
+
+
+def relax_categorical_sample(a, u, K, out):
+    """One-hot argmax_k (a_k + g_k) per group of K, g = -log(-log u) Gumbel."""
+    _run(_relax_categorical_sample, out.shape[0] * (out.shape[1] // K), a, u, K, out)
+
+
+@cuda.jit
+def _relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train):
+    z = cuda.local.array(MAX_UNITS, float64)
+    zt = cuda.local.array(MAX_UNITS, float64)
+    th = cuda.local.array(MAX_UNITS, float64)
+    cc = cuda.local.array(MAX_UNITS, float64)
+    gz = cuda.local.array(MAX_UNITS, float64)
+    gzt = cuda.local.array(MAX_UNITS, float64)
+    sc = cuda.local.array(MAX_UNITS, float64)
+    g = cuda.local.array(MAX_UNITS, float64)
+    q = cuda.local.array(MAX_UNITS, float64)
+    h = cuda.local.array(MAX_HIDDEN, float64)
+    s = cuda.local.array(MAX_HIDDEN, float64)
+    ht = cuda.local.array(MAX_HIDDEN, float64)
+    st = cuda.local.array(MAX_HIDDEN, float64)
+    for r in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp[r], train,
+                               z, zt, th, cc, gz, gzt, sc, g, q, h, s, ht, st)
+
+
+def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
+    """RELAX for groups of K categorical units (see cpu_relax.relax_categorical_bwd)."""
+    R, D = a.shape
+    _check_limits("relax_categorical_bwd", D, H)
+    if R == 0:
+        return
+    gp = _scratch(R, gphi.shape[0] if train else 1)
+    _run(_relax_categorical_bwd, R, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, bool(train))
+    if train:
+        _run(_sum_rows_into, gphi.shape[0], gp, gphi)
