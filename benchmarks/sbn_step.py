@@ -5,9 +5,9 @@ implementation of the same step, alternating in one run; compile time reported a
 
 Prints one JSON line per measurement:
 {"bench","case","metric","value","unit","baseline","ratio"} where ratio = baseline / ours
-(> 1 means we are faster). For `auto` (score function + moving-average baseline) the baseline
-is the NumPy step with the same estimator; for the other estimators it is our own `auto` step
-at the same batch, so the ratio is the relative cost of the estimator. The model is the core issue's SBN: q(h|x) = Bernoulli(enc(x)),
+(> 1 means we are faster). For `score_ma` (score function + moving-average baseline) the
+baseline is the NumPy step with the same estimator; for the other estimators it is our own
+`score_ma` step at the same batch, so the ratio is the relative cost of the estimator. The model is the core issue's SBN: q(h|x) = Bernoulli(enc(x)),
 costs log q(h|x) - log p(h) - log p(x|h), on the binarized digits.
 """
 import os
@@ -106,7 +106,7 @@ print(time.perf_counter() - t)
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
-    ap.add_argument("--estimators", default="auto,straight_through,concrete,disarm")
+    ap.add_argument("--estimators", default="score_ma,straight_through,concrete,disarm,rebar,relax")
     args = ap.parse_args()
     reps = 5 if args.quick else 21
     import numba
@@ -115,10 +115,11 @@ def main():
     X = load_data()
     auto_times = {}
     ests = args.estimators.split(",")
-    if "auto" not in ests:
-        ests.insert(0, "auto")
+    if "score_ma" not in ests:
+        ests.insert(0, "score_ma")
     for est in ests:
-        prog = build().compile(estimators=est, dtype=np.float32)
+        spec = ("score", {"baseline": "moving_average"}) if est == "score_ma" else est
+        prog = build().compile(estimators=spec, dtype=np.float32)
         m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
         ref = NumpySBN(prog)
 
@@ -140,14 +141,14 @@ def main():
                 t0 = time.perf_counter()
                 ours(n, 2 + r * n, theta, grad, state, ws2, ws1, inputs, B, m, v)
                 t_ours.append((time.perf_counter() - t0) / n * 1e6)
-                if est == "auto":
+                if est == "score_ma":
                     nn = max(5, n // 10)
                     t0 = time.perf_counter()
                     for _ in range(nn):
                         ref.step(x)
                     t_np.append((time.perf_counter() - t0) / nn * 1e6)
             case = f"{est}/batch={batch}"
-            if est == "auto":
+            if est == "score_ma":
                 auto_times[batch] = t_ours
                 base = t_np
             else:

@@ -33,16 +33,22 @@ def logistic_given_bernoulli(a, v, b):
 
 
 @njit(cache=True)
+def group_lse(a):
+    """log sum_i exp(a_i) of one group, shifted by its maximum."""
+    m = a[0]
+    for i in range(1, a.shape[0]):
+        m = max(m, a[i])
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += math.exp(a[i] - m)
+    return m + math.log(s)
+
+
+@njit(cache=True)
 def gumbel_given_argmax(a, v, k, out):
     """out = z~ for one group: logits a (K,), uniforms v (K,), chosen class k."""
     K = a.shape[0]
-    m = a[0]
-    for i in range(1, K):
-        m = max(m, a[i])
-    s = 0.0
-    for i in range(K):
-        s += math.exp(a[i] - m)
-    lse = m + math.log(s)
+    lse = group_lse(a)
     lvb = math.log(v[k])
     for i in range(K):
         if i == k:
@@ -81,13 +87,7 @@ def gumbel_given_argmax_jac(a, v, k, zt, theta, c):
     theta = softmax(a) and c_i = (-log v_i) / (theta_i e_i) (c_k = 0), so that
       dz~_i/da_m = theta_m + c_i (delta_im - theta_m)."""
     K = a.shape[0]
-    m = a[0]
-    for i in range(1, K):
-        m = max(m, a[i])
-    s = 0.0
-    for i in range(K):
-        s += math.exp(a[i] - m)
-    lse = m + math.log(s)
+    lse = group_lse(a)
     lvb = math.log(v[k])
     for i in range(K):
         theta[i] = math.exp(a[i] - lse)
