@@ -204,7 +204,7 @@ class Program:
         tmp = path + ".tmp.npz"
         np.savez(tmp, theta=self.theta, state=self.state,
                  names=np.array([p[0] for p in self.layout.params]), model=np.array(self.model.name))
-        os.replace(tmp, path if path.endswith(".npz") else path)
+        os.replace(tmp, path)
 
     def load(self, path) -> None:
         with np.load(path) as f:
