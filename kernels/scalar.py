@@ -92,48 +92,6 @@ def exp_f32(x):
     return p * two_n
 
 
-def fexp(x):
-    """exp in the precision of x: the float32 polynomial for float32, libm for float64."""
-    if isinstance(x, np.float32):
-        return np.float32(math.exp(min(max(float(x), -87.0), 88.0)))
-    return math.exp(x)
-
-
-def flog1p(x):
-    """log1p in the precision of x (float32: without libm)."""
-    if isinstance(x, np.float32):
-        return np.float32(math.log1p(float(x)))
-    return math.log1p(x)
-
-
-def flog1p_unit(e):
-    """log(1 + e) for e in [0, 1] in the precision of e (float32: without libm, branch-free)."""
-    if isinstance(e, np.float32):
-        return np.float32(math.log1p(float(e)))
-    return math.log1p(e)
-
-
-def flog(x):
-    """log in the precision of x (float32: without libm)."""
-    if isinstance(x, np.float32):
-        return np.float32(math.log(float(x)))
-    return math.log(x)
-
-
-@overload(fexp)
-def _fexp_overload(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        return lambda x: exp_f32(x)
-    return lambda x: math.exp(x)
-
-
-@overload(flog1p)
-def _flog1p_overload(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        return lambda x: log1p_f32(x)
-    return lambda x: math.log1p(x)
-
-
 _L1P = tuple(np.float32(1.0 / k) for k in (3, 5, 7, 9, 11, 13, 15))
 
 
@@ -169,33 +127,38 @@ def tanh_f32(z):
     return t if z >= np.float32(0.0) else -t
 
 
-def ftanh(z):
-    """tanh in the precision of z."""
-    if isinstance(z, np.float32):
-        return np.float32(math.tanh(float(z)))
-    return math.tanh(z)
+def _by_precision(name, doc, f32, f64, py32=None):
+    """A function of one float computed by `f32` for float32 and by libm's `f64` otherwise.
+    Compiled code picks the implementation from the argument's type (an overload, so every
+    numba target, CPU and CUDA, gets it); the pure-Python body (run by the CUDA simulator)
+    evaluates `py32` (default `f64`) in double and rounds to float32."""
+    py32 = py32 or f64
+
+    def f(x):
+        if isinstance(x, np.float32):
+            return np.float32(py32(float(x)))
+        return f64(x)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = doc
+
+    @overload(f)
+    def _overload(x):
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            return lambda x: f32(x)
+        return lambda x: f64(x)
+
+    return f
 
 
-@overload(ftanh)
-def _ftanh_overload(z):
-    if isinstance(z, types.Float) and z.bitwidth == 32:
-        return lambda z: tanh_f32(z)
-    return lambda z: math.tanh(z)
-
-
-@overload(flog1p_unit)
-def _flog1p_unit_overload(e):
-    if isinstance(e, types.Float) and e.bitwidth == 32:
-        return lambda e: log1p_unit_f32(e)
-    return lambda e: math.log1p(e)
-
-
-@overload(flog)
-def _flog_overload(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        return lambda x: log_f32(x)
-    return lambda x: math.log(x)
-
+fexp = _by_precision("fexp", "exp in the precision of x (float32: exp_f32, clamped to [-87, 88]).", exp_f32,
+                     math.exp, py32=lambda x: math.exp(min(max(x, -87.0), 88.0)))
+flog = _by_precision("flog", "log in the precision of x (float32: without libm).", log_f32, math.log)
+flog1p = _by_precision("flog1p", "log1p in the precision of x (float32: without libm).", log1p_f32, math.log1p)
+flog1p_unit = _by_precision("flog1p_unit", "log(1 + e) for e in [0, 1] in the precision of e (float32: "
+                            "without libm, branch-free).", log1p_unit_f32, math.log1p)
+ftanh = _by_precision("ftanh", "tanh in the precision of z (float32: tanh_f32, branch-free).", tanh_f32,
+                      math.tanh)
 
 # ---------------------------------------------------------------------------- logistic
 
