@@ -23,36 +23,66 @@ from numba import njit
 import numpy as np
 
 from .conditional import gumbel_given_argmax_jac, jac_t_vec
-from .conditional import logistic_given_bernoulli as _ztilde
-from .scalar import sigmoid
+from .scalar import flog, flog1p, like, sigmoid, softplus
 
 CONFIGS = 5
 SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
 
 
+_LOOP = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
+@njit(cache=True, error_model="numpy")
+def _conditional_w(a, v, b):
+    """(w, log v, log(1 - v)) for z~ ~ p(z | b) (conditional.logistic_given_bernoulli, written
+    without branches): z~ = softplus(w) - log(1 - v) if b else log v - softplus(w), and
+    dz~/da = sigma(w), with w = a + log v if b else log(1 - v) - a."""
+    lv = flog(v)
+    l1v = flog1p(-v)
+    return ((a + lv) if b > 0.5 else (l1v - a)), lv, l1v
+
+
+@njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
+def rebar_unit(a, u, v, inv1, inv2):
+    """The five configuration values of one unit: (b, sigma(z / lam), sigma(z~ / lam),
+    sigma(z / lam'), sigma(z~ / lam')), z = a + logit(u), b = H(z), z~ from v given b;
+    inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
+    z = a + flog(u) - flog1p(-u)
+    zero = like(a, 0.0)
+    b = like(a, 1.0) if z > zero else zero
+    w, lv, l1v = _conditional_w(a, v, b)
+    sp = softplus(w)
+    zt = (sp - l1v) if b > 0.5 else (lv - sp)
+    return b, sigmoid(z * inv1), sigmoid(zt * inv1), sigmoid(z * inv2), sigmoid(zt * inv2)
+
+
 @njit(cache=True)
-def _rebar_value(aj, uj, vj, c, lam, lam2):
-    """The value of one unit in configuration row c (see the module docstring)."""
-    z = aj + math.log(uj) - math.log1p(-uj)
-    b = 1.0 if z > 0 else 0.0
-    if c == 0:
-        return b
-    if c == 1:
-        return sigmoid(z / lam)
-    if c == 3:
-        return sigmoid(z / lam2)
-    zt, _ = _ztilde(aj, vj, b)
-    return sigmoid(zt / (lam if c == 2 else lam2))
+def inverse_temperatures(loglam, delta, x):
+    """(1 / lam, 1 / lam') in the precision of x, lam = exp(loglam[0]), lam' = lam exp(delta)."""
+    lam = math.exp(loglam[0])
+    return like(x, 1.0 / lam), like(x, 1.0 / (lam * math.exp(delta)))
+
+
+@njit(**_LOOP)
+def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out):
+    """Rows r0 + c stride (c = 0..4) of a drawn row r0, every unit computed once."""
+    for j in range(out.shape[1]):
+        b, y1, y2, y3, y4 = rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
+        out[r0, j] = b
+        out[r0 + stride, j] = y1
+        out[r0 + 2 * stride, j] = y2
+        out[r0 + 3 * stride, j] = y3
+        out[r0 + 4 * stride, j] = y4
 
 
 @njit(cache=True)
 def rebar_forward(a, u, v, stride, loglam, delta, out):
-    lam = math.exp(loglam[0])
-    lam2 = lam * math.exp(delta)
-    for r in range(out.shape[0]):
-        c = (r // stride) % CONFIGS
-        for j in range(out.shape[1]):
-            out[r, j] = _rebar_value(a[r, j], u[r, j], v[r, j], c, lam, lam2)
+    """The node's values in its five configuration rows (module docstring); u, v are read at
+    the drawn rows (digit 0)."""
+    inv1, inv2 = inverse_temperatures(loglam, delta, out)
+    for r0 in range(out.shape[0]):
+        if (r0 // stride) % CONFIGS == 0:
+            _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out)
 
 
 @njit(cache=True)
@@ -72,60 +102,70 @@ def rebar_weights(stride, eta, rw, cw):
         _rebar_weight_row(r, stride, e, rw, cw)
 
 
-@njit(cache=True)
-def _rebar_row(r0, a, u, v, L, rw, gs, stride, e, lam, lam2, delta, ga, train):
+@njit(**_LOOP)
+def _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
     """One drawn row r0 (digit 0) of rebar_bwd: accumulates into ga's rows r0, r0 + stride,
-    r0 + 2 stride and returns this row's (d/deta, d/dlog lam) variance-gradient terms."""
+    r0 + 2 stride and returns this row's (d/deta, d/dlog lam) variance-gradient terms. The
+    relaxed values come from the forward pass (y's rows 1..4), so per unit only sigma(a) and
+    dz~/da are computed here."""
     base = rw[r0]
     if base == 0.0:
         return 0.0, 0.0
     D = a.shape[1]
     r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
-    n1 = 0.0
-    n2 = 0.0
-    dot = 0.0
+    one = like(a, 1.0)
+    x0 = like(a, 0.0)
+    wb = like(a, base)
+    sc = like(a, L[r0] - e * L[r2])         # learning signal of the score term
+    sc2 = like(a, L[r0] - e * L[r4])
+    mL2 = like(a, -L[r2])
+    ibe = like(a, 1.0 / (base * e)) if e != 0.0 else x0
+    ib = like(a, 1.0 / base)
+    ibs = like(a, 1.0 / (base * SEED_EPS))
+    n1 = x0
+    n2 = x0
+    dot = x0
     for j in range(D):
         aj = a[r0, j]
-        z = aj + math.log(u[r0, j]) - math.log1p(-u[r0, j])
-        b = 1.0 if z > 0 else 0.0
-        zt, dzt = _ztilde(aj, v[r0, j], b)
+        b = y[r0, j]
+        w, _, _ = _conditional_w(aj, v[r0, j], b)
+        dzt = sigmoid(w)
         s = b - sigmoid(aj)
-        y1 = sigmoid(z / lam)
-        y2 = sigmoid(zt / lam)
-        c1 = gs[r1, j] * y1 * (1.0 - y1) / lam
-        c2 = gs[r2, j] * y2 * (1.0 - y2) / lam * dzt
-        sc = base * (L[r0] - e * L[r2]) * s
-        ga[r0, j] += sc
+        y1 = y[r1, j]
+        y2 = y[r2, j]
+        c1 = gs[r1, j] * y1 * (one - y1) * inv1
+        c2 = gs[r2, j] * y2 * (one - y2) * inv1 * dzt
+        ga[r0, j] += wb * sc * s
         ga[r1, j] += c1
         ga[r2, j] += c2
         if train:
-            g = (L[r0] - e * L[r2]) * s + (c1 + c2) / base
+            g = sc * s + (c1 + c2) * ib
             n1 += g * g
-            if e != 0.0:
-                dot += g * (-L[r2] * s + (c1 + c2) / (base * e))
-            y3 = sigmoid(z / lam2)
-            y4 = sigmoid(zt / lam2)
-            c3 = gs[r3, j] * y3 * (1.0 - y3) / lam2
-            c4 = gs[r4, j] * y4 * (1.0 - y4) / lam2 * dzt
-            g2 = (L[r0] - e * L[r4]) * s + (c3 + c4) / (base * SEED_EPS)
+            dot += g * (mL2 * s + (c1 + c2) * ibe)
+            y3 = y[r3, j]
+            y4 = y[r4, j]
+            c3 = gs[r3, j] * y3 * (one - y3) * inv2
+            c4 = gs[r4, j] * y4 * (one - y4) * inv2 * dzt
+            g2 = sc2 * s + (c3 + c4) * ibs
             n2 += g2 * g2
-    return 2.0 * base * dot, base * (n2 - n1) / delta
+    de = 2.0 * base * float(dot) if e != 0.0 else 0.0
+    return de, base * (float(n2) - float(n1)) / delta
 
 
 @njit(cache=True)
-def rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train,
-    the variance gradients into geta and glam (d/d log lam)."""
+    the variance gradients into geta and glam (d/d log lam). y holds the node's values of the
+    forward pass (its five configuration rows); v is read at the drawn rows."""
     e = eta[0]
-    lam = math.exp(loglam[0])
-    lam2 = lam * math.exp(delta)
+    inv1, inv2 = inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
         if (r0 // stride) % CONFIGS != 0:
             continue
-        de, dl = _rebar_row(r0, a, u, v, L, rw, gs, stride, e, lam, lam2, delta, ga, train)
+        de, dl = _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
         ge += de
         gl += dl
     if train:

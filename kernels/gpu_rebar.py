@@ -2,7 +2,7 @@
 rows of the nodes below a REBAR node.
 
 The math is ``cpu_rebar``'s own ``@njit`` helpers, re-jitted by ``device()``: per unit
-(``_rebar_value``, ``_relaxed_bernoulli``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
+(``rebar_unit``, ``_relaxed_bernoulli``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
 per group (``_relaxed_categorical_group``, ``_relaxed_categorical_group_bwd``) and per row
 (``_rebar_weight_row``, ``_rebar_row``, ``_rebar_categorical_forward_row``,
 ``_rebar_categorical_row``); the CPU kernels are loops over the same helpers.
@@ -25,7 +25,8 @@ from .gpu_core import block_sum, launch, single_block
 
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
 
-_rebar_value = device(B._rebar_value)
+_rebar_unit = device(B.rebar_unit)
+_inverse_temperatures = device(B.inverse_temperatures)
 _rebar_weight_row = device(B._rebar_weight_row)
 _rebar_row = device(B._rebar_row)
 _relaxed_bernoulli = device(B._relaxed_bernoulli)
@@ -52,12 +53,17 @@ def _check_k(name, K):
 @cuda.jit
 def _rebar_forward(a, u, v, stride, loglam, delta, out):
     R, D = out.shape
-    lam = math.exp(loglam[0])
-    lam2 = lam * math.exp(delta)
+    inv1, inv2 = _inverse_temperatures(loglam, delta, out[0, 0])
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
-        out[r, j] = _rebar_value(a[r, j], u[r, j], v[r, j], (r // stride) % CONFIGS, lam, lam2)
+        if (r // stride) % CONFIGS == 0:
+            b, y1, y2, y3, y4 = _rebar_unit(a[r, j], u[r, j], v[r, j], inv1, inv2)
+            out[r, j] = b
+            out[r + stride, j] = y1
+            out[r + 2 * stride, j] = y2
+            out[r + 3 * stride, j] = y3
+            out[r + 4 * stride, j] = y4
 
 
 def rebar_forward(a, u, v, stride, loglam, delta, out):
@@ -78,15 +84,14 @@ def rebar_weights(stride, eta, rw, cw):
 
 
 @cuda.jit
-def _rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
-    lam = math.exp(loglam[0])
-    lam2 = lam * math.exp(delta)
+    inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
         if (r0 // stride) % CONFIGS == 0:
-            de, dl = _rebar_row(r0, a, u, v, L, rw, gs, stride, e, lam, lam2, delta, ga, train)
+            de, dl = _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
             gl += dl
     ge = block_sum(ge)
@@ -96,10 +101,10 @@ def _rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, t
         glam[0] += gl
 
 
-def rebar_bwd(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
-    and glam (one block: deterministic sums)."""
-    single_block(_rebar_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
+    and glam (one block: deterministic sums); y holds the node's values of the forward pass."""
+    single_block(_rebar_bwd, a.shape[0])(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
                                          bool(train))
 
 

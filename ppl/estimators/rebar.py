@@ -57,7 +57,9 @@ class Rebar(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        K = f"{node.attrs['K']}, " if node.kind == "categorical" else ""
-        kernel = "rebar_categorical_bwd" if node.kind == "categorical" else "rebar_bwd"
-        lw.emit(f"B_.{kernel}({a}, {u}, {v}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {K}{p['eta']}, "
+        if node.kind == "categorical":
+            kernel, noise, K = "rebar_categorical_bwd", f"{u}, {v}", f"{node.attrs['K']}, "
+        else:   # the Bernoulli kernel reads the relaxed values of the forward pass instead of u
+            kernel, noise, K = "rebar_bwd", f"{v}, {lw.v(node)}", ""
+        lw.emit(f"B_.{kernel}({a}, {noise}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {K}{p['eta']}, "
                 f"{p['loglam']}, {DELTA}, {ga}, {p['geta']}, {p['glam']}, {bool(opts['train'])})")
