@@ -43,7 +43,7 @@ def _conditional_w(a, v, b):
 
 
 @njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
-def rebar_unit(a, u, v, inv1, inv2):
+def _rebar_unit(a, u, v, inv1, inv2):
     """The five configuration values of one unit: (b, sigma(z / lam), sigma(z~ / lam),
     sigma(z / lam'), sigma(z~ / lam')), z = a + logit(u), b = H(z), z~ from v given b;
     inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
@@ -57,7 +57,7 @@ def rebar_unit(a, u, v, inv1, inv2):
 
 
 @njit(cache=True)
-def inverse_temperatures(loglam, delta, x):
+def _inverse_temperatures(loglam, delta, x):
     """(1 / lam, 1 / lam') in the precision of x, lam = exp(loglam[0]), lam' = lam exp(delta)."""
     lam = math.exp(loglam[0])
     return like(x, 1.0 / lam), like(x, 1.0 / (lam * math.exp(delta)))
@@ -67,7 +67,7 @@ def inverse_temperatures(loglam, delta, x):
 def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out):
     """Rows r0 + c stride (c = 0..4) of a drawn row r0, every unit computed once."""
     for j in range(out.shape[1]):
-        b, y1, y2, y3, y4 = rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
+        b, y1, y2, y3, y4 = _rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
         out[r0, j] = b
         out[r0 + stride, j] = y1
         out[r0 + 2 * stride, j] = y2
@@ -79,7 +79,7 @@ def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out):
 def rebar_forward(a, u, v, stride, loglam, delta, out):
     """The node's values in its five configuration rows (module docstring); u, v are read at
     the drawn rows (digit 0)."""
-    inv1, inv2 = inverse_temperatures(loglam, delta, out)
+    inv1, inv2 = _inverse_temperatures(loglam, delta, out)
     for r0 in range(out.shape[0]):
         if (r0 // stride) % CONFIGS == 0:
             _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out)
@@ -158,7 +158,7 @@ def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, tr
     the variance gradients into geta and glam (d/d log lam). y holds the node's values of the
     forward pass (its five configuration rows); v is read at the drawn rows."""
     e = eta[0]
-    inv1, inv2 = inverse_temperatures(loglam, delta, a)
+    inv1, inv2 = _inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
     ge = 0.0
     gl = 0.0

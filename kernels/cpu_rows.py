@@ -23,6 +23,15 @@ def repeat_rows(x, reps, out):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def fold_rows(g, reps, out):
+    """out[i] += sum of g[r] over the reps rows r // reps = i (the VJP of repeat_rows)."""
+    for r in range(g.shape[0]):
+        i = r // reps
+        for j in range(g.shape[1]):
+            out[i, j] += g[r, j]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def expand_rows(a, S):
     """In place: a[r] = a[r // S] for every row, from the last row down (rows r // S are
     written before they are overwritten), so the first R / S rows spread to all R."""

@@ -2,7 +2,7 @@
 rows of the nodes below a REBAR node.
 
 The math is ``cpu_rebar``'s own ``@njit`` helpers, re-jitted by ``device()``: per unit
-(``rebar_unit``, ``_relaxed_bernoulli``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
+(``_rebar_unit``, ``_relaxed_bernoulli``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
 per group (``_relaxed_categorical_group``, ``_relaxed_categorical_group_bwd``) and per row
 (``_rebar_weight_row``, ``_rebar_row``, ``_rebar_categorical_forward_row``,
 ``_rebar_categorical_row``); the CPU kernels are loops over the same helpers.
@@ -25,8 +25,8 @@ from .gpu_core import block_sum, launch, single_block
 
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
 
-_rebar_unit = device(B.rebar_unit)
-_inverse_temperatures = device(B.inverse_temperatures)
+_rebar_unit = device(B._rebar_unit)
+_inverse_temperatures = device(B._inverse_temperatures)
 _rebar_weight_row = device(B._rebar_weight_row)
 _rebar_row = device(B._rebar_row)
 _relaxed_bernoulli = device(B._relaxed_bernoulli)

@@ -43,6 +43,24 @@ def repeat_rows(x, reps, out):
 
 
 @cuda.jit
+def _fold_rows(g, reps, out):
+    # one thread per output cell sums its reps rows in order (deterministic)
+    B, D = out.shape
+    for i in range(cuda.grid(1), B * D, cuda.gridsize(1)):
+        b = i // D
+        j = i - b * D
+        s = out[b, j]
+        for r in range(b * reps, (b + 1) * reps):
+            s += g[r, j]
+        out[b, j] = s
+
+
+def fold_rows(g, reps, out):
+    """out[i] += sum of g[r] over the reps rows r // reps = i (the VJP of repeat_rows)."""
+    _run(_fold_rows, out.shape[0] * out.shape[1], g, reps, out)
+
+
+@cuda.jit
 def _expand_rows(a, S):
     # in place: one thread per column walks the rows from the last down, as the CPU does
     R, D = a.shape

@@ -136,11 +136,11 @@ class Layout:
     n_theta: int = 0
     state: list = field(default_factory=list)    # (name, offset, size, init)
     n_state: int = 0
-    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R' or an int
+    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R', 'D' (data rows) or an int
     ws1: list = field(default_factory=list)      # names of (R,) buffers
     inputs: list = field(default_factory=list)   # input node names, in argument order
     costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
-    values: dict = field(default_factory=dict)   # node name -> ('ws2', index) or ('input', index)
+    values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, row repeats)
     rw_index: int = 0
     S: int = 1
 
@@ -193,6 +193,7 @@ class Lowering:
         self.reps = samples * S
         self.R = "R"
         self._requires_grad()
+        self._data_rows()
 
     # ----- helpers estimators use
     def emit(self, line: str):
@@ -241,10 +242,28 @@ class Lowering:
         return p, gp
 
     def v(self, node: Node) -> str:
+        """The node's values on all R rows (for a data-row node: its repeated twin, made on
+        first use by a reader outside the data-row sub-graph, e.g. a learned baseline)."""
+        if node in self.inv and node not in self.twin:
+            self.twin.add(node)
+            self.buf2(f"v_{node.name}", node.width)
+            self.emit(f"R_.repeat_rows({self.vB(node)}, {self.reps}, v_{node.name})")
         return "v_" + node.name
 
     def g(self, node: Node):
         return "g_" + node.name if self.req[node] and node.kind != "input" else None
+
+    def vB(self, node: Node) -> str:
+        """Values as the data-row sub-graph reads them (B rows for its nodes)."""
+        return f"vB_{node.name}" if node in self.inv else self.v(node)
+
+    def gB(self, node: Node):
+        if node in self.inv:
+            return f"gB_{node.name}" if self.req[node] and node.kind != "input" else None
+        return self.g(node)
+
+    def gB_or_empty(self, node: Node) -> str:
+        return self.gB(node) or self.E2
 
     def g_or_empty(self, node: Node) -> str:
         return self.g(node) or self.E2
@@ -338,6 +357,27 @@ class Lowering:
             self.emit(f"B_.relax_rows_bernoulli_bwd({flag}, {self.v(n)}, {loglam}, {g}, {ga})")
 
     # ----- analysis
+    def _data_rows(self):
+        """Nodes whose value depends on the data row only (no stochastic node above them, not a
+        cost head) are computed once per data row (B rows, suffix B) instead of once per sample and
+        configuration (R = B * K * S rows): the encoder of a model with 4 samples and an
+        antithetic pair runs on B rows, not 8 B. Where such a node is read by a per-sample node,
+        its values are repeated to R rows (`v_<name>`) and, backward, the R-row gradient is summed
+        back per data row (`fold_rows`) before the data-row sub-graph's own backward pass."""
+        self.inv, self.twin = set(), set()
+        if self.reps == 1:
+            return
+        for n in self.an.order:
+            if not n.is_stochastic and not n.attrs.get("is_head") and all(i in self.inv for i in n.inputs):
+                self.inv.add(n)
+        g = self.an.graph
+        # a parameter row read only per sample is broadcast to R rows directly
+        self.inv -= {n for n in self.inv if n.kind == "param"
+                     and not any(self.model.nodes[k] in self.inv for k in g.successors(n.name))}
+        for n in self.inv:
+            if any(self.model.nodes[k] not in self.inv for k in g.successors(n.name)):
+                self.twin.add(n)
+
     def _requires_grad(self):
         self.rebar_anc = {}
         for n in self.an.order:
@@ -395,7 +435,10 @@ class Lowering:
         self.emit("R_.zero1(grad)")
         for n in order:
             if self.g(n) is not None and not n.attrs.get("is_head"):
-                self.emit(f"R_.zero2({self.g(n)})")
+                if n in self.inv:
+                    self.emit(f"R_.zero2({self.gB(n)})")
+                if n not in self.inv or n in self.twin:
+                    self.emit(f"R_.zero2({self.g(n)})")
         for n in reversed(order):
             self._backward(n)
         return self._source()
@@ -403,28 +446,33 @@ class Lowering:
     def _forward(self, n: Node):
         self.section = self.fwd
         k = n.kind
+        inv = n in self.inv
+        pre = "vB_" if inv else "v_"
         if k == "input":
             j = len(self.L.inputs)
             self.L.inputs.append(n.name)
-            if self.reps == 1:
-                self.head.append(f"v_{n.name} = inputs[{j}]")
-                self.L.values[n.name] = ("input", j)
-            else:
+            self.head.append(f"{pre}{n.name} = inputs[{j}]")
+            self.L.values[n.name] = ("input", j, self.reps)
+            if n in self.twin:
                 self.buf2(f"v_{n.name}", n.width)
-                self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1)
-                self.emit(f"R_.repeat_rows(inputs[{j}], {self.reps}, v_{n.name})")
+                self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
             return
         if not n.attrs.get("is_head"):
-            self.buf2(f"v_{n.name}", n.width)
-            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1)
+            self.buf2(f"{pre}{n.name}", n.width, rows="D" if inv else "R")
+            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.reps if inv else 1)
+            if n in self.twin:
+                self.buf2(f"v_{n.name}", n.width)
             if self.req[n]:
-                self.buf2(f"g_{n.name}", n.width)
-        ins = [self.v(i) for i in n.inputs]
+                self.buf2(f"g{'B' if inv else ''}_{n.name}", n.width, rows="D" if inv else "R")
+                if n in self.twin:
+                    self.buf2(f"g_{n.name}", n.width)
+        ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
+        out = f"{pre}{n.name}"
         if k == "param":
             p, gp = self.param(n.name, (n.width,), n.attrs["init"])
             self._pgrad = getattr(self, "_pgrad", {})
             self._pgrad[n] = gp
-            self.emit(f"K_.broadcast_rows_fwd({p}, v_{n.name})")
+            self.emit(f"K_.broadcast_rows_fwd({p}, {out})")
         elif k == "affine":
             fan_in = n.inputs[0].width
             W, gW = self.param(f"{n.name}.W", (fan_in, n.width), self.rng.normal(0, 1 / np.sqrt(fan_in),
@@ -432,15 +480,15 @@ class Lowering:
             b, gb = self.param(f"{n.name}.b", (n.width,), 0.0)
             self._aff = getattr(self, "_aff", {})
             self._aff[n] = (W, gW, b, gb)
-            self.emit(f"K_.affine_fwd({ins[0]}, {W}, {b}, v_{n.name})")
+            self.emit(f"K_.affine_fwd({ins[0]}, {W}, {b}, {out})")
         elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
-            self.emit(f"K_.{k}_fwd({ins[0]}, v_{n.name})")
+            self.emit(f"K_.{k}_fwd({ins[0]}, {out})")
         elif k in ("add", "mul"):
-            self.emit(f"K_.{k}_fwd({ins[0]}, {ins[1]}, v_{n.name})")
+            self.emit(f"K_.{k}_fwd({ins[0]}, {ins[1]}, {out})")
         elif k == "scale_shift":
-            self.emit(f"R_.scale_shift_fwd({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}, v_{n.name})")
+            self.emit(f"R_.scale_shift_fwd({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}, {out})")
         elif k == "rowsum":
-            self.emit(f"K_.row_sum_fwd({ins[0]}, v_{n.name}.reshape(v_{n.name}.shape[0]))")
+            self.emit(f"K_.row_sum_fwd({ins[0]}, {out}.reshape({out}.shape[0]))")
         elif n.is_stochastic:
             d = self.dist(n)
             for pname, p in zip(d.params, n.inputs):
@@ -465,10 +513,18 @@ class Lowering:
                 self.call(G.HEAD_KERNELS[k], ins, [c], n)
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
+        if inv and n in self.twin:
+            self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
 
     def _backward(self, n: Node):
         self.section = self.bwd
         k = n.kind
+        if n in self.inv:
+            if n in self.twin and self.g(n) is not None:
+                self.emit(f"R_.fold_rows({self.g(n)}, {self.reps}, {self.gB(n)})")
+            self._backward_kinds(n, [self.vB(i) for i in n.inputs], [self.gB_or_empty(i) for i in n.inputs],
+                                 self.gB(n), self.vB(n), "D")
+            return
         ins = [self.v(i) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
         if n.attrs.get("is_head"):
@@ -499,7 +555,11 @@ class Lowering:
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].backward(self, n, ch.options)
             return
-        gout = self.g(n)
+        self._backward_kinds(n, ins, gins, self.g(n), self.v(n), "R")
+
+    def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
+        """VJP of a deterministic layer: gout (its value cotangent) into gins."""
+        k = n.kind
         if gout is None:
             return
         if k == "param":
@@ -507,12 +567,12 @@ class Lowering:
         elif k == "affine":
             W, gW, b, gb = self._aff[n]
             x = n.inputs[0]
-            sx = self.buf2(f"sx_{n.name}", x.width) if gins[0] != self.E2 else self.E2
+            sx = self.buf2(f"sx_{n.name}", x.width, rows=rows) if gins[0] != self.E2 else self.E2
             sW = self.buf2(f"sW_{n.name}", n.width, rows=x.width)
             self.emit(f"K_.affine_bwd({ins[0]}, {W}, {gout}, {gins[0]}, {gW}, {gb}, {sx}, {sW})")
         elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
             if gins[0] != self.E2:
-                self.emit(f"K_.{k}_bwd({ins[0]}, v_{n.name}, {gout}, {gins[0]})")
+                self.emit(f"K_.{k}_bwd({ins[0]}, {out}, {gout}, {gins[0]})")
         elif k == "add":
             self.emit(f"K_.add_bwd({gout}, {gins[0]}, {gins[1]})")
         elif k == "mul":

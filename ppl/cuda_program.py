@@ -116,8 +116,8 @@ class CudaProgram(Program):
     def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
         _, a = self._run(data, batch, seed, step, 0)
         out = {}
-        for name, (where, i) in self.layout.values.items():
-            out[name] = (a[5][i] if where == "input" else a[3][i]).copy_to_host()
+        for name, (where, i, reps) in self.layout.values.items():
+            out[name] = np.repeat((a[5][i] if where == "input" else a[3][i]).copy_to_host(), reps, axis=0)
             self.transfers["device_to_host"] += 1
         return out
 

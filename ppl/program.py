@@ -93,9 +93,9 @@ class Program:
     def workspace(self, B: int):
         """Preallocated (ws2, ws1) for a batch of B data rows (reused across calls)."""
         if B not in self._ws:
-            R = B * self.rows_per_data_row
-            ws2 = tuple(np.zeros((R if rows == "R" else rows, w), self.dtype) for _, rows, w in self.layout.ws2)
-            ws1 = tuple(np.zeros(R if rows == "R" else rows, self.dtype) for _, rows in self.layout.ws1)
+            n = {"R": B * self.rows_per_data_row, "D": B}
+            ws2 = tuple(np.zeros((n.get(rows, rows), w), self.dtype) for _, rows, w in self.layout.ws2)
+            ws1 = tuple(np.zeros(n.get(rows, rows), self.dtype) for _, rows in self.layout.ws1)
             self._ws[B] = (ws2, ws1)
         return self._ws[B]
 
@@ -166,11 +166,12 @@ class Program:
         return float(loss), {k: g[k].copy() for k in g}
 
     def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
-        """Values of every non-cost node for one draw: {name: (rows, width)} with rows = B * samples."""
+        """Values of every non-cost node for one draw: {name: (rows, width)}, one row per data row,
+        sample and configuration (r = ((i * K) + k) * S + c; nodes computed per data row repeated)."""
         _, a = self._run(data, batch, seed, step, 0)
         out = {}
-        for name, (where, i) in self.layout.values.items():
-            out[name] = (a[5][i] if where == "input" else a[3][i]).copy()
+        for name, (where, i, reps) in self.layout.values.items():
+            out[name] = np.repeat(a[5][i] if where == "input" else a[3][i], reps, axis=0)
         return out
 
     def explain(self) -> str:

@@ -174,9 +174,12 @@ def _fd_check(prog, data, names=None, seed=7, batch=None, eps=1e-6, tol=1e-6):
 X = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
 
 
-def test_fd_pathwise_vae_like_graph():
+@pytest.mark.parametrize("samples", [1, 3])
+def test_fd_pathwise_vae_like_graph(samples):
     """A Gaussian VAE-shaped graph with every layer kind: a fixed seed makes the loss a smooth
-    function of the parameters, so the fused backward must equal its finite differences."""
+    function of the parameters, so the fused backward must equal its finite differences. With
+    3 samples the data-row sub-graph (encoder, the relu * param branch) runs on B rows and its
+    cotangents are folded back from the 3 B sample rows."""
     with Model("vae_fd") as m:
         x = m.input("x", 4)
         h = ppl.tanh(Affine(x, 5, name="e1"))
@@ -189,7 +192,13 @@ def test_fd_pathwise_vae_like_graph():
         m.cost("ent", ppl.log_prob(z))
         m.cost("reg", ppl.total(ppl.relu(Affine(x, 2, name="r")) * ppl.param("pw", 2, init=0.3) + (-1.0) * z))
         m.cost("dot", ppl.total(ppl.rowdot(z, Affine(x, 2, name="q")) * ppl.rowsum(ppl.tanh(z))))
-    _fd_check(m.compile(), {"x": X})
+    prog = m.compile(samples=samples)
+    _fd_check(prog, {"x": X})
+    vals = prog.sample({"x": X})
+    assert all(v.shape[0] == 3 * samples for v in vals.values())
+    assert np.array_equal(vals["x"], np.repeat(X, samples, axis=0))
+    if samples > 1:
+        assert "vB_e1" in prog.source and "R_.fold_rows(g_loc, 3, gB_loc)" in prog.source
 
 
 def test_fd_enumerated_two_layer_net():

@@ -171,6 +171,7 @@ CASES = {
                               g.h(0.999), g.h(1e-8), 3),
     # ---- cpu_rows.py
     "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
+    "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),
     "expand_rows": lambda g: (g.x(6, D), 3),
     "fill": lambda g: (g.out(R), 0.25),
     "weighted_total": lambda g: (g.pos(R), g.x(R), g.x(R)),
