@@ -26,7 +26,9 @@ from .scalar import (
     adam_bias_corrections,
     adam_step,
     bernoulli_log_prob_term,
+    bernoulli_log_prob_term_sigmoid,
     bernoulli_nll_term,
+    bernoulli_nll_term_sigmoid,
     bernoulli_score,
     binary_concrete,
     binary_concrete_vjp,
@@ -360,6 +362,33 @@ def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
         if glogits.shape[0] != 0:
             for j in range(D):
                 glogits[r, j] += g * bernoulli_score(logits[r, j], x[r, j])
+        if gx.shape[0] != 0:
+            for j in range(D):
+                gx[r, j] += g * logits[r, j]
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_keep(logits, x, out_rows, sig):
+    """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
+    R, D = x.shape
+    for r in range(R):
+        s = like(x, 0.0)
+        for j in range(D):
+            c, sg = bernoulli_log_prob_term_sigmoid(logits[r, j], x[r, j])
+            s += c
+            sig[r, j] = sg
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
+    """bernoulli_log_prob_bwd from the kept sigma(a): glogits += grow (x - sig) ; gx += grow a."""
+    R, D = x.shape
+    for r in range(R):
+        g = grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] += g * (x[r, j] - sig[r, j])
         if gx.shape[0] != 0:
             for j in range(D):
                 gx[r, j] += g * logits[r, j]
@@ -714,6 +743,34 @@ def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
         if glogits.shape[0] != 0:
             for j in range(D):
                 glogits[r, j] -= g * bernoulli_score(logits[r, j], t[r, j])
+        if gt.shape[0] != 0:
+            for j in range(D):
+                gt[r, j] -= g * logits[r, j]
+
+
+@njit(**_JIT)
+def bernoulli_nll_keep(logits, t, out_rows, sig):
+    """bernoulli_nll that also keeps sig = sigma(a) for bernoulli_nll_kept_bwd: the exp of the
+    cost serves its VJP too (the compiler's choice when the logits need a gradient)."""
+    R, D = t.shape
+    for r in range(R):
+        s = like(t, 0.0)
+        for j in range(D):
+            c, sg = bernoulli_nll_term_sigmoid(logits[r, j], t[r, j])
+            s += c
+            sig[r, j] = sg
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
+    """bernoulli_nll_bwd from the kept sigma(a): glogits += grow (sig - t) ; gt += -grow a."""
+    R, D = t.shape
+    for r in range(R):
+        g = grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] += g * (sig[r, j] - t[r, j])
         if gt.shape[0] != 0:
             for j in range(D):
                 gt[r, j] -= g * logits[r, j]

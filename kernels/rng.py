@@ -220,8 +220,9 @@ def sincos_2pi_f32(u):
 # ------------------------------------------------------------- uniform -> other noise kinds
 @njit(cache=True, error_model="numpy")
 def logistic_from_uniform_f32(u):
-    """float32 standard logistic noise log(u) - log1p(-u) = logit(u)."""
-    return log_f32(u) - log1p_f32(-u)
+    """float32 standard logistic noise logit(u) = log(u / (1 - u)): one log (1 - u is exact for
+    the uniform's 24-bit grid, the quotient is rounded once)."""
+    return log_f32(u / (np.float32(1.0) - u))
 
 
 @njit(cache=True, error_model="numpy")

@@ -177,6 +177,8 @@ class Lowering:
         self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
         self.noise_kind: dict = {}
         self.zero_rows = self.buf1("zeros_")
+        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
+        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
         # enumeration: strides of the mixed-radix configuration digit of each enumerated node
         self.enum_stride, S = {}, 1
         for n in an.order:
@@ -280,6 +282,18 @@ class Lowering:
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
         self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
+
+    def log_prob_vjp(self, node: Node, weights: str, gx: str):
+        """Row-weighted VJP of log p(node | params) into the params' gradients (and gx), from the
+        sigma(logits) a log_prob cost kept in the forward pass when there is one."""
+        d = self.dist(node)
+        keep = self.kept.get(("log_prob", node))
+        if keep is not None:
+            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
+                      f"{keep}, {weights}, {', '.join(self.param_grads(node))}, {gx})")
+        else:
+            self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)],
+                      [weights, *self.param_grads(node), gx], node)
 
     def noise(self, node: Node, kind: str, k: int = 0) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
@@ -503,12 +517,25 @@ class Lowering:
             self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
             if k == "log_prob":
                 s = n.inputs[0]
-                self.call(self.dist(s).kernels["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
+                kern = self.dist(s).kernels
+                if "log_prob_keep" in kern and any(gp != self.E2 for gp in self.param_grads(s)):
+                    # keep sigma(logits) for the VJP (here or fused into the score estimator's)
+                    if ("log_prob", s) not in self.kept:
+                        self.kept[("log_prob", s)] = self.buf2(f"sig_{s.name}", s.width)
+                    keep = self.kept[("log_prob", s)]
+                    self.emit(f"K_.{kern['log_prob_keep']}({', '.join(self.param_values(s))}, {self.v(s)}, {c}, {keep})")
+                else:
+                    self.call(kern["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
             elif k == "blackbox":
                 fname = f"bb_{n.name}"
                 self.globals[fname] = n.attrs["fn"]
                 self.emit(f"for r in range({self.rw}.shape[0]):")
                 self.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+            elif k == "bernoulli_nll" and self.g_or_empty(n.inputs[0]) != self.E2:
+                # keep sigma(logits) for the VJP: the cost's exp serves the backward too
+                keep = self.buf2(f"sig_{n.name}", n.inputs[0].width)
+                self.kept[n] = keep
+                self.emit(f"K_.bernoulli_nll_keep({ins[0]}, {ins[1]}, {c}, {keep})")
             else:
                 self.call(G.HEAD_KERNELS[k], ins, [c], n)
         else:  # pragma: no cover - the DSL builds no other kinds
@@ -532,8 +559,11 @@ class Lowering:
                 return
             if k == "log_prob":
                 s = n.inputs[0]
-                self.call(self.dist(s).kernels["log_prob_bwd"], [*self.param_values(s), self.v(s)],
-                          [self.cw, *self.param_grads(s), self.g_or_empty(s)], s)
+                if REGISTRY[self.choices[s][0].estimator].fuses_log_prob and self.g_or_empty(s) == self.E2:
+                    # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
+                    self.log_prob_weights.setdefault(s, []).append(self.cw)
+                    return
+                self.log_prob_vjp(s, self.cw, self.g_or_empty(s))
             elif k == "blackbox":
                 fn = n.attrs["grad"]
                 gname = f"bbg_{n.name}"
@@ -546,6 +576,9 @@ class Lowering:
                         self.emit(f"R_.add_scaled_rows({s}, {self.cw}, {gi})")
             elif k == "total":
                 self.emit(f"K_.row_sum_bwd({self.cw}, {gins[0]})")
+            elif n in self.kept:
+                self.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {self.kept[n]}, {self.cw}, "
+                          f"{', '.join(gins)})")
             else:
                 self.call(G.HEAD_KERNELS[k] + "_bwd", ins, [self.cw, *gins], n)
             return

@@ -37,6 +37,7 @@ DISTRIBUTIONS = {
         straight_through=True,
         kernels=dict(sample="bernoulli_sample", log_prob="bernoulli_log_prob",
                      log_prob_bwd="bernoulli_log_prob_bwd", st_bwd="bernoulli_st_bwd",
+                     log_prob_keep="bernoulli_log_prob_keep", log_prob_kept_bwd="bernoulli_log_prob_kept_bwd",
                      relaxed_sample="binary_concrete_sample", relaxed_bwd="binary_concrete_bwd")),
     "bernoulli_probit": Distribution(
         "Bernoulli(probit)", ("logits",), discrete=True, noise="normal", straight_through=True,

@@ -311,6 +311,27 @@ def _bern_nll():
     return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
 
 
+def _kept(keep, kept_bwd, plain):
+    """A kept-sigmoid pair: the forward equals the plain kernel and also writes sigma(a), which
+    the backward reads."""
+    def inputs(rng):
+        return {"a": rng.normal(scale=2, size=(R, D)), "t": rng.uniform(size=(R, D))}
+
+    def fwd(i):
+        out, ref = _rows_out(i["a"]), _rows_out(i["a"])
+        keep(i["a"], i["t"], out, np.zeros_like(i["a"]))
+        plain(i["a"], i["t"], ref)
+        assert np.allclose(out, ref, rtol=1e-13, atol=1e-13)
+        return out
+
+    def bwd(i, grow, g):
+        sig = np.zeros_like(i["a"])
+        keep(i["a"], i["t"], _rows_out(i["a"]), sig)
+        kept_bwd(i["a"], i["t"], sig, grow, g["a"], g["t"])
+
+    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
+
+
 def _gauss_nll():
     def inputs(rng):
         return {"mu": rng.normal(size=(R, D)), "sigma": _pos(rng, R, D), "t": rng.normal(size=(R, D))}
@@ -411,6 +432,9 @@ CASES = {
     "gaussian_kl_std": _kl_std(),
     "gaussian_kl": _kl(),
     "bernoulli_nll": _bern_nll(),
+    "bernoulli_nll_keep": _kept(cpu.bernoulli_nll_keep, cpu.bernoulli_nll_kept_bwd, cpu.bernoulli_nll),
+    "bernoulli_log_prob_keep": _kept(cpu.bernoulli_log_prob_keep, cpu.bernoulli_log_prob_kept_bwd,
+                                     cpu.bernoulli_log_prob),
     "gaussian_nll": _gauss_nll(),
     "softmax_xent": _xent(),
     "nce_logistic": _nce(),

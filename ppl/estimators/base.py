@@ -31,6 +31,9 @@ class Estimator:
     name = ""
     unbiased = True
     passes_value_grad = False  # True when the cotangent of the node's value reaches its parameters
+    # True when the estimator's backward ends in the node's own log-probability VJP with per-row
+    # weights: a log_prob(node) cost then adds its weights there instead of a second VJP call
+    fuses_log_prob = False
     hard_forward = True        # the forward value is a hard (discrete) sample
     options: dict = {}         # option name -> default
 

@@ -19,6 +19,7 @@ BASELINES = ("none", "moving_average", "loo", "learned")
 class Score(Estimator):
     name = "score"
     options = {"baseline": None, "decay": 0.9}
+    fuses_log_prob = True
 
     def check(self, info):
         return None  # every distribution here has a log-density
@@ -66,5 +67,6 @@ class Score(Estimator):
             lw.emit(f"R_.add_sum_to({coef}, {gw}, {width - 1})")
         wts = lw.buf1(f"w_{node.name}")
         lw.emit(f"R_.score_weights({lw.rw}, {L}, {b}, {wts})")
-        lw.call(lw.dist(node).kernels["log_prob_bwd"], [*lw.param_values(node), lw.v(node)],
-                [wts, *grads, lw.E2], node)
+        for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
+            lw.emit(f"R_.add_rows({cw}, {wts})")
+        lw.log_prob_vjp(node, wts, lw.E2)
