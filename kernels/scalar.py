@@ -497,8 +497,10 @@ def nce_noise_grad(s, logk):
 
 @njit(cache=True, error_model="numpy")
 def momentum_velocity(vel, g, lr, mu):
-    """Heavy-ball velocity (Polyak 1964): mu vel - lr g."""
-    return mu * vel - lr * g
+    """Heavy-ball velocity (Polyak 1964): mu vel - lr g, flushed to 0 below the float32 normal
+    range (see adam_step)."""
+    nv = mu * vel - lr * g
+    return nv if abs(nv) >= like(nv, 1.1754943508222875e-38) else like(nv, 0.0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -514,8 +516,16 @@ def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
     """(delta, m', v') of one Adam update: m' = b1 m + (1-b1) g ; v' = b2 v + (1-b2) g^2 ;
     delta = lr (m' c1) / (sqrt(v' c2) + eps), theta -= delta (Kingma & Ba 2015)."""
     one = like(g, 1.0)
+    zero = like(g, 0.0)
+    tiny = like(g, 1.1754943508222875e-38)   # the smallest normal float32
     mi = b1 * m + (one - b1) * g
     vi = b2 * v + (one - b2) * g * g
+    # moments below the float32 normal range are flushed to 0: a parameter whose gradient stays 0
+    # (an input pixel that is always 0) would otherwise decay m into subnormals, which the CPU
+    # handles tens of times slower (measured: Adam on the SBN 2.1x slower). Below 1e-38 the
+    # step lr m / (sqrt(v) + eps) is 0 to working precision anyway.
+    mi = mi if abs(mi) >= tiny else zero
+    vi = vi if vi >= tiny else zero
     return lr * (mi * c1) / (math.sqrt(vi * c2) + eps), mi, vi
 
 
