@@ -47,7 +47,7 @@ def _rebar_unit(a, u, v, inv1, inv2):
     """The five configuration values of one unit: (b, sigma(z / lam), sigma(z~ / lam),
     sigma(z / lam'), sigma(z~ / lam')), z = a + logit(u), b = H(z), z~ from v given b;
     inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
-    z = a + flog(u) - flog1p(-u)
+    z = a + flog(u / (like(u, 1.0) - u))   # logit(u); 1 - u is exact on the uniforms' grid
     zero = like(a, 0.0)
     b = like(a, 1.0) if z > zero else zero
     w, lv, l1v = _conditional_w(a, v, b)
@@ -80,12 +80,12 @@ def rebar_forward(a, u, v, stride, loglam, delta, out):
     """The node's values in its five configuration rows (module docstring); u, v are read at
     the drawn rows (digit 0)."""
     inv1, inv2 = _inverse_temperatures(loglam, delta, out)
-    for r0 in range(out.shape[0]):
-        if (r0 // stride) % CONFIGS == 0:
+    for base in range(0, out.shape[0], CONFIGS * stride):   # drawn rows: digit 0, no divisions
+        for r0 in range(base, base + stride):
             _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out)
 
 
-@njit(cache=True)
+@njit(**_LOOP)
 def _rebar_weight_row(r, stride, e, rw, cw):
     c = (r // stride) % CONFIGS
     if c != 0:
@@ -94,12 +94,16 @@ def _rebar_weight_row(r, stride, e, rw, cw):
         rw[r] = 0.0
 
 
-@njit(cache=True)
+@njit(**_LOOP)
 def rebar_weights(stride, eta, rw, cw):
     """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
     e = eta[0]
-    for r in range(rw.shape[0]):
-        _rebar_weight_row(r, stride, e, rw, cw)
+    for base in range(0, rw.shape[0], CONFIGS * stride):
+        for c in range(1, CONFIGS):
+            f = e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
+            for r in range(base + c * stride, base + (c + 1) * stride):
+                cw[r] *= f
+                rw[r] = 0.0
 
 
 @njit(**_LOOP)
@@ -162,18 +166,17 @@ def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, tr
     R = a.shape[0]
     ge = 0.0
     gl = 0.0
-    for r0 in range(R):
-        if (r0 // stride) % CONFIGS != 0:
-            continue
-        de, dl = _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
-        ge += de
-        gl += dl
+    for base in range(0, R, CONFIGS * stride):
+        for r0 in range(base, base + stride):
+            de, dl = _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+            ge += de
+            gl += dl
     if train:
         geta[0] += ge
         glam[0] += gl
 
 
-@njit(cache=True)
+@njit(**_LOOP)
 def cv_flags(stride, flag):
     """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
     for r in range(flag.shape[0]):
@@ -285,7 +288,7 @@ def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
                 _reparam_normal_bwd(r, j, eps, g, gloc, gscale)
 
 
-@njit(cache=True)
+@njit(**_LOOP)
 def copy1(src, dst):
     for r in range(src.shape[0]):
         dst[r] = src[r]
