@@ -23,7 +23,7 @@ from numba import njit
 import numpy as np
 
 from .conditional import gumbel_given_argmax_jac, jac_t_vec
-from .scalar import flog, flog1p, like, sigmoid, softplus
+from .scalar import flog, flog1p, like, logistic_parts, sigmoid, softplus
 
 CONFIGS = 5
 SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
@@ -44,16 +44,19 @@ def _conditional_w(a, v, b):
 
 @njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
 def _rebar_unit(a, u, v, inv1, inv2):
-    """The five configuration values of one unit: (b, sigma(z / lam), sigma(z~ / lam),
-    sigma(z / lam'), sigma(z~ / lam')), z = a + logit(u), b = H(z), z~ from v given b;
-    inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
+    """The five configuration values of one unit and dz~/da: (b, sigma(z / lam),
+    sigma(z~ / lam), sigma(z / lam'), sigma(z~ / lam'), dz~/da), z = a + logit(u), b = H(z),
+    z~ from v given b; inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
     z = a + flog(u / (like(u, 1.0) - u))   # logit(u); 1 - u is exact on the uniforms' grid
     zero = like(a, 0.0)
-    b = like(a, 1.0) if z > zero else zero
+    one = like(a, 1.0)
+    b = one if z > zero else zero
     w, lv, l1v = _conditional_w(a, v, b)
-    sp = softplus(w)
+    e, l = logistic_parts(w)               # softplus(w) and dz~/da = sigma(w) share one exp
+    sp = max(w, zero) + l
     zt = (sp - l1v) if b > 0.5 else (lv - sp)
-    return b, sigmoid(z * inv1), sigmoid(zt * inv1), sigmoid(z * inv2), sigmoid(zt * inv2)
+    dzt = (one if w >= zero else e) / (one + e)
+    return b, sigmoid(z * inv1), sigmoid(zt * inv1), sigmoid(z * inv2), sigmoid(zt * inv2), dzt
 
 
 @njit(cache=True)
@@ -64,10 +67,12 @@ def _inverse_temperatures(loglam, delta, x):
 
 
 @njit(**_LOOP)
-def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out):
-    """Rows r0 + c stride (c = 0..4) of a drawn row r0, every unit computed once."""
+def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out, dzt):
+    """Rows r0 + c stride (c = 0..4) of a drawn row r0, every unit computed once; dz~/da kept in
+    dzt's row r0 for the backward pass."""
     for j in range(out.shape[1]):
-        b, y1, y2, y3, y4 = _rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
+        b, y1, y2, y3, y4, dz = _rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
+        dzt[r0, j] = dz
         out[r0, j] = b
         out[r0 + stride, j] = y1
         out[r0 + 2 * stride, j] = y2
@@ -76,13 +81,13 @@ def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out):
 
 
 @njit(cache=True)
-def rebar_forward(a, u, v, stride, loglam, delta, out):
-    """The node's values in its five configuration rows (module docstring); u, v are read at
-    the drawn rows (digit 0)."""
+def rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
+    """The node's values in its five configuration rows (module docstring); u, v are read and
+    dz~/da is written (into dzt, for rebar_bwd) at the drawn rows (digit 0)."""
     inv1, inv2 = _inverse_temperatures(loglam, delta, out)
     for base in range(0, out.shape[0], CONFIGS * stride):   # drawn rows: digit 0, no divisions
         for r0 in range(base, base + stride):
-            _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out)
+            _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out, dzt)
 
 
 @njit(**_LOOP)
@@ -107,11 +112,11 @@ def rebar_weights(stride, eta, rw, cw):
 
 
 @njit(**_LOOP)
-def _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
+def _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
     """One drawn row r0 (digit 0) of rebar_bwd: accumulates into ga's rows r0, r0 + stride,
     r0 + 2 stride and returns this row's (d/deta, d/dlog lam) variance-gradient terms. The
-    relaxed values come from the forward pass (y's rows 1..4), so per unit only sigma(a) and
-    dz~/da are computed here."""
+    relaxed values (y's rows 1..4) and dz~/da come from the forward pass, so per unit only
+    sigma(a) is computed here."""
     base = rw[r0]
     if base == 0.0:
         return 0.0, 0.0
@@ -132,13 +137,12 @@ def _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
     for j in range(D):
         aj = a[r0, j]
         b = y[r0, j]
-        w, _, _ = _conditional_w(aj, v[r0, j], b)
-        dzt = sigmoid(w)
+        dz = dzt[r0, j]
         s = b - sigmoid(aj)
         y1 = y[r1, j]
         y2 = y[r2, j]
         c1 = gs[r1, j] * y1 * (one - y1) * inv1
-        c2 = gs[r2, j] * y2 * (one - y2) * inv1 * dzt
+        c2 = gs[r2, j] * y2 * (one - y2) * inv1 * dz
         ga[r0, j] += wb * sc * s
         ga[r1, j] += c1
         ga[r2, j] += c2
@@ -149,7 +153,7 @@ def _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
             y3 = y[r3, j]
             y4 = y[r4, j]
             c3 = gs[r3, j] * y3 * (one - y3) * inv2
-            c4 = gs[r4, j] * y4 * (one - y4) * inv2 * dzt
+            c4 = gs[r4, j] * y4 * (one - y4) * inv2 * dz
             g2 = sc2 * s + (c3 + c4) * ibs
             n2 += g2 * g2
     de = 2.0 * base * float(dot) if e != 0.0 else 0.0
@@ -157,10 +161,10 @@ def _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
 
 
 @njit(cache=True)
-def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train,
     the variance gradients into geta and glam (d/d log lam). y holds the node's values of the
-    forward pass (its five configuration rows); v is read at the drawn rows."""
+    forward pass (its five configuration rows) and dzt its dz~/da (drawn rows)."""
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
@@ -168,7 +172,7 @@ def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, tr
     gl = 0.0
     for base in range(0, R, CONFIGS * stride):
         for r0 in range(base, base + stride):
-            de, dl = _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+            de, dl = _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
             gl += dl
     if train:

@@ -51,14 +51,15 @@ def _check_k(name, K):
 
 
 @cuda.jit
-def _rebar_forward(a, u, v, stride, loglam, delta, out):
+def _rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
     R, D = out.shape
     inv1, inv2 = _inverse_temperatures(loglam, delta, out[0, 0])
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
         if (r // stride) % CONFIGS == 0:
-            b, y1, y2, y3, y4 = _rebar_unit(a[r, j], u[r, j], v[r, j], inv1, inv2)
+            b, y1, y2, y3, y4, dz = _rebar_unit(a[r, j], u[r, j], v[r, j], inv1, inv2)
+            dzt[r, j] = dz
             out[r, j] = b
             out[r + stride, j] = y1
             out[r + 2 * stride, j] = y2
@@ -66,9 +67,9 @@ def _rebar_forward(a, u, v, stride, loglam, delta, out):
             out[r + 4 * stride, j] = y4
 
 
-def rebar_forward(a, u, v, stride, loglam, delta, out):
-    """Configuration rows c = 0..4 of a Bernoulli REBAR node (see cpu_rebar)."""
-    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, loglam, delta, out)
+def rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
+    """Configuration rows c = 0..4 of a Bernoulli REBAR node and its dz~/da (see cpu_rebar)."""
+    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, loglam, delta, out, dzt)
 
 
 @cuda.jit
@@ -84,14 +85,14 @@ def rebar_weights(stride, eta, rw, cw):
 
 
 @cuda.jit
-def _rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
         if (r0 // stride) % CONFIGS == 0:
-            de, dl = _rebar_row(r0, a, v, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+            de, dl = _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
             gl += dl
     ge = block_sum(ge)
@@ -101,10 +102,10 @@ def _rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, t
         glam[0] += gl
 
 
-def rebar_bwd(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
-    and glam (one block: deterministic sums); y holds the node's values of the forward pass."""
-    single_block(_rebar_bwd, a.shape[0])(a, v, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
+    and glam (one block: deterministic sums); y and dzt come from rebar_forward."""
+    single_block(_rebar_bwd, a.shape[0])(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
                                          bool(train))
 
 

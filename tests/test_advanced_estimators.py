@@ -206,8 +206,8 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
     rw = np.zeros(R)
     rw[::S] = 1 / n
     loglam = np.array([np.log(0.7)])
-    y = np.zeros((R, D))
-    Bk.rebar_forward(a, u, v, 1, loglam, 0.1, y)
+    y, dzt = np.zeros((R, D)), np.zeros((R, D))
+    Bk.rebar_forward(a, u, v, 1, loglam, 0.1, y, dzt)
 
     def run(eta, train):
         gs = np.zeros((R, D))
@@ -215,7 +215,7 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
             for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta)):
                 gs[r0 + c] = f * rw[r0] * F[r0 + c]
         ga, geta, glam = np.zeros((R, D)), np.zeros(1), np.zeros(1)
-        Bk.rebar_bwd(a, v, y, L, rw, gs, 1, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
+        Bk.rebar_bwd(a, dzt, y, L, rw, gs, 1, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
         return ga, geta[0]
 
     def variance(eta):

@@ -82,9 +82,9 @@ def relax_categorical_bwd_case(g, train=True, ctx=True):
 def rebar_bwd_case(g, train=True, eta=0.7):
     rw = g.pos(RB)
     rw[STRIDE * cpu_rebar.CONFIGS + 1] = 0.0   # a drawn row with weight 0 is skipped
-    a, v, y = g.x(RB, D), g.u(RB, D), g.out(RB, D)
-    cpu_rebar.rebar_forward(a, g.u(RB, D), v, STRIDE, g.h(-0.3), 0.1, y)   # the values the kernel reads
-    return (a, v, y, g.x(RB), rw, g.x(RB, D), STRIDE, g.h(eta), g.h(-0.3), 0.1, g.x(RB, D), g.x(1), g.x(1), train)
+    a, dzt, y = g.x(RB, D), g.out(RB, D), g.out(RB, D)
+    cpu_rebar.rebar_forward(a, g.u(RB, D), g.u(RB, D), STRIDE, g.h(-0.3), 0.1, y, dzt)   # what the kernel reads
+    return (a, dzt, y, g.x(RB), rw, g.x(RB, D), STRIDE, g.h(eta), g.h(-0.3), 0.1, g.x(RB, D), g.x(1), g.x(1), train)
 
 
 def rebar_categorical_bwd_case(g, train=True, eta=0.7):
@@ -124,7 +124,8 @@ CASES = {
                                         lambda g: relax_categorical_bwd_case(g, train=False)),
     "relax_categorical_bwd[no-ctx]": ("relax_categorical_bwd", lambda g: relax_categorical_bwd_case(g, ctx=False)),
     # ---- cpu_rebar.py
-    "rebar_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, g.h(-0.3), 0.1, g.out(RB, D)),
+    "rebar_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, g.h(-0.3), 0.1, g.out(RB, D),
+                                g.out(RB, D)),
     "rebar_weights": lambda g: (STRIDE, g.h(0.7), g.pos(RB), g.pos(RB)),
     "rebar_bwd": rebar_bwd_case,
     "rebar_bwd[no-train]": ("rebar_bwd", lambda g: rebar_bwd_case(g, train=False)),

@@ -47,7 +47,9 @@ class Rebar(Estimator):
             lw.emit(f"B_.rebar_categorical_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {node.attrs['K']}, {lam}, "
                     f"{DELTA}, {lw.v(node)})")
         else:
-            lw.emit(f"B_.rebar_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {lam}, {DELTA}, {lw.v(node)})")
+            dzt = lw.buf2(f"dzt_{node.name}", node.width)
+            lw.rebar[node]["dzt"] = dzt
+            lw.emit(f"B_.rebar_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {lam}, {DELTA}, {lw.v(node)}, {dzt})")
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
@@ -59,7 +61,7 @@ class Rebar(Estimator):
         L = lw.downstream_L(node)
         if node.kind == "categorical":
             kernel, noise, K = "rebar_categorical_bwd", f"{u}, {v}", f"{node.attrs['K']}, "
-        else:   # the Bernoulli kernel reads the relaxed values of the forward pass instead of u
-            kernel, noise, K = "rebar_bwd", f"{v}, {lw.v(node)}", ""
+        else:   # the Bernoulli kernel reads dz~/da and the relaxed values of the forward pass
+            kernel, noise, K = "rebar_bwd", f"{p['dzt']}, {lw.v(node)}", ""
         lw.emit(f"B_.{kernel}({a}, {noise}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {K}{p['eta']}, "
                 f"{p['loglam']}, {DELTA}, {ga}, {p['geta']}, {p['glam']}, {bool(opts['train'])})")
