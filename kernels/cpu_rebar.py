@@ -112,11 +112,11 @@ def rebar_weights(stride, eta, rw, cw):
 
 
 @njit(**_LOOP)
-def _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
+def _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
     """One drawn row r0 (digit 0) of rebar_bwd: accumulates into ga's rows r0, r0 + stride,
     r0 + 2 stride and returns this row's (d/deta, d/dlog lam) variance-gradient terms. The
-    relaxed values (y's rows 1..4) and dz~/da come from the forward pass, so per unit only
-    sigma(a) is computed here."""
+    relaxed values (y's rows 1..4) and dz~/da come from the forward pass, and sigma(a) from sa
+    when a log_prob cost kept it (sa.shape[0] != 0), else it is computed here."""
     base = rw[r0]
     if base == 0.0:
         return 0.0, 0.0
@@ -131,6 +131,7 @@ def _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train
     ibe = like(a, 1.0 / (base * e)) if e != 0.0 else x0
     ib = like(a, 1.0 / base)
     ibs = like(a, 1.0 / (base * SEED_EPS))
+    kept = sa.shape[0] != 0
     n1 = x0
     n2 = x0
     dot = x0
@@ -138,7 +139,7 @@ def _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train
         aj = a[r0, j]
         b = y[r0, j]
         dz = dzt[r0, j]
-        s = b - sigmoid(aj)
+        s = b - (sa[r0, j] if kept else sigmoid(aj))
         y1 = y[r1, j]
         y2 = y[r2, j]
         c1 = gs[r1, j] * y1 * (one - y1) * inv1
@@ -161,10 +162,11 @@ def _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train
 
 
 @njit(cache=True)
-def rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train,
     the variance gradients into geta and glam (d/d log lam). y holds the node's values of the
-    forward pass (its five configuration rows) and dzt its dz~/da (drawn rows)."""
+    forward pass (its five configuration rows), dzt its dz~/da (drawn rows) and sa sigma(a) if
+    a log_prob cost kept it (else an empty array: computed here)."""
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
@@ -172,7 +174,7 @@ def rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, 
     gl = 0.0
     for base in range(0, R, CONFIGS * stride):
         for r0 in range(base, base + stride):
-            de, dl = _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+            de, dl = _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
             gl += dl
     if train:

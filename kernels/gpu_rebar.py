@@ -85,14 +85,14 @@ def rebar_weights(stride, eta, rw, cw):
 
 
 @cuda.jit
-def _rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
         if (r0 // stride) % CONFIGS == 0:
-            de, dl = _rebar_row(r0, a, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+            de, dl = _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
             gl += dl
     ge = block_sum(ge)
@@ -102,10 +102,11 @@ def _rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
         glam[0] += gl
 
 
-def rebar_bwd(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
-    and glam (one block: deterministic sums); y and dzt come from rebar_forward."""
-    single_block(_rebar_bwd, a.shape[0])(a, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
+    and glam (one block: deterministic sums); y and dzt come from rebar_forward, sa is sigma(a)
+    kept by a log_prob cost or empty."""
+    single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
                                          bool(train))
 
 

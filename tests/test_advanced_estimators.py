@@ -209,13 +209,13 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
     y, dzt = np.zeros((R, D)), np.zeros((R, D))
     Bk.rebar_forward(a, u, v, 1, loglam, 0.1, y, dzt)
 
-    def run(eta, train):
+    def run(eta, train, sa=np.empty((0, 0))):
         gs = np.zeros((R, D))
         for r0 in range(0, R, S):
             for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta)):
                 gs[r0 + c] = f * rw[r0] * F[r0 + c]
         ga, geta, glam = np.zeros((R, D)), np.zeros(1), np.zeros(1)
-        Bk.rebar_bwd(a, dzt, y, L, rw, gs, 1, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
+        Bk.rebar_bwd(a, sa, dzt, y, L, rw, gs, 1, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
         return ga, geta[0]
 
     def variance(eta):
@@ -225,3 +225,10 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
     for eta in (0.3, 1.2):
         fd = (variance(eta + 1e-6) - variance(eta - 1e-6)) / 2e-6
         assert abs(fd - run(eta, True)[1]) <= 1e-6 * max(1.0, abs(fd)), (eta, fd)
+    # sigma(a) kept by a log_prob cost gives the same estimate
+    kept = 1 / (1 + np.exp(-a))
+    for train in (False, True):
+        ga0, ge0 = run(0.7, train)
+        ga1, ge1 = run(0.7, train, kept)
+        np.testing.assert_allclose(ga1, ga0, rtol=1e-12, atol=1e-14)
+        assert abs(ge1 - ge0) <= 1e-12 * max(1.0, abs(ge0))

@@ -79,12 +79,13 @@ def relax_categorical_bwd_case(g, train=True, ctx=True):
     return (a, u, v, b, g.x(R), g.pos(R), cx, phi, H, K, g.x(R, D), g.x(phi.shape[0]), train)
 
 
-def rebar_bwd_case(g, train=True, eta=0.7):
+def rebar_bwd_case(g, train=True, eta=0.7, kept=False):
     rw = g.pos(RB)
     rw[STRIDE * cpu_rebar.CONFIGS + 1] = 0.0   # a drawn row with weight 0 is skipped
     a, dzt, y = g.x(RB, D), g.out(RB, D), g.out(RB, D)
     cpu_rebar.rebar_forward(a, g.u(RB, D), g.u(RB, D), STRIDE, g.h(-0.3), 0.1, y, dzt)   # what the kernel reads
-    return (a, dzt, y, g.x(RB), rw, g.x(RB, D), STRIDE, g.h(eta), g.h(-0.3), 0.1, g.x(RB, D), g.x(1), g.x(1), train)
+    sa = 1 / (1 + np.exp(-a)) if kept else np.empty((0, 0))
+    return (a, sa, dzt, y, g.x(RB), rw, g.x(RB, D), STRIDE, g.h(eta), g.h(-0.3), 0.1, g.x(RB, D), g.x(1), g.x(1), train)
 
 
 def rebar_categorical_bwd_case(g, train=True, eta=0.7):
@@ -130,6 +131,7 @@ CASES = {
     "rebar_bwd": rebar_bwd_case,
     "rebar_bwd[no-train]": ("rebar_bwd", lambda g: rebar_bwd_case(g, train=False)),
     "rebar_bwd[eta=0]": ("rebar_bwd", lambda g: rebar_bwd_case(g, eta=0.0)),
+    "rebar_bwd[kept-sigmoid]": ("rebar_bwd", lambda g: rebar_bwd_case(g, kept=True)),
     "cv_flags": lambda g: (1, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])),
     "relax_rows_bernoulli": lambda g: (flag(g), g.x(R, D), g.u(R, D), True, g.h(0.3), g.out(R, D)),
     "relax_rows_bernoulli[logistic]": ("relax_rows_bernoulli",
@@ -212,7 +214,7 @@ def test_rebar_bwd_is_deterministic():
     outs = []
     for _ in range(2):
         geta, glam = cuda.to_device(np.zeros(1)), cuda.to_device(np.zeros(1))
-        gpu_rebar.rebar_bwd(*args[:10], cuda.to_device(np.zeros((RB, D))), geta, glam, True)
+        gpu_rebar.rebar_bwd(*args[:11], cuda.to_device(np.zeros((RB, D))), geta, glam, True)
         outs.append((geta.copy_to_host()[0], glam.copy_to_host()[0]))
     assert outs[0] == outs[1]
 

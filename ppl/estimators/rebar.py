@@ -62,6 +62,7 @@ class Rebar(Estimator):
         if node.kind == "categorical":
             kernel, noise, K = "rebar_categorical_bwd", f"{u}, {v}", f"{node.attrs['K']}, "
         else:   # the Bernoulli kernel reads dz~/da and the relaxed values of the forward pass
-            kernel, noise, K = "rebar_bwd", f"{p['dzt']}, {lw.v(node)}", ""
+            sa = lw.kept.get(("log_prob", node), lw.E2)   # sigma(a), if a log_prob(node) cost kept it
+            kernel, noise, K = "rebar_bwd", f"{sa}, {p['dzt']}, {lw.v(node)}", ""
         lw.emit(f"B_.{kernel}({a}, {noise}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {K}{p['eta']}, "
                 f"{p['loglam']}, {DELTA}, {ga}, {p['geta']}, {p['glam']}, {bool(opts['train'])})")
