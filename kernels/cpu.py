@@ -28,7 +28,6 @@ from .scalar import (
     bernoulli_log_prob_term,
     bernoulli_log_prob_term_sigmoid,
     bernoulli_nll_term,
-    bernoulli_nll_term_sigmoid,
     bernoulli_score,
     binary_concrete,
     binary_concrete_vjp,
@@ -368,8 +367,8 @@ def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
 
 
 @njit(**_JIT)
-def bernoulli_log_prob_keep(logits, x, out_rows, sig):
-    """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
+def _bernoulli_keep(logits, x, out_rows, sig, sign):
+    """out_rows[r] = sign * sum_j log p(x | sigma(a)); sig = sigma(a), one exp for both."""
     R, D = x.shape
     for r in range(R):
         s = like(x, 0.0)
@@ -377,21 +376,46 @@ def bernoulli_log_prob_keep(logits, x, out_rows, sig):
             c, sg = bernoulli_log_prob_term_sigmoid(logits[r, j], x[r, j])
             s += c
             sig[r, j] = sg
-        out_rows[r] = s
+        out_rows[r] = sign * s
 
 
 @njit(**_JIT)
-def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
-    """bernoulli_log_prob_bwd from the kept sigma(a): glogits += grow (x - sig) ; gx += grow a."""
+def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
+    """glogits += sign grow (x - sig) ; gx += sign grow a (each skippable)."""
     R, D = x.shape
     for r in range(R):
-        g = grow[r]
+        g = sign * grow[r]
         if glogits.shape[0] != 0:
             for j in range(D):
                 glogits[r, j] += g * (x[r, j] - sig[r, j])
         if gx.shape[0] != 0:
             for j in range(D):
                 gx[r, j] += g * logits[r, j]
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_keep(logits, x, out_rows, sig):
+    """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd: the
+    exp of the cost serves its VJP too (the compiler's choice when the logits need a gradient)."""
+    _bernoulli_keep(logits, x, out_rows, sig, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
+    """bernoulli_log_prob_bwd from the kept sigma(a): glogits += grow (x - sig) ; gx += grow a."""
+    _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_keep(logits, t, out_rows, sig):
+    """bernoulli_nll (= -bernoulli_log_prob) that also keeps sig = sigma(a)."""
+    _bernoulli_keep(logits, t, out_rows, sig, like(t, -1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
+    """bernoulli_nll_bwd from the kept sigma(a): glogits += grow (sig - t) ; gt += -grow a."""
+    _bernoulli_kept_bwd(logits, t, sig, grow, glogits, gt, like(t, -1.0))
 
 
 @njit(**_JIT)
@@ -743,34 +767,6 @@ def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
         if glogits.shape[0] != 0:
             for j in range(D):
                 glogits[r, j] -= g * bernoulli_score(logits[r, j], t[r, j])
-        if gt.shape[0] != 0:
-            for j in range(D):
-                gt[r, j] -= g * logits[r, j]
-
-
-@njit(**_JIT)
-def bernoulli_nll_keep(logits, t, out_rows, sig):
-    """bernoulli_nll that also keeps sig = sigma(a) for bernoulli_nll_kept_bwd: the exp of the
-    cost serves its VJP too (the compiler's choice when the logits need a gradient)."""
-    R, D = t.shape
-    for r in range(R):
-        s = like(t, 0.0)
-        for j in range(D):
-            c, sg = bernoulli_nll_term_sigmoid(logits[r, j], t[r, j])
-            s += c
-            sig[r, j] = sg
-        out_rows[r] = s
-
-
-@njit(**_JIT)
-def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
-    """bernoulli_nll_bwd from the kept sigma(a): glogits += grow (sig - t) ; gt += -grow a."""
-    R, D = t.shape
-    for r in range(R):
-        g = grow[r]
-        if glogits.shape[0] != 0:
-            for j in range(D):
-                glogits[r, j] += g * (sig[r, j] - t[r, j])
         if gt.shape[0] != 0:
             for j in range(D):
                 gt[r, j] -= g * logits[r, j]

@@ -44,7 +44,6 @@ _binary_concrete_vjp = device(S.binary_concrete_vjp)
 _bernoulli_log_prob_term = device(S.bernoulli_log_prob_term)
 _bernoulli_score = device(S.bernoulli_score)
 _bernoulli_nll_term = device(S.bernoulli_nll_term)
-_bernoulli_nll_term_sigmoid = device(S.bernoulli_nll_term_sigmoid)
 _bernoulli_log_prob_term_sigmoid = device(S.bernoulli_log_prob_term_sigmoid)
 _probit_log_prob_term = device(S.probit_log_prob_term)
 _probit_score = device(S.probit_score)
@@ -502,7 +501,7 @@ def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
 
 
 @cuda.jit
-def _bernoulli_log_prob_keep(logits, x, out_rows, sig):
+def _bernoulli_keep(logits, x, out_rows, sig, sign):
     R, D = x.shape
     for r in range(cuda.grid(1), R, cuda.gridsize(1)):
         s = like(x, 0.0)
@@ -510,32 +509,42 @@ def _bernoulli_log_prob_keep(logits, x, out_rows, sig):
             c, sg = _bernoulli_log_prob_term_sigmoid(logits[r, j], x[r, j])
             s += c
             sig[r, j] = sg
-        out_rows[r] = s
-
-
-def bernoulli_log_prob_keep(logits, x, out_rows, sig):
-    """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
-    _run_rows(_bernoulli_log_prob_keep, x.shape[0], logits, x, out_rows, sig)
+        out_rows[r] = sign * s
 
 
 @cuda.jit
-def _bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
+def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
     R, D = x.shape
     do_a = glogits.shape[0] != 0
     do_x = gx.shape[0] != 0
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
-        g = grow[r]
+        g = sign * grow[r]
         if do_a:
             glogits[r, j] += g * (x[r, j] - sig[r, j])
         if do_x:
             gx[r, j] += g * logits[r, j]
 
 
+def bernoulli_log_prob_keep(logits, x, out_rows, sig):
+    """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
+    _run_rows(_bernoulli_keep, x.shape[0], logits, x, out_rows, sig, x.dtype.type(1.0))
+
+
 def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
     """glogits += grow (x - sig) ; gx += grow a, from the kept sigma(a) (each skippable)."""
-    _launch_cells(_bernoulli_log_prob_kept_bwd, x, logits, x, sig, grow, glogits, gx)
+    _launch_cells(_bernoulli_kept_bwd, x, logits, x, sig, grow, glogits, gx, x.dtype.type(1.0))
+
+
+def bernoulli_nll_keep(logits, t, out_rows, sig):
+    """bernoulli_nll (= -bernoulli_log_prob) that also keeps sig = sigma(a)."""
+    _run_rows(_bernoulli_keep, t.shape[0], logits, t, out_rows, sig, t.dtype.type(-1.0))
+
+
+def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
+    """glogits += grow (sig - t) ; gt += -grow a, from the kept sigma(a) (each skippable)."""
+    _launch_cells(_bernoulli_kept_bwd, t, logits, t, sig, grow, glogits, gt, t.dtype.type(-1.0))
 
 
 _bernoulli_st = _chain(_sigmoid_grad)
@@ -926,43 +935,6 @@ _bernoulli_nll = _rows2(_bernoulli_nll_term)
 def bernoulli_nll(logits, t, out_rows):
     """out_rows[r] = sum_j softplus(a) - t a."""
     _run_rows(_bernoulli_nll, t.shape[0], logits, t, out_rows)
-
-
-@cuda.jit
-def _bernoulli_nll_keep(logits, t, out_rows, sig):
-    R, D = t.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        s = like(t, 0.0)
-        for j in range(D):
-            c, sg = _bernoulli_nll_term_sigmoid(logits[r, j], t[r, j])
-            s += c
-            sig[r, j] = sg
-        out_rows[r] = s
-
-
-def bernoulli_nll_keep(logits, t, out_rows, sig):
-    """bernoulli_nll that also keeps sig = sigma(a) for bernoulli_nll_kept_bwd."""
-    _run_rows(_bernoulli_nll_keep, t.shape[0], logits, t, out_rows, sig)
-
-
-@cuda.jit
-def _bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
-    R, D = t.shape
-    do_a = glogits.shape[0] != 0
-    do_t = gt.shape[0] != 0
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g = grow[r]
-        if do_a:
-            glogits[r, j] += g * (sig[r, j] - t[r, j])
-        if do_t:
-            gt[r, j] -= g * logits[r, j]
-
-
-def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
-    """glogits += grow (sig - t) ; gt += -grow a, from the kept sigma(a) (each skippable)."""
-    _launch_cells(_bernoulli_nll_kept_bwd, t, logits, t, sig, grow, glogits, gt)
 
 
 @cuda.jit

@@ -379,9 +379,11 @@ def bernoulli_log_prob_term(a, x):
 
 @njit(cache=True, error_model="numpy")
 def bernoulli_log_prob_term_sigmoid(a, x):
-    """(x log sigma(a) + (1 - x) log sigma(-a), sigma(a)) from one exp."""
-    sg, lp, lm = sigmoid_log_sigmoids(a)
-    return x * lp + (like(x, 1.0) - x) * lm, sg
+    """(x log sigma(a) + (1 - x) log sigma(-a), sigma(a)) from one exp, the first written as
+    x a - softplus(a) (the same function, exact in the tails: -1e4 at a = -1e4, x = 1)."""
+    e, l = logistic_parts(a)
+    one = like(a, 1.0)
+    return x * a - (max(a, like(a, 0.0)) + l), (one if a >= 0 else e) / (one + e)
 
 
 @njit(cache=True, error_model="numpy")
@@ -394,14 +396,6 @@ def bernoulli_score(a, x):
 def bernoulli_nll_term(a, t):
     """-log p(t | sigma(a)) = softplus(a) - t a."""
     return softplus(a) - t * a
-
-
-@njit(cache=True, error_model="numpy")
-def bernoulli_nll_term_sigmoid(a, t):
-    """(softplus(a) - t a, sigma(a)) from one exp: the cost and what its VJP needs."""
-    e, l = logistic_parts(a)
-    one = like(a, 1.0)
-    return max(a, like(a, 0.0)) + l - t * a, (one if a >= 0 else e) / (one + e)
 
 
 @njit(cache=True, error_model="numpy")

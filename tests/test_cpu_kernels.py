@@ -321,7 +321,8 @@ def _kept(keep, kept_bwd, plain):
         out, ref = _rows_out(i["a"]), _rows_out(i["a"])
         keep(i["a"], i["t"], out, np.zeros_like(i["a"]))
         plain(i["a"], i["t"], ref)
-        assert np.allclose(out, ref, rtol=1e-13, atol=1e-13)
+        tol = 1e-13 if out.dtype == np.float64 else 1e-5   # the same function, two formulas
+        assert np.allclose(out, ref, rtol=tol, atol=tol)
         return out
 
     def bwd(i, grow, g):
