@@ -19,17 +19,23 @@ import math
 import numpy as np
 from numba import njit
 
-from .scalar import sigmoid, softplus
+from .scalar import flog, flog1p, like, logistic_parts
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")   # inlined: callers' unit loops vectorise
 def logistic_given_bernoulli(a, v, b):
-    """(z~, dz~/da) for one Bernoulli unit with logit a, uniform v and hard sample b."""
-    if b > 0.5:
-        lv = math.log(v)
-        return softplus(a + lv) - math.log1p(-v), sigmoid(a + lv)
-    l1v = math.log1p(-v)
-    return math.log(v) - softplus(l1v - a), sigmoid(l1v - a)
+    """(z~, dz~/da) for one Bernoulli unit with logit a, uniform v and hard sample b, in the
+    precision of a and without branches: w = a + log v if b else log(1 - v) - a, then
+    z~ = softplus(w) - log(1 - v) if b else log v - softplus(w), and dz~/da = sigma(w)
+    (softplus and sigma share one exp)."""
+    lv = flog(v)
+    l1v = flog1p(-v)
+    zero = like(a, 0.0)
+    one = like(a, 1.0)
+    w = (a + lv) if b > 0.5 else (l1v - a)
+    e, l = logistic_parts(w)
+    sp = max(w, zero) + l
+    return ((sp - l1v) if b > 0.5 else (lv - sp)), (one if w >= zero else e) / (one + e)
 
 
 @njit(cache=True)

@@ -22,24 +22,14 @@ from numba import njit
 
 import numpy as np
 
-from .conditional import gumbel_given_argmax_jac, jac_t_vec
-from .scalar import flog, flog1p, like, logistic_parts, sigmoid, softplus
+from .conditional import gumbel_given_argmax_jac, jac_t_vec, logistic_given_bernoulli
+from .scalar import flog, like, sigmoid
 
 CONFIGS = 5
 SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
 
 
 _LOOP = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-
-
-@njit(cache=True, error_model="numpy")
-def _conditional_w(a, v, b):
-    """(w, log v, log(1 - v)) for z~ ~ p(z | b) (conditional.logistic_given_bernoulli, written
-    without branches): z~ = softplus(w) - log(1 - v) if b else log v - softplus(w), and
-    dz~/da = sigma(w), with w = a + log v if b else log(1 - v) - a."""
-    lv = flog(v)
-    l1v = flog1p(-v)
-    return ((a + lv) if b > 0.5 else (l1v - a)), lv, l1v
 
 
 @njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
@@ -49,13 +39,8 @@ def _rebar_unit(a, u, v, inv1, inv2):
     z~ from v given b; inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
     z = a + flog(u / (like(u, 1.0) - u))   # logit(u); 1 - u is exact on the uniforms' grid
     zero = like(a, 0.0)
-    one = like(a, 1.0)
-    b = one if z > zero else zero
-    w, lv, l1v = _conditional_w(a, v, b)
-    e, l = logistic_parts(w)               # softplus(w) and dz~/da = sigma(w) share one exp
-    sp = max(w, zero) + l
-    zt = (sp - l1v) if b > 0.5 else (lv - sp)
-    dzt = (one if w >= zero else e) / (one + e)
+    b = like(a, 1.0) if z > zero else zero
+    zt, dzt = logistic_given_bernoulli(a, v, b)
     return b, sigmoid(z * inv1), sigmoid(zt * inv1), sigmoid(z * inv2), sigmoid(zt * inv2), dzt
 
 
