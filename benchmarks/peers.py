@@ -273,6 +273,14 @@ def case_toy(args, torch_ok):
             ours_estimates(prog.entry, n, tstep[0], *a)
             tstep[0] += n
         runners = {"ours": run_ours}
+        if "row-fused" in prog.explain():   # the same step through array kernels, as a baseline
+            progA = toy_bernoulli.build(t=0.501).compile(estimators=est, dtype=np.float32, lowering="arrays")
+            aA = progA.args(batch=1)
+            ours_estimates(progA.entry, 2, 0, *aA)
+
+            def run_arrays(n, aA=aA, progA=progA):
+                ours_estimates(progA.entry, n, 0, *aA)
+            runners["array_lowering"] = run_arrays
         case = f"toy/{est}"
         if torch_ok:
             tm = TorchToy(est, t=0.501)

@@ -44,7 +44,7 @@ def _measure(prog, data, batch):
     return var, per_step
 
 
-def autotune(model, estimators, dtype, samples, baseline, seed, target, cache, pilot):
+def autotune(model, estimators, dtype, samples, baseline, seed, target, cache, pilot, lowering="auto"):
     from .compiler import compile_model, select
     from . import graph as G
 
@@ -68,7 +68,8 @@ def autotune(model, estimators, dtype, samples, baseline, seed, target, cache, p
             trial[node.name] = (name, {})
             try:
                 prog = compile_model(model, estimators=trial, policy="unbiased", dtype=dtype, samples=samples,
-                                     baseline=baseline, seed=seed, target=target, cache=cache)
+                                     baseline=baseline, seed=seed, target=target, cache=cache,
+                                     lowering="arrays" if lowering == "arrays" else "auto")
             except ModelError:
                 continue  # e.g. a support too large to enumerate
             var, dt = _measure(prog, data, batch)
@@ -77,7 +78,7 @@ def autotune(model, estimators, dtype, samples, baseline, seed, target, cache, p
         chosen[node.name] = (rows[0][1], {})
         report[node.name] = rows
     prog = compile_model(model, estimators=chosen, policy="unbiased", dtype=dtype, samples=samples,
-                         baseline=baseline, seed=seed, target=target, cache=cache)
+                         baseline=baseline, seed=seed, target=target, cache=cache, lowering=lowering)
     for node, (ch, _) in prog.choices.items():
         if node.name in report:
             ch.reason = "autotune: least gradient variance x time per step on the pilot data"

@@ -143,6 +143,7 @@ class Layout:
     values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, row repeats)
     rw_index: int = 0
     S: int = 1
+    lowering: str = "array kernels"
 
 
 def _ident(name: str) -> str:
@@ -640,7 +641,10 @@ from ppl.kernels import cpu_antithetic as A_
 from ppl.kernels import cpu_relax as X_
 from ppl.kernels import cpu_rebar as B_
 from ppl.kernels import cpu_price as P_
-
+from ppl.kernels import rng as Q_
+from ppl.kernels import scalar as S_
+'''
+STEP = '''
 
 @njit(cache={cache})
 def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
@@ -719,14 +723,17 @@ def load_source(name: str, source: str, extra_globals: dict):
     return mod
 
 
+LOWERINGS = ("auto", "arrays", "scalar")
+
+
 def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float64, samples=1,
-                  baseline=None, seed=0, target="cpu", cache=True, pilot=None):
+                  baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto"):
     from .program import Program
 
     if policy == "autotune":
         from .autotune import autotune
         return autotune(model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
-                        target=target, cache=cache, pilot=pilot)
+                        target=target, cache=cache, pilot=pilot, lowering=lowering)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ModelError(f"dtype must be float32 or float64, got {dtype}")
@@ -735,9 +742,25 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
     if target != "cpu":
         from .targets import check_target
         check_target(target)
+    if lowering not in LOWERINGS:
+        raise ModelError(f"lowering must be one of {', '.join(LOWERINGS)}, got {lowering!r}")
     an = G.analyse(model)
     choices = select(model, an, estimators, policy, int(samples), baseline)
-    lw = Lowering(model, an, choices, int(samples), np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    lw = None
+    if lowering != "arrays" and target == "cpu":
+        from . import scalar_lowering
+        why = scalar_lowering.applies(model, choices)
+        if why is None:
+            lw = scalar_lowering.ScalarLowering(model, an, choices, int(samples), rng, str(dtype))
+            lw.L.lowering = "row-fused scalar code (every node has width 1)"
+        elif lowering == "scalar":
+            raise ModelError(f"lowering='scalar' does not apply to model '{model.name}': {why}; "
+                             f"use lowering='auto' (array kernels)")
+    elif lowering == "scalar":
+        raise ModelError(f"lowering='scalar' is a CPU lowering; target {target!r} uses array kernels")
+    if lw is None:
+        lw = Lowering(model, an, choices, int(samples), rng)
     body = lw.generate()
     if target == "cuda":
         from .cuda_program import CudaProgram
@@ -746,6 +769,7 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         mod = load_source(model.name + "_cuda", source, {})
         return CudaProgram(model, an, choices, lw.L, mod, source, dtype, int(samples))
     use_cache = bool(cache) and not lw.globals
-    source = HEADER.format(model=model.name, kver=kernels_version(), cache=use_cache) + body + "\n"
+    source = (HEADER.format(model=model.name, kver=kernels_version()) + getattr(lw, "prelude", "").format(cache=use_cache)
+              + STEP.format(cache=use_cache) + body + "\n")
     mod = load_source(model.name, source, lw.globals)
     return Program(model, an, choices, lw.L, mod, source, dtype, int(samples))

@@ -168,7 +168,7 @@ class Model:
 
     def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float64, samples: int = 1,
                 baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,
-                pilot=None):
+                pilot=None, lowering: str = "auto"):
         """Choose an estimator per stochastic node and lower the graph to one fused step.
 
         estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
@@ -176,10 +176,14 @@ class Model:
         policy: "unbiased", "fast", or "autotune" (measure every applicable unbiased estimator's
         gradient variance and time per step on the `pilot` data, keep the least variance x time).
         samples: draws per data row (K).  seed: parameter initialisation.
+        lowering: "auto" (row-fused scalar code when every node has width 1 and every estimator
+        has a row-local form, else array kernels), "arrays" or "scalar" (an error when it does
+        not apply); both give the same draws and, up to rounding, the same step.
         """
         from .compiler import compile_model
         return compile_model(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
-                             baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot)
+                             baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot,
+                             lowering=lowering)
 
 
 # --------------------------------------------------------------------------- parameters and layers

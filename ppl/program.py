@@ -192,7 +192,7 @@ class Program:
                 lines.append("  estimator        | grad variance | us/step  | variance x time")
                 for score, name, var, dt in ch.measurements:
                     lines.append(f"  {name:<16} | {var:13.4g} | {dt * 1e6:8.1f} | {score:.4g}")
-        extra = f"samples per data row: {self.samples}"
+        extra = f"step: {self.layout.lowering}; samples per data row: {self.samples}"
         if self.layout.S > 1:
             extra += f"; rows per draw (enumeration / antithetic / REBAR configurations): {self.layout.S}"
         return "\n".join(lines + [extra])

@@ -35,6 +35,34 @@ class _Antithetic(Estimator):
             (a,) = lw.param_values(node)
             lw.emit(f"A_.disarm_grad({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {ga})")
 
+    # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)
+    def scalar_support(self, node, opts):
+        return None
+
+    def scalar_forward(self, sl, node, opts):
+        u = sl.noise_scalar(node, "uniform")
+        if sl.cfg == 0:
+            sl.emit_pre("w_ = F_(w_ * 0.5)")   # each row of a pair carries half the drawn row's weight
+        (a,) = node.inputs
+        sl.emit(f"{sl.val(node)} = F_(S_.antithetic_bit({sl.val(a)}, {u}, {sl.digit(node)}))")
+
+    def scalar_backward(self, sl, node, opts):
+        (a,) = node.inputs
+        if sl.cot(a) is None or sl.digit(node) == 1:
+            return
+        c0, c1 = sl.cfg, sl.cfg + sl.enum_stride[node]
+        L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
+        if self.name == "arm":
+            sl.emit(f"cf_ = S_.arm_coef({L1} - {L0}, {sl.noise_of[node]})")
+            pad = ""
+        else:
+            b0, b1 = sl.val(node, c0), sl.val(node, c1)
+            sl.emit(f"if {b0} != {b1}:")
+            pad = "    "
+            sl.emit(f"{pad}cf_ = S_.disarm_coef(0.5 * ({L1} - {L0}), {sl.val(a, c0)}, {b0})")
+        for c in (c0, c1):
+            sl.emit(f"{pad}{sl.cot(a, c)} += F_(w_ * cf_)")
+
 
 @register
 class ARM(_Antithetic):

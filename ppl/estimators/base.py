@@ -51,6 +51,18 @@ class Estimator:
     def backward(self, lw, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no backward")
 
+    # Row-fused scalar lowering (ppl/scalar_lowering.py) of a width-1 node: the same estimate
+    # written as straight-line code for one row, for estimators whose backward reads that row only.
+    def scalar_support(self, node, opts: dict) -> str | None:
+        """None when the estimator has a row-fused form for this node, else why not."""
+        return f"estimator '{self.name}' has no row-fused form"
+
+    def scalar_forward(self, sl, node, opts: dict) -> None:
+        raise TypeError(f"estimator '{self.name}' has no row-fused forward")
+
+    def scalar_backward(self, sl, node, opts: dict) -> None:
+        raise TypeError(f"estimator '{self.name}' has no row-fused backward")
+
 
 def register(cls):
     REGISTRY[cls.name] = cls()

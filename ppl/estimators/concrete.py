@@ -42,6 +42,22 @@ class _Relaxed(Estimator):
 class Concrete(_Relaxed):
     name = "concrete"
 
+    def scalar_support(self, node, opts):
+        return None  # binary Concrete: the scalar lowering admits no categorical node
+
+    def scalar_forward(self, sl, node, opts):
+        noise = sl.noise_scalar(node, "logistic")
+        tau = sl.temperature(node, float(opts["temperature"]))
+        sl.emit(f"{sl.val(node)} = F_(S_.binary_concrete({sl.val(node.inputs[0])}, {noise}, {tau}))")
+
+    def scalar_backward(self, sl, node, opts):
+        g, (a,) = sl.cot(node), node.inputs
+        if g is None or sl.cot(a) is None:
+            return
+        tau = sl.temperature(node, float(opts["temperature"]))
+        sl.emit(f"ga_, gt_ = S_.binary_concrete_vjp({sl.val(a)}, {sl.noise_of[node]}, {tau}, {g})")
+        sl.add_cot(a, "ga_")
+
 
 @register
 class GumbelSoftmax(_Relaxed):

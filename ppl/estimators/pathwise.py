@@ -24,3 +24,17 @@ class Pathwise(Estimator):
         if gv is None:
             return
         lw.call(lw.dist(node).kernels["sample_bwd"], [lw.noise_of[node], gv], lw.param_grads(node), node)
+
+    def scalar_support(self, node, opts):
+        return None
+
+    def scalar_forward(self, sl, node, opts):
+        sl.sample_hard(node)
+
+    def scalar_backward(self, sl, node, opts):
+        g = sl.cot(node)
+        if g is None:
+            return
+        loc, scale = node.inputs
+        sl.add_cot(loc, g)
+        sl.add_cot(scale, f"{g} * {sl.noise_of[node]}")

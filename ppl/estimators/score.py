@@ -70,3 +70,34 @@ class Score(Estimator):
         for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
             lw.emit(f"R_.add_rows({cw}, {wts})")
         lw.log_prob_vjp(node, wts, lw.E2)
+
+    # ----- row-fused scalar form: b is the running mean of earlier steps, so a row needs no other row
+    def scalar_support(self, node, opts):
+        if opts["baseline"] not in ("none", "moving_average"):
+            return f"the '{opts['baseline']}' baseline reads other rows"
+        return None
+
+    def scalar_forward(self, sl, node, opts):
+        sl.sample_hard(node)
+
+    def scalar_backward(self, sl, node, opts):
+        if not any(sl.cot(p) for p in node.inputs):
+            return
+        L = sl.downstream_L(node)
+        ident = sl.val(node)[2:]
+        b = "F_(0.0)"
+        if opts["baseline"] == "moving_average":   # one running mean over every row and configuration
+            b, tot, wsum = (f"{v}_{node.name.replace('.', '_')}" for v in ("mb", "mt", "mw"))
+            if sl.cfg == 0:
+                slot = sl.state_slot(f"baseline.{node.name}.mean", 2)
+                sl.emit_pre(f"{b} = state[{slot}]")
+                sl.emit_pre(f"{tot} = 0.0")
+                sl.emit_pre(f"{wsum} = 0.0")
+                sl.emit_post(f"state[{slot}] = S_.moving_average({b}, {tot}, {wsum}, {float(opts['decay'])!r}, "
+                             f"state[{slot + 1}] == 0)")
+                sl.emit_post(f"state[{slot + 1}] = 1")
+            sl.emit(f"{tot} += float(w_) * float({L})")
+            sl.emit(f"{wsum} += float(w_)")
+        wts = f"ws_{ident}"
+        sl.emit(f"{wts} = F_(S_.score_signal(w_, {L}, {b}))")
+        sl.log_prob_vjp(node, wts, with_value=False)

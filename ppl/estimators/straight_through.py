@@ -39,3 +39,17 @@ class StraightThrough(Estimator):
         noise = lw.noise_of[node]
         lw.call(d.kernels["relaxed_sample"], [a, noise, tau], [soft], node)
         lw.call(d.kernels["relaxed_bwd"], [a, noise, tau], [soft, gv, ga, lw.E1], node)
+
+    def scalar_support(self, node, opts):
+        return None  # the scalar lowering admits Bernoulli (logit and probit) nodes only
+
+    def scalar_forward(self, sl, node, opts):
+        sl.sample_hard(node)
+
+    def scalar_backward(self, sl, node, opts):
+        g = sl.cot(node)
+        if g is None:
+            return
+        (a,) = node.inputs
+        density = "sigmoid_grad" if node.kind == "bernoulli" else "norm_pdf"
+        sl.add_cot(a, f"{g} * S_.{density}({sl.val(a)})")

@@ -1,0 +1,391 @@
+"""Row-fused scalar lowering: the step of a graph whose every node has width 1, as ONE loop
+over rows of straight-line scalar code.
+
+The array lowering (``compiler.Lowering``) emits one kernel call per node and pass; on width-1
+arrays each call is ~10 ns of call, loop and view overhead around one or two flops, so a
+scalar estimate (seed 002's toy, a scalar estimator inside a user's @njit simulation) costs
+~20 calls. Here every node's value is a local variable of the row loop, computed by the same
+``kernels/scalar.py`` formulas the array kernels call, and the row's backward pass follows its
+forward pass in the same iteration. The noise is the array path's, drawn per row by the
+addressed scalar functions of ``kernels/rng.py`` (the same philox counter, so the same draws),
+so the two lowerings give the same samples and, up to float rounding, the same loss, gradient
+and estimator state; ``tests/test_scalar_lowering.py`` checks that against the array lowering.
+
+Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the array lowering
+(r = d S + c): the loop runs over drawn rows d and the code of each node is emitted once per
+configuration c (locals suffixed _c), so an estimator reads its pair's costs as locals.
+
+It applies when every node has width 1, every estimator has a row-fused form (score with no
+or a moving-average baseline, pathwise, straight-through, Concrete, ARM, DisARM) and every
+node kind has a scalar form below; otherwise ``applies`` says why not and the compiler uses
+the array lowering. The step's signature, layout and buffers are the array program's: node values,
+per-row costs and row weights are written to the same workspace rows, so ``sample``,
+``loss_parts`` and a user's @njit loop see no difference.
+"""
+from __future__ import annotations
+
+import re
+
+from .compiler import Lowering, _ident
+from .dsl import ModelError, Node
+from .estimators import REGISTRY
+
+UNARY = {  # kind -> (forward formula of z, cotangent factor of z given z and out)
+    "sigmoid": ("S_.sigmoid({z})", "S_.sigmoid_grad({z})"),
+    "tanh": ("S_.tanh({z})", "S_.tanh_grad_out({out})"),
+    "softplus": ("S_.softplus({z})", "S_.sigmoid({z})"),
+    "exp": ("S_.exp({z})", "{out}"),
+    "sqrt1p": ("S_.sqrt1p({z})", "S_.sqrt1p_grad({z})"),
+    "relu": ("S_.relu({z})", None),  # backward: a branch (see _backward_scalar)
+}
+DETERMINISTIC = {"input", "param", "affine", "add", "mul", "scale_shift", "rowsum", *UNARY}
+HEADS = {"total", "log_prob", "bernoulli_nll", "gaussian_nll", "gaussian_kl_std", "gaussian_kl"}
+STOCHASTIC = {"bernoulli", "bernoulli_probit", "normal"}
+STORE = "\0"  # marks a workspace write in the row code
+MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
+NOISE = {"bernoulli": "logistic", "bernoulli_probit": "normal", "normal": "normal"}
+
+
+def applies(model, choices) -> str | None:
+    """None when the graph can be lowered row-fused, else the reason it cannot."""
+    configs = 1
+    for n in model.order:
+        if n.attrs.get("is_head"):
+            if n.kind not in HEADS:
+                return f"cost '{n.name}' ({n.kind}) has no scalar form"
+            if any(i.width != 1 for i in n.inputs):
+                return f"cost '{n.name}' reads a node wider than 1"
+            continue
+        if n.width != 1:
+            return f"node '{n.name}' has width {n.width}"
+        if n.is_stochastic:
+            if n.kind not in STOCHASTIC:
+                return f"{n.kind} node '{n.name}' has no scalar form"
+            ch, _ = choices[n]
+            est = REGISTRY[ch.estimator]
+            why = est.scalar_support(n, ch.options)
+            if why:
+                return f"'{n.name}': {why}"
+            configs *= est.expansion(choices[n][1], ch.options)
+            if configs > MAX_CONFIGS:
+                return f"more than {MAX_CONFIGS} antithetic configurations per drawn row"
+        elif n.kind not in DETERMINISTIC:
+            return f"node '{n.name}' ({n.kind}) has no scalar form"
+    return None
+
+
+class ScalarLowering(Lowering):
+    """Emits the row-fused step. Estimators call `val`, `cot`, `noise_scalar`, `emit` and the
+    distribution formulas below from their `scalar_forward` / `scalar_backward`."""
+
+    def __init__(self, model, an, choices, samples, rng, dtype):
+        self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
+        self.prec = "f32" if dtype == "float32" else "f64"
+        super().__init__(model, an, choices, samples, rng)
+        self.cfg = 0                # the configuration whose code is being emitted
+        self.pre: list[str] = []    # before the row loop (state reads)
+        self.fwd_code: list[str] = []    # forward of one row
+        self.rbwd: list[str] = []   # backward of one row (mode != 0)
+        self.post: list[str] = []   # after the row loop (state updates; mode != 0)
+        self.section = self.fwd_code
+        self.offset: dict = {}      # param / affine node -> its offset in theta
+        self.inputs: list = []      # the inner functions' names of the data inputs
+        self.cbuf: dict = {}        # cost head -> its per-row cost buffer
+
+    def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
+        self.inv, self.twin = set(), set()
+
+    # ----- helpers estimators use
+    def sfx(self, cfg=None) -> str:
+        return "" if self.S == 1 else f"_{self.cfg if cfg is None else cfg}"
+
+    def row(self, cfg=None) -> str:
+        """The workspace row of drawn row d in configuration cfg (default: the current one)."""
+        return "d" if self.S == 1 else f"d * {self.S} + {self.cfg if cfg is None else cfg}"
+
+    def digit(self, node: Node, cfg=None) -> int:
+        """The node's configuration digit (antithetic: 0 = b, 1 = b~) in configuration cfg."""
+        return ((self.cfg if cfg is None else cfg) // self.enum_stride[node]) % 2
+
+    def val(self, node: Node, cfg=None) -> str:
+        return "s_" + _ident(node.name) + self.sfx(cfg)
+
+    def cot(self, node: Node, cfg=None):
+        """The local holding the cotangent of the node's value, or None when none is needed."""
+        return "d_" + _ident(node.name) + self.sfx(cfg) if self.req[node] and node.kind != "input" else None
+
+    def cost_local(self, head: Node, cfg=None) -> str:
+        return "cs_" + _ident(head.name) + self.sfx(cfg)
+
+    def add_cot(self, node: Node, expr: str, cfg=None):
+        d = self.cot(node, cfg)
+        if d is not None:
+            self.emit(f"{d} += {expr}")
+
+    def emit_pre(self, line: str):
+        self.pre.append(line)
+
+    def emit_post(self, line: str):
+        self.post.append(line)
+
+    def noise_scalar(self, node: Node, kind: str, k: int = 0) -> str:
+        """The node's base noise of drawn row d, shared by its configurations (common random
+        numbers): the value fill_<kind> writes at (row d, column 0)."""
+        name = f"n{k}_{_ident(node.name)}"
+        if self.cfg == 0:
+            self.emit(f"{name} = Q_.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d, 0, t)")
+        self.noise_of[node] = name
+        self.noise_kind[node] = kind
+        return name
+
+    def temperature(self, node: Node, init: float) -> str:
+        off = self._names[self.state_value(f"{node.name}.temperature", init)]
+        name = f"tau_{_ident(node.name)}"
+        if not any(line.startswith(name + " ") for line in self.pre):
+            self.emit_pre(f"{name} = F_(state[{off}])")
+        return name
+
+    def params_of(self, node: Node) -> list:
+        return [self.val(p) for p in node.inputs]
+
+    def sample_hard(self, node: Node) -> str:
+        """The ordinary draw of a stochastic node from its row's base noise."""
+        noise = self.noise_scalar(node, NOISE[node.kind])
+        p = self.params_of(node)
+        if node.kind == "normal":
+            self.emit(f"{self.val(node)} = F_(S_.normal_reparam({p[0]}, {p[1]}, {noise}))")
+        else:
+            self.emit(f"{self.val(node)} = S_.threshold({p[0]}, {noise})")
+        return noise
+
+    def log_prob_expr(self, node: Node) -> str:
+        p, x = self.params_of(node), self.val(node)
+        if node.kind == "bernoulli":
+            return f"S_.bernoulli_log_prob_term({p[0]}, {x})"
+        if node.kind == "bernoulli_probit":
+            return f"S_.probit_log_prob_term({p[0]}, {x})"
+        return f"-S_.gaussian_nll_term({x}, {p[0]}, {p[1]})"
+
+    def log_prob_vjp(self, node: Node, weight: str, with_value: bool):
+        """weight * d log p(node | params) into the params' cotangents (and the value's)."""
+        p, x = self.params_of(node), self.val(node)
+        gp = [self.cot(q) for q in node.inputs]
+        gx = self.cot(node) if with_value else None
+        if node.kind == "normal":
+            if not any((*gp, gx)):
+                return
+            q = f"q_{_ident(node.name)}"
+            w = f"w_{_ident(node.name)}"
+            self.emit(f"{q}, {w} = S_.gaussian_nll_grad({x}, {p[0]}, {p[1]})")
+            if gp[0]:
+                self.emit(f"{gp[0]} += {weight} * {q}")
+            if gp[1]:
+                self.emit(f"{gp[1]} -= {weight} * {w}")
+            if gx:
+                self.emit(f"{gx} -= {weight} * {q}")
+            return
+        score, odds = (("bernoulli_score", None) if node.kind == "bernoulli" else ("probit_score", "probit_log_odds"))
+        if gp[0]:
+            self.emit(f"{gp[0]} += {weight} * S_.{score}({p[0]}, {x})")
+        if gx:
+            self.emit(f"{gx} += {weight} * " + (p[0] if odds is None else f"S_.{odds}({p[0]})"))
+
+    def downstream_L(self, node: Node, cfg=None) -> str:
+        """A local holding the sum of the node's downstream costs in configuration cfg."""
+        name = f"L_{_ident(node.name)}{self.sfx(cfg)}"
+        terms = [self.cost_local(c, cfg) for c in self.an.downstream_costs[node]]
+        self.emit(f"{name} = {' + '.join(terms) if terms else 'F_(0.0)'}")
+        return name
+
+    # ----- lowering
+    def generate(self) -> str:
+        # node-major, configuration-minor: a node's cotangents are complete (every configuration's
+        # contributions, e.g. DisARM's to both rows of a pair) before its own backward reads them
+        order, configs = self.an.order, range(self.S)
+        self.buf1("tot_")
+        for n in order:
+            for self.cfg in configs:
+                self._forward_scalar(n)
+        for self.cfg in configs:
+            self.emit_store(f"{self.rw}[{self.row()}] = w_")
+            for c in self.model.costs:
+                self.emit(f"loss += float(w_) * float({self.cost_local(c)})")
+            self.emit_store(f"tot_[{self.row()}] = "
+                            f"{' + '.join(self.cost_local(c) for c in self.model.costs) or '0.0'}")
+        self.section = self.rbwd
+        for n in order:
+            for self.cfg in configs:
+                if self.cot(n) is not None and not n.attrs.get("is_head"):
+                    self.emit(f"{self.cot(n)} = F_(0.0)")
+        for n in reversed(order):
+            for self.cfg in configs:
+                self._backward_scalar(n)
+        self.cfg = 0
+        return self._source_scalar()
+
+    def _store(self, n: Node):
+        if n.name not in self.L.values:
+            self.buf2(f"v_{n.name}", 1)
+            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, 1)
+        self.emit_store(f"v_{_ident(n.name)}[{self.row()}, 0] = {self.val(n)}")
+
+    def emit_store(self, line: str):
+        """A write of a row's value to the workspace: only the forward-only step (mode 0, which
+        serves loss_parts and sample) keeps them; the gradient step needs none."""
+        self.emit(STORE + line)
+
+    def _forward_scalar(self, n: Node):
+        self.section = self.fwd_code
+        k, out = n.kind, self.val(n)
+        ins = self.params_of(n)
+        if k == "input":
+            if n.name not in self.L.values:
+                j = len(self.L.inputs)
+                self.L.inputs.append(n.name)
+                self.inputs.append(f"in_{_ident(n.name)}")
+                self.L.values[n.name] = ("input", j, self.reps)
+            self.emit(f"{out} = in_{_ident(n.name)}[d // {self.samples}, 0]")
+            return
+        if n.attrs.get("is_head"):
+            if n not in self.cbuf:
+                self.cbuf[n] = self.buf1(f"c_{n.name}")
+                self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            c = self.cbuf[n]
+            cv = self.cost_local(n)
+            if k == "total":
+                e = ins[0]
+            elif k == "log_prob":
+                e = self.log_prob_expr(n.inputs[0])
+            elif k == "bernoulli_nll":
+                e = f"S_.bernoulli_nll_term({ins[0]}, {ins[1]})"
+            elif k == "gaussian_nll":
+                e = f"S_.gaussian_nll_term({ins[2]}, {ins[0]}, {ins[1]})"
+            elif k == "gaussian_kl_std":
+                e = f"S_.gaussian_kl_std_term({ins[0]}, {ins[1]})"
+            else:  # gaussian_kl
+                e = f"S_.gaussian_kl_term({', '.join(ins)})"
+            self.emit(f"{cv} = F_({e})")
+            self.emit_store(f"{c}[{self.row()}] = {cv}")
+            return
+        if k == "param":  # theta / grad indexed directly: a reshaped view costs a C call per step
+            if n not in self.offset:
+                self.offset[n] = self.L.n_theta
+                self.param(n.name, (1,), n.attrs["init"])
+            self.emit(f"{out} = theta[{self.offset[n]}]")
+        elif k == "affine":
+            if n not in self.offset:
+                self.offset[n] = self.L.n_theta
+                self.param(f"{n.name}.W", (1, 1), self.rng.normal(0, 1.0, (1, 1)))
+                self.param(f"{n.name}.b", (1,), 0.0)
+            o = self.offset[n]
+            self.emit(f"{out} = {ins[0]} * theta[{o}] + theta[{o + 1}]")
+        elif k in UNARY:
+            self.emit(f"{out} = F_({UNARY[k][0].format(z=ins[0])})")
+        elif k == "add":
+            self.emit(f"{out} = {ins[0]} + {ins[1]}")
+        elif k == "mul":
+            self.emit(f"{out} = {ins[0]} * {ins[1]}")
+        elif k == "scale_shift":
+            self.emit(f"{out} = F_(S_.scale_shift({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}))")
+        elif k == "rowsum":
+            self.emit(f"{out} = {ins[0]}")
+        else:
+            d = self.dist(n)
+            for pname, p in zip(d.params, n.inputs):
+                if pname in d.positive:
+                    self.emit(f"if not {self.val(p)} > 0:")
+                    self.emit(f"    raise ValueError(\"{d.name} '{n.name}': {pname} '{p.name}' has values <= 0 or NaN; "
+                              f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
+        self._store(n)
+
+    def _backward_scalar(self, n: Node):
+        self.section = self.rbwd
+        k = n.kind
+        ins = self.params_of(n)
+        if n.attrs.get("is_head"):
+            g = "w_"
+            if k == "total":
+                self.add_cot(n.inputs[0], g)
+            elif k == "log_prob":
+                self.log_prob_vjp(n.inputs[0], g, with_value=True)
+            elif k == "bernoulli_nll":
+                a, tt = n.inputs
+                if self.cot(a):
+                    self.emit(f"{self.cot(a)} -= {g} * S_.bernoulli_score({ins[0]}, {ins[1]})")
+                self.add_cot(tt, f"-({g} * {ins[0]})")
+            elif k == "gaussian_nll":
+                mu, sg, tt = n.inputs
+                if any(self.cot(x) for x in n.inputs):
+                    self.emit(f"q_, w2_ = S_.gaussian_nll_grad({ins[2]}, {ins[0]}, {ins[1]})")
+                    self.add_cot(mu, f"-({g} * q_)")
+                    self.add_cot(sg, f"{g} * w2_")
+                    self.add_cot(tt, f"{g} * q_")
+            elif k == "gaussian_kl_std":
+                if any(self.cot(x) for x in n.inputs):
+                    self.emit(f"dm_, ds_ = S_.gaussian_kl_std_grad({ins[0]}, {ins[1]})")
+                    self.add_cot(n.inputs[0], f"{g} * dm_")
+                    self.add_cot(n.inputs[1], f"{g} * ds_")
+            else:  # gaussian_kl
+                if any(self.cot(x) for x in n.inputs):
+                    self.emit(f"dm_, da_, db_ = S_.gaussian_kl_grad({', '.join(ins)})")
+                    self.add_cot(n.inputs[0], f"{g} * dm_")
+                    self.add_cot(n.inputs[2], f"-({g} * dm_)")
+                    self.add_cot(n.inputs[1], f"{g} * da_")
+                    self.add_cot(n.inputs[3], f"{g} * db_")
+            return
+        if n.is_stochastic:
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].scalar_backward(self, n, ch.options)
+            return
+        g = self.cot(n)
+        if g is None:
+            return
+        o = self.offset.get(n)
+        if k == "param":
+            self.emit(f"grad[{o}] += {g}")
+        elif k == "affine":
+            self.emit(f"grad[{o}] += {g} * {ins[0]}")
+            self.emit(f"grad[{o + 1}] += {g}")
+            self.add_cot(n.inputs[0], f"{g} * theta[{o}]")
+        elif k == "relu":
+            if self.cot(n.inputs[0]):
+                self.emit(f"if {ins[0]} > 0:")
+                self.emit(f"    {self.cot(n.inputs[0])} += {g}")
+        elif k in UNARY:
+            self.add_cot(n.inputs[0], f"{g} * {UNARY[k][1].format(z=ins[0], out=self.val(n))}")
+        elif k == "add":
+            self.add_cot(n.inputs[0], g)
+            self.add_cot(n.inputs[1], g)
+        elif k == "mul":
+            self.add_cot(n.inputs[0], f"{g} * {ins[1]}")
+            self.add_cot(n.inputs[1], f"{g} * {ins[0]}")
+        elif k == "scale_shift":
+            self.add_cot(n.inputs[0], f"F_({n.attrs['scale']!r} * {g})")
+        elif k == "rowsum":
+            self.add_cot(n.inputs[0], g)
+
+    def _source_scalar(self) -> str:
+        """Two inner functions and the step that picks one by mode. The step's own arguments
+        (tuples of workspace arrays) are many machine words; the step is small enough for LLVM
+        to inline into a caller's loop, so those words are never passed, and the gradient
+        function receives theta, grad, state and the inputs only."""
+        ins = "".join(f"{x}, " for x in self.inputs)
+        rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
+        grad_rows = [line for line in self.fwd_code if not line.startswith(STORE)]
+        fwd_rows = [line.lstrip(STORE) for line in self.fwd_code]
+        views = [line for line in self.head if re.search(rf"\b{line.split(' = ')[0]}\b", "\n".join(fwd_rows))]
+        common = [f"F_ = {self.fdtype}", f"w_ = F_(1.0 / ({rows}))", *self.pre]  # pre may halve w_
+        fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t):",
+               *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(self.inputs)] + common),
+               "    loss = 0.0", f"    for d in range({rows}):",
+               *("        " + x for x in fwd_rows), "    return loss"]
+        grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t):",
+               *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
+               "    loss = 0.0", f"    for d in range({rows}):",
+               *("        " + x for x in grad_rows + self.rbwd), *("    " + x for x in self.post), "    return loss"]
+        self.prelude = "\n".join(fwd + grd) + "\n"
+        args = "".join(f"inputs[{j}], " for j in range(len(self.inputs)))
+        return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t)",
+                          f"    return _gradient(theta, grad, state, {args}B, seed, t)"])
