@@ -69,6 +69,10 @@ def _like_overload(x, c):
 # float32 math without libm calls: pip's llvmlite has no vector math library, so a libm expf /
 # log1pf costs several ns per element and stops loops from vectorising; these branch-free
 # polynomials keep float32 elementwise kernels arithmetic-bound. float64 keeps libm.
+# fastmath "contract" only: LLVM may fuse a multiply and an add into one FMA (rounded once, so
+# no less accurate: the same 3-ulp maximum error of log1p(exp(-|x|)) was measured with and
+# without it); the kernels' own "contract" flag does not reach these inlined bodies. Their
+# loops run ~30% fewer instructions with it.
 _E_LOG2E = np.float32(1.4426950408889634)
 _E_LN2_HI = np.float32(0.693359375)
 _E_LN2_LO = np.float32(-2.12194440e-4)
@@ -78,7 +82,7 @@ _E_P = (np.float32(1.0 / 2), np.float32(1.0 / 6), np.float32(1.0 / 24), np.float
         np.float32(1.0 / 720), np.float32(1.0 / 5040))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp_f32(x):
     """float32 exp(x) (max error about 2 ulp) for x in [-87, 88]; clamped outside (no inf, no
     denormals). x = n ln 2 + r with |r| <= ln 2 / 2 (Cody-Waite), exp(r) by its Taylor series
@@ -95,7 +99,7 @@ def exp_f32(x):
 _L1P = tuple(np.float32(1.0 / k) for k in (3, 5, 7, 9, 11, 13, 15))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def log1p_unit_f32(e):
     """float32 log(1 + e) for e in [0, 1], branch-free and without libm: log(1 + e) =
     2 atanh(s) with s = e / (2 + e) in [0, 1/3], by its series to s^15 (truncation < 2e-9
@@ -112,7 +116,7 @@ def log1p_unit_f32(e):
     return np.float32(2.0) * s * (np.float32(1.0) + z * p)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def tanh_f32(z):
     """float32 tanh(z) = sign(z) (1 - e) / (1 + e), e = exp(-2|z|), with the odd series
     z - z^3/3 + 2 z^5/15 - 17 z^7/315 for |z| < 0.125 (no cancellation; truncation < 1e-9

@@ -296,6 +296,16 @@ class Lowering:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)],
                       [weights, *self.param_grads(node), gx], node)
 
+    def emit_positive_checks(self, node: Node, is_positive):
+        """Raise in the step, naming the node, the parameter and the fix, when a parameter that
+        must be > 0 (a Normal's scale) is not; is_positive(p) is the test's source."""
+        d = self.dist(node)
+        for pname, p in zip(d.params, node.inputs):
+            if pname in d.positive:
+                self.emit(f"if not {is_positive(p)}:")
+                self.emit(f"    raise ValueError(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
+                          f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+
     def noise(self, node: Node, kind: str, k: int = 0) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
         configuration of a drawn row shares it (common random numbers; ARM's pairs need it)."""
@@ -505,12 +515,7 @@ class Lowering:
         elif k == "rowsum":
             self.emit(f"K_.row_sum_fwd({ins[0]}, {out}.reshape({out}.shape[0]))")
         elif n.is_stochastic:
-            d = self.dist(n)
-            for pname, p in zip(d.params, n.inputs):
-                if pname in d.positive:
-                    self.emit(f"if not R_.all_positive({self.v(p)}):")
-                    self.emit(f"    raise ValueError(\"{d.name} '{n.name}': {pname} '{p.name}' has values <= 0 or NaN; "
-                              f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+            self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].forward(self, n, ch.options)
         elif n.attrs.get("is_head"):

@@ -290,12 +290,7 @@ class ScalarLowering(Lowering):
         elif k == "rowsum":
             self.emit(f"{out} = {ins[0]}")
         else:
-            d = self.dist(n)
-            for pname, p in zip(d.params, n.inputs):
-                if pname in d.positive:
-                    self.emit(f"if not {self.val(p)} > 0:")
-                    self.emit(f"    raise ValueError(\"{d.name} '{n.name}': {pname} '{p.name}' has values <= 0 or NaN; "
-                              f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+            self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
         self._store(n)
