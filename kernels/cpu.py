@@ -394,6 +394,38 @@ def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
 
 
 @njit(**_JIT)
+def _bernoulli_keep_const(p, x, out_rows, sig, sign):
+    """_bernoulli_keep for logits equal in every row, a vector p (D,) (a parameter broadcast to
+    the rows): sum_j log p(x | sigma(p_j)) = sum_j x p_j - sum_j softplus(p_j), whose second
+    sum and sigma(p_j) are computed once, not once per row; sig[r, :] = sigma(p)."""
+    R, D = x.shape
+    zero = like(x, 0.0)
+    sp = zero
+    for j in range(D):
+        c, sg = bernoulli_log_prob_term_sigmoid(p[j], zero)   # -softplus(p_j), sigma(p_j)
+        sp += c
+        sig[0, j] = sg
+    for r in range(R):
+        s = sp
+        for j in range(D):
+            s += x[r, j] * p[j]
+            sig[r, j] = sig[0, j]
+        out_rows[r] = sign * s
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_keep_const(p, x, out_rows, sig):
+    """bernoulli_log_prob_keep with the logits a vector p (D,) shared by every row."""
+    _bernoulli_keep_const(p, x, out_rows, sig, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_keep_const(p, t, out_rows, sig):
+    """bernoulli_nll_keep with the logits a vector p (D,) shared by every row (a prior)."""
+    _bernoulli_keep_const(p, t, out_rows, sig, like(t, -1.0))
+
+
+@njit(**_JIT)
 def bernoulli_log_prob_keep(logits, x, out_rows, sig):
     """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd: the
     exp of the cost serves its VJP too (the compiler's choice when the logits need a gradient)."""

@@ -527,6 +527,29 @@ def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
             gx[r, j] += g * logits[r, j]
 
 
+@cuda.jit
+def _bernoulli_keep_const(p, x, out_rows, sig, sign):
+    R, D = x.shape
+    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
+        s = like(x, 0.0)
+        for j in range(D):
+            c, sg = _bernoulli_log_prob_term_sigmoid(p[j], x[r, j])
+            s += c
+            sig[r, j] = sg
+        out_rows[r] = sign * s
+
+
+def bernoulli_log_prob_keep_const(p, x, out_rows, sig):
+    """bernoulli_log_prob_keep with the logits a vector p (D,) shared by every row (one thread
+    per row; the CPU kernel's once-per-column work is no saving on a device)."""
+    _run_rows(_bernoulli_keep_const, x.shape[0], p, x, out_rows, sig, x.dtype.type(1.0))
+
+
+def bernoulli_nll_keep_const(p, t, out_rows, sig):
+    """bernoulli_nll_keep with the logits a vector p (D,) shared by every row."""
+    _run_rows(_bernoulli_keep_const, t.shape[0], p, t, out_rows, sig, t.dtype.type(-1.0))
+
+
 def bernoulli_log_prob_keep(logits, x, out_rows, sig):
     """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
     _run_rows(_bernoulli_keep, x.shape[0], logits, x, out_rows, sig, x.dtype.type(1.0))

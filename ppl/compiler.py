@@ -296,6 +296,13 @@ class Lowering:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)],
                       [weights, *self.param_grads(node), gx], node)
 
+    def _row_constant(self, kernel: str, logits: Node) -> tuple:
+        """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli
+        cost of it takes the vector and the `_const` kernel (softplus and sigma once per column)."""
+        if logits.kind == "param":
+            return kernel + "_const", "p_" + _ident(logits.name)
+        return kernel, self.v(logits)
+
     def emit_positive_checks(self, node: Node, is_positive):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter that
         must be > 0 (a Normal's scale) is not; is_positive(p) is the test's source."""
@@ -529,7 +536,9 @@ class Lowering:
                     if ("log_prob", s) not in self.kept:
                         self.kept[("log_prob", s)] = self.buf2(f"sig_{s.name}", s.width)
                     keep = self.kept[("log_prob", s)]
-                    self.emit(f"K_.{kern['log_prob_keep']}({', '.join(self.param_values(s))}, {self.v(s)}, {c}, {keep})")
+                    (a,) = s.inputs
+                    fn, logits = self._row_constant(kern["log_prob_keep"], a)
+                    self.emit(f"K_.{fn}({logits}, {self.v(s)}, {c}, {keep})")
                 else:
                     self.call(kern["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
             elif k == "blackbox":
@@ -541,7 +550,8 @@ class Lowering:
                 # keep sigma(logits) for the VJP: the cost's exp serves the backward too
                 keep = self.buf2(f"sig_{n.name}", n.inputs[0].width)
                 self.kept[n] = keep
-                self.emit(f"K_.bernoulli_nll_keep({ins[0]}, {ins[1]}, {c}, {keep})")
+                fn, logits = self._row_constant("bernoulli_nll_keep", n.inputs[0])
+                self.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
             else:
                 self.call(G.HEAD_KERNELS[k], ins, [c], n)
         else:  # pragma: no cover - the DSL builds no other kinds

@@ -544,6 +544,23 @@ def test_float32_code_has_no_double_precision():
 # ------------------------------------------------------------------ forward oracles
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["bernoulli_nll_keep", "bernoulli_log_prob_keep"])
+def test_row_constant_logits_kernels_match_the_general_ones(name, dtype):
+    """The `_const` kernels (logits one vector for every row, e.g. a prior) give the general
+    kernel's costs on the broadcast logits, and the same kept sigma for its backward."""
+    rng = np.random.default_rng(3)
+    p = (3 * rng.normal(size=D)).astype(dtype)
+    x = (rng.uniform(size=(R, D)) > 0.5).astype(dtype)
+    out, ref = np.empty(R, dtype), np.empty(R, dtype)
+    sig, sig_ref = np.empty((R, D), dtype), np.empty((R, D), dtype)
+    getattr(cpu, name + "_const")(p, x, out, sig)
+    getattr(cpu, name)(np.ascontiguousarray(np.broadcast_to(p, (R, D))), x, ref, sig_ref)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * D)
+    np.testing.assert_allclose(sig, sig_ref, rtol=tol, atol=0)
+
+
 def test_layers_forward():
     rng = np.random.default_rng(2)
     x, W, b = rng.normal(size=(R, I)), rng.normal(size=(I, D)), rng.normal(size=D)

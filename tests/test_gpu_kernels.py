@@ -159,6 +159,8 @@ CASES = {
     "bernoulli_log_prob_keep": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
     "bernoulli_log_prob_kept_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "bernoulli_nll_keep": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
+    "bernoulli_log_prob_keep_const": lambda g: (3 * g.x(D), g.bits(R, D), g.out(R), g.out(R, D)),
+    "bernoulli_nll_keep_const": lambda g: (3 * g.x(D), g.bits(R, D), g.out(R), g.out(R, D)),
     "bernoulli_nll_kept_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "gaussian_nll": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
     "gaussian_nll_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
