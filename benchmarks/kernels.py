@@ -82,10 +82,10 @@ AFFINE_CALLS = 1000  # forward + backward calls per timed repetition (each is mi
 
 
 @numba.njit
-def _affine_loop(n, x, W, b, out, gout, gx, gW, gb, sx, sW):
+def _affine_loop(n, x, W, b, out, gout, gx, gW, gb):
     for _ in range(n):
         affine_fwd(x, W, b, out)
-        affine_bwd(x, W, gout, gx, gW, gb, sx, sW)
+        affine_bwd(x, W, gout, gx, gW, gb)
 
 
 def affine_cases():
@@ -99,12 +99,10 @@ def affine_cases():
         b = np.zeros(32, np.float32)
         out = np.empty((batch, 32), np.float32)
         gout = rng.standard_normal((batch, 32)).astype(np.float32)
-        gx, sx = np.zeros_like(x), np.zeros_like(x)
-        gW, sW = np.zeros_like(W), np.zeros_like(W)
-        gb = np.zeros_like(b)
+        gx, gW, gb = np.zeros_like(x), np.zeros_like(W), np.zeros_like(b)
 
-        def ours(i, x=x, W=W, b=b, out=out, gout=gout, gx=gx, gW=gW, gb=gb, sx=sx, sW=sW):
-            _affine_loop(AFFINE_CALLS, x, W, b, out, gout, gx, gW, gb, sx, sW)
+        def ours(i, x=x, W=W, b=b, out=out, gout=gout, gx=gx, gW=gW, gb=gb):
+            _affine_loop(AFFINE_CALLS, x, W, b, out, gout, gx, gW, gb)
 
         def numpy_affine(i, x=x, W=W, b=b, gout=gout, gx=gx, gW=gW, gb=gb):
             for _ in range(AFFINE_CALLS):

@@ -10,7 +10,8 @@ code generator:
   learnable one can be a view into the parameter vector; a plain float is accepted too.
 * Forward kernels overwrite their outputs. Backward kernels accumulate (``+=``) into every
   gradient they receive; a gradient passed with ``shape[0] == 0`` is skipped.
-* No allocation: the BLAS products of ``affine_bwd`` write into explicit scratch arrays.
+* No allocation: the BLAS products (``blas.gemm``) write into their outputs, the gradients
+  accumulating in place (beta = 1).
 * dtype-generic: all arrays of one call share float32 or float64; constants are cast to it
   with ``like`` (see ``scalar.py``), so float32 math stays float32.
 * ``error_model="numpy"``: a division by zero gives inf/nan instead of raising, and the
@@ -21,6 +22,8 @@ Serial loops for now; every per-element formula is a named function of ``scalar.
 """
 import numpy as np
 from numba import njit
+
+from .blas import gemm
 
 from .scalar import (
     adam_bias_corrections,
@@ -85,7 +88,7 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 @njit(**_JIT)
 def affine_fwd(x, W, b, out):
     """out = x W + b (BLAS gemm into ``out``, then the bias row)."""
-    np.dot(x, W, out)
+    gemm(x, False, W, False, out, like(out, 0.0))
     R, O = out.shape
     for r in range(R):
         for o in range(O):
@@ -93,24 +96,14 @@ def affine_fwd(x, W, b, out):
 
 
 @njit(**_JIT)
-def affine_bwd(x, W, gout, gx, gW, gb, sx, sW):
-    """gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r].
-
-    ``sx`` (R, I) and ``sW`` (I, O) are scratch for the two BLAS products. Each gradient
-    is skipped when its ``shape[0] == 0``.
-    """
+def affine_bwd(x, W, gout, gx, gW, gb):
+    """gx += gout W^T ; gW += x^T gout (BLAS, accumulating in place) ; gb += sum_r gout[r].
+    Each gradient is skipped when its ``shape[0] == 0``."""
     R, O = gout.shape
-    I = x.shape[1]
     if gx.shape[0] != 0:
-        np.dot(gout, W.T, sx)
-        for r in range(R):
-            for i in range(I):
-                gx[r, i] += sx[r, i]
+        gemm(gout, False, W, True, gx, like(gx, 1.0))
     if gW.shape[0] != 0:
-        np.dot(x.T, gout, sW)
-        for i in range(I):
-            for o in range(O):
-                gW[i, o] += sW[i, o]
+        gemm(x, True, gout, False, gW, like(gW, 1.0))
     if gb.shape[0] != 0:
         for r in range(R):
             for o in range(O):

@@ -16,8 +16,6 @@ Parallel layout (grid-stride loops, block size from ``gpu_config``):
   column sums (bias, broadcast) one thread per column, rows in order;
 * a tau gradient (a sum over all elements) is reduced in ONE block (``block_sum``), so it
   is deterministic; without a tau gradient the same kernel runs on the full grid.
-The ``sx`` / ``sW`` scratch arguments of ``affine_bwd`` are accepted and unused (the
-products accumulate in registers).
 """
 from numba import cuda
 
@@ -212,8 +210,8 @@ def affine_fwd(x, W, b, out):
         k(x, W, b, out)
 
 
-def affine_bwd(x, W, gout, gx, gW, gb, sx, sW):
-    """gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r] (each skippable; sx, sW unused)."""
+def affine_bwd(x, W, gout, gx, gW, gb):
+    """gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r] (each skippable)."""
     if gx.shape[0] != 0:
         k = launch(_affine_bwd_x, _cells(gx))
         if k is not None:

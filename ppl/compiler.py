@@ -615,10 +615,7 @@ class Lowering:
             self.emit(f"K_.broadcast_rows_bwd({gout}, {self._pgrad[n]})")
         elif k == "affine":
             W, gW, b, gb = self._aff[n]
-            x = n.inputs[0]
-            sx = self.buf2(f"sx_{n.name}", x.width, rows=rows) if gins[0] != self.E2 else self.E2
-            sW = self.buf2(f"sW_{n.name}", n.width, rows=x.width)
-            self.emit(f"K_.affine_bwd({ins[0]}, {W}, {gout}, {gins[0]}, {gW}, {gb}, {sx}, {sW})")
+            self.emit(f"K_.affine_bwd({ins[0]}, {W}, {gout}, {gins[0]}, {gW}, {gb})")
         elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
             if gins[0] != self.E2:
                 self.emit(f"K_.{k}_bwd({ins[0]}, {out}, {gout}, {gins[0]})")

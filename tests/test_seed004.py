@@ -48,9 +48,8 @@ def backward(x, t, w, v):
     cpu.gaussian_nll_bwd(mu, sigma, t, np.full(N, -1.0 / N), gmu, gsigma, E2)
     cpu.sqrt1p_bwd(z, sigma, gsigma, gz)
     gw, gv = np.zeros((P, 1)), np.zeros((P, 1))
-    sx, sW = np.empty((N, P)), np.empty((P, 1))
-    cpu.affine_bwd(x, w.reshape(P, 1), gmu, E2, gw, np.zeros(1), sx, sW)
-    cpu.affine_bwd(x, v.reshape(P, 1), gz, E2, gv, np.zeros(1), sx, sW)
+    cpu.affine_bwd(x, w.reshape(P, 1), gmu, E2, gw, np.zeros(1))
+    cpu.affine_bwd(x, v.reshape(P, 1), gz, E2, gv, np.zeros(1))
     return gw.ravel(), gv.ravel(), N * gz.ravel()
 
 

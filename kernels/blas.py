@@ -1,0 +1,117 @@
+"""Matrix products of the CPU kernels: ``gemm(a, ta, b, tb, c, beta)`` sets
+c = op(a) op(b) + beta c (op = transpose when ta / tb), for C-contiguous 2D float32 / float64
+arrays, from nopython code, without scratch arrays.
+
+Numba's ``np.dot`` calls SciPy's BLAS. NumPy's wheels carry their own OpenBLAS, which this
+module calls instead (its CBLAS ``scipy_cblas_{s,d}gemm64_``, 64-bit integers), because on
+the SBN's shapes it was measured faster: x^T g (the weight gradient, 32 x 1280 x 64) 101 -> 62 us,
+and 2.7 -> 1.7 us per product at batch 32 (same library thread count; see BENCHMARKS.md).
+beta = 1 accumulates into a gradient directly, which also saves the scratch copy.
+
+The function is bound by name (``ppl_cblas_sgemm`` / ``ppl_cblas_dgemm``, registered with
+LLVM on import, before any cached kernel is linked), so kernels calling it cache normally. When
+NumPy's library is not found (another NumPy build), the names are bound to ``@cfunc``
+fallbacks with the same signature that compute with ``np.dot``, and every result is the same.
+"""
+import ctypes
+import glob
+import os
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import carray, cfunc, njit, types
+from numba.core.errors import TypingError
+from numba.extending import overload
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+_I32, _I64 = types.int32, types.int64
+
+
+def _sig(f, ptr=None):
+    """CBLAS cblas_?gemm with 64-bit integers: (order, transa, transb, M, N, K, alpha, A, lda,
+    B, ldb, beta, C, ldc); pointers as void* for the caller, typed for the fallback's body."""
+    ptr = ptr or types.CPointer(f)
+    return types.void(_I32, _I32, _I32, _I64, _I64, _I64, f, ptr, _I64, ptr, _I64, f, ptr, _I64)
+
+
+def _numpy_cblas():
+    """(sgemm, dgemm) addresses in NumPy's bundled OpenBLAS, or None."""
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            return tuple(ctypes.cast(getattr(lib, f"scipy_cblas_{p}gemm64_"), ctypes.c_void_p).value for p in "sd")
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _fallback(f):
+    """A cfunc with the CBLAS row-major gemm signature computing with np.dot (no NumPy BLAS)."""
+    @cfunc(_sig(f), cache=True)
+    def gemm(order, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc):
+        A = carray(a, (K, lda))[:, :M].T if ta == TRANS else carray(a, (M, lda))[:, :K]
+        B = carray(b, (N, ldb))[:, :K].T if tb == TRANS else carray(b, (K, ldb))[:, :N]
+        C = carray(c, (M, ldc))[:, :N]
+        P = np.dot(np.ascontiguousarray(A), np.ascontiguousarray(B))
+        for i in range(M):
+            for j in range(N):
+                C[i, j] = alpha * P[i, j] + beta * C[i, j]
+    return gemm
+
+
+_found = _numpy_cblas()
+SOURCE = "numpy's OpenBLAS" if _found else "np.dot fallback"
+_FALLBACKS = None if _found else (_fallback(types.float32), _fallback(types.float64))
+for _name, _addr in zip(("ppl_cblas_sgemm", "ppl_cblas_dgemm"),
+                        _found or tuple(f.address for f in _FALLBACKS)):
+    llvm.add_symbol(_name, _addr)
+
+_sgemm = types.ExternalFunction("ppl_cblas_sgemm", _sig(types.float32, types.voidptr))
+_dgemm = types.ExternalFunction("ppl_cblas_dgemm", _sig(types.float64, types.voidptr))
+
+
+def gemm(a, ta, b, tb, c, beta):
+    """c = op(a) op(b) + beta c; op(x) = x.T when its flag is True. C-contiguous 2D arrays of
+    one float dtype; the shapes must agree (checked)."""
+
+
+@overload(gemm, jit_options=dict(cache=True))
+def _gemm_overload(a, ta, b, tb, c, beta):
+    arrays = (a, b, c)
+    if not all(isinstance(x, types.Array) and x.ndim == 2 for x in arrays):
+        raise TypingError("gemm: a, b and c must be 2D arrays")
+    if len({x.dtype for x in arrays}) != 1 or a.dtype not in (types.float32, types.float64):
+        raise TypingError(f"gemm: a, b, c must share float32 or float64, got {a.dtype}, {b.dtype}, {c.dtype}")
+    fn = _sgemm if a.dtype == types.float32 else _dgemm
+    cast = np.float32 if a.dtype == types.float32 else np.float64
+    if not all(x.layout == "C" for x in arrays):
+        def impl_dot(a, ta, b, tb, c, beta):   # strided views: NumPy semantics through np.dot
+            A = a.T if ta else a
+            B = b.T if tb else b
+            P = np.dot(np.ascontiguousarray(A), np.ascontiguousarray(B))
+            c[:, :] = P + beta * c
+        return impl_dot
+
+    def impl(a, ta, b, tb, c, beta):
+        M = a.shape[1] if ta else a.shape[0]
+        K = a.shape[0] if ta else a.shape[1]
+        N = b.shape[0] if tb else b.shape[1]
+        if (b.shape[1] if tb else b.shape[0]) != K or c.shape[0] != M or c.shape[1] != N:
+            raise ValueError("gemm: shapes of op(a), op(b) and c do not agree")
+        if M == 0 or N == 0:
+            return
+        if K == 0:
+            for i in range(M):
+                for j in range(N):
+                    c[i, j] = beta * c[i, j]
+            return
+        fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, cast(1.0),
+           a.ctypes, a.shape[1], b.ctypes, b.shape[1], cast(beta), c.ctypes, c.shape[1])
+    return impl
+
+
+@njit(cache=True)
+def matmul_into(a, ta, b, tb, c, beta):
+    """gemm as a plain @njit function (for tests and user code)."""
+    gemm(a, ta, b, tb, c, beta)
