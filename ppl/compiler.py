@@ -738,7 +738,7 @@ def load_source(name: str, source: str, extra_globals: dict):
 LOWERINGS = ("auto", "arrays", "scalar")
 
 
-def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float64, samples=1,
+def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
                   baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto"):
     from .program import Program
 

@@ -50,6 +50,7 @@ def exact_gradient(model, data, batch=None, params=None, **compile_kw):
     nodes = [n for n in model.order if n.is_stochastic]
     if any(n.kind == "normal" for n in nodes):
         return None
+    compile_kw.setdefault("dtype", np.float64)   # an oracle: exact sums in double precision
     try:
         prog = model.compile(estimators="enumerate", **compile_kw)
     except ModelError:
@@ -85,6 +86,7 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
     (see tune_estimator), so learned baselines and control variates are compared trained."""
     ref = None
     out = []
+    compile_kw.setdefault("dtype", np.float64)   # variances and biases against a float64 oracle
     for spec in estimators:
         prog = model.compile(estimators=spec, seed=seed, **compile_kw)
         names = [k for k in prog.params if not k.startswith(ESTIMATOR_PARAMS)]

@@ -166,7 +166,7 @@ class Model:
         self.costs.append(expr)
         return expr
 
-    def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float64, samples: int = 1,
+    def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float32, samples: int = 1,
                 baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,
                 pilot=None, lowering: str = "auto"):
         """Choose an estimator per stochastic node and lower the graph to one fused step.
@@ -175,7 +175,8 @@ class Model:
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
         policy: "unbiased", "fast", or "autotune" (measure every applicable unbiased estimator's
         gradient variance and time per step on the `pilot` data, keep the least variance x time).
-        samples: draws per data row (K).  seed: parameter initialisation.
+        dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:
+        parameter initialisation.
         lowering: "auto" (row-fused scalar code when every node has width 1 and every estimator
         has a row-local form, else array kernels), "arrays" or "scalar" (an error when it does
         not apply); both give the same draws and, up to rounding, the same step.

@@ -46,7 +46,7 @@ def estimates(prog, n, batch=1, step0=0):
                                           ("rebar", False),
                                           ("score", True)])
 def test_toy_unbiased(est, blackbox):
-    prog = toy(blackbox).compile(estimators=est)
+    prog = toy(blackbox).compile(dtype=np.float64, estimators=est)
     g = estimates(prog, 20000)
     exact = toy_exact(0.3)
     se = g.std(ddof=1) / np.sqrt(len(g))
@@ -114,7 +114,7 @@ def test_relax_training_lowers_variance():
     the variance of the theta-gradient on the toy problem at theta = 0."""
     from ppl.kernels.cpu import adam_update
 
-    prog = toy(theta0=0.0).compile(estimators="relax")
+    prog = toy(theta0=0.0).compile(dtype=np.float64, estimators="relax")
     before = estimates(prog, 4000, step0=0).var()
     theta0 = prog.params["theta"].copy()
     m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
@@ -140,7 +140,7 @@ def test_rebar_tuning_moves_eta_and_temperature_and_lowers_variance():
         x = m.input("x", 4)
         h = Bernoulli("h", logits=ppl.Affine(x, 3, name="enc"))
         m.cost("nll", ppl.bernoulli_nll(ppl.Affine(h, 4, name="dec"), target=x))
-    prog = m.compile(estimators=("rebar", {"eta": 0.2, "temperature": 2.0}), seed=3)
+    prog = m.compile(dtype=np.float64, estimators=("rebar", {"eta": 0.2, "temperature": 2.0}), seed=3)
     prog.params["dec.W"] = 4 * prog.params["dec.W"]
     tuned = np.zeros_like(prog.theta, dtype=bool)
     for name, off, shape, _ in prog.layout.params:
@@ -177,7 +177,7 @@ def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
         return m
     stats = {}
     for est in ("price", "pathwise"):
-        prog = build().compile(estimators=est)
+        prog = build().compile(dtype=np.float64, estimators=est)
         gs = np.array([prog.grad(batch=1, seed=i)[1]["s"] for i in range(400)])
         stats[est] = gs
     sig = np.log1p(np.exp(np.array([0.3, 0.1])))
@@ -188,7 +188,7 @@ def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
         z = ppl.Normal("z", loc=ppl.param("mu", 2), scale=ppl.softplus(ppl.param("s", 2)))
         m.cost("f", ppl.total(ppl.tanh(ppl.Affine(z, 2, name="mix"))))
     with pytest.raises(ppl.ModelError, match="Normal 'z': estimator 'price' needs an exact Hessian diagonal"):
-        m.compile(estimators="price")
+        m.compile(dtype=np.float64, estimators="price")
 
 
 def test_rebar_eta_variance_gradient_matches_finite_differences():

@@ -89,18 +89,18 @@ def test_blackbox_reason_is_explained():
 def test_override_that_cannot_apply_names_the_node():
     m = _graph("bernoulli")
     with pytest.raises(ModelError, match=r"Bernoulli 'z': estimator 'pathwise' does not apply .*'score'"):
-        m.compile(estimators={"z": "pathwise"})
+        m.compile(dtype=np.float64, estimators={"z": "pathwise"})
     m = _graph("normal")
     with pytest.raises(ModelError, match=r"Normal 'z'.*'arm' does not apply"):
-        m.compile(estimators={"z": "arm"})
+        m.compile(dtype=np.float64, estimators={"z": "arm"})
     with pytest.raises(ModelError, match=r"unknown stochastic nodes: nope"):
-        m.compile(estimators={"nope": "score"})
+        m.compile(dtype=np.float64, estimators={"nope": "score"})
     with pytest.raises(ModelError, match=r"unknown estimator 'magic'"):
-        m.compile(estimators={"z": "magic"})
+        m.compile(dtype=np.float64, estimators={"z": "magic"})
     with pytest.raises(ModelError, match=r"'loo' needs samples >= 2"):
-        m.compile(estimators={"z": ("score", {"baseline": "loo"})})
+        m.compile(dtype=np.float64, estimators={"z": ("score", {"baseline": "loo"})})
     with pytest.raises(ModelError, match=r"no option\(s\) tau"):
-        m.compile(estimators={"z": ("score", {"tau": 1})})
+        m.compile(dtype=np.float64, estimators={"z": ("score", {"tau": 1})})
 
 
 def test_enumerate_support_limit():
@@ -109,7 +109,7 @@ def test_enumerate_support_limit():
         z = Bernoulli("z", logits=Affine(x, 20, name="enc"))
         m.cost("f", ppl.log_prob(z))
     with pytest.raises(ModelError, match=r"'z': estimator 'enumerate' does not apply \(its support has 1048576"):
-        m.compile(estimators="enumerate")
+        m.compile(dtype=np.float64, estimators="enumerate")
 
 
 def test_model_validation_errors():
@@ -126,17 +126,17 @@ def test_model_validation_errors():
             Categorical("c", logits=x, classes=2)
         del z
     with pytest.raises(ModelError, match="has no cost"):
-        m.compile()
+        m.compile(dtype=np.float64)
     with Model("dangling") as m2:
         x = m2.input("x", 3)
         Bernoulli("z", logits=Affine(x, 3))
         m2.cost("f", ppl.total(x))
     with pytest.raises(ModelError, match="'z' reaches no cost"):
-        m2.compile()
+        m2.compile(dtype=np.float64)
 
 
 def test_input_errors():
-    prog = _graph("bernoulli").compile()
+    prog = _graph("bernoulli").compile(dtype=np.float64)
     with pytest.raises(ModelError, match=r"input 'x' must have shape \(batch, 4\)"):
         prog.grad({"x": np.zeros((2, 5))})
     with pytest.raises(ModelError, match="input 'x' has non-finite values"):
@@ -152,7 +152,7 @@ def test_blackbox_without_grad_on_a_differentiable_path_is_an_error():
         x = m.input("x", 2)
         m.cost("f", ppl.blackbox(_sim, [Affine(x, 1, name="a")]))
     with pytest.raises(ModelError, match="black box 'blackbox_1' has no gradient but its input 'a'"):
-        m.compile()
+        m.compile(dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- finite differences
@@ -192,7 +192,7 @@ def test_fd_pathwise_vae_like_graph(samples):
         m.cost("ent", ppl.log_prob(z))
         m.cost("reg", ppl.total(ppl.relu(Affine(x, 2, name="r")) * ppl.param("pw", 2, init=0.3) + (-1.0) * z))
         m.cost("dot", ppl.total(ppl.rowdot(z, Affine(x, 2, name="q")) * ppl.rowsum(ppl.tanh(z))))
-    prog = m.compile(samples=samples)
+    prog = m.compile(dtype=np.float64, samples=samples)
     _fd_check(prog, {"x": X})
     vals = prog.sample({"x": X})
     assert all(v.shape[0] == 3 * samples for v in vals.values())
@@ -209,13 +209,13 @@ def test_fd_enumerated_two_layer_net():
         m.cost("ent", ppl.log_prob(h1))
         m.cost("c2", ppl.softmax_xent(Affine(h2, 4, name="d2"), target=x, classes=2))
         m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 2), target=h1))
-    _fd_check(m.compile(estimators="enumerate"), {"x": X})
+    _fd_check(m.compile(dtype=np.float64, estimators="enumerate"), {"x": X})
 
 
 @pytest.mark.parametrize("est", ["score", "straight_through", "concrete"])
 def test_fd_deterministic_part_of_a_discrete_graph(est):
     """Decoder parameters do not move the samples, so their gradient is exact given the draw."""
-    prog = _graph("bernoulli").compile(estimators=est)
+    prog = _graph("bernoulli").compile(dtype=np.float64, estimators=est)
     _fd_check(prog, {"x": X}, names=["dec.W", "dec.b"])
 
 
@@ -226,11 +226,11 @@ def test_fd_relaxed_graph_is_exact_given_the_noise():
         c = Categorical("c", logits=Affine(h, 4, name="e2"), classes=2)
         m.cost("f", ppl.bernoulli_nll(Affine(c, 4, name="d"), target=x))
         m.cost("lp", ppl.log_prob(h))
-    _fd_check(m.compile(estimators={"h": "concrete", "c": ("gumbel_softmax", {"temperature": 0.7})}), {"x": X})
+    _fd_check(m.compile(dtype=np.float64, estimators={"h": "concrete", "c": ("gumbel_softmax", {"temperature": 0.7})}), {"x": X})
 
 
 def test_fd_blackbox_with_gradient():
-    prog = _graph("normal_blackbox_grad").compile()
+    prog = _graph("normal_blackbox_grad").compile(dtype=np.float64)
     _fd_check(prog, {"x": X})
 
 
@@ -243,7 +243,7 @@ def test_same_seed_bit_identical_with_1_and_2_threads():
         c = Categorical("c", logits=Affine(z, 12, name="e3"), classes=3)
         m.cost("f", ppl.bernoulli_nll(Affine(c, 8, name="d"), target=x))
         m.cost("e", ppl.log_prob(h1))
-    prog = m.compile(samples=2)
+    prog = m.compile(dtype=np.float64, samples=2)
     data = {"x": (np.random.default_rng(0).random((300, 8)) > 0.5).astype(float)}  # large enough for prange
     before = numba.get_num_threads()
     try:
@@ -268,7 +268,7 @@ def test_autotune_measures_candidates_and_keeps_the_best():
         x = m.input("x", 4)
         h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
         m.cost("f", ppl.bernoulli_nll(Affine(h, 4, name="dec"), target=x))
-    prog = m.compile(policy="autotune", pilot={"x": X})
+    prog = m.compile(dtype=np.float64, policy="autotune", pilot={"x": X})
     (ch, _), = prog.choices.values()
     names = [row[1] for row in ch.measurements]
     assert {"score", "arm", "disarm", "relax", "rebar", "enumerate"} <= set(names)
@@ -276,11 +276,11 @@ def test_autotune_measures_candidates_and_keeps_the_best():
     text = prog.explain()
     assert "autotune measurements for 'h'" in text and "variance x time" in text
     with pytest.raises(ModelError, match="needs pilot data"):
-        m.compile(policy="autotune")
+        m.compile(dtype=np.float64, policy="autotune")
 
 
 def test_explain_table_lists_every_stochastic_node():
-    prog = _graph("layered").compile(policy="fast")
+    prog = _graph("layered").compile(dtype=np.float64, policy="fast")
     text = prog.explain()
     assert "h1" in text and "straight_through" in text and "score" in text
     assert text.splitlines()[0].split("|")[0].strip() == "node"

@@ -64,7 +64,7 @@ def test_gaussian_vae_parity():
 
 
 def test_training_on_the_device_matches_the_cpu():
-    cpu, gpu = sbn().compile(seed=2), sbn().compile(seed=2, target="cuda")
+    cpu, gpu = sbn().compile(dtype=np.float64, seed=2), sbn().compile(dtype=np.float64, seed=2, target="cuda")
     for prog in (cpu, gpu):
         ppl.fit(prog, {"x": X}, ppl.optim.Adam(lr=0.05), steps=5, batch_size=3, progress=False)
     before = dict(gpu.transfers)
@@ -105,7 +105,7 @@ def test_blackbox_cost_is_refused_on_cuda():
         h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
         m.cost("bb", ppl.blackbox(_pair_cost, [h]))
     with pytest.raises(ppl.ModelError, match="runs a Python/@njit function per row on the CPU"):
-        m.compile(estimators="score", target="cuda")
+        m.compile(dtype=np.float64, estimators="score", target="cuda")
 
 
 def test_no_device_is_a_clear_error(monkeypatch):
@@ -114,7 +114,7 @@ def test_no_device_is_a_clear_error(monkeypatch):
     from ppl.targets import TargetUnavailable
     monkeypatch.setattr(cuda, "is_available", lambda: False)
     with pytest.raises(TargetUnavailable, match="no CUDA device was found.*NUMBA_ENABLE_CUDASIM=1"):
-        sbn().compile(target="cuda")
+        sbn().compile(dtype=np.float64, target="cuda")
 
 
 def test_cli_target_cuda_without_gpu_exits_2():

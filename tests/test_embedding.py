@@ -31,7 +31,7 @@ def test_user_njit_loop_improves_a_blackbox_objective():
         loc = ppl.param("loc", 2, init=0.0)
         z = Normal("z", loc=loc, scale=ppl.softplus(ppl.param("scale", 2, init=-0.4)))
         mdl.cost("sim", ppl.blackbox(simulator, [z]))
-    prog = mdl.compile()  # the black box forces the score function (with a moving-average baseline)
+    prog = mdl.compile(dtype=np.float64)  # the black box forces the score function (with a moving-average baseline)
     assert "black box" in prog.explain()
 
     before = np.mean([prog.loss(batch=256, seed=s) for s in range(20)])
@@ -51,6 +51,6 @@ def test_nonpositive_scale_is_a_clear_error():
     with Model("badscale") as mdl:
         z = Normal("z", loc=ppl.param("loc", 2), scale=ppl.param("s", 2, init=-1.0))
         mdl.cost("f", ppl.total(z * z))
-    prog = mdl.compile()
+    prog = mdl.compile(dtype=np.float64)
     with pytest.raises(ValueError, match="Normal 'z': scale 's' has values <= 0"):
         prog.grad(batch=2)

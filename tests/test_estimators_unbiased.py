@@ -56,7 +56,7 @@ def exact_two_layer(prog):
 
 @pytest.fixture(scope="module")
 def two_layer_exact():
-    prog = two_layer_model().compile(estimators="enumerate", seed=3)
+    prog = two_layer_model().compile(dtype=np.float64, estimators="enumerate", seed=3)
     return {k: v.copy() for k, v in prog.params.items()}, exact_two_layer(prog)
 
 
@@ -83,7 +83,7 @@ TWO_LAYER_CASES = [
 @pytest.mark.parametrize("name,opts,K", TWO_LAYER_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}-K{c[2]}" for c in TWO_LAYER_CASES])
 def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
     values, exact = two_layer_exact
-    prog = two_layer_model().compile(estimators=(name, opts), samples=K, seed=3)
+    prog = two_layer_model().compile(dtype=np.float64, estimators=(name, opts), samples=K, seed=3)
     set_params(prog, values)
     for k in prog.params:
         if k.startswith("baseline."):  # a learned baseline that is not zero (it must still be unbiased)
@@ -94,7 +94,7 @@ def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
 
 def test_two_layer_enumerate_is_exact(two_layer_exact):
     values, exact = two_layer_exact
-    prog = two_layer_model().compile(estimators="enumerate", seed=3)
+    prog = two_layer_model().compile(dtype=np.float64, estimators="enumerate", seed=3)
     set_params(prog, values)
     loss, g = prog.grad({"x": X4}, seed=0)
     P = {k: np.array(v) for k, v in prog.params.items()}
@@ -106,7 +106,7 @@ def test_two_layer_enumerate_is_exact(two_layer_exact):
 @pytest.mark.parametrize("name,opts", [("straight_through", {}), ("concrete", {"temperature": 0.5})])
 def test_two_layer_biased_estimators_report_bias(name, opts, two_layer_exact, record_property):
     values, exact = two_layer_exact
-    prog = two_layer_model().compile(estimators=(name, opts), seed=3)
+    prog = two_layer_model().compile(dtype=np.float64, estimators=(name, opts), seed=3)
     set_params(prog, values)
     stats = mc_stats(prog, {"x": X4}, list(exact), n=N_EST)
     worst = 0.0
@@ -147,7 +147,7 @@ NORMAL_CASES = [("pathwise", {}, 1), ("price", {}, 1), ("score", {"baseline": "n
 
 @pytest.mark.parametrize("name,opts,K", NORMAL_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}" for c in NORMAL_CASES])
 def test_normal_quadratic_cubic(name, opts, K):
-    prog = normal_model().compile(estimators={"z": (name, opts)}, samples=K)
+    prog = normal_model().compile(dtype=np.float64, estimators={"z": (name, opts)}, samples=K)
     for k in prog.params:
         if k.startswith("baseline."):
             prog.params[k] = np.array([0.7])
@@ -165,7 +165,7 @@ def test_seed003_reinforce_vs_pathwise():
             one = ppl.param("one", 1, init=1.0)
             z = Normal("z", loc=a * th + b, scale=one)
             m.cost("sq", ppl.total(z * z))
-        prog = m.compile(estimators={"z": (est, {"baseline": "none"} if est == "score" else {})})
+        prog = m.compile(dtype=np.float64, estimators={"z": (est, {"baseline": "none"} if est == "score" else {})})
         st = mc_stats(prog, None, ["theta"], batch=4)
         mean, se = st["theta"]
         assert abs(mean[0] - exact) <= 4 * se[0] + 1e-9, (est, mean, exact, se)
@@ -192,7 +192,7 @@ CAT_CASES = [("score", {"baseline": "none"}, 1), ("score", {"baseline": "moving_
 
 @pytest.mark.parametrize("name,opts,K", CAT_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}" for c in CAT_CASES])
 def test_categorical_two_groups(name, opts, K):
-    prog = categorical_model().compile(estimators=(name, opts), samples=K, seed=5)
+    prog = categorical_model().compile(dtype=np.float64, estimators=(name, opts), samples=K, seed=5)
     P = {k: np.array(v) for k, v in prog.params.items() if not k.startswith(("baseline.", "relax.", "rebar."))}
     exact = fd_grad(lambda q: categorical_objective(q, X3, 3), P)
     assert_unbiased(mc_stats(prog, {"x": X3}, list(exact), n=200 if name == "enumerate" else N_EST), exact,

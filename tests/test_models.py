@@ -97,7 +97,7 @@ def test_toy_bernoulli_moves_to_the_optimum(est):
 # --------------------------------------------------------------------------- the training loop
 @pytest.fixture(scope="module")
 def toy():
-    return get("sbn").build(latent=(4,)).compile(estimators="score", seed=0)
+    return get("sbn").build(latent=(4,)).compile(dtype=np.float64, estimators="score", seed=0)
 
 
 X = get("sbn").data()["train"]["x"][:200].astype(np.float64)
@@ -159,7 +159,7 @@ def test_fit_argument_errors(toy, tmp_path):
         fit(toy, {"x": X}, Adam(), steps=2, eval_every=1, progress=False)
     with pytest.raises(ppl.ModelError, match="ending in .npz"):
         fit(toy, {"x": X}, Adam(), steps=2, checkpoint=tmp_path / "c.bin", progress=False)
-    other = get("sbn").build(latent=(5,)).compile(estimators="score")
+    other = get("sbn").build(latent=(5,)).compile(dtype=np.float64, estimators="score")
     fit(other, {"x": X}, Adam(), steps=1, checkpoint=tmp_path / "o.npz", progress=False)
     with pytest.raises(ppl.ModelError, match="different program"):
         fit(toy, {"x": X}, Adam(), steps=2, checkpoint=tmp_path / "o.npz", resume=True, progress=False)

@@ -135,7 +135,7 @@ X6 = (np.random.default_rng(3).random((16, 6)) < 0.4).astype(np.float64)
 
 
 def test_step_updates_whole_theta_including_learned_baseline():
-    prog = _small_sbn().compile(estimators=("score", {"baseline": "learned"}), seed=0)
+    prog = _small_sbn().compile(dtype=np.float64, estimators=("score", {"baseline": "learned"}), seed=0)
     names = [k for k in prog.params if k.startswith("baseline.")]
     assert names, "a learned baseline must live in theta"
     before = {k: v.copy() for k, v in prog.params.items()}
@@ -150,8 +150,8 @@ def test_kernel_runs_inside_a_users_njit_loop():
     """The compiled step and the optimiser's kernel in one nopython loop give the same
     parameters as the Python loop grad + opt.step."""
     m = _small_sbn()
-    p1 = m.compile(estimators="score", seed=0)
-    p2 = m.compile(estimators="score", seed=0)
+    p1 = m.compile(dtype=np.float64, estimators="score", seed=0)
+    p2 = m.compile(dtype=np.float64, estimators="score", seed=0)
     opt = Adam(0.01)
     for t in range(20):
         p1.grad({"x": X6}, seed=7, step=t)

@@ -140,7 +140,7 @@ def _draws(entry, n, stride, theta, grad, state, ws2, ws1, inputs, B):
 
 
 def test_scalar_draws_from_njit_match_rows():
-    prog = toy_bernoulli.build(t=0.4, theta0=0.3).compile(estimators=("score", {"baseline": "none"}))
+    prog = toy_bernoulli.build(t=0.4, theta0=0.3).compile(dtype=np.float64, estimators=("score", {"baseline": "none"}))
     a = prog.args(batch=1)
     d = _draws(prog.entry, 3, 0, *a)
     assert np.all(d == d[0])  # same seed and step: the same draw each time
@@ -155,24 +155,24 @@ def test_lowering_refusals_name_the_problem():
         b = Bernoulli("b", logits=Affine(x, 1, name="enc"))
         m.cost("f", ppl.total(b))
     with pytest.raises(ModelError, match=r"lowering='scalar'.*node 'x' has width 2"):
-        m.compile(lowering="scalar")
-    assert "row-fused" not in m.compile().explain()   # auto: array kernels
+        m.compile(dtype=np.float64, lowering="scalar")
+    assert "row-fused" not in m.compile(dtype=np.float64).explain()   # auto: array kernels
     toy = toy_bernoulli.build()
     with pytest.raises(ModelError, match=r"'b': estimator 'rebar' has no row-fused form"):
-        toy.compile(estimators="rebar", lowering="scalar")
+        toy.compile(dtype=np.float64, estimators="rebar", lowering="scalar")
     with pytest.raises(ModelError, match=r"'b': the 'loo' baseline reads other rows"):
-        toy.compile(estimators=("score", {"baseline": "loo"}), samples=2, lowering="scalar")
+        toy.compile(dtype=np.float64, estimators=("score", {"baseline": "loo"}), samples=2, lowering="scalar")
     with pytest.raises(ModelError, match=r"lowering must be one of auto, arrays, scalar"):
-        toy.compile(lowering="fused")
+        toy.compile(dtype=np.float64, lowering="fused")
     with Model("chain") as m4:
         h = m4.input("x", 1)
         for i in range(4):
             h = Bernoulli(f"b{i}", logits=Affine(h, 1, name=f"e{i}"))
         m4.cost("f", ppl.total(h))
     with pytest.raises(ModelError, match=r"more than 8 antithetic configurations per drawn row"):
-        m4.compile(estimators="disarm", lowering="scalar")
-    assert "row-fused" not in toy.compile(estimators="relax").explain()
-    assert "row-fused" in toy.compile().explain()   # the default (DisARM) is row-fused
+        m4.compile(dtype=np.float64, estimators="disarm", lowering="scalar")
+    assert "row-fused" not in toy.compile(dtype=np.float64, estimators="relax").explain()
+    assert "row-fused" in toy.compile(dtype=np.float64).explain()   # the default (DisARM) is row-fused
 
 
 def test_scalar_step_refuses_a_nonpositive_scale():
@@ -180,7 +180,7 @@ def test_scalar_step_refuses_a_nonpositive_scale():
         x = m.input("x", 1)
         z = Normal("z", loc=x, scale=Affine(x, 1, name="s"))
         m.cost("f", ppl.total(z))
-    prog = m.compile(lowering="scalar")
+    prog = m.compile(dtype=np.float64, lowering="scalar")
     prog.params["s.W"] = [[0.0]]
     prog.params["s.b"] = [-1.0]
     for call in (prog.loss, prog.grad):
