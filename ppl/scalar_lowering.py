@@ -18,9 +18,10 @@ configuration c (locals suffixed _c), so an estimator reads its pair's costs as 
 It applies when every node has width 1, every estimator has a row-fused form (score with no
 or a moving-average baseline, pathwise, straight-through, Concrete, ARM, DisARM) and every
 node kind has a scalar form below; otherwise ``applies`` says why not and the compiler uses
-the array lowering. The step's signature, layout and buffers are the array program's: node values,
-per-row costs and row weights are written to the same workspace rows, so ``sample``,
-``loss_parts`` and a user's @njit loop see no difference.
+the array lowering. The step's signature, layout and buffers are the array program's: a
+forward-only call (mode 0) writes node values, per-row costs and row weights to the same
+workspace rows, so ``sample``, ``loss_parts`` and a user's @njit loop see no difference; a
+gradient call (mode 1) writes only ``grad`` and the estimator state.
 """
 from __future__ import annotations
 
