@@ -153,6 +153,8 @@ def _ident(name: str) -> str:
 class Lowering:
     """Emits the fused step. Estimators call the helper methods below."""
 
+    prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
+
     def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
         self.rng = rng
@@ -765,7 +767,6 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         why = scalar_lowering.applies(model, choices)
         if why is None:
             lw = scalar_lowering.ScalarLowering(model, an, choices, int(samples), rng, str(dtype))
-            lw.L.lowering = "row-fused scalar code (every node has width 1)"
         elif lowering == "scalar":
             raise ModelError(f"lowering='scalar' does not apply to model '{model.name}': {why}; "
                              f"use lowering='auto' (array kernels)")
@@ -781,7 +782,7 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         mod = load_source(model.name + "_cuda", source, {})
         return CudaProgram(model, an, choices, lw.L, mod, source, dtype, int(samples))
     use_cache = bool(cache) and not lw.globals
-    source = (HEADER.format(model=model.name, kver=kernels_version()) + getattr(lw, "prelude", "").format(cache=use_cache)
+    source = (HEADER.format(model=model.name, kver=kernels_version()) + lw.prelude.format(cache=use_cache)
               + STEP.format(cache=use_cache) + body + "\n")
     mod = load_source(model.name, source, lw.globals)
     return Program(model, an, choices, lw.L, mod, source, dtype, int(samples))

@@ -83,6 +83,7 @@ class ScalarLowering(Lowering):
         self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
         self.prec = "f32" if dtype == "float32" else "f64"
         super().__init__(model, an, choices, samples, rng)
+        self.L.lowering = "row-fused scalar code (every node has width 1)"
         self.cfg = 0                # the configuration whose code is being emitted
         self.pre: list[str] = []    # before the row loop (state reads)
         self.fwd_code: list[str] = []    # forward of one row
@@ -108,15 +109,20 @@ class ScalarLowering(Lowering):
         """The node's configuration digit (antithetic: 0 = b, 1 = b~) in configuration cfg."""
         return ((self.cfg if cfg is None else cfg) // self.enum_stride[node]) % 2
 
+    def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
+        """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
+        configuration (when there are several) unless it is shared by all of them."""
+        return f"{prefix}_{_ident(node.name)}" + (self.sfx(cfg) if per_config else "")
+
     def val(self, node: Node, cfg=None) -> str:
-        return "s_" + _ident(node.name) + self.sfx(cfg)
+        return self.local("s", node, cfg)
 
     def cot(self, node: Node, cfg=None):
         """The local holding the cotangent of the node's value, or None when none is needed."""
-        return "d_" + _ident(node.name) + self.sfx(cfg) if self.req[node] and node.kind != "input" else None
+        return self.local("d", node, cfg) if self.req[node] and node.kind != "input" else None
 
     def cost_local(self, head: Node, cfg=None) -> str:
-        return "cs_" + _ident(head.name) + self.sfx(cfg)
+        return self.local("cs", head, cfg)
 
     def add_cot(self, node: Node, expr: str, cfg=None):
         d = self.cot(node, cfg)
@@ -132,7 +138,7 @@ class ScalarLowering(Lowering):
     def noise_scalar(self, node: Node, kind: str, k: int = 0) -> str:
         """The node's base noise of drawn row d, shared by its configurations (common random
         numbers): the value fill_<kind> writes at (row d, column 0)."""
-        name = f"n{k}_{_ident(node.name)}"
+        name = self.local(f"n{k}", node, per_config=False)
         if self.cfg == 0:
             self.emit(f"{name} = Q_.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d, 0, t)")
         self.noise_of[node] = name
@@ -141,7 +147,7 @@ class ScalarLowering(Lowering):
 
     def temperature(self, node: Node, init: float) -> str:
         off = self._names[self.state_value(f"{node.name}.temperature", init)]
-        name = f"tau_{_ident(node.name)}"
+        name = self.local("tau", node, per_config=False)
         if not any(line.startswith(name + " ") for line in self.pre):
             self.emit_pre(f"{name} = F_(state[{off}])")
         return name
@@ -167,16 +173,16 @@ class ScalarLowering(Lowering):
             return f"S_.probit_log_prob_term({p[0]}, {x})"
         return f"-S_.gaussian_nll_term({x}, {p[0]}, {p[1]})"
 
-    def log_prob_vjp(self, node: Node, weight: str, with_value: bool):
-        """weight * d log p(node | params) into the params' cotangents (and the value's)."""
+    def log_prob_vjp_row(self, node: Node, weight: str, with_value: bool):
+        """weight * d log p(node | params) into the params' cotangents (and the value's), for
+        this row (the array lowering's log_prob_vjp emits a kernel call over all rows)."""
         p, x = self.params_of(node), self.val(node)
         gp = [self.cot(q) for q in node.inputs]
         gx = self.cot(node) if with_value else None
         if node.kind == "normal":
             if not any((*gp, gx)):
                 return
-            q = f"q_{_ident(node.name)}"
-            w = f"w_{_ident(node.name)}"
+            q, w = self.local("q", node), self.local("w", node)
             self.emit(f"{q}, {w} = S_.gaussian_nll_grad({x}, {p[0]}, {p[1]})")
             if gp[0]:
                 self.emit(f"{gp[0]} += {weight} * {q}")
@@ -193,7 +199,7 @@ class ScalarLowering(Lowering):
 
     def downstream_L(self, node: Node, cfg=None) -> str:
         """A local holding the sum of the node's downstream costs in configuration cfg."""
-        name = f"L_{_ident(node.name)}{self.sfx(cfg)}"
+        name = self.local("L", node, cfg)
         terms = [self.cost_local(c, cfg) for c in self.an.downstream_costs[node]]
         self.emit(f"{name} = {' + '.join(terms) if terms else 'F_(0.0)'}")
         return name
@@ -205,6 +211,7 @@ class ScalarLowering(Lowering):
         order, configs = self.an.order, range(self.S)
         self.buf1("tot_")
         for n in order:
+            self._allocate(n)
             for self.cfg in configs:
                 self._forward_scalar(n)
         for self.cfg in configs:
@@ -224,10 +231,28 @@ class ScalarLowering(Lowering):
         self.cfg = 0
         return self._source_scalar()
 
-    def _store(self, n: Node):
-        if n.name not in self.L.values:
+    def _allocate(self, n: Node):
+        """A node's parameters, input slot, value or cost rows: once, before its code is emitted
+        for each configuration (parameters in topological order, as the array lowering does)."""
+        if n.kind == "input":
+            self.L.values[n.name] = ("input", len(self.L.inputs), self.reps)
+            self.L.inputs.append(n.name)
+            self.inputs.append(self.local("in", n, per_config=False))
+        elif n.attrs.get("is_head"):
+            self.cbuf[n] = self.buf1(f"c_{n.name}")
+            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+        else:
+            if n.kind in ("param", "affine"):   # theta / grad indexed directly (no reshaped views)
+                self.offset[n] = self.L.n_theta
+            if n.kind == "param":
+                self.param(n.name, (1,), n.attrs["init"])
+            elif n.kind == "affine":
+                self.param(f"{n.name}.W", (1, 1), self.rng.normal(0, 1.0, (1, 1)))
+                self.param(f"{n.name}.b", (1,), 0.0)
             self.buf2(f"v_{n.name}", 1)
             self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, 1)
+
+    def _store(self, n: Node):
         self.emit_store(f"v_{_ident(n.name)}[{self.row()}, 0] = {self.val(n)}")
 
     def emit_store(self, line: str):
@@ -240,17 +265,9 @@ class ScalarLowering(Lowering):
         k, out = n.kind, self.val(n)
         ins = self.params_of(n)
         if k == "input":
-            if n.name not in self.L.values:
-                j = len(self.L.inputs)
-                self.L.inputs.append(n.name)
-                self.inputs.append(f"in_{_ident(n.name)}")
-                self.L.values[n.name] = ("input", j, self.reps)
-            self.emit(f"{out} = in_{_ident(n.name)}[d // {self.samples}, 0]")
+            self.emit(f"{out} = {self.local('in', n, per_config=False)}[d // {self.samples}, 0]")
             return
         if n.attrs.get("is_head"):
-            if n not in self.cbuf:
-                self.cbuf[n] = self.buf1(f"c_{n.name}")
-                self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
             c = self.cbuf[n]
             cv = self.cost_local(n)
             if k == "total":
@@ -268,17 +285,10 @@ class ScalarLowering(Lowering):
             self.emit(f"{cv} = F_({e})")
             self.emit_store(f"{c}[{self.row()}] = {cv}")
             return
-        if k == "param":  # theta / grad indexed directly: a reshaped view costs a C call per step
-            if n not in self.offset:
-                self.offset[n] = self.L.n_theta
-                self.param(n.name, (1,), n.attrs["init"])
-            self.emit(f"{out} = theta[{self.offset[n]}]")
+        o = self.offset.get(n)
+        if k == "param":  # theta indexed directly: a reshaped view costs a C call per step
+            self.emit(f"{out} = theta[{o}]")
         elif k == "affine":
-            if n not in self.offset:
-                self.offset[n] = self.L.n_theta
-                self.param(f"{n.name}.W", (1, 1), self.rng.normal(0, 1.0, (1, 1)))
-                self.param(f"{n.name}.b", (1,), 0.0)
-            o = self.offset[n]
             self.emit(f"{out} = {ins[0]} * theta[{o}] + theta[{o + 1}]")
         elif k in UNARY:
             self.emit(f"{out} = F_({UNARY[k][0].format(z=ins[0])})")
@@ -305,7 +315,7 @@ class ScalarLowering(Lowering):
             if k == "total":
                 self.add_cot(n.inputs[0], g)
             elif k == "log_prob":
-                self.log_prob_vjp(n.inputs[0], g, with_value=True)
+                self.log_prob_vjp_row(n.inputs[0], g, with_value=True)
             elif k == "bernoulli_nll":
                 a, tt = n.inputs
                 if self.cot(a):

@@ -84,10 +84,9 @@ class Score(Estimator):
         if not any(sl.cot(p) for p in node.inputs):
             return
         L = sl.downstream_L(node)
-        ident = sl.val(node)[2:]
         b = "F_(0.0)"
         if opts["baseline"] == "moving_average":   # one running mean over every row and configuration
-            b, tot, wsum = (f"{v}_{node.name.replace('.', '_')}" for v in ("mb", "mt", "mw"))
+            b, tot, wsum = (sl.local(v, node, per_config=False) for v in ("mb", "mt", "mw"))
             if sl.cfg == 0:
                 slot = sl.state_slot(f"baseline.{node.name}.mean", 2)
                 sl.emit_pre(f"{b} = state[{slot}]")
@@ -98,6 +97,6 @@ class Score(Estimator):
                 sl.emit_post(f"state[{slot + 1}] = 1")
             sl.emit(f"{tot} += float(w_) * float({L})")
             sl.emit(f"{wsum} += float(w_)")
-        wts = f"ws_{ident}"
+        wts = sl.local("ws", node)
         sl.emit(f"{wts} = F_(S_.score_signal(w_, {L}, {b}))")
-        sl.log_prob_vjp(node, wts, with_value=False)
+        sl.log_prob_vjp_row(node, wts, with_value=False)
