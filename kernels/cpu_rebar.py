@@ -75,12 +75,17 @@ def rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
             _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out, dzt)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _seed_factor(c, e):
+    """The cost cotangent seed of configuration digit c = 1..4: eta, -eta, eps eta, -eps eta."""
+    return e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
+
+
 @njit(**_LOOP)
 def _rebar_weight_row(r, stride, e, rw, cw):
     c = (r // stride) % CONFIGS
     if c != 0:
-        f = e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
-        cw[r] *= f
+        cw[r] *= _seed_factor(c, e)
         rw[r] = 0.0
 
 
@@ -90,7 +95,7 @@ def rebar_weights(stride, eta, rw, cw):
     e = eta[0]
     for base in range(0, rw.shape[0], CONFIGS * stride):
         for c in range(1, CONFIGS):
-            f = e if c == 1 else (-e if c == 2 else (SEED_EPS * e if c == 3 else -SEED_EPS * e))
+            f = _seed_factor(c, e)
             for r in range(base + c * stride, base + (c + 1) * stride):
                 cw[r] *= f
                 rw[r] = 0.0

@@ -499,12 +499,13 @@ def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
 
 
 @cuda.jit
-def _bernoulli_keep(logits, x, out_rows, sig, sign):
+def _bernoulli_keep(logits, x, out_rows, sig, sign, rs):
+    """Row r reads logits row r * rs: rs = 1, or 0 for one logits row shared by every row."""
     R, D = x.shape
     for r in range(cuda.grid(1), R, cuda.gridsize(1)):
         s = like(x, 0.0)
         for j in range(D):
-            c, sg = _bernoulli_log_prob_term_sigmoid(logits[r, j], x[r, j])
+            c, sg = _bernoulli_log_prob_term_sigmoid(logits[r * rs, j], x[r, j])
             s += c
             sig[r, j] = sg
         out_rows[r] = sign * s
@@ -525,32 +526,20 @@ def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
             gx[r, j] += g * logits[r, j]
 
 
-@cuda.jit
-def _bernoulli_keep_const(p, x, out_rows, sig, sign):
-    R, D = x.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        s = like(x, 0.0)
-        for j in range(D):
-            c, sg = _bernoulli_log_prob_term_sigmoid(p[j], x[r, j])
-            s += c
-            sig[r, j] = sg
-        out_rows[r] = sign * s
-
-
 def bernoulli_log_prob_keep_const(p, x, out_rows, sig):
     """bernoulli_log_prob_keep with the logits a vector p (D,) shared by every row (one thread
     per row; the CPU kernel's once-per-column work is no saving on a device)."""
-    _run_rows(_bernoulli_keep_const, x.shape[0], p, x, out_rows, sig, x.dtype.type(1.0))
+    _run_rows(_bernoulli_keep, x.shape[0], p.reshape((1, p.shape[0])), x, out_rows, sig, x.dtype.type(1.0), 0)
 
 
 def bernoulli_nll_keep_const(p, t, out_rows, sig):
     """bernoulli_nll_keep with the logits a vector p (D,) shared by every row."""
-    _run_rows(_bernoulli_keep_const, t.shape[0], p, t, out_rows, sig, t.dtype.type(-1.0))
+    _run_rows(_bernoulli_keep, t.shape[0], p.reshape((1, p.shape[0])), t, out_rows, sig, t.dtype.type(-1.0), 0)
 
 
 def bernoulli_log_prob_keep(logits, x, out_rows, sig):
     """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
-    _run_rows(_bernoulli_keep, x.shape[0], logits, x, out_rows, sig, x.dtype.type(1.0))
+    _run_rows(_bernoulli_keep, x.shape[0], logits, x, out_rows, sig, x.dtype.type(1.0), 1)
 
 
 def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
@@ -560,7 +549,7 @@ def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
 
 def bernoulli_nll_keep(logits, t, out_rows, sig):
     """bernoulli_nll (= -bernoulli_log_prob) that also keeps sig = sigma(a)."""
-    _run_rows(_bernoulli_keep, t.shape[0], logits, t, out_rows, sig, t.dtype.type(-1.0))
+    _run_rows(_bernoulli_keep, t.shape[0], logits, t, out_rows, sig, t.dtype.type(-1.0), 1)
 
 
 def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
