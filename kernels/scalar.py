@@ -493,12 +493,15 @@ def nce_noise_grad(s, logk):
 # ---------------------------------------------------------------------------- optimisers
 
 
+F32_NORMAL_MIN = 1.1754943508222875e-38   # the smallest normal float32: optimiser moments below it are flushed to 0
+
+
 @njit(cache=True, error_model="numpy")
 def momentum_velocity(vel, g, lr, mu):
     """Heavy-ball velocity (Polyak 1964): mu vel - lr g, flushed to 0 below the float32 normal
     range (see adam_step)."""
     nv = mu * vel - lr * g
-    return nv if abs(nv) >= like(nv, 1.1754943508222875e-38) else like(nv, 0.0)
+    return nv if abs(nv) >= like(nv, F32_NORMAL_MIN) else like(nv, 0.0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -515,7 +518,7 @@ def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
     delta = lr (m' c1) / (sqrt(v' c2) + eps), theta -= delta (Kingma & Ba 2015)."""
     one = like(g, 1.0)
     zero = like(g, 0.0)
-    tiny = like(g, 1.1754943508222875e-38)   # the smallest normal float32
+    tiny = like(g, F32_NORMAL_MIN)
     mi = b1 * m + (one - b1) * g
     vi = b2 * v + (one - b2) * g * g
     # moments below the float32 normal range are flushed to 0: a parameter whose gradient stays 0
