@@ -118,6 +118,70 @@ def loo_baseline(L, K, S, b):
                 b[r] = loo_value(tot, L[r], K)
 
 
+@njit(cache=True, error_model="numpy")
+def loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
+    """One (data row i, configuration group c) of `loo_baseline_marginal`; c has every
+    marginalised digit 0. Returns nothing; writes b on the group's rows of every sample."""
+    M = 1
+    for d in range(len(sizes)):
+        M *= sizes[d]
+    tot = 0.0
+    for k in range(K):
+        base = (i * K + k) * S + c
+        num = 0.0
+        den = 0.0
+        plain = 0.0
+        for m in range(M):
+            off = 0
+            q = m
+            for d in range(len(sizes)):
+                off += (q % sizes[d]) * strides[d]
+                q //= sizes[d]
+            num += float(rw[base + off]) * float(L[base + off])
+            den += float(rw[base + off])
+            plain += float(L[base + off])
+        # weights all 0 (rows of a REBAR control variate, or underflow): the plain mean, so
+        # the zero-weight rows keep a finite baseline; any function of sample k is a valid
+        # baseline for the other samples
+        lbar = num / den if den != 0.0 else plain / M
+        b[base] = lbar   # kept here until every sample's mean is known
+        tot += lbar
+    for k in range(K):
+        base = (i * K + k) * S + c
+        val = loo_value(tot, float(b[base]), K)
+        for m in range(M):
+            off = 0
+            q = m
+            for d in range(len(sizes)):
+                off += (q % sizes[d]) * strides[d]
+                q //= sizes[d]
+            b[base + off] = val
+
+
+@njit(cache=True, error_model="numpy")
+def is_group_head(c, strides, sizes):
+    """True when every marginalised digit of configuration c is 0."""
+    for d in range(len(sizes)):
+        if (c // strides[d]) % sizes[d] != 0:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
+    """Leave-one-out baseline over the K samples of each data row, from each sample's learning
+    signal marginalised over the digits (strides, sizes) of the enumerated nodes below the
+    scored node: Lbar_k = sum_c rw L / sum_c rw over those digits. Those rows' weights hold
+    p(c | the sample's draw), so a per-configuration baseline would depend on the draw it
+    multiplies (a biased estimate); b_k = mean of Lbar over the other samples does not. The
+    other digits (enumerated parents, antithetic pairs, REBAR rows) keep one group each."""
+    n = L.shape[0] // (K * S)
+    for i in range(n):
+        for c in range(S):
+            if is_group_head(c, strides, sizes):
+                loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def moving_average_baseline(L, rw, state, slot, decay, b, update):
     """b[r] = the running mean held in state[slot] (from earlier steps, so the estimate stays

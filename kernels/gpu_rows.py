@@ -11,6 +11,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from . import cpu_rows
 from . import scalar as S
 from .device import device
 from .gpu_core import block_sum, launch, scratch, single_block
@@ -20,6 +21,8 @@ _loo_value = device(S.loo_value)
 _baseline_residual_value = device(S.baseline_residual_value)
 _moving_average = device(S.moving_average)
 _scale_shift = device(S.scale_shift)
+_loo_marginal_group = device(cpu_rows.loo_marginal_group)
+_is_group_head = device(cpu_rows.is_group_head)
 
 
 def _run(kernel, n, *args):
@@ -190,6 +193,22 @@ def _loo_baseline(L, K, S, b):
 def loo_baseline(L, K, S, b):
     """Leave-one-out baseline over the K samples of each data row and configuration."""
     _run(_loo_baseline, (L.shape[0] // (K * S)) * S, L, K, S, b)
+
+
+@cuda.jit
+def _loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
+    n = L.shape[0] // (K * S)
+    for q in range(cuda.grid(1), n * S, cuda.gridsize(1)):
+        i = q // S
+        c = q - i * S
+        if _is_group_head(c, strides, sizes):
+            _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
+
+
+def loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
+    """Leave-one-out baseline from each sample's signal marginalised over the enumerated
+    digits (strides, sizes) below the scored node; see cpu_rows.loo_baseline_marginal."""
+    _run(_loo_baseline_marginal, (L.shape[0] // (K * S)) * S, L, rw, K, S, strides, sizes, b)
 
 
 @cuda.jit

@@ -377,7 +377,10 @@ class Lowering:
             return
         flag = self.flag[n]
         if n.kind == "normal":
-            if ch.estimator != "pathwise":
+            # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
+            # already covers the control-variate rows; adding the reparameterised term here too
+            # would count them twice (Price's Hessian is seeded by the same rows)
+            if not REGISTRY[ch.estimator].passes_value_grad:
                 noise = self.noise_of[n]
                 self.emit(f"B_.relax_rows_normal_bwd({flag}, {noise}, {g}, {', '.join(self.param_grads(n))})")
             return

@@ -1,0 +1,190 @@
+"""An independent oracle for any small model: the exact objective, interpreted from the model's
+graph in NumPy (float64), and its gradient by central differences.
+
+The expectation over the random nodes is exact: every discrete node is enumerated over its
+support (weight p(v | parents)), every Normal node integrated by a Gauss-Hermite rule
+(tensor product over its units; `GH_POINTS` points per unit, exact for polynomials of degree
+< 2 * GH_POINTS and accurate to ~1e-10 for the smooth costs used here). It shares no code with
+the compiler or the kernels: each op is written again below from its definition.
+
+    F = objective(model, params, data)           # mean over data rows of E[sum of costs]
+    g = gradient(model, params, data)            # {param name: dF/dparam}
+"""
+import math
+
+import numpy as np
+from scipy.special import log_ndtr, logsumexp
+
+GH_POINTS = 16
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(GH_POINTS)   # weight exp(-x^2 / 2)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+def _softplus(a):
+    return np.logaddexp(0.0, a)
+
+
+def _log_sigmoid(a):
+    return -np.logaddexp(0.0, -a)
+
+
+def _groups(a, K):
+    return a.reshape(a.shape[0], -1, K)
+
+
+def _log_prob(kind, value, params, attrs):
+    """log p(value | params), summed over columns, per branch."""
+    if kind == "bernoulli":
+        (a,) = params
+        return (value * _log_sigmoid(a) + (1 - value) * _log_sigmoid(-a)).sum(-1)
+    if kind == "bernoulli_probit":
+        (a,) = params
+        return (value * log_ndtr(a) + (1 - value) * log_ndtr(-a)).sum(-1)
+    if kind == "normal":
+        loc, scale = params
+        return (-0.5 * math.log(2 * math.pi) - np.log(scale) - 0.5 * ((value - loc) / scale) ** 2).sum(-1)
+    if kind == "categorical":
+        (a,) = params
+        K = attrs["K"]
+        lp = _groups(a, K) - logsumexp(_groups(a, K), axis=-1, keepdims=True)
+        return (lp * _groups(value, K)).sum((-1, -2))
+    raise NotImplementedError(kind)
+
+
+def _support(kind, width, attrs):
+    """The joint support of a discrete node, one row per value."""
+    if kind in ("bernoulli", "bernoulli_probit"):
+        c = np.arange(2 ** width)
+        return ((c[:, None] >> np.arange(width)[None, :]) & 1).astype(np.float64)
+    K = attrs["K"]
+    G = width // K
+    c = np.arange(K ** G)
+    out = np.zeros((len(c), width))
+    for g in range(G):
+        out[np.arange(len(c)), g * K + (c // K ** g) % K] = 1.0
+    return out
+
+
+def _layer(n, x, params):
+    k = n.kind
+    if k == "affine":
+        return x[0] @ params[f"{n.name}.W"] + params[f"{n.name}.b"]
+    if k == "sigmoid":
+        return 1 / (1 + np.exp(-x[0]))
+    if k == "tanh":
+        return np.tanh(x[0])
+    if k == "relu":
+        return np.maximum(x[0], 0.0)
+    if k == "softplus":
+        return _softplus(x[0])
+    if k == "exp":
+        return np.exp(x[0])
+    if k == "sqrt1p":
+        return np.sqrt(1 + x[0] ** 2)
+    if k == "add":
+        return x[0] + x[1]
+    if k == "mul":
+        return x[0] * x[1]
+    if k == "scale_shift":
+        return n.attrs["scale"] * x[0] + n.attrs["shift"]
+    if k == "rowsum":
+        return x[0].sum(-1, keepdims=True)
+    raise NotImplementedError(k)
+
+
+def _head(n, x):
+    k = n.kind
+    if k == "bernoulli_nll":
+        a, t = x
+        return (_softplus(a) - t * a).sum(-1)
+    if k == "gaussian_nll":
+        loc, scale, t = x
+        return (0.5 * math.log(2 * math.pi) + np.log(scale) + 0.5 * ((t - loc) / scale) ** 2).sum(-1)
+    if k == "softmax_xent":
+        a, t = x
+        K = n.attrs["K"]
+        lp = _groups(a, K) - logsumexp(_groups(a, K), axis=-1, keepdims=True)
+        return -(lp * _groups(t, K)).sum((-1, -2))
+    if k == "gaussian_kl_std":
+        loc, scale = x
+        return (0.5 * (scale ** 2 + loc ** 2 - 1) - np.log(scale)).sum(-1)
+    if k == "gaussian_kl":
+        m, s, m2, s2 = x
+        return (np.log(s2 / s) + (s ** 2 + (m - m2) ** 2) / (2 * s2 ** 2) - 0.5).sum(-1)
+    if k == "total":
+        return x[0].sum(-1)
+    if k == "log_prob":
+        s = n.inputs[0]
+        return _log_prob(s.kind, x[0], x[1:], s.attrs)
+    if k == "blackbox":
+        fn = n.attrs["fn"].py_func
+        return np.array([float(fn(*(xi[r] for xi in x))) for r in range(x[0].shape[0])])
+    raise NotImplementedError(k)
+
+
+def _row_objective(model, params, row):
+    """E[sum of costs] for one data row (dict input name -> 1D array)."""
+    vals = {}
+    w = np.ones(1)          # branch weights
+    nb = 1
+    for n in model.order:
+        ins = [vals[i.name] for i in n.inputs]
+        if n.kind == "input":
+            vals[n.name] = np.repeat(np.asarray(row[n.name], dtype=np.float64)[None, :], nb, 0)
+        elif n.kind == "param":
+            vals[n.name] = np.repeat(params[n.name][None, :], nb, 0)
+        elif n.is_stochastic:
+            if n.kind == "normal":
+                loc, scale = ins
+                pts = np.array(np.meshgrid(*[_GH_X] * n.width, indexing="ij")).reshape(n.width, -1).T
+                pw = np.prod(np.array(np.meshgrid(*[_GH_W] * n.width, indexing="ij")).reshape(n.width, -1), 0)
+                m = len(pw)
+                z = np.repeat(loc, m, 0) + np.repeat(scale, m, 0) * np.tile(pts, (nb, 1))
+                w = np.repeat(w, m) * np.tile(pw, nb)
+            else:
+                sup = _support(n.kind, n.width, n.attrs)
+                m = len(sup)
+                z = np.tile(sup, (nb, 1))
+                rep = [np.repeat(p, m, 0) for p in ins]
+                w = np.repeat(w, m) * np.exp(_log_prob(n.kind, z, rep, n.attrs))
+            for k in vals:
+                vals[k] = np.repeat(vals[k], m, 0)
+            nb *= m
+            vals[n.name] = z
+        elif n.attrs.get("is_head"):
+            vals[n.name] = _head(n, ins)
+        else:
+            vals[n.name] = _layer(n, ins, params)
+    return float(sum((w * vals[c.name]).sum() for c in model.costs))
+
+
+def objective(model, params, data=None, rows=1):
+    """Mean over data rows of E[sum of costs]; `rows` data rows when the model has no input."""
+    if data:
+        B = len(next(iter(data.values())))
+        return sum(_row_objective(model, params, {k: v[i] for k, v in data.items()}) for i in range(B)) / B
+    return _row_objective(model, params, {})
+
+
+def model_params(prog):
+    """The model's own parameters of a compiled program, as float64 copies (no estimator state)."""
+    return {k: np.array(v, dtype=np.float64) for k, v in prog.params.items()
+            if not k.startswith(("baseline.", "relax.", "rebar."))}
+
+
+def gradient(model, params, data=None, eps=1e-5):
+    """Central differences of `objective` for every entry of every parameter."""
+    P = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    out = {}
+    for k, v in P.items():
+        g = np.zeros_like(v)
+        for idx in np.ndindex(v.shape):
+            old = v[idx]
+            v[idx] = old + eps
+            fp = objective(model, P, data)
+            v[idx] = old - eps
+            fm = objective(model, P, data)
+            v[idx] = old
+            g[idx] = (fp - fm) / (2 * eps)
+        out[k] = g
+    return out
