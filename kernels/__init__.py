@@ -4,7 +4,13 @@ targets, CPU array kernels, CUDA kernels. Nothing here knows about graphs.
 Numba's threading layer is started on import: a cached parallel kernel that is linked into
 another compiled function (the generated step, or a user's @njit loop) before any parallel
 function has run in the process otherwise aborts with "Symbol not found: allocate_sched".
+
+Numba's cache files of these kernels go to the ppl cache folder, not beside the sources
+(see `_cache`): installed before any kernel module is compiled.
 """
 import numba as _numba
 
+from . import _cache
+
+_cache.install()
 _numba.get_num_threads()

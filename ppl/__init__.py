@@ -15,6 +15,7 @@ if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
 from .dsl import (Affine, Bernoulli, Categorical, Model, ModelError, Node, Normal, bernoulli_nll, blackbox, exp,
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)

@@ -26,6 +26,7 @@ from . import graph as G
 from .distributions import DISTRIBUTIONS
 from .dsl import Model, ModelError, Node
 from .estimators import REGISTRY, NodeInfo
+from .kernels._cache import cache_root, kernels_version
 
 
 
@@ -701,21 +702,8 @@ def _check_cuda_body(lw: "Lowering", body: str):
                          f"'disarm', 'arm', 'score' or 'straight_through' for them, or target='cpu'")
 
 
-def kernels_version() -> str:
-    """A hash of the kernel sources: numba does not invalidate a caller's cache when a callee changes."""
-    h = hashlib.sha256()
-    kdir = Path(__file__).resolve().parent.parent / "kernels"
-    if not kdir.is_dir():
-        from . import kernels as _k
-        kdir = Path(_k.__file__).parent
-    for f in sorted(kdir.glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def cache_dir() -> Path:
-    d = Path(os.environ.get("PPL_CACHE_DIR") or Path.home() / ".cache" / "ppl")
+    d = cache_root()
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -1,7 +1,12 @@
 """The built wheel installs kernels/ and models/ as ppl.kernels and ppl.models (never as
-generic top-level packages) with the bundled data, and imports from a throw-away venv."""
+generic top-level packages) with the bundled data, imports from a throw-away venv that sees
+nothing outside the test venv (no system site-packages), and keeps Numba's cache files out
+of site-packages, so an uninstall leaves no `ppl` folder behind (such a folder of cache files
+would be imported as an empty namespace package shadowing a later install)."""
+import os
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -13,7 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_wheel_layout_and_import(tmp_path):
+def _throwaway_venv(env_dir: Path) -> Path:
+    """A venv without system site-packages; ppl's dependencies come from the test venv's
+    site-packages through a path file (its .pth hooks, e.g. an editable ppl, do not run)."""
+    venv.EnvBuilder(system_site_packages=False, with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    inner = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(inner, "zz_test_deps.pth").write_text("\n".join(sorted(outer)) + "\n")
+    return py
+
+
+def test_wheel_layout_import_and_clean_uninstall(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
                     "-w", str(tmp_path / "dist"), "-q"], check=True)
     wheel, = (tmp_path / "dist").glob("ppl-*.whl")
@@ -24,13 +41,23 @@ def test_wheel_layout_and_import(tmp_path):
     assert "ppl/models/data/digits.npz" in names
 
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
-    py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True)
-    code = ("import ppl, ppl.kernels, ppl.models, ppl.kernels.rng\n"
+    py = _throwaway_venv(env_dir)
+    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True)
+    env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    code = ("import numpy as np, ppl, ppl.kernels, ppl.models, ppl.kernels.rng\n"
             "from ppl.data import digits\n"
+            "from ppl.kernels import cpu_rows\n"
+            "cpu_rows.zero1(np.ones(3))\n"   # a cached kernel: Numba writes its cache files
             "print(ppl.kernels.__file__); print(ppl.models.__file__); print(digits()['train_x'].shape)\n")
-    out = subprocess.run([str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    out = subprocess.run([str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
+                         env=env).stdout
     lines = out.strip().splitlines()
     assert all(str(env_dir) in line for line in lines[:2]), lines
     assert lines[2] == "(1500, 64)"
+    pkg = Path(lines[0]).parent.parent
+    assert not list(pkg.rglob("*.nbi")), "Numba cache files were written inside site-packages"
+    assert list((tmp_path / "cache" / "numba").rglob("*.nbi")), "no Numba cache files in the ppl cache folder"
+
+    subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "ppl"], check=True)
+    assert not pkg.exists(), f"uninstall left {sorted(p.name for p in pkg.rglob('*'))[:10]}"
