@@ -119,7 +119,7 @@ def loo_baseline(L, K, S, b):
 
 
 @njit(cache=True, error_model="numpy")
-def loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
+def _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
     """One (data row i, configuration group c) of `loo_baseline_marginal`; c has every
     marginalised digit 0. Returns nothing; writes b on the group's rows of every sample."""
     M = 1
@@ -159,7 +159,7 @@ def loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
 
 
 @njit(cache=True, error_model="numpy")
-def is_group_head(c, strides, sizes):
+def _is_group_head(c, strides, sizes):
     """True when every marginalised digit of configuration c is 0."""
     for d in range(len(sizes)):
         if (c // strides[d]) % sizes[d] != 0:
@@ -178,8 +178,8 @@ def loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
     n = L.shape[0] // (K * S)
     for i in range(n):
         for c in range(S):
-            if is_group_head(c, strides, sizes):
-                loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
+            if _is_group_head(c, strides, sizes):
+                _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

@@ -21,8 +21,8 @@ _loo_value = device(S.loo_value)
 _baseline_residual_value = device(S.baseline_residual_value)
 _moving_average = device(S.moving_average)
 _scale_shift = device(S.scale_shift)
-_loo_marginal_group = device(cpu_rows.loo_marginal_group)
-_is_group_head = device(cpu_rows.is_group_head)
+_loo_marginal_group = device(cpu_rows._loo_marginal_group)
+_is_group_head = device(cpu_rows._is_group_head)
 
 
 def _run(kernel, n, *args):

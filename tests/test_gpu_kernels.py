@@ -186,6 +186,7 @@ CASES = {
     "mul_exp": lambda g: (g.x(R), g.pos(R)),
     "score_weights": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
     "loo_baseline": lambda g: (g.x(12), 3, 2, g.out(12)),
+    "loo_baseline_marginal": lambda g: (g.x(24), g.pos(24), 3, 4, (2,), (2,), g.out(24)),
     "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
                                           1, 0.9, g.out(R), True),  # first step: seeds
     "linear_baseline_fwd": lambda g: (g.x(R, D), g.x(10), 2, g.x(R)),
@@ -235,6 +236,9 @@ VARIANTS = {
                                                               g.pos(R, D)).astype(g.dt),)),
     "all_finite[inf]": ("all_finite", lambda g: (np.where(np.arange(D) == 2, np.inf,
                                                           g.x(R, D)).astype(g.dt),)),
+    "loo_baseline_marginal[two digits, zero weights]": ("loo_baseline_marginal", lambda g: (
+        g.x(48), np.where(np.arange(48) % 8 < 4, 0.0, g.pos(48)).astype(g.dt), 2, 8, (1, 4), (2, 2),
+        g.out(48))),
     "moving_average_baseline[later]": ("moving_average_baseline", lambda g: (
         g.x(R), g.pos(R), np.array([0, 0.3, 1, 0], g.dt), 1, 0.9, g.out(R), True)),
     "moving_average_baseline[frozen]": ("moving_average_baseline", lambda g: (
