@@ -6,9 +6,15 @@ uniform u per unit: digit 0 holds b = 1[u < sigmoid(a)], digit 1 holds b~ = 1[u 
   DisARM (Dong, Mnih & Tucker 2020): g_a = 1/2 (f(b~) - f(b)) (-1)^b 1[b != b~] sigmoid(|a|)
 f is the per-row sum of the node's downstream costs. Each row of the pair receives its row
 weight times g_a, so the pair's total is the drawn row's weight times the estimate.
+
+With enumerated nodes below the antithetic one (digits `strides`, `sizes`), each member's rows
+carry p(c | that member's value): f of a member is then its signal marginalised over those
+digits, sum_c rw L / sum_c rw (`*_grad_marginal`); pairing the rows configuration by
+configuration would weight the difference by the members' mixed probabilities (biased).
 """
 from numba import njit
 
+from .cpu_rows import is_group_head
 from .scalar import antithetic_bit, arm_coef, disarm_coef
 
 
@@ -45,6 +51,82 @@ def disarm_grad(logits, b, L, rw, stride, ga):
                 c = disarm_coef(half_diff, logits[r, j], b[r, j])
                 ga[r, j] += rw[r] * c
                 ga[r1, j] += rw[r1] * c
+
+
+@njit(cache=True, error_model="numpy")
+def group_size(sizes):
+    M = 1
+    for d in range(len(sizes)):
+        M *= sizes[d]
+    return M
+
+
+@njit(cache=True, error_model="numpy")
+def group_offset(m, strides, sizes):
+    """Row offset of the m-th configuration of the marginalised digits (mixed radix)."""
+    off = 0
+    q = m
+    for d in range(len(sizes)):
+        off += (q % sizes[d]) * strides[d]
+        q //= sizes[d]
+    return off
+
+
+@njit(cache=True, error_model="numpy")
+def marginal_signal(L, rw, r, strides, sizes):
+    """sum rw L / sum rw over the marginalised digits of the group whose first row is r; the
+    plain mean where every weight is 0 (REBAR's control-variate rows, which carry no weight)."""
+    M = group_size(sizes)
+    num = 0.0
+    den = 0.0
+    plain = 0.0
+    for m in range(M):
+        q = r + group_offset(m, strides, sizes)
+        num += float(rw[q]) * float(L[q])
+        den += float(rw[q])
+        plain += float(L[q])
+    return num / den if den != 0.0 else plain / M
+
+
+@njit(cache=True, error_model="numpy")
+def arm_pair_marginal(u, L, rw, r, r1, strides, sizes, j, ga):
+    """ARM on column j of the pair (r, r1) (first rows of their groups), both groups' rows."""
+    c = arm_coef(marginal_signal(L, rw, r1, strides, sizes) - marginal_signal(L, rw, r, strides, sizes), u[r, j])
+    for m in range(group_size(sizes)):
+        off = group_offset(m, strides, sizes)
+        ga[r + off, j] += rw[r + off] * c
+        ga[r1 + off, j] += rw[r1 + off] * c
+
+
+@njit(cache=True, error_model="numpy")
+def disarm_pair_marginal(logits, b, L, rw, r, r1, strides, sizes, j, ga):
+    """DisARM on column j of the pair (r, r1) (first rows of their groups), both groups' rows."""
+    if b[r, j] == b[r1, j]:
+        return
+    half = 0.5 * (marginal_signal(L, rw, r1, strides, sizes) - marginal_signal(L, rw, r, strides, sizes))
+    c = disarm_coef(half, logits[r, j], b[r, j])
+    for m in range(group_size(sizes)):
+        off = group_offset(m, strides, sizes)
+        ga[r + off, j] += rw[r + off] * c
+        ga[r1 + off, j] += rw[r1 + off] * c
+
+
+@njit(cache=True, error_model="numpy")
+def arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
+    """arm_grad with each member's signal marginalised over the enumerated digits below."""
+    for r in range(ga.shape[0]):
+        if (r // stride) % 2 == 0 and is_group_head(r, strides, sizes):
+            for j in range(ga.shape[1]):
+                arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
+
+
+@njit(cache=True, error_model="numpy")
+def disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
+    """disarm_grad with each member's signal marginalised over the enumerated digits below."""
+    for r in range(ga.shape[0]):
+        if (r // stride) % 2 == 0 and is_group_head(r, strides, sizes):
+            for j in range(ga.shape[1]):
+                disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

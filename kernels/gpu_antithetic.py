@@ -8,6 +8,7 @@ pair, so no two threads touch the same element.
 """
 from numba import cuda
 
+from . import cpu_antithetic, cpu_rows
 from . import scalar as S
 from .device import device
 from .gpu_core import launch
@@ -15,6 +16,9 @@ from .gpu_core import launch
 _antithetic_bit = device(S.antithetic_bit)
 _arm_coef = device(S.arm_coef)
 _disarm_coef = device(S.disarm_coef)
+_is_group_head = device(cpu_rows.is_group_head)
+_arm_pair_marginal = device(cpu_antithetic.arm_pair_marginal)
+_disarm_pair_marginal = device(cpu_antithetic.disarm_pair_marginal)
 
 
 def _run(kernel, n, *args):
@@ -74,6 +78,37 @@ def _disarm_grad(logits, b, L, rw, stride, ga):
 def disarm_grad(logits, b, L, rw, stride, ga):
     """DisARM (Dong, Mnih & Tucker 2020) pair gradient, where the pair's units differ."""
     _run(_disarm_grad, ga.shape[0] * ga.shape[1], logits, b, L, rw, stride, ga)
+
+
+@cuda.jit
+def _arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
+    R, D = ga.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+            _arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
+
+
+def arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
+    """ARM with each member's signal marginalised over the enumerated digits (strides, sizes)
+    below the node; see cpu_antithetic.arm_grad_marginal. One thread per (group head, unit)."""
+    _run(_arm_grad_marginal, ga.shape[0] * ga.shape[1], u, L, rw, stride, strides, sizes, ga)
+
+
+@cuda.jit
+def _disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
+    R, D = ga.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+            _disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
+
+
+def disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
+    """DisARM with each member's signal marginalised over the enumerated digits below the node."""
+    _run(_disarm_grad_marginal, ga.shape[0] * ga.shape[1], logits, b, L, rw, stride, strides, sizes, ga)
 
 
 @cuda.jit

@@ -3,7 +3,7 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020). The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
-from .base import Estimator, register
+from .base import Estimator, enumerated_below, register
 
 
 class _Antithetic(Estimator):
@@ -29,7 +29,18 @@ class _Antithetic(Estimator):
             return
         L = lw.downstream_L(node)
         stride = lw.enum_stride[node]
-        if self.name == "arm":
+        digits = enumerated_below(lw, node)
+        if digits:
+            # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
+            # members' signals marginalised over those digits (see cpu_antithetic)
+            strides, sizes = digits
+            if self.name == "arm":
+                lw.emit(f"A_.arm_grad_marginal({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, {ga})")
+            else:
+                (a,) = lw.param_values(node)
+                lw.emit(f"A_.disarm_grad_marginal({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, "
+                        f"{ga})")
+        elif self.name == "arm":
             lw.emit(f"A_.arm_grad({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {ga})")
         else:
             (a,) = lw.param_values(node)

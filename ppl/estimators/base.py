@@ -69,6 +69,20 @@ def register(cls):
     return cls
 
 
+def enumerated_below(lw, node):
+    """The enumerated nodes below `node` as generated-code tuple literals (strides, sizes) of
+    their row digits, or None. Their rows carry p(c | node's value): an estimator that compares
+    or averages learning signals across draws of `node` must first marginalise them over these
+    digits (sum_c rw L / sum_c rw); per configuration the comparison is biased."""
+    from .. import graph as G
+    below = G.nx.descendants(lw.an.graph, node.name)
+    digits = [(lw.enum_stride[e], REGISTRY["enumerate"].expansion(lw.choices[e][1], lw.choices[e][0].options))
+              for e in lw.enum_stride if e.name in below and lw.choices[e][0].estimator == "enumerate"]
+    if not digits:
+        return None
+    return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
+
+
 def sample_hard(lw, node):
     """Emit the ordinary draw of a node from its base noise (shared by several estimators)."""
     d = lw.dist(node)

@@ -10,8 +10,7 @@ baseline that does not depend on this row's draw of s:
                   E[(L_s - b)^2] (NVIL, Mnih & Gregor 2014)
 The value of s is a constant: no gradient flows through it.
 """
-from .. import graph as G
-from .base import REGISTRY, Estimator, register, sample_hard
+from .base import Estimator, enumerated_below, register, sample_hard
 
 BASELINES = ("none", "moving_average", "loo", "learned")
 
@@ -52,13 +51,9 @@ class Score(Estimator):
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see
             # cpu_rows.loo_baseline_marginal); a per-configuration one would be biased
-            below = G.nx.descendants(lw.an.graph, node.name)
-            digits = [(lw.enum_stride[e], REGISTRY[lw.choices[e][0].estimator].expansion(lw.choices[e][1],
-                                                                                     lw.choices[e][0].options))
-                      for e in lw.enum_stride if e.name in below and lw.choices[e][0].estimator == "enumerate"]
+            digits = enumerated_below(lw, node)
             if digits:
-                strides = "(" + "".join(f"{s}, " for s, _ in digits) + ")"
-                sizes = "(" + "".join(f"{z}, " for _, z in digits) + ")"
+                strides, sizes = digits
                 lw.emit(f"R_.loo_baseline_marginal({L}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, {sizes}, {b})")
             else:
                 lw.emit(f"R_.loo_baseline({L}, {lw.samples}, {lw.S}, {b})")
