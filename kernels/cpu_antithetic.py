@@ -14,7 +14,7 @@ configuration would weight the difference by the members' mixed probabilities (b
 """
 from numba import njit
 
-from .cpu_rows import is_group_head
+from .cpu_rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from .scalar import antithetic_bit, arm_coef, disarm_coef
 
 
@@ -54,59 +54,24 @@ def disarm_grad(logits, b, L, rw, stride, ga):
 
 
 @njit(cache=True, error_model="numpy")
-def group_size(sizes):
-    M = 1
-    for d in range(len(sizes)):
-        M *= sizes[d]
-    return M
-
-
-@njit(cache=True, error_model="numpy")
-def group_offset(m, strides, sizes):
-    """Row offset of the m-th configuration of the marginalised digits (mixed radix)."""
-    off = 0
-    q = m
-    for d in range(len(sizes)):
-        off += (q % sizes[d]) * strides[d]
-        q //= sizes[d]
-    return off
-
-
-@njit(cache=True, error_model="numpy")
-def marginal_signal(L, rw, r, strides, sizes):
-    """sum rw L / sum rw over the marginalised digits of the group whose first row is r; the
-    plain mean where every weight is 0 (REBAR's control-variate rows, which carry no weight)."""
-    M = group_size(sizes)
-    num = 0.0
-    den = 0.0
-    plain = 0.0
-    for m in range(M):
-        q = r + group_offset(m, strides, sizes)
-        num += float(rw[q]) * float(L[q])
-        den += float(rw[q])
-        plain += float(L[q])
-    return num / den if den != 0.0 else plain / M
-
-
-@njit(cache=True, error_model="numpy")
-def arm_pair_marginal(u, L, rw, r, r1, strides, sizes, j, ga):
+def _arm_pair_marginal(u, L, rw, r, r1, strides, sizes, j, ga):
     """ARM on column j of the pair (r, r1) (first rows of their groups), both groups' rows."""
-    c = arm_coef(marginal_signal(L, rw, r1, strides, sizes) - marginal_signal(L, rw, r, strides, sizes), u[r, j])
-    for m in range(group_size(sizes)):
-        off = group_offset(m, strides, sizes)
+    c = arm_coef(_marginal_signal(L, rw, r1, strides, sizes) - _marginal_signal(L, rw, r, strides, sizes), u[r, j])
+    for m in range(_group_size(sizes)):
+        off = _group_offset(m, strides, sizes)
         ga[r + off, j] += rw[r + off] * c
         ga[r1 + off, j] += rw[r1 + off] * c
 
 
 @njit(cache=True, error_model="numpy")
-def disarm_pair_marginal(logits, b, L, rw, r, r1, strides, sizes, j, ga):
+def _disarm_pair_marginal(logits, b, L, rw, r, r1, strides, sizes, j, ga):
     """DisARM on column j of the pair (r, r1) (first rows of their groups), both groups' rows."""
     if b[r, j] == b[r1, j]:
         return
-    half = 0.5 * (marginal_signal(L, rw, r1, strides, sizes) - marginal_signal(L, rw, r, strides, sizes))
+    half = 0.5 * (_marginal_signal(L, rw, r1, strides, sizes) - _marginal_signal(L, rw, r, strides, sizes))
     c = disarm_coef(half, logits[r, j], b[r, j])
-    for m in range(group_size(sizes)):
-        off = group_offset(m, strides, sizes)
+    for m in range(_group_size(sizes)):
+        off = _group_offset(m, strides, sizes)
         ga[r + off, j] += rw[r + off] * c
         ga[r1 + off, j] += rw[r1 + off] * c
 
@@ -115,18 +80,18 @@ def disarm_pair_marginal(logits, b, L, rw, r, r1, strides, sizes, j, ga):
 def arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
     """arm_grad with each member's signal marginalised over the enumerated digits below."""
     for r in range(ga.shape[0]):
-        if (r // stride) % 2 == 0 and is_group_head(r, strides, sizes):
+        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
             for j in range(ga.shape[1]):
-                arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
+                _arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
 
 
 @njit(cache=True, error_model="numpy")
 def disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
     """disarm_grad with each member's signal marginalised over the enumerated digits below."""
     for r in range(ga.shape[0]):
-        if (r // stride) % 2 == 0 and is_group_head(r, strides, sizes):
+        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
             for j in range(ga.shape[1]):
-                disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
+                _disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

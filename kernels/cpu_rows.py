@@ -119,52 +119,66 @@ def loo_baseline(L, K, S, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
-    """One (data row i, configuration group c) of `loo_baseline_marginal`; c has every
-    marginalised digit 0. Returns nothing; writes b on the group's rows of every sample."""
+def _group_size(sizes):
+    """Configurations of the marginalised digits: the product of their sizes."""
     M = 1
     for d in range(len(sizes)):
         M *= sizes[d]
+    return M
+
+
+@njit(cache=True, error_model="numpy")
+def _group_offset(m, strides, sizes):
+    """Row offset of the m-th configuration of the marginalised digits (mixed radix)."""
+    off = 0
+    q = m
+    for d in range(len(sizes)):
+        off += (q % sizes[d]) * strides[d]
+        q //= sizes[d]
+    return off
+
+
+@njit(cache=True, error_model="numpy")
+def _is_group_head(c, strides, sizes):
+    """True when every marginalised digit of row (or configuration) c is 0."""
+    for d in range(len(sizes)):
+        if (c // strides[d]) % sizes[d] != 0:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _marginal_signal(L, rw, r, strides, sizes):
+    """sum rw L / sum rw over the marginalised digits of the group whose first row is r. Where
+    every weight is 0 (rows of a REBAR control variate, or underflow) the plain mean, so those
+    rows keep a finite value; any function of one draw is a valid baseline for the others."""
+    M = _group_size(sizes)
+    num = 0.0
+    den = 0.0
+    plain = 0.0
+    for m in range(M):
+        q = r + _group_offset(m, strides, sizes)
+        num += float(rw[q]) * float(L[q])
+        den += float(rw[q])
+        plain += float(L[q])
+    return num / den if den != 0.0 else plain / M
+
+
+@njit(cache=True, error_model="numpy")
+def _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
+    """One (data row i, configuration group c) of `loo_baseline_marginal`; c has every
+    marginalised digit 0. Writes b on the group's rows of every sample."""
     tot = 0.0
     for k in range(K):
         base = (i * K + k) * S + c
-        num = 0.0
-        den = 0.0
-        plain = 0.0
-        for m in range(M):
-            off = 0
-            q = m
-            for d in range(len(sizes)):
-                off += (q % sizes[d]) * strides[d]
-                q //= sizes[d]
-            num += float(rw[base + off]) * float(L[base + off])
-            den += float(rw[base + off])
-            plain += float(L[base + off])
-        # weights all 0 (rows of a REBAR control variate, or underflow): the plain mean, so
-        # the zero-weight rows keep a finite baseline; any function of sample k is a valid
-        # baseline for the other samples
-        lbar = num / den if den != 0.0 else plain / M
+        lbar = _marginal_signal(L, rw, base, strides, sizes)
         b[base] = lbar   # kept here until every sample's mean is known
         tot += lbar
     for k in range(K):
         base = (i * K + k) * S + c
         val = loo_value(tot, float(b[base]), K)
-        for m in range(M):
-            off = 0
-            q = m
-            for d in range(len(sizes)):
-                off += (q % sizes[d]) * strides[d]
-                q //= sizes[d]
-            b[base + off] = val
-
-
-@njit(cache=True, error_model="numpy")
-def _is_group_head(c, strides, sizes):
-    """True when every marginalised digit of configuration c is 0."""
-    for d in range(len(sizes)):
-        if (c // strides[d]) % sizes[d] != 0:
-            return False
-    return True
+        for m in range(_group_size(sizes)):
+            b[base + _group_offset(m, strides, sizes)] = val
 
 
 @njit(cache=True, error_model="numpy")

@@ -16,9 +16,9 @@ from .gpu_core import launch
 _antithetic_bit = device(S.antithetic_bit)
 _arm_coef = device(S.arm_coef)
 _disarm_coef = device(S.disarm_coef)
-_is_group_head = device(cpu_rows.is_group_head)
-_arm_pair_marginal = device(cpu_antithetic.arm_pair_marginal)
-_disarm_pair_marginal = device(cpu_antithetic.disarm_pair_marginal)
+_is_group_head = device(cpu_rows._is_group_head)
+_arm_pair_marginal = device(cpu_antithetic._arm_pair_marginal)
+_disarm_pair_marginal = device(cpu_antithetic._disarm_pair_marginal)
 
 
 def _run(kernel, n, *args):

@@ -205,6 +205,9 @@ CASES = {
     "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
     "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
     "disarm_grad": lambda g: disarm_case(g),
+    # pair digit at stride 1, an enumerated child's digit (size 2) at stride 2: 8 rows = 2 drawn rows
+    "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
+    "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
     "scale_rows": lambda g: (g.pos(R), 0.5),
 }
 
@@ -228,6 +231,13 @@ def disarm_case(g):
     b = g.out(R, D)
     cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
     return (logits, b, g.x(R), g.pos(R), 1, g.x(R, D))
+
+
+def disarm_marginal_case(g):
+    logits, u = g.x(8, D), g.u(8, D)
+    b = g.out(8, D)
+    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
+    return (logits, b, g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D))
 
 
 # extra variants: the other branch of a kernel (value-returning ones, skipped gradients,
