@@ -334,7 +334,7 @@ def test_parity_variants(variant):
 @pytest.mark.parametrize("fill", NOISE)
 def test_noise_streams_identical(fill, dtype):
     """Same (seed, stream, row, col, step) -> same values (bit for bit, float32 transforms within
-    2 ulp, and float64 transforms within 2 ulp on a GPU); 7 columns exercise a
+    2 ulp; on a GPU float32 and float64 transforms within 8 ulp); 7 columns exercise a
     partial Philox block for both lane counts, and a seed above 2**63 both key words."""
     gen = Gen(1, dtype)
     rows, cols = 3, 7
@@ -351,9 +351,9 @@ def test_noise_streams_identical(fill, dtype):
         if (dtype == np.float32 or ON_DEVICE) and fill not in ("fill_uniform",) and not fill.startswith("fill_bernoulli"):
             # float32 transforms may differ by an ulp: seen between the CPU and the simulator after
             # other tests ran in the same process; a GPU's FMAs do the same, and on a GPU the float64
-            # transforms call libdevice's log / sincos (measured on an H100: 1 ulp apart from glibc
-            # in 1 to 3 of 21 values); uniforms are integer math and bit-identical everywhere
-            np.testing.assert_array_max_ulp(g_out.copy_to_host(), c_out, maxulp=2)
+            # transforms call libdevice's log / sincos (measured on an H100: up to 4 ulp from glibc,
+            # where log(u) - log1p(-u) cancels); uniforms are integer math and bit-identical everywhere
+            np.testing.assert_array_max_ulp(g_out.copy_to_host(), c_out, maxulp=8 if ON_DEVICE else 2)
         else:
             assert_array_equal(g_out.copy_to_host(), c_out, err_msg=f"{fill} seed {seed}")
 
