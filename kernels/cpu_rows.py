@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .scalar import baseline_residual_value, loo_value, moving_average, scale_shift, score_signal
+from .scalar import baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -285,11 +285,17 @@ def all_finite2(a):
     for NaN and +-inf, and the sum of those products is 0 otherwise), so it vectorises."""
     if a.shape[0] == 0 or a.shape[1] == 0:
         return True
-    s = a[0, 0] * 0
+    z = like(a, 0.0)
+    s = z
+    if a.flags.c_contiguous:   # one flat loop: one horizontal reduction, not one per row
+        f = a.reshape(a.size)
+        for i in range(f.shape[0]):
+            s += f[i] * z
+        return s == z
     for r in range(a.shape[0]):
         for j in range(a.shape[1]):
-            s += a[r, j] * 0
-    return s == 0
+            s += a[r, j] * z
+    return s == z
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
