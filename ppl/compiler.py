@@ -27,6 +27,7 @@ from .distributions import DISTRIBUTIONS
 from .dsl import Model, ModelError, Node
 from .estimators import REGISTRY, NodeInfo
 from .kernels._cache import cache_root, kernels_version
+from . import validate as V
 
 
 
@@ -119,6 +120,7 @@ def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, 
         if name == "score" and baseline is not None:
             full["baseline"] = baseline
         full.update(opts)
+        full = V.estimator_options(f"{d.name} '{n.name}'", name, full)
         if hasattr(est, "resolve"):
             try:
                 full["baseline"] = est.resolve(info, full)
@@ -306,15 +308,23 @@ class Lowering:
             return kernel + "_const", "p_" + _ident(logits.name)
         return kernel, self.v(logits)
 
-    def emit_positive_checks(self, node: Node, is_positive):
-        """Raise in the step, naming the node, the parameter and the fix, when a parameter that
-        must be > 0 (a Normal's scale) is not; is_positive(p) is the test's source."""
+    def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
+        """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
+        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not;
+        is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into
+        a hard sample (noise + NaN > 0 is False) or a select; every estimator reads the values
+        checked here, so one check per node covers all of them."""
         d = self.dist(node)
         for pname, p in zip(d.params, node.inputs):
             if pname in d.positive:
                 self.emit(f"if not {is_positive(p)}:")
-                self.emit(f"    raise ValueError(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
+                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
                           f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+            if is_finite is not None:
+                self.emit(f"if not {is_finite(p)}:")
+                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; "
+                          f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
+                          f"learning rate too high)\")")
 
     def noise(self, node: Node, kind: str, k: int = 0) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
@@ -528,7 +538,8 @@ class Lowering:
         elif k == "rowsum":
             self.emit(f"K_.row_sum_fwd({ins[0]}, {out}.reshape({out}.shape[0]))")
         elif n.is_stochastic:
-            self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})")
+            self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})",
+                                      lambda p: f"R_.all_finite2({self.vB(p)})")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].forward(self, n, ch.options)
         elif n.attrs.get("is_head"):
@@ -661,6 +672,7 @@ from ppl.kernels import cpu_rebar as B_
 from ppl.kernels import cpu_price as P_
 from ppl.kernels import rng as Q_
 from ppl.kernels import scalar as S_
+from ppl.dsl import ModelError as ModelError_
 '''
 STEP = '''
 
@@ -679,6 +691,7 @@ from ppl.kernels import gpu_antithetic as A_
 from ppl.kernels import gpu_relax as X_
 from ppl.kernels import gpu_rebar as B_
 from ppl.kernels import gpu_price as P_
+from ppl.dsl import ModelError as ModelError_
 
 
 def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
@@ -731,10 +744,59 @@ def load_source(name: str, source: str, extra_globals: dict):
 LOWERINGS = ("auto", "arrays", "scalar")
 
 
+def _typing_error_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:300]
+
+
+def check_blackboxes(model: Model, dtype) -> None:
+    """Type every black box as the step will call it (one 1D C-contiguous row of the program's
+    dtype per input) with numba's own typing: fn must return one number, grad must accept the
+    rows followed by one gradient row per input. Errors name the cost and say what was found."""
+    import inspect
+
+    from numba import types
+    row = types.Array(types.float32 if np.dtype(dtype) == np.float32 else types.float64, 1, "C")
+    for c in model.costs:
+        if c.kind != "blackbox":
+            continue
+        name = c.attrs.get("cost_name", c.name)
+        n = len(c.inputs)
+        for what, f, nargs in (("fn", c.attrs["fn"], n), ("grad", c.attrs["grad"], 2 * n)):
+            if f is None:
+                continue
+            doc = ("fn(row_1, ..., row_n) -> float" if what == "fn"
+                   else "grad(row_1, ..., row_n, g_1, ..., g_n) writing d cost / d row_i into g_i")
+            try:
+                sig = inspect.signature(f.py_func)
+            except (TypeError, ValueError):
+                sig = None
+            if sig is not None:
+                try:
+                    sig.bind(*range(nargs))
+                except TypeError:
+                    raise ModelError(f"black box '{name}': {what} takes {len(sig.parameters)} argument(s) but is "
+                                     f"called with {nargs} ({n} input row(s)"
+                                     f"{'' if what == 'fn' else ' and their gradients'}); the signature is {doc}") from None
+            args = (row,) * nargs
+            try:
+                f.compile(args)
+            except Exception as e:
+                raise ModelError(f"black box '{name}': {what} does not compile for {nargs} 1D {np.dtype(dtype)} "
+                                 f"row(s) (numba: {_typing_error_line(e)}); the signature is {doc}") from None
+            if what == "fn":
+                rt = f.overloads[args].signature.return_type
+                if not isinstance(rt, (types.Float, types.Integer)):
+                    raise ModelError(f"black box '{name}': fn returns {rt} for 1D {np.dtype(dtype)} rows; it must "
+                                     f"return one number per row (a float, e.g. np.sum(...) of an array)")
+
+
 def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
                   baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto"):
     from .program import Program
 
+    samples = V.integer(samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
+    seed = V.seed(seed, "compile: seed")
     if policy == "autotune":
         from .autotune import autotune
         return autotune(model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
@@ -742,8 +804,6 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ModelError(f"dtype must be float32 or float64, got {dtype}")
-    if int(samples) < 1:
-        raise ModelError(f"samples must be >= 1, got {samples}")
     if target != "cpu":
         from .targets import check_target
         check_target(target)
@@ -751,6 +811,8 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         raise ModelError(f"lowering must be one of {', '.join(LOWERINGS)}, got {lowering!r}")
     an = G.analyse(model)
     choices = select(model, an, estimators, policy, int(samples), baseline)
+    if target == "cpu":
+        check_blackboxes(model, dtype)
     rng = np.random.default_rng(seed)
     lw = None
     if lowering != "arrays" and target == "cpu":

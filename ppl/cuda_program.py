@@ -92,8 +92,9 @@ class CudaProgram(Program):
         return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, d_inputs, B)
 
     def _run(self, data, batch, seed, step, mode):
-        if not (0 <= int(seed) < 2 ** 63):
-            raise ModelError(f"seed must be an integer in [0, 2**63), got {seed}")
+        from . import validate as V
+        seed = V.seed(seed)
+        step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         self.pull()
         a = self.args(data, batch)
         loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)

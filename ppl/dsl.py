@@ -90,6 +90,12 @@ def _check_node(arg, what: str, owner: str) -> Node:
     return arg
 
 
+def _size(value, what: str, lo: int = 1) -> int:
+    """A width or count: an int >= lo (bools and non-integral floats are refused, not truncated)."""
+    from .validate import integer
+    return integer(value, what, lo=lo, hi=1 << 24)
+
+
 def _make(model, kind, name, inputs, width, **attrs) -> Node:
     node = Node(model, kind, name, tuple(inputs), int(width), attrs)
     model._add(node)
@@ -147,8 +153,7 @@ class Model:
     # --- inputs and costs ---
     def input(self, name: str, width: int) -> Node:
         """A data input of `width` columns, bound at call time by name."""
-        if int(width) < 1:
-            raise ModelError(f"input '{name}': width must be >= 1, got {width}")
+        width = _size(width, f"input '{name}': width")
         return _make(self, "input", name, (), width)
 
     def cost(self, name: str, expr: Node) -> Node:
@@ -191,6 +196,7 @@ class Model:
 def param(name: str, width: int, init: float | np.ndarray = 0.0) -> Node:
     """A free parameter vector of `width` values, the same for every row (e.g. a prior's logits)."""
     m = _current(f"ppl.param('{name}')")
+    width = _size(width, f"param '{name}': width")
     init = np.asarray(init, dtype=np.float64)
     if init.ndim == 0:
         init = np.full(int(width), float(init))
@@ -202,8 +208,7 @@ def param(name: str, width: int, init: float | np.ndarray = 0.0) -> Node:
 def Affine(x: Node, out: int, name: str | None = None) -> Node:
     """x @ W + b with W of shape (x.width, out); parameters are '<name>.W' and '<name>.b'."""
     _check_node(x, "x", "Affine")
-    if int(out) < 1:
-        raise ModelError(f"Affine '{name or ''}': out must be >= 1, got {out}")
+    out = _size(out, f"Affine '{name or ''}': out")
     m = x.model
     return _make(m, "affine", name or _auto_name(m, "affine"), (x,), out)
 
@@ -271,7 +276,7 @@ def Normal(name: str, loc: Node, scale: Node) -> Node:
 def Categorical(name: str, logits: Node, classes: int) -> Node:
     """Groups of one-hot categorical units: logits of width G*classes, value one-hot per group."""
     _check_node(logits, "logits", f"Categorical '{name}'")
-    k = int(classes)
+    k = _size(classes, f"Categorical '{name}': classes", lo=2)
     if k < 2 or logits.width % k:
         raise ModelError(f"Categorical '{name}': logits width {logits.width} is not a multiple of "
                          f"classes={classes} (>= 2); use Affine(..., groups * classes)")
@@ -312,7 +317,7 @@ def softmax_xent(logits: Node, target: Node, classes: int | None = None) -> Node
     _check_node(logits, "logits", "softmax_xent")
     _check_node(target, "target", "softmax_xent")
     _same_width("softmax_xent", logits=logits, target=target)
-    k = int(classes or logits.width)
+    k = logits.width if classes is None else _size(classes, "softmax_xent: classes")
     if logits.width % k:
         raise ModelError(f"softmax_xent: logits width {logits.width} is not a multiple of classes={k}")
     return _head("softmax_xent", (logits, target), K=k)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checkpoint
+from . import validate as V
 from .data import Batches
 from .dsl import ModelError
 
@@ -66,43 +68,37 @@ def _save_checkpoint(path: Path, prog, optimizer, step: int, hist: History, seed
     prog.pull()
     if not (np.all(np.isfinite(prog.theta)) and np.all(np.isfinite(prog.state))):
         raise ModelError(f"not writing checkpoint {path}: the parameters are not finite at step {step}")
-    tmp = path.with_name(path.name + ".tmp.npz")
     opt = {f"opt.{k}": v for k, v in optimizer.state().items()}
-    np.savez(tmp, theta=prog.theta, state=prog.state, names=np.array([p[0] for p in prog.layout.params]),
-             model=np.array(prog.model.name), step=np.array(step, np.int64), seed=np.array(seed, np.int64),
-             loss=np.array(hist.loss, np.float64), eval_steps=np.array(hist.eval_steps, np.int64),
-             eval=np.array(hist.eval, np.float64), **opt)
-    try:  # read it back before it replaces the last good checkpoint
-        with np.load(tmp) as f:
-            ok = (int(f["step"]) == step and f["theta"].shape == prog.theta.shape
-                  and np.array_equal(f["theta"], prog.theta))
-    except Exception as e:  # a truncated or unreadable file
-        ok, err = False, e
-    else:
-        err = None
-    if not ok:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"checkpoint {path}: the new file did not read back intact ({err or 'content differs'}); "
-                         f"the previous checkpoint was kept")
-    os.replace(tmp, path)
+    checkpoint.write(path, prog, step=np.array(step, np.int64), seed=np.array(seed, np.int64),
+                     loss=np.array(hist.loss, np.float64), eval_steps=np.array(hist.eval_steps, np.int64),
+                     eval=np.array(hist.eval, np.float64), **opt)
+
+
+FIT_FIELDS = ("step", "seed", "loss", "eval_steps", "eval")
 
 
 def load_checkpoint(path, prog, optimizer=None) -> dict:
-    """Restore parameters, estimator state and (if given) optimiser state; returns the raw fields."""
+    """Restore parameters, estimator state and (if given) optimiser state; returns the raw fields.
+    Everything is checked before anything is assigned: on an error the program and the optimiser
+    are unchanged."""
     path = Path(path)
-    with np.load(path) as f:
-        ck = {k: f[k] for k in f.files}
-    names = [str(n) for n in ck["names"]]
-    want = [p[0] for p in prog.layout.params]
-    if names != want or ck["theta"].shape != prog.theta.shape:
-        raise ModelError(f"checkpoint {path} was written by a different program (model '{ck['model']}', "
-                         f"{len(names)} parameters); compile the same model and estimators to resume from it, "
-                         f"or pass resume=False to start afresh")
-    prog.theta[:] = ck["theta"]
-    prog.state[: ck["state"].shape[0]] = ck["state"]
+    ck = checkpoint.read(path, prog, required=FIT_FIELDS if optimizer is not None else ())
+    if optimizer is not None:
+        st = {k[4:]: v for k, v in ck.items() if k.startswith("opt.")}
+        kind = str(st.get("kind", optimizer.name))
+        if kind != optimizer.name:
+            raise ModelError(f"checkpoint {path} holds the state of optimiser '{kind}', not '{optimizer.name}'; "
+                             f"resume with the same optimiser or start afresh (resume=False)")
+        for k in optimizer._arrays():
+            if k in st and (st[k].shape != prog.theta.shape or not np.all(np.isfinite(st[k]))):
+                raise ModelError(f"checkpoint {path}: optimiser array '{k}' has shape {st[k].shape} or non-finite "
+                                 f"values; this program needs {prog.theta.shape}")
+        if "t" in st and (st["t"].shape != () or int(st["t"]) < 0):
+            raise ModelError(f"checkpoint {path}: optimiser step count {st['t']!r} is not a count")
+    checkpoint.assign(prog, ck)
     prog.push()
     if optimizer is not None:
-        optimizer.load_state({k[4:]: v for k, v in ck.items() if k.startswith("opt.")})
+        optimizer.load_state(st)
     return ck
 
 
@@ -121,6 +117,13 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     """
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
+    seed = V.seed(seed, "fit: seed")
+    batch_size = V.integer(batch_size, "fit: batch_size", lo=1)
+    steps = None if steps is None else V.integer(steps, "fit: steps", lo=1)
+    epochs = None if epochs is None else V.integer(epochs, "fit: epochs", lo=1)
+    eval_every = None if eval_every is None else V.integer(eval_every, "fit: eval_every", lo=1)
+    checkpoint_every = None if checkpoint_every is None else V.integer(checkpoint_every, "fit: checkpoint_every", lo=1)
+    eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
     if data is None:
         if int(batch_size) < 1:
             raise ModelError(f"fit: batch_size must be >= 1, got {batch_size}")
@@ -177,12 +180,14 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         for t in range(start, total):
             args = prog.args(batches(t) if batches is not None else None,
                              batch=None if batches is not None else int(batch_size))
-            loss = float(entry(*args, useed, np.int64(t), 1))
+            last_good = (f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists() else "")
+            try:
+                loss = float(entry(*args, useed, np.int64(t), 1))
+            except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
+                raise ModelError(f"fit: a value became non-finite at step {t}: {e}{last_good}") from None
             if not np.isfinite(loss) or not prog.gradient_is_finite():
                 raise ModelError(f"fit: the loss or its gradient became non-finite at step {t} (loss {loss}); "
-                                 f"lower the learning rate or check the data"
-                                 + (f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists()
-                                    else ""))
+                                 f"lower the learning rate or check the data{last_good}")
             optimizer.step(prog)
             hist.loss.append(loss)
             if t == start:

@@ -19,6 +19,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from . import validate as V
 from .dsl import ModelError
 
 
@@ -113,9 +114,11 @@ class Program:
         if missing or extra:
             raise ModelError(f"model '{self.model.name}' takes inputs {names}; "
                              + (f"missing {missing}" if missing else "") + (f" unknown {extra}" if extra else ""))
-        arrays, B = [], batch
+        arrays, B = [], None if batch is None else V.integer(batch, "batch", lo=1)
         for n in names:
             a = np.asarray(data[n])
+            if a.dtype.kind not in "biuf":
+                raise ModelError(f"input '{n}' has dtype {a.dtype}; pass numbers (a float, int or bool array)")
             width = self.model.nodes[n].width
             if a.ndim == 1 and width == a.shape[0]:
                 a = a[None, :]
@@ -141,8 +144,8 @@ class Program:
         return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
 
     def _run(self, data, batch, seed, step, mode):
-        if not (0 <= int(seed) < 2 ** 63):
-            raise ModelError(f"seed must be an integer in [0, 2**63), got {seed}")
+        seed = V.seed(seed)
+        step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         a = self.args(data, batch)
         loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
         return loss, a
@@ -199,20 +202,14 @@ class Program:
 
     # ----- persistence
     def save(self, path) -> None:
-        """Parameters and estimator state as .npz (written to a temporary file, then renamed)."""
-        import os
-        path = str(path)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, theta=self.theta, state=self.state,
-                 names=np.array([p[0] for p in self.layout.params]), model=np.array(self.model.name))
-        os.replace(tmp, path)
+        """Parameters and estimator state as .npz: written to a temporary file in the same folder,
+        read back, then renamed over `path` (a failure midway keeps the previous file)."""
+        from . import checkpoint
+        checkpoint.write(path, self)
 
     def load(self, path) -> None:
-        with np.load(path) as f:
-            names = [str(n) for n in f["names"]]
-            want = [p[0] for p in self.layout.params]
-            if names != want or f["theta"].shape != self.theta.shape:
-                raise ModelError(f"checkpoint {path} holds parameters {names[:5]}... of a different program "
-                                 f"(this one has {want[:5]}...); compile the same model to load it")
-            self.theta[:] = f["theta"]
-            self.state[: f["state"].shape[0]] = f["state"]
+        """Restore parameters and estimator state saved by `save` (or `fit`). Everything is checked
+        first (readable file, format version, parameter names and shapes, finite values); on an
+        error the program is unchanged."""
+        from . import checkpoint
+        checkpoint.assign(self, checkpoint.read(path, self))

@@ -301,7 +301,7 @@ class ScalarLowering(Lowering):
         elif k == "rowsum":
             self.emit(f"{out} = {ins[0]}")
         else:
-            self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0")
+            self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
         self._store(n)

@@ -1,0 +1,81 @@
+"""Checks of user arguments: every one raises a ModelError naming the argument, the problem and
+the fix, before anything runs (never a numba typing error, a silent truncation or a NaN)."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .dsl import ModelError
+
+SEED_MAX = 2 ** 63 - 1   # the philox key takes a uint64; seeds are kept in the int64 range
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+def integer(value, what: str, lo: int | None = None, hi: int | None = None) -> int:
+    """An int (or NumPy integer, or a float with an integral value) in [lo, hi]."""
+    if _is_bool(value) or not isinstance(value, (numbers.Integral, numbers.Real)):
+        raise ModelError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
+    if not isinstance(value, numbers.Integral):
+        v = float(value)
+        if not math.isfinite(v) or v != int(v):
+            raise ModelError(f"{what} must be an integer, got {value!r} (it would be truncated)")
+    v = int(value)
+    if lo is not None and v < lo:
+        raise ModelError(f"{what} must be >= {lo}, got {v}")
+    if hi is not None and v > hi:
+        raise ModelError(f"{what} must be <= {hi}, got {v}")
+    return v
+
+
+def seed(value, what: str = "seed") -> int:
+    """A seed: an int (or NumPy integer) in [0, 2**63 - 1]; floats and bools are refused (a float
+    would be truncated, so seed=1.5 and seed=1 would give the same draws)."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise ModelError(f"{what} must be an integer in [0, 2**63 - 1], got {value!r} ({type(value).__name__}); "
+                         f"pass an int, e.g. {what}=1")
+    v = int(value)
+    if not 0 <= v <= SEED_MAX:
+        raise ModelError(f"{what} must be an integer in [0, 2**63 - 1], got {v}")
+    return v
+
+
+def real(value, what: str, positive: bool = False, lo: float | None = None, hi_open: float | None = None) -> float:
+    """A finite real number (optionally > 0, >= lo, < hi_open)."""
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise ModelError(f"{what} must be a real number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ModelError(f"{what} must be finite, got {v}")
+    if positive and not v > 0:
+        raise ModelError(f"{what} must be > 0, got {v}")
+    if lo is not None and v < lo:
+        raise ModelError(f"{what} must be >= {lo}, got {v}")
+    if hi_open is not None and not v < hi_open:
+        raise ModelError(f"{what} must be < {hi_open}, got {v}")
+    return v
+
+
+def estimator_options(where: str, name: str, opts: dict) -> dict:
+    """Check the options of estimator `name` for a node; `where` names the node ("Bernoulli 'h'")."""
+    out = dict(opts)
+    pre = f"{where}: {name} option"
+    if "temperature" in out:
+        out["temperature"] = real(out["temperature"], f"{pre} temperature", positive=True)
+    if "eta" in out:
+        out["eta"] = real(out["eta"], f"{pre} eta")
+    if "decay" in out:
+        out["decay"] = real(out["decay"], f"{pre} decay (of the moving-average baseline)", lo=0.0, hi_open=1.0)
+    if "hidden" in out:
+        out["hidden"] = integer(out["hidden"], f"{pre} hidden (width of the control variate's network)", lo=1,
+                                hi=4096)
+    if "train" in out and not _is_bool(out["train"]):
+        raise ModelError(f"{pre} train must be True or False, got {out['train']!r}")
+    if "baseline" in out and out["baseline"] is not None and not isinstance(out["baseline"], str):
+        raise ModelError(f"{pre} baseline must be a name ('none', 'moving_average', 'loo', 'learned'), "
+                         f"got {out['baseline']!r}")
+    return out
