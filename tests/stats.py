@@ -93,3 +93,19 @@ def assert_unbiased(G, e, label=""):
         assert not rs.ok, (f"{label}: the test cannot see a {100 * BIAS:.0f}% bias (scaled by {f}: {rs}); "
                            f"draw more estimates")
     return r
+
+
+def assert_unbiased_tuned(prog, data, names, e, label="", batch=None, calls=200, target_se=0.008,
+                          max_tile=2000, pilot_calls=40, pilot_tile=20):
+    """`assert_unbiased` on `calls` estimates, each the mean of `tile` row-estimates, the tile sized
+    from a pilot run (seeds apart from the main draws) so that the ratio's SE is about
+    `target_se` (capped at `max_tile`). Returns (Result, tile); the test of the test still
+    decides whether a BIAS-relative bias is seen."""
+    e = np.asarray(e, dtype=np.float64)
+    pilot = draws(prog, data, names, pilot_calls, pilot_tile, batch=batch, seed0=10_000)
+    rp = check(pilot, e)
+    tile = int(np.clip(np.ceil(pilot_calls * pilot_tile * (rp.se / target_se) ** 2 / calls), 5, max_tile))
+    G = draws(prog, data, names, calls, tile, batch=batch)
+    r = assert_unbiased(G, e, label)
+    print(label, f"tile {tile}:", r)
+    return r, tile

@@ -201,6 +201,7 @@ CASES = {
     "zero1": lambda g: (g.x(R),),
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
+    "all_finite2": lambda g: (g.x(R, D),),
     # ---- cpu_antithetic.py
     "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
     "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
@@ -247,6 +248,10 @@ VARIANTS = {
                                                               g.pos(R, D)).astype(g.dt),)),
     "all_finite[inf]": ("all_finite", lambda g: (np.where(np.arange(D) == 2, np.inf,
                                                           g.x(R, D)).astype(g.dt),)),
+    "all_finite2[nan]": ("all_finite2", lambda g: (np.where(np.arange(D) == 4, np.nan,
+                                                            g.x(R, D)).astype(g.dt),)),
+    "all_finite2[-inf]": ("all_finite2", lambda g: (np.where(np.arange(D) == 0, -np.inf,
+                                                             g.x(R, D)).astype(g.dt),)),
     "loo_baseline_marginal[two digits, zero weights]": ("loo_baseline_marginal", lambda g: (
         g.x(48), np.where(np.arange(48) % 8 < 4, 0.0, g.pos(48)).astype(g.dt), 2, 8, (1, 4), (2, 2),
         g.out(48))),

@@ -34,9 +34,10 @@ to fail: every pair's test detects a 5% bias (the smallest detectable, 4 SE of t
 0.5% to 2.5%, printed with -s). Pairs with no randomness (enumerate over enumerate) must match
 the oracle to 1e-6.
 
-Which runs: every pair with samples=2; samples=1 where it takes another code path (score's
-moving-average baseline, or no row-expanding estimator in the pair: see `_samples`), 161 of the
-222 (pair, samples) programs; `PPL_MATRIX=full pytest tests/test_mixed_matrix.py` runs all 222.
+Which runs: every pair with samples=2; samples=1 for the one-estimator pairs (see `_samples`)
+and six of the 14 runs of the other baselines: 127 programs by default, for CI's time (each
+program's compile is about 5 s); `PPL_MATRIX=full pytest tests/test_mixed_matrix.py` runs all
+222 (pair, samples) programs and all 14 baseline runs.
 
 Cost: one program per (pair, samples); each test takes about 3-5 s, almost all
 of it numba compiling the program's step (the draws take well under a second). Several pairs
@@ -140,17 +141,17 @@ def run_pair(layers, pe, ce, samples):
     print(label, f"tile {tile}:", r)
 
 
-EXPANDING = {"enumerate", "arm", "disarm", "rebar"}   # estimators that turn a drawn row into several
 FULL = os.environ.get("PPL_MATRIX") == "full"
 
 
-def _samples(pe, ce):
-    """Sample counts the default run compiles for a pair. samples=2 always. samples=1 where it takes
-    another code path: score (its baseline is then the moving average, not leave-one-out) or no
-    row-expanding estimator in the pair (then rows are not repeated: the data-row sub-graph and its
-    fold_rows are skipped). Otherwise samples=1 differs from samples=2 only in the draws per data
-    row, so CI's time goes elsewhere; PPL_MATRIX=full runs samples=1 for every pair."""
-    one = FULL or "score" in (pe, ce) or not ({pe, ce} & EXPANDING)
+def _samples(layers, pe, ce):
+    """Sample counts the default run compiles for a pair: samples=2 for every pair, samples=1 for
+    the pairs with one estimator on both layers (each estimator's samples=1 path as parent and as
+    child: score's moving-average baseline, unexpanded antithetic and REBAR rows) outside
+    Bernoulli->Bernoulli, whose samples=1 diagonal test_estimators_unbiased.py runs on its own
+    two-layer net. The step's compile (about 5 s a program, almost all LLVM) bounds CI's time;
+    PPL_MATRIX=full runs samples=1 for every pair (222 programs)."""
+    one = FULL or (pe == ce and layers != "BB")
     return (1, 2) if one else (2,)
 
 
@@ -158,7 +159,7 @@ def _pairs(full=False):
     for layers in LAYERS:
         for pe, ce in itertools.product(EST[layers[0]], EST[layers[1]]):
             if refusal(layers, pe, ce) is None:
-                for samples in ((1, 2) if full else _samples(pe, ce)):
+                for samples in ((1, 2) if full else _samples(layers, pe, ce)):
                     yield pytest.param(layers, pe, ce, samples, id=f"{layers}-{pe}-{ce}-K{samples}")
 
 
@@ -173,11 +174,13 @@ def test_pair_is_unbiased(layers, pe, ce, samples):
 NONE = ("score", {"baseline": "none"})
 LEARNED = ("score", {"baseline": "learned"})
 MOVING = ("score", {"baseline": "moving_average"})
-EXTRA = [("BB", NONE, "disarm", 1), ("BB", LEARNED, "enumerate", 2), ("BB", "enumerate", LEARNED, 1),
-         ("BB", "rebar", NONE, 2), ("BB", NONE, LEARNED, 2), ("BB", MOVING, "enumerate", 2),
-         ("BN", LEARNED, "price", 1), ("BN", "arm", LEARNED, 2), ("NB", NONE, "relax", 2),
-         ("NB", "pathwise", NONE, 1), ("CB", LEARNED, "rebar", 1), ("BC", "disarm", NONE, 2),
-         ("BC", MOVING, "enumerate", 2), ("CB", "enumerate", MOVING, 2)]
+EXTRA_FULL = [("BB", NONE, "disarm", 1), ("BB", LEARNED, "enumerate", 2), ("BB", "enumerate", LEARNED, 1),
+              ("BB", "rebar", NONE, 2), ("BB", NONE, LEARNED, 2), ("BB", MOVING, "enumerate", 2),
+              ("BN", LEARNED, "price", 1), ("BN", "arm", LEARNED, 2), ("NB", NONE, "relax", 2),
+              ("NB", "pathwise", NONE, 1), ("CB", LEARNED, "rebar", 1), ("BC", "disarm", NONE, 2),
+              ("BC", MOVING, "enumerate", 2), ("CB", "enumerate", MOVING, 2)]
+# by default one run of each baseline as parent and as child, across the layer kinds
+EXTRA = EXTRA_FULL if FULL else [EXTRA_FULL[i] for i in (0, 1, 7, 8, 12, 13)]
 
 
 @pytest.mark.slow
@@ -205,12 +208,11 @@ def test_refused_pair_is_a_clear_error(layers, pe, ce, samples):
 
 
 def test_the_matrix_covers_every_pair():
-    """111 applicable pairs (120 less the 9 refused), each with samples 2 and, where it takes
-    another code path, samples 1 (all of them with PPL_MATRIX=full)."""
+    """111 applicable pairs (120 less the 9 refused), each with samples 2, and samples 1 for the
+    one-estimator pairs (all of them with PPL_MATRIX=full)."""
     pairs = {(l, p, c) for l, p, c, _ in (x.values for x in _pairs(full=True))}
     assert {(l, p, c) for l, p, c, _ in (x.values for x in _pairs())} == pairs   # every pair runs
-    assert all(k == 2 or "score" in (p, c) or not ({p, c} & EXPANDING) or FULL
-               for _, p, c, k in (x.values for x in _pairs()))
+    assert all(k == 2 or (p == c and l != "BB") or FULL for l, p, c, k in (x.values for x in _pairs()))
     refused = {x.values for x in _refused()}
     assert len(pairs) == 111 and len(refused) == 9
     assert len(pairs) + len(refused) == sum(len(EST[a]) * len(EST[b]) for a, b in LAYERS)

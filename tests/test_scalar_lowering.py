@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ppl
+import stats
 from ppl import Affine, Bernoulli, Model, ModelError, Normal
 from ppl.models import toy_bernoulli
 
@@ -58,8 +59,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("kind,est,samples", CASES)
+# float32 on one case of each model and each row-expanding estimator (the constants and casts
+# are per dtype, the control flow is not); every case in float64. Each case compiles two steps.
+F32 = {0, 2, 4, 6, 9, 12, 14}
+
+
+@pytest.mark.parametrize("kind,est,samples,dtype",
+                         [c + (np.float64,) for c in CASES] + [CASES[i] + (np.float32,) for i in sorted(F32)])
 def test_scalar_step_matches_array_step(kind, est, samples, dtype):
     x = np.linspace(-1.5, 2.0, 7)[:, None]
     progs = [_scalar_graph(kind).compile(estimators=est, dtype=dtype, samples=samples, lowering=low)
@@ -111,8 +117,9 @@ def test_scalar_backward_matches_central_differences(est):
 
 
 def test_scalar_score_estimate_is_unbiased():
-    """Seed 002's toy, score function without baseline: the mean of 200,000 single-draw
-    estimates lies within 4 standard errors of (1 - 2t) p (1 - p)."""
+    """Seed 002's toy, score function without baseline. Oracle: the closed form (1 - 2t) p (1 - p).
+    stats.assert_unbiased on 200 estimates, each the mean of 1,000 single-draw estimates (the
+    projection ratio of a scalar is mean / exact): detects a 5% bias (figure printed with -s)."""
     t, theta = 0.4, 0.3
     prog = toy_bernoulli.build(t=t, theta0=theta).compile(estimators=("score", {"baseline": "none"}),
                                                          dtype=np.float64)
@@ -123,7 +130,8 @@ def test_scalar_score_estimate_is_unbiased():
     p = 1 / (1 + np.exp(-theta))
     exact = (1 - 2 * t) * p * (1 - p)
     se = draws.std() / np.sqrt(n)
-    assert se > 0 and abs(draws.mean() - exact) < 4 * se
+    r = stats.assert_unbiased(draws.reshape(200, -1).mean(1)[:, None], np.array([exact]), "scalar score")
+    print("scalar score toy:", r)
     # one call with batch = n averages n rows (other counter addresses, the same law)
     _, g = prog.grad(batch=n, seed=99, step=0)
     assert abs(g["theta"][0] - exact) < 4 * se
