@@ -797,13 +797,21 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
 
     samples = V.integer(samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
     seed = V.seed(seed, "compile: seed")
+    try:
+        ok = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ModelError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+    from .estimators.score import BASELINES
+    if baseline is not None and (not isinstance(baseline, str) or baseline not in BASELINES):
+        raise ModelError(f"baseline (for the score estimator) must be one of {', '.join(BASELINES)} or None, "
+                         f"got {baseline!r}")
     if policy == "autotune":
         from .autotune import autotune
         return autotune(model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
                         target=target, cache=cache, pilot=pilot, lowering=lowering)
     dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ModelError(f"dtype must be float32 or float64, got {dtype}")
     if target != "cpu":
         from .targets import check_target
         check_target(target)

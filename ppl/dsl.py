@@ -138,7 +138,7 @@ class Model:
         return False
 
     def _add(self, node: Node):
-        if not _NAME_RE.match(node.name):
+        if not isinstance(node.name, str) or not _NAME_RE.fullmatch(node.name):
             raise ModelError(f"node name {node.name!r} is not valid: use letters, digits and '_' "
                              f"(starting with a letter)")
         if node.name in self.nodes:
@@ -158,6 +158,9 @@ class Model:
 
     def cost(self, name: str, expr: Node) -> Node:
         """Add a per-row cost term; the objective is E[sum of all costs], minimised."""
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+            raise ModelError(f"model '{self.name}': cost name {name!r} is not valid: use letters, digits "
+                             f"and '_' (starting with a letter)")
         _check_node(expr, "expr", f"cost '{name}'")
         if not expr.attrs.get("is_head"):
             raise ModelError(f"cost '{name}': {expr.kind} node '{expr.name}' is not a per-row cost; use a "
@@ -197,7 +200,13 @@ def param(name: str, width: int, init: float | np.ndarray = 0.0) -> Node:
     """A free parameter vector of `width` values, the same for every row (e.g. a prior's logits)."""
     m = _current(f"ppl.param('{name}')")
     width = _size(width, f"param '{name}': width")
-    init = np.asarray(init, dtype=np.float64)
+    try:
+        init = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ModelError(f"param '{name}': init must be a number or an array of numbers, "
+                         f"got {type(init).__name__}") from None
+    if not np.all(np.isfinite(init)):
+        raise ModelError(f"param '{name}': init must be finite numbers, got {init!r}")
     if init.ndim == 0:
         init = np.full(int(width), float(init))
     if init.shape != (int(width),):
@@ -210,13 +219,13 @@ def Affine(x: Node, out: int, name: str | None = None) -> Node:
     _check_node(x, "x", "Affine")
     out = _size(out, f"Affine '{name or ''}': out")
     m = x.model
-    return _make(m, "affine", name or _auto_name(m, "affine"), (x,), out)
+    return _make(m, "affine", name if name is not None else _auto_name(m, "affine"), (x,), out)
 
 
 def _activation(kind):
     def act(x: Node, name: str | None = None) -> Node:
         _check_node(x, "x", kind)
-        return _make(x.model, kind, name or _auto_name(x.model, kind), (x,), x.width)
+        return _make(x.model, kind, name if name is not None else _auto_name(x.model, kind), (x,), x.width)
 
     act.__name__ = kind
     act.__doc__ = f"Elementwise {kind}."
@@ -235,7 +244,7 @@ sqrt1p.__doc__ = "sqrt(1 + z^2): a smooth positive scale for Gaussian heads (see
 def rowsum(x: Node, name: str | None = None) -> Node:
     """The sum of a node's columns, as a width-1 node (e.g. an energy or a score)."""
     _check_node(x, "x", "rowsum")
-    return _make(x.model, "rowsum", name or _auto_name(x.model, "rowsum"), (x,), 1)
+    return _make(x.model, "rowsum", name if name is not None else _auto_name(x.model, "rowsum"), (x,), 1)
 
 
 def rowdot(a: Node, b: Node, name: str | None = None) -> Node:
@@ -356,6 +365,10 @@ def blackbox(fn, inputs, grad=None) -> Node:
     compiler gives the random nodes that feed it score-function estimators."""
     if isinstance(inputs, Node):
         inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise ModelError(f"blackbox: inputs must be a node or a list of nodes, got {type(inputs).__name__}")
+    if fn is None:
+        raise ModelError("blackbox: fn must be a numba @njit function (decorate it with @numba.njit), got None")
     inputs = [_check_node(x, f"inputs[{i}]", "blackbox") for i, x in enumerate(inputs)]
     if not inputs:
         raise ModelError("blackbox: give at least one input node")

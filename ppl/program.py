@@ -116,7 +116,11 @@ class Program:
                              + (f"missing {missing}" if missing else "") + (f" unknown {extra}" if extra else ""))
         arrays, B = [], None if batch is None else V.integer(batch, "batch", lo=1)
         for n in names:
-            a = np.asarray(data[n])
+            try:
+                a = np.asarray(data[n])
+            except ValueError:
+                raise ModelError(f"input '{n}' is not a rectangular array (rows of different lengths?); "
+                                 f"pass a (batch, {self.model.nodes[n].width}) array") from None
             if a.dtype.kind not in "biuf":
                 raise ModelError(f"input '{n}' has dtype {a.dtype}; pass numbers (a float, int or bool array)")
             width = self.model.nodes[n].width
