@@ -27,6 +27,8 @@ class GradientStats:
     bias: dict | None   # parameter -> mean - exact (None when no exact gradient)
     draws: int
     seconds_per_estimate: float
+    proj: float | None = None      # mean of <g, exact> / |exact|^2 over the draws (1 = unbiased)
+    proj_se: float | None = None   # its standard error: a relative bias of 4 proj_se is detectable
 
     @property
     def total_variance(self) -> float:
@@ -86,6 +88,7 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
     (see tune_estimator), so learned baselines and control variates are compared trained."""
     ref = None
     out = []
+    draws_of = {}
     compile_kw.setdefault("dtype", np.float64)   # variances and biases against a float64 oracle
     for spec in estimators:
         prog = model.compile(estimators=spec, seed=seed, **compile_kw)
@@ -108,21 +111,30 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
         var = {k: np.var(v, 0, ddof=1) for k, v in g_all.items()}
         label = spec if isinstance(spec, str) else repr(spec)
         out.append(GradientStats(label, mean, var, None, draws, dt))
+        draws_of[id(out[-1])] = g_all
     if exact and ref is not None:
         ex = exact_gradient(model, data, batch=batch, params=ref, seed=seed,
                             **{k: v for k, v in compile_kw.items() if k != "samples"})
         if ex is not None:
             for st in out:
                 st.bias = {k: st.mean[k] - ex[1][k] for k in st.mean}
+                e = np.concatenate([np.ravel(ex[1][k]) for k in st.mean])
+                ee = float(e @ e)
+                if ee > 0:   # the projection of every draw on the exact gradient pools all entries
+                    G = np.concatenate([np.reshape(draws_of[id(st)][k], (draws, -1)) for k in st.mean], 1)
+                    p = G @ e / ee
+                    st.proj, st.proj_se = float(p.mean()), float(p.std(ddof=1) / np.sqrt(draws))
     return out
 
 
 def table(stats) -> str:
-    """Markdown table: estimator | total gradient variance | max |bias| / SE | us per estimate."""
-    lines = ["| estimator | total gradient variance | max abs bias / SE | us per estimate |",
-             "|---|---|---|---|"]
+    """Markdown table: estimator | total gradient variance | max |bias| / SE | projection on the
+    exact gradient (1 = unbiased) +- SE | us per estimate."""
+    lines = ["| estimator | total gradient variance | max abs bias / SE | mean . exact / abs(exact)^2 | "
+             "us per estimate |", "|---|---|---|---|---|"]
     for st in stats:
         b = st.max_abs_bias_in_se
-        lines.append(f"| {st.estimator} | {st.total_variance:.4g} | {'n/a' if b is None else f'{b:.1f}'} | "
+        pr = "n/a" if st.proj is None else f"{st.proj:.4f} +- {st.proj_se:.4f}"
+        lines.append(f"| {st.estimator} | {st.total_variance:.4g} | {'n/a' if b is None else f'{b:.1f}'} | {pr} | "
                      f"{st.seconds_per_estimate * 1e6:.1f} |")
     return "\n".join(lines)

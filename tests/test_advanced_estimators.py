@@ -126,8 +126,8 @@ def test_relax_training_lowers_variance():
         adam_update(prog.theta, prog.grad_buffer, m, v, 0.01, 0.9, 0.999, 1e-8, t + 1)
     assert np.array_equal(prog.params["theta"], theta0)
     after = estimates(prog, 4000, step0=1)
-    exact = toy_exact(0.0)
-    assert abs(after.mean() - exact) <= 4 * after.std(ddof=1) / np.sqrt(len(after))
+    # still unbiased with the trained control variate (closed form; detects a 5% bias)
+    stats.assert_unbiased_tuned(prog, None, ["theta"], np.array([toy_exact(0.0)]), "relax trained", batch=1)
     print(f"RELAX toy: log10 variance at theta=0 {np.log10(before):.2f} -> {np.log10(after.var()):.2f}")
     assert after.var() < 0.5 * before
 

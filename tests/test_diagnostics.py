@@ -17,13 +17,21 @@ def model():
 
 
 def test_stats_side_by_side():
+    """Oracle: the exact gradient by enumeration (ppl.diagnostics.exact_gradient). The unbiased
+    estimators' projection ratio is within 4 SE of 1 and every entry within 4.5 SE; the SE is
+    small enough that a 5% bias is detected (|1.05 proj - 1| > 4 SE must hold)."""
     stats = D.gradient_stats(model(), {"x": X}, ["score", "disarm", "straight_through", "enumerate"], draws=1500)
     by = {s.estimator: s for s in stats}
     assert by["enumerate"].total_variance < 1e-20            # exact: no variance
     assert by["enumerate"].max_abs_bias_in_se < 1e-3 or np.isclose(
         max(np.abs(b).max() for b in by["enumerate"].bias.values()), 0, atol=1e-10)
-    for name in ("score", "disarm"):                          # unbiased: bias within 4 SE
-        assert by[name].max_abs_bias_in_se < 4.5, (name, by[name].max_abs_bias_in_se)
+    assert abs(by["enumerate"].proj - 1) < 1e-9
+    for name in ("score", "disarm"):                          # unbiased, with the power to see 5%
+        st = by[name]
+        assert st.max_abs_bias_in_se < 4.5, (name, st.max_abs_bias_in_se)
+        assert abs(st.proj - 1) <= 4 * st.proj_se, (name, st.proj, st.proj_se)
+        for f in (1.05, 0.95):
+            assert abs(f * st.proj - 1) > 4 * f * st.proj_se, (name, "cannot see a 5% bias", st.proj_se)
     assert by["straight_through"].max_abs_bias_in_se > 4      # biased, and seen to be
     assert by["disarm"].total_variance < by["score"].total_variance
     text = D.table(stats)

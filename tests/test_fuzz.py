@@ -1,34 +1,47 @@
 """Property-based fuzzing of the DSL and the compiler with hypothesis.
 
-1. Random valid graphs (1-2 stochastic layers of Bernoulli / Normal / Categorical units, widths
-   1-3, affine and activation layers, sums and products, costs incl. log_prob and @njit black
-   boxes with and without a gradient, a random estimator per node, samples 1-2, float32 and
+1. Random valid graphs (1-3 stochastic layers of Bernoulli / Normal / Categorical units, widths
+   1-5, affine and activation layers, sums and products, costs incl. log_prob and @njit black
+   boxes with and without a gradient, a random estimator per node, samples 1-3, float32 and
    float64, both lowerings) compile, and their loss and every gradient are finite. An estimator
    the compiler refuses for a node must be refused with a ppl.ModelError (the program then
-   compiles with the automatic choice). For graphs whose stochastic nodes are all Normal with
-   `pathwise`, in float64, the loss at a fixed seed is a smooth function of every parameter: the
-   gradient must match its central difference at the same seed.
-2. Random invalid arguments to every DSL constructor and to compile/grad raise ppl.ModelError,
+   compiles with the automatic choice).
+2. Deterministic parts: for graphs whose stochastic nodes are all Normal with `pathwise`, in
+   float64, the loss at a fixed seed is a smooth function of every parameter (the noise is
+   fixed): the gradient must match its central difference at the same seed.
+3. Tiny graphs (1-2 stochastic layers, at most 4 discrete configurations or one Normal unit per
+   layer) with a random *unbiased* estimator per node: the mean estimate matches the exact
+   gradient of tests/exact.py (enumeration, Gauss-Hermite, central differences) by
+   stats.assert_unbiased_tuned: projection ratio within 4 SE of 1 (SE about 0.8%) and every
+   entry within 4.5 SE, and the same estimates scaled by 1.05 and 0.95 must fail, so each
+   example detects a 5% bias.
+4. Random invalid arguments to every DSL constructor and to compile/grad raise ppl.ModelError,
    never a raw TypeError/KeyError/IndexError, a numba error or silence.
 
 Reproducible: derandomized, no example database. Each valid example compiles one program
-(numba: 2-4 s), so the example counts are small; PPL_FUZZ_EXAMPLES=N runs N valid graphs.
+(numba: 2-6 s), so the example counts are small; PPL_FUZZ_EXAMPLES=N runs N graphs of each kind.
 """
 import os
 
 import numba
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model, ModelError, Normal
 
-N_VALID = int(os.environ.get("PPL_FUZZ_EXAMPLES", "6"))
-SETTINGS = dict(derandomize=True, deadline=None, database=None,
+import exact
+import stats
+
+N_VALID = int(os.environ.get("PPL_FUZZ_EXAMPLES", "4"))
+N_TINY = int(os.environ.get("PPL_FUZZ_EXAMPLES", "4"))
+# no shrinking: each step of it compiles a program (seconds); a failure prints its whole spec
+SETTINGS = dict(derandomize=True, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck))
 
 ESTIMATORS = sorted(ppl.estimators)
+UNBIASED = sorted(k for k, v in ppl.estimators.items() if v.unbiased)
 
 
 @numba.njit
@@ -58,9 +71,9 @@ ACTS = ["sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"]
 @st.composite
 def specs(draw):
     layers = []
-    for _ in range(draw(st.integers(1, 2))):
+    for _ in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["bernoulli", "normal", "categorical"]))
-        width = draw(st.integers(1, 3))
+        width = draw(st.integers(1, 5))
         classes = draw(st.integers(2, 3)) if kind == "categorical" else None
         act = draw(st.sampled_from(ACTS + [None]))
         arith = draw(st.sampled_from([None, "add", "mul", "scale_shift"]))
@@ -69,7 +82,7 @@ def specs(draw):
         est = draw(st.sampled_from(ESTIMATORS + ["auto"]))
         layers.append(dict(kind=kind, width=width, classes=classes, act=act, arith=arith, costs=costs,
                            est=est))
-    return dict(layers=layers, xw=draw(st.integers(1, 3)), samples=draw(st.integers(1, 2)),
+    return dict(layers=layers, xw=draw(st.integers(1, 3)), samples=draw(st.integers(1, 3)),
                 dtype=draw(st.sampled_from([np.float32, np.float64])),
                 lowering=draw(st.sampled_from(["auto", "arrays"])))
 
@@ -185,6 +198,50 @@ def test_pathwise_gradient_matches_central_difference_at_a_fixed_seed(spec):
             fd = (up - dn) / (2 * eps)
             an = g[k].reshape(-1)[j]
             assert abs(fd - an) <= 1e-5 * (1 + abs(fd)), (k, j, fd, an, spec)
+
+
+@st.composite
+def tiny_specs(draw):
+    layers = []
+    for _ in range(draw(st.integers(1, 2))):
+        kind = draw(st.sampled_from(["bernoulli", "normal", "categorical"]))
+        width = draw(st.integers(1, 2)) if kind == "bernoulli" else 1
+        classes = draw(st.integers(2, 4)) if kind == "categorical" else None
+        layers.append(dict(kind=kind, width=width, classes=classes,
+                           act=draw(st.sampled_from(["tanh", "sigmoid", "softplus", None])),
+                           arith=draw(st.sampled_from([None, "add", "scale_shift"])),
+                           costs=draw(st.lists(st.sampled_from(["log_prob", "total_tanh", "bb", "bb_grad", "nll"]),
+                                               min_size=1, max_size=3, unique=True)),
+                           est=draw(st.sampled_from(UNBIASED + ["auto"]))))
+    return dict(layers=layers, xw=draw(st.integers(1, 2)), samples=draw(st.integers(1, 3)),
+                dtype=np.float64, lowering=draw(st.sampled_from(["auto", "arrays"])))
+
+
+@pytest.mark.slow
+@settings(max_examples=N_TINY, **SETTINGS)
+@given(tiny_specs())
+def test_tiny_graph_mean_estimate_matches_enumeration(spec):
+    """Oracle: tests/exact.py on the same model and parameters. Detects a 5% bias (projection
+    ratio, SE about 0.8%, with the test of the test at 1.05 / 0.95)."""
+    m = build(spec, name="fuzz_tiny")
+    prog, _ = compile_spec(m, spec)
+    _set_params(prog, np.random.default_rng(2))
+    data = {"x": X[:2, :spec["xw"]]}
+    P = exact.model_params(prog)
+    e = exact.gradient(m, P, data)
+    names = list(e)
+    ef = stats.flat(e, names)
+    scale = np.abs(ef).max()
+    if scale < 1e-8:   # the objective does not depend on the parameters (a cost constant over the support)
+        G = stats.draws(prog, data, names, 50, 20)
+        se = G.std(0, ddof=1) / np.sqrt(len(G))
+        assert np.all(np.abs(G.mean(0)) <= stats.Z_ENTRY * se + 1e-8), (G.mean(0), se, spec)
+        return
+    G = stats.draws(prog, data, names, 3, 1)
+    if np.all(G.std(0) <= 1e-12 * scale):   # every node enumerated: no noise at all
+        np.testing.assert_allclose(G[0], ef, rtol=1e-6, atol=1e-8 * scale)
+        return
+    stats.assert_unbiased_tuned(prog, data, names, ef, f"{spec} {prog.explain()}")
 
 
 # --------------------------------------------------------------------------- invalid input
