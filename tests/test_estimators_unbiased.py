@@ -36,7 +36,15 @@ def mc_stats(prog, data, names, n=N_EST, batch=None):
     return out
 
 
-def tuned_unbiased(prog, data, exact, label, batch=None):
+def tuned_unbiased(prog, data, exact, label, batch=None, noiseless=False):
+    """stats.assert_unbiased_tuned; a `noiseless` program (enumeration) must instead give the
+    exact gradient, up to the oracle's rounding, at every seed."""
+    if noiseless:
+        for seed in range(5):
+            _, g = prog.grad(data, seed=seed, batch=batch)
+            for k in exact:
+                np.testing.assert_allclose(g[k], exact[k], atol=1e-9, rtol=0)
+        return None
     names = list(exact)
     return stats.assert_unbiased_tuned(prog, data, names, stats.flat(exact, names), label, batch=batch)
 
@@ -91,13 +99,7 @@ def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
     for k in prog.params:
         if k.startswith("baseline."):  # a learned baseline that is not zero (it must still be unbiased)
             prog.params[k] = np.random.default_rng(1).normal(0, 1, prog.params[k].shape)
-    if name == "enumerate":  # no noise: exact up to the oracle's rounding
-        for seed in range(5):
-            _, g = prog.grad({"x": X4}, seed=seed)
-            for k in exact:
-                np.testing.assert_allclose(g[k], exact[k], atol=1e-9, rtol=0)
-        return
-    tuned_unbiased(prog, {"x": X4}, exact, f"two-layer {name} {opts} K={K}")
+    tuned_unbiased(prog, {"x": X4}, exact, f"two-layer {name} {opts} K={K}", noiseless=name == "enumerate")
 
 
 def test_two_layer_enumerate_is_exact(two_layer_exact):
@@ -202,10 +204,4 @@ def test_categorical_two_groups(name, opts, K):
     prog = categorical_model().compile(dtype=np.float64, estimators=(name, opts), samples=K, seed=5)
     P = {k: np.array(v) for k, v in prog.params.items() if not k.startswith(("baseline.", "relax.", "rebar."))}
     exact = fd_grad(lambda q: categorical_objective(q, X3, 3), P)
-    if name == "enumerate":  # no noise: exact up to the oracle's rounding
-        for seed in range(5):
-            _, g = prog.grad({"x": X3}, seed=seed)
-            for k in exact:
-                np.testing.assert_allclose(g[k], exact[k], atol=1e-9, rtol=0)
-        return
-    tuned_unbiased(prog, {"x": X3}, exact, f"categorical {name} {opts}")
+    tuned_unbiased(prog, {"x": X3}, exact, f"categorical {name} {opts}", noiseless=name == "enumerate")
