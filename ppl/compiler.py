@@ -26,6 +26,7 @@ from . import graph as G
 from .distributions import DISTRIBUTIONS
 from .dsl import Model, ModelError, Node
 from .estimators import REGISTRY, NodeInfo
+from .ops import OPS, render
 from .kernels._cache import cache_root, kernels_version
 from . import validate as V
 
@@ -185,6 +186,7 @@ class Lowering:
         self.zero_rows = self.buf1("zeros_")
         self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
         self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
+        self.op_params: dict = {}          # layer node -> [(param view, its gradient view)] (ops.OPS)
         # enumeration: strides of the mixed-radix configuration digit of each enumerated node
         self.enum_stride, S = {}, 1
         for n in an.order:
@@ -516,27 +518,10 @@ class Lowering:
                     self.buf2(f"g_{n.name}", n.width)
         ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
         out = f"{pre}{n.name}"
-        if k == "param":
-            p, gp = self.param(n.name, (n.width,), n.attrs["init"])
-            self._pgrad = getattr(self, "_pgrad", {})
-            self._pgrad[n] = gp
-            self.emit(f"K_.broadcast_rows_fwd({p}, {out})")
-        elif k == "affine":
-            fan_in = n.inputs[0].width
-            W, gW = self.param(f"{n.name}.W", (fan_in, n.width), self.rng.normal(0, 1 / np.sqrt(fan_in),
-                                                                                   (fan_in, n.width)))
-            b, gb = self.param(f"{n.name}.b", (n.width,), 0.0)
-            self._aff = getattr(self, "_aff", {})
-            self._aff[n] = (W, gW, b, gb)
-            self.emit(f"K_.affine_fwd({ins[0]}, {W}, {b}, {out})")
-        elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
-            self.emit(f"K_.{k}_fwd({ins[0]}, {out})")
-        elif k in ("add", "mul"):
-            self.emit(f"K_.{k}_fwd({ins[0]}, {ins[1]}, {out})")
-        elif k == "scale_shift":
-            self.emit(f"R_.scale_shift_fwd({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}, {out})")
-        elif k == "rowsum":
-            self.emit(f"K_.row_sum_fwd({ins[0]}, {out}.reshape({out}.shape[0]))")
+        if k in OPS:
+            op = OPS[k]
+            self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng)) for q in op.params]
+            self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
         elif n.is_stochastic:
             self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})",
                                       lambda p: f"R_.all_finite2({self.vB(p)})")
@@ -625,27 +610,21 @@ class Lowering:
 
     def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
         """VJP of a deterministic layer: gout (its value cotangent) into gins."""
-        k = n.kind
         if gout is None:
             return
-        if k == "param":
-            self.emit(f"K_.broadcast_rows_bwd({gout}, {self._pgrad[n]})")
-        elif k == "affine":
-            W, gW, b, gb = self._aff[n]
-            self.emit(f"K_.affine_bwd({ins[0]}, {W}, {gout}, {gins[0]}, {gW}, {gb})")
-        elif k in ("sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p"):
-            if gins[0] != self.E2:
-                self.emit(f"K_.{k}_bwd({ins[0]}, {out}, {gout}, {gins[0]})")
-        elif k == "add":
-            self.emit(f"K_.add_bwd({gout}, {gins[0]}, {gins[1]})")
-        elif k == "mul":
-            self.emit(f"K_.mul_bwd({ins[0]}, {ins[1]}, {gout}, {gins[0]}, {gins[1]})")
-        elif k == "scale_shift":
-            if gins[0] != self.E2:
-                self.emit(f"R_.scale_shift_bwd({n.attrs['scale']!r}, {gout}, {gins[0]})")
-        elif k == "rowsum":
-            if gins[0] != self.E2:
-                self.emit(f"K_.row_sum_bwd({gout}.reshape({gout}.shape[0]), {gins[0]})")
+        op = OPS[n.kind]
+        if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.E2):
+            return
+        gs = {f"g{j}": g for j, g in enumerate(gins)}
+        self.emit(render(op.bwd, out=out, gout=gout, **gs, **self._op_values(n, ins)))
+
+    def _op_values(self, n: Node, ins: list) -> dict:
+        """The names an op's array templates read: input values, parameters, attributes."""
+        vals = dict(n.attrs)
+        vals.update({f"x{j}": x for j, x in enumerate(ins)})
+        for j, (p, gp) in enumerate(self.op_params.get(n, ())):
+            vals[f"p{j}"], vals[f"gp{j}"] = p, gp
+        return vals
 
     def _source(self) -> str:
         K = self.samples

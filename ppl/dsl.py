@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import distributions as D
+from .ops import OPS
 
 _STACK: list["Model"] = []
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -228,7 +229,7 @@ def _activation(kind):
         return _make(x.model, kind, name if name is not None else _auto_name(x.model, kind), (x,), x.width)
 
     act.__name__ = kind
-    act.__doc__ = f"Elementwise {kind}."
+    act.__doc__ = OPS[kind].doc
     return act
 
 
@@ -238,7 +239,6 @@ relu = _activation("relu")
 softplus = _activation("softplus")
 exp = _activation("exp")
 sqrt1p = _activation("sqrt1p")
-sqrt1p.__doc__ = "sqrt(1 + z^2): a smooth positive scale for Gaussian heads (seed 004)."
 
 
 def rowsum(x: Node, name: str | None = None) -> Node:

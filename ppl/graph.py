@@ -12,10 +12,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .dsl import Model, ModelError, Node
+from .ops import LAYER_KINDS
 
-# what each deterministic op needs of its inputs' widths (checked in validate)
-LAYER_KINDS = {"affine", "sigmoid", "tanh", "relu", "softplus", "exp", "sqrt1p", "add", "mul", "scale_shift",
-               "rowsum"}
 HEAD_KINDS = {"bernoulli_nll", "gaussian_nll", "softmax_xent", "gaussian_kl_std", "gaussian_kl", "log_prob",
               "total", "blackbox"}
 # cost heads lowered to one kernel pair `name(inputs..., out_rows)` / `name_bwd(inputs..., grow, grads...)`

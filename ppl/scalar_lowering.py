@@ -27,19 +27,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from .compiler import Lowering, _ident
 from .dsl import ModelError, Node
 from .estimators import REGISTRY
+from .ops import OPS, render
 
-UNARY = {  # kind -> (forward formula of z, cotangent factor of z given z and out)
-    "sigmoid": ("S_.sigmoid({z})", "S_.sigmoid_grad({z})"),
-    "tanh": ("S_.tanh({z})", "S_.tanh_grad_out({out})"),
-    "softplus": ("S_.softplus({z})", "S_.sigmoid({z})"),
-    "exp": ("S_.exp({z})", "{out}"),
-    "sqrt1p": ("S_.sqrt1p({z})", "S_.sqrt1p_grad({z})"),
-    "relu": ("S_.relu({z})", None),  # backward: a branch (see _backward_scalar)
-}
-DETERMINISTIC = {"input", "param", "affine", "add", "mul", "scale_shift", "rowsum", *UNARY}
 HEADS = {"total", "log_prob", "bernoulli_nll", "gaussian_nll", "gaussian_kl_std", "gaussian_kl"}
 STOCHASTIC = {"bernoulli", "bernoulli_probit", "normal"}
 STORE = "\0"  # marks a workspace write in the row code
@@ -70,7 +64,7 @@ def applies(model, choices) -> str | None:
             configs *= est.expansion(choices[n][1], ch.options)
             if configs > MAX_CONFIGS:
                 return f"more than {MAX_CONFIGS} antithetic configurations per drawn row"
-        elif n.kind not in DETERMINISTIC:
+        elif n.kind != "input" and (n.kind not in OPS or OPS[n.kind].scalar is None):
             return f"node '{n.name}' ({n.kind}) has no scalar form"
     return None
 
@@ -242,13 +236,11 @@ class ScalarLowering(Lowering):
             self.cbuf[n] = self.buf1(f"c_{n.name}")
             self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
         else:
-            if n.kind in ("param", "affine"):   # theta / grad indexed directly (no reshaped views)
+            params = OPS[n.kind].params if n.kind in OPS else ()
+            if params:   # theta / grad indexed directly (no reshaped views)
                 self.offset[n] = self.L.n_theta
-            if n.kind == "param":
-                self.param(n.name, (1,), n.attrs["init"])
-            elif n.kind == "affine":
-                self.param(f"{n.name}.W", (1, 1), self.rng.normal(0, 1.0, (1, 1)))
-                self.param(f"{n.name}.b", (1,), 0.0)
+            for q in params:
+                self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
             self.buf2(f"v_{n.name}", 1)
             self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, 1)
 
@@ -285,21 +277,8 @@ class ScalarLowering(Lowering):
             self.emit(f"{cv} = F_({e})")
             self.emit_store(f"{c}[{self.row()}] = {cv}")
             return
-        o = self.offset.get(n)
-        if k == "param":  # theta indexed directly: a reshaped view costs a C call per step
-            self.emit(f"{out} = theta[{o}]")
-        elif k == "affine":
-            self.emit(f"{out} = {ins[0]} * theta[{o}] + theta[{o + 1}]")
-        elif k in UNARY:
-            self.emit(f"{out} = F_({UNARY[k][0].format(z=ins[0])})")
-        elif k == "add":
-            self.emit(f"{out} = {ins[0]} + {ins[1]}")
-        elif k == "mul":
-            self.emit(f"{out} = {ins[0]} * {ins[1]}")
-        elif k == "scale_shift":
-            self.emit(f"{out} = F_(S_.scale_shift({ins[0]}, {n.attrs['scale']!r}, {n.attrs['shift']!r}))")
-        elif k == "rowsum":
-            self.emit(f"{out} = {ins[0]}")
+        if k in OPS:
+            self.emit(f"{out} = {render(OPS[k].scalar, **self._op_values(n, ins))}")
         else:
             self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
             ch, _ = self.choices[n]
@@ -348,29 +327,29 @@ class ScalarLowering(Lowering):
         g = self.cot(n)
         if g is None:
             return
+        op = OPS[k]
+        vals = self._op_values(n, ins, g=g, out=self.val(n))
+        for j, term in enumerate(op.param_vjp):
+            self.emit(f"grad[{vals[f'o{j}']}] += {render(term, **vals)}")
+        for x, term in zip(n.inputs, op.vjp):
+            if isinstance(term, tuple):   # a branch: (condition, term)
+                if self.cot(x):
+                    self.emit(f"if {render(term[0], **vals)}:")
+                    self.emit(f"    {self.cot(x)} += {render(term[1], **vals)}")
+            else:
+                self.add_cot(x, render(term, **vals))
+
+    def _op_values(self, n: Node, ins: list, **more) -> dict:
+        """The names an op's scalar templates read: input values, parameter offsets (o0, o1 ...
+        into theta and grad), attributes."""
+        vals = dict(n.attrs)
+        vals.update({f"x{j}": x for j, x in enumerate(ins)})
         o = self.offset.get(n)
-        if k == "param":
-            self.emit(f"grad[{o}] += {g}")
-        elif k == "affine":
-            self.emit(f"grad[{o}] += {g} * {ins[0]}")
-            self.emit(f"grad[{o + 1}] += {g}")
-            self.add_cot(n.inputs[0], f"{g} * theta[{o}]")
-        elif k == "relu":
-            if self.cot(n.inputs[0]):
-                self.emit(f"if {ins[0]} > 0:")
-                self.emit(f"    {self.cot(n.inputs[0])} += {g}")
-        elif k in UNARY:
-            self.add_cot(n.inputs[0], f"{g} * {UNARY[k][1].format(z=ins[0], out=self.val(n))}")
-        elif k == "add":
-            self.add_cot(n.inputs[0], g)
-            self.add_cot(n.inputs[1], g)
-        elif k == "mul":
-            self.add_cot(n.inputs[0], f"{g} * {ins[1]}")
-            self.add_cot(n.inputs[1], f"{g} * {ins[0]}")
-        elif k == "scale_shift":
-            self.add_cot(n.inputs[0], f"F_({n.attrs['scale']!r} * {g})")
-        elif k == "rowsum":
-            self.add_cot(n.inputs[0], g)
+        for j, q in enumerate(OPS[n.kind].params):
+            vals[f"o{j}"] = o
+            o += int(np.prod(q.shape(n)))
+        vals.update(more)
+        return vals
 
     def _source_scalar(self) -> str:
         """Two inner functions and the step that picks one by mode. The step's own arguments

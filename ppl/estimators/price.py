@@ -6,11 +6,9 @@ over the node's downstream graph (ppl.kernels.cpu_price); it is exact, so the es
 applies when every path from the node to its costs is elementwise (activations, sums,
 products, constant affine maps) into a separable cost head."""
 from ppl.dsl import ModelError
-from ppl.kernels.cpu_price import ACTIVATIONS
+from ppl.ops import OPS, render
 
 from .base import Estimator, register, sample_hard
-
-ELEMENTWISE = set(ACTIVATIONS) | {"add", "mul", "scale_shift"}
 
 
 @register
@@ -76,22 +74,18 @@ class Price(Estimator):
                 else:
                     raise why(n, "the cost")
                 continue
-            if n.kind not in ELEMENTWISE or n.is_stochastic:
+            op = OPS.get(n.kind)
+            if op is None or op.price is None:   # the op's second-order rule (ops.OPS)
                 raise why(n, "a node below it")
             if zero is None:
                 zero = lw.buf2(f"pz_{node.name}", w)
             d1, d2 = lw.buf2(f"pd1_{n.name}", w), lw.buf2(f"pd2_{n.name}", w)
             D[n] = (d1, d2)
             ins = [D.get(i, (zero, zero)) for i in n.inputs]
-            if n.kind in ACTIVATIONS:
-                lw.emit(f"P_.activation_d({ACTIVATIONS[n.kind]}, {lw.v(n.inputs[0])}, {ins[0][0]}, {ins[0][1]}, {d1}, {d2})")
-            elif n.kind == "scale_shift":
-                lw.emit(f"P_.scale_d({n.attrs['scale']!r}, {ins[0][0]}, {ins[0][1]}, {d1}, {d2})")
-            elif n.kind == "add":
-                lw.emit(f"P_.add_d({ins[0][0]}, {ins[0][1]}, {ins[1][0]}, {ins[1][1]}, {d1}, {d2})")
-            else:  # mul
-                a, b = (lw.v(i) for i in n.inputs)
-                lw.emit(f"P_.mul_d({a}, {b}, {ins[0][0]}, {ins[0][1]}, {ins[1][0]}, {ins[1][1]}, {d1}, {d2})")
+            vals = {f"x{j}": (lambda i=i: lw.v(i)) for j, i in enumerate(n.inputs)}
+            for j, (a1, a2) in enumerate(ins):
+                vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
+            lw.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))
         if zero is not None:
             lw.emit_at_start(f"P_.zero_d({zero}, {zero})")
         gz = lw.g(node)
