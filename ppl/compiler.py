@@ -55,10 +55,10 @@ RULES = [
      lambda i: "reparameterisable and every path to its costs is differentiable"),
     ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
      lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance"),
-    ("*", lambda i: i.node.kind == "bernoulli" and not i.differentiable, "relax",
+    ("*", lambda i: i.dist.antithetic and not i.differentiable, "relax",
      lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}': RELAX "
                f"learns a control variate without differentiating f"),
-    ("unbiased", lambda i: i.node.kind == "bernoulli", "disarm",
+    ("unbiased", lambda i: i.dist.antithetic, "disarm",
      lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has far lower "
                "variance than the score function, for two evaluations of the downstream graph"),
     ("*", lambda i: True, "score", _score_reason),
@@ -365,9 +365,10 @@ class Lowering:
         for s in self.rebar_anc[n]:
             self.emit(f"B_.cv_flags({self.enum_stride[s]}, {flag})")
         loglam = self.rebar[first]["loglam"]
-        if n.kind == "normal" or not REGISTRY[ch.estimator].hard_forward:
+        d = self.dist(n)
+        if not d.discrete or not REGISTRY[ch.estimator].hard_forward:
             return
-        if n.kind not in ("bernoulli", "categorical"):
+        if "relax_rows" not in d.kernels:
             raise ModelError(f"{self.dist(n).name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
                              f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
         noise = self.noise_of.get(n)
@@ -377,11 +378,8 @@ class Lowering:
             raise ModelError(f"{self.dist(n).name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
                              f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
         (a,) = self.param_values(n)
-        if n.kind == "categorical":
-            self.emit(f"B_.relax_rows_categorical({flag}, {a}, {noise}, {n.attrs['K']}, {loglam}, {self.v(n)})")
-        else:
-            uniform = self.noise_kind.get(n) == "uniform"
-            self.emit(f"B_.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {self.v(n)})")
+        self.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
+                         uniform=self.noise_kind.get(n) == "uniform", value=self.v(n)))
 
     def _relax_below_rebar_bwd(self, n: Node):
         g = self.g(n)
@@ -389,22 +387,21 @@ class Lowering:
         if g is None:
             return
         flag = self.flag[n]
-        if n.kind == "normal":
+        d = self.dist(n)
+        if not d.discrete:
             # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
             # already covers the control-variate rows; adding the reparameterised term here too
             # would count them twice (Price's Hessian is seeded by the same rows)
             if not REGISTRY[ch.estimator].passes_value_grad:
-                noise = self.noise_of[n]
-                self.emit(f"B_.relax_rows_normal_bwd({flag}, {noise}, {g}, {', '.join(self.param_grads(n))})")
+                gs = {f"g{j}": gp for j, gp in enumerate(self.param_grads(n))}
+                self.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=self.noise_of[n], g=g, **gs))
             return
         if not REGISTRY[ch.estimator].hard_forward:
             return
         loglam = self.rebar[self.rebar_anc[n][0]]["loglam"]
         (ga,) = self.param_grads(n)
-        if n.kind == "categorical":
-            self.emit(f"B_.relax_rows_categorical_bwd({flag}, {self.v(n)}, {n.attrs['K']}, {loglam}, {g}, {ga})")
-        else:
-            self.emit(f"B_.relax_rows_bernoulli_bwd({flag}, {self.v(n)}, {loglam}, {g}, {ga})")
+        self.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=self.v(n), K=n.attrs.get("K"), loglam=loglam,
+                         g=g, ga=ga))
 
     # ----- analysis
     def _data_rows(self):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .distributions import DISTRIBUTIONS
 from .dsl import ModelError
 
 ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.")
@@ -50,7 +51,7 @@ def exact_gradient(model, data, batch=None, params=None, **compile_kw):
     """(loss, {param: gradient}) by enumerating every discrete node, or None when the model has
     continuous random nodes or a support too large to enumerate."""
     nodes = [n for n in model.order if n.is_stochastic]
-    if any(n.kind == "normal" for n in nodes):
+    if any(not DISTRIBUTIONS[n.kind].discrete for n in nodes):
         return None
     compile_kw.setdefault("dtype", np.float64)   # an oracle: exact sums in double precision
     try:

@@ -1,7 +1,17 @@
-"""Distributions as data: what each supports, and the kernels that implement it.
+"""Distributions as data: what each supports, and the code that implements it.
 
-Estimators read these flags (as numpyro reads `reparametrized_params`); nothing asks
-`isinstance`. Kernel names refer to functions of `ppl.kernels.cpu`.
+Estimators and both lowerings read these entries (as numpyro reads `reparametrized_params`);
+nothing asks `isinstance` or compares a distribution's name. An estimator applies when the
+entry has what it needs: a capability flag or the kernel template it renders. Adding a
+distribution is one entry here plus its kernels (kernels/cpu.py, gpu.py, scalar.py).
+
+`kernels` maps a role to a function of `ppl.kernels.cpu` (called through `Lowering.call`, which
+appends the group size K of a grouped node) or, for estimator-specific kernels, to a source
+template rendered with `ppl.ops.render` over the names the estimator provides (a: the logits,
+value: the node's value, K: the group size, stride: the node's configuration digit, u / v /
+noise: its base noise, flag: REBAR's control-variate row flags, loglam: REBAR's log temperature,
+g / ga / g0 / g1: cotangents; see each estimator). `scalar` holds the row-fused formulas
+(ppl/scalar_lowering.py) over p0, p1 (the parameters' values), x (the value) and noise.
 """
 from __future__ import annotations
 
@@ -17,8 +27,12 @@ class Distribution:
     noise: str = "normal"            # the base noise of the sampler: logistic | normal | gumbel
     relaxation: str | None = None    # name of the continuous relaxation, if any
     straight_through: bool = False
+    antithetic: bool = False         # a two-point logit-link law: ARM / DisARM pairs exist
+    gaussian: bool = False           # Gaussian location-scale: Price's theorem applies
+    grouped: bool = False            # values are one-hot groups of K (node attribute "K") columns
     positive: tuple = ()             # params that must be > 0 (checked in the fused step)
     kernels: dict = field(default_factory=dict)
+    scalar: dict = field(default_factory=dict)
 
     @property
     def has_rsample(self) -> bool:
@@ -28,29 +42,63 @@ class Distribution:
         """Number of joint values of a node of this width (None for continuous)."""
         if not self.discrete:
             return None
-        return K ** (width // K) if self.name == "Categorical" else 2 ** width
+        return K ** (width // K) if self.grouped else 2 ** width
 
+
+_BERNOULLI_SCALAR_VJP = (("+=", "{weight} * S_.bernoulli_score({p0}, {x})"),)
 
 DISTRIBUTIONS = {
     "bernoulli": Distribution(
         "Bernoulli", ("logits",), discrete=True, noise="logistic", relaxation="concrete",
-        straight_through=True,
+        straight_through=True, antithetic=True,
         kernels=dict(sample="bernoulli_sample", log_prob="bernoulli_log_prob",
                      log_prob_bwd="bernoulli_log_prob_bwd", st_bwd="bernoulli_st_bwd",
                      log_prob_keep="bernoulli_log_prob_keep", log_prob_kept_bwd="bernoulli_log_prob_kept_bwd",
-                     relaxed_sample="binary_concrete_sample", relaxed_bwd="binary_concrete_bwd")),
+                     relaxed_sample="binary_concrete_sample", relaxed_bwd="binary_concrete_bwd",
+                     enum="R_.enum_bernoulli({stride}, {value})",
+                     relax_sample="X_.relax_sample({a}, {u}, {value})",
+                     relax_bwd="X_.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)",
+                     # the Bernoulli REBAR kernels keep dz~/da (dzt) for the backward pass, and
+                     # read sigma(a) when a log_prob(node) cost kept it (sa)
+                     rebar_forward="B_.rebar_forward({a}, {u}, {v}, {stride}, {lam}, {delta}, {value}, {dzt})",
+                     rebar_bwd="B_.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {eta}, "
+                               "{loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
+                     relax_rows="B_.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
+                     relax_rows_bwd="B_.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
+        scalar=dict(sample="S_.threshold({p0}, {noise})", log_prob="S_.bernoulli_log_prob_term({p0}, {x})",
+                    vjp=_BERNOULLI_SCALAR_VJP, value_vjp=("+=", "{weight} * {p0}"), st_density="sigmoid_grad")),
     "bernoulli_probit": Distribution(
         "Bernoulli(probit)", ("logits",), discrete=True, noise="normal", straight_through=True,
         kernels=dict(sample="probit_sample", log_prob="probit_log_prob", log_prob_bwd="probit_log_prob_bwd",
-                     st_bwd="probit_st_bwd")),
+                     st_bwd="probit_st_bwd", enum="R_.enum_bernoulli({stride}, {value})"),
+        scalar=dict(sample="S_.threshold({p0}, {noise})", log_prob="S_.probit_log_prob_term({p0}, {x})",
+                    vjp=(("+=", "{weight} * S_.probit_score({p0}, {x})"),),
+                    value_vjp=("+=", "{weight} * S_.probit_log_odds({p0})"), st_density="norm_pdf")),
     "normal": Distribution(
         "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal", positive=("scale",),
+        gaussian=True,
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
-                     log_prob_bwd="normal_log_prob_bwd")),
+                     log_prob_bwd="normal_log_prob_bwd",
+                     # below a REBAR node: the reparameterised term of the control-variate rows
+                     relax_rows_bwd="B_.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
+        scalar=dict(sample="F_(S_.normal_reparam({p0}, {p1}, {noise}))",
+                    log_prob="-S_.gaussian_nll_term({x}, {p0}, {p1})",
+                    vjp_pre="{q}, {w} = S_.gaussian_nll_grad({x}, {p0}, {p1})",
+                    vjp=(("+=", "{weight} * {q}"), ("-=", "{weight} * {w}")), value_vjp=("-=", "{weight} * {q}"))),
     "categorical": Distribution(
         "Categorical", ("logits",), discrete=True, noise="gumbel", relaxation="gumbel_softmax",
-        straight_through=True,
+        straight_through=True, grouped=True,
         kernels=dict(sample="categorical_sample", log_prob="categorical_log_prob",
                      log_prob_bwd="categorical_log_prob_bwd", relaxed_sample="gumbel_softmax_sample",
-                     relaxed_bwd="gumbel_softmax_bwd")),
+                     relaxed_bwd="gumbel_softmax_bwd",
+                     enum="R_.enum_categorical({stride}, {K}, {value})",
+                     relax_sample="X_.relax_categorical_sample({a}, {u}, {K}, {value})",
+                     relax_bwd="X_.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "
+                               "{ga}, {gphi}, True)",
+                     rebar_forward="B_.rebar_categorical_forward({a}, {u}, {v}, {stride}, {K}, {lam}, {delta}, "
+                                   "{value})",
+                     rebar_bwd="B_.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {K}, {eta}, "
+                               "{loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
+                     relax_rows="B_.relax_rows_categorical({flag}, {a}, {noise}, {K}, {loglam}, {value})",
+                     relax_rows_bwd="B_.relax_rows_categorical_bwd({flag}, {value}, {K}, {loglam}, {g}, {ga})")),
 }

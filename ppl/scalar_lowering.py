@@ -31,14 +31,13 @@ import numpy as np
 
 from .compiler import Lowering, _ident
 from .dsl import ModelError, Node
+from .distributions import DISTRIBUTIONS
 from .estimators import REGISTRY
 from .ops import OPS, render
 
 HEADS = {"total", "log_prob", "bernoulli_nll", "gaussian_nll", "gaussian_kl_std", "gaussian_kl"}
-STOCHASTIC = {"bernoulli", "bernoulli_probit", "normal"}
 STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
-NOISE = {"bernoulli": "logistic", "bernoulli_probit": "normal", "normal": "normal"}
 
 
 def applies(model, choices) -> str | None:
@@ -54,7 +53,7 @@ def applies(model, choices) -> str | None:
         if n.width != 1:
             return f"node '{n.name}' has width {n.width}"
         if n.is_stochastic:
-            if n.kind not in STOCHASTIC:
+            if "sample" not in DISTRIBUTIONS[n.kind].scalar:
                 return f"{n.kind} node '{n.name}' has no scalar form"
             ch, _ = choices[n]
             est = REGISTRY[ch.estimator]
@@ -151,45 +150,32 @@ class ScalarLowering(Lowering):
 
     def sample_hard(self, node: Node) -> str:
         """The ordinary draw of a stochastic node from its row's base noise."""
-        noise = self.noise_scalar(node, NOISE[node.kind])
-        p = self.params_of(node)
-        if node.kind == "normal":
-            self.emit(f"{self.val(node)} = F_(S_.normal_reparam({p[0]}, {p[1]}, {noise}))")
-        else:
-            self.emit(f"{self.val(node)} = S_.threshold({p[0]}, {noise})")
+        d = self.dist(node)
+        noise = self.noise_scalar(node, d.noise)
+        self.emit(f"{self.val(node)} = {render(d.scalar['sample'], noise=noise, **self._dist_values(node))}")
         return noise
 
+    def _dist_values(self, node: Node) -> dict:
+        """The names a distribution's scalar formulas read: p0, p1 ... (its parameters' values), x."""
+        return {"x": self.val(node), **{f"p{j}": v for j, v in enumerate(self.params_of(node))}}
+
     def log_prob_expr(self, node: Node) -> str:
-        p, x = self.params_of(node), self.val(node)
-        if node.kind == "bernoulli":
-            return f"S_.bernoulli_log_prob_term({p[0]}, {x})"
-        if node.kind == "bernoulli_probit":
-            return f"S_.probit_log_prob_term({p[0]}, {x})"
-        return f"-S_.gaussian_nll_term({x}, {p[0]}, {p[1]})"
+        return render(self.dist(node).scalar["log_prob"], **self._dist_values(node))
 
     def log_prob_vjp_row(self, node: Node, weight: str, with_value: bool):
         """weight * d log p(node | params) into the params' cotangents (and the value's), for
         this row (the array lowering's log_prob_vjp emits a kernel call over all rows)."""
-        p, x = self.params_of(node), self.val(node)
-        gp = [self.cot(q) for q in node.inputs]
-        gx = self.cot(node) if with_value else None
-        if node.kind == "normal":
-            if not any((*gp, gx)):
-                return
-            q, w = self.local("q", node), self.local("w", node)
-            self.emit(f"{q}, {w} = S_.gaussian_nll_grad({x}, {p[0]}, {p[1]})")
-            if gp[0]:
-                self.emit(f"{gp[0]} += {weight} * {q}")
-            if gp[1]:
-                self.emit(f"{gp[1]} -= {weight} * {w}")
-            if gx:
-                self.emit(f"{gx} -= {weight} * {q}")
+        f = self.dist(node).scalar
+        targets = [self.cot(q) for q in node.inputs] + [self.cot(node) if with_value else None]
+        terms = [*f["vjp"], f["value_vjp"]]   # (operator, term) per parameter, then the value's
+        if not any(targets):
             return
-        score, odds = (("bernoulli_score", None) if node.kind == "bernoulli" else ("probit_score", "probit_log_odds"))
-        if gp[0]:
-            self.emit(f"{gp[0]} += {weight} * S_.{score}({p[0]}, {x})")
-        if gx:
-            self.emit(f"{gx} += {weight} * " + (p[0] if odds is None else f"S_.{odds}({p[0]})"))
+        vals = dict(self._dist_values(node), weight=weight, q=self.local("q", node), w=self.local("w", node))
+        if "vjp_pre" in f:   # shared locals of the terms
+            self.emit(render(f["vjp_pre"], **vals))
+        for target, (op, term) in zip(targets, terms):
+            if target:
+                self.emit(f"{target} {op} {render(term, **vals)}")
 
     def downstream_L(self, node: Node, cfg=None) -> str:
         """A local holding the sum of the node's downstream costs in configuration cfg."""

@@ -8,7 +8,7 @@ from .base import Estimator, enumerated_below, register
 
 class _Antithetic(Estimator):
     def check(self, info):
-        if info.node.kind != "bernoulli":
+        if not info.dist.antithetic:
             return f"{info.dist.name} is not a logit-link Bernoulli"
         return None
 

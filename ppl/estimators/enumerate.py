@@ -4,6 +4,8 @@ Each drawn row becomes one row per joint value v of the node (mixed-radix digit 
 index), weighted by p(v | a). Costs are summed with those weights, so the objective over this
 node is exact; the node's parameters receive sum_v p(v|a) L_s(v) d log p(v|a)/da, the exact
 gradient of sum_v p(v|a) L_s(v). Nodes downstream keep their own estimators."""
+from ppl.ops import render
+
 from .base import Estimator, register
 
 MAX_SUPPORT = 4096
@@ -26,10 +28,7 @@ class Enumerate(Estimator):
 
     def forward(self, lw, node, opts):
         stride = lw.enum_stride[node]
-        if node.kind == "categorical":
-            lw.emit(f"R_.enum_categorical({stride}, {node.attrs['K']}, {lw.v(node)})")
-        else:
-            lw.emit(f"R_.enum_bernoulli({stride}, {lw.v(node)})")
+        lw.emit(render(lw.dist(node).kernels["enum"], stride=stride, K=node.attrs.get("K"), value=lw.v(node)))
         lp = lw.buf1(f"lp_{node.name}")
         lw.call(lw.dist(node).kernels["log_prob"], [*lw.param_values(node), lw.v(node)], [lp], node)
         lw.emit(f"R_.mul_exp({lp}, {lw.rw})")

@@ -18,7 +18,7 @@ class Price(Estimator):
     hard_forward = False
 
     def check(self, info):
-        if info.node.kind != "normal":
+        if not info.dist.gaussian:
             return f"{info.dist.name} is not a Normal node"
         if not info.differentiable:
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"

@@ -10,6 +10,8 @@ import math
 
 from ppl.kernels.cpu_rebar import CONFIGS
 
+from ppl.ops import fields, render
+
 from .base import Estimator, register
 
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
@@ -22,7 +24,7 @@ class Rebar(Estimator):
     options = {"temperature": 0.5, "eta": 1.0, "train": True}
 
     def check(self, info):
-        if info.node.kind not in ("bernoulli", "categorical"):
+        if "rebar_forward" not in info.dist.kernels:
             return f"{info.dist.name} has no REBAR implementation (logit-link Bernoulli and Categorical do)"
         if not info.differentiable:
             return (f"a path to its costs goes through the gradient-free black box '{info.blocked_by}' "
@@ -43,13 +45,11 @@ class Rebar(Estimator):
         lam, glam = lw.param(f"rebar.{node.name}.log_temperature", (1,), math.log(float(opts["temperature"])))
         lw.rebar[node] = {"eta": eta, "geta": geta, "loglam": lam, "glam": glam}
         (a,) = lw.param_values(node)
-        if node.kind == "categorical":
-            lw.emit(f"B_.rebar_categorical_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {node.attrs['K']}, {lam}, "
-                    f"{DELTA}, {lw.v(node)})")
-        else:
-            dzt = lw.buf2(f"dzt_{node.name}", node.width)
-            lw.rebar[node]["dzt"] = dzt
-            lw.emit(f"B_.rebar_forward({a}, {u}, {v}, {lw.enum_stride[node]}, {lam}, {DELTA}, {lw.v(node)}, {dzt})")
+        kernel = lw.dist(node).kernels["rebar_forward"]
+        if "dzt" in fields(kernel):   # a kernel that keeps dz~/da for the backward pass
+            lw.rebar[node]["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
+        lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], K=node.attrs.get("K"), lam=lam,
+                       delta=DELTA, value=lw.v(node), dzt=lw.rebar[node].get("dzt")))
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
@@ -59,10 +59,8 @@ class Rebar(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        if node.kind == "categorical":
-            kernel, noise, K = "rebar_categorical_bwd", f"{u}, {v}", f"{node.attrs['K']}, "
-        else:   # the Bernoulli kernel reads dz~/da and the relaxed values of the forward pass
-            sa = lw.kept.get(("log_prob", node), lw.E2)   # sigma(a), if a log_prob(node) cost kept it
-            kernel, noise, K = "rebar_bwd", f"{sa}, {p['dzt']}, {lw.v(node)}", ""
-        lw.emit(f"B_.{kernel}({a}, {noise}, {L}, {lw.rw}, {lw.g(node)}, {lw.enum_stride[node]}, {K}{p['eta']}, "
-                f"{p['loglam']}, {DELTA}, {ga}, {p['geta']}, {p['glam']}, {bool(opts['train'])})")
+        lw.emit(render(lw.dist(node).kernels["rebar_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw,
+                       g=lw.g(node), stride=lw.enum_stride[node], K=node.attrs.get("K"), eta=p["eta"],
+                       loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
+                       train=bool(opts["train"]), dzt=p.get("dzt"),
+                       sa=lambda: lw.kept.get(("log_prob", node), lw.E2)))   # sigma(a), if log_prob(node) kept it

@@ -5,6 +5,7 @@ costs. c_phi (a small tanh network on z and the node's data inputs) lives in the
 parameters as 'relax.<node>' and is trained by the same optimiser on the estimator's variance
 (its gradient is derived and implemented in ppl.kernels.cpu_relax)."""
 from ppl.kernels.cpu_relax import relax_size
+from ppl.ops import render
 
 from .base import Estimator, register
 
@@ -15,7 +16,7 @@ class Relax(Estimator):
     options = {"hidden": 16}
 
     def check(self, info):
-        if info.node.kind not in ("bernoulli", "categorical"):
+        if "relax_sample" not in info.dist.kernels:
             return f"{info.dist.name} has no RELAX implementation (logit-link Bernoulli and Categorical do)"
         return None
 
@@ -25,10 +26,7 @@ class Relax(Estimator):
         lw.noise_of[node] = (u, v)
         lw.noise_kind[node] = "uniform"
         (a,) = lw.param_values(node)
-        if node.kind == "categorical":
-            lw.emit(f"X_.relax_categorical_sample({a}, {u}, {node.attrs['K']}, {lw.v(node)})")
-        else:
-            lw.emit(f"X_.relax_sample({a}, {u}, {lw.v(node)})")
+        lw.emit(render(lw.dist(node).kernels["relax_sample"], a=a, u=u, K=node.attrs.get("K"), value=lw.v(node)))
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
@@ -54,8 +52,5 @@ class Relax(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        if node.kind == "categorical":
-            lw.emit(f"X_.relax_categorical_bwd({a}, {u}, {v}, {lw.v(node)}, {L}, {lw.rw}, {ctx}, {phi}, {H}, "
-                    f"{node.attrs['K']}, {ga}, {gphi}, True)")
-        else:
-            lw.emit(f"X_.relax_bwd({a}, {u}, {v}, {lw.v(node)}, {L}, {lw.rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)")
+        lw.emit(render(lw.dist(node).kernels["relax_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw, ctx=ctx,
+                       phi=phi, H=H, K=node.attrs.get("K"), ga=ga, gphi=gphi))

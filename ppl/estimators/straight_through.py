@@ -51,5 +51,5 @@ class StraightThrough(Estimator):
         if g is None:
             return
         (a,) = node.inputs
-        density = "sigmoid_grad" if node.kind == "bernoulli" else "norm_pdf"
+        density = sl.dist(node).scalar["st_density"]   # d P(value = 1) / d logits
         sl.add_cot(a, f"{g} * S_.{density}({sl.val(a)})")
