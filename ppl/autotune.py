@@ -9,7 +9,9 @@ import time
 import numba
 import numpy as np
 
+from . import graph as G
 from .dsl import ModelError
+from .selection import select
 from .estimators import REGISTRY
 
 PILOT_DRAWS = 32           # gradient estimates per candidate for the variance
@@ -44,9 +46,10 @@ def _measure(prog, data, batch):
     return var, per_step
 
 
-def autotune(model, estimators, dtype, samples, baseline, seed, target, cache, pilot, lowering="auto"):
-    from .compiler import compile_model, select
-    from . import graph as G
+def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, target, cache, pilot,
+             lowering="auto"):
+    """Compile with the least variance x time estimator per node; `compile_model` is the
+    compiler's entry point (passed in: the compiler calls this module, not the reverse)."""
 
     if pilot is None:
         raise ModelError("policy 'autotune' needs pilot data: compile(..., policy='autotune', pilot={'x': batch}) "

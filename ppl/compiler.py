@@ -1,638 +1,33 @@
-"""The graph compiler: estimator selection by a visible rule table, then lowering of the whole
-forward-sample / cost / backward pass into ONE generated @njit function.
+"""The graph compiler's entry point: `compile_model` runs the passes and loads the result.
 
-The generated step has the signature
+    analyse (graph.py) -> select (selection.py) -> lower (lowering.py, or scalar_lowering.py when
+    every node has width 1) -> check the target -> render the module source -> load it (cached)
 
-    step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode) -> loss
-
-theta/grad: flat parameter and gradient vectors (named views are reshaped slices);
-state: non-gradient state (running baselines, fixed temperatures); ws2/ws1: preallocated 2D
-and 1D workspaces; inputs: tuple of (B, width) data arrays; B: data rows; seed, t: the
-counter-based RNG key and step; mode 0 = forward only, 1 = forward and gradient.
-Rows are laid out r = ((i * K) + k) * S + c (data row, sample, enumeration configuration).
+The generated module holds ONE @njit step (see lowering.py for its signature) for the CPU
+target, or the same body bound to the CUDA launchers for the CUDA target.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
+import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import graph as G
-from .distributions import DISTRIBUTIONS
-from .dsl import Model, ModelError, Node
-from .estimators import REGISTRY, NodeInfo
-from .ops import OPS, render
-from .kernels._cache import cache_root, kernels_version
+from . import scalar_lowering
 from . import validate as V
-
-
-
-# --------------------------------------------------------------------------- the rule table
-@dataclass
-class Choice:
-    estimator: str
-    options: dict
-    reason: str
-
-
-def _score_reason(i: NodeInfo) -> str:
-    if i.blocked_by:
-        return f"a path to its costs goes through the gradient-free black box '{i.blocked_by}'"
-    if i.dist.discrete:
-        return "discrete node: the unbiased default is the score function with a baseline"
-    return "not reparameterisable"
-
-
-# (policy, condition, estimator, reason) -- first match wins. This is THE place where the
-# compiler's defaults are decided; `explain()` prints the reason of the rule that fired.
-RULES = [
-    ("*", lambda i: i.dist.has_rsample and i.differentiable, "pathwise",
-     lambda i: "reparameterisable and every path to its costs is differentiable"),
-    ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
-     lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance"),
-    ("*", lambda i: i.dist.antithetic and not i.differentiable, "relax",
-     lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}': RELAX "
-               f"learns a control variate without differentiating f"),
-    ("unbiased", lambda i: i.dist.antithetic, "disarm",
-     lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has far lower "
-               "variance than the score function, for two evaluations of the downstream graph"),
-    ("*", lambda i: True, "score", _score_reason),
-]
-POLICIES = ("unbiased", "fast", "autotune")
-
-
-def _parse_override(spec, node: Node):
-    if isinstance(spec, str):
-        return spec, {}
-    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
-        return spec[0], dict(spec[1])
-    raise ModelError(f"estimator for '{node.name}' must be a name or (name, {{options}}), got {spec!r}")
-
-
-def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, baseline) -> dict:
-    if policy not in POLICIES:
-        raise ModelError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-    stoch = [n for n in an.order if n.is_stochastic]
-    if isinstance(estimators, dict):
-        unknown = set(estimators) - {n.name for n in stoch}
-        if unknown:
-            raise ModelError(f"estimators name unknown stochastic nodes: {', '.join(sorted(unknown))}; "
-                             f"the stochastic nodes are {', '.join(n.name for n in stoch)}")
-        overrides = estimators
-    elif estimators == "auto":
-        overrides = {}
-    elif isinstance(estimators, (str, tuple, list)):
-        overrides = {n.name: estimators for n in stoch}
-    else:
-        raise ModelError(f"estimators must be 'auto', a name, or a dict node -> name; got {estimators!r}")
-    out = {}
-    for n in stoch:
-        d = DISTRIBUTIONS[n.kind]
-        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)))
-        if n.name in overrides:
-            name, opts = _parse_override(overrides[n.name], n)
-            if name not in REGISTRY:
-                raise ModelError(f"{d.name} '{n.name}': unknown estimator {name!r}; known: "
-                                 f"{', '.join(sorted(REGISTRY))}")
-            why_not = REGISTRY[name].check(info)
-            if why_not:
-                usable = [k for k, e in sorted(REGISTRY.items()) if e.check(info) is None]
-                raise ModelError(f"{d.name} '{n.name}': estimator '{name}' does not apply ({why_not}); "
-                                 f"use {', '.join(repr(u) for u in usable)}")
-            reason = "chosen by the user"
-        else:
-            rule_policy = "unbiased" if policy == "autotune" else policy
-            for pol, cond, name, why in RULES:
-                if pol in ("*", rule_policy) and cond(info) and REGISTRY[name].check(info) is None:
-                    reason = why(info)
-                    opts = {}
-                    break
-        est = REGISTRY[name]
-        unknown_opts = set(opts) - set(est.options)
-        if unknown_opts:
-            raise ModelError(f"{d.name} '{n.name}': estimator '{name}' has no option(s) "
-                             f"{', '.join(sorted(unknown_opts))}; its options: {', '.join(est.options) or 'none'}")
-        full = dict(est.options)
-        if name == "score" and baseline is not None:
-            full["baseline"] = baseline
-        full.update(opts)
-        full = V.estimator_options(f"{d.name} '{n.name}'", name, full)
-        if hasattr(est, "resolve"):
-            try:
-                full["baseline"] = est.resolve(info, full)
-            except ValueError as e:
-                raise ModelError(f"{d.name} '{n.name}': {e}") from None
-        out[n] = (Choice(name, full, reason), info)
-    return out
-
-
-# --------------------------------------------------------------------------- lowering
-@dataclass
-class Layout:
-    """Where everything of a program lives; the Program allocates from it."""
-
-    params: list = field(default_factory=list)   # (name, offset, shape, init ndarray)
-    n_theta: int = 0
-    state: list = field(default_factory=list)    # (name, offset, size, init)
-    n_state: int = 0
-    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R', 'D' (data rows) or an int
-    ws1: list = field(default_factory=list)      # names of (R,) buffers
-    inputs: list = field(default_factory=list)   # input node names, in argument order
-    costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
-    values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, row repeats)
-    rw_index: int = 0
-    S: int = 1
-    lowering: str = "array kernels"
-
-
-def _ident(name: str) -> str:
-    return name.replace(".", "_")
-
-
-class Lowering:
-    """Emits the fused step. Estimators call the helper methods below."""
-
-    prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
-
-    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator):
-        self.model, self.an, self.choices, self.samples = model, an, choices, samples
-        self.rng = rng
-        self.L = Layout()
-        self.fwd: list[str] = []
-        self.bwd: list[str] = []
-        self.head: list[str] = []   # unpacking of params, state and workspaces
-        self.globals: dict = {}
-        self.section = self.fwd
-        self.noise_of: dict = {}
-        self._names: dict = {}
-        self._Lcache: dict = {}
-        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
-        self.E2 = self.buf2("E2_", 0, rows=0)
-        self.E1 = "E1_"
-        self.head.append("E1_ = ws1[0]")
-        self.L.ws1.append(("E1_", 0))
-        self.rw = self.buf1("rw_")
-        self.L.rw_index = len(self.L.ws1) - 1
-        # cost cotangent seeds: the row weights, except where an estimator (REBAR) seeds its
-        # control-variate rows differently from their (zero) loss weight
-        self.rebar_nodes = [n for n in an.order if n in choices and choices[n][0].estimator == "rebar"]
-        self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
-        self.noise_kind: dict = {}
-        self.zero_rows = self.buf1("zeros_")
-        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
-        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
-        self.op_params: dict = {}          # layer node -> [(param view, its gradient view)] (ops.OPS)
-        # enumeration: strides of the mixed-radix configuration digit of each enumerated node
-        self.enum_stride, S = {}, 1
-        for n in an.order:
-            if n in choices:
-                ch, info = choices[n]
-                size = REGISTRY[ch.estimator].expansion(info, ch.options)
-                if size > 1:
-                    self.enum_stride[n] = S
-                    S *= size
-        if S > 1 << 16:
-            raise ModelError(f"enumeration multiplies every row by {S} configurations (> 65536); "
-                             f"enumerate fewer or smaller nodes")
-        self.S = self.L.S = S
-        self.reps = samples * S
-        self.R = "R"
-        self._requires_grad()
-        self._data_rows()
-
-    # ----- helpers estimators use
-    def emit(self, line: str):
-        self.section.append(line)
-
-    def emit_at_start(self, line: str):
-        """A line run once at the top of the step, before the forward pass."""
-        self.fwd.insert(0, line)
-
-    def buf2(self, name: str, width, rows="R") -> str:
-        name = _ident(name)
-        self.L.ws2.append((name, rows, int(width)))
-        self.head.append(f"{name} = ws2[{len(self.L.ws2) - 1}]")
-        return name
-
-    def buf1(self, name: str) -> str:
-        name = _ident(name)
-        self.L.ws1.append((name, "R"))
-        self.head.append(f"{name} = ws1[{len(self.L.ws1) - 1}]")
-        return name
-
-    def state_slot(self, name: str, size: int, init=0.0) -> int:
-        off = self.L.n_state
-        self.L.state.append((name, off, size, np.full(size, init)))
-        self.L.n_state += size
-        return off
-
-    def state_value(self, name: str, init: float) -> str:
-        ident = "st_" + _ident(name)
-        if ident not in self._names:
-            off = self.state_slot(name, 1, init)
-            self.head.append(f"{ident} = state[{off}:{off + 1}]")
-            self._names[ident] = off
-        return ident
-
-    def param(self, name: str, shape: tuple, init) -> tuple:
-        size = int(np.prod(shape))
-        off = self.L.n_theta
-        init = np.broadcast_to(np.asarray(init, dtype=np.float64), shape).copy()
-        self.L.params.append((name, off, tuple(shape), init))
-        self.L.n_theta += size
-        p, gp = "p_" + _ident(name), "gp_" + _ident(name)
-        shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
-        self.head.append(f"{p} = theta[{off}:{off + size}].reshape(({shp}))")
-        self.head.append(f"{gp} = grad[{off}:{off + size}].reshape(({shp}))")
-        return p, gp
-
-    def v(self, node: Node) -> str:
-        """The node's values on all R rows (for a data-row node: its repeated twin, made on
-        first use by a reader outside the data-row sub-graph, e.g. a learned baseline)."""
-        if node in self.inv and node not in self.twin:
-            self.twin.add(node)
-            self.buf2(f"v_{node.name}", node.width)
-            self.emit(f"R_.repeat_rows({self.vB(node)}, {self.reps}, v_{node.name})")
-        return "v_" + node.name
-
-    def g(self, node: Node):
-        return "g_" + node.name if self.req[node] and node.kind != "input" else None
-
-    def vB(self, node: Node) -> str:
-        """Values as the data-row sub-graph reads them (B rows for its nodes)."""
-        return f"vB_{node.name}" if node in self.inv else self.v(node)
-
-    def gB(self, node: Node):
-        if node in self.inv:
-            return f"gB_{node.name}" if self.req[node] and node.kind != "input" else None
-        return self.g(node)
-
-    def gB_or_empty(self, node: Node) -> str:
-        return self.gB(node) or self.E2
-
-    def g_or_empty(self, node: Node) -> str:
-        return self.g(node) or self.E2
-
-    def dist(self, node: Node):
-        return DISTRIBUTIONS[node.kind]
-
-    def param_values(self, node: Node) -> list:
-        return [self.v(p) for p in node.inputs]
-
-    def param_grads(self, node: Node) -> list:
-        return [self.g_or_empty(p) for p in node.inputs]
-
-    def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
-        k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
-        self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
-
-    def log_prob_vjp(self, node: Node, weights: str, gx: str):
-        """Row-weighted VJP of log p(node | params) into the params' gradients (and gx), from the
-        sigma(logits) a log_prob cost kept in the forward pass when there is one."""
-        d = self.dist(node)
-        keep = self.kept.get(("log_prob", node))
-        if keep is not None:
-            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
-                      f"{keep}, {weights}, {', '.join(self.param_grads(node))}, {gx})")
-        else:
-            self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)],
-                      [weights, *self.param_grads(node), gx], node)
-
-    def _row_constant(self, kernel: str, logits: Node) -> tuple:
-        """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli
-        cost of it takes the vector and the `_const` kernel (softplus and sigma once per column)."""
-        if logits.kind == "param":
-            return kernel + "_const", "p_" + _ident(logits.name)
-        return kernel, self.v(logits)
-
-    def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
-        """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
-        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not;
-        is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into
-        a hard sample (noise + NaN > 0 is False) or a select; every estimator reads the values
-        checked here, so one check per node covers all of them."""
-        d = self.dist(node)
-        for pname, p in zip(d.params, node.inputs):
-            if pname in d.positive:
-                self.emit(f"if not {is_positive(p)}:")
-                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
-                          f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
-            if is_finite is not None:
-                self.emit(f"if not {is_finite(p)}:")
-                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; "
-                          f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
-                          f"learning rate too high)\")")
-
-    def noise(self, node: Node, kind: str, k: int = 0) -> str:
-        """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
-        configuration of a drawn row shares it (common random numbers; ARM's pairs need it)."""
-        name = self.buf2(f"n{k}_{node.name}", node.width)
-        stream = self.stream_base[node] + k
-        if self.S == 1:
-            self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t)")
-        else:
-            self.emit(f"N_.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t)")
-            self.emit(f"R_.expand_rows({name}, {self.S})")
-        return name
-
-    def downstream_L(self, node: Node) -> str:
-        costs = self.an.downstream_costs[node]
-        key = frozenset(c.name for c in costs)
-        if key not in self._Lcache:
-            L = self.buf1(f"L_{node.name}")
-            self.emit(f"R_.zero1({L})")
-            for c in costs:
-                self.emit(f"R_.add_rows(c_{c.name}, {L})")
-            self._Lcache[key] = L
-        return self._Lcache[key]
-
-    def baseline_inputs(self, node: Node) -> list:
-        return self.an.ancestors_inputs[node]
-
-    # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
-    # control-variate rows, so the control variate is a continuous function of the relaxed value
-    def _relax_below_rebar(self, n: Node):
-        ch, _ = self.choices[n]
-        first = self.rebar_anc[n][0]
-        flag = self.buf1(f"flag_{n.name}")
-        self.flag[n] = flag
-        self.emit(f"R_.zero1({flag})")
-        for s in self.rebar_anc[n]:
-            self.emit(f"B_.cv_flags({self.enum_stride[s]}, {flag})")
-        loglam = self.rebar[first]["loglam"]
-        d = self.dist(n)
-        if not d.discrete or not REGISTRY[ch.estimator].hard_forward:
-            return
-        if "relax_rows" not in d.kernels:
-            raise ModelError(f"{self.dist(n).name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
-                             f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
-        noise = self.noise_of.get(n)
-        if isinstance(noise, tuple):
-            noise = noise[0]
-        if noise is None:
-            raise ModelError(f"{self.dist(n).name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
-                             f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
-        (a,) = self.param_values(n)
-        self.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
-                         uniform=self.noise_kind.get(n) == "uniform", value=self.v(n)))
-
-    def _relax_below_rebar_bwd(self, n: Node):
-        g = self.g(n)
-        ch, _ = self.choices[n]
-        if g is None:
-            return
-        flag = self.flag[n]
-        d = self.dist(n)
-        if not d.discrete:
-            # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
-            # already covers the control-variate rows; adding the reparameterised term here too
-            # would count them twice (Price's Hessian is seeded by the same rows)
-            if not REGISTRY[ch.estimator].passes_value_grad:
-                gs = {f"g{j}": gp for j, gp in enumerate(self.param_grads(n))}
-                self.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=self.noise_of[n], g=g, **gs))
-            return
-        if not REGISTRY[ch.estimator].hard_forward:
-            return
-        loglam = self.rebar[self.rebar_anc[n][0]]["loglam"]
-        (ga,) = self.param_grads(n)
-        self.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=self.v(n), K=n.attrs.get("K"), loglam=loglam,
-                         g=g, ga=ga))
-
-    # ----- analysis
-    def _data_rows(self):
-        """Nodes whose value depends on the data row only (no stochastic node above them, not a
-        cost head) are computed once per data row (B rows, suffix B) instead of once per sample and
-        configuration (R = B * K * S rows): the encoder of a model with 4 samples and an
-        antithetic pair runs on B rows, not 8 B. Where such a node is read by a per-sample node,
-        its values are repeated to R rows (`v_<name>`) and, backward, the R-row gradient is summed
-        back per data row (`fold_rows`) before the data-row sub-graph's own backward pass."""
-        self.inv, self.twin = set(), set()
-        if self.reps == 1:
-            return
-        for n in self.an.order:
-            if not n.is_stochastic and not n.attrs.get("is_head") and all(i in self.inv for i in n.inputs):
-                self.inv.add(n)
-        g = self.an.graph
-        # a parameter row read only per sample is broadcast to R rows directly
-        self.inv -= {n for n in self.inv if n.kind == "param"
-                     and not any(self.model.nodes[k] in self.inv for k in g.successors(n.name))}
-        for n in self.inv:
-            if any(self.model.nodes[k] not in self.inv for k in g.successors(n.name)):
-                self.twin.add(n)
-
-    def _requires_grad(self):
-        self.rebar_anc = {}
-        for n in self.an.order:
-            if n.is_stochastic:
-                anc = [s for s in self.rebar_nodes if s.name in G.nx.ancestors(self.an.graph, n.name)]
-                if anc:
-                    if self.an.blocked_by.get(n):
-                        raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "
-                                         f"goes through the gradient-free black box '{self.an.blocked_by[n]}'; "
-                                         f"use 'relax' for '{anc[0].name}'")
-                    self.rebar_anc[n] = anc
-        req = {}
-        for n in self.an.order:
-            if n.kind == "input":
-                req[n] = False
-            elif n.kind in ("param", "affine"):
-                req[n] = True
-            elif n.is_stochastic:
-                est = REGISTRY[self.choices[n][0].estimator]
-                req[n] = (est.passes_value_grad or n in self.rebar_anc) and any(req[p] for p in n.inputs)
-            else:
-                req[n] = any(req[p] for p in n.inputs)
-        self.req = req
-        for c in self.model.costs:
-            if c.kind == "blackbox" and c.attrs["grad"] is None:
-                for x in c.inputs:
-                    if req[x]:
-                        raise ModelError(
-                            f"black box '{c.name}' has no gradient but its input '{x.name}' depends on "
-                            f"parameters through a differentiable path; give blackbox(..., grad=...) or put a "
-                            f"stochastic node (estimated by 'score') between the parameters and the black box")
-
-    # ----- lowering of every node
-    def generate(self) -> str:
-        order = self.an.order
-        self.rebar = {}
-        self.flag = {}
-        for n in order:
-            self._forward(n)
-            if n in self.rebar_anc:
-                self._relax_below_rebar(n)
-        # loss
-        self.section = self.fwd
-        if self.rebar_nodes:
-            self.emit(f"B_.copy1({self.rw}, {self.cw})")
-            for n in self.rebar_nodes:
-                self.emit(f"B_.rebar_weights({self.enum_stride[n]}, {self.rebar[n]['eta']}, {self.rw}, {self.cw})")
-        tot = self.buf1("tot_")
-        self.emit(f"R_.zero1({tot})")
-        self.emit("loss = 0.0")
-        for c in self.model.costs:
-            self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")
-        # backward
-        self.section = self.bwd
-        self.emit("R_.zero1(grad)")
-        for n in order:
-            if self.g(n) is not None and not n.attrs.get("is_head"):
-                if n in self.inv:
-                    self.emit(f"R_.zero2({self.gB(n)})")
-                if n not in self.inv or n in self.twin:
-                    self.emit(f"R_.zero2({self.g(n)})")
-        for n in reversed(order):
-            self._backward(n)
-        return self._source()
-
-    def _forward(self, n: Node):
-        self.section = self.fwd
-        k = n.kind
-        inv = n in self.inv
-        pre = "vB_" if inv else "v_"
-        if k == "input":
-            j = len(self.L.inputs)
-            self.L.inputs.append(n.name)
-            self.head.append(f"{pre}{n.name} = inputs[{j}]")
-            self.L.values[n.name] = ("input", j, self.reps)
-            if n in self.twin:
-                self.buf2(f"v_{n.name}", n.width)
-                self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
-            return
-        if not n.attrs.get("is_head"):
-            self.buf2(f"{pre}{n.name}", n.width, rows="D" if inv else "R")
-            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.reps if inv else 1)
-            if n in self.twin:
-                self.buf2(f"v_{n.name}", n.width)
-            if self.req[n]:
-                self.buf2(f"g{'B' if inv else ''}_{n.name}", n.width, rows="D" if inv else "R")
-                if n in self.twin:
-                    self.buf2(f"g_{n.name}", n.width)
-        ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
-        out = f"{pre}{n.name}"
-        if k in OPS:
-            op = OPS[k]
-            self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng)) for q in op.params]
-            self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
-        elif n.is_stochastic:
-            self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})",
-                                      lambda p: f"R_.all_finite2({self.vB(p)})")
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].forward(self, n, ch.options)
-        elif n.attrs.get("is_head"):
-            c = self.buf1(f"c_{n.name}")
-            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
-            if k == "log_prob":
-                s = n.inputs[0]
-                kern = self.dist(s).kernels
-                if "log_prob_keep" in kern and any(gp != self.E2 for gp in self.param_grads(s)):
-                    # keep sigma(logits) for the VJP (here or fused into the score estimator's)
-                    if ("log_prob", s) not in self.kept:
-                        self.kept[("log_prob", s)] = self.buf2(f"sig_{s.name}", s.width)
-                    keep = self.kept[("log_prob", s)]
-                    (a,) = s.inputs
-                    fn, logits = self._row_constant(kern["log_prob_keep"], a)
-                    self.emit(f"K_.{fn}({logits}, {self.v(s)}, {c}, {keep})")
-                else:
-                    self.call(kern["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
-            elif k == "blackbox":
-                fname = f"bb_{n.name}"
-                self.globals[fname] = n.attrs["fn"]
-                self.emit(f"for r in range({self.rw}.shape[0]):")
-                self.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
-            elif k == "bernoulli_nll" and self.g_or_empty(n.inputs[0]) != self.E2:
-                # keep sigma(logits) for the VJP: the cost's exp serves the backward too
-                keep = self.buf2(f"sig_{n.name}", n.inputs[0].width)
-                self.kept[n] = keep
-                fn, logits = self._row_constant("bernoulli_nll_keep", n.inputs[0])
-                self.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
-            else:
-                self.call(G.HEAD_KERNELS[k], ins, [c], n)
-        else:  # pragma: no cover - the DSL builds no other kinds
-            raise ModelError(f"node '{n.name}': unknown kind {k!r}")
-        if inv and n in self.twin:
-            self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
-
-    def _backward(self, n: Node):
-        self.section = self.bwd
-        k = n.kind
-        if n in self.inv:
-            if n in self.twin and self.g(n) is not None:
-                self.emit(f"R_.fold_rows({self.g(n)}, {self.reps}, {self.gB(n)})")
-            self._backward_kinds(n, [self.vB(i) for i in n.inputs], [self.gB_or_empty(i) for i in n.inputs],
-                                 self.gB(n), self.vB(n), "D")
-            return
-        ins = [self.v(i) for i in n.inputs]
-        gins = [self.g_or_empty(i) for i in n.inputs]
-        if n.attrs.get("is_head"):
-            if all(gi == self.E2 for gi in gins):
-                return
-            if k == "log_prob":
-                s = n.inputs[0]
-                if REGISTRY[self.choices[s][0].estimator].fuses_log_prob and self.g_or_empty(s) == self.E2:
-                    # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
-                    self.log_prob_weights.setdefault(s, []).append(self.cw)
-                    return
-                self.log_prob_vjp(s, self.cw, self.g_or_empty(s))
-            elif k == "blackbox":
-                fn = n.attrs["grad"]
-                gname = f"bbg_{n.name}"
-                self.globals[gname] = fn
-                scratch = [self.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
-                self.emit(f"for r in range({self.rw}.shape[0]):")
-                self.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
-                for s, gi in zip(scratch, gins):
-                    if gi != self.E2:
-                        self.emit(f"R_.add_scaled_rows({s}, {self.cw}, {gi})")
-            elif k == "total":
-                self.emit(f"K_.row_sum_bwd({self.cw}, {gins[0]})")
-            elif n in self.kept:
-                self.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {self.kept[n]}, {self.cw}, "
-                          f"{', '.join(gins)})")
-            else:
-                self.call(G.HEAD_KERNELS[k] + "_bwd", ins, [self.cw, *gins], n)
-            return
-        if n.is_stochastic:
-            if n in self.rebar_anc:
-                self._relax_below_rebar_bwd(n)
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].backward(self, n, ch.options)
-            return
-        self._backward_kinds(n, ins, gins, self.g(n), self.v(n), "R")
-
-    def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
-        """VJP of a deterministic layer: gout (its value cotangent) into gins."""
-        if gout is None:
-            return
-        op = OPS[n.kind]
-        if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.E2):
-            return
-        gs = {f"g{j}": g for j, g in enumerate(gins)}
-        self.emit(render(op.bwd, out=out, gout=gout, **gs, **self._op_values(n, ins)))
-
-    def _op_values(self, n: Node, ins: list) -> dict:
-        """The names an op's array templates read: input values, parameters, attributes."""
-        vals = dict(n.attrs)
-        vals.update({f"x{j}": x for j, x in enumerate(ins)})
-        for j, (p, gp) in enumerate(self.op_params.get(n, ())):
-            vals[f"p{j}"], vals[f"gp{j}"] = p, gp
-        return vals
-
-    def _source(self) -> str:
-        K = self.samples
-        body = ["    " + line for line in self.head]
-        body.append(f"    R_.fill({self.rw}, 1.0 / (B * {K}))")
-        body += ["    " + line for line in self.fwd]
-        body.append("    if mode == 0:")
-        body.append("        return loss")
-        body += ["    " + line for line in self.bwd]
-        body.append("    return loss")
-        return "\n".join(body)
+from .autotune import autotune
+from .cuda_program import CudaProgram
+from .dsl import Model, ModelError
+from .kernels._cache import cache_root, kernels_version
+from .lowering import Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
+from .program import Program
+from .selection import POLICIES, RULES, Choice, select   # noqa: F401
+from .targets import check_target
 
 
 HEADER = '''"""Generated by ppl for model {model!r}: one fused forward/backward step. Do not edit."""
@@ -657,38 +52,39 @@ def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
 '''
 
 
-HEADER_CUDA = '''"""Generated by ppl for model {model!r}, CUDA target: the same step body as the CPU program,
+# the CUDA target's kernel set: the generated body's module aliases -> modules of ppl.kernels
+# (the same function names and arguments as the CPU modules the CPU header binds)
+CUDA_MODULES = {"K_": "gpu", "N_": "gpu_noise", "R_": "gpu_rows", "A_": "gpu_antithetic", "X_": "gpu_relax",
+                "B_": "gpu_rebar", "P_": "gpu_price"}
+HEADER_CUDA = ('''"""Generated by ppl for model {model!r}, CUDA target: the same step body as the CPU program,
 its kernel calls bound to the CUDA launchers (same names and arguments). Do not edit."""
 # kernels version {kver}
-from ppl.kernels import gpu as K_
-from ppl.kernels import gpu_noise as N_
-from ppl.kernels import gpu_rows as R_
-from ppl.kernels import gpu_antithetic as A_
-from ppl.kernels import gpu_relax as X_
-from ppl.kernels import gpu_rebar as B_
-from ppl.kernels import gpu_price as P_
-from ppl.dsl import ModelError as ModelError_
+''' + "".join(f"from ppl.kernels import {m} as {a}\n" for a, m in CUDA_MODULES.items()) + '''from ppl.dsl import ModelError as ModelError_
 
 
 def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
-'''
-CUDA_MODULES = {"K_", "N_", "R_", "A_", "X_", "B_", "P_"}
+''')
+_KERNEL_CALL = re.compile(r"\b([A-Z]_)\.(\w+)\(")
 
 
-def _check_cuda_body(lw: "Lowering", body: str):
-    """The CUDA target runs the same body; refuse what has no CUDA launcher, naming the node."""
-    import re
+def check_cuda_kernels(lw: Lowering):
+    """The CUDA target runs the same body: every kernel it calls must be in the CUDA kernel set
+    (CUDA_MODULES); otherwise an error names each node, what lowered it and the kernels missing."""
     if lw.globals:
         name = next(c.name for c in lw.model.costs if c.kind == "blackbox")
         raise ModelError(f"target 'cuda': the black-box cost '{name}' runs a Python/@njit function per row on the "
                          f"CPU; compile with target='cpu'")
-    used = set(re.findall(r"\b([A-Z])_\.", body))
-    missing = {m + "_" for m in used} - CUDA_MODULES
+    missing = {}
+    for node, line in lw.emitted:
+        for alias, fn in _KERNEL_CALL.findall(line):
+            mod = CUDA_MODULES.get(alias)
+            if mod is None or not hasattr(importlib.import_module(f"ppl.kernels.{mod}"), fn):
+                missing.setdefault(node, set()).add(f"{alias}.{fn}")
     if missing:
-        nodes = [f"'{n.name}' ({ch.estimator})" for n, (ch, _) in lw.choices.items()
-                 if ch.estimator in ("rebar", "relax", "price")]
-        raise ModelError(f"target 'cuda': estimators of {', '.join(nodes)} have no CUDA kernels yet; use "
-                         f"'disarm', 'arm', 'score' or 'straight_through' for them, or target='cpu'")
+        what = [f"'{n.name}' ({lw.choices[n][0].estimator if n in lw.choices else n.kind}: {', '.join(sorted(f))})"
+                for n, f in missing.items()]
+        raise ModelError(f"target 'cuda': no CUDA kernel for {'; '.join(what)}; choose another estimator for "
+                         f"these nodes or compile with target='cpu'")
 
 
 def cache_dir() -> Path:
@@ -769,8 +165,6 @@ def check_blackboxes(model: Model, dtype) -> None:
 
 def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
                   baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto"):
-    from .program import Program
-
     samples = V.integer(samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
     seed = V.seed(seed, "compile: seed")
     try:
@@ -784,12 +178,10 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         raise ModelError(f"baseline (for the score estimator) must be one of {', '.join(BASELINES)} or None, "
                          f"got {baseline!r}")
     if policy == "autotune":
-        from .autotune import autotune
-        return autotune(model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
+        return autotune(model, compile_model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
                         target=target, cache=cache, pilot=pilot, lowering=lowering)
     dtype = np.dtype(dtype)
     if target != "cpu":
-        from .targets import check_target
         check_target(target)
     if lowering not in LOWERINGS:
         raise ModelError(f"lowering must be one of {', '.join(LOWERINGS)}, got {lowering!r}")
@@ -800,7 +192,6 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
     rng = np.random.default_rng(seed)
     lw = None
     if lowering != "arrays" and target == "cpu":
-        from . import scalar_lowering
         why = scalar_lowering.applies(model, choices)
         if why is None:
             lw = scalar_lowering.ScalarLowering(model, an, choices, int(samples), rng, str(dtype))
@@ -813,8 +204,7 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         lw = Lowering(model, an, choices, int(samples), rng)
     body = lw.generate()
     if target == "cuda":
-        from .cuda_program import CudaProgram
-        _check_cuda_body(lw, body)
+        check_cuda_kernels(lw)
         source = HEADER_CUDA.format(model=model.name, kver=kernels_version()) + body + "\n"
         mod = load_source(model.name + "_cuda", source, {})
         return CudaProgram(model, an, choices, lw.L, mod, source, dtype, int(samples))

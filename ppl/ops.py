@@ -1,7 +1,7 @@
 """The op table: every deterministic layer kind and what each part of ppl needs of it.
 
 One entry per op holds its inputs and width rule (the DSL and validation), its parameters,
-its array-kernel calls forward and backward (``compiler.Lowering``), its scalar formula and
+its array-kernel calls forward and backward (``lowering.Lowering``), its scalar formula and
 the cotangent of each input for row-fused code (``scalar_lowering``), its second-order forward
 rule for Price (``estimators/price.py``) and the targets that have its kernels. The lowerings
 hold no list of kinds of their own: they render these templates. Adding an op is one entry

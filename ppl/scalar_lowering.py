@@ -1,7 +1,7 @@
 """Row-fused scalar lowering: the step of a graph whose every node has width 1, as ONE loop
 over rows of straight-line scalar code.
 
-The array lowering (``compiler.Lowering``) emits one kernel call per node and pass; on width-1
+The array lowering (``lowering.Lowering``) emits one kernel call per node and pass; on width-1
 arrays each call is ~10 ns of call, loop and view overhead around one or two flops, so a
 scalar estimate (seed 002's toy, a scalar estimator inside a user's @njit simulation) costs
 ~20 calls. Here every node's value is a local variable of the row loop, computed by the same
@@ -29,7 +29,7 @@ import re
 
 import numpy as np
 
-from .compiler import Lowering, _ident
+from .lowering import Lowering, _ident
 from .dsl import ModelError, Node
 from .distributions import DISTRIBUTIONS
 from .estimators import REGISTRY

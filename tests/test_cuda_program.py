@@ -108,6 +108,20 @@ def test_blackbox_cost_is_refused_on_cuda():
         m.compile(dtype=np.float64, estimators="score", target="cuda")
 
 
+def test_a_kernel_missing_on_cuda_names_the_node_and_the_kernel(monkeypatch):
+    """The CUDA target's check reads the CUDA kernel set: hide one launcher and the compile
+    refuses, naming the node, its estimator and the kernel (never a failure inside the step)."""
+    from ppl.kernels import gpu_price
+    monkeypatch.delattr(gpu_price, "price_scale_grad")
+    with Model("cuda_missing") as m:
+        x = m.input("x", 3)
+        z = Normal("z", Affine(x, 2, name="mu"), ppl.softplus(Affine(x, 2, name="sd")))
+        m.cost("c", ppl.total(ppl.tanh(z)))
+    with pytest.raises(ppl.ModelError, match=r"no CUDA kernel for 'z' \(price: P_.price_scale_grad\).*target='cpu'"):
+        m.compile(estimators="price", target="cuda")
+    m.compile(estimators="pathwise", target="cuda")   # the other estimators' kernels are all there
+
+
 def test_no_device_is_a_clear_error(monkeypatch):
     from numba import cuda
 

@@ -41,6 +41,11 @@ class Estimator:
         """None when the estimator applies to the node, else the reason it does not."""
         return None
 
+    def resolve(self, info: NodeInfo, opts: dict) -> dict:
+        """The options with their defaults that depend on the node made concrete (the score
+        estimator's baseline); a ValueError names an option that cannot apply."""
+        return opts
+
     def expansion(self, info: NodeInfo, opts: dict) -> int:
         """How many rows each drawn row becomes (enumeration); 1 for sampling estimators."""
         return 1

@@ -30,7 +30,7 @@ class Score(Estimator):
             raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {b!r}")
         if b == "loo" and info.samples < 2:
             raise ValueError("baseline 'loo' needs samples >= 2 (compile(..., samples=K))")
-        return b
+        return {**opts, "baseline": b}
 
     def forward(self, lw, node, opts):
         sample_hard(lw, node)
