@@ -12,13 +12,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .dsl import Model, ModelError, Node
-from .ops import LAYER_KINDS
-
-HEAD_KINDS = {"bernoulli_nll", "gaussian_nll", "softmax_xent", "gaussian_kl_std", "gaussian_kl", "log_prob",
-              "total", "blackbox"}
-# cost heads lowered to one kernel pair `name(inputs..., out_rows)` / `name_bwd(inputs..., grow, grads...)`
-HEAD_KERNELS = {"bernoulli_nll": "bernoulli_nll", "gaussian_nll": "gaussian_nll", "softmax_xent": "softmax_xent",
-                "gaussian_kl_std": "gaussian_kl_std", "gaussian_kl": "gaussian_kl", "total": "row_sum_fwd"}
+from .ops import HEAD_KINDS, LAYER_KINDS
 
 
 @dataclass

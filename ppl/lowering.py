@@ -66,7 +66,8 @@ class Lowering:
         self.section = self.fwd
         self.owner = None           # the node whose code is being emitted
         self.emitted: list = []     # (owner node, line) of every emitted line (target checks)
-        self.noise_of: dict = {}
+        self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
+        self.scratch: dict = {}     # (estimator name, node) -> what an estimator's forward leaves for later
         self._names: dict = {}
         self._Lcache: dict = {}
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
@@ -78,7 +79,9 @@ class Lowering:
         self.L.rw_index = len(self.L.ws1) - 1
         # cost cotangent seeds: the row weights, except where an estimator (REBAR) seeds its
         # control-variate rows differently from their (zero) loss weight
-        self.rebar_nodes = [n for n in an.order if n in choices and choices[n][0].estimator == "rebar"]
+        # nodes whose estimator's extra rows re-evaluate the graph below them (REBAR's control
+        # variate): they seed those rows' cost cotangents differently from their loss weight
+        self.rebar_nodes = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
         self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
         self.noise_kind: dict = {}
         self.zero_rows = self.buf1("zeros_")
@@ -103,7 +106,17 @@ class Lowering:
         self._requires_grad()
         self._data_rows()
 
-    # ----- helpers estimators use
+    def _estimator(self, node: Node):
+        return REGISTRY[self.choices[node][0].estimator]
+
+    # ----- helpers estimators use (the context they see: estimators/base.py lists it)
+    def record_noise(self, node: Node, noise, kind: str | None = None):
+        """Record the base noise a node's draw used (a buffer, or a tuple of buffers) and its
+        kind, for the node's own backward and for estimators above it (REBAR relaxes it)."""
+        self.noise_of[node] = noise
+        if kind is not None:
+            self.noise_kind[node] = kind
+
     def emit(self, line: str):
         self.section.append(line)
         self.emitted.append((self.owner, line))
@@ -254,55 +267,6 @@ class Lowering:
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]
 
-    # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
-    # control-variate rows, so the control variate is a continuous function of the relaxed value
-    def _relax_below_rebar(self, n: Node):
-        ch, _ = self.choices[n]
-        first = self.rebar_anc[n][0]
-        flag = self.buf1(f"flag_{n.name}")
-        self.flag[n] = flag
-        self.emit(f"R_.zero1({flag})")
-        for s in self.rebar_anc[n]:
-            self.emit(f"B_.cv_flags({self.enum_stride[s]}, {flag})")
-        loglam = self.rebar[first]["loglam"]
-        d = self.dist(n)
-        if not d.discrete or not REGISTRY[ch.estimator].hard_forward:
-            return
-        if "relax_rows" not in d.kernels:
-            raise ModelError(f"{self.dist(n).name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
-                             f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
-        noise = self.noise_of.get(n)
-        if isinstance(noise, tuple):
-            noise = noise[0]
-        if noise is None:
-            raise ModelError(f"{self.dist(n).name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
-                             f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
-        (a,) = self.param_values(n)
-        self.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
-                         uniform=self.noise_kind.get(n) == "uniform", value=self.v(n)))
-
-    def _relax_below_rebar_bwd(self, n: Node):
-        g = self.g(n)
-        ch, _ = self.choices[n]
-        if g is None:
-            return
-        flag = self.flag[n]
-        d = self.dist(n)
-        if not d.discrete:
-            # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
-            # already covers the control-variate rows; adding the reparameterised term here too
-            # would count them twice (Price's Hessian is seeded by the same rows)
-            if not REGISTRY[ch.estimator].passes_value_grad:
-                gs = {f"g{j}": gp for j, gp in enumerate(self.param_grads(n))}
-                self.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=self.noise_of[n], g=g, **gs))
-            return
-        if not REGISTRY[ch.estimator].hard_forward:
-            return
-        loglam = self.rebar[self.rebar_anc[n][0]]["loglam"]
-        (ga,) = self.param_grads(n)
-        self.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=self.v(n), K=n.attrs.get("K"), loglam=loglam,
-                         g=g, ga=ga))
-
     # ----- analysis
     def _data_rows(self):
         """Nodes whose value depends on the data row only (no stochastic node above them, not a
@@ -360,18 +324,16 @@ class Lowering:
     # ----- lowering of every node
     def generate(self) -> str:
         order = self.an.order
-        self.rebar = {}
-        self.flag = {}
         for n in order:
             self._forward(n)
-            if n in self.rebar_anc:
-                self._relax_below_rebar(n)
+            if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
+                self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
         # loss
         self.section, self.owner = self.fwd, None
         if self.rebar_nodes:
             self.emit(f"B_.copy1({self.rw}, {self.cw})")
             for n in self.rebar_nodes:
-                self.emit(f"B_.rebar_weights({self.enum_stride[n]}, {self.rebar[n]['eta']}, {self.rw}, {self.cw})")
+                self._estimator(n).seed_weights(self, n)
         tot = self.buf1("tot_")
         self.emit(f"R_.zero1({tot})")
         self.emit("loss = 0.0")
@@ -416,7 +378,7 @@ class Lowering:
                     self.buf2(f"g_{n.name}", n.width)
         ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
         out = f"{pre}{n.name}"
-        if k in OPS:
+        if k in OPS and not OPS[k].head:
             op = OPS[k]
             self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng)) for q in op.params]
             self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
@@ -453,7 +415,7 @@ class Lowering:
                 fn, logits = self._row_constant("bernoulli_nll_keep", n.inputs[0])
                 self.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
             else:
-                self.call(G.HEAD_KERNELS[k], ins, [c], n)
+                self.emit(render(OPS[k].fwd, c=c, **self._op_values(n, ins)))
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if inv and n in self.twin:
@@ -491,17 +453,16 @@ class Lowering:
                 for s, gi in zip(scratch, gins):
                     if gi != self.E2:
                         self.emit(f"R_.add_scaled_rows({s}, {self.cw}, {gi})")
-            elif k == "total":
-                self.emit(f"K_.row_sum_bwd({self.cw}, {gins[0]})")
             elif n in self.kept:
                 self.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {self.kept[n]}, {self.cw}, "
                           f"{', '.join(gins)})")
             else:
-                self.call(G.HEAD_KERNELS[k] + "_bwd", ins, [self.cw, *gins], n)
+                gs = {f"g{j}": g for j, g in enumerate(gins)}
+                self.emit(render(OPS[k].bwd, cw=self.cw, **gs, **self._op_values(n, ins)))
             return
         if n.is_stochastic:
             if n in self.rebar_anc:
-                self._relax_below_rebar_bwd(n)
+                self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].backward(self, n, ch.options)
             return

@@ -64,18 +64,32 @@ class Op:
     bwd: str | None = None
     bwd_if_input_grad: bool = False  # emit bwd only when input 0 has a gradient buffer
     # row-fused scalar lowering
-    scalar: str | None = None        # the value's expression
-    vjp: tuple = ()                  # per input: cotangent term, or (condition, term) for a branch
+    scalar: str | None = None        # the value's expression (a head: the row's cost)
+    vjp: tuple = ()                  # Vjp entries, emitted in order
+    vjp_pre: str | None = None       # a line of locals the entries share (emitted when one applies)
     param_vjp: tuple = ()            # per parameter slot (o0, o1, ...): gradient term
-    # Price's second-order forward rule, None when the op mixes or hides columns
-    price: str | None = None
+    # Price's second-order forward rule, None when the op mixes or hides columns; for a cost
+    # head, {input index: its Hessian-diagonal rule} (over x*, d1, d2 of that input, cw, H)
+    price: object = None
+    head: bool = False               # a cost head: a per-row cost (out: its cost rows c)
     targets: frozenset = field(default_factory=lambda: frozenset({"cpu", "cuda"}))
+
+
+@dataclass(frozen=True)
+class Vjp:
+    """One cotangent contribution of row-fused code: `<cotangent of input j> <op> <term>`,
+    emitted when that input has a cotangent (and under `if <cond>:` when cond is given)."""
+
+    j: int
+    term: str
+    op: str = "+="
+    cond: str | None = None
 
 
 def _unary(kind, doc, value, factor, price=True):
     """An elementwise activation: kernels <kind>_fwd / <kind>_bwd, scalar <value> and the
-    factor d out / d x (over x0 and out; or a (condition, term) branch), Price's activation code."""
-    term = factor if isinstance(factor, tuple) else f"{{g}} * {factor}"
+    factor d out / d x (over x0 and out; or (condition,) for a branch), Price's activation code."""
+    term = Vjp(0, "{g}", cond=factor[0]) if isinstance(factor, tuple) else Vjp(0, f"{{g}} * {factor}")
     return Op(kind, 1, doc, fwd=f"K_.{kind}_fwd({{x0}}, {{out}})",
               bwd=f"K_.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True,
               scalar=f"F_({value})", vjp=(term,),
@@ -93,28 +107,67 @@ OPS: dict[str, Op] = {op.kind: op for op in (
                      lambda n, rng: rng.normal(0, 1 / np.sqrt(n.inputs[0].width), (n.inputs[0].width, n.width))),
                Param(".b", lambda n: (n.width,), lambda n, rng: 0.0)),
        fwd="K_.affine_fwd({x0}, {p0}, {p1}, {out})", bwd="K_.affine_bwd({x0}, {p0}, {gout}, {g0}, {gp0}, {gp1})",
-       scalar="{x0} * theta[{o0}] + theta[{o1}]", vjp=("{g} * theta[{o0}]",), param_vjp=("{g} * {x0}", "{g}")),
+       scalar="{x0} * theta[{o0}] + theta[{o1}]", vjp=(Vjp(0, "{g} * theta[{o0}]"),),
+       param_vjp=("{g} * {x0}", "{g}")),
     _unary("sigmoid", "Elementwise sigmoid.", "S_.sigmoid({x0})", "S_.sigmoid_grad({x0})"),
     _unary("tanh", "Elementwise tanh.", "S_.tanh({x0})", "S_.tanh_grad_out({out})"),
-    _unary("relu", "Elementwise relu.", "S_.relu({x0})", ("{x0} > 0", "{g}")),
+    _unary("relu", "Elementwise relu.", "S_.relu({x0})", ("{x0} > 0",)),
     _unary("softplus", "Elementwise softplus.", "S_.softplus({x0})", "S_.sigmoid({x0})"),
     _unary("exp", "Elementwise exp.", "S_.exp({x0})", "{out}"),
     _unary("sqrt1p", "sqrt(1 + z^2): a smooth positive scale for Gaussian heads (seed 004).",
            "S_.sqrt1p({x0})", "S_.sqrt1p_grad({x0})"),
     Op("add", 2, "Elementwise sum of two nodes of one width.", fwd="K_.add_fwd({x0}, {x1}, {out})",
-       bwd="K_.add_bwd({gout}, {g0}, {g1})", scalar="{x0} + {x1}", vjp=("{g}", "{g}"),
+       bwd="K_.add_bwd({gout}, {g0}, {g1})", scalar="{x0} + {x1}", vjp=(Vjp(0, "{g}"), Vjp(1, "{g}")),
        price="P_.add_d({d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
     Op("mul", 2, "Elementwise product of two nodes of one width.", fwd="K_.mul_fwd({x0}, {x1}, {out})",
-       bwd="K_.mul_bwd({x0}, {x1}, {gout}, {g0}, {g1})", scalar="{x0} * {x1}", vjp=("{g} * {x1}", "{g} * {x0}"),
+       bwd="K_.mul_bwd({x0}, {x1}, {gout}, {g0}, {g1})", scalar="{x0} * {x1}",
+       vjp=(Vjp(0, "{g} * {x1}"), Vjp(1, "{g} * {x0}")),
        price="P_.mul_d({x0}, {x1}, {d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
     Op("scale_shift", 1, "scale * x + shift with constant scale and shift.",
        fwd="R_.scale_shift_fwd({x0}, {scale!r}, {shift!r}, {out})", bwd="R_.scale_shift_bwd({scale!r}, {gout}, {g0})",
-       bwd_if_input_grad=True, scalar="F_(S_.scale_shift({x0}, {scale!r}, {shift!r}))", vjp=("F_({scale!r} * {g})",),
+       bwd_if_input_grad=True, scalar="F_(S_.scale_shift({x0}, {scale!r}, {shift!r}))",
+       vjp=(Vjp(0, "F_({scale!r} * {g})"),),
        price="P_.scale_d({scale!r}, {d1_0}, {d2_0}, {d1}, {d2})"),
     Op("rowsum", 1, "The sum of a node's columns, as a width-1 node.", width="one",
        fwd="K_.row_sum_fwd({x0}, {out}.reshape({out}.shape[0]))",
        bwd="K_.row_sum_bwd({gout}.reshape({gout}.shape[0]), {g0})", bwd_if_input_grad=True,
-       scalar="{x0}", vjp=("{g}",)),
+       scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+    # ---- cost heads: one cost per row, in the rows c; backward seeded by the row weights cw
+    Op("total", 1, "The row sum of a node's values, as a cost.", head=True,
+       fwd="K_.row_sum_fwd({x0}, {c})", bwd="K_.row_sum_bwd({cw}, {g0})", scalar="{x0}", vjp=(Vjp(0, "{g}"),),
+       price={0: "P_.hess_total({cw}, {d1}, {d2}, {H})"}),
+    Op("bernoulli_nll", 2, "-log Bernoulli(target | sigmoid(logits)), summed over columns.", head=True,
+       fwd="K_.bernoulli_nll({x0}, {x1}, {c})", bwd="K_.bernoulli_nll_bwd({x0}, {x1}, {cw}, {g0}, {g1})",
+       scalar="S_.bernoulli_nll_term({x0}, {x1})",
+       vjp=(Vjp(0, "{g} * S_.bernoulli_score({x0}, {x1})", "-="), Vjp(1, "-({g} * {x0})")),
+       price={0: "P_.hess_bernoulli_nll_logits({cw}, {x0}, {x1}, {d1}, {d2}, {H})"}),
+    Op("gaussian_nll", 3, "-log N(target | loc, scale^2), summed over columns.", head=True,
+       fwd="K_.gaussian_nll({x0}, {x1}, {x2}, {c})",
+       bwd="K_.gaussian_nll_bwd({x0}, {x1}, {x2}, {cw}, {g0}, {g1}, {g2})",
+       scalar="S_.gaussian_nll_term({x2}, {x0}, {x1})", vjp_pre="q_, w2_ = S_.gaussian_nll_grad({x2}, {x0}, {x1})",
+       vjp=(Vjp(0, "-({g} * q_)"), Vjp(1, "{g} * w2_"), Vjp(2, "{g} * q_")),
+       price={0: "P_.hess_gaussian_nll_mean({cw}, {x0}, {x2}, {x1}, {d1}, {d2}, {H})",
+              2: "P_.hess_gaussian_nll_mean({cw}, {x2}, {x0}, {x1}, {d1}, {d2}, {H})",
+              1: "P_.hess_gaussian_nll_scale({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
+    Op("softmax_xent", 2, "Softmax cross-entropy per group of K columns.", head=True,
+       fwd="K_.softmax_xent({x0}, {x1}, {K}, {c})", bwd="K_.softmax_xent_bwd({x0}, {x1}, {K}, {cw}, {g0}, {g1})"),
+    Op("gaussian_kl_std", 2, "Closed-form KL(N(loc, scale^2) || N(0, I)).", head=True,
+       fwd="K_.gaussian_kl_std({x0}, {x1}, {c})", bwd="K_.gaussian_kl_std_bwd({x0}, {x1}, {cw}, {g0}, {g1})",
+       scalar="S_.gaussian_kl_std_term({x0}, {x1})", vjp_pre="dm_, ds_ = S_.gaussian_kl_std_grad({x0}, {x1})",
+       vjp=(Vjp(0, "{g} * dm_"), Vjp(1, "{g} * ds_"))),
+    Op("gaussian_kl", 4, "Closed-form KL(N(loc, scale^2) || N(loc2, scale2^2)).", head=True,
+       fwd="K_.gaussian_kl({x0}, {x1}, {x2}, {x3}, {c})",
+       bwd="K_.gaussian_kl_bwd({x0}, {x1}, {x2}, {x3}, {cw}, {g0}, {g1}, {g2}, {g3})",
+       scalar="S_.gaussian_kl_term({x0}, {x1}, {x2}, {x3})",
+       vjp_pre="dm_, da_, db_ = S_.gaussian_kl_grad({x0}, {x1}, {x2}, {x3})",
+       vjp=(Vjp(0, "{g} * dm_"), Vjp(2, "-({g} * dm_)"), Vjp(1, "{g} * da_"), Vjp(3, "{g} * db_"))),
+    # log p(node | params) of a stochastic node: inputs (node, *params); lowered from the node's
+    # Distribution entry (and fused into its estimator's VJP where it can be)
+    Op("log_prob", -1, "log p(value | parameters) of a stochastic node.", head=True,
+       scalar="{log_prob}", price={0: "P_.hess_normal_log_prob_value({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
+    # a user @njit cost per row (and its optional gradient): CPU only
+    Op("blackbox", -1, "A user @njit cost per row.", head=True, targets=frozenset({"cpu"})),
 )}
 
-LAYER_KINDS = frozenset(k for k in OPS if k != "param")   # ops that read other nodes
+LAYER_KINDS = frozenset(k for k, op in OPS.items() if k != "param" and not op.head)   # layers reading nodes
+HEAD_KINDS = frozenset(k for k, op in OPS.items() if op.head)

@@ -35,7 +35,6 @@ from .distributions import DISTRIBUTIONS
 from .estimators import REGISTRY
 from .ops import OPS, render
 
-HEADS = {"total", "log_prob", "bernoulli_nll", "gaussian_nll", "gaussian_kl_std", "gaussian_kl"}
 STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
 
@@ -45,7 +44,7 @@ def applies(model, choices) -> str | None:
     configs = 1
     for n in model.order:
         if n.attrs.get("is_head"):
-            if n.kind not in HEADS:
+            if OPS[n.kind].scalar is None:
                 return f"cost '{n.name}' ({n.kind}) has no scalar form"
             if any(i.width != 1 for i in n.inputs):
                 return f"cost '{n.name}' reads a node wider than 1"
@@ -134,8 +133,7 @@ class ScalarLowering(Lowering):
         name = self.local(f"n{k}", node, per_config=False)
         if self.cfg == 0:
             self.emit(f"{name} = Q_.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d, 0, t)")
-        self.noise_of[node] = name
-        self.noise_kind[node] = kind
+        self.record_noise(node, name, kind)
         return name
 
     def temperature(self, node: Node, init: float) -> str:
@@ -248,18 +246,7 @@ class ScalarLowering(Lowering):
         if n.attrs.get("is_head"):
             c = self.cbuf[n]
             cv = self.cost_local(n)
-            if k == "total":
-                e = ins[0]
-            elif k == "log_prob":
-                e = self.log_prob_expr(n.inputs[0])
-            elif k == "bernoulli_nll":
-                e = f"S_.bernoulli_nll_term({ins[0]}, {ins[1]})"
-            elif k == "gaussian_nll":
-                e = f"S_.gaussian_nll_term({ins[2]}, {ins[0]}, {ins[1]})"
-            elif k == "gaussian_kl_std":
-                e = f"S_.gaussian_kl_std_term({ins[0]}, {ins[1]})"
-            else:  # gaussian_kl
-                e = f"S_.gaussian_kl_term({', '.join(ins)})"
+            e = render(OPS[k].scalar, log_prob=lambda: self.log_prob_expr(n.inputs[0]), **self._op_values(n, ins))
             self.emit(f"{cv} = F_({e})")
             self.emit_store(f"{c}[{self.row()}] = {cv}")
             return
@@ -276,35 +263,10 @@ class ScalarLowering(Lowering):
         k = n.kind
         ins = self.params_of(n)
         if n.attrs.get("is_head"):
-            g = "w_"
-            if k == "total":
-                self.add_cot(n.inputs[0], g)
-            elif k == "log_prob":
-                self.log_prob_vjp_row(n.inputs[0], g, with_value=True)
-            elif k == "bernoulli_nll":
-                a, tt = n.inputs
-                if self.cot(a):
-                    self.emit(f"{self.cot(a)} -= {g} * S_.bernoulli_score({ins[0]}, {ins[1]})")
-                self.add_cot(tt, f"-({g} * {ins[0]})")
-            elif k == "gaussian_nll":
-                mu, sg, tt = n.inputs
-                if any(self.cot(x) for x in n.inputs):
-                    self.emit(f"q_, w2_ = S_.gaussian_nll_grad({ins[2]}, {ins[0]}, {ins[1]})")
-                    self.add_cot(mu, f"-({g} * q_)")
-                    self.add_cot(sg, f"{g} * w2_")
-                    self.add_cot(tt, f"{g} * q_")
-            elif k == "gaussian_kl_std":
-                if any(self.cot(x) for x in n.inputs):
-                    self.emit(f"dm_, ds_ = S_.gaussian_kl_std_grad({ins[0]}, {ins[1]})")
-                    self.add_cot(n.inputs[0], f"{g} * dm_")
-                    self.add_cot(n.inputs[1], f"{g} * ds_")
-            else:  # gaussian_kl
-                if any(self.cot(x) for x in n.inputs):
-                    self.emit(f"dm_, da_, db_ = S_.gaussian_kl_grad({', '.join(ins)})")
-                    self.add_cot(n.inputs[0], f"{g} * dm_")
-                    self.add_cot(n.inputs[2], f"-({g} * dm_)")
-                    self.add_cot(n.inputs[1], f"{g} * da_")
-                    self.add_cot(n.inputs[3], f"{g} * db_")
+            if k == "log_prob":
+                self.log_prob_vjp_row(n.inputs[0], "w_", with_value=True)
+            else:   # the cotangent of a cost is its row weight
+                self._emit_vjp(n, OPS[k], self._op_values(n, ins, g="w_"))
             return
         if n.is_stochastic:
             ch, _ = self.choices[n]
@@ -317,13 +279,21 @@ class ScalarLowering(Lowering):
         vals = self._op_values(n, ins, g=g, out=self.val(n))
         for j, term in enumerate(op.param_vjp):
             self.emit(f"grad[{vals[f'o{j}']}] += {render(term, **vals)}")
-        for x, term in zip(n.inputs, op.vjp):
-            if isinstance(term, tuple):   # a branch: (condition, term)
-                if self.cot(x):
-                    self.emit(f"if {render(term[0], **vals)}:")
-                    self.emit(f"    {self.cot(x)} += {render(term[1], **vals)}")
+        self._emit_vjp(n, op, vals)
+
+    def _emit_vjp(self, n: Node, op, vals: dict):
+        """The row code of an op's input cotangents (ops.Vjp entries)."""
+        if op.vjp_pre is not None and any(self.cot(x) for x in n.inputs):
+            self.emit(render(op.vjp_pre, **vals))
+        for e in op.vjp:
+            cot = self.cot(n.inputs[e.j])
+            if cot is None:
+                continue
+            if e.cond is not None:
+                self.emit(f"if {render(e.cond, **vals)}:")
+                self.emit(f"    {cot} {e.op} {render(e.term, **vals)}")
             else:
-                self.add_cot(x, render(term, **vals))
+                self.emit(f"{cot} {e.op} {render(e.term, **vals)}")
 
     def _op_values(self, n: Node, ins: list, **more) -> dict:
         """The names an op's scalar templates read: input values, parameter offsets (o0, o1 ...
@@ -331,7 +301,7 @@ class ScalarLowering(Lowering):
         vals = dict(n.attrs)
         vals.update({f"x{j}": x for j, x in enumerate(ins)})
         o = self.offset.get(n)
-        for j, q in enumerate(OPS[n.kind].params):
+        for j, q in enumerate(OPS[n.kind].params if n.kind in OPS else ()):
             vals[f"o{j}"] = o
             o += int(np.prod(q.shape(n)))
         vals.update(more)

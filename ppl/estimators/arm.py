@@ -17,8 +17,7 @@ class _Antithetic(Estimator):
 
     def forward(self, lw, node, opts):
         u = lw.noise(node, "uniform")
-        lw.noise_of[node] = u
-        lw.noise_kind[node] = "uniform"
+        lw.record_noise(node, u, "uniform")
         (a,) = lw.param_values(node)
         lw.emit(f"A_.antithetic_bernoulli({a}, {u}, {lw.enum_stride[node]}, {lw.v(node)})")
         lw.emit(f"A_.scale_rows({lw.rw}, 0.5)")

@@ -4,6 +4,23 @@ An estimator is small and stateless: it says whether it applies to a stochastic 
 it is unbiased, and emits the node's forward (sampling) and backward (what reaches the node's
 parameters) code through the compiler's lowering context. Learnable state (baselines,
 temperatures) is declared through the context, so it lives in the program's parameter set.
+
+The context an estimator sees (`lw`: ppl.lowering.Lowering; `sl`: ppl.scalar_lowering's
+ScalarLowering, which has all of these and the row-code helpers listed on that class):
+  reading     dist(node), v(node) / g(node) (value / cotangent buffer or None),
+              param_values(node), param_grads(node), noise_of[node], noise_kind[node],
+              choices, an (graph analyses), enum_stride[node], samples, S, rw (row weights),
+              cw (cost cotangent seeds), E1 / E2 (empty 1D / 2D buffers), zero_rows,
+              kept[("log_prob", node)] (sigma(logits) a log_prob cost kept),
+              log_prob_weights[node] (weights of log_prob costs to fold into its VJP),
+              downstream_L(node), baseline_inputs(node), rng (parameter initialisation)
+  emitting    emit(line), emit_at_start(line), call(kernel, ins, outs, node),
+              log_prob_vjp(node, weights, gx)
+  allocating  buf1(name), buf2(name, width), param(name, shape, init) -> (view, grad view),
+              state_slot(name, size, init), state_value(name, init), noise(node, kind, k)
+  recording   record_noise(node, noise, kind): the base noise a draw used;
+              scratch[(estimator name, node)]: what its forward leaves for its backward
+Nothing else of the lowering is written by an estimator.
 """
 from __future__ import annotations
 
@@ -35,6 +52,10 @@ class Estimator:
     # weights: a log_prob(node) cost then adds its weights there instead of a second VJP call
     fuses_log_prob = False
     hard_forward = True        # the forward value is a hard (discrete) sample
+    # True when its extra rows re-evaluate the graph below the node (REBAR's control variate):
+    # it then seeds those rows' cost cotangents (seed_weights) and owns what they do to the
+    # stochastic nodes below it (forward_below / backward_below)
+    evaluates_below = False
     options: dict = {}         # option name -> default
 
     def check(self, info: NodeInfo) -> str | None:
@@ -55,6 +76,17 @@ class Estimator:
 
     def backward(self, lw, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no backward")
+
+    # Estimators that evaluate the graph below their node on extra rows (evaluates_below)
+    def seed_weights(self, lw, node) -> None:
+        """Set cw (the cost cotangent seeds, a copy of rw) on the node's extra rows."""
+
+    def forward_below(self, lw, below, above: list) -> None:
+        """Emit, after `below`'s own forward, what the extra rows of the nodes `above` (this
+        estimator's, outermost first) do to the stochastic node `below`."""
+
+    def backward_below(self, lw, below, above: list) -> None:
+        """The backward of forward_below, emitted before `below`'s own backward."""
 
     # Row-fused scalar lowering (ppl/scalar_lowering.py) of a width-1 node: the same estimate
     # written as straight-line code for one row, for estimators whose backward reads that row only.
@@ -92,7 +124,6 @@ def sample_hard(lw, node):
     """Emit the ordinary draw of a node from its base noise (shared by several estimators)."""
     d = lw.dist(node)
     noise = lw.noise(node, d.noise)
-    lw.noise_of[node] = noise
-    lw.noise_kind[node] = d.noise
+    lw.record_noise(node, noise, d.noise)
     lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
     return noise

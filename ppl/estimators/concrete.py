@@ -23,7 +23,7 @@ class _Relaxed(Estimator):
     def forward(self, lw, node, opts):
         d = lw.dist(node)
         noise = lw.noise(node, d.noise)
-        lw.noise_of[node] = noise
+        lw.record_noise(node, noise)
         tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
         lw.call(d.kernels["relaxed_sample"], [*lw.param_values(node), noise, tau], [lw.v(node)], node)
 

@@ -17,7 +17,7 @@ class Pathwise(Estimator):
         return None
 
     def forward(self, lw, node, opts):
-        lw.noise_of[node] = sample_hard(lw, node)
+        sample_hard(lw, node)
 
     def backward(self, lw, node, opts):
         gv = lw.g(node)

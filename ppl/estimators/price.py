@@ -58,24 +58,15 @@ class Price(Estimator):
                     raise why(n, "a cost reads it through several inputs")
                 (x,) = deps
                 d1, d2 = D[x]
-                v = [lw.v(i) for i in n.inputs]
-                if n.kind == "total":
-                    lw.emit(f"P_.hess_total({lw.cw}, {d1}, {d2}, {H})")
-                elif n.kind == "bernoulli_nll" and x is n.inputs[0]:
-                    lw.emit(f"P_.hess_bernoulli_nll_logits({lw.cw}, {v[0]}, {v[1]}, {d1}, {d2}, {H})")
-                elif n.kind == "gaussian_nll" and x is n.inputs[0]:
-                    lw.emit(f"P_.hess_gaussian_nll_mean({lw.cw}, {v[0]}, {v[2]}, {v[1]}, {d1}, {d2}, {H})")
-                elif n.kind == "gaussian_nll" and x is n.inputs[2]:
-                    lw.emit(f"P_.hess_gaussian_nll_mean({lw.cw}, {v[2]}, {v[0]}, {v[1]}, {d1}, {d2}, {H})")
-                elif n.kind == "gaussian_nll" and x is n.inputs[1]:
-                    lw.emit(f"P_.hess_gaussian_nll_scale({lw.cw}, {v[0]}, {v[1]}, {v[2]}, {d1}, {d2}, {H})")
-                elif n.kind == "log_prob" and n.inputs[0] is node:
-                    lw.emit(f"P_.hess_normal_log_prob_value({lw.cw}, {v[0]}, {v[1]}, {v[2]}, {d1}, {d2}, {H})")
-                else:
+                v = {f"x{j}": lw.v(i) for j, i in enumerate(n.inputs)}
+                # the head's Hessian-diagonal rule for the input that depends on the node (ops.OPS)
+                rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
+                if rule is None:
                     raise why(n, "the cost")
+                lw.emit(render(rule, cw=lw.cw, d1=d1, d2=d2, H=H, **v))
                 continue
             op = OPS.get(n.kind)
-            if op is None or op.price is None:   # the op's second-order rule (ops.OPS)
+            if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)
                 raise why(n, "a node below it")
             if zero is None:
                 zero = lw.buf2(f"pz_{node.name}", w)

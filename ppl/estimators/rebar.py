@@ -12,7 +12,9 @@ from ppl.kernels.cpu_rebar import CONFIGS
 
 from ppl.ops import fields, render
 
-from .base import Estimator, register
+from ppl.dsl import ModelError
+
+from .base import REGISTRY, Estimator, register
 
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
 
@@ -21,6 +23,7 @@ DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(
 class Rebar(Estimator):
     name = "rebar"
     passes_value_grad = True
+    evaluates_below = True
     options = {"temperature": 0.5, "eta": 1.0, "train": True}
 
     def check(self, info):
@@ -39,23 +42,22 @@ class Rebar(Estimator):
             raise ValueError(f"rebar on '{node.name}': temperature must be > 0, got {opts['temperature']}")
         u = lw.noise(node, "uniform", 0)
         v = lw.noise(node, "uniform", 1)
-        lw.noise_of[node] = (u, v)
-        lw.noise_kind[node] = "uniform"
+        lw.record_noise(node, (u, v), "uniform")
         eta, geta = lw.param(f"rebar.{node.name}.eta", (1,), float(opts["eta"]))
         lam, glam = lw.param(f"rebar.{node.name}.log_temperature", (1,), math.log(float(opts["temperature"])))
-        lw.rebar[node] = {"eta": eta, "geta": geta, "loglam": lam, "glam": glam}
+        p = lw.scratch[("rebar", node)] = {"eta": eta, "geta": geta, "loglam": lam, "glam": glam}
         (a,) = lw.param_values(node)
         kernel = lw.dist(node).kernels["rebar_forward"]
         if "dzt" in fields(kernel):   # a kernel that keeps dz~/da for the backward pass
-            lw.rebar[node]["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
+            p["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
         lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], K=node.attrs.get("K"), lam=lam,
-                       delta=DELTA, value=lw.v(node), dzt=lw.rebar[node].get("dzt")))
+                       delta=DELTA, value=lw.v(node), dzt=p.get("dzt")))
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
         if ga == lw.E2:
             return
-        p = lw.rebar[node]
+        p = lw.scratch[("rebar", node)]
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
@@ -64,3 +66,57 @@ class Rebar(Estimator):
                        loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
                        train=bool(opts["train"]), dzt=p.get("dzt"),
                        sa=lambda: lw.kept.get(("log_prob", node), lw.E2)))   # sigma(a), if log_prob(node) kept it
+
+    def seed_weights(self, lw, node):
+        """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
+        eta = lw.scratch[("rebar", node)]["eta"]
+        lw.emit(f"B_.rebar_weights({lw.enum_stride[node]}, {eta}, {lw.rw}, {lw.cw})")
+
+    # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
+    # control-variate rows, so the control variate is a continuous function of the relaxed value
+    def forward_below(self, lw, n, above):
+        first = above[0]
+        ch, _ = lw.choices[n]
+        flag = lw.buf1(f"flag_{n.name}")
+        lw.scratch[("rebar_flag", n)] = flag
+        lw.emit(f"R_.zero1({flag})")
+        for s in above:
+            lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {flag})")
+        loglam = lw.scratch[("rebar", first)]["loglam"]
+        d = lw.dist(n)
+        if not d.discrete or not REGISTRY[ch.estimator].hard_forward:
+            return
+        if "relax_rows" not in d.kernels:
+            raise ModelError(f"{d.name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
+                             f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
+        noise = lw.noise_of.get(n)
+        if isinstance(noise, tuple):
+            noise = noise[0]
+        if noise is None:
+            raise ModelError(f"{d.name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
+                             f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
+        (a,) = lw.param_values(n)
+        lw.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
+                       uniform=lw.noise_kind.get(n) == "uniform", value=lw.v(n)))
+
+    def backward_below(self, lw, n, above):
+        g = lw.g(n)
+        ch, _ = lw.choices[n]
+        if g is None:
+            return
+        flag = lw.scratch[("rebar_flag", n)]
+        d = lw.dist(n)
+        if not d.discrete:
+            # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
+            # already covers the control-variate rows; adding the reparameterised term here too
+            # would count them twice (Price's Hessian is seeded by the same rows)
+            if not REGISTRY[ch.estimator].passes_value_grad:
+                gs = {f"g{j}": gp for j, gp in enumerate(lw.param_grads(n))}
+                lw.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=lw.noise_of[n], g=g, **gs))
+            return
+        if not REGISTRY[ch.estimator].hard_forward:
+            return
+        loglam = lw.scratch[("rebar", above[0])]["loglam"]
+        (ga,) = lw.param_grads(n)
+        lw.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=lw.v(n), K=n.attrs.get("K"), loglam=loglam,
+                       g=g, ga=ga))

@@ -23,8 +23,7 @@ class Relax(Estimator):
     def forward(self, lw, node, opts):
         u = lw.noise(node, "uniform", 0)
         v = lw.noise(node, "uniform", 1)
-        lw.noise_of[node] = (u, v)
-        lw.noise_kind[node] = "uniform"
+        lw.record_noise(node, (u, v), "uniform")
         (a,) = lw.param_values(node)
         lw.emit(render(lw.dist(node).kernels["relax_sample"], a=a, u=u, K=node.attrs.get("K"), value=lw.v(node)))
 
