@@ -318,3 +318,44 @@ def all_finite(a):
         if not np.isfinite(v):
             return False
     return True
+
+
+# ------------------------------------------------------------- constants and column maps
+@njit(cache=True, error_model="numpy")
+def fill2(out, value):
+    """out[:, :] = value (a constant node)."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = value
+
+
+@njit(cache=True, error_model="numpy")
+def put_cols(x, off, out):
+    """out[:, off:off + x.shape[1]] = x (one input of a concatenation)."""
+    for r in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[r, off + j] = x[r, j]
+
+
+@njit(cache=True, error_model="numpy")
+def take_cols(x, off, out):
+    """out = x[:, off:off + out.shape[1]] (a column slice)."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = x[r, off + j]
+
+
+@njit(cache=True, error_model="numpy")
+def add_from_cols(g, off, gx):
+    """gx += g[:, off:off + gx.shape[1]] (the VJP of put_cols into its input)."""
+    for r in range(gx.shape[0]):
+        for j in range(gx.shape[1]):
+            gx[r, j] += g[r, off + j]
+
+
+@njit(cache=True, error_model="numpy")
+def add_to_cols(g, off, gx):
+    """gx[:, off:off + g.shape[1]] += g (the VJP of take_cols into its input)."""
+    for r in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            gx[r, off + j] += g[r, j]

@@ -395,3 +395,69 @@ def all_finite(a):
 def all_finite2(a):
     """True when every entry of the 2D a is finite (the CPU twin's name)."""
     return all_finite(a)
+
+
+# ------------------------------------------------------------- constants and column maps
+@cuda.jit
+def _fill2(out, value):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        out[r, i - r * D] = value
+
+
+def fill2(out, value):
+    """out[:, :] = value (a constant node)."""
+    _run(_fill2, out.shape[0] * out.shape[1], out, value)
+
+
+@cuda.jit
+def _put_cols(x, off, out):
+    R, D = x.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        out[r, off + i - r * D] = x[r, i - r * D]
+
+
+def put_cols(x, off, out):
+    """out[:, off:off + x.shape[1]] = x (one input of a concatenation)."""
+    _run(_put_cols, x.shape[0] * x.shape[1], x, off, out)
+
+
+@cuda.jit
+def _take_cols(x, off, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        out[r, i - r * D] = x[r, off + i - r * D]
+
+
+def take_cols(x, off, out):
+    """out = x[:, off:off + out.shape[1]] (a column slice)."""
+    _run(_take_cols, out.shape[0] * out.shape[1], x, off, out)
+
+
+@cuda.jit
+def _add_from_cols(g, off, gx):
+    R, D = gx.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        gx[r, i - r * D] += g[r, off + i - r * D]
+
+
+def add_from_cols(g, off, gx):
+    """gx += g[:, off:off + gx.shape[1]] (the VJP of put_cols into its input)."""
+    _run(_add_from_cols, gx.shape[0] * gx.shape[1], g, off, gx)
+
+
+@cuda.jit
+def _add_to_cols(g, off, gx):
+    R, D = g.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        gx[r, off + i - r * D] += g[r, i - r * D]
+
+
+def add_to_cols(g, off, gx):
+    """gx[:, off:off + g.shape[1]] += g (the VJP of take_cols into its input)."""
+    _run(_add_to_cols, g.shape[0] * g.shape[1], g, off, gx)

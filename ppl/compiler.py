@@ -25,6 +25,7 @@ from .cuda_program import CudaProgram
 from .dsl import Model, ModelError
 from .kernels._cache import cache_root, kernels_version
 from .lowering import Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
+from .ops import OPS
 from .program import Program
 from .selection import POLICIES, RULES, Choice, select   # noqa: F401
 from .targets import check_target
@@ -70,10 +71,11 @@ _KERNEL_CALL = re.compile(r"\b([A-Z]_)\.(\w+)\(")
 def check_cuda_kernels(lw: Lowering):
     """The CUDA target runs the same body: every kernel it calls must be in the CUDA kernel set
     (CUDA_MODULES); otherwise an error names each node, what lowered it and the kernels missing."""
-    if lw.globals:
-        name = next(c.name for c in lw.model.costs if c.kind == "blackbox")
-        raise ModelError(f"target 'cuda': the black-box cost '{name}' runs a Python/@njit function per row on the "
-                         f"CPU; compile with target='cpu'")
+    for n in lw.model.order:
+        if n.kind in OPS and "cuda" not in OPS[n.kind].targets:
+            what = "black-box cost" if n.kind == "blackbox" else "user layer"
+            raise ModelError(f"target 'cuda': the {what} '{n.name}' runs a Python/@njit function per row on the "
+                             f"CPU; compile with target='cpu'")
     missing = {}
     for node, line in lw.emitted:
         for alias, fn in _KERNEL_CALL.findall(line):
@@ -122,23 +124,34 @@ def _typing_error_line(e: Exception) -> str:
 
 
 def check_blackboxes(model: Model, dtype) -> None:
-    """Type every black box as the step will call it (one 1D C-contiguous row of the program's
-    dtype per input) with numba's own typing: fn must return one number, grad must accept the
-    rows followed by one gradient row per input. Errors name the cost and say what was found."""
+    """Type every user function as the step will call it (one 1D C-contiguous row of the
+    program's dtype per argument) with numba's own typing: a black box's fn must return one
+    number, its grad accept the rows followed by one gradient row per input; a layer's fn takes
+    the rows and its output row, its vjp the rows, the output row, its cotangent and one
+    gradient row per input. Errors name the cost or layer and say what was found."""
     import inspect
 
     from numba import types
     row = types.Array(types.float32 if np.dtype(dtype) == np.float32 else types.float64, 1, "C")
-    for c in model.costs:
-        if c.kind != "blackbox":
+    extra = {("black box", "fn"): "", ("black box", "grad"): " and their gradients",
+             ("layer", "fn"): " and the output row", ("layer", "vjp"): ", the output row, its cotangent and the gradients"}
+    for c in model.order:
+        if not (c.kind in OPS and OPS[c.kind].user):
             continue
-        name = c.attrs.get("cost_name", c.name)
         n = len(c.inputs)
-        for what, f, nargs in (("fn", c.attrs["fn"], n), ("grad", c.attrs["grad"], 2 * n)):
+        if c.kind == "blackbox":
+            label, name = "black box", c.attrs.get("cost_name", c.name)
+            calls = (("fn", "fn", n, "fn(row_1, ..., row_n) -> float"),
+                     ("grad", "grad", 2 * n, "grad(row_1, ..., row_n, g_1, ..., g_n) writing d cost / d row_i into g_i"))
+        else:
+            label, name = "layer", c.name
+            calls = (("fn", "fn", n + 1, "fn(row_1, ..., row_n, out) writing the layer's row into out"),
+                     ("grad", "vjp", 2 * n + 2, "vjp(row_1, ..., row_n, out, gout, g_1, ..., g_n) writing "
+                                                "d(gout . out) / d row_i into g_i"))
+        for attr, what, nargs, doc in calls:
+            f = c.attrs[attr]
             if f is None:
                 continue
-            doc = ("fn(row_1, ..., row_n) -> float" if what == "fn"
-                   else "grad(row_1, ..., row_n, g_1, ..., g_n) writing d cost / d row_i into g_i")
             try:
                 sig = inspect.signature(f.py_func)
             except (TypeError, ValueError):
@@ -147,16 +160,16 @@ def check_blackboxes(model: Model, dtype) -> None:
                 try:
                     sig.bind(*range(nargs))
                 except TypeError:
-                    raise ModelError(f"black box '{name}': {what} takes {len(sig.parameters)} argument(s) but is "
-                                     f"called with {nargs} ({n} input row(s)"
-                                     f"{'' if what == 'fn' else ' and their gradients'}); the signature is {doc}") from None
+                    raise ModelError(f"{label} '{name}': {what} takes {len(sig.parameters)} argument(s) but is "
+                                     f"called with {nargs} ({n} input row(s){extra[label, what]}); "
+                                     f"the signature is {doc}") from None
             args = (row,) * nargs
             try:
                 f.compile(args)
             except Exception as e:
-                raise ModelError(f"black box '{name}': {what} does not compile for {nargs} 1D {np.dtype(dtype)} "
+                raise ModelError(f"{label} '{name}': {what} does not compile for {nargs} 1D {np.dtype(dtype)} "
                                  f"row(s) (numba: {_typing_error_line(e)}); the signature is {doc}") from None
-            if what == "fn":
+            if what == "fn" and label == "black box":
                 rt = f.overloads[args].signature.return_type
                 if not isinstance(rt, (types.Float, types.Integer)):
                     raise ModelError(f"black box '{name}': fn returns {rt} for 1D {np.dtype(dtype)} rows; it must "

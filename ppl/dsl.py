@@ -67,6 +67,25 @@ class Node:
     def __neg__(self):
         return -1.0 * self
 
+    __iter__ = None   # not a sequence (h[:, lo:hi] below is a column slice, not item access)
+
+    def __getitem__(self, key):
+        """h[:, lo:hi] (or h[:, j]): columns lo..hi-1 of every row, as a node."""
+        cols = key[1] if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None) else None
+        if isinstance(cols, (int, np.integer)) and not isinstance(cols, bool):
+            j = int(cols) + (self.width if cols < 0 else 0)
+            cols = slice(j, j + 1) if 0 <= j < self.width else None
+        if not isinstance(cols, slice) or cols.step not in (None, 1) or not all(
+                v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) for v in (cols.start, cols.stop)):
+            raise ModelError(f"'{self.name}'[{key!r}]: index a node as h[:, lo:hi] or h[:, j] (every row, integer "
+                             f"column bounds, step 1)")
+        lo, hi = (self.width if v is None and d else 0 if v is None else int(v) + (self.width if v < 0 else 0)
+                  for v, d in ((cols.start, False), (cols.stop, True)))
+        if not 0 <= lo < hi <= self.width:
+            raise ModelError(f"'{self.name}'[:, {cols.start}:{cols.stop}]: columns {lo}:{hi} are not a non-empty range "
+                             f"within its width {self.width}")
+        return _make(self.model, "slice", _auto_name(self.model, "slice"), (self,), hi - lo, lo=lo)
+
     def __repr__(self):
         return f"<{self.kind} '{self.name}' width={self.width}>"
 
@@ -215,6 +234,52 @@ def param(name: str, width: int, init: float | np.ndarray = 0.0) -> Node:
     return _make(m, "param", name, (), width, init=init)
 
 
+def const(value, width: int, name: str | None = None) -> Node:
+    """A constant node of `width` columns, every entry `value` (not trained). Numbers given
+    where a distribution or cost expects a node become one: Normal("z", loc, 0.5)."""
+    m = _current(f"ppl.const({value!r})")
+    return _const(m, value, _size(width, f"const '{name or ''}': width"), "const", name)
+
+
+def _const(model, value, width, owner, name=None) -> Node:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"{owner}: a constant must be a number, got {type(value).__name__}") from None
+    if isinstance(value, bool) or not np.isfinite(v):
+        raise ModelError(f"{owner}: a constant must be a finite number, got {value!r}")
+    return _make(model, "const", name if name is not None else _auto_name(model, "const"), (), width, value=v)
+
+
+def _constants(owner: str, positive=(), unit=(), **args) -> list:
+    """The arguments, numbers replaced by constant nodes of the width of the node arguments
+    (which must agree; an argument that is neither is left for _check_node to report). A
+    constant for a `positive` argument must be > 0, for a `unit` one within [0, 1]."""
+    nodes = [v for v in args.values() if isinstance(v, Node)]
+    if not nodes:
+        return list(args.values())
+    out = []
+    for k, v in args.items():
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            v = _const(nodes[0].model, v, nodes[0].width, f"{owner}: {k}")
+            c = v.attrs["value"]
+            if (k in positive and not c > 0) or (k in unit and not 0 <= c <= 1):
+                need = "> 0" if k in positive else "within [0, 1]"
+                raise ModelError(f"{owner}: {k} is the constant {c!r}; it must be {need}")
+        out.append(v)
+    return out
+
+
+def concat(nodes, name: str | None = None) -> Node:
+    """The columns of several nodes side by side: width = the sum of their widths."""
+    if not isinstance(nodes, (list, tuple)) or not nodes:
+        raise ModelError(f"concat: give a non-empty list of nodes, got {type(nodes).__name__}")
+    nodes = [_check_node(x, f"nodes[{i}]", "concat") for i, x in enumerate(nodes)]
+    m = nodes[0].model
+    return _make(m, "concat", name if name is not None else _auto_name(m, "concat"), nodes,
+                 sum(x.width for x in nodes))
+
+
 def Affine(x: Node, out: int, name: str | None = None) -> Node:
     """x @ W + b with W of shape (x.width, out); parameters are '<name>.W' and '<name>.b'."""
     _check_node(x, "x", "Affine")
@@ -273,7 +338,9 @@ def Bernoulli(name: str, logits: Node, link: str = "logit") -> Node:
 
 
 def Normal(name: str, loc: Node, scale: Node) -> Node:
-    """Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p)."""
+    """Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p).
+    A number for loc or scale is a constant of the other's width."""
+    loc, scale = _constants(f"Normal '{name}'", positive=("scale",), loc=loc, scale=scale)
     _check_node(loc, "loc", f"Normal '{name}'")
     _check_node(scale, "scale", f"Normal '{name}'")
     if loc.width != scale.width:
@@ -306,7 +373,8 @@ def _same_width(owner, **nodes):
 
 
 def bernoulli_nll(logits: Node, target: Node) -> Node:
-    """-log Bernoulli(target | sigmoid(logits)), summed over columns."""
+    """-log Bernoulli(target | sigmoid(logits)), summed over columns (a number: a constant)."""
+    logits, target = _constants("bernoulli_nll", unit=("target",), logits=logits, target=target)
     _check_node(logits, "logits", "bernoulli_nll")
     _check_node(target, "target", "bernoulli_nll")
     _same_width("bernoulli_nll", logits=logits, target=target)
@@ -314,7 +382,9 @@ def bernoulli_nll(logits: Node, target: Node) -> Node:
 
 
 def gaussian_nll(loc: Node, scale: Node, target: Node) -> Node:
-    """-log N(target | loc, scale^2), summed over columns (seed 004's likelihood, negated)."""
+    """-log N(target | loc, scale^2), summed over columns (seed 004's likelihood, negated); a
+    number for loc, scale or target is a constant."""
+    loc, scale, target = _constants("gaussian_nll", positive=("scale",), loc=loc, scale=scale, target=target)
     for k, v in (("loc", loc), ("scale", scale), ("target", target)):
         _check_node(v, k, "gaussian_nll")
     _same_width("gaussian_nll", loc=loc, scale=scale, target=target)
@@ -338,6 +408,7 @@ def gaussian_kl(loc: Node, scale: Node, loc2: Node | None = None, scale2: Node |
         raise ModelError("gaussian_kl: give both loc2 and scale2, or neither (for the standard normal)")
     nodes = {"loc": loc, "scale": scale} if loc2 is None else {"loc": loc, "scale": scale, "loc2": loc2,
                                                                "scale2": scale2}
+    nodes = dict(zip(nodes, _constants("gaussian_kl", positive=("scale", "scale2"), **nodes)))   # numbers: constants
     for k, v in nodes.items():
         _check_node(v, k, "gaussian_kl")
     _same_width("gaussian_kl", **nodes)
@@ -356,6 +427,38 @@ def total(x: Node) -> Node:
     """The row sum of a node's values, as a cost (e.g. ppl.total(z * z) for E[z^2])."""
     _check_node(x, "x", "total")
     return _head("total", (x,))
+
+
+def _user_fns(owner, **fns):
+    for what, f in fns.items():
+        if f is not None and not hasattr(f, "py_func"):
+            raise ModelError(f"{owner}: {what} must be a numba @njit function (decorate it with @numba.njit), "
+                             f"got {type(f).__name__}")
+    try:
+        return "".join(inspect.getsource(f.py_func) for f in fns.values() if f is not None)
+    except (OSError, TypeError):
+        return repr(tuple(fns.values()))
+
+
+def layer(fn, inputs, width: int, vjp=None, name: str | None = None) -> Node:
+    """A layer from the user's @njit row functions, usable anywhere in the graph (CPU target):
+    fn(row_1, ..., row_n, out) writes the layer's row (`width` values) into `out` from its input
+    rows; vjp(row_1, ..., row_n, out, gout, g_1, ..., g_n) writes d(gout . out) / d row_i into
+    g_i. Without vjp no gradient flows through the layer (the random nodes above it then get
+    score-function estimators; a parameter path into it is an error)."""
+    if isinstance(inputs, Node):
+        inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        raise ModelError(f"layer '{name or ''}': inputs must be a node or a non-empty list of nodes, got "
+                         f"{type(inputs).__name__}")
+    inputs = [_check_node(x, f"inputs[{i}]", "layer") for i, x in enumerate(inputs)]
+    if fn is None:
+        raise ModelError("layer: fn must be a numba @njit function (decorate it with @numba.njit), got None")
+    src = _user_fns(f"layer '{name or ''}'", fn=fn, vjp=vjp)
+    m = inputs[0].model
+    width = _size(width, f"layer '{name or ''}': width")
+    return _make(m, "user_layer", name if name is not None else _auto_name(m, "layer"), inputs, width,
+                 fn=fn, grad=vjp, source=src)
 
 
 def blackbox(fn, inputs, grad=None) -> Node:

@@ -80,7 +80,7 @@ def _first_block(g: nx.DiGraph, s: Node):
                 continue
             seen.add(nxt)
             node = g.nodes[nxt]["node"]
-            if node.kind == "blackbox" and node.attrs.get("grad") is None:
+            if "fn" in node.attrs and node.attrs.get("grad") is None:   # a user function without VJP
                 return node.name
             if not node.is_stochastic:  # a stochastic node's own estimator handles what lies beyond it
                 stack.append(nxt)

@@ -312,14 +312,16 @@ class Lowering:
             else:
                 req[n] = any(req[p] for p in n.inputs)
         self.req = req
-        for c in self.model.costs:
-            if c.kind == "blackbox" and c.attrs["grad"] is None:
+        for c in self.model.order:
+            if c.kind in OPS and OPS[c.kind].user and c.attrs["grad"] is None:
+                what, fix = (("black box", "blackbox(..., grad=...)") if c.kind == "blackbox"
+                             else ("layer", "ppl.layer(..., vjp=...)"))
                 for x in c.inputs:
                     if req[x]:
                         raise ModelError(
-                            f"black box '{c.name}' has no gradient but its input '{x.name}' depends on "
-                            f"parameters through a differentiable path; give blackbox(..., grad=...) or put a "
-                            f"stochastic node (estimated by 'score') between the parameters and the black box")
+                            f"{what} '{c.name}' has no gradient but its input '{x.name}' depends on "
+                            f"parameters through a differentiable path; give {fix} or put a "
+                            f"stochastic node (estimated by 'score') between the parameters and the {what}")
 
     # ----- lowering of every node
     def generate(self) -> str:
@@ -378,10 +380,20 @@ class Lowering:
                     self.buf2(f"g_{n.name}", n.width)
         ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
         out = f"{pre}{n.name}"
-        if k in OPS and not OPS[k].head:
+        if k in OPS and OPS[k].user and not OPS[k].head:   # a user layer: its function per row
+            fname = f"ul_{n.name}"
+            self.globals[fname] = n.attrs["fn"]
+            self.emit(f"for r in range({out}.shape[0]):")
+            self.emit(f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
+        elif k in OPS and not OPS[k].head:
             op = OPS[k]
             self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng)) for q in op.params]
-            self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
+            if op.fwd:
+                self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
+            off = 0
+            for x, xj in zip(n.inputs, ins) if op.fwd_each else ():
+                self.emit(render(op.fwd_each, xj=xj, off=off, out=out))
+                off += x.width
         elif n.is_stochastic:
             self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})",
                                       lambda p: f"R_.all_finite2({self.vB(p)})")
@@ -473,6 +485,22 @@ class Lowering:
         if gout is None:
             return
         op = OPS[n.kind]
+        if op.user:   # the user's VJP writes each input row's cotangent into a scratch row
+            gname = f"ulg_{n.name}"
+            self.globals[gname] = n.attrs["grad"]
+            scratch = [self.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
+            self.emit(f"for r in range({gout}.shape[0]):")
+            self.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
+                      f"{', '.join(s + '[r]' for s in scratch)})")
+            for s, gi in zip(scratch, gins):
+                if gi != self.E2:
+                    self.emit(f"R_.add_from_cols({s}, 0, {gi})")
+            return
+        off = 0
+        for x, gj in zip(n.inputs, gins) if op.bwd_each else ():
+            if gj != self.E2:
+                self.emit(render(op.bwd_each, gout=gout, off=off, gj=gj))
+            off += x.width
         if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.E2):
             return
         gs = {f"g{j}": g for j, g in enumerate(gins)}

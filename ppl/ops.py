@@ -9,6 +9,7 @@ here plus its kernels (``kernels/cpu.py``, ``kernels/gpu.py``, ``kernels/scalar.
 
 Templates are ``str.format`` strings over names the lowering provides:
   x0, x1      the inputs' values            out      the op's value
+  xj, gj, off input j's value and gradient and its column offset (fwd_each / bwd_each)
   g0, g1      the inputs' gradient buffers  gout / g the op's value cotangent
   p0, gp0 ... the op's parameters and their gradients (array lowering: views; scalar: the
               offsets o0, o1 ... into theta / grad)
@@ -57,12 +58,16 @@ class Op:
     kind: str
     arity: int                       # node inputs
     doc: str
-    width: str = "same"              # "same" (as every input), "one", "out" (its argument), "own"
+    width: str = "same"              # "same" (as every input), "one", "out" / "own" (its argument), "sum"
     params: tuple = ()               # Param entries, in allocation order
     # array lowering: one kernel call each (None: nothing to emit)
     fwd: str = ""
     bwd: str | None = None
     bwd_if_input_grad: bool = False  # emit bwd only when input 0 has a gradient buffer
+    # ... or one call per input j (any number of inputs): over xj / gj and off, the column
+    # offset of input j in the op's value (a concatenation)
+    fwd_each: str | None = None
+    bwd_each: str | None = None
     # row-fused scalar lowering
     scalar: str | None = None        # the value's expression (a head: the row's cost)
     vjp: tuple = ()                  # Vjp entries, emitted in order
@@ -72,6 +77,7 @@ class Op:
     # head, {input index: its Hessian-diagonal rule} (over x*, d1, d2 of that input, cw, H)
     price: object = None
     head: bool = False               # a cost head: a per-row cost (out: its cost rows c)
+    user: bool = False               # calls the user's @njit functions attrs fn / grad per row
     targets: frozenset = field(default_factory=lambda: frozenset({"cpu", "cuda"}))
 
 
@@ -132,6 +138,17 @@ OPS: dict[str, Op] = {op.kind: op for op in (
        fwd="K_.row_sum_fwd({x0}, {out}.reshape({out}.shape[0]))",
        bwd="K_.row_sum_bwd({gout}.reshape({gout}.shape[0]), {g0})", bwd_if_input_grad=True,
        scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+    Op("const", 0, "A constant node: every entry of every row is `value`.", width="own",
+       fwd="R_.fill2({out}, {value!r})", scalar="F_({value!r})"),
+    Op("concat", -1, "The columns of several nodes side by side.", width="sum",
+       fwd_each="R_.put_cols({xj}, {off}, {out})", bwd_each="R_.add_from_cols({gout}, {off}, {gj})"),
+    Op("slice", 1, "Columns lo:hi of a node.", width="own",
+       fwd="R_.take_cols({x0}, {lo}, {out})", bwd="R_.add_to_cols({gout}, {lo}, {g0})", bwd_if_input_grad=True,
+       scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+    # a user layer (ppl.layer): fn(rows..., out) per row, grad(rows..., out, gout, g...) its VJP;
+    # lowered as a row loop calling them (lowering.py), CPU only
+    Op("user_layer", -1, "A user @njit row function (and its VJP) as a layer.", width="own", user=True,
+       targets=frozenset({"cpu"})),
     # ---- cost heads: one cost per row, in the rows c; backward seeded by the row weights cw
     Op("total", 1, "The row sum of a node's values, as a cost.", head=True,
        fwd="K_.row_sum_fwd({x0}, {c})", bwd="K_.row_sum_bwd({cw}, {g0})", scalar="{x0}", vjp=(Vjp(0, "{g}"),),
@@ -166,7 +183,7 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     Op("log_prob", -1, "log p(value | parameters) of a stochastic node.", head=True,
        scalar="{log_prob}", price={0: "P_.hess_normal_log_prob_value({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
     # a user @njit cost per row (and its optional gradient): CPU only
-    Op("blackbox", -1, "A user @njit cost per row.", head=True, targets=frozenset({"cpu"})),
+    Op("blackbox", -1, "A user @njit cost per row.", head=True, user=True, targets=frozenset({"cpu"})),
 )}
 
 LAYER_KINDS = frozenset(k for k, op in OPS.items() if k != "param" and not op.head)   # layers reading nodes

@@ -1,0 +1,219 @@
+"""Ops added on the op table (ppl/ops.py): constants where a node is expected, `ppl.concat` and
+column slices `h[:, lo:hi]`. Each is one op entry plus its row kernels (cpu_rows / gpu_rows);
+these tests check them the way every op is checked: values against closed forms, gradients
+against central differences (oracle; float64, h = 1e-6, agreement to 1e-6 relative), the
+row-fused lowering against the array lowering, the CUDA twin against the CPU (simulator
+without a GPU), and bad input as a ModelError naming the argument.
+"""
+import numpy as np
+import pytest
+from numba import njit
+
+import ppl
+from ppl import Affine, Model, Normal
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(5, 3))
+Y = RNG.normal(size=(5, 2))
+
+
+def _fd_check(prog, data, seed=3):
+    """Central differences of the loss at fixed noise against the step's gradient."""
+    prog.theta[:] = np.random.default_rng(1).normal(0, 0.5, prog.theta.shape)
+    _, g = prog.grad(data, seed=seed, step=1)
+    flat = np.concatenate([g[k].ravel() for k in g])
+    h = 1e-6
+    for i in range(prog.theta.shape[0]):
+        keep = prog.theta[i]
+        prog.theta[i] = keep + h
+        up = prog.loss(data, seed=seed, step=1)
+        prog.theta[i] = keep - h
+        down = prog.loss(data, seed=seed, step=1)
+        prog.theta[i] = keep
+        assert flat[i] == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-8), i
+
+
+def columns_model(name="cols"):
+    with Model(name) as m:
+        x = m.input("x", 3)
+        y = m.input("y", 2)
+        h = ppl.tanh(Affine(x, 4, name="enc"))
+        c = ppl.concat([h[:, :2], ppl.sigmoid(h[:, 2:]), x[:, 0], h[:, -1]])     # width 6
+        z = Normal("z", Affine(c, 2, name="loc"), 0.5)                           # a constant scale
+        m.cost("nll", ppl.gaussian_nll(z, 1.0, y))                               # a constant scale
+        m.cost("sq", ppl.total(c * c))
+    return m
+
+
+def test_concat_slice_const_values_and_gradients():
+    prog = columns_model().compile(estimators="pathwise", dtype=np.float64)
+    assert set(prog.params) == {"enc.W", "enc.b", "loc.W", "loc.b"}   # constants are not trained
+    data = {"x": X, "y": Y}
+    s = prog.sample(data, seed=2)
+    h = np.tanh(X @ prog.params["enc.W"] + prog.params["enc.b"])
+    c = np.concatenate([h[:, :2], 1 / (1 + np.exp(-h[:, 2:])), X[:, :1], h[:, -1:]], axis=1)
+    c_node = next(k for k in s if k.startswith("concat"))
+    np.testing.assert_allclose(s[c_node], c, rtol=1e-12)
+    const_nodes = [k for k in s if k.startswith("const")]
+    assert len(const_nodes) == 2 and all(np.all(s[k] == v) for k, v in zip(sorted(const_nodes), (0.5, 1.0)))
+    # closed form of the loss at these draws: the Normal's noise is (z - loc) / 0.5
+    loc = c @ prog.params["loc.W"] + prog.params["loc.b"]
+    z = s["z"]
+    nll = 0.5 * (Y - z) ** 2 + 0.5 * np.log(2 * np.pi)
+    parts = prog.loss_parts(data, seed=2)
+    assert parts["nll"] == pytest.approx(nll.sum(1).mean(), rel=1e-12)
+    assert parts["sq"] == pytest.approx((c * c).sum(1).mean(), rel=1e-12)
+    assert np.std((z - loc) / 0.5) > 0.3   # the constant scale was applied, not ignored
+    _fd_check(prog, data)
+
+
+def test_constant_scale_in_the_row_fused_lowering_matches_the_arrays():
+    def build():
+        with Model("const_scalar") as m:
+            x = m.input("x", 1)
+            z = Normal("z", Affine(x, 1, name="loc"), 0.5)
+            m.cost("nll", ppl.gaussian_nll(z[:, 0], 1.0, x))
+        return m
+    a = build().compile(estimators="pathwise", dtype=np.float64, lowering="arrays")
+    s = build().compile(estimators="pathwise", dtype=np.float64, lowering="scalar")
+    x = np.linspace(-1, 1, 7)[:, None]
+    la, ga = a.grad({"x": x}, seed=4, step=2)
+    ls, gs = s.grad({"x": x}, seed=4, step=2)
+    assert ls == pytest.approx(la, rel=1e-12)
+    for k in ga:
+        np.testing.assert_allclose(gs[k], ga[k], rtol=1e-12)
+    _fd_check(s, {"x": x})
+
+
+@pytest.mark.cuda
+def test_concat_slice_const_cuda_parity():
+    cpu = columns_model("cols_cpu").compile(estimators="pathwise", dtype=np.float64, seed=1)
+    gpu = columns_model("cols_gpu").compile(estimators="pathwise", dtype=np.float64, seed=1, target="cuda")
+    data = {"x": X, "y": Y}
+    lc, gc = cpu.grad(data, seed=5)
+    lg, gg = gpu.grad(data, seed=5)
+    assert lg == pytest.approx(lc, rel=1e-9)
+    for k in gc:
+        np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda h: h[:, 2:9], r"columns 2:9 are not a non-empty range within its width 4"),
+    (lambda h: h[:, 3:1], r"not a non-empty range"),
+    (lambda h: h[1], r"index a node as h\[:, lo:hi\]"),
+    (lambda h: h[:, ::2], r"step 1"),
+    (lambda h: h[:, 1.5], r"index a node as"),
+    (lambda h: ppl.concat([]), r"concat: give a non-empty list"),
+    (lambda h: ppl.concat([h, 2.0]), r"concat: argument 'nodes\[1\]' must be a ppl node"),
+    (lambda h: Normal("z", h, float("nan")), r"Normal 'z': scale: a constant must be a finite number"),
+    (lambda h: Normal("z", h, True), r"Normal 'z': scale: a constant must be a finite number"),
+    (lambda h: ppl.gaussian_nll(1.0, 1.0, 2.0), r"gaussian_nll: argument 'loc' must be a ppl node"),
+    (lambda h: Normal("z", h, -0.5), r"Normal 'z': scale is the constant -0.5; it must be > 0"),
+    (lambda h: ppl.gaussian_nll(h, 0, h), r"gaussian_nll: scale is the constant 0.0; it must be > 0"),
+    (lambda h: ppl.bernoulli_nll(h, 1.5), r"bernoulli_nll: target is the constant 1.5; it must be within \[0, 1\]"),
+])
+def test_bad_columns_and_constants_are_clear_errors(build, match):
+    with Model("bad_cols"):
+        h = ppl.param("p", 4)
+        with pytest.raises(ppl.ModelError, match=match):
+            build(h)
+
+
+def test_a_node_is_not_iterable():
+    with Model("iter"):
+        h = ppl.param("p", 4)
+        with pytest.raises(TypeError):
+            list(h)
+
+
+# --------------------------------------------------------------------------- user layers
+@njit
+def _pair_fn(h, out):              # out = (h0 * h1, sin(h0), h1^2)
+    out[0] = h[0] * h[1]
+    out[1] = np.sin(h[0])
+    out[2] = h[1] * h[1]
+
+
+@njit
+def _pair_vjp(h, out, gout, gh):
+    gh[0] = gout[0] * h[1] + gout[1] * np.cos(h[0])
+    gh[1] = gout[0] * h[0] + 2.0 * gout[2] * h[1]
+
+
+@njit
+def _flip_fn(b, out):              # no VJP: a piecewise map of a binary row
+    out[0] = 1.0 if b[0] > b[1] else -1.0
+
+
+def layer_model(name="user_layer"):
+    with Model(name) as m:
+        x = m.input("x", 3)
+        y = m.input("y", 2)
+        h = ppl.tanh(Affine(x, 2, name="enc"))
+        u = ppl.layer(_pair_fn, h, 3, vjp=_pair_vjp, name="pair")
+        z = Normal("z", Affine(u, 2, name="loc"), ppl.softplus(Affine(u, 2, name="sc")))
+        m.cost("nll", ppl.gaussian_nll(z, 1.0, y))
+        m.cost("lp", ppl.log_prob(z))
+    return m
+
+
+def test_user_layer_values_and_gradients():
+    """The layer's row function and VJP inside the graph: values against NumPy, the whole
+    step's gradient against central differences (pathwise below it)."""
+    prog = layer_model().compile(estimators="pathwise", dtype=np.float64)
+    data = {"x": X, "y": Y}
+    s = prog.sample(data, seed=1)
+    h = np.tanh(X @ prog.params["enc.W"] + prog.params["enc.b"])
+    want = np.stack([h[:, 0] * h[:, 1], np.sin(h[:, 0]), h[:, 1] ** 2], axis=1)
+    np.testing.assert_allclose(s["pair"], want, rtol=1e-12)
+    _fd_check(prog, data)
+
+
+def test_user_layer_without_vjp_blocks_like_a_black_box():
+    """No VJP: the Bernoulli above it gets the score function (blocked path), which matches the
+    exact gradient by enumeration (tests/stats.py projection test; 5% bias detectable)."""
+    import stats
+    with Model("flip") as m:
+        x = m.input("x", 3)
+        b = ppl.Bernoulli("b", logits=Affine(x, 2, name="enc"))
+        f = ppl.layer(_flip_fn, b, 1, name="flip")
+        m.cost("c", ppl.total(f * f + 0.5 * f))
+        m.cost("lp", ppl.log_prob(b))
+    prog = m.compile(dtype=np.float64, samples=2)
+    chosen = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
+    assert chosen["b"] == "relax"   # the rule for a Bernoulli behind a gradient-free path
+    exact_prog = m.compile(dtype=np.float64, estimators="enumerate")
+    for k in exact_prog.params:
+        exact_prog.params[k][...] = prog.params[k]
+    _, ex = exact_prog.grad({"x": X[:2]}, seed=0)
+    stats.assert_unbiased_tuned(prog, {"x": X[:2]}, ["enc.W", "enc.b"], stats.flat(ex, ["enc.W", "enc.b"]),
+                                "user layer without vjp")
+    with Model("flip_param") as m2:
+        x = m2.input("x", 3)
+        f = ppl.layer(_flip_fn, Affine(x, 2, name="enc"), 1, name="flip")
+        m2.cost("c", ppl.total(f))
+    with pytest.raises(ppl.ModelError, match=r"layer 'flip' has no gradient.*ppl.layer\(\.\.\., vjp=\.\.\.\)"):
+        m2.compile(dtype=np.float64)
+
+
+def test_user_layer_errors():
+    with Model("ul_bad") as m:
+        x = m.input("x", 2)
+        u = ppl.layer(_flip_fn, x, 1, vjp=_pair_fn, name="bad")
+        m.cost("c", ppl.total(u))
+    with pytest.raises(ppl.ModelError, match=r"layer 'bad': vjp takes 2 argument\(s\) but is called with 4"):
+        m.compile(dtype=np.float64)
+    with Model("ul_cuda") as m:
+        x = m.input("x", 3)
+        u = ppl.layer(_pair_fn, ppl.tanh(Affine(x, 2, name="enc")), 3, vjp=_pair_vjp, name="pair")
+        m.cost("c", ppl.total(u))
+    with pytest.raises(ppl.ModelError, match=r"target 'cuda': the user layer 'pair' runs a Python/@njit function"):
+        m.compile(dtype=np.float64, target="cuda")
+    with Model("ul_args"):
+        p = ppl.param("p", 2)
+        with pytest.raises(ppl.ModelError, match=r"layer: fn must be a numba @njit function"):
+            ppl.layer(None, p, 1)
+        with pytest.raises(ppl.ModelError, match=r"layer 'q': vjp must be a numba @njit function"):
+            ppl.layer(_flip_fn, p, 1, vjp=lambda *a: None, name="q")
+        with pytest.raises(ppl.ModelError, match=r"layer 'r': width"):
+            ppl.layer(_flip_fn, p, 0, name="r")
