@@ -921,3 +921,7 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
         m[i] = mi
         v[i] = vi
         theta[i] -= delta
+
+
+# the kernels of distributions kept in a module of their own, under the names the lowering calls
+from .cpu_laplace import laplace_log_prob, laplace_log_prob_bwd, laplace_sample, laplace_sample_bwd  # noqa: E402,F401

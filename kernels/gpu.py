@@ -1122,3 +1122,7 @@ def _adam(theta, grad, m, v, lr, beta1, beta2, eps, t):
 def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count."""
     _run_rows(_adam, theta.shape[0], theta, grad, m, v, lr, beta1, beta2, eps, t)
+
+
+# the kernels of distributions kept in a module of their own, under the names the lowering calls
+from .gpu_laplace import laplace_log_prob, laplace_log_prob_bwd, laplace_sample, laplace_sample_bwd  # noqa: E402,F401

@@ -85,6 +85,10 @@ DISTRIBUTIONS = {
                     log_prob="-S_.gaussian_nll_term({x}, {p0}, {p1})",
                     vjp_pre="{q}, {w} = S_.gaussian_nll_grad({x}, {p0}, {p1})",
                     vjp=(("+=", "{weight} * {q}"), ("-=", "{weight} * {w}")), value_vjp=("-=", "{weight} * {q}"))),
+    "laplace": Distribution(
+        "Laplace", ("loc", "scale"), reparameterized=("loc", "scale"), noise="uniform", positive=("scale",),
+        kernels=dict(sample="laplace_sample", sample_bwd="laplace_sample_bwd", log_prob="laplace_log_prob",
+                     log_prob_bwd="laplace_log_prob_bwd")),
     "categorical": Distribution(
         "Categorical", ("logits",), discrete=True, noise="gumbel", relaxation="gumbel_softmax",
         straight_through=True, grouped=True,

@@ -340,13 +340,23 @@ def Bernoulli(name: str, logits: Node, link: str = "logit") -> Node:
 def Normal(name: str, loc: Node, scale: Node) -> Node:
     """Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p).
     A number for loc or scale is a constant of the other's width."""
-    loc, scale = _constants(f"Normal '{name}'", positive=("scale",), loc=loc, scale=scale)
-    _check_node(loc, "loc", f"Normal '{name}'")
-    _check_node(scale, "scale", f"Normal '{name}'")
+    return _loc_scale("normal", "Normal", name, loc, scale)
+
+
+def Laplace(name: str, loc: Node, scale: Node) -> Node:
+    """Independent Laplace units: density exp(-|x - loc| / scale) / (2 scale); scale must be
+    positive (use softplus or exp). A number for loc or scale is a constant of the other's width."""
+    return _loc_scale("laplace", "Laplace", name, loc, scale)
+
+
+def _loc_scale(kind, title, name, loc, scale) -> Node:
+    loc, scale = _constants(f"{title} '{name}'", positive=("scale",), loc=loc, scale=scale)
+    _check_node(loc, "loc", f"{title} '{name}'")
+    _check_node(scale, "scale", f"{title} '{name}'")
     if loc.width != scale.width:
-        raise ModelError(f"Normal '{name}': loc '{loc.name}' has width {loc.width} but scale "
+        raise ModelError(f"{title} '{name}': loc '{loc.name}' has width {loc.width} but scale "
                          f"'{scale.name}' has width {scale.width}; they must agree")
-    return _stochastic("normal", name, {"loc": loc, "scale": scale}, loc.width)
+    return _stochastic(kind, name, {"loc": loc, "scale": scale}, loc.width)
 
 
 def Categorical(name: str, logits: Node, classes: int) -> Node:

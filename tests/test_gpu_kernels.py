@@ -33,15 +33,16 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import cpu, cpu_antithetic, cpu_noise, cpu_rows
-from ppl.kernels import gpu, gpu_antithetic, gpu_noise, gpu_rows
+from ppl.kernels import cpu, cpu_antithetic, cpu_laplace, cpu_noise, cpu_rows
+from ppl.kernels import gpu, gpu_antithetic, gpu_laplace, gpu_noise, gpu_rows
 
 pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
 G = D // K
-PAIRS = [(cpu, gpu), (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic)]
+PAIRS = [(cpu, gpu), (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
+         (cpu_laplace, gpu_laplace)]
 
 
 def public_kernels(mod):
@@ -135,6 +136,11 @@ CASES = {
     "probit_log_prob_bwd": lambda g: (4 * g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "probit_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
     "normal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
+    "laplace_sample": lambda g: (g.x(R, D), g.pos(R, D), g.u(R, D), g.out(R, D)),
+    "laplace_sample_bwd": lambda g: (g.u(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "laplace_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "laplace_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D), g.skip(2),
+                                       g.x(R, D)),
     "normal_sample_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
     "normal_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
     "normal_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
@@ -275,7 +281,8 @@ VARIANTS = {
         4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
 }
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
-           "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd"]
+           "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
+           "laplace_log_prob_bwd"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
          "fill_bernoulli_logit", "fill_bernoulli_prob"]
 MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}

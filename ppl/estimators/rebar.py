@@ -84,6 +84,10 @@ class Rebar(Estimator):
             lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {flag})")
         loglam = lw.scratch[("rebar", first)]["loglam"]
         d = lw.dist(n)
+        if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
+            raise ModelError(f"{d.name} '{n.name}' (estimator '{ch.estimator}') cannot sit below the REBAR node "
+                             f"'{first.name}': its reparameterised term in REBAR's rows has no kernel; use "
+                             f"'pathwise' for '{n.name}', or 'relax' or 'disarm' for '{first.name}'")
         if not d.discrete or not REGISTRY[ch.estimator].hard_forward:
             return
         if "relax_rows" not in d.kernels:

@@ -1,0 +1,92 @@
+"""CUDA twin of ``cpu_laplace.py`` (same names and arguments); the scalar formulas are the CPU
+module's, re-jitted for the device by ``device()``."""
+from numba import cuda
+
+from . import cpu_laplace as C
+from .device import device
+from .gpu_core import launch
+from .scalar import like
+
+_eps = device(C._eps)
+_log_prob_term = device(C._log_prob_term)
+_log_prob_grad = device(C._log_prob_grad)
+
+
+def _cells(kernel, a, *args):
+    k = launch(kernel, a.shape[0] * a.shape[1])
+    if k is not None:
+        k(*args)
+
+
+@cuda.jit
+def _sample(loc, scale, u, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = loc[r, j] + scale[r, j] * _eps(u[r, j])
+
+
+def laplace_sample(loc, scale, u, out):
+    """out = loc + scale * eps(u) (pathwise)."""
+    _cells(_sample, out, loc, scale, u, out)
+
+
+@cuda.jit
+def _sample_bwd(u, gout, gloc, gscale):
+    R, D = gout.shape
+    do_l = gloc.shape[0] != 0
+    do_s = gscale.shape[0] != 0
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        if do_l:
+            gloc[r, j] += gout[r, j]
+        if do_s:
+            gscale[r, j] += gout[r, j] * _eps(u[r, j])
+
+
+def laplace_sample_bwd(u, gout, gloc, gscale):
+    """gloc += gout ; gscale += gout * eps(u) (each skippable)."""
+    _cells(_sample_bwd, gout, u, gout, gloc, gscale)
+
+
+@cuda.jit
+def _log_prob(loc, scale, x, out_rows):
+    R, D = x.shape
+    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
+        s = like(x, 0.0)
+        for j in range(D):
+            s += _log_prob_term(x[r, j], loc[r, j], scale[r, j])
+        out_rows[r] = s
+
+
+def laplace_log_prob(loc, scale, x, out_rows):
+    """out_rows[r] = sum_j log p(x[r, j] | loc, scale)."""
+    k = launch(_log_prob, x.shape[0])
+    if k is not None:
+        k(loc, scale, x, out_rows)
+
+
+@cuda.jit
+def _log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
+    R, D = x.shape
+    do_l = gloc.shape[0] != 0
+    do_s = gscale.shape[0] != 0
+    do_x = gx.shape[0] != 0
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        g = grow[r]
+        dl, ds = _log_prob_grad(x[r, j], loc[r, j], scale[r, j])
+        if do_l:
+            gloc[r, j] += g * dl
+        if do_s:
+            gscale[r, j] += g * ds
+        if do_x:
+            gx[r, j] -= g * dl
+
+
+def laplace_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
+    """grow[r] times the gradients of log p(x) into gloc, gscale, gx (accumulated, skippable)."""
+    _cells(_log_prob_bwd, x, loc, scale, x, grow, gloc, gscale, gx)
