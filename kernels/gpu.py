@@ -1126,3 +1126,4 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
 
 # the kernels of distributions kept in a module of their own, under the names the lowering calls
 from .gpu_laplace import laplace_log_prob, laplace_log_prob_bwd, laplace_sample, laplace_sample_bwd  # noqa: E402,F401
+from .gpu_poisson import poisson_log_prob, poisson_log_prob_bwd, poisson_sample  # noqa: E402,F401

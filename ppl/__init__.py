@@ -16,7 +16,7 @@ if "numpy" not in _sys.modules:
     _os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
-from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, ModelError, Node, Normal, bernoulli_nll, blackbox, concat, const, exp, layer,
+from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, ModelError, Node, Normal, bernoulli_nll, blackbox, concat, const, exp, layer,
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)
 from .estimators import REGISTRY as estimators
@@ -24,6 +24,6 @@ from . import diagnostics, optim
 from .fit import fit
 
 __version__ = "0.1.0"
-__all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Categorical", "param", "sigmoid",
+__all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "estimators", "fit", "optim", "diagnostics"]

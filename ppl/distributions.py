@@ -30,6 +30,7 @@ class Distribution:
     antithetic: bool = False         # a two-point logit-link law: ARM / DisARM pairs exist
     gaussian: bool = False           # Gaussian location-scale: Price's theorem applies
     grouped: bool = False            # values are one-hot groups of K (node attribute "K") columns
+    unbounded: bool = False          # a discrete law with infinitely many values (counts)
     positive: tuple = ()             # params that must be > 0 (checked in the fused step)
     kernels: dict = field(default_factory=dict)
     scalar: dict = field(default_factory=dict)
@@ -39,8 +40,8 @@ class Distribution:
         return bool(self.reparameterized)
 
     def support_size(self, width: int, K: int = 2):
-        """Number of joint values of a node of this width (None for continuous)."""
-        if not self.discrete:
+        """Number of joint values of a node of this width (None: continuous or unbounded)."""
+        if not self.discrete or self.unbounded:
             return None
         return K ** (width // K) if self.grouped else 2 ** width
 
@@ -89,6 +90,9 @@ DISTRIBUTIONS = {
         "Laplace", ("loc", "scale"), reparameterized=("loc", "scale"), noise="uniform", positive=("scale",),
         kernels=dict(sample="laplace_sample", sample_bwd="laplace_sample_bwd", log_prob="laplace_log_prob",
                      log_prob_bwd="laplace_log_prob_bwd")),
+    "poisson": Distribution(
+        "Poisson", ("rate",), discrete=True, unbounded=True, noise="uniform", positive=("rate",),
+        kernels=dict(sample="poisson_sample", log_prob="poisson_log_prob", log_prob_bwd="poisson_log_prob_bwd")),
     "categorical": Distribution(
         "Categorical", ("logits",), discrete=True, noise="gumbel", relaxation="gumbel_softmax",
         straight_through=True, grouped=True,

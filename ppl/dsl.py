@@ -359,6 +359,13 @@ def _loc_scale(kind, title, name, loc, scale) -> Node:
     return _stochastic(kind, name, {"loc": loc, "scale": scale}, loc.width)
 
 
+def Poisson(name: str, rate: Node) -> Node:
+    """Independent Poisson counts with the given rates (> 0: use softplus or exp); estimated by
+    the score function (a count has no pathwise gradient)."""
+    _check_node(rate, "rate", f"Poisson '{name}'")
+    return _stochastic("poisson", name, {"rate": rate}, rate.width)
+
+
 def Categorical(name: str, logits: Node, classes: int) -> Node:
     """Groups of one-hot categorical units: logits of width G*classes, value one-hot per group."""
     _check_node(logits, "logits", f"Categorical '{name}'")

@@ -33,8 +33,8 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import cpu, cpu_antithetic, cpu_laplace, cpu_noise, cpu_rows
-from ppl.kernels import gpu, gpu_antithetic, gpu_laplace, gpu_noise, gpu_rows
+from ppl.kernels import cpu, cpu_antithetic, cpu_laplace, cpu_noise, cpu_poisson, cpu_rows
+from ppl.kernels import gpu, gpu_antithetic, gpu_laplace, gpu_noise, gpu_poisson, gpu_rows
 
 pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
@@ -42,7 +42,7 @@ ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not th
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
 G = D // K
 PAIRS = [(cpu, gpu), (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
-         (cpu_laplace, gpu_laplace)]
+         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson)]
 
 
 def public_kernels(mod):
@@ -136,6 +136,9 @@ CASES = {
     "probit_log_prob_bwd": lambda g: (4 * g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "probit_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
     "normal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
+    "poisson_sample": lambda g: (4 * g.pos(R, D), g.u(R, D), g.out(R, D)),
+    "poisson_log_prob": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.out(R)),
+    "poisson_log_prob_bwd": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.x(R), g.x(R, D), g.skip(2)),
     "laplace_sample": lambda g: (g.x(R, D), g.pos(R, D), g.u(R, D), g.out(R, D)),
     "laplace_sample_bwd": lambda g: (g.u(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
     "laplace_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),

@@ -18,6 +18,8 @@ class Enumerate(Estimator):
     def check(self, info):
         if not info.dist.discrete:
             return f"{info.dist.name} is continuous; enumeration needs a finite support"
+        if info.support is None:
+            return f"{info.dist.name} has infinitely many values; enumeration needs a finite support"
         if info.support > MAX_SUPPORT:
             return (f"its support has {info.support} values (more than {MAX_SUPPORT}); use 'score' or "
                     f"split the node into smaller ones")

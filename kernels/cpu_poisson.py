@@ -1,0 +1,77 @@
+"""Poisson(rate) kernels (CPU): p(k) = rate^k exp(-rate) / k!, k = 0, 1, 2, ...
+
+Sampling is the inverse CDF of a uniform u in (0, 1) (the program's uniform noise), searched
+upwards from k = 0 with the log-probabilities log p(k) = log p(k - 1) + log(rate) - log(k) in
+float64 for every program dtype (so exp(-rate) may underflow without harm: the terms near the
+mode are summed exactly enough). The search stops at the first k with F(k) >= u, or, past the
+mode, when the next term is below 1e-17 (F can no longer grow in float64: the rest of the tail
+is below the resolution of u). It costs about rate + a few sqrt(rate) steps per draw.
+The score needs d log p / d rate = k / rate - 1; a count has no pathwise gradient.
+"""
+import math
+
+from numba import njit
+
+from .scalar import like
+
+_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
+@njit(cache=True, error_model="numpy")
+def _inverse_cdf(rate, u):
+    """The smallest k with P(K <= k) >= u, as a float64 count."""
+    lam = float(rate)
+    uu = float(u)
+    loglam = math.log(lam)
+    logp = -lam
+    F = math.exp(logp)
+    k = 0.0
+    while uu > F:
+        k += 1.0
+        logp += loglam - math.log(k)
+        p = math.exp(logp)
+        F += p
+        if k > lam and p < 1e-17:
+            break
+    return k
+
+
+@njit(cache=True, error_model="numpy")
+def _log_prob_term(k, rate):
+    """log p(k) = k log(rate) - rate - log(k!)."""
+    kk = float(k)
+    lam = float(rate)
+    return like(rate, kk * math.log(lam) - lam - math.lgamma(kk + 1.0))
+
+
+@njit(**_JIT)
+def poisson_sample(rate, u, out):
+    """out = the Poisson(rate) count at uniform u (inverse CDF)."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = _inverse_cdf(rate[r, j], u[r, j])
+
+
+@njit(**_JIT)
+def poisson_log_prob(rate, x, out_rows):
+    """out_rows[r] = sum_j log p(x[r, j] | rate[r, j])."""
+    R, D = x.shape
+    for r in range(R):
+        s = like(x, 0.0)
+        for j in range(D):
+            s += _log_prob_term(x[r, j], rate[r, j])
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def poisson_log_prob_bwd(rate, x, grow, grate, gx):
+    """grate += grow[r] (x / rate - 1) (skippable); a count has no value gradient (gx is not
+    touched)."""
+    if grate.shape[0] == 0:
+        return
+    R, D = x.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            grate[r, j] += g * (x[r, j] / rate[r, j] - like(x, 1.0))

@@ -1,0 +1,63 @@
+"""CUDA twin of ``cpu_poisson.py`` (same names and arguments); the scalar formulas are the CPU
+module's, re-jitted for the device by ``device()``."""
+from numba import cuda
+
+from . import cpu_poisson as C
+from .device import device
+from .gpu_core import launch
+from .scalar import like
+
+_inverse_cdf = device(C._inverse_cdf)
+_log_prob_term = device(C._log_prob_term)
+
+
+def _cells(kernel, a, *args):
+    k = launch(kernel, a.shape[0] * a.shape[1])
+    if k is not None:
+        k(*args)
+
+
+@cuda.jit
+def _sample(rate, u, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = _inverse_cdf(rate[r, j], u[r, j])
+
+
+def poisson_sample(rate, u, out):
+    """out = the Poisson(rate) count at uniform u (inverse CDF)."""
+    _cells(_sample, out, rate, u, out)
+
+
+@cuda.jit
+def _log_prob(rate, x, out_rows):
+    R, D = x.shape
+    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
+        s = like(x, 0.0)
+        for j in range(D):
+            s += _log_prob_term(x[r, j], rate[r, j])
+        out_rows[r] = s
+
+
+def poisson_log_prob(rate, x, out_rows):
+    """out_rows[r] = sum_j log p(x[r, j] | rate[r, j])."""
+    k = launch(_log_prob, x.shape[0])
+    if k is not None:
+        k(rate, x, out_rows)
+
+
+@cuda.jit
+def _log_prob_bwd(rate, x, grow, grate):
+    R, D = x.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        grate[r, j] += grow[r] * (x[r, j] / rate[r, j] - like(x, 1.0))
+
+
+def poisson_log_prob_bwd(rate, x, grow, grate, gx):
+    """grate += grow[r] (x / rate - 1) (skippable); gx is not touched."""
+    if grate.shape[0] != 0:
+        _cells(_log_prob_bwd, x, rate, x, grow, grate)
