@@ -22,6 +22,8 @@ X = np.array([[1.0, -0.5], [0.3, 0.8], [-1.2, 0.4]])
 
 
 def build(name="laplace"):
+    """One model name for every test: programs with the same estimator, dtype and samples have
+    the same source, so a test process compiles each once."""
     with Model(name) as m:
         x = m.input("x", 2)
         loc = Affine(x, 2, name="loc")
@@ -45,7 +47,7 @@ def exact_gradient(prog, x):
 
 
 def test_draws_and_log_density_match_scipy():
-    prog = build("laplace_draws").compile(estimators="pathwise", dtype=np.float64)
+    prog = build().compile(estimators="pathwise", dtype=np.float64)
     prog.params["loc.W"][...] = 0.0
     prog.params["loc.b"][...] = [0.5, -1.0]
     prog.params["sc.W"][...] = 0.0
@@ -63,7 +65,7 @@ def test_draws_and_log_density_match_scipy():
 
 
 def test_pathwise_backward_matches_central_differences():
-    prog = build("laplace_fd").compile(estimators="pathwise", dtype=np.float64)
+    prog = build().compile(estimators="pathwise", dtype=np.float64)
     prog.theta[:] = np.random.default_rng(2).normal(0, 0.5, prog.theta.shape)
     _, g = prog.grad({"x": X}, seed=3, step=1)
     flat = np.concatenate([g[k].ravel() for k in g])
@@ -80,7 +82,7 @@ def test_pathwise_backward_matches_central_differences():
 
 @pytest.mark.parametrize("est,samples", [("pathwise", 1), ("score", 2)])
 def test_estimators_are_unbiased_against_the_closed_form(est, samples):
-    prog = build(f"laplace_{est}").compile(estimators=est, dtype=np.float64, samples=samples)
+    prog = build().compile(estimators=est, dtype=np.float64, samples=samples)
     prog.theta[:] = np.random.default_rng(4).normal(0, 0.4, prog.theta.shape)
     exact = exact_gradient(prog, X)
     names = list(exact)
@@ -88,7 +90,7 @@ def test_estimators_are_unbiased_against_the_closed_form(est, samples):
 
 
 def test_default_is_pathwise_and_other_estimators_refuse_clearly():
-    prog = build("laplace_auto").compile(dtype=np.float64)
+    prog = build().compile(dtype=np.float64)
     assert {n.name: ch.estimator for n, (ch, _) in prog.choices.items()} == {"z": "pathwise"}
     for est, why in (("price", "Laplace is not a Normal node"), ("arm", "not a logit-link Bernoulli"),
                      ("enumerate", "continuous"), ("rebar", "no REBAR implementation")):
@@ -124,7 +126,7 @@ def test_a_nonpositive_scale_in_the_step_names_the_node():
 
 @pytest.mark.cuda
 def test_cuda_parity():
-    cpu = build("laplace_cpu").compile(estimators="pathwise", dtype=np.float64, seed=1)
+    cpu = build().compile(estimators="pathwise", dtype=np.float64, seed=1)
     gpu = build("laplace_gpu").compile(estimators="pathwise", dtype=np.float64, seed=1, target="cuda")
     for seed in (0, 5):
         lc, gc = cpu.grad({"x": X}, seed=seed)

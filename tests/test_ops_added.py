@@ -87,7 +87,7 @@ def test_constant_scale_in_the_row_fused_lowering_matches_the_arrays():
 
 @pytest.mark.cuda
 def test_concat_slice_const_cuda_parity():
-    cpu = columns_model("cols_cpu").compile(estimators="pathwise", dtype=np.float64, seed=1)
+    cpu = columns_model().compile(estimators="pathwise", dtype=np.float64, seed=1)
     gpu = columns_model("cols_gpu").compile(estimators="pathwise", dtype=np.float64, seed=1, target="cuda")
     data = {"x": X, "y": Y}
     lc, gc = cpu.grad(data, seed=5)

@@ -23,6 +23,8 @@ KS = np.arange(201.0)
 
 
 def build(name="poisson"):
+    """One model name for every test: programs with the same estimator, dtype and samples have
+    the same source, so a test process compiles each once."""
     with Model(name) as m:
         x = m.input("x", 2)
         rate = ppl.softplus(Affine(x, 2, name="enc"))
@@ -47,7 +49,7 @@ def exact_gradient(prog, x):
 
 
 def test_draws_and_log_pmf_match_scipy():
-    prog = build("poisson_draws").compile(estimators="score", dtype=np.float64)
+    prog = build().compile(estimators="score", dtype=np.float64)
     prog.params["enc.W"][...] = 0.0
     prog.params["enc.b"][...] = [0.3, 2.5]
     rates = np.log1p(np.exp(np.array([0.3, 2.5])))
@@ -68,7 +70,7 @@ def test_draws_and_log_pmf_match_scipy():
 
 
 def test_large_rates_sample_and_stay_finite():
-    prog = build("poisson_large").compile(estimators="score", dtype=np.float64)
+    prog = build().compile(estimators="score", dtype=np.float64)
     prog.params["enc.W"][...] = 0.0
     prog.params["enc.b"][...] = [900.0, 5000.0]   # exp(-rate) underflows: the search runs in log space
     k = prog.sample({"x": np.zeros((400, 2))}, seed=1)["k"]
@@ -78,7 +80,7 @@ def test_large_rates_sample_and_stay_finite():
 
 @pytest.mark.parametrize("samples", [1, 2])
 def test_score_is_unbiased_against_the_exact_sums(samples):
-    prog = build(f"poisson_score_{samples}").compile(dtype=np.float64, samples=samples)
+    prog = build().compile(dtype=np.float64, samples=samples)
     assert {n.name: ch.estimator for n, (ch, _) in prog.choices.items()} == {"k": "score"}
     prog.theta[:] = np.random.default_rng(6).normal(0, 0.4, prog.theta.shape)
     exact = exact_gradient(prog, X)
@@ -107,7 +109,7 @@ def test_a_nonpositive_rate_in_the_step_names_the_node():
 
 @pytest.mark.cuda
 def test_cuda_parity():
-    cpu = build("poisson_cpu").compile(estimators="score", dtype=np.float64, seed=1)
+    cpu = build().compile(estimators="score", dtype=np.float64, seed=1)
     gpu = build("poisson_gpu").compile(estimators="score", dtype=np.float64, seed=1, target="cuda")
     for seed in (0, 5):
         lc, gc = cpu.grad({"x": X}, seed=seed)
