@@ -21,7 +21,7 @@ from numba import cuda
 
 from . import scalar as S
 from .device import device
-from .gpu_core import block_sum, launch, single_block
+from .gpu_core import block_sum, launch, run, single_block
 from .scalar import hyper, like
 
 # device versions of the scalar math (one source with the CPU kernels)
@@ -455,11 +455,7 @@ def row_sum_bwd(grow, gx):
     _run_map(_row_spread_acc, gx, grow)
 
 
-def _run_rows(kernel, n_rows, *args):
-    """Launch ``kernel(*args)`` over n_rows items (rows, groups or vector entries)."""
-    k = launch(kernel, n_rows)
-    if k is not None:
-        k(*args)
+_run_rows = run   # over n_rows items (rows, groups or vector entries)
 
 
 # ============================================================================ Bernoulli

@@ -11,7 +11,7 @@ from numba import cuda
 from . import cpu_antithetic, cpu_rows
 from . import scalar as S
 from .device import device
-from .gpu_core import launch
+from .gpu_core import run as _run
 
 _antithetic_bit = device(S.antithetic_bit)
 _arm_coef = device(S.arm_coef)
@@ -19,12 +19,6 @@ _disarm_coef = device(S.disarm_coef)
 _is_group_head = device(cpu_rows._is_group_head)
 _arm_pair_marginal = device(cpu_antithetic._arm_pair_marginal)
 _disarm_pair_marginal = device(cpu_antithetic._disarm_pair_marginal)
-
-
-def _run(kernel, n, *args):
-    k = launch(kernel, n)
-    if k is not None:
-        k(*args)
 
 
 @cuda.jit

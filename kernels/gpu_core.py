@@ -47,6 +47,13 @@ def launch(kernel, n):
     return kernel[min(MAX_BLOCKS, math.ceil(n / t)), t]
 
 
+def run(kernel, n, *args):
+    """Launch ``kernel(*args)`` over n items (nothing when n == 0)."""
+    k = launch(kernel, n)
+    if k is not None:
+        k(*args)
+
+
 def single_block(kernel, n):
     """``kernel`` configured as one block (for kernels ending in ``block_sum``)."""
     require_cuda()

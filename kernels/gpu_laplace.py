@@ -4,7 +4,7 @@ from numba import cuda
 
 from . import cpu_laplace as C
 from .device import device
-from .gpu_core import launch
+from .gpu_core import run
 from .scalar import like
 
 _eps = device(C._eps)
@@ -13,9 +13,8 @@ _log_prob_grad = device(C._log_prob_grad)
 
 
 def _cells(kernel, a, *args):
-    k = launch(kernel, a.shape[0] * a.shape[1])
-    if k is not None:
-        k(*args)
+    """Launch ``kernel(*args)`` over the cells of the 2D array ``a``."""
+    run(kernel, a.shape[0] * a.shape[1], *args)
 
 
 @cuda.jit
@@ -63,9 +62,7 @@ def _log_prob(loc, scale, x, out_rows):
 
 def laplace_log_prob(loc, scale, x, out_rows):
     """out_rows[r] = sum_j log p(x[r, j] | loc, scale)."""
-    k = launch(_log_prob, x.shape[0])
-    if k is not None:
-        k(loc, scale, x, out_rows)
+    run(_log_prob, x.shape[0], loc, scale, x, out_rows)
 
 
 @cuda.jit

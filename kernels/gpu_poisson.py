@@ -4,7 +4,7 @@ from numba import cuda
 
 from . import cpu_poisson as C
 from .device import device
-from .gpu_core import launch
+from .gpu_core import run
 from .scalar import like
 
 _inverse_cdf = device(C._inverse_cdf)
@@ -12,9 +12,8 @@ _log_prob_term = device(C._log_prob_term)
 
 
 def _cells(kernel, a, *args):
-    k = launch(kernel, a.shape[0] * a.shape[1])
-    if k is not None:
-        k(*args)
+    """Launch ``kernel(*args)`` over the cells of the 2D array ``a``."""
+    run(kernel, a.shape[0] * a.shape[1], *args)
 
 
 @cuda.jit
@@ -43,9 +42,7 @@ def _log_prob(rate, x, out_rows):
 
 def poisson_log_prob(rate, x, out_rows):
     """out_rows[r] = sum_j log p(x[r, j] | rate[r, j])."""
-    k = launch(_log_prob, x.shape[0])
-    if k is not None:
-        k(rate, x, out_rows)
+    run(_log_prob, x.shape[0], rate, x, out_rows)
 
 
 @cuda.jit

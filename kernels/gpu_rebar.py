@@ -21,7 +21,8 @@ from numba import cuda, float64
 from . import cpu_rebar as B
 from .cpu_rebar import CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
 from .device import device
-from .gpu_core import block_sum, launch, single_block
+from .gpu_core import block_sum, single_block
+from .gpu_core import run as _run
 
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
 
@@ -36,12 +37,6 @@ _relaxed_categorical_group_bwd = device(B._relaxed_categorical_group_bwd)
 _reparam_normal_bwd = device(B._reparam_normal_bwd)
 _rebar_categorical_forward_row = device(B._rebar_categorical_forward_row)
 _rebar_categorical_row = device(B._rebar_categorical_row)
-
-
-def _run(kernel, n, *args):
-    k = launch(kernel, n)
-    if k is not None:
-        k(*args)
 
 
 def _check_k(name, K):

@@ -18,7 +18,7 @@ from numba import cuda, float64
 
 from . import cpu_relax as X
 from .device import device
-from .gpu_core import launch
+from .gpu_core import run as _run
 
 MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
 MAX_HIDDEN = 128   # H: hidden units of the RELAX control variate
@@ -29,12 +29,6 @@ _relax_row = device(X._relax_row)
 _relax_categorical_row = device(X._relax_categorical_row)
 
 _SCRATCH = {}
-
-
-def _run(kernel, n, *args):
-    k = launch(kernel, n)
-    if k is not None:
-        k(*args)
 
 
 def _scratch(R, P):

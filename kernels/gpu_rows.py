@@ -14,7 +14,8 @@ from numba import cuda
 from . import cpu_rows
 from . import scalar as S
 from .device import device
-from .gpu_core import block_sum, launch, scratch, single_block
+from .gpu_core import block_sum, scratch, single_block
+from .gpu_core import run as _run
 
 _score_signal = device(S.score_signal)
 _loo_value = device(S.loo_value)
@@ -23,12 +24,6 @@ _moving_average = device(S.moving_average)
 _scale_shift = device(S.scale_shift)
 _loo_marginal_group = device(cpu_rows._loo_marginal_group)
 _is_group_head = device(cpu_rows._is_group_head)
-
-
-def _run(kernel, n, *args):
-    k = launch(kernel, n)
-    if k is not None:
-        k(*args)
 
 
 @cuda.jit
