@@ -16,6 +16,7 @@ from scipy import stats as sps
 import ppl
 from ppl import Affine, Bernoulli, Laplace, Model
 
+import exact
 import stats
 
 X = np.array([[1.0, -0.5], [0.3, 0.8], [-1.2, 0.4]])
@@ -67,17 +68,7 @@ def test_draws_and_log_density_match_scipy():
 def test_pathwise_backward_matches_central_differences():
     prog = build().compile(estimators="pathwise", dtype=np.float64)
     prog.theta[:] = np.random.default_rng(2).normal(0, 0.5, prog.theta.shape)
-    _, g = prog.grad({"x": X}, seed=3, step=1)
-    flat = np.concatenate([g[k].ravel() for k in g])
-    h = 1e-6
-    for i in range(prog.theta.shape[0]):
-        keep = prog.theta[i]
-        prog.theta[i] = keep + h
-        up = prog.loss({"x": X}, seed=3, step=1)
-        prog.theta[i] = keep - h
-        down = prog.loss({"x": X}, seed=3, step=1)
-        prog.theta[i] = keep
-        assert flat[i] == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-8), i
+    exact.assert_step_gradient(prog, {"x": X})
 
 
 @pytest.mark.parametrize("est,samples", [("pathwise", 1), ("score", 2)])

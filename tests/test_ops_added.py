@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+import exact
 import ppl
 from ppl import Affine, Model, Normal
 
@@ -17,20 +18,10 @@ X = RNG.normal(size=(5, 3))
 Y = RNG.normal(size=(5, 2))
 
 
-def _fd_check(prog, data, seed=3):
+def _fd_check(prog, data):
     """Central differences of the loss at fixed noise against the step's gradient."""
     prog.theta[:] = np.random.default_rng(1).normal(0, 0.5, prog.theta.shape)
-    _, g = prog.grad(data, seed=seed, step=1)
-    flat = np.concatenate([g[k].ravel() for k in g])
-    h = 1e-6
-    for i in range(prog.theta.shape[0]):
-        keep = prog.theta[i]
-        prog.theta[i] = keep + h
-        up = prog.loss(data, seed=seed, step=1)
-        prog.theta[i] = keep - h
-        down = prog.loss(data, seed=seed, step=1)
-        prog.theta[i] = keep
-        assert flat[i] == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-8), i
+    exact.assert_step_gradient(prog, data)
 
 
 def columns_model(name="cols"):
