@@ -20,6 +20,7 @@ from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, Model
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)
 from .estimators import REGISTRY as estimators
+from . import compiler as _compiler  # noqa: F401  (installs Model.compile)
 from . import diagnostics, optim
 from .fit import fit
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import dsl
 from . import graph as G
 from . import scalar_lowering
 from . import validate as V
@@ -226,3 +227,6 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
               + STEP.format(cache=use_cache) + body + "\n")
     mod = load_source(model.name, source, lw.globals)
     return Program(model, an, choices, lw.L, mod, source, dtype, int(samples))
+
+
+dsl.install_compiler(compile_model)

@@ -20,14 +20,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import distributions as D
+from .errors import ModelError
 from .ops import OPS
+from .validate import integer
 
 _STACK: list["Model"] = []
+# the compiler below the DSL's Model.compile: ppl.compiler installs itself here when it loads
+# (the DSL does not import the compiler, which reads the DSL's nodes)
+_COMPILER = None
+
+
+def install_compiler(fn) -> None:
+    global _COMPILER
+    _COMPILER = fn
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class ModelError(ValueError):
-    """A model, node or argument is not valid; the message names it and says how to fix it."""
 
 
 def _current(what: str) -> "Model":
@@ -112,7 +118,6 @@ def _check_node(arg, what: str, owner: str) -> Node:
 
 def _size(value, what: str, lo: int = 1) -> int:
     """A width or count: an int >= lo (bools and non-integral floats are refused, not truncated)."""
-    from .validate import integer
     return integer(value, what, lo=lo, hi=1 << 24)
 
 
@@ -209,10 +214,11 @@ class Model:
         has a row-local form, else array kernels), "arrays" or "scalar" (an error when it does
         not apply); both give the same draws and, up to rounding, the same step.
         """
-        from .compiler import compile_model
-        return compile_model(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
-                             baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot,
-                             lowering=lowering)
+        if _COMPILER is None:  # pragma: no cover - importing ppl installs it
+            raise RuntimeError("ppl.compiler is not loaded; import ppl")
+        return _COMPILER(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
+                         baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot,
+                         lowering=lowering)
 
 
 # --------------------------------------------------------------------------- parameters and layers

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from .dsl import ModelError
+from .errors import ModelError
 
 SEED_MAX = 2 ** 63 - 1   # the philox key takes a uint64; seeds are kept in the int64 range
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import graph as G
+
 REGISTRY: dict[str, "Estimator"] = {}
 
 
@@ -111,7 +113,6 @@ def enumerated_below(lw, node):
     their row digits, or None. Their rows carry p(c | node's value): an estimator that compares
     or averages learning signals across draws of `node` must first marginalise them over these
     digits (sum_c rw L / sum_c rw); per configuration the comparison is biased."""
-    from .. import graph as G
     below = G.nx.descendants(lw.an.graph, node.name)
     digits = [(lw.enum_stride[e], REGISTRY["enumerate"].expansion(lw.choices[e][1], lw.choices[e][0].options))
               for e in lw.enum_stride if e.name in below and lw.choices[e][0].estimator == "enumerate"]
