@@ -88,23 +88,18 @@ class Lowering:
         self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
         self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
         self.op_params: dict = {}          # layer node -> [(param view, its gradient view)] (ops.OPS)
-        # enumeration: strides of the mixed-radix configuration digit of each enumerated node
-        self.enum_stride, S = {}, 1
-        for n in an.order:
-            if n in choices:
-                ch, info = choices[n]
-                size = REGISTRY[ch.estimator].expansion(info, ch.options)
-                if size > 1:
-                    self.enum_stride[n] = S
-                    S *= size
-        if S > 1 << 16:
-            raise ModelError(f"enumeration multiplies every row by {S} configurations (> 65536); "
-                             f"enumerate fewer or smaller nodes")
-        self.S = self.L.S = S
-        self.reps = samples * S
+        self.cbuf: dict = {}               # cost head -> its per-row cost buffer
         self.R = "R"
-        self._requires_grad()
-        self._data_rows()
+        self.configs = range(1)   # configurations whose code the walk emits per node (row-fused: S)
+        self.cfg = 0
+
+    def generate(self) -> str:
+        """The lowering passes in order (compiler.PASSES runs them one by one): the step's body."""
+        self.plan_rows()
+        self.requires_grad()
+        self.lower_forward()
+        self.lower_backward()
+        return self.render()
 
     def _estimator(self, node: Node):
         return REGISTRY[self.choices[node][0].estimator]
@@ -267,7 +262,25 @@ class Lowering:
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]
 
-    # ----- analysis
+    # ----- pass: plan rows
+    def plan_rows(self):
+        """The row layout r = ((i K) + k) S + c: the strides of each enumerated (or antithetic)
+        node's digit c, S configurations per drawn row, and the data-row sub-graph."""
+        self.enum_stride, S = {}, 1
+        for n in self.an.order:
+            if n in self.choices:
+                ch, info = self.choices[n]
+                size = REGISTRY[ch.estimator].expansion(info, ch.options)
+                if size > 1:
+                    self.enum_stride[n] = S
+                    S *= size
+        if S > 1 << 16:
+            raise ModelError(f"enumeration multiplies every row by {S} configurations (> 65536); "
+                             f"enumerate fewer or smaller nodes")
+        self.S = self.L.S = S
+        self.reps = self.samples * S
+        self._data_rows()
+
     def _data_rows(self):
         """Nodes whose value depends on the data row only (no stochastic node above them, not a
         cost head) are computed once per data row (B rows, suffix B) instead of once per sample and
@@ -289,7 +302,10 @@ class Lowering:
             if any(self.model.nodes[k] not in self.inv for k in g.successors(n.name)):
                 self.twin.add(n)
 
-    def _requires_grad(self):
+    # ----- pass: requires grad
+    def requires_grad(self):
+        """req[node]: whether a cotangent of the node's value reaches a parameter; rebar_anc:
+        the REBAR-like nodes above each stochastic node (their rows relax it)."""
         self.rebar_anc = {}
         for n in self.an.order:
             if n.is_stochastic:
@@ -323,15 +339,32 @@ class Lowering:
                             f"parameters through a differentiable path; give {fix} or put a "
                             f"stochastic node (estimated by 'score') between the parameters and the {what}")
 
-    # ----- lowering of every node
-    def generate(self) -> str:
-        order = self.an.order
-        for n in order:
-            self._forward(n)
-            if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
-                self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
-        # loss
+    # ----- passes: lower forward, lower backward (the walk both lowerings share; the per-node
+    # hooks allocate / forward_node / lower_loss / zero_cotangents / backward_node are theirs)
+    def lower_forward(self):
+        """Every node's storage and forward code in topological order (once per configuration
+        the lowering unrolls), then the loss."""
+        for n in self.an.order:
+            self.section, self.owner = self.fwd, n
+            self.allocate(n)
+            for self.cfg in self.configs:
+                self.forward_node(n)
+        self.cfg = 0
         self.section, self.owner = self.fwd, None
+        self.lower_loss()
+
+    def lower_backward(self):
+        """Zero the cotangents, then every node's backward code in reverse topological order
+        (node-major, configuration-minor: a node's cotangents are complete before it reads them)."""
+        self.section, self.owner = self.bwd, None
+        self.zero_cotangents()
+        for n in reversed(self.an.order):
+            self.section, self.owner = self.bwd, n
+            for self.cfg in self.configs:
+                self.backward_node(n)
+        self.cfg = 0
+
+    def lower_loss(self):
         if self.rebar_nodes:
             self.emit(f"B_.copy1({self.rw}, {self.cw})")
             for n in self.rebar_nodes:
@@ -341,45 +374,53 @@ class Lowering:
         self.emit("loss = 0.0")
         for c in self.model.costs:
             self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")
-        # backward
-        self.section, self.owner = self.bwd, None
+
+    def zero_cotangents(self):
         self.emit("R_.zero1(grad)")
-        for n in order:
+        for n in self.an.order:
             if self.g(n) is not None and not n.attrs.get("is_head"):
                 if n in self.inv:
                     self.emit(f"R_.zero2({self.gB(n)})")
                 if n not in self.inv or n in self.twin:
                     self.emit(f"R_.zero2({self.g(n)})")
-        for n in reversed(order):
-            self._backward(n)
-        return self._source()
 
-    def _forward(self, n: Node):
-        self.section = self.fwd
-        self.owner = n
-        k = n.kind
+    def allocate(self, n: Node):
+        """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
         inv = n in self.inv
         pre = "vB_" if inv else "v_"
-        if k == "input":
+        if n.kind == "input":
             j = len(self.L.inputs)
             self.L.inputs.append(n.name)
             self.head.append(f"{pre}{n.name} = inputs[{j}]")
             self.L.values[n.name] = ("input", j, self.reps)
             if n in self.twin:
                 self.buf2(f"v_{n.name}", n.width)
+            return
+        if n.attrs.get("is_head"):
+            self.cbuf[n] = self.buf1(f"c_{n.name}")
+            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            return
+        self.buf2(f"{pre}{n.name}", n.width, rows="D" if inv else "R")
+        self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.reps if inv else 1)
+        if n in self.twin:
+            self.buf2(f"v_{n.name}", n.width)
+        if self.req[n]:
+            self.buf2(f"g{'B' if inv else ''}_{n.name}", n.width, rows="D" if inv else "R")
+            if n in self.twin:
+                self.buf2(f"g_{n.name}", n.width)
+        if n.kind in OPS and not OPS[n.kind].head and not OPS[n.kind].user:
+            self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
+                                 for q in OPS[n.kind].params]
+
+    def forward_node(self, n: Node):
+        k = n.kind
+        inv = n in self.inv
+        if k == "input":
+            if n in self.twin:
                 self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
             return
-        if not n.attrs.get("is_head"):
-            self.buf2(f"{pre}{n.name}", n.width, rows="D" if inv else "R")
-            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.reps if inv else 1)
-            if n in self.twin:
-                self.buf2(f"v_{n.name}", n.width)
-            if self.req[n]:
-                self.buf2(f"g{'B' if inv else ''}_{n.name}", n.width, rows="D" if inv else "R")
-                if n in self.twin:
-                    self.buf2(f"g_{n.name}", n.width)
         ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
-        out = f"{pre}{n.name}"
+        out = f"{'vB_' if inv else 'v_'}{n.name}"
         if k in OPS and OPS[k].user and not OPS[k].head:   # a user layer: its function per row
             fname = f"ul_{n.name}"
             self.globals[fname] = n.attrs["fn"]
@@ -387,7 +428,6 @@ class Lowering:
             self.emit(f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
         elif k in OPS and not OPS[k].head:
             op = OPS[k]
-            self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng)) for q in op.params]
             if op.fwd:
                 self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
             off = 0
@@ -400,42 +440,44 @@ class Lowering:
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].forward(self, n, ch.options)
         elif n.attrs.get("is_head"):
-            c = self.buf1(f"c_{n.name}")
-            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
-            if k == "log_prob":
-                s = n.inputs[0]
-                kern = self.dist(s).kernels
-                if "log_prob_keep" in kern and any(gp != self.E2 for gp in self.param_grads(s)):
-                    # keep sigma(logits) for the VJP (here or fused into the score estimator's)
-                    if ("log_prob", s) not in self.kept:
-                        self.kept[("log_prob", s)] = self.buf2(f"sig_{s.name}", s.width)
-                    keep = self.kept[("log_prob", s)]
-                    (a,) = s.inputs
-                    fn, logits = self._row_constant(kern["log_prob_keep"], a)
-                    self.emit(f"K_.{fn}({logits}, {self.v(s)}, {c}, {keep})")
-                else:
-                    self.call(kern["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
-            elif k == "blackbox":
-                fname = f"bb_{n.name}"
-                self.globals[fname] = n.attrs["fn"]
-                self.emit(f"for r in range({self.rw}.shape[0]):")
-                self.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
-            elif k == "bernoulli_nll" and self.g_or_empty(n.inputs[0]) != self.E2:
-                # keep sigma(logits) for the VJP: the cost's exp serves the backward too
-                keep = self.buf2(f"sig_{n.name}", n.inputs[0].width)
-                self.kept[n] = keep
-                fn, logits = self._row_constant("bernoulli_nll_keep", n.inputs[0])
-                self.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
-            else:
-                self.emit(render(OPS[k].fwd, c=c, **self._op_values(n, ins)))
+            self._forward_head(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if inv and n in self.twin:
             self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
+        if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
+            self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
 
-    def _backward(self, n: Node):
-        self.section = self.bwd
-        self.owner = n
+    def _forward_head(self, n: Node, ins: list, c: str):
+        k = n.kind
+        if k == "log_prob":
+            s = n.inputs[0]
+            kern = self.dist(s).kernels
+            if "log_prob_keep" in kern and any(gp != self.E2 for gp in self.param_grads(s)):
+                # keep sigma(logits) for the VJP (here or fused into the score estimator's)
+                if ("log_prob", s) not in self.kept:
+                    self.kept[("log_prob", s)] = self.buf2(f"sig_{s.name}", s.width)
+                keep = self.kept[("log_prob", s)]
+                (a,) = s.inputs
+                fn, logits = self._row_constant(kern["log_prob_keep"], a)
+                self.emit(f"K_.{fn}({logits}, {self.v(s)}, {c}, {keep})")
+            else:
+                self.call(kern["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
+        elif k == "blackbox":
+            fname = f"bb_{n.name}"
+            self.globals[fname] = n.attrs["fn"]
+            self.emit(f"for r in range({self.rw}.shape[0]):")
+            self.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+        elif k == "bernoulli_nll" and self.g_or_empty(n.inputs[0]) != self.E2:
+            # keep sigma(logits) for the VJP: the cost's exp serves the backward too
+            keep = self.buf2(f"sig_{n.name}", n.inputs[0].width)
+            self.kept[n] = keep
+            fn, logits = self._row_constant("bernoulli_nll_keep", n.inputs[0])
+            self.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
+        else:
+            self.emit(render(OPS[k].fwd, c=c, **self._op_values(n, ins)))
+
+    def backward_node(self, n: Node):
         k = n.kind
         if n in self.inv:
             if n in self.twin and self.g(n) is not None:
@@ -514,7 +556,9 @@ class Lowering:
             vals[f"p{j}"], vals[f"gp{j}"] = p, gp
         return vals
 
-    def _source(self) -> str:
+    # ----- pass: render
+    def render(self) -> str:
+        """The step's body (the compiler adds the target's header and signature)."""
         K = self.samples
         body = ["    " + line for line in self.head]
         body.append(f"    R_.fill({self.rw}, 1.0 / (B * {K}))")

@@ -76,15 +76,11 @@ class ScalarLowering(Lowering):
         self.prec = "f32" if dtype == "float32" else "f64"
         super().__init__(model, an, choices, samples, rng)
         self.L.lowering = "row-fused scalar code (every node has width 1)"
-        self.cfg = 0                # the configuration whose code is being emitted
+        # self.fwd / self.bwd: the forward / backward code of one row (backward: mode != 0)
         self.pre: list[str] = []    # before the row loop (state reads)
-        self.fwd_code: list[str] = []    # forward of one row
-        self.rbwd: list[str] = []   # backward of one row (mode != 0)
         self.post: list[str] = []   # after the row loop (state updates; mode != 0)
-        self.section = self.fwd_code
         self.offset: dict = {}      # param / affine node -> its offset in theta
         self.inputs: list = []      # the inner functions' names of the data inputs
-        self.cbuf: dict = {}        # cost head -> its per-row cost buffer
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self.inv, self.twin = set(), set()
@@ -182,34 +178,32 @@ class ScalarLowering(Lowering):
         self.emit(f"{name} = {' + '.join(terms) if terms else 'F_(0.0)'}")
         return name
 
-    # ----- lowering
-    def generate(self) -> str:
-        # node-major, configuration-minor: a node's cotangents are complete (every configuration's
-        # contributions, e.g. DisARM's to both rows of a pair) before its own backward reads them
-        order, configs = self.an.order, range(self.S)
+    # ----- the shared walk's hooks (lowering.Lowering.lower_forward / lower_backward)
+    def plan_rows(self):
+        super().plan_rows()
+        self.configs = range(self.S)   # each configuration's code is unrolled into the row loop
+
+    def lower_forward(self):
         self.buf1("tot_")
-        for n in order:
-            self._allocate(n)
-            for self.cfg in configs:
-                self._forward_scalar(n)
-        for self.cfg in configs:
+        super().lower_forward()
+
+    def lower_loss(self):
+        for self.cfg in self.configs:
             self.emit_store(f"{self.rw}[{self.row()}] = w_")
             for c in self.model.costs:
                 self.emit(f"loss += float(w_) * float({self.cost_local(c)})")
             self.emit_store(f"tot_[{self.row()}] = "
                             f"{' + '.join(self.cost_local(c) for c in self.model.costs) or '0.0'}")
-        self.section = self.rbwd
-        for n in order:
-            for self.cfg in configs:
+        self.cfg = 0
+
+    def zero_cotangents(self):
+        for n in self.an.order:
+            for self.cfg in self.configs:
                 if self.cot(n) is not None and not n.attrs.get("is_head"):
                     self.emit(f"{self.cot(n)} = F_(0.0)")
-        for n in reversed(order):
-            for self.cfg in configs:
-                self._backward_scalar(n)
         self.cfg = 0
-        return self._source_scalar()
 
-    def _allocate(self, n: Node):
+    def allocate(self, n: Node):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted
         for each configuration (parameters in topological order, as the array lowering does)."""
         if n.kind == "input":
@@ -236,8 +230,8 @@ class ScalarLowering(Lowering):
         serves loss_parts and sample) keeps them; the gradient step needs none."""
         self.emit(STORE + line)
 
-    def _forward_scalar(self, n: Node):
-        self.section = self.fwd_code
+    def forward_node(self, n: Node):
+        self.section = self.fwd
         k, out = n.kind, self.val(n)
         ins = self.params_of(n)
         if k == "input":
@@ -258,8 +252,8 @@ class ScalarLowering(Lowering):
             REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
         self._store(n)
 
-    def _backward_scalar(self, n: Node):
-        self.section = self.rbwd
+    def backward_node(self, n: Node):
+        self.section = self.bwd
         k = n.kind
         ins = self.params_of(n)
         if n.attrs.get("is_head"):
@@ -307,15 +301,15 @@ class ScalarLowering(Lowering):
         vals.update(more)
         return vals
 
-    def _source_scalar(self) -> str:
+    def render(self) -> str:
         """Two inner functions and the step that picks one by mode. The step's own arguments
         (tuples of workspace arrays) are many machine words; the step is small enough for LLVM
         to inline into a caller's loop, so those words are never passed, and the gradient
         function receives theta, grad, state and the inputs only."""
         ins = "".join(f"{x}, " for x in self.inputs)
         rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
-        grad_rows = [line for line in self.fwd_code if not line.startswith(STORE)]
-        fwd_rows = [line.lstrip(STORE) for line in self.fwd_code]
+        grad_rows = [line for line in self.fwd if not line.startswith(STORE)]
+        fwd_rows = [line.lstrip(STORE) for line in self.fwd]
         views = [line for line in self.head if re.search(rf"\b{line.split(' = ')[0]}\b", "\n".join(fwd_rows))]
         common = [f"F_ = {self.fdtype}", f"w_ = F_(1.0 / ({rows}))", *self.pre]  # pre may halve w_
         fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t):",
@@ -325,7 +319,7 @@ class ScalarLowering(Lowering):
         grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t):",
                *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
                "    loss = 0.0", f"    for d in range({rows}):",
-               *("        " + x for x in grad_rows + self.rbwd), *("    " + x for x in self.post), "    return loss"]
+               *("        " + x for x in grad_rows + self.bwd), *("    " + x for x in self.post), "    return loss"]
         self.prelude = "\n".join(fwd + grd) + "\n"
         args = "".join(f"inputs[{j}], " for j in range(len(self.inputs)))
         return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t)",

@@ -1,7 +1,21 @@
-"""Compilation targets. The CPU is always available; CUDA needs a device (or the simulator)."""
+"""Compilation targets and the compiler's target checks. The CPU is always available; CUDA needs
+a device (or the simulator).
+
+The CPU target runs every kernel and the user's own @njit functions (black boxes, layers):
+`check_user_functions` types each of them as the step will call it. The CUDA target runs the
+same step body with its kernel calls bound to the CUDA twins (CUDA_MODULES): `check_cuda_kernels`
+finds each node's calls in the lowering's record of emitted lines (lw.emitted: owner node, line)
+and names the nodes whose kernels the CUDA set lacks.
+"""
 from __future__ import annotations
 
+import importlib
+import re
+
+import numpy as np
+
 from .dsl import ModelError
+from .ops import OPS
 
 TARGETS = ("cpu", "cuda")
 
@@ -24,3 +38,89 @@ def check_target(target: str) -> None:
                 "target 'cuda': no CUDA device was found. Run on a machine with an NVIDIA GPU and driver "
                 "(pip install 'ppl[cuda]'), or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator "
                 "(slow; for testing), or use target='cpu'.")
+
+
+# the CUDA target's kernel set: the generated body's module aliases -> modules of ppl.kernels
+# (the same function names and arguments as the CPU modules the CPU header binds)
+CUDA_MODULES = {"K_": "gpu", "N_": "gpu_noise", "R_": "gpu_rows", "A_": "gpu_antithetic", "X_": "gpu_relax",
+                "B_": "gpu_rebar", "P_": "gpu_price"}
+_KERNEL_CALL = re.compile(r"\b([A-Z]_)\.(\w+)\(")
+
+
+def check_cuda_kernels(lw) -> None:
+    """The CUDA target runs the same body: every kernel it calls must be in the CUDA kernel set
+    (CUDA_MODULES); otherwise an error names each node, what lowered it and the kernels missing."""
+    for n in lw.model.order:
+        if n.kind in OPS and "cuda" not in OPS[n.kind].targets:
+            what = "black-box cost" if n.kind == "blackbox" else "user layer"
+            raise ModelError(f"target 'cuda': the {what} '{n.name}' runs a Python/@njit function per row on the "
+                             f"CPU; compile with target='cpu'")
+    missing = {}
+    for node, line in lw.emitted:
+        for alias, fn in _KERNEL_CALL.findall(line):
+            mod = CUDA_MODULES.get(alias)
+            if mod is None or not hasattr(importlib.import_module(f"ppl.kernels.{mod}"), fn):
+                missing.setdefault(node, set()).add(f"{alias}.{fn}")
+    if missing:
+        what = [f"'{n.name}' ({lw.choices[n][0].estimator if n in lw.choices else n.kind}: {', '.join(sorted(f))})"
+                for n, f in missing.items()]
+        raise ModelError(f"target 'cuda': no CUDA kernel for {'; '.join(what)}; choose another estimator for "
+                         f"these nodes or compile with target='cpu'")
+
+
+def _typing_error_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:300]
+
+
+def check_user_functions(model, dtype) -> None:
+    """Type every user function as the step will call it (one 1D C-contiguous row of the
+    program's dtype per argument) with numba's own typing: a black box's fn must return one
+    number, its grad accept the rows followed by one gradient row per input; a layer's fn takes
+    the rows and its output row, its vjp the rows, the output row, its cotangent and one
+    gradient row per input. Errors name the cost or layer and say what was found."""
+    import inspect
+
+    from numba import types
+    row = types.Array(types.float32 if np.dtype(dtype) == np.float32 else types.float64, 1, "C")
+    extra = {("black box", "fn"): "", ("black box", "grad"): " and their gradients",
+             ("layer", "fn"): " and the output row", ("layer", "vjp"): ", the output row, its cotangent and the gradients"}
+    for c in model.order:
+        if not (c.kind in OPS and OPS[c.kind].user):
+            continue
+        n = len(c.inputs)
+        if c.kind == "blackbox":
+            label, name = "black box", c.attrs.get("cost_name", c.name)
+            calls = (("fn", "fn", n, "fn(row_1, ..., row_n) -> float"),
+                     ("grad", "grad", 2 * n, "grad(row_1, ..., row_n, g_1, ..., g_n) writing d cost / d row_i into g_i"))
+        else:
+            label, name = "layer", c.name
+            calls = (("fn", "fn", n + 1, "fn(row_1, ..., row_n, out) writing the layer's row into out"),
+                     ("grad", "vjp", 2 * n + 2, "vjp(row_1, ..., row_n, out, gout, g_1, ..., g_n) writing "
+                                                "d(gout . out) / d row_i into g_i"))
+        for attr, what, nargs, doc in calls:
+            f = c.attrs[attr]
+            if f is None:
+                continue
+            try:
+                sig = inspect.signature(f.py_func)
+            except (TypeError, ValueError):
+                sig = None
+            if sig is not None:
+                try:
+                    sig.bind(*range(nargs))
+                except TypeError:
+                    raise ModelError(f"{label} '{name}': {what} takes {len(sig.parameters)} argument(s) but is "
+                                     f"called with {nargs} ({n} input row(s){extra[label, what]}); "
+                                     f"the signature is {doc}") from None
+            args = (row,) * nargs
+            try:
+                f.compile(args)
+            except Exception as e:
+                raise ModelError(f"{label} '{name}': {what} does not compile for {nargs} 1D {np.dtype(dtype)} "
+                                 f"row(s) (numba: {_typing_error_line(e)}); the signature is {doc}") from None
+            if what == "fn" and label == "black box":
+                rt = f.overloads[args].signature.return_type
+                if not isinstance(rt, (types.Float, types.Integer)):
+                    raise ModelError(f"black box '{name}': fn returns {rt} for 1D {np.dtype(dtype)} rows; it must "
+                                     f"return one number per row (a float, e.g. np.sum(...) of an array)")
