@@ -421,11 +421,8 @@ class Lowering:
             return
         ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
         out = f"{'vB_' if inv else 'v_'}{n.name}"
-        if k in OPS and OPS[k].user and not OPS[k].head:   # a user layer: its function per row
-            fname = f"ul_{n.name}"
-            self.globals[fname] = n.attrs["fn"]
-            self.emit(f"for r in range({out}.shape[0]):")
-            self.emit(f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
+        if k in ARRAY_RULES:
+            ARRAY_RULES[k].forward(self, n, ins, self.cbuf.get(n, out))
         elif k in OPS and not OPS[k].head:
             op = OPS[k]
             if op.fwd:
@@ -440,7 +437,7 @@ class Lowering:
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].forward(self, n, ch.options)
         elif n.attrs.get("is_head"):
-            self._forward_head(n, ins, self.cbuf[n])
+            self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if inv and n in self.twin:
@@ -448,34 +445,14 @@ class Lowering:
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
             self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
 
-    def _forward_head(self, n: Node, ins: list, c: str):
-        k = n.kind
-        if k == "log_prob":
-            s = n.inputs[0]
-            kern = self.dist(s).kernels
-            if "log_prob_keep" in kern and any(gp != self.E2 for gp in self.param_grads(s)):
-                # keep sigma(logits) for the VJP (here or fused into the score estimator's)
-                if ("log_prob", s) not in self.kept:
-                    self.kept[("log_prob", s)] = self.buf2(f"sig_{s.name}", s.width)
-                keep = self.kept[("log_prob", s)]
-                (a,) = s.inputs
-                fn, logits = self._row_constant(kern["log_prob_keep"], a)
-                self.emit(f"K_.{fn}({logits}, {self.v(s)}, {c}, {keep})")
-            else:
-                self.call(kern["log_prob"], [*self.param_values(s), self.v(s)], [c], s)
-        elif k == "blackbox":
-            fname = f"bb_{n.name}"
-            self.globals[fname] = n.attrs["fn"]
-            self.emit(f"for r in range({self.rw}.shape[0]):")
-            self.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
-        elif k == "bernoulli_nll" and self.g_or_empty(n.inputs[0]) != self.E2:
-            # keep sigma(logits) for the VJP: the cost's exp serves the backward too
-            keep = self.buf2(f"sig_{n.name}", n.inputs[0].width)
-            self.kept[n] = keep
-            fn, logits = self._row_constant("bernoulli_nll_keep", n.inputs[0])
-            self.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
-        else:
-            self.emit(render(OPS[k].fwd, c=c, **self._op_values(n, ins)))
+    def emit_template_fwd(self, n: Node, ins: list, c: str):
+        """A cost head's forward from its op-table template (c: its cost rows)."""
+        self.emit(render(OPS[n.kind].fwd, c=c, **self._op_values(n, ins)))
+
+    def emit_template_bwd(self, n: Node, ins: list, gins: list):
+        """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
+        gs = {f"g{j}": g for j, g in enumerate(gins)}
+        self.emit(render(OPS[n.kind].bwd, cw=self.cw, **gs, **self._op_values(n, ins)))
 
     def backward_node(self, n: Node):
         k = n.kind
@@ -490,29 +467,10 @@ class Lowering:
         if n.attrs.get("is_head"):
             if all(gi == self.E2 for gi in gins):
                 return
-            if k == "log_prob":
-                s = n.inputs[0]
-                if REGISTRY[self.choices[s][0].estimator].fuses_log_prob and self.g_or_empty(s) == self.E2:
-                    # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
-                    self.log_prob_weights.setdefault(s, []).append(self.cw)
-                    return
-                self.log_prob_vjp(s, self.cw, self.g_or_empty(s))
-            elif k == "blackbox":
-                fn = n.attrs["grad"]
-                gname = f"bbg_{n.name}"
-                self.globals[gname] = fn
-                scratch = [self.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
-                self.emit(f"for r in range({self.rw}.shape[0]):")
-                self.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
-                for s, gi in zip(scratch, gins):
-                    if gi != self.E2:
-                        self.emit(f"R_.add_scaled_rows({s}, {self.cw}, {gi})")
-            elif n in self.kept:
-                self.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {self.kept[n]}, {self.cw}, "
-                          f"{', '.join(gins)})")
+            if k in ARRAY_RULES:
+                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw, self.cbuf[n], "R")
             else:
-                gs = {f"g{j}": g for j, g in enumerate(gins)}
-                self.emit(render(OPS[k].bwd, cw=self.cw, **gs, **self._op_values(n, ins)))
+                self.emit_template_bwd(n, ins, gins)
             return
         if n.is_stochastic:
             if n in self.rebar_anc:
@@ -526,18 +484,10 @@ class Lowering:
         """VJP of a deterministic layer: gout (its value cotangent) into gins."""
         if gout is None:
             return
-        op = OPS[n.kind]
-        if op.user:   # the user's VJP writes each input row's cotangent into a scratch row
-            gname = f"ulg_{n.name}"
-            self.globals[gname] = n.attrs["grad"]
-            scratch = [self.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
-            self.emit(f"for r in range({gout}.shape[0]):")
-            self.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
-                      f"{', '.join(s + '[r]' for s in scratch)})")
-            for s, gi in zip(scratch, gins):
-                if gi != self.E2:
-                    self.emit(f"R_.add_from_cols({s}, 0, {gi})")
+        if n.kind in ARRAY_RULES:
+            ARRAY_RULES[n.kind].backward(self, n, ins, gins, gout, out, rows)
             return
+        op = OPS[n.kind]
         off = 0
         for x, gj in zip(n.inputs, gins) if op.bwd_each else ():
             if gj != self.E2:
@@ -568,3 +518,103 @@ class Lowering:
         body += ["    " + line for line in self.bwd]
         body.append("    return loss")
         return "\n".join(body)
+
+
+# ----------------------------------------------------------------------------- lowering rules
+# The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule
+# per primitive: kind -> Rule(forward, backward). forward(lw, node, ins, out) writes the node's
+# value (a layer) or cost rows (a head); backward(lw, node, ins, gins, gout, out, rows) adds the
+# VJP of gout (a head: the cost cotangents cw) into gins (lw.E2 where no gradient is wanted).
+@dataclass(frozen=True)
+class Rule:
+    forward: object
+    backward: object
+
+
+def _user_layer_fwd(lw, n, ins, out):
+    """A user layer: its @njit function per row."""
+    fname = f"ul_{n.name}"
+    lw.globals[fname] = n.attrs["fn"]
+    lw.emit(f"for r in range({out}.shape[0]):")
+    lw.emit(f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
+
+
+def _user_layer_bwd(lw, n, ins, gins, gout, out, rows):
+    """The user's VJP writes each input row's cotangent into a scratch row."""
+    gname = f"ulg_{n.name}"
+    lw.globals[gname] = n.attrs["grad"]
+    scratch = [lw.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
+    lw.emit(f"for r in range({gout}.shape[0]):")
+    lw.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
+            f"{', '.join(s + '[r]' for s in scratch)})")
+    for s, gi in zip(scratch, gins):
+        if gi != lw.E2:
+            lw.emit(f"R_.add_from_cols({s}, 0, {gi})")
+
+
+def _blackbox_fwd(lw, n, ins, c):
+    fname = f"bb_{n.name}"
+    lw.globals[fname] = n.attrs["fn"]
+    lw.emit(f"for r in range({lw.rw}.shape[0]):")
+    lw.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+
+
+def _blackbox_bwd(lw, n, ins, gins, cw, c, rows):
+    gname = f"bbg_{n.name}"
+    lw.globals[gname] = n.attrs["grad"]
+    scratch = [lw.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
+    lw.emit(f"for r in range({lw.rw}.shape[0]):")
+    lw.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
+    for s, gi in zip(scratch, gins):
+        if gi != lw.E2:
+            lw.emit(f"R_.add_scaled_rows({s}, {cw}, {gi})")
+
+
+def _log_prob_fwd(lw, n, ins, c):
+    s = n.inputs[0]
+    kern = lw.dist(s).kernels
+    if "log_prob_keep" in kern and any(gp != lw.E2 for gp in lw.param_grads(s)):
+        # keep sigma(logits) for the VJP (here or fused into the score estimator's)
+        if ("log_prob", s) not in lw.kept:
+            lw.kept[("log_prob", s)] = lw.buf2(f"sig_{s.name}", s.width)
+        keep = lw.kept[("log_prob", s)]
+        (a,) = s.inputs
+        fn, logits = lw._row_constant(kern["log_prob_keep"], a)
+        lw.emit(f"K_.{fn}({logits}, {lw.v(s)}, {c}, {keep})")
+    else:
+        lw.call(kern["log_prob"], [*lw.param_values(s), lw.v(s)], [c], s)
+
+
+def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
+    s = n.inputs[0]
+    if REGISTRY[lw.choices[s][0].estimator].fuses_log_prob and lw.g_or_empty(s) == lw.E2:
+        # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
+        lw.log_prob_weights.setdefault(s, []).append(cw)
+        return
+    lw.log_prob_vjp(s, cw, lw.g_or_empty(s))
+
+
+def _bernoulli_nll_fwd(lw, n, ins, c):
+    if lw.g_or_empty(n.inputs[0]) == lw.E2:
+        lw.emit_template_fwd(n, ins, c)
+        return
+    # keep sigma(logits) for the VJP: the cost's exp serves the backward too
+    keep = lw.buf2(f"sig_{n.name}", n.inputs[0].width)
+    lw.kept[n] = keep
+    fn, logits = lw._row_constant("bernoulli_nll_keep", n.inputs[0])
+    lw.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
+
+
+def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
+    if n in lw.kept:
+        lw.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")
+    else:
+        lw.emit_template_bwd(n, ins, gins)
+
+
+ARRAY_RULES = {
+    "user_layer": Rule(_user_layer_fwd, _user_layer_bwd),
+    "blackbox": Rule(_blackbox_fwd, _blackbox_bwd),
+    "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),
+    "bernoulli_nll": Rule(_bernoulli_nll_fwd, _bernoulli_nll_bwd),
+}
