@@ -1,0 +1,109 @@
+"""Array-lowering rules of the ops whose code is more than their op-table templates.
+
+As JAX keeps a lowering rule per primitive, ARRAY_RULES maps an op kind to Rule(forward,
+backward); lowering.Lowering calls them where it would render the op's templates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .estimators import REGISTRY
+
+
+# The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule
+# per primitive: kind -> Rule(forward, backward). forward(lw, node, ins, out) writes the node's
+# value (a layer) or cost rows (a head); backward(lw, node, ins, gins, gout, out, rows) adds the
+# VJP of gout (a head: the cost cotangents cw) into gins (lw.E2 where no gradient is wanted).
+@dataclass(frozen=True)
+class Rule:
+    forward: object
+    backward: object
+
+
+def _user_layer_fwd(lw, n, ins, out):
+    """A user layer: its @njit function per row."""
+    fname = f"ul_{n.name}"
+    lw.globals[fname] = n.attrs["fn"]
+    lw.emit(f"for r in range({out}.shape[0]):")
+    lw.emit(f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
+
+
+def _user_layer_bwd(lw, n, ins, gins, gout, out, rows):
+    """The user's VJP writes each input row's cotangent into a scratch row."""
+    gname = f"ulg_{n.name}"
+    lw.globals[gname] = n.attrs["grad"]
+    scratch = [lw.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
+    lw.emit(f"for r in range({gout}.shape[0]):")
+    lw.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
+            f"{', '.join(s + '[r]' for s in scratch)})")
+    for s, gi in zip(scratch, gins):
+        if gi != lw.E2:
+            lw.emit(f"R_.add_from_cols({s}, 0, {gi})")
+
+
+def _blackbox_fwd(lw, n, ins, c):
+    fname = f"bb_{n.name}"
+    lw.globals[fname] = n.attrs["fn"]
+    lw.emit(f"for r in range({lw.rw}.shape[0]):")
+    lw.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+
+
+def _blackbox_bwd(lw, n, ins, gins, cw, c, rows):
+    gname = f"bbg_{n.name}"
+    lw.globals[gname] = n.attrs["grad"]
+    scratch = [lw.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
+    lw.emit(f"for r in range({lw.rw}.shape[0]):")
+    lw.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
+    for s, gi in zip(scratch, gins):
+        if gi != lw.E2:
+            lw.emit(f"R_.add_scaled_rows({s}, {cw}, {gi})")
+
+
+def _log_prob_fwd(lw, n, ins, c):
+    s = n.inputs[0]
+    kern = lw.dist(s).kernels
+    if "log_prob_keep" in kern and any(gp != lw.E2 for gp in lw.param_grads(s)):
+        # keep sigma(logits) for the VJP (here or fused into the score estimator's)
+        if ("log_prob", s) not in lw.kept:
+            lw.kept[("log_prob", s)] = lw.buf2(f"sig_{s.name}", s.width)
+        keep = lw.kept[("log_prob", s)]
+        (a,) = s.inputs
+        fn, logits = lw._row_constant(kern["log_prob_keep"], a)
+        lw.emit(f"K_.{fn}({logits}, {lw.v(s)}, {c}, {keep})")
+    else:
+        lw.call(kern["log_prob"], [*lw.param_values(s), lw.v(s)], [c], s)
+
+
+def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
+    s = n.inputs[0]
+    if REGISTRY[lw.choices[s][0].estimator].fuses_log_prob and lw.g_or_empty(s) == lw.E2:
+        # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
+        lw.log_prob_weights.setdefault(s, []).append(cw)
+        return
+    lw.log_prob_vjp(s, cw, lw.g_or_empty(s))
+
+
+def _bernoulli_nll_fwd(lw, n, ins, c):
+    if lw.g_or_empty(n.inputs[0]) == lw.E2:
+        lw.emit_template_fwd(n, ins, c)
+        return
+    # keep sigma(logits) for the VJP: the cost's exp serves the backward too
+    keep = lw.buf2(f"sig_{n.name}", n.inputs[0].width)
+    lw.kept[n] = keep
+    fn, logits = lw._row_constant("bernoulli_nll_keep", n.inputs[0])
+    lw.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
+
+
+def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
+    if n in lw.kept:
+        lw.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")
+    else:
+        lw.emit_template_bwd(n, ins, gins)
+
+
+ARRAY_RULES = {
+    "user_layer": Rule(_user_layer_fwd, _user_layer_bwd),
+    "blackbox": Rule(_blackbox_fwd, _blackbox_bwd),
+    "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),
+    "bernoulli_nll": Rule(_bernoulli_nll_fwd, _bernoulli_nll_bwd),
+}
