@@ -284,3 +284,57 @@ def test_explain_table_lists_every_stochastic_node():
     text = prog.explain()
     assert "h1" in text and "straight_through" in text and "score" in text
     assert text.splitlines()[0].split("|")[0].strip() == "node"
+
+
+# ----------------------------------------------------------------------------- estimator context
+def _context_members(proto) -> set:
+    names = set()
+    for klass in proto.__mro__:
+        if klass.__name__ in ("Context", "RowContext"):
+            names |= set(getattr(klass, "__annotations__", {})) | {k for k in vars(klass) if not k.startswith("_")}
+    return names
+
+
+def test_estimators_use_only_their_documented_context():
+    """Every `lw.<name>` / `sl.<name>` an estimator uses is a member of estimators.base.Context /
+    RowContext, the lowerings implement every member, and an estimator assigns no attribute of
+    the lowering and writes no mapping of it but `scratch`."""
+    import ast
+    import pathlib
+    from ppl.estimators import base
+    from ppl.lowering import Lowering
+    from ppl.scalar_lowering import ScalarLowering
+    allowed = {"lw": _context_members(base.Context), "sl": _context_members(base.RowContext)}
+    used = {"lw": set(), "sl": set()}
+    root = pathlib.Path(base.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in used:
+                used[node.value.id].add(node.attr)
+                assert not isinstance(node.ctx, ast.Store), f"{path.name}:{node.lineno} assigns {node.value.id}.{node.attr}"
+            if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+                v = node.value
+                if isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id in used:
+                    assert v.attr == "scratch", f"{path.name}:{node.lineno} writes {v.value.id}.{v.attr}[...]"
+    for ctx in used:
+        assert used[ctx] <= allowed[ctx], f"{ctx}. uses undocumented members {sorted(used[ctx] - allowed[ctx])}"
+    assert used["lw"] and used["sl"]
+    # the lowerings implement the whole context (attributes exist once the passes ran)
+    with Model("ctx_arrays") as m:
+        x = m.input("x", 2)
+        z = Bernoulli("z", logits=Affine(x, 2, name="enc"))
+        m.cost("f", ppl.bernoulli_nll(Affine(z, 2, name="dec"), target=x))
+    with Model("ctx_rows") as m1:
+        x = m1.input("x", 1)
+        z = Bernoulli("z", logits=Affine(x, 1, name="enc"))
+        m1.cost("f", ppl.bernoulli_nll(Affine(z, 1, name="dec"), target=x))
+    from ppl import graph as G
+    from ppl.selection import select
+    for model, cls, proto in ((m, Lowering, base.Context), (m1, ScalarLowering, base.RowContext)):
+        an = G.analyse(model)
+        choices = select(model, an, "auto", "unbiased", 1, None)
+        args = (model, an, choices, 1, np.random.default_rng(0)) + (("float32",) if cls is ScalarLowering else ())
+        lw = cls(*args)
+        lw.generate()
+        missing = [k for k in _context_members(proto) if not hasattr(lw, k)]
+        assert not missing, f"{cls.__name__} lacks {missing}"

@@ -5,28 +5,81 @@ it is unbiased, and emits the node's forward (sampling) and backward (what reach
 parameters) code through the compiler's lowering context. Learnable state (baselines,
 temperatures) is declared through the context, so it lives in the program's parameter set.
 
-The context an estimator sees (`lw`: ppl.lowering.Lowering; `sl`: ppl.scalar_lowering's
-ScalarLowering, which has all of these and the row-code helpers listed on that class):
-  reading     dist(node), v(node) / g(node) (value / cotangent buffer or None),
-              param_values(node), param_grads(node), noise_of[node], noise_kind[node],
-              choices, an (graph analyses), enum_stride[node], samples, S, rw (row weights),
-              cw (cost cotangent seeds), E1 / E2 (empty 1D / 2D buffers), zero_rows,
-              kept[("log_prob", node)] (sigma(logits) a log_prob cost kept),
-              log_prob_weights[node] (weights of log_prob costs to fold into its VJP),
-              downstream_L(node), baseline_inputs(node), rng (parameter initialisation)
-  emitting    emit(line), emit_at_start(line), call(kernel, ins, outs, node),
-              log_prob_vjp(node, weights, gx)
-  allocating  buf1(name), buf2(name, width), param(name, shape, init) -> (view, grad view),
-              state_slot(name, size, init), state_value(name, init), noise(node, kind, k)
-  recording   record_noise(node, noise, kind): the base noise a draw used;
-              scratch[(estimator name, node)]: what its forward leaves for its backward
-Nothing else of the lowering is written by an estimator.
+The context an estimator sees is `Context` below (`lw`: ppl.lowering.Lowering implements it)
+and, in the row-fused lowering, `RowContext` (`sl`: ppl.scalar_lowering.ScalarLowering). An
+estimator reads, calls and records through those members only; it writes no other state of
+the lowering (tests/test_compiler.py checks every `lw.` / `sl.` use in ppl/estimators/).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from .. import graph as G
+
+class Context(Protocol):
+    """What an estimator may use of the array lowering (buffer names are generated-code names)."""
+
+    # reading
+    choices: dict        # stochastic node -> (Choice, NodeInfo)
+    an: object           # graph.Analysis: order, downstream costs, ancestors' inputs
+    samples: int         # K draws per data row
+    S: int               # configurations per drawn row (enumeration, antithetic pairs)
+    enum_stride: dict    # node -> the stride of its configuration digit in a row index
+    rw: str              # row weights (1D)
+    cw: str              # cost cotangent seeds (1D; rw except on REBAR's control-variate rows)
+    E1: str              # an empty 1D buffer (a skipped gradient)
+    E2: str              # an empty 2D buffer (a skipped gradient)
+    zero_rows: str       # a 1D buffer of zeros
+    noise_of: dict       # node -> the base noise buffer(s) its draw used (record_noise)
+    noise_kind: dict     # node -> that noise's kind ("uniform", "normal", ...)
+    kept: dict           # ("log_prob", node) -> sigma(logits) a log_prob cost kept for its VJP
+    log_prob_weights: dict  # node -> weights of log_prob(node) costs to fold into its VJP
+    rng: object          # numpy Generator for parameter initialisation
+    # recording (the one mapping an estimator writes)
+    scratch: dict        # (estimator name, node) -> what its forward leaves for its backward
+
+    def dist(self, node): """The node's Distribution (ppl.distributions)."""
+    def v(self, node) -> str: """The node's value buffer (R rows)."""
+    def g(self, node): """The node's cotangent buffer, or None when no gradient is needed."""
+    def param_values(self, node) -> list: """Value buffers of the node's distribution parameters."""
+    def param_grads(self, node) -> list: """Their cotangent buffers (E2 where none)."""
+    def downstream_L(self, node) -> str: """A 1D buffer: the sum of the node's downstream costs per row."""
+    def baseline_inputs(self, node) -> list: """The data inputs above the node (learned baselines)."""
+    # emitting
+    def emit(self, line: str) -> None: """One line of the current section (forward or backward)."""
+    def emit_at_start(self, line: str) -> None: """One line at the top of the step."""
+    def call(self, kernel: str, ins: list, outs: list, node=None) -> None: """K_.kernel(ins, [K], outs)."""
+    def log_prob_vjp(self, node, weights: str, gx: str) -> None: """Row-weighted VJP of log p(node)."""
+    # allocating
+    def buf1(self, name: str) -> str: """A new (R,) buffer."""
+    def buf2(self, name: str, width, rows="R") -> str: """A new (rows, width) buffer."""
+    def param(self, name: str, shape: tuple, init) -> tuple: """A parameter: (view, gradient view)."""
+    def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
+    def state_value(self, name: str, init: float) -> str: """A 1-element state view."""
+    def noise(self, node, kind: str, k: int = 0) -> str: """The node's base noise, one draw per drawn row."""
+    def record_noise(self, node, noise, kind=None) -> None: """Record the base noise a draw used."""
+
+
+class RowContext(Context, Protocol):
+    """The row-fused lowering's context: Context plus the helpers of straight-line row code
+    (values and cotangents are locals; cfg is the configuration whose code is emitted)."""
+
+    cfg: int
+
+    def val(self, node, cfg=None) -> str: """The local holding the node's value."""
+    def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
+    def add_cot(self, node, expr: str, cfg=None) -> None: """cot(node) += expr (when it exists)."""
+    def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
+    def digit(self, node, cfg=None) -> int: """The node's configuration digit in cfg."""
+    def emit_pre(self, line: str) -> None: """A line before the row loop."""
+    def emit_post(self, line: str) -> None: """A line after the row loop (gradient step)."""
+    def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
+    def temperature(self, node, init: float) -> str: """A local holding a fixed temperature."""
+    def sample_hard(self, node) -> str: """The ordinary draw; returns its noise local."""
+    def log_prob_vjp_row(self, node, weight: str, with_value: bool) -> None: """weight * d log p into the cotangents."""
+    def downstream_L(self, node, cfg=None) -> str: """A local: the sum of the node's downstream costs."""
+
 
 REGISTRY: dict[str, "Estimator"] = {}
 
@@ -73,21 +126,21 @@ class Estimator:
         """How many rows each drawn row becomes (enumeration); 1 for sampling estimators."""
         return 1
 
-    def forward(self, lw, node, opts: dict) -> None:
+    def forward(self, lw: Context, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no forward")
 
-    def backward(self, lw, node, opts: dict) -> None:
+    def backward(self, lw: Context, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no backward")
 
     # Estimators that evaluate the graph below their node on extra rows (evaluates_below)
-    def seed_weights(self, lw, node) -> None:
+    def seed_weights(self, lw: Context, node) -> None:
         """Set cw (the cost cotangent seeds, a copy of rw) on the node's extra rows."""
 
-    def forward_below(self, lw, below, above: list) -> None:
+    def forward_below(self, lw: Context, below, above: list) -> None:
         """Emit, after `below`'s own forward, what the extra rows of the nodes `above` (this
         estimator's, outermost first) do to the stochastic node `below`."""
 
-    def backward_below(self, lw, below, above: list) -> None:
+    def backward_below(self, lw: Context, below, above: list) -> None:
         """The backward of forward_below, emitted before `below`'s own backward."""
 
     # Row-fused scalar lowering (ppl/scalar_lowering.py) of a width-1 node: the same estimate
@@ -96,10 +149,10 @@ class Estimator:
         """None when the estimator has a row-fused form for this node, else why not."""
         return f"estimator '{self.name}' has no row-fused form"
 
-    def scalar_forward(self, sl, node, opts: dict) -> None:
+    def scalar_forward(self, sl: RowContext, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no row-fused forward")
 
-    def scalar_backward(self, sl, node, opts: dict) -> None:
+    def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no row-fused backward")
 
 
