@@ -33,15 +33,18 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import cpu, cpu_antithetic, cpu_laplace, cpu_noise, cpu_poisson, cpu_rows
-from ppl.kernels import gpu, gpu_antithetic, gpu_laplace, gpu_noise, gpu_poisson, gpu_rows
+from ppl.kernels import (cpu, cpu_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_noise, cpu_optim,
+                         cpu_poisson, cpu_rows)
+from ppl.kernels import (gpu, gpu_antithetic, gpu_costs, gpu_dists, gpu_laplace, gpu_noise, gpu_optim,
+                         gpu_poisson, gpu_rows)
 
 pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
 G = D // K
-PAIRS = [(cpu, gpu), (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
+PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
+         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
          (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson)]
 
 
@@ -330,6 +333,16 @@ def test_every_public_cpu_kernel_has_a_twin_and_a_case():
             c_params = list(inspect.signature(getattr(cmod, name).py_func).parameters)
             g_params = list(inspect.signature(twin).parameters)
             assert g_params == c_params, f"{name}: {g_params} != {c_params}"
+
+
+def test_cpu_and_gpu_reexport_the_kernel_families():
+    """The generated step calls every kernel as ``K_.<name>`` with ``K_`` cpu or gpu: the kernels
+    kept in modules of their own are re-exported there, the very same functions."""
+    for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
+                       (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson)]:
+        for name in public_kernels(cmod):
+            assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
+            assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"
 
 
 @pytest.mark.parametrize("name", sorted(n for n in CASES if n in MODULE_OF))

@@ -1,0 +1,207 @@
+"""CPU kernels of the closed-form KL terms and the cost heads, as ``@njit`` loops:
+gaussian_kl_std, gaussian_kl, bernoulli_nll, gaussian_nll, softmax_xent, nce_logistic and
+their ``*_bwd`` VJPs (the kept-sigmoid ``bernoulli_nll_keep*`` are in ``cpu_dists.py``).
+
+The conventions are ``cpu.py``'s, which re-exports every public name here (the generated step
+calls ``K_.<name>``); the CUDA twin is ``gpu_costs.py``.
+"""
+from numba import njit
+
+from .scalar import (
+    bernoulli_nll_term,
+    bernoulli_score,
+    gaussian_kl_grad,
+    gaussian_kl_std_grad,
+    gaussian_kl_std_term,
+    gaussian_kl_term,
+    gaussian_nll_grad,
+    gaussian_nll_term,
+    like,
+    nce_data_cost,
+    nce_data_grad,
+    nce_noise_cost,
+    nce_noise_grad,
+)
+from .scalar_groups import softmax_xent_bwd_group, softmax_xent_group
+
+_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
+# ============================================================================ closed-form KL
+
+
+@njit(**_JIT)
+def gaussian_kl_std(mu, sigma, out_rows):
+    """KL(N(mu, sigma^2) || N(0, 1)) = sum_j (sigma^2 + mu^2 - 1)/2 - log sigma
+    (Kingma & Welling 2014, appendix B; seed 003)."""
+    R, D = mu.shape
+    for r in range(R):
+        s = like(mu, 0.0)
+        for j in range(D):
+            s += gaussian_kl_std_term(mu[r, j], sigma[r, j])
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def gaussian_kl_std_bwd(mu, sigma, grow, gmu, gsigma):
+    """gmu += grow mu ; gsigma += grow (sigma - 1/sigma) (each skippable)."""
+    do_m = gmu.shape[0] != 0
+    do_s = gsigma.shape[0] != 0
+    R, D = mu.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            dm, ds = gaussian_kl_std_grad(mu[r, j], sigma[r, j])
+            if do_m:
+                gmu[r, j] += g * dm
+            if do_s:
+                gsigma[r, j] += g * ds
+
+
+@njit(**_JIT)
+def gaussian_kl(mu1, s1, mu2, s2, out_rows):
+    """KL(N(mu1, s1^2) || N(mu2, s2^2)) = sum_j log(s2/s1) + (s1^2 + (mu1-mu2)^2)/(2 s2^2) - 1/2."""
+    R, D = mu1.shape
+    for r in range(R):
+        s = like(mu1, 0.0)
+        for j in range(D):
+            s += gaussian_kl_term(mu1[r, j], s1[r, j], mu2[r, j], s2[r, j])
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def gaussian_kl_bwd(mu1, s1, mu2, s2, grow, gmu1, gs1, gmu2, gs2):
+    """d/dmu1 = (mu1-mu2)/s2^2 = -d/dmu2 ; d/ds1 = s1/s2^2 - 1/s1 ;
+    d/ds2 = 1/s2 - (s1^2 + (mu1-mu2)^2)/s2^3 ; times grow[r], accumulated, each skippable."""
+    do_m1 = gmu1.shape[0] != 0
+    do_s1 = gs1.shape[0] != 0
+    do_m2 = gmu2.shape[0] != 0
+    do_s2 = gs2.shape[0] != 0
+    R, D = mu1.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            dm, da, db = gaussian_kl_grad(mu1[r, j], s1[r, j], mu2[r, j], s2[r, j])
+            if do_m1:
+                gmu1[r, j] += g * dm
+            if do_m2:
+                gmu2[r, j] -= g * dm
+            if do_s1:
+                gs1[r, j] += g * da
+            if do_s2:
+                gs2[r, j] += g * db
+
+
+# ============================================================================ costs
+
+
+@njit(**_JIT)
+def bernoulli_nll(logits, t, out_rows):
+    """out_rows[r] = sum_j softplus(a) - t a = -log p(t | sigma(a)) (t may be soft)."""
+    R, D = t.shape
+    for r in range(R):
+        s = like(t, 0.0)
+        for j in range(D):
+            s += bernoulli_nll_term(logits[r, j], t[r, j])
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
+    """glogits += grow (sigma(a) - t) ; gt += -grow a (each skippable)."""
+    R, D = t.shape
+    for r in range(R):
+        g = grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] -= g * bernoulli_score(logits[r, j], t[r, j])
+        if gt.shape[0] != 0:
+            for j in range(D):
+                gt[r, j] -= g * logits[r, j]
+
+
+@njit(**_JIT)
+def gaussian_nll(mu, sigma, t, out_rows):
+    """out_rows[r] = sum_j log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) = -f (seed 004)."""
+    R, D = t.shape
+    for r in range(R):
+        s = like(t, 0.0)
+        for j in range(D):
+            s += gaussian_nll_term(t[r, j], mu[r, j], sigma[r, j])
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
+    """Minus seed 004 (a): gmu += grow (mu - t)/sigma^2 ;
+    gsigma += grow (1/sigma - (t - mu)^2/sigma^3) ; gt += grow (t - mu)/sigma^2; skippable."""
+    do_m = gmu.shape[0] != 0
+    do_s = gsigma.shape[0] != 0
+    do_t = gt.shape[0] != 0
+    R, D = t.shape
+    for r in range(R):
+        g = grow[r]
+        for j in range(D):
+            q, w = gaussian_nll_grad(t[r, j], mu[r, j], sigma[r, j])
+            if do_m:
+                gmu[r, j] -= g * q
+            if do_s:
+                gsigma[r, j] += g * w
+            if do_t:
+                gt[r, j] += g * q
+
+
+@njit(**_JIT)
+def softmax_xent(logits, t, K, out_rows):
+    """out_rows[r] = -sum_g sum_k t_k (a_k - logsumexp_g(a)) (seed 000's softmax head)."""
+    R, D = t.shape
+    G = D // K
+    for r in range(R):
+        s = like(t, 0.0)
+        for gi in range(G):
+            s += softmax_xent_group(logits, t, r, gi * K, K)
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def softmax_xent_bwd(logits, t, K, grow, glogits, gt):
+    """glogits += grow (softmax_k(a) sum_i t_i - t_k) ; gt += -grow (a_k - lse); skippable."""
+    do_a = glogits.shape[0] != 0
+    do_t = gt.shape[0] != 0
+    R, D = t.shape
+    G = D // K
+    for r in range(R):
+        g = grow[r]
+        for gi in range(G):
+            softmax_xent_bwd_group(logits, t, r, gi * K, K, g, glogits, gt, do_a, do_t)
+
+
+@njit(**_JIT)
+def nce_logistic(s_data, s_noise, logk_data, logk_noise, out_rows):
+    """NCE / negative sampling (seed 003; Gutmann & Hyvarinen 2010, Mikolov et al. 2013):
+    out_rows[r] = -sum log sigma(s_d - logk_d) - sum_m log sigma(-(s_n - logk_n))
+                = sum softplus(logk_d - s_d) + sum_m softplus(s_n - logk_n)."""
+    R, Dd = s_data.shape
+    M = s_noise.shape[1]
+    for r in range(R):
+        s = like(s_data, 0.0)
+        for j in range(Dd):
+            s += nce_data_cost(s_data[r, j], logk_data[r, j])
+        for m in range(M):
+            s += nce_noise_cost(s_noise[r, m], logk_noise[r, m])
+        out_rows[r] = s
+
+
+@njit(**_JIT)
+def nce_logistic_bwd(s_data, s_noise, logk_data, logk_noise, grow, gs_data, gs_noise):
+    """gs_data += -grow sigma(logk_d - s_d) ; gs_noise += grow sigma(s_n - logk_n); skippable."""
+    R, Dd = s_data.shape
+    M = s_noise.shape[1]
+    for r in range(R):
+        g = grow[r]
+        if gs_data.shape[0] != 0:
+            for j in range(Dd):
+                gs_data[r, j] += g * nce_data_grad(s_data[r, j], logk_data[r, j])
+        if gs_noise.shape[0] != 0:
+            for m in range(M):
+                gs_noise[r, m] += g * nce_noise_grad(s_noise[r, m], logk_noise[r, m])

@@ -1,0 +1,65 @@
+"""CUDA twin of ``cpu_optim.py``: sgd_update, momentum_update and adam_update as host-side
+launchers, one thread per parameter entry (grid-stride).
+
+The conventions are ``gpu.py``'s, which re-exports every public name here.
+"""
+from numba import cuda
+
+from . import scalar as S
+from .device import device
+from .gpu_core import _run_rows
+from .scalar import hyper, like
+
+# device versions of the scalar math (one source with the CPU kernels)
+_momentum_velocity = device(S.momentum_velocity)
+_adam_bias_corrections = device(S.adam_bias_corrections)
+_adam_step = device(S.adam_step)
+
+
+# ============================================================================ optimisers
+
+
+@cuda.jit
+def _sgd(theta, grad, lr):
+    a = like(theta, hyper(lr))
+    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        theta[i] -= a * grad[i]
+
+
+def sgd_update(theta, grad, lr):
+    """theta -= lr grad (Robbins-Monro step; the schedule lives in lr)."""
+    _run_rows(_sgd, theta.shape[0], theta, grad, lr)
+
+
+@cuda.jit
+def _momentum(theta, grad, vel, lr, mu):
+    a = like(theta, hyper(lr))
+    m = like(theta, hyper(mu))
+    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        v = _momentum_velocity(vel[i], grad[i], a, m)
+        vel[i] = v
+        theta[i] += v
+
+
+def momentum_update(theta, grad, vel, lr, mu):
+    """Heavy-ball momentum (Polyak 1964): vel = mu vel - lr grad ; theta += vel."""
+    _run_rows(_momentum, theta.shape[0], theta, grad, vel, lr, mu)
+
+
+@cuda.jit
+def _adam(theta, grad, m, v, lr, beta1, beta2, eps, t):
+    a = like(theta, hyper(lr))
+    b1 = like(theta, hyper(beta1))
+    b2 = like(theta, hyper(beta2))
+    ep = like(theta, hyper(eps))
+    c1, c2 = _adam_bias_corrections(b1, b2, t)
+    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        delta, mi, vi = _adam_step(grad[i], m[i], v[i], a, b1, b2, c1, c2, ep)
+        m[i] = mi
+        v[i] = vi
+        theta[i] -= delta
+
+
+def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
+    """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count."""
+    _run_rows(_adam, theta.shape[0], theta, grad, m, v, lr, beta1, beta2, eps, t)
