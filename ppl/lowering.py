@@ -11,9 +11,11 @@ and 1D workspaces; inputs: tuple of (B, width) data arrays; B: data rows; seed, 
 counter-based RNG key and step; mode 0 = forward only, 1 = forward and gradient.
 Rows are laid out r = ((i * K) + k) * S + c (data row, sample, enumeration configuration).
 
-Layer ops are rendered from the op table (ppl/ops.py), stochastic nodes by their estimators
-(ppl/estimators/), which call the helper methods of `Lowering`; the row-fused lowering
-(ppl/scalar_lowering.py) is a subclass.
+The lowering passes (compiler.PASSES) are methods: plan_rows, requires_grad, lower_forward,
+lower_backward, render. The walk of lower_forward / lower_backward is shared with the row-fused
+lowering (ppl/scalar_lowering.py, a subclass overriding the per-node hooks). Layer ops are
+rendered from the op table (ppl/ops.py) or their rule (ppl/lowering_rules.py), stochastic nodes
+by their estimators (ppl/estimators/) through the context estimators/base.Context declares.
 """
 from __future__ import annotations
 
@@ -78,10 +80,9 @@ class Lowering:
         self.L.ws1.append(("E1_", 0))
         self.rw = self.buf1("rw_")
         self.L.rw_index = len(self.L.ws1) - 1
-        # cost cotangent seeds: the row weights, except where an estimator (REBAR) seeds its
-        # control-variate rows differently from their (zero) loss weight
-        # nodes whose estimator's extra rows re-evaluate the graph below them (REBAR's control
-        # variate): they seed those rows' cost cotangents differently from their loss weight
+        # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
+        # re-evaluate the graph below its node (REBAR's control variate): it seeds those rows'
+        # cost cotangents differently from their (zero) loss weight
         self.rebar_nodes = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
         self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
         self.noise_kind: dict = {}
