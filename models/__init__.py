@@ -2,7 +2,9 @@
 
 Every model module has `build(**options) -> ppl.Model`, `data(seed) -> {"train", "test"}`,
 `evaluate(prog, data) -> {metric: value}` (its HEADLINE metric first) and DEFAULTS for the
-`ppl train` command (steps, batch, lr, optimizer, dtype, samples, policy).
+`ppl train` command (steps, batch, lr, optimizer, dtype, samples, policy). A model that can
+train on the user's data (`ppl train MODEL --data FILE`) names, in DATA_WIDTHS, the build()
+option that sets each input's width; the command builds it at the data's width.
 """
 import importlib
 

@@ -38,6 +38,16 @@ def logsumexp(a, axis):
     return (m + np.log(np.exp(a - m).sum(axis, keepdims=True))).squeeze(axis)
 
 
+EVAL_BLOCK = 1 << 23  # float64 elements of the largest (rows, draws, columns) temporary of an evaluation
+
+
+def by_rows(fn, x, draws, seed=0):
+    """fn(block of rows of x, seed + first row) concatenated: bounded memory on large test sets
+    (MNIST with 100 draws per image). One block, so fn(x, seed) itself, for the bundled digits."""
+    rows = max(1, EVAL_BLOCK // (draws * x.shape[1]))
+    return np.concatenate([fn(x[i:i + rows], seed + i) for i in range(0, x.shape[0], rows)])
+
+
 def params64(prog):
     return {k: np.asarray(v, np.float64) for k, v in prog.params.items()}
 

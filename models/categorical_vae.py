@@ -19,11 +19,12 @@ import numpy as np
 import ppl
 from ppl.data import digits
 
-from ._numpy import affine, log_bernoulli, log_softmax, logsumexp, params64, sample_categorical
+from ._numpy import affine, by_rows, log_bernoulli, log_softmax, logsumexp, params64, sample_categorical
 
 DEFAULTS = dict(steps=3000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=1, policy="unbiased",
                 estimators="gumbel_softmax")
 HEADLINE = "test_elbo"
+DATA_WIDTHS = {"x": "pixels"}  # the build() option `ppl train --data` sets to the data's width
 
 
 def build(groups=8, classes=4, hidden=64, pixels=64) -> ppl.Model:
@@ -60,6 +61,6 @@ def log_weights(prog, x, samples=100, seed=0) -> np.ndarray:
 
 
 def evaluate(prog, d, samples=100, seed=0) -> dict:
-    lw = log_weights(prog, d["test"]["x"], samples, seed)
+    lw = by_rows(lambda xb, s: log_weights(prog, xb, samples, s), d["test"]["x"], samples, seed)
     return {"test_elbo": float(lw.mean()),
             f"test_iwae_{samples}": float((logsumexp(lw, 1) - np.log(samples)).mean())}

@@ -17,6 +17,7 @@ from ppl.data import digits
 
 DEFAULTS = dict(steps=3000, batch=32, lr=3e-3, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
 HEADLINE = "test_elbo"
+DATA_WIDTHS = {"x": "pixels"}  # the build() option `ppl train --data` sets to the data's width
 
 
 def build(hidden=32, latent=8, pixels=64) -> ppl.Model:

@@ -7,6 +7,7 @@ Linear variant: every conditional is one Affine layer; nonlinear: an Affine-tanh
 
     ppl train sbn                                  # linear 64-32, Adam 1e-3, 3000 steps
     ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
+    ppl train sbn --data mnist.npz --model-opt latent=200,200   # your data: train_x / test_x, or x
 
 Evaluation is NumPy, from the parameters and hard Bernoulli draws (so it is the same whatever
 estimator trained the model): the test ELBO (mean over test images of the single-sample ELBO
@@ -18,10 +19,11 @@ import numpy as np
 import ppl
 from ppl.data import digits
 
-from ._numpy import affine, log_bernoulli, logsumexp, params64, sample_bernoulli
+from ._numpy import EVAL_BLOCK, affine, by_rows, log_bernoulli, logsumexp, params64, sample_bernoulli
 
 DEFAULTS = dict(steps=3000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=4, policy="unbiased")
 HEADLINE = "test_elbo"
+DATA_WIDTHS = {"x": "pixels"}  # the build() option `ppl train --data` sets to the data's width
 MAX_EXACT = 16
 
 
@@ -101,14 +103,16 @@ def exact_log_likelihood(prog, x) -> np.ndarray:
     prior = log_joint(P, cfg, np.zeros((2 ** n, cfg["pixels"])), hs)           # log p(h), x-free part ...
     dec = _mlp(P, "p0", hs[0], cfg["nonlinear"])
     prior = prior - log_bernoulli(np.zeros_like(dec), dec)                    # ... minus log p(x=0 | h)
+    norm = np.logaddexp(0.0, dec).sum(1)[None, :]
     x = np.asarray(x, np.float64)
-    lpx = x @ dec.T - np.logaddexp(0.0, dec).sum(1)[None, :]                   # (N, 2^n) log p(x | h)
-    return logsumexp(lpx + prior[None, :], axis=1)
+    rows = max(1, EVAL_BLOCK // 2 ** n)                                        # (rows, 2^n) log p(x | h) at a time
+    return np.concatenate([logsumexp(x[i:i + rows] @ dec.T - norm + prior[None, :], axis=1)
+                           for i in range(0, x.shape[0], rows)])
 
 
 def evaluate(prog, d, samples=100, seed=0) -> dict:
     x = d["test"]["x"]
-    lw = log_weights(prog, x, samples, seed)
+    lw = by_rows(lambda xb, s: log_weights(prog, xb, samples, s), x, samples, seed)
     out = {"test_elbo": float(lw.mean()),
            f"test_iwae_{samples}": float((logsumexp(lw, 1) - np.log(samples)).mean())}
     if sum(prog.model.config["latent"]) <= MAX_EXACT:

@@ -1,6 +1,7 @@
 """The `ppl` command line: train a ready model, explain its estimator choices, compare estimators.
 
     ppl train sbn                                   # the README's command
+    ppl train sbn --data mnist.npz --model-opt latent=200,200
     ppl explain sbn --policy fast
     ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3
 
@@ -10,6 +11,7 @@ model errors (an estimator that does not apply, a target that is not available).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -24,6 +26,8 @@ EPILOG = """examples:
   ppl train sbn --policy fast --steps 1000         straight-through instead of the score function
   ppl train sbn --estimator h1=score:baseline=learned
   ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
+  ppl train sbn --data mnist.npz --model-opt latent=200,200   your data: arrays train_x, test_x (or x)
+  ppl train sbn --data train-images-idx3-ubyte.gz --eval-data t10k-images-idx3-ubyte.gz
   ppl explain categorical_vae --estimator straight_through
   ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3 --out runs/toy
 
@@ -112,11 +116,41 @@ def _settings(mod, args) -> dict:
     return D
 
 
-def _compile(mod, D, model_opts, seed, estimators=None, target="cpu"):
+def _build(mod, model_opts):
+    """mod.build(**model_opts); an option it does not take is named with the ones it does."""
+    name, valid = mod.__name__.rsplit(".", 1)[-1], list(inspect.signature(mod.build).parameters)
+    for k in model_opts:
+        if k not in valid:
+            raise UsageError(f"--model-opt {k}: {name} has no such option; its options: {', '.join(valid)}")
     try:
-        model = mod.build(**model_opts)
-    except TypeError as e:
-        raise UsageError(f"--model-opt: {e}; see the build() options of the model") from None
+        return mod.build(**model_opts)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--model-opt: {e}; the options of {name}: {', '.join(valid)}") from None
+
+
+def _user_data(mod, args, model_opts, dtype):
+    """--data / --eval-data read for the model's inputs; the model's input widths set from the data."""
+    from .data import user_data
+    from .models import MODELS, get
+    widths = getattr(mod, "DATA_WIDTHS", None)
+    if widths is None:
+        raise UsageError(f"--data: {args.model} trains on its own data; models that take --data: "
+                         f"{', '.join(m for m in MODELS if hasattr(get(m), 'DATA_WIDTHS'))}")
+    graph = _build(mod, model_opts).order
+    inputs = [n.name for n in graph if n.kind == "input"]
+    binary = {n.inputs[1].name for n in graph if n.kind == "bernoulli_nll" and n.inputs[1].kind == "input"}
+    d = user_data(args.data, inputs, binary, eval_path=args.eval_data, dtype=np.dtype(dtype))
+    for k, opt in widths.items():
+        w = d["train"][k].shape[1]
+        if model_opts.get(opt, w) != w:
+            raise UsageError(f"--model-opt {opt}={model_opts[opt]}, but input '{k}' of {args.data} has {w} "
+                             f"columns; leave {opt} out, the data sets it")
+        model_opts = {**model_opts, opt: w}
+    return d, model_opts
+
+
+def _compile(mod, D, model_opts, seed, estimators=None, target="cpu"):
+    model = _build(mod, model_opts)
     spec = estimators if estimators is not None else D["estimators"]
     est = parse_estimators(spec) if isinstance(spec, str) else spec
     t0 = time.perf_counter()
@@ -139,11 +173,19 @@ def cmd_train(args) -> int:
     check_target(args.target)
     mod = get(args.model)
     D = _settings(mod, args)
-    prog, t_compile = _compile(mod, D, parse_model_opts(args.model_opt), args.seed, target=args.target)
+    model_opts, d = parse_model_opts(args.model_opt), None
+    if args.data is not None:
+        d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
+    elif args.eval_data is not None:
+        raise UsageError("--eval-data needs --data FILE (the training data)")
+    prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target)
     print(f"model {prog.model.name}: {D['optimizer']} lr={D['lr']}, batch {D['batch']}, {D['steps']} steps, "
           f"{np.dtype(D['dtype']).name}, seed {args.seed}")
     print(prog.explain())
-    d = mod.data(seed=args.seed)
+    if d is None:
+        d = mod.data(seed=args.seed)
+    else:
+        print(f"data: {d['about']}")
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -162,8 +204,8 @@ def cmd_train(args) -> int:
     if out is not None:
         prog.save(out / "params.npz")
         (out / "report.json").write_text(json.dumps(
-            {"model": args.model, "settings": {k: (v if isinstance(v, (int, float, str)) else str(v))
-                                               for k, v in D.items()},
+            {"model": args.model, "data": d.get("about", "bundled"),
+             "settings": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in D.items()},
              "metrics": metrics, "ms_per_step": 1000 * hist.step_time, "seed": args.seed}, indent=2))
         print(f"  wrote {out / 'params.npz'}, {out / 'checkpoint.npz'}, {out / 'report.json'}")
     return 0
@@ -301,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto | NAME | node=NAME,... (default: the model's, usually auto)")
     t.add_argument("--seed", type=int, default=0, help="initialisation, batches and draws (default 0)")
     t.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="where the step runs (default cpu)")
+    t.add_argument("--data", metavar="FILE", default=None,
+                   help="train on your data: an .npz with an array per model input (x, or train_x and test_x) "
+                        "or MNIST IDX images (*-images-idx3-ubyte[.gz], binarised at > 127 for a Bernoulli "
+                        "input); the model's width is the data's. Without test rows the last 10%% are held out")
+    t.add_argument("--eval-data", metavar="FILE", default=None,
+                   help="the test rows for --data (arrays x or test_x, or IDX images)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("explain", help="print the estimator chosen for every stochastic node, and why")

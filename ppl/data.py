@@ -3,20 +3,24 @@ files, synthetic generators with known ground truth, and a minibatch sampler.
 
     d = ppl.data.digits()                  # {"train_x", "train_y", "test_x", "test_y"}
     d = ppl.data.load_mnist("train-images-idx3-ubyte", labels="train-labels-idx1-ubyte")
+    d = ppl.data.user_data("mine.npz", inputs=["x"], binary={"x"})   # what `ppl train --data` reads
 
 The digits are the UCI optical-recognition hand-written digits (8x8, 1797 images, grey levels
 0..16), binarized at pixel > 7 and split by a fixed permutation into 1500 training and 297
 test images (scripts/make_digits.py made the bundled file; no scikit-learn at runtime).
+The user's files for `ppl train --data` (user_data) are prepared the same way: IDX pixel bytes
+are scaled to [0, 1] and, for an input the model treats as Bernoulli, binarised at > 127 (the
+upper half of the range, as > 7 of 0..16); .npz values are checked, never clipped or rounded.
 """
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .dsl import ModelError
-
 
 
 def _digits_path() -> Path:
@@ -68,19 +72,26 @@ def read_idx(path) -> np.ndarray:
     if not path.is_file():
         raise ModelError(f"read_idx: no file at {path}; give the path of an IDX file such as "
                          f"train-images-idx3-ubyte(.gz)")
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # a corrupt or truncated .gz
+        raise ModelError(f"read_idx: cannot read {path} ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ModelError(f"read_idx: {path} is not an IDX file (bad magic number {raw[:4].hex()}); MNIST files "
                          f"start with 0x00000803 (images) or 0x00000801 (labels)")
     ndim = raw[3]
-    dims = np.frombuffer(raw, ">i4", count=ndim, offset=4).astype(np.int64)
+    if len(raw) < 4 + 4 * ndim:
+        raise ModelError(f"read_idx: {path} declares {ndim} dimensions but its header is only {len(raw)} bytes; "
+                         f"the file is truncated or not an IDX file")
+    dims = tuple(int(n) for n in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     dt = np.dtype(_IDX_TYPES[raw[2]])
     start = 4 + 4 * ndim
     need = int(np.prod(dims)) * dt.itemsize
-    if len(raw) - start != need:
-        raise ModelError(f"read_idx: {path} declares shape {tuple(dims)} ({need} bytes of data) but holds "
+    if len(raw) - start != need or min(dims, default=0) < 0:
+        raise ModelError(f"read_idx: {path} declares shape {dims} ({need} bytes of data) but holds "
                          f"{len(raw) - start}; the file is truncated or not an IDX file")
-    return np.frombuffer(raw, dt, offset=start).reshape(tuple(dims)).astype(dt.newbyteorder("="))
+    return np.frombuffer(raw, dt, offset=start).reshape(dims).astype(dt.newbyteorder("="))
 
 
 def load_mnist(images, labels=None, binarize: float | None = 127.0, dtype=np.float32) -> dict:
@@ -131,6 +142,112 @@ def write_idx(path, array) -> None:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "wb") as f:
         f.write(head + a.astype(dt).tobytes())
+
+
+# --------------------------------------------------------------------------- the user's data for a model
+HOLDOUT = 0.1  # without test rows, the last 10% of the training file's rows are held out
+
+
+def _arrays(path: Path, inputs, binary) -> dict:
+    """Every array of an .npz by its name, or an IDX image file's images under the model's one
+    input name. IDX pixel bytes are scaled to [0, 1], and binarised at > 127 (the upper half of
+    the range, as the bundled digits are at > 7 of 0..16) for a Bernoulli-modelled input."""
+    if not path.is_file():
+        raise ModelError(f"data file {path} does not exist")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as e:
+            raise ModelError(f"{path} is not a readable .npz file ({e})") from None
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: an IDX file holds one array but the model takes inputs {list(inputs)}; "
+                         f"give an .npz with one array per input")
+    a = read_idx(path)
+    if a.dtype == np.uint8:
+        a = (a > 127) if inputs[0] in binary else a / 255.0
+    return {inputs[0]: a}
+
+
+def _pick(path, arrays: dict, inputs, prefixes, expected: str) -> dict:
+    """{input: array name} for the first of `prefixes` + input present in the file ({} if none)."""
+    out = {}
+    for k in inputs:
+        have = [p + k for p in prefixes if p + k in arrays]
+        if len(have) > 1:
+            raise ModelError(f"{path} holds both {have[0]!r} and {have[1]!r} for input '{k}'; keep one")
+        if have:
+            out[k] = have[0]
+    if (out or expected) and len(out) < len(inputs):
+        raise ModelError(f"{path} holds arrays {sorted(arrays)}; expected {expected}")
+    return out
+
+
+def _rows(path, name: str, a: np.ndarray, binary: bool, dtype) -> np.ndarray:
+    """One array checked (numbers, >= 2 dimensions, finite, 0 / 1 where Bernoulli-modelled) as
+    (rows, columns) of `dtype`: bad values are reported, never clipped, dropped or rounded."""
+    where = f"{path}: array '{name}'"
+    if a.dtype.kind not in "biuf":
+        raise ModelError(f"{where} has dtype {a.dtype}; give numbers (float, int or bool)")
+    if a.ndim < 2 or a.size == 0:
+        raise ModelError(f"{where} has shape {a.shape}; give (rows, columns) or (rows, height, width), "
+                         f"at least one of each")
+    a = a.reshape(a.shape[0], -1)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ModelError(f"{where} holds {int(bad.sum())} NaN / inf values (the first at row {r}, column {c}); "
+                         f"clean the data first")
+    if binary:
+        bad = (a != 0) & (a != 1)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ModelError(f"{where} is modelled as Bernoulli, so its values must be 0 or 1, but it holds "
+                             f"{a[r, c]} at row {r}, column {c} (range [{a.min()}, {a.max()}]); binarise it "
+                             f"yourself (e.g. x > 0.5) or give the images as an IDX file")
+    return a.astype(dtype)
+
+
+def user_data(path, inputs, binary=(), eval_path=None, holdout: float = HOLDOUT, dtype=np.float32) -> dict:
+    """The user's data for a model taking `inputs` (`binary`: those modelled as Bernoulli) as
+    {"train": {input: rows}, "test": {input: rows}, "about": a line saying what was read}.
+
+    An .npz holds, per input k, `k` or `train_k` (and optionally `test_k`); an IDX image file
+    (MNIST's *-images-idx3-ubyte, .gz too) holds the one input of a single-input model. Test
+    rows: `eval_path`'s `test_k` or `k`; else the file's `test_k`; else the last `holdout` of
+    its rows (at least one), the same on every run. Files are only read."""
+    inputs, path = list(inputs), Path(path)
+    arrays = _arrays(path, inputs, binary)
+    sources = [(path, arrays, _pick(path, arrays, inputs, ("train_", ""), " or ".join(
+        f"'{k}' (or 'train_{k}' and optionally 'test_{k}')" for k in inputs)))]
+    if eval_path is not None:
+        epath = Path(eval_path)
+        earrays = _arrays(epath, inputs, binary)
+        sources.append((epath, earrays, _pick(epath, earrays, inputs, ("test_", ""),
+                                              " or ".join(f"'{k}' or 'test_{k}'" for k in inputs))))
+    elif test := _pick(path, arrays, inputs, ("test_",), ""):
+        sources.append((path, arrays, test))
+    splits = [{k: _rows(p, n[k], a[n[k]], k in binary, dtype) for k in inputs} for p, a, n in sources]
+    for k in inputs:
+        if len({s[k].shape[1] for s in splits}) > 1:
+            raise ModelError(f"input '{k}': the data files disagree on its width: " + ", ".join(
+                f"{p}:{n[k]} has {s[k].shape[1]} columns" for (p, _, n), s in zip(sources, splits)))
+    for (p, _, n), s in zip(sources, splits):
+        if len({v.shape[0] for v in s.values()}) > 1:
+            raise ModelError(f"{p}: arrays {[n[k] for k in inputs]} must have the same number of rows, have "
+                             f"{[s[k].shape[0] for k in inputs]}")
+    said = [", ".join(f"{p}:{n[k]} {s[k].shape[0]}x{s[k].shape[1]}" for k in inputs)
+            for (p, _, n), s in zip(sources, splits)]
+    if len(splits) == 2:
+        return {"train": splits[0], "test": splits[1], "about": f"train on {said[0]}; test on {said[1]}"}
+    rows = splits[0][inputs[0]].shape[0]
+    if rows < 2:
+        raise ModelError(f"{path}: 1 row; give at least 2 (the last {holdout:.0%} are held out for the test) "
+                         f"or test rows")
+    cut = rows - max(1, int(rows * holdout))
+    return {"train": {k: v[:cut] for k, v in splits[0].items()}, "test": {k: v[cut:] for k, v in splits[0].items()},
+            "about": f"train on the first {cut} rows of {said[0]}; test on the last {rows - cut} "
+                     f"({holdout:.0%} held out)"}
 
 
 # --------------------------------------------------------------------------- synthetic data
