@@ -98,8 +98,9 @@ def load_mnist(images, labels=None, binarize: float | None = 127.0, dtype=np.flo
     """The user's own MNIST-style data as {"x": (N, H*W), "y": (N,)} (y only when labels are given).
 
     images: an IDX image file (e.g. train-images-idx3-ubyte[.gz]) or an .npz holding arrays
-    "x" or "images" (and optionally "y" / "labels"). Pixels are binarized at > `binarize`
-    (None keeps grey levels scaled to [0, 1])."""
+    "x" or "images" (and optionally "y" / "labels"): bytes 0..255, or grey levels in [0, 1].
+    Pixels are binarized at > `binarize` in byte units (images in [0, 1]: at > binarize / 255);
+    None keeps grey levels scaled to [0, 1]. NaN / inf or values outside [0, 255] are errors."""
     path = Path(images)
     y = None
     if path.suffix == ".npz":
@@ -120,8 +121,20 @@ def load_mnist(images, labels=None, binarize: float | None = 127.0, dtype=np.flo
     if x.ndim < 2:
         raise ModelError(f"load_mnist: images must have at least 2 dimensions (N, pixels...), got {x.shape}")
     x = x.reshape(x.shape[0], -1)
-    scale = 255.0 if x.dtype == np.uint8 or x.max(initial=0) > 1 else 1.0
-    out = {"x": ((x > binarize) if binarize is not None else x / scale).astype(dtype)}
+    if x.dtype.kind not in "biuf":
+        raise ModelError(f"load_mnist: {path} holds images of dtype {x.dtype}; give numbers")
+    xf = x.astype(np.float64)
+    if not np.isfinite(xf).all():
+        r, c = np.argwhere(~np.isfinite(xf))[0]
+        raise ModelError(f"load_mnist: {path} holds NaN / inf pixels (the first at image {r}, pixel {c}); "
+                         f"clean the data first")
+    if xf.size and (xf.min() < 0 or xf.max() > 255):
+        raise ModelError(f"load_mnist: {path} holds pixel values in [{xf.min()}, {xf.max()}]; give bytes "
+                         f"0..255 or grey levels in [0, 1]")
+    # grey levels in [0, 1]: bytes / 255, or the images as given when none exceeds 1; the
+    # threshold is in byte units (> 127 of 0..255), so it is compared at binarize / 255
+    u = xf / (255.0 if x.dtype == np.uint8 or xf.max(initial=0) > 1 else 1.0)
+    out = {"x": ((u > binarize / 255.0) if binarize is not None else u).astype(dtype)}
     if y is not None:
         y = np.asarray(y).astype(np.int64).reshape(-1)
         if y.shape[0] != x.shape[0]:

@@ -70,6 +70,22 @@ def test_load_mnist_npz(tmp_path):
     np.testing.assert_array_equal(d["y"], [7, 2])
 
 
+def test_load_mnist_grey_levels_in_unit_range(tmp_path):
+    """Images stored as grey levels in [0, 1] are binarised at the same level as bytes (> 127 of
+    255), not all to 0; bad pixels are errors, never a silent 0."""
+    grey = np.random.default_rng(1).random((4, 6))
+    np.savez(tmp_path / "grey.npz", x=grey)
+    d = load_mnist(tmp_path / "grey.npz")
+    np.testing.assert_array_equal(d["x"], (grey > 127 / 255).astype(np.float32))
+    assert 0 < d["x"].sum() < d["x"].size
+    np.testing.assert_allclose(load_mnist(tmp_path / "grey.npz", binarize=None)["x"], grey, rtol=1e-6)
+    for bad, match in ((np.where(np.eye(4, 6) > 0, np.nan, grey), r"NaN / inf pixels \(the first at image 0, pixel 0\)"),
+                       (grey - 1.0, "pixel values in")):
+        np.savez(tmp_path / "bad.npz", x=bad)
+        with pytest.raises(ppl.ModelError, match=match):
+            load_mnist(tmp_path / "bad.npz")
+
+
 def test_load_mnist_errors_name_the_problem(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04rest")
     with pytest.raises(ppl.ModelError, match="not an IDX file"):
