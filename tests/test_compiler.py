@@ -338,3 +338,16 @@ def test_estimators_use_only_their_documented_context():
         lw.generate()
         missing = [k for k in _context_members(proto) if not hasattr(lw, k)]
         assert not missing, f"{cls.__name__} lacks {missing}"
+
+
+def test_the_compiler_is_its_named_passes():
+    """compile_model runs compiler.PASSES in the documented order, each once (Program.compile_times)."""
+    names = [n for n, _ in C.PASSES]
+    assert names == ["analyse", "select", "fuse", "plan rows", "requires grad", "lower forward",
+                     "lower backward", "check target", "render"]
+    with Model("passes") as m:
+        x = m.input("x", 2)
+        z = Bernoulli("z", logits=Affine(x, 2, name="enc"))
+        m.cost("f", ppl.bernoulli_nll(Affine(z, 2, name="dec"), target=x))
+    prog = m.compile()
+    assert list(prog.compile_times) == names and all(t >= 0 for t in prog.compile_times.values())
