@@ -239,7 +239,7 @@ def test_identical_with_one_and_two_threads(kind):
 def _identical_or_clean_process(got, want, what: str, test_id: str):
     """Bit-identity, checked again in a fresh process when this one differs.
 
-    In 2 of ~10 full-suite runs (never alone, never in ~1000 repetitions under load) a test
+    In 2 of ~10 full-suite runs (never alone, nor in 300 repeated fills under load) a test
     process computed the float64 normal fill's rows >= 500 -- the second thread's chunk of
     the parallel loop -- about 1e-11 (relative) away from the scalar function, in ~1.7% of
     entries, while rows < 500 matched: a state of that long-lived process (a thread's
