@@ -1,4 +1,4 @@
-"""Seed 002's toy problem per estimator: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2].
+"""The REBAR / RELAX toy problem per estimator: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2].
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/toy.py [--steps 5000] [--seeds 5]
 

@@ -1,4 +1,4 @@
-"""Noise conditioned on the hard sample, as REBAR and RELAX need it (seed 002, z-tilde;
+"""Noise conditioned on the hard sample, as REBAR and RELAX need it (z-tilde;
 Tucker et al. 2017, appendix).
 
 Bernoulli, z = a + L with L logistic and b = H(z): given b and v ~ U(0, 1),

@@ -157,7 +157,7 @@ def softplus_bwd(z, out, gout, gz):
 
 @njit(**_JIT)
 def sqrt1p_fwd(z, out):
-    """out = sqrt(1 + z^2), the scale activation of seed 004 (b) (sigma >= 1)."""
+    """out = sqrt(1 + z^2), the scale activation of heteroscedastic regression (sigma >= 1)."""
     R, D = z.shape
     for r in range(R):
         for j in range(D):
@@ -166,7 +166,7 @@ def sqrt1p_fwd(z, out):
 
 @njit(**_JIT)
 def sqrt1p_bwd(z, out, gout, gz):
-    """gz += gout * z / sqrt(1 + z^2) (seed 004 (b))."""
+    """gz += gout * z / sqrt(1 + z^2)."""
     R, D = z.shape
     for r in range(R):
         for j in range(D):

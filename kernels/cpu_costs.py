@@ -33,7 +33,7 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 @njit(**_JIT)
 def gaussian_kl_std(mu, sigma, out_rows):
     """KL(N(mu, sigma^2) || N(0, 1)) = sum_j (sigma^2 + mu^2 - 1)/2 - log sigma
-    (Kingma & Welling 2014, appendix B; seed 003)."""
+    (Kingma & Welling 2014, appendix B)."""
     R, D = mu.shape
     for r in range(R):
         s = like(mu, 0.0)
@@ -122,7 +122,7 @@ def bernoulli_nll_bwd(logits, t, grow, glogits, gt):
 
 @njit(**_JIT)
 def gaussian_nll(mu, sigma, t, out_rows):
-    """out_rows[r] = sum_j log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) = -f (seed 004)."""
+    """out_rows[r] = sum_j log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) = -log N(t; mu, sigma^2)."""
     R, D = t.shape
     for r in range(R):
         s = like(t, 0.0)
@@ -133,7 +133,7 @@ def gaussian_nll(mu, sigma, t, out_rows):
 
 @njit(**_JIT)
 def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
-    """Minus seed 004 (a): gmu += grow (mu - t)/sigma^2 ;
+    """Minus the gradients of log N(t; mu, sigma^2): gmu += grow (mu - t)/sigma^2 ;
     gsigma += grow (1/sigma - (t - mu)^2/sigma^3) ; gt += grow (t - mu)/sigma^2; skippable."""
     do_m = gmu.shape[0] != 0
     do_s = gsigma.shape[0] != 0
@@ -153,7 +153,7 @@ def gaussian_nll_bwd(mu, sigma, t, grow, gmu, gsigma, gt):
 
 @njit(**_JIT)
 def softmax_xent(logits, t, K, out_rows):
-    """out_rows[r] = -sum_g sum_k t_k (a_k - logsumexp_g(a)) (seed 000's softmax head)."""
+    """out_rows[r] = -sum_g sum_k t_k (a_k - logsumexp_g(a)) (softmax cross-entropy head)."""
     R, D = t.shape
     G = D // K
     for r in range(R):
@@ -178,7 +178,7 @@ def softmax_xent_bwd(logits, t, K, grow, glogits, gt):
 
 @njit(**_JIT)
 def nce_logistic(s_data, s_noise, logk_data, logk_noise, out_rows):
-    """NCE / negative sampling (seed 003; Gutmann & Hyvarinen 2010, Mikolov et al. 2013):
+    """NCE / negative sampling (Gutmann & Hyvarinen 2010, Mikolov et al. 2013):
     out_rows[r] = -sum log sigma(s_d - logk_d) - sum_m log sigma(-(s_n - logk_n))
                 = sum softplus(logk_d - s_d) + sum_m softplus(s_n - logk_n)."""
     R, Dd = s_data.shape

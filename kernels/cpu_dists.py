@@ -46,7 +46,7 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 @njit(**_JIT)
 def bernoulli_sample(logits, noise, out):
-    """out = H(a + eps), eps standard logistic: P(out = 1) = sigma(a) (seed 000)."""
+    """out = H(a + eps), eps standard logistic: P(out = 1) = sigma(a) (binary stochastic neuron)."""
     R, D = out.shape
     for r in range(R):
         for j in range(D):
@@ -164,7 +164,7 @@ def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
 
 @njit(**_JIT)
 def bernoulli_st_bwd(logits, gx, glogits):
-    """Straight-through (seed 000), logistic noise: glogits += gx dF/da = gx sigma(a) sigma(-a)."""
+    """Straight-through (Bengio et al. 2013), logistic noise: glogits += gx dF/da = gx sigma(a) sigma(-a)."""
     R, D = gx.shape
     for r in range(R):
         for j in range(D):
@@ -173,7 +173,7 @@ def bernoulli_st_bwd(logits, gx, glogits):
 
 @njit(**_JIT)
 def binary_concrete_sample(logits, noise, tau, out):
-    """out = sigma((a + eps) / tau), eps standard logistic (Concrete relaxation, seed 002;
+    """out = sigma((a + eps) / tau), eps standard logistic (Concrete relaxation;
     Maddison et al. 2017)."""
     t = like(out, hyper(tau))
     R, D = out.shape
@@ -208,7 +208,7 @@ def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
 
 @njit(**_JIT)
 def probit_sample(a, noise, out):
-    """out = H(a + eps), eps standard normal: P(out = 1) = Phi(a) (seed 000)."""
+    """out = H(a + eps), eps standard normal: P(out = 1) = Phi(a) (binary stochastic neuron)."""
     R, D = out.shape
     for r in range(R):
         for j in range(D):
@@ -243,7 +243,7 @@ def probit_log_prob_bwd(a, x, grow, ga, gx):
 
 @njit(**_JIT)
 def probit_st_bwd(a, gx, ga):
-    """Straight-through with Gaussian noise (seed 000): ga += gx dPhi/da = gx phi(a)."""
+    """Straight-through with Gaussian noise (Bengio et al. 2013): ga += gx dPhi/da = gx phi(a)."""
     R, D = gx.shape
     for r in range(R):
         for j in range(D):
@@ -255,7 +255,7 @@ def probit_st_bwd(a, gx, ga):
 
 @njit(**_JIT)
 def normal_sample(loc, scale, eps, out):
-    """out = mu + sigma eps, the pathwise reparameterisation (seed 000, 003)."""
+    """out = mu + sigma eps, the pathwise reparameterisation (Kingma & Welling 2014)."""
     R, D = out.shape
     for r in range(R):
         for j in range(D):
@@ -278,7 +278,7 @@ def normal_sample_bwd(eps, gout, gloc, gscale):
 
 @njit(**_JIT)
 def normal_log_prob(loc, scale, x, out_rows):
-    """out_rows[r] = sum_j -log(2 pi)/2 - log sigma - (x - mu)^2 / (2 sigma^2) (seed 004 f)."""
+    """out_rows[r] = sum_j -log(2 pi)/2 - log sigma - (x - mu)^2 / (2 sigma^2), the Gaussian log-likelihood."""
     R, D = x.shape
     for r in range(R):
         s = like(x, 0.0)
@@ -289,7 +289,7 @@ def normal_log_prob(loc, scale, x, out_rows):
 
 @njit(**_JIT)
 def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
-    """Seed 004 (a): d/dmu = (x - mu)/sigma^2 ; d/dsigma = (x - mu)^2/sigma^3 - 1/sigma ;
+    """Gradients of log N(x; mu, sigma^2): d/dmu = (x - mu)/sigma^2 ; d/dsigma = (x - mu)^2/sigma^3 - 1/sigma ;
     d/dx = -(x - mu)/sigma^2; each times grow[r], accumulated, each skippable."""
     do_l = gloc.shape[0] != 0
     do_s = gscale.shape[0] != 0
@@ -314,7 +314,7 @@ def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
 
 @njit(**_JIT)
 def categorical_sample(logits, gumbel, K, out):
-    """One-hot of argmax_k (a_k + g_k) per group, g standard Gumbel (Gumbel-max trick, seed 003)."""
+    """One-hot of argmax_k (a_k + g_k) per group, g standard Gumbel (Gumbel-max trick)."""
     R, D = out.shape
     G = D // K
     for r in range(R):
@@ -363,7 +363,7 @@ def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
 
 @njit(**_JIT)
 def gumbel_softmax_sample(logits, gumbel, tau, K, out):
-    """out = softmax((a + g) / tau) per group (Gumbel-softmax / Concrete, seed 003;
+    """out = softmax((a + g) / tau) per group (Gumbel-softmax / Concrete;
     Jang et al. 2017, Maddison et al. 2017)."""
     t = like(out, hyper(tau))
     R, D = out.shape

@@ -16,7 +16,7 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 @njit(**_JIT)
 def sgd_update(theta, grad, lr):
-    """theta -= lr grad (Robbins-Monro step, seed 000; the schedule lives in lr)."""
+    """theta -= lr grad (Robbins-Monro step, Robbins & Monro 1951; the schedule lives in lr)."""
     a = like(theta, hyper(lr))
     for i in range(theta.shape[0]):
         theta[i] -= a * grad[i]

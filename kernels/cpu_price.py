@@ -1,4 +1,4 @@
-"""Second-order forward derivatives for the Price estimator (seed 001; Price 1958, Bonnet 1964).
+"""Second-order forward derivatives for the Price estimator (Price 1958, Bonnet 1964; Rezende et al. 2014).
 
 For z ~ N(mu, diag(sigma^2)): d/dmu E f = E[df/dz] (Bonnet) and d/dsigma_j E f =
 sigma_j E[d^2 f / dz_j^2] (Price). When every path from z to the costs is elementwise, the

@@ -1,4 +1,4 @@
-"""REBAR for Bernoulli and categorical units (Tucker et al. 2017; seed 002 eq. 47), as rows of
+"""REBAR for Bernoulli and categorical units (Tucker et al. 2017), as rows of
 the fused step. Bernoulli first; the categorical kernels follow the same layout.
 
 A drawn row becomes 5 configuration rows of the node (digit c at `stride`), sharing u and v:

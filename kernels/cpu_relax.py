@@ -1,4 +1,4 @@
-"""RELAX for Bernoulli units with a learned control variate (Grathwohl et al. 2018; seed 002 eq. 51).
+"""RELAX for Bernoulli units with a learned control variate (Grathwohl et al. 2018).
 
 Per row, with logits a, uniforms u, v and p = sigmoid(a):
   z  = a + logit(u),  b = H(z)                       (the hard sample)

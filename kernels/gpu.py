@@ -182,7 +182,7 @@ def softplus_bwd(z, out, gout, gz):
 
 
 def sqrt1p_fwd(z, out):
-    """out = sqrt(1 + z^2) (seed 004 (b))."""
+    """out = sqrt(1 + z^2), the heteroscedastic-regression scale activation."""
     _run_map(_sqrt1p_fwd, out, z)
 
 

@@ -144,7 +144,7 @@ def _gaussian_nll(mu, sigma, t, out_rows):
 
 
 def gaussian_nll(mu, sigma, t, out_rows):
-    """out_rows[r] = sum_j -log N(t; mu, sigma^2) (seed 004)."""
+    """out_rows[r] = sum_j -log N(t; mu, sigma^2), the Gaussian NLL."""
     _run_rows(_gaussian_nll, t.shape[0], mu, sigma, t, out_rows)
 
 

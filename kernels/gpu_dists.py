@@ -58,7 +58,7 @@ _bernoulli_log_prob = _rows2(_bernoulli_log_prob_term)
 
 
 def bernoulli_sample(logits, noise, out):
-    """out = H(a + eps), eps standard logistic (seed 000)."""
+    """out = H(a + eps), eps standard logistic (binary stochastic neuron)."""
     _run_map(_threshold_map, out, logits, noise)
 
 
@@ -165,7 +165,7 @@ def _binary_concrete_sample(logits, noise, tau, out):
 
 
 def binary_concrete_sample(logits, noise, tau, out):
-    """out = sigma((a + eps) / tau) (Concrete relaxation, seed 002)."""
+    """out = sigma((a + eps) / tau) (Concrete relaxation, Maddison et al. 2017)."""
     _launch_cells(_binary_concrete_sample, out, logits, noise, tau, out)
 
 
@@ -202,7 +202,7 @@ _probit_log_prob = _rows2(_probit_log_prob_term)
 
 
 def probit_sample(a, noise, out):
-    """out = H(a + eps), eps standard normal (seed 000)."""
+    """out = H(a + eps), eps standard normal (binary stochastic neuron)."""
     _run_map(_threshold_map, out, a, noise)
 
 
@@ -275,7 +275,7 @@ def _normal_log_prob(loc, scale, x, out_rows):
 
 
 def normal_log_prob(loc, scale, x, out_rows):
-    """out_rows[r] = sum_j log N(x; mu, sigma^2) (seed 004 f)."""
+    """out_rows[r] = sum_j log N(x; mu, sigma^2), the Gaussian log-likelihood."""
     _run_rows(_normal_log_prob, x.shape[0], loc, scale, x, out_rows)
 
 
@@ -299,7 +299,7 @@ def _normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
 
 
 def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
-    """Seed 004 (a) gradients of log N(x; mu, sigma^2) times grow[r], accumulated, skippable."""
+    """Gradients of log N(x; mu, sigma^2) times grow[r], accumulated, skippable."""
     _launch_cells(_normal_log_prob_bwd, x, loc, scale, x, grow, gloc, gscale, gx)
 
 
@@ -318,7 +318,7 @@ def _categorical_sample(logits, gumbel, K, out):
 
 
 def categorical_sample(logits, gumbel, K, out):
-    """One-hot of argmax_k (a_k + g_k) per group (Gumbel-max, seed 003)."""
+    """One-hot of argmax_k (a_k + g_k) per group (Gumbel-max trick)."""
     _run_rows(_categorical_sample, _groups(out, K), logits, gumbel, K, out)
 
 
@@ -373,7 +373,7 @@ def _gumbel_softmax_sample(logits, gumbel, tau, K, out):
 
 
 def gumbel_softmax_sample(logits, gumbel, tau, K, out):
-    """out = softmax((a + g) / tau) per group (Gumbel-softmax, seed 003)."""
+    """out = softmax((a + g) / tau) per group (Gumbel-softmax, Jang et al. 2017)."""
     _run_rows(_gumbel_softmax_sample, _groups(out, K), logits, gumbel, tau, K, out)
 
 

@@ -203,7 +203,7 @@ def softplus(x):
 def sigmoid_log_sigmoids(x):
     """(sigma(x), log sigma(x), log sigma(-x)) from a single exp.
 
-    Used by Bernoulli log-probabilities and their gradients (seed 000: log p(x|a) =
+    Used by Bernoulli log-probabilities and their gradients (log p(x|a) =
     x log sigma(a) + (1 - x) log sigma(-a), d/da = x - sigma(a)).
     """
     e, l = logistic_parts(x)
@@ -216,7 +216,7 @@ def sigmoid_log_sigmoids(x):
 def sigmoid_grad(x):
     """d sigma / dx = sigma(x) sigma(-x) = e / (1 + e)^2 with e = exp(-|x|) (no cancellation).
 
-    This is the logistic-noise density, the straight-through derivative of seed 000.
+    This is the logistic-noise density, the straight-through derivative for logistic noise (Bengio et al. 2013).
     """
     e = fexp(-abs(x))
     d = like(x, 1.0) + e
@@ -234,13 +234,13 @@ def logit(p):
 
 @njit(cache=True, error_model="numpy")
 def sqrt1p(z):
-    """sigma(z) = sqrt(1 + z^2) (seed 004 (b)); hypot avoids overflow of z^2 for large |z|."""
+    """sigma(z) = sqrt(1 + z^2), the regression scale; hypot avoids overflow of z^2 for large |z|."""
     return math.hypot(like(z, 1.0), z)
 
 
 @njit(cache=True, error_model="numpy")
 def sqrt1p_grad(z):
-    """d sqrt(1 + z^2) / dz = z / sqrt(1 + z^2) (seed 004 (b)); tends to sign(z), |.| < 1."""
+    """d sqrt(1 + z^2) / dz = z / sqrt(1 + z^2); tends to sign(z), |.| < 1."""
     return z / math.hypot(like(z, 1.0), z)
 
 
@@ -343,7 +343,7 @@ def exp(z):
 @njit(cache=True, error_model="numpy")
 def threshold(a, eps):
     """H(a + eps) in the precision of a: a Bernoulli (logistic eps) or probit (normal eps)
-    unit from its noise (seed 000)."""
+    unit from its noise (binary stochastic neuron)."""
     if a + eps > 0:
         return like(a, 1.0)
     return like(a, 0.0)
@@ -351,7 +351,7 @@ def threshold(a, eps):
 
 @njit(cache=True, error_model="numpy")
 def normal_reparam(loc, scale, eps):
-    """mu + sigma eps, the pathwise reparameterisation (seed 000, 003)."""
+    """mu + sigma eps, the pathwise reparameterisation (Kingma & Welling 2014)."""
     return loc + scale * eps
 
 
@@ -391,7 +391,7 @@ def bernoulli_log_prob_term_sigmoid(a, x):
 
 @njit(cache=True, error_model="numpy")
 def bernoulli_score(a, x):
-    """d/da of the Bernoulli log-probability: x - sigma(a) (seed 000)."""
+    """d/da of the Bernoulli log-probability: x - sigma(a)."""
     return x - sigmoid(a)
 
 
@@ -421,7 +421,7 @@ def probit_log_odds(a):
 
 @njit(cache=True, error_model="numpy")
 def gaussian_nll_term(t, mu, sigma):
-    """-log N(t; mu, sigma^2) = log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2) (seed 004)."""
+    """-log N(t; mu, sigma^2) = log(2 pi)/2 + log sigma + (t - mu)^2 / (2 sigma^2), the Gaussian NLL."""
     d = (t - mu) / sigma
     return like(t, 0.9189385332046728) + flog(sigma) + like(t, 0.5) * d * d
 
@@ -429,7 +429,7 @@ def gaussian_nll_term(t, mu, sigma):
 @njit(cache=True, error_model="numpy")
 def gaussian_nll_grad(t, mu, sigma):
     """(d/dt, d/dsigma) of gaussian_nll_term: ((t - mu)/sigma^2, (1 - d^2)/sigma), d = (t - mu)/sigma;
-    d/dmu = -d/dt (seed 004 (a), negated)."""
+    d/dmu = -d/dt (the log-likelihood gradients, negated)."""
     d = (t - mu) / sigma
     return d / sigma, (like(t, 1.0) - d * d) / sigma
 

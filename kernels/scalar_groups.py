@@ -38,7 +38,7 @@ def logsumexp_group(a, r, c0, K):
 
 @njit(cache=True, error_model="numpy")
 def categorical_sample_group(logits, gumbel, r, c0, K, out):
-    """One-hot of argmax_k (a_k + g_k), g standard Gumbel (Gumbel-max trick, seed 003)."""
+    """One-hot of argmax_k (a_k + g_k), g standard Gumbel (Gumbel-max trick)."""
     one = like(out[r, c0], 1.0)
     zero = like(out[r, c0], 0.0)
     best = 0
@@ -103,7 +103,7 @@ def categorical_log_prob_bwd_group(logits, x, r, c0, K, g, glogits, gx, do_a, do
 
 @njit(cache=True, error_model="numpy")
 def gumbel_softmax_group(logits, gumbel, t, r, c0, K, out):
-    """out = softmax((a + g) / tau) over the group (Gumbel-softmax / Concrete, seed 003;
+    """out = softmax((a + g) / tau) over the group (Gumbel-softmax / Concrete;
     Jang et al. 2017, Maddison et al. 2017); max-shifted."""
     m = (logits[r, c0] + gumbel[r, c0]) / t
     for k in range(1, K):
@@ -163,7 +163,7 @@ def softmax_bwd_group(r, c0, K, out, gout, gz):
 
 @njit(cache=True, error_model="numpy")
 def softmax_xent_group(logits, t, r, c0, K):
-    """-sum_k t_k (a_k - logsumexp(a)) over the group (seed 000's softmax head)."""
+    """-sum_k t_k (a_k - logsumexp(a)) over the group (softmax cross-entropy head)."""
     m, ls = logsumexp_group(logits, r, c0, K)
     s = like(t[r, c0], 0.0)
     for k in range(K):

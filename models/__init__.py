@@ -12,11 +12,11 @@ MODELS = {
     "sbn": "sigmoid belief net VAE (1-2 Bernoulli layers, linear or tanh MLP) on the binarized digits",
     "gaussian_vae": "Gaussian VAE 64-32-8 (tanh), pathwise, closed-form KL, on the binarized digits",
     "categorical_vae": "discrete VAE with 8 groups of 4-way categorical latents on the binarized digits",
-    "toy_bernoulli": "seed 002's toy: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2]",
-    "prob_regression": "seed 004's heteroscedastic Gaussian regression, sigma = sqrt(1 + z^2)",
-    "stochastic_classifier": "seed 000's binary stochastic neurons + softmax head on the digit labels",
-    "nce_embeddings": "seed 003's skip-gram embeddings by NCE / negative sampling on a planted corpus",
-    "gbrbm": "seed 001's Gaussian-Bernoulli RBM free energy, trained by NCE on 2-D continuous data",
+    "toy_bernoulli": "the REBAR / RELAX toy problem: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2]",
+    "prob_regression": "heteroscedastic Gaussian regression, sigma = sqrt(1 + z^2)",
+    "stochastic_classifier": "binary stochastic neurons + softmax head on the digit labels",
+    "nce_embeddings": "skip-gram embeddings by NCE / negative sampling on a planted corpus",
+    "gbrbm": "Gaussian-Bernoulli RBM free energy, trained by NCE on 2-D continuous data",
 }
 
 

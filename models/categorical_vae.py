@@ -1,5 +1,5 @@
-"""Discrete VAE with groups of K-way categorical latents on the binarized digits (seed 003;
-Jang et al. 2017; Maddison et al. 2017).
+"""Discrete VAE with groups of K-way categorical latents on the binarized digits
+(Jang et al. 2017; Maddison et al. 2017).
 
 q(z | x): `groups` one-hot categorical variables of `classes` values from a tanh MLP encoder;
 p(z): a learned factorised categorical prior; p(x | z): Bernoulli pixels from a tanh MLP

@@ -1,8 +1,8 @@
-"""Gaussian VAE on the binarized digits (Kingma & Welling 2014; seed 003).
+"""Gaussian VAE on the binarized digits (Kingma & Welling 2014).
 
 Encoder x -> tanh(Affine 32) -> (loc, scale = softplus(Affine)) of 8 Gaussian latents;
 z = loc + scale * eps (pathwise); decoder z -> tanh(Affine 32) -> Bernoulli logits of the 64
-pixels. Costs: the reconstruction NLL and the closed-form KL(q(z|x) || N(0, I)) (seed 003),
+pixels. Costs: the reconstruction NLL and the closed-form KL(q(z|x) || N(0, I)),
 so the objective is -ELBO.
 
     ppl train gaussian_vae                         # 64-32-8 tanh, Adam 3e-3, batch 32, 3000 steps

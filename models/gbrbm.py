@@ -1,5 +1,5 @@
-"""A Gaussian-Bernoulli RBM (seed 001) trained as an unnormalised model by noise-contrastive
-estimation (seed 003; Gutmann & Hyvarinen 2010) on continuous data.
+"""A Gaussian-Bernoulli RBM trained as an unnormalised model by noise-contrastive
+estimation (Gutmann & Hyvarinen 2010) on continuous data.
 
 With unit visible variances the free energy is
     F(v) = 1/2 |v - b|^2 - sum_j softplus(c_j + (W^T v)_j),

@@ -1,5 +1,5 @@
 """Skip-gram word embeddings trained by negative sampling or noise-contrastive estimation
-(seed 003; Mikolov et al. 2013; Gutmann & Hyvarinen 2010), on a synthetic corpus with planted
+(Mikolov et al. 2013; Gutmann & Hyvarinen 2010), on a synthetic corpus with planted
 co-occurrence structure (`ppl.data.cooccurrence_corpus`: words in groups, the stream stays in
 a group), so that the recovered neighbours can be checked against the truth.
 

@@ -1,7 +1,7 @@
-"""Heteroscedastic probabilistic regression (seed 004): t ~ N(mu(x), sigma(x)^2) with
+"""Heteroscedastic probabilistic regression: t ~ N(mu(x), sigma(x)^2) with
 sigma = sqrt(1 + z^2), z = v . features, trained by minimising the Gaussian NLL.
 
-hidden=0 is seed 004's linear model (mu = w . x + b, z = v . x + c); hidden > 0 puts a tanh
+hidden=0 is the linear heteroscedastic regression model (mu = w . x + b, z = v . x + c); hidden > 0 puts a tanh
 feature layer in front of both heads. Data: `ppl.data.heteroscedastic` (x ~ U(-3, 3),
 mu = 3 sin x + x, sigma = sqrt(1 + x^2)), 2000 training and 1000 test points, so the test NLL
 can be compared with that of the true mu and sigma.

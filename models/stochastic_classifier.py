@@ -1,10 +1,10 @@
-"""Seed 000's layered probabilistic network as a classifier of the digit labels.
+"""A layered stochastic network as a classifier of the digit labels.
 
 Layers of binary stochastic neurons y = H(a + eps) (logistic noise: P(1) = sigmoid(a); or
 Gaussian noise, link="probit": P(1) = Phi(a)), a = Affine of the layer below, then the head f:
 affine + softmax + cross-entropy against the one-hot label. The objective is the expected
 cross-entropy E_h[-log softmax(f(h))_y]. By default the policy is "fast", so the binary units
-get the straight-through estimator (seed 000 D: backward through dF_eps(a)/da).
+get the straight-through estimator (Bengio et al. 2013: backward through dF_eps(a)/da).
 
     ppl train stochastic_classifier                 # 64-64-64-10, straight-through, 3000 steps
     ppl train stochastic_classifier --estimator score

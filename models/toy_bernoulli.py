@@ -1,4 +1,4 @@
-"""Seed 002's toy problem: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2], one sample per step.
+"""The REBAR / RELAX toy problem: b ~ Bernoulli(sigmoid(theta)), minimise E[(b - t)^2], one sample per step.
 
 The exact objective is p (1 - t)^2 + (1 - p) t^2 with p = sigmoid(theta); its gradient
 (1 - 2t) p (1 - p) is tiny next to the noise of a single-sample estimate when t is near 1/2

@@ -265,9 +265,9 @@ def user_data(path, inputs, binary=(), eval_path=None, holdout: float = HOLDOUT,
 
 # --------------------------------------------------------------------------- synthetic data
 def heteroscedastic(n: int = 1000, seed: int = 0, dtype=np.float64) -> dict:
-    """1D regression with input-dependent noise (seed 004's setting), known ground truth:
+    """1D regression with input-dependent noise (heteroscedastic regression), known ground truth:
     x ~ U(-3, 3), t = mu(x) + sigma(x) eps, eps ~ N(0, 1), with mu(x) = 3 sin(x) + x and
-    sigma(x) = sqrt(1 + x^2) -- exactly seed 004's scale activation of z = x, so the model
+    sigma(x) = sqrt(1 + x^2) -- exactly the sqrt1p scale activation of z = x, so the model
     family contains the truth. Returns x (n, 1), t (n, 1) and the true mu, sigma (n, 1)."""
     if int(n) < 1:
         raise ModelError(f"heteroscedastic: n must be >= 1, got {n}")

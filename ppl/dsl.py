@@ -335,7 +335,7 @@ def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node
 
 def Bernoulli(name: str, logits: Node, link: str = "logit") -> Node:
     """Independent binary units. link="logit": P(1) = sigmoid(a) (logistic noise);
-    link="probit": P(1) = Phi(a) (Gaussian noise, seed 000)."""
+    link="probit": P(1) = Phi(a) (Gaussian noise)."""
     if link not in ("logit", "probit"):
         raise ModelError(f"Bernoulli '{name}': link must be 'logit' or 'probit', got {link!r}")
     _check_node(logits, "logits", f"Bernoulli '{name}'")
@@ -405,7 +405,7 @@ def bernoulli_nll(logits: Node, target: Node) -> Node:
 
 
 def gaussian_nll(loc: Node, scale: Node, target: Node) -> Node:
-    """-log N(target | loc, scale^2), summed over columns (seed 004's likelihood, negated); a
+    """-log N(target | loc, scale^2), summed over columns (the Gaussian likelihood, negated); a
     number for loc, scale or target is a constant."""
     loc, scale, target = _constants("gaussian_nll", positive=("scale",), loc=loc, scale=scale, target=target)
     for k, v in (("loc", loc), ("scale", scale), ("target", target)):

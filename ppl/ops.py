@@ -120,7 +120,7 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     _unary("relu", "Elementwise relu.", "S_.relu({x0})", ("{x0} > 0",)),
     _unary("softplus", "Elementwise softplus.", "S_.softplus({x0})", "S_.sigmoid({x0})"),
     _unary("exp", "Elementwise exp.", "S_.exp({x0})", "{out}"),
-    _unary("sqrt1p", "sqrt(1 + z^2): a smooth positive scale for Gaussian heads (seed 004).",
+    _unary("sqrt1p", "sqrt(1 + z^2): a smooth positive scale for Gaussian heads.",
            "S_.sqrt1p({x0})", "S_.sqrt1p_grad({x0})"),
     Op("add", 2, "Elementwise sum of two nodes of one width.", fwd="K_.add_fwd({x0}, {x1}, {out})",
        bwd="K_.add_bwd({gout}, {g0}, {g1})", scalar="{x0} + {x1}", vjp=(Vjp(0, "{g}"), Vjp(1, "{g}")),

@@ -9,7 +9,7 @@ baseline 'baseline.h', a control variate's weights) is trained by the same loop 
 model. Each optimiser owns its state arrays (velocity, Adam moments, step count); `state()`
 and `load_state()` let `ppl.fit` checkpoint and resume them.
 
-SGD uses a Robbins-Monro schedule (seed 000; Robbins & Monro 1951):
+SGD uses a Robbins-Monro schedule (Robbins & Monro 1951):
     a_t = a0 / (1 + t / t0)^kappa,  kappa in (0.5, 1]
 so that sum_t a_t = inf (the iterates can travel any distance) and sum_t a_t^2 < inf (the
 noise of the stochastic gradients averages out). `kernel()` returns an @njit-callable update
@@ -48,7 +48,7 @@ def robbins_monro(a0: float, t0: float = 100.0, kappa: float = 1.0):
     k = float(kappa)
     if not (0.5 < k <= 1.0):
         raise ModelError(f"robbins_monro: kappa must be in (0.5, 1] so that sum a_t = inf and sum a_t^2 < inf "
-                         f"(seed 000), got {kappa!r}; use e.g. kappa=0.75 or kappa=1.0")
+                         f"(Robbins & Monro 1951), got {kappa!r}; use e.g. kappa=0.75 or kappa=1.0")
     return lambda t: a0 / (1.0 + t / t0) ** k
 
 

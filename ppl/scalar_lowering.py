@@ -3,7 +3,7 @@ over rows of straight-line scalar code.
 
 The array lowering (``lowering.Lowering``) emits one kernel call per node and pass; on width-1
 arrays each call is ~10 ns of call, loop and view overhead around one or two flops, so a
-scalar estimate (seed 002's toy, a scalar estimator inside a user's @njit simulation) costs
+scalar estimate (the REBAR / RELAX toy, a scalar estimator inside a user's @njit simulation) costs
 ~20 calls. Here every node's value is a local variable of the row loop, computed by the same
 ``kernels/scalar.py`` formulas the array kernels call, and the row's backward pass follows its
 forward pass in the same iteration. The noise is the array path's, drawn per row by the

@@ -1,4 +1,4 @@
-"""ARM, DisARM and RELAX: unbiasedness on seed 002's toy problem (also with a black-box cost),
+"""ARM, DisARM and RELAX: unbiasedness on the REBAR / RELAX toy problem (also with a black-box cost),
 the exactness of RELAX's variance gradient, and that training the control variate lowers
 the variance. Tolerance: mean of N estimates within 4 standard errors of the exact value."""
 import numba

@@ -182,7 +182,7 @@ def _probit_logprob():
 
 
 def _st(kind):
-    """Straight-through backward = VJP of the noise CDF F(a) = P(out = 1 | a) (seed 000)."""
+    """Straight-through backward = VJP of the noise CDF F(a) = P(out = 1 | a) (Bengio et al. 2013)."""
 
     def inputs(rng):
         return {"a": rng.normal(scale=2, size=(R, D))}

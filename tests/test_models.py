@@ -72,7 +72,7 @@ def test_prob_regression_is_calibrated():
 
 
 def test_prob_regression_linear_is_seed004():
-    """hidden=0 is seed 004's linear model; 1500 steps must still beat its initial NLL by 2 nats."""
+    """hidden=0 is the linear heteroscedastic model; 1500 steps must still beat its initial NLL by 2 nats."""
     prog, _, before, after, _ = train("prob_regression", 1500, build={"hidden": 0})
     assert set(prog.params) == {"mu.W", "mu.b", "z.W", "z.b"}
     assert after["test_nll"] < before["test_nll"] - 2, (before, after)

@@ -108,7 +108,7 @@ def test_scalar_backward_matches_central_differences(est):
 
 
 def test_scalar_score_estimate_is_unbiased():
-    """Seed 002's toy, score function without baseline. Oracle: the closed form (1 - 2t) p (1 - p).
+    """The REBAR / RELAX toy, score function without baseline. Oracle: the closed form (1 - 2t) p (1 - p).
     stats.assert_unbiased on 200 estimates, each the mean of 1,000 single-draw estimates (the
     projection ratio of a scalar is mean / exact): detects a 5% bias (figure printed with -s)."""
     t, theta = 0.4, 0.3

@@ -1,15 +1,15 @@
-"""Seed 004, probabilistic regression, through the CPU kernel chain.
+"""Probabilistic (heteroscedastic) regression, through the CPU kernel chain.
 
-Model (seed 004 (e)): mu = w.x, z = v.x, sigma = sqrt(1 + z^2) (part (b)), and the averaged
-log-likelihood J = 1/N sum_i log N(t_i | mu_i, sigma_i^2) (part (d)), maximised. Our cost
+Linear model: mu = w.x, z = v.x, sigma = sqrt(1 + z^2), and the averaged
+log-likelihood J = 1/N sum_i log N(t_i | mu_i, sigma_i^2), maximised. Our cost
 head is gaussian_nll = -log N, so the chain affine -> sqrt1p -> gaussian_nll is run with
-the row cotangent -1/N, and must give (the corrected answer of shared/seeds/README.md):
+the row cotangent -1/N, and must give:
 
   dJ/dw = 1/N sum_i (t_i - mu_i) / sigma_i^2 x_i
   dJ/dv = 1/N sum_i ((t_i - mu_i)^2 / sigma_i^4 - 1 / sigma_i^2) z_i x_i
 
-to 1e-10 relative; also central finite differences of J (rtol 1e-7), and the bound of
-part (c): |df/dz| <= (t - mu)^2 + 1.
+to 1e-10 relative; also central finite differences of J (rtol 1e-7), and the bound
+|df/dz| <= (t - mu)^2 + 1.
 """
 import numpy as np
 from numpy.testing import assert_allclose

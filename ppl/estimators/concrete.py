@@ -1,4 +1,4 @@
-"""Concrete / Gumbel-softmax relaxations (Maddison et al. 2017; Jang et al. 2017; seed 002, 003).
+"""Concrete / Gumbel-softmax relaxations (Maddison et al. 2017; Jang et al. 2017).
 
 The forward pass uses the relaxed sample sigma((a + L) / tau) (binary Concrete, L logistic) or
 softmax((a + g) / tau) (Gumbel-softmax, g Gumbel); the backward pass is its exact VJP. Costs

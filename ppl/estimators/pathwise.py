@@ -1,5 +1,6 @@
-"""Pathwise (reparameterisation) gradients: z = loc + scale * eps, eps ~ N(0, 1) (seed 000 C,
-seed 003); the cotangent of z flows through dz/dloc = 1 and dz/dscale = eps. Unbiased."""
+"""Pathwise (reparameterisation) gradients: z = loc + scale * eps, eps ~ N(0, 1)
+(Kingma & Welling 2014; Rezende et al. 2014); the cotangent of z flows through dz/dloc = 1 and
+dz/dscale = eps. Unbiased."""
 from .base import Estimator, register, sample_hard
 
 

@@ -1,4 +1,4 @@
-"""Price's theorem for Normal nodes (seed 001; Bonnet 1964, Price 1958; Rezende et al. 2014):
+"""Price's theorem for Normal nodes (Bonnet 1964, Price 1958; Rezende et al. 2014):
 the mean receives E[df/dz] (Bonnet, as the pathwise estimator) and the scale receives
 sigma * E[d^2 f / dz^2] (Price), which has lower variance than the pathwise dz/dsigma = eps
 when f is close to quadratic. The Hessian diagonal comes from a second-order forward pass

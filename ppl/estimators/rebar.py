@@ -1,4 +1,4 @@
-"""REBAR for Bernoulli and Categorical nodes (Tucker et al. 2017; seed 002 eq. 47): the score function with the
+"""REBAR for Bernoulli and Categorical nodes (Tucker et al. 2017): the score function with the
 control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbiased.
 
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are

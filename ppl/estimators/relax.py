@@ -1,4 +1,4 @@
-"""RELAX for Bernoulli and Categorical nodes (Grathwohl et al. 2018; seed 002 eq. 51): the score function with a
+"""RELAX for Bernoulli and Categorical nodes (Grathwohl et al. 2018): the score function with a
 learned control variate c_phi evaluated at the relaxed variable z and at the conditional z~,
 plus the reparameterised correction. f need not be differentiable, so it serves black-box
 costs. c_phi (a small tanh network on z and the node's data inputs) lives in the program's

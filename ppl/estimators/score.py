@@ -1,4 +1,4 @@
-"""Score-function (REINFORCE) estimator with baselines (seed 000 B; Williams 1992).
+"""Score-function (REINFORCE) estimator with baselines (Williams 1992).
 
 The node's parameters a receive rw * (L_s - b) * d log p(s | a) / da, where L_s is the sum of
 the costs downstream of s for that row (Rao-Blackwellised: other costs do not enter) and b a

@@ -1,4 +1,4 @@
-"""Straight-through estimators (seed 000 D; Bengio et al. 2013; Jang et al. 2017).
+"""Straight-through estimators (Bengio et al. 2013; Jang et al. 2017).
 
 Bernoulli y = H(a + eps): the forward pass uses the hard sample, the backward pass the
 derivative of the noise CDF, dF_eps(a)/da: sigmoid'(a) for logistic noise (link="logit"),
