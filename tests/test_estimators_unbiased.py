@@ -165,7 +165,7 @@ def test_normal_quadratic_cubic(name, opts, K):
     tuned_unbiased(prog, None, exact, f"normal {name} {opts}", batch=2)
 
 
-def test_seed003_reinforce_vs_pathwise():
+def test_reinforce_vs_pathwise_on_a_quadratic():
     """REINFORCE vs reparameterisation: z ~ N(mu, 1), mu = a*theta + b with a = 2, b = 3:
     dE[z^2]/dtheta = 2a(a theta + b) (closed form). stats.assert_unbiased_tuned on both estimators:
     detects a 5% bias."""

@@ -71,7 +71,7 @@ def test_prob_regression_is_calibrated():
     assert abs(after["coverage_68"] - 0.6827) < 0.05 and abs(after["coverage_95"] - 0.9545) < 0.03, after
 
 
-def test_prob_regression_linear_is_seed004():
+def test_prob_regression_linear_model():
     """hidden=0 is the linear heteroscedastic model; 1500 steps must still beat its initial NLL by 2 nats."""
     prog, _, before, after, _ = train("prob_regression", 1500, build={"hidden": 0})
     assert set(prog.params) == {"mu.W", "mu.b", "z.W", "z.b"}
