@@ -365,53 +365,7 @@ def logsumexp_rows(z, K, out):
 
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
-from .gpu_dists import (  # noqa: E402,F401
-    bernoulli_sample,
-    bernoulli_log_prob,
-    bernoulli_log_prob_bwd,
-    bernoulli_log_prob_keep_const,
-    bernoulli_nll_keep_const,
-    bernoulli_log_prob_keep,
-    bernoulli_log_prob_kept_bwd,
-    bernoulli_nll_keep,
-    bernoulli_nll_kept_bwd,
-    bernoulli_st_bwd,
-    binary_concrete_sample,
-    binary_concrete_bwd,
-    probit_sample,
-    probit_log_prob,
-    probit_log_prob_bwd,
-    probit_st_bwd,
-    normal_sample,
-    normal_sample_bwd,
-    normal_log_prob,
-    normal_log_prob_bwd,
-    categorical_sample,
-    categorical_inverse_cdf_sample,
-    categorical_log_prob,
-    categorical_log_prob_bwd,
-    gumbel_softmax_sample,
-    gumbel_softmax_bwd,
-)
-from .gpu_costs import (  # noqa: E402,F401
-    gaussian_kl_std,
-    gaussian_kl_std_bwd,
-    gaussian_kl,
-    gaussian_kl_bwd,
-    bernoulli_nll,
-    bernoulli_nll_bwd,
-    gaussian_nll,
-    gaussian_nll_bwd,
-    softmax_xent,
-    softmax_xent_bwd,
-    nce_logistic,
-    nce_logistic_bwd,
-)
-from .gpu_optim import (  # noqa: E402,F401
-    sgd_update,
-    momentum_update,
-    adam_update,
-)
-# the kernels of distributions kept in a module of their own, under the names the lowering calls
-from .gpu_laplace import laplace_log_prob, laplace_log_prob_bwd, laplace_sample, laplace_sample_bwd  # noqa: E402,F401
-from .gpu_poisson import poisson_log_prob, poisson_log_prob_bwd, poisson_sample  # noqa: E402,F401
+from . import reexport  # noqa: E402
+from . import gpu_costs, gpu_dists, gpu_laplace, gpu_optim, gpu_poisson  # noqa: E402
+
+reexport(globals(), gpu_dists, gpu_costs, gpu_optim, gpu_laplace, gpu_poisson)
