@@ -78,4 +78,110 @@ def install() -> bool:
             return super(base, cls).from_function(py_func, py_file)   # the source-file mixin's
 
     impl._locator_classes.insert(0, PplCacheLocator)
+    _lock_cache_files(caching)
     return True
+
+
+# ---------------------------------------------------------------------------- process safety
+# Numba's cache of a function is an index (signature -> data file name) and data files, written
+# separately: two processes compiling the same function at once (pytest-xdist workers, Dask
+# workers, two scripts) can leave an index entry pointing at the other process's data, i.e. a
+# later load returns the machine code of another signature. Under the ppl cache folder every
+# load and save of a function's cache holds an exclusive lock on a `.lock` file beside its
+# index; a process that misses keeps the lock while it compiles and saves, so the others wait
+# and then load its result instead of compiling the same thing again; a compile that raises
+# gives its lock back. A lock held longer than LOCK_WAIT seconds is given up on: the waiter
+# compiles on its own, and its save is still locked.
+LOCK_WAIT = 120.0
+_held = {}   # lock path -> open file holding the lock, in this process
+
+
+def _lock_path(cache):
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if not index:
+        return None
+    try:
+        Path(index).resolve().relative_to(cache_root().resolve())
+    except (ValueError, OSError):
+        return None
+    return os.path.splitext(index)[0] + ".lock"
+
+
+def _acquire(path):
+    import fcntl
+    import time
+    if path in _held:
+        return True
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    f = open(path, "a")
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _held[path] = f
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                f.close()
+                return False
+            time.sleep(0.02)
+
+
+def _release(path):
+    import fcntl
+    f = _held.pop(path, None)
+    if f is not None:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+def _lock_cache_files(caching):
+    """Wrap Numba's Cache.load_overload / save_overload with the per-function lock above."""
+    try:
+        import fcntl  # noqa: F401  (POSIX only; elsewhere Numba's own behaviour stays)
+    except ImportError:   # pragma: no cover
+        return
+    cls = getattr(caching, "Cache", None)
+    if cls is None or getattr(cls, "_ppl_locked", False) or not hasattr(cls, "load_overload"):
+        return
+    load, save = cls.load_overload, cls.save_overload
+
+    def load_overload(self, sig, target_context):
+        path = _lock_path(self)
+        if path is None or not _acquire(path):
+            return load(self, sig, target_context)
+        try:
+            data = load(self, sig, target_context)
+        except BaseException:
+            _release(path)
+            raise
+        if data is not None:
+            _release(path)
+        return data   # a miss keeps the lock until save_overload
+
+    def save_overload(self, sig, data):
+        path = _lock_path(self)
+        if path is None:
+            return save(self, sig, data)
+        held = _acquire(path)
+        try:
+            return save(self, sig, data)
+        finally:
+            if held:
+                _release(path)
+
+    cls.load_overload, cls.save_overload = load_overload, save_overload
+    cls._ppl_locked = True
+
+    from numba.core import dispatcher
+    compile_ = dispatcher.Dispatcher.compile
+
+    def compile(self, sig):
+        before = set(_held)
+        try:
+            return compile_(self, sig)
+        finally:   # a miss whose compile raised (or was not saved) gives its lock back
+            for path in set(_held) - before:
+                _release(path)
+
+    dispatcher.Dispatcher.compile = compile

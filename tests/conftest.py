@@ -9,14 +9,9 @@ import os
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# pytest-xdist workers compile the same kernels at the same moment: Numba's cache files are not
-# safe for concurrent writers (an index and its data files are written separately), so each
-# worker keeps its own ppl cache folder (Numba's files of ppl go there, see kernels/_cache.py)
-_worker = os.environ.get("PYTEST_XDIST_WORKER")
-if _worker:
-    from pathlib import Path as _Path
-    _base = os.environ.get("PPL_CACHE_DIR") or str(_Path.home() / ".cache" / "ppl")
-    os.environ["PPL_CACHE_DIR"] = os.path.join(_base, "xdist-" + _worker)
+# pytest-xdist workers share one ppl cache folder: kernels/_cache.py locks each function's Numba
+# cache while a process compiles it, so a kernel is compiled by one worker and loaded by the
+# other (tests/test_cache_lock.py checks this with concurrent processes).
 
 # A `ppl` folder without __init__.py earlier on the path (e.g. cache files an old numba or an
 # uninstall left in site-packages) is imported as an empty namespace package: say so once,
