@@ -34,10 +34,10 @@ to fail: every pair's test detects a 5% bias (the smallest detectable, 4 SE of t
 0.5% to 2.5%, printed with -s). Pairs with no randomness (enumerate over enumerate) must match
 the oracle to 1e-6.
 
-Which runs: every pair with samples=2; samples=1 for the one-estimator pairs (see `_samples`)
-and six of the 14 runs of the other baselines: 127 programs by default, for CI's time (each
-program's compile is about 5 s); `PPL_MATRIX=full pytest tests/test_mixed_matrix.py` runs all
-222 (pair, samples) programs and all 14 baseline runs.
+Which runs: every Bernoulli->Bernoulli pair and a checkerboard of the other layer kinds' pairs,
+with samples=2 (see `_samples`), and three of the 14 runs of the other baselines: 78 programs
+by default, for CI's time (each program's compile is about 3-5 s); `PPL_MATRIX=full pytest
+tests/test_mixed_matrix.py` runs all 222 (pair, samples) programs and all 14 baseline runs.
 
 Cost: one program per (pair, samples); each test takes about 3-5 s, almost all
 of it numba compiling the program's step (the draws take well under a second). Several pairs
@@ -144,22 +144,49 @@ def run_pair(layers, pe, ce, samples):
 FULL = os.environ.get("PPL_MATRIX") == "full"
 
 
-def _samples(layers, pe, ce):
-    """Sample counts the default run compiles for a pair: samples=2 for every pair, samples=1 for
-    the pairs with one estimator on both layers (each estimator's samples=1 path as parent and as
-    child: score's moving-average baseline, unexpanded antithetic and REBAR rows) outside
-    Bernoulli->Bernoulli, whose samples=1 diagonal test_estimators_unbiased.py runs on its own
-    two-layer net. The step's compile (about 5 s a program, almost all LLVM) bounds CI's time;
-    PPL_MATRIX=full runs samples=1 for every pair (222 programs)."""
-    one = FULL or (pe == ce and layers != "BB")
-    return (1, 2) if one else (2,)
+def _samples(layers, pe, ce, full=False):
+    """Sample counts the default run compiles for a pair (none: the pair runs with
+    PPL_MATRIX=full only).
+
+    The step's compile (about 3-5 s a program, almost all of it Numba and LLVM) bounds CI's
+    time, so the default run takes, with samples=2 (leave-one-out and expanded antithetic
+    paths):
+      - every Bernoulli->Bernoulli pair (35: each estimator as parent over each as child);
+      - on the other four layer kinds a checkerboard of the pairs (parent index + child index
+        even in EST's order): each estimator still runs as parent and as child on every layer
+        kind, with about half of the partners (40 of 76, the checkerboard completed where a
+        refused pair left an estimator out).
+    The samples=1 paths (score's moving average, unexpanded antithetic and REBAR rows) run on
+    test_estimators_unbiased.py's Bernoulli, Normal and categorical nets (one estimator a net). PPL_MATRIX=full runs every pair with samples 1
+    and 2 (222 programs)."""
+    if full or FULL:
+        return (1, 2)
+    return (2,) if (layers, pe, ce) in _default_pairs() else ()
+
+
+@functools.lru_cache(maxsize=None)
+def _default_pairs():
+    """Every BB pair; elsewhere the checkerboard, completed where a refused pair left an
+    estimator without a partner (its first applicable pair in EST's order)."""
+    keep = set()
+    for layers in LAYERS:
+        applicable = [(pe, ce) for pe, ce in itertools.product(EST[layers[0]], EST[layers[1]])
+                      if refusal(layers, pe, ce) is None]
+        for pe, ce in applicable:
+            if layers == "BB" or (EST[layers[0]].index(pe) + EST[layers[1]].index(ce)) % 2 == 0:
+                keep.add((layers, pe, ce))
+        for side in (0, 1):
+            for est in {pair[side] for pair in applicable}:
+                if not any(l == layers and k[side] == est for l, *k in keep):
+                    keep.add((layers, *next(pair for pair in applicable if pair[side] == est)))
+    return frozenset(keep)
 
 
 def _pairs(full=False):
     for layers in LAYERS:
         for pe, ce in itertools.product(EST[layers[0]], EST[layers[1]]):
             if refusal(layers, pe, ce) is None:
-                for samples in ((1, 2) if full else _samples(layers, pe, ce)):
+                for samples in _samples(layers, pe, ce, full):
                     yield pytest.param(layers, pe, ce, samples, id=f"{layers}-{pe}-{ce}-K{samples}")
 
 
@@ -179,8 +206,8 @@ EXTRA_FULL = [("BB", NONE, "disarm", 1), ("BB", LEARNED, "enumerate", 2), ("BB",
               ("BN", LEARNED, "price", 1), ("BN", "arm", LEARNED, 2), ("NB", NONE, "relax", 2),
               ("NB", "pathwise", NONE, 1), ("CB", LEARNED, "rebar", 1), ("BC", "disarm", NONE, 2),
               ("BC", MOVING, "enumerate", 2), ("CB", "enumerate", MOVING, 2)]
-# by default one run of each baseline as parent and as child, across the layer kinds
-EXTRA = EXTRA_FULL if FULL else [EXTRA_FULL[i] for i in (0, 1, 7, 8, 12, 13)]
+# by default each other baseline once, as parent or as child, on three layer kinds
+EXTRA = EXTRA_FULL if FULL else [EXTRA_FULL[i] for i in (1, 8, 13)]
 
 
 @pytest.mark.slow
@@ -208,11 +235,22 @@ def test_refused_pair_is_a_clear_error(layers, pe, ce, samples):
 
 
 def test_the_matrix_covers_every_pair():
-    """111 applicable pairs (120 less the 9 refused), each with samples 2, and samples 1 for the
-    one-estimator pairs (all of them with PPL_MATRIX=full)."""
-    pairs = {(l, p, c) for l, p, c, _ in (x.values for x in _pairs(full=True))}
-    assert {(l, p, c) for l, p, c, _ in (x.values for x in _pairs())} == pairs   # every pair runs
-    assert all(k == 2 or (p == c and l != "BB") or FULL for l, p, c, k in (x.values for x in _pairs()))
+    """111 applicable pairs (120 less the 9 refused), all with samples 1 and 2 under
+    PPL_MATRIX=full; by default every Bernoulli->Bernoulli pair and, on every layer kind, each
+    estimator as parent and as child, all with samples 2."""
+    full = [x.values for x in _pairs(full=True)]
+    pairs = {(l, p, c) for l, p, c, _ in full}
     refused = {x.values for x in _refused()}
-    assert len(pairs) == 111 and len(refused) == 9
+    assert len(pairs) == 111 and len(refused) == 9 and len(full) == 222
     assert len(pairs) + len(refused) == sum(len(EST[a]) * len(EST[b]) for a, b in LAYERS)
+    run = [x.values for x in _pairs()]
+    if FULL:
+        assert run == full
+        return
+    assert all(k == 2 for *_, k in run)
+    assert {(l, p, c) for l, p, c in pairs if l == "BB"} <= {(l, p, c) for l, p, c, _ in run}
+    for layers in LAYERS:
+        here = [(p, c) for l, p, c, _ in run if l == layers]
+        applicable = [(p, c) for l, p, c in pairs if l == layers]
+        assert {p for p, _ in here} == {p for p, _ in applicable}, layers   # every parent estimator
+        assert {c for _, c in here} == {c for _, c in applicable}, layers   # every child estimator
