@@ -32,9 +32,19 @@ def relative_miss(got, want, rtol=0.0):
     return int((rel > rtol).sum()), float(rel.max())
 
 
-def recheck_in_fresh_process(node: str, what: str, n_bad: int, rel: float, reproduced: bool):
-    """Run test `node` ("file.py::name[id]") in a fresh process: fail if it fails there too,
-    else warn with the figures of this process's miss."""
+def tiny_miss_or_fail(node: str, what: str, got, want, rtol=0.0, recompute=None):
+    """Called when `got` failed its check against `want` (relative tolerance `rtol`; 0 for
+    bit-identity): fail at once on a miss of TINY or more, or in the fresh process itself;
+    else run test `node` ("file.py::name[id]") in a fresh process, fail if it fails there too,
+    and warn with the figures of this process's miss. `recompute()`, when given, returns a new
+    (got, want) computed in this process, to report whether the miss recurs here."""
+    n_bad, rel = relative_miss(got, want, rtol)
+    assert rel < TINY and not in_fresh_process(), \
+        f"{what}: {n_bad} entries differ by more than {rtol:g}, max relative difference {rel:.2e}"
+    again = "not recomputed"
+    if recompute is not None:
+        g2, w2 = recompute()
+        again = "same miss" if relative_miss(g2, w2, rtol)[0] else "correct"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")]),
                PPL_FRESH_RECHECK="1")
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
@@ -42,8 +52,7 @@ def recheck_in_fresh_process(node: str, what: str, n_bad: int, rel: float, repro
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, f"{what}: fails in a fresh process too:\n{r.stdout[-3000:]}"
     warnings.warn(f"{what}: this test process missed in {n_bad} entries (max relative difference "
-                  f"{rel:.2e}; recomputed here: {'same miss' if reproduced else 'correct'}); a fresh "
-                  f"process passes", UserWarning)
+                  f"{rel:.2e}; recomputed here: {again}); a fresh process passes", UserWarning)
 
 
 def in_fresh_process() -> bool:

@@ -237,16 +237,11 @@ def test_identical_with_one_and_two_threads(kind):
                                 f"test_identical_with_one_and_two_threads[{kind}]")
 
 
-def _identical_or_clean_process(got, want, what: str, test_id: str, again=None):
+def _identical_or_clean_process(got, want, what: str, test_id: str):
     """Bit-identity, checked again in a fresh process when this one misses by a tiny amount
     (tests/fresh.py: a rare state of long-lived test processes)."""
-    if np.array_equal(got, want):
-        return
-    n_bad, rel = fresh.relative_miss(got, want)
-    assert rel < fresh.TINY and not fresh.in_fresh_process(), \
-        f"{what}: {n_bad} entries differ, max relative difference {rel:.2e}"
-    reproduced = again is not None and not np.array_equal(*again())
-    fresh.recheck_in_fresh_process(f"test_rng.py::{test_id}", what, n_bad, rel, reproduced)
+    if not np.array_equal(got, want):
+        fresh.tiny_miss_or_fail(f"test_rng.py::{test_id}", what, got, want)
 
 
 def test_serial_and_parallel_paths_agree():

@@ -73,12 +73,9 @@ def test_against_scipy_on_grid(name, f, ref, rtol):
     try:
         assert_rel(got, want, rtol)
     except AssertionError:   # a tiny miss of this process only is re-checked fresh (tests/fresh.py)
-        n_bad, rel = fresh.relative_miss(got, want, rtol)
-        if rel >= fresh.TINY or fresh.in_fresh_process():
-            raise
-        reproduced = not np.array_equal(vec(f, GRID), ref(GRID))
-        fresh.recheck_in_fresh_process(f"test_scalar_math.py::test_against_scipy_on_grid[{name}]",
-                                       f"{name} on the grid", n_bad, rel, reproduced)
+        fresh.tiny_miss_or_fail(f"test_scalar_math.py::test_against_scipy_on_grid[{name}]",
+                                f"{name} on the grid", got, want, rtol,
+                                recompute=lambda: (vec(f, GRID), ref(GRID)))
 
 
 def test_extreme_arguments_stay_finite_and_exact():
