@@ -330,9 +330,19 @@ class Batches:
 
     def __call__(self, t: int) -> dict:
         """The batch of step t: epoch t // per_epoch of a fresh permutation seeded by (seed, epoch)."""
-        epoch, j = divmod(int(t), self.per_epoch)
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        idx = self._perm[j * self.batch_size:(j + 1) * self.batch_size]
+        idx = self.rows(t, 1)
         return {k: a[idx] for k, a in self.arrays.items()}
+
+    def rows(self, t: int, n: int) -> np.ndarray:
+        """The row indices of the batches of steps t .. t + n - 1 (int64, n * batch_size of them,
+        step by step, across epochs), the same rows __call__ gives."""
+        bs, out, t, n = self.batch_size, [], int(t), int(n)
+        while n > 0:
+            epoch, j = divmod(t, self.per_epoch)
+            k = min(n, self.per_epoch - j)
+            if epoch != self._perm_epoch:
+                self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+                self._perm_epoch = epoch
+            out.append(self._perm[j * bs:(j + k) * bs])
+            t, n = t + k, n - k
+        return np.ascontiguousarray(out[0] if len(out) == 1 else np.concatenate(out), np.int64)

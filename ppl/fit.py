@@ -13,7 +13,6 @@ diverged run never leaves a broken checkpoint behind.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -102,10 +101,144 @@ def load_checkpoint(path, prog, optimizer=None) -> dict:
     return ck
 
 
+class _Chunks:
+    """The nopython training loop (kernels/cpu_train.py) for one fit: the step taken as a
+    first-class function of its compiled signature, the data arrays, the batch buffers and the
+    optimiser's state; `run(t, n)` trains steps t .. t + n - 1 in one call."""
+
+    SECONDS = 0.2   # aim of one chunk's wall time (the progress bar redraws at most every 0.25 s)
+
+    NEW_SIGNATURE_STEPS = 10_000   # auto: a loop not yet compiled for this step signature pays off
+
+    @classmethod
+    def make(cls, prog, optimizer, batches, batch_size, useed, nopython, steps):
+        """The loop for this fit, or None for the per-step loop: always with nopython=True,
+        never with False; with None (auto) when the loop for the step's signature is compiled
+        already (in this process or on disk: ~10 ms to load) or the run is long enough
+        (NEW_SIGNATURE_STEPS) to repay its first compile (about 1 s; it saves 15-60 us of Python
+        per step)."""
+        from . import optim
+        if nopython is False or steps < 2:
+            return None
+        if getattr(prog, "target", "cpu") != "cpu" or type(optimizer) not in (optim.SGD, optim.Momentum, optim.Adam):
+            if nopython:
+                raise ModelError("fit: nopython=True needs a CPU program and one of ppl.optim's SGD, Momentum, "
+                                 "Adam; leave nopython=None to take the per-step loop elsewhere")
+            return None   # the CUDA program and user optimisers keep the per-step loop
+        loop = cls(prog, optimizer, batches, batch_size, useed)
+        if nopython is None and steps < cls.NEW_SIGNATURE_STEPS and not loop.compiled():
+            return None
+        return loop
+
+    def __init__(self, prog, optimizer, batches, batch_size, useed):
+        from . import optim
+        self.prog, self.opt, self.batches, self.useed = prog, optimizer, batches, useed
+        if batches is not None:
+            self.data, _ = prog._inputs(batches.arrays, None)   # every row checked once (names, widths, finite)
+            self.B = batches.batch_size
+        else:
+            self.data, self.B = (), int(batch_size)
+        dt = prog.dtype
+        self.inputs = tuple(np.zeros((self.B, a.shape[1]), dt) for a in self.data)
+        self.ws2, self.ws1 = prog.workspace(self.B)
+        optimizer._ensure(prog.theta)
+        o = optimizer
+        if isinstance(o, optim.Adam):
+            self.kind, s1, s2 = 2, o.m, o.v
+            hyper = [o.lr, o.beta1, o.beta2, o.eps, np.inf, 1.0, 0.0]
+        elif isinstance(o, optim.Momentum):
+            self.kind, s1, s2 = 1, o.vel, o.vel
+            hyper = [o.lr, 0.0, 0.0, 0.0, np.inf if o.t0 is None else o.t0, o.kappa, o.mu]
+        else:
+            self.kind, s1, s2 = 0, prog.theta[:0], prog.theta[:0]
+            hyper = [o.lr, 0.0, 0.0, 0.0, np.inf if o.t0 is None else o.t0, o.kappa, 0.0]
+        self.s1, self.s2 = s1, s2
+        self.hyper = np.array(hyper, np.float64)
+        self.done = np.zeros(2, np.int64)
+        self.losses = np.zeros(64, np.float64)
+        self.n = 16
+        self.fn = None
+
+    def _signature(self):
+        from numba import typeof, types
+
+        from .kernels.cpu_train import optimizer_update
+
+        def as_function(disp, args):   # the compiled signature of `disp` for args, as a FunctionType
+            sig = tuple(typeof(a) for a in args)
+            if sig not in disp.overloads:
+                disp.compile(sig)
+            return types.FunctionType(disp.overloads[sig].signature)
+
+        p = self.prog
+        fstep = as_function(p.entry, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B,
+                                      self.useed, np.int64(0), 1))
+        fupdate = as_function(optimizer_update, (self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))
+        rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B, self.useed, np.int64(0),
+                0, self.data, np.zeros(0, np.int64), 0, self.hyper, self.s1, self.s2, 0, self.losses, self.done)
+        return (fstep, fupdate) + tuple(typeof(a) for a in rest)
+
+    def compiled(self) -> bool:
+        """Is the loop for this step signature compiled, in this process or in the disk cache?"""
+        from .kernels.cpu_train import train_chunk
+        sig = self._signature()
+        if sig in train_chunk.overloads:
+            return True
+        try:   # Numba's cache index, read as Numba reads it (no public API); unreadable: not cached
+            cache = train_chunk._cache
+            key = cache._index_key(sig, train_chunk.targetctx.codegen())
+            return key in cache._cache_file._load_index()
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _compile(self):
+        from .kernels.cpu_train import train_chunk
+        self.fn = train_chunk.compile(self._signature())
+
+    def length(self, t, total, eval_every, checkpoint_every) -> int:
+        """Steps of the next chunk: about SECONDS of work, ending at the next evaluation,
+        checkpoint or the end of training."""
+        end = min(total, t + self.n)
+        for every in (eval_every, checkpoint_every):
+            if every:
+                end = min(end, (t // int(every) + 1) * int(every))
+        return end - t
+
+    def run(self, t, n):
+        """Train steps t .. t + n - 1: (their losses, None), or (the losses of the steps done,
+        (failing step, its ModelError or its non-finite loss))."""
+        if self.fn is None:
+            self._compile()
+        from .kernels.cpu_train import optimizer_update
+        p, o = self.prog, self.opt
+        if self.losses.shape[0] < n:
+            self.losses = np.zeros(max(n, 2 * self.losses.shape[0]), np.float64)
+        rows = self.batches.rows(t, n) if self.batches is not None else np.zeros(0, np.int64)
+        t0 = time.perf_counter()
+        err = None
+        try:
+            self.fn(p.entry, optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B, self.useed,
+                    np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, o.t, self.losses,
+                    self.done)
+        except ModelError as e:
+            err = e
+        k = int(self.done[0])
+        o.t += k
+        losses = self.losses[:k].tolist()
+        if err is not None:
+            return losses, (t + k, err)
+        if self.done[1]:
+            return losses, (t + k, float(self.losses[k]))
+        dt = time.perf_counter() - t0
+        if n == self.n:   # a full chunk: aim the next one at SECONDS
+            self.n = max(1, min(4 * n, int(n * self.SECONDS / max(dt, 1e-6))))
+        return losses, None
+
+
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,
         seed: int = 0, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
-        ema: float = 0.98) -> History:
+        ema: float = 0.98, nopython: bool | None = None) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -114,6 +247,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     else the held-out objective on eval_data (mean of eval_draws fixed draws).
     checkpoint: a .npz path, written at every evaluation, every checkpoint_every steps and at
     the end; resume=True continues from it when it exists.
+    nopython: run the steps between two evaluations / checkpoints / progress updates in one
+    nopython call (kernels/cpu_train.py; CPU programs with ppl.optim's SGD, Momentum or Adam);
+    False: one Python call per step; None (default): the nopython loop when it is compiled for
+    this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
+    pays). Both loops give the same parameters and losses bit for bit.
     """
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
@@ -175,26 +313,43 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     n_ema = min(len(hist.loss), 200)
     entry, useed = prog.entry, np.uint64(seed)
     t_first = time.perf_counter()
+    chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, nopython, total - start)
     t_rest = None
     try:
-        for t in range(start, total):
-            args = prog.args(batches(t) if batches is not None else None,
-                             batch=None if batches is not None else int(batch_size))
+        t = start
+        while t < total:
             last_good = (f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists() else "")
-            try:
-                loss = float(entry(*args, useed, np.int64(t), 1))
-            except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
-                raise ModelError(f"fit: a value became non-finite at step {t}: {e}{last_good}") from None
-            if not np.isfinite(loss) or not prog.gradient_is_finite():
-                raise ModelError(f"fit: the loss or its gradient became non-finite at step {t} (loss {loss}); "
-                                 f"lower the learning rate or check the data{last_good}")
-            optimizer.step(prog)
-            hist.loss.append(loss)
+            if chunks is None or t == start:
+                # one step from Python: the reference loop, and the first step (it compiles the
+                # step, whose signature the nopython loop then takes)
+                args = prog.args(batches(t) if batches is not None else None,
+                                 batch=None if batches is not None else int(batch_size))
+                try:
+                    loss = float(entry(*args, useed, np.int64(t), 1))
+                except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
+                    raise ModelError(f"fit: a value became non-finite at step {t}: {e}{last_good}") from None
+                if not np.isfinite(loss) or not prog.gradient_is_finite():
+                    raise ModelError(f"fit: the loss or its gradient became non-finite at step {t} (loss {loss}); "
+                                     f"lower the learning rate or check the data{last_good}")
+                optimizer.step(prog)
+                losses = (loss,)
+            else:
+                n = chunks.length(t, total, (eval_every if eval_fn is not None else None), checkpoint_every)
+                losses, failed = chunks.run(t, n)
+                if failed is not None:
+                    step_t, err = failed
+                    hist.loss.extend(losses)
+                    if isinstance(err, ModelError):
+                        raise ModelError(f"fit: a value became non-finite at step {step_t}: {err}{last_good}") from None
+                    raise ModelError(f"fit: the loss or its gradient became non-finite at step {step_t} (loss {err}); "
+                                     f"lower the learning rate or check the data{last_good}")
+            hist.loss.extend(losses)
             if t == start:
                 hist.first_step_seconds = time.perf_counter() - t_first
                 t_rest = time.perf_counter()
-            m, n_ema = ema * m + (1 - ema) * loss, n_ema + 1
-            done = t + 1
+            for loss in losses:
+                m, n_ema = ema * m + (1 - ema) * loss, n_ema + 1
+            t = done = t + len(losses)
             evaluate = eval_fn is not None and eval_every is not None and (done % int(eval_every) == 0
                                                                             or done == total)
             if evaluate:
@@ -208,7 +363,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                 if hist.eval:
                     post["heldout"] = f"{hist.eval[-1]:.4g}"
                 bar.set_postfix(post, refresh=False)
-                bar.update(1)
+                bar.update(len(losses))
     finally:
         if bar is not None:
             bar.close()

@@ -1,0 +1,122 @@
+"""fit's nopython loop (kernels/cpu_train.py) against the per-step Python loop: the same
+parameters, optimiser state, losses and evaluations bit for bit, across epochs, evaluations and
+checkpoints, for each bundled optimiser, for a model with and without inputs (the row-fused
+program included); the same errors at the same step."""
+import numpy as np
+import pytest
+
+import fresh
+import ppl
+from ppl.fit import _Chunks, fit
+from ppl.models import sbn, toy_bernoulli
+
+
+def _sbn_prog():
+    return sbn.build(latent=(8,)).compile(dtype=np.float64)
+
+
+def _data(n=50, seed=0):
+    return {"x": (np.random.default_rng(seed).random((n, 64)) < 0.3).astype(np.float64)}
+
+
+def _train(make_prog, make_opt, nopython, data, tmp_path=None, **kw):
+    prog, opt = make_prog(), make_opt()
+    ck = None if tmp_path is None else tmp_path / f"ck_{nopython}.npz"
+    h = fit(prog, data, opt, progress=False, nopython=nopython, checkpoint=ck, **kw)
+    state = {k: np.array(v) for k, v in opt.state().items() if k != "kind"}
+    return prog, h, state
+
+
+OPTIMIZERS = {"adam": lambda: ppl.optim.Adam(0.01), "sgd": lambda: ppl.optim.SGD(0.05, t0=20.0),
+              "momentum": lambda: ppl.optim.Momentum(0.02, mu=0.8)}
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_nopython_loop_equals_per_step_loop(opt, tmp_path):
+    data = _data()
+    eval_fn = lambda p: p.loss(data, seed=9)   # noqa: E731
+    kw = dict(steps=37, batch_size=8, seed=4, eval_every=10, eval_fn=eval_fn, checkpoint_every=7)
+    # 50 rows in batches of 8: epochs of 6 steps, so chunks cross epochs, evaluations and checkpoints
+    a = _train(_sbn_prog, OPTIMIZERS[opt], True, data, tmp_path, **kw)
+    b = _train(_sbn_prog, OPTIMIZERS[opt], False, data, tmp_path, **kw)
+    got = np.concatenate([a[1].loss, a[1].eval, a[0].theta, a[0].state] + [a[2][k].ravel() for k in sorted(a[2])])
+    want = np.concatenate([b[1].loss, b[1].eval, b[0].theta, b[0].state] + [b[2][k].ravel() for k in sorted(b[2])])
+    assert a[1].eval_steps == b[1].eval_steps == [10, 20, 30, 37]
+    assert len(a[1].loss) == 37 and int(a[2]["t"]) == int(b[2]["t"]) == 37
+    if not np.array_equal(got, want):
+        fresh.tiny_miss_or_fail(f"test_fit_loop.py::test_nopython_loop_equals_per_step_loop[{opt}]",
+                                f"fit nopython vs per-step ({opt})", got, want)
+    ca, cb = np.load(tmp_path / "ck_True.npz"), np.load(tmp_path / "ck_False.npz")
+    assert sorted(ca.files) == sorted(cb.files)
+    assert all(np.array_equal(ca[k], cb[k]) for k in ca.files)
+
+
+def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
+    data = _data()
+    full = _train(_sbn_prog, OPTIMIZERS["adam"], True, data, steps=30, batch_size=8, seed=1)
+    prog, opt, ck = _sbn_prog(), ppl.optim.Adam(0.01), tmp_path / "ck.npz"
+    fit(prog, data, opt, steps=13, batch_size=8, seed=1, progress=False, nopython=True, checkpoint=ck)
+    prog2, opt2 = _sbn_prog(), ppl.optim.Adam(0.01)
+    h = fit(prog2, data, opt2, steps=30, batch_size=8, seed=1, progress=False, nopython=True, checkpoint=ck,
+            resume=True)
+    np.testing.assert_array_equal(h.loss, full[1].loss)
+    np.testing.assert_array_equal(prog2.theta, full[0].theta)
+
+
+def test_model_without_inputs_row_fused_program():
+    make = lambda: toy_bernoulli.build().compile()   # noqa: E731   (no inputs; the row-fused lowering)
+    a = _train(make, OPTIMIZERS["adam"], True, None, steps=25, batch_size=4, seed=2)
+    b = _train(make, OPTIMIZERS["adam"], False, None, steps=25, batch_size=4, seed=2)
+    np.testing.assert_array_equal(a[1].loss, b[1].loss)
+    np.testing.assert_array_equal(a[0].theta, b[0].theta)
+
+
+@pytest.mark.parametrize("value, says", [(1e308, "a value became non-finite at step 5: Bernoulli 'h1'"),
+                                          (1e200, "the loss or its gradient became non-finite at step 6")])
+def test_a_failing_step_is_reported_alike(value, says):
+    """A finite but huge data row (drawn first at step 5): the step's own check of the logits
+    raises (1e308 overflows them), or the loss is non-finite (1e200); both loops name the same
+    step and stop before its update."""
+    data = _data()
+    data["x"][41, :] = value
+    out = []
+    for nopython in (True, False):
+        prog = _sbn_prog()
+        with pytest.raises(ppl.ModelError) as e:
+            fit(prog, data, ppl.optim.SGD(0.01), steps=40, batch_size=8, progress=False, nopython=nopython)
+        out.append((str(e.value), prog.theta.copy()))
+    assert says in out[0][0] and out[0][0] == out[1][0]
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def test_nan_in_any_row_is_refused_before_training():
+    data = _data()
+    data["x"][41, 3] = np.nan
+    with pytest.raises(ppl.ModelError, match="input 'x' has non-finite values"):
+        fit(_sbn_prog(), data, ppl.optim.Adam(0.01), steps=3, batch_size=8, progress=False, nopython=True)
+
+
+def test_auto_takes_the_loop_only_when_it_pays(monkeypatch):
+    prog, data = _sbn_prog(), _data()
+    seen = []
+    real = _Chunks.make.__func__
+
+    def spy(cls, *a):
+        loop = real(cls, *a)
+        seen.append(loop is not None)
+        return loop
+
+    monkeypatch.setattr(_Chunks, "make", classmethod(spy))
+    monkeypatch.setattr(_Chunks, "compiled", lambda self: False)
+    fit(prog, data, ppl.optim.Adam(0.01), steps=5, batch_size=8, progress=False)   # short, not compiled
+    monkeypatch.setattr(_Chunks, "NEW_SIGNATURE_STEPS", 5)
+    fit(prog, data, ppl.optim.Adam(0.01), steps=5, batch_size=8, progress=False)   # long enough
+    fit(prog, data, ppl.optim.Adam(0.01), steps=5, batch_size=8, progress=False, nopython=False)
+    assert seen == [False, True, False]
+
+
+def test_nopython_true_refuses_a_user_optimiser():
+    class Mine(ppl.optim.SGD):
+        name = "sgd"
+    with pytest.raises(ppl.ModelError, match="nopython=True needs"):
+        fit(_sbn_prog(), _data(), Mine(0.01), steps=3, batch_size=8, progress=False, nopython=True)
