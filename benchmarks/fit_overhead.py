@@ -17,7 +17,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import time  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,6 +26,7 @@ from ppl.data import Batches  # noqa: E402
 from ppl.fit import fit  # noqa: E402
 from ppl.kernels.cpu import adam_update  # noqa: E402
 from ppl.models import sbn  # noqa: E402
+from peers import median_rounds, steps_for  # noqa: E402  (benchmarks/, the script's folder)
 
 
 @numba.njit
@@ -74,16 +74,8 @@ def main():
             ways = {"raw": run_raw, "fit": lambda n: run_fit(n, "fit"), "fit_py": lambda n: run_fit(n, "fit_py")}
             for f in ways.values():   # compile everything first
                 f(2)
-            t0 = time.perf_counter()
-            run_raw(200)
-            n = max(50, int(200 * args.seconds / (time.perf_counter() - t0)))
-            times = {k: [] for k in ways}
-            for _ in range(args.rounds):
-                for k, f in ways.items():
-                    t0 = time.perf_counter()
-                    f(n)
-                    times[k].append((time.perf_counter() - t0) / n * 1e6)
-            med = {k: float(np.median(x)) for k, x in times.items()}
+            n = steps_for(run_raw, args.seconds)
+            med = median_rounds(ways, n, args.rounds)
             case = f"sbn64-32/{est}/batch={B}"
             emit(case, "raw", med["raw"], steps=n)
             for k in ("fit", "fit_py"):

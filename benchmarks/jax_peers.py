@@ -29,17 +29,7 @@ import ppl  # noqa: E402
 from ppl.data import Batches  # noqa: E402
 from ppl.fit import fit  # noqa: E402
 from ppl.models import sbn  # noqa: E402
-
-
-def build_sbn(nx=64, nh=32):
-    from ppl import Affine, Bernoulli, Model
-    with Model("sbn_bench") as m:
-        x = m.input("x", nx)
-        h = Bernoulli("h", logits=Affine(x, nh, name="enc"))
-        m.cost("entropy", ppl.log_prob(h))
-        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", nh), target=h))
-        m.cost("recon", ppl.bernoulli_nll(Affine(h, nx, name="dec"), target=x))
-    return m
+from peers import build_sbn, median_rounds, steps_for  # noqa: E402  (benchmarks/, the script's folder)
 
 
 def jax_trainer(estimator, init, X, order, B, lr=1e-3):
@@ -143,20 +133,12 @@ def main():
 
             ways = {"ppl.fit": ours, "jax_jit": step_fn, "jax_scan": scan_fn}
             ours(2)   # compiles
-            t0 = time.perf_counter()
-            ours(200)
-            n = max(50, int(200 * args.seconds / (time.perf_counter() - t0)))
+            n = steps_for(ours, args.seconds)
             t0 = time.perf_counter()
             scan_fn(n)   # compiles the scan for this n
             step_fn(2)
             compile_s = time.perf_counter() - t0
-            times = {k: [] for k in ways}
-            for _ in range(args.rounds):
-                for k, f in ways.items():
-                    t0 = time.perf_counter()
-                    f(n)
-                    times[k].append((time.perf_counter() - t0) / n * 1e6)
-            med = {k: float(np.median(v)) for k, v in times.items()}
+            med = median_rounds(ways, n, args.rounds)
             best = min(med["jax_jit"], med["jax_scan"])
             print(json.dumps({"bench": "jax_peers", "case": f"sbn64-32/{est}/batch={B}", "metric": "us_per_step",
                               "value": round(med["ppl.fit"], 3), "unit": "us/step", "baseline": round(best, 3),

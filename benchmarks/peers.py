@@ -117,6 +117,25 @@ def calibrate(fn, target):
         n *= 4
 
 
+def steps_for(fn, seconds, probe=200):
+    """Steps n so that fn(n) takes about `seconds` (from one timed fn(probe); fn warm), >= 50."""
+    t0 = time.perf_counter()
+    fn(probe)
+    return max(50, int(probe * seconds / (time.perf_counter() - t0)))
+
+
+def median_rounds(runners, n, rounds):
+    """runners: {name: fn(n)}, each run with the same n in `rounds` alternating rounds;
+    returns {name: median us per step}."""
+    out = {k: [] for k in runners}
+    for _ in range(rounds):
+        for k, f in runners.items():
+            t0 = time.perf_counter()
+            f(n)
+            out[k].append((time.perf_counter() - t0) / n * 1e6)
+    return {k: float(np.median(v)) for k, v in out.items()}
+
+
 def alternate(runners, reps, target):
     """runners: {name: fn(n)}; returns {name: [per-call us]} over `reps` alternating repetitions."""
     ns = {k: calibrate(f, target) for k, f in runners.items()}

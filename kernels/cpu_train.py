@@ -19,18 +19,20 @@ from numba.core import types
 from numba.extending import overload
 
 from .cpu_optim import adam_update, momentum_update, sgd_update
-from .scalar import like
+from .cpu_rows import all_finite2
+from .scalar import robbins_monro_rate
 
 OPT_SGD, OPT_MOMENTUM, OPT_ADAM = 0, 1, 2
 # hyper: [lr, beta1, beta2, eps, t0 (inf: constant rate), kappa, mu]
 
 
 @njit(cache=True)
-def robbins_monro_rate(hyper, k):
-    """a_k = lr / (1 + k / t0)^kappa for the k-th update (0-based); lr itself when t0 is inf."""
+def rate(hyper, k):
+    """The SGD / momentum step size of update k + 1 (k = updates applied before): lr when t0 is
+    inf (a constant rate, as ppl.optim with t0=None), else the Robbins-Monro schedule."""
     if math.isinf(hyper[4]):
         return hyper[0]
-    return hyper[0] / (1.0 + float(k) / hyper[4]) ** hyper[5]
+    return robbins_monro_rate(hyper[0], hyper[4], hyper[5], float(k))
 
 
 @njit(cache=True)
@@ -57,26 +59,15 @@ def _gather_batch(data, rows, off, inputs):
     return impl
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def grad_is_finite(g):
-    """True when every entry of the 1D g is finite: g * 0 is NaN exactly for NaN and +-inf, and
-    the sum of those products 0 otherwise; branch-free, so the loop vectorises."""
-    zero = like(g, 0.0)
-    s = zero
-    for i in range(g.shape[0]):
-        s += g[i] * zero
-    return s == zero
-
-
 @njit(cache=True)
 def optimizer_update(opt, theta, grad, s1, s2, hyper, k):
     """Update k + 1 (k = updates applied before) of optimiser `opt` (OPT_*), as ppl.optim applies it."""
     if opt == OPT_ADAM:
         adam_update(theta, grad, s1, s2, hyper[0], hyper[1], hyper[2], hyper[3], k + 1)
     elif opt == OPT_MOMENTUM:
-        momentum_update(theta, grad, s1, robbins_monro_rate(hyper, k), hyper[6])
+        momentum_update(theta, grad, s1, rate(hyper, k), hyper[6])
     else:
-        sgd_update(theta, grad, robbins_monro_rate(hyper, k))
+        sgd_update(theta, grad, rate(hyper, k))
 
 
 @njit(cache=True)
@@ -96,7 +87,7 @@ def train_chunk(step, update, theta, grad, state, ws2, ws1, inputs, B, seed, t0,
         gather_batch(data, rows, s * B, inputs)
         loss = step(theta, grad, state, ws2, ws1, inputs, B, seed, t0 + s, 1)
         losses[s] = loss
-        if not math.isfinite(loss) or not grad_is_finite(grad):
+        if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
             done[1] = 1
             return
         update(opt, theta, grad, s1, s2, hyper, opt_t + s)

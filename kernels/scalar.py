@@ -503,6 +503,13 @@ def momentum_velocity(vel, g, lr, mu):
     return nv if abs(nv) >= like(nv, F32_NORMAL_MIN) else like(nv, 0.0)
 
 
+@njit(cache=True)
+def robbins_monro_rate(a0, t0, kappa, t):
+    """a_t = a0 / (1 + t / t0)^kappa (Robbins & Monro 1951), t = updates applied before (float).
+    No fast-math: ppl.optim and fit's nopython loop must get the same rate bit for bit."""
+    return a0 / (1.0 + t / t0) ** kappa
+
+
 @njit(cache=True, error_model="numpy")
 def adam_bias_corrections(b1, b2, t):
     """(1 / (1 - b1^t), 1 / (1 - b2^t)) of Adam (Kingma & Ba 2015, Algorithm 1)."""

@@ -132,6 +132,8 @@ class _Chunks:
 
     def __init__(self, prog, optimizer, batches, batch_size, useed):
         from . import optim
+        from .kernels import cpu_train   # imported when a fit needs it, not with ppl
+        self.K = K = cpu_train
         self.prog, self.opt, self.batches, self.useed = prog, optimizer, batches, useed
         if batches is not None:
             self.data, _ = prog._inputs(batches.arrays, None)   # every row checked once (names, widths, finite)
@@ -144,13 +146,13 @@ class _Chunks:
         optimizer._ensure(prog.theta)
         o = optimizer
         if isinstance(o, optim.Adam):
-            self.kind, s1, s2 = 2, o.m, o.v
+            self.kind, s1, s2 = K.OPT_ADAM, o.m, o.v
             hyper = [o.lr, o.beta1, o.beta2, o.eps, np.inf, 1.0, 0.0]
         elif isinstance(o, optim.Momentum):
-            self.kind, s1, s2 = 1, o.vel, o.vel
+            self.kind, s1, s2 = K.OPT_MOMENTUM, o.vel, o.vel
             hyper = [o.lr, 0.0, 0.0, 0.0, np.inf if o.t0 is None else o.t0, o.kappa, o.mu]
         else:
-            self.kind, s1, s2 = 0, prog.theta[:0], prog.theta[:0]
+            self.kind, s1, s2 = K.OPT_SGD, prog.theta[:0], prog.theta[:0]
             hyper = [o.lr, 0.0, 0.0, 0.0, np.inf if o.t0 is None else o.t0, o.kappa, 0.0]
         self.s1, self.s2 = s1, s2
         self.hyper = np.array(hyper, np.float64)
@@ -158,11 +160,11 @@ class _Chunks:
         self.losses = np.zeros(64, np.float64)
         self.n = 16
         self.fn = None
+        self.sig = self._signature()
 
     def _signature(self):
+        """train_chunk's argument types for this program (compiles the step if it is not yet)."""
         from numba import typeof, types
-
-        from .kernels.cpu_train import optimizer_update
 
         def as_function(disp, args):   # the compiled signature of `disp` for args, as a FunctionType
             sig = tuple(typeof(a) for a in args)
@@ -173,27 +175,22 @@ class _Chunks:
         p = self.prog
         fstep = as_function(p.entry, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B,
                                       self.useed, np.int64(0), 1))
-        fupdate = as_function(optimizer_update, (self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))
+        fupdate = as_function(self.K.optimizer_update, (self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))
         rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B, self.useed, np.int64(0),
                 0, self.data, np.zeros(0, np.int64), 0, self.hyper, self.s1, self.s2, 0, self.losses, self.done)
         return (fstep, fupdate) + tuple(typeof(a) for a in rest)
 
     def compiled(self) -> bool:
         """Is the loop for this step signature compiled, in this process or in the disk cache?"""
-        from .kernels.cpu_train import train_chunk
-        sig = self._signature()
-        if sig in train_chunk.overloads:
+        chunk = self.K.train_chunk
+        if self.sig in chunk.overloads:
             return True
         try:   # Numba's cache index, read as Numba reads it (no public API); unreadable: not cached
-            cache = train_chunk._cache
-            key = cache._index_key(sig, train_chunk.targetctx.codegen())
+            cache = chunk._cache
+            key = cache._index_key(self.sig, chunk.targetctx.codegen())
             return key in cache._cache_file._load_index()
         except Exception:  # noqa: BLE001
             return False
-
-    def _compile(self):
-        from .kernels.cpu_train import train_chunk
-        self.fn = train_chunk.compile(self._signature())
 
     def length(self, t, total, eval_every, checkpoint_every) -> int:
         """Steps of the next chunk: about SECONDS of work, ending at the next evaluation,
@@ -208,8 +205,7 @@ class _Chunks:
         """Train steps t .. t + n - 1: (their losses, None), or (the losses of the steps done,
         (failing step, its ModelError or its non-finite loss))."""
         if self.fn is None:
-            self._compile()
-        from .kernels.cpu_train import optimizer_update
+            self.fn = self.K.train_chunk.compile(self.sig)
         p, o = self.prog, self.opt
         if self.losses.shape[0] < n:
             self.losses = np.zeros(max(n, 2 * self.losses.shape[0]), np.float64)
@@ -217,8 +213,8 @@ class _Chunks:
         t0 = time.perf_counter()
         err = None
         try:
-            self.fn(p.entry, optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B, self.useed,
-                    np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, o.t, self.losses,
+            self.fn(p.entry, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
+                    self.B, self.useed, np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, o.t, self.losses,
                     self.done)
         except ModelError as e:
             err = e
@@ -324,25 +320,26 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                 # step, whose signature the nopython loop then takes)
                 args = prog.args(batches(t) if batches is not None else None,
                                  batch=None if batches is not None else int(batch_size))
+                losses, failed = [], None
                 try:
                     loss = float(entry(*args, useed, np.int64(t), 1))
                 except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
-                    raise ModelError(f"fit: a value became non-finite at step {t}: {e}{last_good}") from None
-                if not np.isfinite(loss) or not prog.gradient_is_finite():
-                    raise ModelError(f"fit: the loss or its gradient became non-finite at step {t} (loss {loss}); "
-                                     f"lower the learning rate or check the data{last_good}")
-                optimizer.step(prog)
-                losses = (loss,)
+                    failed = (t, e)
+                else:
+                    if not np.isfinite(loss) or not prog.gradient_is_finite():
+                        failed = (t, loss)
+                    else:
+                        optimizer.step(prog)
+                        losses = [loss]
             else:
                 n = chunks.length(t, total, (eval_every if eval_fn is not None else None), checkpoint_every)
                 losses, failed = chunks.run(t, n)
-                if failed is not None:
-                    step_t, err = failed
-                    hist.loss.extend(losses)
-                    if isinstance(err, ModelError):
-                        raise ModelError(f"fit: a value became non-finite at step {step_t}: {err}{last_good}") from None
-                    raise ModelError(f"fit: the loss or its gradient became non-finite at step {step_t} (loss {err}); "
-                                     f"lower the learning rate or check the data{last_good}")
+            if failed is not None:
+                step_t, err = failed
+                if isinstance(err, ModelError):
+                    raise ModelError(f"fit: a value became non-finite at step {step_t}: {err}{last_good}") from None
+                raise ModelError(f"fit: the loss or its gradient became non-finite at step {step_t} (loss {err}); "
+                                 f"lower the learning rate or check the data{last_good}")
             hist.loss.extend(losses)
             if t == start:
                 hist.first_step_seconds = time.perf_counter() - t_first

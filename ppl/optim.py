@@ -24,6 +24,7 @@ from .dsl import ModelError
 
 from .kernels import cpu as cpu_kernels
 from .kernels.cpu import adam_update, momentum_update, sgd_update
+from .kernels.scalar import robbins_monro_rate
 
 
 def _positive(owner: str, name: str, value, allow_zero: bool = False) -> float:
@@ -50,11 +51,6 @@ def robbins_monro(a0: float, t0: float = 100.0, kappa: float = 1.0):
         raise ModelError(f"robbins_monro: kappa must be in (0.5, 1] so that sum a_t = inf and sum a_t^2 < inf "
                          f"(Robbins & Monro 1951), got {kappa!r}; use e.g. kappa=0.75 or kappa=1.0")
     return lambda t: a0 / (1.0 + t / t0) ** k
-
-
-@njit(cache=True)
-def _rm_rate(a0, t0, kappa, t):
-    return a0 / (1.0 + t / t0) ** kappa
 
 
 class Optimizer:
@@ -130,7 +126,7 @@ class SGD(Optimizer):
 
     def rate(self, t: int | None = None) -> float:
         t = self.t if t is None else t
-        return self.lr if self.t0 is None else _rm_rate(self.lr, self.t0, self.kappa, float(t))
+        return self.lr if self.t0 is None else robbins_monro_rate(self.lr, self.t0, self.kappa, float(t))
 
     def _apply(self, K, theta, grad):
         K.sgd_update(theta, grad, self.rate())
@@ -141,7 +137,7 @@ class SGD(Optimizer):
 
         @njit
         def update(theta, grad, t):
-            sgd_update(theta, grad, _rm_rate(a0, t0, kappa, float(t)))
+            sgd_update(theta, grad, robbins_monro_rate(a0, t0, kappa, float(t)))
 
         return update
 
@@ -168,7 +164,7 @@ class Momentum(SGD):
 
         @njit
         def update(theta, grad, vel, t):
-            momentum_update(theta, grad, vel, _rm_rate(a0, t0, kappa, float(t)), mu)
+            momentum_update(theta, grad, vel, robbins_monro_rate(a0, t0, kappa, float(t)), mu)
 
         return update
 
