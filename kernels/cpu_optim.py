@@ -13,6 +13,7 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 # ============================================================================ optimisers
 
+
 @njit(**_JIT)
 def sgd_update(theta, grad, lr):
     """theta -= lr grad (Robbins-Monro step, Robbins & Monro 1951; the schedule lives in lr)."""
