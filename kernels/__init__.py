@@ -6,13 +6,15 @@ another compiled function (the generated step, or a user's @njit loop) before an
 function has run in the process otherwise aborts with "Symbol not found: allocate_sched".
 
 Numba's cache files of these kernels go to the ppl cache folder, not beside the sources
-(see `_cache`): installed before any kernel module is compiled.
+(see `_cache`): installed before any kernel module is compiled. The generated step calls the
+array kernels without linking their code into its own (see `_link`).
 """
 import numba as _numba
 
-from . import _cache
+from . import _cache, _link
 
 _cache.install()
+_link.install()
 _numba.get_num_threads()
 
 

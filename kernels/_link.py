@@ -1,0 +1,152 @@
+"""The generated step calls ppl's array kernels; it does not link their code in.
+
+Numba links the LLVM code of every jitted function a function calls into the caller's module,
+then optimises and compiles the whole again. A generated step calls some 40-80 array kernels
+(``cpu.py`` and ``cpu_*.py``): linked, they made ~3/4 of the step's IR, and the LLVM time of a
+new program went mostly to re-optimising and re-emitting kernels already compiled. An array
+kernel loops over rows, so inlining it into the step buys nothing the benchmarks can see
+(BENCHMARKS.md, "Compile time of a new graph"); the step declares each kernel and calls the
+machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
+linked and inlined, and kernels keep linking the kernels they call.
+
+Three parts, installed once (``install``):
+- While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
+  the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
+  which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
+- Each such symbol is recorded in the cache folder: its module, function and signature.
+- Before Numba rebuilds *any* function from its disk cache (a step, or a user's @njit function
+  that linked a step), the kernel symbols its code declares and this process lacks are loaded
+  first (``kernel.compile(signature)``: the kernel's own cache). A symbol without a record, or
+  still missing after it (the kernel's cache was rebuilt since), makes that load a cache miss,
+  so the function is compiled again: a cached object with an unresolved symbol would abort the
+  process inside LLVM.
+"""
+import hashlib
+import importlib
+import os
+import pickle
+
+PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
+KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
+GENERATED = "ppl_gen_"              # the modules of generated steps
+CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
+
+_compiling = []    # dispatchers being compiled in this process, innermost last
+_kernel_libs = {}  # id(code library) -> (library, mangled name, record) of array kernels
+_recorded = set()  # mangled names whose record this process has written or read
+
+
+def _records_dir():
+    from ._cache import cache_root, kernels_version
+    return cache_root() / "numba" / kernels_version() / "symbols"
+
+
+def _record_path(name):
+    return _records_dir() / hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def _write_record(name, record):
+    if name in _recorded:
+        return
+    path = _record_path(name)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps((name, record)))
+        os.replace(tmp, path)
+    _recorded.add(name)
+
+
+def _load_symbol(name, engine) -> bool:
+    """Load the kernel overload that defines `name` from its record; True when it is defined."""
+    try:
+        stored, (modname, qualname, argtypes) = pickle.loads(_record_path(name).read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
+        return False
+    if stored != name or not modname.startswith(KERNEL_MODULES):
+        return False
+    kernel = getattr(importlib.import_module(modname), qualname, None)
+    if kernel is None or not hasattr(kernel, "compile"):
+        return False
+    kernel.compile(tuple(argtypes))
+    return engine.is_symbol_defined(name)
+
+
+def _calls_resolvable(target_context, libdata, modname="") -> bool:
+    """Whether a cached code library (`libdata`, Numba's serialised form) may be loaded: every
+    ppl kernel symbol its object code declares is defined in this process, loading it from its
+    record when it is not yet."""
+    if modname.startswith("ppl.kernels"):
+        return True   # kernels link the kernels they call
+    try:
+        _name, kind, data = libdata
+        bitcode = data[1] if kind == "object" else data
+    except (TypeError, ValueError, IndexError):
+        return True
+    if not isinstance(bitcode, bytes) or PREFIX.encode() not in bitcode:
+        return True
+    from llvmlite import binding as ll
+    engine = target_context.codegen()._engine
+    missing = [f.name for f in ll.parse_bitcode(bitcode).functions
+               if f.is_declaration and f.name.startswith(PREFIX) and not engine.is_symbol_defined(f.name)]
+    return all(_load_symbol(n, engine) for n in missing)
+
+
+def install() -> bool:
+    """Patch Numba (once) as the module docstring says; False when this Numba lacks a hook."""
+    try:
+        from numba.core import base, caching, dispatcher
+    except ImportError:   # pragma: no cover
+        return False
+    impl = getattr(caching, "CompileResultCacheImpl", None)
+    lib_impl = getattr(caching, "CodeLibraryCacheImpl", None)
+    ctx, disp = base.BaseContext, dispatcher.Dispatcher
+    if getattr(ctx, "_ppl_link", False):
+        return True
+    if impl is None or lib_impl is None or not all(hasattr(ctx, a) for a in ("insert_user_function", "add_linking_libs")):
+        return False   # pragma: no cover - this Numba keeps linking everything
+    insert_user_function, add_linking_libs = ctx.insert_user_function, ctx.add_linking_libs
+    compile_, rebuild, rebuild_lib = disp.compile, impl.rebuild, lib_impl.rebuild
+
+    def insert(self, func, fndesc, libs=()):
+        modname, qualname = getattr(fndesc, "modname", ""), getattr(fndesc, "qualname", "")
+        if len(libs) == 1 and modname.startswith(KERNEL_MODULES) and "<" not in qualname:
+            lib = libs[0]
+            _kernel_libs[id(lib)] = (lib, fndesc.mangled_name, (modname, qualname, tuple(fndesc.argtypes)))
+        return insert_user_function(self, func, fndesc, libs)
+
+    def link(self, libs):
+        top = _compiling[-1] if _compiling else None
+        module = getattr(getattr(top, "py_func", None), "__module__", None) or ""
+        if CALL_KERNELS and module.startswith(GENERATED):
+            kept = []
+            for lib in libs:
+                known = _kernel_libs.get(id(lib))
+                if known is not None and known[0] is lib:
+                    _write_record(known[1], known[2])
+                else:
+                    kept.append(lib)
+            libs = kept
+        return add_linking_libs(self, libs)
+
+    def compile(self, sig):
+        _compiling.append(self)
+        try:
+            return compile_(self, sig)
+        finally:
+            _compiling.pop()
+
+    def rebuild_checked(self, target_context, payload):   # a compile result: (libdata, fndesc, ...)
+        if not _calls_resolvable(target_context, payload[0], getattr(payload[1], "modname", "")):
+            return None   # a cache miss: the function is compiled again
+        return rebuild(self, target_context, payload)
+
+    def rebuild_lib_checked(self, target_context, payload):   # a code library (cfunc, ufunc)
+        if not _calls_resolvable(target_context, payload):
+            return None
+        return rebuild_lib(self, target_context, payload)
+
+    ctx.insert_user_function, ctx.add_linking_libs = insert, link
+    disp.compile, impl.rebuild, lib_impl.rebuild = compile, rebuild_checked, rebuild_lib_checked
+    ctx._ppl_link = True
+    return True

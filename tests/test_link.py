@@ -1,0 +1,86 @@
+"""The generated step calls the array kernels without linking their code (kernels/_link.py).
+
+Checked in fresh processes over one cache folder: the step's LLVM module declares the array
+kernels it calls and defines none of them; a later process loads the cached step, and a user's
+@njit(cache=True) loop that calls it, before any kernel is in the process, with bit-identical
+results; with the kernels' symbol records deleted, the cached functions are compiled again
+(never an unresolved symbol, which would abort the process in LLVM), with the same results.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+USERMOD = textwrap.dedent('''
+    import numpy as np
+    from numba import njit
+    import ppl
+    from ppl import Affine, Bernoulli, Model
+
+    with Model("linkprobe") as m:
+        x = m.input("x", 3)
+        h = Bernoulli("h", logits=Affine(x, 2, name="enc"))
+        m.cost("nll", ppl.bernoulli_nll(Affine(h, 3, name="dec"), target=x))
+    prog = m.compile(dtype=np.float64, estimators="disarm", lowering="arrays")
+    entry = prog.entry
+
+    @njit(cache=True)
+    def user_loop(theta, grad, state, ws2, ws1, inputs, B, n):
+        tot = 0.0
+        for s in range(n):
+            tot += entry(theta, grad, state, ws2, ws1, inputs, B, np.uint64(7), s, 1)
+        return tot
+''')
+
+RUN = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[1])
+    import usermod as u
+    X = np.array([[1., 0., 1.], [0., 1., 1.], [1., 1., 0.]])
+    user = u.user_loop(*u.prog.args({"x": X}), 5)       # the user's cached loop first
+    loss, g = u.prog.grad({"x": X}, seed=3, step=2)
+    ir = "\\n".join(c.library.get_llvm_str() for c in u.entry.overloads.values())
+    kernel_lines = [l for l in ir.splitlines() if "@_ZN3ppl7kernels" in l and l.split()[0] in ("declare", "define")]
+    from numba.core import caching
+    print(json.dumps({
+        "values": [repr(user), repr(loss)] + [repr(float(v)) for k in sorted(g) for v in g[k].ravel()],
+        "step": [sum(u.entry.stats.cache_hits.values()), sum(u.entry.stats.cache_misses.values())],
+        "user": [sum(u.user_loop.stats.cache_hits.values()), sum(u.user_loop.stats.cache_misses.values())],
+        "declared": sorted({l.split("@")[1].split("(")[0] for l in kernel_lines if l.startswith("declare")}),
+        "defined": sorted({l.split("@")[1].split("(")[0] for l in kernel_lines if l.startswith("define")}),
+    }))
+''')
+
+
+def _run(tmp_path):
+    env = dict(os.environ, PPL_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    r = subprocess.run([sys.executable, "-c", RUN, str(tmp_path)], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_step_calls_kernels_and_loads_from_cache_safely(tmp_path):
+    (tmp_path / "usermod.py").write_text(USERMOD)
+    cold = _run(tmp_path)
+    assert cold["step"][0] == 0 and cold["user"] == [0, 1], cold
+    # the step declares the array kernels it calls (cpu.py, cpu_*.py) and links none of them
+    array = [n for n in cold["declared"] if n.startswith(("_ZN3ppl7kernels3cpu", "_ZN3ppl7kernels8cpu_"))]
+    assert len(array) >= 5, cold["declared"]
+    assert not [n for n in cold["defined"] if n in array], cold["defined"]
+
+    warm = _run(tmp_path)   # a fresh process: the user's loop loads before any kernel is loaded
+    assert warm["values"] == cold["values"]
+    assert warm["step"][1] == 0 and warm["user"] == [1, 0], warm
+
+    symbols = list((tmp_path / "cache" / "numba").glob("*/symbols"))
+    assert len(symbols) == 1 and len(list(symbols[0].iterdir())) >= len(array)
+    shutil.rmtree(symbols[0])   # no record of where the kernels' symbols come from
+    again = _run(tmp_path)
+    assert again["values"] == cold["values"]
+    # compiled again (the step for the loop's signature too), never an unresolved symbol
+    assert again["step"][1] >= 1 and again["user"] == [0, 1], again
