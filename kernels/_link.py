@@ -25,13 +25,14 @@ import hashlib
 import importlib
 import os
 import pickle
+import threading
 
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
 KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
 GENERATED = "ppl_gen_"              # the modules of generated steps
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
 
-_compiling = []    # dispatchers being compiled in this process, innermost last
+_compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
 _kernel_libs = {}  # id(code library) -> (library, mangled name, record) of array kernels
 _recorded = set()  # mangled names whose record this process has written or read
 
@@ -65,10 +66,13 @@ def _load_symbol(name, engine) -> bool:
         return False
     if stored != name or not modname.startswith(KERNEL_MODULES):
         return False
-    kernel = getattr(importlib.import_module(modname), qualname, None)
-    if kernel is None or not hasattr(kernel, "compile"):
+    try:
+        kernel = getattr(importlib.import_module(modname), qualname, None)
+        if kernel is None or not hasattr(kernel, "compile"):
+            return False
+        kernel.compile(tuple(argtypes))
+    except Exception:   # a kernel renamed or retyped since: the caller is compiled again instead
         return False
-    kernel.compile(tuple(argtypes))
     return engine.is_symbol_defined(name)
 
 
@@ -116,7 +120,8 @@ def install() -> bool:
         return insert_user_function(self, func, fndesc, libs)
 
     def link(self, libs):
-        top = _compiling[-1] if _compiling else None
+        stack = getattr(_compiling, "stack", None)
+        top = stack[-1] if stack else None
         module = getattr(getattr(top, "py_func", None), "__module__", None) or ""
         if CALL_KERNELS and module.startswith(GENERATED):
             kept = []
@@ -130,11 +135,12 @@ def install() -> bool:
         return add_linking_libs(self, libs)
 
     def compile(self, sig):
-        _compiling.append(self)
+        stack = _compiling.__dict__.setdefault("stack", [])
+        stack.append(self)
         try:
             return compile_(self, sig)
         finally:
-            _compiling.pop()
+            stack.pop()
 
     def rebuild_checked(self, target_context, payload):   # a compile result: (libdata, fndesc, ...)
         if not _calls_resolvable(target_context, payload[0], getattr(payload[1], "modname", "")):
