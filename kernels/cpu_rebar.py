@@ -1,10 +1,11 @@
 """REBAR for Bernoulli and categorical units (Tucker et al. 2017), as rows of
 the fused step. Bernoulli first; the categorical kernels follow the same layout.
 
-A drawn row becomes 5 configuration rows of the node (digit c at `stride`), sharing u and v:
+A drawn row becomes `configs` configuration rows of the node (digit c at `stride`), sharing u
+and v: 5 when eta and the temperature are trained (CONFIGS), 3 when they are fixed (FIXED_CONFIGS):
   c = 0: b = H(z)               z  = a + logit(u)
   c = 1: sigma(z / lam)          c = 2: sigma(z~ / lam)   (z~ ~ p(z | b), as in cpu_relax)
-  c = 3: sigma(z / lam')         c = 4: sigma(z~ / lam')  lam' = lam * exp(delta)
+  c = 3: sigma(z / lam')         c = 4: sigma(z~ / lam')  lam' = lam * exp(delta)   (trained only)
 Loss weights are (1, 0, 0, 0, 0) and cost cotangent seeds (1, eta, -eta, eps*eta, -eps*eta)
 times the drawn row's weight, so backpropagation from the costs leaves in the node's value
 cotangent exactly eta * df/dy at rows 1 and 2 (and eps * eta * df/dy at rows 3 and 4), while
@@ -25,7 +26,8 @@ import numpy as np
 from .conditional import gumbel_given_argmax_jac, jac_t_vec, logistic_given_bernoulli
 from .scalar import flog, like, sigmoid
 
-CONFIGS = 5
+CONFIGS = 5         # rows per drawn row when eta and the temperature are trained
+FIXED_CONFIGS = 3   # rows per drawn row when they are fixed: rows 3, 4 only serve their gradients
 SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
 
 
@@ -33,14 +35,21 @@ _LOOP = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 
 @njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
-def _rebar_unit(a, u, v, inv1, inv2):
-    """The five configuration values of one unit and dz~/da: (b, sigma(z / lam),
-    sigma(z~ / lam), sigma(z / lam'), sigma(z~ / lam'), dz~/da), z = a + logit(u), b = H(z),
-    z~ from v given b; inv1 = 1 / lam and inv2 = 1 / lam' in the precision of a."""
+def _rebar_noise(a, u, v):
+    """(b, z, z~, dz~/da) of one unit: z = a + logit(u), b = H(z), z~ from v given b."""
     z = a + flog(u / (like(u, 1.0) - u))   # logit(u); 1 - u is exact on the uniforms' grid
     zero = like(a, 0.0)
     b = like(a, 1.0) if z > zero else zero
     zt, dzt = logistic_given_bernoulli(a, v, b)
+    return b, z, zt, dzt
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rebar_unit(a, u, v, inv1, inv2):
+    """The five configuration values of one unit and dz~/da: (b, sigma(z / lam),
+    sigma(z~ / lam), sigma(z / lam'), sigma(z~ / lam'), dz~/da); inv1 = 1 / lam and
+    inv2 = 1 / lam' in the precision of a."""
+    b, z, zt, dzt = _rebar_noise(a, u, v)
     return b, sigmoid(z * inv1), sigmoid(zt * inv1), sigmoid(z * inv2), sigmoid(zt * inv2), dzt
 
 
@@ -52,9 +61,20 @@ def _inverse_temperatures(loglam, delta, x):
 
 
 @njit(**_LOOP)
-def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out, dzt):
-    """Rows r0 + c stride (c = 0..4) of a drawn row r0, every unit computed once; dz~/da kept in
+def _rebar_forward_row(r0, a, u, v, stride, inv1, out, dzt):
+    """Rows r0 + c stride (c = 0..2) of a drawn row r0, every unit computed once; dz~/da kept in
     dzt's row r0 for the backward pass."""
+    for j in range(out.shape[1]):
+        b, z, zt, dz = _rebar_noise(a[r0, j], u[r0, j], v[r0, j])
+        dzt[r0, j] = dz
+        out[r0, j] = b
+        out[r0 + stride, j] = sigmoid(z * inv1)
+        out[r0 + 2 * stride, j] = sigmoid(zt * inv1)
+
+
+@njit(**_LOOP)
+def _rebar_forward_row5(r0, a, u, v, stride, inv1, inv2, out, dzt):
+    """Rows r0 + c stride (c = 0..4) of a drawn row r0 (eta and the temperature trained)."""
     for j in range(out.shape[1]):
         b, y1, y2, y3, y4, dz = _rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
         dzt[r0, j] = dz
@@ -66,13 +86,16 @@ def _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out, dzt):
 
 
 @njit(cache=True)
-def rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
-    """The node's values in its five configuration rows (module docstring); u, v are read and
-    dz~/da is written (into dzt, for rebar_bwd) at the drawn rows (digit 0)."""
+def rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
+    """The node's values in its `configs` configuration rows (module docstring); u, v are read
+    and dz~/da is written (into dzt, for rebar_bwd) at the drawn rows (digit 0)."""
     inv1, inv2 = _inverse_temperatures(loglam, delta, out)
-    for base in range(0, out.shape[0], CONFIGS * stride):   # drawn rows: digit 0, no divisions
+    for base in range(0, out.shape[0], configs * stride):   # drawn rows: digit 0, no divisions
         for r0 in range(base, base + stride):
-            _rebar_forward_row(r0, a, u, v, stride, inv1, inv2, out, dzt)
+            if configs == CONFIGS:
+                _rebar_forward_row5(r0, a, u, v, stride, inv1, inv2, out, dzt)
+            else:
+                _rebar_forward_row(r0, a, u, v, stride, inv1, out, dzt)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -82,19 +105,19 @@ def _seed_factor(c, e):
 
 
 @njit(**_LOOP)
-def _rebar_weight_row(r, stride, e, rw, cw):
-    c = (r // stride) % CONFIGS
+def _rebar_weight_row(r, stride, configs, e, rw, cw):
+    c = (r // stride) % configs
     if c != 0:
         cw[r] *= _seed_factor(c, e)
         rw[r] = 0.0
 
 
 @njit(**_LOOP)
-def rebar_weights(stride, eta, rw, cw):
+def rebar_weights(stride, configs, eta, rw, cw):
     """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
     e = eta[0]
-    for base in range(0, rw.shape[0], CONFIGS * stride):
-        for c in range(1, CONFIGS):
+    for base in range(0, rw.shape[0], configs * stride):
+        for c in range(1, configs):
             f = _seed_factor(c, e)
             for r in range(base + c * stride, base + (c + 1) * stride):
                 cw[r] *= f
@@ -116,7 +139,7 @@ def _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, t
     x0 = like(a, 0.0)
     wb = like(a, base)
     sc = like(a, L[r0] - e * L[r2])         # learning signal of the score term
-    sc2 = like(a, L[r0] - e * L[r4])
+    sc2 = like(a, L[r0] - e * L[r4]) if train else x0   # rows 3, 4 exist only when trained
     mL2 = like(a, -L[r2])
     ibe = like(a, 1.0 / (base * e)) if e != 0.0 else x0
     ib = like(a, 1.0 / base)
@@ -152,17 +175,19 @@ def _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, t
 
 
 @njit(cache=True)
-def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
-    """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train,
-    the variance gradients into geta and glam (d/d log lam). y holds the node's values of the
-    forward pass (its five configuration rows), dzt its dz~/da (drawn rows) and sa sigma(a) if
-    a log_prob cost kept it (else an empty array: computed here)."""
+def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
+    """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train
+    (then configs == CONFIGS), the variance gradients into geta and glam (d/d log lam). y holds
+    the node's values of the forward pass (its configuration rows), dzt its dz~/da (drawn rows)
+    and sa sigma(a) if a log_prob cost kept it (else an empty array: computed here)."""
+    if train and configs != CONFIGS:
+        raise ValueError("rebar_bwd: training eta and the temperature needs CONFIGS configuration rows")
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
     ge = 0.0
     gl = 0.0
-    for base in range(0, R, CONFIGS * stride):
+    for base in range(0, R, configs * stride):
         for r0 in range(base, base + stride):
             de, dl = _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
@@ -173,10 +198,10 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, gl
 
 
 @njit(**_LOOP)
-def cv_flags(stride, flag):
+def cv_flags(stride, configs, flag):
     """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
     for r in range(flag.shape[0]):
-        if (r // stride) % CONFIGS != 0:
+        if (r // stride) % configs != 0:
             flag[r] = 1.0
 
 
@@ -343,14 +368,14 @@ def _rebar_categorical_forward_row(r, a, u, v, c, K, lam, lam2, out, z, zt, th, 
 
 
 @njit(cache=True)
-def rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
-    """Rows c = 0..4 as for Bernoulli units: one-hot b, softmax(z / lam), softmax(z~ / lam), and
-    the same at lam' (z = a + Gumbel noise, z~ the conditional Gumbel given b)."""
+def rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
+    """Rows c = 0..configs-1 as for Bernoulli units: one-hot b, softmax(z / lam), softmax(z~ / lam),
+    and (trained) the same at lam' (z = a + Gumbel noise, z~ the conditional Gumbel given b)."""
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
     z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     for r in range(out.shape[0]):
-        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % CONFIGS, K, lam, lam2, out, z, zt, th, cc, b)
+        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % configs, K, lam, lam2, out, z, zt, th, cc, b)
 
 
 @njit(cache=True)
@@ -401,7 +426,7 @@ def _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delt
 
 
 @njit(cache=True)
-def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga, geta, glam, train):
+def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
     """REBAR for groups of K: relaxed rows backpropagate through softmax(. / lam) to z (row 1,
     dz/da = I) and to z~ (row 2, then J^T with J = dz~/da of the conditional Gumbel)."""
     e = eta[0]
@@ -414,7 +439,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga,
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
-        if (r0 // stride) % CONFIGS != 0:
+        if (r0 // stride) % configs != 0:
             continue
         de, dl = _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
                                         z, zt, th, cc, b, y, gz, c1, c2, c3, c4)

@@ -19,7 +19,7 @@ import math
 from numba import cuda, float64
 
 from . import cpu_rebar as B
-from .cpu_rebar import CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
+from .cpu_rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
 from .device import device
 from .gpu_core import block_sum, single_block
 from .gpu_core import run as _run
@@ -45,48 +45,55 @@ def _check_k(name, K):
                          f"MAX_K = {MAX_K} classes per group (use target='cpu' for larger groups)")
 
 
+def _check_configs(name, configs, train):
+    if train and configs != CONFIGS:
+        raise ValueError(f"gpu_rebar.{name}: training eta and the temperature needs CONFIGS = {CONFIGS} "
+                         f"configuration rows, got {configs}")
+
+
 @cuda.jit
-def _rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
+def _rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
     R, D = out.shape
     inv1, inv2 = _inverse_temperatures(loglam, delta, out[0, 0])
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
-        if (r // stride) % CONFIGS == 0:
+        if (r // stride) % configs == 0:
             b, y1, y2, y3, y4, dz = _rebar_unit(a[r, j], u[r, j], v[r, j], inv1, inv2)
             dzt[r, j] = dz
             out[r, j] = b
             out[r + stride, j] = y1
             out[r + 2 * stride, j] = y2
-            out[r + 3 * stride, j] = y3
-            out[r + 4 * stride, j] = y4
+            if configs == CONFIGS:
+                out[r + 3 * stride, j] = y3
+                out[r + 4 * stride, j] = y4
 
 
-def rebar_forward(a, u, v, stride, loglam, delta, out, dzt):
-    """Configuration rows c = 0..4 of a Bernoulli REBAR node and its dz~/da (see cpu_rebar)."""
-    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, loglam, delta, out, dzt)
+def rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
+    """Configuration rows c = 0..configs-1 of a Bernoulli REBAR node and its dz~/da (see cpu_rebar)."""
+    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, configs, loglam, delta, out, dzt)
 
 
 @cuda.jit
-def _rebar_weights(stride, eta, rw, cw):
+def _rebar_weights(stride, configs, eta, rw, cw):
     e = eta[0]
     for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
-        _rebar_weight_row(r, stride, e, rw, cw)
+        _rebar_weight_row(r, stride, configs, e, rw, cw)
 
 
-def rebar_weights(stride, eta, rw, cw):
+def rebar_weights(stride, configs, eta, rw, cw):
     """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
-    _run(_rebar_weights, rw.shape[0], stride, eta, rw, cw)
+    _run(_rebar_weights, rw.shape[0], stride, configs, eta, rw, cw)
 
 
 @cuda.jit
-def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if (r0 // stride) % CONFIGS == 0:
+        if (r0 // stride) % configs == 0:
             de, dl = _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
             ge += de
             gl += dl
@@ -97,24 +104,25 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, g
         glam[0] += gl
 
 
-def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
     and glam (one block: deterministic sums); y and dzt come from rebar_forward, sa is sigma(a)
     kept by a log_prob cost or empty."""
-    single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, eta, loglam, delta, ga, geta, glam,
-                                         bool(train))
+    _check_configs("rebar_bwd", configs, train)
+    single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta,
+                                         glam, bool(train))
 
 
 @cuda.jit
-def _cv_flags(stride, flag):
+def _cv_flags(stride, configs, flag):
     for r in range(cuda.grid(1), flag.shape[0], cuda.gridsize(1)):
-        if (r // stride) % CONFIGS != 0:
+        if (r // stride) % configs != 0:
             flag[r] = 1.0
 
 
-def cv_flags(stride, flag):
+def cv_flags(stride, configs, flag):
     """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
-    _run(_cv_flags, flag.shape[0], stride, flag)
+    _run(_cv_flags, flag.shape[0], stride, configs, flag)
 
 
 @cuda.jit
@@ -208,7 +216,7 @@ def copy1(src, dst):
 
 # ----------------------------------------------------------------------------- categorical
 @cuda.jit
-def _rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
+def _rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
     z = cuda.local.array(MAX_K, float64)
@@ -217,17 +225,17 @@ def _rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
     cc = cuda.local.array(MAX_K, float64)
     b = cuda.local.array(MAX_K, float64)
     for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % CONFIGS, K, lam, lam2, out, z, zt, th, cc, b)
+        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % configs, K, lam, lam2, out, z, zt, th, cc, b)
 
 
-def rebar_categorical_forward(a, u, v, stride, K, loglam, delta, out):
-    """Rows c = 0..4 of a categorical REBAR node (see cpu_rebar)."""
+def rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
+    """Rows c = 0..configs-1 of a categorical REBAR node (see cpu_rebar)."""
     _check_k("rebar_categorical_forward", K)
-    _run(_rebar_categorical_forward, out.shape[0], a, u, v, stride, K, loglam, delta, out)
+    _run(_rebar_categorical_forward, out.shape[0], a, u, v, stride, configs, K, loglam, delta, out)
 
 
 @cuda.jit
-def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
@@ -245,7 +253,7 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if (r0 // stride) % CONFIGS == 0:
+        if (r0 // stride) % configs == 0:
             de, dl = _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
                                             z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
             ge += de
@@ -257,8 +265,9 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga
         glam[0] += gl
 
 
-def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga, geta, glam, train):
+def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
     """REBAR for groups of K (see cpu_rebar.rebar_categorical_bwd); one block, deterministic sums."""
     _check_k("rebar_categorical_bwd", K)
-    single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, K, eta, loglam, delta, ga,
-                                                     geta, glam, bool(train))
+    _check_configs("rebar_categorical_bwd", configs, train)
+    single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta,
+                                                     ga, geta, glam, bool(train))

@@ -167,6 +167,37 @@ def test_rebar_tuning_moves_eta_and_temperature_and_lowers_variance():
     assert after < 0.5 * before
 
 
+def test_fixed_rebar_evaluates_three_rows_per_draw_and_the_same_estimate():
+    """With eta and the temperature fixed (train=False) a REBAR node expands a drawn row into 3
+    configuration rows, not 5 (rows 3, 4 only serve the variance gradients), and the model
+    gradient is the trained layout's on the same noise up to the SEED_EPS-scaled zero-mean terms
+    those rows add (2^-20 of a relaxed-row gradient)."""
+    from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
+
+    X = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=np.float64)
+
+    def build():
+        with Model("rebar_rows") as m:
+            x = m.input("x", 4)
+            h1 = Bernoulli("h1", logits=ppl.Affine(x, 3, name="e1"))
+            h2 = Bernoulli("h2", logits=ppl.Affine(h1, 2, name="e2"))
+            m.cost("nll", ppl.bernoulli_nll(ppl.Affine(h2, 3, name="d2"), target=h1))
+            m.cost("nll0", ppl.bernoulli_nll(ppl.Affine(h1, 4, name="d1"), target=x))
+        return m
+    grads = {}
+    for train, rows in ((True, CONFIGS ** 2), (False, FIXED_CONFIGS ** 2)):
+        prog = build().compile(dtype=np.float64, estimators=("rebar", {"train": train}), seed=3)
+        assert prog.rows_per_data_row == rows
+        loss, g = prog.grad({"x": X}, seed=0)
+        grads[train] = g
+        if not train:
+            assert all(not np.any(g[k]) for k in g if k.startswith("rebar."))
+    for k, v in grads[False].items():
+        if not k.startswith("rebar."):
+            np.testing.assert_allclose(v, grads[True][k], rtol=0, atol=1e-5 * max(1.0, np.abs(v).max()), err_msg=k)
+    assert any(np.any(grads[True][k]) for k in grads[True] if k.startswith("rebar."))
+
+
 def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
     """Price: for f = sum z^2 the scale gradient sigma * E[f''] = 2 sigma has no variance; the
     pathwise 2 z eps does. A layer that mixes columns makes the Hessian diagonal inexact."""
@@ -209,7 +240,7 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
     rw[::S] = 1 / n
     loglam = np.array([np.log(0.7)])
     y, dzt = np.zeros((R, D)), np.zeros((R, D))
-    Bk.rebar_forward(a, u, v, 1, loglam, 0.1, y, dzt)
+    Bk.rebar_forward(a, u, v, 1, S, loglam, 0.1, y, dzt)
 
     def run(eta, train, sa=np.empty((0, 0))):
         gs = np.zeros((R, D))
@@ -217,7 +248,7 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
             for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta)):
                 gs[r0 + c] = f * rw[r0] * F[r0 + c]
         ga, geta, glam = np.zeros((R, D)), np.zeros(1), np.zeros(1)
-        Bk.rebar_bwd(a, sa, dzt, y, L, rw, gs, 1, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
+        Bk.rebar_bwd(a, sa, dzt, y, L, rw, gs, 1, S, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
         return ga, geta[0]
 
     def variance(eta):

@@ -23,6 +23,8 @@ R, D, K, C, H = 4, 6, 3, 2, 3   # rows, units (G = 2 groups of K), context width
 G = D // K
 STRIDE = 2
 RB = STRIDE * cpu_rebar.CONFIGS * 2   # REBAR rows (20): digit (r // 2) % 5, 4 drawn rows
+RF = STRIDE * cpu_rebar.FIXED_CONFIGS * 2   # fixed eta and temperature (12): digit (r // 2) % 3
+TRAINED, FIXED = cpu_rebar.CONFIGS, cpu_rebar.FIXED_CONFIGS
 PAIRS = [(cpu_relax, gpu_relax), (cpu_rebar, gpu_rebar), (cpu_price, gpu_price)]
 
 
@@ -80,24 +82,29 @@ def relax_categorical_bwd_case(g, train=True, ctx=True):
 
 
 def rebar_bwd_case(g, train=True, eta=0.7, kept=False):
-    rw = g.pos(RB)
-    rw[STRIDE * cpu_rebar.CONFIGS + 1] = 0.0   # a drawn row with weight 0 is skipped
-    a, dzt, y = g.x(RB, D), g.out(RB, D), g.out(RB, D)
-    cpu_rebar.rebar_forward(a, g.u(RB, D), g.u(RB, D), STRIDE, g.h(-0.3), 0.1, y, dzt)   # what the kernel reads
+    configs = TRAINED if train else FIXED
+    n = STRIDE * configs * 2
+    rw = g.pos(n)
+    rw[STRIDE * configs + 1] = 0.0   # a drawn row with weight 0 is skipped
+    a, dzt, y = g.x(n, D), g.out(n, D), g.out(n, D)
+    cpu_rebar.rebar_forward(a, g.u(n, D), g.u(n, D), STRIDE, configs, g.h(-0.3), 0.1, y, dzt)   # what it reads
     sa = 1 / (1 + np.exp(-a)) if kept else np.empty((0, 0))
-    return (a, sa, dzt, y, g.x(RB), rw, g.x(RB, D), STRIDE, g.h(eta), g.h(-0.3), 0.1, g.x(RB, D), g.x(1), g.x(1), train)
+    return (a, sa, dzt, y, g.x(n), rw, g.x(n, D), STRIDE, configs, g.h(eta), g.h(-0.3), 0.1, g.x(n, D), g.x(1),
+            g.x(1), train)
 
 
 def rebar_categorical_bwd_case(g, train=True, eta=0.7):
-    rw = g.pos(RB)
-    rw[STRIDE * cpu_rebar.CONFIGS] = 0.0
-    return (g.x(RB, D), g.u(RB, D), g.u(RB, D), g.x(RB), rw, g.x(RB, D), STRIDE, K, g.h(eta), g.h(0.2), 0.1,
-            g.x(RB, D), g.x(1), g.x(1), train)
+    configs = TRAINED if train else FIXED
+    n = STRIDE * configs * 2
+    rw = g.pos(n)
+    rw[STRIDE * configs] = 0.0
+    return (g.x(n, D), g.u(n, D), g.u(n, D), g.x(n), rw, g.x(n, D), STRIDE, configs, K, g.h(eta), g.h(0.2), 0.1,
+            g.x(n, D), g.x(1), g.x(1), train)
 
 
 def flag(g):
     f = np.zeros(R)
-    cpu_rebar.cv_flags(1, f)   # rows 1..3 flagged, row 0 not
+    cpu_rebar.cv_flags(1, TRAINED, f)   # rows 1..3 flagged, row 0 not
     return f
 
 
@@ -125,14 +132,18 @@ CASES = {
                                         lambda g: relax_categorical_bwd_case(g, train=False)),
     "relax_categorical_bwd[no-ctx]": ("relax_categorical_bwd", lambda g: relax_categorical_bwd_case(g, ctx=False)),
     # ---- cpu_rebar.py
-    "rebar_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, g.h(-0.3), 0.1, g.out(RB, D),
+    "rebar_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, TRAINED, g.h(-0.3), 0.1, g.out(RB, D),
                                 g.out(RB, D)),
-    "rebar_weights": lambda g: (STRIDE, g.h(0.7), g.pos(RB), g.pos(RB)),
+    "rebar_forward[fixed]": ("rebar_forward", lambda g: (g.x(RF, D), g.u(RF, D), g.u(RF, D), STRIDE, FIXED,
+                                                         g.h(-0.3), 0.1, g.out(RF, D), g.out(RF, D))),
+    "rebar_weights": lambda g: (STRIDE, TRAINED, g.h(0.7), g.pos(RB), g.pos(RB)),
+    "rebar_weights[fixed]": ("rebar_weights", lambda g: (STRIDE, FIXED, g.h(0.7), g.pos(RF), g.pos(RF))),
     "rebar_bwd": rebar_bwd_case,
     "rebar_bwd[no-train]": ("rebar_bwd", lambda g: rebar_bwd_case(g, train=False)),
     "rebar_bwd[eta=0]": ("rebar_bwd", lambda g: rebar_bwd_case(g, eta=0.0)),
     "rebar_bwd[kept-sigmoid]": ("rebar_bwd", lambda g: rebar_bwd_case(g, kept=True)),
-    "cv_flags": lambda g: (1, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])),
+    "cv_flags": lambda g: (1, TRAINED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])),
+    "cv_flags[fixed]": ("cv_flags", lambda g: (1, FIXED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))),
     "relax_rows_bernoulli": lambda g: (flag(g), g.x(R, D), g.u(R, D), True, g.h(0.3), g.out(R, D)),
     "relax_rows_bernoulli[logistic]": ("relax_rows_bernoulli",
                                        lambda g: (flag(g), g.x(R, D), g.x(R, D), False, g.h(0.3), g.out(R, D))),
@@ -143,8 +154,11 @@ CASES = {
     "relax_rows_normal_bwd[skip]": ("relax_rows_normal_bwd",
                                     lambda g: (flag(g), g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D))),
     "copy1": lambda g: (g.x(R), g.out(R)),
-    "rebar_categorical_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, K, g.h(0.2), 0.1,
+    "rebar_categorical_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, TRAINED, K, g.h(0.2), 0.1,
                                             g.out(RB, D)),
+    "rebar_categorical_forward[fixed]": ("rebar_categorical_forward",
+                                         lambda g: (g.x(RF, D), g.u(RF, D), g.u(RF, D), STRIDE, FIXED, K, g.h(0.2),
+                                                    0.1, g.out(RF, D))),
     "rebar_categorical_bwd": rebar_categorical_bwd_case,
     "rebar_categorical_bwd[no-train]": ("rebar_categorical_bwd",
                                         lambda g: rebar_categorical_bwd_case(g, train=False)),
@@ -214,7 +228,7 @@ def test_rebar_bwd_is_deterministic():
     outs = []
     for _ in range(2):
         geta, glam = cuda.to_device(np.zeros(1)), cuda.to_device(np.zeros(1))
-        gpu_rebar.rebar_bwd(*args[:11], cuda.to_device(np.zeros((RB, D))), geta, glam, True)
+        gpu_rebar.rebar_bwd(*args[:12], cuda.to_device(np.zeros((RB, D))), geta, glam, True)
         outs.append((geta.copy_to_host()[0], glam.copy_to_host()[0]))
     assert outs[0] == outs[1]
 
@@ -229,7 +243,13 @@ def test_limits_are_clear_errors():
     with pytest.raises(ValueError, match="MAX_HIDDEN"):
         gpu_relax.relax_bwd(z, z, z, z, np.zeros(1), np.ones(1), np.empty((0, 0)), np.zeros(3),
                             gpu_relax.MAX_HIDDEN + 1, z, np.zeros(3), True)
+    z = cuda.to_device(np.zeros((RF, D)))
+    for kernels in (gpu_rebar, cpu_rebar):   # eta and the temperature trained on the 3-row layout
+        with pytest.raises(ValueError, match="CONFIGS"):
+            kernels.rebar_bwd(z, np.empty((0, 0)), z, z, np.zeros(RF), np.ones(RF), z, STRIDE, FIXED, np.ones(1),
+                              np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
+        z = np.zeros((RF, D))
     k = gpu_rebar.MAX_K + 1
     z = cuda.to_device(np.zeros((5, k)))
     with pytest.raises(ValueError, match="MAX_K"):
-        gpu_rebar.rebar_categorical_forward(z, z, z, 1, k, np.zeros(1), 0.1, z)
+        gpu_rebar.rebar_categorical_forward(z, z, z, 1, TRAINED, k, np.zeros(1), 0.1, z)

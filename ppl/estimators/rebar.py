@@ -2,13 +2,14 @@
 control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbiased.
 
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are
-rows of the same fused pass (see ppl.kernels.cpu_rebar for the row layout and the weights);
+rows of the same fused pass (see ppl.kernels.cpu_rebar for the row layout and the weights): 5 per
+drawn row when eta and the temperature are trained, 3 when they are fixed (train=False);
 discrete nodes below it are relaxed in those rows. eta ('rebar.<node>.eta', init 1) and the
 temperature ('rebar.<node>.log_temperature', init log 0.5) are parameters trained by the same
 optimiser on the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam)."""
 import math
 
-from ppl.kernels.cpu_rebar import CONFIGS
+from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
 
 from ppl.ops import fields, render
 
@@ -17,6 +18,12 @@ from ppl.dsl import ModelError
 from .base import REGISTRY, Estimator, register
 
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
+
+
+def configs(opts):
+    """Configuration rows per drawn row: rows 3, 4 (temperature lam') serve only the variance
+    gradients of eta and the temperature, so a fixed-parameter REBAR evaluates 3."""
+    return CONFIGS if opts["train"] else FIXED_CONFIGS
 
 
 @register
@@ -35,7 +42,7 @@ class Rebar(Estimator):
         return None
 
     def expansion(self, info, opts):
-        return CONFIGS
+        return configs(opts)
 
     def forward(self, lw, node, opts):
         if not opts["temperature"] > 0:
@@ -50,7 +57,8 @@ class Rebar(Estimator):
         kernel = lw.dist(node).kernels["rebar_forward"]
         if "dzt" in fields(kernel):   # a kernel that keeps dz~/da for the backward pass
             p["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
-        lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], K=node.attrs.get("K"), lam=lam,
+        lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], configs=configs(opts),
+                       K=node.attrs.get("K"), lam=lam,
                        delta=DELTA, value=lw.v(node), dzt=p.get("dzt")))
 
     def backward(self, lw, node, opts):
@@ -62,7 +70,8 @@ class Rebar(Estimator):
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
         lw.emit(render(lw.dist(node).kernels["rebar_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw,
-                       g=lw.g(node), stride=lw.enum_stride[node], K=node.attrs.get("K"), eta=p["eta"],
+                       g=lw.g(node), stride=lw.enum_stride[node], configs=configs(opts), K=node.attrs.get("K"),
+                       eta=p["eta"],
                        loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
                        train=bool(opts["train"]), dzt=p.get("dzt"),
                        sa=lambda: lw.kept.get(("log_prob", node), lw.E2)))   # sigma(a), if log_prob(node) kept it
@@ -70,7 +79,8 @@ class Rebar(Estimator):
     def seed_weights(self, lw, node):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = lw.scratch[("rebar", node)]["eta"]
-        lw.emit(f"B_.rebar_weights({lw.enum_stride[node]}, {eta}, {lw.rw}, {lw.cw})")
+        lw.emit(f"B_.rebar_weights({lw.enum_stride[node]}, {configs(lw.choices[node][0].options)}, {eta}, "
+                f"{lw.rw}, {lw.cw})")
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
     # control-variate rows, so the control variate is a continuous function of the relaxed value
@@ -81,7 +91,7 @@ class Rebar(Estimator):
         lw.scratch[("rebar_flag", n)] = flag
         lw.emit(f"R_.zero1({flag})")
         for s in above:
-            lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {flag})")
+            lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {configs(lw.choices[s][0].options)}, {flag})")
         loglam = lw.scratch[("rebar", first)]["loglam"]
         d = lw.dist(n)
         if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
