@@ -23,6 +23,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from peers import build_sbn  # noqa: E402  (benchmarks/, the script's folder)
+
 BUILD = """
 import numpy as np, ppl
 from ppl import Model, Affine, Bernoulli
@@ -119,7 +121,7 @@ def main():
         ests.insert(0, "score_ma")
     for est in ests:
         spec = ("score", {"baseline": "moving_average"}) if est == "score_ma" else est
-        prog = build().compile(estimators=spec, dtype=np.float32)
+        prog = build_sbn().compile(estimators=spec, dtype=np.float32)
         m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
         ref = NumpySBN(prog)
 

@@ -34,16 +34,51 @@ def _sig(f, ptr=None):
     return types.void(_I32, _I32, _I32, _I64, _I64, _I64, f, ptr, _I64, ptr, _I64, f, ptr, _I64)
 
 
-def _numpy_cblas():
-    """(sgemm, dgemm) addresses in NumPy's bundled OpenBLAS, or None."""
+def _numpy_openblas():
+    """NumPy's bundled OpenBLAS (ctypes.CDLL), or None."""
     libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*"))):
         try:
             lib = ctypes.CDLL(path)
-            return tuple(ctypes.cast(getattr(lib, f"scipy_cblas_{p}gemm64_"), ctypes.c_void_p).value for p in "sd")
+            lib.scipy_cblas_sgemm64_, lib.scipy_cblas_dgemm64_   # noqa: B018  (both present)
+            return lib
         except (OSError, AttributeError):
             continue
     return None
+
+
+def _numpy_cblas():
+    """(sgemm, dgemm) addresses in NumPy's bundled OpenBLAS, or None."""
+    if _LIB is None:
+        return None
+    return tuple(ctypes.cast(getattr(_LIB, f"scipy_cblas_{p}gemm64_"), ctypes.c_void_p).value for p in "sd")
+
+
+DEFAULTED = False   # set by `import ppl`: True when ppl chose one BLAS thread (the user set none)
+
+
+def get_threads():
+    """Threads of the products' BLAS (NumPy's OpenBLAS: OPENBLAS_NUM_THREADS, else every core);
+    None with the np.dot fallback."""
+    if _LIB is None:
+        return None
+    return int(_LIB.scipy_openblas_get_num_threads64_())
+
+
+def set_threads(n):
+    """Set the products' BLAS threads (one process-wide setting of NumPy's OpenBLAS, which also
+    serves NumPy's own products); returns the previous count. OpenBLAS keeps small products on
+    one thread whatever the count: a second thread pays at paper scale (784-200 SBN at batch 50:
+    1.07-1.40x, BENCHMARKS.md) and changes nothing at 64-32."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"blas.set_threads: n must be >= 1, got {n}")
+    prev = get_threads()
+    if _LIB is not None:
+        f = _LIB.scipy_openblas_set_num_threads64_
+        f.argtypes = [ctypes.c_int]
+        f(n)
+    return prev
 
 
 def _fallback(f):
@@ -60,6 +95,7 @@ def _fallback(f):
     return gemm
 
 
+_LIB = _numpy_openblas()
 _found = _numpy_cblas()
 SOURCE = "numpy's OpenBLAS" if _found else "np.dot fallback"
 _FALLBACKS = None if _found else (_fallback(types.float32), _fallback(types.float64))

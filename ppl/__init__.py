@@ -11,11 +11,14 @@ import sys as _sys
 # own threads over rows; a multi-threaded OpenBLAS competing with them was measured 35x slower
 # on a 2-core machine (an SBN step at 256 rows: 29 ms instead of 0.8 ms). Only effective when
 # numpy is not imported yet (as for the `ppl` command).
+_blas_defaulted = "numpy" not in _sys.modules and "OPENBLAS_NUM_THREADS" not in _os.environ
 if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
+from .kernels import blas as _blas  # noqa: E402
+_blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
 from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, ModelError, Node, Normal, bernoulli_nll, blackbox, concat, const, exp, layer,
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)

@@ -13,6 +13,8 @@ diverged run never leaves a broken checkpoint behind.
 """
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from . import checkpoint
 from . import validate as V
 from .data import Batches
 from .dsl import ModelError
+from .kernels import blas
+from .kernels.cpu_noise import SERIAL_CUTOFF
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -231,10 +235,23 @@ class _Chunks:
         return losses, None
 
 
+def _blas_threads(prog, batch_size, asked):
+    """The BLAS thread count for this fit, or None to leave the BLAS as it is (fit's docstring)."""
+    if asked is not None:
+        return V.integer(asked, "fit: blas_threads", lo=1)
+    if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
+        return None
+    rows = int(batch_size) * prog.rows_per_data_row
+    noise = [w for name, r, w in prog.layout.ws2 if r == "R" and re.match(r"n\d+_", name)]
+    if any(rows * w >= SERIAL_CUTOFF for w in noise):
+        return None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,
         seed: int = 0, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
-        ema: float = 0.98, nopython: bool | None = None) -> History:
+        ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -248,6 +265,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     False: one Python call per step; None (default): the nopython loop when it is compiled for
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
+    blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
+    every core when ppl set the BLAS default (the user did not set OPENBLAS_NUM_THREADS) and no
+    noise fill of the step runs on Numba's threads at this batch (two thread pools contend:
+    0.4-0.6x at 784-200 batch 256), else the BLAS as it is. A second thread pays 1.07-1.40x at
+    784-200 batch 50; OpenBLAS keeps small products on one thread (BENCHMARKS.md).
     """
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
@@ -307,6 +329,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     for i, v in enumerate(hist.loss[-200:]):
         m = ema * m + (1 - ema) * v
     n_ema = min(len(hist.loss), 200)
+    threads = _blas_threads(prog, batch_size, blas_threads)
+    prev_threads = blas.set_threads(threads) if threads is not None else None
     entry, useed = prog.entry, np.uint64(seed)
     t_first = time.perf_counter()
     chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, nopython, total - start)
@@ -364,6 +388,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     finally:
         if bar is not None:
             bar.close()
+        if prev_threads is not None:
+            blas.set_threads(prev_threads)
     if t_rest is not None:
         hist.seconds = time.perf_counter() - t_rest
     return hist

@@ -2,6 +2,8 @@
 parameters, optimiser state, losses and evaluations bit for bit, across epochs, evaluations and
 checkpoints, for each bundled optimiser, for a model with and without inputs (the row-fused
 program included); the same errors at the same step."""
+import os
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,27 @@ def test_nopython_true_refuses_a_user_optimiser():
         name = "sgd"
     with pytest.raises(ppl.ModelError, match="nopython=True needs"):
         fit(_sbn_prog(), _data(), Mine(0.01), steps=3, batch_size=8, progress=False, nopython=True)
+
+
+def test_blas_threads_rule_and_restore(monkeypatch):
+    """fit's BLAS threads: every core only when ppl chose the one-thread default and no noise fill
+    runs on Numba's threads at this batch; an explicit count is validated; the count in force
+    before the fit is restored after it."""
+    from ppl.fit import _blas_threads
+    from ppl.kernels import blas
+    if blas.get_threads() is None:
+        pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
+    X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    prog = sbn.build(latent=(32,)).compile(estimators="score", dtype=np.float32)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.setattr(blas, "DEFAULTED", True)
+    assert _blas_threads(prog, 32, None) == cores          # 32 x 32 noise: a serial fill
+    assert _blas_threads(prog, 1000, None) is None         # 32000 noise entries: Numba's threads
+    assert _blas_threads(prog, 32, 3) == 3
+    with pytest.raises(ppl.ModelError, match="blas_threads"):
+        _blas_threads(prog, 32, 0)
+    monkeypatch.setattr(blas, "DEFAULTED", False)          # the user set OPENBLAS_NUM_THREADS
+    assert _blas_threads(prog, 32, None) is None
+    before = blas.get_threads()
+    fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=8, progress=False, blas_threads=before + 1)
+    assert blas.get_threads() == before
