@@ -78,9 +78,9 @@ JAX_ROWS = {"straight_through": (1, 1), "score": (1, 1), "disarm": (2, 4), "reba
 RENAME = {"enc": "q1", "dec": "p0"}   # benchmarks/peers.py's SBN -> models/sbn.py's names
 
 
-def digits784():
-    """The digits' train images as 784 binary pixels: 8x8 -> 24x24 (3x), padded to 28x28."""
-    X = ppl.data.digits()["train_x"].reshape(-1, 8, 8)
+def digits784(split="train"):
+    """The digits' images of a split as 784 binary pixels: 8x8 -> 24x24 (3x), padded to 28x28."""
+    X = ppl.data.digits()[f"{split}_x"].reshape(-1, 8, 8)
     big = np.stack([np.pad(np.kron(im, np.ones((3, 3))), 2) for im in X])
     return np.ascontiguousarray((big > 0.5 * big.max()).reshape(len(X), 784), np.float32)
 
@@ -256,6 +256,7 @@ def jax_trainer(spec):
         jax.block_until_ready(c)
         state["c"], state["t"] = c, t + n
 
+    run_scan.params = lambda: {k: np.asarray(v) for k, v in state["c"][0].items()}   # the current parameters
     return {"jax_jit": run_jit, "jax_scan": run_scan}
 
 

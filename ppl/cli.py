@@ -189,9 +189,17 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    every = args.eval_every
+    if every is not None and every < 1:
+        raise UsageError(f"--eval-every must be >= 1, got {every}")
+    if every is None and out is not None:
+        every = max(1, int(D["steps"]) // 20)   # a held-out curve of ~20 points with --out
+    if every is not None and "test" not in d:
+        raise UsageError(f"--eval-every needs held-out data; {args.model} has no test split here (--eval-data FILE)")
     hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
                batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
-               checkpoint=(out / "checkpoint.npz") if out is not None else None)
+               checkpoint=(out / "checkpoint.npz") if out is not None else None,
+               eval_every=every, eval_data=d.get("test") if every is not None else None)
     t_eval = time.perf_counter()
     metrics = mod.evaluate(prog, d)
     t_eval = time.perf_counter() - t_eval
@@ -207,8 +215,39 @@ def cmd_train(args) -> int:
             {"model": args.model, "data": d.get("about", "bundled"),
              "settings": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in D.items()},
              "metrics": metrics, "ms_per_step": 1000 * hist.step_time, "seed": args.seed}, indent=2))
-        print(f"  wrote {out / 'params.npz'}, {out / 'checkpoint.npz'}, {out / 'report.json'}")
+        smoothed = hist.smoothed()
+        with open(out / "curve.csv", "w") as f:
+            f.write("step,train_seconds,train_loss_ema,heldout_loss\n")
+            f.writelines(f"{s},{sec:.4f},{smoothed[s - 1]:.6g},{v:.6g}\n"
+                         for s, sec, v in zip(hist.eval_steps, hist.eval_seconds, hist.eval))
+        wrote = [out / "params.npz", out / "checkpoint.npz", out / "report.json", out / "curve.csv"]
+        if _plot(out / "curve.png", {"training (EMA)": (np.arange(1, len(smoothed) + 1), smoothed),
+                                     "held-out": (np.array(hist.eval_steps), np.array(hist.eval))},
+                 "step", "loss (negative objective per data row)", f"ppl train {args.model}"):
+            wrote.append(out / "curve.png")
+        print(f"  wrote {', '.join(map(str, wrote))}")
     return 0
+
+
+def _plot(path, series, xlabel, ylabel, title) -> bool:
+    """Line plot of {label: (x, y)} to path; False (nothing written) without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (x, y) in series.items():
+        ax.plot(x, y, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def cmd_explain(args) -> int:
@@ -279,25 +318,12 @@ def cmd_compare(args) -> int:
         with open(out / "compare.csv", "w") as f:
             f.write(",".join(h.replace(",", ";") for h in head) + "\n")
             f.writelines(",".join(c.replace(",", ";") for c in r) + "\n" for r in rows)
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        if _plot(out / "curves.png", {spec: (np.arange(1, len(c) + 1), c) for spec, c in curves.items()}, "step",
+                 "training loss (EMA; relaxed estimators: relaxed loss)", f"ppl compare {args.model}"):
+            print(f"\nwrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'curves.png'}")
+        else:
             print(f"\nwrote {out / 'compare.md'} and {out / 'compare.csv'} "
                   f"(install matplotlib for the training-curve plot: pip install 'ppl[plot]')")
-        else:
-            fig, ax = plt.subplots(figsize=(7, 4))
-            for spec, c in curves.items():
-                ax.plot(np.arange(1, len(c) + 1), c, label=spec)
-            ax.set_xlabel("step")
-            ax.set_ylabel("training loss (EMA; relaxed estimators: relaxed loss)")
-            ax.set_title(f"ppl compare {args.model}")
-            ax.legend()
-            fig.tight_layout()
-            fig.savefig(out / "curves.png", dpi=120)
-            plt.close(fig)
-            print(f"\nwrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'curves.png'}")
     return 0
 
 
@@ -342,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--estimator", default=None, metavar="SPEC",
                    help="auto | NAME | node=NAME,... (default: the model's, usually auto)")
     t.add_argument("--seed", type=int, default=0, help="initialisation, batches and draws (default 0)")
+    t.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="held-out objective every N steps (default with --out: ~20 points, written to "
+                        "DIR/curve.csv and curve.png)")
     t.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="where the step runs (default cpu)")
     t.add_argument("--data", metavar="FILE", default=None,
                    help="train on your data: an .npz with an array per model input (x, or train_x and test_x) "

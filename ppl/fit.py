@@ -39,6 +39,8 @@ class History:
     loss: list = field(default_factory=list)         # training loss of every step (minibatch estimate)
     eval_steps: list = field(default_factory=list)
     eval: list = field(default_factory=list)          # held-out objective (or eval_fn's value) at eval_steps
+    eval_seconds: list = field(default_factory=list)  # training wall time (steps only) at eval_steps; NaN
+                                                       # for evaluations of a resumed run's earlier part
     first_step_seconds: float = 0.0                    # includes loading / JIT-compiling the step
     seconds: float = 0.0                               # wall time of the later steps
     start_step: int = 0                                # > 0 when resumed
@@ -318,6 +320,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                              f"same seed (or resume=False to start afresh)")
         hist.loss = list(ck["loss"])
         hist.eval_steps, hist.eval = list(ck["eval_steps"]), list(ck["eval"])
+        hist.eval_seconds = [float("nan")] * len(hist.eval)
         hist.start_step = start
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -337,9 +340,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     t_first = time.perf_counter()
     chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, nopython, total - start)
     t_rest = None
+    trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
     try:
         t = start
         while t < total:
+            t_chunk = time.perf_counter()
             last_good = (f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists() else "")
             if chunks is None or t == start:
                 # one step from Python: the reference loop, and the first step (it compiles the
@@ -366,6 +371,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                     raise ModelError(f"fit: a value became non-finite at step {step_t}: {err}{last_good}") from None
                 raise ModelError(f"fit: the loss or its gradient became non-finite at step {step_t} (loss {err}); "
                                  f"lower the learning rate or check the data{last_good}")
+            trained_s += time.perf_counter() - t_chunk
             hist.loss.extend(losses)
             if t == start:
                 hist.first_step_seconds = time.perf_counter() - t_first
@@ -378,6 +384,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
             if evaluate:
                 hist.eval_steps.append(done)
                 hist.eval.append(float(eval_fn(prog)))
+                hist.eval_seconds.append(trained_s)
             if ckpt is not None and (evaluate or done == total
                                      or (checkpoint_every and done % int(checkpoint_every) == 0)):
                 _save_checkpoint(ckpt, prog, optimizer, done, hist, seed)

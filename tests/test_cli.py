@@ -2,6 +2,7 @@
 files and exit codes (0 on success, 2 with one clear line on bad arguments)."""
 import json
 
+import numpy as np
 import pytest
 
 from ppl.cli import main, parse_estimators, UsageError
@@ -39,6 +40,13 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["metrics"]["test_elbo"] < 0 and (tmp_path / "params.npz").exists()
     assert (tmp_path / "checkpoint.npz").exists()
+    # the held-out curve: ~20 evaluations by default with --out, training seconds rising
+    rows = (tmp_path / "curve.csv").read_text().splitlines()
+    assert rows[0] == "step,train_seconds,train_loss_ema,heldout_loss" and len(rows) == 21
+    steps, secs, _, held = np.array([[float(c) for c in r.split(",")] for r in rows[1:]]).T
+    assert list(steps) == list(range(2, 41, 2)) and np.all(np.diff(secs) > 0) and np.all(np.isfinite(held))
+    code, _, err = run_fail(capsys, "train", "sbn", "--steps", "4", "--eval-every", "0", "-q")
+    assert code == 2 and "--eval-every must be >= 1" in err
 
 
 def test_train_policy_fast_and_node_override(capsys):

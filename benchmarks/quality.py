@@ -1,0 +1,106 @@
+"""Quality at paper scale against the clock: the SBN 784-200 trained by `ppl.fit` with the auto
+policy's estimator (DisARM) and by the same training in JAX (the step with optax Adam in one
+`jax.jit`, N steps in one `lax.scan`; benchmarks/jax_peers.py's trainer, XLA's default threads),
+each for --steps steps on the same batches, the held-out objective measured every --eval-every
+steps by the same evaluator (ppl's: the negative ELBO per test row, mean of 10 fixed draws).
+
+    pip install -e '.[bench]'
+    OPENBLAS_NUM_THREADS=1 python benchmarks/quality.py [--steps 100000] [--eval-every 2500] [--out DIR]
+
+Data: the 784-pixel stand-in of benchmarks/jax_peers.py (the digits upscaled; train 1500 rows,
+held-out 297), batch 50. `ppl train sbn --data mnist.npz --model-opt latent=200 --out DIR` writes
+the same kind of curve for the real MNIST. Time is training wall time (evaluations excluded,
+the first step's compile included); ppl's products use every core (blas_threads), as JAX's do.
+JSON lines: one per evaluation (side, step, seconds, heldout), then per side the time to reach
+the held-out objective that the slower side ends at ("time_to_target", baseline = JAX). With
+--out: quality.csv and quality.png (matplotlib).
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import ppl  # noqa: E402
+from ppl.data import Batches  # noqa: E402
+from ppl.fit import fit, heldout_loss  # noqa: E402
+from ppl.models import sbn  # noqa: E402
+from jax_peers import LR, digits784, jax_params, jax_trainer  # noqa: E402  (benchmarks/)
+
+B = 50
+
+
+def emit(**rec):
+    print(json.dumps({"bench": "quality", **rec}), flush=True)
+
+
+def time_to(curve, target):
+    """First seconds at which the held-out objective is <= target, or None."""
+    return next((s for s, v in curve if v <= target), None)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--eval-every", type=int, default=2500)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    X, Xt = digits784("train"), digits784("test")
+    build = sbn.build(latent=(200,), pixels=784)
+    prog = build.compile(dtype=np.float32, seed=0)
+    est = prog.explain().splitlines()[2].split("|")[2].strip()
+    init = jax_params(prog)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    curves = {}
+
+    # ppl
+    hist = fit(prog, {"x": X}, ppl.optim.Adam(LR), steps=args.steps, batch_size=B, progress=False,
+               eval_every=args.eval_every, eval_fn=lambda p: heldout_loss(p, {"x": Xt}, 10), blas_threads=cores)
+    curves["ppl.fit"] = list(zip(hist.eval_seconds, hist.eval))
+    for s, sec, v in zip(hist.eval_steps, hist.eval_seconds, hist.eval):
+        emit(case=f"sbn784-200/{est}", side="ppl.fit", step=s, seconds=round(sec, 3), heldout=round(v, 4))
+
+    # JAX, the same initial parameters and batches, evaluated by ppl's evaluator
+    order = Batches({"x": X}, B, seed=0, dtype=np.float32).rows(0, args.steps)
+    run = jax_trainer({"estimator": est, "two": False, "init": init, "X": X, "order": order, "B": B})["jax_scan"]
+    judge = build.compile(dtype=np.float32, seed=0)
+    curve, trained, done = [], 0.0, 0
+    while done < args.steps:
+        n = min(args.eval_every, args.steps - done)
+        t0 = time.perf_counter()
+        run(n)   # the first call compiles the scan (counted, as ppl's first step is)
+        trained += time.perf_counter() - t0
+        done += n
+        for k, v in run.params().items():
+            judge.params[k] = v
+        v = heldout_loss(judge, {"x": Xt}, 10)
+        curve.append((trained, v))
+        emit(case=f"sbn784-200/{est}", side="jax_scan", step=done, seconds=round(trained, 3), heldout=round(v, 4))
+    curves["jax_scan"] = curve
+
+    target = max(min(v for _, v in c) for c in curves.values())   # what the slower side reaches
+    tt = {k: time_to(c, target) for k, c in curves.items()}
+    emit(case=f"sbn784-200/{est}", metric="time_to_target", value=round(tt["ppl.fit"], 2), unit="s",
+         baseline=round(tt["jax_scan"], 2), ratio=round(tt["jax_scan"] / tt["ppl.fit"], 3),
+         target_heldout=round(target, 4), steps=args.steps,
+         final={k: round(c[-1][1], 4) for k, c in curves.items()},
+         total_seconds={k: round(c[-1][0], 2) for k, c in curves.items()})
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "quality.csv", "w") as f:
+            f.write("side,seconds,heldout\n")
+            f.writelines(f"{k},{s:.4f},{v:.6g}\n" for k, c in curves.items() for s, v in c)
+        from ppl.cli import _plot
+        _plot(out / "quality.png", {k: (np.array([s for s, _ in c]), np.array([v for _, v in c]))
+                                   for k, c in curves.items()},
+              "training wall time (s)", "held-out negative ELBO per row", f"SBN 784-200, {est}, batch {B}")
+
+
+if __name__ == "__main__":
+    main()
