@@ -383,7 +383,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                                                                             or done == total)
             if evaluate:
                 hist.eval_steps.append(done)
+                if prev_threads is not None:   # the rule held for the training batch, not the evaluation's
+                    blas.set_threads(prev_threads)
                 hist.eval.append(float(eval_fn(prog)))
+                if prev_threads is not None:
+                    blas.set_threads(threads)
                 hist.eval_seconds.append(trained_s)
             if ckpt is not None and (evaluate or done == total
                                      or (checkpoint_every and done % int(checkpoint_every) == 0)):
