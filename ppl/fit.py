@@ -284,6 +284,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     eval_every = None if eval_every is None else V.integer(eval_every, "fit: eval_every", lo=1)
     checkpoint_every = None if checkpoint_every is None else V.integer(checkpoint_every, "fit: checkpoint_every", lo=1)
     eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
+    threads = _blas_threads(prog, batch_size, blas_threads)
     if data is None:
         if int(batch_size) < 1:
             raise ModelError(f"fit: batch_size must be >= 1, got {batch_size}")
@@ -334,13 +335,12 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     for i, v in enumerate(hist.loss[-200:]):
         m = ema * m + (1 - ema) * v
     n_ema = min(len(hist.loss), 200)
-    threads = _blas_threads(prog, batch_size, blas_threads)
-    prev_threads = blas.set_threads(threads) if threads is not None else None
     entry, useed = prog.entry, np.uint64(seed)
     t_first = time.perf_counter()
     chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, nopython, total - start)
     t_rest = None
     trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
+    prev_threads = blas.set_threads(threads) if threads is not None else None   # restored in `finally`
     try:
         t = start
         while t < total:
