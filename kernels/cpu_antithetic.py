@@ -15,7 +15,7 @@ configuration would weight the difference by the members' mixed probabilities (b
 from numba import njit
 
 from .cpu_rows import _group_offset, _group_size, _is_group_head, _marginal_signal
-from .scalar import antithetic_bit, arm_coef, disarm_coef
+from .scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -41,16 +41,18 @@ def arm_grad(u, L, rw, stride, ga):
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def disarm_grad(logits, b, L, rw, stride, ga):
+    """Units where the pair agrees get exactly 0 (a select, not a branch: the unit loop
+    vectorises), in the precision of the arrays."""
     for r in range(ga.shape[0]):
         if (r // stride) % 2:
             continue
         r1 = r + stride
-        half_diff = 0.5 * (L[r1] - L[r])
+        half_diff = like(ga, 0.5) * (L[r1] - L[r])
+        w0, w1 = rw[r], rw[r1]
         for j in range(ga.shape[1]):
-            if b[r, j] != b[r1, j]:
-                c = disarm_coef(half_diff, logits[r, j], b[r, j])
-                ga[r, j] += rw[r] * c
-                ga[r1, j] += rw[r1] * c
+            c = disarm_pair_coef(half_diff, logits[r, j], b[r, j], b[r1, j])
+            ga[r, j] += w0 * c
+            ga[r1, j] += w1 * c
 
 
 @njit(cache=True, error_model="numpy")

@@ -594,3 +594,12 @@ def disarm_coef(half_diff, a, b):
     if b > 0.5:
         return -c
     return c
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def disarm_pair_coef(half_diff, a, b, b1):
+    """disarm_coef where b != b~ and 0 where they agree, by selects (no branch: a row loop
+    over the units vectorises); half_diff, a, b in one precision."""
+    c = half_diff * sigmoid(math.fabs(a))
+    c = -c if b > like(b, 0.5) else c
+    return c if b != b1 else like(a, 0.0)
