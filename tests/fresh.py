@@ -32,14 +32,15 @@ def relative_miss(got, want, rtol=0.0):
     return int((rel > rtol).sum()), float(rel.max())
 
 
-def tiny_miss_or_fail(node: str, what: str, got, want, rtol=0.0, recompute=None):
+def tiny_miss_or_fail(node: str, what: str, got, want, rtol=0.0, recompute=None, tiny=TINY):
     """Called when `got` failed its check against `want` (relative tolerance `rtol`; 0 for
-    bit-identity): fail at once on a miss of TINY or more, or in the fresh process itself;
+    bit-identity): fail at once on a miss of `tiny` (TINY unless the caller shows a tiny miss
+    grows: a training run) or more, or in the fresh process itself;
     else run test `node` ("file.py::name[id]") in a fresh process, fail if it fails there too,
     and warn with the figures of this process's miss. `recompute()`, when given, returns a new
     (got, want) computed in this process, to report whether the miss recurs here."""
     n_bad, rel = relative_miss(got, want, rtol)
-    assert rel < TINY and not in_fresh_process(), \
+    assert rel < tiny and not in_fresh_process(), \
         f"{what}: {n_bad} entries differ by more than {rtol:g}, max relative difference {rel:.2e}"
     again = "not recomputed"
     if recompute is not None:

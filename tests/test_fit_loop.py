@@ -33,6 +33,13 @@ OPTIMIZERS = {"adam": lambda: ppl.optim.Adam(0.01), "sgd": lambda: ppl.optim.SGD
               "momentum": lambda: ppl.optim.Momentum(0.02, mu=0.8)}
 
 
+# A miss of ~1e-11 in one transcendental of a long-lived test process (tests/fresh.py) grows
+# through tens of Adam steps (seen: 1.7e-8 after 37); a real difference between the loops (another
+# batch, draw, step count or optimiser state) changes the first step it touches by far more. Such
+# a grown miss is re-checked strictly (bit for bit) in a fresh process.
+GROWN = 1e-6
+
+
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 def test_nopython_loop_equals_per_step_loop(opt, tmp_path):
     data = _data()
@@ -45,12 +52,15 @@ def test_nopython_loop_equals_per_step_loop(opt, tmp_path):
     want = np.concatenate([b[1].loss, b[1].eval, b[0].theta, b[0].state] + [b[2][k].ravel() for k in sorted(b[2])])
     assert a[1].eval_steps == b[1].eval_steps == [10, 20, 30, 37]
     assert len(a[1].loss) == 37 and int(a[2]["t"]) == int(b[2]["t"]) == 37
-    if not np.array_equal(got, want):
-        fresh.tiny_miss_or_fail(f"test_fit_loop.py::test_nopython_loop_equals_per_step_loop[{opt}]",
-                                f"fit nopython vs per-step ({opt})", got, want)
     ca, cb = np.load(tmp_path / "ck_True.npz"), np.load(tmp_path / "ck_False.npz")
     assert sorted(ca.files) == sorted(cb.files)
-    assert all(np.array_equal(ca[k], cb[k]) for k in ca.files)
+    numeric = [k for k in sorted(ca.files) if ca[k].dtype.kind in "biuf"]
+    assert all(np.array_equal(ca[k], cb[k]) for k in ca.files if k not in numeric)   # names, kinds
+    got = np.concatenate([got] + [np.ravel(ca[k]).astype(float) for k in numeric])
+    want = np.concatenate([want] + [np.ravel(cb[k]).astype(float) for k in numeric])
+    if not np.array_equal(got, want):
+        fresh.tiny_miss_or_fail(f"test_fit_loop.py::test_nopython_loop_equals_per_step_loop[{opt}]",
+                                f"fit nopython vs per-step ({opt})", got, want, tiny=GROWN)
 
 
 def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
@@ -61,8 +71,10 @@ def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
     prog2, opt2 = _sbn_prog(), ppl.optim.Adam(0.01)
     h = fit(prog2, data, opt2, steps=30, batch_size=8, seed=1, progress=False, nopython=True, checkpoint=ck,
             resume=True)
-    np.testing.assert_array_equal(h.loss, full[1].loss)
-    np.testing.assert_array_equal(prog2.theta, full[0].theta)
+    got, want = np.concatenate([h.loss, prog2.theta]), np.concatenate([full[1].loss, full[0].theta])
+    if not np.array_equal(got, want):
+        fresh.tiny_miss_or_fail("test_fit_loop.py::test_resume_in_the_nopython_loop_continues_the_uninterrupted_run",
+                                "resumed nopython run vs uninterrupted", got, want, tiny=GROWN)
 
 
 def test_model_without_inputs_row_fused_program():
