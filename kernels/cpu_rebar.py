@@ -35,22 +35,24 @@ _LOOP = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 
 @njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
-def _rebar_noise(a, u, v):
-    """(b, z, z~, dz~/da) of one unit: z = a + logit(u), b = H(z), z~ from v given b."""
-    z = a + flog(u / (like(u, 1.0) - u))   # logit(u); 1 - u is exact on the uniforms' grid
-    zero = like(a, 0.0)
-    b = like(a, 1.0) if z > zero else zero
-    zt, dzt = logistic_given_bernoulli(a, v, b)
-    return b, z, zt, dzt
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _rebar_unit(a, u, v, inv1, inv2):
-    """The five configuration values of one unit and dz~/da: (b, sigma(z / lam),
-    sigma(z~ / lam), sigma(z / lam'), sigma(z~ / lam'), dz~/da); inv1 = 1 / lam and
-    inv2 = 1 / lam' in the precision of a."""
-    b, z, zt, dzt = _rebar_noise(a, u, v)
-    return b, sigmoid(z * inv1), sigmoid(zt * inv1), sigmoid(z * inv2), sigmoid(zt * inv2), dzt
+def _rebar_unit(r0, j, a, u, v, stride, trained, inv1, inv2, out, dzt):
+    """Unit j of drawn row r0 in its configuration rows r0 + c stride: b = H(z), sigma(z / lam),
+    sigma(z~ / lam) and, when trained, sigma(z / lam'), sigma(z~ / lam'); z = a + logit(u), z~
+    from v given b, dz~/da kept in dzt[r0, j]; inv1 = 1 / lam and inv2 = 1 / lam' in the
+    precision of a."""
+    x = a[r0, j]
+    uj = u[r0, j]
+    z = x + flog(uj / (like(uj, 1.0) - uj))   # logit(u); 1 - u is exact on the uniforms' grid
+    zero = like(x, 0.0)
+    b = like(x, 1.0) if z > zero else zero
+    zt, dz = logistic_given_bernoulli(x, v[r0, j], b)
+    dzt[r0, j] = dz
+    out[r0, j] = b
+    out[r0 + stride, j] = sigmoid(z * inv1)
+    out[r0 + 2 * stride, j] = sigmoid(zt * inv1)
+    if trained:
+        out[r0 + 3 * stride, j] = sigmoid(z * inv2)
+        out[r0 + 4 * stride, j] = sigmoid(zt * inv2)
 
 
 @njit(cache=True)
@@ -61,28 +63,15 @@ def _inverse_temperatures(loglam, delta, x):
 
 
 @njit(**_LOOP)
-def _rebar_forward_row(r0, a, u, v, stride, inv1, out, dzt):
-    """Rows r0 + c stride (c = 0..2) of a drawn row r0, every unit computed once; dz~/da kept in
-    dzt's row r0 for the backward pass."""
-    for j in range(out.shape[1]):
-        b, z, zt, dz = _rebar_noise(a[r0, j], u[r0, j], v[r0, j])
-        dzt[r0, j] = dz
-        out[r0, j] = b
-        out[r0 + stride, j] = sigmoid(z * inv1)
-        out[r0 + 2 * stride, j] = sigmoid(zt * inv1)
-
-
-@njit(**_LOOP)
-def _rebar_forward_row5(r0, a, u, v, stride, inv1, inv2, out, dzt):
-    """Rows r0 + c stride (c = 0..4) of a drawn row r0 (eta and the temperature trained)."""
-    for j in range(out.shape[1]):
-        b, y1, y2, y3, y4, dz = _rebar_unit(a[r0, j], u[r0, j], v[r0, j], inv1, inv2)
-        dzt[r0, j] = dz
-        out[r0, j] = b
-        out[r0 + stride, j] = y1
-        out[r0 + 2 * stride, j] = y2
-        out[r0 + 3 * stride, j] = y3
-        out[r0 + 4 * stride, j] = y4
+def _rebar_forward_row(r0, a, u, v, stride, trained, inv1, inv2, out, dzt):
+    """The configuration rows of drawn row r0, every unit computed once (_rebar_unit); one loop
+    per layout, so each vectorises without a test per unit."""
+    if trained:
+        for j in range(out.shape[1]):
+            _rebar_unit(r0, j, a, u, v, stride, True, inv1, inv2, out, dzt)
+    else:
+        for j in range(out.shape[1]):
+            _rebar_unit(r0, j, a, u, v, stride, False, inv1, inv2, out, dzt)
 
 
 @njit(cache=True)
@@ -90,12 +79,10 @@ def rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
     """The node's values in its `configs` configuration rows (module docstring); u, v are read
     and dz~/da is written (into dzt, for rebar_bwd) at the drawn rows (digit 0)."""
     inv1, inv2 = _inverse_temperatures(loglam, delta, out)
+    trained = configs == CONFIGS
     for base in range(0, out.shape[0], configs * stride):   # drawn rows: digit 0, no divisions
         for r0 in range(base, base + stride):
-            if configs == CONFIGS:
-                _rebar_forward_row5(r0, a, u, v, stride, inv1, inv2, out, dzt)
-            else:
-                _rebar_forward_row(r0, a, u, v, stride, inv1, out, dzt)
+            _rebar_forward_row(r0, a, u, v, stride, trained, inv1, inv2, out, dzt)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -175,13 +162,18 @@ def _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, t
 
 
 @njit(cache=True)
+def _check_layout(configs, train):
+    if train and configs != CONFIGS:
+        raise ValueError("REBAR: training eta and the temperature needs CONFIGS configuration rows per drawn row")
+
+
+@njit(cache=True)
 def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train
     (then configs == CONFIGS), the variance gradients into geta and glam (d/d log lam). y holds
     the node's values of the forward pass (its configuration rows), dzt its dz~/da (drawn rows)
     and sa sigma(a) if a log_prob cost kept it (else an empty array: computed here)."""
-    if train and configs != CONFIGS:
-        raise ValueError("rebar_bwd: training eta and the temperature needs CONFIGS configuration rows")
+    _check_layout(configs, train)
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
@@ -429,6 +421,7 @@ def _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delt
 def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
     """REBAR for groups of K: relaxed rows backpropagate through softmax(. / lam) to z (row 1,
     dz/da = I) and to z~ (row 2, then J^T with J = dz~/da of the conditional Gumbel)."""
+    _check_layout(configs, train)
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)

@@ -59,14 +59,7 @@ def _rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
         r = i // D
         j = i - r * D
         if (r // stride) % configs == 0:
-            b, y1, y2, y3, y4, dz = _rebar_unit(a[r, j], u[r, j], v[r, j], inv1, inv2)
-            dzt[r, j] = dz
-            out[r, j] = b
-            out[r + stride, j] = y1
-            out[r + 2 * stride, j] = y2
-            if configs == CONFIGS:
-                out[r + 3 * stride, j] = y3
-                out[r + 4 * stride, j] = y4
+            _rebar_unit(r, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
 
 
 def rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):

@@ -248,6 +248,9 @@ def test_limits_are_clear_errors():
         with pytest.raises(ValueError, match="CONFIGS"):
             kernels.rebar_bwd(z, np.empty((0, 0)), z, z, np.zeros(RF), np.ones(RF), z, STRIDE, FIXED, np.ones(1),
                               np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
+        with pytest.raises(ValueError, match="CONFIGS"):
+            kernels.rebar_categorical_bwd(z, z, z, np.zeros(RF), np.ones(RF), z, STRIDE, FIXED, K, np.ones(1),
+                                          np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
         z = np.zeros((RF, D))
     k = gpu_rebar.MAX_K + 1
     z = cuda.to_device(np.zeros((5, k)))
