@@ -587,19 +587,16 @@ def arm_coef(diff, u):
     return diff * (u - 0.5)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def disarm_coef(half_diff, a, b):
     """DisARM (Dong et al. 2020), for b != b~: 1/2 (f(b~) - f(b)) (-1)^b sigma(|a|)."""
     c = half_diff * sigmoid(math.fabs(a))
-    if b > 0.5:
-        return -c
-    return c
+    return -c if b > like(b, 0.5) else c
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def disarm_pair_coef(half_diff, a, b, b1):
     """disarm_coef where b != b~ and 0 where they agree, by selects (no branch: a row loop
     over the units vectorises); half_diff, a, b in one precision."""
-    c = half_diff * sigmoid(math.fabs(a))
-    c = -c if b > like(b, 0.5) else c
+    c = disarm_coef(half_diff, a, b)
     return c if b != b1 else like(a, 0.0)
