@@ -65,8 +65,9 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.data import Batches  # noqa: E402
 from ppl.fit import fit  # noqa: E402
+from ppl.kernels import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
-from peers import build_sbn  # noqa: E402  (benchmarks/, the script's folder)
+from peers import build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
 
 CASES = {"sbn64-32": (64, (32,)), "sbn784-200": (784, (200,)), "sbn784-200-200": (784, (200, 200))}
 BATCH_784 = 50
@@ -304,19 +305,6 @@ def numpyro_trainer(spec):
     return {"numpyro_svi": run}
 
 
-def calibrate(fn, seconds):
-    """Steps n so that fn(n) takes about `seconds` (fn warm; n grows, so use it where a new n
-    costs no compile)."""
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        fn(n)
-        dt = time.perf_counter() - t0
-        if dt >= seconds / 4:
-            return max(1, round(n * seconds / dt))
-        n = max(n * 2, min(n * 16, round(n * seconds / 4 / max(dt, 1e-9))))
-
-
 def setup_scan(fn, n, seconds):
     """(n', compile seconds) for a scan runner: at most two compiles, the first at n (the jit
     way's count), the second at the n' that takes about `seconds` when n is off by > 2x."""
@@ -417,7 +405,7 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
 
     ours(2)   # compiles
     n_ours = calibrate(ours, args.seconds)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = blas.cores()
     spec = {"estimator": est, "two": two, "init": jax_params(prog), "X": X, "order": order, "B": B,
             "numpyro": with_numpyro}
     info, ways = {}, []

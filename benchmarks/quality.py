@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.data import Batches  # noqa: E402
 from ppl.fit import fit, heldout_loss  # noqa: E402
+from ppl.kernels import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from jax_peers import LR, digits784, jax_params, jax_trainer  # noqa: E402  (benchmarks/)
 
@@ -53,9 +54,9 @@ def main():
     X, Xt = digits784("train"), digits784("test")
     build = sbn.build(latent=(200,), pixels=784)
     prog = build.compile(dtype=np.float32, seed=0)
-    est = prog.explain().splitlines()[2].split("|")[2].strip()
+    (est,) = {ch.estimator for ch, _ in prog.choices.values()}   # the auto policy's choice for h1
     init = jax_params(prog)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = blas.cores()
     curves = {}
 
     # ppl

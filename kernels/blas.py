@@ -65,6 +65,11 @@ def get_threads():
     return int(_LIB.scipy_openblas_get_num_threads64_())
 
 
+def cores():
+    """The CPUs this process may run on (its affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def set_threads(n):
     """Set the products' BLAS threads (one process-wide setting of NumPy's OpenBLAS, which also
     serves NumPy's own products); returns the previous count. OpenBLAS keeps small products on

@@ -13,7 +13,6 @@ diverged run never leaves a broken checkpoint behind.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -27,7 +26,6 @@ from . import validate as V
 from .data import Batches
 from .dsl import ModelError
 from .kernels import blas
-from .kernels.cpu_noise import SERIAL_CUTOFF
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -243,11 +241,12 @@ def _blas_threads(prog, batch_size, asked):
         return V.integer(asked, "fit: blas_threads", lo=1)
     if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
         return None
+    from .kernels.cpu_noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
     rows = int(batch_size) * prog.rows_per_data_row
     noise = [w for name, r, w in prog.layout.ws2 if r == "R" and re.match(r"n\d+_", name)]
     if any(rows * w >= SERIAL_CUTOFF for w in noise):
         return None
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return blas.cores()
 
 
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,

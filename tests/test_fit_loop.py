@@ -2,8 +2,6 @@
 parameters, optimiser state, losses and evaluations bit for bit, across epochs, evaluations and
 checkpoints, for each bundled optimiser, for a model with and without inputs (the row-fused
 program included); the same errors at the same step."""
-import os
-
 import numpy as np
 import pytest
 
@@ -146,7 +144,7 @@ def test_blas_threads_rule_and_restore(monkeypatch):
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     prog = sbn.build(latent=(32,)).compile(estimators="score", dtype=np.float32)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = blas.cores()
     monkeypatch.setattr(blas, "DEFAULTED", True)
     assert _blas_threads(prog, 32, None) == cores          # 32 x 32 noise: a serial fill
     assert _blas_threads(prog, 1000, None) is None         # 32000 noise entries: Numba's threads
