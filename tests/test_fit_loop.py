@@ -5,7 +5,6 @@ program included); the same errors at the same step."""
 import numpy as np
 import pytest
 
-import fresh
 import ppl
 from ppl.fit import _Chunks, fit
 from ppl.models import sbn, toy_bernoulli
@@ -31,11 +30,6 @@ OPTIMIZERS = {"adam": lambda: ppl.optim.Adam(0.01), "sgd": lambda: ppl.optim.SGD
               "momentum": lambda: ppl.optim.Momentum(0.02, mu=0.8)}
 
 
-# A miss of ~1e-11 in one transcendental of a long-lived test process (tests/fresh.py) grows
-# through tens of Adam steps (seen: 1.7e-8 after 37); a real difference between the loops (another
-# batch, draw, step count or optimiser state) changes the first step it touches by far more. Such
-# a grown miss is re-checked strictly (bit for bit) in a fresh process.
-GROWN = 1e-6
 
 
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
@@ -56,9 +50,7 @@ def test_nopython_loop_equals_per_step_loop(opt, tmp_path):
     assert all(np.array_equal(ca[k], cb[k]) for k in ca.files if k not in numeric)   # names, kinds
     got = np.concatenate([got] + [np.ravel(ca[k]).astype(float) for k in numeric])
     want = np.concatenate([want] + [np.ravel(cb[k]).astype(float) for k in numeric])
-    if not np.array_equal(got, want):
-        fresh.tiny_miss_or_fail(f"test_fit_loop.py::test_nopython_loop_equals_per_step_loop[{opt}]",
-                                f"fit nopython vs per-step ({opt})", got, want, tiny=GROWN)
+    np.testing.assert_array_equal(got, want, err_msg=f"fit nopython vs per-step ({opt})")
 
 
 def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
@@ -70,9 +62,7 @@ def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
     h = fit(prog2, data, opt2, steps=30, batch_size=8, seed=1, progress=False, nopython=True, checkpoint=ck,
             resume=True)
     got, want = np.concatenate([h.loss, prog2.theta]), np.concatenate([full[1].loss, full[0].theta])
-    if not np.array_equal(got, want):
-        fresh.tiny_miss_or_fail("test_fit_loop.py::test_resume_in_the_nopython_loop_continues_the_uninterrupted_run",
-                                "resumed nopython run vs uninterrupted", got, want, tiny=GROWN)
+    np.testing.assert_array_equal(got, want, err_msg="resumed nopython run vs uninterrupted")
 
 
 def test_model_without_inputs_row_fused_program():

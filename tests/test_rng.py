@@ -13,7 +13,6 @@ import pytest
 from numba import njit
 from scipy import stats
 
-import fresh
 from ppl.kernels import rng
 from ppl.kernels.cpu_noise import (
     fill_bernoulli_logit,
@@ -197,10 +196,8 @@ def test_fill_equals_scalar_function(kind, dtype):
     f = SCALARS[(kind, dtype)]
     rows = range(0, 1000, 7)  # every column (all lanes and the ragged tail), many rows
     want = np.array([[f(seed, stream, r, c, step) for c in range(37)] for r in rows], dtype)
-    _identical_or_clean_process(out[list(rows)], want, f"fill_{kind} vs the scalar function, {np.dtype(dtype)}",
-                                f"test_fill_equals_scalar_function[{kind}-{np.dtype(dtype).name}]")
-    _identical_or_clean_process(out, _fill(kind, (1000, 37), dtype, seed, stream, step), f"fill_{kind} twice",
-                                f"test_fill_equals_scalar_function[{kind}-{np.dtype(dtype).name}]")
+    np.testing.assert_array_equal(out[list(rows)], want, err_msg=f"fill_{kind} vs the scalar function, {np.dtype(dtype)}")
+    np.testing.assert_array_equal(out, _fill(kind, (1000, 37), dtype, seed, stream, step), err_msg=f"fill_{kind} twice")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -233,15 +230,7 @@ def test_identical_with_one_and_two_threads(kind):
         two = _fill(kind, (1000, 37), np.float64, 5, 6, 7)
     finally:
         numba.set_num_threads(before)
-    _identical_or_clean_process(one, two, f"fill_{kind} with 1 and 2 threads",
-                                f"test_identical_with_one_and_two_threads[{kind}]")
-
-
-def _identical_or_clean_process(got, want, what: str, test_id: str):
-    """Bit-identity, checked again in a fresh process when this one misses by a tiny amount
-    (tests/fresh.py: a rare state of long-lived test processes)."""
-    if not np.array_equal(got, want):
-        fresh.tiny_miss_or_fail(f"test_rng.py::{test_id}", what, got, want)
+    np.testing.assert_array_equal(one, two, err_msg=f"fill_{kind} with 1 and 2 threads")
 
 
 def test_serial_and_parallel_paths_agree():

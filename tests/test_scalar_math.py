@@ -19,7 +19,6 @@ from numba import njit
 from numpy.testing import assert_allclose
 from scipy import special
 
-import fresh
 from ppl.kernels import scalar as S
 
 _pos = np.logspace(-8, 4, 700)
@@ -70,12 +69,7 @@ REFERENCES = [
 @pytest.mark.parametrize("name,f,ref,rtol", REFERENCES, ids=[r[0] for r in REFERENCES])
 def test_against_scipy_on_grid(name, f, ref, rtol):
     got, want = vec(f, GRID), ref(GRID)
-    try:
-        assert_rel(got, want, rtol)
-    except AssertionError:   # a tiny miss of this process only is re-checked fresh (tests/fresh.py)
-        fresh.tiny_miss_or_fail(f"test_scalar_math.py::test_against_scipy_on_grid[{name}]",
-                                f"{name} on the grid", got, want, rtol,
-                                recompute=lambda: (vec(f, GRID), ref(GRID)))
+    assert_rel(got, want, rtol)
 
 
 def test_extreme_arguments_stay_finite_and_exact():
