@@ -119,6 +119,69 @@ def loo_baseline(L, K, S, b):
 
 
 @njit(cache=True, error_model="numpy")
+def _iwae_row(tot, K, i, n, rw, ell):
+    """Data row i of iwae_bound: writes its K rows of rw and ell, returns its bound."""
+    m = math.inf
+    for k in range(K):
+        c = float(tot[i * K + k])
+        if c < m:
+            m = c
+    z = 0.0
+    for k in range(K):
+        z += math.exp(m - float(tot[i * K + k]))
+    val = m - math.log(z / K)
+    for k in range(K):
+        r = i * K + k
+        rw[r] = math.exp(m - float(tot[r])) / z / n
+        ell[r] = val
+    return val
+
+
+@njit(cache=True, error_model="numpy")
+def iwae_bound(tot, K, rw, ell):
+    """The importance-weighted bound (Burda et al. 2016) of each data row's K draws. Rows
+    i K + k hold draw k's total cost C_ik (= -log w_ik, the costs being -log p + log q terms):
+    ell_i = -log (1/K sum_k exp(-C_ik)), written to each of the row's K rows of `ell`;
+    rw[r] = exp(-C_ik) / sum_k' exp(-C_ik') / n, the cotangent of C_ik in the mean of ell_i over
+    the n data rows, which is returned (float64). A NaN total makes its row's bound NaN."""
+    n = tot.shape[0] // K
+    s = 0.0
+    for i in range(n):
+        s += _iwae_row(tot, K, i, n, rw, ell)
+    return s / n
+
+
+@njit(cache=True, error_model="numpy")
+def _vimco_row(tot, K, i, b):
+    """Data row i of vimco_baseline."""
+    tsum = 0.0
+    for k in range(K):
+        tsum += float(tot[i * K + k])
+    for k in range(K):
+        cbar = (tsum - float(tot[i * K + k])) / (K - 1)
+        m = cbar
+        for j in range(K):
+            c = float(tot[i * K + j])
+            if j != k and c < m:
+                m = c
+        z = math.exp(m - cbar)
+        for j in range(K):
+            if j != k:
+                z += math.exp(m - float(tot[i * K + j]))
+        b[i * K + k] = m - math.log(z / K)
+
+
+@njit(cache=True, error_model="numpy")
+def vimco_baseline(tot, K, b):
+    """VIMCO's leave-one-out baselines (Mnih & Rezende 2016): b[i K + k] = the bound of data row
+    i with draw k's total cost replaced by the mean of the other K - 1 (the geometric mean of
+    their weights), -log (1/K (sum_{j != k} exp(-C_ij) + exp(-mean_{j != k} C_ij))); it does not
+    depend on draw k. O(K^2) per data row, each sum shifted by its own smallest cost."""
+    for i in range(tot.shape[0] // K):
+        _vimco_row(tot, K, i, b)
+
+
+@njit(cache=True, error_model="numpy")
 def _group_size(sizes):
     """Configurations of the marginalised digits: the product of their sizes."""
     M = 1

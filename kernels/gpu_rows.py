@@ -24,6 +24,8 @@ _moving_average = device(S.moving_average)
 _scale_shift = device(S.scale_shift)
 _loo_marginal_group = device(cpu_rows._loo_marginal_group)
 _is_group_head = device(cpu_rows._is_group_head)
+_iwae_row = device(cpu_rows._iwae_row)
+_vimco_row = device(cpu_rows._vimco_row)
 
 
 @cuda.jit
@@ -101,6 +103,36 @@ def weighted_total(rw, cost, acc):
     res = scratch()
     single_block(_weighted_total, cost.shape[0])(rw, cost, acc, res)
     return float(res.copy_to_host()[0])
+
+
+@cuda.jit
+def _iwae_bound(tot, K, rw, ell, res):
+    n = tot.shape[0] // K
+    s = 0.0
+    for i in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+        s += _iwae_row(tot, K, i, n, rw, ell)
+    total = block_sum(s)
+    if cuda.threadIdx.x == 0:
+        res[0] = total / n
+
+
+def iwae_bound(tot, K, rw, ell):
+    """The importance-weighted bound of each data row's K draws (see cpu_rows.iwae_bound): ell and
+    the normalised weights / n written per row; returns the mean bound (copied to the host)."""
+    res = scratch()
+    single_block(_iwae_bound, tot.shape[0] // K)(tot, K, rw, ell, res)
+    return float(res.copy_to_host()[0])
+
+
+@cuda.jit
+def _vimco_baseline(tot, K, b):
+    for i in range(cuda.grid(1), tot.shape[0] // K, cuda.gridsize(1)):
+        _vimco_row(tot, K, i, b)
+
+
+def vimco_baseline(tot, K, b):
+    """VIMCO's leave-one-out baselines of the bound (see cpu_rows.vimco_baseline)."""
+    _run(_vimco_baseline, tot.shape[0] // K, tot, K, b)
 
 
 @cuda.jit

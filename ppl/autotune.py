@@ -47,7 +47,7 @@ def _measure(prog, data, batch):
 
 
 def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, target, cache, pilot,
-             lowering="auto"):
+             lowering="auto", objective="elbo"):
     """Compile with the least variance x time estimator per node; `compile_model` is the
     compiler's entry point (passed in: the compiler calls this module, not the reverse)."""
 
@@ -56,7 +56,7 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
                          "(for a model without inputs, pilot=N rows)")
     data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
     an = G.analyse(model)
-    base = select(model, an, estimators, "unbiased", int(samples), baseline)
+    base = select(model, an, estimators, "unbiased", int(samples), baseline, objective)
     fixed = dict(estimators) if isinstance(estimators, dict) else {}
     chosen = {n.name: (ch.estimator, {}) for n, (ch, _) in base.items()}
     report = {}
@@ -65,14 +65,14 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
             continue
         rows = []
         for name, est in sorted(REGISTRY.items()):
-            if not est.unbiased or est.check(info) is not None:
+            if not est.unbiased or est.applies(info) is not None:
                 continue
             trial = dict(chosen)
             trial[node.name] = (name, {})
             try:
                 prog = compile_model(model, estimators=trial, policy="unbiased", dtype=dtype, samples=samples,
                                      baseline=baseline, seed=seed, target=target, cache=cache,
-                                     lowering="arrays" if lowering == "arrays" else "auto")
+                                     lowering="arrays" if lowering == "arrays" else "auto", objective=objective)
             except ModelError:
                 continue  # e.g. a support too large to enumerate
             var, dt = _measure(prog, data, batch)
@@ -81,7 +81,8 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
         chosen[node.name] = (rows[0][1], {})
         report[node.name] = rows
     prog = compile_model(model, estimators=chosen, policy="unbiased", dtype=dtype, samples=samples,
-                         baseline=baseline, seed=seed, target=target, cache=cache, lowering=lowering)
+                         baseline=baseline, seed=seed, target=target, cache=cache, lowering=lowering,
+                         objective=objective)
     for node, (ch, _) in prog.choices.items():
         if node.name in report:
             ch.reason = "autotune: least gradient variance x time per step on the pilot data"

@@ -101,7 +101,8 @@ def parse_model_opts(pairs) -> dict:
 # --------------------------------------------------------------------------- shared steps
 def _settings(mod, args) -> dict:
     D = dict(mod.DEFAULTS)
-    for k in ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy"):
+    D.setdefault("objective", "elbo")
+    for k in ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective"):
         v = getattr(args, k, None)
         if v is not None:
             D[k] = v
@@ -155,7 +156,7 @@ def _compile(mod, D, model_opts, seed, estimators=None, target="cpu"):
     est = parse_estimators(spec) if isinstance(spec, str) else spec
     t0 = time.perf_counter()
     prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
-                         seed=seed, target=target)
+                         seed=seed, target=target, objective=D["objective"])
     return prog, time.perf_counter() - t0
 
 
@@ -351,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--policy", choices=["unbiased", "fast"], default=None,
                         help="how 'auto' picks estimators: unbiased (default) or fast (biased, low variance)")
         sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
+        sp.add_argument("--objective", choices=["elbo", "iwae"], default=None,
+                        help="elbo (default) or iwae: the importance-weighted bound of the K draws of each "
+                             "data row (needs --samples >= 2)")
         sp.add_argument("--dtype", choices=["float32", "float64"], default=None, help="model default")
         sp.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
                         help="a build() option of the model, e.g. latent=32,32 (repeatable)")

@@ -116,6 +116,7 @@ class Compilation:
     target: str
     cache: bool
     lowering: str
+    objective: str = "elbo"
     an: G.Analysis | None = None
     choices: dict | None = None
     lw: Lowering | None = None            # the lowering: layout, emitted code, user functions
@@ -128,13 +129,14 @@ def analyse(c: Compilation):
 
 
 def select_estimators(c: Compilation):
-    c.choices = select(c.model, c.an, c.estimators, c.policy, c.samples, c.baseline)
+    c.choices = select(c.model, c.an, c.estimators, c.policy, c.samples, c.baseline, c.objective)
 
 
 def fuse(c: Compilation):
     rng = np.random.default_rng(c.seed)
     if c.lowering != "arrays" and c.target == "cpu":
-        why = scalar_lowering.applies(c.model, c.choices)
+        why = ("the IWAE bound couples a data row's draws" if c.objective == "iwae"
+               else scalar_lowering.applies(c.model, c.choices))
         if why is None:
             c.lw = scalar_lowering.ScalarLowering(c.model, c.an, c.choices, c.samples, rng, str(c.dtype))
             return
@@ -143,7 +145,7 @@ def fuse(c: Compilation):
                              f"use lowering='auto' (array kernels)")
     elif c.lowering == "scalar":
         raise ModelError(f"lowering='scalar' is a CPU lowering; target {c.target!r} uses array kernels")
-    c.lw = Lowering(c.model, c.an, c.choices, c.samples, rng)
+    c.lw = Lowering(c.model, c.an, c.choices, c.samples, rng, c.objective)
 
 
 def plan_rows(c: Compilation):
@@ -185,9 +187,17 @@ PASSES = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse), (
           ("check target", check_target_kernels), ("render", render))
 
 
+OBJECTIVES = ("elbo", "iwae")
+
+
 def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
-                  baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto"):
+                  baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto", objective="elbo"):
     samples = V.integer(samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise ModelError(f"compile: objective must be one of {', '.join(map(repr, OBJECTIVES))}, got {objective!r}")
+    if objective == "iwae" and samples < 2:
+        raise ModelError(f"compile: objective 'iwae' is a bound over the samples=K draws of each data row; "
+                         f"got samples={samples} (with one draw it is the ELBO): pass samples >= 2")
     seed = V.seed(seed, "compile: seed")
     try:
         ok = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
@@ -201,12 +211,13 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
                          f"got {baseline!r}")
     if policy == "autotune":
         return autotune(model, compile_model, estimators=estimators, dtype=dtype, samples=samples, baseline=baseline, seed=seed,
-                        target=target, cache=cache, pilot=pilot, lowering=lowering)
+                        target=target, cache=cache, pilot=pilot, lowering=lowering, objective=objective)
     if target != "cpu":
         check_target(target)
     if lowering not in LOWERINGS:
         raise ModelError(f"lowering must be one of {', '.join(LOWERINGS)}, got {lowering!r}")
-    c = Compilation(model, estimators, policy, np.dtype(dtype), int(samples), baseline, seed, target, cache, lowering)
+    c = Compilation(model, estimators, policy, np.dtype(dtype), int(samples), baseline, seed, target, cache, lowering,
+                    objective)
     for name, run in PASSES:
         t0 = time.perf_counter()
         run(c)
@@ -218,6 +229,7 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         mod = load_source(model.name, c.source, c.lw.globals)
         prog = Program(model, c.an, c.choices, c.lw.L, mod, c.source, c.dtype, c.samples)
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
+    prog.objective = objective
     return prog
 
 

@@ -201,7 +201,7 @@ class Model:
 
     def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float32, samples: int = 1,
                 baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,
-                pilot=None, lowering: str = "auto"):
+                pilot=None, lowering: str = "auto", objective: str = "elbo"):
         """Choose an estimator per stochastic node and lower the graph to one fused step.
 
         estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
@@ -213,12 +213,17 @@ class Model:
         lowering: "auto" (row-fused scalar code when every node has width 1 and every estimator
         has a row-local form, else array kernels), "arrays" or "scalar" (an error when it does
         not apply); both give the same draws and, up to rounding, the same step.
+        objective: "elbo" (default: the mean over data rows of E[sum of costs]) or "iwae": the
+        importance-weighted bound over each data row's K = samples draws (Burda et al. 2016),
+        -log (1/K sum_k exp(-C_k)) with C_k the sum of the costs of draw k; the costs are then
+        read as -log p + log q terms, -C_k the draw's log weight (any other costs are combined
+        the same way: a soft minimum of the draws' totals). Needs samples >= 2.
         """
         if _COMPILER is None:  # pragma: no cover - importing ppl installs it
             raise RuntimeError("ppl.compiler is not loaded; import ppl")
         return _COMPILER(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
                          baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot,
-                         lowering=lowering)
+                         lowering=lowering, objective=objective)
 
 
 # --------------------------------------------------------------------------- parameters and layers

@@ -58,8 +58,10 @@ class Lowering:
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
 
-    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator):
+    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
+                 objective: str = "elbo"):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
+        self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
         self.rng = rng
         self.L = Layout()
         self.fwd: list[str] = []
@@ -261,6 +263,21 @@ class Lowering:
             self._Lcache[key] = L
         return self._Lcache[key]
 
+    def learning_signal(self, node: Node) -> tuple:
+        """(L, weights) of a score-function node: the ELBO's is the sum of the costs downstream of
+        the node per row, weighted by rw; the IWAE bound's, the row's bound ell_i (every cost of
+        the draw enters it through the weights), each row weighted 1 / B."""
+        if self.objective == "iwae":
+            return self.ell, self.uw
+        return self.downstream_L(node), self.rw
+
+    def vimco_baseline(self) -> str:
+        """IWAE: VIMCO's leave-one-out baseline of every row (computed once, shared by the nodes)."""
+        if "vimco" not in self._Lcache:
+            b = self._Lcache["vimco"] = self.buf1("bvimco_")
+            self.emit(f"R_.vimco_baseline({self.totals}, {self.samples}, {b})")
+        return self._Lcache["vimco"]
+
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]
 
@@ -371,8 +388,16 @@ class Lowering:
             self.emit(f"B_.copy1({self.rw}, {self.cw})")
             for n in self.rebar_nodes:
                 self._estimator(n).seed_weights(self, n)
-        tot = self.buf1("tot_")
+        tot = self.totals = self.buf1("tot_")
         self.emit(f"R_.zero1({tot})")
+        if self.objective == "iwae":
+            # -C of a draw is its log weight; rw becomes the cotangents of the draws' totals
+            for c in self.model.costs:
+                self.emit(f"R_.add_rows(c_{c.name}, {tot})")
+            self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
+            self.emit(f"R_.fill({self.uw}, 1.0 / B)")
+            self.emit(f"loss = R_.iwae_bound({tot}, {self.samples}, {self.rw}, {self.ell})")
+            return
         self.emit("loss = 0.0")
         for c in self.model.costs:
             self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")

@@ -57,6 +57,7 @@ class ParamView(MutableMapping):
 
 class Program:
     target = "cpu"
+    objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, choices
@@ -160,7 +161,9 @@ class Program:
         return float(self._run(data, batch, seed, step, 0)[0])
 
     def loss_parts(self, data=None, seed=0, step=0, batch=None) -> dict:
-        """The objective split by cost name (same draw as `loss` for the same seed and step)."""
+        """The objective split by cost name (same draw as `loss` for the same seed and step).
+        Under objective 'iwae' each cost's average under the draws' normalised importance
+        weights (they do not add up to the bound, which `loss` returns)."""
         _, a = self._run(data, batch, seed, step, 0)
         ws1 = a[4]
         rw = ws1[self.layout.rw_index]
@@ -200,6 +203,9 @@ class Program:
                 for score, name, var, dt in ch.measurements:
                     lines.append(f"  {name:<16} | {var:13.4g} | {dt * 1e6:8.1f} | {score:.4g}")
         extra = f"step: {self.layout.lowering}; samples per data row: {self.samples}"
+        if self.objective == "iwae":
+            extra = (f"objective: iwae, -log (1/K sum_k exp(-C_k)) over the K = {self.samples} draws of each data "
+                     f"row (C_k: the sum of draw k's costs)\n") + extra
         if self.layout.S > 1:
             extra += f"; rows per draw (enumeration / antithetic / REBAR configurations): {self.layout.S}"
         return "\n".join(lines + [extra])

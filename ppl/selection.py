@@ -42,6 +42,9 @@ RULES = [
     ("unbiased", lambda i: i.dist.antithetic, "disarm",
      lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has far lower "
                "variance than the score function, for two evaluations of the downstream graph"),
+    ("*", lambda i: i.objective == "iwae", "vimco",
+     lambda i: "multi-sample (IWAE) bound, not reparameterisable along every path: the score function of "
+               "the bound with VIMCO's leave-one-out baselines per draw"),
     ("*", lambda i: True, "score", _score_reason),
 ]
 POLICIES = ("unbiased", "fast", "autotune")
@@ -55,7 +58,8 @@ def _parse_override(spec, node: Node):
     raise ModelError(f"estimator for '{node.name}' must be a name or (name, {{options}}), got {spec!r}")
 
 
-def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, baseline) -> dict:
+def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, baseline,
+           objective: str = "elbo") -> dict:
     if policy not in POLICIES:
         raise ModelError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     stoch = [n for n in an.order if n.is_stochastic]
@@ -74,22 +78,22 @@ def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, 
     out = {}
     for n in stoch:
         d = DISTRIBUTIONS[n.kind]
-        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)))
+        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)), objective)
         if n.name in overrides:
             name, opts = _parse_override(overrides[n.name], n)
             if name not in REGISTRY:
                 raise ModelError(f"{d.name} '{n.name}': unknown estimator {name!r}; known: "
                                  f"{', '.join(sorted(REGISTRY))}")
-            why_not = REGISTRY[name].check(info)
+            why_not = REGISTRY[name].applies(info)
             if why_not:
-                usable = [k for k, e in sorted(REGISTRY.items()) if e.check(info) is None]
+                usable = [k for k, e in sorted(REGISTRY.items()) if e.applies(info) is None]
                 raise ModelError(f"{d.name} '{n.name}': estimator '{name}' does not apply ({why_not}); "
                                  f"use {', '.join(repr(u) for u in usable)}")
             reason = "chosen by the user"
         else:
             rule_policy = "unbiased" if policy == "autotune" else policy
             for pol, cond, name, why in RULES:
-                if pol in ("*", rule_policy) and cond(info) and REGISTRY[name].check(info) is None:
+                if pol in ("*", rule_policy) and cond(info) and REGISTRY[name].applies(info) is None:
                     reason = why(info)
                     opts = {}
                     break

@@ -9,6 +9,12 @@ the compiler or the kernels: each op is written again below from its definition.
 
     F = objective(model, params, data)           # mean over data rows of E[sum of costs]
     g = gradient(model, params, data)            # {param name: dF/dparam}
+    F = objective(model, params, data, iwae=K)   # the importance-weighted bound of K draws:
+                                                 # mean over data rows of E[-log mean_k exp(-C_k)]
+    g = gradient(model, params, data, iwae=K)
+
+The bound's expectation is over K independent draws of every branch (weight w_b, total cost
+C_b): every K-tuple of branches is enumerated (M^K tuples for M branches).
 """
 import math
 
@@ -122,8 +128,9 @@ def _head(n, x):
     raise NotImplementedError(k)
 
 
-def _row_objective(model, params, row):
-    """E[sum of costs] for one data row (dict input name -> 1D array)."""
+def _row_branches(model, params, row):
+    """(w, C): the branches of one data row's expectation (dict input name -> 1D array): their
+    weights (summing to 1) and the sum of the costs in each."""
     vals = {}
     w = np.ones(1)          # branch weights
     nb = 1
@@ -155,15 +162,29 @@ def _row_objective(model, params, row):
             vals[n.name] = _head(n, ins)
         else:
             vals[n.name] = _layer(n, ins, params)
-    return float(sum((w * vals[c.name]).sum() for c in model.costs))
+    return w, sum(np.broadcast_to(vals[c.name], w.shape) for c in model.costs)
 
 
-def objective(model, params, data=None, rows=1):
-    """Mean over data rows of E[sum of costs]; `rows` data rows when the model has no input."""
+def _row_iwae(w, C, K):
+    """E[-log (1/K sum_k exp(-C_{b_k}))] over K independent draws of the branches."""
+    idx = np.array(np.meshgrid(*[np.arange(len(w))] * K, indexing="ij")).reshape(K, -1)
+    wt = np.prod(w[idx], axis=0)
+    ell = -(logsumexp(-C[idx], axis=0) - math.log(K))
+    return float((wt * ell).sum())
+
+
+def _row_objective(model, params, row, iwae=None):
+    w, C = _row_branches(model, params, row)
+    return float((w * C).sum()) if iwae is None else _row_iwae(w, C, iwae)
+
+
+def objective(model, params, data=None, rows=1, iwae=None):
+    """Mean over data rows of E[sum of costs] (iwae=K: of the importance-weighted bound of K
+    draws); `rows` data rows when the model has no input."""
     if data:
         B = len(next(iter(data.values())))
-        return sum(_row_objective(model, params, {k: v[i] for k, v in data.items()}) for i in range(B)) / B
-    return _row_objective(model, params, {})
+        return sum(_row_objective(model, params, {k: v[i] for k, v in data.items()}, iwae) for i in range(B)) / B
+    return _row_objective(model, params, {}, iwae)
 
 
 def model_params(prog):
@@ -172,7 +193,7 @@ def model_params(prog):
             if not k.startswith(("baseline.", "relax.", "rebar."))}
 
 
-def gradient(model, params, data=None, eps=1e-5):
+def gradient(model, params, data=None, eps=1e-5, iwae=None):
     """Central differences of `objective` for every entry of every parameter."""
     P = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     out = {}
@@ -181,9 +202,9 @@ def gradient(model, params, data=None, eps=1e-5):
         for idx in np.ndindex(v.shape):
             old = v[idx]
             v[idx] = old + eps
-            fp = objective(model, P, data)
+            fp = objective(model, P, data, iwae=iwae)
             v[idx] = old - eps
-            fm = objective(model, P, data)
+            fm = objective(model, P, data, iwae=iwae)
             v[idx] = old
             g[idx] = (fp - fm) / (2 * eps)
         out[k] = g

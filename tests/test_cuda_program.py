@@ -63,6 +63,17 @@ def test_gaussian_vae_parity():
     _parity(vae)
 
 
+@pytest.mark.parametrize("est", ["vimco", "score"])
+def test_iwae_parity(est):
+    """The importance-weighted bound (K = 3): its loss, its normalised weights' cotangents and
+    VIMCO's / the score function's signals on the device as on the CPU."""
+    _parity(sbn, estimators=est, samples=3, objective="iwae")
+
+
+def test_iwae_pathwise_parity():
+    _parity(vae, samples=2, objective="iwae")
+
+
 def test_training_on_the_device_matches_the_cpu():
     cpu, gpu = sbn().compile(dtype=np.float64, seed=2), sbn().compile(dtype=np.float64, seed=2, target="cuda")
     for prog in (cpu, gpu):

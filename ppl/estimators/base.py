@@ -24,6 +24,7 @@ class Context(Protocol):
     choices: dict        # stochastic node -> (Choice, NodeInfo)
     an: object           # graph.Analysis: order, downstream costs, ancestors' inputs
     samples: int         # K draws per data row
+    objective: str       # "elbo" or "iwae"
     S: int               # configurations per drawn row (enumeration, antithetic pairs)
     enum_stride: dict    # node -> the stride of its configuration digit in a row index
     rw: str              # row weights (1D)
@@ -45,6 +46,9 @@ class Context(Protocol):
     def param_values(self, node) -> list: """Value buffers of the node's distribution parameters."""
     def param_grads(self, node) -> list: """Their cotangent buffers (E2 where none)."""
     def downstream_L(self, node) -> str: """A 1D buffer: the sum of the node's downstream costs per row."""
+    def learning_signal(self, node) -> tuple: """(L, weights): a score-function node's signal per row and
+        the row weights of its estimate (ELBO: downstream_L and rw; IWAE: the row's bound and 1 / B)."""
+    def vimco_baseline(self) -> str: """IWAE: a 1D buffer of VIMCO's leave-one-out baselines per row."""
     def baseline_inputs(self, node) -> list: """The data inputs above the node (learned baselines)."""
     # emitting
     def emit(self, line: str) -> None: """One line of the current section (forward or backward)."""
@@ -93,6 +97,7 @@ class NodeInfo:
     blocked_by: str | None   # a gradient-free black box on a path to its costs, or None
     samples: int             # K draws per data row
     support: int | None      # joint support size (discrete nodes)
+    objective: str = "elbo"  # "elbo" or "iwae" (compile's objective)
 
     @property
     def differentiable(self) -> bool:
@@ -112,9 +117,17 @@ class Estimator:
     # stochastic nodes below it (forward_below / backward_below)
     evaluates_below = False
     options: dict = {}         # option name -> default
+    objectives = ("elbo",)     # the objectives whose gradient it estimates (compile's objective)
+
+    def applies(self, info: NodeInfo) -> str | None:
+        """None when the estimator applies to the node under the program's objective, else why not."""
+        if info.objective not in self.objectives:
+            return (f"it estimates the gradient of the {' and '.join(repr(o) for o in self.objectives)} "
+                    f"objective, not of {info.objective!r}")
+        return self.check(info)
 
     def check(self, info: NodeInfo) -> str | None:
-        """None when the estimator applies to the node, else the reason it does not."""
+        """None when the estimator applies to the node (whatever the objective), else why not."""
         return None
 
     def resolve(self, info: NodeInfo, opts: dict) -> dict:

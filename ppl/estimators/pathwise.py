@@ -1,12 +1,15 @@
 """Pathwise (reparameterisation) gradients: z = loc + scale * eps, eps ~ N(0, 1)
 (Kingma & Welling 2014; Rezende et al. 2014); the cotangent of z flows through dz/dloc = 1 and
-dz/dscale = eps. Unbiased."""
+dz/dscale = eps. Unbiased. Under the IWAE bound the cotangents of a draw's costs are its
+normalised importance weight / B (the lowering seeds them), so the same backward pass is the
+bound's reparameterised gradient (Burda et al. 2016)."""
 from .base import Estimator, register, sample_hard
 
 
 @register
 class Pathwise(Estimator):
     name = "pathwise"
+    objectives = ("elbo", "iwae")   # IWAE: through the draws' normalised weights (rw)
     passes_value_grad = True
     hard_forward = False
 

@@ -9,6 +9,11 @@ baseline that does not depend on this row's draw of s:
   learned         b = w . x + c on the node's data inputs x, trained by the same optimiser on
                   E[(L_s - b)^2] (NVIL, Mnih & Gregor 2014)
 The value of s is a constant: no gradient flows through it.
+
+Under the IWAE bound (compile(objective="iwae")) the signal of a draw is the bound of its data
+row, ell_i = -log (1/K sum_k exp(-C_ik)) (not Rao-Blackwellised: every cost of the draw enters
+the bound through its weight), each data row weighted 1 / B; baselines 'none' or
+'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
 from .base import Estimator, enumerated_below, register, sample_hard
 
@@ -20,14 +25,19 @@ class Score(Estimator):
     name = "score"
     options = {"baseline": None, "decay": 0.9}
     fuses_log_prob = True
+    objectives = ("elbo", "iwae")
 
     def check(self, info):
         return None  # every distribution here has a log-density
 
     def resolve(self, info, opts):
-        b = opts.get("baseline") or ("loo" if info.samples > 1 else "moving_average")
+        iwae = info.objective == "iwae"
+        b = opts.get("baseline") or ("loo" if info.samples > 1 and not iwae else "moving_average")
         if b not in BASELINES:
             raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {b!r}")
+        if iwae and b not in ("none", "moving_average"):
+            raise ValueError(f"under objective 'iwae' the score estimator's baseline is 'none' or 'moving_average' "
+                             f"(got {b!r}); for leave-one-out baselines of the bound use the estimator 'vimco'")
         if b == "loo" and info.samples < 2:
             raise ValueError("baseline 'loo' needs samples >= 2 (compile(..., samples=K))")
         return {**opts, "baseline": b}
@@ -39,14 +49,14 @@ class Score(Estimator):
         grads = lw.param_grads(node)
         if all(gr == lw.E2 for gr in grads):
             return
-        L = lw.downstream_L(node)
+        L, rw = lw.learning_signal(node)
         b = lw.buf1(f"b_{node.name}")
         kind = opts["baseline"]
         if kind == "none":
             lw.emit(f"R_.zero1({b})")
         elif kind == "moving_average":
             slot = lw.state_slot(f"baseline.{node.name}.mean", 2)
-            lw.emit(f"R_.moving_average_baseline({L}, {lw.rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
+            lw.emit(f"R_.moving_average_baseline({L}, {rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
         elif kind == "loo":
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see
@@ -74,7 +84,7 @@ class Score(Estimator):
                 off += x.width
             lw.emit(f"R_.add_sum_to({coef}, {gw}, {width - 1})")
         wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"R_.score_weights({lw.rw}, {L}, {b}, {wts})")
+        lw.emit(f"R_.score_weights({rw}, {L}, {b}, {wts})")
         for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
             lw.emit(f"R_.add_rows({cw}, {wts})")
         lw.log_prob_vjp(node, wts, lw.E2)

@@ -10,6 +10,7 @@ from .base import Estimator, register, sample_hard
 @register
 class StraightThrough(Estimator):
     name = "straight_through"
+    objectives = ("elbo", "iwae")
     unbiased = False
     passes_value_grad = True
     options = {"temperature": 1.0}

@@ -1,0 +1,35 @@
+"""VIMCO (Mnih & Rezende 2016): the score function of the multi-sample (IWAE) bound with a
+leave-one-out baseline per draw.
+
+For data row i with K draws of total costs C_ik (-C_ik the log weight), the bound is
+ell_i = -log (1/K sum_k exp(-C_ik)); its gradient is
+    sum_k (ell_i - ell_i,-k) d log q(draw k) + sum_k w_ik dC_ik,
+where ell_i,-k is the bound with C_ik replaced by the mean of the other K - 1 totals (it does not
+depend on draw k, so the first sum stays unbiased) and w_ik the normalised weights (the second sum:
+the cost cotangents the lowering seeds). The node's parameters receive
+(ell_i - ell_i,-k) / B * d log p(s | a) / da per row. Needs compile(objective="iwae", samples >= 2).
+"""
+from .base import Estimator, register, sample_hard
+
+
+@register
+class Vimco(Estimator):
+    name = "vimco"
+    fuses_log_prob = True
+    objectives = ("iwae",)
+
+    def check(self, info):
+        return None   # every distribution here has a log-density
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        if all(gr == lw.E2 for gr in lw.param_grads(node)):
+            return
+        L, uw = lw.learning_signal(node)
+        wts = lw.buf1(f"w_{node.name}")
+        lw.emit(f"R_.score_weights({uw}, {L}, {lw.vimco_baseline()}, {wts})")
+        for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
+            lw.emit(f"R_.add_rows({cw}, {wts})")
+        lw.log_prob_vjp(node, wts, lw.E2)
