@@ -31,7 +31,7 @@ def _adam(params, lr):
 #   recon   = -log p(x|h) = sum softplus(d) - x d,  d = h @ dec.W + dec.b
 # objective: mean over rows of E[entropy + prior + recon] (= -ELBO), minimised.
 # --------------------------------------------------------------------------------------------
-SBN_ESTIMATORS = ("score", "straight_through", "concrete", "rebar")
+SBN_ESTIMATORS = ("score", "straight_through", "concrete", "rebar", "vimco")
 
 
 class TorchSBN:
@@ -47,12 +47,18 @@ class TorchSBN:
                       surrogate f(b) + (f(b) - eta f(s(z~))).detach_theta * log q(b) + eta f(s(z))
                       - eta f(s(z~)), s(.) = sigmoid(. / lam); eta and log lam trained by Adam on
                       d/d(eta, log lam) of sum_r (1/B) |B dS/da_r|^2 (double backward).
+    vimco             Mnih & Rezende 2016, on the importance-weighted bound of `samples` = K draws
+                      per row (ppl: estimators="vimco", objective="iwae", samples=K): ell =
+                      -log mean_k exp(-C_k), surrogate mean(ell + sum_k (ell - ell_-k).detach()
+                      * log q(h_k | x)), ell_-k the bound with C_k replaced by the others' mean.
     """
 
-    def __init__(self, params, estimator, lr=1e-3, temperature=0.5, decay=0.9, seed=0, dtype=torch.float32):
+    def __init__(self, params, estimator, lr=1e-3, temperature=0.5, decay=0.9, seed=0, dtype=torch.float32,
+                 samples=5):
         if estimator not in SBN_ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}")
         self.est, self.dtype, self.tau, self.decay = estimator, dtype, float(temperature), float(decay)
+        self.K = int(samples)
         self.P = {k: _tensor(params[k], dtype) for k in ("enc.W", "enc.b", "dec.W", "dec.b", "prior")}
         plist = list(self.P.values())
         if estimator == "rebar":
@@ -93,6 +99,21 @@ class TorchSBN:
             self.ma_seeded = True
             (L + (Ld - b) * ent).mean().backward()
             return m
+        if self.est == "vimco":
+            K = self.K
+            ar, xr = a.repeat_interleave(K, 0), x.repeat_interleave(K, 0)
+            u = self._uniform(ar.shape)
+            h = (u < torch.sigmoid(ar.detach())).to(self.dtype)
+            L, ent = self.costs(P, xr, h, ar)
+            C = L.view(B, K)
+            ell = -(torch.logsumexp(-C, 1) - math.log(K))
+            with torch.no_grad():
+                cbar = (C.sum(1, keepdim=True) - C) / (K - 1)
+                eye = torch.eye(K, dtype=torch.bool)[None]
+                Ck = torch.where(eye, cbar[:, :, None], C[:, None, :])
+                sig = (ell[:, None] + (torch.logsumexp(-Ck, 2) - math.log(K))).reshape(-1)
+            (ell.mean() + (sig * ent).sum() / B).backward()
+            return float(ell.detach().mean())
         if self.est == "straight_through":
             u = self._uniform(a.shape)
             s = torch.sigmoid(a)

@@ -326,6 +326,15 @@ def scale_shift_bwd(scale, gout, gx):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def mul_rows(g, w, c):
+    """In place: g[r, :] *= c * w[r] (DReG: a draw's cotangent times its normalised weight)."""
+    for r in range(g.shape[0]):
+        f = c * w[r]
+        for j in range(g.shape[1]):
+            g[r, j] *= f
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def add_scaled_rows(s, grow, g):
     """g[r, :] += grow[r] * s[r, :] (chains a black box's per-row gradient)."""
     for r in range(s.shape[0]):

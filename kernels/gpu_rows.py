@@ -343,6 +343,20 @@ def scale_shift_bwd(scale, gout, gx):
 
 
 @cuda.jit
+def _mul_rows(g, w, c):
+    R, D = g.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        g[r, j] *= c * w[r]
+
+
+def mul_rows(g, w, c):
+    """In place: g[r, :] *= c * w[r]."""
+    _run(_mul_rows, g.shape[0] * g.shape[1], g, w, c)
+
+
+@cuda.jit
 def _add_scaled_rows(s, grow, g):
     R, D = s.shape
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):

@@ -203,17 +203,18 @@ class Lowering:
         k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
         self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
 
-    def log_prob_vjp(self, node: Node, weights: str, gx: str):
-        """Row-weighted VJP of log p(node | params) into the params' gradients (and gx), from the
-        sigma(logits) a log_prob cost kept in the forward pass when there is one."""
+    def log_prob_vjp(self, node: Node, weights: str, gx: str, params: bool = True):
+        """Row-weighted VJP of log p(node | params) into the params' gradients (params=False: not
+        into them) and gx, from the sigma(logits) a log_prob cost kept in the forward pass when
+        there is one."""
         d = self.dist(node)
         keep = self.kept.get(("log_prob", node))
+        gp = self.param_grads(node) if params else [self.E2] * len(node.inputs)
         if keep is not None:
             self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
-                      f"{keep}, {weights}, {', '.join(self.param_grads(node))}, {gx})")
+                      f"{keep}, {weights}, {', '.join(gp)}, {gx})")
         else:
-            self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)],
-                      [weights, *self.param_grads(node), gx], node)
+            self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
 
     def _row_constant(self, kernel: str, logits: Node) -> tuple:
         """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli

@@ -80,7 +80,8 @@ def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
         # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
         lw.log_prob_weights.setdefault(s, []).append(cw)
         return
-    lw.log_prob_vjp(s, cw, lw.g_or_empty(s))
+    # DReG stops the gradient of log q(z) into the distribution's parameters (only its value's)
+    lw.log_prob_vjp(s, cw, lw.g_or_empty(s), params=not REGISTRY[lw.choices[s][0].estimator].stops_log_prob_params)
 
 
 def _bernoulli_nll_fwd(lw, n, ins, c):

@@ -32,6 +32,9 @@ def _score_reason(i: NodeInfo) -> str:
 # (policy, condition, estimator, reason) -- first match wins. This is THE place where the
 # compiler's defaults are decided; `explain()` prints the reason of the rule that fired.
 RULES = [
+    ("*", lambda i: i.objective == "iwae", "dreg",
+     lambda i: "reparameterisable under the multi-sample (IWAE) bound: the doubly reparameterised gradient "
+               "(its encoder estimate does not lose its signal-to-noise ratio as K grows, unlike pathwise)"),
     ("*", lambda i: i.dist.has_rsample and i.differentiable, "pathwise",
      lambda i: "reparameterisable and every path to its costs is differentiable"),
     ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
@@ -78,7 +81,7 @@ def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, 
     out = {}
     for n in stoch:
         d = DISTRIBUTIONS[n.kind]
-        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)), objective)
+        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)), objective, an)
         if n.name in overrides:
             name, opts = _parse_override(overrides[n.name], n)
             if name not in REGISTRY:

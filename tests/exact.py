@@ -4,7 +4,8 @@ graph in NumPy (float64), and its gradient by central differences.
 The expectation over the random nodes is exact: every discrete node is enumerated over its
 support (weight p(v | parents)), every Normal node integrated by a Gauss-Hermite rule
 (tensor product over its units; `GH_POINTS` points per unit, exact for polynomials of degree
-< 2 * GH_POINTS and accurate to ~1e-10 for the smooth costs used here). It shares no code with
+< 2 * GH_POINTS and accurate to ~1e-10 for the smooth costs used here; `IWAE_GH_POINTS` for the
+importance-weighted bound, see below). It shares no code with
 the compiler or the kernels: each op is written again below from its definition.
 
     F = objective(model, params, data)           # mean over data rows of E[sum of costs]
@@ -16,14 +17,24 @@ the compiler or the kernels: each op is written again below from its definition.
 The bound's expectation is over K independent draws of every branch (weight w_b, total cost
 C_b): every K-tuple of branches is enumerated (M^K tuples for M branches).
 """
+import functools
 import math
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
 GH_POINTS = 16
-_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(GH_POINTS)   # weight exp(-x^2 / 2)
-_GH_W = _GH_W / _GH_W.sum()
+# The bound of K draws is a log-sum-exp of K draws' costs: far less polynomial in the draws than
+# a cost is, 16 points per unit miss its gradient by ~2% (measured on a one-unit Normal encoder,
+# K = 2, against 160 and 320 points, which agree to 1e-4); 120 points agree to 1e-4.
+IWAE_GH_POINTS = 120
+MAX_TUPLES = 4_000_000
+
+
+@functools.lru_cache(maxsize=None)
+def _gh(points):
+    x, w = np.polynomial.hermite_e.hermegauss(points)   # weight exp(-x^2 / 2)
+    return x, w / w.sum()
 
 
 def _softplus(a):
@@ -128,7 +139,7 @@ def _head(n, x):
     raise NotImplementedError(k)
 
 
-def _row_branches(model, params, row):
+def _row_branches(model, params, row, gh=GH_POINTS):
     """(w, C): the branches of one data row's expectation (dict input name -> 1D array): their
     weights (summing to 1) and the sum of the costs in each."""
     vals = {}
@@ -143,8 +154,9 @@ def _row_branches(model, params, row):
         elif n.is_stochastic:
             if n.kind == "normal":
                 loc, scale = ins
-                pts = np.array(np.meshgrid(*[_GH_X] * n.width, indexing="ij")).reshape(n.width, -1).T
-                pw = np.prod(np.array(np.meshgrid(*[_GH_W] * n.width, indexing="ij")).reshape(n.width, -1), 0)
+                gx, gw = _gh(gh)
+                pts = np.array(np.meshgrid(*[gx] * n.width, indexing="ij")).reshape(n.width, -1).T
+                pw = np.prod(np.array(np.meshgrid(*[gw] * n.width, indexing="ij")).reshape(n.width, -1), 0)
                 m = len(pw)
                 z = np.repeat(loc, m, 0) + np.repeat(scale, m, 0) * np.tile(pts, (nb, 1))
                 w = np.repeat(w, m) * np.tile(pw, nb)
@@ -167,6 +179,9 @@ def _row_branches(model, params, row):
 
 def _row_iwae(w, C, K):
     """E[-log (1/K sum_k exp(-C_{b_k}))] over K independent draws of the branches."""
+    if len(w) ** K > MAX_TUPLES:
+        raise NotImplementedError(f"the oracle would enumerate {len(w)}^{K} tuples of branches; use a smaller "
+                                  f"model (fewer units, Normal nodes of width 1) or fewer draws")
     idx = np.array(np.meshgrid(*[np.arange(len(w))] * K, indexing="ij")).reshape(K, -1)
     wt = np.prod(w[idx], axis=0)
     ell = -(logsumexp(-C[idx], axis=0) - math.log(K))
@@ -174,7 +189,7 @@ def _row_iwae(w, C, K):
 
 
 def _row_objective(model, params, row, iwae=None):
-    w, C = _row_branches(model, params, row)
+    w, C = _row_branches(model, params, row, GH_POINTS if iwae is None else IWAE_GH_POINTS)
     return float((w * C).sum()) if iwae is None else _row_iwae(w, C, iwae)
 
 

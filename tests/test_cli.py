@@ -65,6 +65,11 @@ def test_explain_and_list(capsys):
     assert code == 0 and "toy_bernoulli" in out and "sbn" in out
 
 
+def test_explain_the_importance_weighted_bound(capsys):
+    code, out, _ = run(capsys, "explain", "sbn", "--objective", "iwae", "--samples", "5")
+    assert code == 0 and "vimco" in out and "objective: iwae" in out and "K = 5" in out
+
+
 def test_compare_toy_bernoulli_table(capsys, tmp_path):
     code, out, _ = run(capsys, "compare", "toy_bernoulli", "--estimators", "score,enumerate", "--steps", "30",
                        "--seeds", "2", "--grad-draws", "20", "-q", "--out", str(tmp_path))
@@ -87,6 +92,8 @@ def test_compare_toy_bernoulli_table(capsys, tmp_path):
     (("train", "sbn", "--model-opt", "colour=red"), "--model-opt"),
     # --target cuda without a GPU: tests/test_cuda_program.py (a subprocess without the simulator)
     (("compare", "sbn"), "--estimators"),
+    (("train", "sbn", "--objective", "iwae", "--samples", "1"), "objective 'iwae' is a bound over the samples=K draws"),
+    (("train", "sbn", "--objective", "elbo", "--estimator", "vimco"), "estimator 'vimco' does not apply"),
     ((), "COMMAND"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(capsys, argv, msg):

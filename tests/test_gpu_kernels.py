@@ -212,6 +212,7 @@ CASES = {
     "scale_shift_fwd": lambda g: (g.x(R, D), 1.5, -0.25, g.out(R, D)),
     "scale_shift_bwd": lambda g: (1.5, g.x(R, D), g.x(R, D)),
     "add_scaled_rows": lambda g: (g.x(R, D), g.x(R), g.x(R, D)),
+    "mul_rows": lambda g: (g.x(R, D), g.pos(R), 3.0),
     "zero2": lambda g: (g.x(R, D),),
     "fill2": lambda g: (g.out(R, D), 0.25),
     "put_cols": lambda g: (g.x(R, 2), 3, g.x(R, D)),

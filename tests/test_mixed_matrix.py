@@ -80,25 +80,27 @@ def refusal(layers, pe, ce):
     return None
 
 
-def _layer(kind, name, inp):
+def _layer(kind, name, inp, normal_width=2):
     if kind == "B":
         return Bernoulli(name, logits=Affine(inp, 2, name=name + "_a"))
     if kind == "C":
         return Categorical(name, logits=Affine(inp, 3, name=name + "_a"), classes=3)
-    return Normal(name, loc=Affine(inp, 2, name=name + "_loc"), scale=ppl.softplus(Affine(inp, 2, name=name + "_sc")))
+    return Normal(name, loc=Affine(inp, normal_width, name=name + "_loc"),
+                  scale=ppl.softplus(Affine(inp, normal_width, name=name + "_sc")))
 
 
-def build(layers, name):
+def build(layers, name, normal_width=2):
+    """The layer pair's model; `normal_width` units in a Normal layer (tests/test_iwae.py: 1)."""
     pk, ck = layers
     with Model(name) as m:
         x = m.input("x", 3)
-        y = m.input("y", 2)
-        h1 = _layer(pk, "h1", x)
-        h2 = _layer(ck, "h2", h1)
+        y = m.input("y", normal_width)
+        h1 = _layer(pk, "h1", x, normal_width)
+        h2 = _layer(ck, "h2", h1, normal_width)
         m.cost("lp1", ppl.log_prob(h1))
         m.cost("lp2", ppl.log_prob(h2))
         if ck == "N":
-            m.cost("nll2", ppl.gaussian_nll(h2, ppl.softplus(ppl.param("sd2", 2)), y))
+            m.cost("nll2", ppl.gaussian_nll(h2, ppl.softplus(ppl.param("sd2", normal_width)), y))
             m.cost("t2", ppl.total(ppl.tanh(h2)))
         else:
             m.cost("nll2", ppl.bernoulli_nll(Affine(h2, 3, name="dec"), target=x))

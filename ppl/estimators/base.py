@@ -54,7 +54,7 @@ class Context(Protocol):
     def emit(self, line: str) -> None: """One line of the current section (forward or backward)."""
     def emit_at_start(self, line: str) -> None: """One line at the top of the step."""
     def call(self, kernel: str, ins: list, outs: list, node=None) -> None: """K_.kernel(ins, [K], outs)."""
-    def log_prob_vjp(self, node, weights: str, gx: str) -> None: """Row-weighted VJP of log p(node)."""
+    def log_prob_vjp(self, node, weights: str, gx: str, params: bool = True) -> None: """Row-weighted VJP of log p(node)."""
     # allocating
     def buf1(self, name: str) -> str: """A new (R,) buffer."""
     def buf2(self, name: str, width, rows="R") -> str: """A new (rows, width) buffer."""
@@ -98,6 +98,7 @@ class NodeInfo:
     samples: int             # K draws per data row
     support: int | None      # joint support size (discrete nodes)
     objective: str = "elbo"  # "elbo" or "iwae" (compile's objective)
+    analysis: object = None  # graph.Analysis of the model (the graph around the node)
 
     @property
     def differentiable(self) -> bool:
@@ -112,6 +113,9 @@ class Estimator:
     # weights: a log_prob(node) cost then adds its weights there instead of a second VJP call
     fuses_log_prob = False
     hard_forward = True        # the forward value is a hard (discrete) sample
+    # True when a log_prob(node) cost's gradient must not reach the node's distribution
+    # parameters directly, only through the node's value (DReG)
+    stops_log_prob_params = False
     # True when its extra rows re-evaluate the graph below the node (REBAR's control variate):
     # it then seeds those rows' cost cotangents (seed_weights) and owns what they do to the
     # stochastic nodes below it (forward_below / backward_below)

@@ -1,0 +1,61 @@
+"""DReG, the doubly reparameterised gradient of the importance-weighted bound (Tucker, Lawson, Gu
+& Maddison 2019) for a reparameterised node z = loc + scale * eps.
+
+The bound's pathwise gradient for the parameters phi upstream of q's loc and scale is
+sum_k w_k (dC_k/dz_k dz_k/dphi + d/dphi log q_phi(z_k)), w_k the normalised weights. Its last term,
+a score function, has a reparameterised twin; rewriting it leaves
+    sum_k w_k^2 dC_k/dz_k dz_k/dphi,
+dC_k/dz_k the partial derivative at fixed phi. In the step: the log_prob(z) costs' gradient does
+not reach loc and scale directly (only through z), and z's cotangent (w_k / B dC_k/dz_k, from the
+normalised weights the lowering seeds) is multiplied by w_k before it flows into loc and scale.
+Parameters that reach the costs other than through q get the bound's ordinary gradient.
+
+The rewrite holds when phi enters the costs through z and log q(z) only: z's loc and scale must
+feed z alone (not a closed-form KL, say), depend on no stochastic node, and no stochastic node
+may lie below z (`check`; the rule table then falls back to 'pathwise', an override is an error
+naming the reason).
+"""
+from .. import graph as G
+from .base import Estimator, register, sample_hard
+
+
+@register
+class DReG(Estimator):
+    name = "dreg"
+    passes_value_grad = True
+    hard_forward = False
+    stops_log_prob_params = True
+    objectives = ("iwae",)
+
+    def check(self, info):
+        if not info.dist.has_rsample:
+            return f"{info.dist.name} is not reparameterisable"
+        if not info.differentiable:
+            return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
+        an, node = info.analysis, info.node
+        if an is None:
+            return None
+        g = an.graph
+        below = [n.name for n in an.order if n.is_stochastic and n.name in G.nx.descendants(g, node.name)]
+        if below:
+            return f"the stochastic node '{below[0]}' lies below it"
+        own = {n.name for n in an.order if n.kind == "log_prob" and n.inputs[0] is node}   # log q(z) costs
+        for p in node.inputs:
+            others = sorted(set(g.successors(p.name)) - {node.name} - own)
+            if others:
+                return (f"its parameter '{p.name}' also feeds '{others[0]}': DReG's rewrite needs q's parameters "
+                        f"to reach the costs through the draw and log q alone")
+            above = [n.name for n in an.order if n.is_stochastic and n.name in G.nx.ancestors(g, p.name)]
+            if above:
+                return f"its parameter '{p.name}' depends on the stochastic node '{above[0]}'"
+        return None
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        gv = lw.g(node)
+        if gv is None:
+            return
+        lw.emit(f"R_.mul_rows({gv}, {lw.rw}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
+        lw.call(lw.dist(node).kernels["sample_bwd"], [lw.noise_of[node], gv], lw.param_grads(node), node)
