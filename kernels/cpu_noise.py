@@ -8,8 +8,12 @@ turns the 4 words into the LANES values of their columns; logistic, Gumbel and B
 rows take a second, in-place pass over the (cached) row of uniforms, which LLVM vectorises
 better than one fused loop.  ``philox4x32_10`` is inlined at numba-IR level and the float32
 transforms are branch-free, so the loops have no calls left and vectorise (AVX2: 8 lanes).
-Arrays with fewer than SERIAL_CUTOFF elements are filled serially, which avoids the thread
-start-up cost.  The dtype is chosen at compile time (``numba.extending.overload``), so every
+Arrays with fewer than SERIAL_CUTOFF elements (4M: a fill of ~4 ms) are filled serially: a
+fill is a small part of a step, and Numba's OpenMP workers spin after a parallel region, taking
+the core the rest of the step runs on where cores are shared (measured, BENCHMARKS.md "Noise
+fills on one thread": at 20,000 elements, the former cutoff, the 784-200 step at batch 256 ran
+2.2x slower with the parallel fills than without, and 3.5x at 64-32 VIMCO with another process
+busy).  The dtype is chosen at compile time (``numba.extending.overload``), so every
 public function is callable from a user's ``@njit`` code with a float32 or float64 ``out``.
 Integer seeds above 2**63 - 1 must be passed as ``np.uint64``.
 """
@@ -38,7 +42,7 @@ from .rng import (
     uniform_f64_from_words,
 )
 
-SERIAL_CUTOFF = 20000  # below this many elements a fill runs on the calling thread only
+SERIAL_CUTOFF = 1 << 22  # below this many elements a fill runs on the calling thread only
 
 _JIT = dict(cache=True, error_model="numpy")
 

@@ -268,9 +268,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
     every core when ppl set the BLAS default (the user did not set OPENBLAS_NUM_THREADS) and no
-    noise fill of the step runs on Numba's threads at this batch (two thread pools contend:
-    0.4-0.6x at 784-200 batch 256), else the BLAS as it is. A second thread pays 1.07-1.40x at
-    784-200 batch 50; OpenBLAS keeps small products on one thread (BENCHMARKS.md). More than one
+    noise fill of the step runs on Numba's threads at this batch (fills of 4M+ elements: two
+    thread pools would contend), else the BLAS as it is. A second thread pays 1.07-1.40x at
+    784-200 batch 50 and 1.5x at batch 256; OpenBLAS keeps small products on one thread
+    (BENCHMARKS.md). More than one
     BLAS thread may round the products differently (784-200: parameters 3e-6 apart after 50
     Adam steps): blas_threads=1 gives results that do not depend on the machine's core count.
     """

@@ -130,6 +130,7 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     before the fit is restored after it."""
     from ppl.fit import _blas_threads
     from ppl.kernels import blas
+    from ppl.kernels.cpu_noise import SERIAL_CUTOFF
     if blas.get_threads() is None:
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
@@ -137,7 +138,9 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     cores = blas.cores()
     monkeypatch.setattr(blas, "DEFAULTED", True)
     assert _blas_threads(prog, 32, None) == cores          # 32 x 32 noise: a serial fill
-    assert _blas_threads(prog, 1000, None) is None         # 32000 noise entries: Numba's threads
+    assert _blas_threads(prog, 1000, None) == cores        # 32000 noise entries: still a serial fill
+    big = SERIAL_CUTOFF // 32 + 1
+    assert _blas_threads(prog, big, None) is None          # a fill on Numba's threads
     assert _blas_threads(prog, 32, 3) == 3
     with pytest.raises(ppl.ModelError, match="blas_threads"):
         _blas_threads(prog, 32, 0)

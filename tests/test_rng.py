@@ -15,6 +15,7 @@ from scipy import stats
 
 from ppl.kernels import rng
 from ppl.kernels.cpu_noise import (
+    SERIAL_CUTOFF,
     fill_bernoulli_logit,
     fill_bernoulli_prob,
     fill_gumbel,
@@ -24,6 +25,7 @@ from ppl.kernels.cpu_noise import (
 )
 
 P_MIN = 1e-3  # every KS / chi-square test must reach this p-value
+BIG = (SERIAL_CUTOFF // 37 + 1, 37)   # a fill on the parallel (prange) path
 M32 = 0xFFFFFFFF
 FILLS = {"uniform": fill_uniform, "normal": fill_normal,
          "logistic": fill_logistic, "gumbel": fill_gumbel}
@@ -225,9 +227,9 @@ def test_identical_with_one_and_two_threads(kind):
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = _fill(kind, (1000, 37), np.float64, 5, 6, 7)
+        one = _fill(kind, BIG, np.float64, 5, 6, 7)
         numba.set_num_threads(2)
-        two = _fill(kind, (1000, 37), np.float64, 5, 6, 7)
+        two = _fill(kind, BIG, np.float64, 5, 6, 7)
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one, two, err_msg=f"fill_{kind} with 1 and 2 threads")
@@ -235,7 +237,7 @@ def test_identical_with_one_and_two_threads(kind):
 
 def test_serial_and_parallel_paths_agree():
     small = _fill("normal", (10, 37), np.float64, 1, 2, 3)  # below SERIAL_CUTOFF
-    big = _fill("normal", (1000, 37), np.float64, 1, 2, 3)  # prange path
+    big = _fill("normal", BIG, np.float64, 1, 2, 3)  # prange path
     np.testing.assert_array_equal(small, big[:10])
 
 
