@@ -12,7 +12,8 @@ per data row, objective -log (1/K sum_k exp(-C_k)).
                 bound, VIMCO's baselines, backward, torch.optim.Adam), ratio = baseline / value
   grad_variance the summed per-entry variance of the model parameters' gradient over 200 draws
                 at batch 32 (parameters after 500 VIMCO steps), per estimator of the bound: vimco,
-                score with a moving-average baseline, score without baseline
+                local DisARM, local ARM, score with a moving-average baseline, score without
+                baseline; with the step time of each (us, float64 raw step)
 --check: ppl's and PyTorch's VIMCO gradients at the same parameters agree in mean (400 draws
 each, float64: largest per-entry |z| of the difference and the projection ratio).
 The strongest peer, JAX (jit + lax.scan): `python benchmarks/jax_peers.py --estimators vimco`.
@@ -110,7 +111,8 @@ def variances(X, K, draws=200, B=32):
     fit(trained, {"x": X}, ppl.optim.Adam(LR), steps=500, batch_size=B, progress=False)
     at = {k: np.array(v) for k, v in trained.params.items()}
     x = np.ascontiguousarray(X[:B])
-    for label, est in (("vimco", "vimco"), ("score_moving_average", ("score", {"baseline": "moving_average"})),
+    for label, est in (("vimco", "vimco"), ("local_disarm", "local_disarm"), ("local_arm", "local_arm"),
+                       ("score_moving_average", ("score", {"baseline": "moving_average"})),
                        ("score_no_baseline", ("score", {"baseline": "none"}))):
         prog = program(K, est, dtype=np.float64)
         for k, v in at.items():
@@ -121,8 +123,13 @@ def variances(X, K, draws=200, B=32):
             prog.grad({"x": x}, seed=10_000 + s)
         G = np.array([np.concatenate([np.ravel(g[k]) for k in names]) for g in
                       (prog.grad({"x": x}, seed=s)[1] for s in range(draws))])
+        a = prog.args({"x": x})
+        t0 = time.perf_counter()
+        for s in range(200):
+            prog.entry(*a, np.uint64(1), np.int64(s), 1)
+        us = (time.perf_counter() - t0) / 200 * 1e6
         emit(f"sbn64-32/K={K}/batch={B}/{label}", "grad_variance", float(G.var(0, ddof=1).sum()), "sum of variances",
-             draws=draws)
+             draws=draws, step_us=round(us, 1), rows_per_data_row=prog.rows_per_data_row)
 
 
 def main():
@@ -132,6 +139,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=0.5)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--variances-only", action="store_true")
     args = ap.parse_args()
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     try:
@@ -142,7 +150,7 @@ def main():
     if args.check:
         check(X, args.samples)
         return
-    for B in (int(b) for b in args.batches.split(",")):
+    for B in (int(b) for b in args.batches.split(",")) if not args.variances_only else ():
         timing(X, args.samples, B, args.rounds, args.seconds)
     variances(X, args.samples)
 

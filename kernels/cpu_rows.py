@@ -118,67 +118,115 @@ def loo_baseline(L, K, S, b):
                 b[r] = loo_value(tot, L[r], K)
 
 
+# The importance-weighted bound: rows r = (i K + k) S + c (data row i, draw k, configuration c of
+# S); the bound is over each data row's K draws in configuration 0 (the drawn values); other
+# configurations (antithetic partners of local ARM / DisARM) enter it only through
+# iwae_swap_one's signals.
 @njit(cache=True, error_model="numpy")
-def _iwae_row(tot, K, i, n, rw, ell):
-    """Data row i of iwae_bound: writes its K rows of rw and ell, returns its bound."""
+def _bound_shift(tot, K, S, i):
+    """The smallest total of data row i's draws (the shift of its log-sum-exp)."""
     m = math.inf
     for k in range(K):
-        c = float(tot[i * K + k])
+        c = float(tot[(i * K + k) * S])
         if c < m:
             m = c
+    return m
+
+
+@njit(cache=True, error_model="numpy")
+def _iwae_row(tot, K, S, i, n, rw, ell):
+    """Data row i of iwae_bound: writes its K S rows of rw and ell, returns its bound."""
+    m = _bound_shift(tot, K, S, i)
     z = 0.0
     for k in range(K):
-        z += math.exp(m - float(tot[i * K + k]))
+        z += math.exp(m - float(tot[(i * K + k) * S]))
     val = m - math.log(z / K)
     for k in range(K):
-        r = i * K + k
+        r = (i * K + k) * S
         rw[r] = math.exp(m - float(tot[r])) / z / n
         ell[r] = val
+        for c in range(1, S):
+            rw[r + c] = 0.0
+            ell[r + c] = val
     return val
 
 
 @njit(cache=True, error_model="numpy")
-def iwae_bound(tot, K, rw, ell):
-    """The importance-weighted bound (Burda et al. 2016) of each data row's K draws. Rows
-    i K + k hold draw k's total cost C_ik (= -log w_ik, the costs being -log p + log q terms):
-    ell_i = -log (1/K sum_k exp(-C_ik)), written to each of the row's K rows of `ell`;
-    rw[r] = exp(-C_ik) / sum_k' exp(-C_ik') / n, the cotangent of C_ik in the mean of ell_i over
-    the n data rows, which is returned (float64). A NaN total makes its row's bound NaN."""
-    n = tot.shape[0] // K
+def iwae_bound(tot, K, S, rw, ell):
+    """The importance-weighted bound (Burda et al. 2016) of each data row's K draws. Row
+    (i K + k) S holds draw k's total cost C_ik (= -log w_ik, the costs being -log p + log q
+    terms): ell_i = -log (1/K sum_k exp(-C_ik)), written to every row of data row i of `ell`;
+    rw[(i K + k) S] = exp(-C_ik) / sum_k' exp(-C_ik') / n, the cotangent of C_ik in the mean of
+    ell_i over the n data rows (0 on the other configurations' rows). Returns that mean (float64).
+    A NaN total makes its row's bound NaN."""
+    n = tot.shape[0] // (K * S)
     s = 0.0
     for i in range(n):
-        s += _iwae_row(tot, K, i, n, rw, ell)
+        s += _iwae_row(tot, K, S, i, n, rw, ell)
     return s / n
 
 
 @njit(cache=True, error_model="numpy")
-def _vimco_row(tot, K, i, b):
-    """Data row i of vimco_baseline."""
-    tsum = 0.0
-    for k in range(K):
-        tsum += float(tot[i * K + k])
-    for k in range(K):
-        cbar = (tsum - float(tot[i * K + k])) / (K - 1)
-        m = cbar
-        for j in range(K):
-            c = float(tot[i * K + j])
-            if j != k and c < m:
-                m = c
-        z = math.exp(m - cbar)
-        for j in range(K):
-            if j != k:
-                z += math.exp(m - float(tot[i * K + j]))
-        b[i * K + k] = m - math.log(z / K)
+def _swapped_bound(tot, K, S, i, k, ck):
+    """Data row i's bound with draw k's total replaced by ck."""
+    m = ck
+    for j in range(K):
+        c = float(tot[(i * K + j) * S])
+        if j != k and c < m:
+            m = c
+    z = math.exp(m - ck)
+    for j in range(K):
+        if j != k:
+            z += math.exp(m - float(tot[(i * K + j) * S]))
+    return m - math.log(z / K)
 
 
 @njit(cache=True, error_model="numpy")
-def vimco_baseline(tot, K, b):
-    """VIMCO's leave-one-out baselines (Mnih & Rezende 2016): b[i K + k] = the bound of data row
-    i with draw k's total cost replaced by the mean of the other K - 1 (the geometric mean of
-    their weights), -log (1/K (sum_{j != k} exp(-C_ij) + exp(-mean_{j != k} C_ij))); it does not
-    depend on draw k. O(K^2) per data row, each sum shifted by its own smallest cost."""
-    for i in range(tot.shape[0] // K):
-        _vimco_row(tot, K, i, b)
+def _vimco_row(tot, K, S, i, b):
+    """Data row i of vimco_baseline."""
+    tsum = 0.0
+    for k in range(K):
+        tsum += float(tot[(i * K + k) * S])
+    for k in range(K):
+        r = (i * K + k) * S
+        val = _swapped_bound(tot, K, S, i, k, (tsum - float(tot[r])) / (K - 1))
+        for c in range(S):
+            b[r + c] = val
+
+
+@njit(cache=True, error_model="numpy")
+def vimco_baseline(tot, K, S, b):
+    """VIMCO's leave-one-out baselines (Mnih & Rezende 2016): b[(i K + k) S + c] = the bound of
+    data row i with draw k's total cost replaced by the mean of the other K - 1 (the geometric
+    mean of their weights), -log (1/K (sum_{j != k} exp(-C_ij) + exp(-mean_{j != k} C_ij))); it
+    does not depend on draw k. O(K^2) per data row, each sum shifted by its own smallest cost."""
+    for i in range(tot.shape[0] // (K * S)):
+        _vimco_row(tot, K, S, i, b)
+
+
+@njit(cache=True, error_model="numpy")
+def _swap_one_row(tot, K, S, stride, i, out):
+    for k in range(K):
+        r = (i * K + k) * S
+        out[r + stride] = _swapped_bound(tot, K, S, i, k, float(tot[r + stride]))
+
+
+@njit(cache=True, error_model="numpy")
+def iwae_swap_one(tot, K, S, stride, out):
+    """Local ARM / DisARM's signals (Dong et al. 2020, multi-sample bounds): on the row of draw
+    k's antithetic partner (configuration `stride`), the bound of data row i with draw k's total
+    replaced by the partner's; its configuration-0 row keeps the bound itself (out = ell on
+    entry). Other rows are left as they are."""
+    for i in range(tot.shape[0] // (K * S)):
+        _swap_one_row(tot, K, S, stride, i, out)
+
+
+@njit(cache=True, error_model="numpy")
+def config_weights(S, c0, c1, value, out):
+    """out[r] = value on the rows of configuration c0 or c1 (r % S), 0 elsewhere."""
+    for r in range(out.shape[0]):
+        c = r % S
+        out[r] = value if c == c0 or c == c1 else 0.0
 
 
 @njit(cache=True, error_model="numpy")

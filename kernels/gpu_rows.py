@@ -26,6 +26,7 @@ _loo_marginal_group = device(cpu_rows._loo_marginal_group)
 _is_group_head = device(cpu_rows._is_group_head)
 _iwae_row = device(cpu_rows._iwae_row)
 _vimco_row = device(cpu_rows._vimco_row)
+_swap_one_row = device(cpu_rows._swap_one_row)
 
 
 @cuda.jit
@@ -106,33 +107,56 @@ def weighted_total(rw, cost, acc):
 
 
 @cuda.jit
-def _iwae_bound(tot, K, rw, ell, res):
-    n = tot.shape[0] // K
+def _iwae_bound(tot, K, S, rw, ell, res):
+    n = tot.shape[0] // (K * S)
     s = 0.0
     for i in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-        s += _iwae_row(tot, K, i, n, rw, ell)
+        s += _iwae_row(tot, K, S, i, n, rw, ell)
     total = block_sum(s)
     if cuda.threadIdx.x == 0:
         res[0] = total / n
 
 
-def iwae_bound(tot, K, rw, ell):
+def iwae_bound(tot, K, S, rw, ell):
     """The importance-weighted bound of each data row's K draws (see cpu_rows.iwae_bound): ell and
     the normalised weights / n written per row; returns the mean bound (copied to the host)."""
     res = scratch()
-    single_block(_iwae_bound, tot.shape[0] // K)(tot, K, rw, ell, res)
+    single_block(_iwae_bound, tot.shape[0] // (K * S))(tot, K, S, rw, ell, res)
     return float(res.copy_to_host()[0])
 
 
 @cuda.jit
-def _vimco_baseline(tot, K, b):
-    for i in range(cuda.grid(1), tot.shape[0] // K, cuda.gridsize(1)):
-        _vimco_row(tot, K, i, b)
+def _vimco_baseline(tot, K, S, b):
+    for i in range(cuda.grid(1), tot.shape[0] // (K * S), cuda.gridsize(1)):
+        _vimco_row(tot, K, S, i, b)
 
 
-def vimco_baseline(tot, K, b):
+def vimco_baseline(tot, K, S, b):
     """VIMCO's leave-one-out baselines of the bound (see cpu_rows.vimco_baseline)."""
-    _run(_vimco_baseline, tot.shape[0] // K, tot, K, b)
+    _run(_vimco_baseline, tot.shape[0] // (K * S), tot, K, S, b)
+
+
+@cuda.jit
+def _iwae_swap_one(tot, K, S, stride, out):
+    for i in range(cuda.grid(1), tot.shape[0] // (K * S), cuda.gridsize(1)):
+        _swap_one_row(tot, K, S, stride, i, out)
+
+
+def iwae_swap_one(tot, K, S, stride, out):
+    """Local ARM / DisARM's signals (see cpu_rows.iwae_swap_one)."""
+    _run(_iwae_swap_one, tot.shape[0] // (K * S), tot, K, S, stride, out)
+
+
+@cuda.jit
+def _config_weights(S, c0, c1, value, out):
+    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        c = r % S
+        out[r] = value if c == c0 or c == c1 else 0.0
+
+
+def config_weights(S, c0, c1, value, out):
+    """out[r] = value on the rows of configuration c0 or c1 (r % S), 0 elsewhere."""
+    _run(_config_weights, out.shape[0], S, c0, c1, value, out)
 
 
 @cuda.jit

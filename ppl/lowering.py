@@ -276,7 +276,7 @@ class Lowering:
         """IWAE: VIMCO's leave-one-out baseline of every row (computed once, shared by the nodes)."""
         if "vimco" not in self._Lcache:
             b = self._Lcache["vimco"] = self.buf1("bvimco_")
-            self.emit(f"R_.vimco_baseline({self.totals}, {self.samples}, {b})")
+            self.emit(f"R_.vimco_baseline({self.totals}, {self.samples}, {self.S}, {b})")
         return self._Lcache["vimco"]
 
     def baseline_inputs(self, node: Node) -> list:
@@ -396,8 +396,8 @@ class Lowering:
             for c in self.model.costs:
                 self.emit(f"R_.add_rows(c_{c.name}, {tot})")
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
-            self.emit(f"R_.fill({self.uw}, 1.0 / B)")
-            self.emit(f"loss = R_.iwae_bound({tot}, {self.samples}, {self.rw}, {self.ell})")
+            self.emit(f"R_.config_weights({self.S}, 0, 0, 1.0 / B, {self.uw})")
+            self.emit(f"loss = R_.iwae_bound({tot}, {self.samples}, {self.S}, {self.rw}, {self.ell})")
             return
         self.emit("loss = 0.0")
         for c in self.model.costs:

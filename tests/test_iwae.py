@@ -46,14 +46,14 @@ def test_iwae_kernels_match_their_formulas(spread):
     K, n = 4, 3
     tot = np.random.default_rng(0).normal(0.0, spread, n * K)
     rw, ell, b = np.zeros(n * K), np.zeros(n * K), np.zeros(n * K)
-    loss = cpu_rows.iwae_bound(tot, K, rw, ell)
+    loss = cpu_rows.iwae_bound(tot, K, 1, rw, ell)
     want = [_bound(tot[i * K:(i + 1) * K]) for i in range(n)]
     assert loss == pytest.approx(np.mean(want), rel=1e-13)
     np.testing.assert_allclose(ell, np.repeat(want, K), rtol=1e-13)
     for i in range(n):
         C = tot[i * K:(i + 1) * K]
         np.testing.assert_allclose(rw[i * K:(i + 1) * K], np.exp(-C - logsumexp(-C)) / n, rtol=1e-12, atol=1e-300)
-    cpu_rows.vimco_baseline(tot, K, b)
+    cpu_rows.vimco_baseline(tot, K, 1, b)
     for i in range(n):
         C = tot[i * K:(i + 1) * K]
         for k in range(K):
@@ -66,7 +66,7 @@ def test_iwae_kernels_match_their_formulas(spread):
 def test_a_nan_total_makes_the_bound_nan():
     tot = np.array([1.0, np.nan, 0.5, 0.2])
     rw, ell = np.zeros(4), np.zeros(4)
-    assert math.isnan(cpu_rows.iwae_bound(tot, 2, rw, ell))
+    assert math.isnan(cpu_rows.iwae_bound(tot, 2, 1, rw, ell))
     assert np.isnan(ell[:2]).all() and np.isfinite(ell[2:]).all()
 
 
@@ -102,6 +102,11 @@ PAIRS = [
     ("NB", "pathwise", "vimco", 2),
     ("CB", "vimco", ("score", {"baseline": "moving_average"}), 3),
     ("BC", ("score", {"baseline": "none"}), "vimco", 2),
+    ("BB", "local_disarm", "vimco", 3),
+    ("BB", "vimco", "local_disarm", 2),
+    ("BB", "local_disarm", "local_arm", 2),
+    ("BN", "local_disarm", "pathwise", 2),
+    ("NB", "pathwise", "local_arm", 2),
 ]
 
 

@@ -1,6 +1,6 @@
 """ARM and DisARM for Bernoulli nodes: antithetic pairs of draws sharing one uniform, two
 evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mnih & Tucker
-2020). The pair is two rows of the fused step (the node's configuration digit), so the
+2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
 from .base import Estimator, enumerated_below, register
@@ -82,3 +82,44 @@ class ARM(_Antithetic):
 @register
 class DisARM(_Antithetic):
     name = "disarm"
+
+
+class _Local(_Antithetic):
+    """Local ARM / DisARM for the importance-weighted bound (Dong, Mnih & Tucker 2020, the
+    multi-sample section): each of a data row's K draws gets its antithetic partner (one more
+    configuration row, evaluated in the same pass); the pair's signal for draw k is the bound
+    with draw k's total replaced by the partner's, against the bound itself (R_.iwae_swap_one),
+    so draw k's term is ARM / DisARM for E over draw k with the other K - 1 draws fixed. The
+    partners' rows do not enter the bound (their weights are 0); each pair weighs 1 / B."""
+    objectives = ("iwae",)
+
+    def backward(self, lw, node, opts):
+        (ga,) = lw.param_grads(node)
+        if ga == lw.E2:
+            return
+        ell, _ = lw.learning_signal(node)
+        stride = lw.enum_stride[node]
+        L = lw.buf1(f"Lloc_{node.name}")
+        lw.emit(f"R_.zero1({L})")
+        lw.emit(f"R_.add_rows({ell}, {L})")
+        lw.emit(f"R_.iwae_swap_one({lw.totals}, {lw.samples}, {lw.S}, {stride}, {L})")
+        pw = lw.buf1(f"pw_{node.name}")
+        lw.emit(f"R_.config_weights({lw.S}, 0, {stride}, 0.5 / B, {pw})")
+        if self.name == "local_arm":
+            lw.emit(f"A_.arm_grad({lw.noise_of[node]}, {L}, {pw}, {stride}, {ga})")
+        else:
+            (a,) = lw.param_values(node)
+            lw.emit(f"A_.disarm_grad({a}, {lw.v(node)}, {L}, {pw}, {stride}, {ga})")
+
+    def scalar_support(self, node, opts):
+        return "the importance-weighted bound couples a data row's draws"
+
+
+@register
+class LocalARM(_Local):
+    name = "local_arm"
+
+
+@register
+class LocalDisARM(_Local):
+    name = "local_disarm"

@@ -25,6 +25,7 @@ class Context(Protocol):
     an: object           # graph.Analysis: order, downstream costs, ancestors' inputs
     samples: int         # K draws per data row
     objective: str       # "elbo" or "iwae"
+    totals: str          # IWAE: each row's sum of costs (C of its draw and configuration)
     S: int               # configurations per drawn row (enumeration, antithetic pairs)
     enum_stride: dict    # node -> the stride of its configuration digit in a row index
     rw: str              # row weights (1D)
