@@ -20,8 +20,12 @@ HEADLINE = "test_elbo"
 DATA_WIDTHS = {"x": "pixels"}  # the build() option `ppl train --data` sets to the data's width
 
 
-def build(hidden=32, latent=8, pixels=64) -> ppl.Model:
-    with ppl.Model(f"gaussian_vae_{pixels}_{hidden}_{latent}") as m:
+def build(hidden=32, latent=8, pixels=64, kl="analytic") -> ppl.Model:
+    """kl: "analytic" (the closed-form KL to N(0, I)) or "sampled" (log q(z | x) - log p(z) of each
+    draw: the costs then form a log weight per draw, as the importance-weighted bound needs)."""
+    if kl not in ("analytic", "sampled"):
+        raise ValueError(f"kl must be 'analytic' or 'sampled', got {kl!r}")
+    with ppl.Model(f"gaussian_vae_{pixels}_{hidden}_{latent}" + ("_sampled" if kl == "sampled" else "")) as m:
         x = m.input("x", pixels)
         e = ppl.tanh(ppl.Affine(x, int(hidden), name="enc"))
         loc = ppl.Affine(e, int(latent), name="loc")
@@ -29,7 +33,11 @@ def build(hidden=32, latent=8, pixels=64) -> ppl.Model:
         z = ppl.Normal("z", loc=loc, scale=scale)
         d = ppl.tanh(ppl.Affine(z, int(hidden), name="dec"))
         m.cost("recon", ppl.bernoulli_nll(ppl.Affine(d, pixels, name="out"), target=x))
-        m.cost("kl", ppl.gaussian_kl(loc, scale))
+        if kl == "analytic":
+            m.cost("kl", ppl.gaussian_kl(loc, scale))
+        else:
+            m.cost("log_q", ppl.log_prob(z))
+            m.cost("prior", ppl.gaussian_nll(0.0, 1.0, z))
     return m
 
 
@@ -39,5 +47,16 @@ def data(seed=0, dtype=np.float32) -> dict:
 
 
 def evaluate(prog, d, samples=100, seed=0) -> dict:
+    """test_elbo: minus the mean of the ELBO program's loss over `samples` draws; for a program of
+    the importance-weighted bound (objective 'iwae', K draws) also test_iwae_K, minus the mean of
+    its own loss, and the ELBO from an ELBO program of the same model with the same parameters."""
     base = 2 ** 41 + 1000 * int(seed)
-    return {"test_elbo": -float(np.mean([prog.loss(d["test"], seed=base + k) for k in range(samples)]))}
+
+    def mean_loss(p):
+        return -float(np.mean([p.loss(d["test"], seed=base + k) for k in range(samples)]))
+    if getattr(prog, "objective", "elbo") != "iwae":
+        return {"test_elbo": mean_loss(prog)}
+    elbo = prog.model.compile(dtype=prog.dtype)
+    for k in elbo.params:
+        elbo.params[k][...] = prog.params[k]
+    return {"test_elbo": mean_loss(elbo), f"test_iwae_{prog.samples}": mean_loss(prog)}

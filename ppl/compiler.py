@@ -128,7 +128,18 @@ def analyse(c: Compilation):
     c.an = G.analyse(c.model)
 
 
+ANALYTIC_HEADS = ("gaussian_kl", "gaussian_kl_std")   # expectations over q, not terms of one draw
+
+
 def select_estimators(c: Compilation):
+    if c.objective == "iwae":
+        for h in c.model.costs:
+            if h.kind in ANALYTIC_HEADS:
+                raise ModelError(
+                    f"objective 'iwae': cost '{h.attrs['cost_name']}' is a closed-form KL, an expectation over q "
+                    f"rather than a term of one draw's log weight; the bound needs each draw's log q(z) - log p(z): "
+                    f"write ppl.log_prob(z) and the prior's negative log-likelihood of z (e.g. "
+                    f"ppl.gaussian_nll(0.0, 1.0, z)) instead, or train the ELBO")
     c.choices = select(c.model, c.an, c.estimators, c.policy, c.samples, c.baseline, c.objective)
 
 

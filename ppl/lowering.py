@@ -62,6 +62,7 @@ class Lowering:
                  objective: str = "elbo"):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
+        self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
         self.rng = rng
         self.L = Layout()
         self.fwd: list[str] = []

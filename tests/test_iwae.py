@@ -251,3 +251,20 @@ def test_dreg_keeps_the_encoders_signal_as_K_grows():
     for K in (4, 64):
         assert var["dreg", K] < 0.1 * var["pathwise", K], (K, var)
     assert snr["dreg", 64] > 1.3 * snr["dreg", 4], snr
+
+
+def test_a_closed_form_kl_cannot_form_the_bound_and_the_bundled_vae_samples_it():
+    """A closed-form KL is an expectation over q, not a term of one draw's log weight: refused
+    under 'iwae' with the fix; the bundled Gaussian VAE's kl="sampled" writes log q - log p per
+    draw, trains on the bound and reports the bound beside the ELBO."""
+    from ppl.models import gaussian_vae
+    with pytest.raises(ppl.ModelError, match=r"cost 'kl' is a closed-form KL.*ppl.log_prob\(z\)"):
+        gaussian_vae.build().compile(samples=2, objective="iwae")
+    d = gaussian_vae.data()
+    prog = gaussian_vae.build(kl="sampled").compile(samples=3, objective="iwae")
+    assert {ch.estimator for ch, _ in prog.choices.values()} == {"dreg"}
+    ppl.fit(prog, d["train"], ppl.optim.Adam(3e-3), steps=20, batch_size=16, progress=False)
+    m = gaussian_vae.evaluate(prog, d, samples=3)
+    assert set(m) == {"test_elbo", "test_iwae_3"} and m["test_iwae_3"] >= m["test_elbo"] - 0.5
+    with pytest.raises(ValueError, match="kl must be"):
+        gaussian_vae.build(kl="exact")
