@@ -16,25 +16,22 @@ may lie below z (`check`; the rule table then falls back to 'pathwise', an overr
 naming the reason).
 """
 from .. import graph as G
-from .base import Estimator, register, sample_hard
+from .base import register
+from .pathwise import Pathwise
 
 
 @register
-class DReG(Estimator):
+class DReG(Pathwise):
+    """Pathwise's draw and backward, with the two changes above."""
     name = "dreg"
-    passes_value_grad = True
-    hard_forward = False
     stops_log_prob_params = True
     objectives = ("iwae",)
 
     def check(self, info):
-        if not info.dist.has_rsample:
-            return f"{info.dist.name} is not reparameterisable"
-        if not info.differentiable:
-            return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
+        why = super().check(info)
         an, node = info.analysis, info.node
-        if an is None:
-            return None
+        if why is not None or an is None:
+            return why
         g = an.graph
         below = [n.name for n in an.order if n.is_stochastic and n.name in G.nx.descendants(g, node.name)]
         if below:
@@ -50,12 +47,11 @@ class DReG(Estimator):
                 return f"its parameter '{p.name}' depends on the stochastic node '{above[0]}'"
         return None
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node)
-
     def backward(self, lw, node, opts):
         gv = lw.g(node)
-        if gv is None:
-            return
-        lw.emit(f"R_.mul_rows({gv}, {lw.rw}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
-        lw.call(lw.dist(node).kernels["sample_bwd"], [lw.noise_of[node], gv], lw.param_grads(node), node)
+        if gv is not None:
+            lw.emit(f"R_.mul_rows({gv}, {lw.rw}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
+        super().backward(lw, node, opts)
+
+    def scalar_support(self, node, opts):
+        return "the importance-weighted bound couples a data row's draws"
