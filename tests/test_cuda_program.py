@@ -70,8 +70,20 @@ def test_iwae_parity(est):
     _parity(sbn, estimators=est, samples=3, objective="iwae")
 
 
-def test_iwae_pathwise_parity():
-    _parity(vae, samples=2, objective="iwae")
+def vae_sampled_kl():
+    with Model("vae_iw_cuda") as m:
+        x = m.input("x", 6)
+        e = ppl.tanh(Affine(x, 4, name="e1"))
+        z = Normal("z", loc=Affine(e, 2, name="loc"), scale=ppl.softplus(Affine(e, 2, name="sc")))
+        m.cost("recon", ppl.bernoulli_nll(Affine(ppl.tanh(Affine(z, 4, name="d1")), 6, name="d2"), target=x))
+        m.cost("log_q", ppl.log_prob(z))
+        m.cost("prior", ppl.gaussian_nll(0.0, 1.0, z))
+    return m
+
+
+@pytest.mark.parametrize("est", ["dreg", "pathwise"])
+def test_iwae_reparameterised_parity(est):
+    _parity(vae_sampled_kl, samples=2, objective="iwae", estimators=est)
 
 
 def test_training_on_the_device_matches_the_cpu():

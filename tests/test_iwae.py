@@ -186,13 +186,14 @@ def test_dreg_is_the_default_for_an_encoder_and_refused_where_its_rewrite_fails(
     with pytest.raises(ppl.ModelError, match=r"Normal 'h2': estimator 'dreg' does not apply \(its parameter "
                                              r"'h2_loc' depends on the stochastic node 'h1'\)"):
         build("BN", "iw_dreg_refused", normal_width=1).compile(samples=2, objective="iwae", estimators={"h2": "dreg"})
-    with Model("iw_dreg_kl") as m:   # a closed-form KL reads q's parameters beside z
+    with Model("iw_dreg_reg") as m:   # a cost reads q's loc beside z
         x = m.input("x", 3)
         loc, sc = Affine(x, 1, name="loc"), ppl.softplus(Affine(x, 1, name="sc"))
         z = Normal("z", loc=loc, scale=sc)
-        m.cost("kl", ppl.gaussian_kl(loc, sc))
+        m.cost("lq", ppl.log_prob(z))
+        m.cost("reg", ppl.total(ppl.tanh(loc)))
         m.cost("nll", ppl.bernoulli_nll(Affine(z, 3, name="dec"), target=x))
-    with pytest.raises(ppl.ModelError, match=r"its parameter 'loc' also feeds 'gaussian_kl"):
+    with pytest.raises(ppl.ModelError, match=r"its parameter 'loc' also feeds 'tanh"):
         m.compile(samples=2, objective="iwae", estimators={"z": "dreg"})
     fell = m.compile(samples=2, objective="iwae")   # the rule table falls through to pathwise
     assert {n.name: ch.estimator for n, (ch, _) in fell.choices.items()} == {"z": "pathwise"}
