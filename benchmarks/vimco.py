@@ -7,7 +7,8 @@ variance of each estimator of the bound.
 
 Cases (float32, Adam 1e-3, the digits): the linear SBN of benchmarks/peers.py, K = --samples draws
 per data row, objective -log (1/K sum_k exp(-C_k)).
-  us_per_step   value = ppl.fit (estimators="vimco", objective="iwae", its nopython loop),
+  us_per_step   value = ppl.fit (estimators="vimco" or "local_disarm", objective="iwae", its
+                nopython loop),
                 baseline = PyTorch eager (one thread, one step per call: sample, costs, the
                 bound, VIMCO's baselines, backward, torch.optim.Adam), ratio = baseline / value
   grad_variance the summed per-entry variance of the model parameters' gradient over 200 draws
@@ -73,11 +74,11 @@ def check(X, K):
          variance_ratio=round(float(H.var(0).sum() / G.var(0).sum()), 3))
 
 
-def timing(X, K, B, rounds, seconds):
+def timing(X, K, B, rounds, seconds, est="vimco"):
     import torch
     from torch_models import TorchSBN
     torch.set_num_threads(1)
-    prog = program(K)
+    prog = program(K, est)
     init = {k: np.array(v) for k, v in prog.params.items()}
     opt = ppl.optim.Adam(LR)
 
@@ -102,8 +103,8 @@ def timing(X, K, B, rounds, seconds):
             fn(n)
             t[name].append((time.perf_counter() - t0) / n * 1e6)
     med = {k: float(np.median(v)) for k, v in t.items()}
-    emit(f"sbn64-32/vimco/K={K}/batch={B}", "us_per_step", round(med["ppl"], 2), "us/step", round(med["torch"], 2),
-         peer="torch eager, 1 thread", rounds=rounds, steps={"ppl": n_ours, "torch": n_theirs})
+    emit(f"sbn64-32/{est}/K={K}/batch={B}", "us_per_step", round(med["ppl"], 2), "us/step", round(med["torch"], 2),
+         peer="torch eager VIMCO, 1 thread", rounds=rounds, steps={"ppl": n_ours, "torch": n_theirs})
 
 
 def variances(X, K, draws=200, B=32):
@@ -135,6 +136,7 @@ def variances(X, K, draws=200, B=32):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="32,256")
+    ap.add_argument("--estimators", default="vimco,local_disarm", help="ppl's estimators timed against torch VIMCO")
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=0.5)
@@ -151,7 +153,8 @@ def main():
         check(X, args.samples)
         return
     for B in (int(b) for b in args.batches.split(",")) if not args.variances_only else ():
-        timing(X, args.samples, B, args.rounds, args.seconds)
+        for est in args.estimators.split(","):
+            timing(X, args.samples, B, args.rounds, args.seconds, est)
     variances(X, args.samples)
 
 

@@ -15,7 +15,6 @@ from .selection import select
 from .estimators import REGISTRY
 
 PILOT_DRAWS = 32           # gradient estimates per candidate for the variance
-ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.")
 
 
 @numba.njit
@@ -26,7 +25,7 @@ def _time_loop(entry, n, theta, grad, state, ws2, ws1, inputs, B):
 
 def _measure(prog, data, batch):
     """(summed gradient variance of the model parameters, seconds per step)."""
-    names = [k for k in prog.params if not k.startswith(ESTIMATOR_PARAMS)]
+    names = prog.model_param_names()
     saved = prog.state.copy()
     grads = []
     for s in range(PILOT_DRAWS):

@@ -262,9 +262,10 @@ def cmd_explain(args) -> int:
 
 
 def gradient_variance(prog, data, batch, draws=100) -> float:
-    """Trace of the covariance of the gradient of the model parameters (estimator parameters
-    such as a learned baseline excluded) over `draws` independent draws at the current theta."""
-    names = [k for k in prog.params if not k.startswith("baseline.")]
+    """Trace of the covariance of the gradient of the model parameters (the estimators' own --
+    learned baselines, RELAX's control variate, REBAR's eta and temperature -- excluded) over
+    `draws` independent draws at the current theta."""
+    names = prog.model_param_names()
     g = np.empty((draws, sum(prog.params[k].size for k in names)))
     state = prog.state.copy()  # running baselines must not learn from the measurement
     for s in range(draws):
@@ -307,7 +308,7 @@ def cmd_compare(args) -> int:
         sd = f" ± {np.std(heads, ddof=1):.2g}" if len(heads) > 1 else ""
         rows.append((spec, f"{np.mean(heads):.6g}{sd}", f"{np.mean(gvars):.4g}", f"{np.mean(times):.3f}"))
     head = ("estimator", f"{mod.HEADLINE} (mean over {args.seeds} seed{'s' * (args.seeds > 1)})",
-            "gradient variance at init (trace)", "ms / step")
+            "gradient variance at init (trace, model parameters)", "ms / step")
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
                       + ["| " + " | ".join(r) + " |" for r in rows])
     print(f"\n{args.model}: {D['steps']} steps, batch {D['batch']}, {D['optimizer']} lr={D['lr']}\n")

@@ -17,7 +17,7 @@ import numpy as np
 from .distributions import DISTRIBUTIONS
 from .dsl import ModelError
 
-ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.")
+from .program import ESTIMATOR_PARAMS
 
 
 @dataclass
@@ -93,7 +93,7 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
     compile_kw.setdefault("dtype", np.float64)   # variances and biases against a float64 oracle
     for spec in estimators:
         prog = model.compile(estimators=spec, seed=seed, **compile_kw)
-        names = [k for k in prog.params if not k.startswith(ESTIMATOR_PARAMS)]
+        names = prog.model_param_names()
         if ref is None:
             ref = {k: prog.params[k].copy() for k in names}
         else:

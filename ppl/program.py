@@ -55,6 +55,11 @@ class ParamView(MutableMapping):
         return len(self._index)
 
 
+# names of the parameters estimators declare (learned baselines, RELAX's control variate, REBAR's
+# eta and temperature): trained with the model, but not the model's
+ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.")
+
+
 class Program:
     target = "cpu"
     objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
@@ -88,6 +93,10 @@ class Program:
         return bool(np.all(np.isfinite(self.grad_buffer)))
 
     # ----- workspaces and arguments
+    def model_param_names(self) -> list:
+        """The model's parameters (prog.params names), without the estimators' own."""
+        return [k for k in self.params if not k.startswith(ESTIMATOR_PARAMS)]
+
     @property
     def rows_per_data_row(self) -> int:
         return self.samples * self.layout.S

@@ -65,6 +65,22 @@ def test_explain_and_list(capsys):
     assert code == 0 and "toy_bernoulli" in out and "sbn" in out
 
 
+def test_compare_variance_counts_the_model_parameters_only():
+    """`ppl compare`'s gradient-variance column: REBAR's eta / temperature and RELAX's control
+    variate are the estimator's parameters, not the model's (they once dominated the column)."""
+    from ppl.cli import gradient_variance
+    from ppl.models import sbn
+    d = sbn.data()["train"]["x"][:16]
+    rebar = sbn.build(latent=(8,), pixels=64).compile(estimators="rebar", dtype=np.float64)
+    score = sbn.build(latent=(8,), pixels=64).compile(estimators="score", dtype=np.float64)
+    assert any(k.startswith("rebar.") for k in rebar.params)
+    assert rebar.model_param_names() == score.model_param_names()
+    v = gradient_variance(rebar, {"x": d}, 16, draws=20)
+    g = np.array([np.concatenate([gr[k].ravel() for k in score.model_param_names()])
+                  for gr in (rebar.grad({"x": d}, seed=10 ** 6 + s)[1] for s in range(20))])
+    assert v == pytest.approx(float(g.var(0, ddof=1).sum()), rel=1e-9)
+
+
 def test_explain_the_importance_weighted_bound(capsys):
     code, out, _ = run(capsys, "explain", "sbn", "--objective", "iwae", "--samples", "5")
     assert code == 0 and "vimco" in out and "objective: iwae" in out and "K = 5" in out
