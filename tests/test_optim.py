@@ -165,4 +165,7 @@ def test_kernel_runs_inside_a_users_njit_loop():
             upd(theta, grad, mom, vel, t)
 
     loop(*p2.args({"x": X6}), np.zeros_like(p2.theta), np.zeros_like(p2.theta), 20)
-    np.testing.assert_allclose(p2.theta, p1.theta, rtol=1e-12, atol=1e-14)
+    # 1e-9, not 1e-12: Adam's g / sqrt(v) carries a 1e-11 transcendental miss of this machine
+    # (tests/conftest.py) to 3e-12 after 20 steps, in fresh processes too (seen); a real
+    # difference (another seed, step count or update) moves the parameters by 1e-4 or more
+    np.testing.assert_allclose(p2.theta, p1.theta, rtol=1e-9, atol=1e-12)
