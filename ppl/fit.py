@@ -63,8 +63,11 @@ class History:
 
 
 def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
-    """Mean of `draws` Monte-Carlo estimates of the objective on `data` (fixed draws)."""
-    return float(np.mean([prog.loss(data, seed=seed, step=k) for k in range(draws)]))
+    """Mean of `draws` Monte-Carlo estimates of the objective on `data` (fixed draws), always with
+    hard samples: a program that relaxes discrete nodes (concrete, gumbel_softmax) is evaluated
+    by its hard twin (Program.hard_twin), not by the relaxed surrogate it trains on."""
+    p = prog.hard_twin()
+    return float(np.mean([p.loss(data, seed=seed, step=k) for k in range(draws)]))
 
 
 def _save_checkpoint(path: Path, prog, optimizer, step: int, hist: History, seed: int) -> None:

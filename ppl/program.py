@@ -93,6 +93,33 @@ class Program:
         return bool(np.all(np.isfinite(self.grad_buffer)))
 
     # ----- workspaces and arguments
+    def relaxed_nodes(self) -> list:
+        """Discrete nodes whose estimator feeds a relaxed (continuous) value forward (concrete,
+        gumbel_softmax): `loss` is then the relaxed surrogate, not the model's objective."""
+        from .estimators import REGISTRY
+        return [n.name for n, (ch, info) in self.choices.items()
+                if info.dist.discrete and not REGISTRY[ch.estimator].hard_forward]
+
+    def hard_twin(self):
+        """A program of the same model whose relaxed nodes draw hard samples (the score
+        function's forward), with this program's model parameters: its `loss` estimates the
+        model's objective. Compiled once, parameters copied at every call; self when nothing is
+        relaxed."""
+        relaxed = self.relaxed_nodes()
+        if not relaxed:
+            return self
+        twin = self.__dict__.get("_hard_twin")
+        if twin is None:
+            est = {n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in self.choices.items()
+                   if n.name not in relaxed}
+            est.update({name: ("score", {"baseline": "none"}) for name in relaxed})
+            twin = self._hard_twin = self.model.compile(estimators=est, dtype=self.dtype, samples=self.samples,
+                                                        objective=self.objective, lowering="arrays")
+        self.pull()
+        for k in self.model_param_names():
+            twin.params[k][...] = self.params[k]
+        return twin
+
     def model_param_names(self) -> list:
         """The model's parameters (prog.params names), without the estimators' own."""
         return [k for k in self.params if not k.startswith(ESTIMATOR_PARAMS)]
