@@ -193,7 +193,10 @@ class Program:
 
     # ----- the user API
     def loss(self, data=None, seed=0, step=0, batch=None) -> float:
-        """Monte-Carlo estimate of the objective (mean over data rows of the sum of costs)."""
+        """Monte-Carlo estimate of the objective the step trains (mean over data rows of the sum of
+        costs; the bound under objective 'iwae'). With relaxed discrete nodes (concrete,
+        gumbel_softmax) it is the relaxed surrogate: `prog.hard_twin().loss(...)` estimates the
+        model's objective with hard samples (fit's evaluation does so)."""
         return float(self._run(data, batch, seed, step, 0)[0])
 
     def loss_parts(self, data=None, seed=0, step=0, batch=None) -> dict:
