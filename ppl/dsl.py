@@ -182,14 +182,19 @@ class Model:
         return _make(self, "input", name, (), width)
 
     def cost(self, name: str, expr: Node) -> Node:
-        """Add a per-row cost term; the objective is E[sum of all costs], minimised."""
+        """Add a per-row cost term; the objective is E[sum of all costs], minimised. `expr` is a cost
+        head (ppl.bernoulli_nll, ppl.log_prob, ppl.total, ppl.blackbox, ...) or a node of width 1,
+        taken as it is (ppl.total of it)."""
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise ModelError(f"model '{self.name}': cost name {name!r} is not valid: use letters, digits "
                              f"and '_' (starting with a letter)")
         _check_node(expr, "expr", f"cost '{name}'")
         if not expr.attrs.get("is_head"):
-            raise ModelError(f"cost '{name}': {expr.kind} node '{expr.name}' is not a per-row cost; use a "
-                             f"cost head such as ppl.bernoulli_nll, ppl.log_prob, ppl.total or ppl.blackbox")
+            if expr.width != 1:
+                raise ModelError(f"cost '{name}': {expr.kind} node '{expr.name}' has {expr.width} columns, not one "
+                                 f"cost per row; sum them with ppl.total(...) or use a cost head such as "
+                                 f"ppl.bernoulli_nll, ppl.log_prob or ppl.blackbox")
+            expr = total(expr)   # a width-1 node is its own per-row cost
         if expr.is_cost:
             raise ModelError(f"cost '{name}': head '{expr.name}' is already the cost '{expr.attrs['cost_name']}'")
         if any(c.attrs["cost_name"] == name for c in self.costs):

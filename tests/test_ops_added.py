@@ -208,3 +208,25 @@ def test_user_layer_errors():
             ppl.layer(_flip_fn, p, 1, vjp=lambda *a: None, name="q")
         with pytest.raises(ppl.ModelError, match=r"layer 'r': width"):
             ppl.layer(_flip_fn, p, 0, name="r")
+
+
+def test_a_width_one_node_is_a_cost_as_it_is():
+    """m.cost(name, node) with a node of width 1 is ppl.total(node): same loss and gradient on
+    the same draw; a wider node is a clear error naming its width and the fix."""
+    def build(name, wrap):
+        with Model(name) as m:
+            x = m.input("x", 3)
+            z = Normal("z", loc=Affine(x, 1, name="loc"), scale=0.7)
+            e = (z - 0.3) * (z - 0.3)
+            m.cost("sq", ppl.total(e) if wrap else e)
+        return m
+    a = build("w1_total", True).compile(dtype=np.float64)
+    b = build("w1_bare", False).compile(dtype=np.float64)
+    b.theta[:] = a.theta
+    la, ga = a.grad({"x": X}, seed=3)
+    lb, gb = b.grad({"x": X}, seed=3)
+    assert la == lb and all(np.array_equal(ga[k], gb[k]) for k in ga)
+    with Model("w2_bare") as m:
+        x = m.input("x", 3)
+        with pytest.raises(ppl.ModelError, match=r"cost 'sq': affine node 'a2' has 2 columns.*ppl.total"):
+            m.cost("sq", Affine(x, 2, name="a2"))
