@@ -188,8 +188,12 @@ def cmd_train(args) -> int:
     else:
         print(f"data: {d['about']}")
     out = Path(args.out) if args.out else None
+    if args.resume and out is None:
+        raise UsageError("--resume continues from DIR/checkpoint.npz: give --out DIR")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if args.resume and (out / "checkpoint.npz").exists():
+        print(f"resuming from {out / 'checkpoint.npz'}")
     every = args.eval_every
     if every is not None and every < 1:
         raise UsageError(f"--eval-every must be >= 1, got {every}")
@@ -199,7 +203,7 @@ def cmd_train(args) -> int:
         raise UsageError(f"--eval-every needs held-out data; {args.model} has no test split here (--eval-data FILE)")
     hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
                batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
-               checkpoint=(out / "checkpoint.npz") if out is not None else None,
+               checkpoint=(out / "checkpoint.npz") if out is not None else None, resume=args.resume,
                eval_every=every, eval_data=d.get("test") if every is not None else None)
     t_eval = time.perf_counter()
     metrics = mod.evaluate(prog, d)
@@ -376,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=None, metavar="N",
                    help="held-out objective every N steps (default with --out: ~20 points, written to "
                         "DIR/curve.csv and curve.png)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run whose checkpoint is DIR/checkpoint.npz (--out DIR) up to --steps; "
+                        "the same settings and seed give the parameters of an uninterrupted run")
     t.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="where the step runs (default cpu)")
     t.add_argument("--data", metavar="FILE", default=None,
                    help="train on your data: an .npz with an array per model input (x, or train_x and test_x) "

@@ -49,6 +49,22 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
     assert code == 2 and "--eval-every must be >= 1" in err
 
 
+def test_train_resumes_from_its_out_folder(capsys, tmp_path):
+    """--resume continues a run from DIR/checkpoint.npz: 10 steps, then resumed to 20, give the
+    parameters of 20 uninterrupted steps, bit for bit; without --out it is a clear error."""
+    base = ("train", "sbn", "--model-opt", "latent=8", "-q", "--seed", "3")
+    assert run(capsys, *base, "--steps", "20", "--out", str(tmp_path / "a"))[0] == 0
+    assert run(capsys, *base, "--steps", "10", "--out", str(tmp_path / "b"))[0] == 0
+    code, out, _ = run(capsys, *base, "--steps", "20", "--out", str(tmp_path / "b"), "--resume")
+    assert code == 0 and "resuming from" in out
+    a, b = np.load(tmp_path / "a" / "params.npz"), np.load(tmp_path / "b" / "params.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    code, _, err = run_fail(capsys, "train", "sbn", "--steps", "4", "--resume", "-q")
+    assert code == 2 and "--resume continues from DIR/checkpoint.npz: give --out DIR" in err
+
+
 def test_train_policy_fast_and_node_override(capsys):
     code, out, _ = run(capsys, "train", "sbn", "--steps", "5", "-q", "--model-opt", "latent=8",
                        "--policy", "fast")
