@@ -61,6 +61,20 @@ ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.")
 
 
 class Program:
+    """A compiled model (`Model.compile` returns one).
+
+    theta        the flat parameter vector (the program's dtype); every parameter is a view of it
+    params       {name: array view into theta}, settable (`prog.params["enc.W"][...] = W`)
+    grad_buffer  the flat gradient, aligned with theta, written by every `grad` / step call
+    state        non-gradient estimator state (running baselines, temperatures), flat
+    entry        the raw nopython step: entry(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode)
+                 -> loss; mode 0 evaluates the loss only, 1 also writes the gradient into grad;
+                 `args(data)` gives (theta, grad, state, ws2, ws1, inputs, B) for a batch; it can
+                 be called from a user's @njit code
+    choices      {node: (Choice, NodeInfo)}: the estimator of every stochastic node and why
+                 (`explain()` prints them)
+    samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
+    """
     target = "cpu"
     objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
 
