@@ -32,37 +32,58 @@ OPTIMIZERS = {"adam": lambda: ppl.optim.Adam(0.01), "sgd": lambda: ppl.optim.SGD
 
 
 
+def _identical(got, want, again, what):
+    """got == want bit for bit; when not, `again()` recomputes want: if this process computes the
+    same run twice with different results (this machine's occasional transcendental misses,
+    tests/conftest.py), bit-identity cannot be checked here and the test is skipped, saying so."""
+    if np.array_equal(got, want):
+        return
+    want2 = again()
+    if not np.array_equal(want, want2):
+        bad = want != want2
+        rel = float(np.max(np.abs(want[bad] - want2[bad]) / np.maximum(np.abs(want2[bad]), 1e-300)))
+        pytest.skip(f"{what}: the same run computed twice here differs (max relative difference {rel:.1e}); "
+                    f"bit-identity cannot be checked in this process")
+    np.testing.assert_array_equal(got, want, err_msg=what)
+
+
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 def test_nopython_loop_equals_per_step_loop(opt, tmp_path):
     data = _data()
     eval_fn = lambda p: p.loss(data, seed=9)   # noqa: E731
     kw = dict(steps=37, batch_size=8, seed=4, eval_every=10, eval_fn=eval_fn, checkpoint_every=7)
     # 50 rows in batches of 8: epochs of 6 steps, so chunks cross epochs, evaluations and checkpoints
-    a = _train(_sbn_prog, OPTIMIZERS[opt], True, data, tmp_path, **kw)
-    b = _train(_sbn_prog, OPTIMIZERS[opt], False, data, tmp_path, **kw)
-    got = np.concatenate([a[1].loss, a[1].eval, a[0].theta, a[0].state] + [a[2][k].ravel() for k in sorted(a[2])])
-    want = np.concatenate([b[1].loss, b[1].eval, b[0].theta, b[0].state] + [b[2][k].ravel() for k in sorted(b[2])])
+
+    def run(nopython):
+        r = _train(_sbn_prog, OPTIMIZERS[opt], nopython, data, tmp_path, **kw)
+        ck = np.load(tmp_path / f"ck_{nopython}.npz")
+        return r, ck
+    (a, ca), (b, cb) = run(True), run(False)
     assert a[1].eval_steps == b[1].eval_steps == [10, 20, 30, 37]
     assert len(a[1].loss) == 37 and int(a[2]["t"]) == int(b[2]["t"]) == 37
-    ca, cb = np.load(tmp_path / "ck_True.npz"), np.load(tmp_path / "ck_False.npz")
     assert sorted(ca.files) == sorted(cb.files)
     numeric = [k for k in sorted(ca.files) if ca[k].dtype.kind in "biuf"]
     assert all(np.array_equal(ca[k], cb[k]) for k in ca.files if k not in numeric)   # names, kinds
-    got = np.concatenate([got] + [np.ravel(ca[k]).astype(float) for k in numeric])
-    want = np.concatenate([want] + [np.ravel(cb[k]).astype(float) for k in numeric])
-    np.testing.assert_array_equal(got, want, err_msg=f"fit nopython vs per-step ({opt})")
+
+    def values(r, ck):
+        return np.concatenate([r[1].loss, r[1].eval, r[0].theta, r[0].state] + [r[2][k].ravel() for k in sorted(r[2])]
+                              + [np.ravel(ck[k]).astype(float) for k in numeric])
+    _identical(values(a, ca), values(b, cb), lambda: values(*run(False)), f"fit nopython vs per-step ({opt})")
 
 
 def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
     data = _data()
-    full = _train(_sbn_prog, OPTIMIZERS["adam"], True, data, steps=30, batch_size=8, seed=1)
+
+    def uninterrupted():
+        full = _train(_sbn_prog, OPTIMIZERS["adam"], True, data, steps=30, batch_size=8, seed=1)
+        return np.concatenate([full[1].loss, full[0].theta])
+    want = uninterrupted()
     prog, opt, ck = _sbn_prog(), ppl.optim.Adam(0.01), tmp_path / "ck.npz"
     fit(prog, data, opt, steps=13, batch_size=8, seed=1, progress=False, nopython=True, checkpoint=ck)
     prog2, opt2 = _sbn_prog(), ppl.optim.Adam(0.01)
     h = fit(prog2, data, opt2, steps=30, batch_size=8, seed=1, progress=False, nopython=True, checkpoint=ck,
             resume=True)
-    got, want = np.concatenate([h.loss, prog2.theta]), np.concatenate([full[1].loss, full[0].theta])
-    np.testing.assert_array_equal(got, want, err_msg="resumed nopython run vs uninterrupted")
+    _identical(np.concatenate([h.loss, prog2.theta]), want, uninterrupted, "resumed nopython run vs uninterrupted")
 
 
 def test_model_without_inputs_row_fused_program():
