@@ -56,7 +56,5 @@ def evaluate(prog, d, samples=100, seed=0) -> dict:
         return -float(np.mean([p.loss(d["test"], seed=base + k) for k in range(samples)]))
     if getattr(prog, "objective", "elbo") != "iwae":
         return {"test_elbo": mean_loss(prog)}
-    elbo = prog.model.compile(dtype=prog.dtype)
-    for k in elbo.params:
-        elbo.params[k][...] = prog.params[k]
+    elbo = prog.twin(objective="elbo", samples=1, estimators="auto")
     return {"test_elbo": mean_loss(elbo), f"test_iwae_{prog.samples}": mean_loss(prog)}

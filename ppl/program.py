@@ -92,6 +92,7 @@ class Program:
             self.state[off: off + size] = init
         self.params = ParamView(self.theta, layout)
         self._ws = {}
+        self._twins = {}
 
     # ----- host and device (the CPU program has only the host; see CudaProgram)
     def pull(self):
@@ -114,25 +115,30 @@ class Program:
         return [n.name for n, (ch, info) in self.choices.items()
                 if info.dist.discrete and not REGISTRY[ch.estimator].hard_forward]
 
-    def hard_twin(self):
-        """A program of the same model whose relaxed nodes draw hard samples (the score
-        function's forward), with this program's model parameters: its `loss` estimates the
-        model's objective. Compiled once, parameters copied at every call; self when nothing is
-        relaxed."""
-        relaxed = self.relaxed_nodes()
-        if not relaxed:
-            return self
-        twin = self.__dict__.get("_hard_twin")
+    def twin(self, **options):
+        """The same model compiled with other `compile` options (this program's dtype, samples and
+        objective unless given), holding this program's model parameters: compiled once per set
+        of options, the parameters copied at every call."""
+        key = repr(sorted(options.items()))
+        twin = self._twins.get(key)
         if twin is None:
-            est = {n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in self.choices.items()
-                   if n.name not in relaxed}
-            est.update({name: ("score", {"baseline": "none"}) for name in relaxed})
-            twin = self._hard_twin = self.model.compile(estimators=est, dtype=self.dtype, samples=self.samples,
-                                                        objective=self.objective, lowering="arrays")
+            opts = {"dtype": self.dtype, "samples": self.samples, "objective": self.objective, **options}
+            twin = self._twins[key] = self.model.compile(**opts)
         self.pull()
         for k in self.model_param_names():
             twin.params[k][...] = self.params[k]
         return twin
+
+    def hard_twin(self):
+        """The twin whose relaxed nodes draw hard samples (the score function's forward), the
+        other nodes keeping their estimators: its `loss` estimates the model's objective. self
+        when nothing is relaxed."""
+        relaxed = self.relaxed_nodes()
+        if not relaxed:
+            return self
+        est = {n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in self.choices.items() if n.name not in relaxed}
+        est.update({name: ("score", {"baseline": "none"}) for name in relaxed})
+        return self.twin(estimators=est, lowering="arrays")
 
     def model_param_names(self) -> list:
         """The model's parameters (prog.params names), without the estimators' own."""
