@@ -33,7 +33,9 @@ class DReG(Pathwise):
         if why is not None or an is None:
             return why
         g = an.graph
-        below = [n.name for n in an.order if n.is_stochastic and n.name in G.nx.descendants(g, node.name)]
+        stochastic = [n.name for n in an.order if n.is_stochastic]
+        desc = G.nx.descendants(g, node.name)
+        below = [n for n in stochastic if n in desc]
         if below:
             return f"the stochastic node '{below[0]}' lies below it"
         own = {n.name for n in an.order if n.kind == "log_prob" and n.inputs[0] is node}   # log q(z) costs
@@ -42,7 +44,8 @@ class DReG(Pathwise):
             if others:
                 return (f"its parameter '{p.name}' also feeds '{others[0]}': DReG's rewrite needs q's parameters "
                         f"to reach the costs through the draw and log q alone")
-            above = [n.name for n in an.order if n.is_stochastic and n.name in G.nx.ancestors(g, p.name)]
+            anc = G.nx.ancestors(g, p.name)
+            above = [n for n in stochastic if n in anc]
             if above:
                 return f"its parameter '{p.name}' depends on the stochastic node '{above[0]}'"
         return None
