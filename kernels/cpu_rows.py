@@ -205,20 +205,21 @@ def vimco_baseline(tot, K, S, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _swap_one_row(tot, K, S, stride, i, out):
+def _swap_one_row(tot, ell, K, S, stride, i, out):
     for k in range(K):
         r = (i * K + k) * S
+        for c in range(S):
+            out[r + c] = ell[r + c]
         out[r + stride] = _swapped_bound(tot, K, S, i, k, float(tot[r + stride]))
 
 
 @njit(cache=True, error_model="numpy")
-def iwae_swap_one(tot, K, S, stride, out):
+def iwae_swap_one(tot, ell, K, S, stride, out):
     """Local ARM / DisARM's signals (Dong et al. 2020, multi-sample bounds): on the row of draw
     k's antithetic partner (configuration `stride`), the bound of data row i with draw k's total
-    replaced by the partner's; its configuration-0 row keeps the bound itself (out = ell on
-    entry). Other rows are left as they are."""
+    replaced by the partner's; on every other row the bound itself (ell, from iwae_bound)."""
     for i in range(tot.shape[0] // (K * S)):
-        _swap_one_row(tot, K, S, stride, i, out)
+        _swap_one_row(tot, ell, K, S, stride, i, out)
 
 
 @njit(cache=True, error_model="numpy")

@@ -137,14 +137,14 @@ def vimco_baseline(tot, K, S, b):
 
 
 @cuda.jit
-def _iwae_swap_one(tot, K, S, stride, out):
+def _iwae_swap_one(tot, ell, K, S, stride, out):
     for i in range(cuda.grid(1), tot.shape[0] // (K * S), cuda.gridsize(1)):
-        _swap_one_row(tot, K, S, stride, i, out)
+        _swap_one_row(tot, ell, K, S, stride, i, out)
 
 
-def iwae_swap_one(tot, K, S, stride, out):
+def iwae_swap_one(tot, ell, K, S, stride, out):
     """Local ARM / DisARM's signals (see cpu_rows.iwae_swap_one)."""
-    _run(_iwae_swap_one, tot.shape[0] // (K * S), tot, K, S, stride, out)
+    _run(_iwae_swap_one, tot.shape[0] // (K * S), tot, ell, K, S, stride, out)
 
 
 @cuda.jit

@@ -100,9 +100,7 @@ class _Local(_Antithetic):
         ell, _ = lw.learning_signal(node)
         stride = lw.enum_stride[node]
         L = lw.buf1(f"Lloc_{node.name}")
-        lw.emit(f"R_.zero1({L})")
-        lw.emit(f"R_.add_rows({ell}, {L})")
-        lw.emit(f"R_.iwae_swap_one({lw.totals}, {lw.samples}, {lw.S}, {stride}, {L})")
+        lw.emit(f"R_.iwae_swap_one({lw.totals}, {ell}, {lw.samples}, {lw.S}, {stride}, {L})")
         pw = lw.buf1(f"pw_{node.name}")
         lw.emit(f"R_.config_weights({lw.S}, 0, {stride}, 0.5 / B, {pw})")
         if self.name == "local_arm":
