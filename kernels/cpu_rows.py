@@ -139,11 +139,14 @@ def _iwae_row(tot, K, S, i, n, rw, ell):
     m = _bound_shift(tot, K, S, i)
     z = 0.0
     for k in range(K):
-        z += math.exp(m - float(tot[(i * K + k) * S]))
+        r = (i * K + k) * S
+        w = math.exp(m - float(tot[r]))
+        rw[r] = w
+        z += w
     val = m - math.log(z / K)
     for k in range(K):
         r = (i * K + k) * S
-        rw[r] = math.exp(m - float(tot[r])) / z / n
+        rw[r] = rw[r] / z / n
         ell[r] = val
         for c in range(1, S):
             rw[r + c] = 0.0
@@ -168,7 +171,8 @@ def iwae_bound(tot, K, S, rw, ell):
 
 @njit(cache=True, error_model="numpy")
 def _swapped_bound(tot, K, S, i, k, ck):
-    """Data row i's bound with draw k's total replaced by ck."""
+    """Data row i's bound with draw k's total replaced by ck, in O(K) (reference and fallback
+    of _swap_parts / _swapped)."""
     m = ck
     for j in range(K):
         c = float(tot[(i * K + j) * S])
@@ -182,14 +186,57 @@ def _swapped_bound(tot, K, S, i, k, ck):
 
 
 @njit(cache=True, error_model="numpy")
+def _swap_parts(tot, K, S, i):
+    """What every swapped bound of data row i shares, so that each costs O(1) (2 exps, 1 log)
+    instead of O(K): (k1, m1, m2, s2, ok) with m1 the smallest total (draw k1), m2 the smallest
+    of the others, s2 = sum_{j != k1} exp(m2 - C_j) (>= 1) and d = exp(m1 - m2); ok is False
+    when m1 or m2 is not finite (then _swapped falls back to _swapped_bound)."""
+    k1 = 0
+    m1 = float(tot[i * K * S])
+    for k in range(1, K):
+        c = float(tot[(i * K + k) * S])
+        if c < m1:
+            m1, k1 = c, k
+    m2 = math.inf
+    for k in range(K):
+        c = float(tot[(i * K + k) * S])
+        if k != k1 and c < m2:
+            m2 = c
+    s2 = 0.0
+    for k in range(K):
+        if k != k1:
+            s2 += math.exp(m2 - float(tot[(i * K + k) * S]))
+    ok = math.isfinite(m1) and math.isfinite(m2) and math.isfinite(s2)
+    return k1, m1, m2, s2, math.exp(m1 - m2), ok
+
+
+@njit(cache=True, error_model="numpy")
+def _swapped(tot, K, S, i, k, ck, k1, m1, m2, s2, d, ok):
+    """_swapped_bound from _swap_parts: the others' sum shifted by m1 (or by m2 when k is the
+    smallest draw, whose removal leaves m2 the shift) is 1 + d (s2 - exp(m2 - C_k)) (or s2):
+    no cancellation against the leading 1, so the result agrees with _swapped_bound to
+    rounding. Then ck joins at the smaller shift. A NaN ck gives NaN."""
+    if not ok:
+        return _swapped_bound(tot, K, S, i, k, ck)
+    if k == k1:
+        m, base = m2, s2
+    else:
+        m, base = m1, 1.0 + d * (s2 - math.exp(m2 - float(tot[(i * K + k) * S])))
+    if ck >= m:
+        return m - math.log((base + math.exp(m - ck)) / K)
+    return ck - math.log((base * math.exp(ck - m) + 1.0) / K)
+
+
+@njit(cache=True, error_model="numpy")
 def _vimco_row(tot, K, S, i, b):
     """Data row i of vimco_baseline."""
+    k1, m1, m2, s2, d, ok = _swap_parts(tot, K, S, i)
     tsum = 0.0
     for k in range(K):
         tsum += float(tot[(i * K + k) * S])
     for k in range(K):
         r = (i * K + k) * S
-        val = _swapped_bound(tot, K, S, i, k, (tsum - float(tot[r])) / (K - 1))
+        val = _swapped(tot, K, S, i, k, (tsum - float(tot[r])) / (K - 1), k1, m1, m2, s2, d, ok)
         for c in range(S):
             b[r + c] = val
 
@@ -199,18 +246,20 @@ def vimco_baseline(tot, K, S, b):
     """VIMCO's leave-one-out baselines (Mnih & Rezende 2016): b[(i K + k) S + c] = the bound of
     data row i with draw k's total cost replaced by the mean of the other K - 1 (the geometric
     mean of their weights), -log (1/K (sum_{j != k} exp(-C_ij) + exp(-mean_{j != k} C_ij))); it
-    does not depend on draw k. O(K^2) per data row, each sum shifted by its own smallest cost."""
+    does not depend on draw k. O(K) per data row (_swap_parts: 2K exps and K logs, where
+    recomputing each sum would take K^2 exps)."""
     for i in range(tot.shape[0] // (K * S)):
         _vimco_row(tot, K, S, i, b)
 
 
 @njit(cache=True, error_model="numpy")
 def _swap_one_row(tot, ell, K, S, stride, i, out):
+    k1, m1, m2, s2, d, ok = _swap_parts(tot, K, S, i)
     for k in range(K):
         r = (i * K + k) * S
         for c in range(S):
             out[r + c] = ell[r + c]
-        out[r + stride] = _swapped_bound(tot, K, S, i, k, float(tot[r + stride]))
+        out[r + stride] = _swapped(tot, K, S, i, k, float(tot[r + stride]), k1, m1, m2, s2, d, ok)
 
 
 @njit(cache=True, error_model="numpy")
