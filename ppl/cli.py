@@ -281,9 +281,8 @@ def gradient_variance(prog, data, batch, draws=100) -> float:
 
 
 def cmd_compare(args) -> int:
-    from .fit import fit
+    from .distributed import TRAIN_KEYS, sweep
     from .models import get
-    from .optim import make
 
     mod = get(args.model)
     D = _settings(mod, args)
@@ -292,25 +291,26 @@ def cmd_compare(args) -> int:
         raise UsageError("--estimators is empty; list names such as score,straight_through")
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     model_opts = parse_model_opts(args.model_opt)
-    d = mod.data(seed=0)
-    gdata = None
-    if d["train"] is not None:
-        gdata = {k: v[: int(D["batch"])] for k, v in d["train"].items()}
+    _build(mod, model_opts)   # a bad --model-opt is reported here, not once per run
+    for spec in specs:
+        parse_estimators(spec)
+    settings = {**model_opts, **{k: D[k] for k in TRAIN_KEYS if k in D}}
+    res = sweep(args.model, specs, args.seeds, settings, workers=args.workers, scheduler=args.scheduler,
+                grad_draws=args.grad_draws, progress=not args.quiet)
     rows, curves = [], {}
     for spec in specs:
-        heads, gvars, times, losses = [], [], [], []
-        for seed in range(args.seeds):
-            prog, _ = _compile(mod, D, model_opts, seed, estimators=spec)
-            gvars.append(gradient_variance(prog, gdata, int(D["batch"]), draws=args.grad_draws))
-            hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
-                       batch_size=int(D["batch"]), seed=seed, progress=not args.quiet)
-            heads.append(mod.evaluate(prog, d)[mod.HEADLINE])
-            times.append(1000 * hist.step_time)
-            losses.append(hist.smoothed())
-        curves[spec] = np.mean(losses, 0)
+        runs = [r for r in res if r["estimator"] == spec]
+        failed = [r for r in runs if r["error"]]
+        if failed:
+            raise ModelError(f"compare: estimator {spec!r}, seed {failed[0]['seed']}: {failed[0]['error']}")
+        heads = [r[mod.HEADLINE] for r in runs]
+        curves[spec] = np.mean([r["curve"] for r in runs], 0)
         sd = f" ± {np.std(heads, ddof=1):.2g}" if len(heads) > 1 else ""
-        rows.append((spec, f"{np.mean(heads):.6g}{sd}", f"{np.mean(gvars):.4g}", f"{np.mean(times):.3f}"))
+        rows.append((spec, f"{np.mean(heads):.6g}{sd}", f"{np.mean([r['grad_variance'] for r in runs]):.4g}",
+                     f"{np.mean([r['us_per_step'] for r in runs]) / 1000:.3f}"))
     head = ("estimator", f"{mod.HEADLINE} (mean over {args.seeds} seed{'s' * (args.seeds > 1)})",
             "gradient variance at init (trace, model parameters)", "ms / step")
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -404,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimator specs separated by commas (by ';' when a spec holds commas)")
     c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
     c.add_argument("--grad-draws", type=int, default=100, help="draws for the gradient variance (default 100)")
+    c.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="run the (estimator, seed) trainings on a local Dask cluster of K worker processes "
+                        "(pip install 'ppl[distributed]')")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run them on a running Dask scheduler, e.g. tcp://HOST:8786")
     c.set_defaults(func=cmd_compare)
 
     ls = sub.add_parser("list", help="list the ready models")
