@@ -12,6 +12,11 @@ Cases:
            compiled every estimator's step) before the clock starts.
   moments  gradient moments of the same SBN (DisARM, batch 32) over --draws draws; value = draws
            / s on 2 workers, baseline = in this process, serially.
+  data_parallel  the 784-200 SBN (DisARM, random binary pixels), batches --dp-batches: us per
+           step of fit_data_parallel on 2 workers (value) against fit in this process at one BLAS
+           thread (baseline; the same training, ratio = baseline / value) and at every core
+           (baseline_all_cores), --dp-steps steps each after a warm-up; and periodic averaging
+           every 10 steps (average_every=10, 5 x --dp-steps steps).
 """
 import os
 
@@ -30,8 +35,11 @@ ESTIMATORS = ["disarm", "score", "straight_through", "rebar"]
 
 
 def emit(case, metric, value, unit, baseline, **extra):
+    """ratio = how many times better value is than baseline (rates: value / baseline; times:
+    baseline / value)."""
+    ratio = value / baseline if unit.endswith("/s") else baseline / value
     print(json.dumps({"bench": "distributed", "case": case, "metric": metric, "value": round(value, 3), "unit": unit,
-                      "baseline": round(baseline, 3), "ratio": round(value / baseline, 3), **extra}), flush=True)
+                      "baseline": round(baseline, 3), "ratio": round(ratio, 3), **extra}), flush=True)
 
 
 def main():
@@ -40,6 +48,8 @@ def main():
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--draws", type=int, default=20000)
+    ap.add_argument("--dp-batches", default="256,1024,4096")
+    ap.add_argument("--dp-steps", type=int, default=20)
     a = ap.parse_args()
     if a.tasks % len(ESTIMATORS):
         ap.error(f"--tasks must be a multiple of {len(ESTIMATORS)} (one run per estimator and seed)")
@@ -73,9 +83,39 @@ def main():
             dr[2].append(a.draws / (time.perf_counter() - t0))
         emit(f"sbn64-32/disarm batch 32/{a.draws} draws", "draws_per_s", float(np.median(dr[2])), "draws/s",
              float(np.median(dr["here"])), workers=2, baseline_is="serial, in this process", rounds=a.rounds)
+        data_parallel(clients[2][0], [int(b) for b in a.dp_batches.split(",")], a.dp_steps, a.rounds)
     finally:
         for c, close in clients.values():
             close()
+
+
+def data_parallel(client, batches, steps, rounds):
+    from ppl.distributed import fit_data_parallel
+    from ppl.fit import fit
+    from ppl.optim import Adam
+    X = (np.random.default_rng(0).random((8192, 784)) < 0.3).astype(np.float32)
+    prog = sbn.build(pixels=784, latent=(200,)).compile(estimators="disarm", seed=0)
+    for B in batches:
+        fit_data_parallel(prog, {"x": X}, Adam(1e-3), 2, B, client=client, progress=False)   # warm the workers
+        fit(prog, {"x": X}, Adam(1e-3), steps=2, batch_size=B, progress=False)
+        t = {"dp": [], "avg": [], "one": [], "all": []}
+        for _ in range(rounds):
+            h = fit_data_parallel(prog, {"x": X}, Adam(1e-3), steps + 1, B, client=client, progress=False)
+            t["dp"].append(h.step_time)
+            h = fit_data_parallel(prog, {"x": X}, Adam(1e-3), 5 * steps, B, client=client, average_every=10,
+                                  progress=False)
+            t["avg"].append(h.step_time)
+            for key, threads in (("one", 1), ("all", os.cpu_count())):
+                h = fit(prog, {"x": X}, Adam(1e-3), steps=steps + 1, batch_size=B, progress=False, nopython=False,
+                        blas_threads=threads)
+                t[key].append(h.step_time)
+        med = {k: 1e6 * float(np.median(v)) for k, v in t.items()}
+        emit(f"sbn784-200/disarm/batch {B}", "us_per_step", med["dp"], "us", med["one"], workers=2,
+             baseline_is="fit in this process, 1 BLAS thread", baseline_all_cores=round(med["all"], 1),
+             ratio_all_cores=round(med["all"] / med["dp"], 3), rounds=rounds)
+        emit(f"sbn784-200/disarm/batch {B}/averaging every 10 steps", "us_per_step", med["avg"], "us", med["one"],
+             workers=2, baseline_is="fit in this process, 1 BLAS thread", baseline_all_cores=round(med["all"], 1),
+             ratio_all_cores=round(med["all"] / med["avg"], 3), rounds=rounds)
 
 
 if __name__ == "__main__":

@@ -49,12 +49,12 @@ _JIT = dict(cache=True, error_model="numpy")
 
 # ------------------------------------------------------------- row kernels, per dtype
 @njit(**_JIT)
-def _uniform_row_f32(out, x, r, k0, k1, s, t):
+def _uniform_row_f32(out, x, r, ra, k0, k1, s, t):
     """out[r, :] = uniform_f32(seed, stream, r, c, step) for every column c (4 lanes/call)."""
     d = out.shape[1]
     nb = d // LANES_F32
     for b in range(nb):
-        w0, w1, w2, w3 = philox4x32_10(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(b, ra, s, t, k0, k1)
         c = LANES_F32 * b
         out[r, c] = uniform_f32_from_word(w0)
         out[r, c + 1] = uniform_f32_from_word(w1)
@@ -62,7 +62,7 @@ def _uniform_row_f32(out, x, r, k0, k1, s, t):
         out[r, c + 3] = uniform_f32_from_word(w3)
     c = LANES_F32 * nb
     if c < d:
-        w0, w1, w2, w3 = philox4x32_10(nb, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(nb, ra, s, t, k0, k1)
         out[r, c] = uniform_f32_from_word(w0)
         if c + 1 < d:
             out[r, c + 1] = uniform_f32_from_word(w1)
@@ -71,26 +71,26 @@ def _uniform_row_f32(out, x, r, k0, k1, s, t):
 
 
 @njit(**_JIT)
-def _uniform_row_f64(out, x, r, k0, k1, s, t):
+def _uniform_row_f64(out, x, r, ra, k0, k1, s, t):
     """out[r, :] = uniform_f64(seed, stream, r, c, step) for every column c (2 lanes/call)."""
     d = out.shape[1]
     nb = d // LANES_F64
     for b in range(nb):
-        w0, w1, w2, w3 = philox4x32_10(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(b, ra, s, t, k0, k1)
         out[r, 2 * b] = uniform_f64_from_words(w0, w1)
         out[r, 2 * b + 1] = uniform_f64_from_words(w2, w3)
     if LANES_F64 * nb < d:
-        w0, w1, w2, w3 = philox4x32_10(nb, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(nb, ra, s, t, k0, k1)
         out[r, 2 * nb] = uniform_f64_from_words(w0, w1)
 
 
 @njit(**_JIT)
-def _normal_row_f32(out, x, r, k0, k1, s, t):
+def _normal_row_f32(out, x, r, ra, k0, k1, s, t):
     """out[r, :] = normal_f32(...): two Box-Muller pairs per philox call, in one loop."""
     d = out.shape[1]
     nb = d // LANES_F32
     for b in range(nb):
-        w0, w1, w2, w3 = philox4x32_10(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(b, ra, s, t, k0, k1)
         c = LANES_F32 * b
         out[r, c], out[r, c + 1] = box_muller_f32(
             uniform_f32_from_word(w0), uniform_f32_from_word(w1))
@@ -98,7 +98,7 @@ def _normal_row_f32(out, x, r, k0, k1, s, t):
             uniform_f32_from_word(w2), uniform_f32_from_word(w3))
     c = LANES_F32 * nb
     if c < d:
-        w0, w1, w2, w3 = philox4x32_10(nb, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(nb, ra, s, t, k0, k1)
         z0, z1 = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
         z2, z3 = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))
         out[r, c] = z0
@@ -109,16 +109,16 @@ def _normal_row_f32(out, x, r, k0, k1, s, t):
 
 
 @njit(**_JIT)
-def _normal_row_f64(out, x, r, k0, k1, s, t):
+def _normal_row_f64(out, x, r, ra, k0, k1, s, t):
     """out[r, :] = normal_f64(...): one Box-Muller pair per philox call, in one loop."""
     d = out.shape[1]
     nb = d // LANES_F64
     for b in range(nb):
-        w0, w1, w2, w3 = philox4x32_10(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(b, ra, s, t, k0, k1)
         out[r, 2 * b], out[r, 2 * b + 1] = box_muller_f64(
             uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
     if LANES_F64 * nb < d:
-        w0, w1, w2, w3 = philox4x32_10(nb, r, s, t, k0, k1)
+        w0, w1, w2, w3 = philox4x32_10(nb, ra, s, t, k0, k1)
         z0, z1 = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
         out[r, 2 * nb] = z0
 
@@ -139,17 +139,17 @@ def _out_dtype(fname, out):
 def _rows_by_dtype(fname, row_f32, row_f64, needs_x):
     """A stub whose overload picks row_f32 or row_f64 from out's dtype at compile time."""
 
-    def stub(out, x, r, k0, k1, s, t):
+    def stub(out, x, r, ra, k0, k1, s, t):
         """Row kernel dispatched on out's dtype."""
 
     @overload(stub, jit_options=_JIT)
-    def _ov(out, x, r, k0, k1, s, t):
+    def _ov(out, x, r, ra, k0, k1, s, t):
         dt = _out_dtype(fname, out)
         if needs_x and (not isinstance(x, types.Array) or x.ndim != 2):
             raise TypingError(f"{fname}: the logits/probs must be a 2D array like out, got {x}")
         if dt == types.float32:
-            return lambda out, x, r, k0, k1, s, t: row_f32(out, x, r, k0, k1, s, t)
-        return lambda out, x, r, k0, k1, s, t: row_f64(out, x, r, k0, k1, s, t)
+            return lambda out, x, r, ra, k0, k1, s, t: row_f32(out, x, r, ra, k0, k1, s, t)
+        return lambda out, x, r, ra, k0, k1, s, t: row_f64(out, x, r, ra, k0, k1, s, t)
 
     return stub
 
@@ -196,29 +196,29 @@ _to_bernoulli_prob = _scalar_by_type(
 
 
 @njit(**_JIT)
-def _logistic_row(out, x, r, k0, k1, s, t):
-    _uniform_row(out, x, r, k0, k1, s, t)
+def _logistic_row(out, x, r, ra, k0, k1, s, t):
+    _uniform_row(out, x, r, ra, k0, k1, s, t)
     for c in range(out.shape[1]):
         out[r, c] = _to_logistic(out[r, c])
 
 
 @njit(**_JIT)
-def _gumbel_row(out, x, r, k0, k1, s, t):
-    _uniform_row(out, x, r, k0, k1, s, t)
+def _gumbel_row(out, x, r, ra, k0, k1, s, t):
+    _uniform_row(out, x, r, ra, k0, k1, s, t)
     for c in range(out.shape[1]):
         out[r, c] = _to_gumbel(out[r, c])
 
 
 @njit(**_JIT)
-def _bernoulli_logit_row(out, x, r, k0, k1, s, t):
-    _uniform_row(out, x, r, k0, k1, s, t)
+def _bernoulli_logit_row(out, x, r, ra, k0, k1, s, t):
+    _uniform_row(out, x, r, ra, k0, k1, s, t)
     for c in range(out.shape[1]):
         out[r, c] = _to_bernoulli_logit(x[r, c], out[r, c])
 
 
 @njit(**_JIT)
-def _bernoulli_prob_row(out, x, r, k0, k1, s, t):
-    _uniform_row(out, x, r, k0, k1, s, t)
+def _bernoulli_prob_row(out, x, r, ra, k0, k1, s, t):
+    _uniform_row(out, x, r, ra, k0, k1, s, t)
     for c in range(out.shape[1]):
         out[r, c] = _to_bernoulli_prob(x[r, c], out[r, c])
 
@@ -237,56 +237,56 @@ def _check_shape(fname, out, x):
 
 
 @njit(parallel=True, **_JIT)
-def fill_uniform(out, seed, stream, step):
-    """out[r, c] = uniform_<dtype>(seed, stream, r, c, step); U(0, 1), never 0 or 1."""
+def fill_uniform(out, seed, stream, step, row0=0):
+    """out[r, c] = uniform_<dtype>(seed, stream, row0 + r, c, step); U(0, 1), never 0 or 1."""
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < SERIAL_CUTOFF:
         for r in range(out.shape[0]):
-            _uniform_row(out, out, r, k0, k1, s, t)
+            _uniform_row(out, out, r, r + row0, k0, k1, s, t)
     else:
         for r in prange(out.shape[0]):
-            _uniform_row(out, out, r, k0, k1, s, t)
+            _uniform_row(out, out, r, r + row0, k0, k1, s, t)
 
 
 @njit(parallel=True, **_JIT)
-def fill_normal(out, seed, stream, step):
-    """out[r, c] = normal_<dtype>(seed, stream, r, c, step); N(0, 1) by Box-Muller."""
+def fill_normal(out, seed, stream, step, row0=0):
+    """out[r, c] = normal_<dtype>(seed, stream, row0 + r, c, step); N(0, 1) by Box-Muller."""
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < SERIAL_CUTOFF:
         for r in range(out.shape[0]):
-            _normal_row(out, out, r, k0, k1, s, t)
+            _normal_row(out, out, r, r + row0, k0, k1, s, t)
     else:
         for r in prange(out.shape[0]):
-            _normal_row(out, out, r, k0, k1, s, t)
+            _normal_row(out, out, r, r + row0, k0, k1, s, t)
 
 
 @njit(parallel=True, **_JIT)
-def fill_logistic(out, seed, stream, step):
-    """out[r, c] = logistic_<dtype>(seed, stream, r, c, step); standard logistic noise."""
+def fill_logistic(out, seed, stream, step, row0=0):
+    """out[r, c] = logistic_<dtype>(seed, stream, row0 + r, c, step); standard logistic noise."""
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < SERIAL_CUTOFF:
         for r in range(out.shape[0]):
-            _logistic_row(out, out, r, k0, k1, s, t)
+            _logistic_row(out, out, r, r + row0, k0, k1, s, t)
     else:
         for r in prange(out.shape[0]):
-            _logistic_row(out, out, r, k0, k1, s, t)
+            _logistic_row(out, out, r, r + row0, k0, k1, s, t)
 
 
 @njit(parallel=True, **_JIT)
-def fill_gumbel(out, seed, stream, step):
-    """out[r, c] = gumbel_<dtype>(seed, stream, r, c, step); standard Gumbel (max) noise."""
+def fill_gumbel(out, seed, stream, step, row0=0):
+    """out[r, c] = gumbel_<dtype>(seed, stream, row0 + r, c, step); standard Gumbel (max) noise."""
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < SERIAL_CUTOFF:
         for r in range(out.shape[0]):
-            _gumbel_row(out, out, r, k0, k1, s, t)
+            _gumbel_row(out, out, r, r + row0, k0, k1, s, t)
     else:
         for r in prange(out.shape[0]):
-            _gumbel_row(out, out, r, k0, k1, s, t)
+            _gumbel_row(out, out, r, r + row0, k0, k1, s, t)
 
 
 @njit(parallel=True, **_JIT)
-def fill_bernoulli_logit(out, logits, seed, stream, step):
-    """out[r, c] = bernoulli_logit_<dtype>(logits[r, c], seed, stream, r, c, step) in {0, 1}.
+def fill_bernoulli_logit(out, logits, seed, stream, step, row0=0):
+    """out[r, c] = bernoulli_logit_<dtype>(logits[r, c], seed, stream, row0 + r, c, step) in {0, 1}.
 
     h = [logit + logistic noise > 0], the noise being fill_logistic's at the same address.
     """
@@ -294,15 +294,15 @@ def fill_bernoulli_logit(out, logits, seed, stream, step):
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < SERIAL_CUTOFF:
         for r in range(out.shape[0]):
-            _bernoulli_logit_row(out, logits, r, k0, k1, s, t)
+            _bernoulli_logit_row(out, logits, r, r + row0, k0, k1, s, t)
     else:
         for r in prange(out.shape[0]):
-            _bernoulli_logit_row(out, logits, r, k0, k1, s, t)
+            _bernoulli_logit_row(out, logits, r, r + row0, k0, k1, s, t)
 
 
 @njit(parallel=True, **_JIT)
-def fill_bernoulli_prob(out, probs, seed, stream, step):
-    """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, r, c, step) in {0, 1}.
+def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
+    """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, row0 + r, c, step) in {0, 1}.
 
     h = [u < p] (inverse CDF), u being fill_uniform's value at the same address.
     """
@@ -310,7 +310,7 @@ def fill_bernoulli_prob(out, probs, seed, stream, step):
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < SERIAL_CUTOFF:
         for r in range(out.shape[0]):
-            _bernoulli_prob_row(out, probs, r, k0, k1, s, t)
+            _bernoulli_prob_row(out, probs, r, r + row0, k0, k1, s, t)
     else:
         for r in prange(out.shape[0]):
-            _bernoulli_prob_row(out, probs, r, k0, k1, s, t)
+            _bernoulli_prob_row(out, probs, r, r + row0, k0, k1, s, t)

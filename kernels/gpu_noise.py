@@ -62,13 +62,13 @@ def _put_f64(out, x, kind, r, c, u):
 
 
 @cuda.jit
-def _uniform_kind_f32(out, x, kind, k0, k1, s, t):
+def _uniform_kind_f32(out, x, kind, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 3) // 4
     for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
         r = i // nb
         b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
         c = 4 * b
         _put_f32(out, x, kind, r, c, _u32(w0))
         if c + 1 < D:
@@ -80,13 +80,13 @@ def _uniform_kind_f32(out, x, kind, k0, k1, s, t):
 
 
 @cuda.jit
-def _uniform_kind_f64(out, x, kind, k0, k1, s, t):
+def _uniform_kind_f64(out, x, kind, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 1) // 2
     for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
         r = i // nb
         b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
         c = 2 * b
         _put_f64(out, x, kind, r, c, _u64(w0, w1))
         if c + 1 < D:
@@ -94,13 +94,13 @@ def _uniform_kind_f64(out, x, kind, k0, k1, s, t):
 
 
 @cuda.jit
-def _normal_f32(out, k0, k1, s, t):
+def _normal_f32(out, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 3) // 4
     for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
         r = i // nb
         b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
         c = 4 * b
         z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
         z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
@@ -114,13 +114,13 @@ def _normal_f32(out, k0, k1, s, t):
 
 
 @cuda.jit
-def _normal_f64(out, k0, k1, s, t):
+def _normal_f64(out, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 1) // 2
     for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
         r = i // nb
         b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r, s, t, k0, k1)
+        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
         c = 2 * b
         z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
         out[r, c] = z0
@@ -147,38 +147,38 @@ def _is_f32(fname, out):
     return dt == np.float32
 
 
-def _fill(fname, out, x, kind, seed, stream, step):
+def _fill(fname, out, x, kind, seed, stream, step, row0=0):
     f32 = _is_f32(fname, out)
     lanes = rng.LANES_F32 if f32 else rng.LANES_F64
     nb = (out.shape[1] + lanes - 1) // lanes
     k = launch(_uniform_kind_f32 if f32 else _uniform_kind_f64, out.shape[0] * nb)
     if k is not None:
-        k(out, x, kind, *_address(seed, stream, step))
+        k(out, x, kind, *_address(seed, stream, step), np.int64(row0))
 
 
-def fill_uniform(out, seed, stream, step):
-    """out[r, c] = uniform_<dtype>(seed, stream, r, c, step); U(0, 1), never 0 or 1."""
-    _fill("fill_uniform", out, out, UNIFORM, seed, stream, step)
+def fill_uniform(out, seed, stream, step, row0=0):
+    """out[r, c] = uniform_<dtype>(seed, stream, row0 + r, c, step); U(0, 1), never 0 or 1."""
+    _fill("fill_uniform", out, out, UNIFORM, seed, stream, step, row0)
 
 
-def fill_normal(out, seed, stream, step):
-    """out[r, c] = normal_<dtype>(seed, stream, r, c, step); N(0, 1) by Box-Muller."""
+def fill_normal(out, seed, stream, step, row0=0):
+    """out[r, c] = normal_<dtype>(seed, stream, row0 + r, c, step); N(0, 1) by Box-Muller."""
     f32 = _is_f32("fill_normal", out)
     lanes = rng.LANES_F32 if f32 else rng.LANES_F64
     nb = (out.shape[1] + lanes - 1) // lanes
     k = launch(_normal_f32 if f32 else _normal_f64, out.shape[0] * nb)
     if k is not None:
-        k(out, *_address(seed, stream, step))
+        k(out, *_address(seed, stream, step), np.int64(row0))
 
 
-def fill_logistic(out, seed, stream, step):
-    """out[r, c] = logistic_<dtype>(seed, stream, r, c, step); standard logistic noise."""
-    _fill("fill_logistic", out, out, LOGISTIC, seed, stream, step)
+def fill_logistic(out, seed, stream, step, row0=0):
+    """out[r, c] = logistic_<dtype>(seed, stream, row0 + r, c, step); standard logistic noise."""
+    _fill("fill_logistic", out, out, LOGISTIC, seed, stream, step, row0)
 
 
-def fill_gumbel(out, seed, stream, step):
-    """out[r, c] = gumbel_<dtype>(seed, stream, r, c, step); standard Gumbel (max) noise."""
-    _fill("fill_gumbel", out, out, GUMBEL, seed, stream, step)
+def fill_gumbel(out, seed, stream, step, row0=0):
+    """out[r, c] = gumbel_<dtype>(seed, stream, row0 + r, c, step); standard Gumbel (max) noise."""
+    _fill("fill_gumbel", out, out, GUMBEL, seed, stream, step, row0)
 
 
 def _check_shape(fname, out, x):
@@ -186,13 +186,13 @@ def _check_shape(fname, out, x):
         raise ValueError(fname + ": the logits/probs array must have out's shape")
 
 
-def fill_bernoulli_logit(out, logits, seed, stream, step):
-    """out[r, c] = bernoulli_logit_<dtype>(logits[r, c], seed, stream, r, c, step) in {0, 1}."""
+def fill_bernoulli_logit(out, logits, seed, stream, step, row0=0):
+    """out[r, c] = bernoulli_logit_<dtype>(logits[r, c], seed, stream, row0 + r, c, step) in {0, 1}."""
     _check_shape("fill_bernoulli_logit", out, logits)
-    _fill("fill_bernoulli_logit", out, logits, BERNOULLI_LOGIT, seed, stream, step)
+    _fill("fill_bernoulli_logit", out, logits, BERNOULLI_LOGIT, seed, stream, step, row0)
 
 
-def fill_bernoulli_prob(out, probs, seed, stream, step):
-    """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, r, c, step) in {0, 1}."""
+def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
+    """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, row0 + r, c, step) in {0, 1}."""
     _check_shape("fill_bernoulli_prob", out, probs)
-    _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step)
+    _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step, row0)

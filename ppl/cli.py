@@ -197,14 +197,30 @@ def cmd_train(args) -> int:
     every = args.eval_every
     if every is not None and every < 1:
         raise UsageError(f"--eval-every must be >= 1, got {every}")
-    if every is None and out is not None:
+    if every is None and out is not None and args.workers is None and args.scheduler is None:
         every = max(1, int(D["steps"]) // 20)   # a held-out curve of ~20 points with --out
     if every is not None and "test" not in d:
         raise UsageError(f"--eval-every needs held-out data; {args.model} has no test split here (--eval-data FILE)")
-    hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
-               batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
-               checkpoint=(out / "checkpoint.npz") if out is not None else None, resume=args.resume,
-               eval_every=every, eval_data=d.get("test") if every is not None else None)
+    parallel = args.workers is not None or args.scheduler is not None
+    if parallel:
+        if args.workers is not None and args.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {args.workers}")
+        if args.average_every is not None and args.average_every < 1:
+            raise UsageError(f"--average-every must be >= 1, got {args.average_every}")
+        if args.resume or args.eval_every is not None or args.target != "cpu":
+            raise UsageError("--workers / --scheduler (data-parallel training) takes no --resume, --eval-every or "
+                             "--target cuda; train in one process for those")
+        from .distributed import fit_data_parallel
+        hist = fit_data_parallel(prog, d["train"], make(D["optimizer"], float(D["lr"])), int(D["steps"]),
+                                 int(D["batch"]), seed=args.seed, workers=args.workers, scheduler=args.scheduler,
+                                 average_every=args.average_every, progress=not args.quiet)
+    else:
+        if args.average_every is not None:
+            raise UsageError("--average-every is for data-parallel training: give --workers K or --scheduler ADDRESS")
+        hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
+                   batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
+                   checkpoint=(out / "checkpoint.npz") if out is not None else None, resume=args.resume,
+                   eval_every=every, eval_data=d.get("test") if every is not None else None)
     t_eval = time.perf_counter()
     metrics = mod.evaluate(prog, d)
     t_eval = time.perf_counter() - t_eval
@@ -225,7 +241,8 @@ def cmd_train(args) -> int:
             f.write("step,train_seconds,train_loss_ema,heldout_loss\n")
             f.writelines(f"{s},{sec:.4f},{smoothed[s - 1]:.6g},{v:.6g}\n"
                          for s, sec, v in zip(hist.eval_steps, hist.eval_seconds, hist.eval))
-        wrote = [out / "params.npz", out / "checkpoint.npz", out / "report.json", out / "curve.csv"]
+        wrote = [out / "params.npz", *([] if parallel else [out / "checkpoint.npz"]), out / "report.json",
+                 out / "curve.csv"]
         if _plot(out / "curve.png", {"training (EMA)": (np.arange(1, len(smoothed) + 1), smoothed),
                                      "held-out": (np.array(hist.eval_steps), np.array(hist.eval))},
                  "step", "loss (negative objective per data row)", f"ppl train {args.model}"):
@@ -390,6 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "input); the model's width is the data's. Without test rows the last 10%% are held out")
     t.add_argument("--eval-data", metavar="FILE", default=None,
                    help="the test rows for --data (arrays x or test_x, or IDX images)")
+    t.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="data-parallel training on a local Dask cluster of K worker processes, each the "
+                        "gradient of its shard of every batch (pip install 'ppl[distributed]'); pays for "
+                        "large batches only (BENCHMARKS.md)")
+    t.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="data-parallel training on a running Dask scheduler, e.g. tcp://HOST:8786")
+    t.add_argument("--average-every", type=int, default=None, metavar="N",
+                   help="with --workers: each worker takes N local steps, then parameters and optimiser "
+                        "state are averaged (periodic averaging; default: synchronous, equal to one process)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("explain", help="print the estimator chosen for every stochastic node, and why")

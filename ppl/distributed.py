@@ -1,11 +1,13 @@
-"""Beyond one machine with Dask: estimator sweeps and sharded Monte-Carlo moments of the gradient.
+"""Beyond one machine with Dask: estimator sweeps, sharded Monte-Carlo moments of the gradient,
+data-parallel training.
 
     pip install 'ppl[distributed]'          # dask[distributed]; imported only when used
 
-    from ppl.distributed import sweep, moments
+    from ppl.distributed import sweep, moments, fit_data_parallel
     res = sweep("sbn", ["disarm", "score"], seeds=4, workers=2)    # a LocalCluster of 2 processes
     print(res.table()); res.to_csv("sweep.csv")
     m = moments(prog, {"x": batch}, draws=10**6, scheduler="tcp://HOST:8786")
+    hist = fit_data_parallel(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=1000, batch_size=4096, workers=2)
 
 Where tasks run: `client=` any `dask.distributed.Client` you made (SLURM / PBS through
 dask-jobqueue: `Client(SLURMCluster(...))`), else `scheduler="tcp://HOST:PORT"` (a running
@@ -13,12 +15,15 @@ scheduler), else `workers=N` (a LocalCluster of N single-threaded worker process
 afterwards), else nothing: the same tasks run here, one after another. The results do not depend
 on where they ran: a sweep's rows equal the serial run's (each run trains with one BLAS thread);
 `moments` addresses every gradient draw by its global index (seed, draw) and merges the shards'
-running statistics in shard order, so any cluster gives the serial answer bit for bit.
+running statistics in shard order, so any cluster gives the serial answer bit for bit; and
+`fit_data_parallel` gives each worker a shard of the global batch whose noise is addressed by
+the global row (the generated `step_rows`), so it trains as `fit` does, to rounding.
 
 Task sizes: the scheduler spends about a millisecond per task and a worker compiles each model
 once (the generated step is cached on disk, PPL_CACHE_DIR, shared by the workers of a machine),
 so a task holds a whole training run (sweep) or `draws_per_task` gradient draws (moments; by
-default enough for ~8 tasks per worker). Faults: a task whose run raises becomes a row with its
+default enough for ~8 tasks per worker); a data-parallel step is one task per worker and pays
+only where a shard's gradient costs well above the round trip (a few ms): large batches. Faults: a task whose run raises becomes a row with its
 settings and the error, the others complete; a worker that dies has its tasks rerun elsewhere
 by the scheduler, each result kept once.
 
@@ -68,13 +73,21 @@ def open_client(client=None, workers: int | None = None, scheduler: str | None =
         raise ModelError(f"workers must be >= 1, got {workers}")
     dd = _dask()
     cluster = dd.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                              dashboard_address=None)
+                              dashboard_address=":0")   # any free port: never clash with another cluster
     c = dd.Client(cluster)
 
     def close():
         c.close()
         cluster.close()
     return c, close
+
+
+def _scatter(client, value, broadcast=True):
+    """A future of `value` on the workers under a fresh key: scattered alone in a list (Dask
+    scatters a dict's values under the dict's own keys, so two calls' {"x": ...} would share,
+    and release, one key), never by content hash (two equal values must not share a key
+    either)."""
+    return client.scatter([value], broadcast=broadcast, hash=False)[0]
 
 
 def _run_all(fn, tasks, client, progress, desc, **kwargs):
@@ -90,7 +103,7 @@ def _run_all(fn, tasks, client, progress, desc, **kwargs):
                 bar.update()
             return out
         dd = _dask()
-        big = {k: client.scatter(v, broadcast=True) for k, v in kwargs.items() if v is not None}
+        big = {k: _scatter(client, v) for k, v in kwargs.items() if v is not None}
         small = {k: v for k, v in kwargs.items() if v is None}
         futures = client.map(fn, tasks, pure=False, **big, **small)
         index = {f.key: i for i, f in enumerate(futures)}
@@ -380,3 +393,154 @@ def moments(prog, data, draws: int, client=None, *, workers=None, scheduler=None
         total = total.merge(p)
     total.seconds = time.perf_counter() - t0
     return total
+
+
+# --------------------------------------------------------------------------- data parallelism
+def _shards(n: int, parts: int) -> list:
+    """[a, b) splits of n rows into at most `parts` contiguous, near-equal, non-empty pieces."""
+    q, r = divmod(n, parts)
+    out, a = [], 0
+    for w in range(parts):
+        b = a + q + (w < r)
+        if b > a:
+            out.append((a, b))
+        a = b
+    return out
+
+
+def dp_grad(task: dict, rec=None, data=None):
+    """One shard of a global batch (here or on a worker): (loss, gradient, estimator state) of
+    the step on the shard's rows, its noise addressed by global row (the generated module's
+    step_rows, row0 = the shard's first drawn row), at the parameters and state the task holds."""
+    prog = _program(rec)
+    prog.theta[:] = task["theta"]
+    prog.state[:] = task["state"]
+    batch = None if data is None else {k: v[task["idx"]] for k, v in data.items()}
+    args = prog.args(batch, batch=task["rows"] if data is None else None)
+    loss = prog.module.step_rows(*args, np.uint64(task["seed"]), np.int64(task["t"]), 1, np.int64(task["row0"]))
+    return float(loss), prog.grad_buffer.copy(), prog.state.copy()
+
+
+def dp_local(task: dict, rec=None, data=None):
+    """One worker's round of periodic averaging (here or on a worker): from the task's
+    parameters, estimator state and optimiser, `len(idx)` local steps on the worker's shard of
+    each global batch (noise by global row, as dp_grad); returns (losses, theta, state, the
+    optimiser's state)."""
+    prog = _program(rec)
+    prog.theta[:] = task["theta"]
+    prog.state[:] = task["state"]
+    opt = task["optimizer"]
+    losses = []
+    for j, idx in enumerate(task["idx"]):
+        t = task["t"] + j
+        batch = None if data is None else {k: v[idx] for k, v in data.items()}
+        args = prog.args(batch, batch=task["rows"] if data is None else None)
+        loss = float(prog.module.step_rows(*args, np.uint64(task["seed"]), np.int64(t), 1, np.int64(task["row0"])))
+        if not np.isfinite(loss) or not prog.gradient_is_finite():
+            raise ModelError(f"fit_data_parallel: the loss or its gradient became non-finite at step {t} on the "
+                             f"shard from row {task['row0']} (loss {loss}); lower the learning rate or check the data")
+        opt.step(prog)
+        losses.append(loss)
+    return losses, prog.theta.copy(), prog.state.copy(), opt.state()
+
+
+def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, seed: int = 0, client=None, *,
+                      workers=None, scheduler=None, shards: int | None = None, average_every: int | None = None,
+                      progress: bool = True):
+    """Synchronous data-parallel training: every step, each worker computes the gradient of its
+    contiguous shard of the global batch (fit's batch for (seed, step)), the shards' gradients,
+    losses and estimator state are combined weighted by their rows, and the update is taken here
+    and sent out with the next step. Every noise value is addressed by its row in the global
+    batch, so this trains exactly as `fit(prog, data, optimizer, steps, batch_size, seed,
+    blas_threads=1)` does, up to the rounding of the shards' sums (tests/test_distributed.py).
+    Worth it when a step's gradient costs much more than a round trip to the workers (a few
+    ms; BENCHMARKS.md): large batches. shards: how many pieces (default: the workers).
+    average_every=N: periodic parameter averaging instead (local SGD): each worker takes N local
+    steps on its shard of each global batch with its own copy of the parameters, estimator state
+    and optimiser, then all three are averaged (weighted by shard rows) and sent out again: one
+    round trip per N steps, for batches too small for a round trip per step. With N = 1 and SGD
+    this is the synchronous update; otherwise it is another training rule (the workers' Adam
+    moments see shard gradients). Returns a fit.History (the row-weighted loss of each step)."""
+    from .data import Batches
+    from .fit import History
+    from .program import Program
+    steps = int(steps)
+    if steps < 1:
+        raise ModelError(f"fit_data_parallel: steps must be >= 1, got {steps}")
+    if type(prog) is not Program:
+        raise ModelError("fit_data_parallel: trains CPU programs (compile(target='cpu')); train a CUDA program "
+                         "with ppl.fit on its GPU")
+    if data is not None and not isinstance(data, dict):
+        raise ModelError("fit_data_parallel: pass data as a dict {input name: (N, width) array}")
+    batches = None if data is None else Batches(data, batch_size, seed=seed, dtype=prog.dtype)
+    client, close = open_client(client, workers, scheduler)
+    try:
+        parts = int(shards or (len(client.scheduler_info()["workers"]) if client is not None else 2))
+        if parts < 1:
+            raise ModelError(f"fit_data_parallel: shards must be >= 1, got {shards}")
+        rec = recipe(prog)
+        arrays = None if batches is None else batches.arrays
+        if client is not None:
+            _check_picklable("fit_data_parallel: the program's model", rec["model"])
+            rec_f = _scatter(client, rec)
+            data_f = None if arrays is None else _scatter(client, arrays)
+        hist = History()
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc=f"{prog.model.name} (data parallel)", unit="step", disable=not progress)
+        t0 = time.perf_counter()
+        N = 1 if average_every is None else int(average_every)
+        if N < 1:
+            raise ModelError(f"fit_data_parallel: average_every must be >= 1 or None, got {average_every}")
+        t, t1 = 0, None
+        while t < steps:
+            if t > 0 and t1 is None:   # after the first step / round (workers compile there)
+                t1, first = time.perf_counter(), t
+            n = 1 if average_every is None else min(N, steps - t)
+            idx = None if batches is None else batches.rows(t, n).reshape(n, -1)
+            B = int(batch_size) if batches is None else idx.shape[1]
+            cuts = _shards(B, parts)
+            w = [(b - a) / B for a, b in cuts]
+            theta, state = prog.theta.copy(), prog.state.copy()   # in the tasks: one round trip per step
+            state0 = prog.state.copy()
+            if average_every is None:
+                tasks = [dict(theta=theta, state=state, idx=None if idx is None else idx[0, a:b], rows=b - a,
+                              seed=int(seed), t=t, row0=a * prog.samples) for a, b in cuts]
+                if client is None:
+                    out = [dp_grad(task, rec, arrays) for task in tasks]
+                else:
+                    out = client.gather(client.map(dp_grad, tasks, rec=rec_f, data=data_f, pure=False))
+                loss = sum(wi * o[0] for wi, o in zip(w, out))
+                grad = sum(wi * o[1] for wi, o in zip(w, out))
+                if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
+                    raise ModelError(f"fit_data_parallel: the loss or its gradient became non-finite at step {t} "
+                                     f"(loss {loss}); lower the learning rate or check the data")
+                prog.grad_buffer[:] = grad
+                prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
+                optimizer.step(prog)
+                losses = [float(loss)]
+            else:
+                optimizer._ensure(prog.theta)
+                tasks = [dict(theta=theta, state=state, optimizer=optimizer,
+                              idx=[None] * n if idx is None else list(idx[:, a:b]), rows=b - a, seed=int(seed), t=t,
+                              row0=a * prog.samples) for a, b in cuts]
+                if client is None:
+                    import copy
+                    out = [dp_local(copy.deepcopy(task), rec, arrays) for task in tasks]
+                else:
+                    out = client.gather(client.map(dp_local, tasks, rec=rec_f, data=data_f, pure=False))
+                prog.theta[:] = sum(wi * o[1] for wi, o in zip(w, out))
+                prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
+                st = out[0][3]
+                optimizer.load_state({k: (v if k in ("t", "kind") else sum(wi * o[3][k] for wi, o in zip(w, out)))
+                                      for k, v in st.items()})
+                losses = [float(sum(wi * o[0][j] for wi, o in zip(w, out))) for j in range(n)]
+            hist.loss.extend(losses)
+            bar.update(len(losses))
+            t += len(losses)
+        bar.close()
+        hist.first_step_seconds = (t1 or time.perf_counter()) - t0
+        if t1 is not None:   # History.step_time divides by steps - 1: scale the later rounds' time to that
+            hist.seconds = (time.perf_counter() - t1) * (steps - 1) / (steps - first)
+    finally:
+        close()
+    return hist

@@ -248,9 +248,9 @@ class Lowering:
         name = self.buf2(f"n{k}_{node.name}", node.width)
         stream = self.stream_base[node] + k
         if self.S == 1:
-            self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t)")
+            self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t, row0)")
         else:
-            self.emit(f"N_.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t)")
+            self.emit(f"N_.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")
             self.emit(f"R_.expand_rows({name}, {self.S})")
         return name
 

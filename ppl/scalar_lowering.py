@@ -128,7 +128,7 @@ class ScalarLowering(Lowering):
         numbers): the value fill_<kind> writes at (row d, column 0)."""
         name = self.local(f"n{k}", node, per_config=False)
         if self.cfg == 0:
-            self.emit(f"{name} = Q_.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d, 0, t)")
+            self.emit(f"{name} = Q_.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d + row0, 0, t)")
         self.record_noise(node, name, kind)
         return name
 
@@ -312,15 +312,15 @@ class ScalarLowering(Lowering):
         fwd_rows = [line.lstrip(STORE) for line in self.fwd]
         views = [line for line in self.head if re.search(rf"\b{line.split(' = ')[0]}\b", "\n".join(fwd_rows))]
         common = [f"F_ = {self.fdtype}", f"w_ = F_(1.0 / ({rows}))", *self.pre]  # pre may halve w_
-        fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t):",
+        fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
                *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(self.inputs)] + common),
                "    loss = 0.0", f"    for d in range({rows}):",
                *("        " + x for x in fwd_rows), "    return loss"]
-        grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t):",
+        grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
                *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
                "    loss = 0.0", f"    for d in range({rows}):",
                *("        " + x for x in grad_rows + self.bwd), *("    " + x for x in self.post), "    return loss"]
         self.prelude = "\n".join(fwd + grd) + "\n"
         args = "".join(f"inputs[{j}], " for j in range(len(self.inputs)))
-        return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t)",
-                          f"    return _gradient(theta, grad, state, {args}B, seed, t)"])
+        return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0)",
+                          f"    return _gradient(theta, grad, state, {args}B, seed, t, row0)"])

@@ -9,12 +9,13 @@ import time
 
 import numpy as np
 import pytest
+from machine import assert_identical
 
 pytest.importorskip("dask.distributed")
 
 from ppl.distributed import Moments, moments, open_client, sweep  # noqa: E402
 from ppl.dsl import ModelError  # noqa: E402
-from ppl.models import sbn  # noqa: E402
+from ppl.models import sbn, toy_bernoulli  # noqa: E402
 
 FIELDS = ("settings", "estimator", "seed", "exact_objective", "p", "grad_variance", "curve", "error")
 
@@ -28,32 +29,43 @@ def client():
         close()
 
 
-def _same(rows, want):
+def _same(rows, want, again):
+    """rows equal want field for field (floats bit for bit: machine.assert_identical, which
+    recomputes want with again() to tell this machine's libm misses from a real difference)."""
     assert len(rows) == len(want)
+
+    def flat(rs):
+        return np.array([float(x) for r in rs for k in FIELDS if k not in ("settings", "estimator", "error")
+                         for x in np.ravel(r.get(k) if r.get(k) is not None else np.nan)])
     for r, w in zip(rows, want):
-        for k in FIELDS:
+        for k in ("settings", "estimator", "seed", "error"):
             assert r.get(k) == w.get(k), (k, r.get(k), w.get(k))
+    assert_identical(flat(rows), flat(want), lambda: flat(again()), "the rows of the two runs")
 
 
 def test_sweep_on_two_workers_equals_the_serial_run_and_reports_a_failing_run(client):
     kw = dict(settings={"steps": 300}, grad_draws=20, progress=False)
-    serial = sweep("toy_bernoulli", ["score", "straight_through"], 2, **kw)
+    def serial_run():
+        return sweep("toy_bernoulli", ["score", "straight_through"], 2, **kw)
+    serial = serial_run()
     assert all(r["error"] is None for r in serial)
     assert serial[0]["exact_objective"] != serial[1]["exact_objective"]   # the seed matters
-    _same(sweep("toy_bernoulli", ["score", "straight_through"], 2, client=client, **kw), serial)
+    _same(sweep("toy_bernoulli", ["score", "straight_through"], 2, client=client, **kw), serial, serial_run)
     # a run that raises: its row says why, with its settings; the others complete as before
     mixed = sweep("toy_bernoulli", ["score", "no_such_estimator"], 2, client=client, **kw)
     bad = [r for r in mixed if r["error"]]
     assert [r["seed"] for r in bad] == [0, 1]
     assert all("no_such_estimator" in r["error"] and r["settings"] == "steps=300" for r in bad)
-    _same([r for r in mixed if not r["error"]], serial[:2])
+    _same([r for r in mixed if not r["error"]], serial[:2], lambda: serial_run()[:2])
     table = mixed.table()
     assert "no_such_estimator" in table and "exact_objective" in table
 
 
 def test_a_worker_killed_mid_sweep_has_its_runs_redone_elsewhere(client):
     kw = dict(settings={"steps": 100000}, progress=False)
-    serial = sweep("toy_bernoulli", ["score", "straight_through"], 2, **kw)
+    def serial_run():
+        return sweep("toy_bernoulli", ["score", "straight_through"], 2, **kw)
+    serial = serial_run()
     pids = client.run(os.getpid)
     seen = {}
 
@@ -71,7 +83,7 @@ def test_a_worker_killed_mid_sweep_has_its_runs_redone_elsewhere(client):
     rows = sweep("toy_bernoulli", ["score", "straight_through"], 2, client=client, **kw)
     t.join()
     assert "pid" in seen                              # it died with work in hand
-    _same(rows, serial)
+    _same(rows, serial, serial_run)
     client.wait_for_workers(2, timeout=60)            # the nanny restarts it
     assert seen["pid"] not in client.run(os.getpid).values()
 
@@ -88,7 +100,9 @@ def test_sharded_gradient_moments_equal_the_serial_answer_and_numpy(client):
     m = moments(prog, data, 150, client=client, draws_per_task=23, progress=False)
     s = moments(prog, data, 150, draws_per_task=23, progress=False)
     assert isinstance(m, Moments) and m.n == s.n == 150
-    assert np.array_equal(m.mean, s.mean) and np.array_equal(m.m2, s.m2)
+    again = lambda: moments(prog, data, 150, draws_per_task=23, progress=False)  # noqa: E731
+    assert_identical(np.r_[m.mean, m.m2], np.r_[s.mean, s.m2], lambda: (lambda t: np.r_[t.mean, t.m2])(again()),
+                     "moments on the cluster and here")
     assert np.array_equal(prog.state, state)
     # every draw is addressed by its global index: other shard sizes, the same draws
     one = moments(prog, data, 150, draws_per_task=150, progress=False)
@@ -117,3 +131,86 @@ def test_bad_arguments_name_the_fix():
         sweep(sbn.build, ["score"], 1)
     with pytest.raises(ModelError, match="seeds is empty"):
         sweep("sbn", ["score"], [])
+
+
+def _two_layer(dtype=np.float64):
+    """Two stochastic layers, DisARM (antithetic rows) over score with a moving-average
+    baseline (estimator state), K = 2 draws per data row."""
+    return sbn.build(latent=(16, 8)).compile(
+        estimators={"h1": "disarm", "h2": ("score", {"baseline": "moving_average"})}, samples=2, dtype=dtype, seed=5)
+
+
+@pytest.mark.parametrize("lowering", ["arrays", "scalar"])
+def test_step_rows_addresses_noise_by_global_row(lowering):
+    """A batch's two halves through step_rows (row0 = first drawn row of the half) give the
+    whole batch's per-row costs; with row0 = 0 the second half would draw the first half's noise."""
+    if lowering == "scalar":
+        m = toy_bernoulli.build()
+        prog = m.compile(estimators=("score", {"baseline": "none"}), samples=3, lowering="scalar", dtype=np.float64)
+        data, B = None, 10
+    else:
+        prog = _two_layer()
+        data, B = {"x": sbn.data(seed=0)["train"]["x"][:10].astype(np.float64)}, 10
+    whole = prog.loss(data, seed=4, step=9, batch=None if data else B)
+
+    def half(a, b, row0):
+        part = None if data is None else {"x": data["x"][a:b]}
+        args = prog.args(part, batch=None if data else b - a)
+        return float(prog.module.step_rows(*args, np.uint64(4), np.int64(9), 0, np.int64(row0)))
+    K = prog.samples
+    both = (5 * half(0, 5, 0) + 5 * half(5, 10, 5 * K)) / 10
+    assert both == pytest.approx(whole, rel=1e-12)
+    assert (5 * half(0, 5, 0) + 5 * half(5, 10, 0)) / 10 != pytest.approx(whole, rel=1e-6)
+
+
+def test_data_parallel_training_equals_fit(client):
+    from ppl.distributed import fit_data_parallel
+    from ppl.fit import fit
+    from ppl.optim import Adam
+    X = sbn.data(seed=0)["train"]["x"][:200].astype(np.float64)
+    want = _two_layer()
+    fit(want, {"x": X}, Adam(lr=0.01), steps=12, batch_size=50, seed=7, blas_threads=1, nopython=False,
+        progress=False)
+    for c in (client, None):   # 2 workers; and the same shards computed here
+        got = _two_layer()
+        hist = fit_data_parallel(got, {"x": X}, Adam(lr=0.01), steps=12, batch_size=50, seed=7, client=c,
+                                 shards=2, progress=False)
+        assert len(hist.loss) == 12
+        np.testing.assert_allclose(got.theta, want.theta, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got.state, want.state, rtol=1e-12)
+    assert not np.allclose(want.theta, _two_layer().theta)   # it trained
+
+
+def test_periodic_averaging(client):
+    """average_every=1 with SGD is the synchronous update; every 3 steps with Adam it trains, the
+    same on the cluster as here."""
+    from ppl.distributed import fit_data_parallel
+    from ppl.optim import SGD, Adam
+    X = sbn.data(seed=0)["train"]["x"][:200].astype(np.float64)
+    kw = dict(steps=6, batch_size=40, seed=2, shards=2, progress=False)
+    sync, local = _two_layer(), _two_layer()
+    fit_data_parallel(sync, {"x": X}, SGD(lr=0.05), **kw)
+    fit_data_parallel(local, {"x": X}, SGD(lr=0.05), average_every=1, client=client, **kw)
+    np.testing.assert_allclose(local.theta, sync.theta, rtol=1e-10, atol=1e-13)
+    runs = []
+    for c in (client, None):
+        p = _two_layer()
+        h = fit_data_parallel(p, {"x": X}, Adam(lr=0.01), average_every=3, client=c, **{**kw, "steps": 30})
+        runs.append((p.theta.copy(), h.loss))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-10, atol=1e-13)
+    assert np.mean(runs[0][1][-6:]) < np.mean(runs[0][1][:6])
+
+
+def test_command_line_on_two_workers(capsys):
+    from ppl.cli import main
+    assert main(["compare", "toy_bernoulli", "--estimators", "score,straight_through", "--seeds", "2", "--steps", "50",
+                 "--grad-draws", "5", "--workers", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| score |" in out and "| straight_through |" in out
+    assert main(["train", "sbn", "--workers", "2", "--steps", "20", "--batch", "64", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test_elbo" in out
+    with pytest.raises(SystemExit) as e:
+        main(["train", "sbn", "--average-every", "3"])
+    assert e.value.code == 2
+    assert "--average-every is for data-parallel training" in capsys.readouterr().err

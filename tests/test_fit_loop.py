@@ -9,6 +9,8 @@ import ppl
 from ppl.fit import _Chunks, fit
 from ppl.models import sbn, toy_bernoulli
 
+from machine import assert_identical as _identical
+
 
 def _sbn_prog():
     return sbn.build(latent=(8,)).compile(dtype=np.float64)
@@ -30,21 +32,6 @@ OPTIMIZERS = {"adam": lambda: ppl.optim.Adam(0.01), "sgd": lambda: ppl.optim.SGD
               "momentum": lambda: ppl.optim.Momentum(0.02, mu=0.8)}
 
 
-
-
-def _identical(got, want, again, what):
-    """got == want bit for bit; when not, `again()` recomputes want: if this process computes the
-    same run twice with different results (this machine's occasional transcendental misses,
-    tests/conftest.py), bit-identity cannot be checked here and the test is skipped, saying so."""
-    if np.array_equal(got, want):
-        return
-    want2 = again()
-    if not np.array_equal(want, want2):
-        bad = want != want2
-        rel = float(np.max(np.abs(want[bad] - want2[bad]) / np.maximum(np.abs(want2[bad]), 1e-300)))
-        pytest.skip(f"{what}: the same run computed twice here differs (max relative difference {rel:.1e}); "
-                    f"bit-identity cannot be checked in this process")
-    np.testing.assert_array_equal(got, want, err_msg=what)
 
 
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))

@@ -8,10 +8,13 @@ be left alone) and the return value are compared. Gradients start non-zero (so `
 checked) and some are passed as ``shape[0] == 0`` (skipped).
 
 Tolerances (simulator):
-* float64: rtol 1e-12 (291 of 296 compared arrays are bit-identical). The per-element math
-  is the same Python source and the simulator's ``math`` is the libm the CPU build calls;
-  the differences are summation orders (affine products vs BLAS, one-block tree reductions
-  vs serial loops), a few ulp of the result, more where a sum cancels.
+* float64: rtol 1e-9 (291 of 296 compared arrays are bit-identical, the others within 1e-12).
+  The per-element math is the same Python source and the simulator's ``math`` is the libm the
+  CPU build calls; the differences are summation orders (affine products vs BLAS, one-block
+  tree reductions vs serial loops), a few ulp of the result, more where a sum cancels. The
+  bound is 1e-9, not 1e-12, for this machine's windows of libm results ~1e-11 off in every
+  process (tests/machine.py), which made a kernel's two runs 1.4e-11 apart; a kernel error
+  is orders of magnitude larger.
 * float32: rtol 2e-6, i.e. a few ulp (282 of 296 bit-identical). The simulator evaluates
   ``math.*`` of a float32 in double and rounds once where the CPU calls the float32 libm
   (expf, log1pf, ...), and it follows NumPy's promotion (float32 * Python float stays
@@ -29,6 +32,7 @@ import sys
 
 import numpy as np
 import pytest
+from machine import RTOL_LIBM
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
@@ -312,7 +316,7 @@ def check(name, builder, dtype, ignore=(), seed=0):
     g_args = [to_device(a) for a in built]
     c_ret = getattr(cmod, name)(*c_args)
     g_ret = getattr(gmod, name)(*g_args)
-    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-6)
+    tol = dict(rtol=RTOL_LIBM, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-6)
 
     def close(got, want, what):
         assert_allclose(got, want, err_msg=what, **tol)

@@ -10,6 +10,7 @@ import math
 import numba
 import numpy as np
 import pytest
+from machine import assert_identical
 from numba import njit
 from scipy import stats
 
@@ -225,14 +226,15 @@ def test_bernoulli_fills_equal_scalar_functions(dtype):
 @pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
 def test_identical_with_one_and_two_threads(kind):
     before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = _fill(kind, BIG, np.float64, 5, 6, 7)
-        numba.set_num_threads(2)
-        two = _fill(kind, BIG, np.float64, 5, 6, 7)
-    finally:
-        numba.set_num_threads(before)
-    np.testing.assert_array_equal(one, two, err_msg=f"fill_{kind} with 1 and 2 threads")
+
+    def on(threads):
+        numba.set_num_threads(threads)
+        try:
+            return _fill(kind, BIG, np.float64, 5, 6, 7)
+        finally:
+            numba.set_num_threads(before)
+    one, two = on(1), on(2)
+    assert_identical(two, one, lambda: on(1), f"fill_{kind} with 1 and 2 threads")
 
 
 def test_serial_and_parallel_paths_agree():
@@ -297,3 +299,17 @@ def test_clear_errors():
         fill_uniform(np.empty(5), 1, 0, 0)
     with pytest.raises(ValueError, match="out's shape"):
         fill_bernoulli_prob(np.empty((3, 4)), np.empty((4, 3)), 1, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
+def test_row0_addresses_rows_of_a_larger_fill(kind):
+    """fill(out, ..., row0) writes rows row0 .. row0 + R - 1 of the fill of the whole (a
+    data-parallel shard's noise), on the serial and the prange path; row0 = 0 is the default."""
+    for shape in [(40, 13), BIG]:
+        whole = _fill(kind, shape, np.float64, 5, 6, 7)
+        part = np.empty((shape[0] - 9, shape[1]))
+        FILLS[kind](part, 5, 6, 7, 9)
+        assert_identical(part, whole[9:], lambda: _fill(kind, shape, np.float64, 5, 6, 7)[9:], f"fill_{kind} from row 9")
+        first = np.empty((9, shape[1]))
+        FILLS[kind](first, 5, 6, 7, 0)
+        assert_identical(first, whole[:9], lambda: _fill(kind, shape, np.float64, 5, 6, 7)[:9], f"fill_{kind} row0=0")
