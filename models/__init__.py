@@ -21,8 +21,73 @@ MODELS = {
 
 
 def get(name: str):
-    """The model module called `name` (see MODELS)."""
+    """The model module called `name` (see MODELS), or a user model "path/to/file.py:build"
+    (user_model)."""
+    if ".py:" in name:
+        path, fn = name.rsplit(":", 1)
+        return user_model(path, fn)
     if name not in MODELS:
         from ppl.dsl import ModelError
         raise ModelError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+USER_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
+_USER = {}
+
+
+def user_model(path: str, fn: str):
+    """A model of the user's own, `fn(**options) -> ppl.Model` in the Python file `path`, as a
+    module like the bundled ones: `build` (that function), DEFAULTS (USER_DEFAULTS, or the file's
+    own DEFAULTS dict), `evaluate` (the held-out loss on the test rows: the negative objective,
+    hard samples, 10 fixed draws), HEADLINE "test_loss"; its data come from `--data FILE`
+    (`data()` says so). The file is imported once per process (a Dask worker imports it too)."""
+    import importlib.util
+    import types
+    from pathlib import Path
+
+    from ppl.dsl import ModelError
+    key = (str(Path(path).resolve()), fn)
+    mod = _USER.get(key)
+    if mod is not None:
+        return mod
+    file = Path(path)
+    if not file.is_file():
+        raise ModelError(f"model file {path!r} not found; give MODEL as path/to/file.py:function")
+    name = f"ppl_user_{abs(hash(key)):x}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    src = importlib.util.module_from_spec(spec)
+    import sys
+    sys.modules[name] = src
+    try:
+        spec.loader.exec_module(src)
+    except Exception as e:
+        del sys.modules[name]
+        raise ModelError(f"model file {path}: importing it raised {type(e).__name__}: {e}") from None
+    try:   # Dask workers cannot import this file by name: send its functions by value
+        import cloudpickle
+        cloudpickle.register_pickle_by_value(src)
+    except ImportError:
+        pass
+    build = getattr(src, fn, None)
+    if not callable(build):
+        have = [k for k, v in vars(src).items() if callable(v) and not k.startswith("_")]
+        raise ModelError(f"{path} has no function {fn!r} (it defines {', '.join(have) or 'none'}); "
+                         f"give MODEL as {path}:FUNCTION, a function returning a ppl.Model")
+    mod = types.ModuleType(f"{name}.model")
+    mod.__doc__ = f"user model {path}:{fn}"
+    mod.build, mod.HEADLINE, mod.USER = build, "test_loss", f"{path}:{fn}"
+    mod.DEFAULTS = {**USER_DEFAULTS, **getattr(src, "DEFAULTS", {})}
+
+    def data(seed=0):
+        raise ModelError(f"{path}:{fn} is your model: give its data with --data FILE (an .npz with an array "
+                         f"per model input)")
+
+    def evaluate(prog, d):
+        from ppl.fit import heldout_loss
+        if d.get("test") is None:
+            return {}
+        return {"test_loss": heldout_loss(prog, d["test"])}
+    mod.data, mod.evaluate = data, evaluate
+    _USER[key] = mod
+    return mod

@@ -117,9 +117,19 @@ def _settings(mod, args) -> dict:
     return D
 
 
+def _model_arg(value: str) -> str:
+    """MODEL: a bundled model's name or path/to/file.py:FUNCTION."""
+    from .models import MODELS
+    if value in MODELS or (".py:" in value and value.rsplit(":", 1)[1].isidentifier()):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(MODELS)}, or give "
+                                     f"path/to/file.py:FUNCTION for a model of your own)")
+
+
 def _build(mod, model_opts):
     """mod.build(**model_opts); an option it does not take is named with the ones it does."""
-    name, valid = mod.__name__.rsplit(".", 1)[-1], list(inspect.signature(mod.build).parameters)
+    name = getattr(mod, "USER", None) or mod.__name__.rsplit(".", 1)[-1]
+    valid = list(inspect.signature(mod.build).parameters)
     for k in model_opts:
         if k not in valid:
             raise UsageError(f"--model-opt {k}: {name} has no such option; its options: {', '.join(valid)}")
@@ -134,6 +144,17 @@ def _user_data(mod, args, model_opts, dtype):
     from .data import user_data
     from .models import MODELS, get
     widths = getattr(mod, "DATA_WIDTHS", None)
+    if getattr(mod, "USER", None):   # the user's own model: its widths are its own; the data must match them
+        graph = _build(mod, model_opts).order
+        inputs = [n for n in graph if n.kind == "input"]
+        binary = {n.inputs[1].name for n in graph if n.kind == "bernoulli_nll" and n.inputs[1].kind == "input"}
+        d = user_data(args.data, [n.name for n in inputs], binary, eval_path=args.eval_data, dtype=np.dtype(dtype))
+        for n in inputs:
+            w = d["train"][n.name].shape[1]
+            if w != n.width:
+                raise UsageError(f"--data: input '{n.name}' of {mod.USER} has width {n.width}, but {args.data} has "
+                                 f"{w} columns for it")
+        return d, model_opts
     if widths is None:
         raise UsageError(f"--data: {args.model} trains on its own data; models that take --data: "
                          f"{', '.join(m for m in MODELS if hasattr(get(m), 'DATA_WIDTHS'))}")
@@ -315,8 +336,16 @@ def cmd_compare(args) -> int:
     for spec in specs:
         parse_estimators(spec)
     settings = {**model_opts, **{k: D[k] for k in TRAIN_KEYS if k in D}}
-    res = sweep(args.model, specs, args.seeds, settings, workers=args.workers, scheduler=args.scheduler,
-                grad_draws=args.grad_draws, progress=not args.quiet)
+    if args.data is not None or getattr(mod, "USER", None):
+        d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
+        settings.update(model_opts)
+        res = sweep(mod.build, specs, args.seeds, settings, workers=args.workers, scheduler=args.scheduler,
+                    grad_draws=args.grad_draws, progress=not args.quiet, data=d, evaluate=mod.evaluate)
+    else:
+        if args.eval_data is not None:
+            raise UsageError("--eval-data needs --data FILE (the training data)")
+        res = sweep(args.model, specs, args.seeds, settings, workers=args.workers, scheduler=args.scheduler,
+                    grad_draws=args.grad_draws, progress=not args.quiet)
     rows, curves = [], {}
     for spec in specs:
         runs = [r for r in res if r["estimator"] == spec]
@@ -370,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def common(sp, train_opts=True):
-        sp.add_argument("model", choices=list(MODELS), metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
+        sp.add_argument("model", type=_model_arg, metavar="MODEL",
+                        help=f"one of: {', '.join(MODELS)}; or your own, path/to/file.py:FUNCTION (a function "
+                             f"returning a ppl.Model; its data with --data FILE)")
         sp.add_argument("--policy", choices=["unbiased", "fast"], default=None,
                         help="how 'auto' picks estimators: unbiased (default) or fast (biased, low variance)")
         sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
@@ -430,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimator specs separated by commas (by ';' when a spec holds commas)")
     c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
     c.add_argument("--grad-draws", type=int, default=100, help="draws for the gradient variance (default 100)")
+    c.add_argument("--data", metavar="FILE", default=None, help="train on your data (as ppl train --data)")
+    c.add_argument("--eval-data", metavar="FILE", default=None, help="the test rows for --data")
     c.add_argument("--workers", type=int, default=None, metavar="K",
                    help="run the (estimator, seed) trainings on a local Dask cluster of K worker processes "
                         "(pip install 'ppl[distributed]')")

@@ -144,3 +144,46 @@ def test_parse_estimators():
         parse_estimators("score:loo")
     with pytest.raises(UsageError, match="one name for every node"):
         parse_estimators("score,straight_through")
+
+
+USER_MODEL = '''
+import ppl
+from ppl import Model, Affine, Bernoulli
+
+DEFAULTS = dict(steps=30, batch=16)
+
+
+def build(latent=8):
+    with Model("my_sbn") as m:
+        x = m.input("x", 20)
+        h = Bernoulli("h", logits=Affine(x, latent, name="enc"))
+        m.cost("entropy", ppl.log_prob(h))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", latent), target=h))
+        m.cost("recon", ppl.bernoulli_nll(Affine(h, 20, name="dec"), target=x))
+    return m
+'''
+
+
+def test_user_model_file(capsys, tmp_path):
+    """MODEL as path/to/file.py:FUNCTION: train, compare and explain take it, with --data."""
+    f = tmp_path / "mymodel.py"
+    f.write_text(USER_MODEL)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=(np.random.default_rng(0).random((100, 20)) < 0.3).astype(np.float32))
+    code, out, _ = run(capsys, "train", f"{f}:build", "--data", str(data), "-q", "--model-opt", "latent=6")
+    assert code == 0 and "report" in out and "test_loss" in out and "30 steps" in out   # the file's DEFAULTS
+    code, out, _ = run(capsys, "compare", f"{f}:build", "--data", str(data), "--estimators", "score,disarm",
+                       "--grad-draws", "5", "--quiet")
+    assert code == 0 and "| score |" in out and "| disarm |" in out
+    code, out, _ = run(capsys, "explain", f"{f}:build")
+    assert code == 0 and "h " in out
+    for argv, said in [((f"{f}:nope", "--data", str(data)), "has no function 'nope'"),
+                       ((f"{f}:build",), "give its data with --data FILE"),
+                       ((str(tmp_path / "none.py") + ":build", "--data", str(data)), "not found"),
+                       (("bogus",), "path/to/file.py:FUNCTION")]:
+        code, _, err = run_fail(capsys, "train", *argv)
+        assert code == 2 and said in err, err
+    x = tmp_path / "wide.npz"
+    np.savez(x, x=np.zeros((10, 21), np.float32))
+    code, _, err = run_fail(capsys, "train", f"{f}:build", "--data", str(x))
+    assert code == 2 and "has width 20" in err
