@@ -214,6 +214,47 @@ def add_bwd(gout, ga, gb):
 
 
 @njit(**_JIT)
+def div_fwd(a, b, out):
+    """out = a / b (elementwise; IEEE division: b = 0 gives +-inf or NaN)."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = a[r, j] / b[r, j]
+
+
+@njit(**_JIT)
+def div_bwd(a, b, out, gout, ga, gb):
+    """ga += gout / b ; gb -= gout * out / b, out = a / b (each skippable)."""
+    R, D = gout.shape
+    if ga.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                ga[r, j] += gout[r, j] / b[r, j]
+    if gb.shape[0] != 0:
+        for r in range(R):
+            for j in range(D):
+                gb[r, j] -= gout[r, j] * out[r, j] / b[r, j]
+
+
+@njit(**_JIT)
+def pow_fwd(x, p, out):
+    """out = x ** p for a constant p (x < 0 with a non-integer p gives NaN, 0 ** -1 inf)."""
+    R, D = out.shape
+    for r in range(R):
+        for j in range(D):
+            out[r, j] = x[r, j] ** p
+
+
+@njit(**_JIT)
+def pow_bwd(x, p, out, gout, gx):
+    """gx += gout * p * x ** (p - 1)."""
+    R, D = gout.shape
+    for r in range(R):
+        for j in range(D):
+            gx[r, j] += gout[r, j] * p * x[r, j] ** (p - 1.0)
+
+
+@njit(**_JIT)
 def mul_fwd(a, b, out):
     """out = a * b (elementwise)."""
     R, D = out.shape

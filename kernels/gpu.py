@@ -234,6 +234,76 @@ def add_bwd(gout, ga, gb):
         _run_map(_acc, gb, gout)
 
 
+@cuda.jit
+def _div(a, b, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = a[r, j] / b[r, j]
+
+
+@cuda.jit
+def _div_acc(a, b, out):
+    """out += a / b."""
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] += a[r, j] / b[r, j]
+
+
+@cuda.jit
+def _div_bwd_den(b, q, gout, gb):
+    """gb -= gout * q / b."""
+    R, D = gb.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        gb[r, j] -= gout[r, j] * q[r, j] / b[r, j]
+
+
+@cuda.jit
+def _pow(x, p, out):
+    R, D = out.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        out[r, j] = x[r, j] ** p
+
+
+@cuda.jit
+def _pow_bwd(x, p, gout, gx):
+    R, D = gx.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        gx[r, j] += gout[r, j] * p * x[r, j] ** (p - 1.0)
+
+
+def div_fwd(a, b, out):
+    """out = a / b (elementwise)."""
+    _run_map(_div, out, a, b)
+
+
+def div_bwd(a, b, out, gout, ga, gb):
+    """ga += gout / b ; gb -= gout * out / b (each skippable)."""
+    if ga.shape[0] != 0:
+        _run_map(_div_acc, ga, gout, b)
+    if gb.shape[0] != 0:
+        _run_map(_div_bwd_den, gb, b, out, gout)
+
+
+def pow_fwd(x, p, out):
+    """out = x ** p for a constant p."""
+    _run_map(_pow, out, x, p)
+
+
+def pow_bwd(x, p, out, gout, gx):
+    """gx += gout * p * x ** (p - 1)."""
+    _run_map(_pow_bwd, gx, x, p, gout)
+
+
 def mul_fwd(a, b, out):
     """out = a * b (elementwise)."""
     _run_map(_mul, out, a, b)

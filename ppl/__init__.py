@@ -19,7 +19,8 @@ if "numpy" not in _sys.modules:
 from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
 from .kernels import blas as _blas  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
-from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, ModelError, Node, Normal, bernoulli_nll, blackbox, concat, const, exp, layer,
+from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, ModelError, Node, Normal, bernoulli_nll, blackbox,
+                  categorical_nll, concat, const, exp, layer,
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)
 from .estimators import REGISTRY as estimators
@@ -29,5 +30,5 @@ from .fit import fit
 
 __version__ = "0.1.0"
 __all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
-           "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent",
+           "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "estimators", "fit", "optim", "diagnostics"]

@@ -73,6 +73,28 @@ class Node:
     def __neg__(self):
         return -1.0 * self
 
+    def __truediv__(self, other):
+        """x / y elementwise; x / c is x * (1 / c)."""
+        if isinstance(other, Node):
+            return _binary("div", self, other)
+        c = _number(other, f"'{self.name}' / ...: the divisor")
+        if c == 0.0:
+            raise ModelError(f"'{self.name}' / 0: division by the constant zero")
+        return (1.0 / c) * self
+
+    def __rtruediv__(self, other):
+        """c / x = c * x ** -1."""
+        return _number(other, f"... / '{self.name}': the dividend") * self ** -1.0
+
+    def __pow__(self, p):
+        """x ** p, elementwise, for a constant number p (x < 0 with a non-integer p gives NaN,
+        which the next distribution parameter check reports)."""
+        if isinstance(p, Node):
+            raise ModelError(f"'{self.name}' ** '{p.name}': the exponent must be a constant number; for x ** y "
+                             f"with a node y write ppl.exp(y * log x) over a positive x")
+        e = _number(p, f"'{self.name}' ** p: the exponent")
+        return _make(self.model, "pow", _auto_name(self.model, "pow"), (self,), self.width, p=e)
+
     __iter__ = None   # not a sequence (h[:, lo:hi] below is a column slice, not item access)
 
     def __getitem__(self, key):
@@ -125,6 +147,17 @@ def _make(model, kind, name, inputs, width, **attrs) -> Node:
     node = Node(model, kind, name, tuple(inputs), int(width), attrs)
     model._add(node)
     return node
+
+
+def _number(value, what: str) -> float:
+    """A finite Python number, or a ModelError naming `what`."""
+    try:
+        c = float(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"{what} must be a node or a number, got {type(value).__name__}") from None
+    if not np.isfinite(c):
+        raise ModelError(f"{what} is {c}; give a finite number")
+    return c
 
 
 def _binary(kind: str, a, b) -> Node:
@@ -422,6 +455,13 @@ def gaussian_nll(loc: Node, scale: Node, target: Node) -> Node:
         _check_node(v, k, "gaussian_nll")
     _same_width("gaussian_nll", loc=loc, scale=scale, target=target)
     return _head("gaussian_nll", (loc, scale, target))
+
+
+def categorical_nll(logits: Node, target: Node, classes: int | None = None) -> Node:
+    """-log Categorical(target | softmax(logits)) per group of `classes` columns (default: one
+    group), summed over the groups: the likelihood of a one-hot target (a Categorical node's
+    value, or one-hot data), negated. The same head as softmax_xent, under its likelihood name."""
+    return softmax_xent(logits, target, classes)
 
 
 def softmax_xent(logits: Node, target: Node, classes: int | None = None) -> Node:

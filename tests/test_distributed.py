@@ -12,6 +12,7 @@ import pytest
 from machine import assert_identical
 
 pytest.importorskip("dask.distributed")
+pytestmark = pytest.mark.distributed
 
 from ppl.distributed import Moments, moments, open_client, sweep  # noqa: E402
 from ppl.dsl import ModelError  # noqa: E402

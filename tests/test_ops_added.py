@@ -88,7 +88,81 @@ def test_concat_slice_const_cuda_parity():
         np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
+def arith_model(name="arith"):
+    """x / y of two nodes, x / c, c / x and x ** p (an integer, a fraction, a negative power) on
+    positive values (softplus), each feeding the loss."""
+    with Model(name) as m:
+        x = m.input("x", 3)
+        a = ppl.softplus(Affine(x, 4, name="a")) + 0.1
+        b = ppl.softplus(Affine(x, 4, name="b")) + 0.1
+        q = a / b
+        m.cost("quot", ppl.total(q + a / 4.0 + 2.0 / b))
+        m.cost("pows", ppl.total(a ** 2 + b ** 0.5 + a ** -1.5))
+        z = Normal("z", Affine(q, 2, name="loc"), 0.5)
+        m.cost("nll", ppl.gaussian_nll(z, 1.0, x[:, :2]))
+    return m
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_division_and_powers_values_and_gradients(dtype):
+    prog = arith_model().compile(estimators="pathwise", dtype=dtype)
+    prog.theta[:] = np.random.default_rng(3).normal(0, 0.5, prog.theta.shape)
+    sp = lambda v: np.log1p(np.exp(v))   # noqa: E731
+    P = {k: v.astype(np.float64) for k, v in prog.params.items()}
+    a = sp(X @ P["a.W"] + P["a.b"]) + 0.1
+    b = sp(X @ P["b.W"] + P["b.b"]) + 0.1
+    parts = prog.loss_parts({"x": X}, seed=1)
+    rel = 1e-12 if dtype == np.float64 else 2e-5
+    assert parts["quot"] == pytest.approx((a / b + a / 4 + 2 / b).sum(1).mean(), rel=rel)
+    assert parts["pows"] == pytest.approx((a ** 2 + b ** 0.5 + a ** -1.5).sum(1).mean(), rel=rel)
+    if dtype == np.float64:
+        _fd_check(prog, {"x": X})
+
+
+@pytest.mark.cuda
+def test_division_and_powers_row_fused_and_cuda_parity():
+    def build(name):
+        with Model(name) as m:
+            x = m.input("x", 1)
+            a = ppl.softplus(Affine(x, 1, name="a")) + 0.2
+            z = Normal("z", Affine(a / (a + 1.0), 1, name="loc"), 1.0 / a)
+            m.cost("nll", ppl.gaussian_nll(z, 1.0, x))
+            m.cost("p", ppl.total(a ** 1.5 + 3.0 / a))
+        return m
+    x = np.linspace(-1, 1, 7)[:, None]
+    arr = build("arith_s").compile(estimators="pathwise", dtype=np.float64, lowering="arrays", seed=2)
+    sca = build("arith_s").compile(estimators="pathwise", dtype=np.float64, lowering="scalar", seed=2)
+    gpu = build("arith_s").compile(estimators="pathwise", dtype=np.float64, target="cuda", seed=2)
+    la, ga = arr.grad({"x": x}, seed=4, step=2)
+    for other in (sca, gpu):
+        lo, go = other.grad({"x": x}, seed=4, step=2)
+        assert lo == pytest.approx(la, rel=1e-9)
+        for k in ga:
+            np.testing.assert_allclose(go[k], ga[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    _fd_check(sca, {"x": x})
+
+
+def test_categorical_nll_is_the_softmax_cross_entropy_of_a_one_hot_target():
+    with Model("cat_nll") as m:
+        x = m.input("x", 3)
+        t = m.input("t", 6)
+        logits = Affine(x, 6, name="f")
+        m.cost("nll", ppl.categorical_nll(logits, t, classes=3))
+    prog = m.compile(dtype=np.float64)
+    T = np.eye(3)[np.random.default_rng(0).integers(0, 3, size=(5, 2))].reshape(5, 6)
+    L = X @ prog.params["f.W"] + prog.params["f.b"]
+    G = L.reshape(5, 2, 3)
+    logp = G - np.log(np.exp(G).sum(2, keepdims=True))
+    want = -(logp * T.reshape(5, 2, 3)).sum((1, 2)).mean()
+    assert prog.loss({"x": X, "t": T}) == pytest.approx(want, rel=1e-12)
+
+
 @pytest.mark.parametrize("build,match", [
+    (lambda h: h / 0, r"division by the constant zero"),
+    (lambda h: h / "a", r"the divisor must be a node or a number"),
+    (lambda h: h ** h, r"the exponent must be a constant number"),
+    (lambda h: h ** float("inf"), r"the exponent is inf; give a finite number"),
+    (lambda h: h / ppl.param("q", 3), r"widths must agree"),
     (lambda h: h[:, 2:9], r"columns 2:9 are not a non-empty range within its width 4"),
     (lambda h: h[:, 3:1], r"not a non-empty range"),
     (lambda h: h[1], r"index a node as h\[:, lo:hi\]"),
