@@ -280,6 +280,24 @@ def _train(task, data):
 
 
 # --------------------------------------------------------------------------- gradient moments
+def _as_program(obj, compile_options: dict):
+    """A compiled program from a program, a Model, or a builder (a callable of no arguments
+    returning either); compile options only where something is compiled here."""
+    from .dsl import Model
+    from .program import Program
+    if callable(obj) and not isinstance(obj, (Model, Program)):
+        obj = obj()
+    if isinstance(obj, Model):
+        return obj.compile(**compile_options)
+    if not isinstance(obj, Program):
+        raise ModelError(f"moments: give a compiled program, a ppl.Model or a function returning one, got "
+                         f"{type(obj).__name__}")
+    if compile_options:
+        raise ModelError(f"moments: compile_options {sorted(compile_options)} are for a Model or a builder; "
+                         f"this program is compiled already (compile it with them instead)")
+    return obj
+
+
 @dataclass
 class Moments:
     """Running mean and variance of the gradient of the model parameters (float64): n draws,
@@ -365,12 +383,17 @@ def moments_shard(task: dict, rec=None, data=None) -> Moments:
 
 
 def moments(prog, data, draws: int, client=None, *, workers=None, scheduler=None, seed: int = 0,
-            draws_per_task: int | None = None, batch: int | None = None, progress: bool = True) -> Moments:
+            draws_per_task: int | None = None, batch: int | None = None, progress: bool = True,
+            compile_options: dict | None = None) -> Moments:
     """Mean and variance of `prog`'s gradient (model parameters) over `draws` draws at its current
     parameters on `data` (a batch {input: array}; or None with batch=rows for a model without
     inputs), sharded over the workers. Draw d is addressed by (seed, d), and the shards' moments
     are merged in shard order, so the answer equals the serial one bit for bit, wherever it ran.
-    CUDA programs are measured with their CPU twin."""
+    CUDA programs are measured with their CPU twin.
+    prog: a compiled program, or a `ppl.Model` or a function of no arguments returning one (a
+    builder), compiled here with `compile_options` ({"estimators": ..., "samples": ..., "seed": ...};
+    `seed` above addresses the draws, not the initialisation)."""
+    prog = _as_program(prog, compile_options or {})
     draws = int(draws)
     if draws < 2:
         raise ModelError(f"moments: draws must be >= 2 (a variance needs two), got {draws}")

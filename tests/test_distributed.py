@@ -122,6 +122,19 @@ def test_sharded_gradient_moments_equal_the_serial_answer_and_numpy(client):
     assert set(s.by_param("var")) == set(names)
 
 
+def test_moments_of_a_model_or_builder_equal_those_of_its_program():
+    prog, data = _sbn_program()
+    want = moments(prog, data, 20, progress=False)
+    opts = dict(estimators="disarm", samples=2, dtype=np.float64, seed=3)
+    for what in (sbn.build(), sbn.build):
+        got = moments(what, data, 20, progress=False, compile_options=opts)
+        np.testing.assert_array_equal(np.r_[got.mean, got.m2], np.r_[want.mean, want.m2])
+    with pytest.raises(ModelError, match="are for a Model or a builder"):
+        moments(prog, data, 20, compile_options={"samples": 2})
+    with pytest.raises(ModelError, match="give a compiled program, a ppl.Model"):
+        moments("sbn", data, 20)
+
+
 def test_bad_arguments_name_the_fix():
     prog, data = _sbn_program()
     with pytest.raises(ModelError, match="draws must be >= 2"):
