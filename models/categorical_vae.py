@@ -32,11 +32,11 @@ def build(groups=8, classes=4, hidden=64, pixels=64) -> ppl.Model:
     with ppl.Model(f"categorical_vae_{G}x{K}_{H}") as m:
         x = m.input("x", pixels)
         z = ppl.Categorical("z", logits=ppl.Affine(ppl.tanh(ppl.Affine(x, H, name="enc_h")), G * K, name="enc"),
-                            classes=K)
-        m.cost("logq", ppl.log_prob(z))
-        m.cost("prior", ppl.softmax_xent(ppl.param("prior", G * K, 0.0), target=z, classes=K))
+                            classes=K)                                               # the guide q(z | x)
+        prior = ppl.dist.Categorical(logits=ppl.param("prior", G * K, 0.0), classes=K)   # p(z)
         dec = ppl.Affine(ppl.tanh(ppl.Affine(z, H, name="dec_h")), pixels, name="dec")
-        m.cost("recon", ppl.bernoulli_nll(dec, target=x))
+        m.observe("recon", ppl.dist.Bernoulli(logits=dec), x)                        # p(x | z)
+        m.latent(z, prior)
     m.config = dict(groups=G, classes=K)
     return m
 

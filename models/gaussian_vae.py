@@ -2,8 +2,9 @@
 
 Encoder x -> tanh(Affine 32) -> (loc, scale = softplus(Affine)) of 8 Gaussian latents;
 z = loc + scale * eps (pathwise); decoder z -> tanh(Affine 32) -> Bernoulli logits of the 64
-pixels. Costs: the reconstruction NLL and the closed-form KL(q(z|x) || N(0, I)),
-so the objective is -ELBO.
+pixels; p(z) = N(0, I). Declared with m.latent / m.observe: the derived costs are the
+reconstruction NLL and the closed-form KL(q(z|x) || N(0, I)) (kl="sampled": log q(z | x) -
+log p(z) of each draw), so the objective is -ELBO.
 
     ppl train gaussian_vae                         # 64-32-8 tanh, Adam 3e-3, batch 32, 3000 steps
 
@@ -30,14 +31,10 @@ def build(hidden=32, latent=8, pixels=64, kl="analytic") -> ppl.Model:
         e = ppl.tanh(ppl.Affine(x, int(hidden), name="enc"))
         loc = ppl.Affine(e, int(latent), name="loc")
         scale = ppl.softplus(ppl.Affine(e, int(latent), name="scale"))
-        z = ppl.Normal("z", loc=loc, scale=scale)
+        z = ppl.Normal("z", loc=loc, scale=scale)                  # the guide q(z | x)
         d = ppl.tanh(ppl.Affine(z, int(hidden), name="dec"))
-        m.cost("recon", ppl.bernoulli_nll(ppl.Affine(d, pixels, name="out"), target=x))
-        if kl == "analytic":
-            m.cost("kl", ppl.gaussian_kl(loc, scale))
-        else:
-            m.cost("log_q", ppl.log_prob(z))
-            m.cost("prior", ppl.gaussian_nll(0.0, 1.0, z))
+        m.observe("recon", ppl.dist.Bernoulli(logits=ppl.Affine(d, pixels, name="out")), x)   # p(x | z)
+        m.latent(z, ppl.dist.Normal(0.0, 1.0), kl=kl)                # p(z) = N(0, I)
     return m
 
 

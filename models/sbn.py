@@ -1,8 +1,9 @@
 """Sigmoid belief net trained as a VAE on the binarized digits (Neal 1992; Mnih & Gregor 2014).
 
 Generative model p(h_L) p(h_{L-1} | h_L) ... p(x | h_1) of layers of Bernoulli units;
-inference network q(h_1 | x) q(h_2 | h_1) ...; the costs are -log p(x | h_1),
--log p(h_l | h_{l+1}), -log p(h_L) and log q(h_l | .), so the objective is -ELBO.
+inference network (the guide) q(h_1 | x) q(h_2 | h_1) ...; declared with m.latent / m.observe,
+so the compiler derives the costs -log p(x | h_1), -log p(h_l | h_{l+1}), -log p(h_L) and
+log q(h_l | .): the objective is -ELBO.
 Linear variant: every conditional is one Affine layer; nonlinear: an Affine-tanh-Affine MLP.
 
     ppl train sbn                                  # linear 64-32, Adam 1e-3, 3000 steps
@@ -43,16 +44,15 @@ def build(latent=(32,), nonlinear=False, hidden=64, pixels=64) -> ppl.Model:
     with ppl.Model(name) as m:
         x = m.input("x", pixels)
         hs, prev = [], x
-        for l, n in enumerate(latent, 1):
+        for l, n in enumerate(latent, 1):          # the guide q(h_1 | x) q(h_2 | h_1)
             h = ppl.Bernoulli(f"h{l}", logits=_net(prev, n, f"q{l}", nonlinear, hidden))
-            m.cost(f"logq{l}", ppl.log_prob(h))
             hs.append(h)
             prev = h
-        m.cost("recon", ppl.bernoulli_nll(_net(hs[0], pixels, "p0", nonlinear, hidden), target=x))
+        # the generative model p(h_L) ... p(h_1 | h_2) p(x | h_1)
+        m.observe("recon", ppl.dist.Bernoulli(logits=_net(hs[0], pixels, "p0", nonlinear, hidden)), x)
         for l in range(1, len(latent)):
-            m.cost(f"prior{l}", ppl.bernoulli_nll(_net(hs[l], latent[l - 1], f"p{l}", nonlinear, hidden),
-                                                  target=hs[l - 1]))
-        m.cost(f"prior{len(latent)}", ppl.bernoulli_nll(ppl.param("prior", latent[-1], 0.0), target=hs[-1]))
+            m.latent(hs[l - 1], ppl.dist.Bernoulli(logits=_net(hs[l], latent[l - 1], f"p{l}", nonlinear, hidden)))
+        m.latent(hs[-1], ppl.dist.Bernoulli(logits=ppl.param("prior", latent[-1], 0.0)))
     m.config = dict(latent=latent, nonlinear=nonlinear, hidden=int(hidden), pixels=int(pixels))
     return m
 
