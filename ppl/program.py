@@ -315,6 +315,11 @@ class Program:
         gen = self._generator(nodes)
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k in gen.layout.inputs}
+        missing = [n for n in gen.layout.inputs if not isinstance(data, dict) or n not in data] if (
+            data is None or isinstance(data, dict)) else []
+        if missing:
+            raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
+                             f"({{name: array}})")
         elif data is not None and len(gen.layout.inputs) != 1:
             raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
                              f"{gen.layout.inputs or 'no input'}")

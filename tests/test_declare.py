@@ -116,3 +116,165 @@ def test_log_weights_equal_numpy_at_the_same_draws(name):
     iwae = (np.log(np.exp(ref - ref.max(1, keepdims=True)).mean(1)) + ref.max(1)).mean()
     assert prog.evaluate(X, "iwae", samples=S, seed=seed) == pytest.approx(iwae, rel=1e-10)
     assert prog.evaluate(X, "iwae", samples=S, seed=seed) >= prog.evaluate(X, "elbo", samples=S, seed=seed)
+
+
+# --------------------------------------------------------------------------- ancestral sampling
+def discrete_model():
+    """z ~ Categorical(3), h | z ~ Bernoulli, x | z, h ~ Bernoulli^2; a guide q(z | x) q(h | x)."""
+    with Model("decl_chain") as m:
+        x = m.input("x", 2)
+        z = Categorical("z", logits=Affine(x, 3, name="qz"), classes=3)
+        h = Bernoulli("h", logits=Affine(x, 1, name="qh"))
+        m.latent(z, ppl.dist.Categorical(logits=ppl.param("pz", 3, init=[0.4, -0.3, 0.1]), classes=3))
+        m.latent(h, ppl.dist.Bernoulli(logits=Affine(z, 1, name="ph")))
+        m.observe("lik", ppl.dist.Bernoulli(logits=Affine(ppl.concat([z, h]), 2, name="px")), x)
+    return m
+
+
+def joint_probabilities(P, shift=None):
+    """p(z, h, x) over the 3 x 2 x 4 cells, in NumPy; shift=(what, factor) multiplies one
+    probability of the model by factor (the alternative the test must detect)."""
+    pz = np.exp(P["pz"] - P["pz"].max())
+    pz /= pz.sum()
+    if shift and shift[0] == "pz0":
+        pz[0] *= shift[1]
+        pz[1:] *= (1 - pz[0]) / pz[1:].sum()
+    out = np.zeros((3, 2, 4))
+    for k in range(3):
+        zk = np.eye(3)[k]
+        ph = 1 / (1 + np.exp(-(zk @ P["ph.W"] + P["ph.b"])[0]))
+        for hv in (0, 1):
+            px = 1 / (1 + np.exp(-(np.concatenate([zk, [hv]]) @ P["px.W"] + P["px.b"])))
+            if shift and shift[0] == "px0" and k == 0 and hv == 0:
+                px = px.copy()
+                px[0] *= shift[1]
+            for c in range(4):
+                xv = np.array([c & 1, c >> 1])
+                out[k, hv, c] = pz[k] * (ph if hv else 1 - ph) * np.prod(np.where(xv, px, 1 - px))
+    return out.ravel()
+
+
+def cells(s):
+    return s["z"].argmax(1) * 8 + s["h"][:, 0].astype(int) * 4 + s["x"][:, 0].astype(int) + 2 * s["x"][:, 1].astype(int)
+
+
+N_DRAWS = 400_000
+ALPHA = 1e-3
+SHIFTS = (("pz0", 1.05), ("px0", 1.05))   # p(z = 0), and p(x_0 = 1 | z = 0, h = 0): one cell group
+
+
+def test_sample_prior_matches_the_generative_distribution_chi_square():
+    """Chi-square over the 24 joint cells of N_DRAWS ancestral draws at level ALPHA; its power
+    against each 5% shift (noncentral chi-square) is >= 0.99, and the same counts reject them."""
+    prog = randomise(discrete_model().compile(dtype=np.float64, estimators="score"), 3)
+    P = {k: np.asarray(v, np.float64) for k, v in prog.params.items()}
+    s = prog.sample_prior(N_DRAWS, seed=11)
+    assert set(s) == {"z", "h", "x"} and s["x"].shape == (N_DRAWS, 2)
+    counts = np.bincount(cells(s), minlength=24)
+    p = joint_probabilities(P)
+    assert p.sum() == pytest.approx(1.0) and p.min() * N_DRAWS > 50
+    crit = stats.chi2.ppf(1 - ALPHA, 23)
+    chi2 = ((counts - N_DRAWS * p) ** 2 / (N_DRAWS * p)).sum()
+    assert chi2 < crit, (chi2, crit)
+    for shift in SHIFTS:                 # the test of the test
+        q = joint_probabilities(P, shift)
+        q /= q.sum()
+        lam = N_DRAWS * ((q - p) ** 2 / p).sum()
+        assert 1 - stats.ncx2.cdf(crit, 23, lam) >= 0.99, (shift, lam)
+        assert ((counts - N_DRAWS * q) ** 2 / (N_DRAWS * q)).sum() > crit, shift
+    # the recognition part given data: q(z | x) of the training program, only x needed
+    g = prog.sample({"x": np.tile([[1.0, 0.0]], (4, 1))}, nodes=["z"])
+    assert set(g) == {"z"} and g["z"].shape == (4, 3) and np.all(g["z"].sum(1) == 1)
+
+
+def regression_model():
+    with Model("decl_regression") as m:
+        x = m.input("x", 1)
+        y = m.input("y", 1)
+        f = ppl.tanh(Affine(x, 4, name="feat"))
+        mu = Affine(f, 1, name="mu")
+        sigma = ppl.softplus(Affine(f, 1, name="sig"), name="sigma")
+        m.observe("nll", ppl.dist.Normal(mu, sigma), y)
+    return m
+
+
+def test_predict_needs_no_target_and_matches_the_likelihood_ks():
+    """predict({x}) draws y | x; the standardised draws pass KS against N(0, 1) at ALPHA and the
+    same draws reject N(0, 1.05^2) and N(0.05, 1) (the test of the test)."""
+    prog = randomise(regression_model().compile(dtype=np.float64), 4)
+    x = np.random.default_rng(1).uniform(-2, 2, (200_000, 1))
+    y = prog.predict({"x": x}, seed=2)["y"]                       # no target given
+    v = prog.sample({"x": x}, nodes=["mu", "sigma"])               # the training graph without y
+    with pytest.raises(ppl.ModelError, match="missing"):
+        prog.sample({"x": x})
+    r = ((y - v["mu"]) / v["sigma"])[:, 0]
+    assert stats.kstest(r, "norm").pvalue > ALPHA
+    assert stats.kstest(r, "norm", args=(0.0, 1.05)).pvalue < ALPHA
+    assert stats.kstest(r, "norm", args=(0.05, 1.0)).pvalue < ALPHA
+    assert prog.predict({"x": x[:3], "y": np.zeros((3, 1))}, seed=2)["y"].shape == (3, 1)   # extra inputs ignored
+    with pytest.raises(ppl.ModelError, match="depend on"):
+        prog.predict(nodes=["y"], batch=3)                          # y depends on x
+    # an exact log-likelihood: evaluate's bounds are log p(y | x); NaN parameters give NaN
+    xy = {"x": x[:50], "y": y[:50]}
+    ll = stats.norm.logpdf(y[:50, 0], v["mu"][:50, 0], v["sigma"][:50, 0]).mean()
+    assert prog.evaluate(xy, samples=2) == pytest.approx(ll, rel=1e-10)
+    assert prog.evaluate(xy, "iwae", samples=2) == pytest.approx(ll, rel=1e-10)
+    prog.theta[:] = np.nan
+    assert np.isnan(prog.evaluate(xy, samples=2)) and np.isnan(prog.evaluate(xy, "iwae", samples=2))
+
+
+def test_gaussian_vae_prior_draws_ks():
+    prog = randomise(gaussian_vae.build(hidden=5, latent=3, pixels=12).compile(dtype=np.float64), 5)
+    s = prog.sample_prior(20_000, seed=1)
+    assert s["z"].shape == (20_000, 3) and set(np.unique(s["x"])) <= {0.0, 1.0}
+    assert stats.kstest(s["z"].ravel(), "norm").pvalue > ALPHA
+    assert stats.kstest(s["z"].ravel(), "norm", args=(0.0, 1.05)).pvalue < ALPHA
+
+
+# --------------------------------------------------------------------------- errors
+def test_declaration_errors_name_the_node_and_the_fix():
+    with Model("decl_err1") as m:
+        x = m.input("x", 4)
+        h1 = Bernoulli("h1", logits=Affine(x, 3, name="q1"))
+        h2 = Bernoulli("h2", logits=Affine(h1, 2, name="q2"))
+        m.observe("recon", ppl.dist.Bernoulli(logits=Affine(h1, 4, name="p0")), x)
+        m.latent(h1, ppl.dist.Bernoulli(logits=Affine(h2, 3, name="p1")))
+        with pytest.raises(ppl.ModelError, match=r"'h1' already has a prior"):
+            m.latent(h1, ppl.dist.Bernoulli(0.0))
+        with pytest.raises(ppl.ModelError, match=r"'q1' is a affine node, not a stochastic unit"):
+            m.latent(m.nodes["q1"], ppl.dist.Bernoulli(0.0))
+        with pytest.raises(ppl.ModelError, match=r"Normal prior does not describe .*'h2'.*ppl.dist.Bernoulli"):
+            m.latent(h2, ppl.dist.Normal(0.0, 1.0))
+        with pytest.raises(ppl.ModelError, match=r"no closed-form KL .*'h2'.*kl='sampled'"):
+            m.latent(h2, ppl.dist.Bernoulli(0.0), kl="analytic")
+        with pytest.raises(ppl.ModelError, match=r"parameter logits 'w3' has width 3.* 2"):
+            m.latent(h2, ppl.dist.Bernoulli(ppl.param("w3", 3)))
+        with pytest.raises(ppl.ModelError, match=r"'h2' is a stochastic node drawn by the guide.*m.latent\(h2"):
+            m.observe("bad", ppl.dist.Bernoulli(0.0), h2)
+        with pytest.raises(ppl.ModelError, match=r"distribution spec"):
+            m.observe("bad", "Bernoulli", x)
+        with pytest.raises(ppl.ModelError, match=r"scale is the constant -1.0"):
+            m.observe("bad", ppl.dist.Normal(0.0, -1.0), m.input("y", 2))
+        with pytest.raises(ppl.ModelError, match=r"'x' is already observed"):
+            m.observe("again", ppl.dist.Bernoulli(0.0), x)
+    with pytest.raises(ppl.ModelError, match=r"'h2' is drawn by the guide but has no prior: declare m.latent\(h2"):
+        m.compile()
+    with Model("decl_err2") as m:   # a prior that reads the data it generates
+        x = m.input("x", 4)
+        e = Affine(x, 3, name="enc")
+        h = Bernoulli("h", logits=e)
+        m.latent(h, ppl.dist.Bernoulli(logits=ppl.tanh(e)))
+        m.observe("recon", ppl.dist.Bernoulli(logits=Affine(h, 4, name="dec")), x)
+        m.cost("extra", ppl.total(h))
+    prog = m.compile()
+    with pytest.raises(ppl.ModelError, match=r"generative model of 'h' depends on 'h' itself"):
+        prog.sample_prior(3)
+    with pytest.raises(ppl.ModelError, match=r"cost\(s\) 'extra' were added with m.cost"):
+        prog.evaluate({"x": np.zeros((2, 4))})
+    with pytest.raises(ppl.ModelError, match=r"bound must be 'elbo' or 'iwae'"):
+        prog.evaluate({"x": np.zeros((2, 4))}, bound="kl")
+    hand = CASES["sbn"][1]().compile()
+    with pytest.raises(ppl.ModelError, match=r"needs a model declared with m.latent / m.observe"):
+        hand.sample_prior(3)
+    with pytest.raises(ppl.ModelError, match=r"needs a model declared"):
+        hand.evaluate({"x": X})
