@@ -10,17 +10,17 @@ Linear variant: every conditional is one Affine layer; nonlinear: an Affine-tanh
     ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
     ppl train sbn --data mnist.npz --model-opt latent=200,200   # your data: train_x / test_x, or x
 
-Evaluation is NumPy, from the parameters and hard Bernoulli draws (so it is the same whatever
+Evaluation (`prog.evaluate`, hard Bernoulli draws of the guide, so it is the same whatever
 estimator trained the model): the test ELBO (mean over test images of the single-sample ELBO
 averaged over 100 draws), the importance-weighted bound with K = 100 (Burda et al. 2016), and
-the exact log-likelihood by enumerating the latent configurations when there are <= 16.
+the exact log-likelihood, in NumPy by enumerating the latent configurations when there are <= 16.
 """
 import numpy as np
 
 import ppl
 from ppl.data import digits
 
-from ._numpy import EVAL_BLOCK, affine, by_rows, log_bernoulli, logsumexp, params64, sample_bernoulli
+from ._numpy import EVAL_BLOCK, affine, log_bernoulli, logsumexp, params64
 
 DEFAULTS = dict(steps=3000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=4, policy="unbiased")
 HEADLINE = "test_elbo"
@@ -75,21 +75,6 @@ def log_joint(P, cfg, x, hs):
     return out + log_bernoulli(hs[-1], P["prior"])
 
 
-def log_weights(prog, x, samples=100, seed=0) -> np.ndarray:
-    """(N, samples) log p(x, h) - log q(h | x) with h ~ q(h | x), in float64."""
-    P, cfg = params64(prog), prog.model.config
-    rng = np.random.default_rng(seed)
-    xs = np.broadcast_to(np.asarray(x, np.float64)[:, None, :], (x.shape[0], samples, x.shape[1]))
-    hs, prev, logq = [], xs, 0.0
-    for l in range(len(cfg["latent"])):
-        logits = _mlp(P, f"q{l + 1}", prev, cfg["nonlinear"])
-        h = sample_bernoulli(logits, rng)
-        logq = logq + log_bernoulli(h, logits)
-        hs.append(h)
-        prev = h
-    return log_joint(P, cfg, xs, hs) - logq
-
-
 def exact_log_likelihood(prog, x) -> np.ndarray:
     """log p(x) per row, summing over every latent configuration (total latent units <= 16)."""
     P, cfg = params64(prog), prog.model.config
@@ -111,10 +96,11 @@ def exact_log_likelihood(prog, x) -> np.ndarray:
 
 
 def evaluate(prog, d, samples=100, seed=0) -> dict:
+    """The test ELBO and IWAE(samples) from prog.evaluate (hard draws of the guide, whatever
+    estimator trained it), and the exact log-likelihood when it can be enumerated."""
     x = d["test"]["x"]
-    lw = by_rows(lambda xb, s: log_weights(prog, xb, samples, s), x, samples, seed)
-    out = {"test_elbo": float(lw.mean()),
-           f"test_iwae_{samples}": float((logsumexp(lw, 1) - np.log(samples)).mean())}
+    out = {"test_elbo": prog.evaluate(d["test"], "elbo", samples=samples, seed=seed),
+           f"test_iwae_{samples}": prog.evaluate(d["test"], "iwae", samples=samples, seed=seed)}
     if sum(prog.model.config["latent"]) <= MAX_EXACT:
         out["test_exact_ll"] = float(exact_log_likelihood(prog, x).mean())
     return out
