@@ -257,7 +257,8 @@ def check_pure(model: Model, what: str) -> None:
                          f"with m.observe / m.latent or evaluate with prog.loss")
 
 
-EVAL_BLOCK = 1 << 23   # values of the largest (rows x draws, width) buffer of one evaluation call
+EVAL_BLOCK = 1 << 23   # values of the largest (rows x draws, width) buffer of one evaluation call (the
+                       # blocks' draws are those of one call: step_rows addresses noise by global row)
 
 
 def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
@@ -269,9 +270,9 @@ def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
     rows = max(1, EVAL_BLOCK // (samples * width))
     names = ev.layout.inputs
     out = []
-    for j, i in enumerate(range(0, B, rows)):
-        block = {n: a[i:i + rows] for n, a in zip(names, inputs)}
-        _, a = ev._run(block, None, seed, j, 0)
+    for i in range(0, B, rows):   # a block of data rows, its noise addressed by global row: any block size draws the same
+        a = ev.args({n: v[i:i + rows] for n, v in zip(names, inputs)})
+        ev.module.step_rows(*a, np.uint64(seed), np.int64(0), 0, np.int64(i * samples))
         ws1 = a[4]
         tot = np.zeros(a[6] * ev.rows_per_data_row, np.float64)
         for _, k in ev.layout.costs:

@@ -102,7 +102,7 @@ def test_derived_costs_equal_the_hand_written_ones(name):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_log_weights_equal_numpy_at_the_same_draws(name):
+def test_log_weights_equal_numpy_at_the_same_draws(name, monkeypatch):
     """prog.log_weights against the NumPy model at the evaluation program's draws (float64);
     evaluate's ELBO and IWAE are their mean and mean log-mean-exp."""
     prog = randomise(CASES[name][0]().compile(dtype=np.float64, estimators="score"), 2)
@@ -116,6 +116,10 @@ def test_log_weights_equal_numpy_at_the_same_draws(name):
     iwae = (np.log(np.exp(ref - ref.max(1, keepdims=True)).mean(1)) + ref.max(1)).mean()
     assert prog.evaluate(X, "iwae", samples=S, seed=seed) == pytest.approx(iwae, rel=1e-10)
     assert prog.evaluate(X, "iwae", samples=S, seed=seed) >= prog.evaluate(X, "elbo", samples=S, seed=seed)
+    if name == "sbn":   # evaluated in blocks of 4 data rows (large test sets): the same draws
+        from ppl import declare
+        monkeypatch.setattr(declare, "EVAL_BLOCK", 4 * S * 12)
+        np.testing.assert_array_equal(prog.log_weights(X, samples=S, seed=seed), lw)
 
 
 # --------------------------------------------------------------------------- ancestral sampling
@@ -278,3 +282,32 @@ def test_declaration_errors_name_the_node_and_the_fix():
         hand.sample_prior(3)
     with pytest.raises(ppl.ModelError, match=r"needs a model declared"):
         hand.evaluate({"x": X})
+
+
+DECLARED_USER_MODEL = '''
+import ppl
+from ppl import Model, Affine, Bernoulli, dist
+
+DEFAULTS = dict(steps=5, batch=16)
+
+
+def build(latent=4):
+    with Model("my_declared_sbn") as m:
+        x = m.input("x", 12)
+        h = Bernoulli("h", logits=Affine(x, latent, name="enc"))
+        m.latent(h, dist.Bernoulli(logits=ppl.param("prior", latent)))
+        m.observe("recon", dist.Bernoulli(logits=Affine(h, 12, name="dec")), x)
+    return m
+'''
+
+
+def test_a_declared_user_model_reports_its_bounds(capsys, tmp_path):
+    """`ppl train file.py:build --data` of a declared model reports prog.evaluate's bounds beside
+    the held-out loss."""
+    from ppl.cli import main
+    f = tmp_path / "declared.py"
+    f.write_text(DECLARED_USER_MODEL)
+    np.savez(tmp_path / "d.npz", x=(np.random.default_rng(0).random((60, 12)) < 0.3).astype(np.float32))
+    assert main(["train", f"{f}:build", "--data", str(tmp_path / "d.npz"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "logp_h" in out and "test_elbo" in out and "test_iwae_100" in out, out
