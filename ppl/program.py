@@ -21,6 +21,7 @@ import numpy as np
 
 from networkx import ancestors as nx_ancestors
 
+from . import declare
 from . import validate as V
 from .dsl import ModelError
 
@@ -281,7 +282,6 @@ class Program:
     def _generator(self, nodes):
         """The program of the generative graph of `nodes` (compiled once per node set, every node
         drawn by its sampler), holding this program's model parameters."""
-        from . import declare
         declare.require(self.model, "sampling the generative model")
         key = ("generative", tuple(sorted(nodes)))
         gen = self._twins.get(key)
@@ -298,7 +298,6 @@ class Program:
         """Ancestral draws of the generative model: every latent from its prior, every observed
         input from its likelihood, {name: (n, width)}; nodes: which (default: the latents and
         observed inputs), `data` the unobserved inputs they depend on (covariates), if any."""
-        from . import declare
         declare.require(self.model, "sample_prior")
         nodes = declare.default_nodes(self.model) if nodes is None else nodes
         return self.predict(data, nodes=nodes, seed=seed, batch=n)
@@ -307,23 +306,23 @@ class Program:
         """Draws of `nodes` (default: the observed inputs, e.g. y of a regression) from the
         generative model given `data`, which needs only the inputs they depend on (x, never the
         target; other arrays in `data` are ignored). {name: (rows, width)}."""
-        from . import declare
         declare.require(self.model, "predict")
         if nodes is None:
             nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
         nodes = [nodes] if isinstance(nodes, str) else list(nodes)
         gen = self._generator(nodes)
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k in gen.layout.inputs}
-        missing = [n for n in gen.layout.inputs if not isinstance(data, dict) or n not in data] if (
-            data is None or isinstance(data, dict)) else []
+        names = gen.layout.inputs
+        if data is not None and not isinstance(data, dict):
+            if len(names) != 1:
+                raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
+                                 f"{names or 'no input'}")
+            data = {names[0]: data}
+        data = {k: v for k, v in (data or {}).items() if k in names}
+        missing = [n for n in names if n not in data]
         if missing:
             raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
                              f"({{name: array}})")
-        elif data is not None and len(gen.layout.inputs) != 1:
-            raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
-                             f"{gen.layout.inputs or 'no input'}")
-        if not gen.layout.inputs:
+        if not names:
             if batch is None:
                 raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
                                  f"(sample_prior(n) or batch=n)")
@@ -333,7 +332,6 @@ class Program:
     def _evaluator(self, samples, dtype):
         """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
         data row, every stochastic node drawn hard (the score estimator's forward)."""
-        from . import declare
         key = ("evaluate", int(samples), np.dtype(dtype).name)
         ev = self._twins.get(key)
         if ev is None:
@@ -348,7 +346,6 @@ class Program:
     def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=np.float64) -> np.ndarray:
         """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
         with m.latent / m.observe): the sum of the derived terms per draw, negated."""
-        from . import declare
         declare.check_pure(self.model, "log_weights")
         samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
         return declare.log_weights(self, data, samples, V.seed(seed), dtype)
@@ -357,7 +354,6 @@ class Program:
         """The model's bound on log p(x), averaged over data rows, with hard samples of every
         discrete node whatever estimator trains it: bound="elbo", the mean of `samples` log weights
         per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""
-        from . import declare
         if bound not in ("elbo", "iwae"):
             raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
         lw = self.log_weights(data, samples, seed, dtype)
@@ -381,7 +377,6 @@ class Program:
                 lines.append("  estimator        | grad variance | us/step  | variance x time")
                 for score, name, var, dt in ch.measurements:
                     lines.append(f"  {name:<16} | {var:13.4g} | {dt * 1e6:8.1f} | {score:.4g}")
-        from . import declare
         if declare.is_declared(self.model):
             terms = [("cost", "sign", "term")] + declare.terms(self.model)
             w = [max(len(r[i]) for r in terms) for i in range(3)]

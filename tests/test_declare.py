@@ -216,6 +216,8 @@ def test_predict_needs_no_target_and_matches_the_likelihood_ks():
     assert stats.kstest(r, "norm", args=(0.0, 1.05)).pvalue < ALPHA
     assert stats.kstest(r, "norm", args=(0.05, 1.0)).pvalue < ALPHA
     assert prog.predict({"x": x[:3], "y": np.zeros((3, 1))}, seed=2)["y"].shape == (3, 1)   # extra inputs ignored
+    np.testing.assert_array_equal(prog.predict(x[:3], seed=2)["y"], y[:3])                    # one input: an array
+    np.testing.assert_array_equal(prog.sample_prior(data={"x": x[:3]}, seed=2)["y"], y[:3])   # covariates as data
     with pytest.raises(ppl.ModelError, match="depend on"):
         prog.predict(nodes=["y"], batch=3)                          # y depends on x
     # an exact log-likelihood: evaluate's bounds are log p(y | x); NaN parameters give NaN
