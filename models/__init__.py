@@ -40,7 +40,8 @@ def user_model(path: str, fn: str):
     """A model of the user's own, `fn(**options) -> ppl.Model` in the Python file `path`, as a
     module like the bundled ones: `build` (that function), DEFAULTS (USER_DEFAULTS, or the file's
     own DEFAULTS dict), `evaluate` (the held-out loss on the test rows: the negative objective,
-    hard samples, 10 fixed draws), HEADLINE "test_loss"; its data come from `--data FILE`
+    hard samples, 10 fixed draws; for a model declared with m.latent / m.observe also Program.evaluate's
+test ELBO and IWAE-100), HEADLINE "test_loss"; its data come from `--data FILE`
     (`data()` says so). The file is imported once per process (a Dask worker imports it too)."""
     import importlib.util
     import types
@@ -84,10 +85,15 @@ def user_model(path: str, fn: str):
                          f"per model input)")
 
     def evaluate(prog, d):
+        from ppl import declare
         from ppl.fit import heldout_loss
         if d.get("test") is None:
             return {}
-        return {"test_loss": heldout_loss(prog, d["test"])}
+        out = {"test_loss": heldout_loss(prog, d["test"])}
+        if declare.is_declared(prog.model) and all("term" in c.attrs for c in prog.model.costs):
+            out["test_elbo"] = prog.evaluate(d["test"], "elbo", samples=100)
+            out["test_iwae_100"] = prog.evaluate(d["test"], "iwae", samples=100)
+        return out
     mod.data, mod.evaluate = data, evaluate
     _USER[key] = mod
     return mod

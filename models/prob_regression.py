@@ -1,5 +1,5 @@
 """Heteroscedastic probabilistic regression: t ~ N(mu(x), sigma(x)^2) with
-sigma = sqrt(1 + z^2), z = v . features, trained by minimising the Gaussian NLL.
+sigma = sqrt(1 + z^2), z = v . features, declared with m.observe (the cost is the Gaussian NLL).
 
 hidden=0 is the linear heteroscedastic regression model (mu = w . x + b, z = v . x + c); hidden > 0 puts a tanh
 feature layer in front of both heads. Data: `ppl.data.heteroscedastic` (x ~ U(-3, 3),
@@ -28,7 +28,7 @@ def build(hidden=32) -> ppl.Model:
         f = ppl.tanh(ppl.Affine(x, hidden, name="features")) if hidden > 0 else x
         mu = ppl.Affine(f, 1, name="mu")
         sigma = ppl.sqrt1p(ppl.Affine(f, 1, name="z"), name="sigma")
-        m.cost("nll", ppl.gaussian_nll(mu, sigma, target=t))
+        m.observe("nll", ppl.dist.Normal(mu, sigma), t)          # the likelihood p(t | x): cost -log p
     return m
 
 
@@ -44,8 +44,9 @@ def _nll(t, mu, sigma):
 
 
 def predict(prog, x) -> tuple:
-    """(mu, sigma) per row of x, from the compiled program's forward pass."""
-    v = prog.sample({"x": x, "t": np.zeros_like(x)})
+    """(mu, sigma) per row of x, from the compiled program's forward pass (no target needed;
+    prog.predict({"x": x})["t"] draws targets)."""
+    v = prog.sample({"x": x}, nodes=["mu", "sigma"])
     return v["mu"].astype(np.float64), v["sigma"].astype(np.float64)
 
 

@@ -1,25 +1,26 @@
 """Sigmoid belief net trained as a VAE on the binarized digits (Neal 1992; Mnih & Gregor 2014).
 
 Generative model p(h_L) p(h_{L-1} | h_L) ... p(x | h_1) of layers of Bernoulli units;
-inference network q(h_1 | x) q(h_2 | h_1) ...; the costs are -log p(x | h_1),
--log p(h_l | h_{l+1}), -log p(h_L) and log q(h_l | .), so the objective is -ELBO.
+inference network (the guide) q(h_1 | x) q(h_2 | h_1) ...; declared with m.latent / m.observe,
+so the compiler derives the costs -log p(x | h_1), -log p(h_l | h_{l+1}), -log p(h_L) and
+log q(h_l | .): the objective is -ELBO.
 Linear variant: every conditional is one Affine layer; nonlinear: an Affine-tanh-Affine MLP.
 
     ppl train sbn                                  # linear 64-32, Adam 1e-3, 3000 steps
     ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
     ppl train sbn --data mnist.npz --model-opt latent=200,200   # your data: train_x / test_x, or x
 
-Evaluation is NumPy, from the parameters and hard Bernoulli draws (so it is the same whatever
+Evaluation (`prog.evaluate`, hard Bernoulli draws of the guide, so it is the same whatever
 estimator trained the model): the test ELBO (mean over test images of the single-sample ELBO
 averaged over 100 draws), the importance-weighted bound with K = 100 (Burda et al. 2016), and
-the exact log-likelihood by enumerating the latent configurations when there are <= 16.
+the exact log-likelihood, in NumPy by enumerating the latent configurations when there are <= 16.
 """
 import numpy as np
 
 import ppl
 from ppl.data import digits
 
-from ._numpy import EVAL_BLOCK, affine, by_rows, log_bernoulli, logsumexp, params64, sample_bernoulli
+from ._numpy import EVAL_BLOCK, affine, log_bernoulli, logsumexp, params64
 
 DEFAULTS = dict(steps=3000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=4, policy="unbiased")
 HEADLINE = "test_elbo"
@@ -43,16 +44,15 @@ def build(latent=(32,), nonlinear=False, hidden=64, pixels=64) -> ppl.Model:
     with ppl.Model(name) as m:
         x = m.input("x", pixels)
         hs, prev = [], x
-        for l, n in enumerate(latent, 1):
+        for l, n in enumerate(latent, 1):          # the guide q(h_1 | x) q(h_2 | h_1)
             h = ppl.Bernoulli(f"h{l}", logits=_net(prev, n, f"q{l}", nonlinear, hidden))
-            m.cost(f"logq{l}", ppl.log_prob(h))
             hs.append(h)
             prev = h
-        m.cost("recon", ppl.bernoulli_nll(_net(hs[0], pixels, "p0", nonlinear, hidden), target=x))
+        # the generative model p(h_L) ... p(h_1 | h_2) p(x | h_1)
+        m.observe("recon", ppl.dist.Bernoulli(logits=_net(hs[0], pixels, "p0", nonlinear, hidden)), x)
         for l in range(1, len(latent)):
-            m.cost(f"prior{l}", ppl.bernoulli_nll(_net(hs[l], latent[l - 1], f"p{l}", nonlinear, hidden),
-                                                  target=hs[l - 1]))
-        m.cost(f"prior{len(latent)}", ppl.bernoulli_nll(ppl.param("prior", latent[-1], 0.0), target=hs[-1]))
+            m.latent(hs[l - 1], ppl.dist.Bernoulli(logits=_net(hs[l], latent[l - 1], f"p{l}", nonlinear, hidden)))
+        m.latent(hs[-1], ppl.dist.Bernoulli(logits=ppl.param("prior", latent[-1], 0.0)))
     m.config = dict(latent=latent, nonlinear=nonlinear, hidden=int(hidden), pixels=int(pixels))
     return m
 
@@ -73,21 +73,6 @@ def log_joint(P, cfg, x, hs):
     for l in range(1, L):
         out = out + log_bernoulli(hs[l - 1], _mlp(P, f"p{l}", hs[l], nl))
     return out + log_bernoulli(hs[-1], P["prior"])
-
-
-def log_weights(prog, x, samples=100, seed=0) -> np.ndarray:
-    """(N, samples) log p(x, h) - log q(h | x) with h ~ q(h | x), in float64."""
-    P, cfg = params64(prog), prog.model.config
-    rng = np.random.default_rng(seed)
-    xs = np.broadcast_to(np.asarray(x, np.float64)[:, None, :], (x.shape[0], samples, x.shape[1]))
-    hs, prev, logq = [], xs, 0.0
-    for l in range(len(cfg["latent"])):
-        logits = _mlp(P, f"q{l + 1}", prev, cfg["nonlinear"])
-        h = sample_bernoulli(logits, rng)
-        logq = logq + log_bernoulli(h, logits)
-        hs.append(h)
-        prev = h
-    return log_joint(P, cfg, xs, hs) - logq
 
 
 def exact_log_likelihood(prog, x) -> np.ndarray:
@@ -111,10 +96,11 @@ def exact_log_likelihood(prog, x) -> np.ndarray:
 
 
 def evaluate(prog, d, samples=100, seed=0) -> dict:
+    """The test ELBO and IWAE(samples) from prog.evaluate (hard draws of the guide, whatever
+    estimator trained it), and the exact log-likelihood when it can be enumerated."""
     x = d["test"]["x"]
-    lw = by_rows(lambda xb, s: log_weights(prog, xb, samples, s), x, samples, seed)
-    out = {"test_elbo": float(lw.mean()),
-           f"test_iwae_{samples}": float((logsumexp(lw, 1) - np.log(samples)).mean())}
+    out = {"test_elbo": prog.evaluate(d["test"], "elbo", samples=samples, seed=seed),
+           f"test_iwae_{samples}": prog.evaluate(d["test"], "iwae", samples=samples, seed=seed)}
     if sum(prog.model.config["latent"]) <= MAX_EXACT:
         out["test_exact_ll"] = float(exact_log_likelihood(prog, x).mean())
     return out

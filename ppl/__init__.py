@@ -23,6 +23,7 @@ from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, Model
                   categorical_nll, concat, const, exp, layer,
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)
+from . import dist
 from .estimators import REGISTRY as estimators
 from . import compiler as _compiler  # noqa: F401  (installs Model.compile)
 from . import diagnostics, optim
@@ -31,4 +32,4 @@ from .fit import fit
 __version__ = "0.1.0"
 __all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
-           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "estimators", "fit", "optim", "diagnostics"]
+           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "estimators", "fit", "optim", "diagnostics"]

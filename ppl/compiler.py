@@ -143,6 +143,11 @@ ANALYTIC_HEADS = ("gaussian_kl", "gaussian_kl_std")   # expectations over q, not
 def select_estimators(c: Compilation):
     if c.objective == "iwae":
         for h in c.model.costs:
+            if h.kind in ANALYTIC_HEADS and "term" in h.attrs:
+                raise ModelError(
+                    f"objective 'iwae': cost '{h.attrs['cost_name']}' is a closed-form KL, an expectation over q "
+                    f"rather than a term of one draw's log weight; declare the latent with kl='sampled' "
+                    f"(m.latent(node, prior, kl='sampled')), or train the ELBO")
             if h.kind in ANALYTIC_HEADS:
                 raise ModelError(
                     f"objective 'iwae': cost '{h.attrs['cost_name']}' is a closed-form KL, an expectation over q "

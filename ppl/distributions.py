@@ -32,6 +32,8 @@ class Distribution:
     grouped: bool = False            # values are one-hot groups of K (node attribute "K") columns
     unbounded: bool = False          # a discrete law with infinitely many values (counts)
     positive: tuple = ()             # params that must be > 0 (checked in the fused step)
+    likelihood: str | None = None    # the cost head (ops.OPS kind) of -log p(value | params): its
+                                     # inputs are the params in order, then the value (ppl.dist specs)
     kernels: dict = field(default_factory=dict)
     scalar: dict = field(default_factory=dict)
 
@@ -51,7 +53,7 @@ _BERNOULLI_SCALAR_VJP = (("+=", "{weight} * S_.bernoulli_score({p0}, {x})"),)
 DISTRIBUTIONS = {
     "bernoulli": Distribution(
         "Bernoulli", ("logits",), discrete=True, noise="logistic", relaxation="concrete",
-        straight_through=True, antithetic=True,
+        straight_through=True, antithetic=True, likelihood="bernoulli_nll",
         kernels=dict(sample="bernoulli_sample", log_prob="bernoulli_log_prob",
                      log_prob_bwd="bernoulli_log_prob_bwd", st_bwd="bernoulli_st_bwd",
                      log_prob_keep="bernoulli_log_prob_keep", log_prob_kept_bwd="bernoulli_log_prob_kept_bwd",
@@ -77,7 +79,7 @@ DISTRIBUTIONS = {
                     value_vjp=("+=", "{weight} * S_.probit_log_odds({p0})"), st_density="norm_pdf")),
     "normal": Distribution(
         "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal", positive=("scale",),
-        gaussian=True,
+        gaussian=True, likelihood="gaussian_nll",
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
                      log_prob_bwd="normal_log_prob_bwd",
                      # below a REBAR node: the reparameterised term of the control-variate rows
@@ -95,7 +97,7 @@ DISTRIBUTIONS = {
         kernels=dict(sample="poisson_sample", log_prob="poisson_log_prob", log_prob_bwd="poisson_log_prob_bwd")),
     "categorical": Distribution(
         "Categorical", ("logits",), discrete=True, noise="gumbel", relaxation="gumbel_softmax",
-        straight_through=True, grouped=True,
+        straight_through=True, grouped=True, likelihood="softmax_xent",
         kernels=dict(sample="categorical_sample", log_prob="categorical_log_prob",
                      log_prob_bwd="categorical_log_prob_bwd", relaxed_sample="gumbel_softmax_sample",
                      relaxed_bwd="gumbel_softmax_bwd",

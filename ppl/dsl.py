@@ -186,6 +186,8 @@ class Model:
         self.order: list[Node] = []
         self.costs: list[Node] = []
         self._counter: dict[str, int] = {}
+        self.latents: dict = {}     # m.latent: node name -> declare.Latent (the guide's node and its prior)
+        self.observed: dict = {}    # m.observe: cost name -> declare.Observed
 
     def __enter__(self):
         _STACK.append(self)
@@ -236,6 +238,20 @@ class Model:
         expr.attrs["cost_name"] = name
         self.costs.append(expr)
         return expr
+
+    # --- the generative model and the guide (ppl/declare.py derives the ELBO's costs)
+    def latent(self, h: Node, prior, kl: str = "sampled") -> None:
+        """Declare p(h | parents) = `prior` (a ppl.dist spec) for the guide's stochastic node h (its
+        q). Adds the costs logq_<h> (+log q(h)) and logp_<h> (-log p(h)), or with kl="analytic"
+        the closed-form KL(q || p) as kl_<h> (Normal || Normal)."""
+        from .declare import declare_latent
+        declare_latent(self, h, prior, kl)
+
+    def observe(self, name: str, spec, value: Node) -> None:
+        """Declare the likelihood p(value | parents) = `spec` (a ppl.dist spec) of a data node; adds
+        the cost `name` = -log p(value)."""
+        from .declare import declare_observed
+        declare_observed(self, name, spec, value)
 
     def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float32, samples: int = 1,
                 baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,

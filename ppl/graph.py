@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from .declare import check as check_declaration
 from .dsl import Model, ModelError, Node
 from .ops import HEAD_KINDS, LAYER_KINDS
 
@@ -44,6 +45,7 @@ def validate(model: Model) -> nx.DiGraph:
     for n in model.order:
         if n.attrs.get("is_head") and not n.is_cost:
             raise ModelError(f"head '{n.name}' ({n.kind}) is not used as a cost: pass it to m.cost(name, ...)")
+    check_declaration(model)
     cost_names = {c.name for c in model.costs}
     for n in model.order:
         if n.is_stochastic and not (nx.descendants(g, n.name) & cost_names):

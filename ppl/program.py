@@ -19,6 +19,9 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from networkx import ancestors as nx_ancestors
+
+from . import declare
 from . import validate as V
 from .dsl import ModelError
 
@@ -157,7 +160,9 @@ class Program:
             self._ws[B] = (ws2, ws1)
         return self._ws[B]
 
-    def _inputs(self, data, batch):
+    def _inputs(self, data, batch, optional=()):
+        """The input arrays in argument order and the batch size; inputs named in `optional` may be
+        missing (they are zeros: Program.sample of nodes that do not depend on them)."""
         names = self.layout.inputs
         if data is None:
             data = {}
@@ -166,6 +171,14 @@ class Program:
                 data = {names[0]: data}
             else:
                 raise ModelError(f"pass the inputs as a dict {{name: array}} for {', '.join(names)}")
+        absent = [n for n in names if n not in data and n in optional]
+        if absent:
+            rows = {np.shape(v)[0] for v in data.values() if np.ndim(v) == 2}
+            if batch is None and len(rows) != 1:
+                raise ModelError(f"inputs {absent} are not needed here, but the batch size is unknown: pass batch=N "
+                                 f"or another input")
+            n_rows = V.integer(batch, "batch", lo=1) if batch is not None else rows.pop()
+            data = {**data, **{n: np.zeros((n_rows, self.model.nodes[n].width)) for n in absent}}
         missing = [n for n in names if n not in data]
         extra = [n for n in data if n not in names]
         if missing or extra:
@@ -198,16 +211,16 @@ class Program:
             raise ModelError(f"batch must be >= 1, got {B}")
         return tuple(arrays), int(B)
 
-    def args(self, data=None, batch=None):
+    def args(self, data=None, batch=None, optional=()):
         """The tuple (theta, grad, state, ws2, ws1, inputs, B) the raw entry point takes."""
-        inputs, B = self._inputs(data, batch)
+        inputs, B = self._inputs(data, batch, optional)
         ws2, ws1 = self.workspace(B)
         return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
 
-    def _run(self, data, batch, seed, step, mode):
+    def _run(self, data, batch, seed, step, mode, optional=()):
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
-        a = self.args(data, batch)
+        a = self.args(data, batch, optional)
         loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
         return loss, a
 
@@ -234,14 +247,117 @@ class Program:
         g = ParamView(self.grad_buffer, self.layout)
         return float(loss), {k: g[k].copy() for k in g}
 
-    def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
+    def sample(self, data=None, seed=0, step=0, batch=None, nodes=None) -> dict:
         """Values of every non-cost node for one draw: {name: (rows, width)}, one row per data row,
-        sample and configuration (r = ((i * K) + k) * S + c; nodes computed per data row repeated)."""
-        _, a = self._run(data, batch, seed, step, 0)
+        sample and configuration (r = ((i * K) + k) * S + c; nodes computed per data row repeated).
+        nodes=[names]: those only, and `data` needs only the inputs they depend on (e.g. the
+        guide's draws given x without the other inputs)."""
+        optional = ()
+        if nodes is not None:
+            nodes = self._node_names(nodes, "sample")
+            g = self.analysis.graph
+            upstream = set().union(*(nx_ancestors(g, n) | {n} for n in nodes))
+            optional = tuple(n for n in self.layout.inputs if n not in upstream)
+        _, a = self._run(data, batch, seed, step, 0, optional)
         out = {}
         for name, (where, i, reps) in self.layout.values.items():
-            out[name] = np.repeat(a[5][i] if where == "input" else a[3][i], reps, axis=0)
+            if nodes is None or name in nodes:
+                out[name] = np.repeat(a[5][i] if where == "input" else a[3][i], reps, axis=0)
         return out
+
+    def _node_names(self, nodes, what) -> list:
+        if isinstance(nodes, str):
+            nodes = [nodes]
+        try:
+            nodes = list(nodes)
+        except TypeError:
+            raise ModelError(f"{what}: nodes must be a node name or a list of names, got {type(nodes).__name__}") from None
+        bad = [n for n in nodes if not isinstance(n, str) or n not in self.layout.values]
+        if bad:
+            raise ModelError(f"{what}: {bad} are not nodes of model '{self.model.name}' with values; nodes: "
+                             f"{', '.join(self.layout.values)}")
+        return nodes
+
+    # ----- a model declared with m.latent / m.observe (ppl/declare.py)
+    def _generator(self, nodes):
+        """The program of the generative graph of `nodes` (compiled once per node set, every node
+        drawn by its sampler), holding this program's model parameters."""
+        declare.require(self.model, "sampling the generative model")
+        key = ("generative", tuple(sorted(nodes)))
+        gen = self._twins.get(key)
+        if gen is None:
+            g = declare.generative(self.model, nodes)
+            est = {n.name: ("score", {"baseline": "none"}) for n in g.order if n.is_stochastic}
+            gen = self._twins[key] = g.compile(estimators=est, dtype=self.dtype)
+        self.pull()
+        for k in gen.model_param_names():
+            gen.params[k][...] = self.params[k]
+        return gen
+
+    def sample_prior(self, n=None, data=None, nodes=None, seed=0) -> dict:
+        """Ancestral draws of the generative model: every latent from its prior, every observed
+        input from its likelihood, {name: (n, width)}; nodes: which (default: the latents and
+        observed inputs), `data` the unobserved inputs they depend on (covariates), if any."""
+        declare.require(self.model, "sample_prior")
+        nodes = declare.default_nodes(self.model) if nodes is None else nodes
+        return self.predict(data, nodes=nodes, seed=seed, batch=n)
+
+    def predict(self, data=None, nodes=None, seed=0, batch=None) -> dict:
+        """Draws of `nodes` (default: the observed inputs, e.g. y of a regression) from the
+        generative model given `data`, which needs only the inputs they depend on (x, never the
+        target; other arrays in `data` are ignored). {name: (rows, width)}."""
+        declare.require(self.model, "predict")
+        if nodes is None:
+            nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
+        nodes = [nodes] if isinstance(nodes, str) else list(nodes)
+        gen = self._generator(nodes)
+        names = gen.layout.inputs
+        if data is not None and not isinstance(data, dict):
+            if len(names) != 1:
+                raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
+                                 f"{names or 'no input'}")
+            data = {names[0]: data}
+        data = {k: v for k, v in (data or {}).items() if k in names}
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
+                             f"({{name: array}})")
+        if not names:
+            if batch is None:
+                raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
+                                 f"(sample_prior(n) or batch=n)")
+            data = None
+        return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
+
+    def _evaluator(self, samples, dtype):
+        """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
+        data row, every stochastic node drawn hard (the score estimator's forward)."""
+        key = ("evaluate", int(samples), np.dtype(dtype).name)
+        ev = self._twins.get(key)
+        if ev is None:
+            m = declare.evaluation(self.model)
+            est = {n.name: ("score", {"baseline": "none"}) for n in m.order if n.is_stochastic}
+            ev = self._twins[key] = m.compile(estimators=est, samples=samples, dtype=dtype, objective="elbo")
+        self.pull()
+        for k in ev.model_param_names():
+            ev.params[k][...] = self.params[k]
+        return ev
+
+    def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=np.float64) -> np.ndarray:
+        """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
+        with m.latent / m.observe): the sum of the derived terms per draw, negated."""
+        declare.check_pure(self.model, "log_weights")
+        samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
+        return declare.log_weights(self, data, samples, V.seed(seed), dtype)
+
+    def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=np.float64) -> float:
+        """The model's bound on log p(x), averaged over data rows, with hard samples of every
+        discrete node whatever estimator trains it: bound="elbo", the mean of `samples` log weights
+        per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""
+        if bound not in ("elbo", "iwae"):
+            raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
+        lw = self.log_weights(data, samples, seed, dtype)
+        return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
 
     def explain(self) -> str:
         """A table: node | distribution | estimator | unbiased | why."""
@@ -261,6 +377,11 @@ class Program:
                 lines.append("  estimator        | grad variance | us/step  | variance x time")
                 for score, name, var, dt in ch.measurements:
                     lines.append(f"  {name:<16} | {var:13.4g} | {dt * 1e6:8.1f} | {score:.4g}")
+        if declare.is_declared(self.model):
+            terms = [("cost", "sign", "term")] + declare.terms(self.model)
+            w = [max(len(r[i]) for r in terms) for i in range(3)]
+            lines.append("costs derived from m.latent / m.observe (their sum is -ELBO: -log p(x, h) + log q(h | x)):")
+            lines += ["  " + " | ".join(c.ljust(k) for c, k in zip(r, w)).rstrip() for r in terms]
         extra = f"step: {self.layout.lowering}; samples per data row: {self.samples}"
         if self.objective == "iwae":
             extra = (f"objective: iwae, -log (1/K sum_k exp(-C_k)) over the K = {self.samples} draws of each data "

@@ -1,0 +1,288 @@
+"""A model declared as a generative model p and a guide q; the ELBO's terms derived from it.
+
+    with ppl.Model("sbn") as m:
+        x = m.input("x", 64)
+        h = ppl.Bernoulli("h", logits=ppl.Affine(x, 32, name="enc"))              # the guide: q(h | x)
+        m.latent(h, ppl.dist.Bernoulli(logits=ppl.param("prior", 32)))            # p(h)
+        m.observe("recon", ppl.dist.Bernoulli(logits=ppl.Affine(h, 64, name="dec")), x)   # p(x | h)
+
+The guide's stochastic nodes are q. `m.latent(h, prior)` adds the costs +log q(h) (`logq_h`,
+ppl.log_prob) and -log p(h) (`logp_h`, the prior's likelihood head at h), or the closed-form
+KL(q || p) (`kl_h`) with kl="analytic"; `m.observe(name, spec, value)` adds -log p(value) (`name`).
+Their sum is -log p(x, h) + log q(h | x): the step's loss is -ELBO. A model with declarations
+must declare a prior for every stochastic node (graph validation says which one lacks it).
+
+From the same declaration (Program.sample_prior / predict / evaluate):
+- generative(model, nodes): the graph that draws the requested nodes ancestrally, every latent
+  from its prior and every observed input from its likelihood, the other inputs (covariates)
+  kept as inputs, only what the requested nodes depend on;
+- evaluation(model): the model with every closed-form KL replaced by the per-draw terms, whose
+  per-row cost totals are -log w = -log p(x, h) + log q(h | x) of hard draws.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dist import SUPPORTS, Dist
+from .dsl import Model, Node, _const, _make, log_prob
+from .errors import ModelError
+
+
+@dataclass(eq=False)
+class Latent:
+    node: Node          # the guide's stochastic node
+    prior: Dist         # p(node | its parents), bound to the node's width
+    kl: str             # "sampled" or "analytic"
+
+
+@dataclass(eq=False)
+class Observed:
+    name: str           # the cost's name
+    spec: Dist          # p(value | its parents), bound to the value's width
+    value: Node
+
+
+def _kl_head(q: Node, prior: Dist):
+    """The closed-form KL(q || prior) head, or None where ppl has none (Normal || Normal only)."""
+    from .dsl import gaussian_kl
+    if q.kind != "normal" or prior.kind != "normal":
+        return None
+    loc, scale = prior.args
+    if loc.kind == "const" and scale.kind == "const" and loc.attrs["value"] == 0.0 and scale.attrs["value"] == 1.0:
+        return gaussian_kl(*q.inputs)
+    return gaussian_kl(*q.inputs, loc, scale)
+
+
+def declare_latent(m: Model, h, prior, kl: str = "sampled") -> None:
+    """m.latent: checks, then the derived costs of h (see the module docstring)."""
+    owner = f"m.latent({getattr(h, 'name', h)!r}, ...)"
+    if not isinstance(h, Node):
+        raise ModelError(f"{owner}: the first argument must be a stochastic node of the guide (e.g. "
+                         f"h = ppl.Bernoulli('h', logits=...)), got {type(h).__name__}")
+    if h.model is not m:
+        raise ModelError(f"{owner}: '{h.name}' belongs to model '{h.model.name}', not '{m.name}'")
+    if not h.is_stochastic:
+        raise ModelError(f"{owner}: '{h.name}' is a {h.kind} node, not a stochastic unit; a latent is a node the "
+                         f"guide draws, e.g. h = ppl.Bernoulli('h', logits=...), then m.latent(h, prior)")
+    if not isinstance(prior, Dist):
+        raise ModelError(f"{owner}: the prior must be a distribution spec such as ppl.dist.Bernoulli(logits=...) "
+                         f"or ppl.dist.Normal(0.0, 1.0), got {type(prior).__name__}")
+    if kl not in ("sampled", "analytic"):
+        raise ModelError(f"{owner}: kl must be 'sampled' (log q(h) - log p(h) of each draw) or 'analytic' (the "
+                         f"closed-form KL), got {kl!r}")
+    if h.name in m.latents:
+        raise ModelError(f"{owner}: '{h.name}' already has a prior; declare each latent once")
+    if h.kind not in SUPPORTS[prior.kind]:
+        raise ModelError(f"{owner}: a {prior.entry.name} prior does not describe the values of {h.kind} node "
+                         f"'{h.name}'; give a prior of the same support (e.g. ppl.dist."
+                         f"{prior_name_for(h.kind)}(...))")
+    if prior.K is not None and prior.K != h.attrs.get("K"):
+        raise ModelError(f"{owner}: the prior has classes={prior.K} but '{h.name}' has classes={h.attrs.get('K')}")
+    prior = prior.bind(m, h.width, owner)
+    lat = Latent(h, prior, kl)
+    if kl == "analytic":
+        head = _kl_head(h, prior)
+        if head is None:
+            raise ModelError(f"{owner}: no closed-form KL between {h.kind} '{h.name}' and a {prior.entry.name} "
+                             f"prior (ppl has Normal || Normal); use kl='sampled'")
+        _term(m, f"kl_{h.name}", head, "+", f"KL(q({h.name}) || p({h.name})), p = {prior.describe()}")
+    else:
+        _latent_terms(m, lat)
+    m.latents[h.name] = lat
+
+
+def prior_name_for(kind: str) -> str:
+    return next(("Bernoulli", "Normal", "Categorical")[i] for i, k in enumerate(SUPPORTS) if kind in SUPPORTS[k])
+
+
+def _latent_terms(m: Model, lat: Latent) -> None:
+    h = lat.node
+    _term(m, f"logq_{h.name}", log_prob(h), "+", f"log q({h.name}): the guide's {h.kind} node")
+    _term(m, f"logp_{h.name}", lat.prior.nll(h), "-", f"log p({h.name}) under {lat.prior.describe()}")
+
+
+def declare_observed(m: Model, name, spec, value) -> None:
+    """m.observe: checks, then the cost `name` = -log p(value)."""
+    owner = f"m.observe({name!r}, ...)"
+    if not isinstance(spec, Dist):
+        raise ModelError(f"{owner}: the second argument must be a distribution spec such as "
+                         f"ppl.dist.Bernoulli(logits=...), got {type(spec).__name__}")
+    if not isinstance(value, Node):
+        raise ModelError(f"{owner}: the value must be a node (e.g. x = m.input('x', 64)), got {type(value).__name__}")
+    if value.model is not m:
+        raise ModelError(f"{owner}: '{value.name}' belongs to model '{value.model.name}', not '{m.name}'")
+    if value.is_stochastic:
+        raise ModelError(f"{owner}: '{value.name}' is a stochastic node drawn by the guide, not data; declare its "
+                         f"prior with m.latent({value.name}, ...) instead")
+    if value.attrs.get("is_head"):
+        raise ModelError(f"{owner}: '{value.name}' is a cost head; observe a data node")
+    if any(o.value is value for o in m.observed.values()):
+        raise ModelError(f"{owner}: '{value.name}' is already observed; observe each value once")
+    spec = spec.bind(m, value.width, owner)
+    obs = Observed(name, spec, value)
+    _term(m, name, spec.nll(value), "-", f"log p({value.name}) under {spec.describe()}")
+    m.observed[name] = obs
+
+
+def _term(m: Model, name: str, head: Node, sign: str, what: str) -> None:
+    m.cost(name, head)
+    head.attrs["term"] = (sign, what)
+
+
+def is_declared(model: Model) -> bool:
+    return bool(getattr(model, "latents", None) or getattr(model, "observed", None))
+
+
+def check(model: Model) -> None:
+    """A declared model: every stochastic node has a prior (graph validation calls this)."""
+    if not is_declared(model):
+        return
+    for n in model.order:
+        if n.is_stochastic and n.name not in model.latents:
+            raise ModelError(f"{n.kind} node '{n.name}' is drawn by the guide but has no prior: declare "
+                             f"m.latent({n.name}, ppl.dist.{prior_name_for(n.kind)}(...)), or build the model's "
+                             f"costs by hand with m.cost")
+
+
+def terms(model: Model) -> list:
+    """(cost name, sign in the -ELBO, what) of every derived cost; user costs as ('?', ...)."""
+    out = []
+    for c in model.costs:
+        sign, what = c.attrs.get("term", ("?", f"m.cost: a {c.kind} head (not part of the declared model)"))
+        out.append((c.attrs["cost_name"], sign, what))
+    return out
+
+
+# --------------------------------------------------------------------------- copies of the graph
+def _clone(g: Model, n: Node, inputs) -> Node:
+    attrs = {k: v for k, v in n.attrs.items() if k not in ("is_cost", "cost_name", "term")}
+    return _make(g, n.kind, n.name, inputs, n.width, **attrs)
+
+
+def evaluation(model: Model) -> Model:
+    """The model itself when every term is a per-draw term; else a copy whose closed-form KL
+    terms are replaced by log q(h) - log p(h) of the draw (what a log weight needs)."""
+    analytic = [lat for lat in model.latents.values() if lat.kl == "analytic"]
+    if not analytic:
+        return model
+    skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}}
+    g = Model(model.name + "_persample")
+    g.config = getattr(model, "config", None)
+    new = {}
+    for n in model.order:
+        if n in skip:
+            continue
+        new[n.name] = c = _clone(g, n, [new[i.name] for i in n.inputs])
+        if n.is_cost:
+            g.cost(n.attrs["cost_name"], c)
+            if "term" in n.attrs:
+                c.attrs["term"] = n.attrs["term"]
+    g._counter = dict(model._counter)
+    for lat in model.latents.values():
+        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "sampled")
+        g.latents[lat.node.name] = copy
+        if lat.kl == "analytic":
+            _latent_terms(g, copy)
+    for o in model.observed.values():
+        g.observed[o.name] = Observed(o.name, o.spec.mapped(lambda v: new[v.name]), new[o.value.name])
+    return g
+
+
+def generative(model: Model, nodes) -> Model:
+    """The generative graph of the requested nodes (see the module docstring); each drawn node
+    carries its cost -log p(value | parents), named nll_<node>."""
+    observed = {o.value.name: o for o in model.observed.values()}
+    g = Model(model.name + "_gen")
+    new, busy = {}, set()
+
+    def gen(n: Node) -> Node:
+        if n.name in new:
+            return new[n.name]
+        if n.name in busy:
+            raise ModelError(f"model '{model.name}': the generative model of '{n.name}' depends on '{n.name}' itself "
+                             f"(a prior or likelihood reads a guide node computed from the data it generates); "
+                             f"p may read latents, parameters and unobserved inputs only")
+        busy.add(n.name)
+        spec = model.latents[n.name].prior if n.name in model.latents else (
+            observed[n.name].spec if n.name in observed and n.kind == "input" else None)
+        if spec is not None:
+            spec = spec.mapped(gen)
+            out = spec.draw(n.name)
+            g.cost(f"nll_{n.name}", spec.nll(out))
+        elif n.is_stochastic:
+            raise ModelError(f"{n.kind} node '{n.name}' has no prior: declare m.latent({n.name}, ...) to sample the "
+                             f"generative model")
+        elif n.attrs.get("is_head"):
+            raise ModelError(f"'{n.name}' is a cost head, not a node of the generative model")
+        elif n.name in observed:
+            raise ModelError(f"'{n.name}' is observed but is not a data input ({n.kind} node); the generative model "
+                             f"draws observed inputs only")
+        else:
+            out = _clone(g, n, [gen(i) for i in n.inputs])
+        busy.discard(n.name)
+        new[n.name] = out
+        return out
+
+    for name in nodes:
+        if name not in model.nodes:
+            raise ModelError(f"model '{model.name}' has no node {name!r}; nodes: "
+                             f"{', '.join(k for k, v in model.nodes.items() if not v.attrs.get('is_head'))}")
+        gen(model.nodes[name])
+    g._counter = dict(model._counter)
+    if not g.costs:   # only deterministic nodes requested: the step needs one cost
+        g.cost("none", _const(g, 0.0, 1, "generative model"))
+    return g
+
+
+def default_nodes(model: Model) -> list:
+    """What sample_prior draws by default: every latent and every observed input."""
+    return list(model.latents) + [o.value.name for o in model.observed.values() if o.value.kind == "input"]
+
+
+def require(model: Model, what: str) -> None:
+    if not is_declared(model):
+        raise ModelError(f"{what} needs a model declared with m.latent / m.observe (a generative model and a "
+                         f"guide); model '{model.name}' has hand-written costs only")
+
+
+def check_pure(model: Model, what: str) -> None:
+    """The costs are exactly the declaration's terms (else a bound would include other costs)."""
+    require(model, what)
+    extra = [c.attrs["cost_name"] for c in model.costs if "term" not in c.attrs]
+    if extra:
+        raise ModelError(f"{what}: cost(s) {', '.join(map(repr, extra))} were added with m.cost and are not terms of "
+                         f"the declared model, so the sum of costs is not -log p(x, h) + log q(h | x); declare them "
+                         f"with m.observe / m.latent or evaluate with prog.loss")
+
+
+EVAL_BLOCK = 1 << 23   # values of the largest (rows x draws, width) buffer of one evaluation call (the
+                       # blocks' draws are those of one call: step_rows addresses noise by global row)
+
+
+def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
+    """(N, samples) log p(x, h) - log q(h | x), h drawn hard from the guide (every stochastic node
+    by the score estimator's forward): the negated per-row totals of the evaluation model's costs."""
+    ev = prog._evaluator(samples, dtype)
+    inputs, B = ev._inputs(data, None)
+    width = max([w for _, _, w in ev.layout.ws2] + [1])
+    rows = max(1, EVAL_BLOCK // (samples * width))
+    names = ev.layout.inputs
+    out = []
+    for i in range(0, B, rows):   # a block of data rows, its noise addressed by global row: any block size draws the same
+        a = ev.args({n: v[i:i + rows] for n, v in zip(names, inputs)})
+        ev.module.step_rows(*a, np.uint64(seed), np.int64(0), 0, np.int64(i * samples))
+        ws1 = a[4]
+        tot = np.zeros(a[6] * ev.rows_per_data_row, np.float64)
+        for _, k in ev.layout.costs:
+            tot += ws1[k]
+        out.append(-tot.reshape(a[6], samples))
+    return np.concatenate(out)
+
+
+def logmeanexp(lw: np.ndarray) -> np.ndarray:
+    """log (1/S sum_s exp(lw_s)) per row (the importance-weighted bound's estimate of log p(x))."""
+    m = lw.max(1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return (m + np.log(np.exp(lw - m).mean(1, keepdims=True)))[:, 0]
