@@ -15,7 +15,10 @@ Measurements, per candidate program at the initial parameters:
   drawn with (seed, step s), s = 0 .. DRAWS - 1: the same draws on every run and, as common
   random numbers, for every candidate; estimator state (running baselines) is reset before each
   draw. It is a deterministic function of the model, the pilot data and the seed. Its standard
-  error comes from the spread of the draws' squared deviations.
+  error comes from the spread of the draws' squared deviations. The node's current choice is
+  measured first; a candidate whose score (below) after `EARLY_DRAWS` draws is more than
+  `STOP_FACTOR` (3) times the least so far, with a relative standard error under 1/2, takes no
+  more draws (a REBAR step costs up to ten DisARM steps): also a function of the seed.
 - rows: the rows the step evaluates per data row (K samples x S configurations: 2 for an
   antithetic pair, 3 or 5 for REBAR, the support for enumeration), the cost model. Counted,
   not timed, so it is the same on every run.
@@ -70,6 +73,8 @@ TIME_MARGIN = 1.0        # among tied candidates of equal rows, those > 2x the f
 ROUNDS = 5               # interleaved timing rounds (the fastest block is taken)
 BLOCK_SECONDS = 0.01     # steps per timed block: about this long
 MAX_ENUMERATION = 64     # enumeration is a candidate for a support of at most this many values
+EARLY_DRAWS = 8          # a candidate whose score is then > STOP_FACTOR x the least so far stops there
+STOP_FACTOR = 3.0
 
 EXCLUDE = (   # (estimator, when, why): not compiled, not measured
     ("arm", lambda info: REGISTRY["disarm"].applies(info) is None,
@@ -99,6 +104,7 @@ class Candidate:
         self.node, self.estimator = node, estimator
         self.variance, self.se, self.rows, self.verdict = variance, se, rows, verdict
         self.blocks = list(blocks)   # seconds per step of each timed round
+        self.draws = 0               # gradient estimates behind the variance
         self.chosen = False
 
     @property
@@ -119,7 +125,7 @@ class Candidate:
     def as_dict(self) -> dict:
         return {"node": self.node, "estimator": self.estimator, "variance": self.variance, "se": self.se,
                 "rows": self.rows, "score": self.score if self.measured else math.nan,
-                "us_per_step": self.seconds * 1e6, "chosen": self.chosen, "why": self.verdict}
+                "us_per_step": self.seconds * 1e6, "draws": self.draws, "chosen": self.chosen, "why": self.verdict}
 
 
 def decide(cands: list, default: str) -> Candidate:
@@ -144,6 +150,8 @@ def decide(cands: list, default: str) -> Candidate:
         else:
             c.verdict = (f"score {c.score / best.score:.2f}x the least" if best.score > 0 else
                          f"score {c.score:.3g}, the least is 0")
+            if 0 < c.draws < DRAWS:
+                c.verdict += f" (stopped after {c.draws} draws)"
     fewest = min(c.rows for c in tied)
     level = [c for c in tied if c.rows == fewest]
     for c in tied:
@@ -177,8 +185,19 @@ def decide(cands: list, default: str) -> Candidate:
     return pick
 
 
-def _variance(prog, data, batch, seed):
-    """(trace of the model-parameter gradient's covariance over DRAWS fixed draws, its standard error)."""
+def _moments(g):
+    """(trace of the covariance of the rows of g, its standard error)."""
+    n = g.shape[0]
+    d = ((g - g.mean(0)) ** 2).sum(1)             # each draw's squared deviation; their sum / (n - 1) = trace
+    var = float(d.sum() / (n - 1))
+    se = float(d.std(ddof=1) * math.sqrt(n) / (n - 1))
+    return (var, se) if math.isfinite(var) else (math.inf, math.inf)
+
+
+def _variance(prog, data, batch, seed, stop_above=math.inf):
+    """(trace of the model-parameter gradient's covariance over DRAWS fixed draws, its standard
+    error, the draws taken): after EARLY_DRAWS, a candidate whose variance x rows is more than
+    stop_above (with a relative standard error under 1/2) is not drawn further."""
     names = prog.model_param_names()
     prog.pull()
     theta, state = prog.theta.copy(), prog.state.copy()
@@ -188,13 +207,13 @@ def _variance(prog, data, batch, seed):
         prog.push()
         _, gr = prog.grad(data, seed=seed, step=s, batch=batch)
         g.append(np.concatenate([gr[k].ravel() for k in names]).astype(np.float64))
+        if s + 1 == EARLY_DRAWS:
+            var, se = _moments(np.array(g))
+            if var * prog.rows_per_data_row > stop_above and se < var / 2:
+                break
     prog.theta[:], prog.state[:] = theta, state
     prog.push()
-    g = np.array(g)
-    d = ((g - g.mean(0)) ** 2).sum(1)             # each draw's squared deviation; their mean * n/(n-1) = trace
-    var = float(d.sum() / (DRAWS - 1))
-    se = float(d.std(ddof=1) * math.sqrt(DRAWS) / (DRAWS - 1))
-    return (var, se) if math.isfinite(var) else (math.inf, math.inf)
+    return _moments(np.array(g)) + (len(g),)
 
 
 def _runner(prog, data, batch, seed):
@@ -277,7 +296,8 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
         if node.name in fixed:
             continue
         rows, progs = [], []
-        for name, est in sorted(REGISTRY.items()):
+        incumbent = chosen[node.name][0]          # measured first: the reference of the early stop
+        for name, est in sorted(REGISTRY.items(), key=lambda kv: (kv[0] != incumbent, kv[0])):
             if not est.unbiased or est.applies(info) is not None:
                 continue
             why = next((w for e, cond, w in EXCLUDE if e == name and cond(info)), None)
@@ -291,10 +311,15 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
             except ModelError as e:
                 rows.append(Candidate(node.name, name, verdict=f"excluded: {e}"))
                 continue
-            if id(prog) not in variances:
-                variances[id(prog)] = _variance(prog, data, batch, seed)
-            var, se = variances[id(prog)]
+            if id(prog) in variances:
+                var, se, n = variances[id(prog)]
+            else:
+                least = min((c.score for c, _ in progs), default=math.inf)
+                var, se, n = _variance(prog, data, batch, seed, STOP_FACTOR * least)
+                if n == DRAWS:
+                    variances[id(prog)] = var, se, n
             c = Candidate(node.name, name, var, se, prog.rows_per_data_row)
+            c.draws = n
             rows.append(c)
             progs.append((c, prog))
         for c, t in zip([c for c, _ in progs], _times([p for _, p in progs], data, batch, seed)):
