@@ -391,10 +391,19 @@ def cmd_compare(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .models import MODELS
-    w = max(map(len, MODELS))
+    from .estimators import REGISTRY
+    from .models import CITATIONS, MODELS
+    w = max(map(len, [*MODELS, *REGISTRY]))
+    print("models (ppl train MODEL):")
     for k, v in MODELS.items():
-        print(f"{k:<{w}}  {v}")
+        print(f"  {k:<{w}}  {v}")
+        if CITATIONS.get(k):
+            print(f"  {'':<{w}}  {CITATIONS[k]}")
+    print("\nestimators (--estimator NAME; policy autotune measures the unbiased ones):")
+    for k, e in REGISTRY.items():
+        print(f"  {k:<{w}}  {e.about}{'' if e.unbiased else ' (biased)'}")
+        if e.cite:
+            print(f"  {'':<{w}}  {e.cite}")
     return 0
 
 
@@ -485,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run them on a running Dask scheduler, e.g. tcp://HOST:8786")
     c.set_defaults(func=cmd_compare)
 
-    ls = sub.add_parser("list", help="list the ready models")
+    ls = sub.add_parser("list", help="list the ready models and the estimators, with the papers they follow")
     ls.set_defaults(func=cmd_list)
     return p
 

@@ -79,6 +79,8 @@ def test_explain_and_list(capsys):
     assert code == 0 and "gumbel_softmax" in out and "| why" in out
     code, out, _ = run(capsys, "list")
     assert code == 0 and "toy_bernoulli" in out and "sbn" in out
+    for cite in ("Neal 1992", "Williams 1992", "Dong, Mnih & Tucker 2020", "Tucker, Mnih, Maddison"):
+        assert cite in out   # a citation line per model and estimator
 
 
 def test_explain_policy_autotune_prints_its_table(capsys):
