@@ -25,8 +25,8 @@ Measurements, per candidate program at the initial parameters:
 - time: seconds per step in each of `ROUNDS` rounds, every candidate timed once per round (a
   block of steps of about `BLOCK_SECONDS`), interleaved so that the candidates share the
   machine's conditions. Another process only ever adds time, and a contended block can take
-  many times the step (measured: a median of 60 ms for a 1.2 ms step while another job held the
-  second core), so the table shows the fastest round, and comparisons use the median of the
+  many times the step (measured: a median of 60 ms for a 1.2 ms step, BLAS on two threads while
+  another job held the second core), so the table shows the fastest round, and comparisons use the median of the
   paired per-round ratios. Still a measurement, so it only breaks ties (below).
 
 Decision per node (`decide`): score = variance x rows, the variance of an average of estimates
@@ -37,8 +37,8 @@ the fewest rows win; where several tied candidates have those rows, the cost mod
 separate them, and time does: any whose time per step is more than `TIME_MARGIN` (2x) the
 fastest one's, as the median over the rounds of the paired ratios (each round's blocks run
 back to back, under the same load), drops out; of the rest the rule table's choice for the
-node wins, then the name. Everything but that last tie-break is a function of the seed, and
-it decides between candidates equal in score and rows, and flips only if a time ratio sits
+node wins, then the name. Everything but the time tie-break is a function of the seed; that
+one only separates candidates equal in score and rows, and flips only if a time ratio sits
 within the noise of 2x. (The cost model counts rows, not the work per row: REBAR's per-row
 relaxations cost more than a score-function row, which the table's times show.)
 
@@ -70,7 +70,7 @@ from .selection import select
 DRAWS = 32               # gradient estimates per candidate for its variance
 TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
 TIME_MARGIN = 1.0        # among tied candidates of equal rows, those > 2x the fastest time drop out
-ROUNDS = 5               # interleaved timing rounds (the fastest block is taken)
+ROUNDS = 5               # interleaved timing rounds (paired ratios compared; the table shows the fastest)
 BLOCK_SECONDS = 0.01     # steps per timed block: about this long
 MAX_ENUMERATION = 64     # enumeration is a candidate for a support of at most this many values
 EARLY_DRAWS = 8          # a candidate whose score is then > STOP_FACTOR x the least so far stops there
