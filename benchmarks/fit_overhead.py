@@ -8,7 +8,7 @@ alternating in one process, medians of the rounds:
   fit       ppl.fit (its nopython loop; progress bar off)
   fit_py    ppl.fit(nopython=False): one Python call per step (the reference loop)
 One JSON line per (estimator, batch, way): value = us per step, baseline = raw, ratio =
-value / raw; the "overhead" metric is (fit - raw) / raw (issue 20's target: <= 10% at batch 32).
+value / raw; the "overhead" metric is (fit - raw) / raw (the target: <= 10% at batch 32).
 Compile time is kept apart (every way runs once before the rounds).
 """
 import os

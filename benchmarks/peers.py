@@ -1,5 +1,5 @@
 """Our fused step vs PyTorch and Pyro on the same model / estimator / sizes / data, alternating
-repetitions in ONE process (issue 7, peer side). See benchmarks/README.md.
+repetitions in ONE process (the peer side). See benchmarks/README.md.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/peers.py [--quick] [--check] [--cases sbn,pyro,vae,toy,compile,quality]
                                                       [--budget 10] [--torch-threads 1] [--numba-threads N]

@@ -7,7 +7,7 @@ Prints one JSON line per measurement:
 {"bench","case","metric","value","unit","baseline","ratio"} where ratio = baseline / ours
 (> 1 means we are faster). For `score_ma` (score function + moving-average baseline) the
 baseline is the NumPy step with the same estimator; for the other estimators it is our own
-`score_ma` step at the same batch, so the ratio is the relative cost of the estimator. The model is the core issue's SBN: q(h|x) = Bernoulli(enc(x)),
+`score_ma` step at the same batch, so the ratio is the relative cost of the estimator. The model is the README's SBN: q(h|x) = Bernoulli(enc(x)),
 costs log q(h|x) - log p(h) - log p(x|h), on the binarized digits.
 """
 import os

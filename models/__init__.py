@@ -18,6 +18,22 @@ MODELS = {
     "nce_embeddings": "skip-gram embeddings by NCE / negative sampling on a planted corpus",
     "gbrbm": "Gaussian-Bernoulli RBM free energy, trained by NCE on 2-D continuous data",
 }
+# the papers each model follows (authors, year, venue), shown by `ppl list`
+CITATIONS = {
+    "sbn": "Neal 1992, \"Connectionist learning of belief networks\", Artificial Intelligence 56; trained as a "
+           "VAE as in Mnih & Gregor 2014 (NVIL), ICML",
+    "gaussian_vae": "Kingma & Welling 2014, \"Auto-encoding variational Bayes\", ICLR; Rezende, Mohamed & "
+                    "Wierstra 2014, ICML",
+    "categorical_vae": "Jang, Gu & Poole 2017 (Gumbel-softmax), ICLR; Maddison, Mnih & Teh 2017 (Concrete), ICLR",
+    "toy_bernoulli": "Tucker et al. 2017 (REBAR), NeurIPS; Grathwohl et al. 2018 (RELAX), ICLR",
+    "prob_regression": "Nix & Weigend 1994, \"Estimating the mean and variance of the target probability "
+                       "distribution\", ICNN",
+    "stochastic_classifier": "Bengio, Leonard & Courville 2013, \"Estimating or propagating gradients through "
+                             "stochastic neurons\", arXiv:1308.3432",
+    "nce_embeddings": "Mikolov et al. 2013, \"Distributed representations of words and phrases\", NeurIPS; "
+                      "Gutmann & Hyvarinen 2010 (NCE), AISTATS",
+    "gbrbm": "Gutmann & Hyvarinen 2010, \"Noise-contrastive estimation\", AISTATS",
+}
 
 
 def get(name: str):

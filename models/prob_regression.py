@@ -1,5 +1,6 @@
 """Heteroscedastic probabilistic regression: t ~ N(mu(x), sigma(x)^2) with
-sigma = sqrt(1 + z^2), z = v . features, declared with m.observe (the cost is the Gaussian NLL).
+sigma = sqrt(1 + z^2), z = v . features, declared with m.observe (the cost is the Gaussian NLL): the
+mean and variance network of Nix & Weigend 1994.
 
 hidden=0 is the linear heteroscedastic regression model (mu = w . x + b, z = v . x + c); hidden > 0 puts a tanh
 feature layer in front of both heads. Data: `ppl.data.heteroscedastic` (x ~ U(-3, 3),

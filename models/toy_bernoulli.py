@@ -2,7 +2,7 @@
 
 The exact objective is p (1 - t)^2 + (1 - p) t^2 with p = sigmoid(theta); its gradient
 (1 - 2t) p (1 - p) is tiny next to the noise of a single-sample estimate when t is near 1/2
-(the seed uses t = 0.501, optimum p -> 1), which makes it a hard test of an estimator's
+(t = 0.501 by default, optimum p -> 1), which makes it a hard test of an estimator's
 variance (Tucker et al. 2017; Grathwohl et al. 2018).
 
     ppl train toy_bernoulli --estimator score --steps 2000 --lr 0.01

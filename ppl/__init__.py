@@ -28,8 +28,9 @@ from .estimators import REGISTRY as estimators
 from . import compiler as _compiler  # noqa: F401  (installs Model.compile)
 from . import diagnostics, optim
 from .fit import fit
+from .program import Program
 
 __version__ = "0.1.0"
 __all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
-           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "estimators", "fit", "optim", "diagnostics"]
+           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "estimators", "fit", "optim", "diagnostics", "Program"]

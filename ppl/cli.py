@@ -29,6 +29,7 @@ EPILOG = """examples:
   ppl train sbn --data mnist.npz --model-opt latent=200,200   your data: arrays train_x, test_x (or x)
   ppl train sbn --data train-images-idx3-ubyte.gz --eval-data t10k-images-idx3-ubyte.gz
   ppl explain categorical_vae --estimator straight_through
+  ppl explain sbn --model-opt latent=200,200 --policy autotune   measured choice per node and its table
   ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3 --out runs/toy
 
 estimator specs: 'auto' (follow --policy), one NAME for every stochastic node, or
@@ -171,13 +172,23 @@ def _user_data(mod, args, model_opts, dtype):
     return d, model_opts
 
 
-def _compile(mod, D, model_opts, seed, estimators=None, target="cpu"):
+def _pilot(mod, D, d, seed):
+    """Policy autotune's pilot data: the first --batch rows of the training data (d, else the
+    model's own), or that many rows for a model without inputs."""
+    train = (d if d is not None else mod.data(seed=seed))["train"]
+    if not train:
+        return int(D["batch"])
+    return {k: v[: int(D["batch"])] for k, v in train.items()}
+
+
+def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None):
     model = _build(mod, model_opts)
     spec = estimators if estimators is not None else D["estimators"]
     est = parse_estimators(spec) if isinstance(spec, str) else spec
+    pilot = _pilot(mod, D, data, seed) if D["policy"] == "autotune" else None
     t0 = time.perf_counter()
     prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
-                         seed=seed, target=target, objective=D["objective"])
+                         seed=seed, target=target, objective=D["objective"], pilot=pilot)
     return prog, time.perf_counter() - t0
 
 
@@ -200,7 +211,7 @@ def cmd_train(args) -> int:
         d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
     elif args.eval_data is not None:
         raise UsageError("--eval-data needs --data FILE (the training data)")
-    prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target)
+    prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target, data=d)
     print(f"model {prog.model.name}: {D['optimizer']} lr={D['lr']}, batch {D['batch']}, {D['steps']} steps, "
           f"{np.dtype(D['dtype']).name}, seed {args.seed}")
     print(prog.explain())
@@ -380,10 +391,19 @@ def cmd_compare(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .models import MODELS
-    w = max(map(len, MODELS))
+    from .estimators import REGISTRY
+    from .models import CITATIONS, MODELS
+    w = max(map(len, [*MODELS, *REGISTRY]))
+    print("models (ppl train MODEL):")
     for k, v in MODELS.items():
-        print(f"{k:<{w}}  {v}")
+        print(f"  {k:<{w}}  {v}")
+        if CITATIONS.get(k):
+            print(f"  {'':<{w}}  {CITATIONS[k]}")
+    print("\nestimators (--estimator NAME; policy autotune measures the unbiased ones):")
+    for k, e in REGISTRY.items():
+        print(f"  {k:<{w}}  {e.about}{'' if e.unbiased else ' (biased)'}")
+        if e.cite:
+            print(f"  {'':<{w}}  {e.cite}")
     return 0
 
 
@@ -402,8 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("model", type=_model_arg, metavar="MODEL",
                         help=f"one of: {', '.join(MODELS)}; or your own, path/to/file.py:FUNCTION (a function "
                              f"returning a ppl.Model; its data with --data FILE)")
-        sp.add_argument("--policy", choices=["unbiased", "fast"], default=None,
-                        help="how 'auto' picks estimators: unbiased (default) or fast (biased, low variance)")
+        sp.add_argument("--policy", choices=["unbiased", "fast"] + (["autotune"] if train_opts != "compare" else []),
+                        default=None,
+                        help="how 'auto' picks estimators: unbiased (default), fast (biased, low variance)" +
+                             ("" if train_opts == "compare" else
+                              " or autotune (measure the unbiased candidates on a batch of training rows "
+                              "and keep the least variance x rows; explain prints the table)"))
         sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
         sp.add_argument("--objective", choices=["elbo", "iwae"], default=None,
                         help="elbo (default) or iwae: the importance-weighted bound of the K draws of each "
@@ -456,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="train with several estimators; Markdown table and a plot of the curves",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    common(c)
+    common(c, train_opts="compare")
     c.add_argument("--estimators", required=True, metavar="A,B,C",
                    help="estimator specs separated by commas (by ';' when a spec holds commas)")
     c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
@@ -470,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run them on a running Dask scheduler, e.g. tcp://HOST:8786")
     c.set_defaults(func=cmd_compare)
 
-    ls = sub.add_parser("list", help="list the ready models")
+    ls = sub.add_parser("list", help="list the ready models and the estimators, with the papers they follow")
     ls.set_defaults(func=cmd_list)
     return p
 

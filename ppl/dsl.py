@@ -260,8 +260,10 @@ class Model:
 
         estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
-        policy: "unbiased", "fast", or "autotune" (measure every applicable unbiased estimator's
-        gradient variance and time per step on the `pilot` data, keep the least variance x time).
+        policy: "unbiased", "fast", or "autotune" (per node, the applicable unbiased estimators'
+        gradient variance on fixed draws of the `pilot` data x the rows the step evaluates; the
+        least wins, ties by a stated margin; deterministic for a seed; see ppl/autotune.py and
+        `Program.autotune_table`).
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:
         parameter initialisation.
         lowering: "auto" (row-fused scalar code when every node has width 1 and every estimator

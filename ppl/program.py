@@ -77,9 +77,13 @@ class Program:
     choices      {node: (Choice, NodeInfo)}: the estimator of every stochastic node and why
                  (`explain()` prints them)
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
+    autotune_table  policy "autotune": one dict per (node, candidate estimator) with its gradient
+                 variance, standard error, rows per data row, score, us per step, whether
+                 it was chosen and why (`explain()` prints it); None under the other policies
     """
     target = "cpu"
     objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
+    autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/autotune.py)
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, choices
@@ -359,8 +363,32 @@ class Program:
         lw = self.log_weights(data, samples, seed, dtype)
         return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
 
+    def autotune_report(self) -> str:
+        """The autotune table (policy "autotune"): node | estimator | gradient variance +- its
+        standard error | rows per data row | score = variance x rows | us per step (fastest of interleaved blocks) | verdict."""
+        from . import autotune as A
+        head = ("node", "estimator", "variance", "+- SE", "rows", "score", "us/step", "why")
+        rows = [head]
+        for r in self.autotune_table:
+            if r["rows"]:
+                rows.append((r["node"], r["estimator"] + (" *" if r["chosen"] else ""), f"{r['variance']:.4g}",
+                             f"{r['se']:.2g}", str(r["rows"]), f"{r['score']:.4g}", f"{r['us_per_step']:.1f}",
+                             r["why"]))
+            else:
+                rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        return "\n".join([f"autotune (* chosen): variance = trace of the model-parameter gradient's covariance over "
+                          f"{A.DRAWS} fixed draws at the initial parameters; score = variance x rows per data row; "
+                          f"scores within {A.TIE_MARGIN:.0%} (or 2 SE) of the least are tied; among the tied the "
+                          f"fewest rows win, then (same rows) any > {1 + A.TIME_MARGIN:g}x the fastest time drops "
+                          f"out, then the rule table's choice; us/step: the fastest of {A.ROUNDS} interleaved rounds"]
+                         + lines)
+
     def explain(self) -> str:
-        """A table: node | distribution | estimator | unbiased | why."""
+        """A table: node | distribution | estimator | unbiased | why; under policy "autotune" the
+        measurements behind each choice (`autotune_report`)."""
         from .estimators import REGISTRY
         rows = [("node", "distribution", "estimator", "unbiased", "why")]
         for node, (ch, info) in self.choices.items():
@@ -371,12 +399,8 @@ class Program:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
-        for node, (ch, _) in self.choices.items():
-            if getattr(ch, "measurements", None):
-                lines.append(f"autotune measurements for '{node.name}' on the pilot data:")
-                lines.append("  estimator        | grad variance | us/step  | variance x time")
-                for score, name, var, dt in ch.measurements:
-                    lines.append(f"  {name:<16} | {var:13.4g} | {dt * 1e6:8.1f} | {score:.4g}")
+        if self.autotune_table:
+            lines += ["", self.autotune_report(), ""]
         if declare.is_declared(self.model):
             terms = [("cost", "sign", "term")] + declare.terms(self.model)
             w = [max(len(r[i]) for r in terms) for i in range(3)]

@@ -79,6 +79,16 @@ def test_explain_and_list(capsys):
     assert code == 0 and "gumbel_softmax" in out and "| why" in out
     code, out, _ = run(capsys, "list")
     assert code == 0 and "toy_bernoulli" in out and "sbn" in out
+    for cite in ("Neal 1992", "Williams 1992", "Dong, Mnih & Tucker 2020", "Tucker, Mnih, Maddison"):
+        assert cite in out   # a citation line per model and estimator
+
+
+def test_explain_policy_autotune_prints_its_table(capsys):
+    code, out, _ = run(capsys, "explain", "toy_bernoulli", "--policy", "autotune")
+    assert code == 0 and "autotune (* chosen)" in out and "excluded: DisARM applies" in out
+    assert "disarm *" in out   # zero variance for one unit, two rows: tied with enumeration, the rule table's choice
+    code, _, err = run_fail(capsys, "compare", "toy_bernoulli", "--estimators", "score", "--policy", "autotune")
+    assert code == 2 and "invalid choice: 'autotune'" in err
 
 
 def test_compare_variance_counts_the_model_parameters_only():

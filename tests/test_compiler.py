@@ -263,22 +263,6 @@ def test_same_seed_bit_identical_with_1_and_2_threads():
     assert l2 != out[0][0]
 
 
-def test_autotune_measures_candidates_and_keeps_the_best():
-    with Model("tune") as m:
-        x = m.input("x", 4)
-        h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
-        m.cost("f", ppl.bernoulli_nll(Affine(h, 4, name="dec"), target=x))
-    prog = m.compile(dtype=np.float64, policy="autotune", pilot={"x": X})
-    (ch, _), = prog.choices.values()
-    names = [row[1] for row in ch.measurements]
-    assert {"score", "arm", "disarm", "relax", "rebar", "enumerate"} <= set(names)
-    assert ch.estimator == min(ch.measurements)[1]
-    text = prog.explain()
-    assert "autotune measurements for 'h'" in text and "variance x time" in text
-    with pytest.raises(ModelError, match="needs pilot data"):
-        m.compile(dtype=np.float64, policy="autotune")
-
-
 def test_explain_table_lists_every_stochastic_node():
     prog = _graph("layered").compile(dtype=np.float64, policy="fast")
     text = prog.explain()

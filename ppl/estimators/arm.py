@@ -77,11 +77,15 @@ class _Antithetic(Estimator):
 @register
 class ARM(_Antithetic):
     name = "arm"
+    about = 'antithetic pair of Bernoulli draws sharing one uniform'
+    cite = 'Yin & Zhou 2019, "ARM: Augment-REINFORCE-merge gradient for stochastic binary networks", ICLR'
 
 
 @register
 class DisARM(_Antithetic):
     name = "disarm"
+    about = "ARM with the pair's uniform integrated out given the two draws"
+    cite = 'Dong, Mnih & Tucker 2020, "DisARM: an antithetic gradient estimator for binary latent variables", NeurIPS'
 
 
 class _Local(_Antithetic):
@@ -116,8 +120,12 @@ class _Local(_Antithetic):
 @register
 class LocalARM(_Local):
     name = "local_arm"
+    about = 'ARM for the importance-weighted bound, a pair per draw'
+    cite = 'Yin & Zhou 2019 (ICLR), in the multi-sample form of Dong, Mnih & Tucker 2020 (NeurIPS)'
 
 
 @register
 class LocalDisARM(_Local):
     name = "local_disarm"
+    about = 'DisARM for the importance-weighted bound, a pair per draw'
+    cite = 'Dong, Mnih & Tucker 2020, "DisARM", NeurIPS (its multi-sample, importance-weighted form)'

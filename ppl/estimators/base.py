@@ -122,6 +122,8 @@ class Estimator:
     # stochastic nodes below it (forward_below / backward_below)
     evaluates_below = False
     options: dict = {}         # option name -> default
+    about = ""                 # one line: what it computes (`ppl list`)
+    cite = ""                  # the paper(s) it implements (authors, year, venue), shown by `ppl list`
     objectives = ("elbo",)     # the objectives whose gradient it estimates (compile's objective)
 
     def applies(self, info: NodeInfo) -> str | None:
@@ -177,6 +179,7 @@ class Estimator:
 
     def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no row-fused backward")
+
 
 
 def register(cls):

@@ -41,6 +41,8 @@ class _Relaxed(Estimator):
 @register
 class Concrete(_Relaxed):
     name = "concrete"
+    about = 'binary Concrete relaxation, exact VJP of the relaxed sample'
+    cite = 'Maddison, Mnih & Teh 2017, "The Concrete distribution", ICLR'
 
     def scalar_support(self, node, opts):
         return None  # binary Concrete: the scalar lowering admits no categorical node
@@ -62,3 +64,5 @@ class Concrete(_Relaxed):
 @register
 class GumbelSoftmax(_Relaxed):
     name = "gumbel_softmax"
+    about = 'Gumbel-softmax relaxation of a categorical, exact VJP'
+    cite = 'Jang, Gu & Poole 2017, "Categorical reparameterization with Gumbel-softmax", ICLR'

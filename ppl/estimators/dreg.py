@@ -24,6 +24,8 @@ from .pathwise import Pathwise
 class DReG(Pathwise):
     """Pathwise's draw and backward, with the two changes above."""
     name = "dreg"
+    about = 'doubly reparameterised gradient of the importance-weighted bound'
+    cite = 'Tucker, Lawson, Gu & Maddison 2019, "Doubly reparameterized gradient estimators for Monte Carlo objectives", ICLR'
     stops_log_prob_params = True
     objectives = ("iwae",)
 

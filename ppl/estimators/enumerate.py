@@ -14,6 +14,7 @@ MAX_SUPPORT = 4096
 @register
 class Enumerate(Estimator):
     name = "enumerate"
+    about = 'exact sum over a small discrete support'
 
     def check(self, info):
         if not info.dist.discrete:

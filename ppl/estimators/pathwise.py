@@ -9,6 +9,8 @@ from .base import Estimator, register, sample_hard
 @register
 class Pathwise(Estimator):
     name = "pathwise"
+    about = 'reparameterisation z = loc + scale * eps'
+    cite = 'Kingma & Welling 2014, "Auto-encoding variational Bayes", ICLR; Rezende, Mohamed & Wierstra 2014, ICML'
     objectives = ("elbo", "iwae")   # IWAE: through the draws' normalised weights (rw)
     passes_value_grad = True
     hard_forward = False

@@ -14,6 +14,8 @@ from .base import Estimator, register, sample_hard
 @register
 class Price(Estimator):
     name = "price"
+    about = "Bonnet's / Price's theorems: E[df/dz] for the mean, sigma E[d2f/dz2] for the scale"
+    cite = 'Price 1958, IRE Trans. Inf. Theory; Bonnet 1964; Rezende, Mohamed & Wierstra 2014, ICML (Gaussian gradient identities)'
     passes_value_grad = True
     hard_forward = False
 

@@ -29,6 +29,8 @@ def configs(opts):
 @register
 class Rebar(Estimator):
     name = "rebar"
+    about = 'score function with a relaxed control variate and its reparameterised correction'
+    cite = 'Tucker, Mnih, Maddison, Lawson & Sohl-Dickstein 2017, "REBAR", NeurIPS'
     passes_value_grad = True
     evaluates_below = True
     options = {"temperature": 0.5, "eta": 1.0, "train": True}

@@ -13,6 +13,8 @@ from .base import Estimator, register
 @register
 class Relax(Estimator):
     name = "relax"
+    about = 'score function with a learned control variate; serves black-box costs'
+    cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR'
     options = {"hidden": 16}
 
     def check(self, info):

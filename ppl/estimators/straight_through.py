@@ -10,6 +10,8 @@ from .base import Estimator, register, sample_hard
 @register
 class StraightThrough(Estimator):
     name = "straight_through"
+    about = "hard forward pass, the noise CDF's derivative backward"
+    cite = 'Bengio, Leonard & Courville 2013, arXiv:1308.3432; ST-Gumbel: Jang, Gu & Poole 2017, ICLR'
     objectives = ("elbo", "iwae")
     unbiased = False
     passes_value_grad = True

@@ -15,6 +15,8 @@ from .base import Estimator, register, sample_hard
 @register
 class Vimco(Estimator):
     name = "vimco"
+    about = 'score function of the importance-weighted bound, leave-one-out baseline per draw'
+    cite = 'Mnih & Rezende 2016, "Variational inference for Monte Carlo objectives", ICML'
     fuses_log_prob = True
     objectives = ("iwae",)
 
