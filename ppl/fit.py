@@ -63,9 +63,16 @@ class History:
 
 
 def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
-    """Mean of `draws` Monte-Carlo estimates of the objective on `data` (fixed draws), always with
-    hard samples: a program that relaxes discrete nodes (concrete, gumbel_softmax) is evaluated
-    by its hard twin (Program.hard_twin), not by the relaxed surrogate it trains on."""
+    """The objective on `data` (fixed draws), always with hard samples. A model declared with
+    m.latent / m.observe alone, trained on the ELBO: -prog.evaluate(data, "elbo", samples=draws),
+    the negated ELBO of `draws` hard draws per row. Otherwise the mean of `draws` Monte-Carlo
+    estimates of the trained objective; a program that relaxes discrete nodes (concrete,
+    gumbel_softmax) is evaluated by its hard twin (Program.hard_twin), not by the relaxed
+    surrogate it trains on."""
+    from . import declare
+    if prog.objective == "elbo" and declare.is_declared(prog.model) and all(
+            "term" in c.attrs for c in prog.model.costs):
+        return -prog.evaluate(data, "elbo", samples=draws, seed=seed)
     p = prog.hard_twin()
     return float(np.mean([p.loss(data, seed=seed, step=k) for k in range(draws)]))
 
@@ -261,7 +268,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
     is the number of rows drawn per step). Give `steps` or `epochs` (of N // batch_size steps).
     eval_every: evaluate every so many steps (and at the end) with eval_fn(prog) -> float, or
-    else the held-out objective on eval_data (mean of eval_draws fixed draws).
+    else the held-out objective on eval_data with hard samples (`heldout_loss`: a declared model's
+    -ELBO by prog.evaluate, eval_draws fixed draws per row).
     checkpoint: a .npz path, written at every evaluation, every checkpoint_every steps and at
     the end; resume=True continues from it when it exists.
     nopython: run the steps between two evaluations / checkpoints / progress updates in one
