@@ -315,18 +315,10 @@ def cmd_explain(args) -> int:
 
 
 def gradient_variance(prog, data, batch, draws=100) -> float:
-    """Trace of the covariance of the gradient of the model parameters (the estimators' own --
-    learned baselines, RELAX's control variate, REBAR's eta and temperature -- excluded) over
-    `draws` independent draws at the current theta."""
-    names = prog.model_param_names()
-    g = np.empty((draws, sum(prog.params[k].size for k in names)))
-    state = prog.state.copy()  # running baselines must not learn from the measurement
-    for s in range(draws):
-        prog.state[:] = state
-        _, gr = prog.grad(data, seed=10 ** 6 + s, step=0, batch=None if data is not None else batch)
-        g[s] = np.concatenate([gr[k].ravel() for k in names])
-    prog.state[:] = state
-    return float(g.var(0, ddof=1).sum())
+    """`ppl compare`'s gradient-variance column: ppl.diagnostics.gradient_variance (the model
+    parameters only), `batch` rows drawn when the model has no inputs."""
+    from .diagnostics import gradient_variance as gv
+    return gv(prog, data, draws, batch=None if data is not None else batch)
 
 
 def cmd_compare(args) -> int:

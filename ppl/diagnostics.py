@@ -81,6 +81,35 @@ def tune_estimator(prog, data, steps, batch=None, lr=0.01):
         adam_update(prog.theta, prog.grad_buffer, m, v, lr, 0.9, 0.999, 1e-8, t + 1)
 
 
+DRAW_SEED = 10_000   # gradient draw s of a measurement is the step at seed DRAW_SEED + s
+
+
+def gradient_draws(prog, data, draws: int, batch=None) -> dict:
+    """{model parameter: (draws, *shape) array} of `draws` gradient estimates at the current
+    parameters, draw s at seed DRAW_SEED + s, the estimator state reset before each draw (a
+    running baseline must not learn from the measurement) and restored after."""
+    names = prog.model_param_names()
+    g_all = {k: [] for k in names}
+    state = prog.state.copy()
+    try:
+        for s in range(draws):
+            prog.state[:] = state
+            _, g = prog.grad(data, seed=DRAW_SEED + s, batch=batch)
+            for k in names:
+                g_all[k].append(g[k])
+    finally:
+        prog.state[:] = state
+    return {k: np.array(v) for k, v in g_all.items()}
+
+
+def gradient_variance(prog, data, draws: int = 100, batch=None) -> float:
+    """Trace of the covariance of the model parameters' gradient (the estimators' own parameters
+    -- learned baselines, RELAX's control variate, REBAR's eta and temperature -- excluded) over
+    `draws` draws at the current parameters: GradientStats.total_variance of the same draws."""
+    G = gradient_draws(prog, data, draws, batch)
+    return float(sum(v.var(0, ddof=1).sum() for v in G.values()))
+
+
 def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact=True, warmup=0,
                    **compile_kw):
     """One GradientStats per estimator spec (a name or (name, options) for every node, or a dict
@@ -102,11 +131,7 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
         if warmup:
             tune_estimator(prog, data, warmup, batch=batch)
         t0 = time.perf_counter()
-        g_all = {k: [] for k in names}
-        for s in range(draws):
-            _, g = prog.grad(data, seed=10_000 + s, batch=batch)
-            for k in names:
-                g_all[k].append(g[k])
+        g_all = gradient_draws(prog, data, draws, batch)
         dt = (time.perf_counter() - t0) / draws
         mean = {k: np.mean(v, 0) for k, v in g_all.items()}
         var = {k: np.var(v, 0, ddof=1) for k, v in g_all.items()}
