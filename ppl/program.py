@@ -360,7 +360,8 @@ class Program:
         return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
 
     def explain(self) -> str:
-        """A table: node | distribution | estimator | unbiased | why."""
+        """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
+        biased, where its bias comes from."""
         from .estimators import REGISTRY
         rows = [("node", "distribution", "estimator", "unbiased", "why")]
         for node, (ch, info) in self.choices.items():
@@ -371,6 +372,9 @@ class Program:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
+        for node, (ch, _) in self.choices.items():
+            if REGISTRY[ch.estimator].bias:
+                lines.append(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
         for node, (ch, _) in self.choices.items():
             if getattr(ch, "measurements", None):
                 lines.append(f"autotune measurements for '{node.name}' on the pilot data:")

@@ -12,6 +12,8 @@ class StraightThrough(Estimator):
     name = "straight_through"
     objectives = ("elbo", "iwae")
     unbiased = False
+    bias = ("the backward pass differentiates a smooth stand-in for the hard sample (dF_eps(a)/da, or the "
+            "Gumbel-softmax at the temperature): a first-order approximation of each discrete step")
     passes_value_grad = True
     options = {"temperature": 1.0}
 
