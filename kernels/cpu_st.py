@@ -1,6 +1,7 @@
-"""Backward kernels of the straight-through family beyond plain ST (CPU): ReinMax and the
-Gumbel-Rao estimator, for logit-link Bernoulli units and categorical groups. The forward pass
-of each is the ordinary hard sample; these kernels only say what reaches the logits.
+"""Backward kernels of the straight-through family beyond plain ST (CPU): ReinMax, the
+Gumbel-Rao estimator and the gapped straight-through estimator, for logit-link Bernoulli units
+and categorical groups. The forward pass of each is the ordinary hard sample; these kernels
+only say what reaches the logits.
 
 ReinMax (Liu et al., NeurIPS 2023, "Bridging Discrete and Backpropagation: Straight-Through
 and Beyond", Heun's method in place of ST's forward Euler step): for one group with logits a,
@@ -23,6 +24,13 @@ logsumexp(a), the others truncated below it) written relative to the maximum, so
 softmax((a + G~) / tau) = softmax(d / tau) never overflows. A Bernoulli unit uses the
 conditional logistic z~ = a + L~ given b (conditional.logistic_given_bernoulli) and the
 binary Concrete's slope: ga += g / (n tau) sum_m sigma'(z~_m / tau).
+
+Gapped straight-through (Fan et al., ICML 2022, GST-1.0): the Gumbel-softmax backward at a
+deterministic perturbation of the logits chosen from the sample D alone: the chosen logit is
+raised to the maximum m = max_k a_k and every other one lowered to at most m - gap,
+    a'_b = m,  a'_i = min(a_i, m - gap)  (i != b),   ga += (1 / tau) J(softmax(a' / tau))^T g,
+the movements held fixed under d/da. A Bernoulli unit (logits (a, 0)) has
+a'_0 - a'_1 = max(a, gap) if b = 1 else min(a, -gap): ga += g sigma'(that / tau) / tau.
 
 Conventions are cpu.py's (re-exported there; the CUDA twin is gpu_st.py): backward kernels
 accumulate (+=) into the logits' gradient; tau is a 1-element array (a state view) or a number;
@@ -166,3 +174,66 @@ def gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
     for r in range(R):
         for c0 in range(0, D, K):
             _gumbel_rao_group(logits, value, v, t, n, gx, r, c0, K, soft, glogits)
+
+
+# ============================================================================ gapped ST
+
+
+@njit(cache=True, error_model="numpy", inline="always")   # inlined: the unit loop vectorises
+def _gapped_unit(a, b, t, gap):
+    """(1 / t) sigma'(d / t), d = max(a, gap) if b else min(a, -gap): the binary case of GST."""
+    d = max(a, gap) if b > like(a, 0.5) else min(a, -gap)
+    return sigmoid_grad(d / t) / t + (a - a)   # (a - a): NaN stays NaN where max / min would drop it
+
+
+@njit(cache=True, error_model="numpy")
+def _gapped_group(a, x, t, gap, gx, r, c0, K, ga):
+    """ga[r, c0:c0+K] += (1 / t) J(y)^T gx, y = softmax(a' / t), a'_b = max a, a'_i =
+    min(a_i, max a - gap): exponents relative to the maximum a'_b, so y never overflows."""
+    m = a[r, c0]
+    nan = like(t, 0.0)   # 0, or NaN when a logit is NaN or infinite
+    kb = 0
+    for k in range(K):
+        v = a[r, c0 + k]
+        nan += v - v
+        if v > m:
+            m = v
+        if x[r, c0 + k] > like(t, 0.5):
+            kb = k
+    s = like(t, 0.0)
+    dot = like(t, 0.0)
+    for k in range(K):
+        d = like(t, 0.0) if k == kb else min(a[r, c0 + k] - m, -gap)
+        e = fexp(d / t)
+        s += e
+        dot += e * gx[r, c0 + k]
+    dot /= s
+    w = like(t, 1.0) / (s * t)
+    for k in range(K):
+        c = c0 + k
+        d = like(t, 0.0) if k == kb else min(a[r, c] - m, -gap)
+        ga[r, c] += w * fexp(d / t) * (gx[r, c] - dot) + nan
+
+
+@njit(**_JIT)
+def gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
+    """Gapped ST for Bernoulli units: glogits += gx sigma'(d / tau) / tau, d = max(a, gap) if the
+    value is 1 else min(a, -gap)."""
+    t = like(gx, hyper(tau))
+    gp = like(gx, gap)
+    R, D = gx.shape
+    for r in range(R):
+        for j in range(D):
+            glogits[r, j] += gx[r, j] * _gapped_unit(logits[r, j], value[r, j], t, gp)
+
+
+@njit(**_JIT)
+def gapped_st_categorical_bwd(logits, value, tau, gap, gx, K, glogits):
+    """Gapped ST for categorical groups of K: glogits += (1 / tau) J(softmax(a' / tau))^T gx, a' the
+    logits with the chosen one raised to the maximum and the others lowered to at most max - gap."""
+    t = like(gx, hyper(tau))
+    gp = like(gx, gap)
+    R, D = gx.shape
+    for r in range(R):
+        for c0 in range(0, D, K):
+            _gapped_group(logits, value, t, gp, gx, r, c0, K, glogits)

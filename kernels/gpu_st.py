@@ -1,6 +1,7 @@
-"""CUDA twin of ``cpu_st.py``: the ReinMax and Gumbel-Rao backward kernels, as host-side
-launchers with the CPU kernels' names and arguments. The math is ``cpu_st``'s own ``@njit``
-helpers (``_reinmax_unit``, ``_reinmax_group``, ``_gumbel_rao_unit``, ``_gumbel_rao_group``),
+"""CUDA twin of ``cpu_st.py``: the ReinMax, Gumbel-Rao and gapped straight-through backward
+kernels, as host-side launchers with the CPU kernels' names and arguments. The math is
+``cpu_st``'s own ``@njit`` helpers (``_reinmax_unit``, ``_reinmax_group``, ``_gumbel_rao_unit``,
+``_gumbel_rao_group``, ``_gapped_unit``, ``_gapped_group``),
 re-jitted by ``device()``: one thread per unit (Bernoulli) or per (row, group) (categorical),
 grid-stride; every thread writes its own cells only, so nothing is reduced.
 """
@@ -15,6 +16,8 @@ _reinmax_unit = device(C._reinmax_unit)
 _reinmax_group = device(C._reinmax_group)
 _gumbel_rao_unit = device(C._gumbel_rao_unit)
 _gumbel_rao_group = device(C._gumbel_rao_group)
+_gapped_unit = device(C._gapped_unit)
+_gapped_group = device(C._gapped_group)
 
 
 @cuda.jit
@@ -75,3 +78,35 @@ def _gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
 def gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
     """Gumbel-Rao for categorical groups of K: glogits += (1 / (n tau)) sum_m J(y_m)^T gx."""
     _run_rows(_gumbel_rao_categorical_bwd, _groups(gx, K), logits, value, v, tau, n, gx, K, soft, glogits)
+
+
+@cuda.jit
+def _gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
+    t = like(gx, hyper(tau))
+    gp = like(gx, gap)
+    R, D = gx.shape
+    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = i // D
+        j = i - r * D
+        glogits[r, j] += gx[r, j] * _gapped_unit(logits[r, j], value[r, j], t, gp)
+
+
+def gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
+    """Gapped ST for Bernoulli units: glogits += gx sigma'(d / tau) / tau."""
+    _launch_cells(_gapped_st_bernoulli_bwd, gx, logits, value, tau, gap, gx, glogits)
+
+
+@cuda.jit
+def _gapped_st_categorical_bwd(logits, value, tau, gap, gx, K, glogits):
+    t = like(gx, hyper(tau))
+    gp = like(gx, gap)
+    R, D = gx.shape
+    G = D // K
+    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
+        r = i // G
+        _gapped_group(logits, value, t, gp, gx, r, (i - r * G) * K, K, glogits)
+
+
+def gapped_st_categorical_bwd(logits, value, tau, gap, gx, K, glogits):
+    """Gapped ST for categorical groups of K: glogits += (1 / tau) J(softmax(a' / tau))^T gx."""
+    _run_rows(_gapped_st_categorical_bwd, _groups(gx, K), logits, value, tau, gap, gx, K, glogits)

@@ -241,13 +241,15 @@ CASES = {
     "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
     "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
     "scale_rows": lambda g: (g.pos(R), 0.5),
-    # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit)
+    # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit, gapped ST)
     "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
     "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
     "gumbel_rao_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
                                            g.x(R, D)),
     "gumbel_rao_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
                                              K, g.out(R, D), g.x(R, D)),
+    "gapped_st_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(0.8), 0.6, g.x(R, D), g.x(R, D)),
+    "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
 }
 
 
@@ -310,7 +312,7 @@ VARIANTS = {
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
            "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
            "laplace_log_prob_bwd", "reinmax_bernoulli_bwd", "reinmax_categorical_bwd", "gumbel_rao_bernoulli_bwd",
-           "gumbel_rao_categorical_bwd"]
+           "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
          "fill_bernoulli_logit", "fill_bernoulli_prob"]
 MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}
