@@ -107,15 +107,10 @@ def reinmax_categorical_bwd(logits, value, tau, gx, K, glogits):
 # ============================================================================ Gumbel-Rao
 
 
-@njit(cache=True, error_model="numpy")
-def _gumbel_rao_unit(a, b, v, r, j, D, n, t):
-    """(1 / (n t)) sum_m sigma'(z~_m / t): the binary Concrete's slope averaged over n logistic
-    draws z~_m = a + L~_m given the hard value b (uniforms v[r, m * D + j])."""
-    acc = like(t, 0.0)
-    for m in range(n):
-        zt = logistic_given_bernoulli(a, v[r, m * D + j], b)[0]
-        acc += sigmoid_grad(zt / t)
-    return acc / (like(t, n) * t)
+@njit(cache=True, error_model="numpy", inline="always")   # inlined: the unit loop vectorises
+def _gumbel_rao_term(a, b, v, t):
+    """sigma'(z~ / t) for one logistic draw z~ = a + L~ given the hard value b (uniform v)."""
+    return sigmoid_grad(logistic_given_bernoulli(a, v, b)[0] / t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -155,13 +150,15 @@ def _gumbel_rao_group(a, x, v, t, n, gx, r, c0, K, soft, ga):
 
 @njit(**_JIT)
 def gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
-    """Gumbel-Rao for Bernoulli units: glogits += gx / (n tau) sum_m sigma'(z~_m / tau), z~_m the
-    logistic-perturbed logit given the hard value (uniforms v of shape (R, n * D))."""
+    """Gumbel-Rao for Bernoulli units: glogits += gx / (n tau) sigma'(z~_m / tau) for m = 0 .. n-1
+    in turn, z~_m the logistic-perturbed logit given the hard value (uniforms v of shape (R, n * D))."""
     t = like(gx, hyper(tau))
+    w = like(gx, 1.0) / (like(gx, n) * t)
     R, D = gx.shape
     for r in range(R):
-        for j in range(D):
-            glogits[r, j] += gx[r, j] * _gumbel_rao_unit(logits[r, j], value[r, j], v, r, j, D, n, t)
+        for m in range(n):
+            for j in range(D):
+                glogits[r, j] += gx[r, j] * w * _gumbel_rao_term(logits[r, j], value[r, j], v[r, m * D + j], t)
 
 
 @njit(**_JIT)

@@ -1,6 +1,6 @@
 """CUDA twin of ``cpu_st.py``: the ReinMax, Gumbel-Rao and gapped straight-through backward
 kernels, as host-side launchers with the CPU kernels' names and arguments. The math is
-``cpu_st``'s own ``@njit`` helpers (``_reinmax_unit``, ``_reinmax_group``, ``_gumbel_rao_unit``,
+``cpu_st``'s own ``@njit`` helpers (``_reinmax_unit``, ``_reinmax_group``, ``_gumbel_rao_term``,
 ``_gumbel_rao_group``, ``_gapped_unit``, ``_gapped_group``),
 re-jitted by ``device()``: one thread per unit (Bernoulli) or per (row, group) (categorical),
 grid-stride; every thread writes its own cells only, so nothing is reduced.
@@ -14,7 +14,7 @@ from .scalar import hyper, like
 
 _reinmax_unit = device(C._reinmax_unit)
 _reinmax_group = device(C._reinmax_group)
-_gumbel_rao_unit = device(C._gumbel_rao_unit)
+_gumbel_rao_term = device(C._gumbel_rao_term)
 _gumbel_rao_group = device(C._gumbel_rao_group)
 _gapped_unit = device(C._gapped_unit)
 _gapped_group = device(C._gapped_group)
@@ -53,15 +53,17 @@ def reinmax_categorical_bwd(logits, value, tau, gx, K, glogits):
 @cuda.jit
 def _gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
     t = like(gx, hyper(tau))
+    w = like(gx, 1.0) / (like(gx, n) * t)
     R, D = gx.shape
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
-        glogits[r, j] += gx[r, j] * _gumbel_rao_unit(logits[r, j], value[r, j], v, r, j, D, n, t)
+        for m in range(n):   # the CPU kernel's order of the n terms
+            glogits[r, j] += gx[r, j] * w * _gumbel_rao_term(logits[r, j], value[r, j], v[r, m * D + j], t)
 
 
 def gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
-    """Gumbel-Rao for Bernoulli units: glogits += gx / (n tau) sum_m sigma'(z~_m / tau)."""
+    """Gumbel-Rao for Bernoulli units: glogits += gx / (n tau) sigma'(z~_m / tau), m = 0 .. n-1 in turn."""
     _launch_cells(_gumbel_rao_bernoulli_bwd, gx, logits, value, v, tau, n, gx, glogits)
 
 
