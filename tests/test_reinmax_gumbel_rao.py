@@ -107,7 +107,8 @@ def uniforms(seed, width, draws):
 
 
 # ------------------------------------------------------------------ 1. fixed noise, to rounding
-@pytest.mark.parametrize("est,opts", [("reinmax", {"temperature": 1.3}), ("gumbel_rao", {"temperature": 0.7, "draws": 3}),
+@pytest.mark.parametrize("est,opts", [("reinmax", {"temperature": 1.3}),
+                                      ("gumbel_rao", {"temperature": 0.7, "draws": 3}),
                                       ("gapped_st", {"temperature": 0.8, "gap": 1.5})])
 def test_categorical_matches_the_formula_at_fixed_noise(est, opts):
     prog = categorical_model().compile(dtype=np.float64, estimators=(est, opts), seed=5)
@@ -131,7 +132,8 @@ def test_categorical_matches_the_formula_at_fixed_noise(est, opts):
         np.testing.assert_allclose(g["enc.b"], ga.sum(0), rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("est,opts", [("reinmax", {"temperature": 1.5}), ("gumbel_rao", {"temperature": 0.6, "draws": 4}),
+@pytest.mark.parametrize("est,opts", [("reinmax", {"temperature": 1.5}),
+                                      ("gumbel_rao", {"temperature": 0.6, "draws": 4}),
                                       ("gapped_st", {"temperature": 0.9, "gap": 0.7})])
 def test_bernoulli_matches_the_formula_at_fixed_noise(est, opts):
     prog = bernoulli_model().compile(dtype=np.float64, estimators=(est, opts), seed=2)
@@ -178,8 +180,10 @@ def test_kernels_match_the_formulas(dtype):
         ("gumbel_rao_categorical_bwd", (c(a), c(D), c(v), t, n, c(g), K, np.zeros((R, 6), dtype)),
          gumbel_rao_ref(grp(a), grp(D), grp(g), tau, [grp(x) for x in vs]).reshape(R, 6)),
         ("gumbel_rao_bernoulli_bwd", (c(a), c(b), c(v), t, n, c(g)), gumbel_rao_bernoulli_ref(a, b, g, tau, vs)),
-        ("gapped_st_categorical_bwd", (c(a), c(D), t, 0.8, c(g), K), gapped_ref(grp(a), grp(D), grp(g), tau, 0.8).reshape(R, 6)),
-        ("gapped_st_bernoulli_bwd", (c(a), c(b), t, 0.8, c(g)), two_class(a, b, g, lambda A, X, G: gapped_ref(A, X, G, tau, 0.8))),
+        ("gapped_st_categorical_bwd", (c(a), c(D), t, 0.8, c(g), K),
+         gapped_ref(grp(a), grp(D), grp(g), tau, 0.8).reshape(R, 6)),
+        ("gapped_st_bernoulli_bwd", (c(a), c(b), t, 0.8, c(g)),
+         two_class(a, b, g, lambda A, X, G: gapped_ref(A, X, G, tau, 0.8))),
     ]
     for name, args, want in cases:
         out = np.full((R, 6), 0.5, dtype)
