@@ -242,10 +242,11 @@ class Lowering:
                           f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
                           f"learning rate too high)\")")
 
-    def noise(self, node: Node, kind: str, k: int = 0) -> str:
+    def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
-        configuration of a drawn row shares it (common random numbers; ARM's pairs need it)."""
-        name = self.buf2(f"n{k}_{node.name}", node.width)
+        configuration of a drawn row shares it (common random numbers; ARM's pairs need it).
+        `width` columns (default the node's: Gumbel-Rao takes several draws per unit)."""
+        name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
         stream = self.stream_base[node] + k
         if self.S == 1:
             self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t, row0)")

@@ -387,8 +387,9 @@ class Program:
                          + lines)
 
     def explain(self) -> str:
-        """A table: node | distribution | estimator | unbiased | why; under policy "autotune" the
-        measurements behind each choice (`autotune_report`)."""
+        """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
+        biased, where its bias comes from; under policy "autotune" the measurements behind each
+        choice (`autotune_report`)."""
         from .estimators import REGISTRY
         rows = [("node", "distribution", "estimator", "unbiased", "why")]
         for node, (ch, info) in self.choices.items():
@@ -399,6 +400,9 @@ class Program:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
+        for node, (ch, _) in self.choices.items():
+            if REGISTRY[ch.estimator].bias:
+                lines.append(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
         if self.autotune_table:
             lines += ["", self.autotune_report(), ""]
         if declare.is_declared(self.model):

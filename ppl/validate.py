@@ -73,6 +73,10 @@ def estimator_options(where: str, name: str, opts: dict) -> dict:
     if "hidden" in out:
         out["hidden"] = integer(out["hidden"], f"{pre} hidden (width of the control variate's network)", lo=1,
                                 hi=4096)
+    if "gap" in out:
+        out["gap"] = real(out["gap"], f"{pre} gap (between the chosen logit and the others)", positive=True)
+    if "draws" in out:
+        out["draws"] = integer(out["draws"], f"{pre} draws (of the noise given the sample)", lo=1, hi=1000)
     if "train" in out and not _is_bool(out["train"]):
         raise ModelError(f"{pre} train must be True or False, got {out['train']!r}")
     if "baseline" in out and out["baseline"] is not None and not isinstance(out["baseline"], str):

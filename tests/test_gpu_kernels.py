@@ -38,9 +38,9 @@ from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
 from ppl.kernels import (cpu, cpu_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_noise, cpu_optim,
-                         cpu_poisson, cpu_rows)
+                         cpu_poisson, cpu_rows, cpu_st)
 from ppl.kernels import (gpu, gpu_antithetic, gpu_costs, gpu_dists, gpu_laplace, gpu_noise, gpu_optim,
-                         gpu_poisson, gpu_rows)
+                         gpu_poisson, gpu_rows, gpu_st)
 
 
 pytestmark = pytest.mark.cuda
@@ -50,7 +50,7 @@ R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine i
 G = D // K
 PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
          (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
-         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson)]
+         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st)]
 
 
 def public_kernels(mod):
@@ -241,6 +241,15 @@ CASES = {
     "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
     "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
     "scale_rows": lambda g: (g.pos(R), 0.5),
+    # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit, gapped ST)
+    "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
+    "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
+    "gumbel_rao_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
+                                           g.x(R, D)),
+    "gumbel_rao_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
+                                             K, g.out(R, D), g.x(R, D)),
+    "gapped_st_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(0.8), 0.6, g.x(R, D), g.x(R, D)),
+    "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
 }
 
 
@@ -302,7 +311,8 @@ VARIANTS = {
 }
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
            "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
-           "laplace_log_prob_bwd"]
+           "laplace_log_prob_bwd", "reinmax_bernoulli_bwd", "reinmax_categorical_bwd", "gumbel_rao_bernoulli_bwd",
+           "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
          "fill_bernoulli_logit", "fill_bernoulli_prob"]
 MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}
@@ -357,7 +367,7 @@ def test_cpu_and_gpu_reexport_the_kernel_families():
     """The generated step calls every kernel as ``K_.<name>`` with ``K_`` cpu or gpu: the kernels
     kept in modules of their own are re-exported there, the very same functions."""
     for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
-                       (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson)]:
+                       (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"

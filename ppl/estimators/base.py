@@ -62,7 +62,8 @@ class Context(Protocol):
     def param(self, name: str, shape: tuple, init) -> tuple: """A parameter: (view, gradient view)."""
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def state_value(self, name: str, init: float) -> str: """A 1-element state view."""
-    def noise(self, node, kind: str, k: int = 0) -> str: """The node's base noise, one draw per drawn row."""
+    def noise(self, node, kind: str, k: int = 0, width=None) -> str: """The node's base noise, one draw per drawn
+        row (`width` columns, default the node's)."""
     def record_noise(self, node, noise, kind=None) -> None: """Record the base noise a draw used."""
 
 
@@ -109,6 +110,7 @@ class NodeInfo:
 class Estimator:
     name = ""
     unbiased = True
+    bias = ""                  # a biased estimator: where its bias comes from (explain() prints it)
     passes_value_grad = False  # True when the cotangent of the node's value reaches its parameters
     # True when the estimator's backward ends in the node's own log-probability VJP with per-row
     # weights: a log_prob(node) cost then adds its weights there instead of a second VJP call

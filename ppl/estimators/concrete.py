@@ -9,6 +9,7 @@ from .base import Estimator, register
 
 class _Relaxed(Estimator):
     unbiased = False
+    bias = "the costs see a relaxed value, not a sample of the node (the bias vanishes as the temperature -> 0)"
     passes_value_grad = True
     hard_forward = False
     options = {"temperature": 0.5}

@@ -14,6 +14,8 @@ class StraightThrough(Estimator):
     cite = 'Bengio, Leonard & Courville 2013, arXiv:1308.3432; ST-Gumbel: Jang, Gu & Poole 2017, ICLR'
     objectives = ("elbo", "iwae")
     unbiased = False
+    bias = ("the backward pass differentiates a smooth stand-in for the hard sample (dF_eps(a)/da, or the "
+            "Gumbel-softmax at the temperature): a first-order approximation of each discrete step")
     passes_value_grad = True
     options = {"temperature": 1.0}
 
