@@ -117,12 +117,14 @@ def _bernoulli_keep_const(p, x, out_rows, sig, sign):
         c, sg = bernoulli_log_prob_term_sigmoid(p[j], zero)   # -softplus(p_j), sigma(p_j)
         sp += c
         sig[0, j] = sg
-    for r in range(R):
-        s = sp
+    for r in range(R):   # a pure reduction, apart from the copies below, vectorises (2.5 -> 0.7 us at 160 x 32)
+        s = zero
         for j in range(D):
             s += x[r, j] * p[j]
+        out_rows[r] = sign * (s + sp)
+    for r in range(1, R):
+        for j in range(D):
             sig[r, j] = sig[0, j]
-        out_rows[r] = sign * s
 
 
 @njit(**_JIT)
