@@ -140,6 +140,68 @@ def bernoulli_nll_keep_const(p, t, out_rows, sig):
 
 
 @njit(**_JIT)
+def _bernoulli_keep_rep(logits, reps, x, out_rows, sig, sign):
+    """_bernoulli_keep for logits that are equal on each data row's `reps` rows, given once per
+    data row (logits (B, D), x (B reps, D): a node of the data-row sub-graph): sum_j log p(x | sigma(a))
+    = sum_j x a_j - sum_j softplus(a_j), whose second sum and sig = sigma(a) (B rows) are computed
+    once per data row, not once per drawn row (the K draws of a multi-sample program)."""
+    B, D = logits.shape
+    zero = like(x, 0.0)
+    for i in range(B):
+        sp = zero
+        for j in range(D):
+            c, sg = bernoulli_log_prob_term_sigmoid(logits[i, j], zero)   # -softplus(a_j), sigma(a_j)
+            sp += c
+            sig[i, j] = sg
+        for r in range(i * reps, (i + 1) * reps):
+            s = zero
+            for j in range(D):
+                s += x[r, j] * logits[i, j]
+            out_rows[r] = sign * (s + sp)
+
+
+@njit(**_JIT)
+def _bernoulli_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx, sign):
+    """_bernoulli_kept_bwd from _bernoulli_keep_rep's sigma (B rows; row r reads data row r // reps):
+    glogits += sign grow (x - sig) ; gx += sign grow a, on the B reps rows (each skippable)."""
+    R, D = x.shape
+    for r in range(R):
+        i = r // reps
+        g = sign * grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] += g * (x[r, j] - sig[i, j])
+        if gx.shape[0] != 0:
+            for j in range(D):
+                gx[r, j] += g * logits[i, j]
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_keep_rep(logits, reps, x, out_rows, sig):
+    """bernoulli_log_prob_keep with the logits given once per data row, each repeated on `reps`
+    drawn rows (sig: B rows)."""
+    _bernoulli_keep_rep(logits, reps, x, out_rows, sig, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx):
+    """bernoulli_log_prob_kept_bwd from bernoulli_log_prob_keep_rep's sigma (B rows)."""
+    _bernoulli_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_keep_rep(logits, reps, t, out_rows, sig):
+    """bernoulli_nll_keep with the logits given once per data row, each repeated on `reps` rows."""
+    _bernoulli_keep_rep(logits, reps, t, out_rows, sig, like(t, -1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_kept_bwd_rep(logits, reps, t, sig, grow, glogits, gt):
+    """bernoulli_nll_kept_bwd from bernoulli_nll_keep_rep's sigma (B rows)."""
+    _bernoulli_kept_bwd_rep(logits, reps, t, sig, grow, glogits, gt, like(t, -1.0))
+
+
+@njit(**_JIT)
 def bernoulli_log_prob_keep(logits, x, out_rows, sig):
     """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd: the
     exp of the cost serves its VJP too (the compiler's choice when the logits need a gradient)."""
