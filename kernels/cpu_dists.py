@@ -117,12 +117,14 @@ def _bernoulli_keep_const(p, x, out_rows, sig, sign):
         c, sg = bernoulli_log_prob_term_sigmoid(p[j], zero)   # -softplus(p_j), sigma(p_j)
         sp += c
         sig[0, j] = sg
-    for r in range(R):
-        s = sp
+    for r in range(R):   # a pure reduction, apart from the copies below, vectorises (2.5 -> 0.7 us at 160 x 32)
+        s = zero
         for j in range(D):
             s += x[r, j] * p[j]
+        out_rows[r] = sign * (s + sp)
+    for r in range(1, R):
+        for j in range(D):
             sig[r, j] = sig[0, j]
-        out_rows[r] = sign * s
 
 
 @njit(**_JIT)
@@ -135,6 +137,68 @@ def bernoulli_log_prob_keep_const(p, x, out_rows, sig):
 def bernoulli_nll_keep_const(p, t, out_rows, sig):
     """bernoulli_nll_keep with the logits a vector p (D,) shared by every row (a prior)."""
     _bernoulli_keep_const(p, t, out_rows, sig, like(t, -1.0))
+
+
+@njit(**_JIT)
+def _bernoulli_keep_rep(logits, reps, x, out_rows, sig, sign):
+    """_bernoulli_keep for logits that are equal on each data row's `reps` rows, given once per
+    data row (logits (B, D), x (B reps, D): a node of the data-row sub-graph): sum_j log p(x | sigma(a))
+    = sum_j x a_j - sum_j softplus(a_j), whose second sum and sig = sigma(a) (B rows) are computed
+    once per data row, not once per drawn row (the K draws of a multi-sample program)."""
+    B, D = logits.shape
+    zero = like(x, 0.0)
+    for i in range(B):
+        sp = zero
+        for j in range(D):
+            c, sg = bernoulli_log_prob_term_sigmoid(logits[i, j], zero)   # -softplus(a_j), sigma(a_j)
+            sp += c
+            sig[i, j] = sg
+        for r in range(i * reps, (i + 1) * reps):
+            s = zero
+            for j in range(D):
+                s += x[r, j] * logits[i, j]
+            out_rows[r] = sign * (s + sp)
+
+
+@njit(**_JIT)
+def _bernoulli_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx, sign):
+    """_bernoulli_kept_bwd from _bernoulli_keep_rep's sigma (B rows; row r reads data row r // reps):
+    glogits += sign grow (x - sig) ; gx += sign grow a, on the B reps rows (each skippable)."""
+    R, D = x.shape
+    for r in range(R):
+        i = r // reps
+        g = sign * grow[r]
+        if glogits.shape[0] != 0:
+            for j in range(D):
+                glogits[r, j] += g * (x[r, j] - sig[i, j])
+        if gx.shape[0] != 0:
+            for j in range(D):
+                gx[r, j] += g * logits[i, j]
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_keep_rep(logits, reps, x, out_rows, sig):
+    """bernoulli_log_prob_keep with the logits given once per data row, each repeated on `reps`
+    drawn rows (sig: B rows)."""
+    _bernoulli_keep_rep(logits, reps, x, out_rows, sig, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_log_prob_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx):
+    """bernoulli_log_prob_kept_bwd from bernoulli_log_prob_keep_rep's sigma (B rows)."""
+    _bernoulli_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx, like(x, 1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_keep_rep(logits, reps, t, out_rows, sig):
+    """bernoulli_nll_keep with the logits given once per data row, each repeated on `reps` rows."""
+    _bernoulli_keep_rep(logits, reps, t, out_rows, sig, like(t, -1.0))
+
+
+@njit(**_JIT)
+def bernoulli_nll_kept_bwd_rep(logits, reps, t, sig, grow, glogits, gt):
+    """bernoulli_nll_kept_bwd from bernoulli_nll_keep_rep's sigma (B rows)."""
+    _bernoulli_kept_bwd_rep(logits, reps, t, sig, grow, glogits, gt, like(t, -1.0))
 
 
 @njit(**_JIT)

@@ -122,7 +122,10 @@ def loo_baseline(L, K, S, b):
 # S); the bound is over each data row's K draws in configuration 0 (the drawn values); other
 # configurations (antithetic partners of local ARM / DisARM) enter it only through
 # iwae_swap_one's signals.
-@njit(cache=True, error_model="numpy")
+# The per-row helpers are inlined in Numba's IR (inline="always"): as calls (each through Numba's
+# calling convention, a status word and a tuple of results) they made vimco_baseline 5.5 us at 32
+# data rows of K = 5, and 2.6 us inlined, with the same libm exps and logs.
+@njit(cache=True, error_model="numpy", inline="always")
 def _bound_shift(tot, K, S, i):
     """The smallest total of data row i's draws (the shift of its log-sum-exp)."""
     m = math.inf
@@ -133,7 +136,7 @@ def _bound_shift(tot, K, S, i):
     return m
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _iwae_row(tot, K, S, i, n, rw, ell):
     """Data row i of iwae_bound: writes its K S rows of rw and ell, returns its bound."""
     m = _bound_shift(tot, K, S, i)
@@ -169,7 +172,7 @@ def iwae_bound(tot, K, S, rw, ell):
     return s / n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _swapped_bound(tot, K, S, i, k, ck):
     """Data row i's bound with draw k's total replaced by ck, in O(K) (reference and fallback
     of _swap_parts / _swapped)."""
@@ -185,7 +188,7 @@ def _swapped_bound(tot, K, S, i, k, ck):
     return m - math.log(z / K)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _swap_parts(tot, K, S, i):
     """What every swapped bound of data row i shares, so that each costs O(1) (2 exps, 1 log)
     instead of O(K): (k1, m1, m2, s2, ok) with m1 the smallest total (draw k1), m2 the smallest
@@ -210,7 +213,7 @@ def _swap_parts(tot, K, S, i):
     return k1, m1, m2, s2, math.exp(m1 - m2), ok
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _swapped(tot, K, S, i, k, ck, k1, m1, m2, s2, d, ok):
     """_swapped_bound from _swap_parts: the others' sum shifted by m1 (or by m2 when k is the
     smallest draw, whose removal leaves m2 the shift) is 1 + d (s2 - exp(m2 - C_k)) (or s2):
@@ -227,7 +230,7 @@ def _swapped(tot, K, S, i, k, ck, k1, m1, m2, s2, d, ok):
     return ck - math.log((base * math.exp(ck - m) + 1.0) / K)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _vimco_row(tot, K, S, i, b):
     """Data row i of vimco_baseline."""
     k1, m1, m2, s2, d, ok = _swap_parts(tot, K, S, i)
@@ -252,7 +255,7 @@ def vimco_baseline(tot, K, S, b):
         _vimco_row(tot, K, S, i, b)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _swap_one_row(tot, ell, K, S, stride, i, out):
     k1, m1, m2, s2, d, ok = _swap_parts(tot, K, S, i)
     for k in range(K):

@@ -115,6 +115,59 @@ def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
             gx[r, j] += g * logits[r, j]
 
 
+@cuda.jit
+def _bernoulli_keep_rep(logits, reps, x, out_rows, sig, sign):
+    """Row r reads logits row r // reps; the first of a data row's rows writes its sig row."""
+    R, D = x.shape
+    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
+        i = r // reps
+        s = like(x, 0.0)
+        for j in range(D):
+            c, sg = _bernoulli_log_prob_term_sigmoid(logits[i, j], x[r, j])
+            s += c
+            if r == i * reps:
+                sig[i, j] = sg
+        out_rows[r] = sign * s
+
+
+@cuda.jit
+def _bernoulli_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx, sign):
+    R, D = x.shape
+    do_a = glogits.shape[0] != 0
+    do_x = gx.shape[0] != 0
+    for k in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = k // D
+        j = k - r * D
+        i = r // reps
+        g = sign * grow[r]
+        if do_a:
+            glogits[r, j] += g * (x[r, j] - sig[i, j])
+        if do_x:
+            gx[r, j] += g * logits[i, j]
+
+
+def bernoulli_log_prob_keep_rep(logits, reps, x, out_rows, sig):
+    """bernoulli_log_prob_keep with the logits given once per data row (B rows), each repeated on
+    `reps` rows; sig has B rows (one thread per row: the CPU kernel's once-per-data-row softplus
+    is no saving on a device)."""
+    _run_rows(_bernoulli_keep_rep, x.shape[0], logits, reps, x, out_rows, sig, x.dtype.type(1.0))
+
+
+def bernoulli_log_prob_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx):
+    """bernoulli_log_prob_kept_bwd from bernoulli_log_prob_keep_rep's sigma (B rows)."""
+    _launch_cells(_bernoulli_kept_bwd_rep, x, logits, reps, x, sig, grow, glogits, gx, x.dtype.type(1.0))
+
+
+def bernoulli_nll_keep_rep(logits, reps, t, out_rows, sig):
+    """bernoulli_nll_keep with the logits given once per data row, each repeated on `reps` rows."""
+    _run_rows(_bernoulli_keep_rep, t.shape[0], logits, reps, t, out_rows, sig, t.dtype.type(-1.0))
+
+
+def bernoulli_nll_kept_bwd_rep(logits, reps, t, sig, grow, glogits, gt):
+    """bernoulli_nll_kept_bwd from bernoulli_nll_keep_rep's sigma (B rows)."""
+    _launch_cells(_bernoulli_kept_bwd_rep, t, logits, reps, t, sig, grow, glogits, gt, t.dtype.type(-1.0))
+
+
 def bernoulli_log_prob_keep_const(p, x, out_rows, sig):
     """bernoulli_log_prob_keep with the logits a vector p (D,) shared by every row (one thread
     per row; the CPU kernel's once-per-column work is no saving on a device)."""

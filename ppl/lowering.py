@@ -92,6 +92,7 @@ class Lowering:
         self.zero_rows = self.buf1("zeros_")
         self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
         self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
+        self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
         self.op_params: dict = {}          # layer node -> [(param view, its gradient view)] (ops.OPS)
         self.cbuf: dict = {}               # cost head -> its per-row cost buffer
         self.R = "R"
@@ -211,7 +212,11 @@ class Lowering:
         d = self.dist(node)
         keep = self.kept.get(("log_prob", node))
         gp = self.param_grads(node) if params else [self.E2] * len(node.inputs)
-        if keep is not None:
+        if keep is not None and ("log_prob", node) in self.kept_rep:
+            (a,) = node.inputs
+            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}_rep({self.vB(a)}, {self.reps}, {self.v(node)}, "
+                      f"{keep}, {weights}, {', '.join(gp)}, {gx})")
+        elif keep is not None:
             self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
                       f"{keep}, {weights}, {', '.join(gp)}, {gx})")
         else:
@@ -219,10 +224,19 @@ class Lowering:
 
     def _row_constant(self, kernel: str, logits: Node) -> tuple:
         """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli
-        cost of it takes the vector and the `_const` kernel (softplus and sigma once per column)."""
+        cost of it takes the vector and the `_const` kernel (softplus and sigma once per column);
+        a node of the data-row sub-graph has one row per data row, repeated on its `reps` drawn
+        rows, so the cost takes those B rows and the `_rep` kernel (softplus and sigma once per data
+        row, the kept sigma B rows: `kept_rows`)."""
         if logits.kind == "param":
             return kernel + "_const", "p_" + _ident(logits.name)
+        if logits in self.inv:
+            return kernel + "_rep", f"{self.vB(logits)}, {self.reps}"
         return kernel, self.v(logits)
+
+    def kept_rows(self, logits: Node) -> str:
+        """Rows of the sigma buffer a `_row_constant` kernel keeps: "D" (data rows) for `_rep`."""
+        return "D" if logits.kind != "param" and logits in self.inv else "R"
 
     def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the

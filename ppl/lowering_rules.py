@@ -64,10 +64,12 @@ def _log_prob_fwd(lw, n, ins, c):
     kern = lw.dist(s).kernels
     if "log_prob_keep" in kern and any(gp != lw.E2 for gp in lw.param_grads(s)):
         # keep sigma(logits) for the VJP (here or fused into the score estimator's)
-        if ("log_prob", s) not in lw.kept:
-            lw.kept[("log_prob", s)] = lw.buf2(f"sig_{s.name}", s.width)
-        keep = lw.kept[("log_prob", s)]
         (a,) = s.inputs
+        if ("log_prob", s) not in lw.kept:
+            lw.kept[("log_prob", s)] = lw.buf2(f"sig_{s.name}", s.width, rows=lw.kept_rows(a))
+            if lw.kept_rows(a) == "D":
+                lw.kept_rep.add(("log_prob", s))
+        keep = lw.kept[("log_prob", s)]
         fn, logits = lw._row_constant(kern["log_prob_keep"], a)
         lw.emit(f"K_.{fn}({logits}, {lw.v(s)}, {c}, {keep})")
     else:
@@ -89,14 +91,19 @@ def _bernoulli_nll_fwd(lw, n, ins, c):
         lw.emit_template_fwd(n, ins, c)
         return
     # keep sigma(logits) for the VJP: the cost's exp serves the backward too
-    keep = lw.buf2(f"sig_{n.name}", n.inputs[0].width)
+    keep = lw.buf2(f"sig_{n.name}", n.inputs[0].width, rows=lw.kept_rows(n.inputs[0]))
     lw.kept[n] = keep
+    if lw.kept_rows(n.inputs[0]) == "D":
+        lw.kept_rep.add(n)
     fn, logits = lw._row_constant("bernoulli_nll_keep", n.inputs[0])
     lw.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
 
 
 def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
-    if n in lw.kept:
+    if n in lw.kept_rep:
+        lw.emit(f"K_.bernoulli_nll_kept_bwd_rep({lw.vB(n.inputs[0])}, {lw.reps}, {ins[1]}, {lw.kept[n]}, {cw}, "
+                f"{', '.join(gins)})")
+    elif n in lw.kept:
         lw.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")
     else:
         lw.emit_template_bwd(n, ins, gins)

@@ -336,6 +336,37 @@ def _kept(keep, kept_bwd, plain):
     return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("keep,kept_bwd", [("bernoulli_nll_keep", "bernoulli_nll_kept_bwd"),
+                                           ("bernoulli_log_prob_keep", "bernoulli_log_prob_kept_bwd")])
+def test_rep_kernels_equal_the_per_row_kernels_on_repeated_logits(keep, kept_bwd, dtype):
+    """The `_rep` kernels (logits once per data row, repeated on `reps` rows: a node of the data-row
+    sub-graph) give the per-row kernels' costs and VJPs on the repeated logits; their kept sigma
+    has one row per data row."""
+    rng = np.random.default_rng(4)
+    B, reps = 3, 4
+    a = rng.normal(scale=2, size=(B, D)).astype(dtype)
+    t = (rng.uniform(size=(B * reps, D)) < 0.5).astype(dtype)
+    grow = rng.normal(size=B * reps).astype(dtype)
+    ar = np.repeat(a, reps, axis=0)
+    out, ref = np.zeros(B * reps, dtype), np.zeros(B * reps, dtype)
+    sig, sig_ref = np.zeros((B, D), dtype), np.zeros((B * reps, D), dtype)
+    getattr(cpu, keep + "_rep")(a, reps, t, out, sig)
+    getattr(cpu, keep)(ar, t, ref, sig_ref)
+    tol = 1e-13 if dtype == np.float64 else 2e-6   # the same sums, in another order
+    assert_allclose(out, ref, rtol=tol, atol=tol)
+    assert_allclose(np.repeat(sig, reps, axis=0), sig_ref, rtol=tol, atol=0)
+    ga, gt = np.ones((B * reps, D), dtype), np.ones((B * reps, D), dtype)
+    ga_ref, gt_ref = ga.copy(), gt.copy()
+    getattr(cpu, kept_bwd + "_rep")(a, reps, t, sig, grow, ga, gt)
+    getattr(cpu, kept_bwd)(ar, t, sig_ref, grow, ga_ref, gt_ref)
+    assert_allclose(ga, ga_ref, rtol=tol, atol=tol)
+    assert_allclose(gt, gt_ref, rtol=tol, atol=tol)
+    empty = np.zeros((0, 0), dtype)   # each gradient skippable
+    getattr(cpu, kept_bwd + "_rep")(a, reps, t, sig, grow, empty, gt)
+    getattr(cpu, kept_bwd + "_rep")(a, reps, t, sig, grow, ga, empty)
+
+
 def _gauss_nll():
     def inputs(rng):
         return {"mu": rng.normal(size=(R, D)), "sigma": _pos(rng, R, D), "t": rng.normal(size=(R, D))}

@@ -204,22 +204,44 @@ def test_fill_equals_scalar_function(kind, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
+def test_flat_fills_of_short_rows_equal_scalar_function(kind, dtype):
+    """Rows of a whole number of philox blocks, shorter than FLAT_BLOCKS blocks, are filled by one
+    flat loop over several rows (cpu_noise._flat_uniform / _flat_normal): every value is still the
+    scalar function's at its address, for row counts that are no multiple of the rows per pass,
+    from a row0, and a non-contiguous out (the per-row path) agrees."""
+    seed, stream, step = 2**62 + 12345, 4, 77
+    f = SCALARS[(kind, dtype)]
+    for shape, row0 in [((37, 4), 0), ((21, 8), 5), ((160, 32), 0), ((9, 36), 3), ((3, 2), 1), ((70, 64), 0)]:
+        if dtype == np.float32 and shape[1] % 4:
+            continue
+        out = np.empty(shape, dtype)
+        FILLS[kind](out, seed, stream, step, row0)
+        want = np.array([[f(seed, stream, row0 + r, c, step) for c in range(shape[1])] for r in range(shape[0])], dtype)
+        np.testing.assert_array_equal(out, want, err_msg=f"fill_{kind} {shape} row0={row0}, {np.dtype(dtype)}")
+        wide = np.empty((shape[0], shape[1] + 4), dtype)
+        FILLS[kind](wide[:, :shape[1]], seed, stream, step, row0)   # not C-contiguous: row by row
+        np.testing.assert_array_equal(wide[:, :shape[1]], want, err_msg=f"fill_{kind} {shape}, a strided out")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bernoulli_fills_equal_scalar_functions(dtype):
     gen = np.random.default_rng(3)
-    logits = gen.normal(size=(60, 13)).astype(dtype)
-    probs = (1.0 / (1.0 + np.exp(-logits))).astype(dtype)
-    h, g = np.empty_like(logits), np.empty_like(logits)
-    fill_bernoulli_logit(h, logits, 8, 1, 2)
-    fill_bernoulli_prob(g, probs, 8, 1, 2)
-    f_logit = rng.bernoulli_logit_f32 if dtype == np.float32 else rng.bernoulli_logit_f64
-    f_prob = rng.bernoulli_prob_f32 if dtype == np.float32 else rng.bernoulli_prob_f64
-    for r in range(60):
-        for c in range(13):
-            assert h[r, c] == f_logit(logits[r, c], 8, 1, r, c, 2)
-            assert g[r, c] == f_prob(probs[r, c], 8, 1, r, c, 2)
-    # the logistic-noise Bernoulli reuses fill_logistic's noise at the same address
-    noise = _fill("logistic", (60, 13), dtype, 8, 1, 2)
-    np.testing.assert_array_equal(h, (logits + noise > 0).astype(dtype))
+    for width in (13, 32):   # the per-row path and the flat one (whole philox blocks)
+        logits = gen.normal(size=(60, width)).astype(dtype)
+        probs = (1.0 / (1.0 + np.exp(-logits))).astype(dtype)
+        h, g = np.empty_like(logits), np.empty_like(logits)
+        fill_bernoulli_logit(h, logits, 8, 1, 2)
+        fill_bernoulli_prob(g, probs, 8, 1, 2)
+        f_logit = rng.bernoulli_logit_f32 if dtype == np.float32 else rng.bernoulli_logit_f64
+        f_prob = rng.bernoulli_prob_f32 if dtype == np.float32 else rng.bernoulli_prob_f64
+        for r in range(60):
+            for c in range(width):
+                assert h[r, c] == f_logit(logits[r, c], 8, 1, r, c, 2)
+                assert g[r, c] == f_prob(probs[r, c], 8, 1, r, c, 2)
+        # the logistic-noise Bernoulli reuses fill_logistic's noise at the same address
+        noise = _fill("logistic", (60, width), dtype, 8, 1, 2)
+        np.testing.assert_array_equal(h, (logits + noise > 0).astype(dtype))
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")

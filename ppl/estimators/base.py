@@ -36,6 +36,7 @@ class Context(Protocol):
     noise_of: dict       # node -> the base noise buffer(s) its draw used (record_noise)
     noise_kind: dict     # node -> that noise's kind ("uniform", "normal", ...)
     kept: dict           # ("log_prob", node) -> sigma(logits) a log_prob cost kept for its VJP
+    kept_rep: set        # keys of `kept` whose buffer has one row per data row (the `_rep` kernels)
     log_prob_weights: dict  # node -> weights of log_prob(node) costs to fold into its VJP
     rng: object          # numpy Generator for parameter initialisation
     # recording (the one mapping an estimator writes)

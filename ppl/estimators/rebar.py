@@ -76,7 +76,8 @@ class Rebar(Estimator):
                        eta=p["eta"],
                        loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
                        train=bool(opts["train"]), dzt=p.get("dzt"),
-                       sa=lambda: lw.kept.get(("log_prob", node), lw.E2)))   # sigma(a), if log_prob(node) kept it
+                       sa=lambda: lw.E2 if ("log_prob", node) in lw.kept_rep else
+                       lw.kept.get(("log_prob", node), lw.E2)))   # sigma(a), if log_prob(node) kept it on every row
 
     def seed_weights(self, lw, node):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
