@@ -1,0 +1,87 @@
+"""Double control variates (Titsias & Shi, AISTATS 2022) for logit-link Bernoulli nodes: the
+REINFORCE leave-one-out estimator over a data row's K >= 2 draws, plus a first-order Taylor
+control variate of f whose slope is the mean of df/db at the *other* draws, and its exact
+correction, so the estimate stays unbiased (the formula and its proof: kernels/cpu_dcv.py):
+    g_k = (T_k - mean_{j != k} T_j) (b_k - mu) - alpha G_-k mu (1 - mu),
+    T_k = f_k + alpha <G_-k, b_k - mu>,  G_-k = mean_{j != k} df/db (b_j),  mu = sigma(a).
+df/db at each draw is the cotangent of the node's value that the backward pass computes anyway
+(the node asks for it: `passes_value_grad`), so the estimator costs no evaluation of the
+downstream graph beyond the K draws, as in the paper. `alpha` (default -1: the Taylor
+expansion's own coefficient, f_k - <G_-k, b_k - mu> ~ f(mu)) is fixed; the paper's reference code
+learns it on the estimate's second moment, starting from 0 (= leave-one-out), which is not done
+here. alpha = 0 gives `score` with baseline 'loo' exactly.
+
+Why the slope is the other draws' df/db and not f's Taylor expansion at a relaxed point (the
+mean of q, or of the other draws): f and df/db there are K more evaluations of the downstream
+graph per data row (twice the rows), while the draws' own cotangents come with the backward
+pass; and any function of the other draws keeps the estimate unbiased, so only the variance is
+at stake. Needs a differentiable path to the costs (df/db), samples >= 2, the ELBO objective.
+
+RODEO (Shi et al., NeurIPS 2022, "Gradient estimation with discrete Stein operators") is not
+implemented: its control variates are built from a discrete Stein operator, i.e. evaluations of
+f (or of a learned surrogate) at *neighbours* of each draw under a Markov kernel that leaves q
+invariant (for a Bernoulli vector, the D single-unit flips of b_k), which are rows of the
+downstream graph this framework does not evaluate (D extra rows per draw, or a learned
+surrogate network with its own training loop, as in RELAX) and are not the cotangents our VJPs
+give; its cheap variant reuses the other draws as the neighbours, which is the leave-one-out
+baseline already here.
+"""
+from .. import graph as G
+from .base import REGISTRY, Estimator, register, sample_hard
+
+
+def digits_below(lw, node):
+    """(strides, sizes) generated-code tuple literals of the configuration digits of stochastic
+    nodes below `node` (enumeration, antithetic pairs, REBAR rows), marginalised by the kernel;
+    a neutral digit (stride 1, size 1) when there are none."""
+    below = G.nx.descendants(lw.an.graph, node.name)
+    digits = [(lw.enum_stride[e], REGISTRY[lw.choices[e][0].estimator].expansion(lw.choices[e][1],
+                                                                              lw.choices[e][0].options))
+              for e in lw.enum_stride if e.name in below]
+    digits = [(s, z) for s, z in digits if z > 1] or [(1, 1)]
+    return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
+
+
+@register
+class DoubleCV(Estimator):
+    name = "double_cv"
+    about = ("score function, leave-one-out baseline plus a Taylor control variate from the other draws' df/db "
+             "and its exact correction; samples >= 2")
+    cite = ('Titsias & Shi 2022, "Double control variates for gradient estimation in discrete latent variable '
+            'models", AISTATS')
+    passes_value_grad = True   # it reads df/db at the draws: the cotangent of the node's value
+    options = {"alpha": -1.0}
+
+    def check(self, info):
+        if not info.dist.antithetic:
+            return f"{info.dist.name} is not a logit-link Bernoulli"
+        if not info.differentiable:
+            return (f"a path to its costs goes through the gradient-free black box '{info.blocked_by}' "
+                    f"(double_cv needs df/db; use 'score' or 'relax')")
+        if info.samples < 2:
+            return (f"it needs samples >= 2 (a leave-one-out over a data row's draws); compile(..., samples=K) "
+                    f"with K >= 2, or use 'disarm' or 'score' with samples=1")
+        return None
+
+    def resolve(self, info, opts):
+        a = opts.get("alpha", -1.0)
+        if not isinstance(a, (int, float)) or a != a or abs(a) == float("inf"):
+            raise ValueError(f"alpha must be a finite number, got {a!r}")
+        return {**opts, "alpha": float(a)}
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        (ga,) = lw.param_grads(node)
+        gv = lw.g(node)
+        if ga == lw.E2 or gv is None:
+            return
+        (a,) = lw.param_values(node)
+        L = lw.downstream_L(node)
+        alpha = lw.state_value(f"{node.name}.double_cv_alpha", float(opts["alpha"]))
+        T, W = lw.buf1(f"dcvT_{node.name}"), lw.buf1(f"dcvW_{node.name}")
+        Gm = lw.buf2(f"dcvG_{node.name}", node.width)
+        strides, sizes = digits_below(lw, node)
+        lw.emit(f"K_.double_cv_grad({a}, {lw.v(node)}, {L}, {gv}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, "
+                f"{sizes}, {alpha}, {T}, {W}, {Gm}, {ga})")
