@@ -17,17 +17,18 @@ _is_group_head = device(cpu_rows._is_group_head)
 
 
 @cuda.jit
-def _double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, T, W, Gm, ga):
+def _double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
     n = L.shape[0] // (K * S)
     al = hyper(alpha)
     for q in range(cuda.grid(1), n * S, cuda.gridsize(1)):
         i = q // S
         c = q - i * S
         if _is_group_head(c, strides, sizes):
-            _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, al, T, W, Gm, ga)
+            _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, al, train, T, W, Cb, Gm, ga, gal)
 
 
-def double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, T, W, Gm, ga):
-    """ga += the double control variate estimate; see cpu_dcv.double_cv_grad."""
-    _run(_double_cv_grad, (L.shape[0] // (K * S)) * S, logits, b, L, g, rw, K, S, strides, sizes, alpha, T, W,
-         Gm, ga)
+def double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
+    """ga += the double control variate estimate (and alpha's variance gradient per group into gal
+    with `train`); see cpu_dcv.double_cv_grad."""
+    _run(_double_cv_grad, (L.shape[0] // (K * S)) * S, logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T,
+         W, Cb, Gm, ga, gal)

@@ -69,12 +69,16 @@ def test_matches_the_formula_at_fixed_noise(alpha):
         ga = (dcv_ref(f, G, h, mu, K, alpha) + (h - mu)) / (B * K)   # + the log_prob cost's direct term
         np.testing.assert_allclose(g["enc.W"], xr.T @ ga, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(g["enc.b"], ga.sum(0), rtol=1e-10, atol=1e-14)
+        # alpha's gradient: d/dalpha sum_i |v_i|^2, v_i the estimate summed over data row i's draws,
+        # linear in alpha: 2 <v_i, v_i(alpha + 1) - v_i(alpha)>
+        v0, v1 = (dcv_ref(f, G, h, mu, K, al).reshape(B, K, 3).sum(1) / (B * K) for al in (alpha, alpha + 1))
+        np.testing.assert_allclose(g["double_cv.h.alpha"], [2 * (v0 * (v1 - v0)).sum()], rtol=1e-10, atol=1e-300)
         if alpha == 0.0:   # leave-one-out REINFORCE exactly
             loo = one_layer("dcv_loo").compile(dtype=np.float64, estimators=("score", {"baseline": "loo"}),
                                                samples=K, seed=2)
-            set_params(loo, {k: np.array(v) for k, v in P.items()})
+            set_params(loo, {k: np.array(P[k]) for k in prog.model_param_names()})
             _, gl = loo.grad({"x": X4}, seed=seed)
-            for k in g:
+            for k in gl:
                 np.testing.assert_allclose(g[k], gl[k], rtol=1e-10, atol=1e-14)
 
 
@@ -98,16 +102,16 @@ def test_kernel_marginalises_the_digits_below(dtype):
     want = np.zeros((R, D))
     want[0::2] = W[:, None] * dcv_ref(f, G, b[0::2], sigmoid(a[0::2]), K, alpha)
     c = lambda x: np.ascontiguousarray(x, dtype)   # noqa: E731
-    args = [c(a), c(b), c(L), c(g), c(rw), K, S, (1,), (2,), np.array([alpha], dtype)]
-    scratch = lambda: [np.zeros(R, dtype), np.zeros(R, dtype), np.zeros((R, D), dtype)]   # noqa: E731
+    args = [c(a), c(b), c(L), c(g), c(rw), K, S, (1,), (2,), np.array([alpha], dtype), False]
+    scratch = lambda: [np.zeros(R, dtype), np.zeros(R, dtype), np.zeros(R, dtype), np.zeros((R, D), dtype)]  # noqa
     out = np.full((R, D), 0.5, dtype)
-    cpu_dcv.double_cv_grad(*args, *scratch(), out)
+    cpu_dcv.double_cv_grad(*args, *scratch(), out, np.zeros(0, dtype))
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out, 0.5 + want, **tol)
     bad = [np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in args]
     bad[0][2, 1] = np.nan                 # data row 0, sample 1
     out = np.zeros((R, D), dtype)
-    cpu_dcv.double_cv_grad(*bad, *scratch(), out)
+    cpu_dcv.double_cv_grad(*bad, *scratch(), out, np.zeros(0, dtype))
     assert np.isnan(out[2]).all() and np.isnan(out[0:K * S:2]).any()   # its data row: NaN, never finite
     assert np.all(np.isfinite(out[K * S:]))                               # the other data row: untouched by it
 

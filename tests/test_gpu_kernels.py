@@ -252,7 +252,7 @@ CASES = {
     "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
     # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
     "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
-                                 g.out(R), g.out(R), g.out(R, D), g.x(R, D)),
+                                 False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
 }
 
 
@@ -309,9 +309,13 @@ VARIANTS = {
     "affine_bwd[skip]": ("affine_bwd", lambda g: (
         g.x(R, I), g.x(I, D), g.x(R, D), g.skip(2), g.x(I, D), g.skip(1))),
     "sgd_update[float]": ("sgd_update", lambda g: (g.x(9), g.x(9), 0.1)),
+    # alpha's variance gradient (float64 only: a sum of products, a few float32 ulps apart in cancellation)
+    "double_cv_grad[train]": ("double_cv_grad", lambda g: (
+        g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8), True, g.out(R), g.out(R),
+        g.out(R), g.out(R, D), g.x(R, D), g.out(R))),
     "double_cv_grad[plain]": ("double_cv_grad", lambda g: (
-        g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 1, (1,), (1,), g.h(-0.8), g.out(R), g.out(R),
-        g.out(R, D), g.x(R, D))),
+        g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 1, (1,), (1,), g.h(-0.8), False, g.out(R), g.out(R),
+        g.out(R), g.out(R, D), g.x(R, D), g.skip(1))),
     "probit_log_prob_bwd[skip]": ("probit_log_prob_bwd", lambda g: (
         4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
 }

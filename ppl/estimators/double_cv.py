@@ -54,7 +54,7 @@ class DoubleCV(Estimator):
     cite = ('Titsias & Shi 2022, "Double control variates for gradient estimation in discrete latent variable '
             'models", AISTATS')
     passes_value_grad = True   # it reads df/db at the draws: the cotangent of the node's value
-    options = {"alpha": -1.0}
+    options = {"alpha": -1.0, "train": True}
 
     def check(self, info):
         if not info.dist.antithetic:
@@ -71,7 +71,7 @@ class DoubleCV(Estimator):
         a = opts.get("alpha", -1.0)
         if not isinstance(a, (int, float)) or a != a or abs(a) == float("inf"):
             raise ValueError(f"alpha must be a finite number, got {a!r}")
-        return {**opts, "alpha": float(a)}
+        return {**opts, "alpha": float(a), "train": bool(opts.get("train", True))}
 
     def forward(self, lw, node, opts):
         sample_hard(lw, node)
@@ -83,9 +83,16 @@ class DoubleCV(Estimator):
             return
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        alpha = lw.state_value(f"{node.name}.double_cv_alpha", float(opts["alpha"]))
-        T, W = lw.buf1(f"dcvT_{node.name}"), lw.buf1(f"dcvW_{node.name}")
+        train = bool(opts["train"])
+        if train:
+            alpha, galpha = lw.param(f"double_cv.{node.name}.alpha", (1,), float(opts["alpha"]))
+            gal = lw.buf1(f"dcvA_{node.name}")
+        else:
+            alpha, gal = lw.state_value(f"{node.name}.double_cv_alpha", float(opts["alpha"])), lw.E1
+        T, W, Cb = (lw.buf1(f"dcv{v}_{node.name}") for v in "TWC")
         Gm = lw.buf2(f"dcvG_{node.name}", node.width)
         strides, sizes = digits_below(lw, node)
         lw.emit(f"K_.double_cv_grad({a}, {lw.v(node)}, {L}, {gv}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, "
-                f"{sizes}, {alpha}, {T}, {W}, {Gm}, {ga})")
+                f"{sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
+        if train:
+            lw.emit(f"R_.add_sum_to({gal}, {galpha}, 0)")
