@@ -6,10 +6,14 @@ correction, so the estimate stays unbiased (the formula and its proof: kernels/c
     T_k = f_k + alpha <G_-k, b_k - mu>,  G_-k = mean_{j != k} df/db (b_j),  mu = sigma(a).
 df/db at each draw is the cotangent of the node's value that the backward pass computes anyway
 (the node asks for it: `passes_value_grad`), so the estimator costs no evaluation of the
-downstream graph beyond the K draws, as in the paper. `alpha` (default -1: the Taylor
-expansion's own coefficient, f_k - <G_-k, b_k - mu> ~ f(mu)) is fixed; the paper's reference code
-learns it on the estimate's second moment, starting from 0 (= leave-one-out), which is not done
-here. alpha = 0 gives `score` with baseline 'loo' exactly.
+downstream graph beyond the K draws, as in the paper. `alpha` starts at the option's value
+(default -1: the Taylor expansion's own coefficient, f_k - <G_-k, b_k - mu> ~ f(mu)); with
+train=True (default) it is a parameter, 'double_cv.<node>.alpha', trained by the program's
+optimiser on the estimate's variance (its gradient entry holds d E|v|^2 / d alpha, v a data row's
+logits gradient: kernels/cpu_dcv.py), as the paper's reference code trains it (from 0 there);
+train=False keeps it fixed. Measured on the SBN (BENCHMARKS.md): alpha near -1 removes most of
+score-loo's variance at initialisation, about none after training, where alpha trains to ~0.
+alpha = 0 gives `score` with baseline 'loo' exactly.
 
 Why the slope is the other draws' df/db and not f's Taylor expansion at a relaxed point (the
 mean of q, or of the other draws): f and df/db there are K more evaluations of the downstream
