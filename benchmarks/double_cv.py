@@ -87,7 +87,8 @@ def main():
                         prog.params[k] = v
                     if "trained" in label:   # alpha trained on its variance gradient, the model held fixed
                         diagnostics.tune_estimator(prog, {"x": x}, args.tune)
-                        trained = {k: round(float(prog.params[k][0]), 3) for k in prog.params if k.startswith("double_cv.")}
+                        trained = {k: round(float(prog.params[k][0]), 3) for k in prog.params
+                                   if k.startswith("double_cv.")}
                     V[label], layers = encoder_draws(prog, x, args.draws)
                 var = {k: float(v.var(0, ddof=1).sum()) for k, v in V.items()}
                 per_layer = {k: {q: round(float(v[:, lo:hi].var(0, ddof=1).sum()), 4) for q, (lo, hi) in layers.items()}
