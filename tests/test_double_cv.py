@@ -3,7 +3,8 @@ unless stated.
 
 1. Correctness at fixed noise: a program's gradient equals a direct NumPy implementation of the
    formula (Titsias & Shi 2022; the module docstring of kernels/cpu_dcv.py) at the program's own
-   draws, to rounding (rtol 1e-10); alpha = 0 is score with the leave-one-out baseline.
+   draws, to rounding (rtol 1e-10), alpha's variance gradient too; alpha = 0 is score with the
+   leave-one-out baseline.
 2. The kernel on random inputs with a configuration digit below the node (marginalised), float64
    and float32 against NumPy; NaN logits never give a finite gradient.
 3. Unbiasedness with stated power (tests/stats.py: the same estimates scaled by 1.05 / 0.95 must
@@ -11,7 +12,8 @@ unless stated.
    test_estimators_unbiased.py on both layers, and stacked with other estimators
    (test_mixed_matrix.run_pair: disarm over double_cv, double_cv over score / disarm / enumerate,
    rebar over double_cv; the digits of the nodes below are marginalised, REBAR's rows skipped).
-4. Errors (samples < 2, alpha), and the CUDA program (simulator) against the CPU program.
+4. Errors (samples < 2, alpha, the IWAE objective), the CUDA program (simulator) against the CPU
+   program, and a float32 fit that trains alpha.
 """
 import numpy as np
 import pytest
