@@ -27,7 +27,8 @@ kernels kept elsewhere are re-exported at the bottom under their names: distribu
 (Bernoulli, probit, Normal, Categorical, binary concrete, Gumbel-softmax) from
 ``cpu_dists.py``, closed-form KL and cost heads from ``cpu_costs.py``, optimisers from
 ``cpu_optim.py``, Laplace and Poisson from ``cpu_laplace.py`` / ``cpu_poisson.py``, the
-ReinMax, Gumbel-Rao and gapped-ST backward kernels from ``cpu_st.py``.
+ReinMax, Gumbel-Rao and gapped-ST backward kernels from ``cpu_st.py``, the double control
+variate estimate from ``cpu_dcv.py``.
 """
 from numba import njit
 
@@ -372,6 +373,6 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import cpu_costs, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson, cpu_st  # noqa: E402
+from . import cpu_costs, cpu_dcv, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson, cpu_st  # noqa: E402
 
-reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st)
+reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st, cpu_dcv)

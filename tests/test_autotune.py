@@ -44,11 +44,11 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
     prog = runs[0]
     table = prog.autotune_table
     by = {(r["node"], r["estimator"]): r for r in table}
-    # measured: the unbiased estimators that apply; excluded by rule, never compiled: arm, relax, and
+    # measured: the unbiased estimators that apply; excluded by rule, never compiled: arm, relax, double_cv and
     # enumeration of h1's 256 values; h2's 4 values are enumerated
     assert {e for n, e in by if n == "h1" and by[n, e]["rows"]} == {"score", "disarm", "rebar"}
     assert {e for n, e in by if n == "h2" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "enumerate"}
-    for key in [("h1", "arm"), ("h1", "relax"), ("h1", "enumerate"), ("h2", "arm")]:
+    for key in [("h1", "arm"), ("h1", "relax"), ("h1", "enumerate"), ("h2", "arm"), ("h1", "double_cv")]:
         assert by[key]["why"].startswith("excluded") and not by[key]["rows"]
     assert by["h2", "enumerate"]["rows"] == 4 * by["h2", "score"]["rows"]    # rows: K x the configurations
     for node in ("h1", "h2"):

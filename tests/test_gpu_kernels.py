@@ -37,9 +37,9 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import (cpu, cpu_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_noise, cpu_optim,
+from ppl.kernels import (cpu, cpu_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_laplace, cpu_noise, cpu_optim,
                          cpu_poisson, cpu_rows, cpu_st)
-from ppl.kernels import (gpu, gpu_antithetic, gpu_costs, gpu_dists, gpu_laplace, gpu_noise, gpu_optim,
+from ppl.kernels import (gpu, gpu_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace, gpu_noise, gpu_optim,
                          gpu_poisson, gpu_rows, gpu_st)
 
 
@@ -50,7 +50,7 @@ R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine i
 G = D // K
 PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
          (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
-         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st)]
+         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st), (cpu_dcv, gpu_dcv)]
 
 
 def public_kernels(mod):
@@ -257,6 +257,9 @@ CASES = {
                                              K, g.out(R, D), g.x(R, D)),
     "gapped_st_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(0.8), 0.6, g.x(R, D), g.x(R, D)),
     "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
+    # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
+    "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
+                                 False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
 }
 
 
@@ -313,13 +316,20 @@ VARIANTS = {
     "affine_bwd[skip]": ("affine_bwd", lambda g: (
         g.x(R, I), g.x(I, D), g.x(R, D), g.skip(2), g.x(I, D), g.skip(1))),
     "sgd_update[float]": ("sgd_update", lambda g: (g.x(9), g.x(9), 0.1)),
+    # alpha's variance gradient (float64 only: a sum of products, a few float32 ulps apart in cancellation)
+    "double_cv_grad[train]": ("double_cv_grad", lambda g: (
+        g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8), True, g.out(R), g.out(R),
+        g.out(R), g.out(R, D), g.x(R, D), g.out(R))),
+    "double_cv_grad[plain]": ("double_cv_grad", lambda g: (
+        g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 1, (1,), (1,), g.h(-0.8), False, g.out(R), g.out(R),
+        g.out(R), g.out(R, D), g.x(R, D), g.skip(1))),
     "probit_log_prob_bwd[skip]": ("probit_log_prob_bwd", lambda g: (
         4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
 }
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
            "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
            "laplace_log_prob_bwd", "reinmax_bernoulli_bwd", "reinmax_categorical_bwd", "gumbel_rao_bernoulli_bwd",
-           "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd"]
+           "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd", "double_cv_grad"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
          "fill_bernoulli_logit", "fill_bernoulli_prob"]
 MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}
@@ -374,7 +384,8 @@ def test_cpu_and_gpu_reexport_the_kernel_families():
     """The generated step calls every kernel as ``K_.<name>`` with ``K_`` cpu or gpu: the kernels
     kept in modules of their own are re-exported there, the very same functions."""
     for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
-                       (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st)]:
+                       (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st),
+                       (cpu_dcv, gpu_dcv)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"
