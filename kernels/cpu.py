@@ -372,6 +372,6 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import cpu_costs, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson, cpu_st  # noqa: E402
+from . import cpu_cat_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson, cpu_st  # noqa: E402
 
-reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st)
+reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st, cpu_cat_antithetic)
