@@ -27,7 +27,8 @@ kernels kept elsewhere are re-exported at the bottom under their names: distribu
 (Bernoulli, probit, Normal, Categorical, binary concrete, Gumbel-softmax) from
 ``cpu_dists.py``, closed-form KL and cost heads from ``cpu_costs.py``, optimisers from
 ``cpu_optim.py``, Laplace and Poisson from ``cpu_laplace.py`` / ``cpu_poisson.py``, the
-ReinMax, Gumbel-Rao and gapped-ST backward kernels from ``cpu_st.py``.
+ReinMax, Gumbel-Rao and gapped-ST backward kernels from ``cpu_st.py``, categorical DisARM's
+pair kernels from ``cpu_cat_antithetic.py``.
 """
 from numba import njit
 

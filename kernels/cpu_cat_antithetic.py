@@ -70,7 +70,7 @@ def _next_class(a, r, c0, K, prev):
 
 
 @njit(cache=True, error_model="numpy")
-def cat_antithetic_group(a, u, tilde, r, c0, K, out):
+def _cat_antithetic_group(a, u, tilde, r, c0, K, out):
     """One-hot of the coupled draw of the group: x (tilde 0) or its partner y (tilde 1)."""
     m = _group_max(a, r, c0, K)
     pick = -1
@@ -102,7 +102,7 @@ def _onehot_class(v, r, c0, K):
 
 
 @njit(cache=True, error_model="numpy")
-def cat_pair_weight(a, r, c0, K, x, y):
+def _cat_pair_weight(a, r, c0, K, x, y):
     """pi(x) pi(y) / q(x, y) for x != y under the coupling above (module docstring)."""
     lo = x if _before(a, r, c0, x, y) else y
     m = _group_max(a, r, c0, K)
@@ -116,21 +116,21 @@ def cat_pair_weight(a, r, c0, K, x, y):
 
 
 @njit(cache=True, error_model="numpy")
-def cat_pair_coef(a, v, f0, f1, r, r1, c0, K):
+def _cat_pair_coef(a, v, f0, f1, r, r1, c0, K):
     """(x, y, c): the pair's classes in this group and c = 1/2 w (f0 - f1); the estimate is
     c (e_x - e_y) (c = 0 where x == y)."""
     x = _onehot_class(v, r, c0, K)
     y = _onehot_class(v, r1, c0, K)
     if x == y:
         return x, y, like(a[r, c0], 0.0)
-    return x, y, like(a[r, c0], 0.5) * cat_pair_weight(a, r, c0, K, x, y) * (f0 - f1)
+    return x, y, like(a[r, c0], 0.5) * _cat_pair_weight(a, r, c0, K, x, y) * (f0 - f1)
 
 
 @njit(cache=True, error_model="numpy")
 def _cat_pair_marginal(a, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga):
     """The pair's estimate for one group, added to every row of both members over the
     marginalised digits (rows r + off and r1 + off)."""
-    x, y, c = cat_pair_coef(a, v, like(a[r, c0], f0), like(a[r, c0], f1), r, r1, c0, K)
+    x, y, c = _cat_pair_coef(a, v, like(a[r, c0], f0), like(a[r, c0], f1), r, r1, c0, K)
     for mm in range(_group_size(sizes)):
         off = _group_offset(mm, strides, sizes)
         ga[r + off, c0 + x] += rw[r + off] * c
@@ -145,7 +145,7 @@ def cat_antithetic_sample(logits, u, stride, K, out):
     for r in range(out.shape[0]):
         tilde = (r // stride) % 2
         for c0 in range(0, out.shape[1], K):
-            cat_antithetic_group(logits, u, tilde, r, c0, K, out)
+            _cat_antithetic_group(logits, u, tilde, r, c0, K, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -156,7 +156,7 @@ def cat_disarm_grad(logits, v, L, rw, stride, K, ga):
             continue
         r1 = r + stride
         for c0 in range(0, ga.shape[1], K):
-            x, y, c = cat_pair_coef(logits, v, L[r], L[r1], r, r1, c0, K)
+            x, y, c = _cat_pair_coef(logits, v, L[r], L[r1], r, r1, c0, K)
             ga[r, c0 + x] += rw[r] * c
             ga[r, c0 + y] -= rw[r] * c
             ga[r1, c0 + x] += rw[r1] * c
