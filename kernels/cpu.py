@@ -28,7 +28,7 @@ kernels kept elsewhere are re-exported at the bottom under their names: distribu
 ``cpu_dists.py``, closed-form KL and cost heads from ``cpu_costs.py``, optimisers from
 ``cpu_optim.py``, Laplace and Poisson from ``cpu_laplace.py`` / ``cpu_poisson.py``, the
 ReinMax, Gumbel-Rao and gapped-ST backward kernels from ``cpu_st.py``, categorical DisARM's
-pair kernels from ``cpu_cat_antithetic.py``.
+pair kernels from ``cpu_cat_antithetic.py``, the unordered set estimator's from ``cpu_unordered_set.py``.
 """
 from numba import njit
 
@@ -373,6 +373,7 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import cpu_cat_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson, cpu_st  # noqa: E402
+from . import cpu_cat_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson, cpu_st, cpu_unordered_set  # noqa: E402,E501
 
-reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st, cpu_cat_antithetic)
+reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st, cpu_cat_antithetic,
+         cpu_unordered_set)

@@ -38,9 +38,9 @@ from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
 from ppl.kernels import (cpu, cpu_antithetic, cpu_cat_antithetic, cpu_costs, cpu_dists, cpu_laplace, cpu_noise,
-                         cpu_optim, cpu_poisson, cpu_rows, cpu_st)
+                         cpu_optim, cpu_poisson, cpu_rows, cpu_st, cpu_unordered_set)
 from ppl.kernels import (gpu, gpu_antithetic, gpu_cat_antithetic, gpu_costs, gpu_dists, gpu_laplace, gpu_noise,
-                         gpu_optim, gpu_poisson, gpu_rows, gpu_st)
+                         gpu_optim, gpu_poisson, gpu_rows, gpu_st, gpu_unordered_set)
 
 
 pytestmark = pytest.mark.cuda
@@ -51,7 +51,7 @@ G = D // K
 PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
          (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
          (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st),
-         (cpu_cat_antithetic, gpu_cat_antithetic)]
+         (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set)]
 
 
 def public_kernels(mod):
@@ -246,6 +246,9 @@ CASES = {
     "cat_antithetic_sample": lambda g: (2 * g.x(16, D), g.u(16, D), 1, K, g.out(16, D)),
     "cat_disarm_grad": lambda g: cat_disarm_case(g),
     "cat_disarm_grad_marginal": lambda g: cat_disarm_case(g, marginal=True),
+    # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
+    "us_forward": lambda g: us_case(g)[:8],
+    "us_grad": lambda g: us_case(g)[8:],
     # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit, gapped ST)
     "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
     "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
@@ -293,6 +296,17 @@ def cat_disarm_case(g, marginal=False):
     return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
 
 
+def us_case(g):
+    """us_forward's arguments (4 sets of k = 3 of 5 classes, stride 1; a set's rows share logits
+    and noise), then us_grad's on the table and weights the CPU forward left."""
+    k, Kc, n = 3, 5, 12
+    logits, gum = np.repeat(2 * g.x(n // k, Kc), k, axis=0), np.repeat(g.x(n // k, Kc), k, axis=0)
+    fwd = (logits, gum, 1, k, Kc, g.out(n, cpu_unordered_set.table_width(k)), g.out(n, Kc), g.pos(n))
+    ws, rw = fwd[5].copy(), fwd[7].copy()
+    cpu_unordered_set.us_forward(logits, gum, 1, k, Kc, ws, g.out(n, Kc), rw)
+    return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
+
+
 def disarm_marginal_case(g):
     logits, u = g.x(8, D), g.u(8, D)
     b = g.out(8, D)
@@ -332,7 +346,7 @@ FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_s
            "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
            "laplace_log_prob_bwd", "reinmax_bernoulli_bwd", "reinmax_categorical_bwd", "gumbel_rao_bernoulli_bwd",
            "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd",
-           "cat_antithetic_sample", "cat_disarm_grad", "cat_disarm_grad_marginal"]
+           "cat_antithetic_sample", "cat_disarm_grad", "cat_disarm_grad_marginal", "us_forward", "us_grad"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
          "fill_bernoulli_logit", "fill_bernoulli_prob"]
 MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}
@@ -388,7 +402,7 @@ def test_cpu_and_gpu_reexport_the_kernel_families():
     kept in modules of their own are re-exported there, the very same functions."""
     for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
                        (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st),
-                       (cpu_cat_antithetic, gpu_cat_antithetic)]:
+                       (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"
