@@ -13,7 +13,7 @@ Estimate (the paper's importance-weighted DisARM): with w = pi(x) pi(y) / q(x, y
     d/da E f = E_q[ 1/2 w (f(x) - f(y)) (e_x - e_y) ]        (0 where x == y)
 since d log pi(x) / da = e_x - pi. Where the pair parts at position l (both passed the
 positions before it: both bits 0 there, probability 1 - 2 p_i),
-    w = prod_{i < l} (1 - p_i)^2 / (1 - 2 p_i) * (1 - p_l)          (<= 2 (K-1) / K).
+    w = prod_{i < l} (1 - p_i)^2 / (1 - 2 p_i) * (1 - p_l)
 Sorting makes p_i < 1/2 before l, so every pair x != y has q > 0 (unbiased: the identity is
 E_{pi x pi}[(f(x) - f(y))(e_x - e_y)] = 2 d/da E f). K = 2 gives DisARM's sigma(|a1 - a0|).
 Sums are over exp(a - max a) in the arrays' precision; 1 - p_i and 1 - 2 p_i are ratios of
