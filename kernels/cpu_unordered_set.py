@@ -19,7 +19,7 @@ rw L / w (the rows below this node's digit keep their own weights, and the estim
 in f, so it holds for each of their configurations and adds up to the marginal).
 
 The table of log Q over the 2^k subsets (bit t: the t-th class), then the k log p_t and the k
-classes, is each row's workspace row `ws` (width 2^k + 2k); sums of probabilities are taken in
+classes, is the workspace row `ws` of each set's digit-0 row (width 2^k + 2k), computed once per set; sums of probabilities are taken in
 log space in float64 (log-sum-exp), so no 1 - p is rounded and nothing under- or overflows for
 finite logits.
 """
@@ -102,14 +102,17 @@ def _log_first(ws, r, k, t):
 
 
 @njit(cache=True, error_model="numpy")
-def _us_row(logits, gumbel, stride, k, K, ws, out, rw, r):
-    t = (r // stride) % k
+def _us_set(logits, gumbel, stride, k, K, ws, out, rw, r):
+    """The set of drawn row r (digit 0): its table (in ws[r]), its k rows' values and weights."""
+    n = 1 << k
     _us_table(logits, gumbel, r, K, k, ws)
-    s = int(ws[r, (1 << k) + k + t])
-    for j in range(K):
-        out[r, j] = 0.0
-    out[r, s] = 1.0
-    rw[r] *= math.exp(_log_first(ws, r, k, t))
+    for t in range(k):
+        rt = r + t * stride
+        s = int(ws[r, n + k + t])
+        for j in range(K):
+            out[rt, j] = 0.0
+        out[rt, s] = 1.0
+        rw[rt] *= math.exp(_log_first(ws, r, k, t))
 
 
 @njit(cache=True, error_model="numpy")
@@ -136,9 +139,11 @@ def _us_grad_set(logits, ws, L, rw, stride, k, K, ga, r):
 
 @njit(cache=True, error_model="numpy")
 def us_forward(logits, gumbel, stride, k, K, ws, out, rw):
-    """Row t of each set: one-hot of the t-th class of the Gumbel-top-k; rw *= w_{s_t}; ws: the table."""
+    """Row t of each set: one-hot of the t-th class of the Gumbel-top-k; rw *= w_{s_t}; the table in
+    the set's digit-0 row of ws (the other rows of ws are left alone)."""
     for r in range(out.shape[0]):
-        _us_row(logits, gumbel, stride, k, K, ws, out, rw, r)
+        if (r // stride) % k == 0:
+            _us_set(logits, gumbel, stride, k, K, ws, out, rw, r)
 
 
 @njit(cache=True, error_model="numpy")
