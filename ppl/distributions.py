@@ -105,6 +105,8 @@ DISTRIBUTIONS = {
                      reinmax_bwd="reinmax_categorical_bwd", gumbel_rao_bwd="gumbel_rao_categorical_bwd",
                      gapped_st_bwd="gapped_st_categorical_bwd",
                      relaxed_bwd="gumbel_softmax_bwd",
+                     cat_antithetic_sample="cat_antithetic_sample", cat_disarm_grad="cat_disarm_grad",
+                     cat_disarm_grad_marginal="cat_disarm_grad_marginal", us_forward="us_forward", us_grad="us_grad",
                      enum="R_.enum_categorical({stride}, {K}, {value})",
                      relax_sample="X_.relax_categorical_sample({a}, {u}, {K}, {value})",
                      relax_bwd="X_.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "

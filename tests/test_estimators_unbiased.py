@@ -198,7 +198,7 @@ def categorical_model():
 X3 = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -1.0]])
 CAT_CASES = [("score", {"baseline": "none"}, 1), ("score", {"baseline": "moving_average"}, 1),
              ("score", {"baseline": "loo"}, 3), ("enumerate", {}, 1), ("relax", {}, 1),
-             ("rebar", {}, 1), ("rebar", {"train": False}, 1)]
+             ("rebar", {}, 1), ("rebar", {"train": False}, 1), ("cat_disarm", {}, 1)]
 
 
 @pytest.mark.parametrize("name,opts,K", CAT_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}{'' if c[1].get('train', True) else 'fixed'}" for c in CAT_CASES])

@@ -37,10 +37,10 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import (cpu, cpu_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_laplace, cpu_noise, cpu_optim,
-                         cpu_poisson, cpu_rows, cpu_st)
-from ppl.kernels import (gpu, gpu_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace, gpu_noise, gpu_optim,
-                         gpu_poisson, gpu_rows, gpu_st)
+from ppl.kernels import (cpu, cpu_antithetic, cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_laplace,
+                         cpu_noise, cpu_optim, cpu_poisson, cpu_rows, cpu_st, cpu_unordered_set)
+from ppl.kernels import (gpu, gpu_antithetic, gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace,
+                         gpu_noise, gpu_optim, gpu_poisson, gpu_rows, gpu_st, gpu_unordered_set)
 
 
 pytestmark = pytest.mark.cuda
@@ -50,7 +50,8 @@ R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine i
 G = D // K
 PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
          (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
-         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st), (cpu_dcv, gpu_dcv)]
+         (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st), (cpu_dcv, gpu_dcv),
+         (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set)]
 
 
 def public_kernels(mod):
@@ -248,6 +249,13 @@ CASES = {
     "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
     "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
     "scale_rows": lambda g: (g.pos(R), 0.5),
+    # ---- cpu_cat_antithetic.py (categorical DisARM: pairs at stride 1; 16 rows so that pairs part)
+    "cat_antithetic_sample": lambda g: (2 * g.x(16, D), g.u(16, D), 1, K, g.out(16, D)),
+    "cat_disarm_grad": lambda g: cat_disarm_case(g),
+    "cat_disarm_grad_marginal": lambda g: cat_disarm_case(g, marginal=True),
+    # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
+    "us_forward": lambda g: us_case(g)[:8],
+    "us_grad": lambda g: us_case(g)[8:],
     # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit, gapped ST)
     "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
     "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
@@ -282,6 +290,31 @@ def disarm_case(g):
     b = g.out(R, D)
     cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
     return (logits, b, g.x(R), g.pos(R), 1, g.x(R, D))
+
+
+def cat_disarm_case(g, marginal=False):
+    """Coupled one-hot pairs drawn by the CPU sampler (the pair's rows share their logits);
+    marginal: an enumerated child's digit (size 2) at stride 2 above the pair digit."""
+    n = 16
+    logits, u = np.repeat(2 * g.x(n // 2, D), 2, axis=0), np.repeat(g.u(n // 2, D), 2, axis=0)
+    if marginal:   # rows r and r + 2 belong to one member: the same draw
+        logits[2::4], u[2::4] = logits[0::4], u[0::4]
+        logits[3::4], u[3::4] = logits[1::4], u[1::4]
+    v = g.out(n, D)
+    cpu_cat_antithetic.cat_antithetic_sample(logits, u, 1, K, v)
+    digits = ((2,), (2,)) if marginal else ()
+    return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
+
+
+def us_case(g):
+    """us_forward's arguments (4 sets of k = 3 of 5 classes, stride 1; a set's rows share logits
+    and noise), then us_grad's on the table and weights the CPU forward left."""
+    k, Kc, n = 3, 5, 12
+    logits, gum = np.repeat(2 * g.x(n // k, Kc), k, axis=0), np.repeat(g.x(n // k, Kc), k, axis=0)
+    fwd = (logits, gum, 1, k, Kc, g.out(n, cpu_unordered_set.table_width(k)), g.out(n, Kc), g.pos(n))
+    ws, rw = fwd[5].copy(), fwd[7].copy()
+    cpu_unordered_set.us_forward(logits, gum, 1, k, Kc, ws, g.out(n, Kc), rw)
+    return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
 
 
 def disarm_marginal_case(g):
@@ -329,7 +362,8 @@ VARIANTS = {
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
            "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
            "laplace_log_prob_bwd", "reinmax_bernoulli_bwd", "reinmax_categorical_bwd", "gumbel_rao_bernoulli_bwd",
-           "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd", "double_cv_grad"]
+           "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd", "double_cv_grad",
+           "cat_antithetic_sample", "cat_disarm_grad", "cat_disarm_grad_marginal", "us_forward", "us_grad"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
          "fill_bernoulli_logit", "fill_bernoulli_prob"]
 MODULE_OF = {n: (c, g) for c, g in PAIRS for n in public_kernels(c)}
@@ -385,7 +419,8 @@ def test_cpu_and_gpu_reexport_the_kernel_families():
     kept in modules of their own are re-exported there, the very same functions."""
     for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
                        (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st),
-                       (cpu_dcv, gpu_dcv)]:
+                       (cpu_dcv, gpu_dcv), (cpu_cat_antithetic, gpu_cat_antithetic),
+                       (cpu_unordered_set, gpu_unordered_set)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"

@@ -118,7 +118,7 @@ def oracle(layers):
 
 
 def _spec(est):
-    return est if isinstance(est, str) else f"{est[0]}-{est[1]['baseline']}"
+    return est if isinstance(est, str) else f"{est[0]}-" + "-".join(str(v) for v in est[1].values())
 
 
 def run_pair(layers, pe, ce, samples):

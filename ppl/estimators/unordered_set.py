@@ -1,0 +1,91 @@
+"""The unordered set estimator with its built-in baseline (Kool, van Hoof & Welling 2020,
+"Estimating gradients for discrete random variables by sampling without replacement", ICLR) for
+a categorical node of one group.
+
+Each drawn row becomes k rows (the node's configuration digit): k distinct classes drawn without
+replacement by Gumbel-top-k, evaluated in the same fused pass. Row t's weight is multiplied by
+w_t = p(s_t) R(S, s_t), the probability that s_t came first given the set, so the costs and every
+other gradient are the set's unbiased estimate sum_t w_t f(s_t); the logits receive
+sum_t w_t (f(s_t) - b_t) (e_{s_t} - pi) with the built-in baseline b_t, the estimate of E f from
+the other k - 1 classes given s_t drawn first (kernels/cpu_unordered_set.py). Unbiased for
+k >= 2. One group per node: with several groups, row t would join the t-th draws of every group,
+which is not a draw of the groups' product, so each group needs its own node.
+
+Nodes above it whose estimate compares or reuses a draw's rows (antithetic pairs, REBAR / RELAX
+rows, a leave-one-out baseline, another set) would see the rows' weights w_t, which sum to 1 only
+in expectation: such an ancestor is refused with the estimators that apply (score with another
+baseline, enumerate, pathwise, the biased relaxations)."""
+import numbers
+
+from ppl.dsl import ModelError
+from ppl.kernels.cpu_unordered_set import MAX_SET, table_width
+
+from .. import graph as G
+from .base import Estimator, register
+
+# estimators of a stochastic ancestor whose estimate holds with a set's weighted rows below it
+_ABOVE_OK = ("pathwise", "enumerate", "straight_through", "concrete", "gumbel_softmax", "reinmax", "gumbel_rao",
+             "gapped_st")
+
+
+@register
+class UnorderedSet(Estimator):
+    name = "unordered_set"
+    about = "k categories without replacement (Gumbel-top-k), the unordered set estimator with its built-in baseline"
+    cite = ('Kool, van Hoof & Welling 2020, "Estimating gradients for discrete random variables by sampling '
+            'without replacement", ICLR')
+    options = {"k": None}   # None: min(4, the node's classes)
+
+    def check(self, info):
+        if "us_forward" not in info.dist.kernels:
+            return f"{info.dist.name} is not a categorical node (sampling without replacement needs classes)"
+        K = info.node.attrs.get("K")
+        if info.node.width != K:
+            return (f"it has {info.node.width // K} groups; the set's k rows hold one group's k classes, so give each "
+                    f"group its own node (classes={K}, width {K})")
+        return None
+
+    def resolve(self, info, opts):
+        K = info.node.attrs.get("K")
+        k = min(4, K) if opts["k"] is None else opts["k"]
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 2 <= k <= min(K, MAX_SET):
+            raise ValueError(f"option k (classes drawn without replacement) must be an integer from 2 to "
+                             f"{min(K, MAX_SET)} (the classes, at most {MAX_SET}), got {k!r}")
+        return {**opts, "k": int(k)}
+
+    def expansion(self, info, opts):
+        return opts["k"]
+
+    def _check_above(self, lw, node):
+        for n in G.nx.ancestors(lw.an.graph, node.name):
+            above = next((s for s in lw.choices if s.name == n), None)
+            if above is None:
+                continue
+            ch, _ = lw.choices[above]
+            if ch.estimator in _ABOVE_OK or (ch.estimator == "score" and ch.options.get("baseline") != "loo"):
+                continue
+            raise ModelError(f"{lw.dist(node).name} '{node.name}': estimator 'unordered_set' cannot sit below "
+                             f"'{above.name}' (estimator '{ch.estimator}', whose estimate compares a draw's rows, "
+                             f"and the set's row weights sum to 1 only in expectation); use 'score' with baseline "
+                             f"'none', 'moving_average' or 'learned', 'enumerate' or 'pathwise' for '{above.name}', "
+                             f"or 'score' / 'cat_disarm' for '{node.name}'")
+
+    def forward(self, lw, node, opts):
+        self._check_above(lw, node)
+        k = int(opts["k"])
+        g = lw.noise(node, "gumbel")
+        lw.record_noise(node, g, "gumbel")
+        (a,) = lw.param_values(node)
+        ws = lw.buf2(f"us_{node.name}", table_width(k))
+        lw.scratch[("unordered_set", node)] = ws
+        lw.call(lw.dist(node).kernels["us_forward"], [a, g, str(lw.enum_stride[node]), str(k)],
+                [ws, lw.v(node), lw.rw], node)
+
+    def backward(self, lw, node, opts):
+        (ga,) = lw.param_grads(node)
+        if ga == lw.E2:
+            return
+        (a,) = lw.param_values(node)
+        ws = lw.scratch[("unordered_set", node)]
+        lw.call(lw.dist(node).kernels["us_grad"],
+                [a, ws, lw.downstream_L(node), lw.rw, str(lw.enum_stride[node]), str(int(opts["k"]))], [ga], node)
