@@ -29,7 +29,7 @@ kernels kept elsewhere are re-exported at the bottom under their names: distribu
 ``cpu_optim.py``, Laplace and Poisson from ``cpu_laplace.py`` / ``cpu_poisson.py``, the
 ReinMax, Gumbel-Rao and gapped-ST backward kernels from ``cpu_st.py``, the double control
 variate estimate from ``cpu_dcv.py``, categorical DisARM's pair kernels from ``cpu_cat_antithetic.py``,
-the unordered set estimator's from ``cpu_unordered_set.py``.
+the unordered set estimator's from ``cpu_unordered_set.py``, LAX's from ``cpu_lax.py``.
 """
 from numba import njit
 
@@ -374,8 +374,8 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import (cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_laplace, cpu_optim, cpu_poisson,  # noqa: E402
-               cpu_st, cpu_unordered_set)
+from . import (cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_laplace, cpu_lax, cpu_optim,  # noqa: E402
+               cpu_poisson, cpu_st, cpu_unordered_set)
 
 reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_laplace, cpu_poisson, cpu_st, cpu_dcv, cpu_cat_antithetic,
-         cpu_unordered_set)
+         cpu_unordered_set, cpu_lax)

@@ -3,7 +3,7 @@ launchers over numba CUDA device arrays (the generated step binds ``K_`` to this
 The layer and softmax kernels are defined here; the other families are in the twins of the
 CPU modules, re-exported at the bottom under their names: ``gpu_dists.py``, ``gpu_costs.py``,
 ``gpu_optim.py``, ``gpu_laplace.py``, ``gpu_poisson.py``, ``gpu_st.py``, ``gpu_dcv.py``,
-``gpu_cat_antithetic.py``, ``gpu_unordered_set.py``. The kernel makers (``_map1``,
+``gpu_cat_antithetic.py``, ``gpu_unordered_set.py``, ``gpu_lax.py``. The kernel makers (``_map1``,
 ``_rows2``, ...) and launch helpers they all share are in ``gpu_core.py``.
 
 Every per-element formula is a ``scalar.py`` function re-jitted for the device by
@@ -437,8 +437,8 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import (gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace, gpu_optim, gpu_poisson,  # noqa: E402
-               gpu_st, gpu_unordered_set)
+from . import (gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace, gpu_lax, gpu_optim,  # noqa: E402
+               gpu_poisson, gpu_st, gpu_unordered_set)
 
 reexport(globals(), gpu_dists, gpu_costs, gpu_optim, gpu_laplace, gpu_poisson, gpu_st, gpu_dcv, gpu_cat_antithetic,
-         gpu_unordered_set)
+         gpu_unordered_set, gpu_lax)

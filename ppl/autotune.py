@@ -90,6 +90,9 @@ EXCLUDE = (   # (estimator, when, why): not compiled, not measured
     ("double_cv", lambda info: True,
      "its coefficient alpha is trained with the model, so its variance at initialisation is no guide: "
      "measured on the SBN, 7.9x below score-loo's at initialisation, equal to it after training (BENCHMARKS.md)"),
+    ("lax", lambda info: True,
+     "its control variate c_phi is trained with the model, so its variance at initialisation is no guide "
+     "(as RELAX's; Grathwohl et al. 2018)"),
     ("enumerate", lambda info: info.support is not None and info.support > MAX_ENUMERATION,
      f"a support of more than {MAX_ENUMERATION} values: as many rows per draw"),
 )

@@ -84,6 +84,8 @@ DISTRIBUTIONS = {
         gaussian=True, likelihood="gaussian_nll",
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
                      log_prob_bwd="normal_log_prob_bwd",
+                     lax_bwd="K_.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, {gloc}, "
+                             "{gscale}, {gphi}, True)",
                      # below a REBAR node: the reparameterised term of the control-variate rows
                      relax_rows_bwd="B_.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
         scalar=dict(sample="F_(S_.normal_reparam({p0}, {p1}, {noise}))",

@@ -60,7 +60,7 @@ class ParamView(MutableMapping):
 
 # names of the parameters estimators declare (learned baselines, RELAX's control variate, REBAR's
 # eta and temperature): trained with the model, but not the model's
-ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.", "double_cv.")
+ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.", "double_cv.", "lax.")
 
 
 class Program:

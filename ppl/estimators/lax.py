@@ -1,0 +1,57 @@
+"""LAX for Normal nodes (Grathwohl et al. 2018, the continuous case of RELAX): with
+z = loc + scale * eps,
+  g = [f(z) - c_phi(z)] d log q(z | theta) / d theta + d c_phi(loc + scale * eps) / d theta,
+the score function of f - c_phi plus the reparameterised gradient of the control variate. It is
+unbiased for any c_phi and reads f as a number per row, so it serves costs behind a
+gradient-free black box (and applies where f is differentiable too). c_phi is RELAX's network
+(a tanh layer on z and the node's data inputs) evaluated at z itself, a parameter
+'lax.<node>' trained by the same optimiser on the exact gradient of the estimator's variance
+(kernels/cpu_lax.py)."""
+from ppl.kernels.cpu_relax import relax_size
+from ppl.ops import render
+
+from .base import Estimator, register, sample_hard
+
+
+@register
+class Lax(Estimator):
+    name = "lax"
+    about = 'score function of f - c_phi plus the reparameterised gradient of a learned c_phi; Normal nodes behind black boxes'
+    cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR (LAX)'
+    options = {"hidden": 16}
+    hard_forward = False   # the value is the continuous draw z
+
+    def check(self, info):
+        if "lax_bwd" not in info.dist.kernels:
+            alt = "; for discrete nodes use 'relax'" if info.dist.discrete else ""
+            return f"{info.dist.name} has no LAX implementation (Normal nodes do){alt}"
+        return None
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        gloc, gscale = lw.param_grads(node)
+        if gloc == lw.E2 and gscale == lw.E2:
+            return
+        H = int(opts["hidden"])
+        if H < 1:
+            raise ValueError(f"lax on '{node.name}': hidden must be >= 1, got {H}")
+        feats = lw.baseline_inputs(node)
+        C = sum(x.width for x in feats)
+        if C:
+            ctx = lw.buf2(f"ctx_{node.name}", C)
+            off = 0
+            for x in feats:
+                lw.emit(f"X_.copy_cols({lw.v(x)}, {ctx}, {off})")
+                off += x.width
+        else:
+            ctx = lw.E2
+        size = relax_size(node.width, C, H)
+        init = lw.rng.normal(0.0, 0.1, size)
+        init[-1] = 0.0
+        phi, gphi = lw.param(f"lax.{node.name}", (size,), init)
+        _, scale = lw.param_values(node)
+        lw.emit(render(lw.dist(node).kernels["lax_bwd"], value=lw.v(node), scale=scale, eps=lw.noise_of[node],
+                       L=lw.downstream_L(node), rw=lw.rw, ctx=ctx, phi=phi, H=H, gloc=gloc, gscale=gscale,
+                       gphi=gphi))
