@@ -117,6 +117,14 @@ def test_relax_rebar_price_parity():
     assert "X_.relax_bwd" in gpu.source and "B_.rebar_bwd" in gpu.source and "P_.price_scale_grad" in gpu.source
 
 
+def test_lax_parity():
+    """LAX on the Normal node (its control variate on the data context x, phi's variance gradient)
+    beside DisARM Bernoulli nodes: the same step on both targets."""
+    cpu, gpu = _parity(estimator_net, estimators={"h": "disarm", "g": "disarm", "z": "lax"})
+    assert "K_.lax_normal_bwd" in gpu.source
+    assert np.abs(cpu.grad({"x": X}, seed=0)[1]["lax.z"]).max() > 0
+
+
 @njit
 def _pair_cost(b):
     return b[0] * b[1]

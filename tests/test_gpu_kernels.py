@@ -38,9 +38,10 @@ from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
 from ppl.kernels import (cpu, cpu_antithetic, cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_laplace,
-                         cpu_noise, cpu_optim, cpu_poisson, cpu_rows, cpu_st, cpu_unordered_set)
+                         cpu_lax, cpu_noise, cpu_optim, cpu_poisson, cpu_rows, cpu_st, cpu_unordered_set)
 from ppl.kernels import (gpu, gpu_antithetic, gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace,
-                         gpu_noise, gpu_optim, gpu_poisson, gpu_rows, gpu_st, gpu_unordered_set)
+                         gpu_lax, gpu_noise, gpu_optim, gpu_poisson, gpu_rows, gpu_st, gpu_unordered_set)
+from ppl.kernels.cpu_relax import relax_size
 
 
 pytestmark = pytest.mark.cuda
@@ -51,7 +52,7 @@ G = D // K
 PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
          (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
          (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st), (cpu_dcv, gpu_dcv),
-         (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set)]
+         (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set), (cpu_lax, gpu_lax)]
 
 
 def public_kernels(mod):
@@ -268,6 +269,10 @@ CASES = {
     # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
     "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
                                  False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
+    # ---- cpu_lax.py (a data context of 2 columns, 4 hidden units; phi's variance gradient trained)
+    "lax_normal_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.x(R, 2),
+                                 0.5 * g.x(relax_size(D, 2, 4)), 4, g.x(R, D), g.x(R, D), g.x(relax_size(D, 2, 4)),
+                                 True),
 }
 
 
@@ -356,6 +361,9 @@ VARIANTS = {
     "double_cv_grad[plain]": ("double_cv_grad", lambda g: (
         g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 1, (1,), (1,), g.h(-0.8), False, g.out(R), g.out(R),
         g.out(R), g.out(R, D), g.x(R, D), g.skip(1))),
+    "lax_normal_bwd[no context, scale skipped, untrained]": ("lax_normal_bwd", lambda g: (
+        g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.skip(2), 0.5 * g.x(relax_size(D, 0, 3)), 3,
+        g.x(R, D), g.skip(2), g.x(relax_size(D, 0, 3)), False)),
     "probit_log_prob_bwd[skip]": ("probit_log_prob_bwd", lambda g: (
         4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
 }
@@ -420,7 +428,7 @@ def test_cpu_and_gpu_reexport_the_kernel_families():
     for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
                        (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st),
                        (cpu_dcv, gpu_dcv), (cpu_cat_antithetic, gpu_cat_antithetic),
-                       (cpu_unordered_set, gpu_unordered_set)]:
+                       (cpu_unordered_set, gpu_unordered_set), (cpu_lax, gpu_lax)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"
