@@ -291,3 +291,13 @@ def test_a_non_normal_node_is_refused_with_the_fix():
                                              r"LAX implementation \(Normal nodes do\); for discrete nodes use "
                                              r"'relax'\); use .*'relax'"):
         m.compile(dtype=np.float64, estimators="lax")
+
+
+def test_listed_by_ppl_list(capsys):
+    """Acceptance: `ppl list` shows lax with its one-line `about` and its citation."""
+    from ppl.cli import main
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("lax "))
+    assert ppl.estimators["lax"].about in line
+    assert 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR (LAX)' in out
