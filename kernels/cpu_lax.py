@@ -14,6 +14,9 @@ d/dphi sum_r rw |g_r|^2 is the variance gradient,
          + d/dphi sum_j (g_mu_j + eps_j g_sigma_j) dc/dz_j ],
 with RELAX's dc/dphi and mixed-derivative helpers. Only the gradients the program needs enter
 (gloc / gscale with shape[0] == 0 are skipped, and then left out of the variance as well).
+Rows that are configurations of one draw (enumerated or antithetic nodes below) share z and c(z)
+and carry their own rw, so they add up to w (sum_c rw_c f_c / w - c) d log q + w dc/dtheta: still
+unbiased; the variance phi is trained on is then the rows' one, not the drawn row's.
 """
 import numpy as np
 from numba import njit
