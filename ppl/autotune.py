@@ -10,8 +10,9 @@ variance at initialisation says nothing of its variance in training; REBAR, RELA
 model's own relaxed f as control variate, is measured instead; Grathwohl et al. 2018),
 enumeration of more than `MAX_ENUMERATION` values, and double_cv (its alpha, too, is trained with
 the model: at initialisation it has 7.9x less variance than score-loo on the SBN, after training
-the same; BENCHMARKS.md) and lax (its control variate, too: untrained it measured 1.3x score's
-variance behind a black box, trained 0.35x; BENCHMARKS.md).
+the same; BENCHMARKS.md) and lax (its control variate, too: behind a black box it measured
+1.6-3.7x the variance of score with a moving average untrained, 0.10-0.35x after 2000 steps of
+phi; BENCHMARKS.md).
 
 Measurements, per candidate program at the initial parameters:
 - variance: the trace of the covariance of the model-parameter gradient over `DRAWS` estimates
