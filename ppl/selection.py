@@ -47,7 +47,7 @@ RULES = [
                "(straight-through's hard forward pass, a second-order backward) trained to a higher test ELBO "
                "than straight-through at equal steps (every seed of the SBN 64-32: +0.31 nats after 5000 "
                "steps, +1.15 after 15000; the categorical VAE 8x4: +1.33) and at equal wall clock, at "
-               "1.0-1.2x its time per step (BENCHMARKS.md, issue 16)"),
+               "1.0-1.25x its time per step (BENCHMARKS.md, issue 16)"),
     ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
      lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance (ReinMax, "
                "its default where it applies, needs a logit-link Bernoulli or Categorical node)"),
