@@ -23,7 +23,7 @@ from .dsl import ModelError
 
 EPILOG = """examples:
   ppl train sbn                                    linear SBN 64-32 on the binarized digits
-  ppl train sbn --policy fast --steps 1000         straight-through instead of the score function
+  ppl train sbn --policy fast --steps 1000         ReinMax (biased, low variance) instead of DisARM
   ppl train sbn --estimator h1=score:baseline=learned
   ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
   ppl train sbn --data mnist.npz --model-opt latent=200,200   your data: arrays train_x, test_x (or x)

@@ -68,7 +68,7 @@ def test_train_resumes_from_its_out_folder(capsys, tmp_path):
 def test_train_policy_fast_and_node_override(capsys):
     code, out, _ = run(capsys, "train", "sbn", "--steps", "5", "-q", "--model-opt", "latent=8",
                        "--policy", "fast")
-    assert code == 0 and "straight_through" in out
+    assert code == 0 and "reinmax" in out
     code, out, _ = run(capsys, "train", "sbn", "--steps", "5", "-q", "--model-opt", "latent=8,4",
                        "--estimator", "h1=score:baseline=moving_average,h2=straight_through", "--samples", "1")
     assert code == 0 and "score (baseline=moving_average)" in out and "straight_through" in out
