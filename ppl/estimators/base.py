@@ -210,3 +210,41 @@ def sample_hard(lw, node):
     lw.record_noise(node, noise, d.noise)
     lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
     return noise
+
+
+class HardSampleSurrogate(Estimator):
+    """A biased estimator whose forward pass is the node's ordinary hard draw and whose backward
+    pass is one distribution kernel (`kernel`, a key of Distribution.kernels: logit-link Bernoulli
+    and Categorical have it) of the logits, the value, the temperature and the value's cotangent
+    (ReinMax, Gumbel-Rao, gapped straight-through); a subclass whose kernel takes more arguments
+    overrides call_backward."""
+
+    objectives = ("elbo", "iwae")
+    unbiased = False
+    passes_value_grad = True
+    kernel = ""   # the backward kernel's key in Distribution.kernels
+    title = ""    # the estimator's name in the check's message
+
+    def check(self, info):
+        if self.kernel not in info.dist.kernels:
+            return f"{info.dist.name} has no {self.title} backward (logit-link Bernoulli and Categorical do)"
+        if not info.differentiable:
+            return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
+        return None
+
+    def forward(self, lw, node, opts):
+        sample_hard(lw, node)
+
+    def backward(self, lw, node, opts):
+        gv = lw.g(node)
+        (ga,) = lw.param_grads(node)
+        if gv is None or ga == lw.E2:
+            return
+        tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
+        (a,) = lw.param_values(node)
+        self.call_backward(lw, node, opts, lw.dist(node).kernels[self.kernel], a, tau, gv, ga)
+
+    def call_backward(self, lw, node, opts, kernel, a, tau, gv, ga):
+        """Emit the backward kernel's call, ga += its gradient of the logits (this form:
+        kernel(logits, value, temperature, value's cotangent) -> ga)."""
+        lw.call(kernel, [a, lw.v(node), tau, gv], [ga], node)
