@@ -7,10 +7,10 @@ gradient-free black box (and applies where f is differentiable too). c_phi is RE
 (a tanh layer on z and the node's data inputs) evaluated at z itself, a parameter
 'lax.<node>' trained by the same optimiser on the exact gradient of the estimator's variance
 (kernels/cpu_lax.py)."""
-from ppl.kernels.cpu_relax import relax_size
 from ppl.ops import render
 
 from .base import Estimator, register, sample_hard
+from .relax import control_variate
 
 
 @register
@@ -34,23 +34,7 @@ class Lax(Estimator):
         gloc, gscale = lw.param_grads(node)
         if gloc == lw.E2 and gscale == lw.E2:
             return
-        H = int(opts["hidden"])
-        if H < 1:
-            raise ValueError(f"lax on '{node.name}': hidden must be >= 1, got {H}")
-        feats = lw.baseline_inputs(node)
-        C = sum(x.width for x in feats)
-        if C:
-            ctx = lw.buf2(f"ctx_{node.name}", C)
-            off = 0
-            for x in feats:
-                lw.emit(f"X_.copy_cols({lw.v(x)}, {ctx}, {off})")
-                off += x.width
-        else:
-            ctx = lw.E2
-        size = relax_size(node.width, C, H)
-        init = lw.rng.normal(0.0, 0.1, size)
-        init[-1] = 0.0
-        phi, gphi = lw.param(f"lax.{node.name}", (size,), init)
+        H, ctx, phi, gphi = control_variate(lw, node, opts, "lax")
         _, scale = lw.param_values(node)
         lw.emit(render(lw.dist(node).kernels["lax_bwd"], value=lw.v(node), scale=scale, eps=lw.noise_of[node],
                        L=lw.downstream_L(node), rw=lw.rw, ctx=ctx, phi=phi, H=H, gloc=gloc, gscale=gscale,

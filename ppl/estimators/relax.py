@@ -10,6 +10,30 @@ from ppl.ops import render
 from .base import Estimator, register
 
 
+def control_variate(lw, node, opts, prefix: str):
+    """RELAX's and LAX's c_phi for `node`: (H, ctx, phi, gphi): its hidden width (option
+    'hidden'), the node's data inputs side by side (the network's context; E2 when there are
+    none) and the parameter '<prefix>.<node>' with its gradient view."""
+    H = int(opts["hidden"])
+    if H < 1:
+        raise ValueError(f"{prefix} on '{node.name}': hidden must be >= 1, got {H}")
+    feats = lw.baseline_inputs(node)
+    C = sum(x.width for x in feats)
+    if C:
+        ctx = lw.buf2(f"ctx_{node.name}", C)
+        off = 0
+        for x in feats:
+            lw.emit(f"X_.copy_cols({lw.v(x)}, {ctx}, {off})")
+            off += x.width
+    else:
+        ctx = lw.E2
+    size = relax_size(node.width, C, H)
+    init = lw.rng.normal(0.0, 0.1, size)
+    init[-1] = 0.0
+    phi, gphi = lw.param(f"{prefix}.{node.name}", (size,), init)
+    return H, ctx, phi, gphi
+
+
 @register
 class Relax(Estimator):
     name = "relax"
@@ -33,23 +57,7 @@ class Relax(Estimator):
         (ga,) = lw.param_grads(node)
         if ga == lw.E2:
             return
-        H = int(opts["hidden"])
-        if H < 1:
-            raise ValueError(f"relax on '{node.name}': hidden must be >= 1, got {H}")
-        feats = lw.baseline_inputs(node)
-        C = sum(x.width for x in feats)
-        if C:
-            ctx = lw.buf2(f"ctx_{node.name}", C)
-            off = 0
-            for x in feats:
-                lw.emit(f"X_.copy_cols({lw.v(x)}, {ctx}, {off})")
-                off += x.width
-        else:
-            ctx = lw.E2
-        size = relax_size(node.width, C, H)
-        init = lw.rng.normal(0.0, 0.1, size)
-        init[-1] = 0.0
-        phi, gphi = lw.param(f"relax.{node.name}", (size,), init)
+        H, ctx, phi, gphi = control_variate(lw, node, opts, "relax")
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
