@@ -4,38 +4,20 @@ the models' former hand-written evaluations, with the draws taken from the progr
 a NumPy generator."""
 import numpy as np
 
-
-def log_bernoulli(b, logits):
-    return (b * logits - np.logaddexp(0.0, logits)).sum(-1)
+from ppl.models import sbn as sbn_model
+from ppl.models._numpy import affine as _affine, log_bernoulli, log_softmax
 
 
 def log_normal(z, loc, scale):
     return (-0.5 * np.log(2 * np.pi) - np.log(scale) - 0.5 * ((z - loc) / scale) ** 2).sum(-1)
 
 
-def log_softmax(a, K):
-    g = a.reshape(a.shape[:-1] + (-1, K))
-    g = g - g.max(-1, keepdims=True)
-    return (g - np.log(np.exp(g).sum(-1, keepdims=True))).reshape(a.shape)
-
-
-def _affine(P, name, x):
-    return x @ P[f"{name}.W"] + P[f"{name}.b"]
-
-
-def _mlp(P, name, x, nonlinear):
-    return _affine(P, name, np.tanh(_affine(P, f"{name}_h", x)) if nonlinear else x)
-
-
 def sbn(P, cfg, x, hs):
-    nl, L = cfg["nonlinear"], len(cfg["latent"])
-    out = log_bernoulli(x, _mlp(P, "p0", hs[0], nl))
-    for l in range(1, L):
-        out = out + log_bernoulli(hs[l - 1], _mlp(P, f"p{l}", hs[l], nl))
-    out = out + log_bernoulli(hs[-1], P["prior"])
+    """log p(x, h) (the model's NumPy log joint, which its exact likelihood enumerates) - log q(h | x)."""
+    out = sbn_model.log_joint(P, cfg, x, hs)
     prev = x
-    for l in range(L):
-        out = out - log_bernoulli(hs[l], _mlp(P, f"q{l + 1}", prev, nl))
+    for l in range(len(cfg["latent"])):
+        out = out - log_bernoulli(hs[l], sbn_model._mlp(P, f"q{l + 1}", prev, cfg["nonlinear"]))
         prev = hs[l]
     return out
 
