@@ -106,7 +106,7 @@ test ELBO and IWAE-100), HEADLINE "test_loss"; its data come from `--data FILE`
         if d.get("test") is None:
             return {}
         out = {"test_loss": heldout_loss(prog, d["test"])}
-        if declare.is_declared(prog.model) and all("term" in c.attrs for c in prog.model.costs):
+        if declare.is_pure(prog.model):
             out["test_elbo"] = prog.evaluate(d["test"], "elbo", samples=100)
             out["test_iwae_100"] = prog.evaluate(d["test"], "iwae", samples=100)
         return out

@@ -247,10 +247,27 @@ def require(model: Model, what: str) -> None:
                          f"guide); model '{model.name}' has hand-written costs only")
 
 
+def compile_hard(model: Model, **options):
+    """`model` compiled with every stochastic node drawn hard by its ordinary sampler (the score
+    estimator's forward, no baseline): the derived programs that sample or evaluate."""
+    est = {n.name: ("score", {"baseline": "none"}) for n in model.order if n.is_stochastic}
+    return model.compile(estimators=est, **options)
+
+
+def extra_costs(model: Model) -> list:
+    """The names of the costs added with m.cost, not by the declaration."""
+    return [c.attrs["cost_name"] for c in model.costs if "term" not in c.attrs]
+
+
+def is_pure(model: Model) -> bool:
+    """Declared, and its costs are exactly the declaration's terms (their sum is -log w)."""
+    return is_declared(model) and not extra_costs(model)
+
+
 def check_pure(model: Model, what: str) -> None:
     """The costs are exactly the declaration's terms (else a bound would include other costs)."""
     require(model, what)
-    extra = [c.attrs["cost_name"] for c in model.costs if "term" not in c.attrs]
+    extra = extra_costs(model)
     if extra:
         raise ModelError(f"{what}: cost(s) {', '.join(map(repr, extra))} were added with m.cost and are not terms of "
                          f"the declared model, so the sum of costs is not -log p(x, h) + log q(h | x); declare them "

@@ -70,8 +70,7 @@ def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
     gumbel_softmax) is evaluated by its hard twin (Program.hard_twin), not by the relaxed
     surrogate it trains on."""
     from . import declare
-    if prog.objective == "elbo" and declare.is_declared(prog.model) and all(
-            "term" in c.attrs for c in prog.model.costs):
+    if prog.objective == "elbo" and declare.is_pure(prog.model):
         return -prog.evaluate(data, "elbo", samples=draws, seed=seed)
     p = prog.hard_twin()
     return float(np.mean([p.loss(data, seed=seed, step=k) for k in range(draws)]))

@@ -126,15 +126,19 @@ class Program:
         """The same model compiled with other `compile` options (this program's dtype, samples and
         objective unless given), holding this program's model parameters: compiled once per set
         of options, the parameters copied at every call."""
-        key = repr(sorted(options.items()))
-        twin = self._twins.get(key)
-        if twin is None:
-            opts = {"dtype": self.dtype, "samples": self.samples, "objective": self.objective, **options}
-            twin = self._twins[key] = self.model.compile(**opts)
+        opts = {"dtype": self.dtype, "samples": self.samples, "objective": self.objective, **options}
+        return self._derived(repr(sorted(options.items())), lambda: self.model.compile(**opts))
+
+    def _derived(self, key, make):
+        """A program derived from this one, compiled by make() once per key, holding this
+        program's current values of its model parameters (copied by name at every call)."""
+        prog = self._twins.get(key)
+        if prog is None:
+            prog = self._twins[key] = make()
         self.pull()
-        for k in self.model_param_names():
-            twin.params[k][...] = self.params[k]
-        return twin
+        for k in prog.model_param_names():
+            prog.params[k][...] = self.params[k]
+        return prog
 
     def hard_twin(self):
         """The twin whose relaxed nodes draw hard samples (the score function's forward), the
@@ -287,16 +291,8 @@ class Program:
         """The program of the generative graph of `nodes` (compiled once per node set, every node
         drawn by its sampler), holding this program's model parameters."""
         declare.require(self.model, "sampling the generative model")
-        key = ("generative", tuple(sorted(nodes)))
-        gen = self._twins.get(key)
-        if gen is None:
-            g = declare.generative(self.model, nodes)
-            est = {n.name: ("score", {"baseline": "none"}) for n in g.order if n.is_stochastic}
-            gen = self._twins[key] = g.compile(estimators=est, dtype=self.dtype)
-        self.pull()
-        for k in gen.model_param_names():
-            gen.params[k][...] = self.params[k]
-        return gen
+        return self._derived(("generative", tuple(sorted(nodes))), lambda: declare.compile_hard(
+            declare.generative(self.model, nodes), dtype=self.dtype))
 
     def sample_prior(self, n=None, data=None, nodes=None, seed=0) -> dict:
         """Ancestral draws of the generative model: every latent from its prior, every observed
@@ -336,16 +332,8 @@ class Program:
     def _evaluator(self, samples, dtype):
         """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
         data row, every stochastic node drawn hard (the score estimator's forward)."""
-        key = ("evaluate", int(samples), np.dtype(dtype).name)
-        ev = self._twins.get(key)
-        if ev is None:
-            m = declare.evaluation(self.model)
-            est = {n.name: ("score", {"baseline": "none"}) for n in m.order if n.is_stochastic}
-            ev = self._twins[key] = m.compile(estimators=est, samples=samples, dtype=dtype, objective="elbo")
-        self.pull()
-        for k in ev.model_param_names():
-            ev.params[k][...] = self.params[k]
-        return ev
+        return self._derived(("evaluate", int(samples), np.dtype(dtype).name), lambda: declare.compile_hard(
+            declare.evaluation(self.model), samples=samples, dtype=dtype, objective="elbo"))
 
     def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=np.float64) -> np.ndarray:
         """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
