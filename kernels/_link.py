@@ -10,7 +10,7 @@ step calls the kernels instead of linking them"); the step declares each kernel 
 machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
 linked and inlined, and kernels keep linking the kernels they call.
 
-Three parts, installed once (``install``):
+Four parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -21,6 +21,10 @@ Three parts, installed once (``install``):
   still missing after it (the kernel's cache was rebuilt since), makes that load a cache miss,
   so the function is compiled again: a cached object with an unresolved symbol would abort the
   process inside LLVM.
+- A generated step (``step`` / ``step_rows`` of a ``ppl_gen_*`` module) is optimised at LLVM's
+  O1 instead of O3 (``STEP_OPT``): it is a straight line of kernel calls, so O3's extra passes
+  buy nothing at run time (within 1% at batch 1 and 32) and cost ~10% of a new graph's
+  compile. Functions it calls, and a user's function that calls it, keep Numba's level.
 """
 import hashlib
 import importlib
@@ -31,6 +35,8 @@ import threading
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
 KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
 GENERATED = "ppl_gen_"              # the modules of generated steps
+STEP_OPT = 1          # LLVM optimisation level of a generated step's own code (None: Numba's)
+STEP_NAMES = ("step", "step_rows")
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
@@ -97,6 +103,40 @@ def _calls_resolvable(target_context, libdata, modname="") -> bool:
     return all(_load_symbol(n, engine) for n in missing)
 
 
+def _compiling_step() -> bool:
+    stack = getattr(_compiling, "stack", None)
+    func = getattr(stack[-1], "py_func", None) if stack else None
+    return (func is not None and func.__name__ in STEP_NAMES
+            and (getattr(func, "__module__", None) or "").startswith(GENERATED))
+
+
+def _install_step_opt():
+    """Part four of the module docstring: the optimisation passes of a code library built while
+    the innermost function being compiled is a generated step run at STEP_OPT."""
+    try:
+        from numba.core import codegen, config
+        lib, level = codegen.CPUCodeLibrary, config._OptLevel
+    except (ImportError, AttributeError):   # pragma: no cover - another Numba: its own level
+        return
+    if not all(hasattr(lib, a) for a in ("_optimize_functions", "_optimize_final_module")):
+        return   # pragma: no cover
+
+    def at_step_level(method):
+        def run(self, *args):
+            if STEP_OPT is None or not _compiling_step():
+                return method(self, *args)
+            saved = config.OPT
+            config.OPT = level(STEP_OPT)
+            try:
+                return method(self, *args)
+            finally:
+                config.OPT = saved
+        return run
+
+    lib._optimize_functions = at_step_level(lib._optimize_functions)
+    lib._optimize_final_module = at_step_level(lib._optimize_final_module)
+
+
 def install() -> bool:
     """Patch Numba (once) as the module docstring says; False when this Numba lacks a hook."""
     try:
@@ -136,6 +176,8 @@ def install() -> bool:
         return add_linking_libs(self, libs)
 
     def compile(self, sig):
+        if "_nrt" not in self.targetoptions and (getattr(self.py_func, "__module__", None) or "").startswith("ppl.kernels"):
+            self.targetoptions["_nrt"] = True   # not inherited from a step without NRT (ppl/compiler.py)
         stack = _compiling.__dict__.setdefault("stack", [])
         stack.append(self)
         try:
@@ -155,5 +197,6 @@ def install() -> bool:
 
     ctx.insert_user_function, ctx.add_linking_libs = insert, link
     disp.compile, impl.rebuild, lib_impl.rebuild = compile, rebuild_checked, rebuild_lib_checked
+    _install_step_opt()
     ctx._ppl_link = True
     return True

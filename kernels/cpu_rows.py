@@ -8,9 +8,73 @@ Forward kernels overwrite their outputs; backward kernels accumulate (+=).
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 from .scalar import baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal
+
+
+def _untracked(context, builder, aty, src):
+    """An array value of type `aty` seeing `src`'s data with no owner (meminfo and parent
+    NULL): Numba's reference counting of it folds away. Only for views used within one call of
+    the step, whose arguments (the owners) outlive them."""
+    out = make_array(aty)(context, builder, src._getvalue())
+    out.meminfo = cgutils.get_null_value(out.meminfo.type)
+    out.parent = cgutils.get_null_value(out.parent.type)
+    return out
+
+
+@intrinsic
+def flat_view(typingctx, a, off, shape):
+    """a[off:off + prod(shape)].reshape(shape) of a C-contiguous 1-D array, without bounds
+    checks and without an owner: a step's parameter and state views (offsets from the program's
+    layout; the step checks the arrays' lengths once, first). Numba's slice and reshape cost
+    ~15 ms of compile per view and a reference count per use."""
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
+        raise TypingError(f"flat_view: a C-contiguous 1-D array is needed, got {a}")
+    if not (isinstance(off, types.Integer) and isinstance(shape, types.UniTuple)
+            and isinstance(shape.dtype, types.Integer)):
+        raise TypingError(f"flat_view: an integer offset and a tuple of integers are needed, got {off}, {shape}")
+    ret = types.Array(a.dtype, shape.count, "C")
+
+    def codegen(context, builder, sig, args):
+        aty, offty, shty = sig.args
+        src = make_array(aty)(context, builder, args[0])
+        intp = context.get_value_type(types.intp)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(aty.dtype)))
+        shape = [context.cast(builder, v, shty.dtype, types.intp) for v in cgutils.unpack_tuple(builder, args[2])]
+        strides, acc = [], itemsize
+        for s in reversed(shape):
+            strides.insert(0, acc)
+            acc = builder.mul(acc, s)
+        data = builder.gep(src.data, [context.cast(builder, args[1], offty, types.intp)])
+        out = make_array(sig.return_type)(context, builder)
+        populate_array(out, data=data, shape=cgutils.pack_array(builder, shape, intp),
+                       strides=cgutils.pack_array(builder, strides, intp), itemsize=itemsize,
+                       meminfo=cgutils.get_null_value(src.meminfo.type), parent=None)
+        return out._getvalue()
+
+    return ret(a, off, shape), codegen
+
+
+@intrinsic
+def item(typingctx, tup, i):
+    """tup[i] for a tuple of arrays and a constant i, without an owner (as flat_view): the
+    step's workspace buffers and inputs."""
+    if not (isinstance(tup, types.BaseTuple) and isinstance(i, types.IntegerLiteral)
+            and 0 <= i.literal_value < len(tup) and isinstance(tup[i.literal_value], types.Array)):
+        raise TypingError(f"item: a tuple of arrays and a constant index in it are needed, got {tup}, {i}")
+    k = i.literal_value
+    aty = tup[k]
+
+    def codegen(context, builder, sig, args):
+        src = make_array(aty)(context, builder, builder.extract_value(args[0], k))
+        return _untracked(context, builder, aty, src)._getvalue()
+
+    return aty(tup, i), codegen
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

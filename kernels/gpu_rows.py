@@ -38,6 +38,19 @@ def _repeat_rows(x, reps, out):
         out[r, j] = x[r // reps, j]
 
 
+def flat_view(a, off, shape):
+    """cpu_rows.flat_view's twin: a[off:off + prod(shape)] of a device array, reshaped."""
+    n = 1
+    for s in shape:
+        n *= s
+    return a[off:off + n].reshape(shape)
+
+
+def item(tup, i):
+    """cpu_rows.item's twin."""
+    return tup[i]
+
+
 def repeat_rows(x, reps, out):
     """out[r] = x[r // reps]."""
     _run(_repeat_rows, out.shape[0] * out.shape[1], x, reps, out)

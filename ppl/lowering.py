@@ -19,6 +19,7 @@ by their estimators (ppl/estimators/) through the context estimators/base.Contex
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,20 @@ from .dsl import Model, ModelError, Node
 from .estimators import REGISTRY
 from .ops import OPS, render
 from .lowering_rules import ARRAY_RULES
+
+
+def named_source(source: str) -> str:
+    """A step's source with its inlined views written by the names its head comment gives them
+    (`# v_z = ws2[3]`): the form to read, or to search in tests. Not compiled."""
+    defs = dict(m.groups() for m in re.finditer(r"^ {4}# (\w+) = (.+)$", source, re.M))
+    if not defs:
+        return source
+    by_expr = {expr: name for name, expr in defs.items()}
+    pat = re.compile("|".join(re.escape(e) for e in sorted(by_expr, key=len, reverse=True)))
+    out = []
+    for line in source.splitlines():
+        out.append(line if line.lstrip().startswith("#") else pat.sub(lambda m: by_expr[m.group(0)], line))
+    return "\n".join(out) + ("\n" if source.endswith("\n") else "")
 
 
 @dataclass
@@ -149,7 +164,7 @@ class Lowering:
         ident = "st_" + _ident(name)
         if ident not in self._names:
             off = self.state_slot(name, 1, init)
-            self.head.append(f"{ident} = state[{off}:{off + 1}]")
+            self.head.append(f"{ident} = R_.flat_view(state, {off}, (1,))")
             self._names[ident] = off
         return ident
 
@@ -161,8 +176,8 @@ class Lowering:
         self.L.n_theta += size
         p, gp = "p_" + _ident(name), "gp_" + _ident(name)
         shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
-        self.head.append(f"{p} = theta[{off}:{off + size}].reshape(({shp}))")
-        self.head.append(f"{gp} = grad[{off}:{off + size}].reshape(({shp}))")
+        self.head.append(f"{p} = R_.flat_view(theta, {off}, ({shp}))")
+        self.head.append(f"{gp} = R_.flat_view(grad, {off}, ({shp}))")
         return p, gp
 
     def v(self, node: Node) -> str:
@@ -551,14 +566,30 @@ class Lowering:
         return vals
 
     # ----- pass: render
-    def render(self) -> str:
-        """The step's body (the compiler adds the target's header and signature)."""
+    def render(self, inline_views: bool = True) -> str:
+        """The step's body (the compiler adds the target's header and signature).
+
+        With `inline_views` (the CPU target) the head's views (parameters, state, workspace
+        buffers, inputs) are written where they are used, not bound to names at the top, and
+        the head is kept as a comment that names them. A name bound at the top is a variable
+        live across every kernel call's error branch; with ~100 such names LLVM's mem2reg spent
+        a third of a new graph's compile on them (BENCHMARKS.md, "Compile time of a new graph").
+        The views cost nothing to remake (R_.flat_view, a tuple item)."""
         K = self.samples
-        body = ["    " + line for line in self.head]
-        body.append(f"    R_.fill({self.rw}, 1.0 / (B * {K}))")
-        body += ["    " + line for line in self.fwd]
-        body.append("    if mode == 0:")
-        body.append("        return loss")
-        body += ["    " + line for line in self.bwd]
-        body.append("    return loss")
+        lines = [f"R_.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:", "    return loss", *self.bwd,
+                 "return loss"]
+        body = []
+        if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (R_.flat_view)
+            n, m = self.L.n_theta, self.L.n_state
+            body += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
+                     f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
+                     "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
+        if inline_views and self.head:
+            defs = dict(line.split(" = ", 1) for line in self.head)
+            pat = re.compile(r"\b(" + "|".join(map(re.escape, defs)) + r")\b")
+            lines = [pat.sub(lambda m: defs[m.group(1)], line) for line in lines]
+            body += ["    # " + line for line in self.head]
+        else:
+            body += ["    " + line for line in self.head]
+        body += ["    " + line for line in lines]
         return "\n".join(body)

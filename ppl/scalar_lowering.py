@@ -301,7 +301,7 @@ class ScalarLowering(Lowering):
         vals.update(more)
         return vals
 
-    def render(self) -> str:
+    def render(self, inline_views: bool = True) -> str:
         """Two inner functions and the step that picks one by mode. The step's own arguments
         (tuples of workspace arrays) are many machine words; the step is small enough for LLVM
         to inline into a caller's loop, so those words are never passed, and the gradient

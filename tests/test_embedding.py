@@ -54,3 +54,52 @@ def test_nonpositive_scale_is_a_clear_error():
     prog = mdl.compile(dtype=np.float64)
     with pytest.raises(ValueError, match="Normal 'z': scale 's' has values <= 0"):
         prog.grad(batch=2)
+
+
+@numba.njit
+def allocating_simulator(z):
+    """A black box that allocates (needs Numba's runtime in the step that calls it)."""
+    a = np.empty(z.shape[0])
+    for i in range(z.shape[0]):
+        a[i] = (z[i] - 1.0) ** 2
+    return a.sum()
+
+
+def test_step_checks_the_lengths_of_its_arrays():
+    """The step's parameter and state views are unchecked (kernels/cpu_rows.flat_view), so the
+    step checks theta, grad and state once, first, with an error that names them."""
+    with Model("lencheck") as mdl:
+        x = mdl.input("x", 3)
+        h = ppl.Bernoulli("h", logits=ppl.Affine(x, 2, name="enc"))
+        mdl.cost("nll", ppl.bernoulli_nll(ppl.Affine(h, 3, name="dec"), target=x))
+    prog = mdl.compile(dtype=np.float64, estimators="disarm", lowering="arrays")
+    theta, grad, state, ws2, ws1, inputs, B = prog.args({"x": np.ones((4, 3))})
+    loss = prog.entry(theta, grad, state, ws2, ws1, inputs, B, np.uint64(0), 0, 1)
+    assert np.isfinite(loss)
+    for short in ((theta[:-1], grad), (theta, grad[:-1]), (np.zeros(len(theta) + 1), np.zeros(len(theta) + 1))):
+        with pytest.raises(ppl.ModelError, match=f"theta and grad must have {len(theta)} entries"):
+            prog.entry(short[0], short[1], state, ws2, ws1, inputs, B, np.uint64(0), 0, 1)
+
+
+def test_reference_counting_off_only_where_it_is_safe():
+    """A step of kernel calls runs without Numba's reference counts (ppl/compiler.py) while the
+    kernels it compiles keep theirs; a step that calls a user's function keeps them (the user's
+    code may allocate), and runs."""
+    from ppl.kernels import cpu
+    with Model("nrt_kernels") as mdl:
+        x = mdl.input("x", 3)
+        h = ppl.Bernoulli("h", logits=ppl.Affine(x, 2, name="enc"))
+        mdl.cost("nll", ppl.bernoulli_nll(ppl.Affine(h, 3, name="dec"), target=x))
+    prog = mdl.compile(dtype=np.float64, estimators="score", lowering="arrays")
+    assert "_nrt=False" in prog.source
+    loss, g = prog.grad({"x": np.ones((4, 3))})
+    assert np.isfinite(loss) and all(np.all(np.isfinite(v)) for v in g.values())
+    assert cpu.affine_fwd.targetoptions.get("_nrt") is True
+
+    with Model("nrt_user") as mdl:
+        z = Normal("z", loc=ppl.param("loc", 2, init=0.0), scale=ppl.softplus(ppl.param("s", 2, init=0.0)))
+        mdl.cost("sim", ppl.blackbox(allocating_simulator, [z]))
+    prog = mdl.compile(dtype=np.float64)
+    assert "_nrt=False" not in prog.source
+    loss, g = prog.grad(batch=8)
+    assert np.isfinite(loss) and all(np.all(np.isfinite(v)) for v in g.values())

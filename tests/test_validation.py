@@ -13,6 +13,7 @@ import pytest
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model, ModelError, Normal
 from ppl.fit import fit, load_checkpoint
+from ppl.lowering import named_source
 from ppl.optim import SGD, Adam
 
 X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -315,7 +316,7 @@ def _source(m, ests, samples):
     from ppl import graph as G
     an = G.analyse(m)
     choices = compiler.select(m, an, ests, "unbiased", samples, None)
-    return compiler.Lowering(m, an, choices, samples, np.random.default_rng(0)).generate()
+    return named_source(compiler.Lowering(m, an, choices, samples, np.random.default_rng(0)).generate())
 
 
 @pytest.mark.parametrize("kind", sorted(ESTIMATORS))
