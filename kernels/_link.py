@@ -21,10 +21,11 @@ Four parts, installed once (``install``):
   still missing after it (the kernel's cache was rebuilt since), makes that load a cache miss,
   so the function is compiled again: a cached object with an unresolved symbol would abort the
   process inside LLVM.
-- A generated step (``step`` / ``step_rows`` of a ``ppl_gen_*`` module) is optimised at LLVM's
-  O1 instead of O3 (``STEP_OPT``): it is a straight line of kernel calls, so O3's extra passes
-  buy nothing at run time (within 1% at batch 1 and 32) and cost ~10% of a new graph's
-  compile. Functions it calls, and a user's function that calls it, keep Numba's level.
+- A generated step (``step`` / ``step_rows`` of a ``ppl_gen_*`` module) is optimised once, at
+  LLVM's O1 (``STEP_OPT``: no per-function passes, then the module's at O1) instead of twice at
+  O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 1% at
+  batch 1 and 32) and cost ~15% of a new graph's compile. Functions it calls, and a user's
+  function that calls it, keep Numba's level.
 """
 import hashlib
 import importlib
@@ -35,7 +36,8 @@ import threading
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
 KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
 GENERATED = "ppl_gen_"              # the modules of generated steps
-STEP_OPT = 1          # LLVM optimisation level of a generated step's own code (None: Numba's)
+# LLVM optimisation levels of a generated step's own code, per Numba pass (None: Numba's own)
+STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
 STEP_NAMES = ("step", "step_rows")
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
 
@@ -121,20 +123,22 @@ def _install_step_opt():
     if not all(hasattr(lib, a) for a in ("_optimize_functions", "_optimize_final_module")):
         return   # pragma: no cover
 
-    def at_step_level(method):
+    def at_step_level(name):
+        method = getattr(lib, name)
+
         def run(self, *args):
             if STEP_OPT is None or not _compiling_step():
                 return method(self, *args)
             saved = config.OPT
-            config.OPT = level(STEP_OPT)
+            config.OPT = level(STEP_OPT[name])
             try:
                 return method(self, *args)
             finally:
                 config.OPT = saved
-        return run
+        setattr(lib, name, run)
 
-    lib._optimize_functions = at_step_level(lib._optimize_functions)
-    lib._optimize_final_module = at_step_level(lib._optimize_final_module)
+    at_step_level("_optimize_functions")
+    at_step_level("_optimize_final_module")
 
 
 def install() -> bool:
