@@ -96,14 +96,19 @@ def exp_f32(x):
 
 
 _L1P = tuple(np.float32(1.0 / k) for k in (3, 5, 7, 9, 11, 13, 15))
+_L1P_TINY = np.float32(2.0**-24)   # below it log(1 + e) = e to float32 precision (error e^2 / 2)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def log1p_unit_f32(e):
     """float32 log(1 + e) for e in [0, 1], branch-free and without libm: log(1 + e) =
     2 atanh(s) with s = e / (2 + e) in [0, 1/3], by its series to s^15 (truncation < 2e-9
-    relative); accurate for tiny e (no cancellation), and a loop over it vectorises."""
-    s = e / (np.float32(2.0) + e)
+    relative); accurate for tiny e (no cancellation), and a loop over it vectorises.
+    Below 2^-24 the result is e itself, and the series runs on 2^-24 instead: for a saturated
+    logit (exp(-|x|) < 1e-14) s * s is a denormal, and arithmetic on denormals takes the
+    CPU's slow path (a Bernoulli likelihood at logits of -50 ran 30x slower). A NaN stays NaN."""
+    big = e >= _L1P_TINY
+    s = (e if big else _L1P_TINY) / (np.float32(2.0) + (e if big else _L1P_TINY))
     z = s * s
     p = _L1P[6]
     p = _L1P[5] + z * p
@@ -112,7 +117,7 @@ def log1p_unit_f32(e):
     p = _L1P[2] + z * p
     p = _L1P[1] + z * p
     p = _L1P[0] + z * p
-    return np.float32(2.0) * s * (np.float32(1.0) + z * p)
+    return np.float32(2.0) * s * (np.float32(1.0) + z * p) if big else e
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -493,6 +498,7 @@ def nce_noise_grad(s, logk):
 
 
 F32_NORMAL_MIN = 1.1754943508222875e-38   # the smallest normal float32: optimiser moments below it are flushed to 0
+ADAM_G_MIN = 2.0**-56   # |g| below it counts as 0 in Adam's moments: (1 - b2) g^2 would be subnormal
 
 
 @njit(cache=True, error_model="numpy")
@@ -500,7 +506,7 @@ def momentum_velocity(vel, g, lr, mu):
     """Heavy-ball velocity (Polyak 1964): mu vel - lr g, flushed to 0 below the float32 normal
     range (see adam_step)."""
     nv = mu * vel - lr * g
-    return nv if abs(nv) >= like(nv, F32_NORMAL_MIN) else like(nv, 0.0)
+    return like(nv, 0.0) if abs(nv) < like(nv, F32_NORMAL_MIN) else nv   # a NaN stays NaN
 
 
 @njit(cache=True)
@@ -525,14 +531,17 @@ def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
     one = like(g, 1.0)
     zero = like(g, 0.0)
     tiny = like(g, F32_NORMAL_MIN)
+    # No subnormal operand or result: the CPU handles them tens of times slower. Moments below
+    # the float32 normal range are flushed to 0 (a parameter whose gradient stays 0, e.g. of an
+    # input pixel that is always 0, would otherwise decay m into subnormals: Adam on the SBN
+    # 2.1x slower), and so is a gradient below 2^-56, whose square is (a saturated unit's
+    # gradient, ~1e-20, made a straight-through SBN's step 1.7x slower after 10^5 steps). Both
+    # change the step lr m / (sqrt(v) + eps) by less than lr 2^-56 / eps. A NaN stays NaN.
+    g = zero if abs(g) < like(g, ADAM_G_MIN) else g
     mi = b1 * m + (one - b1) * g
     vi = b2 * v + (one - b2) * g * g
-    # moments below the float32 normal range are flushed to 0: a parameter whose gradient stays 0
-    # (an input pixel that is always 0) would otherwise decay m into subnormals, which the CPU
-    # handles tens of times slower (measured: Adam on the SBN 2.1x slower). Below 1e-38 the
-    # step lr m / (sqrt(v) + eps) is 0 to working precision anyway.
-    mi = mi if abs(mi) >= tiny else zero
-    vi = vi if vi >= tiny else zero
+    mi = zero if abs(mi) < tiny else mi
+    vi = zero if vi < tiny else vi
     return lr * (mi * c1) / (math.sqrt(vi * c2) + eps), mi, vi
 
 

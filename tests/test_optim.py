@@ -169,3 +169,26 @@ def test_kernel_runs_inside_a_users_njit_loop():
     # (tests/conftest.py) to 3e-12 after 20 steps, in fresh processes too (seen); a real
     # difference (another seed, step count or update) moves the parameters by 1e-4 or more
     np.testing.assert_allclose(p2.theta, p1.theta, rtol=1e-9, atol=1e-12)
+
+
+def test_adam_flushes_subnormal_work_and_keeps_nan():
+    """Adam does no subnormal arithmetic (kernels/scalar.adam_step): a gradient below 2^-56
+    counts as 0 (its square would be subnormal) and moments below the float32 normal range
+    are 0; the step then differs from the exact one by less than lr 2^-56 / eps. A NaN
+    gradient or moment stays NaN (it is never flushed into a finite number)."""
+    from ppl.kernels.scalar import ADAM_G_MIN, F32_NORMAL_MIN, adam_step, momentum_velocity
+    lr, b1, b2, eps, c1, c2 = 1e-3, 0.9, 0.999, 1e-8, 10.0, 1000.0
+    for dt in (np.float32, np.float64):
+        f = lambda *a: adam_step(*(dt(x) for x in a))   # noqa: E731
+        tiny_g = f(ADAM_G_MIN / 4, 0.0, 0.0, lr, b1, b2, c1, c2, eps)
+        zero_g = f(0.0, 0.0, 0.0, lr, b1, b2, c1, c2, eps)
+        assert tiny_g == zero_g == (0.0, 0.0, 0.0)
+        d, m, v = f(2 * ADAM_G_MIN, 0.0, 0.0, lr, b1, b2, c1, c2, eps)
+        assert m > 0 and v >= F32_NORMAL_MIN and 0 < d < lr * 4 * ADAM_G_MIN * c1 / eps
+        d, m, v = f(0.0, F32_NORMAL_MIN, 1.0005 * F32_NORMAL_MIN, lr, b1, b2, c1, c2, eps)
+        assert (m, v) == (0.0, 0.0) and d == 0.0
+        for args in ((np.nan, 0.0, 0.0), (0.0, np.nan, 0.0), (0.0, 0.0, np.nan)):
+            out = f(*args, lr, b1, b2, c1, c2, eps)
+            assert np.isnan(out[0]), (dt, args, out)
+        assert np.isnan(momentum_velocity(dt(np.nan), dt(0.0), dt(0.1), dt(0.9)))
+        assert momentum_velocity(dt(F32_NORMAL_MIN), dt(0.0), dt(0.1), dt(0.5)) == 0.0

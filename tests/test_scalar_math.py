@@ -192,3 +192,18 @@ def test_sqrt1p_bounds(z):
     s = S.sqrt1p(z)
     assert s >= 1.0 and s >= abs(z)
     assert abs(S.sqrt1p_grad(z)) <= 1.0
+
+
+def test_float32_log1p_unit_has_no_subnormal_work_and_keeps_nan():
+    """log1p_unit_f32 (the float32 softplus / log-sigmoid core) returns e itself below 2^-24,
+    where log(1 + e) = e to float32 precision, instead of running its series on s = e / (2 + e),
+    whose square is subnormal for e < 1e-19 (saturated logits: the CPU's slow path). Accurate
+    on both sides of the switch; a NaN stays NaN."""
+    e = np.float32(np.concatenate([np.logspace(-38, 0, 400), 2.0**-24 * np.array([0.5, 1 - 2**-10, 1.0, 1 + 2**-10, 2.0])]))
+    got = vec(S.log1p_unit_f32, e, np.float32)
+    ref = np.log1p(e.astype(np.float64))
+    assert got.dtype == np.float32
+    assert np.all(np.abs(got - ref) <= 2 * np.spacing(ref.astype(np.float32)))
+    small = e < 2.0**-24
+    assert np.array_equal(got[small], e[small])
+    assert np.isnan(S.log1p_unit_f32(np.float32(np.nan)))
