@@ -40,7 +40,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=2000)
     args = ap.parse_args()
-    opts = dict(estimators=args.estimator, samples=args.samples, dtype=np.float32)
+    est = ("rebar", {"train": False}) if args.estimator == "rebar_fixed" else args.estimator
+    opts = dict(estimators=est, samples=args.samples, dtype=np.float32)
     if args.estimator in IWAE:
         opts["objective"] = "iwae"
     prog = build_sbn().compile(**opts)

@@ -10,7 +10,7 @@ step calls the kernels instead of linking them"); the step declares each kernel 
 machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
 linked and inlined, and kernels keep linking the kernels they call.
 
-Four parts, installed once (``install``):
+Five parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -26,6 +26,13 @@ Four parts, installed once (``install``):
   O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 1% at
   batch 1 and 32) and cost ~15% of a new graph's compile. Functions it calls, and a user's
   function that calls it, keep Numba's level.
+- The module of a function of ``ppl.kernels`` is optimised twice (``KERNEL_PASSES``). Numba
+  runs LLVM's per-function passes before it links a function's callees in, then the module's
+  O3 once: a loop over an inlined helper (sigmoid, log, ...) was then left scalar in some
+  kernels (REBAR's row function: 35 us a call where 5 us is possible). A caller that links
+  such a function optimises its copy again and vectorises it, but in the process that compiled
+  them the JIT resolves the shared symbol to the first, scalar copy: a REBAR program ran 2x
+  slower in its first process than once loaded from the cache (BENCHMARKS.md).
 """
 import hashlib
 import importlib
@@ -39,6 +46,7 @@ GENERATED = "ppl_gen_"              # the modules of generated steps
 # LLVM optimisation levels of a generated step's own code, per Numba pass (None: Numba's own)
 STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
 STEP_NAMES = ("step", "step_rows")
+KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
@@ -112,9 +120,16 @@ def _compiling_step() -> bool:
             and (getattr(func, "__module__", None) or "").startswith(GENERATED))
 
 
+def _compiling_kernel() -> bool:
+    stack = getattr(_compiling, "stack", None)
+    func = getattr(stack[-1], "py_func", None) if stack else None
+    return func is not None and (getattr(func, "__module__", None) or "").startswith("ppl.kernels")
+
+
 def _install_step_opt():
-    """Part four of the module docstring: the optimisation passes of a code library built while
-    the innermost function being compiled is a generated step run at STEP_OPT."""
+    """Parts four and five of the module docstring: the optimisation passes of a code library
+    built while the innermost function being compiled is a generated step run at STEP_OPT; those
+    of one built for a function of ppl.kernels run KERNEL_PASSES times."""
     try:
         from numba.core import codegen, config
         lib, level = codegen.CPUCodeLibrary, config._OptLevel
@@ -139,6 +154,14 @@ def _install_step_opt():
 
     at_step_level("_optimize_functions")
     at_step_level("_optimize_final_module")
+    once = lib._optimize_final_module
+
+    def kernel_passes(self):
+        once(self)
+        if _compiling_kernel():
+            for _ in range(KERNEL_PASSES - 1):
+                once(self)
+    lib._optimize_final_module = kernel_passes
 
 
 def install() -> bool:
