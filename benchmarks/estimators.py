@@ -10,7 +10,7 @@ loop), in one run.
 JSON lines; the baseline of each line is the score function with a moving-average baseline
 measured in the same run: ratio = baseline / ours (> 1: less variance / faster).
 
-With --model sbn | catvae (issue 16's table), every applicable estimator old and new on that
+With --model sbn | catvae (the estimator study's table), every applicable estimator old and new on that
 model (the SBN 64-32, or the bundled categorical VAE, 8 groups x 4 classes), at equal function
 evaluations: 2 downstream rows per data row (samples=2 for single-draw estimators, one pair --
 samples=1 -- for arm / disarm / cat_disarm; rebar's samples=1 takes 5 rows, the least it can:
@@ -78,7 +78,7 @@ def step_time(prog, x, reps=7, n=200):
     return float(np.median(ts))
 
 
-# --------------------------------------------------------------------------- --model: issue 16's table
+# --------------------------------------------------------------------------- --model: the estimator study's table
 LOO = ("score", {"baseline": "loo"})
 # label, estimator spec, samples (2 downstream rows per data row; rebar: its least, 5)
 MODELS = {
@@ -209,7 +209,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--model", choices=sorted(MODELS), help="issue 16's table on this model (module docstring)")
+    ap.add_argument("--model", choices=sorted(MODELS), help="the estimator study's table on this model (module docstring)")
     ap.add_argument("--only", default="", help="with --model: comma-separated labels to run (default: all)")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--seeds", type=int, default=3)

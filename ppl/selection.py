@@ -28,7 +28,7 @@ def _score_reason(i: NodeInfo) -> str:
         return ("discrete node: the unbiased default is the score function with a baseline (categorical DisARM, "
                 "at equal evaluations on the categorical VAE 8x4, was not clearly better at equal steps "
                 "(+0.14 +- 0.23 nats over 3 seeds), was worse at equal wall clock and costs 1.5x per step: "
-                "BENCHMARKS.md, issue 16)")
+                "BENCHMARKS.md, the estimator study)")
     if i.dist.discrete:
         return "discrete node: the unbiased default is the score function with a baseline"
     return "not reparameterisable"
@@ -47,7 +47,7 @@ RULES = [
                "(straight-through's hard forward pass, a second-order backward) trained to a higher test ELBO "
                "than straight-through at equal steps (every seed of the SBN 64-32: +0.31 nats after 5000 "
                "steps, +1.15 after 15000; the categorical VAE 8x4: +1.33) and at equal wall clock, at "
-               "1.0-1.25x its time per step (BENCHMARKS.md, issue 16)"),
+               "1.0-1.25x its time per step (BENCHMARKS.md, the estimator study)"),
     ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
      lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance (ReinMax, "
                "its default where it applies, needs a logit-link Bernoulli or Categorical node)"),
@@ -58,7 +58,7 @@ RULES = [
      lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has lower "
                "variance than the score function, for two evaluations of the downstream graph; on the SBN 64-32 "
                "it trained to the highest test ELBO of the unbiased estimators at equal evaluations (double_cv's "
-               "lower variance at init did not carry over) at the least cost per step (BENCHMARKS.md, issue 16)"),
+               "lower variance at init did not carry over) at the least cost per step (BENCHMARKS.md, the estimator study)"),
     ("*", lambda i: i.objective == "iwae", "vimco",
      lambda i: "multi-sample (IWAE) bound, not reparameterisable along every path: the score function of "
                "the bound with VIMCO's leave-one-out baselines per draw"),

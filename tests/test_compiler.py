@@ -269,7 +269,7 @@ def test_explain_table_lists_every_stochastic_node():
     prog = _graph("layered").compile(dtype=np.float64, policy="fast")
     text = prog.explain()
     assert "h1" in text and "reinmax" in text and "score" in text
-    assert "issue 16" in text   # the reason cites the measurement behind the rule (BENCHMARKS.md)
+    assert "BENCHMARKS.md, the estimator study" in text   # the reason cites the measurement behind the rule (BENCHMARKS.md)
     assert text.splitlines()[0].split("|")[0].strip() == "node"
 
 
