@@ -10,7 +10,7 @@ step calls the kernels instead of linking them"); the step declares each kernel 
 machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
 linked and inlined, and kernels keep linking the kernels they call.
 
-Five parts, installed once (``install``):
+Six parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -23,7 +23,7 @@ Five parts, installed once (``install``):
   process inside LLVM.
 - A generated step (``step`` / ``step_rows`` of a ``ppl_gen_*`` module) is optimised once, at
   LLVM's O1 (``STEP_OPT``: no per-function passes, then the module's at O1) instead of twice at
-  O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 1% at
+  O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 2% at
   batch 1 and 32) and cost ~15% of a new graph's compile. Functions it calls, and a user's
   function that calls it, keep Numba's level.
 - The module of a function of ``ppl.kernels`` is optimised twice (``KERNEL_PASSES``). Numba
@@ -33,6 +33,9 @@ Five parts, installed once (``install``):
   such a function optimises its copy again and vectorises it, but in the process that compiled
   them the JIT resolves the shared symbol to the first, scalar copy: a REBAR program ran 2x
   slower in its first process than once loaded from the cache (BENCHMARKS.md).
+- A function of ``ppl.kernels`` compiles with Numba's reference counting (NRT) on, set
+  explicitly: a step of kernel calls compiles without it (ppl/compiler.py), and Numba lets a
+  callee compiled while typing its caller inherit the caller's setting.
 """
 import hashlib
 import importlib
