@@ -26,6 +26,7 @@ from .scalar import (
     probit_log_odds,
     probit_log_prob_term,
     probit_score,
+    sigmoid,
     sigmoid_grad,
     threshold,
 )
@@ -51,6 +52,34 @@ def bernoulli_sample(logits, noise, out):
     for r in range(R):
         for j in range(D):
             out[r, j] = threshold(logits[r, j], noise[r, j])
+
+
+@njit(**_JIT)
+def bernoulli_sample_rep(logits, reps, u, out):
+    """bernoulli_sample with the logits given once per data row (B rows), each repeated on `reps`
+    drawn rows, from uniform noise: out = [u > sigma(-a)], the event a + logit(u) > 0 of
+    bernoulli_sample's logistic noise made from the same u, so a data row's sigma costs one exp
+    per unit instead of a log per drawn unit. The first drawn row of a data row holds sigma(-a)
+    meanwhile. A NaN logit gives NaN values (not a silent 0)."""
+    R, D = out.shape
+    one, zero = like(u, 1.0), like(u, 0.0)
+    for i in range(R // reps):
+        r0 = i * reps
+        nan = False
+        for j in range(D):
+            q = sigmoid(-logits[i, j])
+            nan |= q != q
+            out[r0, j] = q
+        for r in range(r0 + 1, r0 + reps):
+            for j in range(D):
+                out[r, j] = one if u[r, j] > out[r0, j] else zero
+        for j in range(D):
+            out[r0, j] = one if u[r0, j] > out[r0, j] else zero
+        if nan:
+            for r in range(r0, r0 + reps):
+                for j in range(D):
+                    if logits[i, j] != logits[i, j]:
+                        out[r, j] = logits[i, j]
 
 
 @njit(**_JIT)

@@ -32,6 +32,8 @@ from .scalar import hyper, like
 _sigmoid_grad = device(S.sigmoid_grad)
 _norm_pdf = device(S.norm_pdf)
 _threshold = device(S.threshold)
+_uniform_threshold = device(S.uniform_threshold)
+_sigmoid = device(S.sigmoid)
 _normal_reparam = device(S.normal_reparam)
 _binary_concrete = device(S.binary_concrete)
 _binary_concrete_vjp = device(S.binary_concrete_vjp)
@@ -60,6 +62,21 @@ _bernoulli_log_prob = _rows2(_bernoulli_log_prob_term)
 def bernoulli_sample(logits, noise, out):
     """out = H(a + eps), eps standard logistic (binary stochastic neuron)."""
     _run_map(_threshold_map, out, logits, noise)
+
+
+@cuda.jit
+def _bernoulli_sample_rep(logits, reps, u, out):
+    R, D = out.shape
+    for c in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = c // D
+        j = c - r * D
+        out[r, j] = _uniform_threshold(_sigmoid(-logits[r // reps, j]), u[r, j])
+
+
+def bernoulli_sample_rep(logits, reps, u, out):
+    """bernoulli_sample with the logits given once per data row, from uniform noise:
+    out = [u > sigma(-a)] (one thread per cell: sigma per cell is no cost on a device)."""
+    _run_map(_bernoulli_sample_rep, out, logits, reps, u)
 
 
 def bernoulli_log_prob(logits, x, out_rows):

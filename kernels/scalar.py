@@ -356,6 +356,18 @@ def threshold(a, eps):
 
 
 @njit(cache=True, error_model="numpy")
+def uniform_threshold(q, u):
+    """[u > q] in the precision of q: a Bernoulli(1 - q) unit from uniform noise u in (0, 1);
+    with q = sigma(-a) the event a + logit(u) > 0 of threshold's logistic noise from the same u.
+    A NaN q gives NaN, not a silent 0."""
+    if q != q:
+        return q
+    if u > q:
+        return like(q, 1.0)
+    return like(q, 0.0)
+
+
+@njit(cache=True, error_model="numpy")
 def normal_reparam(loc, scale, eps):
     """mu + sigma eps, the pathwise reparameterisation (Kingma & Welling 2014)."""
     return loc + scale * eps

@@ -54,7 +54,7 @@ DISTRIBUTIONS = {
     "bernoulli": Distribution(
         "Bernoulli", ("logits",), discrete=True, noise="logistic", relaxation="concrete",
         straight_through=True, antithetic=True, likelihood="bernoulli_nll",
-        kernels=dict(sample="bernoulli_sample", log_prob="bernoulli_log_prob",
+        kernels=dict(sample="bernoulli_sample", sample_rep="bernoulli_sample_rep", log_prob="bernoulli_log_prob",
                      log_prob_bwd="bernoulli_log_prob_bwd", st_bwd="bernoulli_st_bwd",
                      reinmax_bwd="reinmax_bernoulli_bwd", gumbel_rao_bwd="gumbel_rao_bernoulli_bwd",
                      gapped_st_bwd="gapped_st_bernoulli_bwd",

@@ -576,8 +576,8 @@ class Lowering:
         a third of a new graph's compile on them (BENCHMARKS.md, "Compile time of a new graph").
         The views cost nothing to remake (R_.flat_view, a tuple item)."""
         K = self.samples
-        lines = [f"R_.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:", "    return loss", *self.bwd,
-                 "return loss"]
+        lines = _drop_unread_repeats([f"R_.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:",
+                                      "    return loss", *self.bwd, "return loss"])
         body = []
         if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (R_.flat_view)
             n, m = self.L.n_theta, self.L.n_state
@@ -593,3 +593,21 @@ class Lowering:
             body += ["    " + line for line in self.head]
         body += ["    " + line for line in lines]
         return "\n".join(body)
+
+
+_REPEAT = re.compile(r"\s*R_\.repeat_rows\([^,]+, [^,]+, (\w+)\)$")
+
+
+def _drop_unread_repeats(lines: list) -> list:
+    """Drop the copies of a data-row node's values to its drawn rows (`R_.repeat_rows` into its
+    twin `v_<name>`) that no other line reads: a twin is made for every data-row node with a
+    per-sample reader, and some readers take the B rows themselves (the `_rep` kernels)."""
+    text = "\n".join(lines)
+    out = []
+    for line in lines:
+        m = _REPEAT.match(line)
+        if m and len(re.findall(rf"\b{m.group(1)}\b", text)) == 1:
+            continue
+        out.append(line)
+    return out
+

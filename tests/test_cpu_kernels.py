@@ -678,6 +678,25 @@ def test_binary_samplers_rule_and_frequency():
     assert_allclose(out, special.expit((a + noise) / 0.5), rtol=1e-13)
 
 
+def test_bernoulli_sample_rep_is_the_logistic_draw_from_the_same_uniforms():
+    """bernoulli_sample_rep (logits once per data row, uniform noise, u > sigma(-a)) draws what
+    bernoulli_sample draws from the repeated logits and the logistic noise logit(u) of the same
+    uniforms, in float64 and float32; a NaN logit gives NaN values on every drawn row of its data
+    row and column, not a silent 0."""
+    rng = np.random.default_rng(11)
+    for dtype in (np.float64, np.float32):
+        a = (3 * rng.normal(size=(40, 16))).astype(dtype)
+        u = rng.uniform(size=(200, 16)).astype(dtype)
+        out = np.empty((200, 16), dtype)
+        cpu.bernoulli_sample_rep(a, 5, u, out)
+        ref = np.empty_like(out)
+        cpu.bernoulli_sample(np.repeat(a, 5, 0), special.logit(u.astype(np.float64)).astype(dtype), ref)
+        assert np.array_equal(out, ref)
+        a[7, 3] = np.nan
+        cpu.bernoulli_sample_rep(a, 5, u, out)
+        assert np.isnan(out[35:40, 3]).all() and np.isnan(out).sum() == 5
+
+
 def test_normal_matches_scipy():
     rng = np.random.default_rng(6)
     loc, scale, x = rng.normal(size=(R, D)), _pos(rng, R, D), rng.normal(size=(R, D))

@@ -186,6 +186,7 @@ CASES = {
     "bernoulli_nll_keep_const": lambda g: (3 * g.x(D), g.bits(R, D), g.out(R), g.out(R, D)),
     "bernoulli_nll_kept_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     # logits once per data row (R // 2 rows), each repeated on 2 rows; the kept sigma has R // 2 rows
+    "bernoulli_sample_rep": lambda g: (3 * g.x(R // 2, D), 2, g.u(R, D), g.out(R, D)),
     "bernoulli_log_prob_keep_rep": lambda g: (3 * g.x(R // 2, D), 2, g.bits(R, D), g.out(R), g.out(R // 2, D)),
     "bernoulli_nll_keep_rep": lambda g: (3 * g.x(R // 2, D), 2, g.bits(R, D), g.out(R), g.out(R // 2, D)),
     "bernoulli_log_prob_kept_bwd_rep": lambda g: (g.x(R // 2, D), 2, g.bits(R, D), g.u(R // 2, D), g.x(R),

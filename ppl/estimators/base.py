@@ -203,9 +203,19 @@ def enumerated_below(lw, node):
     return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
 
 
-def sample_hard(lw, node):
-    """Emit the ordinary draw of a node from its base noise (shared by several estimators)."""
+def sample_hard(lw, node, noise_free=False):
+    """Emit the ordinary draw of a node from its base noise (shared by several estimators).
+
+    noise_free: the estimator never reads the noise (only the value), so a node whose logits
+    are the same on a data row's drawn rows (the data-row sub-graph's, under samples=K) may be
+    drawn by the distribution's `sample_rep` kernel: uniform noise against sigma(a) computed
+    once per data row (the same draws as the logistic noise's, from the same uniforms)."""
     d = lw.dist(node)
+    if noise_free and "sample_rep" in d.kernels and lw.reps > 1 and node.inputs[0] in lw.inv:
+        noise = lw.noise(node, "uniform")
+        lw.record_noise(node, noise, "uniform")
+        lw.emit(f"K_.{d.kernels['sample_rep']}({lw.vB(node.inputs[0])}, {lw.reps}, {noise}, {lw.v(node)})")
+        return noise
     noise = lw.noise(node, d.noise)
     lw.record_noise(node, noise, d.noise)
     lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
@@ -233,7 +243,7 @@ class HardSampleSurrogate(Estimator):
         return None
 
     def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+        sample_hard(lw, node, noise_free=True)
 
     def backward(self, lw, node, opts):
         gv = lw.g(node)

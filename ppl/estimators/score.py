@@ -45,7 +45,7 @@ class Score(Estimator):
         return {**opts, "baseline": b}
 
     def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+        sample_hard(lw, node, noise_free=True)
 
     def backward(self, lw, node, opts):
         grads = lw.param_grads(node)

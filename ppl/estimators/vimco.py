@@ -24,7 +24,7 @@ class Vimco(Estimator):
         return None   # every distribution here has a log-density
 
     def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+        sample_hard(lw, node, noise_free=True)
 
     def backward(self, lw, node, opts):
         if all(gr == lw.E2 for gr in lw.param_grads(node)):
