@@ -249,6 +249,11 @@ class Lowering:
             return kernel + "_rep", f"{self.vB(logits)}, {self.reps}"
         return kernel, self.v(logits)
 
+    def per_data_row(self, node: Node):
+        """`vB, reps`, the `_rep` kernels' arguments, when the node's values are computed once
+        per data row (the data-row sub-graph) and read on reps > 1 drawn rows; else None."""
+        return f"{self.vB(node)}, {self.reps}" if node in self.inv else None
+
     def kept_rows(self, logits: Node) -> str:
         """Rows of the sigma buffer a `_row_constant` kernel keeps: "D" (data rows) for `_rep`."""
         return "D" if logits.kind != "param" and logits in self.inv else "R"

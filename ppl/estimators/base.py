@@ -44,6 +44,8 @@ class Context(Protocol):
 
     def dist(self, node): """The node's Distribution (ppl.distributions)."""
     def v(self, node) -> str: """The node's value buffer (R rows)."""
+    def per_data_row(self, node): """"vB, reps" when the node is computed once per data row and read on
+        reps > 1 drawn rows (the arguments of the `_rep` kernels), else None."""
     def g(self, node): """The node's cotangent buffer, or None when no gradient is needed."""
     def param_values(self, node) -> list: """Value buffers of the node's distribution parameters."""
     def param_grads(self, node) -> list: """Their cotangent buffers (E2 where none)."""
@@ -211,10 +213,11 @@ def sample_hard(lw, node, noise_free=False):
     drawn by the distribution's `sample_rep` kernel: uniform noise against sigma(a) computed
     once per data row (the same draws as the logistic noise's, from the same uniforms)."""
     d = lw.dist(node)
-    if noise_free and "sample_rep" in d.kernels and lw.reps > 1 and node.inputs[0] in lw.inv:
+    rep = lw.per_data_row(node.inputs[0]) if noise_free and "sample_rep" in d.kernels else None
+    if rep is not None:
         noise = lw.noise(node, "uniform")
         lw.record_noise(node, noise, "uniform")
-        lw.emit(f"K_.{d.kernels['sample_rep']}({lw.vB(node.inputs[0])}, {lw.reps}, {noise}, {lw.v(node)})")
+        lw.emit(f"K_.{d.kernels['sample_rep']}({rep}, {noise}, {lw.v(node)})")
         return noise
     noise = lw.noise(node, d.noise)
     lw.record_noise(node, noise, d.noise)
