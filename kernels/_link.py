@@ -116,17 +116,23 @@ def _calls_resolvable(target_context, libdata, modname="") -> bool:
     return all(_load_symbol(n, engine) for n in missing)
 
 
-def _compiling_step() -> bool:
+def _in_module(func, prefix: str) -> bool:
+    return func is not None and (getattr(func, "__module__", None) or "").startswith(prefix)
+
+
+def _compiling_func():
+    """The Python function of the innermost dispatcher this thread is compiling, or None."""
     stack = getattr(_compiling, "stack", None)
-    func = getattr(stack[-1], "py_func", None) if stack else None
-    return (func is not None and func.__name__ in STEP_NAMES
-            and (getattr(func, "__module__", None) or "").startswith(GENERATED))
+    return getattr(stack[-1], "py_func", None) if stack else None
+
+
+def _compiling_step() -> bool:
+    func = _compiling_func()
+    return _in_module(func, GENERATED) and func.__name__ in STEP_NAMES
 
 
 def _compiling_kernel() -> bool:
-    stack = getattr(_compiling, "stack", None)
-    func = getattr(stack[-1], "py_func", None) if stack else None
-    return func is not None and (getattr(func, "__module__", None) or "").startswith("ppl.kernels")
+    return _in_module(_compiling_func(), "ppl.kernels")
 
 
 def _install_step_opt():
@@ -206,7 +212,7 @@ def install() -> bool:
         return add_linking_libs(self, libs)
 
     def compile(self, sig):
-        if "_nrt" not in self.targetoptions and (getattr(self.py_func, "__module__", None) or "").startswith("ppl.kernels"):
+        if "_nrt" not in self.targetoptions and _in_module(self.py_func, "ppl.kernels"):
             self.targetoptions["_nrt"] = True   # not inherited from a step without NRT (ppl/compiler.py)
         stack = _compiling.__dict__.setdefault("stack", [])
         stack.append(self)

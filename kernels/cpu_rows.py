@@ -17,16 +17,6 @@ from numba.np.arrayobj import make_array, populate_array
 from .scalar import baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal
 
 
-def _untracked(context, builder, aty, src):
-    """An array value of type `aty` seeing `src`'s data with no owner (meminfo and parent
-    NULL): Numba's reference counting of it folds away. Only for views used within one call of
-    the step, whose arguments (the owners) outlive them."""
-    out = make_array(aty)(context, builder, src._getvalue())
-    out.meminfo = cgutils.get_null_value(out.meminfo.type)
-    out.parent = cgutils.get_null_value(out.parent.type)
-    return out
-
-
 @intrinsic
 def flat_view(typingctx, a, off, shape):
     """a[off:off + prod(shape)].reshape(shape) of a C-contiguous 1-D array, without bounds
@@ -58,23 +48,6 @@ def flat_view(typingctx, a, off, shape):
         return out._getvalue()
 
     return ret(a, off, shape), codegen
-
-
-@intrinsic
-def item(typingctx, tup, i):
-    """tup[i] for a tuple of arrays and a constant i, without an owner (as flat_view): the
-    step's workspace buffers and inputs."""
-    if not (isinstance(tup, types.BaseTuple) and isinstance(i, types.IntegerLiteral)
-            and 0 <= i.literal_value < len(tup) and isinstance(tup[i.literal_value], types.Array)):
-        raise TypingError(f"item: a tuple of arrays and a constant index in it are needed, got {tup}, {i}")
-    k = i.literal_value
-    aty = tup[k]
-
-    def codegen(context, builder, sig, args):
-        src = make_array(aty)(context, builder, builder.extract_value(args[0], k))
-        return _untracked(context, builder, aty, src)._getvalue()
-
-    return aty(tup, i), codegen
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

@@ -46,11 +46,6 @@ def flat_view(a, off, shape):
     return a[off:off + n].reshape(shape)
 
 
-def item(tup, i):
-    """cpu_rows.item's twin."""
-    return tup[i]
-
-
 def repeat_rows(x, reps, out):
     """out[r] = x[r // reps]."""
     _run(_repeat_rows, out.shape[0] * out.shape[1], x, reps, out)

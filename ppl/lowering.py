@@ -229,7 +229,7 @@ class Lowering:
         gp = self.param_grads(node) if params else [self.E2] * len(node.inputs)
         if keep is not None and ("log_prob", node) in self.kept_rep:
             (a,) = node.inputs
-            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}_rep({self.vB(a)}, {self.reps}, {self.v(node)}, "
+            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
                       f"{keep}, {weights}, {', '.join(gp)}, {gx})")
         elif keep is not None:
             self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
@@ -245,9 +245,8 @@ class Lowering:
         row, the kept sigma B rows: `kept_rows`)."""
         if logits.kind == "param":
             return kernel + "_const", "p_" + _ident(logits.name)
-        if logits in self.inv:
-            return kernel + "_rep", f"{self.vB(logits)}, {self.reps}"
-        return kernel, self.v(logits)
+        rep = self.per_data_row(logits)
+        return (kernel + "_rep", rep) if rep is not None else (kernel, self.v(logits))
 
     def per_data_row(self, node: Node):
         """`vB, reps`, the `_rep` kernels' arguments, when the node's values are computed once

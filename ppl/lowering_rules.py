@@ -101,7 +101,7 @@ def _bernoulli_nll_fwd(lw, n, ins, c):
 
 def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
     if n in lw.kept_rep:
-        lw.emit(f"K_.bernoulli_nll_kept_bwd_rep({lw.vB(n.inputs[0])}, {lw.reps}, {ins[1]}, {lw.kept[n]}, {cw}, "
+        lw.emit(f"K_.bernoulli_nll_kept_bwd_rep({lw.per_data_row(n.inputs[0])}, {ins[1]}, {lw.kept[n]}, {cw}, "
                 f"{', '.join(gins)})")
     elif n in lw.kept:
         lw.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")

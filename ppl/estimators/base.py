@@ -210,7 +210,7 @@ def sample_hard(lw, node, noise_free=False):
 
     noise_free: the estimator never reads the noise (only the value), so a node whose logits
     are the same on a data row's drawn rows (the data-row sub-graph's, under samples=K) may be
-    drawn by the distribution's `sample_rep` kernel: uniform noise against sigma(a) computed
+    drawn by the distribution's `sample_rep` kernel: uniform noise against sigma(-a) computed
     once per data row (the same draws as the logistic noise's, from the same uniforms)."""
     d = lw.dist(node)
     rep = lw.per_data_row(node.inputs[0]) if noise_free and "sample_rep" in d.kernels else None
