@@ -39,13 +39,20 @@ def main():
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--case", default="sbn64-32", choices=("sbn64-32", "sbn784-200", "sbn784-200-200"),
+                    help="the 784-pixel cases: jax_peers.py's models and timing stand-in")
     args = ap.parse_args()
     est = ("rebar", {"train": False}) if args.estimator == "rebar_fixed" else args.estimator
     opts = dict(estimators=est, samples=args.samples, dtype=np.float32)
     if args.estimator in IWAE:
         opts["objective"] = "iwae"
-    prog = build_sbn().compile(**opts)
-    X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    if args.case == "sbn64-32":
+        prog = build_sbn().compile(**opts)
+        X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    else:
+        from jax_peers import build, digits784   # noqa: E402  (benchmarks/)
+        prog = build(args.case).compile(**opts)
+        X = digits784()
     a = prog.args({"x": X[:args.batch]})
     prog.entry(*a, np.uint64(1), np.int64(0), 1)   # every buffer holds a real step's values
     src = prog.source
@@ -72,7 +79,7 @@ def main():
             t0 = time.perf_counter()
             f(*run, args.calls)
             times[c].append((time.perf_counter() - t0) / args.calls * 1e6)
-    case = f"sbn64-32/{args.estimator}/K={args.samples}/batch={args.batch}"
+    case = f"{args.case}/{args.estimator}/K={args.samples}/batch={args.batch}"
     med = {c: float(np.median(v)) for c, v in times.items()}
     for c in calls:
         emit(case, c, med[c])
