@@ -4,11 +4,11 @@ momentum_update, adam_update (hyper-parameters are 1-element arrays or plain flo
 The conventions are ``cpu.py``'s, which re-exports every public name here; the CUDA twin is
 ``gpu_optim.py``.
 """
-from numba import njit, types
+from numba import njit
 from numba.extending import overload
 
 from .scalar import adam_bias_corrections, adam_step, hyper, like, momentum_velocity
-from .simd import LANES, adam_lanes, adam_lanes_masked
+from .simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
@@ -35,37 +35,42 @@ def momentum_update(theta, grad, vel, lr, mu):
         theta[i] += v
 
 
+@njit(**_JIT)
+def adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
+    """theta -= lr (m' c1) / (sqrt(v' c2) + eps) with the moments m', v' updated in place:
+    scalar.adam_step per entry (a division and a square root each)."""
+    for i in range(theta.shape[0]):
+        delta, mi, vi = adam_step(grad[i], m[i], v[i], lr, b1, b2, c1, c2, eps)
+        m[i] = mi
+        v[i] = vi
+        theta[i] -= delta
+
+
 def adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
-    """theta -= lr (m' c1) / (sqrt(v' c2) + eps) with the moments m', v' updated in place, for
-    every parameter: simd.adam_lanes (16 lanes, the division by a reciprocal estimate) for
-    C-contiguous float32 arrays where the target has AVX-512F, else scalar.adam_step per entry."""
+    """adam_moments_exact's update: by simd.adam_lanes (16 lanes, the division by a reciprocal
+    estimate) where simd.lanes_ok (C-contiguous float32 arrays, a target with AVX-512F), else
+    adam_moments_exact."""
 
 
 @overload(adam_moments, jit_options=_JIT)
 def _adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
-    arrays = (theta, grad, m, v)
-    if LANES and all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float32
-                     for a in arrays):
-        def impl_lanes(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
-            n = theta.shape[0]
-            if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
-                raise ValueError("adam_update: theta, grad, m and v must have the same length")
-            a1 = lr * c1
-            i = 0
-            while i + LANES <= n:
-                adam_lanes(theta, grad, m, v, i, n, a1, b1, b2, c2, eps)
-                i += LANES
-            if i < n:
-                adam_lanes_masked(theta, grad, m, v, i, n, a1, b1, b2, c2, eps)
-        return impl_lanes
+    if not lanes_ok(theta, grad, m, v):
+        def impl_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
+            adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps)
+        return impl_exact
 
-    def impl(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
-        for i in range(theta.shape[0]):
-            delta, mi, vi = adam_step(grad[i], m[i], v[i], lr, b1, b2, c1, c2, eps)
-            m[i] = mi
-            v[i] = vi
-            theta[i] -= delta
-    return impl
+    def impl_lanes(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
+        n = theta.shape[0]
+        if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+            raise ValueError("adam_update: theta, grad, m and v must have the same length")
+        a1 = lr * c1
+        i = 0
+        while i + LANES <= n:
+            adam_lanes(theta, grad, m, v, i, n, a1, b1, b2, c2, eps)
+            i += LANES
+        if i < n:
+            adam_lanes_masked(theta, grad, m, v, i, n, a1, b1, b2, c2, eps)
+    return impl_lanes
 
 
 @njit(**_JIT)

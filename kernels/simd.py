@@ -9,8 +9,9 @@ r' = r + r (1 - d r) brings it to float32 accuracy; the square root stays exact 
 it measured slower: the remaining ports are then the bound). Measured on 4 x 10^5 parameters
 spread over 20 decades (tests/test_cpu_kernels.py): the step lr m c1 / (sqrt(v c2) + eps) within
 5.0 ulp of its float64 value, mean 1.05 (the exact division loop: 4.7 and 1.0); without the
-Newton step ~900 ulp. The update runs 1.4-1.5x faster at 4.2k parameters (3.4 -> 2.3 us) and
-1.1-1.2x at 3 x 10^5 (memory-bound there).
+Newton step ~900 ulp. ``adam_update`` at 4.2k parameters: 3.2-3.4 us before, 1.6-1.85 us now;
+against the exact loop kept as the fallback (``cpu_optim.adam_moments_exact``) in the same
+process 1.16-1.28x, and 1.0-1.1x at 3 x 10^5 parameters (memory-bound there; BENCHMARKS.md).
 
 ``LANES`` is 16 where the code Numba generates may use AVX-512F (its target's features: the
 host's, or ``NUMBA_CPU_FEATURES``), else 0 and callers keep their exact scalar loop. Only
@@ -34,6 +35,13 @@ def _target_features():
 
 
 LANES = 16 if "avx512f" in _target_features() else 0
+
+
+def lanes_ok(*arrays):
+    """At typing time: whether the arrays (Numba types) may take the 16-lane path: C-contiguous
+    1-D float32 arrays, on a target with AVX-512F."""
+    return bool(LANES) and all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+                               and a.dtype == types.float32 for a in arrays)
 
 
 def _lanes_of(builder, context, args, sig, L, masked):
@@ -62,10 +70,9 @@ def _adam_lanes_intrinsic(masked):
 
     @intrinsic
     def adam_lanes(typingctx, theta, grad, m, v, i, n, a1, b1, b2, c2, eps):
-        arrays = (theta, grad, m, v)
-        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float32
-                   for a in arrays):
-            raise TypingError("adam_lanes: theta, grad, m, v must be C-contiguous 1-D float32 arrays")
+        if not lanes_ok(theta, grad, m, v):
+            raise TypingError("adam_lanes: theta, grad, m, v must be C-contiguous 1-D float32 arrays "
+                              "on a target with AVX-512F")
         sig = types.void(theta, grad, m, v, i, n, a1, b1, b2, c2, eps)
 
         def codegen(context, builder, sig, args):

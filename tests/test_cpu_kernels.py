@@ -922,7 +922,6 @@ def test_optimisers_match_numpy_reference(dtype):
     assert_allclose(th2, th, rtol=rtol)
 
 
-
 def _adam_step_ulps(n, seed):
     """One float32 adam_update from theta = 0 (so theta' = -step exactly) on moments and
     gradients spread over 20 decades: the step's error in float32 ulps against the float64
