@@ -36,7 +36,7 @@ def momentum_update(theta, grad, vel, lr, mu):
 
 
 @njit(**_JIT)
-def adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
+def _adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
     """theta -= lr (m' c1) / (sqrt(v' c2) + eps) with the moments m', v' updated in place:
     scalar.adam_step per entry (a division and a square root each)."""
     for i in range(theta.shape[0]):
@@ -47,16 +47,16 @@ def adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
 
 
 def adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
-    """adam_moments_exact's update: by simd.adam_lanes (16 lanes, the division by a reciprocal
+    """_adam_moments_exact's update: by simd.adam_lanes (16 lanes, the division by a reciprocal
     estimate) where simd.lanes_ok (C-contiguous float32 arrays, a target with AVX-512F), else
-    adam_moments_exact."""
+    _adam_moments_exact."""
 
 
 @overload(adam_moments, jit_options=_JIT)
 def _adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
     if not lanes_ok(theta, grad, m, v):
         def impl_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
-            adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps)
+            _adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps)
         return impl_exact
 
     def impl_lanes(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
