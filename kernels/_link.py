@@ -10,7 +10,7 @@ step calls the kernels instead of linking them"); the step declares each kernel 
 machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
 linked and inlined, and kernels keep linking the kernels they call.
 
-Six parts, installed once (``install``):
+Seven parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -36,6 +36,13 @@ Six parts, installed once (``install``):
 - A function of ``ppl.kernels`` compiles with Numba's reference counting (NRT) on, set
   explicitly: a step of kernel calls compiles without it (ppl/compiler.py), and Numba lets a
   callee compiled while typing its caller inherit the caller's setting.
+- A private module-level function of ``ppl.kernels`` (``_name``: the helpers that kernels share,
+  row functions) is inlined into its callers (``INLINE_HELPERS``: LLVM's alwaysinline, Numba's
+  ``forceinline``). Called, each array argument costs an NRT_incref and an NRT_decref (a call and
+  an atomic operation each) around every call, which Numba's reference-count pruning cannot
+  remove across a call: ~0.1 us of a 64-element kernel (0.25 -> 0.11-0.15 us, BENCHMARKS.md),
+  and once per row where a row function is called in a loop. Inlined, the pairs meet in one
+  function and are pruned. The public kernels are not inlined (the step calls them).
 """
 import hashlib
 import importlib
@@ -51,6 +58,7 @@ STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
+INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
 _kernel_libs = {}  # id(code library) -> (library, mangled name, record) of array kernels
@@ -118,6 +126,13 @@ def _calls_resolvable(target_context, libdata, modname="") -> bool:
 
 def _in_module(func, prefix: str) -> bool:
     return func is not None and (getattr(func, "__module__", None) or "").startswith(prefix)
+
+
+def _private_helper(disp) -> bool:
+    """Whether `disp` is a private module-level function of ppl.kernels (``_name``), not a kernel."""
+    fn = disp.py_func
+    mod = importlib.import_module(fn.__module__)
+    return fn.__name__.startswith("_") and getattr(mod, fn.__name__, None) is disp
 
 
 def _compiling_func():
@@ -214,6 +229,8 @@ def install() -> bool:
     def compile(self, sig):
         if "_nrt" not in self.targetoptions and _in_module(self.py_func, "ppl.kernels"):
             self.targetoptions["_nrt"] = True   # not inherited from a step without NRT (ppl/compiler.py)
+            if INLINE_HELPERS and _private_helper(self):
+                self.targetoptions.setdefault("forceinline", True)
         stack = _compiling.__dict__.setdefault("stack", [])
         stack.append(self)
         try:

@@ -226,17 +226,21 @@ def _flat_view_ov(out):
     return lambda out: out.ravel()
 
 
-@njit(**_JIT)
-def _block_table(nb):
-    """(G, cb, rb): G rows per pass of a flat loop (G nb >= FLAT_BLOCKS blocks) and, for each of
-    the pass's G nb blocks q, its column block cb[q] = q % nb and row offset rb[q] = q // nb."""
-    G = (FLAT_BLOCKS + nb - 1) // nb
-    cb = np.empty(G * nb, np.uint32)
-    rb = np.empty(G * nb, np.uint32)
-    for q in range(G * nb):
-        cb[q] = q % nb
-        rb[q] = q // nb
-    return G, cb, rb
+def _block_tables():
+    """For each count nb of philox blocks a row (1 <= nb < FLAT_BLOCKS): a flat loop's pass takes
+    G = ceil(FLAT_BLOCKS / nb) rows, and its G nb blocks q have the column block CB[nb, q] = q % nb
+    and the row offset RB[nb, q] = q // nb (tables, so that the loop over q has no division and
+    vectorises; constants in the kernels' code, so that a fill allocates nothing)."""
+    cb = np.zeros((FLAT_BLOCKS, 2 * FLAT_BLOCKS), np.uint32)
+    rb = np.zeros((FLAT_BLOCKS, 2 * FLAT_BLOCKS), np.uint32)
+    for nb in range(1, FLAT_BLOCKS):
+        q = np.arange(((FLAT_BLOCKS + nb - 1) // nb) * nb)
+        cb[nb, :q.size] = q % nb
+        rb[nb, :q.size] = q // nb
+    return cb, rb
+
+
+_CB, _RB = _block_tables()
 
 
 @njit(**_JIT)
@@ -244,7 +248,8 @@ def _flat_uniform(out, row0, k0, k1, s, t):
     """Serial fill_uniform of out (_flat_ok): the blocks of G rows at a time in one loop."""
     R, d = out.shape
     lanes = _lanes(out)
-    G, cb, rb = _block_table(d // lanes)
+    nb = d // lanes
+    G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
     f = _flat_view(out)
     for g in range(0, R, G):
         ra = np.uint64(g + row0)
@@ -260,7 +265,8 @@ def _flat_normal(out, row0, k0, k1, s, t):
     """Serial fill_normal of out (_flat_ok): the blocks of G rows at a time in one loop."""
     R, d = out.shape
     lanes = _lanes(out)
-    G, cb, rb = _block_table(d // lanes)
+    nb = d // lanes
+    G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
     f = _flat_view(out)
     for g in range(0, R, G):
         ra = np.uint64(g + row0)
