@@ -40,7 +40,7 @@ Seven parts, installed once (``install``):
   row functions) is inlined into its callers (``INLINE_HELPERS``: LLVM's alwaysinline, Numba's
   ``forceinline``). Called, each array argument costs an NRT_incref and an NRT_decref (a call and
   an atomic operation each) around every call, which Numba's reference-count pruning cannot
-  remove across a call: ~0.1 us of a 64-element kernel (0.25 -> 0.11-0.15 us, BENCHMARKS.md),
+  remove across a call: ~0.1 us of a 64-element kernel (0.25-0.3 -> 0.11-0.22 us, BENCHMARKS.md),
   and once per row where a row function is called in a loop. Inlined, the pairs meet in one
   function and are pruned. The public kernels are not inlined (the step calls them).
 """

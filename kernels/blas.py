@@ -117,7 +117,7 @@ def gemm(a, ta, b, tb, c, beta):
     one float dtype; the shapes must agree (checked)."""
 
 
-@overload(gemm, jit_options=dict(cache=True, forceinline=True))   # inlined: no call, no reference counts around it
+@overload(gemm, jit_options=dict(cache=True, forceinline=True))   # inlined (the counts around its OpenBLAS call stay)
 def _gemm_overload(a, ta, b, tb, c, beta):
     arrays = (a, b, c)
     if not all(isinstance(x, types.Array) and x.ndim == 2 for x in arrays):
