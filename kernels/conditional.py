@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .scalar import flog, flog1p, like, logistic_parts
+from .scalar import flog, like, logistic_parts
 
 
 @njit(cache=True, error_model="numpy", inline="always")   # inlined: callers' unit loops vectorise
@@ -27,9 +27,11 @@ def logistic_given_bernoulli(a, v, b):
     """(z~, dz~/da) for one Bernoulli unit with logit a, uniform v and hard sample b, in the
     precision of a and without branches: w = a + log v if b else log(1 - v) - a, then
     z~ = softplus(w) - log(1 - v) if b else log v - softplus(w), and dz~/da = sigma(w)
-    (softplus and sigma share one exp)."""
+    (softplus and sigma share one exp). v is one of ppl's uniforms (an odd multiple of half the
+    grid step, rng.uniform_f32_from_word): 1 - v is then exact, and log(1 - v) equals log1p(-v)
+    (float32: bit for bit) without log1p's correction, a division per unit."""
     lv = flog(v)
-    l1v = flog1p(-v)
+    l1v = flog(like(v, 1.0) - v)
     zero = like(a, 0.0)
     one = like(a, 1.0)
     w = (a + lv) if b > 0.5 else (l1v - a)
