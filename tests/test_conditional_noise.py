@@ -32,6 +32,26 @@ def test_logistic_given_bernoulli_derivative():
                 assert abs(fd - C.logistic_given_bernoulli(a, v, b)[1]) < 1e-7
 
 
+def test_log_one_minus_uniform_is_log1p_on_the_uniform_grid():
+    """logistic_given_bernoulli takes log(1 - v) for log1p(-v): equal because 1 - v is exact on
+    ppl's float32 uniforms ((m + 1/2) 2^-23, rng.uniform_f32_from_word). Every one of the 2^23 is
+    checked, each made by the generator from a word, so a change of the grid that breaks this fails here."""
+    import numba
+    from ppl.kernels.rng import log1p_f32, log_f32, uniform_f32_from_word
+
+    @numba.njit
+    def both(m):
+        out = np.empty((2, m.size), np.float32)
+        for i in range(m.size):
+            v = uniform_f32_from_word(np.uint32(m[i]) << np.uint32(9))
+            out[0, i] = log1p_f32(-v)
+            out[1, i] = log_f32(np.float32(1.0) - v)
+        return out
+
+    got = both(np.arange(2 ** 23, dtype=np.uint32))
+    assert np.array_equal(got[0], got[1])
+
+
 def test_gumbel_given_argmax_law():
     rng = np.random.default_rng(2)
     a = np.array([0.5, -1.0, 1.2])
