@@ -28,8 +28,9 @@ def logistic_given_bernoulli(a, v, b):
     precision of a and without branches: w = a + log v if b else log(1 - v) - a, then
     z~ = softplus(w) - log(1 - v) if b else log v - softplus(w), and dz~/da = sigma(w)
     (softplus and sigma share one exp). v is one of ppl's uniforms (an odd multiple of half the
-    grid step, rng.uniform_f32_from_word): 1 - v is then exact, and log(1 - v) equals log1p(-v)
-    (float32: bit for bit) without log1p's correction, a division per unit."""
+    grid step, rng.uniform_f32_from_word): 1 - v is then exact, so log(1 - v) is log1p(-v) to
+    log's own accuracy, without log1p's correction (a division per unit;
+    tests/test_conditional_noise.py checks every float32 uniform)."""
     lv = flog(v)
     l1v = flog(like(v, 1.0) - v)
     zero = like(a, 0.0)
