@@ -35,7 +35,12 @@ Seven parts, installed once (``install``):
   slower in its first process than once loaded from the cache (BENCHMARKS.md).
 - A function of ``ppl.kernels`` compiles with Numba's reference counting (NRT) on, set
   explicitly: a step of kernel calls compiles without it (ppl/compiler.py), and Numba lets a
-  callee compiled while typing its caller inherit the caller's setting.
+  callee compiled while typing its caller inherit the caller's setting. For the same reason a
+  function that sets no ``fastmath`` compiles without fast-math flags and one that sets no
+  ``error_model`` with ``"numpy"``: inherited, they were those of whichever caller compiled the
+  function first, and Numba's disk cache does not key on them, so a helper's rounding (and
+  whether a division by zero raised) depended on the order in which a process, or the one that
+  filled the cache, compiled things (BENCHMARKS.md, "REBAR's conditional logistic without log1p").
 - A private module-level function of ``ppl.kernels`` (``_name``: the helpers that kernels share,
   row functions) is inlined into its callers (``INLINE_HELPERS``: LLVM's alwaysinline, Numba's
   ``forceinline``). Called, each array argument costs an NRT_incref and an NRT_decref (a call and
@@ -229,6 +234,9 @@ def install() -> bool:
     def compile(self, sig):
         if "_nrt" not in self.targetoptions and _in_module(self.py_func, "ppl.kernels"):
             self.targetoptions["_nrt"] = True   # not inherited from a step without NRT (ppl/compiler.py)
+            # nor fast-math flags or an error model from whichever caller compiles it first
+            self.targetoptions.setdefault("fastmath", False)
+            self.targetoptions.setdefault("error_model", "numpy")
             if INLINE_HELPERS and _private_helper(self):
                 self.targetoptions.setdefault("forceinline", True)
         stack = _compiling.__dict__.setdefault("stack", [])

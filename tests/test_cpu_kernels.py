@@ -549,6 +549,16 @@ def _native_functions(ir):
             and "@cfunc." not in d.split("\n", 1)[0]]
 
 
+# Kernels whose float32 specialisation keeps some of its maths in float64 on purpose. The check
+# below sees every float32 specialisation compiled in its process, so without this list its
+# outcome depended on which tests the process ran first (a test of the CUDA kernels compiles
+# these for float32).
+FLOAT64_BY_DESIGN = {
+    "us_forward": "the unordered set's sequence table in float64 log space (cpu_unordered_set docstring)",
+    "us_grad": "the same table and its log-normaliser, in float64",
+}
+
+
 def test_float32_code_has_no_double_precision():
     """Every kernel compiled for float32 (by the test above) does its math in float32:
     the optimised LLVM IR of the float32 specialisation mentions no `double` at all.
@@ -558,7 +568,7 @@ def test_float32_code_has_no_double_precision():
     checked = 0
     for name in dir(cpu):
         f = getattr(cpu, name)
-        if not hasattr(f, "signatures"):
+        if not hasattr(f, "signatures") or name in FLOAT64_BY_DESIGN:
             continue
         for sig in f.signatures:
             arrays = [a for a in sig if hasattr(a, "dtype")]

@@ -84,3 +84,31 @@ def test_step_calls_kernels_and_loads_from_cache_safely(tmp_path):
     assert again["values"] == cold["values"]
     # compiled again (the step for the loop's signature too), never an unresolved symbol
     assert again["step"][1] >= 1 and again["user"] == [0, 1], again
+
+
+FIRST_CALLER = textwrap.dedent('''
+    import numpy as np
+    from numba import njit
+    from ppl.kernels.rng import log1p_f32, log_f32
+
+    @njit(fastmath={"reassoc", "contract"}, error_model="python")
+    def caller(x):            # compiles log1p_f32 (and log_f32) first, with its own flags
+        return log1p_f32(x)
+
+    caller(np.float32(0.5))
+    v = np.float32(3 * 2.0 ** -24)
+    print(log1p_f32.targetoptions.get("fastmath"), log1p_f32.targetoptions.get("error_model"),
+          log1p_f32(-v) == log_f32(np.float32(1.0) - v))
+''')
+
+
+def test_helpers_do_not_inherit_their_first_callers_flags(tmp_path):
+    """A kernels function that declares no fastmath / error_model compiles without fast-math and
+    with "numpy" whoever compiles it first (kernels/_link.py): Numba's disk cache does not key on
+    those flags. Inherited from this caller's reassoc / contract, log1p_f32(-3 2^-24) came out
+    1 ulp from log_f32(1 - 3 2^-24); without flags the two agree bit for bit."""
+    env = dict(os.environ, PPL_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", FIRST_CALLER], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "numpy", "True"], out.stdout
