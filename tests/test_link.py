@@ -55,13 +55,18 @@ RUN = textwrap.dedent('''
 ''')
 
 
-def _run(tmp_path):
+def _python(tmp_path, code, *args):
+    """stdout of `code` run in a fresh interpreter whose ppl cache folder is tmp_path/cache."""
     env = dict(os.environ, PPL_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("NUMBA_CACHE_DIR", None)
-    r = subprocess.run([sys.executable, "-c", RUN, str(tmp_path)], env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return r.stdout
+
+
+def _run(tmp_path):
+    return json.loads(_python(tmp_path, RUN, str(tmp_path)).strip().splitlines()[-1])
 
 
 def test_step_calls_kernels_and_loads_from_cache_safely(tmp_path):
@@ -107,8 +112,5 @@ def test_helpers_do_not_inherit_their_first_callers_flags(tmp_path):
     with "numpy" whoever compiles it first (kernels/_link.py): Numba's disk cache does not key on
     those flags. Inherited from this caller's reassoc / contract, log1p_f32(-3 2^-24) came out
     1 ulp from log_f32(1 - 3 2^-24); without flags the two agree bit for bit."""
-    env = dict(os.environ, PPL_CACHE_DIR=str(tmp_path / "cache"))
-    out = subprocess.run([sys.executable, "-c", FIRST_CALLER], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["False", "numpy", "True"], out.stdout
+    out = _python(tmp_path, FIRST_CALLER)
+    assert out.split() == ["False", "numpy", "True"], out
