@@ -1,11 +1,16 @@
 """REBAR for Bernoulli and categorical units (Tucker et al. 2017), as rows of
 the fused step. Bernoulli first; the categorical kernels follow the same layout.
 
-A drawn row becomes `configs` configuration rows of the node (digit c at `stride`), sharing u
-and v: 5 when eta and the temperature are trained (CONFIGS), 3 when they are fixed (FIXED_CONFIGS):
+A drawn row becomes `configs` configuration rows of the node, sharing u and v: 5 when eta and
+the temperature are trained (CONFIGS), 3 when they are fixed (FIXED_CONFIGS):
   c = 0: b = H(z)               z  = a + logit(u)
   c = 1: sigma(z / lam)          c = 2: sigma(z~ / lam)   (z~ ~ p(z | b), as in cpu_relax)
   c = 3: sigma(z / lam')         c = 4: sigma(z~ / lam')  lam' = lam * exp(delta)   (trained only)
+Every REBAR node of a graph shares one row digit (stride `stride`, `span` rows; see
+ppl.lowering.Lowering.plan_rows): local index 0 is the drawn row (c = 0 of every node) and the
+node's rows c >= 1 sit at local index off + c - 1, the other nodes' rows beside them. A lone node
+has off = 1 and span = configs: row c at r0 + c stride. Where another node's rows hold the node's
+hard value b, the forward pass copies it there (below that node it is relaxed over it).
 Loss weights are (1, 0, 0, 0, 0) and cost cotangent seeds (1, eta, -eta, eps*eta, -eps*eta)
 times the drawn row's weight, so backpropagation from the costs leaves in the node's value
 cotangent exactly eta * df/dy at rows 1 and 2 (and eps * eta * df/dy at rows 3 and 4), while
@@ -34,25 +39,44 @@ SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without round
 _LOOP = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 
-@njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
-def _rebar_unit(r0, j, a, u, v, stride, trained, inv1, inv2, out, dzt):
-    """Unit j of drawn row r0 in its configuration rows r0 + c stride: b = H(z), sigma(z / lam),
-    sigma(z~ / lam) and, when trained, sigma(z / lam'), sigma(z~ / lam'); z = a + logit(u), z~
-    from v given b, dz~/da kept in dzt[r0, j]; inv1 = 1 / lam and inv2 = 1 / lam' in the
-    precision of a."""
-    x = a[r0, j]
-    uj = u[r0, j]
-    z = x + flog(uj / (like(uj, 1.0) - uj))   # logit(u); 1 - u is exact on the uniforms' grid
+@njit(cache=True, error_model="numpy", inline="always")
+def _cv_digit(r, stride, off, span, configs):
+    """The node's configuration c of row r: c >= 1 on its own control-variate rows (local index
+    k = (r // stride) % span in off .. off + configs - 2), else 0 (the drawn row, other nodes' rows)."""
+    c = (r // stride) % span - off + 1
+    return c if 1 <= c < configs else 0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _logistic_z(x, uj):
+    """z = a + logit(u); 1 - u is exact on the uniforms' grid."""
+    return x + flog(uj / (like(uj, 1.0) - uj))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hard(x, z):
+    """b = H(z) in the precision of x."""
     zero = like(x, 0.0)
-    b = like(x, 1.0) if z > zero else zero
+    return like(x, 1.0) if z > zero else zero
+
+
+@njit(cache=True, error_model="numpy", inline="always")   # inlined: the row loops vectorise
+def _rebar_unit(r0, r1, j, a, u, v, stride, trained, inv1, inv2, out, dzt):
+    """Unit j of drawn row r0, its configuration rows c >= 1 at r1 + (c - 1) stride: b = H(z),
+    sigma(z / lam), sigma(z~ / lam) and, when trained, sigma(z / lam'), sigma(z~ / lam');
+    z = a + logit(u), z~ from v given b, dz~/da kept in dzt[r0, j]; inv1 = 1 / lam and
+    inv2 = 1 / lam' in the precision of a."""
+    x = a[r0, j]
+    z = _logistic_z(x, u[r0, j])
+    b = _hard(x, z)
     zt, dz = logistic_given_bernoulli(x, v[r0, j], b)
     dzt[r0, j] = dz
     out[r0, j] = b
-    out[r0 + stride, j] = sigmoid(z * inv1)
-    out[r0 + 2 * stride, j] = sigmoid(zt * inv1)
+    out[r1, j] = sigmoid(z * inv1)
+    out[r1 + stride, j] = sigmoid(zt * inv1)
     if trained:
-        out[r0 + 3 * stride, j] = sigmoid(z * inv2)
-        out[r0 + 4 * stride, j] = sigmoid(zt * inv2)
+        out[r1 + 2 * stride, j] = sigmoid(z * inv2)
+        out[r1 + 3 * stride, j] = sigmoid(zt * inv2)
 
 
 @njit(cache=True)
@@ -63,26 +87,36 @@ def _inverse_temperatures(loglam, delta, x):
 
 
 @njit(**_LOOP)
-def _rebar_forward_row(r0, a, u, v, stride, trained, inv1, inv2, out, dzt):
+def _rebar_forward_row(r0, r1, a, u, v, stride, trained, inv1, inv2, out, dzt):
     """The configuration rows of drawn row r0, every unit computed once (_rebar_unit); one loop
     per layout, so each vectorises without a test per unit."""
     if trained:
         for j in range(out.shape[1]):
-            _rebar_unit(r0, j, a, u, v, stride, True, inv1, inv2, out, dzt)
+            _rebar_unit(r0, r1, j, a, u, v, stride, True, inv1, inv2, out, dzt)
     else:
         for j in range(out.shape[1]):
-            _rebar_unit(r0, j, a, u, v, stride, False, inv1, inv2, out, dzt)
+            _rebar_unit(r0, r1, j, a, u, v, stride, False, inv1, inv2, out, dzt)
+
+
+@njit(**_LOOP)
+def _copy_row(src, dst, out):
+    for j in range(out.shape[1]):
+        out[dst, j] = out[src, j]
 
 
 @njit(cache=True)
-def rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
-    """The node's values in its `configs` configuration rows (module docstring); u, v are read
-    and dz~/da is written (into dzt, for rebar_bwd) at the drawn rows (digit 0)."""
+def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
+    """The node's values in its `configs` configuration rows (module docstring) and its hard
+    value b on the other REBAR nodes' rows; u, v are read and dz~/da is written (into dzt, for
+    rebar_bwd) at the drawn rows (local index 0)."""
     inv1, inv2 = _inverse_temperatures(loglam, delta, out)
     trained = configs == CONFIGS
-    for base in range(0, out.shape[0], configs * stride):   # drawn rows: digit 0, no divisions
+    for base in range(0, out.shape[0], span * stride):   # drawn rows: local index 0, no divisions
         for r0 in range(base, base + stride):
-            _rebar_forward_row(r0, a, u, v, stride, trained, inv1, inv2, out, dzt)
+            _rebar_forward_row(r0, r0 + off * stride, a, u, v, stride, trained, inv1, inv2, out, dzt)
+            for k in range(1, span):
+                if k < off or k >= off + configs - 1:
+                    _copy_row(r0, r0 + k * stride, out)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -92,36 +126,36 @@ def _seed_factor(c, e):
 
 
 @njit(**_LOOP)
-def _rebar_weight_row(r, stride, configs, e, rw, cw):
-    c = (r // stride) % configs
+def _rebar_weight_row(r, stride, off, span, configs, e, rw, cw):
+    c = _cv_digit(r, stride, off, span, configs)
     if c != 0:
         cw[r] *= _seed_factor(c, e)
         rw[r] = 0.0
 
 
 @njit(**_LOOP)
-def rebar_weights(stride, configs, eta, rw, cw):
-    """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
+def rebar_weights(stride, off, span, configs, eta, rw, cw):
+    """On the node's rows c >= 1: cw[r] *= seed factor of c, rw[r] = 0 (cw starts as a copy of rw)."""
     e = eta[0]
-    for base in range(0, rw.shape[0], configs * stride):
+    for base in range(0, rw.shape[0], span * stride):
         for c in range(1, configs):
             f = _seed_factor(c, e)
-            for r in range(base + c * stride, base + (c + 1) * stride):
+            for r in range(base + (off + c - 1) * stride, base + (off + c) * stride):
                 cw[r] *= f
                 rw[r] = 0.0
 
 
 @njit(**_LOOP)
-def _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
-    """One drawn row r0 (digit 0) of rebar_bwd: accumulates into ga's rows r0, r0 + stride,
-    r0 + 2 stride and returns this row's (d/deta, d/dlog lam) variance-gradient terms. The
+def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
+    """One drawn row r0 of rebar_bwd (its rows c >= 1 at r1 + (c - 1) stride): accumulates into
+    ga's rows r0, r1, r1 + stride and returns this row's (d/deta, d/dlog lam) terms. The
     relaxed values (y's rows 1..4) and dz~/da come from the forward pass, and sigma(a) from sa
     when a log_prob cost kept it (sa.shape[0] != 0), else it is computed here."""
     base = rw[r0]
     if base == 0.0:
         return 0.0, 0.0
     D = a.shape[1]
-    r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
+    r2, r3, r4 = r1 + stride, r1 + 2 * stride, r1 + 3 * stride
     one = like(a, 1.0)
     x0 = like(a, 0.0)
     wb = like(a, base)
@@ -168,8 +202,8 @@ def _check_layout(configs, train):
 
 
 @njit(cache=True)
-def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
-    """Accumulate the REBAR estimate into ga (rows 0, 1, 2 of each drawn row) and, if train
+def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
+    """Accumulate the REBAR estimate into ga (rows c = 0, 1, 2 of each drawn row) and, if train
     (then configs == CONFIGS), the variance gradients into geta and glam (d/d log lam). y holds
     the node's values of the forward pass (its configuration rows), dzt its dz~/da (drawn rows)
     and sa sigma(a) if a log_prob cost kept it (else an empty array: computed here)."""
@@ -179,9 +213,10 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga,
     R = a.shape[0]
     ge = 0.0
     gl = 0.0
-    for base in range(0, R, configs * stride):
+    for base in range(0, R, span * stride):
         for r0 in range(base, base + stride):
-            de, dl = _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+            de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
+                                train)
             ge += de
             gl += dl
     if train:
@@ -190,10 +225,10 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga,
 
 
 @njit(**_LOOP)
-def cv_flags(stride, configs, flag):
-    """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
+def cv_flags(stride, off, span, configs, flag):
+    """flag[r] = 1 on the node's rows c >= 1 (OR-accumulated over the REBAR nodes above a node)."""
     for r in range(flag.shape[0]):
-        if (r // stride) % configs != 0:
+        if _cv_digit(r, stride, off, span, configs) != 0:
             flag[r] = 1.0
 
 
@@ -360,18 +395,19 @@ def _rebar_categorical_forward_row(r, a, u, v, c, K, lam, lam2, out, z, zt, th, 
 
 
 @njit(cache=True)
-def rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
+def rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, delta, out):
     """Rows c = 0..configs-1 as for Bernoulli units: one-hot b, softmax(z / lam), softmax(z~ / lam),
     and (trained) the same at lam' (z = a + Gumbel noise, z~ the conditional Gumbel given b)."""
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
     z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     for r in range(out.shape[0]):
-        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % configs, K, lam, lam2, out, z, zt, th, cc, b)
+        c = _cv_digit(r, stride, off, span, configs)   # 0 (b) on the drawn row and other nodes' rows
+        _rebar_categorical_forward_row(r, a, u, v, c, K, lam, lam2, out, z, zt, th, cc, b)
 
 
 @njit(cache=True)
-def _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
+def _rebar_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
                            wz, wzt, wth, wcc, wb, wy, wgz, wc1, wc2, wc3, wc4):
     """One drawn row r0 of rebar_categorical_bwd (work arrays hold >= K entries; the first K
     are used): accumulates into ga and returns the row's (d/deta, d/dlog lam) terms."""
@@ -379,7 +415,7 @@ def _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delt
     if base == 0.0:
         return 0.0, 0.0
     D = a.shape[1]
-    r1, r2, r3, r4 = r0 + stride, r0 + 2 * stride, r0 + 3 * stride, r0 + 4 * stride
+    r2, r3, r4 = r1 + stride, r1 + 2 * stride, r1 + 3 * stride
     z, zt, th, cc, b, y, gz = wz[:K], wzt[:K], wth[:K], wcc[:K], wb[:K], wy[:K], wgz[:K]
     c1, c2, c3, c4 = wc1[:K], wc2[:K], wc3[:K], wc4[:K]
     n1 = 0.0
@@ -418,7 +454,8 @@ def _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delt
 
 
 @njit(cache=True)
-def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
+def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta, loglam, delta, ga, geta, glam,
+                          train):
     """REBAR for groups of K: relaxed rows backpropagate through softmax(. / lam) to z (row 1,
     dz/da = I) and to z~ (row 2, then J^T with J = dz~/da of the conditional Gumbel)."""
     _check_layout(configs, train)
@@ -432,9 +469,10 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, d
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
-        if (r0 // stride) % configs != 0:
+        if (r0 // stride) % span != 0:
             continue
-        de, dl = _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
+        de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta,
+                                        ga, train,
                                         z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
         ge += de
         gl += dl

@@ -27,6 +27,9 @@ from .gpu_core import run as _run
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
 
 _rebar_unit = device(B._rebar_unit)
+_logistic_z = device(B._logistic_z)
+_hard = device(B._hard)
+_cv_digit = device(B._cv_digit)
 _inverse_temperatures = device(B._inverse_temperatures)
 _rebar_weight_row = device(B._rebar_weight_row)
 _rebar_row = device(B._rebar_row)
@@ -52,42 +55,49 @@ def _check_configs(name, configs, train):
 
 
 @cuda.jit
-def _rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
+def _rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
     R, D = out.shape
     inv1, inv2 = _inverse_temperatures(loglam, delta, out[0, 0])
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
-        if (r // stride) % configs == 0:
-            _rebar_unit(r, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
+        k = (r // stride) % span
+        if k == 0:
+            _rebar_unit(r, r + off * stride, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
+        elif k < off or k >= off + configs - 1:   # another node's row: this node's hard value
+            r0 = r - k * stride
+            x = a[r0, j]
+            out[r, j] = _hard(x, _logistic_z(x, u[r0, j]))
 
 
-def rebar_forward(a, u, v, stride, configs, loglam, delta, out, dzt):
-    """Configuration rows c = 0..configs-1 of a Bernoulli REBAR node and its dz~/da (see cpu_rebar)."""
-    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, configs, loglam, delta, out, dzt)
+def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
+    """Configuration rows c = 0..configs-1 of a Bernoulli REBAR node, its hard value on the other
+    REBAR nodes' rows and its dz~/da (see cpu_rebar)."""
+    _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, off, span, configs, loglam, delta, out, dzt)
 
 
 @cuda.jit
-def _rebar_weights(stride, configs, eta, rw, cw):
+def _rebar_weights(stride, off, span, configs, eta, rw, cw):
     e = eta[0]
     for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
-        _rebar_weight_row(r, stride, configs, e, rw, cw)
+        _rebar_weight_row(r, stride, off, span, configs, e, rw, cw)
 
 
-def rebar_weights(stride, configs, eta, rw, cw):
-    """cw[r] *= seed factor of digit c; rw[r] *= 1 for c = 0 else 0 (cw starts as a copy of rw)."""
-    _run(_rebar_weights, rw.shape[0], stride, configs, eta, rw, cw)
+def rebar_weights(stride, off, span, configs, eta, rw, cw):
+    """On the node's rows c >= 1: cw[r] *= seed factor of c, rw[r] = 0 (cw starts as a copy of rw)."""
+    _run(_rebar_weights, rw.shape[0], stride, off, span, configs, eta, rw, cw)
 
 
 @cuda.jit
-def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if (r0 // stride) % configs == 0:
-            de, dl = _rebar_row(r0, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train)
+        if (r0 // stride) % span == 0:
+            de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
+                                train)
             ge += de
             gl += dl
     ge = block_sum(ge)
@@ -97,25 +107,25 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga
         glam[0] += gl
 
 
-def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta, glam, train):
+def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
     and glam (one block: deterministic sums); y and dzt come from rebar_forward, sa is sigma(a)
     kept by a log_prob cost or empty."""
     _check_configs("rebar_bwd", configs, train)
-    single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, configs, eta, loglam, delta, ga, geta,
-                                         glam, bool(train))
+    single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga,
+                                         geta, glam, bool(train))
 
 
 @cuda.jit
-def _cv_flags(stride, configs, flag):
+def _cv_flags(stride, off, span, configs, flag):
     for r in range(cuda.grid(1), flag.shape[0], cuda.gridsize(1)):
-        if (r // stride) % configs != 0:
+        if _cv_digit(r, stride, off, span, configs) != 0:
             flag[r] = 1.0
 
 
-def cv_flags(stride, configs, flag):
-    """flag[r] = 1 where the REBAR digit at `stride` is not 0 (OR-accumulated over nodes)."""
-    _run(_cv_flags, flag.shape[0], stride, configs, flag)
+def cv_flags(stride, off, span, configs, flag):
+    """flag[r] = 1 on the node's rows c >= 1 (OR-accumulated over the REBAR nodes above a node)."""
+    _run(_cv_flags, flag.shape[0], stride, off, span, configs, flag)
 
 
 @cuda.jit
@@ -209,7 +219,7 @@ def copy1(src, dst):
 
 # ----------------------------------------------------------------------------- categorical
 @cuda.jit
-def _rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
+def _rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, delta, out):
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
     z = cuda.local.array(MAX_K, float64)
@@ -218,17 +228,18 @@ def _rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
     cc = cuda.local.array(MAX_K, float64)
     b = cuda.local.array(MAX_K, float64)
     for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        _rebar_categorical_forward_row(r, a, u, v, (r // stride) % configs, K, lam, lam2, out, z, zt, th, cc, b)
+        _rebar_categorical_forward_row(r, a, u, v, _cv_digit(r, stride, off, span, configs), K, lam, lam2, out,
+                                       z, zt, th, cc, b)
 
 
-def rebar_categorical_forward(a, u, v, stride, configs, K, loglam, delta, out):
+def rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, delta, out):
     """Rows c = 0..configs-1 of a categorical REBAR node (see cpu_rebar)."""
     _check_k("rebar_categorical_forward", K)
-    _run(_rebar_categorical_forward, out.shape[0], a, u, v, stride, configs, K, loglam, delta, out)
+    _run(_rebar_categorical_forward, out.shape[0], a, u, v, stride, off, span, configs, K, loglam, delta, out)
 
 
 @cuda.jit
-def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ga, geta, glam, train):
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
@@ -246,9 +257,9 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, 
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if (r0 // stride) % configs == 0:
-            de, dl = _rebar_categorical_row(r0, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
-                                            z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
+        if (r0 // stride) % span == 0:
+            de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2,
+                                            delta, ga, train, z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
             ge += de
             gl += dl
     ge = block_sum(ge)
@@ -258,9 +269,10 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, 
         glam[0] += gl
 
 
-def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta, ga, geta, glam, train):
+def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta, loglam, delta, ga, geta, glam,
+                          train):
     """REBAR for groups of K (see cpu_rebar.rebar_categorical_bwd); one block, deterministic sums."""
     _check_k("rebar_categorical_bwd", K)
     _check_configs("rebar_categorical_bwd", configs, train)
-    single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, configs, K, eta, loglam, delta,
-                                                     ga, geta, glam, bool(train))
+    single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
+                                                     delta, ga, geta, glam, bool(train))

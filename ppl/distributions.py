@@ -65,9 +65,10 @@ DISTRIBUTIONS = {
                      relax_bwd="X_.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)",
                      # the Bernoulli REBAR kernels keep dz~/da (dzt) for the backward pass, and
                      # read sigma(a) when a log_prob(node) cost kept it (sa)
-                     rebar_forward="B_.rebar_forward({a}, {u}, {v}, {stride}, {configs}, {lam}, {delta}, {value}, {dzt})",
-                     rebar_bwd="B_.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {configs}, {eta}, "
-                               "{loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
+                     rebar_forward="B_.rebar_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {lam}, "
+                                   "{delta}, {value}, {dzt})",
+                     rebar_bwd="B_.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
+                               "{configs}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
                      relax_rows="B_.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
                      relax_rows_bwd="B_.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
         scalar=dict(sample="S_.threshold({p0}, {noise})", log_prob="S_.bernoulli_log_prob_term({p0}, {x})",
@@ -113,10 +114,10 @@ DISTRIBUTIONS = {
                      relax_sample="X_.relax_categorical_sample({a}, {u}, {K}, {value})",
                      relax_bwd="X_.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "
                                "{ga}, {gphi}, True)",
-                     rebar_forward="B_.rebar_categorical_forward({a}, {u}, {v}, {stride}, {configs}, {K}, {lam}, {delta}, "
-                                   "{value})",
-                     rebar_bwd="B_.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {configs}, {K}, {eta}, "
-                               "{loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
+                     rebar_forward="B_.rebar_categorical_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, "
+                                   "{K}, {lam}, {delta}, {value})",
+                     rebar_bwd="B_.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
+                               "{configs}, {K}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
                      relax_rows="B_.relax_rows_categorical({flag}, {a}, {noise}, {K}, {loglam}, {value})",
                      relax_rows_bwd="B_.relax_rows_categorical_bwd({flag}, {value}, {K}, {loglam}, {g}, {ga})")),
 }

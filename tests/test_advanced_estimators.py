@@ -171,7 +171,8 @@ def test_fixed_rebar_evaluates_three_rows_per_draw_and_the_same_estimate():
     """With eta and the temperature fixed (train=False) a REBAR node expands a drawn row into 3
     configuration rows, not 5 (rows 3, 4 only serve the variance gradients), and the model
     gradient is the trained layout's on the same noise up to the SEED_EPS-scaled zero-mean terms
-    those rows add (2^-20 of a relaxed-row gradient)."""
+    those rows add (2^-20 of a relaxed-row gradient). Two REBAR layers share one row digit whose
+    rows add up: 1 + 2 + 2 rows per drawn row (1 + 4 + 4 trained), not 3 x 3 (5 x 5)."""
     from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
 
     X = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=np.float64)
@@ -185,7 +186,7 @@ def test_fixed_rebar_evaluates_three_rows_per_draw_and_the_same_estimate():
             m.cost("nll0", ppl.bernoulli_nll(ppl.Affine(h1, 4, name="d1"), target=x))
         return m
     grads = {}
-    for train, rows in ((True, CONFIGS ** 2), (False, FIXED_CONFIGS ** 2)):
+    for train, rows in ((True, 1 + 2 * (CONFIGS - 1)), (False, 1 + 2 * (FIXED_CONFIGS - 1))):
         prog = build().compile(dtype=np.float64, estimators=("rebar", {"train": train}), seed=3)
         assert prog.rows_per_data_row == rows
         loss, g = prog.grad({"x": X}, seed=0)
@@ -240,7 +241,7 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
     rw[::S] = 1 / n
     loglam = np.array([np.log(0.7)])
     y, dzt = np.zeros((R, D)), np.zeros((R, D))
-    Bk.rebar_forward(a, u, v, 1, S, loglam, 0.1, y, dzt)
+    Bk.rebar_forward(a, u, v, 1, 1, S, S, loglam, 0.1, y, dzt)
 
     def run(eta, train, sa=np.empty((0, 0))):
         gs = np.zeros((R, D))
@@ -248,7 +249,7 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
             for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta)):
                 gs[r0 + c] = f * rw[r0] * F[r0 + c]
         ga, geta, glam = np.zeros((R, D)), np.zeros(1), np.zeros(1)
-        Bk.rebar_bwd(a, sa, dzt, y, L, rw, gs, 1, S, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
+        Bk.rebar_bwd(a, sa, dzt, y, L, rw, gs, 1, 1, S, S, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
         return ga, geta[0]
 
     def variance(eta):

@@ -81,30 +81,53 @@ def relax_categorical_bwd_case(g, train=True, ctx=True):
     return (a, u, v, b, g.x(R), g.pos(R), cx, phi, H, K, g.x(R, D), g.x(phi.shape[0]), train)
 
 
-def rebar_bwd_case(g, train=True, eta=0.7, kept=False):
+# a node's place in the REBAR nodes' shared row digit: (off, span) with span - 1 >= configs - 1;
+# alone it is (1, configs); SHARED puts its rows c >= 1 after another trained node's four
+SHARED = {TRAINED: (5, 9), FIXED: (5, 7)}
+
+
+def slot(configs, shared):
+    return SHARED[configs] if shared else (1, configs)
+
+
+def rebar_forward_case(g, configs, shared=False):
+    off, span = slot(configs, shared)
+    n = STRIDE * span * 2
+    return (g.x(n, D), g.u(n, D), g.u(n, D), STRIDE, off, span, configs, g.h(-0.3), 0.1, g.out(n, D), g.out(n, D))
+
+
+def rebar_bwd_case(g, train=True, eta=0.7, kept=False, shared=False):
     configs = TRAINED if train else FIXED
-    n = STRIDE * configs * 2
+    off, span = slot(configs, shared)
+    n = STRIDE * span * 2
     rw = g.pos(n)
-    rw[STRIDE * configs + 1] = 0.0   # a drawn row with weight 0 is skipped
+    rw[STRIDE * span + 1] = 0.0   # a drawn row with weight 0 is skipped
     a, dzt, y = g.x(n, D), g.out(n, D), g.out(n, D)
-    cpu_rebar.rebar_forward(a, g.u(n, D), g.u(n, D), STRIDE, configs, g.h(-0.3), 0.1, y, dzt)   # what it reads
+    cpu_rebar.rebar_forward(a, g.u(n, D), g.u(n, D), STRIDE, off, span, configs, g.h(-0.3), 0.1, y, dzt)   # its reads
     sa = 1 / (1 + np.exp(-a)) if kept else np.empty((0, 0))
-    return (a, sa, dzt, y, g.x(n), rw, g.x(n, D), STRIDE, configs, g.h(eta), g.h(-0.3), 0.1, g.x(n, D), g.x(1),
-            g.x(1), train)
+    return (a, sa, dzt, y, g.x(n), rw, g.x(n, D), STRIDE, off, span, configs, g.h(eta), g.h(-0.3), 0.1, g.x(n, D),
+            g.x(1), g.x(1), train)
 
 
-def rebar_categorical_bwd_case(g, train=True, eta=0.7):
+def rebar_categorical_forward_case(g, configs, shared=False):
+    off, span = slot(configs, shared)
+    n = STRIDE * span * 2
+    return (g.x(n, D), g.u(n, D), g.u(n, D), STRIDE, off, span, configs, K, g.h(0.2), 0.1, g.out(n, D))
+
+
+def rebar_categorical_bwd_case(g, train=True, eta=0.7, shared=False):
     configs = TRAINED if train else FIXED
-    n = STRIDE * configs * 2
+    off, span = slot(configs, shared)
+    n = STRIDE * span * 2
     rw = g.pos(n)
-    rw[STRIDE * configs] = 0.0
-    return (g.x(n, D), g.u(n, D), g.u(n, D), g.x(n), rw, g.x(n, D), STRIDE, configs, K, g.h(eta), g.h(0.2), 0.1,
-            g.x(n, D), g.x(1), g.x(1), train)
+    rw[STRIDE * span] = 0.0
+    return (g.x(n, D), g.u(n, D), g.u(n, D), g.x(n), rw, g.x(n, D), STRIDE, off, span, configs, K, g.h(eta),
+            g.h(0.2), 0.1, g.x(n, D), g.x(1), g.x(1), train)
 
 
 def flag(g):
     f = np.zeros(R)
-    cpu_rebar.cv_flags(1, TRAINED, f)   # rows 1..3 flagged, row 0 not
+    cpu_rebar.cv_flags(1, 1, TRAINED, TRAINED, f)   # rows 1..3 flagged, row 0 not
     return f
 
 
@@ -132,18 +155,23 @@ CASES = {
                                         lambda g: relax_categorical_bwd_case(g, train=False)),
     "relax_categorical_bwd[no-ctx]": ("relax_categorical_bwd", lambda g: relax_categorical_bwd_case(g, ctx=False)),
     # ---- cpu_rebar.py
-    "rebar_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, TRAINED, g.h(-0.3), 0.1, g.out(RB, D),
-                                g.out(RB, D)),
-    "rebar_forward[fixed]": ("rebar_forward", lambda g: (g.x(RF, D), g.u(RF, D), g.u(RF, D), STRIDE, FIXED,
-                                                         g.h(-0.3), 0.1, g.out(RF, D), g.out(RF, D))),
-    "rebar_weights": lambda g: (STRIDE, TRAINED, g.h(0.7), g.pos(RB), g.pos(RB)),
-    "rebar_weights[fixed]": ("rebar_weights", lambda g: (STRIDE, FIXED, g.h(0.7), g.pos(RF), g.pos(RF))),
+    "rebar_forward": lambda g: rebar_forward_case(g, TRAINED),
+    "rebar_forward[fixed]": ("rebar_forward", lambda g: rebar_forward_case(g, FIXED)),
+    "rebar_forward[shared]": ("rebar_forward", lambda g: rebar_forward_case(g, TRAINED, shared=True)),
+    "rebar_forward[fixed-shared]": ("rebar_forward", lambda g: rebar_forward_case(g, FIXED, shared=True)),
+    "rebar_weights": lambda g: (STRIDE, 1, TRAINED, TRAINED, g.h(0.7), g.pos(RB), g.pos(RB)),
+    "rebar_weights[fixed]": ("rebar_weights", lambda g: (STRIDE, 1, FIXED, FIXED, g.h(0.7), g.pos(RF), g.pos(RF))),
+    "rebar_weights[fixed-shared]": ("rebar_weights", lambda g: (STRIDE, 5, 7, FIXED, g.h(0.7), g.pos(STRIDE * 14),
+                                                                g.pos(STRIDE * 14))),
     "rebar_bwd": rebar_bwd_case,
     "rebar_bwd[no-train]": ("rebar_bwd", lambda g: rebar_bwd_case(g, train=False)),
     "rebar_bwd[eta=0]": ("rebar_bwd", lambda g: rebar_bwd_case(g, eta=0.0)),
     "rebar_bwd[kept-sigmoid]": ("rebar_bwd", lambda g: rebar_bwd_case(g, kept=True)),
-    "cv_flags": lambda g: (1, TRAINED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])),
-    "cv_flags[fixed]": ("cv_flags", lambda g: (1, FIXED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))),
+    "rebar_bwd[shared]": ("rebar_bwd", lambda g: rebar_bwd_case(g, shared=True)),
+    "rebar_bwd[no-train-shared]": ("rebar_bwd", lambda g: rebar_bwd_case(g, train=False, shared=True)),
+    "cv_flags": lambda g: (1, 1, TRAINED, TRAINED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])),
+    "cv_flags[fixed]": ("cv_flags", lambda g: (1, 1, FIXED, FIXED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))),
+    "cv_flags[shared]": ("cv_flags", lambda g: (1, 3, 5, FIXED, np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))),
     "relax_rows_bernoulli": lambda g: (flag(g), g.x(R, D), g.u(R, D), True, g.h(0.3), g.out(R, D)),
     "relax_rows_bernoulli[logistic]": ("relax_rows_bernoulli",
                                        lambda g: (flag(g), g.x(R, D), g.x(R, D), False, g.h(0.3), g.out(R, D))),
@@ -154,14 +182,16 @@ CASES = {
     "relax_rows_normal_bwd[skip]": ("relax_rows_normal_bwd",
                                     lambda g: (flag(g), g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D))),
     "copy1": lambda g: (g.x(R), g.out(R)),
-    "rebar_categorical_forward": lambda g: (g.x(RB, D), g.u(RB, D), g.u(RB, D), STRIDE, TRAINED, K, g.h(0.2), 0.1,
-                                            g.out(RB, D)),
+    "rebar_categorical_forward": lambda g: rebar_categorical_forward_case(g, TRAINED),
     "rebar_categorical_forward[fixed]": ("rebar_categorical_forward",
-                                         lambda g: (g.x(RF, D), g.u(RF, D), g.u(RF, D), STRIDE, FIXED, K, g.h(0.2),
-                                                    0.1, g.out(RF, D))),
+                                         lambda g: rebar_categorical_forward_case(g, FIXED)),
+    "rebar_categorical_forward[shared]": ("rebar_categorical_forward",
+                                          lambda g: rebar_categorical_forward_case(g, TRAINED, shared=True)),
     "rebar_categorical_bwd": rebar_categorical_bwd_case,
     "rebar_categorical_bwd[no-train]": ("rebar_categorical_bwd",
                                         lambda g: rebar_categorical_bwd_case(g, train=False)),
+    "rebar_categorical_bwd[shared]": ("rebar_categorical_bwd",
+                                      lambda g: rebar_categorical_bwd_case(g, shared=True)),
     # ---- cpu_price.py
     "seed_d": lambda g: (g.out(R, D), g.out(R, D)),
     **{f"activation_d[{name}]": ("activation_d", activation_case(kind))
@@ -228,7 +258,7 @@ def test_rebar_bwd_is_deterministic():
     outs = []
     for _ in range(2):
         geta, glam = cuda.to_device(np.zeros(1)), cuda.to_device(np.zeros(1))
-        gpu_rebar.rebar_bwd(*args[:12], cuda.to_device(np.zeros((RB, D))), geta, glam, True)
+        gpu_rebar.rebar_bwd(*args[:14], cuda.to_device(np.zeros((RB, D))), geta, glam, True)
         outs.append((geta.copy_to_host()[0], glam.copy_to_host()[0]))
     assert outs[0] == outs[1]
 
@@ -246,13 +276,13 @@ def test_limits_are_clear_errors():
     z = cuda.to_device(np.zeros((RF, D)))
     for kernels in (gpu_rebar, cpu_rebar):   # eta and the temperature trained on the 3-row layout
         with pytest.raises(ValueError, match="CONFIGS"):
-            kernels.rebar_bwd(z, np.empty((0, 0)), z, z, np.zeros(RF), np.ones(RF), z, STRIDE, FIXED, np.ones(1),
+            kernels.rebar_bwd(z, np.empty((0, 0)), z, z, np.zeros(RF), np.ones(RF), z, STRIDE, 1, FIXED, FIXED, np.ones(1),
                               np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
         with pytest.raises(ValueError, match="CONFIGS"):
-            kernels.rebar_categorical_bwd(z, z, z, np.zeros(RF), np.ones(RF), z, STRIDE, FIXED, K, np.ones(1),
+            kernels.rebar_categorical_bwd(z, z, z, np.zeros(RF), np.ones(RF), z, STRIDE, 1, FIXED, FIXED, K, np.ones(1),
                                           np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
         z = np.zeros((RF, D))
     k = gpu_rebar.MAX_K + 1
     z = cuda.to_device(np.zeros((5, k)))
     with pytest.raises(ValueError, match="MAX_K"):
-        gpu_rebar.rebar_categorical_forward(z, z, z, 1, TRAINED, k, np.zeros(1), 0.1, z)
+        gpu_rebar.rebar_categorical_forward(z, z, z, 1, 1, TRAINED, TRAINED, k, np.zeros(1), 0.1, z)

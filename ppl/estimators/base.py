@@ -28,6 +28,8 @@ class Context(Protocol):
     totals: str          # IWAE: each row's sum of costs (C of its draw and configuration)
     S: int               # configurations per drawn row (enumeration, antithetic pairs)
     enum_stride: dict    # node -> the stride of its configuration digit in a row index
+    row_digit: dict      # node -> (stride, size) of that digit (REBAR nodes share one: Lowering.plan_rows)
+    cv_slot: dict        # REBAR node -> (off, span): its configuration c >= 1 at local index off + c - 1
     rw: str              # row weights (1D)
     cw: str              # cost cotangent seeds (1D; rw except on REBAR's control-variate rows)
     E1: str              # an empty 1D buffer (a skipped gradient)
@@ -198,8 +200,7 @@ def enumerated_below(lw, node):
     or averages learning signals across draws of `node` must first marginalise them over these
     digits (sum_c rw L / sum_c rw); per configuration the comparison is biased."""
     below = G.nx.descendants(lw.an.graph, node.name)
-    digits = [(lw.enum_stride[e], REGISTRY["enumerate"].expansion(lw.choices[e][1], lw.choices[e][0].options))
-              for e in lw.enum_stride if e.name in below and lw.choices[e][0].estimator == "enumerate"]
+    digits = [lw.row_digit[e] for e in lw.row_digit if e.name in below and lw.choices[e][0].estimator == "enumerate"]
     if not digits:
         return None
     return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")

@@ -35,7 +35,7 @@ RELAX's learned-surrogate machinery (kernels/cpu_relax.py) extended to D neighbo
 training, a CUDA twin and tests of its own; that is the work left for 'rodeo'.
 """
 from .. import graph as G
-from .base import REGISTRY, Estimator, register, sample_hard
+from .base import Estimator, register, sample_hard
 
 
 def digits_below(lw, node):
@@ -43,10 +43,7 @@ def digits_below(lw, node):
     nodes below `node` (enumeration, antithetic pairs, REBAR rows), marginalised by the kernel;
     a neutral digit (stride 1, size 1) when there are none."""
     below = G.nx.descendants(lw.an.graph, node.name)
-    digits = [(lw.enum_stride[e], REGISTRY[lw.choices[e][0].estimator].expansion(lw.choices[e][1],
-                                                                              lw.choices[e][0].options))
-              for e in lw.enum_stride if e.name in below]
-    digits = [(s, z) for s, z in digits if z > 1] or [(1, 1)]
+    digits = list(dict.fromkeys(lw.row_digit[e] for e in lw.row_digit if e.name in below)) or [(1, 1)]   # REBAR nodes share one
     return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
 
 

@@ -4,7 +4,9 @@ control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbia
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are
 rows of the same fused pass (see ppl.kernels.cpu_rebar for the row layout and the weights): 5 per
 drawn row when eta and the temperature are trained, 3 when they are fixed (train=False);
-discrete nodes below it are relaxed in those rows. eta ('rebar.<node>.eta', init 1) and the
+discrete nodes below it are relaxed in those rows. The REBAR nodes of a graph share one row digit
+whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take 1 + 2 + 2 rows
+per drawn row, not 3 x 3. eta ('rebar.<node>.eta', init 1) and the
 temperature ('rebar.<node>.log_temperature', init log 0.5) are parameters trained by the same
 optimiser on the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam)."""
 import math
@@ -59,7 +61,8 @@ class Rebar(Estimator):
         kernel = lw.dist(node).kernels["rebar_forward"]
         if "dzt" in fields(kernel):   # a kernel that keeps dz~/da for the backward pass
             p["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
-        lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], configs=configs(opts),
+        off, span = lw.cv_slot[node]
+        lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], off=off, span=span, configs=configs(opts),
                        K=node.attrs.get("K"), lam=lam,
                        delta=DELTA, value=lw.v(node), dzt=p.get("dzt")))
 
@@ -71,8 +74,10 @@ class Rebar(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
+        off, span = lw.cv_slot[node]
         lw.emit(render(lw.dist(node).kernels["rebar_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw,
-                       g=lw.g(node), stride=lw.enum_stride[node], configs=configs(opts), K=node.attrs.get("K"),
+                       g=lw.g(node), stride=lw.enum_stride[node], off=off, span=span, configs=configs(opts),
+                       K=node.attrs.get("K"),
                        eta=p["eta"],
                        loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
                        train=bool(opts["train"]), dzt=p.get("dzt"),
@@ -82,8 +87,9 @@ class Rebar(Estimator):
     def seed_weights(self, lw, node):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = lw.scratch[("rebar", node)]["eta"]
-        lw.emit(f"B_.rebar_weights({lw.enum_stride[node]}, {configs(lw.choices[node][0].options)}, {eta}, "
-                f"{lw.rw}, {lw.cw})")
+        off, span = lw.cv_slot[node]
+        lw.emit(f"B_.rebar_weights({lw.enum_stride[node]}, {off}, {span}, {configs(lw.choices[node][0].options)}, "
+                f"{eta}, {lw.rw}, {lw.cw})")
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
     # control-variate rows, so the control variate is a continuous function of the relaxed value
@@ -94,7 +100,8 @@ class Rebar(Estimator):
         lw.scratch[("rebar_flag", n)] = flag
         lw.emit(f"R_.zero1({flag})")
         for s in above:
-            lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {configs(lw.choices[s][0].options)}, {flag})")
+            off, span = lw.cv_slot[s]
+            lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {off}, {span}, {configs(lw.choices[s][0].options)}, {flag})")
         loglam = lw.scratch[("rebar", first)]["loglam"]
         d = lw.dist(n)
         if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
