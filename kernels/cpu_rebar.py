@@ -232,15 +232,12 @@ def cv_flags(stride, off, span, configs, flag):
             flag[r] = 1.0
 
 
-@njit(cache=True)
-def _logistic(noise, uniform):
-    return math.log(noise) - math.log1p(-noise) if uniform else noise
-
-
-@njit(cache=True)
-def _relaxed_bernoulli(a, noise, uniform, lam):
-    """sigmoid((a + L) / lam), L the logistic noise (from a uniform if `uniform`)."""
-    return sigmoid((a + _logistic(noise, uniform)) / lam)
+@njit(cache=True, error_model="numpy", inline="always")
+def _relaxed_unit(x, noise, uniform, inv):
+    """sigmoid((a + L) / lam), L the logistic noise (logit(u) of a uniform if `uniform`), as
+    _rebar_unit relaxes z; inv = 1 / lam in the precision of x."""
+    z = _logistic_z(x, noise) if uniform else x + noise
+    return sigmoid(z * inv)
 
 
 @njit(cache=True)
@@ -249,15 +246,25 @@ def _relaxed_bernoulli_vjp(y, g, lam):
     return g * y * (1.0 - y) / lam
 
 
+@njit(**_LOOP)
+def _relax_row(r, a, noise, uniform, inv, out):
+    """One flagged row of relax_rows_bernoulli; one loop per noise kind, so each vectorises."""
+    if uniform:
+        for j in range(out.shape[1]):
+            out[r, j] = _relaxed_unit(a[r, j], noise[r, j], True, inv)
+    else:
+        for j in range(out.shape[1]):
+            out[r, j] = _relaxed_unit(a[r, j], noise[r, j], False, inv)
+
+
 @njit(cache=True)
 def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
     """In flagged rows: out = sigmoid((a + L) / lam), L the node's logistic noise (from a uniform
     if `uniform`)."""
-    lam = math.exp(loglam[0])
+    inv = _inverse_temperatures(loglam, 0.0, out)[0]
     for r in range(out.shape[0]):
         if flag[r] != 0:
-            for j in range(out.shape[1]):
-                out[r, j] = _relaxed_bernoulli(a[r, j], noise[r, j], uniform, lam)
+            _relax_row(r, a, noise, uniform, inv, out)
 
 
 @njit(cache=True)

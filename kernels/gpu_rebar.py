@@ -2,7 +2,7 @@
 rows of the nodes below a REBAR node.
 
 The math is ``cpu_rebar``'s own ``@njit`` helpers, re-jitted by ``device()``: per unit
-(``_rebar_unit``, ``_relaxed_bernoulli``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
+(``_rebar_unit``, ``_relaxed_unit``, ``_relaxed_bernoulli_vjp``, ``_reparam_normal_bwd``),
 per group (``_relaxed_categorical_group``, ``_relaxed_categorical_group_bwd``) and per row
 (``_rebar_weight_row``, ``_rebar_row``, ``_rebar_categorical_forward_row``,
 ``_rebar_categorical_row``); the CPU kernels are loops over the same helpers.
@@ -33,7 +33,7 @@ _cv_digit = device(B._cv_digit)
 _inverse_temperatures = device(B._inverse_temperatures)
 _rebar_weight_row = device(B._rebar_weight_row)
 _rebar_row = device(B._rebar_row)
-_relaxed_bernoulli = device(B._relaxed_bernoulli)
+_relaxed_unit = device(B._relaxed_unit)
 _relaxed_bernoulli_vjp = device(B._relaxed_bernoulli_vjp)
 _relaxed_categorical_group = device(B._relaxed_categorical_group)
 _relaxed_categorical_group_bwd = device(B._relaxed_categorical_group_bwd)
@@ -131,12 +131,12 @@ def cv_flags(stride, off, span, configs, flag):
 @cuda.jit
 def _relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
     R, D = out.shape
-    lam = math.exp(loglam[0])
+    inv = _inverse_temperatures(loglam, 0.0, out[0, 0])[0]
     for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = i // D
         j = i - r * D
         if flag[r] != 0:
-            out[r, j] = _relaxed_bernoulli(a[r, j], noise[r, j], uniform, lam)
+            out[r, j] = _relaxed_unit(a[r, j], noise[r, j], uniform, inv)
 
 
 def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
