@@ -114,8 +114,8 @@ def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
     for base in range(0, out.shape[0], span * stride):   # drawn rows: local index 0, no divisions
         for r0 in range(base, base + stride):
             _rebar_forward_row(r0, r0 + off * stride, a, u, v, stride, trained, inv1, inv2, out, dzt)
-            for k in range(1, span):
-                if k < off or k >= off + configs - 1:
+            for k in range(1, span):   # the other nodes' rows of this drawn row
+                if _cv_digit(r0 + k * stride, stride, off, span, configs) == 0:
                     _copy_row(r0, r0 + k * stride, out)
 
 

@@ -64,7 +64,7 @@ def _rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt)
         k = (r // stride) % span
         if k == 0:
             _rebar_unit(r, r + off * stride, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
-        elif k < off or k >= off + configs - 1:   # another node's row: this node's hard value
+        elif _cv_digit(r, stride, off, span, configs) == 0:   # another node's row: this node's hard value
             r0 = r - k * stride
             x = a[r0, j]
             out[r, j] = _hard(x, _logistic_z(x, u[r0, j]))

@@ -22,6 +22,12 @@ from .base import REGISTRY, Estimator, register
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
 
 
+def slot(lw, node):
+    """The node's place in the REBAR nodes' shared row digit, as the kernels take it."""
+    off, span = lw.cv_slot[node]
+    return dict(stride=lw.enum_stride[node], off=off, span=span)
+
+
 def configs(opts):
     """Configuration rows per drawn row: rows 3, 4 (temperature lam') serve only the variance
     gradients of eta and the temperature, so a fixed-parameter REBAR evaluates 3."""
@@ -61,8 +67,7 @@ class Rebar(Estimator):
         kernel = lw.dist(node).kernels["rebar_forward"]
         if "dzt" in fields(kernel):   # a kernel that keeps dz~/da for the backward pass
             p["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
-        off, span = lw.cv_slot[node]
-        lw.emit(render(kernel, a=a, u=u, v=v, stride=lw.enum_stride[node], off=off, span=span, configs=configs(opts),
+        lw.emit(render(kernel, a=a, u=u, v=v, **slot(lw, node), configs=configs(opts),
                        K=node.attrs.get("K"), lam=lam,
                        delta=DELTA, value=lw.v(node), dzt=p.get("dzt")))
 
@@ -74,10 +79,8 @@ class Rebar(Estimator):
         u, v = lw.noise_of[node]
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
-        off, span = lw.cv_slot[node]
         lw.emit(render(lw.dist(node).kernels["rebar_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw,
-                       g=lw.g(node), stride=lw.enum_stride[node], off=off, span=span, configs=configs(opts),
-                       K=node.attrs.get("K"),
+                       g=lw.g(node), **slot(lw, node), configs=configs(opts), K=node.attrs.get("K"),
                        eta=p["eta"],
                        loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
                        train=bool(opts["train"]), dzt=p.get("dzt"),
@@ -87,9 +90,8 @@ class Rebar(Estimator):
     def seed_weights(self, lw, node):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = lw.scratch[("rebar", node)]["eta"]
-        off, span = lw.cv_slot[node]
-        lw.emit(f"B_.rebar_weights({lw.enum_stride[node]}, {off}, {span}, {configs(lw.choices[node][0].options)}, "
-                f"{eta}, {lw.rw}, {lw.cw})")
+        lw.emit(render("B_.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(lw, node),
+                       configs=configs(lw.choices[node][0].options), eta=eta, rw=lw.rw, cw=lw.cw))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
     # control-variate rows, so the control variate is a continuous function of the relaxed value
@@ -100,8 +102,8 @@ class Rebar(Estimator):
         lw.scratch[("rebar_flag", n)] = flag
         lw.emit(f"R_.zero1({flag})")
         for s in above:
-            off, span = lw.cv_slot[s]
-            lw.emit(f"B_.cv_flags({lw.enum_stride[s]}, {off}, {span}, {configs(lw.choices[s][0].options)}, {flag})")
+            lw.emit(render("B_.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(lw, s),
+                           configs=configs(lw.choices[s][0].options), flag=flag))
         loglam = lw.scratch[("rebar", first)]["loglam"]
         d = lw.dist(n)
         if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
