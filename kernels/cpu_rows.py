@@ -69,6 +69,50 @@ def fold_rows(g, reps, out):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def gather_rows(x, d, idx, out):
+    """out[i * n + j] = x[i * d + idx[j]], n = len(idx): a node's values from its layout (d rows
+    per data row) to a reader's (n rows per data row; idx[j] is the node's row of the reader's
+    row j). Rows of a data row that hold equal values are kept once (Lowering._data_rows)."""
+    n = len(idx)
+    for i in range(out.shape[0] // n):
+        for j in range(n):
+            src = i * d + idx[j]
+            for c in range(out.shape[1]):
+                out[i * n + j, c] = x[src, c]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def fold_into(g, idx, d, out):
+    """out[i * d + idx[j]] += g[i * n + j], n = len(idx): the VJP of gather_rows."""
+    n = len(idx)
+    for i in range(g.shape[0] // n):
+        for j in range(n):
+            dst = i * d + idx[j]
+            for c in range(g.shape[1]):
+                out[dst, c] += g[i * n + j, c]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def gather1(x, d, idx, out):
+    """gather_rows of 1D row values (a cost's rows)."""
+    n = len(idx)
+    for i in range(out.shape[0] // n):
+        for j in range(n):
+            out[i * n + j] = x[i * d + idx[j]]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def fold1(g, idx, d, out):
+    """out = the VJP of gather1 (overwritten): out[i * d + m] = sum of g[i * n + j] over idx[j] = m."""
+    n = len(idx)
+    for r in range(out.shape[0]):
+        out[r] = 0.0
+    for i in range(g.shape[0] // n):
+        for j in range(n):
+            out[i * d + idx[j]] += g[i * n + j]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def expand_rows(a, S):
     """In place: a[r] = a[r // S] for every row, from the last row down (rows r // S are
     written before they are overwritten), so the first R / S rows spread to all R."""

@@ -70,6 +70,74 @@ def fold_rows(g, reps, out):
 
 
 @cuda.jit
+def _gather_rows(x, d, idx, out):
+    R, D = out.shape
+    n = len(idx)
+    for t in range(cuda.grid(1), R * D, cuda.gridsize(1)):
+        r = t // D
+        c = t - r * D
+        i = r // n
+        out[r, c] = x[i * d + idx[r - i * n], c]
+
+
+def gather_rows(x, d, idx, out):
+    """out[i * n + j] = x[i * d + idx[j]], n = len(idx) (cpu_rows.gather_rows)."""
+    _run(_gather_rows, out.shape[0] * out.shape[1], x, d, idx, out)
+
+
+@cuda.jit
+def _fold_into(g, idx, d, out):
+    # one thread per output cell sums the reader's rows that map to it, in order (deterministic)
+    Rd, D = out.shape
+    n = len(idx)
+    for t in range(cuda.grid(1), Rd * D, cuda.gridsize(1)):
+        r = t // D
+        c = t - r * D
+        i = r // d
+        m = r - i * d
+        s = out[r, c]
+        for j in range(n):
+            if idx[j] == m:
+                s += g[i * n + j, c]
+        out[r, c] = s
+
+
+def fold_into(g, idx, d, out):
+    """out[i * d + idx[j]] += g[i * n + j] (cpu_rows.fold_into)."""
+    _run(_fold_into, out.shape[0] * out.shape[1], g, idx, d, out)
+
+
+@cuda.jit
+def _gather1(x, d, idx, out):
+    n = len(idx)
+    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        i = r // n
+        out[r] = x[i * d + idx[r - i * n]]
+
+
+def gather1(x, d, idx, out):
+    _run(_gather1, out.shape[0], x, d, idx, out)
+
+
+@cuda.jit
+def _fold1(g, idx, d, out):
+    n = len(idx)
+    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        i = r // d
+        m = r - i * d
+        s = 0.0
+        for j in range(n):
+            if idx[j] == m:
+                s += g[i * n + j]
+        out[r] = s
+
+
+def fold1(g, idx, d, out):
+    """out[i * d + m] = sum of g[i * n + j] over idx[j] = m (overwritten; cpu_rows.fold1)."""
+    _run(_fold1, out.shape[0], g, idx, d, out)
+
+
+@cuda.jit
 def _expand_rows(a, S):
     # in place: one thread per column walks the rows from the last down, as the CPU does
     R, D = a.shape

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dsl import ModelError
-from .program import ParamView, Program
+from .program import ParamView, Program, all_rows
 
 
 class _PushingView(ParamView):
@@ -117,8 +117,8 @@ class CudaProgram(Program):
     def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
         _, a = self._run(data, batch, seed, step, 0)
         out = {}
-        for name, (where, i, reps) in self.layout.values.items():
-            out[name] = np.repeat((a[5][i] if where == "input" else a[3][i]).copy_to_host(), reps, axis=0)
+        for name, (where, i, rows) in self.layout.values.items():
+            out[name] = all_rows((a[5][i] if where == "input" else a[3][i]).copy_to_host(), rows)
             self.transfers["device_to_host"] += 1
         return out
 

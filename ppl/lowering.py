@@ -54,11 +54,11 @@ class Layout:
     n_theta: int = 0
     state: list = field(default_factory=list)    # (name, offset, size, init)
     n_state: int = 0
-    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R', 'D' (data rows) or an int
-    ws1: list = field(default_factory=list)      # names of (R,) buffers
+    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R', 'D' (data rows), 'Dn' (n per data row) or an int
+    ws1: list = field(default_factory=list)      # (name, rows) of 1D buffers
     inputs: list = field(default_factory=list)   # input node names, in argument order
     costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
-    values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, row repeats)
+    values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, its layout: Lowering._data_rows)
     rw_index: int = 0
     S: int = 1
     lowering: str = "array kernels"
@@ -72,6 +72,7 @@ class Lowering:
     """Emits the fused step. Estimators call the helper methods below."""
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
+    merge_rows = True   # compute layers once per class of equal rows (_data_rows)
 
     def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
                  objective: str = "elbo"):
@@ -148,9 +149,9 @@ class Lowering:
         self.head.append(f"{name} = ws2[{len(self.L.ws2) - 1}]")
         return name
 
-    def buf1(self, name: str) -> str:
+    def buf1(self, name: str, rows="R") -> str:
         name = _ident(name)
-        self.L.ws1.append((name, "R"))
+        self.L.ws1.append((name, rows))
         self.head.append(f"{name} = ws1[{len(self.L.ws1) - 1}]")
         return name
 
@@ -181,31 +182,76 @@ class Lowering:
         return p, gp
 
     def v(self, node: Node) -> str:
-        """The node's values on all R rows (for a data-row node: its repeated twin, made on
-        first use by a reader outside the data-row sub-graph, e.g. a learned baseline)."""
-        if node in self.inv and node not in self.twin:
-            self.twin.add(node)
-            self.buf2(f"v_{node.name}", node.width)
-            self.emit(f"R_.repeat_rows({self.vB(node)}, {self.reps}, v_{node.name})")
-        return "v_" + node.name
+        """The node's values on all R rows (for a node stored on fewer rows: its copy on all
+        of them, made on first use)."""
+        return self.vat(node, self.FULL)
 
     def g(self, node: Node):
-        return "g_" + node.name if self.req[node] and node.kind != "input" else None
+        """The cotangent of the node's values on all R rows, or None when none is needed."""
+        return self.gat(node, self.FULL)
 
     def vB(self, node: Node) -> str:
-        """Values as the data-row sub-graph reads them (B rows for its nodes)."""
-        return f"vB_{node.name}" if node in self.inv else self.v(node)
+        """The node's values where they are stored (its layout's rows: `lay`)."""
+        return self.vat(node, self.lay.get(node, self.FULL))
 
     def gB(self, node: Node):
-        if node in self.inv:
-            return f"gB_{node.name}" if self.req[node] and node.kind != "input" else None
-        return self.g(node)
-
-    def gB_or_empty(self, node: Node) -> str:
-        return self.gB(node) or self.E2
+        return self.gat(node, self.lay.get(node, self.FULL))
 
     def g_or_empty(self, node: Node) -> str:
-        return self.g(node) or self.E2
+        """The node's cotangent on the rows of the node being lowered (`here`), or E2."""
+        return self.gat(node, self.here) or self.E2
+
+    def vat(self, node: Node, P: tuple) -> str:
+        """The node's values on the rows of layout P (a reader's): its own buffer when it is
+        stored on P, else a copy made on first use (R_.repeat_rows from one row per data row,
+        R_.gather_rows from another layout; P refines the node's row classes `sig`)."""
+        Q = self.lay.get(node, self.FULL)
+        own = ("vB_" if Q != self.FULL else "v_") + node.name
+        if P == Q:
+            return own
+        name = self._at_name("v", node, P)
+        if (node, P) not in self.vcopy:
+            self.vcopy.add((node, P))
+            self.buf2(name, node.width, rows=self._rows(P))
+            if max(Q) == 0:
+                self.emit(f"R_.repeat_rows({own}, {_ndist(P)}, {name})")
+            else:
+                self.emit(f"R_.gather_rows({own}, {_ndist(Q)}, {_tup(_rowmap(P, Q))}, {name})")
+        return name
+
+    def gat(self, node: Node, P: tuple):
+        """The cotangent of the node's values on the rows of layout P (a reader's), or None when
+        none is needed; one not stored on P is summed into the node's own (R_.fold_rows,
+        R_.fold_into) first thing in the node's backward pass."""
+        if not self.req.get(node) or node.kind == "input":
+            return None
+        Q = self.lay.get(node, self.FULL)
+        if P == Q:
+            return ("gB_" if Q != self.FULL else "g_") + node.name
+        if P not in self.gcopy.get(node, ()):
+            raise RuntimeError(f"internal: no cotangent of '{node.name}' planned on rows {P}")
+        return self._at_name("g", node, P)
+
+    def _at_name(self, prefix: str, node: Node, P: tuple) -> str:
+        if P == self.FULL:
+            return f"{prefix}_{node.name}"
+        return f"{prefix}{self.layout_ids.setdefault(P, len(self.layout_ids))}_{node.name}"
+
+    def _rows(self, P: tuple) -> str:
+        """A buffer's rows on layout P, as Layout.ws2 names them: R, D (one per data row) or Dn."""
+        if P == self.FULL:
+            return "R"
+        return "D" if max(P) == 0 else f"D{_ndist(P)}"
+
+    def cw_at(self, P: tuple) -> str:
+        """The cost cotangent seeds cw summed over each row class of P (a cost stored on P)."""
+        if P == self.FULL:
+            return self.cw
+        if P not in self.cw_folded:
+            name = self.cw_folded[P] = self.buf1(f"cw{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
+                                                 rows=self._rows(P))
+            self.emit(f"R_.fold1({self.cw}, {_tup(P)}, {_ndist(P)}, {name})")
+        return self.cw_folded[P]
 
     def dist(self, node: Node):
         return DISTRIBUTIONS[node.kind]
@@ -246,16 +292,19 @@ class Lowering:
         if logits.kind == "param":
             return kernel + "_const", "p_" + _ident(logits.name)
         rep = self.per_data_row(logits)
-        return (kernel + "_rep", rep) if rep is not None else (kernel, self.v(logits))
+        return (kernel + "_rep", rep) if rep is not None else (kernel, self.vat(logits, self.here))
 
     def per_data_row(self, node: Node):
         """`vB, reps`, the `_rep` kernels' arguments, when the node's values are computed once
-        per data row (the data-row sub-graph) and read on reps > 1 drawn rows; else None."""
-        return f"{self.vB(node)}, {self.reps}" if node in self.inv else None
+        per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
+        the node being lowered, `here`); else None."""
+        return f"{self.vB(node)}, {_ndist(self.here)}" if node in self.inv and max(self.here) > 0 else None
 
     def kept_rows(self, logits: Node) -> str:
         """Rows of the sigma buffer a `_row_constant` kernel keeps: "D" (data rows) for `_rep`."""
-        return "D" if logits.kind != "param" and logits in self.inv else "R"
+        if logits.kind != "param" and self.per_data_row(logits) is not None:
+            return "D"
+        return self._rows(self.here)
 
     def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
@@ -332,9 +381,9 @@ class Lowering:
         beside it, they only added zero-mean terms. Two REBAR layers take 5 rows instead of 9 (9
         instead of 25 with eta and the temperature trained)."""
         self.enum_stride, self.cv_slot, self.row_digit, S = {}, {}, {}, 1
-        sizes = {n: REGISTRY[self.choices[n][0].estimator].expansion(self.choices[n][1], self.choices[n][0].options)
+        self.sizes = sizes = {n: REGISTRY[self.choices[n][0].estimator].expansion(self.choices[n][1], self.choices[n][0].options)
                  for n in self.an.order if n in self.choices}
-        shared = [n for n in self.rebar_nodes if sizes[n] > 1]
+        self.shared = shared = [n for n in self.rebar_nodes if sizes[n] > 1]
         span = 1 + sum(sizes[n] - 1 for n in shared)
         for n in self.an.order:
             size = sizes.get(n, 1)
@@ -358,25 +407,81 @@ class Lowering:
         self._data_rows()
 
     def _data_rows(self):
-        """Nodes whose value depends on the data row only (no stochastic node above them, not a
-        cost head) are computed once per data row (B rows, suffix B) instead of once per sample and
-        configuration (R = B * K * S rows): the encoder of a model with 4 samples and an
-        antithetic pair runs on B rows, not 8 B. Where such a node is read by a per-sample node,
-        its values are repeated to R rows (`v_<name>`) and, backward, the R-row gradient is summed
-        back per data row (`fold_rows`) before the data-row sub-graph's own backward pass."""
-        self.inv, self.twin = set(), set()
-        if self.reps == 1:
+        """Which rows of a data row each node is computed on: its layout `lay[n]`, a tuple that
+        maps each of the data row's K S rows to the row holding its value.
+
+        A node's rows that must hold equal values form its row classes `sig[n]` (the same form
+        of tuple): a layer's values are equal on two rows when all its inputs' are; a stochastic
+        node's when both rows draw it the same way (the same sample k, its own configuration
+        digit, its inputs' classes; on a REBAR node's rows relaxed by it or by a REBAR node above,
+        never), if its estimator `shares_rows`. Data inputs, parameters and what depends on them
+        only have one class (the data-row sub-graph, `inv`); a layer below a stochastic node has
+        K S, unless configurations repeat an upstream value: two REBAR layers' rows 0, 3, 4 hold
+        the same upper draw, as do two DisARM layers' pairs of lower configurations, and XLA's
+        common subexpressions would merge them too.
+
+        A layer and a cost head (but log_prob: its estimators read its rows) are computed on one
+        row per class; a stochastic node on all K S rows. A reader on other rows reads a copy
+        (vat: R_.repeat_rows or R_.gather_rows) and its cotangents are summed back (gat:
+        R_.fold_rows or R_.fold_into); a cost's rows are spread to all R (R_.gather1) for the
+        loss and the estimators, and the cost cotangents cw summed per class (cw_at: R_.fold1).
+        The encoder of a model with 4 samples and an antithetic pair runs on B rows, not 8 B."""
+        self._one_layout()
+        KS, S = self.reps, self.S
+        if KS == 1:
             return
-        for n in self.an.order:
-            if not n.is_stochastic and not n.attrs.get("is_head") and all(i in self.inv for i in n.inputs):
-                self.inv.add(n)
         g = self.an.graph
-        # a parameter row read only per sample is broadcast to R rows directly
-        self.inv -= {n for n in self.inv if n.kind == "param"
-                     and not any(self.model.nodes[k] in self.inv for k in g.successors(n.name))}
-        for n in self.inv:
-            if any(self.model.nodes[k] not in self.inv for k in g.successors(n.name)):
-                self.twin.add(n)
+        T, span = self.row_digit[self.shared[0]] if self.shared else (1, 1)
+        for n in self.an.order:
+            if not self.merge_rows and n.kind != "input":   # every node on every row
+                self.sig[n] = self.FULL
+                continue
+            if not n.is_stochastic:
+                self.sig[n] = _canon([tuple(self.sig[p][r] for p in n.inputs) for r in range(KS)])
+                continue
+            est = self._estimator(n)
+            if not (est.shares_rows if est.shares_rows is not None else not est.passes_value_grad):
+                self.sig[n] = self.FULL
+                continue
+            relaxing = [m for m in self.shared if m is n or m.name in G.nx.ancestors(g, n.name)]
+            own = self.row_digit.get(n) if n not in self.shared else None
+            keys = []
+            for r in range(KS):
+                k, c = divmod(r, S)
+                j = (c // T) % span
+                if any(self.cv_slot[m][0] <= j < self.cv_slot[m][0] + self.sizes[m] - 1 for m in relaxing):
+                    keys.append(("relaxed", r))
+                    continue
+                c0 = c - j * T if n in self.shared else c   # a REBAR node's hard value is its drawn row's
+                digit = (c // own[0]) % own[1] if own else 0
+                keys.append((k, digit, tuple(self.sig[p][k * S + c0] for p in n.inputs)))
+            self.sig[n] = _canon(keys)
+        for n in self.an.order:
+            if n.kind == "input":
+                self.lay[n] = self.D1
+            elif n.is_stochastic or (n.attrs.get("is_head") and (n.kind == "log_prob" or n.kind in ARRAY_RULES
+                                                                 and n.kind != "bernoulli_nll")):
+                self.lay[n] = self.FULL
+            elif n.kind != "param":
+                self.lay[n] = self.sig[n]
+        for n in self.an.order:   # a parameter row: on its readers' rows if they agree, else once per data row
+            if n.kind == "param":
+                at = {self.lay[self.model.nodes[k]] for k in g.successors(n.name)}
+                self.lay[n] = at.pop() if len(at) == 1 else self.D1
+        self.inv = {n for n in self.an.order if self.lay[n] == self.D1}
+        for n in self.an.order:   # the cotangent copies: one per layout a reader reads the node on
+            for k in g.successors(n.name):
+                P = self.lay[self.model.nodes[k]]
+                if P != self.lay[n]:
+                    self.gcopy.setdefault(n, set()).add(P)
+
+    def _one_layout(self):
+        """Every node on all K S rows of a data row (the row-fused lowering's layout)."""
+        KS = self.reps
+        self.FULL, self.D1 = tuple(range(KS)), (0,) * KS
+        self.here = self.FULL
+        self.lay, self.sig, self.inv = {}, {}, set()
+        self.vcopy, self.gcopy, self.cw_folded, self.layout_ids, self.cfull = set(), {}, {}, {}, {}
 
     # ----- pass: requires grad
     def requires_grad(self):
@@ -462,49 +567,45 @@ class Lowering:
     def zero_cotangents(self):
         self.emit("R_.zero1(grad)")
         for n in self.an.order:
-            if self.g(n) is not None and not n.attrs.get("is_head"):
-                if n in self.inv:
-                    self.emit(f"R_.zero2({self.gB(n)})")
-                if n not in self.inv or n in self.twin:
-                    self.emit(f"R_.zero2({self.g(n)})")
+            if self.gB(n) is not None and not n.attrs.get("is_head"):
+                self.emit(f"R_.zero2({self.gB(n)})")
+                for P in sorted(self.gcopy.get(n, ())):
+                    self.emit(f"R_.zero2({self.gat(n, P)})")
 
     def allocate(self, n: Node):
         """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
-        inv = n in self.inv
-        pre = "vB_" if inv else "v_"
+        P = self.lay.get(n, self.FULL)
+        pre, rows = ("vB_" if P != self.FULL else "v_"), self._rows(P)
         if n.kind == "input":
             j = len(self.L.inputs)
             self.L.inputs.append(n.name)
             self.head.append(f"{pre}{n.name} = inputs[{j}]")
-            self.L.values[n.name] = ("input", j, self.reps)
-            if n in self.twin:
-                self.buf2(f"v_{n.name}", n.width)
+            self.L.values[n.name] = ("input", j, P)
             return
         if n.attrs.get("is_head"):
-            self.cbuf[n] = self.buf1(f"c_{n.name}")
+            self.cbuf[n] = c = self.buf1(f"c_{n.name}")
             self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            if P != self.FULL:   # computed once per row class, spread to all rows (forward_node)
+                self.cbuf[n] = self.buf1(f"cB_{n.name}", rows=rows)
+                self.cfull[n] = c
             return
-        self.buf2(f"{pre}{n.name}", n.width, rows="D" if inv else "R")
-        self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.reps if inv else 1)
-        if n in self.twin:
-            self.buf2(f"v_{n.name}", n.width)
+        self.buf2(f"{pre}{n.name}", n.width, rows=rows)
+        self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, P)
         if self.req[n]:
-            self.buf2(f"g{'B' if inv else ''}_{n.name}", n.width, rows="D" if inv else "R")
-            if n in self.twin:
-                self.buf2(f"g_{n.name}", n.width)
+            self.buf2(f"{'gB_' if P != self.FULL else 'g_'}{n.name}", n.width, rows=rows)
+            for Q in sorted(self.gcopy.get(n, ())):
+                self.buf2(self._at_name("g", n, Q), n.width, rows=self._rows(Q))
         if n.kind in OPS and not OPS[n.kind].head and not OPS[n.kind].user:
             self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
                                  for q in OPS[n.kind].params]
 
     def forward_node(self, n: Node):
         k = n.kind
-        inv = n in self.inv
         if k == "input":
-            if n in self.twin:
-                self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
             return
-        ins = [self.vB(i) for i in n.inputs] if inv else [self.v(i) for i in n.inputs]
-        out = f"{'vB_' if inv else 'v_'}{n.name}"
+        P = self.here = self.lay.get(n, self.FULL)
+        ins = [self.vat(i, P) for i in n.inputs]
+        out = self.vB(n) if not n.attrs.get("is_head") else None
         if k in ARRAY_RULES:
             ARRAY_RULES[k].forward(self, n, ins, self.cbuf.get(n, out))
         elif k in OPS and not OPS[k].head:
@@ -524,8 +625,9 @@ class Lowering:
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
-        if inv and n in self.twin:
-            self.emit(f"R_.repeat_rows(vB_{n.name}, {self.reps}, v_{n.name})")
+        if n.attrs.get("is_head") and P != self.FULL:
+            self.emit(f"R_.gather1({self.cbuf[n]}, {_ndist(P)}, {_tup(P)}, {self.cfull[n]})")
+        self.here = self.FULL
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
             self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
 
@@ -536,33 +638,40 @@ class Lowering:
     def emit_template_bwd(self, n: Node, ins: list, gins: list):
         """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
         gs = {f"g{j}": g for j, g in enumerate(gins)}
-        self.emit(render(OPS[n.kind].bwd, cw=self.cw, **gs, **self._op_values(n, ins)))
+        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here), **gs, **self._op_values(n, ins)))
 
     def backward_node(self, n: Node):
         k = n.kind
-        if n in self.inv:
-            if n in self.twin and self.g(n) is not None:
-                self.emit(f"R_.fold_rows({self.g(n)}, {self.reps}, {self.gB(n)})")
-            self._backward_kinds(n, [self.vB(i) for i in n.inputs], [self.gB_or_empty(i) for i in n.inputs],
-                                 self.gB(n), self.vB(n), "D")
+        if k == "input":
             return
-        ins = [self.v(i) for i in n.inputs]
+        Q = self.lay.get(n, self.FULL)
+        if self.gB(n) is not None:   # the cotangents its readers left on their rows, summed into its own
+            for P in sorted(self.gcopy.get(n, ())):
+                if max(Q) == 0:
+                    self.emit(f"R_.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
+                else:
+                    self.emit(f"R_.fold_into({self.gat(n, P)}, {_tup(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
+        self.here = Q
+        ins = [self.vat(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
-        if n.attrs.get("is_head"):
-            if all(gi == self.E2 for gi in gins):
+        try:
+            if n.attrs.get("is_head"):
+                if all(gi == self.E2 for gi in gins):
+                    return
+                if k in ARRAY_RULES:
+                    ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q), self.cbuf[n], self._rows(Q))
+                else:
+                    self.emit_template_bwd(n, ins, gins)
                 return
-            if k in ARRAY_RULES:
-                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw, self.cbuf[n], "R")
-            else:
-                self.emit_template_bwd(n, ins, gins)
-            return
-        if n.is_stochastic:
-            if n in self.rebar_anc:
-                self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].backward(self, n, ch.options)
-            return
-        self._backward_kinds(n, ins, gins, self.g(n), self.v(n), "R")
+            if n.is_stochastic:
+                if n in self.rebar_anc:
+                    self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
+                ch, _ = self.choices[n]
+                REGISTRY[ch.estimator].backward(self, n, ch.options)
+                return
+            self._backward_kinds(n, ins, gins, self.gB(n), self.vB(n), self._rows(Q))
+        finally:
+            self.here = self.FULL
 
     def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
         """VJP of a deterministic layer: gout (its value cotangent) into gins."""
@@ -620,7 +729,31 @@ class Lowering:
         return "\n".join(body)
 
 
-_REPEAT = re.compile(r"\s*R_\.repeat_rows\([^,]+, [^,]+, (\w+)\)$")
+def _canon(keys: list) -> tuple:
+    """Row classes from each row's key: the index of the key's first row among the distinct keys."""
+    first = {}
+    return tuple(first.setdefault(k, len(first)) for k in keys)
+
+
+def _ndist(P: tuple) -> int:
+    """Rows per data row of layout P."""
+    return max(P) + 1
+
+
+def _rowmap(P: tuple, Q: tuple) -> tuple:
+    """For each row of layout P, the row of layout Q holding its value (P refines Q's classes
+    where the value is defined): Q of the first of the data row's rows in P's class."""
+    first = {}
+    for r, c in enumerate(P):
+        first.setdefault(c, r)
+    return tuple(Q[first[c]] for c in range(_ndist(P)))
+
+
+def _tup(t: tuple) -> str:
+    return "(" + "".join(f"{x}, " for x in t) + ")"
+
+
+_REPEAT = re.compile(r"\s*R_\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \([\d, ]*\)), (\w+)\)$")
 
 
 def _drop_unread_repeats(lines: list) -> list:

@@ -26,6 +26,13 @@ from . import validate as V
 from .dsl import ModelError
 
 
+def all_rows(a, rows: tuple):
+    """A node's values on every row of each data row (B K S rows) from a buffer of its layout
+    `rows` (Layout.values: for each of a data row's K S rows, the buffer row holding it)."""
+    d = max(rows) + 1
+    return a.reshape(-1, d, a.shape[1])[:, list(rows)].reshape(-1, a.shape[1])
+
+
 class ParamView(MutableMapping):
     """name -> ndarray view into the flat parameter (or gradient) vector."""
 
@@ -159,12 +166,20 @@ class Program:
     def rows_per_data_row(self) -> int:
         return self.samples * self.layout.S
 
+    def _rows(self, rows, B: int) -> int:
+        """A workspace buffer's rows for B data rows: "R" all rows, "D" one per data row, "Dn" n
+        per data row (a layer computed once per class of equal rows), or a number."""
+        if rows == "R":
+            return B * self.rows_per_data_row
+        if isinstance(rows, str):
+            return B * int(rows[1:] or 1)
+        return rows
+
     def workspace(self, B: int):
         """Preallocated (ws2, ws1) for a batch of B data rows (reused across calls)."""
         if B not in self._ws:
-            n = {"R": B * self.rows_per_data_row, "D": B}
-            ws2 = tuple(np.zeros((n.get(rows, rows), w), self.dtype) for _, rows, w in self.layout.ws2)
-            ws1 = tuple(np.zeros(n.get(rows, rows), self.dtype) for _, rows in self.layout.ws1)
+            ws2 = tuple(np.zeros((self._rows(rows, B), w), self.dtype) for _, rows, w in self.layout.ws2)
+            ws1 = tuple(np.zeros(self._rows(rows, B), self.dtype) for _, rows in self.layout.ws1)
             self._ws[B] = (ws2, ws1)
         return self._ws[B]
 
@@ -268,9 +283,9 @@ class Program:
             optional = tuple(n for n in self.layout.inputs if n not in upstream)
         _, a = self._run(data, batch, seed, step, 0, optional)
         out = {}
-        for name, (where, i, reps) in self.layout.values.items():
+        for name, (where, i, rows) in self.layout.values.items():
             if nodes is None or name in nodes:
-                out[name] = np.repeat(a[5][i] if where == "input" else a[3][i], reps, axis=0)
+                out[name] = all_rows(a[5][i] if where == "input" else a[3][i], rows)
         return out
 
     def _node_names(self, nodes, what) -> list:

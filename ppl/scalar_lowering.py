@@ -71,6 +71,7 @@ class ScalarLowering(Lowering):
     """Emits the row-fused step. Estimators call `val`, `cot`, `noise_scalar`, `emit` and the
     distribution formulas below from their `scalar_forward` / `scalar_backward`."""
 
+
     def __init__(self, model, an, choices, samples, rng, dtype):
         self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
         self.prec = "f32" if dtype == "float32" else "f64"
@@ -82,8 +83,9 @@ class ScalarLowering(Lowering):
         self.offset: dict = {}      # param / affine node -> its offset in theta
         self.inputs: list = []      # the inner functions' names of the data inputs
 
+
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
-        self.inv, self.twin = set(), set()
+        self._one_layout()
 
     # ----- helpers estimators use
     def sfx(self, cfg=None) -> str:
@@ -207,7 +209,7 @@ class ScalarLowering(Lowering):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted
         for each configuration (parameters in topological order, as the array lowering does)."""
         if n.kind == "input":
-            self.L.values[n.name] = ("input", len(self.L.inputs), self.reps)
+            self.L.values[n.name] = ("input", len(self.L.inputs), self.D1)
             self.L.inputs.append(n.name)
             self.inputs.append(self.local("in", n, per_config=False))
         elif n.attrs.get("is_head"):
@@ -220,7 +222,7 @@ class ScalarLowering(Lowering):
             for q in params:
                 self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
             self.buf2(f"v_{n.name}", 1)
-            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, 1)
+            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.FULL)
 
     def _store(self, n: Node):
         self.emit_store(f"v_{_ident(n.name)}[{self.row()}, 0] = {self.val(n)}")

@@ -45,7 +45,7 @@ class Context(Protocol):
     scratch: dict        # (estimator name, node) -> what its forward leaves for its backward
 
     def dist(self, node): """The node's Distribution (ppl.distributions)."""
-    def v(self, node) -> str: """The node's value buffer (R rows)."""
+    def v(self, node) -> str: """The node's value buffer (R rows: every row of the layout)."""
     def per_data_row(self, node): """"vB, reps" when the node is computed once per data row and read on
         reps > 1 drawn rows (the arguments of the `_rep` kernels), else None."""
     def g(self, node): """The node's cotangent buffer, or None when no gradient is needed."""
@@ -128,6 +128,11 @@ class Estimator:
     # it then seeds those rows' cost cotangents (seed_weights) and owns what they do to the
     # stochastic nodes below it (forward_below / backward_below)
     evaluates_below = False
+    # Whether readers may merge the node's rows that hold equal values (Lowering._data_rows):
+    # True when its backward reads the value's cotangent, if at all, as a sum over rows of the
+    # same linear map on rows whose values are equal (the cotangent of a merged row then reaches
+    # the parameters whole from any one of them). None: True when it reads no value cotangent.
+    shares_rows = None
     options: dict = {}         # option name -> default
     about = ""                 # one line: what it computes (`ppl list`)
     cite = ""                  # the paper(s) it implements (authors, year, venue), shown by `ppl list`

@@ -13,6 +13,7 @@ class Pathwise(Estimator):
     cite = 'Kingma & Welling 2014, "Auto-encoding variational Bayes", ICLR; Rezende, Mohamed & Wierstra 2014, ICML'
     objectives = ("elbo", "iwae")   # IWAE: through the draws' normalised weights (rw)
     passes_value_grad = True
+    shares_rows = True   # its backward is linear in the value's cotangent, per row
     hard_forward = False
 
     def check(self, info):

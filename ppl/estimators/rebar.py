@@ -40,6 +40,7 @@ class Rebar(Estimator):
     about = 'score function with a relaxed control variate and its reparameterised correction'
     cite = 'Tucker, Mnih, Maddison, Lawson & Sohl-Dickstein 2017, "REBAR", NeurIPS'
     passes_value_grad = True
+    shares_rows = True   # its backward is linear in the value's cotangent, per row
     evaluates_below = True
     options = {"temperature": 0.5, "eta": 1.0, "train": True}
 

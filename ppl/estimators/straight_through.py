@@ -17,6 +17,7 @@ class StraightThrough(Estimator):
     bias = ("the backward pass differentiates a smooth stand-in for the hard sample (dF_eps(a)/da, or the "
             "Gumbel-softmax at the temperature): a first-order approximation of each discrete step")
     passes_value_grad = True
+    shares_rows = True   # its backward is linear in the value's cotangent, per row
     options = {"temperature": 1.0}
 
     def check(self, info):
