@@ -4,8 +4,8 @@
     select          selection.select: an estimator per stochastic node (rule table, policy)
     fuse            row-fused scalar code when every node has width 1 (scalar_lowering.applies),
                     else array kernels: the lowering object the next passes fill
-    plan rows       the row layout: samples, enumeration / antithetic configurations, the
-                    data-row sub-graph
+    plan rows       the row layout: samples, enumeration / antithetic configurations, each
+                    node's classes of equal rows (the data-row sub-graph is one class)
     requires grad   which node values need a cotangent
     lower forward   every node's storage and forward code (ops.OPS rules, estimators' forward)
     lower backward  every node's backward code, reverse order

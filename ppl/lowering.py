@@ -9,7 +9,8 @@ theta/grad: flat parameter and gradient vectors (named views are reshaped slices
 state: non-gradient state (running baselines, fixed temperatures); ws2/ws1: preallocated 2D
 and 1D workspaces; inputs: tuple of (B, width) data arrays; B: data rows; seed, t: the
 counter-based RNG key and step; mode 0 = forward only, 1 = forward and gradient.
-Rows are laid out r = ((i * K) + k) * S + c (data row, sample, enumeration configuration).
+Rows are laid out r = ((i * K) + k) * S + c (data row, sample, enumeration configuration); a
+layer is stored on one row per class of a data row's rows that hold equal values (_data_rows).
 
 The lowering passes (compiler.PASSES) are methods: plan_rows, requires_grad, lower_forward,
 lower_backward, render. The walk of lower_forward / lower_backward is shared with the row-fused
@@ -286,8 +287,8 @@ class Lowering:
     def _row_constant(self, kernel: str, logits: Node) -> tuple:
         """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli
         cost of it takes the vector and the `_const` kernel (softplus and sigma once per column);
-        a node of the data-row sub-graph has one row per data row, repeated on its `reps` drawn
-        rows, so the cost takes those B rows and the `_rep` kernel (softplus and sigma once per data
+        a node of the data-row sub-graph has one row per data row, repeated on the cost's rows
+        (`here`), so the cost takes those B rows and the `_rep` kernel (softplus and sigma once per data
         row, the kept sigma B rows: `kept_rows`)."""
         if logits.kind == "param":
             return kernel + "_const", "p_" + _ident(logits.name)
