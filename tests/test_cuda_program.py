@@ -170,3 +170,23 @@ def test_cli_target_cuda_without_gpu_exits_2():
                        env=env, capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert "no CUDA device was found" in r.stderr
+
+
+def sbn2():
+    """Two layers: with DisARM (or REBAR) on both, the upper draw repeats across the lower node's
+    configurations, so layers reading it run on fewer rows (R_.gather_rows / R_.fold_into)."""
+    with Model("sbn2_cuda") as m:
+        x = m.input("x", 6)
+        h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
+        h2 = Bernoulli("h2", logits=Affine(h, 2, name="enc2"))
+        m.cost("entropy", ppl.log_prob(h))
+        m.cost("entropy2", ppl.log_prob(h2))
+        m.cost("prior", ppl.bernoulli_nll(Affine(h2, 3, name="up"), target=h))
+        m.cost("recon", ppl.bernoulli_nll(Affine(h, 6, name="dec"), target=x))
+    return m
+
+
+@pytest.mark.parametrize("est", ["disarm", ("rebar", {"train": False})])
+def test_rows_merged_below_two_layers_parity(est):
+    cpu, gpu = _parity(sbn2, estimators=est)
+    assert "R_.gather_rows" in gpu.source and "R_.fold_into" in gpu.source
