@@ -72,11 +72,12 @@ def fold_rows(g, reps, out):
 def gather_rows(x, d, idx, out):
     """out[i * n + j] = x[i * d + idx[j]], n = len(idx): a node's values from its layout (d rows
     per data row) to a reader's (n rows per data row; idx[j] is the node's row of the reader's
-    row j). Rows of a data row that hold equal values are kept once (Lowering._data_rows)."""
-    n = len(idx)
+    row j, a whole number in a float array: Lowering.row_map). Rows of a data row that hold
+    equal values are kept once (Lowering._data_rows)."""
+    n = idx.shape[0]
     for i in range(out.shape[0] // n):
         for j in range(n):
-            src = i * d + idx[j]
+            src = i * d + int(idx[j])
             for c in range(out.shape[1]):
                 out[i * n + j, c] = x[src, c]
 
@@ -84,10 +85,10 @@ def gather_rows(x, d, idx, out):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def fold_into(g, idx, d, out):
     """out[i * d + idx[j]] += g[i * n + j], n = len(idx): the VJP of gather_rows."""
-    n = len(idx)
+    n = idx.shape[0]
     for i in range(g.shape[0] // n):
         for j in range(n):
-            dst = i * d + idx[j]
+            dst = i * d + int(idx[j])
             for c in range(g.shape[1]):
                 out[dst, c] += g[i * n + j, c]
 
@@ -95,21 +96,21 @@ def fold_into(g, idx, d, out):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def gather1(x, d, idx, out):
     """gather_rows of 1D row values (a cost's rows)."""
-    n = len(idx)
+    n = idx.shape[0]
     for i in range(out.shape[0] // n):
         for j in range(n):
-            out[i * n + j] = x[i * d + idx[j]]
+            out[i * n + j] = x[i * d + int(idx[j])]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def fold1(g, idx, d, out):
     """out = the VJP of gather1 (overwritten): out[i * d + m] = sum of g[i * n + j] over idx[j] = m."""
-    n = len(idx)
+    n = idx.shape[0]
     for r in range(out.shape[0]):
         out[r] = 0.0
     for i in range(g.shape[0] // n):
         for j in range(n):
-            out[i * d + idx[j]] += g[i * n + j]
+            out[i * d + int(idx[j])] += g[i * n + j]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

@@ -72,16 +72,16 @@ def fold_rows(g, reps, out):
 @cuda.jit
 def _gather_rows(x, d, idx, out):
     R, D = out.shape
-    n = len(idx)
+    n = idx.shape[0]
     for t in range(cuda.grid(1), R * D, cuda.gridsize(1)):
         r = t // D
         c = t - r * D
         i = r // n
-        out[r, c] = x[i * d + idx[r - i * n], c]
+        out[r, c] = x[i * d + int(idx[r - i * n]), c]
 
 
 def gather_rows(x, d, idx, out):
-    """out[i * n + j] = x[i * d + idx[j]], n = len(idx) (cpu_rows.gather_rows)."""
+    """out[i * n + j] = x[i * d + idx[j]], n = idx.shape[0] (cpu_rows.gather_rows)."""
     _run(_gather_rows, out.shape[0] * out.shape[1], x, d, idx, out)
 
 
@@ -89,7 +89,7 @@ def gather_rows(x, d, idx, out):
 def _fold_into(g, idx, d, out):
     # one thread per output cell sums the reader's rows that map to it, in order (deterministic)
     Rd, D = out.shape
-    n = len(idx)
+    n = idx.shape[0]
     for t in range(cuda.grid(1), Rd * D, cuda.gridsize(1)):
         r = t // D
         c = t - r * D
@@ -97,7 +97,7 @@ def _fold_into(g, idx, d, out):
         m = r - i * d
         s = out[r, c]
         for j in range(n):
-            if idx[j] == m:
+            if int(idx[j]) == m:
                 s += g[i * n + j, c]
         out[r, c] = s
 
@@ -109,10 +109,10 @@ def fold_into(g, idx, d, out):
 
 @cuda.jit
 def _gather1(x, d, idx, out):
-    n = len(idx)
+    n = idx.shape[0]
     for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         i = r // n
-        out[r] = x[i * d + idx[r - i * n]]
+        out[r] = x[i * d + int(idx[r - i * n])]
 
 
 def gather1(x, d, idx, out):
@@ -121,13 +121,13 @@ def gather1(x, d, idx, out):
 
 @cuda.jit
 def _fold1(g, idx, d, out):
-    n = len(idx)
+    n = idx.shape[0]
     for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         i = r // d
         m = r - i * d
         s = 0.0
         for j in range(n):
-            if idx[j] == m:
+            if int(idx[j]) == m:
                 s += g[i * n + j]
         out[r] = s
 

@@ -59,6 +59,7 @@ class Layout:
     ws1: list = field(default_factory=list)      # (name, rows) of 1D buffers
     inputs: list = field(default_factory=list)   # input node names, in argument order
     costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
+    consts: dict = field(default_factory=dict)   # ws1 index -> the constant values it holds (row maps)
     values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, its layout: Lowering._data_rows)
     rw_index: int = 0
     S: int = 1
@@ -217,7 +218,7 @@ class Lowering:
             if max(Q) == 0:
                 self.emit(f"R_.repeat_rows({own}, {_ndist(P)}, {name})")
             else:
-                self.emit(f"R_.gather_rows({own}, {_ndist(Q)}, {_tup(_rowmap(P, Q))}, {name})")
+                self.emit(f"R_.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
         return name
 
     def gat(self, node: Node, P: tuple):
@@ -244,6 +245,15 @@ class Lowering:
             return "R"
         return "D" if max(P) == 0 else f"D{_ndist(P)}"
 
+    def row_map(self, t: tuple) -> str:
+        """A 1D workspace buffer holding the row map t (Layout.consts: the program fills it once).
+        The kernels take it as an array, not a tuple: a tuple's length would compile them anew
+        for each length."""
+        if t not in self.row_maps:
+            self.row_maps[t] = self.buf1(f"map{len(self.row_maps)}_", rows=len(t))
+            self.L.consts[len(self.L.ws1) - 1] = np.array(t, dtype=np.float64)
+        return self.row_maps[t]
+
     def cw_at(self, P: tuple) -> str:
         """The cost cotangent seeds cw summed over each row class of P (a cost stored on P)."""
         if P == self.FULL:
@@ -251,7 +261,7 @@ class Lowering:
         if P not in self.cw_folded:
             name = self.cw_folded[P] = self.buf1(f"cw{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
                                                  rows=self._rows(P))
-            self.emit(f"R_.fold1({self.cw}, {_tup(P)}, {_ndist(P)}, {name})")
+            self.emit(f"R_.fold1({self.cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
         return self.cw_folded[P]
 
     def dist(self, node: Node):
@@ -482,7 +492,7 @@ class Lowering:
         self.FULL, self.D1 = tuple(range(KS)), (0,) * KS
         self.here = self.FULL
         self.lay, self.sig, self.inv = {}, {}, set()
-        self.vcopy, self.gcopy, self.cw_folded, self.layout_ids, self.cfull = set(), {}, {}, {}, {}
+        self.vcopy, self.gcopy, self.cw_folded, self.layout_ids, self.cfull, self.row_maps = set(), {}, {}, {}, {}, {}
 
     # ----- pass: requires grad
     def requires_grad(self):
@@ -627,7 +637,7 @@ class Lowering:
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if n.attrs.get("is_head") and P != self.FULL:
-            self.emit(f"R_.gather1({self.cbuf[n]}, {_ndist(P)}, {_tup(P)}, {self.cfull[n]})")
+            self.emit(f"R_.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
         self.here = self.FULL
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
             self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
@@ -651,7 +661,7 @@ class Lowering:
                 if max(Q) == 0:
                     self.emit(f"R_.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
                 else:
-                    self.emit(f"R_.fold_into({self.gat(n, P)}, {_tup(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
+                    self.emit(f"R_.fold_into({self.gat(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
         self.here = Q
         ins = [self.vat(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
@@ -750,11 +760,7 @@ def _rowmap(P: tuple, Q: tuple) -> tuple:
     return tuple(Q[first[c]] for c in range(_ndist(P)))
 
 
-def _tup(t: tuple) -> str:
-    return "(" + "".join(f"{x}, " for x in t) + ")"
-
-
-_REPEAT = re.compile(r"\s*R_\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \([\d, ]*\)), (\w+)\)$")
+_REPEAT = re.compile(r"\s*R_\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \w+), (\w+)\)$")
 
 
 def _drop_unread_repeats(lines: list) -> list:

@@ -180,6 +180,8 @@ class Program:
         if B not in self._ws:
             ws2 = tuple(np.zeros((self._rows(rows, B), w), self.dtype) for _, rows, w in self.layout.ws2)
             ws1 = tuple(np.zeros(self._rows(rows, B), self.dtype) for _, rows in self.layout.ws1)
+            for i, values in self.layout.consts.items():   # the row maps (Lowering.row_map)
+                ws1[i][:] = values
             self._ws[B] = (ws2, ws1)
         return self._ws[B]
 

@@ -94,6 +94,9 @@ class Gen:
     def skip(self, ndim):
         return np.empty((0,) * ndim, self.dt)
 
+    def rowmap(self, *rows):  # a row map as the step passes it (Lowering.row_map)
+        return np.array(rows, self.dt)
+
     def h(self, v):  # a hyper-parameter as a 1-element array
         return np.array([v], self.dt)
 
@@ -211,10 +214,10 @@ CASES = {
     "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),
     "expand_rows": lambda g: (g.x(6, D), 3),
     # a node on 3 rows per data row read on 5 (and its cotangent summed back); 4 data rows
-    "gather_rows": lambda g: (g.x(12, D), 3, (0, 1, 2, 0, 0), g.out(20, D)),
-    "fold_into": lambda g: (g.x(20, D), (0, 1, 2, 0, 0), 3, g.x(12, D)),
-    "gather1": lambda g: (g.x(12), 3, (0, 1, 2, 0, 0), g.out(20)),
-    "fold1": lambda g: (g.x(20), (0, 1, 2, 0, 0), 3, g.out(12)),
+    "gather_rows": lambda g: (g.x(12, D), 3, g.rowmap(0, 1, 2, 0, 0), g.out(20, D)),
+    "fold_into": lambda g: (g.x(20, D), g.rowmap(0, 1, 2, 0, 0), 3, g.x(12, D)),
+    "gather1": lambda g: (g.x(12), 3, g.rowmap(0, 1, 2, 0, 0), g.out(20)),
+    "fold1": lambda g: (g.x(20), g.rowmap(0, 1, 2, 0, 0), 3, g.out(12)),
     "fill": lambda g: (g.out(R), 0.25),
     "weighted_total": lambda g: (g.pos(R), g.x(R), g.x(R)),
     "add_rows": lambda g: (g.x(R), g.x(R)),

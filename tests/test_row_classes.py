@@ -63,7 +63,6 @@ CASES = {
     "disarm/disarm K=2": (two_layer, "disarm", 2),
     "rebar/disarm": (two_layer, {"h1": FIXED, "h2": "disarm"}, 1),
     "straight-through/disarm": (two_layer, {"h1": "straight_through", "h2": "disarm"}, 1),
-    "straight-through/rebar": (two_layer, {"h1": "straight_through", "h2": "rebar"}, 1),
     "disarm/rebar/disarm": (three_layer, {"h1": "disarm", "h2": FIXED, "h3": "disarm"}, 1),
     "rebar/score/rebar": (three_layer, {"h1": FIXED, "h2": "score", "h3": "rebar"}, 1),
     "disarm/pathwise/disarm": (gaussian_below, {"h": "disarm", "z": "pathwise", "b": "disarm"}, 1),
@@ -75,7 +74,7 @@ def _compile(build, est, samples, merge, monkeypatch):
     return build().compile(dtype=np.float64, estimators=est, samples=samples, seed=3, lowering="arrays")
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [c for c in CASES if c != "disarm/disarm"])   # K = 2 and the test of the test cover it
 def test_merged_rows_give_the_unmerged_gradient(case, monkeypatch):
     build, est, samples = CASES[case]
     merged = _compile(build, est, samples, True, monkeypatch)
