@@ -40,8 +40,8 @@ def compiled(case, est, merge):
 
 def decoder_rows(prog):
     """Rows per data row of the widest layer's values (the x-decoder's logits)."""
-    name, (_, _, rows) = max(((n, v) for n, v in prog.layout.values.items() if v[0] == "ws2"),
-                             key=lambda nv: prog.model.nodes[nv[0]].width)
+    _, (_, _, rows) = max(((n, v) for n, v in prog.layout.values.items() if v[0] == "ws2"),
+                          key=lambda nv: prog.model.nodes[nv[0]].width)
     return max(rows) + 1
 
 

@@ -13,6 +13,7 @@ from numba import cuda
 
 from . import cpu_rows
 from . import scalar as S
+from .scalar import like
 from .device import device
 from .gpu_core import block_sum, scratch, single_block
 from .gpu_core import run as _run
@@ -125,7 +126,7 @@ def _fold1(g, idx, d, out):
     for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         i = r // d
         m = r - i * d
-        s = 0.0
+        s = like(out, 0.0)   # in out's precision, as the CPU accumulates
         for j in range(n):
             if int(idx[j]) == m:
                 s += g[i * n + j]

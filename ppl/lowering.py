@@ -311,11 +311,13 @@ class Lowering:
         the node being lowered, `here`); else None."""
         return f"{self.vB(node)}, {_ndist(self.here)}" if node in self.inv and max(self.here) > 0 else None
 
+    def reads_rep(self, logits: Node) -> bool:
+        """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""
+        return logits.kind != "param" and self.per_data_row(logits) is not None
+
     def kept_rows(self, logits: Node) -> str:
         """Rows of the sigma buffer a `_row_constant` kernel keeps: "D" (data rows) for `_rep`."""
-        if logits.kind != "param" and self.per_data_row(logits) is not None:
-            return "D"
-        return self._rows(self.here)
+        return "D" if self.reads_rep(logits) else self._rows(self.here)
 
     def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
@@ -537,11 +539,11 @@ class Lowering:
         """Every node's storage and forward code in topological order (once per configuration
         the lowering unrolls), then the loss."""
         for n in self.an.order:
-            self.section, self.owner = self.fwd, n
+            self.section, self.owner, self.here = self.fwd, n, self.lay.get(n, self.FULL)
             self.allocate(n)
             for self.cfg in self.configs:
                 self.forward_node(n)
-        self.cfg = 0
+        self.cfg, self.here = 0, self.FULL
         self.section, self.owner = self.fwd, None
         self.lower_loss()
 
@@ -551,10 +553,10 @@ class Lowering:
         self.section, self.owner = self.bwd, None
         self.zero_cotangents()
         for n in reversed(self.an.order):
-            self.section, self.owner = self.bwd, n
+            self.section, self.owner, self.here = self.bwd, n, self.lay.get(n, self.FULL)
             for self.cfg in self.configs:
                 self.backward_node(n)
-        self.cfg = 0
+        self.cfg, self.here = 0, self.FULL
 
     def lower_loss(self):
         if self.rebar_nodes:
@@ -614,7 +616,7 @@ class Lowering:
         k = n.kind
         if k == "input":
             return
-        P = self.here = self.lay.get(n, self.FULL)
+        P = self.here
         ins = [self.vat(i, P) for i in n.inputs]
         out = self.vB(n) if not n.attrs.get("is_head") else None
         if k in ARRAY_RULES:
@@ -638,7 +640,6 @@ class Lowering:
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"R_.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
-        self.here = self.FULL
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
             self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
 
@@ -655,34 +656,30 @@ class Lowering:
         k = n.kind
         if k == "input":
             return
-        Q = self.lay.get(n, self.FULL)
+        Q = self.here
         if self.gB(n) is not None:   # the cotangents its readers left on their rows, summed into its own
             for P in sorted(self.gcopy.get(n, ())):
                 if max(Q) == 0:
                     self.emit(f"R_.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
                 else:
                     self.emit(f"R_.fold_into({self.gat(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
-        self.here = Q
         ins = [self.vat(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
-        try:
-            if n.attrs.get("is_head"):
-                if all(gi == self.E2 for gi in gins):
-                    return
-                if k in ARRAY_RULES:
-                    ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q), self.cbuf[n], self._rows(Q))
-                else:
-                    self.emit_template_bwd(n, ins, gins)
+        if n.attrs.get("is_head"):
+            if all(gi == self.E2 for gi in gins):
                 return
-            if n.is_stochastic:
-                if n in self.rebar_anc:
-                    self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
-                ch, _ = self.choices[n]
-                REGISTRY[ch.estimator].backward(self, n, ch.options)
-                return
-            self._backward_kinds(n, ins, gins, self.gB(n), self.vB(n), self._rows(Q))
-        finally:
-            self.here = self.FULL
+            if k in ARRAY_RULES:
+                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q), self.cbuf[n], self._rows(Q))
+            else:
+                self.emit_template_bwd(n, ins, gins)
+            return
+        if n.is_stochastic:
+            if n in self.rebar_anc:
+                self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].backward(self, n, ch.options)
+            return
+        self._backward_kinds(n, ins, gins, self.gB(n), self.vB(n), self._rows(Q))
 
     def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
         """VJP of a deterministic layer: gout (its value cotangent) into gins."""

@@ -67,7 +67,7 @@ def _log_prob_fwd(lw, n, ins, c):
         (a,) = s.inputs
         if ("log_prob", s) not in lw.kept:
             lw.kept[("log_prob", s)] = lw.buf2(f"sig_{s.name}", s.width, rows=lw.kept_rows(a))
-            if a.kind != "param" and lw.per_data_row(a) is not None:
+            if lw.reads_rep(a):
                 lw.kept_rep.add(("log_prob", s))
         keep = lw.kept[("log_prob", s)]
         fn, logits = lw._row_constant(kern["log_prob_keep"], a)
@@ -93,7 +93,7 @@ def _bernoulli_nll_fwd(lw, n, ins, c):
     # keep sigma(logits) for the VJP: the cost's exp serves the backward too
     keep = lw.buf2(f"sig_{n.name}", n.inputs[0].width, rows=lw.kept_rows(n.inputs[0]))
     lw.kept[n] = keep
-    if n.inputs[0].kind != "param" and lw.per_data_row(n.inputs[0]) is not None:
+    if lw.reads_rep(n.inputs[0]):
         lw.kept_rep.add(n)
     fn, logits = lw._row_constant("bernoulli_nll_keep", n.inputs[0])
     lw.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")

@@ -71,7 +71,6 @@ class ScalarLowering(Lowering):
     """Emits the row-fused step. Estimators call `val`, `cot`, `noise_scalar`, `emit` and the
     distribution formulas below from their `scalar_forward` / `scalar_backward`."""
 
-
     def __init__(self, model, an, choices, samples, rng, dtype):
         self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
         self.prec = "f32" if dtype == "float32" else "f64"
@@ -82,7 +81,6 @@ class ScalarLowering(Lowering):
         self.post: list[str] = []   # after the row loop (state updates; mode != 0)
         self.offset: dict = {}      # param / affine node -> its offset in theta
         self.inputs: list = []      # the inner functions' names of the data inputs
-
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self._one_layout()
