@@ -12,6 +12,9 @@ Microseconds per pair:
   blas_two     both in turn, BLAS at two threads
   concurrent   one product on each of two Numba threads (a parallel loop of two iterations),
                BLAS at one thread inside each
+  split        each product in turn, its output halved over two Numba threads (the weight
+               gradient by rows, the input cotangent by columns; BLAS at one thread): what
+               ppl's own two-thread split of every product, paired or not, would give
 Shapes: the 784-pixel SBN's decoder (in 200, out 784) and the 200 x 200 layer of 784-200-200.
 
 Each way runs in a process of its own, the ways alternating round by round: in one process the
@@ -40,7 +43,8 @@ import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from ppl.kernels import blas  # noqa: E402
-from ppl.kernels.blas import gemm  # noqa: E402
+from ppl.kernels.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm  # noqa: E402
+from ppl.kernels.blas import _sgemm  # noqa: E402  (the CBLAS call itself: views with leading dimensions)
 from split_rows import _arith, _arith_two  # noqa: E402  (benchmarks/, the script's folder)
 
 SHAPES = {"decoder 200->784": (200, 784), "layer 200->200": (200, 200)}
@@ -63,6 +67,33 @@ def at_once(g, h, W, gW, gh, n):
                 gemm(g, False, W, False, gh, 0.0)
 
 
+@njit(cache=True, inline="always")
+def gemm_view(a, ta, b, tb, c, beta):
+    """c = op(a) op(b) + beta c for float32 row-major views with unit inner stride (leading
+    dimensions from the row strides), e.g. a block of columns."""
+    K = a.shape[0] if ta else a.shape[1]
+    _sgemm(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, c.shape[0], c.shape[1], K,
+           np.float32(1.0), a.ctypes, a.strides[0] // 4, b.ctypes, b.strides[0] // 4, np.float32(beta),
+           c.ctypes, c.strides[0] // 4)
+
+
+@njit(cache=True, parallel=True)
+def halves(g, h, W, gW, gh, n):
+    o = gW.shape[0] // 2
+    i = gh.shape[1] // 2
+    for _ in range(n):
+        for k in prange(2):   # the weight gradient: half its rows on each thread
+            if k == 0:
+                gemm_view(g[:, :o], True, h, False, gW[:o], 1.0)
+            else:
+                gemm_view(g[:, o:], True, h, False, gW[o:], 1.0)
+        for k in prange(2):   # the input cotangent: half its columns on each thread
+            if k == 0:
+                gemm_view(g, False, W[:, :i], False, gh[:, :i], 0.0)
+            else:
+                gemm_view(g, False, W[:, i:], False, gh[:, i:], 0.0)
+
+
 def emit(case, value, baseline, **extra):
     rec = {"bench": "concurrent_products", "case": case, "metric": "us_per_pair", "value": round(value, 2),
            "unit": "us", "baseline": round(baseline, 2), "ratio": round(baseline / value, 3)}
@@ -70,7 +101,7 @@ def emit(case, value, baseline, **extra):
     print(json.dumps(rec), flush=True)
 
 
-WAYS = {"one_thread": (in_turn, 1), "blas_two": (in_turn, 2), "concurrent": (at_once, 1)}
+WAYS = {"one_thread": (in_turn, 1), "blas_two": (in_turn, 2), "concurrent": (at_once, 1), "split": (halves, 1)}
 
 
 def time_way(way, batch, calls):
@@ -86,6 +117,12 @@ def time_way(way, batch, calls):
         gW = np.zeros((n_out, n_in), np.float32)
         gh = np.zeros((batch, n_in), np.float32)
         fn(g, h, W, gW, gh, 2)
+        gW0, gh0 = np.zeros_like(gW), np.zeros_like(gh)
+        in_turn(g, h, W, gW0, gh0, 1)
+        gW[:] = 0.0
+        fn(g, h, W, gW, gh, 1)
+        if not (np.allclose(gW, gW0, rtol=1e-4, atol=1e-3) and np.allclose(gh, gh0, rtol=1e-4, atol=1e-3)):
+            raise AssertionError(f"{way}: the products differ from in_turn's")
         best = np.inf
         for _ in range(3):
             t0 = time.perf_counter()
