@@ -69,7 +69,8 @@ def main():
                 raw_loop(prog.entry, 0, n, X, batches.rows(0, n), *a, m, v)
 
             def run_fit(n, way):
-                fit(prog, {"x": X}, opt[way], steps=n, batch_size=B, progress=False, nopython=(way == "fit"))
+                fit(prog, {"x": X}, opt[way], steps=n, batch_size=B, progress=False, nopython=(way == "fit"),
+                    split_rows=False)
 
             ways = {"raw": run_raw, "fit": lambda n: run_fit(n, "fit"), "fit_py": lambda n: run_fit(n, "fit_py")}
             for f in ways.values():   # compile everything first

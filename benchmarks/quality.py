@@ -1,8 +1,10 @@
 """Quality at paper scale against the clock: the SBN 784-200 trained by `ppl.fit` with the auto
-policy's estimator (DisARM) and by the same training in JAX (the step with optax Adam in one
-`jax.jit`, N steps in one `lax.scan`; benchmarks/jax_peers.py's trainer, XLA's default threads),
-each for --steps steps on the same batches, the held-out objective measured every --eval-every
-steps by the same evaluator (ppl's: the negative ELBO per test row, mean of 10 fixed draws).
+policy's estimator (DisARM), by the same training in JAX (the step with optax Adam in one
+`jax.jit`, N steps in one `lax.scan`; benchmarks/jax_peers.py's trainer, XLA's default threads)
+and in PyTorch (eager, a step per call: benchmarks/torch_models.py's TorchSBN, torch's default
+threads), each for --steps steps on the same batches from the same initial parameters, the
+held-out objective measured every --eval-every steps by the same evaluator (ppl's: the negative
+ELBO per test row, mean of 10 fixed draws).
 
     pip install -e '.[bench]'
     OPENBLAS_NUM_THREADS=1 python benchmarks/quality.py [--steps 100000] [--eval-every 2500] [--out DIR]
@@ -11,9 +13,10 @@ Data: the 784-pixel stand-in of benchmarks/jax_peers.py (the digits upscaled; tr
 held-out 297), batch 50. `ppl train sbn --data mnist.npz --model-opt latent=200 --out DIR` writes
 the same kind of curve for the real MNIST. Time is training wall time (evaluations excluded,
 the first step's compile included); ppl's products use every core (blas_threads), as JAX's do.
-JSON lines: one per evaluation (side, step, seconds, heldout), then per side the time to reach
-the held-out objective that the slower side ends at ("time_to_target", baseline = JAX). With
---out: quality.csv and quality.png (matplotlib).
+JSON lines: one per evaluation (side, step, seconds, heldout), then per peer the time to reach
+the held-out objective that every side reaches (the worst side's best; "time_to_target", value
+= ppl.fit, baseline = the peer). A peer that is not installed is left out with a "skipped" line.
+With --out: quality.csv and quality.png (matplotlib).
 """
 import os
 
@@ -84,13 +87,42 @@ def main():
         emit(case=f"sbn784-200/{est}", side="jax_scan", step=done, seconds=round(trained, 3), heldout=round(v, 4))
     curves["jax_scan"] = curve
 
-    target = max(min(v for _, v in c) for c in curves.values())   # what the slower side reaches
+    # PyTorch, eager: the same initial parameters, batches and evaluator
+    try:
+        import torch
+        from torch_models import TorchSBN
+    except ImportError as e:
+        emit(case=f"sbn784-200/{est}", side="torch", metric="skipped", reason=f"{e}; pip install -e '.[bench]'")
+    else:
+        tm = TorchSBN({"enc.W": init["q1.W"], "enc.b": init["q1.b"], "dec.W": init["p0.W"], "dec.b": init["p0.b"],
+                       "prior": init["prior"]}, est, lr=LR, seed=7)
+        Xtorch = torch.from_numpy(X)
+        rows = torch.from_numpy(order)
+        curve, trained, done = [], 0.0, 0
+        while done < args.steps:
+            n = min(args.eval_every, args.steps - done)
+            t0 = time.perf_counter()
+            for k in range(done, done + n):
+                tm.step(Xtorch[rows[k * B:(k + 1) * B]])
+            trained += time.perf_counter() - t0
+            done += n
+            tp = tm.numpy_params()
+            for k, name in (("q1.W", "enc.W"), ("q1.b", "enc.b"), ("p0.W", "dec.W"), ("p0.b", "dec.b"),
+                            ("prior", "prior")):
+                judge.params[k] = tp[name]
+            v = heldout_loss(judge, {"x": Xt}, 10)
+            curve.append((trained, v))
+            emit(case=f"sbn784-200/{est}", side="torch", step=done, seconds=round(trained, 3), heldout=round(v, 4))
+        curves["torch"] = curve
+
+    target = max(min(v for _, v in c) for c in curves.values())   # what every side reaches
     tt = {k: time_to(c, target) for k, c in curves.items()}
-    emit(case=f"sbn784-200/{est}", metric="time_to_target", value=round(tt["ppl.fit"], 2), unit="s",
-         baseline=round(tt["jax_scan"], 2), ratio=round(tt["jax_scan"] / tt["ppl.fit"], 3),
-         target_heldout=round(target, 4), steps=args.steps,
-         final={k: round(c[-1][1], 4) for k, c in curves.items()},
-         total_seconds={k: round(c[-1][0], 2) for k, c in curves.items()})
+    for peer in (k for k in curves if k != "ppl.fit"):
+        emit(case=f"sbn784-200/{est}", metric="time_to_target", value=round(tt["ppl.fit"], 2), unit="s",
+             baseline=round(tt[peer], 2), ratio=round(tt[peer] / tt["ppl.fit"], 3), peer=peer,
+             target_heldout=round(target, 4), steps=args.steps,
+             final={k: round(c[-1][1], 4) for k, c in curves.items()},
+             total_seconds={k: round(c[-1][0], 2) for k, c in curves.items()})
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

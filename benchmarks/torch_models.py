@@ -31,7 +31,7 @@ def _adam(params, lr):
 #   recon   = -log p(x|h) = sum softplus(d) - x d,  d = h @ dec.W + dec.b
 # objective: mean over rows of E[entropy + prior + recon] (= -ELBO), minimised.
 # --------------------------------------------------------------------------------------------
-SBN_ESTIMATORS = ("score", "straight_through", "concrete", "rebar", "vimco")
+SBN_ESTIMATORS = ("score", "straight_through", "concrete", "rebar", "vimco", "disarm")
 
 
 class TorchSBN:
@@ -47,6 +47,10 @@ class TorchSBN:
                       surrogate f(b) + (f(b) - eta f(s(z~))).detach_theta * log q(b) + eta f(s(z))
                       - eta f(s(z~)), s(.) = sigmoid(. / lam); eta and log lam trained by Adam on
                       d/d(eta, log lam) of sum_r (1/B) |B dS/da_r|^2 (double backward).
+    disarm            Dong et al. 2020: b = 1[u < sigmoid(a)], b~ = 1[u > sigmoid(-a)] on one u,
+                      surrogate mean((f(b) + f(b~)) / 2 + sum_j c_j a_j), c = (f(b~) - f(b)) / 2
+                      (-1)^b 1[b != b~] sigmoid(|a|) per unit (detached) -- as ppl's disarm and
+                      jax_peers.py's.
     vimco             Mnih & Rezende 2016, on the importance-weighted bound of `samples` = K draws
                       per row (ppl: estimators="vimco", objective="iwae", samples=K): ell =
                       -log mean_k exp(-C_k), surrogate mean(ell + sum_k (ell - ell_-k).detach()
@@ -114,6 +118,19 @@ class TorchSBN:
                 sig = (ell[:, None] + (torch.logsumexp(-Ck, 2) - math.log(K))).reshape(-1)
             (ell.mean() + (sig * ent).sum() / B).backward()
             return float(ell.detach().mean())
+        if self.est == "disarm":
+            u = self._uniform(a.shape)
+            ad = a.detach()
+            b0 = (u < torch.sigmoid(ad)).to(self.dtype)
+            b1 = (u > torch.sigmoid(-ad)).to(self.dtype)
+            f0, _ = self.costs(P, x, b0, a)
+            f1, _ = self.costs(P, x, b1, a)
+            with torch.no_grad():
+                c = (0.5 * (f1 - f0))[:, None] * torch.sigmoid(ad.abs()) * torch.where(b0 > 0.5, -1.0, 1.0)
+                c = torch.where(b0 != b1, c, torch.zeros_like(c))
+            f = 0.5 * (f0 + f1)
+            (f.mean() + (c * a).sum(1).mean()).backward()
+            return float(f.detach().mean())
         if self.est == "straight_through":
             u = self._uniform(a.shape)
             s = torch.sigmoid(a)

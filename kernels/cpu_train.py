@@ -11,10 +11,18 @@ of a new graph stays the cost of its step.
 The updates are the optimiser kernels of ``cpu_optim.py`` with the hyper-parameters ``ppl.optim``
 passes them, in the same order, so a chunk gives bit for bit the parameters and losses of the
 same steps taken one Python call at a time (tests/test_fit_loop.py).
+
+``train_chunk_rows`` is the same loop with each batch split in two halves of rows that run at
+once on two of Numba's threads. Each half runs the generated ``step_rows`` with its own
+gradient, estimator state and workspaces, and draws its noise by global row (row0), as the
+shards of ``ppl.distributed.fit_data_parallel`` do. The halves' losses, gradients and state
+changes are then combined, weighted by rows. It trains as ``train_chunk`` does, to the rounding
+of that combination.
 """
 import math
 
-from numba import njit
+import numpy as np
+from numba import njit, prange
 from numba.core import types
 from numba.extending import overload
 
@@ -86,6 +94,67 @@ def train_chunk(step, update, theta, grad, state, ws2, ws1, inputs, B, seed, t0,
         done[0] = s
         gather_batch(data, rows, s * B, inputs)
         loss = step(theta, grad, state, ws2, ws1, inputs, B, seed, t0 + s, 1)
+        losses[s] = loss
+        if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
+            done[1] = 1
+            return
+        update(opt, theta, grad, s1, s2, hyper, opt_t + s)
+    done[0] = n
+
+
+@njit(cache=True, parallel=True)
+def two_halves(step, theta, g0, g1, s0, s1, w20, w10, w21, w11, in0, in1, B0, B1, seed, t, row1, out):
+    """out[k] = the loss of half k: step_rows on rows 0 .. B0 - 1 (gradient g0, state s0,
+    workspaces w20 / w10, inputs in0) and on rows B0 .. B0 + B1 - 1 (g1, s1, w21 / w11, in1;
+    first drawn row row1), at once on two threads. A raise inside Numba's parallel loop is
+    dropped, so a half that raised leaves out[k] as the caller set it (NaN)."""
+    for k in prange(2):
+        if k == 0:
+            out[0] = step(theta, g0, s0, w20, w10, in0, B0, seed, t, 1, 0)
+        else:
+            out[1] = step(theta, g1, s1, w21, w11, in1, B1, seed, t, 1, row1)
+
+
+@njit(cache=True)
+def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, state1, state0, ws21, ws11, inputs1,
+                     B0, B1, samples, seed, t0, n, data, rows, opt, hyper, s1, s2, opt_t, losses, done):
+    """train_chunk with each batch of B0 + B1 rows split in two halves run at once (two_halves):
+    rows rows[s B : s B + B0] into `inputs` (with grad, state, ws2 / ws1) and the next B1 rows into
+    `inputs1` (grad1, state1, ws21 / ws11); `step` is the program's step_rows. Then loss and
+    gradient = the halves' weighted by rows (w = B0 / B, B1 / B), and state = state0 + the
+    halves' changes weighted alike (state0: the state before the step). A half whose loss is not
+    finite (it raised inside the parallel loop, or its loss is NaN / inf) makes the step run
+    again, half after half on this thread, from the same state, so that a raise surfaces here.
+    done as in train_chunk."""
+    done[1] = 0
+    B = B0 + B1
+    w0 = B0 / B
+    w1 = B1 / B
+    row1 = B0 * samples
+    out = np.empty(2, np.float64)
+    for s in range(n):
+        done[0] = s
+        t = t0 + s
+        gather_batch(data, rows, s * B, inputs)
+        gather_batch(data, rows, s * B + B0, inputs1)
+        for j in range(state.shape[0]):
+            state0[j] = state[j]
+            state1[j] = state[j]
+        out[0] = math.nan
+        out[1] = math.nan
+        two_halves(step, theta, grad, grad1, state, state1, ws2, ws1, ws21, ws11, inputs, inputs1, B0, B1, seed, t,
+                   row1, out)
+        if not (math.isfinite(out[0]) and math.isfinite(out[1])):
+            for j in range(state.shape[0]):
+                state[j] = state0[j]
+                state1[j] = state0[j]
+            out[0] = step(theta, grad, state, ws2, ws1, inputs, B0, seed, t, 1, 0)
+            out[1] = step(theta, grad1, state1, ws21, ws11, inputs1, B1, seed, t, 1, row1)
+        loss = w0 * out[0] + w1 * out[1]
+        for j in range(grad.shape[0]):
+            grad[j] = w0 * grad[j] + w1 * grad1[j]
+        for j in range(state.shape[0]):
+            state[j] = state0[j] + w0 * (state[j] - state0[j]) + w1 * (state1[j] - state0[j])
         losses[s] = loss
         if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
             done[1] = 1

@@ -124,7 +124,7 @@ class _Chunks:
     NEW_SIGNATURE_STEPS = 10_000   # auto: a loop not yet compiled for this step signature pays off
 
     @classmethod
-    def make(cls, prog, optimizer, batches, batch_size, useed, nopython, steps):
+    def make(cls, prog, optimizer, batches, batch_size, useed, nopython, steps, split=False):
         """The loop for this fit, or None for the per-step loop: always with nopython=True,
         never with False; with None (auto) when the loop for the step's signature is compiled
         already (in this process or on disk: ~10 ms to load) or the run is long enough
@@ -138,12 +138,12 @@ class _Chunks:
                 raise ModelError("fit: nopython=True needs a CPU program and one of ppl.optim's SGD, Momentum, "
                                  "Adam; leave nopython=None to take the per-step loop elsewhere")
             return None   # the CUDA program and user optimisers keep the per-step loop
-        loop = cls(prog, optimizer, batches, batch_size, useed)
+        loop = cls(prog, optimizer, batches, batch_size, useed, split)
         if nopython is None and steps < cls.NEW_SIGNATURE_STEPS and not loop.compiled():
             return None
         return loop
 
-    def __init__(self, prog, optimizer, batches, batch_size, useed):
+    def __init__(self, prog, optimizer, batches, batch_size, useed, split=False):
         from . import optim
         from .kernels import cpu_train   # imported when a fit needs it, not with ppl
         self.K = K = cpu_train
@@ -154,8 +154,19 @@ class _Chunks:
         else:
             self.data, self.B = (), int(batch_size)
         dt = prog.dtype
-        self.inputs = tuple(np.zeros((self.B, a.shape[1]), dt) for a in self.data)
-        self.ws2, self.ws1 = prog.workspace(self.B)
+        self.split = bool(split)
+        if self.split:   # two halves of rows at once (train_chunk_rows), each with its own buffers
+            self.B0, self.B1 = (self.B + 1) // 2, self.B // 2
+            self.inputs = tuple(np.zeros((self.B0, a.shape[1]), dt) for a in self.data)
+            self.inputs1 = tuple(np.zeros((self.B1, a.shape[1]), dt) for a in self.data)
+            self.ws2, self.ws1 = prog.workspace(self.B0)
+            ws21, ws11 = prog.workspace(self.B1)
+            self.ws21, self.ws11 = tuple(a.copy() for a in ws21), tuple(a.copy() for a in ws11)
+            self.grad1 = np.zeros_like(prog.grad_buffer)
+            self.state1, self.state0 = prog.state.copy(), prog.state.copy()
+        else:
+            self.inputs = tuple(np.zeros((self.B, a.shape[1]), dt) for a in self.data)
+            self.ws2, self.ws1 = prog.workspace(self.B)
         optimizer._ensure(prog.theta)
         o = optimizer
         if isinstance(o, optim.Adam):
@@ -186,16 +197,28 @@ class _Chunks:
             return types.FunctionType(disp.overloads[sig].signature)
 
         p = self.prog
-        fstep = as_function(p.entry, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B,
-                                      self.useed, np.int64(0), 1))
         fupdate = as_function(self.K.optimizer_update, (self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))
-        rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B, self.useed, np.int64(0),
-                0, self.data, np.zeros(0, np.int64), 0, self.hyper, self.s1, self.s2, 0, self.losses, self.done)
+        tail = (self.useed, np.int64(0), 0, self.data, np.zeros(0, np.int64), 0, self.hyper, self.s1, self.s2, 0,
+                self.losses, self.done)
+        if self.split:
+            fstep = as_function(p.module.step_rows, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
+                                                     self.B0, self.useed, np.int64(0), 1, np.int64(0)))
+            rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.grad1, self.state1,
+                    self.state0, self.ws21, self.ws11, self.inputs1, self.B0, self.B1, p.samples) + tail
+        else:
+            fstep = as_function(p.entry, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B,
+                                          self.useed, np.int64(0), 1))
+            rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B) + tail
         return (fstep, fupdate) + tuple(typeof(a) for a in rest)
+
+    @property
+    def chunk(self):
+        """The kernel of this loop: train_chunk, or train_chunk_rows when the batch is split."""
+        return self.K.train_chunk_rows if self.split else self.K.train_chunk
 
     def compiled(self) -> bool:
         """Is the loop for this step signature compiled, in this process or in the disk cache?"""
-        chunk = self.K.train_chunk
+        chunk = self.chunk
         if self.sig in chunk.overloads:
             return True
         try:   # Numba's cache index, read as Numba reads it (no public API); unreadable: not cached
@@ -218,17 +241,23 @@ class _Chunks:
         """Train steps t .. t + n - 1: (their losses, None), or (the losses of the steps done,
         (failing step, its ModelError or its non-finite loss))."""
         if self.fn is None:
-            self.fn = self.K.train_chunk.compile(self.sig)
+            self.fn = self.chunk.compile(self.sig)
         p, o = self.prog, self.opt
         if self.losses.shape[0] < n:
             self.losses = np.zeros(max(n, 2 * self.losses.shape[0]), np.float64)
         rows = self.batches.rows(t, n) if self.batches is not None else np.zeros(0, np.int64)
         t0 = time.perf_counter()
         err = None
+        tail = (self.useed, np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, o.t, self.losses,
+                self.done)
         try:
-            self.fn(p.entry, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
-                    self.B, self.useed, np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, o.t, self.losses,
-                    self.done)
+            if self.split:
+                self.fn(p.module.step_rows, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2,
+                        self.ws1, self.inputs, self.grad1, self.state1, self.state0, self.ws21, self.ws11, self.inputs1,
+                        self.B0, self.B1, p.samples, *tail)
+            else:
+                self.fn(p.entry, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1,
+                        self.inputs, self.B, *tail)
         except ModelError as e:
             err = e
         k = int(self.done[0])
@@ -258,10 +287,42 @@ def _blas_threads(prog, batch_size, asked):
     return blas.cores()
 
 
+SPLIT_MIN_BATCH = 256         # auto split: batches of 64 and 128 rows gained nothing (BENCHMARKS.md)
+SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 two BLAS threads do as well
+
+
+def _split_rows(prog, batch_size, asked, nopython, blas_threads=None):
+    """Whether this fit splits each batch in two halves run at once (fit's docstring)."""
+    cpu = getattr(prog, "target", "cpu") == "cpu" and hasattr(getattr(prog, "module", None), "step_rows")
+    many_blas = blas_threads is not None and int(blas_threads) > 1
+    if asked is not None:
+        if not isinstance(asked, (bool, np.bool_)):
+            raise ModelError(f"fit: split_rows must be True, False or None (auto), got {asked!r}")
+        if asked and not cpu:
+            raise ModelError("fit: split_rows=True splits a CPU program's batches; train a CUDA program on its GPU "
+                             "without it")
+        if asked and int(batch_size) < 2:
+            raise ModelError(f"fit: split_rows=True needs batch_size >= 2 (two halves), got {batch_size}")
+        if asked and nopython is False:
+            raise ModelError("fit: split_rows=True runs in the nopython loop; drop nopython=False or split_rows=True")
+        if asked and many_blas:
+            raise ModelError(f"fit: split_rows=True runs each half's products at one BLAS thread; blas_threads="
+                             f"{blas_threads} beside it would put two thread pools on the same cores (the 64-32 SBN "
+                             f"at batch 256 ran 25x slower); drop one of the two")
+        return bool(asked)
+    if not cpu or nopython is False or many_blas or int(batch_size) < SPLIT_MIN_BATCH:
+        return False
+    import numba
+    if numba.get_num_threads() < 2 or blas.cores() < 2:
+        return False
+    return max((v.size for v in prog.params.values() if v.ndim == 2), default=0) <= SPLIT_MAX_WEIGHTS
+
+
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,
         seed: int = 0, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
-        ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None) -> History:
+        ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None,
+        split_rows: bool | None = None) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -284,6 +345,16 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     (BENCHMARKS.md). More than one
     BLAS thread may round the products differently (784-200: parameters 3e-6 apart after 50
     Adam steps): blas_threads=1 gives results that do not depend on the machine's core count.
+    split_rows: each batch split in two halves of rows trained at once on two of Numba's threads
+    (kernels/cpu_train.py's train_chunk_rows: each half its own step, gradient and state, the noise
+    drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
+    then runs at one thread (with blas_threads > 1 it is an error: two thread pools on the same
+    cores). None (default): split when blas_threads is None or 1, the
+    nopython loop runs, Numba and the machine have two threads or more, the batch has
+    >= SPLIT_MIN_BATCH (256) rows and no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256):
+    there the step is elementwise work that one BLAS call cannot spread (64-32 SBN, batch 256:
+    1.1-1.6x a step on this 2-core machine; BENCHMARKS.md). The result equals the unsplit fit's
+    to the rounding of that combination, as with blas_threads > 1.
     """
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
@@ -294,7 +365,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     eval_every = None if eval_every is None else V.integer(eval_every, "fit: eval_every", lo=1)
     checkpoint_every = None if checkpoint_every is None else V.integer(checkpoint_every, "fit: checkpoint_every", lo=1)
     eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
-    threads = _blas_threads(prog, batch_size, blas_threads)
+    threads = _blas_threads(prog, batch_size, blas_threads)   # validates an explicit count
+    split = _split_rows(prog, batch_size, split_rows, nopython, blas_threads)
+    if split and blas_threads is None:
+        threads = 1 if blas.get_threads() is not None else None
     if data is None:
         if int(batch_size) < 1:
             raise ModelError(f"fit: batch_size must be >= 1, got {batch_size}")
@@ -347,7 +421,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     n_ema = min(len(hist.loss), 200)
     entry, useed = prog.entry, np.uint64(seed)
     t_first = time.perf_counter()
-    chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, nopython, total - start)
+    chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, True if split_rows else nopython,
+                          total - start, split)
     t_rest = None
     trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
     prev_threads = blas.set_threads(threads) if threads is not None else None   # restored in `finally`

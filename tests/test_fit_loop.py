@@ -86,17 +86,82 @@ def test_model_without_inputs_row_fused_program():
 def test_a_failing_step_is_reported_alike(value, says):
     """A finite but huge data row (drawn first at step 5): the step's own check of the logits
     raises (1e308 overflows them), or the loss is non-finite (1e200); both loops name the same
-    step and stop before its update."""
+    step and stop before its update. So does the loop that splits each batch over two threads,
+    although a raise inside Numba's parallel loop is dropped there (train_chunk_rows runs the
+    step again, half after half, to raise it)."""
     data = _data()
     data["x"][41, :] = value
     out = []
-    for nopython in (True, False):
+    for nopython, split in ((True, False), (False, False), (True, True)):
         prog = _sbn_prog()
         with pytest.raises(ppl.ModelError) as e:
-            fit(prog, data, ppl.optim.SGD(0.01), steps=40, batch_size=8, progress=False, nopython=nopython)
+            fit(prog, data, ppl.optim.SGD(0.01), steps=40, batch_size=8, progress=False, nopython=nopython,
+                split_rows=split)
         out.append((str(e.value), prog.theta.copy()))
-    assert says in out[0][0] and out[0][0] == out[1][0]
+    assert says in out[0][0] and out[0][0] == out[1][0] == out[2][0]
     np.testing.assert_array_equal(out[0][1], out[1][1])
+    np.testing.assert_allclose(out[2][1], out[0][1], rtol=1e-12, atol=1e-14)   # the halves' sums round apart
+
+
+@pytest.mark.parametrize("est, samples", [("disarm", 1), (("score", {"baseline": "moving_average"}), 2)],
+                         ids=["disarm", "score-ma-K2"])
+def test_split_rows_trains_as_the_whole_batch(est, samples):
+    """split_rows=True (each batch in two halves at once: kernels/cpu_train.train_chunk_rows)
+    trains as the unsplit loop, to the rounding of the halves' combination: an odd batch
+    (halves of 5 and 4 rows), noise drawn by global row (DisARM's pair of rows; K = 2 draws per
+    data row, so the second half starts at drawn row 5 K) and the estimator state merged
+    (score's moving-average baseline). A wrong row offset or a dropped state change would move
+    the parameters far more than 1e-9."""
+    data = _data()
+    out = []
+    for split in (False, True):
+        prog = sbn.build(latent=(8,)).compile(estimators=est, samples=samples, dtype=np.float64)
+        h = fit(prog, data, ppl.optim.Adam(0.01), steps=30, batch_size=9, seed=3, progress=False, nopython=True,
+                split_rows=split)
+        out.append((np.array(h.loss), prog.theta.copy(), prog.state.copy()))
+    (la, ta, sa), (lb, tb, sb) = out
+    np.testing.assert_allclose(lb, la, rtol=1e-9)
+    np.testing.assert_allclose(tb, ta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sb, sa, rtol=1e-9)
+    if samples == 2:   # the baseline's state (mean, seeded) moved: merged, not dropped
+        assert sa.size == 2 and np.all(sa != 0)
+
+
+def test_split_rows_rule_and_errors(monkeypatch):
+    """Auto: split from batch 256, on two threads or more, when no weight matrix exceeds 256 x 256
+    (784 x 200: two BLAS threads serve the products as well) and the nopython loop may run;
+    an explicit value is checked."""
+    import types
+
+    import numba
+
+    from ppl.fit import SPLIT_MAX_WEIGHTS, _split_rows
+    from ppl.kernels import blas
+
+    def prog(weights, target="cpu"):
+        return types.SimpleNamespace(target=target, module=types.SimpleNamespace(step_rows=None),
+                                     params={"q1.W": np.zeros(weights), "q1.b": np.zeros(weights[1])})
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(blas, "cores", lambda: 2)
+    small, big = prog((64, 32)), prog((784, 200))
+    assert np.prod((256, 256)) == SPLIT_MAX_WEIGHTS
+    assert _split_rows(small, 256, None, None) and _split_rows(small, 1000, None, True)
+    assert not _split_rows(small, 128, None, None)             # halves too small to pay
+    assert not _split_rows(small, 256, None, False)            # the per-step loop asked for
+    assert not _split_rows(big, 256, None, None)               # products for two BLAS threads
+    assert not _split_rows(prog((64, 32), "cuda"), 256, None, None)
+    assert _split_rows(big, 4, True, None) and not _split_rows(small, 256, False, None)
+    assert not _split_rows(small, 256, None, None, 2) and _split_rows(small, 256, None, None, 1)   # BLAS asked for
+    monkeypatch.setattr(blas, "cores", lambda: 1)
+    assert not _split_rows(small, 256, None, None)
+    for asked, B, nopython, says in [("yes", 256, None, "True, False or None"), (True, 1, None, "batch_size >= 2"),
+                                     (True, 256, False, "nopython loop")]:
+        with pytest.raises(ppl.ModelError, match=says):
+            _split_rows(small, B, asked, nopython)
+    with pytest.raises(ppl.ModelError, match="two thread pools"):
+        _split_rows(small, 256, True, None, 2)
+    with pytest.raises(ppl.ModelError, match="CUDA program"):
+        _split_rows(prog((64, 32), "cuda"), 256, True, None)
 
 
 def test_nan_in_any_row_is_refused_before_training():
