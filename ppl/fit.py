@@ -287,7 +287,7 @@ def _blas_threads(prog, batch_size, asked):
     return blas.cores()
 
 
-SPLIT_MIN_BATCH = 256         # auto split: batches of 64 and 128 rows gained nothing (BENCHMARKS.md)
+SPLIT_MIN_BATCH = 128         # auto split: 1.26-1.68x at 128 rows, 0.77-0.93x at 32 for three of four estimators (BENCHMARKS.md)
 SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 two BLAS threads do as well
 
 
@@ -351,9 +351,9 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     then runs at one thread (with blas_threads > 1 it is an error: two thread pools on the same
     cores). None (default): split when blas_threads is None or 1, the
     nopython loop runs, Numba and the machine have two threads or more, the batch has
-    >= SPLIT_MIN_BATCH (256) rows and no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256):
-    there the step is elementwise work that one BLAS call cannot spread (64-32 SBN, batch 256:
-    1.1-1.6x a step on this 2-core machine; BENCHMARKS.md). The result equals the unsplit fit's
+    >= SPLIT_MIN_BATCH (128) rows and no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256):
+    there the step is elementwise work that one BLAS call cannot spread (64-32 SBN on a 2-core
+    machine: 1.26-1.68x a step at batch 128, 1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's
     to the rounding of that combination, as with blas_threads > 1.
     """
     if (steps is None) == (epochs is None):

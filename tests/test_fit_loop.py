@@ -128,7 +128,7 @@ def test_split_rows_trains_as_the_whole_batch(est, samples):
 
 
 def test_split_rows_rule_and_errors(monkeypatch):
-    """Auto: split from batch 256, on two threads or more, when no weight matrix exceeds 256 x 256
+    """Auto: split from batch 128, on two threads or more, when no weight matrix exceeds 256 x 256
     (784 x 200: two BLAS threads serve the products as well) and the nopython loop may run;
     an explicit value is checked."""
     import types
@@ -146,7 +146,7 @@ def test_split_rows_rule_and_errors(monkeypatch):
     small, big = prog((64, 32)), prog((784, 200))
     assert np.prod((256, 256)) == SPLIT_MAX_WEIGHTS
     assert _split_rows(small, 256, None, None) and _split_rows(small, 1000, None, True)
-    assert not _split_rows(small, 128, None, None)             # halves too small to pay
+    assert _split_rows(small, 128, None, None) and not _split_rows(small, 127, None, None)   # halves too small to pay
     assert not _split_rows(small, 256, None, False)            # the per-step loop asked for
     assert not _split_rows(big, 256, None, None)               # products for two BLAS threads
     assert not _split_rows(prog((64, 32), "cuda"), 256, None, None)
