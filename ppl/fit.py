@@ -287,7 +287,7 @@ def _blas_threads(prog, batch_size, asked):
     return blas.cores()
 
 
-SPLIT_MIN_BATCH = 128         # auto split: 1.26-1.68x at 128 rows, 0.77-0.93x at 32 for three of four estimators (BENCHMARKS.md)
+SPLIT_MIN_BATCH = 128         # auto split: 1.22-1.68x at 128 rows, 0.77-0.93x at 32 for three of four estimators (BENCHMARKS.md)
 SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 two BLAS threads do as well
 
 
@@ -353,7 +353,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     nopython loop runs, Numba and the machine have two threads or more, the batch has
     >= SPLIT_MIN_BATCH (128) rows and no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256):
     there the step is elementwise work that one BLAS call cannot spread (64-32 SBN on a 2-core
-    machine: 1.26-1.68x a step at batch 128, 1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's
+    machine: 1.22-1.68x a step at batch 128, 1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's
     to the rounding of that combination, as with blas_threads > 1.
     """
     if (steps is None) == (epochs is None):
