@@ -349,12 +349,12 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     (kernels/cpu_train.py's train_chunk_rows: each half its own step, gradient and state, the noise
     drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
     then runs at one thread (with blas_threads > 1 it is an error: two thread pools on the same
-    cores). None (default): split when blas_threads is None or 1, the
-    nopython loop runs, Numba and the machine have two threads or more, the batch has
-    >= SPLIT_MIN_BATCH (128) rows and no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256):
-    there the step is elementwise work that one BLAS call cannot spread (64-32 SBN on a 2-core
-    machine: 1.22-1.68x a step at batch 128, 1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's
-    to the rounding of that combination, as with blas_threads > 1.
+    cores). None (default): split when blas_threads is None or 1, the nopython loop runs, Numba
+    and the machine have two threads or more, the batch has >= SPLIT_MIN_BATCH (128) rows and no
+    weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256): there the step is elementwise work that
+    one BLAS call cannot spread (64-32 SBN on a 2-core machine: 1.22-1.68x a step at batch 128,
+    1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's to the rounding of
+    that combination, as with blas_threads > 1.
     """
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
