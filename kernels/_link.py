@@ -25,7 +25,14 @@ Seven parts, installed once (``install``):
   LLVM's O1 (``STEP_OPT``: no per-function passes, then the module's at O1) instead of twice at
   O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 2% at
   batch 1 and 32) and cost ~15% of a new graph's compile. Functions it calls, and a user's
-  function that calls it, keep Numba's level.
+  function that calls it, keep Numba's level. A step of kernel calls only (compiled with
+  ``_nrt=False``: no user function or row loop of its own, ppl/compiler.py) is also turned into
+  machine code at LLVM's code generation level 0 (``STEP_CODEGEN``): ~0.2 s of a two-layer
+  graph's first step, run time within 1% (BENCHMARKS.md, "Compile time of a new graph"). Numba
+  has one target machine for every module, so the step's object is made here and handed to
+  the JIT through Numba's object cache hook, as Numba hands in an object loaded from its disk
+  cache; the object is kept for the disk cache. (``inspect_asm`` of such a step shows code
+  generated at O3, not the code that runs.)
 - The module of a function of ``ppl.kernels`` is optimised twice (``KERNEL_PASSES``). Numba
   runs LLVM's per-function passes before it links a function's callees in, then the module's
   O3 once: a loop over an inlined helper (sigmoid, log, ...) was then left scalar in some
@@ -60,6 +67,7 @@ KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
 GENERATED = "ppl_gen_"              # the modules of generated steps
 # LLVM optimisation levels of a generated step's own code, per Numba pass (None: Numba's own)
 STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
+STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (None: Numba's, 3)
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
@@ -151,14 +159,42 @@ def _compiling_step() -> bool:
     return _in_module(func, GENERATED) and func.__name__ in STEP_NAMES
 
 
+def _compiling_call_step() -> bool:
+    """Whether the innermost function being compiled is a generated step of kernel calls only:
+    the compiler turns Numba's reference counts off for exactly those (ppl/compiler.py)."""
+    stack = getattr(_compiling, "stack", None)
+    return bool(stack) and _compiling_step() and stack[-1].targetoptions.get("_nrt") is False
+
+
+_codegen_tms = {}   # code generation level -> a target machine like Numba's, at that level
+
+
+def _emit_step_object(lib):
+    """Turn an array step's optimised module into machine code at STEP_CODEGEN and hand it to
+    Numba's object cache hook (``_compiled_object``), which the JIT then loads instead of
+    generating the code itself at O3. Kept in ``_ppl_object`` for the disk cache."""
+    level = STEP_CODEGEN
+    if level is None or not getattr(lib, "_object_caching_enabled", False) or lib._compiled_object is not None:
+        return
+    tm = _codegen_tms.get(level)
+    if tm is None:
+        from llvmlite import binding as ll
+        options = {}
+        lib._codegen._customize_tm_options(options)
+        options["opt"] = level
+        tm = _codegen_tms[level] = ll.Target.from_triple(ll.get_process_triple()).create_target_machine(**options)
+    lib._compiled_object = lib._ppl_object = tm.emit_object(lib._final_module)
+
+
 def _compiling_kernel() -> bool:
     return _in_module(_compiling_func(), "ppl.kernels")
 
 
 def _install_step_opt():
     """Parts four and five of the module docstring: the optimisation passes of a code library
-    built while the innermost function being compiled is a generated step run at STEP_OPT; those
-    of one built for a function of ppl.kernels run KERNEL_PASSES times."""
+    built while the innermost function being compiled is a generated step run at STEP_OPT (and
+    a step of kernel calls is turned into machine code at STEP_CODEGEN); those of one built for
+    a function of ppl.kernels run KERNEL_PASSES times."""
     try:
         from numba.core import codegen, config
         lib, level = codegen.CPUCodeLibrary, config._OptLevel
@@ -191,6 +227,22 @@ def _install_step_opt():
             for _ in range(KERNEL_PASSES - 1):
                 once(self)
     lib._optimize_final_module = kernel_passes
+    if all(hasattr(lib, a) for a in ("_finalize_final_module", "enable_object_caching")) and \
+            hasattr(codegen.JITCPUCodegen, "_customize_tm_options"):
+        optimise = lib._optimize_final_module
+        finalize = lib._finalize_final_module
+
+        def optimise_then_emit(self):
+            optimise(self)
+            if _compiling_call_step():
+                _emit_step_object(self)
+
+        def finalize_keep_object(self):
+            finalize(self)   # the JIT takes the object through the hook, which clears it
+            obj = self.__dict__.pop("_ppl_object", None)
+            if obj is not None:   # as Numba's hook for an object it generated: kept for the disk cache
+                self._compiled, self._compiled_object = True, obj
+        lib._optimize_final_module, lib._finalize_final_module = optimise_then_emit, finalize_keep_object
 
 
 def install() -> bool:

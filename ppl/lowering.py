@@ -35,7 +35,8 @@ from .lowering_rules import ARRAY_RULES
 
 def named_source(source: str) -> str:
     """A step's source with its inlined views written by the names its head comment gives them
-    (`# v_z = ws2[3]`): the form to read, or to search in tests. Not compiled."""
+    (`# p_q_W = R_.flat_view(theta, 0, (64, 32))`): the form to read, or to search in tests. Not
+    compiled."""
     defs = dict(m.groups() for m in re.finditer(r"^ {4}# (\w+) = (.+)$", source, re.M))
     if not defs:
         return source
@@ -711,12 +712,16 @@ class Lowering:
     def render(self, inline_views: bool = True) -> str:
         """The step's body (the compiler adds the target's header and signature).
 
-        With `inline_views` (the CPU target) the head's views (parameters, state, workspace
-        buffers, inputs) are written where they are used, not bound to names at the top, and
-        the head is kept as a comment that names them. A name bound at the top is a variable
-        live across every kernel call's error branch; with ~100 such names LLVM's mem2reg spent
-        a third of a new graph's compile on them (BENCHMARKS.md, "Compile time of a new graph").
-        The views cost nothing to remake (R_.flat_view, a tuple item)."""
+        With `inline_views` (the CPU target) the workspace and input tuples are unpacked once,
+        at the top, into the names the head gives their items; the parameter and state views
+        are written where they are used, not bound to names, and kept in a comment that names
+        them. A name bound at the top is a variable live across every kernel call's error
+        branch; with ~100 such views LLVM's mem2reg spent a third of a new graph's compile on
+        them, and they cost nothing to remake (R_.flat_view). A tuple item is another matter:
+        Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
+        tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
+        field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
+        SROA and InstCombine; BENCHMARKS.md, "Compile time of a new graph")."""
         K = self.samples
         lines = _drop_unread_repeats([f"R_.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:",
                                       "    return loss", *self.bwd, "return loss"])
@@ -728,13 +733,40 @@ class Lowering:
                      "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
         if inline_views and self.head:
             defs = dict(line.split(" = ", 1) for line in self.head)
-            pat = re.compile(r"\b(" + "|".join(map(re.escape, defs)) + r")\b")
-            lines = [pat.sub(lambda m: defs[m.group(1)], line) for line in lines]
-            body += ["    # " + line for line in self.head]
+            items = {t: [] for t in ("ws2", "ws1", "inputs")}
+            for name, expr in defs.items():
+                m = re.fullmatch(r"(ws2|ws1|inputs)\[(\d+)\]", expr)
+                if m:
+                    items[m.group(1)].append((int(m.group(2)), name))
+            views = {name: expr for name, expr in defs.items() if not re.fullmatch(r"(ws2|ws1|inputs)\[\d+\]", expr)}
+            for tup, named in items.items():
+                if not named:
+                    continue
+                named.sort()
+                if [i for i, _ in named] != list(range(len(named))):   # every item named, in order
+                    raise AssertionError(f"lowering: the head does not name every item of {tup}")
+                body += _unpack([name for _, name in named], tup)
+            if views:
+                pat = re.compile(r"\b(" + "|".join(map(re.escape, views)) + r")\b")
+                lines = [pat.sub(lambda m: views[m.group(1)], line) for line in lines]
+                body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
         else:
             body += ["    " + line for line in self.head]
         body += ["    " + line for line in lines]
         return "\n".join(body)
+
+
+def _unpack(names: list, tup: str, width: int = 100) -> list:
+    """`(a, b, ...) = tup` as indented lines of at most `width` characters."""
+    out, line = [], "    ("
+    for name in names:
+        piece = f"{name}, "
+        if len(line) + len(piece) > width and line.strip() != "(":
+            out.append(line.rstrip())
+            line = "     "
+        line += piece
+    out.append(line.rstrip() + f") = {tup}")
+    return out
 
 
 def _canon(keys: list) -> tuple:

@@ -338,7 +338,9 @@ def test_every_sampler_reads_checked_parameters(kind):
             except ModelError as e:   # a combination the compiler refuses, with its reason
                 assert "'z'" in str(e) or "'top'" in str(e), e
                 continue
-            first = min(i for i, ln in enumerate(src) if re.search(r"\b(v|n\d+)_z\b", ln) and "= ws2[" not in ln)
+            # the first line after the workspace tuples are unpacked that reads z's values or noise
+            top = max((i for i, ln in enumerate(src) if re.search(r"\) = (ws2|ws1|inputs)$", ln)), default=-1)
+            first = min(i for i, ln in enumerate(src) if i > top and re.search(r"\b(v|n\d+)_z\b", ln))
             for pname in params:
                 msg = [i for i, ln in enumerate(src) if f"{dist} 'z': {pname} '" in ln and "NaN or inf" in ln]
                 assert len(msg) == 1 and msg[0] < first, (est, samples, below, pname)
