@@ -198,18 +198,26 @@ class _Chunks:
 
         p = self.prog
         fupdate = as_function(self.K.optimizer_update, (self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))
-        tail = (self.useed, np.int64(0), 0, self.data, np.zeros(0, np.int64), 0, self.hyper, self.s1, self.s2, 0,
-                self.losses, self.done)
         if self.split:
             fstep = as_function(p.module.step_rows, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
                                                      self.B0, self.useed, np.int64(0), 1, np.int64(0)))
-            rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.grad1, self.state1,
-                    self.state0, self.ws21, self.ws11, self.inputs1, self.B0, self.B1, p.samples) + tail
         else:
             fstep = as_function(p.entry, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B,
                                           self.useed, np.int64(0), 1))
-            rest = (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B) + tail
-        return (fstep, fupdate) + tuple(typeof(a) for a in rest)
+        return (fstep, fupdate) + tuple(typeof(a) for a in self._args(0, 0, np.zeros(0, np.int64))[2:])
+
+    def _args(self, t, n, rows):
+        """The chunk kernel's arguments for steps t .. t + n - 1 on data rows `rows`: the step,
+        the optimiser update, then the arrays and numbers (train_chunk_rows' with the split)."""
+        p = self.prog
+        tail = (self.useed, np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, self.opt.t,
+                self.losses, self.done)
+        if self.split:
+            return (p.module.step_rows, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1,
+                    self.inputs, self.grad1, self.state1, self.state0, self.ws21, self.ws11, self.inputs1, self.B0,
+                    self.B1, p.samples) + tail
+        return (p.entry, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
+                self.B) + tail
 
     @property
     def chunk(self):
@@ -242,22 +250,14 @@ class _Chunks:
         (failing step, its ModelError or its non-finite loss))."""
         if self.fn is None:
             self.fn = self.chunk.compile(self.sig)
-        p, o = self.prog, self.opt
+        o = self.opt
         if self.losses.shape[0] < n:
             self.losses = np.zeros(max(n, 2 * self.losses.shape[0]), np.float64)
         rows = self.batches.rows(t, n) if self.batches is not None else np.zeros(0, np.int64)
         t0 = time.perf_counter()
         err = None
-        tail = (self.useed, np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, o.t, self.losses,
-                self.done)
         try:
-            if self.split:
-                self.fn(p.module.step_rows, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2,
-                        self.ws1, self.inputs, self.grad1, self.state1, self.state0, self.ws21, self.ws11, self.inputs1,
-                        self.B0, self.B1, p.samples, *tail)
-            else:
-                self.fn(p.entry, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1,
-                        self.inputs, self.B, *tail)
+            self.fn(*self._args(t, n, rows))
         except ModelError as e:
             err = e
         k = int(self.done[0])
