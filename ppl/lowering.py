@@ -733,12 +733,13 @@ class Lowering:
                      "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
         if inline_views and self.head:
             defs = dict(line.split(" = ", 1) for line in self.head)
-            items = {t: [] for t in ("ws2", "ws1", "inputs")}
+            items, views = {t: [] for t in ("ws2", "ws1", "inputs")}, {}
             for name, expr in defs.items():
                 m = re.fullmatch(r"(ws2|ws1|inputs)\[(\d+)\]", expr)
                 if m:
                     items[m.group(1)].append((int(m.group(2)), name))
-            views = {name: expr for name, expr in defs.items() if not re.fullmatch(r"(ws2|ws1|inputs)\[\d+\]", expr)}
+                else:
+                    views[name] = expr
             for tup, named in items.items():
                 if not named:
                     continue
