@@ -79,6 +79,18 @@ def optimizer_update(opt, theta, grad, s1, s2, hyper, k):
 
 
 @njit(cache=True)
+def _end_step(update, opt, theta, grad, s1, s2, hyper, k, loss, losses, s, done):
+    """The end of step s of a chunk: losses[s] = loss; then, when the loss and the gradient are
+    finite, update k + 1 of the optimiser and True, else done[1] = 1 (no update) and False."""
+    losses[s] = loss
+    if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
+        done[1] = 1
+        return False
+    update(opt, theta, grad, s1, s2, hyper, k)
+    return True
+
+
+@njit(cache=True)
 def train_chunk(step, update, theta, grad, state, ws2, ws1, inputs, B, seed, t0, n, data, rows,
                 opt, hyper, s1, s2, opt_t, losses, done):
     """Training steps t0 .. t0 + n - 1. Step t0 + s trains on the rows rows[s B : (s + 1) B]
@@ -94,11 +106,8 @@ def train_chunk(step, update, theta, grad, state, ws2, ws1, inputs, B, seed, t0,
         done[0] = s
         gather_batch(data, rows, s * B, inputs)
         loss = step(theta, grad, state, ws2, ws1, inputs, B, seed, t0 + s, 1)
-        losses[s] = loss
-        if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
-            done[1] = 1
+        if not _end_step(update, opt, theta, grad, s1, s2, hyper, opt_t + s, loss, losses, s, done):
             return
-        update(opt, theta, grad, s1, s2, hyper, opt_t + s)
     done[0] = n
 
 
@@ -155,9 +164,6 @@ def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, 
             grad[j] = w0 * grad[j] + w1 * grad1[j]
         for j in range(state.shape[0]):
             state[j] = state0[j] + w0 * (state[j] - state0[j]) + w1 * (state1[j] - state0[j])
-        losses[s] = loss
-        if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
-            done[1] = 1
+        if not _end_step(update, opt, theta, grad, s1, s2, hyper, opt_t + s, loss, losses, s, done):
             return
-        update(opt, theta, grad, s1, s2, hyper, opt_t + s)
     done[0] = n
