@@ -221,6 +221,23 @@ PASSES = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse), (
 OBJECTIVES = ("elbo", "iwae")
 
 
+def run_passes(c: Compilation) -> Compilation:
+    """Run PASSES over the record, timing each; the record then holds the step's source (not loaded)."""
+    for name, run in PASSES:
+        t0 = time.perf_counter()
+        run(c)
+        c.times[name] = time.perf_counter() - t0
+    return c
+
+
+def generate_source(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1, baseline=None,
+                    seed=0, target="cpu", lowering="auto", objective="elbo") -> str:
+    """The generated module's source of a model, without loading or compiling it (the golden test of
+    the step sources reads it); the arguments are compile_model's, less autotune's."""
+    return run_passes(Compilation(model, estimators, policy, np.dtype(dtype), int(samples), baseline, seed, target,
+                                  True, lowering, objective)).source
+
+
 def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
                   baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto", objective="elbo"):
     samples = V.integer(samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
@@ -247,12 +264,8 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
         check_target(target)
     if lowering not in LOWERINGS:
         raise ModelError(f"lowering must be one of {', '.join(LOWERINGS)}, got {lowering!r}")
-    c = Compilation(model, estimators, policy, np.dtype(dtype), int(samples), baseline, seed, target, cache, lowering,
-                    objective)
-    for name, run in PASSES:
-        t0 = time.perf_counter()
-        run(c)
-        c.times[name] = time.perf_counter() - t0
+    c = run_passes(Compilation(model, estimators, policy, np.dtype(dtype), int(samples), baseline, seed, target,
+                               cache, lowering, objective))
     if target == "cuda":
         mod = load_source(model.name + "_cuda", c.source, {})
         prog = CudaProgram(model, c.an, c.choices, c.lw.L, mod, c.source, c.dtype, c.samples)

@@ -1,0 +1,211 @@
+"""The golden step sources: every bundled model under every estimator that applies to all its
+stochastic nodes (and each policy's automatic choice), rendered by the compiler's passes without
+loading them. A refactoring of the compiler keeps every one the same up to names
+(tests/test_golden.py); `python tests/golden.py --write` records them anew after a deliberate change.
+
+"Up to names" (`canonical`): the import header and the kernels-version line are dropped, a kernel
+call keeps its function name but not its module alias (`R_.fill2(` and `rows.fill2(` read alike),
+and every other identifier (buffers, views, locals) is numbered by first appearance. Calls,
+arguments, their order, constants, strings and the lines' structure must all be equal.
+"""
+from __future__ import annotations
+
+import builtins
+import gzip
+import io
+import json
+import keyword
+import os
+import sys
+import tokenize
+from pathlib import Path
+
+if __name__ == "__main__":   # the CUDA target's sources are rendered in the simulator too
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np
+
+import ppl
+from ppl.compiler import generate_source
+from ppl.estimators import REGISTRY
+from ppl.models import get
+
+GOLDEN = Path(__file__).parent / "golden" / "steps.json.gz"
+
+# (case name, model module, build options, compile options shared by the case's estimators)
+MODELS = [
+    ("sbn", "sbn", {}, {}),
+    ("sbn2_nl", "sbn", {"latent": (32, 32), "nonlinear": True}, {}),
+    ("sbn_k2", "sbn", {}, {"samples": 2}),
+    ("sbn_iwae", "sbn", {}, {"samples": 3, "objective": "iwae"}),
+    ("gaussian_vae", "gaussian_vae", {}, {}),
+    ("gaussian_vae_iwae", "gaussian_vae", {"kl": "sampled"}, {"samples": 3, "objective": "iwae"}),
+    ("categorical_vae", "categorical_vae", {"groups": 2, "classes": 3, "hidden": 8, "pixels": 8}, {}),
+    ("toy_bernoulli", "toy_bernoulli", {}, {}),
+    ("toy_bernoulli_f64", "toy_bernoulli", {}, {"dtype": np.float64}),
+    ("prob_regression", "prob_regression", {}, {"dtype": np.float64}),
+    ("stochastic_classifier", "stochastic_classifier", {"layers": (16, 8)}, {}),
+    ("stochastic_classifier_probit", "stochastic_classifier", {"layers": (8,), "link": "probit"}, {}),
+    ("nce_embeddings", "nce_embeddings", {}, {}),
+    ("gbrbm", "gbrbm", {}, {"dtype": np.float64}),
+    ("sbn_tiny", "sbn", {"latent": (3,), "hidden": 4, "pixels": 8}, {"dtype": np.float64}),
+    ("laplace", "laplace", {}, {"dtype": np.float64}),
+    ("mixed_laws", "mixed_laws", {}, {"samples": 2}),
+    ("blackbox", "blackbox", {}, {}),
+]
+CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score")]
+# (case, model, overrides) where the nodes of one graph take different estimators
+MIXED = [
+    ("sbn2_nl", {"h1": "rebar", "h2": "disarm"}), ("sbn2_nl", {"h1": "disarm", "h2": "rebar"}),
+    ("sbn2_nl", {"h1": "straight_through", "h2": "score"}), ("sbn2_nl", {"h1": ("rebar", {"train": False}), "h2": "rebar"}),
+    ("sbn2_nl", {"h1": "relax", "h2": "concrete"}), ("sbn_tiny", {"h1": "enumerate"}),
+    ("laplace", {"z": "score"}), ("mixed_laws", {"b": "disarm", "z": "pathwise", "k": "score", "c": "unordered_set"}),
+    ("mixed_laws", {"b": "disarm", "z": "lax", "k": "score", "c": "rebar"}),
+    ("mixed_laws", {"b": "reinmax", "z": "score", "k": "score", "c": "gumbel_rao"}),
+    ("mixed_laws", {"b": "double_cv", "z": "pathwise", "k": "score", "c": "cat_disarm"}),
+]
+
+
+def _sq(row):   # the black box of the "blackbox" case: a row's sum of squares
+    s = 0.0
+    for v in row:
+        s += v * v
+    return s
+
+
+def _sq_grad(row, g):
+    for j in range(row.shape[0]):
+        g[j] = 2.0 * row[j]
+
+
+def _double(row, out):   # the user layer of the "blackbox" case: out = 2 row
+    for j in range(row.shape[0]):
+        out[j] = 2.0 * row[j]
+
+
+def _double_vjp(row, out, gout, g):
+    for j in range(row.shape[0]):
+        g[j] = 2.0 * gout[j]
+
+
+def _graph(name):
+    """The golden graphs that are not bundled models: every law, and user functions."""
+    from numba import njit
+
+    from ppl import Affine, Bernoulli, Categorical, Laplace, Model, Normal, Poisson
+    with Model(name) as m:
+        x = m.input("x", 4)
+        if name == "laplace":
+            z = Laplace("z", Affine(x, 3, name="loc"), ppl.softplus(Affine(x, 3, name="sc")))
+            m.cost("sq", ppl.total(z * z + 3.0 * z))
+            m.cost("lp", ppl.log_prob(z))
+        elif name == "mixed_laws":
+            b = Bernoulli("b", logits=Affine(x, 3, name="eb"))
+            z = Normal("z", Affine(b, 2, name="loc"), ppl.softplus(Affine(b, 2, name="sc")))
+            k = Poisson("k", ppl.softplus(Affine(ppl.concat([b, z]), 2, name="rate")))
+            c = Categorical("c", logits=Affine(x, 3, name="ec"), classes=3)
+            m.cost("sq", ppl.total(0.1 * (k * k) + z * z))
+            m.cost("nll", ppl.bernoulli_nll(Affine(ppl.concat([c, b[:, :2]]), 4, name="dec"), x))
+            m.cost("lp", ppl.log_prob(c))
+        elif name == "blackbox":
+            h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
+            u = ppl.layer(njit(_double), [Affine(h, 3, name="mid")], 3, vjp=njit(_double_vjp))
+            m.cost("sim", ppl.blackbox(njit(_sq), [u], grad=njit(_sq_grad)))
+    return m
+
+
+GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {})]
+
+
+def _model(mod, opts):
+    if mod in dict(GRAPHS):
+        return _graph(mod)
+    return get(mod).build(**opts)
+
+
+def cases():
+    """Yield (case id, thunk -> source) for every golden case."""
+    for case, mod, bopts, copts in MODELS:
+        for policy in ("unbiased", "fast"):
+            yield f"{case}/auto-{policy}", (lambda mod=mod, b=bopts, c=copts, p=policy:
+                                            generate_source(_model(mod, b), policy=p, **c))
+        if not any(n.is_stochastic for n in _model(mod, bopts).order):
+            continue
+        for est in sorted(REGISTRY):
+            yield f"{case}/{est}", (lambda mod=mod, b=bopts, c=copts, e=est:
+                                    generate_source(_model(mod, b), estimators=e, **c))
+    for case, over in MIXED:
+        mod, bopts, copts = next((m, b, c) for n, m, b, c in MODELS if n == case)
+        tag = ",".join(f"{k}={v if isinstance(v, str) else v[0] + str(sorted(v[1].items()))}" for k, v in over.items())
+        yield f"{case}/{tag}", (lambda mod=mod, b=bopts, c=copts, o=over:
+                                generate_source(_model(mod, b), estimators=o, **c))
+    for case, est in CUDA:
+        mod, bopts, copts = next((m, b, c) for n, m, b, c in MODELS if n == case)
+        yield f"{case}/{est}/cuda", (lambda mod=mod, b=bopts, c=copts, e=est:
+                                     generate_source(_model(mod, b), estimators=e, target="cuda", **c))
+
+
+def render_all() -> dict:
+    """case id -> generated source, or "refused: <error>" where the estimator does not apply."""
+    out = {}
+    for cid, thunk in cases():
+        try:
+            out[cid] = thunk()
+        except ppl.ModelError as e:
+            out[cid] = f"refused: {str(e).splitlines()[0][:200]}"
+    return out
+
+
+_KEEP = set(keyword.kwlist) | set(dir(builtins)) | {"np", "njit", "step", "step_rows"}
+
+
+def canonical(source: str) -> str:
+    """The source up to names (see the module's docstring)."""
+    if source.startswith("refused: "):
+        return source
+    lines = [ln for ln in source.splitlines()
+             if not ln.startswith(("from ", "import ", "# kernels version"))]
+    toks = list(tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline))
+    names: dict = {}
+    out = []
+    for i, t in enumerate(toks):
+        s = t.string
+        if t.type == tokenize.NAME:
+            prev = toks[i - 1].string if i else ""
+            nxt = toks[i + 1].string if i + 1 < len(toks) else ""
+            if nxt == "." and i + 3 < len(toks) and toks[i + 3].string == "(" and prev != ".":
+                out.append("<m>")   # a module alias before a kernel call
+                continue
+            if prev != "." and s not in _KEEP and not (nxt == "(" and prev == "."):
+                s = names.setdefault(s, f"n{len(names)}")
+        if t.type in (tokenize.NEWLINE, tokenize.NL):
+            s = "\n"
+        elif t.type == tokenize.INDENT:
+            s = "<in>"
+        elif t.type == tokenize.DEDENT:
+            s = "<de>"
+        elif t.type == tokenize.COMMENT:
+            continue
+        out.append(s)
+    return " ".join(out)
+
+
+def load() -> dict:
+    with gzip.open(GOLDEN, "rt") as f:
+        return json.load(f)
+
+
+def write():
+    GOLDEN.parent.mkdir(exist_ok=True)
+    data = render_all()
+    with gzip.open(GOLDEN, "wt", compresslevel=9) as f:
+        json.dump(data, f, indent=0, sort_keys=True)
+    n_ok = sum(not v.startswith("refused: ") for v in data.values())
+    print(f"wrote {GOLDEN.name}: {len(data)} cases, {n_ok} sources")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        write()
+    else:
+        sys.exit("usage: python tests/golden.py --write")

@@ -1,0 +1,56 @@
+"""The generated step sources stay the same up to names (tests/golden.py): every bundled model
+under every estimator that applies to all its stochastic nodes, each policy's choice, graphs whose
+nodes take different estimators, every law, user functions, and the CUDA target."""
+import difflib
+
+import pytest
+
+import golden
+
+CASES = dict(golden.cases())
+RECORDED = golden.load()
+
+
+def test_the_recorded_cases_are_the_cases():
+    assert sorted(CASES) == sorted(RECORDED), "tests/golden.py's cases changed: run python tests/golden.py --write"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_step_source_is_unchanged_up_to_names(case):
+    try:
+        now = CASES[case]()
+    except golden.ppl.ModelError as e:
+        now = f"refused: {e}"
+    was = RECORDED[case]
+    assert now.startswith("refused: ") == was.startswith("refused: "), f"{case}: was {was[:200]!r}, now {now[:200]!r}"
+    if now.startswith("refused: "):
+        return   # a refusal's wording is not the step
+    if golden.canonical(now) != golden.canonical(was):
+        diff = "\n".join(difflib.unified_diff(was.splitlines(), now.splitlines(), "recorded", "now", lineterm="", n=1))
+        pytest.fail(f"{case}: the generated step changed beyond names:\n{diff[:6000]}")
+
+
+SRC = '''"""Generated."""
+# kernels version abc
+from ppl.kernels import cpu_rows as R_
+def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
+    v_h = ws2[3]
+    R_.fill2(v_h, 0.5, rw_)
+    if mode == 1:
+        K_.bernoulli_sample(v_h, 2, g_h)
+'''
+
+
+def test_canonical_form_ignores_names_only():
+    """The test of the test: renamed buffers, aliases and the kernels version read alike; a changed
+    argument order, constant, kernel, index or nesting does not."""
+    same = (SRC.replace("v_h", "value_h").replace("R_.", "rows.").replace("cpu_rows as R_", "cpu_rows as rows")
+            .replace("abc", "def"))
+    assert golden.canonical(same) == golden.canonical(SRC)
+    for changed in (SRC.replace("fill2(v_h, 0.5, rw_)", "fill2(rw_, 0.5, v_h)"),
+                    SRC.replace("0.5", "0.25"),
+                    SRC.replace("fill2", "fill1"),
+                    SRC.replace("ws2[3]", "ws2[4]"),
+                    SRC.replace("        K_.", "    K_."),
+                    SRC.replace("v_h, 2, g_h", "v_h, 2, v_h")):
+        assert golden.canonical(changed) != golden.canonical(SRC)
