@@ -25,6 +25,7 @@ from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, Model
                   total)
 from . import dist
 from .estimators import REGISTRY as estimators
+from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
 from . import compiler as _compiler  # noqa: F401  (installs Model.compile)
 from . import diagnostics, optim
 from .fit import fit
@@ -33,4 +34,5 @@ from .program import Program
 __version__ = "0.1.0"
 __all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
-           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "estimators", "fit", "optim", "diagnostics", "Program"]
+           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD",
+           "register_estimator", "fit", "optim", "diagnostics", "Program"]

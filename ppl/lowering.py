@@ -20,6 +20,7 @@ by their estimators (ppl/estimators/) through the context estimators/base.Contex
 """
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 
@@ -88,6 +89,7 @@ class Lowering:
         self.bwd: list[str] = []
         self.head: list[str] = []   # unpacking of params, state and workspaces
         self.globals: dict = {}
+        self.user_kernels: dict = {}   # global name -> (estimators.custom.Kernel, node): a user estimator's kernels
         self.section = self.fwd
         self.owner = None           # the node whose code is being emitted
         self.emitted: list = []     # (owner node, line) of every emitted line (target checks)
@@ -277,6 +279,29 @@ class Lowering:
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
         self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
+
+    def kernel_name(self, kernel, node: Node) -> str:
+        """How the step calls `kernel`: a kernel of the modules the step binds (`K_.name`), or a
+        user's estimator's kernel (an @njit function or estimators.custom.Kernel), bound as a global
+        of the step and recorded (`user_kernels`) for the target checks."""
+        from .estimators.custom import Kernel
+        from .targets import CPU_MODULES
+        name = getattr(kernel, "__name__", None)
+        if not isinstance(kernel, Kernel):
+            for alias, mod in CPU_MODULES.items():
+                if name and getattr(importlib.import_module(f"ppl.kernels.{mod}"), name, None) is kernel:
+                    return f"{alias}.{name}"
+            if not hasattr(kernel, "py_func"):
+                raise ModelError(f"node '{node.name}': a kernel must be an @njit function or a ppl.Kernel, "
+                                 f"got {kernel!r}")
+            kernel = Kernel(kernel)
+        for g, k in self.user_kernels.items():
+            if k[0] == kernel:
+                return g
+        g = f"uk{len(self.user_kernels)}_{kernel.name}"
+        self.user_kernels[g] = (kernel, node)
+        self.globals[g] = kernel.cpu
+        return g
 
     def log_prob_vjp(self, node: Node, weights: str, gx: str, params: bool = True):
         """Row-weighted VJP of log p(node | params) into the params' gradients (params=False: not

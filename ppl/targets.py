@@ -40,6 +40,9 @@ def check_target(target: str) -> None:
                 "(slow; for testing), or use target='cpu'.")
 
 
+# the CPU target's kernel modules: the generated body's module aliases -> modules of ppl.kernels
+CPU_MODULES = {"K_": "cpu", "N_": "cpu_noise", "R_": "cpu_rows", "A_": "cpu_antithetic", "X_": "cpu_relax",
+               "B_": "cpu_rebar", "P_": "cpu_price", "Q_": "rng", "S_": "scalar"}
 # the CUDA target's kernel set: the generated body's module aliases -> modules of ppl.kernels
 # (the same function names and arguments as the CPU modules the CPU header binds)
 CUDA_MODULES = {"K_": "gpu", "N_": "gpu_noise", "R_": "gpu_rows", "A_": "gpu_antithetic", "X_": "gpu_relax",
@@ -55,6 +58,12 @@ def check_cuda_kernels(lw) -> None:
             what = "black-box cost" if n.kind == "blackbox" else "user layer"
             raise ModelError(f"target 'cuda': the {what} '{n.name}' runs a Python/@njit function per row on the "
                              f"CPU; compile with target='cpu'")
+    for kernel, node in lw.user_kernels.values():
+        if kernel.cuda is None:
+            est = lw.choices[node][0].estimator if node in lw.choices else node.kind
+            raise ModelError(f"target 'cuda': estimator '{est}' of node '{node.name}' calls the kernel "
+                             f"'{kernel.name}', which has no CUDA implementation; give it one "
+                             f"(ppl.Kernel(cpu=..., cuda=...)), choose another estimator or compile with target='cpu'")
     missing = {}
     for node, line in lw.emitted:
         for alias, fn in _KERNEL_CALL.findall(line):
