@@ -1,4 +1,4 @@
-"""Layers computed once per class of equal rows (ppl.lowering.Lowering._data_rows).
+"""Layers computed once per class of equal rows (ppl.lowering.rows: RowPlan._data_rows).
 
 Where configuration rows repeat an upstream value (two REBAR layers: the upper draw is the same on
 the drawn row and on the lower node's control-variate rows; two DisARM layers: the upper draw is
@@ -17,7 +17,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model, Normal
-from ppl import lowering
+from ppl.lowering import rows as row_plan
 from ppl.lowering import Lowering
 from ppl.models import sbn
 
@@ -101,13 +101,13 @@ def test_a_wrong_merge_is_seen(monkeypatch):
     equal in both configurations of its pair) changes the gradient far beyond the tolerance."""
     build, est, samples = CASES["disarm/disarm"]
     plain = _compile(build, est, samples, False, monkeypatch)
-    real = lowering._canon
+    real = row_plan._canon
 
     def blind(keys):   # a stochastic node's key (k, its digit, its inputs' classes) without the digit
         return real([(k[0], 0, k[2]) if isinstance(k, tuple) and len(k) == 3 and isinstance(k[2], tuple) else k
                      for k in keys])
 
-    monkeypatch.setattr(lowering, "_canon", blind)
+    monkeypatch.setattr(row_plan, "_canon", blind)
     bad = _compile(build, est, samples, True, monkeypatch)
     _, gp = plain.grad({"x": X}, seed=0)
     _, gb = bad.grad({"x": X}, seed=0)

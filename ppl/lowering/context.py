@@ -1,0 +1,182 @@
+"""What an estimator calls while its node is lowered: emitting lines and kernel calls,
+allocating buffers, parameters, state and noise, and the learning signals (estimators/base.py's
+Context declares these members)."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from ..distributions import DISTRIBUTIONS
+from ..dsl import ModelError, Node
+from .layout import _ident
+
+
+class ContextHelpers:
+    # ----- helpers estimators use (the context they see: estimators/base.py lists it)
+    def record_noise(self, node: Node, noise, kind: str | None = None):
+        """Record the base noise a node's draw used (a buffer, or a tuple of buffers) and its
+        kind, for the node's own backward and for estimators above it (REBAR relaxes it)."""
+        self.noise_of[node] = noise
+        if kind is not None:
+            self.noise_kind[node] = kind
+
+    def emit(self, line: str):
+        self.section.append(line)
+        self.emitted.append((self.owner, line))
+
+    def emit_at_start(self, line: str):
+        """A line run once at the top of the step, before the forward pass."""
+        self.fwd.insert(0, line)
+        self.emitted.append((self.owner, line))
+
+    def buf2(self, name: str, width, rows="R") -> str:
+        name = _ident(name)
+        self.L.ws2.append((name, rows, int(width)))
+        self.head.append(f"{name} = ws2[{len(self.L.ws2) - 1}]")
+        return name
+
+    def buf1(self, name: str, rows="R") -> str:
+        name = _ident(name)
+        self.L.ws1.append((name, rows))
+        self.head.append(f"{name} = ws1[{len(self.L.ws1) - 1}]")
+        return name
+
+    def state_slot(self, name: str, size: int, init=0.0) -> int:
+        off = self.L.n_state
+        self.L.state.append((name, off, size, np.full(size, init)))
+        self.L.n_state += size
+        return off
+
+    def state_value(self, name: str, init: float) -> str:
+        ident = "st_" + _ident(name)
+        if ident not in self._names:
+            off = self.state_slot(name, 1, init)
+            self.head.append(f"{ident} = R_.flat_view(state, {off}, (1,))")
+            self._names[ident] = off
+        return ident
+
+    def param(self, name: str, shape: tuple, init) -> tuple:
+        size = int(np.prod(shape))
+        off = self.L.n_theta
+        init = np.broadcast_to(np.asarray(init, dtype=np.float64), shape).copy()
+        self.L.params.append((name, off, tuple(shape), init))
+        self.L.n_theta += size
+        p, gp = "p_" + _ident(name), "gp_" + _ident(name)
+        shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
+        self.head.append(f"{p} = R_.flat_view(theta, {off}, ({shp}))")
+        self.head.append(f"{gp} = R_.flat_view(grad, {off}, ({shp}))")
+        return p, gp
+
+    def dist(self, node: Node):
+        return DISTRIBUTIONS[node.kind]
+
+    def param_values(self, node: Node) -> list:
+        return [self.v(p) for p in node.inputs]
+
+    def param_grads(self, node: Node) -> list:
+        return [self.g_or_empty(p) for p in node.inputs]
+
+    def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
+        k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
+        self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
+
+    def kernel_name(self, kernel, node: Node) -> str:
+        """How the step calls `kernel`: a kernel of the modules the step binds (`K_.name`), or a
+        user's estimator's kernel (an @njit function or estimators.custom.Kernel), bound as a global
+        of the step and recorded (`user_kernels`) for the target checks."""
+        from .estimators.custom import Kernel
+        from .targets import CPU_MODULES
+        name = getattr(kernel, "__name__", None)
+        if not isinstance(kernel, Kernel):
+            for alias, mod in CPU_MODULES.items():
+                if name and getattr(importlib.import_module(f"ppl.kernels.{mod}"), name, None) is kernel:
+                    return f"{alias}.{name}"
+            if not hasattr(kernel, "py_func"):
+                raise ModelError(f"node '{node.name}': a kernel must be an @njit function or a ppl.Kernel, "
+                                 f"got {kernel!r}")
+            kernel = Kernel(kernel)
+        for g, k in self.user_kernels.items():
+            if k[0] == kernel:
+                return g
+        g = f"uk{len(self.user_kernels)}_{kernel.name}"
+        self.user_kernels[g] = (kernel, node)
+        self.globals[g] = kernel.cpu
+        return g
+
+    def log_prob_vjp(self, node: Node, weights: str, gx: str, params: bool = True):
+        """Row-weighted VJP of log p(node | params) into the params' gradients (params=False: not
+        into them) and gx, from the sigma(logits) a log_prob cost kept in the forward pass when
+        there is one."""
+        d = self.dist(node)
+        keep = self.kept.get(("log_prob", node))
+        gp = self.param_grads(node) if params else [self.E2] * len(node.inputs)
+        if keep is not None and ("log_prob", node) in self.kept_rep:
+            (a,) = node.inputs
+            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
+                      f"{keep}, {weights}, {', '.join(gp)}, {gx})")
+        elif keep is not None:
+            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
+                      f"{keep}, {weights}, {', '.join(gp)}, {gx})")
+        else:
+            self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
+
+    def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
+        """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
+        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not;
+        is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into
+        a hard sample (noise + NaN > 0 is False) or a select; every estimator reads the values
+        checked here, so one check per node covers all of them."""
+        d = self.dist(node)
+        for pname, p in zip(d.params, node.inputs):
+            if pname in d.positive:
+                self.emit(f"if not {is_positive(p)}:")
+                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
+                          f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+            if is_finite is not None:
+                self.emit(f"if not {is_finite(p)}:")
+                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; "
+                          f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
+                          f"learning rate too high)\")")
+
+    def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
+        """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
+        configuration of a drawn row shares it (common random numbers; ARM's pairs need it).
+        `width` columns (default the node's: Gumbel-Rao takes several draws per unit)."""
+        name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
+        stream = self.stream_base[node] + k
+        if self.S == 1:
+            self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t, row0)")
+        else:
+            self.emit(f"N_.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")
+            self.emit(f"R_.expand_rows({name}, {self.S})")
+        return name
+
+    def downstream_L(self, node: Node) -> str:
+        costs = self.an.downstream_costs[node]
+        key = frozenset(c.name for c in costs)
+        if key not in self._Lcache:
+            L = self.buf1(f"L_{node.name}")
+            self.emit(f"R_.zero1({L})")
+            for c in costs:
+                self.emit(f"R_.add_rows(c_{c.name}, {L})")
+            self._Lcache[key] = L
+        return self._Lcache[key]
+
+    def learning_signal(self, node: Node) -> tuple:
+        """(L, weights) of a score-function node: the ELBO's is the sum of the costs downstream of
+        the node per row, weighted by rw; the IWAE bound's, the row's bound ell_i (every cost of
+        the draw enters it through the weights), each row weighted 1 / B."""
+        if self.objective == "iwae":
+            return self.ell, self.uw
+        return self.downstream_L(node), self.rw
+
+    def vimco_baseline(self) -> str:
+        """IWAE: VIMCO's leave-one-out baseline of every row (computed once, shared by the nodes)."""
+        if "vimco" not in self._Lcache:
+            b = self._Lcache["vimco"] = self.buf1("bvimco_")
+            self.emit(f"R_.vimco_baseline({self.totals}, {self.samples}, {self.S}, {b})")
+        return self._Lcache["vimco"]
+
+    def baseline_inputs(self, node: Node) -> list:
+        return self.an.ancestors_inputs[node]

@@ -1,0 +1,75 @@
+"""The lowering object: one part per job (see the package's docstring), composed."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import graph as G
+from ..dsl import Model, Node
+from ..estimators import REGISTRY
+from .context import ContextHelpers
+from .grads import GradientNeeds
+from .layout import Layout
+from .printer import Printer
+from .rows import RowPlan
+from .views import Views
+from .walk import Walk
+
+
+class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
+    """Emits the fused step. Estimators call the helper methods of its parts."""
+
+    prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
+    merge_rows = True   # compute layers once per class of equal rows (_data_rows)
+
+    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
+                 objective: str = "elbo"):
+        self.model, self.an, self.choices, self.samples = model, an, choices, samples
+        self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
+        self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
+        self.rng = rng
+        self.L = Layout()
+        self.fwd: list[str] = []
+        self.bwd: list[str] = []
+        self.head: list[str] = []   # unpacking of params, state and workspaces
+        self.globals: dict = {}
+        self.user_kernels: dict = {}   # global name -> (estimators.custom.Kernel, node): a user estimator's kernels
+        self.section = self.fwd
+        self.owner = None           # the node whose code is being emitted
+        self.emitted: list = []     # (owner node, line) of every emitted line (target checks)
+        self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
+        self.scratch: dict = {}     # (estimator name, node) -> what an estimator's forward leaves for later
+        self._names: dict = {}
+        self._Lcache: dict = {}
+        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
+        self.E2 = self.buf2("E2_", 0, rows=0)
+        self.E1 = "E1_"
+        self.head.append("E1_ = ws1[0]")
+        self.L.ws1.append(("E1_", 0))
+        self.rw = self.buf1("rw_")
+        self.L.rw_index = len(self.L.ws1) - 1
+        # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
+        # re-evaluate the graph below its node (REBAR's control variate): it seeds those rows'
+        # cost cotangents differently from their (zero) loss weight
+        self.rebar_nodes = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
+        self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
+        self.noise_kind: dict = {}
+        self.zero_rows = self.buf1("zeros_")
+        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
+        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
+        self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
+        self.op_params: dict = {}          # layer node -> [(param view, its gradient view)] (ops.OPS)
+        self.cbuf: dict = {}               # cost head -> its per-row cost buffer
+        self.R = "R"
+        self.configs = range(1)   # configurations whose code the walk emits per node (row-fused: S)
+        self.cfg = 0
+
+    def generate(self) -> str:
+        """The lowering passes in order (compiler.PASSES runs them one by one): the step's body."""
+        self.plan_rows()
+        self.requires_grad()
+        self.lower_forward()
+        self.lower_backward()
+        return self.render()
+
+    def _estimator(self, node: Node):
+        return REGISTRY[self.choices[node][0].estimator]

@@ -1,0 +1,101 @@
+"""Pass "render": the step's body as text (the compiler adds the target's header and signature),
+and `named_source`, the form to read."""
+from __future__ import annotations
+
+import re
+
+
+
+def named_source(source: str) -> str:
+    """A step's source with its inlined views written by the names its head comment gives them
+    (`# p_q_W = R_.flat_view(theta, 0, (64, 32))`): the form to read, or to search in tests. Not
+    compiled."""
+    defs = dict(m.groups() for m in re.finditer(r"^ {4}# (\w+) = (.+)$", source, re.M))
+    if not defs:
+        return source
+    by_expr = {expr: name for name, expr in defs.items()}
+    pat = re.compile("|".join(re.escape(e) for e in sorted(by_expr, key=len, reverse=True)))
+    out = []
+    for line in source.splitlines():
+        out.append(line if line.lstrip().startswith("#") else pat.sub(lambda m: by_expr[m.group(0)], line))
+    return "\n".join(out) + ("\n" if source.endswith("\n") else "")
+
+
+class Printer:
+    # ----- pass: render
+    def render(self, inline_views: bool = True) -> str:
+        """The step's body (the compiler adds the target's header and signature).
+
+        With `inline_views` (the CPU target) the workspace and input tuples are unpacked once,
+        at the top, into the names the head gives their items; the parameter and state views
+        are written where they are used, not bound to names, and kept in a comment that names
+        them. A name bound at the top is a variable live across every kernel call's error
+        branch; with ~100 such views LLVM's mem2reg spent a third of a new graph's compile on
+        them, and they cost nothing to remake (R_.flat_view). A tuple item is another matter:
+        Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
+        tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
+        field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
+        SROA and InstCombine; BENCHMARKS.md, "Compile time of a new graph")."""
+        K = self.samples
+        lines = _drop_unread_repeats([f"R_.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:",
+                                      "    return loss", *self.bwd, "return loss"])
+        body = []
+        if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (R_.flat_view)
+            n, m = self.L.n_theta, self.L.n_state
+            body += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
+                     f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
+                     "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
+        if inline_views and self.head:
+            defs = dict(line.split(" = ", 1) for line in self.head)
+            items, views = {t: [] for t in ("ws2", "ws1", "inputs")}, {}
+            for name, expr in defs.items():
+                m = re.fullmatch(r"(ws2|ws1|inputs)\[(\d+)\]", expr)
+                if m:
+                    items[m.group(1)].append((int(m.group(2)), name))
+                else:
+                    views[name] = expr
+            for tup, named in items.items():
+                if not named:
+                    continue
+                named.sort()
+                if [i for i, _ in named] != list(range(len(named))):   # every item named, in order
+                    raise AssertionError(f"lowering: the head does not name every item of {tup}")
+                body += _unpack([name for _, name in named], tup)
+            if views:
+                pat = re.compile(r"\b(" + "|".join(map(re.escape, views)) + r")\b")
+                lines = [pat.sub(lambda m: views[m.group(1)], line) for line in lines]
+                body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
+        else:
+            body += ["    " + line for line in self.head]
+        body += ["    " + line for line in lines]
+        return "\n".join(body)
+
+
+def _unpack(names: list, tup: str, width: int = 100) -> list:
+    """`(a, b, ...) = tup` as indented lines of at most `width` characters."""
+    out, line = [], "    ("
+    for name in names:
+        piece = f"{name}, "
+        if len(line) + len(piece) > width and line.strip() != "(":
+            out.append(line.rstrip())
+            line = "     "
+        line += piece
+    out.append(line.rstrip() + f") = {tup}")
+    return out
+
+
+_REPEAT = re.compile(r"\s*R_\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \w+), (\w+)\)$")
+
+
+def _drop_unread_repeats(lines: list) -> list:
+    """Drop the copies of a data-row node's values to its drawn rows (`R_.repeat_rows` into its
+    twin `v_<name>`) that no other line reads: a twin is made for every data-row node with a
+    per-sample reader, and some readers take the B rows themselves (the `_rep` kernels)."""
+    text = "\n".join(lines)
+    out = []
+    for line in lines:
+        m = _REPEAT.match(line)
+        if m and len(re.findall(rf"\b{m.group(1)}\b", text)) == 1:
+            continue
+        out.append(line)
+    return out

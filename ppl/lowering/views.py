@@ -1,0 +1,116 @@
+"""A node's values and cotangents on the rows a reader reads them on: its own buffer, or a
+copy made on first use (`vat`) and cotangents summed back (`gat`); row maps and folded seeds."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dsl import Node
+from .layout import _ident, _ndist, _rowmap
+
+
+class Views:
+    def v(self, node: Node) -> str:
+        """The node's values on all R rows (for a node stored on fewer rows: its copy on all
+        of them, made on first use)."""
+        return self.vat(node, self.FULL)
+
+    def g(self, node: Node):
+        """The cotangent of the node's values on all R rows, or None when none is needed."""
+        return self.gat(node, self.FULL)
+
+    def vB(self, node: Node) -> str:
+        """The node's values where they are stored (its layout's rows: `lay`)."""
+        return self.vat(node, self.lay.get(node, self.FULL))
+
+    def gB(self, node: Node):
+        return self.gat(node, self.lay.get(node, self.FULL))
+
+    def g_or_empty(self, node: Node) -> str:
+        """The node's cotangent on the rows of the node being lowered (`here`), or E2."""
+        return self.gat(node, self.here) or self.E2
+
+    def vat(self, node: Node, P: tuple) -> str:
+        """The node's values on the rows of layout P (a reader's): its own buffer when it is
+        stored on P, else a copy made on first use (R_.repeat_rows from one row per data row,
+        R_.gather_rows from another layout; P refines the node's row classes `sig`)."""
+        Q = self.lay.get(node, self.FULL)
+        own = ("vB_" if Q != self.FULL else "v_") + node.name
+        if P == Q:
+            return own
+        name = self._at_name("v", node, P)
+        if (node, P) not in self.vcopy:
+            self.vcopy.add((node, P))
+            self.buf2(name, node.width, rows=self._rows(P))
+            if max(Q) == 0:
+                self.emit(f"R_.repeat_rows({own}, {_ndist(P)}, {name})")
+            else:
+                self.emit(f"R_.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
+        return name
+
+    def gat(self, node: Node, P: tuple):
+        """The cotangent of the node's values on the rows of layout P (a reader's), or None when
+        none is needed; one not stored on P is summed into the node's own (R_.fold_rows,
+        R_.fold_into) first thing in the node's backward pass."""
+        if not self.req.get(node) or node.kind == "input":
+            return None
+        Q = self.lay.get(node, self.FULL)
+        if P == Q:
+            return ("gB_" if Q != self.FULL else "g_") + node.name
+        if P not in self.gcopy.get(node, ()):
+            raise RuntimeError(f"internal: no cotangent of '{node.name}' planned on rows {P}")
+        return self._at_name("g", node, P)
+
+    def _at_name(self, prefix: str, node: Node, P: tuple) -> str:
+        if P == self.FULL:
+            return f"{prefix}_{node.name}"
+        return f"{prefix}{self.layout_ids.setdefault(P, len(self.layout_ids))}_{node.name}"
+
+    def _rows(self, P: tuple) -> str:
+        """A buffer's rows on layout P, as Layout.ws2 names them: R, D (one per data row) or Dn."""
+        if P == self.FULL:
+            return "R"
+        return "D" if max(P) == 0 else f"D{_ndist(P)}"
+
+    def row_map(self, t: tuple) -> str:
+        """A 1D workspace buffer holding the row map t (Layout.consts: the program fills it once).
+        The kernels take it as an array, not a tuple: a tuple's length would compile them anew
+        for each length."""
+        if t not in self.row_maps:
+            self.row_maps[t] = self.buf1(f"map{len(self.row_maps)}_", rows=len(t))
+            self.L.consts[len(self.L.ws1) - 1] = np.array(t, dtype=np.float64)
+        return self.row_maps[t]
+
+    def cw_at(self, P: tuple) -> str:
+        """The cost cotangent seeds cw summed over each row class of P (a cost stored on P)."""
+        if P == self.FULL:
+            return self.cw
+        if P not in self.cw_folded:
+            name = self.cw_folded[P] = self.buf1(f"cw{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
+                                                 rows=self._rows(P))
+            self.emit(f"R_.fold1({self.cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
+        return self.cw_folded[P]
+
+    def _row_constant(self, kernel: str, logits: Node) -> tuple:
+        """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli
+        cost of it takes the vector and the `_const` kernel (softplus and sigma once per column);
+        a node of the data-row sub-graph has one row per data row, repeated on the cost's rows
+        (`here`), so the cost takes those B rows and the `_rep` kernel (softplus and sigma once per data
+        row, the kept sigma B rows: `kept_rows`)."""
+        if logits.kind == "param":
+            return kernel + "_const", "p_" + _ident(logits.name)
+        rep = self.per_data_row(logits)
+        return (kernel + "_rep", rep) if rep is not None else (kernel, self.vat(logits, self.here))
+
+    def per_data_row(self, node: Node):
+        """`vB, reps`, the `_rep` kernels' arguments, when the node's values are computed once
+        per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
+        the node being lowered, `here`); else None."""
+        return f"{self.vB(node)}, {_ndist(self.here)}" if node in self.inv and max(self.here) > 0 else None
+
+    def reads_rep(self, logits: Node) -> bool:
+        """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""
+        return logits.kind != "param" and self.per_data_row(logits) is not None
+
+    def kept_rows(self, logits: Node) -> str:
+        """Rows of the sigma buffer a `_row_constant` kernel keeps: "D" (data rows) for `_rep`."""
+        return "D" if self.reads_rep(logits) else self._rows(self.here)

@@ -1,0 +1,186 @@
+"""Passes "lower forward" and "lower backward": every node's storage and forward code in
+topological order, the loss, then every node's backward code in reverse order. The row-fused
+lowering overrides the per-node hooks (allocate, forward_node, backward_node, ...)."""
+from __future__ import annotations
+
+from ..dsl import ModelError, Node
+from ..estimators import REGISTRY
+from ..lowering_rules import ARRAY_RULES
+from ..ops import OPS, render
+from .layout import _ndist, _rowmap
+
+
+class Walk:
+    # ----- passes: lower forward, lower backward (the walk both lowerings share; the per-node
+    # hooks allocate / forward_node / lower_loss / zero_cotangents / backward_node are theirs)
+    def lower_forward(self):
+        """Every node's storage and forward code in topological order (once per configuration
+        the lowering unrolls), then the loss."""
+        for n in self.an.order:
+            self.section, self.owner, self.here = self.fwd, n, self.lay.get(n, self.FULL)
+            self.allocate(n)
+            for self.cfg in self.configs:
+                self.forward_node(n)
+        self.cfg, self.here = 0, self.FULL
+        self.section, self.owner = self.fwd, None
+        self.lower_loss()
+
+    def lower_backward(self):
+        """Zero the cotangents, then every node's backward code in reverse topological order
+        (node-major, configuration-minor: a node's cotangents are complete before it reads them)."""
+        self.section, self.owner = self.bwd, None
+        self.zero_cotangents()
+        for n in reversed(self.an.order):
+            self.section, self.owner, self.here = self.bwd, n, self.lay.get(n, self.FULL)
+            for self.cfg in self.configs:
+                self.backward_node(n)
+        self.cfg, self.here = 0, self.FULL
+
+    def lower_loss(self):
+        if self.rebar_nodes:
+            self.emit(f"B_.copy1({self.rw}, {self.cw})")
+            for n in self.rebar_nodes:
+                self._estimator(n).seed_weights(self, n)
+        tot = self.totals = self.buf1("tot_")
+        self.emit(f"R_.zero1({tot})")
+        if self.objective == "iwae":
+            # -C of a draw is its log weight; rw becomes the cotangents of the draws' totals
+            for c in self.model.costs:
+                self.emit(f"R_.add_rows(c_{c.name}, {tot})")
+            self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
+            self.emit(f"R_.config_weights({self.S}, 0, 0, 1.0 / B, {self.uw})")
+            self.emit(f"loss = R_.iwae_bound({tot}, {self.samples}, {self.S}, {self.rw}, {self.ell})")
+            return
+        self.emit("loss = 0.0")
+        for c in self.model.costs:
+            self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")
+
+    def zero_cotangents(self):
+        self.emit("R_.zero1(grad)")
+        for n in self.an.order:
+            if self.gB(n) is not None and not n.attrs.get("is_head"):
+                self.emit(f"R_.zero2({self.gB(n)})")
+                for P in sorted(self.gcopy.get(n, ())):
+                    self.emit(f"R_.zero2({self.gat(n, P)})")
+
+    def allocate(self, n: Node):
+        """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
+        P = self.lay.get(n, self.FULL)
+        pre, rows = ("vB_" if P != self.FULL else "v_"), self._rows(P)
+        if n.kind == "input":
+            j = len(self.L.inputs)
+            self.L.inputs.append(n.name)
+            self.head.append(f"{pre}{n.name} = inputs[{j}]")
+            self.L.values[n.name] = ("input", j, P)
+            return
+        if n.attrs.get("is_head"):
+            self.cbuf[n] = c = self.buf1(f"c_{n.name}")
+            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            if P != self.FULL:   # computed once per row class, spread to all rows (forward_node)
+                self.cbuf[n] = self.buf1(f"cB_{n.name}", rows=rows)
+                self.cfull[n] = c
+            return
+        self.buf2(f"{pre}{n.name}", n.width, rows=rows)
+        self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, P)
+        if self.req[n]:
+            self.buf2(f"{'gB_' if P != self.FULL else 'g_'}{n.name}", n.width, rows=rows)
+            for Q in sorted(self.gcopy.get(n, ())):
+                self.buf2(self._at_name("g", n, Q), n.width, rows=self._rows(Q))
+        if n.kind in OPS and not OPS[n.kind].head and not OPS[n.kind].user:
+            self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
+                                 for q in OPS[n.kind].params]
+
+    def forward_node(self, n: Node):
+        k = n.kind
+        if k == "input":
+            return
+        P = self.here
+        ins = [self.vat(i, P) for i in n.inputs]
+        out = self.vB(n) if not n.attrs.get("is_head") else None
+        if k in ARRAY_RULES:
+            ARRAY_RULES[k].forward(self, n, ins, self.cbuf.get(n, out))
+        elif k in OPS and not OPS[k].head:
+            op = OPS[k]
+            if op.fwd:
+                self.emit(render(op.fwd, out=out, **self._op_values(n, ins)))
+            off = 0
+            for x, xj in zip(n.inputs, ins) if op.fwd_each else ():
+                self.emit(render(op.fwd_each, xj=xj, off=off, out=out))
+                off += x.width
+        elif n.is_stochastic:
+            self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})",
+                                      lambda p: f"R_.all_finite2({self.vB(p)})")
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].forward(self, n, ch.options)
+        elif n.attrs.get("is_head"):
+            self.emit_template_fwd(n, ins, self.cbuf[n])
+        else:  # pragma: no cover - the DSL builds no other kinds
+            raise ModelError(f"node '{n.name}': unknown kind {k!r}")
+        if n.attrs.get("is_head") and P != self.FULL:
+            self.emit(f"R_.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
+        if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
+            self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
+
+    def emit_template_fwd(self, n: Node, ins: list, c: str):
+        """A cost head's forward from its op-table template (c: its cost rows)."""
+        self.emit(render(OPS[n.kind].fwd, c=c, **self._op_values(n, ins)))
+
+    def emit_template_bwd(self, n: Node, ins: list, gins: list):
+        """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
+        gs = {f"g{j}": g for j, g in enumerate(gins)}
+        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here), **gs, **self._op_values(n, ins)))
+
+    def backward_node(self, n: Node):
+        k = n.kind
+        if k == "input":
+            return
+        Q = self.here
+        if self.gB(n) is not None:   # the cotangents its readers left on their rows, summed into its own
+            for P in sorted(self.gcopy.get(n, ())):
+                if max(Q) == 0:
+                    self.emit(f"R_.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
+                else:
+                    self.emit(f"R_.fold_into({self.gat(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
+        ins = [self.vat(i, Q) for i in n.inputs]
+        gins = [self.g_or_empty(i) for i in n.inputs]
+        if n.attrs.get("is_head"):
+            if all(gi == self.E2 for gi in gins):
+                return
+            if k in ARRAY_RULES:
+                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q), self.cbuf[n], self._rows(Q))
+            else:
+                self.emit_template_bwd(n, ins, gins)
+            return
+        if n.is_stochastic:
+            if n in self.rebar_anc:
+                self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
+            ch, _ = self.choices[n]
+            REGISTRY[ch.estimator].backward(self, n, ch.options)
+            return
+        self._backward_kinds(n, ins, gins, self.gB(n), self.vB(n), self._rows(Q))
+
+    def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
+        """VJP of a deterministic layer: gout (its value cotangent) into gins."""
+        if gout is None:
+            return
+        if n.kind in ARRAY_RULES:
+            ARRAY_RULES[n.kind].backward(self, n, ins, gins, gout, out, rows)
+            return
+        op = OPS[n.kind]
+        off = 0
+        for x, gj in zip(n.inputs, gins) if op.bwd_each else ():
+            if gj != self.E2:
+                self.emit(render(op.bwd_each, gout=gout, off=off, gj=gj))
+            off += x.width
+        if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.E2):
+            return
+        gs = {f"g{j}": g for j, g in enumerate(gins)}
+        self.emit(render(op.bwd, out=out, gout=gout, **gs, **self._op_values(n, ins)))
+
+    def _op_values(self, n: Node, ins: list) -> dict:
+        """The names an op's array templates read: input values, parameters, attributes."""
+        vals = dict(n.attrs)
+        vals.update({f"x{j}": x for j, x in enumerate(ins)})
+        for j, (p, gp) in enumerate(self.op_params.get(n, ())):
+            vals[f"p{j}"], vals[f"gp{j}"] = p, gp
+        return vals
