@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dsl import ModelError
+from .runs import compile_run, gradient_variance
 
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
 _DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
@@ -246,7 +247,6 @@ def run_task(task: dict, data=None) -> dict:
 
 
 def _train(task, data):
-    from .cli import gradient_variance, parse_estimators
     from .fit import fit, heldout_loss
     from .optim import make
     build, settings = task["build"], task["settings"]
@@ -259,10 +259,7 @@ def _train(task, data):
         D, build_fn, evaluate = dict(_DEFAULTS), build, task["evaluate"]
     D.update({k: v for k, v in settings.items() if k in TRAIN_KEYS})
     model = build_fn(**{k: v for k, v in settings.items() if k not in TRAIN_KEYS})
-    est = task["estimator"]
-    prog = model.compile(estimators=parse_estimators(est) if isinstance(est, str) else est, policy=D["policy"],
-                         dtype=np.dtype(D["dtype"]), samples=int(D["samples"]), seed=task["seed"],
-                         objective=D["objective"])
+    prog = compile_run(model, D, task["seed"], task["estimator"])
     train, batch = data["train"], int(D["batch"])
     out = {}
     if task["grad_draws"]:
