@@ -25,7 +25,6 @@ from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, Model
                   total)
 from . import dist
 from .estimators import REGISTRY as estimators
-from . import compiler as _compiler  # noqa: F401  (installs Model.compile)
 from . import diagnostics, optim
 from .fit import fit
 from .program import Program

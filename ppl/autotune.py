@@ -67,7 +67,7 @@ import numba
 import numpy as np
 
 from . import graph as G
-from .dsl import ModelError
+from .errors import ModelError
 from .estimators import REGISTRY
 from .selection import select
 

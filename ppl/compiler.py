@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dsl
 from . import graph as G
 from . import scalar_lowering
 from . import validate as V
 from .autotune import autotune
 from .cuda_program import CudaProgram
-from .dsl import Model, ModelError
+from .errors import ModelError
 from .kernels._cache import cache_root, kernels_version
+from .nodes import Graph
 from .lowering import Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
 from .program import Program
 from .selection import POLICIES, RULES, Choice, select   # noqa: F401
@@ -115,7 +115,7 @@ LOWERINGS = ("auto", "arrays", "scalar")
 class Compilation:
     """What the passes read and write."""
 
-    model: Model
+    model: Graph
     estimators: object
     policy: str
     dtype: np.dtype
@@ -221,7 +221,7 @@ PASSES = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse), (
 OBJECTIVES = ("elbo", "iwae")
 
 
-def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
+def compile_model(model: Graph, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
                   baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto", objective="elbo"):
     samples = V.integer(samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
@@ -263,5 +263,3 @@ def compile_model(model: Model, estimators="auto", policy="unbiased", dtype=np.f
     prog.objective = objective
     return prog
 
-
-dsl.install_compiler(compile_model)

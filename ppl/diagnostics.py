@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distributions import DISTRIBUTIONS
-from .dsl import ModelError
+from .errors import ModelError
 
 from .program import ESTIMATOR_PARAMS
 

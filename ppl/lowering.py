@@ -27,7 +27,8 @@ import numpy as np
 
 from . import graph as G
 from .distributions import DISTRIBUTIONS
-from .dsl import Model, ModelError, Node
+from .errors import ModelError
+from .nodes import Graph, Node
 from .estimators import REGISTRY
 from .ops import OPS, render
 from .lowering_rules import ARRAY_RULES
@@ -77,7 +78,7 @@ class Lowering:
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
     merge_rows = True   # compute layers once per class of equal rows (_data_rows)
 
-    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
+    def __init__(self, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
                  objective: str = "elbo"):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws

@@ -23,7 +23,7 @@ from networkx import ancestors as nx_ancestors
 
 from . import declare
 from . import validate as V
-from .dsl import ModelError
+from .errors import ModelError
 
 
 def all_rows(a, rows: tuple):

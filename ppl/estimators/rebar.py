@@ -15,7 +15,7 @@ from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
 
 from ppl.ops import fields, render
 
-from ppl.dsl import ModelError
+from ppl.errors import ModelError
 
 from .base import REGISTRY, Estimator, register
 
