@@ -65,11 +65,6 @@ class ParamView(MutableMapping):
         return len(self._index)
 
 
-# names of the parameters estimators declare (learned baselines, RELAX's control variate, REBAR's
-# eta and temperature): trained with the model, but not the model's
-ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.", "double_cv.", "lax.")
-
-
 class Program:
     """A compiled model (`Model.compile` returns one).
 
@@ -160,7 +155,9 @@ class Program:
 
     def model_param_names(self) -> list:
         """The model's parameters (prog.params names), without the estimators' own."""
-        return [k for k in self.params if not k.startswith(ESTIMATOR_PARAMS)]
+        from .estimators import estimator_params
+        own = estimator_params()
+        return [k for k in self.params if not k.startswith(own)]
 
     @property
     def rows_per_data_row(self) -> int:

@@ -1,3 +1,3 @@
 """Gradient estimators, one small module each, registered by name in one registry."""
-from .base import REGISTRY, Estimator, NodeInfo  # noqa: F401
+from .base import REGISTRY, Estimator, NodeInfo, estimator_params  # noqa: F401
 from . import pathwise, score, straight_through, concrete, enumerate, arm, relax, rebar, price, vimco, dreg, reinmax, gumbel_rao, gapped_st, double_cv, cat_disarm, unordered_set, lax  # noqa: F401  (registration)
