@@ -18,6 +18,7 @@ import numpy as np
 from . import compiler
 from .declare import declare_latent, declare_observed
 from .errors import ModelError  # noqa: F401  (ppl.dsl.ModelError: the generated steps import it from here)
+from .options import CompileOptions
 from .nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
     Affine, Bernoulli, Categorical, Graph, Laplace, Node, Normal, Poisson, bernoulli_nll, blackbox, categorical_nll,
     concat, const, exp, gaussian_kl, gaussian_nll, layer, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent,
@@ -61,6 +62,9 @@ class Model(Graph):
         read as -log p + log q terms, -C_k the draw's log weight (any other costs are combined
         the same way: a soft minimum of the draws' totals). Needs samples >= 2.
         """
-        return compiler.compile_model(self, estimators=estimators, policy=policy, dtype=dtype, samples=samples,
-                                      baseline=baseline, seed=seed, target=target, cache=cache, pilot=pilot,
-                                      lowering=lowering, objective=objective)
+        return self.compile_with(CompileOptions(estimators, policy, dtype, samples, baseline, seed, target, cache, pilot,
+                                                lowering, objective))
+
+    def compile_with(self, options: CompileOptions):
+        """compile() with its arguments as one CompileOptions record (ppl/options.py)."""
+        return compiler.compile_program(self, options)

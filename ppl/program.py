@@ -24,6 +24,7 @@ from networkx import ancestors as nx_ancestors
 from . import declare
 from . import validate as V
 from .errors import ModelError
+from .options import CompileOptions
 
 
 def all_rows(a, rows: tuple):
@@ -128,8 +129,8 @@ class Program:
         """The same model compiled with other `compile` options (this program's dtype, samples and
         objective unless given), holding this program's model parameters: compiled once per set
         of options, the parameters copied at every call."""
-        opts = {"dtype": self.dtype, "samples": self.samples, "objective": self.objective, **options}
-        return self._derived(repr(sorted(options.items())), lambda: self.model.compile(**opts))
+        opts = CompileOptions(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
+        return self._derived(repr(sorted(options.items())), lambda: self.model.compile_with(opts))
 
     def _derived(self, key, make):
         """A program derived from this one, compiled by make() once per key, holding this
