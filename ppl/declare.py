@@ -246,9 +246,9 @@ def require(model: Graph, what: str) -> None:
                          f"guide); model '{model.name}' has hand-written costs only")
 
 
-def compile_hard(model: Graph, **options):
-    """`model` compiled with every stochastic node drawn hard by its ordinary sampler (the score
-    estimator's forward, no baseline): the derived programs that sample or evaluate."""
+def compile_hard(model, **options):
+    """`model` (a ppl.Model) compiled with every stochastic node drawn hard by its ordinary sampler
+    (the score estimator's forward, no baseline): the derived programs that sample or evaluate."""
     est = {n.name: ("score", {"baseline": "none"}) for n in model.order if n.is_stochastic}
     return model.compile(estimators=est, **options)
 
