@@ -26,7 +26,6 @@ from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, Model
 from . import dist
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
-from . import compiler as _compiler  # noqa: F401  (installs Model.compile)
 from . import diagnostics, optim
 from .fit import fit
 from .program import Program

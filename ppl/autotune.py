@@ -67,7 +67,7 @@ import numba
 import numpy as np
 
 from . import graph as G
-from .dsl import ModelError
+from .errors import ModelError
 from .estimators import REGISTRY
 from .selection import select
 
@@ -272,10 +272,12 @@ def _times(progs, data, batch, seed) -> list:
     return per
 
 
-def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, target, cache, pilot,
-             lowering="auto", objective="elbo"):
-    """The program with the estimator per node the module's rule chooses; `compile_model` is the
-    compiler's entry point (passed in: the compiler calls this module, not the reverse)."""
+def autotune(model, compile_program, options):
+    """The program with the estimator per node the module's rule chooses under `options` (a
+    CompileOptions); `compile_program(model, options)` is the compiler's entry point (passed in:
+    the compiler calls this module, not the reverse)."""
+    estimators, samples, baseline, seed = options.estimators, options.samples, options.baseline, options.seed
+    pilot, lowering, objective = options.pilot, options.lowering, options.objective
     if pilot is None:
         raise ModelError("policy 'autotune' needs pilot data: compile(..., policy='autotune', pilot={'x': batch}) "
                          "(for a model without inputs, pilot=N rows)")
@@ -295,9 +297,8 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
     def program(assign):
         key = tuple((k, e, repr(sorted(o.items()))) for k, (e, o) in sorted(assign.items()))
         if key not in programs:
-            programs[key] = compile_model(model, estimators=dict(assign), policy="unbiased", dtype=dtype,
-                                          samples=samples, baseline=baseline, seed=seed, target=target, cache=cache,
-                                          lowering=cand_lowering, objective=objective)
+            programs[key] = compile_program(model, options.replace(estimators=dict(assign), policy="unbiased",
+                                                                   pilot=None, lowering=cand_lowering))
         return programs[key]
 
     variances = {}
@@ -341,9 +342,7 @@ def autotune(model, compile_model, estimators, dtype, samples, baseline, seed, t
     if lowering in ("auto", "arrays"):
         prog = program(chosen)                    # the measurements restored its theta and state
     else:
-        prog = compile_model(model, estimators=chosen, policy="unbiased", dtype=dtype, samples=samples,
-                             baseline=baseline, seed=seed, target=target, cache=cache, lowering=lowering,
-                             objective=objective)
+        prog = compile_program(model, options.replace(estimators=chosen, policy="unbiased", pilot=None))
     for node, (ch, _) in prog.choices.items():
         if node.name not in fixed:
             pick = next(c for c in table if c.node == node.name and c.chosen)

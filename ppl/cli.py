@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .dsl import ModelError
+from .runs import UsageError, _value, compile_run, gradient_variance, parse_estimators  # noqa: F401  (ppl.cli names)
 
 EPILOG = """examples:
   ppl train sbn                                    linear SBN 64-32 on the binarized digits
@@ -38,57 +39,7 @@ score:baseline=loo or z=gumbel_softmax:temperature=0.3.
 """
 
 
-class UsageError(Exception):
-    """A bad command-line value; reported like argparse's own errors (exit status 2)."""
-
-
 # --------------------------------------------------------------------------- parsing helpers
-def _value(s: str):
-    if "," in s:
-        return tuple(_value(p) for p in s.split(",") if p)
-    for conv in (int, float):
-        try:
-            return conv(s)
-        except ValueError:
-            pass
-    return s
-
-
-def parse_estimators(spec: str):
-    """'auto' | 'NAME[:k=v...]' | 'node=NAME[:k=v...],node2=...' -> what Model.compile takes."""
-    spec = spec.strip()
-    if not spec:
-        raise UsageError("--estimator is empty; use 'auto', a name such as 'score', or node=NAME pairs")
-    if spec == "auto":
-        return "auto"
-
-    def one(item):
-        name, *opts = item.split(":")
-        options = {}
-        for o in opts:
-            if "=" not in o:
-                raise UsageError(f"--estimator: option {o!r} of '{name}' must look like key=value "
-                                 f"(e.g. score:baseline=loo)")
-            k, v = o.split("=", 1)
-            options[k] = _value(v)
-        return (name, options) if options else name
-
-    items = [s for s in spec.split(",") if s]
-    if all("=" not in it.split(":")[0] for it in items):
-        if len(items) != 1:
-            raise UsageError(f"--estimator {spec!r}: give one name for every node, or node=NAME pairs "
-                             f"(e.g. h1=score,h2=straight_through)")
-        return one(items[0])
-    out = {}
-    for it in items:
-        head = it.split(":")[0]
-        if "=" not in head:
-            raise UsageError(f"--estimator: {it!r} mixes a bare name with node=NAME pairs; write node=NAME")
-        node, rest = it.split("=", 1)
-        out[node] = one(rest)
-    return out
-
-
 def parse_model_opts(pairs) -> dict:
     out = {}
     for p in pairs or []:
@@ -183,12 +134,9 @@ def _pilot(mod, D, d, seed):
 
 def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None):
     model = _build(mod, model_opts)
-    spec = estimators if estimators is not None else D["estimators"]
-    est = parse_estimators(spec) if isinstance(spec, str) else spec
     pilot = _pilot(mod, D, data, seed) if D["policy"] == "autotune" else None
     t0 = time.perf_counter()
-    prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
-                         seed=seed, target=target, objective=D["objective"], pilot=pilot)
+    prog = compile_run(model, D, seed, estimators if estimators is not None else D["estimators"], target, pilot)
     return prog, time.perf_counter() - t0
 
 
@@ -312,13 +260,6 @@ def cmd_explain(args) -> int:
     print(f"model {prog.model.name} (policy {D['policy']})")
     print(prog.explain())
     return 0
-
-
-def gradient_variance(prog, data, batch, draws=100) -> float:
-    """`ppl compare`'s gradient-variance column: ppl.diagnostics.gradient_variance (the model
-    parameters only), `batch` rows drawn when the model has no inputs."""
-    from .diagnostics import gradient_variance as gv
-    return gv(prog, data, draws, batch=None if data is not None else batch)
 
 
 def cmd_compare(args) -> int:

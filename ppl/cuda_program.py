@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dsl import ModelError
+from .errors import ModelError
 from .program import ParamView, Program, all_rows
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dist import SUPPORTS, Dist
-from .dsl import Model, Node, _const, _make, log_prob
+from .nodes import Graph, Node, _const, _make, gaussian_kl, log_prob
 from .errors import ModelError
 
 
@@ -46,7 +46,6 @@ class Observed:
 
 def _kl_head(q: Node, prior: Dist):
     """The closed-form KL(q || prior) head, or None where ppl has none (Normal || Normal only)."""
-    from .dsl import gaussian_kl
     if q.kind != "normal" or prior.kind != "normal":
         return None
     loc, scale = prior.args
@@ -55,7 +54,7 @@ def _kl_head(q: Node, prior: Dist):
     return gaussian_kl(*q.inputs, loc, scale)
 
 
-def declare_latent(m: Model, h, prior, kl: str = "sampled") -> None:
+def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
     """m.latent: checks, then the derived costs of h (see the module docstring)."""
     owner = f"m.latent({getattr(h, 'name', h)!r}, ...)"
     if not isinstance(h, Node):
@@ -97,13 +96,13 @@ def prior_name_for(kind: str) -> str:
     return next(("Bernoulli", "Normal", "Categorical")[i] for i, k in enumerate(SUPPORTS) if kind in SUPPORTS[k])
 
 
-def _latent_terms(m: Model, lat: Latent) -> None:
+def _latent_terms(m: Graph, lat: Latent) -> None:
     h = lat.node
     _term(m, f"logq_{h.name}", log_prob(h), "+", f"log q({h.name}): the guide's {h.kind} node")
     _term(m, f"logp_{h.name}", lat.prior.nll(h), "-", f"log p({h.name}) under {lat.prior.describe()}")
 
 
-def declare_observed(m: Model, name, spec, value) -> None:
+def declare_observed(m: Graph, name, spec, value) -> None:
     """m.observe: checks, then the cost `name` = -log p(value)."""
     owner = f"m.observe({name!r}, ...)"
     if not isinstance(spec, Dist):
@@ -126,16 +125,16 @@ def declare_observed(m: Model, name, spec, value) -> None:
     m.observed[name] = obs
 
 
-def _term(m: Model, name: str, head: Node, sign: str, what: str) -> None:
+def _term(m: Graph, name: str, head: Node, sign: str, what: str) -> None:
     m.cost(name, head)
     head.attrs["term"] = (sign, what)
 
 
-def is_declared(model: Model) -> bool:
+def is_declared(model: Graph) -> bool:
     return bool(getattr(model, "latents", None) or getattr(model, "observed", None))
 
 
-def check(model: Model) -> None:
+def check(model: Graph) -> None:
     """A declared model: every stochastic node has a prior (graph validation calls this)."""
     if not is_declared(model):
         return
@@ -146,7 +145,7 @@ def check(model: Model) -> None:
                              f"costs by hand with m.cost")
 
 
-def terms(model: Model) -> list:
+def terms(model: Graph) -> list:
     """(cost name, sign in the -ELBO, what) of every derived cost; user costs as ('?', ...)."""
     out = []
     for c in model.costs:
@@ -156,19 +155,19 @@ def terms(model: Model) -> list:
 
 
 # --------------------------------------------------------------------------- copies of the graph
-def _clone(g: Model, n: Node, inputs) -> Node:
+def _clone(g: Graph, n: Node, inputs) -> Node:
     attrs = {k: v for k, v in n.attrs.items() if k not in ("is_cost", "cost_name", "term")}
     return _make(g, n.kind, n.name, inputs, n.width, **attrs)
 
 
-def evaluation(model: Model) -> Model:
+def evaluation(model: Graph) -> Graph:
     """The model itself when every term is a per-draw term; else a copy whose closed-form KL
     terms are replaced by log q(h) - log p(h) of the draw (what a log weight needs)."""
     analytic = [lat for lat in model.latents.values() if lat.kl == "analytic"]
     if not analytic:
         return model
     skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}}
-    g = Model(model.name + "_persample")
+    g = type(model)(model.name + "_persample")   # a ppl.Model for a ppl.Model (compiled later)
     g.config = getattr(model, "config", None)
     new = {}
     for n in model.order:
@@ -190,11 +189,11 @@ def evaluation(model: Model) -> Model:
     return g
 
 
-def generative(model: Model, nodes) -> Model:
+def generative(model: Graph, nodes) -> Graph:
     """The generative graph of the requested nodes (see the module docstring); each drawn node
     carries its cost -log p(value | parents), named nll_<node>."""
     observed = {o.value.name: o for o in model.observed.values()}
-    g = Model(model.name + "_gen")
+    g = type(model)(model.name + "_gen")
     new, busy = {}, set()
 
     def gen(n: Node) -> Node:
@@ -236,35 +235,35 @@ def generative(model: Model, nodes) -> Model:
     return g
 
 
-def default_nodes(model: Model) -> list:
+def default_nodes(model: Graph) -> list:
     """What sample_prior draws by default: every latent and every observed input."""
     return list(model.latents) + [o.value.name for o in model.observed.values() if o.value.kind == "input"]
 
 
-def require(model: Model, what: str) -> None:
+def require(model: Graph, what: str) -> None:
     if not is_declared(model):
         raise ModelError(f"{what} needs a model declared with m.latent / m.observe (a generative model and a "
                          f"guide); model '{model.name}' has hand-written costs only")
 
 
-def compile_hard(model: Model, **options):
-    """`model` compiled with every stochastic node drawn hard by its ordinary sampler (the score
-    estimator's forward, no baseline): the derived programs that sample or evaluate."""
+def compile_hard(model, **options):
+    """`model` (a ppl.Model) compiled with every stochastic node drawn hard by its ordinary sampler
+    (the score estimator's forward, no baseline): the derived programs that sample or evaluate."""
     est = {n.name: ("score", {"baseline": "none"}) for n in model.order if n.is_stochastic}
     return model.compile(estimators=est, **options)
 
 
-def extra_costs(model: Model) -> list:
+def extra_costs(model: Graph) -> list:
     """The names of the costs added with m.cost, not by the declaration."""
     return [c.attrs["cost_name"] for c in model.costs if "term" not in c.attrs]
 
 
-def is_pure(model: Model) -> bool:
+def is_pure(model: Graph) -> bool:
     """Declared, and its costs are exactly the declaration's terms (their sum is -log w)."""
     return is_declared(model) and not extra_costs(model)
 
 
-def check_pure(model: Model, what: str) -> None:
+def check_pure(model: Graph, what: str) -> None:
     """The costs are exactly the declaration's terms (else a bound would include other costs)."""
     require(model, what)
     extra = extra_costs(model)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distributions import DISTRIBUTIONS
-from .dsl import ModelError
+from .errors import ModelError
 
-from .program import ESTIMATOR_PARAMS
+from .estimators import estimator_params
 
 
 @dataclass
@@ -73,7 +73,7 @@ def tune_estimator(prog, data, steps, batch=None, lr=0.01):
     from .kernels.cpu import adam_update
     own = np.zeros(prog.theta.shape, dtype=bool)
     for name, off, shape, _ in prog.layout.params:
-        own[off: off + int(np.prod(shape))] = name.startswith(ESTIMATOR_PARAMS)
+        own[off: off + int(np.prod(shape))] = name.startswith(estimator_params())
     m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
     for t in range(steps):
         prog.grad(data, seed=50_000 + t, batch=batch)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import distributions as D
-from .dsl import Node, _const, _head, _size, _stochastic
+from .nodes import Node, _const, _head, _size, _stochastic
 from .errors import ModelError
 
 

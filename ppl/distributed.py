@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dsl import ModelError
+from .options import CompileOptions
+from .runs import compile_run, gradient_variance
 
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
 _DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
@@ -246,7 +248,6 @@ def run_task(task: dict, data=None) -> dict:
 
 
 def _train(task, data):
-    from .cli import gradient_variance, parse_estimators
     from .fit import fit, heldout_loss
     from .optim import make
     build, settings = task["build"], task["settings"]
@@ -259,10 +260,7 @@ def _train(task, data):
         D, build_fn, evaluate = dict(_DEFAULTS), build, task["evaluate"]
     D.update({k: v for k, v in settings.items() if k in TRAIN_KEYS})
     model = build_fn(**{k: v for k, v in settings.items() if k not in TRAIN_KEYS})
-    est = task["estimator"]
-    prog = model.compile(estimators=parse_estimators(est) if isinstance(est, str) else est, policy=D["policy"],
-                         dtype=np.dtype(D["dtype"]), samples=int(D["samples"]), seed=task["seed"],
-                         objective=D["objective"])
+    prog = compile_run(model, D, task["seed"], task["estimator"])
     train, batch = data["train"], int(D["batch"])
     out = {}
     if task["grad_draws"]:
@@ -336,13 +334,15 @@ class Moments:
 
 
 def recipe(prog) -> dict:
-    """What rebuilds `prog` elsewhere: its model, every node's estimator and options, dtype,
-    samples, objective and lowering, and its current parameters and estimator state."""
+    """What rebuilds `prog` elsewhere: its model, its compile options (every node's estimator and
+    options, dtype, samples, objective and lowering), and its current parameters and estimator
+    state."""
     prog.pull()
-    return dict(model=prog.model, dtype=np.dtype(prog.dtype).name, samples=prog.samples, objective=prog.objective,
-                lowering="scalar" if prog.layout.lowering.startswith("row-fused scalar") else "arrays",
-                estimators={n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in prog.choices.items()},
-                theta=prog.theta.copy(), state=prog.state.copy())
+    options = CompileOptions(
+        estimators={n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in prog.choices.items()},
+        dtype=prog.dtype, samples=prog.samples, objective=prog.objective,
+        lowering="scalar" if prog.layout.lowering.startswith("row-fused scalar") else "arrays")
+    return dict(model=prog.model, options=options, theta=prog.theta.copy(), state=prog.state.copy())
 
 
 _PROGRAMS = {}   # per process: recipe digest -> compiled program (a worker compiles a model once)
@@ -353,9 +353,7 @@ def _program(rec):
     key = hashlib.sha256(pickle.dumps(spec)).hexdigest()
     prog = _PROGRAMS.get(key)
     if prog is None:
-        prog = _PROGRAMS[key] = rec["model"].compile(
-            estimators=rec["estimators"], dtype=np.dtype(rec["dtype"]), samples=rec["samples"],
-            objective=rec["objective"], lowering=rec["lowering"])
+        prog = _PROGRAMS[key] = rec["model"].compile_with(rec["options"])
     prog.theta[:] = rec["theta"]
     prog.state[:] = rec["state"]
     return prog

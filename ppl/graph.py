@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .declare import check as check_declaration
-from .dsl import Model, ModelError, Node
+from .errors import ModelError
+from .nodes import Graph, Node
 from .ops import HEAD_KINDS, LAYER_KINDS
 
 
@@ -25,7 +26,7 @@ class Analysis:
     ancestors_inputs: dict  # stochastic node -> data input nodes it depends on (for learned baselines)
 
 
-def build(model: Model) -> nx.DiGraph:
+def build(model: Graph) -> nx.DiGraph:
     g = nx.DiGraph()
     for n in model.order:
         g.add_node(n.name, node=n)
@@ -34,7 +35,7 @@ def build(model: Model) -> nx.DiGraph:
     return g
 
 
-def validate(model: Model) -> nx.DiGraph:
+def validate(model: Graph) -> nx.DiGraph:
     """Check the model and return its graph; errors name the node, the problem and the fix."""
     if not model.costs:
         raise ModelError(f"model '{model.name}' has no cost: add one with m.cost(name, head)")
@@ -58,7 +59,7 @@ def validate(model: Model) -> nx.DiGraph:
     return g
 
 
-def analyse(model: Model) -> Analysis:
+def analyse(model: Graph) -> Analysis:
     g = validate(model)
     order = [g.nodes[k]["node"] for k in nx.lexicographical_topological_sort(
         g, key=lambda k: model.order.index(model.nodes[k]))]

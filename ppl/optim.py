@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dsl import ModelError
+from .errors import ModelError
 
 from .kernels import cpu as cpu_kernels
 from .kernels.cpu import adam_update, momentum_update, sgd_update

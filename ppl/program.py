@@ -23,7 +23,8 @@ from networkx import ancestors as nx_ancestors
 
 from . import declare
 from . import validate as V
-from .dsl import ModelError
+from .errors import ModelError
+from .options import CompileOptions
 
 
 def all_rows(a, rows: tuple):
@@ -63,11 +64,6 @@ class ParamView(MutableMapping):
 
     def __len__(self):
         return len(self._index)
-
-
-# names of the parameters estimators declare (learned baselines, RELAX's control variate, REBAR's
-# eta and temperature): trained with the model, but not the model's
-ESTIMATOR_PARAMS = ("baseline.", "relax.", "rebar.", "double_cv.", "lax.")
 
 
 class Program:
@@ -133,8 +129,8 @@ class Program:
         """The same model compiled with other `compile` options (this program's dtype, samples and
         objective unless given), holding this program's model parameters: compiled once per set
         of options, the parameters copied at every call."""
-        opts = {"dtype": self.dtype, "samples": self.samples, "objective": self.objective, **options}
-        return self._derived(repr(sorted(options.items())), lambda: self.model.compile(**opts))
+        opts = CompileOptions(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
+        return self._derived(repr(sorted(options.items())), lambda: self.model.compile_with(opts))
 
     def _derived(self, key, make):
         """A program derived from this one, compiled by make() once per key, holding this
@@ -160,7 +156,9 @@ class Program:
 
     def model_param_names(self) -> list:
         """The model's parameters (prog.params names), without the estimators' own."""
-        return [k for k in self.params if not k.startswith(ESTIMATOR_PARAMS)]
+        from .estimators import estimator_params
+        own = estimator_params()
+        return [k for k in self.params if not k.startswith(own)]
 
     @property
     def rows_per_data_row(self) -> int:

@@ -30,7 +30,8 @@ import re
 import numpy as np
 
 from .lowering import Lowering, _ident
-from .dsl import ModelError, Node
+from .errors import ModelError
+from .nodes import Node
 from .distributions import DISTRIBUTIONS
 from .estimators import REGISTRY
 from .ops import OPS, render

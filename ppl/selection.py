@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from . import graph as G
 from . import validate as V
 from .distributions import DISTRIBUTIONS
-from .dsl import Model, ModelError, Node
+from .errors import ModelError
+from .nodes import Graph, Node
 from .estimators import REGISTRY, NodeInfo
 
 # --------------------------------------------------------------------------- the rule table
@@ -75,7 +76,7 @@ def _parse_override(spec, node: Node):
     raise ModelError(f"estimator for '{node.name}' must be a name or (name, {{options}}), got {spec!r}")
 
 
-def select(model: Model, an: G.Analysis, estimators, policy: str, samples: int, baseline,
+def select(model: Graph, an: G.Analysis, estimators, policy: str, samples: int, baseline,
            objective: str = "elbo") -> dict:
     if policy not in POLICIES:
         raise ModelError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .dsl import ModelError
+from .errors import ModelError
 from .ops import OPS
 
 TARGETS = ("cpu", "cuda")

@@ -338,3 +338,26 @@ def test_the_compiler_is_its_named_passes():
         m.cost("f", ppl.bernoulli_nll(Affine(z, 2, name="dec"), target=x))
     prog = m.compile()
     assert list(prog.compile_times) == names and all(t >= 0 for t in prog.compile_times.values())
+
+
+def test_estimator_parameters_carry_their_declared_prefixes():
+    """The parameters an estimator declares are named with its own `param_prefixes` (the registry
+    derives estimator_params from them): Program.model_param_names leaves exactly those out."""
+    from ppl.estimators import REGISTRY, estimator_params
+    assert estimator_params() == tuple(sorted({p for e in REGISTRY.values() for p in e.param_prefixes}))
+    seen = set()
+    for kind in ("bernoulli", "normal", "categorical"):
+        model = _graph(kind)
+        base = set(model.compile(estimators=("score", {"baseline": "none"})).params)
+        for name, est in REGISTRY.items():
+            for spec in ((name, {"baseline": "learned"}),) if name == "score" else (name,):
+                try:
+                    prog = model.compile(estimators=spec, samples=2, objective="iwae" if "iwae" in est.objectives
+                                         and "elbo" not in est.objectives else "elbo")
+                except ModelError:
+                    continue
+                own = set(prog.params) - base
+                assert all(k.startswith(est.param_prefixes) for k in own), (name, kind, sorted(own))
+                assert set(prog.model_param_names()) == base, (name, kind)
+                seen |= {name for k in own}
+    assert seen >= {"score", "relax", "rebar", "double_cv", "lax"}, seen

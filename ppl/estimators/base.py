@@ -137,6 +137,9 @@ class Estimator:
     about = ""                 # one line: what it computes (`ppl list`)
     cite = ""                  # the paper(s) it implements (authors, year, venue), shown by `ppl list`
     objectives = ("elbo",)     # the objectives whose gradient it estimates (compile's objective)
+    # the name prefixes of the parameters it declares (lw.param: learned baselines, control
+    # variates, eta and temperature): trained with the model, not the model's (estimator_params)
+    param_prefixes: tuple = ()
 
     def applies(self, info: NodeInfo) -> str | None:
         """None when the estimator applies to the node under the program's objective, else why not."""
@@ -192,6 +195,12 @@ class Estimator:
     def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
         raise TypeError(f"estimator '{self.name}' has no row-fused backward")
 
+
+
+def estimator_params() -> tuple:
+    """Every registered estimator's parameter name prefixes (Estimator.param_prefixes), for
+    str.startswith: what Program.model_param_names and the diagnostics leave out."""
+    return tuple(sorted({p for est in REGISTRY.values() for p in est.param_prefixes}))
 
 
 def register(cls):

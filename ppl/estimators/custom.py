@@ -135,6 +135,11 @@ class Estimator(_Base):
     Register it with ppl.register_estimator; then m.compile(estimators={"h": name}) uses it.
     """
 
+    @property
+    def param_prefixes(self) -> tuple:
+        """Its parameters are named `<name>.<node>.<tag>` (EstimatorContext.parameter)."""
+        return (f"{self.name}.",)
+
     def rows(self, info, options) -> int:
         return 1
 

@@ -50,6 +50,7 @@ def digits_below(lw, node):
 @register
 class DoubleCV(Estimator):
     name = "double_cv"
+    param_prefixes = ("double_cv.",)
     about = ("score function, leave-one-out baseline plus a Taylor control variate from the other draws' df/db "
              "and its exact correction; samples >= 2")
     cite = ('Titsias & Shi 2022, "Double control variates for gradient estimation in discrete latent variable '

@@ -16,6 +16,7 @@ from .relax import control_variate
 @register
 class Lax(Estimator):
     name = "lax"
+    param_prefixes = ("lax.",)
     about = 'score function of f - c_phi plus the reparameterised gradient of a learned c_phi; Normal nodes behind black boxes'
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR (LAX)'
     options = {"hidden": 16}

@@ -5,7 +5,7 @@ when f is close to quadratic. The Hessian diagonal comes from a second-order for
 over the node's downstream graph (ppl.kernels.cpu_price); it is exact, so the estimator
 applies when every path from the node to its costs is elementwise (activations, sums,
 products, constant affine maps) into a separable cost head."""
-from ppl.dsl import ModelError
+from ppl.errors import ModelError
 from ppl.ops import OPS, render
 
 from .base import Estimator, register, sample_hard

@@ -15,7 +15,7 @@ from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
 
 from ppl.ops import fields, render
 
-from ppl.dsl import ModelError
+from ppl.errors import ModelError
 
 from .base import REGISTRY, Estimator, register
 
@@ -37,6 +37,7 @@ def configs(opts):
 @register
 class Rebar(Estimator):
     name = "rebar"
+    param_prefixes = ("rebar.",)
     about = 'score function with a relaxed control variate and its reparameterised correction'
     cite = 'Tucker, Mnih, Maddison, Lawson & Sohl-Dickstein 2017, "REBAR", NeurIPS'
     passes_value_grad = True

@@ -37,6 +37,7 @@ def control_variate(lw, node, opts, prefix: str):
 @register
 class Relax(Estimator):
     name = "relax"
+    param_prefixes = ("relax.",)
     about = 'score function with a learned control variate; serves black-box costs'
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR'
     options = {"hidden": 16}

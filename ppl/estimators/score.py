@@ -23,6 +23,7 @@ BASELINES = ("none", "moving_average", "loo", "learned")
 @register
 class Score(Estimator):
     name = "score"
+    param_prefixes = ("baseline.",)
     about = 'score function (REINFORCE) with a baseline; any distribution'
     cite = 'Williams 1992, REINFORCE, Machine Learning 8; baselines: Mnih & Gregor 2014 (NVIL), ICML; leave-one-out: Kool, van Hoof & Welling 2019, ICLR workshop'
     options = {"baseline": None, "decay": 0.9}

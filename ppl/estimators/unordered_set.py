@@ -17,7 +17,7 @@ in expectation: such an ancestor is refused with the estimators that apply (scor
 baseline, enumerate, pathwise, the biased relaxations)."""
 import numbers
 
-from ppl.dsl import ModelError
+from ppl.errors import ModelError
 from ppl.kernels.cpu_unordered_set import MAX_SET, table_width
 
 from .. import graph as G

@@ -8,7 +8,10 @@ import importlib
 import numpy as np
 
 from ..distributions import DISTRIBUTIONS
-from ..dsl import ModelError, Node
+from ..estimators.custom import Kernel
+from ..errors import ModelError
+from ..nodes import Node
+from ..targets import CPU_MODULES
 from .layout import _ident
 
 
@@ -85,8 +88,6 @@ class ContextHelpers:
         """How the step calls `kernel`: a kernel of the modules the step binds (`K_.name`), or a
         user's estimator's kernel (an @njit function or estimators.custom.Kernel), bound as a global
         of the step and recorded (`user_kernels`) for the target checks."""
-        from .estimators.custom import Kernel
-        from .targets import CPU_MODULES
         name = getattr(kernel, "__name__", None)
         if not isinstance(kernel, Kernel):
             for alias, mod in CPU_MODULES.items():

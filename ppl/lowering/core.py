@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import graph as G
-from ..dsl import Model, Node
+from ..nodes import Graph, Node
 from ..estimators import REGISTRY
 from .context import ContextHelpers
 from .grads import GradientNeeds
@@ -21,7 +21,7 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
     merge_rows = True   # compute layers once per class of equal rows (_data_rows)
 
-    def __init__(self, model: Model, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
+    def __init__(self, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
                  objective: str = "elbo"):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws

@@ -3,7 +3,7 @@ stochastic node."""
 from __future__ import annotations
 
 from .. import graph as G
-from ..dsl import ModelError
+from ..errors import ModelError
 from ..estimators import REGISTRY
 from ..ops import OPS
 

@@ -3,7 +3,7 @@ equal rows (what it is computed on)."""
 from __future__ import annotations
 
 from .. import graph as G
-from ..dsl import ModelError
+from ..errors import ModelError
 from ..estimators import REGISTRY
 from ..lowering_rules import ARRAY_RULES
 from .layout import _canon

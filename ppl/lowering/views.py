@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsl import Node
+from ..nodes import Node
 from .layout import _ident, _ndist, _rowmap
 
 

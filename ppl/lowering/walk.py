@@ -3,7 +3,8 @@ topological order, the loss, then every node's backward code in reverse order. T
 lowering overrides the per-node hooks (allocate, forward_node, backward_node, ...)."""
 from __future__ import annotations
 
-from ..dsl import ModelError, Node
+from ..errors import ModelError
+from ..nodes import Node
 from ..estimators import REGISTRY
 from ..lowering_rules import ARRAY_RULES
 from ..ops import OPS, render
