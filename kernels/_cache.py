@@ -9,11 +9,19 @@ real one. A cache locator for files of this package sends them to the ppl cache 
 instead, in a sub-folder named by a hash of every kernel source: Numba does not invalidate a
 cached caller when a kernel it calls changes in another file, the version folder does.
 `NUMBA_CACHE_DIR`, when set, keeps its meaning (Numba's own locator then wins).
+
+A cache file that cannot be read (a truncated or garbled index or data file, one from
+elsewhere), in this folder or any other, is a cache miss instead of an exception on every later
+run: one `CacheWarning` names the file, the function is compiled again and the file rewritten
+(Numba alone lets the unpickling error through until the folder is deleted). The Numba
+internals all this touches are in `numba_compat`.
 """
 import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
+
+from . import numba_compat
 
 KERNELS = Path(__file__).resolve().parent
 
@@ -42,44 +50,54 @@ def _package_roots() -> tuple:
     return tuple(str(p) for p in (KERNELS, pkg / "ppl", pkg / "models"))
 
 
+_ROOTS = _package_roots()
+_installed = []
+
+
+def _owns(path: str) -> bool:
+    return any(path.startswith(r + os.sep) for r in _ROOTS)
+
+
+def _numba_dir() -> Path:
+    return cache_root() / "numba" / kernels_version()
+
+
 def install() -> bool:
-    """Put the ppl locator first in Numba's list; False when this Numba has no such hook."""
-    try:
-        from numba.core import caching, config
-    except ImportError:   # pragma: no cover
-        return False
-    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
-    base = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator", None)
-    if impl is None or base is None:   # pragma: no cover - a Numba without the hook keeps its default
-        return False
-    if any(getattr(c, "_ppl", False) for c in impl._locator_classes):
+    """Put the ppl locator first in Numba's list, lock each function's cache under the ppl cache
+    folder and read damaged cache files as misses (once); False when this Numba has no such hook."""
+    if _installed:
         return True
-    roots = _package_roots()
-
-    class PplCacheLocator(base):
-        _ppl = True
-
-        def __init__(self, py_func, py_file):
-            self._py_file = py_file
-            self._lineno = py_func.__code__.co_firstlineno
-            root = cache_root() / "numba" / kernels_version()
-            self._cache_path = str(root / self.get_suitable_cache_subpath(py_file))
-
-        def get_cache_path(self):
-            return self._cache_path
-
-        @classmethod
-        def from_function(cls, py_func, py_file):
-            if config.CACHE_DIR:
-                return None
-            path = os.path.abspath(py_file)
-            if not any(path.startswith(r + os.sep) for r in roots):
-                return None
-            return super(base, cls).from_function(py_func, py_file)   # the source-file mixin's
-
-    impl._locator_classes.insert(0, PplCacheLocator)
-    _lock_cache_files(caching)
+    if not numba_compat.add_cache_locator(_owns, _numba_dir):
+        return False   # pragma: no cover - a Numba without the hook keeps its default
+    numba_compat.read_damaged_as_miss(report_damage)
+    _lock_cache_files()
+    _installed.append(True)
     return True
+
+
+# ---------------------------------------------------------------------------- damaged files
+class CacheWarning(UserWarning):
+    """A file of the ppl cache could not be read: it was treated as a cache miss (``ppl.CacheWarning``)."""
+
+
+_reported = set()   # (path, size, mtime) of the damaged files reported by this process
+
+
+def report_damage(path, error) -> None:
+    """Warn once per damaged file (its path, size and time): it could not be read, is a cache
+    miss, and is written again by the compile that follows."""
+    try:
+        st = os.stat(path)
+        key = (str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (str(path), None, None)
+    if key in _reported:
+        return
+    _reported.add(key)
+    import warnings
+    warnings.warn(f"ppl cache: {path} was unreadable ({type(error).__name__}: {error}); read as a "
+                  f"cache miss: the function is compiled again and the file rebuilt (deleting the "
+                  f"folder {cache_root()} is always safe)", CacheWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------------------- process safety
@@ -97,7 +115,7 @@ _held = {}   # lock path -> open file holding the lock, in this process
 
 
 def _lock_path(cache):
-    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    index = numba_compat.cache_index_path(cache)
     if not index:
         return None
     try:
@@ -135,53 +153,46 @@ def _release(path):
         f.close()
 
 
-def _lock_cache_files(caching):
-    """Wrap Numba's Cache.load_overload / save_overload with the per-function lock above."""
+def _locked_load(load, cache, sig, target_context):
+    path = _lock_path(cache)
+    if path is None or not _acquire(path):
+        return load(cache, sig, target_context)
+    try:
+        data = load(cache, sig, target_context)
+    except BaseException:
+        _release(path)
+        raise
+    if data is not None:
+        _release(path)
+    return data   # a miss keeps the lock until save_overload
+
+
+def _locked_save(save, cache, sig, data):
+    path = _lock_path(cache)
+    if path is None:
+        return save(cache, sig, data)
+    held = _acquire(path)
+    try:
+        return save(cache, sig, data)
+    finally:
+        if held:
+            _release(path)
+
+
+def _compile_releasing(compile_, dispatcher, sig):
+    before = set(_held)
+    try:
+        return compile_(dispatcher, sig)
+    finally:   # a miss whose compile raised (or was not saved) gives its lock back
+        for path in set(_held) - before:
+            _release(path)
+
+
+def _lock_cache_files():
+    """Wrap Numba's cache loads and saves with the per-function lock above."""
     try:
         import fcntl  # noqa: F401  (POSIX only; elsewhere Numba's own behaviour stays)
     except ImportError:   # pragma: no cover
         return
-    cls = getattr(caching, "Cache", None)
-    if cls is None or getattr(cls, "_ppl_locked", False) or not hasattr(cls, "load_overload"):
-        return
-    load, save = cls.load_overload, cls.save_overload
-
-    def load_overload(self, sig, target_context):
-        path = _lock_path(self)
-        if path is None or not _acquire(path):
-            return load(self, sig, target_context)
-        try:
-            data = load(self, sig, target_context)
-        except BaseException:
-            _release(path)
-            raise
-        if data is not None:
-            _release(path)
-        return data   # a miss keeps the lock until save_overload
-
-    def save_overload(self, sig, data):
-        path = _lock_path(self)
-        if path is None:
-            return save(self, sig, data)
-        held = _acquire(path)
-        try:
-            return save(self, sig, data)
-        finally:
-            if held:
-                _release(path)
-
-    cls.load_overload, cls.save_overload = load_overload, save_overload
-    cls._ppl_locked = True
-
-    from numba.core import dispatcher
-    compile_ = dispatcher.Dispatcher.compile
-
-    def compile(self, sig):
-        before = set(_held)
-        try:
-            return compile_(self, sig)
-        finally:   # a miss whose compile raised (or was not saved) gives its lock back
-            for path in set(_held) - before:
-                _release(path)
-
-    dispatcher.Dispatcher.compile = compile
+    if numba_compat.wrap_cache_io(_locked_load, _locked_save):
+        numba_compat.wrap_compile(_compile_releasing)

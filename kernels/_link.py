@@ -62,6 +62,8 @@ import os
 import pickle
 import threading
 
+from . import numba_compat
+
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
 KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
 GENERATED = "ppl_gen_"              # the modules of generated steps
@@ -76,6 +78,7 @@ INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
 _kernel_libs = {}  # id(code library) -> (library, mangled name, record) of array kernels
 _recorded = set()  # mangled names whose record this process has written or read
+_installed = []
 
 
 def _records_dir():
@@ -87,11 +90,31 @@ def _record_path(name):
     return _records_dir() / hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
+def _read_record(name):
+    """The record of symbol `name`: (module, function, argument types); None when there is
+    none. A record that cannot be read or is not one of `name` is reported (``CacheWarning``)
+    and read as none: the caller is compiled again and the record rewritten."""
+    path = _record_path(name)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        stored, (modname, qualname, argtypes) = pickle.loads(raw)
+        if stored != name or not isinstance(modname, str) or not isinstance(qualname, str):
+            raise ValueError(f"not the record of {name}")
+        return modname, qualname, tuple(argtypes)
+    except Exception as e:  # noqa: BLE001 - truncated, garbled or foreign: any unpickling error
+        from ._cache import report_damage
+        report_damage(path, e)
+        return None
+
+
 def _write_record(name, record):
     if name in _recorded:
         return
     path = _record_path(name)
-    if not path.exists():
+    if not path.exists() or _read_record(name) is None:   # none yet, or a damaged one: rewritten
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps((name, record)))
@@ -99,13 +122,13 @@ def _write_record(name, record):
     _recorded.add(name)
 
 
-def _load_symbol(name, engine) -> bool:
+def _load_symbol(name, target_context) -> bool:
     """Load the kernel overload that defines `name` from its record; True when it is defined."""
-    try:
-        stored, (modname, qualname, argtypes) = pickle.loads(_record_path(name).read_bytes())
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
+    record = _read_record(name)
+    if record is None:
         return False
-    if stored != name or not modname.startswith(KERNEL_MODULES):
+    modname, qualname, argtypes = record
+    if not modname.startswith(KERNEL_MODULES):
         return False
     try:
         kernel = getattr(importlib.import_module(modname), qualname, None)
@@ -114,7 +137,7 @@ def _load_symbol(name, engine) -> bool:
         kernel.compile(tuple(argtypes))
     except Exception:   # a kernel renamed or retyped since: the caller is compiled again instead
         return False
-    return engine.is_symbol_defined(name)
+    return numba_compat.symbol_defined(target_context, name)
 
 
 def _calls_resolvable(target_context, libdata, modname="") -> bool:
@@ -123,18 +146,14 @@ def _calls_resolvable(target_context, libdata, modname="") -> bool:
     record when it is not yet."""
     if modname.startswith("ppl.kernels"):
         return True   # kernels link the kernels they call
-    try:
-        _name, kind, data = libdata
-        bitcode = data[1] if kind == "object" else data
-    except (TypeError, ValueError, IndexError):
-        return True
-    if not isinstance(bitcode, bytes) or PREFIX.encode() not in bitcode:
+    bitcode = numba_compat.library_bitcode(libdata)
+    if bitcode is None or PREFIX.encode() not in bitcode:
         return True
     from llvmlite import binding as ll
-    engine = target_context.codegen()._engine
     missing = [f.name for f in ll.parse_bitcode(bitcode).functions
-               if f.is_declaration and f.name.startswith(PREFIX) and not engine.is_symbol_defined(f.name)]
-    return all(_load_symbol(n, engine) for n in missing)
+               if f.is_declaration and f.name.startswith(PREFIX)
+               and not numba_compat.symbol_defined(target_context, f.name)]
+    return all(_load_symbol(n, target_context) for n in missing)
 
 
 def _in_module(func, prefix: str) -> bool:
@@ -163,153 +182,74 @@ def _compiling_call_step() -> bool:
     """Whether the innermost function being compiled is a generated step of kernel calls only:
     the compiler turns Numba's reference counts off for exactly those (ppl/compiler.py)."""
     stack = getattr(_compiling, "stack", None)
-    return bool(stack) and _compiling_step() and stack[-1].targetoptions.get("_nrt") is False
-
-
-_codegen_tms = {}   # code generation level -> a target machine like Numba's, at that level
-
-
-def _emit_step_object(lib):
-    """Turn an array step's optimised module into machine code at STEP_CODEGEN and hand it to
-    Numba's object cache hook (``_compiled_object``), which the JIT then loads instead of
-    generating the code itself at O3. Kept in ``_ppl_object`` for the disk cache."""
-    level = STEP_CODEGEN
-    if level is None or not getattr(lib, "_object_caching_enabled", False) or lib._compiled_object is not None:
-        return
-    tm = _codegen_tms.get(level)
-    if tm is None:
-        from llvmlite import binding as ll
-        options = {}
-        lib._codegen._customize_tm_options(options)
-        options["opt"] = level
-        tm = _codegen_tms[level] = ll.Target.from_triple(ll.get_process_triple()).create_target_machine(**options)
-    lib._compiled_object = lib._ppl_object = tm.emit_object(lib._final_module)
+    return bool(stack) and _compiling_step() and numba_compat.nrt_option(stack[-1]) is False
 
 
 def _compiling_kernel() -> bool:
     return _in_module(_compiling_func(), "ppl.kernels")
 
 
-def _install_step_opt():
-    """Parts four and five of the module docstring: the optimisation passes of a code library
-    built while the innermost function being compiled is a generated step run at STEP_OPT (and
-    a step of kernel calls is turned into machine code at STEP_CODEGEN); those of one built for
-    a function of ppl.kernels run KERNEL_PASSES times."""
+# Parts four and five of the module docstring: the optimisation passes of a code library built
+# while the innermost function being compiled is a generated step run at STEP_OPT (and a step of
+# kernel calls is turned into machine code at STEP_CODEGEN); those of one built for a function
+# of ppl.kernels run KERNEL_PASSES times.
+def _opt_level(name):
+    return None if STEP_OPT is None or not _compiling_step() else STEP_OPT[name]
+
+
+def _extra_module_passes() -> int:
+    return KERNEL_PASSES - 1 if _compiling_kernel() else 0
+
+
+def _object_level():
+    return STEP_CODEGEN if STEP_CODEGEN is not None and _compiling_call_step() else None
+
+
+def _on_user_function(lib, mangled_name, modname, qualname, argtypes):
+    if modname.startswith(KERNEL_MODULES) and "<" not in qualname:
+        _kernel_libs[id(lib)] = (lib, mangled_name, (modname, qualname, argtypes))
+
+
+def _linked_libraries(libs):
+    stack = getattr(_compiling, "stack", None)
+    top = stack[-1] if stack else None
+    module = getattr(getattr(top, "py_func", None), "__module__", None) or ""
+    if CALL_KERNELS and module.startswith(GENERATED):
+        kept = []
+        for lib in libs:
+            known = _kernel_libs.get(id(lib))
+            if known is not None and known[0] is lib:
+                _write_record(known[1], known[2])
+            else:
+                kept.append(lib)
+        libs = kept
+    return libs
+
+
+def _compile(compile_, disp, sig):
+    if numba_compat.nrt_option(disp) is None and _in_module(disp.py_func, "ppl.kernels"):
+        numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler.py)
+        # nor fast-math flags or an error model from whichever caller compiles it first
+        disp.targetoptions.setdefault("fastmath", False)
+        disp.targetoptions.setdefault("error_model", "numpy")
+        if INLINE_HELPERS and _private_helper(disp):
+            disp.targetoptions.setdefault("forceinline", True)
+    stack = _compiling.__dict__.setdefault("stack", [])
+    stack.append(disp)
     try:
-        from numba.core import codegen, config
-        lib, level = codegen.CPUCodeLibrary, config._OptLevel
-    except (ImportError, AttributeError):   # pragma: no cover - another Numba: its own level
-        return
-    if not all(hasattr(lib, a) for a in ("_optimize_functions", "_optimize_final_module")):
-        return   # pragma: no cover
-
-    def at_step_level(name):
-        method = getattr(lib, name)
-
-        def run(self, *args):
-            if STEP_OPT is None or not _compiling_step():
-                return method(self, *args)
-            saved = config.OPT
-            config.OPT = level(STEP_OPT[name])
-            try:
-                return method(self, *args)
-            finally:
-                config.OPT = saved
-        setattr(lib, name, run)
-
-    at_step_level("_optimize_functions")
-    at_step_level("_optimize_final_module")
-    once = lib._optimize_final_module
-
-    def kernel_passes(self):
-        once(self)
-        if _compiling_kernel():
-            for _ in range(KERNEL_PASSES - 1):
-                once(self)
-    lib._optimize_final_module = kernel_passes
-    if all(hasattr(lib, a) for a in ("_finalize_final_module", "enable_object_caching")) and \
-            hasattr(codegen.JITCPUCodegen, "_customize_tm_options"):
-        optimise = lib._optimize_final_module
-        finalize = lib._finalize_final_module
-
-        def optimise_then_emit(self):
-            optimise(self)
-            if _compiling_call_step():
-                _emit_step_object(self)
-
-        def finalize_keep_object(self):
-            finalize(self)   # the JIT takes the object through the hook, which clears it
-            obj = self.__dict__.pop("_ppl_object", None)
-            if obj is not None:   # as Numba's hook for an object it generated: kept for the disk cache
-                self._compiled, self._compiled_object = True, obj
-        lib._optimize_final_module, lib._finalize_final_module = optimise_then_emit, finalize_keep_object
+        return compile_(disp, sig)
+    finally:
+        stack.pop()
 
 
 def install() -> bool:
-    """Patch Numba (once) as the module docstring says; False when this Numba lacks a hook."""
-    try:
-        from numba.core import base, caching, dispatcher
-    except ImportError:   # pragma: no cover
-        return False
-    impl = getattr(caching, "CompileResultCacheImpl", None)
-    lib_impl = getattr(caching, "CodeLibraryCacheImpl", None)
-    ctx, disp = base.BaseContext, dispatcher.Dispatcher
-    if getattr(ctx, "_ppl_link", False):
+    """Patch Numba (once) as the module docstring says; False when this Numba lacks a hook
+    (``numba_compat`` holds every use of Numba's internals)."""
+    if _installed:
         return True
-    if impl is None or lib_impl is None or not all(hasattr(ctx, a) for a in ("insert_user_function", "add_linking_libs")):
+    if not numba_compat.install_link_hooks(_on_user_function, _linked_libraries, _calls_resolvable):
         return False   # pragma: no cover - this Numba keeps linking everything
-    insert_user_function, add_linking_libs = ctx.insert_user_function, ctx.add_linking_libs
-    compile_, rebuild, rebuild_lib = disp.compile, impl.rebuild, lib_impl.rebuild
-
-    def insert(self, func, fndesc, libs=()):
-        modname, qualname = getattr(fndesc, "modname", ""), getattr(fndesc, "qualname", "")
-        if len(libs) == 1 and modname.startswith(KERNEL_MODULES) and "<" not in qualname:
-            lib = libs[0]
-            _kernel_libs[id(lib)] = (lib, fndesc.mangled_name, (modname, qualname, tuple(fndesc.argtypes)))
-        return insert_user_function(self, func, fndesc, libs)
-
-    def link(self, libs):
-        stack = getattr(_compiling, "stack", None)
-        top = stack[-1] if stack else None
-        module = getattr(getattr(top, "py_func", None), "__module__", None) or ""
-        if CALL_KERNELS and module.startswith(GENERATED):
-            kept = []
-            for lib in libs:
-                known = _kernel_libs.get(id(lib))
-                if known is not None and known[0] is lib:
-                    _write_record(known[1], known[2])
-                else:
-                    kept.append(lib)
-            libs = kept
-        return add_linking_libs(self, libs)
-
-    def compile(self, sig):
-        if "_nrt" not in self.targetoptions and _in_module(self.py_func, "ppl.kernels"):
-            self.targetoptions["_nrt"] = True   # not inherited from a step without NRT (ppl/compiler.py)
-            # nor fast-math flags or an error model from whichever caller compiles it first
-            self.targetoptions.setdefault("fastmath", False)
-            self.targetoptions.setdefault("error_model", "numpy")
-            if INLINE_HELPERS and _private_helper(self):
-                self.targetoptions.setdefault("forceinline", True)
-        stack = _compiling.__dict__.setdefault("stack", [])
-        stack.append(self)
-        try:
-            return compile_(self, sig)
-        finally:
-            stack.pop()
-
-    def rebuild_checked(self, target_context, payload):   # a compile result: (libdata, fndesc, ...)
-        if not _calls_resolvable(target_context, payload[0], getattr(payload[1], "modname", "")):
-            return None   # a cache miss: the function is compiled again
-        return rebuild(self, target_context, payload)
-
-    def rebuild_lib_checked(self, target_context, payload):   # a code library (cfunc, ufunc)
-        if not _calls_resolvable(target_context, payload):
-            return None
-        return rebuild_lib(self, target_context, payload)
-
-    ctx.insert_user_function, ctx.add_linking_libs = insert, link
-    disp.compile, impl.rebuild, lib_impl.rebuild = compile, rebuild_checked, rebuild_lib_checked
-    _install_step_opt()
-    ctx._ppl_link = True
+    numba_compat.wrap_compile(_compile)
+    numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level)
+    _installed.append(True)
     return True

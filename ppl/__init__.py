@@ -18,6 +18,7 @@ if "numpy" not in _sys.modules:
 
 from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
 from .kernels import blas as _blas  # noqa: E402
+from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
 from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, ModelError, Node, Normal, bernoulli_nll, blackbox,
                   categorical_nll, concat, const, exp, layer,
@@ -33,5 +34,6 @@ from .program import Program
 __version__ = "0.1.0"
 __all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
-           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD",
-           "register_estimator", "fit", "optim", "diagnostics", "Program"]
+           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist",
+           "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
+           "diagnostics", "Program", "CacheWarning"]

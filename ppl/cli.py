@@ -319,7 +319,7 @@ def cmd_compare(args) -> int:
             print(f"\nwrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'curves.png'}")
         else:
             print(f"\nwrote {out / 'compare.md'} and {out / 'compare.csv'} "
-                  f"(install matplotlib for the training-curve plot: pip install 'ppl[plot]')")
+                  f"(install matplotlib for the training-curve plot: pip install 'numba-ppl[plot]')")
     return 0
 
 
@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the test rows for --data (arrays x or test_x, or IDX images)")
     t.add_argument("--workers", type=int, default=None, metavar="K",
                    help="data-parallel training on a local Dask cluster of K worker processes, each the "
-                        "gradient of its shard of every batch (pip install 'ppl[distributed]'); pays for "
+                        "gradient of its shard of every batch (pip install 'numba-ppl[distributed]'); pays for "
                         "large batches only (BENCHMARKS.md)")
     t.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="data-parallel training on a running Dask scheduler, e.g. tcp://HOST:8786")
@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--eval-data", metavar="FILE", default=None, help="the test rows for --data")
     c.add_argument("--workers", type=int, default=None, metavar="K",
                    help="run the (estimator, seed) trainings on a local Dask cluster of K worker processes "
-                        "(pip install 'ppl[distributed]')")
+                        "(pip install 'numba-ppl[distributed]')")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run them on a running Dask scheduler, e.g. tcp://HOST:8786")
     c.set_defaults(func=cmd_compare)

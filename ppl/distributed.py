@@ -1,7 +1,7 @@
 """Beyond one machine with Dask: estimator sweeps, sharded Monte-Carlo moments of the gradient,
 data-parallel training.
 
-    pip install 'ppl[distributed]'          # dask[distributed]; imported only when used
+    pip install 'numba-ppl[distributed]'    # dask[distributed]; imported only when used
 
     from ppl.distributed import sweep, moments, fit_data_parallel
     res = sweep("sbn", ["disarm", "score"], seeds=4, workers=2)    # a LocalCluster of 2 processes
@@ -56,7 +56,7 @@ def _dask():
     try:
         import dask.distributed as dd
     except ImportError:
-        raise ModelError("ppl.distributed needs Dask: pip install 'ppl[distributed]' "
+        raise ModelError("ppl.distributed needs Dask: pip install 'numba-ppl[distributed]' "
                          "(or pass no client / workers / scheduler to run here)") from None
     return dd
 

@@ -26,6 +26,7 @@ from . import validate as V
 from .data import Batches
 from .dsl import ModelError
 from .kernels import blas
+from .kernels.numba_compat import is_cached
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -226,15 +227,7 @@ class _Chunks:
 
     def compiled(self) -> bool:
         """Is the loop for this step signature compiled, in this process or in the disk cache?"""
-        chunk = self.chunk
-        if self.sig in chunk.overloads:
-            return True
-        try:   # Numba's cache index, read as Numba reads it (no public API); unreadable: not cached
-            cache = chunk._cache
-            key = cache._index_key(self.sig, chunk.targetctx.codegen())
-            return key in cache._cache_file._load_index()
-        except Exception:  # noqa: BLE001
-            return False
+        return is_cached(self.chunk, self.sig)
 
     def length(self, t, total, eval_every, checkpoint_every) -> int:
         """Steps of the next chunk: about SECONDS of work, ending at the next evaluation,

@@ -36,7 +36,7 @@ def check_target(target: str) -> None:
         if not ok:
             raise TargetUnavailable(
                 "target 'cuda': no CUDA device was found. Run on a machine with an NVIDIA GPU and driver "
-                "(pip install 'ppl[cuda]'), or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator "
+                "(pip install 'numba-ppl[cuda]'), or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator "
                 "(slow; for testing), or use target='cpu'.")
 
 

@@ -33,10 +33,15 @@ def _throwaway_venv(env_dir: Path) -> Path:
 def test_wheel_layout_import_and_clean_uninstall(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
                     "-w", str(tmp_path / "dist"), "-q"], check=True)
-    wheel, = (tmp_path / "dist").glob("ppl-*.whl")
+    wheel, = (tmp_path / "dist").glob("*.whl")
+    assert wheel.name.startswith("numba_ppl-"), wheel.name   # `ppl` on PyPI is another project
     names = zipfile.ZipFile(wheel).namelist()
-    tops = {n.split("/")[0] for n in names if not n.startswith("ppl-")}
+    tops = {n.split("/")[0] for n in names if not n.startswith("numba_ppl-")}
     assert tops == {"ppl"}, tops
+    assert "Name: numba-ppl" in zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/METADATA"))).decode().splitlines()
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
+    assert "ppl = ppl.cli:main" in entry_points.decode(), entry_points
     assert "ppl/kernels/rng.py" in names and "ppl/models/sbn.py" in names
     assert "ppl/models/data/digits.npz" in names
 
@@ -59,5 +64,5 @@ def test_wheel_layout_import_and_clean_uninstall(tmp_path):
     assert not list(pkg.rglob("*.nbi")), "Numba cache files were written inside site-packages"
     assert list((tmp_path / "cache" / "numba").rglob("*.nbi")), "no Numba cache files in the ppl cache folder"
 
-    subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "ppl"], check=True)
+    subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "numba-ppl"], check=True)
     assert not pkg.exists(), f"uninstall left {sorted(p.name for p in pkg.rglob('*'))[:10]}"

@@ -1,0 +1,364 @@
+"""Every use of Numba's private API in ppl, behind one small surface.
+
+ppl changes how Numba caches and links functions (``_cache.py``: where cache files go, a lock
+per function, damaged files read as misses; ``_link.py``: the step calls the kernels, symbol
+records, optimisation levels) and asks whether a loop is in the disk cache (``ppl/fit.py``).
+That needs Numba's internals: ``numba.core.caching`` (cache locators, index and data files,
+the per-function ``Cache``), ``numba.core.codegen`` (code libraries, the JIT engine, the target
+machine), ``numba.core.base`` and ``numba.core.dispatcher``, and underscore attributes of their
+objects. They change between Numba releases, so they are all here and nowhere else: the other
+modules of ppl (``ppl/`` and ``kernels/``) use only the functions below and Numba's public or
+extension API (``njit``, ``types``, ``errors``, ``extending``, ``cgutils``). An installer whose
+hook this Numba lacks changes nothing and returns False: Numba then keeps its own behaviour.
+(One private detail stays outside: the ``_nrt=False`` option of a generated step, which is part
+of the step's source text, ``ppl/compiler.py``.)
+
+The surface:
+
+- ``is_cached(dispatcher, sig)``: compiled in this process, or in Numba's disk cache.
+- ``cache_index_path(cache)``: the index file of a function's disk cache.
+- ``add_cache_locator(owns, cache_dir)``: a cache locator, first in Numba's list.
+- ``read_damaged_as_miss(report)``: a cache index or data file that cannot be read, or an entry
+  that cannot be rebuilt, is a cache miss (``report(path, error)`` is told), never an error.
+- ``wrap_cache_io(load, save)``: every disk cache's load and save go through ``load`` / ``save``.
+- ``wrap_compile(around)``: every ``Dispatcher.compile`` goes through ``around``.
+- ``nrt_option(dispatcher)`` / ``set_nrt_option(dispatcher, on)``: Numba's reference counting
+  option of a dispatcher.
+- ``library_bitcode(libdata)``, ``symbol_defined(target_context, name)``: a cached code
+  library's LLVM bitcode, and whether the JIT defines a symbol.
+- ``install_link_hooks(...)`` and ``install_opt_hooks(...)``: ``_link.py``'s hooks into Numba's
+  lowering (user functions, linked libraries, cache rebuilds) and code generation (optimisation
+  and code generation levels).
+"""
+
+import os
+from pathlib import Path
+
+# ---------------------------------------------------------------------------- the disk cache
+
+
+def is_cached(dispatcher, sig) -> bool:
+    """Whether `dispatcher` (an ``@njit`` function) has an overload for the argument types `sig`
+    in this process or in its disk cache (its index, read as Numba reads it; an unreadable index:
+    not cached). Loads nothing."""
+    if sig in dispatcher.overloads:
+        return True
+    try:
+        cache = dispatcher._cache
+        key = cache._index_key(sig, dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - no disk cache (NullCache), or another Numba: not cached
+        return False
+
+
+def cache_index_path(cache):
+    """The index file (``.nbi``) of a function's disk cache (Numba's ``Cache``), or None."""
+    return getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+
+
+def _caching():
+    try:
+        from numba.core import caching
+    except ImportError:   # pragma: no cover
+        return None
+    return caching
+
+
+def add_cache_locator(owns, cache_dir) -> bool:
+    """Put first in Numba's list of cache locators one for the functions of the source files
+    `owns(path)` accepts (an absolute path): their cache files go to a sub-folder of
+    ``cache_dir()`` named after the source's folder (as Numba's ``NUMBA_CACHE_DIR`` does).
+    ``NUMBA_CACHE_DIR``, when set, wins. Idempotent; False when this Numba has no such list."""
+    caching = _caching()
+    if caching is None:   # pragma: no cover
+        return False
+    from numba.core import config
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    base = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator", None)
+    if impl is None or base is None or not hasattr(impl, "_locator_classes"):   # pragma: no cover
+        return False
+    if any(getattr(c, "_ppl", False) for c in impl._locator_classes):
+        return True
+
+    class PplCacheLocator(base):
+        _ppl = True
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(Path(cache_dir()) / self.get_suitable_cache_subpath(py_file))
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if config.CACHE_DIR:
+                return None
+            if not owns(os.path.abspath(py_file)):
+                return None
+            return super(base, cls).from_function(py_func, py_file)   # the source-file mixin's
+
+    impl._locator_classes.insert(0, PplCacheLocator)
+    return True
+
+
+def read_damaged_as_miss(report) -> bool:
+    """Make a damaged disk cache a cache miss instead of an exception, for every function.
+
+    Numba reads a function's index (signature -> data file) and a data file with ``pickle`` and
+    lets any error through: one truncated or garbled file (a full disk, a killed copy, a file
+    from elsewhere) then fails every later load of the function until the folder is deleted.
+    Here an index that cannot be read counts as empty, a data file that cannot be read (or holds
+    something else than an entry) as absent, and an entry that cannot be rebuilt as a miss; each
+    calls ``report(path, error)`` (the file, the exception). The function is then compiled again
+    and its save rewrites the index / the data file. A data file that is missing is Numba's own
+    case (a miss, no report). Idempotent; False when this Numba lacks the hooks."""
+    caching = _caching()
+    files = getattr(caching, "IndexDataCacheFile", None)
+    cache = getattr(caching, "Cache", None)
+    if files is None or cache is None or not all(hasattr(files, a) for a in ("_load_index", "_load_data")) or not hasattr(cache, "load_overload"):
+        return False   # pragma: no cover
+    if getattr(files, "_ppl_damage", None) is not None:
+        files._ppl_damage = report
+        return True
+    load_index, load_data, load_overload = files._load_index, files._load_data, cache.load_overload
+
+    def _load_index(self):
+        try:
+            overloads = load_index(self)
+            if not isinstance(overloads, dict):
+                raise TypeError(f"the index holds a {type(overloads).__name__}, not a dict")
+            return overloads
+        except Exception as e:  # noqa: BLE001 - any unpickling error: truncated, garbled, foreign
+            files._ppl_damage(self._index_path, e)
+            return {}
+
+    def _load_data(self, name):
+        try:
+            data = load_data(self, name)
+            if not isinstance(data, tuple):
+                raise TypeError(f"the file holds a {type(data).__name__}, not a cache entry")
+            return data
+        except FileNotFoundError:
+            raise   # removed since the index was read: Numba's own miss
+        except Exception as e:  # noqa: BLE001
+            files._ppl_damage(self._data_path(name), e)
+            return None
+
+    def guarded_load_overload(self, sig, target_context):
+        try:
+            return load_overload(self, sig, target_context)
+        except Exception as e:  # noqa: BLE001 - an entry that unpickled but cannot be rebuilt
+            files._ppl_damage(cache_index_path(self) or repr(self), e)
+            return None
+
+    files._load_index, files._load_data = _load_index, _load_data
+    cache.load_overload = guarded_load_overload
+    files._ppl_damage = report
+    return True
+
+
+def wrap_cache_io(load, save) -> bool:
+    """Route every function's disk cache loads through ``load(original, cache, sig,
+    target_context)`` and saves through ``save(original, cache, sig, data)``, where
+    ``original(cache, ...)`` is Numba's (``Cache.load_overload`` / ``save_overload``).
+    Once; False when this Numba lacks them."""
+    caching = _caching()
+    cls = getattr(caching, "Cache", None)
+    if cls is None or not hasattr(cls, "load_overload") or not hasattr(cls, "save_overload"):
+        return False   # pragma: no cover
+    if getattr(cls, "_ppl_wrapped", False):
+        return True
+    load_, save_ = cls.load_overload, cls.save_overload
+
+    def load_overload(self, sig, target_context):
+        return load(load_, self, sig, target_context)
+
+    def save_overload(self, sig, data):
+        return save(save_, self, sig, data)
+
+    cls.load_overload, cls.save_overload = load_overload, save_overload
+    cls._ppl_wrapped = True
+    return True
+
+
+def wrap_compile(around) -> bool:
+    """Route every ``Dispatcher.compile(sig)`` (a CPU ``@njit`` function compiling, or loading
+    from its disk cache, one signature) through ``around(original, dispatcher, sig)``."""
+    try:
+        from numba.core import dispatcher
+    except ImportError:   # pragma: no cover
+        return False
+    compile_ = dispatcher.Dispatcher.compile
+
+    def compile(self, sig):
+        return around(compile_, self, sig)
+
+    dispatcher.Dispatcher.compile = compile
+    return True
+
+
+# ---------------------------------------------------------------------------- dispatchers, JIT
+
+def nrt_option(dispatcher):
+    """The ``_nrt`` option (Numba's reference counting) `dispatcher` was given: True, False, or
+    None when it was not set (then inherited from the caller that compiles it first)."""
+    return dispatcher.targetoptions.get("_nrt")
+
+
+def set_nrt_option(dispatcher, on: bool) -> None:
+    dispatcher.targetoptions["_nrt"] = bool(on)
+
+
+def library_bitcode(libdata):
+    """The LLVM bitcode of a code library as Numba stores it in its disk cache (``(name, kind,
+    data)``, with an object file and its bitcode for kind "object"), or None."""
+    try:
+        _name, kind, data = libdata
+        bitcode = data[1] if kind == "object" else data
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return bitcode if isinstance(bitcode, bytes) else None
+
+
+def symbol_defined(target_context, name: str) -> bool:
+    """Whether the JIT engine of `target_context` defines the symbol `name`."""
+    return target_context.codegen()._engine.is_symbol_defined(name)
+
+
+def install_link_hooks(on_user_function, linked_libraries, may_rebuild) -> bool:
+    """Hooks into Numba's lowering and disk cache (``_link.py``):
+
+    - ``on_user_function(library, mangled_name, modname, qualname, argtypes)`` when a compiled
+      function with one code library is registered for callers (``insert_user_function``);
+    - ``linked_libraries(libs) -> libs``: the code libraries actually linked into the module
+      being lowered (``add_linking_libs``);
+    - ``may_rebuild(target_context, libdata, modname) -> bool`` before a compile result
+      (``modname``: its module) or a code library (``modname=""``) is rebuilt from the disk
+      cache; False makes that load a cache miss.
+
+    Once; False when this Numba lacks a hook (it then links everything, as usual)."""
+    try:
+        from numba.core import base, caching
+    except ImportError:   # pragma: no cover
+        return False
+    impl = getattr(caching, "CompileResultCacheImpl", None)
+    lib_impl = getattr(caching, "CodeLibraryCacheImpl", None)
+    ctx = base.BaseContext
+    if getattr(ctx, "_ppl_link", False):
+        return True
+    if impl is None or lib_impl is None or not all(hasattr(ctx, a) for a in ("insert_user_function", "add_linking_libs")):
+        return False   # pragma: no cover
+    insert_user_function, add_linking_libs = ctx.insert_user_function, ctx.add_linking_libs
+    rebuild, rebuild_lib = impl.rebuild, lib_impl.rebuild
+
+    def insert(self, func, fndesc, libs=()):
+        if len(libs) == 1:
+            on_user_function(libs[0], fndesc.mangled_name, getattr(fndesc, "modname", ""),
+                             getattr(fndesc, "qualname", ""), tuple(fndesc.argtypes))
+        return insert_user_function(self, func, fndesc, libs)
+
+    def link(self, libs):
+        return add_linking_libs(self, linked_libraries(libs))
+
+    def rebuild_checked(self, target_context, payload):   # a compile result: (libdata, fndesc, ...)
+        if not may_rebuild(target_context, payload[0], getattr(payload[1], "modname", "")):
+            return None   # a cache miss: the function is compiled again
+        return rebuild(self, target_context, payload)
+
+    def rebuild_lib_checked(self, target_context, payload):   # a code library (cfunc, ufunc)
+        if not may_rebuild(target_context, payload, ""):
+            return None
+        return rebuild_lib(self, target_context, payload)
+
+    ctx.insert_user_function, ctx.add_linking_libs = insert, link
+    impl.rebuild, lib_impl.rebuild = rebuild_checked, rebuild_lib_checked
+    ctx._ppl_link = True
+    return True
+
+
+_codegen_tms = {}   # code generation level -> a target machine like Numba's, at that level
+
+
+def _emit_object(lib, level):
+    """Turn a code library's optimised module into machine code at code generation `level` and
+    hand it to Numba's object cache hook (``_compiled_object``), which the JIT then loads instead
+    of generating the code itself at O3. Kept in ``_ppl_object`` for the disk cache."""
+    if not getattr(lib, "_object_caching_enabled", False) or lib._compiled_object is not None:
+        return
+    tm = _codegen_tms.get(level)
+    if tm is None:
+        from llvmlite import binding as ll
+        options = {}
+        lib._codegen._customize_tm_options(options)
+        options["opt"] = level
+        tm = _codegen_tms[level] = ll.Target.from_triple(ll.get_process_triple()).create_target_machine(**options)
+    lib._compiled_object = lib._ppl_object = tm.emit_object(lib._final_module)
+
+
+def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
+    """Hooks into the optimisation of every CPU code library (``_link.py``), asked while it is
+    being optimised:
+
+    - ``opt_level(name) -> int | None``: the LLVM optimisation level of Numba's pass ``name``
+      ("_optimize_functions": the per-function passes, "_optimize_final_module": the module's),
+      None for Numba's own;
+    - ``extra_module_passes() -> int``: how many more times the module's passes run;
+    - ``object_level() -> int | None``: a code generation level at which the library's machine
+      code is made here (instead of Numba's, 3) and handed to the JIT, None for Numba's.
+
+    Once; False when this Numba lacks a hook (its own levels stay)."""
+    try:
+        from numba.core import codegen, config
+        lib, level = codegen.CPUCodeLibrary, config._OptLevel
+    except (ImportError, AttributeError):   # pragma: no cover
+        return False
+    if getattr(lib, "_ppl_opt", False):
+        return True
+    if not all(hasattr(lib, a) for a in ("_optimize_functions", "_optimize_final_module")):
+        return False   # pragma: no cover
+
+    def at_level(name):
+        method = getattr(lib, name)
+
+        def run(self, *args):
+            want = opt_level(name)
+            if want is None:
+                return method(self, *args)
+            saved = config.OPT
+            config.OPT = level(want)
+            try:
+                return method(self, *args)
+            finally:
+                config.OPT = saved
+        setattr(lib, name, run)
+
+    at_level("_optimize_functions")
+    at_level("_optimize_final_module")
+    once = lib._optimize_final_module
+
+    def module_passes(self):
+        once(self)
+        for _ in range(extra_module_passes()):
+            once(self)
+    lib._optimize_final_module = module_passes
+    if all(hasattr(lib, a) for a in ("_finalize_final_module", "enable_object_caching")) and \
+            hasattr(codegen.JITCPUCodegen, "_customize_tm_options"):
+        optimise = lib._optimize_final_module
+        finalize = lib._finalize_final_module
+
+        def optimise_then_emit(self):
+            optimise(self)
+            at = object_level()
+            if at is not None:
+                _emit_object(self, at)
+
+        def finalize_keep_object(self):
+            finalize(self)   # the JIT takes the object through the hook, which clears it
+            obj = self.__dict__.pop("_ppl_object", None)
+            if obj is not None:   # as Numba's hook for an object it generated: kept for the disk cache
+                self._compiled, self._compiled_object = True, obj
+        lib._optimize_final_module, lib._finalize_final_module = optimise_then_emit, finalize_keep_object
+    lib._ppl_opt = True
+    return True

@@ -1,0 +1,118 @@
+"""A damaged cache file is a cache miss, never a crash (kernels/_cache.py, kernels/numba_compat.py).
+
+Checked in fresh processes over one cache folder, filled by an undamaged run: a truncated index
+(``.nbi``), a data file (``.nbc``) overwritten with random bytes, and a kernel's symbol record
+(``symbols/``) overwritten with random bytes. Each time the next run recompiles what it needs
+and gives the same loss and gradient as the undamaged run, with one ``ppl.CacheWarning`` naming
+the file; the run after it is warning-free and loads the step from the cache again (the file
+was rewritten).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+RUN = textwrap.dedent('''
+    import json
+    import numpy as np
+    import ppl
+    from ppl import Affine, Bernoulli, Model
+
+    with Model("damageprobe") as m:
+        x = m.input("x", 3)
+        h = Bernoulli("h", logits=Affine(x, 2, name="enc"))
+        m.cost("nll", ppl.bernoulli_nll(Affine(h, 3, name="dec"), target=x))
+    prog = m.compile(dtype=np.float64, estimators="disarm", lowering="arrays")
+    X = np.array([[1., 0., 1.], [0., 1., 1.], [1., 1., 0.]])
+    loss, g = prog.grad({"x": X}, seed=3, step=2)
+    st = prog.entry.stats
+    print(json.dumps({
+        "values": [repr(loss)] + [repr(float(v)) for k in sorted(g) for v in g[k].ravel()],
+        "step": [sum(st.cache_hits.values()), sum(st.cache_misses.values())],
+    }))
+''')
+
+
+def _run(cache):
+    """(result, stderr) of RUN in a fresh interpreter whose ppl cache folder is `cache`."""
+    env = dict(os.environ, PPL_CACHE_DIR=str(cache))
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("PYTHONWARNINGS", None)
+    r = subprocess.run([sys.executable, "-c", RUN], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """A cache folder filled by one undamaged run, and that run's result."""
+    cache = tmp_path_factory.mktemp("damage") / "cache"
+    cold, err = _run(cache)
+    assert "CacheWarning" not in err, err[-3000:]
+    warm, err = _run(cache)
+    assert warm["values"] == cold["values"] and warm["step"] == [1, 0], warm
+    return cache, cold
+
+
+def _version_dir(cache):
+    (d,) = (cache / "numba").iterdir()
+    return d
+
+
+def _damaged(filled, tmp_path, pick, damage):
+    """Copy the filled cache, damage the file `pick(cache)` chose, then run twice."""
+    src, cold = filled
+    cache = tmp_path / "cache"
+    shutil.copytree(src, cache)
+    path = pick(cache)
+    damage(path)
+    first, err1 = _run(cache)
+    assert first["values"] == cold["values"], (first, cold)
+    warned = [line for line in err1.splitlines() if "CacheWarning" in line]
+    assert len(warned) == 1, err1[-3000:]
+    assert str(path) in warned[0] and "unreadable" in warned[0] and "rebuilt" in warned[0], warned
+    assert first["step"] == [0, 1], first   # the step was compiled again
+    again, err2 = _run(cache)
+    assert again["values"] == cold["values"], again
+    assert "CacheWarning" not in err2, err2[-3000:]
+    assert again["step"] == [1, 0], again   # and loaded from its rewritten cache
+    return path
+
+
+def _step_file(suffix):
+    def pick(cache):
+        (f,) = (cache / "__pycache__").glob(f"ppl_gen_damageprobe_*.step-*{suffix}")
+        return f
+    return pick
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _garble(path):
+    path.write_bytes(os.urandom(max(path.stat().st_size, 64)))
+
+
+def test_truncated_index_is_a_miss(filled, tmp_path):
+    _damaged(filled, tmp_path, _step_file(".nbi"), _truncate)
+
+
+def test_garbled_data_file_is_a_miss(filled, tmp_path):
+    _damaged(filled, tmp_path, _step_file(".nbc"), _garble)
+
+
+def test_garbled_symbol_record_is_a_miss(filled, tmp_path):
+    def pick(cache):
+        records = sorted((_version_dir(cache) / "symbols").iterdir())
+        assert records, "the step recorded no kernel symbol"
+        return records[0]
+    path = _damaged(filled, tmp_path, pick, _garble)
+    import pickle
+    name, record = pickle.loads(path.read_bytes())   # rewritten
+    assert name.startswith("_ZN3ppl7kernels") and record[0].startswith("ppl.kernels.cpu"), (name, record)
