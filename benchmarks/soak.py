@@ -13,7 +13,8 @@ for `--steps-784` steps (checkpoints every tenth of those).
 JSON lines: peak RSS (VmHWM) after the warm-up and at the end and their difference (the
 acceptance: <= 50 MB at 2e7 steps), the final checkpoint's size (<= 2 MB), steps per second of
 each tenth (wall time, checkpoints included) with ratio = tenth / first tenth (>= 0.95 in the
-last), and the History's record size.
+last), beside steps per CPU second of the process (time.process_time: what other work on a
+shared machine changes least) and the load average, and the History's record size.
 """
 import os
 
@@ -66,22 +67,24 @@ def soak(case, X, latent, pixels, steps, every, warmup, est, folder):
     fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=warmup, **kw)
     hwm0, rss0 = status_mb()
     emit(case, "warmup_seconds", round(time.perf_counter() - t0, 2), "s", steps=warmup)
-    probes = [(warmup, time.perf_counter(), hwm0, rss0)]
+    probes = [(warmup, time.perf_counter(), hwm0, rss0, time.process_time(), os.getloadavg()[0])]
     tenth = steps // 10
 
     def probe(p):
         hwm, rss = status_mb()
-        probes.append((None, time.perf_counter(), hwm, rss))
+        probes.append((None, time.perf_counter(), hwm, rss, time.process_time(), os.getloadavg()[0]))
         return 0.0
     hist = fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=steps, resume=True, eval_every=tenth, eval_fn=probe, **kw)
     ends = [warmup] + [s for s in hist.eval_steps if s > warmup]
     probes = [(s, *p[1:]) for s, p in zip(ends, probes)]
-    rates = []
-    for (s0, t0, _, _), (s1, t1, _, _) in zip(probes, probes[1:]):
+    rates, cpu = [], []
+    for (s0, t0, _, _, c0, _), (s1, t1, _, _, c1, _) in zip(probes, probes[1:]):
         rates.append((s1 - s0) / (t1 - t0))
-    for i, (r, (s1, _, hwm, rss)) in enumerate(zip(rates, probes[1:])):
+        cpu.append((s1 - s0) / (c1 - c0))
+    for i, (r, c, (s1, _, hwm, rss, _, load)) in enumerate(zip(rates, cpu, probes[1:])):
         emit(case, f"steps_per_s_tenth_{i + 1}", round(r, 1), "steps/s", baseline=round(rates[0], 1),
-             ratio=r / rates[0], end_step=s1, vm_hwm_mb=round(hwm, 1), vm_rss_mb=round(rss, 1))
+             ratio=r / rates[0], end_step=s1, vm_hwm_mb=round(hwm, 1), vm_rss_mb=round(rss, 1),
+             steps_per_cpu_s=round(c, 1), cpu_ratio=round(c / cpu[0], 4), load_avg_1min=round(load, 2))
     hwm1, rss1 = status_mb()
     emit(case, "peak_rss_after_warmup", round(hwm0, 1), "MB", steps=warmup)
     emit(case, "peak_rss_end", round(hwm1, 1), "MB", baseline=round(hwm0, 1), ratio=hwm1 / hwm0, steps=steps)
