@@ -205,7 +205,7 @@ def cmd_train(args) -> int:
     metrics = mod.evaluate(prog, d)
     t_eval = time.perf_counter() - t_eval
     print(f"\nreport ({args.model}, {D['steps']} steps)")
-    print(f"  final training loss (EMA)   {hist.smoothed()[-1]:.4f}")
+    print(f"  final training loss (EMA)   {hist.ema:.4f}")
     for k, v in metrics.items():
         print(f"  {k:<27} {_fmt(v)}")
     print(f"  compile {t_compile:.1f} s, first step {hist.first_step_seconds:.1f} s, "
@@ -216,19 +216,35 @@ def cmd_train(args) -> int:
             {"model": args.model, "data": d.get("about", "bundled"),
              "settings": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in D.items()},
              "metrics": metrics, "ms_per_step": 1000 * hist.step_time, "seed": args.seed}, indent=2))
-        smoothed = hist.smoothed()
-        with open(out / "curve.csv", "w") as f:
-            f.write("step,train_seconds,train_loss_ema,heldout_loss\n")
-            f.writelines(f"{s},{sec:.4f},{smoothed[s - 1]:.6g},{v:.6g}\n"
-                         for s, sec, v in zip(hist.eval_steps, hist.eval_seconds, hist.eval))
+        curve = hist.curve()
+        _write_curve(out / "curve.csv", hist, curve)
         wrote = [out / "params.npz", *([] if parallel else [out / "checkpoint.npz"]), out / "report.json",
                  out / "curve.csv"]
-        if _plot(out / "curve.png", {"training (EMA)": (np.arange(1, len(smoothed) + 1), smoothed),
+        if _plot(out / "curve.png", {"training (EMA)": (curve["step"], curve["ema"]),
                                      "held-out": (np.array(hist.eval_steps), np.array(hist.eval))},
                  "step", "loss (negative objective per data row)", f"ppl train {args.model}"):
             wrote.append(out / "curve.png")
         print(f"  wrote {', '.join(map(str, wrote))}")
     return 0
+
+
+def _write_curve(path, hist, curve) -> None:
+    """curve.csv: one line per point of the History's loss record (the training loss's mean,
+    min and max over the point's block of steps, its EMA at the block's end) and per held-out
+    evaluation (training seconds, the EMA there, the held-out loss), in step order; a line at
+    both has every column, other cells are empty."""
+    def g(v, fmt=".6g"):
+        return "" if v is None or not np.isfinite(v) else format(v, fmt)
+    rows = {}
+    for s, mean, lo, hi, e in zip(curve["step"].tolist(), curve["mean"].tolist(), curve["min"].tolist(),
+                                  curve["max"].tolist(), curve["ema"].tolist()):
+        rows[s] = [None, e, None, mean, lo, hi]
+    for s, sec, e, v in zip(hist.eval_steps, hist.eval_seconds, hist.eval_train, hist.eval):
+        r = rows.setdefault(int(s), [None, e, None, None, None, None])
+        r[0], r[1], r[2] = sec, e, v
+    with open(path, "w") as f:
+        f.write("step,train_seconds,train_loss_ema,heldout_loss,train_loss_mean,train_loss_min,train_loss_max\n")
+        f.writelines(f"{s},{g(r[0], '.4f')},{','.join(g(v) for v in r[1:])}\n" for s, r in sorted(rows.items()))
 
 
 def _plot(path, series, xlabel, ylabel, title) -> bool:

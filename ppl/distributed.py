@@ -481,9 +481,10 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
     and optimiser, then all three are averaged (weighted by shard rows) and sent out again: one
     round trip per N steps, for batches too small for a round trip per step. With N = 1 and SGD
     this is the synchronous update; otherwise it is another training rule (the workers' Adam
-    moments see shard gradients). Returns a fit.History (the row-weighted loss of each step)."""
+    moments see shard gradients). Returns a History (the row-weighted loss of each step; every step kept
+    up to history.KEEP_STEPS steps, else the bounded record)."""
     from .data import Batches
-    from .fit import History
+    from .history import KEEP_STEPS, History
     from .program import Program
     steps = int(steps)
     if steps < 1:
@@ -505,7 +506,7 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
             _check_picklable("fit_data_parallel: the program's model", rec["model"])
             rec_f = _scatter(client, rec)
             data_f = None if arrays is None else _scatter(client, arrays)
-        hist = History()
+        hist = History(keep_losses=steps <= KEEP_STEPS)
         from tqdm import tqdm
         bar = tqdm(total=steps, desc=f"{prog.model.name} (data parallel)", unit="step", disable=not progress)
         t0 = time.perf_counter()
@@ -555,7 +556,7 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
                 optimizer.load_state({k: (v if k in ("t", "kind") else sum(wi * o[3][k] for wi, o in zip(w, out)))
                                       for k, v in st.items()})
                 losses = [float(sum(wi * o[0][j] for wi, o in zip(w, out))) for j in range(n)]
-            hist.loss.extend(losses)
+            hist.append(losses)
             bar.update(len(losses))
             t += len(losses)
         bar.close()

@@ -7,7 +7,8 @@ step, a progress bar, held-out evaluation, atomic checkpoints and resume.
 
 The batch of step t and the random draw of step t depend only on (seed, t), so a resumed run
 continues exactly as the uninterrupted one would have. A checkpoint holds the parameters,
-the estimator state, the optimiser state, the step and the loss history; it is written to a
+the estimator state, the optimiser state, the step, the evaluations and the bounded loss record
+(ppl/history.py: its size does not grow with the steps); it is written to a
 temporary file, read back and checked, then renamed over the old one, so a crash or a
 diverged run never leaves a broken checkpoint behind.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,42 +25,11 @@ from . import checkpoint
 from . import validate as V
 from .data import Batches
 from .dsl import ModelError
+from .history import KEEP_STEPS, History
 from .kernels import blas
 from .kernels.numba_compat import is_cached
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
-
-
-@dataclass
-class History:
-    """What a run did: per-step training loss, held-out evaluations, timings."""
-
-    loss: list = field(default_factory=list)         # training loss of every step (minibatch estimate)
-    eval_steps: list = field(default_factory=list)
-    eval: list = field(default_factory=list)          # held-out objective (or eval_fn's value) at eval_steps
-    eval_seconds: list = field(default_factory=list)  # training wall time (steps only) at eval_steps; NaN
-                                                       # for evaluations of a resumed run's earlier part
-    first_step_seconds: float = 0.0                    # includes loading / JIT-compiling the step
-    seconds: float = 0.0                               # wall time of the later steps
-    start_step: int = 0                                # > 0 when resumed
-
-    @property
-    def steps(self) -> int:
-        return len(self.loss)
-
-    @property
-    def step_time(self) -> float:
-        """Mean seconds per step after the first (the first includes compilation)."""
-        n = self.steps - self.start_step - 1
-        return self.seconds / n if n > 0 else float("nan")
-
-    def smoothed(self, decay: float = 0.98) -> np.ndarray:
-        """Bias-corrected exponential moving average of the training loss."""
-        out, m = np.empty(len(self.loss)), 0.0
-        for i, v in enumerate(self.loss):
-            m = decay * m + (1 - decay) * v
-            out[i] = m / (1 - decay ** (i + 1))
-        return out
 
 
 def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
@@ -82,18 +51,17 @@ def _save_checkpoint(path: Path, prog, optimizer, step: int, hist: History, seed
     if not (np.all(np.isfinite(prog.theta)) and np.all(np.isfinite(prog.state))):
         raise ModelError(f"not writing checkpoint {path}: the parameters are not finite at step {step}")
     opt = {f"opt.{k}": v for k, v in optimizer.state().items()}
-    checkpoint.write(path, prog, step=np.array(step, np.int64), seed=np.array(seed, np.int64),
-                     loss=np.array(hist.loss, np.float64), eval_steps=np.array(hist.eval_steps, np.int64),
-                     eval=np.array(hist.eval, np.float64), **opt)
+    checkpoint.write(path, prog, step=np.array(step, np.int64), seed=np.array(seed, np.int64), **hist.state(),
+                     **opt)
 
 
 FIT_FIELDS = ("step", "seed", "loss", "eval_steps", "eval")
 
 
-def load_checkpoint(path, prog, optimizer=None) -> dict:
+def load_checkpoint(path, prog, optimizer=None, check=None) -> dict:
     """Restore parameters, estimator state and (if given) optimiser state; returns the raw fields.
-    Everything is checked before anything is assigned: on an error the program and the optimiser
-    are unchanged."""
+    Everything is checked (and check(fields), when given, is called) before anything is
+    assigned: on an error the program and the optimiser are unchanged."""
     path = Path(path)
     ck = checkpoint.read(path, prog, required=FIT_FIELDS if optimizer is not None else ())
     if optimizer is not None:
@@ -108,6 +76,8 @@ def load_checkpoint(path, prog, optimizer=None) -> dict:
                                  f"values; this program needs {prog.theta.shape}")
         if "t" in st and (st["t"].shape != () or int(st["t"]) < 0):
             raise ModelError(f"checkpoint {path}: optimiser step count {st['t']!r} is not a count")
+    if check is not None:
+        check(ck)
     checkpoint.assign(prog, ck)
     prog.push()
     if optimizer is not None:
@@ -239,7 +209,7 @@ class _Chunks:
         return end - t
 
     def run(self, t, n):
-        """Train steps t .. t + n - 1: (their losses, None), or (the losses of the steps done,
+        """Train steps t .. t + n - 1: (their losses (an array, valid until the next run), None), or (the losses of the steps done,
         (failing step, its ModelError or its non-finite loss))."""
         if self.fn is None:
             self.fn = self.chunk.compile(self.sig)
@@ -255,7 +225,7 @@ class _Chunks:
             err = e
         k = int(self.done[0])
         o.t += k
-        losses = self.losses[:k].tolist()
+        losses = self.losses[:k]   # a view: recorded before the next run
         if err is not None:
             return losses, (t + k, err)
         if self.done[1]:
@@ -315,7 +285,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         seed: int = 0, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
         ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None,
-        split_rows: bool | None = None) -> History:
+        split_rows: bool | None = None, keep_losses: bool | None = None) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -325,6 +295,12 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     -ELBO by prog.evaluate, eval_draws fixed draws per row).
     checkpoint: a .npz path, written at every evaluation, every checkpoint_every steps and at
     the end; resume=True continues from it when it exists.
+    ema: the decay of the training loss's exponential moving average (progress bar, History.ema
+    and curve()); a resumed run needs the value its checkpoint was trained with.
+    keep_losses: the History keeps every step's loss (History.loss; 8 bytes a step, in memory
+    and in the checkpoint) when True; False: only the bounded record (History.curve(): at most
+    2048 points of block mean / min / max / EMA, running statistics); None (default): every
+    step when the run has at most KEEP_STEPS (100,000) steps, else the record only.
     nopython: run the steps between two evaluations / checkpoints / progress updates in one
     nopython call (kernels/cpu_train.py; CPU programs with ppl.optim's SGD, Momentum or Adam);
     False: one Python call per step; None (default): the nopython loop when it is compiled for
@@ -389,17 +365,24 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     if ckpt is not None and ckpt.suffix != ".npz":
         raise ModelError(f"fit: checkpoint must be a path ending in .npz, got {checkpoint}")
 
-    hist, start = History(), 0
+    if keep_losses is not None and not isinstance(keep_losses, (bool, np.bool_)):
+        raise ModelError(f"fit: keep_losses must be True (every step's loss), False (the bounded record only) or "
+                         f"None (every step up to {KEEP_STEPS:,} steps), got {keep_losses!r}")
+    ema = V.real(ema, "fit: ema (the decay of the training loss's moving average)", lo=0.0, hi_open=1.0)
+    keep = bool(keep_losses) if keep_losses is not None else total <= KEEP_STEPS
+    hist, start = History(ema_decay=ema, keep_losses=keep), 0
     if resume and ckpt is not None and ckpt.exists():
-        ck = load_checkpoint(ckpt, prog, optimizer)
-        start = int(ck["step"])
-        if int(ck["seed"]) != int(seed):
-            raise ModelError(f"fit: checkpoint {ckpt} was trained with seed={int(ck['seed'])}; resume with the "
-                             f"same seed (or resume=False to start afresh)")
-        hist.loss = list(ck["loss"])
-        hist.eval_steps, hist.eval = list(ck["eval_steps"]), list(ck["eval"])
-        hist.eval_seconds = [float("nan")] * len(hist.eval)
-        hist.start_step = start
+        got = {}
+
+        def check(ck):   # before the checkpoint is assigned: the seed and the loss record
+            if int(ck["seed"]) != int(seed):
+                raise ModelError(f"fit: checkpoint {ckpt} was trained with seed={int(ck['seed'])}; resume with the "
+                                 f"same seed (or resume=False to start afresh)")
+            got["hist"] = History.from_state(
+                ck, f"fit: checkpoint {ckpt}", ema_decay=ema,
+                keep_losses=keep_losses if keep_losses is not None else (False if not keep else None))
+        ck = load_checkpoint(ckpt, prog, optimizer, check=check)
+        hist, start = got["hist"], int(ck["step"])
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
 
@@ -408,10 +391,6 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         from tqdm.auto import tqdm
         bar = tqdm(total=total, initial=start, desc=prog.model.name, unit="step", file=sys.stderr,
                    dynamic_ncols=True, mininterval=0.25)
-    m = 0.0
-    for i, v in enumerate(hist.loss[-200:]):
-        m = ema * m + (1 - ema) * v
-    n_ema = min(len(hist.loss), 200)
     entry, useed = prog.entry, np.uint64(seed)
     t_first = time.perf_counter()
     chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, True if split_rows else nopython,
@@ -450,12 +429,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                 raise ModelError(f"fit: the loss or its gradient became non-finite at step {step_t} (loss {err}); "
                                  f"lower the learning rate or check the data{last_good}")
             trained_s += time.perf_counter() - t_chunk
-            hist.loss.extend(losses)
+            hist.append(losses)
             if t == start:
                 hist.first_step_seconds = time.perf_counter() - t_first
                 t_rest = time.perf_counter()
-            for loss in losses:
-                m, n_ema = ema * m + (1 - ema) * loss, n_ema + 1
             t = done = t + len(losses)
             evaluate = eval_fn is not None and eval_every is not None and (done % int(eval_every) == 0
                                                                             or done == total)
@@ -467,11 +444,12 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                 if prev_threads is not None:
                     blas.set_threads(threads)
                 hist.eval_seconds.append(trained_s)
+                hist.eval_train.append(hist.ema)
             if ckpt is not None and (evaluate or done == total
                                      or (checkpoint_every and done % int(checkpoint_every) == 0)):
                 _save_checkpoint(ckpt, prog, optimizer, done, hist, seed)
             if bar is not None:
-                post = {"loss": f"{m / (1 - ema ** n_ema):.4g}"}
+                post = {"loss": f"{hist.ema:.4g}"}
                 if hist.eval:
                     post["heldout"] = f"{hist.eval[-1]:.4g}"
                 bar.set_postfix(post, refresh=False)

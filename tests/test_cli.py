@@ -40,11 +40,16 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["metrics"]["test_elbo"] < 0 and (tmp_path / "params.npz").exists()
     assert (tmp_path / "checkpoint.npz").exists()
-    # the held-out curve: ~20 evaluations by default with --out, training seconds rising
+    # the curve: the training loss record (40 steps: a point per step) and ~20 evaluations by
+    # default with --out, training seconds rising; cells without a value are empty
     rows = (tmp_path / "curve.csv").read_text().splitlines()
-    assert rows[0] == "step,train_seconds,train_loss_ema,heldout_loss" and len(rows) == 21
-    steps, secs, _, held = np.array([[float(c) for c in r.split(",")] for r in rows[1:]]).T
-    assert list(steps) == list(range(2, 41, 2)) and np.all(np.diff(secs) > 0) and np.all(np.isfinite(held))
+    assert rows[0] == ("step,train_seconds,train_loss_ema,heldout_loss,train_loss_mean,train_loss_min,"
+                       "train_loss_max") and len(rows) == 41
+    cells = np.array([[float(c) if c else np.nan for c in r.split(",")] for r in rows[1:]])
+    steps, secs, ema, held, mean, lo, hi = cells.T
+    assert list(steps) == list(range(1, 41)) and np.all(np.isfinite(ema)) and np.all(lo == mean) and np.all(hi == mean)
+    ev = np.isfinite(held)
+    assert list(steps[ev]) == list(range(2, 41, 2)) and np.all(np.diff(secs[ev]) > 0) and np.all(np.isnan(secs[~ev]))
     code, _, err = run_fail(capsys, "train", "sbn", "--steps", "4", "--eval-every", "0", "-q")
     assert code == 2 and "--eval-every must be >= 1" in err
 
