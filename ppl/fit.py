@@ -14,9 +14,9 @@ diverged run never leaves a broken checkpoint behind.
 """
 from __future__ import annotations
 
-import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -244,7 +244,7 @@ def _blas_threads(prog, batch_size, asked):
         return None
     from .kernels.cpu_noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
     rows = int(batch_size) * prog.rows_per_data_row
-    noise = [w for name, r, w in prog.layout.ws2 if r == "R" and re.match(r"n\d+_", name)]
+    noise = [prog.layout.ws2[i][2] for i in prog.layout.noise]
     if any(rows * w >= SERIAL_CUTOFF for w in noise):
         return None
     return blas.cores()
@@ -325,6 +325,59 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's to the rounding of
     that combination, as with blas_threads > 1.
     """
+    plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
+                    eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
+                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
+                    blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses)
+    hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
+    return Trainer(plan, prog, optimizer, hist, start, progress).run()
+
+
+@dataclass
+class FitPlan:
+    """What a fit will do, every argument checked and every automatic choice made (plan_fit)."""
+
+    total: int                     # steps of the whole run
+    batches: object                # data.Batches, or None for a model without inputs
+    batch_size: int
+    seed: int
+    eval_fn: object                # prog -> float, or None
+    eval_every: int | None
+    checkpoint: Path | None
+    checkpoint_every: int | None
+    ema: float
+    keep_losses: bool | None       # as asked (None: automatic)
+    keep: bool                     # every step's loss kept
+    nopython: bool | None          # the nopython loop: True, False, or None (when it pays)
+    blas_threads: int | None       # during the fit, or None to leave the BLAS as it is
+    split: bool                    # each batch's two halves at once on two threads
+
+    def history(self) -> History:
+        return History(ema_decay=self.ema, keep_losses=self.keep)
+
+    def resume(self, prog, optimizer) -> tuple:
+        """(History, first step): from the checkpoint when it exists, else a new run."""
+        ckpt = self.checkpoint
+        if ckpt is None or not ckpt.exists():
+            return self.history(), 0
+        got = {}
+
+        def check(ck):   # before the checkpoint is assigned: the seed and the loss record
+            if int(ck["seed"]) != self.seed:
+                raise ModelError(f"fit: checkpoint {ckpt} was trained with seed={int(ck['seed'])}; resume with the "
+                                 f"same seed (or resume=False to start afresh)")
+            got["hist"] = History.from_state(
+                ck, f"fit: checkpoint {ckpt}", ema_decay=self.ema,
+                keep_losses=self.keep_losses if self.keep_losses is not None else (False if not self.keep else None))
+        ck = load_checkpoint(ckpt, prog, optimizer, check=check)
+        return got["hist"], int(ck["step"])
+
+
+def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed=0, eval_every=None, eval_data=None,
+             eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
+             blas_threads=None, split_rows=None, keep_losses=None) -> FitPlan:
+    """fit's arguments checked (a ModelError names the one that is wrong) and its automatic
+    choices made: the BLAS threads, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
     seed = V.seed(seed, "fit: seed")
@@ -338,12 +391,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     split = _split_rows(prog, batch_size, split_rows, nopython, blas_threads)
     if split and blas_threads is None:
         threads = 1 if blas.get_threads() is not None else None
-    if data is None:
-        if int(batch_size) < 1:
-            raise ModelError(f"fit: batch_size must be >= 1, got {batch_size}")
-        batches = None
-        per_epoch = 1
-    else:
+    batches, per_epoch = None, 1
+    if data is not None:
         if not isinstance(data, dict):
             names = prog.layout.inputs
             if len(names) != 1:
@@ -352,10 +401,6 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         batches = Batches(data, batch_size, seed=seed, dtype=prog.dtype)
         per_epoch = batches.per_epoch
     total = int(steps) if steps is not None else int(epochs) * per_epoch
-    if total < 1:
-        raise ModelError(f"fit: steps must be >= 1 (got steps={steps}, epochs={epochs})")
-    if eval_every is not None and int(eval_every) < 1:
-        raise ModelError(f"fit: eval_every must be >= 1 or None, got {eval_every}")
     if eval_every is not None and eval_fn is None and eval_data is None:
         raise ModelError("fit: eval_every needs eval_data (held-out inputs) or eval_fn (a function of the program)")
     if eval_fn is None and eval_data is not None:
@@ -364,101 +409,118 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.suffix != ".npz":
         raise ModelError(f"fit: checkpoint must be a path ending in .npz, got {checkpoint}")
-
     if keep_losses is not None and not isinstance(keep_losses, (bool, np.bool_)):
         raise ModelError(f"fit: keep_losses must be True (every step's loss), False (the bounded record only) or "
                          f"None (every step up to {KEEP_STEPS:,} steps), got {keep_losses!r}")
     ema = V.real(ema, "fit: ema (the decay of the training loss's moving average)", lo=0.0, hi_open=1.0)
     keep = bool(keep_losses) if keep_losses is not None else total <= KEEP_STEPS
-    hist, start = History(ema_decay=ema, keep_losses=keep), 0
-    if resume and ckpt is not None and ckpt.exists():
-        got = {}
+    return FitPlan(total, batches, batch_size, seed, eval_fn, eval_every, ckpt, checkpoint_every, ema, keep_losses,
+                   keep, True if split_rows else nopython, threads, split)
 
-        def check(ck):   # before the checkpoint is assigned: the seed and the loss record
-            if int(ck["seed"]) != int(seed):
-                raise ModelError(f"fit: checkpoint {ckpt} was trained with seed={int(ck['seed'])}; resume with the "
-                                 f"same seed (or resume=False to start afresh)")
-            got["hist"] = History.from_state(
-                ck, f"fit: checkpoint {ckpt}", ema_decay=ema,
-                keep_losses=keep_losses if keep_losses is not None else (False if not keep else None))
-        ck = load_checkpoint(ckpt, prog, optimizer, check=check)
-        hist, start = got["hist"], int(ck["step"])
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
 
-    bar = None
-    if progress and start < total:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, initial=start, desc=prog.model.name, unit="step", file=sys.stderr,
-                   dynamic_ncols=True, mininterval=0.25)
-    entry, useed = prog.entry, np.uint64(seed)
-    t_first = time.perf_counter()
-    chunks = _Chunks.make(prog, optimizer, batches, batch_size, useed, True if split_rows else nopython,
-                          total - start, split)
-    t_rest = None
-    trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
-    prev_threads = blas.set_threads(threads) if threads is not None else None   # restored in `finally`
-    try:
-        t = start
-        while t < total:
-            t_chunk = time.perf_counter()
-            last_good = (f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists() else "")
-            if chunks is None or t == start:
-                # one step from Python: the reference loop, and the first step (it compiles the
-                # step, whose signature the nopython loop then takes)
-                args = prog.args(batches(t) if batches is not None else None,
-                                 batch=None if batches is not None else int(batch_size))
-                losses, failed = [], None
-                try:
-                    loss = float(entry(*args, useed, np.int64(t), 1))
-                except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
-                    failed = (t, e)
+class PythonSteps:
+    """The per-step runner: one step and one optimiser update from Python (the reference loop,
+    and every fit's first step, which compiles the step the nopython loop then takes)."""
+
+    def __init__(self, prog, optimizer, plan: FitPlan):
+        self.prog, self.opt, self.plan = prog, optimizer, plan
+
+    def run(self, t, n=1):
+        """Train step t: ([its loss], None), or ([], (t, its ModelError or its non-finite loss))."""
+        p, plan = self.prog, self.plan
+        args = p.args(plan.batches(t) if plan.batches is not None else None,
+                      batch=None if plan.batches is not None else int(plan.batch_size))
+        try:
+            loss = float(p.entry(*args, np.uint64(plan.seed), np.int64(t), 1))
+        except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
+            return [], (t, e)
+        if not np.isfinite(loss) or not p.gradient_is_finite():
+            return [], (t, loss)
+        self.opt.step(p)
+        return [loss], None
+
+
+class Trainer:
+    """A planned fit run from step `start`: the first step from Python, then chunks of steps in
+    the nopython loop (_Chunks) or one step at a time; after each, the record, the evaluation,
+    the checkpoint and the progress bar."""
+
+    def __init__(self, plan: FitPlan, prog, optimizer, hist: History, start: int, progress: bool):
+        self.plan, self.prog, self.opt, self.hist, self.start = plan, prog, optimizer, hist, start
+        self.progress = progress
+        self.trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
+
+    def run(self) -> History:
+        plan, hist, start = self.plan, self.hist, self.start
+        if plan.checkpoint is not None:
+            plan.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        bar = None
+        if self.progress and start < plan.total:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=plan.total, initial=start, desc=self.prog.model.name, unit="step", file=sys.stderr,
+                       dynamic_ncols=True, mininterval=0.25)
+        t_first = time.perf_counter()
+        one = PythonSteps(self.prog, self.opt, plan)
+        chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, np.uint64(plan.seed), plan.nopython,
+                              plan.total - start, plan.split)
+        t_rest = None
+        self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
+        try:
+            t = start
+            while t < plan.total:
+                t_chunk = time.perf_counter()
+                if chunks is None or t == start:
+                    losses, failed = one.run(t)
                 else:
-                    if not np.isfinite(loss) or not prog.gradient_is_finite():
-                        failed = (t, loss)
-                    else:
-                        optimizer.step(prog)
-                        losses = [loss]
-            else:
-                n = chunks.length(t, total, (eval_every if eval_fn is not None else None), checkpoint_every)
-                losses, failed = chunks.run(t, n)
-            if failed is not None:
-                step_t, err = failed
-                if isinstance(err, ModelError):
-                    raise ModelError(f"fit: a value became non-finite at step {step_t}: {err}{last_good}") from None
-                raise ModelError(f"fit: the loss or its gradient became non-finite at step {step_t} (loss {err}); "
-                                 f"lower the learning rate or check the data{last_good}")
-            trained_s += time.perf_counter() - t_chunk
-            hist.append(losses)
-            if t == start:
-                hist.first_step_seconds = time.perf_counter() - t_first
-                t_rest = time.perf_counter()
-            t = done = t + len(losses)
-            evaluate = eval_fn is not None and eval_every is not None and (done % int(eval_every) == 0
-                                                                            or done == total)
-            if evaluate:
-                hist.eval_steps.append(done)
-                if prev_threads is not None:   # the rule held for the training batch, not the evaluation's
-                    blas.set_threads(prev_threads)
-                hist.eval.append(float(eval_fn(prog)))
-                if prev_threads is not None:
-                    blas.set_threads(threads)
-                hist.eval_seconds.append(trained_s)
-                hist.eval_train.append(hist.ema)
-            if ckpt is not None and (evaluate or done == total
-                                     or (checkpoint_every and done % int(checkpoint_every) == 0)):
-                _save_checkpoint(ckpt, prog, optimizer, done, hist, seed)
+                    n = chunks.length(t, plan.total, (plan.eval_every if plan.eval_fn is not None else None),
+                                      plan.checkpoint_every)
+                    losses, failed = chunks.run(t, n)
+                if failed is not None:
+                    self._fail(*failed)
+                self.trained_s += time.perf_counter() - t_chunk
+                hist.append(losses)
+                if t == start:
+                    hist.first_step_seconds = time.perf_counter() - t_first
+                    t_rest = time.perf_counter()
+                t += len(losses)
+                self._after(t, bar, len(losses))
+        finally:
             if bar is not None:
-                post = {"loss": f"{hist.ema:.4g}"}
-                if hist.eval:
-                    post["heldout"] = f"{hist.eval[-1]:.4g}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(len(losses))
-    finally:
+                bar.close()
+            if self.prev_threads is not None:
+                blas.set_threads(self.prev_threads)
+        if t_rest is not None:
+            hist.seconds = time.perf_counter() - t_rest
+        return hist
+
+    def _fail(self, step, err):
+        ckpt = self.plan.checkpoint
+        last_good = f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists() else ""
+        if isinstance(err, ModelError):
+            raise ModelError(f"fit: a value became non-finite at step {step}: {err}{last_good}") from None
+        raise ModelError(f"fit: the loss or its gradient became non-finite at step {step} (loss {err}); "
+                         f"lower the learning rate or check the data{last_good}")
+
+    def _after(self, done, bar, n):
+        """After the steps up to `done`: the evaluation, the checkpoint and the progress bar when due."""
+        plan, hist = self.plan, self.hist
+        evaluate = plan.eval_fn is not None and plan.eval_every is not None and (done % plan.eval_every == 0
+                                                                                 or done == plan.total)
+        if evaluate:
+            hist.eval_steps.append(done)
+            if self.prev_threads is not None:   # the rule held for the training batch, not the evaluation's
+                blas.set_threads(self.prev_threads)
+            hist.eval.append(float(plan.eval_fn(self.prog)))
+            if self.prev_threads is not None:
+                blas.set_threads(plan.blas_threads)
+            hist.eval_seconds.append(self.trained_s)
+            hist.eval_train.append(hist.ema)
+        if plan.checkpoint is not None and (evaluate or done == plan.total
+                                            or (plan.checkpoint_every and done % plan.checkpoint_every == 0)):
+            _save_checkpoint(plan.checkpoint, self.prog, self.opt, done, hist, plan.seed)
         if bar is not None:
-            bar.close()
-        if prev_threads is not None:
-            blas.set_threads(prev_threads)
-    if t_rest is not None:
-        hist.seconds = time.perf_counter() - t_rest
-    return hist
+            post = {"loss": f"{hist.ema:.4g}"}
+            if hist.eval:
+                post["heldout"] = f"{hist.eval[-1]:.4g}"
+            bar.set_postfix(post, refresh=False)
+            bar.update(n)

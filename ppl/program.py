@@ -21,10 +21,10 @@ import numpy as np
 
 from networkx import ancestors as nx_ancestors
 
-from . import declare
 from . import validate as V
 from .errors import ModelError
-from .options import CompileOptions
+from .derived import DerivedPrograms
+from .explain import Explained
 
 
 def all_rows(a, rows: tuple):
@@ -66,7 +66,7 @@ class ParamView(MutableMapping):
         return len(self._index)
 
 
-class Program:
+class Program(DerivedPrograms, Explained):
     """A compiled model (`Model.compile` returns one).
 
     theta        the flat parameter vector (the program's dtype); every parameter is a view of it
@@ -116,43 +116,6 @@ class Program:
 
     def gradient_is_finite(self) -> bool:
         return bool(np.all(np.isfinite(self.grad_buffer)))
-
-    # ----- workspaces and arguments
-    def relaxed_nodes(self) -> list:
-        """Discrete nodes whose estimator feeds a relaxed (continuous) value forward (concrete,
-        gumbel_softmax): `loss` is then the relaxed surrogate, not the model's objective."""
-        from .estimators import REGISTRY
-        return [n.name for n, (ch, info) in self.choices.items()
-                if info.dist.discrete and not REGISTRY[ch.estimator].hard_forward]
-
-    def twin(self, **options):
-        """The same model compiled with other `compile` options (this program's dtype, samples and
-        objective unless given), holding this program's model parameters: compiled once per set
-        of options, the parameters copied at every call."""
-        opts = CompileOptions(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
-        return self._derived(repr(sorted(options.items())), lambda: self.model.compile_with(opts))
-
-    def _derived(self, key, make):
-        """A program derived from this one, compiled by make() once per key, holding this
-        program's current values of its model parameters (copied by name at every call)."""
-        prog = self._twins.get(key)
-        if prog is None:
-            prog = self._twins[key] = make()
-        self.pull()
-        for k in prog.model_param_names():
-            prog.params[k][...] = self.params[k]
-        return prog
-
-    def hard_twin(self):
-        """The twin whose relaxed nodes draw hard samples (the score function's forward), the
-        other nodes keeping their estimators: its `loss` estimates the model's objective. self
-        when nothing is relaxed."""
-        relaxed = self.relaxed_nodes()
-        if not relaxed:
-            return self
-        est = {n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in self.choices.items() if n.name not in relaxed}
-        est.update({name: ("score", {"baseline": "none"}) for name in relaxed})
-        return self.twin(estimators=est, lowering="arrays")
 
     def model_param_names(self) -> list:
         """The model's parameters (prog.params names), without the estimators' own."""
@@ -287,139 +250,6 @@ class Program:
             if nodes is None or name in nodes:
                 out[name] = all_rows(a[5][i] if where == "input" else a[3][i], rows)
         return out
-
-    def _node_names(self, nodes, what) -> list:
-        if isinstance(nodes, str):
-            nodes = [nodes]
-        try:
-            nodes = list(nodes)
-        except TypeError:
-            raise ModelError(f"{what}: nodes must be a node name or a list of names, got {type(nodes).__name__}") from None
-        bad = [n for n in nodes if not isinstance(n, str) or n not in self.layout.values]
-        if bad:
-            raise ModelError(f"{what}: {bad} are not nodes of model '{self.model.name}' with values; nodes: "
-                             f"{', '.join(self.layout.values)}")
-        return nodes
-
-    # ----- a model declared with m.latent / m.observe (ppl/declare.py)
-    def _generator(self, nodes):
-        """The program of the generative graph of `nodes` (compiled once per node set, every node
-        drawn by its sampler), holding this program's model parameters."""
-        declare.require(self.model, "sampling the generative model")
-        return self._derived(("generative", tuple(sorted(nodes))), lambda: declare.compile_hard(
-            declare.generative(self.model, nodes), dtype=self.dtype))
-
-    def sample_prior(self, n=None, data=None, nodes=None, seed=0) -> dict:
-        """Ancestral draws of the generative model: every latent from its prior, every observed
-        input from its likelihood, {name: (n, width)}; nodes: which (default: the latents and
-        observed inputs), `data` the unobserved inputs they depend on (covariates), if any."""
-        declare.require(self.model, "sample_prior")
-        nodes = declare.default_nodes(self.model) if nodes is None else nodes
-        return self.predict(data, nodes=nodes, seed=seed, batch=n)
-
-    def predict(self, data=None, nodes=None, seed=0, batch=None) -> dict:
-        """Draws of `nodes` (default: the observed inputs, e.g. y of a regression) from the
-        generative model given `data`, which needs only the inputs they depend on (x, never the
-        target; other arrays in `data` are ignored). {name: (rows, width)}."""
-        declare.require(self.model, "predict")
-        if nodes is None:
-            nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
-        nodes = [nodes] if isinstance(nodes, str) else list(nodes)
-        gen = self._generator(nodes)
-        names = gen.layout.inputs
-        if data is not None and not isinstance(data, dict):
-            if len(names) != 1:
-                raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
-                                 f"{names or 'no input'}")
-            data = {names[0]: data}
-        data = {k: v for k, v in (data or {}).items() if k in names}
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
-                             f"({{name: array}})")
-        if not names:
-            if batch is None:
-                raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
-                                 f"(sample_prior(n) or batch=n)")
-            data = None
-        return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
-
-    def _evaluator(self, samples, dtype):
-        """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
-        data row, every stochastic node drawn hard (the score estimator's forward)."""
-        return self._derived(("evaluate", int(samples), np.dtype(dtype).name), lambda: declare.compile_hard(
-            declare.evaluation(self.model), samples=samples, dtype=dtype, objective="elbo"))
-
-    def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=np.float64) -> np.ndarray:
-        """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
-        with m.latent / m.observe): the sum of the derived terms per draw, negated."""
-        declare.check_pure(self.model, "log_weights")
-        samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
-        return declare.log_weights(self, data, samples, V.seed(seed), dtype)
-
-    def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=np.float64) -> float:
-        """The model's bound on log p(x), averaged over data rows, with hard samples of every
-        discrete node whatever estimator trains it: bound="elbo", the mean of `samples` log weights
-        per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""
-        if bound not in ("elbo", "iwae"):
-            raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
-        lw = self.log_weights(data, samples, seed, dtype)
-        return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
-
-    def autotune_report(self) -> str:
-        """The autotune table (policy "autotune"): node | estimator | gradient variance +- its
-        standard error | rows per data row | score = variance x rows | us per step (fastest of interleaved blocks) | verdict."""
-        from . import autotune as A
-        head = ("node", "estimator", "variance", "+- SE", "rows", "score", "us/step", "why")
-        rows = [head]
-        for r in self.autotune_table:
-            if r["rows"]:
-                rows.append((r["node"], r["estimator"] + (" *" if r["chosen"] else ""), f"{r['variance']:.4g}",
-                             f"{r['se']:.2g}", str(r["rows"]), f"{r['score']:.4g}", f"{r['us_per_step']:.1f}",
-                             r["why"]))
-            else:
-                rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-        return "\n".join([f"autotune (* chosen): variance = trace of the model-parameter gradient's covariance over "
-                          f"{A.DRAWS} fixed draws at the initial parameters; score = variance x rows per data row; "
-                          f"scores within {A.TIE_MARGIN:.0%} (or 2 SE) of the least are tied; among the tied the "
-                          f"fewest rows win, then (same rows) any > {1 + A.TIME_MARGIN:g}x the fastest time drops "
-                          f"out, then the rule table's choice; us/step: the fastest of {A.ROUNDS} interleaved rounds"]
-                         + lines)
-
-    def explain(self) -> str:
-        """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
-        biased, where its bias comes from; under policy "autotune" the measurements behind each
-        choice (`autotune_report`)."""
-        from .estimators import REGISTRY
-        rows = [("node", "distribution", "estimator", "unbiased", "why")]
-        for node, (ch, info) in self.choices.items():
-            est = REGISTRY[ch.estimator]
-            opts = {k: v for k, v in ch.options.items() if k in ("baseline", "temperature")}
-            name = ch.estimator + (f" ({', '.join(f'{k}={v}' for k, v in opts.items())})" if opts else "")
-            rows.append((node.name, info.dist.name, name, "yes" if est.unbiased else "no", ch.reason))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-        for node, (ch, _) in self.choices.items():
-            if REGISTRY[ch.estimator].bias:
-                lines.append(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
-        if self.autotune_table:
-            lines += ["", self.autotune_report(), ""]
-        if declare.is_declared(self.model):
-            terms = [("cost", "sign", "term")] + declare.terms(self.model)
-            w = [max(len(r[i]) for r in terms) for i in range(3)]
-            lines.append("costs derived from m.latent / m.observe (their sum is -ELBO: -log p(x, h) + log q(h | x)):")
-            lines += ["  " + " | ".join(c.ljust(k) for c, k in zip(r, w)).rstrip() for r in terms]
-        extra = f"step: {self.layout.lowering}; samples per data row: {self.samples}"
-        if self.objective == "iwae":
-            extra = (f"objective: iwae, -log (1/K sum_k exp(-C_k)) over the K = {self.samples} draws of each data "
-                     f"row (C_k: the sum of draw k's costs)\n") + extra
-        if self.layout.S > 1:
-            extra += f"; rows per draw (enumeration / antithetic / REBAR configurations): {self.layout.S}"
-        return "\n".join(lines + [extra])
 
     # ----- persistence
     def save(self, path) -> None:

@@ -145,6 +145,7 @@ class ContextHelpers:
         configuration of a drawn row shares it (common random numbers; ARM's pairs need it).
         `width` columns (default the node's: Gumbel-Rao takes several draws per unit)."""
         name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
+        self.L.noise.append(len(self.L.ws2) - 1)
         stream = self.stream_base[node] + k
         if self.S == 1:
             self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t, row0)")

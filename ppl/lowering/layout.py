@@ -17,6 +17,7 @@ class Layout:
     ws1: list = field(default_factory=list)      # (name, rows) of 1D buffers
     inputs: list = field(default_factory=list)   # input node names, in argument order
     costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
+    noise: list = field(default_factory=list)    # ws2 indices of the base noise buffers (one draw per drawn row)
     consts: dict = field(default_factory=dict)   # ws1 index -> the constant values it holds (row maps)
     values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, its layout: Lowering._data_rows)
     rw_index: int = 0

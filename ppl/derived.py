@@ -1,0 +1,131 @@
+"""The programs a Program derives from its model: twins under other compile options (the hard
+twin of a relaxed program), and for a model declared with m.latent / m.observe the generative
+programs (sample_prior, predict) and the evaluation program (log_weights, evaluate). Each is
+compiled once per key and holds the program's current model parameters."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import declare
+from . import validate as V
+from .errors import ModelError
+from .options import CompileOptions
+
+
+class DerivedPrograms:
+    """Program's derived programs (a mixin of ppl.program.Program)."""
+
+    # ----- workspaces and arguments
+    def relaxed_nodes(self) -> list:
+        """Discrete nodes whose estimator feeds a relaxed (continuous) value forward (concrete,
+        gumbel_softmax): `loss` is then the relaxed surrogate, not the model's objective."""
+        from .estimators import REGISTRY
+        return [n.name for n, (ch, info) in self.choices.items()
+                if info.dist.discrete and not REGISTRY[ch.estimator].hard_forward]
+
+    def twin(self, **options):
+        """The same model compiled with other `compile` options (this program's dtype, samples and
+        objective unless given), holding this program's model parameters: compiled once per set
+        of options, the parameters copied at every call."""
+        opts = CompileOptions(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
+        return self._derived(repr(sorted(options.items())), lambda: self.model.compile_with(opts))
+
+    def _derived(self, key, make):
+        """A program derived from this one, compiled by make() once per key, holding this
+        program's current values of its model parameters (copied by name at every call)."""
+        prog = self._twins.get(key)
+        if prog is None:
+            prog = self._twins[key] = make()
+        self.pull()
+        for k in prog.model_param_names():
+            prog.params[k][...] = self.params[k]
+        return prog
+
+    def hard_twin(self):
+        """The twin whose relaxed nodes draw hard samples (the score function's forward), the
+        other nodes keeping their estimators: its `loss` estimates the model's objective. self
+        when nothing is relaxed."""
+        relaxed = self.relaxed_nodes()
+        if not relaxed:
+            return self
+        est = {n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in self.choices.items() if n.name not in relaxed}
+        est.update({name: ("score", {"baseline": "none"}) for name in relaxed})
+        return self.twin(estimators=est, lowering="arrays")
+
+    def _node_names(self, nodes, what) -> list:
+        if isinstance(nodes, str):
+            nodes = [nodes]
+        try:
+            nodes = list(nodes)
+        except TypeError:
+            raise ModelError(f"{what}: nodes must be a node name or a list of names, got {type(nodes).__name__}") from None
+        bad = [n for n in nodes if not isinstance(n, str) or n not in self.layout.values]
+        if bad:
+            raise ModelError(f"{what}: {bad} are not nodes of model '{self.model.name}' with values; nodes: "
+                             f"{', '.join(self.layout.values)}")
+        return nodes
+
+    # ----- a model declared with m.latent / m.observe (ppl/declare.py)
+    def _generator(self, nodes):
+        """The program of the generative graph of `nodes` (compiled once per node set, every node
+        drawn by its sampler), holding this program's model parameters."""
+        declare.require(self.model, "sampling the generative model")
+        return self._derived(("generative", tuple(sorted(nodes))), lambda: declare.compile_hard(
+            declare.generative(self.model, nodes), dtype=self.dtype))
+
+    def sample_prior(self, n=None, data=None, nodes=None, seed=0) -> dict:
+        """Ancestral draws of the generative model: every latent from its prior, every observed
+        input from its likelihood, {name: (n, width)}; nodes: which (default: the latents and
+        observed inputs), `data` the unobserved inputs they depend on (covariates), if any."""
+        declare.require(self.model, "sample_prior")
+        nodes = declare.default_nodes(self.model) if nodes is None else nodes
+        return self.predict(data, nodes=nodes, seed=seed, batch=n)
+
+    def predict(self, data=None, nodes=None, seed=0, batch=None) -> dict:
+        """Draws of `nodes` (default: the observed inputs, e.g. y of a regression) from the
+        generative model given `data`, which needs only the inputs they depend on (x, never the
+        target; other arrays in `data` are ignored). {name: (rows, width)}."""
+        declare.require(self.model, "predict")
+        if nodes is None:
+            nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
+        nodes = [nodes] if isinstance(nodes, str) else list(nodes)
+        gen = self._generator(nodes)
+        names = gen.layout.inputs
+        if data is not None and not isinstance(data, dict):
+            if len(names) != 1:
+                raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
+                                 f"{names or 'no input'}")
+            data = {names[0]: data}
+        data = {k: v for k, v in (data or {}).items() if k in names}
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
+                             f"({{name: array}})")
+        if not names:
+            if batch is None:
+                raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
+                                 f"(sample_prior(n) or batch=n)")
+            data = None
+        return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
+
+    def _evaluator(self, samples, dtype):
+        """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
+        data row, every stochastic node drawn hard (the score estimator's forward)."""
+        return self._derived(("evaluate", int(samples), np.dtype(dtype).name), lambda: declare.compile_hard(
+            declare.evaluation(self.model), samples=samples, dtype=dtype, objective="elbo"))
+
+    def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=np.float64) -> np.ndarray:
+        """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
+        with m.latent / m.observe): the sum of the derived terms per draw, negated."""
+        declare.check_pure(self.model, "log_weights")
+        samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
+        return declare.log_weights(self, data, samples, V.seed(seed), dtype)
+
+    def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=np.float64) -> float:
+        """The model's bound on log p(x), averaged over data rows, with hard samples of every
+        discrete node whatever estimator trains it: bound="elbo", the mean of `samples` log weights
+        per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""
+        if bound not in ("elbo", "iwae"):
+            raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
+        lw = self.log_weights(data, samples, seed, dtype)
+        return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
