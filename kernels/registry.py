@@ -144,10 +144,13 @@ def link(family, cpu_module, gpu_namespace):
     with the shapes and scalar functions of the generated kernels each launcher uses."""
     if cpu_module is not None:
         for name, f in _public(vars(cpu_module), cpu_module.__name__):
-            if isinstance(f, CPUDispatcher):
-                register(family, name, "cpu", f)
+            register(family, name, "cpu", f)
     for name, f in _public(gpu_namespace, gpu_namespace["__name__"]):
-        gens = getattr(f, "__kernels__", ())
+        gens = getattr(f, "__kernels__", None)
+        if gens is None:   # the generated kernels the launcher names
+            code = getattr(f, "__code__", None)
+            gens = [g for g in (gpu_namespace.get(n) for n in (code.co_names if code else ()))
+                    if isinstance(g, Generated)]
         register(family, name, "cuda", f, shapes=[g.shape for g in gens],
                  scalars=[g.fn for g in gens])
 
@@ -164,15 +167,23 @@ class Generated:
     (after the index arguments), or the scalar function's followed by the outputs."""
 
     def __init__(self, shape, fn, src):
-        from .gpu_core import block_sum
         py = isinstance(fn, (CPUDispatcher, types.FunctionType))
-        dev = device(fn) if py else fn          # fn: an @njit / Python function, or its device twin
+        self._dev = None if py else fn       # fn: an @njit / Python function, or its device twin
         self.shape, self.fn, self.src = shape, fn if py else source_of(fn), src
-        glb = {"cuda": cuda, "f": dev, "like": like, "block_sum": block_sum, "np": np}
-        name = getattr(fn, "__name__", "f")
-        exec(compile(src, f"<generated {shape} kernel of {name}>", "exec"), glb)
-        glb["k"].__name__ = f"{shape}_{name.lstrip('_')}"
-        self.kernel = cuda.jit(glb["k"])   # lazy: compiled at the first launch
+        self._kernel = None
+
+    @property
+    def kernel(self):
+        """The cuda.jit kernel (made at first use, when the body's module is fully imported)."""
+        if self._kernel is None:
+            from .gpu_core import block_sum
+            dev = self._dev if self._dev is not None else device(self.fn)
+            glb = {"cuda": cuda, "f": dev, "like": like, "block_sum": block_sum, "np": np}
+            name = getattr(self.fn, "__name__", "f")
+            exec(compile(self.src, f"<generated {self.shape} kernel of {name}>", "exec"), glb)
+            glb["k"].__name__ = f"{self.shape}_{name.lstrip('_')}"
+            self._kernel = cuda.jit(glb["k"])   # lazy as well: compiled at the first launch
+        return self._kernel
 
     def __getitem__(self, config):
         return self.kernel[config]
