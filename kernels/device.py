@@ -33,13 +33,17 @@ def _global_names(code):
 
 
 def device(fn):
-    """The CUDA device function compiled from the source of the ``@njit`` dispatcher ``fn``."""
+    """The CUDA device function compiled from the source of the ``@njit`` dispatcher ``fn``, or
+    of a plain Python function (a kernel registry's per-cell / per-row body, ``registry.py``)."""
     dev = _DEVICE.get(fn)
     if dev is not None:
         return dev
-    if not isinstance(fn, CPUDispatcher):
+    if isinstance(fn, CPUDispatcher):
+        py = fn.py_func
+    elif isinstance(fn, types.FunctionType):
+        py = fn
+    else:
         raise TypeError(f"device(): {fn!r} is not an @njit function; decorate it with @njit")
-    py = fn.py_func
     glb = dict(py.__globals__)
     for name in _global_names(py.__code__):
         value = glb.get(name)
@@ -51,4 +55,12 @@ def device(fn):
     clone.__module__ = py.__module__
     dev = cuda.jit(device=True)(clone)
     _DEVICE[fn] = dev
+    return dev
+
+
+def source_of(dev):
+    """The function ``device()`` made the device function ``dev`` from (``dev`` if none)."""
+    for fn, d in _DEVICE.items():
+        if d is dev:
+            return fn
     return dev

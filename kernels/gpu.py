@@ -29,6 +29,7 @@ from . import scalar_groups as SG
 from .device import device
 from .gpu_core import _acc, _cells, _chain, _groups, _map1, _mul_acc, _run_map, _run_rows, launch
 from .scalar import like
+from .registry import cells, items
 
 # device versions of the scalar math (one source with the CPU kernels)
 _sigmoid = device(S.sigmoid)
@@ -48,52 +49,50 @@ _softmax_bwd_group = device(SG.softmax_bwd_group)
 # ============================================================================ layers
 
 
-@cuda.jit
-def _affine_fwd(x, W, b, out):
+def _affine_fwd_body(r, o, x, W, b, out):
     R, O = out.shape
     I = x.shape[1]
-    for i in range(cuda.grid(1), R * O, cuda.gridsize(1)):
-        r = i // O
-        o = i - r * O
-        s = like(out, 0.0)
-        for q in range(I):
-            s += x[r, q] * W[q, o]
-        out[r, o] = s + b[o]
+    s = like(out, 0.0)
+    for q in range(I):
+        s += x[r, q] * W[q, o]
+    out[r, o] = s + b[o]
 
 
-@cuda.jit
-def _affine_bwd_x(W, gout, gx):
+_affine_fwd = cells(_affine_fwd_body, "out")
+
+
+def _affine_bwd_x_body(r, q, W, gout, gx):
     R, I = gx.shape
     O = gout.shape[1]
-    for i in range(cuda.grid(1), R * I, cuda.gridsize(1)):
-        r = i // I
-        q = i - r * I
-        s = like(gx, 0.0)
-        for o in range(O):
-            s += gout[r, o] * W[q, o]
-        gx[r, q] += s
+    s = like(gx, 0.0)
+    for o in range(O):
+        s += gout[r, o] * W[q, o]
+    gx[r, q] += s
 
 
-@cuda.jit
-def _affine_bwd_W(x, gout, gW):
+_affine_bwd_x = cells(_affine_bwd_x_body, "gx")
+
+
+def _affine_bwd_W_body(q, o, x, gout, gW):
     I, O = gW.shape
     R = gout.shape[0]
-    for i in range(cuda.grid(1), I * O, cuda.gridsize(1)):
-        q = i // O
-        o = i - q * O
-        s = like(gW, 0.0)
-        for r in range(R):
-            s += x[r, q] * gout[r, o]
-        gW[q, o] += s
+    s = like(gW, 0.0)
+    for r in range(R):
+        s += x[r, q] * gout[r, o]
+    gW[q, o] += s
 
 
-@cuda.jit
-def _column_sums(gout, gb):
+_affine_bwd_W = cells(_affine_bwd_W_body, "gW")
+
+
+def _column_sums_body(o, gout, gb):
     """gb[o] += sum_r gout[r, o], rows in order (as the CPU loop adds them)."""
     R, O = gout.shape
-    for o in range(cuda.grid(1), O, cuda.gridsize(1)):
-        for r in range(R):
-            gb[o] += gout[r, o]
+    for r in range(R):
+        gb[o] += gout[r, o]
+
+
+_column_sums = items(_column_sums_body, "gout.shape[1]")
 
 
 def affine_fwd(x, W, b, out):
@@ -157,14 +156,13 @@ def relu_fwd(z, out):
     _run_map(_relu_fwd, out, z)
 
 
-@cuda.jit
-def _relu_bwd(z, gout, gz):
+def _relu_bwd_body(r, j, z, gout, gz):
     R, D = gout.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        if z[r, j] > 0:
-            gz[r, j] += gout[r, j]
+    if z[r, j] > 0:
+        gz[r, j] += gout[r, j]
+
+
+_relu_bwd = cells(_relu_bwd_body, "gout")
 
 
 def relu_bwd(z, out, gout, gz):
@@ -203,23 +201,21 @@ def exp_bwd(z, out, gout, gz):
     _run_map(_mul_acc, gz, gout, out)
 
 
-@cuda.jit
-def _add(a, b, out):
+def _add_body(r, j, a, b, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = a[r, j] + b[r, j]
+    out[r, j] = a[r, j] + b[r, j]
+
+
+_add = cells(_add_body, "out")
 
 
 
-@cuda.jit
-def _mul(a, b, out):
+def _mul_body(r, j, a, b, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = a[r, j] * b[r, j]
+    out[r, j] = a[r, j] * b[r, j]
+
+
+_mul = cells(_mul_body, "out")
 
 
 def add_fwd(a, b, out):
@@ -235,51 +231,46 @@ def add_bwd(gout, ga, gb):
         _run_map(_acc, gb, gout)
 
 
-@cuda.jit
-def _div(a, b, out):
+def _div_body(r, j, a, b, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = a[r, j] / b[r, j]
+    out[r, j] = a[r, j] / b[r, j]
 
 
-@cuda.jit
-def _div_acc(a, b, out):
+_div = cells(_div_body, "out")
+
+
+def _div_acc_body(r, j, a, b, out):
     """out += a / b."""
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] += a[r, j] / b[r, j]
+    out[r, j] += a[r, j] / b[r, j]
 
 
-@cuda.jit
-def _div_bwd_den(b, q, gout, gb):
+_div_acc = cells(_div_acc_body, "out")
+
+
+def _div_bwd_den_body(r, j, b, q, gout, gb):
     """gb -= gout * q / b."""
     R, D = gb.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        gb[r, j] -= gout[r, j] * q[r, j] / b[r, j]
+    gb[r, j] -= gout[r, j] * q[r, j] / b[r, j]
 
 
-@cuda.jit
-def _pow(x, p, out):
+_div_bwd_den = cells(_div_bwd_den_body, "gb")
+
+
+def _pow_body(r, j, x, p, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = x[r, j] ** p
+    out[r, j] = x[r, j] ** p
 
 
-@cuda.jit
-def _pow_bwd(x, p, gout, gx):
+_pow = cells(_pow_body, "out")
+
+
+def _pow_bwd_body(r, j, x, p, gout, gx):
     R, D = gx.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        gx[r, j] += gout[r, j] * p * x[r, j] ** (p - 1.0)
+    gx[r, j] += gout[r, j] * p * x[r, j] ** (p - 1.0)
+
+
+_pow_bwd = cells(_pow_bwd_body, "gx")
 
 
 def div_fwd(a, b, out):
@@ -318,12 +309,13 @@ def mul_bwd(a, b, gout, ga, gb):
         _run_map(_mul_acc, gb, gout, a)
 
 
-@cuda.jit
-def _broadcast_rows(p, out):
+def _broadcast_rows_body(r, j_, p, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        out[r, i - r * D] = p[i - r * D]
+    i = r * out.shape[1] + j_
+    out[r, i - r * D] = p[i - r * D]
+
+
+_broadcast_rows = cells(_broadcast_rows_body, "out")
 
 
 def broadcast_rows_fwd(p, out):
@@ -338,13 +330,12 @@ def broadcast_rows_bwd(gout, gp):
         k(gout, gp)
 
 
-@cuda.jit
-def _copy(x, out):
+def _copy_body(r, j, x, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = x[r, j]
+    out[r, j] = x[r, j]
+
+
+_copy = cells(_copy_body, "out")
 
 
 def copy_fwd(x, out):
@@ -357,22 +348,24 @@ def copy_bwd(gout, gx):
     _run_map(_acc, gx, gout)
 
 
-@cuda.jit
-def _row_sum(x, out_rows):
+def _row_sum_body(r, x, out_rows):
     R, D = x.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        s = like(x, 0.0)
-        for j in range(D):
-            s += x[r, j]
-        out_rows[r] = s
+    s = like(x, 0.0)
+    for j in range(D):
+        s += x[r, j]
+    out_rows[r] = s
 
 
-@cuda.jit
-def _row_spread_acc(grow, gx):
+_row_sum = items(_row_sum_body, "x.shape[0]")
+
+
+def _row_spread_acc_body(r, j_, grow, gx):
     R, D = gx.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        gx[r, i - r * D] += grow[r]
+    i = r * gx.shape[1] + j_
+    gx[r, i - r * D] += grow[r]
+
+
+_row_spread_acc = cells(_row_spread_acc_body, "gx")
 
 
 def row_sum_fwd(x, out_rows):
@@ -391,13 +384,14 @@ def row_sum_bwd(grow, gx):
 # One thread per (row, group): r = i // G, group gi = i % G, columns gi*K .. gi*K + K - 1.
 
 
-@cuda.jit
-def _softmax_fwd(z, K, out):
+def _softmax_fwd_body(i, z, K, out):
     R, D = z.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _softmax_group(z, r, (i - r * G) * K, K, out)
+    r = i // G
+    _softmax_group(z, r, (i - r * G) * K, K, out)
+
+
+_softmax_fwd = items(_softmax_fwd_body, "z.shape[0] * (z.shape[1] // K)")
 
 
 def softmax_fwd(z, K, out):
@@ -405,13 +399,14 @@ def softmax_fwd(z, K, out):
     _run_rows(_softmax_fwd, _groups(z, K), z, K, out)
 
 
-@cuda.jit
-def _softmax_bwd(K, out, gout, gz):
+def _softmax_bwd_body(i, K, out, gout, gz):
     R, D = out.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _softmax_bwd_group(r, (i - r * G) * K, K, out, gout, gz)
+    r = i // G
+    _softmax_bwd_group(r, (i - r * G) * K, K, out, gout, gz)
+
+
+_softmax_bwd = items(_softmax_bwd_body, "out.shape[0] * (out.shape[1] // K)")
 
 
 def softmax_bwd(z, K, out, gout, gz):
@@ -419,15 +414,16 @@ def softmax_bwd(z, K, out, gout, gz):
     _run_rows(_softmax_bwd, _groups(z, K), K, out, gout, gz)
 
 
-@cuda.jit
-def _logsumexp_rows(z, K, out):
+def _logsumexp_rows_body(i, z, K, out):
     R, D = z.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        gi = i - r * G
-        m, ls = _logsumexp_group(z, r, gi * K, K)
-        out[r, gi] = m + ls
+    r = i // G
+    gi = i - r * G
+    m, ls = _logsumexp_group(z, r, gi * K, K)
+    out[r, gi] = m + ls
+
+
+_logsumexp_rows = items(_logsumexp_rows_body, "z.shape[0] * (z.shape[1] // K)")
 
 
 def logsumexp_rows(z, K, out):
@@ -442,3 +438,11 @@ from . import (gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_laplace, g
 
 reexport(globals(), gpu_dists, gpu_costs, gpu_optim, gpu_laplace, gpu_poisson, gpu_st, gpu_dcv, gpu_cat_antithetic,
          gpu_unordered_set, gpu_lax)
+
+
+from . import cpu as _cpu_twin  # noqa: E402
+from .registry import include as _include  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("core", _cpu_twin, globals())
+_include("core", "dists", "costs", "optim", "laplace", "poisson", "st", "dcv", "cat_antithetic", "unordered_set", "lax")

@@ -12,6 +12,7 @@ from . import cpu_antithetic, cpu_rows
 from . import scalar as S
 from .device import device
 from .gpu_core import run as _run
+from .registry import cells, items
 
 _antithetic_bit = device(S.antithetic_bit)
 _arm_coef = device(S.arm_coef)
@@ -21,13 +22,12 @@ _arm_pair_marginal = device(cpu_antithetic._arm_pair_marginal)
 _disarm_pair_marginal = device(cpu_antithetic._disarm_pair_marginal)
 
 
-@cuda.jit
-def _antithetic_bernoulli(logits, u, stride, out):
+def _antithetic_bernoulli_body(r, j, logits, u, stride, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = _antithetic_bit(logits[r, j], u[r, j], (r // stride) % 2)
+    out[r, j] = _antithetic_bit(logits[r, j], u[r, j], (r // stride) % 2)
+
+
+_antithetic_bernoulli = cells(_antithetic_bernoulli_body, "out")
 
 
 def antithetic_bernoulli(logits, u, stride, out):
@@ -74,14 +74,13 @@ def disarm_grad(logits, b, L, rw, stride, ga):
     _run(_disarm_grad, ga.shape[0] * ga.shape[1], logits, b, L, rw, stride, ga)
 
 
-@cuda.jit
-def _arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
+def _arm_grad_marginal_body(r, j, u, L, rw, stride, strides, sizes, ga):
     R, D = ga.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
-            _arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
+    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+        _arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
+
+
+_arm_grad_marginal = cells(_arm_grad_marginal_body, "ga")
 
 
 def arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
@@ -90,14 +89,13 @@ def arm_grad_marginal(u, L, rw, stride, strides, sizes, ga):
     _run(_arm_grad_marginal, ga.shape[0] * ga.shape[1], u, L, rw, stride, strides, sizes, ga)
 
 
-@cuda.jit
-def _disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
+def _disarm_grad_marginal_body(r, j, logits, b, L, rw, stride, strides, sizes, ga):
     R, D = ga.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
-            _disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
+    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+        _disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
+
+
+_disarm_grad_marginal = cells(_disarm_grad_marginal_body, "ga")
 
 
 def disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
@@ -105,12 +103,19 @@ def disarm_grad_marginal(logits, b, L, rw, stride, strides, sizes, ga):
     _run(_disarm_grad_marginal, ga.shape[0] * ga.shape[1], logits, b, L, rw, stride, strides, sizes, ga)
 
 
-@cuda.jit
-def _scale_rows(rw, factor):
-    for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
-        rw[r] *= factor
+def _scale_rows_body(r, rw, factor):
+    rw[r] *= factor
+
+
+_scale_rows = items(_scale_rows_body, "rw.shape[0]")
 
 
 def scale_rows(rw, factor):
     """rw[r] *= factor."""
     _run(_scale_rows, rw.shape[0], rw, factor)
+
+
+from . import cpu_antithetic as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("antithetic", _cpu_twin, globals())

@@ -11,6 +11,7 @@ from . import cpu_cat_antithetic as C
 from . import cpu_rows
 from .device import device
 from .gpu_core import _groups, _run_rows
+from .registry import items
 
 _cat_antithetic_group = device(C._cat_antithetic_group)
 _cat_pair_coef = device(C._cat_pair_coef)
@@ -19,13 +20,14 @@ _is_group_head = device(cpu_rows._is_group_head)
 _marginal_signal = device(cpu_rows._marginal_signal)
 
 
-@cuda.jit
-def _cat_antithetic_sample(logits, u, stride, K, out):
+def _cat_antithetic_sample_body(i, logits, u, stride, K, out):
     R, D = out.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _cat_antithetic_group(logits, u, (r // stride) % 2, r, (i - r * G) * K, K, out)
+    r = i // G
+    _cat_antithetic_group(logits, u, (r // stride) % 2, r, (i - r * G) * K, K, out)
+
+
+_cat_antithetic_sample = items(_cat_antithetic_sample_body, "out.shape[0] * (out.shape[1] // K)")
 
 
 def cat_antithetic_sample(logits, u, stride, K, out):
@@ -55,19 +57,26 @@ def cat_disarm_grad(logits, v, L, rw, stride, K, ga):
     _run_rows(_cat_disarm_grad, _groups(ga, K), logits, v, L, rw, stride, K, ga)
 
 
-@cuda.jit
-def _cat_disarm_grad_marginal(logits, v, L, rw, stride, strides, sizes, K, ga):
+def _cat_disarm_grad_marginal_body(i, logits, v, L, rw, stride, strides, sizes, K, ga):
     R, D = ga.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
-            r1 = r + stride
-            f0 = _marginal_signal(L, rw, r, strides, sizes)
-            f1 = _marginal_signal(L, rw, r1, strides, sizes)
-            _cat_pair_marginal(logits, v, f0, f1, rw, r, r1, strides, sizes, (i - r * G) * K, K, ga)
+    r = i // G
+    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+        r1 = r + stride
+        f0 = _marginal_signal(L, rw, r, strides, sizes)
+        f1 = _marginal_signal(L, rw, r1, strides, sizes)
+        _cat_pair_marginal(logits, v, f0, f1, rw, r, r1, strides, sizes, (i - r * G) * K, K, ga)
+
+
+_cat_disarm_grad_marginal = items(_cat_disarm_grad_marginal_body, "ga.shape[0] * (ga.shape[1] // K)")
 
 
 def cat_disarm_grad_marginal(logits, v, L, rw, stride, strides, sizes, K, ga):
     """cat_disarm_grad with each member's signal marginalised over the enumerated digits below."""
     _run_rows(_cat_disarm_grad_marginal, _groups(ga, K), logits, v, L, rw, stride, strides, sizes, K, ga)
+
+
+from . import cpu_cat_antithetic as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("cat_antithetic", _cpu_twin, globals())

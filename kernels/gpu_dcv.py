@@ -11,20 +11,22 @@ from . import cpu_rows
 from .device import device
 from .gpu_core import run as _run
 from .scalar import hyper
+from .registry import items
 
 _dcv_group = device(C._dcv_group)
 _is_group_head = device(cpu_rows._is_group_head)
 
 
-@cuda.jit
-def _double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
+def _double_cv_grad_body(q, logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
     n = L.shape[0] // (K * S)
     al = hyper(alpha)
-    for q in range(cuda.grid(1), n * S, cuda.gridsize(1)):
-        i = q // S
-        c = q - i * S
-        if _is_group_head(c, strides, sizes):
-            _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, al, train, T, W, Cb, Gm, ga, gal)
+    i = q // S
+    c = q - i * S
+    if _is_group_head(c, strides, sizes):
+        _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, al, train, T, W, Cb, Gm, ga, gal)
+
+
+_double_cv_grad = items(_double_cv_grad_body, "(L.shape[0] // (K * S)) * S")
 
 
 def double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
@@ -32,3 +34,9 @@ def double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W
     with `train`); see cpu_dcv.double_cv_grad."""
     _run(_double_cv_grad, (L.shape[0] // (K * S)) * S, logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T,
          W, Cb, Gm, ga, gal)
+
+
+from . import cpu_dcv as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("dcv", _cpu_twin, globals())

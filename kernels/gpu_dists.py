@@ -27,6 +27,7 @@ from .gpu_core import (
     block_sum,
 )
 from .scalar import hyper, like
+from .registry import cells, items
 
 # device versions of the scalar math (one source with the CPU kernels)
 _sigmoid_grad = device(S.sigmoid_grad)
@@ -64,13 +65,12 @@ def bernoulli_sample(logits, noise, out):
     _run_map(_threshold_map, out, logits, noise)
 
 
-@cuda.jit
-def _bernoulli_sample_rep(logits, reps, u, out):
+def _bernoulli_sample_rep_body(r, j, logits, reps, u, out):
     R, D = out.shape
-    for c in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = c // D
-        j = c - r * D
-        out[r, j] = _uniform_threshold(_sigmoid(-logits[r // reps, j]), u[r, j])
+    out[r, j] = _uniform_threshold(_sigmoid(-logits[r // reps, j]), u[r, j])
+
+
+_bernoulli_sample_rep = cells(_bernoulli_sample_rep_body, "out")
 
 
 def bernoulli_sample_rep(logits, reps, u, out):
@@ -84,19 +84,18 @@ def bernoulli_log_prob(logits, x, out_rows):
     _run_rows(_bernoulli_log_prob, x.shape[0], logits, x, out_rows)
 
 
-@cuda.jit
-def _bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
+def _bernoulli_log_prob_bwd_body(r, j, logits, x, grow, glogits, gx):
     R, D = x.shape
     do_a = glogits.shape[0] != 0
     do_x = gx.shape[0] != 0
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g = grow[r]
-        if do_a:
-            glogits[r, j] += g * _bernoulli_score(logits[r, j], x[r, j])
-        if do_x:
-            gx[r, j] += g * logits[r, j]
+    g = grow[r]
+    if do_a:
+        glogits[r, j] += g * _bernoulli_score(logits[r, j], x[r, j])
+    if do_x:
+        gx[r, j] += g * logits[r, j]
+
+
+_bernoulli_log_prob_bwd = cells(_bernoulli_log_prob_bwd_body, "x")
 
 
 def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
@@ -117,50 +116,49 @@ def _bernoulli_keep(logits, x, out_rows, sig, sign, rs):
         out_rows[r] = sign * s
 
 
-@cuda.jit
-def _bernoulli_kept_bwd(logits, x, sig, grow, glogits, gx, sign):
+def _bernoulli_kept_bwd_body(r, j, logits, x, sig, grow, glogits, gx, sign):
     R, D = x.shape
     do_a = glogits.shape[0] != 0
     do_x = gx.shape[0] != 0
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g = sign * grow[r]
-        if do_a:
-            glogits[r, j] += g * (x[r, j] - sig[r, j])
-        if do_x:
-            gx[r, j] += g * logits[r, j]
+    g = sign * grow[r]
+    if do_a:
+        glogits[r, j] += g * (x[r, j] - sig[r, j])
+    if do_x:
+        gx[r, j] += g * logits[r, j]
 
 
-@cuda.jit
-def _bernoulli_keep_rep(logits, reps, x, out_rows, sig, sign):
+_bernoulli_kept_bwd = cells(_bernoulli_kept_bwd_body, "x")
+
+
+def _bernoulli_keep_rep_body(r, logits, reps, x, out_rows, sig, sign):
     """Row r reads logits row r // reps; the first of a data row's rows writes its sig row."""
     R, D = x.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        i = r // reps
-        s = like(x, 0.0)
-        for j in range(D):
-            c, sg = _bernoulli_log_prob_term_sigmoid(logits[i, j], x[r, j])
-            s += c
-            if r == i * reps:
-                sig[i, j] = sg
-        out_rows[r] = sign * s
+    i = r // reps
+    s = like(x, 0.0)
+    for j in range(D):
+        c, sg = _bernoulli_log_prob_term_sigmoid(logits[i, j], x[r, j])
+        s += c
+        if r == i * reps:
+            sig[i, j] = sg
+    out_rows[r] = sign * s
 
 
-@cuda.jit
-def _bernoulli_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx, sign):
+_bernoulli_keep_rep = items(_bernoulli_keep_rep_body, "x.shape[0]")
+
+
+def _bernoulli_kept_bwd_rep_body(r, j, logits, reps, x, sig, grow, glogits, gx, sign):
     R, D = x.shape
     do_a = glogits.shape[0] != 0
     do_x = gx.shape[0] != 0
-    for k in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = k // D
-        j = k - r * D
-        i = r // reps
-        g = sign * grow[r]
-        if do_a:
-            glogits[r, j] += g * (x[r, j] - sig[i, j])
-        if do_x:
-            gx[r, j] += g * logits[i, j]
+    i = r // reps
+    g = sign * grow[r]
+    if do_a:
+        glogits[r, j] += g * (x[r, j] - sig[i, j])
+    if do_x:
+        gx[r, j] += g * logits[i, j]
+
+
+_bernoulli_kept_bwd_rep = cells(_bernoulli_kept_bwd_rep_body, "x")
 
 
 def bernoulli_log_prob_keep_rep(logits, reps, x, out_rows, sig):
@@ -224,14 +222,13 @@ def bernoulli_st_bwd(logits, gx, glogits):
     _launch_cells(_bernoulli_st, gx, logits, gx, glogits)
 
 
-@cuda.jit
-def _binary_concrete_sample(logits, noise, tau, out):
+def _binary_concrete_sample_body(r, j, logits, noise, tau, out):
     t = like(out, hyper(tau))
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = _binary_concrete(logits[r, j], noise[r, j], t)
+    out[r, j] = _binary_concrete(logits[r, j], noise[r, j], t)
+
+
+_binary_concrete_sample = cells(_binary_concrete_sample_body, "out")
 
 
 def binary_concrete_sample(logits, noise, tau, out):
@@ -281,19 +278,18 @@ def probit_log_prob(a, x, out_rows):
     _run_rows(_probit_log_prob, x.shape[0], a, x, out_rows)
 
 
-@cuda.jit
-def _probit_log_prob_bwd(a, x, grow, ga, gx):
+def _probit_log_prob_bwd_body(r, j, a, x, grow, ga, gx):
     R, D = x.shape
     do_a = ga.shape[0] != 0
     do_x = gx.shape[0] != 0
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g = grow[r]
-        if do_a:
-            ga[r, j] += g * _probit_score(a[r, j], x[r, j])
-        if do_x:
-            gx[r, j] += g * _probit_log_odds(a[r, j])
+    g = grow[r]
+    if do_a:
+        ga[r, j] += g * _probit_score(a[r, j], x[r, j])
+    if do_x:
+        gx[r, j] += g * _probit_log_odds(a[r, j])
+
+
+_probit_log_prob_bwd = cells(_probit_log_prob_bwd_body, "x")
 
 
 def probit_log_prob_bwd(a, x, grow, ga, gx):
@@ -312,13 +308,12 @@ def probit_st_bwd(a, gx, ga):
 # ============================================================================ Normal
 
 
-@cuda.jit
-def _normal_sample(loc, scale, eps, out):
+def _normal_sample_body(r, j, loc, scale, eps, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = _normal_reparam(loc[r, j], scale[r, j], eps[r, j])
+    out[r, j] = _normal_reparam(loc[r, j], scale[r, j], eps[r, j])
+
+
+_normal_sample = cells(_normal_sample_body, "out")
 
 
 def normal_sample(loc, scale, eps, out):
@@ -334,14 +329,15 @@ def normal_sample_bwd(eps, gout, gloc, gscale):
         _run_map(_mul_acc, gscale, gout, eps)
 
 
-@cuda.jit
-def _normal_log_prob(loc, scale, x, out_rows):
+def _normal_log_prob_body(r, loc, scale, x, out_rows):
     R, D = x.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        s = like(x, 0.0)
-        for j in range(D):
-            s -= _gaussian_nll_term(x[r, j], loc[r, j], scale[r, j])
-        out_rows[r] = s
+    s = like(x, 0.0)
+    for j in range(D):
+        s -= _gaussian_nll_term(x[r, j], loc[r, j], scale[r, j])
+    out_rows[r] = s
+
+
+_normal_log_prob = items(_normal_log_prob_body, "x.shape[0]")
 
 
 def normal_log_prob(loc, scale, x, out_rows):
@@ -349,23 +345,22 @@ def normal_log_prob(loc, scale, x, out_rows):
     _run_rows(_normal_log_prob, x.shape[0], loc, scale, x, out_rows)
 
 
-@cuda.jit
-def _normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
+def _normal_log_prob_bwd_body(r, j, loc, scale, x, grow, gloc, gscale, gx):
     R, D = x.shape
     do_l = gloc.shape[0] != 0
     do_s = gscale.shape[0] != 0
     do_x = gx.shape[0] != 0
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g = grow[r]
-        q, w = _gaussian_nll_grad(x[r, j], loc[r, j], scale[r, j])
-        if do_l:
-            gloc[r, j] += g * q
-        if do_s:
-            gscale[r, j] -= g * w
-        if do_x:
-            gx[r, j] -= g * q
+    g = grow[r]
+    q, w = _gaussian_nll_grad(x[r, j], loc[r, j], scale[r, j])
+    if do_l:
+        gloc[r, j] += g * q
+    if do_s:
+        gscale[r, j] -= g * w
+    if do_x:
+        gx[r, j] -= g * q
+
+
+_normal_log_prob_bwd = cells(_normal_log_prob_bwd_body, "x")
 
 
 def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
@@ -378,13 +373,14 @@ def normal_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
 
 
 
-@cuda.jit
-def _categorical_sample(logits, gumbel, K, out):
+def _categorical_sample_body(i, logits, gumbel, K, out):
     R, D = out.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _categorical_sample_group(logits, gumbel, r, (i - r * G) * K, K, out)
+    r = i // G
+    _categorical_sample_group(logits, gumbel, r, (i - r * G) * K, K, out)
+
+
+_categorical_sample = items(_categorical_sample_body, "out.shape[0] * (out.shape[1] // K)")
 
 
 def categorical_sample(logits, gumbel, K, out):
@@ -392,14 +388,15 @@ def categorical_sample(logits, gumbel, K, out):
     _run_rows(_categorical_sample, _groups(out, K), logits, gumbel, K, out)
 
 
-@cuda.jit
-def _categorical_inverse_cdf_sample(logits, u, K, out):
+def _categorical_inverse_cdf_sample_body(i, logits, u, K, out):
     R, D = out.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        gi = i - r * G
-        _categorical_icdf_group(logits, u[r, gi], r, gi * K, K, out)
+    r = i // G
+    gi = i - r * G
+    _categorical_icdf_group(logits, u[r, gi], r, gi * K, K, out)
+
+
+_categorical_inverse_cdf_sample = items(_categorical_inverse_cdf_sample_body, "out.shape[0] * (out.shape[1] // K)")
 
 
 def categorical_inverse_cdf_sample(logits, u, K, out):
@@ -415,16 +412,17 @@ def categorical_log_prob(logits, x, K, out_rows):
     _run_rows(_categorical_log_prob, x.shape[0], logits, x, K, out_rows)
 
 
-@cuda.jit
-def _categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
+def _categorical_log_prob_bwd_body(i, logits, x, K, grow, glogits, gx):
     R, D = x.shape
     G = D // K
     do_a = glogits.shape[0] != 0
     do_x = gx.shape[0] != 0
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _categorical_log_prob_bwd_group(
-            logits, x, r, (i - r * G) * K, K, grow[r], glogits, gx, do_a, do_x)
+    r = i // G
+    _categorical_log_prob_bwd_group(
+        logits, x, r, (i - r * G) * K, K, grow[r], glogits, gx, do_a, do_x)
+
+
+_categorical_log_prob_bwd = items(_categorical_log_prob_bwd_body, "x.shape[0] * (x.shape[1] // K)")
 
 
 def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
@@ -432,14 +430,15 @@ def categorical_log_prob_bwd(logits, x, K, grow, glogits, gx):
     _run_rows(_categorical_log_prob_bwd, _groups(x, K), logits, x, K, grow, glogits, gx)
 
 
-@cuda.jit
-def _gumbel_softmax_sample(logits, gumbel, tau, K, out):
+def _gumbel_softmax_sample_body(i, logits, gumbel, tau, K, out):
     t = like(out, hyper(tau))
     R, D = out.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _gumbel_softmax_group(logits, gumbel, t, r, (i - r * G) * K, K, out)
+    r = i // G
+    _gumbel_softmax_group(logits, gumbel, t, r, (i - r * G) * K, K, out)
+
+
+_gumbel_softmax_sample = items(_gumbel_softmax_sample_body, "out.shape[0] * (out.shape[1] // K)")
 
 
 def gumbel_softmax_sample(logits, gumbel, tau, K, out):
@@ -468,3 +467,9 @@ def gumbel_softmax_bwd(logits, gumbel, tau, K, out, gout, glogits, gtau):
     k = _reducing(_gumbel_softmax_bwd, _groups(out, K), gtau.shape[0] != 0)
     if k is not None:
         k(logits, gumbel, tau, K, out, gout, glogits, gtau)
+
+
+from . import cpu_dists as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("dists", _cpu_twin, globals())

@@ -10,19 +10,21 @@ from . import cpu_lax as X
 from .device import device
 from .gpu_core import run as _run
 from .gpu_relax import MAX_HIDDEN, MAX_UNITS, _scratch, _sum_rows_into
+from .registry import items
 
 _lax_row = device(X._lax_row)
 
 
-@cuda.jit
-def _lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, train):
+def _lax_normal_bwd_body(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, train):
     z = cuda.local.array(MAX_UNITS, float64)
     gz = cuda.local.array(MAX_UNITS, float64)
     q = cuda.local.array(MAX_UNITS, float64)
     h = cuda.local.array(MAX_HIDDEN, float64)
     s = cuda.local.array(MAX_HIDDEN, float64)
-    for r in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp[r], train, z, gz, q, h, s)
+    _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp[r], train, z, gz, q, h, s)
+
+
+_lax_normal_bwd = items(_lax_normal_bwd_body, "x.shape[0]")
 
 
 def lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gphi, train):
@@ -41,3 +43,9 @@ def lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gphi, train)
     _run(_lax_normal_bwd, R, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, bool(train))
     if train:
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+
+
+from . import cpu_lax as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("lax", _cpu_twin, globals())

@@ -14,6 +14,7 @@ from numba import cuda
 from . import rng
 from .device import device
 from .gpu_core import launch
+from .registry import items
 
 _philox = device(rng.philox4x32_10)
 _u32 = device(rng.uniform_f32_from_word)
@@ -61,71 +62,75 @@ def _put_f64(out, x, kind, r, c, u):
         out[r, c] = u
 
 
-@cuda.jit
-def _uniform_kind_f32(out, x, kind, k0, k1, s, t, o):
+def _uniform_kind_f32_body(i, out, x, kind, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 3) // 4
-    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
-        r = i // nb
-        b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
-        c = 4 * b
-        _put_f32(out, x, kind, r, c, _u32(w0))
-        if c + 1 < D:
-            _put_f32(out, x, kind, r, c + 1, _u32(w1))
-        if c + 2 < D:
-            _put_f32(out, x, kind, r, c + 2, _u32(w2))
-        if c + 3 < D:
-            _put_f32(out, x, kind, r, c + 3, _u32(w3))
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+    c = 4 * b
+    _put_f32(out, x, kind, r, c, _u32(w0))
+    if c + 1 < D:
+        _put_f32(out, x, kind, r, c + 1, _u32(w1))
+    if c + 2 < D:
+        _put_f32(out, x, kind, r, c + 2, _u32(w2))
+    if c + 3 < D:
+        _put_f32(out, x, kind, r, c + 3, _u32(w3))
 
 
-@cuda.jit
-def _uniform_kind_f64(out, x, kind, k0, k1, s, t, o):
+_uniform_kind_f32 = items(_uniform_kind_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
+
+
+def _uniform_kind_f64_body(i, out, x, kind, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 1) // 2
-    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
-        r = i // nb
-        b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
-        c = 2 * b
-        _put_f64(out, x, kind, r, c, _u64(w0, w1))
-        if c + 1 < D:
-            _put_f64(out, x, kind, r, c + 1, _u64(w2, w3))
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+    c = 2 * b
+    _put_f64(out, x, kind, r, c, _u64(w0, w1))
+    if c + 1 < D:
+        _put_f64(out, x, kind, r, c + 1, _u64(w2, w3))
 
 
-@cuda.jit
-def _normal_f32(out, k0, k1, s, t, o):
+_uniform_kind_f64 = items(_uniform_kind_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
+
+
+def _normal_f32_body(i, out, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 3) // 4
-    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
-        r = i // nb
-        b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
-        c = 4 * b
-        z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
-        z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
-        out[r, c] = z0
-        if c + 1 < D:
-            out[r, c + 1] = z1
-        if c + 2 < D:
-            out[r, c + 2] = z2
-        if c + 3 < D:
-            out[r, c + 3] = z3
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+    c = 4 * b
+    z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
+    z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
+    out[r, c] = z0
+    if c + 1 < D:
+        out[r, c + 1] = z1
+    if c + 2 < D:
+        out[r, c + 2] = z2
+    if c + 3 < D:
+        out[r, c + 3] = z3
 
 
-@cuda.jit
-def _normal_f64(out, k0, k1, s, t, o):
+_normal_f32 = items(_normal_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
+
+
+def _normal_f64_body(i, out, k0, k1, s, t, o):
     R, D = out.shape
     nb = (D + 1) // 2
-    for i in range(cuda.grid(1), R * nb, cuda.gridsize(1)):
-        r = i // nb
-        b = i - r * nb
-        w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
-        c = 2 * b
-        z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
-        out[r, c] = z0
-        if c + 1 < D:
-            out[r, c + 1] = z1
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+    c = 2 * b
+    z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
+    out[r, c] = z0
+    if c + 1 < D:
+        out[r, c + 1] = z1
+
+
+_normal_f64 = items(_normal_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
 
 
 def _address(seed, stream, step):
@@ -196,3 +201,9 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, row0 + r, c, step) in {0, 1}."""
     _check_shape("fill_bernoulli_prob", out, probs)
     _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step, row0)
+
+
+from . import cpu_noise as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("noise", _cpu_twin, globals())

@@ -9,6 +9,7 @@ from . import scalar as S
 from .device import device
 from .gpu_core import _run_rows
 from .scalar import hyper, like
+from .registry import items
 
 # device versions of the scalar math (one source with the CPU kernels)
 _momentum_velocity = device(S.momentum_velocity)
@@ -19,11 +20,12 @@ _adam_step = device(S.adam_step)
 # ============================================================================ optimisers
 
 
-@cuda.jit
-def _sgd(theta, grad, lr):
+def _sgd_body(i, theta, grad, lr):
     a = like(theta, hyper(lr))
-    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
-        theta[i] -= a * grad[i]
+    theta[i] -= a * grad[i]
+
+
+_sgd = items(_sgd_body, "theta.shape[0]")
 
 
 def sgd_update(theta, grad, lr):
@@ -31,14 +33,15 @@ def sgd_update(theta, grad, lr):
     _run_rows(_sgd, theta.shape[0], theta, grad, lr)
 
 
-@cuda.jit
-def _momentum(theta, grad, vel, lr, mu):
+def _momentum_body(i, theta, grad, vel, lr, mu):
     a = like(theta, hyper(lr))
     m = like(theta, hyper(mu))
-    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
-        v = _momentum_velocity(vel[i], grad[i], a, m)
-        vel[i] = v
-        theta[i] += v
+    v = _momentum_velocity(vel[i], grad[i], a, m)
+    vel[i] = v
+    theta[i] += v
+
+
+_momentum = items(_momentum_body, "theta.shape[0]")
 
 
 def momentum_update(theta, grad, vel, lr, mu):
@@ -46,20 +49,27 @@ def momentum_update(theta, grad, vel, lr, mu):
     _run_rows(_momentum, theta.shape[0], theta, grad, vel, lr, mu)
 
 
-@cuda.jit
-def _adam(theta, grad, m, v, lr, beta1, beta2, eps, t):
+def _adam_body(i, theta, grad, m, v, lr, beta1, beta2, eps, t):
     a = like(theta, hyper(lr))
     b1 = like(theta, hyper(beta1))
     b2 = like(theta, hyper(beta2))
     ep = like(theta, hyper(eps))
     c1, c2 = _adam_bias_corrections(b1, b2, t)
-    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
-        delta, mi, vi = _adam_step(grad[i], m[i], v[i], a, b1, b2, c1, c2, ep)
-        m[i] = mi
-        v[i] = vi
-        theta[i] -= delta
+    delta, mi, vi = _adam_step(grad[i], m[i], v[i], a, b1, b2, c1, c2, ep)
+    m[i] = mi
+    v[i] = vi
+    theta[i] -= delta
+
+
+_adam = items(_adam_body, "theta.shape[0]")
 
 
 def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count."""
     _run_rows(_adam, theta.shape[0], theta, grad, m, v, lr, beta1, beta2, eps, t)
+
+
+from . import cpu_optim as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("optim", _cpu_twin, globals())

@@ -12,6 +12,7 @@ from . import cpu_price as P
 from .cpu_price import ACTIVATIONS  # noqa: F401  (the same activation codes)
 from .device import device
 from .gpu_core import launch
+from .registry import cells
 
 _activation_d1d2 = device(P._activation_d1d2)
 _mul_d1d2 = device(P._mul_d1d2)
@@ -27,14 +28,13 @@ def _run(kernel, out, *args):
         k(*args)
 
 
-@cuda.jit
-def _seed_d(d1, d2):
+def _seed_d_body(r, j, d1, d2):
     R, D = d1.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        d1[r, j] = 1.0
-        d2[r, j] = 0.0
+    d1[r, j] = 1.0
+    d2[r, j] = 0.0
+
+
+_seed_d = cells(_seed_d_body, "d1")
 
 
 def seed_d(d1, d2):
@@ -42,13 +42,12 @@ def seed_d(d1, d2):
     _run(_seed_d, d1, d1, d2)
 
 
-@cuda.jit
-def _activation_d(kind, x, d1x, d2x, d1, d2):
+def _activation_d_body(r, j, kind, x, d1x, d2x, d1, d2):
     R, D = x.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        d1[r, j], d2[r, j] = _activation_d1d2(kind, x[r, j], d1x[r, j], d2x[r, j])
+    d1[r, j], d2[r, j] = _activation_d1d2(kind, x[r, j], d1x[r, j], d2x[r, j])
+
+
+_activation_d = cells(_activation_d_body, "x")
 
 
 def activation_d(kind, x, d1x, d2x, d1, d2):
@@ -56,13 +55,12 @@ def activation_d(kind, x, d1x, d2x, d1, d2):
     _run(_activation_d, x, kind, x, d1x, d2x, d1, d2)
 
 
-@cuda.jit
-def _mul_d(a, b, d1a, d2a, d1b, d2b, d1, d2):
+def _mul_d_body(r, j, a, b, d1a, d2a, d1b, d2b, d1, d2):
     R, D = a.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        d1[r, j], d2[r, j] = _mul_d1d2(a[r, j], b[r, j], d1a[r, j], d2a[r, j], d1b[r, j], d2b[r, j])
+    d1[r, j], d2[r, j] = _mul_d1d2(a[r, j], b[r, j], d1a[r, j], d2a[r, j], d1b[r, j], d2b[r, j])
+
+
+_mul_d = cells(_mul_d_body, "a")
 
 
 def mul_d(a, b, d1a, d2a, d1b, d2b, d1, d2):
@@ -70,55 +68,51 @@ def mul_d(a, b, d1a, d2a, d1b, d2b, d1, d2):
     _run(_mul_d, a, a, b, d1a, d2a, d1b, d2b, d1, d2)
 
 
-@cuda.jit
-def _add_d(d1a, d2a, d1b, d2b, d1, d2):
+def _add_d_body(r, j, d1a, d2a, d1b, d2b, d1, d2):
     R, D = d1.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        d1[r, j] = d1a[r, j] + d1b[r, j]
-        d2[r, j] = d2a[r, j] + d2b[r, j]
+    d1[r, j] = d1a[r, j] + d1b[r, j]
+    d2[r, j] = d2a[r, j] + d2b[r, j]
+
+
+_add_d = cells(_add_d_body, "d1")
 
 
 def add_d(d1a, d2a, d1b, d2b, d1, d2):
     _run(_add_d, d1, d1a, d2a, d1b, d2b, d1, d2)
 
 
-@cuda.jit
-def _scale_d(s, d1x, d2x, d1, d2):
+def _scale_d_body(r, j, s, d1x, d2x, d1, d2):
     R, D = d1.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        d1[r, j] = s * d1x[r, j]
-        d2[r, j] = s * d2x[r, j]
+    d1[r, j] = s * d1x[r, j]
+    d2[r, j] = s * d2x[r, j]
+
+
+_scale_d = cells(_scale_d_body, "d1")
 
 
 def scale_d(s, d1x, d2x, d1, d2):
     _run(_scale_d, d1, s, d1x, d2x, d1, d2)
 
 
-@cuda.jit
-def _zero_d(d1, d2):
+def _zero_d_body(r, j, d1, d2):
     R, D = d1.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        d1[r, j] = 0.0
-        d2[r, j] = 0.0
+    d1[r, j] = 0.0
+    d2[r, j] = 0.0
+
+
+_zero_d = cells(_zero_d_body, "d1")
 
 
 def zero_d(d1, d2):
     _run(_zero_d, d1, d1, d2)
 
 
-@cuda.jit
-def _hess_total(w, d1, d2, h):
+def _hess_total_body(r, j, w, d1, d2, h):
     R, D = h.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        h[r, j] += w[r] * d2[r, j]
+    h[r, j] += w[r] * d2[r, j]
+
+
+_hess_total = cells(_hess_total_body, "h")
 
 
 def hess_total(w, d1, d2, h):
@@ -126,13 +120,12 @@ def hess_total(w, d1, d2, h):
     _run(_hess_total, h, w, d1, d2, h)
 
 
-@cuda.jit
-def _hess_bernoulli_nll_logits(w, a, t, d1, d2, h):
+def _hess_bernoulli_nll_logits_body(r, j, w, a, t, d1, d2, h):
     R, D = h.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        h[r, j] += w[r] * _hess_bernoulli_nll_logits_term(a[r, j], t[r, j], d1[r, j], d2[r, j])
+    h[r, j] += w[r] * _hess_bernoulli_nll_logits_term(a[r, j], t[r, j], d1[r, j], d2[r, j])
+
+
+_hess_bernoulli_nll_logits = cells(_hess_bernoulli_nll_logits_body, "h")
 
 
 def hess_bernoulli_nll_logits(w, a, t, d1, d2, h):
@@ -140,13 +133,12 @@ def hess_bernoulli_nll_logits(w, a, t, d1, d2, h):
     _run(_hess_bernoulli_nll_logits, h, w, a, t, d1, d2, h)
 
 
-@cuda.jit
-def _hess_gaussian_nll_mean(w, y, other, sigma, d1, d2, h):
+def _hess_gaussian_nll_mean_body(r, j, w, y, other, sigma, d1, d2, h):
     R, D = h.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        h[r, j] += w[r] * _hess_gaussian_nll_mean_term(y[r, j], other[r, j], sigma[r, j], d1[r, j], d2[r, j])
+    h[r, j] += w[r] * _hess_gaussian_nll_mean_term(y[r, j], other[r, j], sigma[r, j], d1[r, j], d2[r, j])
+
+
+_hess_gaussian_nll_mean = cells(_hess_gaussian_nll_mean_body, "h")
 
 
 def hess_gaussian_nll_mean(w, y, other, sigma, d1, d2, h):
@@ -154,13 +146,12 @@ def hess_gaussian_nll_mean(w, y, other, sigma, d1, d2, h):
     _run(_hess_gaussian_nll_mean, h, w, y, other, sigma, d1, d2, h)
 
 
-@cuda.jit
-def _hess_gaussian_nll_scale(w, mu, sigma, t, d1, d2, h):
+def _hess_gaussian_nll_scale_body(r, j, w, mu, sigma, t, d1, d2, h):
     R, D = h.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        h[r, j] += w[r] * _hess_gaussian_nll_scale_term(mu[r, j], sigma[r, j], t[r, j], d1[r, j], d2[r, j])
+    h[r, j] += w[r] * _hess_gaussian_nll_scale_term(mu[r, j], sigma[r, j], t[r, j], d1[r, j], d2[r, j])
+
+
+_hess_gaussian_nll_scale = cells(_hess_gaussian_nll_scale_body, "h")
 
 
 def hess_gaussian_nll_scale(w, mu, sigma, t, d1, d2, h):
@@ -168,13 +159,12 @@ def hess_gaussian_nll_scale(w, mu, sigma, t, d1, d2, h):
     _run(_hess_gaussian_nll_scale, h, w, mu, sigma, t, d1, d2, h)
 
 
-@cuda.jit
-def _hess_normal_log_prob_value(w, x, loc, scale, d1, d2, h):
+def _hess_normal_log_prob_value_body(r, j, w, x, loc, scale, d1, d2, h):
     R, D = h.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        h[r, j] += w[r] * _hess_normal_log_prob_value_term(x[r, j], loc[r, j], scale[r, j], d1[r, j], d2[r, j])
+    h[r, j] += w[r] * _hess_normal_log_prob_value_term(x[r, j], loc[r, j], scale[r, j], d1[r, j], d2[r, j])
+
+
+_hess_normal_log_prob_value = cells(_hess_normal_log_prob_value_body, "h")
 
 
 def hess_normal_log_prob_value(w, x, loc, scale, d1, d2, h):
@@ -182,15 +172,20 @@ def hess_normal_log_prob_value(w, x, loc, scale, d1, d2, h):
     _run(_hess_normal_log_prob_value, h, w, x, loc, scale, d1, d2, h)
 
 
-@cuda.jit
-def _price_scale_grad(scale, h, gscale):
+def _price_scale_grad_body(r, j, scale, h, gscale):
     R, D = h.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        gscale[r, j] += scale[r, j] * h[r, j]
+    gscale[r, j] += scale[r, j] * h[r, j]
+
+
+_price_scale_grad = cells(_price_scale_grad_body, "h")
 
 
 def price_scale_grad(scale, h, gscale):
     """Price: gscale += sigma * (weighted) d^2 f / dz^2, the row weights already in h."""
     _run(_price_scale_grad, h, scale, h, gscale)
+
+
+from . import cpu_price as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("price", _cpu_twin, globals())

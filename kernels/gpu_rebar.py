@@ -23,6 +23,7 @@ from .cpu_rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same
 from .device import device
 from .gpu_core import block_sum, single_block
 from .gpu_core import run as _run
+from .registry import cells, items
 
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
 
@@ -54,20 +55,19 @@ def _check_configs(name, configs, train):
                          f"configuration rows, got {configs}")
 
 
-@cuda.jit
-def _rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
+def _rebar_forward_body(r, j, a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
     R, D = out.shape
     inv1, inv2 = _inverse_temperatures(loglam, delta, out[0, 0])
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        k = (r // stride) % span
-        if k == 0:
-            _rebar_unit(r, r + off * stride, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
-        elif _cv_digit(r, stride, off, span, configs) == 0:   # another node's row: this node's hard value
-            r0 = r - k * stride
-            x = a[r0, j]
-            out[r, j] = _hard(x, _logistic_z(x, u[r0, j]))
+    k = (r // stride) % span
+    if k == 0:
+        _rebar_unit(r, r + off * stride, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
+    elif _cv_digit(r, stride, off, span, configs) == 0:   # another node's row: this node's hard value
+        r0 = r - k * stride
+        x = a[r0, j]
+        out[r, j] = _hard(x, _logistic_z(x, u[r0, j]))
+
+
+_rebar_forward = cells(_rebar_forward_body, "out")
 
 
 def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
@@ -76,11 +76,12 @@ def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
     _run(_rebar_forward, out.shape[0] * out.shape[1], a, u, v, stride, off, span, configs, loglam, delta, out, dzt)
 
 
-@cuda.jit
-def _rebar_weights(stride, off, span, configs, eta, rw, cw):
+def _rebar_weights_body(r, stride, off, span, configs, eta, rw, cw):
     e = eta[0]
-    for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
-        _rebar_weight_row(r, stride, off, span, configs, e, rw, cw)
+    _rebar_weight_row(r, stride, off, span, configs, e, rw, cw)
+
+
+_rebar_weights = items(_rebar_weights_body, "rw.shape[0]")
 
 
 def rebar_weights(stride, off, span, configs, eta, rw, cw):
@@ -116,11 +117,12 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam,
                                          geta, glam, bool(train))
 
 
-@cuda.jit
-def _cv_flags(stride, off, span, configs, flag):
-    for r in range(cuda.grid(1), flag.shape[0], cuda.gridsize(1)):
-        if _cv_digit(r, stride, off, span, configs) != 0:
-            flag[r] = 1.0
+def _cv_flags_body(r, stride, off, span, configs, flag):
+    if _cv_digit(r, stride, off, span, configs) != 0:
+        flag[r] = 1.0
+
+
+_cv_flags = items(_cv_flags_body, "flag.shape[0]")
 
 
 def cv_flags(stride, off, span, configs, flag):
@@ -128,15 +130,14 @@ def cv_flags(stride, off, span, configs, flag):
     _run(_cv_flags, flag.shape[0], stride, off, span, configs, flag)
 
 
-@cuda.jit
-def _relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
+def _relax_rows_bernoulli_body(r, j, flag, a, noise, uniform, loglam, out):
     R, D = out.shape
     inv = _inverse_temperatures(loglam, 0.0, out[0, 0])[0]
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        if flag[r] != 0:
-            out[r, j] = _relaxed_unit(a[r, j], noise[r, j], uniform, inv)
+    if flag[r] != 0:
+        out[r, j] = _relaxed_unit(a[r, j], noise[r, j], uniform, inv)
+
+
+_relax_rows_bernoulli = cells(_relax_rows_bernoulli_body, "out")
 
 
 def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
@@ -144,16 +145,15 @@ def relax_rows_bernoulli(flag, a, noise, uniform, loglam, out):
     _run(_relax_rows_bernoulli, out.shape[0] * out.shape[1], flag, a, noise, bool(uniform), loglam, out)
 
 
-@cuda.jit
-def _relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
+def _relax_rows_bernoulli_bwd_body(r, j, flag, out, loglam, g, ga):
     R, D = out.shape
     lam = math.exp(loglam[0])
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        if flag[r] != 0:
-            ga[r, j] += _relaxed_bernoulli_vjp(out[r, j], g[r, j], lam)
-            g[r, j] = 0.0
+    if flag[r] != 0:
+        ga[r, j] += _relaxed_bernoulli_vjp(out[r, j], g[r, j], lam)
+        g[r, j] = 0.0
+
+
+_relax_rows_bernoulli_bwd = cells(_relax_rows_bernoulli_bwd_body, "out")
 
 
 def relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
@@ -161,15 +161,16 @@ def relax_rows_bernoulli_bwd(flag, out, loglam, g, ga):
     _run(_relax_rows_bernoulli_bwd, out.shape[0] * out.shape[1], flag, out, loglam, g, ga)
 
 
-@cuda.jit
-def _relax_rows_categorical(flag, a, gumbel, K, loglam, out):
+def _relax_rows_categorical_body(i, flag, a, gumbel, K, loglam, out):
     R = out.shape[0]
     G = out.shape[1] // K
     lam = math.exp(loglam[0])
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        if flag[r] != 0:
-            _relaxed_categorical_group(a, gumbel, r, (i - r * G) * K, K, lam, out)
+    r = i // G
+    if flag[r] != 0:
+        _relaxed_categorical_group(a, gumbel, r, (i - r * G) * K, K, lam, out)
+
+
+_relax_rows_categorical = items(_relax_rows_categorical_body, "(out.shape[0]) * (out.shape[1] // K)")
 
 
 def relax_rows_categorical(flag, a, gumbel, K, loglam, out):
@@ -177,15 +178,16 @@ def relax_rows_categorical(flag, a, gumbel, K, loglam, out):
     _run(_relax_rows_categorical, out.shape[0] * (out.shape[1] // K), flag, a, gumbel, K, loglam, out)
 
 
-@cuda.jit
-def _relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
+def _relax_rows_categorical_bwd_body(i, flag, out, K, loglam, g, ga):
     R = out.shape[0]
     G = out.shape[1] // K
     lam = math.exp(loglam[0])
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        if flag[r] != 0:
-            _relaxed_categorical_group_bwd(out, r, (i - r * G) * K, K, lam, g, ga)
+    r = i // G
+    if flag[r] != 0:
+        _relaxed_categorical_group_bwd(out, r, (i - r * G) * K, K, lam, g, ga)
+
+
+_relax_rows_categorical_bwd = items(_relax_rows_categorical_bwd_body, "(out.shape[0]) * (out.shape[1] // K)")
 
 
 def relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
@@ -193,13 +195,14 @@ def relax_rows_categorical_bwd(flag, out, K, loglam, g, ga):
     _run(_relax_rows_categorical_bwd, out.shape[0] * (out.shape[1] // K), flag, out, K, loglam, g, ga)
 
 
-@cuda.jit
-def _relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
+def _relax_rows_normal_bwd_body(r, j_, flag, eps, g, gloc, gscale):
     R, D = g.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        if flag[r] != 0:
-            _reparam_normal_bwd(r, i - r * D, eps, g, gloc, gscale)
+    i = r * g.shape[1] + j_
+    if flag[r] != 0:
+        _reparam_normal_bwd(r, i - r * D, eps, g, gloc, gscale)
+
+
+_relax_rows_normal_bwd = cells(_relax_rows_normal_bwd_body, "g")
 
 
 def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
@@ -207,10 +210,11 @@ def relax_rows_normal_bwd(flag, eps, g, gloc, gscale):
     _run(_relax_rows_normal_bwd, g.shape[0] * g.shape[1], flag, eps, g, gloc, gscale)
 
 
-@cuda.jit
-def _copy1(src, dst):
-    for r in range(cuda.grid(1), src.shape[0], cuda.gridsize(1)):
-        dst[r] = src[r]
+def _copy1_body(r, src, dst):
+    dst[r] = src[r]
+
+
+_copy1 = items(_copy1_body, "src.shape[0]")
 
 
 def copy1(src, dst):
@@ -218,8 +222,7 @@ def copy1(src, dst):
 
 
 # ----------------------------------------------------------------------------- categorical
-@cuda.jit
-def _rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, delta, out):
+def _rebar_categorical_forward_body(r, a, u, v, stride, off, span, configs, K, loglam, delta, out):
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
     z = cuda.local.array(MAX_K, float64)
@@ -227,9 +230,11 @@ def _rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, d
     th = cuda.local.array(MAX_K, float64)
     cc = cuda.local.array(MAX_K, float64)
     b = cuda.local.array(MAX_K, float64)
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        _rebar_categorical_forward_row(r, a, u, v, _cv_digit(r, stride, off, span, configs), K, lam, lam2, out,
-                                       z, zt, th, cc, b)
+    _rebar_categorical_forward_row(r, a, u, v, _cv_digit(r, stride, off, span, configs), K, lam, lam2, out,
+                                   z, zt, th, cc, b)
+
+
+_rebar_categorical_forward = items(_rebar_categorical_forward_body, "out.shape[0]")
 
 
 def rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, delta, out):
@@ -276,3 +281,9 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
     _check_configs("rebar_categorical_bwd", configs, train)
     single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
                                                      delta, ga, geta, glam, bool(train))
+
+
+from . import cpu_rebar as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("rebar", _cpu_twin, globals())

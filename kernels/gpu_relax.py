@@ -19,6 +19,7 @@ from numba import cuda, float64
 from . import cpu_relax as X
 from .device import device
 from .gpu_core import run as _run
+from .registry import cells, items
 
 MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
 MAX_HIDDEN = 128   # H: hidden units of the RELAX control variate
@@ -50,32 +51,32 @@ def _check_limits(name, D, H):
                          f"support at most MAX_HIDDEN = {MAX_HIDDEN} (use target='cpu' or a smaller hidden size)")
 
 
-@cuda.jit
-def _zero2(buf):
+def _zero2_body(r, j_, buf):
     R, P = buf.shape
-    for i in range(cuda.grid(1), R * P, cuda.gridsize(1)):
-        r = i // P
-        buf[r, i - r * P] = 0.0
+    i = r * buf.shape[1] + j_
+    buf[r, i - r * P] = 0.0
 
 
-@cuda.jit
-def _sum_rows_into(buf, out):
-    # one thread per parameter: rows added in row order (deterministic)
+_zero2 = cells(_zero2_body, "buf")
+
+
+def _sum_rows_into_body(p, buf, out):
     R, P = buf.shape
-    for p in range(cuda.grid(1), P, cuda.gridsize(1)):
-        acc = 0.0
-        for r in range(R):
-            acc += buf[r, p]
-        out[p] += acc
+    acc = 0.0
+    for r in range(R):
+        acc += buf[r, p]
+    out[p] += acc
 
 
-@cuda.jit
-def _relax_sample(a, u, out):
+_sum_rows_into = items(_sum_rows_into_body, "buf.shape[1]")
+
+
+def _relax_sample_body(r, j, a, u, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = _relax_bit(a[r, j], u[r, j])
+    out[r, j] = _relax_bit(a[r, j], u[r, j])
+
+
+_relax_sample = cells(_relax_sample_body, "out")
 
 
 def relax_sample(a, u, out):
@@ -83,8 +84,7 @@ def relax_sample(a, u, out):
     _run(_relax_sample, out.shape[0] * out.shape[1], a, u, out)
 
 
-@cuda.jit
-def _relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gp, train):
+def _relax_bwd_body(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train):
     z = cuda.local.array(MAX_UNITS, float64)
     zt = cuda.local.array(MAX_UNITS, float64)
     dzt = cuda.local.array(MAX_UNITS, float64)
@@ -96,8 +96,10 @@ def _relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gp, train):
     s = cuda.local.array(MAX_HIDDEN, float64)
     ht = cuda.local.array(MAX_HIDDEN, float64)
     st = cuda.local.array(MAX_HIDDEN, float64)
-    for r in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
-        _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp[r], train, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+    _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp[r], train, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+
+
+_relax_bwd = items(_relax_bwd_body, "a.shape[0]")
 
 
 def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
@@ -112,13 +114,12 @@ def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
 
 
-@cuda.jit
-def _copy_cols(src, dst, offset):
+def _copy_cols_body(r, j, src, dst, offset):
     R, D = src.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        dst[r, offset + j] = src[r, j]
+    dst[r, offset + j] = src[r, j]
+
+
+_copy_cols = cells(_copy_cols_body, "src")
 
 
 def copy_cols(src, dst, offset):
@@ -126,13 +127,14 @@ def copy_cols(src, dst, offset):
     _run(_copy_cols, src.shape[0] * src.shape[1], src, dst, offset)
 
 
-@cuda.jit
-def _relax_categorical_sample(a, u, K, out):
+def _relax_categorical_sample_body(i, a, u, K, out):
     R = out.shape[0]
     G = out.shape[1] // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _relax_categorical_group(a, u, r, (i - r * G) * K, K, out)
+    r = i // G
+    _relax_categorical_group(a, u, r, (i - r * G) * K, K, out)
+
+
+_relax_categorical_sample = items(_relax_categorical_sample_body, "(out.shape[0]) * (out.shape[1] // K)")
 
 
 def relax_categorical_sample(a, u, K, out):
@@ -140,8 +142,7 @@ def relax_categorical_sample(a, u, K, out):
     _run(_relax_categorical_sample, out.shape[0] * (out.shape[1] // K), a, u, K, out)
 
 
-@cuda.jit
-def _relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train):
+def _relax_categorical_bwd_body(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train):
     z = cuda.local.array(MAX_UNITS, float64)
     zt = cuda.local.array(MAX_UNITS, float64)
     th = cuda.local.array(MAX_UNITS, float64)
@@ -155,9 +156,11 @@ def _relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train):
     s = cuda.local.array(MAX_HIDDEN, float64)
     ht = cuda.local.array(MAX_HIDDEN, float64)
     st = cuda.local.array(MAX_HIDDEN, float64)
-    for r in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
-        _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp[r], train,
-                               z, zt, th, cc, gz, gzt, sc, g, q, h, s, ht, st)
+    _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp[r], train,
+                           z, zt, th, cc, gz, gzt, sc, g, q, h, s, ht, st)
+
+
+_relax_categorical_bwd = items(_relax_categorical_bwd_body, "a.shape[0]")
 
 
 def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
@@ -170,3 +173,9 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
     _run(_relax_categorical_bwd, R, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, bool(train))
     if train:
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+
+
+from . import cpu_relax as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("relax", _cpu_twin, globals())

@@ -17,6 +17,7 @@ from .scalar import like
 from .device import device
 from .gpu_core import block_sum, scratch, single_block
 from .gpu_core import run as _run
+from .registry import cells, items
 
 _score_signal = device(S.score_signal)
 _loo_value = device(S.loo_value)
@@ -30,13 +31,12 @@ _vimco_row = device(cpu_rows._vimco_row)
 _swap_one_row = device(cpu_rows._swap_one_row)
 
 
-@cuda.jit
-def _repeat_rows(x, reps, out):
+def _repeat_rows_body(r, j, x, reps, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = x[r // reps, j]
+    out[r, j] = x[r // reps, j]
+
+
+_repeat_rows = cells(_repeat_rows_body, "out")
 
 
 def flat_view(a, off, shape):
@@ -52,17 +52,15 @@ def repeat_rows(x, reps, out):
     _run(_repeat_rows, out.shape[0] * out.shape[1], x, reps, out)
 
 
-@cuda.jit
-def _fold_rows(g, reps, out):
-    # one thread per output cell sums its reps rows in order (deterministic)
+def _fold_rows_body(b, j, g, reps, out):
     B, D = out.shape
-    for i in range(cuda.grid(1), B * D, cuda.gridsize(1)):
-        b = i // D
-        j = i - b * D
-        s = out[b, j]
-        for r in range(b * reps, (b + 1) * reps):
-            s += g[r, j]
-        out[b, j] = s
+    s = out[b, j]
+    for r in range(b * reps, (b + 1) * reps):
+        s += g[r, j]
+    out[b, j] = s
+
+
+_fold_rows = cells(_fold_rows_body, "out")
 
 
 def fold_rows(g, reps, out):
@@ -70,15 +68,14 @@ def fold_rows(g, reps, out):
     _run(_fold_rows, out.shape[0] * out.shape[1], g, reps, out)
 
 
-@cuda.jit
-def _gather_rows(x, d, idx, out):
+def _gather_rows_body(r, c, x, d, idx, out):
     R, D = out.shape
     n = idx.shape[0]
-    for t in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = t // D
-        c = t - r * D
-        i = r // n
-        out[r, c] = x[i * d + int(idx[r - i * n]), c]
+    i = r // n
+    out[r, c] = x[i * d + int(idx[r - i * n]), c]
+
+
+_gather_rows = cells(_gather_rows_body, "out")
 
 
 def gather_rows(x, d, idx, out):
@@ -86,21 +83,19 @@ def gather_rows(x, d, idx, out):
     _run(_gather_rows, out.shape[0] * out.shape[1], x, d, idx, out)
 
 
-@cuda.jit
-def _fold_into(g, idx, d, out):
-    # one thread per output cell sums the reader's rows that map to it, in order (deterministic)
+def _fold_into_body(r, c, g, idx, d, out):
     Rd, D = out.shape
     n = idx.shape[0]
-    for t in range(cuda.grid(1), Rd * D, cuda.gridsize(1)):
-        r = t // D
-        c = t - r * D
-        i = r // d
-        m = r - i * d
-        s = out[r, c]
-        for j in range(n):
-            if int(idx[j]) == m:
-                s += g[i * n + j, c]
-        out[r, c] = s
+    i = r // d
+    m = r - i * d
+    s = out[r, c]
+    for j in range(n):
+        if int(idx[j]) == m:
+            s += g[i * n + j, c]
+    out[r, c] = s
+
+
+_fold_into = cells(_fold_into_body, "out")
 
 
 def fold_into(g, idx, d, out):
@@ -108,29 +103,31 @@ def fold_into(g, idx, d, out):
     _run(_fold_into, out.shape[0] * out.shape[1], g, idx, d, out)
 
 
-@cuda.jit
-def _gather1(x, d, idx, out):
+def _gather1_body(r, x, d, idx, out):
     n = idx.shape[0]
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        i = r // n
-        out[r] = x[i * d + int(idx[r - i * n])]
+    i = r // n
+    out[r] = x[i * d + int(idx[r - i * n])]
+
+
+_gather1 = items(_gather1_body, "out.shape[0]")
 
 
 def gather1(x, d, idx, out):
     _run(_gather1, out.shape[0], x, d, idx, out)
 
 
-@cuda.jit
-def _fold1(g, idx, d, out):
+def _fold1_body(r, g, idx, d, out):
     n = idx.shape[0]
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        i = r // d
-        m = r - i * d
-        s = like(out, 0.0)   # in out's precision, as the CPU accumulates
-        for j in range(n):
-            if int(idx[j]) == m:
-                s += g[i * n + j]
-        out[r] = s
+    i = r // d
+    m = r - i * d
+    s = like(out, 0.0)   # in out's precision, as the CPU accumulates
+    for j in range(n):
+        if int(idx[j]) == m:
+            s += g[i * n + j]
+    out[r] = s
+
+
+_fold1 = items(_fold1_body, "out.shape[0]")
 
 
 def fold1(g, idx, d, out):
@@ -138,15 +135,15 @@ def fold1(g, idx, d, out):
     _run(_fold1, out.shape[0], g, idx, d, out)
 
 
-@cuda.jit
-def _expand_rows(a, S):
-    # in place: one thread per column walks the rows from the last down, as the CPU does
+def _expand_rows_body(j, a, S):
     R, D = a.shape
-    for j in range(cuda.grid(1), D, cuda.gridsize(1)):
-        for r in range(R - 1, -1, -1):
-            src = r // S
-            if src != r:
-                a[r, j] = a[src, j]
+    for r in range(R - 1, -1, -1):
+        src = r // S
+        if src != r:
+            a[r, j] = a[src, j]
+
+
+_expand_rows = items(_expand_rows_body, "a.shape[1]")
 
 
 def expand_rows(a, S):
@@ -154,10 +151,11 @@ def expand_rows(a, S):
     _run(_expand_rows, a.shape[1], a, S)
 
 
-@cuda.jit
-def _fill(out, value):
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[r] = value
+def _fill_body(r, out, value):
+    out[r] = value
+
+
+_fill = items(_fill_body, "out.shape[0]")
 
 
 def fill(out, value):
@@ -202,10 +200,11 @@ def iwae_bound(tot, K, S, rw, ell):
     return float(res.copy_to_host()[0])
 
 
-@cuda.jit
-def _vimco_baseline(tot, K, S, b):
-    for i in range(cuda.grid(1), tot.shape[0] // (K * S), cuda.gridsize(1)):
-        _vimco_row(tot, K, S, i, b)
+def _vimco_baseline_body(i, tot, K, S, b):
+    _vimco_row(tot, K, S, i, b)
+
+
+_vimco_baseline = items(_vimco_baseline_body, "tot.shape[0] // (K * S)")
 
 
 def vimco_baseline(tot, K, S, b):
@@ -213,10 +212,11 @@ def vimco_baseline(tot, K, S, b):
     _run(_vimco_baseline, tot.shape[0] // (K * S), tot, K, S, b)
 
 
-@cuda.jit
-def _iwae_swap_one(tot, ell, K, S, stride, out):
-    for i in range(cuda.grid(1), tot.shape[0] // (K * S), cuda.gridsize(1)):
-        _swap_one_row(tot, ell, K, S, stride, i, out)
+def _iwae_swap_one_body(i, tot, ell, K, S, stride, out):
+    _swap_one_row(tot, ell, K, S, stride, i, out)
+
+
+_iwae_swap_one = items(_iwae_swap_one_body, "tot.shape[0] // (K * S)")
 
 
 def iwae_swap_one(tot, ell, K, S, stride, out):
@@ -224,11 +224,12 @@ def iwae_swap_one(tot, ell, K, S, stride, out):
     _run(_iwae_swap_one, tot.shape[0] // (K * S), tot, ell, K, S, stride, out)
 
 
-@cuda.jit
-def _config_weights(S, c0, c1, value, out):
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        c = r % S
-        out[r] = value if c == c0 or c == c1 else 0.0
+def _config_weights_body(r, S, c0, c1, value, out):
+    c = r % S
+    out[r] = value if c == c0 or c == c1 else 0.0
+
+
+_config_weights = items(_config_weights_body, "out.shape[0]")
 
 
 def config_weights(S, c0, c1, value, out):
@@ -236,10 +237,11 @@ def config_weights(S, c0, c1, value, out):
     _run(_config_weights, out.shape[0], S, c0, c1, value, out)
 
 
-@cuda.jit
-def _add_rows(a, acc):
-    for r in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
-        acc[r] += a[r]
+def _add_rows_body(r, a, acc):
+    acc[r] += a[r]
+
+
+_add_rows = items(_add_rows_body, "a.shape[0]")
 
 
 def add_rows(a, acc):
@@ -247,15 +249,14 @@ def add_rows(a, acc):
     _run(_add_rows, a.shape[0], a, acc)
 
 
-@cuda.jit
-def _enum_bernoulli(stride, out):
+def _enum_bernoulli_body(r, j, stride, out):
     R, D = out.shape
     size = 1 << D
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        c = (r // stride) % size
-        out[r, j] = (c >> j) & 1
+    c = (r // stride) % size
+    out[r, j] = (c >> j) & 1
+
+
+_enum_bernoulli = cells(_enum_bernoulli_body, "out")
 
 
 def enum_bernoulli(stride, out):
@@ -263,18 +264,19 @@ def enum_bernoulli(stride, out):
     _run(_enum_bernoulli, out.shape[0] * out.shape[1], stride, out)
 
 
-@cuda.jit
-def _enum_categorical(stride, K, out):
+def _enum_categorical_body(r, stride, K, out):
     R, D = out.shape
     groups = D // K
     size = K ** groups
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        c = (r // stride) % size
-        for g in range(groups):
-            k = c % K
-            c //= K
-            for q in range(K):
-                out[r, g * K + q] = 1 if q == k else 0
+    c = (r // stride) % size
+    for g in range(groups):
+        k = c % K
+        c //= K
+        for q in range(K):
+            out[r, g * K + q] = 1 if q == k else 0
+
+
+_enum_categorical = items(_enum_categorical_body, "out.shape[0]")
 
 
 def enum_categorical(stride, K, out):
@@ -282,10 +284,11 @@ def enum_categorical(stride, K, out):
     _run(_enum_categorical, out.shape[0], stride, K, out)
 
 
-@cuda.jit
-def _mul_exp(lp, rw):
-    for r in range(cuda.grid(1), rw.shape[0], cuda.gridsize(1)):
-        rw[r] *= math.exp(lp[r])
+def _mul_exp_body(r, lp, rw):
+    rw[r] *= math.exp(lp[r])
+
+
+_mul_exp = items(_mul_exp_body, "rw.shape[0]")
 
 
 def mul_exp(lp, rw):
@@ -293,10 +296,11 @@ def mul_exp(lp, rw):
     _run(_mul_exp, rw.shape[0], lp, rw)
 
 
-@cuda.jit
-def _score_weights(rw, L, b, out):
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[r] = _score_signal(rw[r], L[r], b[r])
+def _score_weights_body(r, rw, L, b, out):
+    out[r] = _score_signal(rw[r], L[r], b[r])
+
+
+_score_weights = items(_score_weights_body, "out.shape[0]")
 
 
 def score_weights(rw, L, b, out):
@@ -304,18 +308,19 @@ def score_weights(rw, L, b, out):
     _run(_score_weights, out.shape[0], rw, L, b, out)
 
 
-@cuda.jit
-def _loo_baseline(L, K, S, b):
+def _loo_baseline_body(q, L, K, S, b):
     n = L.shape[0] // (K * S)
-    for q in range(cuda.grid(1), n * S, cuda.gridsize(1)):
-        i = q // S
-        c = q - i * S
-        tot = 0.0
-        for k in range(K):
-            tot += L[(i * K + k) * S + c]
-        for k in range(K):
-            r = (i * K + k) * S + c
-            b[r] = _loo_value(tot, L[r], K)
+    i = q // S
+    c = q - i * S
+    tot = 0.0
+    for k in range(K):
+        tot += L[(i * K + k) * S + c]
+    for k in range(K):
+        r = (i * K + k) * S + c
+        b[r] = _loo_value(tot, L[r], K)
+
+
+_loo_baseline = items(_loo_baseline_body, "(L.shape[0] // (K * S)) * S")
 
 
 def loo_baseline(L, K, S, b):
@@ -323,14 +328,15 @@ def loo_baseline(L, K, S, b):
     _run(_loo_baseline, (L.shape[0] // (K * S)) * S, L, K, S, b)
 
 
-@cuda.jit
-def _loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
+def _loo_baseline_marginal_body(q, L, rw, K, S, strides, sizes, b):
     n = L.shape[0] // (K * S)
-    for q in range(cuda.grid(1), n * S, cuda.gridsize(1)):
-        i = q // S
-        c = q - i * S
-        if _is_group_head(c, strides, sizes):
-            _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
+    i = q // S
+    c = q - i * S
+    if _is_group_head(c, strides, sizes):
+        _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
+
+
+_loo_baseline_marginal = items(_loo_baseline_marginal_body, "(L.shape[0] // (K * S)) * S")
 
 
 def loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
@@ -361,14 +367,15 @@ def moving_average_baseline(L, rw, state, slot, decay, b, update):
     single_block(_moving_average_baseline, L.shape[0])(L, rw, state, slot, decay, b, update)
 
 
-@cuda.jit
-def _linear_baseline_fwd(x, w, offset, b):
+def _linear_baseline_fwd_body(r, x, w, offset, b):
     R, D = x.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        s = 0.0
-        for j in range(D):
-            s += x[r, j] * w[offset + j]
-        b[r] += s
+    s = 0.0
+    for j in range(D):
+        s += x[r, j] * w[offset + j]
+    b[r] += s
+
+
+_linear_baseline_fwd = items(_linear_baseline_fwd_body, "x.shape[0]")
 
 
 def linear_baseline_fwd(x, w, offset, b):
@@ -376,12 +383,13 @@ def linear_baseline_fwd(x, w, offset, b):
     _run(_linear_baseline_fwd, x.shape[0], x, w, offset, b)
 
 
-@cuda.jit
-def _linear_baseline_bwd(x, coef, offset, gw):
+def _linear_baseline_bwd_body(j, x, coef, offset, gw):
     R, D = x.shape
-    for j in range(cuda.grid(1), D, cuda.gridsize(1)):
-        for r in range(R):
-            gw[offset + j] += coef[r] * x[r, j]
+    for r in range(R):
+        gw[offset + j] += coef[r] * x[r, j]
+
+
+_linear_baseline_bwd = items(_linear_baseline_bwd_body, "x.shape[1]")
 
 
 def linear_baseline_bwd(x, coef, offset, gw):
@@ -389,10 +397,11 @@ def linear_baseline_bwd(x, coef, offset, gw):
     _run(_linear_baseline_bwd, x.shape[1], x, coef, offset, gw)
 
 
-@cuda.jit
-def _baseline_residual(rw, L, b, out):
-    for r in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[r] = _baseline_residual_value(rw[r], L[r], b[r])
+def _baseline_residual_body(r, rw, L, b, out):
+    out[r] = _baseline_residual_value(rw[r], L[r], b[r])
+
+
+_baseline_residual = items(_baseline_residual_body, "out.shape[0]")
 
 
 def baseline_residual(rw, L, b, out):
@@ -415,13 +424,12 @@ def add_sum_to(a, out, index):
     single_block(_add_sum_to, a.shape[0])(a, out, index)
 
 
-@cuda.jit
-def _scale_shift_fwd(x, scale, shift, out):
+def _scale_shift_fwd_body(r, j, x, scale, shift, out):
     R, D = x.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        out[r, j] = _scale_shift(x[r, j], scale, shift)
+    out[r, j] = _scale_shift(x[r, j], scale, shift)
+
+
+_scale_shift_fwd = cells(_scale_shift_fwd_body, "x")
 
 
 def scale_shift_fwd(x, scale, shift, out):
@@ -429,13 +437,12 @@ def scale_shift_fwd(x, scale, shift, out):
     _run(_scale_shift_fwd, x.shape[0] * x.shape[1], x, scale, shift, out)
 
 
-@cuda.jit
-def _scale_shift_bwd(scale, gout, gx):
+def _scale_shift_bwd_body(r, j, scale, gout, gx):
     R, D = gout.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        gx[r, j] += scale * gout[r, j]
+    gx[r, j] += scale * gout[r, j]
+
+
+_scale_shift_bwd = cells(_scale_shift_bwd_body, "gout")
 
 
 def scale_shift_bwd(scale, gout, gx):
@@ -443,13 +450,12 @@ def scale_shift_bwd(scale, gout, gx):
     _run(_scale_shift_bwd, gout.shape[0] * gout.shape[1], scale, gout, gx)
 
 
-@cuda.jit
-def _mul_rows(g, w, c):
+def _mul_rows_body(r, j, g, w, c):
     R, D = g.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g[r, j] *= c * w[r]
+    g[r, j] *= c * w[r]
+
+
+_mul_rows = cells(_mul_rows_body, "g")
 
 
 def mul_rows(g, w, c):
@@ -457,13 +463,12 @@ def mul_rows(g, w, c):
     _run(_mul_rows, g.shape[0] * g.shape[1], g, w, c)
 
 
-@cuda.jit
-def _add_scaled_rows(s, grow, g):
+def _add_scaled_rows_body(r, j, s, grow, g):
     R, D = s.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        g[r, j] += grow[r] * s[r, j]
+    g[r, j] += grow[r] * s[r, j]
+
+
+_add_scaled_rows = cells(_add_scaled_rows_body, "s")
 
 
 def add_scaled_rows(s, grow, g):
@@ -471,12 +476,13 @@ def add_scaled_rows(s, grow, g):
     _run(_add_scaled_rows, s.shape[0] * s.shape[1], s, grow, g)
 
 
-@cuda.jit
-def _zero2(a):
+def _zero2_body(r, j_, a):
     R, D = a.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        a[r, i - r * D] = 0
+    i = r * a.shape[1] + j_
+    a[r, i - r * D] = 0
+
+
+_zero2 = cells(_zero2_body, "a")
 
 
 def zero2(a):
@@ -484,10 +490,11 @@ def zero2(a):
     _run(_zero2, a.shape[0] * a.shape[1], a)
 
 
-@cuda.jit
-def _zero1(a):
-    for r in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
-        a[r] = 0
+def _zero1_body(r, a):
+    a[r] = 0
+
+
+_zero1 = items(_zero1_body, "a.shape[0]")
 
 
 def zero1(a):
@@ -540,12 +547,13 @@ def all_finite2(a):
 
 
 # ------------------------------------------------------------- constants and column maps
-@cuda.jit
-def _fill2(out, value):
+def _fill2_body(r, j_, out, value):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        out[r, i - r * D] = value
+    i = r * out.shape[1] + j_
+    out[r, i - r * D] = value
+
+
+_fill2 = cells(_fill2_body, "out")
 
 
 def fill2(out, value):
@@ -553,12 +561,13 @@ def fill2(out, value):
     _run(_fill2, out.shape[0] * out.shape[1], out, value)
 
 
-@cuda.jit
-def _put_cols(x, off, out):
+def _put_cols_body(r, j_, x, off, out):
     R, D = x.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        out[r, off + i - r * D] = x[r, i - r * D]
+    i = r * x.shape[1] + j_
+    out[r, off + i - r * D] = x[r, i - r * D]
+
+
+_put_cols = cells(_put_cols_body, "x")
 
 
 def put_cols(x, off, out):
@@ -566,12 +575,13 @@ def put_cols(x, off, out):
     _run(_put_cols, x.shape[0] * x.shape[1], x, off, out)
 
 
-@cuda.jit
-def _take_cols(x, off, out):
+def _take_cols_body(r, j_, x, off, out):
     R, D = out.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        out[r, i - r * D] = x[r, off + i - r * D]
+    i = r * out.shape[1] + j_
+    out[r, i - r * D] = x[r, off + i - r * D]
+
+
+_take_cols = cells(_take_cols_body, "out")
 
 
 def take_cols(x, off, out):
@@ -579,12 +589,13 @@ def take_cols(x, off, out):
     _run(_take_cols, out.shape[0] * out.shape[1], x, off, out)
 
 
-@cuda.jit
-def _add_from_cols(g, off, gx):
+def _add_from_cols_body(r, j_, g, off, gx):
     R, D = gx.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        gx[r, i - r * D] += g[r, off + i - r * D]
+    i = r * gx.shape[1] + j_
+    gx[r, i - r * D] += g[r, off + i - r * D]
+
+
+_add_from_cols = cells(_add_from_cols_body, "gx")
 
 
 def add_from_cols(g, off, gx):
@@ -592,14 +603,21 @@ def add_from_cols(g, off, gx):
     _run(_add_from_cols, gx.shape[0] * gx.shape[1], g, off, gx)
 
 
-@cuda.jit
-def _add_to_cols(g, off, gx):
+def _add_to_cols_body(r, j_, g, off, gx):
     R, D = g.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        gx[r, off + i - r * D] += g[r, i - r * D]
+    i = r * g.shape[1] + j_
+    gx[r, off + i - r * D] += g[r, i - r * D]
+
+
+_add_to_cols = cells(_add_to_cols_body, "g")
 
 
 def add_to_cols(g, off, gx):
     """gx[:, off:off + g.shape[1]] += g (the VJP of take_cols into its input)."""
     _run(_add_to_cols, g.shape[0] * g.shape[1], g, off, gx)
+
+
+from . import cpu_rows as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("rows", _cpu_twin, globals())

@@ -11,6 +11,7 @@ from . import cpu_st as C
 from .device import device
 from .gpu_core import _groups, _launch_cells, _run_rows
 from .scalar import hyper, like
+from .registry import cells, items
 
 _reinmax_unit = device(C._reinmax_unit)
 _reinmax_group = device(C._reinmax_group)
@@ -20,14 +21,13 @@ _gapped_unit = device(C._gapped_unit)
 _gapped_group = device(C._gapped_group)
 
 
-@cuda.jit
-def _reinmax_bernoulli_bwd(logits, value, tau, gx, glogits):
+def _reinmax_bernoulli_bwd_body(r, j, logits, value, tau, gx, glogits):
     inv = like(gx, 1.0) / like(gx, hyper(tau))
     R, D = gx.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        glogits[r, j] += gx[r, j] * _reinmax_unit(logits[r, j], value[r, j], inv)
+    glogits[r, j] += gx[r, j] * _reinmax_unit(logits[r, j], value[r, j], inv)
+
+
+_reinmax_bernoulli_bwd = cells(_reinmax_bernoulli_bwd_body, "gx")
 
 
 def reinmax_bernoulli_bwd(logits, value, tau, gx, glogits):
@@ -35,14 +35,15 @@ def reinmax_bernoulli_bwd(logits, value, tau, gx, glogits):
     _launch_cells(_reinmax_bernoulli_bwd, gx, logits, value, tau, gx, glogits)
 
 
-@cuda.jit
-def _reinmax_categorical_bwd(logits, value, tau, gx, K, glogits):
+def _reinmax_categorical_bwd_body(i, logits, value, tau, gx, K, glogits):
     t = like(gx, hyper(tau))
     R, D = gx.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _reinmax_group(logits, value, t, gx, r, (i - r * G) * K, K, glogits)
+    r = i // G
+    _reinmax_group(logits, value, t, gx, r, (i - r * G) * K, K, glogits)
+
+
+_reinmax_categorical_bwd = items(_reinmax_categorical_bwd_body, "gx.shape[0] * (gx.shape[1] // K)")
 
 
 def reinmax_categorical_bwd(logits, value, tau, gx, K, glogits):
@@ -50,16 +51,15 @@ def reinmax_categorical_bwd(logits, value, tau, gx, K, glogits):
     _run_rows(_reinmax_categorical_bwd, _groups(gx, K), logits, value, tau, gx, K, glogits)
 
 
-@cuda.jit
-def _gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
+def _gumbel_rao_bernoulli_bwd_body(r, j, logits, value, v, tau, n, gx, glogits):
     t = like(gx, hyper(tau))
     w = like(gx, 1.0) / (like(gx, n) * t)
     R, D = gx.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        for m in range(n):   # the CPU kernel's order of the n terms
-            glogits[r, j] += gx[r, j] * w * _gumbel_rao_term(logits[r, j], value[r, j], v[r, m * D + j], t)
+    for m in range(n):   # the CPU kernel's order of the n terms
+        glogits[r, j] += gx[r, j] * w * _gumbel_rao_term(logits[r, j], value[r, j], v[r, m * D + j], t)
+
+
+_gumbel_rao_bernoulli_bwd = cells(_gumbel_rao_bernoulli_bwd_body, "gx")
 
 
 def gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
@@ -67,14 +67,15 @@ def gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
     _launch_cells(_gumbel_rao_bernoulli_bwd, gx, logits, value, v, tau, n, gx, glogits)
 
 
-@cuda.jit
-def _gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
+def _gumbel_rao_categorical_bwd_body(i, logits, value, v, tau, n, gx, K, soft, glogits):
     t = like(gx, hyper(tau))
     R, D = gx.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _gumbel_rao_group(logits, value, v, t, n, gx, r, (i - r * G) * K, K, soft, glogits)
+    r = i // G
+    _gumbel_rao_group(logits, value, v, t, n, gx, r, (i - r * G) * K, K, soft, glogits)
+
+
+_gumbel_rao_categorical_bwd = items(_gumbel_rao_categorical_bwd_body, "gx.shape[0] * (gx.shape[1] // K)")
 
 
 def gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
@@ -82,15 +83,14 @@ def gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
     _run_rows(_gumbel_rao_categorical_bwd, _groups(gx, K), logits, value, v, tau, n, gx, K, soft, glogits)
 
 
-@cuda.jit
-def _gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
+def _gapped_st_bernoulli_bwd_body(r, j, logits, value, tau, gap, gx, glogits):
     t = like(gx, hyper(tau))
     gp = like(gx, gap)
     R, D = gx.shape
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        glogits[r, j] += gx[r, j] * _gapped_unit(logits[r, j], value[r, j], t, gp)
+    glogits[r, j] += gx[r, j] * _gapped_unit(logits[r, j], value[r, j], t, gp)
+
+
+_gapped_st_bernoulli_bwd = cells(_gapped_st_bernoulli_bwd_body, "gx")
 
 
 def gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
@@ -98,17 +98,24 @@ def gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
     _launch_cells(_gapped_st_bernoulli_bwd, gx, logits, value, tau, gap, gx, glogits)
 
 
-@cuda.jit
-def _gapped_st_categorical_bwd(logits, value, tau, gap, gx, K, glogits):
+def _gapped_st_categorical_bwd_body(i, logits, value, tau, gap, gx, K, glogits):
     t = like(gx, hyper(tau))
     gp = like(gx, gap)
     R, D = gx.shape
     G = D // K
-    for i in range(cuda.grid(1), R * G, cuda.gridsize(1)):
-        r = i // G
-        _gapped_group(logits, value, t, gp, gx, r, (i - r * G) * K, K, glogits)
+    r = i // G
+    _gapped_group(logits, value, t, gp, gx, r, (i - r * G) * K, K, glogits)
+
+
+_gapped_st_categorical_bwd = items(_gapped_st_categorical_bwd_body, "gx.shape[0] * (gx.shape[1] // K)")
 
 
 def gapped_st_categorical_bwd(logits, value, tau, gap, gx, K, glogits):
     """Gapped ST for categorical groups of K: glogits += (1 / tau) J(softmax(a' / tau))^T gx."""
     _run_rows(_gapped_st_categorical_bwd, _groups(gx, K), logits, value, tau, gap, gx, K, glogits)
+
+
+from . import cpu_st as _cpu_twin  # noqa: E402
+from .registry import link as _link  # noqa: E402
+
+_link("st", _cpu_twin, globals())

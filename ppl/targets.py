@@ -5,7 +5,8 @@ The CPU target runs every kernel and the user's own @njit functions (black boxes
 `check_user_functions` types each of them as the step will call it. The CUDA target runs the
 same step body with its kernel calls bound to the CUDA twins (CUDA_MODULES): `check_cuda_kernels`
 finds each node's calls in the lowering's record of emitted lines (lw.emitted: owner node, line)
-and names the nodes whose kernels the CUDA set lacks.
+and names the nodes whose kernels have no CUDA implementation in the kernel registry
+(kernels/registry.py).
 """
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ CPU_MODULES = {"K_": "cpu", "N_": "cpu_noise", "R_": "cpu_rows", "A_": "cpu_anti
 # (the same function names and arguments as the CPU modules the CPU header binds)
 CUDA_MODULES = {"K_": "gpu", "N_": "gpu_noise", "R_": "gpu_rows", "A_": "gpu_antithetic", "X_": "gpu_relax",
                 "B_": "gpu_rebar", "P_": "gpu_price"}
+# each alias's kernel family in the kernel registry (kernels/registry.py; "core" includes the families
+# gpu.py re-exports)
+CUDA_FAMILIES = {"K_": "core", "N_": "noise", "R_": "rows", "A_": "antithetic", "X_": "relax", "B_": "rebar",
+                 "P_": "price"}
 _KERNEL_CALL = re.compile(r"\b([A-Z]_)\.(\w+)\(")
 
 
@@ -64,11 +69,14 @@ def check_cuda_kernels(lw) -> None:
             raise ModelError(f"target 'cuda': estimator '{est}' of node '{node.name}' calls the kernel "
                              f"'{kernel.name}', which has no CUDA implementation; give it one "
                              f"(ppl.Kernel(cpu=..., cuda=...)), choose another estimator or compile with target='cpu'")
+    from .kernels import registry
+    for mod in CUDA_MODULES.values():   # importing a CUDA module registers its kernels
+        importlib.import_module(f"ppl.kernels.{mod}")
     missing = {}
     for node, line in lw.emitted:
         for alias, fn in _KERNEL_CALL.findall(line):
-            mod = CUDA_MODULES.get(alias)
-            if mod is None or not hasattr(importlib.import_module(f"ppl.kernels.{mod}"), fn):
+            family = CUDA_FAMILIES.get(alias)
+            if family is None or "cuda" not in registry.targets(family, fn):
                 missing.setdefault(node, set()).add(f"{alias}.{fn}")
     if missing:
         what = [f"'{n.name}' ({lw.choices[n][0].estimator if n in lw.choices else n.kind}: {', '.join(sorted(f))})"

@@ -1,0 +1,297 @@
+"""Argument makers of the kernel registry's CPU / CUDA parity cases: per kernel, the arguments
+(shapes, dtypes, hyper-parameters) to call both implementations with. Each maker takes a ``Gen``
+(a seeded generator of one dtype) and returns the argument tuple; the makers are declared in the
+registry (``registry.args``) on import, for every kernel both targets have.
+"""
+import numpy as np
+
+from . import cpu, cpu_antithetic, cpu_cat_antithetic, cpu_unordered_set, registry
+from .cpu_relax import relax_size
+
+R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
+G = D // K
+
+
+class Gen:
+    def __init__(self, seed, dtype):
+        self.rng = np.random.default_rng(seed)
+        self.dt = dtype
+
+    def x(self, *shape):  # any real
+        return self.rng.normal(size=shape).astype(self.dt)
+
+    def pos(self, *shape):  # scales
+        return self.rng.uniform(0.5, 2.0, size=shape).astype(self.dt)
+
+    def u(self, *shape):  # uniforms
+        return self.rng.uniform(0.02, 0.98, size=shape).astype(self.dt)
+
+    def bits(self, *shape):
+        return self.rng.integers(0, 2, size=shape).astype(self.dt)
+
+    def onehot(self, rows, groups, k):
+        out = np.zeros((rows, groups * k), self.dt)
+        idx = self.rng.integers(0, k, size=(rows, groups))
+        for r in range(rows):
+            for g in range(groups):
+                out[r, g * k + idx[r, g]] = 1
+        return out
+
+    def out(self, *shape):  # garbage a forward kernel must overwrite
+        return np.full(shape, 7.0, self.dt)
+
+    def skip(self, ndim):
+        return np.empty((0,) * ndim, self.dt)
+
+    def rowmap(self, *rows):  # a row map as the step passes it (Lowering.row_map)
+        return np.array(rows, self.dt)
+
+    def h(self, v):  # a hyper-parameter as a 1-element array
+        return np.array([v], self.dt)
+
+
+def act_case(name):
+    def case(g):
+        z = g.x(R, D)
+        out = g.out(R, D)
+        getattr(cpu, name + "_fwd")(z, out)
+        return (z, out, g.x(R, D), g.x(R, D))
+    return case
+
+
+# name -> (case builder, indices of arguments not compared: scratch the CPU uses, GPU not)
+CASES = {
+    # ---- cpu.py
+    "affine_fwd": lambda g: (g.x(R, I), g.x(I, D), g.x(D), g.out(R, D)),
+    "affine_bwd": lambda g: (g.x(R, I), g.x(I, D), g.x(R, D), g.x(R, I), g.x(I, D), g.x(D)),
+    "sigmoid_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "sigmoid_bwd": act_case("sigmoid"),
+    "tanh_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "tanh_bwd": act_case("tanh"),
+    "relu_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "relu_bwd": act_case("relu"),
+    "softplus_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "softplus_bwd": act_case("softplus"),
+    "sqrt1p_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "sqrt1p_bwd": act_case("sqrt1p"),
+    "exp_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "exp_bwd": act_case("exp"),
+    "add_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "add_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2)),
+    "mul_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "mul_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "div_fwd": lambda g: (g.x(R, D), g.pos(R, D), g.out(R, D)),
+    "div_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "pow_fwd": lambda g: (g.pos(R, D), 1.7, g.out(R, D)),
+    "pow_bwd": lambda g: (g.pos(R, D), -0.6, g.x(R, D), g.x(R, D), g.x(R, D)),
+    "broadcast_rows_fwd": lambda g: (g.x(D), g.out(R, D)),
+    "broadcast_rows_bwd": lambda g: (g.x(R, D), g.x(D)),
+    "copy_fwd": lambda g: (g.x(R, D), g.out(R, D)),
+    "copy_bwd": lambda g: (g.x(R, D), g.x(R, D)),
+    "row_sum_fwd": lambda g: (g.x(R, D), g.out(R)),
+    "row_sum_bwd": lambda g: (g.x(R), g.x(R, D)),
+    "bernoulli_sample": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "bernoulli_log_prob": lambda g: (3 * g.x(R, D), g.u(R, D), g.out(R)),
+    "bernoulli_log_prob_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "bernoulli_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
+    "binary_concrete_sample": lambda g: (g.x(R, D), g.x(R, D), g.h(0.7), g.out(R, D)),
+    "binary_concrete_bwd": lambda g: (g.x(R, D), g.x(R, D), g.h(0.7), g.u(R, D), g.x(R, D),
+                                      g.x(R, D), g.x(1)),
+    "probit_sample": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "probit_log_prob": lambda g: (4 * g.x(R, D), g.u(R, D), g.out(R)),
+    "probit_log_prob_bwd": lambda g: (4 * g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "probit_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
+    "normal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
+    "poisson_sample": lambda g: (4 * g.pos(R, D), g.u(R, D), g.out(R, D)),
+    "poisson_log_prob": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.out(R)),
+    "poisson_log_prob_bwd": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.x(R), g.x(R, D), g.skip(2)),
+    "laplace_sample": lambda g: (g.x(R, D), g.pos(R, D), g.u(R, D), g.out(R, D)),
+    "laplace_sample_bwd": lambda g: (g.u(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "laplace_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "laplace_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D), g.skip(2),
+                                       g.x(R, D)),
+    "normal_sample_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
+    "normal_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "normal_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
+                                      g.x(R, D), g.x(R, D)),
+    "categorical_sample": lambda g: (g.x(R, D), g.x(R, D), K, g.out(R, D)),
+    "categorical_inverse_cdf_sample": lambda g: (g.x(R, D), g.u(R, G), K, g.out(R, D)),
+    "categorical_log_prob": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.out(R)),
+    "categorical_log_prob_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.x(R),
+                                           g.x(R, D), g.x(R, D)),
+    "gumbel_softmax_sample": lambda g: (g.x(R, D), g.x(R, D), g.h(0.5), K, g.out(R, D)),
+    "gumbel_softmax_bwd": lambda g: gumbel_softmax_bwd_case(g),
+    "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
+    "softmax_bwd": lambda g: softmax_bwd_case(g),
+    "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
+    "gaussian_kl_std": lambda g: (g.x(R, D), g.pos(R, D), g.out(R)),
+    "gaussian_kl_std_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "gaussian_kl": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.out(R)),
+    "gaussian_kl_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.x(R),
+                                  g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
+    "bernoulli_nll": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R)),
+    "bernoulli_nll_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "bernoulli_log_prob_keep": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
+    "bernoulli_log_prob_kept_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "bernoulli_nll_keep": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
+    "bernoulli_log_prob_keep_const": lambda g: (3 * g.x(D), g.bits(R, D), g.out(R), g.out(R, D)),
+    "bernoulli_nll_keep_const": lambda g: (3 * g.x(D), g.bits(R, D), g.out(R), g.out(R, D)),
+    "bernoulli_nll_kept_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    # logits once per data row (R // 2 rows), each repeated on 2 rows; the kept sigma has R // 2 rows
+    "bernoulli_sample_rep": lambda g: (3 * g.x(R // 2, D), 2, g.u(R, D), g.out(R, D)),
+    "bernoulli_log_prob_keep_rep": lambda g: (3 * g.x(R // 2, D), 2, g.bits(R, D), g.out(R), g.out(R // 2, D)),
+    "bernoulli_nll_keep_rep": lambda g: (3 * g.x(R // 2, D), 2, g.bits(R, D), g.out(R), g.out(R // 2, D)),
+    "bernoulli_log_prob_kept_bwd_rep": lambda g: (g.x(R // 2, D), 2, g.bits(R, D), g.u(R // 2, D), g.x(R),
+                                                  g.x(R, D), g.x(R, D)),
+    "bernoulli_nll_kept_bwd_rep": lambda g: (g.x(R // 2, D), 2, g.bits(R, D), g.u(R // 2, D), g.x(R),
+                                             g.x(R, D), g.x(R, D)),
+    "gaussian_nll": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "gaussian_nll_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
+                                   g.x(R, D), g.x(R, D)),
+    "softmax_xent": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.out(R)),
+    "softmax_xent_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.x(R), g.x(R, D),
+                                   g.x(R, D)),
+    "nce_logistic": lambda g: (g.x(R, D), g.x(R, M), g.x(R, D), g.x(R, M), g.out(R)),
+    "nce_logistic_bwd": lambda g: (g.x(R, D), g.x(R, M), g.x(R, D), g.x(R, M), g.x(R),
+                                   g.x(R, D), g.x(R, M)),
+    "sgd_update": lambda g: (g.x(9), g.x(9), g.h(0.1)),
+    "momentum_update": lambda g: (g.x(9), g.x(9), g.x(9), g.h(0.1), g.h(0.9)),
+    "adam_update": lambda g: (g.x(9), g.x(9), g.x(9), g.pos(9), g.h(0.01), g.h(0.9),
+                              g.h(0.999), g.h(1e-8), 3),
+    # ---- cpu_rows.py
+    "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
+    "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),
+    "expand_rows": lambda g: (g.x(6, D), 3),
+    # a node on 3 rows per data row read on 5 (and its cotangent summed back); 4 data rows
+    "gather_rows": lambda g: (g.x(12, D), 3, g.rowmap(0, 1, 2, 0, 0), g.out(20, D)),
+    "fold_into": lambda g: (g.x(20, D), g.rowmap(0, 1, 2, 0, 0), 3, g.x(12, D)),
+    "gather1": lambda g: (g.x(12), 3, g.rowmap(0, 1, 2, 0, 0), g.out(20)),
+    "fold1": lambda g: (g.x(20), g.rowmap(0, 1, 2, 0, 0), 3, g.out(12)),
+    "fill": lambda g: (g.out(R), 0.25),
+    "weighted_total": lambda g: (g.pos(R), g.x(R), g.x(R)),
+    "add_rows": lambda g: (g.x(R), g.x(R)),
+    "enum_bernoulli": lambda g: (2, g.out(8, 3)),
+    "enum_categorical": lambda g: (2, K, g.out(18, D)),
+    "mul_exp": lambda g: (g.x(R), g.pos(R)),
+    "score_weights": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
+    "loo_baseline": lambda g: (g.x(12), 3, 2, g.out(12)),
+    "iwae_bound": lambda g: (g.x(12), 3, 2, g.out(12), g.out(12)),
+    "vimco_baseline": lambda g: (g.x(24), 4, 2, g.out(24)),
+    "iwae_swap_one": lambda g: (g.x(24), g.x(24), 3, 4, 2, g.out(24)),
+    "config_weights": lambda g: (4, 0, 2, 0.125, g.out(R)),
+    "loo_baseline_marginal": lambda g: (g.x(24), g.pos(24), 3, 4, (2,), (2,), g.out(24)),
+    "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
+                                          1, 0.9, g.out(R), True),  # first step: seeds
+    "linear_baseline_fwd": lambda g: (g.x(R, D), g.x(10), 2, g.x(R)),
+    "linear_baseline_bwd": lambda g: (g.x(R, D), g.x(R), 2, g.x(10)),
+    "baseline_residual": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
+    "add_sum_to": lambda g: (g.x(R), g.x(3), 1),
+    "scale_shift_fwd": lambda g: (g.x(R, D), 1.5, -0.25, g.out(R, D)),
+    "scale_shift_bwd": lambda g: (1.5, g.x(R, D), g.x(R, D)),
+    "add_scaled_rows": lambda g: (g.x(R, D), g.x(R), g.x(R, D)),
+    "mul_rows": lambda g: (g.x(R, D), g.pos(R), 3.0),
+    "zero2": lambda g: (g.x(R, D),),
+    "fill2": lambda g: (g.out(R, D), 0.25),
+    "put_cols": lambda g: (g.x(R, 2), 3, g.x(R, D)),
+    "take_cols": lambda g: (g.x(R, D), 1, g.out(R, 3)),
+    "add_from_cols": lambda g: (g.x(R, D), 2, g.x(R, 3)),
+    "add_to_cols": lambda g: (g.x(R, 3), 2, g.x(R, D)),
+    "zero1": lambda g: (g.x(R),),
+    "all_positive": lambda g: (g.pos(R, D),),
+    "all_finite": lambda g: (g.x(R, D),),
+    "all_finite2": lambda g: (g.x(R, D),),
+    # ---- cpu_antithetic.py
+    "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
+    "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
+    "disarm_grad": lambda g: disarm_case(g),
+    # pair digit at stride 1, an enumerated child's digit (size 2) at stride 2: 8 rows = 2 drawn rows
+    "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
+    "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
+    "scale_rows": lambda g: (g.pos(R), 0.5),
+    # ---- cpu_cat_antithetic.py (categorical DisARM: pairs at stride 1; 16 rows so that pairs part)
+    "cat_antithetic_sample": lambda g: (2 * g.x(16, D), g.u(16, D), 1, K, g.out(16, D)),
+    "cat_disarm_grad": lambda g: cat_disarm_case(g),
+    "cat_disarm_grad_marginal": lambda g: cat_disarm_case(g, marginal=True),
+    # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
+    "us_forward": lambda g: us_case(g)[:8],
+    "us_grad": lambda g: us_case(g)[8:],
+    # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit, gapped ST)
+    "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
+    "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
+    "gumbel_rao_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
+                                           g.x(R, D)),
+    "gumbel_rao_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
+                                             K, g.out(R, D), g.x(R, D)),
+    "gapped_st_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(0.8), 0.6, g.x(R, D), g.x(R, D)),
+    "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
+    # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
+    "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
+                                 False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
+    # ---- cpu_lax.py (a data context of 2 columns, 4 hidden units; phi's variance gradient trained)
+    "lax_normal_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.x(R, 2),
+                                 0.5 * g.x(relax_size(D, 2, 4)), 4, g.x(R, D), g.x(R, D), g.x(relax_size(D, 2, 4)),
+                                 True),
+}
+
+
+def gumbel_softmax_bwd_case(g):
+    logits, gum, tau = g.x(R, D), g.x(R, D), g.h(0.5)
+    out = g.out(R, D)
+    cpu.gumbel_softmax_sample(logits, gum, tau, K, out)
+    return (logits, gum, tau, K, out, g.x(R, D), g.x(R, D), g.x(1))
+
+
+def softmax_bwd_case(g):
+    z = g.x(R, D)
+    out = g.out(R, D)
+    cpu.softmax_fwd(z, K, out)
+    return (z, K, out, g.x(R, D), g.x(R, D))
+
+
+def disarm_case(g):
+    logits, u = g.x(R, D), g.u(R, D)
+    b = g.out(R, D)
+    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
+    return (logits, b, g.x(R), g.pos(R), 1, g.x(R, D))
+
+
+def cat_disarm_case(g, marginal=False):
+    """Coupled one-hot pairs drawn by the CPU sampler (the pair's rows share their logits);
+    marginal: an enumerated child's digit (size 2) at stride 2 above the pair digit."""
+    n = 16
+    logits, u = np.repeat(2 * g.x(n // 2, D), 2, axis=0), np.repeat(g.u(n // 2, D), 2, axis=0)
+    if marginal:   # rows r and r + 2 belong to one member: the same draw
+        logits[2::4], u[2::4] = logits[0::4], u[0::4]
+        logits[3::4], u[3::4] = logits[1::4], u[1::4]
+    v = g.out(n, D)
+    cpu_cat_antithetic.cat_antithetic_sample(logits, u, 1, K, v)
+    digits = ((2,), (2,)) if marginal else ()
+    return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
+
+
+def us_case(g):
+    """us_forward's arguments (4 sets of k = 3 of 5 classes, stride 1; a set's rows share logits
+    and noise), then us_grad's on the table and weights the CPU forward left."""
+    k, Kc, n = 3, 5, 12
+    logits, gum = np.repeat(2 * g.x(n // k, Kc), k, axis=0), np.repeat(g.x(n // k, Kc), k, axis=0)
+    fwd = (logits, gum, 1, k, Kc, g.out(n, cpu_unordered_set.table_width(k)), g.out(n, Kc), g.pos(n))
+    ws, rw = fwd[5].copy(), fwd[7].copy()
+    cpu_unordered_set.us_forward(logits, gum, 1, k, Kc, ws, g.out(n, Kc), rw)
+    return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
+
+
+def disarm_marginal_case(g):
+    logits, u = g.x(8, D), g.u(8, D)
+    b = g.out(8, D)
+    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
+    return (logits, b, g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D))
+
+
+def declare():
+    """Declare every maker of CASES in the registry, on the kernel of that name (imports the CUDA
+    modules, which register the kernels)."""
+    from . import gpu, gpu_antithetic, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
+    for name, maker in CASES.items():
+        for k in registry.kernels():
+            if k.name == name and "cpu" in k.impls:
+                registry.args(k.family, name, maker)
