@@ -22,7 +22,7 @@ Serial loops for now; every per-element formula is a named function of ``scalar.
 (the softmax kernels call the per-group helpers of ``scalar_groups.py``), shared with the
 CUDA twin ``gpu.py``.
 
-The generated step calls every kernel as ``K_.<name>`` with ``K_`` this module, so the
+The generated step calls every kernel as ``core.<name>`` with ``core`` this module, so the
 kernels kept elsewhere are re-exported at the bottom under their names: distributions
 (Bernoulli, probit, Normal, Categorical, binary concrete, Gumbel-softmax) from
 ``cpu_dists.py``, closed-form KL and cost heads from ``cpu_costs.py``, optimisers from

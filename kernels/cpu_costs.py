@@ -3,7 +3,7 @@ gaussian_kl_std, gaussian_kl, bernoulli_nll, gaussian_nll, softmax_xent, nce_log
 their ``*_bwd`` VJPs (the kept-sigmoid ``bernoulli_nll_keep*`` are in ``cpu_dists.py``).
 
 The conventions are ``cpu.py``'s, which re-exports every public name here (the generated step
-calls ``K_.<name>``); the CUDA twin is ``gpu_costs.py``.
+calls ``core.<name>``); the CUDA twin is ``gpu_costs.py``.
 """
 from numba import njit
 

@@ -6,7 +6,7 @@ Gumbel-softmax).
 ``bernoulli_nll_keep``, ``bernoulli_nll_keep_const`` and ``bernoulli_nll_kept_bwd`` (the
 Bernoulli cost head's kept-sigmoid variants) are here too, beside the ``_bernoulli_keep*``
 helpers they share with the log-prob kernels. The conventions are ``cpu.py``'s, which
-re-exports every public name here (the generated step calls ``K_.<name>``); the CUDA twin
+re-exports every public name here (the generated step calls ``core.<name>``); the CUDA twin
 is ``gpu_dists.py``.
 """
 from numba import njit

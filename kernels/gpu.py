@@ -1,5 +1,5 @@
 """CUDA twin of ``cpu.py``: the same public functions, names and arguments, as host-side
-launchers over numba CUDA device arrays (the generated step binds ``K_`` to this module).
+launchers over numba CUDA device arrays (the generated step binds ``core`` to this module).
 The layer and softmax kernels are defined here; the other families are in the twins of the
 CPU modules, re-exported at the bottom under their names: ``gpu_dists.py``, ``gpu_costs.py``,
 ``gpu_optim.py``, ``gpu_laplace.py``, ``gpu_poisson.py``, ``gpu_st.py``, ``gpu_dcv.py``,

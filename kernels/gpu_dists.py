@@ -3,7 +3,7 @@ binary concrete and the kept-sigmoid variants, probit, Normal, Categorical and G
 as host-side launchers with the CPU kernels' names and arguments.
 
 The conventions and the parallel layout are ``gpu.py``'s, which re-exports every public name
-here (the generated step binds ``K_`` to ``gpu``); the kernel makers and launch helpers are
+here (the generated step binds ``core`` to ``gpu``); the kernel makers and launch helpers are
 ``gpu_core.py``'s.
 """
 from numba import cuda

@@ -48,7 +48,7 @@ class Distribution:
         return K ** (width // K) if self.grouped else 2 ** width
 
 
-_BERNOULLI_SCALAR_VJP = (("+=", "{weight} * S_.bernoulli_score({p0}, {x})"),)
+_BERNOULLI_SCALAR_VJP = (("+=", "{weight} * scalar.bernoulli_score({p0}, {x})"),)
 
 DISTRIBUTIONS = {
     "bernoulli": Distribution(
@@ -60,38 +60,38 @@ DISTRIBUTIONS = {
                      gapped_st_bwd="gapped_st_bernoulli_bwd",
                      log_prob_keep="bernoulli_log_prob_keep", log_prob_kept_bwd="bernoulli_log_prob_kept_bwd",
                      relaxed_sample="binary_concrete_sample", relaxed_bwd="binary_concrete_bwd",
-                     enum="R_.enum_bernoulli({stride}, {value})",
-                     relax_sample="X_.relax_sample({a}, {u}, {value})",
-                     relax_bwd="X_.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)",
+                     enum="rows.enum_bernoulli({stride}, {value})",
+                     relax_sample="relax.relax_sample({a}, {u}, {value})",
+                     relax_bwd="relax.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)",
                      # the Bernoulli REBAR kernels keep dz~/da (dzt) for the backward pass, and
                      # read sigma(a) when a log_prob(node) cost kept it (sa)
-                     rebar_forward="B_.rebar_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {lam}, "
+                     rebar_forward="rebar.rebar_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {lam}, "
                                    "{delta}, {value}, {dzt})",
-                     rebar_bwd="B_.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
+                     rebar_bwd="rebar.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
                                "{configs}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
-                     relax_rows="B_.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
-                     relax_rows_bwd="B_.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
-        scalar=dict(sample="S_.threshold({p0}, {noise})", log_prob="S_.bernoulli_log_prob_term({p0}, {x})",
+                     relax_rows="rebar.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
+                     relax_rows_bwd="rebar.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
+        scalar=dict(sample="scalar.threshold({p0}, {noise})", log_prob="scalar.bernoulli_log_prob_term({p0}, {x})",
                     vjp=_BERNOULLI_SCALAR_VJP, value_vjp=("+=", "{weight} * {p0}"), st_density="sigmoid_grad")),
     "bernoulli_probit": Distribution(
         "Bernoulli(probit)", ("logits",), discrete=True, noise="normal", straight_through=True,
         kernels=dict(sample="probit_sample", log_prob="probit_log_prob", log_prob_bwd="probit_log_prob_bwd",
-                     st_bwd="probit_st_bwd", enum="R_.enum_bernoulli({stride}, {value})"),
-        scalar=dict(sample="S_.threshold({p0}, {noise})", log_prob="S_.probit_log_prob_term({p0}, {x})",
-                    vjp=(("+=", "{weight} * S_.probit_score({p0}, {x})"),),
-                    value_vjp=("+=", "{weight} * S_.probit_log_odds({p0})"), st_density="norm_pdf")),
+                     st_bwd="probit_st_bwd", enum="rows.enum_bernoulli({stride}, {value})"),
+        scalar=dict(sample="scalar.threshold({p0}, {noise})", log_prob="scalar.probit_log_prob_term({p0}, {x})",
+                    vjp=(("+=", "{weight} * scalar.probit_score({p0}, {x})"),),
+                    value_vjp=("+=", "{weight} * scalar.probit_log_odds({p0})"), st_density="norm_pdf")),
     "normal": Distribution(
         "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal", positive=("scale",),
         gaussian=True, likelihood="gaussian_nll",
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
                      log_prob_bwd="normal_log_prob_bwd",
-                     lax_bwd="K_.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, {gloc}, "
+                     lax_bwd="core.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, {gloc}, "
                              "{gscale}, {gphi}, True)",
                      # below a REBAR node: the reparameterised term of the control-variate rows
-                     relax_rows_bwd="B_.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
-        scalar=dict(sample="F_(S_.normal_reparam({p0}, {p1}, {noise}))",
-                    log_prob="-S_.gaussian_nll_term({x}, {p0}, {p1})",
-                    vjp_pre="{q}, {w} = S_.gaussian_nll_grad({x}, {p0}, {p1})",
+                     relax_rows_bwd="rebar.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
+        scalar=dict(sample="cast(scalar.normal_reparam({p0}, {p1}, {noise}))",
+                    log_prob="-scalar.gaussian_nll_term({x}, {p0}, {p1})",
+                    vjp_pre="{q}, {w} = scalar.gaussian_nll_grad({x}, {p0}, {p1})",
                     vjp=(("+=", "{weight} * {q}"), ("-=", "{weight} * {w}")), value_vjp=("-=", "{weight} * {q}"))),
     "laplace": Distribution(
         "Laplace", ("loc", "scale"), reparameterized=("loc", "scale"), noise="uniform", positive=("scale",),
@@ -110,14 +110,14 @@ DISTRIBUTIONS = {
                      relaxed_bwd="gumbel_softmax_bwd",
                      cat_antithetic_sample="cat_antithetic_sample", cat_disarm_grad="cat_disarm_grad",
                      cat_disarm_grad_marginal="cat_disarm_grad_marginal", us_forward="us_forward", us_grad="us_grad",
-                     enum="R_.enum_categorical({stride}, {K}, {value})",
-                     relax_sample="X_.relax_categorical_sample({a}, {u}, {K}, {value})",
-                     relax_bwd="X_.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "
+                     enum="rows.enum_categorical({stride}, {K}, {value})",
+                     relax_sample="relax.relax_categorical_sample({a}, {u}, {K}, {value})",
+                     relax_bwd="relax.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "
                                "{ga}, {gphi}, True)",
-                     rebar_forward="B_.rebar_categorical_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, "
+                     rebar_forward="rebar.rebar_categorical_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, "
                                    "{K}, {lam}, {delta}, {value})",
-                     rebar_bwd="B_.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
+                     rebar_bwd="rebar.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
                                "{configs}, {K}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
-                     relax_rows="B_.relax_rows_categorical({flag}, {a}, {noise}, {K}, {loglam}, {value})",
-                     relax_rows_bwd="B_.relax_rows_categorical_bwd({flag}, {value}, {K}, {loglam}, {g}, {ga})")),
+                     relax_rows="rebar.relax_rows_categorical({flag}, {a}, {noise}, {K}, {loglam}, {value})",
+                     relax_rows_bwd="rebar.relax_rows_categorical_bwd({flag}, {value}, {K}, {loglam}, {g}, {ga})")),
 }

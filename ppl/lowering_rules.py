@@ -13,7 +13,7 @@ from .estimators import REGISTRY
 # The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule
 # per primitive: kind -> Rule(forward, backward). forward(lw, node, ins, out) writes the node's
 # value (a layer) or cost rows (a head); backward(lw, node, ins, gins, gout, out, rows) adds the
-# VJP of gout (a head: the cost cotangents cw) into gins (lw.E2 where no gradient is wanted).
+# VJP of gout (a head: the cost cotangents cw) into gins (lw.empty2 where no gradient is wanted).
 @dataclass(frozen=True)
 class Rule:
     forward: object
@@ -37,8 +37,8 @@ def _user_layer_bwd(lw, n, ins, gins, gout, out, rows):
     lw.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
             f"{', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
-        if gi != lw.E2:
-            lw.emit(f"R_.add_from_cols({s}, 0, {gi})")
+        if gi != lw.empty2:
+            lw.emit(f"rows.add_from_cols({s}, 0, {gi})")
 
 
 def _blackbox_fwd(lw, n, ins, c):
@@ -55,14 +55,14 @@ def _blackbox_bwd(lw, n, ins, gins, cw, c, rows):
     lw.emit(f"for r in range({lw.rw}.shape[0]):")
     lw.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
-        if gi != lw.E2:
-            lw.emit(f"R_.add_scaled_rows({s}, {cw}, {gi})")
+        if gi != lw.empty2:
+            lw.emit(f"rows.add_scaled_rows({s}, {cw}, {gi})")
 
 
 def _log_prob_fwd(lw, n, ins, c):
     s = n.inputs[0]
     kern = lw.dist(s).kernels
-    if "log_prob_keep" in kern and any(gp != lw.E2 for gp in lw.param_grads(s)):
+    if "log_prob_keep" in kern and any(gp != lw.empty2 for gp in lw.param_grads(s)):
         # keep sigma(logits) for the VJP (here or fused into the score estimator's)
         (a,) = s.inputs
         if ("log_prob", s) not in lw.kept:
@@ -71,14 +71,14 @@ def _log_prob_fwd(lw, n, ins, c):
                 lw.kept_rep.add(("log_prob", s))
         keep = lw.kept[("log_prob", s)]
         fn, logits = lw._row_constant(kern["log_prob_keep"], a)
-        lw.emit(f"K_.{fn}({logits}, {lw.v(s)}, {c}, {keep})")
+        lw.emit(f"core.{fn}({logits}, {lw.v(s)}, {c}, {keep})")
     else:
         lw.call(kern["log_prob"], [*lw.param_values(s), lw.v(s)], [c], s)
 
 
 def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
     s = n.inputs[0]
-    if REGISTRY[lw.choices[s][0].estimator].fuses_log_prob and lw.g_or_empty(s) == lw.E2:
+    if REGISTRY[lw.choices[s][0].estimator].fuses_log_prob and lw.g_or_empty(s) == lw.empty2:
         # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
         lw.log_prob_weights.setdefault(s, []).append(cw)
         return
@@ -87,7 +87,7 @@ def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
 
 
 def _bernoulli_nll_fwd(lw, n, ins, c):
-    if lw.g_or_empty(n.inputs[0]) == lw.E2:
+    if lw.g_or_empty(n.inputs[0]) == lw.empty2:
         lw.emit_template_fwd(n, ins, c)
         return
     # keep sigma(logits) for the VJP: the cost's exp serves the backward too
@@ -96,15 +96,15 @@ def _bernoulli_nll_fwd(lw, n, ins, c):
     if lw.reads_rep(n.inputs[0]):
         lw.kept_rep.add(n)
     fn, logits = lw._row_constant("bernoulli_nll_keep", n.inputs[0])
-    lw.emit(f"K_.{fn}({logits}, {ins[1]}, {c}, {keep})")
+    lw.emit(f"core.{fn}({logits}, {ins[1]}, {c}, {keep})")
 
 
 def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
     if n in lw.kept_rep:
-        lw.emit(f"K_.bernoulli_nll_kept_bwd_rep({lw.per_data_row(n.inputs[0])}, {ins[1]}, {lw.kept[n]}, {cw}, "
+        lw.emit(f"core.bernoulli_nll_kept_bwd_rep({lw.per_data_row(n.inputs[0])}, {ins[1]}, {lw.kept[n]}, {cw}, "
                 f"{', '.join(gins)})")
     elif n in lw.kept:
-        lw.emit(f"K_.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")
+        lw.emit(f"core.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")
     else:
         lw.emit_template_bwd(n, ins, gins)
 

@@ -129,7 +129,7 @@ class ScalarLowering(Lowering):
         numbers): the value fill_<kind> writes at (row d, column 0)."""
         name = self.local(f"n{k}", node, per_config=False)
         if self.cfg == 0:
-            self.emit(f"{name} = Q_.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d + row0, 0, t)")
+            self.emit(f"{name} = rng.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d + row0, 0, t)")
         self.record_noise(node, name, kind)
         return name
 
@@ -137,7 +137,7 @@ class ScalarLowering(Lowering):
         off = self._names[self.state_value(f"{node.name}.temperature", init)]
         name = self.local("tau", node, per_config=False)
         if not any(line.startswith(name + " ") for line in self.pre):
-            self.emit_pre(f"{name} = F_(state[{off}])")
+            self.emit_pre(f"{name} = cast(state[{off}])")
         return name
 
     def params_of(self, node: Node) -> list:
@@ -176,7 +176,7 @@ class ScalarLowering(Lowering):
         """A local holding the sum of the node's downstream costs in configuration cfg."""
         name = self.local("L", node, cfg)
         terms = [self.cost_local(c, cfg) for c in self.an.downstream_costs[node]]
-        self.emit(f"{name} = {' + '.join(terms) if terms else 'F_(0.0)'}")
+        self.emit(f"{name} = {' + '.join(terms) if terms else 'cast(0.0)'}")
         return name
 
     # ----- the shared walk's hooks (lowering.Lowering.lower_forward / lower_backward)
@@ -201,7 +201,7 @@ class ScalarLowering(Lowering):
         for n in self.an.order:
             for self.cfg in self.configs:
                 if self.cot(n) is not None and not n.attrs.get("is_head"):
-                    self.emit(f"{self.cot(n)} = F_(0.0)")
+                    self.emit(f"{self.cot(n)} = cast(0.0)")
         self.cfg = 0
 
     def allocate(self, n: Node):
@@ -242,7 +242,7 @@ class ScalarLowering(Lowering):
             c = self.cbuf[n]
             cv = self.cost_local(n)
             e = render(OPS[k].scalar, log_prob=lambda: self.log_prob_expr(n.inputs[0]), **self._op_values(n, ins))
-            self.emit(f"{cv} = F_({e})")
+            self.emit(f"{cv} = cast({e})")
             self.emit_store(f"{c}[{self.row()}] = {cv}")
             return
         if k in OPS:
@@ -312,7 +312,7 @@ class ScalarLowering(Lowering):
         grad_rows = [line for line in self.fwd if not line.startswith(STORE)]
         fwd_rows = [line.lstrip(STORE) for line in self.fwd]
         views = [line for line in self.head if re.search(rf"\b{line.split(' = ')[0]}\b", "\n".join(fwd_rows))]
-        common = [f"F_ = {self.fdtype}", f"w_ = F_(1.0 / ({rows}))", *self.pre]  # pre may halve w_
+        common = [f"cast = {self.fdtype}", f"w_ = cast(1.0 / ({rows}))", *self.pre]  # pre may halve w_
         fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
                *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(self.inputs)] + common),
                "    loss = 0.0", f"    for d in range({rows}):",

@@ -42,17 +42,16 @@ def check_target(target: str) -> None:
 
 
 # the CPU target's kernel modules: the generated body's module aliases -> modules of ppl.kernels
-CPU_MODULES = {"K_": "cpu", "N_": "cpu_noise", "R_": "cpu_rows", "A_": "cpu_antithetic", "X_": "cpu_relax",
-               "B_": "cpu_rebar", "P_": "cpu_price", "Q_": "rng", "S_": "scalar"}
+CPU_MODULES = {"core": "cpu", "noise": "cpu_noise", "rows": "cpu_rows", "antithetic": "cpu_antithetic",
+               "relax": "cpu_relax", "rebar": "cpu_rebar", "price": "cpu_price", "rng": "rng", "scalar": "scalar"}
 # the CUDA target's kernel set: the generated body's module aliases -> modules of ppl.kernels
 # (the same function names and arguments as the CPU modules the CPU header binds)
-CUDA_MODULES = {"K_": "gpu", "N_": "gpu_noise", "R_": "gpu_rows", "A_": "gpu_antithetic", "X_": "gpu_relax",
-                "B_": "gpu_rebar", "P_": "gpu_price"}
+CUDA_MODULES = {"core": "gpu", "noise": "gpu_noise", "rows": "gpu_rows", "antithetic": "gpu_antithetic",
+                "relax": "gpu_relax", "rebar": "gpu_rebar", "price": "gpu_price"}
 # each alias's kernel family in the kernel registry (kernels/registry.py; "core" includes the families
 # gpu.py re-exports)
-CUDA_FAMILIES = {"K_": "core", "N_": "noise", "R_": "rows", "A_": "antithetic", "X_": "relax", "B_": "rebar",
-                 "P_": "price"}
-_KERNEL_CALL = re.compile(r"\b([A-Z]_)\.(\w+)\(")
+CUDA_FAMILIES = {alias: alias for alias in CUDA_MODULES}   # the registry's families bear the aliases' names
+_KERNEL_CALL = re.compile(r"(?<![\w.])(" + "|".join(CPU_MODULES) + r")\.(\w+)\(")
 
 
 def check_cuda_kernels(lw) -> None:

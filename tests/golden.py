@@ -178,7 +178,9 @@ def canonical(source: str) -> str:
                 continue
             if prev != "." and s not in _KEEP and not (nxt == "(" and prev == "."):
                 s = names.setdefault(s, f"n{len(names)}")
-        if t.type in (tokenize.NEWLINE, tokenize.NL):
+        if t.type == tokenize.NL:
+            continue   # a line broken inside brackets (a longer name wraps an unpacking) is one line
+        if t.type == tokenize.NEWLINE:
             s = "\n"
         elif t.type == tokenize.INDENT:
             s = "<in>"

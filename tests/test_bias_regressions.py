@@ -78,7 +78,7 @@ def test_price_below_rebar_is_unbiased():
     300 calls x 100 tiled rows = 30,000 estimates: detects a 5% bias (test of the test inside
     stats.assert_unbiased); 4 SE of the ratio is about 2%, below the former 3.2% bias."""
     prog, r = _check(rebar_price_model, REBAR_PRICE, 1, 300, 100, "rebar -> price", 0.032)
-    assert "P_.price_scale_grad" in prog.source
+    assert "price.price_scale_grad" in prog.source
     # the reparameterised term of the control-variate rows is not added a second time
     assert "relax_rows_normal_bwd" not in prog.source
 
@@ -90,7 +90,7 @@ def test_loo_over_enumerated_child_is_unbiased(samples):
     rows (x samples draws each) = 10,000 estimates: detects a 5% bias (test of the test inside
     stats.assert_unbiased); 4 SE of the ratio is about 0.7%, below the former 1.7% bias."""
     prog, r = _check(loo_enum_model, LOO_ENUM, samples, 200, 50, f"score-loo -> enumerate, samples={samples}", 0.017)
-    assert "R_.loo_baseline_marginal" in prog.source
+    assert "rows.loo_baseline_marginal" in prog.source
 
 
 @pytest.mark.parametrize("est", ["arm", "disarm"])
@@ -100,7 +100,7 @@ def test_antithetic_over_enumerated_child_is_unbiased(est):
     the test inside stats.assert_unbiased); 4 SE of the ratio is 0.3%, and the former code
     fails here on h1's encoder (max |z| 9.5 and 10.3)."""
     prog, r = _check(loo_enum_model, {"h1": est, "h2": "enumerate"}, 2, 200, 50, f"{est} -> enumerate", 0.02)
-    assert f"A_.{est}_grad_marginal" in prog.source
+    assert f"antithetic.{est}_grad_marginal" in prog.source
 
 
 def test_loo_without_an_enumerated_child_keeps_the_plain_baseline():
@@ -108,7 +108,7 @@ def test_loo_without_an_enumerated_child_keeps_the_plain_baseline():
     prog = loo_enum_model("bias_loo_plain").compile(dtype=np.float64, samples=2,
                                                      estimators={"h1": ("score", {"baseline": "loo"}),
                                                                  "h2": "disarm"})
-    assert "R_.loo_baseline(" in prog.source and "loo_baseline_marginal" not in prog.source
+    assert "rows.loo_baseline(" in prog.source and "loo_baseline_marginal" not in prog.source
 
 
 def _cuda_parity(build, est, samples):
@@ -129,14 +129,14 @@ def test_price_below_rebar_cuda_matches_cpu():
     """The CUDA program (kernels of kernels/gpu_rebar.py, gpu_price.py) gives the CPU program's
     gradient on the same seed, so the unbiasedness shown above on the CPU holds for it."""
     gpu = _cuda_parity(rebar_price_model, REBAR_PRICE, 1)
-    assert "P_.price_scale_grad" in gpu.source and "relax_rows_normal_bwd" not in gpu.source
+    assert "price.price_scale_grad" in gpu.source and "relax_rows_normal_bwd" not in gpu.source
 
 
 @pytest.mark.cuda
 def test_loo_over_enumerated_child_cuda_matches_cpu():
     """gpu_rows.loo_baseline_marginal gives the CPU kernel's baseline: same gradient, same seed."""
     gpu = _cuda_parity(loo_enum_model, LOO_ENUM, 3)
-    assert "R_.loo_baseline_marginal" in gpu.source
+    assert "rows.loo_baseline_marginal" in gpu.source
 
 
 @pytest.mark.cuda
@@ -144,4 +144,4 @@ def test_loo_over_enumerated_child_cuda_matches_cpu():
 def test_antithetic_over_enumerated_child_cuda_matches_cpu(est):
     """gpu_antithetic.*_grad_marginal give the CPU kernels' gradient on the same seed."""
     gpu = _cuda_parity(loo_enum_model, {"h1": est, "h2": "enumerate"}, 2)
-    assert f"A_.{est}_grad_marginal" in gpu.source
+    assert f"antithetic.{est}_grad_marginal" in gpu.source

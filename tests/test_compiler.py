@@ -200,7 +200,7 @@ def test_fd_pathwise_vae_like_graph(samples):
     assert np.array_equal(vals["x"], np.repeat(X, samples, axis=0))
     if samples > 1:
         src = named_source(prog.source)
-        assert "vB_e1" in src and "R_.fold_rows(g_loc, 3, gB_loc)" in src
+        assert "vB_e1" in src and "rows.fold_rows(g_loc, 3, gB_loc)" in src
 
 
 def test_fd_enumerated_two_layer_net():

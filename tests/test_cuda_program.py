@@ -114,14 +114,14 @@ def estimator_net():
 def test_relax_rebar_price_parity():
     est = {"h": "relax", "g": "rebar", "z": "price"}
     cpu, gpu = _parity(estimator_net, estimators=est)
-    assert "X_.relax_bwd" in gpu.source and "B_.rebar_bwd" in gpu.source and "P_.price_scale_grad" in gpu.source
+    assert "relax.relax_bwd" in gpu.source and "rebar.rebar_bwd" in gpu.source and "price.price_scale_grad" in gpu.source
 
 
 def test_lax_parity():
     """LAX on the Normal node (its control variate on the data context x, phi's variance gradient)
     beside DisARM Bernoulli nodes: the same step on both targets."""
     cpu, gpu = _parity(estimator_net, estimators={"h": "disarm", "g": "disarm", "z": "lax"})
-    assert "K_.lax_normal_bwd" in gpu.source
+    assert "core.lax_normal_bwd" in gpu.source
     assert np.abs(cpu.grad({"x": X}, seed=0)[1]["lax.z"]).max() > 0
 
 
@@ -148,7 +148,7 @@ def test_a_kernel_missing_on_cuda_names_the_node_and_the_kernel(monkeypatch):
         x = m.input("x", 3)
         z = Normal("z", Affine(x, 2, name="mu"), ppl.softplus(Affine(x, 2, name="sd")))
         m.cost("c", ppl.total(ppl.tanh(z)))
-    with pytest.raises(ppl.ModelError, match=r"no CUDA kernel for 'z' \(price: P_.price_scale_grad\).*target='cpu'"):
+    with pytest.raises(ppl.ModelError, match=r"no CUDA kernel for 'z' \(price: price.price_scale_grad\).*target='cpu'"):
         m.compile(estimators="price", target="cuda")
     m.compile(estimators="pathwise", target="cuda")   # the other estimators' kernels are all there
 
@@ -174,7 +174,7 @@ def test_cli_target_cuda_without_gpu_exits_2():
 
 def sbn2():
     """Two layers: with DisARM (or REBAR) on both, the upper draw repeats across the lower node's
-    configurations, so layers reading it run on fewer rows (R_.gather_rows / R_.fold_into)."""
+    configurations, so layers reading it run on fewer rows (rows.gather_rows / rows.fold_into)."""
     with Model("sbn2_cuda") as m:
         x = m.input("x", 6)
         h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
@@ -188,4 +188,4 @@ def sbn2():
 
 def test_rows_merged_below_two_layers_parity():
     cpu, gpu = _parity(sbn2, estimators=("rebar", {"train": False}))
-    assert "R_.gather_rows" in gpu.source and "R_.fold_into" in gpu.source
+    assert "rows.gather_rows" in gpu.source and "rows.fold_into" in gpu.source

@@ -158,7 +158,7 @@ def test_every_public_cpu_kernel_has_a_twin_and_a_case():
 
 
 def test_cpu_and_gpu_reexport_the_kernel_families():
-    """The generated step calls every kernel as ``K_.<name>`` with ``K_`` cpu or gpu: the kernels
+    """The generated step calls every kernel as ``core.<name>`` with ``core`` cpu or gpu: the kernels
     kept in modules of their own are re-exported there, the very same functions."""
     for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
                        (cpu_laplace, gpu_laplace), (cpu_poisson, gpu_poisson), (cpu_st, gpu_st),

@@ -19,12 +19,12 @@ class _Antithetic(Estimator):
         u = lw.noise(node, "uniform")
         lw.record_noise(node, u, "uniform")
         (a,) = lw.param_values(node)
-        lw.emit(f"A_.antithetic_bernoulli({a}, {u}, {lw.enum_stride[node]}, {lw.v(node)})")
-        lw.emit(f"A_.scale_rows({lw.rw}, 0.5)")
+        lw.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {lw.enum_stride[node]}, {lw.v(node)})")
+        lw.emit(f"antithetic.scale_rows({lw.rw}, 0.5)")
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
-        if ga == lw.E2:
+        if ga == lw.empty2:
             return
         L = lw.downstream_L(node)
         stride = lw.enum_stride[node]
@@ -34,16 +34,16 @@ class _Antithetic(Estimator):
             # members' signals marginalised over those digits (see cpu_antithetic)
             strides, sizes = digits
             if self.name == "arm":
-                lw.emit(f"A_.arm_grad_marginal({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, {ga})")
+                lw.emit(f"antithetic.arm_grad_marginal({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, {ga})")
             else:
                 (a,) = lw.param_values(node)
-                lw.emit(f"A_.disarm_grad_marginal({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, "
+                lw.emit(f"antithetic.disarm_grad_marginal({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, "
                         f"{ga})")
         elif self.name == "arm":
-            lw.emit(f"A_.arm_grad({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {ga})")
+            lw.emit(f"antithetic.arm_grad({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {ga})")
         else:
             (a,) = lw.param_values(node)
-            lw.emit(f"A_.disarm_grad({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {ga})")
+            lw.emit(f"antithetic.disarm_grad({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {ga})")
 
     # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)
     def scalar_support(self, node, opts):
@@ -52,9 +52,9 @@ class _Antithetic(Estimator):
     def scalar_forward(self, sl, node, opts):
         u = sl.noise_scalar(node, "uniform")
         if sl.cfg == 0:
-            sl.emit_pre("w_ = F_(w_ * 0.5)")   # each row of a pair carries half the drawn row's weight
+            sl.emit_pre("w_ = cast(w_ * 0.5)")   # each row of a pair carries half the drawn row's weight
         (a,) = node.inputs
-        sl.emit(f"{sl.val(node)} = F_(S_.antithetic_bit({sl.val(a)}, {u}, {sl.digit(node)}))")
+        sl.emit(f"{sl.val(node)} = cast(scalar.antithetic_bit({sl.val(a)}, {u}, {sl.digit(node)}))")
 
     def scalar_backward(self, sl, node, opts):
         (a,) = node.inputs
@@ -63,15 +63,15 @@ class _Antithetic(Estimator):
         c0, c1 = sl.cfg, sl.cfg + sl.enum_stride[node]
         L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
         if self.name == "arm":
-            sl.emit(f"cf_ = S_.arm_coef({L1} - {L0}, {sl.noise_of[node]})")
+            sl.emit(f"cf_ = scalar.arm_coef({L1} - {L0}, {sl.noise_of[node]})")
             pad = ""
         else:
             b0, b1 = sl.val(node, c0), sl.val(node, c1)
             sl.emit(f"if {b0} != {b1}:")
             pad = "    "
-            sl.emit(f"{pad}cf_ = S_.disarm_coef(0.5 * ({L1} - {L0}), {sl.val(a, c0)}, {b0})")
+            sl.emit(f"{pad}cf_ = scalar.disarm_coef(0.5 * ({L1} - {L0}), {sl.val(a, c0)}, {b0})")
         for c in (c0, c1):
-            sl.emit(f"{pad}{sl.cot(a, c)} += F_(w_ * cf_)")
+            sl.emit(f"{pad}{sl.cot(a, c)} += cast(w_ * cf_)")
 
 
 @register
@@ -92,26 +92,26 @@ class _Local(_Antithetic):
     """Local ARM / DisARM for the importance-weighted bound (Dong, Mnih & Tucker 2020, the
     multi-sample section): each of a data row's K draws gets its antithetic partner (one more
     configuration row, evaluated in the same pass); the pair's signal for draw k is the bound
-    with draw k's total replaced by the partner's, against the bound itself (R_.iwae_swap_one),
+    with draw k's total replaced by the partner's, against the bound itself (rows.iwae_swap_one),
     so draw k's term is ARM / DisARM for E over draw k with the other K - 1 draws fixed. The
     partners' rows do not enter the bound (their weights are 0); each pair weighs 1 / B."""
     objectives = ("iwae",)
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
-        if ga == lw.E2:
+        if ga == lw.empty2:
             return
         ell, _ = lw.learning_signal(node)
         stride = lw.enum_stride[node]
         L = lw.buf1(f"Lloc_{node.name}")
-        lw.emit(f"R_.iwae_swap_one({lw.totals}, {ell}, {lw.samples}, {lw.S}, {stride}, {L})")
+        lw.emit(f"rows.iwae_swap_one({lw.totals}, {ell}, {lw.samples}, {lw.S}, {stride}, {L})")
         pw = lw.buf1(f"pw_{node.name}")
-        lw.emit(f"R_.config_weights({lw.S}, 0, {stride}, 0.5 / B, {pw})")
+        lw.emit(f"rows.config_weights({lw.S}, 0, {stride}, 0.5 / B, {pw})")
         if self.name == "local_arm":
-            lw.emit(f"A_.arm_grad({lw.noise_of[node]}, {L}, {pw}, {stride}, {ga})")
+            lw.emit(f"antithetic.arm_grad({lw.noise_of[node]}, {L}, {pw}, {stride}, {ga})")
         else:
             (a,) = lw.param_values(node)
-            lw.emit(f"A_.disarm_grad({a}, {lw.v(node)}, {L}, {pw}, {stride}, {ga})")
+            lw.emit(f"antithetic.disarm_grad({a}, {lw.v(node)}, {L}, {pw}, {stride}, {ga})")
 
     def scalar_support(self, node, opts):
         return "the importance-weighted bound couples a data row's draws"

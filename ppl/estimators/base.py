@@ -32,8 +32,8 @@ class Context(Protocol):
     cv_slot: dict        # REBAR node -> (off, span): its configuration c >= 1 at local index off + c - 1
     rw: str              # row weights (1D)
     cw: str              # cost cotangent seeds (1D; rw except on REBAR's control-variate rows)
-    E1: str              # an empty 1D buffer (a skipped gradient)
-    E2: str              # an empty 2D buffer (a skipped gradient)
+    empty1: str              # an empty 1D buffer (a skipped gradient)
+    empty2: str              # an empty 2D buffer (a skipped gradient)
     zero_rows: str       # a 1D buffer of zeros
     noise_of: dict       # node -> the base noise buffer(s) its draw used (record_noise)
     noise_kind: dict     # node -> that noise's kind ("uniform", "normal", ...)
@@ -50,7 +50,7 @@ class Context(Protocol):
         reps > 1 drawn rows (the arguments of the `_rep` kernels), else None."""
     def g(self, node): """The node's cotangent buffer, or None when no gradient is needed."""
     def param_values(self, node) -> list: """Value buffers of the node's distribution parameters."""
-    def param_grads(self, node) -> list: """Their cotangent buffers (E2 where none)."""
+    def param_grads(self, node) -> list: """Their cotangent buffers (empty2 where none)."""
     def downstream_L(self, node) -> str: """A 1D buffer: the sum of the node's downstream costs per row."""
     def learning_signal(self, node) -> tuple: """(L, weights): a score-function node's signal per row and
         the row weights of its estimate (ELBO: downstream_L and rw; IWAE: the row's bound and 1 / B)."""
@@ -59,7 +59,7 @@ class Context(Protocol):
     # emitting
     def emit(self, line: str) -> None: """One line of the current section (forward or backward)."""
     def emit_at_start(self, line: str) -> None: """One line at the top of the step."""
-    def call(self, kernel: str, ins: list, outs: list, node=None) -> None: """K_.kernel(ins, [K], outs)."""
+    def call(self, kernel: str, ins: list, outs: list, node=None) -> None: """core.kernel(ins, [K], outs)."""
     def log_prob_vjp(self, node, weights: str, gx: str, params: bool = True) -> None: """Row-weighted VJP of log p(node)."""
     # allocating
     def buf1(self, name: str) -> str: """A new (R,) buffer."""
@@ -232,7 +232,7 @@ def sample_hard(lw, node, noise_free=False):
     if rep is not None:
         noise = lw.noise(node, "uniform")
         lw.record_noise(node, noise, "uniform")
-        lw.emit(f"K_.{d.kernels['sample_rep']}({rep}, {noise}, {lw.v(node)})")
+        lw.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {lw.v(node)})")
         return noise
     noise = lw.noise(node, d.noise)
     lw.record_noise(node, noise, d.noise)
@@ -266,7 +266,7 @@ class HardSampleSurrogate(Estimator):
     def backward(self, lw, node, opts):
         gv = lw.g(node)
         (ga,) = lw.param_grads(node)
-        if gv is None or ga == lw.E2:
+        if gv is None or ga == lw.empty2:
             return
         tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
         (a,) = lw.param_values(node)

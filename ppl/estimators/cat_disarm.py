@@ -32,11 +32,11 @@ class CatDisARM(Estimator):
         lw.record_noise(node, u, "uniform")
         (a,) = lw.param_values(node)
         lw.call(d.kernels["cat_antithetic_sample"], [a, u, str(lw.enum_stride[node])], [lw.v(node)], node)
-        lw.emit(f"A_.scale_rows({lw.rw}, 0.5)")
+        lw.emit(f"antithetic.scale_rows({lw.rw}, 0.5)")
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
-        if ga == lw.E2:
+        if ga == lw.empty2:
             return
         d = lw.dist(node)
         (a,) = lw.param_values(node)

@@ -36,7 +36,7 @@ class _Relaxed(Estimator):
         tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
         (a,) = lw.param_values(node)
         (ga,) = lw.param_grads(node)
-        lw.call(d.kernels["relaxed_bwd"], [a, lw.noise_of[node], tau], [lw.v(node), gv, ga, lw.E1], node)
+        lw.call(d.kernels["relaxed_bwd"], [a, lw.noise_of[node], tau], [lw.v(node), gv, ga, lw.empty1], node)
 
 
 @register
@@ -51,14 +51,14 @@ class Concrete(_Relaxed):
     def scalar_forward(self, sl, node, opts):
         noise = sl.noise_scalar(node, "logistic")
         tau = sl.temperature(node, float(opts["temperature"]))
-        sl.emit(f"{sl.val(node)} = F_(S_.binary_concrete({sl.val(node.inputs[0])}, {noise}, {tau}))")
+        sl.emit(f"{sl.val(node)} = cast(scalar.binary_concrete({sl.val(node.inputs[0])}, {noise}, {tau}))")
 
     def scalar_backward(self, sl, node, opts):
         g, (a,) = sl.cot(node), node.inputs
         if g is None or sl.cot(a) is None:
             return
         tau = sl.temperature(node, float(opts["temperature"]))
-        sl.emit(f"ga_, gt_ = S_.binary_concrete_vjp({sl.val(a)}, {sl.noise_of[node]}, {tau}, {g})")
+        sl.emit(f"ga_, gt_ = scalar.binary_concrete_vjp({sl.val(a)}, {sl.noise_of[node]}, {tau}, {g})")
         sl.add_cot(a, "ga_")
 
 

@@ -29,7 +29,7 @@ class _NoGrad(str):
         return "NO_GRAD"
 
 
-NO_GRAD = _NoGrad("E2_")   # printed as the step's empty 2D buffer, which every kernel skips
+NO_GRAD = _NoGrad("empty2")   # printed as the step's empty 2D buffer, which every kernel skips
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class EstimatorContext:
 
     def param_grads(self) -> list:
         """Their cotangents, where `estimate` adds the gradient; NO_GRAD where none is needed."""
-        return [NO_GRAD if g == self._lw.E2 else g for g in self._lw.param_grads(self.node)]
+        return [NO_GRAD if g == self._lw.empty2 else g for g in self._lw.param_grads(self.node)]
 
     def downstream_cost(self) -> str:
         """1D, per row: the sum of the costs the node reaches (its learning signal)."""

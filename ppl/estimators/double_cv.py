@@ -81,7 +81,7 @@ class DoubleCV(Estimator):
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
         gv = lw.g(node)
-        if ga == lw.E2 or gv is None:
+        if ga == lw.empty2 or gv is None:
             return
         (a,) = lw.param_values(node)
         L = lw.downstream_L(node)
@@ -90,11 +90,11 @@ class DoubleCV(Estimator):
             alpha, galpha = lw.param(f"double_cv.{node.name}.alpha", (1,), float(opts["alpha"]))
             gal = lw.buf1(f"dcvA_{node.name}")
         else:
-            alpha, gal = lw.state_value(f"{node.name}.double_cv_alpha", float(opts["alpha"])), lw.E1
+            alpha, gal = lw.state_value(f"{node.name}.double_cv_alpha", float(opts["alpha"])), lw.empty1
         T, W, Cb = (lw.buf1(f"dcv{v}_{node.name}") for v in "TWC")
         Gm = lw.buf2(f"dcvG_{node.name}", node.width)
         strides, sizes = digits_below(lw, node)
-        lw.emit(f"K_.double_cv_grad({a}, {lw.v(node)}, {L}, {gv}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, "
+        lw.emit(f"core.double_cv_grad({a}, {lw.v(node)}, {L}, {gv}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, "
                 f"{sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
         if train:
-            lw.emit(f"R_.add_sum_to({gal}, {galpha}, 0)")
+            lw.emit(f"rows.add_sum_to({gal}, {galpha}, 0)")

@@ -55,7 +55,7 @@ class DReG(Pathwise):
     def backward(self, lw, node, opts):
         gv = lw.g(node)
         if gv is not None:
-            lw.emit(f"R_.mul_rows({gv}, {lw.rw}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
+            lw.emit(f"rows.mul_rows({gv}, {lw.rw}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
         super().backward(lw, node, opts)
 
     def scalar_support(self, node, opts):

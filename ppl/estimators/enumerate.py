@@ -34,14 +34,14 @@ class Enumerate(Estimator):
         lw.emit(render(lw.dist(node).kernels["enum"], stride=stride, K=node.attrs.get("K"), value=lw.v(node)))
         lp = lw.buf1(f"lp_{node.name}")
         lw.call(lw.dist(node).kernels["log_prob"], [*lw.param_values(node), lw.v(node)], [lp], node)
-        lw.emit(f"R_.mul_exp({lp}, {lw.rw})")
+        lw.emit(f"rows.mul_exp({lp}, {lw.rw})")
 
     def backward(self, lw, node, opts):
         grads = lw.param_grads(node)
-        if all(gr == lw.E2 for gr in grads):
+        if all(gr == lw.empty2 for gr in grads):
             return
         L = lw.downstream_L(node)
         wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"R_.score_weights({lw.rw}, {L}, {lw.zero_rows}, {wts})")
+        lw.emit(f"rows.score_weights({lw.rw}, {L}, {lw.zero_rows}, {wts})")
         lw.call(lw.dist(node).kernels["log_prob_bwd"], [*lw.param_values(node), lw.v(node)],
-                [wts, *grads, lw.E2], node)
+                [wts, *grads, lw.empty2], node)

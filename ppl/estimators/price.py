@@ -31,7 +31,7 @@ class Price(Estimator):
 
     def backward(self, lw, node, opts):
         gloc, gscale = lw.param_grads(node)
-        if gloc == lw.E2 and gscale == lw.E2:
+        if gloc == lw.empty2 and gscale == lw.empty2:
             return
         import networkx as nx
         g = lw.an.graph
@@ -40,11 +40,11 @@ class Price(Estimator):
         D = {node: None}
         w = node.width
         d1z, d2z = lw.buf2(f"pd1_{node.name}", w), lw.buf2(f"pd2_{node.name}", w)
-        lw.emit(f"P_.seed_d({d1z}, {d2z})")
+        lw.emit(f"price.seed_d({d1z}, {d2z})")
         D[node] = (d1z, d2z)
         zero = None
         H = lw.buf2(f"ph_{node.name}", w)
-        lw.emit(f"R_.zero2({H})")
+        lw.emit(f"rows.zero2({H})")
 
         def dep(x):
             return x in D
@@ -80,9 +80,9 @@ class Price(Estimator):
                 vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
             lw.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))
         if zero is not None:
-            lw.emit_at_start(f"P_.zero_d({zero}, {zero})")
+            lw.emit_at_start(f"price.zero_d({zero}, {zero})")
         gz = lw.g(node)
-        if gloc != lw.E2 and gz is not None:  # Bonnet: the mean gets E[df/dz]
-            lw.call("normal_sample_bwd", [lw.noise_of[node], gz], [gloc, lw.E2], node)
-        if gscale != lw.E2:                   # Price: the scale gets sigma E[d^2 f / dz^2]
-            lw.emit(f"P_.price_scale_grad({lw.v(node.inputs[1])}, {H}, {gscale})")
+        if gloc != lw.empty2 and gz is not None:  # Bonnet: the mean gets E[df/dz]
+            lw.call("normal_sample_bwd", [lw.noise_of[node], gz], [gloc, lw.empty2], node)
+        if gscale != lw.empty2:                   # Price: the scale gets sigma E[d^2 f / dz^2]
+            lw.emit(f"price.price_scale_grad({lw.v(node.inputs[1])}, {H}, {gscale})")

@@ -75,7 +75,7 @@ class Rebar(Estimator):
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
-        if ga == lw.E2:
+        if ga == lw.empty2:
             return
         p = lw.scratch[("rebar", node)]
         u, v = lw.noise_of[node]
@@ -86,13 +86,13 @@ class Rebar(Estimator):
                        eta=p["eta"],
                        loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
                        train=bool(opts["train"]), dzt=p.get("dzt"),
-                       sa=lambda: lw.E2 if ("log_prob", node) in lw.kept_rep else
-                       lw.kept.get(("log_prob", node), lw.E2)))   # sigma(a), if log_prob(node) kept it on every row
+                       sa=lambda: lw.empty2 if ("log_prob", node) in lw.kept_rep else
+                       lw.kept.get(("log_prob", node), lw.empty2)))   # sigma(a), if log_prob(node) kept it on every row
 
     def seed_weights(self, lw, node):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = lw.scratch[("rebar", node)]["eta"]
-        lw.emit(render("B_.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(lw, node),
+        lw.emit(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(lw, node),
                        configs=configs(lw.choices[node][0].options), eta=eta, rw=lw.rw, cw=lw.cw))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
@@ -102,9 +102,9 @@ class Rebar(Estimator):
         ch, _ = lw.choices[n]
         flag = lw.buf1(f"flag_{n.name}")
         lw.scratch[("rebar_flag", n)] = flag
-        lw.emit(f"R_.zero1({flag})")
+        lw.emit(f"rows.zero1({flag})")
         for s in above:
-            lw.emit(render("B_.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(lw, s),
+            lw.emit(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(lw, s),
                            configs=configs(lw.choices[s][0].options), flag=flag))
         loglam = lw.scratch[("rebar", first)]["loglam"]
         d = lw.dist(n)

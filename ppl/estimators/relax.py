@@ -12,7 +12,7 @@ from .base import Estimator, register
 
 def control_variate(lw, node, opts, prefix: str):
     """RELAX's and LAX's c_phi for `node`: (H, ctx, phi, gphi): its hidden width (option
-    'hidden'), the node's data inputs side by side (the network's context; E2 when there are
+    'hidden'), the node's data inputs side by side (the network's context; empty2 when there are
     none) and the parameter '<prefix>.<node>' with its gradient view."""
     H = int(opts["hidden"])
     if H < 1:
@@ -23,10 +23,10 @@ def control_variate(lw, node, opts, prefix: str):
         ctx = lw.buf2(f"ctx_{node.name}", C)
         off = 0
         for x in feats:
-            lw.emit(f"X_.copy_cols({lw.v(x)}, {ctx}, {off})")
+            lw.emit(f"relax.copy_cols({lw.v(x)}, {ctx}, {off})")
             off += x.width
     else:
-        ctx = lw.E2
+        ctx = lw.empty2
     size = relax_size(node.width, C, H)
     init = lw.rng.normal(0.0, 0.1, size)
     init[-1] = 0.0
@@ -56,7 +56,7 @@ class Relax(Estimator):
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
-        if ga == lw.E2:
+        if ga == lw.empty2:
             return
         H, ctx, phi, gphi = control_variate(lw, node, opts, "relax")
         u, v = lw.noise_of[node]

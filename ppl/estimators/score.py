@@ -50,16 +50,16 @@ class Score(Estimator):
 
     def backward(self, lw, node, opts):
         grads = lw.param_grads(node)
-        if all(gr == lw.E2 for gr in grads):
+        if all(gr == lw.empty2 for gr in grads):
             return
         L, rw = lw.learning_signal(node)
         b = lw.buf1(f"b_{node.name}")
         kind = opts["baseline"]
         if kind == "none":
-            lw.emit(f"R_.zero1({b})")
+            lw.emit(f"rows.zero1({b})")
         elif kind == "moving_average":
             slot = lw.state_slot(f"baseline.{node.name}.mean", 2)
-            lw.emit(f"R_.moving_average_baseline({L}, {rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
+            lw.emit(f"rows.moving_average_baseline({L}, {rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
         elif kind == "loo":
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see
@@ -67,30 +67,30 @@ class Score(Estimator):
             digits = enumerated_below(lw, node)
             if digits:
                 strides, sizes = digits
-                lw.emit(f"R_.loo_baseline_marginal({L}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, {sizes}, {b})")
+                lw.emit(f"rows.loo_baseline_marginal({L}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, {sizes}, {b})")
             else:
-                lw.emit(f"R_.loo_baseline({L}, {lw.samples}, {lw.S}, {b})")
+                lw.emit(f"rows.loo_baseline({L}, {lw.samples}, {lw.S}, {b})")
         elif kind == "learned":
             feats = lw.baseline_inputs(node)
             width = sum(x.width for x in feats) + 1
             w, gw = lw.param(f"baseline.{node.name}", (width,), 0.0)
-            lw.emit(f"R_.fill({b}, {w}[{width - 1}])")
+            lw.emit(f"rows.fill({b}, {w}[{width - 1}])")
             off = 0
             for x in feats:
-                lw.emit(f"R_.linear_baseline_fwd({lw.v(x)}, {w}, {off}, {b})")
+                lw.emit(f"rows.linear_baseline_fwd({lw.v(x)}, {w}, {off}, {b})")
                 off += x.width
             coef = lw.buf1(f"bres_{node.name}")
-            lw.emit(f"R_.baseline_residual({lw.rw}, {L}, {b}, {coef})")
+            lw.emit(f"rows.baseline_residual({lw.rw}, {L}, {b}, {coef})")
             off = 0
             for x in feats:
-                lw.emit(f"R_.linear_baseline_bwd({lw.v(x)}, {coef}, {off}, {gw})")
+                lw.emit(f"rows.linear_baseline_bwd({lw.v(x)}, {coef}, {off}, {gw})")
                 off += x.width
-            lw.emit(f"R_.add_sum_to({coef}, {gw}, {width - 1})")
+            lw.emit(f"rows.add_sum_to({coef}, {gw}, {width - 1})")
         wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"R_.score_weights({rw}, {L}, {b}, {wts})")
+        lw.emit(f"rows.score_weights({rw}, {L}, {b}, {wts})")
         for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
-            lw.emit(f"R_.add_rows({cw}, {wts})")
-        lw.log_prob_vjp(node, wts, lw.E2)
+            lw.emit(f"rows.add_rows({cw}, {wts})")
+        lw.log_prob_vjp(node, wts, lw.empty2)
 
     # ----- row-fused scalar form: b is the running mean of earlier steps, so a row needs no other row
     def scalar_support(self, node, opts):
@@ -105,7 +105,7 @@ class Score(Estimator):
         if not any(sl.cot(p) for p in node.inputs):
             return
         L = sl.downstream_L(node)
-        b = "F_(0.0)"
+        b = "cast(0.0)"
         if opts["baseline"] == "moving_average":   # one running mean over every row and configuration
             b, tot, wsum = (sl.local(v, node, per_config=False) for v in ("mb", "mt", "mw"))
             if sl.cfg == 0:
@@ -113,11 +113,11 @@ class Score(Estimator):
                 sl.emit_pre(f"{b} = state[{slot}]")
                 sl.emit_pre(f"{tot} = 0.0")
                 sl.emit_pre(f"{wsum} = 0.0")
-                sl.emit_post(f"state[{slot}] = S_.moving_average({b}, {tot}, {wsum}, {float(opts['decay'])!r}, "
+                sl.emit_post(f"state[{slot}] = scalar.moving_average({b}, {tot}, {wsum}, {float(opts['decay'])!r}, "
                              f"state[{slot + 1}] == 0)")
                 sl.emit_post(f"state[{slot + 1}] = 1")
             sl.emit(f"{tot} += float(w_) * float({L})")
             sl.emit(f"{wsum} += float(w_)")
         wts = sl.local("ws", node)
-        sl.emit(f"{wts} = F_(S_.score_signal(w_, {L}, {b}))")
+        sl.emit(f"{wts} = cast(scalar.score_signal(w_, {L}, {b}))")
         sl.log_prob_vjp_row(node, wts, with_value=False)

@@ -44,7 +44,7 @@ class StraightThrough(Estimator):
         (a,) = lw.param_values(node)
         noise = lw.noise_of[node]
         lw.call(d.kernels["relaxed_sample"], [a, noise, tau], [soft], node)
-        lw.call(d.kernels["relaxed_bwd"], [a, noise, tau], [soft, gv, ga, lw.E1], node)
+        lw.call(d.kernels["relaxed_bwd"], [a, noise, tau], [soft, gv, ga, lw.empty1], node)
 
     def scalar_support(self, node, opts):
         return None  # the scalar lowering admits Bernoulli (logit and probit) nodes only
@@ -58,4 +58,4 @@ class StraightThrough(Estimator):
             return
         (a,) = node.inputs
         density = sl.dist(node).scalar["st_density"]   # d P(value = 1) / d logits
-        sl.add_cot(a, f"{g} * S_.{density}({sl.val(a)})")
+        sl.add_cot(a, f"{g} * scalar.{density}({sl.val(a)})")

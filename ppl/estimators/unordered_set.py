@@ -83,7 +83,7 @@ class UnorderedSet(Estimator):
 
     def backward(self, lw, node, opts):
         (ga,) = lw.param_grads(node)
-        if ga == lw.E2:
+        if ga == lw.empty2:
             return
         (a,) = lw.param_values(node)
         ws = lw.scratch[("unordered_set", node)]

@@ -27,11 +27,11 @@ class Vimco(Estimator):
         sample_hard(lw, node, noise_free=True)
 
     def backward(self, lw, node, opts):
-        if all(gr == lw.E2 for gr in lw.param_grads(node)):
+        if all(gr == lw.empty2 for gr in lw.param_grads(node)):
             return
         L, uw = lw.learning_signal(node)
         wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"R_.score_weights({uw}, {L}, {lw.vimco_baseline()}, {wts})")
+        lw.emit(f"rows.score_weights({uw}, {L}, {lw.vimco_baseline()}, {wts})")
         for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
-            lw.emit(f"R_.add_rows({cw}, {wts})")
-        lw.log_prob_vjp(node, wts, lw.E2)
+            lw.emit(f"rows.add_rows({cw}, {wts})")
+        lw.log_prob_vjp(node, wts, lw.empty2)

@@ -55,7 +55,7 @@ class ContextHelpers:
         ident = "st_" + _ident(name)
         if ident not in self._names:
             off = self.state_slot(name, 1, init)
-            self.head.append(f"{ident} = R_.flat_view(state, {off}, (1,))")
+            self.head.append(f"{ident} = rows.flat_view(state, {off}, (1,))")
             self._names[ident] = off
         return ident
 
@@ -67,8 +67,8 @@ class ContextHelpers:
         self.L.n_theta += size
         p, gp = "p_" + _ident(name), "gp_" + _ident(name)
         shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
-        self.head.append(f"{p} = R_.flat_view(theta, {off}, ({shp}))")
-        self.head.append(f"{gp} = R_.flat_view(grad, {off}, ({shp}))")
+        self.head.append(f"{p} = rows.flat_view(theta, {off}, ({shp}))")
+        self.head.append(f"{gp} = rows.flat_view(grad, {off}, ({shp}))")
         return p, gp
 
     def dist(self, node: Node):
@@ -82,10 +82,10 @@ class ContextHelpers:
 
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
-        self.emit(f"K_.{kernel}({', '.join([*ins, *k, *outs])})")
+        self.emit(f"core.{kernel}({', '.join([*ins, *k, *outs])})")
 
     def kernel_name(self, kernel, node: Node) -> str:
-        """How the step calls `kernel`: a kernel of the modules the step binds (`K_.name`), or a
+        """How the step calls `kernel`: a kernel of the modules the step binds (`core.name`), or a
         user's estimator's kernel (an @njit function or estimators.custom.Kernel), bound as a global
         of the step and recorded (`user_kernels`) for the target checks."""
         name = getattr(kernel, "__name__", None)
@@ -111,13 +111,13 @@ class ContextHelpers:
         there is one."""
         d = self.dist(node)
         keep = self.kept.get(("log_prob", node))
-        gp = self.param_grads(node) if params else [self.E2] * len(node.inputs)
+        gp = self.param_grads(node) if params else [self.empty2] * len(node.inputs)
         if keep is not None and ("log_prob", node) in self.kept_rep:
             (a,) = node.inputs
-            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
+            self.emit(f"core.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
                       f"{keep}, {weights}, {', '.join(gp)}, {gx})")
         elif keep is not None:
-            self.emit(f"K_.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
+            self.emit(f"core.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
                       f"{keep}, {weights}, {', '.join(gp)}, {gx})")
         else:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
@@ -148,10 +148,10 @@ class ContextHelpers:
         self.L.noise.append(len(self.L.ws2) - 1)
         stream = self.stream_base[node] + k
         if self.S == 1:
-            self.emit(f"N_.fill_{kind}({name}, seed, {stream}, t, row0)")
+            self.emit(f"noise.fill_{kind}({name}, seed, {stream}, t, row0)")
         else:
-            self.emit(f"N_.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")
-            self.emit(f"R_.expand_rows({name}, {self.S})")
+            self.emit(f"noise.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")
+            self.emit(f"rows.expand_rows({name}, {self.S})")
         return name
 
     def downstream_L(self, node: Node) -> str:
@@ -159,9 +159,9 @@ class ContextHelpers:
         key = frozenset(c.name for c in costs)
         if key not in self._Lcache:
             L = self.buf1(f"L_{node.name}")
-            self.emit(f"R_.zero1({L})")
+            self.emit(f"rows.zero1({L})")
             for c in costs:
-                self.emit(f"R_.add_rows(c_{c.name}, {L})")
+                self.emit(f"rows.add_rows(c_{c.name}, {L})")
             self._Lcache[key] = L
         return self._Lcache[key]
 
@@ -177,7 +177,7 @@ class ContextHelpers:
         """IWAE: VIMCO's leave-one-out baseline of every row (computed once, shared by the nodes)."""
         if "vimco" not in self._Lcache:
             b = self._Lcache["vimco"] = self.buf1("bvimco_")
-            self.emit(f"R_.vimco_baseline({self.totals}, {self.samples}, {self.S}, {b})")
+            self.emit(f"rows.vimco_baseline({self.totals}, {self.samples}, {self.S}, {b})")
         return self._Lcache["vimco"]
 
     def baseline_inputs(self, node: Node) -> list:

@@ -41,10 +41,10 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self._names: dict = {}
         self._Lcache: dict = {}
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
-        self.E2 = self.buf2("E2_", 0, rows=0)
-        self.E1 = "E1_"
-        self.head.append("E1_ = ws1[0]")
-        self.L.ws1.append(("E1_", 0))
+        self.empty2 = self.buf2("empty2", 0, rows=0)
+        self.empty1 = "empty1"
+        self.head.append("empty1 = ws1[0]")
+        self.L.ws1.append(("empty1", 0))
         self.rw = self.buf1("rw_")
         self.L.rw_index = len(self.L.ws1) - 1
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows

@@ -8,7 +8,7 @@ import re
 
 def named_source(source: str) -> str:
     """A step's source with its inlined views written by the names its head comment gives them
-    (`# p_q_W = R_.flat_view(theta, 0, (64, 32))`): the form to read, or to search in tests. Not
+    (`# p_q_W = rows.flat_view(theta, 0, (64, 32))`): the form to read, or to search in tests. Not
     compiled."""
     defs = dict(m.groups() for m in re.finditer(r"^ {4}# (\w+) = (.+)$", source, re.M))
     if not defs:
@@ -31,16 +31,16 @@ class Printer:
         are written where they are used, not bound to names, and kept in a comment that names
         them. A name bound at the top is a variable live across every kernel call's error
         branch; with ~100 such views LLVM's mem2reg spent a third of a new graph's compile on
-        them, and they cost nothing to remake (R_.flat_view). A tuple item is another matter:
+        them, and they cost nothing to remake (rows.flat_view). A tuple item is another matter:
         Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
         tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
         SROA and InstCombine; BENCHMARKS.md, "Compile time of a new graph")."""
         K = self.samples
-        lines = _drop_unread_repeats([f"R_.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:",
+        lines = _drop_unread_repeats([f"rows.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:",
                                       "    return loss", *self.bwd, "return loss"])
         body = []
-        if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (R_.flat_view)
+        if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
             n, m = self.L.n_theta, self.L.n_state
             body += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
                      f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
@@ -84,11 +84,11 @@ def _unpack(names: list, tup: str, width: int = 100) -> list:
     return out
 
 
-_REPEAT = re.compile(r"\s*R_\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \w+), (\w+)\)$")
+_REPEAT = re.compile(r"\s*rows\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \w+), (\w+)\)$")
 
 
 def _drop_unread_repeats(lines: list) -> list:
-    """Drop the copies of a data-row node's values to its drawn rows (`R_.repeat_rows` into its
+    """Drop the copies of a data-row node's values to its drawn rows (`rows.repeat_rows` into its
     twin `v_<name>`) that no other line reads: a twin is made for every data-row node with a
     per-sample reader, and some readers take the B rows themselves (the `_rep` kernels)."""
     text = "\n".join(lines)

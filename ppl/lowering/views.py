@@ -26,13 +26,13 @@ class Views:
         return self.gat(node, self.lay.get(node, self.FULL))
 
     def g_or_empty(self, node: Node) -> str:
-        """The node's cotangent on the rows of the node being lowered (`here`), or E2."""
-        return self.gat(node, self.here) or self.E2
+        """The node's cotangent on the rows of the node being lowered (`here`), or empty2."""
+        return self.gat(node, self.here) or self.empty2
 
     def vat(self, node: Node, P: tuple) -> str:
         """The node's values on the rows of layout P (a reader's): its own buffer when it is
-        stored on P, else a copy made on first use (R_.repeat_rows from one row per data row,
-        R_.gather_rows from another layout; P refines the node's row classes `sig`)."""
+        stored on P, else a copy made on first use (rows.repeat_rows from one row per data row,
+        rows.gather_rows from another layout; P refines the node's row classes `sig`)."""
         Q = self.lay.get(node, self.FULL)
         own = ("vB_" if Q != self.FULL else "v_") + node.name
         if P == Q:
@@ -42,15 +42,15 @@ class Views:
             self.vcopy.add((node, P))
             self.buf2(name, node.width, rows=self._rows(P))
             if max(Q) == 0:
-                self.emit(f"R_.repeat_rows({own}, {_ndist(P)}, {name})")
+                self.emit(f"rows.repeat_rows({own}, {_ndist(P)}, {name})")
             else:
-                self.emit(f"R_.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
+                self.emit(f"rows.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
         return name
 
     def gat(self, node: Node, P: tuple):
         """The cotangent of the node's values on the rows of layout P (a reader's), or None when
-        none is needed; one not stored on P is summed into the node's own (R_.fold_rows,
-        R_.fold_into) first thing in the node's backward pass."""
+        none is needed; one not stored on P is summed into the node's own (rows.fold_rows,
+        rows.fold_into) first thing in the node's backward pass."""
         if not self.req.get(node) or node.kind == "input":
             return None
         Q = self.lay.get(node, self.FULL)
@@ -87,7 +87,7 @@ class Views:
         if P not in self.cw_folded:
             name = self.cw_folded[P] = self.buf1(f"cw{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
                                                  rows=self._rows(P))
-            self.emit(f"R_.fold1({self.cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
+            self.emit(f"rows.fold1({self.cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
         return self.cw_folded[P]
 
     def _row_constant(self, kernel: str, logits: Node) -> tuple:

@@ -39,30 +39,30 @@ class Walk:
 
     def lower_loss(self):
         if self.rebar_nodes:
-            self.emit(f"B_.copy1({self.rw}, {self.cw})")
+            self.emit(f"rebar.copy1({self.rw}, {self.cw})")
             for n in self.rebar_nodes:
                 self._estimator(n).seed_weights(self, n)
         tot = self.totals = self.buf1("tot_")
-        self.emit(f"R_.zero1({tot})")
+        self.emit(f"rows.zero1({tot})")
         if self.objective == "iwae":
             # -C of a draw is its log weight; rw becomes the cotangents of the draws' totals
             for c in self.model.costs:
-                self.emit(f"R_.add_rows(c_{c.name}, {tot})")
+                self.emit(f"rows.add_rows(c_{c.name}, {tot})")
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
-            self.emit(f"R_.config_weights({self.S}, 0, 0, 1.0 / B, {self.uw})")
-            self.emit(f"loss = R_.iwae_bound({tot}, {self.samples}, {self.S}, {self.rw}, {self.ell})")
+            self.emit(f"rows.config_weights({self.S}, 0, 0, 1.0 / B, {self.uw})")
+            self.emit(f"loss = rows.iwae_bound({tot}, {self.samples}, {self.S}, {self.rw}, {self.ell})")
             return
         self.emit("loss = 0.0")
         for c in self.model.costs:
-            self.emit(f"loss += R_.weighted_total({self.rw}, c_{c.name}, {tot})")
+            self.emit(f"loss += rows.weighted_total({self.rw}, c_{c.name}, {tot})")
 
     def zero_cotangents(self):
-        self.emit("R_.zero1(grad)")
+        self.emit("rows.zero1(grad)")
         for n in self.an.order:
             if self.gB(n) is not None and not n.attrs.get("is_head"):
-                self.emit(f"R_.zero2({self.gB(n)})")
+                self.emit(f"rows.zero2({self.gB(n)})")
                 for P in sorted(self.gcopy.get(n, ())):
-                    self.emit(f"R_.zero2({self.gat(n, P)})")
+                    self.emit(f"rows.zero2({self.gat(n, P)})")
 
     def allocate(self, n: Node):
         """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
@@ -109,8 +109,8 @@ class Walk:
                 self.emit(render(op.fwd_each, xj=xj, off=off, out=out))
                 off += x.width
         elif n.is_stochastic:
-            self.emit_positive_checks(n, lambda p: f"R_.all_positive({self.v(p)})",
-                                      lambda p: f"R_.all_finite2({self.vB(p)})")
+            self.emit_positive_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
+                                      lambda p: f"rows.all_finite2({self.vB(p)})")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].forward(self, n, ch.options)
         elif n.attrs.get("is_head"):
@@ -118,7 +118,7 @@ class Walk:
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if n.attrs.get("is_head") and P != self.FULL:
-            self.emit(f"R_.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
+            self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
             self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
 
@@ -139,13 +139,13 @@ class Walk:
         if self.gB(n) is not None:   # the cotangents its readers left on their rows, summed into its own
             for P in sorted(self.gcopy.get(n, ())):
                 if max(Q) == 0:
-                    self.emit(f"R_.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
+                    self.emit(f"rows.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
                 else:
-                    self.emit(f"R_.fold_into({self.gat(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
+                    self.emit(f"rows.fold_into({self.gat(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
         ins = [self.vat(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
         if n.attrs.get("is_head"):
-            if all(gi == self.E2 for gi in gins):
+            if all(gi == self.empty2 for gi in gins):
                 return
             if k in ARRAY_RULES:
                 ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q), self.cbuf[n], self._rows(Q))
@@ -170,10 +170,10 @@ class Walk:
         op = OPS[n.kind]
         off = 0
         for x, gj in zip(n.inputs, gins) if op.bwd_each else ():
-            if gj != self.E2:
+            if gj != self.empty2:
                 self.emit(render(op.bwd_each, gout=gout, off=off, gj=gj))
             off += x.width
-        if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.E2):
+        if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.empty2):
             return
         gs = {f"g{j}": g for j, g in enumerate(gins)}
         self.emit(render(op.bwd, out=out, gout=gout, **gs, **self._op_values(n, ins)))
