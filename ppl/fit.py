@@ -11,6 +11,16 @@ the estimator state, the optimiser state, the step, the evaluations and the boun
 (ppl/history.py: its size does not grow with the steps); it is written to a
 temporary file, read back and checked, then renamed over the old one, so a crash or a
 diverged run never leaves a broken checkpoint behind.
+
+The pieces: `plan_fit` checks every argument and makes every automatic choice (a `FitPlan`);
+`Trainer` runs it: the first step from Python (`PythonSteps`, which compiles the step), then
+chunks of steps in one nopython call each (`_Chunks`, kernels/cpu_train.py; by default when that
+loop is compiled already for the step's signature or the run is long enough to repay its compile,
+NEW_SIGNATURE_STEPS) or one step at a time (the reference loop: the same bits), and between them
+the record, evaluations, checkpoints and the progress bar. `split_rows` runs each batch's two
+halves at once on two threads (`_split_rows`: the automatic rule); `blas_threads` sets the
+products' threads for the fit (`_blas_threads`). The held-out objective uses hard samples
+(`heldout_loss`: a relaxed program is evaluated by its hard twin).
 """
 from __future__ import annotations
 

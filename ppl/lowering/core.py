@@ -1,4 +1,11 @@
-"""The lowering object: one part per job (see the package's docstring), composed."""
+"""The lowering object: one part per job (see the package's docstring), composed.
+
+It is the IR between the lowering passes and the renderer: its `Layout` (parameters, state,
+workspaces, inputs, costs: what a Program allocates), its sections of emitted lines (`head`
+unpacks views, `fwd`, `bwd`; the row-fused lowering adds `pre` / `post` around its row loop),
+every line recorded with the node that emitted it (`emitted`, read by the target check), and the
+user functions the step calls (`globals`: such a program is not cached on disk).
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,15 @@
 """Passes "lower forward" and "lower backward": every node's storage and forward code in
 topological order, the loss, then every node's backward code in reverse order. The row-fused
-lowering overrides the per-node hooks (allocate, forward_node, backward_node, ...)."""
+lowering overrides the per-node hooks (allocate, forward_node, backward_node, ...).
+
+The loss (`lower_loss`): objective "elbo" is the mean over rows of the costs weighted by `rw`
+(rows.weighted_total). Objective "iwae" (K >= 2 samples, Burda et al. 2016) adds each draw's costs
+into `tot_` (C_ik = -log w_ik); rows.iwae_bound returns the mean over data rows of
+-log (1/K sum_k exp(-C_ik)), writes it to every row of its data row (`ell_`) and overwrites `rw` by
+the normalised weights / B, so the backward pass below is the ELBO's and carries the bound's
+gradient unchanged. An estimator states the objectives it estimates (`Estimator.objectives`);
+`applies` refuses the others with the reason.
+"""
 from __future__ import annotations
 
 from ..errors import ModelError

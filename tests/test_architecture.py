@@ -1,0 +1,143 @@
+"""docs/ARCHITECTURE.md is a map of the code as it is: these tests read the page and the tree.
+
+The page's format, which they parse:
+  * "## Layers" holds sections "### <n>. <layer> ..." in import order; under each, entries
+    "- `path`, `path` — what they do": the backticked paths before the dash are the entry's modules.
+  * "## To add ..." holds one section "### <what>" per kind of addition; each entry
+    "- `path`, `path` — why" names files to edit. A path with `<name>` in it stands for a new file
+    like the existing ones it matches (`<...>` read as a wildcard: at least one must exist).
+The checks: every module of ppl/ (subpackages included) and of kernels/ is named in the map, exactly
+once, and every named module exists; each layer imports only its own layer and the layers above
+it in the list (the import graph of tests/test_layers.py); every path of a "To add" list exists;
+the page has at most MAX_LINES lines.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import test_layers
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "ARCHITECTURE.md"
+MAX_LINES = 250
+KINDS = ("An op", "A law", "An estimator", "A kernel", "A user's estimator")   # the "To add" lists
+
+ENTRY = re.compile(r"^- (.*?)(?: — |$)")     # "- `a`, `b` — text": the part before the dash
+PATH = re.compile(r"`([^`\s]+)`")
+
+
+def _sections(level: str, lines):
+    """(heading text, [lines]) for each heading of `level` ("## " or "### ") in lines."""
+    out = []
+    for line in lines:
+        if line.startswith(level):
+            out.append((line[len(level):].strip(), []))
+        elif out:
+            out[-1][1].append(line)
+    return out
+
+
+def _top(name: str):
+    lines = DOC.read_text().splitlines()
+    found = [body for head, body in _sections("## ", lines) if head.startswith(name)]
+    assert found, f"docs/ARCHITECTURE.md has no section '## {name}' (the format this test parses: its docstring)"
+    return found[0]
+
+
+def _entries(body):
+    """[(paths, line)] of the "- `path` — text" entries in body."""
+    out = []
+    for line in body:
+        m = ENTRY.match(line)
+        if m:
+            out.append((PATH.findall(m.group(1)), line))
+    return out
+
+
+def layers():
+    """[(layer heading, [module paths])] of the map, in its order."""
+    out = []
+    for head, body in _sections("### ", _top("Layers")):
+        mods = [p for paths, _ in _entries(body) for p in paths]
+        out.append((head, mods))
+    return out
+
+
+def tree_modules() -> set:
+    return ({str(f.relative_to(ROOT)) for f in (ROOT / "ppl").rglob("*.py")} |
+            {str(f.relative_to(ROOT)) for f in (ROOT / "kernels").glob("*.py")})
+
+
+def _module_name(path: str) -> str:
+    """The import-graph node (tests/test_layers.py) of a file of the map."""
+    if path.startswith("kernels/"):
+        return "ppl.kernels"
+    parts = path[:-len(".py")].split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def test_the_page_is_short():
+    n = len(DOC.read_text().splitlines())
+    assert n <= MAX_LINES, (f"docs/ARCHITECTURE.md has {n} lines, at most {MAX_LINES}: it is a map; move detail "
+                            f"into the module's docstring and measurements into BENCHMARKS.md")
+
+
+def test_the_map_names_every_module_once():
+    named = [p for _, mods in layers() for p in mods]
+    assert named, "no module entries found under '## Layers' (entries read: \"- `path` — text\")"
+    tree = tree_modules()
+    unnamed = sorted(tree - set(named))
+    missing = sorted(set(named) - tree)
+    twice = sorted({p for p in named if named.count(p) > 1})
+    problems = []
+    if unnamed:
+        problems.append("modules in the tree that the map does not name (add a line under the layer that imports "
+                        "them): " + ", ".join(unnamed))
+    if missing:
+        problems.append("modules the map names that do not exist (renamed or removed? fix the line): "
+                        + ", ".join(missing))
+    if twice:
+        problems.append("modules the map names more than once: " + ", ".join(twice))
+    assert not problems, "docs/ARCHITECTURE.md's map and the tree differ:\n  " + "\n  ".join(problems)
+
+
+def test_the_layers_follow_the_imports():
+    rank = {}
+    for i, (head, mods) in enumerate(layers()):
+        for p in mods:
+            rank.setdefault(_module_name(p), (i, head))
+    g = test_layers.import_graph()
+    wrong = []
+    for a, b in g.edges:
+        if a in rank and b in rank and rank[b][0] > rank[a][0]:
+            wrong.append(f"{a} (layer '{rank[a][1]}') imports {b} (layer '{rank[b][1]}', below it in the map) "
+                         f"at line {g.edges[a, b]['line']}")
+    assert not wrong, ("docs/ARCHITECTURE.md lists the layers in import order; these imports go against it (move "
+                       "a module to another layer, or the import):\n  " + "\n  ".join(sorted(wrong)))
+
+
+def test_every_path_to_edit_exists():
+    sections = dict(_sections("### ", _top("To add")))
+    kinds = {k: next((body for head, body in sections.items() if head.startswith(k)), None) for k in KINDS}
+    absent = [k for k, body in kinds.items() if body is None]
+    assert not absent, f"'## To add ...' lacks the lists: {absent} (found: {sorted(sections)})"
+    problems = []
+    for kind, body in kinds.items():
+        entries = _entries(body)
+        if not entries:
+            problems.append(f"'{kind}': no entries (\"- `path` — why\")")
+        for paths, line in entries:
+            if not paths:
+                problems.append(f"'{kind}': an entry names no `path`: {line!r}")
+            for p in paths:
+                if "<" in p:
+                    pattern = re.sub(r"<[^>]*>", "*", p)
+                    if not list(ROOT.glob(pattern)):
+                        problems.append(f"'{kind}': {p} matches no existing file ({pattern}) to copy")
+                elif not (ROOT / p).exists():
+                    problems.append(f"'{kind}': {p} does not exist")
+    assert not problems, "docs/ARCHITECTURE.md's 'To add ...' lists name paths not in the tree:\n  " + "\n  ".join(
+        problems)
