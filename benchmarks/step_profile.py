@@ -22,6 +22,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ppl.models import sbn  # noqa: E402
+from ppl.targets import CPU_MODULES  # noqa: E402
 from peers import build_sbn  # noqa: E402  (benchmarks/, the script's folder)
 
 IWAE = ("vimco", "local_disarm", "local_arm")
@@ -58,8 +59,10 @@ def main():
     src = prog.source
     body = re.search(r"def step\(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode\):\n(.*?)\n\n\n",
                      src, re.S).group(1).split("\n")
-    head = [ln for ln in body if re.match(r"    \w+ = ", ln) and not re.search(r"[A-Z]_\.", ln)]
-    calls = [ln.strip().replace("loss = ", "") for ln in body if re.match(r"    (loss = )?[A-Z]_\.", ln)]
+    kernel = "(?:" + "|".join(CPU_MODULES) + r")\."   # a kernel call: the step's module names
+    first = next(i for i, ln in enumerate(body) if re.match(r"    (loss = )?" + kernel, ln))
+    head = [ln for ln in body[:first] if not ln.startswith(("    #", "    if theta", "        "))]   # the unpacking
+    calls = [ln.strip().replace("loss = ", "") for ln in body if re.match(r"    (loss = )?" + kernel, ln)]
     sig = "theta, grad, state, ws2, ws1, inputs, B, seed, t, mode, N"
     fns = [f"@njit\ndef f{j}({sig}):\n    row0 = 0\n" + "\n".join(head)
            + f"\n    for it in range(N):\n        {c}\n    return 0\n" for j, c in enumerate(calls)]
