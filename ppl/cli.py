@@ -146,9 +146,7 @@ def _fmt(v) -> str:
 
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .fit import fit
     from .models import get
-    from .optim import make
     from .targets import check_target
 
     check_target(args.target)
@@ -182,6 +180,16 @@ def cmd_train(args) -> int:
     if every is not None and "test" not in d:
         raise UsageError(f"--eval-every needs held-out data; {args.model} has no test split here (--eval-data FILE)")
     parallel = args.workers is not None or args.scheduler is not None
+    hist = _train(args, prog, d, D, out, every, parallel)
+    _report(args, mod, prog, d, D, hist, t_compile, out, parallel)
+    return 0
+
+
+def _train(args, prog, d, D, out, every, parallel):
+    """ppl train's fit: in this process, or data-parallel on Dask (--workers / --scheduler)."""
+    from .fit import fit
+    from .optim import make
+
     if parallel:
         if args.workers is not None and args.workers < 1:
             raise UsageError(f"--workers must be >= 1, got {args.workers}")
@@ -191,16 +199,19 @@ def cmd_train(args) -> int:
             raise UsageError("--workers / --scheduler (data-parallel training) takes no --resume, --eval-every or "
                              "--target cuda; train in one process for those")
         from .distributed import fit_data_parallel
-        hist = fit_data_parallel(prog, d["train"], make(D["optimizer"], float(D["lr"])), int(D["steps"]),
+        return fit_data_parallel(prog, d["train"], make(D["optimizer"], float(D["lr"])), int(D["steps"]),
                                  int(D["batch"]), seed=args.seed, workers=args.workers, scheduler=args.scheduler,
                                  average_every=args.average_every, progress=not args.quiet)
-    else:
-        if args.average_every is not None:
-            raise UsageError("--average-every is for data-parallel training: give --workers K or --scheduler ADDRESS")
-        hist = fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
-                   batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
-                   checkpoint=(out / "checkpoint.npz") if out is not None else None, resume=args.resume,
-                   eval_every=every, eval_data=d.get("test") if every is not None else None)
+    if args.average_every is not None:
+        raise UsageError("--average-every is for data-parallel training: give --workers K or --scheduler ADDRESS")
+    return fit(prog, d["train"], make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]),
+               batch_size=int(D["batch"]), seed=args.seed, progress=not args.quiet,
+               checkpoint=(out / "checkpoint.npz") if out is not None else None, resume=args.resume,
+               eval_every=every, eval_data=d.get("test") if every is not None else None)
+
+
+def _report(args, mod, prog, d, D, hist, t_compile, out, parallel):
+    """ppl train's report: the model's metrics, times, and with --out DIR its files."""
     t_eval = time.perf_counter()
     metrics = mod.evaluate(prog, d)
     t_eval = time.perf_counter() - t_eval
@@ -225,7 +236,6 @@ def cmd_train(args) -> int:
                  "step", "loss (negative objective per data row)", f"ppl train {args.model}"):
             wrote.append(out / "curve.png")
         print(f"  wrote {', '.join(map(str, wrote))}")
-    return 0
 
 
 def _write_curve(path, hist, curve) -> None:
@@ -357,44 +367,40 @@ def cmd_list(args) -> int:
 
 
 # --------------------------------------------------------------------------- the parser
-def build_parser() -> argparse.ArgumentParser:
+def _common(sp, train_opts=True):
+    """The options every command takes (train_opts: also the training settings; "compare": no autotune)."""
     from .models import MODELS
 
-    p = argparse.ArgumentParser(
-        prog="ppl", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Train ready stochastic computation graphs, see which gradient estimator each random "
-                    "node gets and why, and compare estimators side by side.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sp.add_argument("model", type=_model_arg, metavar="MODEL",
+                    help=f"one of: {', '.join(MODELS)}; or your own, path/to/file.py:FUNCTION (a function "
+                         f"returning a ppl.Model; its data with --data FILE)")
+    sp.add_argument("--policy", choices=["unbiased", "fast"] + (["autotune"] if train_opts != "compare" else []),
+                    default=None,
+                    help="how 'auto' picks estimators: unbiased (default), fast (biased, low variance)" +
+                         ("" if train_opts == "compare" else
+                          " or autotune (measure the unbiased candidates on a batch of training rows "
+                          "and keep the least variance x rows; explain prints the table)"))
+    sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
+    sp.add_argument("--objective", choices=["elbo", "iwae"], default=None,
+                    help="elbo (default) or iwae: the importance-weighted bound of the K draws of each "
+                         "data row (needs --samples >= 2)")
+    sp.add_argument("--dtype", choices=["float32", "float64"], default=None, help="model default")
+    sp.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
+                    help="a build() option of the model, e.g. latent=32,32 (repeatable)")
+    if train_opts:
+        sp.add_argument("--steps", type=int, default=None, help="training steps (model default)")
+        sp.add_argument("--batch", type=int, default=None, help="data rows per step (model default)")
+        sp.add_argument("--lr", type=float, default=None, help="learning rate (model default)")
+        sp.add_argument("--optimizer", choices=["adam", "sgd", "momentum"], default=None)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        sp.add_argument("--out", metavar="DIR", help="write parameters, checkpoint and report here")
 
-    def common(sp, train_opts=True):
-        sp.add_argument("model", type=_model_arg, metavar="MODEL",
-                        help=f"one of: {', '.join(MODELS)}; or your own, path/to/file.py:FUNCTION (a function "
-                             f"returning a ppl.Model; its data with --data FILE)")
-        sp.add_argument("--policy", choices=["unbiased", "fast"] + (["autotune"] if train_opts != "compare" else []),
-                        default=None,
-                        help="how 'auto' picks estimators: unbiased (default), fast (biased, low variance)" +
-                             ("" if train_opts == "compare" else
-                              " or autotune (measure the unbiased candidates on a batch of training rows "
-                              "and keep the least variance x rows; explain prints the table)"))
-        sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
-        sp.add_argument("--objective", choices=["elbo", "iwae"], default=None,
-                        help="elbo (default) or iwae: the importance-weighted bound of the K draws of each "
-                             "data row (needs --samples >= 2)")
-        sp.add_argument("--dtype", choices=["float32", "float64"], default=None, help="model default")
-        sp.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
-                        help="a build() option of the model, e.g. latent=32,32 (repeatable)")
-        if train_opts:
-            sp.add_argument("--steps", type=int, default=None, help="training steps (model default)")
-            sp.add_argument("--batch", type=int, default=None, help="data rows per step (model default)")
-            sp.add_argument("--lr", type=float, default=None, help="learning rate (model default)")
-            sp.add_argument("--optimizer", choices=["adam", "sgd", "momentum"], default=None)
-            sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-            sp.add_argument("--out", metavar="DIR", help="write parameters, checkpoint and report here")
 
+def _train_parser(sub):
+    """ppl train's options."""
     t = sub.add_parser("train", help="train a model and report its held-out metrics",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    common(t)
+    _common(t)
     t.add_argument("--estimator", default=None, metavar="SPEC",
                    help="auto | NAME | node=NAME,... (default: the model's, usually auto)")
     t.add_argument("--seed", type=int, default=0, help="initialisation, batches and draws (default 0)")
@@ -422,14 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "state are averaged (periodic averaging; default: synchronous, equal to one process)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("explain", help="print the estimator chosen for every stochastic node, and why")
-    common(e, train_opts=False)
-    e.add_argument("--estimator", default=None, metavar="SPEC", help="auto | NAME | node=NAME,...")
-    e.set_defaults(func=cmd_explain)
 
+def _compare_parser(sub):
+    """ppl compare's options."""
     c = sub.add_parser("compare", help="train with several estimators; Markdown table and a plot of the curves",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    common(c, train_opts="compare")
+    _common(c, train_opts="compare")
     c.add_argument("--estimators", required=True, metavar="A,B,C",
                    help="estimator specs separated by commas (by ';' when a spec holds commas)")
     c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
@@ -442,6 +446,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run them on a running Dask scheduler, e.g. tcp://HOST:8786")
     c.set_defaults(func=cmd_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ppl", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Train ready stochastic computation graphs, see which gradient estimator each random "
+                    "node gets and why, and compare estimators side by side.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    _train_parser(sub)
+
+    e = sub.add_parser("explain", help="print the estimator chosen for every stochastic node, and why")
+    _common(e, train_opts=False)
+    e.add_argument("--estimator", default=None, metavar="SPEC", help="auto | NAME | node=NAME,...")
+    e.set_defaults(func=cmd_explain)
+
+    _compare_parser(sub)
 
     ls = sub.add_parser("list", help="list the ready models and the estimators, with the papers they follow")
     ls.set_defaults(func=cmd_list)

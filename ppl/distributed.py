@@ -465,6 +465,48 @@ def dp_local(task: dict, rec=None, data=None):
     return losses, prog.theta.copy(), prog.state.copy(), opt.state()
 
 
+def _sync_step(prog, optimizer, rec, arrays, client, rec_f, data_f, cuts, w, idx, n, seed, t) -> list:
+    """One synchronous step of fit_data_parallel: every shard's gradient, combined by rows; the
+    update taken here. Returns [the step's loss]."""
+    theta, state, state0 = prog.theta.copy(), prog.state.copy(), prog.state.copy()
+    tasks = [dict(theta=theta, state=state, idx=None if idx is None else idx[0, a:b], rows=b - a,
+                  seed=int(seed), t=t, row0=a * prog.samples) for a, b in cuts]
+    if client is None:
+        out = [dp_grad(task, rec, arrays) for task in tasks]
+    else:
+        out = client.gather(client.map(dp_grad, tasks, rec=rec_f, data=data_f, pure=False))
+    loss = sum(wi * o[0] for wi, o in zip(w, out))
+    grad = sum(wi * o[1] for wi, o in zip(w, out))
+    if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
+        raise ModelError(f"fit_data_parallel: the loss or its gradient became non-finite at step {t} "
+                         f"(loss {loss}); lower the learning rate or check the data")
+    prog.grad_buffer[:] = grad
+    prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
+    optimizer.step(prog)
+    return [float(loss)]
+
+
+def _averaging_round(prog, optimizer, rec, arrays, client, rec_f, data_f, cuts, w, idx, n, seed, t) -> list:
+    """One round of periodic averaging: n local steps per shard, then parameters, estimator state
+    and optimiser state averaged by rows. Returns the n steps' row-weighted losses."""
+    theta, state, state0 = prog.theta.copy(), prog.state.copy(), prog.state.copy()
+    optimizer._ensure(prog.theta)
+    tasks = [dict(theta=theta, state=state, optimizer=optimizer,
+                  idx=[None] * n if idx is None else list(idx[:, a:b]), rows=b - a, seed=int(seed), t=t,
+                  row0=a * prog.samples) for a, b in cuts]
+    if client is None:
+        import copy
+        out = [dp_local(copy.deepcopy(task), rec, arrays) for task in tasks]
+    else:
+        out = client.gather(client.map(dp_local, tasks, rec=rec_f, data=data_f, pure=False))
+    prog.theta[:] = sum(wi * o[1] for wi, o in zip(w, out))
+    prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
+    st = out[0][3]
+    optimizer.load_state({k: (v if k in ("t", "kind") else sum(wi * o[3][k] for wi, o in zip(w, out)))
+                          for k, v in st.items()})
+    return [float(sum(wi * o[0][j] for wi, o in zip(w, out))) for j in range(n)]
+
+
 def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, seed: int = 0, client=None, *,
                       workers=None, scheduler=None, shards: int | None = None, average_every: int | None = None,
                       progress: bool = True):
@@ -502,6 +544,7 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
             raise ModelError(f"fit_data_parallel: shards must be >= 1, got {shards}")
         rec = recipe(prog)
         arrays = None if batches is None else batches.arrays
+        rec_f = data_f = None
         if client is not None:
             _check_picklable("fit_data_parallel: the program's model", rec["model"])
             rec_f = _scatter(client, rec)
@@ -522,40 +565,8 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
             B = int(batch_size) if batches is None else idx.shape[1]
             cuts = _shards(B, parts)
             w = [(b - a) / B for a, b in cuts]
-            theta, state = prog.theta.copy(), prog.state.copy()   # in the tasks: one round trip per step
-            state0 = prog.state.copy()
-            if average_every is None:
-                tasks = [dict(theta=theta, state=state, idx=None if idx is None else idx[0, a:b], rows=b - a,
-                              seed=int(seed), t=t, row0=a * prog.samples) for a, b in cuts]
-                if client is None:
-                    out = [dp_grad(task, rec, arrays) for task in tasks]
-                else:
-                    out = client.gather(client.map(dp_grad, tasks, rec=rec_f, data=data_f, pure=False))
-                loss = sum(wi * o[0] for wi, o in zip(w, out))
-                grad = sum(wi * o[1] for wi, o in zip(w, out))
-                if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
-                    raise ModelError(f"fit_data_parallel: the loss or its gradient became non-finite at step {t} "
-                                     f"(loss {loss}); lower the learning rate or check the data")
-                prog.grad_buffer[:] = grad
-                prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
-                optimizer.step(prog)
-                losses = [float(loss)]
-            else:
-                optimizer._ensure(prog.theta)
-                tasks = [dict(theta=theta, state=state, optimizer=optimizer,
-                              idx=[None] * n if idx is None else list(idx[:, a:b]), rows=b - a, seed=int(seed), t=t,
-                              row0=a * prog.samples) for a, b in cuts]
-                if client is None:
-                    import copy
-                    out = [dp_local(copy.deepcopy(task), rec, arrays) for task in tasks]
-                else:
-                    out = client.gather(client.map(dp_local, tasks, rec=rec_f, data=data_f, pure=False))
-                prog.theta[:] = sum(wi * o[1] for wi, o in zip(w, out))
-                prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
-                st = out[0][3]
-                optimizer.load_state({k: (v if k in ("t", "kind") else sum(wi * o[3][k] for wi, o in zip(w, out)))
-                                      for k, v in st.items()})
-                losses = [float(sum(wi * o[0][j] for wi, o in zip(w, out))) for j in range(n)]
+            run = _sync_step if average_every is None else _averaging_round
+            losses = run(prog, optimizer, rec, arrays, client, rec_f, data_f, cuts, w, idx, n, seed, t)
             hist.append(losses)
             bar.update(len(losses))
             t += len(losses)
