@@ -323,7 +323,7 @@ def cmd_compare(args) -> int:
         if failed:
             raise ModelError(f"compare: estimator {spec!r}, seed {failed[0]['seed']}: {failed[0]['error']}")
         heads = [r[mod.HEADLINE] for r in runs]
-        curves[spec] = np.mean([r["curve"] for r in runs], 0)
+        curves[spec] = (np.asarray(runs[0]["curve_steps"]), np.mean([r["curve"] for r in runs], 0))
         sd = f" ± {np.std(heads, ddof=1):.2g}" if len(heads) > 1 else ""
         rows.append((spec, f"{np.mean(heads):.6g}{sd}", f"{np.mean([r['grad_variance'] for r in runs]):.4g}",
                      f"{np.mean([r['us_per_step'] for r in runs]) / 1000:.3f}"))
@@ -340,7 +340,7 @@ def cmd_compare(args) -> int:
         with open(out / "compare.csv", "w") as f:
             f.write(",".join(h.replace(",", ";") for h in head) + "\n")
             f.writelines(",".join(c.replace(",", ";") for c in r) + "\n" for r in rows)
-        if _plot(out / "curves.png", {spec: (np.arange(1, len(c) + 1), c) for spec, c in curves.items()}, "step",
+        if _plot(out / "curves.png", dict(curves), "step",
                  "training loss (EMA; relaxed estimators: relaxed loss)", f"ppl compare {args.model}"):
             print(f"\nwrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'curves.png'}")
         else:

@@ -131,7 +131,7 @@ def _check_picklable(what: str, obj):
 class SweepResult(list):
     """The rows of a sweep, one dict per run in task order: its settings, 'estimator', 'seed',
     the model's metrics, 'grad_variance' (at initialisation, when measured), 'us_per_step',
-    'curve' (the smoothed training loss) and 'error' (None, or the run's exception)."""
+    'curve' (the smoothed training loss) at the steps 'curve_steps', and 'error' (None, or the run's exception)."""
 
     headline: str | None = None
 
@@ -161,11 +161,11 @@ class SweepResult(list):
         """One line per run (the curve left out)."""
         keys = []
         for r in self:
-            keys += [k for k in r if k != "curve" and k not in keys]
+            keys += [k for k in r if k not in ("curve", "curve_steps") and k not in keys]
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, keys)
             w.writeheader()
-            w.writerows({k: v for k, v in r.items() if k != "curve"} for r in self)
+            w.writerows({k: v for k, v in r.items() if k not in ("curve", "curve_steps")} for r in self)
 
 
 def _grid(settings) -> list:
@@ -239,7 +239,7 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
 def run_task(task: dict, data=None) -> dict:
     """One run of a sweep (here or on a worker): its row; an exception becomes the row's 'error'."""
     row = dict(settings=_label(task["settings"]), estimator=str(task["estimator"]), seed=task["seed"],
-               metrics={}, grad_variance=None, us_per_step=None, curve=None, error=None)
+               metrics={}, grad_variance=None, us_per_step=None, curve=None, curve_steps=None, error=None)
     try:
         row.update(_train(task, data))
     except Exception as e:  # noqa: BLE001 - a failed run is reported in its row; the sweep goes on
@@ -273,7 +273,10 @@ def _train(task, data):
     else:
         out["metrics"] = {"heldout_loss": heldout_loss(prog, data["test"])}
     out["us_per_step"] = 1e6 * hist.step_time
-    out["curve"] = hist.smoothed().tolist()
+    curve = hist.smoothed()
+    out["curve"] = curve.tolist()   # at every step, or at the points of the bounded record (long runs)
+    out["curve_steps"] = (np.arange(1, curve.shape[0] + 1) if curve.shape[0] == hist.steps
+                          else hist.curve()["step"]).tolist()
     return out
 
 
