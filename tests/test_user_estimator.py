@@ -159,3 +159,29 @@ def test_example_runs_and_trains(tmp_path):
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("test ELBO")][-1]
     before, after = (float(v) for v in re.findall(r"-?\d+\.\d+", line)[:2])
     assert after > before + 5.0, line
+
+
+def test_noise_buffers_are_separate_streams():
+    """Each ctx.noise() call is a buffer and a Philox stream of its own; a kind the fills lack is refused."""
+    from ppl.compiler import generate_source
+
+    class TwoNoises(EX.StochasticDerivative):
+        name = "two_noises"
+
+        def draw(self, ctx):
+            ctx.noise("uniform")
+            super().draw(ctx)
+
+    ppl.register_estimator(TwoNoises)
+    src = generate_source(build("ue_two_noises"), estimators={"h1": "two_noises", "h2": "score"})
+    assert "noise.fill_uniform(n0_h1[" in src and "noise.fill_uniform(n1_h1[" in src
+
+    class BadKind(EX.StochasticDerivative):
+        name = "bad_noise_kind"
+
+        def draw(self, ctx):
+            ctx.noise("poisson")
+
+    ppl.register_estimator(BadKind)
+    with pytest.raises(ppl.ModelError, match=r"node 'h1': noise kind 'poisson' is not one of 'uniform'"):
+        build("ue_bad_kind").compile(estimators={"h1": "bad_noise_kind", "h2": "score"})

@@ -30,6 +30,7 @@ class _NoGrad(str):
 
 
 NO_GRAD = _NoGrad("empty2")   # printed as the step's empty 2D buffer, which every kernel skips
+NOISE_KINDS = ("uniform", "normal", "logistic", "gumbel")   # kernels/cpu_noise.py's fills
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,15 @@ class EstimatorContext:
     def noise(self, kind: str = "uniform", width=None) -> str:
         """Base noise of kind "uniform", "normal", "logistic" or "gumbel", one draw per drawn row,
         shared by its configuration rows (common random numbers)."""
-        buf = self._lw.noise(self.node, kind, width=width)
+        if kind not in NOISE_KINDS:
+            raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': noise kind {kind!r} is not one "
+                             f"of {', '.join(map(repr, NOISE_KINDS))}")
+        key = ("custom.noise", self.node)   # each call a stream of its own (16 per node)
+        k = self._lw.scratch.get(key, 0)
+        if k >= 16:
+            raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': at most 16 noise buffers per node")
+        self._lw.scratch[key] = k + 1
+        buf = self._lw.noise(self.node, kind, k=k, width=width)
         self._lw.record_noise(self.node, buf, kind)
         return buf
 
