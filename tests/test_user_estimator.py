@@ -21,6 +21,7 @@ from numba import njit
 import exact
 import ppl
 import stats
+from ppl.estimators import REGISTRY
 from ppl import Affine, Bernoulli, Model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "user_estimator.py"
@@ -33,7 +34,19 @@ def _example():
     return mod
 
 
-EX = _example()
+@pytest.fixture(autouse=True)
+def registry():
+    """Each test registers what it needs and leaves ppl's registry as it found it: another test in
+    the same process (the README's estimator list, autotune's candidates) sees ppl's own only."""
+    before = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
+
+
+@pytest.fixture
+def EX():
+    return _example()
 X = np.array([[1., 0., 1.], [0., 1., 1.]])
 DATA = {"x": X}
 
@@ -60,7 +73,7 @@ def _oracle():
 @pytest.mark.parametrize("h1,h2", [("stochastic_derivative", "stochastic_derivative"),
                                    ("disarm", "stochastic_derivative"),
                                    ("stochastic_derivative", "score")])
-def test_user_estimator_is_unbiased(h1, h2):
+def test_user_estimator_is_unbiased(h1, h2, EX):
     P, g = _oracle()
     prog = build(f"ue_{h1}_{h2}").compile(dtype=np.float64, estimators={"h1": h1, "h2": h2})
     for k, v in P.items():
@@ -80,7 +93,7 @@ def _grad_without_p(logits, value, cost, row_weights, stride, size, grad_logits)
                 grad_logits[r, j] += row_weights[r] * 0.25 * (cost[r + (j + 1) * stride] - cost[r])
 
 
-def test_a_biased_variant_is_caught():
+def test_a_biased_variant_is_caught(EX):
     """The test of the test: the same estimator with the weight p replaced by 1/4 (the right weight
     only where p = 1/4) is biased, and the check rejects it."""
     @ppl.register_estimator
@@ -104,7 +117,7 @@ def test_a_biased_variant_is_caught():
     assert not r.ok, r
 
 
-def test_refused_where_it_does_not_apply_and_on_cuda():
+def test_refused_where_it_does_not_apply_and_on_cuda(EX):
     with Model("ue_normal") as m:
         x = m.input("x", 3)
         z = ppl.Normal("z", Affine(x, 2, name="loc"), 1.0)
@@ -161,7 +174,7 @@ def test_example_runs_and_trains(tmp_path):
     assert after > before + 5.0, line
 
 
-def test_noise_buffers_are_separate_streams():
+def test_noise_buffers_are_separate_streams(EX):
     """Each ctx.noise() call is a buffer and a Philox stream of its own; a kind the fills lack is refused."""
     from ppl.compiler import generate_source
 
