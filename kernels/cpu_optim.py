@@ -7,7 +7,8 @@ The conventions are ``cpu.py``'s, which re-exports every public name here; the C
 from numba import njit
 from numba.extending import overload
 
-from .scalar import adam_bias_corrections, adam_step, hyper, like, momentum_velocity
+from .scalar import hyper, like
+from .scalar_optim import adam_bias_corrections, adam_step, momentum_velocity
 from .simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -38,7 +39,7 @@ def momentum_update(theta, grad, vel, lr, mu):
 @njit(**_JIT)
 def _adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
     """theta -= lr (m' c1) / (sqrt(v' c2) + eps) with the moments m', v' updated in place:
-    scalar.adam_step per entry (a division and a square root each)."""
+    scalar_optim.adam_step per entry (a division and a square root each)."""
     for i in range(theta.shape[0]):
         delta, mi, vi = adam_step(grad[i], m[i], v[i], lr, b1, b2, c1, c2, eps)
         m[i] = mi

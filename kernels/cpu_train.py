@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from .cpu_optim import adam_update, momentum_update, sgd_update
 from .cpu_rows import all_finite2
-from .scalar import robbins_monro_rate
+from .scalar_optim import robbins_monro_rate
 
 OPT_SGD, OPT_MOMENTUM, OPT_ADAM = 0, 1, 2
 # hyper: [lr, beta1, beta2, eps, t0 (inf: constant rate), kappa, mu]

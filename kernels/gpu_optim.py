@@ -5,16 +5,16 @@ The conventions are ``gpu.py``'s, which re-exports every public name here.
 """
 from numba import cuda
 
-from . import scalar as S
+from . import scalar_optim as SO
 from .device import device
 from .gpu_core import _run_rows
 from .scalar import hyper, like
 from .registry import items
 
 # device versions of the scalar math (one source with the CPU kernels)
-_momentum_velocity = device(S.momentum_velocity)
-_adam_bias_corrections = device(S.adam_bias_corrections)
-_adam_step = device(S.adam_step)
+_momentum_velocity = device(SO.momentum_velocity)
+_adam_bias_corrections = device(SO.adam_bias_corrections)
+_adam_step = device(SO.adam_step)
 
 
 # ============================================================================ optimisers

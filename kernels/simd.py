@@ -24,7 +24,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
-from .scalar import ADAM_G_MIN, F32_NORMAL_MIN
+from .scalar_optim import ADAM_G_MIN, F32_NORMAL_MIN
 
 
 def _target_features():
@@ -108,7 +108,7 @@ def _adam_lanes_intrinsic(masked):
             zero, one, tiny = const(0.0), const(1.0), const(F32_NORMAL_MIN)
             fabs, sqrt = fn(f"llvm.fabs.v{L}f32"), fn(f"llvm.sqrt.v{L}f32")
             rcp = fn("llvm.x86.avx512.rcp14.ps.512", 2, (ir.IntType(16),))
-            # scalar.adam_step's flushes: |g| < 2^-56 -> 0, moments below the normal range -> 0
+            # scalar_optim.adam_step's flushes: |g| < 2^-56 -> 0, moments below the normal range -> 0
             g = builder.select(builder.fcmp_ordered("<", builder.call(fabs, [g]), const(ADAM_G_MIN)), zero, g)
             mi = builder.fadd(builder.fmul(B1, mm, flags=fl), builder.fmul(builder.fsub(one, B1), g, flags=fl), flags=fl)
             vi = builder.fadd(builder.fmul(B2, vv, flags=fl),

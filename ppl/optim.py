@@ -24,7 +24,7 @@ from .errors import ModelError
 
 from .kernels import cpu as cpu_kernels
 from .kernels.cpu import adam_update, momentum_update, sgd_update
-from .kernels.scalar import robbins_monro_rate
+from .kernels.scalar_optim import robbins_monro_rate
 
 
 def _positive(owner: str, name: str, value, allow_zero: bool = False) -> float:

@@ -937,7 +937,7 @@ def _adam_step_ulps(n, seed):
     gradients spread over 20 decades: the step's error in float32 ulps against the float64
     formula on the moments the kernel wrote, and the moments' error in ulps of their larger
     term (b m or (1 - b) g: the sum may cancel) against float64."""
-    from ppl.kernels.scalar import adam_bias_corrections
+    from ppl.kernels.scalar_optim import adam_bias_corrections
     rng = np.random.default_rng(seed)
     g = (rng.normal(size=n) * 10.0 ** rng.uniform(-8, 3, n)).astype(np.float32)
     m = (rng.normal(size=n) * 10.0 ** rng.uniform(-8, 0, n)).astype(np.float32)
@@ -975,7 +975,7 @@ def test_float32_adam_step_within_stated_ulps():
 def test_float32_adam_special_values():
     """NaN gradients and moments stay NaN; a gradient whose square overflows (v = inf) leaves
     theta where the exact update leaves it (m / inf = 0), not NaN; |g| < 2^-56 counts as 0 and
-    moments below the normal range are flushed, as scalar.adam_step does."""
+    moments below the normal range are flushed, as scalar_optim.adam_step does."""
     n = 35
     g = np.full(n, 1e-3, np.float32)
     g[3], g[20] = np.nan, 1e21           # NaN; g^2 overflows float32

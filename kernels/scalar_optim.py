@@ -1,0 +1,56 @@
+"""Scalar formulas of the optimisers (SGD with Robbins-Monro rates, heavy-ball momentum, Adam),
+shared by the CPU loops (cpu_optim.py, fit's nopython loop cpu_train.py, ppl.optim) and, through
+device(), the CUDA ones (gpu_optim.py); simd.py's vector Adam repeats their flushes."""
+import math
+
+from numba import njit
+
+from .scalar import like
+
+
+F32_NORMAL_MIN = 1.1754943508222875e-38   # the smallest normal float32: optimiser moments below it are flushed to 0
+ADAM_G_MIN = 2.0**-56   # |g| below it counts as 0 in Adam's moments: (1 - b2) g^2 would be subnormal
+
+
+@njit(cache=True, error_model="numpy")
+def momentum_velocity(vel, g, lr, mu):
+    """Heavy-ball velocity (Polyak 1964): mu vel - lr g, flushed to 0 below the float32 normal
+    range (see adam_step)."""
+    nv = mu * vel - lr * g
+    return like(nv, 0.0) if abs(nv) < like(nv, F32_NORMAL_MIN) else nv   # a NaN stays NaN
+
+
+@njit(cache=True)
+def robbins_monro_rate(a0, t0, kappa, t):
+    """a_t = a0 / (1 + t / t0)^kappa (Robbins & Monro 1951), t = updates applied before (float).
+    No fast-math: ppl.optim and fit's nopython loop must get the same rate bit for bit."""
+    return a0 / (1.0 + t / t0) ** kappa
+
+
+@njit(cache=True, error_model="numpy")
+def adam_bias_corrections(b1, b2, t):
+    """(1 / (1 - b1^t), 1 / (1 - b2^t)) of Adam (Kingma & Ba 2015, Algorithm 1)."""
+    one = like(b1, 1.0)
+    tt = like(b1, t)
+    return one / (one - math.pow(b1, tt)), one / (one - math.pow(b2, tt))
+
+
+@njit(cache=True, error_model="numpy")
+def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
+    """(delta, m', v') of one Adam update: m' = b1 m + (1-b1) g ; v' = b2 v + (1-b2) g^2 ;
+    delta = lr (m' c1) / (sqrt(v' c2) + eps), theta -= delta (Kingma & Ba 2015)."""
+    one = like(g, 1.0)
+    zero = like(g, 0.0)
+    tiny = like(g, F32_NORMAL_MIN)
+    # No subnormal operand or result: the CPU handles them tens of times slower. Moments below
+    # the float32 normal range are flushed to 0 (a parameter whose gradient stays 0, e.g. of an
+    # input pixel that is always 0, would otherwise decay m into subnormals: Adam on the SBN
+    # 2.1x slower), and so is a gradient below 2^-56, whose square is (a saturated unit's
+    # gradient, ~1e-20, made a straight-through SBN's step 1.7x slower after 10^5 steps). Both
+    # change the step lr m / (sqrt(v) + eps) by less than lr 2^-56 / eps. A NaN stays NaN.
+    g = zero if abs(g) < like(g, ADAM_G_MIN) else g
+    mi = b1 * m + (one - b1) * g
+    vi = b2 * v + (one - b2) * g * g
+    mi = zero if abs(mi) < tiny else mi
+    vi = zero if vi < tiny else vi
+    return lr * (mi * c1) / (math.sqrt(vi * c2) + eps), mi, vi
