@@ -34,7 +34,7 @@ import numpy as np
 from . import checkpoint
 from . import validate as V
 from .data import Batches
-from .dsl import ModelError
+from .errors import ModelError
 from .history import KEEP_STEPS, History
 from .kernels import blas
 from .kernels.numba_compat import is_cached
@@ -434,6 +434,7 @@ class PythonSteps:
 
     def __init__(self, prog, optimizer, plan: FitPlan):
         self.prog, self.opt, self.plan = prog, optimizer, plan
+        self.useed = np.uint64(plan.seed)   # the step's seed argument, made once for the run
 
     def run(self, t, n=1):
         """Train step t: ([its loss], None), or ([], (t, its ModelError or its non-finite loss))."""
@@ -441,7 +442,7 @@ class PythonSteps:
         args = p.args(plan.batches(t) if plan.batches is not None else None,
                       batch=None if plan.batches is not None else int(plan.batch_size))
         try:
-            loss = float(p.entry(*args, np.uint64(plan.seed), np.int64(t), 1))
+            loss = float(p.entry(*args, self.useed, np.int64(t), 1))
         except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
             return [], (t, e)
         if not np.isfinite(loss) or not p.gradient_is_finite():
@@ -471,7 +472,7 @@ class Trainer:
                        dynamic_ncols=True, mininterval=0.25)
         t_first = time.perf_counter()
         one = PythonSteps(self.prog, self.opt, plan)
-        chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, np.uint64(plan.seed), plan.nopython,
+        chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one.useed, plan.nopython,
                               plan.total - start, plan.split)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None

@@ -10,12 +10,11 @@ keeps every step's loss (8 bytes a step).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dsl import ModelError
+from .errors import ModelError
 
 RECORD_POINTS = 2048     # points of the loss curve (an even number); 4 float64 each
 KEEP_STEPS = 100_000     # keep_losses=None: every step's loss kept up to this many steps (800 kB)
