@@ -35,8 +35,8 @@ def cache_root() -> Path:
 def kernels_version() -> str:
     """A hash of the kernel sources (file names and contents)."""
     h = hashlib.sha256()
-    for f in sorted(KERNELS.glob("*.py")):
-        h.update(f.name.encode())
+    for f in sorted(KERNELS.rglob("*.py")):
+        h.update(str(f.relative_to(KERNELS)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

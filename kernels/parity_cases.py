@@ -102,14 +102,6 @@ CASES = {
     "probit_log_prob_bwd": lambda g: (4 * g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "probit_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
     "normal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
-    "poisson_sample": lambda g: (4 * g.pos(R, D), g.u(R, D), g.out(R, D)),
-    "poisson_log_prob": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.out(R)),
-    "poisson_log_prob_bwd": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.x(R), g.x(R, D), g.skip(2)),
-    "laplace_sample": lambda g: (g.x(R, D), g.pos(R, D), g.u(R, D), g.out(R, D)),
-    "laplace_sample_bwd": lambda g: (g.u(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
-    "laplace_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
-    "laplace_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D), g.skip(2),
-                                       g.x(R, D)),
     "normal_sample_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
     "normal_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
     "normal_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
@@ -290,8 +282,11 @@ def disarm_marginal_case(g):
 def declare():
     """Declare every maker of CASES in the registry, on the kernel of that name (imports the CUDA
     modules, which register the kernels)."""
-    from . import gpu, gpu_antithetic, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
-    for name, maker in CASES.items():
+    from . import families, gpu, gpu_antithetic, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
+    cases = dict(CASES)
+    for family in families.modules():   # a family declared once declares its cases with it
+        cases.update(getattr(family, "PARITY", {}))
+    for name, maker in cases.items():
         for k in registry.kernels():
             if k.name == name and "cpu" in k.impls:
                 registry.args(k.family, name, maker)

@@ -2,17 +2,14 @@
 candidates on pilot data, the same choice on every run with the same seed.
 
 Candidates. For a node, the unbiased estimators that apply to it under the program's objective,
-less those a rule excludes without measuring (`EXCLUDE`): ARM where DisARM applies (DisARM is
-ARM with the pair's shared uniform integrated out given the two draws, a Rao-Blackwellisation:
-never more variance, the same two rows; Dong, Mnih & Tucker 2020), RELAX where every path to
-the costs is differentiable (its control variate is a network trained with the model, so its
-variance at initialisation says nothing of its variance in training; REBAR, RELAX with the
-model's own relaxed f as control variate, is measured instead; Grathwohl et al. 2018),
-enumeration of more than `MAX_ENUMERATION` values, and double_cv (its alpha, too, is trained with
-the model: at initialisation it has 7.9x less variance than score-loo on the SBN, after training
-the same; BENCHMARKS.md) and lax (its control variate, too: behind a black box it measured
-1.6-3.7x the variance of score with a moving average untrained, 0.10-0.35x after 2000 steps of
-phi; BENCHMARKS.md).
+less those an estimator declares not worth measuring (its `not_measured`): ARM where DisARM
+applies (DisARM is ARM with the pair's shared uniform integrated out given the two draws, a
+Rao-Blackwellisation: never more variance, the same two rows; Dong, Mnih & Tucker 2020), RELAX
+where every path to the costs is differentiable (its control variate is a network trained with
+the model, so its variance at initialisation says nothing of its variance in training; REBAR,
+RELAX with the model's own relaxed f as control variate, is measured instead; Grathwohl et al.
+2018), enumeration of more than `enumerate.MAX_ENUMERATION` values, and double_cv and lax
+(their control variates, too, are trained with the model; BENCHMARKS.md).
 
 Measurements, per candidate program at the initial parameters:
 - variance: the trace of the covariance of the model-parameter gradient over `DRAWS` estimates
@@ -76,28 +73,13 @@ TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the lea
 TIME_MARGIN = 1.0        # among tied candidates of equal rows, those > 2x the fastest time drop out
 ROUNDS = 5               # interleaved timing rounds (paired ratios compared; the table shows the fastest)
 BLOCK_SECONDS = 0.01     # steps per timed block: about this long
-MAX_ENUMERATION = 64     # enumeration is a candidate for a support of at most this many values
 EARLY_DRAWS = 8          # a candidate whose score is then > STOP_FACTOR x the least so far stops there
 STOP_FACTOR = 3.0
 
-EXCLUDE = (   # (estimator, when, why): not compiled, not measured
-    ("arm", lambda info: REGISTRY["disarm"].applies(info) is None,
-     "DisARM applies: it is ARM with the pair's uniform integrated out (Dong, Mnih & Tucker 2020), "
-     "never more variance for the same rows"),
-    ("local_arm", lambda info: REGISTRY["local_disarm"].applies(info) is None,
-     "local DisARM applies: ARM's pair with the uniform integrated out (Dong, Mnih & Tucker 2020)"),
-    ("relax", lambda info: info.differentiable,
-     "differentiable paths: its control variate is trained with the model, so its variance at "
-     "initialisation is no guide (Grathwohl et al. 2018); REBAR is measured instead"),
-    ("double_cv", lambda info: True,
-     "its coefficient alpha is trained with the model, so its variance at initialisation is no guide: "
-     "measured on the SBN, 7.9x below score-loo's at initialisation, equal to it after training (BENCHMARKS.md)"),
-    ("lax", lambda info: True,
-     "its control variate c_phi is trained with the model, so its variance at initialisation is no guide "
-     "(as RELAX's; Grathwohl et al. 2018)"),
-    ("enumerate", lambda info: info.support is not None and info.support > MAX_ENUMERATION,
-     f"a support of more than {MAX_ENUMERATION} values: as many rows per draw"),
-)
+def not_measured(name: str, info) -> str | None:
+    """Why autotune neither compiles nor measures estimator `name` for a node (its declared
+    `not_measured`), else None."""
+    return REGISTRY[name].not_measured(info)
 
 
 @numba.njit(cache=True)
@@ -311,7 +293,7 @@ def autotune(model, compile_program, options):
         for name, est in sorted(REGISTRY.items(), key=lambda kv: (kv[0] != incumbent, kv[0])):
             if not est.unbiased or est.applies(info) is not None:
                 continue
-            why = next((w for e, cond, w in EXCLUDE if e == name and cond(info)), None)
+            why = not_measured(name, info)
             if why is not None:
                 rows.append(Candidate(node.name, name, verdict=f"excluded: {why}"))
                 continue

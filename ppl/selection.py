@@ -22,49 +22,15 @@ class Choice:
     reason: str
 
 
-def _score_reason(i: NodeInfo) -> str:
-    if i.blocked_by:
-        return f"a path to its costs goes through the gradient-free black box '{i.blocked_by}'"
-    if i.dist.discrete and REGISTRY["cat_disarm"].applies(i) is None:
-        return ("discrete node: the unbiased default is the score function with a baseline (categorical DisARM, "
-                "at equal evaluations on the categorical VAE 8x4, was not clearly better at equal steps "
-                "(+0.14 +- 0.23 nats over 3 seeds), was worse at equal wall clock and costs 1.5x per step: "
-                "BENCHMARKS.md, the estimator study)")
-    if i.dist.discrete:
-        return "discrete node: the unbiased default is the score function with a baseline"
-    return "not reparameterisable"
+# (policy, condition, estimator, reason) -- first match wins: every estimator's declared
+# `rules` (estimators/base.Rule), by rank. This is where the compiler's defaults are decided;
+# `explain()` prints the reason of the rule that fired.
+def _rules() -> list:
+    declared = [(r, name) for name, est in REGISTRY.items() for r in type(est).__dict__.get("rules", ())]
+    return [(r.policy, r.when, name, r.why) for r, name in sorted(declared, key=lambda rn: (rn[0].rank, rn[1]))]
 
 
-# (policy, condition, estimator, reason) -- first match wins. This is THE place where the
-# compiler's defaults are decided; `explain()` prints the reason of the rule that fired.
-RULES = [
-    ("*", lambda i: i.objective == "iwae", "dreg",
-     lambda i: "reparameterisable under the multi-sample (IWAE) bound: the doubly reparameterised gradient "
-               "(its encoder estimate does not lose its signal-to-noise ratio as K grows, unlike pathwise)"),
-    ("*", lambda i: i.dist.has_rsample and i.differentiable, "pathwise",
-     lambda i: "reparameterisable and every path to its costs is differentiable"),
-    ("fast", lambda i: i.dist.straight_through and i.differentiable, "reinmax",
-     lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance: ReinMax "
-               "(straight-through's hard forward pass, a second-order backward) trained to a higher test ELBO "
-               "than straight-through at equal steps (every seed of the SBN 64-32: +0.31 nats after 5000 "
-               "steps, +1.15 after 15000; the categorical VAE 8x4: +1.33) and at equal wall clock, at "
-               "1.0-1.25x its time per step (BENCHMARKS.md, the estimator study)"),
-    ("fast", lambda i: i.dist.straight_through and i.differentiable, "straight_through",
-     lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance (ReinMax, "
-               "its default where it applies, needs a logit-link Bernoulli or Categorical node)"),
-    ("*", lambda i: i.dist.antithetic and not i.differentiable, "relax",
-     lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}': RELAX "
-               f"learns a control variate without differentiating f"),
-    ("unbiased", lambda i: i.dist.antithetic, "disarm",
-     lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has lower "
-               "variance than the score function, for two evaluations of the downstream graph; on the SBN 64-32 "
-               "it trained to the highest test ELBO of the unbiased estimators at equal evaluations (double_cv's "
-               "lower variance at init did not carry over) at the least cost per step (BENCHMARKS.md, the estimator study)"),
-    ("*", lambda i: i.objective == "iwae", "vimco",
-     lambda i: "multi-sample (IWAE) bound, not reparameterisable along every path: the score function of "
-               "the bound with VIMCO's leave-one-out baselines per draw"),
-    ("*", lambda i: True, "score", _score_reason),
-]
+RULES = _rules()
 POLICIES = ("unbiased", "fast", "autotune")
 
 

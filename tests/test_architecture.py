@@ -66,7 +66,7 @@ def layers():
 
 def tree_modules() -> set:
     return ({str(f.relative_to(ROOT)) for f in (ROOT / "ppl").rglob("*.py")} |
-            {str(f.relative_to(ROOT)) for f in (ROOT / "kernels").glob("*.py")})
+            {str(f.relative_to(ROOT)) for f in (ROOT / "kernels").rglob("*.py")})
 
 
 def _module_name(path: str) -> str:

@@ -1,4 +1,15 @@
-"""Gradient estimators, one small module each, registered by name in one registry."""
-from .base import REGISTRY, Estimator, NodeInfo, estimator_params  # noqa: F401
-from . import pathwise, score, straight_through, concrete, enumerate, arm, relax, rebar, price, vimco, dreg, reinmax, gumbel_rao, gapped_st, double_cv, cat_disarm, unordered_set, lax  # noqa: F401  (registration)
+"""Gradient estimators, one small module each, registered by name in one registry.
+
+Every module of this package but `base` and `custom` is an estimator module: it is imported
+here (found, not listed), and registers its estimators with `@register`; what a policy picks by
+default (`rules`) and what autotune skips (`not_measured`) are declared on the estimator."""
+import importlib
+import pkgutil
+
+from .base import REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
 from .custom import NO_GRAD, EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
+
+_NOT_ESTIMATORS = {"base", "custom"}
+ESTIMATOR_MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_ESTIMATORS))
+for _name in ESTIMATOR_MODULES:
+    importlib.import_module(f"{__name__}.{_name}")   # registration

@@ -3,7 +3,7 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
-from .base import Estimator, enumerated_below, register
+from .base import REGISTRY, Estimator, Rule, enumerated_below, register
 
 
 class _Antithetic(Estimator):
@@ -77,6 +77,12 @@ class _Antithetic(Estimator):
 @register
 class ARM(_Antithetic):
     name = "arm"
+
+    def not_measured(self, info):
+        if REGISTRY["disarm"].applies(info) is None:
+            return ("DisARM applies: it is ARM with the pair's uniform integrated out (Dong, Mnih & Tucker 2020), "
+                    "never more variance for the same rows")
+        return None
     about = 'antithetic pair of Bernoulli draws sharing one uniform'
     cite = 'Yin & Zhou 2019, "ARM: Augment-REINFORCE-merge gradient for stochastic binary networks", ICLR'
 
@@ -84,6 +90,11 @@ class ARM(_Antithetic):
 @register
 class DisARM(_Antithetic):
     name = "disarm"
+    rules = (Rule("unbiased", 60, lambda i: i.dist.antithetic,
+                  lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has "
+                            "lower variance than the score function, for two evaluations of the downstream graph; "
+                            "it trained to the highest test ELBO of the unbiased estimators at equal evaluations "
+                            "at the least cost per step (BENCHMARKS.md, the estimator study)"),)
     about = "ARM with the pair's uniform integrated out given the two draws"
     cite = 'Dong, Mnih & Tucker 2020, "DisARM: an antithetic gradient estimator for binary latent variables", NeurIPS'
 
@@ -120,6 +131,11 @@ class _Local(_Antithetic):
 @register
 class LocalARM(_Local):
     name = "local_arm"
+
+    def not_measured(self, info):
+        if REGISTRY["local_disarm"].applies(info) is None:
+            return "local DisARM applies: ARM's pair with the uniform integrated out (Dong, Mnih & Tucker 2020)"
+        return None
     about = 'ARM for the importance-weighted bound, a pair per draw'
     cite = 'Yin & Zhou 2019 (ICLR), in the multi-sample form of Dong, Mnih & Tucker 2020 (NeurIPS)'
 

@@ -95,6 +95,19 @@ class RowContext(Context, Protocol):
 REGISTRY: dict[str, "Estimator"] = {}
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A default choice an estimator declares: under `policy` ("*": every policy), for a node
+    where `when(info)` holds and the estimator applies, choose it, for the reason `why(info)`
+    (what `explain()` prints). The compiler tries every estimator's rules by `rank`, lowest
+    first; the first that fires wins (selection.RULES)."""
+
+    policy: str
+    rank: int
+    when: object      # (NodeInfo) -> bool
+    why: object       # (NodeInfo) -> str
+
+
 @dataclass
 class NodeInfo:
     """What the compiler knows of a stochastic node when choosing its estimator."""
@@ -140,6 +153,12 @@ class Estimator:
     # the name prefixes of the parameters it declares (lw.param: learned baselines, control
     # variates, eta and temperature): trained with the model, not the model's (estimator_params)
     param_prefixes: tuple = ()
+    rules: tuple = ()          # Rule entries: when a policy picks it by default (selection.RULES)
+
+    def not_measured(self, info: NodeInfo) -> str | None:
+        """Why the "autotune" policy neither compiles nor measures it for this node (its
+        variance at the initial parameters is no guide, or a better twin applies), else None."""
+        return None
 
     def applies(self, info: NodeInfo) -> str | None:
         """None when the estimator applies to the node under the program's objective, else why not."""

@@ -50,6 +50,10 @@ def digits_below(lw, node):
 @register
 class DoubleCV(Estimator):
     name = "double_cv"
+
+    def not_measured(self, info):
+        return ("its coefficient alpha is trained with the model, so its variance at initialisation is no guide "
+                "(BENCHMARKS.md, the estimator study)")
     param_prefixes = ("double_cv.",)
     about = ("score function, leave-one-out baseline plus a Taylor control variate from the other draws' df/db "
              "and its exact correction; samples >= 2")

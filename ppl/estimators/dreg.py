@@ -16,7 +16,7 @@ may lie below z (`check`; the rule table then falls back to 'pathwise', an overr
 naming the reason).
 """
 from .. import graph as G
-from .base import register
+from .base import Rule, register
 from .pathwise import Pathwise
 
 
@@ -24,6 +24,10 @@ from .pathwise import Pathwise
 class DReG(Pathwise):
     """Pathwise's draw and backward, with the two changes above."""
     name = "dreg"
+    rules = (Rule("*", 10, lambda i: i.objective == "iwae",
+                  lambda i: "reparameterisable under the multi-sample (IWAE) bound: the doubly reparameterised "
+                            "gradient (its encoder estimate does not lose its signal-to-noise ratio as K grows, "
+                            "unlike pathwise)"),)
     about = 'doubly reparameterised gradient of the importance-weighted bound'
     cite = 'Tucker, Lawson, Gu & Maddison 2019, "Doubly reparameterized gradient estimators for Monte Carlo objectives", ICLR'
     stops_log_prob_params = True

@@ -9,11 +9,17 @@ from ppl.ops import render
 from .base import Estimator, register
 
 MAX_SUPPORT = 4096
+MAX_ENUMERATION = 64     # autotune measures enumeration for a support of at most this many values
 
 
 @register
 class Enumerate(Estimator):
     name = "enumerate"
+
+    def not_measured(self, info):
+        if info.support is not None and info.support > MAX_ENUMERATION:
+            return f"a support of more than {MAX_ENUMERATION} values: as many rows per draw"
+        return None
     about = 'exact sum over a small discrete support'
 
     def check(self, info):

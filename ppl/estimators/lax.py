@@ -16,6 +16,10 @@ from .relax import control_variate
 @register
 class Lax(Estimator):
     name = "lax"
+
+    def not_measured(self, info):
+        return ("its control variate c_phi is trained with the model, so its variance at initialisation is no "
+                "guide (as RELAX's; Grathwohl et al. 2018)")
     param_prefixes = ("lax.",)
     about = 'score function of f - c_phi plus the reparameterised gradient of a learned c_phi; Normal nodes behind black boxes'
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR (LAX)'

@@ -3,12 +3,14 @@
 dz/dscale = eps. Unbiased. Under the IWAE bound the cotangents of a draw's costs are its
 normalised importance weight / B (the lowering seeds them), so the same backward pass is the
 bound's reparameterised gradient (Burda et al. 2016)."""
-from .base import Estimator, register, sample_hard
+from .base import Estimator, Rule, register, sample_hard
 
 
 @register
 class Pathwise(Estimator):
     name = "pathwise"
+    rules = (Rule("*", 20, lambda i: i.dist.has_rsample and i.differentiable,
+                  lambda i: "reparameterisable and every path to its costs is differentiable"),)
     about = 'reparameterisation z = loc + scale * eps'
     cite = 'Kingma & Welling 2014, "Auto-encoding variational Bayes", ICLR; Rezende, Mohamed & Wierstra 2014, ICML'
     objectives = ("elbo", "iwae")   # IWAE: through the draws' normalised weights (rw)

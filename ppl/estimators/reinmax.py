@@ -8,12 +8,17 @@ a Bernoulli unit being the two-class case with logits (a, 0) (kernels/cpu_st.py)
 general; at tau = 1 its mean is the exact gradient whenever the costs are quadratic in the
 one-hot value (the trapezoidal rule is exact there), where straight-through is biased. The
 paper recommends tau >= 1 (its default 1)."""
-from .base import HardSampleSurrogate, register
+from .base import HardSampleSurrogate, Rule, register
 
 
 @register
 class ReinMax(HardSampleSurrogate):
     name = "reinmax"
+    rules = (Rule("fast", 30, lambda i: i.dist.straight_through and i.differentiable,
+                  lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance: "
+                            "ReinMax (straight-through's hard forward pass, a second-order backward) trained to a "
+                            "higher test ELBO than straight-through at equal steps and at equal wall clock, for "
+                            "about straight-through's time per step (BENCHMARKS.md, the estimator study)"),)
     about = "hard forward pass, backward through 2 J(pi_1) - J(pi_0) / 2 (Heun's method)"
     cite = 'Liu et al. 2023, "Bridging discrete and backpropagation: straight-through and beyond", NeurIPS'
     bias = ("a second-order (Heun) approximation of each draw's finite difference through df/dD: exact in mean "

@@ -7,7 +7,7 @@ parameters as 'relax.<node>' and is trained by the same optimiser on the estimat
 from ppl.kernels.cpu_relax import relax_size
 from ppl.ops import render
 
-from .base import Estimator, register
+from .base import Estimator, Rule, register
 
 
 def control_variate(lw, node, opts, prefix: str):
@@ -37,6 +37,15 @@ def control_variate(lw, node, opts, prefix: str):
 @register
 class Relax(Estimator):
     name = "relax"
+    rules = (Rule("*", 50, lambda i: i.dist.antithetic and not i.differentiable,
+                  lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}': "
+                            f"RELAX learns a control variate without differentiating f"),)
+
+    def not_measured(self, info):
+        if info.differentiable:
+            return ("differentiable paths: its control variate is trained with the model, so its variance at "
+                    "initialisation is no guide (Grathwohl et al. 2018); REBAR is measured instead")
+        return None
     param_prefixes = ("relax.",)
     about = 'score function with a learned control variate; serves black-box costs'
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR'

@@ -15,14 +15,27 @@ row, ell_i = -log (1/K sum_k exp(-C_ik)) (not Rao-Blackwellised: every cost of t
 the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
-from .base import Estimator, enumerated_below, register, sample_hard
+from .base import REGISTRY, Estimator, Rule, enumerated_below, register, sample_hard
 
 BASELINES = ("none", "moving_average", "loo", "learned")
+
+
+def _score_reason(i) -> str:
+    if i.blocked_by:
+        return f"a path to its costs goes through the gradient-free black box '{i.blocked_by}'"
+    if i.dist.discrete and REGISTRY["cat_disarm"].applies(i) is None:
+        return ("discrete node: the unbiased default is the score function with a baseline (categorical DisARM "
+                "was not clearly better at equal steps, was worse at equal wall clock and costs more per step: "
+                "BENCHMARKS.md, the estimator study)")
+    if i.dist.discrete:
+        return "discrete node: the unbiased default is the score function with a baseline"
+    return "not reparameterisable"
 
 
 @register
 class Score(Estimator):
     name = "score"
+    rules = (Rule("*", 1000, lambda i: True, lambda i: _score_reason(i)),)
     param_prefixes = ("baseline.",)
     about = 'score function (REINFORCE) with a baseline; any distribution'
     cite = 'Williams 1992, REINFORCE, Machine Learning 8; baselines: Mnih & Gregor 2014 (NVIL), ICML; leave-one-out: Kool, van Hoof & Welling 2019, ICLR workshop'

@@ -4,12 +4,16 @@ Bernoulli y = H(a + eps): the forward pass uses the hard sample, the backward pa
 derivative of the noise CDF, dF_eps(a)/da: sigmoid'(a) for logistic noise (link="logit"),
 the normal pdf for Gaussian noise (link="probit"). Categorical (ST-Gumbel): one-hot forward,
 backward through softmax((a + g) / tau). Biased."""
-from .base import Estimator, register, sample_hard
+from .base import Estimator, Rule, register, sample_hard
 
 
 @register
 class StraightThrough(Estimator):
     name = "straight_through"
+    rules = (Rule("fast", 40, lambda i: i.dist.straight_through and i.differentiable,
+                  lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance "
+                            "(ReinMax, its default where it applies, needs a logit-link Bernoulli or Categorical "
+                            "node)"),)
     about = "hard forward pass, the noise CDF's derivative backward"
     cite = 'Bengio, Leonard & Courville 2013, arXiv:1308.3432; ST-Gumbel: Jang, Gu & Poole 2017, ICLR'
     objectives = ("elbo", "iwae")

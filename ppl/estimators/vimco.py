@@ -9,12 +9,15 @@ depend on draw k, so the first sum stays unbiased) and w_ik the normalised weigh
 the cost cotangents the lowering seeds). The node's parameters receive
 (ell_i - ell_i,-k) / B * d log p(s | a) / da per row. Needs compile(objective="iwae", samples >= 2).
 """
-from .base import Estimator, register, sample_hard
+from .base import Estimator, Rule, register, sample_hard
 
 
 @register
 class Vimco(Estimator):
     name = "vimco"
+    rules = (Rule("*", 70, lambda i: i.objective == "iwae",
+                  lambda i: "multi-sample (IWAE) bound, not reparameterisable along every path: the score "
+                            "function of the bound with VIMCO's leave-one-out baselines per draw"),)
     about = 'score function of the importance-weighted bound, leave-one-out baseline per draw'
     cite = 'Mnih & Rezende 2016, "Variational inference for Monte Carlo objectives", ICML'
     fuses_log_prob = True

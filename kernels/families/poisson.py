@@ -1,4 +1,4 @@
-"""Poisson(rate) kernels (CPU): p(k) = rate^k exp(-rate) / k!, k = 0, 1, 2, ...
+"""Poisson(rate) kernels: p(k) = rate^k exp(-rate) / k!, k = 0, 1, 2, ...
 
 Sampling is the inverse CDF of a uniform u in (0, 1) (the program's uniform noise), searched
 upwards from k = 0 with the log-probabilities log p(k) = log p(k - 1) + log(rate) - log(k) in
@@ -10,11 +10,12 @@ The score needs d log p / d rate = k / rate - 1; a count has no pathwise gradien
 """
 import math
 
+import numpy as np
+
 from numba import njit
 
-from .scalar import like
-
-_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+from ..declare import cells, rows
+from ..scalar import like
 
 
 @njit(cache=True, error_model="numpy")
@@ -44,34 +45,32 @@ def _log_prob_term(k, rate):
     return like(rate, kk * math.log(lam) - lam - math.lgamma(kk + 1.0))
 
 
-@njit(**_JIT)
-def poisson_sample(rate, u, out):
+@cells("out")
+def poisson_sample(r, j, rate, u, out):
     """out = the Poisson(rate) count at uniform u (inverse CDF)."""
-    R, D = out.shape
-    for r in range(R):
-        for j in range(D):
-            out[r, j] = _inverse_cdf(rate[r, j], u[r, j])
+    out[r, j] = _inverse_cdf(rate[r, j], u[r, j])
 
 
-@njit(**_JIT)
-def poisson_log_prob(rate, x, out_rows):
+@rows("x")
+def poisson_log_prob(r, rate, x, out_rows):
     """out_rows[r] = sum_j log p(x[r, j] | rate[r, j])."""
-    R, D = x.shape
-    for r in range(R):
-        s = like(x, 0.0)
-        for j in range(D):
-            s += _log_prob_term(x[r, j], rate[r, j])
-        out_rows[r] = s
+    s = like(x, 0.0)
+    for j in range(x.shape[1]):
+        s += _log_prob_term(x[r, j], rate[r, j])
+    out_rows[r] = s
 
 
-@njit(**_JIT)
-def poisson_log_prob_bwd(rate, x, grow, grate, gx):
+@cells("x")
+def poisson_log_prob_bwd(r, j, rate, x, grow, grate, gx):
     """grate += grow[r] (x / rate - 1) (skippable); a count has no value gradient (gx is not
     touched)."""
-    if grate.shape[0] == 0:
-        return
-    R, D = x.shape
-    for r in range(R):
-        g = grow[r]
-        for j in range(D):
-            grate[r, j] += g * (x[r, j] / rate[r, j] - like(x, 1.0))
+    if grate.shape[0] != 0:
+        grate[r, j] += grow[r] * (x[r, j] / rate[r, j] - like(x, 1.0))
+
+
+R, D = 4, 6
+PARITY = {
+    "poisson_sample": lambda g: (4 * g.pos(R, D), g.u(R, D), g.out(R, D)),
+    "poisson_log_prob": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.out(R)),
+    "poisson_log_prob_bwd": lambda g: (4 * g.pos(R, D), np.floor(6 * g.pos(R, D)), g.x(R), g.x(R, D), g.skip(2)),
+}

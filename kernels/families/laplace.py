@@ -1,4 +1,4 @@
-"""Laplace(loc, scale) kernels (CPU): density p(x) = exp(-|x - loc| / scale) / (2 scale).
+"""Laplace(loc, scale) kernels: density p(x) = exp(-|x - loc| / scale) / (2 scale).
 
 Sampling is the inverse CDF of a uniform u in (0, 1) (the program's uniform noise; rng.py's
 grids never hold 0, 1 or 1/2, so every draw is finite):
@@ -10,9 +10,8 @@ outputs, backward kernels accumulate (+=) and skip a gradient passed with 0 rows
 """
 from numba import njit
 
-from .scalar import flog, flog1p, like
-
-_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+from ..declare import cells, rows
+from ..scalar import flog, flog1p, like
 
 
 @njit(cache=True, error_model="numpy")
@@ -37,54 +36,48 @@ def _log_prob_grad(x, loc, scale):
     return s / scale, (abs(d) / scale - like(x, 1.0)) / scale
 
 
-@njit(**_JIT)
-def laplace_sample(loc, scale, u, out):
+@cells("out")
+def laplace_sample(r, j, loc, scale, u, out):
     """out = loc + scale * eps(u) (pathwise)."""
-    R, D = out.shape
-    for r in range(R):
-        for j in range(D):
-            out[r, j] = loc[r, j] + scale[r, j] * _eps(u[r, j])
+    out[r, j] = loc[r, j] + scale[r, j] * _eps(u[r, j])
 
 
-@njit(**_JIT)
-def laplace_sample_bwd(u, gout, gloc, gscale):
+@cells("gout")
+def laplace_sample_bwd(r, j, u, gout, gloc, gscale):
     """gloc += gout ; gscale += gout * eps(u) (each skippable)."""
-    R, D = gout.shape
     if gloc.shape[0] != 0:
-        for r in range(R):
-            for j in range(D):
-                gloc[r, j] += gout[r, j]
+        gloc[r, j] += gout[r, j]
     if gscale.shape[0] != 0:
-        for r in range(R):
-            for j in range(D):
-                gscale[r, j] += gout[r, j] * _eps(u[r, j])
+        gscale[r, j] += gout[r, j] * _eps(u[r, j])
 
 
-@njit(**_JIT)
-def laplace_log_prob(loc, scale, x, out_rows):
+@rows("x")
+def laplace_log_prob(r, loc, scale, x, out_rows):
     """out_rows[r] = sum_j log p(x[r, j] | loc, scale)."""
-    R, D = x.shape
-    for r in range(R):
-        s = like(x, 0.0)
-        for j in range(D):
-            s += _log_prob_term(x[r, j], loc[r, j], scale[r, j])
-        out_rows[r] = s
+    s = like(x, 0.0)
+    for j in range(x.shape[1]):
+        s += _log_prob_term(x[r, j], loc[r, j], scale[r, j])
+    out_rows[r] = s
 
 
-@njit(**_JIT)
-def laplace_log_prob_bwd(loc, scale, x, grow, gloc, gscale, gx):
+@cells("x")
+def laplace_log_prob_bwd(r, j, loc, scale, x, grow, gloc, gscale, gx):
     """grow[r] times the gradients of log p(x) into gloc, gscale, gx (accumulated, skippable)."""
-    do_l = gloc.shape[0] != 0
-    do_s = gscale.shape[0] != 0
-    do_x = gx.shape[0] != 0
-    R, D = x.shape
-    for r in range(R):
-        g = grow[r]
-        for j in range(D):
-            dl, ds = _log_prob_grad(x[r, j], loc[r, j], scale[r, j])
-            if do_l:
-                gloc[r, j] += g * dl
-            if do_s:
-                gscale[r, j] += g * ds
-            if do_x:
-                gx[r, j] -= g * dl
+    dl, ds = _log_prob_grad(x[r, j], loc[r, j], scale[r, j])
+    g = grow[r]
+    if gloc.shape[0] != 0:
+        gloc[r, j] += g * dl
+    if gscale.shape[0] != 0:
+        gscale[r, j] += g * ds
+    if gx.shape[0] != 0:
+        gx[r, j] -= g * dl
+
+
+R, D = 4, 6
+PARITY = {
+    "laplace_sample": lambda g: (g.x(R, D), g.pos(R, D), g.u(R, D), g.out(R, D)),
+    "laplace_sample_bwd": lambda g: (g.u(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "laplace_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
+    "laplace_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D), g.skip(2),
+                                       g.x(R, D)),
+}

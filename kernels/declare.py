@@ -1,0 +1,113 @@
+"""Kernels declared once: a per-cell or per-row body, from which both targets' kernels are made.
+
+A kernel family in `kernels/families/` is one file. Each kernel is written as its body over
+the loop indices, decorated with its loop shape:
+
+    @cells("out")                        # one iteration per (r, j) cell of the argument `out`
+    def laplace_sample(r, j, loc, scale, u, out):
+        out[r, j] = loc[r, j] + scale[r, j] * _eps(u[r, j])
+
+    @rows("x")                           # one iteration per row r of the argument `x`
+    def laplace_log_prob(r, loc, scale, x, out_rows): ...
+
+The decorator returns the CPU kernel: an `@njit(cache=True)` function of the arguments after the
+indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the body (compiled
+on its own and inlined by LLVM). Its source is generated, and compiled under the family file's
+name and the body's line, so Numba's disk cache finds it in a new process as it finds a
+hand-written kernel (the cache's version folder hashes every kernel source). The CUDA kernel is
+made from the same body by `cuda_twin` (called by `gpu.py`, so a CPU-only process never imports
+`numba.cuda`): a grid-stride loop of the registry's `cells` / `items` shapes (kernels/
+registry.py) around the body re-jitted as a device function (kernels/device.py).
+
+A body writes its outputs for its own cell or row only (the loops may run in any order, on any
+number of threads); a gradient passed with 0 rows is skipped by the body's own test. A family
+may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity test
+(kernels/parity_cases.py).
+"""
+import inspect
+import linecache
+from types import SimpleNamespace
+
+from numba import njit
+
+_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+_LOOPS = {
+    "cells": ("    R_, D_ = {over}.shape\n"
+              "    for r in range(R_):\n"
+              "        for j in range(D_):\n"
+              "            body_(r, j, {args})\n"),
+    "rows": ("    for r in range({over}.shape[0]):\n"
+             "        body_(r, {args})\n"),
+}
+_LEAD = {"cells": 2, "rows": 1}
+
+
+def _declare(shape, over):
+    def make(body):
+        params = list(inspect.signature(body).parameters)
+        lead, args = params[:_LEAD[shape]], params[_LEAD[shape]:]
+        if over not in args:
+            raise TypeError(f"{body.__name__}: the loop's array {over!r} is not one of its arguments {args}")
+        name, module = body.__name__, body.__module__
+        code = body.__code__
+        # the body: compiled on its own, under a name of its own for the disk cache
+        body.__qualname__ = f"{name}__body"
+        cell = njit(cache=True, error_model="numpy")(body)
+        src = (f"def {name}({', '.join(args)}):\n"
+               + _LOOPS[shape].format(over=over, args=", ".join(args)))
+        # compiled at the body's own line of the family file: the cache locates it there
+        padded = "\n" * (code.co_firstlineno - 1) + src
+        glb = {"__name__": module, "body_": cell}
+        exec(compile(padded, code.co_filename, "exec"), glb)
+        fn = glb[name]
+        fn.__doc__ = body.__doc__
+        kernel = njit(**_JIT)(fn)
+        kernel.__declared__ = SimpleNamespace(shape=shape, over=over, body=body, args=tuple(args), lead=tuple(lead))
+        linecache.checkcache(code.co_filename)
+        return kernel
+    return make
+
+
+def cells(over):
+    """A kernel with one iteration per (r, j) cell of the argument ``over``: body(r, j, *args)."""
+    return _declare("cells", over)
+
+
+def rows(over):
+    """A kernel with one iteration per row r of the argument ``over``: body(r, *args)."""
+    return _declare("rows", over)
+
+
+def declared(module):
+    """The kernels ``module`` declares: {public name: CPU kernel}."""
+    return {n: f for n, f in vars(module).items()
+            if not n.startswith("_") and getattr(f, "__declared__", None) is not None}
+
+
+def cuda_twin(module) -> dict:
+    """{name: CUDA launcher} for every kernel ``module`` declares: the registry's generated
+    kernel of the same body, launched over the cells or rows of the same argument."""
+    from . import registry
+    from .gpu_core import run
+    out = {}
+    for name, kernel in declared(module).items():
+        d = kernel.__declared__
+        if d.shape == "cells":
+            gen = registry.cells(d.body, d.over)
+            extent = (lambda i: lambda a: a[i].shape[0] * a[i].shape[1])(d.args.index(d.over))
+        else:
+            gen = registry.items(d.body, f"{d.over}.shape[0]")
+            extent = (lambda i: lambda a: a[i].shape[0])(d.args.index(d.over))
+        out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+    return out
+
+
+def _launcher(name, args, gen, extent, run, doc):
+    src = f"def {name}({', '.join(args)}):\n    run_(gen_, extent_(({', '.join(args)},)), {', '.join(args)})\n"
+    glb = {"run_": run, "gen_": gen, "extent_": extent, "__name__": __name__}
+    exec(compile(src, f"<CUDA launcher of {name}>", "exec"), glb)
+    f = glb[name]
+    f.__doc__ = doc
+    f.__kernels__ = [gen]
+    return f

@@ -1,0 +1,11 @@
+"""Kernel families declared once for both targets (kernels/declare.py): one file per family,
+found here by name; `cpu.py` re-exports their kernels and `gpu.py` their CUDA twins."""
+import importlib
+import pkgutil
+
+NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
+
+
+def modules() -> list:
+    """Every family module, imported."""
+    return [importlib.import_module(f"{__name__}.{n}") for n in NAMES]
