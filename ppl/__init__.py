@@ -20,10 +20,11 @@ from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache 
 from .kernels import blas as _blas  # noqa: E402
 from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
-from .dsl import (Affine, Bernoulli, Categorical, Laplace, Model, Poisson, ModelError, Node, Normal, bernoulli_nll, blackbox,
+from .dsl import (Affine, Model, ModelError, Node, bernoulli_nll, blackbox,
                   categorical_nll, concat, const, exp, layer,
                   gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
                   total)
+from .nodes import LAW_NODES as _LAW_NODES
 from . import dist
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
@@ -32,7 +33,8 @@ from .fit import fit
 from .program import Program
 
 __version__ = "0.1.0"
-__all__ = ["Model", "ModelError", "Node", "Affine", "Bernoulli", "Normal", "Laplace", "Poisson", "Categorical", "param", "sigmoid",
+globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor per law (ppl/laws/)
+__all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", "sigmoid",
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dist import SUPPORTS, Dist
+from .dist import Dist, constructor_for, describes
 from .nodes import Graph, Node, _const, _make, gaussian_kl, log_prob
 from .errors import ModelError
 
@@ -73,7 +73,7 @@ def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
                          f"closed-form KL), got {kl!r}")
     if h.name in m.latents:
         raise ModelError(f"{owner}: '{h.name}' already has a prior; declare each latent once")
-    if h.kind not in SUPPORTS[prior.kind]:
+    if not describes(prior, h.kind):
         raise ModelError(f"{owner}: a {prior.entry.name} prior does not describe the values of {h.kind} node "
                          f"'{h.name}'; give a prior of the same support (e.g. ppl.dist."
                          f"{prior_name_for(h.kind)}(...))")
@@ -93,7 +93,7 @@ def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
 
 
 def prior_name_for(kind: str) -> str:
-    return next(("Bernoulli", "Normal", "Categorical")[i] for i, k in enumerate(SUPPORTS) if kind in SUPPORTS[k])
+    return constructor_for(kind)
 
 
 def _latent_terms(m: Graph, lat: Latent) -> None:

@@ -10,6 +10,7 @@ draws a node from it (the entry's kind) and nothing else: one class for every la
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,8 +76,11 @@ class Dist:
         return Dist(self.kind, tuple(fn(v) if isinstance(v, Node) else v for v in self.args), self.K)
 
     def nll(self, value: Node) -> Node:
-        """The cost head -log p(value | parameters), summed over columns (a bound spec)."""
+        """The cost head -log p(value | parameters), summed over columns (a bound spec): the law's
+        own head, or its log_prob kernels with the sign changed (ops "law_nll")."""
         attrs = {"K": self.K} if self.K is not None else {}
+        if self.entry.likelihood is None:
+            return _head("law_nll", tuple(self.args) + (value,), law=self.kind, **attrs)
         return _head(self.entry.likelihood, tuple(self.args) + (value,), **attrs)
 
     def draw(self, name: str) -> Node:
@@ -94,27 +98,69 @@ def _spec(kind: str, owner: str, **args) -> Dist:
     return Dist(kind, tuple(args.values()))
 
 
-def Bernoulli(logits) -> Dist:
-    """Independent binary units, P(1) = sigmoid(logits); -log p is ppl.bernoulli_nll."""
-    return _spec("bernoulli", "ppl.dist.Bernoulli", logits=logits)
+def _law_spec(law: D.Distribution):
+    """The spec constructor of a law: ppl.dist.<Law>(*params, [classes=K], [variant keywords])."""
+    owner = f"ppl.dist.{law.constructor}"
+
+    def make(*args, **kw) -> Dist:
+        kind = law.kind
+        for key, choices in law.variants.items():
+            value = kw.pop(key, next(iter(choices)))
+            if value not in choices:
+                raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+            kind = choices[value]
+        entry = D.DISTRIBUTIONS[kind]
+        classes = kw.pop("classes", None) if entry.grouped else None
+        if len(args) > len(entry.params):
+            raise ModelError(f"{owner}: takes the parameters {', '.join(entry.params)}, got {len(args)} values")
+        params = dict(zip(entry.params, args))
+        for p in entry.params:
+            if p in kw:
+                if p in params:
+                    raise ModelError(f"{owner}: {p} is given twice")
+                params[p] = kw.pop(p)
+        if kw:
+            raise ModelError(f"{owner}: unknown argument(s) {', '.join(sorted(kw))}; it takes "
+                             f"{', '.join(entry.params)}{', classes' if entry.grouped else ''}"
+                             f"{''.join(', ' + k for k in law.variants)}")
+        missing = [p for p in entry.params if p not in params]
+        if missing:
+            raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
+        d = _spec(kind, owner, **params)
+        if entry.grouped:
+            if classes is None:
+                raise ModelError(f"{owner}: classes (the number of categories per group) is required")
+            d.K = _size(classes, f"{owner}: classes", lo=2)
+            first = d.args[0]
+            if isinstance(first, Node) and first.width % d.K:
+                raise ModelError(f"{owner}: {entry.params[0]} '{first.name}' width {first.width} is not a multiple "
+                                 f"of classes={d.K}; use Affine(..., groups * classes)")
+        return d
+
+    params = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in law.params]
+    if law.grouped:
+        params.append(inspect.Parameter("classes", inspect.Parameter.KEYWORD_ONLY))
+    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
+    make.__signature__ = inspect.Signature(params)
+    make.__name__ = make.__qualname__ = law.constructor
+    make.__doc__ = f"{law.doc} As a spec: a prior (m.latent) or a likelihood (m.observe)."
+    return make
 
 
-def Normal(loc, scale) -> Dist:
-    """Independent Gaussian units N(loc, scale^2), scale > 0; -log p is ppl.gaussian_nll."""
-    return _spec("normal", "ppl.dist.Normal", loc=loc, scale=scale)
+# ppl.dist.Bernoulli, ppl.dist.Normal, ...: one spec constructor per law (ppl/laws/)
+LAW_SPECS = {law.constructor: _law_spec(law) for law in D.DISTRIBUTIONS.values() if law.constructor}
+globals().update(LAW_SPECS)
 
 
-def Categorical(logits, classes: int) -> Dist:
-    """Groups of one-hot categorical units, softmax(logits) per group of `classes` columns; -log p
-    is ppl.categorical_nll."""
-    d = _spec("categorical", "ppl.dist.Categorical", logits=logits)
-    d.K = _size(classes, "ppl.dist.Categorical: classes", lo=2)
-    if isinstance(logits, Node) and logits.width % d.K:
-        raise ModelError(f"ppl.dist.Categorical: logits '{logits.name}' width {logits.width} is not a multiple of "
-                         f"classes={d.K}; use Affine(..., groups * classes)")
-    return d
+def describes(prior: Dist, kind: str) -> bool:
+    """Whether a prior of this spec describes the values of a node of `kind` (the same support)."""
+    return prior.entry.support == D.DISTRIBUTIONS[kind].support
 
 
-# the guide's node kinds each prior kind may describe (the same support)
-SUPPORTS = {"bernoulli": ("bernoulli", "bernoulli_probit"), "normal": ("normal", "laplace"),
-            "categorical": ("categorical",)}
+def constructor_for(kind: str) -> str:
+    """The constructor name of the law of a node kind (a variant's: the law that reaches it)."""
+    law = D.DISTRIBUTIONS[kind]
+    if law.constructor:
+        return law.constructor
+    return next(e.constructor for e in D.DISTRIBUTIONS.values()
+                if any(kind in c.values() for c in e.variants.values()))

@@ -20,9 +20,10 @@ from .declare import declare_latent, declare_observed
 from .errors import ModelError  # noqa: F401  (ppl.dsl.ModelError: the generated steps import it from here)
 from .options import CompileOptions
 from .nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
-    Affine, Bernoulli, Categorical, Graph, Laplace, Node, Normal, Poisson, bernoulli_nll, blackbox, categorical_nll,
-    concat, const, exp, gaussian_kl, gaussian_nll, layer, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent,
-    softplus, sqrt1p, tanh, total)
+    LAW_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, exp, gaussian_kl,
+    gaussian_nll, layer, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh, total)
+
+globals().update(LAW_NODES)   # ppl.dsl.Bernoulli, ppl.dsl.Normal, ...: one per law (ppl/laws/)
 
 
 class Model(Graph):

@@ -109,9 +109,26 @@ def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
         lw.emit_template_bwd(n, ins, gins)
 
 
+def _law_nll_fwd(lw, n, ins, c):
+    """-log p(value | params) of a law without a head of its own: its log_prob kernel, negated;
+    its parameters checked first, as a node's are (a NaN or a non-positive scale raises)."""
+    law = lw.dist_of(n.attrs["law"])
+    lw.emit_positive_checks(n, lambda p: f"rows.all_positive({lw.v(p)})", law=law, params=n.inputs[:-1])
+    lw.call(law.kernels["log_prob"], list(ins), [c], n)
+    lw.emit(f"core.negate1({c})")
+
+
+def _law_nll_bwd(lw, n, ins, gins, cw, c, rows):
+    law = lw.dist_of(n.attrs["law"])
+    neg = lw.buf1(f"ncw_{n.name}", rows=rows)
+    lw.emit(f"core.negated1({cw}, {neg})")
+    lw.call(law.kernels["log_prob_bwd"], list(ins), [neg, *gins], n)
+
+
 ARRAY_RULES = {
     "user_layer": Rule(_user_layer_fwd, _user_layer_bwd),
     "blackbox": Rule(_blackbox_fwd, _blackbox_bwd),
     "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),
     "bernoulli_nll": Rule(_bernoulli_nll_fwd, _bernoulli_nll_bwd),
+    "law_nll": Rule(_law_nll_fwd, _law_nll_bwd),
 }

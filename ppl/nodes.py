@@ -347,53 +347,72 @@ def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node
     return _make(model, kind, name, nodes, width, **attrs)
 
 
-def Bernoulli(name: str, logits: Node, link: str = "logit") -> Node:
-    """Independent binary units. link="logit": P(1) = sigmoid(a) (logistic noise);
-    link="probit": P(1) = Phi(a) (Gaussian noise)."""
-    if link not in ("logit", "probit"):
-        raise ModelError(f"Bernoulli '{name}': link must be 'logit' or 'probit', got {link!r}")
-    _check_node(logits, "logits", f"Bernoulli '{name}'")
-    return _stochastic("bernoulli" if link == "logit" else "bernoulli_probit", name, {"logits": logits},
-                       logits.width)
+def _law_node(law: D.Distribution):
+    """The DSL constructor of a law: ppl.<Law>(name, *params, [classes=K], [variant keywords]).
+    A number for a parameter is a constant of the width of the node parameters (which must
+    agree); a grouped law's node has classes columns per group."""
+    title = law.constructor
+
+    def make(name: str, *args, **kw) -> Node:
+        owner = f"{title} '{name}'"
+        opts = {}
+        for key, choices in law.variants.items():
+            value = kw.pop(key, next(iter(choices)))
+            if value not in choices:
+                raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+            opts[key] = choices[value]
+        kind = next(iter(opts.values()), law.kind)
+        entry = D.DISTRIBUTIONS[kind]
+        classes = kw.pop("classes", None) if entry.grouped else None
+        if len(args) > len(entry.params):
+            raise ModelError(f"{owner}: takes the parameters {', '.join(entry.params)}, got {len(args)} values")
+        params = dict(zip(entry.params, args))
+        for p in entry.params:
+            if p in kw:
+                if p in params:
+                    raise ModelError(f"{owner}: {p} is given twice")
+                params[p] = kw.pop(p)
+        if kw:
+            raise ModelError(f"{owner}: unknown argument(s) {', '.join(sorted(kw))}; it takes "
+                             f"{', '.join(entry.params)}{', classes' if entry.grouped else ''}"
+                             f"{''.join(', ' + k for k in law.variants)}")
+        missing = [p for p in entry.params if p not in params]
+        if missing:
+            raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
+        values = _constants(owner, positive=entry.positive, **params)
+        for p, v in zip(entry.params, values):
+            _check_node(v, p, owner)
+        nodes = dict(zip(entry.params, values))
+        first = values[0]
+        for p, v in nodes.items():
+            if v.width != first.width:
+                raise ModelError(f"{owner}: {entry.params[0]} '{first.name}' has width {first.width} but {p} "
+                                 f"'{v.name}' has width {v.width}; they must agree")
+        attrs = {}
+        if entry.grouped:
+            if classes is None:
+                raise ModelError(f"{owner}: classes (the number of categories per group) is required")
+            k = _size(classes, f"{owner}: classes", lo=2)
+            if first.width % k:
+                raise ModelError(f"{owner}: {entry.params[0]} width {first.width} is not a multiple of "
+                                 f"classes={classes} (>= 2); use Affine(..., groups * classes)")
+            attrs["K"] = k
+        return _stochastic(kind, name, nodes, first.width, **attrs)
+
+    params = [inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in law.params]
+    if law.grouped:
+        params.append(inspect.Parameter("classes", inspect.Parameter.KEYWORD_ONLY))
+    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
+    make.__signature__ = inspect.Signature(params)
+    make.__name__ = make.__qualname__ = title
+    make.__doc__ = law.doc
+    return make
 
 
-def Normal(name: str, loc: Node, scale: Node) -> Node:
-    """Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p).
-    A number for loc or scale is a constant of the other's width."""
-    return _loc_scale("normal", "Normal", name, loc, scale)
-
-
-def Laplace(name: str, loc: Node, scale: Node) -> Node:
-    """Independent Laplace units: density exp(-|x - loc| / scale) / (2 scale); scale must be
-    positive (use softplus or exp). A number for loc or scale is a constant of the other's width."""
-    return _loc_scale("laplace", "Laplace", name, loc, scale)
-
-
-def _loc_scale(kind, title, name, loc, scale) -> Node:
-    loc, scale = _constants(f"{title} '{name}'", positive=("scale",), loc=loc, scale=scale)
-    _check_node(loc, "loc", f"{title} '{name}'")
-    _check_node(scale, "scale", f"{title} '{name}'")
-    if loc.width != scale.width:
-        raise ModelError(f"{title} '{name}': loc '{loc.name}' has width {loc.width} but scale "
-                         f"'{scale.name}' has width {scale.width}; they must agree")
-    return _stochastic(kind, name, {"loc": loc, "scale": scale}, loc.width)
-
-
-def Poisson(name: str, rate: Node) -> Node:
-    """Independent Poisson counts with the given rates (> 0: use softplus or exp); estimated by
-    the score function (a count has no pathwise gradient)."""
-    _check_node(rate, "rate", f"Poisson '{name}'")
-    return _stochastic("poisson", name, {"rate": rate}, rate.width)
-
-
-def Categorical(name: str, logits: Node, classes: int) -> Node:
-    """Groups of one-hot categorical units: logits of width G*classes, value one-hot per group."""
-    _check_node(logits, "logits", f"Categorical '{name}'")
-    k = _size(classes, f"Categorical '{name}': classes", lo=2)
-    if k < 2 or logits.width % k:
-        raise ModelError(f"Categorical '{name}': logits width {logits.width} is not a multiple of "
-                         f"classes={classes} (>= 2); use Affine(..., groups * classes)")
-    return _stochastic("categorical", name, {"logits": logits}, logits.width, K=k)
+# ppl.Bernoulli, ppl.Normal, ...: one constructor per law with a constructor name (ppl/laws/)
+LAW_NODES = {law.constructor: _law_node(law) for law in D.DISTRIBUTIONS.values() if law.constructor}
+globals().update(LAW_NODES)
 
 
 # --------------------------------------------------------------------------- cost heads

@@ -188,6 +188,9 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     # Distribution entry (and fused into its estimator's VJP where it can be)
     Op("log_prob", -1, "log p(value | parameters) of a stochastic node.", head=True,
        scalar="{log_prob}", price={0: "price.hess_normal_log_prob_value({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
+    # -log p(value | params) of a law without a head of its own (ppl.dist specs): inputs (*params,
+    # value), attribute law (its kind); lowered from the law's log_prob kernels (lowering_rules)
+    Op("law_nll", -1, "-log p(value | parameters) under a law, summed over columns.", head=True),
     # a user @njit cost per row (and its optional gradient): CPU only
     Op("blackbox", -1, "A user @njit cost per row.", head=True, user=True, targets=frozenset({"cpu"})),
 )}

@@ -74,6 +74,9 @@ class ContextHelpers:
     def dist(self, node: Node):
         return DISTRIBUTIONS[node.kind]
 
+    def dist_of(self, kind: str):
+        return DISTRIBUTIONS[kind]
+
     def param_values(self, node: Node) -> list:
         return [self.v(p) for p in node.inputs]
 
@@ -122,14 +125,14 @@ class ContextHelpers:
         else:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
 
-    def emit_positive_checks(self, node: Node, is_positive, is_finite=None):
+    def emit_positive_checks(self, node: Node, is_positive, is_finite=None, law=None, params=None):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
         node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not;
         is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into
         a hard sample (noise + NaN > 0 is False) or a select; every estimator reads the values
         checked here, so one check per node covers all of them."""
-        d = self.dist(node)
-        for pname, p in zip(d.params, node.inputs):
+        d = law if law is not None else self.dist(node)
+        for pname, p in zip(d.params, node.inputs if params is None else params):
             if pname in d.positive:
                 self.emit(f"if not {is_positive(p)}:")
                 self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "

@@ -1,0 +1,21 @@
+"""Gaussian units N(loc, scale^2)."""
+from .law import Distribution
+
+LAWS = (
+    Distribution(
+        "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal", positive=("scale",),
+        gaussian=True, likelihood="gaussian_nll",
+        kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
+                     log_prob_bwd="normal_log_prob_bwd",
+                     lax_bwd="core.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, {gloc}, "
+                             "{gscale}, {gphi}, True)",
+                     # below a REBAR node: the reparameterised term of the control-variate rows
+                     relax_rows_bwd="rebar.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
+        scalar=dict(sample="cast(scalar.normal_reparam({p0}, {p1}, {noise}))",
+                    log_prob="-scalar.gaussian_nll_term({x}, {p0}, {p1})",
+                    vjp_pre="{q}, {w} = scalar.gaussian_nll_grad({x}, {p0}, {p1})",
+                    vjp=(("+=", "{weight} * {q}"), ("-=", "{weight} * {w}")), value_vjp=("-=", "{weight} * {q}")),
+        kind="normal", constructor="Normal",
+        doc="Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p). "
+            "A number for loc or scale is a constant of the other's width; -log p is ppl.gaussian_nll."),
+)

@@ -1,0 +1,11 @@
+"""Poisson counts: p(k) = rate^k exp(-rate) / k!; kernels: kernels/families/poisson.py."""
+from .law import Distribution
+
+LAWS = (
+    Distribution(
+        "Poisson", ("rate",), discrete=True, unbounded=True, noise="uniform", positive=("rate",),
+        kernels=dict(sample="poisson_sample", log_prob="poisson_log_prob", log_prob_bwd="poisson_log_prob_bwd"),
+        kind="poisson", constructor="Poisson", support="count",
+        doc="Independent Poisson counts with the given rates (> 0: use softplus or exp); estimated by "
+            "the score function (a count has no pathwise gradient)."),
+)
