@@ -32,7 +32,11 @@ class Pathwise(Estimator):
         gv = lw.g(node)
         if gv is None:
             return
-        lw.call(lw.dist(node).kernels["sample_bwd"], [lw.noise_of[node], gv], lw.param_grads(node), node)
+        d = lw.dist(node)
+        ins = [lw.noise_of[node], gv]
+        if d.implicit:   # the implicit reparameterisation gradient reads the parameters and the draw
+            ins = [*lw.param_values(node), lw.v(node), *ins]
+        lw.call(d.kernels["sample_bwd"], ins, lw.param_grads(node), node)
 
     def scalar_support(self, node, opts):
         return None

@@ -25,6 +25,8 @@ class Distribution:
     name: str                        # shown to users: "Bernoulli"
     params: tuple                    # parameter inputs, in node-input order
     reparameterized: tuple = ()      # params with a pathwise (reparameterised) gradient
+    implicit: bool = False           # its sample's VJP reads the params and the value too (implicit
+                                     # reparameterisation): sample_bwd(*params, value, noise, g, *gparams)
     discrete: bool = False
     noise: str = "normal"            # the base noise of the sampler: logistic | normal | gumbel
     relaxation: str | None = None    # name of the continuous relaxation, if any
