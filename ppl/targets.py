@@ -4,14 +4,13 @@ a device (or the simulator).
 The CPU target runs every kernel and the user's own @njit functions (black boxes, layers):
 `check_user_functions` types each of them as the step will call it. The CUDA target runs the
 same step body with its kernel calls bound to the CUDA twins (CUDA_MODULES): `check_cuda_kernels`
-finds each node's calls in the lowering's record of emitted lines (lw.emitted: owner node, line)
+finds each node's kernel calls in the lowering's typed statements (lw.emitted: lowering/ir.py)
 and names the nodes whose kernels have no CUDA implementation in the kernel registry
 (kernels/registry.py).
 """
 from __future__ import annotations
 
 import importlib
-import re
 
 import numpy as np
 
@@ -51,7 +50,6 @@ CUDA_MODULES = {"core": "gpu", "noise": "gpu_noise", "rows": "gpu_rows", "antith
 # each alias's kernel family in the kernel registry (kernels/registry.py; "core" includes the families
 # gpu.py re-exports)
 CUDA_FAMILIES = {alias: alias for alias in CUDA_MODULES}   # the registry's families bear the aliases' names
-_KERNEL_CALL = re.compile(r"(?<![\w.])(" + "|".join(CPU_MODULES) + r")\.(\w+)\(")
 
 
 def check_cuda_kernels(lw) -> None:
@@ -72,11 +70,10 @@ def check_cuda_kernels(lw) -> None:
     for mod in CUDA_MODULES.values():   # importing a CUDA module registers its kernels
         importlib.import_module(f"ppl.kernels.{mod}")
     missing = {}
-    for node, line in lw.emitted:
-        for alias, fn in _KERNEL_CALL.findall(line):
-            family = CUDA_FAMILIES.get(alias)
-            if family is None or "cuda" not in registry.targets(family, fn):
-                missing.setdefault(node, set()).add(f"{alias}.{fn}")
+    for node, alias, fn in ((st.owner, *st.kernel) for st in lw.emitted if st.kernel is not None):
+        family = CUDA_FAMILIES.get(alias)
+        if family is None or "cuda" not in registry.targets(family, fn):
+            missing.setdefault(node, set()).add(f"{alias}.{fn}")
     if missing:
         what = [f"'{n.name}' ({lw.choices[n][0].estimator if n in lw.choices else n.kind}: {', '.join(sorted(f))})"
                 for n, f in missing.items()]

@@ -12,6 +12,7 @@ from ..estimators.custom import Kernel
 from ..errors import ModelError
 from ..nodes import Node
 from ..targets import CPU_MODULES
+from .ir import Bind, Stmt
 from .layout import _ident
 
 
@@ -24,25 +25,31 @@ class ContextHelpers:
         if kind is not None:
             self.noise_kind[node] = kind
 
+    def statement(self, line: str):
+        """The typed statement of an emitted line (ir.Stmt: its owner, kernel call and names)."""
+        return Stmt(line, self.owner, CPU_MODULES)
+
     def emit(self, line: str):
-        self.section.append(line)
-        self.emitted.append((self.owner, line))
+        st = self.statement(line)
+        self.section.append(st)
+        self.emitted.append(st)
 
     def emit_at_start(self, line: str):
         """A line run once at the top of the step, before the forward pass."""
-        self.fwd.insert(0, line)
-        self.emitted.append((self.owner, line))
+        st = self.statement(line)
+        self.fwd.insert(0, st)
+        self.emitted.append(st)
 
     def buf2(self, name: str, width, rows="R") -> str:
         name = _ident(name)
         self.L.ws2.append((name, rows, int(width)))
-        self.head.append(f"{name} = ws2[{len(self.L.ws2) - 1}]")
+        self.head.append(Bind(name, "ws2", len(self.L.ws2) - 1))
         return name
 
     def buf1(self, name: str, rows="R") -> str:
         name = _ident(name)
         self.L.ws1.append((name, rows))
-        self.head.append(f"{name} = ws1[{len(self.L.ws1) - 1}]")
+        self.head.append(Bind(name, "ws1", len(self.L.ws1) - 1))
         return name
 
     def state_slot(self, name: str, size: int, init=0.0) -> int:
@@ -55,7 +62,7 @@ class ContextHelpers:
         ident = "st_" + _ident(name)
         if ident not in self._names:
             off = self.state_slot(name, 1, init)
-            self.head.append(f"{ident} = rows.flat_view(state, {off}, (1,))")
+            self.head.append(Bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))"))
             self._names[ident] = off
         return ident
 
@@ -67,8 +74,8 @@ class ContextHelpers:
         self.L.n_theta += size
         p, gp = "p_" + _ident(name), "gp_" + _ident(name)
         shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
-        self.head.append(f"{p} = rows.flat_view(theta, {off}, ({shp}))")
-        self.head.append(f"{gp} = rows.flat_view(grad, {off}, ({shp}))")
+        self.head.append(Bind(p, "view", expr=f"rows.flat_view(theta, {off}, ({shp}))"))
+        self.head.append(Bind(gp, "view", expr=f"rows.flat_view(grad, {off}, ({shp}))"))
         return p, gp
 
     def dist(self, node: Node):

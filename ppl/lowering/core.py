@@ -15,6 +15,7 @@ from ..nodes import Graph, Node
 from ..estimators import REGISTRY
 from .context import ContextHelpers
 from .grads import GradientNeeds
+from .ir import Bind
 from .layout import Layout
 from .printer import Printer
 from .rows import RowPlan
@@ -35,14 +36,14 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
         self.rng = rng
         self.L = Layout()
-        self.fwd: list[str] = []
-        self.bwd: list[str] = []
-        self.head: list[str] = []   # unpacking of params, state and workspaces
+        self.fwd: list = []         # ir.Stmt, in order
+        self.bwd: list = []
+        self.head: list = []        # ir.Bind: the names of params, state and workspaces
         self.globals: dict = {}
         self.user_kernels: dict = {}   # global name -> (estimators.custom.Kernel, node): a user estimator's kernels
         self.section = self.fwd
         self.owner = None           # the node whose code is being emitted
-        self.emitted: list = []     # (owner node, line) of every emitted line (target checks)
+        self.emitted: list = []     # every emitted statement (ir.Stmt: its owner node; the target checks)
         self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
         self.scratch: dict = {}     # (estimator name, node) -> what an estimator's forward leaves for later
         self._names: dict = {}
@@ -50,7 +51,7 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
         self.empty2 = self.buf2("empty2", 0, rows=0)
         self.empty1 = "empty1"
-        self.head.append("empty1 = ws1[0]")
+        self.head.append(Bind("empty1", "ws1", 0))
         self.L.ws1.append(("empty1", 0))
         self.rw = self.buf1("rw_")
         self.L.rw_index = len(self.L.ws1) - 1

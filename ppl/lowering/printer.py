@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from . import ir
 
 
 def named_source(source: str) -> str:
@@ -37,23 +38,20 @@ class Printer:
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
         SROA and InstCombine; BENCHMARKS.md, "Compile time of a new graph")."""
         K = self.samples
-        lines = _drop_unread_repeats([f"rows.fill({self.rw}, 1.0 / (B * {K}))", *self.fwd, "if mode == 0:",
-                                      "    return loss", *self.bwd, "return loss"])
+        stmts = [self.statement(f"rows.fill({self.rw}, 1.0 / (B * {K}))"), *self.fwd, self.statement("if mode == 0:"),
+                 self.statement("    return loss"), *self.bwd, self.statement("return loss")]
+        unread = ir.unread_repeats(stmts)
+        stmts = [st for i, st in enumerate(stmts) if i not in unread]
         body = []
         if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
             n, m = self.L.n_theta, self.L.n_state
             body += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
                      f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
                      "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
+        lines = list(stmts)
         if inline_views and self.head:
-            defs = dict(line.split(" = ", 1) for line in self.head)
-            items, views = {t: [] for t in ("ws2", "ws1", "inputs")}, {}
-            for name, expr in defs.items():
-                m = re.fullmatch(r"(ws2|ws1|inputs)\[(\d+)\]", expr)
-                if m:
-                    items[m.group(1)].append((int(m.group(2)), name))
-                else:
-                    views[name] = expr
+            items = {t: [(b.index, b.name) for b in self.head if b.source == t] for t in ("ws2", "ws1", "inputs")}
+            views = {b.name: b.expr for b in self.head if b.source == "view"}
             for tup, named in items.items():
                 if not named:
                     continue
@@ -62,8 +60,7 @@ class Printer:
                     raise AssertionError(f"lowering: the head does not name every item of {tup}")
                 body += _unpack([name for _, name in named], tup)
             if views:
-                pat = re.compile(r"\b(" + "|".join(map(re.escape, views)) + r")\b")
-                lines = [pat.sub(lambda m: views[m.group(1)], line) for line in lines]
+                lines = [ir.inline(st, views) for st in stmts]
                 body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
         else:
             body += ["    " + line for line in self.head]
@@ -81,21 +78,4 @@ def _unpack(names: list, tup: str, width: int = 100) -> list:
             line = "     "
         line += piece
     out.append(line.rstrip() + f") = {tup}")
-    return out
-
-
-_REPEAT = re.compile(r"\s*rows\.(?:repeat_rows\([^,]+, [^,]+|gather_rows\(\w+, \d+, \w+), (\w+)\)$")
-
-
-def _drop_unread_repeats(lines: list) -> list:
-    """Drop the copies of a data-row node's values to its drawn rows (`rows.repeat_rows` into its
-    twin `v_<name>`) that no other line reads: a twin is made for every data-row node with a
-    per-sample reader, and some readers take the B rows themselves (the `_rep` kernels)."""
-    text = "\n".join(lines)
-    out = []
-    for line in lines:
-        m = _REPEAT.match(line)
-        if m and len(re.findall(rf"\b{m.group(1)}\b", text)) == 1:
-            continue
-        out.append(line)
     return out

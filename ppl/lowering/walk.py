@@ -12,6 +12,7 @@ gradient unchanged. An estimator states the objectives it estimates (`Estimator.
 """
 from __future__ import annotations
 
+from .ir import Bind
 from ..errors import ModelError
 from ..nodes import Node
 from ..estimators import REGISTRY
@@ -80,7 +81,7 @@ class Walk:
         if n.kind == "input":
             j = len(self.L.inputs)
             self.L.inputs.append(n.name)
-            self.head.append(f"{pre}{n.name} = inputs[{j}]")
+            self.head.append(Bind(f"{pre}{n.name}", "inputs", j))
             self.L.values[n.name] = ("input", j, P)
             return
         if n.attrs.get("is_head"):

@@ -1,0 +1,123 @@
+"""The step's IR: typed statements and bindings, and the passes over them.
+
+Every line the lowering emits becomes a `Stmt`: its text (what is rendered) together with what
+the passes need to know of it without reading text again: the node that emitted it, the
+kernel it calls (module alias, function) when it is a kernel call, and every identifier it
+names with its position. Every name the step's head binds is a `Bind`: a workspace or input
+tuple item (source "ws2" / "ws1" / "inputs", its index) or a view (source "view", its
+expression). Both are `str` subclasses whose value is their text, so code that only prints
+them needs no change.
+
+Passes over this data (no regular expression reads the generated text):
+- `unread_repeats`: the copies of a data-row value to its drawn rows that no statement reads;
+- `inline`: a statement with some names replaced by expressions (the CPU step writes views
+  where they are used), spliced at the recorded positions;
+and the CUDA target check (targets.py) reads each statement's owner and kernel.
+"""
+from __future__ import annotations
+
+import io
+import keyword
+import tokenize
+
+_REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
+
+
+class Stmt(str):
+    """One emitted line: its text, the node that emitted it (None: the step's own), the kernel it
+    calls ((alias, function) or None) and its identifiers ((name, start, end) in the text)."""
+
+    owner: object
+    kernel: tuple | None
+    names: tuple
+
+    def __new__(cls, text: str, owner=None, modules=()):
+        self = super().__new__(cls, text)
+        self.owner = owner
+        self.names = _names(text)
+        self.kernel = _kernel_call(text, self.names, modules)
+        return self
+
+    def written(self) -> str | None:
+        """The name a kernel call writes when its last argument is a bare name (the output)."""
+        stripped = self.rstrip()
+        if self.kernel is None or not stripped.endswith(")") or not self.names:
+            return None
+        name, _, end = self.names[-1]
+        return name if stripped[end:].strip() == ")" else None
+
+
+class Bind(str):
+    """A name the step's head binds: `name = ws2[i]` (source ws2 / ws1 / inputs, `index`) or a
+    view `name = expr` (source "view")."""
+
+    name: str
+    source: str
+    index: int | None
+    expr: str
+
+    def __new__(cls, name: str, source: str, index: int | None = None, expr: str | None = None):
+        expr = f"{source}[{index}]" if source != "view" else expr
+        self = super().__new__(cls, f"{name} = {expr}")
+        self.name, self.source, self.index, self.expr = name, source, index, expr
+        return self
+
+
+def _names(text: str) -> tuple:
+    """(name, start, end) of every identifier of a line that is not an attribute or a keyword."""
+    out, prev = [], None
+    starts = [0]
+    for line in text.split("\n")[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text + "\n").readline):
+            if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string) and prev != ".":
+                out.append((tok.string, starts[tok.start[0] - 1] + tok.start[1], starts[tok.end[0] - 1] + tok.end[1]))
+            if tok.type == tokenize.OP or tok.type == tokenize.NAME:
+                prev = tok.string
+    except (tokenize.TokenError, IndentationError):   # a fragment (an opened bracket): names so far
+        pass
+    return tuple(out)
+
+
+def _kernel_call(text: str, names: tuple, modules) -> tuple | None:
+    """(alias, function) when the statement is `alias.function(...)` with alias a step module."""
+    s = text.lstrip()
+    if not names or names[0][0] not in modules:
+        return None
+    alias = names[0][0]
+    rest = s[len(alias):]
+    if not rest.startswith("."):
+        return None
+    fn = rest[1:].split("(", 1)[0]
+    return (alias, fn) if fn.isidentifier() and rest[1 + len(fn):].startswith("(") else None
+
+
+def unread_repeats(stmts: list) -> set:
+    """Indices of the statements copying a data-row node's values to its drawn rows
+    (`rows.repeat_rows` / `rows.gather_rows` into its twin) whose output no other statement names."""
+    count = {}
+    for s in stmts:
+        for name, _, _ in (s.names if isinstance(s, Stmt) else _names(s)):
+            count[name] = count.get(name, 0) + 1
+    out = set()
+    for i, s in enumerate(stmts):
+        if isinstance(s, Stmt) and s.kernel in _REPEATS:
+            w = s.written()
+            if w is not None and count.get(w, 0) == 1:
+                out.add(i)
+    return out
+
+
+def inline(stmt, exprs: dict) -> str:
+    """The statement's text with each name of `exprs` replaced by its expression."""
+    names = stmt.names if isinstance(stmt, Stmt) else _names(stmt)
+    hits = [(a, b, exprs[n]) for n, a, b in names if n in exprs]
+    if not hits:
+        return str(stmt)
+    text, out, at = str(stmt), [], 0
+    for a, b, e in hits:
+        out += [text[at:a], e]
+        at = b
+    out.append(text[at:])
+    return "".join(out)
