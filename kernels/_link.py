@@ -61,6 +61,7 @@ import importlib
 import os
 import pickle
 import threading
+from functools import lru_cache
 
 from . import numba_compat
 
@@ -73,6 +74,12 @@ STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (No
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
+# parameters of ppl.kernels functions compiled for int64 even when a caller passes a constant:
+# noise addresses, never sizes (each stochastic node has its own stream; step and step_rows
+# pass row0 0 and a variable), so one specialisation serves every node and both entries.
+# Other constants (repeats, widths, flags) stay literal: the kernels fold them (DisARM's
+# gradient was 10x slower compiled for a variable flag).
+PLAIN_PARAMS = frozenset({"stream", "row0"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
@@ -226,6 +233,12 @@ def _linked_libraries(libs):
     return libs
 
 
+@lru_cache(maxsize=None)
+def _plain_positions(func) -> frozenset:
+    code = func.__code__
+    return frozenset(i for i, n in enumerate(code.co_varnames[:code.co_argcount]) if n in PLAIN_PARAMS)
+
+
 def _compile(compile_, disp, sig):
     if numba_compat.nrt_option(disp) is None and _in_module(disp.py_func, "ppl.kernels"):
         numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler.py)
@@ -234,6 +247,8 @@ def _compile(compile_, disp, sig):
         disp.targetoptions.setdefault("error_model", "numpy")
         if INLINE_HELPERS and _private_helper(disp):
             disp.targetoptions.setdefault("forceinline", True)
+    if PLAIN_PARAMS and _in_module(disp.py_func, "ppl.kernels"):
+        sig = numba_compat.unliteral_signature(sig, _plain_positions(disp.py_func))
     stack = _compiling.__dict__.setdefault("stack", [])
     stack.append(disp)
     try:
