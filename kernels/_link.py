@@ -10,7 +10,7 @@ step calls the kernels instead of linking them"); the step declares each kernel 
 machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
 linked and inlined, and kernels keep linking the kernels they call.
 
-Seven parts, installed once (``install``):
+Eight parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -55,6 +55,12 @@ Seven parts, installed once (``install``):
   remove across a call: ~0.1 us of a 64-element kernel (0.25-0.3 -> 0.11-0.22 us, BENCHMARKS.md),
   and once per row where a row function is called in a loop. Inlined, the pairs meet in one
   function and are pruned. The public kernels are not inlined (the step calls them).
+- Numba compiles a function called with an int constant for that value (``Literal[int](16)``),
+  a specialisation per value. Parameters named in ``PLAIN_PARAMS`` (``stream``, ``row0``: noise
+  addresses) are compiled for int64 instead: the noise fills were compiled once per stochastic
+  node (each its own stream) and again for ``step_rows`` (row0 a variable, not 0). Other
+  constants (repeats, widths, flags) stay literal: the kernels fold them (BENCHMARKS.md, "Cold
+  start").
 """
 import hashlib
 import importlib
