@@ -13,7 +13,11 @@ compiled anew, as for a graph the user has just written) and reports, in JSON li
 `baseline` is that target (1.5 s; ratio = value / target, <= 1 meets it). Medians over --rounds
 fresh processes per case.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/compile.py [--rounds 3] [--cases sbn,sbn_2layer]
+Beside them, the same figures fully cold (`cold_` + the metric): the case in a fresh process with
+an empty cache folder of its own (a new machine: every kernel compiled), alternating with the
+warm runs in each round; `--no-cold` leaves them out.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/compile.py [--rounds 3] [--cases sbn,sbn_2layer] [--no-cold]
 """
 from __future__ import annotations
 
@@ -79,6 +83,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--no-cold", action="store_true", help="leave out the fully cold runs")
     args = ap.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
@@ -90,16 +95,22 @@ def main():
     for case in cases:   # warm the kernel caches (and this case's step under another name)
         run_case(case, "_warmup", env)
     results = {c: [] for c in cases}
-    for r in range(args.rounds):   # alternate cases within each round
+    cold = {c: [] for c in cases}
+    for r in range(args.rounds):   # alternate cases (and warm / cold) within each round
         for case in cases:
             results[case].append(run_case(case, f"_new{r}", env))
+            if not args.no_cold:
+                cold[case].append(run_case(case, "", dict(env, PPL_CACHE_DIR=tempfile.mkdtemp(prefix="ppl_cold_"))))
     for case in cases:
-        rs = results[case]
-        for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s"):
-            v = float(np.median([x[metric] for x in rs]))
-            base = TARGET_S if metric == "to_first_step_s" else None
-            print(json.dumps({"bench": "compile", "case": case, "metric": metric, "value": round(v, 4), "unit": "s",
-                              "baseline": base, "ratio": round(v / base, 3) if base else None}), flush=True)
+        for prefix, rs in (("", results[case]), ("cold_", cold[case])):
+            if not rs:
+                continue
+            for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s"):
+                v = float(np.median([x[metric] for x in rs]))
+                base = TARGET_S if metric == "to_first_step_s" and not prefix else None
+                print(json.dumps({"bench": "compile", "case": case, "metric": prefix + metric, "value": round(v, 4),
+                                  "unit": "s", "baseline": base, "ratio": round(v / base, 3) if base else None}),
+                      flush=True)
 
 
 if __name__ == "__main__":

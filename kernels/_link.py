@@ -10,7 +10,7 @@ step calls the kernels instead of linking them"); the step declares each kernel 
 machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
 linked and inlined, and kernels keep linking the kernels they call.
 
-Seven parts, installed once (``install``):
+Eight parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -55,12 +55,19 @@ Seven parts, installed once (``install``):
   remove across a call: ~0.1 us of a 64-element kernel (0.25-0.3 -> 0.11-0.22 us, BENCHMARKS.md),
   and once per row where a row function is called in a loop. Inlined, the pairs meet in one
   function and are pruned. The public kernels are not inlined (the step calls them).
+- Numba compiles a function called with an int constant for that value (``Literal[int](16)``),
+  a specialisation per value. Parameters named in ``PLAIN_PARAMS`` (``stream``, ``row0``: noise
+  addresses) are compiled for int64 instead: the noise fills were compiled once per stochastic
+  node (each its own stream) and again for ``step_rows`` (row0 a variable, not 0). Other
+  constants (repeats, widths, flags) stay literal: the kernels fold them (BENCHMARKS.md, "Cold
+  start").
 """
 import hashlib
 import importlib
 import os
 import pickle
 import threading
+from functools import lru_cache
 
 from . import numba_compat
 
@@ -73,6 +80,12 @@ STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (No
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
+# parameters of ppl.kernels functions compiled for int64 even when a caller passes a constant:
+# noise addresses, never sizes (each stochastic node has its own stream; step and step_rows
+# pass row0 0 and a variable), so one specialisation serves every node and both entries.
+# Other constants (repeats, widths, flags) stay literal: the kernels fold them (DisARM's
+# gradient was 10x slower compiled for a variable flag).
+PLAIN_PARAMS = frozenset({"stream", "row0"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
@@ -226,6 +239,12 @@ def _linked_libraries(libs):
     return libs
 
 
+@lru_cache(maxsize=None)
+def _plain_positions(func) -> frozenset:
+    code = func.__code__
+    return frozenset(i for i, n in enumerate(code.co_varnames[:code.co_argcount]) if n in PLAIN_PARAMS)
+
+
 def _compile(compile_, disp, sig):
     if numba_compat.nrt_option(disp) is None and _in_module(disp.py_func, "ppl.kernels"):
         numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler.py)
@@ -234,6 +253,8 @@ def _compile(compile_, disp, sig):
         disp.targetoptions.setdefault("error_model", "numpy")
         if INLINE_HELPERS and _private_helper(disp):
             disp.targetoptions.setdefault("forceinline", True)
+    if PLAIN_PARAMS and _in_module(disp.py_func, "ppl.kernels"):
+        sig = numba_compat.unliteral_signature(sig, _plain_positions(disp.py_func))
     stack = _compiling.__dict__.setdefault("stack", [])
     stack.append(disp)
     try:

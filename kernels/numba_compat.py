@@ -201,6 +201,20 @@ def wrap_compile(around) -> bool:
 
 # ---------------------------------------------------------------------------- dispatchers, JIT
 
+def unliteral_signature(sig, positions):
+    """`sig` (a tuple of argument types, or a ``Signature``) with the literal types at
+    `positions` (an int constant a caller passed: ``Literal[int](16)``) replaced by their
+    ordinary type (int64); the same object when there is none."""
+    from numba.core import types
+    args = getattr(sig, "args", sig)
+    if not isinstance(args, tuple) or not any(i < len(args) and isinstance(args[i], types.Literal) for i in positions):
+        return sig
+    plain = tuple(types.unliteral(a) if i in positions else a for i, a in enumerate(args))
+    if hasattr(sig, "args"):
+        return sig.replace(args=plain)
+    return plain
+
+
 def nrt_option(dispatcher):
     """The ``_nrt`` option (Numba's reference counting) `dispatcher` was given: True, False, or
     None when it was not set (then inherited from the caller that compiles it first)."""

@@ -4,6 +4,7 @@
     ppl train sbn --data mnist.npz --model-opt latent=200,200
     ppl explain sbn --policy fast
     ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3
+    ppl warmup                                      # compile the bundled models into the cache
 
 Bad arguments exit with status 2 and one clear line on stderr (argparse's convention), as do
 model errors (an estimator that does not apply, a target that is not available).
@@ -467,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list the ready models and the estimators, with the papers they follow")
     ls.set_defaults(func=cmd_list)
+
+    from .warmup import add_parser
+    add_parser(sub)
     return p
 
 

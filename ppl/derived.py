@@ -114,14 +114,15 @@ class DerivedPrograms:
         return self._derived(("evaluate", int(samples), np.dtype(dtype).name), lambda: declare.compile_hard(
             declare.evaluation(self.model), samples=samples, dtype=dtype, objective="elbo"))
 
-    def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=np.float64) -> np.ndarray:
+    def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> np.ndarray:
         """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
-        with m.latent / m.observe): the sum of the derived terms per draw, negated."""
+        with m.latent / m.observe): the sum of the derived terms per draw, negated. dtype: the
+        evaluation program's (default this program's: its kernels are those training compiled)."""
         declare.check_pure(self.model, "log_weights")
         samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
-        return declare.log_weights(self, data, samples, V.seed(seed), dtype)
+        return declare.log_weights(self, data, samples, V.seed(seed), self.dtype if dtype is None else dtype)
 
-    def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=np.float64) -> float:
+    def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=None) -> float:
         """The model's bound on log p(x), averaged over data rows, with hard samples of every
         discrete node whatever estimator trains it: bound="elbo", the mean of `samples` log weights
         per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""

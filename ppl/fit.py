@@ -178,7 +178,10 @@ class _Chunks:
             return types.FunctionType(disp.overloads[sig].signature)
 
         p = self.prog
-        fupdate = as_function(self.K.optimizer_update, (self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))
+        # optimizer_update returns nothing: its type without compiling it (every optimiser's
+        # kernels) just to ask whether the loop is cached; the loop compiles it when it runs
+        fupdate = types.FunctionType(types.none(*(typeof(a) for a in (
+            self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))))
         if self.split:
             fstep = as_function(p.module.step_rows, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
                                                      self.B0, self.useed, np.int64(0), 1, np.int64(0)))

@@ -206,3 +206,34 @@ def test_user_model_file(capsys, tmp_path):
     np.savez(x, x=np.zeros((10, 21), np.float32))
     code, _, err = run_fail(capsys, "train", f"{f}:build", "--data", str(x))
     assert code == 2 and "has width 20" in err
+
+
+def _cache_files(root):
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.suffix in (".nbi", ".nbc", ".py")}
+
+
+def test_warmup_fills_an_empty_cache_and_train_then_compiles_nothing(tmp_path):
+    """ppl warmup MODEL into an empty PPL_CACHE_DIR writes the kernels' and the step's cache
+    files; a later `ppl train MODEL` (another process) loads them: it adds no cache file."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PPL_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    r = subprocess.run([sys.executable, "-m", "ppl.warmup", "toy_bernoulli", "--jobs", "1"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "toy_bernoulli" in r.stdout and "done" in r.stdout
+    before = _cache_files(tmp_path / "cache")
+    assert any(p.suffix == ".nbc" for p in before) and any(p.suffix == ".py" for p in before)
+    r = subprocess.run([sys.executable, "-m", "ppl.cli", "train", "toy_bernoulli", "--steps", "5", "--quiet"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _cache_files(tmp_path / "cache") == before
+
+
+def test_warmup_names_a_bad_model(capsys):
+    code, _, err = run_fail(capsys, "warmup", "nope")
+    assert code == 2 and "unknown model(s) nope" in err and "sbn" in err
+    code, _, err = run_fail(capsys, "warmup", "sbn", "--jobs", "0")
+    assert code == 2 and "--jobs must be >= 1" in err
