@@ -11,16 +11,19 @@ the loop indices, decorated with its loop shape:
     def laplace_log_prob(r, loc, scale, x, out_rows): ...
 
 The decorator returns the CPU kernel: an `@njit(cache=True)` function of the arguments after the
-indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the body (compiled
-on its own and inlined by LLVM). Its source is generated, and compiled under the family file's
+indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the body
+(inlined). Its source is generated, and compiled under the family file's
 name and the body's line, so Numba's disk cache finds it in a new process as it finds a
 hand-written kernel (the cache's version folder hashes every kernel source). The CUDA kernel is
 made from the same body by `cuda_twin` (called by `gpu.py`, so a CPU-only process never imports
 `numba.cuda`): a grid-stride loop of the registry's `cells` / `items` shapes (kernels/
 registry.py) around the body re-jitted as a device function (kernels/device.py).
 
-A body writes its outputs for its own cell or row only (the loops may run in any order, on any
-number of threads); a gradient passed with 0 rows is skipped by the body's own test. A family
+The body is inlined into the CPU loops (Numba's `inline="always"`). A body writes its outputs
+for its own cell or row only (the loops may run in any order, on any number of threads); a
+gradient passed with 0 rows is skipped by the body's own test. A kernel with skippable outputs
+is best a row body that tests once per row and loops over the columns inside: a test per cell
+keeps LLVM from vectorising the loop (BENCHMARKS.md, "Kernels declared once"). A family
 may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity test
 (kernels/parity_cases.py).
 """
@@ -51,9 +54,9 @@ def _declare(shape, over):
             raise TypeError(f"{body.__name__}: the loop's array {over!r} is not one of its arguments {args}")
         name, module = body.__name__, body.__module__
         code = body.__code__
-        # the body: compiled on its own, under a name of its own for the disk cache
+        # the body: inlined into the loops (a call per cell would cost more than most bodies)
         body.__qualname__ = f"{name}__body"
-        cell = njit(cache=True, error_model="numpy")(body)
+        cell = njit(inline="always", error_model="numpy")(body)
         src = (f"def {name}({', '.join(args)}):\n"
                + _LOOPS[shape].format(over=over, args=", ".join(args)))
         # compiled at the body's own line of the family file: the cache locates it there

@@ -17,15 +17,16 @@ def gamma_sample(r, j, conc, rate, u, out):
     out[r, j] = gamma_icdf(u[r, j], conc[r, j]) / rate[r, j]
 
 
-@cells("gout")
-def gamma_sample_bwd(r, j, conc, rate, value, u, gout, gconc, grate):
+@rows("gout")
+def gamma_sample_bwd(r, conc, rate, value, u, gout, gconc, grate):
     """gconc += gout dx/dconc (implicit); grate += gout (-x / rate) (each skippable)."""
-    g = gout[r, j]
     if gconc.shape[0] != 0:
-        b = rate[r, j]
-        gconc[r, j] += g * gamma_icdf_dalpha(value[r, j] * b, conc[r, j]) / b
+        for j in range(gout.shape[1]):
+            b = rate[r, j]
+            gconc[r, j] += gout[r, j] * gamma_icdf_dalpha(value[r, j] * b, conc[r, j]) / b
     if grate.shape[0] != 0:
-        grate[r, j] -= g * value[r, j] / rate[r, j]
+        for j in range(gout.shape[1]):
+            grate[r, j] -= gout[r, j] * value[r, j] / rate[r, j]
 
 
 @rows("x")
@@ -37,17 +38,21 @@ def gamma_log_prob(r, conc, rate, x, out_rows):
     out_rows[r] = s
 
 
-@cells("x")
-def gamma_log_prob_bwd(r, j, conc, rate, x, grow, gconc, grate, gx):
+@rows("x")
+def gamma_log_prob_bwd(r, conc, rate, x, grow, gconc, grate, gx):
     """grow[r] times the gradients of log p(x) into gconc, grate, gx (accumulated, skippable)."""
-    da, db, dx = gamma_log_prob_grad(x[r, j], conc[r, j], rate[r, j])
+    do_a = gconc.shape[0] != 0
+    do_b = grate.shape[0] != 0
+    do_x = gx.shape[0] != 0
     g = grow[r]
-    if gconc.shape[0] != 0:
-        gconc[r, j] += g * da
-    if grate.shape[0] != 0:
-        grate[r, j] += g * db
-    if gx.shape[0] != 0:
-        gx[r, j] += g * dx
+    for j in range(x.shape[1]):
+        da, db, dx = gamma_log_prob_grad(x[r, j], conc[r, j], rate[r, j])
+        if do_a:
+            gconc[r, j] += g * da
+        if do_b:
+            grate[r, j] += g * db
+        if do_x:
+            gx[r, j] += g * dx
 
 
 R, D = 4, 6

@@ -42,13 +42,15 @@ def laplace_sample(r, j, loc, scale, u, out):
     out[r, j] = loc[r, j] + scale[r, j] * _eps(u[r, j])
 
 
-@cells("gout")
-def laplace_sample_bwd(r, j, u, gout, gloc, gscale):
+@rows("gout")
+def laplace_sample_bwd(r, u, gout, gloc, gscale):
     """gloc += gout ; gscale += gout * eps(u) (each skippable)."""
     if gloc.shape[0] != 0:
-        gloc[r, j] += gout[r, j]
+        for j in range(gout.shape[1]):
+            gloc[r, j] += gout[r, j]
     if gscale.shape[0] != 0:
-        gscale[r, j] += gout[r, j] * _eps(u[r, j])
+        for j in range(gout.shape[1]):
+            gscale[r, j] += gout[r, j] * _eps(u[r, j])
 
 
 @rows("x")
@@ -60,17 +62,21 @@ def laplace_log_prob(r, loc, scale, x, out_rows):
     out_rows[r] = s
 
 
-@cells("x")
-def laplace_log_prob_bwd(r, j, loc, scale, x, grow, gloc, gscale, gx):
+@rows("x")
+def laplace_log_prob_bwd(r, loc, scale, x, grow, gloc, gscale, gx):
     """grow[r] times the gradients of log p(x) into gloc, gscale, gx (accumulated, skippable)."""
-    dl, ds = _log_prob_grad(x[r, j], loc[r, j], scale[r, j])
+    do_l = gloc.shape[0] != 0
+    do_s = gscale.shape[0] != 0
+    do_x = gx.shape[0] != 0
     g = grow[r]
-    if gloc.shape[0] != 0:
-        gloc[r, j] += g * dl
-    if gscale.shape[0] != 0:
-        gscale[r, j] += g * ds
-    if gx.shape[0] != 0:
-        gx[r, j] -= g * dl
+    for j in range(x.shape[1]):
+        dl, ds = _log_prob_grad(x[r, j], loc[r, j], scale[r, j])
+        if do_l:
+            gloc[r, j] += g * dl
+        if do_s:
+            gscale[r, j] += g * ds
+        if do_x:
+            gx[r, j] -= g * dl
 
 
 R, D = 4, 6

@@ -60,12 +60,14 @@ def poisson_log_prob(r, rate, x, out_rows):
     out_rows[r] = s
 
 
-@cells("x")
-def poisson_log_prob_bwd(r, j, rate, x, grow, grate, gx):
+@rows("x")
+def poisson_log_prob_bwd(r, rate, x, grow, grate, gx):
     """grate += grow[r] (x / rate - 1) (skippable); a count has no value gradient (gx is not
     touched)."""
     if grate.shape[0] != 0:
-        grate[r, j] += grow[r] * (x[r, j] / rate[r, j] - like(x, 1.0))
+        g = grow[r]
+        for j in range(x.shape[1]):
+            grate[r, j] += g * (x[r, j] / rate[r, j] - like(x, 1.0))
 
 
 R, D = 4, 6
