@@ -1,4 +1,6 @@
-"""`check_grad`: a user layer's VJP or a black box's gradient against central differences.
+"""Checks of what a user gives ppl: `check_grad`, a user layer's VJP or a black box's gradient
+against central differences; `checked_entry`, the raw step refusing a repeated step counter
+(Program.check_steps).
 
     ppl.check_grad(ppl.layer(fn, [h], 3, vjp=vjp))        # a layer node: its fn, vjp and widths
     ppl.check_grad(m.nodes["sim"])                        # a black box's cost head (or ppl.blackbox(...))
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .errors import ModelError
 
@@ -187,3 +190,48 @@ def _central(value, xi, eps):
         xi[j] = x0
         out[j] = (up - down) / (2 * h)
     return out
+
+
+# --------------------------------------------------------------------------- the step counter
+GUARD_SLOTS = 9   # set?, the seed and the step counter t, each as four 16-bit chunks (exact in float32)
+
+
+@njit(cache=True)
+def _put(a, i, v):
+    for k in range(4):
+        a[i + k] = (v >> (16 * k)) & 0xFFFF
+
+
+@njit(cache=True)
+def _get(a, i):
+    v = np.int64(0)
+    for k in range(4):
+        v |= np.int64(a[i + k]) << (16 * k)
+    return v
+
+
+@njit(cache=True)
+def check_counter(guard, seed, t):
+    """Refuse a gradient step whose step counter t does not increase under the same seed (its
+    noise would repeat a previous step's); record (seed, t) in `guard`."""
+    s, tt = np.int64(seed), np.int64(t)
+    if guard[0] != 0 and _get(guard, 1) == s and tt <= _get(guard, 5):
+        raise ModelError("check_steps: the step counter t=" + str(tt) + " does not increase (the previous gradient "
+                         "step under seed " + str(s) + " had t=" + str(_get(guard, 5)) + "): every draw is a "
+                         "function of (seed, stream, row, column, t), so a repeated t repeats that step's noise; "
+                         "pass t = the iteration number (prog.grad(..., step=i))")
+    guard[0] = 1
+    _put(guard, 1, s)
+    _put(guard, 5, tt)
+
+
+def checked_entry(step):
+    """The step `step` behind a guard: it takes the same arguments, its ws1 ending with the guard
+    array (Program.args in check_steps mode appends it), and refuses a gradient step (mode != 0)
+    whose step counter t does not increase under one seed."""
+    @njit
+    def entry(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
+        if mode != 0:
+            check_counter(ws1[-1], seed, t)
+        return step(theta, grad, state, ws2, ws1[:-1], inputs, B, seed, t, mode)
+    return entry
