@@ -71,9 +71,14 @@ def _rows(rows, widths, seed, label):
         rng = np.random.default_rng(seed)
         return [rng.standard_normal((3, w)) for w in widths]
     rows = [rows] if isinstance(rows, np.ndarray) else list(rows)
+    if widths is not None and len(rows) != len(widths):
+        raise ModelError(f"check_grad: {label}: give one array per input ({len(widths)}), got {len(rows)}")
     out = []
     for i, r in enumerate(rows):
-        a = np.array(r, dtype=np.float64, ndmin=1)
+        try:
+            a = np.array(r, dtype=np.float64, ndmin=1)
+        except (TypeError, ValueError):
+            raise ModelError(f"check_grad: {label}: rows[{i}] is not an array of numbers") from None
         a = a[None, :] if a.ndim == 1 else a
         if a.ndim != 2 or not np.all(np.isfinite(a)):
             raise ModelError(f"check_grad: {label}: rows[{i}] must be a finite 1D row or 2D array of rows, got "
@@ -82,9 +87,9 @@ def _rows(rows, widths, seed, label):
             raise ModelError(f"check_grad: {label}: rows[{i}] has {a.shape[1]} columns; input {i + 1} has width "
                              f"{widths[i]}")
         out.append(a)
-    if len({a.shape[0] for a in out}) != 1 or (widths is not None and len(out) != len(widths)):
-        raise ModelError(f"check_grad: {label}: give one array per input ({len(widths or out)}), each with the same "
-                         f"number of rows")
+    if len({a.shape[0] for a in out}) != 1:
+        raise ModelError(f"check_grad: {label}: every input's array needs the same number of rows, got "
+                         f"{[a.shape[0] for a in out]}")
     return out
 
 
@@ -122,7 +127,7 @@ def check_grad(f, rows=None, grad=None, width=None, *, eps=1e-6, rtol=1e-4, atol
     Raises a ModelError saying what is wrong (raise_error=False: returns the GradCheck)."""
     from . import validate as V
     eps, rtol = V.real(eps, "check_grad: eps", positive=True), V.real(rtol, "check_grad: rtol", lo=0.0)
-    atol = V.real(atol, "check_grad: atol", positive=True)
+    atol, seed = V.real(atol, "check_grad: atol", positive=True), V.seed(seed, "check_grad: seed")
     label, fn, grad, width, widths = _target(f, grad, width)
     if grad is None:
         raise ModelError(f"check_grad: {label} has no gradient to check (give vjp= / grad=)")

@@ -144,12 +144,13 @@ def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
     """{name: (S, B, width)}: S draws of every row of `data` (or of `batch` rows without inputs)
     from one call of the generative program `gen` over the rows tiled S times; row s * B + i is
     draw s of row i, with its own noise (noise is a function of the row)."""
+    assert gen.rows_per_data_row == 1, "a generative program draws one row per data row"
     if data is None:
-        B = V.count(batch, "sample_prior: n")
+        B = V.count(batch, "predict: batch (sample_prior: n)")
         out = gen.sample(None, seed=seed, batch=B * S, nodes=nodes)
     else:
         arrays, B = gen._inputs(data, batch)
         tiled = {name: np.tile(a, (S, 1)) for name, a in zip(gen.layout.inputs, arrays)}
         out = gen.sample(tiled, seed=seed, nodes=nodes)
-    assert gen.rows_per_data_row == 1, "a generative program draws one row per data row"
+    gen._ws.pop(B * S, None)   # the S-fold workspace is not kept for later calls (its size)
     return {k: v.reshape(S, B, v.shape[1]) for k, v in out.items()}

@@ -140,6 +140,12 @@ def test_check_grad_arguments():
         ppl.check_grad(layer_model(None)[1])
     with pytest.raises(ppl.ModelError, match=r"rows\[0\] has 2 columns; input 1 has width 3"):
         ppl.check_grad(layer_model(mul_tanh_vjp)[1], rows=[np.ones(2), np.ones(3)])
+    with pytest.raises(ppl.ModelError, match=r"give one array per input \(2\), got 1"):
+        ppl.check_grad(layer_model(mul_tanh_vjp)[1], rows=[np.ones(3)])
+    with pytest.raises(ppl.ModelError, match=r"rows\[0\] is not an array of numbers"):
+        ppl.check_grad(cost, ["a"], grad=cost_grad)
+    with pytest.raises(ppl.ModelError, match=r"same number of rows, got \[2, 1\]"):
+        ppl.check_grad(mul_tanh, [np.ones((2, 3)), np.ones(3)], grad=mul_tanh_vjp, width=3)
     with pytest.raises(ppl.ModelError, match=r"NaN / inf"):
         ppl.check_grad(cost, [np.array([np.nan])], grad=cost_grad)
     with pytest.raises(ppl.ModelError, match=r"is a affine node"):
