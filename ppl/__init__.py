@@ -29,6 +29,7 @@ from . import dist
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
 from . import diagnostics, optim
+from .check import GradCheck, check_grad
 from .fit import fit
 from .program import Program
 
@@ -38,4 +39,4 @@ __all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", "sigmo
            "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
-           "diagnostics", "Program", "CacheWarning"]
+           "diagnostics", "Program", "CacheWarning", "check_grad", "GradCheck"]

@@ -73,19 +73,26 @@ class DerivedPrograms:
         return self._derived(("generative", tuple(sorted(nodes))), lambda: declare.compile_hard(
             declare.generative(self.model, nodes), dtype=self.dtype))
 
-    def sample_prior(self, n=None, data=None, nodes=None, seed=0) -> dict:
+    def sample_prior(self, n=None, data=None, nodes=None, seed=0, num_samples=None) -> dict:
         """Ancestral draws of the generative model: every latent from its prior, every observed
         input from its likelihood, {name: (n, width)}; nodes: which (default: the latents and
-        observed inputs), `data` the unobserved inputs they depend on (covariates), if any."""
+        observed inputs), `data` the unobserved inputs they depend on (covariates), if any.
+        num_samples=S: {name: (S, n, width)}, S draws per row in one step call."""
         declare.require(self.model, "sample_prior")
+        if n is not None:
+            n = V.count(n, "sample_prior: n")
         nodes = declare.default_nodes(self.model) if nodes is None else nodes
-        return self.predict(data, nodes=nodes, seed=seed, batch=n)
+        return self.predict(data, nodes=nodes, seed=seed, batch=n, num_samples=num_samples)
 
-    def predict(self, data=None, nodes=None, seed=0, batch=None) -> dict:
+    def predict(self, data=None, nodes=None, seed=0, batch=None, num_samples=None) -> dict:
         """Draws of `nodes` (default: the observed inputs, e.g. y of a regression) from the
         generative model given `data`, which needs only the inputs they depend on (x, never the
-        target; other arrays in `data` are ignored). {name: (rows, width)}."""
+        target; other arrays in `data` are ignored). {name: (rows, width)}; num_samples=S (as
+        Pyro's Predictive): {name: (S, rows, width)}, S independent draws per row from one step
+        call over the rows tiled S times (draw 0 is the draw without num_samples)."""
         declare.require(self.model, "predict")
+        if num_samples is not None:
+            num_samples = V.count(num_samples, "predict: num_samples")
         if nodes is None:
             nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
         nodes = [nodes] if isinstance(nodes, str) else list(nodes)
@@ -106,7 +113,9 @@ class DerivedPrograms:
                 raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
                                  f"(sample_prior(n) or batch=n)")
             data = None
-        return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
+        if num_samples is None:
+            return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
+        return _tiled_draws(gen, data, nodes, seed, batch, num_samples)
 
     def _evaluator(self, samples, dtype):
         """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
@@ -130,3 +139,19 @@ class DerivedPrograms:
             raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
         lw = self.log_weights(data, samples, seed, dtype)
         return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
+
+
+def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
+    """{name: (S, B, width)}: S draws of every row of `data` (or of `batch` rows without inputs)
+    from one call of the generative program `gen` over the rows tiled S times; row s * B + i is
+    draw s of row i, with its own noise (noise is a function of the row)."""
+    assert gen.rows_per_data_row == 1, "a generative program draws one row per data row"
+    if data is None:
+        B = V.count(batch, "predict: batch (sample_prior: n)")
+        out = gen.sample(None, seed=seed, batch=B * S, nodes=nodes)
+    else:
+        arrays, B = gen._inputs(data, batch)
+        tiled = {name: np.tile(a, (S, 1)) for name, a in zip(gen.layout.inputs, arrays)}
+        out = gen.sample(tiled, seed=seed, nodes=nodes)
+    gen._ws.pop(B * S, None)   # the S-fold workspace is not kept for later calls (its size)
+    return {k: v.reshape(S, B, v.shape[1]) for k, v in out.items()}

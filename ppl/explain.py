@@ -2,7 +2,34 @@
 autotune policy's measurements (autotune_report)."""
 from __future__ import annotations
 
+import textwrap
+
 from . import declare
+
+WIDTH = 100   # explain()'s lines wrap at this many characters
+
+
+def _wrap(text: str, indent: str = "  ") -> list:
+    """A line of prose as lines of at most WIDTH characters, continued with `indent`."""
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False) or [""]
+
+
+def table(rows, indent: str = "") -> list:
+    """rows (the first the header) as aligned lines ' | '-separated, the header underlined; the
+    last column wraps so that no line is over WIDTH characters (continued below, the other
+    columns blank)."""
+    n = len(rows[0])
+    widths = [max(len(r[i]) for r in rows) for i in range(n - 1)]
+    room = max(24, WIDTH - len(indent) - sum(w + 3 for w in widths))
+    lines = []
+    for r in rows:
+        parts = textwrap.wrap(r[-1], room, break_long_words=False, break_on_hyphens=False) or [""]
+        for k, part in enumerate(parts):
+            cells = [c if k == 0 else "" for c in r[:-1]]
+            lines.append(indent + " | ".join([*(c.ljust(w) for c, w in zip(cells, widths)), part]).rstrip())
+    lines.insert(1, indent + "-+-".join("-" * w for w in widths + [min(room, max(len(r[-1]) for r in rows))]))
+    return lines
 
 
 class Explained:
@@ -21,15 +48,13 @@ class Explained:
                              r["why"]))
             else:
                 rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-        return "\n".join([f"autotune (* chosen): variance = trace of the model-parameter gradient's covariance over "
-                          f"{A.DRAWS} fixed draws at the initial parameters; score = variance x rows per data row; "
-                          f"scores within {A.TIE_MARGIN:.0%} (or 2 SE) of the least are tied; among the tied the "
-                          f"fewest rows win, then (same rows) any > {1 + A.TIME_MARGIN:g}x the fastest time drops "
-                          f"out, then the rule table's choice; us/step: the fastest of {A.ROUNDS} interleaved rounds"]
-                         + lines)
+        return "\n".join(_wrap(f"autotune (* chosen): variance = trace of the model-parameter gradient's "
+                               f"covariance over {A.DRAWS} fixed draws at the initial parameters; score = variance x "
+                               f"rows per data row; scores within {A.TIE_MARGIN:.0%} (or 2 SE) of the least are tied; "
+                               f"among the tied the fewest rows win, then (same rows) any > {1 + A.TIME_MARGIN:g}x the "
+                               f"fastest time drops out, then the rule table's choice; us/step: the fastest of "
+                               f"{A.ROUNDS} interleaved rounds")
+                         + table(rows))
 
     def explain(self) -> str:
         """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
@@ -42,23 +67,20 @@ class Explained:
             opts = {k: v for k, v in ch.options.items() if k in ("baseline", "temperature")}
             name = ch.estimator + (f" ({', '.join(f'{k}={v}' for k, v in opts.items())})" if opts else "")
             rows.append((node.name, info.dist.name, name, "yes" if est.unbiased else "no", ch.reason))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
+        lines = table(rows)
         for node, (ch, _) in self.choices.items():
             if REGISTRY[ch.estimator].bias:
-                lines.append(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
+                lines += _wrap(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
         if self.autotune_table:
             lines += ["", self.autotune_report(), ""]
         if declare.is_declared(self.model):
             terms = [("cost", "sign", "term")] + declare.terms(self.model)
-            w = [max(len(r[i]) for r in terms) for i in range(3)]
             lines.append("costs derived from m.latent / m.observe (their sum is -ELBO: -log p(x, h) + log q(h | x)):")
-            lines += ["  " + " | ".join(c.ljust(k) for c, k in zip(r, w)).rstrip() for r in terms]
+            lines += table(terms, indent="  ")
         extra = f"step: {self.layout.lowering}; samples per data row: {self.samples}"
         if self.objective == "iwae":
             extra = (f"objective: iwae, -log (1/K sum_k exp(-C_k)) over the K = {self.samples} draws of each data "
                      f"row (C_k: the sum of draw k's costs)\n") + extra
         if self.layout.S > 1:
             extra += f"; rows per draw (enumeration / antithetic / REBAR configurations): {self.layout.S}"
-        return "\n".join(lines + [extra])
+        return "\n".join(lines + [w for line in extra.split("\n") for w in _wrap(line)])

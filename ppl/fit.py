@@ -186,8 +186,8 @@ class _Chunks:
             fstep = as_function(p.module.step_rows, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
                                                      self.B0, self.useed, np.int64(0), 1, np.int64(0)))
         else:
-            fstep = as_function(p.entry, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs, self.B,
-                                          self.useed, np.int64(0), 1))
+            fstep = as_function(p.module.step, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
+                                                self.B, self.useed, np.int64(0), 1))
         return (fstep, fupdate) + tuple(typeof(a) for a in self._args(0, 0, np.zeros(0, np.int64))[2:])
 
     def _args(self, t, n, rows):
@@ -200,7 +200,7 @@ class _Chunks:
             return (p.module.step_rows, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1,
                     self.inputs, self.grad1, self.state1, self.state0, self.ws21, self.ws11, self.inputs1, self.B0,
                     self.B1, p.samples) + tail
-        return (p.entry, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
+        return (p.module.step, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
                 self.B) + tail
 
     @property

@@ -506,9 +506,10 @@ def _user_fns(owner, **fns):
 def layer(fn, inputs, width: int, vjp=None, name: str | None = None) -> Node:
     """A layer from the user's @njit row functions, usable anywhere in the graph (CPU target):
     fn(row_1, ..., row_n, out) writes the layer's row (`width` values) into `out` from its input
-    rows; vjp(row_1, ..., row_n, out, gout, g_1, ..., g_n) writes d(gout . out) / d row_i into
-    g_i. Without vjp no gradient flows through the layer (the random nodes above it then get
-    score-function estimators; a parameter path into it is an error)."""
+    rows; vjp(row_1, ..., row_n, out, gout, g_1, ..., g_n) WRITES d(gout . out) / d row_i into
+    g_i (g_i holds stale values when called: a VJP that adds into it is wrong; ppl.check_grad
+    checks both). Without vjp no gradient flows through the layer (the random nodes above it then
+    get score-function estimators; a parameter path into it is an error)."""
     if isinstance(inputs, Node):
         inputs = [inputs]
     if not isinstance(inputs, (list, tuple)) or not inputs:
@@ -526,9 +527,10 @@ def layer(fn, inputs, width: int, vjp=None, name: str | None = None) -> Node:
 
 def blackbox(fn, inputs, grad=None) -> Node:
     """A user @njit cost `fn(row_1, ..., row_n) -> float`, called once per row with each input
-    node's row (1D arrays). Optional `grad(row_1, ..., row_n, g_1, ..., g_n)` writes d cost /
-    d row_i into the g_i arrays; without it no gradient flows through the black box, so the
-    compiler gives the random nodes that feed it score-function estimators."""
+    node's row (1D arrays). Optional `grad(row_1, ..., row_n, g_1, ..., g_n)` WRITES d cost /
+    d row_i into the g_i arrays (they hold stale values when called; ppl.check_grad checks it);
+    without it no gradient flows through the black box, so the compiler gives the random nodes
+    that feed it score-function estimators."""
     if isinstance(inputs, Node):
         inputs = [inputs]
     if not isinstance(inputs, (list, tuple)):

@@ -12,6 +12,12 @@ Embedding in a user's @njit loop:
     @njit
     def loop(theta, grad, state, ws2, ws1, inputs, B, ...):
         loss = step(theta, grad, state, ws2, ws1, inputs, B, seed, t, 1)  # gradient into `grad`
+
+The step's noise is a function of (seed, stream, row, column, t): two calls with the same seed
+and step counter t draw the SAME noise. A training loop must pass t = its iteration number (a
+loop that keeps t fixed follows one draw's gradient and converges to the wrong point).
+`prog.check_steps()` (debugging) makes entry / args refuse a gradient step whose t does not
+increase under one seed.
 """
 from __future__ import annotations
 
@@ -76,7 +82,9 @@ class Program(DerivedPrograms, Explained):
     entry        the raw nopython step: entry(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode)
                  -> loss; mode 0 evaluates the loss only, 1 also writes the gradient into grad;
                  `args(data)` gives (theta, grad, state, ws2, ws1, inputs, B) for a batch; it can
-                 be called from a user's @njit code
+                 be called from a user's @njit code. Its noise is a function of (seed, t): the
+                 same t twice is the same draw, so pass t = the iteration number
+                 (`check_steps()` refuses a repeated t)
     choices      {node: (Choice, NodeInfo)}: the estimator of every stochastic node and why
                  (`explain()` prints them)
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
@@ -103,6 +111,21 @@ class Program(DerivedPrograms, Explained):
         self.params = ParamView(self.theta, layout)
         self._ws = {}
         self._twins = {}
+        self._guard = None   # check_steps(): the step-counter guard, ws1's last array
+
+    def check_steps(self, on: bool = True):
+        """Debugging: `entry` (and `grad`, `loss`, ... which call it) refuses a gradient step
+        (mode 1) whose step counter t does not increase under one seed, with a ModelError; a
+        repeated t would repeat a previous step's noise. `args(data)` then ends ws1 with the
+        guard's array: take both after this call. on=False restores the raw step. Returns self."""
+        from .check import GUARD_SLOTS, checked_entry
+        if not isinstance(on, (bool, np.bool_)):
+            raise ModelError(f"check_steps: on must be True or False, got {on!r}")
+        if on and self.target != "cpu":
+            raise ModelError(f"check_steps: the checked step is for the CPU target; this program's is {self.target}")
+        self._guard = np.zeros(GUARD_SLOTS, self.dtype) if on else None
+        self.entry = checked_entry(self.module.step) if on else self.module.step
+        return self
 
     # ----- host and device (the CPU program has only the host; see CudaProgram)
     def pull(self):
@@ -201,6 +224,8 @@ class Program(DerivedPrograms, Explained):
         """The tuple (theta, grad, state, ws2, ws1, inputs, B) the raw entry point takes."""
         inputs, B = self._inputs(data, batch, optional)
         ws2, ws1 = self.workspace(B)
+        if self._guard is not None:
+            ws1 = ws1 + (self._guard,)
         return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
 
     def _run(self, data, batch, seed, step, mode, optional=()):

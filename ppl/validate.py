@@ -32,6 +32,15 @@ def integer(value, what: str, lo: int | None = None, hi: int | None = None) -> i
     return v
 
 
+def count(value, what: str, lo: int = 1, hi: int | None = None) -> int:
+    """A count of things to draw: an int (or NumPy integer) in [lo, hi]; every float (3.0 too) and
+    bool is refused, as for seeds (a float count is a caller's mistake, not a number to round)."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise ModelError(f"{what} must be an integer >= {lo}, got {value!r} ({type(value).__name__}); pass an "
+                         f"int, e.g. {what.split(': ')[-1]}=10")
+    return integer(value, what, lo, hi)
+
+
 def seed(value, what: str = "seed") -> int:
     """A seed: an int (or NumPy integer) in [0, 2**63 - 1]; floats and bools are refused (a float
     would be truncated, so seed=1.5 and seed=1 would give the same draws)."""

@@ -1,6 +1,7 @@
 """The `ppl` command line, run in-process through main(argv) with tiny step counts: output,
 files and exit codes (0 on success, 2 with one clear line on bad arguments)."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -39,6 +40,9 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
     assert "test_elbo" in out and "test_iwae_100" in out and "test_exact_ll" in out and "ms/step" in out
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["metrics"]["test_elbo"] < 0 and (tmp_path / "params.npz").exists()
+    # compile time includes the JIT compile (or cache load) that happens at the first step
+    (total, graph, jit), = re.findall(r"compile (\S+) s \(graph (\S+) s, JIT at the first step (\S+) s\)", out)
+    assert float(total) == pytest.approx(float(graph) + float(jit), abs=0.11) and rep["compile_s"] >= float(jit) - 0.05
     assert (tmp_path / "checkpoint.npz").exists()
     # the curve: the training loss record (40 steps: a point per step) and ~20 evaluations by
     # default with --out, training seconds rising; cells without a value are empty
