@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..errors import ModelError
 from .base import REGISTRY
 from .base import Estimator as _Base
-from .base import sample_hard
+from .base import enumerated_below, sample_hard
 
 
 class _NoGrad(str):
@@ -54,6 +54,7 @@ class EstimatorContext:
     node, options, law, samples, digit, row_weights    what is known
     value(), cotangent(), params(), param_grads()      the node's buffers
     downstream_cost()                                  per row, the sum of the costs below the node
+    enumerated_below()                                 the digits whose rows weigh p(c | the node's value)
     noise(kind, width), buffer(tag, width)             new buffers
     parameter(tag, shape, init), state(tag, init)      learnable parameters, running state
     call(kernel, *args), sample()                      emitting
@@ -91,6 +92,13 @@ class EstimatorContext:
     def downstream_cost(self) -> str:
         """1D, per row: the sum of the costs the node reaches (its learning signal)."""
         return self._lw.downstream_L(self.node)
+
+    def enumerated_below(self):
+        """None, or (strides, sizes) as tuple literals of code: the configuration digits of the
+        enumerated nodes below this one. Their rows carry p(c | this node's value) in row_weights,
+        so an estimate that compares the costs of this node's configuration rows must first
+        marginalise each over those digits (sum rw L / sum rw); row by row it is biased."""
+        return enumerated_below(self._lw, self.node)
 
     def noise(self, kind: str = "uniform", width=None) -> str:
         """Base noise of kind "uniform", "normal", "logistic" or "gumbel", one draw per drawn row,
