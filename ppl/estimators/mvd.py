@@ -11,6 +11,7 @@ costs one more evaluation of the graph below: width + 1 rows per draw.
 Kernels: kernels/families/mvd.py.
 """
 from ..kernels.cpu import mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_poisson_draw, mvd_poisson_grad
+from ..errors import ModelError
 from .base import register
 from .custom import NO_GRAD, Estimator
 
@@ -40,6 +41,13 @@ class MVD(Estimator):
         return info.node.width + 1
 
     def draw(self, ctx):
+        if ctx.enumerated_below() is not None:
+            # their rows weigh p(c | the draw) in row_weights; a branch row weighs 0, so the
+            # branch's cost cannot be marginalised over them (row by row it is biased)
+            raise ModelError(f"estimator 'mvd' of node '{ctx.node.name}': a node below it is enumerated, and "
+                             f"mvd's branch rows carry no weights to marginalise over its values; choose "
+                             f"another estimator for '{ctx.node.name}' (disarm, arms, score) or for the enumerated "
+                             f"node")
         draw, _ = _KERNELS[ctx.node.kind]
         stride, size = ctx.digit
         ctx.call(draw, *ctx.params(), ctx.noise("uniform"), stride, size, ctx.value(), ctx.row_weights)
