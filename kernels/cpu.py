@@ -377,8 +377,8 @@ from . import reexport  # noqa: E402
 from . import (cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_lax, cpu_optim,  # noqa: E402
                cpu_st, cpu_unordered_set)
 from . import families as _families  # noqa: E402
-from .declare import declared as _declared  # noqa: E402
+from .declare import exported as _exported  # noqa: E402
 
 reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_st, cpu_dcv, cpu_cat_antithetic, cpu_unordered_set, cpu_lax)
 for _family in _families.modules():   # the families declared once (kernels/families/)
-    globals().update(_declared(_family))
+    globals().update(_exported(_family))

@@ -82,10 +82,49 @@ def rows(over):
     return _declare("rows", over)
 
 
+def unary(kind, f, df, doc, domain="real"):
+    """An elementwise op declared from its scalar function f and derivative df (both `@njit`,
+    over one value): its kernels `<kind>_fwd(x, out)`: out = f(x), and `<kind>_bwd(x, out, gout,
+    gx)`: gx += gout * df(x) (the op table emits it only when x has a gradient), made as any
+    declared kernel; `doc` the op's one line; `domain` ("real" or "positive") the inputs of its
+    parity cases. Bind the result to `OP` in a family module: ppl's op table (ppl/ops.py) reads
+    it, `cpu.py` re-exports the kernels and f, df as `<kind>_value`, `<kind>_grad` (what the
+    row-fused lowering calls), and the DSL gets `ppl.<kind>(x)`."""
+    import sys
+    frame = sys._getframe(1)
+    glb = {"f_": f, "df_": df, "__name__": frame.f_globals["__name__"]}
+    src = (f"def {kind}_fwd(r, j, x, out):\n    out[r, j] = f_(x[r, j])\n"
+           f"def {kind}_bwd(r, j, x, out, gout, gx):\n    gx[r, j] += gout[r, j] * df_(x[r, j])\n")
+    exec(compile("\n" * (frame.f_lineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
+    fwd, bwd = glb[f"{kind}_fwd"], glb[f"{kind}_bwd"]
+    fwd.__doc__ = f"out = {kind}(x), elementwise."
+    bwd.__doc__ = f"gx += gout * {kind}'(x), elementwise."
+    R, D = 4, 6
+    x = (lambda g: g.pos(R, D)) if domain == "positive" else (lambda g: g.x(R, D))
+    return SimpleNamespace(kind=kind, doc=doc, f=f, df=df, fwd=cells("out")(fwd), bwd=cells("gout")(bwd),
+                           parity={f"{kind}_fwd": lambda g: (x(g), g.out(R, D)),
+                                   f"{kind}_bwd": lambda g: (x(g), g.x(R, D), g.x(R, D), g.x(R, D))})
+
+
+def exported(module) -> dict:
+    """What `cpu.py` binds of a family module: its declared kernels, and an op's kernels and
+    scalar functions (`OP`, from `unary`)."""
+    out = declared(module)
+    op = getattr(module, "OP", None)
+    if op is not None:
+        out.update({f"{op.kind}_fwd": op.fwd, f"{op.kind}_bwd": op.bwd, f"{op.kind}_value": op.f,
+                    f"{op.kind}_grad": op.df})
+    return out
+
+
 def declared(module):
-    """The kernels ``module`` declares: {public name: CPU kernel}."""
-    return {n: f for n, f in vars(module).items()
-            if not n.startswith("_") and getattr(f, "__declared__", None) is not None}
+    """The kernels ``module`` declares: {public name: CPU kernel} (an op's too: `unary`)."""
+    out = {n: f for n, f in vars(module).items()
+           if not n.startswith("_") and getattr(f, "__declared__", None) is not None}
+    op = getattr(module, "OP", None)
+    if op is not None:
+        out.update({f"{op.kind}_fwd": op.fwd, f"{op.kind}_bwd": op.bwd})
+    return out
 
 
 def cuda_twin(module) -> dict:

@@ -286,6 +286,8 @@ def declare():
     cases = dict(CASES)
     for family in families.modules():   # a family declared once declares its cases with it
         cases.update(getattr(family, "PARITY", {}))
+        if getattr(family, "OP", None) is not None:   # an op declared by declare.unary
+            cases.update(family.OP.parity)
     for name, maker in cases.items():
         for k in registry.kernels():
             if k.name == name and "cpu" in k.impls:

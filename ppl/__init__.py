@@ -20,11 +20,9 @@ from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache 
 from .kernels import blas as _blas  # noqa: E402
 from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
-from .dsl import (Affine, Model, ModelError, Node, bernoulli_nll, blackbox,
-                  categorical_nll, concat, const, exp, layer,
-                  gaussian_kl, gaussian_nll, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh,
-                  total)
-from .nodes import LAW_NODES as _LAW_NODES
+from .dsl import (Affine, Model, ModelError, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, layer,
+                  gaussian_kl, gaussian_nll, log_prob, param, rowdot, rowsum, softmax_xent, total)
+from .nodes import LAW_NODES as _LAW_NODES, OP_NODES as _OP_NODES
 from . import dist
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
@@ -35,8 +33,8 @@ from .program import Program
 
 __version__ = "0.1.0"
 globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor per law (ppl/laws/)
-__all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", "sigmoid",
-           "tanh", "relu", "softplus", "exp", "sqrt1p", "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
+globals().update(_OP_NODES)    # ppl.sigmoid, ppl.tanh, ...: one per elementwise op (ppl/ops.py)
+__all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", *_OP_NODES, "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
            "diagnostics", "Program", "CacheWarning", "check_grad", "GradCheck"]

@@ -20,10 +20,11 @@ from .declare import declare_latent, declare_observed
 from .errors import ModelError  # noqa: F401  (ppl.dsl.ModelError: the generated steps import it from here)
 from .options import CompileOptions
 from .nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
-    LAW_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, exp, gaussian_kl,
-    gaussian_nll, layer, log_prob, param, relu, rowdot, rowsum, sigmoid, softmax_xent, softplus, sqrt1p, tanh, total)
+    LAW_NODES, OP_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, gaussian_kl,
+    gaussian_nll, layer, log_prob, param, rowdot, rowsum, softmax_xent, total)
 
 globals().update(LAW_NODES)   # ppl.dsl.Bernoulli, ppl.dsl.Normal, ...: one per law (ppl/laws/)
+globals().update(OP_NODES)    # ppl.dsl.sigmoid, ...: one per elementwise op (ppl/ops.py)
 
 
 class Model(Graph):

@@ -313,17 +313,14 @@ def _activation(kind):
         _check_node(x, "x", kind)
         return _make(x.model, kind, name if name is not None else _auto_name(x.model, kind), (x,), x.width)
 
-    act.__name__ = kind
+    act.__name__ = act.__qualname__ = kind
     act.__doc__ = OPS[kind].doc
     return act
 
 
-sigmoid = _activation("sigmoid")
-tanh = _activation("tanh")
-relu = _activation("relu")
-softplus = _activation("softplus")
-exp = _activation("exp")
-sqrt1p = _activation("sqrt1p")
+# ppl.sigmoid, ppl.tanh, ...: one constructor per elementwise op of the table (ppl/ops.py)
+OP_NODES = {kind: _activation(kind) for kind, op in OPS.items() if op.unary}
+globals().update(OP_NODES)
 
 
 def rowsum(x: Node, name: str | None = None) -> Node:

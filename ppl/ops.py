@@ -78,6 +78,7 @@ class Op:
     price: object = None
     head: bool = False               # a cost head: a per-row cost (out: its cost rows c)
     user: bool = False               # calls the user's @njit functions attrs fn / grad per row
+    unary: bool = False              # an elementwise activation: ppl.<kind>(x) is made from this entry
     targets: frozenset = field(default_factory=lambda: frozenset({"cpu", "cuda"}))
 
 
@@ -98,7 +99,7 @@ def _unary(kind, doc, value, factor, price=True):
     term = Vjp(0, "{g}", cond=factor[0]) if isinstance(factor, tuple) else Vjp(0, f"{{g}} * {factor}")
     return Op(kind, 1, doc, fwd=f"core.{kind}_fwd({{x0}}, {{out}})",
               bwd=f"core.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True,
-              scalar=f"cast({value})", vjp=(term,),
+              scalar=f"cast({value})", vjp=(term,), unary=True,
               price=(f"price.activation_d({PRICE_ACTIVATIONS[kind]}, {{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})"
                      if price else None))
 
@@ -195,5 +196,17 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     Op("blackbox", -1, "A user @njit cost per row.", head=True, user=True, targets=frozenset({"cpu"})),
 )}
 
+def _declared_ops():
+    """The elementwise ops declared in a kernel family (kernels/declare.unary): one file each."""
+    from .kernels import families
+    for fam in families.modules():
+        op = getattr(fam, "OP", None)
+        if op is not None:
+            if op.kind in OPS:
+                raise TypeError(f"{fam.__name__}: the op {op.kind!r} is declared twice")
+            yield _unary(op.kind, op.doc, f"core.{op.kind}_value({{x0}})", f"core.{op.kind}_grad({{x0}})", price=False)
+
+
+OPS.update({op.kind: op for op in _declared_ops()})
 LAYER_KINDS = frozenset(k for k, op in OPS.items() if k != "param" and not op.head)   # layers reading nodes
 HEAD_KINDS = frozenset(k for k, op in OPS.items() if op.head)
