@@ -21,6 +21,7 @@ from ppl.estimators import REGISTRY
 LAWS = sorted(e.constructor for e in DISTRIBUTIONS.values() if e.constructor)
 Y_REAL = np.array([[0.3, -1.2, 2.0], [1.5, 0.1, -0.4]])
 Y_COUNT = np.array([[0.0, 3.0, 1.0], [7.0, 2.0, 0.0]])
+Y_UNIT = np.array([[0.3, 0.05, 0.9], [0.6, 0.99, 0.2]])
 
 
 def test_every_law_has_a_node_and_a_spec_constructor():
@@ -48,6 +49,8 @@ CASES = [
      lambda P, y: -sps.norm.logpdf(y, P["a"], np.logaddexp(0, P["b"])).sum()),
     ("Poisson", dict(rate="a+"), Y_COUNT,
      lambda P, y: -sps.poisson.logpmf(y, np.exp(P["a"])).sum()),
+    ("Beta", dict(concentration1="a+", concentration0="b+"), Y_UNIT,
+     lambda P, y: -sps.beta.logpdf(y, np.exp(P["a"]), np.logaddexp(0, P["b"])).sum()),
     ("Bernoulli", dict(logits="a", link="probit"), (Y_REAL > 0).astype(float),
      lambda P, y: -(y * sps.norm.logcdf(P["a"]) + (1 - y) * sps.norm.logcdf(-P["a"])).sum()),
 ]
