@@ -120,3 +120,18 @@ def test_bad_parameters_raise_in_the_step_naming_the_node(bad):
     prog.params["c"][1] = bad
     with pytest.raises(ppl.ModelError, match=r"Beta 'z': concentration0 'c' has values <= 0 or NaN"):
         prog.loss({"x": np.ones((1, 2))}, seed=0)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("est", ["pathwise", "score"])
+def test_the_cuda_program_gives_the_cpu_program_s_loss_and_gradients(est):
+    """The whole step on the CUDA target (numba's simulator without a GPU): the same seed, the
+    same two uniforms per unit, so the same loss and gradients as on the CPU (float64)."""
+    cpu = build(f"beta_cpu_{est}").compile(dtype=np.float64, estimators={"z": est})
+    gpu = build(f"beta_gpu_{est}").compile(dtype=np.float64, estimators={"z": est}, target="cuda")
+    for seed in (0, 5):
+        lc, gc = cpu.grad(ONES, seed=seed)
+        lg, gg = gpu.grad(ONES, seed=seed)
+        assert lg == pytest.approx(lc, rel=1e-9)
+        for k in gc:
+            np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)

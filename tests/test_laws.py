@@ -122,7 +122,7 @@ def _node(law, x):
     e = DISTRIBUTIONS[law]
     a = ppl.Affine(x, 4, name="a")
     if e.grouped:
-        return getattr(ppl, e.constructor)("h", a, classes=2)
+        return getattr(ppl, e.constructor)("h", *[ppl.exp(a) if p in e.positive else a for p in e.params], classes=2)
     kw = {}
     if not e.constructor:   # a variant: reached through its law's keyword
         owner = next(o for o in DISTRIBUTIONS.values() if any(law in c.values() for c in o.variants.values()))
@@ -142,7 +142,8 @@ def test_every_law_and_estimator_pair_lowers_or_is_refused_by_name(law):
         with Model(f"walk_{law}") as m:
             x = m.input("x", 3)
             h = _node(law, x)
-            spec = ppl.dist.Categorical(logits=0.0, classes=2) if DISTRIBUTIONS[law].grouped else None
+            e = DISTRIBUTIONS[law]
+            spec = getattr(ppl.dist, e.constructor)(*[1.0] * len(e.params), classes=2) if e.grouped else None
             if spec is None:
                 owner = DISTRIBUTIONS[law]
                 kw = {}
