@@ -583,7 +583,9 @@ def dirichlet_log_prob_group(alpha, x, r, c0, K):
 def dirichlet_log_prob_grad_group(alpha, x, g, r, c0, K, galpha, gx):
     """galpha[r, c] += g (psi(sum alpha) - psi(alpha_k) + log x_k) and
     gx[r, c] += g (alpha_k - 1) / x_k over the group (partial derivatives in the free
-    coordinates: the simplex constraint is the sampler's, see dirichlet_sample_vjp_group)."""
+    coordinates: the simplex constraint is the sampler's, see dirichlet_sample_vjp_group);
+    a gradient passed with 0 rows is skipped."""
+    do_a, do_x = galpha.shape[0] != 0, gx.shape[0] != 0
     A = 0.0
     for k in range(K):
         A += np.float64(alpha[r, c0 + k])
@@ -594,5 +596,7 @@ def dirichlet_log_prob_grad_group(alpha, x, g, r, c0, K, galpha, gx):
         a, xk = np.float64(alpha[r, c]), np.float64(x[r, c])
         if _bad(a):
             a = _NAN
-        galpha[r, c] += like(galpha[r, c0], gg * (pA - digamma(a) + _log(xk)))
-        gx[r, c] += like(gx[r, c0], gg * (a - 1.0) / xk)
+        if do_a:
+            galpha[r, c] += like(galpha[r, c0], gg * (pA - digamma(a) + _log(xk)))
+        if do_x:
+            gx[r, c] += like(gx[r, c0], gg * (a - 1.0) / xk)

@@ -21,6 +21,7 @@ from ppl.estimators import REGISTRY
 LAWS = sorted(e.constructor for e in DISTRIBUTIONS.values() if e.constructor)
 Y_REAL = np.array([[0.3, -1.2, 2.0], [1.5, 0.1, -0.4]])
 Y_COUNT = np.array([[0.0, 3.0, 1.0], [7.0, 2.0, 0.0]])
+Y_UNIT = np.array([[0.3, 0.05, 0.9], [0.6, 0.99, 0.2]])
 
 
 def test_every_law_has_a_node_and_a_spec_constructor():
@@ -48,6 +49,8 @@ CASES = [
      lambda P, y: -sps.norm.logpdf(y, P["a"], np.logaddexp(0, P["b"])).sum()),
     ("Poisson", dict(rate="a+"), Y_COUNT,
      lambda P, y: -sps.poisson.logpmf(y, np.exp(P["a"])).sum()),
+    ("Beta", dict(concentration1="a+", concentration0="b+"), Y_UNIT,
+     lambda P, y: -sps.beta.logpdf(y, np.exp(P["a"]), np.logaddexp(0, P["b"])).sum()),
     ("Bernoulli", dict(logits="a", link="probit"), (Y_REAL > 0).astype(float),
      lambda P, y: -(y * sps.norm.logcdf(P["a"]) + (1 - y) * sps.norm.logcdf(-P["a"])).sum()),
 ]
@@ -119,7 +122,7 @@ def _node(law, x):
     e = DISTRIBUTIONS[law]
     a = ppl.Affine(x, 4, name="a")
     if e.grouped:
-        return getattr(ppl, e.constructor)("h", a, classes=2)
+        return getattr(ppl, e.constructor)("h", *[ppl.exp(a) if p in e.positive else a for p in e.params], classes=2)
     kw = {}
     if not e.constructor:   # a variant: reached through its law's keyword
         owner = next(o for o in DISTRIBUTIONS.values() if any(law in c.values() for c in o.variants.values()))
@@ -139,7 +142,8 @@ def test_every_law_and_estimator_pair_lowers_or_is_refused_by_name(law):
         with Model(f"walk_{law}") as m:
             x = m.input("x", 3)
             h = _node(law, x)
-            spec = ppl.dist.Categorical(logits=0.0, classes=2) if DISTRIBUTIONS[law].grouped else None
+            e = DISTRIBUTIONS[law]
+            spec = getattr(ppl.dist, e.constructor)(*[1.0] * len(e.params), classes=2) if e.grouped else None
             if spec is None:
                 owner = DISTRIBUTIONS[law]
                 kw = {}

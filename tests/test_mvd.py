@@ -1,8 +1,9 @@
 """The measure-valued derivative estimator (`mvd`, ppl/estimators/mvd.py) is unbiased, alone and
-stacked with other estimators, on Bernoulli and Poisson nodes.
+stacked with other estimators, on Bernoulli, Categorical and Poisson nodes.
 
 Oracles:
-- Bernoulli: tests/exact.py (every layer enumerated; the gradient by central differences).
+- Bernoulli and Categorical: tests/exact.py (every layer enumerated; the gradient by central
+  differences).
 - Poisson: the closed form E[(k - c)^2] = rate + (rate - c)^2 per unit, with the Bernoulli layer
   above it (under DisARM) enumerated exactly; the gradient by central differences in NumPy.
 Check: stats.assert_unbiased_tuned, the projection of the mean estimate on the exact gradient
@@ -49,6 +50,49 @@ def test_mvd_bernoulli_is_unbiased(h1, h2):
         prog.params[k][...] = v
     names = list(P)
     stats.assert_unbiased_tuned(prog, DATA, names, stats.flat(g, names), f"{h1} over {h2}")
+
+
+def build_categorical(name):
+    """A Bernoulli layer over a categorical one of G = 2 groups of K = 3 classes (9 joint values)."""
+    with Model(name) as m:
+        x = m.input("x", 3)
+        h1 = Bernoulli("h1", logits=Affine(x, 2, name="a1"))
+        h2 = ppl.Categorical("h2", Affine(h1, 6, name="a2"), classes=3)
+        m.cost("lp1", ppl.log_prob(h1))
+        m.cost("lp2", ppl.log_prob(h2))
+        m.cost("nll", ppl.bernoulli_nll(Affine(h2, 3, name="dec"), target=x))
+    return m
+
+
+@pytest.mark.parametrize("h1,h2", [("mvd", "mvd"), ("disarm", "mvd"), ("mvd", "score")])
+def test_mvd_categorical_is_unbiased(h1, h2):
+    prog = build_categorical(f"mvd_cat_{h1}_{h2}").compile(dtype=np.float64, estimators={"h1": h1, "h2": h2})
+    P = _params(prog, seed=11)
+    g = exact.gradient(build_categorical("mvd_cat_oracle"), P, DATA)
+    for k, v in P.items():
+        prog.params[k][...] = v
+    names = list(P)
+    stats.assert_unbiased_tuned(prog, DATA, names, stats.flat(g, names), f"{h1} over {h2} (categorical)")
+
+
+def test_mvd_categorical_is_exact_in_the_group_s_own_draw():
+    """One group of K = 4 classes, its logits' only cost below it: the estimate of the logits'
+    gradient sums every class with its softmax weight (1 + (K - 1) rows), so each estimate is the
+    exact gradient, whatever the draw (a wrong weight shows here without any statistics)."""
+    with Model("mvd_cat_exact") as m:
+        x = m.input("x", 3)
+        h = ppl.Categorical("h", Affine(x, 4, name="a"), classes=4)
+        m.cost("nll", ppl.bernoulli_nll(Affine(h, 3, name="dec"), target=x))
+    prog = m.compile(dtype=np.float64, estimators={"h": "mvd"})
+    assert "rows per draw (enumeration / antithetic / REBAR configurations): 4" in " ".join(prog.explain().split())
+    P = _params(prog, seed=5)
+    for k, v in P.items():
+        prog.params[k][...] = v
+    g = exact.gradient(m, P, DATA)
+    for seed in range(3):
+        _, est = prog.grad(DATA, seed=seed)
+        for k in ("a.W", "a.b"):
+            np.testing.assert_allclose(est[k], g[k], rtol=1e-6, atol=1e-8, err_msg=k)
 
 
 C = 3.0
@@ -147,23 +191,24 @@ def test_a_biased_variant_is_caught():
         REGISTRY.update(before)
 
 
-def test_mvd_applies_to_bernoulli_and_poisson_only_and_costs_a_row_per_unit():
+def test_mvd_applies_to_bernoulli_categorical_and_poisson_only_and_costs_a_row_per_unit():
     with Model("mvd_normal") as m:
         x = m.input("x", 3)
         z = ppl.Normal("z", Affine(x, 2, name="loc"), 1.0)
         m.cost("c", ppl.total(z * z))
     with pytest.raises(ppl.ModelError, match=r"Normal 'z': estimator 'mvd' does not apply \(it has measure-valued "
-                                             r"kernels for bernoulli, poisson nodes, not Normal\)"):
+                                             r"kernels for bernoulli, categorical, poisson nodes, not Normal\)"):
         m.compile(estimators={"z": "mvd"})
     text = " ".join(build("mvd_explain").compile(estimators={"h1": "mvd", "h2": "mvd"}).explain().split())
     assert "rows per draw (enumeration / antithetic / REBAR configurations): 9" in text   # (2 + 1) x (2 + 1)
 
 
 @pytest.mark.cuda
-def test_mvd_runs_on_the_cuda_target():
+@pytest.mark.parametrize("make", [build, build_categorical], ids=["bernoulli", "categorical"])
+def test_mvd_runs_on_the_cuda_target(make):
     """Its kernels are declared once (kernels/families/mvd.py): the CUDA step has them."""
-    cpu = build("mvd_cuda_twin").compile(dtype=np.float64, estimators={"h1": "mvd", "h2": "mvd"})
-    gpu = build("mvd_cuda_twin").compile(dtype=np.float64, estimators={"h1": "mvd", "h2": "mvd"}, target="cuda")
+    cpu = make("mvd_cuda_twin").compile(dtype=np.float64, estimators={"h1": "mvd", "h2": "mvd"})
+    gpu = make("mvd_cuda_twin").compile(dtype=np.float64, estimators={"h1": "mvd", "h2": "mvd"}, target="cuda")
     for k, v in cpu.params.items():
         gpu.params[k][...] = v
     lc, gc = cpu.grad(DATA, seed=5)

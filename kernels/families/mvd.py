@@ -7,11 +7,20 @@ coupled pair. The rows c >= 1 weigh 0 in the objective; the graph below runs on 
 Bernoulli(logits a), p = sigmoid(a): d/da E f(b) = p (1 - p) (f(b_j = 1) - f(b_j = 0)); row j + 1
 flips unit j, so the difference is the draw's cost against the flipped row's, signed by b_j.
 Poisson(rate): d/drate E f(k) = E[f(k + 1) - f(k)]; row j + 1 adds one count to unit j.
+Categorical(logits a) in G groups of K classes, p = softmax(a) per group: d/da_k E f(x) =
+p_k (f(e_k) - sum_i p_i f(e_i)) = p_k (D_k - sum_i p_i D_i), D_i = f(e_i) - f(e_d) against the
+drawn class d (D_d = 0; the softmax Jacobian p_k (delta_ik - p_i)); row 1 + g (K - 1) + t moves
+group g to its t-th class other than d (t < d: class t, else t + 1), so each group costs K - 1
+rows and its derivative is exact in its own draw.
 """
 import math
 
+import numpy as np
+from numba import njit
+
 from ..declare import rows
 from ..scalar import like
+from ..scalar_groups import categorical_sample_group, logsumexp_group
 from .poisson import _inverse_cdf
 
 
@@ -60,10 +69,66 @@ def mvd_poisson_grad(r, value, cost, row_weights, stride, size, grad_rate):
             grad_rate[r, j] += row_weights[r] * (cost[r + (j + 1) * stride] - cost[r])
 
 
+@njit(cache=True, error_model="numpy")
+def _drawn(value, r, c0, K):
+    """The class of the one-hot group value[r, c0:c0+K]."""
+    d = 0
+    for k in range(1, K):
+        if value[r, c0 + k] > value[r, c0 + d]:
+            d = k
+    return d
+
+
+@njit(cache=True, error_model="numpy")
+def _other(cost, r, stride, gi, K, k, d):
+    """f(group gi moved to class k) - f(the draw): the cost of its configuration row against row r."""
+    t = k if k < d else k - 1
+    return cost[r + (1 + gi * (K - 1) + t) * stride] - cost[r]
+
+
+@rows("value")
+def mvd_categorical_draw(r, logits, gumbel, K, stride, size, value, row_weights):
+    """value[r] = the draw (Gumbel-max, one-hot per group); configuration c >= 1 moves group
+    (c - 1) // (K - 1) to its ((c - 1) % (K - 1))-th other class and weighs 0."""
+    for c0 in range(0, value.shape[1], K):
+        categorical_sample_group(logits, gumbel, r, c0, K, value)
+    c = (r // stride) % size
+    if c > 0:
+        c0 = ((c - 1) // (K - 1)) * K
+        t = (c - 1) % (K - 1)
+        d = _drawn(value, r, c0, K)
+        k = t if t < d else t + 1
+        value[r, c0 + d] = like(value, 0.0)
+        value[r, c0 + k] = like(value, 1.0)
+        row_weights[r] = 0.0
+
+
+@rows("value")
+def mvd_categorical_grad(r, logits, value, cost, row_weights, K, stride, size, grad_logits):
+    """grad_logits[r, k] += w_r p_k (D_k - sum_i p_i D_i) per group, on the draw's rows."""
+    if (r // stride) % size == 0:
+        w = row_weights[r]
+        for gi in range(value.shape[1] // K):
+            c0 = gi * K
+            d = _drawn(value, r, c0, K)
+            m, lse = logsumexp_group(logits, r, c0, K)
+            mean = like(cost, 0.0)
+            for k in range(K):
+                if k != d:
+                    mean += math.exp(logits[r, c0 + k] - m - lse) * _other(cost, r, stride, gi, K, k, d)
+            for k in range(K):
+                p = math.exp(logits[r, c0 + k] - m - lse)
+                diff = _other(cost, r, stride, gi, K, k, d) if k != d else like(cost, 0.0)
+                grad_logits[r, c0 + k] += w * p * (diff - mean)
+
+
 R, D = 8, 3   # 2 drawn rows of D + 1 configurations each
 PARITY = {
     "mvd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), 1, D + 1, g.out(R, D), g.pos(R)),
     "mvd_bernoulli_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.pos(R), 1, D + 1, g.x(R, D)),
     "mvd_poisson_draw": lambda g: (4 * g.pos(R, D), g.u(R, D), 1, D + 1, g.out(R, D), g.pos(R)),
     "mvd_poisson_grad": lambda g: (g.bits(R, D), g.x(R), g.pos(R), 1, D + 1, g.x(R, D)),
+    # 2 drawn rows of 1 + G (K - 1) = 5 configurations (G = 2 groups of K = 3 classes)
+    "mvd_categorical_draw": lambda g: (g.x(10, 6), -np.log(-np.log(g.u(10, 6))), 3, 1, 5, g.out(10, 6), g.pos(10)),
+    "mvd_categorical_grad": lambda g: (g.x(10, 6), g.onehot(10, 2, 3), g.x(10), g.pos(10), 3, 1, 5, g.x(10, 6)),
 }

@@ -253,7 +253,7 @@ def sample_hard(lw, node, noise_free=False):
         lw.record_noise(node, noise, "uniform")
         lw.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {lw.v(node)})")
         return noise
-    noise = lw.noise(node, d.noise)
+    noise = lw.noise(node, d.noise, width=None if d.noise_draws == 1 else d.noise_draws * node.width)
     lw.record_noise(node, noise, d.noise)
     lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
     return noise

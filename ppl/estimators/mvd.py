@@ -8,21 +8,27 @@ costs one more evaluation of the graph below: width + 1 rows per draw.
 - Bernoulli (logits a): p (1 - p) (f(x_j = 1) - f(x_j = 0)) per unit, exact in the unit's own
   draw (no variance from it).
 - Poisson (rate): f(x_j + 1) - f(x_j) per unit (the rate's weak derivative).
+- Categorical (logits a, groups of K): p_k (f(e_k) - sum_i p_i f(e_i)) per class, each group
+  moved to each of its K - 1 other classes (the softmax Jacobian's weights), exact in the
+  group's own draw: 1 + G (K - 1) rows per draw.
 Kernels: kernels/families/mvd.py.
 """
-from ..kernels.cpu import mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_poisson_draw, mvd_poisson_grad
 from ..errors import ModelError
+from ..kernels.cpu import (mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_categorical_draw, mvd_categorical_grad,
+                           mvd_poisson_draw, mvd_poisson_grad)
 from .base import register
 from .custom import NO_GRAD, Estimator
 
 MAX_UNITS = 64
-_KERNELS = {"bernoulli": (mvd_bernoulli_draw, mvd_bernoulli_grad), "poisson": (mvd_poisson_draw, mvd_poisson_grad)}
+_KERNELS = {"bernoulli": (mvd_bernoulli_draw, mvd_bernoulli_grad), "poisson": (mvd_poisson_draw, mvd_poisson_grad),
+            "categorical": (mvd_categorical_draw, mvd_categorical_grad)}
 
 
 @register
 class MVD(Estimator):
     name = "mvd"
-    about = "measure-valued derivative: each unit's coupled branch against the draw (width + 1 rows)"
+    about = ("measure-valued derivative: each unit's coupled branch against the draw (width + 1 rows; "
+             "categorical: each other class of each group)")
     cite = ('Pflug 1989; Mohamed, Rosca, Figurnov & Mnih 2020, "Monte Carlo gradient estimation in machine '
             'learning", JMLR')
 
@@ -38,7 +44,8 @@ class MVD(Estimator):
         return "width + 1 rows per draw; autotune does not measure it until the estimator study places it"
 
     def rows(self, info, options):
-        return info.node.width + 1
+        K = info.node.attrs.get("K")
+        return 1 + (info.node.width // K * (K - 1) if K else info.node.width)
 
     def draw(self, ctx):
         if ctx.enumerated_below() is not None:
@@ -46,10 +53,14 @@ class MVD(Estimator):
             # branch's cost cannot be marginalised over them (row by row it is biased)
             raise ModelError(f"estimator 'mvd' of node '{ctx.node.name}': a node below it is enumerated, and "
                              f"mvd's branch rows carry no weights to marginalise over its values; choose "
-                             f"another estimator for '{ctx.node.name}' (disarm, arms, score) or for the enumerated "
-                             f"node")
+                             f"another estimator for '{ctx.node.name}' (score applies to every node) or for the "
+                             f"enumerated node")
         draw, _ = _KERNELS[ctx.node.kind]
         stride, size = ctx.digit
+        if ctx.node.kind == "categorical":   # the Gumbel-max draw; the group size before the digit
+            ctx.call(draw, *ctx.params(), ctx.noise("gumbel"), ctx.node.attrs["K"], stride, size, ctx.value(),
+                     ctx.row_weights)
+            return
         ctx.call(draw, *ctx.params(), ctx.noise("uniform"), stride, size, ctx.value(), ctx.row_weights)
 
     def estimate(self, ctx):
@@ -60,5 +71,8 @@ class MVD(Estimator):
         stride, size = ctx.digit
         if ctx.node.kind == "bernoulli":
             ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size, g)
+        elif ctx.node.kind == "categorical":
+            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, ctx.node.attrs["K"],
+                     stride, size, g)
         else:
             ctx.call(grad, ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size, g)

@@ -28,7 +28,9 @@ class Distribution:
     implicit: bool = False           # its sample's VJP reads the params and the value too (implicit
                                      # reparameterisation): sample_bwd(*params, value, noise, g, *gparams)
     discrete: bool = False
-    noise: str = "normal"            # the base noise of the sampler: logistic | normal | gumbel
+    noise: str = "normal"            # the base noise of the sampler: logistic | normal | gumbel | uniform
+    noise_draws: int = 1             # draws of that noise per unit: a (rows, noise_draws * width) buffer,
+                                     # draw i of column j at column i * width + j (Beta: two uniforms)
     relaxation: str | None = None    # name of the continuous relaxation, if any
     straight_through: bool = False
     antithetic: bool = False         # a two-point logit-link law: ARM / DisARM pairs exist

@@ -1,0 +1,64 @@
+"""Beta(a, b) kernels: p(x) = x^(a - 1) (1 - x)^(b - 1) / B(a, b), 0 < x < 1.
+
+Sampling takes two uniforms per cell (the law's noise_draws=2: the noise has 2 D columns, the
+uniforms of cell (r, j) at columns j and D + j, so common random numbers hold across
+configuration rows): x = G_a / (G_a + G_b), G_a = P^{-1}(a, u1), G_b = P^{-1}(b, u2), formed as
+sigma(log G_a - log G_b) (kernels/scalar_gamma.py's beta_icdf). Its gradient at fixed
+uniforms is the implicit reparameterisation one (Figurnov, Mohamed & Mnih 2018) through the two
+Gammas: dx/da = x (1 - x) dlog G_a/da, dx/db = -x (1 - x) dlog G_b/db (beta_icdf_grad, which
+recomputes the two quantiles). Forward kernels overwrite their outputs, backward kernels
+accumulate (+=) and skip a gradient passed with 0 rows.
+"""
+from ..declare import cells, rows
+from ..scalar import like
+from ..scalar_gamma import beta_icdf, beta_icdf_grad, beta_log_prob as _log_prob_term, beta_log_prob_grad
+
+
+@cells("out")
+def beta_sample(r, j, a, b, u, out):
+    """out = G_a / (G_a + G_b) from the uniforms u[r, j] and u[r, D + j] (D = out's width)."""
+    out[r, j] = beta_icdf(u[r, j], u[r, out.shape[1] + j], a[r, j], b[r, j])
+
+
+@cells("gout")
+def beta_sample_bwd(r, j, a, b, value, u, gout, ga, gb):
+    """ga += gout dx/da, gb += gout dx/db at fixed uniforms (implicit; each skippable)."""
+    _, dxa, dxb = beta_icdf_grad(u[r, j], u[r, gout.shape[1] + j], a[r, j], b[r, j])
+    g = gout[r, j]
+    if ga.shape[0] != 0:
+        ga[r, j] += g * dxa
+    if gb.shape[0] != 0:
+        gb[r, j] += g * dxb
+
+
+@rows("x")
+def beta_log_prob(r, a, b, x, out_rows):
+    """out_rows[r] = sum_j log p(x[r, j] | a, b)."""
+    s = like(x, 0.0)
+    for j in range(x.shape[1]):
+        s += _log_prob_term(x[r, j], a[r, j], b[r, j])
+    out_rows[r] = s
+
+
+@cells("x")
+def beta_log_prob_bwd(r, j, a, b, x, grow, ga, gb, gx):
+    """grow[r] times the gradients of log p(x) into ga, gb, gx (accumulated, skippable)."""
+    da, db, dx = beta_log_prob_grad(x[r, j], a[r, j], b[r, j])
+    g = grow[r]
+    if ga.shape[0] != 0:
+        ga[r, j] += g * da
+    if gb.shape[0] != 0:
+        gb[r, j] += g * db
+    if gx.shape[0] != 0:
+        gx[r, j] += g * dx
+
+
+R, D = 4, 6
+PARITY = {
+    "beta_sample": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, 2 * D), g.out(R, D)),
+    "beta_sample_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, D), g.u(R, 2 * D), g.x(R, D), g.x(R, D),
+                                  g.x(R, D)),
+    "beta_log_prob": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, D), g.out(R)),
+    "beta_log_prob_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D),
+                                    g.x(R, D)),
+}
