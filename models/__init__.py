@@ -17,6 +17,7 @@ MODELS = {
     "stochastic_classifier": "binary stochastic neurons + softmax head on the digit labels",
     "nce_embeddings": "skip-gram embeddings by NCE / negative sampling on a planted corpus",
     "gbrbm": "Gaussian-Bernoulli RBM free energy, trained by NCE on 2-D continuous data",
+    "poisson_factor": "Poisson factor analysis: counts from Gamma latents (implicit pathwise), on planted counts",
 }
 # the papers each model follows (authors, year, venue), shown by `ppl list`
 CITATIONS = {
@@ -33,6 +34,8 @@ CITATIONS = {
     "nce_embeddings": "Mikolov et al. 2013, \"Distributed representations of words and phrases\", NeurIPS; "
                       "Gutmann & Hyvarinen 2010 (NCE), AISTATS",
     "gbrbm": "Gutmann & Hyvarinen 2010, \"Noise-contrastive estimation\", AISTATS",
+    "poisson_factor": "Zhou, Hannah, Dunson & Carin 2012, \"Beta-negative binomial process and Poisson factor "
+                      "analysis\", AISTATS; Figurnov, Mohamed & Mnih 2018 (implicit reparameterisation), NeurIPS",
 }
 
 
