@@ -2,8 +2,8 @@
 
 Numba links the LLVM code of every jitted function a function calls into the caller's module,
 then optimises and compiles the whole again. A generated step calls some 40-80 array kernels
-(``cpu.py`` and ``cpu_*.py``): linked, they made ~3/4 of the step's IR, and the LLVM time of a
-new program went mostly to re-optimising and re-emitting kernels already compiled. An array
+(``cpu.py``, ``cpu_*.py`` and ``families/``): linked, they made ~3/4 of the step's IR, and the
+LLVM time of a new program went mostly to re-optimising and re-emitting kernels already compiled. An array
 kernel loops over rows, so inlining it into the step buys little: 2-8% of a step at batch 1,
 nothing measurable at batch 32, against a new graph compiling 1.4-2x faster (BENCHMARKS.md, "The
 step calls the kernels instead of linking them"); the step declares each kernel and calls the
@@ -72,7 +72,7 @@ from functools import lru_cache
 from . import numba_compat
 
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
-KERNEL_MODULES = "ppl.kernels.cpu"  # cpu.py and cpu_*.py: the array kernels
+KERNEL_MODULES = ("ppl.kernels.cpu", "ppl.kernels.families.")  # cpu*.py and the families: the array kernels
 GENERATED = "ppl_gen_"              # the modules of generated steps
 # LLVM optimisation levels of a generated step's own code, per Numba pass (None: Numba's own)
 STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}

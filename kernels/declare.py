@@ -19,7 +19,9 @@ made from the same body by `cuda_twin` (called by `gpu.py`, so a CPU-only proces
 `numba.cuda`): a grid-stride loop of the registry's `cells` / `items` shapes (kernels/
 registry.py) around the body re-jitted as a device function (kernels/device.py).
 
-The body is inlined into the CPU loops (Numba's `inline="always"`). A body writes its outputs
+The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
+with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
+per array argument per iteration). A body writes its outputs
 for its own cell or row only (the loops may run in any order, on any number of threads); a
 gradient passed with 0 rows is skipped by the body's own test. A kernel with skippable outputs
 is best a row body that tests once per row and loops over the columns inside: a test per cell
@@ -27,8 +29,11 @@ keeps LLVM from vectorising the loop (BENCHMARKS.md, "Kernels declared once"). A
 may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity test
 (kernels/parity_cases.py).
 """
+import ast
 import inspect
 import linecache
+import textwrap
+import types
 from types import SimpleNamespace
 
 from numba import njit
@@ -60,16 +65,49 @@ def _declare(shape, over):
         src = (f"def {name}({', '.join(args)}):\n"
                + _LOOPS[shape].format(over=over, args=", ".join(args)))
         # compiled at the body's own line of the family file: the cache locates it there
-        padded = "\n" * (code.co_firstlineno - 1) + src
+        tree = _pasted(body, src, lead)
+        if tree is None:
+            tree = "\n" * (code.co_firstlineno - 1) + src
+        else:
+            ast.increment_lineno(tree, code.co_firstlineno - 1)
         glb = {"__name__": module, "body_": cell}
-        exec(compile(padded, code.co_filename, "exec"), glb)
+        exec(compile(tree, code.co_filename, "exec"), glb)
         fn = glb[name]
+        if not isinstance(tree, str):   # the pasted statements read the family's own globals
+            fn = types.FunctionType(fn.__code__, body.__globals__, name)
         fn.__doc__ = body.__doc__
         kernel = njit(**_JIT)(fn)
         kernel.__declared__ = SimpleNamespace(shape=shape, over=over, body=body, args=tuple(args), lead=tuple(lead))
         linecache.checkcache(code.co_filename)
         return kernel
     return make
+
+
+def _pasted(body, src, lead):
+    """The loops of ``src`` with the body's statements in place of its call (a syntax tree whose
+    lines are the body's, counted from its first line), or None where the body returns: Numba's
+    inlining of a call keeps a reference count per array argument per iteration, which the
+    statements pasted into the loop do not have (BENCHMARKS.md, "Kernels declared once")."""
+    fdef = ast.parse(textwrap.dedent(inspect.getsource(body))).body[0]
+    if any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
+           for n in ast.walk(fdef)):
+        return None
+    stmts = fdef.body
+    if isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
+        stmts = stmts[1:] or [ast.Pass()]   # the docstring
+    tree = ast.parse(src)
+    loop = tree.body[0]
+    while not isinstance(loop, ast.For):
+        loop = loop.body[-1]
+    loops = [loop]
+    while isinstance(loops[-1].body[0], ast.For):
+        loops.append(loops[-1].body[0])
+    for f, index in zip(loops, lead):   # the loops' variables bear the body's index names
+        f.target.id = index
+    for node in ast.walk(tree):
+        node.lineno = node.end_lineno = 1   # the loops at the body's first line
+    loops[-1].body = stmts
+    return ast.fix_missing_locations(tree)
 
 
 def cells(over):

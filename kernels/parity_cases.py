@@ -207,15 +207,6 @@ CASES = {
     # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
     "us_forward": lambda g: us_case(g)[:8],
     "us_grad": lambda g: us_case(g)[8:],
-    # ---- cpu_st.py (ReinMax, Gumbel-Rao: 3 conditional draws per unit, gapped ST)
-    "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
-    "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
-    "gumbel_rao_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
-                                           g.x(R, D)),
-    "gumbel_rao_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
-                                             K, g.out(R, D), g.x(R, D)),
-    "gapped_st_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(0.8), 0.6, g.x(R, D), g.x(R, D)),
-    "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
     # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
     "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
                                  False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),

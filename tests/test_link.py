@@ -1,13 +1,14 @@
 """The generated step calls the array kernels without linking their code (kernels/_link.py).
 
 Checked in fresh processes over one cache folder: the step's LLVM module declares the array
-kernels it calls and defines none of them; a later process loads the cached step, and a user's
+kernels it calls (those of kernels/families/ too) and defines none of them; a later process loads the cached step, and a user's
 @njit(cache=True) loop that calls it, before any kernel is in the process, with bit-identical
 results; with the kernels' symbol records deleted, the cached functions are compiled again
 (never an unresolved symbol, which would abort the process in LLVM), with the same results.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,9 @@ USERMOD = textwrap.dedent('''
     with Model("linkprobe") as m:
         x = m.input("x", 3)
         h = Bernoulli("h", logits=Affine(x, 2, name="enc"))
-        m.cost("nll", ppl.bernoulli_nll(Affine(h, 3, name="dec"), target=x))
-    prog = m.compile(dtype=np.float64, estimators="disarm", lowering="arrays")
+        h2 = Bernoulli("h2", logits=Affine(h, 2, name="enc2"))   # a kernel of kernels/families/
+        m.cost("nll", ppl.bernoulli_nll(Affine(h2, 3, name="dec"), target=x))
+    prog = m.compile(dtype=np.float64, estimators={"h": "disarm", "h2": "reinmax"}, lowering="arrays")
     entry = prog.entry
 
     @njit(cache=True)
@@ -73,9 +75,10 @@ def test_step_calls_kernels_and_loads_from_cache_safely(tmp_path):
     (tmp_path / "usermod.py").write_text(USERMOD)
     cold = _run(tmp_path)
     assert cold["step"][0] == 0 and cold["user"] == [0, 1], cold
-    # the step declares the array kernels it calls (cpu.py, cpu_*.py) and links none of them
-    array = [n for n in cold["declared"] if n.startswith(("_ZN3ppl7kernels3cpu", "_ZN3ppl7kernels8cpu_"))]
+    # the step declares the array kernels it calls (cpu.py, cpu_*.py, families/) and links none of them
+    array = [n for n in cold["declared"] if re.match(r"_ZN3ppl7kernels(\d+cpu|8families)", n)]
     assert len(array) >= 5, cold["declared"]
+    assert [n for n in array if "reinmax_bernoulli_bwd" in n], cold["declared"]
     assert not [n for n in cold["defined"] if n in array], cold["defined"]
 
     warm = _run(tmp_path)   # a fresh process: the user's loop loads before any kernel is loaded

@@ -1,5 +1,5 @@
 """ReinMax, Gumbel-Rao and gapped straight-through (ppl/estimators/reinmax.py, gumbel_rao.py,
-gapped_st.py; kernels/cpu_st.py), biased straight-through relatives, float64 unless stated.
+gapped_st.py; kernels/families/st.py), biased straight-through relatives, float64 unless stated.
 
 1. Correctness at fixed noise (the strong test): a program's gradient equals a direct NumPy
    implementation of the estimator's formula, written from the papers (the softmax Jacobian at
@@ -24,7 +24,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model
-from ppl.kernels import cpu_noise, cpu_st
+from ppl.kernels import cpu, cpu_noise
 
 import exact
 import stats
@@ -187,12 +187,12 @@ def test_kernels_match_the_formulas(dtype):
     ]
     for name, args, want in cases:
         out = np.full((R, 6), 0.5, dtype)
-        getattr(cpu_st, name)(*args, out)
+        getattr(cpu, name)(*args, out)
         np.testing.assert_allclose(out, 0.5 + want, err_msg=name, **tol)
         bad = [np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in args]
         bad[0][1, 2] = np.nan
         out = np.zeros((R, 6), dtype)
-        getattr(cpu_st, name)(*bad, out)
+        getattr(cpu, name)(*bad, out)
         assert np.isnan(out[1, 2]), name
         assert np.all(np.isfinite(np.delete(out, 1, axis=0))), name
 

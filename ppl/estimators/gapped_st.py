@@ -4,7 +4,7 @@ via Gapped Straight-Through Estimator", GST-1.0) for logit-link Bernoulli and ca
 The forward pass is the hard sample D; the backward pass is the Gumbel-softmax one at a
 deterministic perturbation of the logits chosen from D alone (no noise is drawn for it): the
 chosen logit raised to the maximum, every other one lowered to at most the maximum minus
-`gap`, the movements held fixed (kernels/cpu_st.py). Like Gumbel-Rao it removes the noise's
+`gap`, the movements held fixed (kernels/families/st.py). Like Gumbel-Rao it removes the noise's
 share of ST-Gumbel-softmax's variance, by a representative perturbation instead of an average
 over the conditional noise; biased (its mean is not ST-Gumbel-softmax's either)."""
 from .base import HardSampleSurrogate, register

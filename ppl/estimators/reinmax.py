@@ -4,7 +4,7 @@ and Beyond") for logit-link Bernoulli and categorical nodes.
 The forward pass is the hard sample D; the backward pass replaces ST's first-order (forward
 Euler) step by Heun's second-order one: with pi0 = softmax(a) and pi1 = (D + softmax(a / tau)) / 2,
     d/da += 2 J(pi1)^T g - J(pi0)^T g / 2,    J(p)^T g = p * (g - <p, g>),
-a Bernoulli unit being the two-class case with logits (a, 0) (kernels/cpu_st.py). Biased in
+a Bernoulli unit being the two-class case with logits (a, 0) (kernels/families/st.py). Biased in
 general; at tau = 1 its mean is the exact gradient whenever the costs are quadratic in the
 one-hot value (the trapezoidal rule is exact there), where straight-through is biased. The
 paper recommends tau >= 1 (its default 1)."""

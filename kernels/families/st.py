@@ -32,17 +32,19 @@ raised to the maximum m = max_k a_k and every other one lowered to at most m - g
 the movements held fixed under d/da. A Bernoulli unit (logits (a, 0)) has
 a'_0 - a'_1 = max(a, gap) if b = 1 else min(a, -gap): ga += g sigma'(that / tau) / tau.
 
-Conventions are cpu.py's (re-exported there; the CUDA twin is gpu_st.py): backward kernels
-accumulate (+=) into the logits' gradient; tau is a 1-element array (a state view) or a number;
-constants are in the precision of the arrays.
+Conventions are cpu.py's (declared once, kernels/declare.py: re-exported by cpu.py and, as
+CUDA twins of the same bodies, by gpu.py): backward kernels accumulate (+=) into the logits'
+gradient; tau is a 1-element array (a state view) or a number; constants are in the precision
+of the arrays. Every kernel is a row body (one CUDA thread per row): the temperature is read
+once per row and the columns (or groups of K) are looped over inside, as the hand-written
+kernels did, so the unit loops vectorise.
 """
 from numba import njit
 
-from .conditional import logistic_given_bernoulli
-from .scalar import fexp, flog, hyper, like, sigmoid, sigmoid_grad, softplus
-from .scalar_groups import logsumexp_group
-
-_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+from ..conditional import logistic_given_bernoulli
+from ..declare import rows
+from ..scalar import fexp, flog, hyper, like, sigmoid, sigmoid_grad, softplus
+from ..scalar_groups import logsumexp_group
 
 
 # ============================================================================ ReinMax
@@ -82,26 +84,22 @@ def _reinmax_group(a, x, t, gx, r, c0, K, ga):
         ga[r, c] += like(t, 2.0) * p1 * (gx[r, c] - s1) - half * p0 * (gx[r, c] - s0)
 
 
-@njit(**_JIT)
-def reinmax_bernoulli_bwd(logits, value, tau, gx, glogits):
+@rows("gx")
+def reinmax_bernoulli_bwd(r, logits, value, tau, gx, glogits):
     """ReinMax for Bernoulli units (the two-class case, logits (a, 0)):
     glogits += gx (2 p1 (1 - p1) - sigma'(a) / 2), p1 = (value + sigma(a / tau)) / 2."""
     inv = like(gx, 1.0) / like(gx, hyper(tau))
-    R, D = gx.shape
-    for r in range(R):
-        for j in range(D):
-            glogits[r, j] += gx[r, j] * _reinmax_unit(logits[r, j], value[r, j], inv)
+    for j in range(gx.shape[1]):
+        glogits[r, j] += gx[r, j] * _reinmax_unit(logits[r, j], value[r, j], inv)
 
 
-@njit(**_JIT)
-def reinmax_categorical_bwd(logits, value, tau, gx, K, glogits):
+@rows("gx")
+def reinmax_categorical_bwd(r, logits, value, tau, gx, K, glogits):
     """ReinMax for categorical groups of K: glogits += 2 J(pi1)^T gx - J(pi0)^T gx / 2 per group,
     pi0 = softmax(a), pi1 = (value + softmax(a / tau)) / 2."""
     t = like(gx, hyper(tau))
-    R, D = gx.shape
-    for r in range(R):
-        for c0 in range(0, D, K):
-            _reinmax_group(logits, value, t, gx, r, c0, K, glogits)
+    for c0 in range(0, gx.shape[1], K):
+        _reinmax_group(logits, value, t, gx, r, c0, K, glogits)
 
 
 # ============================================================================ Gumbel-Rao
@@ -148,29 +146,26 @@ def _gumbel_rao_group(a, x, v, t, n, gx, r, c0, K, soft, ga):
             ga[r, c] += w * y * (gx[r, c] - dot) + nan
 
 
-@njit(**_JIT)
-def gumbel_rao_bernoulli_bwd(logits, value, v, tau, n, gx, glogits):
+@rows("gx")
+def gumbel_rao_bernoulli_bwd(r, logits, value, v, tau, n, gx, glogits):
     """Gumbel-Rao for Bernoulli units: glogits += gx / (n tau) sigma'(z~_m / tau) for m = 0 .. n-1
     in turn, z~_m the logistic-perturbed logit given the hard value (uniforms v of shape (R, n * D))."""
     t = like(gx, hyper(tau))
     w = like(gx, 1.0) / (like(gx, n) * t)
-    R, D = gx.shape
-    for r in range(R):
-        for m in range(n):
-            for j in range(D):
-                glogits[r, j] += gx[r, j] * w * _gumbel_rao_term(logits[r, j], value[r, j], v[r, m * D + j], t)
+    D = gx.shape[1]
+    for m in range(n):
+        for j in range(D):
+            glogits[r, j] += gx[r, j] * w * _gumbel_rao_term(logits[r, j], value[r, j], v[r, m * D + j], t)
 
 
-@njit(**_JIT)
-def gumbel_rao_categorical_bwd(logits, value, v, tau, n, gx, K, soft, glogits):
+@rows("gx")
+def gumbel_rao_categorical_bwd(r, logits, value, v, tau, n, gx, K, soft, glogits):
     """Gumbel-Rao for categorical groups of K: glogits += (1 / (n tau)) sum_m J(y_m)^T gx per group,
     y_m = softmax((a + G~_m) / tau), G~_m Gumbel given the one-hot value (uniforms v of shape
-    (R, n * D)); soft (R, D) is scratch (the last draw's y)."""
+    (R, n * D)); soft (R, D) is scratch (the last draw's y, row r written by row r only)."""
     t = like(gx, hyper(tau))
-    R, D = gx.shape
-    for r in range(R):
-        for c0 in range(0, D, K):
-            _gumbel_rao_group(logits, value, v, t, n, gx, r, c0, K, soft, glogits)
+    for c0 in range(0, gx.shape[1], K):
+        _gumbel_rao_group(logits, value, v, t, n, gx, r, c0, K, soft, glogits)
 
 
 # ============================================================================ gapped ST
@@ -212,25 +207,35 @@ def _gapped_group(a, x, t, gap, gx, r, c0, K, ga):
         ga[r, c] += w * fexp(d / t) * (gx[r, c] - dot) + nan
 
 
-@njit(**_JIT)
-def gapped_st_bernoulli_bwd(logits, value, tau, gap, gx, glogits):
+@rows("gx")
+def gapped_st_bernoulli_bwd(r, logits, value, tau, gap, gx, glogits):
     """Gapped ST for Bernoulli units: glogits += gx sigma'(d / tau) / tau, d = max(a, gap) if the
     value is 1 else min(a, -gap)."""
     t = like(gx, hyper(tau))
     gp = like(gx, gap)
-    R, D = gx.shape
-    for r in range(R):
-        for j in range(D):
-            glogits[r, j] += gx[r, j] * _gapped_unit(logits[r, j], value[r, j], t, gp)
+    for j in range(gx.shape[1]):
+        glogits[r, j] += gx[r, j] * _gapped_unit(logits[r, j], value[r, j], t, gp)
 
 
-@njit(**_JIT)
-def gapped_st_categorical_bwd(logits, value, tau, gap, gx, K, glogits):
+@rows("gx")
+def gapped_st_categorical_bwd(r, logits, value, tau, gap, gx, K, glogits):
     """Gapped ST for categorical groups of K: glogits += (1 / tau) J(softmax(a' / tau))^T gx, a' the
     logits with the chosen one raised to the maximum and the others lowered to at most max - gap."""
     t = like(gx, hyper(tau))
     gp = like(gx, gap)
-    R, D = gx.shape
-    for r in range(R):
-        for c0 in range(0, D, K):
-            _gapped_group(logits, value, t, gp, gx, r, c0, K, glogits)
+    for c0 in range(0, gx.shape[1], K):
+        _gapped_group(logits, value, t, gp, gx, r, c0, K, glogits)
+
+
+R, D, K = 4, 6, 3   # G = 2 groups of K per row; Gumbel-Rao: 3 conditional draws per unit
+G = D // K
+PARITY = {
+    "reinmax_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(1.3), g.x(R, D), g.x(R, D)),
+    "reinmax_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(1.3), g.x(R, D), K, g.x(R, D)),
+    "gumbel_rao_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
+                                           g.x(R, D)),
+    "gumbel_rao_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.u(R, 3 * D), g.h(0.7), 3, g.x(R, D),
+                                             K, g.out(R, D), g.x(R, D)),
+    "gapped_st_bernoulli_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.h(0.8), 0.6, g.x(R, D), g.x(R, D)),
+    "gapped_st_categorical_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), g.h(0.8), 0.6, g.x(R, D), K, g.x(R, D)),
+}
