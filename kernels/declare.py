@@ -88,7 +88,8 @@ def _pasted(body, src, lead):
     lines are the body's, counted from its first line), or None where the body returns: Numba's
     inlining of a call keeps a reference count per array argument per iteration, which the
     statements pasted into the loop do not have (BENCHMARKS.md, "Kernels declared once")."""
-    fdef = ast.parse(textwrap.dedent(inspect.getsource(body))).body[0]
+    source = getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
+    fdef = ast.parse(textwrap.dedent(source)).body[0]
     if any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
            for n in ast.walk(fdef)):
         return None
@@ -135,6 +136,8 @@ def unary(kind, f, df, doc, domain="real"):
            f"def {kind}_bwd(r, j, x, out, gout, gx):\n    gx[r, j] += gout[r, j] * df_(x[r, j])\n")
     exec(compile("\n" * (frame.f_lineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
     fwd, bwd = glb[f"{kind}_fwd"], glb[f"{kind}_bwd"]
+    lines = src.split("\n")
+    fwd.__source__, bwd.__source__ = "\n".join(lines[0:2]) + "\n", "\n".join(lines[2:4]) + "\n"
     fwd.__doc__ = f"out = {kind}(x), elementwise."
     bwd.__doc__ = f"gx += gout * {kind}'(x), elementwise."
     R, D = 4, 6
