@@ -138,6 +138,8 @@ def _size(value, what: str, lo: int = 1) -> int:
 
 
 def _make(model, kind, name, inputs, width, **attrs) -> Node:
+    if getattr(model, "plate_open", None) is not None and kind in D.DISTRIBUTIONS:
+        attrs.setdefault("plate", model.plate_open)   # drawn per data row (graph.scopes)
     node = Node(model, kind, name, tuple(inputs), int(width), attrs)
     model._add(node)
     return node
@@ -183,6 +185,8 @@ class Graph:
         self._counter: dict[str, int] = {}
         self.latents: dict = {}     # m.latent: node name -> declare.Latent (the guide's node and its prior)
         self.observed: dict = {}    # m.observe: cost name -> declare.Observed
+        self.plates: dict = {}      # m.plate: name -> size N (dsl.Model.plate; graph.scopes)
+        self.plate_open = None      # the plate whose `with` block is open
 
     def __enter__(self):
         _STACK.append(self)
