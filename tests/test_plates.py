@@ -229,3 +229,32 @@ def test_bad_plates_are_refused_with_the_fix():
 def test_iwae_with_a_global_node_is_refused():
     with pytest.raises(ModelError, match="iwae.*global node.*w"):
         blr_model().compile(objective="iwae", samples=2)
+
+
+def test_derived_programs_keep_the_plate():
+    """sample_prior / predict draw a global latent once per draw, shared by every row; a per-row
+    bound (evaluate, log_weights) is refused by name."""
+    X, y = blr_data()
+    prog = blr_model().compile()
+    prior = prog.sample_prior(data={"x": X[:4]}, nodes=["w", "y"], num_samples=5)
+    assert prior["w"].shape == (5, 4, D_BLR)
+    assert np.all(prior["w"] == prior["w"][:, :1]) and len({tuple(v) for v in prior["w"][:, 0]}) == 5
+    pred = prog.predict({"x": X[:4]}, "y", num_samples=3)["y"]
+    assert pred.shape == (3, 4, 1) and np.all(np.isfinite(pred))
+    with pytest.raises(ModelError, match="has a plate.*prog.loss"):
+        prog.evaluate({"x": X, "y": y})
+
+
+@pytest.mark.parametrize("case", ["blr", "disarm"])
+def test_a_plated_model_runs_on_the_cuda_target(case):
+    """The same step on the CUDA target (the simulator without a GPU): the same loss and gradient."""
+    X, y = blr_data()
+    data = {"x": X[:7], "y": y[:7]} if case == "blr" else {"x": X[:7, :1]}
+    opts = dict(dtype=np.float64, samples=2, estimators={"z": "disarm", "h": "disarm"} if case != "blr" else "auto")
+    build = blr_model if case == "blr" else (lambda: discrete_model("bernoulli", True))
+    cpu, gpu = build().compile(**opts), build().compile(target="cuda", **opts)
+    gpu.theta[:] = cpu.theta
+    (lc, gc), (lg, gg) = cpu.grad(data, seed=4), gpu.grad(data, seed=4)
+    assert lg == pytest.approx(lc, rel=1e-9)
+    for k in gc:
+        np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)
