@@ -258,3 +258,19 @@ def test_a_plated_model_runs_on_the_cuda_target(case):
     assert lg == pytest.approx(lc, rel=1e-9)
     for k in gc:
         np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_the_readme_plate_examples_run():
+    """README's "Global latents and plates" block, as written, on small data (its fit shortened)."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = text.split("## Global latents and plates", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    env = {"ppl": ppl, "dist": dist, "X": X[:, :3], "Y": rng.normal(size=(40, 1))}
+    exec(code.replace("steps=4000", "steps=20").replace("len(X)", "40"), env)
+    assert env["m"].name == "eight_schools" and env["m"].plates == {"schools": 8}
+    prog = env["m"].compile()
+    data = {"y": rng.normal(size=(8, 1)), "sigma": np.full((8, 1), 10.0), "school": np.eye(8)}
+    assert np.isfinite(prog.loss(data))
+    assert {"mu", "log_tau"} <= {n.name for n in prog.analysis.global_nodes}
