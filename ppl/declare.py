@@ -168,6 +168,7 @@ def evaluation(model: Graph) -> Graph:
         return model
     skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}}
     g = type(model)(model.name + "_persample")   # a ppl.Model for a ppl.Model (compiled later)
+    g.plates = dict(getattr(model, "plates", {}))
     g.config = getattr(model, "config", None)
     new = {}
     for n in model.order:
@@ -194,6 +195,7 @@ def generative(model: Graph, nodes) -> Graph:
     carries its cost -log p(value | parents), named nll_<node>."""
     observed = {o.value.name: o for o in model.observed.values()}
     g = type(model)(model.name + "_gen")
+    g.plates = dict(getattr(model, "plates", {}))
     new, busy = {}, set()
 
     def gen(n: Node) -> Node:
@@ -209,6 +211,8 @@ def generative(model: Graph, nodes) -> Graph:
         if spec is not None:
             spec = spec.mapped(gen)
             out = spec.draw(n.name)
+            if g.plates and (n.attrs.get("plate") or n.kind == "input"):   # drawn per data row, as in the model
+                out.attrs["plate"] = next(iter(g.plates))
             g.cost(f"nll_{n.name}", spec.nll(out))
         elif n.is_stochastic:
             raise ModelError(f"{n.kind} node '{n.name}' has no prior: declare m.latent({n.name}, ...) to sample the "
@@ -264,8 +268,13 @@ def is_pure(model: Graph) -> bool:
 
 
 def check_pure(model: Graph, what: str) -> None:
-    """The costs are exactly the declaration's terms (else a bound would include other costs)."""
+    """The costs are exactly the declaration's terms (else a bound would include other costs), and
+    the model has no plate (its rows share global latents and weigh N: no per-row bound)."""
     require(model, what)
+    if getattr(model, "plates", None):
+        raise ModelError(f"{what}: model '{model.name}' has a plate; its rows share the global latents and its "
+                         f"per-row terms weigh N / batch, so there is no bound per data row: prog.loss(data) "
+                         f"estimates the data set's -ELBO (N / batch times the rows' terms plus the global terms)")
     extra = extra_costs(model)
     if extra:
         raise ModelError(f"{what}: cost(s) {', '.join(map(repr, extra))} were added with m.cost and are not terms of "

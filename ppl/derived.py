@@ -146,6 +146,9 @@ def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
     from one call of the generative program `gen` over the rows tiled S times; row s * B + i is
     draw s of row i, with its own noise (noise is a function of the row)."""
     assert gen.rows_per_data_row == 1, "a generative program draws one row per data row"
+    if gen.analysis.global_nodes:   # rows share a global draw: one step per draw s (its noise is (seed, s)'s)
+        draws = [gen.sample(data, seed=seed, step=s, batch=batch, nodes=nodes) for s in range(S)]
+        return {k: np.stack([d[k] for d in draws]) for k in draws[0]}
     if data is None:
         B = V.count(batch, "predict: batch (sample_prior: n)")
         out = gen.sample(None, seed=seed, batch=B * S, nodes=nodes)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import distributions as D
-from .nodes import Node, _const, _head, _size, _stochastic
+from .nodes import Node, _const, _head, _size, _stochastic, broadcast
 from .errors import ModelError
 
 
@@ -57,6 +57,7 @@ class Dist:
                 if v.model is not model:
                     raise ModelError(f"{owner}: {self.entry.name} parameter {p} '{v.name}' belongs to another model "
                                      f"('{v.model.name}')")
+                v = broadcast(v, width)   # a width-1 parameter describes every column
                 if v.width != width:
                     raise ModelError(f"{owner}: {self.entry.name} parameter {p} '{v.name}' has width {v.width}, "
                                      f"the value it describes {width}; they must agree")

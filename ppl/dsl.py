@@ -13,12 +13,15 @@ imports this one.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import compiler
 from .declare import declare_latent, declare_observed
 from .errors import ModelError  # noqa: F401  (ppl.dsl.ModelError: the generated steps import it from here)
 from .options import CompileOptions
+from .validate import integer
 from .nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
     LAW_NODES, OP_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, gaussian_kl,
     gaussian_nll, layer, log_prob, param, rowdot, rowsum, softmax_xent, total)
@@ -41,6 +44,34 @@ class Model(Graph):
         """Declare the likelihood p(value | parents) = `spec` (a ppl.dist spec) of a data node; adds
         the cost `name` = -log p(value)."""
         declare_observed(self, name, spec, value)
+
+    @contextmanager
+    def plate(self, name: str, size: int):
+        """`with m.plate("data", size=N):` (as Pyro's plate): the stochastic nodes made inside are
+        drawn per data row; one made outside every plate that reads no data is global: drawn once
+        per step (per sample) and shared by every row, its prior and guide terms counted once,
+        while every cost that reads a data row is scaled by N / batch (the loss is N times the
+        mean over the batch's rows of those costs plus the global terms: the data set's -ELBO).
+        One plate per model (the data rows); enter it as often as needed."""
+        owner = f"m.plate({name!r}, size={size!r})"
+        size = integer(size, f"{owner}: size", lo=1, hi=1 << 62)
+        if not isinstance(name, str) or not name:
+            raise ModelError(f"{owner}: the name must be a non-empty string, e.g. m.plate('data', size=N)")
+        if self.plate_open is not None:
+            raise ModelError(f"{owner}: plate '{self.plate_open}' is open; plates do not nest (one plate per model: "
+                             f"the data rows)")
+        other = next((k for k in self.plates if k != name), None)
+        if other is not None:
+            raise ModelError(f"{owner}: model '{self.name}' has plate '{other}' already; one plate per model (the "
+                             f"data rows): reuse m.plate({other!r}, size={self.plates[other]})")
+        if self.plates.get(name, size) != size:
+            raise ModelError(f"{owner}: plate '{name}' was declared with size={self.plates[name]}; give the same size")
+        self.plates[name] = size
+        self.plate_open = name
+        try:
+            yield name
+        finally:
+            self.plate_open = None
 
     def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float32, samples: int = 1,
                 baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,

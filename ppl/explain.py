@@ -71,6 +71,14 @@ class Explained:
         for node, (ch, _) in self.choices.items():
             if REGISTRY[ch.estimator].bias:
                 lines += _wrap(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
+        plates = getattr(self.model, "plates", None)
+        if plates:   # graph.scopes: which nodes are global, which costs are weighted N / batch
+            (pname, N), an = next(iter(plates.items())), self.analysis
+            glob = [n.name for n in an.order if n in an.global_nodes]
+            lines += _wrap(f"plate '{pname}' (size N = {N}): global node(s) {', '.join(glob) or '(none)'} drawn once per "
+                           f"step and sample, shared by every row, their terms counted once; the per-row cost(s) "
+                           f"{', '.join(c.attrs['cost_name'] for c in an.cost_scale) or '(none)'} weighted N / batch "
+                           f"(the loss estimates the data set's objective)")
         if self.autotune_table:
             lines += ["", self.autotune_report(), ""]
         if declare.is_declared(self.model):

@@ -7,7 +7,7 @@ costs is differentiable (a black box without a gradient breaks a path).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -24,6 +24,8 @@ class Analysis:
     downstream_costs: dict  # stochastic node -> list of cost nodes reachable from it
     blocked_by: dict        # stochastic node -> name of a gradient-free black box on its paths, or None
     ancestors_inputs: dict  # stochastic node -> data input nodes it depends on (for learned baselines)
+    global_nodes: frozenset = frozenset()   # stochastic nodes outside every plate (scopes)
+    cost_scale: dict = field(default_factory=dict)   # cost head -> its weight N (a per-row cost of a plate)
 
 
 def build(model: Graph) -> nx.DiGraph:
@@ -71,7 +73,33 @@ def analyse(model: Graph) -> Analysis:
         down[n] = [c for c in model.costs if c.name in desc]
         blocked[n] = _first_block(g, n)
         anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in nx.ancestors(g, n.name)]
-    return Analysis(g, order, down, blocked, anc_inputs)
+    return Analysis(g, order, down, blocked, anc_inputs, *scopes(model, order))
+
+
+def scopes(model: Graph, order: list) -> tuple:
+    """(global stochastic nodes, {cost head: N}) of a model with a plate of size N (m.plate), else
+    (empty, empty): every node is per data row, as without plates. A node is per row when it is a
+    data input, a stochastic node made inside the plate, or reads a per-row node; a stochastic node
+    that is not is global (drawn once per step and sample, shared by every row). A cost that reads
+    a per-row node is weighted N (the loss is the mean over the batch's rows: N / batch per row);
+    a global node's terms weigh 1 (once per data set)."""
+    if not getattr(model, "plates", None):
+        return frozenset(), {}
+    (N,) = model.plates.values()
+    local = set()
+    for n in order:
+        if n.kind == "input" or n.attrs.get("plate") or any(i in local for i in n.inputs):
+            local.add(n)
+    glob = frozenset(n for n in order if n.is_stochastic and n not in local)
+    for lat in getattr(model, "latents", {}).values():
+        if lat.node in glob:
+            bad = [a for a in lat.prior.args if a in local]
+            if bad:
+                raise ModelError(f"m.latent('{lat.node.name}', ...): '{lat.node.name}' is global (drawn outside every "
+                                 f"plate) but its prior reads the per-row node '{bad[0].name}'; a global prior may "
+                                 f"read parameters and global latents only (draw '{lat.node.name}' inside the plate "
+                                 f"to make it per row)")
+    return glob, {c: float(N) for c in model.costs if c in local}
 
 
 def _first_block(g: nx.DiGraph, s: Node):

@@ -125,7 +125,25 @@ def _law_nll_bwd(lw, n, ins, gins, cw, c, rows):
     lw.call(law.kernels["log_prob_bwd"], list(ins), [neg, *gins], n)
 
 
+def _bcast_fwd(lw, n, ins, out):
+    """out[r, j] = x[r, 0]: zeros plus the row-sum VJP of x (both targets have it)."""
+    (x,) = ins
+    lw.emit(f"rows.fill2({out}, 0.0)")
+    lw.emit(f"core.row_sum_bwd({x}.reshape({x}.shape[0]), {out})")
+
+
+def _bcast_bwd(lw, n, ins, gins, gout, out, rows):
+    """gx[r, 0] += sum_j gout[r, j]."""
+    (gx,) = gins
+    if gx == lw.empty2:
+        return
+    t = lw.buf1(f"bc_{n.name}", rows=rows)
+    lw.emit(f"core.row_sum_fwd({gout}, {t})")
+    lw.emit(f"rows.add_rows({t}, {gx}.reshape({gx}.shape[0]))")
+
+
 ARRAY_RULES = {
+    "bcast": Rule(_bcast_fwd, _bcast_bwd),
     "user_layer": Rule(_user_layer_fwd, _user_layer_bwd),
     "blackbox": Rule(_blackbox_fwd, _blackbox_bwd),
     "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),

@@ -138,6 +138,8 @@ def _size(value, what: str, lo: int = 1) -> int:
 
 
 def _make(model, kind, name, inputs, width, **attrs) -> Node:
+    if getattr(model, "plate_open", None) is not None and kind in D.DISTRIBUTIONS:
+        attrs.setdefault("plate", model.plate_open)   # drawn per data row (graph.scopes)
     node = Node(model, kind, name, tuple(inputs), int(width), attrs)
     model._add(node)
     return node
@@ -154,8 +156,23 @@ def _number(value, what: str) -> float:
     return c
 
 
+def broadcast(x: Node, width: int) -> Node:
+    """x itself when it has `width` columns; a width-1 node repeated in `width` columns (what
+    x + y, x * y, x / y, the cost heads and the laws' parameters do with a width-1 operand)."""
+    if x.width == width or x.width != 1:
+        return x
+    return _make(x.model, "bcast", _auto_name(x.model, "bcast"), (x,), width)
+
+
+def _widest(*nodes) -> list:
+    """The nodes, width-1 ones broadcast to the widest (others are left for the width checks)."""
+    w = max((n.width for n in nodes if isinstance(n, Node)), default=1)
+    return [broadcast(n, w) if isinstance(n, Node) else n for n in nodes]
+
+
 def _binary(kind: str, a, b) -> Node:
     if isinstance(a, Node) and isinstance(b, Node):
+        a, b = _widest(a, b)
         if a.width != b.width:
             raise ModelError(f"'{kind}' of '{a.name}' (width {a.width}) and '{b.name}' (width {b.width}): "
                              f"widths must agree")
@@ -183,6 +200,8 @@ class Graph:
         self._counter: dict[str, int] = {}
         self.latents: dict = {}     # m.latent: node name -> declare.Latent (the guide's node and its prior)
         self.observed: dict = {}    # m.observe: cost name -> declare.Observed
+        self.plates: dict = {}      # m.plate: name -> size N (dsl.Model.plate; graph.scopes)
+        self.plate_open = None      # the plate whose `with` block is open
 
     def __enter__(self):
         _STACK.append(self)
@@ -376,7 +395,7 @@ def _law_node(law: D.Distribution):
         missing = [p for p in entry.params if p not in params]
         if missing:
             raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
-        values = _constants(owner, positive=entry.positive, **params)
+        values = _constants(owner, positive=entry.positive, **dict(zip(params, _widest(*params.values()))))
         for p, v in zip(entry.params, values):
             _check_node(v, p, owner)
         nodes = dict(zip(entry.params, values))
@@ -427,7 +446,8 @@ def _same_width(owner, **nodes):
 
 def bernoulli_nll(logits: Node, target: Node) -> Node:
     """-log Bernoulli(target | sigmoid(logits)), summed over columns (a number: a constant)."""
-    logits, target = _constants("bernoulli_nll", unit=("target",), logits=logits, target=target)
+    logits, target = _constants("bernoulli_nll", unit=("target",), **dict(zip(("logits", "target"),
+                                                                          _widest(logits, target))))
     _check_node(logits, "logits", "bernoulli_nll")
     _check_node(target, "target", "bernoulli_nll")
     _same_width("bernoulli_nll", logits=logits, target=target)
@@ -437,7 +457,8 @@ def bernoulli_nll(logits: Node, target: Node) -> Node:
 def gaussian_nll(loc: Node, scale: Node, target: Node) -> Node:
     """-log N(target | loc, scale^2), summed over columns (the Gaussian likelihood, negated); a
     number for loc, scale or target is a constant."""
-    loc, scale, target = _constants("gaussian_nll", positive=("scale",), loc=loc, scale=scale, target=target)
+    loc, scale, target = _constants("gaussian_nll", positive=("scale",),
+                                    **dict(zip(("loc", "scale", "target"), _widest(loc, scale, target))))
     for k, v in (("loc", loc), ("scale", scale), ("target", target)):
         _check_node(v, k, "gaussian_nll")
     _same_width("gaussian_nll", loc=loc, scale=scale, target=target)
@@ -468,7 +489,8 @@ def gaussian_kl(loc: Node, scale: Node, loc2: Node | None = None, scale2: Node |
         raise ModelError("gaussian_kl: give both loc2 and scale2, or neither (for the standard normal)")
     nodes = {"loc": loc, "scale": scale} if loc2 is None else {"loc": loc, "scale": scale, "loc2": loc2,
                                                                "scale2": scale2}
-    nodes = dict(zip(nodes, _constants("gaussian_kl", positive=("scale", "scale2"), **nodes)))   # numbers: constants
+    nodes = dict(zip(nodes, _constants("gaussian_kl", positive=("scale", "scale2"),   # numbers: constants
+                                       **dict(zip(nodes, _widest(*nodes.values()))))))
     for k, v in nodes.items():
         _check_node(v, k, "gaussian_kl")
     _same_width("gaussian_kl", **nodes)

@@ -152,6 +152,10 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     Op("slice", 1, "Columns lo:hi of a node.", width="own",
        fwd="rows.take_cols({x0}, {lo}, {out})", bwd="rows.add_to_cols({gout}, {lo}, {g0})", bwd_if_input_grad=True,
        scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+    # width 1 broadcast to `width` columns (x + y, x * y, heads and laws of a width-1 and a width-N
+    # node): lowered by its rule (lowering_rules.py) from the row-sum kernels, price: none
+    Op("bcast", 1, "A width-1 node's value in every one of `width` columns.", width="own",
+       scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
     # a user layer (ppl.layer): fn(rows..., out) per row, grad(rows..., out, gout, g...) its VJP;
     # lowered as a row loop calling them (lowering.py), CPU only
     Op("user_layer", -1, "A user @njit row function (and its VJP) as a layer.", width="own", user=True,

@@ -42,6 +42,8 @@ MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loo
 
 def applies(model, choices) -> str | None:
     """None when the graph can be lowered row-fused, else the reason it cannot."""
+    if getattr(model, "plates", None):
+        return "the model has a plate (its global nodes and scaled costs are lowered by the array kernels)"
     configs = 1
     for n in model.order:
         if n.attrs.get("is_head"):

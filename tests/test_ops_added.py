@@ -304,3 +304,41 @@ def test_a_width_one_node_is_a_cost_as_it_is():
         x = m.input("x", 3)
         with pytest.raises(ppl.ModelError, match=r"cost 'sq': affine node 'a2' has 2 columns.*ppl.total"):
             m.cost("sq", Affine(x, 2, name="a2"))
+
+
+def broadcast_model(name="bcast", wide=False):
+    """A width-1 node against width-4 ones in add, mul, sub, div, a head and a law's parameter;
+    wide=True writes each broadcast out as a concatenation of copies (the oracle of the values)."""
+    rep = (lambda v: ppl.concat([v] * 4)) if wide else (lambda v: v)
+    with Model(name) as m:
+        x, t = m.input("x", 4), m.input("t", 4)
+        s, a = ppl.param("s", 1, init=0.7), Affine(x, 1, name="a")
+        h = rep(s) * x + rep(a) - x / (rep(ppl.softplus(a)) + 1.0) - rep(a)
+        m.cost("c", ppl.gaussian_nll(h, rep(ppl.softplus(s)), t))
+        m.observe("o", ppl.dist.Normal(h, rep(ppl.softplus(a))), t)
+        z = Normal("z", rep(s), 1.0 + x * x)                       # a law: width-1 loc, width-4 scale
+        m.latent(z, ppl.dist.Normal(0.0, 1.0))
+    return m
+
+
+def test_width_one_broadcasts_against_width_n():
+    data = {"x": RNG.normal(size=(5, 4)), "t": RNG.normal(size=(5, 4))}
+    m = broadcast_model()
+    assert sum(n.kind == "bcast" for n in m.order) == 7 and m.nodes["z"].width == 4
+    p = m.compile(estimators="pathwise", dtype=np.float64)
+    q = broadcast_model("bcast_wide", wide=True).compile(estimators="pathwise", dtype=np.float64)
+    q.theta[:] = p.theta
+    (lp, gp), (lq, gq) = p.grad(data, seed=3), q.grad(data, seed=3)
+    assert lp == pytest.approx(lq, rel=1e-12)
+    for k in gp:
+        np.testing.assert_allclose(gp[k], gq[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    _fd_check(p, data)
+    gpu = broadcast_model("bcast_gpu").compile(estimators="pathwise", dtype=np.float64, target="cuda")
+    gpu.theta[:] = p.theta
+    lg, gg = gpu.grad(data, seed=3)
+    assert lg == pytest.approx(lp, rel=1e-9)
+    for k in gp:
+        np.testing.assert_allclose(gg[k], gp[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    with Model("bad_widths") as m:
+        with pytest.raises(ppl.ModelError, match="widths must agree"):
+            m.input("u", 2) + m.input("v", 3)

@@ -51,6 +51,7 @@ class Context(Protocol):
     def g(self, node): """The node's cotangent buffer, or None when no gradient is needed."""
     def param_values(self, node) -> list: """Value buffers of the node's distribution parameters."""
     def param_grads(self, node) -> list: """Their cotangent buffers (empty2 where none)."""
+    def head_cw(self, head) -> str: """A cost head's cotangent seeds on all rows: cw (N cw: a plate's per-row cost)."""
     def downstream_L(self, node) -> str: """A 1D buffer: the sum of the node's downstream costs per row."""
     def learning_signal(self, node) -> tuple: """(L, weights): a score-function node's signal per row and
         the row weights of its estimate (ELBO: downstream_L and rw; IWAE: the row's bound and 1 / B)."""

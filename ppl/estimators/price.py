@@ -65,7 +65,7 @@ class Price(Estimator):
                 rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
                 if rule is None:
                     raise why(n, "the cost")
-                lw.emit(render(rule, cw=lw.cw, d1=d1, d2=d2, H=H, **v))
+                lw.emit(render(rule, cw=lw.head_cw(n), d1=d1, d2=d2, H=H, **v))
                 continue
             op = OPS.get(n.kind)
             if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)

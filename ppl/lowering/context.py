@@ -157,7 +157,13 @@ class ContextHelpers:
         name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
         self.L.noise.append(len(self.L.ws2) - 1)
         stream = self.stream_base[node] + k
-        if self.S == 1:
+        if node in self.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
+            drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
+            self.emit(f"noise.fill_{kind}({name}[:{self.samples}], seed, {stream}, t, 0)")
+            self.emit(f"rows.gather_rows({drawn}, 0, {self.row_map(tuple(range(self.samples)))}, {drawn})")
+            if self.S > 1:
+                self.emit(f"rows.expand_rows({name}, {self.S})")
+        elif self.S == 1:
             self.emit(f"noise.fill_{kind}({name}, seed, {stream}, t, row0)")
         else:
             self.emit(f"noise.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import graph as G
+from ..errors import ModelError
 from ..nodes import Graph, Node
 from ..estimators import REGISTRY
 from .context import ContextHelpers
@@ -35,6 +36,14 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
         self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
         self.rng = rng
+        # plates (graph.scopes): global stochastic nodes draw one noise row per sample, shared by every
+        # data row; a per-row cost's rows are scaled by its weight N in the forward, its VJP seeded N cw
+        self.global_nodes, self.cost_scale = an.global_nodes, an.cost_scale
+        self.cw_plate = None
+        if self.global_nodes and objective == "iwae":
+            raise ModelError(f"objective='iwae' with the global node(s) {', '.join(n.name for n in self.global_nodes)}: "
+                             f"the importance-weighted bound is per data row and a global latent is shared by every "
+                             f"row; train the ELBO (objective='elbo') or draw them inside the plate")
         self.L = Layout()
         self.fwd: list = []         # ir.Stmt, in order
         self.bwd: list = []

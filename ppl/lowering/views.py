@@ -80,15 +80,21 @@ class Views:
             self.L.consts[len(self.L.ws1) - 1] = np.array(t, dtype=np.float64)
         return self.row_maps[t]
 
-    def cw_at(self, P: tuple) -> str:
-        """The cost cotangent seeds cw summed over each row class of P (a cost stored on P)."""
+    def head_cw(self, head: Node) -> str:
+        """A cost head's cotangent seeds on all rows: cw, or N cw for a per-row cost of a plate."""
+        return self.cw_at(self.FULL, self.cost_scale.get(head, 1.0))
+
+    def cw_at(self, P: tuple, scale: float = 1.0) -> str:
+        """The cost cotangent seeds cw summed over each row class of P (a cost stored on P); with
+        scale N (a per-row cost of a plate) those of N cw (`cw_plate`)."""
+        cw, key, pre = (self.cw, P, "cw") if scale == 1.0 else (self.cw_plate, (P, "plate"), "cwp")
         if P == self.FULL:
-            return self.cw
-        if P not in self.cw_folded:
-            name = self.cw_folded[P] = self.buf1(f"cw{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
-                                                 rows=self._rows(P))
-            self.emit(f"rows.fold1({self.cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
-        return self.cw_folded[P]
+            return cw
+        if key not in self.cw_folded:
+            name = self.cw_folded[key] = self.buf1(f"{pre}{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
+                                                   rows=self._rows(P))
+            self.emit(f"rows.fold1({cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
+        return self.cw_folded[key]
 
     def _row_constant(self, kernel: str, logits: Node) -> tuple:
         """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli

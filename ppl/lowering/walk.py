@@ -65,6 +65,11 @@ class Walk:
         self.emit("loss = 0.0")
         for c in self.model.costs:
             self.emit(f"loss += rows.weighted_total({self.rw}, c_{c.name}, {tot})")
+        if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
+            (N,) = set(self.cost_scale.values())
+            self.cw_plate = self.buf1("cwp_")
+            self.emit(f"rows.scale_shift_fwd({self.cw}.reshape({self.cw}.shape[0], 1), {N!r}, 0.0, "
+                      f"{self.cw_plate}.reshape({self.cw_plate}.shape[0], 1))")
 
     def zero_cotangents(self):
         self.emit("rows.zero1(grad)")
@@ -127,6 +132,10 @@ class Walk:
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
+        if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0:   # a per-row cost of a plate: N / batch
+            c = self.cbuf[n]
+            self.emit(f"rows.scale_shift_fwd({c}.reshape({c}.shape[0], 1), {self.cost_scale[n]!r}, 0.0, "
+                      f"{c}.reshape({c}.shape[0], 1))")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
@@ -139,7 +148,7 @@ class Walk:
     def emit_template_bwd(self, n: Node, ins: list, gins: list):
         """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
         gs = {f"g{j}": g for j, g in enumerate(gins)}
-        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here), **gs, **self._op_values(n, ins)))
+        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here, self.cost_scale.get(n, 1.0)), **gs, **self._op_values(n, ins)))
 
     def backward_node(self, n: Node):
         k = n.kind
@@ -158,7 +167,7 @@ class Walk:
             if all(gi == self.empty2 for gi in gins):
                 return
             if k in ARRAY_RULES:
-                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q), self.cbuf[n], self._rows(Q))
+                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q, self.cost_scale.get(n, 1.0)), self.cbuf[n], self._rows(Q))
             else:
                 self.emit_template_bwd(n, ins, gins)
             return
