@@ -107,7 +107,7 @@ def _law_spec(law: D.Distribution):
         kind = law.kind
         for key, choices in law.variants.items():
             value = kw.pop(key, next(iter(choices)))
-            if value not in choices:
+            if not isinstance(value, str) or value not in choices:
                 raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
             kind = choices[value]
         entry = D.DISTRIBUTIONS[kind]

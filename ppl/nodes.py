@@ -374,7 +374,7 @@ def _law_node(law: D.Distribution):
         opts = {}
         for key, choices in law.variants.items():
             value = kw.pop(key, next(iter(choices)))
-            if value not in choices:
+            if not isinstance(value, str) or value not in choices:
                 raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
             opts[key] = choices[value]
         kind = next(iter(opts.values()), law.kind)

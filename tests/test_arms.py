@@ -197,7 +197,7 @@ def test_arms_refuses_other_laws_and_bad_n():
         with pytest.raises(ppl.ModelError, match=r"Bernoulli 'h1': arms option n \(coupled draws per unit\) must "
                                                  r"be an integer from 2 to 16, got"):
             build("arms_bad_n").compile(estimators={"h1": ("arms", {"n": bad})})
-    text = build("arms_explain").compile(estimators={"h1": ("arms", {"n": 3}), "h2": "arms"}).explain()
+    text = " ".join(build("arms_explain").compile(estimators={"h1": ("arms", {"n": 3}), "h2": "arms"}).explain().split())
     assert "rows per draw (enumeration / antithetic / REBAR configurations): 12" in text   # 3 x 4 (default n)
 
 
