@@ -79,6 +79,21 @@ def optimizer_update(opt, theta, grad, s1, s2, hyper, k):
 
 
 @njit(cache=True)
+def combine_by_rows(w, parts, base, out):
+    """The row-weighted combination of shards, written once for fit's split rows and for Dask's
+    data-parallel training: out = base + sum_i w[i] (parts[i] - base) (a shard's share of the
+    rows w[i], summing to 1; base: the value before the step, or an empty array for 0, as for
+    losses and gradients). `out` may be one of the parts."""
+    n = out.shape[0]
+    for j in range(n):
+        b = base[j] if base.shape[0] != 0 else 0.0
+        acc = 0.0
+        for i in range(len(parts)):
+            acc += w[i] * (parts[i][j] - b)
+        out[j] = b + acc
+
+
+@njit(cache=True)
 def _end_step(update, opt, theta, grad, s1, s2, hyper, k, loss, losses, s, done):
     """The end of step s of a chunk: losses[s] = loss; then, when the loss and the gradient are
     finite, update k + 1 of the optimiser and True, else done[1] = 1 (no update) and False."""
@@ -141,6 +156,8 @@ def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, 
     w1 = B1 / B
     row1 = B0 * samples
     out = np.empty(2, np.float64)
+    w = (w0, w1)
+    nothing = np.empty(0, state.dtype)
     for s in range(n):
         done[0] = s
         t = t0 + s
@@ -160,10 +177,8 @@ def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, 
             out[0] = step(theta, grad, state, ws2, ws1, inputs, B0, seed, t, 1, 0)
             out[1] = step(theta, grad1, state1, ws21, ws11, inputs1, B1, seed, t, 1, row1)
         loss = w0 * out[0] + w1 * out[1]
-        for j in range(grad.shape[0]):
-            grad[j] = w0 * grad[j] + w1 * grad1[j]
-        for j in range(state.shape[0]):
-            state[j] = state0[j] + w0 * (state[j] - state0[j]) + w1 * (state1[j] - state0[j])
+        combine_by_rows(w, (grad, grad1), nothing, grad)
+        combine_by_rows(w, (state, state1), state0, state)
         if not _end_step(update, opt, theta, grad, s1, s2, hyper, opt_t + s, loss, losses, s, done):
             return
     done[0] = n

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dsl import ModelError
+from .kernels.cpu_train import combine_by_rows
 from .options import CompileOptions
 from .runs import compile_run, gradient_variance
 
@@ -468,6 +469,17 @@ def dp_local(task: dict, rec=None, data=None):
     return losses, prog.theta.copy(), prog.state.copy(), opt.state()
 
 
+def _by_rows(w, parts, base=None):
+    """The shards' values combined by their rows (kernels/cpu_train.combine_by_rows, as fit's
+    split rows combine theirs): sum_i w_i parts_i, or base + sum_i w_i (parts_i - base)."""
+    parts = [np.asarray(p) for p in parts]
+    shape, flat = parts[0].shape, tuple(np.ascontiguousarray(p, np.float64).ravel() for p in parts)
+    out = np.empty_like(flat[0])
+    base = np.empty(0) if base is None else np.ascontiguousarray(base, np.float64).ravel()
+    combine_by_rows(tuple(float(x) for x in w), flat, base, out)
+    return out.reshape(shape).astype(parts[0].dtype, copy=False)
+
+
 def _sync_step(prog, optimizer, rec, arrays, client, rec_f, data_f, cuts, w, idx, n, seed, t) -> list:
     """One synchronous step of fit_data_parallel: every shard's gradient, combined by rows; the
     update taken here. Returns [the step's loss]."""
@@ -479,12 +491,12 @@ def _sync_step(prog, optimizer, rec, arrays, client, rec_f, data_f, cuts, w, idx
     else:
         out = client.gather(client.map(dp_grad, tasks, rec=rec_f, data=data_f, pure=False))
     loss = sum(wi * o[0] for wi, o in zip(w, out))
-    grad = sum(wi * o[1] for wi, o in zip(w, out))
+    grad = _by_rows(w, [o[1] for o in out])
     if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
         raise ModelError(f"fit_data_parallel: the loss or its gradient became non-finite at step {t} "
                          f"(loss {loss}); lower the learning rate or check the data")
     prog.grad_buffer[:] = grad
-    prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
+    prog.state[:] = _by_rows(w, [o[2] for o in out], state0)
     optimizer.step(prog)
     return [float(loss)]
 
@@ -502,10 +514,10 @@ def _averaging_round(prog, optimizer, rec, arrays, client, rec_f, data_f, cuts, 
         out = [dp_local(copy.deepcopy(task), rec, arrays) for task in tasks]
     else:
         out = client.gather(client.map(dp_local, tasks, rec=rec_f, data=data_f, pure=False))
-    prog.theta[:] = sum(wi * o[1] for wi, o in zip(w, out))
-    prog.state[:] = state0 + sum(wi * (o[2] - state0) for wi, o in zip(w, out))
+    prog.theta[:] = _by_rows(w, [o[1] for o in out])
+    prog.state[:] = _by_rows(w, [o[2] for o in out], state0)
     st = out[0][3]
-    optimizer.load_state({k: (v if k in ("t", "kind") else sum(wi * o[3][k] for wi, o in zip(w, out)))
+    optimizer.load_state({k: (v if k in ("t", "kind") else _by_rows(w, [o[3][k] for o in out]))
                           for k, v in st.items()})
     return [float(sum(wi * o[0][j] for wi, o in zip(w, out))) for j in range(n)]
 
