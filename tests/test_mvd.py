@@ -35,6 +35,30 @@ def build(name):
     return m
 
 
+def build_normal(name):
+    with Model(name) as m:
+        x = m.input("x", 3)
+        h = Bernoulli("h", logits=Affine(x, 2, name="a1"))
+        z = ppl.Normal("z", Affine(h, 2, name="loc"), ppl.softplus(Affine(h, 2, name="sc")))
+        m.cost("lpz", ppl.log_prob(z))
+        m.cost("lph", ppl.log_prob(h))
+        m.cost("nll", ppl.bernoulli_nll(Affine(z, 3, name="dec"), target=x))
+    return m
+
+
+@pytest.mark.parametrize("h,z", [("disarm", "mvd"), ("mvd", "mvd"), ("mvd", "pathwise")])
+def test_mvd_normal_is_unbiased(h, z):
+    """The Normal's loc by its Rayleigh pair, its scale by the double-sided Maxwell against the
+    draw; tests/exact.py integrates the Normal by Gauss-Hermite and enumerates the Bernoulli."""
+    prog = build_normal(f"mvd_normal_{h}_{z}").compile(dtype=np.float64, estimators={"h": h, "z": z})
+    P = _params(prog, seed=11)
+    g = exact.gradient(build_normal("mvd_normal_oracle"), P, DATA)
+    for k, v in P.items():
+        prog.params[k][...] = v
+    names = list(P)
+    stats.assert_unbiased_tuned(prog, DATA, names, stats.flat(g, names), f"{h} over {z} (Normal)")
+
+
 def _params(prog, seed=7):
     rng = np.random.default_rng(seed)
     return {k: rng.normal(0.0, 0.8, v.shape) for k, v in exact.model_params(prog).items()}
@@ -191,24 +215,26 @@ def test_a_biased_variant_is_caught():
         REGISTRY.update(before)
 
 
-def test_mvd_applies_to_bernoulli_categorical_and_poisson_only_and_costs_a_row_per_unit():
-    with Model("mvd_normal") as m:
+def test_mvd_applies_to_its_laws_only_and_costs_a_row_per_unit():
+    with Model("mvd_laplace") as m:
         x = m.input("x", 3)
-        z = ppl.Normal("z", Affine(x, 2, name="loc"), 1.0)
+        z = ppl.Laplace("z", Affine(x, 2, name="loc"), 1.0)
         m.cost("c", ppl.total(z * z))
-    with pytest.raises(ppl.ModelError, match=r"Normal 'z': estimator 'mvd' does not apply \(it has measure-valued "
-                                             r"kernels for bernoulli, categorical, poisson nodes, not Normal\)"):
+    with pytest.raises(ppl.ModelError, match=r"Laplace 'z': estimator 'mvd' does not apply \(it has measure-valued "
+                                             r"kernels for bernoulli, categorical, normal, poisson nodes, not Laplace\)"):
         m.compile(estimators={"z": "mvd"})
+    text = " ".join(build_normal("mvd_explain_n").compile(estimators={"h": "disarm", "z": "mvd"}).explain().split())
+    assert "configurations): 14" in text   # DisARM's pair x (1 + 3 x 2): the loc's pair and the scale's branch
     text = " ".join(build("mvd_explain").compile(estimators={"h1": "mvd", "h2": "mvd"}).explain().split())
     assert "rows per draw (enumeration / antithetic / REBAR configurations): 9" in text   # (2 + 1) x (2 + 1)
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("make", [build, build_categorical], ids=["bernoulli", "categorical"])
+@pytest.mark.parametrize("make", [build, build_categorical, build_normal], ids=["bernoulli", "categorical", "normal"])
 def test_mvd_runs_on_the_cuda_target(make):
     """Its kernels are declared once (kernels/families/mvd.py): the CUDA step has them."""
-    cpu = make("mvd_cuda_twin").compile(dtype=np.float64, estimators={"h1": "mvd", "h2": "mvd"})
-    gpu = make("mvd_cuda_twin").compile(dtype=np.float64, estimators={"h1": "mvd", "h2": "mvd"}, target="cuda")
+    cpu = make("mvd_cuda_twin").compile(dtype=np.float64, estimators="mvd")
+    gpu = make("mvd_cuda_twin").compile(dtype=np.float64, estimators="mvd", target="cuda")
     for k, v in cpu.params.items():
         gpu.params[k][...] = v
     lc, gc = cpu.grad(DATA, seed=5)
@@ -223,3 +249,4 @@ def test_mvd_over_an_enumerated_node_is_refused_by_name():
     (row by row the estimate was measured biased: 0.71 of the exact gradient on h1's parameters)."""
     with pytest.raises(ppl.ModelError, match=r"estimator 'mvd' of node 'h1': a node below it is enumerated"):
         build("mvd_over_enum").compile(estimators={"h1": "mvd", "h2": "enumerate"})
+

@@ -122,6 +122,45 @@ def mvd_categorical_grad(r, logits, value, cost, row_weights, K, stride, size, g
                 grad_logits[r, c0 + k] += w * p * (diff - mean)
 
 
+@rows("value")
+def mvd_normal_draw(r, loc, scale, eps, u, stride, size, value, row_weights):
+    """value[r] = loc + scale eps (the draw); configuration c = 3 j + 1 + k, k = 0, 1, 2 moves unit
+    j to loc + scale R, loc - scale R (R = sqrt(-2 log u), Rayleigh: the loc's pair) or
+    loc + scale sign(eps) sqrt(R^2 + eps^2) (double-sided Maxwell: the scale's branch against
+    the draw); those rows weigh 0."""
+    for j in range(value.shape[1]):
+        value[r, j] = loc[r, j] + scale[r, j] * eps[r, j]
+    c = (r // stride) % size
+    if c > 0:
+        j = (c - 1) // 3
+        k = (c - 1) - 3 * j
+        e = eps[r, j]
+        R = math.sqrt(-2.0 * math.log(u[r, j]))
+        if k == 0:
+            value[r, j] = loc[r, j] + scale[r, j] * like(value, R)
+        elif k == 1:
+            value[r, j] = loc[r, j] - scale[r, j] * like(value, R)
+        else:
+            m = math.sqrt(R * R + e * e)
+            value[r, j] = loc[r, j] + scale[r, j] * like(value, m if e >= 0 else -m)
+        row_weights[r] = 0.0
+
+
+@rows("value")
+def mvd_normal_grad(r, loc, scale, value, cost, row_weights, stride, size, grad_loc, grad_scale):
+    """On the draw's rows: grad_loc[r, j] += w (f(loc + scale R) - f(loc - scale R)) / (scale
+    sqrt(2 pi)); grad_scale[r, j] += w (f(Maxwell branch) - f(draw)) / scale (each skippable)."""
+    if (r // stride) % size == 0:
+        w = row_weights[r]
+        if grad_loc.shape[0] != 0:
+            for j in range(value.shape[1]):
+                d = cost[r + (3 * j + 1) * stride] - cost[r + (3 * j + 2) * stride]
+                grad_loc[r, j] += w * d / (scale[r, j] * like(grad_loc, 2.5066282746310002))
+        if grad_scale.shape[0] != 0:
+            for j in range(value.shape[1]):
+                grad_scale[r, j] += w * (cost[r + (3 * j + 3) * stride] - cost[r]) / scale[r, j]
+
+
 R, D = 8, 3   # 2 drawn rows of D + 1 configurations each
 PARITY = {
     "mvd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), 1, D + 1, g.out(R, D), g.pos(R)),
@@ -130,5 +169,9 @@ PARITY = {
     "mvd_poisson_grad": lambda g: (g.bits(R, D), g.x(R), g.pos(R), 1, D + 1, g.x(R, D)),
     # 2 drawn rows of 1 + G (K - 1) = 5 configurations (G = 2 groups of K = 3 classes)
     "mvd_categorical_draw": lambda g: (g.x(10, 6), -np.log(-np.log(g.u(10, 6))), 3, 1, 5, g.out(10, 6), g.pos(10)),
+    # 2 drawn rows of 1 + 3 D = 10 configurations (D = 3)
+    "mvd_normal_draw": lambda g: (g.x(20, D), g.pos(20, D), g.x(20, D), g.u(20, D), 1, 10, g.out(20, D), g.pos(20)),
+    "mvd_normal_grad": lambda g: (g.x(20, D), g.pos(20, D), g.x(20, D), g.x(20), g.pos(20), 1, 10, g.x(20, D),
+                                  g.x(20, D)),
     "mvd_categorical_grad": lambda g: (g.x(10, 6), g.onehot(10, 2, 3), g.x(10), g.pos(10), 3, 1, 5, g.x(10, 6)),
 }

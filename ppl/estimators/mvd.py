@@ -8,6 +8,10 @@ costs one more evaluation of the graph below: width + 1 rows per draw.
 - Bernoulli (logits a): p (1 - p) (f(x_j = 1) - f(x_j = 0)) per unit, exact in the unit's own
   draw (no variance from it).
 - Poisson (rate): f(x_j + 1) - f(x_j) per unit (the rate's weak derivative).
+- Normal: the loc by the Rayleigh pair loc +- scale R, (f(+) - f(-)) / (scale sqrt(2 pi)); the
+  scale by the double-sided Maxwell loc + scale sign(eps) sqrt(R^2 + eps^2) against the draw
+  loc + scale eps, (f(Maxwell) - f(draw)) / scale: 1 + 3 width rows per draw, coupled by eps
+  and the uniform of R.
 - Categorical (logits a, groups of K): p_k (f(e_k) - sum_i p_i f(e_i)) per class, each group
   moved to each of its K - 1 other classes (the softmax Jacobian's weights), exact in the
   group's own draw: 1 + G (K - 1) rows per draw.
@@ -15,13 +19,13 @@ Kernels: kernels/families/mvd.py.
 """
 from ..errors import ModelError
 from ..kernels.cpu import (mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_categorical_draw, mvd_categorical_grad,
-                           mvd_poisson_draw, mvd_poisson_grad)
+                           mvd_normal_draw, mvd_normal_grad, mvd_poisson_draw, mvd_poisson_grad)
 from .base import register
 from .custom import NO_GRAD, Estimator
 
 MAX_UNITS = 64
 _KERNELS = {"bernoulli": (mvd_bernoulli_draw, mvd_bernoulli_grad), "poisson": (mvd_poisson_draw, mvd_poisson_grad),
-            "categorical": (mvd_categorical_draw, mvd_categorical_grad)}
+            "categorical": (mvd_categorical_draw, mvd_categorical_grad), "normal": (mvd_normal_draw, mvd_normal_grad)}
 
 
 @register
@@ -45,6 +49,8 @@ class MVD(Estimator):
 
     def rows(self, info, options):
         K = info.node.attrs.get("K")
+        if info.node.kind == "normal":   # per unit: the loc's pair and the scale's branch
+            return 1 + 3 * info.node.width
         return 1 + (info.node.width // K * (K - 1) if K else info.node.width)
 
     def draw(self, ctx):
@@ -61,10 +67,21 @@ class MVD(Estimator):
             ctx.call(draw, *ctx.params(), ctx.noise("gumbel"), ctx.node.attrs["K"], stride, size, ctx.value(),
                      ctx.row_weights)
             return
+        if ctx.node.kind == "normal":   # the draw's normal noise, and the uniform of the branches' Rayleigh
+            ctx.call(draw, *ctx.params(), ctx.noise("normal"), ctx.noise("uniform"), stride, size, ctx.value(),
+                     ctx.row_weights)
+            return
         ctx.call(draw, *ctx.params(), ctx.noise("uniform"), stride, size, ctx.value(), ctx.row_weights)
 
     def estimate(self, ctx):
         _, grad = _KERNELS[ctx.node.kind]
+        if ctx.node.kind == "normal":
+            gl, gs = ctx.param_grads()
+            if gl is not NO_GRAD or gs is not NO_GRAD:
+                stride, size = ctx.digit
+                ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size,
+                         gl, gs)
+            return
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
