@@ -142,6 +142,20 @@ def _bcast_bwd(lw, n, ins, gins, gout, out, rows):
     lw.emit(f"rows.add_rows({t}, {gx}.reshape({gx}.shape[0]))")
 
 
+def _law_kl_fwd(lw, n, ins, c):
+    """KL(q || p) in closed form from the law's kl kernel; the prior's parameters checked first
+    (q's are checked where q is drawn)."""
+    law = lw.dist_of(n.attrs["law"])
+    k = len(law.params)
+    lw.emit_positive_checks(n, lambda p: f"rows.all_positive({lw.v(p)})", law=law, params=n.inputs[k:])
+    lw.call(law.kernels["kl"], list(ins), [c], n)
+
+
+def _law_kl_bwd(lw, n, ins, gins, cw, c, rows):
+    law = lw.dist_of(n.attrs["law"])
+    lw.call(law.kernels["kl_bwd"], list(ins), [cw, *gins], n)
+
+
 ARRAY_RULES = {
     "bcast": Rule(_bcast_fwd, _bcast_bwd),
     "user_layer": Rule(_user_layer_fwd, _user_layer_bwd),
@@ -149,4 +163,5 @@ ARRAY_RULES = {
     "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),
     "bernoulli_nll": Rule(_bernoulli_nll_fwd, _bernoulli_nll_bwd),
     "law_nll": Rule(_law_nll_fwd, _law_nll_bwd),
+    "law_kl": Rule(_law_kl_fwd, _law_kl_bwd),
 }

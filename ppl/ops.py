@@ -196,6 +196,9 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     # -log p(value | params) of a law without a head of its own (ppl.dist specs): inputs (*params,
     # value), attribute law (its kind); lowered from the law's log_prob kernels (lowering_rules)
     Op("law_nll", -1, "-log p(value | parameters) under a law, summed over columns.", head=True),
+    # KL(q || p) in closed form between two members of one law: inputs (*q params, *p params),
+    # attribute law; lowered from the law's kl / kl_bwd kernels (lowering_rules)
+    Op("law_kl", -1, "Closed-form KL between two members of one law, summed over columns.", head=True),
     # a user @njit cost per row (and its optional gradient): CPU only
     Op("blackbox", -1, "A user @njit cost per row.", head=True, user=True, targets=frozenset({"cpu"})),
 )}

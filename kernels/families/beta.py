@@ -9,8 +9,15 @@ Gammas: dx/da = x (1 - x) dlog G_a/da, dx/db = -x (1 - x) dlog G_b/db (beta_icdf
 recomputes the two quantiles). Forward kernels overwrite their outputs, backward kernels
 accumulate (+=) and skip a gradient passed with 0 rows.
 """
+import math
+
+import numpy as np
+from numba import njit
+
 from ..declare import cells, rows
 from ..scalar import like
+from ..scalar_gamma import digamma
+from .gamma import _trigamma
 from ..scalar_gamma import beta_icdf, beta_icdf_grad, beta_log_prob as _log_prob_term, beta_log_prob_grad
 
 
@@ -55,6 +62,9 @@ def beta_log_prob_bwd(r, j, a, b, x, grow, ga, gb, gx):
 
 R, D = 4, 6
 PARITY = {
+    "beta_kl": lambda g: (g.pos(R, D), g.pos(R, D), g.pos(R, D), g.pos(R, D), g.out(R)),
+    "beta_kl_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.pos(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D),
+                              g.x(R, D), g.skip(2)),
     "beta_sample": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, 2 * D), g.out(R, D)),
     "beta_sample_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, D), g.u(R, 2 * D), g.x(R, D), g.x(R, D),
                                   g.x(R, D)),
@@ -62,3 +72,53 @@ PARITY = {
     "beta_log_prob_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D),
                                     g.x(R, D)),
 }
+
+
+# ---- KL(Beta(a1, b1) || Beta(a2, b2)), closed form (ppl.dist.Beta priors with kl="analytic")
+@njit(cache=True, error_model="numpy")
+def _lbeta(a, b):
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+@njit(cache=True, error_model="numpy")
+def _kl_term(a1, b1, a2, b2):
+    """log B(a2, b2) - log B(a1, b1) + (a1 - a2) psi(a1) + (b1 - b2) psi(b1)
+    + (a2 - a1 + b2 - b1) psi(a1 + b1)."""
+    a1, b1, a2, b2 = np.float64(a1), np.float64(b1), np.float64(a2), np.float64(b2)
+    return (_lbeta(a2, b2) - _lbeta(a1, b1) + (a1 - a2) * digamma(a1) + (b1 - b2) * digamma(b1)
+            + (a2 - a1 + b2 - b1) * digamma(a1 + b1))
+
+
+@njit(cache=True, error_model="numpy")
+def _kl_grad(a1, b1, a2, b2):
+    """(d/da1, d/db1, d/da2, d/db2) of _kl_term."""
+    a1, b1, a2, b2 = np.float64(a1), np.float64(b1), np.float64(a2), np.float64(b2)
+    t = (a2 - a1 + b2 - b1) * _trigamma(a1 + b1)
+    s1, s2 = digamma(a1 + b1), digamma(a2 + b2)
+    return ((a1 - a2) * _trigamma(a1) + t, (b1 - b2) * _trigamma(b1) + t,
+            digamma(a2) - s2 - digamma(a1) + s1, digamma(b2) - s2 - digamma(b1) + s1)
+
+
+@rows("a")
+def beta_kl(r, a, b, a2, b2, c):
+    """c[r] = sum_j KL(Beta(a, b) || Beta(a2, b2))."""
+    s = 0.0
+    for j in range(a.shape[1]):
+        s += _kl_term(a[r, j], b[r, j], a2[r, j], b2[r, j])
+    c[r] = like(c, s)
+
+
+@rows("a")
+def beta_kl_bwd(r, a, b, a2, b2, cw, ga, gb, ga2, gb2):
+    """cw[r] times the gradients of the KL into the four parameters (accumulated, skippable)."""
+    w = cw[r]
+    for j in range(a.shape[1]):
+        d1, d2, d3, d4 = _kl_grad(a[r, j], b[r, j], a2[r, j], b2[r, j])
+        if ga.shape[0] != 0:
+            ga[r, j] += w * like(ga, d1)
+        if gb.shape[0] != 0:
+            gb[r, j] += w * like(gb, d2)
+        if ga2.shape[0] != 0:
+            ga2[r, j] += w * like(ga2, d3)
+        if gb2.shape[0] != 0:
+            gb2[r, j] += w * like(gb2, d4)

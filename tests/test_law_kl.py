@@ -1,0 +1,89 @@
+"""Closed-form KL(q || p) between two members of one law (m.latent(z, prior, kl="analytic")):
+Gamma || Gamma and Beta || Beta, the op law_kl from each law's kl / kl_bwd kernels.
+
+Oracles: the KL by numerical integration of q log(q / p) (scipy.integrate.quad, 1e-10) for the
+values; central differences of the closed form for its kernel gradient, and of the step's loss at
+fixed noise for the whole program (float64, 1e-6 relative).
+"""
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy import stats as sps
+
+import exact
+import ppl
+from ppl import Model
+from ppl.kernels import cpu
+
+CASES = [(0.3, 2.0, 1.5, 0.7), (4.0, 0.5, 1.0, 1.0), (50.0, 3.0, 20.0, 1.2), (1.0, 1.0, 1.0, 1.0)]
+
+
+def _quad(q, p, lo, hi):
+    import warnings
+    f = lambda x: q.pdf(x) * (q.logpdf(x) - p.logpdf(x))   # noqa: E731
+    with warnings.catch_warnings():   # quad may warn of roundoff at its tolerance: the test's bound is 1e-7
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        return integrate.quad(f, lo, hi, epsabs=1e-12, epsrel=1e-10, limit=400)[0]
+
+
+@pytest.mark.parametrize("a1,b1,a2,b2", CASES)
+def test_kl_values_against_integration(a1, b1, a2, b2):
+    arr = lambda v: np.full((1, 1), v)   # noqa: E731
+    c = np.empty(1)
+    cpu.gamma_kl(arr(a1), arr(b1), arr(a2), arr(b2), c)
+    q, p = sps.gamma(a1, scale=1 / b1), sps.gamma(a2, scale=1 / b2)
+    assert c[0] == pytest.approx(_quad(q, p, 0, np.inf), rel=1e-7, abs=1e-9)
+    cpu.beta_kl(arr(a1), arr(b1), arr(a2), arr(b2), c)
+    assert c[0] == pytest.approx(_quad(sps.beta(a1, b1), sps.beta(a2, b2), 0, 1), rel=1e-7, abs=1e-9)
+
+
+@pytest.mark.parametrize("law", ["gamma", "beta"])
+@pytest.mark.parametrize("a1,b1,a2,b2", CASES)
+def test_kl_gradients_against_central_differences(law, a1, b1, a2, b2):
+    fwd, bwd = getattr(cpu, f"{law}_kl"), getattr(cpu, f"{law}_kl_bwd")
+    x = np.array([a1, b1, a2, b2])
+
+    def kl(v):
+        c = np.empty(1)
+        fwd(*[np.full((1, 1), t) for t in v], c)
+        return c[0]
+
+    g = [np.zeros((1, 1)) for _ in range(4)]
+    bwd(*[np.full((1, 1), t) for t in x], np.ones(1), *g)
+    for i in range(4):
+        h = 1e-6 * max(1.0, x[i])
+        up, dn = x.copy(), x.copy()
+        up[i] += h
+        dn[i] -= h
+        assert g[i][0, 0] == pytest.approx((kl(up) - kl(dn)) / (2 * h), rel=1e-6, abs=1e-8), (law, i)
+
+
+def build(law, name):
+    with Model(name) as m:
+        x = m.input("x", 2)
+        e = ppl.Affine(x, 2, name="enc")
+        z = getattr(ppl, law)("z", ppl.softplus(e) + 0.5, ppl.exp(ppl.Affine(x, 2, name="r")) + 0.5)
+        prior = getattr(ppl.dist, law)(1.5, 2.0)
+        m.latent(z, prior, kl="analytic")
+        m.observe("y", ppl.dist.Normal(ppl.Affine(z, 2, name="dec"), 1.0), x)
+    return m
+
+
+@pytest.mark.parametrize("law", ["Gamma", "Beta"])
+def test_analytic_kl_in_a_program(law):
+    prog = build(law, f"kl_{law}").compile(dtype=np.float64)
+    assert any(n.kind == "law_kl" for n in prog.model.order)
+    data = {"x": np.array([[0.3, -0.2], [1.0, 0.5]])}
+    parts = prog.loss_parts(data, seed=1)
+    P = {k: np.asarray(v, np.float64) for k, v in prog.params.items()}
+    e = data["x"] @ P["enc.W"] + P["enc.b"]
+    a = np.logaddexp(0, e) + 0.5
+    b = np.exp(data["x"] @ P["r.W"] + P["r.b"]) + 0.5
+    if law == "Gamma":
+        want = [sum(_quad(sps.gamma(a[i, j], scale=1 / b[i, j]), sps.gamma(1.5, scale=0.5), 0, np.inf)
+                    for j in range(2)) for i in range(2)]
+    else:
+        want = [sum(_quad(sps.beta(a[i, j], b[i, j]), sps.beta(1.5, 2.0), 0, 1) for j in range(2)) for i in range(2)]
+    kl_part = next(v for k, v in parts.items() if k.startswith("kl_"))
+    assert kl_part == pytest.approx(np.mean(want), rel=1e-7)
+    exact.assert_step_gradient(prog, data)
