@@ -46,7 +46,7 @@ class Observed:
 
 def _kl_head(q: Node, prior: Dist):
     """The closed-form KL(q || prior) head, or None where ppl has none: Normal || Normal, and a law
-    whose entry has kl kernels against a prior of the same law (Gamma, Beta)."""
+    whose entry has kl kernels against a prior of the same law (Gamma, Beta, Dirichlet)."""
     if q.kind == prior.kind and "kl" in prior.entry.kernels:
         attrs = {"K": prior.K} if prior.K is not None else {}
         return _head("law_kl", (*q.inputs, *prior.args), law=q.kind, **attrs)
@@ -89,7 +89,7 @@ def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
         head = _kl_head(h, prior)
         if head is None:
             raise ModelError(f"{owner}: no closed-form KL between {h.kind} '{h.name}' and a {prior.entry.name} "
-                             f"prior (ppl has Normal || Normal, Gamma || Gamma, Beta || Beta); use kl='sampled'")
+                             f"prior (ppl has Normal || Normal, Gamma || Gamma, Beta || Beta, Dirichlet || Dirichlet); use kl='sampled'")
         _term(m, f"kl_{h.name}", head, "+", f"KL(q({h.name}) || p({h.name})), p = {prior.describe()}")
     else:
         _latent_terms(m, lat)

@@ -1,9 +1,12 @@
 """Closed-form KL(q || p) between two members of one law (m.latent(z, prior, kl="analytic")):
-Gamma || Gamma and Beta || Beta, the op law_kl from each law's kl / kl_bwd kernels.
+Gamma || Gamma, Beta || Beta and Dirichlet || Dirichlet, the op law_kl from each law's kl /
+kl_bwd kernels.
 
 Oracles: the KL by numerical integration of q log(q / p) (scipy.integrate.quad, 1e-10) for the
-values; central differences of the closed form for its kernel gradient, and of the step's loss at
-fixed noise for the whole program (float64, 1e-6 relative).
+values (Dirichlet: on two classes it is the Beta's; on three, a Monte-Carlo mean of log q - log p
+from scipy.stats.dirichlet within 4 standard errors); central differences of the closed form for
+its kernel gradient, and of the step's loss at fixed noise for the whole program (float64, 1e-6
+relative).
 """
 import numpy as np
 import pytest
@@ -87,3 +90,55 @@ def test_analytic_kl_in_a_program(law):
     kl_part = next(v for k, v in parts.items() if k.startswith("kl_"))
     assert kl_part == pytest.approx(np.mean(want), rel=1e-7)
     exact.assert_step_gradient(prog, data)
+
+
+def _dir_kl(alpha, beta):
+    c = np.empty(1)
+    cpu.dirichlet_kl(np.array([alpha], float), np.array([beta], float), len(alpha), c)
+    return c[0]
+
+
+def test_dirichlet_kl_two_classes_is_the_beta_kl():
+    """Dirichlet(a, b) on two classes is Beta(a, b) of the first coordinate: the oracle is quad."""
+    for a1, b1, a2, b2 in CASES:
+        want = _quad(sps.beta(a1, b1), sps.beta(a2, b2), 0, 1)
+        assert _dir_kl([a1, b1], [a2, b2]) == pytest.approx(want, rel=1e-7, abs=1e-9)
+
+
+def test_dirichlet_kl_three_classes_against_monte_carlo():
+    """E_q[log q - log p] over 400,000 draws of q, within 4 standard errors."""
+    alpha, beta = np.array([0.7, 2.0, 5.0]), np.array([1.5, 1.0, 3.0])
+    x = np.random.default_rng(0).dirichlet(alpha, 400_000)
+    d = sps.dirichlet.logpdf(x.T, alpha) - sps.dirichlet.logpdf(x.T, beta)
+    assert abs(_dir_kl(alpha, beta) - d.mean()) < 4 * d.std() / np.sqrt(d.size)
+
+
+def test_dirichlet_kl_gradients_against_central_differences():
+    alpha, beta = np.array([[0.7, 2.0, 5.0, 1.1, 0.4, 3.0]]), np.array([[1.5, 1.0, 3.0, 2.0, 2.0, 0.9]])
+
+    def kl(a, b):
+        c = np.empty(1)
+        cpu.dirichlet_kl(a, b, 3, c)
+        return c[0]
+
+    ga, gb = np.zeros_like(alpha), np.zeros_like(beta)
+    cpu.dirichlet_kl_bwd(alpha, beta, 3, np.ones(1), ga, gb)
+    for which, g in ((0, ga), (1, gb)):
+        for k in range(6):
+            h = 1e-6 * max(1.0, (alpha, beta)[which][0, k])
+            up = [alpha.copy(), beta.copy()]
+            dn = [alpha.copy(), beta.copy()]
+            up[which][0, k] += h
+            dn[which][0, k] -= h
+            assert g[0, k] == pytest.approx((kl(*up) - kl(*dn)) / (2 * h), rel=1e-6, abs=1e-8), (which, k)
+
+
+def test_analytic_dirichlet_kl_in_a_program():
+    with Model("kl_dirichlet") as m:
+        x = m.input("x", 2)
+        z = ppl.Dirichlet("z", ppl.softplus(ppl.Affine(x, 6, name="enc")) + 0.5, classes=3)
+        m.latent(z, ppl.dist.Dirichlet(1.5, classes=3), kl="analytic")
+        m.observe("y", ppl.dist.Normal(ppl.Affine(z, 2, name="dec"), 1.0), x)
+    prog = m.compile(dtype=np.float64)
+    assert any(n.kind == "law_kl" for n in prog.model.order)
+    exact.assert_step_gradient(prog, {"x": np.array([[0.3, -0.2], [1.0, 0.5]])})

@@ -11,8 +11,14 @@ the free coordinates; the sampler's Jacobian keeps a value's cotangent on the si
 kernels overwrite their outputs, backward kernels accumulate (+=) and skip a gradient passed with
 0 rows.
 """
+import math
+
+import numpy as np
+
 from ..declare import rows
 from ..scalar import like
+from ..scalar_gamma import digamma
+from .gamma import _trigamma
 from ..scalar_gamma import (dirichlet_log_prob_grad_group, dirichlet_log_prob_group, dirichlet_sample_group,
                             dirichlet_sample_vjp_group)
 
@@ -64,9 +70,51 @@ def _drawn(g, R, G, K):
 
 R, G, K = 4, 2, 3
 PARITY = {
+    "dirichlet_kl": lambda g: (g.pos(R, G * K), g.pos(R, G * K), K, g.out(R)),
+    "dirichlet_kl_bwd": lambda g: (g.pos(R, G * K), g.pos(R, G * K), K, g.x(R), g.x(R, G * K), g.x(R, G * K)),
     "dirichlet_sample": lambda g: (g.pos(R, G * K), g.u(R, G * K), K, g.out(R, G * K)),
     "dirichlet_sample_bwd": lambda g: (*_drawn(g, R, G, K), g.x(R, G * K), K, g.x(R, G * K)),
     "dirichlet_log_prob": lambda g: (g.pos(R, G * K), _simplex(g, R, G, K), K, g.out(R)),
     "dirichlet_log_prob_bwd": lambda g: (g.pos(R, G * K), _simplex(g, R, G, K), K, g.x(R), g.x(R, G * K),
                                          g.x(R, G * K)),
 }
+
+
+# ---- KL(Dir(alpha) || Dir(beta)) per group, closed form (ppl.dist.Dirichlet priors, kl="analytic")
+@rows("alpha")
+def dirichlet_kl(r, alpha, beta, K, c):
+    """c[r] = sum over groups of lgamma(A) - sum lgamma(alpha_k) - lgamma(B) + sum lgamma(beta_k)
+    + sum (alpha_k - beta_k) (psi(alpha_k) - psi(A)), A, B the groups' sums."""
+    s = 0.0
+    for c0 in range(0, alpha.shape[1], K):
+        A = 0.0
+        B = 0.0
+        for k in range(K):
+            A += np.float64(alpha[r, c0 + k])
+            B += np.float64(beta[r, c0 + k])
+        s += math.lgamma(A) - math.lgamma(B)
+        dA = digamma(A)
+        for k in range(K):
+            a, b = np.float64(alpha[r, c0 + k]), np.float64(beta[r, c0 + k])
+            s += math.lgamma(b) - math.lgamma(a) + (a - b) * (digamma(a) - dA)
+    c[r] = like(c, s)
+
+
+@rows("alpha")
+def dirichlet_kl_bwd(r, alpha, beta, K, cw, galpha, gbeta):
+    """cw[r] times the KL's gradients: d/dalpha_k = (alpha_k - beta_k) psi'(alpha_k) - (A - B)
+    psi'(A); d/dbeta_k = psi(beta_k) - psi(B) - psi(alpha_k) + psi(A) (each skippable)."""
+    w = cw[r]
+    for c0 in range(0, alpha.shape[1], K):
+        A = 0.0
+        B = 0.0
+        for k in range(K):
+            A += np.float64(alpha[r, c0 + k])
+            B += np.float64(beta[r, c0 + k])
+        tA, dA, dB = _trigamma(A), digamma(A), digamma(B)
+        for k in range(K):
+            a, b = np.float64(alpha[r, c0 + k]), np.float64(beta[r, c0 + k])
+            if galpha.shape[0] != 0:
+                galpha[r, c0 + k] += w * like(galpha, (a - b) * _trigamma(a) - (A - B) * tA)
+            if gbeta.shape[0] != 0:
+                gbeta[r, c0 + k] += w * like(gbeta, digamma(b) - dB - digamma(a) + dA)

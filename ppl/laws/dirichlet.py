@@ -8,7 +8,8 @@ LAWS = (
         "Dirichlet", ("concentration",), reparameterized=("concentration",), implicit=True, noise="uniform",
         grouped=True, positive=("concentration",),
         kernels=dict(sample="dirichlet_sample", sample_bwd="dirichlet_sample_bwd", log_prob="dirichlet_log_prob",
-                     log_prob_bwd="dirichlet_log_prob_bwd"),
+                     log_prob_bwd="dirichlet_log_prob_bwd",
+                     kl="dirichlet_kl", kl_bwd="dirichlet_kl_bwd"),
         kind="dirichlet", constructor="Dirichlet", support="simplex",
         doc="Groups of Dirichlet units: concentrations of width G * classes (> 0: use softplus or exp), each "
             "group of `classes` columns a point of the simplex (components > 0 summing to 1), mean "
