@@ -31,8 +31,9 @@ from ppl.estimators import REGISTRY
 from ppl.models import get
 
 GOLDEN = Path(__file__).parent / "golden" / "steps.json.gz"
-# ppl's own estimators (a user's, registered by another test module of the same process, are not cases)
-BUILT_IN = sorted(name for name, est in REGISTRY.items() if not isinstance(est, ppl.Estimator))
+# ppl's own estimators, those on the public protocol too (mvd, arms); a user's, registered by
+# another test module of the same process, is not a case
+BUILT_IN = sorted(name for name, est in REGISTRY.items() if type(est).__module__.startswith("ppl.estimators."))
 
 # (case name, model module, build options, compile options shared by the case's estimators)
 MODELS = [
@@ -54,6 +55,9 @@ MODELS = [
     ("laplace", "laplace", {}, {"dtype": np.float64}),
     ("mixed_laws", "mixed_laws", {}, {"samples": 2}),
     ("blackbox", "blackbox", {}, {}),
+    ("new_laws", "new_laws", {}, {"dtype": np.float64}),
+    ("plates", "plates", {}, {"dtype": np.float64}),
+    ("poisson_factor", "poisson_factor", {"words": 6, "factors": 2, "hidden": 4}, {}),
 ]
 CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score")]
 # (case, model, overrides) where the nodes of one graph take different estimators
@@ -65,6 +69,9 @@ MIXED = [
     ("mixed_laws", {"b": "disarm", "z": "lax", "k": "score", "c": "rebar"}),
     ("mixed_laws", {"b": "reinmax", "z": "score", "k": "score", "c": "gumbel_rao"}),
     ("mixed_laws", {"b": "double_cv", "z": "pathwise", "k": "score", "c": "cat_disarm"}),
+    ("mixed_laws", {"b": "mvd", "z": "mvd", "k": "mvd", "c": "mvd"}),
+    ("sbn2_nl", {"h1": "arms", "h2": ("arms", {"n": 2})}), ("sbn2_nl", {"h1": "disarm", "h2": "mvd"}),
+    ("new_laws", {"g": "score", "b": "pathwise", "d": "score"}),
 ]
 
 
@@ -109,6 +116,22 @@ def _graph(name):
             m.cost("sq", ppl.total(0.1 * (k * k) + z * z))
             m.cost("nll", ppl.bernoulli_nll(Affine(ppl.concat([c, b[:, :2]]), 4, name="dec"), x))
             m.cost("lp", ppl.log_prob(c))
+        elif name == "new_laws":   # Gamma, Beta, Dirichlet nodes, priors (an analytic KL) and likelihoods
+            g = ppl.Gamma("g", ppl.softplus(Affine(x, 2, name="ga")) + 0.5, 2.0)
+            m.latent(g, ppl.dist.Gamma(1.5, 1.0), kl="analytic")
+            b = ppl.Beta("b", ppl.softplus(Affine(x, 2, name="ba")) + 0.5, ppl.exp(Affine(x, 2, name="bb")))
+            m.latent(b, ppl.dist.Beta(2.0, 2.0))
+            d = ppl.Dirichlet("d", ppl.softplus(Affine(x, 4, name="da")) + 0.5, classes=2)
+            m.latent(d, ppl.dist.Dirichlet(1.0, classes=2))
+            h = ppl.concat([ppl.log(g + 1.0), b, d])
+            m.observe("x", ppl.dist.Poisson(ppl.softplus(Affine(h, 4, name="dec"))), x)
+        elif name == "plates":   # a global Normal and a global Bernoulli over a plate of rows
+            w = Normal("w", ppl.param("wl", 4), ppl.softplus(ppl.param("ws", 4)))
+            m.latent(w, ppl.dist.Normal(0.0, 1.0))
+            s = Bernoulli("s", logits=ppl.param("sl", 1))
+            m.latent(s, ppl.dist.Bernoulli(logits=0.0))
+            with m.plate("data", size=100):
+                m.observe("y", ppl.dist.Laplace(ppl.rowsum(x * w) + s, 1.0), ppl.rowsum(x))
         elif name == "blackbox":
             h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
             u = ppl.layer(njit(_double), [Affine(h, 3, name="mid")], 3, vjp=njit(_double_vjp))
@@ -116,7 +139,7 @@ def _graph(name):
     return m
 
 
-GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {})]
+GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("new_laws", {}), ("plates", {})]
 
 
 def _model(mod, opts):
