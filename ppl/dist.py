@@ -10,13 +10,12 @@ draws a node from it (the entry's kind) and nothing else: one class for every la
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import distributions as D
-from .nodes import Node, _const, _head, _size, _stochastic, broadcast
+from .nodes import Node, _const, _head, _size, _stochastic, broadcast, law_arguments, law_signature
 from .errors import ModelError
 
 
@@ -104,33 +103,9 @@ def _law_spec(law: D.Distribution):
     owner = f"ppl.dist.{law.constructor}"
 
     def make(*args, **kw) -> Dist:
-        kind = law.kind
-        for key, choices in law.variants.items():
-            value = kw.pop(key, next(iter(choices)))
-            if not isinstance(value, str) or value not in choices:
-                raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
-            kind = choices[value]
-        entry = D.DISTRIBUTIONS[kind]
-        classes = kw.pop("classes", None) if entry.grouped else None
-        if len(args) > len(entry.params):
-            raise ModelError(f"{owner}: takes the parameters {', '.join(entry.params)}, got {len(args)} values")
-        params = dict(zip(entry.params, args))
-        for p in entry.params:
-            if p in kw:
-                if p in params:
-                    raise ModelError(f"{owner}: {p} is given twice")
-                params[p] = kw.pop(p)
-        if kw:
-            raise ModelError(f"{owner}: unknown argument(s) {', '.join(sorted(kw))}; it takes "
-                             f"{', '.join(entry.params)}{', classes' if entry.grouped else ''}"
-                             f"{''.join(', ' + k for k in law.variants)}")
-        missing = [p for p in entry.params if p not in params]
-        if missing:
-            raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
-        d = _spec(kind, owner, **params)
+        entry, params, classes = law_arguments(law, owner, args, kw)
+        d = _spec(entry.kind, owner, **params)
         if entry.grouped:
-            if classes is None:
-                raise ModelError(f"{owner}: classes (the number of categories per group) is required")
             d.K = _size(classes, f"{owner}: classes", lo=2)
             first = d.args[0]
             if isinstance(first, Node) and first.width % d.K:
@@ -138,11 +113,7 @@ def _law_spec(law: D.Distribution):
                                  f"of classes={d.K}; use Affine(..., groups * classes)")
         return d
 
-    params = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in law.params]
-    if law.grouped:
-        params.append(inspect.Parameter("classes", inspect.Parameter.KEYWORD_ONLY))
-    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
-    make.__signature__ = inspect.Signature(params)
+    make.__signature__ = law_signature(law)
     make.__name__ = make.__qualname__ = law.constructor
     make.__doc__ = f"{law.doc} As a spec: a prior (m.latent) or a likelihood (m.observe)."
     return make

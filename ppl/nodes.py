@@ -363,6 +363,48 @@ def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node
     return _make(model, kind, name, nodes, width, **attrs)
 
 
+def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
+    """The arguments of a law's constructor (ppl.<Law> and ppl.dist.<Law>) checked: (the entry a
+    variant keyword chooses, {param: value}, classes or None). Errors name `owner`."""
+    kw = dict(kw)
+    kind = law.kind
+    for key, choices in law.variants.items():
+        value = kw.pop(key, next(iter(choices)))
+        if not isinstance(value, str) or value not in choices:
+            raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+        kind = choices[value]
+    entry = D.DISTRIBUTIONS[kind]
+    classes = kw.pop("classes", None) if entry.grouped else None
+    if len(args) > len(entry.params):
+        raise ModelError(f"{owner}: takes the parameters {', '.join(entry.params)}, got {len(args)} values")
+    params = dict(zip(entry.params, args))
+    for p in entry.params:
+        if p in kw:
+            if p in params:
+                raise ModelError(f"{owner}: {p} is given twice")
+            params[p] = kw.pop(p)
+    if kw:
+        raise ModelError(f"{owner}: unknown argument(s) {', '.join(sorted(kw))}; it takes "
+                         f"{', '.join(entry.params)}{', classes' if entry.grouped else ''}"
+                         f"{''.join(', ' + k for k in law.variants)}")
+    missing = [p for p in entry.params if p not in params]
+    if missing:
+        raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
+    if entry.grouped and classes is None:
+        raise ModelError(f"{owner}: classes (the number of categories per group) is required")
+    return entry, params, classes
+
+
+def law_signature(law: D.Distribution, lead=()) -> inspect.Signature:
+    """The signature a law's constructors show: `lead` names, its params, classes, variants."""
+    P = inspect.Parameter
+    params = [P(p, P.POSITIONAL_OR_KEYWORD) for p in (*lead, *law.params)]
+    if law.grouped:
+        params.append(P("classes", P.KEYWORD_ONLY))
+    params += [P(k, P.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
+    return inspect.Signature(params)
+
+
 def _law_node(law: D.Distribution):
     """The DSL constructor of a law: ppl.<Law>(name, *params, [classes=K], [variant keywords]).
     A number for a parameter is a constant of the width of the node parameters (which must
@@ -371,30 +413,7 @@ def _law_node(law: D.Distribution):
 
     def make(name: str, *args, **kw) -> Node:
         owner = f"{title} '{name}'"
-        opts = {}
-        for key, choices in law.variants.items():
-            value = kw.pop(key, next(iter(choices)))
-            if not isinstance(value, str) or value not in choices:
-                raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
-            opts[key] = choices[value]
-        kind = next(iter(opts.values()), law.kind)
-        entry = D.DISTRIBUTIONS[kind]
-        classes = kw.pop("classes", None) if entry.grouped else None
-        if len(args) > len(entry.params):
-            raise ModelError(f"{owner}: takes the parameters {', '.join(entry.params)}, got {len(args)} values")
-        params = dict(zip(entry.params, args))
-        for p in entry.params:
-            if p in kw:
-                if p in params:
-                    raise ModelError(f"{owner}: {p} is given twice")
-                params[p] = kw.pop(p)
-        if kw:
-            raise ModelError(f"{owner}: unknown argument(s) {', '.join(sorted(kw))}; it takes "
-                             f"{', '.join(entry.params)}{', classes' if entry.grouped else ''}"
-                             f"{''.join(', ' + k for k in law.variants)}")
-        missing = [p for p in entry.params if p not in params]
-        if missing:
-            raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
+        entry, params, classes = law_arguments(law, owner, args, kw)
         values = _constants(owner, positive=entry.positive, **dict(zip(params, _widest(*params.values()))))
         for p, v in zip(entry.params, values):
             _check_node(v, p, owner)
@@ -406,21 +425,14 @@ def _law_node(law: D.Distribution):
                                  f"'{v.name}' has width {v.width}; they must agree")
         attrs = {}
         if entry.grouped:
-            if classes is None:
-                raise ModelError(f"{owner}: classes (the number of categories per group) is required")
             k = _size(classes, f"{owner}: classes", lo=2)
             if first.width % k:
                 raise ModelError(f"{owner}: {entry.params[0]} width {first.width} is not a multiple of "
                                  f"classes={classes} (>= 2); use Affine(..., groups * classes)")
             attrs["K"] = k
-        return _stochastic(kind, name, nodes, first.width, **attrs)
+        return _stochastic(entry.kind, name, nodes, first.width, **attrs)
 
-    params = [inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    params += [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in law.params]
-    if law.grouped:
-        params.append(inspect.Parameter("classes", inspect.Parameter.KEYWORD_ONLY))
-    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
-    make.__signature__ = inspect.Signature(params)
+    make.__signature__ = law_signature(law, lead=("name",))
     make.__name__ = make.__qualname__ = title
     make.__doc__ = law.doc
     return make
