@@ -147,14 +147,19 @@ def unary(kind, f, df, doc, domain="real"):
                                    f"{kind}_bwd": lambda g: (x(g), g.x(R, D), g.x(R, D), g.x(R, D))})
 
 
+def parity(module) -> dict:
+    """A family's parity cases: its `PARITY`, and an op's (`OP`, from `unary`)."""
+    op = getattr(module, "OP", None)
+    return {**getattr(module, "PARITY", {}), **(op.parity if op is not None else {})}
+
+
 def exported(module) -> dict:
     """What `cpu.py` binds of a family module: its declared kernels, and an op's kernels and
     scalar functions (`OP`, from `unary`)."""
     out = declared(module)
     op = getattr(module, "OP", None)
-    if op is not None:
-        out.update({f"{op.kind}_fwd": op.fwd, f"{op.kind}_bwd": op.bwd, f"{op.kind}_value": op.f,
-                    f"{op.kind}_grad": op.df})
+    if op is not None:   # its kernels are declared(); its scalar functions, for the row-fused lowering
+        out.update({f"{op.kind}_value": op.f, f"{op.kind}_grad": op.df})
     return out
 
 

@@ -274,11 +274,10 @@ def declare():
     """Declare every maker of CASES in the registry, on the kernel of that name (imports the CUDA
     modules, which register the kernels)."""
     from . import families, gpu, gpu_antithetic, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
+    from .declare import parity as family_parity
     cases = dict(CASES)
     for family in families.modules():   # a family declared once declares its cases with it
-        cases.update(getattr(family, "PARITY", {}))
-        if getattr(family, "OP", None) is not None:   # an op declared by declare.unary
-            cases.update(family.OP.parity)
+        cases.update(family_parity(family))
     for name, maker in cases.items():
         for k in registry.kernels():
             if k.name == name and "cpu" in k.impls:

@@ -42,7 +42,7 @@ from ppl.kernels import (cpu, cpu_antithetic, cpu_cat_antithetic, cpu_costs, cpu
 from ppl.kernels import (gpu, gpu_antithetic, gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists,
                          gpu_lax, gpu_noise, gpu_optim, gpu_rows, gpu_unordered_set)
 from ppl.kernels import families, parity_cases, registry
-from ppl.kernels.declare import declared
+from ppl.kernels.declare import declared, parity as family_parity
 from ppl.kernels.cpu_relax import relax_size
 from ppl.kernels.parity_cases import D, Gen, I, K, R, G  # noqa: F401
 
@@ -167,7 +167,7 @@ def test_families_declared_once_have_both_targets_and_cases():
         short = fam.__name__.rsplit(".", 1)[1]
         kernels = declared(fam)
         assert kernels, fam.__name__
-        cases = {**getattr(fam, "PARITY", {}), **(fam.OP.parity if getattr(fam, "OP", None) else {})}
+        cases = family_parity(fam)
         for name, k in kernels.items():
             assert name in cases, f"{fam.__name__}.{name} has no parity case"
             assert getattr(cpu, name) is k
