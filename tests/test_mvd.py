@@ -20,19 +20,7 @@ import stats
 from ppl import Affine, Bernoulli, Model
 from ppl.estimators import REGISTRY
 
-X = np.array([[1., 0., 1.], [0., 1., 1.]])
-DATA = {"x": X}
-
-
-def build(name):
-    with Model(name) as m:
-        x = m.input("x", 3)
-        h1 = Bernoulli("h1", logits=Affine(x, 2, name="a1"))
-        h2 = Bernoulli("h2", logits=Affine(h1, 2, name="a2"))
-        m.cost("lp1", ppl.log_prob(h1))
-        m.cost("lp2", ppl.log_prob(h2))
-        m.cost("nll", ppl.bernoulli_nll(Affine(h2, 3, name="dec"), target=x))
-    return m
+from small_models import DATA, X, two_layer_sbn as build  # noqa: E402
 
 
 def build_normal(name):

@@ -22,7 +22,7 @@ import exact
 import ppl
 import stats
 from ppl.estimators import REGISTRY
-from ppl import Affine, Bernoulli, Model
+from ppl import Affine, Model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "user_estimator.py"
 
@@ -47,19 +47,7 @@ def registry():
 @pytest.fixture
 def EX():
     return _example()
-X = np.array([[1., 0., 1.], [0., 1., 1.]])
-DATA = {"x": X}
-
-
-def build(name):
-    with Model(name) as m:
-        x = m.input("x", 3)
-        h1 = Bernoulli("h1", logits=Affine(x, 2, name="a1"))
-        h2 = Bernoulli("h2", logits=Affine(h1, 2, name="a2"))
-        m.cost("lp1", ppl.log_prob(h1))
-        m.cost("lp2", ppl.log_prob(h2))
-        m.cost("nll", ppl.bernoulli_nll(Affine(h2, 3, name="dec"), target=x))
-    return m
+from small_models import DATA, two_layer_sbn as build  # noqa: E402
 
 
 def _oracle():
