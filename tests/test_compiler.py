@@ -369,13 +369,23 @@ def test_estimators_use_only_their_documented_context():
 
 
 def test_no_grad_is_a_marker_not_a_string():
-    """NO_GRAD is one object compared with `is` (not a str); only a written line spells it, as the
-    step's empty 2D buffer, which every kernel skips."""
+    """NO_GRAD is one object compared with `is` (not a str); a statement holds it as its name and
+    only the printer writes the step's empty 2D buffer in its place, which every kernel skips."""
     import copy
     import pickle
-    assert not isinstance(ppl.NO_GRAD, str) and repr(ppl.NO_GRAD) == "NO_GRAD"
-    assert ppl.NO_GRAD != "empty2" and f"f({ppl.NO_GRAD})" == "f(empty2)"
+    from ppl.lowering import ir
+    from ppl.estimators import NO_GRAD_1D
+    assert not isinstance(ppl.NO_GRAD, str) and repr(ppl.NO_GRAD) == "NO_GRAD" and ppl.NO_GRAD != "empty2"
     assert copy.deepcopy(ppl.NO_GRAD) is ppl.NO_GRAD and pickle.loads(pickle.dumps(ppl.NO_GRAD)) is ppl.NO_GRAD
+    st = ir.Stmt(f"core.f(g_x, {ppl.NO_GRAD}, {NO_GRAD_1D})")
+    assert "NO_GRAD" in [n for n, _, _ in st.names]
+    assert ir.inline(st, ir.SPELLING) == "core.f(g_x, empty2, empty1)"
+    with Model("no_grad") as m:   # the printed step names the empty buffer, never the marker
+        x = m.input("x", 2)
+        z = Bernoulli("z", logits=Affine(x, 2, name="enc"))
+        m.cost("f", ppl.bernoulli_nll(Affine(z, 2, name="dec"), target=x))
+    src = m.compile(estimators={"z": "score"}).source
+    assert "empty2" in src and "NO_GRAD" not in src
 
 
 def test_the_compiler_is_its_named_passes():

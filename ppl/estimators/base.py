@@ -18,30 +18,31 @@ from typing import Protocol
 
 class NoGrad:
     """The marker of a gradient nobody needs: an estimator or a lowering rule gets it in place of
-    a cotangent buffer and compares it with `is`. It is no string: only when a line of the step
-    is written does it spell the step's empty buffer (2D: `empty2`, 1D: `empty1`), which every
-    kernel skips. One instance per rank (NO_GRAD, NO_GRAD_1D)."""
+    a cotangent buffer and compares it with `is`. It is no string: a line of the step's code
+    holds it as its name (`NO_GRAD`), and only the printer writes there the step's empty buffer
+    it stands for (`buffer`: 2D `empty2`, 1D `empty1`), which every kernel skips (lowering/ir.py,
+    SPELLING). One instance per rank (NO_GRAD, NO_GRAD_1D)."""
 
-    __slots__ = ("_name", "_repr")
+    __slots__ = ("name", "buffer")
 
-    def __init__(self, name: str, rep: str):
-        self._name, self._repr = name, rep
+    def __init__(self, name: str, buffer: str):
+        self.name, self.buffer = name, buffer
 
     def __str__(self):
-        return self._name
+        return self.name
 
     def __format__(self, spec):
-        return format(self._name, spec)
+        return format(self.name, spec)
 
     def __repr__(self):
-        return self._repr
+        return self.name
 
     def __reduce__(self):   # a copy is the same marker
-        return self._repr
+        return self.name
 
 
-NO_GRAD = NoGrad("empty2", "NO_GRAD")           # no cotangent of a 2D buffer (a node's values, its parameters)
-NO_GRAD_1D = NoGrad("empty1", "NO_GRAD_1D")     # no gradient of a 1D output (a temperature's, per row)
+NO_GRAD = NoGrad("NO_GRAD", "empty2")           # no cotangent of a 2D buffer (a node's values, its parameters)
+NO_GRAD_1D = NoGrad("NO_GRAD_1D", "empty1")     # no gradient of a 1D output (a temperature's, per row)
 
 
 class RowContext(Protocol):
@@ -127,7 +128,7 @@ class Estimator:
     about = ""                 # one line: what it computes (`ppl list`)
     cite = ""                  # the paper(s) it implements (authors, year, venue), shown by `ppl list`
     objectives = ("elbo",)     # the objectives whose gradient it estimates (compile's objective)
-    # the name prefixes of the parameters it declares (lw.param: learned baselines, control
+    # the name prefixes of the parameters it declares (ctx.parameter: learned baselines, control
     # variates, eta and temperature): trained with the model, not the model's (estimator_params)
     param_prefixes: tuple = ()
     rules: tuple = ()          # Rule entries: when a policy picks it by default (selection.RULES)

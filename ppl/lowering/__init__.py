@@ -15,7 +15,7 @@ layer is stored on one row per class of a data row's rows that hold equal values
 `Lowering` (core.py) is composed of one part per job, each a module here:
 
     layout.py    Layout (what a Program allocates), names, the row-layout arithmetic
-    context.py   what estimators call: emitting, buffers, parameters, state, noise, signals
+    context.py   what the estimator context calls: emitting, buffers, parameters, state, noise, signals
     views.py     a node's values and cotangents on the rows a reader reads them on
     rows.py      pass "plan rows": configuration digits and each node's classes of equal rows
     grads.py     pass "requires grad": which values need a cotangent

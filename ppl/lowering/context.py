@@ -1,6 +1,6 @@
-"""What an estimator calls while its node is lowered: emitting lines and kernel calls,
-allocating buffers, parameters, state and noise, and the learning signals (estimators/base.py's
-Context declares these members)."""
+"""What an estimator's context (estimators.custom.EstimatorContext) calls while a node is
+lowered: emitting lines and kernel calls, allocating buffers, parameters, state and noise, and
+the learning signals."""
 from __future__ import annotations
 
 import importlib
@@ -18,7 +18,7 @@ from .layout import _ident
 
 
 class ContextHelpers:
-    # ----- helpers estimators use (the context they see: estimators/base.py lists it)
+    # ----- helpers of the estimator context (estimators/custom.py) and the lowering rules
     def record_noise(self, node: Node, noise, kind: str | None = None):
         """Record the base noise a node's draw used (a buffer, or a tuple of buffers) and its
         kind, for the node's own backward and for estimators above it (REBAR relaxes it)."""

@@ -25,7 +25,7 @@ from .walk import Walk
 
 
 class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
-    """Emits the fused step. Estimators call the helper methods of its parts."""
+    """Emits the fused step. Estimators call the helper methods of its parts through their contexts."""
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
     merge_rows = True   # compute layers once per class of equal rows (_data_rows)
@@ -58,9 +58,9 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self._names: dict = {}
         self._Lcache: dict = {}
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
-        self.buf2(str(NO_GRAD), 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D spell
-        self.head.append(Bind(str(NO_GRAD_1D), "ws1", 0))
-        self.L.ws1.append((str(NO_GRAD_1D), 0))
+        self.buf2(NO_GRAD.buffer, 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D are written as
+        self.head.append(Bind(NO_GRAD_1D.buffer, "ws1", 0))
+        self.L.ws1.append((NO_GRAD_1D.buffer, 0))
         self.rw = self.buf1("rw_")
         self.L.rw_index = len(self.L.ws1) - 1
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
