@@ -108,8 +108,8 @@ class Estimator:
     unbiased = True
     bias = ""                  # a biased estimator: where its bias comes from (explain() prints it)
     passes_value_grad = False  # True when the cotangent of the node's value reaches its parameters
-    # True when the estimator's backward ends in the node's own log-probability VJP with per-row
-    # weights: a log_prob(node) cost then adds its weights there instead of a second VJP call
+    # True when the estimate ends in the node's own log-probability VJP with per-row weights
+    # (ctx.log_prob_vjp): a log_prob(node) cost then adds its weights there, not a second VJP call
     fuses_log_prob = False
     hard_forward = True        # the forward value is a hard (discrete) sample
     # True when a log_prob(node) cost's gradient must not reach the node's distribution
@@ -120,7 +120,7 @@ class Estimator:
     # stochastic nodes below it (forward_below / backward_below)
     evaluates_below = False
     # Whether readers may merge the node's rows that hold equal values (Lowering._data_rows):
-    # True when its backward reads the value's cotangent, if at all, as a sum over rows of the
+    # True when its estimate reads the value's cotangent, if at all, as a sum over rows of the
     # same linear map on rows whose values are equal (the cotangent of a merged row then reaches
     # the parameters whole from any one of them). None: True when it reads no value cotangent.
     shares_rows = None

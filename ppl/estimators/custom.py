@@ -54,6 +54,9 @@ class EstimatorContext:
     noise(), drawn_noise(), buffer()                     base noise, workspaces
     parameter(), state()                                 learnable parameters, running state
     call(), law_call(), emit(), sample(), log_prob_vjp() emitting
+
+    `lowering`, the lowering itself, is no part of this contract: the few built-ins that reshape
+    the rows below their node or read the graph around it use it (tests/test_compiler.py lists them).
     """
 
     def __init__(self, estimator, lowering, node, options):
