@@ -27,7 +27,6 @@ class _Antithetic(Estimator):
             return
         L, rw = ctx.downstream_cost(), ctx.row_weights
         stride = ctx.digit[0]
-        (a,) = ctx.params()
         digits = ctx.enumerated_below()
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
@@ -37,11 +36,13 @@ class _Antithetic(Estimator):
                 ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {strides}, {sizes}, "
                          f"{ga})")
             else:
+                (a,) = ctx.params()
                 ctx.emit(f"antithetic.disarm_grad_marginal({a}, {ctx.value()}, {L}, {rw}, {stride}, {strides}, "
                          f"{sizes}, {ga})")
         elif self.name == "arm":
             ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {rw}, {stride}, {ga})")
         else:
+            (a,) = ctx.params()
             ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {rw}, {stride}, {ga})")
 
     # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)

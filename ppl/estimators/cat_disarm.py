@@ -37,7 +37,8 @@ class CatDisARM(Estimator):
         if ga is NO_GRAD:
             return
         (a,) = ctx.params()
-        args = [a, ctx.value(), ctx.downstream_cost(), ctx.row_weights, str(ctx.digit[0])]
+        L = ctx.downstream_cost()
+        args = [a, ctx.value(), L, ctx.row_weights, str(ctx.digit[0])]
         digits = ctx.enumerated_below()
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the

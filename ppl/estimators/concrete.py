@@ -23,15 +23,17 @@ class _Relaxed(Estimator):
 
     def draw(self, ctx):
         noise = ctx.noise(ctx.law.noise)
-        ctx.law_call("relaxed_sample", [*ctx.params(), noise, self.temperature(ctx)], [ctx.value()])
+        tau = self.temperature(ctx)
+        ctx.law_call("relaxed_sample", [*ctx.params(), noise, tau], [ctx.value()])
 
     def estimate(self, ctx):
         gv = ctx.cotangent()
         if gv is NO_GRAD:
             return
+        tau = self.temperature(ctx)
         (a,) = ctx.params()
         (ga,) = ctx.param_grads()
-        ctx.law_call("relaxed_bwd", [a, ctx.drawn_noise(), self.temperature(ctx)], [ctx.value(), gv, ga, NO_GRAD_1D])
+        ctx.law_call("relaxed_bwd", [a, ctx.drawn_noise(), tau], [ctx.value(), gv, ga, NO_GRAD_1D])
 
     @staticmethod
     def temperature(ctx):

@@ -98,8 +98,11 @@ class EstimatorContext:
 
     def data_inputs(self) -> list:
         """(values, width) of each data input the node depends on: the features of a learned
-        baseline or control variate (they do not depend on the node's draw)."""
-        return [(self.lowering.v(x), x.width) for x in self.lowering.an.ancestors_inputs[self.node]]
+        baseline or control variate (they do not depend on the node's draw). `values()` returns
+        the input's buffer on every row; call it where the line using it is emitted (the first
+        read may emit a copy of the input onto the step's rows)."""
+        lw = self.lowering
+        return [(lambda x=x: lw.v(x), x.width) for x in lw.an.ancestors_inputs[self.node]]
 
     # ----- learning signals
     def downstream_cost(self) -> str:

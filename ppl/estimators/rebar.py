@@ -88,11 +88,11 @@ class Rebar(Estimator):
         eta, geta, lam, glam = params(ctx)
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
+        L = ctx.downstream_cost()
         kept = ("log_prob", node)   # sigma(a), if a log_prob(node) cost kept it on every row (the lowering's)
-        ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=ctx.downstream_cost(),
-                        rw=ctx.row_weights, g=ctx.cotangent(), **slot(ctx), configs=configs(opts),
-                        K=node.attrs.get("K"), eta=eta, loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam,
-                        train=bool(opts["train"]),
+        ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.row_weights,
+                        g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
+                        loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
                         sa=lambda: NO_GRAD if kept in lw.kept_rep else lw.kept.get(kept, NO_GRAD)))
 

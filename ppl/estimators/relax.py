@@ -24,7 +24,7 @@ def control_variate(ctx, prefix: str):
         feats = ctx.buffer("ctx", C)
         off = 0
         for x, w in inputs:
-            ctx.emit(f"relax.copy_cols({x}, {feats}, {off})")
+            ctx.emit(f"relax.copy_cols({x()}, {feats}, {off})")
             off += w
     else:
         feats = NO_GRAD
@@ -73,5 +73,6 @@ class Relax(Estimator):
         H, feats, phi, gphi = control_variate(ctx, "relax")
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
-        ctx.emit(render(ctx.law.kernels["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=ctx.downstream_cost(),
-                        rw=ctx.row_weights, ctx=feats, phi=phi, H=H, K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))
+        L = ctx.downstream_cost()
+        ctx.emit(render(ctx.law.kernels["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.row_weights,
+                        ctx=feats, phi=phi, H=H, K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))

@@ -98,13 +98,13 @@ class Score(Estimator):
         ctx.emit(f"rows.fill({b}, {w}[{width - 1}])")
         off = 0
         for x, xw in feats:
-            ctx.emit(f"rows.linear_baseline_fwd({x}, {w}, {off}, {b})")
+            ctx.emit(f"rows.linear_baseline_fwd({x()}, {w}, {off}, {b})")
             off += xw
         coef = ctx.buffer("bres")
         ctx.emit(f"rows.baseline_residual({ctx.row_weights}, {L}, {b}, {coef})")
         off = 0
         for x, xw in feats:
-            ctx.emit(f"rows.linear_baseline_bwd({x}, {coef}, {off}, {gw})")
+            ctx.emit(f"rows.linear_baseline_bwd({x()}, {coef}, {off}, {gw})")
             off += xw
         ctx.emit(f"rows.add_sum_to({coef}, {gw}, {width - 1})")
 
