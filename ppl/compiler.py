@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import compile_ahead
 from . import graph as G
 from . import scalar_lowering
 from .autotune import autotune
@@ -234,6 +235,8 @@ def compile_program(model: Graph, options: CompileOptions):
     else:
         mod = load_source(model.name, c.source, c.lw.globals)
         prog = Program(model, c.an, c.choices, c.lw.L, mod, c.source, options.dtype, options.samples)
+        if options.cache and not c.lw.globals:
+            compile_ahead.start(prog, cache_dir())   # a new step's kernels on a second core too
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.objective = options.objective
     return prog
