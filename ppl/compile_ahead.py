@@ -130,10 +130,9 @@ def _end_helpers():
 
 def main(path: str) -> None:
     """The helper: type the reversed step (compiling its kernels into the disk cache), then remove
-    its files."""
+    its files. (Importing this module imported ppl, which installed its cache locator and locks.)"""
     import importlib.util
     from pathlib import Path
-    import ppl  # noqa: F401  (installs ppl's cache locator and locks)
     p = Path(path)
     try:
         sig = pickle.loads(p.with_suffix(".sig").read_bytes())
