@@ -9,7 +9,7 @@ import os
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# the workers already fill both cores: no helper process per new step (ppl/compile_ahead.py;
+# the workers already fill both cores: no helper process per new step (ppl/compiler/ahead.py;
 # tests/test_compile_ahead.py sets it per test)
 os.environ.setdefault("PPL_COMPILE_JOBS", "1")
 # pytest-xdist workers share one ppl cache folder: kernels/_cache.py locks each function's Numba

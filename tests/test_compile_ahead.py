@@ -1,4 +1,4 @@
-"""A new step's kernels compiled by two processes (ppl/compile_ahead.py): the helper's reversed
+"""A new step's kernels compiled by two processes (ppl/compiler/ahead.py): the helper's reversed
 step calls the same kernels on the same buffers, the helper runs only where it applies, and a
 program compiled with it computes what one compiled alone computes."""
 import ast
@@ -10,8 +10,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ppl import compile_ahead
-from ppl.compiler import generate_source
+from ppl.compiler.pipeline import ahead as compile_ahead
+from ppl.compiler.pipeline import generate_source
 from ppl.models import gaussian_vae, sbn
 
 

@@ -6,8 +6,8 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model, ModelError, Normal
-from ppl import compiler as C
-from ppl import graph as G
+from ppl.compiler import pipeline as C
+from ppl.analysis import graph as G
 from ppl.lowering import named_source
 
 
@@ -313,7 +313,7 @@ def test_estimators_use_only_their_documented_context():
     import re
     from ppl.estimators import EstimatorContext, base
     from ppl.lowering import Lowering
-    from ppl.scalar_lowering import ScalarLowering
+    from ppl.lowering.rowfused import ScalarLowering
     with Model("ctx_arrays") as m:
         x = m.input("x", 2)
         z = Bernoulli("z", logits=Affine(x, 2, name="enc"))
@@ -322,8 +322,8 @@ def test_estimators_use_only_their_documented_context():
         x = m1.input("x", 1)
         z = Bernoulli("z", logits=Affine(x, 1, name="enc"))
         m1.cost("f", ppl.bernoulli_nll(Affine(z, 1, name="dec"), target=x))
-    from ppl import graph as G
-    from ppl.selection import select
+    from ppl.analysis import graph as G
+    from ppl.estimators.selection import select
     lowerings = {}
     for model, cls in ((m, Lowering), (m1, ScalarLowering)):
         an = G.analyse(model)

@@ -164,7 +164,7 @@ def test_example_runs_and_trains(tmp_path):
 
 def test_noise_buffers_are_separate_streams(EX):
     """Each ctx.noise() call is a buffer and a Philox stream of its own; a kind the fills lack is refused."""
-    from ppl.compiler import generate_source
+    from ppl.compiler.pipeline import generate_source
 
     class TwoNoises(EX.StochasticDerivative):
         name = "two_noises"
@@ -193,7 +193,7 @@ def test_a_users_score_function_renders_the_built_in_step():
     moving-average baseline, written on its signals (learning_signal, a state of two numbers,
     emit, log_prob_vjp taking the log_prob costs' weights), renders the very step the built-in
     `score` does, under the ELBO and the importance-weighted bound."""
-    from ppl.compiler import generate_source
+    from ppl.compiler.pipeline import generate_source
 
     @ppl.register_estimator
     class UserScore(ppl.Estimator):

@@ -7,7 +7,7 @@ it is unbiased, and emits how the node is drawn (`draw`) and what reaches the no
 declared through the context, so it lives in the program's parameter set.
 
 The row-fused lowering has a context of its own, `RowContext` below (`sl`:
-ppl.scalar_lowering.ScalarLowering). An estimator reads, calls and records through those
+ppl.lowering.rowfused.ScalarLowering). An estimator reads, calls and records through those
 members only (tests/test_compiler.py checks every `ctx.` / `sl.` use in ppl/estimators/).
 """
 from __future__ import annotations
@@ -177,7 +177,7 @@ class Estimator:
     def backward_below(self, ctx, above: list) -> None:
         """The backward of forward_below, emitted before the node's own estimate."""
 
-    # Row-fused scalar lowering (ppl/scalar_lowering.py) of a width-1 node: the same estimate
+    # Row-fused scalar lowering (ppl/lowering/rowfused.py) of a width-1 node: the same estimate
     # written as straight-line code for one row, for estimators whose backward reads that row only.
     # Why a second emitter (measured, BENCHMARKS.md "toy estimate"): on width-1 graphs the array
     # form's per-node kernel calls cost 343 ns (score) / 371 ns (DisARM) per estimate, the

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import graph as G
+from ..analysis import graph as G
 from ..errors import ModelError
 from .base import NO_GRAD, REGISTRY
 from .base import Estimator as _Base

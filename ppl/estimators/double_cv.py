@@ -34,7 +34,7 @@ backward and variance gradient evaluated D times per draw inside the estimator's
 RELAX's learned-surrogate machinery (kernels/cpu_relax.py) extended to D neighbours, with its
 training, a CUDA twin and tests of its own; that is the work left for 'rodeo'.
 """
-from .. import graph as G
+from ..analysis import graph as G
 from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
 
 

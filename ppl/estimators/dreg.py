@@ -15,7 +15,7 @@ feed z alone (not a closed-form KL, say), depend on no stochastic node, and no s
 may lie below z (`check`; the rule table then falls back to 'pathwise', an override is an error
 naming the reason).
 """
-from .. import graph as G
+from ..analysis import graph as G
 from .base import NO_GRAD, Rule, register
 from .pathwise import Pathwise
 

@@ -20,7 +20,7 @@ import numbers
 from ppl.errors import ModelError
 from ppl.kernels.cpu_unordered_set import MAX_SET, table_width
 
-from .. import graph as G
+from ..analysis import graph as G
 from .base import NO_GRAD, Estimator, register
 
 # estimators of a stochastic ancestor whose estimate holds with a set's weighted rows below it

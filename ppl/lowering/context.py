@@ -11,7 +11,7 @@ from ..distributions import DISTRIBUTIONS
 from ..estimators.base import NO_GRAD
 from ..estimators.custom import Kernel
 from ..errors import ModelError
-from ..nodes import Node
+from ..language.nodes import Node
 from ..targets import CPU_MODULES
 from .ir import Bind, Stmt
 from .layout import _ident

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import graph as G
+from ..analysis import graph as G
 from ..errors import ModelError
-from ..nodes import Graph, Node
+from ..language.nodes import Graph, Node
 from ..estimators import NO_GRAD, NO_GRAD_1D, REGISTRY, EstimatorContext
 from .context import ContextHelpers
 from .grads import GradientNeeds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..estimators.base import NO_GRAD
-from ..nodes import Node
+from ..language.nodes import Node
 from .layout import _ident, _ndist, _rowmap
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from .ir import Bind
 from ..errors import ModelError
-from ..nodes import Node
+from ..language.nodes import Node
 from ..estimators import NO_GRAD
-from ..lowering_rules import ARRAY_RULES
+from .rules import ARRAY_RULES
 from ..ops import OPS, render
 from .layout import _ndist, _rowmap
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .estimators import NO_GRAD, REGISTRY
+from ..estimators import NO_GRAD, REGISTRY
 
 
 # The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule

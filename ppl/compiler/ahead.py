@@ -99,7 +99,7 @@ def signature(prog) -> tuple:
 
 def start(prog, folder) -> subprocess.Popen | None:
     """Launch the helper for prog's step when it applies (see the module's docstring)."""
-    from .kernels import numba_compat
+    from ..kernels import numba_compat
     if prog.target != "cpu" or "_nrt=False" not in prog.source or jobs() < 2:
         return None
     sig = signature(prog)
@@ -113,7 +113,7 @@ def start(prog, folder) -> subprocess.Popen | None:
     path.write_text(src)
     (folder / f"{name}.sig").write_bytes(pickle.dumps(sig))
     env = {**os.environ, ENV: "1"}
-    code = f"from ppl.compile_ahead import main; main({str(path)!r})"
+    code = f"from ppl.compiler.pipeline.ahead import main; main({str(path)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not _helpers:
