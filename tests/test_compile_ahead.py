@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ppl.compiler.pipeline import ahead as compile_ahead
+from ppl.compiler import ahead as compile_ahead
 from ppl.compiler.pipeline import generate_source
 from ppl.models import gaussian_vae, sbn
 
@@ -54,7 +54,7 @@ def test_jobs_setting(monkeypatch):
 
 SCRIPT = """
 import numpy as np, subprocess, ppl
-from ppl import compile_ahead
+from ppl.compiler import ahead as compile_ahead
 from ppl.models import sbn
 prog = sbn.build().compile()
 helpers = list(compile_ahead._helpers)
