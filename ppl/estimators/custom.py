@@ -58,6 +58,7 @@ class EstimatorContext:
     noise(kind, width), buffer(tag, width)             new buffers
     parameter(tag, shape, init), state(tag, init)      learnable parameters, running state
     call(kernel, *args), sample()                      emitting
+    draws()                                            (K, S): where a data row's draws lie
     """
 
     def __init__(self, estimator, lowering, node, options):
@@ -137,6 +138,12 @@ class EstimatorContext:
     def sample(self) -> str:
         """Emit the law's ordinary draw into value(); returns the noise buffer it used."""
         return sample_hard(self._lw, self.node)
+
+    def draws(self) -> tuple:
+        """(K, S): row r of the step is data row r // (K S), draw (r // S) % K of it, configuration
+        r % S (every estimator's configuration digits together; `digit` is this node's): the K
+        draws of a data row, in one configuration, are S rows apart (what a leave-one-out reads)."""
+        return self.samples, self._lw.S
 
 
 class Estimator(_Base):
