@@ -71,7 +71,8 @@ def test_rodeo_alone_is_unbiased(cv):
 
 
 CASES = [("rodeo", "rodeo", 3, "random"), ("rodeo", "rodeo", 2, "trained"), ("rodeo", "score", 3, "random"),
-         ("rodeo", "enumerate", 3, "random"), ("rodeo", "disarm", 2, "random"), ("rodeo", ("arms", {"n": 3}), 3, "random"),
+         ("rodeo", "enumerate", 3, "random"), ("rodeo", "disarm", 2, "random"),
+         ("rodeo", ("arms", {"n": 3}), 3, "random"),
          ("disarm", "rodeo", 2, "random"), (("arms", {"n": 3}), "rodeo", 2, "random")]
 
 
@@ -90,15 +91,15 @@ def test_rodeo_stacked_is_unbiased(h1, h2, K, cv):
 
 
 @njit(cache=False)
-def _negate(a, out):
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[r, j] = -a[r, j]
+def _complement(p, out):
+    for r in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            out[r, j] = 1.0 - p[r, j]
 
 
 def test_a_wrong_stein_coefficient_is_caught():
     """The test of the test: the Stein terms built with the flip weight q(b_i) instead of
-    q(1 - b_i) (the kernel given -a: p and 1 - p swapped) have a nonzero mean; rejected."""
+    q(1 - b_i) (the kernel given 1 - p for p) have a nonzero mean; rejected."""
     RODEO = type(REGISTRY["rodeo"])
 
     class Wrong(RODEO):
@@ -112,16 +113,15 @@ def test_a_wrong_stein_coefficient_is_caught():
             phi, gphi = ctx.parameter("cv", (rodeo_size(D, H),), init(D, H))
             below = ("(1,)", "(1,)")
             (a,) = ctx.params()
-            na = ctx.buffer("neg", D)
-            ctx.call(_negate, a, na)
             b, rw = ctx.value(), ctx.row_weights
             F, W, S0 = ctx.buffer("F"), ctx.buffer("W"), ctx.buffer("S0")
-            V, Vv = ctx.buffer("V", D), ctx.buffer("Vv", D)
-            Pre, Gp = ctx.buffer("Pre", H), ctx.buffer("Gp", rodeo_size(D, H))
-            ctx.call(rodeo_signal, b, ctx.downstream_cost(), rw, *below, F, W)
-            ctx.call(rodeo_cv, na, b, F, K, S, *below, phi, H, Pre, S0, V)
-            ctx.call(rodeo_grad, a, b, F, S0, V, rw, K, S, *below, g)
-            ctx.call(rodeo_train, a, b, F, W, S0, V, Pre, K, S, *below, phi, H, Vv, Gp)
+            Pm, Q, V, Vv = ctx.buffer("P", D), ctx.buffer("Q", D), ctx.buffer("V", D), ctx.buffer("Vv", D)
+            Th, Gp = ctx.buffer("Th", H * (D + 1)), ctx.buffer("Gp", rodeo_size(D, H))
+            ctx.call(rodeo_signal, a, b, ctx.downstream_cost(), rw, *below, F, W, Pm)
+            ctx.call(_complement, Pm, Q)
+            ctx.call(rodeo_cv, a, b, Q, F, K, S, *below, phi, H, Th, S0, V)
+            ctx.call(rodeo_grad, b, Pm, F, S0, V, rw, K, S, *below, g)
+            ctx.call(rodeo_train, a, b, Pm, F, W, S0, V, Th, K, S, *below, phi, H, Vv, Gp)
             ctx.call(rodeo_collect, Gp, gphi)
 
     before = dict(REGISTRY)
@@ -190,10 +190,10 @@ def test_rodeo_refuses_bad_use():
                                              r"samples >= 2 .*compile\(\.\.\., samples=K\)"):
         one_layer("rodeo_k1").compile(estimators={"h": "rodeo"})
     for bad in (0, 65, 2.5, True):
-        with pytest.raises(ppl.ModelError, match=r"Bernoulli 'h': rodeo option hidden .* must be an integer from "
-                                                 r"1 to 64, got"):
+        with pytest.raises(ppl.ModelError, match=r"Bernoulli 'h': rodeo option hidden .*must be .*got"):
             one_layer("rodeo_bad_h").compile(estimators={"h": ("rodeo", {"hidden": bad})}, samples=2)
-    with pytest.raises(ppl.ModelError, match=r"estimate the gradient of the 'elbo' objective"):
+    with pytest.raises(ppl.ModelError, match=r"Bernoulli 'h': estimator 'rodeo' does not apply \(it estimates the "
+                                             r"gradient of the 'elbo' objective"):
         one_layer("rodeo_iwae").compile(estimators={"h": "rodeo"}, samples=2, objective="iwae")
 
 
@@ -222,3 +222,15 @@ def test_rodeo_runs_on_the_cuda_target(h2):
     assert np.isclose(lc, lg, rtol=1e-9)
     for k in gc:
         np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_fit_in_float32_trains_the_network():
+    """The default program (float32) through ppl.fit: finite losses; the network moved from its
+    initial value and is no model parameter."""
+    prog = one_layer("rodeo_fit").compile(estimators="rodeo", samples=2, seed=0)
+    assert prog.dtype == np.float32 and "rodeo.h.cv" not in prog.model_param_names()
+    before = prog.params["rodeo.h.cv"].copy()
+    hist = ppl.fit(prog, {"x": np.tile(X, (20, 1)).astype(np.float32)}, ppl.optim.make("adam", 0.01), steps=200,
+                   batch_size=8, progress=False)
+    assert np.all(np.isfinite(hist.loss)) and np.all(np.isfinite(prog.params["rodeo.h.cv"]))
+    assert np.abs(prog.params["rodeo.h.cv"] - before).max() > 1e-3

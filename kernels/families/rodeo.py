@@ -13,9 +13,10 @@ Per draw (b, p = sigmoid(a), D units), the flip weights w_i = q_i(1 - b_i) (p_i 
     (A h)(b) = sum_i w_i (h(b^(i)) - h(b))            (b^(i): b with unit i flipped)
 the sum of the single-unit Gibbs Stein operators (mean 0 under q for any h). The learned
 surrogates of draw k: h_m(y) = Fbar_-k N_m(y; a_k), m = 0, 1, with Fbar_-k = mean_{j != k} F_j and
-    N_m(y; a) = sum_t w_mt tanh(W_t . y + U_t . a + c_t)     (H hidden units t)
+    N_m(y; a) = sum_t w_mt tanh(W_t . y + U_t . a + c_t)     (H hidden units t, a: the logits)
 so that h_m of draw k is a function of the other draws (and of a_k), never of b_k. The
-neighbours' pre-activations are W_t . b + U_t . a + c_t + W_ti (1 - 2 b_i): O(H) each.
+neighbours' pre-activations are W_t . b + U_t . a + c_t + W_ti (1 - 2 b_i): O(H) each; their
+tanh (`Th`, D + 1 per unit) are kept for the variance gradient. `Pm` holds p on head rows.
     S0_k = (A h_0)(b_k)                        (scalar control variate of the baselines)
     V_kj = (A [h_1 (y - p)])(b_k)_j = (b_j - p_j) (A h_1)(b_k) + w_j (1 - 2 b_j) h_1(b_k^(j))
     g_k  = (F_k - mean_{j != k} (F_j + S0_j)) (b_k - p_k) + V_k
@@ -94,9 +95,9 @@ def _baseline(F, S0, h, K, S):
 
 
 @rows("value")
-def rodeo_signal(r, value, cost, row_weights, strides, sizes, F, W):
+def rodeo_signal(r, logits, value, cost, row_weights, strides, sizes, F, W, Pm):
     """On head rows: W = sum rw, F = sum rw L / sum rw over the marginalised digits (the plain
-    mean where every weight is 0)."""
+    mean where every weight is 0), Pm = sigmoid(logits)."""
     if _is_head(r, strides, sizes):
         M = 1
         for d in range(len(sizes)):
@@ -115,35 +116,39 @@ def rodeo_signal(r, value, cost, row_weights, strides, sizes, F, W):
             plain += float(cost[q])
         W[r] = like(W, den)
         F[r] = like(F, num / den if den > 0.0 else plain / M)
+        for j in range(value.shape[1]):
+            Pm[r, j] = like(Pm, _prob(logits[r, j]))
 
 
 @rows("value")
-def rodeo_cv(r, logits, value, F, K, S, strides, sizes, phi, H, Pre, S0, V):
-    """On head rows: the pre-activations Pre[r] at the draw, S0 = (A h_0)(b) and the vector
-    control variate V[r] = (A [h_1 (y - p)])(b)."""
+def rodeo_cv(r, logits, value, Pm, F, K, S, strides, sizes, phi, H, Th, S0, V):
+    """On head rows: the hidden units at the draw and its D flips, Th[r, t (D + 1) + i] = tanh of
+    unit t at flip i (i = D: the draw); S0 = (A h_0)(b) and V[r] = (A [h_1 (y - p)])(b)."""
     if _is_head(r, strides, sizes):
         D = value.shape[1]
         fbar = _loo_mean(F, r, K, S)
+        n0 = 0.0
+        n1 = 0.0
         for t in range(H):
             z = float(phi[2 * H * D + t])
             for j in range(D):
                 z += float(phi[t * D + j]) * float(value[r, j]) + float(phi[H * D + t * D + j]) * float(logits[r, j])
-            Pre[r, t] = like(Pre, z)
-        n0 = 0.0
-        n1 = 0.0
-        for t in range(H):
-            th = math.tanh(float(Pre[r, t]))
+            for i in range(D):
+                zi = z + float(phi[t * D + i]) * (1.0 - 2.0 * float(value[r, i]))
+                Th[r, t * (D + 1) + i] = like(Th, math.tanh(zi))
+            th = math.tanh(z)
+            Th[r, t * (D + 1) + D] = like(Th, th)
             n0 += float(phi[2 * H * D + H + t]) * th
             n1 += float(phi[2 * H * D + 2 * H + t]) * th
         s0 = 0.0
         d1 = 0.0
         for i in range(D):
             b = float(value[r, i])
-            w = _flip_weight(b, _prob(logits[r, i]))
+            w = _flip_weight(b, float(Pm[r, i]))
             e0 = 0.0
             e1 = 0.0
             for t in range(H):
-                th = math.tanh(float(Pre[r, t]) + float(phi[t * D + i]) * (1.0 - 2.0 * b))
+                th = float(Th[r, t * (D + 1) + i])
                 e0 += float(phi[2 * H * D + H + t]) * th
                 e1 += float(phi[2 * H * D + 2 * H + t]) * th
             s0 += w * (e0 - n0)
@@ -151,11 +156,11 @@ def rodeo_cv(r, logits, value, F, K, S, strides, sizes, phi, H, Pre, S0, V):
             V[r, i] = like(V, fbar * w * (1.0 - 2.0 * b) * e1)
         S0[r] = like(S0, fbar * s0)
         for j in range(D):
-            V[r, j] += like(V, (float(value[r, j]) - _prob(logits[r, j])) * fbar * d1)
+            V[r, j] += like(V, (float(value[r, j]) - float(Pm[r, j])) * fbar * d1)
 
 
 @rows("value")
-def rodeo_grad(r, logits, value, F, S0, V, row_weights, K, S, strides, sizes, grad_logits):
+def rodeo_grad(r, value, Pm, F, S0, V, row_weights, K, S, strides, sizes, grad_logits):
     """grad_logits[r] += rw[r] g_k, g_k = (F_k - mean_{j != k} (F_j + S0_j)) (b_k - p_k) + V_k read
     at the head row of r's draw."""
     if grad_logits.shape[0] != 0:
@@ -163,12 +168,12 @@ def rodeo_grad(r, logits, value, F, S0, V, row_weights, K, S, strides, sizes, gr
         sig = float(F[h]) - _baseline(F, S0, h, K, S)
         w = float(row_weights[r])
         for j in range(value.shape[1]):
-            g = sig * (float(value[h, j]) - _prob(logits[h, j])) + float(V[h, j])
+            g = sig * (float(value[h, j]) - float(Pm[h, j])) + float(V[h, j])
             grad_logits[r, j] += like(grad_logits, w * g)
 
 
 @njit(cache=True, error_model="numpy")
-def _group_v(logits, value, F, W, S0, V, h, K, S, Vv):
+def _group_v(value, Pm, F, W, S0, V, h, K, S, Vv):
     """Vv[h] = v = sum_k W_k g_k over h's group; returns the sum of W_j <v, s_j> over it."""
     k = (h // S) % K
     D = value.shape[1]
@@ -178,52 +183,52 @@ def _group_v(logits, value, F, W, S0, V, h, K, S, Vv):
         q = h + (l - k) * S
         sig = float(F[q]) - _baseline(F, S0, q, K, S)
         for j in range(D):
-            g = sig * (float(value[q, j]) - _prob(logits[q, j])) + float(V[q, j])
+            g = sig * (float(value[q, j]) - float(Pm[q, j])) + float(V[q, j])
             Vv[h, j] += like(Vv, float(W[q]) * g)
     tot = 0.0
     for l in range(K):
         q = h + (l - k) * S
-        tot += float(W[q]) * _vs(logits, value, Vv, h, q)
+        tot += float(W[q]) * _vs(value, Pm, Vv, h, q)
     return tot
 
 
 @njit(cache=True, error_model="numpy")
-def _vs(logits, value, Vv, h, q):
+def _vs(value, Pm, Vv, h, q):
     """<v, s_q>: v (Vv[h]) against draw q's b - p."""
     s = 0.0
     for j in range(value.shape[1]):
-        s += float(Vv[h, j]) * (float(value[q, j]) - _prob(logits[q, j]))
+        s += float(Vv[h, j]) * (float(value[q, j]) - float(Pm[q, j]))
     return s
 
 
 @rows("value")
-def rodeo_train(r, logits, value, F, W, S0, V, Pre, K, S, strides, sizes, phi, H, Vv, Gp):
+def rodeo_train(r, logits, value, Pm, F, W, S0, V, Th, K, S, strides, sizes, phi, H, Vv, Gp):
     """Gp[r] = this draw's part of d |v|^2 / dphi (head rows; 0 on the others)."""
     for p in range(Gp.shape[1]):
         Gp[r, p] = like(Gp, 0.0)
     if _is_head(r, strides, sizes):
         D = value.shape[1]
-        tot = _group_v(logits, value, F, W, S0, V, r, K, S, Vv)
-        vs = _vs(logits, value, Vv, r, r)
+        tot = _group_v(value, Pm, F, W, S0, V, r, K, S, Vv)
+        vs = _vs(value, Pm, Vv, r, r)
         wk = float(W[r])
         c0 = -(tot - wk * vs) / (K - 1)
         mult = 2.0 * _loo_mean(F, r, K, S)
         wsum = 0.0
         for i in range(D):
-            wsum += _flip_weight(float(value[r, i]), _prob(logits[r, i]))
+            wsum += _flip_weight(float(value[r, i]), float(Pm[r, i]))
+        b0 = -c0 * wsum
+        b1 = -wk * vs * wsum
         for t in range(H):
             w0 = float(phi[2 * H * D + H + t])
             w1 = float(phi[2 * H * D + 2 * H + t])
-            th = math.tanh(float(Pre[r, t]))
-            b0 = -c0 * wsum
-            b1 = -wk * vs * wsum
+            th = float(Th[r, t * (D + 1) + D])
             dt = (b0 * w0 + b1 * w1) * (1.0 - th * th)
             g0 = b0 * th
             g1 = b1 * th
             for i in range(D):
                 b = float(value[r, i])
-                w = _flip_weight(b, _prob(logits[r, i]))
-                ti = math.tanh(float(Pre[r, t]) + float(phi[t * D + i]) * (1.0 - 2.0 * b))
+                w = _flip_weight(b, float(Pm[r, i]))
+                ti = float(Th[r, t * (D + 1) + i])
                 bi0 = c0 * w
                 bi1 = wk * w * (vs + float(Vv[r, i]) * (1.0 - 2.0 * b))
                 di = (bi0 * w0 + bi1 * w1) * (1.0 - ti * ti)
@@ -260,12 +265,13 @@ def init(D, H, seed=0):
 _R, _D, _K, _S, _H = 12, 3, 3, 2, 2
 _P = 2 * _H * _D + 3 * _H
 PARITY = {
-    "rodeo_signal": lambda g: (g.bits(_R, _D), g.x(_R), g.pos(_R), (1,), (2,), g.out(_R), g.out(_R)),
-    "rodeo_cv": lambda g: (g.x(_R, _D), g.bits(_R, _D), g.x(_R), _K, _S, (1,), (2,), g.x(_P), _H, g.out(_R, _H),
-                           g.out(_R), g.out(_R, _D)),
-    "rodeo_grad": lambda g: (g.x(_R, _D), g.bits(_R, _D), g.x(_R), g.x(_R), g.x(_R, _D), g.pos(_R), _K, _S, (1,), (2,),
+    "rodeo_signal": lambda g: (g.x(_R, _D), g.bits(_R, _D), g.x(_R), g.pos(_R), (1,), (2,), g.out(_R), g.out(_R),
+                               g.out(_R, _D)),
+    "rodeo_cv": lambda g: (g.x(_R, _D), g.bits(_R, _D), g.u(_R, _D), g.x(_R), _K, _S, (1,), (2,), g.x(_P), _H,
+                           g.out(_R, _H * (_D + 1)), g.out(_R), g.out(_R, _D)),
+    "rodeo_grad": lambda g: (g.bits(_R, _D), g.u(_R, _D), g.x(_R), g.x(_R), g.x(_R, _D), g.pos(_R), _K, _S, (1,), (2,),
                              g.x(_R, _D)),
-    "rodeo_train": lambda g: (g.x(_R, _D), g.bits(_R, _D), g.x(_R), g.pos(_R), g.x(_R), g.x(_R, _D), g.x(_R, _H), _K,
-                              _S, (1,), (2,), g.x(_P), _H, g.out(_R, _D), g.out(_R, _P)),
+    "rodeo_train": lambda g: (g.x(_R, _D), g.bits(_R, _D), g.u(_R, _D), g.x(_R), g.pos(_R), g.x(_R), g.x(_R, _D),
+                              g.u(_R, _H * (_D + 1)), _K, _S, (1,), (2,), g.x(_P), _H, g.out(_R, _D), g.out(_R, _P)),
     "rodeo_collect": lambda g: (g.x(_R, _P), g.x(_P)),
 }
