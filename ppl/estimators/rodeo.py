@@ -24,11 +24,11 @@ leave-one-out score function whose baseline carries the other draws' Stein contr
 a network (H hidden units, two outputs) of the point y and the node's logits a (its context),
 scaled by the other draws' mean cost. It is a parameter, 'rodeo.<node>.cv', trained by the
 program's optimiser on the estimate's variance, as RELAX trains its control variate: its gradient
-entry holds d E|v|^2 / dphi, v = sum_k w_k g_k the data row's logits gradient (E v does not
-depend on phi). At initialisation w_0 = w_1 = 0: the estimate is score's with baseline 'loo'.
+entry holds d E|v|^2 / dphi, v = sum_k w_k g_k the data row's logits gradient (w_k: draw k's
+row weight; E v does not depend on phi). At initialisation w_0 = w_1 = 0: the estimate is score's with baseline 'loo'.
 Kernels, with the variance gradient written out: kernels/families/rodeo.py.
 
-Where the surrogate differs from the paper's: the reference code feeds the network the other
+Where the surrogate differs from the paper's: its experiments feed the network the other
 draws' first-order Taylor expansion of f (from df/db at those draws) instead of the point y and
 the logits. Here only the other draws' costs enter, so that black-box costs are served and no
 value cotangent is read: where an estimator below compares a data row's draws (score's 'loo',
