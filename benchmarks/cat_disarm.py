@@ -28,8 +28,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
-from ppl import diagnostics  # noqa: E402
-from ppl.fit import fit  # noqa: E402
+from ppl.runtime import diagnostics  # noqa: E402
+from ppl.training.fit import fit  # noqa: E402
 from ppl.models import categorical_vae  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
-from ppl.fit import fit  # noqa: E402
+from ppl.training.fit import fit  # noqa: E402
 from ppl.kernels import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from peers import steps_for  # noqa: E402  (benchmarks/, the script's folder)

@@ -28,7 +28,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ppl.distributed import moments, open_client, sweep  # noqa: E402
+from ppl.training.distributed import moments, open_client, sweep  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 
 ESTIMATORS = ["disarm", "score", "straight_through", "rebar"]
@@ -90,9 +90,9 @@ def main():
 
 
 def data_parallel(client, batches, steps, rounds):
-    from ppl.distributed import fit_data_parallel
-    from ppl.fit import fit
-    from ppl.optim import Adam
+    from ppl.training.distributed import fit_data_parallel
+    from ppl.training.fit import fit
+    from ppl.training.optim import Adam
     X = (np.random.default_rng(0).random((8192, 784)) < 0.3).astype(np.float32)
     prog = sbn.build(pixels=784, latent=(200,)).compile(estimators="disarm", seed=0)
     for B in batches:

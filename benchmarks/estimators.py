@@ -45,9 +45,9 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
-from ppl import diagnostics  # noqa: E402
-from ppl.fit import fit  # noqa: E402
-from ppl.data import digits  # noqa: E402
+from ppl.runtime import diagnostics  # noqa: E402
+from ppl.training.fit import fit  # noqa: E402
+from ppl.training.data import digits  # noqa: E402
 from ppl.kernels.cpu import adam_update  # noqa: E402
 
 from sbn_step import build  # noqa: E402

@@ -52,7 +52,7 @@ def main():
         emit(case="-", metric="skipped", value="no CUDA device found: this benchmark needs an NVIDIA GPU")
         return 0
     import ppl
-    from ppl.data import digits
+    from ppl.training.data import digits
     from ppl.models import gaussian_vae
     sys.path.insert(0, os.path.dirname(__file__))
     from sbn_step import build as sbn_build

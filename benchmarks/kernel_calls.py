@@ -22,7 +22,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ppl.data import Batches  # noqa: E402
+from ppl.training.data import Batches  # noqa: E402
 from ppl.kernels import _link  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from fit_overhead import raw_loop  # noqa: E402  (benchmarks/, the script's folder)

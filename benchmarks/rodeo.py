@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl import diagnostics  # noqa: E402
-from ppl.data import digits  # noqa: E402
+from ppl.training.data import digits  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 
 

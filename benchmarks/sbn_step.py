@@ -48,7 +48,7 @@ def emit(case, metric, value, unit, baseline=None):
 
 
 def load_data():
-    from ppl.data import digits
+    from ppl.training.data import digits
     return digits()["train_x"].astype(np.float32)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
-from ppl.fit import fit  # noqa: E402
+from ppl.training.fit import fit  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -29,7 +29,7 @@ ESTIMATORS = {"straight_through": "straight_through", "score": "score", "disarm"
 def time_fit(est, B, split, seconds=0.4):
     """us per step of ppl.fit, best of three runs (the first call compiles)."""
     import ppl
-    from ppl.fit import fit
+    from ppl.training.fit import fit
     from ppl.models import sbn
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     prog = sbn.build(latent=(32,)).compile(estimators=ESTIMATORS[est], dtype=np.float32)

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_overhead import raw_loop  # noqa: E402
-from ppl.data import Batches  # noqa: E402
+from ppl.training.data import Batches  # noqa: E402
 from ppl.kernels import cpu as K  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 

@@ -30,7 +30,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
-from ppl.fit import fit  # noqa: E402
+from ppl.training.fit import fit  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from peers import build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
 

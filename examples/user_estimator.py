@@ -22,7 +22,8 @@ import numpy as np
 from numba import njit
 
 import ppl
-from ppl import Affine, Bernoulli, Model, dist
+from ppl import Affine, Bernoulli, Model
+from ppl.language import dist
 
 
 @njit(cache=False)

@@ -26,7 +26,7 @@ Eight parts, installed once (``install``):
   O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 2% at
   batch 1 and 32) and cost ~15% of a new graph's compile. Functions it calls, and a user's
   function that calls it, keep Numba's level. A step of kernel calls only (compiled with
-  ``_nrt=False``: no user function or row loop of its own, ppl/compiler.py) is also turned into
+  ``_nrt=False``: no user function or row loop of its own, ppl/compiler/pipeline.py) is also turned into
   machine code at LLVM's code generation level 0 (``STEP_CODEGEN``): ~0.2 s of a two-layer
   graph's first step, run time within 1% (BENCHMARKS.md, "Compile time of a new graph"). Numba
   has one target machine for every module, so the step's object is made here and handed to
@@ -41,7 +41,7 @@ Eight parts, installed once (``install``):
   them the JIT resolves the shared symbol to the first, scalar copy: a REBAR program ran 2x
   slower in its first process than once loaded from the cache (BENCHMARKS.md).
 - A function of ``ppl.kernels`` compiles with Numba's reference counting (NRT) on, set
-  explicitly: a step of kernel calls compiles without it (ppl/compiler.py), and Numba lets a
+  explicitly: a step of kernel calls compiles without it (ppl/compiler/pipeline.py), and Numba lets a
   callee compiled while typing its caller inherit the caller's setting. For the same reason a
   function that sets no ``fastmath`` compiles without fast-math flags and one that sets no
   ``error_model`` with ``"numpy"``: inherited, they were those of whichever caller compiled the
@@ -193,7 +193,7 @@ def _compiling_step() -> bool:
 
 def _compiling_call_step() -> bool:
     """Whether the innermost function being compiled is a generated step of kernel calls only:
-    the compiler turns Numba's reference counts off for exactly those (ppl/compiler.py)."""
+    the compiler turns Numba's reference counts off for exactly those (ppl/compiler/pipeline.py)."""
     stack = getattr(_compiling, "stack", None)
     return bool(stack) and _compiling_step() and numba_compat.nrt_option(stack[-1]) is False
 
@@ -247,7 +247,7 @@ def _plain_positions(func) -> frozenset:
 
 def _compile(compile_, disp, sig):
     if numba_compat.nrt_option(disp) is None and _in_module(disp.py_func, "ppl.kernels"):
-        numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler.py)
+        numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler/pipeline.py)
         # nor fast-math flags or an error model from whichever caller compiles it first
         disp.targetoptions.setdefault("fastmath", False)
         disp.targetoptions.setdefault("error_model", "numpy")

@@ -1,4 +1,4 @@
-"""The bounded record of a training run's per-step losses (``ppl.history.History``): a curve of
+"""The bounded record of a training run's per-step losses (``ppl.training.history.History``): a curve of
 at most P points, each the mean, minimum and maximum of an aligned block of `width` steps and
 the bias-corrected exponential moving average (EMA) at the block's last step, plus the
 unfinished block and running statistics of the whole run. When the P points are full, pairs

@@ -15,7 +15,7 @@ same steps taken one Python call at a time (tests/test_fit_loop.py).
 ``train_chunk_rows`` is the same loop with each batch split in two halves of rows that run at
 once on two of Numba's threads. Each half runs the generated ``step_rows`` with its own
 gradient, estimator state and workspaces, and draws its noise by global row (row0), as the
-shards of ``ppl.distributed.fit_data_parallel`` do. The halves' losses, gradients and state
+shards of ``ppl.training.distributed.fit_data_parallel`` do. The halves' losses, gradients and state
 changes are then combined, weighted by rows. It trains as ``train_chunk`` does, to the rounding
 of that combination.
 """

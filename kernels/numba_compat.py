@@ -2,7 +2,7 @@
 
 ppl changes how Numba caches and links functions (``_cache.py``: where cache files go, a lock
 per function, damaged files read as misses; ``_link.py``: the step calls the kernels, symbol
-records, optimisation levels) and asks whether a loop is in the disk cache (``ppl/fit.py``).
+records, optimisation levels) and asks whether a loop is in the disk cache (``ppl/training/fit.py``).
 That needs Numba's internals: ``numba.core.caching`` (cache locators, index and data files,
 the per-function ``Cache``), ``numba.core.codegen`` (code libraries, the JIT engine, the target
 machine), ``numba.core.base`` and ``numba.core.dispatcher``, and underscore attributes of their
@@ -11,7 +11,7 @@ modules of ppl (``ppl/`` and ``kernels/``) use only the functions below and Numb
 extension API (``njit``, ``types``, ``errors``, ``extending``, ``cgutils``). An installer whose
 hook this Numba lacks changes nothing and returns False: Numba then keeps its own behaviour.
 (One private detail stays outside: the ``_nrt=False`` option of a generated step, which is part
-of the step's source text, ``ppl/compiler.py``.)
+of the step's source text, ``ppl/compiler/pipeline.py``.)
 
 The surface:
 

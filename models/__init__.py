@@ -104,8 +104,8 @@ test ELBO and IWAE-100), HEADLINE "test_loss"; its data come from `--data FILE`
                          f"per model input)")
 
     def evaluate(prog, d):
-        from ppl import declare
-        from ppl.fit import heldout_loss
+        from ppl.language import declare
+        from ppl.training.fit import heldout_loss
         if d.get("test") is None:
             return {}
         out = {"test_loss": heldout_loss(prog, d["test"])}

@@ -18,7 +18,7 @@ only): the test ELBO over 100 draws per image and the importance-weighted bound 
 import numpy as np
 
 import ppl
-from ppl.data import digits
+from ppl.training.data import digits
 
 DEFAULTS = dict(steps=3000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=1, policy="unbiased",
                 estimators="gumbel_softmax")

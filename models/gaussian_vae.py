@@ -14,7 +14,7 @@ ELBO averaged over 100 draws, and the importance-weighted bound with K = 100.
 import numpy as np
 
 import ppl
-from ppl.data import digits
+from ppl.training.data import digits
 
 DEFAULTS = dict(steps=3000, batch=32, lr=3e-3, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
 HEADLINE = "test_elbo"

@@ -18,7 +18,7 @@ nearest neighbours (cosine of u) that share its planted group.
 import numpy as np
 
 import ppl
-from ppl.data import cooccurrence_corpus
+from ppl.training.data import cooccurrence_corpus
 
 DEFAULTS = dict(steps=3000, batch=128, lr=3e-2, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
 HEADLINE = "neighbour_precision"

@@ -15,7 +15,7 @@ fraction of test targets inside the predicted central 68.27% and 95.45% interval
 import numpy as np
 
 import ppl
-from ppl.data import heteroscedastic
+from ppl.training.data import heteroscedastic
 
 DEFAULTS = dict(steps=3000, batch=64, lr=1e-2, optimizer="adam", dtype="float64", samples=1, policy="unbiased")
 HEADLINE = "test_nll"

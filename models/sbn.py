@@ -18,7 +18,7 @@ the exact log-likelihood, in NumPy by enumerating the latent configurations when
 import numpy as np
 
 import ppl
-from ppl.data import digits
+from ppl.training.data import digits
 
 from ._numpy import EVAL_BLOCK, affine, log_bernoulli, logsumexp, params64
 

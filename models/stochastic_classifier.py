@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import ndtr
 
 import ppl
-from ppl.data import digits, one_hot
+from ppl.training.data import digits, one_hot
 
 from ._numpy import affine, log_softmax, params64
 

@@ -22,14 +22,15 @@ from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
 from .dsl import (Affine, Model, ModelError, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, layer,
                   gaussian_kl, gaussian_nll, log_prob, param, rowdot, rowsum, softmax_xent, total)
-from .nodes import LAW_NODES as _LAW_NODES, OP_NODES as _OP_NODES
-from . import dist
+from .language.nodes import LAW_NODES as _LAW_NODES, OP_NODES as _OP_NODES
+from .language import dist
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
-from . import diagnostics, optim
-from .check import GradCheck, check_grad
-from .fit import fit
-from .program import Program
+from .runtime import diagnostics
+from .training import data, optim
+from .runtime.check import GradCheck, check_grad
+from .training.fit import fit
+from .runtime.program import Program
 
 __version__ = "0.1.0"
 globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor per law (ppl/laws/)
@@ -37,4 +38,5 @@ globals().update(_OP_NODES)    # ppl.sigmoid, ppl.tanh, ...: one per elementwise
 __all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", *_OP_NODES, "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
-           "diagnostics", "Program", "CacheWarning", "check_grad", "GradCheck"]
+           "diagnostics", "data", "Program", "CacheWarning", "check_grad", "GradCheck"]
+

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .dsl import ModelError
-from .runs import UsageError, _value, compile_run, gradient_variance, parse_estimators  # noqa: F401  (ppl.cli names)
+from .training.runs import UsageError, _value, compile_run, gradient_variance, parse_estimators  # noqa: F401  (ppl.cli names)
 
 EPILOG = """examples:
   ppl train sbn                                    linear SBN 64-32 on the binarized digits
@@ -94,7 +94,7 @@ def _build(mod, model_opts):
 
 def _user_data(mod, args, model_opts, dtype):
     """--data / --eval-data read for the model's inputs; the model's input widths set from the data."""
-    from .data import user_data
+    from .training.data import user_data
     from .models import MODELS, get
     widths = getattr(mod, "DATA_WIDTHS", None)
     if getattr(mod, "USER", None):   # the user's own model: its widths are its own; the data must match them
@@ -188,8 +188,8 @@ def cmd_train(args) -> int:
 
 def _train(args, prog, d, D, out, every, parallel):
     """ppl train's fit: in this process, or data-parallel on Dask (--workers / --scheduler)."""
-    from .fit import fit
-    from .optim import make
+    from .training.fit import fit
+    from .training.optim import make
 
     if parallel:
         if args.workers is not None and args.workers < 1:
@@ -199,7 +199,7 @@ def _train(args, prog, d, D, out, every, parallel):
         if args.resume or args.eval_every is not None or args.target != "cpu":
             raise UsageError("--workers / --scheduler (data-parallel training) takes no --resume, --eval-every or "
                              "--target cuda; train in one process for those")
-        from .distributed import fit_data_parallel
+        from .training.distributed import fit_data_parallel
         return fit_data_parallel(prog, d["train"], make(D["optimizer"], float(D["lr"])), int(D["steps"]),
                                  int(D["batch"]), seed=args.seed, workers=args.workers, scheduler=args.scheduler,
                                  average_every=args.average_every, progress=not args.quiet)
@@ -293,7 +293,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .distributed import TRAIN_KEYS, sweep
+    from .training.distributed import TRAIN_KEYS, sweep
     from .models import get
 
     mod = get(args.model)

@@ -1,5 +1,5 @@
 """The modelling language: the `Model` context, and the node constructors and cost heads of
-ppl/nodes.py (re-exported here).
+ppl/language/nodes.py (re-exported here).
 
     with ppl.Model("sbn") as m:
         x = m.input("x", 64)
@@ -8,7 +8,7 @@ ppl/nodes.py (re-exported here).
         m.cost("recon", ppl.bernoulli_nll(ppl.Affine(h, 64, name="dec"), target=x))
 
 This is the top of the modelling layers: a Model is a nodes.Graph with the declarations of
-ppl/declare.py (m.latent / m.observe) and `compile` (ppl/compiler.py); none of those modules
+ppl/language/declare.py (m.latent / m.observe) and `compile` (ppl/compiler/pipeline.py); none of those modules
 imports this one.
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import compiler
-from .declare import declare_latent, declare_observed
+from .compiler import pipeline as compiler
+from .language.declare import declare_latent, declare_observed
 from .errors import ModelError  # noqa: F401  (ppl.dsl.ModelError: the generated steps import it from here)
-from .options import CompileOptions
+from .compiler.options import CompileOptions
 from .validate import integer
-from .nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
+from .language.nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
     LAW_NODES, OP_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, gaussian_kl,
     gaussian_nll, layer, log_prob, param, rowdot, rowsum, softmax_xent, total)
 
@@ -33,7 +33,7 @@ globals().update(OP_NODES)    # ppl.dsl.sigmoid, ...: one per elementwise op (pp
 class Model(Graph):
     """A named stochastic computation graph, built inside a `with` block."""
 
-    # --- the generative model and the guide (ppl/declare.py derives the ELBO's costs)
+    # --- the generative model and the guide (ppl/language/declare.py derives the ELBO's costs)
     def latent(self, h: Node, prior, kl: str = "sampled") -> None:
         """Declare p(h | parents) = `prior` (a ppl.dist spec) for the guide's stochastic node h (its
         q). Adds the costs logq_<h> (+log q(h)) and logp_<h> (-log p(h)), or with kl="analytic"
@@ -82,7 +82,7 @@ class Model(Graph):
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
         policy: "unbiased", "fast", or "autotune" (per node, the applicable unbiased estimators'
         gradient variance on fixed draws of the `pilot` data x the rows the step evaluates; the
-        least wins, ties by a stated margin; deterministic for a seed; see ppl/autotune.py and
+        least wins, ties by a stated margin; deterministic for a seed; see ppl/estimators/autotune.py and
         `Program.autotune_table`).
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:
         parameter initialisation.
@@ -99,5 +99,5 @@ class Model(Graph):
                                                 lowering, objective))
 
     def compile_with(self, options: CompileOptions):
-        """compile() with its arguments as one CompileOptions record (ppl/options.py)."""
+        """compile() with its arguments as one CompileOptions record (ppl/compiler/options.py)."""
         return compiler.compile_program(self, options)

@@ -29,7 +29,7 @@ def warmup(models, jobs: int | None = None, train_opts=(), out=print) -> int:
     """Compile `models` (bundled model names) as `ppl train MODEL` would, `jobs` processes at a
     time; prints one line per model; 0 when every one succeeded, else 1."""
     from .models import MODELS
-    from .runs import UsageError
+    from .training.runs import UsageError
     models = list(models) or list(MODELS)
     bad = [m for m in models if m not in MODELS]
     if bad:
@@ -79,7 +79,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_warmup(args) -> int:
-    from .runs import UsageError
+    from .training.runs import UsageError
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     return warmup(args.models, args.jobs, args.train_opt)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ppl.warmup", description=__doc__.split("\n\n")[0])
     add_parser(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(["warmup", *(sys.argv[1:] if argv is None else argv)])
-    from .runs import UsageError
+    from .training.runs import UsageError
     try:
         return args.func(args)
     except UsageError as e:

@@ -9,6 +9,9 @@ import os
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# the workers already fill both cores: no helper process per new step (ppl/compiler/ahead.py;
+# tests/test_compile_ahead.py sets it per test)
+os.environ.setdefault("PPL_COMPILE_JOBS", "1")
 # pytest-xdist workers share one ppl cache folder: kernels/_cache.py locks each function's Numba
 # cache while a process compiles it, so a kernel is compiled by one worker and loaded by the
 # other (tests/test_cache_lock.py checks this with concurrent processes).

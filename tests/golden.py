@@ -26,7 +26,7 @@ if __name__ == "__main__":   # the CUDA target's sources are rendered in the sim
 import numpy as np
 
 import ppl
-from ppl.compiler import generate_source
+from ppl.compiler.pipeline import generate_source
 from ppl.estimators import REGISTRY
 from ppl.models import get
 

@@ -1,4 +1,4 @@
-"""Policy "autotune" (ppl/autotune.py): the same choice on repeated runs, the table behind it, and
+"""Policy "autotune" (ppl/estimators/autotune.py): the same choice on repeated runs, the table behind it, and
 the decision rule on made-up measurements."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model, ModelError
-from ppl import autotune as A
+from ppl.estimators import autotune as A
 
 X = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
 

@@ -7,7 +7,8 @@ import pytest
 from numba import njit
 
 import ppl
-from ppl import Affine, Bernoulli, Model, dist
+from ppl import Affine, Bernoulli, Model
+from ppl.language import dist
 
 X = (np.random.default_rng(0).random((8, 6)) > 0.5).astype(np.float32)
 

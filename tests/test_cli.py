@@ -111,7 +111,7 @@ def test_compare_variance_counts_the_model_parameters_only():
     assert any(k.startswith("rebar.") for k in rebar.params)
     assert rebar.model_param_names() == score.model_param_names()
     v = gradient_variance(rebar, {"x": d}, 16, draws=20)
-    from ppl.diagnostics import DRAW_SEED, gradient_stats
+    from ppl.runtime.diagnostics import DRAW_SEED, gradient_stats
     g = np.array([np.concatenate([gr[k].ravel() for k in score.model_param_names()])
                   for gr in (rebar.grad({"x": d}, seed=DRAW_SEED + s)[1] for s in range(20))])
     assert v == pytest.approx(float(g.var(0, ddof=1).sum()), rel=1e-9)

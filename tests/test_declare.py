@@ -1,4 +1,4 @@
-"""Models declared with m.latent / m.observe (ppl/declare.py).
+"""Models declared with m.latent / m.observe (ppl/language/declare.py).
 
 - the derived costs equal the hand-written ones of the same model (the bundled models as they
   were written before the declaration) on random parameters: same draws, same per-row totals;
@@ -117,7 +117,7 @@ def test_log_weights_equal_numpy_at_the_same_draws(name, monkeypatch):
     assert prog.evaluate(X, "iwae", samples=S, seed=seed) == pytest.approx(iwae, rel=1e-10)
     assert prog.evaluate(X, "iwae", samples=S, seed=seed) >= prog.evaluate(X, "elbo", samples=S, seed=seed)
     if name == "sbn":   # evaluated in blocks of 4 data rows (large test sets): the same draws
-        from ppl import declare
+        from ppl.language import declare
         monkeypatch.setattr(declare, "EVAL_BLOCK", 4 * S * 12)
         np.testing.assert_array_equal(prog.log_weights(X, samples=S, seed=seed), lw)
 
@@ -319,7 +319,7 @@ def test_fit_held_out_loss_of_a_declared_model_is_its_negated_elbo():
     """fit's held-out curve (heldout_loss) of a declared ELBO model is -prog.evaluate('elbo'); a
     hand-written model keeps the hard-sample objective; both estimate the same -ELBO here, so
     they agree within Monte-Carlo error (1,000 draws per row each: 4.5 SE of the difference)."""
-    from ppl.fit import EVAL_SEED, heldout_loss
+    from ppl.training.fit import EVAL_SEED, heldout_loss
     decl, hand = (f().compile(dtype=np.float64, estimators="score") for f in CASES["sbn"])
     randomise(decl, 4)
     for k in decl.params:

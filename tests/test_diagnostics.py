@@ -3,7 +3,7 @@ import numpy as np
 
 import ppl
 from ppl import Affine, Bernoulli, Model
-from ppl import diagnostics as D
+from ppl.runtime import diagnostics as D
 
 X = np.array([[1.0, 0, 1, 1], [0, 1, 1, 0]])
 

@@ -14,7 +14,7 @@ from machine import assert_identical
 pytest.importorskip("dask.distributed")
 pytestmark = pytest.mark.distributed
 
-from ppl.distributed import Moments, moments, open_client, sweep  # noqa: E402
+from ppl.training.distributed import Moments, moments, open_client, sweep  # noqa: E402
 from ppl.dsl import ModelError  # noqa: E402
 from ppl.models import sbn, toy_bernoulli  # noqa: E402
 
@@ -178,9 +178,9 @@ def test_step_rows_addresses_noise_by_global_row(lowering):
 
 
 def test_data_parallel_training_equals_fit(client):
-    from ppl.distributed import fit_data_parallel
-    from ppl.fit import fit
-    from ppl.optim import Adam
+    from ppl.training.distributed import fit_data_parallel
+    from ppl.training.fit import fit
+    from ppl.training.optim import Adam
     X = sbn.data(seed=0)["train"]["x"][:200].astype(np.float64)
     want = _two_layer()
     fit(want, {"x": X}, Adam(lr=0.01), steps=12, batch_size=50, seed=7, blas_threads=1, nopython=False,
@@ -198,8 +198,8 @@ def test_data_parallel_training_equals_fit(client):
 def test_periodic_averaging(client):
     """average_every=1 with SGD is the synchronous update; every 3 steps with Adam it trains, the
     same on the cluster as here."""
-    from ppl.distributed import fit_data_parallel
-    from ppl.optim import SGD, Adam
+    from ppl.training.distributed import fit_data_parallel
+    from ppl.training.optim import SGD, Adam
     X = sbn.data(seed=0)["train"]["x"][:200].astype(np.float64)
     kw = dict(steps=6, batch_size=40, seed=2, shards=2, progress=False)
     sync, local = _two_layer(), _two_layer()

@@ -82,7 +82,7 @@ def test_step_checks_the_lengths_of_its_arrays():
 
 
 def test_reference_counting_off_only_where_it_is_safe():
-    """A step of kernel calls runs without Numba's reference counts (ppl/compiler.py) while the
+    """A step of kernel calls runs without Numba's reference counts (ppl/compiler/pipeline.py) while the
     kernels it compiles keep theirs; a step that calls a user's function keeps them (the user's
     code may allocate), and runs."""
     from ppl.kernels import cpu

@@ -10,7 +10,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model
-from ppl.fit import EVAL_SEED, heldout_loss
+from ppl.training.fit import EVAL_SEED, heldout_loss
 
 import exact
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ppl
-from ppl.fit import _Chunks, fit
+from ppl.training.fit import _Chunks, fit
 from ppl.models import sbn, toy_bernoulli
 
 from machine import assert_identical as _identical
@@ -135,7 +135,7 @@ def test_split_rows_rule_and_errors(monkeypatch):
 
     import numba
 
-    from ppl.fit import SPLIT_MAX_WEIGHTS, _split_rows
+    from ppl.training.fit import SPLIT_MAX_WEIGHTS, _split_rows
     from ppl.kernels import blas
 
     def prog(weights, target="cpu"):
@@ -201,7 +201,7 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     """fit's BLAS threads: every core only when ppl chose the one-thread default and no noise fill
     runs on Numba's threads at this batch; an explicit count is validated; the count in force
     before the fit is restored after it."""
-    from ppl.fit import _blas_threads
+    from ppl.training.fit import _blas_threads
     from ppl.kernels import blas
     from ppl.kernels.cpu_noise import SERIAL_CUTOFF
     if blas.get_threads() is None:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import ppl
-from ppl import history
-from ppl.fit import fit, load_checkpoint
-from ppl.history import History
+from ppl.training import history
+from ppl.training.fit import fit, load_checkpoint
+from ppl.training.history import History
 from ppl.models import sbn
 
 from machine import assert_identical
@@ -194,7 +194,7 @@ CHILD = textwrap.dedent("""
     import sys
     import numpy as np
     import ppl
-    from ppl.fit import fit
+    from ppl.training.fit import fit
     from ppl.models import sbn
     prog = sbn.build(latent=(8,)).compile(dtype=np.float64)
     data = {"x": (np.random.default_rng(0).random((50, 64)) < 0.3).astype(np.float64)}

@@ -14,7 +14,7 @@ from scipy import stats as sps
 
 import ppl
 from ppl import Model
-from ppl.compiler import generate_source
+from ppl.compiler.pipeline import generate_source
 from ppl.distributions import DISTRIBUTIONS
 from ppl.estimators import REGISTRY
 

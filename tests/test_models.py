@@ -9,9 +9,9 @@ import pytest
 from machine import assert_identical
 
 import ppl
-from ppl.fit import fit, load_checkpoint
+from ppl.training.fit import fit, load_checkpoint
 from ppl.models import get
-from ppl.optim import Adam, make
+from ppl.training.optim import Adam, make
 
 
 def train(name, steps, build=None, estimators=None, lr=None, samples=None, seed=0):
@@ -158,7 +158,7 @@ def test_fit_never_leaves_a_broken_checkpoint(toy, tmp_path):
         fit(toy, {"x": X}, Adam(0.01), steps=10, batch_size=16, progress=False, checkpoint=ck, resume=False,
             eval_every=1, eval_fn=lambda p: 0.0)
     np.testing.assert_array_equal(np.load(ck)["theta"], good)
-    from ppl.fit import History, _save_checkpoint
+    from ppl.training.fit import History, _save_checkpoint
     with pytest.raises(ppl.ModelError, match="not writing checkpoint"):   # the writer refuses too
         _save_checkpoint(ck, toy, Adam(0.01), 6, History(), 0)
     np.testing.assert_array_equal(np.load(ck)["theta"], good)

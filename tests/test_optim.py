@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 
 import ppl
-from ppl.optim import SGD, Adam, Momentum, make, robbins_monro
+from ppl.training.optim import SGD, Adam, Momentum, make, robbins_monro
 
 
 def np_reference(kind, theta, grads, **hp):

@@ -51,7 +51,7 @@ def test_wheel_layout_import_and_clean_uninstall(tmp_path):
     env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("NUMBA_CACHE_DIR", None)
     code = ("import numpy as np, ppl, ppl.kernels, ppl.models, ppl.kernels.rng\n"
-            "from ppl.data import digits\n"
+            "from ppl.training.data import digits\n"
             "from ppl.kernels import cpu_rows\n"
             "cpu_rows.zero1(np.ones(3))\n"   # a cached kernel: Numba writes its cache files
             "print(ppl.kernels.__file__); print(ppl.models.__file__); print(digits()['train_x'].shape)\n")

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import ppl
-from ppl import Model, ModelError, dist
+from ppl import Model, ModelError
+from ppl.language import dist
 from stats import assert_unbiased, draws
 
 N_BLR, D_BLR, SIG = 200, 3, 0.5

@@ -16,7 +16,8 @@ import pytest
 from scipy import stats
 
 import ppl
-from ppl import Affine, Model, Normal, dist
+from ppl import Affine, Model, Normal
+from ppl.language import dist
 
 S, N, J, K = 400, 5000, 20, 381            # draws per point, held-out points, order statistics
 P = (K - J) / (S + 1)                       # exact coverage of [X_(J), X_(K)]: 0.9002

@@ -108,7 +108,7 @@ def test_a_wrong_stein_coefficient_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            K, S = ctx.draws()
+            K, S = ctx.samples, ctx.configs
             D, H = ctx.node.width, ctx.options["hidden"]
             from ppl.kernels.families.rodeo import init, rodeo_size
             phi, gphi = ctx.parameter("cv", (rodeo_size(D, H),), init(D, H))

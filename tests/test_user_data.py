@@ -12,7 +12,7 @@ import pytest
 
 from ppl import ModelError
 from ppl.cli import main
-from ppl.data import user_data
+from ppl.training.data import user_data
 
 TRAIN = ("train", "sbn", "--model-opt", "latent=8", "--steps", "5", "-q")
 

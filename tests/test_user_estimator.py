@@ -164,7 +164,7 @@ def test_example_runs_and_trains(tmp_path):
 
 def test_noise_buffers_are_separate_streams(EX):
     """Each ctx.noise() call is a buffer and a Philox stream of its own; a kind the fills lack is refused."""
-    from ppl.compiler import generate_source
+    from ppl.compiler.pipeline import generate_source
 
     class TwoNoises(EX.StochasticDerivative):
         name = "two_noises"
@@ -186,3 +186,39 @@ def test_noise_buffers_are_separate_streams(EX):
     ppl.register_estimator(BadKind)
     with pytest.raises(ppl.ModelError, match=r"node 'h1': noise kind 'poisson' is not one of 'uniform'"):
         build("ue_bad_kind").compile(estimators={"h1": "bad_noise_kind", "h2": "score"})
+
+
+def test_a_users_score_function_renders_the_built_in_step():
+    """The built-in estimators speak the public context: a user's score function with a
+    moving-average baseline, written on its signals (learning_signal, a state of two numbers,
+    emit, log_prob_vjp taking the log_prob costs' weights), renders the very step the built-in
+    `score` does, under the ELBO and the importance-weighted bound."""
+    from ppl.compiler.pipeline import generate_source
+
+    @ppl.register_estimator
+    class UserScore(ppl.Estimator):
+        name = "user_score"
+        fuses_log_prob = True
+        objectives = ("elbo", "iwae")
+        options = {"decay": 0.9}
+
+        def draw(self, ctx):
+            ctx.sample(reads_noise=False)
+
+        def estimate(self, ctx):
+            if all(g is ppl.NO_GRAD for g in ctx.param_grads()):
+                return
+            L, rw = ctx.learning_signal()
+            b, w = ctx.buffer("b"), ctx.buffer("w")
+            slot = ctx.state("mean", size=2, name=f"baseline.{ctx.node.name}.mean")
+            ctx.emit(f"rows.moving_average_baseline({L}, {rw}, state, {slot}, {ctx.options['decay']!r}, {b}, True)")
+            ctx.emit(f"rows.score_weights({rw}, {L}, {b}, {w})")
+            ctx.log_prob_vjp(w)
+
+    for objective, samples in (("elbo", 1), ("elbo", 2), ("iwae", 3)):
+        ours = generate_source(build("ue_same"), estimators={"h1": "user_score", "h2": "user_score"},
+                               samples=samples, objective=objective, lowering="arrays")
+        score = ("score", {"baseline": "moving_average"})
+        theirs = generate_source(build("ue_same"), estimators={"h1": score, "h2": score}, samples=samples,
+                                 objective=objective, lowering="arrays")
+        assert ours == theirs and "rows.moving_average_baseline" in ours, objective

@@ -12,9 +12,9 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model, ModelError, Normal
-from ppl.fit import fit, load_checkpoint
+from ppl.training.fit import fit, load_checkpoint
 from ppl.lowering import named_source
-from ppl.optim import SGD, Adam
+from ppl.training.optim import SGD, Adam
 
 X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -312,8 +312,8 @@ def _one_node(kind, est, below_rebar=False):
 
 
 def _source(m, ests, samples):
-    from ppl import compiler
-    from ppl import graph as G
+    from ppl.compiler import pipeline as compiler
+    from ppl.analysis import graph as G
     an = G.analyse(m)
     choices = compiler.select(m, an, ests, "unbiased", samples, None)
     return named_source(compiler.Lowering(m, an, choices, samples, np.random.default_rng(0)).generate())

@@ -6,10 +6,10 @@ default (`rules`) and what autotune skips (`not_measured`) are declared on the e
 import importlib
 import pkgutil
 
-from .base import REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
-from .custom import NO_GRAD, EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
+from .base import NO_GRAD, NO_GRAD_1D, REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
+from .custom import EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
 
-_NOT_ESTIMATORS = {"base", "custom"}
+_NOT_ESTIMATORS = {"base", "custom", "selection", "autotune"}
 ESTIMATOR_MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_ESTIMATORS))
 for _name in ESTIMATOR_MODULES:
     importlib.import_module(f"{__name__}.{_name}")   # registration

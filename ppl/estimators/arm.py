@@ -3,7 +3,7 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
-from .base import REGISTRY, Estimator, Rule, enumerated_below, register
+from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 
 class _Antithetic(Estimator):
@@ -15,35 +15,35 @@ class _Antithetic(Estimator):
     def expansion(self, info, opts):
         return 2
 
-    def forward(self, lw, node, opts):
-        u = lw.noise(node, "uniform")
-        lw.record_noise(node, u, "uniform")
-        (a,) = lw.param_values(node)
-        lw.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {lw.enum_stride[node]}, {lw.v(node)})")
-        lw.emit(f"antithetic.scale_rows({lw.rw}, 0.5)")
+    def draw(self, ctx):
+        u = ctx.noise("uniform")
+        (a,) = ctx.params()
+        ctx.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {ctx.digit[0]}, {ctx.value()})")
+        ctx.emit(f"antithetic.scale_rows({ctx.row_weights}, 0.5)")
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        if ga == lw.empty2:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        if ga is NO_GRAD:
             return
-        L = lw.downstream_L(node)
-        stride = lw.enum_stride[node]
-        digits = enumerated_below(lw, node)
+        L, rw = ctx.downstream_cost(), ctx.row_weights
+        stride = ctx.digit[0]
+        digits = ctx.enumerated_below()
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
             # members' signals marginalised over those digits (see cpu_antithetic)
             strides, sizes = digits
             if self.name == "arm":
-                lw.emit(f"antithetic.arm_grad_marginal({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, {ga})")
+                ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {strides}, {sizes}, "
+                         f"{ga})")
             else:
-                (a,) = lw.param_values(node)
-                lw.emit(f"antithetic.disarm_grad_marginal({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, "
-                        f"{ga})")
+                (a,) = ctx.params()
+                ctx.emit(f"antithetic.disarm_grad_marginal({a}, {ctx.value()}, {L}, {rw}, {stride}, {strides}, "
+                         f"{sizes}, {ga})")
         elif self.name == "arm":
-            lw.emit(f"antithetic.arm_grad({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {ga})")
+            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {rw}, {stride}, {ga})")
         else:
-            (a,) = lw.param_values(node)
-            lw.emit(f"antithetic.disarm_grad({a}, {lw.v(node)}, {L}, {lw.rw}, {stride}, {ga})")
+            (a,) = ctx.params()
+            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {rw}, {stride}, {ga})")
 
     # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)
     def scalar_support(self, node, opts):
@@ -108,21 +108,22 @@ class _Local(_Antithetic):
     partners' rows do not enter the bound (their weights are 0); each pair weighs 1 / B."""
     objectives = ("iwae",)
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        if ga == lw.empty2:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        if ga is NO_GRAD:
             return
-        ell, _ = lw.learning_signal(node)
-        stride = lw.enum_stride[node]
-        L = lw.buf1(f"Lloc_{node.name}")
-        lw.emit(f"rows.iwae_swap_one({lw.totals}, {ell}, {lw.samples}, {lw.S}, {stride}, {L})")
-        pw = lw.buf1(f"pw_{node.name}")
-        lw.emit(f"rows.config_weights({lw.S}, 0, {stride}, 0.5 / B, {pw})")
+        ell, _ = ctx.learning_signal()
+        stride = ctx.digit[0]
+        L = ctx.buffer("Lloc")
+        # the draws' totals of costs (-log w), the lowering's: the bound's terms
+        ctx.emit(f"rows.iwae_swap_one({ctx.lowering.totals}, {ell}, {ctx.samples}, {ctx.configs}, {stride}, {L})")
+        pw = ctx.buffer("pw")
+        ctx.emit(f"rows.config_weights({ctx.configs}, 0, {stride}, 0.5 / B, {pw})")
         if self.name == "local_arm":
-            lw.emit(f"antithetic.arm_grad({lw.noise_of[node]}, {L}, {pw}, {stride}, {ga})")
+            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {pw}, {stride}, {ga})")
         else:
-            (a,) = lw.param_values(node)
-            lw.emit(f"antithetic.disarm_grad({a}, {lw.v(node)}, {L}, {pw}, {stride}, {ga})")
+            (a,) = ctx.params()
+            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {pw}, {stride}, {ga})")
 
     def scalar_support(self, node, opts):
         return "the importance-weighted bound couples a data row's draws"

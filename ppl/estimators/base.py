@@ -1,84 +1,61 @@
 """The estimator interface and its registry.
 
 An estimator is small and stateless: it says whether it applies to a stochastic node, whether
-it is unbiased, and emits the node's forward (sampling) and backward (what reaches the node's
-parameters) code through the compiler's lowering context. Learnable state (baselines,
-temperatures) is declared through the context, so it lives in the program's parameter set.
+it is unbiased, and emits how the node is drawn (`draw`) and what reaches the node's parameters
+(`estimate`) through the one context every estimator sees, estimators.custom.EstimatorContext
+(`ctx`; the same for the built-ins and a user's). Learnable state (baselines, temperatures) is
+declared through the context, so it lives in the program's parameter set.
 
-The context an estimator sees is `Context` below (`lw`: ppl.lowering.Lowering implements it)
-and, in the row-fused lowering, `RowContext` (`sl`: ppl.scalar_lowering.ScalarLowering). An
-estimator reads, calls and records through those members only; it writes no other state of
-the lowering (tests/test_compiler.py checks every `lw.` / `sl.` use in ppl/estimators/).
+The row-fused lowering has a context of its own, `RowContext` below (`sl`:
+ppl.lowering.rowfused.ScalarLowering). An estimator reads, calls and records through those
+members only (tests/test_compiler.py checks every `ctx.` / `sl.` use in ppl/estimators/).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from .. import graph as G
 
-class Context(Protocol):
-    """What an estimator may use of the array lowering (buffer names are generated-code names)."""
+class NoGrad:
+    """The marker of a gradient nobody needs: an estimator or a lowering rule gets it in place of
+    a cotangent buffer and compares it with `is`. It is no string: a line of the step's code
+    holds it as its name (`NO_GRAD`), and only the printer writes there the step's empty buffer
+    it stands for (`buffer`: 2D `empty2`, 1D `empty1`), which every kernel skips (lowering/ir.py,
+    SPELLING). One instance per rank (NO_GRAD, NO_GRAD_1D)."""
 
-    # reading
-    choices: dict        # stochastic node -> (Choice, NodeInfo)
-    an: object           # graph.Analysis: order, downstream costs, ancestors' inputs
-    samples: int         # K draws per data row
-    objective: str       # "elbo" or "iwae"
-    totals: str          # IWAE: each row's sum of costs (C of its draw and configuration)
-    S: int               # configurations per drawn row (enumeration, antithetic pairs)
-    enum_stride: dict    # node -> the stride of its configuration digit in a row index
-    row_digit: dict      # node -> (stride, size) of that digit (REBAR nodes share one: Lowering.plan_rows)
-    cv_slot: dict        # REBAR node -> (off, span): its configuration c >= 1 at local index off + c - 1
-    rw: str              # row weights (1D)
-    cw: str              # cost cotangent seeds (1D; rw except on REBAR's control-variate rows)
-    empty1: str              # an empty 1D buffer (a skipped gradient)
-    empty2: str              # an empty 2D buffer (a skipped gradient)
-    zero_rows: str       # a 1D buffer of zeros
-    noise_of: dict       # node -> the base noise buffer(s) its draw used (record_noise)
-    noise_kind: dict     # node -> that noise's kind ("uniform", "normal", ...)
-    kept: dict           # ("log_prob", node) -> sigma(logits) a log_prob cost kept for its VJP
-    kept_rep: set        # keys of `kept` whose buffer has one row per data row (the `_rep` kernels)
-    log_prob_weights: dict  # node -> weights of log_prob(node) costs to fold into its VJP
-    rng: object          # numpy Generator for parameter initialisation
-    # recording (the one mapping an estimator writes)
-    scratch: dict        # (estimator name, node) -> what its forward leaves for its backward
+    __slots__ = ("name", "buffer")
 
-    def dist(self, node): """The node's Distribution (ppl.distributions)."""
-    def v(self, node) -> str: """The node's value buffer (R rows: every row of the layout)."""
-    def per_data_row(self, node): """"vB, reps" when the node is computed once per data row and read on
-        reps > 1 drawn rows (the arguments of the `_rep` kernels), else None."""
-    def g(self, node): """The node's cotangent buffer, or None when no gradient is needed."""
-    def param_values(self, node) -> list: """Value buffers of the node's distribution parameters."""
-    def param_grads(self, node) -> list: """Their cotangent buffers (empty2 where none)."""
-    def head_cw(self, head) -> str: """A cost head's cotangent seeds on all rows: cw (N cw: a plate's per-row cost)."""
-    def downstream_L(self, node) -> str: """A 1D buffer: the sum of the node's downstream costs per row."""
-    def learning_signal(self, node) -> tuple: """(L, weights): a score-function node's signal per row and
-        the row weights of its estimate (ELBO: downstream_L and rw; IWAE: the row's bound and 1 / B)."""
-    def vimco_baseline(self) -> str: """IWAE: a 1D buffer of VIMCO's leave-one-out baselines per row."""
-    def baseline_inputs(self, node) -> list: """The data inputs above the node (learned baselines)."""
-    # emitting
-    def emit(self, line: str) -> None: """One line of the current section (forward or backward)."""
-    def emit_at_start(self, line: str) -> None: """One line at the top of the step."""
-    def call(self, kernel: str, ins: list, outs: list, node=None) -> None: """core.kernel(ins, [K], outs)."""
-    def log_prob_vjp(self, node, weights: str, gx: str, params: bool = True) -> None: """Row-weighted VJP of log p(node)."""
-    # allocating
-    def buf1(self, name: str) -> str: """A new (R,) buffer."""
-    def buf2(self, name: str, width, rows="R") -> str: """A new (rows, width) buffer."""
-    def param(self, name: str, shape: tuple, init) -> tuple: """A parameter: (view, gradient view)."""
-    def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
-    def state_value(self, name: str, init: float) -> str: """A 1-element state view."""
-    def noise(self, node, kind: str, k: int = 0, width=None) -> str: """The node's base noise, one draw per drawn
-        row (`width` columns, default the node's)."""
-    def record_noise(self, node, noise, kind=None) -> None: """Record the base noise a draw used."""
+    def __init__(self, name: str, buffer: str):
+        self.name, self.buffer = name, buffer
+
+    def __str__(self):
+        return self.name
+
+    def __format__(self, spec):
+        return format(self.name, spec)
+
+    def __repr__(self):
+        return self.name
+
+    def __reduce__(self):   # a copy is the same marker
+        return self.name
 
 
-class RowContext(Context, Protocol):
-    """The row-fused lowering's context: Context plus the helpers of straight-line row code
-    (values and cotangents are locals; cfg is the configuration whose code is emitted)."""
+NO_GRAD = NoGrad("NO_GRAD", "empty2")           # no cotangent of a 2D buffer (a node's values, its parameters)
+NO_GRAD_1D = NoGrad("NO_GRAD_1D", "empty1")     # no gradient of a 1D output (a temperature's, per row)
+
+
+class RowContext(Protocol):
+    """The row-fused lowering's context (values and cotangents are locals of the row code; cfg
+    is the configuration whose code is emitted)."""
 
     cfg: int
+    enum_stride: dict    # node -> the stride of its configuration digit in a row index
+    noise_of: dict       # node -> the local of the base noise its draw used
 
+    def dist(self, node): """The node's Distribution (ppl.distributions)."""
+    def emit(self, line: str) -> None: """One line of the row code."""
+    def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def val(self, node, cfg=None) -> str: """The local holding the node's value."""
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
     def add_cot(self, node, expr: str, cfg=None) -> None: """cot(node) += expr (when it exists)."""
@@ -131,8 +108,8 @@ class Estimator:
     unbiased = True
     bias = ""                  # a biased estimator: where its bias comes from (explain() prints it)
     passes_value_grad = False  # True when the cotangent of the node's value reaches its parameters
-    # True when the estimator's backward ends in the node's own log-probability VJP with per-row
-    # weights: a log_prob(node) cost then adds its weights there instead of a second VJP call
+    # True when the estimate ends in the node's own log-probability VJP with per-row weights
+    # (ctx.log_prob_vjp): a log_prob(node) cost then adds its weights there, not a second VJP call
     fuses_log_prob = False
     hard_forward = True        # the forward value is a hard (discrete) sample
     # True when a log_prob(node) cost's gradient must not reach the node's distribution
@@ -143,7 +120,7 @@ class Estimator:
     # stochastic nodes below it (forward_below / backward_below)
     evaluates_below = False
     # Whether readers may merge the node's rows that hold equal values (Lowering._data_rows):
-    # True when its backward reads the value's cotangent, if at all, as a sum over rows of the
+    # True when its estimate reads the value's cotangent, if at all, as a sum over rows of the
     # same linear map on rows whose values are equal (the cotangent of a merged row then reaches
     # the parameters whole from any one of them). None: True when it reads no value cotangent.
     shares_rows = None
@@ -151,7 +128,7 @@ class Estimator:
     about = ""                 # one line: what it computes (`ppl list`)
     cite = ""                  # the paper(s) it implements (authors, year, venue), shown by `ppl list`
     objectives = ("elbo",)     # the objectives whose gradient it estimates (compile's objective)
-    # the name prefixes of the parameters it declares (lw.param: learned baselines, control
+    # the name prefixes of the parameters it declares (ctx.parameter: learned baselines, control
     # variates, eta and temperature): trained with the model, not the model's (estimator_params)
     param_prefixes: tuple = ()
     rules: tuple = ()          # Rule entries: when a policy picks it by default (selection.RULES)
@@ -181,24 +158,26 @@ class Estimator:
         """How many rows each drawn row becomes (enumeration); 1 for sampling estimators."""
         return 1
 
-    def forward(self, lw: Context, node, opts: dict) -> None:
-        raise TypeError(f"estimator '{self.name}' has no forward")
+    def draw(self, ctx) -> None:
+        """Emit the node's values on every row of the step (ctx: estimators.custom.EstimatorContext)."""
+        raise TypeError(f"estimator '{self.name}' has no draw")
 
-    def backward(self, lw: Context, node, opts: dict) -> None:
-        raise TypeError(f"estimator '{self.name}' has no backward")
+    def estimate(self, ctx) -> None:
+        """Emit what reaches the node's parameters: their gradient added into ctx.param_grads()."""
+        raise TypeError(f"estimator '{self.name}' has no estimate")
 
-    # Estimators that evaluate the graph below their node on extra rows (evaluates_below)
-    def seed_weights(self, lw: Context, node) -> None:
+    # Estimators that evaluate the graph below their node on extra rows (evaluates_below); ctx is
+    # the context of the node they act on, `above` this estimator's nodes above it, outermost first
+    def seed_weights(self, ctx) -> None:
         """Set cw (the cost cotangent seeds, a copy of rw) on the node's extra rows."""
 
-    def forward_below(self, lw: Context, below, above: list) -> None:
-        """Emit, after `below`'s own forward, what the extra rows of the nodes `above` (this
-        estimator's, outermost first) do to the stochastic node `below`."""
+    def forward_below(self, ctx, above: list) -> None:
+        """Emit, after the node's own draw, what the extra rows of the nodes `above` do to it."""
 
-    def backward_below(self, lw: Context, below, above: list) -> None:
-        """The backward of forward_below, emitted before `below`'s own backward."""
+    def backward_below(self, ctx, above: list) -> None:
+        """The backward of forward_below, emitted before the node's own estimate."""
 
-    # Row-fused scalar lowering (ppl/scalar_lowering.py) of a width-1 node: the same estimate
+    # Row-fused scalar lowering (ppl/lowering/rowfused.py) of a width-1 node: the same estimate
     # written as straight-line code for one row, for estimators whose backward reads that row only.
     # Why a second emitter (measured, BENCHMARKS.md "toy estimate"): on width-1 graphs the array
     # form's per-node kernel calls cost 343 ns (score) / 371 ns (DisARM) per estimate, the
@@ -228,38 +207,6 @@ def register(cls):
     return cls
 
 
-def enumerated_below(lw, node):
-    """The enumerated nodes below `node` as generated-code tuple literals (strides, sizes) of
-    their row digits, or None. Their rows carry p(c | node's value): an estimator that compares
-    or averages learning signals across draws of `node` must first marginalise them over these
-    digits (sum_c rw L / sum_c rw); per configuration the comparison is biased."""
-    below = G.nx.descendants(lw.an.graph, node.name)
-    digits = [lw.row_digit[e] for e in lw.row_digit if e.name in below and lw.choices[e][0].estimator == "enumerate"]
-    if not digits:
-        return None
-    return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
-
-
-def sample_hard(lw, node, noise_free=False):
-    """Emit the ordinary draw of a node from its base noise (shared by several estimators).
-
-    noise_free: the estimator never reads the noise (only the value), so a node whose logits
-    are the same on a data row's drawn rows (the data-row sub-graph's, under samples=K) may be
-    drawn by the distribution's `sample_rep` kernel: uniform noise against sigma(-a) computed
-    once per data row (the same draws as the logistic noise's, from the same uniforms)."""
-    d = lw.dist(node)
-    rep = lw.per_data_row(node.inputs[0]) if noise_free and "sample_rep" in d.kernels else None
-    if rep is not None:
-        noise = lw.noise(node, "uniform")
-        lw.record_noise(node, noise, "uniform")
-        lw.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {lw.v(node)})")
-        return noise
-    noise = lw.noise(node, d.noise, width=None if d.noise_draws == 1 else d.noise_draws * node.width)
-    lw.record_noise(node, noise, d.noise)
-    lw.call(d.kernels["sample"], [*lw.param_values(node), noise], [lw.v(node)], node)
-    return noise
-
-
 class HardSampleSurrogate(Estimator):
     """A biased estimator whose forward pass is the node's ordinary hard draw and whose backward
     pass is one distribution kernel (`kernel`, a key of Distribution.kernels: logit-link Bernoulli
@@ -280,19 +227,19 @@ class HardSampleSurrogate(Estimator):
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
         return None
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node, noise_free=True)
+    def draw(self, ctx):
+        ctx.sample(reads_noise=False)
 
-    def backward(self, lw, node, opts):
-        gv = lw.g(node)
-        (ga,) = lw.param_grads(node)
-        if gv is None or ga == lw.empty2:
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        (ga,) = ctx.param_grads()
+        if gv is NO_GRAD or ga is NO_GRAD:
             return
-        tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
-        (a,) = lw.param_values(node)
-        self.call_backward(lw, node, opts, lw.dist(node).kernels[self.kernel], a, tau, gv, ga)
+        tau = ctx.state("temperature", float(ctx.options["temperature"]), name=f"{ctx.node.name}.temperature")
+        (a,) = ctx.params()
+        self.call_backward(ctx, self.kernel, a, tau, gv, ga)
 
-    def call_backward(self, lw, node, opts, kernel, a, tau, gv, ga):
+    def call_backward(self, ctx, kernel, a, tau, gv, ga):
         """Emit the backward kernel's call, ga += its gradient of the logits (this form:
         kernel(logits, value, temperature, value's cotangent) -> ga)."""
-        lw.call(kernel, [a, lw.v(node), tau, gv], [ga], node)
+        ctx.law_call(kernel, [a, ctx.value(), tau, gv], [ga])

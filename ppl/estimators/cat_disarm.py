@@ -8,7 +8,7 @@ over the classes in ascending order of their logits (kernels/cpu_cat_antithetic.
 receive 1/2 w (f(x) - f(y)) (e_x - e_y), w = pi(x) pi(y) / q(x, y), f the downstream costs of
 each member: unbiased, 0 where the pair agrees, and DisARM itself for K = 2. Like DisARM it
 estimates the ELBO; the other parameters receive the average of the pair's gradients."""
-from .base import Estimator, enumerated_below, register
+from .base import NO_GRAD, Estimator, register
 
 
 @register
@@ -26,28 +26,23 @@ class CatDisARM(Estimator):
     def expansion(self, info, opts):
         return 2
 
-    def forward(self, lw, node, opts):
-        d = lw.dist(node)
-        u = lw.noise(node, "uniform")
-        lw.record_noise(node, u, "uniform")
-        (a,) = lw.param_values(node)
-        lw.call(d.kernels["cat_antithetic_sample"], [a, u, str(lw.enum_stride[node])], [lw.v(node)], node)
-        lw.emit(f"antithetic.scale_rows({lw.rw}, 0.5)")
+    def draw(self, ctx):
+        u = ctx.noise("uniform")
+        (a,) = ctx.params()
+        ctx.law_call("cat_antithetic_sample", [a, u, str(ctx.digit[0])], [ctx.value()])
+        ctx.emit(f"antithetic.scale_rows({ctx.row_weights}, 0.5)")
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        if ga == lw.empty2:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        if ga is NO_GRAD:
             return
-        d = lw.dist(node)
-        (a,) = lw.param_values(node)
-        L = lw.downstream_L(node)
-        stride = str(lw.enum_stride[node])
-        digits = enumerated_below(lw, node)
+        (a,) = ctx.params()
+        L = ctx.downstream_cost()
+        args = [a, ctx.value(), L, ctx.row_weights, str(ctx.digit[0])]
+        digits = ctx.enumerated_below()
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
             # members' signals marginalised over those digits (see cpu_antithetic)
-            strides, sizes = digits
-            lw.call(d.kernels["cat_disarm_grad_marginal"], [a, lw.v(node), L, lw.rw, stride, strides, sizes], [ga],
-                    node)
+            ctx.law_call("cat_disarm_grad_marginal", [*args, *digits], [ga])
         else:
-            lw.call(d.kernels["cat_disarm_grad"], [a, lw.v(node), L, lw.rw, stride], [ga], node)
+            ctx.law_call("cat_disarm_grad", args, [ga])

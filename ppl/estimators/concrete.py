@@ -4,7 +4,7 @@ The forward pass uses the relaxed sample sigma((a + L) / tau) (binary Concrete, 
 softmax((a + g) / tau) (Gumbel-softmax, g Gumbel); the backward pass is its exact VJP. Costs
 downstream see a continuous value, so the estimate is biased; the bias vanishes as tau -> 0
 while the variance grows."""
-from .base import Estimator, register
+from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
 
 
 class _Relaxed(Estimator):
@@ -21,22 +21,24 @@ class _Relaxed(Estimator):
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
         return None
 
-    def forward(self, lw, node, opts):
-        d = lw.dist(node)
-        noise = lw.noise(node, d.noise)
-        lw.record_noise(node, noise)
-        tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
-        lw.call(d.kernels["relaxed_sample"], [*lw.param_values(node), noise, tau], [lw.v(node)], node)
+    def draw(self, ctx):
+        noise = ctx.noise(ctx.law.noise)
+        tau = self.temperature(ctx)
+        ctx.law_call("relaxed_sample", [*ctx.params(), noise, tau], [ctx.value()])
 
-    def backward(self, lw, node, opts):
-        gv = lw.g(node)
-        if gv is None:
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is NO_GRAD:
             return
-        d = lw.dist(node)
-        tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
-        (a,) = lw.param_values(node)
-        (ga,) = lw.param_grads(node)
-        lw.call(d.kernels["relaxed_bwd"], [a, lw.noise_of[node], tau], [lw.v(node), gv, ga, lw.empty1], node)
+        tau = self.temperature(ctx)
+        (a,) = ctx.params()
+        (ga,) = ctx.param_grads()
+        ctx.law_call("relaxed_bwd", [a, ctx.drawn_noise(), tau], [ctx.value(), gv, ga, NO_GRAD_1D])
+
+    @staticmethod
+    def temperature(ctx):
+        """The fixed temperature (a node's `temperature` state, shared with the row-fused form)."""
+        return ctx.state("temperature", float(ctx.options["temperature"]), name=f"{ctx.node.name}.temperature")
 
 
 @register

@@ -1,5 +1,5 @@
-"""The public protocol for estimators written outside ppl: `Estimator`, `EstimatorContext`,
-`Kernel`, `NO_GRAD` and `register_estimator` (exported as ppl.Estimator, ...).
+"""The estimator protocol: `Estimator`, `EstimatorContext`, `Kernel`, `NO_GRAD` and
+`register_estimator` (exported as ppl.Estimator, ...).
 
 An estimator decides two things for its stochastic node: how the node is drawn on each row of
 the step (`draw`), and what reaches the node's distribution parameters (`estimate`). Both emit
@@ -9,28 +9,21 @@ several configuration rows (as an antithetic pair or an enumeration does): the g
 node is then evaluated on every one of them in the same fused pass, and `downstream_cost()` gives
 each row's sum of the costs below the node. examples/user_estimator.py writes one.
 
-The built-in estimators still speak the lowering's fuller internal context (estimators/base.py);
-a user's estimator sees only the members below.
+Every estimator, built-in or a user's, sees the same `EstimatorContext`; the few built-ins that
+reshape the graph's rows or read the graph around their node (REBAR, Price, ...) reach the
+lowering itself through `ctx.lowering`, which is no part of the contract.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..analysis import graph as G
 from ..errors import ModelError
-from .base import REGISTRY
+from .base import NO_GRAD, REGISTRY
 from .base import Estimator as _Base
-from .base import enumerated_below, sample_hard
 
-
-class _NoGrad(str):
-    """The marker of a gradient nobody needs (an empty buffer: kernels skip it)."""
-
-    def __repr__(self):
-        return "NO_GRAD"
-
-
-NO_GRAD = _NoGrad("empty2")   # printed as the step's empty 2D buffer, which every kernel skips
 NOISE_KINDS = ("uniform", "normal", "logistic", "gumbel")   # kernels/cpu_noise.py's fills
+MAX_NOISE = 16   # noise streams per node
 
 
 @dataclass(frozen=True)
@@ -48,102 +41,197 @@ class Kernel:
 
 
 class EstimatorContext:
-    """What an estimator sees while its node is lowered. Buffers are the step's arrays: a node's
+    """What an estimator sees while its node is lowered (one context per node, the same in its
+    draw and its estimate). Buffers are the step's arrays, named by strings of code: a node's
     values have one row per row of the step (data row x sample x configuration), `width` columns.
 
-    node, options, law, samples, digit, row_weights    what is known
-    value(), cotangent(), params(), param_grads()      the node's buffers
-    downstream_cost()                                  per row, the sum of the costs below the node
-    enumerated_below()                                 the digits whose rows weigh p(c | the node's value)
-    noise(kind, width), buffer(tag, width)             new buffers
-    parameter(tag, shape, init), state(tag, init)      learnable parameters, running state
-    call(kernel, *args), sample()                      emitting
-    draws()                                            (K, S): where a data row's draws lie
+    node, options, law, objective                        what is estimated
+    samples, configs, digit, row_weights                 the rows of the step
+    value(), cotangent(), params(), param_grads()        the node's buffers
+    data_inputs()                                        the data inputs above the node
+    downstream_cost(), learning_signal()                 per row, what the node's draw costs
+    enumerated_below()                                   the digits whose rows weigh p(c | the node's value)
+    noise(), drawn_noise(), buffer()                     base noise, workspaces
+    parameter(), state()                                 learnable parameters, running state
+    call(), law_call(), emit(), sample(), log_prob_vjp() emitting
+
+    `lowering`, the lowering itself, is no part of this contract: the few built-ins that reshape
+    the rows below their node or read the graph around it use it (tests/test_compiler.py lists them).
     """
 
     def __init__(self, estimator, lowering, node, options):
-        self._est, self._lw = estimator, lowering
-        self.node = node                        # the stochastic node: .name, .width, .attrs
+        self._est = estimator
+        # the lowering itself (ppl.lowering.Lowering): NOT part of the contract, for the built-ins
+        # that reshape the rows of the graph below their node or read the graph around it
+        self.lowering = lowering
+        self.node = node                        # the stochastic node: .name, .width, .inputs, .attrs
         self.options = options                  # its options, defaults filled in
-        self.law = lowering.dist(node)          # its Distribution entry: .name, .params, flags
+        self.law = lowering.dist(node)          # its Distribution entry: .name, .params, .kernels, flags
+        self.objective = lowering.objective     # "elbo", or "iwae" (the importance-weighted bound)
         self.samples = lowering.samples         # K draws per data row
+        self.configs = lowering.S               # S configuration rows per drawn row (every node's digits)
         # (stride, size) of the node's configuration digit: row r is configuration (r // stride) % size
         # of its drawn row (size = the estimator's rows(); (1, 1) when it has one row per draw)
         self.digit = lowering.row_digit.get(node, (1, 1))
         self.row_weights = lowering.rw          # 1D: each row's weight in the objective (1 / rows of a batch)
+        self._streams = 0                       # noise streams used
+        self._made = {}                         # name -> the buffer, parameter or state made under it
 
+    # ----- the node's buffers
     def value(self) -> str:
         """The node's values (rows x width): `draw` writes them, `estimate` reads them."""
-        return self._lw.v(self.node)
+        return self.lowering.v(self.node)
 
-    def cotangent(self) -> str:
+    def cotangent(self):
         """The cotangent of the node's values, for an estimator with `passes_value_grad = True`
         (it reads df/dvalue); else NO_GRAD."""
-        g = self._lw.g(self.node)
+        g = self.lowering.g(self.node)
         return NO_GRAD if g is None else g
 
     def params(self) -> list:
         """The values of the law's parameters (its logits, loc and scale, ...), rows x width each."""
-        return self._lw.param_values(self.node)
+        return self.lowering.param_values(self.node)
 
     def param_grads(self) -> list:
         """Their cotangents, where `estimate` adds the gradient; NO_GRAD where none is needed."""
-        return [NO_GRAD if g == self._lw.empty2 else g for g in self._lw.param_grads(self.node)]
+        return self.lowering.param_grads(self.node)
 
+    def data_inputs(self) -> list:
+        """(values, width) of each data input the node depends on: the features of a learned
+        baseline or control variate (they do not depend on the node's draw). `values()` returns
+        the input's buffer on every row; call it where the line using it is emitted (the first
+        read may emit a copy of the input onto the step's rows)."""
+        lw = self.lowering
+        return [(lambda x=x: lw.v(x), x.width) for x in lw.an.ancestors_inputs[self.node]]
+
+    # ----- learning signals
     def downstream_cost(self) -> str:
         """1D, per row: the sum of the costs the node reaches (its learning signal)."""
-        return self._lw.downstream_L(self.node)
+        return self.lowering.downstream_L(self.node)
+
+    def learning_signal(self) -> tuple:
+        """(L, weights), 1D each: the signal a score-function estimate multiplies d log p by, and
+        each row's weight in the estimate. ELBO: downstream_cost() and row_weights; IWAE: the
+        bound of the row's data row (every cost of the draw enters it) and 1 / B per row."""
+        return self.lowering.learning_signal(self.node)
 
     def enumerated_below(self):
         """None, or (strides, sizes) as tuple literals of code: the configuration digits of the
         enumerated nodes below this one. Their rows carry p(c | this node's value) in row_weights,
         so an estimate that compares the costs of this node's configuration rows must first
         marginalise each over those digits (sum rw L / sum rw); row by row it is biased."""
-        return enumerated_below(self._lw, self.node)
+        lw = self.lowering
+        below = G.nx.descendants(lw.an.graph, self.node.name)
+        digits = [lw.row_digit[e] for e in lw.row_digit
+                  if e.name in below and lw.choices[e][0].estimator == "enumerate"]
+        if not digits:
+            return None
+        return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
 
+    # ----- new buffers
     def noise(self, kind: str = "uniform", width=None) -> str:
         """Base noise of kind "uniform", "normal", "logistic" or "gumbel", one draw per drawn row,
-        shared by its configuration rows (common random numbers)."""
+        shared by its configuration rows (common random numbers); `width` columns (default the
+        node's). Each call draws a stream of its own (16 per node, sample() included)."""
         if kind not in NOISE_KINDS:
             raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': noise kind {kind!r} is not one "
                              f"of {', '.join(map(repr, NOISE_KINDS))}")
-        key = ("custom.noise", self.node)   # each call a stream of its own (16 per node)
-        k = self._lw.scratch.get(key, 0)
-        if k >= 16:
-            raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': at most 16 noise buffers per node")
-        self._lw.scratch[key] = k + 1
-        buf = self._lw.noise(self.node, kind, k=k, width=width)
-        self._lw.record_noise(self.node, buf, kind)
+        return self._noise(kind, width)
+
+    def _noise(self, kind, width):
+        k, lw = self._streams, self.lowering
+        if k >= MAX_NOISE:
+            raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': at most {MAX_NOISE} noise "
+                             f"buffers per node")
+        self._streams = k + 1
+        buf = lw.noise(self.node, kind, k=k, width=width)
+        if lw.section is lw.fwd:   # the draw's noise (drawn_noise)
+            old = lw.noise_of.get(self.node)
+            lw.record_noise(self.node, buf if old is None else (*old, buf) if isinstance(old, tuple) else (old, buf),
+                            kind if old is None else None)
         return buf
 
+    def drawn_noise(self):
+        """The noise the draw used (noise() and sample() in `draw`): one buffer, a tuple of them
+        in the order drawn, or None when it drew none."""
+        return self.lowering.noise_of.get(self.node)
+
     def buffer(self, tag: str, width=None) -> str:
-        """A new workspace: 1D (one value per row) when width is None, else rows x width."""
+        """A workspace named `<tag>_<node>`: 1D (one value per row) when width is None, else rows x
+        width. The same tag gives the same buffer (`draw` may leave one for `estimate`)."""
         name = f"{tag}_{self.node.name}"
-        return self._lw.buf1(name) if width is None else self._lw.buf2(name, width)
+        if name not in self._made:
+            self._made[name] = self.lowering.buf1(name) if width is None else self.lowering.buf2(name, width)
+        return self._made[name]
 
-    def parameter(self, tag: str, shape: tuple, init=0.0) -> tuple:
+    def parameter(self, tag: str, shape: tuple, init=0.0, name=None) -> tuple:
         """A parameter trained with the model's by the same optimiser: (its values, its gradient).
-        Named `<estimator>.<node>.<tag>` in prog.params."""
-        return self._lw.param(f"{self._est.name}.{self.node.name}.{tag}", tuple(shape), init)
+        Named `<estimator>.<node>.<tag>` in prog.params (`name`: that full name instead). `init`:
+        a number, an array of the shape, or a function of a numpy Generator returning one (a
+        random initialisation). The same name gives the same parameter."""
+        name = name or f"{self._est.name}.{self.node.name}.{tag}"
+        if name not in self._made:
+            if callable(init):
+                init = init(self.lowering.rng)
+            self._made[name] = self.lowering.param(name, tuple(shape), init)
+        return self._made[name]
 
-    def state(self, tag: str, init: float = 0.0) -> str:
-        """One number of running state kept between steps (a 1-element buffer)."""
-        return self._lw.state_value(f"{self._est.name}.{self.node.name}.{tag}", float(init))
+    def state(self, tag: str, init: float = 0.0, size=None, name=None):
+        """Running state kept between steps, named `<estimator>.<node>.<tag>` (`name`: that full
+        name instead): one number as a 1-element buffer, or with `size`, the offset of `size`
+        numbers in the step's `state` vector (for a kernel that takes `state, offset`)."""
+        name = name or f"{self._est.name}.{self.node.name}.{tag}"
+        if size is None:
+            return self.lowering.state_value(name, float(init))
+        if name not in self._made:
+            self._made[name] = self.lowering.state_slot(name, int(size), init)
+        return self._made[name]
 
+    # ----- emitting
     def call(self, kernel, *args) -> None:
         """Emit a call of `kernel` (an @njit function, a `Kernel`, or a kernel of ppl.kernels the
         step already calls) on buffers, numbers and strings of code."""
-        self._lw.emit(f"{self._lw.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
+        lw = self.lowering
+        lw.emit(f"{lw.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
 
-    def sample(self) -> str:
-        """Emit the law's ordinary draw into value(); returns the noise buffer it used."""
-        return sample_hard(self._lw, self.node)
+    def law_call(self, key: str, ins: list, outs: list) -> None:
+        """Emit a call of the law's kernel `law.kernels[key]` on `ins`, then its group size for a
+        grouped law (a Categorical's classes), then `outs`."""
+        self.lowering.call(self.law.kernels[key], ins, outs, self.node)
 
-    def draws(self) -> tuple:
-        """(K, S): row r of the step is data row r // (K S), draw (r // S) % K of it, configuration
-        r % S (every estimator's configuration digits together; `digit` is this node's): the K
-        draws of a data row, in one configuration, are S rows apart (what a leave-one-out reads)."""
-        return self.samples, self._lw.S
+    def emit(self, line: str, at_start: bool = False) -> None:
+        """Emit one line of the step's code (a kernel call of ppl.kernels as text, a rendered
+        template of the law's) where the estimator is; `at_start`: at the top of the step, before
+        the forward pass (once-per-step set-up)."""
+        if at_start:
+            self.lowering.emit_at_start(line)
+        else:
+            self.lowering.emit(line)
+
+    def sample(self, reads_noise: bool = True) -> str:
+        """Emit the law's ordinary draw into value(); returns the noise buffer it used.
+
+        reads_noise=False: the estimate never reads the noise, so a node whose logits are the same
+        on a data row's drawn rows may be drawn by the law's `sample_rep` kernel (uniform noise
+        against sigma(-a) once per data row: the same draws as the logistic noise's)."""
+        lw, d = self.lowering, self.law
+        rep = lw.per_data_row(self.node.inputs[0]) if not reads_noise and "sample_rep" in d.kernels else None
+        if rep is not None:
+            noise = self._noise("uniform", None)
+            self.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {self.value()})")
+            return noise
+        noise = self._noise(d.noise, None if d.noise_draws == 1 else d.noise_draws * self.node.width)
+        self.law_call("sample", [*self.params(), noise], [self.value()])
+        return noise
+
+    def log_prob_vjp(self, weights: str, value_grad=NO_GRAD) -> None:
+        """Emit param_grads() += weights * d log p(value | params) / d params per row (and
+        value_grad += its gradient in the value, when one is given). An estimator that declares
+        `fuses_log_prob` takes the weights of the log_prob(node) costs into `weights` first (one
+        VJP for both)."""
+        for cw in self.lowering.log_prob_weights.get(self.node, ()):
+            self.emit(f"rows.add_rows({cw}, {weights})")
+        self.lowering.log_prob_vjp(self.node, weights, value_grad)
 
 
 class Estimator(_Base):
@@ -180,12 +268,6 @@ class Estimator(_Base):
             raise ModelError(f"estimator '{self.name}': rows() must return an int >= 1 for node "
                              f"'{info.node.name}', got {n!r}")
         return n
-
-    def forward(self, lw, node, opts):
-        self.draw(EstimatorContext(self, lw, node, opts))
-
-    def backward(self, lw, node, opts):
-        self.estimate(EstimatorContext(self, lw, node, opts))
 
 
 def register_estimator(cls):

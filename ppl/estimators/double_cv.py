@@ -26,15 +26,17 @@ Stein operators") extends this baseline with Stein-operator control variates of 
 network: the estimator 'rodeo' (ppl/estimators/rodeo.py, which says why its network reads the
 other draws' costs rather than their df/db).
 """
-from .. import graph as G
-from .base import Estimator, register, sample_hard
+from ..analysis import graph as G
+from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
 
 
-def digits_below(lw, node):
+def digits_below(ctx):
     """(strides, sizes) generated-code tuple literals of the configuration digits of stochastic
-    nodes below `node` (enumeration, antithetic pairs, REBAR rows), marginalised by the kernel;
-    a neutral digit (stride 1, size 1) when there are none."""
-    below = G.nx.descendants(lw.an.graph, node.name)
+    nodes below the context's node (enumeration, antithetic pairs, REBAR rows), marginalised by
+    the kernel; a neutral digit (stride 1, size 1) when there are none. It reads the lowering's
+    graph analysis and every node's digit (ctx.lowering)."""
+    lw = ctx.lowering
+    below = G.nx.descendants(lw.an.graph, ctx.node.name)
     digits = list(dict.fromkeys(lw.row_digit[e] for e in lw.row_digit if e.name in below)) or [(1, 1)]   # REBAR nodes share one
     return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
 
@@ -71,26 +73,27 @@ class DoubleCV(Estimator):
             raise ValueError(f"alpha must be a finite number, got {a!r}")
         return {**opts, "alpha": float(a), "train": bool(opts.get("train", True))}
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+    def draw(self, ctx):
+        ctx.sample()
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        gv = lw.g(node)
-        if ga == lw.empty2 or gv is None:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        gv = ctx.cotangent()
+        if ga is NO_GRAD or gv is NO_GRAD:
             return
-        (a,) = lw.param_values(node)
-        L = lw.downstream_L(node)
+        node, opts = ctx.node, ctx.options
+        (a,) = ctx.params()
+        L = ctx.downstream_cost()
         train = bool(opts["train"])
         if train:
-            alpha, galpha = lw.param(f"double_cv.{node.name}.alpha", (1,), float(opts["alpha"]))
-            gal = lw.buf1(f"dcvA_{node.name}")
+            alpha, galpha = ctx.parameter("alpha", (1,), float(opts["alpha"]))
+            gal = ctx.buffer("dcvA")
         else:
-            alpha, gal = lw.state_value(f"{node.name}.double_cv_alpha", float(opts["alpha"])), lw.empty1
-        T, W, Cb = (lw.buf1(f"dcv{v}_{node.name}") for v in "TWC")
-        Gm = lw.buf2(f"dcvG_{node.name}", node.width)
-        strides, sizes = digits_below(lw, node)
-        lw.emit(f"core.double_cv_grad({a}, {lw.v(node)}, {L}, {gv}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, "
-                f"{sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
+            alpha, gal = ctx.state("alpha", float(opts["alpha"]), name=f"{node.name}.double_cv_alpha"), NO_GRAD_1D
+        T, W, Cb = (ctx.buffer(f"dcv{v}") for v in "TWC")
+        Gm = ctx.buffer("dcvG", node.width)
+        strides, sizes = digits_below(ctx)
+        ctx.emit(f"core.double_cv_grad({a}, {ctx.value()}, {L}, {gv}, {ctx.row_weights}, {ctx.samples}, {ctx.configs}, "
+                 f"{strides}, {sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
         if train:
-            lw.emit(f"rows.add_sum_to({gal}, {galpha}, 0)")
+            ctx.emit(f"rows.add_sum_to({gal}, {galpha}, 0)")

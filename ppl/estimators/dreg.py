@@ -15,8 +15,8 @@ feed z alone (not a closed-form KL, say), depend on no stochastic node, and no s
 may lie below z (`check`; the rule table then falls back to 'pathwise', an override is an error
 naming the reason).
 """
-from .. import graph as G
-from .base import Rule, register
+from ..analysis import graph as G
+from .base import NO_GRAD, Rule, register
 from .pathwise import Pathwise
 
 
@@ -56,11 +56,11 @@ class DReG(Pathwise):
                 return f"its parameter '{p.name}' depends on the stochastic node '{above[0]}'"
         return None
 
-    def backward(self, lw, node, opts):
-        gv = lw.g(node)
-        if gv is not None:
-            lw.emit(f"rows.mul_rows({gv}, {lw.rw}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
-        super().backward(lw, node, opts)
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is not NO_GRAD:
+            ctx.emit(f"rows.mul_rows({gv}, {ctx.row_weights}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
+        super().estimate(ctx)
 
     def scalar_support(self, node, opts):
         return "the importance-weighted bound couples a data row's draws"

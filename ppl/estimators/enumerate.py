@@ -6,7 +6,7 @@ node is exact; the node's parameters receive sum_v p(v|a) L_s(v) d log p(v|a)/da
 gradient of sum_v p(v|a) L_s(v). Nodes downstream keep their own estimators."""
 from ppl.ops import render
 
-from .base import Estimator, register
+from .base import NO_GRAD, Estimator, register
 
 MAX_SUPPORT = 4096
 MAX_ENUMERATION = 64     # autotune measures enumeration for a support of at most this many values
@@ -35,19 +35,18 @@ class Enumerate(Estimator):
     def expansion(self, info, opts):
         return info.support
 
-    def forward(self, lw, node, opts):
-        stride = lw.enum_stride[node]
-        lw.emit(render(lw.dist(node).kernels["enum"], stride=stride, K=node.attrs.get("K"), value=lw.v(node)))
-        lp = lw.buf1(f"lp_{node.name}")
-        lw.call(lw.dist(node).kernels["log_prob"], [*lw.param_values(node), lw.v(node)], [lp], node)
-        lw.emit(f"rows.mul_exp({lp}, {lw.rw})")
+    def draw(self, ctx):
+        ctx.emit(render(ctx.law.kernels["enum"], stride=ctx.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value()))
+        lp = ctx.buffer("lp")
+        ctx.law_call("log_prob", [*ctx.params(), ctx.value()], [lp])
+        ctx.emit(f"rows.mul_exp({lp}, {ctx.row_weights})")
 
-    def backward(self, lw, node, opts):
-        grads = lw.param_grads(node)
-        if all(gr == lw.empty2 for gr in grads):
+    def estimate(self, ctx):
+        grads = ctx.param_grads()
+        if all(gr is NO_GRAD for gr in grads):
             return
-        L = lw.downstream_L(node)
-        wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"rows.score_weights({lw.rw}, {L}, {lw.zero_rows}, {wts})")
-        lw.call(lw.dist(node).kernels["log_prob_bwd"], [*lw.param_values(node), lw.v(node)],
-                [wts, *grads, lw.empty2], node)
+        L = ctx.downstream_cost()
+        wts = ctx.buffer("w")
+        # no baseline: the lowering's row of zeros
+        ctx.emit(f"rows.score_weights({ctx.row_weights}, {L}, {ctx.lowering.zero_rows}, {wts})")
+        ctx.law_call("log_prob_bwd", [*ctx.params(), ctx.value()], [wts, *grads, NO_GRAD])

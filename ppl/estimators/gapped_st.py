@@ -21,5 +21,5 @@ class GappedST(HardSampleSurrogate):
     kernel = "gapped_st_bwd"
     title = "gapped straight-through"
 
-    def call_backward(self, lw, node, opts, kernel, a, tau, gv, ga):
-        lw.call(kernel, [a, lw.v(node), tau, repr(float(opts["gap"])), gv], [ga], node)
+    def call_backward(self, ctx, kernel, a, tau, gv, ga):
+        ctx.law_call(kernel, [a, ctx.value(), tau, repr(float(ctx.options["gap"])), gv], [ga])

@@ -23,11 +23,11 @@ class GumbelRao(HardSampleSurrogate):
     kernel = "gumbel_rao_bwd"
     title = "Gumbel-Rao"
 
-    def call_backward(self, lw, node, opts, kernel, a, tau, gv, ga):
-        n = int(opts["draws"])
-        v = lw.noise(node, "uniform", 1, width=n * node.width)
-        if lw.dist(node).grouped:
-            soft = lw.buf2(f"soft_{node.name}", node.width)
-            lw.call(kernel, [a, lw.v(node), v, tau, str(n), gv], [soft, ga], node)
+    def call_backward(self, ctx, kernel, a, tau, gv, ga):
+        n = int(ctx.options["draws"])
+        v = ctx.noise("uniform", width=n * ctx.node.width)   # stream 1 (the draw's is 0)
+        if ctx.law.grouped:
+            soft = ctx.buffer("soft", ctx.node.width)
+            ctx.law_call(kernel, [a, ctx.value(), v, tau, str(n), gv], [soft, ga])
         else:
-            lw.call(kernel, [a, lw.v(node), v, tau, str(n), gv], [ga], node)
+            ctx.law_call(kernel, [a, ctx.value(), v, tau, str(n), gv], [ga])

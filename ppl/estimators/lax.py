@@ -9,7 +9,7 @@ gradient-free black box (and applies where f is differentiable too). c_phi is RE
 (kernels/cpu_lax.py)."""
 from ppl.ops import render
 
-from .base import Estimator, register, sample_hard
+from .base import NO_GRAD, Estimator, register
 from .relax import control_variate
 
 
@@ -32,15 +32,15 @@ class Lax(Estimator):
             return f"{info.dist.name} has no LAX implementation (Normal nodes do){alt}"
         return None
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+    def draw(self, ctx):
+        ctx.sample()
 
-    def backward(self, lw, node, opts):
-        gloc, gscale = lw.param_grads(node)
-        if gloc == lw.empty2 and gscale == lw.empty2:
+    def estimate(self, ctx):
+        gloc, gscale = ctx.param_grads()
+        if gloc is NO_GRAD and gscale is NO_GRAD:
             return
-        H, ctx, phi, gphi = control_variate(lw, node, opts, "lax")
-        _, scale = lw.param_values(node)
-        lw.emit(render(lw.dist(node).kernels["lax_bwd"], value=lw.v(node), scale=scale, eps=lw.noise_of[node],
-                       L=lw.downstream_L(node), rw=lw.rw, ctx=ctx, phi=phi, H=H, gloc=gloc, gscale=gscale,
-                       gphi=gphi))
+        H, feats, phi, gphi = control_variate(ctx, "lax")
+        _, scale = ctx.params()
+        ctx.emit(render(ctx.law.kernels["lax_bwd"], value=ctx.value(), scale=scale, eps=ctx.drawn_noise(),
+                        L=ctx.downstream_cost(), rw=ctx.row_weights, ctx=feats, phi=phi, H=H, gloc=gloc,
+                        gscale=gscale, gphi=gphi))

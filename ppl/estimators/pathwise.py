@@ -3,7 +3,7 @@
 dz/dscale = eps. Unbiased. Under the IWAE bound the cotangents of a draw's costs are its
 normalised importance weight / B (the lowering seeds them), so the same backward pass is the
 bound's reparameterised gradient (Burda et al. 2016)."""
-from .base import Estimator, Rule, register, sample_hard
+from .base import NO_GRAD, Estimator, Rule, register
 
 
 @register
@@ -25,18 +25,17 @@ class Pathwise(Estimator):
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
         return None
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+    def draw(self, ctx):
+        ctx.sample()
 
-    def backward(self, lw, node, opts):
-        gv = lw.g(node)
-        if gv is None:
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is NO_GRAD:
             return
-        d = lw.dist(node)
-        ins = [lw.noise_of[node], gv]
-        if d.implicit:   # the implicit reparameterisation gradient reads the parameters and the draw
-            ins = [*lw.param_values(node), lw.v(node), *ins]
-        lw.call(d.kernels["sample_bwd"], ins, lw.param_grads(node), node)
+        ins = [ctx.drawn_noise(), gv]
+        if ctx.law.implicit:   # the implicit reparameterisation gradient reads the parameters and the draw
+            ins = [*ctx.params(), ctx.value(), *ins]
+        ctx.law_call("sample_bwd", ins, ctx.param_grads())
 
     def scalar_support(self, node, opts):
         return None

@@ -8,7 +8,7 @@ products, constant affine maps) into a separable cost head."""
 from ppl.errors import ModelError
 from ppl.ops import OPS, render
 
-from .base import Estimator, register, sample_hard
+from .base import NO_GRAD, Estimator, register
 
 
 @register
@@ -26,63 +26,68 @@ class Price(Estimator):
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
         return None
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+    def draw(self, ctx):
+        ctx.sample()
 
-    def backward(self, lw, node, opts):
-        gloc, gscale = lw.param_grads(node)
-        if gloc == lw.empty2 and gscale == lw.empty2:
+    def estimate(self, ctx):
+        gloc, gscale = ctx.param_grads()
+        if gloc is NO_GRAD and gscale is NO_GRAD:
             return
-        import networkx as nx
-        g = lw.an.graph
-        desc = nx.descendants(g, node.name)
-        order = [n for n in lw.an.order if n.name in desc]
-        D = {node: None}
-        w = node.width
-        d1z, d2z = lw.buf2(f"pd1_{node.name}", w), lw.buf2(f"pd2_{node.name}", w)
-        lw.emit(f"price.seed_d({d1z}, {d2z})")
-        D[node] = (d1z, d2z)
-        zero = None
-        H = lw.buf2(f"ph_{node.name}", w)
-        lw.emit(f"rows.zero2({H})")
-
-        def dep(x):
-            return x in D
-
-        def why(n, what):
-            return ModelError(f"Normal '{node.name}': estimator 'price' needs an exact Hessian diagonal, but {what} "
-                              f"('{n.name}', {n.kind}) mixes or hides its columns; use 'pathwise'")
-
-        for n in order:
-            deps = [x for x in n.inputs if dep(x)]
-            if n.attrs.get("is_head"):
-                if len(deps) != 1:
-                    raise why(n, "a cost reads it through several inputs")
-                (x,) = deps
-                d1, d2 = D[x]
-                v = {f"x{j}": lw.v(i) for j, i in enumerate(n.inputs)}
-                # the head's Hessian-diagonal rule for the input that depends on the node (ops.OPS)
-                rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
-                if rule is None:
-                    raise why(n, "the cost")
-                lw.emit(render(rule, cw=lw.head_cw(n), d1=d1, d2=d2, H=H, **v))
-                continue
-            op = OPS.get(n.kind)
-            if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)
-                raise why(n, "a node below it")
-            if zero is None:
-                zero = lw.buf2(f"pz_{node.name}", w)
-            d1, d2 = lw.buf2(f"pd1_{n.name}", w), lw.buf2(f"pd2_{n.name}", w)
-            D[n] = (d1, d2)
-            ins = [D.get(i, (zero, zero)) for i in n.inputs]
-            vals = {f"x{j}": (lambda i=i: lw.v(i)) for j, i in enumerate(n.inputs)}
-            for j, (a1, a2) in enumerate(ins):
-                vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
-            lw.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))
+        H, zero = hessian_below(ctx)
         if zero is not None:
-            lw.emit_at_start(f"price.zero_d({zero}, {zero})")
-        gz = lw.g(node)
-        if gloc != lw.empty2 and gz is not None:  # Bonnet: the mean gets E[df/dz]
-            lw.call("normal_sample_bwd", [lw.noise_of[node], gz], [gloc, lw.empty2], node)
-        if gscale != lw.empty2:                   # Price: the scale gets sigma E[d^2 f / dz^2]
-            lw.emit(f"price.price_scale_grad({lw.v(node.inputs[1])}, {H}, {gscale})")
+            ctx.emit(f"price.zero_d({zero}, {zero})", at_start=True)
+        gz = ctx.cotangent()
+        if gloc is not NO_GRAD and gz is not NO_GRAD:  # Bonnet: the mean gets E[df/dz]
+            ctx.law_call("sample_bwd", [ctx.drawn_noise(), gz], [gloc, NO_GRAD])   # a Normal's
+        if gscale is not NO_GRAD:                      # Price: the scale gets sigma E[d^2 f / dz^2]
+            ctx.emit(f"price.price_scale_grad({ctx.params()[1]}, {H}, {gscale})")
+
+
+def hessian_below(ctx):
+    """Emit the second-order forward pass over the node's downstream graph, each cost adding its
+    Hessian diagonal in the node's value into H: returns (H, the zero seed buffer it used or None).
+    It walks the graph below the node with the lowering's analysis, values and cost seeds
+    (ctx.lowering): the one estimator that differentiates the graph below twice."""
+    import networkx as nx
+    lw, node = ctx.lowering, ctx.node
+    desc = nx.descendants(lw.an.graph, node.name)
+    order = [n for n in lw.an.order if n.name in desc]
+    w = node.width
+    d1z, d2z = ctx.buffer("pd1", w), ctx.buffer("pd2", w)
+    ctx.emit(f"price.seed_d({d1z}, {d2z})")
+    D = {node: (d1z, d2z)}
+    zero = None
+    H = ctx.buffer("ph", w)
+    ctx.emit(f"rows.zero2({H})")
+
+    def why(n, what):
+        return ModelError(f"Normal '{node.name}': estimator 'price' needs an exact Hessian diagonal, but {what} "
+                          f"('{n.name}', {n.kind}) mixes or hides its columns; use 'pathwise'")
+
+    for n in order:
+        deps = [x for x in n.inputs if x in D]
+        if n.attrs.get("is_head"):
+            if len(deps) != 1:
+                raise why(n, "a cost reads it through several inputs")
+            (x,) = deps
+            d1, d2 = D[x]
+            v = {f"x{j}": lw.v(i) for j, i in enumerate(n.inputs)}
+            # the head's Hessian-diagonal rule for the input that depends on the node (ops.OPS)
+            rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
+            if rule is None:
+                raise why(n, "the cost")
+            ctx.emit(render(rule, cw=lw.head_cw(n), d1=d1, d2=d2, H=H, **v))
+            continue
+        op = OPS.get(n.kind)
+        if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)
+            raise why(n, "a node below it")
+        if zero is None:
+            zero = ctx.buffer("pz", w)
+        d1, d2 = lw.buf2(f"pd1_{n.name}", w), lw.buf2(f"pd2_{n.name}", w)
+        D[n] = (d1, d2)
+        ins = [D.get(i, (zero, zero)) for i in n.inputs]
+        vals = {f"x{j}": (lambda i=i: lw.v(i)) for j, i in enumerate(n.inputs)}
+        for j, (a1, a2) in enumerate(ins):
+            vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
+        ctx.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))
+    return H, zero

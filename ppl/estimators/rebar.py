@@ -17,15 +17,25 @@ from ppl.ops import fields, render
 
 from ppl.errors import ModelError
 
-from .base import REGISTRY, Estimator, register
+from .base import NO_GRAD, REGISTRY, Estimator, register
 
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
 
 
-def slot(lw, node):
-    """The node's place in the REBAR nodes' shared row digit, as the kernels take it."""
-    off, span = lw.cv_slot[node]
-    return dict(stride=lw.enum_stride[node], off=off, span=span)
+def slot(ctx):
+    """The node's place in the REBAR nodes' shared row digit, as the kernels take it (the
+    lowering's row plan: ctx.lowering.cv_slot)."""
+    off, span = ctx.lowering.cv_slot[ctx.node]
+    return dict(stride=ctx.digit[0], off=off, span=span)
+
+
+def params(ctx):
+    """eta and the log-temperature of a REBAR node's context: (eta, its gradient, log lam, its
+    gradient), made by its draw (the context returns the same parameters to every call)."""
+    opts = ctx.options
+    eta, geta = ctx.parameter("eta", (1,), float(opts["eta"]))
+    lam, glam = ctx.parameter("log_temperature", (1,), math.log(float(opts["temperature"])))
+    return eta, geta, lam, glam
 
 
 def configs(opts):
@@ -56,58 +66,57 @@ class Rebar(Estimator):
     def expansion(self, info, opts):
         return configs(opts)
 
-    def forward(self, lw, node, opts):
+    def draw(self, ctx):
+        node, opts = ctx.node, ctx.options
         if not opts["temperature"] > 0:
             raise ValueError(f"rebar on '{node.name}': temperature must be > 0, got {opts['temperature']}")
-        u = lw.noise(node, "uniform", 0)
-        v = lw.noise(node, "uniform", 1)
-        lw.record_noise(node, (u, v), "uniform")
-        eta, geta = lw.param(f"rebar.{node.name}.eta", (1,), float(opts["eta"]))
-        lam, glam = lw.param(f"rebar.{node.name}.log_temperature", (1,), math.log(float(opts["temperature"])))
-        p = lw.scratch[("rebar", node)] = {"eta": eta, "geta": geta, "loglam": lam, "glam": glam}
-        (a,) = lw.param_values(node)
-        kernel = lw.dist(node).kernels["rebar_forward"]
-        if "dzt" in fields(kernel):   # a kernel that keeps dz~/da for the backward pass
-            p["dzt"] = lw.buf2(f"dzt_{node.name}", node.width)
-        lw.emit(render(kernel, a=a, u=u, v=v, **slot(lw, node), configs=configs(opts),
-                       K=node.attrs.get("K"), lam=lam,
-                       delta=DELTA, value=lw.v(node), dzt=p.get("dzt")))
+        u = ctx.noise("uniform")
+        v = ctx.noise("uniform")
+        _, _, lam, _ = params(ctx)
+        (a,) = ctx.params()
+        kernel = ctx.law.kernels["rebar_forward"]
+        # a kernel that keeps dz~/da for the estimate
+        dzt = ctx.buffer("dzt", node.width) if "dzt" in fields(kernel) else None
+        ctx.emit(render(kernel, a=a, u=u, v=v, **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), lam=lam,
+                        delta=DELTA, value=ctx.value(), dzt=dzt))
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        if ga == lw.empty2:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        if ga is NO_GRAD:
             return
-        p = lw.scratch[("rebar", node)]
-        u, v = lw.noise_of[node]
-        (a,) = lw.param_values(node)
-        L = lw.downstream_L(node)
-        lw.emit(render(lw.dist(node).kernels["rebar_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw,
-                       g=lw.g(node), **slot(lw, node), configs=configs(opts), K=node.attrs.get("K"),
-                       eta=p["eta"],
-                       loglam=p["loglam"], delta=DELTA, ga=ga, geta=p["geta"], glam=p["glam"],
-                       train=bool(opts["train"]), dzt=p.get("dzt"),
-                       sa=lambda: lw.empty2 if ("log_prob", node) in lw.kept_rep else
-                       lw.kept.get(("log_prob", node), lw.empty2)))   # sigma(a), if log_prob(node) kept it on every row
+        node, opts, lw = ctx.node, ctx.options, ctx.lowering
+        eta, geta, lam, glam = params(ctx)
+        u, v = ctx.drawn_noise()
+        (a,) = ctx.params()
+        L = ctx.downstream_cost()
+        kept = ("log_prob", node)   # sigma(a), if a log_prob(node) cost kept it on every row (the lowering's)
+        ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.row_weights,
+                        g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
+                        loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
+                        dzt=lambda: ctx.buffer("dzt", node.width),
+                        sa=lambda: NO_GRAD if kept in lw.kept_rep else lw.kept.get(kept, NO_GRAD)))
 
-    def seed_weights(self, lw, node):
+    def seed_weights(self, ctx):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
-        eta = lw.scratch[("rebar", node)]["eta"]
-        lw.emit(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(lw, node),
-                       configs=configs(lw.choices[node][0].options), eta=eta, rw=lw.rw, cw=lw.cw))
+        eta = params(ctx)[0]
+        ctx.emit(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(ctx),
+                        configs=configs(ctx.options), eta=eta, rw=ctx.row_weights, cw=ctx.lowering.cw))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
-    # control-variate rows, so the control variate is a continuous function of the relaxed value
-    def forward_below(self, lw, n, above):
+    # control-variate rows, so the control variate is a continuous function of the relaxed value.
+    # ctx is the node below's context; the REBAR nodes' own are the lowering's (estimator_context)
+    def forward_below(self, ctx, above):
+        lw, n = ctx.lowering, ctx.node
         first = above[0]
         ch, _ = lw.choices[n]
-        flag = lw.buf1(f"flag_{n.name}")
-        lw.scratch[("rebar_flag", n)] = flag
-        lw.emit(f"rows.zero1({flag})")
+        flag = ctx.buffer("flag")
+        ctx.emit(f"rows.zero1({flag})")
         for s in above:
-            lw.emit(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(lw, s),
-                           configs=configs(lw.choices[s][0].options), flag=flag))
-        loglam = lw.scratch[("rebar", first)]["loglam"]
-        d = lw.dist(n)
+            cs = lw.estimator_context(s)
+            ctx.emit(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(cs),
+                            configs=configs(cs.options), flag=flag))
+        loglam = params(lw.estimator_context(first))[2]
+        d = ctx.law
         if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
             raise ModelError(f"{d.name} '{n.name}' (estimator '{ch.estimator}') cannot sit below the REBAR node "
                              f"'{first.name}': its reparameterised term in REBAR's rows has no kernel; use "
@@ -117,34 +126,38 @@ class Rebar(Estimator):
         if "relax_rows" not in d.kernels:
             raise ModelError(f"{d.name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
                              f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
-        noise = lw.noise_of.get(n)
-        if isinstance(noise, tuple):
-            noise = noise[0]
+        noise = _first(ctx.drawn_noise())
         if noise is None:
             raise ModelError(f"{d.name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
                              f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
-        (a,) = lw.param_values(n)
-        lw.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
-                       uniform=lw.noise_kind.get(n) == "uniform", value=lw.v(n)))
+        (a,) = ctx.params()
+        ctx.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
+                        uniform=lw.noise_kind.get(n) == "uniform", value=ctx.value()))
 
-    def backward_below(self, lw, n, above):
-        g = lw.g(n)
+    def backward_below(self, ctx, above):
+        g = ctx.cotangent()
+        lw, n = ctx.lowering, ctx.node
         ch, _ = lw.choices[n]
-        if g is None:
+        if g is NO_GRAD:
             return
-        flag = lw.scratch[("rebar_flag", n)]
-        d = lw.dist(n)
+        flag = ctx.buffer("flag")
+        d = ctx.law
         if not d.discrete:
             # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
             # already covers the control-variate rows; adding the reparameterised term here too
             # would count them twice (Price's Hessian is seeded by the same rows)
             if not REGISTRY[ch.estimator].passes_value_grad:
-                gs = {f"g{j}": gp for j, gp in enumerate(lw.param_grads(n))}
-                lw.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=lw.noise_of[n], g=g, **gs))
+                gs = {f"g{j}": gp for j, gp in enumerate(ctx.param_grads())}
+                ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()), g=g, **gs))
             return
         if not REGISTRY[ch.estimator].hard_forward:
             return
-        loglam = lw.scratch[("rebar", above[0])]["loglam"]
-        (ga,) = lw.param_grads(n)
-        lw.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=lw.v(n), K=n.attrs.get("K"), loglam=loglam,
-                       g=g, ga=ga))
+        loglam = params(lw.estimator_context(above[0]))[2]
+        (ga,) = ctx.param_grads()
+        ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"), loglam=loglam,
+                        g=g, ga=ga))
+
+
+def _first(noise):
+    """The first of the noise buffers a draw used (its base noise), or None."""
+    return noise[0] if isinstance(noise, tuple) else noise

@@ -7,31 +7,35 @@ parameters as 'relax.<node>' and is trained by the same optimiser on the estimat
 from ppl.kernels.cpu_relax import relax_size
 from ppl.ops import render
 
-from .base import Estimator, Rule, register
+from .base import NO_GRAD, Estimator, Rule, register
 
 
-def control_variate(lw, node, opts, prefix: str):
-    """RELAX's and LAX's c_phi for `node`: (H, ctx, phi, gphi): its hidden width (option
-    'hidden'), the node's data inputs side by side (the network's context; empty2 when there are
-    none) and the parameter '<prefix>.<node>' with its gradient view."""
-    H = int(opts["hidden"])
+def control_variate(ctx, prefix: str):
+    """RELAX's and LAX's c_phi for the context's node: (H, feats, phi, gphi): its hidden width
+    (option 'hidden'), the node's data inputs side by side (the network's context; NO_GRAD when
+    there are none) and the parameter '<prefix>.<node>' with its gradient view."""
+    node = ctx.node
+    H = int(ctx.options["hidden"])
     if H < 1:
         raise ValueError(f"{prefix} on '{node.name}': hidden must be >= 1, got {H}")
-    feats = lw.baseline_inputs(node)
-    C = sum(x.width for x in feats)
+    inputs = ctx.data_inputs()
+    C = sum(w for _, w in inputs)
     if C:
-        ctx = lw.buf2(f"ctx_{node.name}", C)
+        feats = ctx.buffer("ctx", C)
         off = 0
-        for x in feats:
-            lw.emit(f"relax.copy_cols({lw.v(x)}, {ctx}, {off})")
-            off += x.width
+        for x, w in inputs:
+            ctx.emit(f"relax.copy_cols({x()}, {feats}, {off})")
+            off += w
     else:
-        ctx = lw.empty2
+        feats = NO_GRAD
     size = relax_size(node.width, C, H)
-    init = lw.rng.normal(0.0, 0.1, size)
-    init[-1] = 0.0
-    phi, gphi = lw.param(f"{prefix}.{node.name}", (size,), init)
-    return H, ctx, phi, gphi
+
+    def init(rng):
+        phi = rng.normal(0.0, 0.1, size)
+        phi[-1] = 0.0
+        return phi
+    phi, gphi = ctx.parameter(prefix, (size,), init, name=f"{prefix}.{node.name}")
+    return H, feats, phi, gphi
 
 
 @register
@@ -56,20 +60,19 @@ class Relax(Estimator):
             return f"{info.dist.name} has no RELAX implementation (logit-link Bernoulli and Categorical do)"
         return None
 
-    def forward(self, lw, node, opts):
-        u = lw.noise(node, "uniform", 0)
-        v = lw.noise(node, "uniform", 1)
-        lw.record_noise(node, (u, v), "uniform")
-        (a,) = lw.param_values(node)
-        lw.emit(render(lw.dist(node).kernels["relax_sample"], a=a, u=u, K=node.attrs.get("K"), value=lw.v(node)))
+    def draw(self, ctx):
+        u = ctx.noise("uniform")
+        ctx.noise("uniform")   # v: the conditional relaxation's, read by the estimate
+        (a,) = ctx.params()
+        ctx.emit(render(ctx.law.kernels["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"), value=ctx.value()))
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        if ga == lw.empty2:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        if ga is NO_GRAD:
             return
-        H, ctx, phi, gphi = control_variate(lw, node, opts, "relax")
-        u, v = lw.noise_of[node]
-        (a,) = lw.param_values(node)
-        L = lw.downstream_L(node)
-        lw.emit(render(lw.dist(node).kernels["relax_bwd"], a=a, u=u, v=v, value=lw.v(node), L=L, rw=lw.rw, ctx=ctx,
-                       phi=phi, H=H, K=node.attrs.get("K"), ga=ga, gphi=gphi))
+        H, feats, phi, gphi = control_variate(ctx, "relax")
+        u, v = ctx.drawn_noise()
+        (a,) = ctx.params()
+        L = ctx.downstream_cost()
+        ctx.emit(render(ctx.law.kernels["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.row_weights,
+                        ctx=feats, phi=phi, H=H, K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))

@@ -77,7 +77,7 @@ class RODEO(Estimator):
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
-        K, S = ctx.draws()
+        K, S = ctx.samples, ctx.configs
         D, H = ctx.node.width, ctx.options["hidden"]
         phi, gphi = ctx.parameter("cv", (rodeo_size(D, H),), init(D, H))
         below = ctx.enumerated_below() or ("(1,)", "(1,)")

@@ -15,7 +15,7 @@ row, ell_i = -log (1/K sum_k exp(-C_ik)) (not Rao-Blackwellised: every cost of t
 the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
-from .base import REGISTRY, Estimator, Rule, enumerated_below, register, sample_hard
+from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 BASELINES = ("none", "moving_average", "loo", "learned")
 
@@ -58,52 +58,55 @@ class Score(Estimator):
             raise ValueError("baseline 'loo' needs samples >= 2 (compile(..., samples=K))")
         return {**opts, "baseline": b}
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node, noise_free=True)
+    def draw(self, ctx):
+        ctx.sample(reads_noise=False)
 
-    def backward(self, lw, node, opts):
-        grads = lw.param_grads(node)
-        if all(gr == lw.empty2 for gr in grads):
+    def estimate(self, ctx):
+        if all(gr is NO_GRAD for gr in ctx.param_grads()):
             return
-        L, rw = lw.learning_signal(node)
-        b = lw.buf1(f"b_{node.name}")
+        node, opts = ctx.node, ctx.options
+        L, rw = ctx.learning_signal()
+        b = ctx.buffer("b")
         kind = opts["baseline"]
         if kind == "none":
-            lw.emit(f"rows.zero1({b})")
+            ctx.emit(f"rows.zero1({b})")
         elif kind == "moving_average":
-            slot = lw.state_slot(f"baseline.{node.name}.mean", 2)
-            lw.emit(f"rows.moving_average_baseline({L}, {rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
+            slot = ctx.state("mean", size=2, name=f"baseline.{node.name}.mean")
+            ctx.emit(f"rows.moving_average_baseline({L}, {rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
         elif kind == "loo":
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see
             # cpu_rows.loo_baseline_marginal); a per-configuration one would be biased
-            digits = enumerated_below(lw, node)
+            digits = ctx.enumerated_below()
             if digits:
                 strides, sizes = digits
-                lw.emit(f"rows.loo_baseline_marginal({L}, {lw.rw}, {lw.samples}, {lw.S}, {strides}, {sizes}, {b})")
+                ctx.emit(f"rows.loo_baseline_marginal({L}, {ctx.row_weights}, {ctx.samples}, {ctx.configs}, {strides}, "
+                         f"{sizes}, {b})")
             else:
-                lw.emit(f"rows.loo_baseline({L}, {lw.samples}, {lw.S}, {b})")
+                ctx.emit(f"rows.loo_baseline({L}, {ctx.samples}, {ctx.configs}, {b})")
         elif kind == "learned":
-            feats = lw.baseline_inputs(node)
-            width = sum(x.width for x in feats) + 1
-            w, gw = lw.param(f"baseline.{node.name}", (width,), 0.0)
-            lw.emit(f"rows.fill({b}, {w}[{width - 1}])")
-            off = 0
-            for x in feats:
-                lw.emit(f"rows.linear_baseline_fwd({lw.v(x)}, {w}, {off}, {b})")
-                off += x.width
-            coef = lw.buf1(f"bres_{node.name}")
-            lw.emit(f"rows.baseline_residual({lw.rw}, {L}, {b}, {coef})")
-            off = 0
-            for x in feats:
-                lw.emit(f"rows.linear_baseline_bwd({lw.v(x)}, {coef}, {off}, {gw})")
-                off += x.width
-            lw.emit(f"rows.add_sum_to({coef}, {gw}, {width - 1})")
-        wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"rows.score_weights({rw}, {L}, {b}, {wts})")
-        for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
-            lw.emit(f"rows.add_rows({cw}, {wts})")
-        lw.log_prob_vjp(node, wts, lw.empty2)
+            self._learned_baseline(ctx, L, b)
+        wts = ctx.buffer("w")
+        ctx.emit(f"rows.score_weights({rw}, {L}, {b}, {wts})")
+        ctx.log_prob_vjp(wts)   # log_prob(node) costs: the same VJP (fuses_log_prob)
+
+    def _learned_baseline(self, ctx, L, b):
+        """b = w . x + c on the node's data inputs, w trained on E[(L - b)^2] (NVIL)."""
+        feats = ctx.data_inputs()
+        width = sum(w for _, w in feats) + 1
+        w, gw = ctx.parameter("baseline", (width,), 0.0, name=f"baseline.{ctx.node.name}")
+        ctx.emit(f"rows.fill({b}, {w}[{width - 1}])")
+        off = 0
+        for x, xw in feats:
+            ctx.emit(f"rows.linear_baseline_fwd({x()}, {w}, {off}, {b})")
+            off += xw
+        coef = ctx.buffer("bres")
+        ctx.emit(f"rows.baseline_residual({ctx.row_weights}, {L}, {b}, {coef})")
+        off = 0
+        for x, xw in feats:
+            ctx.emit(f"rows.linear_baseline_bwd({x()}, {coef}, {off}, {gw})")
+            off += xw
+        ctx.emit(f"rows.add_sum_to({coef}, {gw}, {width - 1})")
 
     # ----- row-fused scalar form: b is the running mean of earlier steps, so a row needs no other row
     def scalar_support(self, node, opts):

@@ -4,7 +4,7 @@ Bernoulli y = H(a + eps): the forward pass uses the hard sample, the backward pa
 derivative of the noise CDF, dF_eps(a)/da: sigmoid'(a) for logistic noise (link="logit"),
 the normal pdf for Gaussian noise (link="probit"). Categorical (ST-Gumbel): one-hot forward,
 backward through softmax((a + g) / tau). Biased."""
-from .base import Estimator, Rule, register, sample_hard
+from .base import NO_GRAD, NO_GRAD_1D, Estimator, Rule, register
 
 
 @register
@@ -31,24 +31,23 @@ class StraightThrough(Estimator):
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
         return None
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node)
+    def draw(self, ctx):
+        ctx.sample()
 
-    def backward(self, lw, node, opts):
-        gv = lw.g(node)
-        if gv is None:
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is NO_GRAD:
             return
-        d = lw.dist(node)
-        (ga,) = lw.param_grads(node)
-        if "st_bwd" in d.kernels:
-            lw.call(d.kernels["st_bwd"], [*lw.param_values(node), gv], [ga], node)
+        (ga,) = ctx.param_grads()
+        if "st_bwd" in ctx.law.kernels:
+            ctx.law_call("st_bwd", [*ctx.params(), gv], [ga])
             return
-        tau = lw.state_value(f"{node.name}.temperature", float(opts["temperature"]))
-        soft = lw.buf2(f"soft_{node.name}", node.width)
-        (a,) = lw.param_values(node)
-        noise = lw.noise_of[node]
-        lw.call(d.kernels["relaxed_sample"], [a, noise, tau], [soft], node)
-        lw.call(d.kernels["relaxed_bwd"], [a, noise, tau], [soft, gv, ga, lw.empty1], node)
+        tau = ctx.state("temperature", float(ctx.options["temperature"]), name=f"{ctx.node.name}.temperature")
+        soft = ctx.buffer("soft", ctx.node.width)
+        (a,) = ctx.params()
+        noise = ctx.drawn_noise()
+        ctx.law_call("relaxed_sample", [a, noise, tau], [soft])
+        ctx.law_call("relaxed_bwd", [a, noise, tau], [soft, gv, ga, NO_GRAD_1D])
 
     def scalar_support(self, node, opts):
         return None  # the scalar lowering admits Bernoulli (logit and probit) nodes only

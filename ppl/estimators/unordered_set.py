@@ -20,8 +20,8 @@ import numbers
 from ppl.errors import ModelError
 from ppl.kernels.cpu_unordered_set import MAX_SET, table_width
 
-from .. import graph as G
-from .base import Estimator, register
+from ..analysis import graph as G
+from .base import NO_GRAD, Estimator, register
 
 # estimators of a stochastic ancestor whose estimate holds with a set's weighted rows below it
 _ABOVE_OK = ("pathwise", "enumerate", "straight_through", "concrete", "gumbel_softmax", "reinmax", "gumbel_rao",
@@ -56,7 +56,10 @@ class UnorderedSet(Estimator):
     def expansion(self, info, opts):
         return opts["k"]
 
-    def _check_above(self, lw, node):
+    def _check_above(self, ctx):
+        """Refuse a stochastic node above whose estimate compares a draw's rows (the lowering's
+        graph analysis and every node's estimator: ctx.lowering)."""
+        lw, node = ctx.lowering, ctx.node
         for n in G.nx.ancestors(lw.an.graph, node.name):
             above = next((s for s in lw.choices if s.name == n), None)
             if above is None:
@@ -64,28 +67,25 @@ class UnorderedSet(Estimator):
             ch, _ = lw.choices[above]
             if ch.estimator in _ABOVE_OK or (ch.estimator == "score" and ch.options.get("baseline") != "loo"):
                 continue
-            raise ModelError(f"{lw.dist(node).name} '{node.name}': estimator 'unordered_set' cannot sit below "
+            raise ModelError(f"{ctx.law.name} '{node.name}': estimator 'unordered_set' cannot sit below "
                              f"'{above.name}' (estimator '{ch.estimator}', whose estimate compares a draw's rows, "
                              f"and the set's row weights sum to 1 only in expectation); use 'score' with baseline "
                              f"'none', 'moving_average' or 'learned', 'enumerate' or 'pathwise' for '{above.name}', "
                              f"or 'score' / 'cat_disarm' for '{node.name}'")
 
-    def forward(self, lw, node, opts):
-        self._check_above(lw, node)
-        k = int(opts["k"])
-        g = lw.noise(node, "gumbel")
-        lw.record_noise(node, g, "gumbel")
-        (a,) = lw.param_values(node)
-        ws = lw.buf2(f"us_{node.name}", table_width(k))
-        lw.scratch[("unordered_set", node)] = ws
-        lw.call(lw.dist(node).kernels["us_forward"], [a, g, str(lw.enum_stride[node]), str(k)],
-                [ws, lw.v(node), lw.rw], node)
+    def draw(self, ctx):
+        self._check_above(ctx)
+        k = int(ctx.options["k"])
+        g = ctx.noise("gumbel")
+        (a,) = ctx.params()
+        ws = ctx.buffer("us", table_width(k))   # the set's table, read by the estimate
+        ctx.law_call("us_forward", [a, g, str(ctx.digit[0]), str(k)], [ws, ctx.value(), ctx.row_weights])
 
-    def backward(self, lw, node, opts):
-        (ga,) = lw.param_grads(node)
-        if ga == lw.empty2:
+    def estimate(self, ctx):
+        (ga,) = ctx.param_grads()
+        if ga is NO_GRAD:
             return
-        (a,) = lw.param_values(node)
-        ws = lw.scratch[("unordered_set", node)]
-        lw.call(lw.dist(node).kernels["us_grad"],
-                [a, ws, lw.downstream_L(node), lw.rw, str(lw.enum_stride[node]), str(int(opts["k"]))], [ga], node)
+        (a,) = ctx.params()
+        ws = ctx.buffer("us", table_width(int(ctx.options["k"])))
+        ctx.law_call("us_grad", [a, ws, ctx.downstream_cost(), ctx.row_weights, str(ctx.digit[0]),
+                                 str(int(ctx.options["k"]))], [ga])

@@ -9,7 +9,7 @@ depend on draw k, so the first sum stays unbiased) and w_ik the normalised weigh
 the cost cotangents the lowering seeds). The node's parameters receive
 (ell_i - ell_i,-k) / B * d log p(s | a) / da per row. Needs compile(objective="iwae", samples >= 2).
 """
-from .base import Estimator, Rule, register, sample_hard
+from .base import NO_GRAD, Estimator, Rule, register
 
 
 @register
@@ -26,15 +26,14 @@ class Vimco(Estimator):
     def check(self, info):
         return None   # every distribution here has a log-density
 
-    def forward(self, lw, node, opts):
-        sample_hard(lw, node, noise_free=True)
+    def draw(self, ctx):
+        ctx.sample(reads_noise=False)
 
-    def backward(self, lw, node, opts):
-        if all(gr == lw.empty2 for gr in lw.param_grads(node)):
+    def estimate(self, ctx):
+        if all(gr is NO_GRAD for gr in ctx.param_grads()):
             return
-        L, uw = lw.learning_signal(node)
-        wts = lw.buf1(f"w_{node.name}")
-        lw.emit(f"rows.score_weights({uw}, {L}, {lw.vimco_baseline()}, {wts})")
-        for cw in lw.log_prob_weights.get(node, ()):   # log_prob(node) costs: the same VJP, weights cw
-            lw.emit(f"rows.add_rows({cw}, {wts})")
-        lw.log_prob_vjp(node, wts, lw.empty2)
+        L, uw = ctx.learning_signal()
+        wts = ctx.buffer("w")
+        # the leave-one-out baselines of the bound: one buffer the VIMCO nodes share (the lowering's)
+        ctx.emit(f"rows.score_weights({uw}, {L}, {ctx.lowering.vimco_baseline()}, {wts})")
+        ctx.log_prob_vjp(wts)   # log_prob(node) costs: the same VJP (fuses_log_prob)

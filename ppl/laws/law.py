@@ -11,7 +11,7 @@ logits, value: the node's value, K: the group size, stride: the node's configura
 u / v / noise: its base noise, flag: REBAR's control-variate row flags, loglam: REBAR's log
 temperature, g / ga / g0 / g1: cotangents; see each estimator). Roles every law has: sample,
 log_prob, log_prob_bwd (and sample_bwd when it is reparameterised). `scalar` holds the
-row-fused formulas (ppl/scalar_lowering.py) over p0, p1 (the parameters' values), x (the value)
+row-fused formulas (ppl/lowering/rowfused.py) over p0, p1 (the parameters' values), x (the value)
 and noise. The -log p head of a spec is `likelihood` (an ops.OPS head) or, when None, the law's
 own log_prob kernels with the sign changed (ops "law_nll").
 """

@@ -15,16 +15,16 @@ layer is stored on one row per class of a data row's rows that hold equal values
 `Lowering` (core.py) is composed of one part per job, each a module here:
 
     layout.py    Layout (what a Program allocates), names, the row-layout arithmetic
-    context.py   what estimators call: emitting, buffers, parameters, state, noise, signals
+    context.py   what the estimator context calls: emitting, buffers, parameters, state, noise, signals
     views.py     a node's values and cotangents on the rows a reader reads them on
     rows.py      pass "plan rows": configuration digits and each node's classes of equal rows
     grads.py     pass "requires grad": which values need a cotangent
     walk.py      passes "lower forward" / "lower backward": storage and code of every node
     printer.py   pass "render": the step's body as text
 
-The walk is shared with the row-fused lowering (ppl/scalar_lowering.py, a subclass overriding the
+The walk is shared with the row-fused lowering (ppl/lowering/rowfused.py, a subclass overriding the
 per-node hooks). Layer ops are rendered from the op table (ppl/ops.py) or their rule
-(ppl/lowering_rules.py), stochastic nodes by their estimators (ppl/estimators/).
+(ppl/lowering/rules.py), stochastic nodes by their estimators (ppl/estimators/).
 """
 from .core import Lowering  # noqa: F401
 from .layout import Layout, _ident  # noqa: F401

@@ -1,6 +1,6 @@
-"""What an estimator calls while its node is lowered: emitting lines and kernel calls,
-allocating buffers, parameters, state and noise, and the learning signals (estimators/base.py's
-Context declares these members)."""
+"""What an estimator's context (estimators.custom.EstimatorContext) calls while a node is
+lowered: emitting lines and kernel calls, allocating buffers, parameters, state and noise, and
+the learning signals."""
 from __future__ import annotations
 
 import importlib
@@ -8,16 +8,17 @@ import importlib
 import numpy as np
 
 from ..distributions import DISTRIBUTIONS
+from ..estimators.base import NO_GRAD
 from ..estimators.custom import Kernel
 from ..errors import ModelError
-from ..nodes import Node
+from ..language.nodes import Node
 from ..targets import CPU_MODULES
 from .ir import Bind, Stmt
 from .layout import _ident
 
 
 class ContextHelpers:
-    # ----- helpers estimators use (the context they see: estimators/base.py lists it)
+    # ----- helpers of the estimator context (estimators/custom.py) and the lowering rules
     def record_noise(self, node: Node, noise, kind: str | None = None):
         """Record the base noise a node's draw used (a buffer, or a tuple of buffers) and its
         kind, for the node's own backward and for estimators above it (REBAR relaxes it)."""
@@ -92,7 +93,7 @@ class ContextHelpers:
 
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
-        self.emit(f"core.{kernel}({', '.join([*ins, *k, *outs])})")
+        self.emit(f"core.{kernel}({', '.join(map(str, [*ins, *k, *outs]))})")
 
     def kernel_name(self, kernel, node: Node) -> str:
         """How the step calls `kernel`: a kernel of the modules the step binds (`core.name`), or a
@@ -121,14 +122,14 @@ class ContextHelpers:
         there is one."""
         d = self.dist(node)
         keep = self.kept.get(("log_prob", node))
-        gp = self.param_grads(node) if params else [self.empty2] * len(node.inputs)
+        gp = self.param_grads(node) if params else [NO_GRAD] * len(node.inputs)
         if keep is not None and ("log_prob", node) in self.kept_rep:
             (a,) = node.inputs
             self.emit(f"core.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
-                      f"{keep}, {weights}, {', '.join(gp)}, {gx})")
+                      f"{keep}, {weights}, {', '.join(map(str, gp))}, {gx})")
         elif keep is not None:
             self.emit(f"core.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
-                      f"{keep}, {weights}, {', '.join(gp)}, {gx})")
+                      f"{keep}, {weights}, {', '.join(map(str, gp))}, {gx})")
         else:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
 

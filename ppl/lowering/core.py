@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import graph as G
+from ..analysis import graph as G
 from ..errors import ModelError
-from ..nodes import Graph, Node
-from ..estimators import REGISTRY
+from ..language.nodes import Graph, Node
+from ..estimators import NO_GRAD, NO_GRAD_1D, REGISTRY, EstimatorContext
 from .context import ContextHelpers
 from .grads import GradientNeeds
 from .ir import Bind
@@ -25,7 +25,7 @@ from .walk import Walk
 
 
 class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
-    """Emits the fused step. Estimators call the helper methods of its parts."""
+    """Emits the fused step. Estimators call the helper methods of its parts through their contexts."""
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
     merge_rows = True   # compute layers once per class of equal rows (_data_rows)
@@ -54,14 +54,13 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self.owner = None           # the node whose code is being emitted
         self.emitted: list = []     # every emitted statement (ir.Stmt: its owner node; the target checks)
         self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
-        self.scratch: dict = {}     # (estimator name, node) -> what an estimator's forward leaves for later
+        self.contexts: dict = {}    # stochastic node -> its estimator's context (estimator_context)
         self._names: dict = {}
         self._Lcache: dict = {}
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
-        self.empty2 = self.buf2("empty2", 0, rows=0)
-        self.empty1 = "empty1"
-        self.head.append(Bind("empty1", "ws1", 0))
-        self.L.ws1.append(("empty1", 0))
+        self.buf2(NO_GRAD.buffer, 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D are written as
+        self.head.append(Bind(NO_GRAD_1D.buffer, "ws1", 0))
+        self.L.ws1.append((NO_GRAD_1D.buffer, 0))
         self.rw = self.buf1("rw_")
         self.L.rw_index = len(self.L.ws1) - 1
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
@@ -90,3 +89,10 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
 
     def _estimator(self, node: Node):
         return REGISTRY[self.choices[node][0].estimator]
+
+    def estimator_context(self, node: Node) -> EstimatorContext:
+        """The context the node's estimator sees (one per node: its draw and its estimate share it)."""
+        if node not in self.contexts:
+            ch, _ = self.choices[node]
+            self.contexts[node] = EstimatorContext(REGISTRY[ch.estimator], self, node, ch.options)
+        return self.contexts[node]

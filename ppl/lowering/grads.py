@@ -2,7 +2,7 @@
 stochastic node."""
 from __future__ import annotations
 
-from .. import graph as G
+from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from ..ops import OPS

@@ -11,7 +11,8 @@ them needs no change.
 Passes over this data (no regular expression reads the generated text):
 - `unread_repeats`: the copies of a data-row value to its drawn rows that no statement reads;
 - `inline`: a statement with some names replaced by expressions (the CPU step writes views
-  where they are used), spliced at the recorded positions;
+  where they are used; every step writes the empty buffer a skipped gradient's marker stands
+  for, `SPELLING`), spliced at the recorded positions;
 and the CUDA target check (targets.py) reads each statement's owner and kernel.
 """
 from __future__ import annotations
@@ -20,7 +21,12 @@ import io
 import keyword
 import tokenize
 
+from ..estimators.base import NO_GRAD, NO_GRAD_1D
+
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
+# a skipped gradient's marker (estimators.base.NoGrad), held by a statement as its name: the printer
+# writes the step's empty buffer it stands for in its place
+SPELLING = {m.name: m.buffer for m in (NO_GRAD, NO_GRAD_1D)}
 
 
 class Stmt(str):

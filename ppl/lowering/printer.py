@@ -48,7 +48,7 @@ class Printer:
             body += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
                      f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
                      "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
-        lines = list(stmts)
+        exprs = dict(ir.SPELLING)   # the markers of skipped gradients: the empty buffers
         if inline_views and self.head:
             items = {t: [(b.index, b.name) for b in self.head if b.source == t] for t in ("ws2", "ws1", "inputs")}
             views = {b.name: b.expr for b in self.head if b.source == "view"}
@@ -59,12 +59,11 @@ class Printer:
                 if [i for i, _ in named] != list(range(len(named))):   # every item named, in order
                     raise AssertionError(f"lowering: the head does not name every item of {tup}")
                 body += _unpack([name for _, name in named], tup)
-            if views:
-                lines = [ir.inline(st, views) for st in stmts]
-                body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
+            exprs.update(views)
+            body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
         else:
             body += ["    " + line for line in self.head]
-        body += ["    " + line for line in lines]
+        body += ["    " + ir.inline(st, exprs) for st in stmts]
         return "\n".join(body)
 
 

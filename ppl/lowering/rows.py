@@ -2,10 +2,10 @@
 equal rows (what it is computed on)."""
 from __future__ import annotations
 
-from .. import graph as G
+from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
-from ..lowering_rules import ARRAY_RULES
+from .rules import ARRAY_RULES
 from .layout import _canon
 
 

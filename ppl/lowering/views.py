@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nodes import Node
+from ..estimators.base import NO_GRAD
+from ..language.nodes import Node
 from .layout import _ident, _ndist, _rowmap
 
 
@@ -26,8 +27,8 @@ class Views:
         return self.gat(node, self.lay.get(node, self.FULL))
 
     def g_or_empty(self, node: Node) -> str:
-        """The node's cotangent on the rows of the node being lowered (`here`), or empty2."""
-        return self.gat(node, self.here) or self.empty2
+        """The node's cotangent on the rows of the node being lowered (`here`), or NO_GRAD."""
+        return self.gat(node, self.here) or NO_GRAD
 
     def vat(self, node: Node, P: tuple) -> str:
         """The node's values on the rows of layout P (a reader's): its own buffer when it is

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from .ir import Bind
 from ..errors import ModelError
-from ..nodes import Node
-from ..estimators import REGISTRY
-from ..lowering_rules import ARRAY_RULES
+from ..language.nodes import Node
+from ..estimators import NO_GRAD
+from .rules import ARRAY_RULES
 from ..ops import OPS, render
 from .layout import _ndist, _rowmap
 
@@ -51,7 +51,7 @@ class Walk:
         if self.rebar_nodes:
             self.emit(f"rebar.copy1({self.rw}, {self.cw})")
             for n in self.rebar_nodes:
-                self._estimator(n).seed_weights(self, n)
+                self._estimator(n).seed_weights(self.estimator_context(n))
         tot = self.totals = self.buf1("tot_")
         self.emit(f"rows.zero1({tot})")
         if self.objective == "iwae":
@@ -126,8 +126,7 @@ class Walk:
         elif n.is_stochastic:
             self.emit_positive_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
                                       lambda p: f"rows.all_finite2({self.vB(p)})")
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].forward(self, n, ch.options)
+            self._estimator(n).draw(self.estimator_context(n))
         elif n.attrs.get("is_head"):
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
@@ -139,7 +138,7 @@ class Walk:
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
         if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
-            self._estimator(self.rebar_anc[n][0]).forward_below(self, n, self.rebar_anc[n])
+            self._estimator(self.rebar_anc[n][0]).forward_below(self.estimator_context(n), self.rebar_anc[n])
 
     def emit_template_fwd(self, n: Node, ins: list, c: str):
         """A cost head's forward from its op-table template (c: its cost rows)."""
@@ -164,7 +163,7 @@ class Walk:
         ins = [self.vat(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
         if n.attrs.get("is_head"):
-            if all(gi == self.empty2 for gi in gins):
+            if all(gi is NO_GRAD for gi in gins):
                 return
             if k in ARRAY_RULES:
                 ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q, self.cost_scale.get(n, 1.0)), self.cbuf[n], self._rows(Q))
@@ -173,9 +172,8 @@ class Walk:
             return
         if n.is_stochastic:
             if n in self.rebar_anc:
-                self._estimator(self.rebar_anc[n][0]).backward_below(self, n, self.rebar_anc[n])
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].backward(self, n, ch.options)
+                self._estimator(self.rebar_anc[n][0]).backward_below(self.estimator_context(n), self.rebar_anc[n])
+            self._estimator(n).estimate(self.estimator_context(n))
             return
         self._backward_kinds(n, ins, gins, self.gB(n), self.vB(n), self._rows(Q))
 
@@ -189,10 +187,10 @@ class Walk:
         op = OPS[n.kind]
         off = 0
         for x, gj in zip(n.inputs, gins) if op.bwd_each else ():
-            if gj != self.empty2:
+            if gj is not NO_GRAD:
                 self.emit(render(op.bwd_each, gout=gout, off=off, gj=gj))
             off += x.width
-        if op.bwd is None or (op.bwd_if_input_grad and gins[0] == self.empty2):
+        if op.bwd is None or (op.bwd_if_input_grad and gins[0] is NO_GRAD):
             return
         gs = {f"g{j}": g for j, g in enumerate(gins)}
         self.emit(render(op.bwd, out=out, gout=gout, **gs, **self._op_values(n, ins)))

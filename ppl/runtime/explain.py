@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from . import declare
+from ..language import declare
 
 WIDTH = 100   # explain()'s lines wrap at this many characters
 
@@ -33,12 +33,12 @@ def table(rows, indent: str = "") -> list:
 
 
 class Explained:
-    """Program's reports (a mixin of ppl.program.Program)."""
+    """Program's reports (a mixin of ppl.runtime.program.Program)."""
 
     def autotune_report(self) -> str:
         """The autotune table (policy "autotune"): node | estimator | gradient variance +- its
         standard error | rows per data row | score = variance x rows | us per step (fastest of interleaved blocks) | verdict."""
-        from . import autotune as A
+        from ..estimators import autotune as A
         head = ("node", "estimator", "variance", "+- SE", "rows", "score", "us/step", "why")
         rows = [head]
         for r in self.autotune_table:
@@ -60,7 +60,7 @@ class Explained:
         """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
         biased, where its bias comes from; under policy "autotune" the measurements behind each
         choice (`autotune_report`)."""
-        from .estimators import REGISTRY
+        from ..estimators import REGISTRY
         rows = [("node", "distribution", "estimator", "unbiased", "why")]
         for node, (ch, info) in self.choices.items():
             est = REGISTRY[ch.estimator]

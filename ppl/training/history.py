@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 RECORD_POINTS = 2048     # points of the loss curve (an even number); 4 float64 each
 KEEP_STEPS = 100_000     # keep_losses=None: every step's loss kept up to this many steps (800 kB)
 
 
 def _kernels():
-    from .kernels import cpu_record   # imported when a record is written to, not with ppl
+    from ..kernels import cpu_record   # imported when a record is written to, not with ppl
     return cpu_record
 
 

@@ -1,5 +1,5 @@
 """Distribution specs: a law and its parameters, not a node. `m.latent(h, prior)` and
-`m.observe(name, spec, value)` take them (ppl/declare.py derives the ELBO's terms from them).
+`m.observe(name, spec, value)` take them (ppl/language/declare.py derives the ELBO's terms from them).
 
     ppl.dist.Bernoulli(logits=ppl.Affine(h, 64, name="dec"))
     ppl.dist.Normal(0.0, 1.0)                    # numbers: constants of the width they describe
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import distributions as D
+from .. import distributions as D
 from .nodes import Node, _const, _head, _size, _stochastic, broadcast, law_arguments, law_signature
-from .errors import ModelError
+from ..errors import ModelError
 
 
 @dataclass(eq=False)

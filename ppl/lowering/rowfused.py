@@ -29,12 +29,12 @@ import re
 
 import numpy as np
 
-from .lowering import Lowering, _ident
-from .errors import ModelError
-from .nodes import Node
-from .distributions import DISTRIBUTIONS
-from .estimators import REGISTRY
-from .ops import OPS, render
+from . import Lowering, _ident
+from ..errors import ModelError
+from ..language.nodes import Node
+from ..distributions import DISTRIBUTIONS
+from ..estimators import REGISTRY
+from ..ops import OPS, render
 
 STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body

@@ -1,18 +1,18 @@
 """Estimator selection: the rule table (policy -> estimator) and the per-node overrides.
 
 `select` returns, for every stochastic node, the estimator it gets, its checked options and the
-reason `Program.explain()` prints. This is the first pass of the compiler (ppl/compiler.py).
+reason `Program.explain()` prints. This is the first pass of the compiler (ppl/compiler/pipeline.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import graph as G
-from . import validate as V
-from .distributions import DISTRIBUTIONS
-from .errors import ModelError
-from .nodes import Graph, Node
-from .estimators import REGISTRY, NodeInfo
+from ..analysis import graph as G
+from .. import validate as V
+from ..distributions import DISTRIBUTIONS
+from ..errors import ModelError
+from ..language.nodes import Graph, Node
+from . import REGISTRY, NodeInfo
 
 # --------------------------------------------------------------------------- the rule table
 @dataclass

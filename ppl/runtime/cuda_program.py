@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .program import ParamView, Program, all_rows
 
 
@@ -92,7 +92,7 @@ class CudaProgram(Program):
         return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, d_inputs, B)
 
     def _run(self, data, batch, seed, step, mode):
-        from . import validate as V
+        from .. import validate as V
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         self.pull()
@@ -123,7 +123,7 @@ class CudaProgram(Program):
         return out
 
     def gradient_is_finite(self) -> bool:
-        from .kernels import gpu_rows
+        from ..kernels import gpu_rows
         return bool(gpu_rows.all_finite(self.d_grad))
 
     def explain(self) -> str:

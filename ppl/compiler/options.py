@@ -1,6 +1,6 @@
 """The compile options as one record: `CompileOptions`, what `Model.compile(...)` takes by
 keyword, checked once here and passed whole between the layers (the compiler, the autotune
-policy, Program.twin, ppl.distributed's program recipes). `replace(**changes)` gives a checked
+policy, Program.twin, ppl.training.distributed's program recipes). `replace(**changes)` gives a checked
 copy with some options changed (a twin, an autotune candidate).
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import validate as V
-from .errors import ModelError
-from .targets import check_target
+from .. import validate as V
+from ..errors import ModelError
+from ..targets import check_target
 
 OBJECTIVES = ("elbo", "iwae")
 LOWERINGS = ("auto", "arrays", "scalar")
@@ -62,7 +62,7 @@ class CompileOptions:
             ok = False
         if not ok:
             raise ModelError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
-        from .estimators.score import BASELINES
+        from ..estimators.score import BASELINES
         baseline = self.baseline
         if baseline is not None and (not isinstance(baseline, str) or baseline not in BASELINES):
             raise ModelError(f"baseline (for the score estimator) must be one of {', '.join(BASELINES)} or None, "

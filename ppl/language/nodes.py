@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import distributions as D
-from .errors import ModelError
-from .ops import OPS
-from .validate import integer
+from .. import distributions as D
+from ..errors import ModelError
+from ..ops import OPS
+from ..validate import integer
 
 _STACK: list["Graph"] = []   # the open `with ppl.Model(...)` blocks, innermost last
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,14 +1,14 @@
 """The training loop: minibatches, one fused gradient step and an in-place optimiser update per
 step, a progress bar, held-out evaluation, atomic checkpoints and resume.
 
-    from ppl.fit import fit
+    from ppl.training.fit import fit
     hist = fit(prog, {"x": train_x}, ppl.optim.Adam(1e-3), steps=3000, batch_size=32,
                eval_every=500, eval_data={"x": test_x}, checkpoint="run/ckpt.npz")
 
 The batch of step t and the random draw of step t depend only on (seed, t), so a resumed run
 continues exactly as the uninterrupted one would have. A checkpoint holds the parameters,
 the estimator state, the optimiser state, the step, the evaluations and the bounded loss record
-(ppl/history.py: its size does not grow with the steps); it is written to a
+(ppl/training/history.py: its size does not grow with the steps); it is written to a
 temporary file, read back and checked, then renamed over the old one, so a crash or a
 diverged run never leaves a broken checkpoint behind.
 
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
-from . import validate as V
+from ..runtime import checkpoint
+from .. import validate as V
 from .data import Batches
-from .errors import ModelError
+from ..errors import ModelError
 from .history import KEEP_STEPS, History
-from .kernels import blas
-from .kernels.numba_compat import is_cached
+from ..kernels import blas
+from ..kernels.numba_compat import is_cached
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -49,7 +49,7 @@ def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
     estimates of the trained objective; a program that relaxes discrete nodes (concrete,
     gumbel_softmax) is evaluated by its hard twin (Program.hard_twin), not by the relaxed
     surrogate it trains on."""
-    from . import declare
+    from ..language import declare
     if prog.objective == "elbo" and declare.is_pure(prog.model):
         return -prog.evaluate(data, "elbo", samples=draws, seed=seed)
     p = prog.hard_twin()
@@ -126,7 +126,7 @@ class _Chunks:
 
     def __init__(self, prog, optimizer, batches, batch_size, useed, split=False):
         from . import optim
-        from .kernels import cpu_train   # imported when a fit needs it, not with ppl
+        from ..kernels import cpu_train   # imported when a fit needs it, not with ppl
         self.K = K = cpu_train
         self.prog, self.opt, self.batches, self.useed = prog, optimizer, batches, useed
         if batches is not None:
@@ -255,7 +255,7 @@ def _blas_threads(prog, batch_size, asked):
         return V.integer(asked, "fit: blas_threads", lo=1)
     if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
         return None
-    from .kernels.cpu_noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
+    from ..kernels.cpu_noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
     rows = int(batch_size) * prog.rows_per_data_row
     noise = [prog.layout.ws2[i][2] for i in prog.layout.noise]
     if any(rows * w >= SERIAL_CUTOFF for w in noise):

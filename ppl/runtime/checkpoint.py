@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT = 1   # the layout below; a checkpoint without the field predates it and has the same layout
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .estimators import REGISTRY
+from ..estimators import NO_GRAD, REGISTRY
 
 
 # The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule
 # per primitive: kind -> Rule(forward, backward). forward(lw, node, ins, out) writes the node's
 # value (a layer) or cost rows (a head); backward(lw, node, ins, gins, gout, out, rows) adds the
-# VJP of gout (a head: the cost cotangents cw) into gins (lw.empty2 where no gradient is wanted).
+# VJP of gout (a head: the cost cotangents cw) into gins (NO_GRAD where no gradient is wanted).
 @dataclass(frozen=True)
 class Rule:
     forward: object
@@ -37,7 +37,7 @@ def _user_layer_bwd(lw, n, ins, gins, gout, out, rows):
     lw.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
             f"{', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
-        if gi != lw.empty2:
+        if gi is not NO_GRAD:
             lw.emit(f"rows.add_from_cols({s}, 0, {gi})")
 
 
@@ -55,14 +55,14 @@ def _blackbox_bwd(lw, n, ins, gins, cw, c, rows):
     lw.emit(f"for r in range({lw.rw}.shape[0]):")
     lw.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
-        if gi != lw.empty2:
+        if gi is not NO_GRAD:
             lw.emit(f"rows.add_scaled_rows({s}, {cw}, {gi})")
 
 
 def _log_prob_fwd(lw, n, ins, c):
     s = n.inputs[0]
     kern = lw.dist(s).kernels
-    if "log_prob_keep" in kern and any(gp != lw.empty2 for gp in lw.param_grads(s)):
+    if "log_prob_keep" in kern and any(gp is not NO_GRAD for gp in lw.param_grads(s)):
         # keep sigma(logits) for the VJP (here or fused into the score estimator's)
         (a,) = s.inputs
         if ("log_prob", s) not in lw.kept:
@@ -78,7 +78,7 @@ def _log_prob_fwd(lw, n, ins, c):
 
 def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
     s = n.inputs[0]
-    if REGISTRY[lw.choices[s][0].estimator].fuses_log_prob and lw.g_or_empty(s) == lw.empty2:
+    if REGISTRY[lw.choices[s][0].estimator].fuses_log_prob and lw.g_or_empty(s) is NO_GRAD:
         # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
         lw.log_prob_weights.setdefault(s, []).append(cw)
         return
@@ -87,7 +87,7 @@ def _log_prob_bwd(lw, n, ins, gins, cw, c, rows):
 
 
 def _bernoulli_nll_fwd(lw, n, ins, c):
-    if lw.g_or_empty(n.inputs[0]) == lw.empty2:
+    if lw.g_or_empty(n.inputs[0]) is NO_GRAD:
         lw.emit_template_fwd(n, ins, c)
         return
     # keep sigma(logits) for the VJP: the cost's exp serves the backward too
@@ -102,9 +102,9 @@ def _bernoulli_nll_fwd(lw, n, ins, c):
 def _bernoulli_nll_bwd(lw, n, ins, gins, cw, c, rows):
     if n in lw.kept_rep:
         lw.emit(f"core.bernoulli_nll_kept_bwd_rep({lw.per_data_row(n.inputs[0])}, {ins[1]}, {lw.kept[n]}, {cw}, "
-                f"{', '.join(gins)})")
+                f"{', '.join(map(str, gins))})")
     elif n in lw.kept:
-        lw.emit(f"core.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(gins)})")
+        lw.emit(f"core.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lw.kept[n]}, {cw}, {', '.join(map(str, gins))})")
     else:
         lw.emit_template_bwd(n, ins, gins)
 
@@ -135,7 +135,7 @@ def _bcast_fwd(lw, n, ins, out):
 def _bcast_bwd(lw, n, ins, gins, gout, out, rows):
     """gx[r, 0] += sum_j gout[r, j]."""
     (gx,) = gins
-    if gx == lw.empty2:
+    if gx is NO_GRAD:
         return
     t = lw.buf1(f"bc_{n.name}", rows=rows)
     lw.emit(f"core.row_sum_fwd({gout}, {t})")

@@ -3,7 +3,7 @@ data-parallel training.
 
     pip install 'numba-ppl[distributed]'    # dask[distributed]; imported only when used
 
-    from ppl.distributed import sweep, moments, fit_data_parallel
+    from ppl.training.distributed import sweep, moments, fit_data_parallel
     res = sweep("sbn", ["disarm", "score"], seeds=4, workers=2)    # a LocalCluster of 2 processes
     print(res.table()); res.to_csv("sweep.csv")
     m = moments(prog, {"x": batch}, draws=10**6, scheduler="tcp://HOST:8786")
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dsl import ModelError
-from .kernels.cpu_train import combine_by_rows
-from .options import CompileOptions
+from ..dsl import ModelError
+from ..kernels.cpu_train import combine_by_rows
+from ..compiler.options import CompileOptions
 from .runs import compile_run, gradient_variance
 
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
@@ -202,7 +202,7 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
     client / workers / scheduler: where to run (module docstring); none of them: here.
     """
     if isinstance(build, str):
-        from .models import get
+        from ..models import get
         mod = get(build)
         headline = mod.HEADLINE
     else:
@@ -253,7 +253,7 @@ def _train(task, data):
     from .optim import make
     build, settings = task["build"], task["settings"]
     if isinstance(build, str):
-        from .models import get
+        from ..models import get
         mod = get(build)
         D = {**_DEFAULTS, **mod.DEFAULTS}
         build_fn, data, evaluate = mod.build, mod.data(seed=0), mod.evaluate
@@ -285,8 +285,8 @@ def _train(task, data):
 def _as_program(obj, compile_options: dict):
     """A compiled program from a program, a Model, or a builder (a callable of no arguments
     returning either); compile options only where something is compiled here."""
-    from .dsl import Model
-    from .program import Program
+    from ..dsl import Model
+    from ..runtime.program import Program
     if callable(obj) and not isinstance(obj, (Model, Program)):
         obj = obj()
     if isinstance(obj, Model):
@@ -542,7 +542,7 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
     up to history.KEEP_STEPS steps, else the bounded record)."""
     from .data import Batches
     from .history import KEEP_STEPS, History
-    from .program import Program
+    from ..runtime.program import Program
     steps = int(steps)
     if steps < 1:
         raise ModelError(f"fit_data_parallel: steps must be >= 1, got {steps}")

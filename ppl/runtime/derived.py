@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import declare
-from . import validate as V
-from .errors import ModelError
-from .options import CompileOptions
+from ..language import declare
+from .. import validate as V
+from ..errors import ModelError
+from ..compiler.options import CompileOptions
 
 
 class DerivedPrograms:
-    """Program's derived programs (a mixin of ppl.program.Program)."""
+    """Program's derived programs (a mixin of ppl.runtime.program.Program)."""
 
     # ----- workspaces and arguments
     def relaxed_nodes(self) -> list:
         """Discrete nodes whose estimator feeds a relaxed (continuous) value forward (concrete,
         gumbel_softmax): `loss` is then the relaxed surrogate, not the model's objective."""
-        from .estimators import REGISTRY
+        from ..estimators import REGISTRY
         return [n.name for n, (ch, info) in self.choices.items()
                 if info.dist.discrete and not REGISTRY[ch.estimator].hard_forward]
 
@@ -65,7 +65,7 @@ class DerivedPrograms:
                              f"{', '.join(self.layout.values)}")
         return nodes
 
-    # ----- a model declared with m.latent / m.observe (ppl/declare.py)
+    # ----- a model declared with m.latent / m.observe (ppl/language/declare.py)
     def _generator(self, nodes):
         """The program of the generative graph of `nodes` (compiled once per node set, every node
         drawn by its sampler), holding this program's model parameters."""

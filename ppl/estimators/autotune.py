@@ -63,9 +63,9 @@ import time
 import numba
 import numpy as np
 
-from . import graph as G
-from .errors import ModelError
-from .estimators import REGISTRY
+from ..analysis import graph as G
+from ..errors import ModelError
+from . import REGISTRY
 from .selection import select
 
 DRAWS = 32               # gradient estimates per candidate for its variance

@@ -27,7 +27,7 @@ import numpy as np
 
 from .dist import Dist, constructor_for, describes
 from .nodes import Graph, Node, _const, _head, _make, gaussian_kl, log_prob
-from .errors import ModelError
+from ..errors import ModelError
 
 
 @dataclass(eq=False)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .declare import check as check_declaration
-from .errors import ModelError
-from .nodes import Graph, Node
-from .ops import HEAD_KINDS, LAYER_KINDS
+from ..language.declare import check as check_declaration
+from ..errors import ModelError
+from ..language.nodes import Graph, Node
+from ..ops import HEAD_KINDS, LAYER_KINDS
 
 
 @dataclass

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .errors import ModelError
+from ..errors import ModelError
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _target(f, grad, width):
         raise ModelError(f"check_grad: the first argument must be a ppl.layer node, a ppl.blackbox head or an "
                          f"@njit function, got {type(f).__name__}")
     if width is not None:
-        from .validate import count
+        from ..validate import count
         width = count(width, "check_grad: width")
     if not hasattr(f, "py_func") or (grad is not None and not hasattr(grad, "py_func")):
         raise ModelError("check_grad: fn and grad must be numba @njit functions (as ppl.layer / ppl.blackbox take)")
@@ -125,7 +125,7 @@ def check_grad(f, rows=None, grad=None, width=None, *, eps=1e-6, rtol=1e-4, atol
     input ((width,) or (n, width)) where to check; default: 3 standard normal rows per input of a
     node. A VJP / gradient that adds into its buffers instead of writing them is refused first.
     Raises a ModelError saying what is wrong (raise_error=False: returns the GradCheck)."""
-    from . import validate as V
+    from .. import validate as V
     eps, rtol = V.real(eps, "check_grad: eps", positive=True), V.real(rtol, "check_grad: rtol", lo=0.0)
     atol, seed = V.real(atol, "check_grad: atol", positive=True), V.seed(seed, "check_grad: seed")
     label, fn, grad, width, widths = _target(f, grad, width)

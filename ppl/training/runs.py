@@ -68,5 +68,5 @@ def compile_run(model, D: dict, seed: int, estimators, target: str = "cpu", pilo
 def gradient_variance(prog, data, batch, draws=100) -> float:
     """`ppl compare`'s gradient-variance column: ppl.diagnostics.gradient_variance (the model
     parameters only), `batch` rows drawn when the model has no inputs."""
-    from .diagnostics import gradient_variance as gv
+    from ..runtime.diagnostics import gradient_variance as gv
     return gv(prog, data, draws, batch=None if data is not None else batch)

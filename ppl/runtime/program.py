@@ -27,8 +27,8 @@ import numpy as np
 
 from networkx import ancestors as nx_ancestors
 
-from . import validate as V
-from .errors import ModelError
+from .. import validate as V
+from ..errors import ModelError
 from .derived import DerivedPrograms
 from .explain import Explained
 
@@ -94,7 +94,7 @@ class Program(DerivedPrograms, Explained):
     """
     target = "cpu"
     objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
-    autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/autotune.py)
+    autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/estimators/autotune.py)
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, choices
@@ -142,7 +142,7 @@ class Program(DerivedPrograms, Explained):
 
     def model_param_names(self) -> list:
         """The model's parameters (prog.params names), without the estimators' own."""
-        from .estimators import estimator_params
+        from ..estimators import estimator_params
         own = estimator_params()
         return [k for k in self.params if not k.startswith(own)]
 

@@ -1,0 +1,1 @@
+"""The graph's analysis: validation, downstream costs, gradient-free paths, plates."""

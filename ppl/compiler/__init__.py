@@ -1,0 +1,1 @@
+"""The compiler: the named passes from a model to a compiled program."""

@@ -1,0 +1,1 @@
+"""A compiled program: its parameters, derived programs, reports, checkpoints, the CUDA program, diagnostics."""
