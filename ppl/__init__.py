@@ -40,11 +40,3 @@ __all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", *_OP_N
            "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
            "diagnostics", "data", "Program", "CacheWarning", "check_grad", "GradCheck"]
 
-
-def __getattr__(name):
-    """`ppl.distributed` (Dask: sweeps, sharded moments, data-parallel training), imported on first
-    use: Dask is an optional dependency."""
-    if name == "distributed":
-        from .training import distributed
-        return distributed
-    raise AttributeError(f"module 'ppl' has no attribute {name!r}")

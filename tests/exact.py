@@ -204,8 +204,7 @@ def objective(model, params, data=None, rows=1, iwae=None):
 
 def model_params(prog):
     """The model's own parameters of a compiled program, as float64 copies (no estimator state)."""
-    return {k: np.array(v, dtype=np.float64) for k, v in prog.params.items()
-            if not k.startswith(("baseline.", "relax.", "rebar.", "double_cv.", "lax."))}
+    return {k: np.array(prog.params[k], dtype=np.float64) for k in prog.model_param_names()}
 
 
 def gradient(model, params, data=None, eps=1e-5, iwae=None):

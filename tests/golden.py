@@ -70,6 +70,7 @@ MIXED = [
     ("mixed_laws", {"b": "reinmax", "z": "score", "k": "score", "c": "gumbel_rao"}),
     ("mixed_laws", {"b": "double_cv", "z": "pathwise", "k": "score", "c": "cat_disarm"}),
     ("mixed_laws", {"b": "mvd", "z": "mvd", "k": "mvd", "c": "mvd"}),
+    ("mixed_laws", {"b": "rodeo", "z": "pathwise", "k": "score", "c": "unordered_set"}),
     ("sbn2_nl", {"h1": "arms", "h2": ("arms", {"n": 2})}), ("sbn2_nl", {"h1": "disarm", "h2": "mvd"}),
     ("new_laws", {"g": "score", "b": "pathwise", "d": "score"}),
 ]

@@ -22,17 +22,9 @@ pass; and any function of the other draws keeps the estimate unbiased, so only t
 at stake. Needs a differentiable path to the costs (df/db), samples >= 2, the ELBO objective.
 
 RODEO (Shi, Zhou, Hwang, Titsias & Mackey, NeurIPS 2022, "Gradient estimation with discrete
-Stein operators") is not implemented, for a stated reason. Its control variate is a discrete
-Stein operator of a q-invariant Markov kernel (for Bernoulli units the D single-unit flips of each
-draw b_k) applied to a *learned* function h: the reference code (thjashin/rodeo, networks.py,
-grad_type 'discrete_stein*') evaluates a small network (2 outputs, 100 hidden units) at the D
-flips of every draw, on the flips' first-order Taylor values from the other draws' df/db (the
-same G_-k as here) and the leave-one-out mean of f, and trains it on the estimate's variance.
-The df/db half fits this machinery (the kernel would compute <G_-k, flip_d(b_k)> from b_k and G_-k
-in O(D) per draw); the learned network does not: it is a parameter vector with its own forward,
-backward and variance gradient evaluated D times per draw inside the estimator's kernel, i.e.
-RELAX's learned-surrogate machinery (kernels/cpu_relax.py) extended to D neighbours, with its
-training, a CUDA twin and tests of its own; that is the work left for 'rodeo'.
+Stein operators") extends this baseline with Stein-operator control variates of a learned
+network: the estimator 'rodeo' (ppl/estimators/rodeo.py, which says why its network reads the
+other draws' costs rather than their df/db).
 """
 from ..analysis import graph as G
 from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
