@@ -10,12 +10,11 @@ z = P^{-1}(alpha, u), P(a, x) = gamma(a, x) / Gamma(a) the regularised lower inc
 function, Q = 1 - P; Gamma(alpha, rate) is z / rate. Beta(a, b) = G_a / (G_a + G_b) and
 Dirichlet = G_k / sum_j G_j, one uniform per Gamma (Devroye 1986, ch. IX).
 
-P and Q: the series P = x^a e^-x / Gamma(a + 1) S, S = sum_n x^n / ((a+1)...(a+n)), for
-x < a + 1, else the continued fraction Q = x^a e^-x / Gamma(a) C (A&S 6.5.31, in Cephes igamc's
-recurrence form); at most MAXIT terms. The prefactor log(x p(x)) = a log x - x - lgamma(a)
-(p the Gamma(a, 1) density) is, for a >= 10, log(a / 2 pi) / 2 - s(a) + a log1pmx((x - a) / a),
-s the Stirling series of lgamma, log1pmx(t) = log(1 + t) - t: the direct form cancels terms of
-size a log a near x = a.
+P and Q: the series P = x^a e^-x / Gamma(a + 1) S, S = sum_n x^n / ((a+1)...(a+n)), for x < a + 1,
+else the continued fraction Q = x^a e^-x / Gamma(a) C (A&S 6.5.31, Cephes igamc's recurrence); at
+most MAXIT terms. The prefactor log(x p(x)) = a log x - x - lgamma(a) (p the Gamma(a, 1) density)
+is, for a >= 10, log(a / 2 pi) / 2 - s(a) + a log1pmx((x - a) / a), s the Stirling series of
+lgamma, log1pmx(t) = log(1 + t) - t: the direct form cancels terms of size a log a near x = a.
 
 Quantile: Newton in w = log z, which never underflows, on log P(a, e^w) = log u (u <= 1/2) or
 log Q(a, e^w) = log(1 - u). Both are concave in w (the log of a Gamma variate has the
@@ -27,10 +26,10 @@ a (1 - 1/(9a) + n / (3 sqrt a))^3 (n the normal quantile of u, A&S 26.2.23) gues
 x = -log(Q Gamma(a)) + (a - 1) log x the far upper tail. Steps stay inside the bracket found so
 far (bisection in w otherwise); at most NEWTON_MAXIT of them.
 
-Underflow: for small a, z is below the smallest normal number `tiny` of the dtype with
-probability P(a, tiny) ~ tiny^a / Gamma(a + 1): 0.49 in float64 and 0.92 in float32 at a = 1e-3.
-gamma_icdf returns max(e^w, tiny) (2.2e-308 / 1.2e-38; TensorFlow Probability clamps its Gamma
-samples alike), so every draw is > 0 and its log-density finite; gamma_log_icdf returns w itself;
+Underflow: for small a, z is below the smallest normal number `tiny` of the dtype with probability
+P(a, tiny) ~ tiny^a / Gamma(a + 1): 0.49 in float64 and 0.92 in float32 at a = 1e-3. gamma_icdf
+returns max(e^w, tiny) (2.2e-308 / 1.2e-38; TensorFlow Probability clamps its Gamma samples alike),
+so every draw is > 0 and its log-density finite; gamma_log_icdf returns w itself;
 Beta and Dirichlet draws are normalised in log space (no 0 / 0) and clamped to [tiny, 1 - eps/2]
 (Beta), [tiny, 1] (Dirichlet).
 
@@ -60,9 +59,8 @@ from .scalar import like
 
 MAXIT = 3000          # terms of the series / fraction: ~sqrt(2 a log(1/eps)) are needed near x = a
 NEWTON_MAXIT = 20     # Newton steps of the quantile (tests/test_gamma_math.py counts them)
-_EPS = 2.220446049250313e-16
+_EPS = _BIGINV = 2.220446049250313e-16
 _BIG = 4503599627370496.0
-_BIGINV = 2.220446049250313e-16
 _HALF_LOG_2PI = 0.9189385332046728
 _STIRLING_MIN = 10.0  # a from which the prefactor uses the Stirling form
 _NAN = math.nan
