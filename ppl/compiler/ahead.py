@@ -113,7 +113,7 @@ def start(prog, folder) -> subprocess.Popen | None:
     path.write_text(src)
     (folder / f"{name}.sig").write_bytes(pickle.dumps(sig))
     env = {**os.environ, ENV: "1"}
-    code = f"from ppl.compiler.pipeline.ahead import main; main({str(path)!r})"
+    code = f"from ppl.compiler.ahead import main; main({str(path)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not _helpers:
