@@ -22,7 +22,7 @@ so the same estimate holds per group with f evaluated on the whole pair of rows.
 
 Each row of the pair gets its row weight times the estimate (the pair's weights are halved by
 the forward pass); with enumerated nodes below (digits `strides`, `sizes`), f of a member is
-its signal marginalised over those digits (see cpu_antithetic).
+its signal marginalised over those digits (see families/antithetic.py).
 """
 from numba import njit
 

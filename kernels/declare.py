@@ -10,19 +10,27 @@ the loop indices, decorated with its loop shape:
     @rows("x")                           # one iteration per row r of the argument `x`
     def laplace_log_prob(r, loc, scale, x, out_rows): ...
 
+    @groups("out")                       # one per (row r, group g of K columns) of `out` (K an argument)
+    def cat_antithetic_sample(r, g, logits, u, stride, K, out): ...
+
+    @items("(L.shape[0] // (K * S)) * S")   # one per item i < n, n an expression of the arguments
+    def double_cv_grad(i, logits, b, L, ...): ...
+
 The decorator returns the CPU kernel: an `@njit(cache=True)` function of the arguments after the
 indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the body
 (inlined). Its source is generated, and compiled under the family file's
 name and the body's line, so Numba's disk cache finds it in a new process as it finds a
 hand-written kernel (the cache's version folder hashes every kernel source). The CUDA kernel is
 made from the same body by `cuda_twin` (called by `gpu.py`, so a CPU-only process never imports
-`numba.cuda`): a grid-stride loop of the registry's `cells` / `items` shapes (kernels/
+`numba.cuda`): a grid-stride loop of the registry's `cells` / `items` / `groups` shapes (kernels/
 registry.py) around the body re-jitted as a device function (kernels/device.py).
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
 per array argument per iteration). A body writes its outputs
-for its own cell or row only (the loops may run in any order, on any number of threads); a
+for its own cell, row or group only, or for cells no other iteration writes (an antithetic
+pair's body, run for the pair's first row, writes both rows): the loops may run in any order, on
+any number of threads (one CUDA thread per iteration); a
 gradient passed with 0 rows is skipped by the body's own test. A kernel with skippable outputs
 is best a row body that tests once per row and loops over the columns inside: a test per cell
 keeps LLVM from vectorising the loop (BENCHMARKS.md, "Kernels declared once"). A family
@@ -47,15 +55,23 @@ _LOOPS = {
               "            body_(r, j, {args})\n"),
     "rows": ("    for r in range({over}.shape[0]):\n"
              "        body_(r, {args})\n"),
+    "groups": ("    R_, G_ = {over}.shape[0], {over}.shape[1] // {K}\n"
+               "    for r in range(R_):\n"
+               "        for g in range(G_):\n"
+               "            body_(r, g, {args})\n"),
+    "items": ("    for i in range({n}):\n"
+              "        body_(i, {args})\n"),
 }
-_LEAD = {"cells": 2, "rows": 1}
+_LEAD = {"cells": 2, "rows": 1, "groups": 2, "items": 1}
 
 
-def _declare(shape, over):
+def _declare(shape, over, K=None, n=None):
     def make(body):
         params = list(inspect.signature(body).parameters)
         lead, args = params[:_LEAD[shape]], params[_LEAD[shape]:]
-        if over not in args:
+        if shape == "groups" and K not in args:
+            raise TypeError(f"{body.__name__}: the group size {K!r} is not one of its arguments {args}")
+        if over is not None and over not in args:
             raise TypeError(f"{body.__name__}: the loop's array {over!r} is not one of its arguments {args}")
         name, module = body.__name__, body.__module__
         code = body.__code__
@@ -63,7 +79,7 @@ def _declare(shape, over):
         body.__qualname__ = f"{name}__body"
         cell = njit(inline="always", error_model="numpy")(body)
         src = (f"def {name}({', '.join(args)}):\n"
-               + _LOOPS[shape].format(over=over, args=", ".join(args)))
+               + _LOOPS[shape].format(over=over, K=K, n=n, args=", ".join(args)))
         # compiled at the body's own line of the family file: the cache locates it there
         tree = _pasted(body, src, lead)
         if tree is None:
@@ -77,7 +93,8 @@ def _declare(shape, over):
             fn = types.FunctionType(fn.__code__, body.__globals__, name)
         fn.__doc__ = body.__doc__
         kernel = njit(**_JIT)(fn)
-        kernel.__declared__ = SimpleNamespace(shape=shape, over=over, body=body, args=tuple(args), lead=tuple(lead))
+        kernel.__declared__ = SimpleNamespace(shape=shape, over=over, K=K, n=n, body=body, args=tuple(args),
+                                              lead=tuple(lead))
         linecache.checkcache(code.co_filename)
         return kernel
     return make
@@ -119,6 +136,18 @@ def cells(over):
 def rows(over):
     """A kernel with one iteration per row r of the argument ``over``: body(r, *args)."""
     return _declare("rows", over)
+
+
+def groups(over, K="K"):
+    """A kernel with one iteration per (row r, group g of K columns) of the argument ``over`` (K
+    the argument of that name): body(r, g, *args); the group's columns are g * K .. g * K + K - 1."""
+    return _declare("groups", over, K=K)
+
+
+def items(n):
+    """A kernel with one iteration per item i < n, ``n`` an expression over the arguments (e.g.
+    "(L.shape[0] // (K * S)) * S"): body(i, *args)."""
+    return _declare("items", None, n=n)
 
 
 def unary(kind, f, df, doc, domain="real"):
@@ -183,17 +212,25 @@ def cuda_twin(module) -> dict:
         d = kernel.__declared__
         if d.shape == "cells":
             gen = registry.cells(d.body, d.over)
-            extent = (lambda i: lambda a: a[i].shape[0] * a[i].shape[1])(d.args.index(d.over))
-        else:
+            extent = f"{d.over}.shape[0] * {d.over}.shape[1]"
+        elif d.shape == "rows":
             gen = registry.items(d.body, f"{d.over}.shape[0]")
-            extent = (lambda i: lambda a: a[i].shape[0])(d.args.index(d.over))
+            extent = f"{d.over}.shape[0]"
+        elif d.shape == "groups":
+            gen = registry.groups(d.body, d.over, d.K)
+            extent = f"{d.over}.shape[0] * ({d.over}.shape[1] // {d.K})"
+        else:
+            gen = registry.items(d.body, d.n)
+            extent = d.n
         out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
     return out
 
 
 def _launcher(name, args, gen, extent, run, doc):
-    src = f"def {name}({', '.join(args)}):\n    run_(gen_, extent_(({', '.join(args)},)), {', '.join(args)})\n"
-    glb = {"run_": run, "gen_": gen, "extent_": extent, "__name__": __name__}
+    """The host launcher: ``run`` the generated kernel over ``extent`` (an expression of the
+    arguments: the threads the loop shape needs) with the kernel's arguments."""
+    src = f"def {name}({', '.join(args)}):\n    run_(gen_, {extent}, {', '.join(args)})\n"
+    glb = {"run_": run, "gen_": gen, "__name__": __name__}
     exec(compile(src, f"<CUDA launcher of {name}>", "exec"), glb)
     f = glb[name]
     f.__doc__ = doc

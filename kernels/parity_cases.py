@@ -5,7 +5,7 @@ registry (``registry.args``) on import, for every kernel both targets have.
 """
 import numpy as np
 
-from . import cpu, cpu_antithetic, cpu_cat_antithetic, cpu_unordered_set, registry
+from . import cpu, cpu_cat_antithetic, cpu_unordered_set, registry
 from .cpu_relax import relax_size
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
@@ -192,14 +192,6 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
-    # ---- cpu_antithetic.py
-    "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
-    "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
-    "disarm_grad": lambda g: disarm_case(g),
-    # pair digit at stride 1, an enumerated child's digit (size 2) at stride 2: 8 rows = 2 drawn rows
-    "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
-    "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
-    "scale_rows": lambda g: (g.pos(R), 0.5),
     # ---- cpu_cat_antithetic.py (categorical DisARM: pairs at stride 1; 16 rows so that pairs part)
     "cat_antithetic_sample": lambda g: (2 * g.x(16, D), g.u(16, D), 1, K, g.out(16, D)),
     "cat_disarm_grad": lambda g: cat_disarm_case(g),
@@ -231,13 +223,6 @@ def softmax_bwd_case(g):
     return (z, K, out, g.x(R, D), g.x(R, D))
 
 
-def disarm_case(g):
-    logits, u = g.x(R, D), g.u(R, D)
-    b = g.out(R, D)
-    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
-    return (logits, b, g.x(R), g.pos(R), 1, g.x(R, D))
-
-
 def cat_disarm_case(g, marginal=False):
     """Coupled one-hot pairs drawn by the CPU sampler (the pair's rows share their logits);
     marginal: an enumerated child's digit (size 2) at stride 2 above the pair digit."""
@@ -263,17 +248,10 @@ def us_case(g):
     return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
 
 
-def disarm_marginal_case(g):
-    logits, u = g.x(8, D), g.u(8, D)
-    b = g.out(8, D)
-    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
-    return (logits, b, g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D))
-
-
 def declare():
     """Declare every maker of CASES in the registry, on the kernel of that name (imports the CUDA
     modules, which register the kernels)."""
-    from . import families, gpu, gpu_antithetic, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
+    from . import families, gpu, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
     from .declare import parity as family_parity
     cases = dict(CASES)
     for family in families.modules():   # a family declared once declares its cases with it

@@ -142,6 +142,7 @@ def test_loo_over_enumerated_child_cuda_matches_cpu():
 @pytest.mark.cuda
 @pytest.mark.parametrize("est", ["arm", "disarm"])
 def test_antithetic_over_enumerated_child_cuda_matches_cpu(est):
-    """gpu_antithetic.*_grad_marginal give the CPU kernels' gradient on the same seed."""
+    """The CUDA twins of antithetic.*_grad_marginal (kernels/families/antithetic.py) give the CPU
+    kernels' gradient on the same seed."""
     gpu = _cuda_parity(loo_enum_model, {"h1": est, "h2": "enumerate"}, 2)
     assert f"antithetic.{est}_grad_marginal" in gpu.source

@@ -1,7 +1,7 @@
 """CUDA twins (kernels/gpu*.py) against their CPU modules, kernel by kernel.
 
 Runs under the CUDA simulator when there is no GPU (tests/conftest.py). Every public
-function of cpu.py, cpu_noise.py, cpu_rows.py and cpu_antithetic.py has a twin with the
+function of cpu.py, cpu_noise.py, cpu_rows.py and the other cpu_*.py modules has a twin with the
 same name and arguments, and a case here: the same random inputs go to both, then EVERY
 array argument (outputs, accumulated gradients, in-place state, and the inputs, which must
 be left alone) and the return value are compared. Gradients start non-zero (so ``+=`` is
@@ -37,9 +37,9 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import (cpu, cpu_antithetic, cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists,
+from ppl.kernels import (cpu, cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists,
                          cpu_lax, cpu_noise, cpu_optim, cpu_rows, cpu_unordered_set)
-from ppl.kernels import (gpu, gpu_antithetic, gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists,
+from ppl.kernels import (gpu, gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists,
                          gpu_lax, gpu_noise, gpu_optim, gpu_rows, gpu_unordered_set)
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
@@ -51,7 +51,7 @@ pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
 PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
-         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
+         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows),
          (cpu_dcv, gpu_dcv),
          (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set), (cpu_lax, gpu_lax)]
 
@@ -281,7 +281,7 @@ def test_import_without_cuda_and_clear_error():
     """Without a GPU and without the simulator the modules import; a call says what to do."""
     code = ("import numpy as np\n"
             "from numba import cuda\n"
-            "from ppl.kernels import gpu, gpu_noise, gpu_rows, gpu_antithetic\n"
+            "from ppl.kernels import gpu, gpu_noise, gpu_rows\n"
             "if cuda.is_available():\n"
             "    print('HAS-GPU')\n"
             "else:\n"

@@ -31,7 +31,7 @@ class _Antithetic(Estimator):
         digits = enumerated_below(lw, node)
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
-            # members' signals marginalised over those digits (see cpu_antithetic)
+            # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             strides, sizes = digits
             if self.name == "arm":
                 lw.emit(f"antithetic.arm_grad_marginal({lw.noise_of[node]}, {L}, {lw.rw}, {stride}, {strides}, {sizes}, {ga})")

@@ -45,7 +45,7 @@ class CatDisARM(Estimator):
         digits = enumerated_below(lw, node)
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
-            # members' signals marginalised over those digits (see cpu_antithetic)
+            # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             strides, sizes = digits
             lw.call(d.kernels["cat_disarm_grad_marginal"], [a, lw.v(node), L, lw.rw, stride, strides, sizes], [ga],
                     node)

@@ -1,0 +1,142 @@
+"""A family declared once (kernels/families/<family>.py) against the hand-written CPU kernels it
+replaced, in one process: the old `kernels/cpu_<family>.py` read from git at a revision that still
+has it (relative imports made `ppl.kernels.*`, loaded as `ppl.kernels.cpu_old_<family>` so that
+kernels/_link.py treats it as a ppl kernel module), and the declared kernel `ppl.kernels.cpu.<name>`,
+called on the same arrays, alternating rounds, median per call.
+
+Run ``OPENBLAS_NUM_THREADS=1 python benchmarks/declared_kernels.py antithetic --rev REV``. Prints
+one JSON line per (kernel, shape, dtype):
+{"bench": "declared_kernels", "case": "<name> <R>x<D> <dtype>", "metric": "median_us",
+ "value": new_us, "unit": "us", "baseline": old_us, "ratio": new / old}
+With ``--asm``, no timing: whether the two kernels' machine code is the same up to symbol and
+label names (both compiled afresh, not loaded from a cache), one line per (kernel, dtype):
+{"bench": "declared_kernels", "case": "<name> <dtype>", "metric": "same_machine_code",
+ "value": true / false, "unit": "lines", "baseline": old lines, "ratio": new lines / old lines}
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from ppl.kernels import cpu  # noqa: E402
+from ppl.kernels.parity_cases import Gen  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _antithetic(g, R, D):
+    def pairs(rows):
+        logits, u = g.x(rows, D), g.u(rows, D)
+        b = np.zeros((rows, D), g.dt)
+        cpu.antithetic_bernoulli(logits, u, 1, b)
+        return logits, u, b
+    logits, u, b = pairs(R)
+    return {
+        "antithetic_bernoulli": (logits, u, 1, g.out(R, D)),
+        "arm_grad": (u, g.x(R), g.pos(R), 1, g.x(R, D)),
+        "disarm_grad": (logits, b, g.x(R), g.pos(R), 1, g.x(R, D)),
+        "arm_grad_marginal": (u, g.x(R), g.pos(R), 1, (2,), (2,), g.x(R, D)),
+        "disarm_grad_marginal": (logits, b, g.x(R), g.pos(R), 1, (2,), (2,), g.x(R, D)),
+        "scale_rows": (g.pos(R), 1.0),
+    }
+
+
+# family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
+FAMILIES = {
+    "antithetic": (_antithetic, [(32, 64), (4, 6)]),
+}
+
+
+def load_old(family, rev):
+    src = subprocess.run(["git", "show", f"{rev}:kernels/cpu_{family}.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    src = re.sub(r"^from \.(\w)", r"from ppl.kernels.\1", src, flags=re.M)
+    src = re.sub(r"^from \. import", "from ppl.kernels import", src, flags=re.M)
+    name = f"ppl.kernels.cpu_old_{family}"
+    path = ROOT / ".ci-cache" / f"cpu_old_{family}.py"   # a file of its own: Numba caches by file
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fresh(f):
+    """The kernel compiled again from its Python function without the disk cache (Numba does not
+    show the machine code of a kernel it loaded from the cache)."""
+    from numba import njit
+    opts = {k: v for k, v in f.targetoptions.items() if k not in ("cache", "nopython")}
+    return njit(**opts)(f.py_func)
+
+
+def machine_code(f, args):
+    """The kernel's assembly for these arguments, symbol and label names and comments dropped."""
+    f(*args)
+    asm = list(f.inspect_asm().values())[0]
+    asm = re.sub(r"\.L\w+|_ZN[\w$.]+", "N", asm)
+    lines = (ln.split("#")[0].strip() for ln in asm.splitlines())
+    return [ln for ln in lines if ln and not (ln.startswith(".") and not ln.endswith(":"))]
+
+
+def compare_asm(old, make, R, D):
+    for dt in (np.float32, np.float64):
+        for name, args in make(Gen(0, dt), R, D).items():
+            a, b = machine_code(fresh(getattr(old, name)), args), machine_code(fresh(getattr(cpu, name)), args)
+            print(json.dumps({"bench": "declared_kernels", "case": f"{name} {np.dtype(dt).name}",
+                              "metric": "same_machine_code", "value": a == b, "unit": "lines",
+                              "baseline": len(a), "ratio": round(len(b) / max(len(a), 1), 3)}), flush=True)
+
+
+def per_call(f, args, calls):
+    t = time.perf_counter()
+    for _ in range(calls):
+        f(*args)
+    return (time.perf_counter() - t) / calls * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("family", choices=sorted(FAMILIES))
+    ap.add_argument("--rev", required=True, help="a git revision that has kernels/cpu_<family>.py")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--only", default="", help="kernels to time (comma-separated; all by default)")
+    ap.add_argument("--asm", action="store_true", help="compare the machine code instead of timing")
+    a = ap.parse_args()
+    old = load_old(a.family, a.rev)
+    make, shapes = FAMILIES[a.family]
+    if a.asm:
+        return compare_asm(old, make, *shapes[0])
+    only = set(filter(None, a.only.split(",")))
+    for R, D in shapes:
+        for dt in (np.float32, np.float64):
+            for name, args in make(Gen(0, dt), R, D).items():
+                if only and name not in only:
+                    continue
+                fo, fn = getattr(old, name), getattr(cpu, name)
+                fo(*args), fn(*args)   # compile / load
+                t_old, t_new = [], []
+                for _ in range(a.rounds):
+                    t_old.append(per_call(fo, args, a.calls))
+                    t_new.append(per_call(fn, args, a.calls))
+                o, n = statistics.median(t_old), statistics.median(t_new)
+                print(json.dumps({"bench": "declared_kernels", "case": f"{name} {R}x{D} {np.dtype(dt).name}",
+                                  "metric": "median_us", "value": round(n, 4), "unit": "us",
+                                  "baseline": round(o, 4), "ratio": round(n / o, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
