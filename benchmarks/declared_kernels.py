@@ -52,9 +52,22 @@ def _antithetic(g, R, D):
     }
 
 
+def _cat_antithetic(g, R, D):
+    K = 4 if D % 4 == 0 else 3
+    logits, u = np.repeat(2 * g.x(R // 2, D), 2, axis=0), np.repeat(g.u(R // 2, D), 2, axis=0)
+    v = np.zeros((R, D), g.dt)
+    cpu.cat_antithetic_sample(logits, u, 1, K, v)
+    return {
+        "cat_antithetic_sample": (logits, u, 1, K, g.out(R, D)),
+        "cat_disarm_grad": (logits, v, g.x(R), g.pos(R), 1, K, g.x(R, D)),
+        "cat_disarm_grad_marginal": (logits, v, g.x(R), g.pos(R), 1, (2,), (2,), K, g.x(R, D)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
+    "cat_antithetic": (_cat_antithetic, [(32, 64), (4, 6)]),
 }
 
 

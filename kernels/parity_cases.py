@@ -5,7 +5,7 @@ registry (``registry.args``) on import, for every kernel both targets have.
 """
 import numpy as np
 
-from . import cpu, cpu_cat_antithetic, cpu_unordered_set, registry
+from . import cpu, cpu_unordered_set, registry
 from .cpu_relax import relax_size
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
@@ -192,10 +192,6 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
-    # ---- cpu_cat_antithetic.py (categorical DisARM: pairs at stride 1; 16 rows so that pairs part)
-    "cat_antithetic_sample": lambda g: (2 * g.x(16, D), g.u(16, D), 1, K, g.out(16, D)),
-    "cat_disarm_grad": lambda g: cat_disarm_case(g),
-    "cat_disarm_grad_marginal": lambda g: cat_disarm_case(g, marginal=True),
     # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
     "us_forward": lambda g: us_case(g)[:8],
     "us_grad": lambda g: us_case(g)[8:],
@@ -221,20 +217,6 @@ def softmax_bwd_case(g):
     out = g.out(R, D)
     cpu.softmax_fwd(z, K, out)
     return (z, K, out, g.x(R, D), g.x(R, D))
-
-
-def cat_disarm_case(g, marginal=False):
-    """Coupled one-hot pairs drawn by the CPU sampler (the pair's rows share their logits);
-    marginal: an enumerated child's digit (size 2) at stride 2 above the pair digit."""
-    n = 16
-    logits, u = np.repeat(2 * g.x(n // 2, D), 2, axis=0), np.repeat(g.u(n // 2, D), 2, axis=0)
-    if marginal:   # rows r and r + 2 belong to one member: the same draw
-        logits[2::4], u[2::4] = logits[0::4], u[0::4]
-        logits[3::4], u[3::4] = logits[1::4], u[1::4]
-    v = g.out(n, D)
-    cpu_cat_antithetic.cat_antithetic_sample(logits, u, 1, K, v)
-    digits = ((2,), (2,)) if marginal else ()
-    return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
 
 
 def us_case(g):
