@@ -64,10 +64,24 @@ def _cat_antithetic(g, R, D):
     }
 
 
+def _unordered_set(g, R, D):
+    from ppl.kernels.families.unordered_set import table_width
+    k = 3
+    n = R - R % k
+    logits, gum = np.repeat(2 * g.x(n // k, D), k, axis=0), np.repeat(g.x(n // k, D), k, axis=0)
+    ws, rw = np.zeros((n, table_width(k)), g.dt), g.pos(n)
+    cpu.us_forward(logits, gum, 1, k, D, ws, np.zeros((n, D), g.dt), rw)
+    return {
+        "us_forward": (logits, gum, 1, k, D, ws.copy(), g.out(n, D), rw.copy()),
+        "us_grad": (logits, ws, g.x(n), rw, 1, k, D, g.x(n, D)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
     "cat_antithetic": (_cat_antithetic, [(32, 64), (4, 6)]),
+    "unordered_set": (_unordered_set, [(33, 64), (6, 5)]),   # sets of k = 3 rows
 }
 
 

@@ -5,7 +5,7 @@ registry (``registry.args``) on import, for every kernel both targets have.
 """
 import numpy as np
 
-from . import cpu, cpu_unordered_set, registry
+from . import cpu, registry
 from .cpu_relax import relax_size
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
@@ -192,9 +192,6 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
-    # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
-    "us_forward": lambda g: us_case(g)[:8],
-    "us_grad": lambda g: us_case(g)[8:],
     # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
     "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
                                  False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
@@ -217,17 +214,6 @@ def softmax_bwd_case(g):
     out = g.out(R, D)
     cpu.softmax_fwd(z, K, out)
     return (z, K, out, g.x(R, D), g.x(R, D))
-
-
-def us_case(g):
-    """us_forward's arguments (4 sets of k = 3 of 5 classes, stride 1; a set's rows share logits
-    and noise), then us_grad's on the table and weights the CPU forward left."""
-    k, Kc, n = 3, 5, 12
-    logits, gum = np.repeat(2 * g.x(n // k, Kc), k, axis=0), np.repeat(g.x(n // k, Kc), k, axis=0)
-    fwd = (logits, gum, 1, k, Kc, g.out(n, cpu_unordered_set.table_width(k)), g.out(n, Kc), g.pos(n))
-    ws, rw = fwd[5].copy(), fwd[7].copy()
-    cpu_unordered_set.us_forward(logits, gum, 1, k, Kc, ws, g.out(n, Kc), rw)
-    return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
 
 
 def declare():
