@@ -77,11 +77,21 @@ def _unordered_set(g, R, D):
     }
 
 
+def _dcv(g, R, D):
+    K, S = 2, 2   # 2 samples per data row x a digit of size 2 below the node
+    n = R - R % (K * S)
+    args = (g.x(n, D), g.bits(n, D), g.x(n), g.x(n, D), g.pos(n), K, S, (1,), (2,), g.h(-0.8))
+    scratch = (g.out(n), g.out(n), g.out(n), g.out(n, D), g.x(n, D))
+    return {"double_cv_grad": (*args, False, *scratch, np.zeros(0, g.dt)),
+            "double_cv_grad[train]": (*args, True, *scratch, g.out(n))}
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
     "cat_antithetic": (_cat_antithetic, [(32, 64), (4, 6)]),
     "unordered_set": (_unordered_set, [(33, 64), (6, 5)]),   # sets of k = 3 rows
+    "dcv": (_dcv, [(32, 64), (4, 6)]),
 }
 
 
@@ -121,7 +131,8 @@ def machine_code(f, args):
 def compare_asm(old, make, R, D):
     for dt in (np.float32, np.float64):
         for name, args in make(Gen(0, dt), R, D).items():
-            a, b = machine_code(fresh(getattr(old, name)), args), machine_code(fresh(getattr(cpu, name)), args)
+            kernel = name.split("[")[0]
+            a, b = machine_code(fresh(getattr(old, kernel)), args), machine_code(fresh(getattr(cpu, kernel)), args)
             print(json.dumps({"bench": "declared_kernels", "case": f"{name} {np.dtype(dt).name}",
                               "metric": "same_machine_code", "value": a == b, "unit": "lines",
                               "baseline": len(a), "ratio": round(len(b) / max(len(a), 1), 3)}), flush=True)
@@ -153,7 +164,8 @@ def main():
             for name, args in make(Gen(0, dt), R, D).items():
                 if only and name not in only:
                     continue
-                fo, fn = getattr(old, name), getattr(cpu, name)
+                kernel = name.split("[")[0]   # "name[variant]": the same kernel, other arguments
+                fo, fn = getattr(old, kernel), getattr(cpu, kernel)
                 fo(*args), fn(*args)   # compile / load
                 t_old, t_new = [], []
                 for _ in range(a.rounds):
