@@ -86,12 +86,25 @@ def _dcv(g, R, D):
             "double_cv_grad[train]": (*args, True, *scratch, g.out(n))}
 
 
+def _bounds(g, R, D):
+    K, S = 4, 2   # D unused: the kernels are per row
+    n = R * K * S
+    tot, ell = g.x(n), g.x(n)
+    return {
+        "iwae_bound": (tot, K, S, g.out(n), g.out(n)),
+        "vimco_baseline": (tot, K, S, g.out(n)),
+        "iwae_swap_one": (tot, ell, K, S, 1, g.out(n)),
+        "config_weights": (S, 0, 1, 0.125, g.out(n)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
     "cat_antithetic": (_cat_antithetic, [(32, 64), (4, 6)]),
     "unordered_set": (_unordered_set, [(33, 64), (6, 5)]),   # sets of k = 3 rows
     "dcv": (_dcv, [(32, 64), (4, 6)]),
+    "bounds": (_bounds, [(32, 1), (2, 1)]),   # 32 and 2 data rows of K = 4 draws, S = 2
 }
 
 

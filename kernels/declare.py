@@ -35,7 +35,11 @@ gradient passed with 0 rows is skipped by the body's own test. A kernel with ski
 is best a row body that tests once per row and loops over the columns inside: a test per cell
 keeps LLVM from vectorising the loop (BENCHMARKS.md, "Kernels declared once"). A family
 may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity test
-(kernels/parity_cases.py).
+(kernels/parity_cases.py). A kernel no loop shape fits (a reduction that returns a value, ...)
+stays a hand-written `@njit` function of its family file, which names it in
+`CUDA = {kernel name: maker of its CUDA launcher}`: `declared` lists it, `cuda_twin` calls the
+maker and registers the launcher (with the registry's generated kernels it launches, as
+`__kernels__`).
 """
 import ast
 import inspect
@@ -65,7 +69,7 @@ _LOOPS = {
 _LEAD = {"cells": 2, "rows": 1, "groups": 2, "items": 1}
 
 
-def _declare(shape, over, K=None, n=None):
+def _declare(shape, over, K=None, n=None, jit=None):
     def make(body):
         params = list(inspect.signature(body).parameters)
         lead, args = params[:_LEAD[shape]], params[_LEAD[shape]:]
@@ -92,7 +96,7 @@ def _declare(shape, over, K=None, n=None):
         if not isinstance(tree, str):   # the pasted statements read the family's own globals
             fn = types.FunctionType(fn.__code__, body.__globals__, name)
         fn.__doc__ = body.__doc__
-        kernel = njit(**_JIT)(fn)
+        kernel = njit(**{**_JIT, **(jit or {})})(fn)
         kernel.__declared__ = SimpleNamespace(shape=shape, over=over, K=K, n=n, body=body, args=tuple(args),
                                               lead=tuple(lead))
         linecache.checkcache(code.co_filename)
@@ -128,26 +132,28 @@ def _pasted(body, src, lead):
     return ast.fix_missing_locations(tree)
 
 
-def cells(over):
-    """A kernel with one iteration per (r, j) cell of the argument ``over``: body(r, j, *args)."""
-    return _declare("cells", over)
+def cells(over, **jit):
+    """A kernel with one iteration per (r, j) cell of the argument ``over``: body(r, j, *args).
+    ``jit``: options of its CPU ``@njit`` in place of the kernels' defaults (e.g. fastmath=False:
+    no reassociation of its sums), for every shape."""
+    return _declare("cells", over, jit=jit)
 
 
-def rows(over):
+def rows(over, **jit):
     """A kernel with one iteration per row r of the argument ``over``: body(r, *args)."""
-    return _declare("rows", over)
+    return _declare("rows", over, jit=jit)
 
 
-def groups(over, K="K"):
+def groups(over, K="K", **jit):
     """A kernel with one iteration per (row r, group g of K columns) of the argument ``over`` (K
     the argument of that name): body(r, g, *args); the group's columns are g * K .. g * K + K - 1."""
-    return _declare("groups", over, K=K)
+    return _declare("groups", over, K=K, jit=jit)
 
 
-def items(n):
+def items(n, **jit):
     """A kernel with one iteration per item i < n, ``n`` an expression over the arguments (e.g.
     "(L.shape[0] // (K * S)) * S"): body(i, *args)."""
-    return _declare("items", None, n=n)
+    return _declare("items", None, n=n, jit=jit)
 
 
 def unary(kind, f, df, doc, domain="real"):
@@ -193,36 +199,56 @@ def exported(module) -> dict:
 
 
 def declared(module):
-    """The kernels ``module`` declares: {public name: CPU kernel} (an op's too: `unary`)."""
+    """The kernels ``module`` declares: {public name: CPU kernel} (an op's too: `unary`; and the
+    hand-written CPU kernels its `CUDA` names)."""
     out = {n: f for n, f in vars(module).items()
            if not n.startswith("_") and getattr(f, "__declared__", None) is not None}
     op = getattr(module, "OP", None)
     if op is not None:
         out.update({f"{op.kind}_fwd": op.fwd, f"{op.kind}_bwd": op.bwd})
+    out.update({n: getattr(module, n) for n in getattr(module, "CUDA", {})})
     return out
+
+
+_TWINS = {}   # family module name -> {name: CUDA launcher}, made once
 
 
 def cuda_twin(module) -> dict:
     """{name: CUDA launcher} for every kernel ``module`` declares: the registry's generated
-    kernel of the same body, launched over the cells or rows of the same argument."""
+    kernel of the same body, launched over the cells, rows, groups or items of the same argument;
+    for a kernel no loop shape fits, the launcher its family makes (`CUDA = {name: maker}`, a
+    maker called here, so a CPU-only process never imports numba.cuda). Made once per family and
+    registered in the registry under the family's name (the file's), both targets."""
+    if module.__name__ in _TWINS:
+        return _TWINS[module.__name__]
     from . import registry
     from .gpu_core import run
+    family = module.__name__.rsplit(".", 1)[1]
+    makers = getattr(module, "CUDA", {})
     out = {}
     for name, kernel in declared(module).items():
-        d = kernel.__declared__
-        if d.shape == "cells":
-            gen = registry.cells(d.body, d.over)
-            extent = f"{d.over}.shape[0] * {d.over}.shape[1]"
-        elif d.shape == "rows":
-            gen = registry.items(d.body, f"{d.over}.shape[0]")
-            extent = f"{d.over}.shape[0]"
-        elif d.shape == "groups":
-            gen = registry.groups(d.body, d.over, d.K)
-            extent = f"{d.over}.shape[0] * ({d.over}.shape[1] // {d.K})"
+        if name in makers:
+            out[name] = makers[name]()
         else:
-            gen = registry.items(d.body, d.n)
-            extent = d.n
-        out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+            d = kernel.__declared__
+            if d.shape == "cells":
+                gen = registry.cells(d.body, d.over)
+                extent = f"{d.over}.shape[0] * {d.over}.shape[1]"
+            elif d.shape == "rows":
+                gen = registry.items(d.body, f"{d.over}.shape[0]")
+                extent = f"{d.over}.shape[0]"
+            elif d.shape == "groups":
+                gen = registry.groups(d.body, d.over, d.K)
+                extent = f"{d.over}.shape[0] * ({d.over}.shape[1] // {d.K})"
+            else:
+                gen = registry.items(d.body, d.n)
+                extent = d.n
+            out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+        gens = getattr(out[name], "__kernels__", ())
+        registry.register(family, name, "cpu", kernel)
+        registry.register(family, name, "cuda", out[name], shapes=[g.shape for g in gens],
+                          scalars=[g.fn for g in gens])
+    _TWINS[module.__name__] = out
     return out
 
 

@@ -434,20 +434,14 @@ def logsumexp_rows(z, K, out):
 from . import reexport  # noqa: E402
 from . import gpu_costs, gpu_dists, gpu_lax, gpu_optim  # noqa: E402
 from . import families as _families  # noqa: E402
-from .declare import cuda_twin as _cuda_twin, declared as _declared  # noqa: E402
-from .registry import register as _register  # noqa: E402
+from .declare import cuda_twin as _cuda_twin  # noqa: E402
 
 reexport(globals(), gpu_dists, gpu_costs, gpu_optim, gpu_lax)
 _FAMILIES = {}   # family -> {name: CUDA launcher} of the families declared once (kernels/families/)
-for _family in _families.modules():
+for _family in _families.modules():   # cuda_twin registers both targets of each kernel
     _fam = _family.__name__.rsplit(".", 1)[1]
     _FAMILIES[_fam] = _cuda_twin(_family)
     globals().update(_FAMILIES[_fam])
-    for _name, _cpu_kernel in _declared(_family).items():
-        _launch = _FAMILIES[_fam][_name]
-        _register(_fam, _name, "cpu", _cpu_kernel)
-        _register(_fam, _name, "cuda", _launch, shapes=[g.shape for g in _launch.__kernels__],
-                  scalars=[g.fn for g in _launch.__kernels__])
 
 
 from . import cpu as _cpu_twin  # noqa: E402

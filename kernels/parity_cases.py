@@ -167,10 +167,6 @@ CASES = {
     "mul_exp": lambda g: (g.x(R), g.pos(R)),
     "score_weights": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
     "loo_baseline": lambda g: (g.x(12), 3, 2, g.out(12)),
-    "iwae_bound": lambda g: (g.x(12), 3, 2, g.out(12), g.out(12)),
-    "vimco_baseline": lambda g: (g.x(24), 4, 2, g.out(24)),
-    "iwae_swap_one": lambda g: (g.x(24), g.x(24), 3, 4, 2, g.out(24)),
-    "config_weights": lambda g: (4, 0, 2, 0.125, g.out(R)),
     "loo_baseline_marginal": lambda g: (g.x(24), g.pos(24), 3, 4, (2,), (2,), g.out(24)),
     "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
                                           1, 0.9, g.out(R), True),  # first step: seeds
