@@ -147,13 +147,13 @@ def _cat_pair_marginal(a, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga):
         ga[r1 + off, c0 + y] -= rw[r1 + off] * c
 
 
-@groups("out")
+@groups("out", fastmath=False)   # the old kernels' flags (no multiply-add fused)
 def cat_antithetic_sample(r, g, logits, u, stride, K, out):
     """Digit 0 rows: the draw x of each group; digit 1 rows: its antithetic partner y."""
     _cat_antithetic_group(logits, u, (r // stride) % 2, r, g * K, K, out)
 
 
-@rows("ga")
+@rows("ga", fastmath=False)
 def cat_disarm_grad(r, logits, v, L, rw, stride, K, ga):
     """ga += rw * 1/2 w (f(x) - f(y)) (e_x - e_y) on both rows of each pair, per group."""
     if (r // stride) % 2 == 0:
@@ -166,7 +166,7 @@ def cat_disarm_grad(r, logits, v, L, rw, stride, K, ga):
             ga[r1, c0 + y] -= rw[r1] * c
 
 
-@rows("ga")
+@rows("ga", fastmath=False)
 def cat_disarm_grad_marginal(r, logits, v, L, rw, stride, strides, sizes, K, ga):
     """cat_disarm_grad with each member's signal marginalised over the enumerated digits below."""
     if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):

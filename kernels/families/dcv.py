@@ -116,7 +116,7 @@ def _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, alpha, train, T,
         gal[r0] = 2.0 * acc
 
 
-@items("(L.shape[0] // (K * S)) * S")
+@items("(L.shape[0] // (K * S)) * S", fastmath=False)   # the old kernel's flags
 def double_cv_grad(q, logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
     """ga += the double control variate estimate (module docstring) for every data row and
     configuration group (item q: data row q // S, group q % S); `alpha` a 1-element array (or a
