@@ -98,6 +98,25 @@ def _bounds(g, R, D):
     }
 
 
+def _price(g, R, D):
+    x = lambda: g.x(R, D)  # noqa: E731
+    return {
+        "seed_d": (g.out(R, D), g.out(R, D)),
+        "activation_d": (0, x(), x(), x(), g.out(R, D), g.out(R, D)),
+        "activation_d[tanh]": (1, x(), x(), x(), g.out(R, D), g.out(R, D)),
+        "mul_d": tuple(x() for _ in range(6)) + (g.out(R, D), g.out(R, D)),
+        "add_d": tuple(x() for _ in range(4)) + (g.out(R, D), g.out(R, D)),
+        "scale_d": (1.7, x(), x(), g.out(R, D), g.out(R, D)),
+        "zero_d": (g.out(R, D), g.out(R, D)),
+        "hess_total": (g.pos(R), x(), x(), x()),
+        "hess_bernoulli_nll_logits": (g.pos(R), x(), g.bits(R, D), x(), x(), x()),
+        "hess_gaussian_nll_mean": (g.pos(R), x(), x(), g.pos(R, D), x(), x(), x()),
+        "hess_gaussian_nll_scale": (g.pos(R), x(), g.pos(R, D), x(), x(), x(), x()),
+        "hess_normal_log_prob_value": (g.pos(R), x(), x(), g.pos(R, D), x(), x(), x()),
+        "price_scale_grad": (g.pos(R, D), x(), x()),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -105,6 +124,7 @@ FAMILIES = {
     "unordered_set": (_unordered_set, [(33, 64), (6, 5)]),   # sets of k = 3 rows
     "dcv": (_dcv, [(32, 64), (4, 6)]),
     "bounds": (_bounds, [(32, 1), (2, 1)]),   # 32 and 2 data rows of K = 4 draws, S = 2
+    "price": (_price, [(32, 64), (4, 6)]),
 }
 
 
