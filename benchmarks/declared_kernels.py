@@ -117,6 +117,30 @@ def _price(g, R, D):
     }
 
 
+def _costs(g, R, D):
+    from ppl.kernels.families import costs
+    K, M = (4 if D % 4 == 0 else 3), 5
+    G = D // K
+    x = lambda *s: g.x(*s)  # noqa: E731
+    return {
+        "gaussian_kl_std": (x(R, D), g.pos(R, D), g.out(R)),
+        "gaussian_kl_std_bwd": (x(R, D), g.pos(R, D), x(R), x(R, D), x(R, D)),
+        "gaussian_kl": (x(R, D), g.pos(R, D), x(R, D), g.pos(R, D), g.out(R)),
+        "gaussian_kl_bwd": (x(R, D), g.pos(R, D), x(R, D), g.pos(R, D), x(R), x(R, D), x(R, D), x(R, D), x(R, D)),
+        "gaussian_kl_bwd[skip]": (x(R, D), g.pos(R, D), x(R, D), g.pos(R, D), x(R), x(R, D), x(R, D),
+                                  g.skip(2), g.skip(2)),
+        "bernoulli_nll": (3 * x(R, D), g.bits(R, D), g.out(R)),
+        "bernoulli_nll_bwd": (x(R, D), g.bits(R, D), x(R), x(R, D), x(R, D)),
+        "bernoulli_nll_bwd[skip]": (x(R, D), g.bits(R, D), x(R), x(R, D), g.skip(2)),
+        "gaussian_nll": (x(R, D), g.pos(R, D), x(R, D), g.out(R)),
+        "gaussian_nll_bwd": (x(R, D), g.pos(R, D), x(R, D), x(R), x(R, D), x(R, D), x(R, D)),
+        "softmax_xent": (x(R, D), g.onehot(R, G, K), K, g.out(R)),
+        "softmax_xent_bwd": (x(R, D), g.onehot(R, G, K), K, x(R), x(R, D), x(R, D)),
+        "nce_logistic": (x(R, D), x(R, M), x(R, D), x(R, M), g.out(R)),
+        "nce_logistic_bwd": (x(R, D), x(R, M), x(R, D), x(R, M), x(R), x(R, D), x(R, M)),
+    } if costs else {}
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -125,6 +149,7 @@ FAMILIES = {
     "dcv": (_dcv, [(32, 64), (4, 6)]),
     "bounds": (_bounds, [(32, 1), (2, 1)]),   # 32 and 2 data rows of K = 4 draws, S = 2
     "price": (_price, [(32, 64), (4, 6)]),
+    "costs": (_costs, [(32, 64), (4, 6)]),
 }
 
 

@@ -37,8 +37,8 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import cpu, cpu_costs, cpu_dists, cpu_lax, cpu_noise, cpu_optim, cpu_rows
-from ppl.kernels import gpu, gpu_costs, gpu_dists, gpu_lax, gpu_noise, gpu_optim, gpu_rows
+from ppl.kernels import cpu, cpu_dists, cpu_lax, cpu_noise, cpu_optim, cpu_rows
+from ppl.kernels import gpu, gpu_dists, gpu_lax, gpu_noise, gpu_optim, gpu_rows
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
 from ppl.kernels.cpu_relax import relax_size
@@ -49,7 +49,7 @@ from ppl.kernels.parity_cases import D, Gen, I, K, R, G  # noqa: F401
 pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
-PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
+PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_optim, gpu_optim),
          (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_lax, gpu_lax)]
 
 
@@ -199,7 +199,7 @@ def test_a_declared_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
 def test_cpu_and_gpu_reexport_the_kernel_families():
     """The generated step calls every kernel as ``core.<name>`` with ``core`` cpu or gpu: the kernels
     kept in modules of their own are re-exported there, the very same functions."""
-    for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
+    for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_optim, gpu_optim),
                        (cpu_lax, gpu_lax)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
