@@ -25,11 +25,9 @@ CUDA twin ``gpu.py``.
 The generated step calls every kernel as ``core.<name>`` with ``core`` this module, so the
 kernels kept elsewhere are re-exported at the bottom under their names: distributions
 (Bernoulli, probit, Normal, Categorical, binary concrete, Gumbel-softmax) from
-``cpu_dists.py``, closed-form KL and cost heads from ``cpu_costs.py``, optimisers from
-``cpu_optim.py``, the families declared once in ``families/`` (Laplace, Poisson, the
-ReinMax, Gumbel-Rao and gapped-ST backward kernels, ...), the double control
-variate estimate from ``cpu_dcv.py``, categorical DisARM's pair kernels from ``cpu_cat_antithetic.py``,
-the unordered set estimator's from ``cpu_unordered_set.py``, LAX's from ``cpu_lax.py``.
+``cpu_dists.py``, optimisers from ``cpu_optim.py``, LAX's from ``cpu_lax.py``, and the families
+declared once in ``families/`` (closed-form KL and cost heads, Laplace, Poisson, the ReinMax, Gumbel-Rao and gapped-ST backward kernels, ARM / DisARM's and
+categorical DisARM's pairs, the unordered set estimator's, double control variates, ...).
 """
 from numba import njit
 
@@ -374,11 +372,10 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import (cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists, cpu_lax, cpu_optim,  # noqa: E402
-               cpu_unordered_set)
+from . import cpu_dists, cpu_lax, cpu_optim  # noqa: E402
 from . import families as _families  # noqa: E402
 from .declare import exported as _exported  # noqa: E402
 
-reexport(globals(), cpu_dists, cpu_costs, cpu_optim, cpu_dcv, cpu_cat_antithetic, cpu_unordered_set, cpu_lax)
+reexport(globals(), cpu_dists, cpu_optim, cpu_lax)
 for _family in _families.modules():   # the families declared once (kernels/families/)
     globals().update(_exported(_family))

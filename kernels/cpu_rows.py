@@ -452,5 +452,6 @@ def add_to_cols(g, off, gx):
             gx[r, off + j] += g[r, j]
 
 
-# the importance-weighted bound's kernels live in cpu_bounds.py; the step calls them here (rows.<name>)
-from .cpu_bounds import config_weights, iwae_bound, iwae_swap_one, vimco_baseline  # noqa: E402, F401
+# the importance-weighted bound's kernels are a family declared once (families/bounds.py); the step
+# calls them here (rows.<name>)
+from .families.bounds import config_weights, iwae_bound, iwae_swap_one, vimco_baseline  # noqa: E402, F401

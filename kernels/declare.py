@@ -10,24 +10,36 @@ the loop indices, decorated with its loop shape:
     @rows("x")                           # one iteration per row r of the argument `x`
     def laplace_log_prob(r, loc, scale, x, out_rows): ...
 
+    @groups("out")                       # one per (row r, group g of K columns) of `out` (K an argument)
+    def cat_antithetic_sample(r, g, logits, u, stride, K, out): ...
+
+    @items("(L.shape[0] // (K * S)) * S")   # one per item i < n, n an expression of the arguments
+    def double_cv_grad(i, logits, b, L, ...): ...
+
 The decorator returns the CPU kernel: an `@njit(cache=True)` function of the arguments after the
 indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the body
 (inlined). Its source is generated, and compiled under the family file's
 name and the body's line, so Numba's disk cache finds it in a new process as it finds a
 hand-written kernel (the cache's version folder hashes every kernel source). The CUDA kernel is
 made from the same body by `cuda_twin` (called by `gpu.py`, so a CPU-only process never imports
-`numba.cuda`): a grid-stride loop of the registry's `cells` / `items` shapes (kernels/
+`numba.cuda`): a grid-stride loop of the registry's `cells` / `items` / `groups` shapes (kernels/
 registry.py) around the body re-jitted as a device function (kernels/device.py).
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
 per array argument per iteration). A body writes its outputs
-for its own cell or row only (the loops may run in any order, on any number of threads); a
+for its own cell, row or group only, or for cells no other iteration writes (an antithetic
+pair's body, run for the pair's first row, writes both rows): the loops may run in any order, on
+any number of threads (one CUDA thread per iteration); a
 gradient passed with 0 rows is skipped by the body's own test. A kernel with skippable outputs
 is best a row body that tests once per row and loops over the columns inside: a test per cell
 keeps LLVM from vectorising the loop (BENCHMARKS.md, "Kernels declared once"). A family
 may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity test
-(kernels/parity_cases.py).
+(kernels/parity_cases.py). A kernel no loop shape fits (a reduction that returns a value, ...)
+stays a hand-written `@njit` function of its family file, which names it in
+`CUDA = {kernel name: maker of its CUDA launcher}`: `declared` lists it, `cuda_twin` calls the
+maker and registers the launcher (with the registry's generated kernels it launches, as
+`__kernels__`).
 """
 import ast
 import inspect
@@ -47,15 +59,23 @@ _LOOPS = {
               "            body_(r, j, {args})\n"),
     "rows": ("    for r in range({over}.shape[0]):\n"
              "        body_(r, {args})\n"),
+    "groups": ("    R_, G_ = {over}.shape[0], {over}.shape[1] // {K}\n"
+               "    for r in range(R_):\n"
+               "        for g in range(G_):\n"
+               "            body_(r, g, {args})\n"),
+    "items": ("    for i in range({n}):\n"
+              "        body_(i, {args})\n"),
 }
-_LEAD = {"cells": 2, "rows": 1}
+_LEAD = {"cells": 2, "rows": 1, "groups": 2, "items": 1}
 
 
-def _declare(shape, over):
+def _declare(shape, over, K=None, n=None, jit=None):
     def make(body):
         params = list(inspect.signature(body).parameters)
         lead, args = params[:_LEAD[shape]], params[_LEAD[shape]:]
-        if over not in args:
+        if shape == "groups" and K not in args:
+            raise TypeError(f"{body.__name__}: the group size {K!r} is not one of its arguments {args}")
+        if over is not None and over not in args:
             raise TypeError(f"{body.__name__}: the loop's array {over!r} is not one of its arguments {args}")
         name, module = body.__name__, body.__module__
         code = body.__code__
@@ -63,7 +83,7 @@ def _declare(shape, over):
         body.__qualname__ = f"{name}__body"
         cell = njit(inline="always", error_model="numpy")(body)
         src = (f"def {name}({', '.join(args)}):\n"
-               + _LOOPS[shape].format(over=over, args=", ".join(args)))
+               + _LOOPS[shape].format(over=over, K=K, n=n, args=", ".join(args)))
         # compiled at the body's own line of the family file: the cache locates it there
         tree = _pasted(body, src, lead)
         if tree is None:
@@ -76,8 +96,9 @@ def _declare(shape, over):
         if not isinstance(tree, str):   # the pasted statements read the family's own globals
             fn = types.FunctionType(fn.__code__, body.__globals__, name)
         fn.__doc__ = body.__doc__
-        kernel = njit(**_JIT)(fn)
-        kernel.__declared__ = SimpleNamespace(shape=shape, over=over, body=body, args=tuple(args), lead=tuple(lead))
+        kernel = njit(**{**_JIT, **(jit or {})})(fn)
+        kernel.__declared__ = SimpleNamespace(shape=shape, over=over, K=K, n=n, body=body, args=tuple(args),
+                                              lead=tuple(lead))
         linecache.checkcache(code.co_filename)
         return kernel
     return make
@@ -111,14 +132,28 @@ def _pasted(body, src, lead):
     return ast.fix_missing_locations(tree)
 
 
-def cells(over):
-    """A kernel with one iteration per (r, j) cell of the argument ``over``: body(r, j, *args)."""
-    return _declare("cells", over)
+def cells(over, **jit):
+    """A kernel with one iteration per (r, j) cell of the argument ``over``: body(r, j, *args).
+    ``jit``: options of its CPU ``@njit`` in place of the kernels' defaults (e.g. fastmath=False:
+    no reassociation of its sums), for every shape."""
+    return _declare("cells", over, jit=jit)
 
 
-def rows(over):
+def rows(over, **jit):
     """A kernel with one iteration per row r of the argument ``over``: body(r, *args)."""
-    return _declare("rows", over)
+    return _declare("rows", over, jit=jit)
+
+
+def groups(over, K="K", **jit):
+    """A kernel with one iteration per (row r, group g of K columns) of the argument ``over`` (K
+    the argument of that name): body(r, g, *args); the group's columns are g * K .. g * K + K - 1."""
+    return _declare("groups", over, K=K, jit=jit)
+
+
+def items(n, **jit):
+    """A kernel with one iteration per item i < n, ``n`` an expression over the arguments (e.g.
+    "(L.shape[0] // (K * S)) * S"): body(i, *args)."""
+    return _declare("items", None, n=n, jit=jit)
 
 
 def unary(kind, f, df, doc, domain="real"):
@@ -164,36 +199,64 @@ def exported(module) -> dict:
 
 
 def declared(module):
-    """The kernels ``module`` declares: {public name: CPU kernel} (an op's too: `unary`)."""
+    """The kernels ``module`` declares: {public name: CPU kernel} (an op's too: `unary`; and the
+    hand-written CPU kernels its `CUDA` names)."""
     out = {n: f for n, f in vars(module).items()
            if not n.startswith("_") and getattr(f, "__declared__", None) is not None}
     op = getattr(module, "OP", None)
     if op is not None:
         out.update({f"{op.kind}_fwd": op.fwd, f"{op.kind}_bwd": op.bwd})
+    out.update({n: getattr(module, n) for n in getattr(module, "CUDA", {})})
     return out
+
+
+_TWINS = {}   # family module name -> {name: CUDA launcher}, made once
 
 
 def cuda_twin(module) -> dict:
     """{name: CUDA launcher} for every kernel ``module`` declares: the registry's generated
-    kernel of the same body, launched over the cells or rows of the same argument."""
+    kernel of the same body, launched over the cells, rows, groups or items of the same argument;
+    for a kernel no loop shape fits, the launcher its family makes (`CUDA = {name: maker}`, a
+    maker called here, so a CPU-only process never imports numba.cuda). Made once per family and
+    registered in the registry under the family's name (the file's), both targets."""
+    if module.__name__ in _TWINS:
+        return _TWINS[module.__name__]
     from . import registry
     from .gpu_core import run
+    family = module.__name__.rsplit(".", 1)[1]
+    makers = getattr(module, "CUDA", {})
     out = {}
     for name, kernel in declared(module).items():
-        d = kernel.__declared__
-        if d.shape == "cells":
-            gen = registry.cells(d.body, d.over)
-            extent = (lambda i: lambda a: a[i].shape[0] * a[i].shape[1])(d.args.index(d.over))
+        if name in makers:
+            out[name] = makers[name]()
         else:
-            gen = registry.items(d.body, f"{d.over}.shape[0]")
-            extent = (lambda i: lambda a: a[i].shape[0])(d.args.index(d.over))
-        out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+            d = kernel.__declared__
+            if d.shape == "cells":
+                gen = registry.cells(d.body, d.over)
+                extent = f"{d.over}.shape[0] * {d.over}.shape[1]"
+            elif d.shape == "rows":
+                gen = registry.items(d.body, f"{d.over}.shape[0]")
+                extent = f"{d.over}.shape[0]"
+            elif d.shape == "groups":
+                gen = registry.groups(d.body, d.over, d.K)
+                extent = f"{d.over}.shape[0] * ({d.over}.shape[1] // {d.K})"
+            else:
+                gen = registry.items(d.body, d.n)
+                extent = d.n
+            out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+        gens = getattr(out[name], "__kernels__", ())
+        registry.register(family, name, "cpu", kernel)
+        registry.register(family, name, "cuda", out[name], shapes=[g.shape for g in gens],
+                          scalars=[g.fn for g in gens])
+    _TWINS[module.__name__] = out
     return out
 
 
 def _launcher(name, args, gen, extent, run, doc):
-    src = f"def {name}({', '.join(args)}):\n    run_(gen_, extent_(({', '.join(args)},)), {', '.join(args)})\n"
-    glb = {"run_": run, "gen_": gen, "extent_": extent, "__name__": __name__}
+    """The host launcher: ``run`` the generated kernel over ``extent`` (an expression of the
+    arguments: the threads the loop shape needs) with the kernel's arguments."""
+    src = f"def {name}({', '.join(args)}):\n    run_(gen_, {extent}, {', '.join(args)})\n"
+    glb = {"run_": run, "gen_": gen, "__name__": __name__}
     exec(compile(src, f"<CUDA launcher of {name}>", "exec"), glb)
     f = glb[name]
     f.__doc__ = doc

@@ -1,9 +1,8 @@
 """CUDA twin of ``cpu.py``: the same public functions, names and arguments, as host-side
 launchers over numba CUDA device arrays (the generated step binds ``core`` to this module).
 The layer and softmax kernels are defined here; the other families are in the twins of the
-CPU modules, re-exported at the bottom under their names: ``gpu_dists.py``, ``gpu_costs.py``,
-``gpu_optim.py``, the CUDA twins of ``families/``, ``gpu_dcv.py``,
-``gpu_cat_antithetic.py``, ``gpu_unordered_set.py``, ``gpu_lax.py``. The kernel makers (``_map1``,
+CPU modules, re-exported at the bottom under their names: ``gpu_dists.py``, ``gpu_optim.py``,
+``gpu_lax.py``, the CUDA twins of ``families/``. The kernel makers (``_map1``,
 ``_rows2``, ...) and launch helpers they all share are in ``gpu_core.py``.
 
 Every per-element formula is a ``scalar.py`` function re-jitted for the device by
@@ -433,23 +432,16 @@ def logsumexp_rows(z, K, out):
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
 from . import reexport  # noqa: E402
-from . import (gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists, gpu_lax, gpu_optim,  # noqa: E402
-               gpu_unordered_set)
+from . import gpu_dists, gpu_lax, gpu_optim  # noqa: E402
 from . import families as _families  # noqa: E402
-from .declare import cuda_twin as _cuda_twin, declared as _declared  # noqa: E402
-from .registry import register as _register  # noqa: E402
+from .declare import cuda_twin as _cuda_twin  # noqa: E402
 
-reexport(globals(), gpu_dists, gpu_costs, gpu_optim, gpu_dcv, gpu_cat_antithetic, gpu_unordered_set, gpu_lax)
+reexport(globals(), gpu_dists, gpu_optim, gpu_lax)
 _FAMILIES = {}   # family -> {name: CUDA launcher} of the families declared once (kernels/families/)
-for _family in _families.modules():
+for _family in _families.modules():   # cuda_twin registers both targets of each kernel
     _fam = _family.__name__.rsplit(".", 1)[1]
     _FAMILIES[_fam] = _cuda_twin(_family)
     globals().update(_FAMILIES[_fam])
-    for _name, _cpu_kernel in _declared(_family).items():
-        _launch = _FAMILIES[_fam][_name]
-        _register(_fam, _name, "cpu", _cpu_kernel)
-        _register(_fam, _name, "cuda", _launch, shapes=[g.shape for g in _launch.__kernels__],
-                  scalars=[g.fn for g in _launch.__kernels__])
 
 
 from . import cpu as _cpu_twin  # noqa: E402
@@ -457,4 +449,4 @@ from .registry import include as _include  # noqa: E402
 from .registry import link as _link  # noqa: E402
 
 _link("core", _cpu_twin, globals())
-_include("core", "dists", "costs", "optim", "dcv", "cat_antithetic", "unordered_set", "lax", *_FAMILIES)
+_include("core", "dists", "optim", "lax", *_FAMILIES)

@@ -1,5 +1,5 @@
-"""Shared pieces of the CUDA twins (gpu.py, gpu_dists.py, gpu_costs.py, gpu_optim.py,
-gpu_noise.py, gpu_rows.py, gpu_antithetic.py, ...).
+"""Shared pieces of the CUDA twins (gpu.py, gpu_dists.py, gpu_optim.py,
+gpu_noise.py, gpu_rows.py, the twins of the families declared once, ...).
 
 * ``require_cuda()``: the clear error every launcher raises when no device is usable.
 * ``launch(kernel, n)``: kernel configured for a grid-stride loop over n items;
@@ -99,7 +99,7 @@ def block_sum(v):
 
 
 # ============================================================================ kernel makers
-# (and launch helpers) of gpu.py's family: gpu.py, gpu_dists.py, gpu_costs.py, gpu_optim.py
+# (and launch helpers) of gpu.py's family: gpu.py, gpu_dists.py, gpu_optim.py
 
 
 def _cells(a):

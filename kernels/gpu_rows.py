@@ -558,8 +558,13 @@ def add_to_cols(g, off, gx):
     _run(_add_to_cols, g.shape[0] * g.shape[1], g, off, gx)
 
 
-from .gpu_bounds import config_weights, iwae_bound, iwae_swap_one, vimco_baseline  # noqa: E402, F401  (the step calls them as rows.*)
 from . import cpu_rows as _cpu_twin  # noqa: E402
+from .declare import cuda_twin as _cuda_twin  # noqa: E402
+from .families import bounds as _bounds  # noqa: E402
+from .registry import include as _include  # noqa: E402
 from .registry import link as _link  # noqa: E402
 
+globals().update(_cuda_twin(_bounds))   # the importance-weighted bound's family: the step calls it as rows.*
+
 _link("rows", _cpu_twin, globals())
+_include("rows", "bounds")

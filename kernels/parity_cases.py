@@ -5,7 +5,7 @@ registry (``registry.args``) on import, for every kernel both targets have.
 """
 import numpy as np
 
-from . import cpu, cpu_antithetic, cpu_cat_antithetic, cpu_unordered_set, registry
+from . import cpu, registry
 from .cpu_relax import relax_size
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
@@ -116,13 +116,6 @@ CASES = {
     "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
     "softmax_bwd": lambda g: softmax_bwd_case(g),
     "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
-    "gaussian_kl_std": lambda g: (g.x(R, D), g.pos(R, D), g.out(R)),
-    "gaussian_kl_std_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D)),
-    "gaussian_kl": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.out(R)),
-    "gaussian_kl_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.x(R),
-                                  g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
-    "bernoulli_nll": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R)),
-    "bernoulli_nll_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "bernoulli_log_prob_keep": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
     "bernoulli_log_prob_kept_bwd": lambda g: (g.x(R, D), g.bits(R, D), g.u(R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "bernoulli_nll_keep": lambda g: (3 * g.x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
@@ -137,15 +130,6 @@ CASES = {
                                                   g.x(R, D), g.x(R, D)),
     "bernoulli_nll_kept_bwd_rep": lambda g: (g.x(R // 2, D), 2, g.bits(R, D), g.u(R // 2, D), g.x(R),
                                              g.x(R, D), g.x(R, D)),
-    "gaussian_nll": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
-    "gaussian_nll_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
-                                   g.x(R, D), g.x(R, D)),
-    "softmax_xent": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.out(R)),
-    "softmax_xent_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.x(R), g.x(R, D),
-                                   g.x(R, D)),
-    "nce_logistic": lambda g: (g.x(R, D), g.x(R, M), g.x(R, D), g.x(R, M), g.out(R)),
-    "nce_logistic_bwd": lambda g: (g.x(R, D), g.x(R, M), g.x(R, D), g.x(R, M), g.x(R),
-                                   g.x(R, D), g.x(R, M)),
     "sgd_update": lambda g: (g.x(9), g.x(9), g.h(0.1)),
     "momentum_update": lambda g: (g.x(9), g.x(9), g.x(9), g.h(0.1), g.h(0.9)),
     "adam_update": lambda g: (g.x(9), g.x(9), g.x(9), g.pos(9), g.h(0.01), g.h(0.9),
@@ -167,10 +151,6 @@ CASES = {
     "mul_exp": lambda g: (g.x(R), g.pos(R)),
     "score_weights": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
     "loo_baseline": lambda g: (g.x(12), 3, 2, g.out(12)),
-    "iwae_bound": lambda g: (g.x(12), 3, 2, g.out(12), g.out(12)),
-    "vimco_baseline": lambda g: (g.x(24), 4, 2, g.out(24)),
-    "iwae_swap_one": lambda g: (g.x(24), g.x(24), 3, 4, 2, g.out(24)),
-    "config_weights": lambda g: (4, 0, 2, 0.125, g.out(R)),
     "loo_baseline_marginal": lambda g: (g.x(24), g.pos(24), 3, 4, (2,), (2,), g.out(24)),
     "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
                                           1, 0.9, g.out(R), True),  # first step: seeds
@@ -192,24 +172,6 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
-    # ---- cpu_antithetic.py
-    "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
-    "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
-    "disarm_grad": lambda g: disarm_case(g),
-    # pair digit at stride 1, an enumerated child's digit (size 2) at stride 2: 8 rows = 2 drawn rows
-    "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
-    "disarm_grad_marginal": lambda g: disarm_marginal_case(g),
-    "scale_rows": lambda g: (g.pos(R), 0.5),
-    # ---- cpu_cat_antithetic.py (categorical DisARM: pairs at stride 1; 16 rows so that pairs part)
-    "cat_antithetic_sample": lambda g: (2 * g.x(16, D), g.u(16, D), 1, K, g.out(16, D)),
-    "cat_disarm_grad": lambda g: cat_disarm_case(g),
-    "cat_disarm_grad_marginal": lambda g: cat_disarm_case(g, marginal=True),
-    # ---- cpu_unordered_set.py (sets of k = 3 of 5 classes at stride 1: 4 sets)
-    "us_forward": lambda g: us_case(g)[:8],
-    "us_grad": lambda g: us_case(g)[8:],
-    # ---- cpu_dcv.py (2 samples x a digit of size 2 below the node, marginalised)
-    "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
-                                 False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
     # ---- cpu_lax.py (a data context of 2 columns, 4 hidden units; phi's variance gradient trained)
     "lax_normal_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.x(R, 2),
                                  0.5 * g.x(relax_size(D, 2, 4)), 4, g.x(R, D), g.x(R, D), g.x(relax_size(D, 2, 4)),
@@ -231,49 +193,10 @@ def softmax_bwd_case(g):
     return (z, K, out, g.x(R, D), g.x(R, D))
 
 
-def disarm_case(g):
-    logits, u = g.x(R, D), g.u(R, D)
-    b = g.out(R, D)
-    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
-    return (logits, b, g.x(R), g.pos(R), 1, g.x(R, D))
-
-
-def cat_disarm_case(g, marginal=False):
-    """Coupled one-hot pairs drawn by the CPU sampler (the pair's rows share their logits);
-    marginal: an enumerated child's digit (size 2) at stride 2 above the pair digit."""
-    n = 16
-    logits, u = np.repeat(2 * g.x(n // 2, D), 2, axis=0), np.repeat(g.u(n // 2, D), 2, axis=0)
-    if marginal:   # rows r and r + 2 belong to one member: the same draw
-        logits[2::4], u[2::4] = logits[0::4], u[0::4]
-        logits[3::4], u[3::4] = logits[1::4], u[1::4]
-    v = g.out(n, D)
-    cpu_cat_antithetic.cat_antithetic_sample(logits, u, 1, K, v)
-    digits = ((2,), (2,)) if marginal else ()
-    return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
-
-
-def us_case(g):
-    """us_forward's arguments (4 sets of k = 3 of 5 classes, stride 1; a set's rows share logits
-    and noise), then us_grad's on the table and weights the CPU forward left."""
-    k, Kc, n = 3, 5, 12
-    logits, gum = np.repeat(2 * g.x(n // k, Kc), k, axis=0), np.repeat(g.x(n // k, Kc), k, axis=0)
-    fwd = (logits, gum, 1, k, Kc, g.out(n, cpu_unordered_set.table_width(k)), g.out(n, Kc), g.pos(n))
-    ws, rw = fwd[5].copy(), fwd[7].copy()
-    cpu_unordered_set.us_forward(logits, gum, 1, k, Kc, ws, g.out(n, Kc), rw)
-    return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
-
-
-def disarm_marginal_case(g):
-    logits, u = g.x(8, D), g.u(8, D)
-    b = g.out(8, D)
-    cpu_antithetic.antithetic_bernoulli(logits, u, 1, b)
-    return (logits, b, g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D))
-
-
 def declare():
     """Declare every maker of CASES in the registry, on the kernel of that name (imports the CUDA
     modules, which register the kernels)."""
-    from . import families, gpu, gpu_antithetic, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
+    from . import families, gpu, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
     from .declare import parity as family_parity
     cases = dict(CASES)
     for family in families.modules():   # a family declared once declares its cases with it

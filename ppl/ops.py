@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # Price's activation codes: the elementwise ops whose first and second derivatives the
-# second-order forward pass of kernels/cpu_price.py (and gpu_price.py) carries
-from .kernels.cpu_price import ACTIVATIONS as PRICE_ACTIVATIONS
+# second-order forward pass of kernels/families/price.py carries
+from .kernels.families.price import ACTIVATIONS as PRICE_ACTIVATIONS
 
 _FMT = string.Formatter()
 

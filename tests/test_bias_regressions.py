@@ -126,7 +126,7 @@ def _cuda_parity(build, est, samples):
 
 @pytest.mark.cuda
 def test_price_below_rebar_cuda_matches_cpu():
-    """The CUDA program (kernels of kernels/gpu_rebar.py, gpu_price.py) gives the CPU program's
+    """The CUDA program (kernels of kernels/gpu_rebar.py, families/price.py) gives the CPU program's
     gradient on the same seed, so the unbiasedness shown above on the CPU holds for it."""
     gpu = _cuda_parity(rebar_price_model, REBAR_PRICE, 1)
     assert "price.price_scale_grad" in gpu.source and "relax_rows_normal_bwd" not in gpu.source
@@ -142,6 +142,7 @@ def test_loo_over_enumerated_child_cuda_matches_cpu():
 @pytest.mark.cuda
 @pytest.mark.parametrize("est", ["arm", "disarm"])
 def test_antithetic_over_enumerated_child_cuda_matches_cpu(est):
-    """gpu_antithetic.*_grad_marginal give the CPU kernels' gradient on the same seed."""
+    """The CUDA twins of antithetic.*_grad_marginal (kernels/families/antithetic.py) give the CPU
+    kernels' gradient on the same seed."""
     gpu = _cuda_parity(loo_enum_model, {"h1": est, "h2": "enumerate"}, 2)
     assert f"antithetic.{est}_grad_marginal" in gpu.source

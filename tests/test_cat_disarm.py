@@ -1,4 +1,4 @@
-"""Categorical DisARM (ppl/estimators/cat_disarm.py, kernels/cpu_cat_antithetic.py) against
+"""Categorical DisARM (ppl/estimators/cat_disarm.py, kernels/families/cat_antithetic.py) against
 independent NumPy oracles, float64.
 
 - The coupling and the estimate on fixed noise against a direct NumPy implementation (argsort,
@@ -20,7 +20,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model
-from ppl.kernels import cpu_cat_antithetic as C
+from ppl.kernels.families import cat_antithetic as C
 
 from test_mixed_matrix import run_pair
 
@@ -207,8 +207,9 @@ def test_refused_where_it_does_not_apply():
 
 @pytest.mark.cuda
 def test_cuda_program_matches_cpu():
-    """The CUDA program (kernels/gpu_cat_antithetic.py; the simulator without a GPU) gives the CPU
-    program's loss and gradient on the same seed, with an enumerated node below (marginal kernel)."""
+    """The CUDA program (the twins of kernels/families/cat_antithetic.py; the simulator without a
+    GPU) gives the CPU program's loss and gradient on the same seed, with an enumerated node below
+    (marginal kernel)."""
     from test_mixed_matrix import DATA, build
     for ce in ("score", "enumerate"):
         est = {"h1": "cat_disarm", "h2": ce}

@@ -1,7 +1,8 @@
 """CPU array kernels against independent oracles.
 
 * Forward kernels against NumPy / scipy.special / scipy.stats (float64, rtol 1e-12 unless
-  stated), closed-form KL against numerical integration.
+  stated). The closed-form KL terms and cost heads (kernels/families/costs.py) have their cases
+  in tests/test_kernels_costs.py, on this module's harness (`check_vjp`, `check_float32`).
 * Backward kernels against central finite differences of their forward (float64, h = 1e-6,
   rtol 1e-6, atol 1e-8), through one generic helper that also checks accumulation (two
   calls give twice the gradient) and skipping (a gradient passed with shape[0] == 0 is
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from numba import njit
 from numpy.testing import assert_allclose
-from scipy import integrate, special, stats
+from scipy import special, stats
 
 from ppl.kernels import cpu
 
@@ -268,52 +269,6 @@ def _gumbel_softmax():
     return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "tau"])
 
 
-def _kl_std():
-    def inputs(rng):
-        return {"mu": rng.normal(size=(R, D)), "sigma": _pos(rng, R, D)}
-
-    def fwd(i):
-        out = _rows_out(i["mu"])
-        cpu.gaussian_kl_std(i["mu"], i["sigma"], out)
-        return out
-
-    def bwd(i, grow, g):
-        cpu.gaussian_kl_std_bwd(i["mu"], i["sigma"], grow, g["mu"], g["sigma"])
-
-    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["mu", "sigma"])
-
-
-def _kl():
-    def inputs(rng):
-        return {"m1": rng.normal(size=(R, D)), "s1": _pos(rng, R, D),
-                "m2": rng.normal(size=(R, D)), "s2": _pos(rng, R, D)}
-
-    def fwd(i):
-        out = _rows_out(i["m1"])
-        cpu.gaussian_kl(i["m1"], i["s1"], i["m2"], i["s2"], out)
-        return out
-
-    def bwd(i, grow, g):
-        cpu.gaussian_kl_bwd(i["m1"], i["s1"], i["m2"], i["s2"], grow, g["m1"], g["s1"], g["m2"], g["s2"])
-
-    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["m1", "s1", "m2", "s2"])
-
-
-def _bern_nll():
-    def inputs(rng):
-        return {"a": rng.normal(scale=2, size=(R, D)), "t": rng.uniform(size=(R, D))}
-
-    def fwd(i):
-        out = _rows_out(i["a"])
-        cpu.bernoulli_nll(i["a"], i["t"], out)
-        return out
-
-    def bwd(i, grow, g):
-        cpu.bernoulli_nll_bwd(i["a"], i["t"], grow, g["a"], g["t"])
-
-    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
-
-
 def _kept(keep, kept_bwd, plain):
     """A kept-sigmoid pair: the forward equals the plain kernel and also writes sigma(a), which
     the backward reads."""
@@ -367,52 +322,6 @@ def test_rep_kernels_equal_the_per_row_kernels_on_repeated_logits(keep, kept_bwd
     getattr(cpu, kept_bwd + "_rep")(a, reps, t, sig, grow, ga, empty)
 
 
-def _gauss_nll():
-    def inputs(rng):
-        return {"mu": rng.normal(size=(R, D)), "sigma": _pos(rng, R, D), "t": rng.normal(size=(R, D))}
-
-    def fwd(i):
-        out = _rows_out(i["mu"])
-        cpu.gaussian_nll(i["mu"], i["sigma"], i["t"], out)
-        return out
-
-    def bwd(i, grow, g):
-        cpu.gaussian_nll_bwd(i["mu"], i["sigma"], i["t"], grow, g["mu"], g["sigma"], g["t"])
-
-    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["mu", "sigma", "t"])
-
-
-def _xent():
-    def inputs(rng):
-        return {"a": rng.normal(scale=2, size=(R, D)), "t": rng.uniform(size=(R, D))}
-
-    def fwd(i):
-        out = _rows_out(i["a"])
-        cpu.softmax_xent(i["a"], i["t"], K, out)
-        return out
-
-    def bwd(i, grow, g):
-        cpu.softmax_xent_bwd(i["a"], i["t"], K, grow, g["a"], g["t"])
-
-    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["a", "t"])
-
-
-def _nce():
-    def inputs(rng):
-        return {"sd": rng.normal(size=(R, 1)), "sn": rng.normal(size=(R, M)),
-                "kd": rng.normal(size=(R, 1)), "kn": rng.normal(size=(R, M))}
-
-    def fwd(i):
-        out = _rows_out(i["sd"])
-        cpu.nce_logistic(i["sd"], i["sn"], i["kd"], i["kn"], out)
-        return out
-
-    def bwd(i, grow, g):
-        cpu.nce_logistic_bwd(i["sd"], i["sn"], i["kd"], i["kn"], grow, g["sd"], g["sn"])
-
-    return dict(inputs=inputs, fwd=fwd, bwd=bwd, wrt=["sd", "sn"])
-
-
 def _softmax():
     def inputs(rng):
         return {"z": rng.normal(scale=2, size=(R, D))}
@@ -464,15 +373,9 @@ CASES = {
     "logsumexp_rows": _logsumexp(),
     "categorical_log_prob": _cat_logprob(),
     "gumbel_softmax": _gumbel_softmax(),
-    "gaussian_kl_std": _kl_std(),
-    "gaussian_kl": _kl(),
-    "bernoulli_nll": _bern_nll(),
     "bernoulli_nll_keep": _kept(cpu.bernoulli_nll_keep, cpu.bernoulli_nll_kept_bwd, cpu.bernoulli_nll),
     "bernoulli_log_prob_keep": _kept(cpu.bernoulli_log_prob_keep, cpu.bernoulli_log_prob_kept_bwd,
                                      cpu.bernoulli_log_prob),
-    "gaussian_nll": _gauss_nll(),
-    "softmax_xent": _xent(),
-    "nce_logistic": _nce(),
 }
 
 
@@ -521,7 +424,11 @@ def test_backward_matches_finite_differences(name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_float32_matches_float64(name):
     """Forward and backward in float32 agree with float64 (rtol 1e-5, atol 1e-5 * scale)."""
-    case = CASES[name]
+    check_float32(CASES[name])
+
+
+def check_float32(case):
+    """A case's forward and backward in float32 agree with float64 (rtol 1e-5, atol 1e-5 * scale)."""
     rng = np.random.default_rng(1)
     inp64 = case["inputs"](rng)
     inp32 = {k: v.astype(np.float32) for k, v in inp64.items()}
@@ -554,8 +461,12 @@ def _native_functions(ir):
 # outcome depended on which tests the process ran first (a test of the CUDA kernels compiles
 # these for float32).
 FLOAT64_BY_DESIGN = {
-    "us_forward": "the unordered set's sequence table in float64 log space (cpu_unordered_set docstring)",
+    "us_forward": "the unordered set's sequence table in float64 log space (families/unordered_set.py's docstring)",
     "us_grad": "the same table and its log-normaliser, in float64",
+    "arm_grad": "ARM's coefficient (u - 1/2) with scalar.arm_coef's float64 1/2 (the row-fused steps share it)",
+    "arm_grad_marginal": "the members' marginal signals sum rw L / sum rw in float64 (cpu_rows._marginal_signal)",
+    "disarm_grad_marginal": "the same marginal signals, in float64",
+    "cat_disarm_grad_marginal": "the same marginal signals, in float64",
 }
 
 
@@ -563,8 +474,9 @@ def test_float32_code_has_no_double_precision():
     """Every kernel compiled for float32 (by the test above) does its math in float32:
     the optimised LLVM IR of the float32 specialisation mentions no `double` at all.
     (Cached code cannot be inspected, so each is recompiled here without the cache.)"""
-    for name in CASES:  # make sure every float32 specialisation exists in this process
-        test_float32_matches_float64(name)
+    from test_kernels_costs import COSTS   # the cost heads' cases (tests/test_kernels_costs.py)
+    for case in [*CASES.values(), *COSTS.values()]:  # make sure every float32 specialisation exists here
+        check_float32(case)
     checked = 0
     for name in dir(cpu):
         f = getattr(cpu, name)
@@ -789,37 +701,6 @@ def test_gumbel_softmax_forward():
     assert_allclose(out, _softmax_groups((a + gum) / 0.3), rtol=RTOL_LIBM)
     cpu.gumbel_softmax_sample(a, gum, 0.3, K, out)  # a plain float temperature works too
     assert_allclose(out, _softmax_groups((a + gum) / 0.3), rtol=RTOL_LIBM)
-
-
-def _kl_quad(m1, s1, m2, s2):
-    f = lambda z: stats.norm.pdf(z, m1, s1) * (stats.norm.logpdf(z, m1, s1) - stats.norm.logpdf(z, m2, s2))
-    return integrate.quad(f, m1 - 20 * s1, m1 + 20 * s1, epsabs=1e-13, epsrel=1e-12)[0]
-
-
-def test_gaussian_kl_matches_numerical_integration():
-    rng = np.random.default_rng(10)
-    m1, s1 = rng.normal(size=(2, 3)), _pos(rng, 2, 3)
-    m2, s2 = rng.normal(size=(2, 3)), _pos(rng, 2, 3)
-    out = np.empty(2)
-    cpu.gaussian_kl(m1, s1, m2, s2, out)
-    ref = [sum(_kl_quad(m1[r, j], s1[r, j], m2[r, j], s2[r, j]) for j in range(3)) for r in range(2)]
-    assert_allclose(out, ref, rtol=1e-8)
-    cpu.gaussian_kl_std(m1, s1, out)
-    ref = [sum(_kl_quad(m1[r, j], s1[r, j], 0.0, 1.0) for j in range(3)) for r in range(2)]
-    assert_allclose(out, ref, rtol=1e-8)
-
-
-def test_bernoulli_nll_and_nce_forward():
-    rng = np.random.default_rng(11)
-    a, t = rng.normal(scale=3, size=(R, D)), rng.integers(0, 2, size=(R, D)).astype(float)
-    out = np.empty(R)
-    cpu.bernoulli_nll(a, t, out)
-    assert_allclose(out, -stats.bernoulli.logpmf(t, special.expit(a)).sum(1), rtol=1e-12)
-    sd, sn = rng.normal(size=(R, 1)), rng.normal(size=(R, M))
-    kd, kn = rng.normal(size=(R, 1)), rng.normal(size=(R, M))
-    cpu.nce_logistic(sd, sn, kd, kn, out)
-    ref = -special.log_expit(sd - kd).sum(1) - special.log_expit(-(sn - kn)).sum(1)
-    assert_allclose(out, ref, rtol=1e-12)
 
 
 # ------------------------------------------------------------------ stability

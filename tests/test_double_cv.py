@@ -1,8 +1,8 @@
-"""The double control variate estimator (ppl/estimators/double_cv.py, kernels/cpu_dcv.py), float64
-unless stated.
+"""The double control variate estimator (ppl/estimators/double_cv.py, kernels/families/dcv.py),
+float64 unless stated.
 
 1. Correctness at fixed noise: a program's gradient equals a direct NumPy implementation of the
-   formula (Titsias & Shi 2022; the module docstring of kernels/cpu_dcv.py) at the program's own
+   formula (Titsias & Shi 2022; the module docstring of kernels/families/dcv.py) at the program's
    draws, to rounding (rtol 1e-10), alpha's variance gradient too; alpha = 0 is score with the
    leave-one-out baseline.
 2. The kernel on random inputs with a configuration digit below the node (marginalised), float64
@@ -20,7 +20,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model
-from ppl.kernels import cpu_dcv
+from ppl.kernels.families import dcv
 
 import exact
 import stats
@@ -107,13 +107,13 @@ def test_kernel_marginalises_the_digits_below(dtype):
     args = [c(a), c(b), c(L), c(g), c(rw), K, S, (1,), (2,), np.array([alpha], dtype), False]
     scratch = lambda: [np.zeros(R, dtype), np.zeros(R, dtype), np.zeros(R, dtype), np.zeros((R, D), dtype)]  # noqa
     out = np.full((R, D), 0.5, dtype)
-    cpu_dcv.double_cv_grad(*args, *scratch(), out, np.zeros(0, dtype))
+    dcv.double_cv_grad(*args, *scratch(), out, np.zeros(0, dtype))
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out, 0.5 + want, **tol)
     bad = [np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in args]
     bad[0][2, 1] = np.nan                 # data row 0, sample 1
     out = np.zeros((R, D), dtype)
-    cpu_dcv.double_cv_grad(*bad, *scratch(), out, np.zeros(0, dtype))
+    dcv.double_cv_grad(*bad, *scratch(), out, np.zeros(0, dtype))
     assert np.isnan(out[2]).all() and np.isnan(out[0:K * S:2]).any()   # its data row: NaN, never finite
     assert np.all(np.isfinite(out[K * S:]))                               # the other data row: untouched by it
 
@@ -173,8 +173,9 @@ def stacked(name="dcv_stacked"):
 
 @pytest.mark.cuda
 def test_cuda_program_matches_cpu():
-    """double_cv over disarm over double_cv: the CUDA program (kernels/gpu_dcv.py) gives the CPU
-    program's loss and gradient on the same seeds (the digit below h1 marginalised on both)."""
+    """double_cv over disarm over double_cv: the CUDA program (the twins of kernels/families/dcv.py)
+    gives the CPU program's loss and gradient on the same seeds (the digit below h1 marginalised on
+    both)."""
     est = {"h1": "double_cv", "h2": "disarm", "h3": ("double_cv", {"alpha": -0.5})}
     cpu = stacked().compile(dtype=np.float64, estimators=est, samples=2, seed=1)
     gpu = stacked().compile(dtype=np.float64, estimators=est, samples=2, seed=1, target="cuda")

@@ -1,4 +1,4 @@
-"""CUDA twins of the estimator kernels (kernels/gpu_relax.py, gpu_rebar.py, gpu_price.py)
+"""CUDA twins of the estimator kernels (kernels/gpu_relax.py, gpu_rebar.py)
 against their CPU modules, kernel by kernel, in float64.
 
 The same random inputs go to both; then EVERY array argument (outputs, accumulated
@@ -15,7 +15,7 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose
 
-from ppl.kernels import cpu_price, cpu_rebar, cpu_relax, gpu_price, gpu_rebar, gpu_relax
+from ppl.kernels import cpu_rebar, cpu_relax, gpu_rebar, gpu_relax
 
 pytestmark = pytest.mark.cuda
 
@@ -25,7 +25,7 @@ STRIDE = 2
 RB = STRIDE * cpu_rebar.CONFIGS * 2   # REBAR rows (20): digit (r // 2) % 5, 4 drawn rows
 RF = STRIDE * cpu_rebar.FIXED_CONFIGS * 2   # fixed eta and temperature (12): digit (r // 2) % 3
 TRAINED, FIXED = cpu_rebar.CONFIGS, cpu_rebar.FIXED_CONFIGS
-PAIRS = [(cpu_relax, gpu_relax), (cpu_rebar, gpu_rebar), (cpu_price, gpu_price)]
+PAIRS = [(cpu_relax, gpu_relax), (cpu_rebar, gpu_rebar)]
 
 
 def public_kernels(mod):
@@ -138,10 +138,6 @@ def relaxed_categorical_case(g):
     return (f, out, K, lam, g.x(R, D), g.x(R, D))
 
 
-def activation_case(kind):
-    return lambda g: (kind, g.x(R, D), g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D))
-
-
 CASES = {
     # ---- cpu_relax.py
     "relax_sample": lambda g: (g.x(R, D), g.u(R, D), g.out(R, D)),
@@ -192,23 +188,6 @@ CASES = {
                                         lambda g: rebar_categorical_bwd_case(g, train=False)),
     "rebar_categorical_bwd[shared]": ("rebar_categorical_bwd",
                                       lambda g: rebar_categorical_bwd_case(g, shared=True)),
-    # ---- cpu_price.py
-    "seed_d": lambda g: (g.out(R, D), g.out(R, D)),
-    **{f"activation_d[{name}]": ("activation_d", activation_case(kind))
-       for name, kind in cpu_price.ACTIVATIONS.items()},
-    "mul_d": lambda g: tuple(g.x(R, D) for _ in range(6)) + (g.out(R, D), g.out(R, D)),
-    "add_d": lambda g: tuple(g.x(R, D) for _ in range(4)) + (g.out(R, D), g.out(R, D)),
-    "scale_d": lambda g: (1.7, g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D)),
-    "zero_d": lambda g: (g.out(R, D), g.out(R, D)),
-    "hess_total": lambda g: (g.pos(R), g.x(R, D), g.x(R, D), g.x(R, D)),
-    "hess_bernoulli_nll_logits": lambda g: (g.pos(R), g.x(R, D), g.bits(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
-    "hess_gaussian_nll_mean": lambda g: (g.pos(R), g.x(R, D), g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R, D),
-                                         g.x(R, D)),
-    "hess_gaussian_nll_scale": lambda g: (g.pos(R), g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R, D), g.x(R, D),
-                                          g.x(R, D)),
-    "hess_normal_log_prob_value": lambda g: (g.pos(R), g.x(R, D), g.x(R, D), g.pos(R, D), g.x(R, D),
-                                             g.x(R, D), g.x(R, D)),
-    "price_scale_grad": lambda g: (g.pos(R, D), g.x(R, D), g.x(R, D)),
 }
 MODULE_OF = {n: (c, gm) for c, gm in PAIRS for n in public_kernels(c)}
 

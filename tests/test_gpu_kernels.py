@@ -1,7 +1,7 @@
 """CUDA twins (kernels/gpu*.py) against their CPU modules, kernel by kernel.
 
 Runs under the CUDA simulator when there is no GPU (tests/conftest.py). Every public
-function of cpu.py, cpu_noise.py, cpu_rows.py and cpu_antithetic.py has a twin with the
+function of cpu.py, cpu_noise.py, cpu_rows.py and the other cpu_*.py modules has a twin with the
 same name and arguments, and a case here: the same random inputs go to both, then EVERY
 array argument (outputs, accumulated gradients, in-place state, and the inputs, which must
 be left alone) and the return value are compared. Gradients start non-zero (so ``+=`` is
@@ -37,23 +37,20 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import (cpu, cpu_antithetic, cpu_cat_antithetic, cpu_costs, cpu_dcv, cpu_dists,
-                         cpu_lax, cpu_noise, cpu_optim, cpu_rows, cpu_unordered_set)
-from ppl.kernels import (gpu, gpu_antithetic, gpu_cat_antithetic, gpu_costs, gpu_dcv, gpu_dists,
-                         gpu_lax, gpu_noise, gpu_optim, gpu_rows, gpu_unordered_set)
+from ppl.kernels import cpu, cpu_dists, cpu_lax, cpu_noise, cpu_optim, cpu_rows
+from ppl.kernels import gpu, gpu_dists, gpu_lax, gpu_noise, gpu_optim, gpu_rows
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
 from ppl.kernels.cpu_relax import relax_size
+from ppl.kernels.families import price
 from ppl.kernels.parity_cases import D, Gen, I, K, R, G  # noqa: F401
 
 
 pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
-PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
-         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_antithetic, gpu_antithetic),
-         (cpu_dcv, gpu_dcv),
-         (cpu_cat_antithetic, gpu_cat_antithetic), (cpu_unordered_set, gpu_unordered_set), (cpu_lax, gpu_lax)]
+PAIRS = [(cpu, gpu), (cpu_dists, gpu_dists), (cpu_optim, gpu_optim),
+         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_lax, gpu_lax)]
 
 
 def public_kernels(mod):
@@ -100,6 +97,10 @@ VARIANTS = {
         g.x(R, D), g.skip(2), g.x(relax_size(D, 0, 3)), False)),
     "probit_log_prob_bwd[skip]": ("probit_log_prob_bwd", lambda g: (
         4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
+    # Price's second-order pass through every activation kind (families/price.py; kind 0 is its case)
+    **{f"activation_d[{name}]": ("activation_d", (lambda kind: lambda g: (
+        kind, g.x(R, D), g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D)))(kind))
+       for name, kind in price.ACTIVATIONS.items() if kind},
 }
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
            "softmax_xent_bwd", "adam_update", "gaussian_kl_bwd", "probit_log_prob_bwd", "laplace_sample_bwd",
@@ -198,9 +199,8 @@ def test_a_declared_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
 def test_cpu_and_gpu_reexport_the_kernel_families():
     """The generated step calls every kernel as ``core.<name>`` with ``core`` cpu or gpu: the kernels
     kept in modules of their own are re-exported there, the very same functions."""
-    for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_costs, gpu_costs), (cpu_optim, gpu_optim),
-                       (cpu_dcv, gpu_dcv), (cpu_cat_antithetic, gpu_cat_antithetic),
-                       (cpu_unordered_set, gpu_unordered_set), (cpu_lax, gpu_lax)]:
+    for cmod, gmod in [(cpu_dists, gpu_dists), (cpu_optim, gpu_optim),
+                       (cpu_lax, gpu_lax)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"
@@ -281,7 +281,7 @@ def test_import_without_cuda_and_clear_error():
     """Without a GPU and without the simulator the modules import; a call says what to do."""
     code = ("import numpy as np\n"
             "from numba import cuda\n"
-            "from ppl.kernels import gpu, gpu_noise, gpu_rows, gpu_antithetic\n"
+            "from ppl.kernels import gpu, gpu_noise, gpu_rows\n"
             "if cuda.is_available():\n"
             "    print('HAS-GPU')\n"
             "else:\n"

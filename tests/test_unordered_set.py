@@ -1,4 +1,4 @@
-"""The unordered set estimator (ppl/estimators/unordered_set.py, kernels/cpu_unordered_set.py)
+"""The unordered set estimator (ppl/estimators/unordered_set.py, kernels/families/unordered_set.py)
 against independent NumPy oracles, float64.
 
 - Fixed noise against a direct NumPy implementation of the paper's formulas: the set is the
@@ -22,7 +22,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Categorical, Model
-from ppl.kernels import cpu_unordered_set as U
+from ppl.kernels.families import unordered_set as U
 
 import exact
 import stats
@@ -202,8 +202,8 @@ def test_refusals_name_the_fix():
 
 @pytest.mark.cuda
 def test_cuda_program_matches_cpu():
-    """The CUDA program (kernels/gpu_unordered_set.py; the simulator without a GPU) gives the CPU
-    program's loss and gradient on the same seed, over a DisARM child."""
+    """The CUDA program (the twins of kernels/families/unordered_set.py; the simulator without a
+    GPU) gives the CPU program's loss and gradient on the same seed, over a DisARM child."""
     est = {"h1": US2, "h2": "disarm"}
     cpu = build("CB", "us_cpu").compile(dtype=np.float64, estimators=est, samples=2, seed=1)
     gpu = build("CB", "us_gpu").compile(dtype=np.float64, estimators=est, samples=2, seed=1, target="cuda")

@@ -11,7 +11,7 @@ pi = min(p, 1 - p) = sigmoid(-|a|), draw i takes the rarer outcome (1 if a < 0, 
 rarer outcome together with the probability C(pi) = max(2 pi^(1/m) - 1, 0)^m only (0 for
 pi <= 2^-m). Row c reads d_c, or d_(m - c) where a < 0 (the components are exchangeable): at
 n = 2 the rows then hold 1[u < p] and 1[u > 1 - p], DisARM's pair in its order
-(kernels/cpu_antithetic.py), unit by unit.
+(kernels/families/antithetic.py), unit by unit.
 
 Estimate (REINFORCE leave-one-out over the n draws, debiased for their correlation rho):
     g_a = kappa / (n - 1) sum_i (f_i - fbar) (b_i - p) = kappa / (n - 1) sum_i (f_i - fbar) b_i,

@@ -30,7 +30,7 @@ class _Antithetic(Estimator):
         digits = ctx.enumerated_below()
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
-            # members' signals marginalised over those digits (see cpu_antithetic)
+            # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             strides, sizes = digits
             if self.name == "arm":
                 ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {strides}, {sizes}, "

@@ -4,8 +4,8 @@ coupling, for Categorical nodes (each group of K classes).
 
 Each drawn row becomes a pair of rows (the node's configuration digit) sharing one uniform per
 class: x and its partner y, each marginally Categorical(softmax(a)), coupled by stick breaking
-over the classes in ascending order of their logits (kernels/cpu_cat_antithetic.py). The logits
-receive 1/2 w (f(x) - f(y)) (e_x - e_y), w = pi(x) pi(y) / q(x, y), f the downstream costs of
+over the classes in ascending order of their logits (kernels/families/cat_antithetic.py). The
+logits receive 1/2 w (f(x) - f(y)) (e_x - e_y), w = pi(x) pi(y) / q(x, y), f the downstream costs of
 each member: unbiased, 0 where the pair agrees, and DisARM itself for K = 2. Like DisARM it
 estimates the ELBO; the other parameters receive the average of the pair's gradients."""
 from .base import NO_GRAD, Estimator, register
@@ -42,7 +42,7 @@ class CatDisARM(Estimator):
         digits = ctx.enumerated_below()
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
-            # members' signals marginalised over those digits (see cpu_antithetic)
+            # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             ctx.law_call("cat_disarm_grad_marginal", [*args, *digits], [ga])
         else:
             ctx.law_call("cat_disarm_grad", args, [ga])

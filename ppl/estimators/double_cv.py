@@ -1,7 +1,7 @@
 """Double control variates (Titsias & Shi, AISTATS 2022) for logit-link Bernoulli nodes: the
 REINFORCE leave-one-out estimator over a data row's K >= 2 draws, plus a first-order Taylor
 control variate of f whose slope is the mean of df/db at the *other* draws, and its exact
-correction, so the estimate stays unbiased (the formula and its proof: kernels/cpu_dcv.py):
+correction, so the estimate stays unbiased (the formula and its proof: kernels/families/dcv.py):
     g_k = (T_k - mean_{j != k} T_j) (b_k - mu) - alpha G_-k mu (1 - mu),
     T_k = f_k + alpha <G_-k, b_k - mu>,  G_-k = mean_{j != k} df/db (b_j),  mu = sigma(a).
 df/db at each draw is the cotangent of the node's value that the backward pass computes anyway
@@ -10,7 +10,7 @@ downstream graph beyond the K draws, as in the paper. `alpha` starts at the opti
 (default -1: the Taylor expansion's own coefficient, f_k - <G_-k, b_k - mu> ~ f(mu)); with
 train=True (default) it is a parameter, 'double_cv.<node>.alpha', trained by the program's
 optimiser on the estimate's variance (its gradient entry holds d E|v|^2 / d alpha, v a data row's
-logits gradient: kernels/cpu_dcv.py), as the paper's reference code trains it (from 0 there);
+logits gradient: kernels/families/dcv.py), as the paper's reference code trains it (from 0 there);
 train=False keeps it fixed. Measured on the SBN (BENCHMARKS.md): alpha near -1 removes most of
 score-loo's variance at initialisation, about none after training, where alpha trains to ~0.
 alpha = 0 gives `score` with baseline 'loo' exactly.

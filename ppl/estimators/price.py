@@ -2,7 +2,7 @@
 the mean receives E[df/dz] (Bonnet, as the pathwise estimator) and the scale receives
 sigma * E[d^2 f / dz^2] (Price), which has lower variance than the pathwise dz/dsigma = eps
 when f is close to quadratic. The Hessian diagonal comes from a second-order forward pass
-over the node's downstream graph (ppl.kernels.cpu_price); it is exact, so the estimator
+over the node's downstream graph (ppl.kernels.families.price); it is exact, so the estimator
 applies when every path from the node to its costs is elementwise (activations, sums,
 products, constant affine maps) into a separable cost head."""
 from ppl.errors import ModelError

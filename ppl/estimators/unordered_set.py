@@ -7,8 +7,8 @@ replacement by Gumbel-top-k, evaluated in the same fused pass. Row t's weight is
 w_t = p(s_t) R(S, s_t), the probability that s_t came first given the set, so the costs and every
 other gradient are the set's unbiased estimate sum_t w_t f(s_t); the logits receive
 sum_t w_t (f(s_t) - b_t) (e_{s_t} - pi) with the built-in baseline b_t, the estimate of E f from
-the other k - 1 classes given s_t drawn first (kernels/cpu_unordered_set.py). Unbiased for
-k >= 2. One group per node: with several groups, row t would join the t-th draws of every group,
+the other k - 1 classes given s_t drawn first (kernels/families/unordered_set.py). Unbiased
+for k >= 2. One group per node: with several groups, row t would join the t-th draws of every group,
 which is not a draw of the groups' product, so each group needs its own node.
 
 Nodes above it whose estimate compares or reuses a draw's rows (antithetic pairs, REBAR / RELAX
@@ -18,7 +18,7 @@ baseline, enumerate, pathwise, the biased relaxations)."""
 import numbers
 
 from ppl.errors import ModelError
-from ppl.kernels.cpu_unordered_set import MAX_SET, table_width
+from ppl.kernels.families.unordered_set import MAX_SET, table_width
 
 from ..analysis import graph as G
 from .base import NO_GRAD, Estimator, register

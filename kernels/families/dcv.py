@@ -1,4 +1,4 @@
-"""Double control variates for logit-link Bernoulli units (CPU): REINFORCE leave-one-out plus a
+"""Double control variates for logit-link Bernoulli units: REINFORCE leave-one-out plus a
 first-order Taylor control variate and its exact correction (Titsias & Shi, AISTATS 2022).
 
 A data row's K draws b_1..b_K (rows r_k = (i K + k) S + c of one configuration group c), each
@@ -27,11 +27,17 @@ gradient of the shared logits of a data row) is linear in alpha, v = v0 + alpha 
 c = sum_k W_k ((C_k - mean_{j != k} C_j) (b_k - mu_k) - G_-k mu_k (1 - mu_k)), C_k = <G_-k, b_k - mu_k>;
 E|v|^2 = Var v + |E v|^2 and E v does not depend on alpha (unbiased), so d Var / d alpha =
 E[2 <v, c>]: written to `gal` at the group's first row (0 on its other rows).
+
+Declared once (kernels/declare.py): the kernel is an item body, one item per (data row,
+configuration group) (one CUDA thread each); the groups own disjoint rows, so every item writes
+its own cells only and the sums over a group's samples and units run in one order on both
+targets.
 """
 from numba import njit
 
-from .cpu_rows import _group_offset, _group_size, _is_group_head
-from .scalar import hyper, like, sigmoid, sigmoid_grad
+from ..cpu_rows import _group_offset, _group_size, _is_group_head
+from ..declare import items
+from ..scalar import hyper, like, sigmoid, sigmoid_grad
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -110,14 +116,20 @@ def _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, alpha, train, T,
         gal[r0] = 2.0 * acc
 
 
-@njit(cache=True, error_model="numpy")
-def double_cv_grad(logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
+@items("(L.shape[0] // (K * S)) * S", fastmath=False)   # the old kernel's flags
+def double_cv_grad(q, logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
     """ga += the double control variate estimate (module docstring) for every data row and
-    configuration group; `alpha` a 1-element array (or a number). With `train`, gal (R,) holds
-    the variance gradient of alpha per group (summed by the caller), else it is not touched."""
-    n = L.shape[0] // (K * S)
-    al = hyper(alpha)
-    for i in range(n):
-        for c in range(S):
-            if _is_group_head(c, strides, sizes):
-                _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, al, train, T, W, Cb, Gm, ga, gal)
+    configuration group (item q: data row q // S, group q % S); `alpha` a 1-element array (or a
+    number). With `train`, gal (R,) holds the variance gradient of alpha per group (summed by the
+    caller), else it is not touched."""
+    i = q // S
+    c = q - i * S
+    if _is_group_head(c, strides, sizes):
+        _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, hyper(alpha), train, T, W, Cb, Gm, ga, gal)
+
+
+R, D = 4, 6
+PARITY = {   # 2 samples x a digit of size 2 below the node, marginalised
+    "double_cv_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.pos(R), 2, 2, (1,), (2,), g.h(-0.8),
+                                 False, g.out(R), g.out(R), g.out(R), g.out(R, D), g.x(R, D), g.skip(1)),
+}

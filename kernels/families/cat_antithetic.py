@@ -1,6 +1,6 @@
 """Categorical DisARM (Dong, Mnih & Tucker 2021, "Coupled gradient estimators for discrete latent
 variables", NeurIPS): an antithetic pair of categorical draws and its importance-weighted
-estimate (CPU).
+estimate.
 
 Coupling (the paper's stick-breaking construction): a group of K classes is visited in ascending
 order of its logits (ties by index), c_0 .. c_{K-1}; at position i the stick probability is
@@ -22,12 +22,20 @@ so the same estimate holds per group with f evaluated on the whole pair of rows.
 
 Each row of the pair gets its row weight times the estimate (the pair's weights are halved by
 the forward pass); with enumerated nodes below (digits `strides`, `sizes`), f of a member is
-its signal marginalised over those digits (see cpu_antithetic).
+its signal marginalised over those digits (see families/antithetic.py).
+
+Declared once (kernels/declare.py): the draw is a body per (row, group of K columns), one CUDA
+thread each; a gradient is a row body of the pair's digit-0 row, looping over its groups, which
+writes both rows of the pair (and, marginalised, every row of both members), so no two
+iterations touch the same element; the pair test and the members' signals are computed once per
+row (per group they cost 1.1-1.5x on the CPU: BENCHMARKS.md).
 """
+import numpy as np
 from numba import njit
 
-from .cpu_rows import _group_offset, _group_size, _is_group_head, _marginal_signal
-from .scalar import fexp, like
+from ..cpu_rows import _group_offset, _group_size, _is_group_head, _marginal_signal
+from ..declare import groups, rows
+from ..scalar import fexp, like
 
 
 @njit(cache=True, error_model="numpy")
@@ -139,21 +147,16 @@ def _cat_pair_marginal(a, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga):
         ga[r1 + off, c0 + y] -= rw[r1 + off] * c
 
 
-@njit(cache=True, error_model="numpy")
-def cat_antithetic_sample(logits, u, stride, K, out):
+@groups("out", fastmath=False)   # the old kernels' flags (no multiply-add fused)
+def cat_antithetic_sample(r, g, logits, u, stride, K, out):
     """Digit 0 rows: the draw x of each group; digit 1 rows: its antithetic partner y."""
-    for r in range(out.shape[0]):
-        tilde = (r // stride) % 2
-        for c0 in range(0, out.shape[1], K):
-            _cat_antithetic_group(logits, u, tilde, r, c0, K, out)
+    _cat_antithetic_group(logits, u, (r // stride) % 2, r, g * K, K, out)
 
 
-@njit(cache=True, error_model="numpy")
-def cat_disarm_grad(logits, v, L, rw, stride, K, ga):
+@rows("ga", fastmath=False)
+def cat_disarm_grad(r, logits, v, L, rw, stride, K, ga):
     """ga += rw * 1/2 w (f(x) - f(y)) (e_x - e_y) on both rows of each pair, per group."""
-    for r in range(ga.shape[0]):
-        if (r // stride) % 2:
-            continue
+    if (r // stride) % 2 == 0:
         r1 = r + stride
         for c0 in range(0, ga.shape[1], K):
             x, y, c = _cat_pair_coef(logits, v, L[r], L[r1], r, r1, c0, K)
@@ -163,13 +166,33 @@ def cat_disarm_grad(logits, v, L, rw, stride, K, ga):
             ga[r1, c0 + y] -= rw[r1] * c
 
 
-@njit(cache=True, error_model="numpy")
-def cat_disarm_grad_marginal(logits, v, L, rw, stride, strides, sizes, K, ga):
+@rows("ga", fastmath=False)
+def cat_disarm_grad_marginal(r, logits, v, L, rw, stride, strides, sizes, K, ga):
     """cat_disarm_grad with each member's signal marginalised over the enumerated digits below."""
-    for r in range(ga.shape[0]):
-        if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
-            r1 = r + stride
-            f0 = _marginal_signal(L, rw, r, strides, sizes)
-            f1 = _marginal_signal(L, rw, r1, strides, sizes)
-            for c0 in range(0, ga.shape[1], K):
-                _cat_pair_marginal(logits, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga)
+    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+        r1 = r + stride
+        f0 = _marginal_signal(L, rw, r, strides, sizes)
+        f1 = _marginal_signal(L, rw, r1, strides, sizes)
+        for c0 in range(0, ga.shape[1], K):
+            _cat_pair_marginal(logits, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga)
+
+
+def _pairs(g, n, marginal=False):
+    """Coupled one-hot pairs drawn by the CPU sampler (the pair's rows share their logits);
+    marginal: an enumerated child's digit (size 2) at stride 2 above the pair digit."""
+    logits, u = np.repeat(2 * g.x(n // 2, D), 2, axis=0), np.repeat(g.u(n // 2, D), 2, axis=0)
+    if marginal:   # rows r and r + 2 belong to one member: the same draw
+        logits[2::4], u[2::4] = logits[0::4], u[0::4]
+        logits[3::4], u[3::4] = logits[1::4], u[1::4]
+    v = g.out(n, D)
+    cat_antithetic_sample(logits, u, 1, K, v)
+    digits = ((2,), (2,)) if marginal else ()
+    return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
+
+
+N, D, K = 16, 6, 3   # pairs at stride 1; 16 rows so that pairs part; G = 2 groups of K per row
+PARITY = {
+    "cat_antithetic_sample": lambda g: (2 * g.x(N, D), g.u(N, D), 1, K, g.out(N, D)),
+    "cat_disarm_grad": lambda g: _pairs(g, N),
+    "cat_disarm_grad_marginal": lambda g: _pairs(g, N, marginal=True),
+}

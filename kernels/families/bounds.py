@@ -1,12 +1,21 @@
-"""The importance-weighted bound's row kernels (CPU), re-exported by cpu_rows (the step calls them
-as rows.<name>): the bound of each data row's K draws and its normalised weights, VIMCO's
-leave-one-out baselines, local ARM / DisARM's swapped signals, and the configuration weights.
+"""The importance-weighted bound's row kernels, re-exported by cpu_rows and gpu_rows (the step
+calls them as rows.<name>): the bound of each data row's K draws and its normalised weights,
+VIMCO's leave-one-out baselines, local ARM / DisARM's swapped signals, and the configuration
+weights.
 
 Rows r = (i K + k) S + c: data row i, draw k, configuration c of S.
+
+Declared once (kernels/declare.py): VIMCO's baselines and the swapped signals are item bodies,
+one item per data row (one CUDA thread each, writing its data row's K S rows); the
+configuration weights a row body. The bound returns its mean, a reduction no loop shape fits:
+its CPU kernel is written by hand, and its CUDA kernel is the registry's one-block sum of the
+same per-data-row helper (deterministic, `CUDA` below).
 """
 import math
 
 from numba import njit
+
+from ..declare import items, rows
 
 
 # The importance-weighted bound: rows r = (i K + k) S + c (data row i, draw k, configuration c of
@@ -135,15 +144,14 @@ def _vimco_row(tot, K, S, i, b):
             b[r + c] = val
 
 
-@njit(cache=True, error_model="numpy")
-def vimco_baseline(tot, K, S, b):
+@items("tot.shape[0] // (K * S)", fastmath=False)   # the sums in their order, as the CUDA twin
+def vimco_baseline(i, tot, K, S, b):
     """VIMCO's leave-one-out baselines (Mnih & Rezende 2016): b[(i K + k) S + c] = the bound of
     data row i with draw k's total cost replaced by the mean of the other K - 1 (the geometric
     mean of their weights), -log (1/K (sum_{j != k} exp(-C_ij) + exp(-mean_{j != k} C_ij))); it
     does not depend on draw k. O(K) per data row (_swap_parts: 2K exps and K logs, where
     recomputing each sum would take K^2 exps)."""
-    for i in range(tot.shape[0] // (K * S)):
-        _vimco_row(tot, K, S, i, b)
+    _vimco_row(tot, K, S, i, b)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -156,18 +164,47 @@ def _swap_one_row(tot, ell, K, S, stride, i, out):
         out[r + stride] = _swapped(tot, K, S, i, k, float(tot[r + stride]), k1, m1, m2, s2, d, ok)
 
 
-@njit(cache=True, error_model="numpy")
-def iwae_swap_one(tot, ell, K, S, stride, out):
+@items("tot.shape[0] // (K * S)", fastmath=False)
+def iwae_swap_one(i, tot, ell, K, S, stride, out):
     """Local ARM / DisARM's signals (Dong et al. 2020, multi-sample bounds): on the row of draw
     k's antithetic partner (configuration `stride`), the bound of data row i with draw k's total
     replaced by the partner's; on every other row the bound itself (ell, from iwae_bound)."""
-    for i in range(tot.shape[0] // (K * S)):
-        _swap_one_row(tot, ell, K, S, stride, i, out)
+    _swap_one_row(tot, ell, K, S, stride, i, out)
 
 
-@njit(cache=True, error_model="numpy")
-def config_weights(S, c0, c1, value, out):
+@rows("out", fastmath=False)
+def config_weights(r, S, c0, c1, value, out):
     """out[r] = value on the rows of configuration c0 or c1 (r % S), 0 elsewhere."""
-    for r in range(out.shape[0]):
-        c = r % S
-        out[r] = value if c == c0 or c == c1 else 0.0
+    c = r % S
+    out[r] = value if c == c0 or c == c1 else 0.0
+
+
+def _iwae_bound_item(i, tot, K, S, rw, ell):
+    """Data row i's bound (its rows of rw and ell written), the item the CUDA block sums."""
+    return _iwae_row(tot, K, S, i, tot.shape[0] // (K * S), rw, ell)
+
+
+def _iwae_bound_cuda():
+    """iwae_bound's CUDA launcher: ONE block sums the data rows' bounds in float64 (block_sum, in a
+    fixed order) and thread 0 writes their mean, copied to the host."""
+    from ..gpu_core import scratch, single_block
+    from ..registry import block
+    gen = block(_iwae_bound_item, "tot.shape[0] // (K * S)", result="total / (tot.shape[0] // (K * S))")
+
+    def iwae_bound(tot, K, S, rw, ell):
+        res = scratch()
+        single_block(gen, tot.shape[0] // (K * S))(tot, K, S, rw, ell, res)
+        return float(res.copy_to_host()[0])
+    iwae_bound.__doc__ = globals()["iwae_bound"].__doc__
+    iwae_bound.__kernels__ = [gen]
+    return iwae_bound
+
+
+CUDA = {"iwae_bound": _iwae_bound_cuda}   # hand-written on the CPU: its CUDA launcher's maker
+
+PARITY = {   # K = 3 or 4 draws of S = 2 configurations: 2 or 3 data rows
+    "iwae_bound": lambda g: (g.x(12), 3, 2, g.out(12), g.out(12)),
+    "vimco_baseline": lambda g: (g.x(24), 4, 2, g.out(24)),
+    "iwae_swap_one": lambda g: (g.x(24), g.x(24), 3, 4, 2, g.out(24)),
+    "config_weights": lambda g: (4, 0, 2, 0.125, g.out(4)),
+}

@@ -1,6 +1,6 @@
 """The unordered set estimator with its built-in baseline (Kool, van Hoof & Welling 2020,
 "Estimating gradients for discrete random variables by sampling without replacement", ICLR) for a
-categorical node of one group of K classes (CPU).
+categorical node of one group of K classes.
 
 A drawn row becomes k rows (the node's configuration digit at `stride`): row t holds the t-th of k
 distinct classes drawn without replacement by Gumbel-top-k (the k largest a_j + G_j, one Gumbel
@@ -22,10 +22,17 @@ The table of log Q over the 2^k subsets (bit t: the t-th class), then the k log 
 classes, is the workspace row `ws` of each set's digit-0 row (width 2^k + 2k), computed once per set; sums of probabilities are taken in
 log space in float64 (log-sum-exp), so no 1 - p is rounded and nothing under- or overflows for
 finite logits.
+
+Declared once (kernels/declare.py): both kernels are row bodies that act for a set's digit-0
+row, which writes its table row and the k rows of its set (forward: the value and the weights;
+backward: the gradient); one CUDA thread per row, so no two iterations touch the same element.
 """
 import math
 
+import numpy as np
 from numba import njit
+
+from ..declare import rows
 
 MAX_SET = 8   # 2^k workspace entries per row
 
@@ -137,18 +144,33 @@ def _us_grad_set(logits, ws, L, rw, stride, k, K, ga, r):
         ga[rt, s] += c
 
 
-@njit(cache=True, error_model="numpy")
-def us_forward(logits, gumbel, stride, k, K, ws, out, rw):
+@rows("out")
+def us_forward(r, logits, gumbel, stride, k, K, ws, out, rw):
     """Row t of each set: one-hot of the t-th class of the Gumbel-top-k; rw *= w_{s_t}; the table in
     the set's digit-0 row of ws (the other rows of ws are left alone)."""
-    for r in range(out.shape[0]):
-        if (r // stride) % k == 0:
-            _us_set(logits, gumbel, stride, k, K, ws, out, rw, r)
+    if (r // stride) % k == 0:
+        _us_set(logits, gumbel, stride, k, K, ws, out, rw, r)
 
 
-@njit(cache=True, error_model="numpy")
-def us_grad(logits, ws, L, rw, stride, k, K, ga):
+@rows("ga")
+def us_grad(r, logits, ws, L, rw, stride, k, K, ga):
     """ga[row t] += w_t (f(s_t) - b_t) (e_{s_t} - pi) for each set (rows with digit 0 and their k - 1 partners)."""
-    for r in range(ga.shape[0]):
-        if (r // stride) % k == 0:
-            _us_grad_set(logits, ws, L, rw, stride, k, K, ga, r)
+    if (r // stride) % k == 0:
+        _us_grad_set(logits, ws, L, rw, stride, k, K, ga, r)
+
+
+def _case(g):
+    """us_forward's arguments (4 sets of k = 3 of 5 classes, stride 1; a set's rows share logits
+    and noise), then us_grad's on the table and weights the CPU forward left."""
+    k, Kc, n = 3, 5, 12
+    logits, gum = np.repeat(2 * g.x(n // k, Kc), k, axis=0), np.repeat(g.x(n // k, Kc), k, axis=0)
+    fwd = (logits, gum, 1, k, Kc, g.out(n, table_width(k)), g.out(n, Kc), g.pos(n))
+    ws, rw = fwd[5].copy(), fwd[7].copy()
+    us_forward(logits, gum, 1, k, Kc, ws, g.out(n, Kc), rw)
+    return fwd + (logits, ws, g.x(n), rw, 1, k, Kc, g.x(n, Kc))
+
+
+PARITY = {   # sets of k = 3 of 5 classes at stride 1: 4 sets
+    "us_forward": lambda g: _case(g)[:8],
+    "us_grad": lambda g: _case(g)[8:],
+}

@@ -1,0 +1,239 @@
+"""A family declared once (kernels/families/<family>.py) against the hand-written CPU kernels it
+replaced, in one process: the old `kernels/cpu_<family>.py` read from git at a revision that still
+has it (relative imports made `ppl.kernels.*`, loaded as `ppl.kernels.cpu_old_<family>` so that
+kernels/_link.py treats it as a ppl kernel module), and the declared kernel `ppl.kernels.cpu.<name>`,
+called on the same arrays, alternating rounds, median per call.
+
+Run ``OPENBLAS_NUM_THREADS=1 python benchmarks/declared_kernels.py antithetic --rev REV``. Prints
+one JSON line per (kernel, shape, dtype):
+{"bench": "declared_kernels", "case": "<name> <R>x<D> <dtype>", "metric": "median_us",
+ "value": new_us, "unit": "us", "baseline": old_us, "ratio": new / old}
+With ``--asm``, no timing: whether the two kernels' machine code is the same up to symbol and
+label names (both compiled afresh, not loaded from a cache), one line per (kernel, dtype):
+{"bench": "declared_kernels", "case": "<name> <dtype>", "metric": "same_machine_code",
+ "value": true / false, "unit": "lines", "baseline": old lines, "ratio": new lines / old lines}
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from ppl.kernels import cpu  # noqa: E402
+from ppl.kernels.parity_cases import Gen  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _antithetic(g, R, D):
+    def pairs(rows):
+        logits, u = g.x(rows, D), g.u(rows, D)
+        b = np.zeros((rows, D), g.dt)
+        cpu.antithetic_bernoulli(logits, u, 1, b)
+        return logits, u, b
+    logits, u, b = pairs(R)
+    return {
+        "antithetic_bernoulli": (logits, u, 1, g.out(R, D)),
+        "arm_grad": (u, g.x(R), g.pos(R), 1, g.x(R, D)),
+        "disarm_grad": (logits, b, g.x(R), g.pos(R), 1, g.x(R, D)),
+        "arm_grad_marginal": (u, g.x(R), g.pos(R), 1, (2,), (2,), g.x(R, D)),
+        "disarm_grad_marginal": (logits, b, g.x(R), g.pos(R), 1, (2,), (2,), g.x(R, D)),
+        "scale_rows": (g.pos(R), 1.0),
+    }
+
+
+def _cat_antithetic(g, R, D):
+    K = 4 if D % 4 == 0 else 3
+    logits, u = np.repeat(2 * g.x(R // 2, D), 2, axis=0), np.repeat(g.u(R // 2, D), 2, axis=0)
+    v = np.zeros((R, D), g.dt)
+    cpu.cat_antithetic_sample(logits, u, 1, K, v)
+    return {
+        "cat_antithetic_sample": (logits, u, 1, K, g.out(R, D)),
+        "cat_disarm_grad": (logits, v, g.x(R), g.pos(R), 1, K, g.x(R, D)),
+        "cat_disarm_grad_marginal": (logits, v, g.x(R), g.pos(R), 1, (2,), (2,), K, g.x(R, D)),
+    }
+
+
+def _unordered_set(g, R, D):
+    from ppl.kernels.families.unordered_set import table_width
+    k = 3
+    n = R - R % k
+    logits, gum = np.repeat(2 * g.x(n // k, D), k, axis=0), np.repeat(g.x(n // k, D), k, axis=0)
+    ws, rw = np.zeros((n, table_width(k)), g.dt), g.pos(n)
+    cpu.us_forward(logits, gum, 1, k, D, ws, np.zeros((n, D), g.dt), rw)
+    return {
+        "us_forward": (logits, gum, 1, k, D, ws.copy(), g.out(n, D), rw.copy()),
+        "us_grad": (logits, ws, g.x(n), rw, 1, k, D, g.x(n, D)),
+    }
+
+
+def _dcv(g, R, D):
+    K, S = 2, 2   # 2 samples per data row x a digit of size 2 below the node
+    n = R - R % (K * S)
+    args = (g.x(n, D), g.bits(n, D), g.x(n), g.x(n, D), g.pos(n), K, S, (1,), (2,), g.h(-0.8))
+    scratch = (g.out(n), g.out(n), g.out(n), g.out(n, D), g.x(n, D))
+    return {"double_cv_grad": (*args, False, *scratch, np.zeros(0, g.dt)),
+            "double_cv_grad[train]": (*args, True, *scratch, g.out(n))}
+
+
+def _bounds(g, R, D):
+    K, S = 4, 2   # D unused: the kernels are per row
+    n = R * K * S
+    tot, ell = g.x(n), g.x(n)
+    return {
+        "iwae_bound": (tot, K, S, g.out(n), g.out(n)),
+        "vimco_baseline": (tot, K, S, g.out(n)),
+        "iwae_swap_one": (tot, ell, K, S, 1, g.out(n)),
+        "config_weights": (S, 0, 1, 0.125, g.out(n)),
+    }
+
+
+def _price(g, R, D):
+    x = lambda: g.x(R, D)  # noqa: E731
+    return {
+        "seed_d": (g.out(R, D), g.out(R, D)),
+        "activation_d": (0, x(), x(), x(), g.out(R, D), g.out(R, D)),
+        "activation_d[tanh]": (1, x(), x(), x(), g.out(R, D), g.out(R, D)),
+        "mul_d": tuple(x() for _ in range(6)) + (g.out(R, D), g.out(R, D)),
+        "add_d": tuple(x() for _ in range(4)) + (g.out(R, D), g.out(R, D)),
+        "scale_d": (1.7, x(), x(), g.out(R, D), g.out(R, D)),
+        "zero_d": (g.out(R, D), g.out(R, D)),
+        "hess_total": (g.pos(R), x(), x(), x()),
+        "hess_bernoulli_nll_logits": (g.pos(R), x(), g.bits(R, D), x(), x(), x()),
+        "hess_gaussian_nll_mean": (g.pos(R), x(), x(), g.pos(R, D), x(), x(), x()),
+        "hess_gaussian_nll_scale": (g.pos(R), x(), g.pos(R, D), x(), x(), x(), x()),
+        "hess_normal_log_prob_value": (g.pos(R), x(), x(), g.pos(R, D), x(), x(), x()),
+        "price_scale_grad": (g.pos(R, D), x(), x()),
+    }
+
+
+def _costs(g, R, D):
+    from ppl.kernels.families import costs
+    K, M = (4 if D % 4 == 0 else 3), 5
+    G = D // K
+    x = lambda *s: g.x(*s)  # noqa: E731
+    return {
+        "gaussian_kl_std": (x(R, D), g.pos(R, D), g.out(R)),
+        "gaussian_kl_std_bwd": (x(R, D), g.pos(R, D), x(R), x(R, D), x(R, D)),
+        "gaussian_kl": (x(R, D), g.pos(R, D), x(R, D), g.pos(R, D), g.out(R)),
+        "gaussian_kl_bwd": (x(R, D), g.pos(R, D), x(R, D), g.pos(R, D), x(R), x(R, D), x(R, D), x(R, D), x(R, D)),
+        "gaussian_kl_bwd[skip]": (x(R, D), g.pos(R, D), x(R, D), g.pos(R, D), x(R), x(R, D), x(R, D),
+                                  g.skip(2), g.skip(2)),
+        "bernoulli_nll": (3 * x(R, D), g.bits(R, D), g.out(R)),
+        "bernoulli_nll_bwd": (x(R, D), g.bits(R, D), x(R), x(R, D), x(R, D)),
+        "bernoulli_nll_bwd[skip]": (x(R, D), g.bits(R, D), x(R), x(R, D), g.skip(2)),
+        "gaussian_nll": (x(R, D), g.pos(R, D), x(R, D), g.out(R)),
+        "gaussian_nll_bwd": (x(R, D), g.pos(R, D), x(R, D), x(R), x(R, D), x(R, D), x(R, D)),
+        "softmax_xent": (x(R, D), g.onehot(R, G, K), K, g.out(R)),
+        "softmax_xent_bwd": (x(R, D), g.onehot(R, G, K), K, x(R), x(R, D), x(R, D)),
+        "nce_logistic": (x(R, D), x(R, M), x(R, D), x(R, M), g.out(R)),
+        "nce_logistic_bwd": (x(R, D), x(R, M), x(R, D), x(R, M), x(R), x(R, D), x(R, M)),
+    } if costs else {}
+
+
+# family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
+FAMILIES = {
+    "antithetic": (_antithetic, [(32, 64), (4, 6)]),
+    "cat_antithetic": (_cat_antithetic, [(32, 64), (4, 6)]),
+    "unordered_set": (_unordered_set, [(33, 64), (6, 5)]),   # sets of k = 3 rows
+    "dcv": (_dcv, [(32, 64), (4, 6)]),
+    "bounds": (_bounds, [(32, 1), (2, 1)]),   # 32 and 2 data rows of K = 4 draws, S = 2
+    "price": (_price, [(32, 64), (4, 6)]),
+    "costs": (_costs, [(32, 64), (4, 6)]),
+}
+
+
+def load_old(family, rev):
+    src = subprocess.run(["git", "show", f"{rev}:kernels/cpu_{family}.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    src = re.sub(r"^from \.(\w)", r"from ppl.kernels.\1", src, flags=re.M)
+    src = re.sub(r"^from \. import", "from ppl.kernels import", src, flags=re.M)
+    name = f"ppl.kernels.cpu_old_{family}"
+    path = ROOT / ".ci-cache" / f"cpu_old_{family}.py"   # a file of its own: Numba caches by file
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fresh(f):
+    """The kernel compiled again from its Python function without the disk cache (Numba does not
+    show the machine code of a kernel it loaded from the cache)."""
+    from numba import njit
+    opts = {k: v for k, v in f.targetoptions.items() if k not in ("cache", "nopython")}
+    return njit(**opts)(f.py_func)
+
+
+def machine_code(f, args):
+    """The kernel's assembly for these arguments, symbol and label names and comments dropped."""
+    f(*args)
+    asm = list(f.inspect_asm().values())[0]
+    asm = re.sub(r"\.L\w+|_ZN[\w$.]+", "N", asm)
+    lines = (ln.split("#")[0].strip() for ln in asm.splitlines())
+    return [ln for ln in lines if ln and not (ln.startswith(".") and not ln.endswith(":"))]
+
+
+def compare_asm(old, make, R, D):
+    for dt in (np.float32, np.float64):
+        for name, args in make(Gen(0, dt), R, D).items():
+            kernel = name.split("[")[0]
+            a, b = machine_code(fresh(getattr(old, kernel)), args), machine_code(fresh(getattr(cpu, kernel)), args)
+            print(json.dumps({"bench": "declared_kernels", "case": f"{name} {np.dtype(dt).name}",
+                              "metric": "same_machine_code", "value": a == b, "unit": "lines",
+                              "baseline": len(a), "ratio": round(len(b) / max(len(a), 1), 3)}), flush=True)
+
+
+def per_call(f, args, calls):
+    t = time.perf_counter()
+    for _ in range(calls):
+        f(*args)
+    return (time.perf_counter() - t) / calls * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("family", choices=sorted(FAMILIES))
+    ap.add_argument("--rev", required=True, help="a git revision that has kernels/cpu_<family>.py")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--only", default="", help="kernels to time (comma-separated; all by default)")
+    ap.add_argument("--asm", action="store_true", help="compare the machine code instead of timing")
+    a = ap.parse_args()
+    old = load_old(a.family, a.rev)
+    make, shapes = FAMILIES[a.family]
+    if a.asm:
+        return compare_asm(old, make, *shapes[0])
+    only = set(filter(None, a.only.split(",")))
+    for R, D in shapes:
+        for dt in (np.float32, np.float64):
+            for name, args in make(Gen(0, dt), R, D).items():
+                if only and name not in only:
+                    continue
+                kernel = name.split("[")[0]   # "name[variant]": the same kernel, other arguments
+                fo, fn = getattr(old, kernel), getattr(cpu, kernel)
+                fo(*args), fn(*args)   # compile / load
+                t_old, t_new = [], []
+                for _ in range(a.rounds):
+                    t_old.append(per_call(fo, args, a.calls))
+                    t_new.append(per_call(fn, args, a.calls))
+                o, n = statistics.median(t_old), statistics.median(t_new)
+                print(json.dumps({"bench": "declared_kernels", "case": f"{name} {R}x{D} {np.dtype(dt).name}",
+                                  "metric": "median_us", "value": round(n, 4), "unit": "us",
+                                  "baseline": round(o, 4), "ratio": round(n / o, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The ARM / DisARM pair kernels (kernels/families/antithetic.py) against NumPy oracles of their
+formulas: the antithetic draw, the ARM and DisARM pair gradients (accumulated into both rows of a
+pair), their marginalised versions over an enumerated digit below the pair, and the row weights'
+scaling; float64 and float32."""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from ppl.kernels import cpu
+from ppl.kernels.families import antithetic as A
+
+R, D = 8, 5
+
+
+def sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def tol(dt):
+    return dict(rtol=1e-12, atol=1e-14) if dt == np.float64 else dict(rtol=2e-6, atol=1e-6)
+
+
+def draw(rng, dt, stride=1):
+    logits = rng.normal(size=(R, D)).astype(dt)
+    u = rng.uniform(0.02, 0.98, size=(R, D)).astype(dt)
+    # a pair's rows share their logits and uniforms (the step repeats the drawn row)
+    for r in range(R):
+        if (r // stride) % 2:
+            logits[r], u[r] = logits[r - stride], u[r - stride]
+    b = np.full((R, D), 7.0, dt)
+    A.antithetic_bernoulli(logits, u, stride, b)
+    return logits, u, b
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_antithetic_bernoulli_is_the_pair_rule(dt, stride):
+    rng = np.random.default_rng(0)
+    logits, u, b = draw(rng, dt, stride)
+    tilde = ((np.arange(R) // stride) % 2)[:, None].astype(bool)
+    want = np.where(tilde, u > sig(-logits.astype(np.float64)), u < sig(logits.astype(np.float64)))
+    assert_array_equal(b, want.astype(dt))
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_arm_grad_adds_the_pair_estimate_to_both_rows(dt):
+    rng = np.random.default_rng(1)
+    _, u, _ = draw(rng, dt)
+    L, rw = rng.normal(size=R).astype(dt), rng.uniform(0.5, 2, size=R).astype(dt)
+    ga = rng.normal(size=(R, D)).astype(dt)
+    want = ga.astype(np.float64).copy()
+    for r in range(0, R, 2):
+        c = (L[r + 1] - L[r]) * (u[r].astype(np.float64) - 0.5)
+        want[r] += rw[r] * c
+        want[r + 1] += rw[r + 1] * c
+    A.arm_grad(u, L, rw, 1, ga)
+    assert_allclose(ga, want, **tol(dt))
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_disarm_grad_is_zero_where_the_pair_agrees(dt):
+    rng = np.random.default_rng(2)
+    logits, _, b = draw(rng, dt)
+    L, rw = rng.normal(size=R).astype(dt), rng.uniform(0.5, 2, size=R).astype(dt)
+    ga = rng.normal(size=(R, D)).astype(dt)
+    want = ga.astype(np.float64).copy()
+    for r in range(0, R, 2):
+        a = logits[r].astype(np.float64)
+        c = 0.5 * (L[r + 1] - L[r]) * sig(np.abs(a)) * np.where(b[r] > 0.5, -1.0, 1.0)
+        c = np.where(b[r] != b[r + 1], c, 0.0)
+        want[r] += rw[r] * c
+        want[r + 1] += rw[r + 1] * c
+    A.disarm_grad(logits, b, L, rw, 1, ga)
+    assert_allclose(ga, want, **tol(dt))
+    assert (b[0::2] != b[1::2]).any() and (b[0::2] == b[1::2]).any()
+
+
+@pytest.mark.parametrize("name", ["arm", "disarm"])
+def test_marginal_gradients_compare_the_members_marginal_signals(name):
+    """Pair digit at stride 1, an enumerated digit (size 2) at stride 2: the members' signals are
+    sum rw L / sum rw over that digit, and every row of both members gets its weight times the
+    estimate. With one configuration (size 1) the kernel is the plain one."""
+    rng = np.random.default_rng(3)
+    logits, u, b = draw(rng, np.float64)
+    logits[2::4], u[2::4], b[2::4] = logits[0::4], u[0::4], b[0::4]   # the digit's rows: one draw
+    logits[3::4], u[3::4], b[3::4] = logits[1::4], u[1::4], b[1::4]
+    L, rw = rng.normal(size=R), rng.uniform(0.5, 2, size=R)
+    ga = np.zeros((R, D))
+    want = np.zeros((R, D))
+    for r in range(0, R, 4):   # group heads: rows r (member 0) and r + 1 (member 1)
+        f0 = (rw[[r, r + 2]] @ L[[r, r + 2]]) / rw[[r, r + 2]].sum()
+        f1 = (rw[[r + 1, r + 3]] @ L[[r + 1, r + 3]]) / rw[[r + 1, r + 3]].sum()
+        if name == "arm":
+            c = (f1 - f0) * (u[r] - 0.5)
+        else:
+            c = np.where(b[r] != b[r + 1], 0.5 * (f1 - f0) * sig(np.abs(logits[r])) * np.where(b[r] > 0.5, -1, 1), 0)
+        for q in (r, r + 1, r + 2, r + 3):
+            want[q] += rw[q] * c
+    if name == "arm":
+        A.arm_grad_marginal(u, L, rw, 1, (2,), (2,), ga)
+    else:
+        A.disarm_grad_marginal(logits, b, L, rw, 1, (2,), (2,), ga)
+    assert_allclose(ga, want, rtol=1e-12, atol=1e-14)
+    plain, marg = np.zeros((R, D)), np.zeros((R, D))
+    if name == "arm":
+        A.arm_grad(u, L, rw, 1, plain)
+        A.arm_grad_marginal(u, L, rw, 1, (2,), (1,), marg)
+    else:
+        A.disarm_grad(logits, b, L, rw, 1, plain)
+        A.disarm_grad_marginal(logits, b, L, rw, 1, (2,), (1,), marg)
+    assert_allclose(marg, plain, rtol=1e-12, atol=1e-14)
+
+
+def test_scale_rows_and_the_step_finds_the_family():
+    rw = np.arange(1.0, 5.0)
+    A.scale_rows(rw, 0.5)
+    assert_array_equal(rw, [0.5, 1.0, 1.5, 2.0])
+    for name in A.PARITY:   # the step's `antithetic` alias binds cpu.py, which re-exports the family
+        assert getattr(cpu, name) is getattr(A, name)
