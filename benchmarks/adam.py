@@ -1,5 +1,5 @@
 """Adam's update: ppl's float32 kernel (16 lanes, the division by a reciprocal estimate and a
-Newton step where the CPU has AVX-512; kernels/simd.py) against the exact loop the library
+Newton step where the CPU has AVX-512; kernels/cpu/simd.py) against the exact loop the library
 keeps as its fallback (cpu_optim._adam_moments_exact: scalar_optim.adam_step per parameter, a division
 and a square root each), alternating in one process, medians of the rounds.
 
@@ -20,10 +20,10 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from ppl.kernels.cpu_optim import _adam_moments_exact, adam_update  # noqa: E402
-from ppl.kernels.scalar import hyper, like  # noqa: E402
-from ppl.kernels.scalar_optim import adam_bias_corrections  # noqa: E402
-from ppl.kernels.simd import LANES  # noqa: E402
+from ppl.kernels.cpu.optim import _adam_moments_exact, adam_update  # noqa: E402
+from ppl.kernels.math.scalar import hyper, like  # noqa: E402
+from ppl.kernels.math.optim import adam_bias_corrections  # noqa: E402
+from ppl.kernels.cpu.simd import LANES  # noqa: E402
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

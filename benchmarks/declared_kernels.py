@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ppl.kernels import cpu  # noqa: E402
+from ppl.kernels.cpu import core as cpu  # noqa: E402
 from ppl.kernels.parity_cases import Gen  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -48,7 +48,7 @@ import ppl  # noqa: E402
 from ppl.runtime import diagnostics  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
 from ppl.training.data import digits  # noqa: E402
-from ppl.kernels.cpu import adam_update  # noqa: E402
+from ppl.kernels.cpu.core import adam_update  # noqa: E402
 
 from sbn_step import build  # noqa: E402
 

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
-from ppl.kernels.cpu import adam_update  # noqa: E402
+from ppl.kernels.cpu.core import adam_update  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from peers import median_rounds, steps_for  # noqa: E402  (benchmarks/, the script's folder)
 

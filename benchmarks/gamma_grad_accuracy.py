@@ -1,4 +1,4 @@
-"""Accuracy of the implicit reparameterisation gradient of Gamma draws (kernels/scalar_gamma.py).
+"""Accuracy of the implicit reparameterisation gradient of Gamma draws (kernels/math/gamma.py).
 
 For 13 shapes alpha log-spaced over [1e-3, 1e4] and 7 uniforms u (1e-7 .. 1 - 1e-7), the
 gradient dz/dalpha at fixed u of z = gamma_icdf(u, alpha) (and d log z / dalpha, defined where
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from oracles import gamma_log_icdf_dalpha_mp  # noqa: E402  (tests/oracles.py)
 
-from ppl.kernels import scalar_gamma as G  # noqa: E402
+from ppl.kernels.math import gamma as G  # noqa: E402
 
 ALPHAS = np.logspace(-3, 4, 13)
 US = np.array([1e-7, 1e-3, 0.1, 0.5, 0.9, 1 - 1e-3, 1 - 1e-7])

@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
-from ppl.kernels import blas  # noqa: E402
+from ppl.kernels.cpu import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from peers import build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
 
@@ -143,7 +143,7 @@ def jax_surrogate(estimator, two):
     def logit(u):
         return jnp.log(u) - jnp.log1p(-u)
 
-    def z_tilde(a, v, b):   # z~ ~ p(z | b), z = a + logistic noise (kernels/conditional.py)
+    def z_tilde(a, v, b):   # z~ ~ p(z | b), z = a + logistic noise (kernels/math/conditional.py)
         lv, l1v = jnp.log(v), jnp.log1p(-v)
         return jnp.where(b > 0.5, sp(a + lv) - l1v, lv - sp(l1v - a))
 

@@ -24,8 +24,8 @@ from typing import Callable, NamedTuple  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ppl.kernels.cpu import affine_bwd, affine_fwd  # noqa: E402
-from ppl.kernels.cpu_noise import (  # noqa: E402
+from ppl.kernels.cpu.core import affine_bwd, affine_fwd  # noqa: E402
+from ppl.kernels.cpu.noise import (  # noqa: E402
     fill_bernoulli_logit,
     fill_bernoulli_prob,
     fill_normal,

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl import Model, Normal  # noqa: E402
-from ppl.kernels.cpu import adam_update  # noqa: E402
+from ppl.kernels.cpu.core import adam_update  # noqa: E402
 
 
 @numba.njit

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl import Affine, Bernoulli, Model  # noqa: E402
-from ppl.kernels.cpu import adam_update  # noqa: E402
+from ppl.kernels.cpu.core import adam_update  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit, heldout_loss  # noqa: E402
-from ppl.kernels import blas  # noqa: E402
+from ppl.kernels.cpu import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from jax_peers import LR, digits784, jax_params, jax_trainer  # noqa: E402  (benchmarks/)
 

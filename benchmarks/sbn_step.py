@@ -112,7 +112,7 @@ def main():
     args = ap.parse_args()
     reps = 5 if args.quick else 21
     import numba
-    from ppl.kernels.cpu import adam_update
+    from ppl.kernels.cpu.core import adam_update
 
     X = load_data()
     auto_times = {}

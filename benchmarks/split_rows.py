@@ -33,7 +33,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from ppl.kernels import blas  # noqa: E402
+from ppl.kernels.cpu import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from jax_peers import digits784  # noqa: E402  (benchmarks/, the script's folder)
 

@@ -10,7 +10,7 @@ Two measurements, JSON lines (us per call / per step; baseline and ratio in the 
             loop (benchmarks/fit_overhead.raw_loop), chunk by chunk of a long run against its
             first chunk: training saturates units, whose tiny gradients (~1e-20) Adam squares
 XLA's CPU backend flushes subnormals to zero for the whole computation; ppl's float32 kernels
-and Adam avoid producing them instead (kernels/scalar.py: log1p_unit_f32, adam_step).
+and Adam avoid producing them instead (kernels/math/scalar.py: log1p_unit_f32, adam_step).
 """
 import os
 
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_overhead import raw_loop  # noqa: E402
 from ppl.training.data import Batches  # noqa: E402
-from ppl.kernels import cpu as K  # noqa: E402
+from ppl.kernels.cpu import core as K  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 
 

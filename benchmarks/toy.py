@@ -20,7 +20,7 @@ import json  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ppl.kernels.cpu import adam_update  # noqa: E402
+from ppl.kernels.cpu.core import adam_update  # noqa: E402
 from ppl.models import toy_bernoulli  # noqa: E402
 
 ESTIMATORS = [("reinforce", ("score", {"baseline": "none"})), ("score_ma", ("score", {"baseline": "moving_average"})),

@@ -2,7 +2,7 @@
 
 Numba links the LLVM code of every jitted function a function calls into the caller's module,
 then optimises and compiles the whole again. A generated step calls some 40-80 array kernels
-(``cpu.py``, ``cpu_*.py`` and ``families/``): linked, they made ~3/4 of the step's IR, and the
+(``cpu/core.py``, ``cpu_*.py`` and ``families/``): linked, they made ~3/4 of the step's IR, and the
 LLVM time of a new program went mostly to re-optimising and re-emitting kernels already compiled. An array
 kernel loops over rows, so inlining it into the step buys little: 2-8% of a step at batch 1,
 nothing measurable at batch 32, against a new graph compiling 1.4-2x faster (BENCHMARKS.md, "The
@@ -72,7 +72,12 @@ from functools import lru_cache
 from . import numba_compat
 
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
-KERNEL_MODULES = ("ppl.kernels.cpu", "ppl.kernels.families.")  # cpu*.py and the families: the array kernels
+KERNEL_MODULES = ("ppl.kernels.cpu.", "ppl.kernels.families.")  # cpu/ and the families: the array kernels
+NOT_KERNELS = ("ppl.kernels.cpu.blas", "ppl.kernels.cpu.simd")     # in cpu/, but helpers the kernels call
+
+
+def _is_kernel_module(modname: str) -> bool:
+    return modname.startswith(KERNEL_MODULES) and not modname.startswith(NOT_KERNELS)
 GENERATED = "ppl_gen_"              # the modules of generated steps
 # LLVM optimisation levels of a generated step's own code, per Numba pass (None: Numba's own)
 STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
@@ -141,7 +146,7 @@ def _load_symbol(name, target_context) -> bool:
     if record is None:
         return False
     modname, qualname, argtypes = record
-    if not modname.startswith(KERNEL_MODULES):
+    if not _is_kernel_module(modname):
         return False
     try:
         kernel = getattr(importlib.import_module(modname), qualname, None)
@@ -219,7 +224,7 @@ def _object_level():
 
 
 def _on_user_function(lib, mangled_name, modname, qualname, argtypes):
-    if modname.startswith(KERNEL_MODULES) and "<" not in qualname:
+    if _is_kernel_module(modname) and "<" not in qualname:
         _kernel_libs[id(lib)] = (lib, mangled_name, (modname, qualname, argtypes))
 
 

@@ -21,9 +21,9 @@ indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the b
 (inlined). Its source is generated, and compiled under the family file's
 name and the body's line, so Numba's disk cache finds it in a new process as it finds a
 hand-written kernel (the cache's version folder hashes every kernel source). The CUDA kernel is
-made from the same body by `cuda_twin` (called by `gpu.py`, so a CPU-only process never imports
+made from the same body by `cuda_twin` (called by `cuda/core.py`, so a CPU-only process never imports
 `numba.cuda`): a grid-stride loop of the registry's `cells` / `items` / `groups` shapes (kernels/
-registry.py) around the body re-jitted as a device function (kernels/device.py).
+registry.py) around the body re-jitted as a device function (kernels/cuda/device.py).
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
@@ -162,7 +162,7 @@ def unary(kind, f, df, doc, domain="real"):
     gx)`: gx += gout * df(x) (the op table emits it only when x has a gradient), made as any
     declared kernel; `doc` the op's one line; `domain` ("real" or "positive") the inputs of its
     parity cases. Bind the result to `OP` in a family module: ppl's op table (ppl/ops.py) reads
-    it, `cpu.py` re-exports the kernels and f, df as `<kind>_value`, `<kind>_grad` (what the
+    it, `cpu/core.py` re-exports the kernels and f, df as `<kind>_value`, `<kind>_grad` (what the
     row-fused lowering calls), and the DSL gets `ppl.<kind>(x)`."""
     import sys
     frame = sys._getframe(1)
@@ -189,7 +189,7 @@ def parity(module) -> dict:
 
 
 def exported(module) -> dict:
-    """What `cpu.py` binds of a family module: its declared kernels, and an op's kernels and
+    """What `cpu/core.py` binds of a family module: its declared kernels, and an op's kernels and
     scalar functions (`OP`, from `unary`)."""
     out = declared(module)
     op = getattr(module, "OP", None)
@@ -222,7 +222,7 @@ def cuda_twin(module) -> dict:
     if module.__name__ in _TWINS:
         return _TWINS[module.__name__]
     from . import registry
-    from .gpu_core import run
+    from .cuda.launch import run
     family = module.__name__.rsplit(".", 1)[1]
     makers = getattr(module, "CUDA", {})
     out = {}

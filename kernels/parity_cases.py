@@ -5,8 +5,9 @@ registry (``registry.args``) on import, for every kernel both targets have.
 """
 import numpy as np
 
-from . import cpu, registry
-from .cpu_relax import relax_size
+from .cpu import core as cpu
+from . import registry
+from .cpu.relax import relax_size
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
 G = D // K
@@ -61,7 +62,7 @@ def act_case(name):
 
 # name -> (case builder, indices of arguments not compared: scratch the CPU uses, GPU not)
 CASES = {
-    # ---- cpu.py
+    # ---- cpu/core.py
     "affine_fwd": lambda g: (g.x(R, I), g.x(I, D), g.x(D), g.out(R, D)),
     "affine_bwd": lambda g: (g.x(R, I), g.x(I, D), g.x(R, D), g.x(R, I), g.x(I, D), g.x(D)),
     "sigmoid_fwd": lambda g: (g.x(R, D), g.out(R, D)),
@@ -134,7 +135,7 @@ CASES = {
     "momentum_update": lambda g: (g.x(9), g.x(9), g.x(9), g.h(0.1), g.h(0.9)),
     "adam_update": lambda g: (g.x(9), g.x(9), g.x(9), g.pos(9), g.h(0.01), g.h(0.9),
                               g.h(0.999), g.h(1e-8), 3),
-    # ---- cpu_rows.py
+    # ---- cpu/rows.py
     "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
     "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),
     "expand_rows": lambda g: (g.x(6, D), 3),
@@ -172,7 +173,7 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
-    # ---- cpu_lax.py (a data context of 2 columns, 4 hidden units; phi's variance gradient trained)
+    # ---- cpu/lax.py (a data context of 2 columns, 4 hidden units; phi's variance gradient trained)
     "lax_normal_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.x(R, 2),
                                  0.5 * g.x(relax_size(D, 2, 4)), 4, g.x(R, D), g.x(R, D), g.x(relax_size(D, 2, 4)),
                                  True),
@@ -196,7 +197,8 @@ def softmax_bwd_case(g):
 def declare():
     """Declare every maker of CASES in the registry, on the kernel of that name (imports the CUDA
     modules, which register the kernels)."""
-    from . import families, gpu, gpu_noise, gpu_rows  # noqa: F401 (they register their kernels)
+    from . import families
+    from .cuda import core as gpu, noise as gpu_noise, rows as gpu_rows  # noqa: F401 (they register their kernels)
     from .declare import parity as family_parity
     cases = dict(CASES)
     for family in families.modules():   # a family declared once declares its cases with it

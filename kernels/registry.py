@@ -1,10 +1,10 @@
 """The kernel registry: every array kernel declared once, with an implementation per target.
 
-A kernel is named by its family (the CPU module's suffix: ``core`` for cpu.py / gpu.py,
-``dists`` for cpu_dists.py / gpu_dists.py, ...) and its public name. The registry records,
+A kernel is named by its family (the CPU module's suffix: ``core`` for cpu/core.py / cuda/core.py,
+``dists`` for cpu/dists.py / cuda/dists.py, ...) and its public name. The registry records,
 per kernel, the implementation of each target (``"cpu"``: the ``@njit`` kernel of the
-``cpu*.py`` module, untouched, so its machine code is the same; ``"cuda"``: the host launcher of
-the ``gpu*.py`` twin), the loop shape and scalar functions its CUDA side was generated from,
+``cpu/*.py`` module, untouched, so its machine code is the same; ``"cuda"``: the host launcher of
+the ``cuda/*.py`` twin), the loop shape and scalar functions its CUDA side was generated from,
 and optionally an argument maker for the CPU / CUDA parity test.
 
 CUDA kernels of the common loop shapes are GENERATED from a scalar function (``kernels/
@@ -26,7 +26,7 @@ Each maker returns a ``Generated`` kernel: call it with its launch extent first 
 cells, or the count of items) and the kernel's arguments. Kernels that do not fit a shape
 (products, noise fills, REBAR / RELAX rows with local work vectors, ...) stay hand-written and
 are registered as such: ``register(family, name, "cuda", impl)``, as JAX registers a lowering
-per platform. ``link(family, cpu_module, gpu_namespace)`` (called at the end of each ``gpu*.py``)
+per platform. ``link(family, cpu_module, gpu_namespace)`` (called at the end of each ``cuda/*.py``)
 records every public kernel of both modules, with the shapes of the generated kernels each
 launcher uses (``@uses(...)``). ``targets(family, name)`` answers which targets a kernel has.
 
@@ -38,8 +38,8 @@ import numpy as np
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 
-from .device import device, source_of
-from .scalar import like
+from .cuda.device import device, source_of
+from .math.scalar import like
 
 TARGETS = ("cpu", "cuda")
 
@@ -64,7 +64,7 @@ class Kernel:
 
 
 _KERNELS = {}      # (family, name) -> Kernel
-_INCLUDES = {}     # family -> families re-exported through its module (gpu.py re-exports dists, ...)
+_INCLUDES = {}     # family -> families re-exported through its module (cuda/core.py re-exports dists, ...)
 
 
 def _kernel(family, name):
@@ -140,7 +140,7 @@ def _public(namespace, module_name):
 
 def link(family, cpu_module, gpu_namespace):
     """Register the public kernels of ``cpu_module`` as family's CPU implementations and the
-    public functions ``gpu_namespace`` (a gpu*.py module's globals) defines as its CUDA ones,
+    public functions ``gpu_namespace`` (a cuda/*.py module's globals) defines as its CUDA ones,
     with the shapes and scalar functions of the generated kernels each launcher uses."""
     if cpu_module is not None:
         for name, f in _public(vars(cpu_module), cpu_module.__name__):
@@ -176,7 +176,7 @@ class Generated:
     def kernel(self):
         """The cuda.jit kernel (made at first use, when the body's module is fully imported)."""
         if self._kernel is None:
-            from .gpu_core import block_sum
+            from .cuda.launch import block_sum
             dev = self._dev if self._dev is not None else device(self.fn)
             glb = {"cuda": cuda, "f": dev, "like": like, "block_sum": block_sum, "np": np}
             name = getattr(self.fn, "__name__", "f")

@@ -17,7 +17,7 @@ if "numpy" not in _sys.modules:
     _os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
-from .kernels import blas as _blas  # noqa: E402
+from .kernels.cpu import blas as _blas  # noqa: E402
 from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
 from .dsl import (Affine, Model, ModelError, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, layer,

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .dsl import ModelError
-from .training.runs import UsageError, _value, compile_run, gradient_variance, parse_estimators  # noqa: F401  (ppl.cli names)
+from .training.runs import (  # noqa: F401  (ppl.cli names)
+    UsageError, _value, compile_run, gradient_variance, parse_estimators)
 
 EPILOG = """examples:
   ppl train sbn                                    linear SBN 64-32 on the binarized digits

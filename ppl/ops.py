@@ -5,7 +5,7 @@ its array-kernel calls forward and backward (``lowering.Lowering``), its scalar 
 the cotangent of each input for row-fused code (``scalar_lowering``), its second-order forward
 rule for Price (``estimators/price.py``) and the targets that have its kernels. The lowerings
 hold no list of kinds of their own: they render these templates. Adding an op is one entry
-here plus its kernels (``kernels/cpu.py``, ``kernels/gpu.py``, ``kernels/scalar.py``).
+here plus its kernels (``kernels/cpu/core.py``, ``kernels/cuda/core.py``, ``kernels/math/scalar.py``).
 
 Templates are ``str.format`` strings over names the lowering provides:
   x0, x1      the inputs' values            out      the op's value

@@ -41,15 +41,15 @@ def check_target(target: str) -> None:
 
 
 # the CPU target's kernel modules: the generated body's module aliases -> modules of ppl.kernels
-# (a family declared once, kernels/families/, is re-exported by cpu.py and gpu.py: its alias binds those)
-CPU_MODULES = {"core": "cpu", "noise": "cpu_noise", "rows": "cpu_rows", "antithetic": "cpu",
-               "relax": "cpu_relax", "rebar": "cpu_rebar", "price": "cpu", "rng": "rng", "scalar": "scalar"}
+# (a family declared once, kernels/families/, is re-exported by cpu/core.py and cuda/core.py: its alias binds those)
+CPU_MODULES = {"core": "cpu.core", "noise": "cpu.noise", "rows": "cpu.rows", "antithetic": "cpu.core",
+               "relax": "cpu.relax", "rebar": "cpu.rebar", "price": "cpu.core", "rng": "math.rng", "scalar": "math.scalar"}
 # the CUDA target's kernel set: the generated body's module aliases -> modules of ppl.kernels
 # (the same function names and arguments as the CPU modules the CPU header binds)
-CUDA_MODULES = {"core": "gpu", "noise": "gpu_noise", "rows": "gpu_rows", "antithetic": "gpu",
-                "relax": "gpu_relax", "rebar": "gpu_rebar", "price": "gpu"}
+CUDA_MODULES = {"core": "cuda.core", "noise": "cuda.noise", "rows": "cuda.rows", "antithetic": "cuda.core",
+                "relax": "cuda.relax", "rebar": "cuda.rebar", "price": "cuda.core"}
 # each alias's kernel family in the kernel registry (kernels/registry.py; "core" includes the families
-# gpu.py re-exports; a family declared once is registered under its file's name, the alias's)
+# cuda/core.py re-exports; a family declared once is registered under its file's name, the alias's)
 CUDA_FAMILIES = {alias: alias for alias in CUDA_MODULES}   # the registry's families bear the aliases' names
 
 

@@ -8,7 +8,7 @@ import pytest
 import ppl
 import stats
 from ppl import Bernoulli, Model
-from ppl.kernels import cpu_relax as X
+from ppl.kernels.cpu import relax as X
 
 
 def sigmoid(x):
@@ -114,7 +114,7 @@ def test_relax_categorical_variance_gradient_matches_finite_differences():
 def test_relax_training_lowers_variance():
     """Training the control variate (Adam on its variance gradient, theta held fixed) lowers
     the variance of the theta-gradient on the toy problem at theta = 0."""
-    from ppl.kernels.cpu import adam_update
+    from ppl.kernels.cpu.core import adam_update
 
     prog = toy(theta0=0.0).compile(dtype=np.float64, estimators="relax")
     before = estimates(prog, 4000, step0=0).var()
@@ -135,7 +135,7 @@ def test_relax_training_lowers_variance():
 def test_rebar_tuning_moves_eta_and_temperature_and_lowers_variance():
     """REBAR's eta and temperature follow their variance gradient (model parameters held fixed)
     on a one-layer Bernoulli net, and the variance of the encoder gradient falls."""
-    from ppl.kernels.cpu import adam_update
+    from ppl.kernels.cpu.core import adam_update
 
     X = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 0]], dtype=np.float64)
     with Model("rebar_tune") as m:
@@ -173,7 +173,7 @@ def test_fixed_rebar_evaluates_three_rows_per_draw_and_the_same_estimate():
     gradient is the trained layout's on the same noise up to the SEED_EPS-scaled zero-mean terms
     those rows add (2^-20 of a relaxed-row gradient). Two REBAR layers share one row digit whose
     rows add up: 1 + 2 + 2 rows per drawn row (1 + 4 + 4 trained), not 3 x 3 (5 x 5)."""
-    from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
+    from ppl.kernels.cpu.rebar import CONFIGS, FIXED_CONFIGS
 
     X = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=np.float64)
 
@@ -228,7 +228,7 @@ def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
 def test_rebar_eta_variance_gradient_matches_finite_differences():
     """d/deta of sum over drawn rows of w * |g_a|^2, with the value cotangents of the relaxed rows
     scaling with eta as the cost seeds make them (rows 1, 2: +-eta * w * df/dy)."""
-    from ppl.kernels import cpu_rebar as Bk
+    from ppl.kernels.cpu import rebar as Bk
     rng = np.random.default_rng(5)
     n, D, S = 3, 4, Bk.CONFIGS
     R = n * S

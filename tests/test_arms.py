@@ -126,7 +126,7 @@ def test_comparing_rows_above_an_enumerated_node_is_caught():
     """The test of the marginalisation: below ARMS an enumerated node's rows weigh p(c | draw), so
     comparing the draws' costs row by row (arms_grad, without arms_grad_marginal) is biased and the
     check on h1's parameters rejects it; ARMS itself passes the same check (CASES)."""
-    from ppl.kernels.cpu import arms_grad
+    from ppl.kernels.cpu.core import arms_grad
 
     ARMS = type(REGISTRY["arms"])
 

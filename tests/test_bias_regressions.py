@@ -126,7 +126,7 @@ def _cuda_parity(build, est, samples):
 
 @pytest.mark.cuda
 def test_price_below_rebar_cuda_matches_cpu():
-    """The CUDA program (kernels of kernels/gpu_rebar.py, families/price.py) gives the CPU program's
+    """The CUDA program (kernels of kernels/cuda/rebar.py, families/price.py) gives the CPU program's
     gradient on the same seed, so the unbiasedness shown above on the CPU holds for it."""
     gpu = _cuda_parity(rebar_price_model, REBAR_PRICE, 1)
     assert "price.price_scale_grad" in gpu.source and "relax_rows_normal_bwd" not in gpu.source

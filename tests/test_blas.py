@@ -1,4 +1,4 @@
-"""kernels/blas.py: c = op(a) op(b) + beta c against NumPy, for every transpose combination,
+"""kernels/cpu/blas.py: c = op(a) op(b) + beta c against NumPy, for every transpose combination,
 both precisions, the np.dot fallback that stands in when NumPy's OpenBLAS is not found, and
 strided (non-contiguous) views."""
 import ctypes
@@ -6,7 +6,7 @@ import ctypes
 import numpy as np
 import pytest
 
-from ppl.kernels import blas
+from ppl.kernels.cpu import blas
 
 SHAPES = [(5, 7, 3), (1, 1, 1), (33, 64, 17), (4, 0, 3)]   # (M, K, N)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ppl.kernels import conditional as C
+from ppl.kernels.math import conditional as C
 
 
 @pytest.mark.parametrize("a", [-2.0, 0.3, 1.5])
@@ -39,7 +39,7 @@ def test_log_one_minus_uniform_is_exact_on_the_uniform_grid():
     is within 2 ulp of float64's log1p(-v) (log_f32's own accuracy). A change of the grid that
     breaks this fails here."""
     import numba
-    from ppl.kernels.rng import log_f32, uniform_f32_from_word
+    from ppl.kernels.math.rng import log_f32, uniform_f32_from_word
 
     @numba.njit
     def grid_and_logs(m):

@@ -22,7 +22,7 @@ from numba import njit
 from numpy.testing import assert_allclose
 from scipy import special, stats
 
-from ppl.kernels import cpu
+from ppl.kernels.cpu import core as cpu
 
 # against NumPy / SciPy references of transcendental formulas: 1e-9, not 1e-12; this machine now
 # and then computes libm results ~1e-11 off in every process for minutes (tests/conftest.py;
@@ -818,7 +818,7 @@ def _adam_step_ulps(n, seed):
     gradients spread over 20 decades: the step's error in float32 ulps against the float64
     formula on the moments the kernel wrote, and the moments' error in ulps of their larger
     term (b m or (1 - b) g: the sum may cancel) against float64."""
-    from ppl.kernels.scalar_optim import adam_bias_corrections
+    from ppl.kernels.math.optim import adam_bias_corrections
     rng = np.random.default_rng(seed)
     g = (rng.normal(size=n) * 10.0 ** rng.uniform(-8, 3, n)).astype(np.float32)
     m = (rng.normal(size=n) * 10.0 ** rng.uniform(-8, 0, n)).astype(np.float32)
@@ -835,7 +835,7 @@ def _adam_step_ulps(n, seed):
 
 
 def test_float32_adam_step_within_stated_ulps():
-    """float32 Adam (on AVX-512: the division by rcp14 and one Newton step, kernels/simd.py)
+    """float32 Adam (on AVX-512: the division by rcp14 and one Newton step, kernels/cpu/simd.py)
     against the float64 step on the moments it wrote: within 5.5 ulp, mean below 1.2 (measured:
     5.0 and 1.05; the exact division loop: 4.7 and 1.0), the moments within 3 ulp of their
     larger term; every tail length of the 16 lanes, lanes past the array untouched. The

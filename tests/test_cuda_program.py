@@ -142,7 +142,8 @@ def test_blackbox_cost_is_refused_on_cuda():
 def test_a_kernel_missing_on_cuda_names_the_node_and_the_kernel(monkeypatch):
     """The CUDA target's check reads the kernel registry: drop one kernel's CUDA implementation and
     the compile refuses, naming the node, its estimator and the kernel (never a failure inside the step)."""
-    from ppl.kernels import gpu, registry  # noqa: F401 (importing gpu registers the families' kernels)
+    from ppl.kernels.cuda import core as gpu
+    from ppl.kernels import registry  # noqa: F401 (importing gpu registers the families' kernels)
     monkeypatch.delitem(registry.lookup("price", "price_scale_grad").impls, "cuda")
     with Model("cuda_missing") as m:
         x = m.input("x", 3)

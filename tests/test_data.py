@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import ppl
-from ppl.training.data import Batches, cooccurrence_corpus, digits, heteroscedastic, load_mnist, one_hot, read_idx, write_idx
+from ppl.training.data import (
+    Batches, cooccurrence_corpus, digits, heteroscedastic, load_mnist, one_hot, read_idx, write_idx)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import numpy as np
 
 import ppl
 from ppl import Model, Normal
-from ppl.kernels.cpu import adam_update
+from ppl.kernels.cpu.core import adam_update
 
 TARGET = np.array([1.5, -0.5])
 
@@ -85,7 +85,7 @@ def test_reference_counting_off_only_where_it_is_safe():
     """A step of kernel calls runs without Numba's reference counts (ppl/compiler/pipeline.py) while the
     kernels it compiles keep theirs; a step that calls a user's function keeps them (the user's
     code may allocate), and runs."""
-    from ppl.kernels import cpu
+    from ppl.kernels.cpu import core as cpu
     with Model("nrt_kernels") as mdl:
         x = mdl.input("x", 3)
         h = ppl.Bernoulli("h", logits=ppl.Affine(x, 2, name="enc"))

@@ -1,4 +1,4 @@
-"""fit's nopython loop (kernels/cpu_train.py) against the per-step Python loop: the same
+"""fit's nopython loop (kernels/cpu/train.py) against the per-step Python loop: the same
 parameters, optimiser state, losses and evaluations bit for bit, across epochs, evaluations and
 checkpoints, for each bundled optimiser, for a model with and without inputs (the row-fused
 program included); the same errors at the same step."""
@@ -136,7 +136,7 @@ def test_split_rows_rule_and_errors(monkeypatch):
     import numba
 
     from ppl.training.fit import SPLIT_MAX_WEIGHTS, _split_rows
-    from ppl.kernels import blas
+    from ppl.kernels.cpu import blas
 
     def prog(weights, target="cpu"):
         return types.SimpleNamespace(target=target, module=types.SimpleNamespace(step_rows=None),
@@ -202,8 +202,8 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     runs on Numba's threads at this batch; an explicit count is validated; the count in force
     before the fit is restored after it."""
     from ppl.training.fit import _blas_threads
-    from ppl.kernels import blas
-    from ppl.kernels.cpu_noise import SERIAL_CUTOFF
+    from ppl.kernels.cpu import blas
+    from ppl.kernels.cpu.noise import SERIAL_CUTOFF
     if blas.get_threads() is None:
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)

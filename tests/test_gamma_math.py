@@ -1,4 +1,4 @@
-"""Gamma, Beta and Dirichlet numerics (kernels/scalar_gamma.py) against scipy and mpmath.
+"""Gamma, Beta and Dirichlet numerics (kernels/math/gamma.py) against scipy and mpmath.
 
 Stated bounds (float64 unless said):
   quantile          P(a, z) = u (Q(a, z) = 1 - u for u > 1/2) within 1e-12 relative, for a in
@@ -24,8 +24,8 @@ from numba import cuda, njit
 from scipy import special
 from scipy import stats as sps
 
-from ppl.kernels import scalar_gamma as G
-from ppl.kernels.device import device
+from ppl.kernels.math import gamma as G
+from ppl.kernels.cuda.device import device
 
 import oracles
 

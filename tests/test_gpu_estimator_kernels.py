@@ -1,4 +1,4 @@
-"""CUDA twins of the estimator kernels (kernels/gpu_relax.py, gpu_rebar.py)
+"""CUDA twins of the estimator kernels (kernels/cuda/relax.py, cuda/rebar.py)
 against their CPU modules, kernel by kernel, in float64.
 
 The same random inputs go to both; then EVERY array argument (outputs, accumulated
@@ -15,7 +15,8 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose
 
-from ppl.kernels import cpu_rebar, cpu_relax, gpu_rebar, gpu_relax
+from ppl.kernels.cpu import rebar as cpu_rebar, relax as cpu_relax
+from ppl.kernels.cuda import rebar as gpu_rebar, relax as gpu_relax
 
 pytestmark = pytest.mark.cuda
 
@@ -139,7 +140,7 @@ def relaxed_categorical_case(g):
 
 
 CASES = {
-    # ---- cpu_relax.py
+    # ---- cpu/relax.py
     "relax_sample": lambda g: (g.x(R, D), g.u(R, D), g.out(R, D)),
     "relax_bwd": relax_bwd_case,
     "relax_bwd[no-train]": ("relax_bwd", lambda g: relax_bwd_case(g, train=False)),
@@ -150,7 +151,7 @@ CASES = {
     "relax_categorical_bwd[no-train]": ("relax_categorical_bwd",
                                         lambda g: relax_categorical_bwd_case(g, train=False)),
     "relax_categorical_bwd[no-ctx]": ("relax_categorical_bwd", lambda g: relax_categorical_bwd_case(g, ctx=False)),
-    # ---- cpu_rebar.py
+    # ---- cpu/rebar.py
     "rebar_forward": lambda g: rebar_forward_case(g, TRAINED),
     "rebar_forward[fixed]": ("rebar_forward", lambda g: rebar_forward_case(g, FIXED)),
     "rebar_forward[shared]": ("rebar_forward", lambda g: rebar_forward_case(g, TRAINED, shared=True)),

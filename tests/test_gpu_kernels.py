@@ -1,7 +1,7 @@
 """CUDA twins (kernels/gpu*.py) against their CPU modules, kernel by kernel.
 
 Runs under the CUDA simulator when there is no GPU (tests/conftest.py). Every public
-function of cpu.py, cpu_noise.py, cpu_rows.py and the other cpu_*.py modules has a twin with the
+function of cpu/core.py, cpu/noise.py, cpu/rows.py and the other cpu_*.py modules has a twin with the
 same name and arguments, and a case here: the same random inputs go to both, then EVERY
 array argument (outputs, accumulated gradients, in-place state, and the inputs, which must
 be left alone) and the return value are compared. Gradients start non-zero (so ``+=`` is
@@ -37,11 +37,13 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
-from ppl.kernels import cpu, cpu_dists, cpu_lax, cpu_noise, cpu_optim, cpu_rows
-from ppl.kernels import gpu, gpu_dists, gpu_lax, gpu_noise, gpu_optim, gpu_rows
+from ppl.kernels.cpu import (
+    core as cpu, dists as cpu_dists, lax as cpu_lax, noise as cpu_noise, optim as cpu_optim, rows as cpu_rows)
+from ppl.kernels.cuda import (
+    core as gpu, dists as gpu_dists, lax as gpu_lax, noise as gpu_noise, optim as gpu_optim, rows as gpu_rows)
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
-from ppl.kernels.cpu_relax import relax_size
+from ppl.kernels.cpu.relax import relax_size
 from ppl.kernels.families import price
 from ppl.kernels.parity_cases import D, Gen, I, K, R, G  # noqa: F401
 
@@ -184,7 +186,7 @@ def test_a_declared_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
     """The CPU kernel of a declared body is generated source; compiled under the family file's
     name, Numba's cache finds it in the next process (a closure-made kernel would miss)."""
     code = ("import numpy as np\n"
-            "from ppl.kernels import cpu\n"
+            "from ppl.kernels.cpu import core as cpu\n"
             "a = np.ones((2, 3)); out = np.zeros(2)\n"
             "cpu.laplace_log_prob(a, a, a, out)\n"
             "print(sum(cpu.laplace_log_prob.stats.cache_hits.values()), "
@@ -217,7 +219,7 @@ def test_registry_links_both_targets():
             assert k.impls["cuda"] is getattr(gmod, name), name
             assert registry.targets(k.family, name) == {"cpu", "cuda"}
     assert registry.targets("core", "no_such_kernel") == set()
-    assert registry.lookup("core", "bernoulli_log_prob").family == "dists"   # gpu.py re-exports gpu_dists
+    assert registry.lookup("core", "bernoulli_log_prob").family == "dists"   # cuda/core.py re-exports gpu_dists
     gen = [k for k in registry.kernels() if k.generated]
     assert len(gen) > 100, len(gen)
     assert registry.lookup("core", "sigmoid_fwd").shapes == ("map",)
@@ -281,7 +283,7 @@ def test_import_without_cuda_and_clear_error():
     """Without a GPU and without the simulator the modules import; a call says what to do."""
     code = ("import numpy as np\n"
             "from numba import cuda\n"
-            "from ppl.kernels import gpu, gpu_noise, gpu_rows\n"
+            "from ppl.kernels.cuda import core as gpu, noise as gpu_noise, rows as gpu_rows\n"
             "if cuda.is_available():\n"
             "    print('HAS-GPU')\n"
             "else:\n"

@@ -19,7 +19,7 @@ import pytest
 from scipy.special import logsumexp
 
 import ppl
-from ppl.kernels import cpu_rows
+from ppl.kernels.cpu import rows as cpu_rows
 
 import exact
 import stats

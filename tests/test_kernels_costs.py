@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import integrate, special, stats
 
-from ppl.kernels import cpu
+from ppl.kernels.cpu import core as cpu
 from ppl.kernels.families import costs
 
 from test_cpu_kernels import D, K, M, R, _pos, _rows_out, check_float32, check_vjp
@@ -126,7 +126,7 @@ def test_float32_matches_float64(name):
 
 
 def test_the_step_finds_the_family():
-    """cpu.py re-exports the family's kernels (the step calls them as core.<name>)."""
+    """cpu/core.py re-exports the family's kernels (the step calls them as core.<name>)."""
     for name in costs.PARITY:
         assert getattr(cpu, name) is getattr(costs, name)
 

@@ -16,7 +16,7 @@ from scipy import stats as sps
 import exact
 import ppl
 from ppl import Model
-from ppl.kernels import cpu
+from ppl.kernels.cpu import core as cpu
 
 CASES = [(0.3, 2.0, 1.5, 0.7), (4.0, 0.5, 1.0, 1.0), (50.0, 3.0, 20.0, 1.2), (1.0, 1.0, 1.0, 1.0)]
 

@@ -1,4 +1,4 @@
-"""LAX for Normal nodes (ppl/estimators/lax.py, kernels/cpu_lax.py; Grathwohl et al. 2018).
+"""LAX for Normal nodes (ppl/estimators/lax.py, kernels/cpu/lax.py; Grathwohl et al. 2018).
 
 * the formula at fixed noise against a direct NumPy implementation (rtol 1e-10): the estimate
   and phi's variance gradient (NumPy's by complex-step differentiation of the variance, exact to
@@ -22,7 +22,7 @@ import ppl
 import stats
 from exact import gradient, model_params
 from ppl import Affine, Bernoulli, Model, Normal
-from ppl.kernels import cpu_lax, cpu_relax
+from ppl.kernels.cpu import lax as cpu_lax, relax as cpu_relax
 
 X2 = np.array([[1.0, -0.5], [0.3, 0.8], [-1.2, 0.4]])
 
@@ -239,7 +239,7 @@ def test_training_phi_lowers_the_variance():
     """Adam on phi alone (the model held fixed), 2000 steps of batch 8: the trace of the gradient's
     covariance (batch 1, 4000 draws) falls, and is compared with score and a moving-average
     baseline (warmed up for 200 steps) on the same node. The figures go to BENCHMARKS.md."""
-    from ppl.kernels.cpu import adam_update
+    from ppl.kernels.cpu.core import adam_update
 
     prog = single().compile(dtype=np.float64, estimators="lax")
     before = grad_draws(prog, 4000, 0).var(0).sum()

@@ -75,7 +75,7 @@ def test_step_calls_kernels_and_loads_from_cache_safely(tmp_path):
     (tmp_path / "usermod.py").write_text(USERMOD)
     cold = _run(tmp_path)
     assert cold["step"][0] == 0 and cold["user"] == [0, 1], cold
-    # the step declares the array kernels it calls (cpu.py, cpu_*.py, families/) and links none of them
+    # the step declares the array kernels it calls (cpu/core.py, cpu_*.py, families/) and links none of them
     array = [n for n in cold["declared"] if re.match(r"_ZN3ppl7kernels(\d+cpu|8families)", n)]
     assert len(array) >= 5, cold["declared"]
     assert [n for n in array if "reinmax_bernoulli_bwd" in n], cold["declared"]
@@ -97,7 +97,7 @@ def test_step_calls_kernels_and_loads_from_cache_safely(tmp_path):
 FIRST_CALLER = textwrap.dedent('''
     import numpy as np
     from numba import njit
-    from ppl.kernels.rng import log1p_f32, log_f32
+    from ppl.kernels.math.rng import log1p_f32, log_f32
 
     @njit(fastmath={"reassoc", "contract"}, error_model="python")
     def caller(x):            # compiles log1p_f32 (and log_f32) first, with its own flags

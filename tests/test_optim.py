@@ -176,7 +176,7 @@ def test_adam_flushes_subnormal_work_and_keeps_nan():
     counts as 0 (its square would be subnormal) and moments below the float32 normal range
     are 0; the step then differs from the exact one by less than lr 2^-56 / eps. A NaN
     gradient or moment stays NaN (it is never flushed into a finite number)."""
-    from ppl.kernels.scalar_optim import ADAM_G_MIN, F32_NORMAL_MIN, adam_step, momentum_velocity
+    from ppl.kernels.math.optim import ADAM_G_MIN, F32_NORMAL_MIN, adam_step, momentum_velocity
     lr, b1, b2, eps, c1, c2 = 1e-3, 0.9, 0.999, 1e-8, 10.0, 1000.0
     for dt in (np.float32, np.float64):
         f = lambda *a: adam_step(*(dt(x) for x in a))   # noqa: E731

@@ -50,9 +50,9 @@ def test_wheel_layout_import_and_clean_uninstall(tmp_path):
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True)
     env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("NUMBA_CACHE_DIR", None)
-    code = ("import numpy as np, ppl, ppl.kernels, ppl.models, ppl.kernels.rng\n"
+    code = ("import numpy as np, ppl, ppl.kernels, ppl.models, ppl.kernels.math.rng\n"
             "from ppl.training.data import digits\n"
-            "from ppl.kernels import cpu_rows\n"
+            "from ppl.kernels.cpu import rows as cpu_rows\n"
             "cpu_rows.zero1(np.ones(3))\n"   # a cached kernel: Numba writes its cache files
             "print(ppl.kernels.__file__); print(ppl.models.__file__); print(digits()['train_x'].shape)\n")
     out = subprocess.run([str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from ppl.kernels import cpu
+from ppl.kernels.cpu import core as cpu
 
 N, P = 64, 5
 E2 = np.empty((0, 0))

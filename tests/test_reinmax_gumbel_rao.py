@@ -24,7 +24,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Categorical, Model
-from ppl.kernels import cpu, cpu_noise
+from ppl.kernels.cpu import core as cpu, noise as cpu_noise
 
 import exact
 import stats
@@ -64,7 +64,7 @@ def gapped_ref(a, D, g, tau, gap):
 
 
 def conditional_gumbel_ref(a, D, v):
-    """a + G given argmax(a + G) = D (Paulus et al. 2021, appendix; kernels/conditional.py):
+    """a + G given argmax(a + G) = D (Paulus et al. 2021, appendix; kernels/math/conditional.py):
     the maximum is Gumbel at logsumexp(a), the others truncated below it."""
     lse = np.log(np.exp(a).sum(-1, keepdims=True))
     E = -np.log(v)

@@ -1,4 +1,4 @@
-"""Tests for the Philox4x32-10 counter-based RNG (kernels/rng.py) and the CPU fills.
+"""Tests for the Philox4x32-10 counter-based RNG (kernels/math/rng.py) and the CPU fills.
 
 Oracles: Random123's published known-answer vectors, a pure-Python Philox written from the
 paper, scipy.stats distributions (KS tests, p > 1e-3), exact probabilities (chi-square,
@@ -14,8 +14,8 @@ from machine import assert_identical
 from numba import njit
 from scipy import stats
 
-from ppl.kernels import rng
-from ppl.kernels.cpu_noise import (
+from ppl.kernels.math import rng
+from ppl.kernels.cpu.noise import (
     SERIAL_CUTOFF,
     fill_bernoulli_logit,
     fill_bernoulli_prob,

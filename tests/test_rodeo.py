@@ -22,7 +22,7 @@ import ppl
 import stats
 from ppl import Affine, Bernoulli, Model
 from ppl.estimators import REGISTRY
-from ppl.kernels.cpu import rodeo_collect, rodeo_cv, rodeo_grad, rodeo_signal, rodeo_train
+from ppl.kernels.cpu.core import rodeo_collect, rodeo_cv, rodeo_grad, rodeo_signal, rodeo_train
 
 from small_models import DATA, X, two_layer_sbn  # noqa: E402
 

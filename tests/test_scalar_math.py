@@ -1,4 +1,4 @@
-"""Scalar math (kernels/scalar.py) against scipy.special, plus stability properties.
+"""Scalar math (kernels/math/scalar.py) against scipy.special, plus stability properties.
 
 Tolerances (float64, relative, where the reference is a normal number; absolute 1e-300
 where the reference underflows):
@@ -19,7 +19,7 @@ from numba import njit
 from numpy.testing import assert_allclose
 from scipy import special
 
-from ppl.kernels import scalar as S
+from ppl.kernels.math import scalar as S
 
 _pos = np.logspace(-8, 4, 700)
 GRID = np.unique(np.concatenate([-_pos, [0.0], _pos, np.linspace(-12, 12, 481),

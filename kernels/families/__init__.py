@@ -1,5 +1,5 @@
 """Kernel families declared once for both targets (kernels/declare.py): one file per family,
-found here by name; `cpu.py` re-exports their kernels and `gpu.py` their CUDA twins."""
+found here by name; `cpu/core.py` re-exports their kernels and `cuda/core.py` their CUDA twins."""
 import importlib
 import pkgutil
 

@@ -19,9 +19,9 @@ and the unit loop vectorises (DisARM's coefficient is a select, not a branch).
 """
 from numba import njit
 
-from ..cpu_rows import _group_offset, _group_size, _is_group_head, _marginal_signal
+from ..cpu.rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import rows
-from ..scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like
+from ..math.scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like
 
 
 @njit(cache=True, error_model="numpy")

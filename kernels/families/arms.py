@@ -26,9 +26,9 @@ import math
 
 from numba import njit
 
-from ..cpu_rows import _marginal_signal
+from ..cpu.rows import _marginal_signal
 from ..declare import rows
-from ..scalar import like, log_sigmoid, sigmoid
+from ..math.scalar import like, log_sigmoid, sigmoid
 
 
 @njit(cache=True, error_model="numpy")

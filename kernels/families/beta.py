@@ -3,7 +3,7 @@
 Sampling takes two uniforms per cell (the law's noise_draws=2: the noise has 2 D columns, the
 uniforms of cell (r, j) at columns j and D + j, so common random numbers hold across
 configuration rows): x = G_a / (G_a + G_b), G_a = P^{-1}(a, u1), G_b = P^{-1}(b, u2), formed as
-sigma(log G_a - log G_b) (kernels/scalar_gamma.py's beta_icdf). Its gradient at fixed
+sigma(log G_a - log G_b) (kernels/math/gamma.py's beta_icdf). Its gradient at fixed
 uniforms is the implicit reparameterisation one (Figurnov, Mohamed & Mnih 2018) through the two
 Gammas: dx/da = x (1 - x) dlog G_a/da, dx/db = -x (1 - x) dlog G_b/db (beta_icdf_grad, which
 recomputes the two quantiles). Forward kernels overwrite their outputs, backward kernels
@@ -15,10 +15,10 @@ import numpy as np
 from numba import njit
 
 from ..declare import cells, rows
-from ..scalar import like
-from ..scalar_gamma import digamma
+from ..math.scalar import like
+from ..math.gamma import digamma
 from .gamma import _trigamma
-from ..scalar_gamma import beta_icdf, beta_icdf_grad, beta_log_prob as _log_prob_term, beta_log_prob_grad
+from ..math.gamma import beta_icdf, beta_icdf_grad, beta_log_prob as _log_prob_term, beta_log_prob_grad
 
 
 @cells("out")

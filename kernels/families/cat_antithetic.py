@@ -33,9 +33,9 @@ row (per group they cost 1.1-1.5x on the CPU: BENCHMARKS.md).
 import numpy as np
 from numba import njit
 
-from ..cpu_rows import _group_offset, _group_size, _is_group_head, _marginal_signal
+from ..cpu.rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import groups, rows
-from ..scalar import fexp, like
+from ..math.scalar import fexp, like
 
 
 @njit(cache=True, error_model="numpy")

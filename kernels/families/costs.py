@@ -1,14 +1,14 @@
 """The closed-form KL terms and the cost heads: gaussian_kl_std, gaussian_kl, bernoulli_nll,
 gaussian_nll, softmax_xent, nce_logistic and their ``*_bwd`` VJPs (the kept-sigmoid
-``bernoulli_nll_keep*`` are in ``cpu_dists.py``).
+``bernoulli_nll_keep*`` are in ``cpu/dists.py``).
 
-The conventions are ``cpu.py``'s, which re-exports every kernel here (the generated step calls
+The conventions are ``cpu/core.py``'s, which re-exports every kernel here (the generated step calls
 ``core.<name>``). Declared once (kernels/declare.py): every kernel is a row body, its row sum or
 its row's gradients (each skippable gradient tested once per row; one CUDA thread per row, the
 sums over j in the CPU's order); the per-element formulas are ``scalar.py``'s.
 """
 from ..declare import rows
-from ..scalar import (
+from ..math.scalar import (
     bernoulli_nll_term,
     bernoulli_score,
     gaussian_kl_grad,
@@ -23,7 +23,7 @@ from ..scalar import (
     nce_noise_cost,
     nce_noise_grad,
 )
-from ..scalar_groups import softmax_xent_bwd_group, softmax_xent_group
+from ..math.groups import softmax_xent_bwd_group, softmax_xent_group
 
 
 # ============================================================================ closed-form KL

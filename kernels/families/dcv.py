@@ -35,9 +35,9 @@ targets.
 """
 from numba import njit
 
-from ..cpu_rows import _group_offset, _group_size, _is_group_head
+from ..cpu.rows import _group_offset, _group_size, _is_group_head
 from ..declare import items
-from ..scalar import hyper, like, sigmoid, sigmoid_grad
+from ..math.scalar import hyper, like, sigmoid, sigmoid_grad
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

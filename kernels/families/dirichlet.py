@@ -4,7 +4,7 @@ as the step does for a grouped law).
 
 Sampling is one uniform per column (the program's uniform noise, so common random numbers hold
 across configuration rows): x_k = G_k / sum_j G_j, G_k = P^{-1}(a_k, u_k), normalised in log space
-(kernels/scalar_gamma.py's dirichlet_sample_group). Its gradient at fixed uniforms is the implicit
+(kernels/math/gamma.py's dirichlet_sample_group). Its gradient at fixed uniforms is the implicit
 reparameterisation one (Figurnov, Mohamed & Mnih 2018): dx_i/da_j = x_i (delta_ij - x_j) dlog G_j/da_j
 (dirichlet_sample_vjp_group, one recomputed quantile per group). The log-density's partials are in
 the free coordinates; the sampler's Jacobian keeps a value's cotangent on the simplex. Forward
@@ -16,10 +16,10 @@ import math
 import numpy as np
 
 from ..declare import rows
-from ..scalar import like
-from ..scalar_gamma import digamma
+from ..math.scalar import like
+from ..math.gamma import digamma
 from .gamma import _trigamma
-from ..scalar_gamma import (dirichlet_log_prob_grad_group, dirichlet_log_prob_group, dirichlet_sample_group,
+from ..math.gamma import (dirichlet_log_prob_grad_group, dirichlet_log_prob_group, dirichlet_sample_group,
                             dirichlet_sample_vjp_group)
 
 

@@ -1,7 +1,7 @@
 """Gamma(concentration, rate) kernels: p(x) = rate^a x^(a - 1) exp(-rate x) / Gamma(a), x > 0.
 
 Sampling is the inverse CDF of one uniform u per cell (the program's uniform noise, so common
-random numbers hold across configuration rows): x = P^{-1}(a, u) / rate (kernels/scalar_gamma.py).
+random numbers hold across configuration rows): x = P^{-1}(a, u) / rate (kernels/math/gamma.py).
 Its gradient is the implicit reparameterisation one (Figurnov, Mohamed & Mnih 2018): at fixed u,
 dx/da = -(dP/da)(a, rate x) / (rate p(rate x; a)) and dx/drate = -x / rate. Forward kernels
 overwrite their outputs, backward kernels accumulate (+=) and skip a gradient passed with 0 rows.
@@ -12,9 +12,9 @@ import numpy as np
 from numba import njit
 
 from ..declare import cells, rows
-from ..scalar import like
-from ..scalar_gamma import digamma
-from ..scalar_gamma import gamma_icdf, gamma_icdf_dalpha, gamma_log_prob as _log_prob_term, gamma_log_prob_grad
+from ..math.scalar import like
+from ..math.gamma import digamma
+from ..math.gamma import gamma_icdf, gamma_icdf_dalpha, gamma_log_prob as _log_prob_term, gamma_log_prob_grad
 
 
 @cells("out")

@@ -11,7 +11,7 @@ outputs, backward kernels accumulate (+=) and skip a gradient passed with 0 rows
 from numba import njit
 
 from ..declare import cells, rows
-from ..scalar import flog, flog1p, like
+from ..math.scalar import flog, flog1p, like
 
 
 @njit(cache=True, error_model="numpy")

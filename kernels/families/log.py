@@ -7,7 +7,7 @@ import math
 from numba import njit
 
 from ..declare import unary
-from ..scalar import like
+from ..math.scalar import like
 
 
 @njit(cache=True, error_model="numpy")

@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from ..declare import rows
-from ..scalar import like
-from ..scalar_groups import categorical_sample_group, logsumexp_group
+from ..math.scalar import like
+from ..math.groups import categorical_sample_group, logsumexp_group
 from .poisson import _inverse_cdf
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ..declare import cells, rows
-from ..scalar import like
+from ..math.scalar import like
 
 
 @njit(cache=True, error_model="numpy")

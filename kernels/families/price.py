@@ -20,7 +20,7 @@ import math
 from numba import njit
 
 from ..declare import cells
-from ..scalar import sigmoid
+from ..math.scalar import sigmoid
 
 ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "softplus": 3, "exp": 4, "sqrt1p": 5}
 

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from ..declare import rows
-from ..scalar import like
+from ..math.scalar import like
 
 
 def rodeo_size(D, H):

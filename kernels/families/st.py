@@ -19,7 +19,7 @@ estimator's definition E[d softmax_tau(a + G)/da | D] reads (a derivative throug
 conditional draw's dependence on a would change the mean). Per draw m, uniforms v (columns
 m * D + c of the (R, n * D) buffer) give, with E_i = -log v_i and lth_i = log softmax(a)_i,
     d_i = (a + G~)_i - (a + G~)_b = -softplus(log E_i - log E_b - lth_i)   (i != b),  d_b = 0,
-the conditional Gumbel of kernels/conditional.py (the maximum, class b, is Gumbel at
+the conditional Gumbel of kernels/math/conditional.py (the maximum, class b, is Gumbel at
 logsumexp(a), the others truncated below it) written relative to the maximum, so
 softmax((a + G~) / tau) = softmax(d / tau) never overflows. A Bernoulli unit uses the
 conditional logistic z~ = a + L~ given b (conditional.logistic_given_bernoulli) and the
@@ -32,8 +32,8 @@ raised to the maximum m = max_k a_k and every other one lowered to at most m - g
 the movements held fixed under d/da. A Bernoulli unit (logits (a, 0)) has
 a'_0 - a'_1 = max(a, gap) if b = 1 else min(a, -gap): ga += g sigma'(that / tau) / tau.
 
-Conventions are cpu.py's (declared once, kernels/declare.py: re-exported by cpu.py and, as
-CUDA twins of the same bodies, by gpu.py): backward kernels accumulate (+=) into the logits'
+Conventions are cpu/core.py's (declared once, kernels/declare.py: re-exported by cpu/core.py and, as
+CUDA twins of the same bodies, by cuda/core.py): backward kernels accumulate (+=) into the logits'
 gradient; tau is a 1-element array (a state view) or a number; constants are in the precision
 of the arrays. Every kernel is a row body (one CUDA thread per row): the temperature is read
 once per row and the columns (or groups of K) are looped over inside, as the hand-written
@@ -41,10 +41,10 @@ kernels did, so the unit loops vectorise.
 """
 from numba import njit
 
-from ..conditional import logistic_given_bernoulli
+from ..math.conditional import logistic_given_bernoulli
 from ..declare import rows
-from ..scalar import fexp, flog, hyper, like, sigmoid, sigmoid_grad, softplus
-from ..scalar_groups import logsumexp_group
+from ..math.scalar import fexp, flog, hyper, like, sigmoid, sigmoid_grad, softplus
+from ..math.groups import logsumexp_group
 
 
 # ============================================================================ ReinMax

@@ -16,7 +16,7 @@ With enumerated nodes below, each draw's cost is first marginalised over their r
 """
 import numbers
 
-from ..kernels.cpu import arms_draw, arms_grad, arms_grad_marginal
+from ..kernels.cpu.core import arms_draw, arms_grad, arms_grad_marginal
 from .base import register
 from .custom import NO_GRAD, Estimator
 

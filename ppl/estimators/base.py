@@ -182,7 +182,7 @@ class Estimator:
     # Why a second emitter (measured, BENCHMARKS.md "toy estimate"): on width-1 graphs the array
     # form's per-node kernel calls cost 343 ns (score) / 371 ns (DisARM) per estimate, the
     # row-fused form 65-80 / 62 ns. The maths is not written twice: both forms call the same
-    # kernels/scalar.py functions (score_signal, moving_average, antithetic_bit, arm_coef,
+    # kernels/math/scalar.py functions (score_signal, moving_average, antithetic_bit, arm_coef,
     # disarm_coef, the distributions' formulas); only how the call is emitted differs.
     def scalar_support(self, node, opts: dict) -> str | None:
         """None when the estimator has a row-fused form for this node, else why not."""

@@ -22,7 +22,7 @@ from ..errors import ModelError
 from .base import NO_GRAD, REGISTRY
 from .base import Estimator as _Base
 
-NOISE_KINDS = ("uniform", "normal", "logistic", "gumbel")   # kernels/cpu_noise.py's fills
+NOISE_KINDS = ("uniform", "normal", "logistic", "gumbel")   # kernels/cpu/noise.py's fills
 MAX_NOISE = 16   # noise streams per node
 
 

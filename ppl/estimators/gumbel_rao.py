@@ -4,7 +4,7 @@ Gumbel-Softmax Gradient Estimator") for logit-link Bernoulli and categorical nod
 The forward pass is the hard sample D = argmax(a + G) (Bernoulli: H(a + L)); the backward pass
 is the straight-through Gumbel-softmax one, d softmax((a + G) / tau)/da with the noise held
 fixed, averaged over `draws` (the paper's K) draws of the noise given D (the conditional
-Gumbel / logistic noise REBAR uses, kernels/conditional.py): a Monte-Carlo estimate of its
+Gumbel / logistic noise REBAR uses, kernels/math/conditional.py): a Monte-Carlo estimate of its
 conditional expectation given D. Its mean is therefore straight-through Gumbel-softmax's
 (for a Bernoulli node, the straight-through binary Concrete's), with less variance; biased as
 that one is. The `draws` x width uniforms are one noise fill of the node's stream 1."""

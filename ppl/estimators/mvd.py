@@ -18,7 +18,7 @@ costs one more evaluation of the graph below: width + 1 rows per draw.
 Kernels: kernels/families/mvd.py.
 """
 from ..errors import ModelError
-from ..kernels.cpu import (mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_categorical_draw, mvd_categorical_grad,
+from ..kernels.cpu.core import (mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_categorical_draw, mvd_categorical_grad,
                            mvd_normal_draw, mvd_normal_grad, mvd_poisson_draw, mvd_poisson_grad)
 from .base import register
 from .custom import NO_GRAD, Estimator

@@ -2,7 +2,7 @@
 control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbiased.
 
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are
-rows of the same fused pass (see ppl.kernels.cpu_rebar for the row layout and the weights): 5 per
+rows of the same fused pass (see ppl.kernels.cpu.rebar for the row layout and the weights): 5 per
 drawn row when eta and the temperature are trained, 3 when they are fixed (train=False);
 discrete nodes below it are relaxed in those rows. The REBAR nodes of a graph share one row digit
 whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take 1 + 2 + 2 rows
@@ -11,7 +11,7 @@ temperature ('rebar.<node>.log_temperature', init log 0.5) are parameters traine
 optimiser on the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam)."""
 import math
 
-from ppl.kernels.cpu_rebar import CONFIGS, FIXED_CONFIGS
+from ppl.kernels.cpu.rebar import CONFIGS, FIXED_CONFIGS
 
 from ppl.ops import fields, render
 

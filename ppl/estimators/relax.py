@@ -3,8 +3,8 @@ learned control variate c_phi evaluated at the relaxed variable z and at the con
 plus the reparameterised correction. f need not be differentiable, so it serves black-box
 costs. c_phi (a small tanh network on z and the node's data inputs) lives in the program's
 parameters as 'relax.<node>' and is trained by the same optimiser on the estimator's variance
-(its gradient is derived and implemented in ppl.kernels.cpu_relax)."""
-from ppl.kernels.cpu_relax import relax_size
+(its gradient is derived and implemented in ppl.kernels.cpu.relax)."""
+from ppl.kernels.cpu.relax import relax_size
 from ppl.ops import render
 
 from .base import NO_GRAD, Estimator, Rule, register

@@ -37,7 +37,7 @@ it would bias the Stein term. The network, trained across steps, carries the sha
 """
 import numbers
 
-from ..kernels.cpu import rodeo_collect, rodeo_cv, rodeo_grad, rodeo_signal, rodeo_train
+from ..kernels.cpu.core import rodeo_collect, rodeo_cv, rodeo_grad, rodeo_signal, rodeo_train
 from ..kernels.families.rodeo import init, rodeo_size
 from .base import register
 from .custom import NO_GRAD, Estimator

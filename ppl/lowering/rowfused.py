@@ -5,9 +5,9 @@ The array lowering (``lowering.Lowering``) emits one kernel call per node and pa
 arrays each call is ~10 ns of call, loop and view overhead around one or two flops, so a
 scalar estimate (the REBAR / RELAX toy, a scalar estimator inside a user's @njit simulation) costs
 ~20 calls. Here every node's value is a local variable of the row loop, computed by the same
-``kernels/scalar.py`` formulas the array kernels call, and the row's backward pass follows its
+``kernels/math/scalar.py`` formulas the array kernels call, and the row's backward pass follows its
 forward pass in the same iteration. The noise is the array path's, drawn per row by the
-addressed scalar functions of ``kernels/rng.py`` (the same philox counter, so the same draws),
+addressed scalar functions of ``kernels/math/rng.py`` (the same philox counter, so the same draws),
 so the two lowerings give the same samples and, up to float rounding, the same loss, gradient
 and estimator state; ``tests/test_scalar_lowering.py`` checks that against the array lowering.
 

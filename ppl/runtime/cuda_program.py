@@ -1,7 +1,7 @@
 """A compiled program on the CUDA target.
 
 The step is the CPU program's generated body with its kernel calls bound to the CUDA
-launchers of ppl.kernels.gpu*; it is a plain Python function that launches grid-stride
+launchers of ppl.kernels.cuda; it is a plain Python function that launches grid-stride
 kernels. Parameters, gradient, estimator state, optimiser state and workspaces live on the
 device between steps; data is copied once per call. `prog.theta`, `prog.state` and
 `prog.grad_buffer` are host mirrors, refreshed on demand: reading `prog.params` pulls the
@@ -123,7 +123,7 @@ class CudaProgram(Program):
         return out
 
     def gradient_is_finite(self) -> bool:
-        from ..kernels import gpu_rows
+        from ..kernels.cuda import rows as gpu_rows
         return bool(gpu_rows.all_finite(self.d_grad))
 
     def explain(self) -> str:

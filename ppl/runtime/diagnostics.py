@@ -70,7 +70,7 @@ def tune_estimator(prog, data, steps, batch=None, lr=0.01):
     """Train only the estimator's own parameters (learned baselines, control variates, REBAR's
     eta and temperature) and state (running baselines) for `steps` steps; the model's
     parameters stay as they are."""
-    from ..kernels.cpu import adam_update
+    from ..kernels.cpu.core import adam_update
     own = np.zeros(prog.theta.shape, dtype=bool)
     for name, off, shape, _ in prog.layout.params:
         own[off: off + int(np.prod(shape))] = name.startswith(estimator_params())

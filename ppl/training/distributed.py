@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dsl import ModelError
-from ..kernels.cpu_train import combine_by_rows
+from ..kernels.cpu.train import combine_by_rows
 from ..compiler.options import CompileOptions
 from .runs import compile_run, gradient_variance
 

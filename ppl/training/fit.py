@@ -14,7 +14,7 @@ diverged run never leaves a broken checkpoint behind.
 
 The pieces: `plan_fit` checks every argument and makes every automatic choice (a `FitPlan`);
 `Trainer` runs it: the first step from Python (`PythonSteps`, which compiles the step), then
-chunks of steps in one nopython call each (`_Chunks`, kernels/cpu_train.py; by default when that
+chunks of steps in one nopython call each (`_Chunks`, kernels/cpu/train.py; by default when that
 loop is compiled already for the step's signature or the run is long enough to repay its compile,
 NEW_SIGNATURE_STEPS) or one step at a time (the reference loop: the same bits), and between them
 the record, evaluations, checkpoints and the progress bar. `split_rows` runs each batch's two
@@ -36,7 +36,7 @@ from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
-from ..kernels import blas
+from ..kernels.cpu import blas
 from ..kernels.numba_compat import is_cached
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
@@ -96,7 +96,7 @@ def load_checkpoint(path, prog, optimizer=None, check=None) -> dict:
 
 
 class _Chunks:
-    """The nopython training loop (kernels/cpu_train.py) for one fit: the step taken as a
+    """The nopython training loop (kernels/cpu/train.py) for one fit: the step taken as a
     first-class function of its compiled signature, the data arrays, the batch buffers and the
     optimiser's state; `run(t, n)` trains steps t .. t + n - 1 in one call."""
 
@@ -126,7 +126,7 @@ class _Chunks:
 
     def __init__(self, prog, optimizer, batches, batch_size, useed, split=False):
         from . import optim
-        from ..kernels import cpu_train   # imported when a fit needs it, not with ppl
+        from ..kernels.cpu import train as cpu_train   # imported when a fit needs it, not with ppl
         self.K = K = cpu_train
         self.prog, self.opt, self.batches, self.useed = prog, optimizer, batches, useed
         if batches is not None:
@@ -255,7 +255,7 @@ def _blas_threads(prog, batch_size, asked):
         return V.integer(asked, "fit: blas_threads", lo=1)
     if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
         return None
-    from ..kernels.cpu_noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
+    from ..kernels.cpu.noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
     rows = int(batch_size) * prog.rows_per_data_row
     noise = [prog.layout.ws2[i][2] for i in prog.layout.noise]
     if any(rows * w >= SERIAL_CUTOFF for w in noise):
@@ -315,7 +315,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     2048 points of block mean / min / max / EMA, running statistics); None (default): every
     step when the run has at most KEEP_STEPS (100,000) steps, else the record only.
     nopython: run the steps between two evaluations / checkpoints / progress updates in one
-    nopython call (kernels/cpu_train.py; CPU programs with ppl.optim's SGD, Momentum or Adam);
+    nopython call (kernels/cpu/train.py; CPU programs with ppl.optim's SGD, Momentum or Adam);
     False: one Python call per step; None (default): the nopython loop when it is compiled for
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
@@ -328,7 +328,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     BLAS thread may round the products differently (784-200: parameters 3e-6 apart after 50
     Adam steps): blas_threads=1 gives results that do not depend on the machine's core count.
     split_rows: each batch split in two halves of rows trained at once on two of Numba's threads
-    (kernels/cpu_train.py's train_chunk_rows: each half its own step, gradient and state, the noise
+    (kernels/cpu/train.py's train_chunk_rows: each half its own step, gradient and state, the noise
     drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
     then runs at one thread (with blas_threads > 1 it is an error: two thread pools on the same
     cores). None (default): split when blas_threads is None or 1, the nopython loop runs, Numba

@@ -2,7 +2,7 @@
 held-out evaluations and timings.
 
 Runs of 10^7 - 10^8 steps are ordinary (a step takes microseconds), so the per-step losses are
-not kept by default beyond KEEP_STEPS: the record (kernels/cpu_record.py) is a curve of at most
+not kept by default beyond KEEP_STEPS: the record (kernels/cpu/record.py) is a curve of at most
 RECORD_POINTS points (the mean, minimum and maximum of equal blocks of steps and the EMA at each
 block's end) and running statistics; its size does not depend on the number of steps. The same
 record goes into fit's checkpoint and the command line's curve.csv. `keep_losses=True` also
@@ -21,7 +21,7 @@ KEEP_STEPS = 100_000     # keep_losses=None: every step's loss kept up to this m
 
 
 def _kernels():
-    from ..kernels import cpu_record   # imported when a record is written to, not with ppl
+    from ..kernels.cpu import record as cpu_record   # imported when a record is written to, not with ppl
     return cpu_record
 
 

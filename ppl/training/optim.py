@@ -22,9 +22,9 @@ from numba import njit
 
 from ..errors import ModelError
 
-from ..kernels import cpu as cpu_kernels
-from ..kernels.cpu import adam_update, momentum_update, sgd_update
-from ..kernels.scalar_optim import robbins_monro_rate
+from ..kernels.cpu import core as cpu_kernels
+from ..kernels.cpu.core import adam_update, momentum_update, sgd_update
+from ..kernels.math.optim import robbins_monro_rate
 
 
 def _positive(owner: str, name: str, value, allow_zero: bool = False) -> float:
@@ -73,7 +73,7 @@ class Optimizer:
         if getattr(prog, "target", "cpu") == "cuda":  # parameters and state stay on the device
             from numba import cuda
 
-            from ..kernels import gpu
+            from ..kernels.cuda import core as gpu
             for k, a in self._arrays().items():
                 if a is None or a.shape != prog.theta.shape:
                     a = np.zeros_like(prog.theta)

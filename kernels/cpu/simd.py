@@ -24,7 +24,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
-from .scalar_optim import ADAM_G_MIN, F32_NORMAL_MIN
+from ..math.optim import ADAM_G_MIN, F32_NORMAL_MIN
 
 
 def _target_features():

@@ -6,7 +6,7 @@ control variate, unit j receives
   g_sigma_j = (f - c(z)) (eps_j^2 - 1) / sigma_j   + dc/dz_j eps_j    (d log q / dsigma = (eps^2 - 1) / sigma)
 i.e. the score function of f - c plus the reparameterised gradient of c through z. It is
 unbiased for any c (E[c(z) d log q] = d E[c(z)] = E[dc/dz dz/dtheta]), and f is read as a
-number per row, so it serves black-box costs. c is RELAX's network (kernels/cpu_relax.py: c(z, x)
+number per row, so it serves black-box costs. c is RELAX's network (kernels/cpu/relax.py: c(z, x)
 = w2 . tanh(W1 z + U x + b1) + c0 on the value and the node's data context), evaluated at z
 itself. Its parameters phi are trained on the variance: E[g] does not depend on phi, so
 d/dphi sum_r rw |g_r|^2 is the variance gradient,
@@ -21,7 +21,7 @@ unbiased; the variance phi is trained on is then the rows' one, not the drawn ro
 import numpy as np
 from numba import njit
 
-from .cpu_relax import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z
+from .relax import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z
 
 
 @njit(cache=True)

@@ -29,7 +29,7 @@ from numba import njit, prange, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from .rng import (
+from ..math.rng import (
     LANES_F32,
     LANES_F64,
     _MASK32,

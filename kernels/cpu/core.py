@@ -20,12 +20,12 @@ code generator, and every ``cpu_*`` kernel module follows them:
 
 Serial loops for now; every per-element formula is a named function of ``scalar.py``
 (the softmax kernels call the per-group helpers of ``scalar_groups.py``), shared with the
-CUDA twin ``gpu.py``.
+CUDA twin ``cuda/core.py``.
 
 The generated step calls every kernel as ``core.<name>`` with ``core`` this module, so the
 kernels kept elsewhere are re-exported at the bottom under their names: distributions
 (Bernoulli, probit, Normal, Categorical, binary concrete, Gumbel-softmax) from
-``cpu_dists.py``, optimisers from ``cpu_optim.py``, LAX's from ``cpu_lax.py``, and the families
+``cpu/dists.py``, optimisers from ``cpu/optim.py``, LAX's from ``cpu/lax.py``, and the families
 declared once in ``families/`` (closed-form KL and cost heads, Laplace, Poisson, the ReinMax, Gumbel-Rao and gapped-ST backward kernels, ARM / DisARM's and
 categorical DisARM's pairs, the unordered set estimator's, double control variates, ...).
 """
@@ -33,7 +33,7 @@ from numba import njit
 
 from .blas import gemm
 
-from .scalar import (
+from ..math.scalar import (
     exp,
     like,
     relu,
@@ -45,7 +45,7 @@ from .scalar import (
     tanh,
     tanh_grad_out,
 )
-from .scalar_groups import logsumexp_group, softmax_bwd_group, softmax_group
+from ..math.groups import logsumexp_group, softmax_bwd_group, softmax_group
 
 
 # Elementwise loops vectorise only without libm calls (scalar.fexp & co.) and, for their row
@@ -371,10 +371,10 @@ def logsumexp_rows(z, K, out):
 
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
-from . import reexport  # noqa: E402
-from . import cpu_dists, cpu_lax, cpu_optim  # noqa: E402
-from . import families as _families  # noqa: E402
-from .declare import exported as _exported  # noqa: E402
+from .. import reexport  # noqa: E402
+from . import dists as cpu_dists, lax as cpu_lax, optim as cpu_optim  # noqa: E402
+from .. import families as _families  # noqa: E402
+from ..declare import exported as _exported  # noqa: E402
 
 reexport(globals(), cpu_dists, cpu_optim, cpu_lax)
 for _family in _families.modules():   # the families declared once (kernels/families/)

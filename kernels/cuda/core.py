@@ -1,13 +1,13 @@
-"""CUDA twin of ``cpu.py``: the same public functions, names and arguments, as host-side
+"""CUDA twin of ``cpu/core.py``: the same public functions, names and arguments, as host-side
 launchers over numba CUDA device arrays (the generated step binds ``core`` to this module).
 The layer and softmax kernels are defined here; the other families are in the twins of the
-CPU modules, re-exported at the bottom under their names: ``gpu_dists.py``, ``gpu_optim.py``,
-``gpu_lax.py``, the CUDA twins of ``families/``. The kernel makers (``_map1``,
+CPU modules, re-exported at the bottom under their names: ``cuda/dists.py``, ``cuda/optim.py``,
+``cuda/lax.py``, the CUDA twins of ``families/``. The kernel makers (``_map1``,
 ``_rows2``, ...) and launch helpers they all share are in ``gpu_core.py``.
 
 Every per-element formula is a ``scalar.py`` function re-jitted for the device by
-``device()`` (``kernels/device.py``); the kernels here only index arrays, loop, chain
-(``gout *``) and accumulate. Conventions are cpu.py's: forward kernels overwrite, backward
+``device()`` (``kernels/cuda/device.py``); the kernels here only index arrays, loop, chain
+(``gout *``) and accumulate. Conventions are cpu/core.py's: forward kernels overwrite, backward
 kernels accumulate (``+=``), a gradient with ``shape[0] == 0`` is skipped, hyper-parameters
 are 1-element (device) arrays or plain numbers, all arrays of a call share float32/float64.
 
@@ -23,12 +23,12 @@ Parallel layout (grid-stride loops, block size from ``gpu_config``):
 """
 from numba import cuda
 
-from . import scalar as S
-from . import scalar_groups as SG
+from ..math import scalar as S
+from ..math import groups as SG
 from .device import device
-from .gpu_core import _acc, _cells, _chain, _groups, _map1, _mul_acc, _run_map, _run_rows, launch
-from .scalar import like
-from .registry import cells, items
+from .launch import _acc, _cells, _chain, _groups, _map1, _mul_acc, _run_map, _run_rows, launch
+from ..math.scalar import like
+from ..registry import cells, items
 
 # device versions of the scalar math (one source with the CPU kernels)
 _sigmoid = device(S.sigmoid)
@@ -431,10 +431,10 @@ def logsumexp_rows(z, K, out):
 
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
-from . import reexport  # noqa: E402
-from . import gpu_dists, gpu_lax, gpu_optim  # noqa: E402
-from . import families as _families  # noqa: E402
-from .declare import cuda_twin as _cuda_twin  # noqa: E402
+from .. import reexport  # noqa: E402
+from . import dists as gpu_dists, lax as gpu_lax, optim as gpu_optim  # noqa: E402
+from .. import families as _families  # noqa: E402
+from ..declare import cuda_twin as _cuda_twin  # noqa: E402
 
 reexport(globals(), gpu_dists, gpu_optim, gpu_lax)
 _FAMILIES = {}   # family -> {name: CUDA launcher} of the families declared once (kernels/families/)
@@ -444,9 +444,9 @@ for _family in _families.modules():   # cuda_twin registers both targets of each
     globals().update(_FAMILIES[_fam])
 
 
-from . import cpu as _cpu_twin  # noqa: E402
-from .registry import include as _include  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import core as _cpu_twin  # noqa: E402
+from ..registry import include as _include  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("core", _cpu_twin, globals())
 _include("core", "dists", "optim", "lax", *_FAMILIES)

@@ -1,4 +1,4 @@
-"""CUDA twin of ``cpu_lax.py``: LAX for Normal units, a launcher with the CPU kernel's name and
+"""CUDA twin of ``cpu/lax.py``: LAX for Normal units, a launcher with the CPU kernel's name and
 arguments. The row math is ``cpu_lax._lax_row`` (and through it RELAX's control-variate helpers)
 re-jitted by ``device()``: one thread per row with its work vectors in ``cuda.local.array``, so
 the limits are ``gpu_relax``'s (``MAX_UNITS`` units, ``MAX_HIDDEN`` hidden units). The phi
@@ -6,11 +6,11 @@ gradient goes through ``gpu_relax``'s per-row scratch, summed in row order (dete
 """
 from numba import cuda, float64
 
-from . import cpu_lax as X
+from ..cpu import lax as X
 from .device import device
-from .gpu_core import run as _run
-from .gpu_relax import MAX_HIDDEN, MAX_UNITS, _scratch, _sum_rows_into
-from .registry import items
+from .launch import run as _run
+from .relax import MAX_HIDDEN, MAX_UNITS, _scratch, _sum_rows_into
+from ..registry import items
 
 _lax_row = device(X._lax_row)
 
@@ -45,7 +45,7 @@ def lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gphi, train)
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
 
 
-from . import cpu_lax as _cpu_twin  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import lax as _cpu_twin  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("lax", _cpu_twin, globals())

@@ -2,7 +2,7 @@
 
 Every function here takes and returns scalars, uses only ``math`` and scalar arithmetic,
 allocates nothing, and is ``@njit(cache=True)``; the CUDA target re-jits the same source
-from ``.py_func`` as device functions (``kernels/device.py``), so the math is written once
+from ``.py_func`` as device functions (``kernels/cuda/device.py``), so the math is written once
 for both targets. The per-group helpers (softmax groups of K columns), which also read and
 write array elements, are in ``scalar_groups.py``.
 
@@ -315,7 +315,7 @@ def log_ndtr_grad(x):
 
 
 # ---------------------------------------------------------------------------- activations
-# Each array kernel (cpu.py, gpu.py) applies these per element; nothing else holds a formula.
+# Each array kernel (cpu/core.py, cuda/core.py) applies these per element; nothing else holds a formula.
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,8 +1,8 @@
-"""CUDA twin of ``cpu_relax.py``: RELAX for Bernoulli and categorical units.
+"""CUDA twin of ``cpu/relax.py``: RELAX for Bernoulli and categorical units.
 
 The per-unit, per-group and per-row math is ``cpu_relax``'s own ``@njit`` helpers
 (``_relax_bit``, ``_relax_categorical_group``, ``_relax_row``, ``_relax_categorical_row``, and
-through them ``_cv`` ... and ``kernels/conditional.py``), re-jitted by ``device()``; the CPU
+through them ``_cv`` ... and ``kernels/math/conditional.py``), re-jitted by ``device()``; the CPU
 kernels are loops over the very same helpers.
 
 The backward kernels run one thread per row with its work vectors in ``cuda.local.array``,
@@ -16,10 +16,10 @@ so the result is deterministic.
 import numpy as np
 from numba import cuda, float64
 
-from . import cpu_relax as X
+from ..cpu import relax as X
 from .device import device
-from .gpu_core import run as _run
-from .registry import cells, items
+from .launch import run as _run
+from ..registry import cells, items
 
 MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
 MAX_HIDDEN = 128   # H: hidden units of the RELAX control variate
@@ -175,7 +175,7 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
 
 
-from . import cpu_relax as _cpu_twin  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import relax as _cpu_twin  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("relax", _cpu_twin, globals())

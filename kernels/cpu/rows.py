@@ -14,7 +14,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from .scalar import baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal
+from ..math.scalar import baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal
 
 
 @intrinsic
@@ -454,4 +454,4 @@ def add_to_cols(g, off, gx):
 
 # the importance-weighted bound's kernels are a family declared once (families/bounds.py); the step
 # calls them here (rows.<name>)
-from .families.bounds import config_weights, iwae_bound, iwae_swap_one, vimco_baseline  # noqa: E402, F401
+from ..families.bounds import config_weights, iwae_bound, iwae_swap_one, vimco_baseline  # noqa: E402, F401

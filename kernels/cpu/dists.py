@@ -5,13 +5,13 @@ Gumbel-softmax).
 
 ``bernoulli_nll_keep``, ``bernoulli_nll_keep_const`` and ``bernoulli_nll_kept_bwd`` (the
 Bernoulli cost head's kept-sigmoid variants) are here too, beside the ``_bernoulli_keep*``
-helpers they share with the log-prob kernels. The conventions are ``cpu.py``'s, which
+helpers they share with the log-prob kernels. The conventions are ``cpu/core.py``'s, which
 re-exports every public name here (the generated step calls ``core.<name>``); the CUDA twin
-is ``gpu_dists.py``.
+is ``cuda/dists.py``.
 """
 from numba import njit
 
-from .scalar import (
+from ..math.scalar import (
     bernoulli_log_prob_term,
     bernoulli_log_prob_term_sigmoid,
     bernoulli_score,
@@ -30,7 +30,7 @@ from .scalar import (
     sigmoid_grad,
     threshold,
 )
-from .scalar_groups import (
+from ..math.groups import (
     categorical_icdf_group,
     categorical_log_prob_bwd_group,
     categorical_log_prob_group,

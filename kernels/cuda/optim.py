@@ -1,15 +1,15 @@
-"""CUDA twin of ``cpu_optim.py``: sgd_update, momentum_update and adam_update as host-side
+"""CUDA twin of ``cpu/optim.py``: sgd_update, momentum_update and adam_update as host-side
 launchers, one thread per parameter entry (grid-stride).
 
-The conventions are ``gpu.py``'s, which re-exports every public name here.
+The conventions are ``cuda/core.py``'s, which re-exports every public name here.
 """
 from numba import cuda
 
-from . import scalar_optim as SO
+from ..math import optim as SO
 from .device import device
-from .gpu_core import _run_rows
-from .scalar import hyper, like
-from .registry import items
+from .launch import _run_rows
+from ..math.scalar import hyper, like
+from ..registry import items
 
 # device versions of the scalar math (one source with the CPU kernels)
 _momentum_velocity = device(SO.momentum_velocity)
@@ -69,7 +69,7 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     _run_rows(_adam, theta.shape[0], theta, grad, m, v, lr, beta1, beta2, eps, t)
 
 
-from . import cpu_optim as _cpu_twin  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import optim as _cpu_twin  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("optim", _cpu_twin, globals())

@@ -1,4 +1,4 @@
-"""CUDA twin of ``cpu_rebar.py``: REBAR for Bernoulli and categorical units and the relaxed
+"""CUDA twin of ``cpu/rebar.py``: REBAR for Bernoulli and categorical units and the relaxed
 rows of the nodes below a REBAR node.
 
 The math is ``cpu_rebar``'s own ``@njit`` helpers, re-jitted by ``device()``: per unit
@@ -18,12 +18,12 @@ import math
 
 from numba import cuda, float64
 
-from . import cpu_rebar as B
-from .cpu_rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
+from ..cpu import rebar as B
+from ..cpu.rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
 from .device import device
-from .gpu_core import block_sum, single_block
-from .gpu_core import run as _run
-from .registry import cells, items
+from .launch import block_sum, single_block
+from .launch import run as _run
+from ..registry import cells, items
 
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)
 
@@ -283,7 +283,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
                                                      delta, ga, geta, glam, bool(train))
 
 
-from . import cpu_rebar as _cpu_twin  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import rebar as _cpu_twin  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("rebar", _cpu_twin, globals())

@@ -1,4 +1,4 @@
-"""CUDA twin of ``cpu_noise.py``: fill preallocated (R, D) float32/float64 device arrays with
+"""CUDA twin of ``cpu/noise.py``: fill preallocated (R, D) float32/float64 device arrays with
 Philox noise addressed by (seed, stream, row, col, step).
 
 One thread per (row, philox block): it computes the block's 4 words once and writes the
@@ -11,10 +11,10 @@ every integer step bit-identical; float transforms identical up to the target's 
 import numpy as np
 from numba import cuda
 
-from . import rng
+from ..math import rng
 from .device import device
-from .gpu_core import launch
-from .registry import items
+from .launch import launch
+from ..registry import items
 
 _philox = device(rng.philox4x32_10)
 _u32 = device(rng.uniform_f32_from_word)
@@ -203,7 +203,7 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step, row0)
 
 
-from . import cpu_noise as _cpu_twin  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import noise as _cpu_twin  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("noise", _cpu_twin, globals())

@@ -1,14 +1,14 @@
 """CPU optimiser steps, as ``@njit`` loops over a flat parameter vector: sgd_update,
 momentum_update, adam_update (hyper-parameters are 1-element arrays or plain floats).
 
-The conventions are ``cpu.py``'s, which re-exports every public name here; the CUDA twin is
-``gpu_optim.py``.
+The conventions are ``cpu/core.py``'s, which re-exports every public name here; the CUDA twin is
+``cuda/optim.py``.
 """
 from numba import njit
 from numba.extending import overload
 
-from .scalar import hyper, like
-from .scalar_optim import adam_bias_corrections, adam_step, momentum_velocity
+from ..math.scalar import hyper, like
+from ..math.optim import adam_bias_corrections, adam_step, momentum_velocity
 from .simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -80,7 +80,7 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;
     theta -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
     float32 on AVX-512: the division by a reciprocal estimate refined by a Newton step (within
-    5.5 ulp of the float64 step, as the exact loop; kernels/simd.py)."""
+    5.5 ulp of the float64 step, as the exact loop; kernels/cpu/simd.py)."""
     a = like(theta, hyper(lr))
     b1 = like(theta, hyper(beta1))
     b2 = like(theta, hyper(beta2))

@@ -1,17 +1,17 @@
-"""CUDA twin of ``cpu_dists.py``: the distribution kernels (Bernoulli with straight-through,
+"""CUDA twin of ``cpu/dists.py``: the distribution kernels (Bernoulli with straight-through,
 binary concrete and the kept-sigmoid variants, probit, Normal, Categorical and Gumbel-softmax)
 as host-side launchers with the CPU kernels' names and arguments.
 
-The conventions and the parallel layout are ``gpu.py``'s, which re-exports every public name
+The conventions and the parallel layout are ``cuda/core.py``'s, which re-exports every public name
 here (the generated step binds ``core`` to ``gpu``); the kernel makers and launch helpers are
 ``gpu_core.py``'s.
 """
 from numba import cuda
 
-from . import scalar as S
-from . import scalar_groups as SG
+from ..math import scalar as S
+from ..math import groups as SG
 from .device import device
-from .gpu_core import (
+from .launch import (
     _acc,
     _cells,
     _chain,
@@ -26,8 +26,8 @@ from .gpu_core import (
     _run_rows,
     block_sum,
 )
-from .scalar import hyper, like
-from .registry import cells, items
+from ..math.scalar import hyper, like
+from ..registry import cells, items
 
 # device versions of the scalar math (one source with the CPU kernels)
 _sigmoid_grad = device(S.sigmoid_grad)
@@ -469,7 +469,7 @@ def gumbel_softmax_bwd(logits, gumbel, tau, K, out, gout, glogits, gtau):
         k(logits, gumbel, tau, K, out, gout, glogits, gtau)
 
 
-from . import cpu_dists as _cpu_twin  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import dists as _cpu_twin  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 _link("dists", _cpu_twin, globals())

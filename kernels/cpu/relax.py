@@ -2,7 +2,7 @@
 
 Per row, with logits a, uniforms u, v and p = sigmoid(a):
   z  = a + logit(u),  b = H(z)                       (the hard sample)
-  z~ ~ p(z | b) from v (kernels/conditional.py)
+  z~ ~ p(z | b) from v (kernels/math/conditional.py)
   g_a = (f(b) - c(z~)) (b - p) + dc(z)/dz * dz/da - dc(z~)/dz * dz~/da   (dz/da = 1)
 The control variate is a one-hidden-layer network c(z, x) = w2 . tanh(W1 z + U x + b1) + c0 on
 the logistic variable z and the node's data context x. Its parameters phi are trained to
@@ -17,8 +17,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
-from .scalar import sigmoid
+from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
+from ..math.scalar import sigmoid
 
 
 def relax_size(D, C, H):
@@ -233,7 +233,7 @@ def _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train,
 @njit(cache=True)
 def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
     """RELAX for groups of K categorical units (the Bernoulli kernel's derivation with the
-    conditional Gumbel z~ of kernels/conditional.py, whose Jacobian is not diagonal):
+    conditional Gumbel z~ of kernels/math/conditional.py, whose Jacobian is not diagonal):
       g_a = (f(b) - c(z~)) (b - softmax(a)) + dc(z)/dz - J^T dc(z~)/dz~,   J = dz~/da."""
     R, D = a.shape
     z = np.empty(D)

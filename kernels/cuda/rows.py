@@ -1,4 +1,4 @@
-"""CUDA twin of ``cpu_rows.py``: row bookkeeping (tiling, row weights, baselines,
+"""CUDA twin of ``cpu/rows.py``: row bookkeeping (tiling, row weights, baselines,
 enumeration digits, scalar affine maps) as host launchers over device arrays.
 
 Rows are laid out r = ((i * K) + k) * S + c as on the CPU. Formulas come from ``scalar.py``
@@ -11,13 +11,13 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import cpu_rows
-from . import scalar as S
-from .scalar import like
+from ..cpu import rows as cpu_rows
+from ..math import scalar as S
+from ..math.scalar import like
 from .device import device
-from .gpu_core import block_sum, scratch, single_block
-from .gpu_core import run as _run
-from .registry import cells, items
+from .launch import block_sum, scratch, single_block
+from .launch import run as _run
+from ..registry import cells, items
 
 _score_signal = device(S.score_signal)
 _loo_value = device(S.loo_value)
@@ -558,11 +558,11 @@ def add_to_cols(g, off, gx):
     _run(_add_to_cols, g.shape[0] * g.shape[1], g, off, gx)
 
 
-from . import cpu_rows as _cpu_twin  # noqa: E402
-from .declare import cuda_twin as _cuda_twin  # noqa: E402
-from .families import bounds as _bounds  # noqa: E402
-from .registry import include as _include  # noqa: E402
-from .registry import link as _link  # noqa: E402
+from ..cpu import rows as _cpu_twin  # noqa: E402
+from ..declare import cuda_twin as _cuda_twin  # noqa: E402
+from ..families import bounds as _bounds  # noqa: E402
+from ..registry import include as _include  # noqa: E402
+from ..registry import link as _link  # noqa: E402
 
 globals().update(_cuda_twin(_bounds))   # the importance-weighted bound's family: the step calls it as rows.*
 

@@ -28,8 +28,8 @@ from numba import njit
 
 import numpy as np
 
-from .conditional import gumbel_given_argmax_jac, jac_t_vec, logistic_given_bernoulli
-from .scalar import flog, like, sigmoid
+from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, logistic_given_bernoulli
+from ..math.scalar import flog, like, sigmoid
 
 CONFIGS = 5         # rows per drawn row when eta and the temperature are trained
 FIXED_CONFIGS = 3   # rows per drawn row when they are fixed: rows 3, 4 only serve their gradients

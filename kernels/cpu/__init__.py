@@ -1,0 +1,1 @@
+"""The CPU target's array kernels (@njit), one module per family."""

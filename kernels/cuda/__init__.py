@@ -1,0 +1,1 @@
+"""The CUDA target's kernels and launchers, one module per family."""

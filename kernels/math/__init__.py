@@ -1,0 +1,1 @@
+"""Scalar math written once for both targets: formulas, special functions, the RNG."""
