@@ -92,8 +92,12 @@ def test_merged_rows_give_the_unmerged_gradient(case, monkeypatch):
         for k in gp:
             np.testing.assert_allclose(gm[k], gp[k], rtol=1e-9, atol=1e-11, err_msg=f"{case}: {k}")
         sm, sp = merged.sample({"x": X}, seed=seed), plain.sample({"x": X}, seed=seed)
-        for k in sp:
-            np.testing.assert_array_equal(sm[k], sp[k], err_msg=f"{case}: sample of {k}")
+        for k in sp:   # hard draws bit for bit; other values to the products' rounding (a BLAS product of
+            # B rows and one of K B rows may round an entry differently: one ulp seen on some CPUs)
+            if np.all((sp[k] == 0) | (sp[k] == 1)):   # hard draws
+                np.testing.assert_array_equal(sm[k], sp[k], err_msg=f"{case}: sample of {k}")
+            else:   # layers and relaxed draws
+                np.testing.assert_allclose(sm[k], sp[k], rtol=1e-12, atol=1e-14, err_msg=f"{case}: value of {k}")
 
 
 def test_a_wrong_merge_is_seen(monkeypatch):
