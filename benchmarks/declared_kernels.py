@@ -153,10 +153,18 @@ FAMILIES = {
 }
 
 
+MOVED = {"scalar": "math.scalar", "scalar_gamma": "math.gamma", "scalar_groups": "math.groups",
+         "scalar_optim": "math.optim", "rng": "math.rng", "conditional": "math.conditional", "blas": "cpu.blas",
+         "simd": "cpu.simd", "device": "cuda.device", "cpu": "cpu.core",
+         **{f"cpu_{f}": f"cpu.{f}" for f in ("dists", "optim", "noise", "rows", "relax", "rebar", "lax", "train")}}
+
+
 def load_old(family, rev):
     src = subprocess.run(["git", "show", f"{rev}:kernels/cpu_{family}.py"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
-    src = re.sub(r"^from \.(\w)", r"from ppl.kernels.\1", src, flags=re.M)
+    # its relative imports, to the modules' places since kernels/ was split (math/, cpu/, cuda/)
+    src = re.sub(r"^from \.(\w+)", lambda m: f"from ppl.kernels.{MOVED.get(m.group(1), m.group(1))}", src,
+                 flags=re.M)
     src = re.sub(r"^from \. import", "from ppl.kernels import", src, flags=re.M)
     name = f"ppl.kernels.cpu_old_{family}"
     path = ROOT / ".ci-cache" / f"cpu_old_{family}.py"   # a file of its own: Numba caches by file

@@ -42,7 +42,8 @@ def test_wheel_layout_import_and_clean_uninstall(tmp_path):
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode().splitlines()
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
     assert "ppl = ppl.cli:main" in entry_points.decode(), entry_points
-    assert "ppl/kernels/rng.py" in names and "ppl/models/sbn.py" in names
+    assert "ppl/kernels/math/rng.py" in names and "ppl/kernels/cpu/core.py" in names and "ppl/models/sbn.py" in names
+    assert "ppl/kernels/cuda/core.py" in names and "ppl/training/fit.py" in names and "ppl/compiler/ahead.py" in names
     assert "ppl/models/data/digits.npz" in names
 
     env_dir = tmp_path / "venv"
