@@ -46,8 +46,8 @@ def jobs() -> int:
 
 
 def reversed_step(source: str) -> str | None:
-    """The module `source` with its `step` function's statements after the argument checks and
-    unpacking in reverse order (assignments to names kept first, in order; the early return of a
+    """The module `source` with its `step` function's statements after the unpacking of its
+    arguments in reverse order (assignments to names kept first, in order; the early return of a
     forward-only call dropped), compiled without a disk cache of its own; None when the step is
     not a straight line of kernel calls."""
     tree = ast.parse(source)
@@ -59,8 +59,6 @@ def reversed_step(source: str) -> str | None:
         text = ast.get_source_segment(source, st, padded=True)
         if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name) and st.value.id in ("ws2", "ws1", "inputs"):
             head.append(text)
-        elif isinstance(st, ast.If) and isinstance(st.test, ast.Compare) and not calls and not defs:
-            head.append(text)   # the argument checks at the top
         elif isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets):
             defs.append(text)
         elif isinstance(st, ast.If) and any(isinstance(b, ast.Return) for b in st.body):
@@ -81,10 +79,8 @@ def reversed_step(source: str) -> str | None:
 
 def _indent(text: str) -> str:
     lines = text.splitlines()
-    first = lines[0].lstrip()
-    pad = len(lines[0]) - len(first)
-    return "".join("    " + (line[pad:] if line[:pad].strip() == "" else line.lstrip()) + "\n"
-                   for line in [lines[0], *lines[1:]])
+    pad = len(lines[0]) - len(lines[0].lstrip())
+    return "".join("    " + (line[pad:] if line[:pad].strip() == "" else line.lstrip()) + "\n" for line in lines)
 
 
 def signature(prog) -> tuple:
