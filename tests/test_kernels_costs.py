@@ -1,6 +1,6 @@
 """The closed-form KL terms and cost heads (kernels/families/costs.py) against oracles: each
 backward kernel against central finite differences of its forward, with accumulation and
-skipping (tests/test_cpu_kernels.py's `check_vjp`), float32 against float64, the KL terms
+skipping (tests/kernel_cases.py's `check_vjp`), float32 against float64, the KL terms
 against numerical integration and the heads against SciPy."""
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from scipy import integrate, special, stats
 from ppl.kernels.cpu import core as cpu
 from ppl.kernels.families import costs
 
-from test_cpu_kernels import D, K, M, R, _pos, _rows_out, check_float32, check_vjp
+from kernel_cases import D, K, M, R, _pos, _rows_out, check_float32, check_vjp
 
 
 def _kl_std():
