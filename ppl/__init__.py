@@ -10,8 +10,9 @@ import sys as _sys
 # BLAS single-threaded unless the user says otherwise: ppl's products are small and it runs its
 # own threads over rows; a multi-threaded OpenBLAS competing with them was measured 35x slower
 # on a 2-core machine (an SBN step at 256 rows: 29 ms instead of 0.8 ms). Only effective when
-# numpy is not imported yet (as for the `ppl` command).
-_blas_defaulted = "numpy" not in _sys.modules and "OPENBLAS_NUM_THREADS" not in _os.environ
+# numpy is not imported yet (as for the `ppl` command). Either way, when the user set no thread
+# count, fit chooses the products' threads for its batches (ppl/training/fit.py, `_blas_threads`).
+_blas_defaulted = "OPENBLAS_NUM_THREADS" not in _os.environ
 if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _os.environ.setdefault("MKL_NUM_THREADS", "1")

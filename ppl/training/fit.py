@@ -36,6 +36,7 @@ from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
+from .threads import ThreadChooser
 from ..kernels.cpu import blas
 from ..kernels.numba_compat import is_cached
 
@@ -320,13 +321,14 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
-    every core when ppl set the BLAS default (the user did not set OPENBLAS_NUM_THREADS) and no
-    noise fill of the step runs on Numba's threads at this batch (fills of 4M+ elements: two
-    thread pools would contend), else the BLAS as it is. A second thread pays 1.07-1.40x at
-    784-200 batch 50 and 1.5x at batch 256; OpenBLAS keeps small products on one thread
-    (BENCHMARKS.md). More than one
-    BLAS thread may round the products differently (784-200: parameters 3e-6 apart after 50
-    Adam steps): blas_threads=1 gives results that do not depend on the machine's core count.
+    every core when the user did not set OPENBLAS_NUM_THREADS and no noise fill of the step runs
+    on Numba's threads at this batch (fills of 4M+ elements: two thread pools would contend), else
+    the BLAS as it is; OpenBLAS keeps small products on one thread (BENCHMARKS.md). When fit chose
+    more than one thread itself, it times its steps at that count and at one thread as the run
+    goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
+    thread a loss); `History.threads` lists the decisions. More than one BLAS thread may round
+    the products differently, so such a run is reproducible up to rounding: a fixed count, e.g.
+    blas_threads=1, gives parameters that are the same bit for bit on every run and machine.
     split_rows: each batch split in two halves of rows trained at once on two of Numba's threads
     (kernels/cpu/train.py's train_chunk_rows: each half its own step, gradient and state, the noise
     drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
@@ -334,9 +336,9 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     cores). None (default): split when blas_threads is None or 1, the nopython loop runs, Numba
     and the machine have two threads or more, the batch has >= SPLIT_MIN_BATCH (128) rows and no
     weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256): there the step is elementwise work that
-    one BLAS call cannot spread (64-32 SBN on a 2-core machine: 1.22-1.68x a step at batch 128,
-    1.40-1.87x at 256; BENCHMARKS.md). The result equals the unsplit fit's to the rounding of
-    that combination, as with blas_threads > 1.
+    one BLAS call cannot spread (BENCHMARKS.md). The result equals the unsplit fit's to the
+    rounding of that combination. An automatic split is timed against running the two halves in
+    turn on one thread, as above; both give the same numbers, so that choice never changes a run.
     """
     plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
@@ -364,6 +366,8 @@ class FitPlan:
     nopython: bool | None          # the nopython loop: True, False, or None (when it pays)
     blas_threads: int | None       # during the fit, or None to leave the BLAS as it is
     split: bool                    # each batch's two halves at once on two threads
+    choose: str | None = None      # fit's own parallel choice, timed against one thread as the run goes:
+                                   # "blas" (its BLAS threads) or "split" (the halves' threads); ppl/training/threads.py
 
     def history(self) -> History:
         return History(ema_decay=self.ema, keep_losses=self.keep)
@@ -404,6 +408,11 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     split = _split_rows(prog, batch_size, split_rows, nopython, blas_threads)
     if split and blas_threads is None:
         threads = 1 if blas.get_threads() is not None else None
+    choose = None   # a parallel setting fit chose by itself is timed against one thread while it runs
+    if split and split_rows is None:
+        choose = "split"
+    elif blas_threads is None and threads is not None and threads > 1:
+        choose = "blas"
     batches, per_epoch = None, 1
     if data is not None:
         if not isinstance(data, dict):
@@ -428,7 +437,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     ema = V.real(ema, "fit: ema (the decay of the training loss's moving average)", lo=0.0, hi_open=1.0)
     keep = bool(keep_losses) if keep_losses is not None else total <= KEEP_STEPS
     return FitPlan(total, batches, batch_size, seed, eval_fn, eval_every, ckpt, checkpoint_every, ema, keep_losses,
-                   keep, True if split_rows else nopython, threads, split)
+                   keep, True if split_rows else nopython, threads, split, choose)
 
 
 class PythonSteps:
@@ -479,6 +488,8 @@ class Trainer:
                               plan.total - start, plan.split)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
+        self.chooser, restore = self._chooser()
+        per_step = None
         try:
             t = start
             while t < plan.total:
@@ -488,14 +499,20 @@ class Trainer:
                 else:
                     n = chunks.length(t, plan.total, (plan.eval_every if plan.eval_fn is not None else None),
                                       plan.checkpoint_every)
+                    if self.chooser is not None:
+                        n = self.chooser.steps_cap(n, per_step)
                     losses, failed = chunks.run(t, n)
                 if failed is not None:
                     self._fail(*failed)
-                self.trained_s += time.perf_counter() - t_chunk
+                dt = time.perf_counter() - t_chunk
+                self.trained_s += dt
                 hist.append(losses)
                 if t == start:
                     hist.first_step_seconds = time.perf_counter() - t_first
                     t_rest = time.perf_counter()
+                elif self.chooser is not None and len(losses):
+                    per_step = dt / len(losses)
+                    self.chooser.record(len(losses), dt)
                 t += len(losses)
                 self._after(t, bar, len(losses))
         finally:
@@ -503,9 +520,31 @@ class Trainer:
                 bar.close()
             if self.prev_threads is not None:
                 blas.set_threads(self.prev_threads)
+            if restore is not None:
+                restore()
+            if self.chooser is not None:
+                hist.threads = list(self.chooser.log)
         if t_rest is not None:
             hist.seconds = time.perf_counter() - t_rest
         return hist
+
+    def _chooser(self):
+        """(ThreadChooser, restore) for a parallel setting fit chose by itself (plan.choose), else
+        (None, None): the setting is timed against one thread while the run goes on."""
+        plan = self.plan
+        if plan.choose == "blas":
+            n = int(plan.blas_threads)
+            ch = ThreadChooser([(f"{n} BLAS threads", lambda: blas.set_threads(n)),
+                                ("1 BLAS thread", lambda: blas.set_threads(1))])
+            return ch, None
+        if plan.choose == "split":
+            import numba
+            prev = numba.get_num_threads()
+            ch = ThreadChooser([("the halves at once", lambda: numba.set_num_threads(2)),
+                                ("the halves in turn", lambda: numba.set_num_threads(1))])
+            ch.apply()
+            return ch, lambda: numba.set_num_threads(prev)
+        return None, None
 
     def _fail(self, step, err):
         ckpt = self.plan.checkpoint
@@ -527,6 +566,8 @@ class Trainer:
             hist.eval.append(float(plan.eval_fn(self.prog)))
             if self.prev_threads is not None:
                 blas.set_threads(plan.blas_threads)
+            if self.chooser is not None:
+                self.chooser.apply()
             hist.eval_seconds.append(self.trained_s)
             hist.eval_train.append(hist.ema)
         if plan.checkpoint is not None and (evaluate or done == plan.total

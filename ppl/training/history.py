@@ -48,6 +48,8 @@ class History:
     eval_train: list = field(default_factory=list)    # the training loss's EMA at eval_steps
     first_step_seconds: float = 0.0                    # includes loading / JIT-compiling the step
     seconds: float = 0.0                               # wall time of the later steps
+    threads: list = field(default_factory=list)        # fit's timed parallel choices: (step, {setting: s
+                                                       # per step}, the one kept); ppl/training/threads.py
     start_step: int = 0                                # > 0 when resumed
     ema_decay: float = 0.98                            # the decay of the record's EMA
     keep_losses: bool | None = None

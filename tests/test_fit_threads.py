@@ -1,0 +1,117 @@
+"""fit's own parallel setting, timed against one thread while the run goes on
+(ppl/training/threads.py): the chooser's decisions on scripted step times, when fit uses it, and
+that choosing never changes a split run's numbers."""
+import numpy as np
+import pytest
+
+import ppl
+from ppl.models import sbn
+from ppl.training import threads as T
+from ppl.training.fit import fit, plan_fit
+
+
+def chooser():
+    applied = []
+    ch = T.ThreadChooser([("parallel", lambda: applied.append("parallel")), ("one", lambda: applied.append("one"))])
+    ch.apply()
+    return ch, applied
+
+
+def feed(ch, per_step, calls, steps=10):
+    """`calls` runs of `steps` steps, each step taking per_step(setting label, call) seconds;
+    returns {label: seconds spent}."""
+    spent = {"parallel": 0.0, "one": 0.0}
+    for c in range(calls):
+        s = steps * per_step(ch.label, c)
+        spent[ch.label] += s
+        ch.record(steps, s)
+    return spent
+
+
+def test_a_faster_parallel_setting_is_kept_and_checked_ever_more_rarely():
+    ch, applied = chooser()
+    feed(ch, lambda lab, c: 0.001 if lab == "parallel" else 0.002, 3000)
+    assert ch.label == "parallel" and all(win == "parallel" for _, _, win in ch.log)
+    assert ch.hold == T.MAX_HOLD_SECONDS        # doubled after every probe that confirmed it
+    per = ch.log[0][1]
+    assert per["parallel"] == pytest.approx(0.001) and per["one"] == pytest.approx(0.002)
+    assert applied[0] == "parallel" and "one" in applied   # probed, then back
+
+
+def test_under_load_one_thread_wins_and_the_parallel_setting_returns_when_the_load_ends():
+    ch, _ = chooser()
+    busy = 2000        # calls under load (the parallel setting 2.2x slower), then a quiet machine
+
+    def per_step(lab, c):
+        if c < busy:
+            return 0.0022 if lab == "parallel" else 0.001
+        return 0.0006 if lab == "parallel" else 0.001
+
+    spent = feed(ch, per_step, busy)
+    assert ch.label == "one" and ch.log[-1][2] == "one"
+    # the losing setting's probes cost a few percent of the run's time
+    assert spent["parallel"] < 0.06 * (spent["parallel"] + spent["one"]), spent
+    n_before = len(ch.log)
+    # once the load is gone, the next probe (within MAX_HOLD_SECONDS of steps) takes the parallel one back
+    feed(ch, lambda lab, c: per_step(lab, busy + c), int(T.MAX_HOLD_SECONDS / 0.01) + 100)
+    assert ch.label == "parallel" and any(win == "parallel" for _, _, win in ch.log[n_before:])
+
+
+def test_a_parallel_setting_must_win_by_the_margin():
+    ch, _ = chooser()
+    feed(ch, lambda lab, c: (1 - T.MARGIN / 2) * 0.001 if lab == "parallel" else 0.001, 200)
+    assert ch.log and ch.log[0][2] == "one"
+
+
+def test_the_first_run_of_steps_is_not_timed_and_probes_cut_chunks():
+    ch, _ = chooser()
+    ch.record(5, 100.0)                     # a compile: ignored
+    assert ch.probing and ch.steps_cap(10_000, 0.001) == int(T.PROBE_SECONDS / 0.001)
+    assert ch.steps_cap(10_000, None) == 10_000
+    feed(ch, lambda lab, c: 0.001, 100)
+    assert not ch.probing and ch.steps_cap(10_000, 0.001) == 10_000
+    with pytest.raises(ValueError):
+        T.ThreadChooser([("only", lambda: None)])
+
+
+def _sbn():
+    return sbn.build(latent=(32,)).compile(estimators="disarm", samples=2, dtype=np.float32, seed=3)
+
+
+def test_fit_times_only_the_settings_it_chose_itself(monkeypatch):
+    from ppl.kernels.cpu import blas
+    X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    prog = _sbn()
+    opt = ppl.optim.Adam(1e-3)
+    if blas.get_threads() is not None and blas.cores() >= 2:
+        monkeypatch.setattr(blas, "DEFAULTED", True)
+        assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32).choose == "blas"
+        assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32, blas_threads=2).choose is None
+        monkeypatch.setattr(blas, "DEFAULTED", False)
+    assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32).choose is None
+    assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=256, split_rows=True).choose is None
+    assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=256, split_rows=False).choose is None
+
+
+def test_a_timed_split_trains_the_same_numbers_whatever_it_chose(monkeypatch):
+    """The automatic row split, its setting flipping between the halves at once and in turn every
+    few steps, gives the parameters and losses of a fixed split_rows=True bit for bit."""
+    import numba
+    from ppl.kernels.cpu import blas
+    if numba.get_num_threads() < 2 or blas.cores() < 2:
+        pytest.skip("the automatic split needs two threads")
+    X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    fixed = _sbn()
+    h0 = fit(fixed, {"x": X}, ppl.optim.Adam(1e-3), steps=120, batch_size=256, seed=5, progress=False,
+             split_rows=True, nopython=True)
+    monkeypatch.setattr(T, "PROBE_SECONDS", 0.0)      # every chunk a probe segment: many flips
+    monkeypatch.setattr(T, "HOLD_SECONDS", 0.0)
+    timed = _sbn()
+    plan = plan_fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=120, batch_size=256, nopython=True)
+    assert plan.split and plan.choose == "split"
+    h1 = fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=120, batch_size=256, seed=5, progress=False,
+             nopython=True)
+    assert len(h1.threads) >= 3
+    assert np.array_equal(fixed.theta, timed.theta)
+    assert np.array_equal(np.asarray(h0.loss), np.asarray(h1.loss))
+    assert numba.get_num_threads() >= 2               # restored after the fit
