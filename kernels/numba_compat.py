@@ -26,6 +26,8 @@ The surface:
   option of a dispatcher.
 - ``library_bitcode(libdata)``, ``symbol_defined(target_context, name)``: a cached code
   library's LLVM bitcode, and whether the JIT defines a symbol.
+- ``optimised_ir(dispatcher, sig)``: the optimised LLVM IR of a specialisation, also of one
+  loaded from the disk cache (which ``inspect_llvm`` cannot show).
 - ``install_link_hooks(...)`` and ``install_opt_hooks(...)``: ``_link.py``'s hooks into Numba's
   lowering (user functions, linked libraries, cache rebuilds) and code generation (optimisation
   and code generation levels).
@@ -234,6 +236,17 @@ def library_bitcode(libdata):
     except (TypeError, ValueError, IndexError, KeyError):
         return None
     return bitcode if isinstance(bitcode, bytes) else None
+
+
+def optimised_ir(dispatcher, sig) -> str:
+    """The optimised LLVM IR of `dispatcher`'s specialisation `sig`: the code that runs, with the
+    function's own options. A library loaded from the disk cache keeps that module beside its
+    object code, to link it into other functions (``CPUCodeLibrary.serialize_using_object_code``):
+    it is read there, not compiled again."""
+    lib = dispatcher.overloads[sig].library
+    if lib._disable_inspection:   # loaded from the cache
+        return str(lib._get_module_for_linking())
+    return lib.get_llvm_str()
 
 
 def symbol_defined(target_context, name: str) -> bool:

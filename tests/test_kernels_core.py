@@ -18,6 +18,7 @@ from numpy.testing import assert_allclose
 from scipy import special, stats
 
 from ppl.kernels.cpu import core as cpu
+from ppl.kernels.numba_compat import optimised_ir
 
 # against NumPy / SciPy references of transcendental formulas: 1e-9, not 1e-12; this machine now
 # and then computes libm results ~1e-11 off in every process for minutes (tests/conftest.py;
@@ -182,16 +183,10 @@ FLOAT64_BY_DESIGN = {
 
 
 def _optimised_ir(f, sig):
-    """The optimised LLVM IR of the dispatcher f's specialisation sig: the code that runs, with
-    the kernel's own options (fastmath, error model). `inspect_llvm` cannot show one loaded from
-    the disk cache (Numba warns and returns an invalid module), but the cache holds that optimised
-    module beside the object code, to link it into other functions (Numba's
-    `CPUCodeLibrary.serialize_using_object_code`): it is read there instead of compiling the
-    kernel again (0.3 s a kernel, ~20 s for this test's 60-odd)."""
-    lib = f.overloads[sig].library
-    if lib._disable_inspection:   # loaded from the cache
-        return str(lib._get_module_for_linking())
-    return lib.get_llvm_str()
+    """The code that runs, with the kernel's own options (fastmath, error model); for a kernel
+    loaded from the disk cache the cache's copy of the optimised module (`inspect_llvm` cannot
+    show it), instead of compiling the kernel again (0.3 s a kernel, ~20 s for this test's 60-odd)."""
+    return optimised_ir(f, sig)
 
 
 def test_float32_code_has_no_double_precision():
