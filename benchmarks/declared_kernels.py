@@ -141,6 +141,31 @@ def _costs(g, R, D):
     } if costs else {}
 
 
+def _bernoulli(g, R, D):
+    x, B = (lambda *s: g.x(*s)), R // 2   # noqa: E731  (_rep: B data rows of 2 draws)
+    return {
+        "bernoulli_sample": (x(R, D), x(R, D), g.out(R, D)),
+        "bernoulli_sample_rep": (3 * x(B, D), 2, g.u(R, D), g.out(R, D)),
+        "bernoulli_log_prob": (3 * x(R, D), g.u(R, D), g.out(R)),
+        "bernoulli_log_prob_bwd": (x(R, D), g.bits(R, D), x(R), x(R, D), x(R, D)),
+        "bernoulli_log_prob_bwd[skip]": (x(R, D), g.bits(R, D), x(R), x(R, D), g.skip(2)),
+        "bernoulli_log_prob_keep": (3 * x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
+        "bernoulli_log_prob_kept_bwd": (x(R, D), g.bits(R, D), g.u(R, D), x(R), x(R, D), x(R, D)),
+        "bernoulli_nll_keep": (3 * x(R, D), g.bits(R, D), g.out(R), g.out(R, D)),
+        "bernoulli_nll_kept_bwd": (x(R, D), g.bits(R, D), g.u(R, D), x(R), x(R, D), g.skip(2)),
+        "bernoulli_log_prob_keep_const": (3 * x(D), g.bits(R, D), g.out(R), g.out(R, D)),
+        "bernoulli_nll_keep_const": (3 * x(D), g.bits(R, D), g.out(R), g.out(R, D)),
+        "bernoulli_log_prob_keep_rep": (3 * x(B, D), 2, g.bits(R, D), g.out(R), g.out(B, D)),
+        "bernoulli_nll_keep_rep": (3 * x(B, D), 2, g.bits(R, D), g.out(R), g.out(B, D)),
+        "bernoulli_log_prob_kept_bwd_rep": (x(B, D), 2, g.bits(R, D), g.u(B, D), x(R), x(R, D), x(R, D)),
+        "bernoulli_nll_kept_bwd_rep": (x(B, D), 2, g.bits(R, D), g.u(B, D), x(R), x(R, D), g.skip(2)),
+        "bernoulli_st_bwd": (x(R, D), x(R, D), x(R, D)),
+        "binary_concrete_sample": (x(R, D), x(R, D), g.h(0.7), g.out(R, D)),
+        "binary_concrete_bwd": (x(R, D), x(R, D), g.h(0.7), g.u(R, D), x(R, D), x(R, D), x(1)),
+        "binary_concrete_bwd[skip]": (x(R, D), x(R, D), g.h(0.7), g.u(R, D), x(R, D), x(R, D), g.skip(1)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -150,7 +175,10 @@ FAMILIES = {
     "bounds": (_bounds, [(32, 1), (2, 1)]),   # 32 and 2 data rows of K = 4 draws, S = 2
     "price": (_price, [(32, 64), (4, 6)]),
     "costs": (_costs, [(32, 64), (4, 6)]),
+    "bernoulli": (_bernoulli, [(32, 64), (4, 6)]),
 }
+# family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
+OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists"}
 
 
 MOVED = {"scalar": "math.scalar", "scalar_gamma": "math.gamma", "scalar_groups": "math.groups",
@@ -160,12 +188,24 @@ MOVED = {"scalar": "math.scalar", "scalar_gamma": "math.gamma", "scalar_groups":
 
 
 def load_old(family, rev):
-    src = subprocess.run(["git", "show", f"{rev}:kernels/cpu_{family}.py"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    # its relative imports, to the modules' places since kernels/ was split (math/, cpu/, cuda/)
-    src = re.sub(r"^from \.(\w+)", lambda m: f"from ppl.kernels.{MOVED.get(m.group(1), m.group(1))}", src,
-                 flags=re.M)
-    src = re.sub(r"^from \. import", "from ppl.kernels import", src, flags=re.M)
+    """The hand-written kernels a family replaced: `kernels/cpu_<module>.py` at ``rev``, or
+    `kernels/cpu/<module>.py` at a revision after kernels/ was split (``OLD``: the module)."""
+    module = OLD.get(family, family)
+    git = lambda path: subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True,  # noqa: E731
+                                      text=True)
+    shown = git(f"kernels/cpu_{module}.py")
+    if shown.returncode == 0:
+        src = shown.stdout
+        # its relative imports, to the modules' places since kernels/ was split (math/, cpu/, cuda/)
+        src = re.sub(r"^from \.(\w+)", lambda m: f"from ppl.kernels.{MOVED.get(m.group(1), m.group(1))}", src,
+                     flags=re.M)
+        src = re.sub(r"^from \. import", "from ppl.kernels import", src, flags=re.M)
+    else:
+        shown = git(f"kernels/cpu/{module}.py")
+        shown.check_returncode()
+        src = re.sub(r"^from \.\.", "from ppl.kernels.", shown.stdout, flags=re.M)
+        src = re.sub(r"^from \.(\w+)", r"from ppl.kernels.cpu.\1", src, flags=re.M)
+        src = re.sub(r"^from \. import", "from ppl.kernels.cpu import", src, flags=re.M)
     name = f"ppl.kernels.cpu_old_{family}"
     path = ROOT / ".ci-cache" / f"cpu_old_{family}.py"   # a file of its own: Numba caches by file
     path.parent.mkdir(exist_ok=True)

@@ -39,7 +39,9 @@ may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity t
 stays a hand-written `@njit` function of its family file, which names it in
 `CUDA = {kernel name: maker of its CUDA launcher}`: `declared` lists it, `cuda_twin` calls the
 maker and registers the launcher (with the registry's generated kernels it launches, as
-`__kernels__`).
+`__kernels__`). A declared kernel whose CPU loop is the wrong grain for a device (work shared by a
+data row's rows) is named there too, its maker `cuda_launcher(kernel, shape, body, ...)`: the
+generated kernel of a body of its own, one thread per cell or row.
 """
 import ast
 import inspect
@@ -231,18 +233,7 @@ def cuda_twin(module) -> dict:
             out[name] = makers[name]()
         else:
             d = kernel.__declared__
-            if d.shape == "cells":
-                gen = registry.cells(d.body, d.over)
-                extent = f"{d.over}.shape[0] * {d.over}.shape[1]"
-            elif d.shape == "rows":
-                gen = registry.items(d.body, f"{d.over}.shape[0]")
-                extent = f"{d.over}.shape[0]"
-            elif d.shape == "groups":
-                gen = registry.groups(d.body, d.over, d.K)
-                extent = f"{d.over}.shape[0] * ({d.over}.shape[1] // {d.K})"
-            else:
-                gen = registry.items(d.body, d.n)
-                extent = d.n
+            gen, extent = _generated(d.shape, d.body, d.over, d.K, d.n)
             out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
         gens = getattr(out[name], "__kernels__", ())
         registry.register(family, name, "cpu", kernel)
@@ -250,6 +241,36 @@ def cuda_twin(module) -> dict:
                           scalars=[g.fn for g in gens])
     _TWINS[module.__name__] = out
     return out
+
+
+def _generated(shape, body, over, K, n):
+    """The registry's CUDA kernel of ``body`` over the loop ``shape``, and its launch extent (an
+    expression of the arguments: the threads the loop shape needs)."""
+    from . import registry
+    if shape == "cells":
+        return registry.cells(body, over), f"{over}.shape[0] * {over}.shape[1]"
+    if shape == "rows":
+        return registry.items(body, f"{over}.shape[0]"), f"{over}.shape[0]"
+    if shape == "groups":
+        return registry.groups(body, over, K), f"{over}.shape[0] * ({over}.shape[1] // {K})"
+    return registry.items(body, n), n
+
+
+def cuda_launcher(kernel, shape, body, over=None, K="K", n=None):
+    """The CUDA launcher of ``kernel`` (a CPU kernel of a family) generated from a body of its own,
+    for the family's `CUDA` maker where one thread per iteration of the CPU kernel's loop is the
+    wrong grain on a device (a CPU kernel that shares work across a data row's rows, where a
+    device gives each row or cell a thread): the registry's kernel of ``body`` over ``shape``
+    (`cells`, `rows`, `groups`, `items`, as the decorators), with ``kernel``'s name, arguments and
+    docstring."""
+    from .cuda.launch import run
+    fn = getattr(kernel, "py_func", kernel)
+    args = list(inspect.signature(fn).parameters)
+    body_args = list(inspect.signature(body).parameters)[_LEAD[shape]:]
+    if body_args != args:
+        raise TypeError(f"{fn.__name__}: the CUDA body takes {body_args}, the kernel {args}")
+    gen, extent = _generated(shape, body, over, K, n)
+    return _launcher(fn.__name__, args, gen, extent, run, fn.__doc__)
 
 
 def _launcher(name, args, gen, extent, run, doc):

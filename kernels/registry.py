@@ -39,7 +39,7 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 
 from .cuda.device import device, source_of
-from .math.scalar import like
+from .math.scalar import hyper, like
 
 TARGETS = ("cpu", "cuda")
 
@@ -178,7 +178,7 @@ class Generated:
         if self._kernel is None:
             from .cuda.launch import block_sum
             dev = self._dev if self._dev is not None else device(self.fn)
-            glb = {"cuda": cuda, "f": dev, "like": like, "block_sum": block_sum, "np": np}
+            glb = {"cuda": cuda, "f": dev, "like": like, "hyper": hyper, "block_sum": block_sum, "np": np}
             name = getattr(self.fn, "__name__", "f")
             exec(compile(self.src, f"<generated {self.shape} kernel of {name}>", "exec"), glb)
             glb["k"].__name__ = f"{self.shape}_{name.lstrip('_')}"
@@ -287,7 +287,8 @@ def items(body, n):
 def block(body, n, result="total"):
     """ONE block (launch with ``gpu_core.single_block``): total = the float64 sum over i < n of
     body(i, *args) (a deterministic ``block_sum``; body may write outputs of its own); thread 0
-    writes ``result`` (an expression of total and the arguments) to res[0]; arguments (*args, res)."""
+    writes ``result`` (an expression of total and the arguments, ``like`` and ``hyper`` at hand;
+    ``res[0] + ...`` accumulates) to res[0]; arguments (*args, res)."""
     p = _params(body, 1)
     return Generated("block", body, f"def k({p}, res):\n"
                      f"    s = 0.0\n"

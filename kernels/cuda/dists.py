@@ -1,6 +1,5 @@
-"""CUDA twin of ``cpu/dists.py``: the distribution kernels (Bernoulli with straight-through,
-binary concrete and the kept-sigmoid variants, probit, Normal, Categorical and Gumbel-softmax)
-as host-side launchers with the CPU kernels' names and arguments.
+"""CUDA twin of ``cpu/dists.py``: the distribution kernels (probit, Normal, Categorical and
+Gumbel-softmax; Bernoulli's are declared once in ``families/bernoulli.py``) as host-side launchers with the CPU kernels' names and arguments.
 
 The conventions and the parallel layout are ``cuda/core.py``'s, which re-exports every public name
 here (the generated step binds ``core`` to ``gpu``); the kernel makers and launch helpers are
@@ -13,7 +12,6 @@ from ..math import groups as SG
 from .device import device
 from .launch import (
     _acc,
-    _cells,
     _chain,
     _group_rows,
     _groups,
@@ -30,17 +28,9 @@ from ..math.scalar import hyper, like
 from ..registry import cells, items
 
 # device versions of the scalar math (one source with the CPU kernels)
-_sigmoid_grad = device(S.sigmoid_grad)
 _norm_pdf = device(S.norm_pdf)
 _threshold = device(S.threshold)
-_uniform_threshold = device(S.uniform_threshold)
-_sigmoid = device(S.sigmoid)
 _normal_reparam = device(S.normal_reparam)
-_binary_concrete = device(S.binary_concrete)
-_binary_concrete_vjp = device(S.binary_concrete_vjp)
-_bernoulli_log_prob_term = device(S.bernoulli_log_prob_term)
-_bernoulli_score = device(S.bernoulli_score)
-_bernoulli_log_prob_term_sigmoid = device(S.bernoulli_log_prob_term_sigmoid)
 _probit_log_prob_term = device(S.probit_log_prob_term)
 _probit_score = device(S.probit_score)
 _probit_log_odds = device(S.probit_log_odds)
@@ -54,217 +44,9 @@ _gumbel_softmax_group = device(SG.gumbel_softmax_group)
 _gumbel_softmax_bwd_group = device(SG.gumbel_softmax_bwd_group)
 
 
-# ============================================================================ Bernoulli
-
-_threshold_map = _map2(_threshold)
-_bernoulli_log_prob = _rows2(_bernoulli_log_prob_term)
-
-
-def bernoulli_sample(logits, noise, out):
-    """out = H(a + eps), eps standard logistic (binary stochastic neuron)."""
-    _run_map(_threshold_map, out, logits, noise)
-
-
-def _bernoulli_sample_rep_body(r, j, logits, reps, u, out):
-    R, D = out.shape
-    out[r, j] = _uniform_threshold(_sigmoid(-logits[r // reps, j]), u[r, j])
-
-
-_bernoulli_sample_rep = cells(_bernoulli_sample_rep_body, "out")
-
-
-def bernoulli_sample_rep(logits, reps, u, out):
-    """bernoulli_sample with the logits given once per data row, from uniform noise:
-    out = [u > sigma(-a)] (one thread per cell: sigma per cell is no cost on a device)."""
-    _run_map(_bernoulli_sample_rep, out, logits, reps, u)
-
-
-def bernoulli_log_prob(logits, x, out_rows):
-    """out_rows[r] = sum_j x log sigma(a) + (1 - x) log sigma(-a)."""
-    _run_rows(_bernoulli_log_prob, x.shape[0], logits, x, out_rows)
-
-
-def _bernoulli_log_prob_bwd_body(r, j, logits, x, grow, glogits, gx):
-    R, D = x.shape
-    do_a = glogits.shape[0] != 0
-    do_x = gx.shape[0] != 0
-    g = grow[r]
-    if do_a:
-        glogits[r, j] += g * _bernoulli_score(logits[r, j], x[r, j])
-    if do_x:
-        gx[r, j] += g * logits[r, j]
-
-
-_bernoulli_log_prob_bwd = cells(_bernoulli_log_prob_bwd_body, "x")
-
-
-def bernoulli_log_prob_bwd(logits, x, grow, glogits, gx):
-    """glogits += grow (x - sigma(a)) ; gx += grow a (each skippable)."""
-    _launch_cells(_bernoulli_log_prob_bwd, x, logits, x, grow, glogits, gx)
-
-
-@cuda.jit
-def _bernoulli_keep(logits, x, out_rows, sig, sign, rs):
-    """Row r reads logits row r * rs: rs = 1, or 0 for one logits row shared by every row."""
-    R, D = x.shape
-    for r in range(cuda.grid(1), R, cuda.gridsize(1)):
-        s = like(x, 0.0)
-        for j in range(D):
-            c, sg = _bernoulli_log_prob_term_sigmoid(logits[r * rs, j], x[r, j])
-            s += c
-            sig[r, j] = sg
-        out_rows[r] = sign * s
-
-
-def _bernoulli_kept_bwd_body(r, j, logits, x, sig, grow, glogits, gx, sign):
-    R, D = x.shape
-    do_a = glogits.shape[0] != 0
-    do_x = gx.shape[0] != 0
-    g = sign * grow[r]
-    if do_a:
-        glogits[r, j] += g * (x[r, j] - sig[r, j])
-    if do_x:
-        gx[r, j] += g * logits[r, j]
-
-
-_bernoulli_kept_bwd = cells(_bernoulli_kept_bwd_body, "x")
-
-
-def _bernoulli_keep_rep_body(r, logits, reps, x, out_rows, sig, sign):
-    """Row r reads logits row r // reps; the first of a data row's rows writes its sig row."""
-    R, D = x.shape
-    i = r // reps
-    s = like(x, 0.0)
-    for j in range(D):
-        c, sg = _bernoulli_log_prob_term_sigmoid(logits[i, j], x[r, j])
-        s += c
-        if r == i * reps:
-            sig[i, j] = sg
-    out_rows[r] = sign * s
-
-
-_bernoulli_keep_rep = items(_bernoulli_keep_rep_body, "x.shape[0]")
-
-
-def _bernoulli_kept_bwd_rep_body(r, j, logits, reps, x, sig, grow, glogits, gx, sign):
-    R, D = x.shape
-    do_a = glogits.shape[0] != 0
-    do_x = gx.shape[0] != 0
-    i = r // reps
-    g = sign * grow[r]
-    if do_a:
-        glogits[r, j] += g * (x[r, j] - sig[i, j])
-    if do_x:
-        gx[r, j] += g * logits[i, j]
-
-
-_bernoulli_kept_bwd_rep = cells(_bernoulli_kept_bwd_rep_body, "x")
-
-
-def bernoulli_log_prob_keep_rep(logits, reps, x, out_rows, sig):
-    """bernoulli_log_prob_keep with the logits given once per data row (B rows), each repeated on
-    `reps` rows; sig has B rows (one thread per row: the CPU kernel's once-per-data-row softplus
-    is no saving on a device)."""
-    _run_rows(_bernoulli_keep_rep, x.shape[0], logits, reps, x, out_rows, sig, x.dtype.type(1.0))
-
-
-def bernoulli_log_prob_kept_bwd_rep(logits, reps, x, sig, grow, glogits, gx):
-    """bernoulli_log_prob_kept_bwd from bernoulli_log_prob_keep_rep's sigma (B rows)."""
-    _launch_cells(_bernoulli_kept_bwd_rep, x, logits, reps, x, sig, grow, glogits, gx, x.dtype.type(1.0))
-
-
-def bernoulli_nll_keep_rep(logits, reps, t, out_rows, sig):
-    """bernoulli_nll_keep with the logits given once per data row, each repeated on `reps` rows."""
-    _run_rows(_bernoulli_keep_rep, t.shape[0], logits, reps, t, out_rows, sig, t.dtype.type(-1.0))
-
-
-def bernoulli_nll_kept_bwd_rep(logits, reps, t, sig, grow, glogits, gt):
-    """bernoulli_nll_kept_bwd from bernoulli_nll_keep_rep's sigma (B rows)."""
-    _launch_cells(_bernoulli_kept_bwd_rep, t, logits, reps, t, sig, grow, glogits, gt, t.dtype.type(-1.0))
-
-
-def bernoulli_log_prob_keep_const(p, x, out_rows, sig):
-    """bernoulli_log_prob_keep with the logits a vector p (D,) shared by every row (one thread
-    per row; the CPU kernel's once-per-column work is no saving on a device)."""
-    _run_rows(_bernoulli_keep, x.shape[0], p.reshape((1, p.shape[0])), x, out_rows, sig, x.dtype.type(1.0), 0)
-
-
-def bernoulli_nll_keep_const(p, t, out_rows, sig):
-    """bernoulli_nll_keep with the logits a vector p (D,) shared by every row."""
-    _run_rows(_bernoulli_keep, t.shape[0], p.reshape((1, p.shape[0])), t, out_rows, sig, t.dtype.type(-1.0), 0)
-
-
-def bernoulli_log_prob_keep(logits, x, out_rows, sig):
-    """bernoulli_log_prob that also keeps sig = sigma(a) for bernoulli_log_prob_kept_bwd."""
-    _run_rows(_bernoulli_keep, x.shape[0], logits, x, out_rows, sig, x.dtype.type(1.0), 1)
-
-
-def bernoulli_log_prob_kept_bwd(logits, x, sig, grow, glogits, gx):
-    """glogits += grow (x - sig) ; gx += grow a, from the kept sigma(a) (each skippable)."""
-    _launch_cells(_bernoulli_kept_bwd, x, logits, x, sig, grow, glogits, gx, x.dtype.type(1.0))
-
-
-def bernoulli_nll_keep(logits, t, out_rows, sig):
-    """bernoulli_nll (= -bernoulli_log_prob) that also keeps sig = sigma(a)."""
-    _run_rows(_bernoulli_keep, t.shape[0], logits, t, out_rows, sig, t.dtype.type(-1.0), 1)
-
-
-def bernoulli_nll_kept_bwd(logits, t, sig, grow, glogits, gt):
-    """glogits += grow (sig - t) ; gt += -grow a, from the kept sigma(a) (each skippable)."""
-    _launch_cells(_bernoulli_kept_bwd, t, logits, t, sig, grow, glogits, gt, t.dtype.type(-1.0))
-
-
-_bernoulli_st = _chain(_sigmoid_grad)
-
-
-def bernoulli_st_bwd(logits, gx, glogits):
-    """Straight-through, logistic noise: glogits += gx sigma'(a)."""
-    _launch_cells(_bernoulli_st, gx, logits, gx, glogits)
-
-
-def _binary_concrete_sample_body(r, j, logits, noise, tau, out):
-    t = like(out, hyper(tau))
-    R, D = out.shape
-    out[r, j] = _binary_concrete(logits[r, j], noise[r, j], t)
-
-
-_binary_concrete_sample = cells(_binary_concrete_sample_body, "out")
-
-
-def binary_concrete_sample(logits, noise, tau, out):
-    """out = sigma((a + eps) / tau) (Concrete relaxation, Maddison et al. 2017)."""
-    _launch_cells(_binary_concrete_sample, out, logits, noise, tau, out)
-
-
-@cuda.jit
-def _binary_concrete_bwd(logits, noise, tau, gout, glogits, gtau):
-    t = like(gout, hyper(tau))
-    R, D = gout.shape
-    do_a = glogits.shape[0] != 0
-    acc = like(gout, 0.0)
-    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):
-        r = i // D
-        j = i - r * D
-        ga, gt = _binary_concrete_vjp(logits[r, j], noise[r, j], t, gout[r, j])
-        if do_a:
-            glogits[r, j] += ga
-        acc += gt
-    total = block_sum(acc)
-    if cuda.threadIdx.x == 0 and gtau.shape[0] != 0:
-        gtau[0] += like(gout, total) / t
-
-
-
-def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
-    """Exact VJP of y = sigma((a + eps) / tau): glogits += gout y (1-y) / tau ;
-    gtau[0] += sum -gout y (1-y) u / tau (both skippable)."""
-    k = _reducing(_binary_concrete_bwd, _cells(gout), gtau.shape[0] != 0)
-    if k is not None:
-        k(logits, noise, tau, gout, glogits, gtau)
-
-
 # ============================================================================ probit
 
+_threshold_map = _map2(_threshold)
 _probit_log_prob = _rows2(_probit_log_prob_term)
 
 

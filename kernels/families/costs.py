@@ -1,6 +1,6 @@
 """The closed-form KL terms and the cost heads: gaussian_kl_std, gaussian_kl, bernoulli_nll,
 gaussian_nll, softmax_xent, nce_logistic and their ``*_bwd`` VJPs (the kept-sigmoid
-``bernoulli_nll_keep*`` are in ``cpu/dists.py``).
+``bernoulli_nll_keep*`` are in ``families/bernoulli.py``).
 
 The conventions are ``cpu/core.py``'s, which re-exports every kernel here (the generated step calls
 ``core.<name>``). Declared once (kernels/declare.py): every kernel is a row body, its row sum or
