@@ -166,6 +166,47 @@ def _bernoulli(g, R, D):
     }
 
 
+def _probit(g, R, D):
+    x = lambda *s: g.x(*s)  # noqa: E731
+    return {
+        "probit_sample": (x(R, D), x(R, D), g.out(R, D)),
+        "probit_log_prob": (4 * x(R, D), g.u(R, D), g.out(R)),
+        "probit_log_prob_bwd": (4 * x(R, D), g.bits(R, D), x(R), x(R, D), x(R, D)),
+        "probit_log_prob_bwd[skip]": (4 * x(R, D), g.bits(R, D), x(R), g.skip(2), x(R, D)),
+        "probit_st_bwd": (x(R, D), x(R, D), x(R, D)),
+    }
+
+
+def _normal(g, R, D):
+    x = lambda *s: g.x(*s)  # noqa: E731
+    return {
+        "normal_sample": (x(R, D), g.pos(R, D), x(R, D), g.out(R, D)),
+        "normal_sample_bwd": (x(R, D), x(R, D), x(R, D), x(R, D)),
+        "normal_sample_bwd[skip]": (x(R, D), x(R, D), g.skip(2), x(R, D)),
+        "normal_log_prob": (x(R, D), g.pos(R, D), x(R, D), g.out(R)),
+        "normal_log_prob_bwd": (x(R, D), g.pos(R, D), x(R, D), x(R), x(R, D), x(R, D), x(R, D)),
+        "normal_log_prob_bwd[skip]": (x(R, D), g.pos(R, D), x(R, D), x(R), x(R, D), g.skip(2), g.skip(2)),
+    }
+
+
+def _categorical(g, R, D):
+    K = 4 if D % 4 == 0 else 3
+    G = D // K
+    x = lambda *s: g.x(*s)  # noqa: E731
+    logits, gum, tau = x(R, D), x(R, D), g.h(0.5)
+    y = np.zeros((R, D), g.dt)
+    cpu.gumbel_softmax_sample(logits, gum, tau, K, y)
+    return {
+        "categorical_sample": (x(R, D), x(R, D), K, g.out(R, D)),
+        "categorical_inverse_cdf_sample": (x(R, D), g.u(R, G), K, g.out(R, D)),
+        "categorical_log_prob": (x(R, D), g.onehot(R, G, K), K, g.out(R)),
+        "categorical_log_prob_bwd": (x(R, D), g.onehot(R, G, K), K, x(R), x(R, D), x(R, D)),
+        "categorical_log_prob_bwd[skip]": (x(R, D), g.onehot(R, G, K), K, x(R), x(R, D), g.skip(2)),
+        "gumbel_softmax_sample": (x(R, D), x(R, D), tau, K, g.out(R, D)),
+        "gumbel_softmax_bwd": (logits, gum, tau, K, y, x(R, D), x(R, D), x(1)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -176,6 +217,9 @@ FAMILIES = {
     "price": (_price, [(32, 64), (4, 6)]),
     "costs": (_costs, [(32, 64), (4, 6)]),
     "bernoulli": (_bernoulli, [(32, 64), (4, 6)]),
+    "probit": (_probit, [(32, 64), (4, 6)]),
+    "normal": (_normal, [(32, 64), (4, 6)]),
+    "categorical": (_categorical, [(32, 64), (4, 6)]),
 }
 # family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
 OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists"}

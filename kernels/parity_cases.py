@@ -91,22 +91,6 @@ CASES = {
     "copy_bwd": lambda g: (g.x(R, D), g.x(R, D)),
     "row_sum_fwd": lambda g: (g.x(R, D), g.out(R)),
     "row_sum_bwd": lambda g: (g.x(R), g.x(R, D)),
-    "probit_sample": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
-    "probit_log_prob": lambda g: (4 * g.x(R, D), g.u(R, D), g.out(R)),
-    "probit_log_prob_bwd": lambda g: (4 * g.x(R, D), g.bits(R, D), g.x(R), g.x(R, D), g.x(R, D)),
-    "probit_st_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
-    "normal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
-    "normal_sample_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2), g.x(R, D)),
-    "normal_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R)),
-    "normal_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.x(R, D),
-                                      g.x(R, D), g.x(R, D)),
-    "categorical_sample": lambda g: (g.x(R, D), g.x(R, D), K, g.out(R, D)),
-    "categorical_inverse_cdf_sample": lambda g: (g.x(R, D), g.u(R, G), K, g.out(R, D)),
-    "categorical_log_prob": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.out(R)),
-    "categorical_log_prob_bwd": lambda g: (g.x(R, D), g.onehot(R, G, K), K, g.x(R),
-                                           g.x(R, D), g.x(R, D)),
-    "gumbel_softmax_sample": lambda g: (g.x(R, D), g.x(R, D), g.h(0.5), K, g.out(R, D)),
-    "gumbel_softmax_bwd": lambda g: gumbel_softmax_bwd_case(g),
     "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
     "softmax_bwd": lambda g: softmax_bwd_case(g),
     "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
@@ -157,13 +141,6 @@ CASES = {
                                  0.5 * g.x(relax_size(D, 2, 4)), 4, g.x(R, D), g.x(R, D), g.x(relax_size(D, 2, 4)),
                                  True),
 }
-
-
-def gumbel_softmax_bwd_case(g):
-    logits, gum, tau = g.x(R, D), g.x(R, D), g.h(0.5)
-    out = g.out(R, D)
-    cpu.gumbel_softmax_sample(logits, gum, tau, K, out)
-    return (logits, gum, tau, K, out, g.x(R, D), g.x(R, D), g.x(1))
 
 
 def softmax_bwd_case(g):

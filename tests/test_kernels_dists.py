@@ -1,6 +1,7 @@
-"""The distributions' kernels (kernels/cpu/dists.py: Bernoulli, probit, Normal and categorical
-log-probs and samplers, straight-through, binary concrete and Gumbel-softmax, the kept-sigmoid
-costs and their `_rep` / `_const` forms) against independent oracles.
+"""The distributions' kernels (kernels/families/bernoulli.py, probit.py, normal.py and
+categorical.py: Bernoulli, probit, Normal and categorical log-probs and samplers,
+straight-through, binary concrete and Gumbel-softmax, the kept-sigmoid costs and their `_rep` /
+`_const` forms) against independent oracles.
 
 * Forward kernels against NumPy / scipy.special / scipy.stats (float64, rtol 1e-12 unless
   stated).
