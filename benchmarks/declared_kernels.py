@@ -207,6 +207,15 @@ def _categorical(g, R, D):
     }
 
 
+def _lax(g, R, D):
+    from ppl.kernels.cpu.relax import relax_size
+    C, H = 2, 4   # a data context of 2 columns, 4 hidden units
+    P = relax_size(D, C, H)
+    args = (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.x(R, C), 0.5 * g.x(P), H)
+    return {"lax_normal_bwd": (*args, g.x(R, D), g.x(R, D), g.x(P), True),
+            "lax_normal_bwd[untrained, no scale]": (*args, g.x(R, D), g.skip(2), g.x(P), False)}
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -220,6 +229,7 @@ FAMILIES = {
     "probit": (_probit, [(32, 64), (4, 6)]),
     "normal": (_normal, [(32, 64), (4, 6)]),
     "categorical": (_categorical, [(32, 64), (4, 6)]),
+    "lax": (_lax, [(32, 64), (4, 6)]),
 }
 # family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
 OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists"}

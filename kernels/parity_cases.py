@@ -7,7 +7,6 @@ import numpy as np
 
 from .cpu import core as cpu
 from . import registry
-from .cpu.relax import relax_size
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
 G = D // K
@@ -136,10 +135,6 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
-    # ---- cpu/lax.py (a data context of 2 columns, 4 hidden units; phi's variance gradient trained)
-    "lax_normal_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R), g.pos(R), g.x(R, 2),
-                                 0.5 * g.x(relax_size(D, 2, 4)), 4, g.x(R, D), g.x(R, D), g.x(relax_size(D, 2, 4)),
-                                 True),
 }
 
 

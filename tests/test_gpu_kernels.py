@@ -38,9 +38,9 @@ from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
 from ppl.kernels.cpu import (
-    core as cpu, lax as cpu_lax, noise as cpu_noise, optim as cpu_optim, rows as cpu_rows)
+    core as cpu, noise as cpu_noise, optim as cpu_optim, rows as cpu_rows)
 from ppl.kernels.cuda import (
-    core as gpu, lax as gpu_lax, noise as gpu_noise, optim as gpu_optim, rows as gpu_rows)
+    core as gpu, noise as gpu_noise, optim as gpu_optim, rows as gpu_rows)
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
 from ppl.kernels.cpu.relax import relax_size
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
 PAIRS = [(cpu, gpu), (cpu_optim, gpu_optim),
-         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows), (cpu_lax, gpu_lax)]
+         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows)]
 
 
 def public_kernels(mod):
@@ -201,8 +201,7 @@ def test_a_declared_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
 def test_cpu_and_gpu_reexport_the_kernel_families():
     """The generated step calls every kernel as ``core.<name>`` with ``core`` cpu or gpu: the kernels
     kept in modules of their own are re-exported there, the very same functions."""
-    for cmod, gmod in [(cpu_optim, gpu_optim),
-                       (cpu_lax, gpu_lax)]:
+    for cmod, gmod in [(cpu_optim, gpu_optim)]:
         for name in public_kernels(cmod):
             assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
             assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"

@@ -1,4 +1,4 @@
-"""LAX for Normal nodes (ppl/estimators/lax.py, kernels/cpu/lax.py; Grathwohl et al. 2018).
+"""LAX for Normal nodes (ppl/estimators/lax.py, kernels/families/lax.py; Grathwohl et al. 2018).
 
 * the formula at fixed noise against a direct NumPy implementation (rtol 1e-10): the estimate
   and phi's variance gradient (NumPy's by complex-step differentiation of the variance, exact to
@@ -22,7 +22,8 @@ import ppl
 import stats
 from exact import gradient, model_params
 from ppl import Affine, Bernoulli, Model, Normal
-from ppl.kernels.cpu import lax as cpu_lax, relax as cpu_relax
+from ppl.kernels.cpu import relax as cpu_relax
+from ppl.kernels.families import lax as cpu_lax
 
 X2 = np.array([[1.0, -0.5], [0.3, 0.8], [-1.2, 0.4]])
 
