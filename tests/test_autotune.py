@@ -44,12 +44,18 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
     prog = runs[0]
     table = prog.autotune_table
     by = {(r["node"], r["estimator"]): r for r in table}
-    # measured: the unbiased estimators that apply; excluded by rule, never compiled: arm, relax, double_cv and
-    # enumeration of h1's 256 values; h2's 4 values are enumerated
-    assert {e for n, e in by if n == "h1" and by[n, e]["rows"]} == {"score", "disarm", "rebar"}
-    assert {e for n, e in by if n == "h2" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "enumerate"}
-    for key in [("h1", "arm"), ("h1", "relax"), ("h1", "enumerate"), ("h2", "arm"), ("h1", "double_cv")]:
+    # measured: the unbiased estimators that apply (ARMS and, on these narrow nodes, mvd with them); excluded
+    # by rule, never compiled: arm, relax, double_cv, rodeo and enumeration of h1's 256 values; h2's 4 values
+    # are enumerated
+    assert {e for n, e in by if n == "h1" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "arms", "mvd"}
+    assert {e for n, e in by if n == "h2" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "enumerate", "arms",
+                                                                    "mvd"}
+    for key in [("h1", "arm"), ("h1", "relax"), ("h1", "enumerate"), ("h2", "arm"), ("h1", "double_cv"),
+                ("h1", "rodeo")]:
         assert by[key]["why"].startswith("excluded") and not by[key]["rows"]
+    # rows per draw: ARMS's n = 4 coupled draws, mvd's 1 + 8 units, against score's one
+    assert by["h1", "arms"]["rows"] == 4 * by["h1", "score"]["rows"]
+    assert by["h1", "mvd"]["rows"] == 9 * by["h1", "score"]["rows"]
     assert by["h2", "enumerate"]["rows"] == 4 * by["h2", "score"]["rows"]    # rows: K x the configurations
     for node in ("h1", "h2"):
         rows = [r for r in table if r["node"] == node and r["rows"]]
@@ -62,6 +68,22 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
     assert "autotune (* chosen)" in text and "excluded: DisARM applies" in text and " * " in text
     with pytest.raises(ModelError, match="needs pilot data"):
         _two_layers().compile(policy="autotune")
+
+
+def test_mvd_is_measured_on_narrow_nodes_only():
+    """mvd's rows per draw grow with the node (one per unit): autotune measures it up to
+    mvd.AUTOTUNE_ROWS rows per draw and names the rows where it does not."""
+    from types import SimpleNamespace
+    from ppl.estimators import REGISTRY, mvd
+
+    def info(width, kind="bernoulli", K=None):
+        return SimpleNamespace(node=SimpleNamespace(width=width, kind=kind, attrs={"K": K} if K else {}))
+    est = REGISTRY["mvd"]
+    assert est.not_measured(info(mvd.AUTOTUNE_ROWS - 1)) is None
+    why = est.not_measured(info(mvd.AUTOTUNE_ROWS))
+    assert why.startswith(f"{mvd.AUTOTUNE_ROWS + 1} rows per draw")
+    assert est.not_measured(info(12, "normal")).startswith("37 rows per draw")     # 1 + 3 x 12
+    assert est.not_measured(info(8 * 4, "categorical", K=4)) is None             # 1 + 8 groups x 3
 
 
 def _c(name, var, rows, seconds, se=0.0):

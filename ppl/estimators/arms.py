@@ -43,9 +43,6 @@ class ARMS(Estimator):
                              f"got {n!r}; use n=2 for DisARM's pair")
         return {**opts, "n": int(n)}
 
-    def not_measured(self, info):
-        return "n rows per draw; not yet placed by the estimator study, so autotune does not measure it"
-
     def rows(self, info, options):
         return options["n"]
 

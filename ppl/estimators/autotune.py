@@ -8,8 +8,11 @@ Rao-Blackwellisation: never more variance, the same two rows; Dong, Mnih & Tucke
 where every path to the costs is differentiable (its control variate is a network trained with
 the model, so its variance at initialisation says nothing of its variance in training; REBAR,
 RELAX with the model's own relaxed f as control variate, is measured instead; Grathwohl et al.
-2018), enumeration of more than `enumerate.MAX_ENUMERATION` values, and double_cv and lax
-(their control variates, too, are trained with the model; BENCHMARKS.md).
+2018), enumeration of more than `enumerate.MAX_ENUMERATION` values, double_cv, rodeo and lax
+(their control variates, too, are trained with the model; BENCHMARKS.md), and mvd on a node
+where it makes more than `mvd.AUTOTUNE_ROWS` rows per draw (one per unit: its pilot alone would
+cost that many steps). ARMS (n rows per draw) and mvd on narrow nodes are measured: the score
+below weighs their variance by their rows.
 
 Measurements, per candidate program at the initial parameters:
 - variance: the trace of the covariance of the model-parameter gradient over `DRAWS` estimates

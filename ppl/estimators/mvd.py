@@ -23,7 +23,8 @@ from ..kernels.cpu.core import (mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_cate
 from .base import register
 from .custom import NO_GRAD, Estimator
 
-MAX_UNITS = 64
+MAX_UNITS = 1024      # a cap on the rows a user's choice makes: width + 1 per draw
+AUTOTUNE_ROWS = 33    # autotune measures it up to this many rows per draw (32 Bernoulli units)
 _KERNELS = {"bernoulli": (mvd_bernoulli_draw, mvd_bernoulli_grad), "poisson": (mvd_poisson_draw, mvd_poisson_grad),
             "categorical": (mvd_categorical_draw, mvd_categorical_grad), "normal": (mvd_normal_draw, mvd_normal_grad)}
 
@@ -45,7 +46,11 @@ class MVD(Estimator):
         return None
 
     def not_measured(self, info):
-        return "width + 1 rows per draw; autotune does not measure it until the estimator study places it"
+        rows = self.rows(info, {})
+        if rows > AUTOTUNE_ROWS:
+            return (f"{rows} rows per draw: its pilot would cost that many steps' work, and on wide nodes its "
+                    f"variance per row lost to score's in the study on real digits (BENCHMARKS.md)")
+        return None
 
     def rows(self, info, options):
         K = info.node.attrs.get("K")
