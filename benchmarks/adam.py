@@ -1,6 +1,6 @@
 """Adam's update: ppl's float32 kernel (16 lanes, the division by a reciprocal estimate and a
 Newton step where the CPU has AVX-512; kernels/cpu/simd.py) against the exact loop the library
-keeps as its fallback (cpu_optim._adam_moments_exact: scalar_optim.adam_step per parameter, a division
+keeps as its fallback (families/optim.py's _adam_moments_exact: scalar_optim.adam_step per parameter, a division
 and a square root each), alternating in one process, medians of the rounds.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/adam.py [--sizes 4224,314784] [--rounds 7]
@@ -20,7 +20,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from ppl.kernels.cpu.optim import _adam_moments_exact, adam_update  # noqa: E402
+from ppl.kernels.families.optim import _adam_moments_exact, adam_update  # noqa: E402
 from ppl.kernels.math.scalar import hyper, like  # noqa: E402
 from ppl.kernels.math.optim import adam_bias_corrections  # noqa: E402
 from ppl.kernels.cpu.simd import LANES  # noqa: E402
@@ -28,7 +28,7 @@ from ppl.kernels.cpu.simd import LANES  # noqa: E402
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def exact_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
-    """adam_update as it was: its hyper-parameters, then cpu_optim._adam_moments_exact."""
+    """adam_update as it was: its hyper-parameters, then families/optim.py's _adam_moments_exact."""
     a, b1, b2, ep = like(theta, hyper(lr)), like(theta, hyper(beta1)), like(theta, hyper(beta2)), like(theta, hyper(eps))
     c1, c2 = adam_bias_corrections(b1, b2, t)
     _adam_moments_exact(theta, grad, m, v, a, b1, b2, c1, c2, ep)

@@ -216,6 +216,16 @@ def _lax(g, R, D):
             "lax_normal_bwd[untrained, no scale]": (*args, g.x(R, D), g.skip(2), g.x(P), False)}
 
 
+def _optim(g, R, D):
+    n = R * D   # a parameter vector of R x D entries (with a 16-lane tail where R x D is not a multiple)
+    return {
+        "sgd_update": (g.x(n), g.x(n), g.h(0.1)),
+        "sgd_update[float]": (g.x(n), g.x(n), 0.1),
+        "momentum_update": (g.x(n), g.x(n), g.x(n), g.h(0.1), g.h(0.9)),
+        "adam_update": (g.x(n), g.x(n), g.x(n), g.pos(n), g.h(1e-3), g.h(0.9), g.h(0.999), g.h(1e-8), 3),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -230,6 +240,7 @@ FAMILIES = {
     "normal": (_normal, [(32, 64), (4, 6)]),
     "categorical": (_categorical, [(32, 64), (4, 6)]),
     "lax": (_lax, [(32, 64), (4, 6)]),
+    "optim": (_optim, [(66, 64), (4, 6)]),   # 4,224 parameters (the 64-32 SBN's) and 24
 }
 # family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
 OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists"}

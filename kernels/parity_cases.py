@@ -93,10 +93,6 @@ CASES = {
     "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
     "softmax_bwd": lambda g: softmax_bwd_case(g),
     "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
-    "sgd_update": lambda g: (g.x(9), g.x(9), g.h(0.1)),
-    "momentum_update": lambda g: (g.x(9), g.x(9), g.x(9), g.h(0.1), g.h(0.9)),
-    "adam_update": lambda g: (g.x(9), g.x(9), g.x(9), g.pos(9), g.h(0.01), g.h(0.9),
-                              g.h(0.999), g.h(1e-8), 3),
     # ---- cpu/rows.py
     "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
     "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),

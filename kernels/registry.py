@@ -1,7 +1,7 @@
 """The kernel registry: every array kernel declared once, with an implementation per target.
 
 A kernel is named by its family (the CPU module's suffix: ``core`` for cpu/core.py / cuda/core.py,
-``optim`` for cpu/optim.py / cuda/optim.py, a family's file name for ``families/``, ...) and its public name. The registry records,
+``noise`` for cpu/noise.py / cuda/noise.py, a family's file name for ``families/``, ...) and its public name. The registry records,
 per kernel, the implementation of each target (``"cpu"``: the ``@njit`` kernel of the
 ``cpu/*.py`` module, untouched, so its machine code is the same; ``"cuda"``: the host launcher of
 the ``cuda/*.py`` twin), the loop shape and scalar functions its CUDA side was generated from,

@@ -38,9 +38,9 @@ from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_allclose, assert_array_equal
 
 from ppl.kernels.cpu import (
-    core as cpu, noise as cpu_noise, optim as cpu_optim, rows as cpu_rows)
+    core as cpu, noise as cpu_noise, rows as cpu_rows)
 from ppl.kernels.cuda import (
-    core as gpu, noise as gpu_noise, optim as gpu_optim, rows as gpu_rows)
+    core as gpu, noise as gpu_noise, rows as gpu_rows)
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
 from ppl.kernels.cpu.relax import relax_size
@@ -51,8 +51,7 @@ from ppl.kernels.parity_cases import D, Gen, I, K, R, G  # noqa: F401
 pytestmark = pytest.mark.cuda
 ON_DEVICE = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"   # a real GPU, not the simulator
 
-PAIRS = [(cpu, gpu), (cpu_optim, gpu_optim),
-         (cpu_noise, gpu_noise), (cpu_rows, gpu_rows)]
+PAIRS = [(cpu, gpu), (cpu_noise, gpu_noise), (cpu_rows, gpu_rows)]
 
 
 def public_kernels(mod):
@@ -196,15 +195,6 @@ def test_a_declared_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
             for _ in range(2)]
     assert runs == [["0", "1"], ["1", "0"]], runs
-
-
-def test_cpu_and_gpu_reexport_the_kernel_families():
-    """The generated step calls every kernel as ``core.<name>`` with ``core`` cpu or gpu: the kernels
-    kept in modules of their own are re-exported there, the very same functions."""
-    for cmod, gmod in [(cpu_optim, gpu_optim)]:
-        for name in public_kernels(cmod):
-            assert getattr(cpu, name, None) is getattr(cmod, name), f"cpu lacks {cmod.__name__}.{name}"
-            assert getattr(gpu, name, None) is getattr(gmod, name), f"gpu lacks {gmod.__name__}.{name}"
 
 
 def test_registry_links_both_targets():

@@ -1,4 +1,4 @@
-"""The optimisers' kernels (kernels/cpu/optim.py: SGD, momentum, Adam) against a NumPy reference
+"""The optimisers' kernels (kernels/families/optim.py: SGD, momentum, Adam) against a NumPy reference
 of the same update over several steps, float32 Adam's step within stated ulps of the float64
 formula, and its special values (NaN, overflow, underflow)."""
 import numpy as np

@@ -23,9 +23,8 @@ Serial loops for now; every per-element formula is a named function of ``scalar.
 CUDA twin ``cuda/core.py``.
 
 The generated step calls every kernel as ``core.<name>`` with ``core`` this module, so the
-kernels kept elsewhere are re-exported at the bottom under their names: optimisers from
-``cpu/optim.py``, and the families declared once in ``families/``
-(the distributions: Bernoulli, probit, Normal, Categorical, Laplace, Poisson, ...; closed-form KL and cost heads, the ReinMax, Gumbel-Rao and gapped-ST backward kernels, ARM / DisARM's and
+kernels kept elsewhere are re-exported at the bottom under their names: the families declared
+once in ``families/`` (the optimisers, LAX, the distributions: Bernoulli, probit, Normal, Categorical, Laplace, Poisson, ...; closed-form KL and cost heads, the ReinMax, Gumbel-Rao and gapped-ST backward kernels, ARM / DisARM's and
 categorical DisARM's pairs, the unordered set estimator's, double control variates, ...).
 """
 from numba import njit
@@ -370,11 +369,8 @@ def logsumexp_rows(z, K, out):
 
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
-from .. import reexport  # noqa: E402
-from . import optim as cpu_optim  # noqa: E402
 from .. import families as _families  # noqa: E402
 from ..declare import exported as _exported  # noqa: E402
 
-reexport(globals(), cpu_optim)
 for _family in _families.modules():   # the families declared once (kernels/families/)
     globals().update(_exported(_family))

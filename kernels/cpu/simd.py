@@ -10,7 +10,7 @@ it measured slower: the remaining ports are then the bound). Measured on 4 x 10^
 spread over 20 decades (tests/test_cpu_kernels.py): the step lr m c1 / (sqrt(v c2) + eps) within
 5.0 ulp of its float64 value, mean 1.05 (the exact division loop: 4.7 and 1.0); without the
 Newton step ~900 ulp. ``adam_update`` at 4.2k parameters: 3.2-3.4 us before, 1.6-1.85 us now;
-against the exact loop kept as the fallback (``cpu_optim._adam_moments_exact``) in the same
+against the exact loop kept as the fallback (``families/optim.py``'s ``_adam_moments_exact``) in the same
 process 1.09-1.28x, and 0.97-1.13x at 3 x 10^5 parameters (memory-bound there; BENCHMARKS.md).
 
 ``LANES`` is 16 where the code Numba generates may use AVX-512F (its target's features: the

@@ -8,7 +8,7 @@ step *signature* (the shapes of the argument tuples, not the graph) and cached o
 new program's step is not linked into a second function and optimised again by LLVM: the cost
 of a new graph stays the cost of its step.
 
-The updates are the optimiser kernels of ``cpu/optim.py`` with the hyper-parameters ``ppl.optim``
+The updates are the optimiser kernels of ``families/optim.py`` with the hyper-parameters ``ppl.optim``
 passes them, in the same order, so a chunk gives bit for bit the parameters and losses of the
 same steps taken one Python call at a time (tests/test_fit_loop.py).
 
@@ -26,7 +26,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import overload
 
-from .optim import adam_update, momentum_update, sgd_update
+from ..families.optim import adam_update, momentum_update, sgd_update
 from .rows import all_finite2
 from ..math.optim import robbins_monro_rate
 

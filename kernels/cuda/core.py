@@ -1,8 +1,7 @@
 """CUDA twin of ``cpu/core.py``: the same public functions, names and arguments, as host-side
 launchers over numba CUDA device arrays (the generated step binds ``core`` to this module).
 The layer and softmax kernels are defined here; the other families are in the twins of the
-CPU modules, re-exported at the bottom under their names: ``cuda/optim.py``,
-the CUDA twins of ``families/``. The kernel makers (``_map1``,
+CPU modules, re-exported at the bottom under their names: the CUDA twins of ``families/``. The kernel makers (``_map1``,
 ``_rows2``, ...) and launch helpers they all share are in ``gpu_core.py``.
 
 Every per-element formula is a ``scalar.py`` function re-jitted for the device by
@@ -431,12 +430,9 @@ def logsumexp_rows(z, K, out):
 
 
 # the kernels of the other families, kept in modules of their own, under the names the lowering calls
-from .. import reexport  # noqa: E402
-from . import optim as gpu_optim  # noqa: E402
 from .. import families as _families  # noqa: E402
 from ..declare import cuda_twin as _cuda_twin  # noqa: E402
 
-reexport(globals(), gpu_optim)
 _FAMILIES = {}   # family -> {name: CUDA launcher} of the families declared once (kernels/families/)
 for _family in _families.modules():   # cuda_twin registers both targets of each kernel
     _fam = _family.__name__.rsplit(".", 1)[1]
@@ -449,4 +445,4 @@ from ..registry import include as _include  # noqa: E402
 from ..registry import link as _link  # noqa: E402
 
 _link("core", _cpu_twin, globals())
-_include("core", "optim", *_FAMILIES)
+_include("core", *_FAMILIES)

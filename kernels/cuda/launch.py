@@ -1,4 +1,4 @@
-"""Shared pieces of the CUDA twins (cuda/core.py, cuda/optim.py,
+"""Shared pieces of the CUDA twins (cuda/core.py,
 cuda/noise.py, cuda/rows.py, the twins of the families declared once, ...).
 
 * ``require_cuda()``: the clear error every launcher raises when no device is usable.
@@ -98,7 +98,7 @@ def block_sum(v):
 
 
 # ============================================================================ kernel makers
-# (and launch helpers) of cuda/core.py's family: cuda/core.py, cuda/optim.py
+# (and launch helpers) of cuda/core.py's family
 
 
 def _cells(a):

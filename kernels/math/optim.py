@@ -1,6 +1,6 @@
 """Scalar formulas of the optimisers (SGD with Robbins-Monro rates, heavy-ball momentum, Adam),
-shared by the CPU loops (cpu/optim.py, fit's nopython loop cpu/train.py, ppl.optim) and, through
-device(), the CUDA ones (cuda/optim.py); simd.py's vector Adam repeats their flushes."""
+shared by the optimiser kernels of both targets (families/optim.py; on CUDA through device()),
+fit's nopython loop cpu/train.py and ppl.optim; simd.py's vector Adam repeats their flushes."""
 import math
 
 from numba import njit
