@@ -72,40 +72,48 @@ def arms_kappa(a, m):
 
 @rows("value")
 def arms_draw(r, logits, u, stride, size, value, row_weights):
-    """value[r] = draw c of the n coupled draws of its unit (c: the row's digit); weight / n."""
-    c = (r // stride) % size
+    """value[r + c stride] = draw c of the n coupled draws of each unit, for every row c of the
+    group, and each row's weight / n: written by the group's first row (c = 0), which reads the
+    unit's uniforms and pi^(1/m) once (the rows of a group share their logits and uniforms)."""
+    if (r // stride) % size != 0:
+        return
     m = size - 1
     W = value.shape[1]
     one = like(value, 1.0)
     for j in range(W):
         a = logits[r, j]
-        k = m - c if a < 0.0 else c   # a permutation of the draws, so that draw 0 is 1[u_0 < p] at n = 2
-        rare = 1.0 - _spacing(u, r, j, W, m, k) < _root_pi(a, m)
-        b = 1.0 if (a < 0.0) == rare else 0.0
-        value[r, j] = one * b
-    row_weights[r] = row_weights[r] / size
+        root = _root_pi(a, m)
+        for c in range(size):
+            k = m - c if a < 0.0 else c   # a permutation of the draws, so that draw 0 is 1[u_0 < p] at n = 2
+            rare = 1.0 - _spacing(u, r, j, W, m, k) < root
+            b = 1.0 if (a < 0.0) == rare else 0.0
+            value[r + c * stride, j] = one * b
+    for c in range(size):
+        row_weights[r + c * stride] = row_weights[r + c * stride] / size
 
 
 @rows("value")
 def arms_grad(r, logits, value, cost, row_weights, stride, size, grad_logits):
-    """grad_logits[r, j] += w_r kappa_j / (n - 1) sum_i (f_i - fbar) b_ij, over the row's group."""
-    if grad_logits.shape[0] == 0:
+    """grad_logits[r, j] += w_r kappa_j / (n - 1) sum_i (f_i - fbar) b_ij over the row's group: the
+    group's first row (c = 0) computes each unit's estimate once and adds it to all n rows (the
+    rows of a group share their logits; the other rows return)."""
+    if grad_logits.shape[0] == 0 or (r // stride) % size != 0:
         return
-    c = (r // stride) % size
-    r0 = r - c * stride
     m = size - 1
     fbar = 0.0
     for i in range(size):
-        fbar += cost[r0 + i * stride]
+        fbar += cost[r + i * stride]
     fbar /= size
     for j in range(value.shape[1]):
         s = 0.0
         for i in range(size):
-            ri = r0 + i * stride
+            ri = r + i * stride
             if value[ri, j] > 0.5:
                 s += cost[ri] - fbar
         g = arms_kappa(logits[r, j], m) * s / m
-        grad_logits[r, j] += row_weights[r] * like(grad_logits, g)
+        for i in range(size):
+            ri = r + i * stride
+            grad_logits[ri, j] += row_weights[ri] * like(grad_logits, g)
 
 
 @rows("value")
