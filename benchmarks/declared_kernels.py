@@ -226,6 +226,54 @@ def _optim(g, R, D):
     }
 
 
+def _activations(g, R, D):
+    out = {}
+    for kind in ("sigmoid", "tanh", "relu", "softplus", "sqrt1p", "exp"):
+        z, y = g.x(R, D), np.zeros((R, D), g.dt)
+        getattr(cpu, kind + "_fwd")(z, y)
+        out[kind + "_fwd"] = (z, g.out(R, D))
+        out[kind + "_bwd"] = (z, y, g.x(R, D), g.x(R, D))
+    return out
+
+
+def _elementwise(g, R, D):
+    x = lambda *s: g.x(*s)  # noqa: E731
+    return {
+        "add_fwd": (x(R, D), x(R, D), g.out(R, D)),
+        "add_bwd": (x(R, D), x(R, D), x(R, D)),
+        "add_bwd[skip]": (x(R, D), g.skip(2), x(R, D)),
+        "div_fwd": (x(R, D), g.pos(R, D), g.out(R, D)),
+        "div_bwd": (x(R, D), g.pos(R, D), x(R, D), x(R, D), x(R, D), x(R, D)),
+        "div_bwd[skip]": (x(R, D), g.pos(R, D), x(R, D), x(R, D), g.skip(2), x(R, D)),
+        "pow_fwd": (g.pos(R, D), 1.7, g.out(R, D)),
+        "pow_bwd": (g.pos(R, D), -0.6, x(R, D), x(R, D), x(R, D)),
+        "mul_fwd": (x(R, D), x(R, D), g.out(R, D)),
+        "mul_bwd": (x(R, D), x(R, D), x(R, D), x(R, D), x(R, D)),
+        "mul_bwd[skip]": (x(R, D), x(R, D), x(R, D), x(R, D), g.skip(2)),
+        "copy_fwd": (x(R, D), g.out(R, D)),
+        "copy_bwd": (x(R, D), x(R, D)),
+        "row_sum_fwd": (x(R, D), g.out(R)),
+        "row_sum_bwd": (x(R), x(R, D)),
+    }
+
+
+def _layers(g, R, D):
+    K, I = (4 if D % 4 == 0 else 3), 2 * D
+    G = D // K
+    x = lambda *s: g.x(*s)  # noqa: E731
+    z, y = x(R, D), np.zeros((R, D), g.dt)
+    cpu.softmax_fwd(z, K, y)
+    return {
+        "affine_fwd": (x(R, I), x(I, D), x(D), g.out(R, D)),
+        "affine_bwd": (x(R, I), x(I, D), x(R, D), x(R, I), x(I, D), x(D)),
+        "broadcast_rows_fwd": (x(D), g.out(R, D)),
+        "broadcast_rows_bwd": (x(R, D), x(D)),
+        "softmax_fwd": (z, K, g.out(R, D)),
+        "softmax_bwd": (z, K, y, x(R, D), x(R, D)),
+        "logsumexp_rows": (x(R, D), K, g.out(R, G)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -241,9 +289,13 @@ FAMILIES = {
     "categorical": (_categorical, [(32, 64), (4, 6)]),
     "lax": (_lax, [(32, 64), (4, 6)]),
     "optim": (_optim, [(66, 64), (4, 6)]),   # 4,224 parameters (the 64-32 SBN's) and 24
+    "activations": (_activations, [(32, 64), (4, 6)]),
+    "elementwise": (_elementwise, [(32, 64), (4, 6)]),
+    "layers": (_layers, [(32, 64), (4, 6)]),
 }
 # family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
-OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists"}
+OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists",
+       "activations": "core", "elementwise": "core", "layers": "core"}
 
 
 MOVED = {"scalar": "math.scalar", "scalar_gamma": "math.gamma", "scalar_groups": "math.groups",
@@ -271,6 +323,8 @@ def load_old(family, rev):
         src = re.sub(r"^from \.\.", "from ppl.kernels.", shown.stdout, flags=re.M)
         src = re.sub(r"^from \.(\w+)", r"from ppl.kernels.cpu.\1", src, flags=re.M)
         src = re.sub(r"^from \. import", "from ppl.kernels.cpu import", src, flags=re.M)
+    # the old kernels only: cpu/core.py re-exported the other families' modules, some of them gone since
+    src = src.split("\n# the kernels of the other families")[0]
     name = f"ppl.kernels.cpu_old_{family}"
     path = ROOT / ".ci-cache" / f"cpu_old_{family}.py"   # a file of its own: Numba caches by file
     path.parent.mkdir(exist_ok=True)

@@ -17,14 +17,3 @@ _cache.install()
 _link.install()
 _numba.get_num_threads()
 
-
-def reexport(namespace: dict, *modules) -> None:
-    """Bind in `namespace` (a kernel module's globals) every public function each of `modules`
-    defines (not imports), under its own name. The generated step calls all kernels of a target
-    through one module (K_ = cpu/core.py or cuda/core.py), so those two re-export the families kept in
-    modules of their own, without a list of names to keep in step with each family."""
-    for m in modules:
-        for name, f in vars(m).items():
-            if (not name.startswith("_") and callable(f) and not isinstance(f, type)
-                    and getattr(f, "__module__", None) == m.__name__):
-                namespace[name] = f

@@ -5,7 +5,6 @@ registry (``registry.args``) on import, for every kernel both targets have.
 """
 import numpy as np
 
-from .cpu import core as cpu
 from . import registry
 
 R, D, K, I, M = 4, 6, 3, 5, 3  # rows, columns (G = D // K = 2 groups), affine inputs, NCE noise
@@ -50,49 +49,8 @@ class Gen:
         return np.array([v], self.dt)
 
 
-def act_case(name):
-    def case(g):
-        z = g.x(R, D)
-        out = g.out(R, D)
-        getattr(cpu, name + "_fwd")(z, out)
-        return (z, out, g.x(R, D), g.x(R, D))
-    return case
-
-
 # name -> (case builder, indices of arguments not compared: scratch the CPU uses, GPU not)
 CASES = {
-    # ---- cpu/core.py
-    "affine_fwd": lambda g: (g.x(R, I), g.x(I, D), g.x(D), g.out(R, D)),
-    "affine_bwd": lambda g: (g.x(R, I), g.x(I, D), g.x(R, D), g.x(R, I), g.x(I, D), g.x(D)),
-    "sigmoid_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "sigmoid_bwd": act_case("sigmoid"),
-    "tanh_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "tanh_bwd": act_case("tanh"),
-    "relu_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "relu_bwd": act_case("relu"),
-    "softplus_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "softplus_bwd": act_case("softplus"),
-    "sqrt1p_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "sqrt1p_bwd": act_case("sqrt1p"),
-    "exp_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "exp_bwd": act_case("exp"),
-    "add_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
-    "add_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2)),
-    "mul_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
-    "mul_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
-    "div_fwd": lambda g: (g.x(R, D), g.pos(R, D), g.out(R, D)),
-    "div_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
-    "pow_fwd": lambda g: (g.pos(R, D), 1.7, g.out(R, D)),
-    "pow_bwd": lambda g: (g.pos(R, D), -0.6, g.x(R, D), g.x(R, D), g.x(R, D)),
-    "broadcast_rows_fwd": lambda g: (g.x(D), g.out(R, D)),
-    "broadcast_rows_bwd": lambda g: (g.x(R, D), g.x(D)),
-    "copy_fwd": lambda g: (g.x(R, D), g.out(R, D)),
-    "copy_bwd": lambda g: (g.x(R, D), g.x(R, D)),
-    "row_sum_fwd": lambda g: (g.x(R, D), g.out(R)),
-    "row_sum_bwd": lambda g: (g.x(R), g.x(R, D)),
-    "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
-    "softmax_bwd": lambda g: softmax_bwd_case(g),
-    "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
     # ---- cpu/rows.py
     "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
     "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),
@@ -132,13 +90,6 @@ CASES = {
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
 }
-
-
-def softmax_bwd_case(g):
-    z = g.x(R, D)
-    out = g.out(R, D)
-    cpu.softmax_fwd(z, K, out)
-    return (z, K, out, g.x(R, D), g.x(R, D))
 
 
 def declare():

@@ -1,21 +1,14 @@
 """The kernel registry: every array kernel declared once, with an implementation per target.
 
-A kernel is named by its family (the CPU module's suffix: ``core`` for cpu/core.py / cuda/core.py,
-``noise`` for cpu/noise.py / cuda/noise.py, a family's file name for ``families/``, ...) and its public name. The registry records,
+A kernel is named by its family (the CPU module's suffix: ``noise`` for cpu/noise.py / cuda/noise.py, a family's file name for ``families/``, ...) and its public name. The registry records,
 per kernel, the implementation of each target (``"cpu"``: the ``@njit`` kernel of the
 ``cpu/*.py`` module, untouched, so its machine code is the same; ``"cuda"``: the host launcher of
 the ``cuda/*.py`` twin), the loop shape and scalar functions its CUDA side was generated from,
 and optionally an argument maker for the CPU / CUDA parity test.
 
-CUDA kernels of the common loop shapes are GENERATED from a scalar function (``kernels/
-scalar.py``, re-jitted by ``device()``) or a per-item body (a plain Python function over
-indices and arrays, re-jitted the same way):
+CUDA kernels of the common loop shapes are GENERATED from a per-item body (a plain Python
+function over indices and arrays, or an ``@njit`` one, re-jitted by ``device()``):
 
-* ``map_(f, spec)``: ``out[r, j] = f(args)``; ``chain(f, spec)``: ``gx[r, j] += gout[r, j] *
-  f(args)`` (an elementwise VJP); ``rowsum(f, spec)``: ``out_rows[r] = sum_j f(args)``, j in
-  order (the CPU's summation order). ``spec`` has one letter per argument of f: ``c`` the cell
-  ``a[r, j]``, ``r`` the row entry ``a[r]``, ``j`` the column entry ``a[j]``, ``s`` the value as
-  passed.
 * ``cells(body)``: one thread per (r, j) cell of an array argument, ``body(r, j, *args)``;
   ``groups(body)``: one thread per (row, group of K columns), ``body(r, g, *args)``;
   ``items(body)``: one thread per item of a count given at launch, ``body(i, *args)``;
@@ -157,14 +150,11 @@ def link(family, cpu_module, gpu_namespace):
 
 # ============================================================================ generation
 
-_INDEX = {"c": "{a}[r, j]", "r": "{a}[r]", "j": "{a}[j]", "s": "{a}"}
-
-
 class Generated:
-    """A CUDA kernel generated from a loop shape and a scalar function or per-item body. It is
-    configured and launched as the kernel it wraps (``g[blocks, threads](*args)``, so
-    ``gpu_core.launch`` / ``run`` / ``single_block`` take it); its arguments are the body's
-    (after the index arguments), or the scalar function's followed by the outputs."""
+    """A CUDA kernel generated from a loop shape and a per-item body. It is configured and
+    launched as the kernel it wraps (``g[blocks, threads](*args)``, so ``cuda/launch.py``'s
+    ``launch`` / ``run`` / ``single_block`` take it); its arguments are the body's (after the
+    index arguments)."""
 
     def __init__(self, shape, fn, src):
         py = isinstance(fn, (CPUDispatcher, types.FunctionType))
@@ -200,62 +190,10 @@ def _params(fn, lead):
     return ", ".join(params[lead:])
 
 
-def _call(spec):
-    return "f(" + ", ".join(_INDEX[c].format(a=f"a{i}") for i, c in enumerate(spec)) + ")"
-
-
-def _ins(spec):
-    return "".join(f"a{i}, " for i in range(len(spec)))
-
-
 _CELL_LOOP = ("    R, D = {o}.shape\n"
               "    for i in range(cuda.grid(1), R * D, cuda.gridsize(1)):\n"
               "        r = i // D\n"
               "        j = i - r * D\n")
-
-
-def map_(f, spec):
-    """out[r, j] = f(args by spec); kernel arguments (*args, out)."""
-    return Generated("map", f, f"def k({_ins(spec)}out):\n" + _CELL_LOOP.format(o="out")
-                     + f"        out[r, j] = {_call(spec)}\n")
-
-
-def acc(f, spec):
-    """out[r, j] += f(args by spec); kernel arguments (*args, out)."""
-    return Generated("acc", f, f"def k({_ins(spec)}out):\n" + _CELL_LOOP.format(o="out")
-                     + f"        out[r, j] += {_call(spec)}\n")
-
-
-def chain(f, spec):
-    """gx[r, j] += gout[r, j] * f(args by spec) (an elementwise VJP); arguments (*args, gout, gx)."""
-    return Generated("chain", f, f"def k({_ins(spec)}gout, gx):\n" + _CELL_LOOP.format(o="gout")
-                     + f"        gx[r, j] += gout[r, j] * {_call(spec)}\n")
-
-
-def rowsum(f, spec):
-    """out_rows[r] = sum_j f(args by spec), one thread per row, j in order (the CPU's order), the
-    columns of the last cell argument, the sum started at like(it, 0); arguments (*args, out_rows)."""
-    x = "a%d" % spec.rindex("c")
-    return Generated("rowsum", f, f"def k({_ins(spec)}out_rows):\n"
-                     f"    R, D = {x}.shape\n"
-                     f"    for r in range(cuda.grid(1), R, cuda.gridsize(1)):\n"
-                     f"        s = like({x}, 0.0)\n"
-                     f"        for j in range(D):\n"
-                     f"            s += {_call(spec)}\n"
-                     f"        out_rows[r] = s\n")
-
-
-def grouprows(f):
-    """out_rows[r] = sum_g f(a, x, r, g * K, K) over the G = D // K groups of a row, in order;
-    arguments (a, x, K, out_rows)."""
-    return Generated("grouprows", f, "def k(a, x, K, out_rows):\n"
-                     "    R, D = x.shape\n"
-                     "    G = D // K\n"
-                     "    for r in range(cuda.grid(1), R, cuda.gridsize(1)):\n"
-                     "        s = like(x, 0.0)\n"
-                     "        for gi in range(G):\n"
-                     "            s += f(a, x, r, gi * K, K)\n"
-                     "        out_rows[r] = s\n")
 
 
 def cells(body, over):

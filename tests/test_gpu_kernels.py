@@ -211,7 +211,7 @@ def test_registry_links_both_targets():
     assert registry.lookup("core", "bernoulli_log_prob").family == "bernoulli"   # cuda/core.py re-exports the families
     gen = [k for k in registry.kernels() if k.generated]
     assert len(gen) > 100, len(gen)
-    assert registry.lookup("core", "sigmoid_fwd").shapes == ("map",)
+    assert registry.lookup("core", "sigmoid_fwd").shapes == ("cells",)
 
 
 @pytest.mark.parametrize("name", sorted(PARITY))

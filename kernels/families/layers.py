@@ -1,0 +1,189 @@
+"""The layers' kernels: the affine map (x W + b) and its VJP, a vector broadcast to every row (a
+learnable prior's logits) and its VJP, and the softmax over groups of K columns, its VJP and the
+groups' log-sum-exp. z (R, G*K) holds G independent groups of K columns, group g = columns
+g*K .. g*K+K-1; the per-group math is kernels/math/groups.py's.
+
+Declared once (kernels/declare.py): the softmax kernels are group bodies (one CUDA thread per
+(row, group)), broadcast_rows_fwd a cell body. The affine kernels are hand-written on the CPU
+(BLAS gemm into their outputs, kernels/cpu/blas.py) and broadcast_rows_bwd too (a sum over the
+rows, added row after row so the loop over the columns vectorises); their CUDA launchers are the
+family's `CUDA`: one thread per output element of a product (an inner loop over the shared index),
+one per column of a column sum (the rows in order). Conventions are cpu/core.py's.
+"""
+from numba import njit
+
+from ..cpu.blas import gemm
+from ..declare import cells, groups
+from ..math.groups import logsumexp_group, softmax_bwd_group, softmax_group
+from ..math.scalar import like
+
+_JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
+# ============================================================================ affine
+
+
+@njit(**_JIT)
+def affine_fwd(x, W, b, out):
+    """out = x W + b (BLAS gemm into ``out``, then the bias row)."""
+    gemm(x, False, W, False, out, like(out, 0.0))
+    R, O = out.shape
+    for r in range(R):
+        for o in range(O):
+            out[r, o] += b[o]
+
+
+@njit(**_JIT)
+def affine_bwd(x, W, gout, gx, gW, gb):
+    """gx += gout W^T ; gW += x^T gout (BLAS, accumulating in place) ; gb += sum_r gout[r].
+    Each gradient is skipped when its ``shape[0] == 0``."""
+    R, O = gout.shape
+    if gx.shape[0] != 0:
+        gemm(gout, False, W, True, gx, like(gx, 1.0))
+    if gW.shape[0] != 0:
+        gemm(x, True, gout, False, gW, like(gW, 1.0))
+    if gb.shape[0] != 0:
+        for r in range(R):
+            for o in range(O):
+                gb[o] += gout[r, o]
+
+
+def _affine_fwd_cell(r, o, x, W, b, out):
+    """affine_fwd's CUDA body: out[r, o] = sum_q x[r, q] W[q, o] + b[o]."""
+    s = like(out, 0.0)
+    for q in range(x.shape[1]):
+        s += x[r, q] * W[q, o]
+    out[r, o] = s + b[o]
+
+
+def _affine_bwd_x_cell(r, q, W, gout, gx):
+    """gx[r, q] += sum_o gout[r, o] W[q, o]."""
+    s = like(gx, 0.0)
+    for o in range(gout.shape[1]):
+        s += gout[r, o] * W[q, o]
+    gx[r, q] += s
+
+
+def _affine_bwd_W_cell(q, o, x, gout, gW):
+    """gW[q, o] += sum_r x[r, q] gout[r, o]."""
+    s = like(gW, 0.0)
+    for r in range(gout.shape[0]):
+        s += x[r, q] * gout[r, o]
+    gW[q, o] += s
+
+
+def _column_sums_item(o, gout, gb):
+    """gb[o] += sum_r gout[r, o], rows in order (as the CPU loop adds them)."""
+    for r in range(gout.shape[0]):
+        gb[o] += gout[r, o]
+
+
+def _affine_fwd_cuda():
+    from .. import registry
+    from ..cuda.launch import run
+    cell = registry.cells(_affine_fwd_cell, "out")
+
+    def affine_fwd(x, W, b, out):
+        run(cell, out.shape[0] * out.shape[1], x, W, b, out)
+    affine_fwd.__doc__ = "out = x W + b (one thread per output element)."
+    affine_fwd.__kernels__ = [cell]
+    return affine_fwd
+
+
+def _affine_bwd_cuda():
+    from .. import registry
+    from ..cuda.launch import run
+    gx_cell = registry.cells(_affine_bwd_x_cell, "gx")
+    gW_cell = registry.cells(_affine_bwd_W_cell, "gW")
+    col = registry.items(_column_sums_item, "gout.shape[1]")
+
+    def affine_bwd(x, W, gout, gx, gW, gb):
+        if gx.shape[0] != 0:
+            run(gx_cell, gx.shape[0] * gx.shape[1], W, gout, gx)
+        if gW.shape[0] != 0:
+            run(gW_cell, gW.shape[0] * gW.shape[1], x, gout, gW)
+        if gb.shape[0] != 0:
+            run(col, gb.shape[0], gout, gb)
+    affine_bwd.__doc__ = "gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r] (each skippable)."
+    affine_bwd.__kernels__ = [gx_cell, gW_cell, col]
+    return affine_bwd
+
+
+# ============================================================================ broadcast rows
+
+
+@cells("out")
+def broadcast_rows_fwd(r, j, p, out):
+    """out[r, :] = p for every row (p is 1D (D,), e.g. a learnable prior logit vector)."""
+    out[r, j] = p[j]
+
+
+@njit(**_JIT)
+def broadcast_rows_bwd(gout, gp):
+    """gp += sum_r gout[r, :]."""
+    R, D = gout.shape
+    for r in range(R):
+        for j in range(D):
+            gp[j] += gout[r, j]
+
+
+def _broadcast_rows_bwd_cuda():
+    from .. import registry
+    from ..cuda.launch import run
+    col = registry.items(_column_sums_item, "gout.shape[1]")
+
+    def broadcast_rows_bwd(gout, gp):
+        run(col, gp.shape[0], gout, gp)
+    broadcast_rows_bwd.__doc__ = "gp += sum_r gout[r, :] (one thread per column, the rows in order)."
+    broadcast_rows_bwd.__kernels__ = [col]
+    return broadcast_rows_bwd
+
+
+# ============================================================================ softmax
+
+
+@groups("z")
+def softmax_fwd(r, g, z, K, out):
+    """out = softmax(z) per group of K columns (max-shifted: exp never overflows)."""
+    softmax_group(z, r, g * K, K, out)
+
+
+@groups("z")
+def softmax_bwd(r, g, z, K, out, gout, gz):
+    """gz_k += y_k (gout_k - sum_i gout_i y_i) per group, y = softmax(z) = out."""
+    softmax_bwd_group(r, g * K, K, out, gout, gz)
+
+
+@groups("z")
+def logsumexp_rows(r, g, z, K, out):
+    """out[r, g] = log sum_k exp(z[r, g*K + k]), shape (R, G)."""
+    m, ls = logsumexp_group(z, r, g * K, K)
+    out[r, g] = m + ls
+
+
+# the CUDA launchers of the hand-written CPU kernels (module docstring)
+CUDA = {
+    "affine_fwd": _affine_fwd_cuda,
+    "affine_bwd": _affine_bwd_cuda,
+    "broadcast_rows_bwd": _broadcast_rows_bwd_cuda,
+}
+
+R, D, K, I = 4, 6, 3, 5   # rows, columns (2 groups of K), affine inputs
+G = D // K
+
+
+def _softmax_bwd_case(g):
+    z, out = g.x(R, D), g.out(R, D)
+    softmax_fwd(z, K, out)
+    return (z, K, out, g.x(R, D), g.x(R, D))
+
+
+PARITY = {
+    "affine_fwd": lambda g: (g.x(R, I), g.x(I, D), g.x(D), g.out(R, D)),
+    "affine_bwd": lambda g: (g.x(R, I), g.x(I, D), g.x(R, D), g.x(R, I), g.x(I, D), g.x(D)),
+    "broadcast_rows_fwd": lambda g: (g.x(D), g.out(R, D)),
+    "broadcast_rows_bwd": lambda g: (g.x(R, D), g.x(D)),
+    "softmax_fwd": lambda g: (g.x(R, D), K, g.out(R, D)),
+    "softmax_bwd": _softmax_bwd_case,
+    "logsumexp_rows": lambda g: (g.x(R, D), K, g.out(R, G)),
+}
