@@ -4,8 +4,9 @@ One entry per op holds its inputs and width rule (the DSL and validation), its p
 its array-kernel calls forward and backward (``lowering.Lowering``), its scalar formula and
 the cotangent of each input for row-fused code (``scalar_lowering``), its second-order forward
 rule for Price (``estimators/price.py``) and the targets that have its kernels. The lowerings
-hold no list of kinds of their own: they render these templates. Adding an op is one entry
-here plus its kernels (``kernels/cpu/core.py``, ``kernels/cuda/core.py``, ``kernels/math/scalar.py``).
+hold no list of kinds of their own: they render these templates. Adding an elementwise op is one
+file, ``kernels/families/<op>.py`` (``declare.unary``: its entry here is made from it); any other
+op is one entry here plus its kernels (a family of ``kernels/families/`` and its scalar formula).
 
 Templates are ``str.format`` strings over names the lowering provides:
   x0, x1      the inputs' values            out      the op's value

@@ -6,7 +6,7 @@ unbiased for any c_phi and reads f as a number per row, so it serves costs behin
 gradient-free black box (and applies where f is differentiable too). c_phi is RELAX's network
 (a tanh layer on z and the node's data inputs) evaluated at z itself, a parameter
 'lax.<node>' trained by the same optimiser on the exact gradient of the estimator's variance
-(kernels/cpu/lax.py)."""
+(kernels/families/lax.py)."""
 from ppl.ops import render
 
 from .base import NO_GRAD, Estimator, register
