@@ -4,7 +4,8 @@ A user's machine is often busy (another job, Dask workers, a test runner). fit's
 the products' BLAS on every core (784-200) or each batch's two halves on two threads (64-32 at
 batch 256); beside a busy process a thread pool waits for its slowest thread, so fit times its
 parallel setting against one thread as it runs (ppl/training/threads.py). This measures the
-default fit against `blas_threads=1, split_rows=False` in alternating rounds, quiet and with a
+default fit against `blas_threads=1, split_rows=False` and against its parallel setting given
+explicitly (not timed: fit's defaults before it timed them) in alternating rounds, quiet and with a
 pure-Python busy loop in another process (one per `--busy`), the median of each.
 
     python benchmarks/load.py [--rounds 5] [--steps 2000] [--busy 1]
@@ -31,8 +32,12 @@ from ppl.training.data import digits
 def cases(args):
     from mnist_digits import mnist
     mn = mnist(np.float32)
-    return {"sbn784-200/batch=50": (lambda: sbn.build(latent=(200,), pixels=784), mn["train"], 50),
-            "sbn64-32/batch=256": (lambda: sbn.build(latent=(32,)), {"x": digits(np.float32)["train_x"]}, 256)}
+    # each case with its parallel setting fixed (given explicitly, so not timed): the defaults before
+    # fit timed them
+    return {"sbn784-200/batch=50": (lambda: sbn.build(latent=(200,), pixels=784), mn["train"], 50,
+                                    {"blas_threads": 2}),
+            "sbn64-32/batch=256": (lambda: sbn.build(latent=(32,)), {"x": digits(np.float32)["train_x"]}, 256,
+                                   {"split_rows": True})}
 
 
 def run(build, data, batch, steps, **kw):
@@ -55,7 +60,7 @@ def main():
     from ppl.kernels.cpu import blas
     if not blas.DEFAULTED:
         raise SystemExit("unset OPENBLAS_NUM_THREADS: this measures fit's defaults")
-    for case, (build, data, batch) in cases(args).items():
+    for case, (build, data, batch, fixed) in cases(args).items():
         if args.only and case not in args.only.split(","):
             continue
         run(build, data, batch, 50, nopython=True)                       # compile both loops first
@@ -64,13 +69,14 @@ def main():
             procs = busy(args.busy) if load != "quiet" else []
             time.sleep(0.5 if procs else 0.0)
             try:
-                t = {"default": [], "one thread": []}
+                t = {"default": [], "one thread": [], "fixed": []}
                 kept = []
                 for _ in range(args.rounds):
                     us, log = run(build, data, batch, args.steps)
                     t["default"].append(us)
                     kept.append(log[-1][2] if log else "not timed")
                     t["one thread"].append(run(build, data, batch, args.steps, blas_threads=1, split_rows=False)[0])
+                    t["fixed"].append(run(build, data, batch, args.steps, **fixed)[0])
             finally:
                 for p in procs:
                     p.kill()
@@ -79,6 +85,8 @@ def main():
                               "unit": "us", "baseline": round(o, 1), "ratio": round(o / d, 3),
                               "default_rounds": [round(v, 1) for v in t["default"]],
                               "one_thread_rounds": [round(v, 1) for v in t["one thread"]],
+                              "fixed_parallel": round(float(np.median(t["fixed"])), 1), "fixed_setting": fixed,
+                              "fixed_rounds": [round(v, 1) for v in t["fixed"]],
                               "default_kept": kept}), flush=True)
 
 

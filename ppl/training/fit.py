@@ -489,7 +489,6 @@ class Trainer:
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
         self.chooser, restore = self._chooser()
-        per_step = None
         try:
             t = start
             while t < plan.total:
@@ -500,7 +499,7 @@ class Trainer:
                     n = chunks.length(t, plan.total, (plan.eval_every if plan.eval_fn is not None else None),
                                       plan.checkpoint_every)
                     if self.chooser is not None:
-                        n = self.chooser.steps_cap(n, per_step)
+                        n = self.chooser.steps_cap(n)
                     losses, failed = chunks.run(t, n)
                 if failed is not None:
                     self._fail(*failed)
@@ -511,7 +510,6 @@ class Trainer:
                     hist.first_step_seconds = time.perf_counter() - t_first
                     t_rest = time.perf_counter()
                 elif self.chooser is not None and len(losses):
-                    per_step = dt / len(losses)
                     self.chooser.record(len(losses), dt)
                 t += len(losses)
                 self._after(t, bar, len(losses))

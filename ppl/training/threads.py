@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 
-PROBE_SECONDS = 0.05     # one probe segment: this much of steps (a chunk is cut to about this)
+PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut to about this)
 HOLD_SECONDS = 1.0       # the winner's first hold
 MAX_HOLD_SECONDS = 16.0  # the longest hold, after probes that confirm the winner
 MARGIN = 0.05            # the parallel setting must be this much faster per step to win
@@ -36,7 +36,9 @@ class ThreadChooser:
     second) by the time per step the trainer reports (`record`).
 
     The trainer calls `apply()` once before the first step and again after anything that changes
-    the threads (an evaluation), `steps_cap(n)` to cut a chunk of n steps while probing, and
+    the threads (an evaluation), `steps_cap(n)` to cut a chunk of n steps while probing (to about
+    PROBE_SECONDS at the time per step last seen under the setting probed: under load the
+    parallel setting's steps can take several times one thread's), and
     `record(steps, seconds)` after each run of steps. `log` lists the decisions: (step,
     {label: seconds per step}, the winner's label)."""
 
@@ -55,6 +57,7 @@ class ThreadChooser:
         self.steps_done = 0
         self.log = []
         self.warm = False             # the first run of steps (compiles, first-touch) is not timed
+        self.last = {0: None, 1: None}  # setting -> seconds per step in its latest run
         self._start_probe()
 
     @property
@@ -68,11 +71,12 @@ class ThreadChooser:
     def apply(self):
         self.settings[self.current][1]()
 
-    def steps_cap(self, n: int, seconds_per_step: float | None) -> int:
+    def steps_cap(self, n: int) -> int:
         """A chunk of n steps cut to about PROBE_SECONDS while probing."""
-        if not self.probing or not seconds_per_step or seconds_per_step <= 0:
+        per = self.last[self.current] or self.last[1 - self.current]
+        if not self.probing or not per or per <= 0:
             return n
-        return max(1, min(n, int(PROBE_SECONDS / seconds_per_step)))
+        return max(1, min(n, int(PROBE_SECONDS / per)))
 
     def _switch(self, index):
         if index != self.current:
@@ -88,6 +92,8 @@ class ThreadChooser:
     def record(self, steps: int, seconds: float):
         """steps trained in `seconds` under the current setting."""
         self.steps_done += steps
+        if steps > 0:
+            self.last[self.current] = seconds / steps
         if not self.warm:
             self.warm = True
             return
