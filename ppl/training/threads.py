@@ -23,8 +23,6 @@ products, so a fit that lets the BLAS threads follow the load is reproducible up
 """
 from __future__ import annotations
 
-import time
-
 PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut to about this)
 HOLD_SECONDS = 1.0       # the winner's first hold
 MAX_HOLD_SECONDS = 16.0  # the longest hold, after probes that confirm the winner
@@ -42,11 +40,10 @@ class ThreadChooser:
     `record(steps, seconds)` after each run of steps. `log` lists the decisions: (step,
     {label: seconds per step}, the winner's label)."""
 
-    def __init__(self, settings, clock=time.perf_counter):
+    def __init__(self, settings):
         if len(settings) != 2:
             raise ValueError("ThreadChooser: settings are (parallel, one thread)")
         self.settings = list(settings)
-        self.clock = clock
         self.current = 0              # the parallel setting until a probe says otherwise
         self.winner = 0
         self.hold = HOLD_SECONDS
