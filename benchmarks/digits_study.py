@@ -42,6 +42,7 @@ from ppl import diagnostics  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 
 from mnist_digits import mnist  # noqa: E402
+from rodeo import encoder_draws  # noqa: E402  (the encoder's gradient draws, benchmarks/rodeo.py)
 
 LOO = ("score", {"baseline": "loo"})
 UNITS, BATCH = 200, 50
@@ -66,11 +67,6 @@ def emit(**rec):
 
 def model():
     return sbn.build(latent=(UNITS,), pixels=784)
-
-
-def encoder_draws(prog, x, draws):
-    G = diagnostics.gradient_draws(prog, {"x": x}, draws)
-    return np.concatenate([G[k].reshape(draws, -1) for k in sorted(G) if k.startswith("q")], axis=1)
 
 
 def at(prog, P):
@@ -131,7 +127,7 @@ def step_times(d, rounds):
     return {label: float(np.median(t)) for label, t in ts.items()}
 
 
-def curves(d, args, us):
+def curves(d, args):
     out = {label: [] for label in CURVES}
     for seed in args.seeds:
         for label, (spec, K) in CURVES.items():
@@ -239,7 +235,7 @@ def main():
             for label, v in us.items():
                 emit(case=f"sbn784-200/batch={BATCH}/E=4", estimator=label, metric="median_step_us", value=round(v, 1),
                      unit="us", rounds=args.rounds)
-        out = curves(d, args, us)
+        out = curves(d, args)
         also(args.also, out)
         summary(out, us)
         plot(out, us, args.png, args)
