@@ -109,7 +109,7 @@ class Compilation:
     options: CompileOptions               # checked: dtype an np.dtype, samples and seed ints
     an: G.Analysis | None = None
     choices: dict | None = None
-    lw: Lowering | None = None            # the lowering: layout, emitted code, user functions
+    lowering: Lowering | None = None      # the lowering: layout, emitted code, user functions
     source: str | None = None
     times: dict = field(default_factory=dict)   # pass name -> seconds
 
@@ -146,52 +146,52 @@ def fuse(c: Compilation):
         why = ("the IWAE bound couples a data row's draws" if o.objective == "iwae"
                else scalar_lowering.applies(c.model, c.choices))
         if why is None:
-            c.lw = scalar_lowering.ScalarLowering(c.model, c.an, c.choices, o.samples, rng, str(o.dtype))
+            c.lowering = scalar_lowering.ScalarLowering(c.model, c.an, c.choices, o.samples, rng, str(o.dtype))
             return
         if o.lowering == "scalar":
             raise ModelError(f"lowering='scalar' does not apply to model '{c.model.name}': {why}; "
                              f"use lowering='auto' (array kernels)")
     elif o.lowering == "scalar":
         raise ModelError(f"lowering='scalar' is a CPU lowering; target {o.target!r} uses array kernels")
-    c.lw = Lowering(c.model, c.an, c.choices, o.samples, rng, o.objective)
+    c.lowering = Lowering(c.model, c.an, c.choices, o.samples, rng, o.objective)
 
 
 def plan_rows(c: Compilation):
-    c.lw.plan_rows()
+    c.lowering.plan_rows()
 
 
 def requires_grad(c: Compilation):
-    c.lw.requires_grad()
+    c.lowering.requires_grad()
 
 
 def lower_forward(c: Compilation):
-    c.lw.lower_forward()
+    c.lowering.lower_forward()
 
 
 def lower_backward(c: Compilation):
-    c.lw.lower_backward()
+    c.lowering.lower_backward()
 
 
 def check_target_kernels(c: Compilation):
     if c.options.target == "cuda":
-        check_cuda_kernels(c.lw)
+        check_cuda_kernels(c.lowering)
     else:
         check_user_functions(c.model, c.options.dtype)
 
 
 def render(c: Compilation):
-    body = c.lw.render(inline_views=c.options.target != "cuda")
+    body = c.lowering.render(inline_views=c.options.target != "cuda")
     kver = kernels_version()
     if c.options.target == "cuda":
         c.source = HEADER_CUDA.format(model=c.model.name, kver=kver) + body + "\n"
     else:
-        use_cache = bool(c.options.cache) and not c.lw.globals
+        use_cache = bool(c.options.cache) and not c.lowering.globals
         # A step of kernel calls only keeps no reference counts (Numba's NRT): its arrays are its
         # arguments and views of them, so the ~2 atomic operations per array per call bought
         # nothing (14% of a step at batch 1). The kernels set their own NRT (kernels/_link.py),
         # but user functions and the row-fused lowering's inner functions would inherit it.
-        nrt = "" if c.lw.globals or c.lw.prelude else ", _nrt=False"
-        c.source = (HEADER.format(model=c.model.name, kver=kver) + c.lw.prelude.format(cache=use_cache)
+        nrt = "" if c.lowering.globals or c.lowering.prelude else ", _nrt=False"
+        c.source = (HEADER.format(model=c.model.name, kver=kver) + c.lowering.prelude.format(cache=use_cache)
                     + STEP.format(cache=use_cache, nrt=nrt) + body + "\n"
                     + STEP_ROWS.format(cache=use_cache, nrt=nrt) + body + "\n")
 
@@ -230,12 +230,12 @@ def compile_program(model: Graph, options: CompileOptions):
         return autotune(model, compile_program, options)
     c = run_passes(Compilation(model, options))
     if options.target == "cuda":
-        mod = load_source(model.name + "_cuda", c.source, {g: k.cuda for g, (k, _) in c.lw.user_kernels.items()})
-        prog = CudaProgram(model, c.an, c.choices, c.lw.L, mod, c.source, options.dtype, options.samples)
+        mod = load_source(model.name + "_cuda", c.source, {g: k.cuda for g, (k, _) in c.lowering.user_kernels.items()})
+        prog = CudaProgram(model, c.an, c.choices, c.lowering.L, mod, c.source, options.dtype, options.samples)
     else:
-        mod = load_source(model.name, c.source, c.lw.globals)
-        prog = Program(model, c.an, c.choices, c.lw.L, mod, c.source, options.dtype, options.samples)
-        if options.cache and not c.lw.globals:
+        mod = load_source(model.name, c.source, c.lowering.globals)
+        prog = Program(model, c.an, c.choices, c.lowering.L, mod, c.source, options.dtype, options.samples)
+        if options.cache and not c.lowering.globals:
             compile_ahead.start(prog, cache_dir())   # a new step's kernels on a second core too
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.objective = options.objective

@@ -101,8 +101,8 @@ class EstimatorContext:
         baseline or control variate (they do not depend on the node's draw). `values()` returns
         the input's buffer on every row; call it where the line using it is emitted (the first
         read may emit a copy of the input onto the step's rows)."""
-        lw = self.lowering
-        return [(lambda x=x: lw.v(x), x.width) for x in lw.an.ancestors_inputs[self.node]]
+        lowering = self.lowering
+        return [(lambda x=x: lowering.v(x), x.width) for x in lowering.an.ancestors_inputs[self.node]]
 
     # ----- learning signals
     def downstream_cost(self) -> str:
@@ -120,10 +120,10 @@ class EstimatorContext:
         enumerated nodes below this one. Their rows carry p(c | this node's value) in row_weights,
         so an estimate that compares the costs of this node's configuration rows must first
         marginalise each over those digits (sum rw L / sum rw); row by row it is biased."""
-        lw = self.lowering
-        below = G.nx.descendants(lw.an.graph, self.node.name)
-        digits = [lw.row_digit[e] for e in lw.row_digit
-                  if e.name in below and lw.choices[e][0].estimator == "enumerate"]
+        lowering = self.lowering
+        below = G.nx.descendants(lowering.an.graph, self.node.name)
+        digits = [lowering.row_digit[e] for e in lowering.row_digit
+                  if e.name in below and lowering.choices[e][0].estimator == "enumerate"]
         if not digits:
             return None
         return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
@@ -139,16 +139,16 @@ class EstimatorContext:
         return self._noise(kind, width)
 
     def _noise(self, kind, width):
-        k, lw = self._streams, self.lowering
+        k, lowering = self._streams, self.lowering
         if k >= MAX_NOISE:
             raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': at most {MAX_NOISE} noise "
                              f"buffers per node")
         self._streams = k + 1
-        buf = lw.noise(self.node, kind, k=k, width=width)
-        if lw.section is lw.fwd:   # the draw's noise (drawn_noise)
-            old = lw.noise_of.get(self.node)
-            lw.record_noise(self.node, buf if old is None else (*old, buf) if isinstance(old, tuple) else (old, buf),
-                            kind if old is None else None)
+        buf = lowering.noise(self.node, kind, k=k, width=width)
+        if lowering.section is lowering.fwd:   # the draw's noise (drawn_noise)
+            old = lowering.noise_of.get(self.node)
+            both = buf if old is None else (*old, buf) if isinstance(old, tuple) else (old, buf)
+            lowering.record_noise(self.node, both, kind if old is None else None)
         return buf
 
     def drawn_noise(self):
@@ -191,8 +191,8 @@ class EstimatorContext:
     def call(self, kernel, *args) -> None:
         """Emit a call of `kernel` (an @njit function, a `Kernel`, or a kernel of ppl.kernels the
         step already calls) on buffers, numbers and strings of code."""
-        lw = self.lowering
-        lw.emit(f"{lw.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
+        lowering = self.lowering
+        lowering.emit(f"{lowering.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
 
     def law_call(self, key: str, ins: list, outs: list) -> None:
         """Emit a call of the law's kernel `law.kernels[key]` on `ins`, then its group size for a
@@ -214,8 +214,8 @@ class EstimatorContext:
         reads_noise=False: the estimate never reads the noise, so a node whose logits are the same
         on a data row's drawn rows may be drawn by the law's `sample_rep` kernel (uniform noise
         against sigma(-a) once per data row: the same draws as the logistic noise's)."""
-        lw, d = self.lowering, self.law
-        rep = lw.per_data_row(self.node.inputs[0]) if not reads_noise and "sample_rep" in d.kernels else None
+        lowering, d = self.lowering, self.law
+        rep = lowering.per_data_row(self.node.inputs[0]) if not reads_noise and "sample_rep" in d.kernels else None
         if rep is not None:
             noise = self._noise("uniform", None)
             self.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {self.value()})")

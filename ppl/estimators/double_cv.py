@@ -35,9 +35,10 @@ def digits_below(ctx):
     nodes below the context's node (enumeration, antithetic pairs, REBAR rows), marginalised by
     the kernel; a neutral digit (stride 1, size 1) when there are none. It reads the lowering's
     graph analysis and every node's digit (ctx.lowering)."""
-    lw = ctx.lowering
-    below = G.nx.descendants(lw.an.graph, ctx.node.name)
-    digits = list(dict.fromkeys(lw.row_digit[e] for e in lw.row_digit if e.name in below)) or [(1, 1)]   # REBAR nodes share one
+    lowering = ctx.lowering
+    below = G.nx.descendants(lowering.an.graph, ctx.node.name)
+    # REBAR nodes share one digit
+    digits = list(dict.fromkeys(lowering.row_digit[e] for e in lowering.row_digit if e.name in below)) or [(1, 1)]
     return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
 
 

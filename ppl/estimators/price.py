@@ -49,9 +49,9 @@ def hessian_below(ctx):
     It walks the graph below the node with the lowering's analysis, values and cost seeds
     (ctx.lowering): the one estimator that differentiates the graph below twice."""
     import networkx as nx
-    lw, node = ctx.lowering, ctx.node
-    desc = nx.descendants(lw.an.graph, node.name)
-    order = [n for n in lw.an.order if n.name in desc]
+    lowering, node = ctx.lowering, ctx.node
+    desc = nx.descendants(lowering.an.graph, node.name)
+    order = [n for n in lowering.an.order if n.name in desc]
     w = node.width
     d1z, d2z = ctx.buffer("pd1", w), ctx.buffer("pd2", w)
     ctx.emit(f"price.seed_d({d1z}, {d2z})")
@@ -71,22 +71,22 @@ def hessian_below(ctx):
                 raise why(n, "a cost reads it through several inputs")
             (x,) = deps
             d1, d2 = D[x]
-            v = {f"x{j}": lw.v(i) for j, i in enumerate(n.inputs)}
+            v = {f"x{j}": lowering.v(i) for j, i in enumerate(n.inputs)}
             # the head's Hessian-diagonal rule for the input that depends on the node (ops.OPS)
             rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
             if rule is None:
                 raise why(n, "the cost")
-            ctx.emit(render(rule, cw=lw.head_cw(n), d1=d1, d2=d2, H=H, **v))
+            ctx.emit(render(rule, cw=lowering.head_cw(n), d1=d1, d2=d2, H=H, **v))
             continue
         op = OPS.get(n.kind)
         if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)
             raise why(n, "a node below it")
         if zero is None:
             zero = ctx.buffer("pz", w)
-        d1, d2 = lw.buf2(f"pd1_{n.name}", w), lw.buf2(f"pd2_{n.name}", w)
+        d1, d2 = lowering.buf2(f"pd1_{n.name}", w), lowering.buf2(f"pd2_{n.name}", w)
         D[n] = (d1, d2)
         ins = [D.get(i, (zero, zero)) for i in n.inputs]
-        vals = {f"x{j}": (lambda i=i: lw.v(i)) for j, i in enumerate(n.inputs)}
+        vals = {f"x{j}": (lambda i=i: lowering.v(i)) for j, i in enumerate(n.inputs)}
         for j, (a1, a2) in enumerate(ins):
             vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
         ctx.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))

@@ -84,7 +84,7 @@ class Rebar(Estimator):
         (ga,) = ctx.param_grads()
         if ga is NO_GRAD:
             return
-        node, opts, lw = ctx.node, ctx.options, ctx.lowering
+        node, opts, lowering = ctx.node, ctx.options, ctx.lowering
         eta, geta, lam, glam = params(ctx)
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
@@ -94,7 +94,7 @@ class Rebar(Estimator):
                         g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
                         loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
-                        sa=lambda: NO_GRAD if kept in lw.kept_rep else lw.kept.get(kept, NO_GRAD)))
+                        sa=lambda: NO_GRAD if kept in lowering.kept_rep else lowering.kept.get(kept, NO_GRAD)))
 
     def seed_weights(self, ctx):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
@@ -106,16 +106,16 @@ class Rebar(Estimator):
     # control-variate rows, so the control variate is a continuous function of the relaxed value.
     # ctx is the node below's context; the REBAR nodes' own are the lowering's (estimator_context)
     def forward_below(self, ctx, above):
-        lw, n = ctx.lowering, ctx.node
+        lowering, n = ctx.lowering, ctx.node
         first = above[0]
-        ch, _ = lw.choices[n]
+        ch, _ = lowering.choices[n]
         flag = ctx.buffer("flag")
         ctx.emit(f"rows.zero1({flag})")
         for s in above:
-            cs = lw.estimator_context(s)
+            cs = lowering.estimator_context(s)
             ctx.emit(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(cs),
                             configs=configs(cs.options), flag=flag))
-        loglam = params(lw.estimator_context(first))[2]
+        loglam = params(lowering.estimator_context(first))[2]
         d = ctx.law
         if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
             raise ModelError(f"{d.name} '{n.name}' (estimator '{ch.estimator}') cannot sit below the REBAR node "
@@ -132,12 +132,12 @@ class Rebar(Estimator):
                              f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
         (a,) = ctx.params()
         ctx.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
-                        uniform=lw.noise_kind.get(n) == "uniform", value=ctx.value()))
+                        uniform=lowering.noise_kind.get(n) == "uniform", value=ctx.value()))
 
     def backward_below(self, ctx, above):
         g = ctx.cotangent()
-        lw, n = ctx.lowering, ctx.node
-        ch, _ = lw.choices[n]
+        lowering, n = ctx.lowering, ctx.node
+        ch, _ = lowering.choices[n]
         if g is NO_GRAD:
             return
         flag = ctx.buffer("flag")
@@ -152,7 +152,7 @@ class Rebar(Estimator):
             return
         if not REGISTRY[ch.estimator].hard_forward:
             return
-        loglam = params(lw.estimator_context(above[0]))[2]
+        loglam = params(lowering.estimator_context(above[0]))[2]
         (ga,) = ctx.param_grads()
         ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"), loglam=loglam,
                         g=g, ga=ga))

@@ -59,12 +59,12 @@ class UnorderedSet(Estimator):
     def _check_above(self, ctx):
         """Refuse a stochastic node above whose estimate compares a draw's rows (the lowering's
         graph analysis and every node's estimator: ctx.lowering)."""
-        lw, node = ctx.lowering, ctx.node
-        for n in G.nx.ancestors(lw.an.graph, node.name):
-            above = next((s for s in lw.choices if s.name == n), None)
+        lowering, node = ctx.lowering, ctx.node
+        for n in G.nx.ancestors(lowering.an.graph, node.name):
+            above = next((s for s in lowering.choices if s.name == n), None)
             if above is None:
                 continue
-            ch, _ = lw.choices[above]
+            ch, _ = lowering.choices[above]
             if ch.estimator in _ABOVE_OK or (ch.estimator == "score" and ch.options.get("baseline") != "loo"):
                 continue
             raise ModelError(f"{ctx.law.name} '{node.name}': estimator 'unordered_set' cannot sit below "

@@ -310,8 +310,8 @@ def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
     return np.concatenate(out)
 
 
-def logmeanexp(lw: np.ndarray) -> np.ndarray:
+def logmeanexp(log_w: np.ndarray) -> np.ndarray:
     """log (1/S sum_s exp(lw_s)) per row (the importance-weighted bound's estimate of log p(x))."""
-    m = lw.max(1, keepdims=True)
+    m = log_w.max(1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return (m + np.log(np.exp(lw - m).mean(1, keepdims=True)))[:, 0]
+    return (m + np.log(np.exp(log_w - m).mean(1, keepdims=True)))[:, 0]

@@ -66,8 +66,8 @@ class RowPlan:
 
         A layer and a cost head (but log_prob: its estimators read its rows) are computed on one
         row per class; a stochastic node on all K S rows. A reader on other rows reads a copy
-        (vat: rows.repeat_rows or rows.gather_rows) and its cotangents are summed back (gat:
-        rows.fold_rows or rows.fold_into); a cost's rows are spread to all R (rows.gather1) for the
+        (values_on: rows.repeat_rows or rows.gather_rows) and its cotangents are summed back
+        (cotangent_on: rows.fold_rows or rows.fold_into); a cost's rows are spread to all R (rows.gather1) for the
         loss and the estimators, and the cost cotangents cw summed per class (cw_at: rows.fold1).
         The encoder of a model with 4 samples and an antithetic pair runs on B rows, not 8 B."""
         self._one_layout()

@@ -1,5 +1,6 @@
 """A node's values and cotangents on the rows a reader reads them on: its own buffer, or a
-copy made on first use (`vat`) and cotangents summed back (`gat`); row maps and folded seeds."""
+copy made on first use (`values_on`) and cotangents summed back (`cotangent_on`); row maps and
+folded seeds."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,24 +14,24 @@ class Views:
     def v(self, node: Node) -> str:
         """The node's values on all R rows (for a node stored on fewer rows: its copy on all
         of them, made on first use)."""
-        return self.vat(node, self.FULL)
+        return self.values_on(node, self.FULL)
 
     def g(self, node: Node):
         """The cotangent of the node's values on all R rows, or None when none is needed."""
-        return self.gat(node, self.FULL)
+        return self.cotangent_on(node, self.FULL)
 
-    def vB(self, node: Node) -> str:
+    def stored_values(self, node: Node) -> str:
         """The node's values where they are stored (its layout's rows: `lay`)."""
-        return self.vat(node, self.lay.get(node, self.FULL))
+        return self.values_on(node, self.lay.get(node, self.FULL))
 
-    def gB(self, node: Node):
-        return self.gat(node, self.lay.get(node, self.FULL))
+    def stored_cotangent(self, node: Node):
+        return self.cotangent_on(node, self.lay.get(node, self.FULL))
 
     def g_or_empty(self, node: Node) -> str:
         """The node's cotangent on the rows of the node being lowered (`here`), or NO_GRAD."""
-        return self.gat(node, self.here) or NO_GRAD
+        return self.cotangent_on(node, self.here) or NO_GRAD
 
-    def vat(self, node: Node, P: tuple) -> str:
+    def values_on(self, node: Node, P: tuple) -> str:
         """The node's values on the rows of layout P (a reader's): its own buffer when it is
         stored on P, else a copy made on first use (rows.repeat_rows from one row per data row,
         rows.gather_rows from another layout; P refines the node's row classes `sig`)."""
@@ -48,7 +49,7 @@ class Views:
                 self.emit(f"rows.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
         return name
 
-    def gat(self, node: Node, P: tuple):
+    def cotangent_on(self, node: Node, P: tuple):
         """The cotangent of the node's values on the rows of layout P (a reader's), or None when
         none is needed; one not stored on P is summed into the node's own (rows.fold_rows,
         rows.fold_into) first thing in the node's backward pass."""
@@ -106,13 +107,13 @@ class Views:
         if logits.kind == "param":
             return kernel + "_const", "p_" + _ident(logits.name)
         rep = self.per_data_row(logits)
-        return (kernel + "_rep", rep) if rep is not None else (kernel, self.vat(logits, self.here))
+        return (kernel + "_rep", rep) if rep is not None else (kernel, self.values_on(logits, self.here))
 
     def per_data_row(self, node: Node):
-        """`vB, reps`, the `_rep` kernels' arguments, when the node's values are computed once
+        """`stored_values, reps`, the `_rep` kernels' arguments, when the node's values are computed once
         per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
         the node being lowered, `here`); else None."""
-        return f"{self.vB(node)}, {_ndist(self.here)}" if node in self.inv and max(self.here) > 0 else None
+        return f"{self.stored_values(node)}, {_ndist(self.here)}" if node in self.inv and max(self.here) > 0 else None
 
     def reads_rep(self, logits: Node) -> bool:
         """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""

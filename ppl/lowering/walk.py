@@ -74,10 +74,10 @@ class Walk:
     def zero_cotangents(self):
         self.emit("rows.zero1(grad)")
         for n in self.an.order:
-            if self.gB(n) is not None and not n.attrs.get("is_head"):
-                self.emit(f"rows.zero2({self.gB(n)})")
+            if self.stored_cotangent(n) is not None and not n.attrs.get("is_head"):
+                self.emit(f"rows.zero2({self.stored_cotangent(n)})")
                 for P in sorted(self.gcopy.get(n, ())):
-                    self.emit(f"rows.zero2({self.gat(n, P)})")
+                    self.emit(f"rows.zero2({self.cotangent_on(n, P)})")
 
     def allocate(self, n: Node):
         """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
@@ -111,8 +111,8 @@ class Walk:
         if k == "input":
             return
         P = self.here
-        ins = [self.vat(i, P) for i in n.inputs]
-        out = self.vB(n) if not n.attrs.get("is_head") else None
+        ins = [self.values_on(i, P) for i in n.inputs]
+        out = self.stored_values(n) if not n.attrs.get("is_head") else None
         if k in ARRAY_RULES:
             ARRAY_RULES[k].forward(self, n, ins, self.cbuf.get(n, out))
         elif k in OPS and not OPS[k].head:
@@ -125,7 +125,7 @@ class Walk:
                 off += x.width
         elif n.is_stochastic:
             self.emit_positive_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
-                                      lambda p: f"rows.all_finite2({self.vB(p)})")
+                                      lambda p: f"rows.all_finite2({self.stored_values(p)})")
             self._estimator(n).draw(self.estimator_context(n))
         elif n.attrs.get("is_head"):
             self.emit_template_fwd(n, ins, self.cbuf[n])
@@ -154,13 +154,14 @@ class Walk:
         if k == "input":
             return
         Q = self.here
-        if self.gB(n) is not None:   # the cotangents its readers left on their rows, summed into its own
+        if self.stored_cotangent(n) is not None:   # the cotangents its readers left on their rows, summed into its own
             for P in sorted(self.gcopy.get(n, ())):
                 if max(Q) == 0:
-                    self.emit(f"rows.fold_rows({self.gat(n, P)}, {_ndist(P)}, {self.gB(n)})")
+                    self.emit(f"rows.fold_rows({self.cotangent_on(n, P)}, {_ndist(P)}, {self.stored_cotangent(n)})")
                 else:
-                    self.emit(f"rows.fold_into({self.gat(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, {self.gB(n)})")
-        ins = [self.vat(i, Q) for i in n.inputs]
+                    self.emit(f"rows.fold_into({self.cotangent_on(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, "
+                              f"{self.stored_cotangent(n)})")
+        ins = [self.values_on(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
         if n.attrs.get("is_head"):
             if all(gi is NO_GRAD for gi in gins):
@@ -175,7 +176,7 @@ class Walk:
                 self._estimator(self.rebar_anc[n][0]).backward_below(self.estimator_context(n), self.rebar_anc[n])
             self._estimator(n).estimate(self.estimator_context(n))
             return
-        self._backward_kinds(n, ins, gins, self.gB(n), self.vB(n), self._rows(Q))
+        self._backward_kinds(n, ins, gins, self.stored_cotangent(n), self.stored_values(n), self._rows(Q))
 
     def _backward_kinds(self, n: Node, ins: list, gins: list, gout, out: str, rows: str):
         """VJP of a deterministic layer: gout (its value cotangent) into gins."""

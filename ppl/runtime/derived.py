@@ -137,8 +137,8 @@ class DerivedPrograms:
         per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""
         if bound not in ("elbo", "iwae"):
             raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
-        lw = self.log_weights(data, samples, seed, dtype)
-        return float(lw.mean() if bound == "elbo" else declare.logmeanexp(lw).mean())
+        log_w = self.log_weights(data, samples, seed, dtype)
+        return float(log_w.mean() if bound == "elbo" else declare.logmeanexp(log_w).mean())
 
 
 def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
