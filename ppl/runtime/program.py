@@ -29,6 +29,7 @@ from networkx import ancestors as nx_ancestors
 
 from .. import validate as V
 from ..errors import ModelError
+from .arena import carve
 from .derived import DerivedPrograms
 from .explain import Explained
 
@@ -101,11 +102,9 @@ class Program(DerivedPrograms, Explained):
         self.layout, self.module, self.source = layout, module, source
         self.dtype, self.samples = dtype, samples
         self.entry = module.step
-        self.theta = np.zeros(layout.n_theta, dtype)
+        self.theta, self.grad_buffer, self.state = carve([layout.n_theta, layout.n_theta, max(layout.n_state, 1)], dtype)
         for _, off, shape, init in layout.params:
             self.theta[off: off + int(np.prod(shape))] = init.ravel()
-        self.grad_buffer = np.zeros(layout.n_theta, dtype)
-        self.state = np.zeros(max(layout.n_state, 1), dtype)
         for _, off, size, init in layout.state:
             self.state[off: off + size] = init
         self.params = ParamView(self.theta, layout)
@@ -162,8 +161,9 @@ class Program(DerivedPrograms, Explained):
     def workspace(self, B: int):
         """Preallocated (ws2, ws1) for a batch of B data rows (reused across calls)."""
         if B not in self._ws:
-            ws2 = tuple(np.zeros((self._rows(rows, B), w), self.dtype) for _, rows, w in self.layout.ws2)
-            ws1 = tuple(np.zeros(self._rows(rows, B), self.dtype) for _, rows in self.layout.ws1)
+            shapes2 = [(self._rows(rows, B), w) for _, rows, w in self.layout.ws2]
+            arrays = carve(shapes2 + [self._rows(rows, B) for _, rows in self.layout.ws1], self.dtype)
+            ws2, ws1 = tuple(arrays[:len(shapes2)]), tuple(arrays[len(shapes2):])
             for i, values in self.layout.consts.items():   # the row maps (Lowering.row_map)
                 ws1[i][:] = values
             self._ws[B] = (ws2, ws1)

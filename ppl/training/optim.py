@@ -25,6 +25,7 @@ from ..errors import ModelError
 from ..kernels.cpu import core as cpu_kernels
 from ..kernels.cpu.core import adam_update, momentum_update, sgd_update
 from ..kernels.math.optim import robbins_monro_rate
+from ..runtime.arena import carve
 
 
 def _positive(owner: str, name: str, value, allow_zero: bool = False) -> float:
@@ -65,9 +66,9 @@ class Optimizer:
         return {}
 
     def _ensure(self, theta: np.ndarray) -> None:
-        for k, a in self._arrays().items():
-            if a is None or a.shape != theta.shape or a.dtype != theta.dtype:
-                setattr(self, k, np.zeros_like(theta))
+        new = [k for k, a in self._arrays().items() if a is None or a.shape != theta.shape or a.dtype != theta.dtype]
+        for k, a in zip(new, carve([theta.shape] * len(new), theta.dtype)):   # apart in memory (runtime/arena.py)
+            setattr(self, k, a)
 
     def step(self, prog) -> None:
         if getattr(prog, "target", "cpu") == "cuda":  # parameters and state stay on the device
