@@ -246,7 +246,7 @@ def test_same_seed_bit_identical_with_1_and_2_threads():
         m.cost("f", ppl.bernoulli_nll(Affine(c, 8, name="d"), target=x))
         m.cost("e", ppl.log_prob(h1))
     prog = m.compile(dtype=np.float64, samples=2)
-    data = {"x": (np.random.default_rng(0).random((300, 8)) > 0.5).astype(float)}  # large enough for prange
+    data = {"x": (np.random.default_rng(0).random((300, 8)) > 0.5).astype(float)}
     before = numba.get_num_threads()
     try:
         out = []

@@ -198,12 +198,12 @@ def test_nopython_true_refuses_a_user_optimiser():
 
 
 def test_blas_threads_rule_and_restore(monkeypatch):
-    """fit's BLAS threads: every core only when ppl chose the one-thread default and no noise fill
-    runs on Numba's threads at this batch; an explicit count is validated; the count in force
-    before the fit is restored after it."""
+    """fit's BLAS threads: every core when ppl chose the one-thread default, whatever the batch
+    (the noise fills run on the calling thread); an explicit count is validated; the count in
+    force before the fit is restored after it."""
     from ppl.training.fit import _blas_threads
     from ppl.kernels.cpu import blas
-    from ppl.kernels.cpu.noise import SERIAL_CUTOFF
+    from ppl.kernels.cpu.noise import FLAT_CUTOFF
     if blas.get_threads() is None:
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
@@ -212,8 +212,8 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     monkeypatch.setattr(blas, "DEFAULTED", True)
     assert _blas_threads(prog, 32, None) == cores          # 32 x 32 noise: a serial fill
     assert _blas_threads(prog, 1000, None) == cores        # 32000 noise entries: still a serial fill
-    big = SERIAL_CUTOFF // 32 + 1
-    assert _blas_threads(prog, big, None) is None          # a fill on Numba's threads
+    big = FLAT_CUTOFF // 32 + 1
+    assert _blas_threads(prog, big, None) == cores         # a fill of 4M entries, on this thread too
     assert _blas_threads(prog, 32, 3) == 3
     with pytest.raises(ppl.ModelError, match="blas_threads"):
         _blas_threads(prog, 32, 0)

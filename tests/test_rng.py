@@ -16,7 +16,7 @@ from scipy import stats
 
 from ppl.kernels.math import rng
 from ppl.kernels.cpu.noise import (
-    SERIAL_CUTOFF,
+    FLAT_CUTOFF,
     fill_bernoulli_logit,
     fill_bernoulli_prob,
     fill_gumbel,
@@ -26,7 +26,7 @@ from ppl.kernels.cpu.noise import (
 )
 
 P_MIN = 1e-3  # every KS / chi-square test must reach this p-value
-BIG = (SERIAL_CUTOFF // 37 + 1, 37)   # a fill on the parallel (prange) path
+BIG = (FLAT_CUTOFF // 37 + 1, 37)   # a fill of per-row loops (past the flat loop's size)
 M32 = 0xFFFFFFFF
 FILLS = {"uniform": fill_uniform, "normal": fill_normal,
          "logistic": fill_logistic, "gumbel": fill_gumbel}
@@ -260,8 +260,8 @@ def test_identical_with_one_and_two_threads(kind):
 
 
 def test_serial_and_parallel_paths_agree():
-    small = _fill("normal", (10, 37), np.float64, 1, 2, 3)  # below SERIAL_CUTOFF
-    big = _fill("normal", BIG, np.float64, 1, 2, 3)  # prange path
+    small = _fill("normal", (10, 37), np.float64, 1, 2, 3)  # below FLAT_CUTOFF
+    big = _fill("normal", BIG, np.float64, 1, 2, 3)  # per-row loops
     np.testing.assert_array_equal(small, big[:10])
 
 
@@ -326,7 +326,7 @@ def test_clear_errors():
 @pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
 def test_row0_addresses_rows_of_a_larger_fill(kind):
     """fill(out, ..., row0) writes rows row0 .. row0 + R - 1 of the fill of the whole (a
-    data-parallel shard's noise), on the serial and the prange path; row0 = 0 is the default."""
+    data-parallel shard's noise), on the flat and the per-row path; row0 = 0 is the default."""
     for shape in [(40, 13), BIG]:
         whole = _fill(kind, shape, np.float64, 5, 6, 7)
         part = np.empty((shape[0] - 9, shape[1]))

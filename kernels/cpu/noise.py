@@ -1,9 +1,8 @@
 """CPU array kernels that fill preallocated (R, D) float32/float64 arrays with Philox noise.
 
 out[r, c] equals the scalar function of ``rng`` at (seed, stream, r, c, step) for out's dtype,
-bit for bit, whatever the number of threads: rows are independent philox addresses, so a
-``prange`` over rows only changes who computes a value, never the value.  Uniform and normal
-rows are one loop over philox blocks (key, row, stream and step words hoisted out) that
+bit for bit: rows are independent philox addresses (a split of the rows over threads would
+only change who computes a value, never the value).  Uniform and normal rows are one loop over philox blocks (key, row, stream and step words hoisted out) that
 turns the 4 words into the LANES values of their columns; logistic, Gumbel and Bernoulli
 rows take a second, in-place pass over the (cached) row of uniforms, which LLVM vectorises
 better than one fused loop.  ``philox4x32_10`` is inlined at numba-IR level and the float32
@@ -15,17 +14,15 @@ second pass as one loop over the whole array: a row of 32 float32 columns is 8 b
 than one unrolled vector iteration, so the per-row loops ran in their scalar remainders
 (measured: fill_logistic (160, 32) 12.6 us, 2.5 ns per value, against 4.8 us for the same
 count in one long row).  Same counters, same values, bit for bit.
-Arrays with fewer than SERIAL_CUTOFF elements (4M: a fill of ~4 ms) are filled serially: a
-fill is a small part of a step, and Numba's OpenMP workers spin after a parallel region, taking
-the core the rest of the step runs on where cores are shared (measured, BENCHMARKS.md "Noise
-fills on one thread": at 20,000 elements, the former cutoff, the 784-200 step at batch 256 ran
-2.2x slower with the parallel fills than without, and 3.5x at 64-32 VIMCO with another process
-busy).  The dtype is chosen at compile time (``numba.extending.overload``), so every
+Every fill runs on the calling thread: a fill is a small part of a step, Numba's OpenMP workers
+spin after a parallel region, taking the core the rest of the step runs on where cores are shared
+(BENCHMARKS.md, "Noise fills on one thread"); fills of 4M values and more were parallel, the
+rest already serial.  The dtype is chosen at compile time (``numba.extending.overload``), so every
 public function is callable from a user's ``@njit`` code with a float32 or float64 ``out``.
 Integer seeds above 2**63 - 1 must be passed as ``np.uint64``.
 """
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
@@ -49,7 +46,7 @@ from ..math.rng import (
     uniform_f64_from_words,
 )
 
-SERIAL_CUTOFF = 1 << 22  # below this many elements a fill runs on the calling thread only
+FLAT_CUTOFF = 1 << 22  # the flat loop over several rows' blocks serves arrays below this many elements
 
 _JIT = dict(cache=True, error_model="numpy")
 
@@ -159,6 +156,20 @@ def _normal_block_f64(f, o, w0, w1, w2, w3):
     f[o], f[o + 1] = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
 
 
+def _named(impl, target):
+    """impl, named after the function it calls (``<target>_by_type``).
+
+    The factories below make one closure per stub, all with one qualified name; Numba names a
+    compiled function by its qualified name and a counter of its process, and keys its disk cache
+    by that name and the argument types. Two such closures compiled in two processes could get
+    the same name (fill_uniform's block writer and fill_normal's, both float64), and a process
+    that loaded both fills from the cache then ran one writer for both: fill_normal drew
+    uniforms. Named after their target, no two closures share a name."""
+    name = f"{getattr(target, 'py_func', target).__name__}_by_type"
+    impl.__name__ = impl.__qualname__ = name
+    return impl
+
+
 def _blocks_by_dtype(f32, f64):
     """A stub(f, o, w0, w1, w2, w3) writing one philox block's values at f[o:], by f's dtype."""
 
@@ -168,8 +179,8 @@ def _blocks_by_dtype(f32, f64):
     @overload(stub, jit_options=_JIT)
     def _ov(f, o, w0, w1, w2, w3):
         if f.dtype == types.float32:
-            return lambda f, o, w0, w1, w2, w3: f32(f, o, w0, w1, w2, w3)
-        return lambda f, o, w0, w1, w2, w3: f64(f, o, w0, w1, w2, w3)
+            return _named(lambda f, o, w0, w1, w2, w3: f32(f, o, w0, w1, w2, w3), f32)
+        return _named(lambda f, o, w0, w1, w2, w3: f64(f, o, w0, w1, w2, w3), f64)
 
     return stub
 
@@ -302,8 +313,8 @@ def _rows_by_dtype(fname, row_f32, row_f64, needs_x):
         if needs_x and (not isinstance(x, types.Array) or x.ndim != 2):
             raise TypingError(f"{fname}: the logits/probs must be a 2D array like out, got {x}")
         if dt == types.float32:
-            return lambda out, x, r, ra, k0, k1, s, t: row_f32(out, x, r, ra, k0, k1, s, t)
-        return lambda out, x, r, ra, k0, k1, s, t: row_f64(out, x, r, ra, k0, k1, s, t)
+            return _named(lambda out, x, r, ra, k0, k1, s, t: row_f32(out, x, r, ra, k0, k1, s, t), row_f32)
+        return _named(lambda out, x, r, ra, k0, k1, s, t: row_f64(out, x, r, ra, k0, k1, s, t), row_f64)
 
     return stub
 
@@ -317,8 +328,8 @@ def _scalar_by_type(f32, f64):
     @overload(stub, jit_options=_JIT)
     def _ov(a, u):
         if u == types.float32:
-            return lambda a, u: f32(a, u)
-        return lambda a, u: f64(a, u)
+            return _named(lambda a, u: f32(a, u), f32)
+        return _named(lambda a, u: f64(a, u), f64)
 
     return stub
 
@@ -332,8 +343,8 @@ def _unary_by_type(f32, f64):
     @overload(stub, jit_options=_JIT)
     def _ov(u):
         if u == types.float32:
-            return lambda u: f32(u)
-        return lambda u: f64(u)
+            return _named(lambda u: f32(u), f32)
+        return _named(lambda u: f64(u), f64)
 
     return stub
 
@@ -390,73 +401,61 @@ def _check_shape(fname, out, x):
         raise ValueError(fname + ": the logits/probs array must have out's shape")
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def fill_uniform(out, seed, stream, step, row0=0):
     """out[r, c] = uniform_<dtype>(seed, stream, row0 + r, c, step); U(0, 1), never 0 or 1."""
     _check_out("fill_uniform", out)
     k0, k1, s, t = _address(seed, stream, step)
-    if out.size < SERIAL_CUTOFF and _flat_ok(out):
+    if out.size < FLAT_CUTOFF and _flat_ok(out):
         _flat_uniform(out, row0, k0, k1, s, t)
-    elif out.size < SERIAL_CUTOFF:
+    else:
         for r in range(out.shape[0]):
             _uniform_row(out, out, r, r + row0, k0, k1, s, t)
-    else:
-        for r in prange(out.shape[0]):
-            _uniform_row(out, out, r, r + row0, k0, k1, s, t)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def fill_normal(out, seed, stream, step, row0=0):
     """out[r, c] = normal_<dtype>(seed, stream, row0 + r, c, step); N(0, 1) by Box-Muller."""
     _check_out("fill_normal", out)
     k0, k1, s, t = _address(seed, stream, step)
-    if out.size < SERIAL_CUTOFF and _flat_ok(out):
+    if out.size < FLAT_CUTOFF and _flat_ok(out):
         _flat_normal(out, row0, k0, k1, s, t)
-    elif out.size < SERIAL_CUTOFF:
+    else:
         for r in range(out.shape[0]):
             _normal_row(out, out, r, r + row0, k0, k1, s, t)
-    else:
-        for r in prange(out.shape[0]):
-            _normal_row(out, out, r, r + row0, k0, k1, s, t)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def fill_logistic(out, seed, stream, step, row0=0):
     """out[r, c] = logistic_<dtype>(seed, stream, row0 + r, c, step); standard logistic noise."""
     _check_out("fill_logistic", out)
     k0, k1, s, t = _address(seed, stream, step)
-    if out.size < SERIAL_CUTOFF and _flat_ok(out):
+    if out.size < FLAT_CUTOFF and _flat_ok(out):
         _flat_uniform(out, row0, k0, k1, s, t)
         f = _flat_view(out)
         for i in range(f.shape[0]):
             f[i] = _to_logistic(f[i])
-    elif out.size < SERIAL_CUTOFF:
+    else:
         for r in range(out.shape[0]):
             _logistic_row(out, out, r, r + row0, k0, k1, s, t)
-    else:
-        for r in prange(out.shape[0]):
-            _logistic_row(out, out, r, r + row0, k0, k1, s, t)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def fill_gumbel(out, seed, stream, step, row0=0):
     """out[r, c] = gumbel_<dtype>(seed, stream, row0 + r, c, step); standard Gumbel (max) noise."""
     _check_out("fill_gumbel", out)
     k0, k1, s, t = _address(seed, stream, step)
-    if out.size < SERIAL_CUTOFF and _flat_ok(out):
+    if out.size < FLAT_CUTOFF and _flat_ok(out):
         _flat_uniform(out, row0, k0, k1, s, t)
         f = _flat_view(out)
         for i in range(f.shape[0]):
             f[i] = _to_gumbel(f[i])
-    elif out.size < SERIAL_CUTOFF:
+    else:
         for r in range(out.shape[0]):
             _gumbel_row(out, out, r, r + row0, k0, k1, s, t)
-    else:
-        for r in prange(out.shape[0]):
-            _gumbel_row(out, out, r, r + row0, k0, k1, s, t)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def fill_bernoulli_logit(out, logits, seed, stream, step, row0=0):
     """out[r, c] = bernoulli_logit_<dtype>(logits[r, c], seed, stream, row0 + r, c, step) in {0, 1}.
 
@@ -464,21 +463,18 @@ def fill_bernoulli_logit(out, logits, seed, stream, step, row0=0):
     """
     _check_shape("fill_bernoulli_logit", out, logits)
     k0, k1, s, t = _address(seed, stream, step)
-    if out.size < SERIAL_CUTOFF and _flat_ok(out) and _flat_ok(logits):
+    if out.size < FLAT_CUTOFF and _flat_ok(out) and _flat_ok(logits):
         _flat_uniform(out, row0, k0, k1, s, t)
         f = _flat_view(out)
         a = _flat_view(logits)
         for i in range(f.shape[0]):
             f[i] = _to_bernoulli_logit(a[i], f[i])
-    elif out.size < SERIAL_CUTOFF:
+    else:
         for r in range(out.shape[0]):
             _bernoulli_logit_row(out, logits, r, r + row0, k0, k1, s, t)
-    else:
-        for r in prange(out.shape[0]):
-            _bernoulli_logit_row(out, logits, r, r + row0, k0, k1, s, t)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     """out[r, c] = bernoulli_prob_<dtype>(probs[r, c], seed, stream, row0 + r, c, step) in {0, 1}.
 
@@ -486,15 +482,12 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     """
     _check_shape("fill_bernoulli_prob", out, probs)
     k0, k1, s, t = _address(seed, stream, step)
-    if out.size < SERIAL_CUTOFF and _flat_ok(out) and _flat_ok(probs):
+    if out.size < FLAT_CUTOFF and _flat_ok(out) and _flat_ok(probs):
         _flat_uniform(out, row0, k0, k1, s, t)
         f = _flat_view(out)
         a = _flat_view(probs)
         for i in range(f.shape[0]):
             f[i] = _to_bernoulli_prob(a[i], f[i])
-    elif out.size < SERIAL_CUTOFF:
-        for r in range(out.shape[0]):
-            _bernoulli_prob_row(out, probs, r, r + row0, k0, k1, s, t)
     else:
-        for r in prange(out.shape[0]):
+        for r in range(out.shape[0]):
             _bernoulli_prob_row(out, probs, r, r + row0, k0, k1, s, t)

@@ -256,11 +256,6 @@ def _blas_threads(prog, batch_size, asked):
         return V.integer(asked, "fit: blas_threads", lo=1)
     if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
         return None
-    from ..kernels.cpu.noise import SERIAL_CUTOFF   # imported when a fit needs it, not with ppl
-    rows = int(batch_size) * prog.rows_per_data_row
-    noise = [prog.layout.ws2[i][2] for i in prog.layout.noise]
-    if any(rows * w >= SERIAL_CUTOFF for w in noise):
-        return None
     return blas.cores()
 
 
@@ -321,9 +316,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
-    every core when the user did not set OPENBLAS_NUM_THREADS and no noise fill of the step runs
-    on Numba's threads at this batch (fills of 4M+ elements: two thread pools would contend), else
-    the BLAS as it is; OpenBLAS keeps small products on one thread (BENCHMARKS.md). When fit chose
+    every core when the user did not set OPENBLAS_NUM_THREADS, else the BLAS as it is; OpenBLAS keeps small products on one thread (BENCHMARKS.md). When fit chose
     more than one thread itself, it times its steps at that count and at one thread as the run
     goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
     thread a loss); `History.threads` lists the decisions. More than one BLAS thread may round
