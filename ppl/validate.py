@@ -87,7 +87,11 @@ def estimator_options(where: str, name: str, opts: dict) -> dict:
     if "draws" in out:
         out["draws"] = integer(out["draws"], f"{pre} draws (of the noise given the sample)", lo=1, hi=1000)
     if "train" in out and not _is_bool(out["train"]):
-        raise ModelError(f"{pre} train must be True or False, got {out['train']!r}")
+        if name != "rebar":
+            raise ModelError(f"{pre} train must be True or False, got {out['train']!r}")
+        if out["train"] != "eta":
+            raise ModelError(f"{pre} train must be True (eta and the temperature), 'eta' (eta alone, the "
+                             f"temperature fixed: 3 rows per draw, not 5) or False, got {out['train']!r}")
     if "baseline" in out and out["baseline"] is not None and not isinstance(out["baseline"], str):
         raise ModelError(f"{pre} baseline must be a name ('none', 'moving_average', 'loo', 'learned'), "
                          f"got {out['baseline']!r}")

@@ -199,6 +199,35 @@ def test_fixed_rebar_evaluates_three_rows_per_draw_and_the_same_estimate():
     assert any(np.any(grads[True][k]) for k in grads[True] if k.startswith("rebar."))
 
 
+def test_rebar_trains_eta_alone_at_three_rows():
+    """train='eta': 3 configuration rows per drawn row as with everything fixed, the model
+    gradient that of train=False on the same noise bit for bit (so its unbiasedness is the fixed
+    variant's, tested with stated power in test_rebar_rows.py), eta's variance gradient given and
+    the temperature's not; any other value of train is refused with the three it takes."""
+    from ppl.kernels.cpu.rebar import FIXED_CONFIGS
+
+    X = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=np.float64)
+
+    def build():
+        with Model("rebar_eta") as m:
+            x = m.input("x", 4)
+            h = Bernoulli("h", logits=ppl.Affine(x, 3, name="enc"))
+            m.cost("lp", ppl.log_prob(h))
+            m.cost("nll", ppl.bernoulli_nll(ppl.Affine(h, 4, name="dec"), target=x))
+        return m
+    grads = {}
+    for train in (False, "eta"):
+        prog = build().compile(dtype=np.float64, estimators=("rebar", {"train": train}), seed=3)
+        assert prog.rows_per_data_row == FIXED_CONFIGS
+        grads[train] = prog.grad({"x": X}, seed=0)[1]
+    for k, v in grads[False].items():
+        if not k.startswith("rebar."):
+            np.testing.assert_array_equal(grads["eta"][k], v, err_msg=k)
+    assert np.all(grads["eta"]["rebar.h.eta"] != 0) and not np.any(grads["eta"]["rebar.h.log_temperature"])
+    with pytest.raises(ppl.ModelError, match="train must be True .*'eta'.* or False, got 'temperature'"):
+        build().compile(estimators=("rebar", {"train": "temperature"}))
+
+
 def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
     """Price: for f = sum z^2 the scale gradient sigma * E[f''] = 2 sigma has no variance; the
     pathwise 2 z eps does. A layer that mixes columns makes the Hessian diagonal inexact."""
@@ -225,12 +254,14 @@ def test_price_is_exact_on_a_quadratic_and_refuses_mixing():
         m.compile(dtype=np.float64, estimators="price")
 
 
-def test_rebar_eta_variance_gradient_matches_finite_differences():
+@pytest.mark.parametrize("rows", ["trained", "fixed temperature"])
+def test_rebar_eta_variance_gradient_matches_finite_differences(rows):
     """d/deta of sum over drawn rows of w * |g_a|^2, with the value cotangents of the relaxed rows
-    scaling with eta as the cost seeds make them (rows 1, 2: +-eta * w * df/dy)."""
+    scaling with eta as the cost seeds make them (rows 1, 2: +-eta * w * df/dy); the same from
+    the 3 rows of a fixed temperature (train='eta'), whose temperature gradient stays 0."""
     from ppl.kernels.cpu import rebar as Bk
     rng = np.random.default_rng(5)
-    n, D, S = 3, 4, Bk.CONFIGS
+    n, D, S = 3, 4, (Bk.CONFIGS if rows == "trained" else Bk.FIXED_CONFIGS)
     R = n * S
     a = np.repeat(rng.normal(0, 1, (n, D)), S, axis=0)
     u = np.repeat(rng.random((n, D)), S, axis=0)
@@ -246,10 +277,11 @@ def test_rebar_eta_variance_gradient_matches_finite_differences():
     def run(eta, train, sa=np.empty((0, 0))):
         gs = np.zeros((R, D))
         for r0 in range(0, R, S):
-            for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta)):
+            for c, f in ((1, eta), (2, -eta), (3, Bk.SEED_EPS * eta), (4, -Bk.SEED_EPS * eta))[:S - 1]:
                 gs[r0 + c] = f * rw[r0] * F[r0 + c]
         ga, geta, glam = np.zeros((R, D)), np.zeros(1), np.zeros(1)
         Bk.rebar_bwd(a, sa, dzt, y, L, rw, gs, 1, 1, S, S, np.array([eta]), loglam, 0.1, ga, geta, glam, train)
+        assert (glam[0] != 0) == (train and S == Bk.CONFIGS)
         return ga, geta[0]
 
     def variance(eta):

@@ -2,7 +2,8 @@
 the fused step. Bernoulli first; the categorical kernels follow the same layout.
 
 A drawn row becomes `configs` configuration rows of the node, sharing u and v: 5 when eta and
-the temperature are trained (CONFIGS), 3 when they are fixed (FIXED_CONFIGS):
+the temperature are trained (CONFIGS), 3 when the temperature is fixed (FIXED_CONFIGS; eta
+trained or not):
   c = 0: b = H(z)               z  = a + logit(u)
   c = 1: sigma(z / lam)          c = 2: sigma(z~ / lam)   (z~ ~ p(z | b), as in cpu_relax)
   c = 3: sigma(z / lam')         c = 4: sigma(z~ / lam')  lam' = lam * exp(delta)   (trained only)
@@ -17,8 +18,9 @@ cotangent exactly eta * df/dy at rows 1 and 2 (and eps * eta * df/dy at rows 3 a
 costs that do not depend on the node cancel exactly between rows. The estimate is
   g_a = (f(b) - eta f(sigma_lam(z~))) (b - p) + eta d/da f(sigma_lam(z)) - eta d/da f(sigma_lam(z~)).
 eta and log(lam) are trained to minimise E|g_a|^2 (the variance, since E g_a does not depend on
-them): d/deta exactly (g_a is linear in eta); d/dlog(lam) by a forward difference between
-lam and lam' on the same noise (rows 3, 4: the exact derivative would need d^2 f / dy^2).
+them): d/deta exactly from rows 0-2 (g_a is linear in eta); d/dlog(lam) by a forward difference
+between lam and lam' on the same noise (rows 3, 4: the exact derivative would need d^2 f / dy^2),
+so eta alone is trained at the fixed variant's 3 rows.
 Discrete nodes below a REBAR node are relaxed in its rows c > 0 so the control variate is a
 continuous function of z (Tucker et al., multi-layer case); see `relax_rows*`.
 """
@@ -32,7 +34,7 @@ from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, logistic_give
 from ..math.scalar import flog, like, sigmoid
 
 CONFIGS = 5         # rows per drawn row when eta and the temperature are trained
-FIXED_CONFIGS = 3   # rows per drawn row when they are fixed: rows 3, 4 only serve their gradients
+FIXED_CONFIGS = 3   # rows per drawn row when the temperature is fixed: rows 3, 4 only serve its gradient
 SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without rounding
 
 
@@ -146,9 +148,10 @@ def rebar_weights(stride, off, span, configs, eta, rw, cw):
 
 
 @njit(**_LOOP)
-def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train):
+def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train, lam_rows):
     """One drawn row r0 of rebar_bwd (its rows c >= 1 at r1 + (c - 1) stride): accumulates into
-    ga's rows r0, r1, r1 + stride and returns this row's (d/deta, d/dlog lam) terms. The
+    ga's rows r0, r1, r1 + stride and returns this row's (d/deta, d/dlog lam) terms (train), the
+    second 0 unless rows 3, 4 exist (lam_rows). The
     relaxed values (y's rows 1..4) and dz~/da come from the forward pass, and sigma(a) from sa
     when a log_prob cost kept it (sa.shape[0] != 0), else it is computed here."""
     base = rw[r0]
@@ -160,7 +163,7 @@ def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, g
     x0 = like(a, 0.0)
     wb = like(a, base)
     sc = like(a, L[r0] - e * L[r2])         # learning signal of the score term
-    sc2 = like(a, L[r0] - e * L[r4]) if train else x0   # rows 3, 4 exist only when trained
+    sc2 = like(a, L[r0] - e * L[r4]) if lam_rows else x0   # rows 3, 4 exist only then
     mL2 = like(a, -L[r2])
     ibe = like(a, 1.0 / (base * e)) if e != 0.0 else x0
     ib = like(a, 1.0 / base)
@@ -185,29 +188,32 @@ def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, g
             g = sc * s + (c1 + c2) * ib
             n1 += g * g
             dot += g * (mL2 * s + (c1 + c2) * ibe)
-            y3 = y[r3, j]
-            y4 = y[r4, j]
-            c3 = gs[r3, j] * y3 * (one - y3) * inv2
-            c4 = gs[r4, j] * y4 * (one - y4) * inv2 * dz
-            g2 = sc2 * s + (c3 + c4) * ibs
-            n2 += g2 * g2
+            if lam_rows:
+                y3 = y[r3, j]
+                y4 = y[r4, j]
+                c3 = gs[r3, j] * y3 * (one - y3) * inv2
+                c4 = gs[r4, j] * y4 * (one - y4) * inv2 * dz
+                g2 = sc2 * s + (c3 + c4) * ibs
+                n2 += g2 * g2
     de = 2.0 * base * float(dot) if e != 0.0 else 0.0
-    return de, base * (float(n2) - float(n1)) / delta
+    return de, base * (float(n2) - float(n1)) / delta if lam_rows else 0.0
 
 
 @njit(cache=True)
 def _check_layout(configs, train):
-    if train and configs != CONFIGS:
-        raise ValueError("REBAR: training eta and the temperature needs CONFIGS configuration rows per drawn row")
+    if configs != CONFIGS and configs != FIXED_CONFIGS:
+        raise ValueError("REBAR: CONFIGS (temperature trained) or FIXED_CONFIGS configuration rows per drawn row")
 
 
 @njit(cache=True)
 def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
-    """Accumulate the REBAR estimate into ga (rows c = 0, 1, 2 of each drawn row) and, if train
-    (then configs == CONFIGS), the variance gradients into geta and glam (d/d log lam). y holds
+    """Accumulate the REBAR estimate into ga (rows c = 0, 1, 2 of each drawn row) and, if train,
+    the variance gradient of eta into geta and, when configs == CONFIGS (rows 3, 4 at the
+    temperature lam'), that of log lam into glam. y holds
     the node's values of the forward pass (its configuration rows), dzt its dz~/da (drawn rows)
     and sa sigma(a) if a log_prob cost kept it (else an empty array: computed here)."""
     _check_layout(configs, train)
+    lam_rows = train and configs == CONFIGS
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a)
     R = a.shape[0]
@@ -216,11 +222,12 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam,
     for base in range(0, R, span * stride):
         for r0 in range(base, base + stride):
             de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
-                                train)
+                                train, lam_rows)
             ge += de
             gl += dl
     if train:
         geta[0] += ge
+    if lam_rows:
         glam[0] += gl
 
 
@@ -414,10 +421,11 @@ def rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, de
 
 
 @njit(cache=True)
-def _rebar_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train,
+def _rebar_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta, ga, train, lam_rows,
                            wz, wzt, wth, wcc, wb, wy, wgz, wc1, wc2, wc3, wc4):
     """One drawn row r0 of rebar_categorical_bwd (work arrays hold >= K entries; the first K
-    are used): accumulates into ga and returns the row's (d/deta, d/dlog lam) terms."""
+    are used): accumulates into ga and returns the row's (d/deta, d/dlog lam) terms (train;
+    the second 0 unless rows 3, 4 exist, lam_rows)."""
     base = rw[r0]
     if base == 0.0:
         return 0.0, 0.0
@@ -437,7 +445,7 @@ def _rebar_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, e, lam, lam2, 
         for i in range(K):
             c2[i] = 0.0
         jac_t_vec(th, cc, gz, c2)
-        if train:
+        if lam_rows:
             _softmax_group(z, lam2, y)
             _softmax_vjp(y, gs[r3, g0: g0 + K], lam2, c3)
             _softmax_group(zt, lam2, y)
@@ -455,9 +463,10 @@ def _rebar_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, e, lam, lam2, 
                 n1 += g * g
                 if e != 0.0:
                     dot += g * (-L[r2] * s + (c1[i] + c2[i]) / (base * e))
-                g2 = (L[r0] - e * L[r4]) * s + (c3[i] + c4[i]) / (base * SEED_EPS)
-                n2 += g2 * g2
-    return 2.0 * base * dot, base * (n2 - n1) / delta
+                if lam_rows:
+                    g2 = (L[r0] - e * L[r4]) * s + (c3[i] + c4[i]) / (base * SEED_EPS)
+                    n2 += g2 * g2
+    return 2.0 * base * dot, base * (n2 - n1) / delta if lam_rows else 0.0
 
 
 @njit(cache=True)
@@ -466,6 +475,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
     """REBAR for groups of K: relaxed rows backpropagate through softmax(. / lam) to z (row 1,
     dz/da = I) and to z~ (row 2, then J^T with J = dz~/da of the conditional Gumbel)."""
     _check_layout(configs, train)
+    lam_rows = train and configs == CONFIGS
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
@@ -479,10 +489,11 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
         if (r0 // stride) % span != 0:
             continue
         de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta,
-                                        ga, train,
+                                        ga, train, lam_rows,
                                         z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
         ge += de
         gl += dl
     if train:
         geta[0] += ge
+    if lam_rows:
         glam[0] += gl

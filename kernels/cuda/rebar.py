@@ -50,9 +50,9 @@ def _check_k(name, K):
 
 
 def _check_configs(name, configs, train):
-    if train and configs != CONFIGS:
-        raise ValueError(f"gpu_rebar.{name}: training eta and the temperature needs CONFIGS = {CONFIGS} "
-                         f"configuration rows, got {configs}")
+    if configs != CONFIGS and configs != FIXED_CONFIGS:
+        raise ValueError(f"gpu_rebar.{name}: CONFIGS = {CONFIGS} (temperature trained) or FIXED_CONFIGS = "
+                         f"{FIXED_CONFIGS} configuration rows, got {configs}")
 
 
 def _rebar_forward_body(r, j, a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
@@ -90,7 +90,7 @@ def rebar_weights(stride, off, span, configs, eta, rw, cw):
 
 
 @cuda.jit
-def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga, geta, glam, train, lam_rows):
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
@@ -98,23 +98,24 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
         if (r0 // stride) % span == 0:
             de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
-                                train)
+                                train, lam_rows)
             ge += de
             gl += dl
     ge = block_sum(ge)
     gl = block_sum(gl)
     if train and cuda.threadIdx.x == 0:
         geta[0] += ge
+    if lam_rows and cuda.threadIdx.x == 0:
         glam[0] += gl
 
 
 def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
-    """Accumulate the REBAR estimate into ga and, if train, the variance gradients into geta
-    and glam (one block: deterministic sums); y and dzt come from rebar_forward, sa is sigma(a)
+    """Accumulate the REBAR estimate into ga and, if train, the variance gradient into geta
+    and (configs == CONFIGS) glam (one block: deterministic sums); y and dzt come from rebar_forward, sa is sigma(a)
     kept by a log_prob cost or empty."""
     _check_configs("rebar_bwd", configs, train)
     single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga,
-                                         geta, glam, bool(train))
+                                         geta, glam, bool(train), bool(train) and configs == CONFIGS)
 
 
 def _cv_flags_body(r, stride, off, span, configs, flag):
@@ -244,7 +245,8 @@ def rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, de
 
 
 @cuda.jit
-def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ga, geta, glam, train):
+def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ga, geta, glam, train,
+                           lam_rows):
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
@@ -264,13 +266,14 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
         if (r0 // stride) % span == 0:
             de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2,
-                                            delta, ga, train, z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
+                                            delta, ga, train, lam_rows, z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
             ge += de
             gl += dl
     ge = block_sum(ge)
     gl = block_sum(gl)
     if train and cuda.threadIdx.x == 0:
         geta[0] += ge
+    if lam_rows and cuda.threadIdx.x == 0:
         glam[0] += gl
 
 
@@ -280,7 +283,8 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
     _check_k("rebar_categorical_bwd", K)
     _check_configs("rebar_categorical_bwd", configs, train)
     single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
-                                                     delta, ga, geta, glam, bool(train))
+                                                     delta, ga, geta, glam, bool(train),
+                                                     bool(train) and configs == CONFIGS)
 
 
 from ..cpu import rebar as _cpu_twin  # noqa: E402

@@ -3,7 +3,8 @@ control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbia
 
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are
 rows of the same fused pass (see ppl.kernels.cpu.rebar for the row layout and the weights): 5 per
-drawn row when eta and the temperature are trained, 3 when they are fixed (train=False);
+drawn row when eta and the temperature are trained (train=True), 3 when the temperature is
+fixed (train='eta': eta alone trained, its variance gradient read off those 3 rows; False);
 discrete nodes below it are relaxed in those rows. The REBAR nodes of a graph share one row digit
 whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take 1 + 2 + 2 rows
 per drawn row, not 3 x 3. eta ('rebar.<node>.eta', init 1) and the
@@ -40,8 +41,8 @@ def params(ctx):
 
 def configs(opts):
     """Configuration rows per drawn row: rows 3, 4 (temperature lam') serve only the variance
-    gradients of eta and the temperature, so a fixed-parameter REBAR evaluates 3."""
-    return CONFIGS if opts["train"] else FIXED_CONFIGS
+    gradient of the temperature, so REBAR with a fixed temperature evaluates 3."""
+    return CONFIGS if opts["train"] is True else FIXED_CONFIGS
 
 
 @register
