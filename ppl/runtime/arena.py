@@ -2,11 +2,10 @@
 
 LLVM vectorises a kernel's loop over a row behind a run-time test that the arrays it writes do
 not overlap the arrays it reads; the test is conservative by a few vectors, so two arrays that
-merely lie next to each other in memory fail it and the loop runs scalar (DisARM's pair
-gradient: 1.8 -> 9 us on a 64 x 32 row block when its output followed its input within 256
-bytes). Allocated one by one, small arrays come from the C heap side by side, so a step's
-speed depended on where the allocator happened to put its buffers: two runs of one program
-differed by a quarter. Carved from one block, every array starts on a cache line, GAP bytes
+merely lie next to each other in memory fail it and the loop runs scalar (BENCHMARKS.md, "A
+program's arrays apart in memory"). Allocated one by one, small arrays come from the C heap side
+by side, so a step's speed depended on where the allocator happened to put its buffers. Carved
+from one block, every array starts on a cache line, GAP bytes
 after the previous one ends (also before the first and after the last), in the same place on
 every run.
 """
