@@ -2,8 +2,8 @@
 
 out[r, c] equals the scalar function of ``rng`` at (seed, stream, r, c, step) for out's dtype,
 bit for bit: rows are independent philox addresses (a split of the rows over threads would
-only change who computes a value, never the value).  Uniform and normal rows are one loop over philox blocks (key, row, stream and step words hoisted out) that
-turns the 4 words into the LANES values of their columns; logistic, Gumbel and Bernoulli
+only change who computes a value, never the value).  Uniform and normal rows are one loop over
+philox blocks (key, row, stream and step words hoisted out) that turns the 4 words into the LANES values of their columns; logistic, Gumbel and Bernoulli
 rows take a second, in-place pass over the (cached) row of uniforms, which LLVM vectorises
 better than one fused loop.  ``philox4x32_10`` is inlined at numba-IR level and the float32
 transforms are branch-free, so the loops have no calls left and vectorise (AVX2: 8 lanes).
@@ -160,11 +160,11 @@ def _named(impl, target):
     """impl, named after the function it calls (``<target>_by_type``).
 
     The factories below make one closure per stub, all with one qualified name; Numba names a
-    compiled function by its qualified name and a counter of its process, and keys its disk cache
-    by that name and the argument types. Two such closures compiled in two processes could get
-    the same name (fill_uniform's block writer and fill_normal's, both float64), and a process
+    compiled function's symbol by its module, qualified name, argument types and a counter of
+    the process that compiled it. Two such closures compiled in two processes could get the
+    same symbol (fill_uniform's block writer and fill_normal's, both float64), and a process
     that loaded both fills from the cache then ran one writer for both: fill_normal drew
-    uniforms. Named after their target, no two closures share a name."""
+    uniforms. Named after their target, no two closures share a symbol."""
     name = f"{getattr(target, 'py_func', target).__name__}_by_type"
     impl.__name__ = impl.__qualname__ = name
     return impl
