@@ -1,19 +1,20 @@
 """CPU array kernels that fill preallocated (R, D) float32/float64 arrays with Philox noise.
 
 out[r, c] equals the scalar function of ``rng`` at (seed, stream, r, c, step) for out's dtype,
-bit for bit: rows are independent philox addresses (a split of the rows over threads would
-only change who computes a value, never the value).  Uniform and normal rows are one loop over
-philox blocks (key, row, stream and step words hoisted out) that turns the 4 words into the LANES values of their columns; logistic, Gumbel and Bernoulli
-rows take a second, in-place pass over the (cached) row of uniforms, which LLVM vectorises
-better than one fused loop.  ``philox4x32_10`` is inlined at numba-IR level and the float32
-transforms are branch-free, so the loops have no calls left and vectorise (AVX2: 8 lanes).
-A serial fill whose rows are short (fewer than FLAT_BLOCKS philox blocks) and a whole number of
-blocks runs as ONE flat loop over the blocks of several rows (``_flat_uniform`` /
-``_flat_normal``: each block's (column block, row) counter read from a small table), and its
-second pass as one loop over the whole array: a row of 32 float32 columns is 8 blocks, fewer
-than one unrolled vector iteration, so the per-row loops ran in their scalar remainders
-(measured: fill_logistic (160, 32) 12.6 us, 2.5 ns per value, against 4.8 us for the same
-count in one long row).  Same counters, same values, bit for bit.
+bit for bit: rows are independent philox addresses (a split of the rows over threads would only
+change who computes a value, never the value). Uniform and normal rows are one loop over philox
+blocks (key, row, stream and step words hoisted out) that turns the 4 words into the LANES
+values of their columns; logistic, Gumbel and Bernoulli rows take a second, in-place pass over
+the (cached) row of uniforms, which LLVM vectorises better than one fused loop.
+``philox4x32_10`` is inlined at numba-IR level and the float32 transforms are branch-free, so
+the loops have no calls left and vectorise (AVX2: 8 lanes). A serial fill whose rows are short
+(fewer than FLAT_BLOCKS philox blocks) and a whole number of blocks runs as ONE flat loop over
+the blocks of several rows (``_flat_uniform`` / ``_flat_normal``: each block's (column block,
+row) counter read from a small table), and its second pass as one loop over the whole array: a
+row of 32 float32 columns is 8 blocks, fewer than one unrolled vector iteration, so the per-row
+loops ran in their scalar remainders (measured: fill_logistic (160, 32) 12.6 us, 2.5 ns per
+value, against 4.8 us for the same count in one long row). Same counters, same values, bit for
+bit.
 Every fill runs on the calling thread: a fill is a small part of a step, Numba's OpenMP workers
 spin after a parallel region, taking the core the rest of the step runs on where cores are shared
 (BENCHMARKS.md, "Noise fills on one thread"); fills of 4M values and more were parallel, the
