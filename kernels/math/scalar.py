@@ -153,9 +153,13 @@ def _by_precision(name, doc, f32, f64, py32=None):
 
     @overload(f)
     def _overload(x):
-        if isinstance(x, types.Float) and x.bitwidth == 32:
-            return lambda x: f32(x)
-        return lambda x: f64(x)
+        single = isinstance(x, types.Float) and x.bitwidth == 32
+        impl = (lambda x: f32(x)) if single else (lambda x: f64(x))
+        # named after the function and the precision: every closure of this factory otherwise has
+        # one qualified name, and two of them compiled by two processes could get one symbol in
+        # the kernels those processes cache (kernels/cpu/noise.py, `_named`)
+        impl.__name__ = impl.__qualname__ = f"{name}_{'f32' if single else 'f64'}"
+        return impl
 
     return f
 
