@@ -254,12 +254,13 @@ def test_limits_are_clear_errors():
         gpu_relax.relax_bwd(z, z, z, z, np.zeros(1), np.ones(1), np.empty((0, 0)), np.zeros(3),
                             gpu_relax.MAX_HIDDEN + 1, z, np.zeros(3), True)
     z = cuda.to_device(np.zeros((RF, D)))
-    for kernels in (gpu_rebar, cpu_rebar):   # eta and the temperature trained on the 3-row layout
+    odd = FIXED + 1   # neither layout: 3 rows (temperature fixed) or 5 (trained)
+    for kernels in (gpu_rebar, cpu_rebar):
         with pytest.raises(ValueError, match="CONFIGS"):
-            kernels.rebar_bwd(z, np.empty((0, 0)), z, z, np.zeros(RF), np.ones(RF), z, STRIDE, 1, FIXED, FIXED, np.ones(1),
+            kernels.rebar_bwd(z, np.empty((0, 0)), z, z, np.zeros(RF), np.ones(RF), z, STRIDE, 1, odd, odd, np.ones(1),
                               np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
         with pytest.raises(ValueError, match="CONFIGS"):
-            kernels.rebar_categorical_bwd(z, z, z, np.zeros(RF), np.ones(RF), z, STRIDE, 1, FIXED, FIXED, K, np.ones(1),
+            kernels.rebar_categorical_bwd(z, z, z, np.zeros(RF), np.ones(RF), z, STRIDE, 1, odd, odd, K, np.ones(1),
                                           np.zeros(1), 0.1, z, np.zeros(1), np.zeros(1), True)
         z = np.zeros((RF, D))
     k = gpu_rebar.MAX_K + 1
