@@ -86,10 +86,12 @@ def estimator_options(where: str, name: str, opts: dict) -> dict:
         out["gap"] = real(out["gap"], f"{pre} gap (between the chosen logit and the others)", positive=True)
     if "draws" in out:
         out["draws"] = integer(out["draws"], f"{pre} draws (of the noise given the sample)", lo=1, hi=1000)
-    if "train" in out and not _is_bool(out["train"]):
+    if "train" in out and _is_bool(out["train"]):
+        out["train"] = bool(out["train"])   # numpy's True too: estimators test `train is True`
+    elif "train" in out:
         if name != "rebar":
             raise ModelError(f"{pre} train must be True or False, got {out['train']!r}")
-        if out["train"] != "eta":
+        if not (isinstance(out["train"], str) and out["train"] == "eta"):
             raise ModelError(f"{pre} train must be True (eta and the temperature), 'eta' (eta alone, the "
                              f"temperature fixed: 3 rows per draw, not 5) or False, got {out['train']!r}")
     if "baseline" in out and out["baseline"] is not None and not isinstance(out["baseline"], str):
