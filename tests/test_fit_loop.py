@@ -203,22 +203,18 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     force before the fit is restored after it."""
     from ppl.training.fit import _blas_threads
     from ppl.kernels.cpu import blas
-    from ppl.kernels.cpu.noise import FLAT_CUTOFF
     if blas.get_threads() is None:
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     prog = sbn.build(latent=(32,)).compile(estimators="score", dtype=np.float32)
     cores = blas.cores()
     monkeypatch.setattr(blas, "DEFAULTED", True)
-    assert _blas_threads(prog, 32, None) == cores          # 32 x 32 noise: a serial fill
-    assert _blas_threads(prog, 1000, None) == cores        # 32000 noise entries: still a serial fill
-    big = FLAT_CUTOFF // 32 + 1
-    assert _blas_threads(prog, big, None) == cores         # a fill of 4M entries, on this thread too
-    assert _blas_threads(prog, 32, 3) == 3
+    assert _blas_threads(prog, None) == cores              # whatever the batch: fills run on this thread
+    assert _blas_threads(prog, 3) == 3
     with pytest.raises(ppl.ModelError, match="blas_threads"):
-        _blas_threads(prog, 32, 0)
+        _blas_threads(prog, 0)
     monkeypatch.setattr(blas, "DEFAULTED", False)          # the user set OPENBLAS_NUM_THREADS
-    assert _blas_threads(prog, 32, None) is None
+    assert _blas_threads(prog, None) is None
     before = blas.get_threads()
     fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=8, progress=False, blas_threads=before + 1)
     assert blas.get_threads() == before

@@ -200,7 +200,7 @@ def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, g
 
 
 @njit(cache=True)
-def _check_layout(configs, train):
+def _check_layout(configs):
     if configs != CONFIGS and configs != FIXED_CONFIGS:
         raise ValueError("REBAR: CONFIGS (temperature trained) or FIXED_CONFIGS configuration rows per drawn row")
 
@@ -212,7 +212,7 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam,
     temperature lam'), that of log lam into glam. y holds
     the node's values of the forward pass (its configuration rows), dzt its dz~/da (drawn rows)
     and sa sigma(a) if a log_prob cost kept it (else an empty array: computed here)."""
-    _check_layout(configs, train)
+    _check_layout(configs)
     lam_rows = train and configs == CONFIGS
     e = eta[0]
     inv1, inv2 = _inverse_temperatures(loglam, delta, a)
@@ -474,7 +474,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
                           train):
     """REBAR for groups of K: relaxed rows backpropagate through softmax(. / lam) to z (row 1,
     dz/da = I) and to z~ (row 2, then J^T with J = dz~/da of the conditional Gumbel)."""
-    _check_layout(configs, train)
+    _check_layout(configs)
     lam_rows = train and configs == CONFIGS
     e = eta[0]
     lam = math.exp(loglam[0])

@@ -49,7 +49,7 @@ def _check_k(name, K):
                          f"MAX_K = {MAX_K} classes per group (use target='cpu' for larger groups)")
 
 
-def _check_configs(name, configs, train):
+def _check_configs(name, configs):
     if configs != CONFIGS and configs != FIXED_CONFIGS:
         raise ValueError(f"gpu_rebar.{name}: CONFIGS = {CONFIGS} (temperature trained) or FIXED_CONFIGS = "
                          f"{FIXED_CONFIGS} configuration rows, got {configs}")
@@ -111,9 +111,9 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
 
 def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
     """Accumulate the REBAR estimate into ga and, if train, the variance gradient into geta
-    and (configs == CONFIGS) glam (one block: deterministic sums); y and dzt come from rebar_forward, sa is sigma(a)
-    kept by a log_prob cost or empty."""
-    _check_configs("rebar_bwd", configs, train)
+    and (configs == CONFIGS) glam (one block: deterministic sums); y and dzt come from
+    rebar_forward, sa is sigma(a) kept by a log_prob cost or empty."""
+    _check_configs("rebar_bwd", configs)
     single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga,
                                          geta, glam, bool(train), bool(train) and configs == CONFIGS)
 
@@ -281,7 +281,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
                           train):
     """REBAR for groups of K (see cpu_rebar.rebar_categorical_bwd); one block, deterministic sums."""
     _check_k("rebar_categorical_bwd", K)
-    _check_configs("rebar_categorical_bwd", configs, train)
+    _check_configs("rebar_categorical_bwd", configs)
     single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
                                                      delta, ga, geta, glam, bool(train),
                                                      bool(train) and configs == CONFIGS)

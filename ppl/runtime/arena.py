@@ -5,9 +5,8 @@ not overlap the arrays it reads; the test is conservative by a few vectors, so t
 merely lie next to each other in memory fail it and the loop runs scalar (BENCHMARKS.md, "A
 program's arrays apart in memory"). Allocated one by one, small arrays come from the C heap side
 by side, so a step's speed depended on where the allocator happened to put its buffers. Carved
-from one block, every array starts on a cache line, GAP bytes
-after the previous one ends (also before the first and after the last), in the same place on
-every run.
+from one block, every array starts on a cache line, GAP bytes after the previous one ends (also
+before the first and after the last), in the same place on every run.
 """
 from __future__ import annotations
 

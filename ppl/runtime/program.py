@@ -102,7 +102,8 @@ class Program(DerivedPrograms, Explained):
         self.layout, self.module, self.source = layout, module, source
         self.dtype, self.samples = dtype, samples
         self.entry = module.step
-        self.theta, self.grad_buffer, self.state = carve([layout.n_theta, layout.n_theta, max(layout.n_state, 1)], dtype)
+        self.theta, self.grad_buffer, self.state = carve([layout.n_theta, layout.n_theta, max(layout.n_state, 1)],
+                                                         dtype)
         for _, off, shape, init in layout.params:
             self.theta[off: off + int(np.prod(shape))] = init.ravel()
         for _, off, size, init in layout.state:

@@ -250,7 +250,7 @@ class _Chunks:
         return losses, None
 
 
-def _blas_threads(prog, batch_size, asked):
+def _blas_threads(prog, asked):
     """The BLAS thread count for this fit, or None to leave the BLAS as it is (fit's docstring)."""
     if asked is not None:
         return V.integer(asked, "fit: blas_threads", lo=1)
@@ -316,8 +316,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
-    every core when the user did not set OPENBLAS_NUM_THREADS, else the BLAS as it is; OpenBLAS keeps small products on one thread (BENCHMARKS.md). When fit chose
-    more than one thread itself, it times its steps at that count and at one thread as the run
+    every core when the user did not set OPENBLAS_NUM_THREADS, else the BLAS as it is; OpenBLAS
+    keeps small products on one thread (BENCHMARKS.md). When fit chose more than one thread itself, it times its steps at that count and at one thread as the run
     goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
     thread a loss); `History.threads` lists the decisions. More than one BLAS thread may round
     the products differently, so such a run is reproducible up to rounding: a fixed count, e.g.
@@ -397,7 +397,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     eval_every = None if eval_every is None else V.integer(eval_every, "fit: eval_every", lo=1)
     checkpoint_every = None if checkpoint_every is None else V.integer(checkpoint_every, "fit: checkpoint_every", lo=1)
     eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
-    threads = _blas_threads(prog, batch_size, blas_threads)   # validates an explicit count
+    threads = _blas_threads(prog, blas_threads)   # validates an explicit count
     split = _split_rows(prog, batch_size, split_rows, nopython, blas_threads)
     if split and blas_threads is None:
         threads = 1 if blas.get_threads() is not None else None
