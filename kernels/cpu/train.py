@@ -149,7 +149,8 @@ def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, 
     halves' changes weighted alike (state0: the state before the step). A half whose loss is not
     finite (it raised inside the parallel loop, or its loss is NaN / inf) makes the step run
     again, half after half on this thread, from the same state, so that a raise surfaces here.
-    done as in train_chunk."""
+    B1 = 0: the whole batch of B0 rows in one step on this thread (fit's one-thread setting of a
+    split fit: the same compiled loop, the same draws by global row). done as in train_chunk."""
     done[1] = 0
     B = B0 + B1
     w0 = B0 / B
@@ -162,6 +163,11 @@ def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, 
         done[0] = s
         t = t0 + s
         gather_batch(data, rows, s * B, inputs)
+        if B1 == 0:
+            loss = step(theta, grad, state, ws2, ws1, inputs, B0, seed, t, 1, 0)
+            if not _end_step(update, opt, theta, grad, s1, s2, hyper, opt_t + s, loss, losses, s, done):
+                return
+            continue
         gather_batch(data, rows, s * B + B0, inputs1)
         for j in range(state.shape[0]):
             state0[j] = state[j]

@@ -146,6 +146,8 @@ class _Chunks:
             self.ws21, self.ws11 = tuple(a.copy() for a in ws21), tuple(a.copy() for a in ws11)
             self.grad1 = np.zeros_like(prog.grad_buffer)
             self.state1, self.state0 = prog.state.copy(), prog.state.copy()
+            self.halves = (self.B0, self.B1, self.inputs, self.ws2, self.ws1)
+            self.whole = None   # the whole batch's buffers (set_whole), made when first asked
         else:
             self.inputs = tuple(np.zeros((self.B, a.shape[1]), dt) for a in self.data)
             self.ws2, self.ws1 = prog.workspace(self.B)
@@ -203,6 +205,17 @@ class _Chunks:
                     self.B1, p.samples) + tail
         return (p.module.step, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
                 self.B) + tail
+
+    def set_whole(self, whole: bool):
+        """A split loop's setting: each batch's two halves at once (False) or the whole batch in
+        one step on this thread (True; train_chunk_rows with B1 = 0). One compiled loop serves
+        both; the whole batch draws the same noise by global row, and its gradient is the
+        halves' combined by rows up to rounding."""
+        if whole and self.whole is None:
+            ws2, ws1 = self.prog.workspace(self.B)
+            inputs = tuple(np.zeros((self.B, a.shape[1]), self.prog.dtype) for a in self.data)
+            self.whole = (self.B, 0, inputs, ws2, ws1)
+        self.B0, self.B1, self.inputs, self.ws2, self.ws1 = self.whole if whole else self.halves
 
     @property
     def chunk(self):
@@ -330,8 +343,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     and the machine have two threads or more, the batch has >= SPLIT_MIN_BATCH (128) rows and no
     weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256): there the step is elementwise work that
     one BLAS call cannot spread (BENCHMARKS.md). The result equals the unsplit fit's to the
-    rounding of that combination. An automatic split is timed against running the two halves in
-    turn on one thread, as above; both give the same numbers, so that choice never changes a run.
+    rounding of that combination. An automatic split is timed against the whole batch in one
+    step on one thread, as above, which draws the same noise; the two differ in the rounding of
+    that combination, so such a run is reproducible up to rounding: split_rows=True or False
+    gives the same bits on every run.
     """
     plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
@@ -481,7 +496,7 @@ class Trainer:
                               plan.total - start, plan.split)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
-        self.chooser, restore = self._chooser()
+        self.chooser, restore = self._chooser(chunks)
         try:
             t = start
             while t < plan.total:
@@ -519,20 +534,26 @@ class Trainer:
             hist.seconds = time.perf_counter() - t_rest
         return hist
 
-    def _chooser(self):
+    def _chooser(self, chunks):
         """(ThreadChooser, restore) for a parallel setting fit chose by itself (plan.choose), else
-        (None, None): the setting is timed against one thread while the run goes on."""
+        (None, None): the setting is timed against one thread while the run goes on. A split
+        fit's one-thread setting is the whole batch in one step (faster than the halves in turn)."""
         plan = self.plan
         if plan.choose == "blas":
             n = int(plan.blas_threads)
             ch = ThreadChooser([(f"{n} BLAS threads", lambda: blas.set_threads(n)),
                                 ("1 BLAS thread", lambda: blas.set_threads(1))])
             return ch, None
-        if plan.choose == "split":
+        if plan.choose == "split" and chunks is not None and chunks.split:
             import numba
             prev = numba.get_num_threads()
-            ch = ThreadChooser([("the halves at once", lambda: numba.set_num_threads(2)),
-                                ("the halves in turn", lambda: numba.set_num_threads(1))])
+
+            def halves():
+                numba.set_num_threads(2)
+                chunks.set_whole(False)
+
+            ch = ThreadChooser([("the halves at once", halves),
+                                ("the whole batch on one thread", lambda: chunks.set_whole(True))])
             ch.apply()
             return ch, lambda: numba.set_num_threads(prev)
         return None, None

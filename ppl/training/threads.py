@@ -15,11 +15,13 @@ goes on:
   up to MAX_HOLD_SECONDS, and back to HOLD_SECONDS when the winner changes; then a probe again.
   The losing setting thus takes about 2 PROBE_SECONDS in every hold: a few percent of the run.
 
-Which settings are candidates, and what each does to the results: one and two threads of the
-batch's halves compute the same numbers (each half is the same computation wherever it runs), so
-that choice never changes a run's parameters; the BLAS's thread count changes the rounding of its
-products, so a fit that lets the BLAS threads follow the load is reproducible up to rounding, and
-`blas_threads=1` (or any fixed count) makes it reproducible bit for bit (fit's docstring).
+Which settings are candidates, and what each does to the results: a split fit's parallel
+setting is the batch's two halves at once, its one-thread setting the whole batch in one step
+(faster on one thread than the halves in turn: one product of B rows for two of B / 2); both draw
+the same noise by global row, and the gradients differ in the rounding of the halves' combination.
+The BLAS's thread count changes the rounding of its products. So a fit that lets either follow the
+load is reproducible up to rounding, and `split_rows=True` / `False`, `blas_threads=1` (or any
+fixed count) make it reproducible bit for bit (fit's docstring).
 """
 from __future__ import annotations
 
