@@ -427,6 +427,7 @@ def missing(*mods):
 
 def run_case(args, workers, case, est, B, X, with_numpyro):
     name = f"{case}/{est}/batch={B}"
+    jax_est = JAX_SIDE.get(est, est)   # the estimator the JAX side computes
     prog = build(case).compile(estimators=ESTIMATORS[est], dtype=np.float32, **COMPILE.get(est, {}))
     two = len(CASES[case][1]) == 2
     batches = Batches({"x": X}, B, seed=0, dtype=np.float32)
@@ -443,7 +444,7 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
     ours(2, None)
     n_ours = calibrate(ours, args.seconds)
     cores = blas.cores()
-    spec = {"estimator": JAX_SIDE.get(est, est), "two": two, "init": jax_params(prog), "X": X, "order": order, "B": B,
+    spec = {"estimator": jax_est, "two": two, "init": jax_params(prog), "X": X, "order": order, "B": B,
             "numpyro": with_numpyro}
     info, ways = {}, []
     for w in workers:   # one at a time: compile and calibration undisturbed
@@ -482,7 +483,7 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
         extra["numpyro_elbo"] = "TraceGraph_ELBO (score function, no baseline)"
     emit(name, "us_per_step", med["ppl.fit_defaults"], med[best], best=best, ppl_best=ppl_best,
          ratio_best=round(med[best] / med[ppl_best], 3), **extra, steps=steps, rounds=args.rounds,
-         ppl_rows_per_data_row=prog.rows_per_data_row, jax_rows_per_data_row=JAX_ROWS[JAX_SIDE.get(est, est)][two])
+         ppl_rows_per_data_row=prog.rows_per_data_row, jax_rows_per_data_row=JAX_ROWS[jax_est][two])
 
 
 def main():

@@ -165,26 +165,24 @@ def train_chunk_rows(step, update, theta, grad, state, ws2, ws1, inputs, grad1, 
         gather_batch(data, rows, s * B, inputs)
         if B1 == 0:
             loss = step(theta, grad, state, ws2, ws1, inputs, B0, seed, t, 1, 0)
-            if not _end_step(update, opt, theta, grad, s1, s2, hyper, opt_t + s, loss, losses, s, done):
-                return
-            continue
-        gather_batch(data, rows, s * B + B0, inputs1)
-        for j in range(state.shape[0]):
-            state0[j] = state[j]
-            state1[j] = state[j]
-        out[0] = math.nan
-        out[1] = math.nan
-        two_halves(step, theta, grad, grad1, state, state1, ws2, ws1, ws21, ws11, inputs, inputs1, B0, B1, seed, t,
-                   row1, out)
-        if not (math.isfinite(out[0]) and math.isfinite(out[1])):
+        else:
+            gather_batch(data, rows, s * B + B0, inputs1)
             for j in range(state.shape[0]):
-                state[j] = state0[j]
-                state1[j] = state0[j]
-            out[0] = step(theta, grad, state, ws2, ws1, inputs, B0, seed, t, 1, 0)
-            out[1] = step(theta, grad1, state1, ws21, ws11, inputs1, B1, seed, t, 1, row1)
-        loss = w0 * out[0] + w1 * out[1]
-        combine_by_rows(w, (grad, grad1), nothing, grad)
-        combine_by_rows(w, (state, state1), state0, state)
+                state0[j] = state[j]
+                state1[j] = state[j]
+            out[0] = math.nan
+            out[1] = math.nan
+            two_halves(step, theta, grad, grad1, state, state1, ws2, ws1, ws21, ws11, inputs, inputs1, B0, B1, seed,
+                       t, row1, out)
+            if not (math.isfinite(out[0]) and math.isfinite(out[1])):
+                for j in range(state.shape[0]):
+                    state[j] = state0[j]
+                    state1[j] = state0[j]
+                out[0] = step(theta, grad, state, ws2, ws1, inputs, B0, seed, t, 1, 0)
+                out[1] = step(theta, grad1, state1, ws21, ws11, inputs1, B1, seed, t, 1, row1)
+            loss = w0 * out[0] + w1 * out[1]
+            combine_by_rows(w, (grad, grad1), nothing, grad)
+            combine_by_rows(w, (state, state1), state0, state)
         if not _end_step(update, opt, theta, grad, s1, s2, hyper, opt_t + s, loss, losses, s, done):
             return
     done[0] = n

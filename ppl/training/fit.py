@@ -330,10 +330,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
     every core when the user did not set OPENBLAS_NUM_THREADS, else the BLAS as it is; OpenBLAS
-    keeps small products on one thread (BENCHMARKS.md). When fit chose more than one thread itself, it times its steps at that count and at one thread as the run
-    goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
-    thread a loss); `History.threads` lists the decisions. More than one BLAS thread may round
-    the products differently, so such a run is reproducible up to rounding: a fixed count, e.g.
+    keeps small products on one thread (BENCHMARKS.md). When fit chose more than one thread
+    itself, it times its steps at that count and at one thread as the run goes and keeps the
+    faster (ppl/training/threads.py; a busy machine can make every extra thread a loss);
+    `History.threads` lists the decisions. More than one BLAS thread may round the products
+    differently, so such a run is reproducible up to rounding: a fixed count, e.g.
     blas_threads=1, gives parameters that are the same bit for bit on every run and machine.
     split_rows: each batch split in two halves of rows trained at once on two of Numba's threads
     (kernels/cpu/train.py's train_chunk_rows: each half its own step, gradient and state, the noise
