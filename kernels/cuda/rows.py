@@ -14,6 +14,7 @@ from numba import cuda
 from ..cpu import rows as cpu_rows
 from ..math import scalar as S
 from ..math.scalar import like
+from . import products
 from .device import device
 from .launch import block_sum, scratch, single_block
 from .launch import run as _run
@@ -132,20 +133,9 @@ def fold1(g, idx, d, out):
     _run(_fold1, out.shape[0], g, idx, d, out)
 
 
-def _expand_rows_body(j, a, S):
-    R, D = a.shape
-    for r in range(R - 1, -1, -1):
-        src = r // S
-        if src != r:
-            a[r, j] = a[src, j]
-
-
-_expand_rows = items(_expand_rows_body, "a.shape[1]")
-
-
 def expand_rows(a, S):
     """In place: a[r] = a[r // S] for every row (the first R / S rows spread to all R)."""
-    _run(_expand_rows, a.shape[1], a, S)
+    products.spread_rows(a, S)
 
 
 def _fill_body(r, out, value):
@@ -463,22 +453,11 @@ def all_positive(a):
     return bool(res.copy_to_host()[0] == 0)
 
 
-@cuda.jit
-def _count_not_finite(a, res):
-    n = 0.0
-    for i in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if not math.isfinite(a[i]):
-            n += 1.0
-    total = block_sum(n)
-    if cuda.threadIdx.x == 0:
-        res[0] = total
-
-
 def all_finite(a):
     """True when every entry of a (any shape, C-contiguous) is finite."""
     flat = a.reshape(a.size) if a.ndim != 1 else a
     res = scratch()
-    single_block(_count_not_finite, flat.shape[0])(flat, res)
+    products.count_not_finite(flat, res)
     return bool(res.copy_to_host()[0] == 0)
 
 

@@ -7,8 +7,7 @@ Declared once (kernels/declare.py): the softmax kernels are group bodies (one CU
 (row, group)), broadcast_rows_fwd a cell body. The affine kernels are hand-written on the CPU
 (BLAS gemm into their outputs, kernels/cpu/blas.py) and broadcast_rows_bwd too (a sum over the
 rows, added row after row so the loop over the columns vectorises); their CUDA launchers are the
-family's `CUDA`: one thread per output element of a product (an inner loop over the shared index),
-one per column of a column sum (the rows in order). Conventions are cpu/core.py's.
+family's `CUDA`: cuda/products.py's tiled products and column sums. Conventions are cpu/core.py's.
 """
 from numba import njit
 
@@ -48,64 +47,28 @@ def affine_bwd(x, W, gout, gx, gW, gb):
                 gb[o] += gout[r, o]
 
 
-def _affine_fwd_cell(r, o, x, W, b, out):
-    """affine_fwd's CUDA body: out[r, o] = sum_q x[r, q] W[q, o] + b[o]."""
-    s = like(out, 0.0)
-    for q in range(x.shape[1]):
-        s += x[r, q] * W[q, o]
-    out[r, o] = s + b[o]
-
-
-def _affine_bwd_x_cell(r, q, W, gout, gx):
-    """gx[r, q] += sum_o gout[r, o] W[q, o]."""
-    s = like(gx, 0.0)
-    for o in range(gout.shape[1]):
-        s += gout[r, o] * W[q, o]
-    gx[r, q] += s
-
-
-def _affine_bwd_W_cell(q, o, x, gout, gW):
-    """gW[q, o] += sum_r x[r, q] gout[r, o]."""
-    s = like(gW, 0.0)
-    for r in range(gout.shape[0]):
-        s += x[r, q] * gout[r, o]
-    gW[q, o] += s
-
-
-def _column_sums_item(o, gout, gb):
-    """gb[o] += sum_r gout[r, o], rows in order (as the CPU loop adds them)."""
-    for r in range(gout.shape[0]):
-        gb[o] += gout[r, o]
-
-
 def _affine_fwd_cuda():
-    from .. import registry
-    from ..cuda.launch import run
-    cell = registry.cells(_affine_fwd_cell, "out")
+    from ..cuda import products
 
     def affine_fwd(x, W, b, out):
-        run(cell, out.shape[0] * out.shape[1], x, W, b, out)
-    affine_fwd.__doc__ = "out = x W + b (one thread per output element)."
-    affine_fwd.__kernels__ = [cell]
+        products.matmul(x, False, W, False, out, b)
+    affine_fwd.__doc__ = "out = x W + b (a tiled product, cuda/products.py)."
+    affine_fwd.__kernels__ = []
     return affine_fwd
 
 
 def _affine_bwd_cuda():
-    from .. import registry
-    from ..cuda.launch import run
-    gx_cell = registry.cells(_affine_bwd_x_cell, "gx")
-    gW_cell = registry.cells(_affine_bwd_W_cell, "gW")
-    col = registry.items(_column_sums_item, "gout.shape[1]")
+    from ..cuda import products
 
     def affine_bwd(x, W, gout, gx, gW, gb):
         if gx.shape[0] != 0:
-            run(gx_cell, gx.shape[0] * gx.shape[1], W, gout, gx)
+            products.matmul(gout, False, W, True, gx)
         if gW.shape[0] != 0:
-            run(gW_cell, gW.shape[0] * gW.shape[1], x, gout, gW)
+            products.matmul(x, True, gout, False, gW)
         if gb.shape[0] != 0:
-            run(col, gb.shape[0], gout, gb)
+            products.column_sums(gout, gb)
     affine_bwd.__doc__ = "gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r] (each skippable)."
-    affine_bwd.__kernels__ = [gx_cell, gW_cell, col]
+    affine_bwd.__kernels__ = []
     return affine_bwd
 
 
@@ -128,14 +91,12 @@ def broadcast_rows_bwd(gout, gp):
 
 
 def _broadcast_rows_bwd_cuda():
-    from .. import registry
-    from ..cuda.launch import run
-    col = registry.items(_column_sums_item, "gout.shape[1]")
+    from ..cuda import products
 
     def broadcast_rows_bwd(gout, gp):
-        run(col, gp.shape[0], gout, gp)
-    broadcast_rows_bwd.__doc__ = "gp += sum_r gout[r, :] (one thread per column, the rows in order)."
-    broadcast_rows_bwd.__kernels__ = [col]
+        products.column_sums(gout, gp)
+    broadcast_rows_bwd.__doc__ = "gp += sum_r gout[r, :] (column sums, cuda/products.py)."
+    broadcast_rows_bwd.__kernels__ = []
     return broadcast_rows_bwd
 
 

@@ -229,6 +229,10 @@ class Program(DerivedPrograms, Explained):
             ws1 = ws1 + (self._guard,)
         return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
 
+    def batch_args(self, batches, t):
+        """The step's arguments for step t of fit's `batches` (data.Batches): its rows gathered."""
+        return self.args(batches(t))
+
     def _run(self, data, batch, seed, step, mode, optional=()):
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)

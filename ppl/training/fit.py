@@ -460,8 +460,8 @@ class PythonSteps:
     def run(self, t, n=1):
         """Train step t: ([its loss], None), or ([], (t, its ModelError or its non-finite loss))."""
         p, plan = self.prog, self.plan
-        args = p.args(plan.batches(t) if plan.batches is not None else None,
-                      batch=None if plan.batches is not None else int(plan.batch_size))
+        args = (p.batch_args(plan.batches, t) if plan.batches is not None
+                else p.args(None, batch=int(plan.batch_size)))
         try:
             loss = float(p.entry(*args, self.useed, np.int64(t), 1))
         except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named

@@ -1,0 +1,193 @@
+"""The CUDA target's products and column reductions, written for the device's memory hierarchy
+(the launchers of the affine layers, ``families/layers.py``, and ``cuda/rows.py`` call them).
+
+* ``matmul(a, ta, b, tb, c, bias)``: c = op(a) op(b) + bias, or c += op(a) op(b) when bias is
+  None (op transposes when its flag is set). Tiled: a block of 16 x 16 threads computes a 64 x 64
+  tile of c, each thread 4 x 4 entries (rows ty + 16 i, columns tx + 16 j, so that neighbouring
+  threads read neighbouring words), over 16-deep slices of the shared index staged in shared
+  memory. Every entry still sums the shared index in order, 0, 1, ..., as one thread per entry
+  did; the slices past the end add zeros.
+* ``column_sums(g, out)``: out[o] += sum_r g[r, o]; a block of 32 x 32 threads per 32 columns,
+  each thread summing every 32nd row, then the 32 partial sums in a fixed order: deterministic.
+* ``spread_rows(a, S)``: in place, a[r] = a[r // S] for every row; the rows whose sources are
+  no longer written are copied together (a level), the levels from the last rows up, with the
+  block's threads in step between levels; a block per 32 columns.
+* ``count_not_finite(a, res)``: res[0] = the number of entries of the 1D a that are NaN or
+  infinite; the whole grid counts and adds its counts atomically (a count: exact in any order).
+
+Each kernel is compiled per dtype on first use (shared and local arrays need their type).
+"""
+import math
+
+import numpy as np
+from numba import cuda, float32, float64
+
+from .launch import MAX_BLOCKS, require_cuda
+
+TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slice, threads per side
+PADDED = TILE + 1                   # a staged slice's row length (no shared-memory bank conflicts)
+_KERNELS = {}
+
+
+def _nb(dtype):
+    return float32 if np.dtype(dtype) == np.float32 else float64
+
+
+def _matmul_kernel(dtype, ta, tb, bias):
+    key = ("matmul", np.dtype(dtype), ta, tb, bias)
+    if key in _KERNELS:
+        return _KERNELS[key]
+    nb = _nb(dtype)
+    per = TILE // SIDE   # entries per thread along each side
+
+    @cuda.jit
+    def matmul(a, b, v, c):
+        M, N = c.shape
+        K = a.shape[0] if ta else a.shape[1]
+        As = cuda.shared.array((DEPTH, PADDED), nb)
+        Bs = cuda.shared.array((DEPTH, PADDED), nb)
+        acc = cuda.local.array((per, per), nb)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * SIDE + tx
+        m0 = cuda.blockIdx.y * TILE
+        n0 = cuda.blockIdx.x * TILE
+        for i in range(per):
+            for j in range(per):
+                acc[i, j] = 0
+        for k0 in range(0, K, DEPTH):
+            for load in range(TILE * DEPTH // (SIDE * SIDE)):
+                e = tid + load * SIDE * SIDE
+                if ta:   # a is (K, M): neighbouring threads along m
+                    ka = e // TILE
+                    ma = e - ka * TILE
+                else:    # a is (M, K): neighbouring threads along k
+                    ma = e // DEPTH
+                    ka = e - ma * DEPTH
+                gm, gk = m0 + ma, k0 + ka
+                if gm < M and gk < K:
+                    As[ka, ma] = a[gk, gm] if ta else a[gm, gk]
+                else:
+                    As[ka, ma] = 0
+                if tb:   # b is (N, K): neighbouring threads along k
+                    nb_ = e // DEPTH
+                    kb = e - nb_ * DEPTH
+                else:    # b is (K, N): neighbouring threads along n
+                    kb = e // TILE
+                    nb_ = e - kb * TILE
+                gn, gk = n0 + nb_, k0 + kb
+                if gn < N and gk < K:
+                    Bs[kb, nb_] = b[gn, gk] if tb else b[gk, gn]
+                else:
+                    Bs[kb, nb_] = 0
+            cuda.syncthreads()
+            for kk in range(DEPTH):
+                for i in range(per):
+                    av = As[kk, ty + SIDE * i]
+                    for j in range(per):
+                        acc[i, j] += av * Bs[kk, tx + SIDE * j]
+            cuda.syncthreads()
+        for i in range(per):
+            gm = m0 + ty + SIDE * i
+            if gm < M:
+                for j in range(per):
+                    gn = n0 + tx + SIDE * j
+                    if gn < N:
+                        if bias:
+                            c[gm, gn] = acc[i, j] + v[gn]
+                        else:
+                            c[gm, gn] += acc[i, j]
+
+    _KERNELS[key] = matmul
+    return matmul
+
+
+def matmul(a, ta, b, tb, c, bias=None):
+    """c = op(a) op(b) + bias (bias a vector over c's columns), or c += op(a) op(b) when bias is
+    None; op(a) = a.T when ta, op(b) = b.T when tb."""
+    require_cuda()
+    M, N = c.shape
+    if M == 0 or N == 0:
+        return
+    k = _matmul_kernel(c.dtype, bool(ta), bool(tb), bias is not None)
+    grid = (math.ceil(N / TILE), math.ceil(M / TILE))
+    k[grid, (SIDE, SIDE)](a, b, c[0] if bias is None else bias, c)
+
+
+def _column_sums_kernel(dtype):
+    key = ("column_sums", np.dtype(dtype))
+    if key in _KERNELS:
+        return _KERNELS[key]
+    nb = _nb(dtype)
+    zero = nb(0)
+
+    @cuda.jit
+    def column_sums(g, out):
+        R, O = g.shape
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        o = cuda.blockIdx.x * 32 + tx
+        part = cuda.shared.array((32, 33), nb)
+        s = zero
+        if o < O:
+            for r in range(ty, R, 32):
+                s += g[r, o]
+        part[ty, tx] = s
+        cuda.syncthreads()
+        if ty == 0 and o < O:
+            t = part[0, tx]
+            for k in range(1, 32):
+                t += part[k, tx]
+            out[o] += t
+
+    _KERNELS[key] = column_sums
+    return column_sums
+
+
+def column_sums(g, out):
+    """out[o] += sum_r g[r, o] (deterministic: a fixed order of partial sums)."""
+    require_cuda()
+    if out.shape[0] == 0:
+        return
+    _column_sums_kernel(g.dtype)[math.ceil(out.shape[0] / 32), (32, 32)](g, out)
+
+
+@cuda.jit
+def _spread_rows(a, S):
+    R, D = a.shape
+    j = cuda.blockIdx.x * 32 + cuda.threadIdx.x
+    hi = R
+    while hi > 1:
+        lo = (hi - 1) // S + 1   # rows lo .. hi-1 read rows below lo only, which no level wrote yet
+        if j < D:
+            for r in range(lo + cuda.threadIdx.y, hi, cuda.blockDim.y):
+                a[r, j] = a[r // S, j]
+        cuda.syncthreads()
+        hi = lo
+
+
+def spread_rows(a, S):
+    """In place: a[r] = a[r // S] for every row r (the first R / S rows spread to all R)."""
+    require_cuda()
+    if S <= 1 or a.shape[0] <= 1 or a.shape[1] == 0:
+        return
+    _spread_rows[math.ceil(a.shape[1] / 32), (32, 32)](a, S)
+
+
+@cuda.jit
+def _count_not_finite(a, res):
+    n = 0.0
+    for i in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        if not math.isfinite(a[i]):
+            n += 1.0
+    if n != 0.0:
+        cuda.atomic.add(res, 0, n)
+
+
+def count_not_finite(a, res):
+    """res[0] = the number of entries of the 1D a that are not finite (a float64 count)."""
+    require_cuda()
+    res.copy_to_device(np.zeros(res.shape, res.dtype))
+    n = a.shape[0]
+    if n:
+        _count_not_finite[min(MAX_BLOCKS, math.ceil(n / 256)), 256](a, res)
