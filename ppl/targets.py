@@ -38,6 +38,30 @@ def check_target(target: str) -> None:
                 "target 'cuda': no CUDA device was found. Run on a machine with an NVIDIA GPU and driver "
                 "(pip install 'numba-ppl[cuda]'), or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator "
                 "(slow; for testing), or use target='cpu'.")
+        _check_cuda_numpy()
+
+
+# numba-cuda's array typing (numba.cuda.np.arrayobj, loaded at the first kernel compile) registers
+# np.row_stack, which NumPy 2.5 removed; numba-cuda 0.30.4, in maintenance mode, fails so at every
+# first kernel compile. Its import is tried here, where the error can say what to do.
+_ARRAY_TYPING = "numba.cuda.np.arrayobj"
+
+
+def _check_cuda_numpy() -> None:
+    if hasattr(np, "row_stack"):
+        return
+    try:
+        importlib.import_module(_ARRAY_TYPING)
+    except AttributeError as e:
+        if "row_stack" not in str(e):
+            raise
+        import numba
+        raise TargetUnavailable(
+            f"target 'cuda': this numba's CUDA support (numba {numba.__version__}) needs numpy.row_stack, which "
+            f"NumPy {np.__version__} removed ({e}); install NumPy < 2.5 (pip install 'numpy<2.5'), a numba-cuda "
+            f"that supports NumPy 2.5, or use target='cpu'.") from None
+    except ImportError:   # the simulator, or another layout of numba's CUDA package: nothing to check
+        pass
 
 
 # the CPU target's kernel modules: the generated body's module aliases -> modules of ppl.kernels

@@ -182,6 +182,27 @@ def test_no_device_is_a_clear_error(monkeypatch):
         sbn().compile(dtype=np.float64, target="cuda")
 
 
+def test_numpy_without_row_stack_is_a_clear_error(monkeypatch):
+    """numba-cuda 0.30.4's array typing registers np.row_stack, which NumPy 2.5 removed: every
+    first kernel compile fails with an AttributeError. compile(target="cuda") says so and what to
+    do (the failing import is simulated here)."""
+    import importlib
+
+    from ppl import targets
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == targets._ARRAY_TYPING:
+            raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+        return real(name, *a, **k)
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(targets.TargetUnavailable, match=r"numpy.row_stack.*pip install 'numpy<2.5'"):
+        sbn().compile(dtype=np.float64, target="cuda")
+    monkeypatch.undo()
+    sbn().compile(dtype=np.float64, target="cuda")   # without the failing import: no error
+
+
 def test_cli_target_cuda_without_gpu_exits_2():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     if os.path.exists("/dev/nvidia0"):
