@@ -289,3 +289,39 @@ def test_import_without_cuda_and_clear_error():
     if "HAS-GPU" not in res.stdout:
         assert "no CUDA device was found" in res.stdout
         assert "NUMBA_ENABLE_CUDASIM=1" in res.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_products_tiled_and_per_entry_against_numpy(dtype):
+    """cuda/products.py: the tiled product (shapes crossing its 64 x 64 tiles and 16-deep slices)
+    and the per-entry one, in the three layouts the affine layers use (x W + b, g W^T, x^T g),
+    against NumPy in float64; column sums and row spreading on both sides of FEW_ROWS; the
+    finiteness count."""
+    from ppl.kernels.cuda import products as P
+    rng = np.random.default_rng(7)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    M, K_, N = 65, 17, 3
+    for ta, tb, bias in ((False, False, True), (False, True, False), (True, False, False)):
+        a = rng.standard_normal((K_, M) if ta else (M, K_)).astype(dtype)
+        b = rng.standard_normal((N, K_) if tb else (K_, N)).astype(dtype)
+        c0, v = rng.standard_normal((M, N)).astype(dtype), rng.standard_normal(N).astype(dtype)
+        want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64) + (v if bias else c0)
+        for way in (P.tiled, P.per_entry):
+            c = cuda.to_device(c0.copy())
+            way(cuda.to_device(a), ta, cuda.to_device(b), tb, c, cuda.to_device(v), bias)
+            assert_allclose(c.copy_to_host(), want, err_msg=f"{way.__name__} ta={ta} tb={tb}", **tol)
+    for R in (P.FEW_ROWS - 1, P.FEW_ROWS + 6):
+        g, o = rng.standard_normal((R, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)
+        out = cuda.to_device(o.copy())
+        P.column_sums(cuda.to_device(g), out)
+        assert_allclose(out.copy_to_host(), o + g.astype(np.float64).sum(0), **tol)
+        for S in (2, 7):
+            x = rng.standard_normal((R, 5)).astype(dtype)
+            d = cuda.to_device(x.copy())
+            P.spread_rows(d, S)
+            assert_array_equal(d.copy_to_host(), x[np.arange(R) // S])
+    x = rng.standard_normal(300).astype(dtype)
+    x[[3, 150, 299]] = [np.nan, np.inf, -np.inf]
+    res = cuda.to_device(np.full(2, 5.0))
+    P.count_not_finite(cuda.to_device(x), res)
+    assert res.copy_to_host()[0] == 3

@@ -7,11 +7,15 @@
   threads read neighbouring words), over 16-deep slices of the shared index staged in shared
   memory. Every entry still sums the shared index in order, 0, 1, ..., as one thread per entry
   did; the slices past the end add zeros.
-* ``column_sums(g, out)``: out[o] += sum_r g[r, o]; a block of 32 x 32 threads per 32 columns,
-  each thread summing every 32nd row, then the 32 partial sums in a fixed order: deterministic.
+  Outputs of at most SMALL entries take one thread per entry instead (the same order of sums).
+* ``column_sums(g, out)``: out[o] += sum_r g[r, o]; a block of up to 32 x 32 threads per 32
+  columns, each thread summing every 32nd row, then the partial sums in a fixed order:
+  deterministic.
 * ``spread_rows(a, S)``: in place, a[r] = a[r // S] for every row; the rows whose sources are
   no longer written are copied together (a level), the levels from the last rows up, with the
   block's threads in step between levels; a block per 32 columns.
+Over at most FEW_ROWS rows, column sums and row spreading take one thread per column, the rows in
+turn. Blocks are no larger than the array needs (the simulator runs each thread in Python).
 * ``count_not_finite(a, res)``: res[0] = the number of entries of the 1D a that are NaN or
   infinite; the whole grid counts and adds its counts atomically (a count: exact in any order).
 
@@ -22,9 +26,11 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from .launch import MAX_BLOCKS, require_cuda
+from .launch import launch, require_cuda
 
 TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slice, threads per side
+SMALL = 4096                        # outputs of at most this many entries: one thread per entry
+FEW_ROWS = 64                       # column sums and row spreading over at most this many rows: a thread per column
 PADDED = TILE + 1                   # a staged slice's row length (no shared-memory bank conflicts)
 _KERNELS = {}
 
@@ -102,16 +108,61 @@ def _matmul_kernel(dtype, ta, tb, bias):
     return matmul
 
 
+def _entries_kernel(dtype, ta, tb, bias):
+    key = ("entries", np.dtype(dtype), ta, tb, bias)
+    if key in _KERNELS:
+        return _KERNELS[key]
+    zero = _nb(dtype)(0)
+
+    @cuda.jit
+    def entries(a, b, v, c):
+        M, N = c.shape
+        K = a.shape[0] if ta else a.shape[1]
+        for i in range(cuda.grid(1), M * N, cuda.gridsize(1)):
+            m = i // N
+            n = i - m * N
+            s = zero
+            for k in range(K):
+                s += (a[k, m] if ta else a[m, k]) * (b[n, k] if tb else b[k, n])
+            if bias:
+                c[m, n] = s + v[n]
+            else:
+                c[m, n] += s
+
+    _KERNELS[key] = entries
+    return entries
+
+
+def tiled(a, ta, b, tb, c, v, bias):
+    """matmul's tiled kernel (any size)."""
+    M, N = c.shape
+    grid = (math.ceil(N / TILE), math.ceil(M / TILE))
+    _matmul_kernel(c.dtype, bool(ta), bool(tb), bias)[grid, (SIDE, SIDE)](a, b, v, c)
+
+
+def per_entry(a, ta, b, tb, c, v, bias):
+    """matmul's kernel for small outputs: one thread per entry of c."""
+    launch(_entries_kernel(c.dtype, bool(ta), bool(tb), bias), c.shape[0] * c.shape[1])(a, b, v, c)
+
+
 def matmul(a, ta, b, tb, c, bias=None):
     """c = op(a) op(b) + bias (bias a vector over c's columns), or c += op(a) op(b) when bias is
-    None; op(a) = a.T when ta, op(b) = b.T when tb."""
+    None; op(a) = a.T when ta, op(b) = b.T when tb. Outputs of at most SMALL entries take one
+    thread per entry (a tile's 256 threads would mostly idle), larger ones the tiled kernel."""
     require_cuda()
     M, N = c.shape
     if M == 0 or N == 0:
         return
-    k = _matmul_kernel(c.dtype, bool(ta), bool(tb), bias is not None)
-    grid = (math.ceil(N / TILE), math.ceil(M / TILE))
-    k[grid, (SIDE, SIDE)](a, b, c[0] if bias is None else bias, c)
+    way = per_entry if M * N <= SMALL else tiled
+    way(a, ta, b, tb, c, c[0] if bias is None else bias, bias is not None)
+
+
+def _threads(n, most=32):
+    """A power of two >= n, at most `most` (a block side: small arrays start few threads)."""
+    t = 1
+    while t < n and t < most:
+        t *= 2
+    return t
 
 
 def _column_sums_kernel(dtype):
@@ -126,17 +177,17 @@ def _column_sums_kernel(dtype):
         R, O = g.shape
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        o = cuda.blockIdx.x * 32 + tx
+        o = cuda.blockIdx.x * cuda.blockDim.x + tx
         part = cuda.shared.array((32, 33), nb)
         s = zero
         if o < O:
-            for r in range(ty, R, 32):
+            for r in range(ty, R, cuda.blockDim.y):
                 s += g[r, o]
         part[ty, tx] = s
         cuda.syncthreads()
         if ty == 0 and o < O:
             t = part[0, tx]
-            for k in range(1, 32):
+            for k in range(1, cuda.blockDim.y):
                 t += part[k, tx]
             out[o] += t
 
@@ -147,15 +198,27 @@ def _column_sums_kernel(dtype):
 def column_sums(g, out):
     """out[o] += sum_r g[r, o] (deterministic: a fixed order of partial sums)."""
     require_cuda()
-    if out.shape[0] == 0:
+    R, O = g.shape
+    if O == 0:
         return
-    _column_sums_kernel(g.dtype)[math.ceil(out.shape[0] / 32), (32, 32)](g, out)
+    if R <= FEW_ROWS:
+        launch(_column_sums_few, O)(g, out)
+        return
+    bx, by = _threads(O), _threads(-(-R // 8))   # each thread sums 8 rows or more
+    _column_sums_kernel(g.dtype)[math.ceil(O / bx), (bx, by)](g, out)
+
+
+@cuda.jit
+def _column_sums_few(g, out):
+    for o in range(cuda.grid(1), g.shape[1], cuda.gridsize(1)):
+        for r in range(g.shape[0]):
+            out[o] += g[r, o]
 
 
 @cuda.jit
 def _spread_rows(a, S):
     R, D = a.shape
-    j = cuda.blockIdx.x * 32 + cuda.threadIdx.x
+    j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
     hi = R
     while hi > 1:
         lo = (hi - 1) // S + 1   # rows lo .. hi-1 read rows below lo only, which no level wrote yet
@@ -169,9 +232,21 @@ def _spread_rows(a, S):
 def spread_rows(a, S):
     """In place: a[r] = a[r // S] for every row r (the first R / S rows spread to all R)."""
     require_cuda()
-    if S <= 1 or a.shape[0] <= 1 or a.shape[1] == 0:
+    R, D = a.shape
+    if S <= 1 or R <= 1 or D == 0:
         return
-    _spread_rows[math.ceil(a.shape[1] / 32), (32, 32)](a, S)
+    if R <= FEW_ROWS:
+        launch(_spread_rows_few, D)(a, S)
+        return
+    bx, by = _threads(D), _threads(-(-(R - (R - 1) // S - 1) // 8))   # 8 rows a thread or more per level
+    _spread_rows[math.ceil(D / bx), (bx, by)](a, S)
+
+
+@cuda.jit
+def _spread_rows_few(a, S):
+    for j in range(cuda.grid(1), a.shape[1], cuda.gridsize(1)):
+        for r in range(a.shape[0] - 1, 0, -1):   # the last rows first: a row's source is written after it
+            a[r, j] = a[r // S, j]
 
 
 @cuda.jit
@@ -188,6 +263,5 @@ def count_not_finite(a, res):
     """res[0] = the number of entries of the 1D a that are not finite (a float64 count)."""
     require_cuda()
     res.copy_to_device(np.zeros(res.shape, res.dtype))
-    n = a.shape[0]
-    if n:
-        _count_not_finite[min(MAX_BLOCKS, math.ceil(n / 256)), 256](a, res)
+    if a.shape[0]:
+        launch(_count_not_finite, a.shape[0])(a, res)
