@@ -164,11 +164,29 @@ def test_split_rows_rule_and_errors(monkeypatch):
         _split_rows(prog((64, 32), "cuda"), 256, True, None)
 
 
-def test_nan_in_any_row_is_refused_before_training():
+@pytest.mark.parametrize("nopython", [True, False])
+def test_nan_in_any_row_is_refused_before_training(nopython):
+    """Both loops check every row of the data before the first step (the per-step loop too, not
+    only the rows its batches reach)."""
     data = _data()
     data["x"][41, 3] = np.nan
+    prog = _sbn_prog()
+    before = prog.theta.copy()
     with pytest.raises(ppl.ModelError, match="input 'x' has non-finite values"):
-        fit(_sbn_prog(), data, ppl.optim.Adam(0.01), steps=3, batch_size=8, progress=False, nopython=True)
+        fit(prog, data, ppl.optim.Adam(0.01), steps=3, batch_size=8, progress=False, nopython=nopython)
+    np.testing.assert_array_equal(prog.theta, before)
+
+
+def test_the_per_step_loop_checks_the_data_once(monkeypatch):
+    prog, calls = _sbn_prog(), []
+    real = type(prog)._inputs
+
+    def counted(self, *a, **k):
+        calls.append(1)
+        return real(self, *a, **k)
+    monkeypatch.setattr(type(prog), "_inputs", counted)
+    fit(prog, _data(), ppl.optim.Adam(0.01), steps=6, batch_size=8, progress=False, nopython=False)
+    assert len(calls) == 1
 
 
 def test_auto_takes_the_loop_only_when_it_pays(monkeypatch):

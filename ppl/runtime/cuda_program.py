@@ -10,6 +10,8 @@ Every copy is counted in `prog.transfers` and reported by `explain()`.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..errors import ModelError
@@ -39,7 +41,7 @@ class CudaProgram(Program):
         self.d_grad = self._to_device(self.grad_buffer)
         self.d_state = self._to_device(self.state)
         self._device_newer = False
-        self._resident = None   # (fit's Batches, its inputs on the device or None, {B: a batch's buffers})
+        self._resident = None   # (a weak reference to fit's Batches, its inputs on the device or None, {B: buffers})
 
     # ----- host <-> device, counted
     def _to_device(self, a):
@@ -97,13 +99,17 @@ class CudaProgram(Program):
         and copied to the device once per Batches (it stays there until a fit with other data), and
         each step gathers its rows there: only the batch's row indices travel. Data over a quarter
         of the device's free memory is copied batch by batch instead."""
-        if self._resident is None or self._resident[0] is not batches:
+        if self._resident is None or self._resident[0]() is not batches:
             self._resident = None
-            inputs, _ = self._inputs(batches.arrays, None)   # every row checked once
+            inputs = self._checked_data(batches)   # every row checked once
             fits = sum(a.nbytes for a in inputs) <= self._free_bytes() / 4
-            self._resident = (batches, tuple(self._to_device(a) for a in inputs) if fits else None, {})
-        if self._resident[1] is None:
-            return super().batch_args(batches, t)
+            self._resident = (weakref.ref(batches), tuple(self._to_device(a) for a in inputs) if fits else None, {})
+        if self._resident[1] is None:   # the rows gathered on the host, copied per step
+            arrays = self._checked_data(batches)
+            idx = batches.rows(t, 1)
+            ws2, ws1 = self.workspace(idx.shape[0])
+            d_inputs = tuple(self._to_device(a[idx]) for a in arrays)
+            return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, d_inputs, idx.shape[0])
         from ..kernels.cuda import rows as gpu_rows
         _, d_all, buffers = self._resident
         idx = batches.rows(t, 1)

@@ -21,6 +21,7 @@ increase under one seed.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import MutableMapping
 
 import numpy as np
@@ -112,6 +113,7 @@ class Program(DerivedPrograms, Explained):
         self._ws = {}
         self._twins = {}
         self._guard = None   # check_steps(): the step-counter guard, ws1's last array
+        self._fit_data = None   # weak references to fit's Batches and its checked arrays (batch_args)
 
     def check_steps(self, on: bool = True):
         """Debugging: `entry` (and `grad`, `loss`, ... which call it) refuses a gradient step
@@ -230,8 +232,27 @@ class Program(DerivedPrograms, Explained):
         return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
 
     def batch_args(self, batches, t):
-        """The step's arguments for step t of fit's `batches` (data.Batches): its rows gathered."""
-        return self.args(batches(t))
+        """The step's arguments for step t of fit's `batches` (data.Batches): its rows gathered.
+        The data is checked once per Batches (names, widths, finite values), as the nopython
+        loop checks it, not batch by batch."""
+        arrays = self._checked_data(batches)
+        idx = batches.rows(t, 1)
+        ws2, ws1 = self.workspace(idx.shape[0])
+        if self._guard is not None:
+            ws1 = ws1 + (self._guard,)
+        return (self.theta, self.grad_buffer, self.state, ws2, ws1, tuple(a[idx] for a in arrays), idx.shape[0])
+
+    def _checked_data(self, batches):
+        """fit's data as the step's input arrays, checked once per Batches. Only weak references
+        are kept: the program does not hold the data after the fit."""
+        cached = self._fit_data
+        if cached is not None and cached[0]() is batches:
+            arrays = tuple(r() for r in cached[1])
+            if all(a is not None for a in arrays):
+                return arrays
+        arrays = self._inputs(batches.arrays, None)[0]
+        self._fit_data = (weakref.ref(batches), tuple(weakref.ref(a) for a in arrays))
+        return arrays
 
     def _run(self, data, batch, seed, step, mode, optional=()):
         seed = V.seed(seed)
