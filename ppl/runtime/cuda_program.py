@@ -90,9 +90,11 @@ class CudaProgram(Program):
 
     def args(self, data=None, batch=None):
         inputs, B = self._inputs(data, batch)
-        d_inputs = tuple(self._to_device(a) for a in inputs)
+        return self._step_args(tuple(self._to_device(a) for a in inputs), B)
+
+    def _step_args(self, inputs, B):   # inputs: arrays on the device
         ws2, ws1 = self.workspace(B)
-        return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, d_inputs, B)
+        return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, inputs, B)
 
     def batch_args(self, batches, t):
         """The step's arguments for step t of fit's `batches` (data.Batches). The data is checked
@@ -104,23 +106,18 @@ class CudaProgram(Program):
             inputs = self._checked_data(batches)   # every row checked once
             fits = sum(a.nbytes for a in inputs) <= self._free_bytes() / 4
             self._resident = (weakref.ref(batches), tuple(self._to_device(a) for a in inputs) if fits else None, {})
-        if self._resident[1] is None:   # the rows gathered on the host, copied per step
-            arrays = self._checked_data(batches)
-            idx = batches.rows(t, 1)
-            ws2, ws1 = self.workspace(idx.shape[0])
-            d_inputs = tuple(self._to_device(a[idx]) for a in arrays)
-            return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, d_inputs, idx.shape[0])
-        from ..kernels.cuda import rows as gpu_rows
         _, d_all, buffers = self._resident
         idx = batches.rows(t, 1)
         B = idx.shape[0]
+        if d_all is None:   # the rows gathered on the host, copied per step
+            return self._step_args(tuple(self._to_device(a[idx]) for a in self._checked_data(batches)), B)
+        from ..kernels.cuda import rows as gpu_rows
         if B not in buffers:
             buffers[B] = tuple(self._cuda.device_array((B, a.shape[1]), a.dtype) for a in d_all)
         d_idx = self._to_device(idx)
         for src, dst in zip(d_all, buffers[B]):
             gpu_rows.gather_rows(src, 0, d_idx, dst)
-        ws2, ws1 = self.workspace(B)
-        return (self.d_theta, self.d_grad, self.d_state, ws2, ws1, buffers[B], B)
+        return self._step_args(buffers[B], B)
 
     def _free_bytes(self):
         try:

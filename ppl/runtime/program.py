@@ -225,22 +225,21 @@ class Program(DerivedPrograms, Explained):
 
     def args(self, data=None, batch=None, optional=()):
         """The tuple (theta, grad, state, ws2, ws1, inputs, B) the raw entry point takes."""
-        inputs, B = self._inputs(data, batch, optional)
-        ws2, ws1 = self.workspace(B)
-        if self._guard is not None:
-            ws1 = ws1 + (self._guard,)
-        return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
+        return self._step_args(*self._inputs(data, batch, optional))
 
     def batch_args(self, batches, t):
         """The step's arguments for step t of fit's `batches` (data.Batches): its rows gathered.
         The data is checked once per Batches (names, widths, finite values), as the nopython
         loop checks it, not batch by batch."""
-        arrays = self._checked_data(batches)
         idx = batches.rows(t, 1)
-        ws2, ws1 = self.workspace(idx.shape[0])
+        return self._step_args(tuple(a[idx] for a in self._checked_data(batches)), idx.shape[0])
+
+    def _step_args(self, inputs, B):
+        """The entry point's arguments for these input arrays of B rows."""
+        ws2, ws1 = self.workspace(B)
         if self._guard is not None:
             ws1 = ws1 + (self._guard,)
-        return (self.theta, self.grad_buffer, self.state, ws2, ws1, tuple(a[idx] for a in arrays), idx.shape[0])
+        return (self.theta, self.grad_buffer, self.state, ws2, ws1, inputs, B)
 
     def _checked_data(self, batches):
         """fit's data as the step's input arrays, checked once per Batches. Only weak references
