@@ -32,10 +32,11 @@ def require_cuda():
         )
 
 
-def threads_for(n):
-    """Threads per block for n items: the next power of two >= n, at most BLOCK."""
+def threads_for(n, most=BLOCK):
+    """Threads per block (or along one side of a block) for n items: the next power of two >= n,
+    at most `most`."""
     t = 1
-    while t < n and t < BLOCK:
+    while t < n and t < most:
         t *= 2
     return t
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from .launch import launch, require_cuda
+from .launch import launch, require_cuda, threads_for
 
 TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slice, threads per side
 SMALL = 4096                        # outputs of at most this many entries: one thread per entry
@@ -37,6 +37,24 @@ _KERNELS = {}
 
 def _nb(dtype):
     return float32 if np.dtype(dtype) == np.float32 else float64
+
+
+@cuda.jit(device=True)
+def _stage(src, k_last, S, e, r0, R, k0, K):
+    """Entry e of a product operand's staged slice: S[k, r] = the operand's entry (r0 + r,
+    k0 + k), zero past its ends. k_last: src is (R, K), neighbouring threads along k; else src is
+    (K, R), neighbouring threads along r (coalesced reads either way)."""
+    if k_last:
+        r = e // DEPTH
+        k = e - r * DEPTH
+    else:
+        k = e // TILE
+        r = e - k * TILE
+    gr, gk = r0 + r, k0 + k
+    if gr < R and gk < K:
+        S[k, r] = src[gr, gk] if k_last else src[gk, gr]
+    else:
+        S[k, r] = 0
 
 
 def _matmul_kernel(dtype, ta, tb, bias):
@@ -64,28 +82,8 @@ def _matmul_kernel(dtype, ta, tb, bias):
         for k0 in range(0, K, DEPTH):
             for load in range(TILE * DEPTH // (SIDE * SIDE)):
                 e = tid + load * SIDE * SIDE
-                if ta:   # a is (K, M): neighbouring threads along m
-                    ka = e // TILE
-                    ma = e - ka * TILE
-                else:    # a is (M, K): neighbouring threads along k
-                    ma = e // DEPTH
-                    ka = e - ma * DEPTH
-                gm, gk = m0 + ma, k0 + ka
-                if gm < M and gk < K:
-                    As[ka, ma] = a[gk, gm] if ta else a[gm, gk]
-                else:
-                    As[ka, ma] = 0
-                if tb:   # b is (N, K): neighbouring threads along k
-                    nb_ = e // DEPTH
-                    kb = e - nb_ * DEPTH
-                else:    # b is (K, N): neighbouring threads along n
-                    kb = e // TILE
-                    nb_ = e - kb * TILE
-                gn, gk = n0 + nb_, k0 + kb
-                if gn < N and gk < K:
-                    Bs[kb, nb_] = b[gn, gk] if tb else b[gk, gn]
-                else:
-                    Bs[kb, nb_] = 0
+                _stage(a, not ta, As, e, m0, M, k0, K)
+                _stage(b, tb, Bs, e, n0, N, k0, K)
             cuda.syncthreads()
             for kk in range(DEPTH):
                 for i in range(per):
@@ -157,14 +155,6 @@ def matmul(a, ta, b, tb, c, bias=None):
     way(a, ta, b, tb, c, c[0] if bias is None else bias, bias is not None)
 
 
-def _threads(n, most=32):
-    """A power of two >= n, at most `most` (a block side: small arrays start few threads)."""
-    t = 1
-    while t < n and t < most:
-        t *= 2
-    return t
-
-
 def _column_sums_kernel(dtype):
     key = ("column_sums", np.dtype(dtype))
     if key in _KERNELS:
@@ -204,7 +194,7 @@ def column_sums(g, out):
     if R <= FEW_ROWS:
         launch(_column_sums_few, O)(g, out)
         return
-    bx, by = _threads(O), _threads(-(-R // 8))   # each thread sums 8 rows or more
+    bx, by = threads_for(O, 32), threads_for(-(-R // 8), 32)   # each thread sums 8 rows or more
     _column_sums_kernel(g.dtype)[math.ceil(O / bx), (bx, by)](g, out)
 
 
@@ -238,7 +228,7 @@ def spread_rows(a, S):
     if R <= FEW_ROWS:
         launch(_spread_rows_few, D)(a, S)
         return
-    bx, by = _threads(D), _threads(-(-(R - (R - 1) // S - 1) // 8))   # 8 rows a thread or more per level
+    bx, by = threads_for(D, 32), threads_for(-(-(R - (R - 1) // S - 1) // 8), 32)   # 8 rows a thread or more per level
     _spread_rows[math.ceil(D / bx), (bx, by)](a, S)
 
 
