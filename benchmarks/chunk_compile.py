@@ -36,8 +36,7 @@ import jax_peers as jp
 import ppl
 from ppl.training.fit import fit, _Chunks
 case, B, steps, rounds = {case!r}, {B}, {steps}, {rounds}
-X = (np.ascontiguousarray(jp.sbn.data()["train"]["x"], np.float32) if case == "sbn64-32"
-     else jp.digits784())
+X = jp.case_data(case, "standin")
 prog = jp.build(case).compile(estimators="straight_through", dtype=np.float32)
 opt = ppl.optim.Adam(1e-3)
 fit(prog, {{"x": X}}, opt, steps=20, batch_size=B, progress=False, nopython=False)   # the step's compile

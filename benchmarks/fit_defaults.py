@@ -20,7 +20,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax_peers as jp  # noqa: E402  (benchmarks/: the cases and their estimators)
 import ppl  # noqa: E402
-from mnist_digits import mnist  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
 
 CASES = [("sbn64-32", 32, "disarm"), ("sbn64-32", 1, "straight_through"), ("sbn784-200", 50, "score"),
@@ -33,8 +32,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
     for case, B, est in CASES:
-        X = (np.ascontiguousarray(jp.sbn.data()["train"]["x"], np.float32) if case == "sbn64-32"
-             else mnist(np.float32)["train"]["x"])
+        X = jp.case_data(case)
         prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32)
         opt = ppl.optim.Adam(jp.LR)
         fit(prog, {"x": X}, opt, steps=20, batch_size=B, progress=False, nopython=True)   # the loop, compiled or loaded

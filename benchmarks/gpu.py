@@ -64,6 +64,32 @@ def steps_for(fn, seconds):
         n *= 4
 
 
+def no_gpu(allow_simulator=False):
+    """Why this process cannot time a GPU (the simulator is on, no device), or None."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and not allow_simulator:
+        return "the CUDA simulator is on; unset NUMBA_ENABLE_CUDASIM to time a GPU"
+    from numba import cuda
+    if not cuda.is_available():
+        return "no CUDA device found: this benchmark needs an NVIDIA GPU"
+    return None
+
+
+def device_steps(prog, x, opt):
+    """steps(n): n training steps of the CUDA program `prog` on the batch x, copied to the device
+    once, each with opt's step; one synchronisation at the end."""
+    from numba import cuda
+    a, t = prog.args({"x": x}), [0]
+
+    def steps(n):
+        for _ in range(n):
+            prog.entry(*a, np.uint64(1), np.int64(t[0]), 1)
+            prog.mark_device_newer()
+            opt.step(prog)
+            t[0] += 1
+        cuda.synchronize()
+    return steps
+
+
 def parity(cpu, gpu, X):
     data = {"x": X[:50]}
     lc, gc = cpu.grad(data, seed=3, step=7)
@@ -92,20 +118,7 @@ def run_case(args, case, est, X, jp, jax_dev):
         opt_gpu, opt_cpu = ppl.optim.Adam(jp.LR), ppl.optim.Adam(jp.LR)
         ways["ppl_cuda"] = lambda n: fit(progs["cuda"], {"x": X}, opt_gpu, steps=n, batch_size=B, progress=False)
         ways["ppl_cpu"] = lambda n: fit(progs["cpu"], {"x": X}, opt_cpu, steps=n, batch_size=B, progress=False)
-        g = progs["cuda"]
-        resident = g.args({"x": X[np.arange(B) % len(X)]})
-        opt_res = ppl.optim.Adam(jp.LR)
-        counter = [0]
-
-        def steps_on_device(n):
-            from numba import cuda
-            for _ in range(n):
-                g.entry(*resident, np.uint64(1), np.int64(counter[0]), 1)
-                g.mark_device_newer()
-                opt_res.step(g)
-                counter[0] += 1
-            cuda.synchronize()
-        ways["ppl_cuda_steps"] = steps_on_device
+        ways["ppl_cuda_steps"] = device_steps(progs["cuda"], X[np.arange(B) % len(X)], ppl.optim.Adam(jp.LR))
         jax_info = {}
         if jax_dev is not None:
             batches = Batches({"x": X}, B, seed=0, dtype=np.float32)
@@ -149,13 +162,11 @@ def main():
     if args.check:
         args.cases, args.batches, args.rounds = "sbn64-32", "4", 1
     args.batches = [int(b) for b in args.batches.split(",")]
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and not args.check:
-        emit("-", "skipped", "the CUDA simulator is on; unset NUMBA_ENABLE_CUDASIM to time a GPU")
+    reason = no_gpu(allow_simulator=args.check)
+    if reason:
+        emit("-", "skipped", reason)
         return 0
     from numba import cuda
-    if not cuda.is_available():
-        emit("-", "skipped", "no CUDA device found: this benchmark needs an NVIDIA GPU")
-        return 0
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import jax_peers as jp
     import ppl
@@ -172,10 +183,7 @@ def main():
     for case in args.cases.split(","):
         if case not in jp.CASES:
             raise SystemExit(f"unknown case {case!r}; one of {', '.join(jp.CASES)}")
-        if case == "sbn64-32":
-            X = np.ascontiguousarray(jp.sbn.data()["train"]["x"], np.float32)
-        else:
-            X = jp.mnist(np.float32)["train"]["x"]
+        X = jp.case_data(case)
         for est in args.estimators.split(","):
             try:
                 run_case(args, case, est, X, jp, jax_dev)

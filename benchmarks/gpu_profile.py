@@ -61,15 +61,14 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        emit("-", "skipped", "the CUDA simulator is on")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gpu import device_steps, no_gpu
+    reason = no_gpu()
+    if reason:
+        emit("-", "skipped", reason)
         return 0
     from numba import cuda
-    if not cuda.is_available():
-        emit("-", "skipped", "no CUDA device found")
-        return 0
     from numba.cuda import dispatcher as D
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import jax_peers as jp
     import ppl
 
@@ -91,25 +90,13 @@ def main():
 
     D.CUDADispatcher.call = timed_call
     for case in args.cases.split(","):
-        X = jp.mnist(np.float32)["train"]["x"] if case != "sbn64-32" else \
-            np.ascontiguousarray(jp.sbn.data()["train"]["x"], np.float32)
+        X = jp.case_data(case)
         for est in args.estimators.split(","):
             prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda",
                                           **jp.COMPILE.get(est, {}))
             opt = ppl.optim.Adam(jp.LR)
             for B in (int(b) for b in args.batches.split(",")):
-                batch = {"x": X[np.arange(B) % len(X)]}
-                a = prog.args(batch)
-                t = [0]
-
-                def steps(n):
-                    for _ in range(n):
-                        prog.entry(*a, np.uint64(1), np.int64(t[0]), 1)
-                        prog.mark_device_newer()
-                        opt.step(prog)
-                        t[0] += 1
-                    cuda.synchronize()
-
+                steps = device_steps(prog, X[np.arange(B) % len(X)], opt)
                 steps(3)
                 t0 = time.perf_counter()
                 steps(args.steps)

@@ -103,6 +103,14 @@ def digits784(split="train"):
     return np.ascontiguousarray((big > 0.5 * big.max()).reshape(len(X), 784), np.float32)
 
 
+def case_data(case, data="mnist"):
+    """The training rows of a case, float32: the bundled digits for sbn64-32, else the MNIST
+    digits (data="mnist") or the upscaled stand-in (data="standin")."""
+    if case == "sbn64-32":
+        return np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    return mnist(np.float32)["train"]["x"] if data == "mnist" else digits784()
+
+
 def build(case):
     nx, latent = CASES[case]
     if case == "sbn64-32":
@@ -516,12 +524,8 @@ def main():
         for case in args.cases.split(","):
             if case not in CASES:
                 raise SystemExit(f"unknown case {case!r}; one of {', '.join(CASES)}")
-            if case == "sbn64-32":
-                X, batch_list = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32), args.batches
-            else:
-                X = mnist(np.float32)["train"]["x"] if args.data == "mnist" else digits784()
-                batch_list = args.batches_784
-            batch_list = [int(b) for b in batch_list.split(",")]
+            X = case_data(case, args.data)
+            batch_list = [int(b) for b in (args.batches if case == "sbn64-32" else args.batches_784).split(",")]
             for est in estimators:
                 for B in batch_list:
                     run_case(args, workers, case, est, B, X,
