@@ -1,7 +1,8 @@
 """The README's main job on a new machine: `ppl train MODEL` with an empty cache folder, wall time,
-its new step's kernels compiled by one process (PPL_COMPILE_JOBS=1, the baseline) against two
-(PPL_COMPILE_JOBS=2: a helper process compiling from the step's last kernel call back,
-ppl/compiler/ahead.py), alternating in each round; then a second bundled model on the same cache.
+its new steps' kernels compiled by one process (PPL_COMPILE_JOBS=1, the baseline) against two
+(PPL_COMPILE_JOBS=2: a helper process typing the training step from its last kernel call back,
+then the evaluation program's, ppl/compiler/ahead.py), alternating in each round; then a second
+bundled model on the same cache.
 
     python benchmarks/cold_start.py [--rounds 2] [--models sbn,gaussian_vae]
 

@@ -160,6 +160,8 @@ def cmd_train(args) -> int:
     elif args.eval_data is not None:
         raise UsageError("--eval-data needs --data FILE (the training data)")
     prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target, data=d)
+    if args.target == "cpu":
+        prog.prepare_evaluation()   # the report's test ELBO / IWAE-100: compiled beside the training step
     print(f"model {prog.model.name}: {D['optimizer']} lr={D['lr']}, batch {D['batch']}, {D['steps']} steps, "
           f"{np.dtype(D['dtype']).name}, seed {args.seed}")
     print(prog.explain())

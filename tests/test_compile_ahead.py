@@ -1,5 +1,6 @@
 """A new step's kernels compiled by two processes (ppl/compiler/ahead.py): the helper's reversed
-step calls the same kernels on the same buffers, the helper runs only where it applies, and a
+step calls the same kernels on the same buffers, typing it compiles every kernel the step calls,
+the helper runs only where it applies and takes a second program's step into its queue, and a
 program compiled with it computes what one compiled alone computes."""
 import ast
 import os
@@ -52,16 +53,70 @@ def test_jobs_setting(monkeypatch):
     assert compile_ahead.jobs() in (1, 2)
 
 
-SCRIPT = """
-import numpy as np, subprocess, ppl
+def test_a_closed_queue_takes_no_job_and_its_helper_leaves_nothing(tmp_path):
+    queue = tmp_path / "ppl_ahead_1_0"
+    queue.mkdir()
+    compile_ahead.main(str(queue))   # an empty queue: closed (renamed), then removed
+    assert list(tmp_path.iterdir()) == []
+    assert compile_ahead._put(queue, {"name": "x"}) is False   # the program's process then starts another
+
+
+TYPES = """
+import importlib.util, sys, numpy as np
+from numba.core import event
 from ppl.compiler import ahead as compile_ahead
 from ppl.models import sbn
 prog = sbn.build().compile()
+path = PATH
+with open(path, "w") as f:
+    f.write(compile_ahead.reversed_step(prog.source))
+spec = importlib.util.spec_from_file_location("reversed_sbn", path)
+mod = importlib.util.module_from_spec(spec)
+sys.modules["reversed_sbn"] = mod
+spec.loader.exec_module(mod)
+compile_ahead.types_only(mod.step, compile_ahead.signature(prog))
+compiled = []
+class Seen(event.Listener):
+    def on_start(self, e):
+        compiled.append(e.data["dispatcher"].py_func.__name__)
+    def on_end(self, e):
+        pass
+event.register("numba:compile", Seen())
+prog.grad({"x": np.zeros((8, 64), np.float32)}, seed=0)
+print(compiled)
+"""
+
+
+@pytest.mark.slow
+def test_typing_the_reversed_step_compiles_every_kernel_the_step_calls(tmp_path):
+    """After the helper's work (types_only, here in the program's process), the step's first
+    call compiles the step alone: every kernel it calls was compiled, none lowered twice."""
+    env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache"), "PPL_COMPILE_JOBS": "1"}
+    out = subprocess.run([sys.executable, "-c", TYPES.replace("PATH", repr(str(tmp_path / "reversed_sbn.py")))],
+                         env=env, check=True, timeout=600, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "['step']"
+
+
+SCRIPT = """
+import numpy as np, subprocess, ppl
+from numba.core import event
+from ppl.compiler import ahead as compile_ahead
+from ppl.models import sbn
+prog = sbn.build().compile()
+prog.prepare_evaluation(samples=10)   # queued on the same helper
 helpers = list(compile_ahead._helpers)
 x = (np.random.default_rng(0).random((8, 64)) > 0.5).astype(np.float32)
 loss, g = prog.grad({"x": x}, seed=3)
 rc = [h.wait(timeout=300) for h in helpers]
-np.save(OUT, np.concatenate([[loss, len(helpers), *rc], prog.grad_buffer]))
+kernels = []
+class Seen(event.Listener):
+    def on_start(self, e):
+        kernels.append(e.data["dispatcher"].py_func.__module__.startswith("ppl.kernels"))
+    def on_end(self, e):
+        pass
+event.register("numba:compile", Seen())
+prog.evaluate({"x": x}, samples=10)
+np.save(OUT, np.concatenate([[loss, len(helpers), sum(kernels), *rc], prog.grad_buffer]))
 """
 
 
@@ -72,10 +127,11 @@ def test_a_step_compiled_with_the_helper_computes_the_same(tmp_path):
     env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache"), "PPL_COMPILE_JOBS": "2"}
     subprocess.run([sys.executable, "-c", SCRIPT.replace("OUT", repr(str(out)))], env=env, check=True, timeout=600)
     got = np.load(out)
-    assert got[1] == 1 and got[2] == 0, "one helper ran, and exited cleanly"
+    assert got[1] == 1 and got[3] == 0, "one helper ran, and exited cleanly"
+    assert got[2] == 0, "the evaluation's kernels were compiled by the helper"
     assert not list((tmp_path / "cache").glob("*_ahead_*")), "the helper removed its files"
     prog = sbn.build().compile()
     x = (np.random.default_rng(0).random((8, 64)) > 0.5).astype(np.float32)
     loss, _ = prog.grad({"x": x}, seed=3)
     assert got[0] == loss
-    np.testing.assert_array_equal(got[3:], prog.grad_buffer)
+    np.testing.assert_array_equal(got[4:], prog.grad_buffer)

@@ -4,12 +4,19 @@ of the step on, a helper process from the last one back.
 Nearly all of a new graph's first step, on a machine whose disk cache does not hold the
 kernels yet, is compiling ppl's kernels (BENCHMARKS.md, "Cold start"); the step itself is
 typed in its statements' order, so its kernels compile one after another on one core. When a
-core is free, `start(prog)` launches a Python process (`main`) on the same step with its
-kernel calls in reverse order (the order does not change a call's argument types: every buffer
-comes from the step's arguments). Both processes fill the same locked disk cache
-(kernels/_cache.py): a kernel the other process is compiling is waited for and then loaded, so
-the two meet halfway and each kernel is compiled once. The helper compiles and exits; it writes
-nothing but the kernels' cache files, and is ended when the program's process exits.
+core is free, `start(prog)` hands a Python process (`main`) the same step with its kernel calls
+in reverse order (the order does not change a call's argument types: every buffer comes from
+the step's arguments). The helper only types that step: Numba compiles each kernel a call
+reaches while it types the call, and the step's own code, which nobody runs, is never made.
+Both processes fill the same locked disk cache (kernels/_cache.py): a kernel the other process
+is compiling is waited for and then loaded, so the two meet halfway and each kernel is compiled
+once.
+
+One helper serves a process: the steps of programs compiled while it runs (the evaluation
+program `ppl train` prepares beside the training one, `Program.prepare_evaluation`) join its
+queue, a folder of job files it takes in order; it exits when the queue is empty, having closed
+the folder (renamed it) so that no job is left behind unseen, and is ended when the program's
+process exits. It writes nothing but the kernels' cache files and removes its own.
 
 It applies to CPU steps made only of kernel calls (the array lowering), only when the step is
 not in the disk cache yet, and only when a core is idle: `PPL_COMPILE_JOBS` (default "auto":
@@ -20,12 +27,19 @@ from __future__ import annotations
 import ast
 import atexit
 import os
+import itertools
 import pickle
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 ENV = "PPL_COMPILE_JOBS"
-_helpers = []   # running helper processes, ended at exit
+_helpers = []   # helper processes started by this process, ended at exit
+_queue = None   # (the running helper, its queue folder), or None
+_folders = []   # the queue folders of those helpers
+_numbers = itertools.count()   # job files (in the order queued) and queue folders
+JOB, CLOSED = ".job", ".closed"   # a queued job's suffix; a queue folder's once its helper takes no more
 
 
 def jobs() -> int:
@@ -48,8 +62,8 @@ def jobs() -> int:
 def reversed_step(source: str) -> str | None:
     """The module `source` with its `step` function's statements after the unpacking of its
     arguments in reverse order (assignments to names kept first, in order; the early return of a
-    forward-only call dropped), compiled without a disk cache of its own; None when the step is
-    not a straight line of kernel calls."""
+    forward-only call dropped), a plain Python function the helper types (`types_only`); None
+    when the step is not a straight line of kernel calls."""
     tree = ast.parse(source)
     fn = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "step"), None)
     if fn is None:
@@ -73,8 +87,7 @@ def reversed_step(source: str) -> str | None:
              if isinstance(n, (ast.Import, ast.ImportFrom))]
     args = ", ".join(a.arg for a in fn.args.args)
     body = [*head, *defs, *reversed(calls), "return 0.0"]
-    return ("\n".join(lines) + "\n\n\n@njit(cache=False, _nrt=False)\n"
-            f"def step({args}):\n" + "".join(_indent(b) for b in body))
+    return "\n".join(lines) + f"\n\n\ndef step({args}):\n" + "".join(_indent(b) for b in body)
 
 
 def _indent(text: str) -> str:
@@ -94,7 +107,9 @@ def signature(prog) -> tuple:
 
 
 def start(prog, folder) -> subprocess.Popen | None:
-    """Launch the helper for prog's step when it applies (see the module's docstring)."""
+    """Queue prog's reversed step on this process's helper, launching one when none runs (when
+    it applies: see the module's docstring); the helper, or None."""
+    global _queue
     from ..kernels import numba_compat
     if prog.target != "cpu" or "_nrt=False" not in prog.source or jobs() < 2:
         return None
@@ -104,43 +119,114 @@ def start(prog, folder) -> subprocess.Popen | None:
     src = reversed_step(prog.source)
     if src is None:
         return None
-    name = f"{prog.module.__name__}_ahead_{os.getpid()}"
-    path = folder / f"{name}.py"
-    path.write_text(src)
-    (folder / f"{name}.sig").write_bytes(pickle.dumps(sig))
+    job = {"name": f"{prog.module.__name__}_ahead_{os.getpid()}", "source": src, "signature": sig}
+    if _queue is not None and _queue[0].poll() is None and _put(_queue[1], job):
+        return _queue[0]
+    queue = Path(folder) / f"ppl_ahead_{os.getpid()}_{next(_numbers)}"
+    queue.mkdir()
+    _folders.append(queue)
+    _put(queue, job)
     env = {**os.environ, ENV: "1"}
-    code = f"from ppl.compiler.ahead import main; main({str(path)!r})"
+    code = f"from ppl.compiler.ahead import main; main({str(queue)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not _helpers:
         atexit.register(_end_helpers)
     _helpers.append(proc)
+    _queue = (proc, queue)
     return proc
+
+
+def _put(queue: Path, job: dict) -> bool:
+    """Add `job` to the queue folder; False when its helper has closed it (renamed it away)."""
+    n = next(_numbers)
+    try:
+        tmp = queue / f"{n:06d}.tmp"
+        tmp.write_bytes(pickle.dumps(job))
+        os.replace(tmp, queue / f"{n:06d}{JOB}")
+    except OSError:
+        return False
+    return True
 
 
 def _end_helpers():
     for proc in _helpers:
         if proc.poll() is None:
             proc.terminate()
-
-
-def main(path: str) -> None:
-    """The helper: type the reversed step (compiling its kernels into the disk cache), then remove
-    its files. (Importing this module imported ppl, which installed its cache locator and locks.)"""
-    import importlib.util
-    from pathlib import Path
-    p = Path(path)
-    try:
-        sig = pickle.loads(p.with_suffix(".sig").read_bytes())
-        spec = importlib.util.spec_from_file_location(p.stem, p)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[p.stem] = mod
-        spec.loader.exec_module(mod)
-        mod.step.compile(sig)
-    finally:
-        for f in (p, p.with_suffix(".sig")):
             try:
-                f.unlink()
-            except OSError:
-                pass
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:   # pragma: no cover
+                proc.kill()
+    for queue in _folders:   # what a helper ended early left
+        for path in (queue, queue.with_name(queue.name + CLOSED)):
+            shutil.rmtree(path, ignore_errors=True)
 
+
+def types_only(fn, signature) -> None:
+    """Type `fn` (a Python function) for `signature` as Numba's nopython pipeline does, without
+    lowering it: the kernels its calls reach are compiled (and cached) on the way."""
+    from numba.core import compiler, registry
+    target = registry.cpu_target
+    compiler.compile_extra(target.typing_context, target.target_context, fn, signature, None,
+                           compiler.Flags(), {}, pipeline_class=_types_only_pipeline())
+
+
+def _types_only_pipeline():
+    from numba.core import compiler, typed_passes
+    from numba.core.compiler_machinery import FunctionPass, register_pass
+
+    @register_pass(mutates_CFG=False, analysis_only=True)
+    class StopAfterTypes(FunctionPass):
+        _name = "ppl_stop_after_types"
+
+        def __init__(self):
+            FunctionPass.__init__(self)
+
+        def run_pass(self, state):
+            raise compiler._EarlyPipelineCompletion("typed")   # compile_extra returns it
+
+    class TypesOnly(compiler.CompilerBase):
+        def define_pipelines(self):
+            pm = compiler.DefaultPassBuilder.define_untyped_pipeline(self.state, "types only")
+            pm.add_pass(typed_passes.NopythonTypeInference, "nopython frontend")
+            pm.add_pass(StopAfterTypes, "stop after typing")
+            pm.finalize()
+            return [pm]
+    return TypesOnly
+
+
+def main(queue: str) -> None:
+    """The helper: type each queued reversed step in turn (compiling its kernels into the disk
+    cache); when the queue is empty, close it (rename it: the program's process queues no more
+    there), take what came in before that, and remove it. (Importing this module imported ppl,
+    which installed its cache locator and locks.)"""
+    folder = Path(queue)
+    closed = folder.with_name(folder.name + CLOSED)
+    try:
+        while True:
+            jobs = sorted(folder.glob(f"*{JOB}"))
+            if jobs:
+                _run(jobs[0])
+                continue
+            os.rename(folder, closed)
+            for path in sorted(closed.glob(f"*{JOB}")):
+                _run(path)
+            return
+    finally:
+        shutil.rmtree(closed, ignore_errors=True)
+
+
+def _run(path: Path) -> None:
+    import importlib.util
+    job = pickle.loads(path.read_bytes())
+    path.unlink()
+    src = path.with_name(f"{job['name']}.py")
+    src.write_text(job["source"])
+    try:
+        spec = importlib.util.spec_from_file_location(job["name"], src)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[job["name"]] = mod
+        spec.loader.exec_module(mod)
+        types_only(mod.step, job["signature"])
+    finally:
+        src.unlink()

@@ -123,6 +123,16 @@ class DerivedPrograms:
         return self._derived(("evaluate", int(samples), np.dtype(dtype).name), lambda: declare.compile_hard(
             declare.evaluation(self.model), samples=samples, dtype=dtype, objective="elbo"))
 
+    def prepare_evaluation(self, samples: int = 100, dtype=None):
+        """Compile now the evaluation program that log_weights / evaluate use with `samples` draws
+        (in `dtype`, default this program's), not at their first call: a new one's kernels then
+        compile on a second core while the training step's do (ppl/compiler/ahead.py). None for
+        a model that is not declared with m.latent / m.observe alone (it has no evaluation)."""
+        if not declare.is_pure(self.model):
+            return None
+        samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
+        return self._evaluator(samples, self.dtype if dtype is None else dtype)
+
     def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> np.ndarray:
         """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
         with m.latent / m.observe): the sum of the derived terms per draw, negated. dtype: the
