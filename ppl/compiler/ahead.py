@@ -109,7 +109,6 @@ def signature(prog) -> tuple:
 def start(prog, folder) -> subprocess.Popen | None:
     """Queue prog's reversed step on this process's helper, launching one when none runs (when
     it applies: see the module's docstring); the helper, or None."""
-    global _queue
     from ..kernels import numba_compat
     if prog.target != "cpu" or "_nrt=False" not in prog.source or jobs() < 2:
         return None
@@ -122,10 +121,34 @@ def start(prog, folder) -> subprocess.Popen | None:
     job = {"name": f"{prog.module.__name__}_ahead_{os.getpid()}", "source": src, "signature": sig}
     if _queue is not None and _queue[0].poll() is None and _put(_queue[1], job):
         return _queue[0]
+    return _launch(folder, job)
+
+
+def functions(calls, first: bool = False) -> bool:
+    """Queue on the running helper, if one runs, the compile of each (jitted function, arguments)
+    in `calls` for those arguments' types: module-level functions of ppl.kernels, or the entry
+    points of a generated module (imported from its file by the helper); first=True: what the
+    program's process needs at its first step, taken right after the step that launched the
+    helper. Whether it was queued."""
+    if _queue is None or _queue[0].poll() is not None:
+        return False
+    import numba
+    items = []
+    for disp, args in calls:
+        mod = sys.modules.get(disp.py_func.__module__)
+        if getattr(mod, disp.py_func.__name__, None) is not disp:
+            continue   # not reachable by its name: compiled where it is first called
+        items.append((mod.__name__, getattr(mod, "__file__", None), disp.py_func.__name__,
+                      tuple(numba.typeof(a) for a in args)))
+    return _put(_queue[1], {"functions": items}, 1 if first else 2)
+
+
+def _launch(folder, job) -> subprocess.Popen:
+    global _queue
     queue = Path(folder) / f"ppl_ahead_{os.getpid()}_{next(_numbers)}"
     queue.mkdir()
     _folders.append(queue)
-    _put(queue, job)
+    _put(queue, job, 0)
     env = {**os.environ, ENV: "1"}
     code = f"from ppl.compiler.ahead import main; main({str(queue)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
@@ -137,13 +160,15 @@ def start(prog, folder) -> subprocess.Popen | None:
     return proc
 
 
-def _put(queue: Path, job: dict) -> bool:
-    """Add `job` to the queue folder; False when its helper has closed it (renamed it away)."""
-    n = next(_numbers)
+def _put(queue: Path, job: dict, rank: int = 2) -> bool:
+    """Add `job` to the queue folder; False when its helper has closed the folder. The helper
+    takes the lowest name: by `rank` (0: the step that launched it, 1: what the program needs at
+    its first step, 2: the rest), then in the order queued."""
+    n = f"{rank}{next(_numbers):06d}"
     try:
-        tmp = queue / f"{n:06d}.tmp"
+        tmp = queue / f"{n}.tmp"
         tmp.write_bytes(pickle.dumps(job))
-        os.replace(tmp, queue / f"{n:06d}{JOB}")
+        os.replace(tmp, queue / f"{n}{JOB}")
     except OSError:
         return False
     return True
@@ -217,9 +242,22 @@ def main(queue: str) -> None:
 
 
 def _run(path: Path) -> None:
+    import importlib
     import importlib.util
     job = pickle.loads(path.read_bytes())
     path.unlink()
+    for modname, file, name, sig in job.get("functions", ()):
+        mod = sys.modules.get(modname)
+        if mod is None and modname.startswith("ppl_gen_"):   # a generated module, as pipeline.load_source loads it
+            spec = importlib.util.spec_from_file_location(modname, file)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = mod
+            spec.loader.exec_module(mod)
+        elif mod is None:
+            mod = importlib.import_module(modname)
+        getattr(mod, name).compile(sig)
+    if "source" not in job:
+        return
     src = path.with_name(f"{job['name']}.py")
     src.write_text(job["source"])
     try:

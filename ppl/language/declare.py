@@ -290,6 +290,12 @@ EVAL_BLOCK = 1 << 23   # values of the largest (rows x draws, width) buffer of o
                        # blocks' draws are those of one call: step_rows addresses noise by global row)
 
 
+def evaluation_args(ev, block: dict, seed: int, row0: int) -> tuple:
+    """The evaluation program's step_rows arguments for a block of data rows whose first draw
+    is row `row0`: the step's arrays, the seed, t 0, a forward-only call (mode 0) and row0."""
+    return (*ev.args(block), np.uint64(seed), np.int64(0), 0, np.int64(row0))
+
+
 def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
     """(N, samples) log p(x, h) - log q(h | x), h drawn hard from the guide (every stochastic node
     by the score estimator's forward): the negated per-row totals of the evaluation model's costs."""
@@ -300,8 +306,8 @@ def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
     names = ev.layout.inputs
     out = []
     for i in range(0, B, rows):   # a block of data rows, its noise addressed by global row: any block size draws the same
-        a = ev.args({n: v[i:i + rows] for n, v in zip(names, inputs)})
-        ev.module.step_rows(*a, np.uint64(seed), np.int64(0), 0, np.int64(i * samples))
+        a = evaluation_args(ev, {n: v[i:i + rows] for n, v in zip(names, inputs)}, seed, i * samples)
+        ev.module.step_rows(*a)
         ws1 = a[4]
         tot = np.zeros(a[6] * ev.rows_per_data_row, np.float64)
         for _, k in ev.layout.costs:

@@ -9,6 +9,7 @@ import numpy as np
 from ..language import declare
 from .. import validate as V
 from ..errors import ModelError
+from ..compiler import ahead as compile_ahead
 from ..compiler.options import CompileOptions
 
 
@@ -131,7 +132,11 @@ class DerivedPrograms:
         if not declare.is_pure(self.model):
             return None
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
-        return self._evaluator(samples, self.dtype if dtype is None else dtype)
+        ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
+        if ev.target == "cpu":   # its entry point too, on the helper compiling its kernels if one runs
+            block = {n: np.zeros((1, ev.model.nodes[n].width), ev.dtype) for n in ev.layout.inputs}
+            compile_ahead.functions([(ev.module.step_rows, declare.evaluation_args(ev, block, 0, 0))])
+        return ev
 
     def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> np.ndarray:
         """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..compiler import ahead as compile_ahead
 from ..runtime import checkpoint
 from .. import validate as V
 from .data import Batches
@@ -492,6 +493,9 @@ class Trainer:
             bar = tqdm(total=plan.total, initial=start, desc=self.prog.model.name, unit="step", file=sys.stderr,
                        dynamic_ncols=True, mininterval=0.25)
         t_first = time.perf_counter()
+        if getattr(self.prog, "target", "cpu") == "cpu":   # on the helper compiling a new step's kernels, if one runs
+            compile_ahead.functions([*self.opt.kernel_calls(self.prog.theta, self.prog.grad_buffer),
+                                     hist.kernel_call()], first=True)
         one = PythonSteps(self.prog, self.opt, plan)
         chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one.useed, plan.nopython,
                               plan.total - start, plan.split)

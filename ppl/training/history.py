@@ -73,6 +73,11 @@ class History:
         self._keeping = self.keep_losses is not False
 
     # ------------------------------------------------------------------ writing
+    def kernel_call(self) -> tuple:
+        """(kernel, arguments) of the call append() makes, for a helper process to compile ahead
+        (ppl/compiler/ahead.py)."""
+        return _kernels().record_losses, (self._ints, self._flts, self._pts, np.zeros(1, np.float64), 1)
+
     def append(self, losses) -> None:
         """Record the next steps' training losses (an array or sequence of floats)."""
         a = np.ascontiguousarray(losses, np.float64).reshape(-1)

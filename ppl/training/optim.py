@@ -93,6 +93,19 @@ class Optimizer:
         self._apply(cpu_kernels, theta, grad)
         self.t += 1
 
+    def kernel_calls(self, theta: np.ndarray, grad: np.ndarray) -> list:
+        """The (kernel, arguments) pairs update(theta, grad) calls, recorded without calling them:
+        what a helper process may compile before the first update (ppl/compiler/ahead.py)."""
+        self._ensure(theta)
+        calls = []
+
+        class Record:
+            def __getattr__(self, name):
+                kernel = getattr(cpu_kernels, name)
+                return lambda *args: calls.append((kernel, args))
+        self._apply(Record(), theta, grad)
+        return calls
+
     def state(self) -> dict:
         """Arrays to checkpoint: the step count and every state array."""
         out = {"t": np.array(self.t, np.int64), "kind": np.array(self.name)}
