@@ -74,17 +74,17 @@ class StochasticDerivative(ppl.Estimator):
 
     def draw(self, ctx):
         (logits,) = ctx.params()
-        stride, size = ctx.digit
+        stride, size = ctx.rows.digit
         ctx.call(stochastic_derivative_draw, logits, ctx.noise("uniform"), stride, size, ctx.value(),
-                 ctx.row_weights)
+                 ctx.rows.weights)
 
     def estimate(self, ctx):
         (logits,) = ctx.params()
         (grad_logits,) = ctx.param_grads()
         if grad_logits is ppl.NO_GRAD:
             return
-        stride, size = ctx.digit
-        ctx.call(stochastic_derivative_grad, logits, ctx.value(), ctx.downstream_cost(), ctx.row_weights,
+        stride, size = ctx.rows.digit
+        ctx.call(stochastic_derivative_grad, logits, ctx.value(), ctx.downstream_cost(), ctx.rows.weights,
                  stride, size, grad_logits)
 
 

@@ -104,8 +104,8 @@ def test_a_variant_without_the_debiasing_factor_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            stride, size = ctx.digit
-            ctx.call(_grad_without_debiasing, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights,
+            stride, size = ctx.rows.digit
+            ctx.call(_grad_without_debiasing, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights,
                      stride, size, g)
 
     before = dict(REGISTRY)
@@ -135,7 +135,7 @@ def test_comparing_rows_above_an_enumerated_node_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            ctx.call(arms_grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, *ctx.digit, g)
+            ctx.call(arms_grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *ctx.rows.digit, g)
 
     before = dict(REGISTRY)
     try:

@@ -184,8 +184,8 @@ def test_a_biased_variant_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            stride, size = ctx.digit
-            ctx.call(grad_p_only, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size, g)
+            stride, size = ctx.rows.digit
+            ctx.call(grad_p_only, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size, g)
 
     before = dict(REGISTRY)
     try:

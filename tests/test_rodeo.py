@@ -13,6 +13,8 @@ q(1 - b_i)) is rejected, and so are the draws compared row by row above an enume
 The network's gradient is the gradient of |v|^2 (v: a data row's logits gradient), checked against
 central differences at fixed noise.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 from numba import njit
@@ -108,13 +110,13 @@ def test_a_wrong_stein_coefficient_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            K, S = ctx.samples, ctx.configs
+            K, S = ctx.rows.samples, ctx.rows.configs
             D, H = ctx.node.width, ctx.options["hidden"]
             from ppl.kernels.families.rodeo import init, rodeo_size
             phi, gphi = ctx.parameter("cv", (rodeo_size(D, H),), init(D, H))
             below = ("(1,)", "(1,)")
             (a,) = ctx.params()
-            b, rw = ctx.value(), ctx.row_weights
+            b, rw = ctx.value(), ctx.rows.weights
             F, W, S0 = ctx.buffer("F"), ctx.buffer("W"), ctx.buffer("S0")
             Pm, Q, V, Vv = ctx.buffer("P", D), ctx.buffer("Q", D), ctx.buffer("V", D), ctx.buffer("Vv", D)
             Th, Gp = ctx.buffer("Th", H * (D + 1)), ctx.buffer("Gp", rodeo_size(D, H))
@@ -258,7 +260,7 @@ def test_comparing_rows_above_an_enumerated_node_is_caught():
         name = "rodeo_row_by_row"
 
         def estimate(self, ctx):
-            ctx.enumerated_below = lambda: None
+            ctx.rows = dataclasses.replace(ctx.rows, enumerated_below=None)
             super().estimate(ctx)
 
     before = dict(REGISTRY)

@@ -91,8 +91,8 @@ def test_a_biased_variant_is_caught(EX):
         def estimate(self, ctx):
             (logits,) = ctx.params()
             (grad_logits,) = ctx.param_grads()
-            stride, size = ctx.digit
-            ctx.call(_grad_without_p, logits, ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size,
+            stride, size = ctx.rows.digit
+            ctx.call(_grad_without_p, logits, ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size,
                      grad_logits)
 
     P, g = _oracle()

@@ -18,16 +18,16 @@ class _Antithetic(Estimator):
     def draw(self, ctx):
         u = ctx.noise("uniform")
         (a,) = ctx.params()
-        ctx.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {ctx.digit[0]}, {ctx.value()})")
-        ctx.emit(f"antithetic.scale_rows({ctx.row_weights}, 0.5)")
+        ctx.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {ctx.rows.digit[0]}, {ctx.value()})")
+        ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
         if ga is NO_GRAD:
             return
-        L, rw = ctx.downstream_cost(), ctx.row_weights
-        stride = ctx.digit[0]
-        digits = ctx.enumerated_below()
+        L, rw = ctx.downstream_cost(), ctx.rows.weights
+        stride = ctx.rows.digit[0]
+        digits = ctx.rows.enumerated_below
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
             # members' signals marginalised over those digits (see kernels/families/antithetic.py)
@@ -113,12 +113,12 @@ class _Local(_Antithetic):
         if ga is NO_GRAD:
             return
         ell, _ = ctx.learning_signal()
-        stride = ctx.digit[0]
+        stride = ctx.rows.digit[0]
         L = ctx.buffer("Lloc")
         # the draws' totals of costs (-log w), the lowering's: the bound's terms
-        ctx.emit(f"rows.iwae_swap_one({ctx.lowering.totals}, {ell}, {ctx.samples}, {ctx.configs}, {stride}, {L})")
+        ctx.emit(f"rows.iwae_swap_one({ctx.lowering.totals}, {ell}, {ctx.rows.samples}, {ctx.rows.configs}, {stride}, {L})")
         pw = ctx.buffer("pw")
-        ctx.emit(f"rows.config_weights({ctx.configs}, 0, {stride}, 0.5 / B, {pw})")
+        ctx.emit(f"rows.config_weights({ctx.rows.configs}, 0, {stride}, 0.5 / B, {pw})")
         if self.name == "local_arm":
             ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {pw}, {stride}, {ga})")
         else:

@@ -12,7 +12,7 @@ two draws seldom share (never for min(p, 1 - p) <= 2^-(n-1)); any fixed orientat
 too. At n = 2 the coupling is the antithetic pair (u, 1 - u) and the estimate is DisARM's, on the
 same noise (tests/test_arms.py). Kernels and the derivation: kernels/families/arms.py.
 With enumerated nodes below, each draw's cost is first marginalised over their rows
-(EstimatorContext.enumerated_below), as DisARM does.
+(Rows.enumerated_below), as DisARM does.
 """
 import numbers
 
@@ -47,17 +47,17 @@ class ARMS(Estimator):
         return options["n"]
 
     def draw(self, ctx):
-        stride, size = ctx.digit
+        stride, size = ctx.rows.digit
         u = ctx.noise("uniform", width=(size - 1) * ctx.node.width)
-        ctx.call(arms_draw, *ctx.params(), u, stride, size, ctx.value(), ctx.row_weights)
+        ctx.call(arms_draw, *ctx.params(), u, stride, size, ctx.value(), ctx.rows.weights)
 
     def estimate(self, ctx):
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
-        stride, size = ctx.digit
-        args = (*ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size)
-        below = ctx.enumerated_below()
+        stride, size = ctx.rows.digit
+        args = (*ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size)
+        below = ctx.rows.enumerated_below
         if below is None:
             ctx.call(arms_grad, *args, g)
         else:   # their rows weigh p(c | the draw): each draw's cost marginalised over them first

@@ -29,8 +29,8 @@ class CatDisARM(Estimator):
     def draw(self, ctx):
         u = ctx.noise("uniform")
         (a,) = ctx.params()
-        ctx.law_call("cat_antithetic_sample", [a, u, str(ctx.digit[0])], [ctx.value()])
-        ctx.emit(f"antithetic.scale_rows({ctx.row_weights}, 0.5)")
+        ctx.law_call("cat_antithetic_sample", [a, u, str(ctx.rows.digit[0])], [ctx.value()])
+        ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -38,8 +38,8 @@ class CatDisARM(Estimator):
             return
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        args = [a, ctx.value(), L, ctx.row_weights, str(ctx.digit[0])]
-        digits = ctx.enumerated_below()
+        args = [a, ctx.value(), L, ctx.rows.weights, str(ctx.rows.digit[0])]
+        digits = ctx.rows.enumerated_below
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
             # members' signals marginalised over those digits (see kernels/families/antithetic.py)

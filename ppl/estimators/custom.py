@@ -27,6 +27,24 @@ MAX_NOISE = 16   # noise streams per node
 
 
 @dataclass(frozen=True)
+class Rows:
+    """The rows of the step as an estimator sees them (`ctx.rows`): every buffer has one row per
+    (data row, draw, configuration)."""
+
+    samples: int    # K draws per data row
+    configs: int    # S configuration rows per drawn row (every node's digits)
+    # (stride, size) of the node's configuration digit: row r is configuration (r // stride) % size
+    # of its drawn row (size = the estimator's rows(); (1, 1) when it has one row per draw)
+    digit: tuple
+    weights: str    # 1D buffer: each row's weight in the objective (1 / rows of a batch)
+    # None, or (strides, sizes) as tuple literals of code: the configuration digits of the
+    # enumerated nodes below the node. Their rows carry p(c | the node's value) in `weights`, so an
+    # estimate that compares the costs of the node's configuration rows must first marginalise
+    # each over those digits (sum w L / sum w); row by row it is biased.
+    enumerated_below: tuple | None = None
+
+
+@dataclass(frozen=True)
 class Kernel:
     """A kernel of a user's estimator: `cpu`, an @njit function; `cuda`, optionally, a host-side
     function of the same arguments over CUDA device arrays (without one, the estimator is refused
@@ -45,12 +63,12 @@ class EstimatorContext:
     draw and its estimate). Buffers are the step's arrays, named by strings of code: a node's
     values have one row per row of the step (data row x sample x configuration), `width` columns.
 
-    node, options, law, objective                        what is estimated
-    samples, configs, digit, row_weights                 the rows of the step
+    node, options, law                                   what is estimated
+    rows                                                 the rows of the step (Rows: samples, configs,
+                                                         digit, weights, enumerated_below)
     value(), cotangent(), params(), param_grads()        the node's buffers
     data_inputs()                                        the data inputs above the node
     downstream_cost(), learning_signal()                 per row, what the node's draw costs
-    enumerated_below()                                   the digits whose rows weigh p(c | the node's value)
     noise(), drawn_noise(), buffer()                     base noise, workspaces
     parameter(), state()                                 learnable parameters, running state
     call(), law_call(), emit(), sample(), log_prob_vjp() emitting
@@ -67,13 +85,8 @@ class EstimatorContext:
         self.node = node                        # the stochastic node: .name, .width, .inputs, .attrs
         self.options = options                  # its options, defaults filled in
         self.law = lowering.dist(node)          # its Distribution entry: .name, .params, .kernels, flags
-        self.objective = lowering.objective     # "elbo", or "iwae" (the importance-weighted bound)
-        self.samples = lowering.samples         # K draws per data row
-        self.configs = lowering.S               # S configuration rows per drawn row (every node's digits)
-        # (stride, size) of the node's configuration digit: row r is configuration (r // stride) % size
-        # of its drawn row (size = the estimator's rows(); (1, 1) when it has one row per draw)
-        self.digit = lowering.row_digit.get(node, (1, 1))
-        self.row_weights = lowering.rw          # 1D: each row's weight in the objective (1 / rows of a batch)
+        self.rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
+                         _enumerated_below(lowering, node))
         self._streams = 0                       # noise streams used
         self._made = {}                         # name -> the buffer, parameter or state made under it
 
@@ -114,19 +127,6 @@ class EstimatorContext:
         each row's weight in the estimate. ELBO: downstream_cost() and row_weights; IWAE: the
         bound of the row's data row (every cost of the draw enters it) and 1 / B per row."""
         return self.lowering.learning_signal(self.node)
-
-    def enumerated_below(self):
-        """None, or (strides, sizes) as tuple literals of code: the configuration digits of the
-        enumerated nodes below this one. Their rows carry p(c | this node's value) in row_weights,
-        so an estimate that compares the costs of this node's configuration rows must first
-        marginalise each over those digits (sum rw L / sum rw); row by row it is biased."""
-        lowering = self.lowering
-        below = G.nx.descendants(lowering.an.graph, self.node.name)
-        digits = [lowering.row_digit[e] for e in lowering.row_digit
-                  if e.name in below and lowering.choices[e][0].estimator == "enumerate"]
-        if not digits:
-            return None
-        return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
 
     # ----- new buffers
     def noise(self, kind: str = "uniform", width=None) -> str:
@@ -268,6 +268,16 @@ class Estimator(_Base):
             raise ModelError(f"estimator '{self.name}': rows() must return an int >= 1 for node "
                              f"'{info.node.name}', got {n!r}")
         return n
+
+
+def _enumerated_below(lowering, node):
+    """Rows.enumerated_below of `node`'s context."""
+    below = G.nx.descendants(lowering.an.graph, node.name)
+    digits = [lowering.row_digit[e] for e in lowering.row_digit
+              if e.name in below and lowering.choices[e][0].estimator == "enumerate"]
+    if not digits:
+        return None
+    return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
 
 
 def register_estimator(cls):

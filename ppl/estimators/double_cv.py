@@ -94,7 +94,7 @@ class DoubleCV(Estimator):
         T, W, Cb = (ctx.buffer(f"dcv{v}") for v in "TWC")
         Gm = ctx.buffer("dcvG", node.width)
         strides, sizes = digits_below(ctx)
-        ctx.emit(f"core.double_cv_grad({a}, {ctx.value()}, {L}, {gv}, {ctx.row_weights}, {ctx.samples}, {ctx.configs}, "
+        ctx.emit(f"core.double_cv_grad({a}, {ctx.value()}, {L}, {gv}, {ctx.rows.weights}, {ctx.rows.samples}, {ctx.rows.configs}, "
                  f"{strides}, {sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
         if train:
             ctx.emit(f"rows.add_sum_to({gal}, {galpha}, 0)")

@@ -59,7 +59,7 @@ class DReG(Pathwise):
     def estimate(self, ctx):
         gv = ctx.cotangent()
         if gv is not NO_GRAD:
-            ctx.emit(f"rows.mul_rows({gv}, {ctx.row_weights}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
+            ctx.emit(f"rows.mul_rows({gv}, {ctx.rows.weights}, float(B))")   # w_k / B dC/dz -> w_k^2 / B dC/dz
         super().estimate(ctx)
 
     def scalar_support(self, node, opts):

@@ -36,10 +36,10 @@ class Enumerate(Estimator):
         return info.support
 
     def draw(self, ctx):
-        ctx.emit(render(ctx.law.kernels["enum"], stride=ctx.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value()))
+        ctx.emit(render(ctx.law.kernels["enum"], stride=ctx.rows.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value()))
         lp = ctx.buffer("lp")
         ctx.law_call("log_prob", [*ctx.params(), ctx.value()], [lp])
-        ctx.emit(f"rows.mul_exp({lp}, {ctx.row_weights})")
+        ctx.emit(f"rows.mul_exp({lp}, {ctx.rows.weights})")
 
     def estimate(self, ctx):
         grads = ctx.param_grads()
@@ -48,5 +48,5 @@ class Enumerate(Estimator):
         L = ctx.downstream_cost()
         wts = ctx.buffer("w")
         # no baseline: the lowering's row of zeros
-        ctx.emit(f"rows.score_weights({ctx.row_weights}, {L}, {ctx.lowering.zero_rows}, {wts})")
+        ctx.emit(f"rows.score_weights({ctx.rows.weights}, {L}, {ctx.lowering.zero_rows}, {wts})")
         ctx.law_call("log_prob_bwd", [*ctx.params(), ctx.value()], [wts, *grads, NO_GRAD])

@@ -42,5 +42,5 @@ class Lax(Estimator):
         H, feats, phi, gphi = control_variate(ctx, "lax")
         _, scale = ctx.params()
         ctx.emit(render(ctx.law.kernels["lax_bwd"], value=ctx.value(), scale=scale, eps=ctx.drawn_noise(),
-                        L=ctx.downstream_cost(), rw=ctx.row_weights, ctx=feats, phi=phi, H=H, gloc=gloc,
+                        L=ctx.downstream_cost(), rw=ctx.rows.weights, ctx=feats, phi=phi, H=H, gloc=gloc,
                         gscale=gscale, gphi=gphi))

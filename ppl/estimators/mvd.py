@@ -59,7 +59,7 @@ class MVD(Estimator):
         return 1 + (info.node.width // K * (K - 1) if K else info.node.width)
 
     def draw(self, ctx):
-        if ctx.enumerated_below() is not None:
+        if ctx.rows.enumerated_below is not None:
             # their rows weigh p(c | the draw) in row_weights; a branch row weighs 0, so the
             # branch's cost cannot be marginalised over them (row by row it is biased)
             raise ModelError(f"estimator 'mvd' of node '{ctx.node.name}': a node below it is enumerated, and "
@@ -67,34 +67,34 @@ class MVD(Estimator):
                              f"another estimator for '{ctx.node.name}' (score applies to every node) or for the "
                              f"enumerated node")
         draw, _ = _KERNELS[ctx.node.kind]
-        stride, size = ctx.digit
+        stride, size = ctx.rows.digit
         if ctx.node.kind == "categorical":   # the Gumbel-max draw; the group size before the digit
             ctx.call(draw, *ctx.params(), ctx.noise("gumbel"), ctx.node.attrs["K"], stride, size, ctx.value(),
-                     ctx.row_weights)
+                     ctx.rows.weights)
             return
         if ctx.node.kind == "normal":   # the draw's normal noise, and the uniform of the branches' Rayleigh
             ctx.call(draw, *ctx.params(), ctx.noise("normal"), ctx.noise("uniform"), stride, size, ctx.value(),
-                     ctx.row_weights)
+                     ctx.rows.weights)
             return
-        ctx.call(draw, *ctx.params(), ctx.noise("uniform"), stride, size, ctx.value(), ctx.row_weights)
+        ctx.call(draw, *ctx.params(), ctx.noise("uniform"), stride, size, ctx.value(), ctx.rows.weights)
 
     def estimate(self, ctx):
         _, grad = _KERNELS[ctx.node.kind]
         if ctx.node.kind == "normal":
             gl, gs = ctx.param_grads()
             if gl is not NO_GRAD or gs is not NO_GRAD:
-                stride, size = ctx.digit
-                ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size,
+                stride, size = ctx.rows.digit
+                ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size,
                          gl, gs)
             return
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
-        stride, size = ctx.digit
+        stride, size = ctx.rows.digit
         if ctx.node.kind == "bernoulli":
-            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size, g)
+            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size, g)
         elif ctx.node.kind == "categorical":
-            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.row_weights, ctx.node.attrs["K"],
+            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, ctx.node.attrs["K"],
                      stride, size, g)
         else:
-            ctx.call(grad, ctx.value(), ctx.downstream_cost(), ctx.row_weights, stride, size, g)
+            ctx.call(grad, ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size, g)

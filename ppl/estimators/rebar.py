@@ -27,7 +27,7 @@ def slot(ctx):
     """The node's place in the REBAR nodes' shared row digit, as the kernels take it (the
     lowering's row plan: ctx.lowering.cv_slot)."""
     off, span = ctx.lowering.cv_slot[ctx.node]
-    return dict(stride=ctx.digit[0], off=off, span=span)
+    return dict(stride=ctx.rows.digit[0], off=off, span=span)
 
 
 def params(ctx):
@@ -91,7 +91,7 @@ class Rebar(Estimator):
         (a,) = ctx.params()
         L = ctx.downstream_cost()
         kept = ("log_prob", node)   # sigma(a), if a log_prob(node) cost kept it on every row (the lowering's)
-        ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.row_weights,
+        ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
                         g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
                         loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
@@ -101,7 +101,7 @@ class Rebar(Estimator):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = params(ctx)[0]
         ctx.emit(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(ctx),
-                        configs=configs(ctx.options), eta=eta, rw=ctx.row_weights, cw=ctx.lowering.cw))
+                        configs=configs(ctx.options), eta=eta, rw=ctx.rows.weights, cw=ctx.lowering.cw))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
     # control-variate rows, so the control variate is a continuous function of the relaxed value.

@@ -74,5 +74,5 @@ class Relax(Estimator):
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        ctx.emit(render(ctx.law.kernels["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.row_weights,
+        ctx.emit(render(ctx.law.kernels["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
                         ctx=feats, phi=phi, H=H, K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))

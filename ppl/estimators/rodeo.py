@@ -77,12 +77,12 @@ class RODEO(Estimator):
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
-        K, S = ctx.samples, ctx.configs
+        K, S = ctx.rows.samples, ctx.rows.configs
         D, H = ctx.node.width, ctx.options["hidden"]
         phi, gphi = ctx.parameter("cv", (rodeo_size(D, H),), init(D, H))
-        below = ctx.enumerated_below() or ("(1,)", "(1,)")
+        below = ctx.rows.enumerated_below or ("(1,)", "(1,)")
         (a,) = ctx.params()
-        b, rw = ctx.value(), ctx.row_weights
+        b, rw = ctx.value(), ctx.rows.weights
         F, W, S0 = ctx.buffer("rodeoF"), ctx.buffer("rodeoW"), ctx.buffer("rodeoS0")
         Pm, V, Vv = ctx.buffer("rodeoP", D), ctx.buffer("rodeoV", D), ctx.buffer("rodeoVv", D)
         Th, Gp = ctx.buffer("rodeoTh", H * (D + 1)), ctx.buffer("rodeoGp", rodeo_size(D, H))

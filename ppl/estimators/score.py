@@ -77,13 +77,13 @@ class Score(Estimator):
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see
             # cpu_rows.loo_baseline_marginal); a per-configuration one would be biased
-            digits = ctx.enumerated_below()
+            digits = ctx.rows.enumerated_below
             if digits:
                 strides, sizes = digits
-                ctx.emit(f"rows.loo_baseline_marginal({L}, {ctx.row_weights}, {ctx.samples}, {ctx.configs}, {strides}, "
+                ctx.emit(f"rows.loo_baseline_marginal({L}, {ctx.rows.weights}, {ctx.rows.samples}, {ctx.rows.configs}, {strides}, "
                          f"{sizes}, {b})")
             else:
-                ctx.emit(f"rows.loo_baseline({L}, {ctx.samples}, {ctx.configs}, {b})")
+                ctx.emit(f"rows.loo_baseline({L}, {ctx.rows.samples}, {ctx.rows.configs}, {b})")
         elif kind == "learned":
             self._learned_baseline(ctx, L, b)
         wts = ctx.buffer("w")
@@ -101,7 +101,7 @@ class Score(Estimator):
             ctx.emit(f"rows.linear_baseline_fwd({x()}, {w}, {off}, {b})")
             off += xw
         coef = ctx.buffer("bres")
-        ctx.emit(f"rows.baseline_residual({ctx.row_weights}, {L}, {b}, {coef})")
+        ctx.emit(f"rows.baseline_residual({ctx.rows.weights}, {L}, {b}, {coef})")
         off = 0
         for x, xw in feats:
             ctx.emit(f"rows.linear_baseline_bwd({x()}, {coef}, {off}, {gw})")

@@ -79,7 +79,7 @@ class UnorderedSet(Estimator):
         g = ctx.noise("gumbel")
         (a,) = ctx.params()
         ws = ctx.buffer("us", table_width(k))   # the set's table, read by the estimate
-        ctx.law_call("us_forward", [a, g, str(ctx.digit[0]), str(k)], [ws, ctx.value(), ctx.row_weights])
+        ctx.law_call("us_forward", [a, g, str(ctx.rows.digit[0]), str(k)], [ws, ctx.value(), ctx.rows.weights])
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -87,5 +87,5 @@ class UnorderedSet(Estimator):
             return
         (a,) = ctx.params()
         ws = ctx.buffer("us", table_width(int(ctx.options["k"])))
-        ctx.law_call("us_grad", [a, ws, ctx.downstream_cost(), ctx.row_weights, str(ctx.digit[0]),
+        ctx.law_call("us_grad", [a, ws, ctx.downstream_cost(), ctx.rows.weights, str(ctx.rows.digit[0]),
                                  str(int(ctx.options["k"]))], [ga])
