@@ -44,8 +44,13 @@ data row's rows) is named there too, its maker `cuda_launcher(kernel, shape, bod
 generated kernel of a body of its own, one thread per cell or row.
 """
 import ast
+import atexit
+import importlib.util
 import inspect
 import linecache
+import marshal
+import os
+import sys
 import textwrap
 import types
 from types import SimpleNamespace
@@ -86,16 +91,17 @@ def _declare(shape, over, K=None, n=None, jit=None):
         cell = njit(inline="always", error_model="numpy")(body)
         src = (f"def {name}({', '.join(args)}):\n"
                + _LOOPS[shape].format(over=over, K=K, n=n, args=", ".join(args)))
-        # compiled at the body's own line of the family file: the cache locates it there
-        tree = _pasted(body, src, lead)
-        if tree is None:
-            tree = "\n" * (code.co_firstlineno - 1) + src
-        else:
-            ast.increment_lineno(tree, code.co_firstlineno - 1)
+        key = (code.co_filename, code.co_firstlineno, name, src, tuple(lead))
+        made = _made_codes().get(key)
+        if made is None:
+            made = _generate(body, src, lead)
+            _MADE[1][key] = made
+            _MADE[2].append(key)
+        module_code, pasted = made
         glb = {"__name__": module, "body_": cell}
-        exec(compile(tree, code.co_filename, "exec"), glb)
+        exec(module_code, glb)
         fn = glb[name]
-        if not isinstance(tree, str):   # the pasted statements read the family's own globals
+        if pasted:   # the pasted statements read the family's own globals
             fn = types.FunctionType(fn.__code__, body.__globals__, name)
         fn.__doc__ = body.__doc__
         kernel = njit(**{**_JIT, **(jit or {})})(fn)
@@ -104,6 +110,63 @@ def _declare(shape, over, K=None, n=None, jit=None):
         linecache.checkcache(code.co_filename)
         return kernel
     return make
+
+
+def _generate(body, src, lead):
+    """(the compiled module of the kernel's source, whether the body's statements are pasted
+    into its loops), compiled at the body's own line of the family file: the cache locates it
+    there."""
+    code = body.__code__
+    tree = _pasted(body, src, lead)
+    if tree is None:
+        return compile("\n" * (code.co_firstlineno - 1) + src, code.co_filename, "exec"), False
+    ast.increment_lineno(tree, code.co_firstlineno - 1)
+    return compile(tree, code.co_filename, "exec"), True
+
+
+# The generated kernels' compiled modules, kept in the ppl cache folder beside Numba's files of
+# the same kernel sources: generating them (reading and rewriting each body's syntax tree) took
+# about a third of `import ppl`. (the file, {key: (code, pasted)}, keys made in this process)
+_MADE = None
+
+
+def _made_codes() -> dict:
+    global _MADE
+    if _MADE is None:
+        from ._cache import cache_root, kernels_version, report_damage
+        path = (cache_root() / "numba" / kernels_version()
+                / f"declared-{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
+        table = {}
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = None
+        if data is not None:
+            try:
+                table = marshal.loads(data)
+                if not isinstance(table, dict):
+                    raise ValueError("not a table of generated kernels")
+            except Exception as e:   # noqa: BLE001 - any damage: read as a miss, generated again
+                report_damage(path, e)
+                table = {}
+        _MADE = (path, table, [])
+        atexit.register(_save_made)
+    return _MADE[1]
+
+
+def _save_made() -> None:
+    """Write the table when this process generated kernels it did not hold (at exit)."""
+    path, table, made = _MADE
+    if not made:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(table))
+        os.replace(tmp, path)
+    except OSError:
+        pass   # a read-only cache folder: generated again next time
+    made.clear()
 
 
 def _pasted(body, src, lead):

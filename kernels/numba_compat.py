@@ -28,12 +28,15 @@ The surface:
   library's LLVM bitcode, and whether the JIT defines a symbol.
 - ``optimised_ir(dispatcher, sig)``: the optimised LLVM IR of a specialisation, also of one
   loaded from the disk cache (which ``inspect_llvm`` cannot show).
+- ``types_only(fn, signature)``: a Python function typed as the nopython pipeline types it, not
+  lowered (the functions its calls reach are compiled on the way).
 - ``install_link_hooks(...)`` and ``install_opt_hooks(...)``: ``_link.py``'s hooks into Numba's
   lowering (user functions, linked libraries, cache rebuilds) and code generation (optimisation
   and code generation levels).
 """
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 # ---------------------------------------------------------------------------- the disk cache
@@ -252,6 +255,50 @@ def optimised_ir(dispatcher, sig) -> str:
 def symbol_defined(target_context, name: str) -> bool:
     """Whether the JIT engine of `target_context` defines the symbol `name`."""
     return target_context.codegen()._engine.is_symbol_defined(name)
+
+
+def types_only(fn, signature) -> None:
+    """Type `fn` (a Python function) for `signature` as Numba's nopython pipeline does, without
+    lowering it: the jitted functions its calls reach are compiled (and cached) on the way.
+    Without the pipeline hooks this needs, `fn` is compiled in full instead."""
+    from numba.core import compiler, registry
+    target = registry.cpu_target
+    pipeline = _types_only_pipeline()
+    if pipeline is None:   # pragma: no cover - a Numba without them
+        import numba
+        numba.njit(fn).compile(signature)
+        return
+    compiler.compile_extra(target.typing_context, target.target_context, fn, signature, None,
+                           compiler.Flags(), {}, pipeline_class=pipeline)
+
+
+@lru_cache(maxsize=None)
+def _types_only_pipeline():
+    try:
+        from numba.core import compiler, typed_passes
+        from numba.core.compiler_machinery import FunctionPass, register_pass
+        stop = compiler._EarlyPipelineCompletion
+    except (ImportError, AttributeError):   # pragma: no cover
+        return None
+
+    @register_pass(mutates_CFG=False, analysis_only=True)
+    class StopAfterTypes(FunctionPass):
+        _name = "ppl_stop_after_types"
+
+        def __init__(self):
+            FunctionPass.__init__(self)
+
+        def run_pass(self, state):
+            raise stop("typed")   # compile_extra returns it
+
+    class TypesOnly(compiler.CompilerBase):
+        def define_pipelines(self):
+            pm = compiler.DefaultPassBuilder.define_untyped_pipeline(self.state, "types only")
+            pm.add_pass(typed_passes.NopythonTypeInference, "nopython frontend")
+            pm.add_pass(StopAfterTypes, "stop after typing")
+            pm.finalize()
+            return [pm]
+    return TypesOnly
 
 
 def install_link_hooks(on_user_function, linked_libraries, may_rebuild) -> bool:

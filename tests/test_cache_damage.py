@@ -2,7 +2,8 @@
 
 Checked in fresh processes over one cache folder, filled by an undamaged run: a truncated index
 (``.nbi``), a data file (``.nbc``) overwritten with random bytes, and a kernel's symbol record
-(``symbols/``) overwritten with random bytes. Each time the next run recompiles what it needs
+(``symbols/``) overwritten with random bytes, and the generated kernels' compiled sources
+(``declared-*.marshal``, kernels/declare.py) truncated or overwritten. Each time the next run recompiles what it needs
 and gives the same loss and gradient as the undamaged run, with one ``ppl.CacheWarning`` naming
 the file; the run after it is warning-free and loads the step from the cache again (the file
 was rewritten).
@@ -116,3 +117,21 @@ def test_garbled_symbol_record_is_a_miss(filled, tmp_path):
     import pickle
     name, record = pickle.loads(path.read_bytes())   # rewritten
     assert name.startswith("_ZN3ppl7kernels") and record[0].startswith("ppl.kernels.cpu."), (name, record)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble], ids=["truncated", "garbled"])
+def test_damaged_generated_kernel_sources_are_made_again(filled, tmp_path, damage):
+    """The declared kernels' compiled sources (kernels/declare.py) read as a miss: generated
+    again with one warning naming the file, then rewritten (the next run is warning-free)."""
+    src, cold = filled
+    cache = tmp_path / "cache"
+    shutil.copytree(src, cache)
+    (path,) = _version_dir(cache).glob("declared-*.marshal")
+    damage(path)
+    first, err1 = _run(cache)
+    assert first["values"] == cold["values"], (first, cold)
+    warned = [line for line in err1.splitlines() if "CacheWarning" in line]
+    assert len(warned) == 1 and str(path) in warned[0], err1[-3000:]
+    again, err2 = _run(cache)
+    assert again["values"] == cold["values"] and again["step"] == [1, 0], again
+    assert "CacheWarning" not in err2, err2[-3000:]

@@ -53,6 +53,21 @@ def test_jobs_setting(monkeypatch):
         compile_ahead.jobs()
     monkeypatch.setenv("PPL_COMPILE_JOBS", "auto")
     assert compile_ahead.jobs() in (1, 2)
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 2:
+        monkeypatch.setattr(compile_ahead, "others_running", lambda: 0)
+        assert compile_ahead.jobs() == 2
+        monkeypatch.setattr(compile_ahead, "others_running", lambda: 1)   # the other core is taken
+        assert compile_ahead.jobs() == 1
+
+
+def test_others_running_reads_the_runnable_count(tmp_path):
+    """The count of runnable tasks in /proc/loadavg's fourth field, this process taken off."""
+    f = tmp_path / "loadavg"
+    f.write_text("1.93 1.20 0.80 3/412 9876\n")
+    assert compile_ahead.others_running(reads=3, gap=0.0, path=str(f)) == 2
+    f.write_text("garbled\n")
+    assert compile_ahead.others_running(reads=1, path=str(f)) is None
+    assert compile_ahead.others_running(reads=1, path=str(tmp_path / "none")) is None
 
 
 def test_a_closed_queue_takes_no_job_and_its_helper_leaves_nothing(tmp_path):
@@ -63,10 +78,26 @@ def test_a_closed_queue_takes_no_job_and_its_helper_leaves_nothing(tmp_path):
     assert compile_ahead._put(queue, {"name": "x"}) is False   # the program's process then starts another
 
 
+def test_a_failing_job_leaves_the_rest_of_the_queue_to_run(tmp_path):
+    """A job that cannot be done (here a module that does not exist) is left to the program's
+    process; the helper goes on with the next job and removes its folder."""
+    import numba
+    from ppl.kernels.cpu import rows
+    queue = tmp_path / "ppl_ahead_1_0"
+    queue.mkdir()
+    sig = (numba.typeof(np.zeros(3, np.float64)),)
+    assert compile_ahead._put(queue, {"functions": [("no_such_module", None, "f", sig)]})
+    assert compile_ahead._put(queue, {"functions": [(rows.__name__, rows.__file__, "zero1", sig)]})
+    compile_ahead.main(str(queue))
+    assert sig in rows.zero1.overloads
+    assert list(tmp_path.iterdir()) == []
+
+
 TYPES = """
 import importlib.util, sys, numpy as np
 from numba.core import event
 from ppl.compiler import ahead as compile_ahead
+from ppl.kernels import numba_compat
 from ppl.models import sbn
 prog = sbn.build().compile()
 path = PATH
@@ -76,7 +107,7 @@ spec = importlib.util.spec_from_file_location("reversed_sbn", path)
 mod = importlib.util.module_from_spec(spec)
 sys.modules["reversed_sbn"] = mod
 spec.loader.exec_module(mod)
-compile_ahead.types_only(mod.step, compile_ahead.signature(prog))
+numba_compat.types_only(mod.step, compile_ahead.signature(prog))
 compiled = []
 class Seen(event.Listener):
     def on_start(self, e):
@@ -91,8 +122,8 @@ print(compiled)
 
 @pytest.mark.slow
 def test_typing_the_reversed_step_compiles_every_kernel_the_step_calls(tmp_path):
-    """After the helper's work (types_only, here in the program's process), the step's first
-    call compiles the step alone: every kernel it calls was compiled, none lowered twice."""
+    """After the helper's work (numba_compat.types_only, here in the program's process), the
+    step's first call compiles the step alone: every kernel it calls was compiled."""
     env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache"), "PPL_COMPILE_JOBS": "1"}
     out = subprocess.run([sys.executable, "-c", TYPES.replace("PATH", repr(str(tmp_path / "reversed_sbn.py")))],
                          env=env, check=True, timeout=600, capture_output=True, text=True)
@@ -156,6 +187,11 @@ def test_an_optimisers_recorded_kernel_calls_are_its_update(make):
         b.update(tb, grad)
         np.testing.assert_array_equal(ta, tb)
         theta = ta
+    class Mine(type(a)):   # an update written outside ppl is not recorded: it may compute in Python
+        def _apply(self, K, theta, grad):
+            theta -= 0.1 * grad
+    before = theta.copy()
+    assert Mine.__new__(Mine).kernel_calls(theta, grad) == [] and np.array_equal(theta, before)
     import numba
     from ppl.training.history import History
     h = History()

@@ -6,8 +6,9 @@ kernels yet, is compiling ppl's kernels (BENCHMARKS.md, "Cold start"); the step 
 typed in its statements' order, so its kernels compile one after another on one core. When a
 core is free, `start(prog)` hands a Python process (`main`) the same step with its kernel calls
 in reverse order (the order does not change a call's argument types: every buffer comes from
-the step's arguments). The helper only types that step: Numba compiles each kernel a call
-reaches while it types the call, and the step's own code, which nobody runs, is never made.
+the step's arguments). The helper only types that step (`numba_compat.types_only`): Numba
+compiles each kernel a call reaches while it types the call, and the step's own code, which
+nobody runs, is never made.
 Both processes fill the same locked disk cache (kernels/_cache.py): a kernel the other process
 is compiling is waited for and then loaded, so the two meet halfway and each kernel is compiled
 once.
@@ -20,18 +21,20 @@ process exits. It writes nothing but the kernels' cache files and removes its ow
 
 It applies to CPU steps made only of kernel calls (the array lowering), only when the step is
 not in the disk cache yet, and only when a core is idle: `PPL_COMPILE_JOBS` (default "auto":
-two when the load average leaves a core free) sets it; 1 turns it off.
+two when no other task is runnable on a core the helper could take) sets it; 1 turns it off.
 """
 from __future__ import annotations
 
 import ast
 import atexit
-import os
 import itertools
+import os
 import pickle
 import shutil
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ENV = "PPL_COMPILE_JOBS"
@@ -44,26 +47,48 @@ JOB, CLOSED = ".job", ".closed"   # a queued job's suffix; a queue folder's once
 
 def jobs() -> int:
     """How many processes compile a new step: `PPL_COMPILE_JOBS`, or by default 2 when this
-    machine has a core to spare (its 1-minute load average at most cores - 1), else 1."""
+    machine has a core to spare (no task runnable now besides this process on a 2-core machine:
+    `others_running`), else 1."""
     value = os.environ.get(ENV, "auto").strip().lower()
     if value != "auto":
         try:
             return max(1, int(value))
         except ValueError:
             raise ValueError(f"{ENV} must be 'auto' or a number of processes, got {value!r}") from None
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:   # pragma: no cover - no load average on this system
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2:
         return 1
-    return 2 if cores >= 2 and load <= cores - 1 else 1
+    others = others_running()
+    if others is None:
+        try:   # the 1-minute load average, this process included: it lags a process that just ended
+            others = os.getloadavg()[0] - 1
+        except OSError:   # pragma: no cover - no load average on this system
+            return 1
+    return 2 if others <= cores - 2 else 1
+
+
+def others_running(reads: int = 5, gap: float = 0.01, path: str = "/proc/loadavg") -> float | None:
+    """Tasks runnable now besides this process: the median over `reads` reads, `gap` seconds
+    apart, of the running count in Linux's /proc/loadavg (its fourth field, "running/total",
+    which counts this process); None where that file cannot be read."""
+    counts = []
+    for i in range(reads):
+        try:
+            with open(path) as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
+            return None
+        counts.append(running - 1)
+        if i + 1 < reads:
+            time.sleep(gap)
+    return statistics.median(counts)
 
 
 def reversed_step(source: str) -> str | None:
     """The module `source` with its `step` function's statements after the unpacking of its
     arguments in reverse order (assignments to names kept first, in order; the early return of a
-    forward-only call dropped), a plain Python function the helper types (`types_only`); None
-    when the step is not a straight line of kernel calls."""
+    forward-only call dropped), a plain Python function the helper types
+    (`numba_compat.types_only`); None when the step is not a straight line of kernel calls."""
     tree = ast.parse(source)
     fn = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "step"), None)
     if fn is None:
@@ -110,7 +135,8 @@ def start(prog, folder) -> subprocess.Popen | None:
     """Queue prog's reversed step on this process's helper, launching one when none runs (when
     it applies: see the module's docstring); the helper, or None."""
     from ..kernels import numba_compat
-    if prog.target != "cpu" or "_nrt=False" not in prog.source or jobs() < 2:
+    alive = running()
+    if prog.target != "cpu" or "_nrt=False" not in prog.source or (not alive and jobs() < 2):
         return None
     sig = signature(prog)
     if numba_compat.is_cached(prog.entry, sig):
@@ -119,9 +145,14 @@ def start(prog, folder) -> subprocess.Popen | None:
     if src is None:
         return None
     job = {"name": f"{prog.module.__name__}_ahead_{os.getpid()}", "source": src, "signature": sig}
-    if _queue is not None and _queue[0].poll() is None and _put(_queue[1], job):
+    if alive and _put(_queue[1], job):   # a running helper takes it, however busy the machine
         return _queue[0]
-    return _launch(folder, job)
+    return _launch(folder, job) if jobs() >= 2 else None
+
+
+def running() -> bool:
+    """Whether this process's helper runs (and may take more jobs)."""
+    return _queue is not None and _queue[0].poll() is None
 
 
 def functions(calls, first: bool = False) -> bool:
@@ -130,7 +161,7 @@ def functions(calls, first: bool = False) -> bool:
     points of a generated module (imported from its file by the helper); first=True: what the
     program's process needs at its first step, taken right after the step that launched the
     helper. Whether it was queued."""
-    if _queue is None or _queue[0].poll() is not None:
+    if not running():
         return False
     import numba
     items = []
@@ -187,44 +218,12 @@ def _end_helpers():
             shutil.rmtree(path, ignore_errors=True)
 
 
-def types_only(fn, signature) -> None:
-    """Type `fn` (a Python function) for `signature` as Numba's nopython pipeline does, without
-    lowering it: the kernels its calls reach are compiled (and cached) on the way."""
-    from numba.core import compiler, registry
-    target = registry.cpu_target
-    compiler.compile_extra(target.typing_context, target.target_context, fn, signature, None,
-                           compiler.Flags(), {}, pipeline_class=_types_only_pipeline())
-
-
-def _types_only_pipeline():
-    from numba.core import compiler, typed_passes
-    from numba.core.compiler_machinery import FunctionPass, register_pass
-
-    @register_pass(mutates_CFG=False, analysis_only=True)
-    class StopAfterTypes(FunctionPass):
-        _name = "ppl_stop_after_types"
-
-        def __init__(self):
-            FunctionPass.__init__(self)
-
-        def run_pass(self, state):
-            raise compiler._EarlyPipelineCompletion("typed")   # compile_extra returns it
-
-    class TypesOnly(compiler.CompilerBase):
-        def define_pipelines(self):
-            pm = compiler.DefaultPassBuilder.define_untyped_pipeline(self.state, "types only")
-            pm.add_pass(typed_passes.NopythonTypeInference, "nopython frontend")
-            pm.add_pass(StopAfterTypes, "stop after typing")
-            pm.finalize()
-            return [pm]
-    return TypesOnly
-
-
 def main(queue: str) -> None:
-    """The helper: type each queued reversed step in turn (compiling its kernels into the disk
-    cache); when the queue is empty, close it (rename it: the program's process queues no more
-    there), take what came in before that, and remove it. (Importing this module imported ppl,
-    which installed its cache locator and locks.)"""
+    """The helper: take the queued jobs in turn, each a reversed step to type or functions to
+    compile (into the disk cache); when the queue is empty, close it (rename it: the program's
+    process queues no more there), take what came in before that, and remove it. A job that
+    fails is left to the program's process, which compiles it and reports the error. (Importing
+    this module imported ppl, which installed its cache locator and locks.)"""
     folder = Path(queue)
     closed = folder.with_name(folder.name + CLOSED)
     try:
@@ -242,10 +241,19 @@ def main(queue: str) -> None:
 
 
 def _run(path: Path) -> None:
-    import importlib
-    import importlib.util
     job = pickle.loads(path.read_bytes())
     path.unlink()
+    try:
+        _compile(path.parent, job)
+    except Exception:   # noqa: BLE001 - the program's process compiles it and reports why
+        pass
+
+
+def _compile(folder: Path, job: dict) -> None:
+    import importlib
+    import importlib.util
+
+    from ..kernels import numba_compat
     for modname, file, name, sig in job.get("functions", ()):
         mod = sys.modules.get(modname)
         if mod is None and modname.startswith("ppl_gen_"):   # a generated module, as pipeline.load_source loads it
@@ -258,13 +266,13 @@ def _run(path: Path) -> None:
         getattr(mod, name).compile(sig)
     if "source" not in job:
         return
-    src = path.with_name(f"{job['name']}.py")
+    src = folder / f"{job['name']}.py"
     src.write_text(job["source"])
     try:
         spec = importlib.util.spec_from_file_location(job["name"], src)
         mod = importlib.util.module_from_spec(spec)
         sys.modules[job["name"]] = mod
         spec.loader.exec_module(mod)
-        types_only(mod.step, job["signature"])
+        numba_compat.types_only(mod.step, job["signature"])
     finally:
         src.unlink()

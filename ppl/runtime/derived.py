@@ -133,7 +133,7 @@ class DerivedPrograms:
             return None
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
         ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
-        if ev.target == "cpu":   # its entry point too, on the helper compiling its kernels if one runs
+        if ev.target == "cpu" and compile_ahead.running():   # its entry point too, on the helper
             block = {n: np.zeros((1, ev.model.nodes[n].width), ev.dtype) for n in ev.layout.inputs}
             compile_ahead.functions([(ev.module.step_rows, declare.evaluation_args(ev, block, 0, 0))])
         return ev

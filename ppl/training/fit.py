@@ -493,7 +493,7 @@ class Trainer:
             bar = tqdm(total=plan.total, initial=start, desc=self.prog.model.name, unit="step", file=sys.stderr,
                        dynamic_ncols=True, mininterval=0.25)
         t_first = time.perf_counter()
-        if getattr(self.prog, "target", "cpu") == "cpu":   # on the helper compiling a new step's kernels, if one runs
+        if getattr(self.prog, "target", "cpu") == "cpu" and compile_ahead.running():   # the helper of a new step
             compile_ahead.functions([*self.opt.kernel_calls(self.prog.theta, self.prog.grad_buffer),
                                      hist.kernel_call()], first=True)
         one = PythonSteps(self.prog, self.opt, plan)

@@ -95,7 +95,11 @@ class Optimizer:
 
     def kernel_calls(self, theta: np.ndarray, grad: np.ndarray) -> list:
         """The (kernel, arguments) pairs update(theta, grad) calls, recorded without calling them:
-        what a helper process may compile before the first update (ppl/compiler/ahead.py)."""
+        what a helper process may compile before the first update (ppl/compiler/ahead.py). None
+        recorded for an update written outside ppl (it may compute in Python, not in kernels)."""
+        owner = next(c for c in type(self).__mro__ if "_apply" in vars(c))
+        if owner.__module__ != __name__:
+            return []
         self._ensure(theta)
         calls = []
 
