@@ -93,7 +93,7 @@ def _declare(shape, over, K=None, n=None, jit=None):
                + _LOOPS[shape].format(over=over, K=K, n=n, args=", ".join(args)))
         key = (code.co_filename, code.co_firstlineno, name, src, tuple(lead))
         made = _made_codes().get(key)
-        if made is None:
+        if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], types.CodeType)):
             made = _generate(body, src, lead)
             _MADE[1][key] = made
             _MADE[2].append(key)
@@ -125,8 +125,9 @@ def _generate(body, src, lead):
 
 
 # The generated kernels' compiled modules, kept in the ppl cache folder beside Numba's files of
-# the same kernel sources: generating them (reading and rewriting each body's syntax tree) took
-# about a third of `import ppl`. (the file, {key: (code, pasted)}, keys made in this process)
+# the same kernel sources: generating them (reading and rewriting each body's syntax tree) is
+# much of `import ppl` (BENCHMARKS.md, "`import ppl`"). (the file or None, {key: (code, pasted)},
+# keys made in this process)
 _MADE = None
 
 
@@ -134,13 +135,16 @@ def _made_codes() -> dict:
     global _MADE
     if _MADE is None:
         from ._cache import cache_root, kernels_version, report_damage
-        path = (cache_root() / "numba" / kernels_version()
-                / f"declared-{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
-        table = {}
+        table, data = {}, None
         try:
-            data = path.read_bytes()
-        except OSError:
-            data = None
+            path = (cache_root() / "numba" / kernels_version()
+                    / f"declared-{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
+        except RuntimeError:   # no home folder to hold a cache
+            path = None
+        try:
+            data = None if path is None else path.read_bytes()
+        except OSError:   # none yet
+            pass
         if data is not None:
             try:
                 table = marshal.loads(data)
@@ -157,7 +161,7 @@ def _made_codes() -> dict:
 def _save_made() -> None:
     """Write the table when this process generated kernels it did not hold (at exit)."""
     path, table, made = _MADE
-    if not made:
+    if not made or path is None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
