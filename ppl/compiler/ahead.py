@@ -67,7 +67,7 @@ def jobs() -> int:
     return 2 if others <= cores - 2 else 1
 
 
-def others_running(reads: int = 5, gap: float = 0.01, path: str = "/proc/loadavg") -> float | None:
+def others_running(reads: int = 3, gap: float = 0.005, path: str = "/proc/loadavg") -> float | None:
     """Tasks runnable now besides this process: the median over `reads` reads, `gap` seconds
     apart, of the running count in Linux's /proc/loadavg (its fourth field, "running/total",
     which counts this process); None where that file cannot be read."""
@@ -181,7 +181,9 @@ def _launch(folder, job) -> subprocess.Popen:
     _folders.append(queue)
     _put(queue, job, 0)
     env = {**os.environ, ENV: "1"}
-    code = f"from ppl.compiler.ahead import main; main({str(queue)!r})"
+    # at a lower priority: where it competes for a core, the program's process (which runs the
+    # step) goes first
+    code = f"import os; os.nice(5) if hasattr(os, 'nice') else None; from ppl.compiler.ahead import main; main({str(queue)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not _helpers:
