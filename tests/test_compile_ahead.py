@@ -93,21 +93,9 @@ def test_a_failing_job_leaves_the_rest_of_the_queue_to_run(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-TYPES = """
-import importlib.util, sys, numpy as np
+# the names of the functions Numba compiles from here on, in `compiled` (the scripts below)
+SEEN = """
 from numba.core import event
-from ppl.compiler import ahead as compile_ahead
-from ppl.kernels import numba_compat
-from ppl.models import sbn
-prog = sbn.build().compile()
-path = PATH
-with open(path, "w") as f:
-    f.write(compile_ahead.reversed_step(prog.source))
-spec = importlib.util.spec_from_file_location("reversed_sbn", path)
-mod = importlib.util.module_from_spec(spec)
-sys.modules["reversed_sbn"] = mod
-spec.loader.exec_module(mod)
-numba_compat.types_only(mod.step, compile_ahead.signature(prog))
 compiled = []
 class Seen(event.Listener):
     def on_start(self, e):
@@ -115,6 +103,20 @@ class Seen(event.Listener):
     def on_end(self, e):
         pass
 event.register("numba:compile", Seen())
+"""
+
+TYPES = """
+import numpy as np
+from ppl.compiler import ahead as compile_ahead
+from ppl.kernels import numba_compat
+from ppl.models import sbn
+prog = sbn.build().compile()
+path = PATH
+with open(path, "w") as f:
+    f.write(compile_ahead.reversed_step(prog.source))
+mod = compile_ahead.load_module("reversed_sbn", path)
+numba_compat.types_only(mod.step, compile_ahead.signature(prog))
+""" + SEEN + """
 prog.grad({"x": np.zeros((8, 64), np.float32)}, seed=0)
 print(compiled)
 """
@@ -132,7 +134,6 @@ def test_typing_the_reversed_step_compiles_every_kernel_the_step_calls(tmp_path)
 
 SCRIPT = """
 import numpy as np, subprocess, ppl
-from numba.core import event
 from ppl.compiler import ahead as compile_ahead
 from ppl.models import sbn
 prog = sbn.build().compile()
@@ -141,13 +142,7 @@ helpers = list(compile_ahead._helpers)
 x = (np.random.default_rng(0).random((8, 64)) > 0.5).astype(np.float32)
 loss, g = prog.grad({"x": x}, seed=3)
 rc = [h.wait(timeout=300) for h in helpers]
-compiled = []
-class Seen(event.Listener):
-    def on_start(self, e):
-        compiled.append(e.data["dispatcher"].py_func.__name__)
-    def on_end(self, e):
-        pass
-event.register("numba:compile", Seen())
+""" + SEEN + """
 prog.evaluate({"x": x}, samples=10)
 np.save(OUT, np.concatenate([[loss, len(helpers), len(compiled), *rc], prog.grad_buffer]))
 """

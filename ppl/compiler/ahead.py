@@ -147,7 +147,8 @@ def start(prog, folder) -> subprocess.Popen | None:
     job = {"name": f"{prog.module.__name__}_ahead_{os.getpid()}", "source": src, "signature": sig}
     if alive and _put(_queue[1], job):   # a running helper takes it, however busy the machine
         return _queue[0]
-    return _launch(folder, job) if jobs() >= 2 else None
+    # no helper ran (jobs() said 2 above), or it closed its queue meanwhile (ask again)
+    return _launch(folder, job) if not alive or jobs() >= 2 else None
 
 
 def running() -> bool:
@@ -253,16 +254,12 @@ def _run(path: Path) -> None:
 
 def _compile(folder: Path, job: dict) -> None:
     import importlib
-    import importlib.util
 
     from ..kernels import numba_compat
     for modname, file, name, sig in job.get("functions", ()):
         mod = sys.modules.get(modname)
         if mod is None and modname.startswith("ppl_gen_"):   # a generated module, as pipeline.load_source loads it
-            spec = importlib.util.spec_from_file_location(modname, file)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[modname] = mod
-            spec.loader.exec_module(mod)
+            mod = load_module(modname, file)
         elif mod is None:
             mod = importlib.import_module(modname)
         getattr(mod, name).compile(sig)
@@ -271,10 +268,18 @@ def _compile(folder: Path, job: dict) -> None:
     src = folder / f"{job['name']}.py"
     src.write_text(job["source"])
     try:
-        spec = importlib.util.spec_from_file_location(job["name"], src)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[job["name"]] = mod
-        spec.loader.exec_module(mod)
-        numba_compat.types_only(mod.step, job["signature"])
+        numba_compat.types_only(load_module(job["name"], src).step, job["signature"])
     finally:
         src.unlink()
+
+
+def load_module(name: str, path, extra_globals=None):
+    """Import the module file `path` as `name`, registered in sys.modules (Numba's disk cache
+    loads only for importable modules), with `extra_globals` bound before its code runs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__dict__.update(extra_globals or {})
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod

@@ -20,7 +20,6 @@ hash) as ONE @njit step for the CPU target, or the same body bound to the CUDA l
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sys
 import time
@@ -93,12 +92,7 @@ def load_source(name: str, source: str, extra_globals: dict):
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
         os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(modname, path)
-    mod = importlib.util.module_from_spec(spec)
-    mod.__dict__.update(extra_globals)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return compile_ahead.load_module(modname, path, extra_globals)
 
 
 @dataclass
