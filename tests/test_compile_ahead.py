@@ -165,6 +165,28 @@ def test_a_step_compiled_with_the_helper_computes_the_same(tmp_path):
     np.testing.assert_array_equal(got[4:], prog.grad_buffer)
 
 
+def test_an_evaluation_whose_block_entry_is_cached_starts_no_helper(monkeypatch):
+    """The evaluation runs `step_rows`, never its `step`: once `step_rows` is in the disk cache
+    (its kernels too), compiling that program again (a later `ppl train`) launches no helper,
+    though its `step` was never compiled. The first compile, with nothing cached, launches one."""
+    from ppl.language import declare
+    launched = []
+    monkeypatch.setenv("PPL_COMPILE_JOBS", "2")
+    monkeypatch.setattr(compile_ahead, "_launch", lambda folder, job: launched.append(job["name"]))
+    m = sbn.build(latent=(3,), hidden=4, pixels=8)
+    m.name = f"ahead_eval_{os.getpid()}_{np.random.default_rng().integers(1 << 40)}"   # a new step source
+
+    def evaluator():
+        return declare.compile_hard(declare.evaluation(m), samples=3, dtype=np.float64, objective="elbo")
+
+    ev = evaluator()
+    assert len(launched) == 1, "nothing cached: the helper applies"
+    x = (np.random.default_rng(0).random((4, 8)) > 0.5).astype(np.float64)
+    ev.module.step_rows(*declare.evaluation_args(ev, {"x": x}, 0, 0))   # compiled and cached here
+    evaluator()
+    assert len(launched) == 1, "step_rows cached: no helper for a step nobody runs"
+
+
 @pytest.mark.parametrize("make", [lambda: ppl.optim.SGD(0.1, t0=10.0), lambda: ppl.optim.Momentum(0.1, mu=0.9),
                                   lambda: ppl.optim.Adam(0.01)], ids=["sgd", "momentum", "adam"])
 def test_an_optimisers_recorded_kernel_calls_are_its_update(make):

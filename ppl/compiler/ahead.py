@@ -19,8 +19,9 @@ queue, a folder of job files it takes in order; it exits when the queue is empty
 the folder (renamed it) so that no job is left behind unseen, and is ended when the program's
 process exits. It writes nothing but the kernels' cache files and removes its own.
 
-It applies to CPU steps made only of kernel calls (the array lowering), only when the step is
-not in the disk cache yet, and only when a core is idle: `PPL_COMPILE_JOBS` (default "auto":
+It applies to CPU steps made only of kernel calls (the array lowering), only when neither the
+step nor its block entry `step_rows` (what the evaluation runs) is in the disk cache yet, and only
+when a core is idle: `PPL_COMPILE_JOBS` (default "auto":
 two when no other task is runnable on a core the helper could take) sets it; 1 turns it off.
 """
 from __future__ import annotations
@@ -139,7 +140,7 @@ def start(prog, folder) -> subprocess.Popen | None:
     if prog.target != "cpu" or "_nrt=False" not in prog.source or (not alive and jobs() < 2):
         return None
     sig = signature(prog)
-    if numba_compat.is_cached(prog.entry, sig):
+    if numba_compat.is_cached(prog.entry, sig) or _rows_cached(prog, sig):
         return None
     src = reversed_step(prog.source)
     if src is None:
@@ -149,6 +150,18 @@ def start(prog, folder) -> subprocess.Popen | None:
         return _queue[0]
     # no helper ran (jobs() said 2 above), or it closed its queue meanwhile (ask again)
     return _launch(folder, job) if not alive or jobs() >= 2 else None
+
+
+def _rows_cached(prog, sig) -> bool:
+    """Whether the program's `step_rows` entry (what the evaluation runs, its `step` never: its
+    block calls, declare.evaluation_args) is in the disk cache for a call with this step's
+    arguments and a row offset: its kernels are then cached too."""
+    import numba
+    import numpy as np
+
+    from ..kernels import numba_compat
+    rows = getattr(prog.module, "step_rows", None)
+    return rows is not None and numba_compat.is_cached(rows, (*sig, numba.typeof(np.int64(0))))
 
 
 def running() -> bool:
