@@ -135,3 +135,25 @@ def test_damaged_generated_kernel_sources_are_made_again(filled, tmp_path, damag
     again, err2 = _run(cache)
     assert again["values"] == cold["values"] and again["step"] == [1, 0], again
     assert "CacheWarning" not in err2, err2[-3000:]
+
+
+def test_a_cache_folder_removed_while_running_is_made_again(tmp_path, monkeypatch):
+    """Numba makes a function's cache folder (and checks that it can write there) when it
+    decorates the function; ppl's locator does that once per folder in a process, and again when
+    the folder has gone since (a user or a test removed the cache folder mid-session)."""
+    import inspect
+
+    from numba.core import caching
+
+    from ppl.kernels.cpu import rows
+    monkeypatch.setenv("PPL_CACHE_DIR", str(tmp_path / "cache"))
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    locator = next(c for c in impl._locator_classes if getattr(c, "_ppl", False))
+    fn = rows.fill.py_func
+    first = locator.from_function(fn, inspect.getfile(fn))
+    first.ensure_cache_path()
+    path = first.get_cache_path()
+    assert os.path.isdir(path) and path.startswith(str(tmp_path))
+    shutil.rmtree(tmp_path / "cache")
+    locator.from_function(fn, inspect.getfile(fn)).ensure_cache_path()
+    assert os.path.isdir(path)
