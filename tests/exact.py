@@ -15,9 +15,11 @@ the compiler or the kernels: each op is written again below from its definition.
     g = gradient(model, params, data, iwae=K)
 
 The bound's expectation is over K independent draws of every branch (weight w_b, total cost
-C_b): every K-tuple of branches is enumerated (M^K tuples for M branches).
+C_b): every multiset of K branches is enumerated once, weighted by its number of orderings (the
+bound is symmetric in its draws; C(M + K - 1, K) terms for M branches, not M^K).
 """
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -177,13 +179,29 @@ def _row_branches(model, params, row, gh=GH_POINTS):
     return w, sum(np.broadcast_to(vals[c.name], w.shape) for c in model.costs)
 
 
+@functools.lru_cache(maxsize=8)
+def _multisets(M, K):
+    """(K, n) branch indices of every multiset of K draws from M branches (sorted tuples), and
+    each one's count of orderings K! / prod(multiplicity!)."""
+    idx = np.array(list(itertools.combinations_with_replacement(range(M), K)), dtype=np.int64).T.reshape(K, -1)
+    count = np.full(idx.shape[1], float(math.factorial(K)))
+    run = np.ones(idx.shape[1])
+    for k in range(1, K):   # sorted: equal draws are adjacent; run = length of the current run of equals
+        run = np.where(idx[k] == idx[k - 1], run + 1, 1.0)
+        count /= run
+    return idx, count
+
+
 def _row_iwae(w, C, K):
-    """E[-log (1/K sum_k exp(-C_{b_k}))] over K independent draws of the branches."""
-    if len(w) ** K > MAX_TUPLES:
-        raise NotImplementedError(f"the oracle would enumerate {len(w)}^{K} tuples of branches; use a smaller "
-                                  f"model (fewer units, Normal nodes of width 1) or fewer draws")
-    idx = np.array(np.meshgrid(*[np.arange(len(w))] * K, indexing="ij")).reshape(K, -1)
-    wt = np.prod(w[idx], axis=0)
+    """E[-log (1/K sum_k exp(-C_{b_k}))] over K independent draws of the branches. The bound is
+    symmetric in its draws: every multiset of K branches once, weighted by its orderings (the
+    same sum as over the M^K tuples, about K! times fewer terms)."""
+    if math.comb(len(w) + K - 1, K) > MAX_TUPLES:
+        raise NotImplementedError(f"the oracle would enumerate {math.comb(len(w) + K - 1, K)} multisets of {K} of "
+                                  f"{len(w)} branches; use a smaller model (fewer units, Normal nodes of width 1) "
+                                  f"or fewer draws")
+    idx, count = _multisets(len(w), K)
+    wt = np.prod(w[idx], axis=0) * count
     ell = -(logsumexp(-C[idx], axis=0) - math.log(K))
     return float((wt * ell).sum())
 

@@ -63,6 +63,20 @@ def test_iwae_kernels_match_their_formulas(spread):
     assert np.all(np.isfinite(b)) and np.all(np.isfinite(rw))
 
 
+@pytest.mark.parametrize("M,K", [(7, 2), (9, 3), (6, 4), (4, 5)])
+def test_the_oracles_multisets_sum_what_every_tuple_of_draws_sums(M, K):
+    """tests/exact.py sums the bound over multisets of K branches weighted by their orderings;
+    the plain sum over all M^K tuples of branches gives the same expectation."""
+    from scipy.special import logsumexp
+    rng = np.random.default_rng(M * 10 + K)
+    w = rng.random(M)
+    w /= w.sum()
+    C = rng.normal(0.0, 3.0, M)
+    idx = np.array(np.meshgrid(*[np.arange(M)] * K, indexing="ij")).reshape(K, -1)
+    every = float((np.prod(w[idx], axis=0) * -(logsumexp(-C[idx], axis=0) - np.log(K))).sum())
+    assert exact._row_iwae(w, C, K) == pytest.approx(every, rel=1e-13, abs=1e-13)
+
+
 def test_a_nan_total_makes_the_bound_nan():
     tot = np.array([1.0, np.nan, 0.5, 0.2])
     rw, ell = np.zeros(4), np.zeros(4)
