@@ -67,6 +67,8 @@ class Optimizer:
 
     def _ensure(self, theta: np.ndarray) -> None:
         new = [k for k, a in self._arrays().items() if a is None or a.shape != theta.shape or a.dtype != theta.dtype]
+        if not new:   # every step but the first: no block to carve
+            return
         for k, a in zip(new, carve([theta.shape] * len(new), theta.dtype)):   # apart in memory (runtime/arena.py)
             setattr(self, k, a)
 
