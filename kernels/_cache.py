@@ -95,7 +95,8 @@ def report_damage(path, error) -> None:
         return
     _reported.add(key)
     import warnings
-    warnings.warn(f"ppl cache: {path} was unreadable ({type(error).__name__}: {error}); read as a "
+    detail = " ".join(str(error).split())   # one line: some unpickling errors span two
+    warnings.warn(f"ppl cache: {path} was unreadable ({type(error).__name__}: {detail}); read as a "
                   f"cache miss: the function is compiled again and the file rebuilt (deleting the "
                   f"folder {cache_root()} is always safe)", CacheWarning, stacklevel=2)
 

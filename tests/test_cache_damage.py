@@ -157,3 +157,23 @@ def test_a_cache_folder_removed_while_running_is_made_again(tmp_path, monkeypatc
     shutil.rmtree(tmp_path / "cache")
     locator.from_function(fn, inspect.getfile(fn)).ensure_cache_path()
     assert os.path.isdir(path)
+
+
+def test_the_warning_is_one_line_when_the_error_spans_two(tmp_path):
+    """Garbled bytes can raise pickle's two-line error ("A load persistent id instruction was
+    encountered,\\nbut ..."): the warning stays one line, naming the file, the error and the fix."""
+    import pickle
+    import warnings
+
+    import ppl
+    from ppl.kernels import _cache
+    path = tmp_path / "record"
+    path.write_bytes(b"P0\n.")
+    with pytest.raises(pickle.UnpicklingError) as e:
+        pickle.loads(path.read_bytes())
+    assert "\n" in str(e.value)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        _cache.report_damage(path, e.value)
+    (msg,) = [str(x.message) for x in w if issubclass(x.category, ppl.CacheWarning)]
+    assert "\n" not in msg and str(path) in msg and "persistent_load" in msg and "rebuilt" in msg
