@@ -11,12 +11,12 @@ agree to rounding (the merged program sums a class's cotangents before the produ
 a merge of rows whose values differ changes them by far more. Each case also checks that the
 merge happened (a layout with fewer rows than the program's), so the comparison is not vacuous.
 """
-import networkx as nx
 import numpy as np
 import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model, Normal
+from ppl.analysis import graph as G
 from ppl.lowering import rows as row_plan
 from ppl.lowering import Lowering
 from ppl.models import sbn
@@ -81,7 +81,7 @@ def test_merged_rows_give_the_unmerged_gradient(case, monkeypatch):
     plain = _compile(build, est, samples, False, monkeypatch)
     per = merged.rows_per_data_row
     g = merged.analysis.graph
-    below = {n for n in g if any(merged.model.nodes[a].is_stochastic for a in nx.ancestors(g, n))}
+    below = {n for n in g if any(merged.model.nodes[a].is_stochastic for a in G.ancestors(g, n))}
     fewer = [n for n, (_, _, rows) in merged.layout.values.items() if n in below and max(rows) + 1 < per]
     assert fewer, f"{case}: no layer below a draw is computed on fewer than {per} rows per data row"
     assert all(max(rows) + 1 == per for n, (_, _, rows) in plain.layout.values.items() if n in below)

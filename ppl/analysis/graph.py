@@ -1,15 +1,15 @@
-"""The stochastic computation graph on networkx: validation and the analyses the compiler needs.
+"""The stochastic computation graph: validation and the analyses the compiler needs.
 
-Edges run from a node to the nodes that read it. For every stochastic node the compiler needs
+Edges run from a node to the nodes that read it (`Dag`: names, their nodes, each node's readers
+in the order they were added; `ancestors`, `descendants`, `topological_order`, `find_cycle`). For every stochastic node the compiler needs
 its downstream costs (only those enter its score-function learning signal: Rao-Blackwellisation
 as in Pyro's TraceGraph_ELBO) and whether every path from it to the next stochastic nodes or
 costs is differentiable (a black box without a gradient breaks a path).
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-
-import networkx as nx
 
 from ..language.declare import check as check_declaration
 from ..errors import ModelError
@@ -17,9 +17,109 @@ from ..language.nodes import Graph, Node
 from ..ops import HEAD_KINDS, LAYER_KINDS
 
 
+class Dag:
+    """A directed graph of node names: `nodes[name]["node"]` the node, `successors(name)` the
+    names that read it in the order their edges were added, `predecessors(name)` those it reads."""
+
+    def __init__(self):
+        self.nodes, self._succ, self._pred = {}, {}, {}
+
+    def add_node(self, name, node=None):
+        if name not in self.nodes:
+            self.nodes[name], self._succ[name], self._pred[name] = {}, {}, {}
+        if node is not None:
+            self.nodes[name]["node"] = node
+
+    def add_edge(self, a, b):
+        self.add_node(a)
+        self.add_node(b)
+        self._succ[a][b] = None
+        self._pred[b][a] = None
+
+    def successors(self, name):
+        return iter(self._succ[name])
+
+    def predecessors(self, name):
+        return iter(self._pred[name])
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def __contains__(self, name):
+        return name in self.nodes
+
+    def __len__(self):
+        return len(self.nodes)
+
+
+def _reach(adjacency, start) -> set:
+    seen, stack = set(), [start]
+    while stack:
+        for nxt in adjacency[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    seen.discard(start)
+    return seen
+
+
+def descendants(g: Dag, name) -> set:
+    """The names reachable from `name` (not itself)."""
+    return _reach(g._succ, name)
+
+
+def ancestors(g: Dag, name) -> set:
+    """The names from which `name` is reachable (not itself)."""
+    return _reach(g._pred, name)
+
+
+def topological_order(g: Dag, key) -> list:
+    """Every name, each after those it reads; among the names ready at each point, the one with
+    the smallest key(name) first (Kahn's algorithm over a heap; unique keys make it one order)."""
+    waiting = {v: len(g._pred[v]) for v in g.nodes if g._pred[v]}
+    ready = [(key(v), i, v) for i, v in enumerate(g.nodes) if not g._pred[v]]
+    index = {v: i for i, v in enumerate(g.nodes)}
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        v = heapq.heappop(ready)[2]
+        out.append(v)
+        for w in g._succ[v]:
+            waiting[w] -= 1
+            if waiting[w] == 0:
+                del waiting[w]
+                heapq.heappush(ready, (key(w), index[w], w))
+    if waiting:
+        raise ValueError("the graph has a cycle")
+    return out
+
+
+def find_cycle(g: Dag):
+    """The names of a cycle in edge order (its first name repeated at the end), or None. Kahn's
+    algorithm removes every name not on or after a cycle; each name left reads a name left, so
+    walking back from one of them comes round to a name seen."""
+    waiting = {v: len(g._pred[v]) for v in g.nodes}
+    ready = [v for v, d in waiting.items() if d == 0]
+    while ready:
+        for w in g._succ[ready.pop()]:
+            waiting[w] -= 1
+            if waiting[w] == 0:
+                ready.append(w)
+    left = [v for v, d in waiting.items() if d > 0]
+    if not left:
+        return None
+    walk, at = {}, left[0]
+    while at not in walk:
+        walk[at] = len(walk)
+        at = next(u for u in g._pred[at] if waiting[u] > 0)
+    back = list(walk)[walk[at]:]   # at <- ... : each reads the one after it
+    cycle = back[::-1]
+    return cycle + [cycle[0]]
+
+
 @dataclass
 class Analysis:
-    graph: nx.DiGraph
+    graph: Dag
     order: list            # nodes in topological order
     downstream_costs: dict  # stochastic node -> list of cost nodes reachable from it
     blocked_by: dict        # stochastic node -> name of a gradient-free black box on its paths, or None
@@ -28,8 +128,8 @@ class Analysis:
     cost_scale: dict = field(default_factory=dict)   # cost head -> its weight N (a per-row cost of a plate)
 
 
-def build(model: Graph) -> nx.DiGraph:
-    g = nx.DiGraph()
+def build(model: Graph) -> Dag:
+    g = Dag()
     for n in model.order:
         g.add_node(n.name, node=n)
         for i in n.inputs:
@@ -37,21 +137,21 @@ def build(model: Graph) -> nx.DiGraph:
     return g
 
 
-def validate(model: Graph) -> nx.DiGraph:
+def validate(model: Graph) -> Dag:
     """Check the model and return its graph; errors name the node, the problem and the fix."""
     if not model.costs:
         raise ModelError(f"model '{model.name}' has no cost: add one with m.cost(name, head)")
     g = build(model)
-    if not nx.is_directed_acyclic_graph(g):
-        cycle = nx.find_cycle(g)
-        raise ModelError(f"model '{model.name}' has a cycle: {' -> '.join(a for a, _ in cycle)}")
+    cycle = find_cycle(g)
+    if cycle is not None:
+        raise ModelError(f"model '{model.name}' has a cycle: {' -> '.join(cycle[:-1])}")
     for n in model.order:
         if n.attrs.get("is_head") and not n.is_cost:
             raise ModelError(f"head '{n.name}' ({n.kind}) is not used as a cost: pass it to m.cost(name, ...)")
     check_declaration(model)
     cost_names = {c.name for c in model.costs}
     for n in model.order:
-        if n.is_stochastic and not (nx.descendants(g, n.name) & cost_names):
+        if n.is_stochastic and not (descendants(g, n.name) & cost_names):
             raise ModelError(f"{n.kind} '{n.name}' reaches no cost, so its parameters get no gradient; "
                              f"use it in a cost (e.g. m.cost('lp', ppl.log_prob({n.name}))) or remove it")
         if n.kind in LAYER_KINDS | HEAD_KINDS or n.is_stochastic:
@@ -63,16 +163,17 @@ def validate(model: Graph) -> nx.DiGraph:
 
 def analyse(model: Graph) -> Analysis:
     g = validate(model)
-    order = [g.nodes[k]["node"] for k in nx.lexicographical_topological_sort(
-        g, key=lambda k: model.order.index(model.nodes[k]))]
+    position = {n.name: i for i, n in enumerate(model.order)}
+    order = [g.nodes[k]["node"] for k in topological_order(g, key=position.__getitem__)]
     down, blocked, anc_inputs = {}, {}, {}
     for n in order:
         if not n.is_stochastic:
             continue
-        desc = nx.descendants(g, n.name)
+        desc = descendants(g, n.name)
         down[n] = [c for c in model.costs if c.name in desc]
         blocked[n] = _first_block(g, n)
-        anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in nx.ancestors(g, n.name)]
+        above = ancestors(g, n.name)
+        anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in above]
     return Analysis(g, order, down, blocked, anc_inputs, *scopes(model, order))
 
 
@@ -102,7 +203,7 @@ def scopes(model: Graph, order: list) -> tuple:
     return glob, {c: float(N) for c in model.costs if c in local}
 
 
-def _first_block(g: nx.DiGraph, s: Node):
+def _first_block(g: Dag, s: Node):
     """Name of a gradient-free black box reachable from s before the next stochastic node, or None."""
     stack, seen = [s.name], {s.name}
     while stack:

@@ -272,7 +272,7 @@ class Estimator(_Base):
 
 def _enumerated_below(lowering, node):
     """Rows.enumerated_below of `node`'s context."""
-    below = G.nx.descendants(lowering.an.graph, node.name)
+    below = G.descendants(lowering.an.graph, node.name)
     digits = [lowering.row_digit[e] for e in lowering.row_digit
               if e.name in below and lowering.choices[e][0].estimator == "enumerate"]
     if not digits:

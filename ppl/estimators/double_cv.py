@@ -36,7 +36,7 @@ def digits_below(ctx):
     the kernel; a neutral digit (stride 1, size 1) when there are none. It reads the lowering's
     graph analysis and every node's digit (ctx.lowering)."""
     lowering = ctx.lowering
-    below = G.nx.descendants(lowering.an.graph, ctx.node.name)
+    below = G.descendants(lowering.an.graph, ctx.node.name)
     # REBAR nodes share one digit
     digits = list(dict.fromkeys(lowering.row_digit[e] for e in lowering.row_digit if e.name in below)) or [(1, 1)]
     return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")

@@ -40,7 +40,7 @@ class DReG(Pathwise):
             return why
         g = an.graph
         stochastic = [n.name for n in an.order if n.is_stochastic]
-        desc = G.nx.descendants(g, node.name)
+        desc = G.descendants(g, node.name)
         below = [n for n in stochastic if n in desc]
         if below:
             return f"the stochastic node '{below[0]}' lies below it"
@@ -50,7 +50,7 @@ class DReG(Pathwise):
             if others:
                 return (f"its parameter '{p.name}' also feeds '{others[0]}': DReG's rewrite needs q's parameters "
                         f"to reach the costs through the draw and log q alone")
-            anc = G.nx.ancestors(g, p.name)
+            anc = G.ancestors(g, p.name)
             above = [n for n in stochastic if n in anc]
             if above:
                 return f"its parameter '{p.name}' depends on the stochastic node '{above[0]}'"

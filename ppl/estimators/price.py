@@ -5,6 +5,7 @@ when f is close to quadratic. The Hessian diagonal comes from a second-order for
 over the node's downstream graph (ppl.kernels.families.price); it is exact, so the estimator
 applies when every path from the node to its costs is elementwise (activations, sums,
 products, constant affine maps) into a separable cost head."""
+from ppl.analysis import graph as G
 from ppl.errors import ModelError
 from ppl.ops import OPS, render
 
@@ -48,9 +49,8 @@ def hessian_below(ctx):
     Hessian diagonal in the node's value into H: returns (H, the zero seed buffer it used or None).
     It walks the graph below the node with the lowering's analysis, values and cost seeds
     (ctx.lowering): the one estimator that differentiates the graph below twice."""
-    import networkx as nx
     lowering, node = ctx.lowering, ctx.node
-    desc = nx.descendants(lowering.an.graph, node.name)
+    desc = G.descendants(lowering.an.graph, node.name)
     order = [n for n in lowering.an.order if n.name in desc]
     w = node.width
     d1z, d2z = ctx.buffer("pd1", w), ctx.buffer("pd2", w)

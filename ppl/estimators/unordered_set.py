@@ -60,7 +60,7 @@ class UnorderedSet(Estimator):
         """Refuse a stochastic node above whose estimate compares a draw's rows (the lowering's
         graph analysis and every node's estimator: ctx.lowering)."""
         lowering, node = ctx.lowering, ctx.node
-        for n in G.nx.ancestors(lowering.an.graph, node.name):
+        for n in G.ancestors(lowering.an.graph, node.name):
             above = next((s for s in lowering.choices if s.name == n), None)
             if above is None:
                 continue

@@ -16,7 +16,7 @@ class GradientNeeds:
         self.rebar_anc = {}
         for n in self.an.order:
             if n.is_stochastic:
-                anc = [s for s in self.rebar_nodes if s.name in G.nx.ancestors(self.an.graph, n.name)]
+                anc = [s for s in self.rebar_nodes if s.name in G.ancestors(self.an.graph, n.name)]
                 if anc:
                     if self.an.blocked_by.get(n):
                         raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "

@@ -87,7 +87,7 @@ class RowPlan:
             if not (est.shares_rows if est.shares_rows is not None else not est.passes_value_grad):
                 self.sig[n] = self.FULL
                 continue
-            relaxing = [m for m in self.shared if m is n or m.name in G.nx.ancestors(g, n.name)]
+            relaxing = [m for m in self.shared if m is n or m.name in G.ancestors(g, n.name)]
             own = self.row_digit.get(n) if n not in self.shared else None
             keys = []
             for r in range(KS):

@@ -26,9 +26,8 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from networkx import ancestors as nx_ancestors
-
 from .. import validate as V
+from ..analysis.graph import ancestors
 from ..errors import ModelError
 from .arena import carve
 from .derived import DerivedPrograms
@@ -292,7 +291,7 @@ class Program(DerivedPrograms, Explained):
         if nodes is not None:
             nodes = self._node_names(nodes, "sample")
             g = self.analysis.graph
-            upstream = set().union(*(nx_ancestors(g, n) | {n} for n in nodes))
+            upstream = set().union(*(ancestors(g, n) | {n} for n in nodes))
             optional = tuple(n for n in self.layout.inputs if n not in upstream)
         _, a = self._run(data, batch, seed, step, 0, optional)
         out = {}
