@@ -101,7 +101,7 @@ def add_cache_locator(owns, cache_dir) -> bool:
 
         def ensure_cache_path(self):
             # Numba makes the folder and writes a temporary file into it for every function it
-            # decorates (~150 us each, ~460 at import); once a folder passed, a stat will do
+            # decorates (hundreds at import); once a folder passed, a stat will do
             path = self._cache_path
             if path in _ensured and os.path.isdir(path):
                 return

@@ -1,10 +1,11 @@
 """The stochastic computation graph: validation and the analyses the compiler needs.
 
 Edges run from a node to the nodes that read it (`Dag`: names, their nodes, each node's readers
-in the order they were added; `ancestors`, `descendants`, `topological_order`, `find_cycle`). For every stochastic node the compiler needs
-its downstream costs (only those enter its score-function learning signal: Rao-Blackwellisation
-as in Pyro's TraceGraph_ELBO) and whether every path from it to the next stochastic nodes or
-costs is differentiable (a black box without a gradient breaks a path).
+in the order they were added; `ancestors`, `descendants`, `topological_order`, `find_cycle`).
+For every stochastic node the compiler needs its downstream costs (only those enter its
+score-function learning signal: Rao-Blackwellisation as in Pyro's TraceGraph_ELBO) and whether
+every path from it to the next stochastic nodes or costs is differentiable (a black box without
+a gradient breaks a path).
 """
 from __future__ import annotations
 
