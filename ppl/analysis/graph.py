@@ -20,7 +20,7 @@ from ..ops import HEAD_KINDS, LAYER_KINDS
 
 class Dag:
     """A directed graph of node names: `nodes[name]["node"]` the node, `successors(name)` the
-    names that read it in the order their edges were added, `predecessors(name)` those it reads."""
+    names that read it in the order their edges were added; iterating gives the names."""
 
     def __init__(self):
         self.nodes, self._succ, self._pred = {}, {}, {}
@@ -40,17 +40,8 @@ class Dag:
     def successors(self, name):
         return iter(self._succ[name])
 
-    def predecessors(self, name):
-        return iter(self._pred[name])
-
     def __iter__(self):
         return iter(self.nodes)
-
-    def __contains__(self, name):
-        return name in self.nodes
-
-    def __len__(self):
-        return len(self.nodes)
 
 
 def _reach(adjacency, start) -> set:
@@ -74,12 +65,13 @@ def ancestors(g: Dag, name) -> set:
     return _reach(g._pred, name)
 
 
-def topological_order(g: Dag, key) -> list:
-    """Every name, each after those it reads; among the names ready at each point, the one with
-    the smallest key(name) first (Kahn's algorithm over a heap; unique keys make it one order)."""
-    waiting = {v: len(g._pred[v]) for v in g.nodes if g._pred[v]}
-    ready = [(key(v), i, v) for i, v in enumerate(g.nodes) if not g._pred[v]]
+def _kahn(g: Dag, key) -> tuple:
+    """(the names in topological order, {name: its readings not yet met} of the names left):
+    Kahn's algorithm taking, among the ready names, the smallest (key(name), insertion index)
+    first. The names left are those on or after a cycle."""
     index = {v: i for i, v in enumerate(g.nodes)}
+    waiting = {v: len(g._pred[v]) for v in g.nodes if g._pred[v]}
+    ready = [(key(v), i, v) for v, i in index.items() if not g._pred[v]]
     heapq.heapify(ready)
     out = []
     while ready:
@@ -90,31 +82,30 @@ def topological_order(g: Dag, key) -> list:
             if waiting[w] == 0:
                 del waiting[w]
                 heapq.heappush(ready, (key(w), index[w], w))
-    if waiting:
+    return out, waiting
+
+
+def topological_order(g: Dag, key) -> list:
+    """Every name, each after those it reads; among the names ready at each point, the one with
+    the smallest key(name) first (unique keys make it one order)."""
+    out, left = _kahn(g, key)
+    if left:
         raise ValueError("the graph has a cycle")
     return out
 
 
 def find_cycle(g: Dag):
-    """The names of a cycle in edge order (its first name repeated at the end), or None. Kahn's
-    algorithm removes every name not on or after a cycle; each name left reads a name left, so
-    walking back from one of them comes round to a name seen."""
-    waiting = {v: len(g._pred[v]) for v in g.nodes}
-    ready = [v for v, d in waiting.items() if d == 0]
-    while ready:
-        for w in g._succ[ready.pop()]:
-            waiting[w] -= 1
-            if waiting[w] == 0:
-                ready.append(w)
-    left = [v for v, d in waiting.items() if d > 0]
+    """The names of a cycle in edge order (its first name repeated at the end), or None. Each
+    name Kahn's algorithm leaves reads a name left, so walking back from one of them comes round
+    to a name seen."""
+    _, left = _kahn(g, key=lambda v: 0)
     if not left:
         return None
-    walk, at = {}, left[0]
+    walk, at = {}, next(iter(left))
     while at not in walk:
         walk[at] = len(walk)
-        at = next(u for u in g._pred[at] if waiting[u] > 0)
-    back = list(walk)[walk[at]:]   # at <- ... : each reads the one after it
-    cycle = back[::-1]
+        at = next(u for u in g._pred[at] if u in left)
+    cycle = list(walk)[walk[at]:][::-1]   # walked against the edges: reversed, each reads the one before
     return cycle + [cycle[0]]
 
 
