@@ -56,11 +56,12 @@ Eight parts, installed once (``install``):
   and once per row where a row function is called in a loop. Inlined, the pairs meet in one
   function and are pruned. The public kernels are not inlined (the step calls them).
 - Numba compiles a function called with an int constant for that value (``Literal[int](16)``),
-  a specialisation per value. Parameters named in ``PLAIN_PARAMS`` (``stream``, ``row0``: noise
-  addresses) are compiled for int64 instead: the noise fills were compiled once per stochastic
-  node (each its own stream) and again for ``step_rows`` (row0 a variable, not 0). Other
-  constants (repeats, widths, flags) stay literal: the kernels fold them (BENCHMARKS.md, "Cold
-  start").
+  a specialisation per value. Parameters named in ``PLAIN_PARAMS`` are compiled for int64
+  instead: the noise addresses ``stream`` and ``row0`` (the noise fills were compiled once per
+  stochastic node, each its own stream, and again for ``step_rows``, row0 a variable, not 0) and
+  ``reps``, a row layout's rows per data row (the row bookkeeping and the Bernoulli ``_rep``
+  kernels were compiled once per sample and configuration count). Other constants (strides,
+  widths, flags) stay literal: the kernels fold them (BENCHMARKS.md, "Cold start").
 """
 import hashlib
 import importlib
@@ -86,11 +87,12 @@ STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
 # parameters of ppl.kernels functions compiled for int64 even when a caller passes a constant:
-# noise addresses, never sizes (each stochastic node has its own stream; step and step_rows
-# pass row0 0 and a variable), so one specialisation serves every node and both entries.
-# Other constants (repeats, widths, flags) stay literal: the kernels fold them (DisARM's
-# gradient was 10x slower compiled for a variable flag).
-PLAIN_PARAMS = frozenset({"stream", "row0"})
+# noise addresses (each stochastic node has its own stream; step and step_rows pass row0 0 and
+# a variable) and `reps`, rows per data row (a kernel that takes it walks a data row's rows in
+# an inner loop, or divides once per row), so one specialisation serves every node, entry and
+# sample count. Other constants (strides, widths, flags) stay literal: the kernels fold
+# them (DisARM's gradient was 10x slower compiled for a variable pair stride).
+PLAIN_PARAMS = frozenset({"stream", "row0", "reps"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last

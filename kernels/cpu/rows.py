@@ -53,75 +53,78 @@ def flat_view(typingctx, a, off, shape):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def repeat_rows(x, reps, out):
     """out[r] = x[r // reps]: each data row repeated for its samples and configurations."""
-    for r in range(out.shape[0]):
-        i = r // reps
-        for j in range(out.shape[1]):
-            out[r, j] = x[i, j]
+    n = out.shape[0]
+    for i in range((n + reps - 1) // reps):
+        for r in range(i * reps, min((i + 1) * reps, n)):
+            for j in range(out.shape[1]):
+                out[r, j] = x[i, j]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def fold_rows(g, reps, out):
     """out[i] += sum of g[r] over the reps rows r // reps = i (the VJP of repeat_rows)."""
-    for r in range(g.shape[0]):
-        i = r // reps
-        for j in range(g.shape[1]):
-            out[i, j] += g[r, j]
+    n = g.shape[0]
+    for i in range((n + reps - 1) // reps):
+        for r in range(i * reps, min((i + 1) * reps, n)):
+            for j in range(g.shape[1]):
+                out[i, j] += g[r, j]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def gather_rows(x, d, idx, out):
-    """out[i * n + j] = x[i * d + idx[j]], n = len(idx): a node's values from its layout (d rows
+def gather_rows(x, reps, idx, out):
+    """out[i * n + j] = x[i * reps + idx[j]], n = len(idx): a node's values from its layout (reps rows
     per data row) to a reader's (n rows per data row; idx[j] is the node's row of the reader's
     row j, a whole number in a float array: Lowering.row_map). Rows of a data row that hold
     equal values are kept once (Lowering._data_rows)."""
     n = idx.shape[0]
     for i in range(out.shape[0] // n):
         for j in range(n):
-            src = i * d + int(idx[j])
+            src = i * reps + int(idx[j])
             for c in range(out.shape[1]):
                 out[i * n + j, c] = x[src, c]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def fold_into(g, idx, d, out):
-    """out[i * d + idx[j]] += g[i * n + j], n = len(idx): the VJP of gather_rows."""
+def fold_into(g, idx, reps, out):
+    """out[i * reps + idx[j]] += g[i * n + j], n = len(idx): the VJP of gather_rows."""
     n = idx.shape[0]
     for i in range(g.shape[0] // n):
         for j in range(n):
-            dst = i * d + int(idx[j])
+            dst = i * reps + int(idx[j])
             for c in range(g.shape[1]):
                 out[dst, c] += g[i * n + j, c]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def gather1(x, d, idx, out):
+def gather1(x, reps, idx, out):
     """gather_rows of 1D row values (a cost's rows)."""
     n = idx.shape[0]
     for i in range(out.shape[0] // n):
         for j in range(n):
-            out[i * n + j] = x[i * d + int(idx[j])]
+            out[i * n + j] = x[i * reps + int(idx[j])]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def fold1(g, idx, d, out):
-    """out = the VJP of gather1 (overwritten): out[i * d + m] = sum of g[i * n + j] over idx[j] = m."""
+def fold1(g, idx, reps, out):
+    """out = the VJP of gather1 (overwritten): out[i * reps + m] = sum of g[i * n + j] over idx[j] = m."""
     n = idx.shape[0]
     for r in range(out.shape[0]):
         out[r] = 0.0
     for i in range(g.shape[0] // n):
         for j in range(n):
-            out[i * d + int(idx[j])] += g[i * n + j]
+            out[i * reps + int(idx[j])] += g[i * n + j]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def expand_rows(a, S):
-    """In place: a[r] = a[r // S] for every row, from the last row down (rows r // S are
-    written before they are overwritten), so the first R / S rows spread to all R."""
-    for r in range(a.shape[0] - 1, -1, -1):
-        src = r // S
-        if src != r:
-            for j in range(a.shape[1]):
-                a[r, j] = a[src, j]
+def expand_rows(a, reps):
+    """In place: a[r] = a[r // reps] for every row, from the last row down (row r // reps is
+    read before it is overwritten), so the first R / reps rows spread to all R."""
+    n = a.shape[0]
+    for i in range((n + reps - 1) // reps - 1, -1, -1):
+        for r in range(min((i + 1) * reps, n) - 1, i * reps - 1, -1):
+            if r != i:
+                for j in range(a.shape[1]):
+                    a[r, j] = a[i, j]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
