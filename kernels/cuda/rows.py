@@ -66,26 +66,26 @@ def fold_rows(g, reps, out):
     _run(_fold_rows, out.shape[0] * out.shape[1], g, reps, out)
 
 
-def _gather_rows_body(r, c, x, d, idx, out):
+def _gather_rows_body(r, c, x, reps, idx, out):
     R, D = out.shape
     n = idx.shape[0]
     i = r // n
-    out[r, c] = x[i * d + int(idx[r - i * n]), c]
+    out[r, c] = x[i * reps + int(idx[r - i * n]), c]
 
 
 _gather_rows = cells(_gather_rows_body, "out")
 
 
-def gather_rows(x, d, idx, out):
-    """out[i * n + j] = x[i * d + idx[j]], n = idx.shape[0] (cpu_rows.gather_rows)."""
-    _run(_gather_rows, out.shape[0] * out.shape[1], x, d, idx, out)
+def gather_rows(x, reps, idx, out):
+    """out[i * n + j] = x[i * reps + idx[j]], n = idx.shape[0] (cpu_rows.gather_rows)."""
+    _run(_gather_rows, out.shape[0] * out.shape[1], x, reps, idx, out)
 
 
-def _fold_into_body(r, c, g, idx, d, out):
+def _fold_into_body(r, c, g, idx, reps, out):
     Rd, D = out.shape
     n = idx.shape[0]
-    i = r // d
-    m = r - i * d
+    i = r // reps
+    m = r - i * reps
     s = out[r, c]
     for j in range(n):
         if int(idx[j]) == m:
@@ -96,28 +96,28 @@ def _fold_into_body(r, c, g, idx, d, out):
 _fold_into = cells(_fold_into_body, "out")
 
 
-def fold_into(g, idx, d, out):
-    """out[i * d + idx[j]] += g[i * n + j] (cpu_rows.fold_into)."""
-    _run(_fold_into, out.shape[0] * out.shape[1], g, idx, d, out)
+def fold_into(g, idx, reps, out):
+    """out[i * reps + idx[j]] += g[i * n + j] (cpu_rows.fold_into)."""
+    _run(_fold_into, out.shape[0] * out.shape[1], g, idx, reps, out)
 
 
-def _gather1_body(r, x, d, idx, out):
+def _gather1_body(r, x, reps, idx, out):
     n = idx.shape[0]
     i = r // n
-    out[r] = x[i * d + int(idx[r - i * n])]
+    out[r] = x[i * reps + int(idx[r - i * n])]
 
 
 _gather1 = items(_gather1_body, "out.shape[0]")
 
 
-def gather1(x, d, idx, out):
-    _run(_gather1, out.shape[0], x, d, idx, out)
+def gather1(x, reps, idx, out):
+    _run(_gather1, out.shape[0], x, reps, idx, out)
 
 
-def _fold1_body(r, g, idx, d, out):
+def _fold1_body(r, g, idx, reps, out):
     n = idx.shape[0]
-    i = r // d
-    m = r - i * d
+    i = r // reps
+    m = r - i * reps
     s = like(out, 0.0)   # in out's precision, as the CPU accumulates
     for j in range(n):
         if int(idx[j]) == m:
@@ -128,14 +128,14 @@ def _fold1_body(r, g, idx, d, out):
 _fold1 = items(_fold1_body, "out.shape[0]")
 
 
-def fold1(g, idx, d, out):
-    """out[i * d + m] = sum of g[i * n + j] over idx[j] = m (overwritten; cpu_rows.fold1)."""
-    _run(_fold1, out.shape[0], g, idx, d, out)
+def fold1(g, idx, reps, out):
+    """out[i * reps + m] = sum of g[i * n + j] over idx[j] = m (overwritten; cpu_rows.fold1)."""
+    _run(_fold1, out.shape[0], g, idx, reps, out)
 
 
-def expand_rows(a, S):
-    """In place: a[r] = a[r // S] for every row (the first R / S rows spread to all R)."""
-    products.spread_rows(a, S)
+def expand_rows(a, reps):
+    """In place: a[r] = a[r // reps] for every row (the first R / reps rows spread to all R)."""
+    products.spread_rows(a, reps)
 
 
 def _fill_body(r, out, value):
