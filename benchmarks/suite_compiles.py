@@ -65,8 +65,9 @@ def main():
         env = dict(os.environ, PPL_CACHE_DIR=os.path.join(tmp, "cache"), PPL_SUITE_COMPILES_OUT=out,
                    PYTHONPATH=os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")])))
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "suite_compiles_listener",
-                        "-p", "no:cacheprovider", *files], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "suite_compiles_listener",
+               "-p", "no:cacheprovider", *files]
+        subprocess.run(cmd, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
         with open(out) as f:
             records = json.load(f)
