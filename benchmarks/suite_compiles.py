@@ -1,6 +1,7 @@
 """What a cold run of some test files compiles: every `numba:compile` event of the run timed,
-its nested compiles subtracted, grouped into generated steps, ppl's kernels and other functions,
-with the kernel specialisations that take an int or bool constant counted apart.
+its nested compiles subtracted, grouped into generated steps, ppl's own functions (its kernels
+and loops: "kernels") and other functions, with ppl's specialisations that take an int or bool
+constant counted apart.
 
     python benchmarks/suite_compiles.py tests/test_mixed_matrix.py [more test files]
 
