@@ -278,9 +278,8 @@ def test_explain_table_lists_every_stochastic_node():
 # ----------------------------------------------------------------------------- estimator context
 # the estimator modules that reach the lowering through `ctx.lowering` (no part of the contract),
 # each for what the public context does not say: REBAR's shared control-variate rows, Price's second
-# pass over the graph below, the graph analysis (double_cv's digits below, unordered_set's ancestors),
-# the IWAE draws' totals (local ARM / DisARM) and VIMCO's shared baselines, enumeration's zero rows
-INTERNAL_USERS = {"arm", "double_cv", "enumerate", "price", "rebar", "unordered_set", "vimco"}
+# pass over the graph below
+INTERNAL_USERS = {"price", "rebar"}
 
 
 def _row_context_members() -> set:
@@ -298,7 +297,8 @@ def _estimator_context(lw, node):
 def _public_context_members(ctx) -> set:
     """EstimatorContext's members: its public methods and the attributes an instance holds, less
     the internal `lowering`."""
-    methods = {k for k, v in vars(type(ctx)).items() if callable(v) and not k.startswith("_")}
+    methods = {k for k, v in vars(type(ctx)).items()
+               if (callable(v) or isinstance(v, property)) and not k.startswith("_")}
     return (methods | {k for k in vars(ctx) if not k.startswith("_")}) - {"lowering"}
 
 

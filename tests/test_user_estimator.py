@@ -222,3 +222,61 @@ def test_a_users_score_function_renders_the_built_in_step():
         theirs = generate_source(build("ue_same"), estimators={"h1": score, "h2": score}, samples=samples,
                                  objective=objective, lowering="arrays")
         assert ours == theirs and "rows.moving_average_baseline" in ours, objective
+
+
+def test_a_users_vimco_renders_the_built_in_step():
+    """The importance-weighted bound's signals are public: a user's VIMCO on ctx.rows.totals, a
+    buffer shared by the nodes (buffer(shared=True)) filled once (emit(once=True)) renders the very
+    step the built-in `vimco` does, its leave-one-out baselines computed once for both layers."""
+    from ppl.compiler.pipeline import generate_source
+
+    @ppl.register_estimator
+    class UserVimco(ppl.Estimator):
+        name = "user_vimco"
+        fuses_log_prob = True
+        objectives = ("iwae",)
+
+        def draw(self, ctx):
+            ctx.sample(reads_noise=False)
+
+        def estimate(self, ctx):
+            if all(g is ppl.NO_GRAD for g in ctx.param_grads()):
+                return
+            L, uw = ctx.learning_signal()
+            w = ctx.buffer("w")
+            b = ctx.buffer("bvimco", shared=True)
+            rows = ctx.rows
+            ctx.emit(f"rows.vimco_baseline({rows.totals}, {rows.samples}, {rows.configs}, {b})", once=True)
+            ctx.emit(f"rows.score_weights({uw}, {L}, {b}, {w})")
+            ctx.log_prob_vjp(w)
+
+    ours = generate_source(build("ue_vimco"), estimators={"h1": "user_vimco", "h2": "user_vimco"},
+                           samples=3, objective="iwae", lowering="arrays")
+    theirs = generate_source(build("ue_vimco"), estimators={"h1": "vimco", "h2": "vimco"}, samples=3,
+                             objective="iwae", lowering="arrays")
+    # once per rendered step function, as the bound
+    assert ours == theirs and ours.count("rows.vimco_baseline(") == ours.count("rows.iwae_bound(") >= 1
+
+
+def test_rows_say_what_is_below_and_the_bound():
+    """ctx.rows as an estimate reads it: the configuration digits below the node (an antithetic
+    pair's), the zero row, and the bound's terms under 'iwae' only."""
+    seen = {}
+
+    @ppl.register_estimator
+    class Reader(ppl.Estimator):
+        name = "rows_reader"
+        objectives = ("elbo", "iwae")
+
+        def estimate(self, ctx):
+            seen[ctx.node.name] = ctx.rows
+
+    from ppl.compiler.pipeline import generate_source
+    generate_source(build("ue_rows"), estimators={"h1": "rows_reader", "h2": "disarm"}, samples=2)
+    h1 = seen["h1"]
+    assert h1.digits_below == ("(1, )", "(2, )") and h1.enumerated_below is None
+    assert h1.zeros and h1.totals is None
+    generate_source(build("ue_rows_iwae"), estimators={"h1": "rows_reader", "h2": "rows_reader"}, samples=2,
+                    objective="iwae")
+    assert seen["h1"].totals and seen["h1"].totals == seen["h2"].totals
+    assert seen["h2"].digits_below == ("(1, )", "(1, )")

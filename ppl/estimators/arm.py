@@ -115,8 +115,8 @@ class _Local(_Antithetic):
         ell, _ = ctx.learning_signal()
         stride = ctx.rows.digit[0]
         L = ctx.buffer("Lloc")
-        # the draws' totals of costs (-log w), the lowering's: the bound's terms
-        ctx.emit(f"rows.iwae_swap_one({ctx.lowering.totals}, {ell}, {ctx.rows.samples}, {ctx.rows.configs}, {stride}, {L})")
+        rows = ctx.rows   # its totals: the draws' totals of costs (-log w), the bound's terms
+        ctx.emit(f"rows.iwae_swap_one({rows.totals}, {ell}, {rows.samples}, {rows.configs}, {stride}, {L})")
         pw = ctx.buffer("pw")
         ctx.emit(f"rows.config_weights({ctx.rows.configs}, 0, {stride}, 0.5 / B, {pw})")
         if self.name == "local_arm":

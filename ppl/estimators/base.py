@@ -97,6 +97,9 @@ class NodeInfo:
     support: int | None      # joint support size (discrete nodes)
     objective: str = "elbo"  # "elbo" or "iwae" (compile's objective)
     analysis: object = None  # graph.Analysis of the model (the graph around the node)
+    # the estimators chosen for its stochastic ancestors, node name -> (estimator name, options)
+    # (selection walks the graph from the top); None where nothing is chosen yet
+    above: dict | None = None
 
     @property
     def differentiable(self) -> bool:

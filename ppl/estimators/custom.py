@@ -9,9 +9,9 @@ several configuration rows (as an antithetic pair or an enumeration does): the g
 node is then evaluated on every one of them in the same fused pass, and `downstream_cost()` gives
 each row's sum of the costs below the node. examples/user_estimator.py writes one.
 
-Every estimator, built-in or a user's, sees the same `EstimatorContext`; the few built-ins that
-reshape the graph's rows or read the graph around their node (REBAR, Price, ...) reach the
-lowering itself through `ctx.lowering`, which is no part of the contract.
+Every estimator, built-in or a user's, sees the same `EstimatorContext`; two built-ins reach the
+lowering itself through `ctx.lowering`, which is no part of the contract: REBAR, whose extra rows
+re-evaluate the graph below its node, and Price, which differentiates that graph twice.
 """
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ class Rows:
     # estimate that compares the costs of the node's configuration rows must first marginalise
     # each over those digits (sum w L / sum w); row by row it is biased.
     enumerated_below: tuple | None = None
+    # (strides, sizes) as tuple literals of code: the configuration digits of every stochastic
+    # node below (enumerated, antithetic, REBAR's), or the neutral digit "(1, )", "(1, )" if none
+    digits_below: tuple = ("(1, )", "(1, )")
+    zeros: str = ""   # 1D buffer of zeros (a baseline of none)
+    # objective 'iwae': 1D, each row's total cost, -log w of its draw (the bound's terms), set
+    # once the loss is lowered (read it in `estimate`); None under the ELBO
+    totals: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,8 @@ class EstimatorContext:
 
     node, options, law                                   what is estimated
     rows                                                 the rows of the step (Rows: samples, configs,
-                                                         digit, weights, enumerated_below)
+                                                         digit, weights, enumerated_below,
+                                                         digits_below, zeros, totals)
     value(), cotangent(), params(), param_grads()        the node's buffers
     data_inputs()                                        the data inputs above the node
     downstream_cost(), learning_signal()                 per row, what the node's draw costs
@@ -73,22 +81,28 @@ class EstimatorContext:
     parameter(), state()                                 learnable parameters, running state
     call(), law_call(), emit(), sample(), log_prob_vjp() emitting
 
-    `lowering`, the lowering itself, is no part of this contract: the few built-ins that reshape
-    the rows below their node or read the graph around it use it (tests/test_compiler.py lists them).
+    `lowering`, the lowering itself, is no part of this contract: REBAR and Price, which evaluate
+    the graph below their node again, use it (tests/test_compiler.py lists them).
     """
 
     def __init__(self, estimator, lowering, node, options):
         self._est = estimator
         # the lowering itself (ppl.lowering.Lowering): NOT part of the contract, for the built-ins
-        # that reshape the rows of the graph below their node or read the graph around it
+        # that evaluate the graph below their node again (REBAR, Price)
         self.lowering = lowering
         self.node = node                        # the stochastic node: .name, .width, .inputs, .attrs
         self.options = options                  # its options, defaults filled in
         self.law = lowering.dist(node)          # its Distribution entry: .name, .params, .kernels, flags
-        self.rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
-                         _enumerated_below(lowering, node))
         self._streams = 0                       # noise streams used
         self._made = {}                         # name -> the buffer, parameter or state made under it
+
+    @property
+    def rows(self) -> Rows:
+        """The rows of the step (Rows), as the lowering knows them when read."""
+        lowering, node = self.lowering, self.node
+        return Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
+                    _digits_below(lowering, node, only="enumerate"), _digits_below(lowering, node),
+                    lowering.zero_rows, lowering.totals if lowering.objective == "iwae" else None)
 
     # ----- the node's buffers
     def value(self) -> str:
@@ -156,13 +170,16 @@ class EstimatorContext:
         in the order drawn, or None when it drew none."""
         return self.lowering.noise_of.get(self.node)
 
-    def buffer(self, tag: str, width=None) -> str:
+    def buffer(self, tag: str, width=None, shared: bool = False) -> str:
         """A workspace named `<tag>_<node>`: 1D (one value per row) when width is None, else rows x
-        width. The same tag gives the same buffer (`draw` may leave one for `estimate`)."""
-        name = f"{tag}_{self.node.name}"
-        if name not in self._made:
-            self._made[name] = self.lowering.buf1(name) if width is None else self.lowering.buf2(name, width)
-        return self._made[name]
+        width. The same tag gives the same buffer (`draw` may leave one for `estimate`).
+        shared=True: one buffer `<tag>_` for every node of the step that asks for it (a quantity
+        computed once per step: fill it with emit(..., once=True))."""
+        name = f"{tag}_" if shared else f"{tag}_{self.node.name}"
+        made = self.lowering.shared_buffers if shared else self._made
+        if name not in made:
+            made[name] = self.lowering.buf1(name) if width is None else self.lowering.buf2(name, width)
+        return made[name]
 
     def parameter(self, tag: str, shape: tuple, init=0.0, name=None) -> tuple:
         """A parameter trained with the model's by the same optimiser: (its values, its gradient).
@@ -199,10 +216,15 @@ class EstimatorContext:
         grouped law (a Categorical's classes), then `outs`."""
         self.lowering.call(self.law.kernels[key], ins, outs, self.node)
 
-    def emit(self, line: str, at_start: bool = False) -> None:
+    def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         """Emit one line of the step's code (a kernel call of ppl.kernels as text, a rendered
         template of the law's) where the estimator is; `at_start`: at the top of the step, before
-        the forward pass (once-per-step set-up)."""
+        the forward pass (once-per-step set-up); `once`: not again if a node emitted the same line
+        with once=True before (the fill of a shared buffer)."""
+        if once:
+            if line in self.lowering.shared_lines:
+                return
+            self.lowering.shared_lines.add(line)
         if at_start:
             self.lowering.emit_at_start(line)
         else:
@@ -270,13 +292,17 @@ class Estimator(_Base):
         return n
 
 
-def _enumerated_below(lowering, node):
-    """Rows.enumerated_below of `node`'s context."""
+def _digits_below(lowering, node, only=None):
+    """Rows.digits_below of `node`'s context; with `only` an estimator's name, Rows.enumerated_below
+    (the digits of the nodes below with that estimator, None if there are none)."""
     below = G.descendants(lowering.an.graph, node.name)
-    digits = [lowering.row_digit[e] for e in lowering.row_digit
-              if e.name in below and lowering.choices[e][0].estimator == "enumerate"]
+    # REBAR's nodes share one digit: each digit once
+    digits = list(dict.fromkeys(lowering.row_digit[e] for e in lowering.row_digit if e.name in below and (
+        only is None or lowering.choices[e][0].estimator == only)))
     if not digits:
-        return None
+        if only is not None:
+            return None
+        digits = [(1, 1)]
     return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
 
 

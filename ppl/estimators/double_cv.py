@@ -26,20 +26,7 @@ Stein operators") extends this baseline with Stein-operator control variates of 
 network: the estimator 'rodeo' (ppl/estimators/rodeo.py, which says why its network reads the
 other draws' costs rather than their df/db).
 """
-from ..analysis import graph as G
 from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
-
-
-def digits_below(ctx):
-    """(strides, sizes) generated-code tuple literals of the configuration digits of stochastic
-    nodes below the context's node (enumeration, antithetic pairs, REBAR rows), marginalised by
-    the kernel; a neutral digit (stride 1, size 1) when there are none. It reads the lowering's
-    graph analysis and every node's digit (ctx.lowering)."""
-    lowering = ctx.lowering
-    below = G.descendants(lowering.an.graph, ctx.node.name)
-    # REBAR nodes share one digit
-    digits = list(dict.fromkeys(lowering.row_digit[e] for e in lowering.row_digit if e.name in below)) or [(1, 1)]
-    return ("(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")")
 
 
 @register
@@ -93,7 +80,7 @@ class DoubleCV(Estimator):
             alpha, gal = ctx.state("alpha", float(opts["alpha"]), name=f"{node.name}.double_cv_alpha"), NO_GRAD_1D
         T, W, Cb = (ctx.buffer(f"dcv{v}") for v in "TWC")
         Gm = ctx.buffer("dcvG", node.width)
-        strides, sizes = digits_below(ctx)
+        strides, sizes = ctx.rows.digits_below   # marginalised by the kernel
         ctx.emit(f"core.double_cv_grad({a}, {ctx.value()}, {L}, {gv}, {ctx.rows.weights}, {ctx.rows.samples}, {ctx.rows.configs}, "
                  f"{strides}, {sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
         if train:

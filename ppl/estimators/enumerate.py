@@ -47,6 +47,6 @@ class Enumerate(Estimator):
             return
         L = ctx.downstream_cost()
         wts = ctx.buffer("w")
-        # no baseline: the lowering's row of zeros
-        ctx.emit(f"rows.score_weights({ctx.rows.weights}, {L}, {ctx.lowering.zero_rows}, {wts})")
+        rows = ctx.rows   # no baseline: its row of zeros
+        ctx.emit(f"rows.score_weights({rows.weights}, {L}, {rows.zeros}, {wts})")
         ctx.law_call("log_prob_bwd", [*ctx.params(), ctx.value()], [wts, *grads, NO_GRAD])

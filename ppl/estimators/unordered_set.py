@@ -17,10 +17,8 @@ in expectation: such an ancestor is refused with the estimators that apply (scor
 baseline, enumerate, pathwise, the biased relaxations)."""
 import numbers
 
-from ppl.errors import ModelError
 from ppl.kernels.families.unordered_set import MAX_SET, table_width
 
-from ..analysis import graph as G
 from .base import NO_GRAD, Estimator, register
 
 # estimators of a stochastic ancestor whose estimate holds with a set's weighted rows below it
@@ -43,6 +41,12 @@ class UnorderedSet(Estimator):
         if info.node.width != K:
             return (f"it has {info.node.width // K} groups; the set's k rows hold one group's k classes, so give each "
                     f"group its own node (classes={K}, width {K})")
+        for name, (est, opts) in (info.above or {}).items():
+            if est in _ABOVE_OK or (est == "score" and opts.get("baseline") != "loo"):
+                continue
+            return (f"it cannot sit below '{name}' (estimator '{est}', whose estimate compares a draw's rows, and the "
+                    f"set's row weights sum to 1 only in expectation); use 'score' with baseline 'none', "
+                    f"'moving_average' or 'learned', 'enumerate' or 'pathwise' for '{name}'")
         return None
 
     def resolve(self, info, opts):
@@ -56,25 +60,7 @@ class UnorderedSet(Estimator):
     def expansion(self, info, opts):
         return opts["k"]
 
-    def _check_above(self, ctx):
-        """Refuse a stochastic node above whose estimate compares a draw's rows (the lowering's
-        graph analysis and every node's estimator: ctx.lowering)."""
-        lowering, node = ctx.lowering, ctx.node
-        for n in G.ancestors(lowering.an.graph, node.name):
-            above = next((s for s in lowering.choices if s.name == n), None)
-            if above is None:
-                continue
-            ch, _ = lowering.choices[above]
-            if ch.estimator in _ABOVE_OK or (ch.estimator == "score" and ch.options.get("baseline") != "loo"):
-                continue
-            raise ModelError(f"{ctx.law.name} '{node.name}': estimator 'unordered_set' cannot sit below "
-                             f"'{above.name}' (estimator '{ch.estimator}', whose estimate compares a draw's rows, "
-                             f"and the set's row weights sum to 1 only in expectation); use 'score' with baseline "
-                             f"'none', 'moving_average' or 'learned', 'enumerate' or 'pathwise' for '{above.name}', "
-                             f"or 'score' / 'cat_disarm' for '{node.name}'")
-
     def draw(self, ctx):
-        self._check_above(ctx)
         k = int(ctx.options["k"])
         g = ctx.noise("gumbel")
         (a,) = ctx.params()

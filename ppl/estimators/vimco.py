@@ -34,6 +34,9 @@ class Vimco(Estimator):
             return
         L, uw = ctx.learning_signal()
         wts = ctx.buffer("w")
-        # the leave-one-out baselines of the bound: one buffer the VIMCO nodes share (the lowering's)
-        ctx.emit(f"rows.score_weights({uw}, {L}, {ctx.lowering.vimco_baseline()}, {wts})")
+        # the leave-one-out baselines of the bound: computed once, shared by the VIMCO nodes
+        b = ctx.buffer("bvimco", shared=True)
+        rows = ctx.rows
+        ctx.emit(f"rows.vimco_baseline({rows.totals}, {rows.samples}, {rows.configs}, {b})", once=True)
+        ctx.emit(f"rows.score_weights({uw}, {L}, {b}, {wts})")
         ctx.log_prob_vjp(wts)   # log_prob(node) costs: the same VJP (fuses_log_prob)

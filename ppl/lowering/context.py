@@ -190,12 +190,5 @@ class ContextHelpers:
             return self.ell, self.uw
         return self.downstream_L(node), self.rw
 
-    def vimco_baseline(self) -> str:
-        """IWAE: VIMCO's leave-one-out baseline of every row (computed once, shared by the nodes)."""
-        if "vimco" not in self._Lcache:
-            b = self._Lcache["vimco"] = self.buf1("bvimco_")
-            self.emit(f"rows.vimco_baseline({self.totals}, {self.samples}, {self.S}, {b})")
-        return self._Lcache["vimco"]
-
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]

@@ -55,6 +55,8 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self.emitted: list = []     # every emitted statement (ir.Stmt: its owner node; the target checks)
         self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
         self.contexts: dict = {}    # stochastic node -> its estimator's context (estimator_context)
+        self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
+        self.shared_lines: set = set()   # the lines they emitted once (ctx.emit(once=True))
         self._names: dict = {}
         self._Lcache: dict = {}
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
