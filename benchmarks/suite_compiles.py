@@ -3,7 +3,10 @@ its nested compiles subtracted, grouped into generated steps, ppl's own function
 and loops: "kernels") and other functions, with ppl's specialisations that take an int or bool
 constant counted apart.
 
-    python benchmarks/suite_compiles.py tests/test_mixed_matrix.py [more test files]
+    python benchmarks/suite_compiles.py [--top N] tests/test_mixed_matrix.py [more test files]
+
+--top N also prints the N kernels compiled most often for a constant (metric
+`constant_specialisations:<module>.<function>`, with their exclusive seconds).
 
 The files run in one pytest process (-n 0) on an empty cache folder of their own. JSON lines
 {"bench","case","metric","value","unit","baseline","ratio"} (no baseline: these are counts and
@@ -55,7 +58,11 @@ def emit(case, metric, value, unit):
 
 
 def main():
-    files = sys.argv[1:]
+    args = sys.argv[1:]
+    top = 0
+    if args[:1] == ["--top"]:
+        top, args = int(args[1]), args[2:]
+    files = args
     if not files:
         sys.exit("suite_compiles.py: name the test files to run")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,6 +90,13 @@ def main():
     literal = [r for r in records if r[0].startswith("ppl.") and "Literal[" in r[2]]
     emit(case, "kernels_with_a_constant", len(literal), "specialisations")
     emit(case, "kernels_with_a_constant_exclusive", round(sum(r[3] for r in literal), 1), "s")
+    by_kernel = {}
+    for r in literal:
+        n, t = by_kernel.get(f"{r[0]}.{r[1]}", (0, 0.0))
+        by_kernel[f"{r[0]}.{r[1]}"] = (n + 1, t + r[3])
+    for name, (n, t) in sorted(by_kernel.items(), key=lambda kv: -kv[1][1])[:top]:
+        emit(case, f"constant_specialisations:{name}", n, "specialisations")
+        emit(case, f"constant_specialisations_exclusive:{name}", round(t, 1), "s")
 
 
 if __name__ == "__main__":
