@@ -37,6 +37,19 @@ def test_the_reversed_step_calls_the_same_kernels_in_reverse(build):
     assert body.index(fwd[first]) > body.index(fwd[last - 1])   # the backward pass's last call comes first
 
 
+def test_source_segments_are_the_standard_librarys():
+    """ahead._segments (the source split once) gives what ast.get_source_segment(padded=True)
+    gives, for every statement and expression of a step and of a source with multi-line
+    statements, tabs and non-ASCII text."""
+    for src in (generate_source(sbn.build(latent=(8, 4), nonlinear=True)),
+                'def f(a,\n      b):\n\tx = {"ké": [1,\n  2]}\n\treturn (a +\n\t b)  # é\n'):
+        segment = compile_ahead._segments(src)
+        nodes = [n for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.stmt, ast.expr))]
+        assert len(nodes) > 10
+        for n in nodes:
+            assert segment(n) == ast.get_source_segment(src, n, padded=True), ast.dump(n)[:80]
+
+
 def test_the_row_fused_step_has_no_helper():
     from ppl.models import toy_bernoulli
     src = generate_source(toy_bernoulli.build())

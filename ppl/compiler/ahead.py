@@ -94,9 +94,10 @@ def reversed_step(source: str) -> str | None:
     fn = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "step"), None)
     if fn is None:
         return None
+    segment = _segments(source)
     head, defs, calls = [], [], []
     for st in fn.body:
-        text = ast.get_source_segment(source, st, padded=True)
+        text = segment(st)
         if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name) and st.value.id in ("ws2", "ws1", "inputs"):
             head.append(text)
         elif isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets):
@@ -109,11 +110,32 @@ def reversed_step(source: str) -> str | None:
             calls.append(text)
         else:
             return None         # loops, nested functions: not a straight line of calls
-    lines = [ast.get_source_segment(source, n, padded=True) for n in tree.body
-             if isinstance(n, (ast.Import, ast.ImportFrom))]
+    lines = [segment(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     args = ", ".join(a.arg for a in fn.args.args)
     body = [*head, *defs, *reversed(calls), "return 0.0"]
     return "\n".join(lines) + f"\n\n\ndef step({args}):\n" + "".join(_indent(b) for b in body)
+
+
+def _segments(source: str):
+    """ast.get_source_segment(source, node, padded=True) as a function of the node, the source
+    split into lines once (the library function splits it on every call: O(statements x size))."""
+    lines = source.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + lines[-1:]
+    encoded = {}
+
+    def line(i):
+        if i not in encoded:
+            encoded[i] = lines[i].encode()
+        return encoded[i]
+
+    def segment(node) -> str:
+        first, last = node.lineno - 1, node.end_lineno - 1
+        if first == last:
+            return line(first)[node.col_offset:node.end_col_offset].decode()
+        pad = "".join(c if c in "\f\t" else " " for c in line(first)[:node.col_offset].decode())
+        return "".join([pad + line(first)[node.col_offset:].decode(), *lines[first + 1:last],
+                        line(last)[:node.end_col_offset].decode()])
+    return segment
 
 
 def _indent(text: str) -> str:
