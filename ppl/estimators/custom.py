@@ -260,7 +260,8 @@ class Estimator(_Base):
     """Subclass to write a gradient estimator. Set `name` (and `about`, `cite`, `options`,
     `unbiased` / `bias`), then override:
 
-    check(info) -> None or why not    whether it applies to a node (info.dist, info.node, info.samples)
+    check(info) -> None or why not    whether it applies to a node (info.dist, info.node, info.samples,
+                                      info.above: the estimators chosen above it)
     rows(info, options) -> int        configuration rows per drawn row (default 1)
     draw(ctx)                         the node's values on every row (default: the ordinary draw)
     estimate(ctx)                     add the gradient of the objective into ctx.param_grads()
