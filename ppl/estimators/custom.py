@@ -95,14 +95,18 @@ class EstimatorContext:
         self.law = lowering.dist(node)          # its Distribution entry: .name, .params, .kernels, flags
         self._streams = 0                       # noise streams used
         self._made = {}                         # name -> the buffer, parameter or state made under it
+        self._rows = None                       # Rows, made again only when the loss's totals appear
 
     @property
     def rows(self) -> Rows:
         """The rows of the step (Rows), as the lowering knows them when read."""
         lowering, node = self.lowering, self.node
-        return Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
-                    _digits_below(lowering, node, only="enumerate"), _digits_below(lowering, node),
-                    lowering.zero_rows, lowering.totals if lowering.objective == "iwae" else None)
+        totals = lowering.totals if lowering.objective == "iwae" else None
+        if self._rows is None or self._rows.totals != totals:
+            enumerated, every = _digits_below(lowering, node)
+            self._rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
+                              enumerated, every, lowering.zero_rows, totals)
+        return self._rows
 
     # ----- the node's buffers
     def value(self) -> str:
@@ -293,18 +297,22 @@ class Estimator(_Base):
         return n
 
 
-def _digits_below(lowering, node, only=None):
-    """Rows.digits_below of `node`'s context; with `only` an estimator's name, Rows.enumerated_below
-    (the digits of the nodes below with that estimator, None if there are none)."""
+def _digits_below(lowering, node):
+    """(Rows.enumerated_below, Rows.digits_below) of `node`'s context: the configuration digits of
+    the enumerated nodes below it (None if there are none), and of every stochastic node below it
+    (the neutral digit if there are none), as tuple literals of code."""
     below = G.descendants(lowering.an.graph, node.name)
-    # REBAR's nodes share one digit: each digit once
-    digits = list(dict.fromkeys(lowering.row_digit[e] for e in lowering.row_digit if e.name in below and (
-        only is None or lowering.choices[e][0].estimator == only)))
-    if not digits:
-        if only is not None:
-            return None
-        digits = [(1, 1)]
-    return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
+    every, enumerated = [], []
+    for e, digit in lowering.row_digit.items():
+        if e.name in below:
+            every.append(digit)
+            if lowering.choices[e][0].estimator == "enumerate":
+                enumerated.append(digit)
+
+    def literal(digits):   # each digit once: REBAR's nodes share one
+        digits = list(dict.fromkeys(digits))
+        return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
+    return (literal(enumerated) if enumerated else None), literal(every or [(1, 1)])
 
 
 def register_estimator(cls):
