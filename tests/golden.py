@@ -58,6 +58,7 @@ MODELS = [
     ("new_laws", "new_laws", {}, {"dtype": np.float64}),
     ("plates", "plates", {}, {"dtype": np.float64}),
     ("poisson_factor", "poisson_factor", {"words": 6, "factors": 2, "hidden": 4}, {}),
+    ("price", "price", {}, {"dtype": np.float64}),
 ]
 CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score")]
 # (case, model, overrides) where the nodes of one graph take different estimators
@@ -133,6 +134,13 @@ def _graph(name):
             m.latent(s, ppl.dist.Bernoulli(logits=0.0))
             with m.plate("data", size=100):
                 m.observe("y", ppl.dist.Laplace(ppl.rowsum(x * w) + s, 1.0), ppl.rowsum(x))
+        elif name == "price":   # a Normal node whose costs are elementwise in it: Price's exact Hessian
+            z = Normal("z", Affine(x, 3, name="loc"), ppl.softplus(Affine(x, 3, name="sc")))
+            h = ppl.tanh(z) * z + 0.5 * z
+            m.cost("sq", ppl.total(h))
+            m.cost("bn", ppl.bernoulli_nll(h, x[:, :3]))
+            m.cost("nll", ppl.gaussian_nll(z, ppl.softplus(ppl.param("s", 3)), x[:, 1:]))
+            m.cost("lp", ppl.log_prob(z))
         elif name == "blackbox":
             h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
             u = ppl.layer(njit(_double), [Affine(h, 3, name="mid")], 3, vjp=njit(_double_vjp))
@@ -140,7 +148,7 @@ def _graph(name):
     return m
 
 
-GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("new_laws", {}), ("plates", {})]
+GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("new_laws", {}), ("plates", {}), ("price", {})]
 
 
 def _model(mod, opts):

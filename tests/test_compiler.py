@@ -279,9 +279,6 @@ def test_explain_table_lists_every_stochastic_node():
 # the estimator modules that reach the lowering through `ctx.lowering` (no part of the contract),
 # each for what the public context does not say: REBAR's shared control-variate rows, Price's second
 # pass over the graph below
-INTERNAL_USERS = {"price", "rebar"}
-
-
 def _row_context_members() -> set:
     from ppl.estimators.base import RowContext
     return set(RowContext.__annotations__) | {k for k in vars(RowContext) if not k.startswith("_")}
@@ -295,18 +292,17 @@ def _estimator_context(lw, node):
 
 
 def _public_context_members(ctx) -> set:
-    """EstimatorContext's members: its public methods and the attributes an instance holds, less
-    the internal `lowering`."""
+    """EstimatorContext's members: its public methods and the attributes an instance holds."""
     methods = {k for k, v in vars(type(ctx)).items()
                if (callable(v) or isinstance(v, property)) and not k.startswith("_")}
-    return (methods | {k for k in vars(ctx) if not k.startswith("_")}) - {"lowering"}
+    return methods | {k for k in vars(ctx) if not k.startswith("_")}
 
 
 def test_estimators_use_only_their_documented_context():
     """Every `ctx.<name>` an estimator uses is a documented member of estimators.custom.
-    EstimatorContext (a method with a docstring, an attribute named in the class docstring) or,
-    in the modules of INTERNAL_USERS alone, its internal `lowering`; every `sl.<name>` a member
-    of base.RowContext; an estimator assigns no attribute of either and uses no other handle on
+    EstimatorContext (a method with a docstring, an attribute named in the class docstring), also
+    in REBAR and Price, which evaluate the graph below their node again; every `sl.<name>` a
+    member of base.RowContext; an estimator assigns no attribute of either and uses no handle on
     the lowering."""
     import ast
     import pathlib
@@ -339,10 +335,9 @@ def test_estimators_use_only_their_documented_context():
         member = getattr(EstimatorContext, k, None)
         documented = member.__doc__ if callable(member) else re.search(rf"\b{k}\b(?!\()", doc)
         assert documented, f"EstimatorContext.{k} is not documented"
-    assert len(public) <= 21, sorted(public)
-    allowed = {"ctx": public | {"lowering"}, "sl": _row_context_members()}
+    assert len(public) <= 25, sorted(public)
+    allowed = {"ctx": public, "sl": _row_context_members()}
     used = {"ctx": set(), "sl": set()}
-    internal = set()
     root = pathlib.Path(base.__file__).parent
     for path in sorted(root.glob("*.py")):
         if path.stem in ("base", "custom", "__init__"):
@@ -351,12 +346,11 @@ def test_estimators_use_only_their_documented_context():
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 # (autotune's `lowering` is the compile option of that name, a string)
-                assert node.id != "lowering" or path.stem in INTERNAL_USERS | {"autotune"}, \
+                assert node.id != "lowering" or path.stem == "autotune", \
                     f"{path.name}:{node.lineno} names the lowering"
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in used:
                 used[node.value.id].add(node.attr)
-                if node.attr == "lowering":
-                    internal.add(path.stem)
+                assert "lowering" not in node.attr, f"{path.name}:{node.lineno} reaches the lowering"
                 assert not isinstance(node.ctx, ast.Store), f"{path.name}:{node.lineno} assigns {node.value.id}.{node.attr}"
             if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
                 v = node.value
@@ -365,7 +359,6 @@ def test_estimators_use_only_their_documented_context():
     for name in used:
         assert used[name] <= allowed[name], f"{name}. uses undocumented members {sorted(used[name] - allowed[name])}"
     assert used["ctx"] and used["sl"]
-    assert internal == INTERNAL_USERS, f"ctx.lowering is used by {sorted(internal)}, declared {sorted(INTERNAL_USERS)}"
     # the lowerings implement the whole context (attributes exist once the passes ran)
     assert all(hasattr(ctx, k) for k in public)
     missing = [k for k in _row_context_members() if not hasattr(lowerings[ScalarLowering], k)]

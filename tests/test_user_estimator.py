@@ -280,3 +280,32 @@ def test_rows_say_what_is_below_and_the_bound():
                     objective="iwae")
     assert seen["h1"].totals and seen["h1"].totals == seen["h2"].totals
     assert seen["h2"].digits_below == ("(1, )", "(1, )")
+
+
+def test_estimators_that_evaluate_the_graph_below_are_users_too():
+    """REBAR (extra rows that evaluate the graph below with relaxed values, a row digit shared by
+    every such node, the nodes below relaxed in those rows) and Price (a second-order pass over the
+    graph below) use the public context alone: registered from outside ppl as ppl.Estimator
+    subclasses built of their methods, they render the built-in steps up to names, on two REBAR
+    layers, REBAR over and under DisARM, and Price on a Normal node under four costs."""
+    import golden
+    from ppl.compiler.pipeline import generate_source
+
+    def user_copy(builtin, name):
+        members = {k: v for k, v in vars(type(builtin)).items()
+                   if not k.startswith("__") and k not in ("name", "param_prefixes")}
+        return ppl.register_estimator(type(f"User_{name}", (ppl.Estimator,), {**members, "name": name}))
+
+    user_copy(REGISTRY["rebar"], "user_rebar")
+    user_copy(REGISTRY["price"], "user_price")
+    assert isinstance(REGISTRY["user_rebar"], ppl.Estimator) and not isinstance(REGISTRY["rebar"], ppl.Estimator)
+    sbn2 = ppl.models.get("sbn")
+    for over in ({"h1": "rebar", "h2": "rebar"}, {"h1": "rebar", "h2": "disarm"}, {"h1": "disarm", "h2": "rebar"}):
+        ours = {k: v.replace("rebar", "user_rebar") for k, v in over.items()}
+        a = generate_source(sbn2.build(latent=(8, 8), nonlinear=True), estimators=ours)
+        b = generate_source(sbn2.build(latent=(8, 8), nonlinear=True), estimators=over)
+        assert golden.canonical(a) == golden.canonical(b), over
+        assert ("rebar.cv_flags(" in a) == (over["h1"] == "rebar"), over   # a node below relaxed in its rows
+    a = generate_source(golden._graph("price"), estimators="user_price", dtype=np.float64)
+    b = generate_source(golden._graph("price"), estimators="price", dtype=np.float64)
+    assert golden.canonical(a) == golden.canonical(b) and "price.hess_gaussian_nll_mean(" in a

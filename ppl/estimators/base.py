@@ -170,7 +170,8 @@ class Estimator:
         raise TypeError(f"estimator '{self.name}' has no estimate")
 
     # Estimators that evaluate the graph below their node on extra rows (evaluates_below); ctx is
-    # the context of the node they act on, `above` this estimator's nodes above it, outermost first
+    # the context of the node they act on, `above` the contexts of this estimator's nodes above
+    # it, outermost first
     def seed_weights(self, ctx) -> None:
         """Set cw (the cost cotangent seeds, a copy of rw) on the node's extra rows."""
 

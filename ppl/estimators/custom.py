@@ -9,9 +9,9 @@ several configuration rows (as an antithetic pair or an enumeration does): the g
 node is then evaluated on every one of them in the same fused pass, and `downstream_cost()` gives
 each row's sum of the costs below the node. examples/user_estimator.py writes one.
 
-Every estimator, built-in or a user's, sees the same `EstimatorContext`; two built-ins reach the
-lowering itself through `ctx.lowering`, which is no part of the contract: REBAR, whose extra rows
-re-evaluate the graph below its node, and Price, which differentiates that graph twice.
+Every estimator, built-in or a user's, sees the same `EstimatorContext` and nothing else of the
+lowering: also REBAR, whose extra rows re-evaluate the graph below its node (`evaluates_below`),
+and Price, which differentiates that graph twice (`below()`, `value(node)`, `cost_seeds(head)`).
 """
 from __future__ import annotations
 
@@ -46,9 +46,24 @@ class Rows:
     # node below (enumerated, antithetic, REBAR's), or the neutral digit "(1, )", "(1, )" if none
     digits_below: tuple = ("(1, )", "(1, )")
     zeros: str = ""   # 1D buffer of zeros (a baseline of none)
+    # an estimator that evaluates_below: the nodes of such estimators share one digit (`digit`),
+    # whose rows add up rather than multiply; the node's configuration c >= 1 is that digit's
+    # local index offset + c - 1 (its configuration 0, the drawn row, is local index 0). 0 else
+    offset: int = 0
     # objective 'iwae': 1D, each row's total cost, -log w of its draw (the bound's terms), set
     # once the loss is lowered (read it in `estimate`); None under the ELBO
     totals: str | None = None
+
+
+class Noise(str):
+    """A noise buffer (a string of code, as every buffer) that knows its kind ("uniform", ...)."""
+
+    kind: str
+
+    def __new__(cls, name: str, kind: str):
+        self = super().__new__(cls, name)
+        self.kind = kind
+        return self
 
 
 @dataclass(frozen=True)
@@ -70,29 +85,26 @@ class EstimatorContext:
     draw and its estimate). Buffers are the step's arrays, named by strings of code: a node's
     values have one row per row of the step (data row x sample x configuration), `width` columns.
 
-    node, options, law                                   what is estimated
+    node, options, law, estimator                        what is estimated, and by what
     rows                                                 the rows of the step (Rows: samples, configs,
-                                                         digit, weights, enumerated_below,
+                                                         digit, offset, weights, enumerated_below,
                                                          digits_below, zeros, totals)
     value(), cotangent(), params(), param_grads()        the node's buffers
     data_inputs()                                        the data inputs above the node
-    downstream_cost(), learning_signal()                 per row, what the node's draw costs
+    downstream_cost(), learning_signal(), cost_seeds()   per row, what the node's draw costs
+    below()                                              the graph below the node
     noise(), drawn_noise(), buffer()                     base noise, workspaces
     parameter(), state()                                 learnable parameters, running state
-    call(), law_call(), emit(), sample(), log_prob_vjp() emitting
-
-    `lowering`, the lowering itself, is no part of this contract: REBAR and Price, which evaluate
-    the graph below their node again, use it (tests/test_compiler.py lists them).
+    call(), law_call(), emit(), sample()                 emitting
+    log_prob_vjp(), log_prob_kept()                      the node's log-probability
     """
 
     def __init__(self, estimator, lowering, node, options):
-        self._est = estimator
-        # the lowering itself (ppl.lowering.Lowering): NOT part of the contract, for the built-ins
-        # that evaluate the graph below their node again (REBAR, Price)
-        self.lowering = lowering
+        self._lowering = lowering               # ppl.lowering.Lowering: no part of the contract
         self.node = node                        # the stochastic node: .name, .width, .inputs, .attrs
         self.options = options                  # its options, defaults filled in
         self.law = lowering.dist(node)          # its Distribution entry: .name, .params, .kernels, flags
+        self.estimator = estimator              # its Estimator (flags: passes_value_grad, hard_forward ...)
         self._streams = 0                       # noise streams used
         self._made = {}                         # name -> the buffer, parameter or state made under it
         self._rows = None                       # Rows, made again only when the loss's totals appear
@@ -100,51 +112,68 @@ class EstimatorContext:
     @property
     def rows(self) -> Rows:
         """The rows of the step (Rows), as the lowering knows them when read."""
-        lowering, node = self.lowering, self.node
+        lowering, node = self._lowering, self.node
         totals = lowering.totals if lowering.objective == "iwae" else None
         if self._rows is None or self._rows.totals != totals:
             enumerated, every = _digits_below(lowering, node)
             self._rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
-                              enumerated, every, lowering.zero_rows, totals)
+                              enumerated, every, lowering.zero_rows,
+                              offset=lowering.cv_slot.get(node, (0, 1))[0], totals=totals)
         return self._rows
 
     # ----- the node's buffers
-    def value(self) -> str:
-        """The node's values (rows x width): `draw` writes them, `estimate` reads them."""
-        return self.lowering.v(self.node)
+    def value(self, node=None) -> str:
+        """The node's values (rows x width): `draw` writes them, `estimate` reads them. `node`:
+        another node's values on this node's rows (a node of below(), or one of their inputs)."""
+        return self._lowering.v(self.node if node is None else node)
 
     def cotangent(self):
         """The cotangent of the node's values, for an estimator with `passes_value_grad = True`
         (it reads df/dvalue); else NO_GRAD."""
-        g = self.lowering.g(self.node)
+        g = self._lowering.g(self.node)
         return NO_GRAD if g is None else g
 
     def params(self) -> list:
         """The values of the law's parameters (its logits, loc and scale, ...), rows x width each."""
-        return self.lowering.param_values(self.node)
+        return self._lowering.param_values(self.node)
 
     def param_grads(self) -> list:
         """Their cotangents, where `estimate` adds the gradient; NO_GRAD where none is needed."""
-        return self.lowering.param_grads(self.node)
+        return self._lowering.param_grads(self.node)
 
     def data_inputs(self) -> list:
         """(values, width) of each data input the node depends on: the features of a learned
         baseline or control variate (they do not depend on the node's draw). `values()` returns
         the input's buffer on every row; call it where the line using it is emitted (the first
         read may emit a copy of the input onto the step's rows)."""
-        lowering = self.lowering
+        lowering = self._lowering
         return [(lambda x=x: lowering.v(x), x.width) for x in lowering.an.ancestors_inputs[self.node]]
 
     # ----- learning signals
     def downstream_cost(self) -> str:
         """1D, per row: the sum of the costs the node reaches (its learning signal)."""
-        return self.lowering.downstream_L(self.node)
+        return self._lowering.downstream_L(self.node)
 
     def learning_signal(self) -> tuple:
         """(L, weights), 1D each: the signal a score-function estimate multiplies d log p by, and
         each row's weight in the estimate. ELBO: downstream_cost() and row_weights; IWAE: the
         bound of the row's data row (every cost of the draw enters it) and 1 / B per row."""
-        return self.lowering.learning_signal(self.node)
+        return self._lowering.learning_signal(self.node)
+
+    def cost_seeds(self, head=None) -> str:
+        """1D, per row: the seeds of the costs' cotangents, the row weights except on the extra
+        rows of an estimator that `evaluates_below` (its `seed_weights` sets them there; a
+        control variate's rows have loss weight 0 but seed +-eta). `head`: that cost head's own
+        seeds (a per-row cost of a plate scales them)."""
+        lowering = self._lowering
+        return lowering.cw if head is None else lowering.head_cw(head)
+
+    def below(self) -> list:
+        """The nodes below the node (those its value reaches), in the order the step computes
+        them: each has .name, .kind, .width, .inputs, .attrs (.attrs["is_head"]: a cost)."""
+        lowering = self._lowering
+        desc = G.descendants(lowering.an.graph, self.node.name)
+        return [n for n in lowering.an.order if n.name in desc]
 
     # ----- new buffers
     def noise(self, kind: str = "uniform", width=None) -> str:
@@ -152,27 +181,27 @@ class EstimatorContext:
         shared by its configuration rows (common random numbers); `width` columns (default the
         node's). Each call draws a stream of its own (16 per node, sample() included)."""
         if kind not in NOISE_KINDS:
-            raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': noise kind {kind!r} is not one "
+            raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': noise kind {kind!r} is not one "
                              f"of {', '.join(map(repr, NOISE_KINDS))}")
         return self._noise(kind, width)
 
     def _noise(self, kind, width):
-        k, lowering = self._streams, self.lowering
+        k, lowering = self._streams, self._lowering
         if k >= MAX_NOISE:
-            raise ModelError(f"estimator '{self._est.name}' of node '{self.node.name}': at most {MAX_NOISE} noise "
+            raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': at most {MAX_NOISE} noise "
                              f"buffers per node")
         self._streams = k + 1
-        buf = lowering.noise(self.node, kind, k=k, width=width)
+        buf = Noise(lowering.noise(self.node, kind, k=k, width=width), kind)
         if lowering.section is lowering.fwd:   # the draw's noise (drawn_noise)
             old = lowering.noise_of.get(self.node)
             both = buf if old is None else (*old, buf) if isinstance(old, tuple) else (old, buf)
-            lowering.record_noise(self.node, both, kind if old is None else None)
+            lowering.record_noise(self.node, both)
         return buf
 
     def drawn_noise(self):
         """The noise the draw used (noise() and sample() in `draw`): one buffer, a tuple of them
-        in the order drawn, or None when it drew none."""
-        return self.lowering.noise_of.get(self.node)
+        in the order drawn, or None when it drew none. Each buffer's `.kind` is its kind."""
+        return self._lowering.noise_of.get(self.node)
 
     def buffer(self, tag: str, width=None, shared: bool = False) -> str:
         """A workspace named `<tag>_<node>`: 1D (one value per row) when width is None, else rows x
@@ -180,9 +209,9 @@ class EstimatorContext:
         shared=True: one buffer `<tag>_` for every node of the step that asks for it (a quantity
         computed once per step: fill it with emit(..., once=True))."""
         name = f"{tag}_" if shared else f"{tag}_{self.node.name}"
-        made = self.lowering.shared_buffers if shared else self._made
+        made = self._lowering.shared_buffers if shared else self._made
         if name not in made:
-            made[name] = self.lowering.buf1(name) if width is None else self.lowering.buf2(name, width)
+            made[name] = self._lowering.buf1(name) if width is None else self._lowering.buf2(name, width)
         return made[name]
 
     def parameter(self, tag: str, shape: tuple, init=0.0, name=None) -> tuple:
@@ -190,35 +219,35 @@ class EstimatorContext:
         Named `<estimator>.<node>.<tag>` in prog.params (`name`: that full name instead). `init`:
         a number, an array of the shape, or a function of a numpy Generator returning one (a
         random initialisation). The same name gives the same parameter."""
-        name = name or f"{self._est.name}.{self.node.name}.{tag}"
+        name = name or f"{self.estimator.name}.{self.node.name}.{tag}"
         if name not in self._made:
             if callable(init):
-                init = init(self.lowering.rng)
-            self._made[name] = self.lowering.param(name, tuple(shape), init)
+                init = init(self._lowering.rng)
+            self._made[name] = self._lowering.param(name, tuple(shape), init)
         return self._made[name]
 
     def state(self, tag: str, init: float = 0.0, size=None, name=None):
         """Running state kept between steps, named `<estimator>.<node>.<tag>` (`name`: that full
         name instead): one number as a 1-element buffer, or with `size`, the offset of `size`
         numbers in the step's `state` vector (for a kernel that takes `state, offset`)."""
-        name = name or f"{self._est.name}.{self.node.name}.{tag}"
+        name = name or f"{self.estimator.name}.{self.node.name}.{tag}"
         if size is None:
-            return self.lowering.state_value(name, float(init))
+            return self._lowering.state_value(name, float(init))
         if name not in self._made:
-            self._made[name] = self.lowering.state_slot(name, int(size), init)
+            self._made[name] = self._lowering.state_slot(name, int(size), init)
         return self._made[name]
 
     # ----- emitting
     def call(self, kernel, *args) -> None:
         """Emit a call of `kernel` (an @njit function, a `Kernel`, or a kernel of ppl.kernels the
         step already calls) on buffers, numbers and strings of code."""
-        lowering = self.lowering
+        lowering = self._lowering
         lowering.emit(f"{lowering.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
 
     def law_call(self, key: str, ins: list, outs: list) -> None:
         """Emit a call of the law's kernel `law.kernels[key]` on `ins`, then its group size for a
         grouped law (a Categorical's classes), then `outs`."""
-        self.lowering.call(self.law.kernels[key], ins, outs, self.node)
+        self._lowering.call(self.law.kernels[key], ins, outs, self.node)
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         """Emit one line of the step's code (a kernel call of ppl.kernels as text, a rendered
@@ -226,13 +255,13 @@ class EstimatorContext:
         the forward pass (once-per-step set-up); `once`: not again if a node emitted the same line
         with once=True before (the fill of a shared buffer)."""
         if once:
-            if line in self.lowering.shared_lines:
+            if line in self._lowering.shared_lines:
                 return
-            self.lowering.shared_lines.add(line)
+            self._lowering.shared_lines.add(line)
         if at_start:
-            self.lowering.emit_at_start(line)
+            self._lowering.emit_at_start(line)
         else:
-            self.lowering.emit(line)
+            self._lowering.emit(line)
 
     def sample(self, reads_noise: bool = True) -> str:
         """Emit the law's ordinary draw into value(); returns the noise buffer it used.
@@ -240,7 +269,7 @@ class EstimatorContext:
         reads_noise=False: the estimate never reads the noise, so a node whose logits are the same
         on a data row's drawn rows may be drawn by the law's `sample_rep` kernel (uniform noise
         against sigma(-a) once per data row: the same draws as the logistic noise's)."""
-        lowering, d = self.lowering, self.law
+        lowering, d = self._lowering, self.law
         rep = lowering.per_data_row(self.node.inputs[0]) if not reads_noise and "sample_rep" in d.kernels else None
         if rep is not None:
             noise = self._noise("uniform", None)
@@ -255,9 +284,17 @@ class EstimatorContext:
         value_grad += its gradient in the value, when one is given). An estimator that declares
         `fuses_log_prob` takes the weights of the log_prob(node) costs into `weights` first (one
         VJP for both)."""
-        for cw in self.lowering.log_prob_weights.get(self.node, ()):
+        for cw in self._lowering.log_prob_weights.get(self.node, ()):
             self.emit(f"rows.add_rows({cw}, {weights})")
-        self.lowering.log_prob_vjp(self.node, weights, value_grad)
+        self._lowering.log_prob_vjp(self.node, weights, value_grad)
+
+
+    def log_prob_kept(self):
+        """What a log_prob(node) cost's forward kept on every row for its VJP (a logit-link law's
+        sigma(logits)), to reuse instead of computing it again; NO_GRAD when no such cost keeps
+        one on every row."""
+        lowering, key = self._lowering, ("log_prob", self.node)
+        return NO_GRAD if key in lowering.kept_rep else lowering.kept.get(key, NO_GRAD)
 
 
 class Estimator(_Base):
@@ -272,6 +309,16 @@ class Estimator(_Base):
 
     `passes_value_grad = True` asks for the cotangent of the node's values (ctx.cotangent()).
     Register it with ppl.register_estimator; then m.compile(estimators={"h": name}) uses it.
+
+    An estimator whose extra rows evaluate the graph below its node with other values than the
+    drawn one (REBAR's relaxed rows: ppl/estimators/rebar.py) sets `evaluates_below = True`; its
+    rows then share one digit with every such node's (ctx.rows.offset), and it overrides
+
+    seed_weights(ctx)                 the cost cotangents' seeds on its rows (ctx.cost_seeds())
+    forward_below(ctx, above)         after the draw of each stochastic node below: what its rows
+                                      do to that node (ctx: that node's context; above: the
+                                      contexts of the nodes above it with such an estimator)
+    backward_below(ctx, above)        the backward of forward_below, before that node's estimate
     """
 
     @property

@@ -5,7 +5,6 @@ when f is close to quadratic. The Hessian diagonal comes from a second-order for
 over the node's downstream graph (ppl.kernels.families.price); it is exact, so the estimator
 applies when every path from the node to its costs is elementwise (activations, sums,
 products, constant affine maps) into a separable cost head."""
-from ppl.analysis import graph as G
 from ppl.errors import ModelError
 from ppl.ops import OPS, render
 
@@ -47,11 +46,8 @@ class Price(Estimator):
 def hessian_below(ctx):
     """Emit the second-order forward pass over the node's downstream graph, each cost adding its
     Hessian diagonal in the node's value into H: returns (H, the zero seed buffer it used or None).
-    It walks the graph below the node with the lowering's analysis, values and cost seeds
-    (ctx.lowering): the one estimator that differentiates the graph below twice."""
-    lowering, node = ctx.lowering, ctx.node
-    desc = G.descendants(lowering.an.graph, node.name)
-    order = [n for n in lowering.an.order if n.name in desc]
+    It walks the graph below the node (ctx.below()), reading its values and cost seeds."""
+    node = ctx.node
     w = node.width
     d1z, d2z = ctx.buffer("pd1", w), ctx.buffer("pd2", w)
     ctx.emit(f"price.seed_d({d1z}, {d2z})")
@@ -64,29 +60,29 @@ def hessian_below(ctx):
         return ModelError(f"Normal '{node.name}': estimator 'price' needs an exact Hessian diagonal, but {what} "
                           f"('{n.name}', {n.kind}) mixes or hides its columns; use 'pathwise'")
 
-    for n in order:
+    for n in ctx.below():
         deps = [x for x in n.inputs if x in D]
         if n.attrs.get("is_head"):
             if len(deps) != 1:
                 raise why(n, "a cost reads it through several inputs")
             (x,) = deps
             d1, d2 = D[x]
-            v = {f"x{j}": lowering.v(i) for j, i in enumerate(n.inputs)}
+            v = {f"x{j}": ctx.value(i) for j, i in enumerate(n.inputs)}
             # the head's Hessian-diagonal rule for the input that depends on the node (ops.OPS)
             rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
             if rule is None:
                 raise why(n, "the cost")
-            ctx.emit(render(rule, cw=lowering.head_cw(n), d1=d1, d2=d2, H=H, **v))
+            ctx.emit(render(rule, cw=ctx.cost_seeds(n), d1=d1, d2=d2, H=H, **v))
             continue
         op = OPS.get(n.kind)
         if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)
             raise why(n, "a node below it")
         if zero is None:
             zero = ctx.buffer("pz", w)
-        d1, d2 = lowering.buf2(f"pd1_{n.name}", w), lowering.buf2(f"pd2_{n.name}", w)
+        d1, d2 = ctx.buffer(f"pd1_{n.name}", w), ctx.buffer(f"pd2_{n.name}", w)
         D[n] = (d1, d2)
         ins = [D.get(i, (zero, zero)) for i in n.inputs]
-        vals = {f"x{j}": (lambda i=i: lowering.v(i)) for j, i in enumerate(n.inputs)}
+        vals = {f"x{j}": (lambda i=i: ctx.value(i)) for j, i in enumerate(n.inputs)}
         for j, (a1, a2) in enumerate(ins):
             vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
         ctx.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))

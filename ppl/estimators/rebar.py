@@ -18,16 +18,15 @@ from ppl.ops import fields, render
 
 from ppl.errors import ModelError
 
-from .base import NO_GRAD, REGISTRY, Estimator, register
+from .base import NO_GRAD, Estimator, register
 
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
 
 
 def slot(ctx):
-    """The node's place in the REBAR nodes' shared row digit, as the kernels take it (the
-    lowering's row plan: ctx.lowering.cv_slot)."""
-    off, span = ctx.lowering.cv_slot[ctx.node]
-    return dict(stride=ctx.rows.digit[0], off=off, span=span)
+    """The node's place in the REBAR nodes' shared row digit, as the kernels take it."""
+    (stride, span), off = ctx.rows.digit, ctx.rows.offset
+    return dict(stride=stride, off=off, span=span)
 
 
 def params(ctx):
@@ -85,60 +84,56 @@ class Rebar(Estimator):
         (ga,) = ctx.param_grads()
         if ga is NO_GRAD:
             return
-        node, opts, lowering = ctx.node, ctx.options, ctx.lowering
+        node, opts = ctx.node, ctx.options
         eta, geta, lam, glam = params(ctx)
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        kept = ("log_prob", node)   # sigma(a), if a log_prob(node) cost kept it on every row (the lowering's)
         ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
                         g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
                         loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
-                        sa=lambda: NO_GRAD if kept in lowering.kept_rep else lowering.kept.get(kept, NO_GRAD)))
+                        sa=ctx.log_prob_kept))
 
     def seed_weights(self, ctx):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = params(ctx)[0]
         ctx.emit(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(ctx),
-                        configs=configs(ctx.options), eta=eta, rw=ctx.rows.weights, cw=ctx.lowering.cw))
+                        configs=configs(ctx.options), eta=eta, rw=ctx.rows.weights, cw=ctx.cost_seeds()))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
     # control-variate rows, so the control variate is a continuous function of the relaxed value.
-    # ctx is the node below's context; the REBAR nodes' own are the lowering's (estimator_context)
+    # ctx is the node below's context, `above` the REBAR nodes' above it
     def forward_below(self, ctx, above):
-        lowering, n = ctx.lowering, ctx.node
-        first = above[0]
-        ch, _ = lowering.choices[n]
+        n, est = ctx.node, ctx.estimator
+        first = above[0].node
         flag = ctx.buffer("flag")
         ctx.emit(f"rows.zero1({flag})")
-        for s in above:
-            cs = lowering.estimator_context(s)
+        for cs in above:
             ctx.emit(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(cs),
                             configs=configs(cs.options), flag=flag))
-        loglam = params(lowering.estimator_context(first))[2]
+        loglam = params(above[0])[2]
         d = ctx.law
-        if not d.discrete and not REGISTRY[ch.estimator].passes_value_grad and "relax_rows_bwd" not in d.kernels:
-            raise ModelError(f"{d.name} '{n.name}' (estimator '{ch.estimator}') cannot sit below the REBAR node "
+        if not d.discrete and not est.passes_value_grad and "relax_rows_bwd" not in d.kernels:
+            raise ModelError(f"{d.name} '{n.name}' (estimator '{est.name}') cannot sit below the REBAR node "
                              f"'{first.name}': its reparameterised term in REBAR's rows has no kernel; use "
                              f"'pathwise' for '{n.name}', or 'relax' or 'disarm' for '{first.name}'")
-        if not d.discrete or not REGISTRY[ch.estimator].hard_forward:
+        if not d.discrete or not est.hard_forward:
             return
         if "relax_rows" not in d.kernels:
             raise ModelError(f"{d.name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
                              f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
         noise = _first(ctx.drawn_noise())
         if noise is None:
-            raise ModelError(f"{d.name} '{n.name}': estimator '{ch.estimator}' cannot sit below the "
+            raise ModelError(f"{d.name} '{n.name}': estimator '{est.name}' cannot sit below the "
                              f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
         (a,) = ctx.params()
         ctx.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
-                        uniform=lowering.noise_kind.get(n) == "uniform", value=ctx.value()))
+                        uniform=noise.kind == "uniform", value=ctx.value()))
 
     def backward_below(self, ctx, above):
         g = ctx.cotangent()
-        lowering, n = ctx.lowering, ctx.node
-        ch, _ = lowering.choices[n]
+        n, est = ctx.node, ctx.estimator
         if g is NO_GRAD:
             return
         flag = ctx.buffer("flag")
@@ -147,13 +142,13 @@ class Rebar(Estimator):
             # an estimator that passes the value's cotangent to the parameters (pathwise, Price)
             # already covers the control-variate rows; adding the reparameterised term here too
             # would count them twice (Price's Hessian is seeded by the same rows)
-            if not REGISTRY[ch.estimator].passes_value_grad:
+            if not est.passes_value_grad:
                 gs = {f"g{j}": gp for j, gp in enumerate(ctx.param_grads())}
                 ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()), g=g, **gs))
             return
-        if not REGISTRY[ch.estimator].hard_forward:
+        if not est.hard_forward:
             return
-        loglam = params(lowering.estimator_context(above[0]))[2]
+        loglam = params(above[0])[2]
         (ga,) = ctx.param_grads()
         ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"), loglam=loglam,
                         g=g, ga=ga))

@@ -19,12 +19,10 @@ from .layout import _ident
 
 class ContextHelpers:
     # ----- helpers of the estimator context (estimators/custom.py) and the lowering rules
-    def record_noise(self, node: Node, noise, kind: str | None = None):
-        """Record the base noise a node's draw used (a buffer, or a tuple of buffers) and its
-        kind, for the node's own backward and for estimators above it (REBAR relaxes it)."""
+    def record_noise(self, node: Node, noise):
+        """Record the base noise a node's draw used (a buffer, or a tuple of buffers), for the
+        node's own backward and for estimators above it (REBAR relaxes it)."""
         self.noise_of[node] = noise
-        if kind is not None:
-            self.noise_kind[node] = kind
 
     def statement(self, line: str):
         """The typed statement of an emitted line (ir.Stmt: its owner, kernel call and names)."""

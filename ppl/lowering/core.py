@@ -67,10 +67,9 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         self.L.rw_index = len(self.L.ws1) - 1
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
         # re-evaluate the graph below its node (REBAR's control variate): it seeds those rows'
-        # cost cotangents differently from their (zero) loss weight
-        self.rebar_nodes = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
-        self.cw = self.buf1("cw_") if self.rebar_nodes else self.rw
-        self.noise_kind: dict = {}
+        # cost cotangents differently from their (zero) loss weight. `evaluating`: those nodes
+        self.evaluating = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
+        self.cw = self.buf1("cw_") if self.evaluating else self.rw
         self.zero_rows = self.buf1("zeros_")
         self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
         self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP

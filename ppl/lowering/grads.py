@@ -11,18 +11,19 @@ from ..ops import OPS
 class GradientNeeds:
     # ----- pass: requires grad
     def requires_grad(self):
-        """req[node]: whether a cotangent of the node's value reaches a parameter; rebar_anc:
-        the REBAR-like nodes above each stochastic node (their rows relax it)."""
-        self.rebar_anc = {}
+        """req[node]: whether a cotangent of the node's value reaches a parameter; evaluated_by:
+        the nodes above each stochastic node whose estimator evaluates the graph below again
+        (`evaluates_below`: REBAR's rows relax it)."""
+        self.evaluated_by = {}
         for n in self.an.order:
             if n.is_stochastic:
-                anc = [s for s in self.rebar_nodes if s.name in G.ancestors(self.an.graph, n.name)]
+                anc = [s for s in self.evaluating if s.name in G.ancestors(self.an.graph, n.name)]
                 if anc:
                     if self.an.blocked_by.get(n):
                         raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "
                                          f"goes through the gradient-free black box '{self.an.blocked_by[n]}'; "
                                          f"use 'relax' for '{anc[0].name}'")
-                    self.rebar_anc[n] = anc
+                    self.evaluated_by[n] = anc
         req = {}
         for n in self.an.order:
             if n.kind == "input":
@@ -31,7 +32,7 @@ class GradientNeeds:
                 req[n] = True
             elif n.is_stochastic:
                 est = REGISTRY[self.choices[n][0].estimator]
-                req[n] = (est.passes_value_grad or n in self.rebar_anc) and any(req[p] for p in n.inputs)
+                req[n] = (est.passes_value_grad or n in self.evaluated_by) and any(req[p] for p in n.inputs)
             else:
                 req[n] = any(req[p] for p in n.inputs)
         self.req = req

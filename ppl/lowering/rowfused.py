@@ -132,7 +132,7 @@ class ScalarLowering(Lowering):
         name = self.local(f"n{k}", node, per_config=False)
         if self.cfg == 0:
             self.emit(f"{name} = rng.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d + row0, 0, t)")
-        self.record_noise(node, name, kind)
+        self.record_noise(node, name)
         return name
 
     def temperature(self, node: Node, init: float) -> str:

@@ -27,7 +27,7 @@ class RowPlan:
         self.enum_stride, self.cv_slot, self.row_digit, S = {}, {}, {}, 1
         self.sizes = sizes = {n: REGISTRY[self.choices[n][0].estimator].expansion(self.choices[n][1], self.choices[n][0].options)
                  for n in self.an.order if n in self.choices}
-        self.shared = shared = [n for n in self.rebar_nodes if sizes[n] > 1]
+        self.shared = shared = [n for n in self.evaluating if sizes[n] > 1]
         span = 1 + sum(sizes[n] - 1 for n in shared)
         for n in self.an.order:
             size = sizes.get(n, 1)

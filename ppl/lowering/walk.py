@@ -48,9 +48,9 @@ class Walk:
         self.cfg, self.here = 0, self.FULL
 
     def lower_loss(self):
-        if self.rebar_nodes:
+        if self.evaluating:
             self.emit(f"rebar.copy1({self.rw}, {self.cw})")
-            for n in self.rebar_nodes:
+            for n in self.evaluating:
                 self._estimator(n).seed_weights(self.estimator_context(n))
         tot = self.totals = self.buf1("tot_")
         self.emit(f"rows.zero1({tot})")
@@ -137,8 +137,13 @@ class Walk:
                       f"{c}.reshape({c}.shape[0], 1))")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
-        if n in self.rebar_anc:   # the estimator above owns what its rows do to this node
-            self._estimator(self.rebar_anc[n][0]).forward_below(self.estimator_context(n), self.rebar_anc[n])
+        if n in self.evaluated_by:   # the estimator above owns what its rows do to this node
+            self._estimator(self.evaluated_by[n][0]).forward_below(self.estimator_context(n), self._above(n))
+
+    def _above(self, n: Node) -> list:
+        """The contexts of the nodes above n whose estimator evaluates the graph below again,
+        outermost first (what forward_below / backward_below receive)."""
+        return [self.estimator_context(s) for s in self.evaluated_by[n]]
 
     def emit_template_fwd(self, n: Node, ins: list, c: str):
         """A cost head's forward from its op-table template (c: its cost rows)."""
@@ -172,8 +177,8 @@ class Walk:
                 self.emit_template_bwd(n, ins, gins)
             return
         if n.is_stochastic:
-            if n in self.rebar_anc:
-                self._estimator(self.rebar_anc[n][0]).backward_below(self.estimator_context(n), self.rebar_anc[n])
+            if n in self.evaluated_by:
+                self._estimator(self.evaluated_by[n][0]).backward_below(self.estimator_context(n), self._above(n))
             self._estimator(n).estimate(self.estimator_context(n))
             return
         self._backward_kinds(n, ins, gins, self.stored_cotangent(n), self.stored_values(n), self._rows(Q))
