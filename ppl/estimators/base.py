@@ -128,6 +128,10 @@ class Estimator:
     # the parameters whole from any one of them). None: True when it reads no value cotangent.
     shares_rows = None
     options: dict = {}         # option name -> default
+    # law kind -> {role: kernel}: its kernels for one law each, those of this (estimator, law)
+    # pair (a law's entry, ppl/laws/, keeps the law's own): a name of ppl.kernels' core module,
+    # called by ctx.law_call(role, ...), or a template rendered over the names it gives
+    kernels: dict = {}
     about = ""                 # one line: what it computes (`ppl list`)
     cite = ""                  # the paper(s) it implements (authors, year, venue), shown by `ppl list`
     objectives = ("elbo",)     # the objectives whose gradient it estimates (compile's objective)
@@ -213,19 +217,19 @@ def register(cls):
 
 class HardSampleSurrogate(Estimator):
     """A biased estimator whose forward pass is the node's ordinary hard draw and whose backward
-    pass is one distribution kernel (`kernel`, a key of Distribution.kernels: logit-link Bernoulli
-    and Categorical have it) of the logits, the value, the temperature and the value's cotangent
+    pass is one kernel (`kernel`, its role in the estimator's `kernels`: logit-link Bernoulli and
+    Categorical have it) of the logits, the value, the temperature and the value's cotangent
     (ReinMax, Gumbel-Rao, gapped straight-through); a subclass whose kernel takes more arguments
     overrides call_backward."""
 
     objectives = ("elbo", "iwae")
     unbiased = False
     passes_value_grad = True
-    kernel = ""   # the backward kernel's key in Distribution.kernels
+    kernel = ""   # the backward kernel's role in its `kernels`
     title = ""    # the estimator's name in the check's message
 
     def check(self, info):
-        if self.kernel not in info.dist.kernels:
+        if info.dist.kind not in self.kernels:
             return f"{info.dist.name} has no {self.title} backward (logit-link Bernoulli and Categorical do)"
         if not info.differentiable:
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"

@@ -18,8 +18,11 @@ class CatDisARM(Estimator):
     cite = ('Dong, Mnih & Tucker 2021, "Coupled gradient estimators for discrete latent variables", NeurIPS '
             '(its importance-weighted DisARM on the stick-breaking coupling)')
 
+    kernels = {"categorical": dict(cat_antithetic_sample="cat_antithetic_sample", cat_disarm_grad="cat_disarm_grad",
+                                   cat_disarm_grad_marginal="cat_disarm_grad_marginal")}
+
     def check(self, info):
-        if "cat_disarm_grad" not in info.dist.kernels:
+        if info.dist.kind not in self.kernels:
             return f"{info.dist.name} has no coupled antithetic pair (Categorical does; for Bernoulli use 'disarm')"
         return None
 

@@ -245,9 +245,11 @@ class EstimatorContext:
         lowering.emit(f"{lowering.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
 
     def law_call(self, key: str, ins: list, outs: list) -> None:
-        """Emit a call of the law's kernel `law.kernels[key]` on `ins`, then its group size for a
-        grouped law (a Categorical's classes), then `outs`."""
-        self._lowering.call(self.law.kernels[key], ins, outs, self.node)
+        """Emit a call of the kernel `key` of this (estimator, law) pair (the estimator's
+        `kernels[law.kind][key]`), else of the law's own (`law.kernels[key]`), on `ins`, then its
+        group size for a grouped law (a Categorical's classes), then `outs`."""
+        kernel = self.estimator.kernels.get(self.law.kind, {}).get(key) or self.law.kernels[key]
+        self._lowering.call(kernel, ins, outs, self.node)
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         """Emit one line of the step's code (a kernel call of ppl.kernels as text, a rendered

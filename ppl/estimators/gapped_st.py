@@ -19,6 +19,8 @@ class GappedST(HardSampleSurrogate):
             "sample (gapped by `gap`) stands in for the discrete value's finite difference")
     options = {"temperature": 1.0, "gap": 1.0}
     kernel = "gapped_st_bwd"
+    kernels = {"bernoulli": {"gapped_st_bwd": "gapped_st_bernoulli_bwd"},
+               "categorical": {"gapped_st_bwd": "gapped_st_categorical_bwd"}}
     title = "gapped straight-through"
 
     def call_backward(self, ctx, kernel, a, tau, gv, ga):

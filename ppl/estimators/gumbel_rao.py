@@ -21,6 +21,8 @@ class GumbelRao(HardSampleSurrogate):
             "the variance")
     options = {"temperature": 1.0, "draws": 10}
     kernel = "gumbel_rao_bwd"
+    kernels = {"bernoulli": {"gumbel_rao_bwd": "gumbel_rao_bernoulli_bwd"},
+               "categorical": {"gumbel_rao_bwd": "gumbel_rao_categorical_bwd"}}
     title = "Gumbel-Rao"
 
     def call_backward(self, ctx, kernel, a, tau, gv, ga):

@@ -25,9 +25,11 @@ class Lax(Estimator):
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR (LAX)'
     options = {"hidden": 16}
     hard_forward = False   # the value is the continuous draw z
+    kernels = {"normal": dict(lax_bwd="core.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, "
+                                      "{gloc}, {gscale}, {gphi}, True)")}
 
     def check(self, info):
-        if "lax_bwd" not in info.dist.kernels:
+        if info.dist.kind not in self.kernels:
             alt = "; for discrete nodes use 'relax'" if info.dist.discrete else ""
             return f"{info.dist.name} has no LAX implementation (Normal nodes do){alt}"
         return None
@@ -41,6 +43,6 @@ class Lax(Estimator):
             return
         H, feats, phi, gphi = control_variate(ctx, "lax")
         _, scale = ctx.params()
-        ctx.emit(render(ctx.law.kernels["lax_bwd"], value=ctx.value(), scale=scale, eps=ctx.drawn_noise(),
+        ctx.emit(render(self.kernels[ctx.law.kind]["lax_bwd"], value=ctx.value(), scale=scale, eps=ctx.drawn_noise(),
                         L=ctx.downstream_cost(), rw=ctx.rows.weights, ctx=feats, phi=phi, H=H, gloc=gloc,
                         gscale=gscale, gphi=gphi))

@@ -54,9 +54,30 @@ class Rebar(Estimator):
     shares_rows = True   # its backward is linear in the value's cotangent, per row
     evaluates_below = True
     options = {"temperature": 0.5, "eta": 1.0, "train": True}
+    # its own node's kernels (rebar_*; the Bernoulli's keep dz~/da, dzt, for the backward pass and
+    # read sigma(a) when a log_prob(node) cost kept it, sa), and those of the nodes below it in its
+    # rows: a discrete one relaxed (relax_rows), the reparameterised term of a continuous one
+    # (relax_rows_bwd)
+    kernels = {
+        "bernoulli": dict(
+            rebar_forward="rebar.rebar_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {lam}, {delta}, "
+                          "{value}, {dzt})",
+            rebar_bwd="rebar.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {off}, {span}, {configs}, "
+                      "{eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
+            relax_rows="rebar.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
+            relax_rows_bwd="rebar.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
+        "categorical": dict(
+            rebar_forward="rebar.rebar_categorical_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {K}, "
+                          "{lam}, {delta}, {value})",
+            rebar_bwd="rebar.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {off}, {span}, {configs}, "
+                      "{K}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
+            relax_rows="rebar.relax_rows_categorical({flag}, {a}, {noise}, {K}, {loglam}, {value})",
+            relax_rows_bwd="rebar.relax_rows_categorical_bwd({flag}, {value}, {K}, {loglam}, {g}, {ga})"),
+        "normal": dict(relax_rows_bwd="rebar.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
+    }
 
     def check(self, info):
-        if "rebar_forward" not in info.dist.kernels:
+        if "rebar_forward" not in self.kernels.get(info.dist.kind, {}):
             return f"{info.dist.name} has no REBAR implementation (logit-link Bernoulli and Categorical do)"
         if not info.differentiable:
             return (f"a path to its costs goes through the gradient-free black box '{info.blocked_by}' "
@@ -74,7 +95,7 @@ class Rebar(Estimator):
         v = ctx.noise("uniform")
         _, _, lam, _ = params(ctx)
         (a,) = ctx.params()
-        kernel = ctx.law.kernels["rebar_forward"]
+        kernel = self.kernels[ctx.law.kind]["rebar_forward"]
         # a kernel that keeps dz~/da for the estimate
         dzt = ctx.buffer("dzt", node.width) if "dzt" in fields(kernel) else None
         ctx.emit(render(kernel, a=a, u=u, v=v, **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), lam=lam,
@@ -89,7 +110,7 @@ class Rebar(Estimator):
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        ctx.emit(render(ctx.law.kernels["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
+        ctx.emit(render(self.kernels[ctx.law.kind]["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
                         g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
                         loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
@@ -114,13 +135,14 @@ class Rebar(Estimator):
                             configs=configs(cs.options), flag=flag))
         loglam = params(above[0])[2]
         d = ctx.law
-        if not d.discrete and not est.passes_value_grad and "relax_rows_bwd" not in d.kernels:
+        below = self.kernels.get(d.kind, {})
+        if not d.discrete and not est.passes_value_grad and "relax_rows_bwd" not in below:
             raise ModelError(f"{d.name} '{n.name}' (estimator '{est.name}') cannot sit below the REBAR node "
                              f"'{first.name}': its reparameterised term in REBAR's rows has no kernel; use "
                              f"'pathwise' for '{n.name}', or 'relax' or 'disarm' for '{first.name}'")
         if not d.discrete or not est.hard_forward:
             return
-        if "relax_rows" not in d.kernels:
+        if "relax_rows" not in below:
             raise ModelError(f"{d.name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
                              f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
         noise = _first(ctx.drawn_noise())
@@ -128,7 +150,7 @@ class Rebar(Estimator):
             raise ModelError(f"{d.name} '{n.name}': estimator '{est.name}' cannot sit below the "
                              f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
         (a,) = ctx.params()
-        ctx.emit(render(d.kernels["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
+        ctx.emit(render(below["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
                         uniform=noise.kind == "uniform", value=ctx.value()))
 
     def backward_below(self, ctx, above):
@@ -144,13 +166,13 @@ class Rebar(Estimator):
             # would count them twice (Price's Hessian is seeded by the same rows)
             if not est.passes_value_grad:
                 gs = {f"g{j}": gp for j, gp in enumerate(ctx.param_grads())}
-                ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()), g=g, **gs))
+                ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()), g=g, **gs))
             return
         if not est.hard_forward:
             return
         loglam = params(above[0])[2]
         (ga,) = ctx.param_grads()
-        ctx.emit(render(d.kernels["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"), loglam=loglam,
+        ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"), loglam=loglam,
                         g=g, ga=ga))
 
 

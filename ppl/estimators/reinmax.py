@@ -25,5 +25,7 @@ class ReinMax(HardSampleSurrogate):
             "only when the costs are quadratic in the node's value and temperature = 1")
     options = {"temperature": 1.0}
     kernel = "reinmax_bwd"
+    kernels = {"bernoulli": {"reinmax_bwd": "reinmax_bernoulli_bwd"},
+               "categorical": {"reinmax_bwd": "reinmax_categorical_bwd"}}
     title = "ReinMax"
 

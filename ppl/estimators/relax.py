@@ -54,9 +54,18 @@ class Relax(Estimator):
     about = 'score function with a learned control variate; serves black-box costs'
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR'
     options = {"hidden": 16}
+    kernels = {
+        "bernoulli": dict(
+            relax_sample="relax.relax_sample({a}, {u}, {value})",
+            relax_bwd="relax.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)"),
+        "categorical": dict(
+            relax_sample="relax.relax_categorical_sample({a}, {u}, {K}, {value})",
+            relax_bwd="relax.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "
+                      "{ga}, {gphi}, True)"),
+    }
 
     def check(self, info):
-        if "relax_sample" not in info.dist.kernels:
+        if info.dist.kind not in self.kernels:
             return f"{info.dist.name} has no RELAX implementation (logit-link Bernoulli and Categorical do)"
         return None
 
@@ -64,7 +73,7 @@ class Relax(Estimator):
         u = ctx.noise("uniform")
         ctx.noise("uniform")   # v: the conditional relaxation's, read by the estimate
         (a,) = ctx.params()
-        ctx.emit(render(ctx.law.kernels["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"), value=ctx.value()))
+        ctx.emit(render(self.kernels[ctx.law.kind]["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"), value=ctx.value()))
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -74,5 +83,5 @@ class Relax(Estimator):
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        ctx.emit(render(ctx.law.kernels["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
+        ctx.emit(render(self.kernels[ctx.law.kind]["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
                         ctx=feats, phi=phi, H=H, K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))

@@ -23,6 +23,8 @@ class StraightThrough(Estimator):
     passes_value_grad = True
     shares_rows = True   # its backward is linear in the value's cotangent, per row
     options = {"temperature": 1.0}
+    # a Bernoulli's backward dF_eps(a)/da per link; a Categorical's goes through its relaxation
+    kernels = {"bernoulli": {"st_bwd": "bernoulli_st_bwd"}, "bernoulli_probit": {"st_bwd": "probit_st_bwd"}}
 
     def check(self, info):
         if not info.dist.straight_through:
@@ -39,7 +41,7 @@ class StraightThrough(Estimator):
         if gv is NO_GRAD:
             return
         (ga,) = ctx.param_grads()
-        if "st_bwd" in ctx.law.kernels:
+        if ctx.law.kind in self.kernels:
             ctx.law_call("st_bwd", [*ctx.params(), gv], [ga])
             return
         tau = ctx.state("temperature", float(ctx.options["temperature"]), name=f"{ctx.node.name}.temperature")

@@ -33,9 +33,10 @@ class UnorderedSet(Estimator):
     cite = ('Kool, van Hoof & Welling 2020, "Estimating gradients for discrete random variables by sampling '
             'without replacement", ICLR')
     options = {"k": None}   # None: min(4, the node's classes)
+    kernels = {"categorical": dict(us_forward="us_forward", us_grad="us_grad")}
 
     def check(self, info):
-        if "us_forward" not in info.dist.kernels:
+        if info.dist.kind not in self.kernels:
             return f"{info.dist.name} is not a categorical node (sampling without replacement needs classes)"
         K = info.node.attrs.get("K")
         if info.node.width != K:

@@ -8,22 +8,10 @@ LAWS = (
         "Bernoulli", ("logits",), discrete=True, noise="logistic", relaxation="concrete",
         straight_through=True, antithetic=True, likelihood="bernoulli_nll",
         kernels=dict(sample="bernoulli_sample", sample_rep="bernoulli_sample_rep", log_prob="bernoulli_log_prob",
-                     log_prob_bwd="bernoulli_log_prob_bwd", st_bwd="bernoulli_st_bwd",
-                     reinmax_bwd="reinmax_bernoulli_bwd", gumbel_rao_bwd="gumbel_rao_bernoulli_bwd",
-                     gapped_st_bwd="gapped_st_bernoulli_bwd",
+                     log_prob_bwd="bernoulli_log_prob_bwd",
                      log_prob_keep="bernoulli_log_prob_keep", log_prob_kept_bwd="bernoulli_log_prob_kept_bwd",
                      relaxed_sample="binary_concrete_sample", relaxed_bwd="binary_concrete_bwd",
-                     enum="rows.enum_bernoulli({stride}, {value})",
-                     relax_sample="relax.relax_sample({a}, {u}, {value})",
-                     relax_bwd="relax.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)",
-                     # the Bernoulli REBAR kernels keep dz~/da (dzt) for the backward pass, and
-                     # read sigma(a) when a log_prob(node) cost kept it (sa)
-                     rebar_forward="rebar.rebar_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {lam}, "
-                                   "{delta}, {value}, {dzt})",
-                     rebar_bwd="rebar.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {off}, {span}, "
-                               "{configs}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
-                     relax_rows="rebar.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
-                     relax_rows_bwd="rebar.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
+                     enum="rows.enum_bernoulli({stride}, {value})"),
         scalar=dict(sample="scalar.threshold({p0}, {noise})", log_prob="scalar.bernoulli_log_prob_term({p0}, {x})",
                     vjp=_BERNOULLI_SCALAR_VJP, value_vjp=("+=", "{weight} * {p0}"), st_density="sigmoid_grad"),
         kind="bernoulli", constructor="Bernoulli", support="binary",
@@ -33,7 +21,7 @@ LAWS = (
     Distribution(
         "Bernoulli(probit)", ("logits",), discrete=True, noise="normal", straight_through=True,
         kernels=dict(sample="probit_sample", log_prob="probit_log_prob", log_prob_bwd="probit_log_prob_bwd",
-                     st_bwd="probit_st_bwd", enum="rows.enum_bernoulli({stride}, {value})"),
+                     enum="rows.enum_bernoulli({stride}, {value})"),
         scalar=dict(sample="scalar.threshold({p0}, {noise})", log_prob="scalar.probit_log_prob_term({p0}, {x})",
                     vjp=(("+=", "{weight} * scalar.probit_score({p0}, {x})"),),
                     value_vjp=("+=", "{weight} * scalar.probit_log_odds({p0})"), st_density="norm_pdf"),

@@ -4,13 +4,13 @@ Estimators and both lowerings read these entries (as numpyro reads `reparametriz
 nothing asks `isinstance` or compares a distribution's name. An estimator applies when the
 entry has what it needs: a capability flag or the kernel template it renders.
 
-`kernels` maps a role to a kernel the step calls as `core.<name>` (through `Lowering.call`,
-which appends the group size K of a grouped node) or, for estimator-specific kernels, to a
-source template rendered with `ppl.ops.render` over the names the estimator provides (a: the
-logits, value: the node's value, K: the group size, stride: the node's configuration digit,
-u / v / noise: its base noise, flag: REBAR's control-variate row flags, loglam: REBAR's log
-temperature, g / ga / g0 / g1: cotangents; see each estimator). Roles every law has: sample,
-log_prob, log_prob_bwd (and sample_bwd when it is reparameterised). `scalar` holds the
+`kernels` maps a role to one of the law's own kernels, which the step calls as `core.<name>`
+(through `Lowering.call`, which appends the group size K of a grouped node) or, for a template,
+renders with `ppl.ops.render` (enum: the support's rows, over stride, K and value). Roles every
+law has: sample, log_prob, log_prob_bwd (and sample_bwd when it is reparameterised); others:
+sample_rep, log_prob_keep / log_prob_kept_bwd, kl / kl_bwd, relaxed_sample / relaxed_bwd (its
+`relaxation`). The kernels of one (estimator, law) pair (REBAR's, RELAX's, ReinMax's ...) live
+with the estimator, in its `kernels` keyed by the law's kind. `scalar` holds the
 row-fused formulas (ppl/lowering/rowfused.py) over p0, p1 (the parameters' values), x (the value)
 and noise. The -log p head of a spec is `likelihood` (an ops.OPS head) or, when None, the law's
 own log_prob kernels with the sign changed (ops "law_nll").

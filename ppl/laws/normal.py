@@ -6,11 +6,7 @@ LAWS = (
         "Normal", ("loc", "scale"), reparameterized=("loc", "scale"), noise="normal", positive=("scale",),
         gaussian=True, likelihood="gaussian_nll",
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
-                     log_prob_bwd="normal_log_prob_bwd",
-                     lax_bwd="core.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, {gloc}, "
-                             "{gscale}, {gphi}, True)",
-                     # below a REBAR node: the reparameterised term of the control-variate rows
-                     relax_rows_bwd="rebar.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
+                     log_prob_bwd="normal_log_prob_bwd"),
         scalar=dict(sample="cast(scalar.normal_reparam({p0}, {p1}, {noise}))",
                     log_prob="-scalar.gaussian_nll_term({x}, {p0}, {p1})",
                     vjp_pre="{q}, {w} = scalar.gaussian_nll_grad({x}, {p0}, {p1})",
