@@ -65,6 +65,9 @@ class Noise(str):
         self.kind = kind
         return self
 
+    def __getnewargs__(self):
+        return str(self), self.kind
+
 
 @dataclass(frozen=True)
 class Kernel:
