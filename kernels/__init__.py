@@ -7,13 +7,16 @@ function has run in the process otherwise aborts with "Symbol not found: allocat
 
 Numba's cache files of these kernels go to the ppl cache folder, not beside the sources
 (see `_cache`): installed before any kernel module is compiled. The generated step calls the
-array kernels without linking their code into its own (see `_link`).
+array kernels without linking their code into its own (see `_link`). Numba's first compile in a
+process no longer imports scipy.linalg to ask whether np.dot has a BLAS
+(`numba_compat.defer_blas_check`).
 """
 import numba as _numba
 
-from . import _cache, _link
+from . import _cache, _link, numba_compat
 
 _cache.install()
 _link.install()
+numba_compat.defer_blas_check()
 _numba.get_num_threads()
 

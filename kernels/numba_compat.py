@@ -33,6 +33,9 @@ The surface:
 - ``install_link_hooks(...)`` and ``install_opt_hooks(...)``: ``_link.py``'s hooks into Numba's
   lowering (user functions, linked libraries, cache rebuilds) and code generation (optimisation
   and code generation levels).
+- ``defer_blas_check()``: Numba's import-time check for SciPy's BLAS (``numba.np.arraymath``, loaded
+  at a process's first compile or cache load) no longer imports ``scipy.linalg``; Numba's own
+  linear algebra still imports it, and checks it, when a function that uses it is compiled.
 """
 
 import os
@@ -447,4 +450,40 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
                 self._compiled, self._compiled_object = True, obj
         lib._optimize_final_module, lib._finalize_final_module = optimise_then_emit, finalize_keep_object
     lib._ppl_opt = True
+    return True
+
+
+# ---------------------------------------------------------------------------- the first compile
+def defer_blas_check() -> bool:
+    """Numba loads ``numba.np.arraymath`` with its typing and lowering registries at a process's
+    first compile (or first load from the disk cache), and that module asks at import whether
+    SciPy's BLAS is there (``_HAVE_BLAS``, for ``np.dot``) by importing ``scipy.linalg.cython_blas``:
+    the whole ``scipy.linalg`` package, a few tenths of a second that every first step paid
+    (ppl's kernels call NumPy's own OpenBLAS, ``kernels/cpu/blas.py``). That one question is now
+    answered by whether SciPy is installed; every other caller of ``ensure_blas`` (Numba's
+    ``np.dot`` / ``np.linalg`` implementations, when a function using them is compiled) still
+    imports SciPy's BLAS and checks its integer width. False when arraymath is already loaded or
+    this Numba has no such check."""
+    import importlib.util
+    import sys
+    if "numba.np.arraymath" in sys.modules:
+        return False
+    try:
+        from numba.np import linalg
+    except ImportError:   # pragma: no cover - a Numba without numba.np.linalg
+        return False
+    real = getattr(linalg, "ensure_blas", None)
+    if real is None or getattr(real, "_ppl_deferred", False):
+        return real is not None
+
+    def ensure_blas():
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "_check_blas" and caller.f_globals.get("__name__") == "numba.np.arraymath":
+            if importlib.util.find_spec("scipy") is None:
+                raise ImportError("scipy 0.16+ is required for linear algebra")
+            return None
+        return real()
+
+    ensure_blas._ppl_deferred = True
+    linalg.ensure_blas = ensure_blas
     return True

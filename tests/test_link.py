@@ -117,3 +117,37 @@ def test_helpers_do_not_inherit_their_first_callers_flags(tmp_path):
     1 ulp from log_f32(1 - 3 2^-24); without flags the two agree bit for bit."""
     out = _python(tmp_path, FIRST_CALLER)
     assert out.split() == ["False", "numpy", "True"], out
+
+
+def test_a_first_step_leaves_scipy_linalg_alone_and_np_dot_still_compiles():
+    """Numba's first compile in a process loads numba.np.arraymath, whose import-time question
+    (is SciPy's BLAS there, for np.dot?) imported the whole scipy.linalg package on the way to
+    every first step (kernels/numba_compat.defer_blas_check). A step compiles and runs without
+    it; a user's np.dot in @njit still compiles, imports SciPy's BLAS then, and is right."""
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import ppl
+        from numba import njit
+        with ppl.Model("first_step_blas") as m:
+            x = m.input("x", 2)
+            z = ppl.Bernoulli("z", logits=ppl.Affine(x, 2, name="enc"))
+            m.cost("f", ppl.bernoulli_nll(ppl.Affine(z, 2, name="dec"), target=x))
+        loss, _ = m.compile().grad({"x": np.ones((4, 2), np.float32)}, seed=0)
+        assert np.isfinite(loss)
+        assert "numba.np.arraymath" in sys.modules      # the first compile loaded the registries
+        print("AFTER_STEP", "scipy.linalg" in sys.modules)
+
+        @njit
+        def product(a, b):
+            return np.dot(a, b)
+
+        a = np.arange(6.0).reshape(2, 3)
+        assert np.allclose(product(a, a.T), a @ a.T)
+        print("AFTER_DOT", "scipy.linalg" in sys.modules)
+    """)
+    env = {**os.environ, "PPL_COMPILE_JOBS": "1"}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "AFTER_STEP False" in out.stdout and "AFTER_DOT True" in out.stdout, out.stdout
