@@ -184,8 +184,8 @@ class EstimatorContext:
         shared by its configuration rows (common random numbers); `width` columns (default the
         node's). Each call draws a stream of its own (16 per node, sample() included)."""
         if kind not in NOISE_KINDS:
-            raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': noise kind {kind!r} is not one "
-                             f"of {', '.join(map(repr, NOISE_KINDS))}")
+            raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': noise kind {kind!r} is "
+                             f"not one of {', '.join(map(repr, NOISE_KINDS))}")
         return self._noise(kind, width)
 
     def _noise(self, kind, width):

@@ -110,9 +110,10 @@ class Rebar(Estimator):
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        ctx.emit(render(self.kernels[ctx.law.kind]["rebar_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
-                        g=ctx.cotangent(), **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta,
-                        loglam=lam, delta=DELTA, ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
+        bwd = self.kernels[ctx.law.kind]["rebar_bwd"]
+        ctx.emit(render(bwd, a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights, g=ctx.cotangent(),
+                        **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta, loglam=lam, delta=DELTA,
+                        ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
                         sa=ctx.log_prob_kept))
 
@@ -166,14 +167,15 @@ class Rebar(Estimator):
             # would count them twice (Price's Hessian is seeded by the same rows)
             if not est.passes_value_grad:
                 gs = {f"g{j}": gp for j, gp in enumerate(ctx.param_grads())}
-                ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()), g=g, **gs))
+                ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()),
+                                g=g, **gs))
             return
         if not est.hard_forward:
             return
         loglam = params(above[0])[2]
         (ga,) = ctx.param_grads()
-        ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"), loglam=loglam,
-                        g=g, ga=ga))
+        ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"),
+                        loglam=loglam, g=g, ga=ga))
 
 
 def _first(noise):

@@ -73,7 +73,8 @@ class Relax(Estimator):
         u = ctx.noise("uniform")
         ctx.noise("uniform")   # v: the conditional relaxation's, read by the estimate
         (a,) = ctx.params()
-        ctx.emit(render(self.kernels[ctx.law.kind]["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"), value=ctx.value()))
+        ctx.emit(render(self.kernels[ctx.law.kind]["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"),
+                        value=ctx.value()))
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -83,5 +84,6 @@ class Relax(Estimator):
         u, v = ctx.drawn_noise()
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        ctx.emit(render(self.kernels[ctx.law.kind]["relax_bwd"], a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights,
-                        ctx=feats, phi=phi, H=H, K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))
+        bwd = self.kernels[ctx.law.kind]["relax_bwd"]
+        ctx.emit(render(bwd, a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights, ctx=feats, phi=phi, H=H,
+                        K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))
