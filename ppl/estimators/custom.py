@@ -293,13 +293,12 @@ class EstimatorContext:
             self.emit(f"rows.add_rows({cw}, {weights})")
         self._lowering.log_prob_vjp(self.node, weights, value_grad)
 
-
     def log_prob_kept(self):
         """What a log_prob(node) cost's forward kept on every row for its VJP (a logit-link law's
         sigma(logits)), to reuse instead of computing it again; NO_GRAD when no such cost keeps
         one on every row."""
-        lowering, key = self._lowering, ("log_prob", self.node)
-        return NO_GRAD if key in lowering.kept_rep else lowering.kept.get(key, NO_GRAD)
+        keep, per_data_row = self._lowering.log_prob_kept(self.node)
+        return NO_GRAD if keep is None or per_data_row else keep
 
 
 class Estimator(_Base):

@@ -114,14 +114,20 @@ class ContextHelpers:
         self.globals[g] = kernel.cpu
         return g
 
+    def log_prob_kept(self, node: Node) -> tuple:
+        """(the buffer a log_prob(node) cost's forward kept for its VJP, or None; whether it has
+        one row per data row, the `_rep` kernels')."""
+        key = ("log_prob", node)
+        return self.kept.get(key), key in self.kept_rep
+
     def log_prob_vjp(self, node: Node, weights: str, gx: str, params: bool = True):
         """Row-weighted VJP of log p(node | params) into the params' gradients (params=False: not
         into them) and gx, from the sigma(logits) a log_prob cost kept in the forward pass when
         there is one."""
         d = self.dist(node)
-        keep = self.kept.get(("log_prob", node))
+        keep, per_data_row = self.log_prob_kept(node)
         gp = self.param_grads(node) if params else [NO_GRAD] * len(node.inputs)
-        if keep is not None and ("log_prob", node) in self.kept_rep:
+        if keep is not None and per_data_row:
             (a,) = node.inputs
             self.emit(f"core.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
                       f"{keep}, {weights}, {', '.join(map(str, gp))}, {gx})")
