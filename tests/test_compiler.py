@@ -276,9 +276,6 @@ def test_explain_table_lists_every_stochastic_node():
 
 
 # ----------------------------------------------------------------------------- estimator context
-# the estimator modules that reach the lowering through `ctx.lowering` (no part of the contract),
-# each for what the public context does not say: REBAR's shared control-variate rows, Price's second
-# pass over the graph below
 def _row_context_members() -> set:
     from ppl.estimators.base import RowContext
     return set(RowContext.__annotations__) | {k for k in vars(RowContext) if not k.startswith("_")}
