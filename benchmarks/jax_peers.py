@@ -513,7 +513,7 @@ def main():
     versions = {m: importlib.metadata.version(m) for m in ("jax", "jaxlib", "optax", "numpyro")
                 if importlib.util.find_spec(m) is not None}
     emit("versions", "info", ppl=ppl.__version__, cpus=os.cpu_count(), fit_chooses_blas_threads=blas.DEFAULTED,
-         **versions)
+         openblas_kernels=blas.corename(), openblas_coretype_set=os.environ.get("OPENBLAS_CORETYPE"), **versions)
     if np_reason:
         emit("sbn64-32/numpyro", "skipped", reason=np_reason)
     ctx = mp.get_context("spawn")

@@ -2,6 +2,7 @@
 both precisions, the np.dot fallback that stands in when NumPy's OpenBLAS is not found, and
 strided (non-contiguous) views."""
 import ctypes
+import os
 
 import numpy as np
 import pytest
@@ -62,3 +63,19 @@ def test_strided_views_and_shape_errors():
 def test_numpy_openblas_is_used_here():
     """NumPy's wheels bundle the library; if this fails the fallback is in use (slower)."""
     assert blas.SOURCE == "numpy's OpenBLAS"
+
+
+def test_corename_reads_the_kernel_set_openblas_chose():
+    """corename() names the kernels NumPy's OpenBLAS loaded (benchmarks record it): the CPU's,
+    or the ones OPENBLAS_CORETYPE names when it is set before the library loads."""
+    import platform
+    import subprocess
+    import sys
+    name = blas.corename()
+    assert isinstance(name, str) and name
+    if platform.machine() != "x86_64":
+        return
+    code = "from ppl.kernels.cpu import blas; print(blas.corename())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "Haswell"

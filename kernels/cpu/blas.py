@@ -65,6 +65,16 @@ def get_threads():
     return int(_LIB.scipy_openblas_get_num_threads64_())
 
 
+def corename():
+    """The kernel set the products' OpenBLAS chose when it loaded ('Haswell', 'SkylakeX', ...: by
+    the CPU, or as OPENBLAS_CORETYPE says), for benchmark records; None with the np.dot fallback."""
+    f = getattr(_LIB, "scipy_openblas_get_corename64_", None)
+    if f is None:
+        return None
+    f.restype = ctypes.c_char_p
+    return f().decode()
+
+
 def cores():
     """The CPUs this process may run on (its affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
