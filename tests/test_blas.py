@@ -77,7 +77,7 @@ def test_corename_reads_the_kernel_set_openblas_chose():
     assert isinstance(name, str) and name
     features = llvm.get_host_cpu_features()
     if platform.machine() != "x86_64" or not (features.get("avx2") and features.get("fma")):
-        return   # OpenBLAS loads Haswell's kernels only where the CPU runs them
+        pytest.skip("OpenBLAS loads Haswell's kernels only where the CPU runs them (x86_64, AVX2, FMA)")
     code = "from ppl.kernels.cpu import blas; print(blas.corename())"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"},
                          capture_output=True, text=True, check=True).stdout.strip()

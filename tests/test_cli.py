@@ -53,7 +53,7 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
     steps, secs, ema, held, mean, lo, hi = cells.T
     assert list(steps) == list(range(1, 41)) and np.all(np.isfinite(ema)) and np.all(lo == mean) and np.all(hi == mean)
     ev = np.isfinite(held)
-    assert [int(s) for s in steps[ev]] == list(range(2, 41, 2)), f"held-out rows of curve.csv:\n" + "\n".join(rows)
+    assert [int(s) for s in steps[ev]] == list(range(2, 41, 2)), "held-out rows of curve.csv:\n" + "\n".join(rows)
     assert np.all(np.diff(secs[ev]) > 0) and np.all(np.isnan(secs[~ev])), "\n".join(rows)
     code, _, err = run_fail(capsys, "train", "sbn", "--steps", "4", "--eval-every", "0", "-q")
     assert code == 2 and "--eval-every must be >= 1" in err
