@@ -82,3 +82,59 @@ def test_corename_reads_the_kernel_set_openblas_chose():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "Haswell"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_products_in_parts_match_the_whole(ta, tb, dtype):
+    """ppl's own parts (kernels/cpu/parts.py): a product large enough is cut in slices of its
+    output's longer side (columns at 50 x 784 x 200, rows at 784 x 50 x 200), in two and in three
+    uneven slices; every entry is written (c starts as NaN with beta = 0) and equals the whole
+    product's up to rounding; beta = 1 accumulates. The slices' count and length by the rule."""
+    from ppl.kernels.cpu import parts
+    assert parts.split(200, 2, 13) == (2, 112)     # lengths on 16-entry boundaries: 112 + 88
+    assert parts.split(200, 3, 13) == (3, 80)      # 80 + 80 + 40
+    assert parts.split(200, 2, 150) == (1, 200)    # a slice would be under its grain: whole
+    rng = np.random.default_rng(1)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    prev = parts.get_parts()
+    try:
+        for M, K, N in [(50, 784, 200), (784, 50, 200), (50, 200, 784)]:
+            assert blas.PART_MIN <= M * N * K // 2
+            a, b, c0, ref = _operands(rng, M, K, N, ta, tb, dtype)
+            for n in (2, 3):
+                parts.set_parts(n)
+                c = np.full((M, N), np.nan, dtype)
+                blas.matmul_into(a, ta, b, tb, c, dtype(0.0))
+                np.testing.assert_allclose(c, ref, rtol=tol, atol=tol * K)
+                c = c0.copy()
+                blas.matmul_into(a, ta, b, tb, c, dtype(1.0))
+                np.testing.assert_allclose(c, ref + c0, rtol=tol, atol=tol * K)
+    finally:
+        parts.set_parts(prev)
+
+
+def test_parts_count_is_checked_and_read_by_compiled_code():
+    """set_parts refuses what is not a count >= 1; compiled code (a cached kernel reads it the
+    same way) sees the count in force when it runs, not when it was compiled."""
+    from numba import njit
+    from ppl.kernels.cpu import parts
+
+    @njit
+    def read():
+        return parts.parts()
+
+    assert read() == parts.get_parts() == 1
+    prev = parts.set_parts(3)
+    try:
+        assert read() == 3
+    finally:
+        parts.set_parts(prev)
+    assert read() == 1
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="n must be >= 1"):
+            parts.set_parts(bad)
+    for bad in (True, 2.5, "2"):
+        with pytest.raises(TypeError, match="integer"):
+            parts.set_parts(bad)
+    assert parts.get_parts() == 1

@@ -135,7 +135,7 @@ def test_split_rows_rule_and_errors(monkeypatch):
 
     import numba
 
-    from ppl.training.fit import SPLIT_MAX_WEIGHTS, _split_rows
+    from ppl.training.threads import SPLIT_MAX_WEIGHTS, split_rows_rule
     from ppl.kernels.cpu import blas
 
     def prog(weights, target="cpu"):
@@ -145,23 +145,23 @@ def test_split_rows_rule_and_errors(monkeypatch):
     monkeypatch.setattr(blas, "cores", lambda: 2)
     small, big = prog((64, 32)), prog((784, 200))
     assert np.prod((256, 256)) == SPLIT_MAX_WEIGHTS
-    assert _split_rows(small, 256, None, None) and _split_rows(small, 1000, None, True)
-    assert _split_rows(small, 128, None, None) and not _split_rows(small, 127, None, None)   # halves too small to pay
-    assert not _split_rows(small, 256, None, False)            # the per-step loop asked for
-    assert not _split_rows(big, 256, None, None)               # products for two BLAS threads
-    assert not _split_rows(prog((64, 32), "cuda"), 256, None, None)
-    assert _split_rows(big, 4, True, None) and not _split_rows(small, 256, False, None)
-    assert not _split_rows(small, 256, None, None, 2) and _split_rows(small, 256, None, None, 1)   # BLAS asked for
+    assert split_rows_rule(small, 256, None, None) and split_rows_rule(small, 1000, None, True)
+    assert split_rows_rule(small, 128, None, None) and not split_rows_rule(small, 127, None, None)   # halves too small to pay
+    assert not split_rows_rule(small, 256, None, False)            # the per-step loop asked for
+    assert not split_rows_rule(big, 256, None, None)               # products for ppl's parts
+    assert not split_rows_rule(prog((64, 32), "cuda"), 256, None, None)
+    assert split_rows_rule(big, 4, True, None) and not split_rows_rule(small, 256, False, None)
+    assert not split_rows_rule(small, 256, None, None, 2) and split_rows_rule(small, 256, None, None, 1)   # BLAS asked for
     monkeypatch.setattr(blas, "cores", lambda: 1)
-    assert not _split_rows(small, 256, None, None)
+    assert not split_rows_rule(small, 256, None, None)
     for asked, B, nopython, says in [("yes", 256, None, "True, False or None"), (True, 1, None, "batch_size >= 2"),
                                      (True, 256, False, "nopython loop")]:
         with pytest.raises(ppl.ModelError, match=says):
-            _split_rows(small, B, asked, nopython)
+            split_rows_rule(small, B, asked, nopython)
     with pytest.raises(ppl.ModelError, match="two thread pools"):
-        _split_rows(small, 256, True, None, 2)
+        split_rows_rule(small, 256, True, None, 2)
     with pytest.raises(ppl.ModelError, match="CUDA program"):
-        _split_rows(prog((64, 32), "cuda"), 256, True, None)
+        split_rows_rule(prog((64, 32), "cuda"), 256, True, None)
 
 
 @pytest.mark.parametrize("nopython", [True, False])
@@ -216,23 +216,32 @@ def test_nopython_true_refuses_a_user_optimiser():
 
 
 def test_blas_threads_rule_and_restore(monkeypatch):
-    """fit's BLAS threads: every core when ppl chose the one-thread default, whatever the batch
-    (the noise fills run on the calling thread); an explicit count is validated; the count in
-    force before the fit is restored after it."""
-    from ppl.training.fit import _blas_threads
-    from ppl.kernels.cpu import blas
+    """fit's BLAS threads: one when ppl chose the one-thread default, with ppl's own parts on every
+    core Numba may use, whatever the batch; an explicit count is validated and takes no parts;
+    the counts in force before the fit are restored after it."""
+    import numba
+    from ppl.training.threads import blas_threads_rule, parts_rule
+    from ppl.kernels.cpu import blas, parts
     if blas.get_threads() is None:
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     prog = sbn.build(latent=(32,)).compile(estimators="score", dtype=np.float32)
     cores = blas.cores()
     monkeypatch.setattr(blas, "DEFAULTED", True)
-    assert _blas_threads(prog, None) == cores              # whatever the batch: fills run on this thread
-    assert _blas_threads(prog, 3) == 3
+    assert blas_threads_rule(prog, None) == 1
+    assert parts_rule(prog, None) == max(1, min(cores, numba.get_num_threads()))
+    assert parts_rule(prog, 1) == 1 and parts_rule(prog, 2) == 1   # a count the user gave: no parts beside it
+    prev = parts.set_parts(3)
+    try:
+        fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=8, progress=False)
+        assert parts.get_parts() == 3                      # restored
+    finally:
+        parts.set_parts(prev)
+    assert blas_threads_rule(prog, 3) == 3
     with pytest.raises(ppl.ModelError, match="blas_threads"):
-        _blas_threads(prog, 0)
+        blas_threads_rule(prog, 0)
     monkeypatch.setattr(blas, "DEFAULTED", False)          # the user set OPENBLAS_NUM_THREADS
-    assert _blas_threads(prog, None) is None
+    assert blas_threads_rule(prog, None) is None and parts_rule(prog, None) == 1
     before = blas.get_threads()
     fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=8, progress=False, blas_threads=before + 1)
     assert blas.get_threads() == before

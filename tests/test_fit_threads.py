@@ -88,10 +88,15 @@ def test_fit_times_only_the_settings_it_chose_itself(monkeypatch):
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     prog = _sbn()
     opt = ppl.optim.Adam(1e-3)
-    if blas.get_threads() is not None and blas.cores() >= 2:
+    import numba
+    if blas.get_threads() is not None and blas.cores() >= 2 and numba.get_num_threads() >= 2:
         monkeypatch.setattr(blas, "DEFAULTED", True)
-        assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32).choose == "blas"
-        assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32, blas_threads=2).choose is None
+        plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32)
+        assert (plan.choose, plan.blas_threads, plan.parts) == ("parts", 1, min(blas.cores(), numba.get_num_threads()))
+        plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32, blas_threads=2)
+        assert (plan.choose, plan.parts) == (None, 1)
+        plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=256)   # the halves at once, no parts inside
+        assert (plan.choose, plan.parts) == ("split", 1)
         monkeypatch.setattr(blas, "DEFAULTED", False)
     assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32).choose is None
     assert plan_fit(prog, {"x": X}, opt, steps=10, batch_size=256, split_rows=True).choose is None
@@ -142,3 +147,34 @@ def test_the_whole_batch_setting_of_a_split_loop_is_the_unsplit_loop_bit_for_bit
         runs.append(np.array(losses))
     assert np.array_equal(progs[0].theta, progs[1].theta) and np.array_equal(*runs)
     assert not np.array_equal(progs[0].theta, _sbn().theta)
+
+
+def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
+    """fit's own parts (the large products cut in slices, Adam's update in ranges), their setting
+    flipping with one thread every few steps, give the parameters and losses of a fit at one
+    BLAS thread up to the products' rounding (the same draws), and the count in force before
+    the fit is restored. The 64 x 256 layer at batch 64 is over the products' grain."""
+    import numba
+    from ppl.kernels.cpu import blas, parts
+    if numba.get_num_threads() < 2 or blas.cores() < 2 or blas.get_threads() is None:
+        pytest.skip("ppl's parts need two threads and NumPy's OpenBLAS")
+    X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+
+    def make():
+        return sbn.build(latent=(256,)).compile(estimators="disarm", dtype=np.float32, seed=3)
+
+    fixed = make()
+    h0 = fit(fixed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, seed=5, progress=False,
+             nopython=True, blas_threads=1)
+    monkeypatch.setattr(blas, "DEFAULTED", True)
+    monkeypatch.setattr(T, "PROBE_SECONDS", 0.0)      # every chunk a probe segment: many flips
+    monkeypatch.setattr(T, "HOLD_SECONDS", 0.0)
+    timed = make()
+    plan = plan_fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, nopython=True)
+    assert plan.choose == "parts" and plan.parts >= 2 and plan.blas_threads == 1
+    h1 = fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, seed=5, progress=False, nopython=True)
+    assert len(h1.threads) >= 2 and set(h1.threads[0][1]) == {f"{plan.parts} parts at once", "one thread"}
+    assert not np.array_equal(fixed.theta, make().theta)   # trained
+    np.testing.assert_allclose(timed.theta, fixed.theta, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(h1.loss), np.asarray(h0.loss), rtol=1e-5)
+    assert parts.get_parts() == 1                          # restored

@@ -110,3 +110,38 @@ def test_float32_adam_special_values():
     ok = np.ones(n, bool)
     ok[[3, 5, 7, 8, 9, 20, 21]] = False
     assert np.all(np.isfinite(th[ok])) and np.all(th[ok] < 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_and_gradient_check_in_parts_change_no_bit(dtype):
+    """ppl's own parts (kernels/cpu/parts.py): Adam's update over ranges at once gives the whole
+    update's bits (each entry's step is its own), in two and three uneven ranges; the flat
+    gradient check in parts finds a NaN or an inf in any range."""
+    from ppl.kernels.cpu import parts
+    from ppl.kernels.cpu.train import all_finite_grad
+    from ppl.kernels.families.optim import ADAM_PART_MIN
+    rng = np.random.default_rng(3)
+    n = 3 * ADAM_PART_MIN + 5
+    g = rng.normal(size=(4, n)).astype(dtype)
+    theta0 = rng.normal(size=n).astype(dtype)
+    prev = parts.get_parts()
+    try:
+        got = {}
+        for k in (1, 2, 3):
+            parts.set_parts(k)
+            th, m, v = theta0.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+            for t in range(4):
+                cpu.adam_update(th, g[t], m, v, 1e-3, 0.9, 0.999, 1e-8, t + 1)
+            got[k] = (th, m, v)
+            assert all_finite_grad(g[0])
+            for at in (0, n // 2, n - 1):        # first range, a middle one, the last entry
+                for bad in (np.nan, np.inf):
+                    h = g[0].copy()
+                    h[at] = bad
+                    assert not all_finite_grad(h), (k, at, bad)
+        assert not np.array_equal(got[1][0], theta0)
+        for k in (2, 3):
+            for a, b in zip(got[k], got[1]):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        parts.set_parts(prev)

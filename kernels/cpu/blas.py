@@ -19,9 +19,11 @@ import os
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, njit, prange, types
 from numba.core.errors import TypingError
 from numba.extending import overload, register_jitable
+
+from .parts import parts as _parts, split as _split
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _I32, _I64 = types.int32, types.int64
@@ -133,6 +135,52 @@ def _packed(x):
     return out
 
 
+def _slice_gemm(a, ta, b, tb, c, beta, lo, hi, by_cols):
+    """The slice lo:hi of c's columns (by_cols) or rows of c = op(a) op(b) + beta c."""
+
+
+@overload(_slice_gemm, jit_options=dict(cache=True))
+def _slice_gemm_overload(a, ta, b, tb, c, beta, lo, hi, by_cols):
+    fn = _sgemm if a.dtype == types.float32 else _dgemm
+    cast = np.float32 if a.dtype == types.float32 else np.float64
+
+    def impl(a, ta, b, tb, c, beta, lo, hi, by_cols):
+        K = a.shape[0] if ta else a.shape[1]
+        if by_cols:   # c[:, lo:hi] = op(a) op(b)[:, lo:hi]
+            M, N = c.shape[0], hi - lo
+            av = a[:, :]
+            bv = b[lo:hi, :] if tb else b[:, lo:hi]
+            cv = c[:, lo:hi]
+        else:         # c[lo:hi] = op(a)[lo:hi] op(b)
+            M, N = hi - lo, c.shape[1]
+            av = a[:, lo:hi] if ta else a[lo:hi, :]
+            bv = b[:, :]
+            cv = c[lo:hi, :]
+        fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, cast(1.0),
+           av.ctypes, a.shape[1], bv.ctypes, b.shape[1], cast(beta), cv.ctypes, c.shape[1])
+    return impl
+
+
+# ppl's own split of a product (kernels/cpu/parts.py): c's longer side cut in slices, one product
+# each on Numba's threads, the BLAS at one thread inside each. At batch 50 on the 784-pixel SBN this
+# beat the BLAS's own two threads on the products whose output has few rows (BENCHMARKS.md). The
+# BLAS may block a slice's edges otherwise than the whole product's, so float32 entries can differ
+# in rounding, as with the BLAS's own threads.
+PART_MIN = 1 << 19   # multiply-adds of one slice at least (a launch costs about a microsecond)
+
+
+@njit(cache=True, parallel=True)
+def _split_gemm(a, ta, b, tb, c, beta, k, step):
+    """c = op(a) op(b) + beta c in k slices of `step` entries of c's longer side, at once."""
+    by_cols = c.shape[1] >= c.shape[0]
+    n = c.shape[1] if by_cols else c.shape[0]
+    for p in prange(k):
+        lo = min(p * step, n)
+        hi = min(lo + step, n)
+        if hi > lo:
+            _slice_gemm(a, ta, b, tb, c, beta, lo, hi, by_cols)
+
+
 def gemm(a, ta, b, tb, c, beta):
     """c = op(a) op(b) + beta c; op(x) = x.T when its flag is True. C-contiguous 2D arrays of
     one float dtype; the shapes must agree (checked)."""
@@ -169,6 +217,12 @@ def _gemm_overload(a, ta, b, tb, c, beta):
                 for j in range(N):
                     c[i, j] = beta * c[i, j]
             return
+        p = _parts()
+        if p > 1:
+            k, step = _split(max(M, N), p, max(1, PART_MIN // max(1, min(M, N) * K)))
+            if k > 1:
+                _split_gemm(a, ta, b, tb, c, beta, k, step)
+                return
         fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, cast(1.0),
            a.ctypes, a.shape[1], b.ctypes, b.shape[1], cast(beta), c.ctypes, c.shape[1])
     return impl

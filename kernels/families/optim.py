@@ -10,9 +10,10 @@ chosen by an overload on the arrays' types; its CUDA kernel is the per-entry bod
 (the family's `CUDA`), the exact step of `math.optim.adam_step`.
 Conventions are cpu/core.py's.
 """
-from numba import njit
+from numba import njit, prange
 from numba.extending import overload
 
+from ..cpu.parts import parts, split
 from ..cpu.simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 from ..declare import cuda_launcher, items
 from ..math.optim import adam_bias_corrections, adam_step, momentum_velocity
@@ -73,19 +74,38 @@ def _adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
     return impl_lanes
 
 
+ADAM_PART_MIN = 1 << 15   # parameters of one part at least when ppl splits the update (kernels/cpu/parts.py)
+
+
+@njit(parallel=True, **_JIT)
+def _adam_parts(theta, grad, m, v, a, b1, b2, c1, c2, ep, k, step):
+    """adam_moments on k slices of `step` entries at once (each slice's start on 64 bytes)."""
+    n = theta.shape[0]
+    for p in prange(k):
+        lo = min(p * step, n)
+        hi = min(lo + step, n)
+        if hi > lo:
+            adam_moments(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], a, b1, b2, c1, c2, ep)
+
+
 @njit(**_JIT)
 def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     """Adam (Kingma & Ba 2015, Algorithm 1), t = 1-based step count:
     m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;
     theta -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
     float32 on AVX-512: the division by a reciprocal estimate refined by a Newton step (within
-    5.5 ulp of the float64 step, as the exact loop; kernels/cpu/simd.py)."""
+    5.5 ulp of the float64 step, as the exact loop; kernels/cpu/simd.py). In parts at once when
+    ppl splits its work (kernels/cpu/parts.py)."""
     a = like(theta, hyper(lr))
     b1 = like(theta, hyper(beta1))
     b2 = like(theta, hyper(beta2))
     ep = like(theta, hyper(eps))
     c1, c2 = adam_bias_corrections(b1, b2, t)
-    adam_moments(theta, grad, m, v, a, b1, b2, c1, c2, ep)
+    k, step = split(theta.shape[0], parts(), ADAM_PART_MIN)
+    if k > 1:   # every entry's update is its own: the split changes no bit
+        _adam_parts(theta, grad, m, v, a, b1, b2, c1, c2, ep, k, step)
+    else:
+        adam_moments(theta, grad, m, v, a, b1, b2, c1, c2, ep)
 
 
 def _adam_item(i, theta, grad, m, v, lr, beta1, beta2, eps, t):

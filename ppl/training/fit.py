@@ -18,8 +18,9 @@ chunks of steps in one nopython call each (`_Chunks`, kernels/cpu/train.py; by d
 loop is compiled already for the step's signature or the run is long enough to repay its compile,
 NEW_SIGNATURE_STEPS) or one step at a time (the reference loop: the same bits), and between them
 the record, evaluations, checkpoints and the progress bar. `split_rows` runs each batch's two
-halves at once on two threads (`_split_rows`: the automatic rule); `blas_threads` sets the
-products' threads for the fit (`_blas_threads`). The held-out objective uses hard samples
+halves at once on two threads (`split_rows_rule`: the automatic rule); `blas_threads` sets the
+products' threads for the fit (`blas_threads_rule`), and without it ppl splits the large products
+itself (`parts_rule`). The held-out objective uses hard samples
 (`heldout_loss`: a relaxed program is evaluated by its hard twin).
 """
 from __future__ import annotations
@@ -37,8 +38,8 @@ from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
-from .threads import ThreadChooser
-from ..kernels.cpu import blas
+from .threads import ThreadChooser, blas_threads_rule, parts_rule, split_rows_rule
+from ..kernels.cpu import blas, parts
 from ..kernels.numba_compat import is_cached
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
@@ -264,46 +265,6 @@ class _Chunks:
         return losses, None
 
 
-def _blas_threads(prog, asked):
-    """The BLAS thread count for this fit, or None to leave the BLAS as it is (fit's docstring)."""
-    if asked is not None:
-        return V.integer(asked, "fit: blas_threads", lo=1)
-    if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
-        return None
-    return blas.cores()
-
-
-SPLIT_MIN_BATCH = 128         # auto split: 1.22-1.68x at 128 rows, 0.77-0.93x at 32 for three of four estimators (BENCHMARKS.md)
-SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 two BLAS threads do as well
-
-
-def _split_rows(prog, batch_size, asked, nopython, blas_threads=None):
-    """Whether this fit splits each batch in two halves run at once (fit's docstring)."""
-    cpu = getattr(prog, "target", "cpu") == "cpu" and hasattr(getattr(prog, "module", None), "step_rows")
-    many_blas = blas_threads is not None and int(blas_threads) > 1
-    if asked is not None:
-        if not isinstance(asked, (bool, np.bool_)):
-            raise ModelError(f"fit: split_rows must be True, False or None (auto), got {asked!r}")
-        if asked and not cpu:
-            raise ModelError("fit: split_rows=True splits a CPU program's batches; train a CUDA program on its GPU "
-                             "without it")
-        if asked and int(batch_size) < 2:
-            raise ModelError(f"fit: split_rows=True needs batch_size >= 2 (two halves), got {batch_size}")
-        if asked and nopython is False:
-            raise ModelError("fit: split_rows=True runs in the nopython loop; drop nopython=False or split_rows=True")
-        if asked and many_blas:
-            raise ModelError(f"fit: split_rows=True runs each half's products at one BLAS thread; blas_threads="
-                             f"{blas_threads} beside it would put two thread pools on the same cores (the 64-32 SBN "
-                             f"at batch 256 ran 25x slower); drop one of the two")
-        return bool(asked)
-    if not cpu or nopython is False or many_blas or int(batch_size) < SPLIT_MIN_BATCH:
-        return False
-    import numba
-    if numba.get_num_threads() < 2 or blas.cores() < 2:
-        return False
-    return max((v.size for v in prog.params.values() if v.ndim == 2), default=0) <= SPLIT_MAX_WEIGHTS
-
-
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,
         seed: int = 0, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
@@ -330,13 +291,17 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
-    every core when the user did not set OPENBLAS_NUM_THREADS, else the BLAS as it is; OpenBLAS
-    keeps small products on one thread (BENCHMARKS.md). When fit chose more than one thread
-    itself, it times its steps at that count and at one thread as the run goes and keeps the
+    when the user did not set OPENBLAS_NUM_THREADS, the BLAS at one thread and ppl's own parts
+    on every core Numba may use: each product of at least a few hundred thousand multiply-adds
+    cut in slices of its output and the optimiser's update and gradient check cut in ranges, run
+    at once on Numba's threads (kernels/cpu/parts.py; at paper scale this beat the BLAS's own
+    threads, BENCHMARKS.md); else the BLAS as it is. When fit chose more than one thread
+    itself, it times its steps with them and on one thread as the run goes and keeps the
     faster (ppl/training/threads.py; a busy machine can make every extra thread a loss);
-    `History.threads` lists the decisions. More than one BLAS thread may round the products
-    differently, so such a run is reproducible up to rounding: a fixed count, e.g.
-    blas_threads=1, gives parameters that are the same bit for bit on every run and machine.
+    `History.threads` lists the decisions. A product cut in slices, or run on more than one
+    BLAS thread, may round differently, so such a run is reproducible up to rounding: a fixed
+    count, e.g. blas_threads=1, gives parameters that are the same bit for bit on every run and
+    machine.
     split_rows: each batch split in two halves of rows trained at once on two of Numba's threads
     (kernels/cpu/train.py's train_chunk_rows: each half its own step, gradient and state, the noise
     drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
@@ -376,8 +341,9 @@ class FitPlan:
     nopython: bool | None          # the nopython loop: True, False, or None (when it pays)
     blas_threads: int | None       # during the fit, or None to leave the BLAS as it is
     split: bool                    # each batch's two halves at once on two threads
+    parts: int = 1                 # ppl's own parts of the large products and updates (kernels/cpu/parts.py)
     choose: str | None = None      # fit's own parallel choice, timed against one thread as the run goes:
-                                   # "blas" (its BLAS threads) or "split" (the halves' threads); ppl/training/threads.py
+                                   # "parts" (ppl's parts) or "split" (the halves' threads); ppl/training/threads.py
 
     def history(self) -> History:
         return History(ema_decay=self.ema, keep_losses=self.keep)
@@ -414,15 +380,16 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     eval_every = None if eval_every is None else V.integer(eval_every, "fit: eval_every", lo=1)
     checkpoint_every = None if checkpoint_every is None else V.integer(checkpoint_every, "fit: checkpoint_every", lo=1)
     eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
-    threads = _blas_threads(prog, blas_threads)   # validates an explicit count
-    split = _split_rows(prog, batch_size, split_rows, nopython, blas_threads)
+    threads = blas_threads_rule(prog, blas_threads)   # validates an explicit count
+    split = split_rows_rule(prog, batch_size, split_rows, nopython, blas_threads)
+    n_parts = 1 if split else parts_rule(prog, blas_threads)
     if split and blas_threads is None:
         threads = 1 if blas.get_threads() is not None else None
     choose = None   # a parallel setting fit chose by itself is timed against one thread while it runs
     if split and split_rows is None:
         choose = "split"
-    elif blas_threads is None and threads is not None and threads > 1:
-        choose = "blas"
+    elif n_parts > 1:
+        choose = "parts"
     batches, per_epoch = None, 1
     if data is not None:
         if not isinstance(data, dict):
@@ -447,7 +414,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     ema = V.real(ema, "fit: ema (the decay of the training loss's moving average)", lo=0.0, hi_open=1.0)
     keep = bool(keep_losses) if keep_losses is not None else total <= KEEP_STEPS
     return FitPlan(total, batches, batch_size, seed, eval_fn, eval_every, ckpt, checkpoint_every, ema, keep_losses,
-                   keep, True if split_rows else nopython, threads, split, choose)
+                   keep, True if split_rows else nopython, threads, split, n_parts, choose)
 
 
 class PythonSteps:
@@ -501,6 +468,7 @@ class Trainer:
                               plan.total - start, plan.split)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
+        prev_parts = parts.set_parts(plan.parts)   # 1 unless fit chose them: a split's halves, a fixed count
         self.chooser, restore = self._chooser(chunks)
         try:
             t = start
@@ -531,6 +499,7 @@ class Trainer:
                 bar.close()
             if self.prev_threads is not None:
                 blas.set_threads(self.prev_threads)
+            parts.set_parts(prev_parts)
             if restore is not None:
                 restore()
             if self.chooser is not None:
@@ -544,10 +513,10 @@ class Trainer:
         (None, None): the setting is timed against one thread while the run goes on. A split
         fit's one-thread setting is the whole batch in one step (faster than the halves in turn)."""
         plan = self.plan
-        if plan.choose == "blas":
-            n = int(plan.blas_threads)
-            ch = ThreadChooser([(f"{n} BLAS threads", lambda: blas.set_threads(n)),
-                                ("1 BLAS thread", lambda: blas.set_threads(1))])
+        if plan.choose == "parts":
+            n = int(plan.parts)
+            ch = ThreadChooser([(f"{n} parts at once", lambda: parts.set_parts(n)),
+                                ("one thread", lambda: parts.set_parts(1))])
             return ch, None
         if plan.choose == "split" and chunks is not None and chunks.split:
             import numba

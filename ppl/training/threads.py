@@ -1,7 +1,13 @@
-"""A fit's parallel setting, chosen by measurement while it runs (`ThreadChooser`).
+"""A fit's parallel setting: which threads fit may use by itself (the rules at the end of this
+module) and, when it took them, the choice between them and one thread by measurement while it
+runs (`ThreadChooser`).
 
-When fit chooses more than one thread by itself (the products' BLAS on every core, or each
-batch's two halves at once on two of Numba's threads), another process on the same cores can make
+The rules: where the user left the threads to ppl, a batch of at least SPLIT_MIN_BATCH rows of a
+model with small weight matrices runs its two halves at once on two of Numba's threads
+(`split_rows_rule`); otherwise ppl cuts its large products and optimiser updates in parts on
+every core (`parts_rule`, kernels/cpu/parts.py), the BLAS at one thread (`blas_threads_rule`).
+
+When fit chooses more than one thread by itself, another process on the same cores can make
 that setting slower than one thread: a thread pool waits for its slowest thread, and a thread
 whose core is shared with a busy process gets only a slice of it. So the trainer times its steps
 under the parallel setting and under one thread and keeps the faster, checking again as the run
@@ -19,11 +25,17 @@ Which settings are candidates, and what each does to the results: a split fit's 
 setting is the batch's two halves at once, its one-thread setting the whole batch in one step
 (faster on one thread than the halves in turn: one product of B rows for two of B / 2); both draw
 the same noise by global row, and the gradients differ in the rounding of the halves' combination.
-The BLAS's thread count changes the rounding of its products. So a fit that lets either follow the
-load is reproducible up to rounding, and `split_rows=True` / `False`, `blas_threads=1` (or any
-fixed count) make it reproducible bit for bit (fit's docstring).
+A product cut in parts, as the BLAS's thread count, may change the rounding of its entries. So a
+fit that lets either follow the load is reproducible up to rounding, and `split_rows=True` /
+`False`, `blas_threads=1` (or any fixed count) make it reproducible bit for bit (fit's docstring).
 """
 from __future__ import annotations
+
+import numpy as np
+
+from .. import validate as V
+from ..errors import ModelError
+from ..kernels.cpu import blas
 
 PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut to about this)
 HOLD_SECONDS = 1.0       # the winner's first hold
@@ -118,3 +130,55 @@ class ThreadChooser:
             return
         if self.seg_seconds >= self.hold:
             self._start_probe()
+
+
+# ----- fit's automatic thread rules (fit's docstring)
+def blas_threads_rule(prog, asked):
+    """The BLAS thread count for this fit, or None to leave the BLAS as it is (fit's docstring):
+    one where fit gives the cores to ppl's own parts (`parts_rule`)."""
+    if asked is not None:
+        return V.integer(asked, "fit: blas_threads", lo=1)
+    if not blas.DEFAULTED or getattr(prog, "target", "cpu") != "cpu" or blas.get_threads() is None:
+        return None
+    return 1
+
+
+def parts_rule(prog, asked_blas):
+    """In how many parts ppl splits the fit's large products and optimiser updates
+    (kernels/cpu/parts.py): every core Numba may use where the user left the threads to ppl (no
+    blas_threads, no OPENBLAS_NUM_THREADS) on a CPU program, else 1."""
+    if asked_blas is not None or blas_threads_rule(prog, None) is None:
+        return 1
+    import numba
+    return max(1, min(blas.cores(), numba.get_num_threads()))
+
+
+SPLIT_MIN_BATCH = 128         # auto split: 1.22-1.68x at 128 rows, 0.77-0.93x at 32 for three of four estimators (BENCHMARKS.md)
+SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 the products' parts serve
+
+
+def split_rows_rule(prog, batch_size, asked, nopython, blas_threads=None):
+    """Whether this fit splits each batch in two halves run at once (fit's docstring)."""
+    cpu = getattr(prog, "target", "cpu") == "cpu" and hasattr(getattr(prog, "module", None), "step_rows")
+    many_blas = blas_threads is not None and int(blas_threads) > 1
+    if asked is not None:
+        if not isinstance(asked, (bool, np.bool_)):
+            raise ModelError(f"fit: split_rows must be True, False or None (auto), got {asked!r}")
+        if asked and not cpu:
+            raise ModelError("fit: split_rows=True splits a CPU program's batches; train a CUDA program on its GPU "
+                             "without it")
+        if asked and int(batch_size) < 2:
+            raise ModelError(f"fit: split_rows=True needs batch_size >= 2 (two halves), got {batch_size}")
+        if asked and nopython is False:
+            raise ModelError("fit: split_rows=True runs in the nopython loop; drop nopython=False or split_rows=True")
+        if asked and many_blas:
+            raise ModelError(f"fit: split_rows=True runs each half's products at one BLAS thread; blas_threads="
+                             f"{blas_threads} beside it would put two thread pools on the same cores (the 64-32 SBN "
+                             f"at batch 256 ran 25x slower); drop one of the two")
+        return bool(asked)
+    if not cpu or nopython is False or many_blas or int(batch_size) < SPLIT_MIN_BATCH:
+        return False
+    import numba
+    if numba.get_num_threads() < 2 or blas.cores() < 2:
+        return False
+    return max((v.size for v in prog.params.values() if v.ndim == 2), default=0) <= SPLIT_MAX_WEIGHTS
