@@ -42,15 +42,19 @@ Thread settings: every JAX figure comes from a worker process, one at XLA's defa
 one pinned to one core by CPU affinity (set before jax is imported; --no-pin leaves it out).
 Each worker compiles its trainers once per case; then every round runs ppl.fit here and each
 way in its worker in turn (each worker times itself), so all ways alternate in one sitting.
+Before each timed run the sitting waits --pause seconds, so that the thread pools the last way
+left spinning (OpenBLAS's, Numba's, XLA's, in this process or a worker) are asleep and take no
+core from the way timed next. ppl_defaults_kept lists the setting the defaults' thread chooser
+held at the end of each round.
 Each way runs its own number of steps, about --seconds long (`steps`); a fit call has a fixed
 cost (checks of the data, the plan, the thread chooser's first probe), so take --seconds 1.5 or
 more where the figure stands for a training run. Leave OPENBLAS_NUM_THREADS unset: fit's
-defaults set the BLAS threads themselves.
+defaults set the threads themselves.
 
 ppl.fit runs three ways, alternating with the rest: with the library's defaults and nothing else
-set (`ppl.fit_defaults`: fit picks its loop, BLAS threads and row split), and with the compiled
-loop (`nopython=True`) at the products' BLAS at one thread (`ppl.fit`) and at every core
-(`ppl.fit_blas_all_cores`).
+set (`ppl.fit_defaults`: fit picks its loop and its threads, ppl's own parts of the large
+products or the batch's halves at once), and with the compiled loop (`nopython=True`) at the
+products' BLAS at one thread (`ppl.fit`) and at every core (`ppl.fit_blas_all_cores`, no parts).
 
 One JSON line per (case, estimator, batch): value = ppl.fit with its defaults, us per step;
 baseline = the best JAX loop (the min of jax_jit, jax_scan, jax_jit_pinned, jax_scan_pinned),
@@ -62,7 +66,7 @@ the baseline. jax_compile_s: seconds to compile the worker's jit step and scan.
 """
 import os
 # (OPENBLAS_NUM_THREADS is left as the user has it: `import ppl` sets the BLAS's threads and
-# fit's defaults choose them per fit, which the ppl.fit_defaults way measures)
+# fit's defaults choose the threads per fit, which the ppl.fit_defaults way measures)
 
 import argparse  # noqa: E402
 import importlib.metadata  # noqa: E402
@@ -442,9 +446,12 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
     order = batches.rows(0, 4 * batches.per_epoch)
     opt = ppl.optim.Adam(LR)
 
+    kept = []   # the setting the defaults' thread chooser held at the end of each timed run
+
     def ours(n, threads=1):
         if threads is None:   # the library's defaults
-            fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False)
+            h = fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False)
+            kept.append(h.threads[-1][2] if h.threads else "not timed")
         else:
             fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False, nopython=True, blas_threads=threads)
 
@@ -467,12 +474,15 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
         ours_ways["ppl.fit_blas_all_cores"] = cores
     times = {k: [] for k in ours_ways}
     times.update({k + w.suffix: [] for w, k in ways})
+    kept.clear()
     for _ in range(args.rounds):
         for k, threads in ours_ways.items():
+            time.sleep(args.pause)
             t0 = time.perf_counter()
             ours(n_ours, threads)
             times[k].append((time.perf_counter() - t0) / n_ours * 1e6)
         for w, k in ways:
+            time.sleep(args.pause)
             times[k + w.suffix].append(w.call("run", k))
     med = {k: float(np.median(v)) for k, v in times.items()}
     jax_keys = [k for k in med if k.startswith("jax_")]
@@ -491,7 +501,8 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
         extra["numpyro_elbo"] = "TraceGraph_ELBO (score function, no baseline)"
     emit(name, "us_per_step", med["ppl.fit_defaults"], med[best], best=best, ppl_best=ppl_best,
          ratio_best=round(med[best] / med[ppl_best], 3), **extra, steps=steps, rounds=args.rounds,
-         ppl_rows_per_data_row=prog.rows_per_data_row, jax_rows_per_data_row=JAX_ROWS[jax_est][two])
+         ppl_rows_per_data_row=prog.rows_per_data_row, jax_rows_per_data_row=JAX_ROWS[jax_est][two],
+         ppl_defaults_kept=kept)
 
 
 def main():
@@ -504,6 +515,9 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--seconds", type=float, default=0.5, help="aim of one timed run of each way")
     ap.add_argument("--no-pin", action="store_true", help="leave out the JAX worker pinned to one core")
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds idle before each timed run: the thread pools the last way left spinning (its "
+                         "own process's or a worker's) go to sleep first")
     args = ap.parse_args()
     reason = missing("jax", "optax")
     if reason:
@@ -512,7 +526,7 @@ def main():
     np_reason = missing("numpyro")
     versions = {m: importlib.metadata.version(m) for m in ("jax", "jaxlib", "optax", "numpyro")
                 if importlib.util.find_spec(m) is not None}
-    emit("versions", "info", ppl=ppl.__version__, cpus=os.cpu_count(), fit_chooses_blas_threads=blas.DEFAULTED,
+    emit("versions", "info", ppl=ppl.__version__, cpus=os.cpu_count(), fit_chooses_threads=blas.DEFAULTED,
          openblas_kernels=blas.corename(), openblas_coretype_set=os.environ.get("OPENBLAS_CORETYPE"), **versions)
     if np_reason:
         emit("sbn64-32/numpyro", "skipped", reason=np_reason)

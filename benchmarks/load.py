@@ -1,12 +1,14 @@
 """fit with its defaults against one thread, on a quiet machine and beside a busy process.
 
-A user's machine is often busy (another job, Dask workers, a test runner). fit's defaults put
-the products' BLAS on every core (784-200) or each batch's two halves on two threads (64-32 at
-batch 256); beside a busy process a thread pool waits for its slowest thread, so fit times its
-parallel setting against one thread as it runs (ppl/training/threads.py). This measures the
-default fit against `blas_threads=1, split_rows=False` and against its parallel setting given
-explicitly (not timed: fit's defaults before it timed them) in alternating rounds, quiet and with a
-pure-Python busy loop in another process (one per `--busy`), the median of each.
+A user's machine is often busy (another job, Dask workers, a test runner). fit's defaults cut
+the large products and Adam's update in parts on every core (784-200; kernels/cpu/parts.py) or
+run each batch's two halves on two threads (64-32 at batch 256); beside a busy process a thread
+pool waits for its slowest thread, so fit times its parallel setting against one thread as it
+runs (ppl/training/threads.py). This measures the default fit against `blas_threads=1,
+split_rows=False` and against its parallel setting kept whatever the timing says (`fixed`: the
+split given explicitly; the parts with the chooser's margin at minus infinity, so the parallel
+setting wins every probe) in alternating rounds, quiet and with a pure-Python busy loop in
+another process (one per `--busy`), the median of each.
 
     python benchmarks/load.py [--rounds 5] [--steps 2000] [--busy 1]
 
@@ -18,6 +20,7 @@ is as fast or faster; the target under load is >= 1 / 1.2).
 """
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -35,14 +38,20 @@ def cases(args):
     # each case with its parallel setting fixed (given explicitly, so not timed): the defaults before
     # fit timed them
     return {"sbn784-200/batch=50": (lambda: sbn.build(latent=(200,), pixels=784), mn["train"], 50,
-                                    {"blas_threads": 2}),
+                                    {"parts_kept": True}),
             "sbn64-32/batch=256": (lambda: sbn.build(latent=(32,)), {"x": digits(np.float32)["train_x"]}, 256,
                                    {"split_rows": True})}
 
 
-def run(build, data, batch, steps, **kw):
+def run(build, data, batch, steps, parts_kept=False, **kw):
+    from ppl.training import threads
     prog = build().compile(estimators="disarm", samples=2, dtype=np.float32, seed=0)
-    h = ppl.fit(prog, data, ppl.optim.Adam(1e-3), steps=steps, batch_size=batch, seed=0, progress=False, **kw)
+    margin = threads.MARGIN
+    threads.MARGIN = -math.inf if parts_kept else margin   # the parallel setting wins every probe
+    try:
+        h = ppl.fit(prog, data, ppl.optim.Adam(1e-3), steps=steps, batch_size=batch, seed=0, progress=False, **kw)
+    finally:
+        threads.MARGIN = margin
     return h.seconds / (steps - 1) * 1e6, h.threads
 
 

@@ -91,7 +91,7 @@ def test_products_in_parts_match_the_whole(ta, tb, dtype):
     output's longer side (columns at 50 x 784 x 200, rows at 784 x 50 x 200), in two and in three
     uneven slices; every entry is written (c starts as NaN with beta = 0) and equals the whole
     product's up to rounding; beta = 1 accumulates. The slices' count and length by the rule."""
-    from ppl.kernels.cpu import parts
+    from ppl.kernels.cpu import part_kernels, parts
     assert parts.split(200, 2, 13) == (2, 112)     # lengths on 16-entry boundaries: 112 + 88
     assert parts.split(200, 3, 13) == (3, 80)      # 80 + 80 + 40
     assert parts.split(200, 2, 150) == (1, 200)    # a slice would be under its grain: whole
@@ -103,7 +103,7 @@ def test_products_in_parts_match_the_whole(ta, tb, dtype):
             assert blas.PART_MIN <= M * N * K // 2
             a, b, c0, ref = _operands(rng, M, K, N, ta, tb, dtype)
             for n in (2, 3):
-                parts.set_parts(n)
+                part_kernels.use(n, dtypes=(dtype,))
                 c = np.full((M, N), np.nan, dtype)
                 blas.matmul_into(a, ta, b, tb, c, dtype(0.0))
                 np.testing.assert_allclose(c, ref, rtol=tol, atol=tol * K)
@@ -138,3 +138,40 @@ def test_parts_count_is_checked_and_read_by_compiled_code():
         with pytest.raises(TypeError, match="integer"):
             parts.set_parts(bad)
     assert parts.get_parts() == 1
+
+
+def test_a_large_product_calls_the_kernel_in_its_parts_slot():
+    """The dispatch itself: with a stand-in bound in float64's gemm slot, a product over the
+    grain reaches it with the slices' count and length of the rule (it writes them into c); a
+    product under the grain, or any product at parts = 1, is computed whole."""
+    from numba import carray, cfunc, types
+    from ppl.kernels.cpu import parts
+    P, I = types.CPointer(types.float64), types.int64
+
+    @cfunc(types.void(I, I, I, I, I, P, P, types.float64, P, I, I))
+    def stand_in(ta, tb, M, N, K, a, b, beta, c, k, step):
+        C = carray(c, (M, N))
+        for i in range(M):
+            for j in range(N):
+                C[i, j] = 1000.0 * k + step
+
+    index = parts.SLOTS[("gemm", "float64")]
+    before, prev = parts._TABLE[index], parts.get_parts()
+    rng = np.random.default_rng(2)
+    try:
+        parts.bind_slot("gemm", "float64", stand_in.address)
+        for n, want in ((2, 2000.0 + 112), (3, 3000.0 + 80)):
+            parts._COUNT.value = n
+            a, b, c, ref = _operands(rng, 50, 784, 200, False, False, np.float64)
+            blas.matmul_into(a, False, b, False, c, 0.0)
+            assert np.all(c == want), (n, c[0, 0])
+            a, b, c, ref = _operands(rng, 5, 7, 3, False, False, np.float64)   # under the grain
+            blas.matmul_into(a, False, b, False, c, 0.0)
+            np.testing.assert_allclose(c, ref, rtol=1e-12)
+        parts._COUNT.value = 1
+        a, b, c, ref = _operands(rng, 50, 784, 200, False, False, np.float64)
+        blas.matmul_into(a, False, b, False, c, 0.0)
+        np.testing.assert_allclose(c, ref, rtol=1e-12, atol=1e-9)
+    finally:
+        parts._TABLE[index] = before
+        parts._COUNT.value = prev

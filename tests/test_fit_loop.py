@@ -229,8 +229,11 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     cores = blas.cores()
     monkeypatch.setattr(blas, "DEFAULTED", True)
     assert blas_threads_rule(prog, None) == 1
-    assert parts_rule(prog, None) == max(1, min(cores, numba.get_num_threads()))
-    assert parts_rule(prog, 1) == 1 and parts_rule(prog, 2) == 1   # a count the user gave: no parts beside it
+    assert parts_rule(prog, None, 8) == 1                  # 64 x 32 weights, 4k parameters: under the grain
+    wide = sbn.build(latent=(256,)).compile(estimators="score", dtype=np.float32)
+    assert parts_rule(wide, None, 64) == max(1, min(cores, numba.get_num_threads()))   # 64 x 256 at 64 rows
+    assert parts_rule(wide, None, 8) == 1
+    assert parts_rule(wide, 1, 64) == 1 and parts_rule(wide, 2, 64) == 1   # a count the user gave: none beside it
     prev = parts.set_parts(3)
     try:
         fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=8, progress=False)
@@ -241,7 +244,7 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     with pytest.raises(ppl.ModelError, match="blas_threads"):
         blas_threads_rule(prog, 0)
     monkeypatch.setattr(blas, "DEFAULTED", False)          # the user set OPENBLAS_NUM_THREADS
-    assert blas_threads_rule(prog, None) is None and parts_rule(prog, None) == 1
+    assert blas_threads_rule(prog, None) is None and parts_rule(wide, None, 64) == 1
     before = blas.get_threads()
     fit(prog, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=8, progress=False, blas_threads=before + 1)
     assert blas.get_threads() == before

@@ -91,9 +91,12 @@ def test_fit_times_only_the_settings_it_chose_itself(monkeypatch):
     import numba
     if blas.get_threads() is not None and blas.cores() >= 2 and numba.get_num_threads() >= 2:
         monkeypatch.setattr(blas, "DEFAULTED", True)
-        plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32)
+        plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32)      # under the parts' grain
+        assert (plan.choose, plan.blas_threads, plan.parts) == (None, 1, 1)
+        wide = sbn.build(latent=(256,)).compile(estimators="disarm", dtype=np.float32, seed=3)
+        plan = plan_fit(wide, {"x": X}, opt, steps=10, batch_size=64)
         assert (plan.choose, plan.blas_threads, plan.parts) == ("parts", 1, min(blas.cores(), numba.get_num_threads()))
-        plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=32, blas_threads=2)
+        plan = plan_fit(wide, {"x": X}, opt, steps=10, batch_size=64, blas_threads=2)
         assert (plan.choose, plan.parts) == (None, 1)
         plan = plan_fit(prog, {"x": X}, opt, steps=10, batch_size=256)   # the halves at once, no parts inside
         assert (plan.choose, plan.parts) == ("split", 1)
@@ -178,3 +181,23 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     np.testing.assert_allclose(timed.theta, fixed.theta, rtol=0, atol=2e-5)
     np.testing.assert_allclose(np.asarray(h1.loss), np.asarray(h0.loss), rtol=1e-5)
     assert parts.get_parts() == 1                          # restored
+
+
+def test_a_small_model_compiles_no_part_kernel(tmp_path):
+    """The parts' parallel kernels are compiled only for work that reaches their grain: a default
+    fit of the bundled 64-32 SBN, in a fresh process, neither binds nor compiles any."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, ppl\n"
+            "from ppl.models import sbn\n"
+            "from ppl.kernels.cpu import blas, part_kernels\n"
+            "blas.DEFAULTED = True\n"
+            "prog = sbn.build(latent=(32,)).compile(estimators='disarm', dtype=np.float32)\n"
+            "X = np.ascontiguousarray(sbn.data()['train']['x'], np.float32)\n"
+            "h = ppl.fit(prog, {'x': X}, ppl.optim.Adam(1e-3), steps=20, batch_size=32, progress=False)\n"
+            "print(sorted(part_kernels._BOUND), part_kernels.split_gemm.signatures, h.threads)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[] [] []", out.stdout

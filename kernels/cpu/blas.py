@@ -19,11 +19,11 @@ import os
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc, njit, prange, types
+from numba import carray, cfunc, njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload, register_jitable
 
-from .parts import parts as _parts, split as _split
+from . import parts as _p
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _I32, _I64 = types.int32, types.int64
@@ -162,23 +162,11 @@ def _slice_gemm_overload(a, ta, b, tb, c, beta, lo, hi, by_cols):
 
 
 # ppl's own split of a product (kernels/cpu/parts.py): c's longer side cut in slices, one product
-# each on Numba's threads, the BLAS at one thread inside each. At batch 50 on the 784-pixel SBN this
-# beat the BLAS's own two threads on the products whose output has few rows (BENCHMARKS.md). The
-# BLAS may block a slice's edges otherwise than the whole product's, so float32 entries can differ
-# in rounding, as with the BLAS's own threads.
+# each on Numba's threads (part_kernels.split_gemm), the BLAS at one thread inside each. At batch
+# 50 on the 784-pixel SBN this beat the BLAS's own two threads on the products whose output has few
+# rows (BENCHMARKS.md). The BLAS may block a slice's edges otherwise than the whole product's, so
+# float32 entries can differ in rounding, as with the BLAS's own threads.
 PART_MIN = 1 << 19   # multiply-adds of one slice at least (a launch costs about a microsecond)
-
-
-@njit(cache=True, parallel=True)
-def _split_gemm(a, ta, b, tb, c, beta, k, step):
-    """c = op(a) op(b) + beta c in k slices of `step` entries of c's longer side, at once."""
-    by_cols = c.shape[1] >= c.shape[0]
-    n = c.shape[1] if by_cols else c.shape[0]
-    for p in prange(k):
-        lo = min(p * step, n)
-        hi = min(lo + step, n)
-        if hi > lo:
-            _slice_gemm(a, ta, b, tb, c, beta, lo, hi, by_cols)
 
 
 def gemm(a, ta, b, tb, c, beta):
@@ -195,6 +183,7 @@ def _gemm_overload(a, ta, b, tb, c, beta):
         raise TypingError(f"gemm: a, b, c must share float32 or float64, got {a.dtype}, {b.dtype}, {c.dtype}")
     fn = _sgemm if a.dtype == types.float32 else _dgemm
     cast = np.float32 if a.dtype == types.float32 else np.float64
+    slot = _p.slot("gemm", a.dtype)
     if not all(x.layout == "C" for x in arrays):
         def impl_strided(a, ta, b, tb, c, beta):   # strided views: contiguous copies through the same call
             C = _packed(c)
@@ -217,11 +206,11 @@ def _gemm_overload(a, ta, b, tb, c, beta):
                 for j in range(N):
                     c[i, j] = beta * c[i, j]
             return
-        p = _parts()
-        if p > 1:
-            k, step = _split(max(M, N), p, max(1, PART_MIN // max(1, min(M, N) * K)))
+        p = _p.parts()
+        if p > 1 and _p.bound(slot):
+            k, step = _p.split(max(M, N), p, max(1, PART_MIN // max(1, min(M, N) * K)))
             if k > 1:
-                _split_gemm(a, ta, b, tb, c, beta, k, step)
+                _p.call(slot, (ta, tb, M, N, K, a, b, cast(beta), c, k, step))
                 return
         fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, cast(1.0),
            a.ctypes, a.shape[1], b.ctypes, b.shape[1], cast(beta), c.ctypes, c.shape[1])

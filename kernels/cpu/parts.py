@@ -1,10 +1,16 @@
 """ppl's own threads: in how many parts the CPU kernels split their large work (a matrix product,
-the optimiser's update), the parts run at once on Numba's threads.
+Adam's update), the parts run at once on Numba's threads.
 
 One process-wide count, 1 (no split) unless set: `fit` sets it for its run when it gives a
-paper-scale model a second core (ppl/training/fit.py), and a user's own loop may set it
-(`set_parts`). The compiled kernels read it at each call from an external global bound by name,
+paper-scale model a second core (ppl/training/threads.py), and a user's own loop may set it
+(`part_kernels.use`). The compiled kernels read it at each call from an external global bound by name,
 as the products' BLAS is (kernels/cpu/blas.py), so cached code reads the running process's value.
+
+The parallel kernels themselves (kernels/cpu/part_kernels.py) are compiled only when a process
+first asks for parts of a dtype (`part_kernels.use(n, dtypes)`), not with every step: a kernel calls
+them through a table of addresses (the global `ppl_part_fns`, a slot per kernel and dtype) and
+does its work whole while its slot is empty. So a model whose work never reaches the parts' grain,
+or a process that never sets parts, compiles nothing for them.
 
 A part is work of one thread: with parts > 1 the BLAS should run at one thread (two thread pools on
 the same cores oversubscribe them), and the kernels must not run inside a parallel loop of Numba's
@@ -16,10 +22,15 @@ import operator
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, register_jitable
 
 _COUNT = ctypes.c_int64(1)
 llvm.add_symbol("ppl_parts", ctypes.addressof(_COUNT))
+SLOTS = {("gemm", "float32"): 0, ("gemm", "float64"): 1, ("adam", "float32"): 2, ("adam", "float64"): 3}
+_TABLE = (ctypes.c_int64 * len(SLOTS))()
+llvm.add_symbol("ppl_part_fns", ctypes.addressof(_TABLE))
+_I64 = ir.IntType(64)
 
 
 def get_parts():
@@ -28,8 +39,9 @@ def get_parts():
 
 
 def set_parts(n):
-    """Split each large product and optimiser update in n parts run at once on Numba's threads
-    (1: no split); returns the previous count. Numba's thread count caps the threads used."""
+    """Split each large product and Adam update in n parts run at once on Numba's threads (1: no
+    split) where the dtype's parallel kernels are bound (part_kernels.use binds them and sets the
+    count); returns the previous count. Numba's thread count caps the threads used."""
     if isinstance(n, bool) or not hasattr(n, "__index__"):
         raise TypeError(f"parts.set_parts: n must be an integer >= 1, got {n!r}")
     n = operator.index(n)
@@ -40,18 +52,71 @@ def set_parts(n):
     return prev
 
 
+def bind_slot(kind, dtype, address):
+    """Make the kernels call `address` (a C function) for the parts of `kind` on arrays of dtype."""
+    _TABLE[SLOTS[(kind, dtype)]] = int(address)
+
+
+def slot(kind, dtype):
+    """The table slot of kind's parallel kernel for a Numba float type (typing time), or -1."""
+    return SLOTS.get((kind, str(dtype)), -1)
+
+
+def _global(builder, name, ty):
+    mod = builder.module
+    try:
+        return mod.get_global(name)
+    except KeyError:
+        g = ir.GlobalVariable(mod, ty, name)
+        g.linkage = "external"
+        return g
+
+
 @intrinsic
 def parts(typingctx):
     """The count, from nopython code (the external global ppl_parts)."""
     def codegen(context, builder, sig, args):
-        mod = builder.module
-        try:
-            g = mod.get_global("ppl_parts")
-        except KeyError:
-            g = ir.GlobalVariable(mod, ir.IntType(64), "ppl_parts")
-            g.linkage = "external"
-        return builder.load(g)
+        return builder.load(_global(builder, "ppl_parts", _I64))
     return types.int64(), codegen
+
+
+@intrinsic
+def bound(typingctx, index):
+    """Whether slot `index` holds a kernel (an address was bound), from nopython code."""
+    def codegen(context, builder, sig, args):
+        table = _global(builder, "ppl_part_fns", ir.ArrayType(_I64, len(SLOTS)))
+        addr = builder.load(builder.gep(table, [ir.Constant(ir.IntType(32), 0), args[0]]))
+        return builder.icmp_unsigned("!=", addr, ir.Constant(_I64, 0))
+    return types.boolean(index), codegen
+
+
+@intrinsic
+def call(typingctx, index, args):
+    """Call slot `index`'s kernel with the tuple `args` as C arguments: an array as its data
+    pointer, a boolean or integer as int64, a float as itself (part_kernels' signatures)."""
+    if not isinstance(args, types.BaseTuple):
+        raise TypingError("parts.call: args must be a tuple")
+    for t in args:
+        if not isinstance(t, (types.Array, types.Boolean, types.Integer, types.Float)):
+            raise TypingError(f"parts.call: cannot pass {t} to a part kernel")
+
+    def codegen(context, builder, sig, llargs):
+        vals = []
+        for i, t in enumerate(sig.args[1]):
+            v = builder.extract_value(llargs[1], i)
+            if isinstance(t, types.Array):
+                v = context.make_array(t)(context, builder, v).data
+            elif isinstance(t, types.Boolean):
+                v = builder.zext(v, _I64)
+            elif isinstance(t, types.Integer) and t.bitwidth < 64:
+                v = builder.sext(v, _I64) if t.signed else builder.zext(v, _I64)
+            vals.append(v)
+        table = _global(builder, "ppl_part_fns", ir.ArrayType(_I64, len(SLOTS)))
+        addr = builder.load(builder.gep(table, [ir.Constant(ir.IntType(32), 0), llargs[0]]))
+        fnty = ir.FunctionType(ir.VoidType(), [v.type for v in vals])
+        builder.call(builder.inttoptr(addr, fnty.as_pointer()), vals)
+        return context.get_dummy_value()
+    return types.void(index, args), codegen
 
 
 @register_jitable

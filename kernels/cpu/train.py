@@ -27,7 +27,6 @@ from numba.core import types
 from numba.extending import overload
 
 from ..families.optim import adam_update, momentum_update, sgd_update
-from .parts import parts, split
 from .rows import all_finite2
 from ..math.optim import robbins_monro_rate
 
@@ -94,38 +93,12 @@ def combine_by_rows(w, parts, base, out):
         out[j] = b + acc
 
 
-FINITE_PART_MIN = 1 << 16   # entries of one part at least when ppl splits the check (kernels/cpu/parts.py)
-
-
-@njit(cache=True, parallel=True)
-def _finite_parts(g, k, step):
-    """all_finite2 over k slices of the 1D g at once."""
-    n = g.shape[0]
-    bad = 0
-    for p in prange(k):
-        lo = min(p * step, n)
-        hi = min(lo + step, n)
-        if hi > lo and not all_finite2(g[lo:hi].reshape((1, hi - lo))):
-            bad += 1
-    return bad == 0
-
-
-@njit(cache=True)
-def all_finite_grad(g):
-    """True when every entry of the flat gradient is finite (in parts at once when ppl splits its
-    work)."""
-    k, step = split(g.shape[0], parts(), FINITE_PART_MIN)
-    if k > 1:
-        return _finite_parts(g, k, step)
-    return all_finite2(g.reshape((1, g.shape[0])))
-
-
 @njit(cache=True)
 def _end_step(update, opt, theta, grad, s1, s2, hyper, k, loss, losses, s, done):
     """The end of step s of a chunk: losses[s] = loss; then, when the loss and the gradient are
     finite, update k + 1 of the optimiser and True, else done[1] = 1 (no update) and False."""
     losses[s] = loss
-    if not math.isfinite(loss) or not all_finite_grad(grad):
+    if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
         done[1] = 1
         return False
     update(opt, theta, grad, s1, s2, hyper, k)

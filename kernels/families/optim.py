@@ -10,10 +10,10 @@ chosen by an overload on the arrays' types; its CUDA kernel is the per-entry bod
 (the family's `CUDA`), the exact step of `math.optim.adam_step`.
 Conventions are cpu/core.py's.
 """
-from numba import njit, prange
+from numba import njit
 from numba.extending import overload
 
-from ..cpu.parts import parts, split
+from ..cpu import parts
 from ..cpu.simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 from ..declare import cuda_launcher, items
 from ..math.optim import adam_bias_corrections, adam_step, momentum_velocity
@@ -77,15 +77,15 @@ def _adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
 ADAM_PART_MIN = 1 << 15   # parameters of one part at least when ppl splits the update (kernels/cpu/parts.py)
 
 
-@njit(parallel=True, **_JIT)
-def _adam_parts(theta, grad, m, v, a, b1, b2, c1, c2, ep, k, step):
-    """adam_moments on k slices of `step` entries at once (each slice's start on 64 bytes)."""
-    n = theta.shape[0]
-    for p in prange(k):
-        lo = min(p * step, n)
-        hi = min(lo + step, n)
-        if hi > lo:
-            adam_moments(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], a, b1, b2, c1, c2, ep)
+def _adam_slot(theta, grad, m, v):
+    """The parts table's slot of Adam's parallel kernel for these arrays, or -1 (not C-contiguous)."""
+
+
+@overload(_adam_slot, jit_options=_JIT)
+def _adam_slot_overload(theta, grad, m, v):
+    ok = all(x.layout == "C" and x.dtype == theta.dtype for x in (theta, grad, m, v))
+    index = parts.slot("adam", theta.dtype) if ok else -1
+    return lambda theta, grad, m, v: index
 
 
 @njit(**_JIT)
@@ -101,9 +101,13 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     b2 = like(theta, hyper(beta2))
     ep = like(theta, hyper(eps))
     c1, c2 = adam_bias_corrections(b1, b2, t)
-    k, step = split(theta.shape[0], parts(), ADAM_PART_MIN)
-    if k > 1:   # every entry's update is its own: the split changes no bit
-        _adam_parts(theta, grad, m, v, a, b1, b2, c1, c2, ep, k, step)
+    n = theta.shape[0]
+    k, step = parts.split(n, parts.parts(), ADAM_PART_MIN)
+    index = _adam_slot(theta, grad, m, v)
+    if k > 1 and index >= 0 and parts.bound(index):   # each entry's update is its own: no bit changes
+        if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+            raise ValueError("adam_update: theta, grad, m and v must have the same length")
+        parts.call(index, (theta, grad, m, v, n, a, b1, b2, c1, c2, ep, k, step))
     else:
         adam_moments(theta, grad, m, v, a, b1, b2, c1, c2, ep)
 

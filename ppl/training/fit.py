@@ -39,7 +39,7 @@ from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
 from .threads import ThreadChooser, blas_threads_rule, parts_rule, split_rows_rule
-from ..kernels.cpu import blas, parts
+from ..kernels.cpu import blas, part_kernels, parts
 from ..kernels.numba_compat import is_cached
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
@@ -382,7 +382,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
     threads = blas_threads_rule(prog, blas_threads)   # validates an explicit count
     split = split_rows_rule(prog, batch_size, split_rows, nopython, blas_threads)
-    n_parts = 1 if split else parts_rule(prog, blas_threads)
+    n_parts = 1 if split else parts_rule(prog, blas_threads, batch_size)
     if split and blas_threads is None:
         threads = 1 if blas.get_threads() is not None else None
     choose = None   # a parallel setting fit chose by itself is timed against one thread while it runs
@@ -468,7 +468,8 @@ class Trainer:
                               plan.total - start, plan.split)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
-        prev_parts = parts.set_parts(plan.parts)   # 1 unless fit chose them: a split's halves, a fixed count
+        # 1 unless fit chose them (not for a split's halves, nor beside a count the user gave)
+        prev_parts = part_kernels.use(plan.parts, dtypes=(self.prog.dtype,))
         self.chooser, restore = self._chooser(chunks)
         try:
             t = start

@@ -143,13 +143,21 @@ def blas_threads_rule(prog, asked):
     return 1
 
 
-def parts_rule(prog, asked_blas):
+def parts_rule(prog, asked_blas, batch_size):
     """In how many parts ppl splits the fit's large products and optimiser updates
     (kernels/cpu/parts.py): every core Numba may use where the user left the threads to ppl (no
-    blas_threads, no OPENBLAS_NUM_THREADS) on a CPU program, else 1."""
+    blas_threads, no OPENBLAS_NUM_THREADS), the program runs on the CPU and some of its work
+    reaches two parts' grain (a weight matrix times the batch's rows, or its parameters); else 1,
+    and its parallel kernels are not compiled."""
     if asked_blas is not None or blas_threads_rule(prog, None) is None:
         return 1
     import numba
+    from ..kernels.cpu.blas import PART_MIN
+    from ..kernels.families.optim import ADAM_PART_MIN
+    rows = int(batch_size) * int(getattr(prog, "rows_per_data_row", 1) or 1)
+    widest = max((v.size for v in prog.params.values() if v.ndim == 2), default=0)
+    if widest * rows < 2 * PART_MIN and prog.theta.size < 2 * ADAM_PART_MIN:
+        return 1
     return max(1, min(blas.cores(), numba.get_num_threads()))
 
 
