@@ -75,6 +75,10 @@ def test_the_first_run_of_steps_is_not_timed_and_probes_cut_chunks():
     ch._start_probe()                       # probing one thread: cut at its own time per step
     ch._switch(1)
     assert ch.steps_cap(10_000) == int(T.PROBE_SECONDS / 0.004)
+    ch._start_probe()                       # a segment starts with FIRST_CHUNK steps, however fast the
+    assert ch.label == "parallel" and ch.steps_cap(10_000) == T.FIRST_CHUNK   # setting ran last time
+    ch.record(T.FIRST_CHUNK, T.FIRST_CHUNK * 0.0015)  # a load came: 1.5 ms a step now, the segment goes on
+    assert ch.label == "parallel" and ch.steps_cap(10_000) == int(T.PROBE_SECONDS / 0.0015)
     with pytest.raises(ValueError):
         T.ThreadChooser([("only", lambda: None)])
 

@@ -41,6 +41,8 @@ PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut
 HOLD_SECONDS = 1.0       # the winner's first hold
 MAX_HOLD_SECONDS = 16.0  # the longest hold, after probes that confirm the winner
 MARGIN = 0.05            # the parallel setting must be this much faster per step to win
+FIRST_CHUNK = 8          # steps of a probe segment's first chunk: the setting's last time per step may be
+                         # stale (a load that came since), so a segment overshoots by at most this much
 
 
 class ThreadChooser:
@@ -83,11 +85,13 @@ class ThreadChooser:
         self.settings[self.current][1]()
 
     def steps_cap(self, n: int) -> int:
-        """A chunk of n steps cut to about PROBE_SECONDS while probing."""
+        """A chunk of n steps cut to about PROBE_SECONDS while probing, and to FIRST_CHUNK steps
+        at the start of a probe segment (timed afresh before the rest of the segment is cut)."""
         per = self.last[self.current] or self.last[1 - self.current]
         if not self.probing or not per or per <= 0:
             return n
-        return max(1, min(n, int(PROBE_SECONDS / per)))
+        cap = max(1, min(n, int(PROBE_SECONDS / per)))
+        return min(cap, FIRST_CHUNK) if self.seg_steps == 0 else cap
 
     def _switch(self, index):
         if index != self.current:
