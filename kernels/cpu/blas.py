@@ -6,7 +6,8 @@ Numba's ``np.dot`` calls SciPy's BLAS. NumPy's wheels carry their own OpenBLAS, 
 module calls instead (its CBLAS ``scipy_cblas_{s,d}gemm64_``, 64-bit integers), because on
 the SBN's shapes it was measured faster: x^T g (the weight gradient, 32 x 1280 x 64) 101 -> 62 us,
 and 2.7 -> 1.7 us per product at batch 32 (same library thread count; see BENCHMARKS.md).
-beta = 1 accumulates into a gradient directly, which also saves the scratch copy.
+beta = 1 accumulates into a gradient directly, which also saves the scratch copy. A large
+product runs in slices on several threads when ppl's parts are on (kernels/cpu/parts.py).
 
 The function is bound by name (``ppl_cblas_sgemm`` / ``ppl_cblas_dgemm``, registered with
 LLVM on import, before any cached kernel is linked), so kernels calling it cache normally. When
@@ -169,6 +170,17 @@ def _slice_gemm_overload(a, ta, b, tb, c, beta, lo, hi, by_cols):
 PART_MIN = 1 << 19   # multiply-adds of one slice at least (a launch costs about a microsecond)
 
 
+@njit(cache=True, no_cpython_wrapper=True)
+def _in_parts(slot, a, ta, b, tb, c, beta, M, N, K):
+    """gemm through the parts kernel in `slot` when the product reaches two slices' grain: True
+    when done (out of line: the inlined gemm of every step keeps one load and a branch)."""
+    k, step = _p.split(max(M, N), _p.parts(), max(1, PART_MIN // max(1, min(M, N) * K)))
+    if k < 2:
+        return False
+    _p.call(slot, (ta, tb, M, N, K, a, b, beta, c, k, step))
+    return True
+
+
 def gemm(a, ta, b, tb, c, beta):
     """c = op(a) op(b) + beta c; op(x) = x.T when its flag is True. C-contiguous 2D arrays of
     one float dtype; the shapes must agree (checked)."""
@@ -206,12 +218,8 @@ def _gemm_overload(a, ta, b, tb, c, beta):
                 for j in range(N):
                     c[i, j] = beta * c[i, j]
             return
-        p = _p.parts()
-        if p > 1 and _p.bound(slot):
-            k, step = _p.split(max(M, N), p, max(1, PART_MIN // max(1, min(M, N) * K)))
-            if k > 1:
-                _p.call(slot, (ta, tb, M, N, K, a, b, cast(beta), c, k, step))
-                return
+        if _p.parts() > 1 and _p.bound(slot) and _in_parts(slot, a, ta, b, tb, c, cast(beta), M, N, K):
+            return
         fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, cast(1.0),
            a.ctypes, a.shape[1], b.ctypes, b.shape[1], cast(beta), c.ctypes, c.shape[1])
     return impl

@@ -291,11 +291,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
     pays). Both loops give the same parameters and losses bit for bit.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
-    when the user did not set OPENBLAS_NUM_THREADS, the BLAS at one thread and ppl's own parts
-    on every core Numba may use: each product of at least a few hundred thousand multiply-adds
-    cut in slices of its output and the optimiser's update and gradient check cut in ranges, run
-    at once on Numba's threads (kernels/cpu/parts.py; at paper scale this beat the BLAS's own
-    threads, BENCHMARKS.md); else the BLAS as it is. When fit chose more than one thread
+    when the user did not set OPENBLAS_NUM_THREADS, the BLAS at one thread and, where some of
+    the model's work reaches two parts' grain (threads.parts_rule), ppl's own parts on every
+    core Numba may use: each product of at least a million multiply-adds cut in slices of its
+    output and Adam's update in ranges, run at once on Numba's threads (kernels/cpu/parts.py; at
+    paper scale this beat the BLAS's own threads, BENCHMARKS.md); else the BLAS as it is. When fit chose more than one thread
     itself, it times its steps with them and on one thread as the run goes and keeps the
     faster (ppl/training/threads.py; a busy machine can make every extra thread a loss);
     `History.threads` lists the decisions. A product cut in slices, or run on more than one
