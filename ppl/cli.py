@@ -261,7 +261,7 @@ def _write_curve(path, hist, curve) -> None:
         r[0], r[1], r[2] = sec, e, v
     with open(path, "w") as f:
         f.write("step,train_seconds,train_loss_ema,heldout_loss,train_loss_mean,train_loss_min,train_loss_max\n")
-        f.writelines(f"{s},{g(r[0], '.4f')},{','.join(g(v) for v in r[1:])}\n" for s, r in sorted(rows.items()))
+        f.writelines(f"{s},{g(r[0], '.6f')},{','.join(g(v) for v in r[1:])}\n" for s, r in sorted(rows.items()))
 
 
 def _plot(path, series, xlabel, ylabel, title) -> bool:
