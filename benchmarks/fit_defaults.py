@@ -7,7 +7,7 @@ Cases: the 64-32 SBN of the digits (DisARM at batch 32, straight-through at batc
 784-200 SBN on the MNIST digits (score, straight-through, DisARM at batch 50), float32, Adam 1e-3.
 Each round runs both ways, alternating; medians. One JSON line per case: value = the defaults'
 us per step, baseline = nopython=True's, ratio = value / baseline. OPENBLAS_NUM_THREADS is left
-unset: fit's defaults choose the BLAS threads (nopython=True leaves them to fit's defaults too).
+unset: fit's defaults choose the threads (nopython=True leaves them to fit's defaults too).
 """
 import argparse
 import json
