@@ -46,8 +46,8 @@ def _gemm_c(ta, tb, M, N, K, a, b, beta, c, k, step):
 
 @njit(cache=True)
 def _adam_c(theta, grad, m, v, n, a, b1, b2, c1, c2, ep, k, step):
-    split = (carray(theta, (n,)), carray(grad, (n,)), carray(m, (n,)), carray(v, (n,)))
-    adam_ranges(*split, a, b1, b2, c1, c2, ep, k, step)
+    arrays = (carray(theta, (n,)), carray(grad, (n,)), carray(m, (n,)), carray(v, (n,)))
+    adam_ranges(*arrays, a, b1, b2, c1, c2, ep, k, step)
 
 
 # the C entry points, one per kind and dtype (module-level functions: cached by name)
@@ -76,10 +76,11 @@ def use(n, dtypes=("float32",)):
     """Split large work in n parts (parts.set_parts) with the kernels of `dtypes` bound first
     (compiled, or loaded from the cache, the first time a process asks); returns the previous
     count."""
-    if int(n) > 1:
+    prev = parts.set_parts(n)   # checked first; until a dtype is bound its work runs whole
+    if n > 1:
         for d in dtypes:
             bind(np.dtype(d).name)
-    return parts.set_parts(n)
+    return prev
 
 
 def bind(dtype: str):
