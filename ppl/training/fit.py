@@ -370,7 +370,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
              eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
              blas_threads=None, split_rows=None, keep_losses=None) -> FitPlan:
     """fit's arguments checked (a ModelError names the one that is wrong) and its automatic
-    choices made: the BLAS threads, the row split, whether every loss is kept."""
+    choices made: the BLAS threads, the parts, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
     seed = V.seed(seed, "fit: seed")
