@@ -20,8 +20,7 @@ def split_gemm(a, ta, b, tb, c, beta, k, step):
     by_cols = c.shape[1] >= c.shape[0]
     n = c.shape[1] if by_cols else c.shape[0]
     for p in prange(k):
-        lo = min(p * step, n)
-        hi = min(lo + step, n)
+        lo, hi = parts.span(p, step, n)
         if hi > lo:
             _slice_gemm(a, ta, b, tb, c, beta, lo, hi, by_cols)
 
@@ -31,8 +30,7 @@ def adam_ranges(theta, grad, m, v, a, b1, b2, c1, c2, ep, k, step):
     """adam_moments on k ranges of `step` entries at once."""
     n = theta.shape[0]
     for p in prange(k):
-        lo = min(p * step, n)
-        hi = min(lo + step, n)
+        lo, hi = parts.span(p, step, n)
         if hi > lo:
             adam_moments(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], a, b1, b2, c1, c2, ep)
 

@@ -80,13 +80,17 @@ def parts(typingctx):
     return types.int64(), codegen
 
 
+def _address(builder, index):
+    """The address bound in slot `index` of the table (0 when none)."""
+    table = _global(builder, "ppl_part_fns", ir.ArrayType(_I64, len(SLOTS)))
+    return builder.load(builder.gep(table, [ir.Constant(ir.IntType(32), 0), index]))
+
+
 @intrinsic
 def bound(typingctx, index):
     """Whether slot `index` holds a kernel (an address was bound), from nopython code."""
     def codegen(context, builder, sig, args):
-        table = _global(builder, "ppl_part_fns", ir.ArrayType(_I64, len(SLOTS)))
-        addr = builder.load(builder.gep(table, [ir.Constant(ir.IntType(32), 0), args[0]]))
-        return builder.icmp_unsigned("!=", addr, ir.Constant(_I64, 0))
+        return builder.icmp_unsigned("!=", _address(builder, args[0]), ir.Constant(_I64, 0))
     return types.boolean(index), codegen
 
 
@@ -111,10 +115,8 @@ def call(typingctx, index, args):
             elif isinstance(t, types.Integer) and t.bitwidth < 64:
                 v = builder.sext(v, _I64) if t.signed else builder.zext(v, _I64)
             vals.append(v)
-        table = _global(builder, "ppl_part_fns", ir.ArrayType(_I64, len(SLOTS)))
-        addr = builder.load(builder.gep(table, [ir.Constant(ir.IntType(32), 0), llargs[0]]))
         fnty = ir.FunctionType(ir.VoidType(), [v.type for v in vals])
-        builder.call(builder.inttoptr(addr, fnty.as_pointer()), vals)
+        builder.call(builder.inttoptr(_address(builder, llargs[0]), fnty.as_pointer()), vals)
         return context.get_dummy_value()
     return types.void(index, args), codegen
 
@@ -128,3 +130,10 @@ def split(n, parts, grain):
         return 1, n
     step = (n + k - 1) // k
     return k, (step + 15) // 16 * 16
+
+
+@register_jitable
+def span(p, step, n):
+    """Part p's range lo:hi of n units cut in parts of `step` (empty past the end)."""
+    lo = min(p * step, n)
+    return lo, min(lo + step, n)

@@ -101,15 +101,16 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     b2 = like(theta, hyper(beta2))
     ep = like(theta, hyper(eps))
     c1, c2 = adam_bias_corrections(b1, b2, t)
-    n = theta.shape[0]
-    k, step = parts.split(n, parts.parts(), ADAM_PART_MIN)
     index = _adam_slot(theta, grad, m, v)
-    if k > 1 and index >= 0 and parts.bound(index):   # each entry's update is its own: no bit changes
-        if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
-            raise ValueError("adam_update: theta, grad, m and v must have the same length")
-        parts.call(index, (theta, grad, m, v, n, a, b1, b2, c1, c2, ep, k, step))
-    else:
-        adam_moments(theta, grad, m, v, a, b1, b2, c1, c2, ep)
+    if index >= 0 and parts.parts() > 1 and parts.bound(index):   # each entry's update is its own: no bit changes
+        n = theta.shape[0]
+        k, step = parts.split(n, parts.parts(), ADAM_PART_MIN)
+        if k > 1:
+            if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+                raise ValueError("adam_update: theta, grad, m and v must have the same length")
+            parts.call(index, (theta, grad, m, v, n, a, b1, b2, c1, c2, ep, k, step))
+            return
+    adam_moments(theta, grad, m, v, a, b1, b2, c1, c2, ep)
 
 
 def _adam_item(i, theta, grad, m, v, lr, beta1, beta2, eps, t):

@@ -295,9 +295,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     the model's work reaches two parts' grain (threads.parts_rule), ppl's own parts on every
     core Numba may use: each product of at least a million multiply-adds cut in slices of its
     output and Adam's update in ranges, run at once on Numba's threads (kernels/cpu/parts.py; at
-    paper scale this beat the BLAS's own threads, BENCHMARKS.md); else the BLAS as it is. When fit chose more than one thread
-    itself, it times its steps with them and on one thread as the run goes and keeps the
-    faster (ppl/training/threads.py; a busy machine can make every extra thread a loss);
+    paper scale this beat the BLAS's own threads, BENCHMARKS.md); else the BLAS as it is. When
+    fit chose more than one thread itself, it times its steps with them and on one thread as the
+    run goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
+    thread a loss);
     `History.threads` lists the decisions. A product cut in slices, or run on more than one
     BLAS thread, may round differently, so such a run is reproducible up to rounding: a fixed
     count, e.g. blas_threads=1, gives parameters that are the same bit for bit on every run and

@@ -36,6 +36,7 @@ import numpy as np
 from .. import validate as V
 from ..errors import ModelError
 from ..kernels.cpu import blas
+from ..kernels.families.optim import ADAM_PART_MIN
 
 PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut to about this)
 HOLD_SECONDS = 1.0       # the winner's first hold
@@ -156,11 +157,9 @@ def parts_rule(prog, asked_blas, batch_size):
     if asked_blas is not None or blas_threads_rule(prog, None) is None:
         return 1
     import numba
-    from ..kernels.cpu.blas import PART_MIN
-    from ..kernels.families.optim import ADAM_PART_MIN
     rows = int(batch_size) * int(getattr(prog, "rows_per_data_row", 1) or 1)
     widest = max((v.size for v in prog.params.values() if v.ndim == 2), default=0)
-    if widest * rows < 2 * PART_MIN and prog.theta.size < 2 * ADAM_PART_MIN:
+    if widest * rows < 2 * blas.PART_MIN and prog.theta.size < 2 * ADAM_PART_MIN:
         return 1
     return max(1, min(blas.cores(), numba.get_num_threads()))
 
