@@ -31,9 +31,9 @@ ppl defines it (same costs, same evaluations of them per data row):
                     sharing u and v; with two layers the lower layer relaxed (at the upper
                     layer's temperature) in the upper one's relaxed rows: 5 evaluations per data
                     row (ppl's row product may evaluate more; both counts are in the line)
-  rebar_default     ppl's REBAR with its default options (eta and temperature trained, 5 rows
-                    per draw) against the same fixed JAX REBAR: the user's default against a
-                    JAX user's cheapest REBAR
+  rebar_default     ppl's REBAR with its default options (eta trained on the estimator's
+                    variance, the temperature fixed: 3 rows per draw) against the same fixed JAX
+                    REBAR: the user's default against a JAX user's cheapest REBAR
   vimco             VIMCO (Mnih & Rezende 2016) on the importance-weighted bound of K = 5 draws
                     per data row (ppl: objective="iwae", samples=5); checked against ppl's
                     gradient in mean (400 draws each side, one and two layers)

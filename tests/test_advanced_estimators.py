@@ -142,7 +142,8 @@ def test_rebar_tuning_moves_eta_and_temperature_and_lowers_variance():
         x = m.input("x", 4)
         h = Bernoulli("h", logits=ppl.Affine(x, 3, name="enc"))
         m.cost("nll", ppl.bernoulli_nll(ppl.Affine(h, 4, name="dec"), target=x))
-    prog = m.compile(dtype=np.float64, estimators=("rebar", {"eta": 0.2, "temperature": 2.0}), seed=3)
+    prog = m.compile(dtype=np.float64, estimators=("rebar", {"eta": 0.2, "temperature": 2.0, "train": True}),
+                     seed=3)
     prog.params["dec.W"] = 4 * prog.params["dec.W"]
     tuned = np.zeros_like(prog.theta, dtype=bool)
     for name, off, shape, _ in prog.layout.params:

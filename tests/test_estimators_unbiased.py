@@ -87,12 +87,12 @@ TWO_LAYER_CASES = [
     ("disarm", {}, 1),
     ("disarm", {}, 2),
     ("relax", {}, 1),
-    ("rebar", {}, 1),
-    ("rebar", {"train": False}, 1),   # 3 configuration rows instead of 5
+    ("rebar", {}, 1),                 # eta trained: 3 configuration rows
+    ("rebar", {"train": True}, 1),    # eta and the temperature trained: 5 rows
 ]
 
 
-@pytest.mark.parametrize("name,opts,K", TWO_LAYER_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}{'' if c[1].get('train', True) else 'fixed'}-K{c[2]}" for c in TWO_LAYER_CASES])
+@pytest.mark.parametrize("name,opts,K", TWO_LAYER_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}{'-tempered' if c[1].get('train') is True else ''}-K{c[2]}" for c in TWO_LAYER_CASES])
 def test_two_layer_bernoulli(name, opts, K, two_layer_exact):
     values, exact = two_layer_exact
     prog = two_layer_model().compile(dtype=np.float64, estimators=(name, opts), samples=K, seed=3)
@@ -198,10 +198,10 @@ def categorical_model():
 X3 = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -1.0]])
 CAT_CASES = [("score", {"baseline": "none"}, 1), ("score", {"baseline": "moving_average"}, 1),
              ("score", {"baseline": "loo"}, 3), ("enumerate", {}, 1), ("relax", {}, 1),
-             ("rebar", {}, 1), ("rebar", {"train": False}, 1), ("cat_disarm", {}, 1)]
+             ("rebar", {}, 1), ("rebar", {"train": True}, 1), ("cat_disarm", {}, 1)]
 
 
-@pytest.mark.parametrize("name,opts,K", CAT_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}{'' if c[1].get('train', True) else 'fixed'}" for c in CAT_CASES])
+@pytest.mark.parametrize("name,opts,K", CAT_CASES, ids=[f"{c[0]}-{c[1].get('baseline', '')}{'-tempered' if c[1].get('train') is True else ''}" for c in CAT_CASES])
 def test_categorical_two_groups(name, opts, K):
     prog = categorical_model().compile(dtype=np.float64, estimators=(name, opts), samples=K, seed=5)
     P = {k: np.array(v) for k, v in prog.params.items() if not k.startswith(("baseline.", "relax.", "rebar."))}

@@ -2,14 +2,18 @@
 control variate eta * f(sigma_lam(z~)) and its reparameterised correction, unbiased.
 
 The hard, relaxed and conditionally relaxed evaluations of the node's downstream sub-graph are
-rows of the same fused pass (see ppl.kernels.cpu.rebar for the row layout and the weights): 5 per
-drawn row when eta and the temperature are trained (train=True), 3 when the temperature is
-fixed (train='eta': eta alone trained, its variance gradient read off those 3 rows; False);
-discrete nodes below it are relaxed in those rows. The REBAR nodes of a graph share one row digit
+rows of the same fused pass (see ppl.kernels.cpu.rebar for the row layout and the weights): 3 per
+drawn row when the temperature is fixed (train='eta', the default: eta alone trained, its
+variance gradient read off those 3 rows; False: neither), 5 when eta and the temperature are
+trained (train=True: the temperature's variance gradient needs two rows more); discrete nodes
+below it are relaxed in those rows. eta's tuning comes free with the 3 rows; the temperature's
+costs their two rows, more than it returns at equal training time on the digits
+(benchmarks/rebar_tuning.py), so it is asked for, not given. The REBAR nodes of a graph share one row digit
 whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take 1 + 2 + 2 rows
 per drawn row, not 3 x 3. eta ('rebar.<node>.eta', init 1) and the
 temperature ('rebar.<node>.log_temperature', init log 0.5) are parameters trained by the same
-optimiser on the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam)."""
+optimiser on the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam)
+(the temperature's 0 unless train=True)."""
 import math
 
 from ppl.kernels.cpu.rebar import CONFIGS, FIXED_CONFIGS
@@ -53,7 +57,7 @@ class Rebar(Estimator):
     passes_value_grad = True
     shares_rows = True   # its backward is linear in the value's cotangent, per row
     evaluates_below = True
-    options = {"temperature": 0.5, "eta": 1.0, "train": True}
+    options = {"temperature": 0.5, "eta": 1.0, "train": "eta"}
     # its own node's kernels (rebar_*; the Bernoulli's keep dz~/da, dzt, for the backward pass and
     # read sigma(a) when a log_prob(node) cost kept it, sa), and those of the nodes below it in its
     # rows: a discrete one relaxed (relax_rows), the reparameterised term of a continuous one
