@@ -69,8 +69,9 @@ def real(value, what: str, positive: bool = False, lo: float | None = None, hi_o
     return v
 
 
-def estimator_options(where: str, name: str, opts: dict) -> dict:
-    """Check the options of estimator `name` for a node; `where` names the node ("Bernoulli 'h'")."""
+def estimator_options(where: str, name: str, opts: dict, words: dict | None = None) -> dict:
+    """Check the options of estimator `name` for a node; `where` names the node ("Bernoulli 'h'");
+    `words`: the estimator's option_words, the strings an option takes beside True / False."""
     out = dict(opts)
     pre = f"{where}: {name} option"
     if "temperature" in out:
@@ -89,11 +90,10 @@ def estimator_options(where: str, name: str, opts: dict) -> dict:
     if "train" in out and _is_bool(out["train"]):
         out["train"] = bool(out["train"])   # numpy's True too: estimators test `train is True`
     elif "train" in out:
-        if name != "rebar":
-            raise ModelError(f"{pre} train must be True or False, got {out['train']!r}")
-        if not (isinstance(out["train"], str) and out["train"] == "eta"):
-            raise ModelError(f"{pre} train must be True (eta and the temperature), 'eta' (eta alone, the "
-                             f"temperature fixed: 3 rows per draw, not 5) or False, got {out['train']!r}")
+        said = (words or {}).get("train", {})
+        if not (isinstance(out["train"], str) and out["train"] in said):
+            extra = "".join(f", {w!r} ({what})" for w, what in said.items())
+            raise ModelError(f"{pre} train must be True, False{extra}, got {out['train']!r}")
     if "baseline" in out and out["baseline"] is not None and not isinstance(out["baseline"], str):
         raise ModelError(f"{pre} baseline must be a name ('none', 'moving_average', 'loo', 'learned'), "
                          f"got {out['baseline']!r}")

@@ -128,6 +128,8 @@ class Estimator:
     # the parameters whole from any one of them). None: True when it reads no value cotangent.
     shares_rows = None
     options: dict = {}         # option name -> default
+    # option name -> {word: what it asks for}: the strings an option takes beside True / False
+    option_words: dict = {}
     # law kind -> {role: kernel}: its kernels for one law each, those of this (estimator, law)
     # pair (a law's entry, ppl/laws/, keeps the law's own): a name of ppl.kernels' core module,
     # called by ctx.law_call(role, ...), or a template rendered over the names it gives

@@ -303,7 +303,8 @@ class EstimatorContext:
 
 class Estimator(_Base):
     """Subclass to write a gradient estimator. Set `name` (and `about`, `cite`, `options`,
-    `unbiased` / `bias`), then override:
+    `option_words` -- {option: {word: what it asks for}}, the strings a `train` option takes beside
+    True / False --, `unbiased` / `bias`), then override:
 
     check(info) -> None or why not    whether it applies to a node (info.dist, info.node, info.samples,
                                       info.above: the estimators chosen above it)

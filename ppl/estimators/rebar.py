@@ -58,6 +58,7 @@ class Rebar(Estimator):
     shares_rows = True   # its backward is linear in the value's cotangent, per row
     evaluates_below = True
     options = {"temperature": 0.5, "eta": 1.0, "train": "eta"}
+    option_words = {"train": {"eta": "eta alone, the temperature fixed: 3 rows per draw; True trains both on 5"}}
     # its own node's kernels (rebar_*; the Bernoulli's keep dz~/da, dzt, for the backward pass and
     # read sigma(a) when a log_prob(node) cost kept it, sa), and those of the nodes below it in its
     # rows: a discrete one relaxed (relax_rows), the reparameterised term of a continuous one

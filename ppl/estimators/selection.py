@@ -93,7 +93,7 @@ def select(model: Graph, an: G.Analysis, estimators, policy: str, samples: int, 
         if name == "score" and baseline is not None:
             full["baseline"] = baseline
         full.update(opts)
-        full = V.estimator_options(f"{d.name} '{n.name}'", name, full)
+        full = V.estimator_options(f"{d.name} '{n.name}'", name, full, est.option_words)
         try:
             full = est.resolve(info, full)
         except ValueError as e:
