@@ -7,13 +7,13 @@ drawn row when the temperature is fixed (train='eta', the default: eta alone tra
 variance gradient read off those 3 rows; False: neither), 5 when eta and the temperature are
 trained (train=True: the temperature's variance gradient needs two rows more); discrete nodes
 below it are relaxed in those rows. eta's tuning comes free with the 3 rows; the temperature's
-costs their two rows, more than it returns at equal training time on the digits
-(benchmarks/rebar_tuning.py), so it is asked for, not given. The REBAR nodes of a graph share one row digit
-whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take 1 + 2 + 2 rows
-per drawn row, not 3 x 3. eta ('rebar.<node>.eta', init 1) and the
-temperature ('rebar.<node>.log_temperature', init log 0.5) are parameters trained by the same
-optimiser on the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam)
-(the temperature's 0 unless train=True)."""
+costs two rows more, more than it returns at equal training time on the digits
+(benchmarks/rebar_tuning.py), so it is asked for, not given. The REBAR nodes of a graph share
+one row digit whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take
+1 + 2 + 2 rows per drawn row, not 3 x 3. eta ('rebar.<node>.eta', init 1) and the temperature
+('rebar.<node>.log_temperature', init log 0.5) are parameters trained by the same optimiser on
+the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam) (the
+temperature's 0 unless train=True)."""
 import math
 
 from ppl.kernels.cpu.rebar import CONFIGS, FIXED_CONFIGS
