@@ -129,17 +129,17 @@ def test_split_rows_trains_as_the_whole_batch(est, samples):
 
 def test_split_rows_rule_and_errors(monkeypatch):
     """Auto: split from batch 128, on two threads or more, when no weight matrix exceeds 256 x 256
-    (784 x 200: two BLAS threads serve the products as well) and the nopython loop may run;
-    an explicit value is checked."""
+    (784 x 200: ppl's parts serve the products as well) or the batch evaluates SPLIT_MIN_ROWS rows,
+    and the nopython loop may run; an explicit value is checked."""
     import types
 
     import numba
 
-    from ppl.training.threads import SPLIT_MAX_WEIGHTS, split_rows_rule
+    from ppl.training.threads import SPLIT_MAX_WEIGHTS, SPLIT_MIN_ROWS, split_rows_rule
     from ppl.kernels.cpu import blas
 
-    def prog(weights, target="cpu"):
-        return types.SimpleNamespace(target=target, module=types.SimpleNamespace(step_rows=None),
+    def prog(weights, target="cpu", rows=1):
+        return types.SimpleNamespace(target=target, module=types.SimpleNamespace(step_rows=None), rows_per_data_row=rows,
                                      params={"q1.W": np.zeros(weights), "q1.b": np.zeros(weights[1])})
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     monkeypatch.setattr(blas, "cores", lambda: 2)
@@ -149,6 +149,9 @@ def test_split_rows_rule_and_errors(monkeypatch):
     assert split_rows_rule(small, 128, None, None) and not split_rows_rule(small, 127, None, None)   # halves too small to pay
     assert not split_rows_rule(small, 256, None, False)            # the per-step loop asked for
     assert not split_rows_rule(big, 256, None, None)               # products for ppl's parts
+    assert split_rows_rule(big, SPLIT_MIN_ROWS, None, None) and not split_rows_rule(big, SPLIT_MIN_ROWS - 1, None, None)
+    rows3 = prog((784, 200), rows=3)                               # REBAR's 3 rows a drawn row
+    assert split_rows_rule(rows3, 134, None, None) and not split_rows_rule(rows3, 133, None, None)
     assert not split_rows_rule(prog((64, 32), "cuda"), 256, None, None)
     assert split_rows_rule(big, 4, True, None) and not split_rows_rule(small, 256, False, None)
     assert not split_rows_rule(small, 256, None, None, 2) and split_rows_rule(small, 256, None, None, 1)   # BLAS asked for

@@ -7,6 +7,7 @@ import pytest
 import ppl
 from ppl.models import sbn
 from ppl.training import threads as T
+from ppl.training import fit as fit_module
 from ppl.training.fit import fit, plan_fit
 
 
@@ -185,6 +186,31 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     np.testing.assert_allclose(timed.theta, fixed.theta, rtol=0, atol=2e-5)
     np.testing.assert_allclose(np.asarray(h1.loss), np.asarray(h0.loss), rtol=1e-5)
     assert parts.get_parts() == 1                          # restored
+
+
+def test_large_weights_split_at_many_rows_and_keep_their_parts_for_the_whole_batch(monkeypatch):
+    """Weight matrices over SPLIT_MAX_WEIGHTS take the products' parts up to SPLIT_MIN_ROWS
+    evaluated rows a batch and the halves from there; where the per-step loop runs (its batch
+    whole: the chunk loop not compiled for a short run), such a split fit times its parts
+    against one thread instead."""
+    import numba
+    from ppl.kernels.cpu import blas, parts
+    if numba.get_num_threads() < 2 or blas.cores() < 2 or blas.get_threads() is None:
+        pytest.skip("ppl's parts need two threads and NumPy's OpenBLAS")
+    X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
+    monkeypatch.setattr(blas, "DEFAULTED", True)
+    big = sbn.build(latent=(1100,)).compile(estimators="disarm", dtype=np.float32, seed=3)   # 64 x 1100 > 256 x 256
+    n = min(blas.cores(), numba.get_num_threads())
+    rows = T.SPLIT_MIN_ROWS // big.rows_per_data_row
+    plan = plan_fit(big, {"x": X}, ppl.optim.Adam(1e-3), steps=10, batch_size=rows)
+    assert (plan.choose, plan.split, plan.parts) == ("split", True, n)
+    plan = plan_fit(big, {"x": X}, ppl.optim.Adam(1e-3), steps=10, batch_size=rows - 1)
+    assert (plan.choose, plan.split, plan.parts) == ("parts", False, n)
+    monkeypatch.setattr(T, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(fit_module._Chunks, "make", classmethod(lambda cls, *a, **k: None))   # the per-step loop
+    h = fit(big, {"x": X}, ppl.optim.Adam(1e-3), steps=12, batch_size=rows, seed=5, progress=False)
+    assert h.threads and set(h.threads[0][1]) == {f"{n} parts at once", "one thread"}
+    assert parts.get_parts() == 1
 
 
 def test_a_small_model_compiles_no_part_kernel(tmp_path):

@@ -38,7 +38,7 @@ from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
-from .threads import ThreadChooser, blas_threads_rule, parts_rule, split_rows_rule
+from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights, split_rows_rule
 from ..kernels.cpu import blas, part_kernels, parts
 from ..kernels.numba_compat import is_cached
 
@@ -308,9 +308,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
     then runs at one thread (with blas_threads > 1 it is an error: two thread pools on the same
     cores). None (default): split when blas_threads is None or 1, the nopython loop runs, Numba
-    and the machine have two threads or more, the batch has >= SPLIT_MIN_BATCH (128) rows and no
-    weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256): there the step is elementwise work that
-    one BLAS call cannot spread (BENCHMARKS.md). The result equals the unsplit fit's to the
+    and the machine have two threads or more, and the batch has >= SPLIT_MIN_BATCH (128) rows and
+    no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256), or the batch evaluates >=
+    SPLIT_MIN_ROWS (400) rows (its rows times the graph's rows per data row): there the step's
+    elementwise work is more than its products' parts can spread (BENCHMARKS.md). The result
+    equals the unsplit fit's to the
     rounding of that combination. An automatic split is timed against the whole batch in one
     step on one thread, as above, which draws the same noise; the two differ in the rounding of
     that combination, so such a run is reproducible up to rounding: split_rows=True or False
@@ -343,6 +345,7 @@ class FitPlan:
     blas_threads: int | None       # during the fit, or None to leave the BLAS as it is
     split: bool                    # each batch's two halves at once on two threads
     parts: int = 1                 # ppl's own parts of the large products and updates (kernels/cpu/parts.py)
+                                   # for a batch run whole (also a split fit's per-step loop, at large weights)
     choose: str | None = None      # fit's own parallel choice, timed against one thread as the run goes:
                                    # "parts" (ppl's parts) or "split" (the halves' threads); ppl/training/threads.py
 
@@ -383,12 +386,13 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     eval_draws = V.integer(eval_draws, "fit: eval_draws", lo=1)
     threads = blas_threads_rule(prog, blas_threads)   # validates an explicit count
     split = split_rows_rule(prog, batch_size, split_rows, nopython, blas_threads)
-    n_parts = 1 if split else parts_rule(prog, blas_threads, batch_size)
+    # a split of large weight matrices keeps its parts for a batch run whole (the per-step loop)
+    n_parts = 1 if split and small_weights(prog) else parts_rule(prog, blas_threads, batch_size)
     if split and blas_threads is None:
         threads = 1 if blas.get_threads() is not None else None
     choose = None   # a parallel setting fit chose by itself is timed against one thread while it runs
     if split and split_rows is None:
-        choose = "split"
+        choose = "split"   # the parts where the per-step loop runs the batch whole (Trainer._chooser)
     elif n_parts > 1:
         choose = "parts"
     batches, per_epoch = None, 1
@@ -470,8 +474,9 @@ class Trainer:
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
         # 1 unless fit chose them (not for a split's halves, nor beside a count the user gave)
-        prev_parts = part_kernels.use(plan.parts, dtypes=(self.prog.dtype,))
-        self.chooser, restore = self._chooser(chunks)
+        n_parts = 1 if chunks is not None and chunks.split else plan.parts
+        prev_parts = part_kernels.use(n_parts, dtypes=(self.prog.dtype,))
+        self.chooser, restore = self._chooser(chunks, n_parts)
         try:
             t = start
             while t < plan.total:
@@ -510,17 +515,19 @@ class Trainer:
             hist.seconds = time.perf_counter() - t_rest
         return hist
 
-    def _chooser(self, chunks):
+    def _chooser(self, chunks, n_parts):
         """(ThreadChooser, restore) for a parallel setting fit chose by itself (plan.choose), else
         (None, None): the setting is timed against one thread while the run goes on. A split
-        fit's one-thread setting is the whole batch in one step (faster than the halves in turn)."""
+        fit's one-thread setting is the whole batch in one step (faster than the halves in turn);
+        a split fit in the per-step loop runs the batch whole, in n_parts parts where it has them."""
         plan = self.plan
-        if plan.choose == "parts":
-            n = int(plan.parts)
+        halves = chunks is not None and chunks.split
+        if plan.choose == "parts" or (plan.choose == "split" and not halves and n_parts > 1):
+            n = int(n_parts)
             ch = ThreadChooser([(f"{n} parts at once", lambda: parts.set_parts(n)),
                                 ("one thread", lambda: parts.set_parts(1))])
             return ch, None
-        if plan.choose == "split" and chunks is not None and chunks.split:
+        if plan.choose == "split" and halves:
             import numba
             prev = numba.get_num_threads()
 

@@ -3,9 +3,10 @@ module) and, when it took them, the choice between them and one thread by measur
 runs (`ThreadChooser`).
 
 The rules: where the user left the threads to ppl, a batch of at least SPLIT_MIN_BATCH rows of a
-model with small weight matrices runs its two halves at once on two of Numba's threads
-(`split_rows_rule`); otherwise ppl cuts its large products and optimiser updates in parts on
-every core (`parts_rule`, kernels/cpu/parts.py), the BLAS at one thread (`blas_threads_rule`).
+model with small weight matrices, or of at least SPLIT_MIN_ROWS evaluated rows (the batch's rows
+times the graph's rows per data row) of any model, runs its two halves at once on two of Numba's
+threads (`split_rows_rule`); otherwise ppl cuts its large products and optimiser updates in parts
+on every core (`parts_rule`, kernels/cpu/parts.py), the BLAS at one thread (`blas_threads_rule`).
 
 When fit chooses more than one thread by itself, another process on the same cores can make
 that setting slower than one thread: a thread pool waits for its slowest thread, and a thread
@@ -165,7 +166,8 @@ def parts_rule(prog, asked_blas, batch_size):
 
 
 SPLIT_MIN_BATCH = 128         # auto split: 1.22-1.68x at 128 rows, 0.77-0.93x at 32 for three of four estimators (BENCHMARKS.md)
-SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 the products' parts serve
+SPLIT_MAX_WEIGHTS = 65_536    # auto split: no weight matrix above 256 x 256; at 784 x 200 the products' parts serve ...
+SPLIT_MIN_ROWS = 400          # ... up to this many evaluated rows a batch; from there the halves (BENCHMARKS.md)
 
 
 def split_rows_rule(prog, batch_size, asked, nopython, blas_threads=None):
@@ -192,4 +194,10 @@ def split_rows_rule(prog, batch_size, asked, nopython, blas_threads=None):
     import numba
     if numba.get_num_threads() < 2 or blas.cores() < 2:
         return False
+    return small_weights(prog) or int(batch_size) * int(getattr(prog, "rows_per_data_row", 1) or 1) >= SPLIT_MIN_ROWS
+
+
+def small_weights(prog) -> bool:
+    """No weight matrix of the program exceeds SPLIT_MAX_WEIGHTS: its step is elementwise work
+    that the halves spread better than the products' parts at any batch."""
     return max((v.size for v in prog.params.values() if v.ndim == 2), default=0) <= SPLIT_MAX_WEIGHTS
