@@ -54,7 +54,8 @@ defaults set the threads themselves.
 ppl.fit runs three ways, alternating with the rest: with the library's defaults and nothing else
 set (`ppl.fit_defaults`: fit picks its loop and its threads, ppl's own parts of the large
 products or the batch's halves at once), and with the compiled loop (`nopython=True`) at the
-products' BLAS at one thread (`ppl.fit`) and at every core (`ppl.fit_blas_all_cores`, no parts).
+products' BLAS at one thread and the batch whole (`ppl.fit`, `split_rows=False`) and at every
+core (`ppl.fit_blas_all_cores`, no parts, no halves).
 
 One JSON line per (case, estimator, batch): value = ppl.fit with its defaults, us per step;
 baseline = the best JAX loop (the min of jax_jit, jax_scan, jax_jit_pinned, jax_scan_pinned),
@@ -453,7 +454,8 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
             h = fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False)
             kept.append(h.threads[-1][2] if h.threads else "not timed")
         else:
-            fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False, nopython=True, blas_threads=threads)
+            fit(prog, {"x": X}, opt, steps=n, batch_size=B, progress=False, nopython=True, blas_threads=threads,
+                split_rows=False)   # one thread: not the batch's halves either
 
     ours(2)   # compiles
     ours(2, None)
