@@ -35,7 +35,7 @@ THREADS = {}
 SBN_ESTIMATORS = [("score_ma", ("score", {"baseline": "moving_average"}), "score"),
                   ("straight_through", "straight_through", "straight_through"),
                   ("concrete", ("concrete", {"temperature": 0.5}), "concrete"),
-                  ("rebar", "rebar", "rebar"),
+                  ("rebar", ("rebar", {"train": True}), "rebar"),   # eta and temperature, as the torch side
                   ("disarm", "disarm", "disarm")]
 BATCHES = (1, 32, 256)
 
