@@ -36,7 +36,7 @@ def test_a_faster_parallel_setting_is_kept_and_checked_ever_more_rarely():
     assert ch.hold == T.MAX_HOLD_SECONDS        # doubled after every probe that confirmed it
     per = ch.log[0][1]
     assert per["parallel"] == pytest.approx(0.001) and per["one"] == pytest.approx(0.002)
-    assert applied[0] == "parallel" and "one" in applied   # probed, then back
+    assert applied[:2] == ["one", "parallel"]   # the untimed first run on one thread, then the probe
 
 
 def test_under_load_one_thread_wins_and_the_parallel_setting_returns_when_the_load_ends():
@@ -56,6 +56,25 @@ def test_under_load_one_thread_wins_and_the_parallel_setting_returns_when_the_lo
     # once the load is gone, the next probe (within MAX_HOLD_SECONDS of steps) takes the parallel one back
     feed(ch, lambda lab, c: per_step(lab, busy + c), int(T.MAX_HOLD_SECONDS / 0.01) + 100)
     assert ch.label == "parallel" and any(win == "parallel" for _, _, win in ch.log[n_before:])
+
+
+def test_a_probe_ends_after_two_segments_when_the_difference_is_clear():
+    """Segments run parallel, one, one, parallel; when the first two differ by CLEAR times, the
+    probe decides there (the parallel setting is not run again beside a load), else it runs all
+    four. Each segment here is one run of PROBE_SECONDS."""
+    def segments(ratio):
+        ch, _ = chooser()
+        ch.record(1, 1.0)   # the untimed first run
+        seen = []
+        while not ch.log:
+            seen.append(ch.label)
+            per = ratio * 0.001 if ch.label == "parallel" else 0.001
+            ch.record(int(round(T.PROBE_SECONDS / per)) + 1, T.PROBE_SECONDS + per)
+        return seen, ch.log[0][2]
+    assert segments(T.CLEAR) == (["parallel", "one"], "one")
+    assert segments(1 / T.CLEAR) == (["parallel", "one"], "parallel")
+    assert segments(0.98 * T.CLEAR) == (["parallel", "one", "one", "parallel"], "one")
+    assert segments(1.02 / T.CLEAR) == (["parallel", "one", "one", "parallel"], "parallel")
 
 
 def test_a_parallel_setting_must_win_by_the_margin():

@@ -17,7 +17,9 @@ goes on:
 - a probe: four segments of about PROBE_SECONDS of steps each, in the order parallel, one thread,
   one thread, parallel (a drift of the machine's load over the probe cancels); the parallel
   setting wins when its time per step is below one thread's by more than MARGIN (on equal terms
-  one thread leaves the other core to the rest of the machine);
+  one thread leaves the other core to the rest of the machine). When the first two segments
+  differ by CLEAR times or more, the probe ends there: beside a busy process a parallel segment
+  can stall for a scheduler's time slice (tens of ms) while its other thread waits for a core;
 - a hold: the winner runs for a hold of HOLD_SECONDS, doubled after each probe that confirms it,
   up to MAX_HOLD_SECONDS, and back to HOLD_SECONDS when the winner changes; then a probe again.
   The losing setting thus takes about 2 PROBE_SECONDS in every hold: a few percent of the run.
@@ -43,6 +45,9 @@ PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut
 HOLD_SECONDS = 1.0       # the winner's first hold
 MAX_HOLD_SECONDS = 16.0  # the longest hold, after probes that confirm the winner
 MARGIN = 0.05            # the parallel setting must be this much faster per step to win
+CLEAR = 1.25             # a probe ends after its first two segments when one setting took this many
+                         # times the other's time per step: under load each parallel segment costs its
+                         # slower steps and risks a stall of a descheduled thread (BENCHMARKS.md)
 FIRST_CHUNK = 8          # steps of a probe segment's first chunk: the setting's last time per step may be
                          # stale (a load that came since), so a segment overshoots by at most this much
 
@@ -62,10 +67,11 @@ class ThreadChooser:
         if len(settings) != 2:
             raise ValueError("ThreadChooser: settings are (parallel, one thread)")
         self.settings = list(settings)
-        self.current = 0              # the parallel setting until a probe says otherwise
+        self.current = 1              # one thread for the untimed first run, then the probe's settings
         self.winner = 0
         self.hold = HOLD_SECONDS
-        self.probe = []               # the indices of the probe's segments still to run
+        self.probe = [0, 1, 1, 0]     # the indices of the probe's segments still to run (the first
+                                      # probe begins after the first run)
         self.seg_steps = 0
         self.seg_seconds = 0.0
         self.times = {0: [0, 0.0], 1: [0, 0.0]}   # setting -> [steps, seconds] in this probe
@@ -73,7 +79,6 @@ class ThreadChooser:
         self.log = []
         self.warm = False             # the first run of steps (compiles, first-touch) is not timed
         self.last = {0: None, 1: None}  # setting -> seconds per step in its latest run
-        self._start_probe()
 
     @property
     def label(self) -> str:
@@ -111,8 +116,9 @@ class ThreadChooser:
         self.steps_done += steps
         if steps > 0:
             self.last[self.current] = seconds / steps
-        if not self.warm:
-            self.warm = True
+        if not self.warm:   # a compile, first touches: on one thread, as beside a load the first
+            self.warm = True  # parallel region may wait a time slice for its other thread's core
+            self._switch(self.probe[0])
             return
         self.seg_steps += steps
         self.seg_seconds += seconds
@@ -124,10 +130,12 @@ class ThreadChooser:
             acc[1] += self.seg_seconds
             self.seg_steps, self.seg_seconds = 0, 0.0
             self.probe.pop(0)
-            if self.probe:
+            per = {i: s / max(n, 1) for i, (n, s) in self.times.items()}
+            timed = all(n for n, _ in self.times.values())
+            if self.probe and not (timed and max(per.values()) >= CLEAR * min(per.values())):
                 self._switch(self.probe[0])
                 return
-            per = {i: s / max(n, 1) for i, (n, s) in self.times.items()}
+            self.probe = []
             win = 0 if per[0] < (1.0 - MARGIN) * per[1] else 1
             self.hold = min(2 * self.hold, MAX_HOLD_SECONDS) if win == self.winner else HOLD_SECONDS
             self.winner = win
