@@ -312,11 +312,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256), or the batch evaluates >=
     SPLIT_MIN_ROWS (400) rows (its rows times the graph's rows per data row): there the step's
     elementwise work is more than its products' parts can spread (BENCHMARKS.md). The result
-    equals the unsplit fit's to the
-    rounding of that combination. An automatic split is timed against the whole batch in one
-    step on one thread, as above, which draws the same noise; the two differ in the rounding of
-    that combination, so such a run is reproducible up to rounding: split_rows=True or False
-    gives the same bits on every run.
+    equals the unsplit fit's to the rounding of that combination. An automatic split is timed
+    against the whole batch in one step on one thread, as above, which draws the same noise; the
+    two differ in the rounding of that combination, so such a run is reproducible up to
+    rounding: split_rows=True or False gives the same bits on every run.
     """
     plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
@@ -526,6 +525,7 @@ class Trainer:
             n = int(n_parts)
             ch = ThreadChooser([(f"{n} parts at once", lambda: parts.set_parts(n)),
                                 ("one thread", lambda: parts.set_parts(1))])
+            ch.apply()
             return ch, None
         if plan.choose == "split" and halves:
             import numba
