@@ -94,6 +94,8 @@ def test_the_first_run_of_steps_is_not_timed_and_probes_cut_chunks():
     assert not ch.probing and ch.steps_cap(10_000) == 10_000
     ch._start_probe()                       # probing one thread: cut at its own time per step
     ch._switch(1)
+    assert ch.steps_cap(10_000) == T.FIRST_CHUNK
+    ch.record(T.FIRST_CHUNK, T.FIRST_CHUNK * 0.004)
     assert ch.steps_cap(10_000) == int(T.PROBE_SECONDS / 0.004)
     ch._start_probe()                       # a segment starts with FIRST_CHUNK steps, however fast the
     assert ch.label == "parallel" and ch.steps_cap(10_000) == T.FIRST_CHUNK   # setting ran last time
@@ -180,15 +182,17 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     """fit's own parts (the large products cut in slices, Adam's update in ranges), their setting
     flipping with one thread every few steps, give the parameters and losses of a fit at one
     BLAS thread up to the products' rounding (the same draws), and the count in force before
-    the fit is restored. The 64 x 256 layer at batch 64 is over the products' grain."""
+    the fit is restored. The 64 x 256 layer at batch 64 is over the products' grain. Concrete's
+    draws are relaxed: under DisARM a slice's rounding flipped a hard draw in some runs (a
+    difference of 4e-4 after 200 steps, the same in every such run)."""
     import numba
     from ppl.kernels.cpu import blas, parts
     if numba.get_num_threads() < 2 or blas.cores() < 2 or blas.get_threads() is None:
         pytest.skip("ppl's parts need two threads and NumPy's OpenBLAS")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
 
-    def make():
-        return sbn.build(latent=(256,)).compile(estimators="disarm", dtype=np.float32, seed=3)
+    def make():   # relaxed draws: a product's rounding cannot flip a hard sample and change the run
+        return sbn.build(latent=(256,)).compile(estimators="concrete", dtype=np.float32, seed=3)
 
     fixed = make()
     h0 = fit(fixed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, seed=5, progress=False,

@@ -48,8 +48,9 @@ MARGIN = 0.05            # the parallel setting must be this much faster per ste
 CLEAR = 1.25             # a probe ends after its first two segments when one setting took this many
                          # times the other's time per step: under load each parallel segment costs its
                          # slower steps and risks a stall of a descheduled thread (BENCHMARKS.md)
-FIRST_CHUNK = 8          # steps of a probe segment's first chunk: the setting's last time per step may be
-                         # stale (a load that came since), so a segment overshoots by at most this much
+FIRST_CHUNK = 2          # steps of a probe segment's first chunk: the setting's last time per step may be
+                         # stale (a load that came since), so a segment overshoots by at most this much;
+                         # beside a busy process each parallel step can wait milliseconds for a core
 
 
 class ThreadChooser:
