@@ -14,12 +14,14 @@ whose core is shared with a busy process gets only a slice of it. So the trainer
 under the parallel setting and under one thread and keeps the faster, checking again as the run
 goes on:
 
+- the first run of steps (compiles, first touches; not timed) trains on one thread;
 - a probe: four segments of about PROBE_SECONDS of steps each, in the order parallel, one thread,
   one thread, parallel (a drift of the machine's load over the probe cancels); the parallel
   setting wins when its time per step is below one thread's by more than MARGIN (on equal terms
   one thread leaves the other core to the rest of the machine). When the first two segments
-  differ by CLEAR times or more, the probe ends there: beside a busy process a parallel segment
-  can stall for a scheduler's time slice (tens of ms) while its other thread waits for a core;
+  differ by CLEAR times or more, the probe ends there: beside a busy process each step of a
+  parallel segment can wait milliseconds for its other thread's core (so a segment's first chunk
+  is FIRST_CHUNK steps);
 - a hold: the winner runs for a hold of HOLD_SECONDS, doubled after each probe that confirms it,
   up to MAX_HOLD_SECONDS, and back to HOLD_SECONDS when the winner changes; then a probe again.
   The losing setting thus takes about 2 PROBE_SECONDS in every hold: a few percent of the run.
