@@ -183,8 +183,8 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     flipping with one thread every few steps, give the parameters and losses of a fit at one
     BLAS thread up to the products' rounding (the same draws), and the count in force before
     the fit is restored. The 64 x 256 layer at batch 64 is over the products' grain. Concrete's
-    draws are relaxed: under DisARM a slice's rounding flipped a hard draw in some runs (a
-    difference of 4e-4 after 200 steps, the same in every such run)."""
+    draws are relaxed: under DisARM some runs differed by 4e-4 after 200 steps (the same value in
+    every such run), as a slice's rounding can flip a hard draw."""
     import numba
     from ppl.kernels.cpu import blas, parts
     if numba.get_num_threads() < 2 or blas.cores() < 2 or blas.get_threads() is None:
