@@ -169,9 +169,7 @@ def parts_rule(prog, asked_blas, batch_size):
     if asked_blas is not None or blas_threads_rule(prog, None) is None:
         return 1
     import numba
-    rows = int(batch_size) * int(getattr(prog, "rows_per_data_row", 1) or 1)
-    widest = max((v.size for v in prog.params.values() if v.ndim == 2), default=0)
-    if widest * rows < 2 * blas.PART_MIN and prog.theta.size < 2 * ADAM_PART_MIN:
+    if _widest(prog) * evaluated_rows(prog, batch_size) < 2 * blas.PART_MIN and prog.theta.size < 2 * ADAM_PART_MIN:
         return 1
     return max(1, min(blas.cores(), numba.get_num_threads()))
 
@@ -205,10 +203,20 @@ def split_rows_rule(prog, batch_size, asked, nopython, blas_threads=None):
     import numba
     if numba.get_num_threads() < 2 or blas.cores() < 2:
         return False
-    return small_weights(prog) or int(batch_size) * int(getattr(prog, "rows_per_data_row", 1) or 1) >= SPLIT_MIN_ROWS
+    return small_weights(prog) or evaluated_rows(prog, batch_size) >= SPLIT_MIN_ROWS
 
 
 def small_weights(prog) -> bool:
     """No weight matrix of the program exceeds SPLIT_MAX_WEIGHTS: its step is elementwise work
     that the halves spread better than the products' parts at any batch."""
-    return max((v.size for v in prog.params.values() if v.ndim == 2), default=0) <= SPLIT_MAX_WEIGHTS
+    return _widest(prog) <= SPLIT_MAX_WEIGHTS
+
+
+def evaluated_rows(prog, batch_size) -> int:
+    """Rows a batch's step evaluates: its rows times the graph's rows per data row."""
+    return int(batch_size) * int(getattr(prog, "rows_per_data_row", 1) or 1)
+
+
+def _widest(prog) -> int:
+    """Entries of the program's largest weight matrix (0 without one)."""
+    return max((v.size for v in prog.params.values() if v.ndim == 2), default=0)
