@@ -1,12 +1,15 @@
 """One step, two builds of ppl, timed in turns: each side is a long-lived worker process (its own
-Python, so its own install and cache) that compiles the 64-32 SBN's step once and then times
+Python, so its own install and cache) that compiles a step once (the 64-32 SBN's, or with
+`--model toy` the REBAR toy's: one Bernoulli unit, the row-fused lowering) and then times
 N calls of it whenever asked; the controller asks the two in turn, many short rounds, so a noisy
 shared machine slows both alike. For "step times within 5% of before" between two commits.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/step_ab.py --old-python OLD/.venv/bin/python \
         [--old-cache DIR] [--old-tree OLD] [--estimators disarm,rebar,score,reinmax,vimco] [--rounds 31]
+        [--model sbn|toy] [--dtype float32|float64]
 
-The model is each side's own `benchmarks/peers.build_sbn` (--old-tree: the old checkout).
+The SBN is each side's own `benchmarks/peers.build_sbn` (--old-tree: the old checkout); the toy is
+`ppl.models.toy_bernoulli` at batch 1.
 
 JSON lines {"bench","case","metric","value","unit","baseline","ratio"}: value = this Python's
 median us per step, baseline = the old Python's, ratio = value / baseline (< 1: faster now).
@@ -27,19 +30,24 @@ import time  # noqa: E402
 IWAE = ("vimco", "local_disarm", "local_arm")
 
 
-def serve(estimator: str, samples: int, batch: int, bench_dir: str):
+def serve(estimator: str, samples: int, batch: int, bench_dir: str, model: str = "sbn", dtype: str = "float32"):
     """The worker: compile the step and a loop of it, then time `N` calls per line of stdin."""
     sys.path.insert(0, bench_dir)   # its own tree's benchmarks/, for peers
     import numpy as np
     from numba import njit
-    from ppl.models import sbn
-    from peers import build_sbn
-    opts = dict(estimators=estimator, samples=samples, dtype=np.float32)
+    opts = dict(estimators=estimator, samples=samples, dtype=np.dtype(dtype).type)
     if estimator in IWAE:
         opts["objective"] = "iwae"
-    prog = build_sbn().compile(**opts)
-    x = np.ascontiguousarray(sbn.data()["train"]["x"][:batch], np.float32)
-    a = prog.args({"x": x})
+    if model == "toy":
+        from ppl.models import toy_bernoulli
+        prog = toy_bernoulli.build(t=0.45, theta0=0.0).compile(**opts)
+        a = prog.args(batch=batch)
+    else:
+        from ppl.models import sbn
+        from peers import build_sbn
+        prog = build_sbn().compile(**opts)
+        x = np.ascontiguousarray(sbn.data()["train"]["x"][:batch], dtype)
+        a = prog.args({"x": x})
     step = prog.entry
 
     @njit
@@ -60,12 +68,13 @@ def serve(estimator: str, samples: int, batch: int, bench_dir: str):
         print((time.perf_counter() - t0) / n * 1e6, flush=True)
 
 
-def start(python: str, cache: str | None, tree: str, estimator: str, samples: int, batch: int):
+def start(python: str, cache: str | None, tree: str, estimator: str, samples: int, batch: int, model: str,
+          dtype: str):
     env = dict(os.environ)
     if cache:
         env["PPL_CACHE_DIR"] = cache
     p = subprocess.Popen([python, __file__, "--serve", estimator, "--samples", str(samples), "--batch", str(batch),
-                          "--bench-dir", os.path.join(tree, "benchmarks")],
+                          "--bench-dir", os.path.join(tree, "benchmarks"), "--model", model, "--dtype", dtype],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     if p.stdout.readline().strip() != "ready":
         raise RuntimeError(f"{python}: the worker did not start")
@@ -87,20 +96,23 @@ def main():
     ap.add_argument("--bench-dir", help=argparse.SUPPRESS)
     ap.add_argument("--estimators", default="disarm,rebar,score,reinmax,vimco")
     ap.add_argument("--samples", type=int, default=None, help="default: 5 for IWAE estimators, else 1")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=None, help="default: 32 (sbn), 1 (toy)")
+    ap.add_argument("--model", choices=("sbn", "toy"), default="sbn")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--rounds", type=int, default=31)
     ap.add_argument("--calls", type=int, default=500)
     args = ap.parse_args()
+    batch = args.batch or (1 if args.model == "toy" else 32)
     if args.serve:
-        return serve(args.serve, args.samples or 1, args.batch, args.bench_dir)
+        return serve(args.serve, args.samples or 1, batch, args.bench_dir, args.model, args.dtype)
     if not args.old_python:
         ap.error("--old-python is required")
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     old_tree = args.old_tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.old_python))))
     for est in args.estimators.split(","):
         k = args.samples or (5 if est in IWAE else 1)
-        new = start(sys.executable, None, here, est, k, args.batch)
-        old = start(args.old_python, args.old_cache, old_tree, est, k, args.batch)
+        new = start(sys.executable, None, here, est, k, batch, args.model, args.dtype)
+        old = start(args.old_python, args.old_cache, old_tree, est, k, batch, args.model, args.dtype)
         times = {"new": [], "old": []}
         try:
             for r in range(args.rounds):
@@ -112,7 +124,8 @@ def main():
                 p.stdin.close()
                 p.wait()
         value, base = statistics.median(times["new"]), statistics.median(times["old"])
-        print(json.dumps({"bench": "step_ab", "case": f"sbn64-32/{est}/K={k}/batch={args.batch}",
+        case = "sbn64-32" if args.model == "sbn" else f"toy/{args.dtype}"
+        print(json.dumps({"bench": "step_ab", "case": f"{case}/{est}/K={k}/batch={batch}",
                           "metric": "step", "value": round(value, 3), "unit": "us", "baseline": round(base, 3),
                           "ratio": round(value / base, 4)}), flush=True)
 

@@ -1,19 +1,20 @@
 """The op table: every deterministic layer kind and what each part of ppl needs of it.
 
 One entry per op holds its inputs and width rule (the DSL and validation), its parameters,
-its array-kernel calls forward and backward (``lowering.Lowering``), its scalar formula and
-the cotangent of each input for row-fused code (``scalar_lowering``), its second-order forward
-rule for Price (``estimators/price.py``) and the targets that have its kernels. The lowerings
-hold no list of kinds of their own: they render these templates. Adding an elementwise op is one
-file, ``kernels/families/<op>.py`` (``declare.unary``: its entry here is made from it); any other
-op is one entry here plus its kernels (a family of ``kernels/families/`` and its scalar formula).
+its kernel calls forward and backward (``lowering.Lowering``; the row-fused lowering rewrites
+the same calls into row code, kernels/rowcode.py, so an op's formula is its kernels' body
+alone), its second-order forward rule for Price (``estimators/price.py``) and the targets that
+have its kernels. The lowerings hold no list of kinds of their own: they render these
+templates. Adding an elementwise op is one file, ``kernels/families/<op>.py`` (``declare.unary``:
+its entry here is made from it); any other op is one entry here plus its kernels (a family of
+``kernels/families/``).
 
 Templates are ``str.format`` strings over names the lowering provides:
   x0, x1      the inputs' values            out      the op's value
   xj, gj, off input j's value and gradient and its column offset (fwd_each / bwd_each)
   g0, g1      the inputs' gradient buffers  gout / g the op's value cotangent
-  p0, gp0 ... the op's parameters and their gradients (array lowering: views; scalar: the
-              offsets o0, o1 ... into theta / grad)
+  p0, gp0 ... the op's parameters and their gradients (array lowering: views; row-fused:
+              their entries of theta / grad)
   d1_0, d2_0  Price's first / second derivative buffers of input 0 (d1, d2: the op's own)
 and the node's attributes (``scale``, ``shift``, ``K`` ...). A template is rendered with only
 the names it uses, so naming an input's value costs nothing when the template does not need it.
@@ -69,11 +70,6 @@ class Op:
     # offset of input j in the op's value (a concatenation)
     fwd_each: str | None = None
     bwd_each: str | None = None
-    # row-fused scalar lowering
-    scalar: str | None = None        # the value's expression (a head: the row's cost)
-    vjp: tuple = ()                  # Vjp entries, emitted in order
-    vjp_pre: str | None = None       # a line of locals the entries share (emitted when one applies)
-    param_vjp: tuple = ()            # per parameter slot (o0, o1, ...): gradient term
     # Price's second-order forward rule, None when the op mixes or hides columns; for a cost
     # head, {input index: its Hessian-diagonal rule} (over x*, d1, d2 of that input, cw, H)
     price: object = None
@@ -83,24 +79,10 @@ class Op:
     targets: frozenset = field(default_factory=lambda: frozenset({"cpu", "cuda"}))
 
 
-@dataclass(frozen=True)
-class Vjp:
-    """One cotangent contribution of row-fused code: `<cotangent of input j> <op> <term>`,
-    emitted when that input has a cotangent (and under `if <cond>:` when cond is given)."""
-
-    j: int
-    term: str
-    op: str = "+="
-    cond: str | None = None
-
-
-def _unary(kind, doc, value, factor, price=True):
-    """An elementwise activation: kernels <kind>_fwd / <kind>_bwd, scalar <value> and the
-    factor d out / d x (over x0 and out; or (condition,) for a branch), Price's activation code."""
-    term = Vjp(0, "{g}", cond=factor[0]) if isinstance(factor, tuple) else Vjp(0, f"{{g}} * {factor}")
+def _unary(kind, doc, price=True):
+    """An elementwise activation: kernels <kind>_fwd / <kind>_bwd, Price's activation code."""
     return Op(kind, 1, doc, fwd=f"core.{kind}_fwd({{x0}}, {{out}})",
-              bwd=f"core.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True,
-              scalar=f"cast({value})", vjp=(term,), unary=True,
+              bwd=f"core.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True, unary=True,
               price=(f"price.activation_d({PRICE_ACTIVATIONS[kind]}, {{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})"
                      if price else None))
 
@@ -108,92 +90,72 @@ def _unary(kind, doc, value, factor, price=True):
 OPS: dict[str, Op] = {op.kind: op for op in (
     Op("param", 0, "A free parameter vector, the same for every row.", width="own",
        params=(Param("", lambda n: (n.width,), lambda n, rng: n.attrs["init"]),),
-       fwd="core.broadcast_rows_fwd({p0}, {out})", bwd="core.broadcast_rows_bwd({gout}, {gp0})",
-       scalar="theta[{o0}]", param_vjp=("{g}",)),
+       fwd="core.broadcast_rows_fwd({p0}, {out})", bwd="core.broadcast_rows_bwd({gout}, {gp0})"),
     Op("affine", 1, "x @ W + b with W of shape (x.width, out).", width="out",
        params=(Param(".W", lambda n: (n.inputs[0].width, n.width),
                      lambda n, rng: rng.normal(0, 1 / np.sqrt(n.inputs[0].width), (n.inputs[0].width, n.width))),
                Param(".b", lambda n: (n.width,), lambda n, rng: 0.0)),
-       fwd="core.affine_fwd({x0}, {p0}, {p1}, {out})", bwd="core.affine_bwd({x0}, {p0}, {gout}, {g0}, {gp0}, {gp1})",
-       scalar="{x0} * theta[{o0}] + theta[{o1}]", vjp=(Vjp(0, "{g} * theta[{o0}]"),),
-       param_vjp=("{g} * {x0}", "{g}")),
-    _unary("sigmoid", "Elementwise sigmoid.", "scalar.sigmoid({x0})", "scalar.sigmoid_grad({x0})"),
-    _unary("tanh", "Elementwise tanh.", "scalar.tanh({x0})", "scalar.tanh_grad_out({out})"),
-    _unary("relu", "Elementwise relu.", "scalar.relu({x0})", ("{x0} > 0",)),
-    _unary("softplus", "Elementwise softplus.", "scalar.softplus({x0})", "scalar.sigmoid({x0})"),
-    _unary("exp", "Elementwise exp.", "scalar.exp({x0})", "{out}"),
-    _unary("sqrt1p", "sqrt(1 + z^2): a smooth positive scale for Gaussian heads.",
-           "scalar.sqrt1p({x0})", "scalar.sqrt1p_grad({x0})"),
+       fwd="core.affine_fwd({x0}, {p0}, {p1}, {out})", bwd="core.affine_bwd({x0}, {p0}, {gout}, {g0}, {gp0}, {gp1})"),
+    _unary("sigmoid", "Elementwise sigmoid."),
+    _unary("tanh", "Elementwise tanh."),
+    _unary("relu", "Elementwise relu."),
+    _unary("softplus", "Elementwise softplus."),
+    _unary("exp", "Elementwise exp."),
+    _unary("sqrt1p", "sqrt(1 + z^2): a smooth positive scale for Gaussian heads."),
     Op("add", 2, "Elementwise sum of two nodes of one width.", fwd="core.add_fwd({x0}, {x1}, {out})",
-       bwd="core.add_bwd({gout}, {g0}, {g1})", scalar="{x0} + {x1}", vjp=(Vjp(0, "{g}"), Vjp(1, "{g}")),
+       bwd="core.add_bwd({gout}, {g0}, {g1})",
        price="price.add_d({d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
     Op("mul", 2, "Elementwise product of two nodes of one width.", fwd="core.mul_fwd({x0}, {x1}, {out})",
-       bwd="core.mul_bwd({x0}, {x1}, {gout}, {g0}, {g1})", scalar="{x0} * {x1}",
-       vjp=(Vjp(0, "{g} * {x1}"), Vjp(1, "{g} * {x0}")),
+       bwd="core.mul_bwd({x0}, {x1}, {gout}, {g0}, {g1})",
        price="price.mul_d({x0}, {x1}, {d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
     Op("div", 2, "Elementwise quotient of two nodes of one width (x / y).", fwd="core.div_fwd({x0}, {x1}, {out})",
-       bwd="core.div_bwd({x0}, {x1}, {out}, {gout}, {g0}, {g1})", scalar="{x0} / {x1}",
-       vjp=(Vjp(0, "{g} / {x1}"), Vjp(1, "{g} * {out} / {x1}", "-="))),
+       bwd="core.div_bwd({x0}, {x1}, {out}, {gout}, {g0}, {g1})"),
     Op("pow", 1, "x ** p, elementwise, for a constant p.", fwd="core.pow_fwd({x0}, {p!r}, {out})",
-       bwd="core.pow_bwd({x0}, {p!r}, {out}, {gout}, {g0})", bwd_if_input_grad=True, scalar="cast({x0} ** {p!r})",
-       vjp=(Vjp(0, "cast({g} * {p!r} * {x0} ** ({p!r} - 1.0))"),)),
+       bwd="core.pow_bwd({x0}, {p!r}, {out}, {gout}, {g0})", bwd_if_input_grad=True),
     Op("scale_shift", 1, "scale * x + shift with constant scale and shift.",
        fwd="rows.scale_shift_fwd({x0}, {scale!r}, {shift!r}, {out})", bwd="rows.scale_shift_bwd({scale!r}, {gout}, {g0})",
-       bwd_if_input_grad=True, scalar="cast(scalar.scale_shift({x0}, {scale!r}, {shift!r}))",
-       vjp=(Vjp(0, "cast({scale!r} * {g})"),),
+       bwd_if_input_grad=True,
        price="price.scale_d({scale!r}, {d1_0}, {d2_0}, {d1}, {d2})"),
     Op("rowsum", 1, "The sum of a node's columns, as a width-1 node.", width="one",
        fwd="core.row_sum_fwd({x0}, {out}.reshape({out}.shape[0]))",
-       bwd="core.row_sum_bwd({gout}.reshape({gout}.shape[0]), {g0})", bwd_if_input_grad=True,
-       scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+       bwd="core.row_sum_bwd({gout}.reshape({gout}.shape[0]), {g0})", bwd_if_input_grad=True),
     Op("const", 0, "A constant node: every entry of every row is `value`.", width="own",
-       fwd="rows.fill2({out}, {value!r})", scalar="cast({value!r})"),
+       fwd="rows.fill2({out}, {value!r})"),
     Op("concat", -1, "The columns of several nodes side by side.", width="sum",
        fwd_each="rows.put_cols({xj}, {off}, {out})", bwd_each="rows.add_from_cols({gout}, {off}, {gj})"),
     Op("slice", 1, "Columns lo:hi of a node.", width="own",
-       fwd="rows.take_cols({x0}, {lo}, {out})", bwd="rows.add_to_cols({gout}, {lo}, {g0})", bwd_if_input_grad=True,
-       scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+       fwd="rows.take_cols({x0}, {lo}, {out})", bwd="rows.add_to_cols({gout}, {lo}, {g0})", bwd_if_input_grad=True),
     # width 1 broadcast to `width` columns (x + y, x * y, heads and laws of a width-1 and a width-N
     # node): lowered by its rule (lowering_rules.py) from the row-sum kernels, price: none
-    Op("bcast", 1, "A width-1 node's value in every one of `width` columns.", width="own",
-       scalar="{x0}", vjp=(Vjp(0, "{g}"),)),
+    Op("bcast", 1, "A width-1 node's value in every one of `width` columns.", width="own"),
     # a user layer (ppl.layer): fn(rows..., out) per row, grad(rows..., out, gout, g...) its VJP;
     # lowered as a row loop calling them (lowering.py), CPU only
     Op("user_layer", -1, "A user @njit row function (and its VJP) as a layer.", width="own", user=True,
        targets=frozenset({"cpu"})),
     # ---- cost heads: one cost per row, in the rows c; backward seeded by the row weights cw
     Op("total", 1, "The row sum of a node's values, as a cost.", head=True,
-       fwd="core.row_sum_fwd({x0}, {c})", bwd="core.row_sum_bwd({cw}, {g0})", scalar="{x0}", vjp=(Vjp(0, "{g}"),),
+       fwd="core.row_sum_fwd({x0}, {c})", bwd="core.row_sum_bwd({cw}, {g0})",
        price={0: "price.hess_total({cw}, {d1}, {d2}, {H})"}),
     Op("bernoulli_nll", 2, "-log Bernoulli(target | sigmoid(logits)), summed over columns.", head=True,
        fwd="core.bernoulli_nll({x0}, {x1}, {c})", bwd="core.bernoulli_nll_bwd({x0}, {x1}, {cw}, {g0}, {g1})",
-       scalar="scalar.bernoulli_nll_term({x0}, {x1})",
-       vjp=(Vjp(0, "{g} * scalar.bernoulli_score({x0}, {x1})", "-="), Vjp(1, "-({g} * {x0})")),
        price={0: "price.hess_bernoulli_nll_logits({cw}, {x0}, {x1}, {d1}, {d2}, {H})"}),
     Op("gaussian_nll", 3, "-log N(target | loc, scale^2), summed over columns.", head=True,
        fwd="core.gaussian_nll({x0}, {x1}, {x2}, {c})",
        bwd="core.gaussian_nll_bwd({x0}, {x1}, {x2}, {cw}, {g0}, {g1}, {g2})",
-       scalar="scalar.gaussian_nll_term({x2}, {x0}, {x1})", vjp_pre="q_, w2_ = scalar.gaussian_nll_grad({x2}, {x0}, {x1})",
-       vjp=(Vjp(0, "-({g} * q_)"), Vjp(1, "{g} * w2_"), Vjp(2, "{g} * q_")),
        price={0: "price.hess_gaussian_nll_mean({cw}, {x0}, {x2}, {x1}, {d1}, {d2}, {H})",
               2: "price.hess_gaussian_nll_mean({cw}, {x2}, {x0}, {x1}, {d1}, {d2}, {H})",
               1: "price.hess_gaussian_nll_scale({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
     Op("softmax_xent", 2, "Softmax cross-entropy per group of K columns.", head=True,
        fwd="core.softmax_xent({x0}, {x1}, {K}, {c})", bwd="core.softmax_xent_bwd({x0}, {x1}, {K}, {cw}, {g0}, {g1})"),
     Op("gaussian_kl_std", 2, "Closed-form KL(N(loc, scale^2) || N(0, I)).", head=True,
-       fwd="core.gaussian_kl_std({x0}, {x1}, {c})", bwd="core.gaussian_kl_std_bwd({x0}, {x1}, {cw}, {g0}, {g1})",
-       scalar="scalar.gaussian_kl_std_term({x0}, {x1})", vjp_pre="dm_, ds_ = scalar.gaussian_kl_std_grad({x0}, {x1})",
-       vjp=(Vjp(0, "{g} * dm_"), Vjp(1, "{g} * ds_"))),
+       fwd="core.gaussian_kl_std({x0}, {x1}, {c})", bwd="core.gaussian_kl_std_bwd({x0}, {x1}, {cw}, {g0}, {g1})"),
     Op("gaussian_kl", 4, "Closed-form KL(N(loc, scale^2) || N(loc2, scale2^2)).", head=True,
        fwd="core.gaussian_kl({x0}, {x1}, {x2}, {x3}, {c})",
-       bwd="core.gaussian_kl_bwd({x0}, {x1}, {x2}, {x3}, {cw}, {g0}, {g1}, {g2}, {g3})",
-       scalar="scalar.gaussian_kl_term({x0}, {x1}, {x2}, {x3})",
-       vjp_pre="dm_, da_, db_ = scalar.gaussian_kl_grad({x0}, {x1}, {x2}, {x3})",
-       vjp=(Vjp(0, "{g} * dm_"), Vjp(2, "-({g} * dm_)"), Vjp(1, "{g} * da_"), Vjp(3, "{g} * db_"))),
+       bwd="core.gaussian_kl_bwd({x0}, {x1}, {x2}, {x3}, {cw}, {g0}, {g1}, {g2}, {g3})"),
     # log p(node | params) of a stochastic node: inputs (node, *params); lowered from the node's
     # Distribution entry (and fused into its estimator's VJP where it can be)
     Op("log_prob", -1, "log p(value | parameters) of a stochastic node.", head=True,
-       scalar="{log_prob}", price={0: "price.hess_normal_log_prob_value({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
+       price={0: "price.hess_normal_log_prob_value({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
     # -log p(value | params) of a law without a head of its own (ppl.dist specs): inputs (*params,
     # value), attribute law (its kind); lowered from the law's log_prob kernels (lowering_rules)
     Op("law_nll", -1, "-log p(value | parameters) under a law, summed over columns.", head=True),
@@ -212,7 +174,7 @@ def _declared_ops():
         if op is not None:
             if op.kind in OPS:
                 raise TypeError(f"{fam.__name__}: the op {op.kind!r} is declared twice")
-            yield _unary(op.kind, op.doc, f"core.{op.kind}_value({{x0}})", f"core.{op.kind}_grad({{x0}})", price=False)
+            yield _unary(op.kind, op.doc, price=False)
 
 
 OPS.update({op.kind: op for op in _declared_ops()})

@@ -347,6 +347,14 @@ def scale_shift_bwd(scale, gout, gx):
             gx[r, j] += scale * gout[r, j]
 
 
+def _scale_shift_fwd_row(r, j, x, scale, shift, out):
+    out[r, j] = scale_shift(x[r, j], scale, shift)
+
+
+def _scale_shift_bwd_row(r, j, scale, gout, gx):
+    gx[r, j] += scale * gout[r, j]
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def mul_rows(g, w, c):
     """In place: g[r, :] *= c * w[r] (DReG: a draw's cotangent times its normalised weight)."""
@@ -453,6 +461,23 @@ def add_to_cols(g, off, gx):
     for r in range(g.shape[0]):
         for j in range(g.shape[1]):
             gx[r, off + j] += g[r, j]
+
+
+def _fill2_row(r, j, out, value):
+    out[r, j] = value
+
+
+def _take_cols_row(r, j, x, off, out):
+    out[r, j] = x[r, off + j]
+
+
+def _add_to_cols_row(r, j, g, off, gx):
+    gx[r, off + j] += g[r, j]
+
+
+# the cell bodies of hand-written kernels for the row target (kernels/rowcode.py)
+ROW = {"scale_shift_fwd": _scale_shift_fwd_row, "scale_shift_bwd": _scale_shift_bwd_row, "fill2": _fill2_row,
+       "take_cols": _take_cols_row, "add_to_cols": _add_to_cols_row}
 
 
 # the importance-weighted bound's kernels are a family declared once (families/bounds.py); the step

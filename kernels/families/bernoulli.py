@@ -336,6 +336,19 @@ def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
         gtau[0] += acc / t
 
 
+def _binary_concrete_bwd_row(r, j, logits, noise, tau, out, gout, glogits, gtau):
+    """binary_concrete_bwd's cell (r, j) for the row target (kernels/rowcode.py)."""
+    t = like(out, hyper(tau))
+    ga, gt = binary_concrete_vjp(logits[r, j], noise[r, j], t, gout[r, j])
+    if glogits.shape[0] != 0:
+        glogits[r, j] += ga
+    if gtau.shape[0] != 0:
+        gtau[0] += gt / t
+
+
+ROW = {"binary_concrete_bwd": _binary_concrete_bwd_row}
+
+
 def _binary_concrete_bwd_item(i, logits, noise, tau, out, gout, glogits, gtau):
     """Cell i (row-major) of binary_concrete_bwd on CUDA: its glogits term added; returns its
     term of the temperature's gradient (before the division by tau)."""

@@ -47,6 +47,27 @@ def affine_bwd(x, W, gout, gx, gW, gb):
                 gb[o] += gout[r, o]
 
 
+def _affine_fwd_row(r, j, x, W, b, out):
+    """affine_fwd's cell (r, j) for the row target (kernels/rowcode.py): b + sum_i x[r, i] W[i, j]."""
+    s = b[j]
+    for i in range(x.shape[1]):
+        s += x[r, i] * W[i, j]
+    out[r, j] = s
+
+
+def _affine_bwd_row(r, x, W, gout, gx, gW, gb):
+    """affine_bwd's row r for the row target: its terms of gx, gW and gb (each skippable)."""
+    for j in range(gout.shape[1]):
+        g = gout[r, j]
+        for i in range(x.shape[1]):
+            if gW.shape[0] != 0:
+                gW[i, j] += g * x[r, i]
+            if gx.shape[0] != 0:
+                gx[r, i] += g * W[i, j]
+        if gb.shape[0] != 0:
+            gb[j] += g
+
+
 def _affine_fwd_cuda():
     from ..cuda import products
 
@@ -88,6 +109,15 @@ def broadcast_rows_bwd(gout, gp):
     for r in range(R):
         for j in range(D):
             gp[j] += gout[r, j]
+
+
+def _broadcast_rows_bwd_row(r, j, gout, gp):
+    """broadcast_rows_bwd's cell (r, j) for the row target: gp[j] += gout[r, j]."""
+    gp[j] += gout[r, j]
+
+
+# the hand-written kernels' bodies for the row target (kernels/rowcode.py)
+ROW = {"affine_fwd": _affine_fwd_row, "affine_bwd": _affine_bwd_row, "broadcast_rows_bwd": _broadcast_rows_bwd_row}
 
 
 def _broadcast_rows_bwd_cuda():

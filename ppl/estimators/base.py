@@ -57,6 +57,7 @@ class RowContext(Protocol):
     def emit(self, line: str) -> None: """One line of the row code."""
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def val(self, node, cfg=None) -> str: """The local holding the node's value."""
+    def params_of(self, node) -> list: """The locals holding its parameters' values."""
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
     def add_cot(self, node, expr: str, cfg=None) -> None: """cot(node) += expr (when it exists)."""
     def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
@@ -67,6 +68,7 @@ class RowContext(Protocol):
     def temperature(self, node, init: float) -> str: """A local holding a fixed temperature."""
     def sample_hard(self, node) -> str: """The ordinary draw; returns its noise local."""
     def log_prob_vjp_row(self, node, weight: str, with_value: bool) -> None: """weight * d log p into the cotangents."""
+    def law_call(self, node, key: str, ins: list, outs: list) -> None: """The row code of a law kernel (as ctx.law_call)."""
     def downstream_L(self, node, cfg=None) -> str: """A local: the sum of the node's downstream costs."""
 
 
@@ -189,11 +191,13 @@ class Estimator:
 
     # Row-fused scalar lowering (ppl/lowering/rowfused.py) of a width-1 node: the same estimate
     # written as straight-line code for one row, for estimators whose backward reads that row only.
-    # Why a second emitter (measured, BENCHMARKS.md "toy estimate"): on width-1 graphs the array
-    # form's per-node kernel calls cost 343 ns (score) / 371 ns (DisARM) per estimate, the
-    # row-fused form 65-80 / 62 ns. The maths is not written twice: both forms call the same
-    # kernels/math/scalar.py functions (score_signal, moving_average, antithetic_bit, arm_coef,
-    # disarm_coef, the distributions' formulas); only how the call is emitted differs.
+    # Why a second emitter: on width-1 graphs the array form's per-node kernel calls cost several
+    # times the row-fused estimate (BENCHMARKS.md, "toy estimate"). The maths is not written twice: the laws' formulas are their
+    # kernels, which `sl.law_call` rewrites into row code (kernels/rowcode.py), and the
+    # estimator's own terms are kernels/math/scalar.py functions both forms call (score_signal,
+    # moving_average, antithetic_bit, arm_coef, disarm_coef); only how the call is emitted differs.
+    row_kernels: tuple = ()   # the law kernels its row-fused form calls beyond sample, log_prob, log_prob_bwd
+
     def scalar_support(self, node, opts: dict) -> str | None:
         """None when the estimator has a row-fused form for this node, else why not."""
         return f"estimator '{self.name}' has no row-fused form"

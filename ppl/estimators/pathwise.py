@@ -37,6 +37,8 @@ class Pathwise(Estimator):
             ins = [*ctx.params(), ctx.value(), *ins]
         ctx.law_call("sample_bwd", ins, ctx.param_grads())
 
+    row_kernels = ("sample_bwd",)
+
     def scalar_support(self, node, opts):
         return None
 
@@ -47,6 +49,7 @@ class Pathwise(Estimator):
         g = sl.cot(node)
         if g is None:
             return
-        loc, scale = node.inputs
-        sl.add_cot(loc, g)
-        sl.add_cot(scale, f"{g} * {sl.noise_of[node]}")
+        ins = [sl.noise_of[node], g]
+        if sl.dist(node).implicit:
+            ins = [*sl.params_of(node), sl.val(node), *ins]
+        sl.law_call(node, "sample_bwd", ins, [sl.cot(p) or NO_GRAD for p in node.inputs])

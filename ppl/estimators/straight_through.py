@@ -51,8 +51,10 @@ class StraightThrough(Estimator):
         ctx.law_call("relaxed_sample", [a, noise, tau], [soft])
         ctx.law_call("relaxed_bwd", [a, noise, tau], [soft, gv, ga, NO_GRAD_1D])
 
+    row_kernels = ("st_bwd",)
+
     def scalar_support(self, node, opts):
-        return None  # the scalar lowering admits Bernoulli (logit and probit) nodes only
+        return None  # its law decides: the row forms of st_bwd and the draw (rowfused.applies)
 
     def scalar_forward(self, sl, node, opts):
         sl.sample_hard(node)
@@ -62,5 +64,5 @@ class StraightThrough(Estimator):
         if g is None:
             return
         (a,) = node.inputs
-        density = sl.dist(node).scalar["st_density"]   # d P(value = 1) / d logits
-        sl.add_cot(a, f"{g} * scalar.{density}({sl.val(a)})")
+        if sl.cot(a) is not None:
+            sl.law_call(node, "st_bwd", [sl.val(a), g], [sl.cot(a)])

@@ -10,9 +10,9 @@ renders with `ppl.ops.render` (enum: the support's rows, over stride, K and valu
 law has: sample, log_prob, log_prob_bwd (and sample_bwd when it is reparameterised); others:
 sample_rep, log_prob_keep / log_prob_kept_bwd, kl / kl_bwd, relaxed_sample / relaxed_bwd (its
 `relaxation`). The kernels of one (estimator, law) pair (REBAR's, RELAX's, ReinMax's ...) live
-with the estimator, in its `kernels` keyed by the law's kind. `scalar` holds the
-row-fused formulas (ppl/lowering/rowfused.py) over p0, p1 (the parameters' values), x (the value)
-and noise. The -log p head of a spec is `likelihood` (an ops.OPS head) or, when None, the law's
+with the estimator, in its `kernels` keyed by the law's kind. The row-fused lowering calls the
+same kernels, rewritten into row code (kernels/rowcode.py): a law's formulas are its kernels
+alone. The -log p head of a spec is `likelihood` (an ops.OPS head) or, when None, the law's
 own log_prob kernels with the sign changed (ops "law_nll").
 """
 from __future__ import annotations
@@ -41,7 +41,6 @@ class Distribution:
     likelihood: str | None = None    # the cost head (ops.OPS kind) of -log p(value | params): its
                                      # inputs are the params in order, then the value (ppl.dist specs)
     kernels: dict = field(default_factory=dict)
-    scalar: dict = field(default_factory=dict)
     # the language: ppl.<constructor>(name, *params) makes a node of this law and
     # ppl.dist.<constructor>(*params) a spec (a prior or a likelihood); None for a variant
     # reached through another law's constructor keyword (variants: keyword -> {value: kind},

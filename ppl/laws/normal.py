@@ -7,10 +7,6 @@ LAWS = (
         gaussian=True, likelihood="gaussian_nll",
         kernels=dict(sample="normal_sample", sample_bwd="normal_sample_bwd", log_prob="normal_log_prob",
                      log_prob_bwd="normal_log_prob_bwd"),
-        scalar=dict(sample="cast(scalar.normal_reparam({p0}, {p1}, {noise}))",
-                    log_prob="-scalar.gaussian_nll_term({x}, {p0}, {p1})",
-                    vjp_pre="{q}, {w} = scalar.gaussian_nll_grad({x}, {p0}, {p1})",
-                    vjp=(("+=", "{weight} * {q}"), ("-=", "{weight} * {w}")), value_vjp=("-=", "{weight} * {q}")),
         kind="normal", constructor="Normal",
         doc="Independent Gaussian units N(loc, scale^2); scale must be positive (use softplus, exp or sqrt1p). "
             "A number for loc or scale is a constant of the other's width; -log p is ppl.gaussian_nll."),

@@ -4,9 +4,11 @@ over rows of straight-line scalar code.
 The array lowering (``lowering.Lowering``) emits one kernel call per node and pass; on width-1
 arrays each call is ~10 ns of call, loop and view overhead around one or two flops, so a
 scalar estimate (the REBAR / RELAX toy, a scalar estimator inside a user's @njit simulation) costs
-~20 calls. Here every node's value is a local variable of the row loop, computed by the same
-``kernels/math/scalar.py`` formulas the array kernels call, and the row's backward pass follows its
-forward pass in the same iteration. The noise is the array path's, drawn per row by the
+~20 calls. Here every node's value is a local variable of the row loop, and the row's backward
+pass follows its forward pass in the same iteration. The code of each node is its array code
+rewritten: the kernel calls the array lowering renders from the op table (``ops.OPS``) and the
+laws' kernels become the kernels' bodies over the row's locals (the row target,
+``kernels/rowcode.py``), so an op's or a law's formula is written once, in its kernel. The noise is the array path's, drawn per row by the
 addressed scalar functions of ``kernels/math/rng.py`` (the same philox counter, so the same draws),
 so the two lowerings give the same samples and, up to float rounding, the same loss, gradient
 and estimator state; ``tests/test_scalar_lowering.py`` checks that against the array lowering.
@@ -16,26 +18,34 @@ Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the arra
 configuration c (locals suffixed _c), so an estimator reads its pair's costs as locals.
 
 It applies when every node has width 1, every estimator has a row-fused form (score with no
-or a moving-average baseline, pathwise, straight-through, Concrete, ARM, DisARM) and every
-node kind has a scalar form below; otherwise ``applies`` says why not and the compiler uses
-the array lowering. The step's signature, layout and buffers are the array program's: a
+or a moving-average baseline, pathwise, straight-through, Concrete, ARM, DisARM: their
+``scalar_forward`` / ``scalar_backward``, which call the law's kernels through ``law_call`` too)
+and every kernel the graph's ops and laws call has a row form; otherwise ``applies`` says why
+not and the compiler uses the array lowering. The step's signature, layout and buffers are the array program's: a
 forward-only call (mode 0) writes node values, per-row costs and row weights to the same
 workspace rows, so ``sample``, ``loss_parts`` and a user's @njit loop see no difference; a
 gradient call (mode 1) writes only ``grad`` and the estimator state.
 """
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 
 import numpy as np
 
 from . import Lowering, _ident
-from ..errors import ModelError
+from .rules import ARRAY_RULES
 from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
+from ..estimators.base import NO_GRAD, NO_GRAD_1D
+from ..kernels import rowcode
+from ..kernels.math import rng
 from ..ops import OPS, render
+from ..targets import CPU_MODULES
 
+_SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row target
 STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
 
@@ -47,26 +57,79 @@ def applies(model, choices) -> str | None:
     configs = 1
     for n in model.order:
         if n.attrs.get("is_head"):
-            if OPS[n.kind].scalar is None:
-                return f"cost '{n.name}' ({n.kind}) has no scalar form"
             if any(i.width != 1 for i in n.inputs):
                 return f"cost '{n.name}' reads a node wider than 1"
+            why = _op_row_form(n)
+            if why:
+                return f"cost '{n.name}' ({n.kind}): {why}"
             continue
         if n.width != 1:
             return f"node '{n.name}' has width {n.width}"
         if n.is_stochastic:
-            if "sample" not in DISTRIBUTIONS[n.kind].scalar:
-                return f"{n.kind} node '{n.name}' has no scalar form"
             ch, _ = choices[n]
             est = REGISTRY[ch.estimator]
-            why = est.scalar_support(n, ch.options)
+            why = est.scalar_support(n, ch.options) or _law_row_form(DISTRIBUTIONS[n.kind], est)
             if why:
                 return f"'{n.name}': {why}"
             configs *= est.expansion(choices[n][1], ch.options)
             if configs > MAX_CONFIGS:
                 return f"more than {MAX_CONFIGS} antithetic configurations per drawn row"
-        elif n.kind != "input" and (n.kind not in OPS or OPS[n.kind].scalar is None):
-            return f"node '{n.name}' ({n.kind}) has no scalar form"
+        elif n.kind != "input":
+            why = _op_row_form(n)
+            if why:
+                return f"node '{n.name}' ({n.kind}): {why}"
+    return None
+
+
+def _kernel(text: str):
+    """The kernel a template or a law's kernel entry calls: `alias.fn(...)` or a kernel name of
+    `core`; None when it names none."""
+    m = re.match(r"\s*(?:(\w+)\.)?(\w+)(\(|$)", text)
+    if m is None or (m.group(1) or "core") not in CPU_MODULES:
+        return None
+    return getattr(importlib.import_module(f"ppl.kernels.{CPU_MODULES[m.group(1) or 'core']}"), m.group(2), None)
+
+
+_NAMES = {}
+
+
+def _qualify(obj) -> str | None:
+    """How the step names a function of a kernel's body: `alias.name` of a module the step
+    imports (kernels/math/scalar.py first), `np` for NumPy; None when none exports it."""
+    if not _NAMES:
+        _NAMES[id(np)] = "np"
+        for alias in ("scalar", "rng", *CPU_MODULES):
+            for name, value in vars(importlib.import_module(f"ppl.kernels.{CPU_MODULES[alias]}")).items():
+                if not name.startswith("__"):
+                    _NAMES.setdefault(id(value), f"{alias}.{name}")
+    return _NAMES.get(id(obj))
+
+
+def _op_row_form(n: Node) -> str | None:
+    """Why the op's kernels have no row form (None: they have one)."""
+    if n.kind == "log_prob":
+        return _law_row_form(DISTRIBUTIONS[n.inputs[0].kind], None, ("log_prob", "log_prob_bwd"))
+    op = OPS.get(n.kind)
+    if op is None or op.user or op.fwd_each or n.kind in ARRAY_RULES and n.kind != "bernoulli_nll":
+        return "its array code is a rule, not a kernel call the row target rewrites"
+    for t in (op.fwd, op.bwd):
+        if t and not rowcode.has_row_form(_kernel(t)):
+            return f"the kernel of {t.split('(')[0]} has no row form"
+    return None
+
+
+def _law_row_form(law, est, keys=("sample", "log_prob", "log_prob_bwd")) -> str | None:
+    """Why the kernels the node's row code calls (the law's, and those of the estimator's
+    `row_kernels` roles, its own for the law first) have no row form; None when they all have one."""
+    if getattr(rng, f"{law.noise}_f32", None) is None or law.noise_draws != 1 or law.grouped:
+        return f"{law.name} draws its noise in a way the row code does not"
+    own = est.kernels.get(law.kind, {}) if est is not None else {}
+    for key in (*keys, *(est.row_kernels if est is not None else ())):
+        name = own.get(key) or law.kernels.get(key)
+        if name is None:
+            return f"{law.name} has no {key} kernel"
+        if not rowcode.has_row_form(_kernel(name)):
+            return f"the {key} kernel of {law.name} has no row form"
     return None
 
 
@@ -84,6 +147,7 @@ class ScalarLowering(Lowering):
         self.post: list[str] = []   # after the row loop (state updates; mode != 0)
         self.offset: dict = {}      # param / affine node -> its offset in theta
         self.inputs: list = []      # the inner functions' names of the data inputs
+        self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self._one_layout()
@@ -145,34 +209,46 @@ class ScalarLowering(Lowering):
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]
 
+    # ----- the row target: the array lowering's kernel calls, rewritten (kernels/rowcode.py)
+    def row_call(self, text: str):
+        """Emit the row code of a kernel call `alias.fn(arg, ...)` of the array lowering, rendered
+        over this row's locals: each argument is a local, a parameter's slot of theta or grad, a
+        number, or the marker of a skipped gradient; `x.reshape(...)` is x (one value a row)."""
+        call = ast.parse(str(text).strip(), mode="eval").body
+        kernel = _kernel(ast.unparse(call.func) + "(")
+        args = []
+        for a in call.args:
+            if isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute) and a.func.attr == "reshape":
+                a = a.func.value
+            t = ast.unparse(a)
+            args.append(None if t in _SKIPPED else t)
+        self.calls += 1
+        for line in rowcode.row_lines(kernel, args, _qualify, self.calls):
+            self.emit(line)
+
+    def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
+        """The array lowering's `call` (a kernel of `core` on buffers), as row code."""
+        self.row_call(f"core.{kernel}({', '.join(map(str, [*ins, *outs]))})")
+
+    def law_call(self, node: Node, key: str, ins: list, outs: list) -> None:
+        """The row code of the kernel `key` of the node's (estimator, law) pair, the one the array
+        form calls (EstimatorContext.law_call): the estimator's kernel for the law, else the law's."""
+        est, law = REGISTRY[self.choices[node][0].estimator], self.dist(node)
+        self.call(est.kernels.get(law.kind, {}).get(key) or law.kernels[key], ins, outs)
+
     def sample_hard(self, node: Node) -> str:
-        """The ordinary draw of a stochastic node from its row's base noise."""
-        d = self.dist(node)
-        noise = self.noise_scalar(node, d.noise)
-        self.emit(f"{self.val(node)} = {render(d.scalar['sample'], noise=noise, **self._dist_values(node))}")
+        """The ordinary draw of a stochastic node from its row's base noise (the law's sample kernel)."""
+        noise = self.noise_scalar(node, self.dist(node).noise)
+        self.law_call(node, "sample", [*self.params_of(node), noise], [self.val(node)])
         return noise
-
-    def _dist_values(self, node: Node) -> dict:
-        """The names a distribution's scalar formulas read: p0, p1 ... (its parameters' values), x."""
-        return {"x": self.val(node), **{f"p{j}": v for j, v in enumerate(self.params_of(node))}}
-
-    def log_prob_expr(self, node: Node) -> str:
-        return render(self.dist(node).scalar["log_prob"], **self._dist_values(node))
 
     def log_prob_vjp_row(self, node: Node, weight: str, with_value: bool):
         """weight * d log p(node | params) into the params' cotangents (and the value's), for
-        this row (the array lowering's log_prob_vjp emits a kernel call over all rows)."""
-        f = self.dist(node).scalar
-        targets = [self.cot(q) for q in node.inputs] + [self.cot(node) if with_value else None]
-        terms = [*f["vjp"], f["value_vjp"]]   # (operator, term) per parameter, then the value's
-        if not any(targets):
-            return
-        vals = dict(self._dist_values(node), weight=weight, q=self.local("q", node), w=self.local("w", node))
-        if "vjp_pre" in f:   # shared locals of the terms
-            self.emit(render(f["vjp_pre"], **vals))
-        for target, (op, term) in zip(targets, terms):
-            if target:
-                self.emit(f"{target} {op} {render(term, **vals)}")
+        this row: the law's log_prob_bwd kernel."""
+        gp = [self.cot(q) or NO_GRAD for q in node.inputs]
+        gx = (self.cot(node) if with_value else None) or NO_GRAD
+        if any(g is not NO_GRAD for g in (*gp, gx)):
+            self.call(self.dist(node).kernels["log_prob_bwd"], [*self.params_of(node), self.val(node), weight], [*gp, gx])
 
     def downstream_L(self, node: Node, cfg=None) -> str:
         """A local holding the sum of the node's downstream costs in configuration cfg."""
@@ -235,20 +311,21 @@ class ScalarLowering(Lowering):
 
     def forward_node(self, n: Node):
         self.section = self.fwd
-        k, out = n.kind, self.val(n)
-        ins = self.params_of(n)
+        k = n.kind
         if k == "input":
-            self.emit(f"{out} = {self.local('in', n, per_config=False)}[d // {self.samples}, 0]")
+            self.emit(f"{self.val(n)} = {self.local('in', n, per_config=False)}[d // {self.samples}, 0]")
             return
         if n.attrs.get("is_head"):
-            c = self.cbuf[n]
-            cv = self.cost_local(n)
-            e = render(OPS[k].scalar, log_prob=lambda: self.log_prob_expr(n.inputs[0]), **self._op_values(n, ins))
-            self.emit(f"{cv} = cast({e})")
-            self.emit_store(f"{c}[{self.row()}] = {cv}")
+            c = self.cost_local(n)
+            if k == "log_prob":
+                s = n.inputs[0]
+                self.call(self.dist(s).kernels["log_prob"], [*self.params_of(s), self.val(s)], [c])
+            else:
+                self.row_call(render(OPS[k].fwd, c=c, **self._op_values(n)))
+            self.emit_store(f"{self.cbuf[n]}[{self.row()}] = {c}")
             return
         if k in OPS:
-            self.emit(f"{out} = {render(OPS[k].scalar, **self._op_values(n, ins))}")
+            self.row_call(render(OPS[k].fwd, out=self.val(n), **self._op_values(n)))
         else:
             self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
             ch, _ = self.choices[n]
@@ -258,12 +335,13 @@ class ScalarLowering(Lowering):
     def backward_node(self, n: Node):
         self.section = self.bwd
         k = n.kind
-        ins = self.params_of(n)
         if n.attrs.get("is_head"):
+            gins = [self.cot(x) or NO_GRAD for x in n.inputs]
             if k == "log_prob":
                 self.log_prob_vjp_row(n.inputs[0], "w_", with_value=True)
-            else:   # the cotangent of a cost is its row weight
-                self._emit_vjp(n, OPS[k], self._op_values(n, ins, g="w_"))
+            elif any(g is not NO_GRAD for g in gins):   # the cotangent of a cost is its row weight
+                self.row_call(render(OPS[k].bwd, cw="w_", **{f"g{j}": g for j, g in enumerate(gins)},
+                                **self._op_values(n)))
             return
         if n.is_stochastic:
             ch, _ = self.choices[n]
@@ -273,35 +351,21 @@ class ScalarLowering(Lowering):
         if g is None:
             return
         op = OPS[k]
-        vals = self._op_values(n, ins, g=g, out=self.val(n))
-        for j, term in enumerate(op.param_vjp):
-            self.emit(f"grad[{vals[f'o{j}']}] += {render(term, **vals)}")
-        self._emit_vjp(n, op, vals)
+        gins = [self.cot(x) or NO_GRAD for x in n.inputs]
+        if op.bwd is None or (op.bwd_if_input_grad and gins[0] is NO_GRAD):
+            return
+        self.row_call(render(op.bwd, out=self.val(n), gout=g, **{f"g{j}": gi for j, gi in enumerate(gins)},
+                        **self._op_values(n)))
 
-    def _emit_vjp(self, n: Node, op, vals: dict):
-        """The row code of an op's input cotangents (ops.Vjp entries)."""
-        if op.vjp_pre is not None and any(self.cot(x) for x in n.inputs):
-            self.emit(render(op.vjp_pre, **vals))
-        for e in op.vjp:
-            cot = self.cot(n.inputs[e.j])
-            if cot is None:
-                continue
-            if e.cond is not None:
-                self.emit(f"if {render(e.cond, **vals)}:")
-                self.emit(f"    {cot} {e.op} {render(e.term, **vals)}")
-            else:
-                self.emit(f"{cot} {e.op} {render(e.term, **vals)}")
-
-    def _op_values(self, n: Node, ins: list, **more) -> dict:
-        """The names an op's scalar templates read: input values, parameter offsets (o0, o1 ...
-        into theta and grad), attributes."""
+    def _op_values(self, n: Node) -> dict:
+        """The names an op's templates read, in the row: input values, its parameters' slots of
+        theta and grad (p0, gp0, ...: each one number at width 1), attributes."""
         vals = dict(n.attrs)
-        vals.update({f"x{j}": x for j, x in enumerate(ins)})
+        vals.update({f"x{j}": x for j, x in enumerate(self.params_of(n))})
         o = self.offset.get(n)
         for j, q in enumerate(OPS[n.kind].params if n.kind in OPS else ()):
-            vals[f"o{j}"] = o
+            vals[f"p{j}"], vals[f"gp{j}"] = f"theta[{o}]", f"grad[{o}]"
             o += int(np.prod(q.shape(n)))
-        vals.update(more)
         return vals
 
     def render(self, inline_views: bool = True) -> str:

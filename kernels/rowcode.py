@@ -1,0 +1,313 @@
+"""The row target: a kernel call rewritten as straight-line code for one row of width-1 arrays.
+
+A kernel is written once, as its body over the loop indices (kernels/declare.py). The CPU kernel
+loops over the body, the CUDA kernel runs it per thread, and this module reads the same body for
+the third target, the row-fused step (ppl/lowering/rowfused.py): where every array of a call has
+one column, each array stands for one value of the row, a local of the step's row loop. A call
+`core.sigmoid_fwd(s_a, s_z)` of the body `out[r, j] = sigmoid(z[r, j])` becomes
+`s_z = scalar.sigmoid(s_a)`.
+
+`row_lines(kernel, args, qualify, tag)` rewrites the body's syntax tree:
+- an argument is the text of its value in the row (a local `s_a`, a parameter `theta[3]`, a
+  constant `0.5`), or None for an array passed with 0 rows (a skipped gradient);
+- `x[r, j]`, `x[r]`, `x[0]`: the argument's text (every index is a loop index or 0);
+- `x.shape[0]`: 0 for a skipped array, else 1; `x.shape[1]`: 1. Tests and assignments of
+  constants fold, so `if gx.shape[0] != 0:` keeps or drops its block, and a write into a
+  skipped array is dropped;
+- `for j in range(...)` over one column: its body, once;
+- a write into an argument is cast to the step's float type (`cast(...)`), as a store into a
+  float array is, so the row's locals keep one type; `like(x, c)` is `cast(c)`;
+- the body's locals are renamed `<name><tag>_` (two calls in one row never share a local); its
+  global functions are named through `qualify(obj)`, the step's module alias of each.
+A body the rewrite cannot follow (a loop over more than one column, a return, an index that is
+not a loop index) raises `NoRowForm`; `has_row_form` asks without rewriting.
+
+A hand-written kernel (a BLAS product, a loop no declared shape fits) has no body to read: its
+module names a body per kernel in `ROW = {kernel name: body}`, a function over the loop indices
+and the kernel's arguments, as a declared body is, registered for this target only.
+"""
+import ast
+import builtins
+import inspect
+import sys
+import textwrap
+
+from .math.scalar import like as _like
+
+
+class NoRowForm(Exception):
+    """The kernel has no body the row target can rewrite (the message says why)."""
+
+
+def row_body(kernel):
+    """(body, the count of its leading loop indices) of a kernel for the row target, or None."""
+    d = getattr(kernel, "__declared__", None)
+    if d is not None:
+        return d.body, len(d.lead)
+    fn = getattr(kernel, "py_func", kernel)
+    mod = sys.modules.get(getattr(fn, "__module__", None))
+    body = getattr(mod, "ROW", {}).get(getattr(fn, "__name__", None))
+    if body is None:
+        return None
+    nargs = len(inspect.signature(fn).parameters)
+    return body, len(inspect.signature(body).parameters) - nargs
+
+
+_SOURCES = {}
+
+
+def _tree(body):
+    """The body's function definition (parsed once per body)."""
+    t = _SOURCES.get(body)
+    if t is None:
+        source = getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
+        t = _SOURCES[body] = ast.parse(textwrap.dedent(source)).body[0]
+    return t
+
+
+def has_row_form(kernel) -> bool:
+    return row_body(kernel) is not None
+
+
+def row_lines(kernel, args, qualify, tag) -> list:
+    """The row code of `kernel(*args)` (see the module's docstring), as lines of source."""
+    found = row_body(kernel)
+    name = getattr(kernel, "__name__", repr(kernel))
+    if found is None:
+        raise NoRowForm(f"the kernel {name} has no row form (declared body or ROW entry)")
+    body, nlead = found
+    fdef = _tree(body)
+    params = [a.arg for a in fdef.args.args]
+    lead, rest = params[:nlead], params[nlead:]
+    if len(rest) != len(args):
+        raise NoRowForm(f"{name}: {len(args)} arguments for {len(rest)} parameters")
+    rw = _Rewrite(name, dict(zip(rest, args)), set(lead), body.__globals__, qualify, tag)
+    stmts = fdef.body
+    if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
+        stmts = stmts[1:]   # the docstring
+    out = []
+    rw.block(stmts, out, "")
+    return out
+
+
+_KEEP = {"range", "abs", "min", "max", "float", "int", "bool", "True", "False", "None"}
+
+
+class _Rewrite:
+    def __init__(self, kernel, args, indices, glb, qualify, tag):
+        self.kernel, self.args, self.indices = kernel, args, set(indices)
+        self.glb, self.qualify, self.tag = glb, qualify, tag
+        self.consts = {}       # locals bound to a folded constant
+        self.locals = set()
+
+    def fail(self, why):
+        raise NoRowForm(f"{self.kernel}: {why}")
+
+    # ----- expressions
+    def expr(self, node):
+        """The expression rewritten (a new tree)."""
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "shape" and isinstance(node.value.value, ast.Name) \
+                and node.value.value.id in self.args:
+            axis = _int(node.slice)
+            if axis == 0:
+                return ast.Constant(0 if self.args[node.value.value.id] is None else 1)
+            if axis == 1:
+                return ast.Constant(1)
+            self.fail("reads an array's shape beyond its second axis")
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
+            self.check_index(node.slice)
+            return self.arg(node.value.id)
+        if isinstance(node, ast.Name):
+            return self.name(node.id)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2 \
+                and self.glb.get(node.func.id) is _like:   # the constant in the step's float type
+            return _cast(self.expr(node.args[1]))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in self.args:
+            self.fail(f"reads the attribute {node.attr!r} of the array {node.value.id!r}")
+        new = _copy(node)
+        for field, value in ast.iter_fields(new):
+            if isinstance(value, ast.AST) and not isinstance(value, (ast.expr_context, ast.operator, ast.cmpop,
+                                                                     ast.unaryop, ast.boolop)):
+                setattr(new, field, self.expr(value))
+            elif isinstance(value, list):
+                setattr(new, field, [self.expr(v) if isinstance(v, ast.expr) else v for v in value])
+        return _fold(new)
+
+    def check_index(self, sl):
+        """Every index of a width-1 array is 0: a loop index, 0, or arithmetic of them and
+        arguments that comes to 0 (a column offset `off + j` with off 0)."""
+        for ix in (sl.elts if isinstance(sl, ast.Tuple) else [sl]):
+            if isinstance(ix, ast.Name) and ix.id in self.indices:
+                continue
+            if _arith(_Zero(self).visit(_copy_tree(ix))) == 0:
+                continue
+            self.fail(f"indexes an array by {ast.unparse(ix)!r}, which is not 0 at width 1")
+
+    def arg(self, name):
+        text = self.args[name]
+        if text is None:
+            self.fail(f"reads {name!r}, passed with 0 rows")
+        return ast.parse(str(text), mode="eval").body
+
+    def name(self, ident):
+        if ident in self.args:
+            return self.arg(ident)
+        if ident in self.consts:
+            return ast.Constant(self.consts[ident])
+        if ident in self.locals:
+            return ast.Name(f"{ident}{self.tag}_", ast.Load())
+        if ident in self.indices:
+            self.fail(f"uses the loop index {ident!r} as a value")
+        if ident in _KEEP:
+            return ast.Name(ident, ast.Load())
+        obj = self.glb.get(ident, getattr(builtins, ident, None))
+        text = None if obj is None else self.qualify(obj)
+        if text is None:
+            self.fail(f"calls {ident!r}, which the step's modules do not export")
+        return ast.parse(text, mode="eval").body
+
+    # ----- statements
+    def target(self, node):
+        """A written name: a local (renamed) or an argument's cell; None when the array is skipped."""
+        if isinstance(node, ast.Name):
+            if node.id in self.args or node.id in self.indices:
+                self.fail(f"assigns to {node.id!r}")
+            self.locals.add(node.id)
+            self.consts.pop(node.id, None)
+            return ast.Name(f"{node.id}{self.tag}_", ast.Store())
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
+            self.check_index(node.slice)
+            if self.args[node.value.id] is None:
+                return None
+            return ast.parse(str(self.args[node.value.id]), mode="eval").body
+        if isinstance(node, ast.Tuple):
+            elts = [self.target(e) for e in node.elts]
+            if any(e is None for e in elts):
+                self.fail("unpacks into a skipped array")
+            return ast.Tuple(elts, ast.Store())
+        self.fail(f"assigns to {ast.unparse(node)!r}")
+
+    def block(self, stmts, out, pad):
+        for s in stmts:
+            self.statement(s, out, pad)
+
+    def statement(self, s, out, pad):
+        if isinstance(s, ast.Assign) and len(s.targets) == 1:
+            value = self.expr(s.value)
+            tgt = s.targets[0]
+            if isinstance(tgt, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, bool):
+                self.consts[tgt.id] = value.value   # a test folded: `do_a = ga.shape[0] != 0`
+                return
+            t = self.target(tgt)
+            if t is not None:
+                if not isinstance(tgt, (ast.Name, ast.Tuple)):
+                    value = _cast(value)
+                out.append(pad + ast.unparse(ast.Assign([t], value, lineno=0)))
+        elif isinstance(s, ast.AugAssign):
+            value = self.expr(s.value)
+            if isinstance(s.target, ast.Name):
+                if s.target.id not in self.locals:
+                    self.fail(f"updates {s.target.id!r} before assigning it")
+                t = ast.Name(f"{s.target.id}{self.tag}_", ast.Store())
+            else:
+                t, value = self.target(s.target), _cast(value)
+            if t is not None:
+                out.append(pad + ast.unparse(ast.AugAssign(t, s.op, value)))
+        elif isinstance(s, ast.If):
+            test = self.expr(s.test)
+            if isinstance(test, ast.Constant):
+                self.block(s.body if test.value else s.orelse, out, pad)
+                return
+            out.append(pad + f"if {ast.unparse(test)}:")
+            n = len(out)
+            self.block(s.body, out, pad + "    ")
+            if len(out) == n:
+                out.append(pad + "    pass")
+            if s.orelse:
+                out.append(pad + "else:")
+                n = len(out)
+                self.block(s.orelse, out, pad + "    ")
+                if len(out) == n:
+                    out.append(pad + "    pass")
+        elif isinstance(s, ast.For) and isinstance(s.target, ast.Name) and not s.orelse \
+                and isinstance(s.iter, ast.Call) and isinstance(s.iter.func, ast.Name) and s.iter.func.id == "range" \
+                and len(s.iter.args) == 1:
+            count = self.expr(s.iter.args[0])
+            if not (isinstance(count, ast.Constant) and count.value in (0, 1)):
+                self.fail(f"loops over {ast.unparse(s.iter.args[0])!r}, not one column")
+            if count.value == 1:
+                self.indices.add(s.target.id)
+                self.block(s.body, out, pad)
+        elif isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant):
+            return   # a string
+        elif isinstance(s, ast.Pass):
+            return
+        else:
+            self.fail(f"has a statement the row target does not rewrite: {ast.unparse(s)!r}")
+
+
+def _cast(value):
+    return ast.Call(ast.Name("cast", ast.Load()), [value], [])
+
+
+class _Zero(ast.NodeTransformer):
+    """An index expression with its loop indices 0 and its arguments' texts in place."""
+
+    def __init__(self, rw):
+        self.rw = rw
+
+    def visit_Name(self, node):
+        if node.id in self.rw.indices:
+            return ast.Constant(0)
+        if node.id in self.rw.args and self.rw.args[node.id] is not None:
+            return ast.parse(str(self.rw.args[node.id]), mode="eval").body
+        return node
+
+
+_ARITH = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
+
+
+def _arith(node):
+    """The value of integer arithmetic (+, -, * of int constants), or None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        v = _arith(node.operand)
+        return None if v is None else -v
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+        a, b = _arith(node.left), _arith(node.right)
+        return None if a is None or b is None else _ARITH[type(node.op)](a, b)
+    return None
+
+
+def _copy_tree(node):
+    return ast.parse(ast.unparse(node), mode="eval").body
+
+
+def _copy(node):
+    new = type(node)()
+    for field, value in ast.iter_fields(node):
+        setattr(new, field, list(value) if isinstance(value, list) else value)
+    return new
+
+
+def _int(node):
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, int) else None
+
+
+_CMP = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+        ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
+
+
+def _fold(node):
+    """A comparison or boolean operation of constants, as its constant."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP \
+            and isinstance(node.left, ast.Constant) and isinstance(node.comparators[0], ast.Constant):
+        return ast.Constant(bool(_CMP[type(node.ops[0])](node.left.value, node.comparators[0].value)))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and isinstance(node.operand, ast.Constant):
+        return ast.Constant(not node.operand.value)
+    if isinstance(node, ast.BoolOp) and all(isinstance(v, ast.Constant) for v in node.values):
+        vals = [v.value for v in node.values]
+        return ast.Constant(all(vals) if isinstance(node.op, ast.And) else any(vals))
+    return node

@@ -1,0 +1,107 @@
+"""The row target (kernels/rowcode.py): a kernel call on one-column arrays rewritten into
+straight-line code. Oracle: the CPU kernel itself, run on (1, 1) arrays; the row code, run as
+Python over the same values, must write the same numbers (float64, to 1e-12), with each
+skippable gradient present and skipped. And its refusals: a body that reads other columns or
+rows has no row form."""
+import numpy as np
+import pytest
+
+from ppl.kernels import rowcode
+from ppl.kernels.cpu import core, rows
+from ppl.kernels.math import rng, scalar
+from ppl.lowering.rowfused import _qualify
+
+# kernel, then each argument: "x" a (1, 1) input, "o" a (1, 1) output, "r" a (1,) row input,
+# "ro" a (1,) row output, "v" a (1,) vector input, "vo" a (1,) vector output, "pos" a positive
+# (1, 1) input, "bit" a 0/1 (1, 1) input, or a number (a constant argument)
+CASES = [
+    (core.sigmoid_fwd, "x o"), (core.sigmoid_bwd, "x x x o"), (core.tanh_bwd, "x x x o"),
+    (core.relu_bwd, "x x x o"), (core.softplus_fwd, "x o"), (core.exp_bwd, "x x x o"),
+    (core.sqrt1p_fwd, "x o"), (core.log_fwd, "pos o"), (core.log_bwd, "pos x x o"),
+    (core.add_fwd, "x x o"), (core.add_bwd, "x o o"), (core.mul_bwd, "x x x o o"),
+    (core.div_fwd, "x pos o"), (core.div_bwd, "x pos x x o o"), (core.pow_fwd, ("pos", 1.7, "o")),
+    (core.pow_bwd, ("pos", -0.6, "x", "x", "o")), (core.row_sum_fwd, "x ro"), (core.row_sum_bwd, "r o"),
+    (core.affine_fwd, "x x v o"), (core.affine_bwd, "x x x o o vo"),
+    (core.broadcast_rows_fwd, "v o"), (core.broadcast_rows_bwd, "x vo"),
+    (rows.scale_shift_fwd, ("x", 1.5, -0.25, "o")), (rows.scale_shift_bwd, (1.5, "x", "o")),
+    (rows.fill2, ("o", 0.75)), (rows.take_cols, ("x", 0, "o")), (rows.add_to_cols, ("x", 0, "o")),
+    (core.bernoulli_nll, "x bit ro"), (core.bernoulli_nll_bwd, "x bit r o o"),
+    (core.gaussian_nll, "x pos x ro"), (core.gaussian_nll_bwd, "x pos x r o o o"),
+    (core.gaussian_kl_std, "x pos ro"), (core.gaussian_kl_std_bwd, "x pos r o o"),
+    (core.gaussian_kl, "x pos x pos ro"), (core.gaussian_kl_bwd, "x pos x pos r o o o o"),
+    (core.bernoulli_sample, "x x o"), (core.bernoulli_log_prob, "x bit ro"),
+    (core.bernoulli_log_prob_bwd, "x bit r o o"), (core.bernoulli_st_bwd, "x x o"),
+    (core.binary_concrete_sample, ("x", "x", 0.7, "o")), (core.binary_concrete_bwd, ("x", "x", 0.7, "x", "x", "o", "vo")),
+    (core.probit_sample, "x x o"), (core.probit_log_prob, "x bit ro"), (core.probit_log_prob_bwd, "x bit r o o"),
+    (core.probit_st_bwd, "x x o"), (core.normal_sample, "x pos x o"), (core.normal_sample_bwd, "x x o o"),
+    (core.normal_log_prob, "x pos x ro"), (core.normal_log_prob_bwd, "x pos x r o o o"),
+]
+_SHAPES = {"x": (1, 1), "o": (1, 1), "pos": (1, 1), "bit": (1, 1), "r": (1,), "ro": (1,), "v": (1,), "vo": (1,)}
+
+
+def _args(spec, gen):
+    out = []
+    for s in (spec.split() if isinstance(spec, str) else spec):
+        if not isinstance(s, str):
+            out.append(s)
+        elif s == "pos":
+            out.append(gen.uniform(0.3, 2.0, (1, 1)))
+        elif s == "bit":
+            out.append(np.ones((1, 1)))
+        else:
+            out.append(gen.normal(0, 1.2, _SHAPES[s]))
+    return out
+
+
+def _run_row(kernel, args, skipped):
+    """The row code of kernel(*args) run as Python: each array argument a local holding its one
+    value (`a3`), a skipped one None; returns the arrays with what the code wrote."""
+    names = [None if j in skipped else (f"a{j}" if isinstance(a, np.ndarray) else repr(a)) for j, a in enumerate(args)]
+    lines = rowcode.row_lines(kernel, names, _qualify, 1)
+    env = {"cast": np.float64, "np": np, "scalar": scalar, "rng": rng, "core": core, "rows": rows}
+    env.update({f"a{j}": a.reshape(-1)[0] for j, a in enumerate(args) if isinstance(a, np.ndarray)})
+    exec(compile("\n".join(lines) + "\n", "<row code>", "exec"), env)
+    return [(np.full_like(a, env[f"a{j}"]) if isinstance(a, np.ndarray) and j not in skipped else a)
+            for j, a in enumerate(args)], lines
+
+
+@pytest.mark.parametrize("kernel,spec", CASES, ids=[k.__name__ for k, _ in CASES])
+def test_row_code_writes_what_the_kernel_writes(kernel, spec):
+    gen = np.random.default_rng(7)
+    args = _args(spec, gen)
+    outs = [j for j, s in enumerate(spec.split() if isinstance(spec, str) else spec) if s in ("o", "ro", "vo")]
+    want = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    kernel(*want)
+    got, lines = _run_row(kernel, [a.copy() if isinstance(a, np.ndarray) else a for a in args], set())
+    assert lines, f"{kernel.__name__}: no row code"
+    for j in outs:
+        np.testing.assert_allclose(got[j], want[j], rtol=1e-12, atol=1e-15, err_msg=f"{kernel.__name__} arg {j}")
+    if len(outs) > 1 or kernel in (core.binary_concrete_bwd,):   # each skippable output skipped in turn
+        for j in outs:
+            skip_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            skip_args[j] = np.zeros((0,) + args[j].shape[1:])
+            want2 = [a.copy() if isinstance(a, np.ndarray) else a for a in skip_args]
+            kernel(*want2)
+            got2, lines2 = _run_row(kernel, [a.copy() if isinstance(a, np.ndarray) else a for a in args], {j})
+            assert not any(f"a{j} " in ln for ln in lines2), f"{kernel.__name__}: writes the skipped a{j}"
+            for k in outs:
+                if k != j:
+                    np.testing.assert_allclose(got2[k], want2[k], rtol=1e-12, atol=1e-15)
+
+
+def test_the_rewrite_folds_skips_and_renames_locals():
+    lines = rowcode.row_lines(core.normal_log_prob_bwd, ["m", "s", "x", "w", None, "gs", None], _qualify, 4)
+    assert lines == ["g4_ = w", "q4_, w4_ = scalar.gaussian_nll_grad(x, m, s)", "gs -= cast(g4_ * w4_)"]
+    assert rowcode.row_lines(core.sigmoid_bwd, ["a", "z", "g", None], _qualify, 1) == []
+    assert rowcode.row_lines(core.row_sum_fwd, ["x", "c"], _qualify, 2) == ["s2_ = cast(0.0)", "s2_ += x", "c = cast(s2_)"]
+
+
+def test_a_body_that_reads_other_cells_has_no_row_form():
+    assert rowcode.has_row_form(core.affine_fwd) and rowcode.has_row_form(core.sigmoid_fwd)
+    assert not rowcode.has_row_form(rows.put_cols)   # hand-written, no ROW body
+    with pytest.raises(rowcode.NoRowForm, match="reads"):
+        rowcode.row_lines(core.sigmoid_fwd, [None, "z"], _qualify, 1)
+    with pytest.raises(rowcode.NoRowForm, match="not 0 at width 1"):
+        rowcode.row_lines(rows.take_cols, ["x", "2", "o"], _qualify, 1)
+    with pytest.raises(rowcode.NoRowForm, match="uses the loop index"):
+        rowcode.row_lines(core.bernoulli_sample_rep, ["a", "2", "u", "o"], _qualify, 1)
