@@ -10,7 +10,8 @@ one column, each array stands for one value of the row, a local of the step's ro
 `row_lines(kernel, args, qualify, tag)` rewrites the body's syntax tree:
 - an argument is the text of its value in the row (a local `s_a`, a parameter `theta[3]`, a
   constant `0.5`), or None for an array passed with 0 rows (a skipped gradient);
-- `x[r, j]`, `x[r]`, `x[0]`: the argument's text (every index is a loop index or 0);
+- `x[r, j]`, `x[r]`, `x[j]`: the argument's text; the row index r (a cell or row body's first
+  index) must stand alone, and a column's index must come to 0 at j = 0 (`off + j`, off 0);
 - `x.shape[0]`: 0 for a skipped array, else 1; `x.shape[1]`: 1. Tests and assignments of
   constants fold, so `if gx.shape[0] != 0:` keeps or drops its block, and a write into a
   skipped array is dropped;
@@ -19,8 +20,8 @@ one column, each array stands for one value of the row, a local of the step's ro
   float array is, so the row's locals keep one type; `like(x, c)` is `cast(c)`;
 - the body's locals are renamed `<name><tag>_` (two calls in one row never share a local); its
   global functions are named through `qualify(obj)`, the step's module alias of each.
-A body the rewrite cannot follow (a loop over more than one column, a return, an index that is
-not a loop index) raises `NoRowForm`; `has_row_form` asks without rewriting.
+A body the rewrite cannot follow (a loop over more than one column, a return, another row's
+index, an item or group body) raises `NoRowForm`; `has_row_form` asks without rewriting.
 
 A hand-written kernel (a BLAS product, a loop no declared shape fits) has no body to read: its
 module names a body per kernel in `ROW = {kernel name: body}`, a function over the loop indices
@@ -42,8 +43,8 @@ class NoRowForm(Exception):
 def row_body(kernel):
     """(body, the count of its leading loop indices) of a kernel for the row target, or None."""
     d = getattr(kernel, "__declared__", None)
-    if d is not None:
-        return d.body, len(d.lead)
+    if d is not None:   # a cell or row body: its first index is the row; an item or group is not
+        return (d.body, len(d.lead)) if d.shape in ("cells", "rows") else None
     fn = getattr(kernel, "py_func", kernel)
     mod = sys.modules.get(getattr(fn, "__module__", None))
     body = getattr(mod, "ROW", {}).get(getattr(fn, "__name__", None))
@@ -81,7 +82,7 @@ def row_lines(kernel, args, qualify, tag) -> list:
     lead, rest = params[:nlead], params[nlead:]
     if len(rest) != len(args):
         raise NoRowForm(f"{name}: {len(args)} arguments for {len(rest)} parameters")
-    rw = _Rewrite(name, dict(zip(rest, args)), set(lead), body.__globals__, qualify, tag)
+    rw = _Rewrite(name, dict(zip(rest, args)), lead, body.__globals__, qualify, tag)
     stmts = fdef.body
     if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
         stmts = stmts[1:]   # the docstring
@@ -96,6 +97,7 @@ _KEEP = {"range", "abs", "min", "max", "float", "int", "bool", "True", "False", 
 class _Rewrite:
     def __init__(self, kernel, args, indices, glb, qualify, tag):
         self.kernel, self.args, self.indices = kernel, args, set(indices)
+        self.row = indices[0] if indices else None   # the row index (a cell or row body's first)
         self.glb, self.qualify, self.tag = glb, qualify, tag
         self.consts = {}       # locals bound to a folded constant
         self.locals = set()
@@ -135,11 +137,15 @@ class _Rewrite:
         return _fold(new)
 
     def check_index(self, sl):
-        """Every index of a width-1 array is 0: a loop index, 0, or arithmetic of them and
-        arguments that comes to 0 (a column offset `off + j` with off 0)."""
+        """An index that names the row index is that index alone (this row); any other is a
+        column's, and comes to 0 with the column indices 0 (`j`, `off + j` with off 0): at width 1
+        there is no other column."""
         for ix in (sl.elts if isinstance(sl, ast.Tuple) else [sl]):
-            if isinstance(ix, ast.Name) and ix.id in self.indices:
-                continue
+            names = {n.id for n in ast.walk(ix) if isinstance(n, ast.Name)}
+            if self.row in names:
+                if isinstance(ix, ast.Name):
+                    continue
+                self.fail(f"indexes an array by {ast.unparse(ix)!r}, a row other than its own")
             if _arith(_Zero(self).visit(_copy_tree(ix))) == 0:
                 continue
             self.fail(f"indexes an array by {ast.unparse(ix)!r}, which is not 0 at width 1")
