@@ -157,7 +157,7 @@ def test_lowering_refusals_name_the_problem():
         m.compile(dtype=np.float64, lowering="scalar")
     assert "row-fused" not in m.compile(dtype=np.float64).explain()   # auto: array kernels
     toy = toy_bernoulli.build()
-    with pytest.raises(ModelError, match=r"'b': estimator 'rebar' has no row-fused form"):
+    with pytest.raises(ModelError, match=r"estimator 'rebar' of node 'b' reads ctx.parameter, which the row-fused"):
         toy.compile(dtype=np.float64, estimators="rebar", lowering="scalar")
     with pytest.raises(ModelError, match=r"'b': the 'loo' baseline reads other rows"):
         toy.compile(dtype=np.float64, estimators=("score", {"baseline": "loo"}), samples=2, lowering="scalar")
@@ -185,3 +185,61 @@ def test_scalar_step_refuses_a_nonpositive_scale():
     for call in (prog.loss, prog.grad):
         with pytest.raises(ValueError, match=r"Normal 'z': scale 's' has values <= 0 or NaN"):
             call({"x": np.ones((2, 1))})
+
+
+class _UserPathwise(ppl.Estimator):
+    """A user's reparameterisation written for the array lowering only: the law's sample and
+    sample_bwd kernels on the context's buffers."""
+    name = "user_pathwise_rows"
+    about = "pathwise, written outside ppl"
+    passes_value_grad = True
+
+    def check(self, info):
+        return None if info.dist.has_rsample else f"{info.dist.name} is not reparameterisable"
+
+    def draw(self, ctx):
+        ctx.sample()
+
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is not ppl.NO_GRAD:
+            ctx.law_call("sample_bwd", [ctx.drawn_noise(), gv], ctx.param_grads())
+
+
+@numba.njit
+def _user_scale(g, out):
+    for r in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            out[r, j] += g[r, j]
+
+
+class _UserOwnKernel(_UserPathwise):
+    """The same, adding its cotangent through a kernel of its own (no row form)."""
+    name = "user_own_kernel_rows"
+
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is not ppl.NO_GRAD:
+            loc, _ = ctx.param_grads()
+            ctx.call(_user_scale, gv, loc)
+
+
+def test_a_users_estimator_runs_row_fused_from_its_array_code():
+    """An estimator written for the array lowering gets the row-fused form when everything it
+    calls has a row form (its kernel calls rewritten; the array step is the oracle), and the array
+    lowering, or a clear refusal under lowering='scalar', when a kernel of its own has none."""
+    for est in (_UserPathwise, _UserOwnKernel):
+        if est.name not in ppl.estimators:
+            ppl.register_estimator(est)
+    x = np.linspace(-1.5, 2.0, 7)[:, None]
+    progs = [_scalar_graph("normal").compile(estimators={"z": "user_pathwise_rows"}, dtype=np.float64, lowering=low)
+             for low in ("scalar", "arrays")]
+    assert "_gradient(" in progs[0].source
+    (l0, g0), (l1, g1) = (p.grad({"x": x}, seed=3, step=1) for p in progs)
+    assert l0 == pytest.approx(l1, rel=1e-12)
+    for k in g1:
+        np.testing.assert_allclose(g0[k], g1[k], rtol=1e-12, atol=1e-13)
+    auto = _scalar_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64)
+    assert "_gradient(" not in auto.source and "row-fused" not in auto.explain()
+    with pytest.raises(ModelError, match=r"lowering='scalar'.*_user_scale has no row form"):
+        _scalar_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64, lowering="scalar")

@@ -35,6 +35,7 @@ from ..estimators.autotune import autotune
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
 from ..kernels._cache import cache_root, kernels_version
+from ..kernels.rowcode import NoRowForm
 from ..language.nodes import Graph
 from .options import LOWERINGS, OBJECTIVES, CompileOptions  # noqa: F401  (compiler.LOWERINGS, ...)
 from ..lowering import Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
@@ -196,11 +197,30 @@ PASSES = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse), (
 
 
 def run_passes(c: Compilation) -> Compilation:
-    """Run PASSES over the record, timing each; the record then holds the step's source (not loaded)."""
-    for name, run in PASSES:
+    """Run PASSES over the record, timing each; the record then holds the step's source (not loaded).
+
+    A row-fused lowering that meets code without a row form (an estimator reading other rows, a
+    kernel with no row body: rowcode.NoRowForm) is replaced by the array lowering, from "plan
+    rows" on; with lowering="scalar" that is an error naming what had no row form."""
+    names = [name for name, _ in PASSES]
+    i = 0
+    while i < len(PASSES):
+        name, run = PASSES[i]
         t0 = time.perf_counter()
-        run(c)
-        c.times[name] = time.perf_counter() - t0
+        try:
+            run(c)
+        except NoRowForm as e:
+            if not isinstance(c.lowering, scalar_lowering.ScalarLowering):
+                raise
+            if c.options.lowering == "scalar":
+                raise ModelError(f"lowering='scalar' does not apply to model '{c.model.name}': {e}; "
+                                 f"use lowering='auto' (array kernels)") from None
+            o = c.options
+            c.lowering = Lowering(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), o.objective)
+            i = names.index("plan rows")
+            continue
+        c.times[name] = c.times.get(name, 0.0) + time.perf_counter() - t0
+        i += 1
     return c
 
 

@@ -53,22 +53,18 @@ class RowContext(Protocol):
     enum_stride: dict    # node -> the stride of its configuration digit in a row index
     noise_of: dict       # node -> the local of the base noise its draw used
 
-    def dist(self, node): """The node's Distribution (ppl.distributions)."""
     def emit(self, line: str) -> None: """One line of the row code."""
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def val(self, node, cfg=None) -> str: """The local holding the node's value."""
-    def params_of(self, node) -> list: """The locals holding its parameters' values."""
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
-    def add_cot(self, node, expr: str, cfg=None) -> None: """cot(node) += expr (when it exists)."""
     def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
     def digit(self, node, cfg=None) -> int: """The node's configuration digit in cfg."""
     def emit_pre(self, line: str) -> None: """A line before the row loop."""
     def emit_post(self, line: str) -> None: """A line after the row loop (gradient step)."""
     def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
-    def temperature(self, node, init: float) -> str: """A local holding a fixed temperature."""
     def sample_hard(self, node) -> str: """The ordinary draw; returns its noise local."""
     def log_prob_vjp_row(self, node, weight: str, with_value: bool) -> None: """weight * d log p into the cotangents."""
-    def law_call(self, node, key: str, ins: list, outs: list) -> None: """The row code of a law kernel (as ctx.law_call)."""
+    def row_context(self, node): """The node's estimator context over the row's locals (draw / estimate)."""
     def downstream_L(self, node, cfg=None) -> str: """A local: the sum of the node's downstream costs."""
 
 
@@ -189,25 +185,23 @@ class Estimator:
     def backward_below(self, ctx, above: list) -> None:
         """The backward of forward_below, emitted before the node's own estimate."""
 
-    # Row-fused scalar lowering (ppl/lowering/rowfused.py) of a width-1 node: the same estimate
-    # written as straight-line code for one row, for estimators whose backward reads that row only.
-    # Why a second emitter: on width-1 graphs the array form's per-node kernel calls cost several
-    # times the row-fused estimate (BENCHMARKS.md, "toy estimate"). The maths is not written twice: the laws' formulas are their
-    # kernels, which `sl.law_call` rewrites into row code (kernels/rowcode.py), and the
-    # estimator's own terms are kernels/math/scalar.py functions both forms call (score_signal,
-    # moving_average, antithetic_bit, arm_coef, disarm_coef); only how the call is emitted differs.
-    row_kernels: tuple = ()   # the law kernels its row-fused form calls beyond sample, log_prob, log_prob_bwd
-
+    # Row-fused lowering (ppl/lowering/rowfused.py) of a width-1 node: the estimate as
+    # straight-line code for one row. By default the estimator's own draw and estimate run on a
+    # context over the row's locals (`sl.row_context`, ppl/lowering/rowcontext.py): each kernel
+    # call is rewritten into row code (kernels/rowcode.py), and where a member or a kernel has no
+    # row form the graph is lowered with array kernels instead. An estimator whose array form
+    # reads other rows (a batch baseline, an antithetic pair's rows) writes its row form here
+    # over `RowContext` (score, ARM, DisARM); why a row form at all: on width-1 graphs the array
+    # form's kernel calls cost several times the row-fused estimate (BENCHMARKS.md, "toy estimate").
     def scalar_support(self, node, opts: dict) -> str | None:
-        """None when the estimator has a row-fused form for this node, else why not."""
-        return f"estimator '{self.name}' has no row-fused form"
+        """None when the estimator may have a row-fused form for this node, else why not."""
+        return None
 
     def scalar_forward(self, sl: RowContext, node, opts: dict) -> None:
-        raise TypeError(f"estimator '{self.name}' has no row-fused forward")
+        self.draw(sl.row_context(node))
 
     def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
-        raise TypeError(f"estimator '{self.name}' has no row-fused backward")
-
+        self.estimate(sl.row_context(node))
 
 
 def estimator_params() -> tuple:

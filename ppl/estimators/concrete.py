@@ -47,23 +47,6 @@ class Concrete(_Relaxed):
     about = 'binary Concrete relaxation, exact VJP of the relaxed sample'
     cite = 'Maddison, Mnih & Teh 2017, "The Concrete distribution", ICLR'
 
-    row_kernels = ("relaxed_sample", "relaxed_bwd")
-
-    def scalar_support(self, node, opts):
-        return None  # binary Concrete: rowfused.applies admits no grouped (categorical) law
-
-    def scalar_forward(self, sl, node, opts):
-        noise = sl.noise_scalar(node, "logistic")
-        tau = sl.temperature(node, float(opts["temperature"]))
-        sl.law_call(node, "relaxed_sample", [sl.val(node.inputs[0]), noise, tau], [sl.val(node)])
-
-    def scalar_backward(self, sl, node, opts):
-        g, (a,) = sl.cot(node), node.inputs
-        if g is None or sl.cot(a) is None:
-            return
-        tau = sl.temperature(node, float(opts["temperature"]))
-        sl.law_call(node, "relaxed_bwd", [sl.val(a), sl.noise_of[node], tau], [sl.val(node), g, sl.cot(a), NO_GRAD_1D])
-
 
 @register
 class GumbelSoftmax(_Relaxed):

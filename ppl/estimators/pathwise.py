@@ -36,20 +36,3 @@ class Pathwise(Estimator):
         if ctx.law.implicit:   # the implicit reparameterisation gradient reads the parameters and the draw
             ins = [*ctx.params(), ctx.value(), *ins]
         ctx.law_call("sample_bwd", ins, ctx.param_grads())
-
-    row_kernels = ("sample_bwd",)
-
-    def scalar_support(self, node, opts):
-        return None
-
-    def scalar_forward(self, sl, node, opts):
-        sl.sample_hard(node)
-
-    def scalar_backward(self, sl, node, opts):
-        g = sl.cot(node)
-        if g is None:
-            return
-        ins = [sl.noise_of[node], g]
-        if sl.dist(node).implicit:
-            ins = [*sl.params_of(node), sl.val(node), *ins]
-        sl.law_call(node, "sample_bwd", ins, [sl.cot(p) or NO_GRAD for p in node.inputs])

@@ -50,19 +50,3 @@ class StraightThrough(Estimator):
         noise = ctx.drawn_noise()
         ctx.law_call("relaxed_sample", [a, noise, tau], [soft])
         ctx.law_call("relaxed_bwd", [a, noise, tau], [soft, gv, ga, NO_GRAD_1D])
-
-    row_kernels = ("st_bwd",)
-
-    def scalar_support(self, node, opts):
-        return None  # its law decides: the row forms of st_bwd and the draw (rowfused.applies)
-
-    def scalar_forward(self, sl, node, opts):
-        sl.sample_hard(node)
-
-    def scalar_backward(self, sl, node, opts):
-        g = sl.cot(node)
-        if g is None:
-            return
-        (a,) = node.inputs
-        if sl.cot(a) is not None:
-            sl.law_call(node, "st_bwd", [sl.val(a), g], [sl.cot(a)])

@@ -40,6 +40,7 @@ from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
 from ..estimators.base import NO_GRAD, NO_GRAD_1D
+from .rowcontext import RowEstimatorContext
 from ..kernels import rowcode
 from ..kernels.math import rng
 from ..ops import OPS, render
@@ -68,7 +69,7 @@ def applies(model, choices) -> str | None:
         if n.is_stochastic:
             ch, _ = choices[n]
             est = REGISTRY[ch.estimator]
-            why = est.scalar_support(n, ch.options) or _law_row_form(DISTRIBUTIONS[n.kind], est)
+            why = est.scalar_support(n, ch.options) or _law_row_form(DISTRIBUTIONS[n.kind])
             if why:
                 return f"'{n.name}': {why}"
             configs *= est.expansion(choices[n][1], ch.options)
@@ -108,7 +109,7 @@ def _qualify(obj) -> str | None:
 def _op_row_form(n: Node) -> str | None:
     """Why the op's kernels have no row form (None: they have one)."""
     if n.kind == "log_prob":
-        return _law_row_form(DISTRIBUTIONS[n.inputs[0].kind], None, ("log_prob", "log_prob_bwd"))
+        return _law_row_form(DISTRIBUTIONS[n.inputs[0].kind], ("log_prob", "log_prob_bwd"))
     op = OPS.get(n.kind)
     if op is None or op.user or op.fwd_each or n.kind in ARRAY_RULES and n.kind != "bernoulli_nll":
         return "its array code is a rule, not a kernel call the row target rewrites"
@@ -118,14 +119,13 @@ def _op_row_form(n: Node) -> str | None:
     return None
 
 
-def _law_row_form(law, est, keys=("sample", "log_prob", "log_prob_bwd")) -> str | None:
-    """Why the kernels the node's row code calls (the law's, and those of the estimator's
-    `row_kernels` roles, its own for the law first) have no row form; None when they all have one."""
+def _law_row_form(law, keys=("sample", "log_prob", "log_prob_bwd")) -> str | None:
+    """Why the law's kernels every row code of its nodes calls have no row form (None: they
+    have one); an estimator's other kernels are rewritten when its code is (NoRowForm there)."""
     if getattr(rng, f"{law.noise}_f32", None) is None or law.noise_draws != 1 or law.grouped:
         return f"{law.name} draws its noise in a way the row code does not"
-    own = est.kernels.get(law.kind, {}) if est is not None else {}
-    for key in (*keys, *(est.row_kernels if est is not None else ())):
-        name = own.get(key) or law.kernels.get(key)
+    for key in keys:
+        name = law.kernels.get(key)
         if name is None:
             return f"{law.name} has no {key} kernel"
         if not rowcode.has_row_form(_kernel(name)):
@@ -179,11 +179,6 @@ class ScalarLowering(Lowering):
     def cost_local(self, head: Node, cfg=None) -> str:
         return self.local("cs", head, cfg)
 
-    def add_cot(self, node: Node, expr: str, cfg=None):
-        d = self.cot(node, cfg)
-        if d is not None:
-            self.emit(f"{d} += {expr}")
-
     def emit_pre(self, line: str):
         self.pre.append(line)
 
@@ -199,13 +194,6 @@ class ScalarLowering(Lowering):
         self.record_noise(node, name)
         return name
 
-    def temperature(self, node: Node, init: float) -> str:
-        off = self._names[self.state_value(f"{node.name}.temperature", init)]
-        name = self.local("tau", node, per_config=False)
-        if not any(line.startswith(name + " ") for line in self.pre):
-            self.emit_pre(f"{name} = cast(state[{off}])")
-        return name
-
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]
 
@@ -214,17 +202,36 @@ class ScalarLowering(Lowering):
         """Emit the row code of a kernel call `alias.fn(arg, ...)` of the array lowering, rendered
         over this row's locals: each argument is a local, a parameter's slot of theta or grad, a
         number, or the marker of a skipped gradient; `x.reshape(...)` is x (one value a row)."""
-        call = ast.parse(str(text).strip(), mode="eval").body
-        kernel = _kernel(ast.unparse(call.func) + "(")
+        try:
+            call = ast.parse(str(text).strip(), mode="eval").body
+        except SyntaxError:
+            call = None
+        kernel = _kernel(ast.unparse(call.func) + "(") if isinstance(call, ast.Call) and not call.keywords else None
+        if kernel is None:
+            raise rowcode.NoRowForm(f"the line {str(text).strip()!r} is no kernel call of the step's modules")
         args = []
         for a in call.args:
             if isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute) and a.func.attr == "reshape":
                 a = a.func.value
-            t = ast.unparse(a)
-            args.append(None if t in _SKIPPED else t)
+            args.append(ast.unparse(a))
+        self.row_kernel(kernel, args)
+
+    def row_kernel(self, kernel, args: list):
+        """Emit the row code of kernel(*args): args as `row_call`'s (a marker's name: skipped)."""
         self.calls += 1
-        for line in rowcode.row_lines(kernel, args, _qualify, self.calls):
+        args = [None if str(a) in _SKIPPED else str(a) for a in args]
+        for line in rowcode.row_lines(getattr(kernel, "cpu", kernel), args, _qualify, self.calls):
             self.emit(line)
+
+    def row_context(self, node: Node):
+        """The estimator context of the node over this row's locals (rowcontext.py): an
+        estimator's own draw and estimate, lowered row-fused."""
+        ch, _ = self.choices[node]
+        return RowEstimatorContext(REGISTRY[ch.estimator], self, node, ch.options)
+
+    def state_offset(self, name: str, init: float) -> int:
+        """The offset in `state` of a one-number state value (the array lowering's view)."""
+        return self._names[self.state_value(name, init)]
 
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         """The array lowering's `call` (a kernel of `core` on buffers), as row code."""
