@@ -37,6 +37,16 @@ def _scalar_graph(kind):
             m.cost("kl", ppl.gaussian_kl(loc, scale))
             m.cost("kl2", ppl.gaussian_kl(loc, scale, ppl.param("m2", 1, init=0.1), ppl.exp(ppl.param("ls", 1))))
             m.cost("lq", ppl.log_prob(z))
+        elif kind in ("laplace", "gamma"):   # laws row-fused from their kernels alone
+            a = ppl.softplus(Affine(x, 1, name="a")) + 0.5
+            z = (ppl.Laplace("z", loc=Affine(x, 1, name="loc"), scale=a) if kind == "laplace"
+                 else ppl.Gamma("z", concentration=a, rate=ppl.exp(Affine(x, 1, name="r"))))
+            m.cost("nll", ppl.gaussian_nll(Affine(z, 1, name="dec"), ppl.param("sd", 1, init=0.7), target=x))
+            m.cost("lq", ppl.log_prob(z))
+        elif kind == "poisson":
+            n = ppl.Poisson("n", rate=ppl.exp(Affine(x, 1, name="r")))
+            m.cost("f", ppl.total(ppl.tanh(Affine(n, 1, name="dec")) * x))
+            m.cost("lq", ppl.log_prob(n))
     return m
 
 
@@ -57,12 +67,18 @@ CASES = [
     ("normal", "pathwise", 1),
     ("normal", "pathwise", 2),
     ("normal", ("score", {"baseline": "moving_average"}), 1),
+    ("laplace", "pathwise", 1),
+    ("laplace", ("score", {"baseline": "none"}), 2),
+    ("gamma", "pathwise", 1),
+    ("poisson", ("score", {"baseline": "moving_average"}), 1),
+    ("bernoulli", "reinmax", 1),          # estimators row-fused from their array code alone
+    ("two_layer", {"b1": "gapped_st", "b2": "disarm"}, 1),
 ]
 
 
 # float32 on one case of each model and each row-expanding estimator (the constants and casts
 # are per dtype, the control flow is not); every case in float64. Each case compiles two steps.
-F32 = {0, 2, 4, 6, 9, 12, 14}
+F32 = {0, 2, 4, 6, 9, 12, 14, 16, 18, 19, 20, 21}
 
 
 @pytest.mark.parametrize("kind,est,samples,dtype",

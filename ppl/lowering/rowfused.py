@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import sys
 
 import numpy as np
 
@@ -94,16 +95,29 @@ def _kernel(text: str):
 _NAMES = {}
 
 
-def _qualify(obj) -> str | None:
-    """How the step names a function of a kernel's body: `alias.name` of a module the step
-    imports (kernels/math/scalar.py first), `np` for NumPy; None when none exports it."""
+def _qualify(obj, imports: dict | None = None) -> str | None:
+    """How the step names a global of a kernel's body: `alias.name` of a module the step
+    imports (kernels/math/scalar.py first), `np` for NumPy, a number as its literal; else a
+    function of another module of ppl.kernels, imported under an alias of its own (recorded in
+    `imports`: alias -> module); None when there is none."""
     if not _NAMES:
         _NAMES[id(np)] = "np"
         for alias in ("scalar", "rng", *CPU_MODULES):
             for name, value in vars(importlib.import_module(f"ppl.kernels.{CPU_MODULES[alias]}")).items():
-                if not name.startswith("__"):
+                if not name.startswith("__") and callable(value):
                     _NAMES.setdefault(id(value), f"{alias}.{name}")
-    return _NAMES.get(id(obj))
+    if id(obj) in _NAMES:
+        return _NAMES[id(obj)]
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return repr(obj)
+    if isinstance(obj, np.floating):
+        return f"np.{type(obj).__name__}({float(obj)!r})"
+    mod, name = getattr(obj, "__module__", None) or "", getattr(obj, "__name__", None)
+    if imports is None or not mod.startswith("ppl.kernels.") or getattr(sys.modules.get(mod), name or "", None) is not obj:
+        return None
+    alias = "k_" + mod[len("ppl.kernels."):].replace(".", "_")
+    imports[alias] = mod
+    return f"{alias}.{name}"
 
 
 def _op_row_form(n: Node) -> str | None:
@@ -148,6 +162,7 @@ class ScalarLowering(Lowering):
         self.offset: dict = {}      # param / affine node -> its offset in theta
         self.inputs: list = []      # the inner functions' names of the data inputs
         self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
+        self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self._one_layout()
@@ -220,7 +235,8 @@ class ScalarLowering(Lowering):
         """Emit the row code of kernel(*args): args as `row_call`'s (a marker's name: skipped)."""
         self.calls += 1
         args = [None if str(a) in _SKIPPED else str(a) for a in args]
-        for line in rowcode.row_lines(getattr(kernel, "cpu", kernel), args, _qualify, self.calls):
+        qualify = lambda obj: _qualify(obj, self.imports)   # noqa: E731
+        for line in rowcode.row_lines(getattr(kernel, "cpu", kernel), args, qualify, self.calls):
             self.emit(line)
 
     def row_context(self, node: Node):
@@ -394,7 +410,8 @@ class ScalarLowering(Lowering):
                *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
                "    loss = 0.0", f"    for d in range({rows}):",
                *("        " + x for x in grad_rows + self.bwd), *("    " + x for x in self.post), "    return loss"]
-        self.prelude = "\n".join(fwd + grd) + "\n"
+        imports = [f"import {mod} as {alias}" for alias, mod in sorted(self.imports.items())]
+        self.prelude = "\n".join(imports + fwd + grd) + "\n"
         args = "".join(f"inputs[{j}], " for j in range(len(self.inputs)))
         return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0)",
                           f"    return _gradient(theta, grad, state, {args}B, seed, t, row0)"])
