@@ -36,7 +36,6 @@ import sys
 import numpy as np
 
 from . import Lowering, _ident
-from .rules import ARRAY_RULES
 from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
@@ -124,9 +123,9 @@ def _op_row_form(n: Node) -> str | None:
     """Why the op's kernels have no row form (None: they have one)."""
     if n.kind == "log_prob":
         return _law_row_form(DISTRIBUTIONS[n.inputs[0].kind], ("log_prob", "log_prob_bwd"))
-    op = OPS.get(n.kind)
-    if op is None or op.user or op.fwd_each or n.kind in ARRAY_RULES and n.kind != "bernoulli_nll":
-        return "its array code is a rule, not a kernel call the row target rewrites"
+    op = OPS.get(n.kind)   # a rule (lowering/rules.py) beside templates computes what they do
+    if op is None or op.user or op.fwd_each or not op.fwd:
+        return "it has no kernel template (its array code is a rule) for the row target to rewrite"
     for t in (op.fwd, op.bwd):
         if t and not rowcode.has_row_form(_kernel(t)):
             return f"the kernel of {t.split('(')[0]} has no row form"
@@ -148,8 +147,10 @@ def _law_row_form(law, keys=("sample", "log_prob", "log_prob_bwd")) -> str | Non
 
 
 class ScalarLowering(Lowering):
-    """Emits the row-fused step. Estimators call `val`, `cot`, `noise_scalar`, `emit` and the
-    distribution formulas below from their `scalar_forward` / `scalar_backward`."""
+    """Emits the row-fused step: each node's kernel calls (op templates, law kernels) rewritten
+    by the row target. An estimator's draw and estimate run on `row_context`; one whose array
+    form reads other rows writes its row form over `val`, `cot`, `noise_scalar`, `emit` ... (its
+    `scalar_forward` / `scalar_backward`, estimators.base.RowContext)."""
 
     def __init__(self, model, an, choices, samples, rng, dtype):
         self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
