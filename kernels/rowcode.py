@@ -133,7 +133,9 @@ class _Rewrite:
                                                                      ast.unaryop, ast.boolop)):
                 setattr(new, field, self.expr(value))
             elif isinstance(value, list):
-                setattr(new, field, [self.expr(v) if isinstance(v, ast.expr) else v for v in value])
+                setattr(new, field, [self.expr(v) if isinstance(v, ast.expr)
+                                     else ast.keyword(v.arg, self.expr(v.value)) if isinstance(v, ast.keyword) else v
+                                     for v in value])
         return _fold(new)
 
     def check_index(self, sl):
@@ -177,10 +179,9 @@ class _Rewrite:
     def target(self, node):
         """A written name: a local (renamed) or an argument's cell; None when the array is skipped."""
         if isinstance(node, ast.Name):
-            if node.id in self.args or node.id in self.indices:
-                self.fail(f"assigns to {node.id!r}")
+            if node.id in self.args or node.id in self.indices or node.id in self.consts:
+                self.fail(f"assigns to {node.id!r}" + (" (a test folded before)" if node.id in self.consts else ""))
             self.locals.add(node.id)
-            self.consts.pop(node.id, None)
             return ast.Name(f"{node.id}{self.tag}_", ast.Store())
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
             self.check_index(node.slice)
@@ -202,7 +203,8 @@ class _Rewrite:
         if isinstance(s, ast.Assign) and len(s.targets) == 1:
             value = self.expr(s.value)
             tgt = s.targets[0]
-            if isinstance(tgt, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, bool):
+            if isinstance(tgt, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, bool) \
+                    and not pad and tgt.id not in self.locals:
                 self.consts[tgt.id] = value.value   # a test folded: `do_a = ga.shape[0] != 0`
                 return
             t = self.target(tgt)

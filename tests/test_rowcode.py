@@ -105,3 +105,53 @@ def test_a_body_that_reads_other_cells_has_no_row_form():
         rowcode.row_lines(rows.take_cols, ["x", "2", "o"], _qualify, 1)
     assert not rowcode.has_row_form(core.bernoulli_sample_rep)   # an item body: i is no row
     assert not rowcode.has_row_form(core.softmax_fwd)            # a group body
+
+
+def _kw(a, scale=1.0):
+    return a * scale
+
+
+def _body_branches(r, j, x, gx, out):
+    flag = gx.shape[0] != 0          # folded: a test of a skipped array
+    if x[r, j] > 0:
+        big = True                   # assigned in a branch: kept, not folded
+    else:
+        big = False
+    if flag and big:
+        out[r, j] = _kw(x[r, j], scale=2.0)
+    else:
+        out[r, j] = x[r, j]
+
+
+def _body_refold(r, j, x, gx, out):
+    flag = gx.shape[0] != 0
+    if x[r, j] > 0:
+        flag = False
+    out[r, j] = x[r, j] if flag else -x[r, j]
+
+
+def _declared(body):
+    from types import SimpleNamespace
+
+    def kernel(*args):
+        raise AssertionError("only its body is read")
+    kernel.__declared__ = SimpleNamespace(body=body, lead=("r", "j"), shape="cells")
+    kernel.__name__ = body.__name__
+    return kernel
+
+
+def test_tests_fold_only_where_they_hold_on_every_path():
+    """A test folds where it is assigned once, unconditionally; a local assigned in a branch is
+    kept as code (run here for both signs of x, and with gx present and skipped); a folded test
+    assigned again is refused rather than rewritten wrongly. Keyword arguments are rewritten."""
+    qualify = {id(_kw): "_kw"}.get
+    kernel = _declared(_body_branches)
+    for skipped in (False, True):
+        lines = rowcode.row_lines(kernel, ["x", None if skipped else "gx", "out"], lambda o: qualify(id(o)), 1)
+        assert any("big1_ = True" in ln for ln in lines)
+        for x in (-0.5, 1.5):
+            env = {"x": x, "gx": 0.0, "out": None, "cast": float, "_kw": _kw}
+            exec("\n".join(lines), env)
+            assert env["out"] == (2 * x if (not skipped and x > 0) else x)
+    with pytest.raises(rowcode.NoRowForm, match="a test folded before"):
+        rowcode.row_lines(_declared(_body_refold), ["x", "gx", "out"], lambda o: None, 1)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import math
 import re
 import sys
 
@@ -96,7 +97,7 @@ _NAMES = {}
 
 def _qualify(obj, imports: dict | None = None) -> str | None:
     """How the step names a global of a kernel's body: `alias.name` of a module the step
-    imports (kernels/math/scalar.py first), `np` for NumPy, a number as its literal; else a
+    imports (kernels/math/scalar.py first), `np` for NumPy, `math`, a number as its literal; else a
     function of another module of ppl.kernels, imported under an alias of its own (recorded in
     `imports`: alias -> module); None when there is none."""
     if not _NAMES:
@@ -107,6 +108,9 @@ def _qualify(obj, imports: dict | None = None) -> str | None:
                     _NAMES.setdefault(id(value), f"{alias}.{name}")
     if id(obj) in _NAMES:
         return _NAMES[id(obj)]
+    if obj is math and imports is not None:
+        imports["math"] = "math"
+        return "math"
     if isinstance(obj, (int, float)) and not isinstance(obj, bool):
         return repr(obj)
     if isinstance(obj, np.floating):
