@@ -12,6 +12,9 @@ each row's sum of the costs below the node. examples/user_estimator.py writes on
 Every estimator, built-in or a user's, sees the same `EstimatorContext` and nothing else of the
 lowering: also REBAR, whose extra rows re-evaluate the graph below its node (`evaluates_below`),
 and Price, which differentiates that graph twice (`below()`, `value(node)`, `cost_seeds(head)`).
+On a graph of width-1 nodes the same draw and estimate run on the context over one row
+(ppl/lowering/rowcontext.py) when every kernel they call has a row form (a body ppl can read:
+its own declared kernels and the laws'); otherwise the array kernels run, as they always can.
 """
 from __future__ import annotations
 

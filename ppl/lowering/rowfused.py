@@ -2,26 +2,29 @@
 over rows of straight-line scalar code.
 
 The array lowering (``lowering.Lowering``) emits one kernel call per node and pass; on width-1
-arrays each call is ~10 ns of call, loop and view overhead around one or two flops, so a
-scalar estimate (the REBAR / RELAX toy, a scalar estimator inside a user's @njit simulation) costs
-~20 calls. Here every node's value is a local variable of the row loop, and the row's backward
-pass follows its forward pass in the same iteration. The code of each node is its array code
-rewritten: the kernel calls the array lowering renders from the op table (``ops.OPS``) and the
-laws' kernels become the kernels' bodies over the row's locals (the row target,
-``kernels/rowcode.py``), so an op's or a law's formula is written once, in its kernel. The noise is the array path's, drawn per row by the
-addressed scalar functions of ``kernels/math/rng.py`` (the same philox counter, so the same draws),
-so the two lowerings give the same samples and, up to float rounding, the same loss, gradient
-and estimator state; ``tests/test_scalar_lowering.py`` checks that against the array lowering.
+arrays each call is call, loop and view overhead around one or two flops, so a scalar estimate
+(the REBAR / RELAX toy, a scalar estimator inside a user's @njit simulation) is mostly overhead.
+Here every node's value is a local variable of the row loop, and the row's backward pass follows
+its forward pass in the same iteration. The code of each node is its array code rewritten: the
+kernel calls the array lowering renders from the op table (``ops.OPS``), the laws' kernels and
+an estimator's own calls become the kernels' bodies over the row's locals (the row target,
+``kernels/rowcode.py``), so an op's, a law's or an estimator's formula is written once, in its
+kernel. The noise is the array path's, drawn per row by the addressed scalar functions of
+``kernels/math/rng.py`` (the same philox counter, so the same draws), so the two lowerings give
+the same samples and, up to float rounding, the same loss, gradient and estimator state;
+``tests/test_scalar_lowering.py`` checks that against the array lowering.
 
 Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the array lowering
 (r = d S + c): the loop runs over drawn rows d and the code of each node is emitted once per
 configuration c (locals suffixed _c), so an estimator reads its pair's costs as locals.
 
-It applies when every node has width 1, every estimator has a row-fused form (score with no
-or a moving-average baseline, pathwise, straight-through, Concrete, ARM, DisARM: their
-``scalar_forward`` / ``scalar_backward``, which call the law's kernels through ``law_call`` too)
-and every kernel the graph's ops and laws call has a row form; otherwise ``applies`` says why
-not and the compiler uses the array lowering. The step's signature, layout and buffers are the array program's: a
+It applies when every node has width 1 and every kernel its ops and laws call has a row form
+(``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
+the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST, a
+user's); score, ARM and DisARM, whose array forms read other rows, write their row forms
+(``scalar_forward`` / ``scalar_backward``). Code with no row form raises ``rowcode.NoRowForm``
+and the compiler lowers the graph with array kernels (``compiler.pipeline.run_passes``).
+The step's signature, layout and buffers are the array program's: a
 forward-only call (mode 0) writes node values, per-row costs and row weights to the same
 workspace rows, so ``sample``, ``loss_parts`` and a user's @njit loop see no difference; a
 gradient call (mode 1) writes only ``grad`` and the estimator state.
