@@ -12,7 +12,7 @@ its entry here is made from it); any other op is one entry here plus its kernels
 Templates are ``str.format`` strings over names the lowering provides:
   x0, x1      the inputs' values            out      the op's value
   xj, gj, off input j's value and gradient and its column offset (fwd_each / bwd_each)
-  g0, g1      the inputs' gradient buffers  gout / g the op's value cotangent
+  g0, g1      the inputs' gradient buffers  gout     the op's value cotangent
   p0, gp0 ... the op's parameters and their gradients (array lowering: views; row-fused:
               their entries of theta / grad)
   d1_0, d2_0  Price's first / second derivative buffers of input 0 (d1, d2: the op's own)
