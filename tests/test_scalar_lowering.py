@@ -240,21 +240,33 @@ class _UserOwnKernel(_UserPathwise):
             ctx.call(_user_scale, gv, loc)
 
 
+class _UserFreshNoise(_UserPathwise):
+    """Draws noise in its estimate too (stream 1, after the draw's): a test of the streams, not
+    an estimator to use (its "gradient" reads noise the draw did not use)."""
+    name = "user_fresh_noise_rows"
+
+    def estimate(self, ctx):
+        gv = ctx.cotangent()
+        if gv is not ppl.NO_GRAD:
+            ctx.law_call("sample_bwd", [ctx.noise("normal"), gv], ctx.param_grads())
+
+
 def test_a_users_estimator_runs_row_fused_from_its_array_code():
     """An estimator written for the array lowering gets the row-fused form when everything it
     calls has a row form (its kernel calls rewritten; the array step is the oracle), and the array
     lowering, or a clear refusal under lowering='scalar', when a kernel of its own has none."""
-    for est in (_UserPathwise, _UserOwnKernel):
+    for est in (_UserPathwise, _UserOwnKernel, _UserFreshNoise):
         if est.name not in ppl.estimators:
             ppl.register_estimator(est)
     x = np.linspace(-1.5, 2.0, 7)[:, None]
-    progs = [_scalar_graph("normal").compile(estimators={"z": "user_pathwise_rows"}, dtype=np.float64, lowering=low)
-             for low in ("scalar", "arrays")]
-    assert "_gradient(" in progs[0].source
-    (l0, g0), (l1, g1) = (p.grad({"x": x}, seed=3, step=1) for p in progs)
-    assert l0 == pytest.approx(l1, rel=1e-12)
-    for k in g1:
-        np.testing.assert_allclose(g0[k], g1[k], rtol=1e-12, atol=1e-13)
+    for name in ("user_pathwise_rows", "user_fresh_noise_rows"):
+        progs = [_scalar_graph("normal").compile(estimators={"z": name}, dtype=np.float64, lowering=low)
+                 for low in ("scalar", "arrays")]
+        assert "_gradient(" in progs[0].source
+        (l0, g0), (l1, g1) = (p.grad({"x": x}, seed=3, step=1) for p in progs)
+        assert l0 == pytest.approx(l1, rel=1e-12)
+        for k in g1:
+            np.testing.assert_allclose(g0[k], g1[k], rtol=1e-12, atol=1e-13, err_msg=f"{name}: {k}")
     auto = _scalar_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64)
     assert "_gradient(" not in auto.source and "row-fused" not in auto.explain()
     with pytest.raises(ModelError, match=r"lowering='scalar'.*_user_scale has no row form"):

@@ -24,7 +24,16 @@ class RowEstimatorContext:
         self._sl = lowering                 # the ScalarLowering: no part of the contract
         self.node, self.options, self.estimator = node, options, estimator
         self.law = lowering.dist(node)
-        self._streams = 0
+        self._streams = 0       # noise streams taken so far in this pass
+        self._drawn = 0         # ... by the draw: an estimate's noise takes the streams after them
+        self._drawing = True
+
+    def _begin(self, drawing: bool):
+        """Start the draw (in the code of each configuration: the same streams, common random
+        numbers) or the estimate (its noise on the streams after the draw's, as the array
+        context's one counter per node gives)."""
+        self._drawing = drawing
+        self._streams = 0 if drawing else self._drawn
 
     def __getattr__(self, name):   # a member the row code cannot answer
         if name.startswith("_"):
@@ -60,6 +69,10 @@ class RowEstimatorContext:
         k, self._streams = self._streams, self._streams + 1
         old = self._sl.noise_of.get(self.node)
         buf = Noise(self._sl.noise_scalar(self.node, kind, k), kind)
+        if not self._drawing:   # the estimate's own noise is no part of the draw's
+            self._sl.record_noise(self.node, old)
+            return buf
+        self._drawn = max(self._drawn, self._streams)
         if k > 0 and old is not None:   # the draw's noise: one local, or a tuple of them in the order drawn
             self._sl.record_noise(self.node, (*old, buf) if isinstance(old, tuple) else (old, buf))
         return buf

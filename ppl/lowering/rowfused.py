@@ -171,6 +171,7 @@ class ScalarLowering(Lowering):
         self.inputs: list = []      # the inner functions' names of the data inputs
         self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
         self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
+        self.row_contexts: dict = {}   # node -> its RowEstimatorContext
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self._one_layout()
@@ -250,8 +251,12 @@ class ScalarLowering(Lowering):
     def row_context(self, node: Node):
         """The estimator context of the node over this row's locals (rowcontext.py): an
         estimator's own draw and estimate, lowered row-fused."""
-        ch, _ = self.choices[node]
-        return RowEstimatorContext(REGISTRY[ch.estimator], self, node, ch.options)
+        ctx = self.row_contexts.get(node)
+        if ctx is None:   # one per node, as the array lowering's: its draw's noise streams are counted
+            ch, _ = self.choices[node]
+            ctx = self.row_contexts[node] = RowEstimatorContext(REGISTRY[ch.estimator], self, node, ch.options)
+        ctx._begin(drawing=self.section is self.fwd)
+        return ctx
 
     def state_offset(self, name: str, init: float) -> int:
         """The offset in `state` of a one-number state value (the array lowering's view)."""
