@@ -18,7 +18,8 @@ from ..kernels.rowcode import NoRowForm
 
 
 class RowEstimatorContext:
-    """The estimator context of `node` in the row code of one configuration (see the module)."""
+    """The estimator context of `node` in the row code (see the module): one per node, its draw
+    started in each configuration's code and its estimate after it (`_begin`)."""
 
     def __init__(self, estimator, lowering, node, options):
         self._sl = lowering                 # the ScalarLowering: no part of the contract
