@@ -91,7 +91,7 @@ def row_lines(kernel, args, qualify, tag) -> list:
     return out
 
 
-_KEEP = {"range", "abs", "min", "max", "float", "int", "bool", "True", "False", "None"}
+_KEEP = {"range", "abs", "min", "max", "float", "int", "bool"}
 
 
 class _Rewrite:

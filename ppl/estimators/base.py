@@ -161,6 +161,11 @@ class Estimator:
         estimator's baseline); a ValueError names an option that cannot apply."""
         return opts
 
+    def law_kernel(self, law, key: str):
+        """The kernel `key` of this (estimator, law) pair (`kernels[law.kind][key]`), else the
+        law's own (`law.kernels[key]`): what ctx.law_call calls, in both lowerings."""
+        return self.kernels.get(law.kind, {}).get(key) or law.kernels[key]
+
     def expansion(self, info: NodeInfo, opts: dict) -> int:
         """How many rows each drawn row becomes (enumeration); 1 for sampling estimators."""
         return 1

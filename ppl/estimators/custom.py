@@ -86,6 +86,11 @@ class Kernel:
         return getattr(self.cpu, "__name__", "kernel")
 
 
+def full_name(estimator, node, tag: str, name=None) -> str:
+    """The name of an estimator's parameter or state: `<estimator>.<node>.<tag>`, or `name`."""
+    return name or f"{estimator.name}.{node.name}.{tag}"
+
+
 class EstimatorContext:
     """What an estimator sees while its node is lowered (one context per node, the same in its
     draw and its estimate). Buffers are the step's arrays, named by strings of code: a node's
@@ -225,7 +230,7 @@ class EstimatorContext:
         Named `<estimator>.<node>.<tag>` in prog.params (`name`: that full name instead). `init`:
         a number, an array of the shape, or a function of a numpy Generator returning one (a
         random initialisation). The same name gives the same parameter."""
-        name = name or f"{self.estimator.name}.{self.node.name}.{tag}"
+        name = full_name(self.estimator, self.node, tag, name)
         if name not in self._made:
             if callable(init):
                 init = init(self._lowering.rng)
@@ -236,7 +241,7 @@ class EstimatorContext:
         """Running state kept between steps, named `<estimator>.<node>.<tag>` (`name`: that full
         name instead): one number as a 1-element buffer, or with `size`, the offset of `size`
         numbers in the step's `state` vector (for a kernel that takes `state, offset`)."""
-        name = name or f"{self.estimator.name}.{self.node.name}.{tag}"
+        name = full_name(self.estimator, self.node, tag, name)
         if size is None:
             return self._lowering.state_value(name, float(init))
         if name not in self._made:
@@ -254,8 +259,7 @@ class EstimatorContext:
         """Emit a call of the kernel `key` of this (estimator, law) pair (the estimator's
         `kernels[law.kind][key]`), else of the law's own (`law.kernels[key]`), on `ins`, then its
         group size for a grouped law (a Categorical's classes), then `outs`."""
-        kernel = self.estimator.kernels.get(self.law.kind, {}).get(key) or self.law.kernels[key]
-        self._lowering.call(kernel, ins, outs, self.node)
+        self._lowering.call(self.estimator.law_kernel(self.law, key), ins, outs, self.node)
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         """Emit one line of the step's code (a kernel call of ppl.kernels as text, a rendered

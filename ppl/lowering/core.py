@@ -29,6 +29,7 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
     merge_rows = True   # compute layers once per class of equal rows (_data_rows)
+    context_class = EstimatorContext   # what estimator_context makes, one per node
 
     def __init__(self, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
                  objective: str = "elbo"):
@@ -95,5 +96,5 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
         """The context the node's estimator sees (one per node: its draw and its estimate share it)."""
         if node not in self.contexts:
             ch, _ = self.choices[node]
-            self.contexts[node] = EstimatorContext(REGISTRY[ch.estimator], self, node, ch.options)
+            self.contexts[node] = self.context_class(REGISTRY[ch.estimator], self, node, ch.options)
         return self.contexts[node]

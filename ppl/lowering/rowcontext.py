@@ -13,7 +13,7 @@ signal over rows, a trained parameter, emitting at the start of the step) raises
 from __future__ import annotations
 
 from ..estimators.base import NO_GRAD
-from ..estimators.custom import MAX_NOISE, NOISE_KINDS, Noise
+from ..estimators.custom import MAX_NOISE, NOISE_KINDS, Noise, full_name
 from ..kernels.rowcode import NoRowForm
 
 
@@ -89,8 +89,7 @@ class RowEstimatorContext:
     def state(self, tag: str, init: float = 0.0, size=None, name=None):
         if size is not None:
             self._refuse("state of several numbers")
-        name = name or f"{self.estimator.name}.{self.node.name}.{tag}"
-        return f"state[{self._sl.state_offset(name, float(init))}]"
+        return f"state[{self._sl.state_offset(full_name(self.estimator, self.node, tag, name), float(init))}]"
 
     # ----- emitting: kernel calls, rewritten into the row's code
     def sample(self, reads_noise: bool = True) -> str:

@@ -159,6 +159,8 @@ class ScalarLowering(Lowering):
     form reads other rows writes its row form over `val`, `cot`, `noise_scalar`, `emit` ... (its
     `scalar_forward` / `scalar_backward`, estimators.base.RowContext)."""
 
+    context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
+
     def __init__(self, model, an, choices, samples, rng, dtype):
         self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
         self.prec = "f32" if dtype == "float32" else "f64"
@@ -171,7 +173,6 @@ class ScalarLowering(Lowering):
         self.inputs: list = []      # the inner functions' names of the data inputs
         self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
         self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
-        self.row_contexts: dict = {}   # node -> its RowEstimatorContext
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self._one_layout()
@@ -251,10 +252,7 @@ class ScalarLowering(Lowering):
     def row_context(self, node: Node):
         """The estimator context of the node over this row's locals (rowcontext.py): an
         estimator's own draw and estimate, lowered row-fused."""
-        ctx = self.row_contexts.get(node)
-        if ctx is None:   # one per node, as the array lowering's: its draw's noise streams are counted
-            ch, _ = self.choices[node]
-            ctx = self.row_contexts[node] = RowEstimatorContext(REGISTRY[ch.estimator], self, node, ch.options)
+        ctx = self.estimator_context(node)   # one per node: its draw's noise streams are counted
         ctx._begin(drawing=self.section is self.fwd)
         return ctx
 
@@ -269,8 +267,7 @@ class ScalarLowering(Lowering):
     def law_call(self, node: Node, key: str, ins: list, outs: list) -> None:
         """The row code of the kernel `key` of the node's (estimator, law) pair, the one the array
         form calls (EstimatorContext.law_call): the estimator's kernel for the law, else the law's."""
-        est, law = REGISTRY[self.choices[node][0].estimator], self.dist(node)
-        self.call(est.kernels.get(law.kind, {}).get(key) or law.kernels[key], ins, outs)
+        self.call(self._estimator(node).law_kernel(self.dist(node), key), ins, outs)
 
     def sample_hard(self, node: Node) -> str:
         """The ordinary draw of a stochastic node from its row's base noise (the law's sample kernel)."""
