@@ -39,15 +39,15 @@ def _antithetic(g, R, D):
     def pairs(rows):
         logits, u = g.x(rows, D), g.u(rows, D)
         b = np.zeros((rows, D), g.dt)
-        cpu.antithetic_bernoulli(logits, u, 1, b)
+        cpu.antithetic_bernoulli(logits, u, 1, 1, 2, b)
         return logits, u, b
     logits, u, b = pairs(R)
     return {
-        "antithetic_bernoulli": (logits, u, 1, g.out(R, D)),
-        "arm_grad": (u, g.x(R), g.pos(R), 1, g.x(R, D)),
-        "disarm_grad": (logits, b, g.x(R), g.pos(R), 1, g.x(R, D)),
-        "arm_grad_marginal": (u, g.x(R), g.pos(R), 1, (2,), (2,), g.x(R, D)),
-        "disarm_grad_marginal": (logits, b, g.x(R), g.pos(R), 1, (2,), (2,), g.x(R, D)),
+        "antithetic_bernoulli": (logits, u, 1, 1, 2, g.out(R, D)),
+        "arm_grad": (u, g.x(R), g.pos(R), 1, 1, 2, g.x(R, D)),
+        "disarm_grad": (logits, b, g.x(R), g.pos(R), 1, 1, 2, g.x(R, D)),
+        "arm_grad_marginal": (u, g.x(R), g.pos(R), 1, 1, 2, (2,), (2,), g.x(R, D)),
+        "disarm_grad_marginal": (logits, b, g.x(R), g.pos(R), 1, 1, 2, (2,), (2,), g.x(R, D)),
         "scale_rows": (g.pos(R), 1.0),
     }
 
@@ -56,11 +56,11 @@ def _cat_antithetic(g, R, D):
     K = 4 if D % 4 == 0 else 3
     logits, u = np.repeat(2 * g.x(R // 2, D), 2, axis=0), np.repeat(g.u(R // 2, D), 2, axis=0)
     v = np.zeros((R, D), g.dt)
-    cpu.cat_antithetic_sample(logits, u, 1, K, v)
+    cpu.cat_antithetic_sample(logits, u, 1, 1, 2, K, v)
     return {
-        "cat_antithetic_sample": (logits, u, 1, K, g.out(R, D)),
-        "cat_disarm_grad": (logits, v, g.x(R), g.pos(R), 1, K, g.x(R, D)),
-        "cat_disarm_grad_marginal": (logits, v, g.x(R), g.pos(R), 1, (2,), (2,), K, g.x(R, D)),
+        "cat_antithetic_sample": (logits, u, 1, 1, 2, K, g.out(R, D)),
+        "cat_disarm_grad": (logits, v, g.x(R), g.pos(R), 1, 1, 2, K, g.x(R, D)),
+        "cat_disarm_grad_marginal": (logits, v, g.x(R), g.pos(R), 1, 1, 2, (2,), (2,), K, g.x(R, D)),
     }
 
 

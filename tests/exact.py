@@ -153,6 +153,8 @@ def _row_branches(model, params, row, gh=GH_POINTS):
             vals[n.name] = np.repeat(np.asarray(row[n.name], dtype=np.float64)[None, :], nb, 0)
         elif n.kind == "param":
             vals[n.name] = np.repeat(params[n.name][None, :], nb, 0)
+        elif n.kind == "const":
+            vals[n.name] = np.full((nb, n.width), n.attrs["value"])
         elif n.is_stochastic:
             if n.kind == "normal":
                 loc, scale = ins

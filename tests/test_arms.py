@@ -78,19 +78,26 @@ def test_arms_is_unbiased_with_samples():
 
 
 @njit(cache=False)
-def _grad_without_debiasing(logits, value, cost, row_weights, stride, size, grad_logits):
-    """arms_grad without kappa = 1 / (1 - rho): leave-one-out REINFORCE over the coupled draws."""
+def _draw_row(r0, i, stride, off):
+    return r0 if i == 0 else r0 + (off + i - 1) * stride
+
+
+@njit(cache=False)
+def _grad_without_debiasing(logits, value, cost, row_weights, stride, off, span, size, grad_logits):
+    """arms_grad without kappa = 1 / (1 - rho): leave-one-out REINFORCE over the coupled draws
+    (each row adds its own weight's share; in a shared digit only the drawn row weighs)."""
     for r in range(value.shape[0]):
-        r0 = r - ((r // stride) % size) * stride
+        r0 = r - ((r // stride) % span) * stride
         fbar = 0.0
         for i in range(size):
-            fbar += cost[r0 + i * stride]
+            fbar += cost[_draw_row(r0, i, stride, off)]
         fbar /= size
         for j in range(value.shape[1]):
             s = 0.0
             for i in range(size):
-                if value[r0 + i * stride, j] > 0.5:
-                    s += cost[r0 + i * stride] - fbar
+                ri = _draw_row(r0, i, stride, off)
+                if value[ri, j] > 0.5:
+                    s += cost[ri] - fbar
             grad_logits[r, j] += row_weights[r] * s / (size - 1)
 
 
@@ -104,9 +111,8 @@ def test_a_variant_without_the_debiasing_factor_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            stride, size = ctx.rows.digit
             ctx.call(_grad_without_debiasing, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights,
-                     stride, size, g)
+                     *ctx.rows.slot, ctx.options["n"], g)
 
     before = dict(REGISTRY)
     try:
@@ -135,7 +141,8 @@ def test_comparing_rows_above_an_enumerated_node_is_caught():
 
         def estimate(self, ctx):
             (g,) = ctx.param_grads()
-            ctx.call(arms_grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *ctx.rows.digit, g)
+            ctx.call(arms_grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *ctx.rows.slot,
+                     ctx.options["n"], g)
 
     before = dict(REGISTRY)
     try:
@@ -186,7 +193,7 @@ def test_arms_refuses_other_laws_and_bad_n():
                                                  r"be an integer from 2 to 16, got"):
             build("arms_bad_n").compile(estimators={"h1": ("arms", {"n": bad})})
     text = " ".join(build("arms_explain").compile(estimators={"h1": ("arms", {"n": 3}), "h2": "arms"}).explain().split())
-    assert "rows per draw (enumeration / antithetic / REBAR configurations): 12" in text   # 3 x 4 (default n)
+    assert "rows per data row: 6 (6 per draw" in text   # the drawn row + 2 + 3 (default n = 4): they add up
 
 
 @pytest.mark.cuda

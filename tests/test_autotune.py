@@ -53,9 +53,12 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
     for key in [("h1", "arm"), ("h1", "relax"), ("h1", "enumerate"), ("h2", "arm"), ("h1", "double_cv"),
                 ("h1", "rodeo")]:
         assert by[key]["why"].startswith("excluded") and not by[key]["rows"]
-    # rows per draw: ARMS's n = 4 coupled draws, mvd's 1 + 8 units, against score's one
-    assert by["h1", "arms"]["rows"] == 4 * by["h1", "score"]["rows"]
-    assert by["h1", "mvd"]["rows"] == 9 * by["h1", "score"]["rows"]
+    # rows per data row (K = 2 draws) while h1 is measured, h2 keeping its default (DisARM's pair): score on
+    # h1 leaves the pair's digit alone (2); ARMS's n = 4 coupled draws and mvd's 8 units add their extra
+    # rows to the pair's in the digit they share (1 + 3 + 1, 1 + 8 + 1)
+    assert by["h1", "score"]["rows"] == 2 * 2
+    assert by["h1", "arms"]["rows"] == 2 * (1 + 3 + 1)
+    assert by["h1", "mvd"]["rows"] == 2 * (1 + 8 + 1)
     assert by["h2", "enumerate"]["rows"] == 4 * by["h2", "score"]["rows"]    # rows: K x the configurations
     for node in ("h1", "h2"):
         rows = [r for r in table if r["node"] == node and r["rows"]]

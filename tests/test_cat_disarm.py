@@ -100,12 +100,12 @@ def test_fixed_noise_matches_numpy(K):
     rows, G = 40, 2
     a, u = _pairs_input(rng, rows, G, K)
     v = np.full(a.shape, 7.0)
-    C.cat_antithetic_sample(a, u, 1, K, v)
+    C.cat_antithetic_sample(a, u, 1, 1, 2, K, v)
     L = rng.normal(size=2 * rows)
     rw = rng.uniform(0.5, 2.0, 2 * rows)
     ga = rng.normal(size=a.shape)
     want = ga.copy()
-    C.cat_disarm_grad(a, v, L, rw, 1, K, ga)
+    C.cat_disarm_grad(a, v, L, rw, 1, 1, 2, K, ga)
     parted = 0
     for r in range(0, 2 * rows, 2):
         for g in range(G):
@@ -143,7 +143,7 @@ def test_expectation_is_the_exact_gradient(K):
                 v = np.zeros((2, K))
                 v[0, x], v[1, y] = 1, 1
                 ga = np.zeros((2, K))
-                C.cat_disarm_grad(A, v, np.array([f[x], f[y]]), np.array([0.5, 0.5]), 1, K, ga)
+                C.cat_disarm_grad(A, v, np.array([f[x], f[y]]), np.array([0.5, 0.5]), 1, 1, 2, K, ga)
                 mean += q[x, y] * ga.sum(0)
                 if K == 2 and x != y:   # DisARM: 1/2 (f(x) - f(y)) sigma(|a1 - a0|) (e_x - e_y)
                     s = 1 / (1 + np.exp(-abs(a[1] - a[0])))
@@ -161,9 +161,9 @@ def test_float32_finite_and_nan_stays_nan():
     out = {}
     for dt in (np.float64, np.float32):
         v = np.zeros(a.shape, dt)
-        C.cat_antithetic_sample(a.astype(dt), u.astype(dt), 1, K, v)
+        C.cat_antithetic_sample(a.astype(dt), u.astype(dt), 1, 1, 2, K, v)
         ga = np.zeros(a.shape, dt)
-        C.cat_disarm_grad(a.astype(dt), v, L.astype(dt), rw.astype(dt), 1, K, ga)
+        C.cat_disarm_grad(a.astype(dt), v, L.astype(dt), rw.astype(dt), 1, 1, 2, K, ga)
         assert np.isfinite(ga).all() and ga.dtype == dt
         out[dt] = (v, ga)
     same = (out[np.float32][0] == out[np.float64][0]).all(1)   # rows whose draws agree (nearly all)
@@ -178,7 +178,7 @@ def test_float32_finite_and_nan_stays_nan():
     L32 = L.astype(np.float32)
     L32[r] = np.nan
     ga = np.zeros(a.shape, np.float32)
-    C.cat_disarm_grad(a.astype(np.float32), v, L32, rw.astype(np.float32), 1, K, ga)
+    C.cat_disarm_grad(a.astype(np.float32), v, L32, rw.astype(np.float32), 1, 1, 2, K, ga)
     for g in range(3):
         nans = np.isnan(ga[r:r + 2, g * K:(g + 1) * K]).sum()
         assert nans == (4 if parted[r // 2, g] else 0)   # x's and y's entries of both rows

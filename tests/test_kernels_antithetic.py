@@ -28,7 +28,7 @@ def draw(rng, dt, stride=1):
         if (r // stride) % 2:
             logits[r], u[r] = logits[r - stride], u[r - stride]
     b = np.full((R, D), 7.0, dt)
-    A.antithetic_bernoulli(logits, u, stride, b)
+    A.antithetic_bernoulli(logits, u, stride, 1, 2, b)
     return logits, u, b
 
 
@@ -53,7 +53,7 @@ def test_arm_grad_adds_the_pair_estimate_to_both_rows(dt):
         c = (L[r + 1] - L[r]) * (u[r].astype(np.float64) - 0.5)
         want[r] += rw[r] * c
         want[r + 1] += rw[r + 1] * c
-    A.arm_grad(u, L, rw, 1, ga)
+    A.arm_grad(u, L, rw, 1, 1, 2, ga)
     assert_allclose(ga, want, **tol(dt))
 
 
@@ -70,7 +70,7 @@ def test_disarm_grad_is_zero_where_the_pair_agrees(dt):
         c = np.where(b[r] != b[r + 1], c, 0.0)
         want[r] += rw[r] * c
         want[r + 1] += rw[r + 1] * c
-    A.disarm_grad(logits, b, L, rw, 1, ga)
+    A.disarm_grad(logits, b, L, rw, 1, 1, 2, ga)
     assert_allclose(ga, want, **tol(dt))
     assert (b[0::2] != b[1::2]).any() and (b[0::2] == b[1::2]).any()
 
@@ -97,18 +97,42 @@ def test_marginal_gradients_compare_the_members_marginal_signals(name):
         for q in (r, r + 1, r + 2, r + 3):
             want[q] += rw[q] * c
     if name == "arm":
-        A.arm_grad_marginal(u, L, rw, 1, (2,), (2,), ga)
+        A.arm_grad_marginal(u, L, rw, 1, 1, 2, (2,), (2,), ga)
     else:
-        A.disarm_grad_marginal(logits, b, L, rw, 1, (2,), (2,), ga)
+        A.disarm_grad_marginal(logits, b, L, rw, 1, 1, 2, (2,), (2,), ga)
     assert_allclose(ga, want, rtol=1e-12, atol=1e-14)
     plain, marg = np.zeros((R, D)), np.zeros((R, D))
     if name == "arm":
-        A.arm_grad(u, L, rw, 1, plain)
-        A.arm_grad_marginal(u, L, rw, 1, (2,), (1,), marg)
+        A.arm_grad(u, L, rw, 1, 1, 2, plain)
+        A.arm_grad_marginal(u, L, rw, 1, 1, 2, (2,), (1,), marg)
     else:
-        A.disarm_grad(logits, b, L, rw, 1, plain)
-        A.disarm_grad_marginal(logits, b, L, rw, 1, (2,), (1,), marg)
+        A.disarm_grad(logits, b, L, rw, 1, 1, 2, plain)
+        A.disarm_grad_marginal(logits, b, L, rw, 1, 1, 2, (2,), (1,), marg)
     assert_allclose(marg, plain, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_a_shared_digit_draws_the_partner_at_its_offset_and_plain_elsewhere(dt):
+    """Digit (stride 1, span 3): the drawn row (local 0) and another node's row (local 1) hold the
+    plain draw b, the node's row at off = 2 its partner b~; the gradient's pair is (0, 2)."""
+    rng = np.random.default_rng(4)
+    n = 9
+    logits = np.repeat(rng.normal(size=(n // 3, D)), 3, axis=0).astype(dt)
+    u = np.repeat(rng.uniform(0.02, 0.98, size=(n // 3, D)), 3, axis=0).astype(dt)
+    b = np.full((n, D), 7.0, dt)
+    A.antithetic_bernoulli(logits, u, 1, 2, 3, b)
+    lo = logits.astype(np.float64)
+    plain, tilde = u < sig(lo), u > sig(-lo)
+    local = (np.arange(n) % 3)[:, None]
+    assert_array_equal(b, np.where(local == 2, tilde, plain).astype(dt))
+    L, rw = rng.normal(size=n).astype(dt), np.where(np.arange(n) % 3 == 0, 1.5, 0.0).astype(dt)
+    ga = np.zeros((n, D), dt)
+    A.disarm_grad(logits, b, L, rw, 1, 2, 3, ga)
+    want = np.zeros((n, D))
+    for r in range(0, n, 3):
+        c = 0.5 * (L[r + 2] - L[r]) * sig(np.abs(lo[r])) * np.where(b[r] > 0.5, -1.0, 1.0)
+        want[r] = rw[r] * np.where(b[r] != b[r + 2], c, 0.0)
+    assert_allclose(ga, want, **tol(dt))
 
 
 def test_scale_rows_and_the_step_finds_the_family():

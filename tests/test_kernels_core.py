@@ -230,7 +230,7 @@ def test_float32_code_has_no_double_precision():
     assert checked >= 40
     # the IR read shows a `double` where a float32 kernel has one: ARM's float64 1/2 (FLOAT64_BY_DESIGN)
     z = np.zeros((2, 3), np.float32)
-    args = (z, z[:, 0].copy(), z[:, 0].copy(), 1, z.copy())
+    args = (z, z[:, 0].copy(), z[:, 0].copy(), 1, 1, 2, z.copy())
     cpu.arm_grad(*args)
     ir = _optimised_ir(cpu.arm_grad, tuple(typeof(a) for a in args))
     assert any(re.search(r"\bdouble\b", fn) for fn in _native_functions(ir))

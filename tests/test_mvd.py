@@ -96,7 +96,7 @@ def test_mvd_categorical_is_exact_in_the_group_s_own_draw():
         h = ppl.Categorical("h", Affine(x, 4, name="a"), classes=4)
         m.cost("nll", ppl.bernoulli_nll(Affine(h, 3, name="dec"), target=x))
     prog = m.compile(dtype=np.float64, estimators={"h": "mvd"})
-    assert "rows per draw (enumeration / antithetic / REBAR configurations): 4" in " ".join(prog.explain().split())
+    assert "rows per data row: 4 (4 per draw" in " ".join(prog.explain().split())
     P = _params(prog, seed=5)
     for k, v in P.items():
         prog.params[k][...] = v
@@ -212,9 +212,9 @@ def test_mvd_applies_to_its_laws_only_and_costs_a_row_per_unit():
                                              r"kernels for bernoulli, categorical, normal, poisson nodes, not Laplace\)"):
         m.compile(estimators={"z": "mvd"})
     text = " ".join(build_normal("mvd_explain_n").compile(estimators={"h": "disarm", "z": "mvd"}).explain().split())
-    assert "configurations): 14" in text   # DisARM's pair x (1 + 3 x 2): the loc's pair and the scale's branch
+    assert "rows per data row: 8 (8 per draw" in text   # DisARM's 1 + mvd's 3 x 2 (the loc's pair, the scale's branch)
     text = " ".join(build("mvd_explain").compile(estimators={"h1": "mvd", "h2": "mvd"}).explain().split())
-    assert "rows per draw (enumeration / antithetic / REBAR configurations): 9" in text   # (2 + 1) x (2 + 1)
+    assert "rows per data row: 5 (5 per draw" in text   # the drawn row + 2 + 2: the nodes' rows add up
 
 
 @pytest.mark.cuda

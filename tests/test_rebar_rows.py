@@ -68,9 +68,9 @@ def test_rebar_siblings_share_rows_and_are_unbiased():
 
 
 def test_rebar_chain_over_disarm_is_unbiased():
-    """Trained REBAR -> fixed REBAR -> DisARM: the shared digit has 1 + 4 + 2 rows, times the
-    antithetic pair (the product took 5 x 3 x 2 = 30)."""
-    prog = _unbiased(chain, {"h1": ("rebar", {"train": True}), "h2": ("rebar", {"train": False}), "h3": "disarm"}, 7 * 2,
+    """Trained REBAR -> fixed REBAR -> DisARM: the shared digit has 1 + 4 + 2 + 1 rows, the
+    antithetic partner joining it (the product took 5 x 3 x 2 = 30)."""
+    prog = _unbiased(chain, {"h1": ("rebar", {"train": True}), "h2": ("rebar", {"train": False}), "h3": "disarm"}, 8,
                      "rebar -> rebar(fixed) -> disarm")
     # eta and the temperature of the trained node get a variance gradient; the fixed node has none
     _, g = prog.grad({"x": X}, seed=0)

@@ -179,9 +179,9 @@ def test_lowering_refusals_name_the_problem():
         toy.compile(dtype=np.float64, estimators=("score", {"baseline": "loo"}), samples=2, lowering="scalar")
     with pytest.raises(ModelError, match=r"lowering must be one of auto, arrays, scalar"):
         toy.compile(dtype=np.float64, lowering="fused")
-    with Model("chain") as m4:
+    with Model("chain") as m4:   # a chain of 8 DisARM nodes: 1 + 8 rows per drawn row (they add up)
         h = m4.input("x", 1)
-        for i in range(4):
+        for i in range(8):
             h = Bernoulli(f"b{i}", logits=Affine(h, 1, name=f"e{i}"))
         m4.cost("f", ppl.total(h))
     with pytest.raises(ModelError, match=r"more than 8 antithetic configurations per drawn row"):

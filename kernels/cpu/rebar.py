@@ -101,9 +101,12 @@ def _rebar_forward_row(r0, r1, a, u, v, stride, trained, inv1, inv2, out, dzt):
 
 
 @njit(**_LOOP)
-def _copy_row(src, dst, out):
+def _hard_row(r, a, u, out):
+    """The node's hard value b = H(a + logit(u)) on row r (another node's row of the shared digit:
+    below a node whose extra rows change this node's inputs, the draw follows them)."""
     for j in range(out.shape[1]):
-        out[dst, j] = out[src, j]
+        x = a[r, j]
+        out[r, j] = _hard(x, _logistic_z(x, u[r, j]))
 
 
 @njit(cache=True)
@@ -116,9 +119,10 @@ def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
     for base in range(0, out.shape[0], span * stride):   # drawn rows: local index 0, no divisions
         for r0 in range(base, base + stride):
             _rebar_forward_row(r0, r0 + off * stride, a, u, v, stride, trained, inv1, inv2, out, dzt)
-            for k in range(1, span):   # the other nodes' rows of this drawn row
-                if _cv_digit(r0 + k * stride, stride, off, span, configs) == 0:
-                    _copy_row(r0, r0 + k * stride, out)
+            for k in range(1, span):   # the other nodes' rows of this drawn row: a hard draw from their logits
+                rk = r0 + k * stride
+                if _cv_digit(rk, stride, off, span, configs) == 0:
+                    _hard_row(rk, a, u, out)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -131,19 +135,20 @@ def _seed_factor(c, e):
 def _rebar_weight_row(r, stride, off, span, configs, e, rw, cw):
     c = _cv_digit(r, stride, off, span, configs)
     if c != 0:
-        cw[r] *= _seed_factor(c, e)
+        cw[r] = cw[r - ((r // stride) % span) * stride] * _seed_factor(c, e)
         rw[r] = 0.0
 
 
 @njit(**_LOOP)
 def rebar_weights(stride, off, span, configs, eta, rw, cw):
-    """On the node's rows c >= 1: cw[r] *= seed factor of c, rw[r] = 0 (cw starts as a copy of rw)."""
+    """On the node's rows c >= 1: cw[r] = the drawn row's cw times the seed factor of c, rw[r] = 0
+    (cw starts as a copy of rw)."""
     e = eta[0]
     for base in range(0, rw.shape[0], span * stride):
         for c in range(1, configs):
             f = _seed_factor(c, e)
             for r in range(base + (off + c - 1) * stride, base + (off + c) * stride):
-                cw[r] *= f
+                cw[r] = cw[r - (off + c - 1) * stride] * f   # the drawn row's weight times the seed factor
                 rw[r] = 0.0
 
 

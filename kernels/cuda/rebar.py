@@ -61,10 +61,9 @@ def _rebar_forward_body(r, j, a, u, v, stride, off, span, configs, loglam, delta
     k = (r // stride) % span
     if k == 0:
         _rebar_unit(r, r + off * stride, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
-    elif _cv_digit(r, stride, off, span, configs) == 0:   # another node's row: this node's hard value
-        r0 = r - k * stride
-        x = a[r0, j]
-        out[r, j] = _hard(x, _logistic_z(x, u[r0, j]))
+    elif _cv_digit(r, stride, off, span, configs) == 0:   # another node's row: a hard draw from its logits
+        x = a[r, j]
+        out[r, j] = _hard(x, _logistic_z(x, u[r, j]))
 
 
 _rebar_forward = cells(_rebar_forward_body, "out")
@@ -85,7 +84,8 @@ _rebar_weights = items(_rebar_weights_body, "rw.shape[0]")
 
 
 def rebar_weights(stride, off, span, configs, eta, rw, cw):
-    """On the node's rows c >= 1: cw[r] *= seed factor of c, rw[r] = 0 (cw starts as a copy of rw)."""
+    """On the node's rows c >= 1: cw[r] = the drawn row's cw times the seed factor of c, rw[r] = 0
+    (cw starts as a copy of rw)."""
     _run(_rebar_weights, rw.shape[0], stride, off, span, configs, eta, rw, cw)
 
 

@@ -1,7 +1,9 @@
 """Antithetic Bernoulli kernels for ARM and DisARM.
 
-A drawn row becomes a pair of rows (digit 0 and 1 of the row index at `stride`) sharing one
-uniform u per unit: digit 0 holds b = 1[u < sigmoid(a)], digit 1 holds b~ = 1[u > sigmoid(-a)].
+A drawn row becomes a pair of rows sharing one uniform u per unit: the drawn row (local index
+0 of the node's row digit (stride, span)) holds b = 1[u < sigmoid(a)], the row at local index
+`off` holds b~ = 1[u > sigmoid(-a)]. A digit of its own is (stride, 1, 2); in a digit shared with
+other nodes' extra rows (Lowering.plan_rows) every other row draws the node plainly (b).
   ARM    (Yin & Zhou 2019):        g_a = (f(b~) - f(b)) (u - 1/2)
   DisARM (Dong, Mnih & Tucker 2020): g_a = 1/2 (f(b~) - f(b)) (-1)^b 1[b != b~] sigmoid(|a|)
 f is the per-row sum of the node's downstream costs. Each row of the pair receives its row
@@ -21,7 +23,7 @@ from numba import njit
 
 from ..cpu.rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import rows
-from ..math.scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like
+from ..math.scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like, slot_local
 
 
 @njit(cache=True, error_model="numpy")
@@ -48,18 +50,18 @@ def _disarm_pair_marginal(logits, b, L, rw, r, r1, strides, sizes, j, ga):
 
 
 @rows("out")
-def antithetic_bernoulli(r, logits, u, stride, out):
-    """Digit 0 rows: 1[u < sigma(a)]; digit 1 rows: 1[u > sigma(-a)]."""
-    tilde = (r // stride) % 2
+def antithetic_bernoulli(r, logits, u, stride, off, span, out):
+    """The row at local index off: 1[u > sigma(-a)]; every other row: 1[u < sigma(a)]."""
+    tilde = 1 if slot_local(r, stride, span) == off else 0
     for j in range(out.shape[1]):
         out[r, j] = antithetic_bit(logits[r, j], u[r, j], tilde)
 
 
 @rows("ga")
-def arm_grad(r, u, L, rw, stride, ga):
+def arm_grad(r, u, L, rw, stride, off, span, ga):
     """ARM (Yin & Zhou 2019): both rows of a pair get rw * (f(b~) - f(b)) (u - 1/2)."""
-    if (r // stride) % 2 == 0:
-        r1 = r + stride
+    if slot_local(r, stride, span) == 0:
+        r1 = r + off * stride
         diff = L[r1] - L[r]
         for j in range(ga.shape[1]):
             c = arm_coef(diff, u[r, j])
@@ -68,11 +70,11 @@ def arm_grad(r, u, L, rw, stride, ga):
 
 
 @rows("ga")
-def disarm_grad(r, logits, b, L, rw, stride, ga):
+def disarm_grad(r, logits, b, L, rw, stride, off, span, ga):
     """DisARM (Dong, Mnih & Tucker 2020) pair gradient; units where the pair agrees get exactly 0
     (a select, not a branch: the unit loop vectorises), in the precision of the arrays."""
-    if (r // stride) % 2 == 0:
-        r1 = r + stride
+    if slot_local(r, stride, span) == 0:
+        r1 = r + off * stride
         half_diff = like(ga, 0.5) * (L[r1] - L[r])
         w0, w1 = rw[r], rw[r1]
         for j in range(ga.shape[1]):
@@ -82,19 +84,19 @@ def disarm_grad(r, logits, b, L, rw, stride, ga):
 
 
 @rows("ga")
-def arm_grad_marginal(r, u, L, rw, stride, strides, sizes, ga):
+def arm_grad_marginal(r, u, L, rw, stride, off, span, strides, sizes, ga):
     """arm_grad with each member's signal marginalised over the enumerated digits below."""
-    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+    if slot_local(r, stride, span) == 0 and _is_group_head(r, strides, sizes):
         for j in range(ga.shape[1]):
-            _arm_pair_marginal(u, L, rw, r, r + stride, strides, sizes, j, ga)
+            _arm_pair_marginal(u, L, rw, r, r + off * stride, strides, sizes, j, ga)
 
 
 @rows("ga")
-def disarm_grad_marginal(r, logits, b, L, rw, stride, strides, sizes, ga):
+def disarm_grad_marginal(r, logits, b, L, rw, stride, off, span, strides, sizes, ga):
     """disarm_grad with each member's signal marginalised over the enumerated digits below."""
-    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
+    if slot_local(r, stride, span) == 0 and _is_group_head(r, strides, sizes):
         for j in range(ga.shape[1]):
-            _disarm_pair_marginal(logits, b, L, rw, r, r + stride, strides, sizes, j, ga)
+            _disarm_pair_marginal(logits, b, L, rw, r, r + off * stride, strides, sizes, j, ga)
 
 
 @rows("rw")
@@ -107,17 +109,17 @@ def _pairs(g, rows):
     """An antithetic pair's logits and draw (the CPU kernel's), stride 1."""
     logits, u = g.x(rows, D), g.u(rows, D)
     b = g.out(rows, D)
-    antithetic_bernoulli(logits, u, 1, b)
+    antithetic_bernoulli(logits, u, 1, 1, 2, b)
     return logits, b
 
 
 R, D = 4, 6
 PARITY = {
-    "antithetic_bernoulli": lambda g: (g.x(R, D), g.u(R, D), 1, g.out(R, D)),
-    "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, g.x(R, D)),
-    "disarm_grad": lambda g: (*_pairs(g, R), g.x(R), g.pos(R), 1, g.x(R, D)),
+    "antithetic_bernoulli": lambda g: (g.x(6, D), g.u(6, D), 1, 2, 3, g.out(6, D)),
+    "arm_grad": lambda g: (g.u(R, D), g.x(R), g.pos(R), 2, 1, 2, g.x(R, D)),
+    "disarm_grad": lambda g: (*_pairs(g, R), g.x(R), g.pos(R), 1, 1, 2, g.x(R, D)),
     # pair digit at stride 1, an enumerated child's digit (size 2) at stride 2: 8 rows = 2 drawn rows
-    "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
-    "disarm_grad_marginal": lambda g: (*_pairs(g, 8), g.x(8), g.pos(8), 1, (2,), (2,), g.x(8, D)),
+    "arm_grad_marginal": lambda g: (g.u(8, D), g.x(8), g.pos(8), 1, 1, 2, (2,), (2,), g.x(8, D)),
+    "disarm_grad_marginal": lambda g: (*_pairs(g, 8), g.x(8), g.pos(8), 1, 1, 2, (2,), (2,), g.x(8, D)),
     "scale_rows": lambda g: (g.pos(R), 0.5),
 }

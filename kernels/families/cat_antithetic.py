@@ -7,7 +7,8 @@ order of its logits (ties by index), c_0 .. c_{K-1}; at position i the stick pro
 p_i = pi(c_i) / sum_{j >= i} pi(c_j) (<= 1 / (K - i), so <= 1/2 wherever the pair can part).
 One uniform u_i per position is shared by the pair: the draw x is the first c_i with
 u_i < p_i, its partner y the first with u_i > 1 - p_i (each marginally Categorical(pi)); the
-last class when no position fires. Digit 0 of the row index at `stride` holds x, digit 1 y.
+last class when no position fires. The drawn row (local index 0 of the node's row digit (stride,
+span)) holds x, the row at local index `off` y, every other row x (a digit of its own: (stride, 1, 2)).
 
 Estimate (the paper's importance-weighted DisARM): with w = pi(x) pi(y) / q(x, y),
     d/da E f = E_q[ 1/2 w (f(x) - f(y)) (e_x - e_y) ]        (0 where x == y)
@@ -35,7 +36,7 @@ from numba import njit
 
 from ..cpu.rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import groups, rows
-from ..math.scalar import fexp, like
+from ..math.scalar import fexp, like, slot_local
 
 
 @njit(cache=True, error_model="numpy")
@@ -148,16 +149,16 @@ def _cat_pair_marginal(a, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga):
 
 
 @groups("out", fastmath=False)   # the old kernels' flags (no multiply-add fused)
-def cat_antithetic_sample(r, g, logits, u, stride, K, out):
-    """Digit 0 rows: the draw x of each group; digit 1 rows: its antithetic partner y."""
-    _cat_antithetic_group(logits, u, (r // stride) % 2, r, g * K, K, out)
+def cat_antithetic_sample(r, g, logits, u, stride, off, span, K, out):
+    """The row at local index off: the antithetic partner y of each group; every other row: x."""
+    _cat_antithetic_group(logits, u, 1 if slot_local(r, stride, span) == off else 0, r, g * K, K, out)
 
 
 @rows("ga", fastmath=False)
-def cat_disarm_grad(r, logits, v, L, rw, stride, K, ga):
+def cat_disarm_grad(r, logits, v, L, rw, stride, off, span, K, ga):
     """ga += rw * 1/2 w (f(x) - f(y)) (e_x - e_y) on both rows of each pair, per group."""
-    if (r // stride) % 2 == 0:
-        r1 = r + stride
+    if slot_local(r, stride, span) == 0:
+        r1 = r + off * stride
         for c0 in range(0, ga.shape[1], K):
             x, y, c = _cat_pair_coef(logits, v, L[r], L[r1], r, r1, c0, K)
             ga[r, c0 + x] += rw[r] * c
@@ -167,10 +168,10 @@ def cat_disarm_grad(r, logits, v, L, rw, stride, K, ga):
 
 
 @rows("ga", fastmath=False)
-def cat_disarm_grad_marginal(r, logits, v, L, rw, stride, strides, sizes, K, ga):
+def cat_disarm_grad_marginal(r, logits, v, L, rw, stride, off, span, strides, sizes, K, ga):
     """cat_disarm_grad with each member's signal marginalised over the enumerated digits below."""
-    if (r // stride) % 2 == 0 and _is_group_head(r, strides, sizes):
-        r1 = r + stride
+    if slot_local(r, stride, span) == 0 and _is_group_head(r, strides, sizes):
+        r1 = r + off * stride
         f0 = _marginal_signal(L, rw, r, strides, sizes)
         f1 = _marginal_signal(L, rw, r1, strides, sizes)
         for c0 in range(0, ga.shape[1], K):
@@ -185,14 +186,14 @@ def _pairs(g, n, marginal=False):
         logits[2::4], u[2::4] = logits[0::4], u[0::4]
         logits[3::4], u[3::4] = logits[1::4], u[1::4]
     v = g.out(n, D)
-    cat_antithetic_sample(logits, u, 1, K, v)
+    cat_antithetic_sample(logits, u, 1, 1, 2, K, v)
     digits = ((2,), (2,)) if marginal else ()
-    return (logits, v, g.x(n), g.pos(n), 1, *digits, K, g.x(n, D))
+    return (logits, v, g.x(n), g.pos(n), 1, 1, 2, *digits, K, g.x(n, D))
 
 
 N, D, K = 16, 6, 3   # pairs at stride 1; 16 rows so that pairs part; G = 2 groups of K per row
 PARITY = {
-    "cat_antithetic_sample": lambda g: (2 * g.x(N, D), g.u(N, D), 1, K, g.out(N, D)),
+    "cat_antithetic_sample": lambda g: (2 * g.x(N, D), g.u(N, D), 1, 2, 3, K, g.out(N, D)),
     "cat_disarm_grad": lambda g: _pairs(g, N),
     "cat_disarm_grad_marginal": lambda g: _pairs(g, N, marginal=True),
 }

@@ -7,6 +7,8 @@ from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 
 class _Antithetic(Estimator):
+    branch_rows = True
+
     def check(self, info):
         if not info.dist.antithetic:
             return f"{info.dist.name} is not a logit-link Bernoulli"
@@ -18,32 +20,34 @@ class _Antithetic(Estimator):
     def draw(self, ctx):
         u = ctx.noise("uniform")
         (a,) = ctx.params()
-        ctx.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {ctx.rows.digit[0]}, {ctx.value()})")
-        ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
+        stride, off, span = ctx.rows.slot
+        ctx.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {stride}, {off}, {span}, {ctx.value()})")
+        if not ctx.rows.shared:   # a digit of its own: each row of the pair carries half the drawn row's weight
+            ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
         if ga is NO_GRAD:
             return
         L, rw = ctx.downstream_cost(), ctx.rows.weights
-        stride = ctx.rows.digit[0]
+        stride, off, span = ctx.rows.slot
         digits = ctx.rows.enumerated_below
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
             # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             strides, sizes = digits
             if self.name == "arm":
-                ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {strides}, {sizes}, "
-                         f"{ga})")
+                ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {off}, {span}, "
+                         f"{strides}, {sizes}, {ga})")
             else:
                 (a,) = ctx.params()
-                ctx.emit(f"antithetic.disarm_grad_marginal({a}, {ctx.value()}, {L}, {rw}, {stride}, {strides}, "
-                         f"{sizes}, {ga})")
+                ctx.emit(f"antithetic.disarm_grad_marginal({a}, {ctx.value()}, {L}, {rw}, {stride}, {off}, {span}, "
+                         f"{strides}, {sizes}, {ga})")
         elif self.name == "arm":
-            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {rw}, {stride}, {ga})")
+            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {rw}, {stride}, {off}, {span}, {ga})")
         else:
             (a,) = ctx.params()
-            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {rw}, {stride}, {ga})")
+            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {rw}, {stride}, {off}, {span}, {ga})")
 
     # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)
     def scalar_support(self, node, opts):
@@ -51,16 +55,16 @@ class _Antithetic(Estimator):
 
     def scalar_forward(self, sl, node, opts):
         u = sl.noise_scalar(node, "uniform")
-        if sl.cfg == 0:
+        if sl.cfg == 0 and node not in sl.shared:
             sl.emit_pre("w_ = cast(w_ * 0.5)")   # each row of a pair carries half the drawn row's weight
         (a,) = node.inputs
         sl.emit(f"{sl.val(node)} = cast(scalar.antithetic_bit({sl.val(a)}, {u}, {sl.digit(node)}))")
 
     def scalar_backward(self, sl, node, opts):
         (a,) = node.inputs
-        if sl.cot(a) is None or sl.digit(node) == 1:
+        if sl.cot(a) is None or sl.digit(node) != 0 or not sl.weighs():   # the pair's drawn row only
             return
-        c0, c1 = sl.cfg, sl.cfg + sl.enum_stride[node]
+        c0, c1 = sl.cfg, sl.partner(node)
         L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
         if self.name == "arm":
             sl.emit(f"cf_ = scalar.arm_coef({L1} - {L0}, {sl.noise_of[node]})")
@@ -70,7 +74,7 @@ class _Antithetic(Estimator):
             sl.emit(f"if {b0} != {b1}:")
             pad = "    "
             sl.emit(f"{pad}cf_ = scalar.disarm_coef(0.5 * ({L1} - {L0}), {sl.val(a, c0)}, {b0})")
-        for c in (c0, c1):
+        for c in ((c0,) if node in sl.shared else (c0, c1)):   # a shared digit's partner row weighs 0
             sl.emit(f"{pad}{sl.cot(a, c)} += cast(w_ * cf_)")
 
 
@@ -105,8 +109,10 @@ class _Local(_Antithetic):
     configuration row, evaluated in the same pass); the pair's signal for draw k is the bound
     with draw k's total replaced by the partner's, against the bound itself (rows.iwae_swap_one),
     so draw k's term is ARM / DisARM for E over draw k with the other K - 1 draws fixed. The
-    partners' rows do not enter the bound (their weights are 0); each pair weighs 1 / B."""
+    partners' rows do not enter the bound (their weights are 0); each pair weighs 1 / B. Each pair
+    has a digit of its own (the bound's terms read it)."""
     objectives = ("iwae",)
+    branch_rows = False
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -120,10 +126,10 @@ class _Local(_Antithetic):
         pw = ctx.buffer("pw")
         ctx.emit(f"rows.config_weights({ctx.rows.configs}, 0, {stride}, 0.5 / B, {pw})")
         if self.name == "local_arm":
-            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {pw}, {stride}, {ga})")
+            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {pw}, {stride}, 1, 2, {ga})")
         else:
             (a,) = ctx.params()
-            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {pw}, {stride}, {ga})")
+            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {pw}, {stride}, 1, 2, {ga})")
 
     def scalar_support(self, node, opts):
         return "the importance-weighted bound couples a data row's draws"

@@ -31,6 +31,8 @@ class ARMS(Estimator):
     cite = ('Dimitriev & Zhou 2021, "ARMS: Antithetic-REINFORCE-Multi-Sample gradient for binary variables", '
             'ICML')
 
+    branch_rows = True
+
     def check(self, info):
         if not info.dist.antithetic:
             return f"{info.dist.name} is not a logit-link Bernoulli"
@@ -47,16 +49,16 @@ class ARMS(Estimator):
         return options["n"]
 
     def draw(self, ctx):
-        stride, size = ctx.rows.digit
-        u = ctx.noise("uniform", width=(size - 1) * ctx.node.width)
-        ctx.call(arms_draw, *ctx.params(), u, stride, size, ctx.value(), ctx.rows.weights)
+        n = ctx.options["n"]
+        u = ctx.noise("uniform", width=(n - 1) * ctx.node.width)
+        ctx.call(arms_draw, *ctx.params(), u, *ctx.rows.slot, ctx.value(), ctx.rows.weights)
 
     def estimate(self, ctx):
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
-        stride, size = ctx.rows.digit
-        args = (*ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size)
+        args = (*ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *ctx.rows.slot,
+                ctx.options["n"])
         below = ctx.rows.enumerated_below
         if below is None:
             ctx.call(arms_grad, *args, g)

@@ -52,13 +52,16 @@ class RowContext(Protocol):
     cfg: int
     enum_stride: dict    # node -> the stride of its configuration digit in a row index
     noise_of: dict       # node -> the local of the base noise its draw used
+    shared: list         # the nodes whose extra rows share one digit (Lowering.plan_rows)
 
     def emit(self, line: str) -> None: """One line of the row code."""
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def val(self, node, cfg=None) -> str: """The local holding the node's value."""
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
     def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
-    def digit(self, node, cfg=None) -> int: """The node's configuration digit in cfg."""
+    def digit(self, node, cfg=None) -> int: """The node's configuration in cfg."""
+    def partner(self, node, cfg=None) -> int: """The configuration holding its configuration 1."""
+    def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight w_."""
     def emit_pre(self, line: str) -> None: """A line before the row loop."""
     def emit_post(self, line: str) -> None: """A line after the row loop (gradient step)."""
     def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
@@ -120,6 +123,12 @@ class Estimator:
     # it then seeds those rows' cost cotangents (seed_weights) and owns what they do to the
     # stochastic nodes below it (forward_below / backward_below)
     evaluates_below = False
+    # True when its configuration 0 is the node's ordinary draw and its other configurations are
+    # branches only its own estimate reads (antithetic partners, measure-valued branches): with
+    # other such nodes its rows then join the digit they share (Lowering.plan_rows), where rows add
+    # up rather than multiply: it is drawn plainly on the others' rows, and its draw and estimate
+    # take their place from ctx.rows.slot (and leave the weights of a shared digit alone)
+    branch_rows = False
     # Whether readers may merge the node's rows that hold equal values (Lowering._data_rows):
     # True when its estimate reads the value's cotangent, if at all, as a sum over rows of the
     # same linear map on rows whose values are equal (the cotangent of a merged row then reaches

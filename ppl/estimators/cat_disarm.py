@@ -21,6 +21,8 @@ class CatDisARM(Estimator):
     kernels = {"categorical": dict(cat_antithetic_sample="cat_antithetic_sample", cat_disarm_grad="cat_disarm_grad",
                                    cat_disarm_grad_marginal="cat_disarm_grad_marginal")}
 
+    branch_rows = True
+
     def check(self, info):
         if info.dist.kind not in self.kernels:
             return f"{info.dist.name} has no coupled antithetic pair (Categorical does; for Bernoulli use 'disarm')"
@@ -32,8 +34,9 @@ class CatDisARM(Estimator):
     def draw(self, ctx):
         u = ctx.noise("uniform")
         (a,) = ctx.params()
-        ctx.law_call("cat_antithetic_sample", [a, u, str(ctx.rows.digit[0])], [ctx.value()])
-        ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
+        ctx.law_call("cat_antithetic_sample", [a, u, *map(str, ctx.rows.slot)], [ctx.value()])
+        if not ctx.rows.shared:   # a digit of its own: each row of the pair carries half the drawn row's weight
+            ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -41,7 +44,7 @@ class CatDisARM(Estimator):
             return
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        args = [a, ctx.value(), L, ctx.rows.weights, str(ctx.rows.digit[0])]
+        args = [a, ctx.value(), L, ctx.rows.weights, *map(str, ctx.rows.slot)]
         digits = ctx.rows.enumerated_below
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the

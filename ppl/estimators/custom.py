@@ -57,6 +57,21 @@ class Rows:
     # once the loss is lowered (read it in `estimate`); None under the ELBO
     totals: str | None = None
 
+    @property
+    def shared(self) -> bool:
+        """Whether the node's configurations sit in the digit that several nodes' extra rows
+        share (`offset` >= 1): its extra rows are local indices offset .. offset + size - 2 of that
+        digit, the drawn row keeps its weight and the others weigh 0 (kernels/families/branches.py)."""
+        return self.offset > 0
+
+    @property
+    def slot(self) -> tuple:
+        """(stride, off, span): configuration 0 of the node at local index 0 of its digit (stride,
+        span), configuration c >= 1 at local index off + c - 1; (stride, 1, size) for a digit of
+        its own (kernels/math/scalar.slot_config)."""
+        stride, span = self.digit
+        return stride, (self.offset if self.offset else 1), span
+
 
 class Noise(str):
     """A noise buffer (a string of code, as every buffer) that knows its kind ("uniform", ...)."""

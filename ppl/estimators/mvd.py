@@ -37,6 +37,8 @@ class MVD(Estimator):
     cite = ('Pflug 1989; Mohamed, Rosca, Figurnov & Mnih 2020, "Monte Carlo gradient estimation in machine '
             'learning", JMLR')
 
+    branch_rows = True
+
     def check(self, info):
         if info.node.kind not in _KERNELS:
             return (f"it has measure-valued kernels for {', '.join(sorted(_KERNELS))} nodes, not "
@@ -67,34 +69,33 @@ class MVD(Estimator):
                              f"another estimator for '{ctx.node.name}' (score applies to every node) or for the "
                              f"enumerated node")
         draw, _ = _KERNELS[ctx.node.kind]
-        stride, size = ctx.rows.digit
+        slot = ctx.rows.slot
         if ctx.node.kind == "categorical":   # the Gumbel-max draw; the group size before the digit
-            ctx.call(draw, *ctx.params(), ctx.noise("gumbel"), ctx.node.attrs["K"], stride, size, ctx.value(),
+            ctx.call(draw, *ctx.params(), ctx.noise("gumbel"), ctx.node.attrs["K"], *slot, ctx.value(),
                      ctx.rows.weights)
             return
         if ctx.node.kind == "normal":   # the draw's normal noise, and the uniform of the branches' Rayleigh
-            ctx.call(draw, *ctx.params(), ctx.noise("normal"), ctx.noise("uniform"), stride, size, ctx.value(),
+            ctx.call(draw, *ctx.params(), ctx.noise("normal"), ctx.noise("uniform"), *slot, ctx.value(),
                      ctx.rows.weights)
             return
-        ctx.call(draw, *ctx.params(), ctx.noise("uniform"), stride, size, ctx.value(), ctx.rows.weights)
+        ctx.call(draw, *ctx.params(), ctx.noise("uniform"), *slot, ctx.value(), ctx.rows.weights)
 
     def estimate(self, ctx):
         _, grad = _KERNELS[ctx.node.kind]
         if ctx.node.kind == "normal":
             gl, gs = ctx.param_grads()
             if gl is not NO_GRAD or gs is not NO_GRAD:
-                stride, size = ctx.rows.digit
-                ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size,
+                ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *ctx.rows.slot,
                          gl, gs)
             return
         (g,) = ctx.param_grads()
         if g is NO_GRAD:
             return
-        stride, size = ctx.rows.digit
+        slot = ctx.rows.slot
         if ctx.node.kind == "bernoulli":
-            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size, g)
+            ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *slot, g)
         elif ctx.node.kind == "categorical":
             ctx.call(grad, *ctx.params(), ctx.value(), ctx.downstream_cost(), ctx.rows.weights, ctx.node.attrs["K"],
-                     stride, size, g)
+                     *slot, g)
         else:
-            ctx.call(grad, ctx.value(), ctx.downstream_cost(), ctx.rows.weights, stride, size, g)
+            ctx.call(grad, ctx.value(), ctx.downstream_cost(), ctx.rows.weights, *slot, g)

@@ -118,7 +118,7 @@ class Score(Estimator):
         sl.sample_hard(node)
 
     def scalar_backward(self, sl, node, opts):
-        if not any(sl.cot(p) for p in node.inputs):
+        if not any(sl.cot(p) for p in node.inputs) or not sl.weighs():   # a row of weight 0 adds nothing
             return
         L = sl.downstream_L(node)
         b = "cast(0.0)"

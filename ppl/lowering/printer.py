@@ -38,7 +38,11 @@ class Printer:
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
         SROA and InstCombine; BENCHMARKS.md, "Compile time of a new graph")."""
         K = self.samples
-        stmts = [self.statement(f"rows.fill({self.rw}, 1.0 / (B * {K}))"), *self.fwd, self.statement("if mode == 0:"),
+        weights = [self.statement(f"rows.fill({self.rw}, 1.0 / (B * {K}))")]
+        if self.branch_digit is not None:
+            weights.append(self.statement(f"core.branch_weights({self.rw}, {self.branch_digit[0]}, "
+                                          f"{self.branch_digit[1]})"))
+        stmts = [*weights, *self.fwd, self.statement("if mode == 0:"),
                  self.statement("    return loss"), *self.bwd, self.statement("return loss")]
         unread = ir.unread_repeats(stmts)
         stmts = [st for i, st in enumerate(stmts) if i not in unread]

@@ -45,6 +45,7 @@ from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
 from ..estimators.base import NO_GRAD, NO_GRAD_1D
 from .rowcontext import RowEstimatorContext
+from .rows import shared_members
 from ..kernels import rowcode
 from ..kernels.math import rng
 from ..ops import OPS, render
@@ -59,7 +60,15 @@ def applies(model, choices) -> str | None:
     """None when the graph can be lowered row-fused, else the reason it cannot."""
     if getattr(model, "plates", None):
         return "the model has a plate (its global nodes and scaled costs are lowered by the array kernels)"
-    configs = 1
+    sizes = {n: REGISTRY[choices[n][0].estimator].expansion(choices[n][1], choices[n][0].options)
+             for n in model.order if n.is_stochastic}
+    down = {n.name: set() for n in model.order}
+    for n in reversed(model.order):   # the names below each node
+        for i in n.inputs:
+            down[i.name] |= {n.name} | down[n.name]
+    shared = shared_members(model.order, sizes, {n: REGISTRY[choices[n][0].estimator] for n in sizes},
+                            lambda n: down[n.name])
+    configs = (1 + sum(sizes[n] - 1 for n in shared)) if shared else 1
     for n in model.order:
         if n.attrs.get("is_head"):
             if any(i.width != 1 for i in n.inputs):
@@ -76,7 +85,8 @@ def applies(model, choices) -> str | None:
             why = est.scalar_support(n, ch.options) or _law_row_form(DISTRIBUTIONS[n.kind])
             if why:
                 return f"'{n.name}': {why}"
-            configs *= est.expansion(choices[n][1], ch.options)
+            if n not in shared:
+                configs *= sizes[n]
             if configs > MAX_CONFIGS:
                 return f"more than {MAX_CONFIGS} antithetic configurations per drawn row"
         elif n.kind != "input":
@@ -186,8 +196,29 @@ class ScalarLowering(Lowering):
         return "d" if self.S == 1 else f"d * {self.S} + {self.cfg if cfg is None else cfg}"
 
     def digit(self, node: Node, cfg=None) -> int:
-        """The node's configuration digit (antithetic: 0 = b, 1 = b~) in configuration cfg."""
-        return ((self.cfg if cfg is None else cfg) // self.enum_stride[node]) % 2
+        """The node's configuration in configuration cfg (antithetic: 0 = b, 1 = b~): its digit of
+        its own, or its place in the shared digit (0 on the other members' rows)."""
+        cfg = self.cfg if cfg is None else cfg
+        stride, span = self.row_digit[node]
+        if node not in self.shared:
+            return (cfg // stride) % span
+        off, j = self.cv_slot[node][0], (cfg // stride) % span
+        return j - off + 1 if off <= j < off + self.sizes[node] - 1 else 0
+
+    def partner(self, node: Node, cfg=None) -> int:
+        """The configuration of the node's configuration 1 (its antithetic partner) on the rows of
+        configuration cfg (where the node's configuration is 0)."""
+        cfg = self.cfg if cfg is None else cfg
+        stride, _ = self.row_digit[node]
+        return cfg + (self.cv_slot[node][0] if node in self.shared else 1) * stride
+
+    def weighs(self, cfg=None) -> bool:
+        """Whether configuration cfg carries the objective's weight w_: every one but the extra rows
+        of the shared digit (kernels/families/branches.py)."""
+        if self.branch_digit is None:
+            return True
+        stride, span = self.branch_digit
+        return ((self.cfg if cfg is None else cfg) // stride) % span == 0
 
     def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
         """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
@@ -301,9 +332,12 @@ class ScalarLowering(Lowering):
 
     def lower_loss(self):
         for self.cfg in self.configs:
-            self.emit_store(f"{self.rw}[{self.row()}] = w_")
-            for c in self.model.costs:
-                self.emit(f"loss += float(w_) * float({self.cost_local(c)})")
+            if not self.weighs():   # an extra row of the shared digit: no weight in the objective
+                self.emit_store(f"{self.rw}[{self.row()}] = cast(0.0)")
+            else:
+                self.emit_store(f"{self.rw}[{self.row()}] = w_")
+                for c in self.model.costs:
+                    self.emit(f"loss += float(w_) * float({self.cost_local(c)})")
             self.emit_store(f"tot_[{self.row()}] = "
                             f"{' + '.join(self.cost_local(c) for c in self.model.costs) or '0.0'}")
         self.cfg = 0
@@ -370,6 +404,8 @@ class ScalarLowering(Lowering):
         k = n.kind
         if n.attrs.get("is_head"):
             gins = [self.cot(x) or NO_GRAD for x in n.inputs]
+            if not self.weighs():   # its cotangent seed, the row's weight, is 0
+                return
             if k == "log_prob":
                 self.log_prob_vjp_row(n.inputs[0], "w_", with_value=True)
             elif any(g is not NO_GRAD for g in gins):   # the cotangent of a cost is its row weight

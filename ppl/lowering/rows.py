@@ -8,6 +8,28 @@ from ..estimators import REGISTRY
 from .rules import ARRAY_RULES
 from .layout import _canon
 
+# rows per drawn row (data row and sample) the step may evaluate: enumeration multiplies them by
+# its support, the shared digit adds each node's extra rows
+MAX_ROWS = 1 << 16
+
+
+def shared_members(order, sizes: dict, est: dict, descendants) -> list:
+    """The nodes whose extra rows share one digit, in order: every node whose estimator evaluates
+    the graph below (REBAR) and, when there are two or more such nodes in all, every node whose
+    configurations are branches of its own draw (`branch_rows`: antithetic pairs, measure-valued
+    branches) with no node of a digit of its own below it. A lone node of the latter kind keeps a
+    digit of its own (its pair may split the drawn row's weight, as it always has), and so does one
+    above an enumerated node (or any other digit of its own): its estimate compares its rows' costs
+    marginalised over that node's configurations, weighted by their rows' weights, which a shared
+    digit's extra rows do not carry. `sizes`: node -> its configurations; `est`: node -> its
+    estimator; `descendants(node)`: the names below it."""
+    expanded = [n for n in order if sizes.get(n, 1) > 1]
+    own = [n for n in expanded if not (est[n].evaluates_below or est[n].branch_rows)]
+    rebar = [n for n in expanded if est[n].evaluates_below]
+    members = [n for n in expanded if n in rebar or (est[n].branch_rows and not (
+        {m.name for m in own} & descendants(n)))]
+    return members if len(members) > 1 else rebar
+
 
 class RowPlan:
     # ----- pass: plan rows
@@ -27,7 +49,7 @@ class RowPlan:
         self.enum_stride, self.cv_slot, self.row_digit, S = {}, {}, {}, 1
         self.sizes = sizes = {n: REGISTRY[self.choices[n][0].estimator].expansion(self.choices[n][1], self.choices[n][0].options)
                  for n in self.an.order if n in self.choices}
-        self.shared = shared = [n for n in self.evaluating if sizes[n] > 1]
+        self.shared = shared = self.shared_digit()
         span = 1 + sum(sizes[n] - 1 for n in shared)
         for n in self.an.order:
             size = sizes.get(n, 1)
@@ -43,12 +65,31 @@ class RowPlan:
                 continue
             self.enum_stride[n], self.row_digit[n] = S, (S, size)
             S *= size
-        if S > 1 << 16:
-            raise ModelError(f"enumeration multiplies every row by {S} configurations (> 65536); "
-                             f"enumerate fewer or smaller nodes")
+        if S > MAX_ROWS:
+            raise ModelError(self._too_many_rows(S, span))
         self.S = self.L.S = S
+        self.span = span if shared else 1
+        # a shared digit with branch rows: only its drawn rows carry the objective's weight
+        self.branch_digit = (self.row_digit[shared[0]] if any(self._estimator(n).branch_rows for n in shared)
+                             else None)
         self.reps = self.samples * S
         self._data_rows()
+
+    def shared_digit(self) -> list:
+        """The nodes whose extra rows share one digit (`shared_members`), in order."""
+        return shared_members(self.an.order, self.sizes, {n: self._estimator(n) for n in self.sizes},
+                              lambda n: G.descendants(self.an.graph, n.name))
+
+    def _too_many_rows(self, S: int, span: int) -> str:
+        """The error of a row layout over MAX_ROWS rows per drawn row: the nodes that make them."""
+        own = sorted(((self.row_digit[n][1], n.name) for n in self.row_digit if n not in self.shared), reverse=True)
+        parts = [f"'{name}' x{size}" for size, name in own[:4]]
+        if self.shared:
+            parts.append(f"the extra rows of {len(self.shared)} nodes ({', '.join(repr(n.name) for n in self.shared[:3])}"
+                         f"{', ...' if len(self.shared) > 3 else ''}) +{span - 1}")
+        return (f"the step would evaluate {S} rows per draw (> {MAX_ROWS}): {', '.join(parts)}; enumerate fewer or "
+                f"smaller nodes (estimator 'enumerate' multiplies the rows by its support), or choose 'score' or "
+                f"'stochastic_derivative' (no extra rows per node) for some of them")
 
     def _data_rows(self):
         """Which rows of a data row each node is computed on: its layout `lay[n]`, a tuple that
@@ -87,7 +128,8 @@ class RowPlan:
             if not (est.shares_rows if est.shares_rows is not None else not est.passes_value_grad):
                 self.sig[n] = self.FULL
                 continue
-            relaxing = [m for m in self.shared if m is n or m.name in G.ancestors(g, n.name)]
+            relaxing = [m for m in self.shared if (m is n or m.name in G.ancestors(g, n.name))
+                        and self._estimator(m).evaluates_below]
             own = self.row_digit.get(n) if n not in self.shared else None
             keys = []
             for r in range(KS):
@@ -96,9 +138,14 @@ class RowPlan:
                 if any(self.cv_slot[m][0] <= j < self.cv_slot[m][0] + self.sizes[m] - 1 for m in relaxing):
                     keys.append(("relaxed", r))
                     continue
-                c0 = c - j * T if n in self.shared else c   # a REBAR node's hard value is its drawn row's
-                digit = (c // own[0]) % own[1] if own else 0
-                keys.append((k, digit, tuple(self.sig[p][k * S + c0] for p in n.inputs)))
+                if own:
+                    digit = (c // own[0]) % own[1]
+                elif n in self.shared:   # its configuration in the shared digit (0: drawn plainly)
+                    off = self.cv_slot[n][0]
+                    digit = j - off + 1 if off <= j < off + self.sizes[n] - 1 else 0
+                else:
+                    digit = 0
+                keys.append((k, digit, tuple(self.sig[p][k * S + c] for p in n.inputs)))
             self.sig[n] = _canon(keys)
         for n in self.an.order:
             if n.kind == "input":

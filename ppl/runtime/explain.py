@@ -89,6 +89,8 @@ class Explained:
         if self.objective == "iwae":
             extra = (f"objective: iwae, -log (1/K sum_k exp(-C_k)) over the K = {self.samples} draws of each data "
                      f"row (C_k: the sum of draw k's costs)\n") + extra
+        extra += f"; rows per data row: {self.samples * self.layout.S}"
         if self.layout.S > 1:
-            extra += f"; rows per draw (enumeration / antithetic / REBAR configurations): {self.layout.S}"
+            extra += (f" ({self.layout.S} per draw: enumeration multiplies the rows by its support, the extra rows "
+                      f"of antithetic, measure-valued and REBAR nodes add up)")
         return "\n".join(lines + [w for line in extra.split("\n") for w in _wrap(line)])
