@@ -25,6 +25,7 @@ from .dsl import (Affine, Model, ModelError, Node, bernoulli_nll, blackbox, cate
                   gaussian_kl, gaussian_nll, log_prob, param, rowdot, rowsum, softmax_xent, total)
 from .language.nodes import LAW_NODES as _LAW_NODES, OP_NODES as _OP_NODES
 from .language import dist
+from .language.scan import scan
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
 from .runtime import diagnostics
@@ -37,7 +38,7 @@ __version__ = "0.1.0"
 globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor per law (ppl/laws/)
 globals().update(_OP_NODES)    # ppl.sigmoid, ppl.tanh, ...: one per elementwise op (ppl/ops.py)
 __all__ = ["Model", "ModelError", "Node", "Affine", *_LAW_NODES, "param", *_OP_NODES, "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
-           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist",
+           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "scan",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
            "diagnostics", "data", "Program", "CacheWarning", "check_grad", "GradCheck"]
 

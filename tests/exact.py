@@ -108,6 +108,8 @@ def _layer(n, x, params):
         return n.attrs["scale"] * x[0] + n.attrs["shift"]
     if k == "rowsum":
         return x[0].sum(-1, keepdims=True)
+    if k == "concat":
+        return np.concatenate(x, axis=-1)
     raise NotImplementedError(k)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from . import loops as L
 from ..language.declare import check as check_declaration
 from ..errors import ModelError
 from ..language.nodes import Graph, Node
@@ -118,6 +119,11 @@ class Analysis:
     ancestors_inputs: dict  # stochastic node -> data input nodes it depends on (for learned baselines)
     global_nodes: frozenset = frozenset()   # stochastic nodes outside every plate (scopes)
     cost_scale: dict = field(default_factory=dict)   # cost head -> its weight N (a per-row cost of a plate)
+    loops: tuple = ()       # loops.LoopInfo of each ppl.scan (a body node's downstream costs: its step's)
+
+    def loop_of(self, node):
+        """The LoopInfo of the loop whose body holds the node, or None."""
+        return L.info_of(self.loops, node)
 
 
 def build(model: Graph) -> Dag:
@@ -141,9 +147,10 @@ def validate(model: Graph) -> Dag:
         if n.attrs.get("is_head") and not n.is_cost:
             raise ModelError(f"head '{n.name}' ({n.kind}) is not used as a cost: pass it to m.cost(name, ...)")
     check_declaration(model)
+    L.check_reads(model)
     cost_names = {c.name for c in model.costs}
     for n in model.order:
-        if n.is_stochastic and not (descendants(g, n.name) & cost_names):
+        if n.is_stochastic and "loop" not in n.attrs and not (descendants(g, n.name) & cost_names):
             raise ModelError(f"{n.kind} '{n.name}' reaches no cost, so its parameters get no gradient; "
                              f"use it in a cost (e.g. m.cost('lp', ppl.log_prob({n.name}))) or remove it")
         if n.kind in LAYER_KINDS | HEAD_KINDS or n.is_stochastic:
@@ -157,16 +164,28 @@ def analyse(model: Graph) -> Analysis:
     g = validate(model)
     position = {n.name: i for i, n in enumerate(model.order)}
     order = [g.nodes[k]["node"] for k in topological_order(g, key=position.__getitem__)]
+    infos = ()
+    if L.loops_of(model):
+        order = L.loop_order(order, L.loops_of(model), lambda name: descendants(g, name))
+        infos = tuple(L.analyse(model, order, model.costs, lambda name: descendants(g, name)))
+        L.check_length(model, sum(n.is_stochastic for n in order))
     down, blocked, anc_inputs = {}, {}, {}
     for n in order:
         if not n.is_stochastic:
             continue
         desc = descendants(g, n.name)
         down[n] = [c for c in model.costs if c.name in desc]
-        blocked[n] = _first_block(g, n)
+        info = L.info_of(infos, n)
+        if info is not None:   # at its own step; the later steps' and those after the loop: `future`
+            down[n] = [c for c in down[n] if c in info.body]
+            if not down[n] and not (n in info.future and (info.carry_costs or info.post_costs)):
+                raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{info.loop.name}') reaches no cost, "
+                                 f"at its step or through the carry, so its parameters get no gradient; use it in a "
+                                 f"cost or in the carry, or remove it")
+        blocked[n] = _first_block(g, n, lambda name: L.carry_continues(model, name))
         above = ancestors(g, n.name)
         anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in above]
-    return Analysis(g, order, down, blocked, anc_inputs, *scopes(model, order))
+    return Analysis(g, order, down, blocked, anc_inputs, *scopes(model, order), loops=infos)
 
 
 def scopes(model: Graph, order: list) -> tuple:
@@ -195,11 +214,13 @@ def scopes(model: Graph, order: list) -> tuple:
     return glob, {c: float(N) for c in model.costs if c in local}
 
 
-def _first_block(g: Dag, s: Node):
-    """Name of a gradient-free black box reachable from s before the next stochastic node, or None."""
+def _first_block(g: Dag, s: Node, more=lambda name: ()):
+    """Name of a gradient-free black box reachable from s before the next stochastic node, or None;
+    `more(name)`: where a path goes on from `name` besides its readers (a loop's next step)."""
     stack, seen = [s.name], {s.name}
     while stack:
-        for nxt in g.successors(stack.pop()):
+        at = stack.pop()
+        for nxt in (*g.successors(at), *more(at)):
             if nxt in seen:
                 continue
             seen.add(nxt)

@@ -57,12 +57,11 @@ class Rows:
     # once the loss is lowered (read it in `estimate`); None under the ELBO
     totals: str | None = None
 
-    @property
-    def shared(self) -> bool:
-        """Whether the node's configurations sit in the digit that several nodes' extra rows
-        share (`offset` >= 1): its extra rows are local indices offset .. offset + size - 2 of that
-        digit, the drawn row keeps its weight and the others weigh 0 (kernels/families/branches.py)."""
-        return self.offset > 0
+    # whether the node's configurations sit in the digit that several nodes' extra rows share:
+    # its extra rows are local indices offset .. offset + size - 2 of that digit (in a loop's body,
+    # `offset` is code: its step's), the drawn row keeps its weight and the others weigh 0
+    # (kernels/families/branches.py)
+    shared: bool = False
 
     @property
     def slot(self) -> tuple:
@@ -70,7 +69,7 @@ class Rows:
         span), configuration c >= 1 at local index off + c - 1; (stride, 1, size) for a digit of
         its own (kernels/math/scalar.slot_config)."""
         stride, span = self.digit
-        return stride, (self.offset if self.offset else 1), span
+        return stride, (self.offset if self.shared else 1), span
 
 
 class Noise(str):
@@ -144,7 +143,7 @@ class EstimatorContext:
             enumerated, every = _digits_below(lowering, node)
             self._rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
                               enumerated, every, lowering.zero_rows,
-                              offset=lowering.cv_slot.get(node, (0, 1))[0], totals=totals)
+                              offset=lowering.slot_offset(node), totals=totals, shared=node in lowering.shared)
         return self._rows
 
     # ----- the node's buffers
@@ -218,7 +217,7 @@ class EstimatorContext:
                              f"buffers per node")
         self._streams = k + 1
         buf = Noise(lowering.noise(self.node, kind, k=k, width=width), kind)
-        if lowering.section is lowering.fwd:   # the draw's noise (drawn_noise)
+        if lowering.drawing:   # the draw's noise (drawn_noise)
             old = lowering.noise_of.get(self.node)
             both = buf if old is None else (*old, buf) if isinstance(old, tuple) else (old, buf)
             lowering.record_noise(self.node, both)

@@ -140,8 +140,13 @@ def _size(value, what: str, lo: int = 1) -> int:
 def _make(model, kind, name, inputs, width, **attrs) -> Node:
     if getattr(model, "plate_open", None) is not None and kind in D.DISTRIBUTIONS:
         attrs.setdefault("plate", model.plate_open)   # drawn per data row (graph.scopes)
+    loop = getattr(model, "loop_open", None)
+    if loop is not None and kind not in ("param", "input"):   # made in a scan's body: once per step
+        attrs.setdefault("loop", loop.name)
     node = Node(model, kind, name, tuple(inputs), int(width), attrs)
     model._add(node)
+    if loop is not None and "loop" in attrs:
+        loop.body.append(node)
     return node
 
 
@@ -202,6 +207,8 @@ class Graph:
         self.observed: dict = {}    # m.observe: cost name -> declare.Observed
         self.plates: dict = {}      # m.plate: name -> size N (dsl.Model.plate; graph.scopes)
         self.plate_open = None      # the plate whose `with` block is open
+        self.loops: list = []       # ppl.scan: its loops (language.scan.Loop), in order
+        self.loop_open = None       # the loop whose body is being declared
 
     def __enter__(self):
         _STACK.append(self)
@@ -228,6 +235,9 @@ class Graph:
     def input(self, name: str, width: int) -> Node:
         """A data input of `width` columns, bound at call time by name."""
         width = _size(width, f"input '{name}': width")
+        if self.loop_open is not None:
+            raise ModelError(f"input '{name}' is declared inside the body of ppl.scan '{self.loop_open.name}'; declare "
+                             f"inputs outside the scan (pass a per-step input as xs=...)")
         return _make(self, "input", name, (), width)
 
     def cost(self, name: str, expr: Node) -> Node:

@@ -41,21 +41,26 @@ class ContextHelpers:
 
     def buf2(self, name: str, width, rows="R") -> str:
         name = _ident(name)
+        head, rows = self.per_step_rows(name, rows)   # in a loop's body: every step's rows (loops.py)
         self.L.ws2.append((name, rows, int(width)))
-        self.head.append(Bind(name, "ws2", len(self.L.ws2) - 1))
+        self.head.append(Bind(head, "ws2", len(self.L.ws2) - 1))
         return name
 
     def buf1(self, name: str, rows="R") -> str:
         name = _ident(name)
+        head, rows = self.per_step_rows(name, rows)
         self.L.ws1.append((name, rows))
-        self.head.append(Bind(name, "ws1", len(self.L.ws1) - 1))
+        self.head.append(Bind(head, "ws1", len(self.L.ws1) - 1))
         return name
 
-    def state_slot(self, name: str, size: int, init=0.0) -> int:
+    def state_slot(self, name: str, size: int, init=0.0):
+        """The offset in `state` of `size` numbers (in a loop's body: one set per step index, the
+        offset of the step's, as code)."""
+        steps = self.loop_info.loop.length if self.loop is not None else 1
         off = self.L.n_state
-        self.L.state.append((name, off, size, np.full(size, init)))
-        self.L.n_state += size
-        return off
+        self.L.state.append((name, off, size * steps, np.full(size * steps, init)))
+        self.L.n_state += size * steps
+        return self.per_step_offset(off, size)
 
     def state_value(self, name: str, init: float) -> str:
         ident = "st_" + _ident(name)
@@ -161,7 +166,7 @@ class ContextHelpers:
         `width` columns (default the node's: Gumbel-Rao takes several draws per unit)."""
         name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
         self.L.noise.append(len(self.L.ws2) - 1)
-        stream = self.stream_base[node] + k
+        stream = self.stream(node, k)
         if node in self.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
             drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
             self.emit(f"noise.fill_{kind}({name}[:{self.samples}], seed, {stream}, t, 0)")
@@ -176,13 +181,22 @@ class ContextHelpers:
         return name
 
     def downstream_L(self, node: Node) -> str:
+        """1D, per row: the sum of the costs downstream of the node. A node of a loop's body: its
+        step's, and (when it reaches the carry or an output) the running sum of the later steps'
+        and those after the loop (loops.py); a node outside a loop: a body's costs summed over the
+        steps."""
         costs = self.an.downstream_costs[node]
-        key = frozenset(c.name for c in costs)
+        info = self.an.loop_of(node)
+        future = self.future_sum.get(info) if info is not None and node in info.future else None
+        key = (frozenset(c.name for c in costs), future, info is not None)
         if key not in self._Lcache:
             L = self.buf1(f"L_{node.name}")
             self.emit(f"rows.zero1({L})")
             for c in costs:
-                self.emit(f"rows.add_rows(c_{c.name}, {L})")
+                total = self.cost_total.get(c) if info is None else None
+                self.emit(f"rows.add_rows({total or f'c_{c.name}'}, {L})")
+            if future is not None:
+                self.emit(f"rows.add_rows({future}, {L})")
             self._Lcache[key] = L
         return self._Lcache[key]
 

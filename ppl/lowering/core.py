@@ -18,13 +18,14 @@ from .context import ContextHelpers
 from .grads import GradientNeeds
 from .ir import Bind
 from .layout import Layout
+from .loops import Loops
 from .printer import Printer
 from .rows import RowPlan
 from .views import Views
 from .walk import Walk
 
 
-class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
+class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Printer):
     """Emits the fused step. Estimators call the helper methods of its parts through their contexts."""
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
@@ -46,12 +47,14 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Printer):
                              f"the importance-weighted bound is per data row and a global latent is shared by every "
                              f"row; train the ELBO (objective='elbo') or draw them inside the plate")
         self.L = Layout()
+        self._init_loops()
         self.fwd: list = []         # ir.Stmt, in order
         self.bwd: list = []
         self.head: list = []        # ir.Bind: the names of params, state and workspaces
         self.globals: dict = {}
         self.user_kernels: dict = {}   # global name -> (estimators.custom.Kernel, node): a user estimator's kernels
         self.section = self.fwd
+        self.drawing = True         # the forward walk (the estimators' draws), not the backward
         self.owner = None           # the node whose code is being emitted
         self.emitted: list = []     # every emitted statement (ir.Stmt: its owner node; the target checks)
         self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)

@@ -24,17 +24,24 @@ class GradientNeeds:
                                          f"goes through the gradient-free black box '{self.an.blocked_by[n]}'; "
                                          f"use 'relax' for '{anc[0].name}'")
                     self.evaluated_by[n] = anc
-        req = {}
-        for n in self.an.order:
-            if n.kind == "input":
-                req[n] = False
-            elif n.kind in ("param", "affine"):
-                req[n] = True
-            elif n.is_stochastic:
-                est = REGISTRY[self.choices[n][0].estimator]
-                req[n] = (est.passes_value_grad or n in self.evaluated_by) and any(req[p] for p in n.inputs)
-            else:
-                req[n] = any(req[p] for p in n.inputs)
+        carried = set()   # a loop's carry placeholders whose next value needs a cotangent
+        while True:
+            req = {}
+            for n in self.an.order:
+                if n.kind == "input":
+                    req[n] = False
+                elif n.kind in ("param", "affine"):
+                    req[n] = True
+                elif n.is_stochastic:
+                    est = REGISTRY[self.choices[n][0].estimator]
+                    req[n] = (est.passes_value_grad or n in self.evaluated_by) and any(req[p] for p in n.inputs)
+                else:
+                    req[n] = any(req[p] for p in n.inputs) or n in carried
+            more = {c for info in self.an.loops for c, o in zip(info.loop.carry, info.loop.carry_out)
+                    if req[o] and not req[c]}
+            if not more:
+                break
+            carried |= more
         self.req = req
         for c in self.model.order:
             if c.kind in OPS and OPS[c.kind].user and c.attrs["grad"] is None:

@@ -99,19 +99,83 @@ def _kernel_call(text: str, names: tuple, modules) -> tuple | None:
     return (alias, fn) if fn.isidentifier() and rest[1 + len(fn):].startswith("(") else None
 
 
+LOOP_VAR = "it_"   # a loop block's step index in the printed step
+
+
+class Loop:
+    """A loop block of the step (what `ppl.scan` lowers to: ppl/lowering/loops.py): `pre`, run
+    once, then `body` for every step `it_` of `range(length)` (reverse: from the last step down).
+    At the top of each step, every per-step buffer the block names (`binds`: its name -> the name
+    of its storage, `length` times its rows) is bound to the step's rows of its storage."""
+
+    def __init__(self, length: int, reverse: bool, binds: dict, info=None):
+        self.length, self.reverse, self.binds, self.info = length, reverse, binds, info
+        self.pre: list = []
+        self.body: list = []
+
+    def header(self) -> list:
+        """The block's first lines: the loop and the bindings of the per-step buffers it names."""
+        rng = f"range({self.length} - 1, -1, -1)" if self.reverse else f"range({self.length})"
+        used = {name for st in flatten(self.body) for name, _, _ in _stmt_names(st)}
+        lines = [f"for {LOOP_VAR} in {rng}:"]
+        for name, full in self.binds.items():
+            if name in used:
+                lines.append(f"    {name} = {step_rows(full, self.length)}")
+        return lines
+
+
+def step_rows(full: str, length: int, shift: int = 0) -> str:
+    """The rows of step it_ + shift of a per-step buffer's storage `full` (length steps)."""
+    n = f"({full}.shape[0] // {length})"
+    at = LOOP_VAR if shift == 0 else f"({LOOP_VAR} {'+' if shift > 0 else '-'} {abs(shift)})"
+    return f"{full}[{at} * {n}:({at} + 1) * {n}]"
+
+
+def last_rows(full: str, length: int) -> str:
+    """The rows of the last step of a per-step buffer's storage."""
+    return f"{full}[({length} - 1) * ({full}.shape[0] // {length}):]"
+
+
+def _stmt_names(st):
+    return st.names if isinstance(st, Stmt) else _names(st)
+
+
+def flatten(stmts):
+    """Every statement, a loop block's `pre` and `body` included, in order."""
+    for st in stmts:
+        if isinstance(st, Loop):
+            yield from flatten(st.pre)
+            yield from flatten(st.body)
+        else:
+            yield st
+
+
 def unread_repeats(stmts: list) -> set:
-    """Indices of the statements copying a data-row node's values to its drawn rows
+    """The statements (by id) copying a data-row node's values to its drawn rows
     (`rows.repeat_rows` / `rows.gather_rows` into its twin) whose output no other statement names."""
     count = {}
-    for s in stmts:
-        for name, _, _ in (s.names if isinstance(s, Stmt) else _names(s)):
+    for s in flatten(stmts):
+        for name, _, _ in _stmt_names(s):
             count[name] = count.get(name, 0) + 1
     out = set()
-    for i, s in enumerate(stmts):
+    for s in flatten(stmts):
         if isinstance(s, Stmt) and s.kernel in _REPEATS:
             w = s.written()
             if w is not None and count.get(w, 0) == 1:
-                out.add(i)
+                out.add(id(s))
+    return out
+
+
+def without(stmts: list, drop: set) -> list:
+    """The statements but those whose id is in `drop`, inside loop blocks too."""
+    out = []
+    for st in stmts:
+        if isinstance(st, Loop):
+            st.pre = without(st.pre, drop)
+            st.body = without(st.body, drop)
+            out.append(st)
+        elif id(st) not in drop:
+            out.append(st)
     return out
 
 

@@ -44,8 +44,7 @@ class Printer:
                                           f"{self.branch_digit[1]})"))
         stmts = [*weights, *self.fwd, self.statement("if mode == 0:"),
                  self.statement("    return loss"), *self.bwd, self.statement("return loss")]
-        unread = ir.unread_repeats(stmts)
-        stmts = [st for i, st in enumerate(stmts) if i not in unread]
+        stmts = ir.without(stmts, ir.unread_repeats(stmts))
         body = []
         if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
             n, m = self.L.n_theta, self.L.n_state
@@ -67,8 +66,21 @@ class Printer:
             body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
         else:
             body += ["    " + line for line in self.head]
-        body += ["    " + ir.inline(st, exprs) for st in stmts]
+        body += _lines(stmts, exprs, "    ")
         return "\n".join(body)
+
+
+def _lines(stmts: list, exprs: dict, indent: str) -> list:
+    """The statements as indented lines, each loop block as its loop (ir.Loop)."""
+    out = []
+    for st in stmts:
+        if isinstance(st, ir.Loop):
+            out += _lines(st.pre, exprs, indent)
+            out += [indent + line for line in st.header()]
+            out += _lines(st.body, exprs, indent + "    ") or [indent + "    pass"]
+        else:
+            out.append(indent + ir.inline(st, exprs))
+    return out
 
 
 def _unpack(names: list, tup: str, width: int = 100) -> list:

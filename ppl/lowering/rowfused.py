@@ -60,6 +60,8 @@ def applies(model, choices) -> str | None:
     """None when the graph can be lowered row-fused, else the reason it cannot."""
     if getattr(model, "plates", None):
         return "the model has a plate (its global nodes and scaled costs are lowered by the array kernels)"
+    if getattr(model, "loops", None):
+        return "the model has a ppl.scan (its loop block is lowered by the array kernels)"
     sizes = {n: REGISTRY[choices[n][0].estimator].expansion(choices[n][1], choices[n][0].options)
              for n in model.order if n.is_stochastic}
     down = {n.name: set() for n in model.order}

@@ -6,6 +6,7 @@ from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from .rules import ARRAY_RULES
+from .ir import LOOP_VAR
 from .layout import _canon
 
 # rows per drawn row (data row and sample) the step may evaluate: enumeration multiplies them by
@@ -13,7 +14,7 @@ from .layout import _canon
 MAX_ROWS = 1 << 16
 
 
-def shared_members(order, sizes: dict, est: dict, descendants) -> list:
+def shared_members(order, sizes: dict, est: dict, descendants, steps=None) -> list:
     """The nodes whose extra rows share one digit, in order: every node whose estimator evaluates
     the graph below (REBAR) and, when there are two or more such nodes in all, every node whose
     configurations are branches of its own draw (`branch_rows`: antithetic pairs, measure-valued
@@ -22,13 +23,15 @@ def shared_members(order, sizes: dict, est: dict, descendants) -> list:
     above an enumerated node (or any other digit of its own): its estimate compares its rows' costs
     marginalised over that node's configurations, weighted by their rows' weights, which a shared
     digit's extra rows do not carry. `sizes`: node -> its configurations; `est`: node -> its
-    estimator; `descendants(node)`: the names below it."""
+    estimator; `descendants(node)`: the names below it; `steps`: node -> its loop's steps (a body
+    node counts as one node per step)."""
     expanded = [n for n in order if sizes.get(n, 1) > 1]
     own = [n for n in expanded if not (est[n].evaluates_below or est[n].branch_rows)]
     rebar = [n for n in expanded if est[n].evaluates_below]
     members = [n for n in expanded if n in rebar or (est[n].branch_rows and not (
         {m.name for m in own} & descendants(n)))]
-    return members if len(members) > 1 else rebar
+    steps = steps or {}
+    return members if sum(steps.get(n, 1) for n in members) > 1 else rebar
 
 
 class RowPlan:
@@ -49,8 +52,11 @@ class RowPlan:
         self.enum_stride, self.cv_slot, self.row_digit, S = {}, {}, {}, 1
         self.sizes = sizes = {n: REGISTRY[self.choices[n][0].estimator].expansion(self.choices[n][1], self.choices[n][0].options)
                  for n in self.an.order if n in self.choices}
+        self.check_loop_estimators()
+        # a body node's configurations exist once per step of its loop
+        self.steps = steps = {n: (self.an.loop_of(n).loop.length if self.an.loop_of(n) else 1) for n in sizes}
         self.shared = shared = self.shared_digit()
-        span = 1 + sum(sizes[n] - 1 for n in shared)
+        span = 1 + sum((sizes[n] - 1) * steps[n] for n in shared)
         for n in self.an.order:
             size = sizes.get(n, 1)
             if size <= 1:
@@ -61,8 +67,13 @@ class RowPlan:
                     S *= span
                     for m in shared:
                         self.enum_stride[m], self.row_digit[m], self.cv_slot[m] = T, (T, span), (off, span)
-                        off += sizes[m] - 1
+                        off += (sizes[m] - 1) * steps[m]
                 continue
+            if steps[n] > 1:
+                raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{self.an.loop_of(n).loop.name}'): "
+                                 f"estimator '{self.choices[n][0].estimator}' multiplies the rows by {size} at every "
+                                 f"step ({size}^{steps[n]} rows); choose an estimator whose extra rows add up "
+                                 f"('disarm', 'mvd', 'arms'), or 'score' (no extra rows)")
             self.enum_stride[n], self.row_digit[n] = S, (S, size)
             S *= size
         if S > MAX_ROWS:
@@ -78,7 +89,16 @@ class RowPlan:
     def shared_digit(self) -> list:
         """The nodes whose extra rows share one digit (`shared_members`), in order."""
         return shared_members(self.an.order, self.sizes, {n: self._estimator(n) for n in self.sizes},
-                              lambda n: G.descendants(self.an.graph, n.name))
+                              lambda n: G.descendants(self.an.graph, n.name), self.steps)
+
+    def slot_offset(self, node):
+        """Where the node's configuration 1 sits in the shared digit (Rows.offset): a local index;
+        for a node of a loop's body, its step's, as code; 0 when it has a digit of its own."""
+        if node not in self.cv_slot:
+            return 0
+        off = self.cv_slot[node][0]
+        steps = self.steps.get(node, 1)
+        return off if steps == 1 else f"{off} + {LOOP_VAR} * {self.sizes[node] - 1}"
 
     def _too_many_rows(self, S: int, span: int) -> str:
         """The error of a row layout over MAX_ROWS rows per drawn row: the nodes that make them."""
@@ -118,8 +138,8 @@ class RowPlan:
         g = self.an.graph
         T, span = self.row_digit[self.shared[0]] if self.shared else (1, 1)
         for n in self.an.order:
-            if not self.merge_rows and n.kind != "input":   # every node on every row
-                self.sig[n] = self.FULL
+            if not self.merge_rows and n.kind != "input" or self.an.loop_of(n) is not None or "of_loop" in n.attrs:
+                self.sig[n] = self.FULL   # every node on every row (a loop's body: its rows differ step by step)
                 continue
             if not n.is_stochastic:
                 self.sig[n] = _canon([tuple(self.sig[p][r] for p in n.inputs) for r in range(KS)])

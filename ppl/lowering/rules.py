@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..estimators import NO_GRAD, REGISTRY
+from .ir import LOOP_VAR
 
 
 # The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule
@@ -39,6 +40,67 @@ def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
             lowering.emit(f"rows.add_from_cols({s}, 0, {gi})")
+
+
+# ----- a loop's placeholders and outputs (ppl/lowering/loops.py); a body node's storage, all its
+# steps, is its buffer's name with loops.STORE (only these read a body's buffers outside its block)
+def _carry_fwd(lowering, n, ins, out):
+    """The carry at the start of a step: init at step 0, the carry's node of the previous step after."""
+    loop = lowering.loop_info.loop
+    src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
+    lowering.emit(f"if {LOOP_VAR} == 0:")
+    lowering.emit(f"    core.copy_fwd({ins[0]}, {out})")
+    lowering.emit("else:")
+    lowering.emit(f"    core.copy_fwd({lowering.previous_step(src, loop.length)}, {out})")
+
+
+def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
+    """Its cotangent into the carry's node at the previous step (init's at step 0)."""
+    loop = lowering.loop_info.loop
+    g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
+    lowering.emit(f"if {LOOP_VAR} > 0:")
+    lowering.emit(f"    core.copy_bwd({gout}, {lowering.previous_step(g_out, loop.length)})" if g_out is not None else "    pass")
+    lowering.emit("else:")
+    lowering.emit(f"    core.copy_bwd({gout}, {gins[0]})" if gins[0] is not NO_GRAD else "    pass")
+
+
+def _x_fwd(lowering, n, ins, out):
+    """The step's x: its columns of xs, or the step index."""
+    if n.inputs:
+        lowering.emit(f"rows.take_cols({ins[0]}, {LOOP_VAR} * {n.width}, {out})")
+    else:
+        lowering.emit(f"rows.fill2({out}, float({LOOP_VAR}))")
+
+
+def _x_bwd(lowering, n, ins, gins, gout, out, rows):
+    if n.inputs and gins[0] is not NO_GRAD:
+        lowering.emit(f"rows.add_to_cols({gout}, {LOOP_VAR} * {n.width}, {gins[0]})")
+
+
+def _last_fwd(lowering, n, ins, out):
+    """The carry after the last step: its node's rows of the last step."""
+    (c,) = n.inputs
+    lowering.emit(f"core.copy_fwd({lowering.last_step(lowering.stored_values(c), lowering.loop_length(n))}, {out})")
+
+
+def _last_bwd(lowering, n, ins, gins, gout, out, rows):
+    (c,) = n.inputs
+    g = lowering.stored_cotangent(c)
+    if g is not None:
+        lowering.emit(f"core.copy_bwd({gout}, {lowering.last_step(g, lowering.loop_length(n))})")
+
+
+def _stack_fwd(lowering, n, ins, out):
+    """A per-step output's steps side by side."""
+    (y,) = n.inputs
+    lowering.emit(f"core.stack_steps({lowering.storage_of(lowering.stored_values(y))}, {n.attrs['length']}, {out})")
+
+
+def _stack_bwd(lowering, n, ins, gins, gout, out, rows):
+    (y,) = n.inputs
+    g = lowering.stored_cotangent(y)
+    if g is not None:
+        lowering.emit(f"core.unstack_steps_bwd({gout}, {n.attrs['length']}, {lowering.storage_of(g)})")
 
 
 def _blackbox_fwd(lowering, n, ins, c):
@@ -162,6 +224,10 @@ ARRAY_RULES = {
     "bcast": Rule(_bcast_fwd, _bcast_bwd),
     "user_layer": Rule(_user_layer_fwd, _user_layer_bwd),
     "blackbox": Rule(_blackbox_fwd, _blackbox_bwd),
+    "carry": Rule(_carry_fwd, _carry_bwd),
+    "scan_x": Rule(_x_fwd, _x_bwd),
+    "scan_last": Rule(_last_fwd, _last_bwd),
+    "scan_stack": Rule(_stack_fwd, _stack_bwd),
     "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),
     "bernoulli_nll": Rule(_bernoulli_nll_fwd, _bernoulli_nll_bwd),
     "law_nll": Rule(_law_nll_fwd, _law_nll_bwd),

@@ -3,6 +3,8 @@ copy made on first use (`values_on`) and cotangents summed back (`cotangent_on`)
 folded seeds."""
 from __future__ import annotations
 
+from contextlib import nullcontext as _same
+
 import numpy as np
 
 from ..estimators.base import NO_GRAD
@@ -42,11 +44,12 @@ class Views:
         name = self._at_name("v", node, P)
         if (node, P) not in self.vcopy:
             self.vcopy.add((node, P))
-            self.buf2(name, node.width, rows=self._rows(P))
-            if max(Q) == 0:
-                self.emit(f"rows.repeat_rows({own}, {_ndist(P)}, {name})")
-            else:
-                self.emit(f"rows.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
+            with self.outside() if self.an.loop_of(node) is None else _same():   # once, before a loop
+                self.buf2(name, node.width, rows=self._rows(P))
+                if max(Q) == 0:
+                    self.emit(f"rows.repeat_rows({own}, {_ndist(P)}, {name})")
+                else:
+                    self.emit(f"rows.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
         return name
 
     def cotangent_on(self, node: Node, P: tuple):

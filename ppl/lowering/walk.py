@@ -27,24 +27,30 @@ class Walk:
     def lower_forward(self):
         """Every node's storage and forward code in topological order (once per configuration
         the lowering unrolls), then the loss."""
+        self.drawing = True   # the forward walk: the estimators' draws (EstimatorContext.drawn_noise)
         for n in self.an.order:
-            self.section, self.owner, self.here = self.fwd, n, self.lay.get(n, self.FULL)
+            self.walk_to(n)   # a loop's body: inside its block (loops.py)
+            self.owner, self.here = n, self.lay.get(n, self.FULL)
             self.allocate(n)
             for self.cfg in self.configs:
                 self.forward_node(n)
+        self.walk_to(None)
         self.cfg, self.here = 0, self.FULL
         self.section, self.owner = self.fwd, None
+        self.step_totals()
         self.lower_loss()
 
     def lower_backward(self):
         """Zero the cotangents, then every node's backward code in reverse topological order
         (node-major, configuration-minor: a node's cotangents are complete before it reads them)."""
-        self.section, self.owner = self.bwd, None
+        self.section, self.owner, self.drawing = self.bwd, None, False
         self.zero_cotangents()
         for n in reversed(self.an.order):
-            self.section, self.owner, self.here = self.bwd, n, self.lay.get(n, self.FULL)
+            self.walk_to(n, reverse=True)
+            self.owner, self.here = n, self.lay.get(n, self.FULL)
             for self.cfg in self.configs:
                 self.backward_node(n)
+        self.walk_to(None, reverse=True)
         self.cfg, self.here = 0, self.FULL
 
     def lower_loss(self):
@@ -64,7 +70,7 @@ class Walk:
             return
         self.emit("loss = 0.0")
         for c in self.model.costs:
-            self.emit(f"loss += rows.weighted_total({self.rw}, c_{c.name}, {tot})")
+            self.emit(f"loss += rows.weighted_total({self.rw}, {self.cost_total.get(c, f'c_{c.name}')}, {tot})")
         if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
             (N,) = set(self.cost_scale.values())
             self.cw_plate = self.buf1("cwp_")
@@ -75,7 +81,7 @@ class Walk:
         self.emit("rows.zero1(grad)")
         for n in self.an.order:
             if self.stored_cotangent(n) is not None and not n.attrs.get("is_head"):
-                self.emit(f"rows.zero2({self.stored_cotangent(n)})")
+                self.emit(f"rows.zero2({self.storage(self.stored_cotangent(n))})")
                 for P in sorted(self.gcopy.get(n, ())):
                     self.emit(f"rows.zero2({self.cotangent_on(n, P)})")
 

@@ -66,7 +66,9 @@ class Explained:
             est = REGISTRY[ch.estimator]
             opts = {k: v for k, v in ch.options.items() if k in ("baseline", "temperature")}
             name = ch.estimator + (f" ({', '.join(f'{k}={v}' for k, v in opts.items())})" if opts else "")
-            rows.append((node.name, info.dist.name, name, "yes" if est.unbiased else "no", ch.reason))
+            steps = next((lp.length for lp in getattr(self.model, "loops", ()) if node in lp.body), None)
+            label = node.name if steps is None else f"{node.name}[0..{steps - 1}]"   # once per step of a scan
+            rows.append((label, info.dist.name, name, "yes" if est.unbiased else "no", ch.reason))
         lines = table(rows)
         for node, (ch, _) in self.choices.items():
             if REGISTRY[ch.estimator].bias:

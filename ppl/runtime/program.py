@@ -154,6 +154,9 @@ class Program(DerivedPrograms, Explained):
     def _rows(self, rows, B: int) -> int:
         """A workspace buffer's rows for B data rows: "R" all rows, "D" one per data row, "Dn" n
         per data row (a layer computed once per class of equal rows), or a number."""
+        if isinstance(rows, str) and "*" in rows:   # a loop's per-step buffer: `steps` times the rows
+            rows, steps = rows.split("*")
+            return int(steps) * self._rows(rows, B)
         if rows == "R":
             return B * self.rows_per_data_row
         if isinstance(rows, str):

@@ -1,0 +1,127 @@
+"""Loops: `ppl.scan(f, init, xs=None, length=None)`, JAX's and NumPyro's convention.
+
+    with ppl.Model("walk") as m:
+        theta = ppl.param("theta", 1, 0.3)
+        def step(s, t):
+            up = ppl.Bernoulli("up", logits=theta - 0.5 * s)
+            s = s + 2.0 * up - 1.0
+            m.cost("c", ppl.total(0.1 * (s * s)))   # a per-step cost: summed over the steps
+            return s, up
+        last, ups = ppl.scan(step, m.input("s0", 1), length=100)
+
+`f(carry, x) -> (carry, y)`: the carry is a node or a tuple of nodes (the state a step reads and
+writes back, of the same widths); `x` is the step's slice of `xs` (columns t w .. (t + 1) w of a
+node of width length * w), or without `xs` the step index t as a width-1 node. `scan` returns
+`(carry, ys)`: the carry after the last step and each output's steps side by side (a node of
+width length * w per output; `y` may be None, a node or a tuple of nodes).
+
+The body's nodes exist once in the graph (`attrs["loop"]`: the loop's name) and once per step in
+the compiled step: the lowering prints the body as a loop (ppl/lowering/loops.py), so the step's
+size and its compile time do not depend on the length. A random node made in the body is drawn
+afresh at every step and a cost made there is paid at every step (the objective sums them);
+`explain()` shows such a node once, as `up[0..T-1]`. Parameters (`ppl.param`) made in the body are
+the same at every step; data inputs are declared outside. Scans do not nest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ModelError
+from ..validate import integer
+from .nodes import Node, _auto_name, _check_node, _current, _make
+
+MAX_LENGTH = 1 << 24
+
+
+@dataclass(eq=False)
+class Loop:
+    """A scan: its length, the nodes around its body and the body's nodes."""
+
+    name: str
+    length: int
+    init: tuple                 # the carry's initial values (nodes outside the body)
+    xs: Node | None             # the per-step input (length * w columns), or None
+    carry: tuple = ()           # placeholders (kind "carry"): the carry at the start of a step
+    x: Node | None = None       # placeholder (kind "scan_x"): xs's slice of the step, or the step index
+    carry_out: tuple = ()       # the body's nodes holding the carry at the end of a step
+    ys: tuple = ()              # the body's per-step outputs
+    last: tuple = ()            # after the loop (kind "scan_last"): the carry after the last step
+    stacked: tuple = ()         # after the loop (kind "scan_stack"): each output's steps side by side
+    body: list = field(default_factory=list)   # every node made in the body, in order
+
+
+def _nodes(value, what: str, owner: str, allow_none=False) -> tuple | None:
+    """(nodes, single): a node or a tuple / list of nodes, checked."""
+    if value is None and allow_none:
+        return (), None
+    if isinstance(value, Node):
+        return (value,), True
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, Node) for v in value):
+        return tuple(value), False
+    raise ModelError(f"{owner}: {what} must be a node or a non-empty tuple of nodes, got {value!r}")
+
+
+def scan(f, init, xs=None, length=None):
+    """Run `f(carry, x) -> (carry, y)` for `length` steps (module docstring); returns
+    `(carry after the last step, ys)`."""
+    m = _current("ppl.scan")
+    owner = "ppl.scan"
+    if m.loop_open is not None:
+        raise ModelError(f"{owner} inside the body of the scan '{m.loop_open.name}': scans do not nest; carry the "
+                         f"inner loop's state in the outer carry, or unroll the inner loop in Python")
+    if not callable(f):
+        raise ModelError(f"{owner}: f must be a function f(carry, x) -> (carry, y), got {type(f).__name__}")
+    inits, single = _nodes(init, "init", owner)
+    for i in inits:
+        if i.model is not m:
+            raise ModelError(f"{owner}: init '{i.name}' belongs to another model")
+    if xs is not None:
+        _check_node(xs, "xs", owner)
+        if length is None:
+            length = xs.width
+    if length is None:
+        raise ModelError(f"{owner}: give length= (the number of steps), or xs= (a node of length * w columns: "
+                         f"the step's x is its columns t w .. (t + 1) w)")
+    length = integer(length, f"{owner}: length", lo=1, hi=MAX_LENGTH)
+    if xs is not None and xs.width % length:
+        raise ModelError(f"{owner}: xs '{xs.name}' has {xs.width} columns, not a multiple of length={length}; "
+                         f"each step reads xs.width // length columns")
+    loop = Loop(_auto_name(m, "scan"), length, inits, xs)
+    m.loop_open = loop
+    try:
+        loop.carry = tuple(_make(m, "carry", f"{loop.name}_carry{k}", (i,), i.width, index=k)
+                           for k, i in enumerate(inits))
+        if xs is not None:
+            loop.x = _make(m, "scan_x", f"{loop.name}_x", (xs,), xs.width // length, length=length)
+        else:
+            loop.x = _make(m, "scan_x", f"{loop.name}_t", (), 1, length=length)
+        out = f(loop.carry[0] if single else loop.carry, loop.x)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ModelError(f"{owner}: f must return (carry, y), a pair; got {type(out).__name__}")
+        outs, single_out = _nodes(out[0], "the carry f returns", owner)
+        if single_out != single or len(outs) != len(inits):
+            raise ModelError(f"{owner}: f returns a carry of {len(outs)} node(s) for an init of {len(inits)}; "
+                             f"return the same structure as init")
+        for k, (i, o) in enumerate(zip(inits, outs)):
+            if o.width != i.width:
+                raise ModelError(f"{owner}: carry {k} ('{o.name}') has width {o.width} but init '{i.name}' has "
+                                 f"width {i.width}; a step must keep the carry's widths")
+        ys, single_y = _nodes(out[1], "y", owner, allow_none=True)
+        # an output made outside the body (a parameter, the init) is copied in the body: every output
+        # has one value per step
+        inside = lambda n: n.attrs.get("loop") == loop.name   # noqa: E731
+        outs = tuple(o if inside(o) else _make(m, "scale_shift", _auto_name(m, "scale_shift"), (o,), o.width,
+                                               scale=1.0, shift=0.0) for o in outs)
+        ys = tuple(y if inside(y) else _make(m, "scale_shift", _auto_name(m, "scale_shift"), (y,), y.width,
+                                             scale=1.0, shift=0.0) for y in ys)
+    finally:
+        m.loop_open = None
+    loop.carry_out, loop.ys = outs, ys
+    loop.last = tuple(_make(m, "scan_last", f"{loop.name}_last{k}", (o,), o.width, of_loop=loop.name)
+                      for k, o in enumerate(outs))
+    loop.stacked = tuple(_make(m, "scan_stack", f"{loop.name}_ys{k}", (y,), y.width * length, of_loop=loop.name,
+                               length=length) for k, y in enumerate(ys))
+    m.loops.append(loop)
+    carry = loop.last[0] if single else loop.last
+    stacked = None if single_y is None else (loop.stacked[0] if single_y else loop.stacked)
+    return carry, stacked

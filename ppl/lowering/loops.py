@@ -1,0 +1,162 @@
+"""Loop blocks: the body of a `ppl.scan` (ppl/language/scan.py) lowered once and printed as a
+loop over its steps (ir.Loop), so the step's source and its compile time do not grow with the
+loop's length.
+
+Storage. A buffer the forward walk makes inside the body (a node's values and cotangents, its
+noise, an estimator's per-draw buffers, a per-step cost's rows) holds every step: `length` times
+its rows (`<name>__T`, Layout rows `R*length`), bound at the top of each step to that step's rows
+under the buffer's own name, so the body's code is the code of one step. Buffers the backward
+walk makes there are scratch of one step. The state an estimator keeps for a body node (a
+running baseline) is kept per step index (a baseline of step t learns from step t of earlier
+calls); its parameters are shared by the steps.
+
+Forward: each step copies the carry in (init at step 0, the carry's node of the previous step
+after), reads its x, runs the body. After the loop: the outputs (the carry of the last step; the
+per-step outputs side by side, `stack_steps`), and each per-step cost's rows summed over the
+steps (`sum_steps`) for the loss.
+
+Backward: the steps in reverse. A step's carry cotangent is added into the carry's node at the
+previous step (init's at step 0), as reverse mode through JAX's scan does. The learning signal of
+a body node that reaches the carry or an output (`LoopInfo.future`) adds the running sum F of the
+costs the carry reaches at the later steps and of those after the loop: F starts as the latter
+and adds each step's carry costs once the step's backward is done.
+
+Random numbers: step t of the i-th random node draws stream 16 i + k + 16 N t (N: the model's
+random nodes), so every step's noise is its own (ppl/analysis/loops.py checks the 32 bits).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ..errors import ModelError
+from . import ir
+from .ir import LOOP_VAR
+
+STORE = "__T"   # the suffix of a per-step buffer's storage
+
+
+class Loops:
+    """The lowering's part for loop blocks (the walk opens and closes them)."""
+
+    def _init_loops(self):
+        self.loop = None            # the open ir.Loop, or None
+        self.loop_info = None       # its analysis (analysis/loops.LoopInfo)
+        self.loop_alloc = False     # buffers made now hold every step (the forward walk in a body)
+        self.per_step: dict = {}    # buffer name -> its storage's name
+        self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
+        self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
+        self.n_random = sum(n.is_stochastic for n in self.an.order)
+
+    def loop_of(self, node):
+        return self.an.loop_of(node) if node is not None else None
+
+    def walk_to(self, node, reverse: bool = False):
+        """Open or close the loop block as the walk reaches `node` (None: the walk's end), and
+        point `section` where the node's code goes."""
+        info = self.loop_of(node)
+        if self.loop is not None and info is not self.loop_info:
+            self.close_loop()
+        if info is not None and self.loop is None:
+            self.open_loop(info, reverse)
+        self.section = self.loop.body if self.loop is not None else (self.bwd if reverse else self.fwd)
+
+    def open_loop(self, info, reverse: bool):
+        parent = self.bwd if reverse else self.fwd
+        if reverse and info.future:   # F: the costs after the loop, then each step's carry costs
+            self.section = parent
+            F = self.future_sum[info] = self.buf1(f"F_{info.loop.name}")
+            self.emit(f"rows.zero1({F})")
+            for c in info.post_costs:
+                self.emit(f"rows.add_rows(c_{c.name}, {F})")
+        self.loop = ir.Loop(info.loop.length, reverse, self.per_step, info)
+        self.loop_info, self.loop_alloc = info, not reverse
+        parent.append(self.loop)
+
+    def close_loop(self):
+        info = self.loop_info
+        if self.loop.reverse and info in self.future_sum:   # this step's carry costs join F for the steps before
+            self.section = self.loop.body
+            for c in info.carry_costs:
+                self.emit(f"rows.add_rows({self.cbuf[c]}, {self.future_sum[info]})")
+        self.loop = self.loop_info = None
+        self.loop_alloc = False
+
+    @contextmanager
+    def outside(self):
+        """Emit and allocate before the open loop block (run once, not per step): a value of a node
+        outside the body copied onto the rows the body reads it on."""
+        if self.loop is None:
+            yield
+            return
+        loop, info, alloc, section = self.loop, self.loop_info, self.loop_alloc, self.section
+        self.loop, self.loop_alloc, self.section = None, False, loop.pre
+        try:
+            yield
+        finally:
+            self.loop, self.loop_info, self.loop_alloc, self.section = loop, info, alloc, section
+
+    # ----- names of a step's rows
+    def storage(self, name: str) -> str:
+        """The storage of a per-step buffer (all its steps), or the buffer itself."""
+        return self.per_step.get(name, name)
+
+    def previous_step(self, name: str, length: int) -> str:
+        return ir.step_rows(name + STORE, length, shift=-1)
+
+    def last_step(self, name: str, length: int) -> str:
+        return ir.last_rows(name + STORE, length)
+
+    def per_step_rows(self, name: str, rows) -> tuple:
+        """(the head's name, the Layout rows) of a buffer made now: its storage and `length`
+        times the rows when it holds every step."""
+        if not self.loop_alloc:
+            return name, rows
+        full = name + STORE
+        self.per_step[name] = full
+        return full, f"{rows}*{self.loop_info.loop.length}"
+
+    def stream(self, node, k: int) -> str:
+        """The noise stream of the node's k-th noise (a body node's: of the step)."""
+        base = self.stream_base[node] + k
+        if self.loop_of(node) is None:
+            return str(base)
+        return f"{base} + {LOOP_VAR} * {16 * self.n_random}"
+
+    def per_step_offset(self, off: int, size: int):
+        """An offset in `state` of a value kept per step index in the open loop (or the offset)."""
+        return off if self.loop is None else f"{off} + {LOOP_VAR} * {size}"
+
+    def check_loop_estimators(self):
+        """Estimators whose extra rows relax the graph below them (REBAR) are not lowered in loops,
+        nor the importance-weighted bound (its terms are a draw's whole cost)."""
+        if self.an.loops and self.objective == "iwae":
+            raise ModelError(f"objective='iwae' with ppl.scan '{self.an.loops[0].loop.name}': the importance-weighted "
+                             f"bound is not lowered through loops; train the ELBO (objective='elbo')")
+        for info in self.an.loops:
+            for n in info.loop.body:
+                if n in self.choices and self._estimator(n).evaluates_below:
+                    raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{info.loop.name}'): estimator "
+                                     f"'{self.choices[n][0].estimator}' relaxes the graph below its node in its extra "
+                                     f"rows, across the later steps, which loops do not lower; choose 'disarm', "
+                                     f"'score', 'mvd' or another estimator for '{n.name}'")
+
+    # ----- the loss: per-step costs summed over the steps
+    def step_totals(self):
+        """Each body cost's rows summed over its loop's steps (for the loss and the signals of
+        the nodes outside the loop that reach it)."""
+        for info in self.an.loops:
+            for c in self.model.costs:
+                if c in info.body:
+                    tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
+                    self.emit(f"core.sum_steps({self.cbuf[c] + STORE}, {info.loop.length}, {tot})")
+                    for j, (name, idx) in enumerate(self.L.costs):   # loss_parts reads the sum
+                        if name == c.attrs["cost_name"]:
+                            self.L.costs[j] = (name, len(self.L.ws1) - 1)
+
+    def loop_length(self, out) -> int:
+        """The steps of the loop whose output node (scan_last / scan_stack) `out` is."""
+        return next(lp.length for lp in self.model.loops if lp.name == out.attrs["of_loop"])
+
+    def storage_of(self, name: str) -> str:
+        """The storage (all steps) of a body node's buffer."""
+        return name + STORE
