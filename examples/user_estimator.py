@@ -9,10 +9,11 @@ b = 1 has no alternative for a rising a (weight 0). Per unit j:
 
     d/da_j  ~  [b_j = 0] p_j (f(b with b_j = 1) - f(b)),     unbiased.
 
-Each drawn row becomes width + 1 rows: the draw, and one row per unit with that unit set to 1. The
-graph below the node runs on all of them in the same fused step; only the draw's row counts in the
-objective (the other rows' weights are set to 0), and the estimate compares each unit's row with
-the draw's through `downstream_cost()`.
+Each drawn row becomes width + 1 rows: the draw, and one row per unit with that unit set to 1 (every
+unit's jump, hence its name). The graph below the node runs on all of them in the same fused step;
+only the draw's row counts in the objective (the other rows' weights are set to 0), and the
+estimate compares each unit's row with the draw's through `downstream_cost()`. ppl's own
+'stochastic_derivative' keeps one jump per drawn row of all its nodes instead (the paper's pruning).
 
 Run it: python examples/user_estimator.py [--steps N]
 """
@@ -27,7 +28,7 @@ from ppl.language import dist
 
 
 @njit(cache=False)
-def stochastic_derivative_draw(logits, u, stride, size, value, row_weights):
+def every_jump_draw(logits, u, stride, size, value, row_weights):
     """value[r] = the draw (u < sigmoid(a)) on every row; row r of configuration c >= 1 sets unit
     c - 1 to 1 and weighs 0 in the objective."""
     one = value.dtype.type(1.0)
@@ -42,7 +43,7 @@ def stochastic_derivative_draw(logits, u, stride, size, value, row_weights):
 
 
 @njit(cache=False)
-def stochastic_derivative_grad(logits, value, cost, row_weights, stride, size, grad_logits):
+def every_jump_grad(logits, value, cost, row_weights, stride, size, grad_logits):
     """grad_logits[r, j] += w_r [b_j = 0] p_j (cost of the row with unit j set to 1 - cost of the draw),
     on the draw's rows (configuration 0)."""
     one = value.dtype.type(1.0)
@@ -56,8 +57,8 @@ def stochastic_derivative_grad(logits, value, cost, row_weights, stride, size, g
 
 
 @ppl.register_estimator
-class StochasticDerivative(ppl.Estimator):
-    name = "stochastic_derivative"
+class EveryJump(ppl.Estimator):
+    name = "every_jump"
     about = "each unit's alternative draw (a 0 set to 1, weight p) against the draw itself"
     cite = ('Arya, Schauer, Schafer & Rackauckas 2022, "Automatic differentiation of programs with discrete '
             'randomness", NeurIPS')
@@ -75,7 +76,7 @@ class StochasticDerivative(ppl.Estimator):
     def draw(self, ctx):
         (logits,) = ctx.params()
         stride, size = ctx.rows.digit
-        ctx.call(stochastic_derivative_draw, logits, ctx.noise("uniform"), stride, size, ctx.value(),
+        ctx.call(every_jump_draw, logits, ctx.noise("uniform"), stride, size, ctx.value(),
                  ctx.rows.weights)
 
     def estimate(self, ctx):
@@ -84,13 +85,13 @@ class StochasticDerivative(ppl.Estimator):
         if grad_logits is ppl.NO_GRAD:
             return
         stride, size = ctx.rows.digit
-        ctx.call(stochastic_derivative_grad, logits, ctx.value(), ctx.downstream_cost(), ctx.rows.weights,
+        ctx.call(every_jump_grad, logits, ctx.value(), ctx.downstream_cost(), ctx.rows.weights,
                  stride, size, grad_logits)
 
 
 def build(pixels=64, latent=16):
     """A one-layer sigmoid belief net: q(h | x) by an affine encoder, p(h) learned, p(x | h) affine."""
-    with Model("sbn_stochastic_derivative") as m:
+    with Model("sbn_every_jump") as m:
         x = m.input("x", pixels)
         h = Bernoulli("h", logits=Affine(x, latent, name="enc"))
         m.latent(h, dist.Bernoulli(logits=ppl.param("prior", latent)))
@@ -104,7 +105,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from ppl.models import sbn
     data = sbn.data(0)
-    prog = build().compile(estimators={"h": "stochastic_derivative"})
+    prog = build().compile(estimators={"h": "every_jump"})
     print(prog.explain())
     before = prog.evaluate(data["test"], "elbo", samples=10)
     ppl.fit(prog, data["train"], ppl.optim.Adam(3e-3), steps=args.steps, batch_size=32, progress=False)

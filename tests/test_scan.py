@@ -83,7 +83,8 @@ def walk(name, T, scanned):
     return m
 
 
-@pytest.mark.parametrize("est, rows", [("score", 1), ("disarm", 7), ("mvd", 7), (("arms", {"n": 3}), 13)])
+@pytest.mark.parametrize("est, rows", [("score", 1), ("disarm", 7), ("mvd", 7), (("arms", {"n": 3}), 13),
+                                       ("stochastic_derivative", 2)])
 def test_a_random_walk_in_a_scan_is_unbiased(est, rows):
     T = 6
     m = walk(f"walk_scan_{est if isinstance(est, str) else est[0]}", T, True)
@@ -180,3 +181,38 @@ def test_a_scan_runs_on_the_cuda_target():
     assert abs(l1 - l2) < 1e-10 * abs(l1)
     for k in g1:
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-9)
+
+
+def outputs(name, T, scanned):
+    """A walk whose per-step flags leave the loop as its outputs and pay a cost there (the
+    alternative row of stochastic derivatives must restart the earlier steps' outputs too)."""
+    with Model(name) as m:
+        s0 = m.input("s0", 1)
+        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
+
+        def body(s, t):
+            up = ppl.Bernoulli("up" if scanned else f"up{len(m.nodes)}", logits=w * s + b)
+            return s + 2.0 * up - 1.0, up
+
+        if scanned:
+            last, ups = ppl.scan(body, s0, length=T)
+        else:
+            last, outs = s0, []
+            for t in range(T):
+                last, y = body(last, None)
+                outs.append(y)
+            ups = ppl.concat(outs)
+        weights = ppl.const(1.0, T) * ppl.param("v", T, np.linspace(-1, 1, T))
+        m.cost("flags", ppl.total(ppl.rowsum(ups * weights) * ppl.rowsum(ups) * 0.2))
+        m.cost("end", ppl.total(0.3 * (last * last)))
+    return m
+
+
+@pytest.mark.parametrize("est", ["stochastic_derivative", "disarm"])
+def test_outputs_read_after_the_loop_are_unbiased(est):
+    T = 5
+    prog = outputs(f"outputs_{est}", T, True).compile(dtype=np.float64, estimators={"up": est}, seed=1)
+    P = exact.model_params(prog)
+    e = stats.flat(exact.gradient(outputs("outputs_unrolled", T, False), P, {"s0": S0}), list(P))
+    r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, f"scan outputs, {est}")
+    assert r.detectable < 0.05

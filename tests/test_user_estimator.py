@@ -30,7 +30,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "user_estimator.
 def _example():
     spec = importlib.util.spec_from_file_location("user_estimator_example", EXAMPLE)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)   # registers "stochastic_derivative"
+    spec.loader.exec_module(mod)   # registers "every_jump"
     return mod
 
 
@@ -58,9 +58,9 @@ def _oracle():
     return P, exact.gradient(m, P, DATA)
 
 
-@pytest.mark.parametrize("h1,h2", [("stochastic_derivative", "stochastic_derivative"),
-                                   ("disarm", "stochastic_derivative"),
-                                   ("stochastic_derivative", "score")])
+@pytest.mark.parametrize("h1,h2", [("every_jump", "every_jump"),
+                                   ("disarm", "every_jump"),
+                                   ("every_jump", "score")])
 def test_user_estimator_is_unbiased(h1, h2, EX):
     P, g = _oracle()
     prog = build(f"ue_{h1}_{h2}").compile(dtype=np.float64, estimators={"h1": h1, "h2": h2})
@@ -85,8 +85,8 @@ def test_a_biased_variant_is_caught(EX):
     """The test of the test: the same estimator with the weight p replaced by 1/4 (the right weight
     only where p = 1/4) is biased, and the check rejects it."""
     @ppl.register_estimator
-    class Unweighted(EX.StochasticDerivative):
-        name = "stochastic_derivative_unweighted"
+    class Unweighted(EX.EveryJump):
+        name = "every_jump_unweighted"
 
         def estimate(self, ctx):
             (logits,) = ctx.params()
@@ -110,12 +110,12 @@ def test_refused_where_it_does_not_apply_and_on_cuda(EX):
         x = m.input("x", 3)
         z = ppl.Normal("z", Affine(x, 2, name="loc"), 1.0)
         m.cost("c", ppl.total(z * z))
-    with pytest.raises(ppl.ModelError, match=r"Normal 'z': estimator 'stochastic_derivative' does not apply "
+    with pytest.raises(ppl.ModelError, match=r"Normal 'z': estimator 'every_jump' does not apply "
                                              r"\(Normal is not a logit-link Bernoulli\)"):
-        m.compile(estimators={"z": "stochastic_derivative"})
-    with pytest.raises(ppl.ModelError, match=r"target 'cuda': estimator 'stochastic_derivative' of node 'h1' calls "
-                                             r"the kernel 'stochastic_derivative_draw', which has no CUDA"):
-        build("ue_cuda").compile(estimators={"h1": "stochastic_derivative"}, target="cuda")
+        m.compile(estimators={"z": "every_jump"})
+    with pytest.raises(ppl.ModelError, match=r"target 'cuda': estimator 'every_jump' of node 'h1' calls "
+                                             r"the kernel 'every_jump_draw', which has no CUDA"):
+        build("ue_cuda").compile(estimators={"h1": "every_jump"}, target="cuda")
 
 
 def test_register_estimator_errors():
@@ -166,7 +166,7 @@ def test_noise_buffers_are_separate_streams(EX):
     """Each ctx.noise() call is a buffer and a Philox stream of its own; a kind the fills lack is refused."""
     from ppl.compiler.pipeline import generate_source
 
-    class TwoNoises(EX.StochasticDerivative):
+    class TwoNoises(EX.EveryJump):
         name = "two_noises"
 
         def draw(self, ctx):
@@ -177,7 +177,7 @@ def test_noise_buffers_are_separate_streams(EX):
     src = generate_source(build("ue_two_noises"), estimators={"h1": "two_noises", "h2": "score"})
     assert "noise.fill_uniform(n0_h1[" in src and "noise.fill_uniform(n1_h1[" in src
 
-    class BadKind(EX.StochasticDerivative):
+    class BadKind(EX.EveryJump):
         name = "bad_noise_kind"
 
         def draw(self, ctx):

@@ -129,6 +129,9 @@ class Estimator:
     # up rather than multiply: it is drawn plainly on the others' rows, and its draw and estimate
     # take their place from ctx.rows.slot (and leave the weights of a shared digit alone)
     branch_rows = False
+    # True when its extra row is the one alternative row every such node shares (stochastic
+    # derivatives with pruning: ppl/lowering/alternative.py): one row per drawn row in all
+    alternative_row = False
     # Whether readers may merge the node's rows that hold equal values (Lowering._data_rows):
     # True when its estimate reads the value's cotangent, if at all, as a sum over rows of the
     # same linear map on rows whose values are equal (the cotangent of a merged row then reaches

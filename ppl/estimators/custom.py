@@ -62,6 +62,11 @@ class Rows:
     # `offset` is code: its step's), the drawn row keeps its weight and the others weigh 0
     # (kernels/families/branches.py)
     shared: bool = False
+    # the alternative row the nodes of estimators with `alternative_row = True` share
+    # (ppl/lowering/alternative.py): its 1D buffers W (the jumps' weights' running sum), count (the
+    # jumps kept so far) and D (its costs minus the drawn row's), its `slot` (stride, off, span);
+    # None when no node draws one
+    alternative: object = None
 
     @property
     def slot(self) -> tuple:
@@ -143,7 +148,8 @@ class EstimatorContext:
             enumerated, every = _digits_below(lowering, node)
             self._rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
                               enumerated, every, lowering.zero_rows,
-                              offset=lowering.slot_offset(node), totals=totals, shared=node in lowering.shared)
+                              offset=lowering.slot_offset(node), totals=totals, shared=node in lowering.shared,
+                              alternative=lowering.alternative())
         return self._rows
 
     # ----- the node's buffers

@@ -19,13 +19,14 @@ from .grads import GradientNeeds
 from .ir import Bind
 from .layout import Layout
 from .loops import Loops
+from .alternative import Alternative
 from .printer import Printer
 from .rows import RowPlan
 from .views import Views
 from .walk import Walk
 
 
-class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Printer):
+class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alternative, Printer):
     """Emits the fused step. Estimators call the helper methods of its parts through their contexts."""
 
     prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)

@@ -22,16 +22,19 @@ def shared_members(order, sizes: dict, est: dict, descendants, steps=None) -> li
     digit of its own (its pair may split the drawn row's weight, as it always has), and so does one
     above an enumerated node (or any other digit of its own): its estimate compares its rows' costs
     marginalised over that node's configurations, weighted by their rows' weights, which a shared
-    digit's extra rows do not carry. `sizes`: node -> its configurations; `est`: node -> its
-    estimator; `descendants(node)`: the names below it; `steps`: node -> its loop's steps (a body
-    node counts as one node per step)."""
+    digit's extra rows do not carry. The nodes drawing the alternative row of stochastic
+    derivatives always join (they share one row). `sizes`: node -> its configurations; `est`: node
+    -> its estimator; `descendants(node)`: the names below it; `steps`: node -> its loop's steps (a
+    body node counts as one node per step)."""
     expanded = [n for n in order if sizes.get(n, 1) > 1]
     own = [n for n in expanded if not (est[n].evaluates_below or est[n].branch_rows)]
     rebar = [n for n in expanded if est[n].evaluates_below]
-    members = [n for n in expanded if n in rebar or (est[n].branch_rows and not (
+    members = [n for n in expanded if n in rebar or est[n].alternative_row or (est[n].branch_rows and not (
         {m.name for m in own} & descendants(n)))]
     steps = steps or {}
-    return members if sum(steps.get(n, 1) for n in members) > 1 else rebar
+    if sum(steps.get(n, 1) for n in members) > 1 or any(est[n].alternative_row for n in members):
+        return members
+    return rebar
 
 
 class RowPlan:
@@ -56,7 +59,17 @@ class RowPlan:
         # a body node's configurations exist once per step of its loop
         self.steps = steps = {n: (self.an.loop_of(n).loop.length if self.an.loop_of(n) else 1) for n in sizes}
         self.shared = shared = self.shared_digit()
-        span = 1 + sum((sizes[n] - 1) * steps[n] for n in shared)
+        for n in shared:   # the alternative row's costs are compared row by row, never marginalised
+            below = G.descendants(self.an.graph, n.name)
+            for m in self.an.order:
+                if (self._estimator(n).alternative_row and m.name in below and sizes.get(m, 1) > 1
+                        and m not in shared):
+                    raise ModelError(f"{n.kind} '{n.name}': estimator '{self.choices[n][0].estimator}' cannot sit "
+                                     f"above '{m.name}' (estimator '{self.choices[m][0].estimator}', whose rows "
+                                     f"multiply and weigh each configuration); choose 'score', 'disarm' or 'mvd' for "
+                                     f"'{m.name}'")
+        alt = [n for n in shared if self._estimator(n).alternative_row]   # one row for them all
+        span = 1 + sum((sizes[n] - 1) * steps[n] for n in shared if n not in alt) + (1 if alt else 0)
         for n in self.an.order:
             size = sizes.get(n, 1)
             if size <= 1:
@@ -66,8 +79,11 @@ class RowPlan:
                     T, off = S, 1
                     S *= span
                     for m in shared:
+                        if m in alt and m is not alt[0]:   # the alternative row's first node placed it
+                            self.enum_stride[m], self.row_digit[m], self.cv_slot[m] = T, (T, span), self.cv_slot[alt[0]]
+                            continue
                         self.enum_stride[m], self.row_digit[m], self.cv_slot[m] = T, (T, span), (off, span)
-                        off += (sizes[m] - 1) * steps[m]
+                        off += 1 if m in alt else (sizes[m] - 1) * steps[m]
                 continue
             if steps[n] > 1:
                 raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{self.an.loop_of(n).loop.name}'): "
@@ -98,7 +114,9 @@ class RowPlan:
             return 0
         off = self.cv_slot[node][0]
         steps = self.steps.get(node, 1)
-        return off if steps == 1 else f"{off} + {LOOP_VAR} * {self.sizes[node] - 1}"
+        if steps == 1 or self._estimator(node).alternative_row:
+            return off
+        return f"{off} + {LOOP_VAR} * {self.sizes[node] - 1}"
 
     def _too_many_rows(self, S: int, span: int) -> str:
         """The error of a row layout over MAX_ROWS rows per drawn row: the nodes that make them."""
@@ -137,8 +155,10 @@ class RowPlan:
             return
         g = self.an.graph
         T, span = self.row_digit[self.shared[0]] if self.shared else (1, 1)
+        every_row = self.affected_by_alternative()   # the alternative row's copies need every row
         for n in self.an.order:
-            if not self.merge_rows and n.kind != "input" or self.an.loop_of(n) is not None or "of_loop" in n.attrs:
+            if (not self.merge_rows and n.kind != "input" or self.an.loop_of(n) is not None or "of_loop" in n.attrs
+                    or n.name in every_row):
                 self.sig[n] = self.FULL   # every node on every row (a loop's body: its rows differ step by step)
                 continue
             if not n.is_stochastic:

@@ -133,6 +133,8 @@ class Walk:
             self.emit_positive_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
                                       lambda p: f"rows.all_finite2({self.stored_values(p)})")
             self._estimator(n).draw(self.estimator_context(n))
+            if self._estimator(n).alternative_row:   # where it kept a jump (lowering/alternative.py)
+                self.reset_alternative(n, self.estimator_context(n).buffer("switched"))
         elif n.attrs.get("is_head"):
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
@@ -143,6 +145,8 @@ class Walk:
                       f"{c}.reshape({c}.shape[0], 1))")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
+        if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
+            self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
         if n in self.evaluated_by:   # the estimator above owns what its rows do to this node
             self._estimator(self.evaluated_by[n][0]).forward_below(self.estimator_context(n), self._above(n))
 

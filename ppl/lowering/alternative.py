@@ -1,0 +1,112 @@
+"""The alternative row of stochastic derivatives (estimators/stochastic_derivative.py): one row
+of the shared digit, whatever the nodes, widths and loop steps, holding the path that took the
+one jump the pruning keeps (kernels/families/stochastic_derivative.py).
+
+The lowering's share:
+- the per-drawn-row buffers W (the jumps' weights' running sum), the count of kept jumps and D
+  (the alternative's costs minus the draw's), zeroed at the start of the step (`alternative`);
+- D's terms: after each cost's forward, its alternative row minus its drawn row (`cost_diff`);
+- when a node keeps a jump on a drawn row, the alternative row must be the draw with that jump
+  and nothing else: the values computed before the node that a later node reads (`live`) are
+  copied from the drawn row (`reset_alternative`); in a loop's body, also the earlier steps of
+  the loop's outputs (read after the loop). Costs need no copy: D restarts at the jump.
+Nodes the alternative row can change (below a stochastic-derivative node, or in a loop's body
+that has one) are computed on every row (Lowering._data_rows), so the copy is a row's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..analysis import graph as G
+from .ir import LOOP_VAR
+
+
+@dataclass(frozen=True)
+class AlternativeRow:
+    W: str          # 1D: the running sum of the jumps' weights (on the drawn rows)
+    count: str      # 1D: the number of jumps kept so far (the kept one's tag)
+    D: str          # 1D: the alternative's costs minus the draw's, since the kept jump
+    slot: tuple     # (stride, off, span): its place in the shared digit
+
+
+class Alternative:
+    def alternative_nodes(self) -> list:
+        return [n for n in self.an.order if n in self.choices and self._estimator(n).alternative_row]
+
+    def alternative(self) -> AlternativeRow | None:
+        """The alternative row's buffers and place (made once, zeroed at the step's start), or None
+        when no node's estimator draws one."""
+        nodes = self.alternative_nodes()
+        if not nodes:
+            return None
+        if getattr(self, "_alternative", None) is None:
+            with self.outside():
+                W, count, D = (self.buf1(f"alt_{k}_") for k in ("W", "count", "D"))
+            for b in (W, count, D):
+                self.emit_at_start(f"rows.zero1({b})")
+            stride, span = self.row_digit[nodes[0]]
+            off = self.cv_slot[nodes[0]][0] if nodes[0] in self.cv_slot else 1
+            self._alternative = AlternativeRow(W, count, D, (stride, off, span))
+        return self._alternative
+
+    def affected_by_alternative(self) -> set:
+        """The nodes whose values the alternative row can change: those below a node drawing
+        it, and every node of a loop body holding one (the carry carries it to the later
+        steps), with what the loop's outputs lead to."""
+        nodes = self.alternative_nodes()
+        out = set()
+        for n in nodes:
+            out.add(n.name)
+            out |= G.descendants(self.an.graph, n.name)
+        for info in self.an.loops:
+            if any(n in info.body for n in nodes):
+                out |= {m.name for m in info.loop.body}
+                for o in (*info.loop.last, *info.loop.stacked):
+                    out |= {o.name} | G.descendants(self.an.graph, o.name)
+        return out
+
+    def cost_diff(self, head, full_rows: str):
+        """D += the cost's alternative row minus its drawn row."""
+        alt = self.alternative()
+        if alt is not None:
+            stride, off, span = alt.slot
+            self.emit(f"core.alt_cost_diff({full_rows}, {stride}, {off}, {span}, {alt.D})")
+
+    def live(self, node) -> list:
+        """The values computed before `node` that a node after it reads, which the alternative
+        row can change: (node, whether every earlier step of a loop's output must be copied too)."""
+        order = self.an.order
+        pos = {m: i for i, m in enumerate(order)}
+        affected = self.affected_by_alternative()
+        info = self.an.loop_of(node)
+        out = []
+        for m in order:
+            if m.name not in affected or m.kind == "input" or m.attrs.get("is_head"):
+                continue
+            if m is node:   # its draw writes its alternative row; a loop's output: its earlier steps
+                if info is not None and m in info.loop.ys:
+                    out.append((m, True, False))
+                continue
+            readers = [self.model.nodes[k] for k in self.an.graph.successors(m.name)]
+            earlier = pos[m] < pos[node]
+            if info is not None and m in info.body:
+                read_later = earlier and (any(pos[r] > pos[node] and r in info.body for r in readers)
+                                          or m in info.loop.carry_out)
+                steps = m in info.loop.ys   # read after the loop, every step
+                if read_later or steps:
+                    out.append((m, steps, earlier))
+            elif earlier and (any(pos[r] > pos[node] for r in readers)
+                              or (info is not None and any(r in info.body for r in readers))):
+                out.append((m, False, True))
+        return out
+
+    def reset_alternative(self, node, switched: str):
+        """After `node`'s draw: where it kept a jump, the alternative row takes the drawn row's
+        values of what is read after it (`live`)."""
+        stride, off, span = self.alternative().slot
+        for m, steps, now in self.live(node):
+            v = self.stored_values(m)
+            if now:
+                self.emit(f"core.alt_reset({v}, {switched}, {stride}, {off}, {span})")
+            if steps:   # the loop's earlier steps of an output
+                self.emit(f"core.alt_reset_steps({self.storage_of(v)}, {LOOP_VAR}, {switched}, {stride}, {off}, {span})")
