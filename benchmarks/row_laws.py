@@ -1,12 +1,17 @@
-"""Width-1 graphs of each law, and of estimators row-fused from their array code alone: the
-row-fused step against the array kernels' step of the same graph, in one process, alternating
-(medians of --rounds rounds of --calls compiled calls).
+"""Width-1 graphs of each law, of estimators row-fused from their array code alone, and of a
+user's simulation (black boxes and user layers): the row-fused step against the array kernels'
+step of the same graph, in one process, alternating (medians of --rounds rounds of --calls
+compiled calls).
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/row_laws.py [--rounds 11] [--calls 100000]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/row_laws.py [--rounds 11] [--calls 100000] [--cases user]
 
 The graphs are tests/test_scalar_lowering.py's (one latent unit fed by affine maps of a data
-input, a decoder and a log q term), at batch 8, float32. JSON lines: value = the row-fused
-step (ns), baseline = the array step (ns), ratio = baseline / value (> 1: row-fused is faster).
+input, a decoder and a log q term) and, as `user/<graph>`, tests/test_scalar_user_functions.py's
+(`bernoulli`: two Bernoulli units, a user layer and a gradient-free black-box cost; `normal`: a
+Normal unit, a user layer with its VJP and a black box with its gradient), at batch 8, float32.
+`--cases user` times only the cases whose name starts with `user`. JSON lines: value = the
+row-fused step (ns), baseline = the array step (ns), ratio = baseline / value (> 1: row-fused is
+faster).
 """
 import os
 
@@ -23,9 +28,15 @@ from numba import njit  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from test_scalar_lowering import _scalar_graph  # noqa: E402
+from test_scalar_user_functions import _graph as _user_graph  # noqa: E402
 
 CASES = [("normal", "pathwise"), ("laplace", "pathwise"), ("gamma", "pathwise"), ("poisson", "score"),
-         ("bernoulli", "disarm"), ("bernoulli", "reinmax"), ("bernoulli", "gapped_st")]
+         ("bernoulli", "disarm"), ("bernoulli", "reinmax"), ("bernoulli", "gapped_st"),
+         ("user/bernoulli", "score"), ("user/bernoulli", "disarm"), ("user/normal", "pathwise")]
+
+
+def _graph(kind):
+    return _user_graph(kind[len("user/"):]) if kind.startswith("user/") else _scalar_graph(kind)
 
 
 def _timer(prog, x):
@@ -47,10 +58,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--calls", type=int, default=100000)
+    ap.add_argument("--cases", default="", help="time only the cases whose name starts with this")
     args = ap.parse_args()
     x = np.linspace(-1.5, 2.0, 8, dtype=np.float32)[:, None]
-    for kind, est in CASES:
-        runs = {low: _timer(_scalar_graph(kind).compile(estimators=est, dtype=np.float32, lowering=low), x)
+    for kind, est in (c for c in CASES if c[0].startswith(args.cases)):
+        runs = {low: _timer(_graph(kind).compile(estimators=est, dtype=np.float32, lowering=low), x)
                 for low in ("scalar", "arrays")}
         times = {low: [] for low in runs}
         for r in range(args.rounds):

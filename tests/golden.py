@@ -55,6 +55,8 @@ MODELS = [
     ("laplace", "laplace", {}, {"dtype": np.float64}),
     ("mixed_laws", "mixed_laws", {}, {"samples": 2}),
     ("blackbox", "blackbox", {}, {}),
+    ("blackbox_row", "blackbox_row", {}, {"dtype": np.float64}),
+    ("blackbox_row_grad", "blackbox_row_grad", {}, {}),
     ("new_laws", "new_laws", {}, {"dtype": np.float64}),
     ("plates", "plates", {}, {"dtype": np.float64}),
     ("poisson_factor", "poisson_factor", {"words": 6, "factors": 2, "hidden": 4}, {}),
@@ -89,6 +91,13 @@ def _sq_grad(row, g):
         g[j] = 2.0 * row[j]
 
 
+def _sq_at(row, x):   # the black box of the "blackbox_row" case: a row's sum of squares, plus x
+    s = x[0]
+    for v in row:
+        s += v * v
+    return s
+
+
 def _double(row, out):   # the user layer of the "blackbox" case: out = 2 row
     for j in range(row.shape[0]):
         out[j] = 2.0 * row[j]
@@ -105,7 +114,7 @@ def _graph(name):
 
     from ppl import Affine, Bernoulli, Categorical, Laplace, Model, Normal, Poisson
     with Model(name) as m:
-        x = m.input("x", 4)
+        x = m.input("x", 1 if name.startswith("blackbox_row") else 4)
         if name == "laplace":
             z = Laplace("z", Affine(x, 3, name="loc"), ppl.softplus(Affine(x, 3, name="sc")))
             m.cost("sq", ppl.total(z * z + 3.0 * z))
@@ -145,10 +154,20 @@ def _graph(name):
             h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
             u = ppl.layer(njit(_double), [Affine(h, 3, name="mid")], 3, vjp=njit(_double_vjp))
             m.cost("sim", ppl.blackbox(njit(_sq), [u], grad=njit(_sq_grad)))
+        elif name == "blackbox_row":   # width 1, no gradients: row-fused under score, ARM, DisARM
+            b = Bernoulli("b", logits=Affine(x, 1, name="enc"))
+            u = ppl.layer(njit(_double), [b], 1)
+            m.cost("sim", ppl.blackbox(njit(_sq_at), [u, x]))
+            m.cost("lp", ppl.log_prob(b))
+        elif name == "blackbox_row_grad":   # width 1 with the user's gradients: row-fused pathwise
+            z = Normal("z", Affine(x, 1, name="loc"), ppl.softplus(Affine(x, 1, name="sc")))
+            u = ppl.layer(njit(_double), [z], 1, vjp=njit(_double_vjp))
+            m.cost("sim", ppl.blackbox(njit(_sq), [u], grad=njit(_sq_grad)))
     return m
 
 
-GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("new_laws", {}), ("plates", {}), ("price", {})]
+GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("blackbox_row", {}), ("blackbox_row_grad", {}),
+          ("new_laws", {}), ("plates", {}), ("price", {})]
 
 
 def _model(mod, opts):

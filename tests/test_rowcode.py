@@ -25,6 +25,7 @@ CASES = [
     (core.broadcast_rows_fwd, "v o"), (core.broadcast_rows_bwd, "x vo"),
     (rows.scale_shift_fwd, ("x", 1.5, -0.25, "o")), (rows.scale_shift_bwd, (1.5, "x", "o")),
     (rows.fill2, ("o", 0.75)), (rows.take_cols, ("x", 0, "o")), (rows.add_to_cols, ("x", 0, "o")),
+    (rows.add_from_cols, ("x", 0, "o")), (rows.add_scaled_rows, "x r o"),
     (core.bernoulli_nll, "x bit ro"), (core.bernoulli_nll_bwd, "x bit r o o"),
     (core.gaussian_nll, "x pos x ro"), (core.gaussian_nll_bwd, "x pos x r o o o"),
     (core.gaussian_kl_std, "x pos ro"), (core.gaussian_kl_std_bwd, "x pos r o o"),

@@ -475,9 +475,18 @@ def _add_to_cols_row(r, j, g, off, gx):
     gx[r, off + j] += g[r, j]
 
 
+def _add_from_cols_row(r, j, g, off, gx):
+    gx[r, j] += g[r, off + j]
+
+
+def _add_scaled_rows_row(r, j, s, grow, g):
+    g[r, j] += grow[r] * s[r, j]
+
+
 # the cell bodies of hand-written kernels for the row target (kernels/rowcode.py)
 ROW = {"scale_shift_fwd": _scale_shift_fwd_row, "scale_shift_bwd": _scale_shift_bwd_row, "fill2": _fill2_row,
-       "take_cols": _take_cols_row, "add_to_cols": _add_to_cols_row}
+       "take_cols": _take_cols_row, "add_to_cols": _add_to_cols_row, "add_from_cols": _add_from_cols_row,
+       "add_scaled_rows": _add_scaled_rows_row}
 
 
 # the importance-weighted bound's kernels are a family declared once (families/bounds.py); the step

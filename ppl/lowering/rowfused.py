@@ -12,11 +12,19 @@ an estimator's own calls become the kernels' bodies over the row's locals (the r
 kernel. The noise is the array path's, drawn per row by the addressed scalar functions of
 ``kernels/math/rng.py`` (the same philox counter, so the same draws), so the two lowerings give
 the same samples and, up to float rounding, the same loss, gradient and estimator state;
-``tests/test_scalar_lowering.py`` checks that against the array lowering.
+``tests/test_scalar_lowering.py`` and ``tests/test_scalar_user_functions.py`` check that
+against the array lowering.
 
 Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the array lowering
 (r = d S + c): the loop runs over drawn rows d and the code of each node is emitted once per
 configuration c (locals suffixed _c), so an estimator reads its pair's costs as locals.
+
+A user's black box (``ppl.blackbox``) or layer (``ppl.layer``) has no kernel body to rewrite: its
+@njit functions are called once per row (``rules.ROW_RULES``), as the array rules call them on a
+row of values, here on one-value workspace rows filled from the row's locals (``scratch_row``);
+its gradient (``grad`` / ``vjp``) writes the inputs' gradients into such rows, added into their
+cotangents by the array rules' kernels, rewritten. The user's functions are globals of the
+step's module, so such a program is not cached on disk, as in the array lowering.
 
 It applies when every node has width 1 and every kernel its ops and laws call has a row form
 (``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
@@ -46,6 +54,7 @@ from ..estimators import REGISTRY
 from ..estimators.base import NO_GRAD, NO_GRAD_1D
 from .rowcontext import RowEstimatorContext
 from .rows import shared_members
+from .rules import ROW_RULES
 from ..kernels import rowcode
 from ..kernels.math import rng
 from ..ops import OPS, render
@@ -143,7 +152,9 @@ def _op_row_form(n: Node) -> str | None:
     if n.kind == "log_prob":
         return _law_row_form(DISTRIBUTIONS[n.inputs[0].kind], ("log_prob", "log_prob_bwd"))
     op = OPS.get(n.kind)   # a rule (lowering/rules.py) beside templates computes what they do
-    if op is None or op.user or op.fwd_each or not op.fwd:
+    if n.kind in ROW_RULES:
+        return None   # its row code is a rule's (a user's @njit functions called per row)
+    if op is None or op.fwd_each or not op.fwd:
         return "it has no kernel template (its array code is a rule) for the row target to rewrite"
     for t in (op.fwd, op.bwd):
         if t and not rowcode.has_row_form(_kernel(t)):
@@ -185,6 +196,7 @@ class ScalarLowering(Lowering):
         self.inputs: list = []      # the inner functions' names of the data inputs
         self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
         self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
+        self.scratch: dict = {}     # name -> ws1 index of the one-value rows of scratch_row (_gradient's arguments)
 
     def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
         self._one_layout()
@@ -281,6 +293,16 @@ class ScalarLowering(Lowering):
         qualify = lambda obj: _qualify(obj, self.imports)   # noqa: E731
         for line in rowcode.row_lines(getattr(kernel, "cpu", kernel), args, qualify, self.calls):
             self.emit(line)
+
+    def scratch_row(self, name: str) -> str:
+        """A 1D workspace row of one value (ws1, named once) whose array a function called from
+        the row code reads or writes (ROW_RULES: a user's functions): the forward function binds
+        it as the array kernels' step does, the gradient function takes it as an argument."""
+        name = _ident(name)
+        if name not in self.scratch:
+            self.buf1(name, rows=1)
+            self.scratch[name] = len(self.L.ws1) - 1
+        return name
 
     def row_context(self, node: Node):
         """The estimator context of the node over this row's locals (rowcontext.py): an
@@ -389,11 +411,15 @@ class ScalarLowering(Lowering):
             if k == "log_prob":
                 s = n.inputs[0]
                 self.call(self.dist(s).kernels["log_prob"], [*self.params_of(s), self.val(s)], [c])
+            elif k in ROW_RULES:
+                ROW_RULES[k].forward(self, n, c)
             else:
                 self.row_call(render(OPS[k].fwd, c=c, **self._op_values(n)))
             self.emit_store(f"{self.cbuf[n]}[{self.row()}] = {c}")
             return
-        if k in OPS:
+        if k in ROW_RULES:
+            ROW_RULES[k].forward(self, n, self.val(n))
+        elif k in OPS:
             self.row_call(render(OPS[k].fwd, out=self.val(n), **self._op_values(n)))
         else:
             self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
@@ -410,7 +436,9 @@ class ScalarLowering(Lowering):
                 return
             if k == "log_prob":
                 self.log_prob_vjp_row(n.inputs[0], "w_", with_value=True)
-            elif any(g is not NO_GRAD for g in gins):   # the cotangent of a cost is its row weight
+            elif k in ROW_RULES:   # the cotangent of a cost is its row weight
+                ROW_RULES[k].backward(self, n, "w_")
+            elif any(g is not NO_GRAD for g in gins):
                 self.row_call(render(OPS[k].bwd, cw="w_", **{f"g{j}": g for j, g in enumerate(gins)},
                                 **self._op_values(n)))
             return
@@ -420,6 +448,9 @@ class ScalarLowering(Lowering):
             return
         g = self.cot(n)
         if g is None:
+            return
+        if k in ROW_RULES:
+            ROW_RULES[k].backward(self, n, g)
             return
         op = OPS[k]
         gins = [self.cot(x) or NO_GRAD for x in n.inputs]
@@ -443,8 +474,8 @@ class ScalarLowering(Lowering):
         """Two inner functions and the step that picks one by mode. The step's own arguments
         (tuples of workspace arrays) are many machine words; the step is small enough for LLVM
         to inline into a caller's loop, so those words are never passed, and the gradient
-        function receives theta, grad, state and the inputs only."""
-        ins = "".join(f"{x}, " for x in self.inputs)
+        function receives theta, grad, state, the inputs and the scratch rows only."""
+        ins = "".join(f"{x}, " for x in [*self.inputs, *self.scratch])
         rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
         grad_rows = [line for line in self.fwd if not line.startswith(STORE)]
         fwd_rows = [line.lstrip(STORE) for line in self.fwd]
@@ -460,6 +491,6 @@ class ScalarLowering(Lowering):
                *("        " + x for x in grad_rows + self.bwd), *("    " + x for x in self.post), "    return loss"]
         imports = [f"import {mod} as {alias}" for alias, mod in sorted(self.imports.items())]
         self.prelude = "\n".join(imports + fwd + grd) + "\n"
-        args = "".join(f"inputs[{j}], " for j in range(len(self.inputs)))
+        args = "".join([f"inputs[{j}], " for j in range(len(self.inputs))] + [f"ws1[{i}], " for i in self.scratch.values()])
         return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0)",
                           f"    return _gradient(theta, grad, state, {args}B, seed, t, row0)"])

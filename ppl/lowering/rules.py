@@ -1,7 +1,10 @@
-"""Array-lowering rules of the ops whose code is more than their op-table templates.
+"""Lowering rules of the ops whose code is more than their op-table templates.
 
 As JAX keeps a lowering rule per primitive, ARRAY_RULES maps an op kind to Rule(forward,
-backward); lowering.Lowering calls them where it would render the op's templates.
+backward); lowering.Lowering calls them where it would render the op's templates. ROW_RULES
+does the same for the row-fused lowering (rowfused.ScalarLowering), whose code of an op is
+otherwise its kernels' bodies rewritten for one row: a user's functions have no body to rewrite
+and are called per row, as the array rules call them.
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import dataclass
 
 from ..estimators import NO_GRAD, REGISTRY
 from .ir import LOOP_VAR
+from .layout import _ident
 
 
 # The ops whose array code is more than their op-table templates, as JAX keeps a lowering rule
@@ -218,6 +222,69 @@ def _law_kl_fwd(lowering, n, ins, c):
 def _law_kl_bwd(lowering, n, ins, gins, cw, c, rows):
     law = lowering.dist_of(n.attrs["law"])
     lowering.call(law.kernels["kl_bwd"], list(ins), [cw, *gins], n)
+
+
+# The row-fused step's rules: forward(sl, node, out) writes the node's value (a layer) or cost (a
+# head) into the local `out`; backward(sl, node, gout) adds the VJP of the local gout (a head: the
+# row weight) into the inputs' cotangent locals. A user's function reads and writes 1D arrays: here
+# one-value workspace rows (sl.scratch_row), filled from the row's locals before each call (an
+# antithetic pair's other configuration, or the forward of the same row, may have filled them since).
+def _fill_rows(sl, n, tag, values) -> list:
+    rows = [sl.scratch_row(f"u{tag}{j}_{n.name}") for j in range(len(values))]
+    for r, v in zip(rows, values):
+        sl.emit(f"{r}[0] = {v}")
+    return rows
+
+
+def _user_fn(sl, n, key, prefix) -> str:
+    name = f"{prefix}_{_ident(n.name)}"
+    sl.globals[name] = n.attrs[key]   # a global of the step's module: not cached on disk (compiler)
+    return name
+
+
+def _blackbox_row_fwd(sl, n, c):
+    ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
+    sl.emit(f"{c} = cast({_user_fn(sl, n, 'fn', 'bb')}({', '.join(ins)}))")   # the array rule's store into c
+
+
+def _blackbox_row_bwd(sl, n, cw):
+    gins = [sl.cot(x) for x in n.inputs]
+    if n.attrs["grad"] is None or not any(gins):
+        return
+    ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
+    gs = [sl.scratch_row(f"ug{j}_{n.name}") for j in range(len(n.inputs))]
+    sl.emit(f"{_user_fn(sl, n, 'grad', 'bbg')}({', '.join(ins + gs)})")
+    for s, gi in zip(gs, gins):
+        if gi is not None:
+            sl.row_call(f"rows.add_scaled_rows({s}[0], {cw}, {gi})")
+
+
+def _user_layer_row_fwd(sl, n, out):
+    ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
+    o = sl.scratch_row(f"uo_{n.name}")
+    sl.emit(f"{_user_fn(sl, n, 'fn', 'ul')}({', '.join(ins)}, {o})")
+    sl.emit(f"{out} = {o}[0]")
+
+
+def _user_layer_row_bwd(sl, n, gout):
+    gins = [sl.cot(x) for x in n.inputs]
+    if n.attrs["grad"] is None or not any(gins):
+        return
+    ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
+    o, go = sl.scratch_row(f"uo_{n.name}"), sl.scratch_row(f"ugo_{n.name}")
+    sl.emit(f"{o}[0] = {sl.val(n)}")
+    sl.emit(f"{go}[0] = {gout}")
+    gs = [sl.scratch_row(f"ug{j}_{n.name}") for j in range(len(n.inputs))]
+    sl.emit(f"{_user_fn(sl, n, 'grad', 'ulg')}({', '.join(ins)}, {o}, {go}, {', '.join(gs)})")
+    for s, gi in zip(gs, gins):
+        if gi is not None:
+            sl.row_call(f"rows.add_from_cols({s}[0], 0, {gi})")
+
+
+ROW_RULES = {
+    "user_layer": Rule(_user_layer_row_fwd, _user_layer_row_bwd),
+    "blackbox": Rule(_blackbox_row_fwd, _blackbox_row_bwd),
+}
 
 
 ARRAY_RULES = {
