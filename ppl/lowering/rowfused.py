@@ -209,31 +209,6 @@ class ScalarLowering(Lowering):
         """The workspace row of drawn row d in configuration cfg (default: the current one)."""
         return "d" if self.S == 1 else f"d * {self.S} + {self.cfg if cfg is None else cfg}"
 
-    def digit(self, node: Node, cfg=None) -> int:
-        """The node's configuration in configuration cfg (antithetic: 0 = b, 1 = b~): its digit of
-        its own, or its place in the shared digit (0 on the other members' rows)."""
-        cfg = self.cfg if cfg is None else cfg
-        stride, span = self.row_digit[node]
-        if node not in self.shared:
-            return (cfg // stride) % span
-        off, j = self.cv_slot[node][0], (cfg // stride) % span
-        return j - off + 1 if off <= j < off + self.sizes[node] - 1 else 0
-
-    def partner(self, node: Node, cfg=None) -> int:
-        """The configuration of the node's configuration 1 (its antithetic partner) on the rows of
-        configuration cfg (where the node's configuration is 0)."""
-        cfg = self.cfg if cfg is None else cfg
-        stride, _ = self.row_digit[node]
-        return cfg + (self.cv_slot[node][0] if node in self.shared else 1) * stride
-
-    def weighs(self, cfg=None) -> bool:
-        """Whether configuration cfg carries the objective's weight w_: every one but the extra rows
-        of the shared digit (kernels/families/branches.py)."""
-        if self.branch_digit is None:
-            return True
-        stride, span = self.branch_digit
-        return ((self.cfg if cfg is None else cfg) // stride) % span == 0
-
     def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
         """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
         configuration (when there are several) unless it is shared by all of them."""

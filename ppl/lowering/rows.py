@@ -107,6 +107,32 @@ class RowPlan:
         return shared_members(self.an.order, self.sizes, {n: self._estimator(n) for n in self.sizes},
                               lambda n: G.descendants(self.an.graph, n.name), self.steps)
 
+    # ----- the configurations of a drawn row (the row-fused lowering emits each one's code)
+    def digit(self, node, cfg=None) -> int:
+        """The node's configuration in configuration cfg (antithetic: 0 = b, 1 = b~): its digit of
+        its own, or its place in the shared digit (0 on the other members' rows)."""
+        cfg = self.cfg if cfg is None else cfg
+        stride, span = self.row_digit[node]
+        if node not in self.shared:
+            return (cfg // stride) % span
+        off, j = self.cv_slot[node][0], (cfg // stride) % span
+        return j - off + 1 if off <= j < off + self.sizes[node] - 1 else 0
+
+    def partner(self, node, cfg=None) -> int:
+        """The configuration of the node's configuration 1 (its antithetic partner) on the rows of
+        configuration cfg (where the node's configuration is 0)."""
+        cfg = self.cfg if cfg is None else cfg
+        stride, _ = self.row_digit[node]
+        return cfg + (self.cv_slot[node][0] if node in self.shared else 1) * stride
+
+    def weighs(self, cfg=None) -> bool:
+        """Whether configuration cfg carries the objective's weight w_: every one but the extra rows
+        of the shared digit (kernels/families/branches.py)."""
+        if self.branch_digit is None:
+            return True
+        stride, span = self.branch_digit
+        return ((self.cfg if cfg is None else cfg) // stride) % span == 0
+
     def slot_offset(self, node):
         """Where the node's configuration 1 sits in the shared digit (Rows.offset): a local index;
         for a node of a loop's body, its step's, as code; 0 when it has a digit of its own."""
