@@ -3,7 +3,7 @@ reference derivatives, against which gradient estimators of d E[f] / d theta are
 as a z-score against the reference, standard deviation per estimate, time per estimate). The
 peer is StochasticAD.jl (Arya et al., NeurIPS 2022), whose users write such simulators.
 
-    python benchmarks/simulations.py --references   # recompute benchmarks/data/simulation_references.json (~1 min)
+    python benchmarks/simulations.py --references   # recompute benchmarks/data/simulation_references.json (~3 min of CPU)
     python benchmarks/simulations.py --plain        # us per sample of each plain simulator, one JSON line each
     python benchmarks/simulations.py --show         # each problem's definition and cached reference
 
@@ -19,8 +19,9 @@ Common random numbers. Every random variable is drawn from ONE uniform (inverse 
 u < p, binomial and Poisson by sequential search of the CDF, categorical by binary search of the
 normalised cumulative weights) or, for Gaussians, one standard normal; every sample consumes
 the same draws in the same order whatever theta and the path, so `simulate(theta, seed)` at two
-neighbouring thetas is a coupled pair and a CRN difference (f(theta + h) - f(theta - h)) / 2h
-is exact in expectation for E[f(theta + h)] - E[f(theta - h)].
+neighbouring thetas is a coupled pair: a CRN difference (f(theta + h) - f(theta - h)) / 2h has
+the expectation (E[f(theta + h)] - E[f(theta - h)]) / 2h and a variance far below that of
+independent draws.
 
 References: exact dynamic programming (forward mode: the law of the state and its derivative
 in theta propagated together) for problems 1-4, the Kalman filter's exact derivative for 5.
@@ -131,6 +132,7 @@ class Problem:
     run: Callable                 # @njit (theta, *params) -> f, one sample from numba's stream
     batch: Callable               # @njit (theta, *params, seed, out): out[k] = k-th sample
     reference: Callable           # (theta, **params) -> dict (value, abs_error, E_f, method, ...)
+    theta_range: tuple            # the open interval where theta is meaningful
 
     @property
     def definition(self) -> str:
@@ -152,11 +154,18 @@ class Problem:
 
     def simulate_batch(self, theta=None, seed=0, n=1, **over) -> np.ndarray:
         out = np.empty(n)
-        self.batch(float(self.theta if theta is None else theta), *self.args(**over), np.int64(seed), out)
+        self.batch(self._theta(theta), *self.args(**over), np.int64(seed), out)
         return out
 
-    def compute_reference(self, theta=None, **over) -> dict:
+    def _theta(self, theta):
         theta = float(self.theta if theta is None else theta)
+        lo, hi = self.theta_range
+        if not lo < theta < hi:   # NaN fails too
+            raise ValueError(f"{self.name}: {self.theta_name} = {theta} is outside ({lo}, {hi})")
+        return theta
+
+    def compute_reference(self, theta=None, **over) -> dict:
+        theta = self._theta(theta)
         params = dict(self.params, **over)
         t0 = time.perf_counter()
         r = self.reference(theta, **params)
@@ -214,10 +223,11 @@ def sir_peak(beta, gamma, n_pop, i0, T):
     infectious period), T = 100 days (the epidemic is over by then).
     Two uniforms per day, always (also once I = 0), inverse-CDF binomials.
 
-    N = 200, not ~1000: the exact reference is a DP over (S, I, M = running peak), about
-    N^3 / 6 states with ~10^2 binomial pairs each per day; it takes ~30 s at N = 200 and grows
-    like N^3.3 (~1.5 h and 5 GB at N = 1000). No other method is exact: CRN differences of the
-    discrete simulator have a variance growing like 1 / h, far from 0.2% in reasonable time."""
+    N = 200, not ~1000: the exact reference is a DP over (S, I, M = running peak), up to
+    N^3 / 6 states each sending mass to ~10^2 binomial pairs per day; one pass takes ~30 s at
+    N = 200 and grows like N^3 or faster (an hour or more, and 5 GB of state, at N = 1000).
+    CRN differences of the discrete simulator, the alternative, have a variance growing like
+    1 / h: far from 0.2% in reasonable time."""
     s = n_pop - i0
     i = i0
     peak = i
@@ -265,7 +275,7 @@ def _cd_check(expect, theta, h, value, bound):
 register(Problem(
     name="sir", theta_name="beta", theta=0.3,
     params={"gamma": 0.1, "n_pop": 200, "i0": 5, "T": 100},
-    run=sir_peak, batch=sir_batch, reference=sir_reference))
+    run=sir_peak, batch=sir_batch, reference=sir_reference, theta_range=(0.0, math.inf)))
 
 
 # ============================================================================ 2. queue
@@ -310,7 +320,7 @@ def queue_reference(s, a, T, L0, check=True):
 register(Problem(
     name="queue", theta_name="s", theta=0.5,
     params={"a": 0.45, "T": 200, "L0": 0},
-    run=queue_mean_length, batch=queue_batch, reference=queue_reference))
+    run=queue_mean_length, batch=queue_batch, reference=queue_reference, theta_range=(0.0, 1.0)))
 
 
 # ============================================================================ 3. inventory
@@ -366,7 +376,7 @@ def inventory_reference(lam, S, s, K, c, h, p, T, I0, check=True):
 register(Problem(
     name="inventory", theta_name="lam", theta=10.0,
     params={"S": 40, "s": 15, "K": 40.0, "c": 2.0, "h": 1.0, "p": 10.0, "T": 200, "I0": 40},
-    run=inventory_cost, batch=inventory_batch, reference=inventory_reference))
+    run=inventory_cost, batch=inventory_batch, reference=inventory_reference, theta_range=(0.0, 700.0)))
 
 
 # ============================================================================ 4. branching
@@ -414,7 +424,7 @@ def branching_reference(R, Kc, z0, T, check=True):
 register(Problem(
     name="branching", theta_name="R", theta=1.6,
     params={"Kc": 25.0, "z0": 3, "T": 30},
-    run=branching_final, batch=branching_batch, reference=branching_reference))
+    run=branching_final, batch=branching_batch, reference=branching_reference, theta_range=(0.0, math.inf)))
 
 
 # ============================================================================ 5. particle filter
@@ -439,7 +449,8 @@ def pf_loglik(theta, A0, Lq, C, r, m0, L0, y, n_part, T):
     d E[log p_hat] / d theta differs from the Kalman derivative by O(1/N) too: the reference
     entry states that gap ("jensen_gap"), measured by CRN central differences of long runs of
     this filter at n_part = 64, so an estimator of d E[log p_hat] / d theta is unbiased when its
-    bias against the Kalman derivative equals the gap."""
+    bias against the Kalman derivative equals the gap. At the defaults: d E[log p_hat] / d theta
+    - d log p / d theta = +0.545 +- 0.056 (1.2% of 44.32), E[log p_hat] - log p(y) = -0.909."""
     x = np.empty((n_part, 2))
     xn = np.empty((n_part, 2))
     logw = np.empty(n_part)
@@ -540,7 +551,7 @@ def pf_reference(theta, A0, Lq, C, r, m0, L0, y, n_part, T, check=True, jensen_s
     ll, dll = pf_kalman(theta, A0, Lq, C, r, m0, L0, y, T)
     out = {"value": dll, "abs_error": 0.0, "E_f": None, "log_p": ll,
            "method": "Kalman filter's exact d log p(y_{1:T}) / d theta (tangent recursion); abs_error = "
-                     "|tangent - complex-step derivative| + |tangent - central difference| "}
+                     "|tangent - complex-step derivative| + |tangent - central difference|"}
     if check:
         h = 1e-20
         cs = refs.kalman_loglik(complex(theta, h), A0, Lq @ Lq.T, C, r, m0, L0 @ L0.T, y[:T], dtype=complex).imag / h
@@ -577,7 +588,7 @@ def pf_jensen_gap(theta, args, n, h, seed=7):
 register(Problem(
     name="particle_filter", theta_name="theta", theta=0.8,
     params=_pf_params(),
-    run=pf_loglik, batch=pf_batch, reference=pf_reference))
+    run=pf_loglik, batch=pf_batch, reference=pf_reference, theta_range=(-math.inf, math.inf)))
 
 
 # ============================================================================ command line
@@ -671,7 +682,12 @@ def main(argv=None):
         ap.error("say --references, --plain or --show")
     if args.show:
         for n in names:
-            print(f"== {n}: d E[f] / d {PROBLEMS[n].theta_name}\n{PROBLEMS[n].definition}\n")
+            print(f"== {n}: d E[f] / d {PROBLEMS[n].theta_name} at {PROBLEMS[n].theta}\n{PROBLEMS[n].definition}")
+            try:
+                ref = PROBLEMS[n].cached_reference()
+                print(f"   reference {ref['value']!r} +- {ref['abs_error']:.2g} ({ref['method']})\n")
+            except (OSError, KeyError, RuntimeError) as e:
+                print(f"   no cached reference: {e}\n")
     if args.references:
         write_references(names)
     if args.plain:
