@@ -1,0 +1,698 @@
+"""Simulations with discrete randomness: five problems, their plain @njit simulators and exact
+reference derivatives, against which gradient estimators of d E[f] / d theta are scored (bias
+as a z-score against the reference, standard deviation per estimate, time per estimate). The
+peer is StochasticAD.jl (Arya et al., NeurIPS 2022), whose users write such simulators.
+
+    python benchmarks/simulations.py --references   # recompute benchmarks/data/simulation_references.json (~3 min of CPU)
+    python benchmarks/simulations.py --plain        # us per sample of each plain simulator, one JSON line each
+    python benchmarks/simulations.py --show         # each problem's definition and cached reference
+
+`PROBLEMS` maps a name to a `Problem`: its definition (the docstring of its simulator), theta,
+the other parameters, T, the plain @njit simulator (`run`: one sample from numba's global
+random stream; `batch`: n samples of one seeded stream), and the function computing the
+reference. Each problem has its own section below (definition, simulator, reference,
+registration); a model of the same problem in another system (a ppl model written with
+`ppl.scan`, a StochasticAD program) is written in that problem's section and scored against
+`PROBLEMS[name].cached_reference()`.
+
+Common random numbers. Every random variable is drawn from ONE uniform (inverse CDF: Bernoulli
+u < p, binomial and Poisson by sequential search of the CDF, categorical by binary search of the
+normalised cumulative weights) or, for Gaussians, one standard normal; every sample consumes
+the same draws in the same order whatever theta and the path, so `simulate(theta, seed)` at two
+neighbouring thetas is a coupled pair: a CRN difference (f(theta + h) - f(theta - h)) / 2h has
+the expectation (E[f(theta + h)] - E[f(theta - h)]) / 2h and a variance far below that of
+independent draws.
+
+References: exact dynamic programming (forward mode: the law of the state and its derivative
+in theta propagated together) for problems 1-4, the Kalman filter's exact derivative for 5.
+Each stated with a bound of its error (truncation bounded rigorously; float64 rounding checked
+by central differences of the exact expectation), required <= 0.2% relative (`MAX_REL_ERROR`).
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sim_references as refs  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCES_JSON = os.path.join(HERE, "data", "simulation_references.json")
+MAX_REL_ERROR = 2e-3   # a reference must be this precise (relative) to see a 5% bias
+
+njit = numba.njit(cache=True)
+
+
+# ============================================================================ inverse-CDF draws
+
+@njit
+def bernoulli_icdf(u, p):
+    """1 if u < p else 0 (u uniform on [0, 1))."""
+    return 1 if u < p else 0
+
+
+@njit
+def binomial_icdf(u, n, p):
+    """The smallest k with F(k) > u for Binomial(n, p): sequential search from 0 (from n
+    downwards through the complement when p > 1/2, the same map up to rounding), O(n p)."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    if p > 0.5:
+        return n - binomial_icdf(1.0 - u, n, 1.0 - p)
+    lq = n * math.log1p(-p)
+    if lq < -700.0:
+        raise ValueError("binomial_icdf: (1 - p)^n underflows (n too large for the sequential search)")
+    v = math.exp(lq)
+    odds = p / (1.0 - p)
+    F = v
+    k = 0
+    while F <= u and k < n:
+        v = v * (n - k) / (k + 1.0) * odds
+        k += 1
+        F += v
+    return k
+
+
+@njit
+def poisson_icdf(u, lam):
+    """The smallest k with F(k) > u for Poisson(lam): sequential search from 0, O(lam).
+    Rate 0 is the certain 0."""
+    if lam <= 0.0:
+        return 0
+    if lam > 700.0:
+        raise ValueError("poisson_icdf: rate above 700 (exp(-rate) underflows)")
+    v = math.exp(-lam)
+    F = v
+    k = 0
+    while F <= u:
+        v = v * lam / (k + 1.0)
+        k += 1
+        F += v
+        if v == 0.0 and k > lam:   # u beyond the CDF's float64 sum: the last reachable k
+            break
+    return k
+
+
+@njit
+def categorical_icdf(u, cum, n):
+    """The smallest j with cum[j] > u * cum[n - 1] (cum: cumulative unnormalised weights)."""
+    target = u * cum[n - 1]
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cum[mid] > target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+# ============================================================================ the registry
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    theta_name: str
+    theta: float
+    params: dict                  # the other parameters, in the order `run` takes them
+    run: Callable                 # @njit (theta, *params) -> f, one sample from numba's stream
+    batch: Callable               # @njit (theta, *params, seed, out): out[k] = k-th sample
+    reference: Callable           # (theta, **params) -> dict (value, abs_error, E_f, method, ...)
+    theta_range: tuple            # the open interval where theta is meaningful
+
+    @property
+    def definition(self) -> str:
+        return self.run.__doc__
+
+    @property
+    def T(self) -> int:
+        return int(self.params["T"])
+
+    def args(self, **over):
+        unknown = set(over) - set(self.params)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; known: {list(self.params)}")
+        return tuple(over.get(k, v) for k, v in self.params.items())
+
+    def simulate(self, theta=None, seed=0, **over) -> float:
+        """f of one sample, the stream seeded by `seed` (= simulate_batch(theta, seed, 1)[0])."""
+        return float(self.simulate_batch(theta, seed, 1, **over)[0])
+
+    def simulate_batch(self, theta=None, seed=0, n=1, **over) -> np.ndarray:
+        out = np.empty(n)
+        self.batch(self._theta(theta), *self.args(**over), np.int64(seed), out)
+        return out
+
+    def _theta(self, theta):
+        theta = float(self.theta if theta is None else theta)
+        lo, hi = self.theta_range
+        if not lo < theta < hi:   # NaN fails too
+            raise ValueError(f"{self.name}: {self.theta_name} = {theta} is outside ({lo}, {hi})")
+        return theta
+
+    def compute_reference(self, theta=None, **over) -> dict:
+        theta = self._theta(theta)
+        params = dict(self.params, **over)
+        t0 = time.perf_counter()
+        r = self.reference(theta, **params)
+        r["seconds"] = round(time.perf_counter() - t0, 2)
+        r["rel_error"] = r["abs_error"] / abs(r["value"])
+        return r
+
+    def cached_reference(self) -> dict:
+        """The reference at the default parameters, from benchmarks/data/simulation_references.json."""
+        with open(REFERENCES_JSON) as fh:
+            entry = json.load(fh)["problems"][self.name]
+        if entry["theta"] != self.theta or entry["params"] != _jsonable(self.params):
+            raise RuntimeError(f"{self.name}: the cached reference is for other parameters; "
+                               f"run `python benchmarks/simulations.py --references`")
+        return entry
+
+
+PROBLEMS: dict = {}
+
+
+def register(problem: Problem) -> Problem:
+    PROBLEMS[problem.name] = problem
+    return problem
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    return x
+
+
+def _central_check(expect, theta, h):
+    """Central difference of an exact expectation E(theta) (a cross-check of the forward-mode
+    derivative: their difference bounds rounding plus the O(h^2) step error)."""
+    return (expect(theta + h) - expect(theta - h)) / (2 * h)
+
+
+# ============================================================================ 1. SIR epidemic
+
+@njit
+def sir_peak(beta, gamma, n_pop, i0, T):
+    """SIR epidemic, chain binomial, daily steps. State (S_t, I_t), R_t = N - S_t - I_t;
+    S_0 = N - I_0. Each day t = 0..T-1, from the same state:
+        new infections B_t ~ Binomial(S_t, 1 - exp(-beta I_t / N)),
+        recoveries     C_t ~ Binomial(I_t, gamma),
+        S_{t+1} = S_t - B_t,  I_{t+1} = I_t + B_t - C_t.
+    f = max_{0 <= t <= T} I_t (the epidemic's peak); theta = beta, d E[peak] / d beta.
+    Defaults: N = 200, I_0 = 5, beta = 0.3 / day, gamma = 0.1 / day (R_0 = 3, a 10-day
+    infectious period), T = 100 days (the epidemic is over by then).
+    Two uniforms per day, always (also once I = 0), inverse-CDF binomials.
+
+    N = 200, not ~1000: the exact reference is a DP over (S, I, M = running peak), up to
+    N^3 / 6 states each sending mass to ~10^2 binomial pairs per day; one pass takes ~30 s at
+    N = 200 and grows like N^3 or faster (an hour or more, and 5 GB of state, at N = 1000).
+    CRN differences of the discrete simulator, the alternative, have a variance growing like
+    1 / h: far from 0.2% in reasonable time."""
+    s = n_pop - i0
+    i = i0
+    peak = i
+    for t in range(T):
+        u_inf = np.random.random()
+        u_rec = np.random.random()
+        b = binomial_icdf(u_inf, s, -math.expm1(-beta * i / n_pop))
+        c = binomial_icdf(u_rec, i, gamma)
+        s -= b
+        i += b - c
+        if i > peak:
+            peak = i
+    return float(peak)
+
+
+@njit
+def sir_batch(beta, gamma, n_pop, i0, T, seed, out):
+    np.random.seed(seed)
+    for k in range(out.size):
+        out[k] = sir_peak(beta, gamma, n_pop, i0, T)
+
+
+SIR_TAU_STATE = 1e-14   # pruning of the state law (|P| below this, |dP| below 1e3 x this)
+SIR_TAU_PMF = 1e-13     # binomial windows: pmf >= this x the mode's
+
+
+def sir_reference(beta, gamma, n_pop, i0, T, check=True):
+    E, dE, errE, errdE, dropped, _ = refs.sir_dp(beta, gamma, n_pop, i0, T, SIR_TAU_STATE, SIR_TAU_PMF)
+    out = {"value": dE, "abs_error": errdE, "E_f": E, "E_f_abs_error": errE,
+           "method": (f"exact forward DP over (S, I, running peak) with its beta-derivative; states "
+                      f"pruned below {SIR_TAU_STATE:g}, binomials cut below {SIR_TAU_PMF:g} x their mode "
+                      f"(dropped mass {dropped:.2e}); abs_error = the rigorous bound of what that leaves out "
+                      f"+ |forward - central difference| of the exact E")}
+    if check:
+        out.update(_cd_check(lambda b: refs.sir_dp(b, gamma, n_pop, i0, T, SIR_TAU_STATE, SIR_TAU_PMF)[0],
+                             beta, 1e-4 * beta, dE, errdE))
+    return out
+
+
+def _cd_check(expect, theta, h, value, bound):
+    cd = _central_check(expect, theta, h)
+    return {"central_difference": cd, "central_h": h, "abs_error": bound + abs(cd - value)}
+
+
+register(Problem(
+    name="sir", theta_name="beta", theta=0.3,
+    params={"gamma": 0.1, "n_pop": 200, "i0": 5, "T": 100},
+    run=sir_peak, batch=sir_batch, reference=sir_reference, theta_range=(0.0, math.inf)))
+
+
+# ============================================================================ 2. queue
+
+@njit
+def queue_mean_length(s, a, T, L0):
+    """Discrete-time single-server queue. L_0 = 0; each step t = 0..T-1 one arrival
+    A_t ~ Bernoulli(a) and one service completion D_t ~ Bernoulli(s) (both possible in the
+    same step), L_{t+1} = max(L_t + A_t - D_t, 0).
+    f = (1/T) sum_{t=1..T} L_t (mean queue length); theta = s, d E[f] / d s.
+    Defaults: a = 0.45, s = 0.5 (load a (1 - s) / (s (1 - a)) = 0.82, stationary mean 4.5;
+    from empty, T = 200 steps averages the transient and the stationary regime).
+    Two uniforms per step: A = u1 < a, D = u2 < s.
+    Reference: the exact law of L_t on 0..T (DP), derivative by forward mode."""
+    L = L0
+    total = 0.0
+    for t in range(T):
+        arr = bernoulli_icdf(np.random.random(), a)
+        dep = bernoulli_icdf(np.random.random(), s)
+        L = max(L + arr - dep, 0)
+        total += L
+    return total / T
+
+
+@njit
+def queue_batch(s, a, T, L0, seed, out):
+    np.random.seed(seed)
+    for k in range(out.size):
+        out[k] = queue_mean_length(s, a, T, L0)
+
+
+def queue_reference(s, a, T, L0, check=True):
+    E, dE = refs.queue_dp(a, s, T, L0)
+    out = {"value": dE, "abs_error": 0.0, "E_f": E, "E_f_abs_error": 0.0,
+           "method": "exact DP over the law of L on 0..T, forward-mode derivative in s (no truncation); "
+                     "abs_error = |forward - central difference| of the exact E"}
+    if check:
+        out.update(_cd_check(lambda x: refs.queue_dp(a, x, T, L0)[0], s, 1e-4 * s, dE, 0.0))
+    return out
+
+
+register(Problem(
+    name="queue", theta_name="s", theta=0.5,
+    params={"a": 0.45, "T": 200, "L0": 0},
+    run=queue_mean_length, batch=queue_batch, reference=queue_reference, theta_range=(0.0, 1.0)))
+
+
+# ============================================================================ 3. inventory
+
+@njit
+def inventory_cost(lam, S, s, K, c, h, p, T, I0):
+    """Periodic-review (s, S) inventory with lost sales and zero lead time. State: the level
+    I_t in 0..S at the start of period t, I_0 = S. Each period t = 0..T-1:
+        order: if I_t <= s, order S - I_t (arrives at once, costs K + c (S - I_t)); y = S,
+               else y = I_t;
+        demand D_t ~ Poisson(lam); sales min(D_t, y); lost sales (D_t - y)^+ cost p each;
+        I_{t+1} = (y - D_t)^+, holding cost h I_{t+1}.
+    f = (1/T) sum_t cost_t (mean cost per period); theta = lam, d E[f] / d lam.
+    Defaults: lam = 10 units / period, S = 40, s = 15, K = 40, c = 2, h = 1, p = 10, T = 200.
+    One uniform per period (the demand, by inverse CDF).
+    Reference: the exact law of the level on 0..S (DP) with its lam-derivative; no truncation
+    (the Poisson tail enters only as P(D >= y), the mass sent to level 0, and as
+    E[(D - y)^+] = lam - y + E[(y - D)^+])."""
+    inv = I0
+    total = 0.0
+    for t in range(T):
+        u = np.random.random()
+        if inv <= s:
+            total += K + c * (S - inv)
+            inv = S
+        d = poisson_icdf(u, lam)
+        if d >= inv:
+            total += p * (d - inv)
+            inv = 0
+        else:
+            inv -= d
+        total += h * inv
+    return total / T
+
+
+@njit
+def inventory_batch(lam, S, s, K, c, h, p, T, I0, seed, out):
+    np.random.seed(seed)
+    for k in range(out.size):
+        out[k] = inventory_cost(lam, S, s, K, c, h, p, T, I0)
+
+
+def inventory_reference(lam, S, s, K, c, h, p, T, I0, check=True):
+    E, dE = refs.inventory_dp(lam, S, s, K, c, h, p, T, I0)
+    out = {"value": dE, "abs_error": 0.0, "E_f": E, "E_f_abs_error": 0.0,
+           "method": "exact DP over the inventory level on 0..S, forward-mode derivative in lam; the Poisson "
+                     "tail in closed form (no truncation); abs_error = |forward - central difference| of the exact E"}
+    if check:
+        out.update(_cd_check(lambda x: refs.inventory_dp(x, S, s, K, c, h, p, T, I0)[0], lam, 1e-4 * lam, dE, 0.0))
+    return out
+
+
+register(Problem(
+    name="inventory", theta_name="lam", theta=10.0,
+    params={"S": 40, "s": 15, "K": 40.0, "c": 2.0, "h": 1.0, "p": 10.0, "T": 200, "I0": 40},
+    run=inventory_cost, batch=inventory_batch, reference=inventory_reference, theta_range=(0.0, 700.0)))
+
+
+# ============================================================================ 4. branching
+
+@njit
+def branching_final(R, Kc, z0, T):
+    """Branching process with density-dependent Poisson offspring (a Ricker / Beverton-Holt
+    population in discrete generations). Z_0 = z0; each generation t = 0..T-1,
+        Z_{t+1} ~ Poisson(Z_t m(Z_t)),  m(Z) = R / (1 + Z / Kc)
+    (Z = 0 gives rate 0, the certain 0: extinction is absorbing).
+    f = Z_T; theta = R, d E[Z_T] / d R (through the survival probability and the level).
+    Defaults: R = 1.6, Kc = 25 (equilibrium Kc (R - 1) = 15), z0 = 3, T = 30 generations.
+    One uniform per generation (inverse-CDF Poisson).
+    Reference: the exact law of Z_t on 0..z_max = 200 (DP) with its R-derivative; the rate is
+    below R Kc = 40 everywhere, so the mass above z_max is < P(Poisson(40) > 200) ~ 1e-70 per
+    step, its effect bounded (`sim_references.branching_dp`)."""
+    z = z0
+    for t in range(T):
+        u = np.random.random()
+        z = poisson_icdf(u, z * R / (1.0 + z / Kc))
+    return float(z)
+
+
+@njit
+def branching_batch(R, Kc, z0, T, seed, out):
+    np.random.seed(seed)
+    for k in range(out.size):
+        out[k] = branching_final(R, Kc, z0, T)
+
+
+BRANCHING_ZMAX = 200
+
+
+def branching_reference(R, Kc, z0, T, check=True):
+    E, dE, errE, errdE, dropped = refs.branching_dp(R, Kc, z0, T, BRANCHING_ZMAX)
+    out = {"value": dE, "abs_error": errdE, "E_f": E, "E_f_abs_error": errE,
+           "method": (f"exact DP over the law of Z on 0..{BRANCHING_ZMAX}, forward-mode derivative in R; "
+                      f"dropped mass {dropped:.1e}, bounded; abs_error = that bound + |forward - central "
+                      f"difference| of the exact E")}
+    if check:
+        out.update(_cd_check(lambda x: refs.branching_dp(x, Kc, z0, T, BRANCHING_ZMAX)[0], R, 1e-4 * R, dE, errdE))
+    return out
+
+
+register(Problem(
+    name="branching", theta_name="R", theta=1.6,
+    params={"Kc": 25.0, "z0": 3, "T": 30},
+    run=branching_final, batch=branching_batch, reference=branching_reference, theta_range=(0.0, math.inf)))
+
+
+# ============================================================================ 5. particle filter
+
+@njit
+def pf_loglik(theta, A0, Lq, C, r, m0, L0, y, n_part, T):
+    """Bootstrap particle filter on a 2-D linear-Gaussian state-space model:
+        x_0 ~ N(m0, P0),  x_t = theta A0 x_{t-1} + w_t,  w_t ~ N(0, Q),
+        y_t = C x_t + v_t,  v_t ~ N(0, r)            (t = 1..T, y scalar),
+    A0 a rotation by 0.4 rad, theta its damping; Q = 0.25 I, r = 1, m0 = 0, P0 = I; C =
+    (1, 0): the first coordinate is observed. y_{1:40} (`PF_Y`) were drawn once from this model
+    at theta = 0.95 (`pf_observations`, seed 20240611) and are stored here.
+    Filter: n_part = 64 particles drawn from the prior; each step propagates them (two standard
+    normals each), weights them by N(y_t; C x, r), adds log(mean weight) to the estimate and,
+    except after the last step, resamples multinomially: particle i takes ancestor
+    j = min{j : cum_j > u_i cum_N} (one uniform per particle, binary search).
+    f = log p_hat(y_{1:T}), the filter's log-likelihood estimate; theta = the damping of A
+    (evaluated at 0.8, below the 0.95 that drew the data, so the derivative is clearly > 0).
+    Reference: the Kalman filter's exact d log p(y_{1:T}) / d theta (tangent recursion,
+    `sim_references.kalman_loglik_grad`).
+    Note: p_hat is unbiased for p(y), so E[log p_hat] < log p(y) by O(1/N) (Jensen), and
+    d E[log p_hat] / d theta differs from the Kalman derivative by O(1/N) too: the reference
+    entry states that gap ("jensen_gap"), measured by CRN central differences of long runs of
+    this filter at n_part = 64, so an estimator of d E[log p_hat] / d theta is unbiased when its
+    bias against the Kalman derivative equals the gap. At the defaults: d E[log p_hat] / d theta
+    - d log p / d theta = +0.545 +- 0.056 (1.2% of 44.32), E[log p_hat] - log p(y) = -0.909."""
+    x = np.empty((n_part, 2))
+    xn = np.empty((n_part, 2))
+    logw = np.empty(n_part)
+    cum = np.empty(n_part)
+    a00, a01, a10, a11 = theta * A0[0, 0], theta * A0[0, 1], theta * A0[1, 0], theta * A0[1, 1]
+    for i in range(n_part):
+        e0 = np.random.standard_normal()
+        e1 = np.random.standard_normal()
+        x[i, 0] = m0[0] + L0[0, 0] * e0
+        x[i, 1] = m0[1] + L0[1, 0] * e0 + L0[1, 1] * e1
+    ll = 0.0
+    half_log_2pi_r = 0.5 * math.log(2.0 * math.pi * r)
+    for t in range(T):
+        mx = -np.inf
+        for i in range(n_part):
+            e0 = np.random.standard_normal()
+            e1 = np.random.standard_normal()
+            x0 = a00 * x[i, 0] + a01 * x[i, 1] + Lq[0, 0] * e0
+            x1 = a10 * x[i, 0] + a11 * x[i, 1] + Lq[1, 0] * e0 + Lq[1, 1] * e1
+            x[i, 0] = x0
+            x[i, 1] = x1
+            d = y[t] - (C[0] * x0 + C[1] * x1)
+            logw[i] = -0.5 * d * d / r
+            if logw[i] > mx:
+                mx = logw[i]
+        tot = 0.0
+        for i in range(n_part):
+            tot += math.exp(logw[i] - mx)
+            cum[i] = tot
+        ll += mx + math.log(tot / n_part) - half_log_2pi_r
+        if t < T - 1:
+            for i in range(n_part):
+                j = categorical_icdf(np.random.random(), cum, n_part)
+                xn[i, 0] = x[j, 0]
+                xn[i, 1] = x[j, 1]
+            x, xn = xn, x
+    return ll
+
+
+@njit
+def pf_batch(theta, A0, Lq, C, r, m0, L0, y, n_part, T, seed, out):
+    np.random.seed(seed)
+    for k in range(out.size):
+        out[k] = pf_loglik(theta, A0, Lq, C, r, m0, L0, y, n_part, T)
+
+
+PF_OMEGA = 0.4
+PF_THETA_TRUE = 0.95
+PF_SEED = 20240611
+
+
+def pf_model(T=40):
+    """The model's fixed matrices (A0, Q, C, r, m0, P0)."""
+    w = PF_OMEGA
+    A0 = np.array([[math.cos(w), math.sin(w)], [-math.sin(w), math.cos(w)]])
+    return A0, 0.25 * np.eye(2), np.array([1.0, 0.0]), 1.0, np.zeros(2), np.eye(2)
+
+
+def pf_observations(seed=PF_SEED, T=40):
+    """y_{1:T} drawn from the model at theta = PF_THETA_TRUE (how `PF_Y` was made)."""
+    A0, Q, C, r, m0, P0 = pf_model()
+    rng = np.random.default_rng(seed)
+    x = m0 + np.linalg.cholesky(P0) @ rng.standard_normal(2)
+    y = np.empty(T)
+    for t in range(T):
+        x = PF_THETA_TRUE * A0 @ x + np.linalg.cholesky(Q) @ rng.standard_normal(2)
+        y[t] = C @ x + math.sqrt(r) * rng.standard_normal()
+    return y
+PF_Y = np.array([
+    -0.017076150714596727, -0.7959244823985201, -2.993771810529837, -3.05067603677695,
+    -3.02473914213899, -1.4741803598074867, -0.7293074587365069, -0.8680789145275599,
+    1.8682990413829983, 1.1586816176071448, 3.2238629509642616, 1.6339756384580126,
+    -0.20254585203528253, -1.5559513917009782, -2.4138325626346746, -1.2385125866106959,
+    -3.627641945622692, -1.64597538161147, -3.2821701157833094, -2.695427961536548,
+    -0.8156120086665853, 0.3187341428865882, 2.859123013276857, 1.6753690917103496,
+    -0.2628729299759818, 1.740223281391542, 1.0361910850684202, 0.4217949335005427,
+    1.4797228597483945, 0.2452545182624834, 0.4642404738771029, -0.6948398069685074,
+    -0.7370970385203448, -0.7086044835622998, -1.4289152692296287, 0.5411920664498959,
+    1.0496022215292387, 0.5707854472739935, -1.5870437603900838, 0.3861439602576696,
+])
+
+
+def _pf_params(T=40, n_part=64):
+    A0, Q, C, r, m0, P0 = pf_model()
+    return {"A0": A0, "Lq": np.linalg.cholesky(Q), "C": C, "r": r, "m0": m0, "L0": np.linalg.cholesky(P0),
+            "y": PF_Y, "n_part": n_part, "T": T}
+
+
+PF_JENSEN_SAMPLES = 150_000   # paired filter runs at theta +- h for the Jensen gap
+PF_JENSEN_H = 0.03
+
+
+def pf_kalman(theta, A0, Lq, C, r, m0, L0, y, T):
+    return refs.kalman_loglik_grad(theta, A0, Lq @ Lq.T, C, r, m0, L0 @ L0.T, y[:T])
+
+
+def pf_reference(theta, A0, Lq, C, r, m0, L0, y, n_part, T, check=True, jensen_samples=PF_JENSEN_SAMPLES):
+    ll, dll = pf_kalman(theta, A0, Lq, C, r, m0, L0, y, T)
+    out = {"value": dll, "abs_error": 0.0, "E_f": None, "log_p": ll,
+           "method": "Kalman filter's exact d log p(y_{1:T}) / d theta (tangent recursion); abs_error = "
+                     "|tangent - complex-step derivative| + |tangent - central difference|"}
+    if check:
+        h = 1e-20
+        cs = refs.kalman_loglik(complex(theta, h), A0, Lq @ Lq.T, C, r, m0, L0 @ L0.T, y[:T], dtype=complex).imag / h
+        cd = _central_check(lambda x: pf_kalman(x, A0, Lq, C, r, m0, L0, y, T)[0], theta, 1e-4 * theta)
+        out.update({"complex_step": cs, "central_difference": cd, "central_h": 1e-4 * theta,
+                    "abs_error": abs(cs - dll) + abs(cd - dll)})
+    if jensen_samples:
+        out.update(pf_jensen_gap(theta, (A0, Lq, C, r, m0, L0, y, n_part, T), jensen_samples, PF_JENSEN_H))
+    return out
+
+
+def pf_jensen_gap(theta, args, n, h, seed=7):
+    """d E[log p_hat] / d theta - d log p / d theta at this n_part, from n paired runs of the
+    plain filter at theta +- h (common random numbers); the Kalman central difference at the
+    same h is subtracted, so the O(h^2) step error cancels to the gap's own third derivative."""
+    A0, Lq, C, r, m0, L0, y, n_part, T = args
+    lo = np.empty(n)
+    hi = np.empty(n)
+    mid = np.empty(n // 3)
+    pf_batch(theta - h, *args, np.int64(seed), lo)
+    pf_batch(theta + h, *args, np.int64(seed), hi)
+    pf_batch(theta, *args, np.int64(seed + 1), mid)
+    d = (hi - lo) / (2 * h)
+    kal = _central_check(lambda x: pf_kalman(x, A0, Lq, C, r, m0, L0, y, T)[0], theta, h)
+    ll = pf_kalman(theta, A0, Lq, C, r, m0, L0, y, T)[0]
+    return {"E_f": float(mid.mean()), "E_f_se": float(mid.std(ddof=1) / math.sqrt(n)),
+            "jensen_gap_E_f": float(mid.mean() - ll),
+            "jensen_gap": float(d.mean() - kal), "jensen_gap_se": float(d.std(ddof=1) / math.sqrt(n)),
+            "jensen_method": (f"{n} paired runs of the plain filter at theta +- {h} (CRN central difference of "
+                              f"E[log p_hat]) minus the Kalman central difference at the same h; "
+                              f"E_f from {n // 3} further runs at theta")}
+
+
+register(Problem(
+    name="particle_filter", theta_name="theta", theta=0.8,
+    params=_pf_params(),
+    run=pf_loglik, batch=pf_batch, reference=pf_reference, theta_range=(-math.inf, math.inf)))
+
+
+# ============================================================================ command line
+
+def write_references(names):
+    """Compute the references of `names` (checked <= MAX_REL_ERROR) into REFERENCES_JSON, keeping
+    the cached entries of the other problems."""
+    data = {"problems": {}}
+    if os.path.exists(REFERENCES_JSON):
+        with open(REFERENCES_JSON) as fh:
+            data = json.load(fh)
+    t_all = time.perf_counter()
+    for name in names:
+        pr = PROBLEMS[name]
+        r = pr.compute_reference()
+        if not r["rel_error"] <= MAX_REL_ERROR:
+            raise RuntimeError(f"{name}: the reference's relative error {r['rel_error']:.2e} exceeds {MAX_REL_ERROR}")
+        entry = {"theta_name": pr.theta_name, "theta": pr.theta, "T": pr.T,
+                 "params": _jsonable(pr.params), **_jsonable(r)}
+        data["problems"][name] = entry
+        print(json.dumps({"problem": name, "reference": r["value"], "abs_error": r["abs_error"],
+                          "rel_error": r["rel_error"], "E_f": r.get("E_f"), "seconds": r["seconds"]}), flush=True)
+    data["meta"] = {"command": "python benchmarks/simulations.py --references",
+                    "max_rel_error": MAX_REL_ERROR,
+                    "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                                 "numba": numba.__version__}}
+    data["problems"] = {k: data["problems"][k] for k in PROBLEMS if k in data["problems"]}
+    os.makedirs(os.path.dirname(REFERENCES_JSON), exist_ok=True)
+    with open(REFERENCES_JSON, "w") as fh:
+        json.dump(data, fh, indent=1)
+        fh.write("\n")
+    print(f"# wrote {REFERENCES_JSON} in {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
+
+
+def time_plain(names, rounds, seconds):
+    """Each plain simulator's us per sample: a warm-up batch, a batch size calibrated to about
+    `seconds`, then `rounds` rounds alternating over the problems; median over rounds. The
+    samples of every round give E[f] with its standard error."""
+    size, samples, per = {}, {n: [] for n in names}, {n: [] for n in names}
+    for name in names:
+        pr = PROBLEMS[name]
+        pr.simulate_batch(n=10, seed=1)
+        t0 = time.perf_counter()
+        pr.simulate_batch(n=50, seed=2)
+        size[name] = max(50, int(seconds / ((time.perf_counter() - t0) / 50)))
+    for r in range(rounds):
+        for name in names:
+            pr = PROBLEMS[name]
+            t0 = time.perf_counter()
+            out = pr.simulate_batch(n=size[name], seed=1000 + r)
+            per[name].append((time.perf_counter() - t0) / size[name] * 1e6)
+            samples[name].append(out)
+    for name in names:
+        pr = PROBLEMS[name]
+        x = np.concatenate(samples[name])
+        try:
+            ref = pr.cached_reference()
+        except (OSError, KeyError, RuntimeError) as e:
+            ref = {"note": str(e)}
+        line = {"bench": "simulations", "case": name, "metric": "us_per_sample",
+                "value": round(float(np.median(per[name])), 3), "unit": "us",
+                "problem": name, "T": pr.T, "theta_name": pr.theta_name, "theta": pr.theta,
+                "us_per_sample": round(float(np.median(per[name])), 3),
+                "us_per_sample_min_max": [round(min(per[name]), 3), round(max(per[name]), 3)],
+                "rounds": rounds, "n_samples": int(x.size),
+                "E_f": float(x.mean()), "E_f_se": float(x.std(ddof=1) / math.sqrt(x.size)),
+                "E_f_exact": ref.get("E_f") if name != "particle_filter" else None,
+                "reference_dE_dtheta": ref.get("value"), "reference_abs_error": ref.get("abs_error")}
+        if name == "particle_filter":
+            line.update({"E_f_long_run": ref.get("E_f"), "log_p_kalman": ref.get("log_p"),
+                         "jensen_gap": ref.get("jensen_gap"), "jensen_gap_se": ref.get("jensen_gap_se")})
+        if "note" in ref:
+            line["reference_note"] = ref["note"]
+        print(json.dumps(line), flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--references", action="store_true", help="recompute the cached references")
+    ap.add_argument("--plain", action="store_true", help="time each plain @njit simulator")
+    ap.add_argument("--show", action="store_true", help="print each definition and cached reference")
+    ap.add_argument("--problems", default=",".join(PROBLEMS), help="comma-separated subset")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--seconds", type=float, default=0.1, help="per batch in --plain")
+    args = ap.parse_args(argv)
+    names = [n for n in args.problems.split(",") if n]
+    for n in names:
+        if n not in PROBLEMS:
+            ap.error(f"unknown problem {n!r}; known: {', '.join(PROBLEMS)}")
+    if not (args.references or args.plain or args.show):
+        ap.error("say --references, --plain or --show")
+    if args.show:
+        for n in names:
+            print(f"== {n}: d E[f] / d {PROBLEMS[n].theta_name} at {PROBLEMS[n].theta}\n{PROBLEMS[n].definition}")
+            try:
+                ref = PROBLEMS[n].cached_reference()
+                print(f"   reference {ref['value']!r} +- {ref['abs_error']:.2g} ({ref['method']})\n")
+            except (OSError, KeyError, RuntimeError) as e:
+                print(f"   no cached reference: {e}\n")
+    if args.references:
+        write_references(names)
+    if args.plain:
+        time_plain(names, args.rounds, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
