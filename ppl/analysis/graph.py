@@ -1,7 +1,12 @@
 """The stochastic computation graph: validation and the analyses the compiler needs.
 
-Edges run from a node to the nodes that read it (`Dag`: names, their nodes, each node's readers
-in the order they were added; `ancestors`, `descendants`, `topological_order`, `find_cycle`).
+The graph is a `networkx.DiGraph` (`build`): the node names are its nodes, each with its Node
+under the attribute "node"; edges run from a node to the nodes that read it, in the order they
+were added. The analysis freezes it; `ancestors` and `descendants` are networkx's, remembered per
+frozen graph (the passes ask for them per stochastic node, several times each);
+`topological_order` is networkx's lexicographical topological sort; `find_cycle` names the nodes
+of a cycle. networkx is imported when the first graph is built, not with ppl (it would add a
+fifth to `import ppl`: BENCHMARKS.md, "networkx, imported at the first graph").
 For every stochastic node the compiler needs its downstream costs (only those enter its
 score-function learning signal: Rao-Blackwellisation as in Pyro's TraceGraph_ELBO) and whether
 every path from it to the next stochastic nodes or costs is differentiable (a black box without
@@ -9,109 +14,65 @@ a gradient breaks a path).
 """
 from __future__ import annotations
 
-import heapq
+import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..language.declare import check as check_declaration
 from ..errors import ModelError
 from ..language.nodes import Graph, Node
 from ..ops import HEAD_KINDS, LAYER_KINDS
 
+if TYPE_CHECKING:
+    import networkx as nx
 
-class Dag:
-    """A directed graph of node names: `nodes[name]["node"]` the node, `successors(name)` the
-    names that read it in the order their edges were added; iterating gives the names."""
-
-    def __init__(self):
-        self.nodes, self._succ, self._pred = {}, {}, {}
-
-    def add_node(self, name, node=None):
-        if name not in self.nodes:
-            self.nodes[name], self._succ[name], self._pred[name] = {}, {}, {}
-        if node is not None:
-            self.nodes[name]["node"] = node
-
-    def add_edge(self, a, b):
-        self.add_node(a)
-        self.add_node(b)
-        self._succ[a][b] = None
-        self._pred[b][a] = None
-
-    def successors(self, name):
-        return iter(self._succ[name])
-
-    def __iter__(self):
-        return iter(self.nodes)
+_REACHED = weakref.WeakKeyDictionary()   # frozen graph -> {(name, downwards): frozenset of names}
 
 
-def _reach(adjacency, start) -> set:
-    seen, stack = set(), [start]
-    while stack:
-        for nxt in adjacency[stack.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    seen.discard(start)
-    return seen
+def _reached(g: nx.DiGraph, name, downwards: bool) -> frozenset:
+    import networkx as nx
+    if not nx.is_frozen(g):   # a graph that may still change: nothing remembered
+        return frozenset((nx.descendants if downwards else nx.ancestors)(g, name))
+    memo = _REACHED.get(g)
+    if memo is None:
+        memo = _REACHED[g] = {}
+    key = (name, downwards)
+    if key not in memo:
+        memo[key] = frozenset((nx.descendants if downwards else nx.ancestors)(g, name))
+    return memo[key]
 
 
-def descendants(g: Dag, name) -> set:
-    """The names reachable from `name` (not itself)."""
-    return _reach(g._succ, name)
+def descendants(g: nx.DiGraph, name) -> frozenset:
+    """The names reachable from `name` (not itself): networkx.descendants."""
+    return _reached(g, name, True)
 
 
-def ancestors(g: Dag, name) -> set:
-    """The names from which `name` is reachable (not itself)."""
-    return _reach(g._pred, name)
+def ancestors(g: nx.DiGraph, name) -> frozenset:
+    """The names from which `name` is reachable (not itself): networkx.ancestors."""
+    return _reached(g, name, False)
 
 
-def _kahn(g: Dag, key) -> tuple:
-    """(the names in topological order, {name: its readings not yet met} of the names left):
-    Kahn's algorithm taking, among the ready names, the smallest (key(name), insertion index)
-    first. The names left are those on or after a cycle."""
-    index = {v: i for i, v in enumerate(g.nodes)}
-    waiting = {v: len(g._pred[v]) for v in g.nodes if g._pred[v]}
-    ready = [(key(v), i, v) for v, i in index.items() if not g._pred[v]]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        v = heapq.heappop(ready)[2]
-        out.append(v)
-        for w in g._succ[v]:
-            waiting[w] -= 1
-            if waiting[w] == 0:
-                del waiting[w]
-                heapq.heappush(ready, (key(w), index[w], w))
-    return out, waiting
+def topological_order(g: nx.DiGraph, key) -> list:
+    """Every name, each after those it reads: Kahn's algorithm taking, among the names ready at
+    each point, the smallest (key(name), insertion index) first
+    (networkx.lexicographical_topological_sort). networkx.NetworkXUnfeasible on a cycle."""
+    import networkx as nx
+    return list(nx.lexicographical_topological_sort(g, key=key))
 
 
-def topological_order(g: Dag, key) -> list:
-    """Every name, each after those it reads; among the names ready at each point, the one with
-    the smallest key(name) first (unique keys make it one order)."""
-    out, left = _kahn(g, key)
-    if left:
-        raise ValueError("the graph has a cycle")
-    return out
-
-
-def find_cycle(g: Dag):
-    """The names of a cycle in edge order (its first name repeated at the end), or None. Each
-    name Kahn's algorithm leaves reads a name left, so walking back from one of them comes round
-    to a name seen."""
-    _, left = _kahn(g, key=lambda v: 0)
-    if not left:
+def find_cycle(g: nx.DiGraph):
+    """The names of a cycle in edge order (its first name repeated at the end), or None."""
+    import networkx as nx
+    try:
+        edges = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
         return None
-    walk, at = {}, next(iter(left))
-    while at not in walk:
-        walk[at] = len(walk)
-        at = next(u for u in g._pred[at] if u in left)
-    cycle = list(walk)[walk[at]:][::-1]   # walked against the edges: reversed, each reads the one before
-    return cycle + [cycle[0]]
+    return [a for a, _ in edges] + [edges[0][0]]
 
 
 @dataclass
 class Analysis:
-    graph: Dag
+    graph: nx.DiGraph       # frozen (build)
     order: list            # nodes in topological order
     downstream_costs: dict  # stochastic node -> list of cost nodes reachable from it
     blocked_by: dict        # stochastic node -> name of a gradient-free black box on its paths, or None
@@ -120,16 +81,17 @@ class Analysis:
     cost_scale: dict = field(default_factory=dict)   # cost head -> its weight N (a per-row cost of a plate)
 
 
-def build(model: Graph) -> Dag:
-    g = Dag()
+def build(model: Graph) -> nx.DiGraph:
+    """The model's graph, frozen: node names, each node's Node under "node", edges to readers."""
+    import networkx as nx
+    g = nx.DiGraph()
     for n in model.order:
         g.add_node(n.name, node=n)
-        for i in n.inputs:
-            g.add_edge(i.name, n.name)
-    return g
+        g.add_edges_from((i.name, n.name) for i in n.inputs)
+    return nx.freeze(g)
 
 
-def validate(model: Graph) -> Dag:
+def validate(model: Graph) -> nx.DiGraph:
     """Check the model and return its graph; errors name the node, the problem and the fix."""
     if not model.costs:
         raise ModelError(f"model '{model.name}' has no cost: add one with m.cost(name, head)")
@@ -195,7 +157,7 @@ def scopes(model: Graph, order: list) -> tuple:
     return glob, {c: float(N) for c in model.costs if c in local}
 
 
-def _first_block(g: Dag, s: Node):
+def _first_block(g: nx.DiGraph, s: Node):
     """Name of a gradient-free black box reachable from s before the next stochastic node, or None."""
     stack, seen = [s.name], {s.name}
     while stack:
