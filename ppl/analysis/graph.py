@@ -1,12 +1,12 @@
 """The stochastic computation graph: validation and the analyses the compiler needs.
 
-The graph is a `networkx.DiGraph` (`build`): the node names are its nodes, each with its Node
-under the attribute "node"; edges run from a node to the nodes that read it, in the order they
-were added. The analysis freezes it; `ancestors` and `descendants` are networkx's, remembered per
-frozen graph (the passes ask for them per stochastic node, several times each);
+The graph is a frozen `networkx.DiGraph` (`build`): the node names are its nodes, each with its
+Node under the attribute "node"; edges run from a node to the nodes that read it, in the order
+they were added. `ancestors` and `descendants` are networkx's, remembered per frozen graph (the
+validation, the analysis, the estimators' selection and the lowering ask for the same nodes');
 `topological_order` is networkx's lexicographical topological sort; `find_cycle` names the nodes
-of a cycle. networkx is imported when the first graph is built, not with ppl (it would add a
-fifth to `import ppl`: BENCHMARKS.md, "networkx, imported at the first graph").
+of a cycle. networkx is imported where the first graph is built, not with ppl: it is about a
+sixth of `import ppl` (BENCHMARKS.md, "networkx, imported at the first graph").
 For every stochastic node the compiler needs its downstream costs (only those enter its
 score-function learning signal: Rao-Blackwellisation as in Pyro's TraceGraph_ELBO) and whether
 every path from it to the next stochastic nodes or costs is differentiable (a black box without
@@ -63,10 +63,9 @@ def topological_order(g: nx.DiGraph, key) -> list:
 def find_cycle(g: nx.DiGraph):
     """The names of a cycle in edge order (its first name repeated at the end), or None."""
     import networkx as nx
-    try:
-        edges = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
+    if nx.is_directed_acyclic_graph(g):   # the common case, 5x faster than a search that finds nothing
         return None
+    edges = nx.find_cycle(g)
     return [a for a, _ in edges] + [edges[0][0]]
 
 
@@ -103,9 +102,9 @@ def validate(model: Graph) -> nx.DiGraph:
         if n.attrs.get("is_head") and not n.is_cost:
             raise ModelError(f"head '{n.name}' ({n.kind}) is not used as a cost: pass it to m.cost(name, ...)")
     check_declaration(model)
-    cost_names = {c.name for c in model.costs}
+    above_costs = set().union(*(ancestors(g, c.name) for c in model.costs))
     for n in model.order:
-        if n.is_stochastic and not (descendants(g, n.name) & cost_names):
+        if n.is_stochastic and n.name not in above_costs:
             raise ModelError(f"{n.kind} '{n.name}' reaches no cost, so its parameters get no gradient; "
                              f"use it in a cost (e.g. m.cost('lp', ppl.log_prob({n.name}))) or remove it")
         if n.kind in LAYER_KINDS | HEAD_KINDS or n.is_stochastic:
@@ -120,14 +119,14 @@ def analyse(model: Graph) -> Analysis:
     position = {n.name: i for i, n in enumerate(model.order)}
     order = [g.nodes[k]["node"] for k in topological_order(g, key=position.__getitem__)]
     down, blocked, anc_inputs = {}, {}, {}
+    inputs = [a for a in order if a.kind == "input"]
     for n in order:
         if not n.is_stochastic:
             continue
-        desc = descendants(g, n.name)
-        down[n] = [c for c in model.costs if c.name in desc]
+        down[n] = [c for c in model.costs if n.name in ancestors(g, c.name)]   # one search per cost
         blocked[n] = _first_block(g, n)
         above = ancestors(g, n.name)
-        anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in above]
+        anc_inputs[n] = [a for a in inputs if a.name in above]
     return Analysis(g, order, down, blocked, anc_inputs, *scopes(model, order))
 
 
