@@ -1,5 +1,5 @@
 """The model's graph, a networkx.DiGraph (ppl/analysis/graph.py; `Program.graph`): its node
-attributes, reachability, the order of the nodes and cycles. The analysis' helpers against brute
+attributes, reachability, the order of the nodes and cycles. The analysis' functions against brute
 force on random graphs (oracle: the transitive closure by repeated squaring of the adjacency
 matrix; every order of a small graph for the topological order's rule); the program's graph
 against the model it was declared as."""
