@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from ppl.analysis.graph import Dag, find_cycle
+import networkx as nx
+
+from ppl.analysis.graph import find_cycle
 
 ROOT = Path(__file__).resolve().parent.parent
 # installed package -> folder of the repository
@@ -44,10 +46,10 @@ def _node(name: str, known) -> str | None:
 
 
 def import_graph():
-    """(Dag of module names, {(importer, imported): line})."""
+    """(networkx.DiGraph of module names, {(importer, imported): line})."""
     mods = _modules()
     known = set(mods)
-    g, lines = Dag(), {}
+    g, lines = nx.DiGraph(), {}
     for name, (file, is_pkg) in mods.items():
         src = _node(name, known)
         g.add_node(src)

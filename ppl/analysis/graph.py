@@ -1,7 +1,12 @@
 """The stochastic computation graph: validation and the analyses the compiler needs.
 
-Edges run from a node to the nodes that read it (`Dag`: names, their nodes, each node's readers
-in the order they were added; `ancestors`, `descendants`, `topological_order`, `find_cycle`).
+The graph is a frozen `networkx.DiGraph` (`build`): the node names are its nodes, each with its
+Node under the attribute "node"; edges run from a node to the nodes that read it, in the order
+they were added. `ancestors` and `descendants` are networkx's, remembered per frozen graph (the
+validation, the analysis, the estimators' selection and the lowering ask for the same nodes');
+`topological_order` is networkx's lexicographical topological sort; `find_cycle` names the nodes
+of a cycle. networkx is imported where the first graph is built, not with ppl: it is about a
+sixth of `import ppl` (BENCHMARKS.md, "networkx, imported at the first graph").
 For every stochastic node the compiler needs its downstream costs (only those enter its
 score-function learning signal: Rao-Blackwellisation as in Pyro's TraceGraph_ELBO) and whether
 every path from it to the next stochastic nodes or costs is differentiable (a black box without
@@ -9,8 +14,9 @@ a gradient breaks a path).
 """
 from __future__ import annotations
 
-import heapq
+import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import loops as L
 from ..language.declare import check as check_declaration
@@ -18,101 +24,55 @@ from ..errors import ModelError
 from ..language.nodes import Graph, Node
 from ..ops import HEAD_KINDS, LAYER_KINDS
 
+if TYPE_CHECKING:
+    import networkx as nx
 
-class Dag:
-    """A directed graph of node names: `nodes[name]["node"]` the node, `successors(name)` the
-    names that read it in the order their edges were added; iterating gives the names."""
-
-    def __init__(self):
-        self.nodes, self._succ, self._pred = {}, {}, {}
-
-    def add_node(self, name, node=None):
-        if name not in self.nodes:
-            self.nodes[name], self._succ[name], self._pred[name] = {}, {}, {}
-        if node is not None:
-            self.nodes[name]["node"] = node
-
-    def add_edge(self, a, b):
-        self.add_node(a)
-        self.add_node(b)
-        self._succ[a][b] = None
-        self._pred[b][a] = None
-
-    def successors(self, name):
-        return iter(self._succ[name])
-
-    def __iter__(self):
-        return iter(self.nodes)
+_REACHED = weakref.WeakKeyDictionary()   # frozen graph -> {(name, downwards): frozenset of names}
 
 
-def _reach(adjacency, start) -> set:
-    seen, stack = set(), [start]
-    while stack:
-        for nxt in adjacency[stack.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    seen.discard(start)
-    return seen
+def _reached(g: nx.DiGraph, name, downwards: bool) -> frozenset:
+    import networkx as nx
+    if not nx.is_frozen(g):   # a graph that may still change: nothing remembered
+        return frozenset((nx.descendants if downwards else nx.ancestors)(g, name))
+    memo = _REACHED.get(g)
+    if memo is None:
+        memo = _REACHED[g] = {}
+    key = (name, downwards)
+    if key not in memo:
+        memo[key] = frozenset((nx.descendants if downwards else nx.ancestors)(g, name))
+    return memo[key]
 
 
-def descendants(g: Dag, name) -> set:
-    """The names reachable from `name` (not itself)."""
-    return _reach(g._succ, name)
+def descendants(g: nx.DiGraph, name) -> frozenset:
+    """The names reachable from `name` (not itself): networkx.descendants."""
+    return _reached(g, name, True)
 
 
-def ancestors(g: Dag, name) -> set:
-    """The names from which `name` is reachable (not itself)."""
-    return _reach(g._pred, name)
+def ancestors(g: nx.DiGraph, name) -> frozenset:
+    """The names from which `name` is reachable (not itself): networkx.ancestors."""
+    return _reached(g, name, False)
 
 
-def _kahn(g: Dag, key) -> tuple:
-    """(the names in topological order, {name: its readings not yet met} of the names left):
-    Kahn's algorithm taking, among the ready names, the smallest (key(name), insertion index)
-    first. The names left are those on or after a cycle."""
-    index = {v: i for i, v in enumerate(g.nodes)}
-    waiting = {v: len(g._pred[v]) for v in g.nodes if g._pred[v]}
-    ready = [(key(v), i, v) for v, i in index.items() if not g._pred[v]]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        v = heapq.heappop(ready)[2]
-        out.append(v)
-        for w in g._succ[v]:
-            waiting[w] -= 1
-            if waiting[w] == 0:
-                del waiting[w]
-                heapq.heappush(ready, (key(w), index[w], w))
-    return out, waiting
+def topological_order(g: nx.DiGraph, key) -> list:
+    """Every name, each after those it reads: Kahn's algorithm taking, among the names ready at
+    each point, the smallest (key(name), insertion index) first
+    (networkx.lexicographical_topological_sort). networkx.NetworkXUnfeasible on a cycle."""
+    import networkx as nx
+    return list(nx.lexicographical_topological_sort(g, key=key))
 
 
-def topological_order(g: Dag, key) -> list:
-    """Every name, each after those it reads; among the names ready at each point, the one with
-    the smallest key(name) first (unique keys make it one order)."""
-    out, left = _kahn(g, key)
-    if left:
-        raise ValueError("the graph has a cycle")
-    return out
-
-
-def find_cycle(g: Dag):
-    """The names of a cycle in edge order (its first name repeated at the end), or None. Each
-    name Kahn's algorithm leaves reads a name left, so walking back from one of them comes round
-    to a name seen."""
-    _, left = _kahn(g, key=lambda v: 0)
-    if not left:
+def find_cycle(g: nx.DiGraph):
+    """The names of a cycle in edge order (its first name repeated at the end), or None."""
+    import networkx as nx
+    if nx.is_directed_acyclic_graph(g):   # the common case, 5x faster than a search that finds nothing
         return None
-    walk, at = {}, next(iter(left))
-    while at not in walk:
-        walk[at] = len(walk)
-        at = next(u for u in g._pred[at] if u in left)
-    cycle = list(walk)[walk[at]:][::-1]   # walked against the edges: reversed, each reads the one before
-    return cycle + [cycle[0]]
+    edges = nx.find_cycle(g)
+    return [a for a, _ in edges] + [edges[0][0]]
 
 
 @dataclass
 class Analysis:
-    graph: Dag
+    graph: nx.DiGraph       # frozen (build)
     order: list            # nodes in topological order
     downstream_costs: dict  # stochastic node -> list of cost nodes reachable from it
     blocked_by: dict        # stochastic node -> name of a gradient-free black box on its paths, or None
@@ -126,16 +86,17 @@ class Analysis:
         return L.info_of(self.loops, node)
 
 
-def build(model: Graph) -> Dag:
-    g = Dag()
+def build(model: Graph) -> nx.DiGraph:
+    """The model's graph, frozen: node names, each node's Node under "node", edges to readers."""
+    import networkx as nx
+    g = nx.DiGraph()
     for n in model.order:
         g.add_node(n.name, node=n)
-        for i in n.inputs:
-            g.add_edge(i.name, n.name)
-    return g
+        g.add_edges_from((i.name, n.name) for i in n.inputs)
+    return nx.freeze(g)
 
 
-def validate(model: Graph) -> Dag:
+def validate(model: Graph) -> nx.DiGraph:
     """Check the model and return its graph; errors name the node, the problem and the fix."""
     if not model.costs:
         raise ModelError(f"model '{model.name}' has no cost: add one with m.cost(name, head)")
@@ -148,9 +109,9 @@ def validate(model: Graph) -> Dag:
             raise ModelError(f"head '{n.name}' ({n.kind}) is not used as a cost: pass it to m.cost(name, ...)")
     check_declaration(model)
     L.check_reads(model)
-    cost_names = {c.name for c in model.costs}
-    for n in model.order:
-        if n.is_stochastic and "loop" not in n.attrs and not (descendants(g, n.name) & cost_names):
+    above_costs = set().union(*(ancestors(g, c.name) for c in model.costs))
+    for n in model.order:   # a body's node may reach its costs through the carry (checked in analyse)
+        if n.is_stochastic and "loop" not in n.attrs and n.name not in above_costs:
             raise ModelError(f"{n.kind} '{n.name}' reaches no cost, so its parameters get no gradient; "
                              f"use it in a cost (e.g. m.cost('lp', ppl.log_prob({n.name}))) or remove it")
         if n.kind in LAYER_KINDS | HEAD_KINDS or n.is_stochastic:
@@ -170,11 +131,11 @@ def analyse(model: Graph) -> Analysis:
         infos = tuple(L.analyse(model, order, model.costs, lambda name: descendants(g, name)))
         L.check_length(model, sum(n.is_stochastic for n in order))
     down, blocked, anc_inputs = {}, {}, {}
+    inputs = [a for a in order if a.kind == "input"]
     for n in order:
         if not n.is_stochastic:
             continue
-        desc = descendants(g, n.name)
-        down[n] = [c for c in model.costs if c.name in desc]
+        down[n] = [c for c in model.costs if n.name in ancestors(g, c.name)]   # one search per cost
         info = L.info_of(infos, n)
         if info is not None:   # at its own step; the later steps' and those after the loop: `future`
             down[n] = [c for c in down[n] if c in info.body]
@@ -184,7 +145,7 @@ def analyse(model: Graph) -> Analysis:
                                  f"cost or in the carry, or remove it")
         blocked[n] = _first_block(g, n, lambda name: L.carry_continues(model, name))
         above = ancestors(g, n.name)
-        anc_inputs[n] = [a for a in order if a.kind == "input" and a.name in above]
+        anc_inputs[n] = [a for a in inputs if a.name in above]
     return Analysis(g, order, down, blocked, anc_inputs, *scopes(model, order), loops=infos)
 
 
@@ -214,7 +175,7 @@ def scopes(model: Graph, order: list) -> tuple:
     return glob, {c: float(N) for c in model.costs if c in local}
 
 
-def _first_block(g: Dag, s: Node, more=lambda name: ()):
+def _first_block(g: nx.DiGraph, s: Node, more=lambda name: ()):
     """Name of a gradient-free black box reachable from s before the next stochastic node, or None;
     `more(name)`: where a path goes on from `name` besides its readers (a loop's next step)."""
     stack, seen = [s.name], {s.name}

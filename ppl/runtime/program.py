@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import validate as V
 from ..analysis.graph import ancestors
+from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from .arena import carve
 from .derived import DerivedPrograms
@@ -88,6 +89,8 @@ class Program(DerivedPrograms, Explained):
                  (`check_steps()` refuses a repeated t)
     choices      {node: (Choice, NodeInfo)}: the estimator of every stochastic node and why
                  (`explain()` prints them)
+    graph        the model's graph as a `networkx.DiGraph` with each node's kind, law, width,
+                 estimator, plate and is_cost (`Program.graph`)
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
     autotune_table  policy "autotune": one dict per (node, candidate estimator) with its gradient
                  variance, standard error, rows per data row, score, us per step, whether
@@ -146,6 +149,32 @@ class Program(DerivedPrograms, Explained):
         from ..estimators import estimator_params
         own = estimator_params()
         return [k for k in self.params if not k.startswith(own)]
+
+    @property
+    def graph(self):
+        """The model's graph, a `networkx.DiGraph` (a new one at each access: changing it changes
+        nothing in the program). Its nodes are the node names; edges run from a node to the nodes
+        that read it. Each node's attributes:
+
+            kind       its op: "input", "affine", "bernoulli", "log_prob", ...
+            law        a stochastic node's distribution ("Bernoulli", "Normal", ...); None otherwise
+            width      its units (columns)
+            estimator  the estimator chosen for a stochastic node ("disarm", ...); None otherwise
+            plate      the plate a stochastic node is drawn in (made inside `with m.plate(...)`), or None
+            is_cost    whether it is a cost the objective sums
+            node       the model's node itself
+
+            networkx.descendants(prog.graph, "h")          # what h's value reaches
+            networkx.draw(prog.graph, with_labels=True)    # with matplotlib
+        """
+        g = self.analysis.graph.copy()   # the analysis' graph is frozen; its copy is not
+        chosen = {n.name: ch.estimator for n, (ch, _) in self.choices.items()}
+        for name, attrs in g.nodes.items():
+            n = attrs["node"]
+            law = DISTRIBUTIONS.get(n.kind)
+            attrs.update(kind=n.kind, law=law.name if law else None, width=n.width, estimator=chosen.get(name),
+                         plate=n.attrs.get("plate"), is_cost=n.is_cost)
+        return g
 
     @property
     def rows_per_data_row(self) -> int:
