@@ -518,8 +518,9 @@ def nce_noise_grad(s, logk):
 
 @njit(cache=True, error_model="numpy")
 def score_signal(rw, L, b):
-    """rw (L - b): the score-function learning signal of a row."""
-    return rw * (L - b)
+    """rw (L - b): the score-function learning signal of a row; 0 on a row of weight 0, whatever
+    its costs (a configuration of probability 0: -inf there)."""
+    return rw * (L - b) if rw != 0 else rw * 0
 
 
 @njit(cache=True, error_model="numpy")
