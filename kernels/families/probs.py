@@ -19,8 +19,9 @@ cotangent of b passes to p unchanged; E[x_k] = w_k / S, so g_w_k += (g_k - sum_i
 
 Measure-valued derivatives: d/dp E f(b) = f(b_j = 1) - f(b_j = 0) (rows as mvd_bernoulli_*:
 row j + 1 flips unit j); d/dw_k E f(x) = (D_k - sum_i pi_i D_i) / S with D_i = f(e_i) - f(e_d)
-against the drawn class d (rows as mvd_categorical_*). Both are exact at p in {0, 1} and at
-classes of weight 0: the branch rows are evaluated whatever their probability.
+against the drawn class d (rows as mvd_categorical_*; a class of weight 0 adds nothing to the
+mean). Both are exact at p in {0, 1} and at classes of weight 0: the branch rows are evaluated
+whatever their probability (a log_prob(node) cost is -inf there, and so is its derivative).
 """
 import math
 
@@ -207,7 +208,8 @@ def categorical_probs_st_bwd(r, g, probs, gx, K, gprobs):
         S = _group_sum(probs, r, c0, K)
         dot = like(gx, 0.0)
         for k in range(K):
-            dot += probs[r, c0 + k] * gx[r, c0 + k]
+            if probs[r, c0 + k] != 0:   # a class of weight 0 adds nothing (its cotangent may be -inf)
+                dot += probs[r, c0 + k] * gx[r, c0 + k]
         for k in range(K):
             gprobs[r, c0 + k] += (gx[r, c0 + k] - dot / S) / S
 
@@ -240,7 +242,7 @@ def mvd_categorical_probs_grad(r, probs, value, cost, row_weights, K, stride, si
             S = _group_sum(probs, r, c0, K)
             mean = like(cost, 0.0)
             for k in range(K):
-                if k != d:
+                if k != d and probs[r, c0 + k] != 0:   # a class of weight 0 adds nothing (its cost may be -inf)
                     mean += probs[r, c0 + k] / S * _other(cost, r, stride, gi, K, k, d)
             for k in range(K):
                 diff = _other(cost, r, stride, gi, K, k, d) if k != d else like(cost, 0.0)
