@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from ..declare import cells, rows
-from ..math.scalar import like, log_sigmoid, sigmoid
+from ..math.scalar import like, log0, log1m, log_sigmoid, sigmoid
 
 
 @njit(cache=True, error_model="numpy")
@@ -45,7 +45,7 @@ def binomial_icdf(n, p, q, u):
         return n
     m = min(floor_count((n + 1.0) * p), n)
     pm = math.exp(math.lgamma(n + 1.0) - math.lgamma(m + 1.0) - math.lgamma(n - m + 1.0)
-                  + m * math.log(p) + (n - m) * math.log(q))
+                  + m * log0(p) + (n - m) * log0(q))
     back, fwd = q / p, p / q
     F, t, k = pm, pm, m    # F(m): the mode's term and those below it, while they count
     while k > 0.0:
@@ -76,7 +76,7 @@ def _pq(param, logits):
     x = float(param)
     if logits:
         return sigmoid(x), sigmoid(-x), log_sigmoid(x), log_sigmoid(-x)
-    return x, 1.0 - x, math.log(x), math.log1p(-x)
+    return x, 1.0 - x, log0(x), log1m(x)
 
 
 @njit(cache=True, error_model="numpy")

@@ -113,10 +113,16 @@ def _launcher(kernel, item, groups=False):
         n = "a.shape[0] * (a.shape[1] // K)" if groups else "a.shape[0] * a.shape[1]"
         count = block(item, n)
 
-        def check(a, *K):
+        def cells(a):
             res = scratch()
-            single_block(count, a.shape[0] * (a.shape[1] // K[0] if groups else a.shape[1]))(a, *K, res)
+            single_block(count, a.shape[0] * a.shape[1])(a, res)
             return bool(res.copy_to_host()[0] == 0)
+
+        def per_group(a, K):
+            res = scratch()
+            single_block(count, a.shape[0] * (a.shape[1] // K))(a, K, res)
+            return bool(res.copy_to_host()[0] == 0)
+        check = per_group if groups else cells
         check.__name__ = kernel.__name__
         check.__doc__ = kernel.__doc__
         check.__kernels__ = [count]

@@ -180,7 +180,7 @@ PARITY = {
     "geometric_logits_sample": lambda g: (2 * g.x(R, D), g.u(R, D), g.out(R, D)),
     "geometric_log_prob": lambda g: (_unit(g, R, D), _counts(g, R, D), g.out(R)),
     "geometric_logits_log_prob": lambda g: (g.x(R, D), _counts(g, R, D), g.out(R)),
-    "geometric_log_prob_bwd": lambda g: (_unit(g, R, D), _counts(g, R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "geometric_log_prob_bwd": lambda g: (g.u(R, D), _counts(g, R, D), g.x(R), g.x(R, D), g.x(R, D)),
     "geometric_logits_log_prob_bwd": lambda g: (g.x(R, D), _counts(g, R, D), g.x(R), g.x(R, D), g.x(R, D)),
     # 2 drawn rows of 1 + 2 D = 7 configurations (D = 3)
     "mvd_geometric_draw": lambda g: (_unit(g, 14, 3), g.u(14, 3), g.u(14, 3), 1, 7, g.out(14, 3), g.pos(14)),

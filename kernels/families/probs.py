@@ -28,7 +28,7 @@ import math
 from numba import njit
 
 from ..declare import cells, groups, rows
-from ..math.scalar import like
+from ..math.scalar import like, log0, log1m
 from .mvd import _drawn, _other
 
 
@@ -41,9 +41,9 @@ def _bernoulli_term(p, x):
     one = like(p, 1.0)
     s = like(p, 0.0)
     if x != 0:
-        s += x * math.log(p)
+        s += x * log0(float(p))
     if x != one:
-        s += (one - x) * math.log1p(-p)
+        s += (one - x) * log1m(float(p))
     return s
 
 
@@ -85,7 +85,7 @@ def bernoulli_probs_log_prob_bwd(r, probs, x, grow, gprobs, gx):
                 gprobs[r, j] += g * _bernoulli_score(probs[r, j], x[r, j])
         if gx.shape[0] != 0:
             for j in range(x.shape[1]):
-                gx[r, j] += g * (math.log(probs[r, j]) - math.log1p(-probs[r, j]))
+                gx[r, j] += g * (log0(float(probs[r, j])) - log1m(float(probs[r, j])))
 
 
 @cells("gx")
@@ -152,11 +152,11 @@ def _icdf_group(w, u, r, c0, K, out):
 @njit(cache=True, error_model="numpy")
 def _log_prob_group(w, x, r, c0, K):
     """sum_k x_k (log w_k - log S) over the group, terms of weight x_k = 0 left out."""
-    ls = math.log(_group_sum(w, r, c0, K))
+    ls = log0(float(_group_sum(w, r, c0, K)))
     s = like(x[r, c0], 0.0)
     for k in range(K):
         if x[r, c0 + k] != 0:
-            s += x[r, c0 + k] * (math.log(w[r, c0 + k]) - ls)
+            s += x[r, c0 + k] * (log0(float(w[r, c0 + k])) - ls)
     return s
 
 
@@ -175,7 +175,7 @@ def _log_prob_bwd_group(w, x, r, c0, K, g, gw, gx):
         if gw.shape[0] != 0:
             gw[r, c] += g * ((x[r, c] / w[r, c] if x[r, c] != 0 else like(g, 0.0)) - sx / S)
         if gx.shape[0] != 0:
-            gx[r, c] += g * (math.log(w[r, c]) - math.log(S))
+            gx[r, c] += g * (log0(float(w[r, c])) - log0(float(S)))
 
 
 @groups("out")
