@@ -99,7 +99,8 @@ def test_the_boundary_is_certain_and_its_gradients_finite_and_exact():
     assert np.all(np.isfinite(g["p"]))
 
 
-@pytest.mark.parametrize("est,samples", [(("score", {"baseline": "none"}), 1), (("score", {"baseline": "moving_average"}), 1),
+@pytest.mark.parametrize("est,samples", [(("score", {"baseline": "none"}), 1),
+                                         (("score", {"baseline": "moving_average"}), 1),
                                          (("score", {"baseline": "loo"}), 2), (("score", {"baseline": "learned"}), 1),
                                          ("mvd", 1), ("vimco", 2)])
 def test_estimators_are_unbiased(est, samples):

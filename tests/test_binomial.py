@@ -81,7 +81,8 @@ def test_the_sampler_is_scipys_quantile_at_the_same_uniform(n):
         assert np.all((out == want) | near), (n, p)
     ps = np.linspace(0.0, 1.0, 101)[:, None] * np.ones((1, 50))
     out = np.empty_like(ps)
-    core.binomial_sample(np.full_like(ps, float(n)), ps, np.broadcast_to(rng.uniform(size=(1, 50)), ps.shape).copy(), out)
+    u = np.broadcast_to(rng.uniform(size=(1, 50)), ps.shape).copy()
+    core.binomial_sample(np.full_like(ps, float(n)), ps, u, out)
     assert np.all(np.diff(out, axis=0) >= 0) and np.all(out[0] == 0) and np.all(out[-1] == n)
 
 
@@ -166,8 +167,10 @@ def test_enumeration_of_a_constant_total_is_exact(form):
         np.testing.assert_allclose(got[k], g[k], rtol=1e-6, atol=1e-9, err_msg=k)
 
 
-@pytest.mark.parametrize("kind,over", [("normal", {"k": "score", "z": "pathwise"}), ("normal", {"k": "mvd", "z": "pathwise"}),
-                                       ("bernoulli", {"b": "mvd", "k": "score"}), ("bernoulli", {"b": "score", "k": "mvd"}),
+@pytest.mark.parametrize("kind,over", [("normal", {"k": "score", "z": "pathwise"}),
+                                       ("normal", {"k": "mvd", "z": "pathwise"}),
+                                       ("bernoulli", {"b": "mvd", "k": "score"}),
+                                       ("bernoulli", {"b": "score", "k": "mvd"}),
                                        ("bernoulli", {"b": "enumerate", "k": "score"}),
                                        ("counts", {"s": "mvd", "k": "score"}), ("counts", {"s": "score", "k": "mvd"})])
 def test_stacked_estimators_are_unbiased(kind, over):
@@ -195,15 +198,16 @@ def test_bad_arguments_name_the_node():
         a = ppl.param("a", 2)
         with pytest.raises(ppl.ModelError, match=r"Binomial 'k': give exactly one of logits or probs, got neither"):
             Binomial("k", 3)
-        with pytest.raises(ppl.ModelError, match=r"Binomial 'k': give exactly one of logits or probs, got logits and probs"):
+        with pytest.raises(ppl.ModelError, match=r"Binomial 'k': give exactly one of logits or probs, got logits and"):
             Binomial("k", 3, ppl.sigmoid(a), logits=a)
         for bad in (2.5, -1, float("inf")):
             with pytest.raises(ppl.ModelError, match=r"Binomial 'k': total_count .*must be a non-negative integer|"
                                                      r"Binomial 'k': total_count: a constant must be a finite number"):
                 Binomial("k", bad, logits=a)
-        with pytest.raises(ppl.ModelError, match=r"Binomial 'k': probs is the constant 1.5; it must be within \[0, 1\]"):
+        with pytest.raises(ppl.ModelError, match=r"Binomial 'k': probs is the constant 1.5; it must be within"):
             Binomial("k", a, probs=1.5)
-        assert Binomial("k", 3, ppl.sigmoid(a)).kind == "binomial" and Binomial("j", 3, logits=a).kind == "binomial_logits"
+        assert Binomial("k", 3, ppl.sigmoid(a)).kind == "binomial"
+        assert Binomial("j", 3, logits=a).kind == "binomial_logits"
 
 
 @pytest.mark.parametrize("n,what", [(2.5, "fractional"), (-1.0, "negative"), (np.nan, "nan")])

@@ -130,8 +130,10 @@ def _launcher(kernel, item, groups=False):
     return make
 
 
-CUDA = {"all_unit": _launcher(all_unit, _bad_unit), "all_unit_positive": _launcher(all_unit_positive, _bad_unit_positive),
-        "all_counts": _launcher(all_counts, _bad_count), "all_weight_groups": _launcher(all_weight_groups, _bad_group, True)}
+CUDA = {"all_unit": _launcher(all_unit, _bad_unit),
+        "all_unit_positive": _launcher(all_unit_positive, _bad_unit_positive),
+        "all_counts": _launcher(all_counts, _bad_count),
+        "all_weight_groups": _launcher(all_weight_groups, _bad_group, True)}
 
 
 def _with(g, values, *shape):

@@ -23,8 +23,6 @@ against the drawn class d (rows as mvd_categorical_*; a class of weight 0 adds n
 mean). Both are exact at p in {0, 1} and at classes of weight 0: the branch rows are evaluated
 whatever their probability (a log_prob(node) cost is -inf there, and so is its derivative).
 """
-import math
-
 from numba import njit
 
 from ..declare import cells, groups, rows
