@@ -201,3 +201,18 @@ def test_as_prior_and_likelihood():
     prog.params["q"][...] = [0.5, 0.2, 0.9]
     parts = prog.loss_parts(DATA, seed=1)
     assert parts["x"] == pytest.approx(-sps.bernoulli([0.5, 0.2, 0.9]).logpmf(X).sum(1).mean(), rel=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("b", ["mvd", "straight_through"])
+def test_cuda_parity(b):
+    """The step on the CUDA target gives the CPU step's loss and gradient."""
+    over = {"b": b, "z": "pathwise"}
+    cpu = build_stacked("bprobs_cuda").compile(estimators=over, dtype=np.float64, seed=1)
+    gpu = build_stacked("bprobs_cuda_gpu").compile(estimators=over, dtype=np.float64, seed=1, target="cuda")
+    for seed in (0, 5):
+        lc, gc = cpu.grad(DATA, seed=seed)
+        lg, gg = gpu.grad(DATA, seed=seed)
+        assert lg == pytest.approx(lc, rel=1e-9)
+        for k in gc:
+            np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)

@@ -46,7 +46,7 @@ def build_stacked(name, kind):
             return m
         if kind == "bernoulli":
             b = ppl.Bernoulli("b", probs=ppl.sigmoid(Affine(x, 2, name="enc")))
-            k = Binomial("k", 3, logits=Affine(b, 2, name="mid"))
+            k = Binomial("k", 3, probs=ppl.sigmoid(Affine(b, 2, name="mid")))
             m.cost("lpb", ppl.log_prob(b))
         else:   # new infections ~ Binomial(susceptible, p): the count above is the total
             s = Binomial("s", 3, probs=ppl.sigmoid(Affine(x, 1, name="enc")))
@@ -248,3 +248,18 @@ def test_as_prior_and_likelihood():
         with pytest.raises(ppl.ModelError, match=r"Binomial parameter total_count is the constant 5.5; it must be a "
                                                  r"non-negative integer"):
             m2.latent(k, ppl.dist.Binomial(5.5, probs=0.3))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("over", [{"s": "score", "k": "mvd"}, {"s": "mvd", "k": "score"}])
+def test_cuda_parity(over):
+    """The step on the CUDA target (the checks' launchers, the samplers, mvd's rows) gives the CPU
+    step's loss and gradient."""
+    cpu = build_stacked("binomial_cuda", "counts").compile(estimators=over, dtype=np.float64, seed=1)
+    gpu = build_stacked("binomial_cuda_gpu", "counts").compile(estimators=over, dtype=np.float64, seed=1, target="cuda")
+    for seed in (0, 5):
+        lc, gc = cpu.grad(DATA, seed=seed)
+        lg, gg = gpu.grad(DATA, seed=seed)
+        assert lg == pytest.approx(lc, rel=1e-9)
+        for k in gc:
+            np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)

@@ -186,3 +186,18 @@ def test_as_prior_and_likelihood():
     sp = np.logaddexp(0, s["h"] @ P["dec.W"] + P["dec.b"])
     want = -np.mean([sps.multinomial(1, sp[r] / sp[r].sum()).logpmf(y[r]) for r in range(2)])
     assert parts["y"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("est", ["score", "mvd", "straight_through"])
+def test_cuda_parity(est):
+    """The step on the CUDA target (the weights' check, the sampler, the VJPs, mvd's rows) gives
+    the CPU step's loss and gradient."""
+    cpu = build("cprobs_cuda").compile(estimators=est, dtype=np.float64, seed=1)
+    gpu = build("cprobs_cuda_gpu").compile(estimators=est, dtype=np.float64, seed=1, target="cuda")
+    for seed in (0, 5):
+        lc, gc = cpu.grad(DATA, seed=seed)
+        lg, gg = gpu.grad(DATA, seed=seed)
+        assert lg == pytest.approx(lc, rel=1e-9)
+        for k in gc:
+            np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)

@@ -200,3 +200,17 @@ def test_as_prior_and_likelihood():
     P = prog.params
     p = 1 / (1 + np.exp(-(s["k"] @ P["dec.W"] + P["dec.b"])))
     assert parts["y"] == pytest.approx(-sps.geom(p).logpmf(y + 1).sum(1).mean(), rel=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("form,est", [("probs", "mvd"), ("logits", "score")])
+def test_cuda_parity(form, est):
+    """The step on the CUDA target gives the CPU step's loss and gradient."""
+    cpu = build(f"geometric_cuda_{form}", form).compile(estimators=est, dtype=np.float64, seed=1)
+    gpu = build(f"geometric_cuda_gpu_{form}", form).compile(estimators=est, dtype=np.float64, seed=1, target="cuda")
+    for seed in (0, 5):
+        lc, gc = cpu.grad(DATA, seed=seed)
+        lg, gg = gpu.grad(DATA, seed=seed)
+        assert lg == pytest.approx(lc, rel=1e-9)
+        for k in gc:
+            np.testing.assert_allclose(gg[k], gc[k], rtol=1e-9, atol=1e-12, err_msg=k)

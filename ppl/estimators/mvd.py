@@ -26,6 +26,7 @@ Kernels: kernels/families/mvd.py, and the families of the laws given by probabil
 """
 from typing import NamedTuple
 
+from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from ..kernels.cpu.core import (
     mvd_bernoulli_draw, mvd_bernoulli_grad, mvd_bernoulli_probs_draw, mvd_bernoulli_probs_grad, mvd_binomial_draw,
@@ -76,8 +77,8 @@ class MVD(Estimator):
 
     def check(self, info):
         if info.node.kind not in _KERNELS:
-            return (f"it has measure-valued kernels for {', '.join(sorted(_KERNELS))} nodes, not "
-                    f"{info.dist.name}")
+            return (f"it has measure-valued kernels for {', '.join(sorted(DISTRIBUTIONS[k].name for k in _KERNELS))} "
+                    f"nodes, not {info.dist.name}")
         if info.node.width > MAX_UNITS:
             return f"it evaluates the graph below once per unit ({info.node.width} units; at most {MAX_UNITS})"
         return None
