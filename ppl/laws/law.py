@@ -6,7 +6,8 @@ entry has what it needs: a capability flag or the kernel template it renders.
 
 `kernels` maps a role to one of the law's own kernels, which the step calls as `core.<name>`
 (through `Lowering.call`, which appends the group size K of a grouped node) or, for a template,
-renders with `ppl.ops.render` (enum: the support's rows, over stride, K and value). Roles every
+renders with `ppl.ops.render` (enum: the support's rows, over stride, K, value and a count's
+constant bound). Roles every
 law has: sample, log_prob, log_prob_bwd (and sample_bwd when it is reparameterised); others:
 sample_rep, log_prob_keep / log_prob_kept_bwd, kl / kl_bwd, relaxed_sample / relaxed_bwd (its
 `relaxation`). The kernels of one (estimator, law) pair (REBAR's, RELAX's, ReinMax's ...) live
