@@ -4,4 +4,4 @@ Each law is one module of `ppl/laws/` (its `Distribution` entries: capability fl
 estimator templates, its constructors' name and docs) and its kernels one file
 of `kernels/families/`. This module is the one place the rest of ppl reads them from.
 """
-from .laws import DISTRIBUTIONS, Distribution  # noqa: F401
+from .laws import DISTRIBUTIONS, Distribution, alternatives, parameter_names  # noqa: F401

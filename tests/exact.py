@@ -23,9 +23,12 @@ import itertools
 import math
 
 import numpy as np
-from scipy.special import gammaln, log_ndtr, logsumexp
+from scipy import stats as sps
+from scipy.special import expit, gammaln, log_ndtr, logsumexp, xlog1py, xlogy
 
 GH_POINTS = 16
+# a Geometric node's support is cut where the tail's probability is below this (for every branch)
+GEOMETRIC_TAIL = 1e-15
 # The bound of K draws is a log-sum-exp of K draws' costs: far less polynomial in the draws than
 # a cost is, 16 points per unit miss its gradient by ~2% (measured on a one-unit Normal encoder,
 # K = 2, against 160 and 320 points, which agree to 1e-4); 120 points agree to 1e-4.
@@ -70,19 +73,45 @@ def _log_prob(kind, value, params, attrs):
         return (lp * _groups(value, K)).sum((-1, -2))
     if kind == "poisson":
         (rate,) = params
-        return (value * np.log(rate) - rate - gammaln(value + 1)).sum(-1)
+        return (xlogy(value, rate) - rate - gammaln(value + 1)).sum(-1)
+    if kind == "bernoulli_probs":
+        (p,) = params
+        return (xlogy(value, p) + xlog1py(1 - value, -p)).sum(-1)
+    if kind == "categorical_probs":
+        (w,) = params
+        K = attrs["K"]
+        pi = _groups(w, K) / _groups(w, K).sum(-1, keepdims=True)
+        return xlogy(_groups(value, K), pi).sum((-1, -2))
+    if kind in ("binomial", "binomial_logits"):
+        n, p = params
+        p = expit(p) if kind == "binomial_logits" else p
+        return sps.binom.logpmf(value, n, p).sum(-1)
+    if kind in ("geometric", "geometric_logits"):
+        (p,) = params
+        p = expit(p) if kind == "geometric_logits" else p
+        return sps.geom.logpmf(value + 1, p).sum(-1)   # scipy counts the trials, ppl the failures
     raise NotImplementedError(kind)
 
 
-def _support(kind, width, attrs):
-    """The joint support of a discrete node, one row per value."""
-    if kind in ("bernoulli", "bernoulli_probit"):
+def _support(kind, width, attrs, params):
+    """The joint support of a discrete node, one row per value (counts: 0..n for the largest n of
+    the branches' parameters; a geometric count cut where every branch's tail is below
+    GEOMETRIC_TAIL)."""
+    if kind in ("bernoulli", "bernoulli_probit", "bernoulli_probs"):
         c = np.arange(2 ** width)
         return ((c[:, None] >> np.arange(width)[None, :]) & 1).astype(np.float64)
     if kind == "poisson":   # counts 0 .. POISSON_MAX - 1 of one unit (rates of a few units: the tail < 1e-25)
         if width != 1:
             raise NotImplementedError("the oracle enumerates Poisson nodes of width 1")
         return np.arange(POISSON_MAX, dtype=np.float64)[:, None]
+    if kind.startswith(("binomial", "geometric")):
+        if kind.startswith("binomial"):
+            top = int(np.max(params[0]))
+        else:
+            q = 1 - np.min(expit(params[0]) if kind == "geometric_logits" else params[0])
+            top = 0 if q == 0 else int(np.ceil(np.log(GEOMETRIC_TAIL) / np.log(q)))
+        grid = np.meshgrid(*[np.arange(top + 1.0)] * width, indexing="ij")
+        return np.array(grid).reshape(width, -1).T
     K = attrs["K"]
     G = width // K
     c = np.arange(K ** G)
@@ -118,6 +147,10 @@ def _layer(n, x, params):
         return x[0].sum(-1, keepdims=True)
     if k == "concat":
         return np.concatenate(x, axis=-1)
+    if k == "bcast":
+        return np.repeat(x[0], n.width, -1)
+    if k == "div":
+        return x[0] / x[1]
     raise NotImplementedError(k)
 
 
@@ -145,6 +178,8 @@ def _head(n, x):
     if k == "log_prob":
         s = n.inputs[0]
         return _log_prob(s.kind, x[0], x[1:], s.attrs)
+    if k == "law_nll":
+        return -_log_prob(n.attrs["law"], x[-1], x[:-1], n.attrs)
     if k == "blackbox":
         fn = n.attrs["fn"].py_func
         return np.array([float(fn(*(xi[r] for xi in x))) for r in range(x[0].shape[0])])
@@ -175,7 +210,7 @@ def _row_branches(model, params, row, gh=GH_POINTS):
                 z = np.repeat(loc, m, 0) + np.repeat(scale, m, 0) * np.tile(pts, (nb, 1))
                 w = np.repeat(w, m) * np.tile(pw, nb)
             else:
-                sup = _support(n.kind, n.width, n.attrs)
+                sup = _support(n.kind, n.width, n.attrs, ins)
                 m = len(sup)
                 z = np.tile(sup, (nb, 1))
                 rep = [np.repeat(p, m, 0) for p in ins]
@@ -184,6 +219,10 @@ def _row_branches(model, params, row, gh=GH_POINTS):
                 vals[k] = np.repeat(vals[k], m, 0)
             nb *= m
             vals[n.name] = z
+            if not np.all(w > 0):   # values of probability 0 (counts beyond n, p in {0, 1}): left out
+                keep = w > 0
+                w, nb = w[keep], int(keep.sum())
+                vals = {k: v[keep] for k, v in vals.items()}
         elif n.attrs.get("is_head"):
             vals[n.name] = _head(n, ins)
         else:

@@ -61,6 +61,7 @@ MODELS = [
     ("plates", "plates", {}, {"dtype": np.float64}),
     ("poisson_factor", "poisson_factor", {"words": 6, "factors": 2, "hidden": 4}, {}),
     ("price", "price", {}, {"dtype": np.float64}),
+    ("count_laws", "count_laws", {}, {"dtype": np.float64}),
 ]
 CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score")]
 # (case, model, overrides) where the nodes of one graph take different estimators
@@ -76,6 +77,8 @@ MIXED = [
     ("mixed_laws", {"b": "rodeo", "z": "pathwise", "k": "score", "c": "unordered_set"}),
     ("sbn2_nl", {"h1": "arms", "h2": ("arms", {"n": 2})}), ("sbn2_nl", {"h1": "disarm", "h2": "mvd"}),
     ("new_laws", {"g": "score", "b": "pathwise", "d": "score"}),
+    ("count_laws", {"b": "mvd", "c": "enumerate", "n": "score", "g": "mvd"}),
+    ("count_laws", {"b": "enumerate", "c": "straight_through", "n": "mvd", "g": "score"}),
 ]
 
 
@@ -150,6 +153,17 @@ def _graph(name):
             m.cost("bn", ppl.bernoulli_nll(h, x[:, :3]))
             m.cost("nll", ppl.gaussian_nll(z, ppl.softplus(ppl.param("s", 3)), x[:, 1:]))
             m.cost("lp", ppl.log_prob(z))
+        elif name == "count_laws":   # Bernoulli and Categorical by probabilities, Binomial, Geometric: nodes,
+            # priors and a likelihood
+            b = Bernoulli("b", probs=ppl.sigmoid(Affine(x, 2, name="eb")))
+            m.latent(b, ppl.dist.Bernoulli(probs=0.5))
+            c = Categorical("c", probs=ppl.exp(Affine(x, 3, name="ec")), classes=3)
+            m.latent(c, ppl.dist.Categorical(probs=1.0, classes=3))
+            n = ppl.Binomial("n", 4, probs=ppl.sigmoid(Affine(ppl.concat([b, c]), 2, name="en")))
+            m.latent(n, ppl.dist.Binomial(4, logits=0.0))
+            g = ppl.Geometric("g", logits=Affine(b, 2, name="eg"))
+            m.latent(g, ppl.dist.Geometric(probs=0.5))
+            m.observe("x", ppl.dist.Binomial(3, probs=ppl.sigmoid(Affine(ppl.concat([n, g]), 4, name="dec"))), x)
         elif name == "blackbox":
             h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
             u = ppl.layer(njit(_double), [Affine(h, 3, name="mid")], 3, vjp=njit(_double_vjp))
@@ -167,7 +181,7 @@ def _graph(name):
 
 
 GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("blackbox_row", {}), ("blackbox_row_grad", {}),
-          ("new_laws", {}), ("plates", {}), ("price", {})]
+          ("new_laws", {}), ("plates", {}), ("price", {}), ("count_laws", {})]
 
 
 def _model(mod, opts):

@@ -36,8 +36,8 @@ def _likelihood_model(law, **params):
         y = m.input("y", 3)
         a = ppl.param("a", 3, init=np.array([0.2, -0.3, 0.5]))
         b = ppl.param("b", 3, init=np.array([0.1, 0.4, -0.2]))
-        args = {k: (a if v == "a" else ppl.softplus(b) if v == "b+" else ppl.exp(a) if v == "a+" else v)
-                for k, v in params.items()}
+        args = {k: (a if v == "a" else ppl.softplus(b) if v == "b+" else ppl.exp(a) if v == "a+"
+                    else ppl.sigmoid(a) if v == "a01" else v) for k, v in params.items()}
         m.observe("y", getattr(ppl.dist, law)(**args), y)
     return m
 
@@ -53,10 +53,19 @@ CASES = [
      lambda P, y: -sps.beta.logpdf(y, np.exp(P["a"]), np.logaddexp(0, P["b"])).sum()),
     ("Bernoulli", dict(logits="a", link="probit"), (Y_REAL > 0).astype(float),
      lambda P, y: -(y * sps.norm.logcdf(P["a"]) + (1 - y) * sps.norm.logcdf(-P["a"])).sum()),
+    ("Bernoulli", dict(probs="a01"), (Y_REAL > 0).astype(float),
+     lambda P, y: -sps.bernoulli.logpmf(y, 1 / (1 + np.exp(-P["a"]))).sum()),
+    ("Categorical", dict(probs="a+", classes=3), np.eye(3)[[0, 2]],
+     lambda P, y: -sps.multinomial.logpmf(y, 1, np.exp(P["a"]) / np.exp(P["a"]).sum()).sum()),
+    ("Binomial", dict(total_count=7.0, probs="a01"), Y_COUNT,
+     lambda P, y: -sps.binom.logpmf(y, 7, 1 / (1 + np.exp(-P["a"]))).sum()),
+    ("Geometric", dict(logits="a"), Y_COUNT,
+     lambda P, y: -sps.geom.logpmf(y + 1, 1 / (1 + np.exp(-P["a"]))).sum()),
 ]
+IDS = [c[0] + ("_probit" if "link" in c[1] else "_probs" if c[1].get("probs") in ("a01", "a+") else "") for c in CASES]
 
 
-@pytest.mark.parametrize("law,params,y,oracle", CASES, ids=[c[0] + ("_probit" if "link" in c[1] else "") for c in CASES])
+@pytest.mark.parametrize("law,params,y,oracle", CASES, ids=IDS)
 def test_a_law_as_likelihood_matches_scipy_and_central_differences(law, params, y, oracle):
     prog = _likelihood_model(law, **params).compile(dtype=np.float64)
     P = {k: np.array(v, np.float64) for k, v in prog.params.items()}
@@ -118,19 +127,38 @@ def test_a_prior_of_another_support_is_refused_by_name():
             m.latent(k, ppl.dist.Bernoulli(logits=0.0))
 
 
+def _reach(law):
+    """(the entry whose constructor makes a node of kind `law`, the keywords that choose it): a
+    variant is reached by a keyword's value (link=) or by which parameter is given (probs=)."""
+    e = DISTRIBUTIONS[law]
+    if e.constructor:
+        return e, {}
+    for o in DISTRIBUTIONS.values():
+        for key, choices in o.variants.items():
+            if law in choices.values():
+                return o, {key: next(v for v, k in choices.items() if k == law)}
+        if law in o.by_param.values():
+            return o, {}
+    raise AssertionError(f"no constructor reaches {law}")
+
+
+def _argument(e, p, a):
+    """A node (or number) within the domain of parameter p of the entry e."""
+    kind = e.constraints.get(p)
+    if p in e.positive or kind == "weights":
+        return ppl.exp(a)
+    if kind in ("unit", "unit_positive"):
+        return ppl.sigmoid(a)
+    return 3 if kind == "count" else a
+
+
 def _node(law, x):
     e = DISTRIBUTIONS[law]
+    owner, kw = _reach(law)
     a = ppl.Affine(x, 4, name="a")
-    if e.grouped:
-        return getattr(ppl, e.constructor)("h", *[ppl.exp(a) if p in e.positive else a for p in e.params], classes=2)
-    kw = {}
-    if not e.constructor:   # a variant: reached through its law's keyword
-        owner = next(o for o in DISTRIBUTIONS.values() if any(law in c.values() for c in o.variants.values()))
-        (key, choices), = owner.variants.items()
-        kw[key] = next(v for v, k in choices.items() if k == law)
-        e = owner
-    args = [ppl.exp(a) if p in DISTRIBUTIONS[law].positive else a for p in DISTRIBUTIONS[law].params]
-    return getattr(ppl, e.constructor)("h", *args, **kw)
+    kw.update({p: _argument(e, p, a) for p in e.params})
+    return getattr(ppl, owner.constructor)("h", classes=2, **kw) if e.grouped else \
+        getattr(ppl, owner.constructor)("h", **kw)
 
 
 @pytest.mark.parametrize("law", sorted(DISTRIBUTIONS))
@@ -143,16 +171,10 @@ def test_every_law_and_estimator_pair_lowers_or_is_refused_by_name(law):
             x = m.input("x", 3)
             h = _node(law, x)
             e = DISTRIBUTIONS[law]
-            spec = getattr(ppl.dist, e.constructor)(*[1.0] * len(e.params), classes=2) if e.grouped else None
-            if spec is None:
-                owner = DISTRIBUTIONS[law]
-                kw = {}
-                if not owner.constructor:
-                    o = next(o for o in DISTRIBUTIONS.values() if any(law in c.values() for c in o.variants.values()))
-                    (key, choices), = o.variants.items()
-                    kw[key] = next(v for v, k in choices.items() if k == law)
-                    owner = o
-                spec = getattr(ppl.dist, owner.constructor)(*[1.0] * len(DISTRIBUTIONS[law].params), **kw)
+            owner, kw = _reach(law)
+            kw.update({p: 1.0 for p in e.params})   # 1.0 is within every law's domain
+            spec = getattr(ppl.dist, owner.constructor)(classes=2, **kw) if e.grouped else \
+                getattr(ppl.dist, owner.constructor)(**kw)
             m.latent(h, spec)
             m.observe("x", ppl.dist.Normal(ppl.Affine(h, 3, name="dec"), 1.0), x)
         objective = "iwae" if est in ("vimco", "dreg") else "elbo"

@@ -47,6 +47,13 @@ def _scalar_graph(kind):
             n = ppl.Poisson("n", rate=ppl.exp(Affine(x, 1, name="r")))
             m.cost("f", ppl.total(ppl.tanh(Affine(n, 1, name="dec")) * x))
             m.cost("lq", ppl.log_prob(n))
+        elif kind == "counts":   # the laws given by probabilities: a Bernoulli, a Binomial of it, a Geometric
+            b = Bernoulli("b", probs=ppl.sigmoid(Affine(x, 1, name="eb")))
+            n = ppl.Binomial("n", 3.0 * b + 2.0, probs=ppl.sigmoid(Affine(x, 1, name="en")))
+            g = ppl.Geometric("g", logits=Affine(b, 1, name="eg") + 0.5)
+            m.cost("f", ppl.total(ppl.tanh(Affine(n + g, 1, name="dec")) * x))
+            for node in (b, n, g):
+                m.cost(f"lq_{node.name}", ppl.log_prob(node))
     return m
 
 
@@ -73,12 +80,15 @@ CASES = [
     ("poisson", ("score", {"baseline": "moving_average"}), 1),
     ("bernoulli", "reinmax", 1),          # estimators row-fused from their array code alone
     ("two_layer", {"b1": "gapped_st", "b2": "disarm"}, 1),
+    ("counts", ("score", {"baseline": "moving_average"}), 1),
+    ("counts", {"b": "straight_through", "n": ("score", {"baseline": "none"}),
+                "g": ("score", {"baseline": "none"})}, 2),
 ]
 
 
 # float32 on one case of each model and each row-expanding estimator (the constants and casts
 # are per dtype, the control flow is not); every case in float64. Each case compiles two steps.
-F32 = {0, 2, 4, 6, 9, 12, 14, 16, 18, 19, 20, 21}
+F32 = {0, 2, 4, 6, 9, 12, 14, 16, 18, 19, 20, 21, 22}
 
 
 @pytest.mark.parametrize("kind,est,samples,dtype",

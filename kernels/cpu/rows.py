@@ -135,11 +135,12 @@ def fill(out, value):
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def weighted_total(rw, cost, acc):
-    """acc[r] += cost[r]; returns sum_r rw[r] * cost[r] (float64 accumulation)."""
+    """acc[r] += cost[r]; returns sum_r rw[r] * cost[r] (float64 accumulation); a row of weight 0
+    adds nothing, whatever its cost (a configuration of probability 0, an mvd branch: -inf there)."""
     s = 0.0
     for r in range(cost.shape[0]):
         acc[r] += cost[r]
-        s += float(rw[r]) * float(cost[r])
+        s += float(rw[r]) * float(cost[r]) if rw[r] != 0 else 0.0
     return s
 
 
@@ -288,9 +289,9 @@ def moving_average_baseline(L, rw, state, slot, decay, b, update):
     m = state[slot]
     tot = 0.0
     wsum = 0.0
-    for r in range(L.shape[0]):
+    for r in range(L.shape[0]):   # a row of weight 0 adds nothing (weighted_total)
         b[r] = m
-        tot += rw[r] * L[r]
+        tot += rw[r] * L[r] if rw[r] != 0 else 0.0
         wsum += rw[r]
     if update:  # the first step seeds the average with the first batch's mean
         state[slot] = moving_average(m, tot, wsum, decay, state[slot + 1] == 0)

@@ -155,7 +155,7 @@ def _weighted_total(rw, cost, acc, res):
     s = 0.0
     for r in range(cuda.threadIdx.x, cost.shape[0], cuda.blockDim.x):
         acc[r] += cost[r]
-        s += np.float64(rw[r]) * np.float64(cost[r])
+        s += np.float64(rw[r]) * np.float64(cost[r]) if rw[r] != 0 else 0.0
     total = block_sum(s)
     if cuda.threadIdx.x == 0:
         res[0] = total
@@ -283,7 +283,7 @@ def _moving_average_baseline(L, rw, state, slot, decay, b, update):
     wsum = 0.0
     for r in range(cuda.threadIdx.x, L.shape[0], cuda.blockDim.x):
         b[r] = m
-        tot += rw[r] * L[r]
+        tot += rw[r] * L[r] if rw[r] != 0 else 0.0
         wsum += rw[r]
     tot = block_sum(tot)
     wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it

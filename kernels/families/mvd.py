@@ -14,6 +14,8 @@ p_k (f(e_k) - sum_i p_i f(e_i)) = p_k (D_k - sum_i p_i D_i), D_i = f(e_i) - f(e_
 drawn class d (D_d = 0; the softmax Jacobian p_k (delta_ik - p_i)); row 1 + g (K - 1) + t moves
 group g to its t-th class other than d (t < d: class t, else t + 1), so each group costs K - 1
 rows and its derivative is exact in its own draw.
+The laws given by probabilities, Binomial and Geometric keep their rows in their own families
+(probs.py, binomial.py, geometric.py).
 """
 import math
 

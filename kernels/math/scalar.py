@@ -234,6 +234,23 @@ def sigmoid_grad(x):
 
 
 @njit(cache=True, error_model="numpy")
+def log0(x):
+    """log x of a float64 x >= 0, -inf at 0 (libm's value spelled out: the CUDA simulator's Python
+    math raises there); NaN below 0 and at NaN."""
+    if x > 0.0:
+        return math.log(x)
+    return -math.inf if x == 0.0 else math.nan
+
+
+@njit(cache=True, error_model="numpy")
+def log1m(x):
+    """log(1 - x) of a float64 x <= 1 (log1p(-x): accurate for small x), -inf at 1; NaN above 1."""
+    if x < 1.0:
+        return math.log1p(-x)
+    return -math.inf if x == 1.0 else math.nan
+
+
+@njit(cache=True, error_model="numpy")
 def logit(p):
     """logit(p) = log p - log(1 - p), the inverse of sigmoid (+-inf at p = 1, 0)."""
     return flog(p) - flog1p(-p)
@@ -518,8 +535,9 @@ def nce_noise_grad(s, logk):
 
 @njit(cache=True, error_model="numpy")
 def score_signal(rw, L, b):
-    """rw (L - b): the score-function learning signal of a row."""
-    return rw * (L - b)
+    """rw (L - b): the score-function learning signal of a row; 0 on a row of weight 0, whatever
+    its costs (a configuration of probability 0: -inf there)."""
+    return rw * (L - b) if rw != 0 else rw * 0
 
 
 @njit(cache=True, error_model="numpy")

@@ -3,7 +3,13 @@
 Each drawn row becomes one row per joint value v of the node (mixed-radix digit of the row
 index), weighted by p(v | a). Costs are summed with those weights, so the objective over this
 node is exact; the node's parameters receive sum_v p(v|a) L_s(v) d log p(v|a)/da, the exact
-gradient of sum_v p(v|a) L_s(v). Nodes downstream keep their own estimators."""
+gradient of sum_v p(v|a) L_s(v). Nodes downstream keep their own estimators. A count bounded by
+a constant (a Binomial whose total_count is a number) takes its values 0..n per unit.
+
+Given by probabilities (probs=), a value of probability 0 (p in {0, 1}, a class of weight 0) has
+row weight 0 and adds nothing: the estimate is the derivative of the sum over the values of
+positive probability, which at p in {0, 1} is not the one-sided derivative of the objective
+(that needs the value the draw cannot take; 'mvd' evaluates it)."""
 from ppl.ops import render
 
 from .base import NO_GRAD, Estimator, register
@@ -25,6 +31,9 @@ class Enumerate(Estimator):
     def check(self, info):
         if not info.dist.discrete:
             return f"{info.dist.name} is continuous; enumeration needs a finite support"
+        if info.support is None and info.dist.count_bound:
+            return (f"its {info.dist.count_bound} is not a constant number, so its support is unknown when "
+                    f"compiling; give {info.dist.count_bound} as a number, or use 'score' or 'mvd'")
         if info.support is None:
             return f"{info.dist.name} has infinitely many values; enumeration needs a finite support"
         if info.support > MAX_SUPPORT:
@@ -36,7 +45,8 @@ class Enumerate(Estimator):
         return info.support
 
     def draw(self, ctx):
-        ctx.emit(render(ctx.law.kernels["enum"], stride=ctx.rows.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value()))
+        ctx.emit(render(ctx.law.kernels["enum"], stride=ctx.rows.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value(),
+                        bound=lambda: ctx.law.constant_bound(ctx.node)))
         lp = ctx.buffer("lp")
         ctx.law_call("log_prob", [*ctx.params(), ctx.value()], [lp])
         ctx.emit(f"rows.mul_exp({lp}, {ctx.rows.weights})")

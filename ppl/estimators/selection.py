@@ -64,7 +64,7 @@ def select(model: Graph, an: G.Analysis, estimators, policy: str, samples: int, 
         d = DISTRIBUTIONS[n.kind]
         ancestors = G.ancestors(an.graph, n.name)
         above = {m.name: (ch.estimator, ch.options) for m, (ch, _) in out.items() if m.name in ancestors}
-        info = NodeInfo(n, d, an.blocked_by[n], samples, d.support_size(n.width, n.attrs.get("K", 2)), objective, an,
+        info = NodeInfo(n, d, an.blocked_by[n], samples, d.node_support(n), objective, an,
                         above)
         if n.name in overrides:
             name, opts = _parse_override(overrides[n.name], n)

@@ -3,7 +3,9 @@
 Bernoulli y = H(a + eps): the forward pass uses the hard sample, the backward pass the
 derivative of the noise CDF, dF_eps(a)/da: sigmoid'(a) for logistic noise (link="logit"),
 the normal pdf for Gaussian noise (link="probit"). Categorical (ST-Gumbel): one-hot forward,
-backward through softmax((a + g) / tau). Biased."""
+backward through softmax((a + g) / tau). Given by probabilities (probs=), the backward pass is
+the derivative of the value's mean: E[y] = p passes the cotangent unchanged, a group's
+E[y] = w / sum w its Jacobian (finite at p in {0, 1} and at weights 0). Biased."""
 from .base import NO_GRAD, NO_GRAD_1D, Estimator, Rule, register
 
 
@@ -23,8 +25,11 @@ class StraightThrough(Estimator):
     passes_value_grad = True
     shares_rows = True   # its backward is linear in the value's cotangent, per row
     options = {"temperature": 1.0}
-    # a Bernoulli's backward dF_eps(a)/da per link; a Categorical's goes through its relaxation
-    kernels = {"bernoulli": {"st_bwd": "bernoulli_st_bwd"}, "bernoulli_probit": {"st_bwd": "probit_st_bwd"}}
+    # a Bernoulli's backward dF_eps(a)/da per link; with probabilities, the derivative of the
+    # value's mean (p; a group's w / sum w); a logit Categorical's goes through its relaxation
+    kernels = {"bernoulli": {"st_bwd": "bernoulli_st_bwd"}, "bernoulli_probit": {"st_bwd": "probit_st_bwd"},
+               "bernoulli_probs": {"st_bwd": "bernoulli_probs_st_bwd"},
+               "categorical_probs": {"st_bwd": "categorical_probs_st_bwd"}}
 
     def check(self, info):
         if not info.dist.straight_through:

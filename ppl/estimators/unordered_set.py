@@ -37,7 +37,8 @@ class UnorderedSet(Estimator):
 
     def check(self, info):
         if info.dist.kind not in self.kernels:
-            return f"{info.dist.name} is not a categorical node (sampling without replacement needs classes)"
+            return (f"{info.dist.name} is not a logit categorical node (sampling without replacement needs classes, "
+                    f"its kernels logits)")
         K = info.node.attrs.get("K")
         if info.node.width != K:
             return (f"it has {info.node.width // K} groups; the set's k rows hold one group's k classes, so give each "

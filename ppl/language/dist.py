@@ -49,7 +49,8 @@ class Dist:
 
     def bind(self, model, width: int, owner: str) -> "Dist":
         """This spec with numbers made constant nodes of `width` columns in `model`, checked: every
-        parameter of that width, in the model, a positive constant where the law needs one."""
+        parameter of that width, in the model, a constant within the law's domain (> 0, [0, 1], a
+        count, ...)."""
         out = []
         for p, v in zip(self.entry.params, self.args):
             if isinstance(v, Node):
@@ -62,9 +63,10 @@ class Dist:
                                      f"the value it describes {width}; they must agree")
             else:
                 v = _const(model, v, width, f"{owner}: {self.entry.name} parameter {p}")
-                if p in self.entry.positive and not v.attrs["value"] > 0:
+                need = self.entry.constant_problem(p, v.attrs["value"])
+                if need:
                     raise ModelError(f"{owner}: {self.entry.name} parameter {p} is the constant {v.attrs['value']!r}; "
-                                     f"it must be > 0")
+                                     f"it must be {need}")
             out.append(v)
         if self.K is not None and width % self.K:
             raise ModelError(f"{owner}: {self.entry.name} with classes={self.K} describes a width that is a multiple "
@@ -135,4 +137,4 @@ def constructor_for(kind: str) -> str:
     if law.constructor:
         return law.constructor
     return next(e.constructor for e in D.DISTRIBUTIONS.values()
-                if any(kind in c.values() for c in e.variants.values()))
+                if any(kind in c.values() for c in e.variants.values()) or kind in e.by_param.values())

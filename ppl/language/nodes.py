@@ -300,10 +300,11 @@ def _const(model, value, width, owner, name=None) -> Node:
     return _make(model, "const", name if name is not None else _auto_name(model, "const"), (), width, value=v)
 
 
-def _constants(owner: str, positive=(), unit=(), **args) -> list:
+def _constants(owner: str, positive=(), unit=(), law=None, **args) -> list:
     """The arguments, numbers replaced by constant nodes of the width of the node arguments
     (which must agree; an argument that is neither is left for _check_node to report). A
-    constant for a `positive` argument must be > 0, for a `unit` one within [0, 1]."""
+    constant for a `positive` argument must be > 0, for a `unit` one within [0, 1], for a law's
+    parameter what the law's entry asks (law.constant_problem)."""
     nodes = [v for v in args.values() if isinstance(v, Node)]
     if not nodes:
         return list(args.values())
@@ -312,8 +313,9 @@ def _constants(owner: str, positive=(), unit=(), **args) -> list:
         if isinstance(v, (int, float, np.integer, np.floating)):
             v = _const(nodes[0].model, v, nodes[0].width, f"{owner}: {k}")
             c = v.attrs["value"]
-            if (k in positive and not c > 0) or (k in unit and not 0 <= c <= 1):
-                need = "> 0" if k in positive else "within [0, 1]"
+            need = ("> 0" if k in positive and not c > 0 else "within [0, 1]" if k in unit and not 0 <= c <= 1
+                    else law.constant_problem(k, c) if law is not None else None)
+            if need:
                 raise ModelError(f"{owner}: {k} is the constant {c!r}; it must be {need}")
         out.append(v)
     return out
@@ -375,14 +377,26 @@ def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node
 
 def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
     """The arguments of a law's constructor (ppl.<Law> and ppl.dist.<Law>) checked: (the entry a
-    variant keyword chooses, {param: value}, classes or None). Errors name `owner`."""
-    kw = dict(kw)
+    variant keyword or the parameter given chooses, {param: value}, classes or None). Errors name
+    `owner`."""
+    alts = D.alternatives(law)   # exactly one of them is given (logits / probs), None is none
+    kw = {k: v for k, v in kw.items() if not (v is None and k in alts)}
+    linked = [key for key in law.variants if key in kw]
     kind = law.kind
     for key, choices in law.variants.items():
         value = kw.pop(key, next(iter(choices)))
         if not isinstance(value, str) or value not in choices:
             raise ModelError(f"{owner}: {key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
         kind = choices[value]
+    given = sorted(alts & (set(law.params[:len(args)]) | set(kw)))
+    if alts and len(given) != 1:
+        raise ModelError(f"{owner}: give exactly one of {' or '.join(sorted(alts))}, got "
+                         f"{' and '.join(given) if given else 'neither'}")
+    if given and given[0] in law.by_param:
+        if linked:
+            raise ModelError(f"{owner}: {linked[0]}= applies to {' or '.join(sorted(alts - {given[0]}))}, not to "
+                             f"{given[0]}")
+        kind = law.by_param[given[0]]
     entry = D.DISTRIBUTIONS[kind]
     classes = kw.pop("classes", None) if entry.grouped else None
     if len(args) > len(entry.params):
@@ -395,7 +409,7 @@ def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
             params[p] = kw.pop(p)
     if kw:
         raise ModelError(f"{owner}: unknown argument(s) {', '.join(sorted(kw))}; it takes "
-                         f"{', '.join(entry.params)}{', classes' if entry.grouped else ''}"
+                         f"{', '.join(D.parameter_names(law))}{', classes' if entry.grouped else ''}"
                          f"{''.join(', ' + k for k in law.variants)}")
     missing = [p for p in entry.params if p not in params]
     if missing:
@@ -406,9 +420,13 @@ def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
 
 
 def law_signature(law: D.Distribution, lead=()) -> inspect.Signature:
-    """The signature a law's constructors show: `lead` names, its params, classes, variants."""
+    """The signature a law's constructors show: `lead` names, its params (those it takes one of
+    default to None), classes, variants."""
     P = inspect.Parameter
-    params = [P(p, P.POSITIONAL_OR_KEYWORD) for p in (*lead, *law.params)]
+    alts = D.alternatives(law)
+    params = [P(n, P.POSITIONAL_OR_KEYWORD) for n in lead]
+    params += [P(p, P.POSITIONAL_OR_KEYWORD if p in law.params else P.KEYWORD_ONLY, **({"default": None} if p in alts
+               else {})) for p in D.parameter_names(law)]
     if law.grouped:
         params.append(P("classes", P.KEYWORD_ONLY))
     params += [P(k, P.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
@@ -424,7 +442,7 @@ def _law_node(law: D.Distribution):
     def make(name: str, *args, **kw) -> Node:
         owner = f"{title} '{name}'"
         entry, params, classes = law_arguments(law, owner, args, kw)
-        values = _constants(owner, positive=entry.positive, **dict(zip(params, _widest(*params.values()))))
+        values = _constants(owner, law=entry, **dict(zip(params, _widest(*params.values()))))
         for p, v in zip(entry.params, values):
             _check_node(v, p, owner)
         nodes = dict(zip(entry.params, values))

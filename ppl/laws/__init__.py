@@ -1,5 +1,6 @@
 """Every law, one module each: the laws are found here (not listed), each module's `LAWS` a
-tuple of `law.Distribution` entries; `DISTRIBUTIONS` maps a node's kind to its entry."""
+tuple of `law.Distribution` entries; `DISTRIBUTIONS` maps a node's kind to its entry; what a
+law's constructor takes (`alternatives`, `parameter_names`)."""
 import importlib
 import pkgutil
 
@@ -22,3 +23,17 @@ def _collect() -> dict:
 
 
 DISTRIBUTIONS = _collect()
+
+
+def alternatives(law: Distribution) -> set:
+    """The parameters of which a law's constructor takes exactly one: those its entry and its
+    by_param variants differ in ({"logits", "probs"}); empty without by_param variants."""
+    out = set()
+    for kind in law.by_param.values():
+        out |= set(law.params) ^ set(DISTRIBUTIONS[kind].params)
+    return out
+
+
+def parameter_names(law: Distribution) -> list:
+    """Every parameter name a law's constructor takes, in order (its by_param variants' after its own)."""
+    return list(dict.fromkeys([*law.params, *(p for k in law.by_param.values() for p in DISTRIBUTIONS[k].params)]))

@@ -17,6 +17,22 @@ from .ir import Bind, Stmt
 from .layout import _ident
 
 
+# constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
+# words after "<law> '<node>': <param> '<its node>'"
+CONSTRAINT_TESTS = {"unit": "core.all_unit({v})", "unit_positive": "core.all_unit_positive({v})",
+                    "count": "core.all_counts({v})", "weights": "core.all_weight_groups({v}, {K})"}
+CONSTRAINT_ERRORS = {
+    "unit": "has values outside [0, 1] or NaN; give probabilities, e.g. {p}=ppl.sigmoid(...), or logits instead",
+    "unit_positive": ("has values outside (0, 1] or NaN (a success probability of 0 never ends the count); give "
+                      "probabilities, e.g. {p}=ppl.sigmoid(...), or logits instead"),
+    "count": ("has values that are not non-negative integers (negative, fractional, inf or NaN); give counts, e.g. "
+              "a number, an input of counts or another count node"),
+    "weights": ("has a group of {K} classes with a negative, inf or NaN value or a sum of 0; give non-negative "
+                "weights with a positive sum per group (they are normalised), e.g. {p}=ppl.exp(...), or logits "
+                "instead"),
+}
+
+
 class ContextHelpers:
     # ----- helpers of the estimator context (estimators/custom.py) and the lowering rules
     def record_noise(self, node: Node, noise):
@@ -142,23 +158,34 @@ class ContextHelpers:
         else:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
 
-    def emit_positive_checks(self, node: Node, is_positive, is_finite=None, law=None, params=None):
+    def emit_param_checks(self, node: Node, is_positive, is_finite=None, law=None, params=None):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
-        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not;
-        is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into
-        a hard sample (noise + NaN > 0 is False) or a select; every estimator reads the values
-        checked here, so one check per node covers all of them."""
+        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not,
+        or one of the law's `constraints` (probabilities within [0, 1], counts, ...: the test
+        `constraint_test` gives) does not hold; is_positive(p) / is_finite(p) give the tests'
+        source. Without this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a
+        select; every estimator reads the values checked here, so one check per node covers all."""
         d = law if law is not None else self.dist(node)
         for pname, p in zip(d.params, node.inputs if params is None else params):
             if pname in d.positive:
                 self.emit(f"if not {is_positive(p)}:")
                 self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
                           f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+            if pname in d.constraints:
+                kind = d.constraints[pname]
+                self.emit(f"if not {self.constraint_test(kind, p, node.attrs.get('K'))}:")
+                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' "
+                          f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}\")")
             if is_finite is not None:
                 self.emit(f"if not {is_finite(p)}:")
                 self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; "
                           f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
                           f"learning rate too high)\")")
+
+    def constraint_test(self, kind: str, p: Node, K) -> str:
+        """The source of the test that every value of the parameter node p meets the constraint
+        (ppl/laws/law.py's CONSTRAINTS; K: the group size of a grouped law), on the arrays."""
+        return CONSTRAINT_TESTS[kind].format(v=self.v(p), K=K)
 
     def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic

@@ -239,6 +239,15 @@ class ScalarLowering(Lowering):
         self.record_noise(node, name)
         return name
 
+    def constraint_test(self, kind: str, p: Node, K) -> str:
+        """The row's test of a parameter's constraint (the array form: lowering/context.py)."""
+        v = self.val(p)
+        tests = {"unit": f"(0.0 <= {v} <= 1.0)", "unit_positive": f"(0.0 < {v} <= 1.0)",
+                 "count": f"(0.0 <= {v} < np.inf and np.floor({v}) == {v})"}
+        if kind not in tests:   # a grouped law's weights: no width-1 node is grouped
+            raise rowcode.NoRowForm(f"the constraint {kind!r} has no row form")
+        return tests[kind]
+
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]
 
@@ -397,7 +406,7 @@ class ScalarLowering(Lowering):
         elif k in OPS:
             self.row_call(render(OPS[k].fwd, out=self.val(n), **self._op_values(n)))
         else:
-            self.emit_positive_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
+            self.emit_param_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
         self._store(n)

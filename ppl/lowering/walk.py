@@ -130,7 +130,7 @@ class Walk:
                 self.emit(render(op.fwd_each, xj=xj, off=off, out=out))
                 off += x.width
         elif n.is_stochastic:
-            self.emit_positive_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
+            self.emit_param_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
                                       lambda p: f"rows.all_finite2({self.stored_values(p)})")
             self._estimator(n).draw(self.estimator_context(n))
             if self._estimator(n).alternative_row:   # where it kept a jump (lowering/alternative.py)

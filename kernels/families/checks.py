@@ -1,0 +1,164 @@
+"""The laws' parameter checks beyond positivity (ppl/laws/law.py's CONSTRAINTS), a test of a node's
+values the step runs before the node is drawn (ppl/lowering/context.py raises the error naming
+it): probabilities within [0, 1] or (0, 1], counts (non-negative integers), non-negative
+weights per group of K with a positive sum. NaN fails every one of them (every test is written
+so that a comparison with NaN is False), and so does +inf.
+
+Each returns True when every entry passes: a reduction that returns a value, so a hand-written
+CPU kernel (stopping at the first failure), whose CUDA launcher counts the failing items in ONE
+block (the registry's `block`, a deterministic `block_sum`) and reads the count back (`CUDA`).
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .binomial import floor_count
+
+
+@njit(cache=True, error_model="numpy")
+def _unit_ok(v):
+    return v >= 0.0 and v <= 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _unit_positive_ok(v):
+    return v > 0.0 and v <= 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _count_ok(v):
+    x = float(v)
+    return x >= 0.0 and x < math.inf and floor_count(x) == x
+
+
+@njit(cache=True, error_model="numpy")
+def _group_ok(a, r, c0, K):
+    s = 0.0
+    for k in range(K):
+        v = float(a[r, c0 + k])
+        if not (v >= 0.0 and v < math.inf):
+            return False
+        s += v
+    return s > 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def all_unit(a):
+    """True when every entry of the 2D a is within [0, 1]."""
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not _unit_ok(a[r, j]):
+                return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def all_unit_positive(a):
+    """True when every entry of the 2D a is within (0, 1]."""
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not _unit_positive_ok(a[r, j]):
+                return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def all_counts(a):
+    """True when every entry of the 2D a is a non-negative integer (finite)."""
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not _count_ok(a[r, j]):
+                return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def all_weight_groups(a, K):
+    """True when every group of K columns of the 2D a is finite and non-negative with a positive sum."""
+    for r in range(a.shape[0]):
+        for c0 in range(0, a.shape[1], K):
+            if not _group_ok(a, r, c0, K):
+                return False
+    return True
+
+
+def _bad_unit(i, a):
+    r = i // a.shape[1]
+    return 0.0 if _unit_ok(a[r, i - r * a.shape[1]]) else 1.0
+
+
+def _bad_unit_positive(i, a):
+    r = i // a.shape[1]
+    return 0.0 if _unit_positive_ok(a[r, i - r * a.shape[1]]) else 1.0
+
+
+def _bad_count(i, a):
+    r = i // a.shape[1]
+    return 0.0 if _count_ok(a[r, i - r * a.shape[1]]) else 1.0
+
+
+def _bad_group(i, a, K):
+    G = a.shape[1] // K
+    r = i // G
+    return 0.0 if _group_ok(a, r, (i - r * G) * K, K) else 1.0
+
+
+def _launcher(kernel, item, groups=False):
+    """The CUDA launcher of a check: ONE block counts the failing items of `item` (cells, or groups
+    of K), thread 0 writes the count, the host reads it back."""
+    def make():
+        from ..cuda.launch import scratch, single_block
+        from ..registry import block
+        n = "a.shape[0] * (a.shape[1] // K)" if groups else "a.shape[0] * a.shape[1]"
+        count = block(item, n)
+
+        def cells(a):
+            res = scratch()
+            single_block(count, a.shape[0] * a.shape[1])(a, res)
+            return bool(res.copy_to_host()[0] == 0)
+
+        def per_group(a, K):
+            res = scratch()
+            single_block(count, a.shape[0] * (a.shape[1] // K))(a, K, res)
+            return bool(res.copy_to_host()[0] == 0)
+        check = per_group if groups else cells
+        check.__name__ = kernel.__name__
+        check.__doc__ = kernel.__doc__
+        check.__kernels__ = [count]
+        return check
+    return make
+
+
+CUDA = {"all_unit": _launcher(all_unit, _bad_unit),
+        "all_unit_positive": _launcher(all_unit_positive, _bad_unit_positive),
+        "all_counts": _launcher(all_counts, _bad_count),
+        "all_weight_groups": _launcher(all_weight_groups, _bad_group, True)}
+
+
+def _with(g, values, *shape):
+    """Entries of a passing array, the first ones replaced by `values`."""
+    a = g.u(*shape)
+    a.flat[:len(values)] = values
+    return a.astype(g.dt)
+
+
+R, D, K = 4, 6, 3
+PARITY = {
+    "all_unit": lambda g: (_with(g, [0.0, 1.0], R, D),),
+    "all_unit_positive": lambda g: (_with(g, [1.0], R, D),),
+    "all_counts": lambda g: (np.floor(9 * _with(g, [0.0], R, D)).astype(g.dt),),
+    "all_weight_groups": lambda g: (_with(g, [0.0, 0.0], R, D), K),
+}
+# the failing branch of each, for tests/test_gpu_kernels.py's variants
+FAILING = {
+    "all_unit[nan]": ("all_unit", lambda g: (_with(g, [0.5, np.nan], R, D),)),
+    "all_unit[above]": ("all_unit", lambda g: (_with(g, [1.5], R, D),)),
+    "all_unit_positive[zero]": ("all_unit_positive", lambda g: (_with(g, [0.5, 0.0], R, D),)),
+    "all_counts[fraction]": ("all_counts", lambda g: (_with(g, [2.0, 1.5], R, D),)),
+    "all_counts[negative]": ("all_counts", lambda g: (_with(g, [-1.0], R, D),)),
+    "all_counts[inf]": ("all_counts", lambda g: (_with(g, [np.inf], R, D),)),
+    "all_weight_groups[zero sum]": ("all_weight_groups", lambda g: (_with(g, [0.0, 0.0, 0.0], R, D), K)),
+    "all_weight_groups[negative]": ("all_weight_groups", lambda g: (_with(g, [0.2, -0.1], R, D), K)),
+    "all_weight_groups[nan]": ("all_weight_groups", lambda g: (_with(g, [np.nan], R, D), K)),
+}
