@@ -23,7 +23,8 @@ from numba import njit
 
 from ..cpu.rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import rows
-from ..math.scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like, slot_local
+from ..math.scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like
+from ..math.slots import slot_local
 
 
 @njit(cache=True, error_model="numpy")

@@ -32,7 +32,8 @@ from numba import njit
 
 from ..cpu.rows import _marginal_signal
 from ..declare import rows
-from ..math.scalar import like, log_sigmoid, sigmoid, slot_local
+from ..math.scalar import like, log_sigmoid, sigmoid
+from ..math.slots import slot_local
 
 
 @njit(cache=True, error_model="numpy")

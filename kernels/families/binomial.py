@@ -26,7 +26,8 @@ import numpy as np
 from numba import njit
 
 from ..declare import cells, rows
-from ..math.scalar import like, log0, log1m, log_sigmoid, sigmoid, slot_config, slot_local
+from ..math.scalar import like, log0, log1m, log_sigmoid, sigmoid
+from ..math.slots import slot_config, slot_local
 
 
 @njit(cache=True, error_model="numpy")

@@ -5,7 +5,7 @@ up across nodes rather than multiply. Every member is drawn plainly on the rows 
 only the drawn rows carry the objective's weight (each member's estimate reads its own rows).
 """
 from ..declare import rows
-from ..math.scalar import slot_local
+from ..math.slots import slot_local
 
 
 @rows("rw")

@@ -36,7 +36,8 @@ from numba import njit
 
 from ..cpu.rows import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import groups, rows
-from ..math.scalar import fexp, like, slot_local
+from ..math.scalar import fexp, like
+from ..math.slots import slot_local
 
 
 @njit(cache=True, error_model="numpy")

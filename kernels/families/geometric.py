@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit
 
 from ..declare import cells, rows
-from ..math.scalar import like, slot_config, slot_local
+from ..math.scalar import like
+from ..math.slots import slot_config, slot_local
 from .binomial import _pq, floor_count
 
 

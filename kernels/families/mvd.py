@@ -23,7 +23,8 @@ import numpy as np
 from numba import njit
 
 from ..declare import rows
-from ..math.scalar import like, slot_config, slot_local
+from ..math.scalar import like
+from ..math.slots import slot_config, slot_local
 from ..math.groups import categorical_sample_group, logsumexp_group
 from .poisson import _inverse_cdf
 

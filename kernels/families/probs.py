@@ -26,7 +26,8 @@ whatever their probability (a log_prob(node) cost is -inf there, and so is its d
 from numba import njit
 
 from ..declare import cells, groups, rows
-from ..math.scalar import like, log0, log1m, slot_config, slot_local
+from ..math.scalar import like, log0, log1m
+from ..math.slots import slot_config, slot_local
 from .mvd import _drawn, _other
 
 

@@ -28,7 +28,8 @@ import math
 
 from ..declare import rows
 from ..math.groups import categorical_sample_group, logsumexp_group
-from ..math.scalar import like, sigmoid, slot_local
+from ..math.scalar import like, sigmoid
+from ..math.slots import slot_local
 from .poisson import _inverse_cdf
 
 

@@ -566,22 +566,6 @@ def scale_shift(x, scale, shift):
     return scale * x + shift
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def slot_local(r, stride, span):
-    """The local index of row r in a row digit (stride, span): 0 is the drawn (primary) row."""
-    return (r // stride) % span
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def slot_config(r, stride, off, span, size):
-    """The configuration of row r for a node whose `size` configurations sit in a digit (stride,
-    span) at local indices 0 (configuration 0, the drawn row) and off .. off + size - 2
-    (configurations 1 .. size - 1); 0 on every other row of the digit (other nodes' rows, where
-    the node is drawn plainly). A digit of its own is (stride, 1, size)."""
-    j = (r // stride) % span
-    return j - off + 1 if off <= j and j < off + size - 1 else 0
-
-
 @njit(cache=True, error_model="numpy")
 def antithetic_bit(a, u, tilde):
     """ARM / DisARM pair unit: 1[u < sigma(a)], or its antithetic 1[u > sigma(-a)] if tilde."""

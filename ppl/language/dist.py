@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import distributions as D
-from .nodes import Node, _const, _head, _size, _stochastic, broadcast, law_arguments, law_signature
+from .nodes import Node, _const, _head, _size, _stochastic, broadcast, law_arguments
 from ..errors import ModelError
 
 
@@ -115,7 +115,7 @@ def _law_spec(law: D.Distribution):
                                  f"of classes={d.K}; use Affine(..., groups * classes)")
         return d
 
-    make.__signature__ = law_signature(law)
+    make.__signature__ = D.law_signature(law)
     make.__name__ = make.__qualname__ = law.constructor
     make.__doc__ = f"{law.doc} As a spec: a prior (m.latent) or a likelihood (m.observe)."
     return make

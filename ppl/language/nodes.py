@@ -145,8 +145,6 @@ def _make(model, kind, name, inputs, width, **attrs) -> Node:
         attrs.setdefault("loop", loop.name)
     node = Node(model, kind, name, tuple(inputs), int(width), attrs)
     model._add(node)
-    if loop is not None and "loop" in attrs:
-        loop.body.append(node)
     return node
 
 
@@ -235,9 +233,6 @@ class Graph:
     def input(self, name: str, width: int) -> Node:
         """A data input of `width` columns, bound at call time by name."""
         width = _size(width, f"input '{name}': width")
-        if self.loop_open is not None:
-            raise ModelError(f"input '{name}' is declared inside the body of ppl.scan '{self.loop_open.name}'; declare "
-                             f"inputs outside the scan (pass a per-step input as xs=...)")
         return _make(self, "input", name, (), width)
 
     def cost(self, name: str, expr: Node) -> Node:
@@ -419,20 +414,6 @@ def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
     return entry, params, classes
 
 
-def law_signature(law: D.Distribution, lead=()) -> inspect.Signature:
-    """The signature a law's constructors show: `lead` names, its params (those it takes one of
-    default to None), classes, variants."""
-    P = inspect.Parameter
-    alts = D.alternatives(law)
-    params = [P(n, P.POSITIONAL_OR_KEYWORD) for n in lead]
-    params += [P(p, P.POSITIONAL_OR_KEYWORD if p in law.params else P.KEYWORD_ONLY, **({"default": None} if p in alts
-               else {})) for p in D.parameter_names(law)]
-    if law.grouped:
-        params.append(P("classes", P.KEYWORD_ONLY))
-    params += [P(k, P.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
-    return inspect.Signature(params)
-
-
 def _law_node(law: D.Distribution):
     """The DSL constructor of a law: ppl.<Law>(name, *params, [classes=K], [variant keywords]).
     A number for a parameter is a constant of the width of the node parameters (which must
@@ -460,7 +441,7 @@ def _law_node(law: D.Distribution):
             attrs["K"] = k
         return _stochastic(entry.kind, name, nodes, first.width, **attrs)
 
-    make.__signature__ = law_signature(law, lead=("name",))
+    make.__signature__ = D.law_signature(law, lead=("name",))
     make.__name__ = make.__qualname__ = title
     make.__doc__ = law.doc
     return make

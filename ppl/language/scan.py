@@ -87,6 +87,7 @@ def scan(f, init, xs=None, length=None):
         raise ModelError(f"{owner}: xs '{xs.name}' has {xs.width} columns, not a multiple of length={length}; "
                          f"each step reads xs.width // length columns")
     loop = Loop(_auto_name(m, "scan"), length, inits, xs)
+    first = len(m.order)   # the body: the nodes made from here on (nodes._make marks them)
     m.loop_open = loop
     try:
         loop.carry = tuple(_make(m, "carry", f"{loop.name}_carry{k}", (i,), i.width, index=k)
@@ -116,6 +117,11 @@ def scan(f, init, xs=None, length=None):
                                              scale=1.0, shift=0.0) for y in ys)
     finally:
         m.loop_open = None
+    loop.body = [n for n in m.order[first:] if n.attrs.get("loop") == loop.name]
+    for n in m.order[first:]:
+        if n.kind == "input":
+            raise ModelError(f"input '{n.name}' is declared inside the body of ppl.scan '{loop.name}'; declare inputs "
+                             f"outside the scan (pass a per-step input as xs=...)")
     loop.carry_out, loop.ys = outs, ys
     loop.last = tuple(_make(m, "scan_last", f"{loop.name}_last{k}", (o,), o.width, of_loop=loop.name)
                       for k, o in enumerate(outs))

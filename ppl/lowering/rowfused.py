@@ -185,8 +185,7 @@ class ScalarLowering(Lowering):
     context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
 
     def __init__(self, model, an, choices, samples, rng, dtype):
-        self.fdtype = "np.float32" if dtype == "float32" else "np.float64"
-        self.prec = "f32" if dtype == "float32" else "f64"
+        self.fdtype, self.prec = ("np.float32", "f32") if dtype == "float32" else ("np.float64", "f64")
         super().__init__(model, an, choices, samples, rng)
         self.L.lowering = "row-fused scalar code (every node has width 1)"
         # self.fwd / self.bwd: the forward / backward code of one row (backward: mode != 0)
@@ -202,9 +201,6 @@ class ScalarLowering(Lowering):
         self._one_layout()
 
     # ----- helpers estimators use
-    def sfx(self, cfg=None) -> str:
-        return "" if self.S == 1 else f"_{self.cfg if cfg is None else cfg}"
-
     def row(self, cfg=None) -> str:
         """The workspace row of drawn row d in configuration cfg (default: the current one)."""
         return "d" if self.S == 1 else f"d * {self.S} + {self.cfg if cfg is None else cfg}"
@@ -212,7 +208,8 @@ class ScalarLowering(Lowering):
     def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
         """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
         configuration (when there are several) unless it is shared by all of them."""
-        return f"{prefix}_{_ident(node.name)}" + (self.sfx(cfg) if per_config else "")
+        sfx = "" if self.S == 1 else f"_{self.cfg if cfg is None else cfg}"
+        return f"{prefix}_{_ident(node.name)}" + (sfx if per_config else "")
 
     def val(self, node: Node, cfg=None) -> str:
         return self.local("s", node, cfg)
