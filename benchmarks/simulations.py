@@ -278,6 +278,32 @@ register(Problem(
     run=sir_peak, batch=sir_batch, reference=sir_reference, theta_range=(0.0, math.inf)))
 
 
+def sir_ppl(T, tag):
+    """The epidemic in ppl: a scan over the days, the state (S, I, running peak) its carry, the
+    new infections and recoveries Binomial nodes (total counts S and I); theta = the parameter
+    `beta`. Its data: one row (S_0, I_0, I_0) per sample."""
+    import ppl
+    P = PROBLEMS["sir"].params
+    with ppl.Model(f"sir_{tag}") as m:
+        start = m.input("start", 3)
+        beta = ppl.param("beta", 1, PROBLEMS["sir"].theta)
+
+        def day(carry, t):
+            s, i, peak = carry
+            infections = ppl.Binomial("inf", s, probs=1.0 - ppl.exp(beta * i * (-1.0 / P["n_pop"])))
+            recoveries = ppl.Binomial("rec", i, probs=ppl.const(P["gamma"], 1))
+            i = i + infections - recoveries
+            return (s - infections, i, peak + ppl.relu(i - peak)), None
+        (_, _, peak), _ = ppl.scan(day, (start[:, 0], start[:, 1], start[:, 2]), length=T)
+        m.cost("peak", ppl.total(peak))
+    return m
+
+
+def sir_data(B):
+    P = PROBLEMS["sir"].params
+    return {"start": np.tile([P["n_pop"] - P["i0"], P["i0"], P["i0"]], (B, 1)).astype(float)}
+
+
 # ============================================================================ 2. queue
 
 @njit
@@ -321,6 +347,29 @@ register(Problem(
     name="queue", theta_name="s", theta=0.5,
     params={"a": 0.45, "T": 200, "L0": 0},
     run=queue_mean_length, batch=queue_batch, reference=queue_reference, theta_range=(0.0, 1.0)))
+
+
+def queue_ppl(T, tag):
+    """The queue in ppl: a scan whose carry is the length; arrivals and services Bernoulli nodes
+    by probability, theta = the parameter `s`; the mean length a per-step cost L_t / T."""
+    import ppl
+    P = PROBLEMS["queue"].params
+    with ppl.Model(f"queue_{tag}") as m:
+        L0 = m.input("L0", 1)
+        s = ppl.param("s", 1, PROBLEMS["queue"].theta)
+
+        def step(L, t):
+            arrival = ppl.Bernoulli("arr", probs=ppl.const(P["a"], 1))
+            service = ppl.Bernoulli("dep", probs=s)
+            L = ppl.relu(L + arrival - service)
+            m.cost("length", ppl.total(L * (1.0 / T)))
+            return L, None
+        ppl.scan(step, L0, length=T)
+    return m
+
+
+def queue_data(B):
+    return {"L0": np.full((B, 1), float(PROBLEMS["queue"].params["L0"]))}
 
 
 # ============================================================================ 3. inventory
@@ -379,6 +428,33 @@ register(Problem(
     run=inventory_cost, batch=inventory_batch, reference=inventory_reference, theta_range=(0.0, 700.0)))
 
 
+def inventory_ppl(T, tag):
+    """The (s, S) inventory in ppl: a scan whose carry is the level; the demand a Poisson node of
+    rate theta (the parameter `lam`); the order rule and the costs piecewise linear in the level
+    (1[I <= s] = relu(s + 1 - I) - relu(s - I) on integers); the mean cost a per-step cost / T."""
+    import ppl
+    P = PROBLEMS["inventory"].params
+    S, s, K, c, h, p = P["S"], P["s"], P["K"], P["c"], P["h"], P["p"]
+    with ppl.Model(f"inventory_{tag}") as m:
+        I0 = m.input("I0", 1)
+        lam = ppl.param("lam", 1, PROBLEMS["inventory"].theta)
+
+        def period(level, t):
+            order = ppl.relu(s + 1.0 - level) - ppl.relu(s - level)   # 1[level <= s]
+            stock = level + (S - level) * order
+            demand = ppl.Poisson("d", lam)
+            after = ppl.relu(stock - demand)
+            cost = order * (K + c * (S - level)) + p * ppl.relu(demand - stock) + h * after
+            m.cost("cost", ppl.total(cost * (1.0 / T)))
+            return after, None
+        ppl.scan(period, I0, length=T)
+    return m
+
+
+def inventory_data(B):
+    return {"I0": np.full((B, 1), float(PROBLEMS["inventory"].params["I0"]))}
+
+
 # ============================================================================ 4. branching
 
 @njit
@@ -425,6 +501,27 @@ register(Problem(
     name="branching", theta_name="R", theta=1.6,
     params={"Kc": 25.0, "z0": 3, "T": 30},
     run=branching_final, batch=branching_batch, reference=branching_reference, theta_range=(0.0, math.inf)))
+
+
+def branching_ppl(T, tag):
+    """The branching process in ppl: a scan whose carry is the population, each generation a
+    Poisson node of rate Z R / (1 + Z / Kc) (rate 0 at extinction: the certain 0); theta = the
+    parameter `R`; f = Z_T, a cost after the loop."""
+    import ppl
+    P = PROBLEMS["branching"].params
+    with ppl.Model(f"branching_{tag}") as m:
+        z0 = m.input("z0", 1)
+        R = ppl.param("R", 1, PROBLEMS["branching"].theta)
+
+        def generation(z, t):
+            return ppl.Poisson("z", R * z / (1.0 + z * (1.0 / P["Kc"]))), None
+        last, _ = ppl.scan(generation, z0, length=T)
+        m.cost("final", ppl.total(last))
+    return m
+
+
+def branching_data(B):
+    return {"z0": np.full((B, 1), float(PROBLEMS["branching"].params["z0"]))}
 
 
 # ============================================================================ 5. particle filter
@@ -591,6 +688,112 @@ register(Problem(
     run=pf_loglik, batch=pf_batch, reference=pf_reference, theta_range=(-math.inf, math.inf)))
 
 
+# ============================================================================ ppl's estimators
+
+@dataclass(frozen=True)
+class PplModel:
+    """A problem written in ppl (each problem's section): `build(T, tag)` the model (its scan of T
+    steps; `tag` names it anew), `data(B)` B samples' inputs, the parameter holding theta, and
+    the random node theta reaches (its estimator is the one compared; the others' parameters get
+    no gradient)."""
+
+    build: Callable
+    data: Callable
+    theta: str
+    node: str
+
+
+PPL = {"sir": PplModel(sir_ppl, sir_data, "beta", "inf"),
+       "queue": PplModel(queue_ppl, queue_data, "s", "dep"),
+       "inventory": PplModel(inventory_ppl, inventory_data, "lam", "d"),
+       "branching": PplModel(branching_ppl, branching_data, "R", "z")}
+# the built-in unbiased estimators of a count or a binary node in a loop (DisARM and ARMS need
+# Bernoulli logits; these take probabilities and counts)
+CANDIDATES = ("score", "stochastic_derivative", "mvd")
+
+
+def compare_estimators(name, batch, rounds, estimators=CANDIDATES, T=None):
+    """Each estimator of the node theta reaches, and the default policy's choice ("auto"), against
+    the cached reference: compiled once, then `rounds` rounds alternating over them and the plain
+    simulator, each a gradient call on `batch` samples (an estimator with R rows per sample gets
+    batch / R, at least 8: the same work per call). JSON lines: the mean estimate's bias as a
+    z-score, the standard deviation per estimate (per sample), us per estimate, variance x time
+    (the cost of a given precision), the plain simulator's us per sample in the same rounds."""
+    spec, pr = PPL[name], PROBLEMS[name]
+    ref = pr.cached_reference()
+    T = T or pr.T
+    runs = {}
+    for est in (*estimators, "auto"):
+        t0 = time.perf_counter()
+        prog = spec.build(T, f"{est}_{T}").compile(
+            estimators="auto" if est == "auto" else {spec.node: est}, dtype=np.float64)
+        B = max(8, batch // prog.rows_per_data_row)
+        data = spec.data(B)
+        prog.grad(data, seed=0)
+        chosen = prog.choices[prog.model.nodes[spec.node]][0].estimator
+        runs[est] = {"prog": prog, "data": data, "B": B, "first_step_s": time.perf_counter() - t0, "times": [],
+                     "g": [], "chosen": chosen}
+    plain = []
+    pr.simulate_batch(n=batch, seed=1)
+    for r in range(rounds):
+        for est, run in runs.items():
+            t0 = time.perf_counter()
+            _, g = run["prog"].grad(run["data"], seed=1 + r)
+            run["times"].append(time.perf_counter() - t0)
+            run["g"].append(float(g[spec.theta][0]))
+        t0 = time.perf_counter()
+        pr.simulate_batch(n=batch, seed=1000 + r)
+        plain.append((time.perf_counter() - t0) / batch * 1e6)
+    plain_us = float(np.median(plain))
+    out = {}
+    for est, run in runs.items():
+        g = np.array(run["g"])
+        se = g.std(ddof=1) / math.sqrt(rounds)
+        std = g.std(ddof=1) * math.sqrt(run["B"])   # per estimate: each call averages B samples
+        us = float(np.median(run["times"])) / run["B"] * 1e6
+        out[est] = line = {
+            "bench": "simulations", "case": f"{name}/{est}", "metric": "variance_x_time", "unit": "us",
+            "value": std ** 2 * us, "problem": name, "T": T, "estimator": run["chosen"],
+            "rows_per_sample": run["prog"].rows_per_data_row, "batch": run["B"], "rounds": rounds,
+            "mean": float(g.mean()), "se": se, "reference": ref["value"],
+            "bias_z": (float(g.mean()) - ref["value"]) / math.hypot(se, ref["abs_error"]),
+            "std_per_estimate": std, "us_per_estimate": us, "std_x_time": std * us,
+            "plain_us_per_sample": plain_us, "time_over_plain": us / plain_us,
+            "first_step_s": run["first_step_s"]}
+        if name == "particle_filter":
+            line["jensen_gap"] = ref.get("jensen_gap")
+    best = min((o for e, o in out.items() if e != "auto"), key=lambda o: o["value"])
+    for o in out.values():
+        o["baseline"], o["ratio"] = best["value"], o["value"] / best["value"]
+        print(json.dumps(o), flush=True)
+    return out
+
+
+def compile_times(name, lengths, rounds, estimator="score"):
+    """The first step of the problem's ppl model (the kernels cached, the step itself compiled
+    anew: a new tag) against its scan's length, each in a fresh process, alternating over the
+    lengths; median of `rounds`. JSON lines."""
+    import subprocess
+    times = {T: [] for T in lengths}
+    for r in range(rounds):
+        for T in lengths:
+            code = (f"import time, sys; t0 = time.perf_counter(); sys.path.insert(0, {HERE!r}); "
+                    f"import simulations as S; spec = S.PPL[{name!r}]; "
+                    f"m = spec.build({T}, 'compile_{T}_{r}_{os.getpid()}'); "
+                    f"p = m.compile(estimators={{spec.node: {estimator!r}}}, cache=False); "
+                    f"t1 = time.perf_counter(); p.grad(spec.data(4), seed=0); "
+                    f"print(time.perf_counter() - t1, t1 - t0)")
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            first, build = map(float, res.stdout.split())
+            times[T].append((first, build))
+    for T in lengths:
+        first = float(np.median([f for f, _ in times[T]]))
+        print(json.dumps({"bench": "simulations", "case": f"{name}/compile/T={T}", "metric": "first_step_s",
+                          "value": first, "unit": "s", "problem": name, "T": T, "estimator": estimator,
+                          "build_s": float(np.median([b for _, b in times[T]])), "rounds": rounds,
+                          "baseline": 2.0, "ratio": first / 2.0}), flush=True)
+
+
 # ============================================================================ command line
 
 def write_references(names):
@@ -673,13 +876,16 @@ def main(argv=None):
     ap.add_argument("--problems", default=",".join(PROBLEMS), help="comma-separated subset")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--seconds", type=float, default=0.1, help="per batch in --plain")
+    ap.add_argument("--ppl", action="store_true", help="ppl's estimators and its default against the references")
+    ap.add_argument("--batch", type=int, default=1000, help="samples per gradient call in --ppl")
+    ap.add_argument("--compile", action="store_true", help="the first step against the scan's length (10, 100, 1000)")
     args = ap.parse_args(argv)
     names = [n for n in args.problems.split(",") if n]
     for n in names:
         if n not in PROBLEMS:
             ap.error(f"unknown problem {n!r}; known: {', '.join(PROBLEMS)}")
-    if not (args.references or args.plain or args.show):
-        ap.error("say --references, --plain or --show")
+    if not (args.references or args.plain or args.show or args.ppl or args.compile):
+        ap.error("say --references, --plain, --show, --ppl or --compile")
     if args.show:
         for n in names:
             print(f"== {n}: d E[f] / d {PROBLEMS[n].theta_name} at {PROBLEMS[n].theta}\n{PROBLEMS[n].definition}")
@@ -692,6 +898,12 @@ def main(argv=None):
         write_references(names)
     if args.plain:
         time_plain(names, args.rounds, args.seconds)
+    for n in names if args.ppl else ():
+        if n in PPL:
+            compare_estimators(n, args.batch, args.rounds)
+    for n in names if args.compile else ():
+        if n in PPL:
+            compile_times(n, (10, 100, 1000), args.rounds)
 
 
 if __name__ == "__main__":

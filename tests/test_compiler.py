@@ -62,7 +62,7 @@ def _graph(kind):
 POLICY_TABLE = [
     ("normal", {"unbiased": {"z": "pathwise"}, "fast": {"z": "pathwise"}}),
     ("bernoulli", {"unbiased": {"z": "disarm"}, "fast": {"z": "reinmax"}}),
-    ("bernoulli_blackbox", {"unbiased": {"z": "relax"}, "fast": {"z": "relax"}}),
+    ("bernoulli_blackbox", {"unbiased": {"z": "stochastic_derivative"}, "fast": {"z": "stochastic_derivative"}}),
     ("probit", {"unbiased": {"z": "score"}, "fast": {"z": "straight_through"}}),
     ("categorical", {"unbiased": {"z": "score"}, "fast": {"z": "reinmax"}}),
     ("normal_blackbox", {"unbiased": {"z": "score"}, "fast": {"z": "score"}}),

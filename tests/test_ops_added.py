@@ -235,7 +235,7 @@ def test_user_layer_values_and_gradients():
 
 
 def test_user_layer_without_vjp_blocks_like_a_black_box():
-    """No VJP: the Bernoulli above it gets the score function (blocked path), which matches the
+    """No VJP: the Bernoulli above it gets stochastic derivatives (a narrow node on a blocked path), which match the
     exact gradient by enumeration (tests/stats.py projection test; 5% bias detectable)."""
     import stats
     with Model("flip") as m:
@@ -246,7 +246,7 @@ def test_user_layer_without_vjp_blocks_like_a_black_box():
         m.cost("lp", ppl.log_prob(b))
     prog = m.compile(dtype=np.float64, samples=2)
     chosen = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
-    assert chosen["b"] == "relax"   # the rule for a Bernoulli behind a gradient-free path
+    assert chosen["b"] == "stochastic_derivative"   # the rule for a narrow node behind a gradient-free path
     exact_prog = m.compile(dtype=np.float64, estimators="enumerate")
     for k in exact_prog.params:
         exact_prog.params[k][...] = prog.params[k]

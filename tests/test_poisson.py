@@ -96,15 +96,33 @@ def test_other_estimators_refuse_clearly():
             build(f"poisson_{est}").compile(estimators=est, dtype=np.float64)
 
 
-def test_a_nonpositive_rate_in_the_step_names_the_node():
+def test_a_negative_rate_in_the_step_names_the_node():
     with Model("poisson_neg") as m:
         x = m.input("x", 2)
         k = Poisson("k", Affine(x, 2, name="enc"))   # not made positive
         m.cost("c", ppl.total(k))
     prog = m.compile(dtype=np.float64)
     prog.params["enc.b"][...] = -3.0
-    with pytest.raises(ppl.ModelError, match=r"Poisson 'k': rate 'enc' has values <= 0"):
+    with pytest.raises(ppl.ModelError, match=r"Poisson 'k': rate 'enc' has values < 0, inf or NaN"):
         prog.loss({"x": X}, seed=0)
+
+
+def test_rate_zero_is_the_certain_zero():
+    """A rate of 0 draws 0 with log p(0 | 0) = 0 and a finite score (d log p / d rate = -1); the
+    measure-valued and stochastic derivatives see f(1) - f(0) there, the one-sided derivative."""
+    with Model("poisson_zero") as m:
+        x = m.input("x", 2)
+        k = Poisson("k", ppl.relu(Affine(x, 2, name="enc")))
+        m.cost("c", ppl.total(k * k + 2.0 * k))
+        m.cost("lp", ppl.log_prob(k))
+    for est in ("score", "mvd", "stochastic_derivative"):
+        prog = m.compile(dtype=np.float64, estimators=est)
+        prog.params["enc.W"][...] = 0.0
+        prog.params["enc.b"][...] = 0.0   # relu(0) = 0: every rate is 0
+        loss, g = prog.grad({"x": X}, seed=0)
+        assert loss == 0.0 and all(np.all(np.isfinite(v)) for v in g.values())
+        if est == "score":   # (the others' samples hold their branch rows too)
+            assert not np.any(prog.sample({"x": X}, seed=1)["k"])
 
 
 @pytest.mark.cuda

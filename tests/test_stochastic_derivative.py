@@ -47,7 +47,7 @@ def test_two_samples_per_data_row():
 
 
 def mixed(name):
-    """SD Bernoulli (3 units) -> DisARM Bernoulli -> SD categorical -> pathwise Normal, and a
+    """SD Bernoulli (3 units) -> DisARM Bernoulli -> SD categorical -> pathwise Normal, and an
     SD Poisson from x: the alternative row crosses the other estimators' nodes."""
     with Model(name) as m:
         x = m.input("x", 1)
@@ -106,3 +106,25 @@ def test_above_an_enumerated_node_is_refused():
     with pytest.raises(ppl.ModelError, match=r"'up0': estimator 'stochastic_derivative' cannot sit above 'up1' "
                                              r"\(estimator 'enumerate'"):
         walk("sd_enum", 2).compile(estimators={"up0": SD, "up1": "enumerate"})
+
+
+def counts(name, by_logits=False):
+    """Bernoulli(probs) -> Binomial(3, probs) -> Geometric(logits), and a Categorical given by
+    weights (by_logits: the Binomial by logits, the Geometric by probs): every law by
+    probabilities or counts the estimator serves."""
+    with Model(name) as m:
+        x = m.input("x", 1)
+        b = Bernoulli("b", probs=ppl.sigmoid(Affine(x, 1, name="e1")))
+        a2, a3 = Affine(b, 1, name="e2"), None
+        k = ppl.Binomial("k", 3.0, **({"logits": a2} if by_logits else {"probs": ppl.sigmoid(a2)}))
+        a3 = Affine(k, 1, name="e3") + 1.0
+        g = ppl.Geometric("g", **({"probs": ppl.sigmoid(a3)} if by_logits else {"logits": a3}))
+        c = Categorical("c", probs=ppl.softplus(Affine(x, 3, name="e4")), classes=3)
+        m.cost("f", ppl.total(0.2 * (k - 1.0) * (g - 1.0) + 0.3 * g * b + Affine(c, 1, name="d") * k))
+    return m
+
+
+@pytest.mark.parametrize("by_logits", [False, True])
+def test_the_laws_given_by_probabilities_and_the_counts(by_logits):
+    _check(counts(f"sd_counts_{by_logits}", by_logits), SD, 2,
+           f"SD on Bernoulli(probs), Binomial, Geometric, Categorical(probs), by_logits={by_logits}")

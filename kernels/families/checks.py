@@ -1,7 +1,7 @@
 """The laws' parameter checks beyond positivity (ppl/laws/law.py's CONSTRAINTS), a test of a node's
 values the step runs before the node is drawn (ppl/lowering/context.py raises the error naming
-it): probabilities within [0, 1] or (0, 1], counts (non-negative integers), non-negative
-weights per group of K with a positive sum. NaN fails every one of them (every test is written
+it): probabilities within [0, 1] or (0, 1], counts (non-negative integers), non-negative rates,
+non-negative weights per group of K with a positive sum. NaN fails every one of them (every test is written
 so that a comparison with NaN is False), and so does +inf.
 
 Each returns True when every entry passes: a reduction that returns a value, so a hand-written
@@ -30,6 +30,11 @@ def _unit_positive_ok(v):
 def _count_ok(v):
     x = float(v)
     return x >= 0.0 and x < math.inf and floor_count(x) == x
+
+
+@njit(cache=True, error_model="numpy")
+def _nonnegative_ok(v):
+    return v >= 0.0 and v < math.inf
 
 
 @njit(cache=True, error_model="numpy")
@@ -74,6 +79,16 @@ def all_counts(a):
 
 
 @njit(cache=True, error_model="numpy")
+def all_nonnegative(a):
+    """True when every entry of the 2D a is finite and >= 0 (a Poisson rate: 0 is the certain 0)."""
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not _nonnegative_ok(a[r, j]):
+                return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
 def all_weight_groups(a, K):
     """True when every group of K columns of the 2D a is finite and non-negative with a positive sum."""
     for r in range(a.shape[0]):
@@ -96,6 +111,11 @@ def _bad_unit_positive(i, a):
 def _bad_count(i, a):
     r = i // a.shape[1]
     return 0.0 if _count_ok(a[r, i - r * a.shape[1]]) else 1.0
+
+
+def _bad_nonnegative(i, a):
+    r = i // a.shape[1]
+    return 0.0 if _nonnegative_ok(a[r, i - r * a.shape[1]]) else 1.0
 
 
 def _bad_group(i, a, K):
@@ -133,6 +153,7 @@ def _launcher(kernel, item, groups=False):
 CUDA = {"all_unit": _launcher(all_unit, _bad_unit),
         "all_unit_positive": _launcher(all_unit_positive, _bad_unit_positive),
         "all_counts": _launcher(all_counts, _bad_count),
+        "all_nonnegative": _launcher(all_nonnegative, _bad_nonnegative),
         "all_weight_groups": _launcher(all_weight_groups, _bad_group, True)}
 
 
@@ -149,6 +170,7 @@ PARITY = {
     "all_unit_positive": lambda g: (_with(g, [1.0], R, D),),
     "all_counts": lambda g: (np.floor(9 * _with(g, [0.0], R, D)).astype(g.dt),),
     "all_weight_groups": lambda g: (_with(g, [0.0, 0.0], R, D), K),
+    "all_nonnegative": lambda g: (_with(g, [0.0], R, D),),
 }
 # the failing branch of each, for tests/test_gpu_kernels.py's variants
 FAILING = {
@@ -157,6 +179,7 @@ FAILING = {
     "all_unit_positive[zero]": ("all_unit_positive", lambda g: (_with(g, [0.5, 0.0], R, D),)),
     "all_counts[fraction]": ("all_counts", lambda g: (_with(g, [2.0, 1.5], R, D),)),
     "all_counts[negative]": ("all_counts", lambda g: (_with(g, [-1.0], R, D),)),
+    "all_nonnegative[negative]": ("all_nonnegative", lambda g: (_with(g, [0.0, -1.0], R, D),)),
     "all_counts[inf]": ("all_counts", lambda g: (_with(g, [np.inf], R, D),)),
     "all_weight_groups[zero sum]": ("all_weight_groups", lambda g: (_with(g, [0.0, 0.0, 0.0], R, D), K)),
     "all_weight_groups[negative]": ("all_weight_groups", lambda g: (_with(g, [0.2, -0.1], R, D), K)),

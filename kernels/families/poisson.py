@@ -39,10 +39,10 @@ def _inverse_cdf(rate, u):
 
 @njit(cache=True, error_model="numpy")
 def _log_prob_term(k, rate):
-    """log p(k) = k log(rate) - rate - log(k!)."""
+    """log p(k) = k log(rate) - rate - log(k!); k log(rate) left out at k = 0 (log p(0 | 0) = 0)."""
     kk = float(k)
     lam = float(rate)
-    return like(rate, kk * math.log(lam) - lam - math.lgamma(kk + 1.0))
+    return like(rate, (kk * math.log(lam) if kk > 0.0 else 0.0) - lam - math.lgamma(kk + 1.0))
 
 
 @cells("out")
@@ -62,12 +62,13 @@ def poisson_log_prob(r, rate, x, out_rows):
 
 @rows("x")
 def poisson_log_prob_bwd(r, rate, x, grow, grate, gx):
-    """grate += grow[r] (x / rate - 1) (skippable); a count has no value gradient (gx is not
-    touched)."""
+    """grate += grow[r] (x / rate - 1) (skippable; x / rate is 0 at x = 0, rate 0 included); a
+    count has no value gradient (gx is not touched)."""
     if grate.shape[0] != 0:
         g = grow[r]
         for j in range(x.shape[1]):
-            grate[r, j] += g * (x[r, j] / rate[r, j] - like(x, 1.0))
+            ratio = x[r, j] / rate[r, j] if x[r, j] > 0 else like(x, 0.0)
+            grate[r, j] += g * (ratio - like(x, 1.0))
 
 
 R, D = 4, 6

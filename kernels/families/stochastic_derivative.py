@@ -8,6 +8,10 @@ jump's weight per unit of theta. Per unit of a node, in its law's parameter:
   Bernoulli (logits a), p = sigmoid(a):  x = 0 -> y = 1, w = p               (x = 1: no jump)
   Categorical (logits a, a group):       x = c -> y = k for each class k != c, w_k = p_k
   Poisson (rate):                        x -> x + 1, w = 1
+  Bernoulli (probs p):                   x = 0 -> y = 1, w = 1 / (1 - p)
+  Categorical (probs: weights w, sum S): x = c -> y = k for each class k != c, w_k = 1 / S
+  Binomial (total_count n, probs p):     x -> x + 1 (x < n), w = (n - x) / (1 - p); logits: (n - x) p
+  Geometric (probs p, failures):         x -> x - 1 (x > 0), w = x / (p (1 - p)); logits: x
 Pruning keeps ONE alternative per drawn row among every jump of every node drawn so far: a
 weighted reservoir (the jump of weight |w| replaces the kept one with probability |w| / W, W the
 running sum of the weights), so the kept jump is j with probability |w_j| / W_total, and
@@ -26,11 +30,17 @@ alternative row weighs 0 in the objective.
 """
 import math
 
+import numpy as np
+from numba import njit
+
 from ..declare import rows
 from ..math.groups import categorical_sample_group, logsumexp_group
 from ..math.scalar import like, sigmoid
 from ..math.slots import slot_local
+from .binomial import _pq, _sample as _binomial_sample
+from .geometric import _sample as _geometric_sample
 from .poisson import _inverse_cdf
+from .probs import _group_sum, _icdf_group
 
 
 @rows("value")
@@ -138,6 +148,153 @@ def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, 
             value[ra, j] = _inverse_cdf(rate[ra, j], u[ra, j])
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _keep(r, j, m, v, W, sid, tag):
+    """A jump of weight m > 0 of unit j into the reservoir: True when it replaces the kept one."""
+    W[r] += m
+    if v[r, j] * W[r] < m:
+        sid[r] += 1.0
+        tag[r, j] = sid[r]
+        return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _apply(r, ra, kept, jump, D, switched, value, rw):
+    """The alternative row after the drawn row's jumps: the draw with the kept jump (to `jump`)
+    where this node kept one (and D restarts), else left to the caller's plain draw (False)."""
+    switched[r] = 1.0 if kept >= 0 else 0.0
+    rw[ra] = 0.0
+    if kept < 0:
+        return False
+    D[r] = 0.0
+    for j in range(value.shape[1]):
+        value[ra, j] = value[r, j]
+    value[ra, kept] = jump
+    return True
+
+
+@rows("value")
+def sd_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """sd_bernoulli_draw for probabilities: x = 1[u < p]; a 0 jumps to 1 with weight 1 / (1 - p)."""
+    jl = slot_local(r, stride, span)
+    if jl == off:
+        return
+    for j in range(value.shape[1]):
+        value[r, j] = like(value, 1.0) if u[r, j] < probs[r, j] else like(value, 0.0)
+    if jl != 0:
+        return
+    ra = r + off * stride
+    kept = -1
+    for j in range(value.shape[1]):
+        tag[r, j] = 0.0
+        if value[r, j] == 0.0 and _keep(r, j, 1.0 / (1.0 - float(probs[r, j])), v, W, sid, tag):
+            kept = j
+    if not _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
+        for j in range(value.shape[1]):
+            value[ra, j] = like(value, 1.0) if u[ra, j] < probs[ra, j] else like(value, 0.0)
+
+
+@rows("value")
+def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """sd_categorical_draw for weights: inverse-CDF draws; a group drawn c jumps to each other
+    class k with weight 1 / S (S the group's sum)."""
+    jl = slot_local(r, stride, span)
+    if jl == off:
+        return
+    for c0 in range(0, value.shape[1], K):
+        _icdf_group(probs, u[r, c0], r, c0, K, value)
+    if jl != 0:
+        return
+    ra = r + off * stride
+    kept = -1
+    for c0 in range(0, value.shape[1], K):
+        m = 1.0 / float(_group_sum(probs, r, c0, K))
+        for k in range(K):
+            tag[r, c0 + k] = 0.0
+            if value[r, c0 + k] < 0.5 and _keep(r, c0 + k, m, v, W, sid, tag):
+                kept = c0 + k
+    if kept >= 0:   # the group's one-hot moves to the kept class
+        _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw)
+        g0 = (kept // K) * K
+        for k in range(K):
+            value[ra, g0 + k] = like(value, 1.0) if g0 + k == kept else like(value, 0.0)
+    else:
+        _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw)
+        for c0 in range(0, value.shape[1], K):
+            _icdf_group(probs, u[ra, c0], ra, c0, K, value)
+
+
+@njit(cache=True, error_model="numpy")
+def _binomial_draw(r, total_count, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits):
+    jl = slot_local(r, stride, span)
+    if jl == off:
+        return
+    for j in range(value.shape[1]):
+        value[r, j] = _binomial_sample(total_count[r, j], param[r, j], u[r, j], logits)
+    if jl != 0:
+        return
+    ra = r + off * stride
+    kept = -1
+    for j in range(value.shape[1]):
+        tag[r, j] = 0.0
+        n, x = float(total_count[r, j]), float(value[r, j])
+        p, q, lp, lq = _pq(param[r, j], logits)
+        if x < n and q > 0.0 and _keep(r, j, (n - x) * (p if logits else 1.0 / q), v, W, sid, tag):
+            kept = j
+    if not _apply(r, ra, kept, value[r, kept] + like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
+                  value, rw):
+        for j in range(value.shape[1]):
+            value[ra, j] = _binomial_sample(total_count[ra, j], param[ra, j], u[ra, j], logits)
+
+
+@rows("value")
+def sd_binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """The Binomial(n, p) draw (inverse CDF); x < n jumps to x + 1 with weight (n - x) / (1 - p)."""
+    _binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False)
+
+
+@rows("value")
+def sd_binomial_logits_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """sd_binomial_draw per unit of the logit: weight (n - x) p."""
+    _binomial_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True)
+
+
+@njit(cache=True, error_model="numpy")
+def _geometric_draw(r, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits):
+    jl = slot_local(r, stride, span)
+    if jl == off:
+        return
+    for j in range(value.shape[1]):
+        value[r, j] = _geometric_sample(param[r, j], u[r, j], logits)
+    if jl != 0:
+        return
+    ra = r + off * stride
+    kept = -1
+    for j in range(value.shape[1]):
+        tag[r, j] = 0.0
+        x = float(value[r, j])
+        p, q, lp, lq = _pq(param[r, j], logits)
+        if x > 0.0 and _keep(r, j, x if logits else x / (p * q), v, W, sid, tag):
+            kept = j
+    if not _apply(r, ra, kept, value[r, kept] - like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
+                  value, rw):
+        for j in range(value.shape[1]):
+            value[ra, j] = _geometric_sample(param[ra, j], u[ra, j], logits)
+
+
+@rows("value")
+def sd_geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """The Geometric(p) count of failures (inverse CDF); x > 0 jumps to x - 1 with weight x / (p (1 - p))."""
+    _geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False)
+
+
+@rows("value")
+def sd_geometric_logits_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """sd_geometric_draw per unit of the logit: weight x."""
+    _geometric_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True)
+
+
 @rows("tag")
 def sd_grad(r, tag, stride, span, W, sid, D, rw, grad):
     """grad[r, j] += rw W D on the drawn row of the unit whose jump was kept last (its tag is the
@@ -186,6 +343,13 @@ PARITY = {
     "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
     "sd_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6)),
     "sd_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
+    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
+    "sd_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6)),
+    "sd_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
+    "sd_binomial_logits_draw": lambda g: (np.floor(8 * g.u(R, D)), g.x(R, D), g.u(R, D), g.u(R, D),
+                                          *_state(g, R, D)),
+    "sd_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
+    "sd_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
     "sd_grad": lambda g: (g.bits(R, D), 1, 3, g.pos(R), g.bits(R), g.x(R), g.pos(R), g.x(R, D)),
     "alt_cost_diff": lambda g: (g.x(R), 1, 2, 3, g.x(R)),
     "alt_reset": lambda g: (g.x(R, D), g.bits(R), 1, 2, 3),

@@ -1,13 +1,15 @@
 """Stochastic derivatives with pruning (Arya, Schauer, Schaefer & Rackauckas 2022, "Automatic
-differentiation of programs with discrete randomness", NeurIPS), for Bernoulli, Categorical and
-Poisson nodes: the draw and ONE alternative path per drawn row, chosen among the jumps of every
-such node with probability proportional to their weights and carried through the rest of the
-graph (and the later steps of a `ppl.scan`), unbiased.
+differentiation of programs with discrete randomness", NeurIPS), for Bernoulli, Categorical,
+Poisson, Binomial and Geometric nodes (by logits or probs): the draw and ONE alternative path per
+drawn row, chosen among the jumps of every such node with probability proportional to their
+weights and carried through the rest of the graph (and the later steps of a `ppl.scan`),
+unbiased.
 
 Each unit's draw by inverse CDF would jump to an alternative value as its parameter grows, with
 a weight per unit of the parameter (kernels/families/stochastic_derivative.py): a Bernoulli 0
-to 1 (weight p), a categorical group to each other class k (p_k), a Poisson count to one more
-(1). A weighted reservoir keeps one jump of all the nodes' units on each drawn row; the
+to 1 (weight p per logit), a categorical group to each other class k (p_k), a Poisson count to
+one more (1), a Binomial count to one more (total_count gets no gradient), a Geometric count to
+one less. A weighted reservoir keeps one jump of all the nodes' units on each drawn row; the
 alternative row holds the graph with that jump taken and the other nodes drawn plainly (common
 random numbers), so its costs minus the draw's are the jump's f(y) - f(x), and the kept unit's
 parameter gets W_total (f(y) - f(x)): one extra row per drawn row whatever the widths, the depth
@@ -15,12 +17,19 @@ and the loop's length (the lowering's part: ppl/lowering/alternative.py). Where 
 in forward mode along one direction, the jumps here are weighed per unit of each unit's own
 parameter and the estimate is the reverse-mode gradient of every parameter at once.
 """
+from ..distributions import DISTRIBUTIONS
 from ..kernels.cpu.core import sd_grad
-from .base import NO_GRAD, Estimator, register
+from .base import NO_GRAD, Estimator, Rule, register
+from .score import in_loop
 
-# law kind -> (its draw kernel, the noise of its draw)
-_DRAWS = {"bernoulli": ("sd_bernoulli_draw", "uniform"), "categorical": ("sd_categorical_draw", "gumbel"),
-          "poisson": ("sd_poisson_draw", "uniform")}
+NARROW = 16   # units of a node the default policy gives it under a black box (at most)
+
+# law kind -> (its draw kernel, the noise of its draw, the parameter its jumps' weights are per unit of)
+_DRAWS = {"bernoulli": ("sd_bernoulli_draw", "uniform", 0), "categorical": ("sd_categorical_draw", "gumbel", 0),
+          "poisson": ("sd_poisson_draw", "uniform", 0), "bernoulli_probs": ("sd_bernoulli_probs_draw", "uniform", 0),
+          "categorical_probs": ("sd_categorical_probs_draw", "uniform", 0),
+          "binomial": ("sd_binomial_draw", "uniform", 1), "binomial_logits": ("sd_binomial_logits_draw", "uniform", 1),
+          "geometric": ("sd_geometric_draw", "uniform", 0), "geometric_logits": ("sd_geometric_logits_draw", "uniform", 0)}
 
 
 @register
@@ -31,12 +40,18 @@ class StochasticDerivative(Estimator):
             'randomness", NeurIPS')
     branch_rows = True
     alternative_row = True
-    kernels = {kind: {"sd_draw": kernel} for kind, (kernel, _) in _DRAWS.items()}
+    rules = (Rule("*", 45, lambda i: not i.differentiable and i.node.width <= NARROW and not in_loop(i)
+                  and i.dist.kind in _DRAWS,
+                  lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}' and the "
+                            f"node is narrow ({i.node.width} units): one alternative path per draw needs no "
+                            f"derivative of the black box and had the least variance x time there (BENCHMARKS.md, "
+                            f"simulations: RELAX's learned control variate cost far more)"),)
+    kernels = {kind: {"sd_draw": kernel} for kind, (kernel, _, _) in _DRAWS.items()}
 
     def check(self, info):
         if info.dist.kind not in _DRAWS:
-            return (f"it has jumps for {', '.join(sorted(_DRAWS))} nodes (a discrete draw by inverse CDF), not "
-                    f"{info.dist.name}")
+            names = sorted({DISTRIBUTIONS[k].name for k in _DRAWS})
+            return f"it has jumps for {', '.join(names)} nodes (a discrete draw by inverse CDF), not {info.dist.name}"
         return None
 
     def expansion(self, info, opts):
@@ -44,13 +59,13 @@ class StochasticDerivative(Estimator):
 
     def draw(self, ctx):
         alt = ctx.rows.alternative
-        _, kind = _DRAWS[ctx.law.kind]
+        _, kind, _ = _DRAWS[ctx.law.kind]
         u, v = ctx.noise(kind), ctx.noise("uniform")
         ctx.law_call("sd_draw", [*ctx.params(), u, v], [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"),
                                                         ctx.buffer("tag", ctx.node.width), ctx.value(), ctx.rows.weights])
 
     def estimate(self, ctx):
-        (g,) = ctx.param_grads()
+        g = ctx.param_grads()[_DRAWS[ctx.law.kind][2]]
         if g is NO_GRAD:
             return
         alt = ctx.rows.alternative

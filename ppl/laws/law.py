@@ -31,6 +31,7 @@ CONSTRAINTS = {
     "unit_positive": ("within (0, 1]", lambda c: 0.0 < c <= 1.0),
     "count": ("a non-negative integer", lambda c: c >= 0 and math.isfinite(c) and c == math.floor(c)),
     "weights": ("non-negative", lambda c: c >= 0),   # per group: also a positive sum (checked in the step)
+    "nonnegative": ("non-negative", lambda c: 0 <= c < math.inf),
 }
 
 

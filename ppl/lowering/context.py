@@ -20,7 +20,8 @@ from .layout import _ident
 # constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
 # words after "<law> '<node>': <param> '<its node>'"
 CONSTRAINT_TESTS = {"unit": "core.all_unit({v})", "unit_positive": "core.all_unit_positive({v})",
-                    "count": "core.all_counts({v})", "weights": "core.all_weight_groups({v}, {K})"}
+                    "count": "core.all_counts({v})", "weights": "core.all_weight_groups({v}, {K})",
+                    "nonnegative": "core.all_nonnegative({v})"}
 CONSTRAINT_ERRORS = {
     "unit": "has values outside [0, 1] or NaN; give probabilities, e.g. {p}=ppl.sigmoid(...), or logits instead",
     "unit_positive": ("has values outside (0, 1] or NaN (a success probability of 0 never ends the count); give "
@@ -30,6 +31,7 @@ CONSTRAINT_ERRORS = {
     "weights": ("has a group of {K} classes with a negative, inf or NaN value or a sum of 0; give non-negative "
                 "weights with a positive sum per group (they are normalised), e.g. {p}=ppl.exp(...), or logits "
                 "instead"),
+    "nonnegative": "has values < 0, inf or NaN; make it non-negative, e.g. {p}=ppl.softplus(...) or ppl.relu(...)",
 }
 
 

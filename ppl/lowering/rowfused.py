@@ -240,7 +240,7 @@ class ScalarLowering(Lowering):
         """The row's test of a parameter's constraint (the array form: lowering/context.py)."""
         v = self.val(p)
         tests = {"unit": f"(0.0 <= {v} <= 1.0)", "unit_positive": f"(0.0 < {v} <= 1.0)",
-                 "count": f"(0.0 <= {v} < np.inf and np.floor({v}) == {v})"}
+                 "count": f"(0.0 <= {v} < np.inf and np.floor({v}) == {v})", "nonnegative": f"(0.0 <= {v} < np.inf)"}
         if kind not in tests:   # a grouped law's weights: no width-1 node is grouped
             raise rowcode.NoRowForm(f"the constraint {kind!r} has no row form")
         return tests[kind]
