@@ -688,6 +688,66 @@ register(Problem(
     run=pf_loglik, batch=pf_batch, reference=pf_reference, theta_range=(-math.inf, math.inf)))
 
 
+@numba.njit
+def _pick(anc, x, out):
+    """A resampling step of the particle filter in ppl: out[i] = x[a_i], the ancestors one-hot in
+    groups of n (anc[i n + j] = 1 when particle i takes particle j)."""
+    n = x.shape[0]
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += anc[i * n + j] * x[j]
+        out[i] = s
+
+
+@numba.njit
+def _pick_vjp(anc, x, out, gout, ganc, gx):
+    """The VJP of _pick: gx[j] = sum_i gout[i] anc[i n + j]; ganc[i n + j] = gout[i] x[j]."""
+    n = x.shape[0]
+    for j in range(n):
+        gx[j] = 0.0
+    for i in range(n):
+        for j in range(n):
+            gx[j] += gout[i] * anc[i * n + j]
+            ganc[i * n + j] = gout[i] * x[j]
+
+
+def pf_ppl(T, tag):
+    """The bootstrap filter in ppl: the particles' two coordinates (n each) the scan's carry,
+    propagated by Normal nodes (pathwise), weighted by the observation (xs: y_t), the per-step
+    cost the log of the mean weight (so the objective is log p_hat), resampled by a Categorical
+    node of n groups of n classes given by the weights (each particle's ancestor) and a user
+    layer that picks the ancestors' values; theta = the parameter `theta`. The estimator compared
+    is the ancestors' (the Normal nodes keep pathwise)."""
+    import ppl
+    P = PROBLEMS["particle_filter"].params
+    A0, n, r = P["A0"], P["n_part"], P["r"]
+    sd = float(P["Lq"][0, 0])
+    with ppl.Model(f"pf_{tag}") as m:
+        y = m.input("y", T)
+        theta = ppl.param("theta", 1, PROBLEMS["particle_filter"].theta)
+        zero = ppl.const(0.0, n)
+        x0 = ppl.Normal("x0_0", zero, 1.0)
+        x1 = ppl.Normal("x1_0", zero, 1.0)
+
+        def step(carry, yt):
+            a, b = carry
+            a2 = ppl.Normal("x0", theta * (A0[0, 0] * a + A0[0, 1] * b), sd)
+            b2 = ppl.Normal("x1", theta * (A0[1, 0] * a + A0[1, 1] * b), sd)
+            d = a2 - yt
+            w = ppl.exp(d * d * (-0.5 / r))
+            m.cost("loglik", ppl.total(ppl.log(ppl.rowsum(w) * (1.0 / n)) - 0.5 * math.log(2 * math.pi * r)))
+            anc = ppl.Categorical("anc", probs=ppl.concat([w] * n), classes=n)
+            return (ppl.layer(_pick, [anc, a2], n, vjp=_pick_vjp), ppl.layer(_pick, [anc, b2], n, vjp=_pick_vjp)), None
+        ppl.scan(step, (x0, x1), xs=y, length=T)
+    return m
+
+
+def pf_data(B):
+    P = PROBLEMS["particle_filter"].params
+    return {"y": np.tile(P["y"][:P["T"]], (B, 1))}
+
+
 # ============================================================================ ppl's estimators
 
 @dataclass(frozen=True)
@@ -706,7 +766,8 @@ class PplModel:
 PPL = {"sir": PplModel(sir_ppl, sir_data, "beta", "inf"),
        "queue": PplModel(queue_ppl, queue_data, "s", "dep"),
        "inventory": PplModel(inventory_ppl, inventory_data, "lam", "d"),
-       "branching": PplModel(branching_ppl, branching_data, "R", "z")}
+       "branching": PplModel(branching_ppl, branching_data, "R", "z"),
+       "particle_filter": PplModel(pf_ppl, pf_data, "theta", "anc")}
 # the built-in unbiased estimators of a count or a binary node in a loop (DisARM and ARMS need
 # Bernoulli logits; these take probabilities and counts)
 CANDIDATES = ("score", "stochastic_derivative", "mvd")

@@ -47,9 +47,10 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
     # measured: the unbiased estimators that apply (ARMS and, on these narrow nodes, mvd with them); excluded
     # by rule, never compiled: arm, relax, double_cv, rodeo and enumeration of h1's 256 values; h2's 4 values
     # are enumerated
-    assert {e for n, e in by if n == "h1" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "arms", "mvd"}
+    assert {e for n, e in by if n == "h1" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "arms", "mvd",
+                                                                    "stochastic_derivative"}
     assert {e for n, e in by if n == "h2" and by[n, e]["rows"]} == {"score", "disarm", "rebar", "enumerate", "arms",
-                                                                    "mvd"}
+                                                                    "mvd", "stochastic_derivative"}
     for key in [("h1", "arm"), ("h1", "relax"), ("h1", "enumerate"), ("h2", "arm"), ("h1", "double_cv"),
                 ("h1", "rodeo")]:
         assert by[key]["why"].startswith("excluded") and not by[key]["rows"]
