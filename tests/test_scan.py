@@ -216,3 +216,75 @@ def test_outputs_read_after_the_loop_are_unbiased(est):
     e = stats.flat(exact.gradient(outputs("outputs_unrolled", T, False), P, {"s0": S0}), list(P))
     r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, f"scan outputs, {est}")
     assert r.detectable < 0.05
+
+
+def counts(name, T, scanned):
+    """Each step a Bernoulli by probability and a Binomial count (total 2) whose probability the
+    carry moves, a Geometric count of the failures before it: the laws of counts in a scan."""
+    with Model(name) as m:
+        s0 = m.input("s0", 1)
+        a, c = ppl.param("a", 1, 0.3), ppl.param("c", 1, -0.2)
+
+        def body(s, t):
+            k = "" if scanned else str(len(m.costs))
+            b = ppl.Bernoulli(f"b{k}", probs=ppl.sigmoid(a + 0.3 * s))
+            n = ppl.Binomial(f"n{k}", 2.0, probs=ppl.sigmoid(c * s + b))
+            g = ppl.Geometric(f"g{k}", logits=1.5 + a * n)
+            m.cost(f"cost{k}", ppl.total(0.2 * (s * s) + 0.1 * g))
+            return 0.5 * s + n - 1.0, None
+
+        if scanned:
+            last, _ = ppl.scan(body, s0, length=T)
+        else:
+            last = s0
+            for t in range(T):
+                last, _ = body(last, None)
+        m.cost("end", ppl.total(last * last))
+    return m
+
+
+@pytest.mark.parametrize("est", ["score", "stochastic_derivative", "mvd"])
+def test_the_count_laws_in_a_scan_are_unbiased(est):
+    T = 2
+    prog = counts(f"counts_{est}", T, True).compile(dtype=np.float64, estimators=est, seed=1)
+    P = exact.model_params(prog)
+    e = stats.flat(exact.gradient(counts("counts_unrolled", T, False), P, {"s0": S0}), list(P))
+    r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, f"scan of count laws, {est}")
+    assert r.detectable < 0.05
+
+
+def test_a_scan_inside_a_plate_with_a_global_latent():
+    """A global latent drawn outside the plate (once per step and sample, shared by the rows) read
+    by every step of a per-row scan in the plate. Oracle: the unrolled model without the plate,
+    its per-row costs weighted N (the plate's objective: the expectation is linear in the
+    per-row terms, so sharing the global draw does not change it, tests/test_plates.py)."""
+    T, N = 3, 10
+
+    def build(name, scanned):
+        with Model(name) as m:
+            s0 = m.input("s0", 1)
+            u = ppl.Bernoulli("u", logits=ppl.param("q", 1, 0.4))
+            m.cost("lpu", ppl.log_prob(u))
+            w = ppl.param("w", 1, 0.2)
+
+            def body(s, t):
+                k = "" if scanned else str(len(m.costs))
+                up = ppl.Bernoulli(f"up{k}", logits=w * s + u)
+                s = s + up
+                m.cost(f"c{k}", ppl.total((0.3 if scanned else 0.3 * N) * (s - 1.0) * (s - 1.0)))
+                return s, None
+            if scanned:
+                with m.plate("data", size=N):
+                    ppl.scan(body, s0, length=T)
+            else:
+                s = s0
+                for t in range(T):
+                    s, _ = body(s, None)
+        return m
+
+    prog = build("plate_scan", True).compile(dtype=np.float64, estimators="score", seed=1)
+    assert prog.analysis.global_nodes == {prog.model.nodes["u"]}
+    P = exact.model_params(prog)
+    e = stats.flat(exact.gradient(build("plate_unrolled", False), P, {"s0": S0}), list(P))
+    r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, "scan in a plate, a global latent")
+    assert r.detectable < 0.05
