@@ -1,11 +1,11 @@
 """ARMS kernels (kernels of estimators/arms.py): n antithetically coupled Bernoulli draws per unit.
 
 Each drawn row is expanded into n configurations, one per coupled draw: draw 0 on the drawn row
-(local index 0 of the node's row digit (stride, span)), draw c >= 1 at local index off + c - 1
-(n = u.shape[1] // width + 1). In a digit of its own, (stride, 1, n), all n rows weigh 1 / n of the
-drawn row in the objective; in a digit shared with other nodes' extra rows (span > n) the drawn
-row keeps its weight, the node's other rows weigh 0, and every row outside its own is drawn
-plainly (draw 0, from that row's logits).
+(local index 0 of the node's row digit (stride, span)), draw c >= 1 at local index off + c - 1.
+In a digit of its own, (stride, 1, n), all n rows weigh 1 / n of the drawn row in the
+objective; in a digit shared with other nodes' extra rows (span > n) the drawn row keeps its
+weight, the node's other rows weigh 0, and every row outside its own is drawn plainly (draw 0,
+from that row's logits).
 
 Coupling (Dimitriev & Zhou 2021, the Dirichlet copula): per unit, d ~ Dirichlet(1, ..., 1) of n
 components, made as the spacings of m = n - 1 sorted uniforms u[r, i W + j] (i < m; W units), so
@@ -75,7 +75,7 @@ def arms_kappa(a, m):
     return float(sigmoid(abs(a))) / (1.0 - ratio)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _arms_bit(u, r, j, W, m, a, root, c):
     """Draw c of the unit's n = m + 1 coupled draws (logit a, root = pi^(1/m))."""
     k = m - c if a < 0.0 else c   # a permutation of the draws, so that draw 0 is 1[u_0 < p] at n = 2
@@ -90,14 +90,14 @@ def _arms_row(r, c, stride, off):
 
 
 @rows("value")
-def arms_draw(r, logits, u, stride, off, span, value, row_weights):
+def arms_draw(r, logits, u, stride, off, span, size, value, row_weights):
     """value at the row of draw c = draw c of the n coupled draws of each unit, and the rows'
     weights: written by the group's drawn row (local index 0), which reads the unit's uniforms
     and pi^(1/m) once (the rows of a group share their logits and uniforms); a row outside the
-    group's (another node's) draws 0 from its own logits."""
+    group's (another node's) draws 0 from its own logits. `size`: n (a number the caller knows:
+    the loops then run a known count, about twice as fast as from u's shape)."""
     W = value.shape[1]
-    m = u.shape[1] // W
-    size = m + 1
+    m = size - 1
     one = like(value, 1.0)
     jl = slot_local(r, stride, span)
     if jl == 0:
@@ -166,7 +166,7 @@ def arms_grad_marginal(r, logits, value, cost, row_weights, stride, off, span, s
 R, D, N = 12, 3, 3   # 4 drawn rows of N configurations each
 PARITY = {
     # a shared digit of 4 rows: the node's draws at local 0, 2, 3, another node's row at 1
-    "arms_draw": lambda g: (g.x(R, D), g.u(R, (N - 1) * D), 1, 2, 4, g.out(R, D), g.pos(R)),
+    "arms_draw": lambda g: (g.x(R, D), g.u(R, (N - 1) * D), 1, 2, 4, N, g.out(R, D), g.pos(R)),
     "arms_grad": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.pos(R), 1, 1, N, N, g.x(R, D)),
     # 2 drawn rows of N draws x an enumerated digit of 2 below (stride 1)
     "arms_grad_marginal": lambda g: (g.x(R, D), g.bits(R, D), g.x(R), g.pos(R), 2, 1, N, N, (1,), (2,), g.x(R, D)),

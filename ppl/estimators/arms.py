@@ -51,7 +51,7 @@ class ARMS(Estimator):
     def draw(self, ctx):
         n = ctx.options["n"]
         u = ctx.noise("uniform", width=(n - 1) * ctx.node.width)
-        ctx.call(arms_draw, *ctx.params(), u, *ctx.rows.slot, ctx.value(), ctx.rows.weights)
+        ctx.call(arms_draw, *ctx.params(), u, *ctx.rows.slot, n, ctx.value(), ctx.rows.weights)
 
     def estimate(self, ctx):
         (g,) = ctx.param_grads()
