@@ -189,15 +189,11 @@ def _mvd_split(n, param, u, v, logits):
 @njit(cache=True, error_model="numpy")
 def _mvd_draw(r, total_count, param, u, v, stride, off, span, value, row_weights, logits):
     """The rows of mvd_binomial_draw / mvd_binomial_logits_draw (their docstring)."""
+    c = slot_config(r, stride, off, span, value.shape[1] + 1)   # unit c - 1 takes its other B
     for j in range(value.shape[1]):
         y, b = _mvd_split(total_count[r, j], param[r, j], u[r, j], v[r, j], logits)
-        value[r, j] = y + b
-    c = slot_config(r, stride, off, span, value.shape[1] + 1)
+        value[r, j] = y + 1.0 - b if j == c - 1 and total_count[r, j] > 0 else y + b
     if c > 0:
-        j = c - 1
-        if total_count[r, j] > 0:
-            y, b = _mvd_split(total_count[r, j], param[r, j], u[r, j], v[r, j], logits)
-            value[r, j] = y + 1.0 - b
         row_weights[r] = 0.0
 
 

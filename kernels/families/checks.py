@@ -42,7 +42,7 @@ def _group_ok(a, r, c0, K):
     s = 0.0
     for k in range(K):
         v = float(a[r, c0 + k])
-        if not (v >= 0.0 and v < math.inf):
+        if not _nonnegative_ok(v):
             return False
         s += v
     return s > 0.0

@@ -85,6 +85,21 @@ def _drawn(value, r, c0, K):
 
 
 @njit(cache=True, error_model="numpy")
+def _configure_groups(r, stride, off, span, K, value, row_weights):
+    """Configuration c >= 1 of the drawn one-hot groups value[r]: group (c - 1) // (K - 1) moved
+    to its ((c - 1) % (K - 1))-th other class, the row weighing 0."""
+    c = slot_config(r, stride, off, span, 1 + (value.shape[1] // K) * (K - 1))
+    if c > 0:
+        c0 = ((c - 1) // (K - 1)) * K
+        t = (c - 1) % (K - 1)
+        d = _drawn(value, r, c0, K)
+        k = t if t < d else t + 1
+        value[r, c0 + d] = like(value, 0.0)
+        value[r, c0 + k] = like(value, 1.0)
+        row_weights[r] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def _other(cost, r, stride, off, gi, K, k, d):
     """f(group gi moved to class k) - f(the draw): the cost of its configuration row against row r."""
     t = k if k < d else k - 1
@@ -97,15 +112,7 @@ def mvd_categorical_draw(r, logits, gumbel, K, stride, off, span, value, row_wei
     (c - 1) // (K - 1) to its ((c - 1) % (K - 1))-th other class and weighs 0."""
     for c0 in range(0, value.shape[1], K):
         categorical_sample_group(logits, gumbel, r, c0, K, value)
-    c = slot_config(r, stride, off, span, 1 + (value.shape[1] // K) * (K - 1))
-    if c > 0:
-        c0 = ((c - 1) // (K - 1)) * K
-        t = (c - 1) % (K - 1)
-        d = _drawn(value, r, c0, K)
-        k = t if t < d else t + 1
-        value[r, c0 + d] = like(value, 0.0)
-        value[r, c0 + k] = like(value, 1.0)
-        row_weights[r] = 0.0
+    _configure_groups(r, stride, off, span, K, value, row_weights)
 
 
 @rows("value")

@@ -28,7 +28,7 @@ from numba import njit
 from ..declare import cells, groups, rows
 from ..math.scalar import like, log0, log1m
 from ..math.slots import slot_config, slot_local
-from .mvd import _drawn, _other
+from .mvd import _configure_groups, _drawn, _other
 
 
 # ============================================================================ Bernoulli(probs)
@@ -166,15 +166,14 @@ def _log_prob_bwd_group(w, x, r, c0, K, g, gw, gx):
     if g == 0:
         return
     S = _group_sum(w, r, c0, K)
-    sx = like(x[r, c0], 0.0)
-    for k in range(K):
-        sx += x[r, c0 + k]
+    sx = _group_sum(x, r, c0, K)
+    ls = log0(float(S))
     for k in range(K):
         c = c0 + k
         if gw.shape[0] != 0:
             gw[r, c] += g * ((x[r, c] / w[r, c] if x[r, c] != 0 else like(g, 0.0)) - sx / S)
         if gx.shape[0] != 0:
-            gx[r, c] += g * (log0(float(w[r, c])) - log0(float(S)))
+            gx[r, c] += g * (log0(float(w[r, c])) - ls)
 
 
 @groups("out")
@@ -219,15 +218,7 @@ def mvd_categorical_probs_draw(r, probs, u, K, stride, off, span, value, row_wei
     (c - 1) // (K - 1) to its ((c - 1) % (K - 1))-th other class and weighs 0."""
     for c0 in range(0, value.shape[1], K):
         _icdf_group(probs, u[r, c0], r, c0, K, value)
-    c = slot_config(r, stride, off, span, 1 + (value.shape[1] // K) * (K - 1))
-    if c > 0:
-        c0 = ((c - 1) // (K - 1)) * K
-        t = (c - 1) % (K - 1)
-        d = _drawn(value, r, c0, K)
-        k = t if t < d else t + 1
-        value[r, c0 + d] = like(value, 0.0)
-        value[r, c0 + k] = like(value, 1.0)
-        row_weights[r] = 0.0
+    _configure_groups(r, stride, off, span, K, value, row_weights)
 
 
 @rows("value")

@@ -43,111 +43,6 @@ from .poisson import _inverse_cdf
 from .probs import _group_sum, _icdf_group
 
 
-@rows("value")
-def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """The draw on the drawn row with its jumps in the reservoir, and the alternative row; every
-    other row a plain draw (see the module docstring)."""
-    one, zero = like(value, 1.0), like(value, 0.0)
-    jl = slot_local(r, stride, span)
-    if jl == off:   # written by its drawn row
-        return
-    for j in range(value.shape[1]):
-        value[r, j] = one if u[r, j] < sigmoid(logits[r, j]) else zero
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        tag[r, j] = 0.0
-        if value[r, j] == zero:
-            m = float(sigmoid(logits[r, j]))
-            W[r] += m
-            if v[r, j] * W[r] < m:
-                sid[r] += 1.0
-                tag[r, j] = sid[r]
-                kept = j
-    switched[r] = 1.0 if kept >= 0 else 0.0
-    rw[ra] = 0.0
-    if kept >= 0:
-        D[r] = 0.0
-        for j in range(value.shape[1]):
-            value[ra, j] = value[r, j]
-        value[ra, kept] = one
-    else:
-        for j in range(value.shape[1]):
-            value[ra, j] = one if u[ra, j] < sigmoid(logits[ra, j]) else zero
-
-
-@rows("value")
-def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """As sd_bernoulli_draw for groups of K classes (Gumbel-max draws): a group drawn c jumps to
-    each other class k with weight p_k."""
-    jl = slot_local(r, stride, span)
-    if jl == off:
-        return
-    for c0 in range(0, value.shape[1], K):
-        categorical_sample_group(logits, gumbel, r, c0, K, value)
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for c0 in range(0, value.shape[1], K):
-        m0, lse = logsumexp_group(logits, r, c0, K)
-        for k in range(K):
-            tag[r, c0 + k] = 0.0
-            if value[r, c0 + k] < 0.5:
-                m = math.exp(logits[r, c0 + k] - m0 - lse)
-                W[r] += m
-                if v[r, c0 + k] * W[r] < m:
-                    sid[r] += 1.0
-                    tag[r, c0 + k] = sid[r]
-                    kept = c0 + k
-    switched[r] = 1.0 if kept >= 0 else 0.0
-    rw[ra] = 0.0
-    if kept >= 0:
-        D[r] = 0.0
-        for j in range(value.shape[1]):
-            value[ra, j] = value[r, j]
-        g0 = (kept // K) * K
-        for k in range(K):
-            value[ra, g0 + k] = like(value, 0.0)
-        value[ra, kept] = like(value, 1.0)
-    else:
-        for c0 in range(0, value.shape[1], K):
-            categorical_sample_group(logits, gumbel, ra, c0, K, value)
-
-
-@rows("value")
-def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """As sd_bernoulli_draw for Poisson counts: every unit jumps to one more, weight 1."""
-    jl = slot_local(r, stride, span)
-    if jl == off:
-        return
-    for j in range(value.shape[1]):
-        value[r, j] = _inverse_cdf(rate[r, j], u[r, j])
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        tag[r, j] = 0.0
-        W[r] += 1.0
-        if v[r, j] * W[r] < 1.0:
-            sid[r] += 1.0
-            tag[r, j] = sid[r]
-            kept = j
-    switched[r] = 1.0 if kept >= 0 else 0.0
-    rw[ra] = 0.0
-    if kept >= 0:
-        D[r] = 0.0
-        for j in range(value.shape[1]):
-            value[ra, j] = value[r, j]
-        value[ra, kept] += like(value, 1.0)
-    else:
-        for j in range(value.shape[1]):
-            value[ra, j] = _inverse_cdf(rate[ra, j], u[ra, j])
-
-
 @njit(cache=True, error_model="numpy", inline="always")
 def _keep(r, j, m, v, W, sid, tag):
     """A jump of weight m > 0 of unit j into the reservoir: True when it replaces the kept one."""
@@ -172,6 +67,88 @@ def _apply(r, ra, kept, jump, D, switched, value, rw):
         value[ra, j] = value[r, j]
     value[ra, kept] = jump
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def _move_group(value, ra, kept, K):
+    """The alternative row's one-hot group of the kept class moved to it (the rest of the row is
+    the draw's, copied by _apply)."""
+    g0 = (kept // K) * K
+    for k in range(K):
+        value[ra, g0 + k] = like(value, 1.0) if g0 + k == kept else like(value, 0.0)
+
+
+@rows("value")
+def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """The draw on the drawn row with its jumps in the reservoir, and the alternative row; every
+    other row a plain draw (see the module docstring)."""
+    one, zero = like(value, 1.0), like(value, 0.0)
+    jl = slot_local(r, stride, span)
+    if jl == off:   # written by its drawn row
+        return
+    if jl != 0:
+        for j in range(value.shape[1]):
+            value[r, j] = one if u[r, j] < sigmoid(logits[r, j]) else zero
+        return
+    ra = r + off * stride
+    kept = -1
+    for j in range(value.shape[1]):
+        p = sigmoid(logits[r, j])
+        value[r, j] = one if u[r, j] < p else zero
+        tag[r, j] = 0.0
+        if value[r, j] == zero and _keep(r, j, float(p), v, W, sid, tag):
+            kept = j
+    if not _apply(r, ra, kept, one, D, switched, value, rw):
+        for j in range(value.shape[1]):
+            value[ra, j] = one if u[ra, j] < sigmoid(logits[ra, j]) else zero
+
+
+@rows("value")
+def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """As sd_bernoulli_draw for groups of K classes (Gumbel-max draws): a group drawn c jumps to
+    each other class k with weight p_k."""
+    jl = slot_local(r, stride, span)
+    if jl == off:
+        return
+    for c0 in range(0, value.shape[1], K):
+        categorical_sample_group(logits, gumbel, r, c0, K, value)
+    if jl != 0:
+        return
+    ra = r + off * stride
+    kept = -1
+    for c0 in range(0, value.shape[1], K):
+        m0, lse = logsumexp_group(logits, r, c0, K)
+        for k in range(K):
+            tag[r, c0 + k] = 0.0
+            if value[r, c0 + k] < 0.5 and _keep(r, c0 + k, math.exp(logits[r, c0 + k] - m0 - lse), v, W, sid, tag):
+                kept = c0 + k
+    if _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
+        _move_group(value, ra, kept, K)
+    else:
+        for c0 in range(0, value.shape[1], K):
+            categorical_sample_group(logits, gumbel, ra, c0, K, value)
+
+
+@rows("value")
+def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """As sd_bernoulli_draw for Poisson counts: every unit jumps to one more, weight 1."""
+    jl = slot_local(r, stride, span)
+    if jl == off:
+        return
+    for j in range(value.shape[1]):
+        value[r, j] = _inverse_cdf(rate[r, j], u[r, j])
+    if jl != 0:
+        return
+    ra = r + off * stride
+    kept = -1
+    for j in range(value.shape[1]):
+        tag[r, j] = 0.0
+        if _keep(r, j, 1.0, v, W, sid, tag):
+            kept = j
+    if not _apply(r, ra, kept, value[r, kept] + like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
+                  value, rw):
+        for j in range(value.shape[1]):
+            value[ra, j] = _inverse_cdf(rate[ra, j], u[ra, j])
 
 
 @rows("value")
@@ -214,13 +191,9 @@ def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, s
             tag[r, c0 + k] = 0.0
             if value[r, c0 + k] < 0.5 and _keep(r, c0 + k, m, v, W, sid, tag):
                 kept = c0 + k
-    if kept >= 0:   # the group's one-hot moves to the kept class
-        _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw)
-        g0 = (kept // K) * K
-        for k in range(K):
-            value[ra, g0 + k] = like(value, 1.0) if g0 + k == kept else like(value, 0.0)
+    if _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
+        _move_group(value, ra, kept, K)
     else:
-        _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw)
         for c0 in range(0, value.shape[1], K):
             _icdf_group(probs, u[ra, c0], ra, c0, K, value)
 
