@@ -32,6 +32,7 @@ import numpy as np
 
 from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, logistic_given_bernoulli
 from ..math.scalar import flog, like, sigmoid
+from ..math.slots import slot_config, slot_local
 
 CONFIGS = 5         # rows per drawn row when eta and the temperature are trained
 FIXED_CONFIGS = 3   # rows per drawn row when the temperature is fixed: rows 3, 4 only serve its gradient
@@ -39,14 +40,6 @@ SEED_EPS = 2.0 ** -20   # exact power of two: rows 3, 4 are scaled without round
 
 
 _LOOP = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _cv_digit(r, stride, off, span, configs):
-    """The node's configuration c of row r: c >= 1 on its own control-variate rows (local index
-    k = (r // stride) % span in off .. off + configs - 2), else 0 (the drawn row, other nodes' rows)."""
-    c = (r // stride) % span - off + 1
-    return c if 1 <= c < configs else 0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -121,7 +114,7 @@ def rebar_forward(a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
             _rebar_forward_row(r0, r0 + off * stride, a, u, v, stride, trained, inv1, inv2, out, dzt)
             for k in range(1, span):   # the other nodes' rows of this drawn row: a hard draw from their logits
                 rk = r0 + k * stride
-                if _cv_digit(rk, stride, off, span, configs) == 0:
+                if slot_config(rk, stride, off, span, configs) == 0:
                     _hard_row(rk, a, u, out)
 
 
@@ -133,9 +126,9 @@ def _seed_factor(c, e):
 
 @njit(**_LOOP)
 def _rebar_weight_row(r, stride, off, span, configs, e, rw, cw):
-    c = _cv_digit(r, stride, off, span, configs)
+    c = slot_config(r, stride, off, span, configs)
     if c != 0:
-        cw[r] = cw[r - ((r // stride) % span) * stride] * _seed_factor(c, e)
+        cw[r] = cw[r - slot_local(r, stride, span) * stride] * _seed_factor(c, e)
         rw[r] = 0.0
 
 
@@ -240,7 +233,7 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam,
 def cv_flags(stride, off, span, configs, flag):
     """flag[r] = 1 on the node's rows c >= 1 (OR-accumulated over the REBAR nodes above a node)."""
     for r in range(flag.shape[0]):
-        if _cv_digit(r, stride, off, span, configs) != 0:
+        if slot_config(r, stride, off, span, configs) != 0:
             flag[r] = 1.0
 
 
@@ -421,7 +414,7 @@ def rebar_categorical_forward(a, u, v, stride, off, span, configs, K, loglam, de
     lam2 = lam * math.exp(delta)
     z, zt, th, cc, b = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     for r in range(out.shape[0]):
-        c = _cv_digit(r, stride, off, span, configs)   # 0 (b) on the drawn row and other nodes' rows
+        c = slot_config(r, stride, off, span, configs)   # 0 (b) on the drawn row and other nodes' rows
         _rebar_categorical_forward_row(r, a, u, v, c, K, lam, lam2, out, z, zt, th, cc, b)
 
 
@@ -491,7 +484,7 @@ def rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
-        if (r0 // stride) % span != 0:
+        if slot_local(r0, stride, span) != 0:
             continue
         de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2, delta,
                                         ga, train, lam_rows,

@@ -14,7 +14,8 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from ..math.scalar import baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal
+from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
+                           weighted)
 
 
 @intrinsic
@@ -140,7 +141,7 @@ def weighted_total(rw, cost, acc):
     s = 0.0
     for r in range(cost.shape[0]):
         acc[r] += cost[r]
-        s += float(rw[r]) * float(cost[r]) if rw[r] != 0 else 0.0
+        s += weighted(float(rw[r]), float(cost[r]))
     return s
 
 
@@ -291,7 +292,7 @@ def moving_average_baseline(L, rw, state, slot, decay, b, update):
     wsum = 0.0
     for r in range(L.shape[0]):   # a row of weight 0 adds nothing (weighted_total)
         b[r] = m
-        tot += rw[r] * L[r] if rw[r] != 0 else 0.0
+        tot += weighted(rw[r], L[r])
         wsum += rw[r]
     if update:  # the first step seeds the average with the first batch's mean
         state[slot] = moving_average(m, tot, wsum, decay, state[slot + 1] == 0)

@@ -20,6 +20,7 @@ from numba import cuda, float64
 
 from ..cpu import rebar as B
 from ..cpu.rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
+from ..math.slots import slot_config as _slot_config, slot_local as _slot_local
 from .device import device
 from .launch import block_sum, single_block
 from .launch import run as _run
@@ -30,7 +31,8 @@ MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors
 _rebar_unit = device(B._rebar_unit)
 _logistic_z = device(B._logistic_z)
 _hard = device(B._hard)
-_cv_digit = device(B._cv_digit)
+slot_config = device(_slot_config)
+slot_local = device(_slot_local)
 _inverse_temperatures = device(B._inverse_temperatures)
 _rebar_weight_row = device(B._rebar_weight_row)
 _rebar_row = device(B._rebar_row)
@@ -58,10 +60,10 @@ def _check_configs(name, configs):
 def _rebar_forward_body(r, j, a, u, v, stride, off, span, configs, loglam, delta, out, dzt):
     R, D = out.shape
     inv1, inv2 = _inverse_temperatures(loglam, delta, out[0, 0])
-    k = (r // stride) % span
+    k = slot_local(r, stride, span)
     if k == 0:
         _rebar_unit(r, r + off * stride, j, a, u, v, stride, configs == CONFIGS, inv1, inv2, out, dzt)
-    elif _cv_digit(r, stride, off, span, configs) == 0:   # another node's row: a hard draw from its logits
+    elif slot_config(r, stride, off, span, configs) == 0:   # another node's row: a hard draw from its logits
         x = a[r, j]
         out[r, j] = _hard(x, _logistic_z(x, u[r, j]))
 
@@ -96,7 +98,7 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if (r0 // stride) % span == 0:
+        if slot_local(r0, stride, span) == 0:
             de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
                                 train, lam_rows)
             ge += de
@@ -119,7 +121,7 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam,
 
 
 def _cv_flags_body(r, stride, off, span, configs, flag):
-    if _cv_digit(r, stride, off, span, configs) != 0:
+    if slot_config(r, stride, off, span, configs) != 0:
         flag[r] = 1.0
 
 
@@ -231,7 +233,7 @@ def _rebar_categorical_forward_body(r, a, u, v, stride, off, span, configs, K, l
     th = cuda.local.array(MAX_K, float64)
     cc = cuda.local.array(MAX_K, float64)
     b = cuda.local.array(MAX_K, float64)
-    _rebar_categorical_forward_row(r, a, u, v, _cv_digit(r, stride, off, span, configs), K, lam, lam2, out,
+    _rebar_categorical_forward_row(r, a, u, v, slot_config(r, stride, off, span, configs), K, lam, lam2, out,
                                    z, zt, th, cc, b)
 
 
@@ -264,7 +266,7 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam
     ge = 0.0
     gl = 0.0
     for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if (r0 // stride) % span == 0:
+        if slot_local(r0, stride, span) == 0:
             de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2,
                                             delta, ga, train, lam_rows, z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
             ge += de

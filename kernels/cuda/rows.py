@@ -21,6 +21,7 @@ from .launch import run as _run
 from ..registry import cells, items
 
 _score_signal = device(S.score_signal)
+_weighted = device(S.weighted)
 _loo_value = device(S.loo_value)
 _baseline_residual_value = device(S.baseline_residual_value)
 _moving_average = device(S.moving_average)
@@ -155,7 +156,7 @@ def _weighted_total(rw, cost, acc, res):
     s = 0.0
     for r in range(cuda.threadIdx.x, cost.shape[0], cuda.blockDim.x):
         acc[r] += cost[r]
-        s += np.float64(rw[r]) * np.float64(cost[r]) if rw[r] != 0 else 0.0
+        s += _weighted(np.float64(rw[r]), np.float64(cost[r]))
     total = block_sum(s)
     if cuda.threadIdx.x == 0:
         res[0] = total
@@ -283,7 +284,7 @@ def _moving_average_baseline(L, rw, state, slot, decay, b, update):
     wsum = 0.0
     for r in range(cuda.threadIdx.x, L.shape[0], cuda.blockDim.x):
         b[r] = m
-        tot += rw[r] * L[r] if rw[r] != 0 else 0.0
+        tot += _weighted(rw[r], L[r])
         wsum += rw[r]
     tot = block_sum(tot)
     wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it

@@ -533,11 +533,17 @@ def nce_noise_grad(s, logk):
 # literals (those kernels work in float64 whatever the dtype), so no ``like`` here.
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def weighted(rw, x):
+    """rw x, a row's weighted share; 0 on a row of weight 0, whatever x (a configuration of
+    probability 0 or an mvd branch: its cost -inf there)."""
+    return rw * x if rw != 0 else rw * 0
+
+
 @njit(cache=True, error_model="numpy")
 def score_signal(rw, L, b):
-    """rw (L - b): the score-function learning signal of a row; 0 on a row of weight 0, whatever
-    its costs (a configuration of probability 0: -inf there)."""
-    return rw * (L - b) if rw != 0 else rw * 0
+    """rw (L - b): the score-function learning signal of a row (weighted)."""
+    return weighted(rw, L - b)
 
 
 @njit(cache=True, error_model="numpy")
