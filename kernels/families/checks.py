@@ -37,6 +37,12 @@ def _nonnegative_ok(v):
     return v >= 0.0 and v < math.inf
 
 
+# each constraint's test of one value (ppl/laws/law.py's CONSTRAINTS): the row-fused step calls
+# them per row (lowering/rowfused.py), the all_* kernels below over arrays
+VALUE_TESTS = {"unit": _unit_ok, "unit_positive": _unit_positive_ok, "count": _count_ok,
+               "nonnegative": _nonnegative_ok}
+
+
 @njit(cache=True, error_model="numpy")
 def _group_ok(a, r, c0, K):
     s = 0.0

@@ -535,8 +535,7 @@ def nce_noise_grad(s, logk):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def weighted(rw, x):
-    """rw x, a row's weighted share; 0 on a row of weight 0, whatever x (a configuration of
-    probability 0 or an mvd branch: its cost -inf there)."""
+    """rw x, a row's weighted share: 0 on a row of weight 0 whatever x (its cost may be -inf)."""
     return rw * x if rw != 0 else rw * 0
 
 

@@ -139,7 +139,7 @@ def fuse(c: Compilation):
     rng = np.random.default_rng(o.seed)
     if o.lowering != "arrays" and o.target == "cpu":
         why = ("the IWAE bound couples a data row's draws" if o.objective == "iwae"
-               else scalar_lowering.applies(c.model, c.choices))
+               else scalar_lowering.applies(c.model, c.an, c.choices))
         if why is None:
             c.lowering = scalar_lowering.ScalarLowering(c.model, c.an, c.choices, o.samples, rng, str(o.dtype))
             return

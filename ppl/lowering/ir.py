@@ -108,8 +108,8 @@ class Loop:
     At the top of each step, every per-step buffer the block names (`binds`: its name -> the name
     of its storage, `length` times its rows) is bound to the step's rows of its storage."""
 
-    def __init__(self, length: int, reverse: bool, binds: dict, info=None):
-        self.length, self.reverse, self.binds, self.info = length, reverse, binds, info
+    def __init__(self, length: int, reverse: bool, binds: dict):
+        self.length, self.reverse, self.binds = length, reverse, binds
         self.pre: list = []
         self.body: list = []
 

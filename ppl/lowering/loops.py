@@ -45,15 +45,11 @@ class Loops:
         self.per_step: dict = {}    # buffer name -> its storage's name
         self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
         self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
-        self.n_random = sum(n.is_stochastic for n in self.an.order)
-
-    def loop_of(self, node):
-        return self.an.loop_of(node) if node is not None else None
 
     def walk_to(self, node, reverse: bool = False):
         """Open or close the loop block as the walk reaches `node` (None: the walk's end), and
         point `section` where the node's code goes."""
-        info = self.loop_of(node)
+        info = self.an.loop_of(node)
         if self.loop is not None and info is not self.loop_info:
             self.close_loop()
         if info is not None and self.loop is None:
@@ -68,7 +64,7 @@ class Loops:
             self.emit(f"rows.zero1({F})")
             for c in info.post_costs:
                 self.emit(f"rows.add_rows(c_{c.name}, {F})")
-        self.loop = ir.Loop(info.loop.length, reverse, self.per_step, info)
+        self.loop = ir.Loop(info.loop.length, reverse, self.per_step)
         self.loop_info, self.loop_alloc = info, not reverse
         parent.append(self.loop)
 
@@ -118,9 +114,9 @@ class Loops:
     def stream(self, node, k: int) -> str:
         """The noise stream of the node's k-th noise (a body node's: of the step)."""
         base = self.stream_base[node] + k
-        if self.loop_of(node) is None:
+        if self.an.loop_of(node) is None:
             return str(base)
-        return f"{base} + {LOOP_VAR} * {16 * self.n_random}"
+        return f"{base} + {LOOP_VAR} * {16 * len(self.stream_base)}"
 
     def per_step_offset(self, off: int, size: int):
         """An offset in `state` of a value kept per step index in the open loop (or the offset)."""

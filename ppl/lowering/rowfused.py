@@ -53,9 +53,11 @@ from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
 from ..estimators.base import NO_GRAD, NO_GRAD_1D
 from .rowcontext import RowEstimatorContext
-from .rows import shared_members
+from .rows import shared_members, shared_span
+from ..analysis import graph as G
 from .rules import ROW_RULES
 from ..kernels import rowcode
+from ..kernels.families import checks
 from ..kernels.math import rng
 from ..ops import OPS, render
 from ..targets import CPU_MODULES
@@ -65,21 +67,18 @@ STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
 
 
-def applies(model, choices) -> str | None:
-    """None when the graph can be lowered row-fused, else the reason it cannot."""
+def applies(model, an, choices) -> str | None:
+    """None when the graph can be lowered row-fused, else the reason it cannot (`an`: the model's
+    analysis, its graph)."""
     if getattr(model, "plates", None):
         return "the model has a plate (its global nodes and scaled costs are lowered by the array kernels)"
     if getattr(model, "loops", None):
         return "the model has a ppl.scan (its loop block is lowered by the array kernels)"
     sizes = {n: REGISTRY[choices[n][0].estimator].expansion(choices[n][1], choices[n][0].options)
              for n in model.order if n.is_stochastic}
-    down = {n.name: set() for n in model.order}
-    for n in reversed(model.order):   # the names below each node
-        for i in n.inputs:
-            down[i.name] |= {n.name} | down[n.name]
-    shared = shared_members(model.order, sizes, {n: REGISTRY[choices[n][0].estimator] for n in sizes},
-                            lambda n: down[n.name])
-    configs = (1 + sum(sizes[n] - 1 for n in shared)) if shared else 1
+    ests = {n: REGISTRY[choices[n][0].estimator] for n in sizes}
+    shared = shared_members(model.order, sizes, ests, lambda n: G.descendants(an.graph, n.name))
+    configs = shared_span(shared, sizes, ests)
     for n in model.order:
         if n.attrs.get("is_head"):
             if any(i.width != 1 for i in n.inputs):
@@ -238,12 +237,10 @@ class ScalarLowering(Lowering):
 
     def constraint_test(self, kind: str, p: Node, K) -> str:
         """The row's test of a parameter's constraint (the array form: lowering/context.py)."""
-        v = self.val(p)
-        tests = {"unit": f"(0.0 <= {v} <= 1.0)", "unit_positive": f"(0.0 < {v} <= 1.0)",
-                 "count": f"(0.0 <= {v} < np.inf and np.floor({v}) == {v})", "nonnegative": f"(0.0 <= {v} < np.inf)"}
-        if kind not in tests:   # a grouped law's weights: no width-1 node is grouped
+        test = checks.VALUE_TESTS.get(kind)
+        if test is None:   # a grouped law's weights: no width-1 node is grouped
             raise rowcode.NoRowForm(f"the constraint {kind!r} has no row form")
-        return tests[kind]
+        return f"{_qualify(test, self.imports)}({self.val(p)})"
 
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]

@@ -37,6 +37,15 @@ def shared_members(order, sizes: dict, est: dict, descendants, steps=None) -> li
     return rebar
 
 
+def shared_span(members, sizes: dict, est: dict, steps=None) -> int:
+    """The rows of the shared digit of `members` (shared_members): the drawn row, each member's
+    extra rows (once per step of its loop), and one alternative row for every member that draws
+    it (stochastic derivatives); 1 when there are none."""
+    steps = steps or {}
+    alt = any(est[n].alternative_row for n in members)
+    return 1 + sum((sizes[n] - 1) * steps.get(n, 1) for n in members if not est[n].alternative_row) + int(alt)
+
+
 class RowPlan:
     # ----- pass: plan rows
     def plan_rows(self):
@@ -59,17 +68,16 @@ class RowPlan:
         # a body node's configurations exist once per step of its loop
         self.steps = steps = {n: (self.an.loop_of(n).loop.length if self.an.loop_of(n) else 1) for n in sizes}
         self.shared = shared = self.shared_digit()
-        for n in shared:   # the alternative row's costs are compared row by row, never marginalised
+        alt = [n for n in shared if self._estimator(n).alternative_row]   # one row for them all
+        for n in alt:   # the alternative row's costs are compared row by row, never marginalised
             below = G.descendants(self.an.graph, n.name)
             for m in self.an.order:
-                if (self._estimator(n).alternative_row and m.name in below and sizes.get(m, 1) > 1
-                        and m not in shared):
+                if m.name in below and sizes.get(m, 1) > 1 and m not in shared:
                     raise ModelError(f"{n.kind} '{n.name}': estimator '{self.choices[n][0].estimator}' cannot sit "
                                      f"above '{m.name}' (estimator '{self.choices[m][0].estimator}', whose rows "
                                      f"multiply and weigh each configuration); choose 'score', 'disarm' or 'mvd' for "
                                      f"'{m.name}'")
-        alt = [n for n in shared if self._estimator(n).alternative_row]   # one row for them all
-        span = 1 + sum((sizes[n] - 1) * steps[n] for n in shared if n not in alt) + (1 if alt else 0)
+        span = shared_span(shared, sizes, {n: self._estimator(n) for n in shared}, steps)
         for n in self.an.order:
             size = sizes.get(n, 1)
             if size <= 1:
@@ -95,7 +103,6 @@ class RowPlan:
         if S > MAX_ROWS:
             raise ModelError(self._too_many_rows(S, span))
         self.S = self.L.S = S
-        self.span = span if shared else 1
         # a shared digit with branch rows: only its drawn rows carry the objective's weight
         self.branch_digit = (self.row_digit[shared[0]] if any(self._estimator(n).branch_rows for n in shared)
                              else None)
@@ -180,7 +187,6 @@ class RowPlan:
         if KS == 1:
             return
         g = self.an.graph
-        T, span = self.row_digit[self.shared[0]] if self.shared else (1, 1)
         every_row = self.affected_by_alternative()   # the alternative row's copies need every row
         for n in self.an.order:
             if (not self.merge_rows and n.kind != "input" or self.an.loop_of(n) is not None or "of_loop" in n.attrs
@@ -196,21 +202,13 @@ class RowPlan:
                 continue
             relaxing = [m for m in self.shared if (m is n or m.name in G.ancestors(g, n.name))
                         and self._estimator(m).evaluates_below]
-            own = self.row_digit.get(n) if n not in self.shared else None
             keys = []
             for r in range(KS):
                 k, c = divmod(r, S)
-                j = (c // T) % span
-                if any(self.cv_slot[m][0] <= j < self.cv_slot[m][0] + self.sizes[m] - 1 for m in relaxing):
+                if any(self.digit(m, c) for m in relaxing):
                     keys.append(("relaxed", r))
                     continue
-                if own:
-                    digit = (c // own[0]) % own[1]
-                elif n in self.shared:   # its configuration in the shared digit (0: drawn plainly)
-                    off = self.cv_slot[n][0]
-                    digit = j - off + 1 if off <= j < off + self.sizes[n] - 1 else 0
-                else:
-                    digit = 0
+                digit = self.digit(n, c) if n in self.row_digit else 0
                 keys.append((k, digit, tuple(self.sig[p][k * S + c] for p in n.inputs)))
             self.sig[n] = _canon(keys)
         for n in self.an.order:

@@ -27,7 +27,6 @@ class Walk:
     def lower_forward(self):
         """Every node's storage and forward code in topological order (once per configuration
         the lowering unrolls), then the loss."""
-        self.drawing = True   # the forward walk: the estimators' draws (EstimatorContext.drawn_noise)
         for n in self.an.order:
             self.walk_to(n)   # a loop's body: inside its block (loops.py)
             self.owner, self.here = n, self.lay.get(n, self.FULL)
