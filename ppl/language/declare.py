@@ -15,7 +15,9 @@ must declare a prior for every stochastic node (graph validation says which one 
 From the same declaration (Program.sample_prior / predict / evaluate):
 - generative(model, nodes): the graph that draws the requested nodes ancestrally, every latent
   from its prior and every observed input from its likelihood, the other inputs (covariates)
-  kept as inputs, only what the requested nodes depend on;
+  kept as inputs, only what the requested nodes depend on (the latents it is given as inputs);
+- guide(model, latents): the guide's graph that draws the latents from q, the posterior
+  predictive's first stage (its draws are generative's given latents);
 - evaluation(model): the model with every closed-form KL replaced by the per-draw terms, whose
   per-row cost totals are -log w = -log p(x, h) + log q(h | x) of hard draws.
 """
@@ -194,9 +196,18 @@ def evaluation(model: Graph) -> Graph:
     return g
 
 
-def generative(model: Graph, nodes) -> Graph:
+def _given(g: Graph, n: Node) -> Node:
+    """A data input standing for node n's values (a latent conditioned on)."""
+    out = _make(g, "input", n.name, (), n.width)
+    if g.plates:
+        out.attrs["plate"] = next(iter(g.plates))
+    return out
+
+
+def generative(model: Graph, nodes, given=()) -> Graph:
     """The generative graph of the requested nodes (see the module docstring); each drawn node
-    carries its cost -log p(value | parents), named nll_<node>."""
+    carries its cost -log p(value | parents), named nll_<node>. The latents named in `given` are
+    data inputs instead (conditioned on: the posterior predictive's guide draws, or the user's)."""
     observed = {o.value.name: o for o in model.observed.values()}
     g = type(model)(model.name + "_gen")
     g.plates = dict(getattr(model, "plates", {}))
@@ -205,6 +216,9 @@ def generative(model: Graph, nodes) -> Graph:
     def gen(n: Node) -> Node:
         if n.name in new:
             return new[n.name]
+        if n.name in given:
+            new[n.name] = out = _given(g, n)
+            return out
         if n.name in busy:
             raise ModelError(f"model '{model.name}': the generative model of '{n.name}' depends on '{n.name}' itself "
                              f"(a prior or likelihood reads a guide node computed from the data it generates); "
@@ -240,6 +254,33 @@ def generative(model: Graph, nodes) -> Graph:
     g._counter = dict(model._counter)
     if not g.costs:   # only deterministic nodes requested: the step needs one cost
         g.cost("none", _const(g, 0.0, 1, "generative model"))
+    return g
+
+
+def guide(model: Graph, latents, given=(), plates: bool = True) -> Graph:
+    """The guide's graph of the named latents: each drawn by its guide node (q) from what the
+    guide reads (data inputs, parameters, other latents' draws; those in `given` as data inputs),
+    with its cost log q named logq_<node>. plates=False drops the plate: every node is then
+    drawn per row (only for global latents, whose guide reads no data row: a row is a draw)."""
+    g = type(model)(model.name + "_guide")
+    g.plates = dict(getattr(model, "plates", {})) if plates else {}
+    new = {}
+
+    def copy(n: Node) -> Node:
+        if n.name not in new:
+            if n.name in given:
+                new[n.name] = _given(g, n)
+            else:
+                new[n.name] = out = _clone(g, n, [copy(i) for i in n.inputs])
+                if not plates:
+                    out.attrs.pop("plate", None)
+                if n.is_stochastic:
+                    g.cost(f"logq_{n.name}", log_prob(out))
+        return new[n.name]
+
+    for name in latents:
+        copy(model.latents[name].node)
+    g._counter = dict(model._counter)
     return g
 
 

@@ -67,12 +67,21 @@ class DerivedPrograms:
         return nodes
 
     # ----- a model declared with m.latent / m.observe (ppl/language/declare.py)
-    def _generator(self, nodes):
+    def _generator(self, nodes, given=()):
         """The program of the generative graph of `nodes` (compiled once per node set, every node
-        drawn by its sampler), holding this program's model parameters."""
+        drawn by its sampler, the latents in `given` data inputs), holding this program's model
+        parameters."""
         declare.require(self.model, "sampling the generative model")
-        return self._derived(("generative", tuple(sorted(nodes))), lambda: declare.compile_hard(
-            declare.generative(self.model, nodes), dtype=self.dtype))
+        given = tuple(sorted(given))
+        return self._derived(("generative", tuple(sorted(nodes)), given), lambda: declare.compile_hard(
+            declare.generative(self.model, nodes, given), dtype=self.dtype))
+
+    def _guide(self, latents, given, plates: bool):
+        """The program of the guide's graph of `latents` (declare.guide), holding this program's
+        model parameters."""
+        key = ("guide", tuple(sorted(latents)), tuple(sorted(given)), plates)
+        return self._derived(key, lambda: declare.compile_hard(
+            declare.guide(self.model, latents, given, plates), dtype=self.dtype))
 
     def sample_prior(self, n=None, data=None, nodes=None, seed=0, num_samples=None) -> dict:
         """Ancestral draws of the generative model: every latent from its prior, every observed
@@ -83,22 +92,37 @@ class DerivedPrograms:
         if n is not None:
             n = V.count(n, "sample_prior: n")
         nodes = declare.default_nodes(self.model) if nodes is None else nodes
-        return self.predict(data, nodes=nodes, seed=seed, batch=n, num_samples=num_samples)
+        return self.predict(data, nodes=nodes, seed=seed, batch=n, num_samples=num_samples, prior=True)
 
-    def predict(self, data=None, nodes=None, seed=0, batch=None, num_samples=None) -> dict:
+    def predict(self, data=None, nodes=None, seed=0, batch=None, num_samples=None, prior=False) -> dict:
         """Draws of `nodes` (default: the observed inputs, e.g. y of a regression) from the
-        generative model given `data`, which needs only the inputs they depend on (x, never the
-        target; other arrays in `data` are ignored). {name: (rows, width)}; num_samples=S (as
-        Pyro's Predictive): {name: (S, rows, width)}, S independent draws per row from one step
-        call over the rows tiled S times (draw 0 is the draw without num_samples)."""
+        posterior predictive, as Pyro's Predictive(model, guide): every latent they depend on
+        drawn from the trained guide (a global latent once per draw, shared by the rows), then
+        the nodes from the generative model given those draws and `data`. prior=True: the prior
+        predictive (every latent from its prior, as sample_prior).
+
+        `data` holds the inputs the draws depend on: covariates (x, never the target), what the
+        guide reads (a guide q(z | x, y) needs y: the draws are then replicates given y), and any
+        latent to condition on (its values are used instead of drawing it, under both
+        predictives); other arrays are ignored. Returns {name: (rows, width)}; num_samples=S:
+        {name: (S, rows, width)}, S independent draws per row (draw 0 is the draw without
+        num_samples), each stage one step call over the rows tiled S times."""
         declare.require(self.model, "predict")
         if num_samples is not None:
             num_samples = V.count(num_samples, "predict: num_samples")
         if nodes is None:
             nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
         nodes = [nodes] if isinstance(nodes, str) else list(nodes)
-        gen = self._generator(nodes)
-        names = gen.layout.inputs
+        latents = self.model.latents
+        cond = [k for k in data if k in latents] if isinstance(data, dict) else []
+        gen = self._generator(nodes, cond if prior else latents)
+        drawn = [n for n in gen.layout.inputs if n in latents and n not in cond]
+        global_only = all(self.model.nodes[n] in self.analysis.global_nodes for n in drawn)
+        guide = self._guide(drawn, cond, plates=not global_only) if drawn else None
+        if guide is not None and global_only and guide.layout.inputs:   # it reads a conditioned latent
+            guide = self._guide(drawn, cond, plates=True)
+        names = [n for n in gen.layout.inputs if n not in drawn]
+        names += [n for n in (guide.layout.inputs if guide else ()) if n not in names]
         if data is not None and not isinstance(data, dict):
             if len(names) != 1:
                 raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
@@ -107,16 +131,21 @@ class DerivedPrograms:
         data = {k: v for k, v in (data or {}).items() if k in names}
         missing = [n for n in names if n not in data]
         if missing:
+            read = [n for n in missing if n not in gen.layout.inputs]
             raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
-                             f"({{name: array}})")
+                             f"({{name: array}})" + (f" ({read} are read by the guide of {drawn}, which draws those "
+                                                     f"latents; predict(..., prior=True) draws them from the prior "
+                                                     f"instead)" if read else ""))
         if not names:
             if batch is None:
                 raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
                                  f"(sample_prior(n) or batch=n)")
             data = None
-        if num_samples is None:
-            return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
-        return _tiled_draws(gen, data, nodes, seed, batch, num_samples)
+        if guide is None:
+            if num_samples is None:
+                return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
+            return _tiled_draws(gen, data, nodes, seed, batch, num_samples)
+        return _posterior_draws(gen, guide, data, nodes, drawn, seed, batch, num_samples)
 
     def _evaluator(self, samples, dtype):
         """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
@@ -173,3 +202,31 @@ def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
         out = gen.sample(tiled, seed=seed, nodes=nodes)
     gen._ws.pop(B * S, None)   # the S-fold workspace is not kept for later calls (its size)
     return {k: v.reshape(S, B, v.shape[1]) for k, v in out.items()}
+
+
+def _posterior_draws(gen, guide, data, nodes, drawn, seed, batch, S) -> dict:
+    """The posterior predictive's two stages: the latents `drawn` from the guide's program
+    (global ones once per draw; S draws per row as _tiled_draws), then `nodes` from the
+    generative program given them, with noise of another seed (independent of the guide's).
+    {name: (B, width)}, or (S, B, width) for S = num_samples."""
+    inputs = [n for n in gen.layout.inputs if n not in drawn]
+    if inputs:
+        rows = gen._inputs({k: data[k] for k in inputs}, batch, optional=tuple(drawn))[1]
+    elif guide.layout.inputs:
+        rows = guide._inputs({k: data[k] for k in guide.layout.inputs}, batch)[1]
+    else:
+        rows = V.count(batch, "predict: batch")
+    reps = 1 if S is None else S
+    if not guide.model.plates and not guide.layout.inputs:   # global latents only: a row is a draw
+        one = guide.sample(None, seed=seed, batch=reps, nodes=drawn)
+        z = {k: np.repeat(v[:, None, :], rows, axis=1) for k, v in one.items()}
+    else:
+        gdata = {k: data[k] for k in guide.layout.inputs} or None
+        z = _tiled_draws(guide, gdata, drawn, seed, rows if gdata is None else None, reps)
+    seed2 = int(np.random.SeedSequence([int(seed), 0x9E3779B9]).generate_state(1, np.uint64)[0]) >> 1
+    tiled = {k: np.tile(np.asarray(data[k]), (reps, 1)) for k in inputs}
+    tiled.update({k: v.reshape(reps * rows, v.shape[2]) for k, v in z.items()})
+    out = gen.sample(tiled, seed=seed2, nodes=nodes)
+    gen._ws.pop(reps * rows, None)
+    out = {k: v.reshape(reps, rows, v.shape[1]) for k, v in out.items()}
+    return {k: v[0] for k, v in out.items()} if S is None else out
