@@ -73,6 +73,35 @@ def test_resume_in_the_nopython_loop_continues_the_uninterrupted_run(tmp_path):
     _identical(np.concatenate([h.loss, prog2.theta]), want, uninterrupted, "resumed nopython run vs uninterrupted")
 
 
+@pytest.mark.parametrize("nopython", [True, False])
+def test_a_second_fit_continues_the_first_with_new_noise(nopython, tmp_path):
+    """fit twice (13 + 17 steps, one optimiser) trains exactly as one fit of 30 steps: the second
+    continues the step counter, its batches and noise; a resumed second phase too. seed= or
+    step= given starts where asked: seed=0 again replays the first phase's losses."""
+    data = _data()
+
+    def one_run():
+        full = _train(_sbn_prog, OPTIMIZERS["adam"], nopython, data, steps=30, batch_size=8)
+        return np.concatenate([full[1].loss, full[0].theta])
+    want = one_run()
+    prog, opt = _sbn_prog(), ppl.optim.Adam(0.01)
+    h1 = fit(prog, data, opt, steps=13, batch_size=8, progress=False, nopython=nopython)
+    ck = tmp_path / "phase2.npz"
+    fit(prog, data, opt, steps=5, batch_size=8, progress=False, nopython=nopython, checkpoint=ck)   # interrupted
+    assert prog.steps_trained == 18
+    prog2, opt2 = _sbn_prog(), ppl.optim.Adam(0.01)
+    h2 = fit(prog2, data, opt2, steps=17, batch_size=8, progress=False, nopython=nopython, checkpoint=ck, resume=True)
+    assert prog2.steps_trained == 30 and len(h2.loss) == 17
+    got = np.concatenate([h1.loss, h2.loss, prog2.theta])
+    _identical(got, want, one_run, f"two fits vs one (nopython={nopython})")
+    again = fit(_sbn_prog(), data, ppl.optim.Adam(0.01), steps=13, batch_size=8, progress=False, seed=0)
+    np.testing.assert_array_equal(again.loss, h1.loss)                     # an explicit seed: from step 0
+    later = fit(_sbn_prog(), data, ppl.optim.Adam(0.01), steps=3, batch_size=8, progress=False, step=13)
+    assert not np.array_equal(later.loss, h1.loss[:3])
+    with pytest.raises(ppl.ModelError, match="fit: step must be"):
+        fit(prog, data, opt, steps=1, progress=False, step=-1)
+
+
 def test_model_without_inputs_row_fused_program():
     make = lambda: toy_bernoulli.build().compile()   # noqa: E731   (no inputs; the row-fused lowering)
     a = _train(make, OPTIMIZERS["adam"], True, None, steps=25, batch_size=4, seed=2)

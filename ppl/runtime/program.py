@@ -42,6 +42,29 @@ def all_rows(a, rows: tuple):
     return a.reshape(-1, d, a.shape[1])[:, list(rows)].reshape(-1, a.shape[1])
 
 
+class Choices(dict):
+    """{node: (Choice, NodeInfo)} of a program's stochastic nodes, looked up by the node or by
+    its name: `prog.choices["z"][0].estimator`."""
+
+    def _node(self, key):
+        if isinstance(key, str):
+            node = next((n for n in self if n.name == key), None)
+            if node is None:
+                raise KeyError(f"no stochastic node {key!r}; the nodes with an estimator: "
+                               f"{', '.join(n.name for n in self)}")
+            return node
+        return key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._node(key))
+
+    def __contains__(self, key):
+        return any(n.name == key for n in self) if isinstance(key, str) else super().__contains__(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class ParamView(MutableMapping):
     """name -> ndarray view into the flat parameter (or gradient) vector."""
 
@@ -86,9 +109,9 @@ class Program(DerivedPrograms, Explained):
                  `args(data)` gives (theta, grad, state, ws2, ws1, inputs, B) for a batch; it can
                  be called from a user's @njit code. Its noise is a function of (seed, t): the
                  same t twice is the same draw, so pass t = the iteration number
-                 (`check_steps()` refuses a repeated t)
+                 (`check_steps()` refuses a repeated t); `unflatten(grad)` names its slots
     choices      {node: (Choice, NodeInfo)}: the estimator of every stochastic node and why
-                 (`explain()` prints them)
+                 (`explain()` prints them); also by name, `prog.choices["z"]`
     graph        the model's graph as a `networkx.DiGraph` with each node's kind, law, width,
                  estimator, plate and is_cost (`Program.graph`)
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
@@ -101,7 +124,7 @@ class Program(DerivedPrograms, Explained):
     autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/estimators/autotune.py)
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
-        self.model, self.analysis, self.choices = model, analysis, choices
+        self.model, self.analysis, self.choices = model, analysis, Choices(choices)
         self.layout, self.module, self.source = layout, module, source
         self.dtype, self.samples = dtype, samples
         self.entry = module.step
@@ -115,6 +138,7 @@ class Program(DerivedPrograms, Explained):
         self._ws = {}
         self._twins = {}
         self._guard = None   # check_steps(): the step-counter guard, ws1's last array
+        self.steps_trained = 0   # steps ppl.fit trained it so far: a next fit's first step (its noise)
         self._fit_data = None   # weak references to fit's Batches and its checked arrays (batch_args)
 
     def check_steps(self, on: bool = True):
@@ -308,17 +332,33 @@ class Program(DerivedPrograms, Explained):
         rw = ws1[self.layout.rw_index]
         return {name: float(rw @ ws1[i]) for name, i in self.layout.costs}
 
+    def unflatten(self, flat) -> dict:
+        """{parameter name: its array} of a flat vector aligned with theta (theta, grad_buffer, a
+        gradient the raw step wrote, an optimiser's moments): views of `flat`, not copies."""
+        flat = np.asarray(flat)
+        if flat.shape != self.theta.shape:
+            raise ModelError(f"unflatten: the vector has shape {flat.shape}; this program's parameters are "
+                             f"{self.theta.shape} (theta, grad_buffer)")
+        view = ParamView(flat, self.layout)
+        return {k: view[k] for k in view}
+
     def grad(self, data=None, seed=0, step=0, batch=None):
         """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy."""
         loss, _ = self._run(data, batch, seed, step, 1)
         g = ParamView(self.grad_buffer, self.layout)
         return float(loss), {k: g[k].copy() for k in g}
 
-    def sample(self, data=None, seed=0, step=0, batch=None, nodes=None) -> dict:
-        """Values of every non-cost node for one draw: {name: (rows, width)}, one row per data row,
-        sample and configuration (r = ((i * K) + k) * S + c; nodes computed per data row repeated).
-        nodes=[names]: those only, and `data` needs only the inputs they depend on (e.g. the
-        guide's draws given x without the other inputs)."""
+    def sample(self, data=None, seed=0, step=0, batch=None, nodes=None, configurations: bool = False) -> dict:
+        """Values of every non-cost node for one draw: {name: (rows, width)}, one row per data row
+        and sample (r = i * K + k; nodes computed per data row repeated). nodes=[names]: those
+        only, and `data` needs only the inputs they depend on (e.g. the guide's draws given x
+        without the other inputs). Where the step evaluates several configurations per sample
+        (enumeration, antithetic pairs, mvd branches: S rows), the draw is the twin's that samples
+        every node once (the score function's forward); configurations=True gives every row the
+        step evaluates instead, r = ((i * K) + k) * S + c."""
+        if self.layout.S > 1 and not configurations:
+            est = {n.name: ("score", {"baseline": "none"}) for n in self.choices}
+            return self.twin(estimators=est, lowering="arrays").sample(data, seed, step, batch, nodes)
         optional = ()
         if nodes is not None:
             nodes = self._node_names(nodes, "sample")

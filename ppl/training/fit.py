@@ -6,7 +6,8 @@ step, a progress bar, held-out evaluation, atomic checkpoints and resume.
                eval_every=500, eval_data={"x": test_x}, checkpoint="run/ckpt.npz")
 
 The batch of step t and the random draw of step t depend only on (seed, t), so a resumed run
-continues exactly as the uninterrupted one would have. A checkpoint holds the parameters,
+continues exactly as the uninterrupted one would have. A program counts the steps it was trained
+(`prog.steps_trained`); a second fit continues from there, with new batches and noise. A checkpoint holds the parameters,
 the estimator state, the optimiser state, the step, the evaluations and the bounded loss record
 (ppl/training/history.py: its size does not grow with the steps); it is written to a
 temporary file, read back and checked, then renamed over the old one, so a crash or a
@@ -59,12 +60,13 @@ def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
     return float(np.mean([p.loss(data, seed=seed, step=k) for k in range(draws)]))
 
 
-def _save_checkpoint(path: Path, prog, optimizer, step: int, hist: History, seed: int) -> None:
+def _save_checkpoint(path: Path, prog, optimizer, step: int, hist: History, seed: int, first: int = 0) -> None:
     prog.pull()
     if not (np.all(np.isfinite(prog.theta)) and np.all(np.isfinite(prog.state))):
         raise ModelError(f"not writing checkpoint {path}: the parameters are not finite at step {step}")
     opt = {f"opt.{k}": v for k, v in optimizer.state().items()}
-    checkpoint.write(path, prog, step=np.array(step, np.int64), seed=np.array(seed, np.int64), **hist.state(),
+    checkpoint.write(path, prog, step=np.array(step, np.int64), seed=np.array(seed, np.int64),
+                     first=np.array(first, np.int64), **hist.state(),
                      **opt)
 
 
@@ -266,7 +268,7 @@ class _Chunks:
 
 
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,
-        seed: int = 0, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
+        seed: int | None = None, step: int | None = None, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
         ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None,
         split_rows: bool | None = None, keep_losses: bool | None = None) -> History:
@@ -274,6 +276,11 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
     is the number of rows drawn per step). Give `steps` or `epochs` (of N // batch_size steps).
+    seed, step: the batch and the noise of the run's k-th step are those of (seed, step + k).
+    By default (neither given) seed is 0 and step is `prog.steps_trained`, the steps the program
+    was trained so far: a second fit (a new phase, a smaller learning rate) continues with new
+    batches and noise. Giving either starts where asked (step 0 unless given): the same
+    arguments give the same run. The History counts the run's own steps from 0.
     eval_every: evaluate every so many steps (and at the end) with eval_fn(prog) -> float, or
     else the held-out objective on eval_data with hard samples (`heldout_loss`: a declared model's
     -ELBO by prog.evaluate, eval_draws fixed draws per row).
@@ -317,7 +324,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     two differ in the rounding of that combination, so such a run is reproducible up to
     rounding: split_rows=True or False gives the same bits on every run.
     """
-    plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
+    plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, step=step,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
                     blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses)
@@ -345,6 +352,7 @@ class FitPlan:
     split: bool                    # each batch's two halves at once on two threads
     parts: int = 1                 # ppl's own parts of the large products and updates (kernels/cpu/parts.py)
                                    # for a batch run whole (also a split fit's per-step loop, at large weights)
+    first: int = 0                 # the noise and batch index of the run's first step (seed, step)
     choose: str | None = None      # fit's own parallel choice, timed against one thread as the run goes:
                                    # "parts" (ppl's parts) or "split" (the halves' threads); ppl/training/threads.py
 
@@ -362,6 +370,7 @@ class FitPlan:
             if int(ck["seed"]) != self.seed:
                 raise ModelError(f"fit: checkpoint {ckpt} was trained with seed={int(ck['seed'])}; resume with the "
                                  f"same seed (or resume=False to start afresh)")
+            self.first = int(ck["first"]) if "first" in ck else 0   # the run it continues: its first step
             got["hist"] = History.from_state(
                 ck, f"fit: checkpoint {ckpt}", ema_decay=self.ema,
                 keep_losses=self.keep_losses if self.keep_losses is not None else (False if not self.keep else None))
@@ -369,14 +378,16 @@ class FitPlan:
         return got["hist"], int(ck["step"])
 
 
-def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed=0, eval_every=None, eval_data=None,
-             eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
+def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed=None, step=None, eval_every=None,
+             eval_data=None, eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
              blas_threads=None, split_rows=None, keep_losses=None) -> FitPlan:
     """fit's arguments checked (a ModelError names the one that is wrong) and its automatic
     choices made: the BLAS threads, the parts, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
-    seed = V.seed(seed, "fit: seed")
+    first = (V.integer(step, "fit: step", lo=0) if step is not None else 0 if seed is not None
+             else int(getattr(prog, "steps_trained", 0)))
+    seed = V.seed(0 if seed is None else seed, "fit: seed")
     batch_size = V.integer(batch_size, "fit: batch_size", lo=1)
     steps = None if steps is None else V.integer(steps, "fit: steps", lo=1)
     epochs = None if epochs is None else V.integer(epochs, "fit: epochs", lo=1)
@@ -418,7 +429,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     ema = V.real(ema, "fit: ema (the decay of the training loss's moving average)", lo=0.0, hi_open=1.0)
     keep = bool(keep_losses) if keep_losses is not None else total <= KEEP_STEPS
     return FitPlan(total, batches, batch_size, seed, eval_fn, eval_every, ckpt, checkpoint_every, ema, keep_losses,
-                   keep, True if split_rows else nopython, threads, split, n_parts, choose)
+                   keep, True if split_rows else nopython, threads, split, n_parts, first, choose)
 
 
 class PythonSteps:
@@ -481,15 +492,15 @@ class Trainer:
             while t < plan.total:
                 t_chunk = time.perf_counter()
                 if chunks is None or t == start:
-                    losses, failed = one.run(t)
+                    losses, failed = one.run(plan.first + t)
                 else:
                     n = chunks.length(t, plan.total, (plan.eval_every if plan.eval_fn is not None else None),
                                       plan.checkpoint_every)
                     if self.chooser is not None:
                         n = self.chooser.steps_cap(n)
-                    losses, failed = chunks.run(t, n)
+                    losses, failed = chunks.run(plan.first + t, n)
                 if failed is not None:
-                    self._fail(*failed)
+                    self._fail(failed[0] - plan.first, failed[1])
                 dt = time.perf_counter() - t_chunk
                 self.trained_s += dt
                 hist.append(losses)
@@ -501,6 +512,7 @@ class Trainer:
                 t += len(losses)
                 self._after(t, bar, len(losses))
         finally:
+            self.prog.steps_trained = plan.first + t
             if bar is not None:
                 bar.close()
             if self.prev_threads is not None:
@@ -567,7 +579,7 @@ class Trainer:
             hist.eval_train.append(hist.ema)
         if plan.checkpoint is not None and (evaluate or done == plan.total
                                             or (plan.checkpoint_every and done % plan.checkpoint_every == 0)):
-            _save_checkpoint(plan.checkpoint, self.prog, self.opt, done, hist, plan.seed)
+            _save_checkpoint(plan.checkpoint, self.prog, self.opt, done, hist, plan.seed, plan.first)
         if bar is not None:
             post = {"loss": f"{hist.ema:.4g}"}
             if hist.eval:
