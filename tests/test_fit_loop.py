@@ -29,7 +29,9 @@ def _train(make_prog, make_opt, nopython, data, tmp_path=None, **kw):
 
 
 OPTIMIZERS = {"adam": lambda: ppl.optim.Adam(0.01), "sgd": lambda: ppl.optim.SGD(0.05, t0=20.0),
-              "momentum": lambda: ppl.optim.Momentum(0.02, mu=0.8)}
+              "momentum": lambda: ppl.optim.Momentum(0.02, mu=0.8),
+              "adam-cosine-clip": lambda: ppl.optim.Adam(ppl.optim.cosine_decay(0.01, steps=20, final=0.1, warmup=3),
+                                                         clip_norm=0.5)}
 
 
 

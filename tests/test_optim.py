@@ -192,3 +192,59 @@ def test_adam_flushes_subnormal_work_and_keeps_nan():
             assert np.isnan(out[0]), (dt, args, out)
         assert np.isnan(momentum_velocity(dt(np.nan), dt(0.0), dt(0.1), dt(0.9)))
         assert momentum_velocity(dt(F32_NORMAL_MIN), dt(0.0), dt(0.1), dt(0.5)) == 0.0
+
+
+# --------------------------------------------------------------------------- schedules and clipping
+def _closed_form(kind, lr, t, warmup, a, b):
+    """The schedules' formulas, written out in NumPy (the oracle of Schedule(t))."""
+    t = np.asarray(t, float)
+    u = np.maximum(t - warmup, 0.0)
+    decay = {"constant": np.ones_like(u), "exponential": b ** (u / a), "step": b ** np.floor(u / a),
+             "cosine": b + (1 - b) * 0.5 * (1 + np.cos(np.pi * np.minimum(u, a) / a))}[kind]
+    return lr * np.where(t < warmup, (t + 1) / max(warmup, 1), decay)
+
+
+SCHEDULES = {"constant": (lambda: ppl.optim.constant(0.1, warmup=5), (1, 1.0)),
+             "exponential": (lambda: ppl.optim.exponential_decay(0.1, every=10, rate=0.5, warmup=3), (10, 0.5)),
+             "step": (lambda: ppl.optim.step_decay(0.1, every=7, rate=0.3), (7, 0.3)),
+             "cosine": (lambda: ppl.optim.cosine_decay(0.1, steps=40, final=0.1, warmup=4), (40, 0.1))}
+
+
+@pytest.mark.parametrize("kind", list(SCHEDULES))
+def test_each_schedule_follows_its_formula_in_every_optimiser(kind):
+    """Schedule(t) against the closed form at t = 0..99 (1e-15 relative), and SGD with it against
+    the NumPy loop theta -= lr_t g (the same rate the optimiser reports)."""
+    make_s, (a, b) = SCHEDULES[kind]
+    s = make_s()
+    t = np.arange(100)
+    want = _closed_form(kind, 0.1, t, s.warmup, a, b)
+    got = np.array([s(k) for k in t])
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+    rng = np.random.default_rng(1)
+    grads = rng.normal(size=(60, 4))
+    opt, theta = SGD(s), np.zeros(4)
+    for g in grads:
+        opt.update(theta, g.copy())
+    np.testing.assert_allclose(theta, -(want[:60, None] * grads).sum(0), rtol=1e-12)
+    for make_opt in (lambda: Momentum(s, mu=0.5), lambda: Adam(s)):   # every optimiser takes it
+        o = make_opt()
+        assert [o.rate(k) for k in (0, 17, 55)] == pytest.approx(list(want[[0, 17, 55]]), rel=1e-15)
+
+
+def test_clip_norm_scales_a_long_gradient_only_and_keeps_nan():
+    g_long, g_short = np.array([3.0, 4.0]), np.array([0.3, 0.4])          # norms 5 and 0.5
+    for g, scale in ((g_long, 1.0 / 5.0), (g_short, 1.0)):
+        theta = np.zeros(2)
+        SGD(0.1, clip_norm=1.0).update(theta, g.copy())
+        np.testing.assert_allclose(theta, -0.1 * g * scale, rtol=1e-15)
+    theta = np.zeros(2)
+    Adam(0.1, clip_norm=1.0).update(theta, np.array([np.nan, 1.0]))
+    assert np.isnan(theta[0])
+    with pytest.raises(ppl.ModelError, match="clip_norm must be a finite number > 0"):
+        Adam(0.1, clip_norm=0.0)
+    for bad, msg in ((lambda: ppl.optim.step_decay(0.1, every=0, rate=0.5), "step_decay: every must be"),
+                     (lambda: ppl.optim.exponential_decay(0.1, every=5, rate=1.5), "exponential_decay: rate must be"),
+                     (lambda: ppl.optim.cosine_decay(0.1, steps=5, final=2.0), "cosine_decay: final"),
+                     (lambda: ppl.optim.constant(-1.0), "constant: lr must be")):
+        with pytest.raises(ppl.ModelError, match=msg):
+            bad()

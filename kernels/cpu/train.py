@@ -28,19 +28,36 @@ from numba.extending import overload
 
 from ..families.optim import adam_update, momentum_update, sgd_update
 from .rows import all_finite2
-from ..math.optim import robbins_monro_rate
+from ..math.optim import robbins_monro_rate, schedule_factor
 
 OPT_SGD, OPT_MOMENTUM, OPT_ADAM = 0, 1, 2
-# hyper: [lr, beta1, beta2, eps, t0 (inf: constant rate), kappa, mu]
+# hyper: [lr, beta1, beta2, eps, t0 (inf: constant rate), kappa, mu,
+#         schedule kind, warm-up updates, schedule a, schedule b, clip norm (inf: none)]
+N_HYPER = 12
 
 
 @njit(cache=True)
 def rate(hyper, k):
-    """The SGD / momentum step size of update k + 1 (k = updates applied before): lr when t0 is
-    inf (a constant rate, as ppl.optim with t0=None), else the Robbins-Monro schedule."""
+    """The step size of update k + 1 (k = updates applied before): lr times the schedule's factor
+    (schedule_factor), and for SGD / momentum with t0 < inf the Robbins-Monro factor."""
+    lr = hyper[0] * schedule_factor(hyper[7], hyper[8], hyper[9], hyper[10], float(k))
     if math.isinf(hyper[4]):
-        return hyper[0]
-    return robbins_monro_rate(hyper[0], hyper[4], hyper[5], float(k))
+        return lr
+    return robbins_monro_rate(lr, hyper[4], hyper[5], float(k))
+
+
+@njit(cache=True)
+def clip_by_norm(grad, c):
+    """grad scaled in place to Euclidean norm c when its norm is larger (Pascanu et al. 2013);
+    the norm summed in float64. A NaN gradient stays NaN (its norm is NaN: no scaling)."""
+    s = 0.0
+    for i in range(grad.shape[0]):
+        s += float(grad[i]) * float(grad[i])
+    norm = math.sqrt(s)
+    if norm > c:
+        f = c / norm
+        for i in range(grad.shape[0]):
+            grad[i] = grad[i] * f
 
 
 @njit(cache=True)
@@ -70,8 +87,10 @@ def _gather_batch(data, rows, off, inputs):
 @njit(cache=True)
 def optimizer_update(opt, theta, grad, s1, s2, hyper, k):
     """Update k + 1 (k = updates applied before) of optimiser `opt` (OPT_*), as ppl.optim applies it."""
+    if not math.isinf(hyper[11]):
+        clip_by_norm(grad, hyper[11])
     if opt == OPT_ADAM:
-        adam_update(theta, grad, s1, s2, hyper[0], hyper[1], hyper[2], hyper[3], k + 1)
+        adam_update(theta, grad, s1, s2, rate(hyper, k), hyper[1], hyper[2], hyper[3], k + 1)
     elif opt == OPT_MOMENTUM:
         momentum_update(theta, grad, s1, rate(hyper, k), hyper[6])
     else:

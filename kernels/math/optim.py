@@ -54,3 +54,25 @@ def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
     mi = zero if abs(mi) < tiny else mi
     vi = zero if vi < tiny else vi
     return lr * (mi * c1) / (math.sqrt(vi * c2) + eps), mi, vi
+
+
+SCHED_CONSTANT, SCHED_EXPONENTIAL, SCHED_STEP, SCHED_COSINE = 0, 1, 2, 3
+
+
+@njit(cache=True)
+def schedule_factor(kind, warmup, a, b, t):
+    """The learning rate's factor at update t (0-based, a float; ppl.optim's schedules): a linear
+    warm-up (t + 1) / warmup over the first `warmup` updates, then the decay of the updates u = t -
+    warmup after it: constant 1; exponential b^(u / a); step b^floor(u / a); cosine (Loshchilov &
+    Hutter 2017) b + (1 - b) (1 + cos(pi min(u, a) / a)) / 2, b the final fraction. No fast-math:
+    ppl.optim and fit's nopython loop get the same rate bit for bit."""
+    if t < warmup:
+        return (t + 1.0) / warmup
+    u = t - warmup
+    if kind == SCHED_EXPONENTIAL:
+        return b ** (u / a)
+    if kind == SCHED_STEP:
+        return b ** math.floor(u / a)
+    if kind == SCHED_COSINE:
+        return b + (1.0 - b) * 0.5 * (1.0 + math.cos(math.pi * min(u, a) / a))
+    return 1.0

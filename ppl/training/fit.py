@@ -159,15 +159,12 @@ class _Chunks:
         o = optimizer
         if isinstance(o, optim.Adam):
             self.kind, s1, s2 = K.OPT_ADAM, o.m, o.v
-            hyper = [o.lr, o.beta1, o.beta2, o.eps, np.inf, 1.0, 0.0]
         elif isinstance(o, optim.Momentum):
             self.kind, s1, s2 = K.OPT_MOMENTUM, o.vel, o.vel
-            hyper = [o.lr, 0.0, 0.0, 0.0, np.inf if o.t0 is None else o.t0, o.kappa, o.mu]
         else:
             self.kind, s1, s2 = K.OPT_SGD, prog.theta[:0], prog.theta[:0]
-            hyper = [o.lr, 0.0, 0.0, 0.0, np.inf if o.t0 is None else o.t0, o.kappa, 0.0]
         self.s1, self.s2 = s1, s2
-        self.hyper = np.array(hyper, np.float64)
+        self.hyper = o.hyper()
         self.done = np.zeros(2, np.int64)
         self.losses = np.zeros(64, np.float64)
         self.n = 16

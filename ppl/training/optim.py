@@ -9,7 +9,12 @@ baseline 'baseline.h', a control variate's weights) is trained by the same loop 
 model. Each optimiser owns its state arrays (velocity, Adam moments, step count); `state()`
 and `load_state()` let `ppl.fit` checkpoint and resume them.
 
-SGD uses a Robbins-Monro schedule (Robbins & Monro 1951):
+Every optimiser takes a learning rate or a schedule of it (constant, exponential_decay,
+step_decay, cosine_decay, each with an optional linear warm-up), and clip_norm= scales a
+gradient whose Euclidean norm is larger down to that norm before the update. The schedule reads
+the optimiser's update count t, which its state (and a checkpoint) carries.
+
+SGD may also use a Robbins-Monro schedule (Robbins & Monro 1951):
     a_t = a0 / (1 + t / t0)^kappa,  kappa in (0.5, 1]
 so that sum_t a_t = inf (the iterates can travel any distance) and sum_t a_t^2 < inf (the
 noise of the stochastic gradients averages out). `kernel()` returns an @njit-callable update
@@ -17,14 +22,19 @@ for embedding in a user's own nopython loop next to `prog.entry`.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
+from .. import validate as V
 from ..errors import ModelError
 
 from ..kernels.cpu import core as cpu_kernels
 from ..kernels.cpu.core import adam_update, momentum_update, sgd_update
-from ..kernels.math.optim import robbins_monro_rate
+from ..kernels.cpu.train import clip_by_norm, rate as scheduled_rate
+from ..kernels.math import optim as optim_math
 from ..runtime.arena import carve
 
 
@@ -54,13 +64,84 @@ def robbins_monro(a0: float, t0: float = 100.0, kappa: float = 1.0):
     return lambda t: a0 / (1.0 + t / t0) ** k
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A learning rate as a function of the update count t = 0, 1, ...: lr times a linear warm-up
+    over the first `warmup` updates, then the decay (kernels/math/optim.py:schedule_factor)."""
+
+    lr: float
+    kind: int = optim_math.SCHED_CONSTANT
+    warmup: int = 0
+    a: float = 1.0
+    b: float = 1.0
+
+    def __call__(self, t: int) -> float:
+        return self.lr * optim_math.schedule_factor(self.kind, self.warmup, self.a, self.b, float(t))
+
+
+def _schedule(owner, lr, kind, warmup, a=1.0, b=1.0) -> Schedule:
+    warmup = V.integer(warmup, f"{owner}: warmup", lo=0)
+    return Schedule(_positive(owner, "lr", lr), kind, warmup, a, b)
+
+
+def constant(lr: float, warmup: int = 0) -> Schedule:
+    """lr, after a linear warm-up over `warmup` updates (lr (t + 1) / warmup before)."""
+    return _schedule("constant", lr, optim_math.SCHED_CONSTANT, warmup)
+
+
+def exponential_decay(lr: float, every: int, rate: float, warmup: int = 0) -> Schedule:
+    """lr rate^(u / every), u the updates after the warm-up: the rate is multiplied by `rate`
+    every `every` updates, smoothly."""
+    every = V.integer(every, "exponential_decay: every", lo=1)
+    return _schedule("exponential_decay", lr, optim_math.SCHED_EXPONENTIAL, warmup, every,
+                     V.real(rate, "exponential_decay: rate", positive=True, hi_open=1.0))
+
+
+def step_decay(lr: float, every: int, rate: float, warmup: int = 0) -> Schedule:
+    """lr rate^floor(u / every): the rate multiplied by `rate` once every `every` updates."""
+    every = V.integer(every, "step_decay: every", lo=1)
+    return _schedule("step_decay", lr, optim_math.SCHED_STEP, warmup, every,
+                     V.real(rate, "step_decay: rate", positive=True, hi_open=1.0))
+
+
+def cosine_decay(lr: float, steps: int, final: float = 0.0, warmup: int = 0) -> Schedule:
+    """lr (final + (1 - final) (1 + cos(pi u / steps)) / 2) for the u = 0 .. steps updates after
+    the warm-up, then lr final (Loshchilov & Hutter 2017, without restarts)."""
+    steps = V.integer(steps, "cosine_decay: steps", lo=1)
+    final = V.real(final, "cosine_decay: final (a fraction of lr)", lo=0.0)
+    if final > 1.0:
+        raise ModelError(f"cosine_decay: final is the fraction of lr the decay ends at, in [0, 1]; got {final}")
+    return _schedule("cosine_decay", lr, optim_math.SCHED_COSINE, warmup, steps, final)
+
+
 class Optimizer:
     """Base: `step(prog)` applies one update from prog.grad_buffer to prog.theta."""
 
     name = ""
+    lr = 0.0
+    t0 = None
+    kappa = 1.0
+    mu = 0.0
+    beta1 = beta2 = eps = 0.0
 
-    def __init__(self):
+    def __init__(self, lr=None, clip_norm=None):
         self.t = 0  # updates applied so far
+        self.schedule = Schedule(1.0)   # constant (a user's optimiser may set lr itself)
+        if lr is not None:
+            self.schedule = lr if isinstance(lr, Schedule) else Schedule(_positive(type(self).__name__, "lr", lr))
+            self.lr = self.schedule.lr
+        self.clip_norm = None if clip_norm is None else _positive(type(self).__name__, "clip_norm", clip_norm)
+
+    def hyper(self) -> np.ndarray:
+        """The update's numbers as fit's nopython loop takes them (kernels/cpu/train.py's layout)."""
+        s = self.schedule
+        return np.array([self.lr, self.beta1, self.beta2, self.eps, np.inf if self.t0 is None else self.t0,
+                         self.kappa, self.mu, s.kind, s.warmup, s.a, s.b,
+                         np.inf if self.clip_norm is None else self.clip_norm], np.float64)
+
+    def rate(self, t: int | None = None) -> float:
+        """The step size of the update after t updates (default: the next one)."""
+        return float(scheduled_rate(self.hyper(), self.t if t is None else t))
 
     def _arrays(self) -> dict:
         return {}
@@ -74,6 +155,9 @@ class Optimizer:
 
     def step(self, prog) -> None:
         if getattr(prog, "target", "cpu") == "cuda":  # parameters and state stay on the device
+            if self.clip_norm is not None:
+                raise ModelError(f"{self.name}: clip_norm is not available on the CUDA target yet; train without it "
+                                 f"or on the CPU target")
             from numba import cuda
 
             from ..kernels.cuda import core as gpu
@@ -92,6 +176,8 @@ class Optimizer:
         if theta.shape != grad.shape:
             raise ModelError(f"{self.name}: theta has shape {theta.shape} but the gradient {grad.shape}")
         self._ensure(theta)
+        if self.clip_norm is not None:
+            clip_by_norm(grad, self.clip_norm)
         self._apply(cpu_kernels, theta, grad)
         self.t += 1
 
@@ -131,33 +217,29 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain SGD on a Robbins-Monro schedule a_t = lr / (1 + t/t0)^kappa (t0=None: constant lr)."""
+    """Plain SGD with the rate lr (a number or a Schedule), times a Robbins-Monro factor
+    1 / (1 + t/t0)^kappa when t0 is given (t0=None: none)."""
 
     name = "sgd"
 
-    def __init__(self, lr: float = 0.01, t0: float | None = None, kappa: float = 1.0):
-        super().__init__()
-        self.lr = _positive("SGD", "lr", lr)
+    def __init__(self, lr=0.01, t0: float | None = None, kappa: float = 1.0, clip_norm: float | None = None):
+        super().__init__(lr, clip_norm)
         self.t0 = None if t0 is None else _positive("SGD", "t0", t0)
         self.kappa = float(kappa)
         if t0 is not None:
             robbins_monro(self.lr, self.t0, self.kappa)  # validates kappa
-        self._lr = np.zeros(1)
-
-    def rate(self, t: int | None = None) -> float:
-        t = self.t if t is None else t
-        return self.lr if self.t0 is None else robbins_monro_rate(self.lr, self.t0, self.kappa, float(t))
 
     def _apply(self, K, theta, grad):
         K.sgd_update(theta, grad, self.rate())
 
     def kernel(self):
         """@njit `update(theta, grad, t)` for a user's nopython loop (t = 0-based step)."""
-        a0, t0, kappa = self.lr, (np.inf if self.t0 is None else self.t0), self.kappa
+        hyper = self.hyper()
 
         @njit
         def update(theta, grad, t):
-            sgd_update(theta, grad, robbins_monro_rate(a0, t0, kappa, float(t)))
+            _clip(grad, hyper)
+            sgd_update(theta, grad, scheduled_rate(hyper, t))
 
         return update
 
@@ -167,8 +249,9 @@ class Momentum(SGD):
 
     name = "momentum"
 
-    def __init__(self, lr: float = 0.01, mu: float = 0.9, t0: float | None = None, kappa: float = 1.0):
-        super().__init__(lr, t0, kappa)
+    def __init__(self, lr=0.01, mu: float = 0.9, t0: float | None = None, kappa: float = 1.0,
+                 clip_norm: float | None = None):
+        super().__init__(lr, t0, kappa, clip_norm)
         self.mu = _unit("Momentum", "mu", mu)
         self.vel = None
 
@@ -180,23 +263,24 @@ class Momentum(SGD):
 
     def kernel(self):
         """@njit `update(theta, grad, vel, t)`; `vel` is a zero array the caller keeps."""
-        a0, t0, kappa, mu = self.lr, (np.inf if self.t0 is None else self.t0), self.kappa, self.mu
+        hyper, mu = self.hyper(), self.mu
 
         @njit
         def update(theta, grad, vel, t):
-            momentum_update(theta, grad, vel, robbins_monro_rate(a0, t0, kappa, float(t)), mu)
+            _clip(grad, hyper)
+            momentum_update(theta, grad, vel, scheduled_rate(hyper, t), mu)
 
         return update
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1) with bias-corrected moments."""
+    """Adam (Kingma & Ba 2015, Algorithm 1) with bias-corrected moments; lr a number or a Schedule."""
 
     name = "adam"
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__()
-        self.lr = _positive("Adam", "lr", lr)
+    def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 clip_norm: float | None = None):
+        super().__init__(lr, clip_norm)
         self.beta1 = _unit("Adam", "beta1", beta1)
         self.beta2 = _unit("Adam", "beta2", beta2)
         self.eps = _positive("Adam", "eps", eps)
@@ -206,21 +290,26 @@ class Adam(Optimizer):
     def _arrays(self):
         return {"m": self.m, "v": self.v}
 
-    def rate(self, t: int | None = None) -> float:
-        return self.lr
-
     def _apply(self, K, theta, grad):
-        K.adam_update(theta, grad, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps, self.t + 1)
+        K.adam_update(theta, grad, self.m, self.v, self.rate(), self.beta1, self.beta2, self.eps, self.t + 1)
 
     def kernel(self):
         """@njit `update(theta, grad, m, v, t)` with t the 0-based step; m, v zero arrays the caller keeps."""
-        lr, b1, b2, eps = self.lr, self.beta1, self.beta2, self.eps
+        hyper = self.hyper()
+        b1, b2, eps = self.beta1, self.beta2, self.eps
 
         @njit
         def update(theta, grad, m, v, t):
-            adam_update(theta, grad, m, v, lr, b1, b2, eps, t + 1)
+            _clip(grad, hyper)
+            adam_update(theta, grad, m, v, scheduled_rate(hyper, t), b1, b2, eps, t + 1)
 
         return update
+
+
+@njit(cache=True)
+def _clip(grad, hyper):
+    if not math.isinf(hyper[11]):
+        clip_by_norm(grad, hyper[11])
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
