@@ -60,7 +60,8 @@ def user_model(path: str, fn: str):
     module like the bundled ones: `build` (that function), DEFAULTS (USER_DEFAULTS, or the file's
     own DEFAULTS dict), `evaluate` (the held-out loss on the test rows: the negative objective,
     hard samples, 10 fixed draws; for a model declared with m.latent / m.observe also Program.evaluate's
-test ELBO and IWAE-100), HEADLINE "test_loss"; its data come from `--data FILE`
+    test ELBO and IWAE-100, or a plated model's held-out log predictive density per row, test_lppd),
+    HEADLINE "test_loss"; its data come from `--data FILE`
     (`data()` says so). The file is imported once per process (a Dask worker imports it too)."""
     import importlib.util
     import types
@@ -109,7 +110,9 @@ test ELBO and IWAE-100), HEADLINE "test_loss"; its data come from `--data FILE`
         if d.get("test") is None:
             return {}
         out = {"test_loss": heldout_loss(prog, d["test"])}
-        if declare.is_pure(prog.model):
+        if declare.is_pure(prog.model) and getattr(prog.model, "plates", None):   # rows sharing global latents
+            out["test_lppd"] = prog.evaluate(d["test"], "lppd", samples=100)
+        elif declare.is_pure(prog.model):
             out["test_elbo"] = prog.evaluate(d["test"], "elbo", samples=100)
             out["test_iwae_100"] = prog.evaluate(d["test"], "iwae", samples=100)
         return out

@@ -46,15 +46,18 @@ class Model(Graph):
         declare_observed(self, name, spec, value)
 
     @contextmanager
-    def plate(self, name: str, size: int):
+    def plate(self, name: str, size: int | None = None):
         """`with m.plate("data", size=N):` (as Pyro's plate): the stochastic nodes made inside are
         drawn per data row; one made outside every plate that reads no data is global: drawn once
         per step (per sample) and shared by every row, its prior and guide terms counted once,
         while every cost that reads a data row is scaled by N / batch (the loss is N times the
         mean over the batch's rows of those costs plus the global terms: the data set's -ELBO).
+        size=None (the default): N is the number of rows of the data `ppl.fit` trains on, set
+        when the fit starts (Program.set_plate_size; until then the step's loss is NaN and
+        Program.loss / grad say why), so a model file need not know its data's size.
         One plate per model (the data rows); enter it as often as needed."""
         owner = f"m.plate({name!r}, size={size!r})"
-        size = integer(size, f"{owner}: size", lo=1, hi=1 << 62)
+        size = None if size is None else integer(size, f"{owner}: size", lo=1, hi=1 << 62)
         if not isinstance(name, str) or not name:
             raise ModelError(f"{owner}: the name must be a non-empty string, e.g. m.plate('data', size=N)")
         if self.plate_open is not None:

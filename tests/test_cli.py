@@ -242,3 +242,37 @@ def test_warmup_names_a_bad_model(capsys):
     assert code == 2 and "unknown model(s) nope" in err and "sbn" in err
     code, _, err = run_fail(capsys, "warmup", "sbn", "--jobs", "0")
     assert code == 2 and "--jobs must be >= 1" in err
+
+
+PLATED_MODEL = '''
+import ppl
+from ppl.language import dist
+
+DEFAULTS = dict(steps=40, batch=16, lr=0.05)
+
+
+def build():
+    with ppl.Model("plated_poisson") as m:
+        x, k = m.input("x", 2), m.input("k", 1)
+        w = ppl.Normal("w", ppl.param("w_loc", 2), ppl.softplus(ppl.param("w_s", 2, init=-2.0)))
+        m.latent(w, dist.Normal(0.0, 1.0))
+        with m.plate("data"):   # no size: the rows it is fit on
+            m.observe("lik", dist.Poisson(rate=ppl.exp(ppl.rowdot(x, w))), k)
+    return m
+'''
+
+
+def test_a_plated_model_file_without_its_size_trains_and_reports_a_heldout_score(capsys, tmp_path):
+    f = tmp_path / "plated.py"
+    f.write_text(PLATED_MODEL)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 2))
+    data = tmp_path / "counts.npz"
+    np.savez(data, x=x, k=rng.poisson(np.exp(x @ [0.5, -0.3]))[:, None].astype(float))
+    code, out, _ = run(capsys, "train", f"{f}:build", "--data", str(data), "-q")
+    assert code == 0 and "test_lppd" in out and "test_loss" in out, out
+    lppd = float(out.split("test_lppd")[1].split()[0])
+    assert -3.0 < lppd < 0.0                       # a log density per count row, finite
+    code, out, _ = run(capsys, "compare", f"{f}:build", "--data", str(data), "--estimators", "pathwise,score",
+                       "--grad-draws", "5", "--quiet")
+    assert code == 0 and "| pathwise |" in out and "| score |" in out, out

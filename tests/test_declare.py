@@ -277,7 +277,7 @@ def test_declaration_errors_name_the_node_and_the_fix():
         prog.sample_prior(3)
     with pytest.raises(ppl.ModelError, match=r"cost\(s\) 'extra' were added with m.cost"):
         prog.evaluate({"x": np.zeros((2, 4))})
-    with pytest.raises(ppl.ModelError, match=r"bound must be 'elbo' or 'iwae'"):
+    with pytest.raises(ppl.ModelError, match=r"bound must be 'elbo', 'iwae' or 'lppd'"):
         prog.evaluate({"x": np.zeros((2, 4))}, bound="kl")
     hand = CASES["sbn"][1]().compile()
     with pytest.raises(ppl.ModelError, match=r"needs a model declared with m.latent / m.observe"):

@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 import ppl
 from ppl import Model, ModelError
@@ -235,8 +236,8 @@ def test_iwae_with_a_global_node_is_refused():
 
 
 def test_derived_programs_keep_the_plate():
-    """sample_prior / predict draw a global latent once per draw, shared by every row; a per-row
-    bound (evaluate, log_weights) is refused by name."""
+    """sample_prior / predict draw a global latent once per draw, shared by every row; evaluate
+    gives the data set's bound per row (test_plated_bounds_against_closed_forms checks it)."""
     X, y = blr_data()
     prog = blr_model().compile()
     prior = prog.sample_prior(data={"x": X[:4]}, nodes=["w", "y"], num_samples=5)
@@ -244,8 +245,7 @@ def test_derived_programs_keep_the_plate():
     assert np.all(prior["w"] == prior["w"][:, :1]) and len({tuple(v) for v in prior["w"][:, 0]}) == 5
     pred = prog.predict({"x": X[:4]}, "y", num_samples=3)["y"]
     assert pred.shape == (3, 4, 1) and np.all(np.isfinite(pred))
-    with pytest.raises(ModelError, match="has a plate.*prog.loss"):
-        prog.evaluate({"x": X, "y": y})
+    assert np.isfinite(prog.evaluate({"x": X, "y": y}, samples=3))
 
 
 @pytest.mark.parametrize("case", ["blr", "disarm"])
@@ -290,3 +290,79 @@ def test_an_enumerated_global_node_is_exact(kind):
     _, g = prog.grad({"x": X}, seed=3)
     for k in params:
         np.testing.assert_allclose(g[k], e[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+# --------------------------------------------------------------------------- evaluation
+def test_plated_bounds_against_closed_forms():
+    """A Bayesian linear regression with a mean-field guide q(w) = N(m, diag s^2):
+    - elbo: the data set's ELBO per row, E_q log p(y | X w) - KL(q || N(0, I)), in closed form;
+      the estimate's SE from its S draws (each draw's total over the rows), |error| < 4 SE, and
+      the closed form scaled by 1.05 is > 4 SE away (the test of the test);
+    - iwae: between the ELBO and the exact evidence log N(y; 0, SIG^2 I + X X') (per row), up to
+      4 SEs of each estimate;
+    - lppd: with q the exact posterior (orthogonal design), each row's log N(y_i; x_i mu,
+      SIG^2 + x_i' Sigma x_i), mean over rows, |error| < 4 SE + 0.002 (the logmeanexp's bias);
+      the exact value moved by 5% fails."""
+    from test_predictive import SIG_BLR as sig, blr_design
+    X, y, mu, sigma = blr_design()
+    with Model("blr_eval") as m:
+        x, t = m.input("x", 2), m.input("y", 1)
+        w = ppl.Normal("w", ppl.param("w_loc", 2), ppl.softplus(ppl.param("w_s", 2)))
+        m.latent(w, dist.Normal(0.0, 1.0))
+        with m.plate("data", size=len(X)):
+            m.observe("lik", dist.Normal(ppl.rowdot(x, w), sig), t)
+    prog = m.compile(dtype=np.float64)
+    data, n, S = {"x": X, "y": y}, len(X), 4000
+    loc, sd = mu + 0.3, 1.5 * np.sqrt(np.diag(sigma))
+    prog.params["w_loc"][...], prog.params["w_s"][...] = loc, np.log(np.expm1(sd))
+    ell = np.sum(-0.5 * np.log(2 * np.pi * sig ** 2) - ((y[:, 0] - X @ loc) ** 2 + (X ** 2) @ sd ** 2) / (2 * sig ** 2))
+    exact = (ell - np.sum(-np.log(sd) - 0.5 + 0.5 * (loc ** 2 + sd ** 2))) / n
+    glob, rows = prog.plated_log_weights(data, samples=S, seed=3)
+    per_draw = (glob + rows.sum(0)) / n
+    se = per_draw.std() / np.sqrt(S)
+    est = prog.evaluate(data, "elbo", samples=S, seed=3)
+    assert est == pytest.approx(per_draw.mean(), rel=1e-12)
+    print(f"elbo {est:.5f} exact {exact:.5f} se {se:.5f}")
+    assert abs(est - exact) < 4 * se and abs(est - 1.05 * exact) > 4 * se
+    evidence = scipy_stats.multivariate_normal(np.zeros(n), sig ** 2 * np.eye(n) + X @ X.T).logpdf(y[:, 0]) / n
+    iwae = prog.evaluate(data, "iwae", samples=S, seed=3)
+    wts = np.exp(n * (per_draw - per_draw.max()))
+    se_iwae = wts.std() / wts.mean() / np.sqrt(S) / n                 # the delta method's SE of log mean w / n
+    assert exact - 4 * se < iwae < evidence + 4 * se_iwae, (exact, iwae, evidence, se_iwae)
+    prog.params["w_loc"][...], prog.params["w_s"][...] = mu, np.log(np.expm1(np.sqrt(np.diag(sigma))))
+    var = sig ** 2 + np.einsum("ij,jk,ik->i", X, sigma, X)
+    lppd_exact = np.mean(-0.5 * np.log(2 * np.pi * var) - (y[:, 0] - X @ mu) ** 2 / (2 * var))
+    lw = prog.log_weights(data, samples=S, seed=5)
+    p = np.exp(lw - lw.max(1, keepdims=True))
+    se = np.mean(p.std(1) / p.mean(1)) / np.sqrt(S)          # the delta method's SE, averaged (an upper bound)
+    lppd = prog.evaluate(data, "lppd", samples=S, seed=5)
+    print(f"lppd {lppd:.5f} exact {lppd_exact:.5f} se {se:.5f}")
+    assert abs(lppd - lppd_exact) < 4 * se + 0.002 and abs(lppd - 1.05 * lppd_exact) > 4 * se + 0.002
+
+
+def test_a_plate_without_size_takes_the_rows_fit_trains_on():
+    """m.plate(name) without size: the step refuses before a fit (naming the plate and the fix);
+    fit sets N to its data's rows, after which the loss equals that of the model given size=N,
+    and fit's held-out score of a plated model is its negated log predictive density."""
+    X, y = blr_data()
+
+    def build(size):
+        with Model("blr_unsized") as m:
+            x, t = m.input("x", D_BLR), m.input("y", 1)
+            w = ppl.Normal("w", ppl.param("w_loc", D_BLR), ppl.softplus(ppl.param("w_s", D_BLR, init=-2.0)))
+            m.latent(w, dist.Normal(0.0, 1.0))
+            with m.plate("data", size=size):
+                m.observe("lik", dist.Normal(ppl.rowdot(x, w), SIG), t)
+        return m.compile(dtype=np.float64)
+    prog, sized = build(None), build(60)
+    with pytest.raises(ModelError, match=r"plate 'data' has no size yet .*ppl.fit sets it.*set_plate_size"):
+        prog.loss({"x": X[:5], "y": y[:5]})
+    train, held = {"x": X[:60], "y": y[:60]}, {"x": X[60:], "y": y[60:]}
+    h = ppl.fit(prog, train, ppl.optim.Adam(0.05), steps=200, batch_size=20, progress=False,
+                eval_every=100, eval_data=held)
+    assert prog.model.plates == {"data": 60} and len(h.eval) == 2 and np.isfinite(h.eval).all()
+    assert h.eval[-1] == pytest.approx(-prog.evaluate(held, "lppd", samples=10, seed=ppl.training.fit.EVAL_SEED))
+    sized.theta[:] = prog.theta
+    assert prog.loss(train, seed=2) == sized.loss(train, seed=2)
+    ppl.fit(prog, {"x": X[:40], "y": y[:40]}, ppl.optim.Adam(0.05), steps=1, batch_size=20, progress=False)
+    assert prog.model.plates == {"data": 40}                              # a later fit on other rows

@@ -172,7 +172,8 @@ def scopes(model: Graph, order: list) -> tuple:
                                  f"plate) but its prior reads the per-row node '{bad[0].name}'; a global prior may "
                                  f"read parameters and global latents only (draw '{lat.node.name}' inside the plate "
                                  f"to make it per row)")
-    return glob, {c: float(N) for c in model.costs if c in local}
+    N = float("nan") if N is None else float(N)   # an unsized plate (m.plate(name)): NaN until fit sets it
+    return glob, {c: N for c in model.costs if c in local}
 
 
 def _first_block(g: nx.DiGraph, s: Node, more=lambda name: ()):

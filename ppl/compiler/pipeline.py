@@ -253,4 +253,5 @@ def compile_program(model: Graph, options: CompileOptions):
             compile_ahead.start(prog, cache_dir())   # a new step's kernels on a second core too
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.objective = options.objective
+    prog.options = options   # Program.set_plate_size compiles the step again under them
     return prog

@@ -166,19 +166,26 @@ def _clone(g: Graph, n: Node, inputs) -> Node:
     return _make(g, n.kind, n.name, inputs, n.width, **attrs)
 
 
-def evaluation(model: Graph) -> Graph:
+def evaluation(model: Graph, given=()) -> Graph:
     """The model itself when every term is a per-draw term; else a copy whose closed-form KL
-    terms are replaced by log q(h) - log p(h) of the draw (what a log weight needs)."""
-    analytic = [lat for lat in model.latents.values() if lat.kl == "analytic"]
-    if not analytic:
+    terms are replaced by log q(h) - log p(h) of the draw (what a log weight needs). given:
+    latents that are data inputs instead (a plated model's global latents, drawn apart), their
+    terms left out and the plate with them: the per-row terms given those draws."""
+    analytic = [lat for lat in model.latents.values() if lat.kl == "analytic" and lat.node.name not in given]
+    if not analytic and not given:
         return model
-    skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}}
-    g = type(model)(model.name + "_persample")   # a ppl.Model for a ppl.Model (compiled later)
-    g.plates = dict(getattr(model, "plates", {}))
+    terms_of = {f"{k}_{name}" for name in given for k in ("kl", "logq", "logp")}
+    skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}
+            | terms_of}
+    g = type(model)(model.name + ("_given" if given else "_persample"))   # a ppl.Model for a ppl.Model
+    g.plates = {} if given else _plates(model)
     g.config = getattr(model, "config", None)
     new = {}
     for n in model.order:
         if n in skip:
+            continue
+        if n.name in given:
+            new[n.name] = _given(g, n)
             continue
         new[n.name] = c = _clone(g, n, [new[i.name] for i in n.inputs])
         if n.is_cost:
@@ -187,6 +194,8 @@ def evaluation(model: Graph) -> Graph:
                 c.attrs["term"] = n.attrs["term"]
     g._counter = dict(model._counter)
     for lat in model.latents.values():
+        if lat.node.name in given:
+            continue
         copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "sampled")
         g.latents[lat.node.name] = copy
         if lat.kl == "analytic":
@@ -194,6 +203,12 @@ def evaluation(model: Graph) -> Graph:
     for o in model.observed.values():
         g.observed[o.name] = Observed(o.name, o.spec.mapped(lambda v: new[v.name]), new[o.value.name])
     return g
+
+
+def _plates(model: Graph) -> dict:
+    """The model's plates for a derived graph that samples or evaluates per row: an unsized
+    plate (m.plate(name) before fit sets N) as size 1 (N scales only the training loss)."""
+    return {k: (1 if v is None else v) for k, v in getattr(model, "plates", {}).items()}
 
 
 def _given(g: Graph, n: Node) -> Node:
@@ -210,7 +225,7 @@ def generative(model: Graph, nodes, given=()) -> Graph:
     data inputs instead (conditioned on: the posterior predictive's guide draws, or the user's)."""
     observed = {o.value.name: o for o in model.observed.values()}
     g = type(model)(model.name + "_gen")
-    g.plates = dict(getattr(model, "plates", {}))
+    g.plates = _plates(model)
     new, busy = {}, set()
 
     def gen(n: Node) -> Node:
@@ -257,13 +272,14 @@ def generative(model: Graph, nodes, given=()) -> Graph:
     return g
 
 
-def guide(model: Graph, latents, given=(), plates: bool = True) -> Graph:
+def guide(model: Graph, latents, given=(), plates: bool = True, priors: bool = False) -> Graph:
     """The guide's graph of the named latents: each drawn by its guide node (q) from what the
     guide reads (data inputs, parameters, other latents' draws; those in `given` as data inputs),
     with its cost log q named logq_<node>. plates=False drops the plate: every node is then
-    drawn per row (only for global latents, whose guide reads no data row: a row is a draw)."""
+    drawn per row (only for global latents, whose guide reads no data row: a row is a draw).
+    priors=True adds each latent's -log p (logp_<node>): the costs sum to log q - log p of the draw."""
     g = type(model)(model.name + "_guide")
-    g.plates = dict(getattr(model, "plates", {})) if plates else {}
+    g.plates = _plates(model) if plates else {}
     new = {}
 
     def copy(n: Node) -> Node:
@@ -280,6 +296,10 @@ def guide(model: Graph, latents, given=(), plates: bool = True) -> Graph:
 
     for name in latents:
         copy(model.latents[name].node)
+    if priors:
+        for name in latents:
+            lat = model.latents[name]
+            g.cost(f"logp_{name}", lat.prior.mapped(copy).nll(new[name]))
     g._counter = dict(model._counter)
     return g
 
@@ -312,11 +332,12 @@ def is_pure(model: Graph) -> bool:
     return is_declared(model) and not extra_costs(model)
 
 
-def check_pure(model: Graph, what: str) -> None:
+def check_pure(model: Graph, what: str, plates: bool = False) -> None:
     """The costs are exactly the declaration's terms (else a bound would include other costs), and
-    the model has no plate (its rows share global latents and weigh N: no per-row bound)."""
+    the model has no plate (its rows share global latents and weigh N: no per-row bound) unless
+    plates=True (a plated bound: Program.plated_log_weights)."""
     require(model, what)
-    if getattr(model, "plates", None):
+    if getattr(model, "plates", None) and not plates:
         raise ModelError(f"{what}: model '{model.name}' has a plate; its rows share the global latents and its "
                          f"per-row terms weigh N / batch, so there is no bound per data row: prog.loss(data) "
                          f"estimates the data set's -ELBO (N / batch times the rows' terms plus the global terms)")
@@ -337,22 +358,32 @@ def evaluation_args(ev, block: dict, seed: int, row0: int) -> tuple:
     return (*ev.args(block), np.uint64(seed), np.int64(0), 0, np.int64(row0))
 
 
+def cost_totals(ev, block, seed: int, row0: int, batch=None) -> tuple:
+    """(each row's sum of costs, the step's arguments) of one forward call of the program `ev`
+    on a block of data rows (or `batch` rows without inputs) whose first draw is row `row0`."""
+    a = (*ev.args(block, batch), np.uint64(seed), np.int64(0), 0, np.int64(row0))
+    ev.module.step_rows(*a)
+    tot = np.zeros(a[6] * ev.rows_per_data_row, np.float64)
+    for _, k in ev.layout.costs:
+        tot += a[4][k]
+    return tot, a
+
+
+def block_rows(ev, per_row: int) -> int:
+    width = max([w for _, _, w in ev.layout.ws2] + [1])
+    return max(1, EVAL_BLOCK // (per_row * width))
+
+
 def log_weights(prog, data, samples: int, seed: int, dtype) -> np.ndarray:
     """(N, samples) log p(x, h) - log q(h | x), h drawn hard from the guide (every stochastic node
     by the score estimator's forward): the negated per-row totals of the evaluation model's costs."""
     ev = prog._evaluator(samples, dtype)
     inputs, B = ev._inputs(data, None)
-    width = max([w for _, _, w in ev.layout.ws2] + [1])
-    rows = max(1, EVAL_BLOCK // (samples * width))
+    rows = block_rows(ev, samples)
     names = ev.layout.inputs
     out = []
     for i in range(0, B, rows):   # a block of data rows, its noise addressed by global row: any block size draws the same
-        a = evaluation_args(ev, {n: v[i:i + rows] for n, v in zip(names, inputs)}, seed, i * samples)
-        ev.module.step_rows(*a)
-        ws1 = a[4]
-        tot = np.zeros(a[6] * ev.rows_per_data_row, np.float64)
-        for _, k in ev.layout.costs:
-            tot += ws1[k]
+        tot, a = cost_totals(ev, {n: v[i:i + rows] for n, v in zip(names, inputs)}, seed, i * samples)
         out.append(-tot.reshape(a[6], samples))
     return np.concatenate(out)
 

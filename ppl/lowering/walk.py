@@ -73,7 +73,7 @@ class Walk:
         if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
             (N,) = set(self.cost_scale.values())
             self.cw_plate = self.buf1("cwp_")
-            self.emit(f"rows.scale_shift_fwd({self.cw}.reshape({self.cw}.shape[0], 1), {N!r}, 0.0, "
+            self.emit(f"rows.scale_shift_fwd({self.cw}.reshape({self.cw}.shape[0], 1), {_literal(N)}, 0.0, "
                       f"{self.cw_plate}.reshape({self.cw_plate}.shape[0], 1))")
 
     def zero_cotangents(self):
@@ -140,7 +140,7 @@ class Walk:
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0:   # a per-row cost of a plate: N / batch
             c = self.cbuf[n]
-            self.emit(f"rows.scale_shift_fwd({c}.reshape({c}.shape[0], 1), {self.cost_scale[n]!r}, 0.0, "
+            self.emit(f"rows.scale_shift_fwd({c}.reshape({c}.shape[0], 1), {_literal(self.cost_scale[n])}, 0.0, "
                       f"{c}.reshape({c}.shape[0], 1))")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
@@ -217,3 +217,8 @@ class Walk:
         for j, (p, gp) in enumerate(self.op_params.get(n, ())):
             vals[f"p{j}"], vals[f"gp{j}"] = p, gp
         return vals
+
+
+def _literal(x: float) -> str:
+    """A float as step source: np.nan for NaN (an unsized plate's N until fit sets it)."""
+    return "np.nan" if x != x else repr(x)

@@ -160,6 +160,8 @@ class DerivedPrograms:
         a model that is not declared with m.latent / m.observe alone (it has no evaluation)."""
         if not declare.is_pure(self.model):
             return None
+        if getattr(self.model, "plates", None):   # plated_log_weights' two programs
+            return self._plated_programs(np.dtype(self.dtype if dtype is None else dtype))[1]
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
         ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
         if ev.target == "cpu" and compile_ahead.running():   # its entry point too, on the helper
@@ -170,17 +172,57 @@ class DerivedPrograms:
     def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> np.ndarray:
         """(rows, samples) log p(x, h) - log q(h | x) of hard draws h ~ q(h | x) (a model declared
         with m.latent / m.observe): the sum of the derived terms per draw, negated. dtype: the
-        evaluation program's (default this program's: its kernels are those training compiled)."""
+        evaluation program's (default this program's: its kernels are those training compiled).
+        A plated model: each row's log weight given draw s of the global latents, the same draw
+        for every row (plated_log_weights has the global latents' own terms too)."""
+        if getattr(self.model, "plates", None):
+            return self.plated_log_weights(data, samples, seed, dtype)[1]
         declare.check_pure(self.model, "log_weights")
         samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
         return declare.log_weights(self, data, samples, V.seed(seed), self.dtype if dtype is None else dtype)
 
+    def plated_log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> tuple:
+        """A plated model's ((samples,), (rows, samples)) log weights: `samples` draws w_s of the
+        global latents from the guide, log p(w_s) - log q(w_s) of each, and every data row's log
+        p(x_i, h_i | w_s) - log q(h_i | x_i, w_s) with its local latents h_i drawn hard given w_s.
+        The data set's log weight of draw s is the first plus the column's sum."""
+        declare.require(self.model, "plated_log_weights")
+        if not getattr(self.model, "plates", None):
+            raise ModelError(f"plated_log_weights: model '{self.model.name}' has no plate; use log_weights")
+        declare.check_pure(self.model, "plated_log_weights", plates=True)
+        samples = V.integer(samples, "plated_log_weights: samples", lo=1, hi=1 << 20)
+        seed = V.seed(seed)
+        dtype = np.dtype(self.dtype if dtype is None else dtype)
+        return plated_log_weights(*self._plated_programs(dtype), data, samples, seed, _other_seed(seed))
+
+    def _plated_programs(self, dtype):
+        """A plated model's evaluation programs: its global latents' draws and terms (a row per
+        draw), and its rows' terms given those draws (their latents as inputs, no plate)."""
+        glob = [n.name for n in self.analysis.order if n in self.analysis.global_nodes]
+        g = self._derived(("global_terms", tuple(glob), dtype.name), lambda: declare.compile_hard(
+            declare.guide(self.model, glob, plates=False, priors=True), dtype=dtype))
+        c = self._derived(("given", tuple(glob), dtype.name), lambda: declare.compile_hard(
+            declare.evaluation(self.model, glob), dtype=dtype))
+        return g, c
+
     def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=None) -> float:
-        """The model's bound on log p(x), averaged over data rows, with hard samples of every
-        discrete node whatever estimator trains it: bound="elbo", the mean of `samples` log weights
-        per row; "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples."""
-        if bound not in ("elbo", "iwae"):
-            raise ModelError(f"evaluate: bound must be 'elbo' or 'iwae', got {bound!r}")
+        """The model's bound on log p(x) per data row, with hard samples of every discrete node
+        whatever estimator trains it: bound="elbo", the mean of `samples` log weights per row;
+        "iwae", log (1/S sum_s w_s) per row (Burda et al. 2016), S = samples; "lppd", the same
+        per row (the log predictive density of each row, estimated by importance sampling).
+        A plated model (global latents w): "elbo" and "iwae" are the data set's bounds on
+        log p(data) over its rows, each draw of w shared by the rows, divided by the rows;
+        "lppd" is the mean over rows of log (1/S sum_s p(x_i | w_s)), w_s from the guide (local
+        latents by importance sampling): the held-out log predictive density per row."""
+        if bound not in ("elbo", "iwae", "lppd"):
+            raise ModelError(f"evaluate: bound must be 'elbo', 'iwae' or 'lppd', got {bound!r}")
+        if getattr(self.model, "plates", None):
+            glob, rows = self.plated_log_weights(data, samples, seed, dtype)
+            if bound == "lppd":
+                return float(declare.logmeanexp(rows).mean())
+            total = glob + rows.sum(0)
+            n = rows.shape[0]
+            return float(total.mean() / n if bound == "elbo" else declare.logmeanexp(total[None, :])[0] / n)
         log_w = self.log_weights(data, samples, seed, dtype)
         return float(log_w.mean() if bound == "elbo" else declare.logmeanexp(log_w).mean())
 
@@ -223,10 +265,39 @@ def _posterior_draws(gen, guide, data, nodes, drawn, seed, batch, S) -> dict:
     else:
         gdata = {k: data[k] for k in guide.layout.inputs} or None
         z = _tiled_draws(guide, gdata, drawn, seed, rows if gdata is None else None, reps)
-    seed2 = int(np.random.SeedSequence([int(seed), 0x9E3779B9]).generate_state(1, np.uint64)[0]) >> 1
+    seed2 = _other_seed(seed)
     tiled = {k: np.tile(np.asarray(data[k]), (reps, 1)) for k in inputs}
     tiled.update({k: v.reshape(reps * rows, v.shape[2]) for k, v in z.items()})
     out = gen.sample(tiled, seed=seed2, nodes=nodes)
     gen._ws.pop(reps * rows, None)
     out = {k: v.reshape(reps, rows, v.shape[1]) for k, v in out.items()}
     return {k: v[0] for k, v in out.items()} if S is None else out
+
+
+def plated_log_weights(glob, given, data, samples: int, seed: int, seed2: int) -> tuple:
+    """A plated model's log weights ((S,), (N, S)): S draws w_s of its global latents by the
+    program `glob` (guide(..., plates=False, priors=True): a row per draw), log p(w_s) - log q(w_s)
+    of each; then by `given` (evaluation(model, global latents)) every data row's log p(x_i, h_i |
+    w_s) - log q(h_i | x_i, w_s), h_i a hard draw of its local latents given w_s (its own per s,
+    noise of seed2). The data set's log weight of draw s is the first plus the column's sum."""
+    from .program import all_rows
+    tot, a = declare.cost_totals(glob, None, seed, 0, batch=samples)
+    names = [n for n in glob.layout.values if n in given.layout.inputs]
+    w = {n: all_rows(a[3][i], rows) for n, (where, i, rows) in glob.layout.values.items() if n in names}
+    inputs, B = given._inputs({k: v for k, v in data.items() if k in given.layout.inputs} if data else None,
+                              None, optional=tuple(names))
+    per = max(1, declare.block_rows(given, 1) // B)   # draws per call: the rows tiled `per` times
+    cols = []
+    for s0 in range(0, samples, per):
+        k = min(per, samples - s0)
+        block = {n: np.tile(v, (k, 1)) for n, v in zip(given.layout.inputs, inputs) if n not in w}
+        block.update({n: np.repeat(w[n][s0:s0 + k], B, axis=0) for n in names})
+        t, _ = declare.cost_totals(given, block, seed2, s0 * B)
+        cols.append(-t.reshape(k, B).T)
+    return -tot, np.concatenate(cols, axis=1)
+
+
+def _other_seed(seed: int) -> int:
+    """A second seed made from `seed`, for draws that must be independent of seed's (the second
+    stage of a two-stage draw: the programs' noise streams would coincide)."""
+    return int(np.random.SeedSequence([int(seed), 0x9E3779B9]).generate_state(1, np.uint64)[0]) >> 1

@@ -249,7 +249,7 @@ def run_task(task: dict, data=None) -> dict:
 
 
 def _train(task, data):
-    from .fit import fit, heldout_loss
+    from .fit import fit, heldout_loss, size_plate
     from .optim import make
     build, settings = task["build"], task["settings"]
     if isinstance(build, str):
@@ -263,6 +263,7 @@ def _train(task, data):
     model = build_fn(**{k: v for k, v in settings.items() if k not in TRAIN_KEYS})
     prog = compile_run(model, D, task["seed"], task["estimator"])
     train, batch = data["train"], int(D["batch"])
+    size_plate(prog, train)   # an unsized plate: the training rows (fit would set it after the variance)
     out = {}
     if task["grad_draws"]:
         gdata = None if train is None else {k: v[:batch] for k, v in train.items()}
@@ -551,6 +552,8 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
                          "with ppl.fit on its GPU")
     if data is not None and not isinstance(data, dict):
         raise ModelError("fit_data_parallel: pass data as a dict {input name: (N, width) array}")
+    from .fit import size_plate
+    size_plate(prog, data)
     batches = None if data is None else Batches(data, batch_size, seed=seed, dtype=prog.dtype)
     client, close = open_client(client, workers, scheduler)
     try:

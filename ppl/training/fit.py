@@ -49,13 +49,15 @@ EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at e
 def heldout_loss(prog, data, draws: int = 10, seed: int = EVAL_SEED) -> float:
     """The objective on `data` (fixed draws), always with hard samples. A model declared with
     m.latent / m.observe alone, trained on the ELBO: -prog.evaluate(data, "elbo", samples=draws),
-    the negated ELBO of `draws` hard draws per row. Otherwise the mean of `draws` Monte-Carlo
+    the negated ELBO of `draws` hard draws per row (a plated one: "lppd", the negated held-out
+    log predictive density per row, `draws` draws of the global latents). Otherwise the mean of `draws` Monte-Carlo
     estimates of the trained objective; a program that relaxes discrete nodes (concrete,
     gumbel_softmax) is evaluated by its hard twin (Program.hard_twin), not by the relaxed
     surrogate it trains on."""
     from ..language import declare
-    if prog.objective == "elbo" and declare.is_pure(prog.model):
-        return -prog.evaluate(data, "elbo", samples=draws, seed=seed)
+    if prog.objective == "elbo" and declare.is_pure(prog.model):   # a plated one: its log predictive density
+        return -prog.evaluate(data, "lppd" if getattr(prog.model, "plates", None) else "elbo", samples=draws,
+                              seed=seed)
     p = prog.hard_twin()
     return float(np.mean([p.loss(data, seed=seed, step=k) for k in range(draws)]))
 
@@ -321,12 +323,29 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     two differ in the rounding of that combination, so such a run is reproducible up to
     rounding: split_rows=True or False gives the same bits on every run.
     """
+    size_plate(prog, data)
     plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, step=step,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
                     blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
     return Trainer(plan, prog, optimizer, hist, start, progress).run()
+
+
+def size_plate(prog, data) -> None:
+    """A plate declared without size (m.plate(name)) takes the rows of the data fit trains on:
+    set at the first fit, and again when a later fit's data has other rows (never a size the
+    model gave)."""
+    plates = getattr(prog.model, "plates", None) or {}
+    if not plates or not (prog.unsized_plate() or getattr(prog, "plate_from_data", False)):
+        return
+    if data is None:
+        raise ModelError(f"fit: plate {next(iter(plates))!r} has no size and there is no data to take it from; give "
+                         f"m.plate(name, size=N)")
+    first = next(iter(data.values())) if isinstance(data, dict) else data
+    rows = int(np.shape(first)[0]) if np.ndim(first) == 2 else 1
+    prog.set_plate_size(rows)
+    prog.plate_from_data = True
 
 
 @dataclass
