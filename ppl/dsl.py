@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .compiler import pipeline as compiler
-from .language.declare import declare_latent, declare_observed
+from .language.declare import declare_auto, declare_latent, declare_observed
 from .errors import ModelError  # noqa: F401  (ppl.dsl.ModelError: the generated steps import it from here)
 from .compiler.options import CompileOptions
 from .validate import integer
@@ -34,11 +34,24 @@ class Model(Graph):
     """A named stochastic computation graph, built inside a `with` block."""
 
     # --- the generative model and the guide (ppl/language/declare.py derives the ELBO's costs)
-    def latent(self, h: Node, prior, kl: str = "sampled") -> None:
+    def latent(self, h, prior, kl: str = "sampled", width: int | None = None, guide: str = "normal"):
         """Declare p(h | parents) = `prior` (a ppl.dist spec) for the guide's stochastic node h (its
         q). Adds the costs logq_<h> (+log q(h)) and logp_<h> (-log p(h)), or with kl="analytic"
-        the closed-form KL(q || p) as kl_<h> (Normal || Normal)."""
+        the closed-form KL(q || p) as kl_<h> (Normal || Normal).
+
+        h a name: the latent's guide is made for it (an automatic guide; `width` units, default
+        1), a global one (declare it outside every plate): guide="normal" a mean-field Normal in
+        the unconstrained space mapped to the prior's support (the reals; exp for the positive
+        reals; sigmoid for (0, 1)), its log-Jacobian a term, parameters <name>_loc and
+        <name>_scale (softplus); guide="delta" a point, <name>_loc (on the reals: <name>), MAP.
+        Returns the latent's node, to use in the model (z = m.latent("z", dist.Gamma(2.0, 1.0)))."""
+        if isinstance(h, str):
+            return declare_auto(self, h, prior, width, guide)
+        if width is not None or guide != "normal":
+            raise ModelError(f"m.latent({getattr(h, 'name', h)!r}, ...): width= and guide= make an automatic guide "
+                             f"for a latent given by name (m.latent('z', prior, width=3)); a node brings its own guide")
         declare_latent(self, h, prior, kl)
+        return h
 
     def observe(self, name: str, spec, value: Node) -> None:
         """Declare the likelihood p(value | parents) = `spec` (a ppl.dist spec) of a data node; adds

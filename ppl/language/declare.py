@@ -28,15 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dist import Dist, constructor_for, describes
-from .nodes import Graph, Node, _const, _head, _make, gaussian_kl, log_prob
+from .nodes import Graph, Node, _const, _head, _make, _size, gaussian_kl, log_prob
 from ..errors import ModelError
 
 
 @dataclass(eq=False)
 class Latent:
-    node: Node          # the guide's stochastic node
+    node: Node          # the guide's stochastic node (an automatic guide's: the latent's value f(u))
     prior: Dist         # p(node | its parents), bound to the node's width
     kl: str             # "sampled" or "analytic"
+    auto: tuple = ()    # an automatic guide's (unconstrained node u, "normal" | "delta"): declare_auto
 
 
 @dataclass(eq=False)
@@ -98,6 +99,57 @@ def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
     m.latents[h.name] = lat
 
 
+# the automatic guide's transform per prior support: z = f(u) of an unconstrained Normal u, and the
+# cost -log |dz/du| summed over the units (exp: -u; sigmoid: softplus(u) + softplus(-u); identity: none)
+AUTO_SUPPORTS = ("real", "positive", "unit")
+
+
+def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
+    """m.latent(name, prior, width=...): the latent's guide made for it (an automatic guide, as
+    Pyro's AutoNormal / AutoDelta), then its terms; returns the latent's node `name`.
+    guide="normal": u ~ Normal(name_loc, softplus(name_scale)) in the unconstrained space, z =
+    f(u) with f the prior's support's transform (identity, exp, sigmoid), and log q(z) = log q(u)
+    - log |f'(u)| (the cost logdet_<name> holds -log |f'(u)|); guide="delta": z = f(name_loc), a
+    point (MAP: only -log p(z) is a term)."""
+    from .nodes import LAW_NODES, OP_NODES, param, total
+    owner = f"m.latent({name!r}, ...)"
+    if not isinstance(prior, Dist):
+        raise ModelError(f"{owner}: the prior must be a distribution spec such as ppl.dist.Gamma(2.0, 1.0), got "
+                         f"{type(prior).__name__}")
+    if guide not in ("normal", "delta"):
+        raise ModelError(f"{owner}: guide must be 'normal' (a mean-field Normal in the unconstrained space) or 'delta' "
+                         f"(a point: MAP), got {guide!r}")
+    if prior.entry.support not in AUTO_SUPPORTS:
+        raise ModelError(f"{owner}: an automatic guide covers priors on the reals, the positive reals and (0, 1); a "
+                         f"{prior.entry.name} prior ({prior.entry.support} values) needs its guide written: "
+                         f"h = ppl.{prior_name_for(prior.kind)}('{name}', ...), then m.latent(h, prior)")
+    if getattr(m, "plate_open", None) is not None:
+        raise ModelError(f"{owner}: an automatic guide is global (its parameters are shared); a per-row latent inside "
+                         f"plate {m.plate_open!r} needs a guide of each row (amortised: e.g. ppl.Normal('{name}', "
+                         f"ppl.Affine(x, ...), ...)): write it and declare m.latent(node, prior)")
+    if not isinstance(name, str) or name in m.latents or name in m.nodes:
+        raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
+    width = _size(1 if width is None else width, f"{owner}: width")
+    support = prior.entry.support
+    u_name = name if support == "real" else f"{name}_unconstrained"   # on the reals: u is the latent
+    if guide == "delta":
+        u = param(name if support == "real" else f"{name}_loc", width)
+    else:
+        u = LAW_NODES["Normal"](u_name, param(f"{name}_loc", width),
+                                OP_NODES["softplus"](param(f"{name}_scale", width, init=-2.25)))
+    z = (u if support == "real" else OP_NODES["exp" if support == "positive" else "sigmoid"](u, name=name))
+    prior = prior.bind(m, width, owner)
+    lat = Latent(z, prior, "sampled", (u, guide))
+    if guide == "normal":
+        _term(m, f"logq_{name}", log_prob(u), "+", f"log q({name}_unconstrained): the automatic guide's Normal")
+        if support != "real":
+            logdet = -1.0 * u if support == "positive" else OP_NODES["softplus"](u) + OP_NODES["softplus"](-1.0 * u)
+            _term(m, f"logdet_{name}", total(logdet), "+", f"-log |d{name}/du|: the transform to the prior's support")
+    _term(m, f"logp_{name}", prior.nll(z), "-", f"log p({name}) under {prior.describe()}")
+    m.latents[name] = lat
+    return z
+
+
 def prior_name_for(kind: str) -> str:
     return constructor_for(kind)
 
@@ -144,8 +196,9 @@ def check(model: Graph) -> None:
     """A declared model: every stochastic node has a prior (graph validation calls this)."""
     if not is_declared(model):
         return
+    auto = {lat.auto[0].name for lat in model.latents.values() if lat.auto}
     for n in model.order:
-        if n.is_stochastic and n.name not in model.latents:
+        if n.is_stochastic and n.name not in model.latents and n.name not in auto:
             raise ModelError(f"{n.kind} node '{n.name}' is drawn by the guide but has no prior: declare "
                              f"m.latent({n.name}, ppl.dist.{prior_name_for(n.kind)}(...)), or build the model's "
                              f"costs by hand with m.cost")
@@ -174,18 +227,21 @@ def evaluation(model: Graph, given=()) -> Graph:
     analytic = [lat for lat in model.latents.values() if lat.kl == "analytic" and lat.node.name not in given]
     if not analytic and not given:
         return model
-    terms_of = {f"{k}_{name}" for name in given for k in ("kl", "logq", "logp")}
+    terms_of = {f"{k}_{name}" for name in given for k in ("kl", "logq", "logp", "logdet")}
     skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}
             | terms_of}
+    if given:   # only what the kept costs read (not the given latents' guides)
+        need = set().union(*(_upstream(c, given) for c in model.costs if c not in skip))
+        skip |= {n for n in model.order if n not in need}
     g = type(model)(model.name + ("_given" if given else "_persample"))   # a ppl.Model for a ppl.Model
     g.plates = {} if given else _plates(model)
     g.config = getattr(model, "config", None)
     new = {}
     for n in model.order:
-        if n in skip:
-            continue
         if n.name in given:
             new[n.name] = _given(g, n)
+            continue
+        if n in skip:
             continue
         new[n.name] = c = _clone(g, n, [new[i.name] for i in n.inputs])
         if n.is_cost:
@@ -196,7 +252,8 @@ def evaluation(model: Graph, given=()) -> Graph:
     for lat in model.latents.values():
         if lat.node.name in given:
             continue
-        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "sampled")
+        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "sampled",
+                      (new[lat.auto[0].name], lat.auto[1]) if lat.auto else ())
         g.latents[lat.node.name] = copy
         if lat.kl == "analytic":
             _latent_terms(g, copy)
@@ -300,8 +357,34 @@ def guide(model: Graph, latents, given=(), plates: bool = True, priors: bool = F
         for name in latents:
             lat = model.latents[name]
             g.cost(f"logp_{name}", lat.prior.mapped(copy).nll(new[name]))
+            logdet = next((c for c in model.costs if c.attrs["cost_name"] == f"logdet_{name}"), None)
+            if logdet is not None:   # an automatic guide's -log |dz/du|
+                g.cost(f"logdet_{name}", copy(logdet))
     g._counter = dict(model._counter)
     return g
+
+
+def global_latents(model: Graph, global_nodes) -> list:
+    """The names of a plated model's global latents: those drawn by a global stochastic node
+    (analysis' global_nodes), and the points of automatic delta guides (always global)."""
+    out = []
+    for name, lat in model.latents.items():
+        node = lat.auto[0] if lat.auto else lat.node
+        if node in global_nodes or (lat.auto and lat.auto[1] == "delta"):
+            out.append(name)
+    return out
+
+
+def _upstream(node: Node, given) -> set:
+    """The node and what it reads, stopping at the nodes named in `given`."""
+    out, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n not in out:
+            out.add(n)
+            if n.name not in given:
+                stack.extend(n.inputs)
+    return out
 
 
 def default_nodes(model: Graph) -> list:

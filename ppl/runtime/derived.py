@@ -198,7 +198,7 @@ class DerivedPrograms:
     def _plated_programs(self, dtype):
         """A plated model's evaluation programs: its global latents' draws and terms (a row per
         draw), and its rows' terms given those draws (their latents as inputs, no plate)."""
-        glob = [n.name for n in self.analysis.order if n in self.analysis.global_nodes]
+        glob = declare.global_latents(self.model, self.analysis.global_nodes)
         g = self._derived(("global_terms", tuple(glob), dtype.name), lambda: declare.compile_hard(
             declare.guide(self.model, glob, plates=False, priors=True), dtype=dtype))
         c = self._derived(("given", tuple(glob), dtype.name), lambda: declare.compile_hard(
