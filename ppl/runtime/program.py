@@ -32,6 +32,7 @@ from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from .arena import carve
 from .derived import DerivedPrograms
+from .plates import PlateSize
 from .explain import Explained
 
 
@@ -97,7 +98,7 @@ class ParamView(MutableMapping):
         return len(self._index)
 
 
-class Program(DerivedPrograms, Explained):
+class Program(DerivedPrograms, Explained, PlateSize):
     """A compiled model (`Model.compile` returns one).
 
     theta        the flat parameter vector (the program's dtype); every parameter is a view of it
@@ -336,37 +337,6 @@ class Program(DerivedPrograms, Explained):
         ws1 = a[4]
         rw = ws1[self.layout.rw_index]
         return {name: float(rw @ ws1[i]) for name, i in self.layout.costs}
-
-    def unsized_plate(self) -> str | None:
-        """The name of the model's plate when its size N is not set yet (m.plate(name) without
-        size, before a fit), else None."""
-        plates = getattr(self.model, "plates", None) or {}
-        return next((k for k, v in plates.items() if v is None), None)
-
-    def set_plate_size(self, n: int) -> None:
-        """Set the plate's size N (the rows of the data set; m.plate(name) without size leaves it
-        to fit, which calls this with its data's rows) and compile the step again with it: the
-        same estimators, layout, parameters and state. Nothing to do when N is already n."""
-        plates = getattr(self.model, "plates", None) or {}
-        if not plates:
-            raise ModelError(f"set_plate_size: model '{self.model.name}' has no plate")
-        (name, size), = plates.items()
-        n = V.integer(n, "set_plate_size: n", lo=1, hi=1 << 62)
-        if size == n:
-            return
-        if self.target != "cpu":
-            raise ModelError(f"set_plate_size: the step of the {self.target} target is not compiled again; give the "
-                             f"plate's size in the model, m.plate({name!r}, size={n})")
-        est = {k.name: (ch.estimator, dict(ch.options)) for k, (ch, _) in self.choices.items()}
-        self.model.plates[name] = n
-        try:
-            new = self.model.compile_with(self.options.replace(estimators=est, policy="unbiased"))
-        except BaseException:
-            self.model.plates[name] = size
-            raise
-        self.analysis, self.module, self.source, self.entry = new.analysis, new.module, new.source, new.entry
-        self._twins = {}
-        self.check_steps(self._guard is not None)
 
     def unflatten(self, flat) -> dict:
         """{parameter name: its array} of a flat vector aligned with theta (theta, grad_buffer, a

@@ -39,6 +39,7 @@ from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
+from ..runtime.plates import size_plate
 from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights, split_rows_rule
 from ..kernels.cpu import blas, part_kernels, parts
 from ..kernels.numba_compat import is_cached
@@ -330,22 +331,6 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                     blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
     return Trainer(plan, prog, optimizer, hist, start, progress).run()
-
-
-def size_plate(prog, data) -> None:
-    """A plate declared without size (m.plate(name)) takes the rows of the data fit trains on:
-    set at the first fit, and again when a later fit's data has other rows (never a size the
-    model gave)."""
-    plates = getattr(prog.model, "plates", None) or {}
-    if not plates or not (prog.unsized_plate() or getattr(prog, "plate_from_data", False)):
-        return
-    if data is None:
-        raise ModelError(f"fit: plate {next(iter(plates))!r} has no size and there is no data to take it from; give "
-                         f"m.plate(name, size=N)")
-    first = next(iter(data.values())) if isinstance(data, dict) else data
-    rows = int(np.shape(first)[0]) if np.ndim(first) == 2 else 1
-    prog.set_plate_size(rows)
-    prog.plate_from_data = True
 
 
 @dataclass
