@@ -127,6 +127,7 @@ class CudaProgram(Program):
 
     def _run(self, data, batch, seed, step, mode):
         from .. import validate as V
+        self.check_plate_sized()
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         self.pull()
@@ -148,10 +149,17 @@ class CudaProgram(Program):
         rw = ws1[self.layout.rw_index]
         return {name: float(rw @ ws1[i]) for name, i in self.layout.costs}
 
-    def sample(self, data=None, seed=0, step=0, batch=None) -> dict:
+    def sample(self, data=None, seed=0, step=0, batch=None, nodes=None, configurations: bool = False) -> dict:
+        """As Program.sample (one draw per data row and sample: where the step evaluates several
+        configurations, the CPU twin's that samples every node once, the same draws)."""
+        if self.layout.S > 1 and not configurations:
+            return Program.sample(self, data, seed, step, batch, nodes)
+        nodes = None if nodes is None else self._node_names(nodes, "sample")
         _, a = self._run(data, batch, seed, step, 0)
         out = {}
         for name, (where, i, rows) in self.layout.values.items():
+            if nodes is not None and name not in nodes:
+                continue
             out[name] = all_rows((a[5][i] if where == "input" else a[3][i]).copy_to_host(), rows)
             self.transfers["device_to_host"] += 1
         return out

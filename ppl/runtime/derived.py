@@ -13,6 +13,13 @@ from ..compiler import ahead as compile_ahead
 from ..compiler.options import CompileOptions
 
 
+def all_rows(a, rows: tuple):
+    """A node's values on every row of each data row (B K S rows) from a buffer of its layout
+    `rows` (Layout.values: for each of a data row's K S rows, the buffer row holding it)."""
+    d = max(rows) + 1
+    return a.reshape(-1, d, a.shape[1])[:, list(rows)].reshape(-1, a.shape[1])
+
+
 class DerivedPrograms:
     """Program's derived programs (a mixin of ppl.runtime.program.Program)."""
 
@@ -280,7 +287,6 @@ def plated_log_weights(glob, given, data, samples: int, seed: int, seed2: int) -
     of each; then by `given` (evaluation(model, global latents)) every data row's log p(x_i, h_i |
     w_s) - log q(h_i | x_i, w_s), h_i a hard draw of its local latents given w_s (its own per s,
     noise of seed2). The data set's log weight of draw s is the first plus the column's sum."""
-    from .program import all_rows
     tot, a = declare.cost_totals(glob, None, seed, 0, batch=samples)
     names = [n for n in glob.layout.values if n in given.layout.inputs]
     w = {n: all_rows(a[3][i], rows) for n, (where, i, rows) in glob.layout.values.items() if n in names}

@@ -17,6 +17,14 @@ class PlateSize:
         plates = getattr(self.model, "plates", None) or {}
         return next((k for k, v in plates.items() if v is None), None)
 
+    def check_plate_sized(self) -> None:
+        """A ModelError naming the plate and the fix while its size is not set."""
+        plate = self.unsized_plate()
+        if plate is not None:
+            raise ModelError(f"model '{self.model.name}': plate {plate!r} has no size yet (m.plate({plate!r}) without "
+                             f"size=): ppl.fit sets it to the rows it trains on; else call prog.set_plate_size(N) "
+                             f"with the data set's rows, or give m.plate({plate!r}, size=N)")
+
     def set_plate_size(self, n: int) -> None:
         """Set the plate's size N (the rows of the data set; m.plate(name) without size leaves it
         to fit, which calls this with its data's rows) and compile the step again with it: the

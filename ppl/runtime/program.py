@@ -31,16 +31,9 @@ from ..analysis.graph import ancestors
 from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from .arena import carve
-from .derived import DerivedPrograms
+from .derived import DerivedPrograms, all_rows
 from .plates import PlateSize
 from .explain import Explained
-
-
-def all_rows(a, rows: tuple):
-    """A node's values on every row of each data row (B K S rows) from a buffer of its layout
-    `rows` (Layout.values: for each of a data row's K S rows, the buffer row holding it)."""
-    d = max(rows) + 1
-    return a.reshape(-1, d, a.shape[1])[:, list(rows)].reshape(-1, a.shape[1])
 
 
 class Choices(dict):
@@ -310,11 +303,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
         return arrays
 
     def _run(self, data, batch, seed, step, mode, optional=()):
-        plate = self.unsized_plate()
-        if plate is not None:
-            raise ModelError(f"model '{self.model.name}': plate {plate!r} has no size yet (m.plate({plate!r}) without "
-                             f"size=): ppl.fit sets it to the rows it trains on; else call prog.set_plate_size(N) "
-                             f"with the data set's rows, or give m.plate({plate!r}, size=N)")
+        self.check_plate_sized()
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         a = self.args(data, batch, optional)
