@@ -1,9 +1,9 @@
-"""Exponential, HalfNormal, HalfCauchy and LogNormal: each a node, a prior and a likelihood
-(one law module and one kernel family each), pathwise and score.
+"""Exponential, HalfNormal, HalfCauchy, LogNormal and StudentT: each a node, a prior and a
+likelihood (one law module and one kernel family each), pathwise and score.
 
 Oracles: scipy.stats for the draws (Kolmogorov-Smirnov; the same draws against the law with a
-parameter 5% larger must fail) and the log-density; the gradient of E[log(1 + z)] (finite for
-all four, HalfCauchy included), each unit's expectation by scipy's quadrature (`expect`) and its
+parameter 5% larger must fail) and the log-density; the gradient of E[log(1 + z^2)] (finite for
+all five, the heavy tails included), each unit's expectation by scipy's quadrature (`expect`) and its
 derivatives in the law's parameters by central differences of it, chained through the encoder
 in NumPy; central differences of the step at fixed noise for the pathwise backward.
 Unbiasedness: tests/stats.py's projection ratio with its SE, the tile sized by a pilot so that
@@ -21,22 +21,26 @@ import exact
 import stats
 
 X = np.array([[1.0, -0.5], [0.3, 0.8], [-1.2, 0.4]])
-LAWS = {   # name -> (constructor, its parameters (True: positive, through softplus), scipy law)
-    "Exponential": (ppl.Exponential, (True,), lambda rate: sps.expon(scale=1 / rate)),
-    "HalfNormal": (ppl.HalfNormal, (True,), lambda s: sps.halfnorm(scale=s)),
-    "HalfCauchy": (ppl.HalfCauchy, (True,), lambda s: sps.halfcauchy(scale=s)),
-    "LogNormal": (ppl.LogNormal, (False, True), lambda loc, s: sps.lognorm(s=s, scale=np.exp(loc))),
+LAWS = {   # name -> (constructor, each parameter's offset c (positive: softplus(a) + c) or None, scipy law)
+    "Exponential": (ppl.Exponential, (0.0,), lambda rate: sps.expon(scale=1 / rate)),
+    "HalfNormal": (ppl.HalfNormal, (0.0,), lambda s: sps.halfnorm(scale=s)),
+    "HalfCauchy": (ppl.HalfCauchy, (0.0,), lambda s: sps.halfcauchy(scale=s)),
+    "LogNormal": (ppl.LogNormal, (None, 0.0), lambda loc, s: sps.lognorm(s=s, scale=np.exp(loc))),
+    "StudentT": (ppl.StudentT, (1.5, None, 0.0), lambda df, loc, s: sps.t(df, loc, s)),
 }
+
+
+def _params(x, offsets):
+    return [Affine(x, 2, name=f"p{k}") if c is None else ppl.softplus(Affine(x, 2, name=f"p{k}")) + c
+            for k, c in enumerate(offsets)]
 
 
 def build(law, name=None):
     make, positive, _ = LAWS[law]
     with Model(name or f"pos_{law}") as m:
         x = m.input("x", 2)
-        params = [ppl.softplus(Affine(x, 2, name=f"p{k}")) if pos else Affine(x, 2, name=f"p{k}")
-                  for k, pos in enumerate(positive)]
-        z = make("z", *params)
-        m.cost("f", ppl.total(ppl.log(1.0 + z)))
+        z = make("z", *_params(x, positive))
+        m.cost("f", ppl.total(ppl.log(1.0 + z * z)))
     return m
 
 
@@ -44,14 +48,14 @@ def law_params(prog, law, x):
     """[(pre-activation, parameter)] of each of the law's parameters on the rows x."""
     P = {k: np.asarray(v, np.float64) for k, v in prog.params.items()}
     out = []
-    for k, pos in enumerate(LAWS[law][1]):
+    for k, c in enumerate(LAWS[law][1]):
         a = x @ P[f"p{k}.W"] + P[f"p{k}.b"]
-        out.append((a, np.logaddexp(0, a) if pos else a))
+        out.append((a, a if c is None else np.logaddexp(0, a) + c))
     return out
 
 
 def exact_gradient(prog, law, x, h=1e-4):
-    """d/dtheta of mean_rows sum_units E[log(1 + z)] by quadrature and central differences."""
+    """d/dtheta of mean_rows sum_units E[log(1 + z^2)] by quadrature and central differences."""
     frozen, positive = LAWS[law][2], LAWS[law][1]
     pars = law_params(prog, law, x)
     n = x.shape[0]
@@ -65,9 +69,9 @@ def exact_gradient(prog, law, x, h=1e-4):
                 def e(v):
                     args = list(vals)
                     args[k] = v
-                    return frozen(*args).expect(np.log1p)
+                    return frozen(*args).expect(lambda t: np.log1p(t * t))
                 d[r, j] = (e(vals[k] + h) - e(vals[k] - h)) / (2 * h)
-        da = d * (1 / (1 + np.exp(-a)) if positive[k] else 1.0) / n
+        da = d * (1.0 if positive[k] is None else 1 / (1 + np.exp(-a))) / n
         grads[f"p{k}.W"], grads[f"p{k}.b"] = x.T @ da, da.sum(0)
     return grads
 
@@ -92,8 +96,7 @@ def test_draws_and_log_density_match_scipy(law):
         assert sps.kstest(z[:, j], LAWS[law][2](*wrong).cdf).pvalue < 1e-4, (law, j)
     with Model(f"lp_{law}") as m:
         x_in = m.input("x", 2)
-        zz = LAWS[law][0]("z", *[ppl.softplus(Affine(x_in, 2, name=f"p{k}")) if pos else Affine(x_in, 2, name=f"p{k}")
-                                 for k, pos in enumerate(LAWS[law][1])])
+        zz = LAWS[law][0]("z", *_params(x_in, LAWS[law][1]))
         m.cost("lp", ppl.log_prob(zz))
     lp = m.compile(estimators="pathwise", dtype=np.float64)
     lp.theta[:] = prog.theta
@@ -109,7 +112,7 @@ def test_pathwise_backward_matches_central_differences(law):
 
 
 @pytest.mark.parametrize("law,est", [(law, "pathwise") for law in LAWS] + [("Exponential", "score"),
-                                                                        ("HalfCauchy", "score")])
+                                                                        ("StudentT", "score")])
 def test_estimators_are_unbiased_against_quadrature(law, est):
     prog = randomised(law, est, samples=2 if est == "score" else 1)
     e = exact_gradient(prog, law, X)
@@ -125,7 +128,8 @@ def test_priors_and_likelihoods_of_the_new_laws():
     specs = {"Exponential": (dist.Exponential(2.0), sps.expon(scale=0.5)),
              "HalfNormal": (dist.HalfNormal(1.5), sps.halfnorm(scale=1.5)),
              "HalfCauchy": (dist.HalfCauchy(5.0), sps.halfcauchy(scale=5.0)),
-             "LogNormal": (dist.LogNormal(0.2, 0.5), sps.lognorm(s=0.5, scale=np.exp(0.2)))}
+             "LogNormal": (dist.LogNormal(0.2, 0.5), sps.lognorm(s=0.5, scale=np.exp(0.2))),
+             "StudentT": (dist.StudentT(3.0, 1.0, 0.7), sps.t(3.0, 1.0, 0.7))}
     for law, (spec, ref) in specs.items():
         with Model(f"lik_{law}") as m:
             t = m.input("y", 1)
