@@ -42,7 +42,8 @@ class Model(Graph):
         h a name: the latent's guide is made for it (an automatic guide; `width` units, default
         1), a global one (declare it outside every plate): guide="normal" a mean-field Normal in
         the unconstrained space mapped to the prior's support (the reals; exp for the positive
-        reals; sigmoid for (0, 1)), its log-Jacobian a term, parameters <name>_loc and
+        reals; sigmoid for (0, 1); the softmax of (u, 0) for one group on the simplex), its
+        log-Jacobian a term, parameters <name>_loc and
         <name>_scale (softplus); guide="delta" a point, <name>_loc (on the reals: <name>), MAP.
         Returns the latent's node, to use in the model (z = m.latent("z", dist.Gamma(2.0, 1.0)))."""
         if isinstance(h, str):

@@ -101,14 +101,15 @@ def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
 
 # the automatic guide's transform per prior support: z = f(u) of an unconstrained Normal u, and the
 # cost -log |dz/du| summed over the units (exp: -u; sigmoid: softplus(u) + softplus(-u); identity: none)
-AUTO_SUPPORTS = ("real", "positive", "unit")
+AUTO_SUPPORTS = ("real", "positive", "unit", "simplex")
 
 
 def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
     """m.latent(name, prior, width=...): the latent's guide made for it (an automatic guide, as
     Pyro's AutoNormal / AutoDelta), then its terms; returns the latent's node `name`.
     guide="normal": u ~ Normal(name_loc, softplus(name_scale)) in the unconstrained space, z =
-    f(u) with f the prior's support's transform (identity, exp, sigmoid), and log q(z) = log q(u)
+    f(u) with f the prior's support's transform (identity, exp, sigmoid; on the simplex of K classes
+    the softmax of (u, 0), u of width K - 1: one group), and log q(z) = log q(u)
     - log |f'(u)| (the cost logdet_<name> holds -log |f'(u)|); guide="delta": z = f(name_loc), a
     point (MAP: only -log p(z) is a term)."""
     from .nodes import LAW_NODES, OP_NODES, param, total
@@ -120,7 +121,8 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
         raise ModelError(f"{owner}: guide must be 'normal' (a mean-field Normal in the unconstrained space) or 'delta' "
                          f"(a point: MAP), got {guide!r}")
     if prior.entry.support not in AUTO_SUPPORTS:
-        raise ModelError(f"{owner}: an automatic guide covers priors on the reals, the positive reals and (0, 1); a "
+        raise ModelError(f"{owner}: an automatic guide covers priors on the reals, the positive reals, (0, 1) and "
+                         f"the simplex; a "
                          f"{prior.entry.name} prior ({prior.entry.support} values) needs its guide written: "
                          f"h = ppl.{prior_name_for(prior.kind)}('{name}', ...), then m.latent(h, prior)")
     if getattr(m, "plate_open", None) is not None:
@@ -129,8 +131,10 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
                          f"ppl.Affine(x, ...), ...)): write it and declare m.latent(node, prior)")
     if not isinstance(name, str) or name in m.latents or name in m.nodes:
         raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
-    width = _size(1 if width is None else width, f"{owner}: width")
     support = prior.entry.support
+    if support == "simplex":
+        return _auto_simplex(m, name, prior, width, guide, owner)
+    width = _size(1 if width is None else width, f"{owner}: width")
     u_name = name if support == "real" else f"{name}_unconstrained"   # on the reals: u is the latent
     if guide == "delta":
         u = param(name if support == "real" else f"{name}_loc", width)
@@ -147,6 +151,33 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
             _term(m, f"logdet_{name}", total(logdet), "+", f"-log |d{name}/du|: the transform to the prior's support")
     _term(m, f"logp_{name}", prior.nll(z), "-", f"log p({name}) under {prior.describe()}")
     m.latents[name] = lat
+    return z
+
+
+def _auto_simplex(m: Graph, name: str, prior, width, guide: str, owner: str) -> Node:
+    """declare_auto on the simplex of K classes (one group): z = softmax(v), v = (u, 0) with u of
+    width K - 1, whose log-Jacobian is sum_k log z_k = sum_k v_k - K log sum_k e^v_k."""
+    from .nodes import LAW_NODES, OP_NODES, concat, const, param, rowsum, total
+    K = prior.K
+    if width is not None and width != K:
+        raise ModelError(f"{owner}: an automatic guide on the simplex is one group of classes={K}; got width={width} "
+                         f"(declare one latent per group)")
+    if guide == "delta":
+        u = param(f"{name}_loc", K - 1)
+    else:
+        u = LAW_NODES["Normal"](f"{name}_unconstrained", param(f"{name}_loc", K - 1),
+                                OP_NODES["softplus"](param(f"{name}_scale", K - 1, init=-2.25)))
+    v = concat([u, const(0.0, 1)])
+    log_s = OP_NODES["log"](rowsum(OP_NODES["exp"](v)))
+    z = OP_NODES["exp"](v - log_s, name=name)
+    z.attrs["K"] = K
+    prior = prior.bind(m, K, owner)
+    m.latents[name] = lat = Latent(z, prior, "sampled", (u, guide))
+    if guide == "normal":
+        _term(m, f"logq_{name}", log_prob(u), "+", f"log q({name}_unconstrained): the automatic guide's Normal")
+        _term(m, f"logdet_{name}", total(float(K) * log_s - rowsum(v)), "+",
+              f"-log |d{name}/du|: the softmax onto the simplex")
+    _term(m, f"logp_{name}", lat.prior.nll(z), "-", f"log p({name}) under {lat.prior.describe()}")
     return z
 
 
