@@ -17,7 +17,15 @@ if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from . import kernels as _kernels  # noqa: F401  (first: it sends Numba's cache files of ppl to the ppl cache)
+# Run from a source tree (a clone, even beside an installed copy): kernels/ and models/ sit beside
+# ppl/ and install as ppl.kernels and ppl.models (pyproject.toml's package-dir), so ppl's package
+# path takes the tree's root too; an installed ppl has them inside and is left as it is.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if (not _os.path.isdir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "kernels"))
+        and _os.path.isfile(_os.path.join(_root, "kernels", "__init__.py"))):
+    __path__.append(_root)
+
+from . import kernels as _kernels  # noqa: F401,E402  (first: it sends Numba's cache files of ppl to the ppl cache)
 from .kernels.cpu import blas as _blas  # noqa: E402
 from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
@@ -30,6 +38,10 @@ from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
 from .runtime import diagnostics
 from .training import data, optim
+# `import ppl.optim`, `from ppl.data import digits`, `import ppl.dist`: the public names of modules
+# that live deeper (ppl/distributed.py too), the same module objects
+for _name, _module in (("optim", optim), ("data", data), ("dist", dist)):
+    _sys.modules.setdefault(f"{__name__}.{_name}", _module)
 from .runtime.check import GradCheck, check_grad
 from .training.fit import fit
 from .runtime.program import Program

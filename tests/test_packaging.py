@@ -2,7 +2,8 @@
 generic top-level packages) with the bundled data, imports from a throw-away venv that sees
 nothing outside the test venv (no system site-packages), and keeps Numba's cache files out
 of site-packages, so an uninstall leaves no `ppl` folder behind (such a folder of cache files
-would be imported as an empty namespace package shadowing a later install)."""
+would be imported as an empty namespace package shadowing a later install); `import ppl` in the
+clone's root beside an installed copy finds the tree's kernels/ and models/."""
 import os
 import subprocess
 import sys
@@ -64,6 +65,15 @@ def test_wheel_layout_import_and_clean_uninstall(tmp_path):
     pkg = Path(lines[0]).parent.parent
     assert not list(pkg.rglob("*.nbi")), "Numba cache files were written inside site-packages"
     assert list((tmp_path / "cache" / "numba").rglob("*.nbi")), "no Numba cache files in the ppl cache folder"
+
+    # the clone's root beside the install: its ppl/ shadows the installed one and finds kernels/
+    # and models/ beside it (ppl/__init__.py), so the first Python line of a user there works
+    code = ("import ppl, ppl.optim, ppl.kernels, ppl.models\nfrom ppl.data import digits\n"
+            "print(ppl.__file__); print(ppl.kernels.__file__); print(ppl.models.__file__)\n")
+    out = subprocess.run([str(py), "-c", code], check=True, capture_output=True, text=True, cwd=ROOT,
+                         env=env).stdout.strip().splitlines()
+    assert out == [str(ROOT / "ppl" / "__init__.py"), str(ROOT / "kernels" / "__init__.py"),
+                   str(ROOT / "models" / "__init__.py")], out
 
     subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "numba-ppl"], check=True)
     assert not pkg.exists(), f"uninstall left {sorted(p.name for p in pkg.rglob('*'))[:10]}"
