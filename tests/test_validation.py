@@ -464,3 +464,51 @@ def test_nan_raises_on_the_cuda_target():
         restore()
         p.push()
     assert np.isfinite(p.grad({"x": X})[0])
+
+
+# --------------------------------------------------------------------------- raw errors made ppl's own
+def _tiny():
+    with Model("tiny_refusals") as m:
+        x = m.input("x", 2)
+        h = Bernoulli("h", logits=Affine(x, 2, name="e"))
+        m.cost("c", ppl.total(h))
+        with pytest.raises(ModelError, match=r"'add' with 'h': the constant is nan; give a finite number"):
+            h + float("nan")
+        with pytest.raises(ModelError, match=r"'mul' with 'h': the constant is inf"):
+            h * float("inf")
+    return m.compile()
+
+
+def test_fit_refuses_what_used_to_fail_raw_or_pass_silently(tmp_path):
+    prog = _tiny()
+    x = np.zeros((5, 2))
+    for data, opt, msg in (({"x": np.zeros((0, 2))}, Adam(0.1), r"the data has 0 rows \(x\); give at least one row"),
+                           ({"x": x}, "adam", r"fit: optimizer must be a ppl.optim optimiser .*got 'adam' "
+                                              r"\(ppl.optim.make\('adam', lr\)"),
+                           ({"x": np.array([["1", "0"]] * 5)}, Adam(0.1), r"input 'x' has dtype <U1; .*not strings"),
+                           ({"x": np.ones((5, 2), complex)}, Adam(0.1), r"not complex numbers")):
+        with pytest.raises(ModelError, match=msg):
+            fit(prog, data, opt, steps=2, batch_size=5, progress=False)
+    with pytest.warns(UserWarning, match="batch_size 50 is larger than the data's 5 rows: every step takes the 5"):
+        fit(prog, {"x": x}, Adam(0.1), steps=2, batch_size=50, progress=False)
+    ck = tmp_path / "ck.npz"
+    fit(prog, {"x": x}, Adam(0.1), steps=2, batch_size=5, progress=False, checkpoint=ck)
+    np.savez(ck, **{k: v for k, v in np.load(ck).items() if not k.startswith("opt.")})
+    with pytest.raises(ModelError, match=r"holds no optimiser state \(its step count opt.t is missing\)"):
+        fit(prog, {"x": x}, Adam(0.1), steps=4, batch_size=5, progress=False, checkpoint=ck, resume=True)
+
+
+def test_every_built_in_estimator_name_is_refused_to_a_users_class():
+    for name in ("mvd", "arms", "rodeo", "disarm", "score", "stochastic_derivative"):
+        cls = type("Mine", (ppl.Estimator,), {"name": name, "estimate": lambda self, ctx: None})
+        with pytest.raises(ModelError, match=f"estimator name '{name}' is built in; give Mine another name"):
+            ppl.register_estimator(cls)
+    assert ppl.estimators["mvd"].__class__.__name__ != "Mine"
+
+
+def test_predict_with_no_nodes_says_so():
+    with Model("predict_empty") as m:
+        x, y = m.input("x", 1), m.input("y", 1)
+        m.observe("lik", ppl.dist.Normal(Affine(x, 1, name="mu"), 1.0), y)
+    with pytest.raises(ModelError, match=r"predict: nodes is empty; name the nodes to draw \(default: .*\['y'\]"):
+        m.compile().predict({"x": np.zeros((2, 1))}, nodes=[])

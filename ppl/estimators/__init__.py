@@ -7,9 +7,11 @@ import importlib
 import pkgutil
 
 from .base import NO_GRAD, NO_GRAD_1D, REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
+from . import custom
 from .custom import EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
 
 _NOT_ESTIMATORS = {"base", "custom", "selection", "autotune"}
 ESTIMATOR_MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_ESTIMATORS))
 for _name in ESTIMATOR_MODULES:
     importlib.import_module(f"{__name__}.{_name}")   # registration
+custom.BUILT_IN.update(REGISTRY)   # register_estimator refuses these names

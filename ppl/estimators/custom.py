@@ -394,6 +394,9 @@ def _digits_below(lowering, node):
     return (literal(enumerated) if enumerated else None), literal(every or [(1, 1)])
 
 
+BUILT_IN: set = set()   # the built-in estimators' names (filled when ppl.estimators has loaded them)
+
+
 def register_estimator(cls):
     """Register a subclass of ppl.Estimator under its `name` (usable as a class decorator).
     A built-in estimator's name is refused; registering a user's name again replaces it."""
@@ -403,8 +406,7 @@ def register_estimator(cls):
     if not isinstance(name, str) or not name.isidentifier():
         raise ModelError(f"estimator class {cls.__name__}: set `name` to an identifier (the name compile() "
                          f"takes), got {name!r}")
-    old = REGISTRY.get(name)
-    if old is not None and not isinstance(old, Estimator):
+    if name in BUILT_IN:
         raise ModelError(f"estimator name {name!r} is built in; give {cls.__name__} another name")
     if not isinstance(cls.options, dict):
         raise ModelError(f"estimator '{name}': `options` must be a dict of option name -> default")

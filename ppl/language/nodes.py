@@ -186,6 +186,9 @@ def _binary(kind: str, a, b) -> Node:
     except (TypeError, ValueError):
         raise ModelError(f"'{kind}' with '{node.name}': the other operand must be a node or a number, "
                          f"got {type(const).__name__}") from None
+    if not np.isfinite(c):
+        raise ModelError(f"'{kind}' with '{node.name}': the constant is {c}; give a finite number (a NaN or inf "
+                         f"constant would make every value it reaches non-finite)")
     scale, shift = (1.0, c) if kind == "add" else (c, 0.0)
     return _make(node.model, "scale_shift", _auto_name(node.model, "scale_shift"), (node,), node.width,
                  scale=scale, shift=shift)

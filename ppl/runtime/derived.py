@@ -120,6 +120,9 @@ class DerivedPrograms:
         if nodes is None:
             nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
         nodes = [nodes] if isinstance(nodes, str) else list(nodes)
+        if not nodes:
+            raise ModelError(f"predict: nodes is empty; name the nodes to draw (default: the observed inputs "
+                             f"{[o.value.name for o in self.model.observed.values() if o.value.kind == 'input']})")
         latents = self.model.latents
         cond = [k for k in data if k in latents] if isinstance(data, dict) else []
         gen = self._generator(nodes, cond if prior else latents)

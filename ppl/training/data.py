@@ -15,6 +15,7 @@ upper half of the range, as > 7 of 0..16); .npz values are checked, never clippe
 from __future__ import annotations
 
 import gzip
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -320,8 +321,17 @@ class Batches:
         if len(set(lens.values())) != 1:
             raise ModelError(f"data arrays must have the same number of rows, got {lens}")
         self.n = next(iter(lens.values()))
+        if self.n == 0:
+            raise ModelError(f"the data has 0 rows ({', '.join(lens)}); give at least one row")
+        for k, a in arrays.items():
+            if a.dtype.kind not in "biuf":
+                raise ModelError(f"input '{k}' has dtype {a.dtype}; pass numbers (a float, int or bool array), not "
+                                 f"{'strings' if a.dtype.kind in 'US' else 'complex numbers' if a.dtype.kind == 'c' else a.dtype}")
         if int(batch_size) < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
+        if int(batch_size) > self.n:
+            warnings.warn(f"batch_size {int(batch_size)} is larger than the data's {self.n} rows: every step takes "
+                          f"the {self.n} rows", stacklevel=3)
         self.batch_size = min(int(batch_size), self.n)
         self.arrays = {k: np.ascontiguousarray(a, dtype=dtype or a.dtype) for k, a in arrays.items()}
         self.seed = int(seed)

@@ -92,7 +92,10 @@ def load_checkpoint(path, prog, optimizer=None, check=None) -> dict:
             if k in st and (st[k].shape != prog.theta.shape or not np.all(np.isfinite(st[k]))):
                 raise ModelError(f"checkpoint {path}: optimiser array '{k}' has shape {st[k].shape} or non-finite "
                                  f"values; this program needs {prog.theta.shape}")
-        if "t" in st and (st["t"].shape != () or int(st["t"]) < 0):
+        if "t" not in st:
+            raise ModelError(f"checkpoint {path} holds no optimiser state (its step count opt.t is missing): it was not "
+                             f"written by ppl.fit, or it is damaged; start afresh (resume=False)")
+        if st["t"].shape != () or int(st["t"]) < 0:
             raise ModelError(f"checkpoint {path}: optimiser step count {st['t']!r} is not a count")
     if check is not None:
         check(ck)
@@ -386,6 +389,11 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     choices made: the BLAS threads, the parts, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):
         raise ModelError("fit: give exactly one of steps=N or epochs=N")
+    from . import optim
+    if not isinstance(optimizer, optim.Optimizer):
+        hint = (f" (ppl.optim.make({optimizer!r}, lr) makes one by name)" if isinstance(optimizer, str) else "")
+        raise ModelError(f"fit: optimizer must be a ppl.optim optimiser such as ppl.optim.Adam(1e-3), got "
+                         f"{optimizer!r}{hint}")
     first = (V.integer(step, "fit: step", lo=0) if step is not None else 0 if seed is not None
              else int(getattr(prog, "steps_trained", 0)))
     seed = V.seed(0 if seed is None else seed, "fit: seed")
