@@ -512,3 +512,27 @@ def test_predict_with_no_nodes_says_so():
         m.observe("lik", ppl.dist.Normal(Affine(x, 1, name="mu"), 1.0), y)
     with pytest.raises(ModelError, match=r"predict: nodes is empty; name the nodes to draw \(default: .*\['y'\]"):
         m.compile().predict({"x": np.zeros((2, 1))}, nodes=[])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lowering", ["arrays", "scalar"])
+def test_nan_stays_nan_through_every_elementwise_op(dtype, lowering):
+    """NaN parameters through every unary op (relu's select included) give a NaN loss, never a
+    number; exp of a pre-activation of 800 is inf in float32 as in float64 (no finite clamp), so
+    a Normal scale made of it is refused by name in both dtypes."""
+    from ppl.ops import OPS
+    for kind in [k for k, op in OPS.items() if op.unary]:
+        with Model(f"nan_op_{kind}") as m:
+            x = m.input("x", 1)
+            m.cost("c", ppl.total(ppl.dsl.OP_NODES[kind](Affine(x, 1, name="a"))))
+        prog = m.compile(dtype=dtype, lowering=lowering)
+        prog.theta[:] = np.nan
+        assert np.isnan(prog.loss({"x": np.ones((2, 1))})), kind
+    with Model("exp_overflow") as m:
+        x = m.input("x", 1)
+        z = Normal("z", 0.0, ppl.exp(Affine(x, 1, name="a")))
+        m.cost("c", ppl.total(z))
+    prog = m.compile(dtype=dtype, lowering=lowering)
+    prog.params["a.b"][...] = 800.0
+    with pytest.raises(ModelError, match=r"Normal 'z': scale .* (NaN or inf|inf)"):
+        prog.loss({"x": np.zeros((2, 1))})

@@ -29,12 +29,10 @@ _TAIL_TERMS = 20  # series terms: truncation < 1e-16 relative at x = -10
 
 
 def like(x, c):
-    """Constant ``c`` in the floating-point precision of ``x`` (scalar or array).
-
-    Compiled code (CPU and CUDA alike: ``overload`` registers for the generic target) gets
-    the overload below. This pure-Python body runs when the source runs uncompiled, e.g. in
-    the CUDA simulator, and casts the same way (a float32 NumPy scalar stays float32).
-    """
+    """Constant ``c`` in the floating-point precision of ``x`` (scalar or array). Compiled code
+    (CPU and CUDA alike: ``overload`` registers for the generic target) gets the overload below;
+    this pure-Python body runs when the source runs uncompiled, e.g. in the CUDA simulator, and
+    casts the same way (a float32 NumPy scalar stays float32)."""
     if getattr(x, "dtype", None) == np.float32:
         return np.float32(c)
     return np.float64(c)
@@ -77,7 +75,7 @@ _E_MAGIC = np.float32(12582912.0)   # 1.5 * 2^23: t + _E_MAGIC rounds t to an in
 _E_LN2_HI = np.float32(0.693359375)
 _E_LN2_LO = np.float32(-2.12194440e-4)
 _E_LO = np.float32(-87.0)        # exp(-87) ~ 1.6e-38: still a normal float32
-_E_HI = np.float32(88.0)
+_E_HI, _E_OVER, _E_INF = np.float32(88.0), np.float32(88.72284), np.float32(np.inf)   # clamp; ln FLT_MAX; overflow
 # exp(r) = 1 + r + r^2 q(r) on |r| <= ln 2 / 2, q of degree 4 (minimax for the relative error,
 # Lawson's iteration: 3.1e-9, 0.05 ulp of float32, before rounding the coefficients)
 _E_Q = (np.float32(0.49999994), np.float32(0.16666521), np.float32(0.041668389),
@@ -86,18 +84,19 @@ _E_Q = (np.float32(0.49999994), np.float32(0.16666521), np.float32(0.041668389),
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp_f32(x):
-    """float32 exp(x) (max error 0.9 ulp, tests/test_scalar_math.py) for x in [-87, 88]; clamped outside (no inf, no
-    denormals). x = n ln 2 + r with |r| <= ln 2 / 2 (Cody-Waite; n rounded by adding 1.5 * 2^23,
-    which leaves n in the sum's low bits: no float-int conversions), exp(r) by a degree-6
-    minimax polynomial, 2^n from the exponent bits."""
-    x = min(max(np.float32(x), _E_LO), _E_HI)
+    """float32 exp(x) (max error 0.9 ulp, tests/test_scalar_math.py) for x in [-87, 88], clamped below (no
+    denormals) and in (88, ln FLT_MAX], inf above (an overflow, as in float64), NaN for NaN. x = n ln 2 + r,
+    |r| <= ln 2 / 2 (Cody-Waite; n rounded by adding 1.5 * 2^23, which leaves n in the sum's low bits: no
+    float-int conversions), exp(r) by a degree-6 minimax polynomial, 2^n from the exponent bits."""
+    x0 = np.float32(x)
+    x = min(max(x0, _E_LO), _E_HI)
     t = x * _E_LOG2E + _E_MAGIC
     n = t - _E_MAGIC
     r = (x - n * _E_LN2_HI) - n * _E_LN2_LO
     p = np.float32(1.0) + r * (np.float32(1.0) + r * (_E_Q[0] + r * (_E_Q[1] + r * (_E_Q[2] + r * (
         _E_Q[3] + r * _E_Q[4])))))
     two_n = np.int32((np.float32(t).view(np.int32) + np.int32(127)) << np.int32(23)).view(np.float32)
-    return p * two_n
+    return p * two_n if x0 <= _E_OVER else x0 * _E_INF   # NaN: NaN; above ln FLT_MAX: inf
 
 
 # log(1 + e) = 2 s (1 + z P(z)), z = s^2 in [0, 1/9], P of degree 3 (minimax, Lawson: 4.6e-9
@@ -353,9 +352,9 @@ def tanh_grad_out(y):
 
 @njit(cache=True, error_model="numpy")
 def relu(z):
-    """max(z, 0)."""
+    """max(z, 0); NaN stays NaN (a comparison with NaN is False: the select keeps z)."""
     zero = like(z, 0.0)
-    return z if z > zero else zero
+    return zero if z <= zero else z
 
 
 @njit(cache=True, error_model="numpy")
