@@ -16,6 +16,17 @@ def _sbn_prog():
     return sbn.build(latent=(8,)).compile(dtype=np.float64)
 
 
+def _hand_written_sbn():
+    """The one-layer SBN with its costs written by hand (heads, not m.observe): x takes any numbers."""
+    with ppl.Model("sbn_by_hand") as m:
+        x = m.input("x", 64)
+        h1 = ppl.Bernoulli("h1", logits=ppl.Affine(x, 8, name="enc"))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 8), target=h1))
+        m.cost("recon", ppl.bernoulli_nll(ppl.Affine(h1, 64, name="dec"), target=x))
+        m.cost("entropy", ppl.log_prob(h1))
+    return m.compile(dtype=np.float64)
+
+
 def _data(n=50, seed=0):
     return {"x": (np.random.default_rng(seed).random((n, 64)) < 0.3).astype(np.float64)}
 
@@ -115,7 +126,8 @@ def test_model_without_inputs_row_fused_program():
 @pytest.mark.parametrize("value, says", [(1e308, "a value became non-finite at step 5: Bernoulli 'h1'"),
                                           (1e200, "the loss or its gradient became non-finite at step 6")])
 def test_a_failing_step_is_reported_alike(value, says):
-    """A finite but huge data row (drawn first at step 5): the step's own check of the logits
+    """A finite but huge data row (drawn first at step 5) of an input no likelihood observes (an
+    observed input's support is checked where the data enters): the step's own check of the logits
     raises (1e308 overflows them), or the loss is non-finite (1e200); both loops name the same
     step and stop before its update. So does the loop that splits each batch over two threads,
     although a raise inside Numba's parallel loop is dropped there (train_chunk_rows runs the
@@ -124,7 +136,7 @@ def test_a_failing_step_is_reported_alike(value, says):
     data["x"][41, :] = value
     out = []
     for nopython, split in ((True, False), (False, False), (True, True)):
-        prog = _sbn_prog()
+        prog = _hand_written_sbn()   # its costs by hand: x is not observed data (whose support is checked)
         with pytest.raises(ppl.ModelError) as e:
             fit(prog, data, ppl.optim.SGD(0.01), steps=40, batch_size=8, progress=False, nopython=nopython,
                 split_rows=split)

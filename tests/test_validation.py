@@ -536,3 +536,49 @@ def test_nan_stays_nan_through_every_elementwise_op(dtype, lowering):
     prog.params["a.b"][...] = 800.0
     with pytest.raises(ModelError, match=r"Normal 'z': scale .* (NaN or inf|inf)"):
         prog.loss({"x": np.zeros((2, 1))})
+
+
+SUPPORT_CASES = [   # (spec, width, good rows, a bad row, the words of the support)
+    (lambda: ppl.dist.Poisson(2.0), 1, [[0.0], [3.0]], [2.5], "non-negative integers"),
+    (lambda: ppl.dist.Poisson(2.0), 1, [[1.0]], [-1.0], "non-negative integers"),
+    (lambda: ppl.dist.Geometric(probs=0.3), 1, [[0.0]], [-2.0], "non-negative integers"),
+    (lambda: ppl.dist.Binomial(5, probs=0.3), 1, [[5.0]], [1.5], "non-negative integers"),
+    (lambda: ppl.dist.Gamma(2.0, 1.0), 1, [[0.5]], [0.0], "> 0"),
+    (lambda: ppl.dist.Exponential(1.0), 1, [[0.5]], [-1.0], "> 0"),
+    (lambda: ppl.dist.LogNormal(0.0, 1.0), 1, [[0.5]], [0.0], "> 0"),
+    (lambda: ppl.dist.Beta(2.0, 2.0), 1, [[0.5]], [1.0], r"in \(0, 1\)"),
+    (lambda: ppl.dist.Bernoulli(logits=0.0), 1, [[1.0], [0.0]], [0.5], "0 or 1"),
+    (lambda: ppl.dist.Dirichlet(ppl.const(1.0, 3), classes=3), 3, [[0.2, 0.3, 0.5]], [0.6, 0.6, 0.6],
+     "groups of K non-negative values summing to 1"),
+    (lambda: ppl.dist.Categorical(logits=ppl.const(0.0, 3), classes=3), 3, [[0, 1, 0]], [1, 1, 0], "one-hot"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(SUPPORT_CASES)))
+def test_observed_data_outside_its_likelihoods_support_is_refused_by_name(case):
+    spec, width, good, bad, words = SUPPORT_CASES[case]
+    with Model(f"support_{case}") as m:
+        y = m.input("y", width)
+        m.observe("lik", spec(), y)
+    prog = m.compile(dtype=np.float64)
+    ok = np.array(good * 3, np.float64)
+    assert np.isfinite(prog.loss({"y": ok}))
+    data = np.vstack([ok, [bad]])
+    msg = rf"input 'y' is observed under \w+ \(m.observe\('lik', ...\)\), whose values are {words}.*row {len(ok)}"
+    with pytest.raises(ModelError, match=msg):
+        prog.loss({"y": data})
+    with pytest.raises(ModelError, match=msg):
+        fit(prog, {"y": data}, Adam(0.1), steps=1, batch_size=2, progress=False)
+
+
+def test_a_fit_non_finite_at_its_first_step_names_the_cost_not_the_learning_rate():
+    with Model("nonfinite_first") as m:
+        x = m.input("x", 1)
+        m.cost("fine", ppl.total(Affine(x, 1, name="b") * 0.0))
+        m.cost("logged", ppl.total(ppl.log(Affine(x, 1, name="a"))))
+    prog = m.compile(dtype=np.float64)
+    prog.params["a.W"][...] = 0.0
+    prog.params["a.b"][...] = -5.0                                    # log of a negative number: NaN
+    with pytest.raises(ModelError, match=r"non-finite at step 0 \(loss nan; non-finite on that batch: logged\); it "
+                                         r"is the first step, before any update: check the data and the initial"):
+        fit(prog, {"x": np.ones((4, 1))}, Adam(0.1), steps=3, batch_size=4, progress=False)

@@ -418,6 +418,36 @@ def _upstream(node: Node, given) -> set:
     return out
 
 
+# each support's test of observed data (a row is outside when any of its values is) and its words
+DATA_SUPPORT = {
+    "binary": ("0 or 1", lambda a, K: (a != 0) & (a != 1)),
+    "count": ("non-negative integers", lambda a, K: (a < 0) | (a != np.floor(a))),
+    "positive": ("> 0", lambda a, K: ~(a > 0)),
+    "unit": ("in (0, 1)", lambda a, K: ~((a > 0) & (a < 1))),
+    "simplex": ("groups of K non-negative values summing to 1",
+                lambda a, K: np.repeat((np.abs(a.reshape(a.shape[0], -1, K).sum(2) - 1)
+                                        > (1e-6 if a.dtype == np.float64 else 1e-4)), K, axis=1) | (a < 0)),
+    "onehot": ("one-hot groups of K (a single 1 per group)",
+               lambda a, K: np.repeat(a.reshape(a.shape[0], -1, K).sum(2) != 1, K, axis=1) | ((a != 0) & (a != 1))),
+}
+
+
+def check_data(model: Graph, name: str, a: np.ndarray) -> None:
+    """An observed input's values (m.observe(cost, spec, input)) against its likelihood's support,
+    where data enters a step (Program._inputs: grad, loss, fit, the CLI): a ModelError naming the
+    input, the law and the first offending rows."""
+    for o in getattr(model, "observed", {}).values():
+        if o.value.name != name or o.spec.entry.support not in DATA_SUPPORT:
+            continue
+        what, outside = DATA_SUPPORT[o.spec.entry.support]
+        bad = np.flatnonzero(outside(a, o.spec.K or 1).any(axis=1))
+        if bad.size:
+            rows = ", ".join(f"{int(r)} {np.array2string(a[r], precision=4, threshold=8)}" for r in bad[:3])
+            raise ModelError(f"input '{name}' is observed under {o.spec.entry.name} (m.observe({o.name!r}, ...)), "
+                             f"whose values are {what}; {bad.size} row(s) are not, e.g. row {rows}: fix the data, or "
+                             f"observe it under a law of its values")
+
+
 def default_nodes(model: Graph) -> list:
     """What sample_prior draws by default: every latent and every observed input."""
     return list(model.latents) + [o.value.name for o in model.observed.values() if o.value.kind == "input"]

@@ -30,6 +30,7 @@ from .. import validate as V
 from ..analysis.graph import ancestors
 from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
+from ..language import declare
 from .arena import carve
 from .derived import DerivedPrograms, all_rows
 from .plates import PlateSize
@@ -265,6 +266,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
             B = a.shape[0]
             if not np.all(np.isfinite(a)):
                 raise ModelError(f"input '{n}' has non-finite values (NaN or inf); clean the data first")
+            declare.check_data(self.model, n, a)   # an observed input: its likelihood's support
             arrays.append(np.ascontiguousarray(a, dtype=self.dtype))
         if B is None:
             raise ModelError(f"model '{self.model.name}' has no inputs: pass batch=N (rows to draw)")

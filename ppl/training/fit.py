@@ -42,7 +42,7 @@ from .history import KEEP_STEPS, History
 from ..runtime.plates import size_plate
 from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights, split_rows_rule
 from ..kernels.cpu import blas, part_kernels, parts
-from ..kernels.numba_compat import is_cached
+from .chunks import Chunks as _Chunks  # noqa: F401  (the nopython loop; tests reach it here)
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -104,170 +104,6 @@ def load_checkpoint(path, prog, optimizer=None, check=None) -> dict:
     if optimizer is not None:
         optimizer.load_state(st)
     return ck
-
-
-class _Chunks:
-    """The nopython training loop (kernels/cpu/train.py) for one fit: the step taken as a
-    first-class function of its compiled signature, the data arrays, the batch buffers and the
-    optimiser's state; `run(t, n)` trains steps t .. t + n - 1 in one call."""
-
-    SECONDS = 0.2   # aim of one chunk's wall time (the progress bar redraws at most every 0.25 s)
-
-    NEW_SIGNATURE_STEPS = 10_000   # auto: a loop not yet compiled for this step signature pays off
-
-    @classmethod
-    def make(cls, prog, optimizer, batches, batch_size, useed, nopython, steps, split=False):
-        """The loop for this fit, or None for the per-step loop: always with nopython=True,
-        never with False; with None (auto) when the loop for the step's signature is compiled
-        already (in this process or on disk: ~10 ms to load) or the run is long enough
-        (NEW_SIGNATURE_STEPS) to repay its first compile (about 1 s; it saves 15-60 us of Python
-        per step)."""
-        from . import optim
-        if nopython is False or steps < 2:
-            return None
-        if getattr(prog, "target", "cpu") != "cpu" or type(optimizer) not in (optim.SGD, optim.Momentum, optim.Adam):
-            if nopython:
-                raise ModelError("fit: nopython=True needs a CPU program and one of ppl.optim's SGD, Momentum, "
-                                 "Adam; leave nopython=None to take the per-step loop elsewhere")
-            return None   # the CUDA program and user optimisers keep the per-step loop
-        loop = cls(prog, optimizer, batches, batch_size, useed, split)
-        if nopython is None and steps < cls.NEW_SIGNATURE_STEPS and not loop.compiled():
-            return None
-        return loop
-
-    def __init__(self, prog, optimizer, batches, batch_size, useed, split=False):
-        from . import optim
-        from ..kernels.cpu import train as cpu_train   # imported when a fit needs it, not with ppl
-        self.K = K = cpu_train
-        self.prog, self.opt, self.batches, self.useed = prog, optimizer, batches, useed
-        if batches is not None:
-            self.data, _ = prog._inputs(batches.arrays, None)   # every row checked once (names, widths, finite)
-            self.B = batches.batch_size
-        else:
-            self.data, self.B = (), int(batch_size)
-        dt = prog.dtype
-        self.split = bool(split)
-        if self.split:   # two halves of rows at once (train_chunk_rows), each with its own buffers
-            self.B0, self.B1 = (self.B + 1) // 2, self.B // 2
-            self.inputs = tuple(np.zeros((self.B0, a.shape[1]), dt) for a in self.data)
-            self.inputs1 = tuple(np.zeros((self.B1, a.shape[1]), dt) for a in self.data)
-            self.ws2, self.ws1 = prog.workspace(self.B0)
-            ws21, ws11 = prog.workspace(self.B1)
-            self.ws21, self.ws11 = tuple(a.copy() for a in ws21), tuple(a.copy() for a in ws11)
-            self.grad1 = np.zeros_like(prog.grad_buffer)
-            self.state1, self.state0 = prog.state.copy(), prog.state.copy()
-            self.halves = (self.B0, self.B1, self.inputs, self.ws2, self.ws1)
-            self.whole = None   # the whole batch's buffers (set_whole), made when first asked
-        else:
-            self.inputs = tuple(np.zeros((self.B, a.shape[1]), dt) for a in self.data)
-            self.ws2, self.ws1 = prog.workspace(self.B)
-        optimizer._ensure(prog.theta)
-        o = optimizer
-        if isinstance(o, optim.Adam):
-            self.kind, s1, s2 = K.OPT_ADAM, o.m, o.v
-        elif isinstance(o, optim.Momentum):
-            self.kind, s1, s2 = K.OPT_MOMENTUM, o.vel, o.vel
-        else:
-            self.kind, s1, s2 = K.OPT_SGD, prog.theta[:0], prog.theta[:0]
-        self.s1, self.s2 = s1, s2
-        self.hyper = o.hyper()
-        self.done = np.zeros(2, np.int64)
-        self.losses = np.zeros(64, np.float64)
-        self.n = 16
-        self.fn = None
-        self.sig = self._signature()
-
-    def _signature(self):
-        """train_chunk's argument types for this program (compiles the step if it is not yet)."""
-        from numba import typeof, types
-
-        def as_function(disp, args):   # the compiled signature of `disp` for args, as a FunctionType
-            sig = tuple(typeof(a) for a in args)
-            if sig not in disp.overloads:
-                disp.compile(sig)
-            return types.FunctionType(disp.overloads[sig].signature)
-
-        p = self.prog
-        # optimizer_update returns nothing: its type without compiling it (every optimiser's
-        # kernels) just to ask whether the loop is cached; the loop compiles it when it runs
-        fupdate = types.FunctionType(types.none(*(typeof(a) for a in (
-            self.kind, p.theta, p.grad_buffer, self.s1, self.s2, self.hyper, 0))))
-        if self.split:
-            fstep = as_function(p.module.step_rows, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
-                                                     self.B0, self.useed, np.int64(0), 1, np.int64(0)))
-        else:
-            fstep = as_function(p.module.step, (p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
-                                                self.B, self.useed, np.int64(0), 1))
-        return (fstep, fupdate) + tuple(typeof(a) for a in self._args(0, 0, np.zeros(0, np.int64))[2:])
-
-    def _args(self, t, n, rows):
-        """The chunk kernel's arguments for steps t .. t + n - 1 on data rows `rows`: the step,
-        the optimiser update, then the arrays and numbers (train_chunk_rows' with the split)."""
-        p = self.prog
-        tail = (self.useed, np.int64(t), n, self.data, rows, self.kind, self.hyper, self.s1, self.s2, self.opt.t,
-                self.losses, self.done)
-        if self.split:
-            return (p.module.step_rows, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1,
-                    self.inputs, self.grad1, self.state1, self.state0, self.ws21, self.ws11, self.inputs1, self.B0,
-                    self.B1, p.samples) + tail
-        return (p.module.step, self.K.optimizer_update, p.theta, p.grad_buffer, p.state, self.ws2, self.ws1, self.inputs,
-                self.B) + tail
-
-    def set_whole(self, whole: bool):
-        """A split loop's setting: each batch's two halves at once (False) or the whole batch in
-        one step on this thread (True; train_chunk_rows with B1 = 0). One compiled loop serves
-        both; the whole batch draws the same noise by global row, and its gradient is the
-        halves' combined by rows up to rounding."""
-        if whole and self.whole is None:
-            ws2, ws1 = self.prog.workspace(self.B)
-            inputs = tuple(np.zeros((self.B, a.shape[1]), self.prog.dtype) for a in self.data)
-            self.whole = (self.B, 0, inputs, ws2, ws1)
-        self.B0, self.B1, self.inputs, self.ws2, self.ws1 = self.whole if whole else self.halves
-
-    @property
-    def chunk(self):
-        """The kernel of this loop: train_chunk, or train_chunk_rows when the batch is split."""
-        return self.K.train_chunk_rows if self.split else self.K.train_chunk
-
-    def compiled(self) -> bool:
-        """Is the loop for this step signature compiled, in this process or in the disk cache?"""
-        return is_cached(self.chunk, self.sig)
-
-    def length(self, t, total, eval_every, checkpoint_every) -> int:
-        """Steps of the next chunk: about SECONDS of work, ending at the next evaluation,
-        checkpoint or the end of training."""
-        end = min(total, t + self.n)
-        for every in (eval_every, checkpoint_every):
-            if every:
-                end = min(end, (t // int(every) + 1) * int(every))
-        return end - t
-
-    def run(self, t, n):
-        """Train steps t .. t + n - 1: (their losses (an array, valid until the next run), None), or (the losses of the steps done,
-        (failing step, its ModelError or its non-finite loss))."""
-        if self.fn is None:
-            self.fn = self.chunk.compile(self.sig)
-        o = self.opt
-        if self.losses.shape[0] < n:
-            self.losses = np.zeros(max(n, 2 * self.losses.shape[0]), np.float64)
-        rows = self.batches.rows(t, n) if self.batches is not None else np.zeros(0, np.int64)
-        t0 = time.perf_counter()
-        err = None
-        try:
-            self.fn(*self._args(t, n, rows))
-        except ModelError as e:
-            err = e
-        k = int(self.done[0])
-        o.t += k
-        losses = self.losses[:k]   # a view: recorded before the next run
-        if err is not None:
-            return losses, (t + k, err)
-        if self.done[1]:
-            return losses, (t + k, float(self.losses[k]))
-        dt = time.perf_counter() - t0
-        if n == self.n:   # a full chunk: aim the next one at SECONDS
-            self.n = max(1, min(4 * n, int(n * self.SECONDS / max(dt, 1e-6))))
-        return losses, None
 
 
 def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = None, batch_size: int = 32,
@@ -567,8 +403,26 @@ class Trainer:
         last_good = f"; the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.exists() else ""
         if isinstance(err, ModelError):
             raise ModelError(f"fit: a value became non-finite at step {step}: {err}{last_good}") from None
-        raise ModelError(f"fit: the loss or its gradient became non-finite at step {step} (loss {err}); "
-                         f"lower the learning rate or check the data{last_good}")
+        costs = self._nonfinite_costs(step)
+        which = f"; non-finite on that batch: {', '.join(costs)}" if costs else ""
+        advice = ("it is the first step, before any update: check the data and the initial parameters (not the "
+                  "learning rate)" if step == 0 else "lower the learning rate or check the data")
+        raise ModelError(f"fit: the loss or its gradient became non-finite at step {step} (loss {err}{which}); "
+                         f"{advice}{last_good}")
+
+    def _nonfinite_costs(self, step) -> list:
+        """The costs whose value on step `step`'s batch and draw is not finite (prog.loss_parts)."""
+        plan, p = self.plan, self.prog
+        try:
+            if plan.batches is None:
+                parts = p.loss_parts(None, seed=plan.seed, step=plan.first + step, batch=plan.batch_size)
+            else:
+                idx = plan.batches.rows(plan.first + step, 1)
+                parts = p.loss_parts({k: a[idx] for k, a in plan.batches.arrays.items()}, seed=plan.seed,
+                                     step=plan.first + step)
+        except ModelError:
+            return []
+        return [k for k, v in parts.items() if not np.isfinite(v)]
 
     def _after(self, done, bar, n):
         """After the steps up to `done`: the evaluation, the checkpoint and the progress bar when due."""
