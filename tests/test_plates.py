@@ -343,7 +343,8 @@ def test_plated_bounds_against_closed_forms():
 def test_a_plate_without_size_takes_the_rows_fit_trains_on():
     """m.plate(name) without size: the step refuses before a fit (naming the plate and the fix);
     fit sets N to its data's rows, after which the loss equals that of the model given size=N,
-    and fit's held-out score of a plated model is its negated log predictive density."""
+    and fit's held-out score of a plated model is its negated log predictive density; a size the
+    model gave that differs from fit's rows is warned about."""
     X, y = blr_data()
 
     def build(size):
@@ -366,3 +367,5 @@ def test_a_plate_without_size_takes_the_rows_fit_trains_on():
     assert prog.loss(train, seed=2) == sized.loss(train, seed=2)
     ppl.fit(prog, {"x": X[:40], "y": y[:40]}, ppl.optim.Adam(0.05), steps=1, batch_size=20, progress=False)
     assert prog.model.plates == {"data": 40}                              # a later fit on other rows
+    with pytest.warns(UserWarning, match="plate 'data' has size 60 but fit's data has 40 rows"):
+        ppl.fit(sized, {"x": X[:40], "y": y[:40]}, ppl.optim.Adam(0.05), steps=1, batch_size=20, progress=False)

@@ -2,6 +2,8 @@
 on (Program.set_plate_size compiles the step again with it; fit calls size_plate)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import validate as V
@@ -56,12 +58,26 @@ def size_plate(prog, data) -> None:
     set at the first fit, and again when a later fit's data has other rows (never a size the
     model gave)."""
     plates = getattr(prog.model, "plates", None) or {}
-    if not plates or not (prog.unsized_plate() or getattr(prog, "plate_from_data", False)):
+    if not plates:
+        return
+    if not (prog.unsized_plate() or getattr(prog, "plate_from_data", False)):   # a size the model gave
+        (name, size), = plates.items()
+        rows = _rows(data)
+        if rows is not None and rows != size:
+            warnings.warn(f"plate {name!r} has size {size} but fit's data has {rows} rows: the per-row costs are "
+                          f"weighted as for a data set of {size} rows ({size} / batch); give size={rows}, or leave "
+                          f"the size out (m.plate({name!r})) to take it from the data", stacklevel=3)
         return
     if data is None:
         raise ModelError(f"fit: plate {next(iter(plates))!r} has no size and there is no data to take it from; give "
                          f"m.plate(name, size=N)")
-    first = next(iter(data.values())) if isinstance(data, dict) else data
-    rows = int(np.shape(first)[0]) if np.ndim(first) == 2 else 1
-    prog.set_plate_size(rows)
+    prog.set_plate_size(_rows(data))
     prog.plate_from_data = True
+
+
+def _rows(data):
+    """The rows of fit's data (its first array's), or None without data."""
+    if data is None:
+        return None
+    first = next(iter(data.values())) if isinstance(data, dict) else data
+    return int(np.shape(first)[0]) if np.ndim(first) == 2 else 1
