@@ -84,8 +84,9 @@ _reported = set()   # (path, size, mtime) of the damaged files reported by this 
 
 
 def report_damage(path, error) -> None:
-    """Warn once per damaged file (its path, size and time): it could not be read, is a cache
-    miss, and is written again by the compile that follows."""
+    """Warn once per process, at the first damaged file (its path, size and time): it could not
+    be read (or held another function's code), is a cache miss, and is written again by the
+    compile that follows; later damaged files are misses alike, without another warning."""
     try:
         st = os.stat(path)
         key = (str(path), st.st_size, st.st_mtime_ns)
@@ -94,11 +95,14 @@ def report_damage(path, error) -> None:
     if key in _reported:
         return
     _reported.add(key)
+    if len(_reported) > 1:
+        return
     import warnings
     detail = " ".join(str(error).split())   # one line: some unpickling errors span two
     warnings.warn(f"ppl cache: {path} was unreadable ({type(error).__name__}: {detail}); read as a "
-                  f"cache miss: the function is compiled again and the file rebuilt (deleting the "
-                  f"folder {cache_root()} is always safe)", CacheWarning, stacklevel=2)
+                  f"cache miss: the function is compiled again and the file rebuilt, as any other damaged "
+                  f"file of this run (deleting the folder {cache_root()} is always safe)", CacheWarning,
+                  stacklevel=2)
 
 
 # ---------------------------------------------------------------------------- process safety

@@ -168,15 +168,36 @@ def read_damaged_as_miss(report) -> bool:
 
     def guarded_load_overload(self, sig, target_context):
         try:
-            return load_overload(self, sig, target_context)
+            res = load_overload(self, sig, target_context)
         except Exception as e:  # noqa: BLE001 - an entry that unpickled but cannot be rebuilt
             files._ppl_damage(cache_index_path(self) or repr(self), e)
             return None
+        wrong = _foreign_entry(self, sig, res)
+        if wrong:   # a data file swapped with another function's (or another signature's): a miss
+            files._ppl_damage(cache_index_path(self) or repr(self), ValueError(wrong))
+            return None
+        return res
 
     files._load_index, files._load_data = _load_index, _load_data
     cache.load_overload = guarded_load_overload
     files._ppl_damage = report
     return True
+
+
+def _foreign_entry(cache, sig, res):
+    """Why a loaded cache entry is not the function and signature asked for (a data file
+    swapped or copied from elsewhere, readable but another function's), or None."""
+    if res is None:
+        return None
+    want = tuple(getattr(sig, "args", sig))
+    got = tuple(getattr(getattr(res, "signature", None), "args", want))
+    name = getattr(getattr(res, "fndesc", None), "qualname", None)
+    py = getattr(getattr(cache, "_py_func", None), "__qualname__", None)
+    if got != want:
+        return f"the entry holds a function of the arguments {got}, not {want}"
+    if name is not None and py is not None and name.split(".")[-1] != py.split(".")[-1]:
+        return f"the entry holds the function '{name}', not '{py}'"
+    return None
 
 
 def wrap_cache_io(load, save) -> bool:

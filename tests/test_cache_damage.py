@@ -3,7 +3,8 @@
 Checked in fresh processes over one cache folder, filled by an undamaged run: a truncated index
 (``.nbi``), a data file (``.nbc``) overwritten with random bytes, and a kernel's symbol record
 (``symbols/``) overwritten with random bytes, and the generated kernels' compiled sources
-(``declared-*.marshal``, kernels/declare.py) truncated or overwritten. Each time the next run recompiles what it needs
+(``declared-*.marshal``, kernels/declare.py) truncated or overwritten, and two kernels' data files
+swapped (each readable, but the other function's code). Each time the next run recompiles what it needs
 and gives the same loss and gradient as the undamaged run, with one ``ppl.CacheWarning`` naming
 the file; the run after it is warning-free and loads the step from the cache again (the file
 was rewritten).
@@ -177,3 +178,22 @@ def test_the_warning_is_one_line_when_the_error_spans_two(tmp_path):
         _cache.report_damage(path, e.value)
     (msg,) = [str(x.message) for x in w if issubclass(x.category, ppl.CacheWarning)]
     assert "\n" not in msg and str(path) in msg and "persistent_load" in msg and "rebuilt" in msg
+
+
+def test_swapped_data_files_of_two_kernels_are_misses(filled, tmp_path):
+    """Each swapped file holds another function's entry (readable, so Numba would load it as the
+    function's code, or fail on its signature): both are misses, recompiled and rewritten; the
+    run gives the undamaged numbers with one warning, the next run none."""
+    src, cold = filled
+    cache = tmp_path / "cache"
+    shutil.copytree(src, cache)
+    a, b = sorted(_version_dir(cache).rglob("*.nbc"), key=lambda f: f.stat().st_size)[-2:]
+    ta, tb = a.read_bytes(), b.read_bytes()
+    a.write_bytes(tb)
+    b.write_bytes(ta)
+    first, err = _run(cache)
+    assert first["values"] == cold["values"], (first, cold)
+    warned = [line for line in err.splitlines() if "CacheWarning" in line]
+    assert len(warned) == 1 and "the entry holds" in warned[0], err[-3000:]
+    again, err = _run(cache)
+    assert again["values"] == cold["values"] and "CacheWarning" not in err, err[-3000:]
