@@ -26,9 +26,49 @@ from . import numba_compat
 KERNELS = Path(__file__).resolve().parent
 
 
+_usable = {}   # the configured cache folder -> the folder this process uses (it, or a temporary one)
+
+
 def cache_root() -> Path:
-    """The ppl cache folder: `$PPL_CACHE_DIR`, default `~/.cache/ppl`."""
-    return Path(os.environ.get("PPL_CACHE_DIR") or Path.home() / ".cache" / "ppl")
+    """The ppl cache folder: `$PPL_CACHE_DIR`, default `~/.cache/ppl`. A folder that cannot be
+    written (read-only, not a folder, no permission) is replaced, for this process, by a
+    temporary one removed at exit, with one warning saying how to fix it: a cache is never fatal."""
+    want = Path(os.environ.get("PPL_CACHE_DIR") or Path.home() / ".cache" / "ppl")
+    got = _usable.get(want)
+    if got is None:
+        got = _usable[want] = _writable(want)
+    return got
+
+
+def _writable(root: Path) -> Path:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return root
+    except OSError as e:
+        import atexit
+        import shutil
+        import tempfile
+        tmp = Path(tempfile.mkdtemp(prefix="ppl-cache-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        cannot_write(root, e, f"this process compiles into {tmp}, removed at exit (nothing is kept for the next run)")
+        return tmp
+
+
+_unwritable = []
+
+
+def cannot_write(path, error, what: str = "this run keeps what it compiles in memory") -> None:
+    """Warn once per process that the cache cannot be written (a read-only folder, a full disk):
+    the run goes on without it."""
+    if _unwritable:
+        return
+    _unwritable.append(str(path))
+    import warnings
+    warnings.warn(f"ppl cache: {path} cannot be written ({type(error).__name__}: {' '.join(str(error).split())}); "
+                  f"{what}: free the disk or set PPL_CACHE_DIR to a writable folder", CacheWarning, stacklevel=3)
 
 
 @lru_cache(maxsize=None)
@@ -135,8 +175,11 @@ def _acquire(path):
     import time
     if path in _held:
         return True
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    f = open(path, "a")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        f = open(path, "a")
+    except OSError:   # a cache that cannot be written: no lock (and no save, see _locked_save)
+        return False
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         try:
@@ -179,6 +222,9 @@ def _locked_save(save, cache, sig, data):
     held = _acquire(path)
     try:
         return save(cache, sig, data)
+    except OSError as e:   # a full disk or a read-only folder: the code stays in memory
+        cannot_write(path, e)
+        return None
     finally:
         if held:
             _release(path)

@@ -135,10 +135,14 @@ def _write_record(name, record):
         return
     path = _record_path(name)
     if not path.exists() or _read_record(name) is None:   # none yet, or a damaged one: rewritten
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps((name, record)))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps((name, record)))
+            os.replace(tmp, path)
+        except OSError as e:   # a full disk: the next run compiles the caller again
+            from ._cache import cannot_write
+            cannot_write(path, e)
     _recorded.add(name)
 
 

@@ -4,7 +4,8 @@ Checked in fresh processes over one cache folder, filled by an undamaged run: a 
 (``.nbi``), a data file (``.nbc``) overwritten with random bytes, and a kernel's symbol record
 (``symbols/``) overwritten with random bytes, and the generated kernels' compiled sources
 (``declared-*.marshal``, kernels/declare.py) truncated or overwritten, and two kernels' data files
-swapped (each readable, but the other function's code). Each time the next run recompiles what it needs
+swapped (each readable, but the other function's code); and a cache folder that cannot be written
+(not a folder; a full disk at every save). Each time the next run recompiles what it needs
 and gives the same loss and gradient as the undamaged run, with one ``ppl.CacheWarning`` naming
 the file; the run after it is warning-free and loads the step from the cache again (the file
 was rewritten).
@@ -39,12 +40,12 @@ RUN = textwrap.dedent('''
 ''')
 
 
-def _run(cache):
-    """(result, stderr) of RUN in a fresh interpreter whose ppl cache folder is `cache`."""
+def _run(cache, prelude=""):
+    """(result, stderr) of RUN (after `prelude`) in a fresh interpreter whose ppl cache folder is `cache`."""
     env = dict(os.environ, PPL_CACHE_DIR=str(cache))
     env.pop("NUMBA_CACHE_DIR", None)
     env.pop("PYTHONWARNINGS", None)
-    r = subprocess.run([sys.executable, "-c", RUN], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-c", prelude + RUN], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
 
@@ -197,3 +198,28 @@ def test_swapped_data_files_of_two_kernels_are_misses(filled, tmp_path):
     assert len(warned) == 1 and "the entry holds" in warned[0], err[-3000:]
     again, err = _run(cache)
     assert again["values"] == cold["values"] and "CacheWarning" not in err, err[-3000:]
+
+
+FULL_DISK = textwrap.dedent('''
+    import errno
+    from numba.core import caching
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    caching.IndexDataCacheFile.save = full    # every save of compiled code fails, as on a full disk
+''')
+
+
+def test_a_cache_that_cannot_be_written_is_not_fatal(filled, tmp_path):
+    """A cache folder that cannot be made (its parent a file) and a disk full at every save of
+    compiled code: each run completes with the undamaged numbers and one warning saying how to
+    fix it (the first compiles into a temporary folder, the second keeps its code in memory)."""
+    _, cold = filled
+    (tmp_path / "a_file").write_text("")
+    for cache, prelude, says in ((tmp_path / "a_file" / "cache", "", "NotADirectoryError"),
+                                 (tmp_path / "full", FULL_DISK, "No space left on device")):
+        got, err = _run(cache, prelude)
+        assert got["values"] == cold["values"], (got, cold)
+        warned = [line for line in err.splitlines() if "CacheWarning" in line]
+        assert len(warned) == 1 and "cannot be written" in warned[0] and says in warned[0], err[-3000:]
+        assert "set PPL_CACHE_DIR to a writable folder" in warned[0]

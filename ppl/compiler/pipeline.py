@@ -90,9 +90,16 @@ def load_source(name: str, source: str, extra_globals: dict):
         return sys.modules[modname]
     path = cache_dir() / f"{modname}.py"
     if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
+        try:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(source)
+            os.replace(tmp, path)
+        except OSError as e:   # a full disk: the module from a temporary folder, compiled in memory
+            import tempfile
+            from ..kernels._cache import cannot_write
+            cannot_write(path, e)
+            path = Path(tempfile.mkdtemp(prefix="ppl-gen-")) / f"{modname}.py"
+            path.write_text(source)
     return compile_ahead.load_module(modname, path, extra_globals)
 
 
