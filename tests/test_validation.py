@@ -582,3 +582,25 @@ def test_a_fit_non_finite_at_its_first_step_names_the_cost_not_the_learning_rate
     with pytest.raises(ModelError, match=r"non-finite at step 0 \(loss nan; non-finite on that batch: logged\); it "
                                          r"is the first step, before any update: check the data and the initial"):
         fit(prog, {"x": np.ones((4, 1))}, Adam(0.1), steps=3, batch_size=4, progress=False)
+
+
+def test_a_checkpoint_of_another_models_graph_is_refused(tmp_path):
+    """Two models with the same parameter names and shapes but another graph (tanh for sigmoid):
+    each refuses the other's checkpoint by name; the same model loads it."""
+    def build(act):
+        with Model("same_names") as m:
+            x = m.input("x", 2)
+            h = Bernoulli("h", logits=Affine(x, 2, name="e"))
+            m.cost("c", ppl.total(h * act(Affine(x, 2, name="d"))))
+        return m.compile()
+    a, b = build(ppl.sigmoid), build(ppl.tanh)
+    path = tmp_path / "a.npz"
+    a.theta[:] = np.arange(a.theta.size)
+    a.save(path)
+    with pytest.raises(ModelError, match=r"was written by another model's program .*the graph's nodes or their "
+                                         r"connections differ"):
+        b.load(path)
+    assert not np.any(b.theta == np.arange(b.theta.size))        # unchanged
+    same = build(ppl.sigmoid)
+    same.load(path)
+    np.testing.assert_array_equal(same.theta, a.theta)

@@ -18,8 +18,19 @@ from ..errors import ModelError
 FORMAT = 1   # the layout below; a checkpoint without the field predates it and has the same layout
 
 
+def graph_digest(model) -> str:
+    """The identity of a model's graph: every node's name, kind, width, inputs and group size, in
+    order (not its constants' values, its name or its plate's size): two models that load each
+    other's checkpoints have the same digest."""
+    import hashlib
+    parts = [(n.name, n.kind, n.width, tuple(i.name for i in n.inputs), n.attrs.get("K"), n.attrs.get("cost_name"))
+             for n in model.order]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
 def _layout_fields(prog) -> dict:
     return {"format": np.array(FORMAT, np.int64), "model": np.array(prog.model.name),
+            "graph": np.array(graph_digest(prog.model)),
             "names": np.array([p[0] for p in prog.layout.params]),
             "sizes": np.array([int(np.prod(p[2])) for p in prog.layout.params], np.int64),
             "theta": prog.theta, "state": prog.state}
@@ -80,6 +91,10 @@ def read(path, prog, required=()) -> dict:
         raise ModelError(f"checkpoint {path}: parameter(s) {', '.join(bad[:4])} have other shapes than in this "
                          f"program, so it is a different program (model '{model}'); compile the same model with the same "
                          f"widths to load it")
+    if "graph" in ck and str(ck["graph"]) != graph_digest(prog.model):   # a checkpoint of before: no digest
+        raise ModelError(f"checkpoint {path} was written by another model's program (model '{model}'): the parameter "
+                         f"names and shapes agree but the graph's nodes or their connections differ from model "
+                         f"'{prog.model.name}'; load it into a program of the model that wrote it")
     for key, have in (("theta", prog.theta), ("state", prog.state)):
         a = ck[key]
         if a.ndim != 1 or a.shape != have.shape or a.dtype.kind != "f":
