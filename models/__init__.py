@@ -97,7 +97,7 @@ def user_model(path: str, fn: str):
                          f"give MODEL as {path}:FUNCTION, a function returning a ppl.Model")
     mod = types.ModuleType(f"{name}.model")
     mod.__doc__ = f"user model {path}:{fn}"
-    mod.build, mod.HEADLINE, mod.USER = build, "test_loss", f"{path}:{fn}"
+    mod.build, mod.HEADLINE, mod.USER = _checked_build(build, path, fn, file), "test_loss", f"{path}:{fn}"
     mod.DEFAULTS = {**USER_DEFAULTS, **getattr(src, "DEFAULTS", {})}
 
     def data(seed=0):
@@ -119,3 +119,29 @@ def user_model(path: str, fn: str):
     mod.data, mod.evaluate = data, evaluate
     _USER[key] = mod
     return mod
+
+
+def _checked_build(build, path, fn, file):
+    """The user's build function, whose failures are one ModelError naming the file, the line
+    and the fix (the command line prints one line and exits 2), and whose result must be a model."""
+    import functools
+
+    @functools.wraps(build)   # its signature: the command line checks --model-opt against it
+    def checked(**options):
+        import traceback
+
+        from ppl.dsl import Model, ModelError
+        try:
+            model = build(**options)
+        except ModelError:
+            raise
+        except Exception as e:
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(file)]
+            where = f" at line {frames[-1].lineno}" if frames else ""
+            raise ModelError(f"{path}:{fn}() raised {type(e).__name__}{where}: {' '.join(str(e).split())}; fix the "
+                             f"model file") from None
+        if not isinstance(model, Model):
+            raise ModelError(f"{path}:{fn}() returned {type(model).__name__}, not a ppl.Model; return the model "
+                             f"(`with ppl.Model('name') as m: ...`, then `return m`)")
+        return model
+    return checked

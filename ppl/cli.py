@@ -89,6 +89,8 @@ def _build(mod, model_opts):
             raise UsageError(f"--model-opt {k}: {name} has no such option; its options: {', '.join(valid)}")
     try:
         return mod.build(**model_opts)
+    except ModelError:   # the model's own error (a user file's build names its line)
+        raise
     except (TypeError, ValueError) as e:
         raise UsageError(f"--model-opt: {e}; the options of {name}: {', '.join(valid)}") from None
 

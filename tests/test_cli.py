@@ -207,6 +207,15 @@ def test_user_model_file(capsys, tmp_path):
                        (("bogus",), "path/to/file.py:FUNCTION")]:
         code, _, err = run_fail(capsys, "train", *argv)
         assert code == 2 and said in err, err
+    bad = tmp_path / "broken.py"
+    bad.write_text("import ppl\n\ndef none():\n    with ppl.Model('x') as m:\n        m.input('x', 20)\n\n"
+                   "def boom(n=1):\n    raise ValueError('no such layer')\n")
+    for fn, said in (("none", "none() returned NoneType, not a ppl.Model; return the model"),
+                     ("boom", "boom() raised ValueError at line 8: no such layer; fix the model file")):
+        code, _, err = run_fail(capsys, "train", f"{bad}:{fn}", "--data", str(data))
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_fail(capsys, "train", f"{bad}:boom", "--data", str(data), "--model-opt", "m=2")
+    assert code == 2 and "--model-opt m:" in err and "its options: n" in err, err   # the signature kept
     x = tmp_path / "wide.npz"
     np.savez(x, x=np.zeros((10, 21), np.float32))
     code, _, err = run_fail(capsys, "train", f"{f}:build", "--data", str(x))

@@ -604,3 +604,18 @@ def test_a_checkpoint_of_another_models_graph_is_refused(tmp_path):
     same = build(ppl.sigmoid)
     same.load(path)
     np.testing.assert_array_equal(same.theta, a.theta)
+
+
+def test_predict_refuses_draws_that_cannot_fit_in_memory_before_allocating():
+    with Model("predict_memory") as m:
+        x, y = m.input("x", 1), m.input("y", 1)
+        w = m.latent("w", ppl.dist.Normal(0.0, 1.0))
+        with m.plate("data", size=3):
+            m.observe("lik", ppl.dist.Normal(ppl.rowdot(x, w), 1.0), y)
+    prog = m.compile()
+    for call in (lambda: prog.predict({"x": np.ones((3, 1))}, "y", num_samples=10 ** 12),
+                 lambda: prog.sample_prior(10 ** 6, nodes=["w"], num_samples=10 ** 9)):
+        with pytest.raises(ModelError, match=r"predict / sample_prior: \d+ draw\(s\) of \d+ row\(s\) need about .* "
+                                             r"GiB .* are free: draw fewer"):
+            call()
+    assert prog.predict({"x": np.ones((3, 1))}, "y", num_samples=4)["y"].shape == (4, 3, 1)

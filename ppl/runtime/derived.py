@@ -151,6 +151,7 @@ class DerivedPrograms:
                 raise ModelError(f"predict / sample_prior: {nodes} depend on no input; give the number of draws "
                                  f"(sample_prior(n) or batch=n)")
             data = None
+        _fits_in_memory(gen, data, batch, num_samples, nodes)
         if guide is None:
             if num_samples is None:
                 return gen.sample(data, seed=seed, batch=batch, nodes=nodes)
@@ -310,3 +311,21 @@ def _other_seed(seed: int) -> int:
     """A second seed made from `seed`, for draws that must be independent of seed's (the second
     stage of a two-stage draw: the programs' noise streams would coincide)."""
     return int(np.random.SeedSequence([int(seed), 0x9E3779B9]).generate_state(1, np.uint64)[0]) >> 1
+
+
+def _fits_in_memory(gen, data, batch, S, nodes) -> None:
+    """Refuse draws whose buffers (the generative step's workspace over S x rows, and the drawn
+    values) would not fit in this machine's available memory, before allocating any."""
+    import os
+    first = next(iter(data.values()), None) if isinstance(data, dict) else None
+    rows = (np.shape(first)[0] if np.ndim(first) == 2 else 1) if first is not None else (batch or 1)
+    width = sum(int(w) for _, _, w in gen.layout.ws2) + sum(gen.model.nodes[n].width for n in nodes)
+    need = int(rows) * (S or 1) * width * np.dtype(gen.dtype).itemsize
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):   # no such figure here: no check
+        return
+    if need > free:
+        raise ModelError(f"predict / sample_prior: {S or 1} draw(s) of {rows} row(s) need about {need / 2**30:.3g} GiB "
+                         f"(the step's buffers over draws x rows and the values drawn); {free / 2**30:.3g} GiB are "
+                         f"free: draw fewer (num_samples) per call, calling again with other seeds")
