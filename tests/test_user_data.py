@@ -110,6 +110,7 @@ def _files(tmp_path):
         "short-header-idx3-ubyte": (raw(b"\x00\x00\x08\x03\x00\x00\x00\x02"), ()),
         "short-data-idx3-ubyte": (raw(_idx(np.zeros((2, 8, 8), np.uint8))[:-1]), ()),
         "broken-idx3-ubyte.gz": (raw(b"\x1f\x8b not really gzip"), ()),
+        "csv.npz": (raw(b"1,2,3\n4,5,6\n"), ()),
         "missing.npz": (None, ()),
     }
 
@@ -127,6 +128,7 @@ def _files(tmp_path):
     ("short-data-idx3-ubyte", ["declares shape (2, 8, 8) (128 bytes of data) but holds 127"]),
     ("broken-idx3-ubyte.gz", ["cannot read"]),
     ("missing.npz", ["does not exist"]),
+    ("csv.npz", ["is not an .npz archive (numpy.savez's zip of arrays)", "numpy.savez(path, x=array"]),
 ])
 def test_bad_data_files_exit_2_naming_file_and_problem(capsys, tmp_path, name, msgs):
     write, flags = _files(tmp_path)[name]

@@ -169,6 +169,9 @@ def _arrays(path: Path, inputs, binary) -> dict:
     if not path.is_file():
         raise ModelError(f"data file {path} does not exist")
     if path.suffix == ".npz":
+        if not zipfile.is_zipfile(path):   # NumPy would read it as a pickle and advise allow_pickle
+            raise ModelError(f"{path} is not an .npz archive (numpy.savez's zip of arrays): write the data with "
+                             f"numpy.savez(path, x=array, ...)")
         try:
             with np.load(path) as f:
                 return {k: f[k] for k in f.files}
