@@ -38,12 +38,12 @@ def blr_data():
     return X, y
 
 
-def blr_model():
+def blr_model(size=N_BLR):
     with Model("blr") as m:
         x, y = m.input("x", D_BLR), m.input("y", 1)
         w = ppl.Normal("w", ppl.param("w_loc", D_BLR), ppl.softplus(ppl.param("w_s", D_BLR, init=-2.0)))
         m.latent(w, dist.Normal(0.0, 1.0))
-        with m.plate("data", size=N_BLR):
+        with m.plate("data", size=size):
             m.observe("lik", dist.Normal(ppl.rowdot(x, w), SIG), y)
     return m
 
@@ -347,15 +347,7 @@ def test_a_plate_without_size_takes_the_rows_fit_trains_on():
     model gave that differs from fit's rows is warned about."""
     X, y = blr_data()
 
-    def build(size):
-        with Model("blr_unsized") as m:
-            x, t = m.input("x", D_BLR), m.input("y", 1)
-            w = ppl.Normal("w", ppl.param("w_loc", D_BLR), ppl.softplus(ppl.param("w_s", D_BLR, init=-2.0)))
-            m.latent(w, dist.Normal(0.0, 1.0))
-            with m.plate("data", size=size):
-                m.observe("lik", dist.Normal(ppl.rowdot(x, w), SIG), t)
-        return m.compile(dtype=np.float64)
-    prog, sized = build(None), build(60)
+    prog, sized = blr_model(None).compile(dtype=np.float64), blr_model(60).compile(dtype=np.float64)
     with pytest.raises(ModelError, match=r"plate 'data' has no size yet .*ppl.fit sets it.*set_plate_size"):
         prog.loss({"x": X[:5], "y": y[:5]})
     train, held = {"x": X[:60], "y": y[:60]}, {"x": X[60:], "y": y[60:]}

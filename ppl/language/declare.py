@@ -132,53 +132,47 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
     if not isinstance(name, str) or name in m.latents or name in m.nodes:
         raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
     support = prior.entry.support
-    if support == "simplex":
-        return _auto_simplex(m, name, prior, width, guide, owner)
-    width = _size(1 if width is None else width, f"{owner}: width")
-    u_name = name if support == "real" else f"{name}_unconstrained"   # on the reals: u is the latent
-    if guide == "delta":
-        u = param(name if support == "real" else f"{name}_loc", width)
+    if support == "simplex":   # one group of K classes: u has K - 1 columns
+        if width is not None and width != prior.K:
+            raise ModelError(f"{owner}: an automatic guide on the simplex is one group of classes={prior.K}; got "
+                             f"width={width} (declare one latent per group)")
+        width, free = prior.K, prior.K - 1
     else:
-        u = LAW_NODES["Normal"](u_name, param(f"{name}_loc", width),
-                                OP_NODES["softplus"](param(f"{name}_scale", width, init=-2.25)))
-    z = (u if support == "real" else OP_NODES["exp" if support == "positive" else "sigmoid"](u, name=name))
+        width = free = _size(1 if width is None else width, f"{owner}: width")
+    real = support == "real"   # on the reals u is the latent, named as it
+    if guide == "delta":
+        u = param(name if real else f"{name}_loc", free)
+    else:
+        u = LAW_NODES["Normal"](name if real else f"{name}_unconstrained", param(f"{name}_loc", free),
+                                OP_NODES["softplus"](param(f"{name}_scale", free, init=-2.25)))
+    z, logdet = _to_support(support, name, u, prior.K)
     prior = prior.bind(m, width, owner)
     lat = Latent(z, prior, "sampled", (u, guide))
     if guide == "normal":
         _term(m, f"logq_{name}", log_prob(u), "+", f"log q({name}_unconstrained): the automatic guide's Normal")
-        if support != "real":
-            logdet = -1.0 * u if support == "positive" else OP_NODES["softplus"](u) + OP_NODES["softplus"](-1.0 * u)
-            _term(m, f"logdet_{name}", total(logdet), "+", f"-log |d{name}/du|: the transform to the prior's support")
+        if logdet is not None:
+            _term(m, f"logdet_{name}", total(logdet()), "+", f"-log |d{name}/du|: the transform to the prior's support")
     _term(m, f"logp_{name}", prior.nll(z), "-", f"log p({name}) under {prior.describe()}")
     m.latents[name] = lat
     return z
 
 
-def _auto_simplex(m: Graph, name: str, prior, width, guide: str, owner: str) -> Node:
-    """declare_auto on the simplex of K classes (one group): z = softmax(v), v = (u, 0) with u of
-    width K - 1, whose log-Jacobian is sum_k log z_k = sum_k v_k - K log sum_k e^v_k."""
-    from .nodes import LAW_NODES, OP_NODES, concat, const, param, rowsum, total
-    K = prior.K
-    if width is not None and width != K:
-        raise ModelError(f"{owner}: an automatic guide on the simplex is one group of classes={K}; got width={width} "
-                         f"(declare one latent per group)")
-    if guide == "delta":
-        u = param(f"{name}_loc", K - 1)
-    else:
-        u = LAW_NODES["Normal"](f"{name}_unconstrained", param(f"{name}_loc", K - 1),
-                                OP_NODES["softplus"](param(f"{name}_scale", K - 1, init=-2.25)))
+def _to_support(support: str, name: str, u: Node, K):
+    """(z = f(u) named `name`, a maker of -log |f'(u)| per row, or None for the identity): exp onto
+    the positive reals, sigmoid onto (0, 1), the softmax of (u, 0) onto the simplex of K classes,
+    whose log-Jacobian is sum_k log z_k = sum_k v_k - K log sum_k e^v_k, v = (u, 0)."""
+    from .nodes import OP_NODES, concat, const, rowsum
+    if support == "real":
+        return u, None
+    if support == "positive":
+        return OP_NODES["exp"](u, name=name), lambda: -1.0 * u
+    if support == "unit":
+        return OP_NODES["sigmoid"](u, name=name), lambda: OP_NODES["softplus"](u) + OP_NODES["softplus"](-1.0 * u)
     v = concat([u, const(0.0, 1)])
     log_s = OP_NODES["log"](rowsum(OP_NODES["exp"](v)))
     z = OP_NODES["exp"](v - log_s, name=name)
     z.attrs["K"] = K
-    prior = prior.bind(m, K, owner)
-    m.latents[name] = lat = Latent(z, prior, "sampled", (u, guide))
-    if guide == "normal":
-        _term(m, f"logq_{name}", log_prob(u), "+", f"log q({name}_unconstrained): the automatic guide's Normal")
-        _term(m, f"logdet_{name}", total(float(K) * log_s - rowsum(v)), "+",
-              f"-log |d{name}/du|: the softmax onto the simplex")
-    _term(m, f"logp_{name}", lat.prior.nll(z), "-", f"log p({name}) under {lat.prior.describe()}")
-    return z
+    return z, lambda: float(K) * log_s - rowsum(v)
 
 
 def prior_name_for(kind: str) -> str:

@@ -317,8 +317,8 @@ def _fits_in_memory(gen, data, batch, S, nodes) -> None:
     """Refuse draws whose buffers (the generative step's workspace over S x rows, and the drawn
     values) would not fit in this machine's available memory, before allocating any."""
     import os
-    first = next(iter(data.values()), None) if isinstance(data, dict) else None
-    rows = (np.shape(first)[0] if np.ndim(first) == 2 else 1) if first is not None else (batch or 1)
+    from .plates import data_rows
+    rows = (data_rows(data) if data else None) or batch or 1
     width = sum(int(w) for _, _, w in gen.layout.ws2) + sum(gen.model.nodes[n].width for n in nodes)
     need = int(rows) * (S or 1) * width * np.dtype(gen.dtype).itemsize
     try:

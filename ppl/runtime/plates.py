@@ -62,7 +62,7 @@ def size_plate(prog, data) -> None:
         return
     if not (prog.unsized_plate() or getattr(prog, "plate_from_data", False)):   # a size the model gave
         (name, size), = plates.items()
-        rows = _rows(data)
+        rows = data_rows(data)
         if rows is not None and rows != size:
             warnings.warn(f"plate {name!r} has size {size} but fit's data has {rows} rows: the per-row costs are "
                           f"weighted as for a data set of {size} rows ({size} / batch); give size={rows}, or leave "
@@ -71,11 +71,11 @@ def size_plate(prog, data) -> None:
     if data is None:
         raise ModelError(f"fit: plate {next(iter(plates))!r} has no size and there is no data to take it from; give "
                          f"m.plate(name, size=N)")
-    prog.set_plate_size(_rows(data))
+    prog.set_plate_size(data_rows(data))
     prog.plate_from_data = True
 
 
-def _rows(data):
+def data_rows(data):
     """The rows of fit's data (its first array's), or None without data."""
     if data is None:
         return None
