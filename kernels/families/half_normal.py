@@ -48,10 +48,36 @@ def half_normal_log_prob_bwd(r, scale, x, grow, gscale, gx):
             gx[r, j] -= g * z / scale[r, j]
 
 
+
+@rows("scale")
+def half_normal_kl(r, scale, scale2, c):
+    """c[r] = sum_j KL(HalfNormal(scale) || HalfNormal(scale2)) = log(scale2 / scale) + scale^2 /
+    (2 scale2^2) - 1/2 (the Normals' at loc 0: the density ratio is the same on both halves)."""
+    s = 0.0
+    for j in range(scale.shape[1]):
+        a, b = scale[r, j], scale2[r, j]
+        s += math.log(b) - math.log(a) + a * a / (2.0 * b * b) - 0.5
+    c[r] = like(c, s)
+
+
+@rows("scale")
+def half_normal_kl_bwd(r, scale, scale2, cw, gscale, gscale2):
+    """cw[r] times (-1 / scale + scale / scale2^2, 1 / scale2 - scale^2 / scale2^3), skippable."""
+    w = cw[r]
+    for j in range(scale.shape[1]):
+        a, b = scale[r, j], scale2[r, j]
+        if gscale.shape[0] != 0:
+            gscale[r, j] += w * like(gscale, a / (b * b) - 1.0 / a)
+        if gscale2.shape[0] != 0:
+            gscale2[r, j] += w * like(gscale2, 1.0 / b - a * a / (b * b * b))
+
+
 R, D = 4, 6
 PARITY = {
     "half_normal_sample": lambda g: (g.pos(R, D), g.x(R, D), g.out(R, D)),
     "half_normal_sample_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D)),
     "half_normal_log_prob": lambda g: (g.pos(R, D), g.pos(R, D), g.out(R)),
     "half_normal_log_prob_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D)),
+    "half_normal_kl": lambda g: (g.pos(R, D), g.pos(R, D), g.out(R)),
+    "half_normal_kl_bwd": lambda g: (g.pos(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D)),
 }

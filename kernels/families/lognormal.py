@@ -56,6 +56,34 @@ def lognormal_log_prob_bwd(r, loc, scale, x, grow, gloc, gscale, gx):
             gx[r, j] -= g * (one + d / scale[r, j]) / x[r, j]
 
 
+
+@rows("loc")
+def lognormal_kl(r, loc, scale, loc2, scale2, c):
+    """c[r] = sum_j KL(LogNormal(loc, scale) || LogNormal(loc2, scale2)), the Normals' KL of log x:
+    log(scale2 / scale) + (scale^2 + (loc - loc2)^2) / (2 scale2^2) - 1/2."""
+    s = 0.0
+    for j in range(loc.shape[1]):
+        d, a, b = loc[r, j] - loc2[r, j], scale[r, j], scale2[r, j]
+        s += math.log(b) - math.log(a) + (a * a + d * d) / (2.0 * b * b) - 0.5
+    c[r] = like(c, s)
+
+
+@rows("loc")
+def lognormal_kl_bwd(r, loc, scale, loc2, scale2, cw, gloc, gscale, gloc2, gscale2):
+    """cw[r] times the KL's gradients into the four parameters (accumulated, skippable)."""
+    w = cw[r]
+    for j in range(loc.shape[1]):
+        d, a, b = loc[r, j] - loc2[r, j], scale[r, j], scale2[r, j]
+        if gloc.shape[0] != 0:
+            gloc[r, j] += w * like(gloc, d / (b * b))
+        if gloc2.shape[0] != 0:
+            gloc2[r, j] -= w * like(gloc2, d / (b * b))
+        if gscale.shape[0] != 0:
+            gscale[r, j] += w * like(gscale, a / (b * b) - 1.0 / a)
+        if gscale2.shape[0] != 0:
+            gscale2[r, j] += w * like(gscale2, 1.0 / b - (a * a + d * d) / (b * b * b))
+
+
 R, D = 4, 6
 PARITY = {
     "lognormal_sample": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.out(R, D)),
@@ -64,4 +92,7 @@ PARITY = {
     "lognormal_log_prob": lambda g: (g.x(R, D), g.pos(R, D), g.pos(R, D), g.out(R)),
     "lognormal_log_prob_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D),
                                          g.x(R, D)),
+    "lognormal_kl": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.out(R)),
+    "lognormal_kl_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.pos(R, D), g.x(R), g.x(R, D), g.x(R, D),
+                                   g.x(R, D), g.x(R, D)),
 }
