@@ -89,6 +89,9 @@ CASES = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
+    # a plate of groups' noise: 3 data rows of groups 2, 0, 2, 2 samples each
+    **{f"fill_{kind}_at": (lambda g: (g.out(6, D), 7, 3, 1, np.array([[2.0], [0.0], [2.0]], g.dt), 2))
+       for kind in ("uniform", "normal", "logistic", "gumbel")},
 }
 
 

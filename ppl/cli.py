@@ -3,6 +3,7 @@
     ppl train sbn                                   # the README's command
     ppl train sbn --data mnist.npz --model-opt latent=200,200
     ppl explain sbn --policy fast
+    ppl render sbn -o sbn.svg                       # a picture of the model
     ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3
     ppl warmup                                      # compile the bundled models into the cache
 
@@ -297,6 +298,26 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from .models import get
+    mod = get(args.model)
+    D = _settings(mod, args)
+    opts = parse_model_opts(args.model_opt)
+    out = args.output
+    if D["policy"] == "autotune":   # measured on data: the compiled program's choice
+        prog, _ = _compile(mod, D, opts, 0)
+        out = out or f"{prog.model.name}.svg"
+        prog.render(out, detail=args.detail)
+    else:   # the estimators compile would choose, without compiling
+        model = _build(mod, opts)
+        out = out or f"{model.name}.svg"
+        est = parse_estimators(D["estimators"]) if isinstance(D["estimators"], str) else D["estimators"]
+        model.render(out, detail=args.detail, estimators=est, policy=D["policy"], samples=int(D["samples"]),
+                     objective=D["objective"])
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .training.distributed import TRAIN_KEYS, sweep
     from .models import get
@@ -471,6 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(e, train_opts=False)
     e.add_argument("--estimator", default=None, metavar="SPEC", help="auto | NAME | node=NAME,...")
     e.set_defaults(func=cmd_explain)
+
+    r = sub.add_parser("render", help="draw the model: inputs, parameters, random nodes, costs, plates (SVG, PNG)")
+    _common(r, train_opts=False)
+    r.add_argument("--estimator", default=None, metavar="SPEC", help="auto | NAME | node=NAME,...")
+    r.add_argument("-o", "--output", metavar="FILE", help="MODEL.svg by default; .png (Graphviz or matplotlib), "
+                                                         ".dot / .gv (Graphviz source)")
+    r.add_argument("--detail", action="store_true", help="every node, elementwise ops and constants too")
+    r.set_defaults(func=cmd_render)
 
     _compare_parser(sub)
 

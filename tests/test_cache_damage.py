@@ -161,7 +161,7 @@ def test_a_cache_folder_removed_while_running_is_made_again(tmp_path, monkeypatc
     assert os.path.isdir(path)
 
 
-def test_the_warning_is_one_line_when_the_error_spans_two(tmp_path):
+def test_the_warning_is_one_line_when_the_error_spans_two(tmp_path, monkeypatch):
     """Garbled bytes can raise pickle's two-line error ("A load persistent id instruction was
     encountered,\\nbut ..."): the warning stays one line, naming the file, the error and the fix."""
     import pickle
@@ -169,6 +169,7 @@ def test_the_warning_is_one_line_when_the_error_spans_two(tmp_path):
 
     import ppl
     from ppl.kernels import _cache
+    monkeypatch.setattr(_cache, "_reported", set())   # the first damage of this process (one warning per run)
     path = tmp_path / "record"
     path.write_bytes(b"P0\n.")
     with pytest.raises(pickle.UnpicklingError) as e:

@@ -211,10 +211,10 @@ def test_bad_plates_are_refused_with_the_fix():
             with m.plate("data", size=0):
                 pass
         with m.plate("data", size=10):
-            with pytest.raises(ModelError, match="do not nest"):
+            with pytest.raises(ModelError, match="the data plate does not nest in itself"):
                 with m.plate("inner", size=3):
                     pass
-        with pytest.raises(ModelError, match="one plate per model"):
+        with pytest.raises(ModelError, match="one plate of data rows per model"):
             with m.plate("other", size=3):
                 pass
         with pytest.raises(ModelError, match="same size"):
@@ -270,13 +270,13 @@ def test_the_readme_plate_examples_run():
     code = text.split("## Global latents and plates", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 5))
-    env = {"ppl": ppl, "dist": dist, "X": X[:, :3], "Y": rng.normal(size=(40, 1))}
-    exec(code.replace("steps=4000", "steps=20").replace("len(X)", "40"), env)
-    assert env["m"].name == "eight_schools" and env["m"].plates == {"schools": 8}
-    prog = env["m"].compile()
-    data = {"y": rng.normal(size=(8, 1)), "sigma": np.full((8, 1), 10.0), "school": np.eye(8)}
-    assert np.isfinite(prog.loss(data))
-    assert {"mu", "log_tau"} <= {n.name for n in prog.analysis.global_nodes}
+    env = {"ppl": ppl, "dist": dist, "np": np, "X": X[:, :3], "Y": rng.normal(size=(40, 1))}
+    exec(code.replace("steps=4000", "steps=20").replace("steps=6000", "steps=20").replace("len(X)", "40"), env)
+    m, prog = env["m"], env["prog"]
+    assert m.name == "eight_schools" and m.plates == {"data": 8} and m.groups["schools"].size == 8
+    assert env["draws"].shape == (1000, 8, 1) and np.all(np.isfinite(env["draws"]))
+    assert {"mu", "tau_unconstrained"} <= {n.name for n in prog.analysis.global_nodes}
+    assert prog.analysis.group_of[m.nodes["eta"]] == "schools"
 
 
 @pytest.mark.parametrize("kind", ["bernoulli", "categorical"])

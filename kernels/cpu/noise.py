@@ -492,3 +492,48 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     else:
         for r in range(out.shape[0]):
             _bernoulli_prob_row(out, probs, r, r + row0, k0, k1, s, t)
+
+
+# ------------------------------------------------ fills of a plate of groups: rows by their group
+@njit(**_JIT)
+def _group_address(index, reps, r):
+    """The noise row of row r of a group's node: row (index[r // reps, 0] * reps + r % reps), the
+    row its group's number gives (the same for every data row of the group) and its sample."""
+    return int(index[r // reps, 0]) * reps + r % reps
+
+
+@njit(**_JIT)
+def fill_uniform_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_uniform's row _group_address(index, reps, r): each data row i's reps rows
+    take the rows of its group index[i, 0] (a node of a plate of groups, drawn once per group)."""
+    _check_out("fill_uniform_at", out)
+    k0, k1, s, t = _address(seed, stream, step)
+    for r in range(out.shape[0]):
+        _uniform_row(out, out, r, _group_address(index, reps, r), k0, k1, s, t)
+
+
+@njit(**_JIT)
+def fill_normal_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_normal's row _group_address(index, reps, r) (fill_uniform_at)."""
+    _check_out("fill_normal_at", out)
+    k0, k1, s, t = _address(seed, stream, step)
+    for r in range(out.shape[0]):
+        _normal_row(out, out, r, _group_address(index, reps, r), k0, k1, s, t)
+
+
+@njit(**_JIT)
+def fill_logistic_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_logistic's row _group_address(index, reps, r) (fill_uniform_at)."""
+    _check_out("fill_logistic_at", out)
+    k0, k1, s, t = _address(seed, stream, step)
+    for r in range(out.shape[0]):
+        _logistic_row(out, out, r, _group_address(index, reps, r), k0, k1, s, t)
+
+
+@njit(**_JIT)
+def fill_gumbel_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_gumbel's row _group_address(index, reps, r) (fill_uniform_at)."""
+    _check_out("fill_gumbel_at", out)
+    k0, k1, s, t = _address(seed, stream, step)
+    for r in range(out.shape[0]):
+        _gumbel_row(out, out, r, _group_address(index, reps, r), k0, k1, s, t)

@@ -203,6 +203,114 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step, row0)
 
 
+# ------------------------------------------------ fills of a plate of groups: rows by their group
+def _uniform_at_f32_body(i, out, kind, k0, k1, s, t, index, reps):
+    R, D = out.shape
+    nb = (D + 3) // 4
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
+    c = 4 * b
+    _put_f32(out, out, kind, r, c, _u32(w0))
+    if c + 1 < D:
+        _put_f32(out, out, kind, r, c + 1, _u32(w1))
+    if c + 2 < D:
+        _put_f32(out, out, kind, r, c + 2, _u32(w2))
+    if c + 3 < D:
+        _put_f32(out, out, kind, r, c + 3, _u32(w3))
+
+
+_uniform_at_f32 = items(_uniform_at_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
+
+
+def _uniform_at_f64_body(i, out, kind, k0, k1, s, t, index, reps):
+    R, D = out.shape
+    nb = (D + 1) // 2
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
+    c = 2 * b
+    _put_f64(out, out, kind, r, c, _u64(w0, w1))
+    if c + 1 < D:
+        _put_f64(out, out, kind, r, c + 1, _u64(w2, w3))
+
+
+_uniform_at_f64 = items(_uniform_at_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
+
+
+def _normal_at_f32_body(i, out, k0, k1, s, t, index, reps):
+    R, D = out.shape
+    nb = (D + 3) // 4
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
+    c = 4 * b
+    z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
+    z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
+    out[r, c] = z0
+    if c + 1 < D:
+        out[r, c + 1] = z1
+    if c + 2 < D:
+        out[r, c + 2] = z2
+    if c + 3 < D:
+        out[r, c + 3] = z3
+
+
+_normal_at_f32 = items(_normal_at_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
+
+
+def _normal_at_f64_body(i, out, k0, k1, s, t, index, reps):
+    R, D = out.shape
+    nb = (D + 1) // 2
+    r = i // nb
+    b = i - r * nb
+    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
+    c = 2 * b
+    z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
+    out[r, c] = z0
+    if c + 1 < D:
+        out[r, c + 1] = z1
+
+
+_normal_at_f64 = items(_normal_at_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
+
+
+def _fill_at(fname, out, kind, seed, stream, step, index, reps):
+    f32 = _is_f32(fname, out)
+    nb = (out.shape[1] + (3 if f32 else 1)) // (4 if f32 else 2)
+    if kind == NORMAL:
+        k = launch(_normal_at_f32 if f32 else _normal_at_f64, out.shape[0] * nb)
+        if k is not None:
+            k(out, *_address(seed, stream, step), index, np.int64(reps))
+        return
+    k = launch(_uniform_at_f32 if f32 else _uniform_at_f64, out.shape[0] * nb)
+    if k is not None:
+        k(out, kind, *_address(seed, stream, step), index, np.int64(reps))
+
+
+NORMAL = -1
+
+
+def fill_uniform_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_uniform's row index[r // reps, 0] * reps + r % reps (a plate of groups' node)."""
+    _fill_at("fill_uniform_at", out, UNIFORM, seed, stream, step, index, reps)
+
+
+def fill_normal_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_normal's row index[r // reps, 0] * reps + r % reps (a plate of groups' node)."""
+    _fill_at("fill_normal_at", out, NORMAL, seed, stream, step, index, reps)
+
+
+def fill_logistic_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_logistic's row index[r // reps, 0] * reps + r % reps (a plate of groups' node)."""
+    _fill_at("fill_logistic_at", out, LOGISTIC, seed, stream, step, index, reps)
+
+
+def fill_gumbel_at(out, seed, stream, step, index, reps):
+    """out[r] = fill_gumbel's row index[r // reps, 0] * reps + r % reps (a plate of groups' node)."""
+    _fill_at("fill_gumbel_at", out, GUMBEL, seed, stream, step, index, reps)
+
+
 from ..cpu import noise as _cpu_twin  # noqa: E402
 from ..registry import link as _link  # noqa: E402
 

@@ -79,6 +79,8 @@ class Analysis:
     ancestors_inputs: dict  # stochastic node -> data input nodes it depends on (for learned baselines)
     global_nodes: frozenset = frozenset()   # stochastic nodes outside every plate (scopes)
     cost_scale: dict = field(default_factory=dict)   # cost head -> its weight N (a per-row cost of a plate)
+    group_of: dict = field(default_factory=dict)     # node -> its plate of groups (its value one per group)
+    cost_group: dict = field(default_factory=dict)   # cost head -> its plate of groups (a term once per group)
     loops: tuple = ()       # loops.LoopInfo of each ppl.scan (a body node's downstream costs: its step's)
 
     def loop_of(self, node):
@@ -150,30 +152,75 @@ def analyse(model: Graph) -> Analysis:
 
 
 def scopes(model: Graph, order: list) -> tuple:
-    """(global stochastic nodes, {cost head: N}) of a model with a plate of size N (m.plate), else
-    (empty, empty): every node is per data row, as without plates. A node is per row when it is a
-    data input, a stochastic node made inside the plate, or reads a per-row node; a stochastic node
-    that is not is global (drawn once per step and sample, shared by every row). A cost that reads
-    a per-row node is weighted N (the loss is the mean over the batch's rows: N / batch per row);
-    a global node's terms weigh 1 (once per data set)."""
+    """(global stochastic nodes, {cost head: N}, {node: plate of groups}, {cost head: plate of
+    groups}) of a model with a plate of size N (m.plate), else all empty: every node is per data
+    row, as without plates. A node is per row when it is a data input, a stochastic node made
+    inside the data plate, or reads a per-row node; per group of a plate of groups (m.plate(name,
+    size, index=)) when it is that plate's index input, a stochastic node made inside it, or reads
+    such a node (and nothing finer); a stochastic node that is neither is global (drawn once per
+    step and sample, shared by every row). A cost that reads a per-row node is weighted N (the loss
+    is the mean over the batch's rows: N / batch per row); a per-group cost N times 1 / its group's
+    rows (`cost_group`: Program's inputs hold that weight per row); a global node's terms weigh 1
+    (once per data set)."""
     if not getattr(model, "plates", None):
-        return frozenset(), {}
+        return frozenset(), {}, {}, {}
     (N,) = model.plates.values()
-    local = set()
+    groups = getattr(model, "groups", {})
+    index_of = {g.index: name for name, g in groups.items()}
+    ROW = "row"
+
+    def chain(P):   # the plate of groups and those it nests in
+        out = []
+        while P is not None:
+            out.append(P)
+            P = groups[P].parent
+        return out
+
+    def join(a, b):
+        if a is None or a == b:
+            return b
+        if b is None:
+            return a
+        if ROW in (a, b):
+            return ROW
+        return b if a in chain(b) else a if b in chain(a) else ROW   # crossed plates of groups: per row
+
+    scope = {}
     for n in order:
-        if n.kind == "input" or n.attrs.get("plate") or any(i in local for i in n.inputs):
-            local.add(n)
-    glob = frozenset(n for n in order if n.is_stochastic and n not in local)
+        at = None
+        for i in n.inputs:
+            at = join(at, scope[i])
+        plate = n.attrs.get("plate")
+        if n.kind == "input":   # a global latent given as an input (declare.evaluation) is global
+            at = None if n.attrs.get("shared") else index_of.get(n.name, ROW)
+        elif plate in groups and n.is_stochastic:
+            if at is not None and at not in chain(plate):
+                bad = next(i for i in n.inputs if scope[i] is not None and scope[i] not in chain(plate))
+                what = "a data row" if scope[bad] == ROW else f"plate of groups '{scope[bad]}'"
+                raise ModelError(f"{n.kind} '{n.name}' is drawn once per group of plate '{plate}' but reads "
+                                 f"'{bad.name}', which varies with {what}; a group's node may read parameters, "
+                                 f"global latents, its plate's (or an enclosing plate's) nodes and index")
+            at = plate
+        elif plate is not None and n.is_stochastic:
+            at = ROW
+        scope[n] = at
+    glob = frozenset(n for n in order if n.is_stochastic and scope[n] is None)
     for lat in getattr(model, "latents", {}).values():
-        if lat.node in glob:
-            bad = [a for a in lat.prior.args if a in local]
-            if bad:
-                raise ModelError(f"m.latent('{lat.node.name}', ...): '{lat.node.name}' is global (drawn outside every "
-                                 f"plate) but its prior reads the per-row node '{bad[0].name}'; a global prior may "
-                                 f"read parameters and global latents only (draw '{lat.node.name}' inside the plate "
-                                 f"to make it per row)")
+        if lat.node not in scope:
+            continue
+        bad = [a for a in lat.prior.args if a in scope and join(scope[a], scope[lat.node]) != scope[lat.node]]
+        if bad:
+            where = ("global (drawn outside every plate)" if scope[lat.node] is None
+                     else f"drawn once per group of plate '{scope[lat.node]}'")
+            finer = "the per-row node" if scope[bad[0]] == ROW else f"the node of plate '{scope[bad[0]]}'"
+            raise ModelError(f"m.latent('{lat.node.name}', ...): '{lat.node.name}' is {where} but its prior reads "
+                             f"{finer} '{bad[0].name}', which varies more finely; a prior may read "
+                             f"parameters, global latents and the latents of the plates its node is drawn in "
+                             f"(draw '{lat.node.name}' inside the plate of what its prior reads)")
     N = float("nan") if N is None else float(N)   # an unsized plate (m.plate(name)): NaN until fit sets it
-    return glob, {c: N for c in model.costs if c in local}
+    costs = [c for c in model.costs if scope[c] is not None]
+    group_of = {n: s for n, s in scope.items() if s not in (None, ROW)}
+    return glob, {c: N for c in costs}, group_of, {c: scope[c] for c in costs if scope[c] != ROW}
 
 
 def _first_block(g: nx.DiGraph, s: Node, more=lambda name: ()):

@@ -149,7 +149,8 @@ def signature(prog) -> tuple:
     import numba
     import numpy as np
     ws2, ws1 = prog.workspace(1)
-    inputs = tuple(np.zeros((1, prog.model.nodes[n].width), prog.dtype) for n in prog.layout.inputs)
+    inputs = tuple(np.zeros((1, prog.model.nodes[n].width if n in prog.model.nodes else 1), prog.dtype)
+                   for n in prog.layout.inputs)
     values = (prog.theta, prog.grad_buffer, prog.state, ws2, ws1, inputs, 1, np.uint64(0), np.int64(0), 1)
     return tuple(numba.typeof(v) for v in values)
 

@@ -49,7 +49,8 @@ class Observed:
 
 def _kl_head(q: Node, prior: Dist):
     """The closed-form KL(q || prior) head, or None where ppl has none: Normal || Normal, and a law
-    whose entry has kl kernels against a prior of the same law (Gamma, Beta, Dirichlet)."""
+    whose entry has kl kernels against a prior of the same law (Gamma, Beta, Dirichlet,
+    Exponential, HalfNormal, HalfCauchy, LogNormal)."""
     if q.kind == prior.kind and "kl" in prior.entry.kernels:
         attrs = {"K": prior.K} if prior.K is not None else {}
         return _head("law_kl", (*q.inputs, *prior.args), law=q.kind, **attrs)
@@ -92,7 +93,8 @@ def declare_latent(m: Graph, h, prior, kl: str = "sampled") -> None:
         head = _kl_head(h, prior)
         if head is None:
             raise ModelError(f"{owner}: no closed-form KL between {h.kind} '{h.name}' and a {prior.entry.name} "
-                             f"prior (ppl has Normal || Normal, Gamma || Gamma, Beta || Beta, Dirichlet || Dirichlet); use kl='sampled'")
+                             f"prior (ppl has Normal, Gamma, Beta, Dirichlet, Exponential, HalfNormal, HalfCauchy and "
+                             f"LogNormal against a prior of the same law); use kl='sampled'")
         _term(m, f"kl_{h.name}", head, "+", f"KL(q({h.name}) || p({h.name})), p = {prior.describe()}")
     else:
         _latent_terms(m, lat)
@@ -112,6 +114,7 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
     the softmax of (u, 0), u of width K - 1: one group), and log q(z) = log q(u)
     - log |f'(u)| (the cost logdet_<name> holds -log |f'(u)|); guide="delta": z = f(name_loc), a
     point (MAP: only -log p(z) is a term)."""
+    from .groups import Embed
     from .nodes import LAW_NODES, OP_NODES, param, total
     owner = f"m.latent({name!r}, ...)"
     if not isinstance(prior, Dist):
@@ -125,7 +128,8 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
                          f"the simplex; a "
                          f"{prior.entry.name} prior ({prior.entry.support} values) needs its guide written: "
                          f"h = ppl.{prior_name_for(prior.kind)}('{name}', ...), then m.latent(h, prior)")
-    if getattr(m, "plate_open", None) is not None:
+    group = getattr(m, "groups", {}).get(getattr(m, "plate_open", None))   # a plate of groups: a table row per group
+    if getattr(m, "plate_open", None) is not None and group is None:
         raise ModelError(f"{owner}: an automatic guide is global (its parameters are shared); a per-row latent inside "
                          f"plate {m.plate_open!r} needs a guide of each row (amortised: e.g. ppl.Normal('{name}', "
                          f"ppl.Affine(x, ...), ...)): write it and declare m.latent(node, prior)")
@@ -140,11 +144,15 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
     else:
         width = free = _size(1 if width is None else width, f"{owner}: width")
     real = support == "real"   # on the reals u is the latent, named as it
+    def table(pname, init=0.0):   # the guide's parameters: global, or a row per group (Embed)
+        if group is None:
+            return param(pname, free, init=init)
+        return Embed(m.nodes[group.index], group.size, free, name=pname, init=init)
     if guide == "delta":
-        u = param(name if real else f"{name}_loc", free)
+        u = table(name if real else f"{name}_loc")
     else:
-        u = LAW_NODES["Normal"](name if real else f"{name}_unconstrained", param(f"{name}_loc", free),
-                                OP_NODES["softplus"](param(f"{name}_scale", free, init=-2.25)))
+        u = LAW_NODES["Normal"](name if real else f"{name}_unconstrained", table(f"{name}_loc"),
+                                OP_NODES["softplus"](table(f"{name}_scale", init=-2.25)))
     z, logdet = _to_support(support, name, u, prior.K)
     prior = prior.bind(m, width, owner)
     lat = Latent(z, prior, "sampled", (u, guide))
@@ -244,27 +252,31 @@ def _clone(g: Graph, n: Node, inputs) -> Node:
     return _make(g, n.kind, n.name, inputs, n.width, **attrs)
 
 
-def evaluation(model: Graph, given=()) -> Graph:
+def evaluation(model: Graph, given=(), drop=()) -> Graph:
     """The model itself when every term is a per-draw term; else a copy whose closed-form KL
     terms are replaced by log q(h) - log p(h) of the draw (what a log weight needs). given:
     latents that are data inputs instead (a plated model's global latents, drawn apart), their
-    terms left out and the plate with them: the per-row terms given those draws."""
+    terms left out and the plate with them: the per-row terms given those draws (a model with
+    plates of groups keeps its plates, sized 1: a group's terms are shared by its rows). drop:
+    latents drawn from their guides whose terms are left out (the plates of groups' latents of a
+    predictive density, drawn as the global ones are)."""
     analytic = [lat for lat in model.latents.values() if lat.kl == "analytic" and lat.node.name not in given]
-    if not analytic and not given:
+    if not analytic and not given and not drop:
         return model
-    terms_of = {f"{k}_{name}" for name in given for k in ("kl", "logq", "logp", "logdet")}
+    terms_of = {f"{k}_{name}" for name in (*given, *drop) for k in ("kl", "logq", "logp", "logdet")}
     skip = {c for c in model.costs if c.attrs.get("cost_name") in {f"kl_{lat.node.name}" for lat in analytic}
             | terms_of}
-    if given:   # only what the kept costs read (not the given latents' guides)
-        need = set().union(*(_upstream(c, given) for c in model.costs if c not in skip))
+    if given:   # only what the kept costs read (not the given latents' guides), and the dropped latents' priors
+        need = set().union(*(_upstream(c, given) for c in model.costs if c not in skip),
+                           *(_upstream(a, given) for k in drop for a in model.latents[k].prior.args if isinstance(a, Node)))
         skip |= {n for n in model.order if n not in need}
     g = type(model)(model.name + ("_given" if given else "_persample"))   # a ppl.Model for a ppl.Model
-    g.plates = {} if given else _plates(model)
+    g.plates = ({k: 1 for k in model.plates} if getattr(model, "groups", None) else {}) if given else _plates(model)
     g.config = getattr(model, "config", None)
     new = {}
     for n in model.order:
         if n.name in given:
-            new[n.name] = _given(g, n)
+            new[n.name] = _given(g, n, shared=True)
             continue
         if n in skip:
             continue
@@ -284,7 +296,21 @@ def evaluation(model: Graph, given=()) -> Graph:
             _latent_terms(g, copy)
     for o in model.observed.values():
         g.observed[o.name] = Observed(o.name, o.spec.mapped(lambda v: new[v.name]), new[o.value.name])
+    _groups(g, model)
     return g
+
+
+def _groups(g: Graph, model: Graph) -> None:
+    """A derived graph's plates of groups: the model's that its nodes are drawn in, each with its
+    index input (made when the graph does not read it: its nodes' noise is addressed by it)."""
+    used = {n.attrs.get("plate") for n in g.order}
+    g.groups = {k: v for k, v in getattr(model, "groups", {}).items() if g.plates and k in used}
+    for grp in list(g.groups.values()):
+        while grp is not None:
+            g.groups[grp.name] = grp
+            if grp.index not in g.nodes:
+                _make(g, "input", grp.index, (), 1)
+            grp = model.groups.get(grp.parent)
 
 
 def _plates(model: Graph) -> dict:
@@ -293,9 +319,10 @@ def _plates(model: Graph) -> dict:
     return {k: (1 if v is None else v) for k, v in getattr(model, "plates", {}).items()}
 
 
-def _given(g: Graph, n: Node) -> Node:
-    """A data input standing for node n's values (a latent conditioned on)."""
-    out = _make(g, "input", n.name, (), n.width)
+def _given(g: Graph, n: Node, shared: bool = False) -> Node:
+    """A data input standing for node n's values (a latent conditioned on); shared: a global
+    latent's, the same on every row of a call (graph.scopes reads it as global)."""
+    out = _make(g, "input", n.name, (), n.width, **({"shared": True} if shared else {}))
     if g.plates:
         out.attrs["plate"] = next(iter(g.plates))
     return out
@@ -326,8 +353,8 @@ def generative(model: Graph, nodes, given=()) -> Graph:
         if spec is not None:
             spec = spec.mapped(gen)
             out = spec.draw(n.name)
-            if g.plates and (n.attrs.get("plate") or n.kind == "input"):   # drawn per data row, as in the model
-                out.attrs["plate"] = next(iter(g.plates))
+            if g.plates and (n.attrs.get("plate") or n.kind == "input"):   # drawn per data row or group, as in the model
+                out.attrs["plate"] = n.attrs["plate"] if n.attrs.get("plate") in model.groups else next(iter(g.plates))
             g.cost(f"nll_{n.name}", spec.nll(out))
         elif n.is_stochastic:
             raise ModelError(f"{n.kind} node '{n.name}' has no prior: declare m.latent({n.name}, ...) to sample the "
@@ -351,6 +378,7 @@ def generative(model: Graph, nodes, given=()) -> Graph:
     g._counter = dict(model._counter)
     if not g.costs:   # only deterministic nodes requested: the step needs one cost
         g.cost("none", _const(g, 0.0, 1, "generative model"))
+    _groups(g, model)
     return g
 
 
@@ -386,7 +414,13 @@ def guide(model: Graph, latents, given=(), plates: bool = True, priors: bool = F
             if logdet is not None:   # an automatic guide's -log |dz/du|
                 g.cost(f"logdet_{name}", copy(logdet))
     g._counter = dict(model._counter)
+    _groups(g, model)
     return g
+
+
+def group_latents(model: Graph, group_of) -> list:
+    """The names of the latents drawn in a plate of groups (analysis' group_of)."""
+    return [name for name, lat in model.latents.items() if (lat.auto[0] if lat.auto else lat.node) in group_of]
 
 
 def global_latents(model: Graph, global_nodes) -> list:
@@ -496,10 +530,12 @@ def evaluation_args(ev, block: dict, seed: int, row0: int) -> tuple:
     return (*ev.args(block), np.uint64(seed), np.int64(0), 0, np.int64(row0))
 
 
-def cost_totals(ev, block, seed: int, row0: int, batch=None) -> tuple:
+def cost_totals(ev, block, seed: int, row0: int, batch=None, step: int = 0) -> tuple:
     """(each row's sum of costs, the step's arguments) of one forward call of the program `ev`
-    on a block of data rows (or `batch` rows without inputs) whose first draw is row `row0`."""
-    a = (*ev.args(block, batch), np.uint64(seed), np.int64(0), 0, np.int64(row0))
+    on a block of data rows (or `batch` rows without inputs) whose first draw is row `row0`, at
+    step counter `step` (a plate of groups' draws are addressed by their group, not their row:
+    another draw of them needs another step)."""
+    a = (*ev.args(block, batch), np.uint64(seed), np.int64(step), 0, np.int64(row0))
     ev.module.step_rows(*a)
     tot = np.zeros(a[6] * ev.rows_per_data_row, np.float64)
     for _, k in ev.layout.costs:

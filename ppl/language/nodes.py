@@ -139,7 +139,7 @@ def _size(value, what: str, lo: int = 1) -> int:
 
 def _make(model, kind, name, inputs, width, **attrs) -> Node:
     if getattr(model, "plate_open", None) is not None and kind in D.DISTRIBUTIONS:
-        attrs.setdefault("plate", model.plate_open)   # drawn per data row (graph.scopes)
+        attrs.setdefault("plate", model.plate_open)   # drawn per data row or per group (graph.scopes)
     loop = getattr(model, "loop_open", None)
     if loop is not None and kind not in ("param", "input"):   # made in a scan's body: once per step
         attrs.setdefault("loop", loop.name)
@@ -206,8 +206,10 @@ class Graph:
         self._counter: dict[str, int] = {}
         self.latents: dict = {}     # m.latent: node name -> declare.Latent (the guide's node and its prior)
         self.observed: dict = {}    # m.observe: cost name -> declare.Observed
-        self.plates: dict = {}      # m.plate: name -> size N (dsl.Model.plate; graph.scopes)
-        self.plate_open = None      # the plate whose `with` block is open
+        self.plates: dict = {}      # m.plate: the data rows' plate, name -> size N (dsl.Model.plate; graph.scopes)
+        self.groups: dict = {}      # m.plate(name, size, index=): plates of groups, name -> Group
+        self.plate_open = None      # the innermost plate whose `with` block is open
+        self.plate_stack: list = []   # the open plates, outermost first
         self.loops: list = []       # ppl.scan: its loops (language.scan.Loop), in order
         self.loop_open = None       # the loop whose body is being declared
 

@@ -202,12 +202,22 @@ class ContextHelpers:
             self.emit(f"rows.gather_rows({drawn}, 0, {self.row_map(tuple(range(self.samples)))}, {drawn})")
             if self.S > 1:
                 self.emit(f"rows.expand_rows({name}, {self.S})")
+        elif node in self.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
+            drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
+            self.emit(f"noise.fill_{kind}_at({drawn}, seed, {stream}, t, {self.group_index(self.group_of[node])}, "
+                      f"{self.samples})")
+            if self.S > 1:
+                self.emit(f"rows.expand_rows({name}, {self.S})")
         elif self.S == 1:
             self.emit(f"noise.fill_{kind}({name}, seed, {stream}, t, row0)")
         else:
             self.emit(f"noise.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")
             self.emit(f"rows.expand_rows({name}, {self.S})")
         return name
+
+    def group_index(self, plate: str) -> str:
+        """The index input of a plate of groups on one row per data row (each row's group)."""
+        return self.values_on(self.model.nodes[self.model.groups[plate].index], self.D1)
 
     def downstream_L(self, node: Node) -> str:
         """1D, per row: the sum of the costs downstream of the node. A node of a loop's body: its

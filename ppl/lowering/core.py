@@ -42,11 +42,15 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alter
         # plates (graph.scopes): global stochastic nodes draw one noise row per sample, shared by every
         # data row; a per-row cost's rows are scaled by its weight N in the forward, its VJP seeded N cw
         self.global_nodes, self.cost_scale = an.global_nodes, an.cost_scale
-        self.cw_plate = None
-        if self.global_nodes and objective == "iwae":
-            raise ModelError(f"objective='iwae' with the global node(s) {', '.join(n.name for n in self.global_nodes)}: "
-                             f"the importance-weighted bound is per data row and a global latent is shared by every "
-                             f"row; train the ELBO (objective='elbo') or draw them inside the plate")
+        self.group_of, self.cost_group = an.group_of, an.cost_group   # plates of groups: nodes, terms per group
+        self.cw_plate, self.cw_group = None, {}
+        per_group = [n.name for n in self.group_of if n.is_stochastic]
+        if (self.global_nodes or per_group) and objective == "iwae":
+            which = "; ".join(f"the {what} node(s) {', '.join(names)}" for what, names in (
+                ("global", [n.name for n in self.global_nodes]), ("per-group", per_group)) if names)
+            raise ModelError(f"objective='iwae' with {which}: "
+                             f"the importance-weighted bound is per data row and a global (or a group's) latent is "
+                             f"shared by several rows; train the ELBO (objective='elbo') or draw them inside the plate")
         self.L = Layout()
         self._init_loops()
         self.fwd: list = []         # ir.Stmt, in order

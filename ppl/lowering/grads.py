@@ -30,7 +30,7 @@ class GradientNeeds:
             for n in self.an.order:
                 if n.kind == "input":
                     req[n] = False
-                elif n.kind in ("param", "affine"):
+                elif n.kind in OPS and OPS[n.kind].params:   # an op owning parameters
                     req[n] = True
                 elif n.is_stochastic:
                     est = REGISTRY[self.choices[n][0].estimator]

@@ -87,12 +87,15 @@ class Views:
 
     def head_cw(self, head: Node) -> str:
         """A cost head's cotangent seeds on all rows: cw, or N cw for a per-row cost of a plate."""
-        return self.cw_at(self.FULL, self.cost_scale.get(head, 1.0))
+        return self.cw_at(self.FULL, self.head_scale(head))
 
     def cw_at(self, P: tuple, scale: float = 1.0) -> str:
         """The cost cotangent seeds cw summed over each row class of P (a cost stored on P); with
         scale N (a per-row cost of a plate) those of N cw (`cw_plate`)."""
-        cw, key, pre = (self.cw, P, "cw") if scale == 1.0 else (self.cw_plate, (P, "plate"), "cwp")
+        if isinstance(scale, tuple):   # a per-group term (Walk.head_scale)
+            cw, key, pre = self.cw_group[scale[1]], (P, scale), f"cwg_{scale[1]}_"
+        else:
+            cw, key, pre = (self.cw, P, "cw") if scale == 1.0 else (self.cw_plate, (P, "plate"), "cwp")
         if P == self.FULL:
             return cw
         if key not in self.cw_folded:

@@ -27,6 +27,7 @@ class Walk:
     def lower_forward(self):
         """Every node's storage and forward code in topological order (once per configuration
         the lowering unrolls), then the loss."""
+        self.group_weights()
         for n in self.an.order:
             self.walk_to(n)   # a loop's body: inside its block (loops.py)
             self.owner, self.here = n, self.lay.get(n, self.FULL)
@@ -52,6 +53,23 @@ class Walk:
         self.walk_to(None, reverse=True)
         self.cfg, self.here = 0, self.FULL
 
+    def group_weights(self):
+        """Per plate of groups with terms: each row's share of its group's terms, 1 / (the group's
+        rows in the data set), on all R rows (`w_<plate>`): the hidden input `_w_<plate>` (one row
+        per data row, Program's inputs compute it) repeated over a data row's rows."""
+        self.group_w = {}
+        for plate in dict.fromkeys(self.cost_group.values()):
+            j = len(self.L.inputs)
+            self.L.inputs.append(f"_w_{plate}")
+            self.head.append(Bind(f"wB_{plate}", "inputs", j))
+            w = self.group_w[plate] = self.buf1(f"w_{plate}_")
+            self.emit(f"rows.repeat_rows(wB_{plate}, {self.reps}, {w}.reshape({w}.shape[0], 1))")
+
+    def head_scale(self, n: Node):
+        """A cost head's weight: 1 (a global term), N (a per-row cost of a plate) or (N, the plate
+        of groups) for a per-group term (N times each row's share of its group's terms)."""
+        return ("group", self.cost_group[n]) if n in self.cost_group else self.cost_scale.get(n, 1.0)
+
     def lower_loss(self):
         if self.evaluating:
             self.emit(f"rebar.copy1({self.rw}, {self.cw})")
@@ -75,6 +93,11 @@ class Walk:
             self.cw_plate = self.buf1("cwp_")
             self.emit(f"rows.scale_shift_fwd({self.cw}.reshape({self.cw}.shape[0], 1), {_literal(N)}, 0.0, "
                       f"{self.cw_plate}.reshape({self.cw_plate}.shape[0], 1))")
+        for plate, w in self.group_w.items():   # a per-group term's seeds: N cw times the row's share
+            cw = self.cw_group[plate] = self.buf1(f"cwg_{plate}_")
+            self.emit(f"rows.scale_shift_fwd({self.cw_plate or self.cw}.reshape({cw}.shape[0], 1), 1.0, 0.0, "
+                      f"{cw}.reshape({cw}.shape[0], 1))")
+            self.emit(f"rows.mul_rows({cw}.reshape({cw}.shape[0], 1), {w}, 1.0)")
 
     def zero_cotangents(self):
         self.emit("rows.zero1(grad)")
@@ -144,6 +167,9 @@ class Walk:
                       f"{c}.reshape({c}.shape[0], 1))")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
+        if n in self.cost_group:   # a per-group term: each row's share of it
+            c = self.cfull.get(n, self.cbuf[n])
+            self.emit(f"rows.mul_rows({c}.reshape({c}.shape[0], 1), {self.group_w[self.cost_group[n]]}, 1.0)")
         if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
             self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
         if n in self.evaluated_by:   # the estimator above owns what its rows do to this node
@@ -161,7 +187,7 @@ class Walk:
     def emit_template_bwd(self, n: Node, ins: list, gins: list):
         """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
         gs = {f"g{j}": g for j, g in enumerate(gins)}
-        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here, self.cost_scale.get(n, 1.0)), **gs, **self._op_values(n, ins)))
+        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here, self.head_scale(n)), **gs, **self._op_values(n, ins)))
 
     def backward_node(self, n: Node):
         k = n.kind
@@ -181,7 +207,7 @@ class Walk:
             if all(gi is NO_GRAD for gi in gins):
                 return
             if k in ARRAY_RULES:
-                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q, self.cost_scale.get(n, 1.0)), self.cbuf[n], self._rows(Q))
+                ARRAY_RULES[k].backward(self, n, ins, gins, self.cw_at(Q, self.head_scale(n)), self.cbuf[n], self._rows(Q))
             else:
                 self.emit_template_bwd(n, ins, gins)
             return

@@ -126,13 +126,13 @@ class DerivedPrograms:
         latents = self.model.latents
         cond = [k for k in data if k in latents] if isinstance(data, dict) else []
         gen = self._generator(nodes, cond if prior else latents)
-        drawn = [n for n in gen.layout.inputs if n in latents and n not in cond]
+        drawn = [n for n in gen.data_inputs if n in latents and n not in cond]
         global_only = all(self.model.nodes[n] in self.analysis.global_nodes for n in drawn)
         guide = self._guide(drawn, cond, plates=not global_only) if drawn else None
-        if guide is not None and global_only and guide.layout.inputs:   # it reads a conditioned latent
+        if guide is not None and global_only and guide.data_inputs:   # it reads a conditioned latent
             guide = self._guide(drawn, cond, plates=True)
-        names = [n for n in gen.layout.inputs if n not in drawn]
-        names += [n for n in (guide.layout.inputs if guide else ()) if n not in names]
+        names = [n for n in gen.data_inputs if n not in drawn]
+        names += [n for n in (guide.data_inputs if guide else ()) if n not in names]
         if data is not None and not isinstance(data, dict):
             if len(names) != 1:
                 raise ModelError(f"predict: pass the inputs as a dict {{name: array}}; {nodes} depend on "
@@ -141,7 +141,7 @@ class DerivedPrograms:
         data = {k: v for k, v in (data or {}).items() if k in names}
         missing = [n for n in names if n not in data]
         if missing:
-            read = [n for n in missing if n not in gen.layout.inputs]
+            read = [n for n in missing if n not in gen.data_inputs]
             raise ModelError(f"predict / sample_prior: {nodes} depend on the inputs {missing}; pass them in data "
                              f"({{name: array}})" + (f" ({read} are read by the guide of {drawn}, which draws those "
                                                      f"latents; predict(..., prior=True) draws them from the prior "
@@ -176,7 +176,7 @@ class DerivedPrograms:
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
         ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
         if ev.target == "cpu" and compile_ahead.running():   # its entry point too, on the helper
-            block = {n: np.zeros((1, ev.model.nodes[n].width), ev.dtype) for n in ev.layout.inputs}
+            block = {n: np.zeros((1, ev.model.nodes[n].width), ev.dtype) for n in ev.data_inputs}
             compile_ahead.functions([(ev.module.step_rows, declare.evaluation_args(ev, block, 0, 0))])
         return ev
 
@@ -192,11 +192,14 @@ class DerivedPrograms:
         samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
         return declare.log_weights(self, data, samples, V.seed(seed), self.dtype if dtype is None else dtype)
 
-    def plated_log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> tuple:
+    def plated_log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None, predictive=False) -> tuple:
         """A plated model's ((samples,), (rows, samples)) log weights: `samples` draws w_s of the
         global latents from the guide, log p(w_s) - log q(w_s) of each, and every data row's log
         p(x_i, h_i | w_s) - log q(h_i | x_i, w_s) with its local latents h_i drawn hard given w_s.
-        The data set's log weight of draw s is the first plus the column's sum."""
+        The data set's log weight of draw s is the first plus the column's sum (the latents of
+        plates of groups drawn with the rows, each row holding 1 / its group's rows of their
+        terms). predictive=True: those latents drawn from their guides without their terms (a
+        row's log p(x_i | w_s, theta_s), what a predictive density averages)."""
         declare.require(self.model, "plated_log_weights")
         if not getattr(self.model, "plates", None):
             raise ModelError(f"plated_log_weights: model '{self.model.name}' has no plate; use log_weights")
@@ -204,16 +207,17 @@ class DerivedPrograms:
         samples = V.integer(samples, "plated_log_weights: samples", lo=1, hi=1 << 20)
         seed = V.seed(seed)
         dtype = np.dtype(self.dtype if dtype is None else dtype)
-        return plated_log_weights(*self._plated_programs(dtype), data, samples, seed, _other_seed(seed))
+        return plated_log_weights(*self._plated_programs(dtype, predictive), data, samples, seed, _other_seed(seed))
 
-    def _plated_programs(self, dtype):
+    def _plated_programs(self, dtype, predictive=False):
         """A plated model's evaluation programs: its global latents' draws and terms (a row per
         draw), and its rows' terms given those draws (their latents as inputs, no plate)."""
         glob = declare.global_latents(self.model, self.analysis.global_nodes)
         g = self._derived(("global_terms", tuple(glob), dtype.name), lambda: declare.compile_hard(
             declare.guide(self.model, glob, plates=False, priors=True), dtype=dtype))
-        c = self._derived(("given", tuple(glob), dtype.name), lambda: declare.compile_hard(
-            declare.evaluation(self.model, glob), dtype=dtype))
+        drop = declare.group_latents(self.model, self.analysis.group_of) if predictive else []
+        c = self._derived(("given", tuple(glob), tuple(drop), dtype.name), lambda: declare.compile_hard(
+            declare.evaluation(self.model, glob, drop), dtype=dtype))
         return g, c
 
     def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=None) -> float:
@@ -228,7 +232,7 @@ class DerivedPrograms:
         if bound not in ("elbo", "iwae", "lppd"):
             raise ModelError(f"evaluate: bound must be 'elbo', 'iwae' or 'lppd', got {bound!r}")
         if getattr(self.model, "plates", None):
-            glob, rows = self.plated_log_weights(data, samples, seed, dtype)
+            glob, rows = self.plated_log_weights(data, samples, seed, dtype, predictive=bound == "lppd")
             if bound == "lppd":
                 return float(declare.logmeanexp(rows).mean())
             total = glob + rows.sum(0)
@@ -243,7 +247,7 @@ def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
     from one call of the generative program `gen` over the rows tiled S times; row s * B + i is
     draw s of row i, with its own noise (noise is a function of the row)."""
     assert gen.rows_per_data_row == 1, "a generative program draws one row per data row"
-    if gen.analysis.global_nodes:   # rows share a global draw: one step per draw s (its noise is (seed, s)'s)
+    if gen.shares_draws:   # rows share a global or a group's draw: one step per draw s (its noise is (seed, s)'s)
         draws = [gen.sample(data, seed=seed, step=s, batch=batch, nodes=nodes) for s in range(S)]
         return {k: np.stack([d[k] for d in draws]) for k in draws[0]}
     if data is None:
@@ -262,19 +266,19 @@ def _posterior_draws(gen, guide, data, nodes, drawn, seed, batch, S) -> dict:
     (global ones once per draw; S draws per row as _tiled_draws), then `nodes` from the
     generative program given them, with noise of another seed (independent of the guide's).
     {name: (B, width)}, or (S, B, width) for S = num_samples."""
-    inputs = [n for n in gen.layout.inputs if n not in drawn]
+    inputs = [n for n in gen.data_inputs if n not in drawn]
     if inputs:
         rows = gen._inputs({k: data[k] for k in inputs}, batch, optional=tuple(drawn))[1]
-    elif guide.layout.inputs:
-        rows = guide._inputs({k: data[k] for k in guide.layout.inputs}, batch)[1]
+    elif guide.data_inputs:
+        rows = guide._inputs({k: data[k] for k in guide.data_inputs}, batch)[1]
     else:
         rows = V.count(batch, "predict: batch")
     reps = 1 if S is None else S
-    if not guide.model.plates and not guide.layout.inputs:   # global latents only: a row is a draw
+    if not guide.model.plates and not guide.data_inputs:   # global latents only: a row is a draw
         one = guide.sample(None, seed=seed, batch=reps, nodes=drawn)
         z = {k: np.repeat(v[:, None, :], rows, axis=1) for k, v in one.items()}
     else:
-        gdata = {k: data[k] for k in guide.layout.inputs} or None
+        gdata = {k: data[k] for k in guide.data_inputs} or None
         z = _tiled_draws(guide, gdata, drawn, seed, rows if gdata is None else None, reps)
     seed2 = _other_seed(seed)
     tiled = {k: np.tile(np.asarray(data[k]), (reps, 1)) for k in inputs}
@@ -292,17 +296,17 @@ def plated_log_weights(glob, given, data, samples: int, seed: int, seed2: int) -
     w_s) - log q(h_i | x_i, w_s), h_i a hard draw of its local latents given w_s (its own per s,
     noise of seed2). The data set's log weight of draw s is the first plus the column's sum."""
     tot, a = declare.cost_totals(glob, None, seed, 0, batch=samples)
-    names = [n for n in glob.layout.values if n in given.layout.inputs]
+    names = [n for n in glob.layout.values if n in given.data_inputs]
     w = {n: all_rows(a[3][i], rows) for n, (where, i, rows) in glob.layout.values.items() if n in names}
-    inputs, B = given._inputs({k: v for k, v in data.items() if k in given.layout.inputs} if data else None,
+    inputs, B = given._inputs({k: v for k, v in data.items() if k in given.data_inputs} if data else None,
                               None, optional=tuple(names))
-    per = max(1, declare.block_rows(given, 1) // B)   # draws per call: the rows tiled `per` times
+    per = 1 if given.shares_draws else max(1, declare.block_rows(given, 1) // B)   # draws per call: rows tiled
     cols = []
     for s0 in range(0, samples, per):
         k = min(per, samples - s0)
         block = {n: np.tile(v, (k, 1)) for n, v in zip(given.layout.inputs, inputs) if n not in w}
         block.update({n: np.repeat(w[n][s0:s0 + k], B, axis=0) for n in names})
-        t, _ = declare.cost_totals(given, block, seed2, s0 * B)
+        t, _ = declare.cost_totals(given, block, seed2, s0 * B, step=s0)
         cols.append(-t.reshape(k, B).T)
     return -tot, np.concatenate(cols, axis=1)
 

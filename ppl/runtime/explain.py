@@ -56,6 +56,16 @@ class Explained:
                                f"{A.ROUNDS} interleaved rounds")
                          + table(rows))
 
+    def render(self, path=None, detail: bool = False) -> str:
+        """A picture of the model (as pyro.render_model): its inputs (observed ones shaded),
+        parameters, random nodes with their law and estimator, costs, its plates as boxes around
+        what is drawn in them, a scan's body once with its length. Returns the Graphviz source;
+        `path` writes it by suffix: .svg (drawn by ppl, no library needed), .png (Graphviz's dot,
+        else matplotlib: pip install "numba-ppl[plot]"), .dot / .gv (the source). detail=True
+        shows every node (elementwise ops and constants too)."""
+        from .render import render
+        return render(self, path, detail)
+
     def explain(self) -> str:
         """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
         biased, where its bias comes from; under policy "autotune" the measurements behind each
@@ -74,13 +84,8 @@ class Explained:
             if REGISTRY[ch.estimator].bias:
                 lines += _wrap(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
         plates = getattr(self.model, "plates", None)
-        if plates:   # graph.scopes: which nodes are global, which costs are weighted N / batch
-            (pname, N), an = next(iter(plates.items())), self.analysis
-            glob = [n.name for n in an.order if n in an.global_nodes]
-            lines += _wrap(f"plate '{pname}' (size N = {N}): global node(s) {', '.join(glob) or '(none)'} drawn once per "
-                           f"step and sample, shared by every row, their terms counted once; the per-row cost(s) "
-                           f"{', '.join(c.attrs['cost_name'] for c in an.cost_scale) or '(none)'} weighted N / batch "
-                           f"(the loss estimates the data set's objective)")
+        if plates:   # graph.scopes: which nodes are global, per group, per row; how each cost is weighted
+            lines += _plates_lines(self.model, self.analysis)
         if self.autotune_table:
             lines += ["", self.autotune_report(), ""]
         if declare.is_declared(self.model):
@@ -96,3 +101,23 @@ class Explained:
             extra += (f" ({self.layout.S} per draw: enumeration multiplies the rows by its support, the extra rows "
                       f"of antithetic, measure-valued and REBAR nodes add up)")
         return "\n".join(lines + [w for line in extra.split("\n") for w in _wrap(line)])
+
+
+def _plates_lines(model, an) -> list:
+    """The plates' part of explain(): what is drawn where and how each cost is weighted."""
+    (pname, N), = model.plates.items()
+    glob = [n.name for n in an.order if n in an.global_nodes]
+    size = "N from the data fit trains on" if N is None else f"N = {N}"
+    rows = [c.attrs["cost_name"] for c in an.cost_scale if c not in an.cost_group]
+    out = _wrap(f"plate '{pname}' (the data rows, {size}): the per-row cost(s) {', '.join(rows) or '(none)'} "
+                f"weighted N / batch (the loss estimates the data set's objective)")
+    for g in getattr(model, "groups", {}).values():
+        nodes = [n.name for n in an.order if an.group_of.get(n) == g.name and n.is_stochastic]
+        terms = [c.attrs["cost_name"] for c, p in an.cost_group.items() if p == g.name]
+        inside = f", inside plate '{g.parent}'" if g.parent else ""
+        out += _wrap(f"plate '{g.name}' ({g.size} groups, each row's group '{g.index}'{inside}): node(s) "
+                     f"{', '.join(nodes) or '(none)'} drawn once per group, shared by its rows; the term(s) "
+                     f"{', '.join(terms) or '(none)'} counted once per group (N / batch / the group's rows, per row)")
+    out += _wrap(f"global node(s) {', '.join(glob) or '(none)'} drawn once per step and sample, shared by every "
+                 f"row, their terms counted once")
+    return out

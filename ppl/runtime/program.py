@@ -33,7 +33,7 @@ from ..errors import ModelError
 from ..language import declare
 from .arena import carve
 from .derived import DerivedPrograms, all_rows
-from .plates import PlateSize
+from .plates import PlateSize, check_index
 from .explain import Explained
 
 
@@ -233,6 +233,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
                 data = {names[0]: data}
             else:
                 raise ModelError(f"pass the inputs as a dict {{name: array}} for {', '.join(names)}")
+        data = self.group_inputs(data)   # the plates of groups' weights (hidden inputs)
         absent = [n for n in names if n not in data and n in optional]
         if absent:
             rows = {np.shape(v)[0] for v in data.values() if np.ndim(v) == 2}
@@ -244,7 +245,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
         missing = [n for n in names if n not in data]
         extra = [n for n in data if n not in names]
         if missing or extra:
-            raise ModelError(f"model '{self.model.name}' takes inputs {names}; "
+            raise ModelError(f"model '{self.model.name}' takes inputs {[n for n in names if not n.startswith('_w_')]}; "
                              + (f"missing {missing}" if missing else "") + (f" unknown {extra}" if extra else ""))
         arrays, B = [], None if batch is None else V.integer(batch, "batch", lo=1)
         for n in names:
@@ -255,7 +256,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
                                  f"pass a (batch, {self.model.nodes[n].width}) array") from None
             if a.dtype.kind not in "biuf":
                 raise ModelError(f"input '{n}' has dtype {a.dtype}; pass numbers (a float, int or bool array)")
-            width = self.model.nodes[n].width
+            width = self.model.nodes[n].width if n in self.model.nodes else 1   # 1: a plate's hidden weights
             if a.ndim == 1 and width == a.shape[0]:
                 a = a[None, :]
             if a.ndim != 2 or a.shape[1] != width:
@@ -267,6 +268,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
             if not np.all(np.isfinite(a)):
                 raise ModelError(f"input '{n}' has non-finite values (NaN or inf); clean the data first")
             declare.check_data(self.model, n, a)   # an observed input: its likelihood's support
+            check_index(self.model, n, a)   # an input indexing a plate of groups or an Embed
             arrays.append(np.ascontiguousarray(a, dtype=self.dtype))
         if B is None:
             raise ModelError(f"model '{self.model.name}' has no inputs: pass batch=N (rows to draw)")

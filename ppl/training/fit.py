@@ -253,7 +253,7 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     batches, per_epoch = None, 1
     if data is not None:
         if not isinstance(data, dict):
-            names = prog.layout.inputs
+            names = prog.data_inputs
             if len(names) != 1:
                 raise ModelError(f"fit: pass data as a dict {{name: array}} for the inputs {', '.join(names)}")
             data = {names[0]: data}
