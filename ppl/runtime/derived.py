@@ -127,7 +127,7 @@ class DerivedPrograms:
         cond = [k for k in data if k in latents] if isinstance(data, dict) else []
         gen = self._generator(nodes, cond if prior else latents)
         drawn = [n for n in gen.data_inputs if n in latents and n not in cond]
-        global_only = all(self.model.nodes[n] in self.analysis.global_nodes for n in drawn)
+        global_only = set(drawn) <= set(declare.global_latents(self.model, self.analysis.global_nodes))
         guide = self._guide(drawn, cond, plates=not global_only) if drawn else None
         if guide is not None and global_only and guide.data_inputs:   # it reads a conditioned latent
             guide = self._guide(drawn, cond, plates=True)
