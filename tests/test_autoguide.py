@@ -100,7 +100,7 @@ def test_automatic_guide_errors_name_the_latent_and_the_fix():
         with pytest.raises(ModelError, match="guide must be 'normal'.*or 'delta'"):
             m.latent("v", dist.Normal(0.0, 1.0), guide="laplace")
         with m.plate("data"):
-            with pytest.raises(ModelError, match="automatic guide is global.*plate 'data'"):
+            with pytest.raises(ModelError, match="automatic guide is global or per group.*data plate 'data'"):
                 m.latent("z", dist.Normal(0.0, 1.0))
         h = ppl.Normal("h", x, 1.0)
         with pytest.raises(ModelError, match="width= and guide= make an automatic guide"):

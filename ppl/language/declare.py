@@ -130,9 +130,11 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
                          f"h = ppl.{prior_name_for(prior.kind)}('{name}', ...), then m.latent(h, prior)")
     group = getattr(m, "groups", {}).get(getattr(m, "plate_open", None))   # a plate of groups: a table row per group
     if getattr(m, "plate_open", None) is not None and group is None:
-        raise ModelError(f"{owner}: an automatic guide is global (its parameters are shared); a per-row latent inside "
-                         f"plate {m.plate_open!r} needs a guide of each row (amortised: e.g. ppl.Normal('{name}', "
-                         f"ppl.Affine(x, ...), ...)): write it and declare m.latent(node, prior)")
+        raise ModelError(f"{owner}: an automatic guide is global or per group (its parameters a table of a plate of "
+                         f"groups); a per-row latent inside the data plate {m.plate_open!r} needs a guide of each row "
+                         f"(amortised: e.g. ppl.Normal('{name}', ppl.Affine(x, ...), ...)): write it and declare "
+                         f"m.latent(node, prior); or give each row its own group (m.plate('rows', size=N, "
+                         f"index=row_id)) for a table of a row each")
     if not isinstance(name, str) or name in m.latents or name in m.nodes:
         raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
     support = prior.entry.support
