@@ -116,7 +116,7 @@ def test_rows_beyond_the_bound_are_refused_naming_the_nodes():
         for t in range(17):
             h = Bernoulli(f"b{t}", logits=Affine(h, 1, name=f"e{t}"))
         m.cost("c", ppl.total(h))
-    with pytest.raises(ppl.ModelError, match=r"the step would evaluate 131072 rows per draw \(> 65536\): 'b\d+' x2, "
+    with pytest.raises(ppl.ModelError, match=r"the step would evaluate 131072 rows per draw \(> 65536\): 'b\d+' \(estimator 'enumerate'\) x2, "
                                              r".*enumerate fewer or smaller nodes.*'score'"):
         m.compile(estimators="enumerate")
     with Model("mvd_wide") as m:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..analysis import graph as G
 from ..errors import ModelError
 from .base import NO_GRAD, REGISTRY
@@ -138,6 +140,7 @@ class EstimatorContext:
         self._streams = 0                       # noise streams used
         self._made = {}                         # name -> the buffer, parameter or state made under it
         self._rows = None                       # Rows, made again only when the loss's totals appear
+        self.own_draw = False                   # whether draw emitted its own code (call / emit), not only sample()
 
     @property
     def rows(self) -> Rows:
@@ -254,6 +257,11 @@ class EstimatorContext:
         if name not in self._made:
             if callable(init):
                 init = init(self._lowering.rng)
+            a = np.asarray(init)
+            if a.ndim and a.shape != tuple(shape):
+                raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': parameter '{name}' "
+                                 f"has shape {tuple(shape)} but its init has shape {a.shape}; give a number or an "
+                                 f"array of shape {tuple(shape)}")
             self._made[name] = self._lowering.param(name, tuple(shape), init)
         return self._made[name]
 
@@ -272,8 +280,27 @@ class EstimatorContext:
     def call(self, kernel, *args) -> None:
         """Emit a call of `kernel` (an @njit function, a `Kernel`, or a kernel of ppl.kernels the
         step already calls) on buffers, numbers and strings of code."""
+        self._check_arity(kernel, args)
         lowering = self._lowering
+        self.own_draw = self.own_draw or lowering.drawing
         lowering.emit(f"{lowering.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
+
+    def _check_arity(self, kernel, args) -> None:
+        """A ModelError naming the estimator, node and kernel when `args` do not fit its signature
+        (else Numba's typing error, far from the call)."""
+        import inspect
+        fn = kernel.cpu if isinstance(kernel, Kernel) else kernel
+        fn = getattr(fn, "py_func", fn)
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):   # no Python signature to read (a compiled built-in)
+            return
+        try:
+            sig.bind(*args)
+        except TypeError as e:
+            raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': kernel "
+                             f"'{getattr(fn, '__name__', fn)}{sig}' called with {len(args)} argument(s) "
+                             f"({', '.join(map(str, args))}): {e}; pass one argument per parameter") from None
 
     def law_call(self, key: str, ins: list, outs: list) -> None:
         """Emit a call of the kernel `key` of this (estimator, law) pair (the estimator's
@@ -286,6 +313,7 @@ class EstimatorContext:
         template of the law's) where the estimator is; `at_start`: at the top of the step, before
         the forward pass (once-per-step set-up); `once`: not again if a node emitted the same line
         with once=True before (the fill of a shared buffer)."""
+        self.own_draw = self.own_draw or self._lowering.drawing
         if once:
             if line in self._lowering.shared_lines:
                 return
@@ -305,7 +333,7 @@ class EstimatorContext:
         rep = lowering.per_data_row(self.node.inputs[0]) if not reads_noise and "sample_rep" in d.kernels else None
         if rep is not None:
             noise = self._noise("uniform", None)
-            self.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {self.value()})")
+            lowering.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {self.value()})")
             return noise
         noise = self._noise(d.noise, None if d.noise_draws == 1 else d.noise_draws * self.node.width)
         self.law_call("sample", [*self.params(), noise], [self.value()])
@@ -368,6 +396,21 @@ class Estimator(_Base):
         raise TypeError(f"estimator '{self.name}' defines no estimate(ctx)")
 
     # the compiler's side of the protocol (estimators/base.Estimator)
+    def applies(self, info):
+        """base.Estimator.applies, a user's check() held to its contract: None or a reason."""
+        try:
+            why = super().applies(info)
+        except ModelError:
+            raise
+        except Exception as e:   # the user's code: named, with its own error, not re-worded
+            raise ModelError(f"estimator '{self.name}': its check(info) raised {type(e).__name__}: {e} (node "
+                             f"'{info.node.name}'); check returns None when it applies, else a string saying why "
+                             f"not") from e
+        if why is not None and not isinstance(why, str):
+            raise ModelError(f"estimator '{self.name}': check(info) returned {why!r} for node '{info.node.name}'; "
+                             f"return None when it applies, else a string saying why not")
+        return why
+
     def expansion(self, info, opts):
         n = self.rows(info, opts)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:

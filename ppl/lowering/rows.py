@@ -153,14 +153,15 @@ class RowPlan:
 
     def _too_many_rows(self, S: int, span: int) -> str:
         """The error of a row layout over MAX_ROWS rows per drawn row: the nodes that make them."""
-        own = sorted(((self.row_digit[n][1], n.name) for n in self.row_digit if n not in self.shared), reverse=True)
-        parts = [f"'{name}' x{size}" for size, name in own[:4]]
+        own = sorted(((self.row_digit[n][1], n.name, self.choices[n][0].estimator) for n in self.row_digit
+                      if n not in self.shared), reverse=True)
+        parts = [f"'{name}' (estimator '{est}') x{size}" for size, name, est in own[:4]]
         if self.shared:
             parts.append(f"the extra rows of {len(self.shared)} nodes ({', '.join(repr(n.name) for n in self.shared[:3])}"
                          f"{', ...' if len(self.shared) > 3 else ''}) +{span - 1}")
-        return (f"the step would evaluate {S} rows per draw (> {MAX_ROWS}): {', '.join(parts)}; enumerate fewer or "
-                f"smaller nodes (estimator 'enumerate' multiplies the rows by its support), or choose 'score' or "
-                f"'stochastic_derivative' (no extra rows per node) for some of them")
+        return (f"the step would evaluate {S} rows per draw (> {MAX_ROWS}): {', '.join(parts)}; an estimator's rows "
+                f"multiply (enumeration by its support, a user's by its rows()): enumerate fewer or smaller nodes, or "
+                f"choose 'score' or 'stochastic_derivative' (no extra rows per node) for some of them")
 
     def _data_rows(self):
         """Which rows of a data row each node is computed on: its layout `lay[n]`, a tuple that

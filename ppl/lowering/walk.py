@@ -16,6 +16,7 @@ from .ir import Bind
 from ..errors import ModelError
 from ..language.nodes import Node
 from ..estimators import NO_GRAD
+from ..estimators.custom import BUILT_IN
 from .rules import ARRAY_RULES
 from ..ops import OPS, render
 from .layout import _ndist, _rowmap
@@ -155,6 +156,10 @@ class Walk:
             self.emit_param_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
                                       lambda p: f"rows.all_finite2({self.stored_values(p)})")
             self._estimator(n).draw(self.estimator_context(n))
+            if self.choices[n][0].estimator not in BUILT_IN and self.estimator_context(n).own_draw:   # a user's draw
+                self.emit(f"if not rows.all_finite2({self.v(n)}):")
+                self.emit(f"    raise ModelError_(\"estimator '{self.choices[n][0].estimator}' drew NaN or inf values "
+                          f"for node '{n.name}' (its draw(ctx)); check its kernels and the parameters they read\")")
             if self._estimator(n).alternative_row:   # where it kept a jump (lowering/alternative.py)
                 self.reset_alternative(n, self.estimator_context(n).buffer("switched"))
         elif n.attrs.get("is_head"):

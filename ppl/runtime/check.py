@@ -134,6 +134,7 @@ def check_grad(f, rows=None, grad=None, width=None, *, eps=1e-6, rtol=1e-4, atol
     xs = _rows(rows, widths, seed, label)
     rng = np.random.default_rng(seed + 1)
     gname = "vjp" if width is not None else "grad"
+    _check_signatures(label, fn, grad, gname, len(xs), width is not None)
     bufs = [f"g_{i + 1}" for i in range(len(xs))]
     best = None   # (normalised error, |difference|, bound, (input, row, column), analytic, numeric)
     for r in range(xs[0].shape[0]):
@@ -159,6 +160,26 @@ def check_grad(f, rows=None, grad=None, width=None, *, eps=1e-6, rtol=1e-4, atol
     if not ok and raise_error:
         raise ModelError(msg)
     return GradCheck(ok, diff, bound, worst, msg)
+
+
+def _check_signatures(label, fn, grad, gname, n: int, layer: bool) -> None:
+    """A ModelError naming the function and the arguments it must take when fn or grad cannot
+    take the call check_grad makes (else a raw TypeError from inside Numba)."""
+    import inspect
+    rows = [f"row_{i + 1}" for i in range(n)]
+    grads = [f"g_{i + 1}" for i in range(n)]
+    want = {"fn": rows + (["out"] if layer else []),
+            gname: rows + (["out", "gout"] if layer else []) + grads}
+    for name, f in (("fn", fn), (gname, grad)):
+        try:
+            sig = inspect.signature(getattr(f, "py_func", f))
+        except (TypeError, ValueError):
+            continue
+        try:
+            sig.bind(*want[name])
+        except TypeError:
+            raise ModelError(f"check_grad: {label}: {name}{sig} cannot take the {len(want[name])} argument(s) "
+                             f"({', '.join(want[name])}) of {n} input(s); write {name}({', '.join(want[name])})") from None
 
 
 def _forward(label, fn, x, width, rng):
