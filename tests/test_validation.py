@@ -571,6 +571,27 @@ def test_observed_data_outside_its_likelihoods_support_is_refused_by_name(case):
         fit(prog, {"y": data}, Adam(0.1), steps=1, batch_size=2, progress=False)
 
 
+def test_binomial_counts_over_their_total_are_refused_by_name():
+    """A count over its total_count (a number, or a data input of the same call) has probability 0:
+    refused naming the input, the law, the total and the row, in grad and fit."""
+    for total in (5.0, "n"):
+        with Model(f"binomial_over_{total}") as m:
+            k = m.input("k", 1)
+            n = m.input("n", 1) if total == "n" else 5.0
+            m.observe("lik", ppl.dist.Binomial(n, probs=0.3), k)
+        prog = m.compile(dtype=np.float64)
+        data = {"k": np.array([[3.0], [5.0], [7.0]])}
+        if total == "n":
+            data["n"] = np.full((3, 1), 5.0)
+        assert np.isfinite(prog.loss({k: v[:2] for k, v in data.items()}))
+        msg = (r"input 'k' is observed under Binomial \(m.observe\('lik', ...\)\), whose counts are at most total_count "
+               + ("5.0" if total == 5.0 else "'n'") + r"; 1 row\(s\) are over it, e.g. row 2: \[7.\] > ")
+        with pytest.raises(ModelError, match=msg):
+            prog.loss(data)
+        with pytest.raises(ModelError, match=msg):
+            fit(prog, data, Adam(0.1), steps=1, batch_size=2, progress=False)
+
+
 def test_a_fit_non_finite_at_its_first_step_names_the_cost_not_the_learning_rate():
     with Model("nonfinite_first") as m:
         x = m.input("x", 1)

@@ -478,6 +478,29 @@ def check_data(model: Graph, name: str, a: np.ndarray) -> None:
                              f"observe it under a law of its values")
 
 
+def check_bounds(model: Graph, arrays: dict) -> None:
+    """Observed counts against their law's bound (`count_bound`: a Binomial's total_count) where
+    the bound is a number or a data input of the same call, else a ModelError naming the input,
+    the law and the first offending rows (a count over its total has probability 0: an inf loss)."""
+    for o in getattr(model, "observed", {}).values():
+        bound = getattr(o.spec.entry, "count_bound", None)
+        if bound is None or o.value.name not in arrays:
+            continue
+        n = o.spec.args[o.spec.entry.params.index(bound)]
+        total = n.attrs["value"] if n.kind == "const" else arrays.get(n.name) if n.kind == "input" else None
+        if total is None:
+            continue
+        a = arrays[o.value.name]
+        bad = np.flatnonzero((a > total).any(axis=1))
+        if bad.size:
+            r = int(bad[0])
+            over = total if np.ndim(total) == 0 else np.array2string(np.asarray(total)[r], precision=4, threshold=8)
+            raise ModelError(f"input '{o.value.name}' is observed under {o.spec.entry.name} (m.observe({o.name!r}, "
+                             f"...)), whose counts are at most {bound} "
+                             f"{total if n.kind == 'const' else repr(n.name)}; {bad.size} row(s) are over it, e.g. "
+                             f"row {r}: {np.array2string(a[r], precision=4, threshold=8)} > {over}: fix the data")
+
+
 def default_nodes(model: Graph) -> list:
     """What sample_prior draws by default: every latent and every observed input."""
     return list(model.latents) + [o.value.name for o in model.observed.values() if o.value.kind == "input"]

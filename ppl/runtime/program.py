@@ -270,6 +270,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
             declare.check_data(self.model, n, a)   # an observed input: its likelihood's support
             check_index(self.model, n, a)   # an input indexing a plate of groups or an Embed
             arrays.append(np.ascontiguousarray(a, dtype=self.dtype))
+        declare.check_bounds(self.model, dict(zip(names, arrays)))   # observed counts within their totals
         if B is None:
             raise ModelError(f"model '{self.model.name}' has no inputs: pass batch=N (rows to draw)")
         if B < 1:
