@@ -1,7 +1,8 @@
 """Ready models built with the ppl DSL, and the small data they train on (installed as ppl.models).
 
 Every model module has `build(**options) -> ppl.Model`, `data(seed) -> {"train", "test"}`,
-`evaluate(prog, data) -> {metric: value}` (its HEADLINE metric first) and DEFAULTS for the
+`evaluate(prog, data) -> {metric: value}` (its HEADLINE metric first; BETTER: "higher" or
+"lower", the way it improves) and DEFAULTS for the
 `ppl train` command (steps, batch, lr, optimizer, dtype, samples, policy). A model that can
 train on the user's data (`ppl train MODEL --data FILE`) names, in DATA_WIDTHS, the build()
 option that sets each input's width; the command builds it at the data's width.
@@ -98,6 +99,7 @@ def user_model(path: str, fn: str):
     mod = types.ModuleType(f"{name}.model")
     mod.__doc__ = f"user model {path}:{fn}"
     mod.build, mod.HEADLINE, mod.USER = _checked_build(build, path, fn, file), "test_loss", f"{path}:{fn}"
+    mod.BETTER = "lower"
     mod.DEFAULTS = {**USER_DEFAULTS, **getattr(src, "DEFAULTS", {})}
 
     def data(seed=0):

@@ -21,6 +21,7 @@ import ppl
 
 DEFAULTS = dict(steps=3000, batch=128, lr=1e-2, optimizer="adam", dtype="float64", samples=1, policy="unbiased")
 HEADLINE = "test_nce_loss"
+BETTER = "lower"   # which way the headline metric improves (ppl compare says so)
 CENTRES = np.array([[-2.5, -2.5], [-2.5, 2.5], [2.5, -2.5], [2.5, 2.5]])
 NOISE_K = 4
 

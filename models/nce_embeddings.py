@@ -22,6 +22,7 @@ from ppl.training.data import cooccurrence_corpus
 
 DEFAULTS = dict(steps=3000, batch=128, lr=3e-2, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
 HEADLINE = "neighbour_precision"
+BETTER = "higher"   # which way the headline metric improves (ppl compare says so)
 VOCAB, CLUSTERS, NOISE_K = 40, 8, 4
 
 

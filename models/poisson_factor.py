@@ -20,6 +20,7 @@ import ppl
 
 DEFAULTS = dict(steps=3000, batch=64, lr=1e-2, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
 HEADLINE = "test_elbo"
+BETTER = "higher"   # which way the headline metric improves (ppl compare says so)
 DATA_WIDTHS = {"x": "words"}
 V, K_TRUE, N, N_TEST = 24, 4, 2000, 500
 

@@ -19,6 +19,7 @@ from ppl.training.data import heteroscedastic
 
 DEFAULTS = dict(steps=3000, batch=64, lr=1e-2, optimizer="adam", dtype="float64", samples=1, policy="unbiased")
 HEADLINE = "test_nll"
+BETTER = "lower"   # which way the headline metric improves (ppl compare says so)
 
 
 def build(hidden=32) -> ppl.Model:

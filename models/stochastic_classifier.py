@@ -26,6 +26,7 @@ from ._numpy import affine, log_softmax, params64
 
 DEFAULTS = dict(steps=3000, batch=32, lr=3e-3, optimizer="adam", dtype="float32", samples=1, policy="fast")
 HEADLINE = "test_accuracy"
+BETTER = "higher"   # which way the headline metric improves (ppl compare says so)
 
 
 def build(layers=(64, 64), link="logit", classes=10, pixels=64) -> ppl.Model:

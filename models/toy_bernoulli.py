@@ -16,6 +16,7 @@ import ppl
 
 DEFAULTS = dict(steps=2000, batch=1, lr=0.01, optimizer="adam", dtype="float64", samples=1, policy="unbiased")
 HEADLINE = "exact_objective"
+BETTER = "lower"   # which way the headline metric improves (ppl compare says so)
 
 
 def build(t=0.501, theta0=0.0) -> ppl.Model:

@@ -336,47 +336,107 @@ def cmd_compare(args) -> int:
     for spec in specs:
         parse_estimators(spec)
     settings = {**model_opts, **{k: D[k] for k in TRAIN_KEYS if k in D}}
+    if args.eval_points < 0:
+        raise UsageError(f"--eval-points must be >= 0, got {args.eval_points}")
+    common = dict(workers=args.workers, scheduler=args.scheduler, grad_draws=args.grad_draws, progress=not args.quiet,
+                  eval_points=args.eval_points)
     if args.data is not None or getattr(mod, "USER", None):
         d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
         settings.update(model_opts)
-        res = sweep(mod.build, specs, args.seeds, settings, workers=args.workers, scheduler=args.scheduler,
-                    grad_draws=args.grad_draws, progress=not args.quiet, data=d, evaluate=mod.evaluate)
+        res = sweep(mod.build, specs, args.seeds, settings, data=d, evaluate=mod.evaluate, **common)
     else:
         if args.eval_data is not None:
             raise UsageError("--eval-data needs --data FILE (the training data)")
-        res = sweep(args.model, specs, args.seeds, settings, workers=args.workers, scheduler=args.scheduler,
-                    grad_draws=args.grad_draws, progress=not args.quiet)
-    rows, curves = [], {}
+        res = sweep(args.model, specs, args.seeds, settings, **common)
+    runs = {}
     for spec in specs:
-        runs = [r for r in res if r["estimator"] == spec]
-        failed = [r for r in runs if r["error"]]
+        runs[spec] = [r for r in res if r["estimator"] == spec]
+        failed = [r for r in runs[spec] if r["error"]]
         if failed:
             raise ModelError(f"compare: estimator {spec!r}, seed {failed[0]['seed']}: {failed[0]['error']}")
-        heads = [r[mod.HEADLINE] for r in runs]
-        curves[spec] = (np.asarray(runs[0]["curve_steps"]), np.mean([r["curve"] for r in runs], 0))
-        sd = f" ± {np.std(heads, ddof=1):.2g}" if len(heads) > 1 else ""
-        rows.append((spec, f"{np.mean(heads):.6g}{sd}", f"{np.mean([r['grad_variance'] for r in runs]):.4g}",
-                     f"{np.mean([r['us_per_step'] for r in runs]) / 1000:.3f}"))
-    head = ("estimator", f"{mod.HEADLINE} (mean over {args.seeds} seed{'s' * (args.seeds > 1)})",
-            "gradient variance at init (trace, model parameters)", "ms / step")
-    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-                      + ["| " + " | ".join(r) + " |" for r in rows])
+    better, metric = getattr(mod, "BETTER", "lower"), mod.HEADLINE
+    table, csv_rows = _compare_table(runs, metric, better, args.seeds)
     print(f"\n{args.model}: {D['steps']} steps, batch {D['batch']}, {D['optimizer']} lr={D['lr']}\n")
     print(table)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.md").write_text(table + "\n")
-        with open(out / "compare.csv", "w") as f:
-            f.write(",".join(h.replace(",", ";") for h in head) + "\n")
-            f.writelines(",".join(c.replace(",", ";") for c in r) + "\n" for r in rows)
-        if _plot(out / "curves.png", dict(curves), "step",
-                 "training loss (EMA; relaxed estimators: relaxed loss)", f"ppl compare {args.model}"):
-            print(f"\nwrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'curves.png'}")
-        else:
-            print(f"\nwrote {out / 'compare.md'} and {out / 'compare.csv'} "
-                  f"(install matplotlib for the training-curve plot: pip install 'numba-ppl[plot]')")
+        _compare_files(Path(args.out), runs, table, csv_rows, metric, better, args.model)
     return 0
+
+
+def _compare_table(runs, metric, better, seeds):
+    """compare's Markdown table (every column saying which way is better) and its CSV rows
+    (numbers: the metric's mean and sd in columns of their own)."""
+    head = ("estimator", f"{metric}, {better} is better (mean ± sd over {seeds} seed{'s' * (seeds > 1)})",
+            "gradient variance at init (trace, model parameters), lower is better", "ms / step, lower is better")
+    lines, rows = [], []
+    for spec, rs in runs.items():
+        heads = np.array([r[metric] for r in rs], float)
+        sd = float(np.std(heads, ddof=1)) if heads.size > 1 else float("nan")
+        gv = [r["grad_variance"] for r in rs if r["grad_variance"] is not None]
+        gv = float(np.mean(gv)) if gv else float("nan")
+        ms = float(np.mean([r["us_per_step"] for r in rs])) / 1000
+        rows.append((spec, float(heads.mean()), sd, len(rs), gv, ms))
+        lines.append((spec, f"{heads.mean():.6g}" + (f" ± {sd:.2g}" if heads.size > 1 else ""), f"{gv:.4g}", f"{ms:.3f}"))
+    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+                      + ["| " + " | ".join(r) + " |" for r in lines])
+    return table, rows
+
+
+def _compare_files(out: Path, runs, table, rows, metric, better, model) -> None:
+    """compare.md, compare.csv (numbers), heldout.csv and heldout.png (the headline metric of
+    every evaluation, against steps and seconds: mean and spread over seeds) and training.png
+    (the training objective, labelled so)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(table + "\n")
+    with open(out / "compare.csv", "w") as f:
+        f.write(f"estimator,{metric}_mean,{metric}_sd,seeds,grad_variance,ms_per_step\n")
+        f.writelines(f"{e},{m!r},{sd!r},{n},{gv!r},{ms!r}\n" for e, m, sd, n, gv, ms in rows)
+    with open(out / "heldout.csv", "w") as f:   # what heldout.png draws: every evaluation of every run
+        f.write(f"estimator,seed,step,train_seconds,{metric}\n")
+        f.writelines(f"{spec},{r['seed']},{st},{sec!r},{v!r}\n" for spec, rs in runs.items() for r in rs
+                     for st, sec, v in zip(r["eval_steps"] or (), r["eval_seconds"] or (), r["eval"] or ()))
+    wrote = [out / "compare.md", out / "compare.csv", out / "heldout.csv"]
+    if _plot_heldout(out / "heldout.png", runs, metric, better, f"ppl compare {model}"):
+        wrote.append(out / "heldout.png")
+    curves = {spec: (np.asarray(rs[0]["curve_steps"]), np.mean([r["curve"] for r in rs], 0)) for spec, rs in runs.items()}
+    if _plot(out / "training.png", curves, "step", "training objective, EMA (relaxed estimators: their relaxed loss; "
+             "not the held-out score)", f"ppl compare {model}: training objective"):
+        wrote.append(out / "training.png")
+    print(f"\nwrote {', '.join(str(w) for w in wrote)}" + ("" if len(wrote) > 3 else
+          " (install matplotlib for the plots: pip install 'numba-ppl[plot]')"))
+
+
+def _plot_heldout(path, runs, metric, better, title) -> bool:
+    """The held-out metric of each estimator (its evaluations during training: hard samples, the
+    table's number at the end) against steps and against training seconds: the mean over seeds
+    and its spread (min to max). False without matplotlib or without evaluations."""
+    if not any(r["eval"] for rs in runs.values() for r in rs):
+        return False
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for spec, rs in runs.items():
+        n = min(len(r["eval"]) for r in rs)
+        y = np.array([r["eval"][:n] for r in rs], float)
+        steps = np.asarray(rs[0]["eval_steps"][:n])
+        secs = np.nanmean(np.array([r["eval_seconds"][:n] for r in rs], float), 0)
+        for ax, x in zip(axes, (steps, secs)):
+            line, = ax.plot(x, y.mean(0), marker="o", label=spec)
+            if len(rs) > 1:
+                ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+    axes[0].set_xlabel("step")
+    axes[1].set_xlabel("training seconds")
+    axes[0].set_ylabel(f"{metric} ({better} is better)")
+    axes[0].legend()
+    fig.suptitle(f"{title}: {metric} during training (hard samples), mean over seeds, band min to max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def cmd_list(args) -> int:
@@ -461,13 +521,16 @@ def _train_parser(sub):
 
 def _compare_parser(sub):
     """ppl compare's options."""
-    c = sub.add_parser("compare", help="train with several estimators; Markdown table and a plot of the curves",
+    c = sub.add_parser("compare", help="train with several estimators; a table, a CSV and plots of the held-out score",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     _common(c, train_opts="compare")
     c.add_argument("--estimators", required=True, metavar="A,B,C",
                    help="estimator specs separated by commas (by ';' when a spec holds commas)")
     c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
     c.add_argument("--grad-draws", type=int, default=100, help="draws for the gradient variance (default 100)")
+    c.add_argument("--eval-points", type=int, default=5, metavar="N",
+                   help="evaluations of the held-out metric during each run, for heldout.png (default 5; 0: "
+                        "at the end only)")
     c.add_argument("--data", metavar="FILE", default=None, help="train on your data (as ppl train --data)")
     c.add_argument("--eval-data", metavar="FILE", default=None, help="the test rows for --data")
     c.add_argument("--workers", type=int, default=None, metavar="K",

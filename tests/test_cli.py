@@ -134,7 +134,20 @@ def test_compare_toy_bernoulli_table(capsys, tmp_path):
     assert len(lines) == 4 and "gradient variance" in lines[0] and "ms / step" in lines[0]
     assert lines[2].startswith("| score |") and lines[3].startswith("| enumerate |")
     assert float(lines[3].split("|")[3]) < 1e-20 < float(lines[2].split("|")[3])  # exact vs noisy
-    assert (tmp_path / "compare.md").exists() and (tmp_path / "compare.csv").exists()
+    assert (tmp_path / "compare.md").exists() and "exact_objective, lower is better" in lines[0]
+    assert "gradient variance at init (trace, model parameters), lower is better" in lines[0]
+    table = np.genfromtxt(tmp_path / "compare.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert list(table.dtype.names) == ["estimator", "exact_objective_mean", "exact_objective_sd", "seeds",
+                                       "grad_variance", "ms_per_step"]
+    assert [str(e) for e in table["estimator"]] == ["score", "enumerate"] and list(table["seeds"]) == [2, 2]
+    assert float(lines[2].split("|")[2].split("±")[0]) == pytest.approx(table["exact_objective_mean"][0], rel=1e-5)
+    # heldout.csv, what heldout.png draws: 5 evaluations per run, the last the table's number
+    ev = np.genfromtxt(tmp_path / "heldout.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    for i, est in enumerate(("score", "enumerate")):
+        last = [v for e, s, st, v in zip(ev["estimator"], ev["seed"], ev["step"], ev["exact_objective"])
+                if e == est and st == 30]
+        assert len(last) == 2 and np.mean(last) == pytest.approx(table["exact_objective_mean"][i], rel=1e-9)
+    assert sorted(set(ev["step"].tolist())) == [6, 12, 18, 24, 30]
 
 
 @pytest.mark.parametrize("argv,msg", [

@@ -47,6 +47,7 @@ from ..kernels.cpu.train import combine_by_rows
 from ..compiler.options import CompileOptions
 from .runs import compile_run, gradient_variance
 
+CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds")   # a run's series, not CSV columns
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
 _DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
                  policy="unbiased", objective="elbo")
@@ -132,7 +133,9 @@ def _check_picklable(what: str, obj):
 class SweepResult(list):
     """The rows of a sweep, one dict per run in task order: its settings, 'estimator', 'seed',
     the model's metrics, 'grad_variance' (at initialisation, when measured), 'us_per_step',
-    'curve' (the smoothed training loss) at the steps 'curve_steps', and 'error' (None, or the run's exception)."""
+    'curve' (the smoothed training loss) at the steps 'curve_steps', the headline metric's
+    evaluations during training 'eval' at 'eval_steps' after 'eval_seconds' of training (sweep's
+    eval_points), and 'error' (None, or the run's exception)."""
 
     headline: str | None = None
 
@@ -159,14 +162,14 @@ class SweepResult(list):
         return "\n".join(lines)
 
     def to_csv(self, path) -> None:
-        """One line per run (the curve left out)."""
+        """One line per run (the curves left out)."""
         keys = []
         for r in self:
-            keys += [k for k in r if k not in ("curve", "curve_steps") and k not in keys]
+            keys += [k for k in r if k not in CURVES and k not in keys]
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, keys)
             w.writeheader()
-            w.writerows({k: v for k, v in r.items() if k not in ("curve", "curve_steps")} for r in self)
+            w.writerows({k: v for k, v in r.items() if k not in CURVES} for r in self)
 
 
 def _grid(settings) -> list:
@@ -187,7 +190,7 @@ def _label(settings: dict) -> str:
 
 
 def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None, scheduler=None, data=None,
-          evaluate=None, grad_draws: int = 0, progress: bool = True) -> SweepResult:
+          evaluate=None, grad_draws: int = 0, progress: bool = True, eval_points: int = 0) -> SweepResult:
     """Train every (settings, estimator, seed) and gather one row each (see SweepResult).
 
     build: a ready model's name ("sbn": its defaults, data and metrics) or a callable
@@ -199,6 +202,8 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
     settings: dicts of model options and training settings (steps, batch, lr, optimizer,
         samples, dtype, policy, objective): one dict, a list, or a dict of lists (the grid).
     grad_draws: > 0 also measures the gradient variance at initialisation over so many draws.
+    eval_points: > 0 also evaluates the headline metric every steps / eval_points steps and at the
+        end (its row's 'eval' at 'eval_steps', after 'eval_seconds' of training).
     client / workers / scheduler: where to run (module docstring); none of them: here.
     """
     if isinstance(build, str):
@@ -220,7 +225,8 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
     if not estimators:
         raise ModelError("sweep: estimators is empty; list names such as ['score', 'disarm']")
     grid = _grid(settings)
-    tasks = [dict(build=build, estimator=e, seed=s, settings=st, grad_draws=int(grad_draws), evaluate=evaluate)
+    tasks = [dict(build=build, estimator=e, seed=s, settings=st, grad_draws=int(grad_draws), evaluate=evaluate,
+                  eval_points=int(eval_points), headline=headline)
              for st in grid for e in estimators for s in seeds]
     client, close = open_client(client, workers, scheduler)
     try:
@@ -240,7 +246,8 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
 def run_task(task: dict, data=None) -> dict:
     """One run of a sweep (here or on a worker): its row; an exception becomes the row's 'error'."""
     row = dict(settings=_label(task["settings"]), estimator=str(task["estimator"]), seed=task["seed"],
-               metrics={}, grad_variance=None, us_per_step=None, curve=None, curve_steps=None, error=None)
+               metrics={}, grad_variance=None, us_per_step=None, curve=None, curve_steps=None, eval_steps=None,
+               eval=None, eval_seconds=None, error=None)
     try:
         row.update(_train(task, data))
     except Exception as e:  # noqa: BLE001 - a failed run is reported in its row; the sweep goes on
@@ -268,12 +275,21 @@ def _train(task, data):
     if task["grad_draws"]:
         gdata = None if train is None else {k: v[:batch] for k, v in train.items()}
         out["grad_variance"] = gradient_variance(prog, gdata, batch, draws=task["grad_draws"])
-    hist = fit(prog, train, make(D["optimizer"], float(D["lr"])), steps=int(D["steps"]), batch_size=batch,
-               seed=task["seed"], progress=False, blas_threads=1)
-    if evaluate is not None:
-        out["metrics"] = {k: float(v) for k, v in evaluate(prog, data).items()}
-    else:
-        out["metrics"] = {"heldout_loss": heldout_loss(prog, data["test"])}
+    def metrics():
+        if evaluate is not None:
+            return {k: float(v) for k, v in evaluate(prog, data).items()}
+        return {"heldout_loss": heldout_loss(prog, data["test"])}
+    points, steps = int(task.get("eval_points", 0)), int(D["steps"])
+    head = task.get("headline")   # None: evaluate's first metric (a sweep's headline)
+
+    def eval_fn(p):   # the table's number, during training
+        m = metrics()
+        return float(m[head] if head is not None else next(iter(m.values()), float("nan")))
+    hist = fit(prog, train, make(D["optimizer"], float(D["lr"])), steps=steps, batch_size=batch,
+               seed=task["seed"], progress=False, blas_threads=1, eval_fn=eval_fn if points else None,
+               eval_every=max(1, steps // points) if points else None)
+    out["metrics"] = metrics()
+    out["eval_steps"], out["eval"], out["eval_seconds"] = hist.eval_steps, hist.eval, hist.eval_seconds
     out["us_per_step"] = 1e6 * hist.step_time
     curve = hist.smoothed()
     out["curve"] = curve.tolist()   # at every step, or at the points of the bounded record (long runs)
