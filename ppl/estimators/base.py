@@ -215,9 +215,11 @@ class Estimator:
         return None
 
     def scalar_forward(self, sl: RowContext, node, opts: dict) -> None:
+        """The row-fused lowering's draw: `draw` on the context over the row's locals."""
         self.draw(sl.row_context(node))
 
     def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
+        """The row-fused lowering's estimate: `estimate` on the context over the row's locals."""
         self.estimate(sl.row_context(node))
 
 

@@ -104,6 +104,7 @@ class Kernel:
 
     @property
     def name(self) -> str:
+        """The CPU function's name."""
         return getattr(self.cpu, "__name__", "kernel")
 
 
@@ -387,6 +388,7 @@ class Estimator(_Base):
         return (f"{self.name}.",)
 
     def rows(self, info, options) -> int:
+        """Configuration rows per drawn row (ctx.rows.digit); 1 by default."""
         return 1
 
     def draw(self, ctx: EstimatorContext) -> None:

@@ -31,6 +31,7 @@ class Dist:
 
     @property
     def entry(self) -> D.Distribution:
+        """The law's table entry (ppl/laws/): its name, parameters, support, kernels."""
         return D.DISTRIBUTIONS[self.kind]
 
     def describe(self) -> str:
@@ -44,6 +45,7 @@ class Dist:
 
     @property
     def width(self) -> int | None:
+        """The width its node arguments share, or None (numbers only, or several widths)."""
         widths = {v.width for v in self.args if isinstance(v, Node)}
         return widths.pop() if len(widths) == 1 else None
 
@@ -138,3 +140,5 @@ def constructor_for(kind: str) -> str:
         return law.constructor
     return next(e.constructor for e in D.DISTRIBUTIONS.values()
                 if any(kind in c.values() for c in e.variants.values()) or kind in e.by_param.values())
+
+__all__ = ["Dist", *LAW_SPECS, "describes", "constructor_for"]   # the public names (ppl.dist.*)

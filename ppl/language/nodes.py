@@ -113,10 +113,12 @@ class Node:
 
     @property
     def is_stochastic(self) -> bool:
+        """Whether the node draws random values (a node of a law)."""
         return self.kind in D.DISTRIBUTIONS
 
     @property
     def is_cost(self) -> bool:
+        """Whether the node is one of the model's costs (m.cost, or derived by m.latent / m.observe)."""
         return self.attrs.get("is_cost", False)
 
 

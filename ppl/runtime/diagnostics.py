@@ -33,6 +33,7 @@ class GradientStats:
 
     @property
     def total_variance(self) -> float:
+        """The trace of the gradient's covariance: the per-entry variances summed."""
         return float(sum(v.sum() for v in self.var.values()))
 
     @property
@@ -164,3 +165,6 @@ def table(stats) -> str:
         lines.append(f"| {st.estimator} | {st.total_variance:.4g} | {'n/a' if b is None else f'{b:.1f}'} | {pr} | "
                      f"{st.seconds_per_estimate * 1e6:.1f} |")
     return "\n".join(lines)
+
+__all__ = ["gradient_stats", "gradient_variance", "gradient_draws", "exact_gradient", "tune_estimator", "table",
+           "GradientStats"]   # the public names (ppl.diagnostics.*)

@@ -161,6 +161,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
         """Note that the step's arrays changed where it runs (a no-op on the CPU)."""
 
     def gradient_is_finite(self) -> bool:
+        """Whether the last step's flat gradient (grad_buffer) is all finite."""
         return bool(np.all(np.isfinite(self.grad_buffer)))
 
     def model_param_names(self) -> list:
@@ -197,6 +198,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
 
     @property
     def rows_per_data_row(self) -> int:
+        """The step's rows per data row: samples K times configurations S (explain() says which)."""
         return self.samples * self.layout.S
 
     def _rows(self, rows, B: int) -> int:

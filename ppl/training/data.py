@@ -359,3 +359,6 @@ class Batches:
             out.append(self._perm[j * bs:(j + k) * bs])
             t, n = t + k, n - k
         return np.ascontiguousarray(out[0] if len(out) == 1 else np.concatenate(out), np.int64)
+
+__all__ = ["digits", "load_mnist", "read_idx", "write_idx", "user_data", "one_hot", "heteroscedastic",
+           "cooccurrence_corpus", "Batches"]   # the public names (ppl.data.*)

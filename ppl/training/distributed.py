@@ -33,7 +33,6 @@ in `__main__` does not (dask/distributed#4597); move it to a module.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import itertools
 import pickle
@@ -45,12 +44,9 @@ import numpy as np
 from ..dsl import ModelError
 from ..kernels.cpu.train import combine_by_rows
 from ..compiler.options import CompileOptions
-from .runs import compile_run, gradient_variance
+from .runs import (RUN_DEFAULTS, TRAIN_KEYS, SweepResult, compile_run, gradient_variance,  # noqa: F401 (ppl.distributed's)
+                   settings_grid, settings_label)
 
-CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds")   # a run's series, not CSV columns
-TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
-_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
-                 policy="unbiased", objective="elbo")
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -130,65 +126,6 @@ def _check_picklable(what: str, obj):
 
 
 # --------------------------------------------------------------------------- sweeps
-class SweepResult(list):
-    """The rows of a sweep, one dict per run in task order: its settings, 'estimator', 'seed',
-    the model's metrics, 'grad_variance' (at initialisation, when measured), 'us_per_step',
-    'curve' (the smoothed training loss) at the steps 'curve_steps', the headline metric's
-    evaluations during training 'eval' at 'eval_steps' after 'eval_seconds' of training (sweep's
-    eval_points), and 'error' (None, or the run's exception)."""
-
-    headline: str | None = None
-
-    def table(self, metric: str | None = None) -> str:
-        """Markdown: one line per (settings, estimator), the metric's mean +- sd over seeds."""
-        metric = metric or self.headline
-        groups = {}
-        for r in self:
-            key = (r["settings"], r["estimator"])
-            groups.setdefault(key, []).append(r)
-        head = ["settings", "estimator", f"{metric} (mean ± sd)", "seeds", "gradient variance at init",
-                "us / step", "errors"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-        for (settings, est), rows in groups.items():
-            ok = [r for r in rows if r["error"] is None]
-            vals = [r[metric] for r in ok if metric in r]
-            cell = "" if not vals else (f"{np.mean(vals):.6g}" + (f" ± {np.std(vals, ddof=1):.2g}" if len(vals) > 1 else ""))
-            gv = [r["grad_variance"] for r in ok if r.get("grad_variance") is not None]
-            us = [r["us_per_step"] for r in ok]
-            lines.append("| " + " | ".join([settings or "-", est, cell, str(len(ok)),
-                                              f"{np.mean(gv):.4g}" if gv else "",
-                                              f"{np.mean(us):.1f}" if us else "",
-                                              "; ".join(r["error"] for r in rows if r["error"])]) + " |")
-        return "\n".join(lines)
-
-    def to_csv(self, path) -> None:
-        """One line per run (the curves left out)."""
-        keys = []
-        for r in self:
-            keys += [k for k in r if k not in CURVES and k not in keys]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, keys)
-            w.writeheader()
-            w.writerows({k: v for k, v in r.items() if k not in CURVES} for r in self)
-
-
-def _grid(settings) -> list:
-    """settings: None, one dict, a list of dicts, or a dict of lists (their product)."""
-    if settings is None:
-        return [{}]
-    if isinstance(settings, dict):
-        if any(isinstance(v, list) for v in settings.values()):
-            keys = list(settings)
-            vals = [v if isinstance(v, list) else [v] for v in settings.values()]
-            return [dict(zip(keys, combo)) for combo in itertools.product(*vals)]
-        return [dict(settings)]
-    return [dict(s) for s in settings]
-
-
-def _label(settings: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in settings.items())
-
-
 def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None, scheduler=None, data=None,
           evaluate=None, grad_draws: int = 0, progress: bool = True, eval_points: int = 0) -> SweepResult:
     """Train every (settings, estimator, seed) and gather one row each (see SweepResult).
@@ -224,7 +161,7 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
         estimators = [estimators]
     if not estimators:
         raise ModelError("sweep: estimators is empty; list names such as ['score', 'disarm']")
-    grid = _grid(settings)
+    grid = settings_grid(settings)
     tasks = [dict(build=build, estimator=e, seed=s, settings=st, grad_draws=int(grad_draws), evaluate=evaluate,
                   eval_points=int(eval_points), headline=headline)
              for st in grid for e in estimators for s in seeds]
@@ -245,7 +182,7 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
 
 def run_task(task: dict, data=None) -> dict:
     """One run of a sweep (here or on a worker): its row; an exception becomes the row's 'error'."""
-    row = dict(settings=_label(task["settings"]), estimator=str(task["estimator"]), seed=task["seed"],
+    row = dict(settings=settings_label(task["settings"]), estimator=str(task["estimator"]), seed=task["seed"],
                metrics={}, grad_variance=None, us_per_step=None, curve=None, curve_steps=None, eval_steps=None,
                eval=None, eval_seconds=None, error=None)
     try:
@@ -262,10 +199,10 @@ def _train(task, data):
     if isinstance(build, str):
         from ..models import get
         mod = get(build)
-        D = {**_DEFAULTS, **mod.DEFAULTS}
+        D = {**RUN_DEFAULTS, **mod.DEFAULTS}
         build_fn, data, evaluate = mod.build, mod.data(seed=0), mod.evaluate
     else:
-        D, build_fn, evaluate = dict(_DEFAULTS), build, task["evaluate"]
+        D, build_fn, evaluate = dict(RUN_DEFAULTS), build, task["evaluate"]
     D.update({k: v for k, v in settings.items() if k in TRAIN_KEYS})
     model = build_fn(**{k: v for k, v in settings.items() if k not in TRAIN_KEYS})
     prog = compile_run(model, D, task["seed"], task["estimator"])
@@ -611,3 +548,5 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
     finally:
         close()
     return hist
+
+__all__ = ["sweep", "SweepResult", "moments", "Moments", "fit_data_parallel", "open_client"]   # ppl.distributed.*

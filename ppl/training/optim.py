@@ -154,6 +154,7 @@ class Optimizer:
             setattr(self, k, a)
 
     def step(self, prog) -> None:
+        """One update of the program's parameters from its last gradient (prog.grad_buffer)."""
         if getattr(prog, "target", "cpu") == "cuda":  # parameters and state stay on the device
             if self.clip_norm is not None:
                 raise ModelError(f"{self.name}: clip_norm is not available on the CUDA target yet; train without it "
@@ -173,6 +174,7 @@ class Optimizer:
         self.update(prog.theta, prog.grad_buffer)
 
     def update(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        """One update of the flat parameter vector theta, in place, from the gradient grad."""
         if theta.shape != grad.shape:
             raise ModelError(f"{self.name}: theta has shape {theta.shape} but the gradient {grad.shape}")
         self._ensure(theta)
@@ -206,6 +208,7 @@ class Optimizer:
         return out
 
     def load_state(self, st: dict) -> None:
+        """Take the state a checkpoint holds (state()'s dict), refusing another optimiser's."""
         kind = str(st.get("kind", self.name))
         if kind != self.name:
             raise ModelError(f"the checkpoint holds the state of optimiser '{kind}', not '{self.name}'; resume "
@@ -322,3 +325,6 @@ def make(name: str, lr: float | None = None, **kw) -> Optimizer:
     if lr is not None:
         kw["lr"] = lr
     return OPTIMIZERS[name](**kw)
+
+__all__ = ["Optimizer", "SGD", "Momentum", "Adam", "make", "Schedule", "constant", "exponential_decay",
+           "step_decay", "cosine_decay", "robbins_monro"]   # the public names (ppl.optim.*)

@@ -1,8 +1,11 @@
 """Training runs as a library: the estimator spec strings, a run's compile and its
-gradient-variance column, shared by the command line (ppl.cli) and the sweeps of
-ppl.distributed (which import this module, never each other's private helpers).
+gradient-variance column, a sweep's rows (their settings, table and CSV), shared by the command
+line (ppl.cli) and the sweeps of ppl.distributed (which import this module, never each other's
+private helpers).
 """
 from __future__ import annotations
+
+import csv
 
 import numpy as np
 
@@ -70,3 +73,69 @@ def gradient_variance(prog, data, batch, draws=100) -> float:
     parameters only), `batch` rows drawn when the model has no inputs."""
     from ..runtime.diagnostics import gradient_variance as gv
     return gv(prog, data, draws, batch=None if data is not None else batch)
+
+
+# --------------------------------------------------------------------------- a sweep's rows (ppl.distributed.sweep)
+CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds")   # a run's series, not CSV columns
+TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
+RUN_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
+                 policy="unbiased", objective="elbo")
+
+
+class SweepResult(list):
+    """The rows of a sweep, one dict per run in task order: its settings, 'estimator', 'seed',
+    the model's metrics, 'grad_variance' (at initialisation, when measured), 'us_per_step',
+    'curve' (the smoothed training loss) at the steps 'curve_steps', the headline metric's
+    evaluations during training 'eval' at 'eval_steps' after 'eval_seconds' of training (sweep's
+    eval_points), and 'error' (None, or the run's exception)."""
+
+    headline: str | None = None
+
+    def table(self, metric: str | None = None) -> str:
+        """Markdown: one line per (settings, estimator), the metric's mean +- sd over seeds."""
+        metric = metric or self.headline
+        groups = {}
+        for r in self:
+            key = (r["settings"], r["estimator"])
+            groups.setdefault(key, []).append(r)
+        head = ["settings", "estimator", f"{metric} (mean ± sd)", "seeds", "gradient variance at init",
+                "us / step", "errors"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        for (settings, est), rows in groups.items():
+            ok = [r for r in rows if r["error"] is None]
+            vals = [r[metric] for r in ok if metric in r]
+            cell = "" if not vals else (f"{np.mean(vals):.6g}" + (f" ± {np.std(vals, ddof=1):.2g}" if len(vals) > 1 else ""))
+            gv = [r["grad_variance"] for r in ok if r.get("grad_variance") is not None]
+            us = [r["us_per_step"] for r in ok]
+            lines.append("| " + " | ".join([settings or "-", est, cell, str(len(ok)),
+                                              f"{np.mean(gv):.4g}" if gv else "",
+                                              f"{np.mean(us):.1f}" if us else "",
+                                              "; ".join(r["error"] for r in rows if r["error"])]) + " |")
+        return "\n".join(lines)
+
+    def to_csv(self, path) -> None:
+        """One line per run (the curves left out)."""
+        keys = []
+        for r in self:
+            keys += [k for k in r if k not in CURVES and k not in keys]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, keys)
+            w.writeheader()
+            w.writerows({k: v for k, v in r.items() if k not in CURVES} for r in self)
+
+
+def settings_grid(settings) -> list:
+    """settings: None, one dict, a list of dicts, or a dict of lists (their product)."""
+    if settings is None:
+        return [{}]
+    if isinstance(settings, dict):
+        if any(isinstance(v, list) for v in settings.values()):
+            keys = list(settings)
+            vals = [v if isinstance(v, list) else [v] for v in settings.values()]
+            return [dict(zip(keys, combo)) for combo in itertools.product(*vals)]
+        return [dict(settings)]
+    return [dict(s) for s in settings]
+
+
+def settings_label(settings: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
