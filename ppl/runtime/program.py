@@ -33,6 +33,7 @@ from ..errors import ModelError
 from ..language import declare
 from .arena import carve
 from .derived import DerivedPrograms, all_rows
+from .notice import compiling
 from .plates import PlateSize, check_index
 from .explain import Explained
 
@@ -314,7 +315,11 @@ class Program(DerivedPrograms, Explained, PlateSize):
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         a = self.args(data, batch, optional)
-        loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
+        if getattr(self, "_called", False):
+            return self.entry(*a, np.uint64(seed), np.int64(step), mode), a
+        with compiling(f"model '{self.model.name}'"):   # the first call compiles the step: said when long
+            loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
+        self._called = True
         return loss, a
 
     # ----- the user API

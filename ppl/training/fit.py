@@ -39,6 +39,7 @@ from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
 from .history import KEEP_STEPS, History
+from ..runtime.notice import compiling
 from ..runtime.plates import size_plate
 from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights, split_rows_rule
 from ..kernels.cpu import blas, part_kernels, parts
@@ -281,9 +282,10 @@ class PythonSteps:
     """The per-step runner: one step and one optimiser update from Python (the reference loop,
     and every fit's first step, which compiles the step the nopython loop then takes)."""
 
-    def __init__(self, prog, optimizer, plan: FitPlan):
+    def __init__(self, prog, optimizer, plan: FitPlan, write=None):
         self.prog, self.opt, self.plan = prog, optimizer, plan
         self.useed = np.uint64(plan.seed)   # the step's seed argument, made once for the run
+        self.write = write   # where a long compile's line goes (the progress bar's write)
 
     def run(self, t, n=1):
         """Train step t: ([its loss], None), or ([], (t, its ModelError or its non-finite loss))."""
@@ -291,7 +293,12 @@ class PythonSteps:
         args = (p.batch_args(plan.batches, t) if plan.batches is not None
                 else p.args(None, batch=int(plan.batch_size)))
         try:
-            loss = float(p.entry(*args, self.useed, np.int64(t), 1))
+            if getattr(p, "_called", False):
+                loss = float(p.entry(*args, self.useed, np.int64(t), 1))
+            else:   # the first call compiles the step: said on the screen when it takes long
+                with compiling(f"model '{p.model.name}'", write=self.write):
+                    loss = float(p.entry(*args, self.useed, np.int64(t), 1))
+                p._called = True
         except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
             return [], (t, e)
         if not np.isfinite(loss) or not p.gradient_is_finite():
@@ -323,7 +330,7 @@ class Trainer:
         if getattr(self.prog, "target", "cpu") == "cpu" and compile_ahead.running():   # the helper of a new step
             compile_ahead.functions([*self.opt.kernel_calls(self.prog.theta, self.prog.grad_buffer),
                                      hist.kernel_call()], first=True)
-        one = PythonSteps(self.prog, self.opt, plan)
+        one = PythonSteps(self.prog, self.opt, plan, write=bar.write if bar is not None else None)
         chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one.useed, plan.nopython,
                               plan.total - start, plan.split)
         t_rest = None
@@ -343,7 +350,11 @@ class Trainer:
                                       plan.checkpoint_every)
                     if self.chooser is not None:
                         n = self.chooser.steps_cap(n)
-                    losses, failed = chunks.run(plan.first + t, n)
+                    if t == start + 1:   # the loop's first call compiles it for a new step: said when long
+                        with compiling("fit's nopython loop", write=one.write):
+                            losses, failed = chunks.run(plan.first + t, n)
+                    else:
+                        losses, failed = chunks.run(plan.first + t, n)
                 if failed is not None:
                     self._fail(failed[0] - plan.first, failed[1])
                 dt = time.perf_counter() - t_chunk

@@ -1,0 +1,38 @@
+"""One line on the screen while a compile runs long: a step's first call compiles it (or loads
+it from the disk cache, which is quick), and a user's first script would otherwise sit silent
+for as long as Numba works. `compiling(what)` says so once the call has taken AFTER seconds,
+and how long it took when it ends; a call that ends sooner says nothing."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+AFTER = 2.0   # seconds before the line appears
+
+
+@contextmanager
+def compiling(what: str, write=None, after: float = AFTER):
+    """Around a call that may compile `what`: after `after` seconds, one line ("compiling ...");
+    at the end, if it was said, the time it took. write: where lines go (a progress bar's
+    write, so the bar is not broken), else standard error."""
+    def say(line):
+        if write is not None:
+            write(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+    t0, said = time.perf_counter(), []
+
+    def start():
+        said.append(True)
+        say(f"ppl: compiling {what} (a new step's first call; the disk cache keeps it for later runs) ...")
+    timer = threading.Timer(after, start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if said:
+            say(f"ppl: compiled {what} in {time.perf_counter() - t0:.1f} s")
