@@ -1,6 +1,6 @@
 """Whether the products with 0/1 data should run over the data's nonzeros: the encoder's forward
 product (x W) and its weight gradient (W' += x^T g) of the 784-200 SBN, dense (the library's
-BLAS gemm) against sparse ways, alternating in one process. Measured, not built (BENCHMARKS.md,
+BLAS gemm) against sparse ways, alternating in one process. Measured, not built (docs/benchmarks/kernels.md,
 "Sparse 0/1 data products").
 
     python benchmarks/sparse_products.py [--rounds 7] [--batches 50,500] [--widths 200]

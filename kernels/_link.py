@@ -5,10 +5,11 @@ then optimises and compiles the whole again. A generated step calls some 40-80 a
 (``cpu/core.py``, ``cpu_*.py`` and ``families/``): linked, they made ~3/4 of the step's IR, and the
 LLVM time of a new program went mostly to re-optimising and re-emitting kernels already compiled. An array
 kernel loops over rows, so inlining it into the step buys little: 2-8% of a step at batch 1,
-nothing measurable at batch 32, against a new graph compiling 1.4-2x faster (BENCHMARKS.md, "The
-step calls the kernels instead of linking them"); the step declares each kernel and calls the
-machine code already in the process. The per-element helpers (``scalar.py``, ``rng.py``) stay
-linked and inlined, and kernels keep linking the kernels they call.
+nothing measurable at batch 32, against a new graph compiling 1.4-2x faster
+(docs/benchmarks/compile-and-cold-start.md, "The step calls the kernels instead of linking
+them"); the step declares each kernel and calls the machine code already in the process. The
+per-element helpers (``scalar.py``, ``rng.py``) stay linked and inlined, and kernels keep linking
+the kernels they call.
 
 Eight parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
@@ -26,13 +27,13 @@ Eight parts, installed once (``install``):
   O3: it is a straight line of kernel calls, so O3 buys nothing at run time (within 2% at
   batch 1 and 32) and cost ~15% of a new graph's compile. Functions it calls, and a user's
   function that calls it, keep Numba's level. A step of kernel calls only (compiled with
-  ``_nrt=False``: no user function or row loop of its own, ppl/compiler/pipeline.py) is also turned into
-  machine code at LLVM's code generation level 0 (``STEP_CODEGEN``): ~0.2 s of a two-layer
-  graph's first step, run time within 1% (BENCHMARKS.md, "Compile time of a new graph"). Numba
-  has one target machine for every module, so the step's object is made here and handed to
-  the JIT through Numba's object cache hook, as Numba hands in an object loaded from its disk
-  cache; the object is kept for the disk cache. (``inspect_asm`` of such a step shows code
-  generated at O3, not the code that runs.)
+  ``_nrt=False``: no user function or row loop of its own, ppl/compiler/pipeline.py) is also
+  turned into machine code at LLVM's code generation level 0 (``STEP_CODEGEN``): ~0.2 s of a
+  two-layer graph's first step, run time within 1% (docs/benchmarks/compile-and-cold-start.md,
+  "Compile time of a new graph"). Numba has one target machine for every module, so the step's
+  object is made here and handed to the JIT through Numba's object cache hook, as Numba hands in
+  an object loaded from its disk cache; the object is kept for the disk cache. (``inspect_asm``
+  of such a step shows code generated at O3, not the code that runs.)
 - The module of a function of ``ppl.kernels`` is optimised twice (``KERNEL_PASSES``). Numba
   runs LLVM's per-function passes before it links a function's callees in, then the module's
   O3 once: a loop over an inlined helper (sigmoid, log, ...) was then left scalar in some
@@ -47,7 +48,8 @@ Eight parts, installed once (``install``):
   ``error_model`` with ``"numpy"``: inherited, they were those of whichever caller compiled the
   function first, and Numba's disk cache does not key on them, so a helper's rounding (and
   whether a division by zero raised) depended on the order in which a process, or the one that
-  filled the cache, compiled things (BENCHMARKS.md, "REBAR's conditional logistic without log1p").
+  filled the cache, compiled things (docs/benchmarks/kernels.md, "REBAR's conditional logistic
+  without log1p").
 - A private module-level function of ``ppl.kernels`` (``_name``: the helpers that kernels share,
   row functions) is inlined into its callers (``INLINE_HELPERS``: LLVM's alwaysinline, Numba's
   ``forceinline``). Called, each array argument costs an NRT_incref and an NRT_decref (a call and
@@ -61,7 +63,8 @@ Eight parts, installed once (``install``):
   stochastic node, each its own stream, and again for ``step_rows``, row0 a variable, not 0) and
   ``reps``, a row layout's rows per data row (the row bookkeeping and the Bernoulli ``_rep``
   kernels were compiled once per sample and configuration count). Other constants (strides,
-  widths, flags) stay literal: the kernels fold them (BENCHMARKS.md, "Cold start").
+  widths, flags) stay literal: the kernels fold them (docs/benchmarks/compile-and-cold-start.md,
+  "Cold start").
 """
 import hashlib
 import importlib

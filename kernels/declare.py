@@ -33,7 +33,7 @@ pair's body, run for the pair's first row, writes both rows): the loops may run 
 any number of threads (one CUDA thread per iteration); a
 gradient passed with 0 rows is skipped by the body's own test. A kernel with skippable outputs
 is best a row body that tests once per row and loops over the columns inside: a test per cell
-keeps LLVM from vectorising the loop (BENCHMARKS.md, "Kernels declared once"). A family
+keeps LLVM from vectorising the loop (docs/benchmarks/kernels.md, "Kernels declared once"). A family
 may declare `PARITY = {kernel name: argument maker}` for the CPU / CUDA parity test
 (kernels/parity_cases.py). A kernel no loop shape fits (a reduction that returns a value, ...)
 stays a hand-written `@njit` function of its family file, which names it in
@@ -126,8 +126,8 @@ def _generate(body, src, lead):
 
 # The generated kernels' compiled modules, kept in the ppl cache folder beside Numba's files of
 # the same kernel sources: generating them (reading and rewriting each body's syntax tree) is
-# much of `import ppl` (BENCHMARKS.md, "`import ppl`"). (the file or None, {key: (code, pasted)},
-# keys made in this process)
+# much of `import ppl` (docs/benchmarks/compile-and-cold-start.md, "`import ppl`"). (the file or
+# None, {key: (code, pasted)}, keys made in this process)
 _MADE = None
 
 
@@ -177,7 +177,7 @@ def _pasted(body, src, lead):
     """The loops of ``src`` with the body's statements in place of its call (a syntax tree whose
     lines are the body's, counted from its first line), or None where the body returns: Numba's
     inlining of a call keeps a reference count per array argument per iteration, which the
-    statements pasted into the loop do not have (BENCHMARKS.md, "Kernels declared once")."""
+    statements pasted into the loop do not have (docs/benchmarks/kernels.md, "Kernels declared once")."""
     source = getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
     fdef = ast.parse(textwrap.dedent(source)).body[0]
     if any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))

@@ -7,7 +7,7 @@ cross-entropy E_h[-log softmax(f(h))_y]. By default the policy is "fast", so the
 get ReinMax (Liu et al. 2023: straight-through's hard forward pass, a second-order backward; with
 link="probit", straight-through, Bengio et al. 2013: backward through dF_eps(a)/da). Here the two
 tie: test accuracy 0.942 / 0.938 (ReinMax / straight-through), NLL 0.224 / 0.220, 3000 steps,
-3 seeds (BENCHMARKS.md, the estimator study).
+3 seeds (docs/benchmarks/estimators.md, the estimator study).
 
     ppl train stochastic_classifier                 # 64-64-64-10, ReinMax, 3000 steps
     ppl train stochastic_classifier --estimator straight_through

@@ -270,7 +270,7 @@ def test_explain_table_lists_every_stochastic_node():
     text = prog.explain()
     assert "h1" in text and "reinmax" in text and "score" in text
     why = " ".join(line.split(" | ")[-1].strip() for line in text.splitlines() if " | " in line)   # the wrapped column
-    assert "BENCHMARKS.md, the estimator study" in why   # the reason cites the measurement behind the rule (BENCHMARKS.md)
+    assert "docs/benchmarks/estimators.md, the estimator study" in why   # the reason cites the measurement behind the rule
     assert text.splitlines()[0].split("|")[0].strip() == "node"
     assert max(map(len, text.splitlines())) <= 100 < len(prog.choices[prog.model.nodes["h1"]][0].reason)   # wrapped
 

@@ -17,7 +17,7 @@ value, against 4.8 us for the same count in one long row). Same counters, same v
 bit.
 Every fill runs on the calling thread: a fill is a small part of a step, Numba's OpenMP workers
 spin after a parallel region, taking the core the rest of the step runs on where cores are shared
-(BENCHMARKS.md, "Noise fills on one thread"); fills of 4M values and more were parallel, the
+(docs/benchmarks/kernels.md, "Noise fills on one thread"); fills of 4M values and more were parallel, the
 rest already serial.  The dtype is chosen at compile time (``numba.extending.overload``), so every
 public function is callable from a user's ``@njit`` code with a float32 or float64 ``out``.
 Integer seeds above 2**63 - 1 must be passed as ``np.uint64``.

@@ -6,7 +6,7 @@ they were added. `ancestors` and `descendants` are networkx's, remembered per fr
 validation, the analysis, the estimators' selection and the lowering ask for the same nodes');
 `topological_order` is networkx's lexicographical topological sort; `find_cycle` names the nodes
 of a cycle. networkx is imported where the first graph is built, not with ppl: it is about a
-sixth of `import ppl` (BENCHMARKS.md, "networkx, imported at the first graph").
+sixth of `import ppl` (docs/benchmarks/compile-and-cold-start.md, "networkx, imported at the first graph").
 For every stochastic node the compiler needs its downstream costs (only those enter its
 score-function learning signal: Rao-Blackwellisation as in Pyro's TraceGraph_ELBO) and whether
 every path from it to the next stochastic nodes or costs is differentiable (a black box without

@@ -1,14 +1,14 @@
 """A new step's kernels compiled on two cores: the program's process from the first kernel call
 of the step on, a helper process from the last one back.
 
-Nearly all of a new graph's first step, on a machine whose disk cache does not hold the
-kernels yet, is compiling ppl's kernels (BENCHMARKS.md, "Cold start"); the step itself is
-typed in its statements' order, so its kernels compile one after another on one core. When a
-core is free, `start(prog)` hands a Python process (`main`) the same step with its kernel calls
-in reverse order (the order does not change a call's argument types: every buffer comes from
-the step's arguments). The helper only types that step (`numba_compat.types_only`): Numba
-compiles each kernel a call reaches while it types the call, and the step's own code, which
-nobody runs, is never made.
+Nearly all of a new graph's first step, on a machine whose disk cache does not hold the kernels
+yet, is compiling ppl's kernels (docs/benchmarks/compile-and-cold-start.md, "Cold start"); the
+step itself is typed in its statements' order, so its kernels compile one after another on one
+core. When a core is free, `start(prog)` hands a Python process (`main`) the same step with its
+kernel calls in reverse order (the order does not change a call's argument types: every buffer
+comes from the step's arguments). The helper only types that step (`numba_compat.types_only`):
+Numba compiles each kernel a call reaches while it types the call, and the step's own code,
+which nobody runs, is never made.
 Both processes fill the same locked disk cache (kernels/_cache.py): a kernel the other process
 is compiling is waited for and then loaded, so the two meet halfway and each kernel is compiled
 once.

@@ -98,7 +98,7 @@ class DisARM(_Antithetic):
                   lambda i: "Bernoulli with differentiable paths: DisARM's antithetic pair is unbiased and has "
                             "lower variance than the score function, for two evaluations of the downstream graph; "
                             "it trained to the highest test ELBO of the unbiased estimators at equal evaluations "
-                            "at the least cost per step (BENCHMARKS.md, the estimator study)"),)
+                            "at the least cost per step (docs/benchmarks/estimators.md, the estimator study)"),)
     about = "ARM with the pair's uniform integrated out given the two draws"
     cite = 'Dong, Mnih & Tucker 2020, "DisARM: an antithetic gradient estimator for binary latent variables", NeurIPS'
 

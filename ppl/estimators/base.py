@@ -209,7 +209,8 @@ class Estimator:
     # row form the graph is lowered with array kernels instead. An estimator whose array form
     # reads other rows (a batch baseline, an antithetic pair's rows) writes its row form here
     # over `RowContext` (score, ARM, DisARM); why a row form at all: on width-1 graphs the array
-    # form's kernel calls cost several times the row-fused estimate (BENCHMARKS.md, "toy estimate").
+    # form's kernel calls cost several times the row-fused estimate
+    # (docs/benchmarks/against-pytorch-pyro.md, "toy estimate").
     def scalar_support(self, node, opts: dict) -> str | None:
         """None when the estimator may have a row-fused form for this node, else why not."""
         return None

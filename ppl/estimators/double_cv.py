@@ -35,7 +35,7 @@ class DoubleCV(Estimator):
 
     def not_measured(self, info):
         return ("its coefficient alpha is trained with the model, so its variance at initialisation is no guide "
-                "(BENCHMARKS.md, the estimator study)")
+                "(docs/benchmarks/estimators.md, the estimator study)")
     param_prefixes = ("double_cv.",)
     about = ("score function, leave-one-out baseline plus a Taylor control variate from the other draws' df/db "
              "and its exact correction; samples >= 2")

@@ -90,7 +90,8 @@ class MVD(Estimator):
         rows = self.rows(info, {})
         if rows > AUTOTUNE_ROWS:
             return (f"{rows} rows per draw: its pilot would cost that many steps' work, and on wide nodes its "
-                    f"variance per row lost to score's in the study on real digits (BENCHMARKS.md)")
+                    f"variance per row lost to score's in the study on real digits "
+                    f"(docs/benchmarks/estimators.md)")
         return None
 
     def rows(self, info, options):

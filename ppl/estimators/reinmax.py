@@ -18,7 +18,8 @@ class ReinMax(HardSampleSurrogate):
                   lambda i: "discrete with differentiable paths; policy 'fast' trades bias for low variance: "
                             "ReinMax (straight-through's hard forward pass, a second-order backward) trained to a "
                             "higher test ELBO than straight-through at equal steps and at equal wall clock, for "
-                            "about straight-through's time per step (BENCHMARKS.md, the estimator study)"),)
+                            "about straight-through's time per step (docs/benchmarks/estimators.md, the "
+                            "estimator study)"),)
     about = "hard forward pass, backward through 2 J(pi_1) - J(pi_0) / 2 (Heun's method)"
     cite = 'Liu et al. 2023, "Bridging discrete and backpropagation: straight-through and beyond", NeurIPS'
     bias = ("a second-order (Heun) approximation of each draw's finite difference through df/dD: exact in mean "

@@ -71,7 +71,7 @@ class RODEO(Estimator):
 
     def not_measured(self, info):
         return ("its control variate is trained with the model, so its variance at initialisation (score's with "
-                "'loo') is no guide (BENCHMARKS.md, the study on real digits)")
+                "'loo') is no guide (docs/benchmarks/estimators.md, the study on real digits)")
 
     def estimate(self, ctx):
         (g,) = ctx.param_grads()

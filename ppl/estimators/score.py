@@ -26,7 +26,7 @@ def _score_reason(i) -> str:
     if i.dist.discrete and REGISTRY["cat_disarm"].applies(i) is None:
         return ("discrete node: the unbiased default is the score function with a baseline (categorical DisARM "
                 "was not clearly better at equal steps, was worse at equal wall clock and costs more per step: "
-                "BENCHMARKS.md, the estimator study)")
+                "docs/benchmarks/estimators.md, the estimator study)")
     if i.dist.discrete:
         return "discrete node: the unbiased default is the score function with a baseline"
     return "not reparameterisable"
@@ -45,7 +45,7 @@ class Score(Estimator):
                             "(1 + the length rows for DisARM or mvd), and one alternative path for all the steps "
                             "(stochastic derivatives) spreads its weight over them; the score function with a "
                             "running baseline per step had the least variance x time on every simulation of the "
-                            "benchmark (BENCHMARKS.md, simulations)"),
+                            "benchmark (docs/benchmarks/simulations.md, the simulations in ppl)"),
              Rule("*", 1000, lambda i: True, lambda i: _score_reason(i)))
     param_prefixes = ("baseline.",)
     about = 'score function (REINFORCE) with a baseline; any distribution'

@@ -44,8 +44,8 @@ class StochasticDerivative(Estimator):
                   and i.dist.kind in _DRAWS,
                   lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}' and the "
                             f"node is narrow ({i.node.width} units): one alternative path per draw needs no "
-                            f"derivative of the black box and had the least variance x time there (BENCHMARKS.md, "
-                            f"simulations: RELAX's learned control variate cost far more)"),)
+                            f"derivative of the black box and had the least variance x time there (docs/benchmarks/"
+                            f"simulations.md: RELAX's learned control variate cost far more)"),)
     kernels = {kind: {"sd_draw": kernel} for kind, (kernel, _, _) in _DRAWS.items()}
 
     def check(self, info):

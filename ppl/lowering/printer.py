@@ -36,7 +36,7 @@ class Printer:
         Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
         tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
-        SROA and InstCombine; BENCHMARKS.md, "Compile time of a new graph")."""
+        SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph")."""
         K = self.samples
         weights = [self.statement(f"rows.fill({self.rw}, 1.0 / (B * {K}))")]
         if self.branch_digit is not None:

@@ -2,8 +2,8 @@
 
 LLVM vectorises a kernel's loop over a row behind a run-time test that the arrays it writes do
 not overlap the arrays it reads; the test is conservative by a few vectors, so two arrays that
-merely lie next to each other in memory fail it and the loop runs scalar (BENCHMARKS.md, "A
-program's arrays apart in memory"). Allocated one by one, small arrays come from the C heap side
+merely lie next to each other in memory fail it and the loop runs scalar (docs/benchmarks/kernels.md,
+"A program's arrays apart in memory"). Allocated one by one, small arrays come from the C heap side
 by side, so a step's speed depended on where the allocator happened to put its buffers. Carved
 from one block, every array starts on a cache line, GAP bytes after the previous one ends (also
 before the first and after the last), in the same place on every run.
