@@ -93,7 +93,7 @@ MODELS = {
         ("reinmax", "reinmax", 2), ("gumbel_rao", "gumbel_rao", 2), ("gapped_st", "gapped_st", 2)]),
 }
 # unordered_set applies only to a one-group categorical node (the set's rows hold one group's
-# classes): not to the 8-group VAE; benchmarks/cat_disarm.py --groups 1 measures it.
+# classes): not to the 8-group VAE; benchmarks/experiments/cat_disarm.py --groups 1 measures it.
 
 
 def model_of(name):

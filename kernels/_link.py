@@ -88,7 +88,7 @@ STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
 STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (None: Numba's, 3)
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
-CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/kernel_calls.py)
+CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/experiments/kernel_calls.py)
 # parameters of ppl.kernels functions compiled for int64 even when a caller passes a constant:
 # noise addresses (each stochastic node has its own stream; step and step_rows pass row0 0 and
 # a variable) and `reps`, rows per data row (a kernel that takes it walks a data row's rows in

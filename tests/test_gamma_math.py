@@ -222,7 +222,7 @@ GRAD_US = np.array([1e-7, 1e-3, 0.1, 0.5, 0.9, 1 - 1e-3, 1 - 1e-7])
 def test_implicit_gradient_against_mpmath(dtype, bound):
     """dz/dalpha (where z is a normal number of dtype) and d log z/dalpha (everywhere) against
     central differences of the 60-digit quantile at the same (dtype-rounded) u, alpha.
-    Measured (benchmarks/gamma_grad_accuracy.py): float64 <= 3.4e-13, float32 <= 2.4e-7."""
+    Measured (benchmarks/experiments/gamma_grad_accuracy.py): float64 <= 3.4e-13, float32 <= 2.4e-7."""
     worst = 0.0
     for a in GRAD_ALPHAS:
         at = dtype(a)

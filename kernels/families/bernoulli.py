@@ -108,7 +108,7 @@ def bernoulli_log_prob_bwd(r, logits, x, grow, glogits, gx):
 # The bodies are written out per sign (1: log p, -1: the cost head's -log p): a shared row helper
 # taking the sign, called from the pasted loop, compiled to loops 10-30% shorter than the
 # hand-written kernels'; written out, the machine code differs from theirs only in register
-# allocation and the zero-column path, and the timings are theirs (benchmarks/declared_kernels.py).
+# allocation and the zero-column path, and the timings are theirs (benchmarks/experiments/declared_kernels.py).
 
 
 @rows("x")

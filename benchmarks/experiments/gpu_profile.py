@@ -1,0 +1,125 @@
+"""Where a CUDA program's training step spends its time, kernel by kernel, on a real GPU.
+
+    python benchmarks/experiments/gpu_profile.py [--cases sbn784-200] [--estimators straight_through,disarm]
+        [--batches 50,4096] [--steps 20] [--top 12]
+
+For each (case, estimator, batch) of benchmarks/jax_peers.py's SBN cases, on one batch resident
+on the device:
+  step_us        a step and Adam's step as fit runs them, synchronised once at the end
+  synced_us      the same with every kernel launch synchronised and timed alone
+  kernels        per kernel: launches per step and us per step (launch + the kernel's run),
+                 the largest first; host_us = synced_us - their sum (Python glue, copies back)
+and, apart from the model, the cost of one launch of an empty kernel with 1, 4 and 8 device
+array arguments (2,000 launches, one synchronisation), and of fit's per-step batch: the rows
+gathered on the host and copied to the device (`prog.args`).
+One JSON line each. Needs an NVIDIA GPU (the simulator is refused).
+"""
+import os
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def emit(case, metric, value=None, **kw):
+    print(json.dumps({"bench": "gpu_profile", "case": case, "metric": metric, "value": value, **kw}), flush=True)
+
+
+def launch_cost(cuda):
+    @cuda.jit
+    def k1(a):
+        pass
+
+    @cuda.jit
+    def k4(a, b, c, d):
+        pass
+
+    @cuda.jit
+    def k8(a, b, c, d, e, f, g, h):
+        pass
+
+    arrs = [cuda.device_array((64, 64), np.float32) for _ in range(8)]
+    for k, n in ((k1, 1), (k4, 4), (k8, 8)):
+        k[1, 32](*arrs[:n])
+        cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(2000):
+            k[1, 32](*arrs[:n])
+        cuda.synchronize()
+        emit("empty_kernel", "us_per_launch", round((time.perf_counter() - t0) / 2000 * 1e6, 2), arrays=n)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="sbn784-200")
+    ap.add_argument("--estimators", default="straight_through,disarm")
+    ap.add_argument("--batches", default="50,4096")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--top", type=int, default=12)
+    args = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # benchmarks/: gpu, jax_peers
+    from gpu import device_steps, no_gpu
+    reason = no_gpu()
+    if reason:
+        emit("-", "skipped", reason)
+        return 0
+    from numba import cuda
+    from numba.cuda import dispatcher as D
+    import jax_peers as jp
+    import ppl
+
+    launch_cost(cuda)
+    stats = collections.defaultdict(lambda: [0, 0.0])
+    timing = [False]
+    orig = D.CUDADispatcher.call
+
+    def timed_call(self, *rest):   # (args, launch configuration), as this Numba passes them
+        if not timing[0]:
+            return orig(self, *rest)
+        t0 = time.perf_counter()
+        r = orig(self, *rest)
+        cuda.synchronize()
+        s = stats[getattr(self.py_func, "__name__", str(self))]
+        s[0] += 1
+        s[1] += time.perf_counter() - t0
+        return r
+
+    D.CUDADispatcher.call = timed_call
+    for case in args.cases.split(","):
+        X = jp.case_data(case)
+        for est in args.estimators.split(","):
+            prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda",
+                                          **jp.COMPILE.get(est, {}))
+            opt = ppl.optim.Adam(jp.LR)
+            for B in (int(b) for b in args.batches.split(",")):
+                steps = device_steps(prog, X[np.arange(B) % len(X)], opt)
+                steps(3)
+                t0 = time.perf_counter()
+                steps(args.steps)
+                free = (time.perf_counter() - t0) / args.steps * 1e6
+                stats.clear()
+                timing[0] = True
+                t0 = time.perf_counter()
+                steps(args.steps)
+                synced = (time.perf_counter() - t0) / args.steps * 1e6
+                timing[0] = False
+                ks = sorted(stats.items(), key=lambda kv: -kv[1][1])
+                kernels = {k: [round(c / args.steps, 2), round(s / args.steps * 1e6, 1)] for k, (c, s) in ks[:args.top]}
+                in_kernels = sum(s for _, s in stats.values()) / args.steps * 1e6
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    prog.args({"x": X[np.random.default_rng(0).integers(0, len(X), B)]})
+                cuda.synchronize()
+                batch_us = (time.perf_counter() - t0) / 5 * 1e6
+                emit(f"{case}/{est}/batch={B}", "step_us", round(free, 1), synced_us=round(synced, 1),
+                     host_us=round(synced - in_kernels, 1), launches_per_step=round(sum(c for c, _ in stats.values()) / args.steps, 1),
+                     fit_batch_to_device_us=round(batch_us, 1), kernels=kernels)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

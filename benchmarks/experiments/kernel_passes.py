@@ -1,0 +1,95 @@
+"""The kernels' LLVM module optimisation run once against twice (`kernels/_link.KERNEL_PASSES`):
+the cold compile it costs and the step time it buys in the process that compiled the kernels.
+
+    python benchmarks/experiments/kernel_passes.py [--rounds 3] [--steps 2000]
+
+Each run is a fresh process with an empty cache folder (`PPL_COMPILE_JOBS=1`: no compile helper,
+`OPENBLAS_NUM_THREADS=1`) that trains the 64-32 SBN of the digits at batch 32, float32, Adam 1e-3,
+with score (moving average), DisARM, fixed REBAR, REBAR with its defaults and straight-through in
+turn: the first estimator also compiles the kernels the others share. Per estimator it records
+the first step's wall time (the compile) and `fit(nopython=True)`'s us per step in that same
+process (median of 3 fits). Runs alternate 2 passes (the baseline) and 1; medians over rounds.
+One JSON line per estimator and metric: value = 1 pass, baseline = 2 passes, ratio = value /
+baseline.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # benchmarks/: jax_peers
+SBN = ["sbn64-32/" + e for e in ("score", "disarm", "rebar", "rebar_default", "straight_through")]
+VAES = ["gaussian_vae/pathwise", "categorical_vae/score", "categorical_vae/rebar", "categorical_vae/gumbel_rao",
+        "categorical_vae/cat_disarm"]
+
+CHILD = r"""
+import json, os, sys, time
+import numpy as np
+sys.path.insert(0, {here!r})
+import jax_peers as jp
+import ppl
+from ppl.kernels import _link
+from ppl.training.fit import fit
+_link.KERNEL_PASSES = {passes}
+from ppl.models import get
+out = {{}}
+for case in {ests!r}:
+    model, est = case.split("/")
+    if model == "sbn64-32":
+        X = jp.case_data("sbn64-32")
+        prog = jp.build("sbn64-32").compile(estimators=jp.ESTIMATORS[est], dtype=np.float32)
+    else:
+        X = get(model).data()["train"]["x"]
+        prog = get(model).build().compile(estimators=est, dtype=np.float32)
+    opt = ppl.optim.Adam(jp.LR)
+    t0 = time.perf_counter()
+    fit(prog, {{"x": X}}, opt, steps=1, batch_size=32, progress=False, nopython=True)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fit(prog, {{"x": X}}, opt, steps={steps}, batch_size=32, progress=False, nopython=True)
+        times.append((time.perf_counter() - t0) / {steps} * 1e6)
+    out[case] = (first, float(np.median(times)))
+print(json.dumps(out))
+"""
+
+
+def run(passes, steps, cases):
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, PPL_CACHE_DIR=cache, PPL_COMPILE_JOBS="1", OPENBLAS_NUM_THREADS="1")
+        code = CHILD.format(here=HERE, passes=passes, ests=cases, steps=steps)
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--cases", choices=("sbn", "vaes"), default="sbn")
+    args = ap.parse_args()
+    cases = SBN if args.cases == "sbn" else VAES
+    got = {1: [], 2: []}
+    for _ in range(args.rounds):
+        for passes in (2, 1):
+            got[passes].append(run(passes, args.steps, cases))
+    for est in cases:
+        for j, (metric, unit) in enumerate((("first_step_s", "s"), ("us_per_step", "us"))):
+            one = float(np.median([r[est][j] for r in got[1]]))
+            two = float(np.median([r[est][j] for r in got[2]]))
+            print(json.dumps({"bench": "kernel_passes", "case": f"{est}/batch=32", "metric": metric,
+                              "value": round(one, 3 if unit == "s" else 2), "unit": unit,
+                              "baseline": round(two, 3 if unit == "s" else 2), "ratio": round(one / two, 3),
+                              "each_1": [round(r[est][j], 3) for r in got[1]],
+                              "each_2": [round(r[est][j], 3) for r in got[2]]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
