@@ -141,7 +141,7 @@ class EstimatorContext:
         self._streams = 0                       # noise streams used
         self._made = {}                         # name -> the buffer, parameter or state made under it
         self._rows = None                       # Rows, made again only when the loss's totals appear
-        self.own_draw = False                   # whether draw emitted its own code (call / emit), not only sample()
+        self._own_draw = False                  # whether draw emitted its own code (call / emit), not only sample()
 
     @property
     def rows(self) -> Rows:
@@ -283,7 +283,7 @@ class EstimatorContext:
         step already calls) on buffers, numbers and strings of code."""
         self._check_arity(kernel, args)
         lowering = self._lowering
-        self.own_draw = self.own_draw or lowering.drawing
+        self._own_draw = self._own_draw or lowering.drawing
         lowering.emit(f"{lowering.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
 
     def _check_arity(self, kernel, args) -> None:
@@ -314,7 +314,7 @@ class EstimatorContext:
         template of the law's) where the estimator is; `at_start`: at the top of the step, before
         the forward pass (once-per-step set-up); `once`: not again if a node emitted the same line
         with once=True before (the fill of a shared buffer)."""
-        self.own_draw = self.own_draw or self._lowering.drawing
+        self._own_draw = self._own_draw or self._lowering.drawing
         if once:
             if line in self._lowering.shared_lines:
                 return

@@ -28,7 +28,7 @@ class RowEstimatorContext:
         self._streams = 0       # noise streams taken so far in this pass
         self._drawn = 0         # ... by the draw: an estimate's noise takes the streams after them
         self._drawing = True
-        self.own_draw = False   # whether draw emitted its own code (call / emit), not only sample()
+        self._own_draw = False   # whether draw emitted its own code (call / emit), not only sample()
 
     def _begin(self, drawing: bool):
         """Start the draw (in the code of each configuration: the same streams, common random
@@ -102,11 +102,11 @@ class RowEstimatorContext:
         self._sl.law_call(self.node, key, ins, outs)
 
     def call(self, kernel, *args) -> None:
-        self.own_draw = self.own_draw or self._drawing
+        self._own_draw = self._own_draw or self._drawing
         self._sl.row_kernel(kernel, [str(a) for a in args])
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
-        self.own_draw = self.own_draw or self._drawing
+        self._own_draw = self._own_draw or self._drawing
         if at_start or once:
             self._refuse("a line at the start of the step")
         self._sl.row_call(line)

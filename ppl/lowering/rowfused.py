@@ -52,7 +52,6 @@ from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
 from ..estimators.base import NO_GRAD, NO_GRAD_1D
-from ..estimators.custom import BUILT_IN
 from .rowcontext import RowEstimatorContext
 from .rows import shared_members, shared_span
 from ..analysis import graph as G
@@ -404,10 +403,7 @@ class ScalarLowering(Lowering):
             self.emit_param_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
             ch, _ = self.choices[n]
             REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
-            if ch.estimator not in BUILT_IN and self.estimator_context(n).own_draw:   # a user's own draw: checked
-                self.emit(f"if not np.isfinite({self.val(n)}):")
-                self.emit(f"    raise ModelError_(\"estimator '{ch.estimator}' drew NaN or inf values for node "
-                          f"'{n.name}' (its draw(ctx)); check its kernels and the parameters they read\")")
+            self.check_user_draw(n, f"np.isfinite({self.val(n)})")
         self._store(n)
 
     def backward_node(self, n: Node):

@@ -66,6 +66,15 @@ class Walk:
             w = self.group_w[plate] = self.buf1(f"w_{plate}_")
             self.emit(f"rows.repeat_rows(wB_{plate}, {self.reps}, {w}.reshape({w}.shape[0], 1))")
 
+    def check_user_draw(self, n: Node, finite: str):
+        """A user's estimator whose draw emitted code of its own: its values checked in the step
+        (`finite`: the test's source), refusing NaN and inf by the estimator's and node's names."""
+        est = self.choices[n][0].estimator
+        if est not in BUILT_IN and self.estimator_context(n)._own_draw:
+            self.emit(f"if not {finite}:")
+            self.emit(f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' (its "
+                      f"draw(ctx)); check its kernels and the parameters they read\")")
+
     def head_scale(self, n: Node):
         """A cost head's weight: 1 (a global term), N (a per-row cost of a plate) or (N, the plate
         of groups) for a per-group term (N times each row's share of its group's terms)."""
@@ -156,10 +165,7 @@ class Walk:
             self.emit_param_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
                                       lambda p: f"rows.all_finite2({self.stored_values(p)})")
             self._estimator(n).draw(self.estimator_context(n))
-            if self.choices[n][0].estimator not in BUILT_IN and self.estimator_context(n).own_draw:   # a user's draw
-                self.emit(f"if not rows.all_finite2({self.v(n)}):")
-                self.emit(f"    raise ModelError_(\"estimator '{self.choices[n][0].estimator}' drew NaN or inf values "
-                          f"for node '{n.name}' (its draw(ctx)); check its kernels and the parameters they read\")")
+            self.check_user_draw(n, f"rows.all_finite2({self.v(n)})")
             if self._estimator(n).alternative_row:   # where it kept a jump (lowering/alternative.py)
                 self.reset_alternative(n, self.estimator_context(n).buffer("switched"))
         elif n.attrs.get("is_head"):

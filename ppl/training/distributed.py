@@ -15,7 +15,8 @@ scheduler), else `workers=N` (a LocalCluster of N single-threaded worker process
 afterwards), else nothing: the same tasks run here, one after another. The results do not depend
 on where they ran: a sweep's rows equal the serial run's (each run trains with one BLAS thread);
 `moments` addresses every gradient draw by its global index (seed, draw) and merges the shards'
-running statistics in shard order, so any cluster gives the serial answer bit for bit; and
+running statistics in shard order, so any cluster gives the serial answer bit for bit at the same
+`draws_per_task` (its default depends on the workers: give it to compare runs across clusters); and
 `fit_data_parallel` gives each worker a shard of the global batch whose noise is addressed by
 the global row (the generated `step_rows`), so it trains as `fit` does, to rounding.
 
@@ -344,7 +345,8 @@ def moments(prog, data, draws: int, client=None, *, workers=None, scheduler=None
     """Mean and variance of `prog`'s gradient (model parameters) over `draws` draws at its current
     parameters on `data` (a batch {input: array}; or None with batch=rows for a model without
     inputs), sharded over the workers. Draw d is addressed by (seed, d), and the shards' moments
-    are merged in shard order, so the answer equals the serial one bit for bit, wherever it ran.
+    are merged in shard order, so the answer equals the serial one bit for bit, wherever it ran,
+    at the same draws_per_task (by default draws / (8 x workers): give it to compare clusters).
     CUDA programs are measured with their CPU twin.
     prog: a compiled program, or a `ppl.Model` or a function of no arguments returning one (a
     builder), compiled here with `compile_options` ({"estimators": ..., "samples": ..., "seed": ...};
