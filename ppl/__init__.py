@@ -38,9 +38,9 @@ from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
 from .runtime import diagnostics
 from .training import data, optim
-# `import ppl.optim`, `from ppl.data import digits`, `import ppl.dist`: the public names of modules
+# `import ppl.optim`, `from ppl.data import digits`, `import ppl.dist`, `import ppl.diagnostics`: the public names of modules
 # that live deeper (ppl/distributed.py too), the same module objects
-for _name, _module in (("optim", optim), ("data", data), ("dist", dist)):
+for _name, _module in (("optim", optim), ("data", data), ("dist", dist), ("diagnostics", diagnostics)):
     _sys.modules.setdefault(f"{__name__}.{_name}", _module)
 from .runtime.check import GradCheck, check_grad
 from .training.fit import fit
