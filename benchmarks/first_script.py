@@ -6,7 +6,8 @@ fit 200 steps, in a fresh process, against another tree of ppl in the same sitti
 Two scripts a new user writes first: a Beta-Bernoulli coin with a plate and an automatic guide,
 and a Poisson regression with global coefficients (automatic guides) over 500 rows. "cold": an
 empty cache folder (PPL_CACHE_DIR: ppl's and Numba's caches, nothing compiled yet, as after
-`pip install`); "warm": the same folder again. Each run is a new Python process, timed from its
+`pip install`); "warm": the same folder again; "after_warmup": an empty folder filled by `ppl warmup`
+(its own time: case warmup/after_warmup), then the script. Each run is a new Python process, timed from its
 start to its end (import included). The trees: this one, and `--base` (a git revision, checked
 out into a temporary worktree; default: the tree before the first-hour work, 2749acf), their
 runs alternating, round by round. One JSON line per (tree, script, cold | warm) with the median.
@@ -62,6 +63,15 @@ def run(tree: Path, script: str, cache: Path) -> float:
     return time.perf_counter() - t0
 
 
+def warmup(tree: Path, cache: Path) -> float:
+    """Wall seconds of `python -m ppl.warmup` (every bundled model, in parallel) into `cache`."""
+    env = {**os.environ, "PPL_CACHE_DIR": str(cache), "PYTHONPATH": str(tree), "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("OPENBLAS_CORETYPE", None)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ppl.warmup"], cwd=tree, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="2749acf", help="the other tree's git revision (default: 2749acf)")
@@ -78,12 +88,16 @@ def main():
         try:
             trees = {"this": ROOT, a.base: base}
             times = {(t, s, w): [] for t in trees for s in ("coin", "poisson") for w in ("cold", "warm")}
+            times.update({("this", s, "after_warmup"): [] for s in ("coin", "poisson", "warmup")})
             for r in range(a.rounds):
                 for name, script in (("coin", COIN), ("poisson", POISSON)):
                     for t, tree in trees.items():
                         cache = tmp / f"cache-{r}-{name}-{t}"
                         times[(t, name, "cold")].append(run(tree, script, cache))
                         times[(t, name, "warm")].append(run(tree, script, cache))
+                    cache = tmp / f"cache-{r}-{name}-warmup"   # `ppl warmup` once, then the script
+                    times[("this", "warmup", "after_warmup")].append(warmup(ROOT, cache))
+                    times[("this", name, "after_warmup")].append(run(ROOT, script, cache))
             for (t, s, w), v in times.items():
                 print(json.dumps({"bench": "first_script", "case": f"{s}/{w}", "tree": t, "metric": "median_seconds",
                                   "value": round(statistics.median(v), 2), "unit": "s",

@@ -1,7 +1,8 @@
 """One line on the screen while a compile runs long: a step's first call compiles it (or loads
 it from the disk cache, which is quick), and a user's first script would otherwise sit silent
-for as long as Numba works. `compiling(what)` says so once the call has taken AFTER seconds,
-and how long it took when it ends; a call that ends sooner says nothing."""
+for as long as Numba works. `compiling(what)` says so once the call has taken AFTER seconds (and
+that `ppl warmup` compiles ppl's kernels ahead: a first script of one's own then takes seconds
+less), and how long it took when it ends; a call that ends sooner says nothing."""
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,8 @@ def compiling(what: str, write=None, after: float = AFTER):
 
     def start():
         said.append(True)
-        say(f"ppl: compiling {what} (a new step's first call; the disk cache keeps it for later runs) ...")
+        say(f"ppl: compiling {what} (a new step's first call; the disk cache keeps it for later runs; "
+            f"`ppl warmup` compiles ppl's kernels ahead, once) ...")
     timer = threading.Timer(after, start)
     timer.daemon = True
     timer.start()
