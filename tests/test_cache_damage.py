@@ -211,6 +211,58 @@ FULL_DISK = textwrap.dedent('''
 ''')
 
 
+READ_ONLY = textwrap.dedent('''
+    import builtins, errno, os
+    _ROOT = os.path.realpath(os.environ["PPL_CACHE_DIR"])
+
+    def _under(p):
+        try:
+            return os.path.realpath(os.fspath(p)).startswith(_ROOT)
+        except TypeError:
+            return False
+
+    def _refuse(p):
+        raise PermissionError(errno.EROFS, "Read-only file system", os.fspath(p))
+    _open, _os_open = builtins.open, os.open
+
+    def _ro_open(file, mode="r", *a, **k):
+        if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") and _under(file):
+            _refuse(file)
+        return _open(file, mode, *a, **k)
+
+    def _ro_os_open(path, flags, *a, **k):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and _under(path):
+            _refuse(path)
+        return _os_open(path, flags, *a, **k)
+    builtins.open, os.open = _ro_open, _ro_os_open
+
+    def _wrap(f):
+        def g(p, *a, **k):
+            if _under(p) and not (f.__name__ in ("mkdir", "makedirs") and os.path.isdir(p)):
+                _refuse(p)
+            return f(p, *a, **k)
+        return g
+    for _name in ("replace", "rename", "remove", "unlink", "mkdir", "makedirs", "rmdir", "utime", "chmod"):
+        setattr(os, _name, _wrap(getattr(os, _name)))   # a read-only mount: every write under the cache refused
+''')
+
+
+def test_a_half_deleted_read_only_cache_is_not_fatal(filled, tmp_path):
+    """Half the compiled files of a filled cache deleted, then every write under the folder
+    refused (as on a read-only mount, which root's chmod does not give): the run completes with
+    the undamaged numbers and one warning saying how to fix it."""
+    src, cold = filled
+    cache = tmp_path / "half"
+    shutil.copytree(src, cache)
+    files = sorted(cache.rglob("*.nbc"))
+    for f in files[::2]:
+        f.unlink()
+    got, err = _run(cache, READ_ONLY)
+    assert got["values"] == cold["values"], (got, cold)
+    warned = [line for line in err.splitlines() if "CacheWarning" in line]
+    assert len(warned) == 1 and "cannot be written" in warned[0] and "Read-only file system" in warned[0], err[-3000:]
+
+
 def test_a_cache_that_cannot_be_written_is_not_fatal(filled, tmp_path):
     """A cache folder that cannot be made (its parent a file) and a disk full at every save of
     compiled code: each run completes with the undamaged numbers and one warning saying how to
