@@ -247,20 +247,21 @@ READ_ONLY = textwrap.dedent('''
 ''')
 
 
-def test_a_half_deleted_read_only_cache_is_not_fatal(filled, tmp_path):
-    """Half the compiled files of a filled cache deleted, then every write under the folder
-    refused (as on a read-only mount, which root's chmod does not give): the run completes with
-    the undamaged numbers and one warning saying how to fix it."""
+def test_a_read_only_cache_cold_or_half_deleted_is_not_fatal(filled, tmp_path):
+    """Every write under the cache folder refused (as on a read-only mount, which root's chmod
+    does not give), the folder empty or a filled one with half its compiled files deleted: each
+    run completes with the undamaged numbers and one warning saying how to fix it."""
     src, cold = filled
-    cache = tmp_path / "half"
-    shutil.copytree(src, cache)
-    files = sorted(cache.rglob("*.nbc"))
-    for f in files[::2]:
+    (tmp_path / "empty").mkdir()
+    half = tmp_path / "half"
+    shutil.copytree(src, half)
+    for f in sorted(half.rglob("*.nbc"))[::2]:
         f.unlink()
-    got, err = _run(cache, READ_ONLY)
-    assert got["values"] == cold["values"], (got, cold)
-    warned = [line for line in err.splitlines() if "CacheWarning" in line]
-    assert len(warned) == 1 and "cannot be written" in warned[0] and "Read-only file system" in warned[0], err[-3000:]
+    for cache in (tmp_path / "empty", half):
+        got, err = _run(cache, READ_ONLY)
+        assert got["values"] == cold["values"], (cache, got, cold)
+        warned = [line for line in err.splitlines() if "CacheWarning" in line]
+        assert len(warned) == 1 and "cannot be written" in warned[0] and "Read-only file system" in warned[0], err[-3000:]
 
 
 def test_a_cache_that_cannot_be_written_is_not_fatal(filled, tmp_path):
