@@ -1,7 +1,8 @@
 """NaN and inf in any parameter of any law are refused in the step, naming the law, the node and
 the parameter, in both dtypes and both lowerings (float32 array kernels with every law; float64
 row-fused code with every law of width 1 that has a row form): a NaN never becomes a draw (noise + NaN > 0 is False: a
-silent 0). Each model holds a node of several laws."""
+silent 0). Each model holds a node of several laws. And NaN and inf through every layer op of the
+table reach its cost, never a finite number (the elementwise ops: tests/test_validation.py)."""
 import numpy as np
 import pytest
 
@@ -81,3 +82,39 @@ def test_nan_and_inf_in_every_laws_parameters(dtype, grouped):
                         prog.loss(x)
                     b[:] = old
         assert np.isfinite(prog.loss(x))
+
+
+def _layer_ops():
+    """A cost per layer op of the table (ppl/ops.py) past the elementwise ones, each reading a
+    layer `a` whose first column a test makes NaN (or inf), or a table row (Embed)."""
+    with Model("nan_layer_ops") as m:
+        x, g = m.input("x", 1), m.input("g", 1)
+        a, b = Affine(x, 2, name="a"), Affine(x, 2, name="b")
+        exprs = {"add": a + b, "mul": a * b, "div": a / (ppl.softplus(b) + 1.0), "pow": ppl.softplus(a) ** 1.5,
+                 "scale_shift": 2.0 * a + 1.0, "rowsum": ppl.rowsum(a), "concat": ppl.concat([a, b]),
+                 "slice": a[:, :1], "bcast": ppl.rowsum(a) + b, "affine": Affine(a, 2, name="c"),
+                 "embed": ppl.Embed(g, 3, 2, name="table") * 1.0}
+        for k, e in exprs.items():
+            m.cost(f"c_{k}", ppl.total(e))
+    return m, sorted(exprs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_inf_through_every_layer_op(dtype):
+    """NaN and inf through every layer op (sums, products, quotients, powers, scalings, row sums,
+    concatenations, slices, broadcasts, affine maps, table lookups) reach the op's cost: a NaN
+    cost, never a number (inf may become NaN, as inf - inf does; never a finite value)."""
+    m, ops = _layer_ops()
+    prog = m.compile(dtype=dtype)
+    data = {"x": np.ones((3, 1)), "g": np.array([[0.0], [1.0], [2.0]])}
+    assert all(np.isfinite(v) for v in prog.loss_parts(data).values())
+    for bad in (np.nan, np.inf):
+        prog.params["a.b"][0] = bad
+        prog.params["table"][1, 0] = bad
+        parts = prog.loss_parts(data)
+        for op in ops:
+            assert not np.isfinite(parts[f"c_{op}"]), (op, bad, parts[f"c_{op}"])
+            if np.isnan(bad):
+                assert np.isnan(parts[f"c_{op}"]), (op, parts[f"c_{op}"])
+        prog.params["a.b"][0] = 0.0
+        prog.params["table"][1, 0] = 0.0
