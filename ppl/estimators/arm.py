@@ -8,6 +8,7 @@ from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 class _Antithetic(Estimator):
     branch_rows = True
+    integrated = True   # DisARM: the pair's uniform integrated out given the two draws; ARM: False
 
     def check(self, info):
         if not info.dist.antithetic:
@@ -36,14 +37,14 @@ class _Antithetic(Estimator):
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the
             # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             strides, sizes = digits
-            if self.name == "arm":
+            if not self.integrated:
                 ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {off}, {span}, "
                          f"{strides}, {sizes}, {ga})")
             else:
                 (a,) = ctx.params()
                 ctx.emit(f"antithetic.disarm_grad_marginal({a}, {ctx.value()}, {L}, {rw}, {stride}, {off}, {span}, "
                          f"{strides}, {sizes}, {ga})")
-        elif self.name == "arm":
+        elif not self.integrated:
             ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {rw}, {stride}, {off}, {span}, {ga})")
         else:
             (a,) = ctx.params()
@@ -66,7 +67,7 @@ class _Antithetic(Estimator):
             return
         c0, c1 = sl.cfg, sl.partner(node)
         L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
-        if self.name == "arm":
+        if not self.integrated:
             sl.emit(f"cf_ = scalar.arm_coef({L1} - {L0}, {sl.noise_of[node]})")
             pad = ""
         else:
@@ -81,6 +82,7 @@ class _Antithetic(Estimator):
 @register
 class ARM(_Antithetic):
     name = "arm"
+    integrated = False
 
     def not_measured(self, info):
         if REGISTRY["disarm"].applies(info) is None:
@@ -125,7 +127,7 @@ class _Local(_Antithetic):
         ctx.emit(f"rows.iwae_swap_one({rows.totals}, {ell}, {rows.samples}, {rows.configs}, {stride}, {L})")
         pw = ctx.buffer("pw")
         ctx.emit(f"rows.config_weights({ctx.rows.configs}, 0, {stride}, 0.5 / B, {pw})")
-        if self.name == "local_arm":
+        if not self.integrated:
             ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {pw}, {stride}, 1, 2, {ga})")
         else:
             (a,) = ctx.params()
@@ -138,6 +140,7 @@ class _Local(_Antithetic):
 @register
 class LocalARM(_Local):
     name = "local_arm"
+    integrated = False
 
     def not_measured(self, info):
         if REGISTRY["local_disarm"].applies(info) is None:

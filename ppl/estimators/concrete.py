@@ -13,9 +13,10 @@ class _Relaxed(Estimator):
     passes_value_grad = True
     hard_forward = False
     options = {"temperature": 0.5}
+    any_relaxation = False   # True: it serves every law with a relaxation (concrete), else the law's own only
 
     def check(self, info):
-        if info.dist.relaxation != self.name and not (self.name == "concrete" and info.dist.relaxation):
+        if not info.dist.relaxation or not (self.any_relaxation or info.dist.relaxation == self.name):
             return f"{info.dist.name} has no {self.name} relaxation"
         if not info.differentiable:
             return f"a path to its costs goes through the gradient-free black box '{info.blocked_by}'"
@@ -44,6 +45,7 @@ class _Relaxed(Estimator):
 @register
 class Concrete(_Relaxed):
     name = "concrete"
+    any_relaxation = True
     about = 'binary Concrete relaxation, exact VJP of the relaxed sample'
     cite = 'Maddison, Mnih & Teh 2017, "The Concrete distribution", ICLR'
 
