@@ -298,3 +298,22 @@ def test_a_plated_model_file_without_its_size_trains_and_reports_a_heldout_score
     code, out, _ = run(capsys, "compare", f"{f}:build", "--data", str(data), "--estimators", "pathwise,score",
                        "--grad-draws", "5", "--quiet")
     assert code == 0 and "| pathwise |" in out and "| score |" in out, out
+
+
+def test_warmup_covers_every_law():
+    """ppl warmup's default jobs hold "laws" (first: the longest), whose tables name every law an
+    automatic guide covers as a prior and every law with data of its own (not grouped) as a
+    likelihood; its job compiles them in a process of its own."""
+    from ppl.distributions import DISTRIBUTIONS
+    from ppl.language.declare import AUTO_SUPPORTS, DATA_SUPPORT
+    from ppl import warmup
+    priors, liks = warmup._law_tables()
+    for kind, d in DISTRIBUTIONS.items():
+        if d.constructor is None:
+            continue
+        if d.support in AUTO_SUPPORTS:
+            assert kind in priors, kind
+        if d.support in DATA_SUPPORT and not d.grouped:
+            assert kind in liks, kind
+    assert "compile_laws" in " ".join(warmup._command(warmup.LAWS, ()))
+    assert warmup.default_jobs()[0] == "laws" and "sbn" in warmup.default_jobs()
