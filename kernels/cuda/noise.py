@@ -62,12 +62,11 @@ def _put_f64(out, x, kind, r, c, u):
         out[r, c] = u
 
 
-def _uniform_kind_f32_body(i, out, x, kind, k0, k1, s, t, o):
-    R, D = out.shape
-    nb = (D + 3) // 4
-    r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+@cuda.jit(device=True)
+def _uniform_block_f32(out, x, kind, r, b, ra, k0, k1, s, t):
+    """Philox block b of out's row r, drawn at address row ra: its 4 float32 columns."""
+    D = out.shape[1]
+    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
     c = 4 * b
     _put_f32(out, x, kind, r, c, _u32(w0))
     if c + 1 < D:
@@ -78,30 +77,22 @@ def _uniform_kind_f32_body(i, out, x, kind, k0, k1, s, t, o):
         _put_f32(out, x, kind, r, c + 3, _u32(w3))
 
 
-_uniform_kind_f32 = items(_uniform_kind_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
-
-
-def _uniform_kind_f64_body(i, out, x, kind, k0, k1, s, t, o):
-    R, D = out.shape
-    nb = (D + 1) // 2
-    r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+@cuda.jit(device=True)
+def _uniform_block_f64(out, x, kind, r, b, ra, k0, k1, s, t):
+    """Philox block b of out's row r, drawn at address row ra: its 2 float64 columns."""
+    D = out.shape[1]
+    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
     c = 2 * b
     _put_f64(out, x, kind, r, c, _u64(w0, w1))
     if c + 1 < D:
         _put_f64(out, x, kind, r, c + 1, _u64(w2, w3))
 
 
-_uniform_kind_f64 = items(_uniform_kind_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
-
-
-def _normal_f32_body(i, out, k0, k1, s, t, o):
-    R, D = out.shape
-    nb = (D + 3) // 4
-    r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+@cuda.jit(device=True)
+def _normal_block_f32(out, r, b, ra, k0, k1, s, t):
+    """Philox block b of out's row r, drawn at address row ra: 4 float32 normals by Box-Muller."""
+    D = out.shape[1]
+    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
     c = 4 * b
     z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
     z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
@@ -114,20 +105,50 @@ def _normal_f32_body(i, out, k0, k1, s, t, o):
         out[r, c + 3] = z3
 
 
-_normal_f32 = items(_normal_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
-
-
-def _normal_f64_body(i, out, k0, k1, s, t, o):
-    R, D = out.shape
-    nb = (D + 1) // 2
-    r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, r + o, s, t, k0, k1)
+@cuda.jit(device=True)
+def _normal_block_f64(out, r, b, ra, k0, k1, s, t):
+    """Philox block b of out's row r, drawn at address row ra: 2 float64 normals by Box-Muller."""
+    D = out.shape[1]
+    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
     c = 2 * b
     z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
     out[r, c] = z0
     if c + 1 < D:
         out[r, c + 1] = z1
+
+
+# one thread per (row r, philox block b) of out; row r is drawn at address r + o
+def _uniform_kind_f32_body(i, out, x, kind, k0, k1, s, t, o):
+    nb = (out.shape[1] + 3) // 4
+    r = i // nb
+    _uniform_block_f32(out, x, kind, r, i - r * nb, r + o, k0, k1, s, t)
+
+
+_uniform_kind_f32 = items(_uniform_kind_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
+
+
+def _uniform_kind_f64_body(i, out, x, kind, k0, k1, s, t, o):
+    nb = (out.shape[1] + 1) // 2
+    r = i // nb
+    _uniform_block_f64(out, x, kind, r, i - r * nb, r + o, k0, k1, s, t)
+
+
+_uniform_kind_f64 = items(_uniform_kind_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
+
+
+def _normal_f32_body(i, out, k0, k1, s, t, o):
+    nb = (out.shape[1] + 3) // 4
+    r = i // nb
+    _normal_block_f32(out, r, i - r * nb, r + o, k0, k1, s, t)
+
+
+_normal_f32 = items(_normal_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
+
+
+def _normal_f64_body(i, out, k0, k1, s, t, o):
+    nb = (out.shape[1] + 1) // 2
+    r = i // nb
+    _normal_block_f64(out, r, i - r * nb, r + o, k0, k1, s, t)
 
 
 _normal_f64 = items(_normal_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
@@ -203,73 +224,38 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     _fill("fill_bernoulli_prob", out, probs, BERNOULLI_PROB, seed, stream, step, row0)
 
 
-# ------------------------------------------------ fills of a plate of groups: rows by their group
+# the same blocks, row r drawn at its group's address index[r // reps, 0] * reps + r % reps
 def _uniform_at_f32_body(i, out, kind, k0, k1, s, t, index, reps):
-    R, D = out.shape
-    nb = (D + 3) // 4
+    nb = (out.shape[1] + 3) // 4
     r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
-    c = 4 * b
-    _put_f32(out, out, kind, r, c, _u32(w0))
-    if c + 1 < D:
-        _put_f32(out, out, kind, r, c + 1, _u32(w1))
-    if c + 2 < D:
-        _put_f32(out, out, kind, r, c + 2, _u32(w2))
-    if c + 3 < D:
-        _put_f32(out, out, kind, r, c + 3, _u32(w3))
+    _uniform_block_f32(out, out, kind, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, t)
 
 
 _uniform_at_f32 = items(_uniform_at_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
 
 
 def _uniform_at_f64_body(i, out, kind, k0, k1, s, t, index, reps):
-    R, D = out.shape
-    nb = (D + 1) // 2
+    nb = (out.shape[1] + 1) // 2
     r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
-    c = 2 * b
-    _put_f64(out, out, kind, r, c, _u64(w0, w1))
-    if c + 1 < D:
-        _put_f64(out, out, kind, r, c + 1, _u64(w2, w3))
+    _uniform_block_f64(out, out, kind, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, t)
 
 
 _uniform_at_f64 = items(_uniform_at_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
 
 
 def _normal_at_f32_body(i, out, k0, k1, s, t, index, reps):
-    R, D = out.shape
-    nb = (D + 3) // 4
+    nb = (out.shape[1] + 3) // 4
     r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
-    c = 4 * b
-    z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
-    z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
-    out[r, c] = z0
-    if c + 1 < D:
-        out[r, c + 1] = z1
-    if c + 2 < D:
-        out[r, c + 2] = z2
-    if c + 3 < D:
-        out[r, c + 3] = z3
+    _normal_block_f32(out, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, t)
 
 
 _normal_at_f32 = items(_normal_at_f32_body, "out.shape[0] * ((out.shape[1] + 3) // 4)")
 
 
 def _normal_at_f64_body(i, out, k0, k1, s, t, index, reps):
-    R, D = out.shape
-    nb = (D + 1) // 2
+    nb = (out.shape[1] + 1) // 2
     r = i // nb
-    b = i - r * nb
-    w0, w1, w2, w3 = _philox(b, int(index[r // reps, 0]) * reps + r % reps, s, t, k0, k1)
-    c = 2 * b
-    z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
-    out[r, c] = z0
-    if c + 1 < D:
-        out[r, c + 1] = z1
+    _normal_block_f64(out, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, t)
 
 
 _normal_at_f64 = items(_normal_at_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
