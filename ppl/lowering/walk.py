@@ -172,15 +172,16 @@ class Walk:
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
-        if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0:   # a per-row cost of a plate: N / batch
+        if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0 and n not in self.cost_group:   # N / batch
             c = self.cbuf[n]
             self.emit(f"rows.scale_shift_fwd({c}.reshape({c}.shape[0], 1), {_literal(self.cost_scale[n])}, 0.0, "
                       f"{c}.reshape({c}.shape[0], 1))")
         if n.attrs.get("is_head") and P != self.FULL:
             self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
-        if n in self.cost_group:   # a per-group term: each row's share of it
+        if n in self.cost_group:   # a per-group term: N times each row's share of it, in one pass
             c = self.cfull.get(n, self.cbuf[n])
-            self.emit(f"rows.mul_rows({c}.reshape({c}.shape[0], 1), {self.group_w[self.cost_group[n]]}, 1.0)")
+            self.emit(f"rows.mul_rows({c}.reshape({c}.shape[0], 1), {self.group_w[self.cost_group[n]]}, "
+                      f"{_literal(self.cost_scale[n])})")
         if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
             self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
         if n in self.evaluated_by:   # the estimator above owns what its rows do to this node

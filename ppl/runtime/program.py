@@ -248,7 +248,7 @@ class Program(DerivedPrograms, Explained, PlateSize):
         missing = [n for n in names if n not in data]
         extra = [n for n in data if n not in names]
         if missing or extra:
-            raise ModelError(f"model '{self.model.name}' takes inputs {[n for n in names if not n.startswith('_w_')]}; "
+            raise ModelError(f"model '{self.model.name}' takes inputs {self.data_inputs}; "
                              + (f"missing {missing}" if missing else "") + (f" unknown {extra}" if extra else ""))
         arrays, B = [], None if batch is None else V.integer(batch, "batch", lo=1)
         for n in names:
