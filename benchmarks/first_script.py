@@ -54,22 +54,23 @@ ppl.fit(prog, {"x": x, "k": k}, ppl.optim.Adam(0.05), steps=200, batch_size=50, 
 """
 
 
-def run(tree: Path, script: str, cache: Path) -> float:
-    """Wall seconds of one fresh process running `script` with `tree`'s ppl and cache folder `cache`."""
+def _timed(tree: Path, cache: Path, args: list) -> float:
+    """Wall seconds of a fresh `python ARGS` with `tree`'s ppl and the cache folder `cache`."""
     env = {**os.environ, "PPL_CACHE_DIR": str(cache), "PYTHONPATH": str(tree), "OPENBLAS_NUM_THREADS": "1"}
     env.pop("OPENBLAS_CORETYPE", None)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script], cwd=tree, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, *args], cwd=tree, env=env, check=True, capture_output=True)
     return time.perf_counter() - t0
+
+
+def run(tree: Path, script: str, cache: Path) -> float:
+    """Wall seconds of one fresh process running `script`."""
+    return _timed(tree, cache, ["-c", script])
 
 
 def warmup(tree: Path, cache: Path) -> float:
-    """Wall seconds of `python -m ppl.warmup` (every bundled model, in parallel) into `cache`."""
-    env = {**os.environ, "PPL_CACHE_DIR": str(cache), "PYTHONPATH": str(tree), "OPENBLAS_NUM_THREADS": "1"}
-    env.pop("OPENBLAS_CORETYPE", None)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ppl.warmup"], cwd=tree, env=env, check=True, capture_output=True)
-    return time.perf_counter() - t0
+    """Wall seconds of `python -m ppl.warmup` (every bundled model and the laws, in parallel) into `cache`."""
+    return _timed(tree, cache, ["-m", "ppl.warmup"])
 
 
 def main():
