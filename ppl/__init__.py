@@ -36,6 +36,7 @@ from .language import dist
 from .language.scan import scan
 from .estimators import REGISTRY as estimators
 from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
+from .calls import KERNELS
 from .runtime import diagnostics
 from .training import data, optim
 # `import ppl.optim`, `from ppl.data import digits`, `import ppl.dist`, `import ppl.diagnostics`: the public names of modules
@@ -51,6 +52,6 @@ globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor
 globals().update(_OP_NODES)    # ppl.sigmoid, ppl.tanh, ...: one per elementwise op (ppl/ops.py)
 __all__ = ["Model", "ModelError", "Node", "Affine", "Embed", *_LAW_NODES, "param", *_OP_NODES, "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "concat", "const", "layer", "dist", "scan",
-           "estimators", "Estimator", "EstimatorContext", "Kernel", "NO_GRAD", "register_estimator", "fit", "optim",
+           "estimators", "Estimator", "EstimatorContext", "Kernel", "KERNELS", "NO_GRAD", "register_estimator", "fit", "optim",
            "diagnostics", "data", "Program", "CacheWarning", "check_grad", "GradCheck"]
 

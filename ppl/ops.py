@@ -9,7 +9,8 @@ templates. Adding an elementwise op is one file, ``kernels/families/<op>.py`` (`
 its entry here is made from it); any other op is one entry here plus its kernels (a family of
 ``kernels/families/``).
 
-Templates are ``str.format`` strings over names the lowering provides:
+Templates are kernel calls with ``str.format`` fields, read once into call records where an entry
+is made (``ppl/calls.py``), over names the lowering provides:
   x0, x1      the inputs' values            out      the op's value
   xj, gj, off input j's value and gradient and its column offset (fwd_each / bwd_each)
   g0, g1      the inputs' gradient buffers  gout     the op's value cotangent
@@ -21,29 +22,14 @@ the names it uses, so naming an input's value costs nothing when the template do
 """
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .calls import template
 # Price's activation codes: the elementwise ops whose first and second derivatives the
 # second-order forward pass of kernels/families/price.py carries
 from .kernels.families.price import ACTIVATIONS as PRICE_ACTIVATIONS
-
-_FMT = string.Formatter()
-
-
-
-def fields(template: str) -> set:
-    """The names a template uses (``{x0}`` and ``{scale!r}`` give x0 and scale)."""
-    return {name for _, name, _, _ in _FMT.parse(template) if name}
-
-
-def render(template: str, **values) -> str:
-    """Format a template; a value given as a callable is called only when the template uses
-    its name (reading a node's value may emit code, e.g. repeating a data-row value)."""
-    need = fields(template)
-    return template.format(**{k: (v() if callable(v) else v) for k, v in values.items() if k in need})
 
 
 @dataclass(frozen=True)
@@ -77,6 +63,12 @@ class Op:
     user: bool = False               # calls the user's @njit functions attrs fn / grad per row
     unary: bool = False              # an elementwise activation: ppl.<kind>(x) is made from this entry
     targets: frozenset = field(default_factory=lambda: frozenset({"cpu", "cuda"}))
+
+    def __post_init__(self):   # every template read into its call record where the entry is made
+        rules = self.price.values() if isinstance(self.price, dict) else [self.price]
+        for t in (self.fwd, self.bwd, self.fwd_each, self.bwd_each, *rules):
+            if t:
+                template(t)
 
 
 def _unary(kind, doc, price=True):

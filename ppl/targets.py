@@ -14,6 +14,7 @@ import importlib
 
 import numpy as np
 
+from .calls import MODULES
 from .errors import ModelError
 from .ops import OPS
 
@@ -66,8 +67,7 @@ def _check_cuda_numpy() -> None:
 
 # the CPU target's kernel modules: the generated body's module aliases -> modules of ppl.kernels
 # (a family declared once, kernels/families/, is re-exported by cpu/core.py and cuda/core.py: its alias binds those)
-CPU_MODULES = {"core": "cpu.core", "noise": "cpu.noise", "rows": "cpu.rows", "antithetic": "cpu.core",
-               "relax": "cpu.relax", "rebar": "cpu.rebar", "price": "cpu.core", "rng": "math.rng", "scalar": "math.scalar"}
+CPU_MODULES = MODULES
 # the CUDA target's kernel set: the generated body's module aliases -> modules of ppl.kernels
 # (the same function names and arguments as the CPU modules the CPU header binds)
 CUDA_MODULES = {"core": "cuda.core", "noise": "cuda.noise", "rows": "cuda.rows", "antithetic": "cuda.core",

@@ -26,7 +26,10 @@ if __name__ == "__main__":   # the CUDA target's sources are rendered in the sim
 import numpy as np
 
 import ppl
-from ppl.compiler.pipeline import generate_source
+from ppl.calls import MODULES
+from ppl.compiler.options import CompileOptions
+from ppl.compiler.pipeline import Compilation, run_passes
+from ppl.lowering.ir import flatten
 from ppl.estimators import REGISTRY
 from ppl.models import get
 
@@ -182,6 +185,26 @@ def _graph(name):
 
 GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("blackbox_row", {}), ("blackbox_row_grad", {}),
           ("new_laws", {}), ("plates", {}), ("price", {}), ("count_laws", {})]
+
+
+# the array kernels' modules: a statement of the array lowering that starts with one calls a kernel
+_KERNEL_ALIASES = tuple(f"{a}." for a in MODULES if a not in ("rng", "scalar"))
+
+
+def unrecorded_calls(statements) -> list:
+    """The statements that call an array kernel by their text but hold no call record (calls.Call):
+    what the CUDA target check and the row-fused lowering would not see."""
+    return [str(st) for st in flatten(statements) if st.call is None and str(st).lstrip().startswith(_KERNEL_ALIASES)]
+
+
+def generate_source(model, **options) -> str:
+    """The step's source (compiler.generate_source), with every kernel call the array lowering
+    emitted checked to be a record."""
+    c = run_passes(Compilation(model, CompileOptions(**options)))
+    if type(c.lowering).__name__ != "ScalarLowering":   # the row-fused step's lines are row code
+        bad = unrecorded_calls(c.lowering.emitted)
+        assert not bad, f"{model.name}: kernel calls emitted as text, not as call records: {bad[:5]}"
+    return c.source
 
 
 def _model(mod, opts):

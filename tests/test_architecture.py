@@ -141,3 +141,40 @@ def test_every_path_to_edit_exists():
                     problems.append(f"'{kind}': {p} does not exist")
     assert not problems, "docs/ARCHITECTURE.md's 'To add ...' lists name paths not in the tree:\n  " + "\n  ".join(
         problems)
+
+
+def ir_problems(files) -> list:
+    """Where the step's IR is written or read as text: an estimator's `ctx.emit` of a line, a
+    regular expression or `ast.parse` in the lowering or the target check, an estimator that
+    branches on its own name. files: (path, source) pairs."""
+    import ast
+    out = []
+    for path, src in files:
+        tree = ast.parse(src)
+        for node in ast.walk(tree):
+            if path.startswith("ppl/estimators/") and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr == "emit" and isinstance(node.func.value, ast.Name) and node.func.value.id == "ctx":
+                    out.append(f"{path}:{node.lineno}: ctx.emit of text (use ctx.call with a kernel)")
+            if path.startswith("ppl/estimators/") and isinstance(node, ast.Compare):
+                left = node.left
+                if isinstance(left, ast.Attribute) and left.attr == "name" and getattr(left.value, "id", "") == "self":
+                    out.append(f"{path}:{node.lineno}: branches on self.name (declare a flag)")
+            if path.startswith(("ppl/lowering/", "ppl/targets.py", "ppl/calls.py")):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and any(a.name == "re" for a in node.names):
+                    out.append(f"{path}:{node.lineno}: imports re")
+                if (isinstance(node, ast.Attribute) and node.attr == "parse" and isinstance(node.value, ast.Name)
+                        and node.value.id == "ast"):
+                    out.append(f"{path}:{node.lineno}: ast.parse")
+    return out
+
+
+def test_the_step_ir_is_records_not_text():
+    """Estimators emit kernel calls as records (ctx.call), no part of the lowering or the target
+    check reads generated code with a regular expression or a parser, and no estimator branches
+    on its own name; the check finds each of these in a sample (the test of the test)."""
+    files = [(str(p.relative_to(ROOT)), p.read_text()) for p in sorted((ROOT / "ppl").rglob("*.py"))]
+    assert not ir_problems(files), "\n".join(ir_problems(files))
+    bad = [("ppl/estimators/x.py", 'def f(self, ctx):\n    ctx.emit(f"rows.zero1({b})")\n    if self.name == "arm":\n'
+                                   '        pass\n'),
+           ("ppl/lowering/x.py", "import re\nimport ast\nt = ast.parse(s)\n")]
+    assert len(ir_problems(bad)) == 4

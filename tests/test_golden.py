@@ -54,3 +54,15 @@ def test_canonical_form_ignores_names_only():
                     SRC.replace("        K_.", "    K_."),
                     SRC.replace("v_h, 2, g_h", "v_h, 2, v_h")):
         assert golden.canonical(changed) != golden.canonical(SRC)
+
+
+def test_a_kernel_call_emitted_as_text_is_found():
+    """The test of golden.generate_source's check: a kernel call held as text, in a loop block
+    too, is found; its record, a row-code line and a plain line are not."""
+    from ppl.calls import KERNELS, call
+    from ppl.lowering.ir import Loop, Stmt
+    loop = Loop(3, False, {})
+    loop.body = [Stmt("    rows.zero1(L_a)")]
+    stmts = [Stmt(call(KERNELS.rows.zero1, "L_b")), Stmt("core.add_fwd(a, b, out)"), Stmt("x = scalar.sig(y)"),
+             Stmt("if mode == 0:"), loop]
+    assert golden.unrecorded_calls(stmts) == ["core.add_fwd(a, b, out)", "    rows.zero1(L_a)"]

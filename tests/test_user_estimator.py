@@ -22,7 +22,7 @@ import exact
 import ppl
 import stats
 from ppl.estimators import REGISTRY
-from ppl import Affine, Model
+from ppl import KERNELS, Affine, Model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "user_estimator.py"
 
@@ -211,8 +211,8 @@ def test_a_users_score_function_renders_the_built_in_step():
             L, rw = ctx.learning_signal()
             b, w = ctx.buffer("b"), ctx.buffer("w")
             slot = ctx.state("mean", size=2, name=f"baseline.{ctx.node.name}.mean")
-            ctx.emit(f"rows.moving_average_baseline({L}, {rw}, state, {slot}, {ctx.options['decay']!r}, {b}, True)")
-            ctx.emit(f"rows.score_weights({rw}, {L}, {b}, {w})")
+            ctx.call(KERNELS.rows.moving_average_baseline, L, rw, "state", slot, repr(ctx.options['decay']), b, True)
+            ctx.call(KERNELS.rows.score_weights, rw, L, b, w)
             ctx.log_prob_vjp(w)
 
     for objective, samples in (("elbo", 1), ("elbo", 2), ("iwae", 3)):
@@ -246,8 +246,8 @@ def test_a_users_vimco_renders_the_built_in_step():
             w = ctx.buffer("w")
             b = ctx.buffer("bvimco", shared=True)
             rows = ctx.rows
-            ctx.emit(f"rows.vimco_baseline({rows.totals}, {rows.samples}, {rows.configs}, {b})", once=True)
-            ctx.emit(f"rows.score_weights({uw}, {L}, {b}, {w})")
+            ctx.call(KERNELS.rows.vimco_baseline, rows.totals, rows.samples, rows.configs, b, once=True)
+            ctx.call(KERNELS.rows.score_weights, uw, L, b, w)
             ctx.log_prob_vjp(w)
 
     ours = generate_source(build("ue_vimco"), estimators={"h1": "user_vimco", "h2": "user_vimco"},

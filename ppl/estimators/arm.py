@@ -3,6 +3,7 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
+from ppl.calls import KERNELS
 from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 
@@ -22,9 +23,9 @@ class _Antithetic(Estimator):
         u = ctx.noise("uniform")
         (a,) = ctx.params()
         stride, off, span = ctx.rows.slot
-        ctx.emit(f"antithetic.antithetic_bernoulli({a}, {u}, {stride}, {off}, {span}, {ctx.value()})")
+        ctx.call(KERNELS.antithetic.antithetic_bernoulli, a, u, stride, off, span, ctx.value())
         if not ctx.rows.shared:   # a digit of its own: each row of the pair carries half the drawn row's weight
-            ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
+            ctx.call(KERNELS.antithetic.scale_rows, ctx.rows.weights, 0.5)
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -38,17 +39,17 @@ class _Antithetic(Estimator):
             # members' signals marginalised over those digits (see kernels/families/antithetic.py)
             strides, sizes = digits
             if not self.integrated:
-                ctx.emit(f"antithetic.arm_grad_marginal({ctx.drawn_noise()}, {L}, {rw}, {stride}, {off}, {span}, "
-                         f"{strides}, {sizes}, {ga})")
+                ctx.call(KERNELS.antithetic.arm_grad_marginal, ctx.drawn_noise(), L, rw, stride, off, span,
+                         strides, sizes, ga)
             else:
                 (a,) = ctx.params()
-                ctx.emit(f"antithetic.disarm_grad_marginal({a}, {ctx.value()}, {L}, {rw}, {stride}, {off}, {span}, "
-                         f"{strides}, {sizes}, {ga})")
+                ctx.call(KERNELS.antithetic.disarm_grad_marginal, a, ctx.value(), L, rw, stride, off, span,
+                         strides, sizes, ga)
         elif not self.integrated:
-            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {rw}, {stride}, {off}, {span}, {ga})")
+            ctx.call(KERNELS.antithetic.arm_grad, ctx.drawn_noise(), L, rw, stride, off, span, ga)
         else:
             (a,) = ctx.params()
-            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {rw}, {stride}, {off}, {span}, {ga})")
+            ctx.call(KERNELS.antithetic.disarm_grad, a, ctx.value(), L, rw, stride, off, span, ga)
 
     # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)
     def scalar_support(self, node, opts):
@@ -124,14 +125,14 @@ class _Local(_Antithetic):
         stride = ctx.rows.digit[0]
         L = ctx.buffer("Lloc")
         rows = ctx.rows   # its totals: the draws' totals of costs (-log w), the bound's terms
-        ctx.emit(f"rows.iwae_swap_one({rows.totals}, {ell}, {rows.samples}, {rows.configs}, {stride}, {L})")
+        ctx.call(KERNELS.rows.iwae_swap_one, rows.totals, ell, rows.samples, rows.configs, stride, L)
         pw = ctx.buffer("pw")
-        ctx.emit(f"rows.config_weights({ctx.rows.configs}, 0, {stride}, 0.5 / B, {pw})")
+        ctx.call(KERNELS.rows.config_weights, ctx.rows.configs, 0, stride, '0.5 / B', pw)
         if not self.integrated:
-            ctx.emit(f"antithetic.arm_grad({ctx.drawn_noise()}, {L}, {pw}, {stride}, 1, 2, {ga})")
+            ctx.call(KERNELS.antithetic.arm_grad, ctx.drawn_noise(), L, pw, stride, 1, 2, ga)
         else:
             (a,) = ctx.params()
-            ctx.emit(f"antithetic.disarm_grad({a}, {ctx.value()}, {L}, {pw}, {stride}, 1, 2, {ga})")
+            ctx.call(KERNELS.antithetic.disarm_grad, a, ctx.value(), L, pw, stride, 1, 2, ga)
 
     def scalar_support(self, node, opts):
         return "the importance-weighted bound couples a data row's draws"

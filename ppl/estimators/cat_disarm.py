@@ -8,6 +8,7 @@ over the classes in ascending order of their logits (kernels/families/cat_antith
 logits receive 1/2 w (f(x) - f(y)) (e_x - e_y), w = pi(x) pi(y) / q(x, y), f the downstream costs of
 each member: unbiased, 0 where the pair agrees, and DisARM itself for K = 2. Like DisARM it
 estimates the ELBO; the other parameters receive the average of the pair's gradients."""
+from ppl.calls import KERNELS
 from .base import NO_GRAD, Estimator, register
 
 
@@ -36,7 +37,7 @@ class CatDisARM(Estimator):
         (a,) = ctx.params()
         ctx.law_call("cat_antithetic_sample", [a, u, *map(str, ctx.rows.slot)], [ctx.value()])
         if not ctx.rows.shared:   # a digit of its own: each row of the pair carries half the drawn row's weight
-            ctx.emit(f"antithetic.scale_rows({ctx.rows.weights}, 0.5)")
+            ctx.call(KERNELS.antithetic.scale_rows, ctx.rows.weights, 0.5)
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()

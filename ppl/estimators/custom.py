@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis import graph as G
+from ..calls import KERNELS, Call, KernelRef, parse
 from ..errors import ModelError
 from .base import NO_GRAD, REGISTRY
 from .base import Estimator as _Base
@@ -278,19 +279,30 @@ class EstimatorContext:
         return self._made[name]
 
     # ----- emitting
-    def call(self, kernel, *args) -> None:
-        """Emit a call of `kernel` (an @njit function, a `Kernel`, or a kernel of ppl.kernels the
-        step already calls) on buffers, numbers and strings of code."""
-        self._check_arity(kernel, args)
-        lowering = self._lowering
-        self._own_draw = self._own_draw or lowering.drawing
-        lowering.emit(f"{lowering.kernel_name(kernel, self.node)}({', '.join(str(a) for a in args)})")
+    def call(self, kernel, *args, at_start: bool = False, once: bool = False) -> None:
+        """Emit a call of `kernel` on buffers, numbers and strings of code: a kernel of the modules
+        the step binds (`ppl.KERNELS.rows.zero1`, or its @njit function), a user's @njit
+        function or `Kernel`; or, with no args, a call made already (`ppl.calls.render` of a
+        template). `at_start` / `once`: as `emit`'s."""
+        if isinstance(kernel, Call):
+            if args:
+                raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': ctx.call of a "
+                                 f"rendered call ({kernel}) takes no more arguments; got {len(args)}")
+            line = kernel
+        else:
+            self._check_arity(kernel, args)
+            line = Call(self._lowering.kernel_ref(kernel, self.node), args)
+        self._put(line, at_start, once)
 
     def _check_arity(self, kernel, args) -> None:
         """A ModelError naming the estimator, node and kernel when `args` do not fit its signature
         (else Numba's typing error, far from the call)."""
         import inspect
-        fn = kernel.cpu if isinstance(kernel, Kernel) else kernel
+        try:
+            fn = kernel.cpu if isinstance(kernel, (Kernel, KernelRef)) else kernel
+        except AttributeError as e:
+            raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': {e}; name a kernel "
+                             f"of the step's modules (ppl.calls.KERNELS) or pass an @njit function") from None
         fn = getattr(fn, "py_func", fn)
         try:
             sig = inspect.signature(fn)
@@ -310,10 +322,14 @@ class EstimatorContext:
         self._lowering.call(self.estimator.law_kernel(self.law, key), ins, outs, self.node)
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
-        """Emit one line of the step's code (a kernel call of ppl.kernels as text, a rendered
-        template of the law's) where the estimator is; `at_start`: at the top of the step, before
-        the forward pass (once-per-step set-up); `once`: not again if a node emitted the same line
-        with once=True before (the fill of a shared buffer)."""
+        """Emit one line of the step's code where the estimator is (kernel calls: `call`; a line
+        of text calling a kernel of the step's modules is read into its call record);
+        `at_start`: at the top of the step, before the forward pass (once-per-step set-up);
+        `once`: not again if a node emitted the same line with once=True before (the fill of a
+        shared buffer)."""
+        self._put(parse(line) or line, at_start, once)
+
+    def _put(self, line, at_start: bool, once: bool) -> None:
         self._own_draw = self._own_draw or self._lowering.drawing
         if once:
             if line in self._lowering.shared_lines:
@@ -334,7 +350,7 @@ class EstimatorContext:
         rep = lowering.per_data_row(self.node.inputs[0]) if not reads_noise and "sample_rep" in d.kernels else None
         if rep is not None:
             noise = self._noise("uniform", None)
-            lowering.emit(f"core.{d.kernels['sample_rep']}({rep}, {noise}, {self.value()})")
+            lowering.emit(Call(d.kernels['sample_rep'], (*rep, noise, self.value())))
             return noise
         noise = self._noise(d.noise, None if d.noise_draws == 1 else d.noise_draws * self.node.width)
         self.law_call("sample", [*self.params(), noise], [self.value()])
@@ -346,7 +362,7 @@ class EstimatorContext:
         `fuses_log_prob` takes the weights of the log_prob(node) costs into `weights` first (one
         VJP for both)."""
         for cw in self._lowering.log_prob_weights.get(self.node, ()):
-            self.emit(f"rows.add_rows({cw}, {weights})")
+            self.call(KERNELS.rows.add_rows, cw, weights)
         self._lowering.log_prob_vjp(self.node, weights, value_grad)
 
     def log_prob_kept(self):

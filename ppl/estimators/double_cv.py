@@ -26,6 +26,7 @@ Stein operators") extends this baseline with Stein-operator control variates of 
 network: the estimator 'rodeo' (ppl/estimators/rodeo.py, which says why its network reads the
 other draws' costs rather than their df/db).
 """
+from ppl.calls import KERNELS
 from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
 
 
@@ -81,7 +82,7 @@ class DoubleCV(Estimator):
         T, W, Cb = (ctx.buffer(f"dcv{v}") for v in "TWC")
         Gm = ctx.buffer("dcvG", node.width)
         strides, sizes = ctx.rows.digits_below   # marginalised by the kernel
-        ctx.emit(f"core.double_cv_grad({a}, {ctx.value()}, {L}, {gv}, {ctx.rows.weights}, {ctx.rows.samples}, {ctx.rows.configs}, "
-                 f"{strides}, {sizes}, {alpha}, {train}, {T}, {W}, {Cb}, {Gm}, {ga}, {gal})")
+        ctx.call(KERNELS.core.double_cv_grad, a, ctx.value(), L, gv, ctx.rows.weights, ctx.rows.samples,
+                 ctx.rows.configs, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal)
         if train:
-            ctx.emit(f"rows.add_sum_to({gal}, {galpha}, 0)")
+            ctx.call(KERNELS.rows.add_sum_to, gal, galpha, 0)

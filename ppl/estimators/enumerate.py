@@ -10,7 +10,7 @@ Given by probabilities (probs=), a value of probability 0 (p in {0, 1}, a class 
 row weight 0 and adds nothing: the estimate is the derivative of the sum over the values of
 positive probability, which at p in {0, 1} is not the one-sided derivative of the objective
 (that needs the value the draw cannot take; 'mvd' evaluates it)."""
-from ppl.ops import render
+from ppl.calls import KERNELS, render
 
 from .base import NO_GRAD, Estimator, register
 
@@ -45,11 +45,11 @@ class Enumerate(Estimator):
         return info.support
 
     def draw(self, ctx):
-        ctx.emit(render(ctx.law.kernels["enum"], stride=ctx.rows.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value(),
+        ctx.call(render(ctx.law.kernels["enum"], stride=ctx.rows.digit[0], K=ctx.node.attrs.get("K"), value=ctx.value(),
                         bound=lambda: ctx.law.constant_bound(ctx.node)))
         lp = ctx.buffer("lp")
         ctx.law_call("log_prob", [*ctx.params(), ctx.value()], [lp])
-        ctx.emit(f"rows.mul_exp({lp}, {ctx.rows.weights})")
+        ctx.call(KERNELS.rows.mul_exp, lp, ctx.rows.weights)
 
     def estimate(self, ctx):
         grads = ctx.param_grads()
@@ -58,5 +58,5 @@ class Enumerate(Estimator):
         L = ctx.downstream_cost()
         wts = ctx.buffer("w")
         rows = ctx.rows   # no baseline: its row of zeros
-        ctx.emit(f"rows.score_weights({rows.weights}, {L}, {rows.zeros}, {wts})")
+        ctx.call(KERNELS.rows.score_weights, rows.weights, L, rows.zeros, wts)
         ctx.law_call("log_prob_bwd", [*ctx.params(), ctx.value()], [wts, *grads, NO_GRAD])

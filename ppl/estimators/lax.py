@@ -7,7 +7,7 @@ gradient-free black box (and applies where f is differentiable too). c_phi is RE
 (a tanh layer on z and the node's data inputs) evaluated at z itself, a parameter
 'lax.<node>' trained by the same optimiser on the exact gradient of the estimator's variance
 (kernels/families/lax.py)."""
-from ppl.ops import render
+from ppl.calls import render
 
 from .base import NO_GRAD, Estimator, register
 from .relax import control_variate
@@ -43,6 +43,6 @@ class Lax(Estimator):
             return
         H, feats, phi, gphi = control_variate(ctx, "lax")
         _, scale = ctx.params()
-        ctx.emit(render(self.kernels[ctx.law.kind]["lax_bwd"], value=ctx.value(), scale=scale, eps=ctx.drawn_noise(),
+        ctx.call(render(self.kernels[ctx.law.kind]["lax_bwd"], value=ctx.value(), scale=scale, eps=ctx.drawn_noise(),
                         L=ctx.downstream_cost(), rw=ctx.rows.weights, ctx=feats, phi=phi, H=H, gloc=gloc,
                         gscale=gscale, gphi=gphi))

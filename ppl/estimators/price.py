@@ -6,7 +6,8 @@ over the node's downstream graph (ppl.kernels.families.price); it is exact, so t
 applies when every path from the node to its costs is elementwise (activations, sums,
 products, constant affine maps) into a separable cost head."""
 from ppl.errors import ModelError
-from ppl.ops import OPS, render
+from ppl.calls import KERNELS, render
+from ppl.ops import OPS
 
 from .base import NO_GRAD, Estimator, register
 
@@ -35,12 +36,12 @@ class Price(Estimator):
             return
         H, zero = hessian_below(ctx)
         if zero is not None:
-            ctx.emit(f"price.zero_d({zero}, {zero})", at_start=True)
+            ctx.call(KERNELS.price.zero_d, zero, zero, at_start=True)
         gz = ctx.cotangent()
         if gloc is not NO_GRAD and gz is not NO_GRAD:  # Bonnet: the mean gets E[df/dz]
             ctx.law_call("sample_bwd", [ctx.drawn_noise(), gz], [gloc, NO_GRAD])   # a Normal's
         if gscale is not NO_GRAD:                      # Price: the scale gets sigma E[d^2 f / dz^2]
-            ctx.emit(f"price.price_scale_grad({ctx.params()[1]}, {H}, {gscale})")
+            ctx.call(KERNELS.price.price_scale_grad, ctx.params()[1], H, gscale)
 
 
 def hessian_below(ctx):
@@ -50,11 +51,11 @@ def hessian_below(ctx):
     node = ctx.node
     w = node.width
     d1z, d2z = ctx.buffer("pd1", w), ctx.buffer("pd2", w)
-    ctx.emit(f"price.seed_d({d1z}, {d2z})")
+    ctx.call(KERNELS.price.seed_d, d1z, d2z)
     D = {node: (d1z, d2z)}
     zero = None
     H = ctx.buffer("ph", w)
-    ctx.emit(f"rows.zero2({H})")
+    ctx.call(KERNELS.rows.zero2, H)
 
     def why(n, what):
         return ModelError(f"Normal '{node.name}': estimator 'price' needs an exact Hessian diagonal, but {what} "
@@ -72,7 +73,7 @@ def hessian_below(ctx):
             rule = (OPS[n.kind].price or {}).get(next(j for j, i in enumerate(n.inputs) if i is x))
             if rule is None:
                 raise why(n, "the cost")
-            ctx.emit(render(rule, cw=ctx.cost_seeds(n), d1=d1, d2=d2, H=H, **v))
+            ctx.call(render(rule, cw=ctx.cost_seeds(n), d1=d1, d2=d2, H=H, **v))
             continue
         op = OPS.get(n.kind)
         if op is None or op.head or op.price is None:   # the op's second-order rule (ops.OPS)
@@ -85,5 +86,5 @@ def hessian_below(ctx):
         vals = {f"x{j}": (lambda i=i: ctx.value(i)) for j, i in enumerate(n.inputs)}
         for j, (a1, a2) in enumerate(ins):
             vals[f"d1_{j}"], vals[f"d2_{j}"] = a1, a2
-        ctx.emit(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))
+        ctx.call(render(op.price, d1=d1, d2=d2, **vals, **n.attrs))
     return H, zero

@@ -18,7 +18,7 @@ import math
 
 from ppl.kernels.cpu.rebar import CONFIGS, FIXED_CONFIGS
 
-from ppl.ops import fields, render
+from ppl.calls import KERNELS, fields, render
 
 from ppl.errors import ModelError
 
@@ -103,7 +103,7 @@ class Rebar(Estimator):
         kernel = self.kernels[ctx.law.kind]["rebar_forward"]
         # a kernel that keeps dz~/da for the estimate
         dzt = ctx.buffer("dzt", node.width) if "dzt" in fields(kernel) else None
-        ctx.emit(render(kernel, a=a, u=u, v=v, **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), lam=lam,
+        ctx.call(render(kernel, a=a, u=u, v=v, **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), lam=lam,
                         delta=DELTA, value=ctx.value(), dzt=dzt))
 
     def estimate(self, ctx):
@@ -116,7 +116,7 @@ class Rebar(Estimator):
         (a,) = ctx.params()
         L = ctx.downstream_cost()
         bwd = self.kernels[ctx.law.kind]["rebar_bwd"]
-        ctx.emit(render(bwd, a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights, g=ctx.cotangent(),
+        ctx.call(render(bwd, a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights, g=ctx.cotangent(),
                         **slot(ctx), configs=configs(opts), K=node.attrs.get("K"), eta=eta, loglam=lam, delta=DELTA,
                         ga=ga, geta=geta, glam=glam, train=bool(opts["train"]),
                         dzt=lambda: ctx.buffer("dzt", node.width),
@@ -125,7 +125,7 @@ class Rebar(Estimator):
     def seed_weights(self, ctx):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = params(ctx)[0]
-        ctx.emit(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(ctx),
+        ctx.call(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(ctx),
                         configs=configs(ctx.options), eta=eta, rw=ctx.rows.weights, cw=ctx.cost_seeds()))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
@@ -135,9 +135,9 @@ class Rebar(Estimator):
         n, est = ctx.node, ctx.estimator
         first = above[0].node
         flag = ctx.buffer("flag")
-        ctx.emit(f"rows.zero1({flag})")
+        ctx.call(KERNELS.rows.zero1, flag)
         for cs in above:
-            ctx.emit(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(cs),
+            ctx.call(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(cs),
                             configs=configs(cs.options), flag=flag))
         loglam = params(above[0])[2]
         d = ctx.law
@@ -156,7 +156,7 @@ class Rebar(Estimator):
             raise ModelError(f"{d.name} '{n.name}': estimator '{est.name}' cannot sit below the "
                              f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
         (a,) = ctx.params()
-        ctx.emit(render(below["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
+        ctx.call(render(below["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
                         uniform=noise.kind == "uniform", value=ctx.value()))
 
     def backward_below(self, ctx, above):
@@ -172,14 +172,14 @@ class Rebar(Estimator):
             # would count them twice (Price's Hessian is seeded by the same rows)
             if not est.passes_value_grad:
                 gs = {f"g{j}": gp for j, gp in enumerate(ctx.param_grads())}
-                ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()),
+                ctx.call(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, noise=_first(ctx.drawn_noise()),
                                 g=g, **gs))
             return
         if not est.hard_forward:
             return
         loglam = params(above[0])[2]
         (ga,) = ctx.param_grads()
-        ctx.emit(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"),
+        ctx.call(render(self.kernels[d.kind]["relax_rows_bwd"], flag=flag, value=ctx.value(), K=n.attrs.get("K"),
                         loglam=loglam, g=g, ga=ga))
 
 

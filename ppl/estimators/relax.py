@@ -5,7 +5,7 @@ costs. c_phi (a small tanh network on z and the node's data inputs) lives in the
 parameters as 'relax.<node>' and is trained by the same optimiser on the estimator's variance
 (its gradient is derived and implemented in ppl.kernels.cpu.relax)."""
 from ppl.kernels.cpu.relax import relax_size
-from ppl.ops import render
+from ppl.calls import KERNELS, render
 
 from .base import NO_GRAD, Estimator, Rule, register
 
@@ -24,7 +24,7 @@ def control_variate(ctx, prefix: str):
         feats = ctx.buffer("ctx", C)
         off = 0
         for x, w in inputs:
-            ctx.emit(f"relax.copy_cols({x()}, {feats}, {off})")
+            ctx.call(KERNELS.relax.copy_cols, x(), feats, off)
             off += w
     else:
         feats = NO_GRAD
@@ -73,7 +73,7 @@ class Relax(Estimator):
         u = ctx.noise("uniform")
         ctx.noise("uniform")   # v: the conditional relaxation's, read by the estimate
         (a,) = ctx.params()
-        ctx.emit(render(self.kernels[ctx.law.kind]["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"),
+        ctx.call(render(self.kernels[ctx.law.kind]["relax_sample"], a=a, u=u, K=ctx.node.attrs.get("K"),
                         value=ctx.value()))
 
     def estimate(self, ctx):
@@ -85,5 +85,5 @@ class Relax(Estimator):
         (a,) = ctx.params()
         L = ctx.downstream_cost()
         bwd = self.kernels[ctx.law.kind]["relax_bwd"]
-        ctx.emit(render(bwd, a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights, ctx=feats, phi=phi, H=H,
+        ctx.call(render(bwd, a=a, u=u, v=v, value=ctx.value(), L=L, rw=ctx.rows.weights, ctx=feats, phi=phi, H=H,
                         K=ctx.node.attrs.get("K"), ga=ga, gphi=gphi))

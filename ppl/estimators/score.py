@@ -15,6 +15,7 @@ row, ell_i = -log (1/K sum_k exp(-C_ik)) (not Rao-Blackwellised: every cost of t
 the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
+from ppl.calls import KERNELS
 from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 BASELINES = ("none", "moving_average", "loo", "learned")
@@ -80,10 +81,10 @@ class Score(Estimator):
         b = ctx.buffer("b")
         kind = opts["baseline"]
         if kind == "none":
-            ctx.emit(f"rows.zero1({b})")
+            ctx.call(KERNELS.rows.zero1, b)
         elif kind == "moving_average":
             slot = ctx.state("mean", size=2, name=f"baseline.{node.name}.mean")
-            ctx.emit(f"rows.moving_average_baseline({L}, {rw}, state, {slot}, {float(opts['decay'])!r}, {b}, True)")
+            ctx.call(KERNELS.rows.moving_average_baseline, L, rw, 'state', slot, repr(float(opts['decay'])), b, True)
         elif kind == "loo":
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see
@@ -91,14 +92,14 @@ class Score(Estimator):
             digits = ctx.rows.enumerated_below
             if digits:
                 strides, sizes = digits
-                ctx.emit(f"rows.loo_baseline_marginal({L}, {ctx.rows.weights}, {ctx.rows.samples}, {ctx.rows.configs}, {strides}, "
-                         f"{sizes}, {b})")
+                ctx.call(KERNELS.rows.loo_baseline_marginal, L, ctx.rows.weights, ctx.rows.samples, ctx.rows.configs,
+                         strides, sizes, b)
             else:
-                ctx.emit(f"rows.loo_baseline({L}, {ctx.rows.samples}, {ctx.rows.configs}, {b})")
+                ctx.call(KERNELS.rows.loo_baseline, L, ctx.rows.samples, ctx.rows.configs, b)
         elif kind == "learned":
             self._learned_baseline(ctx, L, b)
         wts = ctx.buffer("w")
-        ctx.emit(f"rows.score_weights({rw}, {L}, {b}, {wts})")
+        ctx.call(KERNELS.rows.score_weights, rw, L, b, wts)
         ctx.log_prob_vjp(wts)   # log_prob(node) costs: the same VJP (fuses_log_prob)
 
     def _learned_baseline(self, ctx, L, b):
@@ -106,18 +107,18 @@ class Score(Estimator):
         feats = ctx.data_inputs()
         width = sum(w for _, w in feats) + 1
         w, gw = ctx.parameter("baseline", (width,), 0.0, name=f"baseline.{ctx.node.name}")
-        ctx.emit(f"rows.fill({b}, {w}[{width - 1}])")
+        ctx.call(KERNELS.rows.fill, b, f'{w}[{width - 1}]')
         off = 0
         for x, xw in feats:
-            ctx.emit(f"rows.linear_baseline_fwd({x()}, {w}, {off}, {b})")
+            ctx.call(KERNELS.rows.linear_baseline_fwd, x(), w, off, b)
             off += xw
         coef = ctx.buffer("bres")
-        ctx.emit(f"rows.baseline_residual({ctx.rows.weights}, {L}, {b}, {coef})")
+        ctx.call(KERNELS.rows.baseline_residual, ctx.rows.weights, L, b, coef)
         off = 0
         for x, xw in feats:
-            ctx.emit(f"rows.linear_baseline_bwd({x()}, {coef}, {off}, {gw})")
+            ctx.call(KERNELS.rows.linear_baseline_bwd, x(), coef, off, gw)
             off += xw
-        ctx.emit(f"rows.add_sum_to({coef}, {gw}, {width - 1})")
+        ctx.call(KERNELS.rows.add_sum_to, coef, gw, width - 1)
 
     # ----- row-fused scalar form: b is the running mean of earlier steps, so a row needs no other row
     def scalar_support(self, node, opts):

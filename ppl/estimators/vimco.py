@@ -9,6 +9,7 @@ depend on draw k, so the first sum stays unbiased) and w_ik the normalised weigh
 the cost cotangents the lowering seeds). The node's parameters receive
 (ell_i - ell_i,-k) / B * d log p(s | a) / da per row. Needs compile(objective="iwae", samples >= 2).
 """
+from ppl.calls import KERNELS
 from .base import NO_GRAD, Estimator, Rule, register
 
 
@@ -37,6 +38,6 @@ class Vimco(Estimator):
         # the leave-one-out baselines of the bound: computed once, shared by the VIMCO nodes
         b = ctx.buffer("bvimco", shared=True)
         rows = ctx.rows
-        ctx.emit(f"rows.vimco_baseline({rows.totals}, {rows.samples}, {rows.configs}, {b})", once=True)
-        ctx.emit(f"rows.score_weights({uw}, {L}, {b}, {wts})")
+        ctx.call(KERNELS.rows.vimco_baseline, rows.totals, rows.samples, rows.configs, b, once=True)
+        ctx.call(KERNELS.rows.score_weights, uw, L, b, wts)
         ctx.log_prob_vjp(wts)   # log_prob(node) costs: the same VJP (fuses_log_prob)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..calls import KERNELS, call
 from ..analysis import graph as G
 from .ir import LOOP_VAR
 
@@ -43,7 +44,7 @@ class Alternative:
             with self.outside():
                 W, count, D = (self.buf1(f"alt_{k}_") for k in ("W", "count", "D"))
             for b in (W, count, D):
-                self.emit_at_start(f"rows.zero1({b})")
+                self.emit_at_start(call(KERNELS.rows.zero1, b))
             stride, span = self.row_digit[nodes[0]]
             off = self.cv_slot[nodes[0]][0] if nodes[0] in self.cv_slot else 1
             self._alternative = AlternativeRow(W, count, D, (stride, off, span))
@@ -70,7 +71,7 @@ class Alternative:
         alt = self.alternative()
         if alt is not None:
             stride, off, span = alt.slot
-            self.emit(f"core.alt_cost_diff({full_rows}, {stride}, {off}, {span}, {alt.D})")
+            self.emit(call(KERNELS.core.alt_cost_diff, full_rows, stride, off, span, alt.D))
 
     def live(self, node) -> list:
         """The values computed before `node` that a node after it reads, which the alternative
@@ -107,6 +108,6 @@ class Alternative:
         for m, steps, now in self.live(node):
             v = self.stored_values(m)
             if now:
-                self.emit(f"core.alt_reset({v}, {switched}, {stride}, {off}, {span})")
+                self.emit(call(KERNELS.core.alt_reset, v, switched, stride, off, span))
             if steps:   # the loop's earlier steps of an output
-                self.emit(f"core.alt_reset_steps({self.storage_of(v)}, {LOOP_VAR}, {switched}, {stride}, {off}, {span})")
+                self.emit(call(KERNELS.core.alt_reset_steps, self.storage_of(v), LOOP_VAR, switched, stride, off, span))

@@ -7,6 +7,7 @@ import importlib
 
 import numpy as np
 
+from ..calls import KERNELS, KernelRef, call
 from ..distributions import DISTRIBUTIONS
 from ..estimators.base import NO_GRAD
 from ..estimators.custom import Kernel
@@ -44,7 +45,7 @@ class ContextHelpers:
 
     def statement(self, line: str):
         """The typed statement of an emitted line (ir.Stmt: its owner, kernel call and names)."""
-        return Stmt(line, self.owner, CPU_MODULES)
+        return Stmt(line, self.owner)
 
     def emit(self, line: str):
         st = self.statement(line)
@@ -112,30 +113,35 @@ class ContextHelpers:
     def param_grads(self, node: Node) -> list:
         return [self.g_or_empty(p) for p in node.inputs]
 
-    def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
-        k = [str(node.attrs["K"])] if node is not None and "K" in node.attrs else []
-        self.emit(f"core.{kernel}({', '.join(map(str, [*ins, *k, *outs]))})")
+    def call(self, kernel, ins: list, outs: list, node: Node | None = None):
+        """Emit kernel(*ins, K, *outs): a law's kernel (a KernelRef, or the name of a `core`
+        kernel), with the group size K of a grouped node between its inputs and outputs."""
+        k = [node.attrs["K"]] if node is not None and "K" in node.attrs else []
+        self.emit(call(kernel, *ins, *k, *outs))
 
-    def kernel_name(self, kernel, node: Node) -> str:
-        """How the step calls `kernel`: a kernel of the modules the step binds (`core.name`), or a
-        user's estimator's kernel (an @njit function or estimators.custom.Kernel), bound as a global
-        of the step and recorded (`user_kernels`) for the target checks."""
+    def kernel_ref(self, kernel, node: Node) -> KernelRef:
+        """How the step calls `kernel`: a kernel of the modules the step binds (a KernelRef, or its
+        @njit function), or a user's estimator's kernel (an @njit function or
+        estimators.custom.Kernel), bound as a global of the step (a KernelRef without a module)
+        and recorded (`user_kernels`) for the target checks."""
+        if isinstance(kernel, KernelRef):
+            return kernel
         name = getattr(kernel, "__name__", None)
         if not isinstance(kernel, Kernel):
             for alias, mod in CPU_MODULES.items():
                 if name and getattr(importlib.import_module(f"ppl.kernels.{mod}"), name, None) is kernel:
-                    return f"{alias}.{name}"
+                    return KernelRef(alias, name)
             if not hasattr(kernel, "py_func"):
                 raise ModelError(f"node '{node.name}': a kernel must be an @njit function or a ppl.Kernel, "
                                  f"got {kernel!r}")
             kernel = Kernel(kernel)
         for g, k in self.user_kernels.items():
             if k[0] == kernel:
-                return g
+                return KernelRef(None, g)
         g = f"uk{len(self.user_kernels)}_{kernel.name}"
         self.user_kernels[g] = (kernel, node)
         self.globals[g] = kernel.cpu
-        return g
+        return KernelRef(None, g)
 
     def log_prob_kept(self, node: Node) -> tuple:
         """(the buffer a log_prob(node) cost's forward kept for its VJP, or None; whether it has
@@ -152,11 +158,11 @@ class ContextHelpers:
         gp = self.param_grads(node) if params else [NO_GRAD] * len(node.inputs)
         if keep is not None and per_data_row:
             (a,) = node.inputs
-            self.emit(f"core.{d.kernels['log_prob_kept_bwd']}_rep({self.per_data_row(a)}, {self.v(node)}, "
-                      f"{keep}, {weights}, {', '.join(map(str, gp))}, {gx})")
+            self.emit(call(f"{d.kernels['log_prob_kept_bwd']}_rep", *self.per_data_row(a), self.v(node), keep,
+                           weights, *gp, gx))
         elif keep is not None:
-            self.emit(f"core.{d.kernels['log_prob_kept_bwd']}({', '.join(self.param_values(node))}, {self.v(node)}, "
-                      f"{keep}, {weights}, {', '.join(map(str, gp))}, {gx})")
+            self.emit(call(d.kernels['log_prob_kept_bwd'], *self.param_values(node), self.v(node), keep, weights,
+                           *gp, gx))
         else:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
 
@@ -198,21 +204,22 @@ class ContextHelpers:
         stream = self.stream(node, k)
         if node in self.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
             drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
-            self.emit(f"noise.fill_{kind}({name}[:{self.samples}], seed, {stream}, t, 0)")
-            self.emit(f"rows.gather_rows({drawn}, 0, {self.row_map(tuple(range(self.samples)))}, {drawn})")
+            self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{self.samples}]", "seed", stream, "t", 0))
+            self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
             if self.S > 1:
-                self.emit(f"rows.expand_rows({name}, {self.S})")
+                self.emit(call(KERNELS.rows.expand_rows, name, self.S))
         elif node in self.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
             drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
-            self.emit(f"noise.fill_{kind}_at({drawn}, seed, {stream}, t, {self.group_index(self.group_of[node])}, "
-                      f"{self.samples})")
+            self.emit(call(KernelRef("noise", f"fill_{kind}_at"), drawn, "seed", stream, "t",
+                           self.group_index(self.group_of[node]), self.samples))
             if self.S > 1:
-                self.emit(f"rows.expand_rows({name}, {self.S})")
+                self.emit(call(KERNELS.rows.expand_rows, name, self.S))
         elif self.S == 1:
-            self.emit(f"noise.fill_{kind}({name}, seed, {stream}, t, row0)")
+            self.emit(call(KernelRef("noise", f"fill_{kind}"), name, "seed", stream, "t", "row0"))
         else:
-            self.emit(f"noise.fill_{kind}({name}[:{name}.shape[0] // {self.S}], seed, {stream}, t, row0)")
-            self.emit(f"rows.expand_rows({name}, {self.S})")
+            self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{name}.shape[0] // {self.S}]", "seed", stream,
+                           "t", "row0"))
+            self.emit(call(KERNELS.rows.expand_rows, name, self.S))
         return name
 
     def group_index(self, plate: str) -> str:
@@ -230,12 +237,12 @@ class ContextHelpers:
         key = (frozenset(c.name for c in costs), future, info is not None)
         if key not in self._Lcache:
             L = self.buf1(f"L_{node.name}")
-            self.emit(f"rows.zero1({L})")
+            self.emit(call(KERNELS.rows.zero1, L))
             for c in costs:
                 total = self.cost_total.get(c) if info is None else None
-                self.emit(f"rows.add_rows({total or f'c_{c.name}'}, {L})")
+                self.emit(call(KERNELS.rows.add_rows, total or f'c_{c.name}', L))
             if future is not None:
-                self.emit(f"rows.add_rows({future}, {L})")
+                self.emit(call(KERNELS.rows.add_rows, future, L))
             self._Lcache[key] = L
         return self._Lcache[key]
 

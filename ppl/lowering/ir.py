@@ -21,6 +21,7 @@ import io
 import keyword
 import tokenize
 
+from ..calls import Call
 from ..estimators.base import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -30,27 +31,30 @@ SPELLING = {m.name: m.buffer for m in (NO_GRAD, NO_GRAD_1D)}
 
 
 class Stmt(str):
-    """One emitted line: its text, the node that emitted it (None: the step's own), the kernel it
-    calls ((alias, function) or None) and its identifiers ((name, start, end) in the text)."""
+    """One emitted line: its text, the node that emitted it (None: the step's own), its call
+    record when it is a kernel call (calls.Call: the kernel and the arguments; None otherwise),
+    the kernel it calls ((alias, function) or None) and its identifiers ((name, start, end) in
+    the text)."""
 
     owner: object
+    call: Call | None
     kernel: tuple | None
     names: tuple
 
-    def __new__(cls, text: str, owner=None, modules=()):
+    def __new__(cls, text: str, owner=None):
         self = super().__new__(cls, text)
         self.owner = owner
-        self.names = _names(text)
-        self.kernel = _kernel_call(text, self.names, modules)
+        self.names = names(text)
+        self.call = text if isinstance(text, Call) else None
+        self.kernel = (text.kernel.alias, text.kernel.name) if self.call is not None else None
         return self
 
     def written(self) -> str | None:
-        """The name a kernel call writes when its last argument is a bare name (the output)."""
-        stripped = self.rstrip()
-        if self.kernel is None or not stripped.endswith(")") or not self.names:
+        """The buffer a kernel call writes when its last argument is a bare name (the output)."""
+        if self.call is None or not self.call.args:
             return None
-        name, _, end = self.names[-1]
-        return name if stripped[end:].strip() == ")" else None
+        last = self.call.args[-1]
+        return last if isinstance(last, str) and last.isidentifier() else None
 
 
 class Bind(str):
@@ -69,7 +73,7 @@ class Bind(str):
         return self
 
 
-def _names(text: str) -> tuple:
+def names(text: str) -> tuple:
     """(name, start, end) of every identifier of a line that is not an attribute or a keyword."""
     out, prev = [], None
     starts = [0]
@@ -84,19 +88,6 @@ def _names(text: str) -> tuple:
     except (tokenize.TokenError, IndentationError):   # a fragment (an opened bracket): names so far
         pass
     return tuple(out)
-
-
-def _kernel_call(text: str, names: tuple, modules) -> tuple | None:
-    """(alias, function) when the statement is `alias.function(...)` with alias a step module."""
-    s = text.lstrip()
-    if not names or names[0][0] not in modules:
-        return None
-    alias = names[0][0]
-    rest = s[len(alias):]
-    if not rest.startswith("."):
-        return None
-    fn = rest[1:].split("(", 1)[0]
-    return (alias, fn) if fn.isidentifier() and rest[1 + len(fn):].startswith("(") else None
 
 
 LOOP_VAR = "it_"   # a loop block's step index in the printed step
@@ -137,7 +128,7 @@ def last_rows(full: str, length: int) -> str:
 
 
 def _stmt_names(st):
-    return st.names if isinstance(st, Stmt) else _names(st)
+    return st.names if isinstance(st, Stmt) else names(st)
 
 
 def flatten(stmts):
@@ -181,8 +172,8 @@ def without(stmts: list, drop: set) -> list:
 
 def inline(stmt, exprs: dict) -> str:
     """The statement's text with each name of `exprs` replaced by its expression."""
-    names = stmt.names if isinstance(stmt, Stmt) else _names(stmt)
-    hits = [(a, b, exprs[n]) for n, a, b in names if n in exprs]
+    found = _stmt_names(stmt)
+    hits = [(a, b, exprs[n]) for n, a, b in found if n in exprs]
     if not hits:
         return str(stmt)
     text, out, at = str(stmt), [], 0

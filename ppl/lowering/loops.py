@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from ..calls import KERNELS, call
 from ..errors import ModelError
 from . import ir
 from .ir import LOOP_VAR
@@ -61,9 +62,9 @@ class Loops:
         if reverse and info.future:   # F: the costs after the loop, then each step's carry costs
             self.section = parent
             F = self.future_sum[info] = self.buf1(f"F_{info.loop.name}")
-            self.emit(f"rows.zero1({F})")
+            self.emit(call(KERNELS.rows.zero1, F))
             for c in info.post_costs:
-                self.emit(f"rows.add_rows(c_{c.name}, {F})")
+                self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', F))
         self.loop = ir.Loop(info.loop.length, reverse, self.per_step)
         self.loop_info, self.loop_alloc = info, not reverse
         parent.append(self.loop)
@@ -73,7 +74,7 @@ class Loops:
         if self.loop.reverse and info in self.future_sum:   # this step's carry costs join F for the steps before
             self.section = self.loop.body
             for c in info.carry_costs:
-                self.emit(f"rows.add_rows({self.cbuf[c]}, {self.future_sum[info]})")
+                self.emit(call(KERNELS.rows.add_rows, self.cbuf[c], self.future_sum[info]))
         self.loop = self.loop_info = None
         self.loop_alloc = False
 
@@ -144,7 +145,7 @@ class Loops:
             for c in self.model.costs:
                 if c in info.body:
                     tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
-                    self.emit(f"core.sum_steps({self.cbuf[c] + STORE}, {info.loop.length}, {tot})")
+                    self.emit(call(KERNELS.core.sum_steps, self.cbuf[c] + STORE, info.loop.length, tot))
                     for j, (name, idx) in enumerate(self.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:
                             self.L.costs[j] = (name, len(self.L.ws1) - 1)

@@ -2,8 +2,7 @@
 and `named_source`, the form to read."""
 from __future__ import annotations
 
-import re
-
+from ..calls import KERNELS, call
 from . import ir
 
 
@@ -11,14 +10,20 @@ def named_source(source: str) -> str:
     """A step's source with its inlined views written by the names its head comment gives them
     (`# p_q_W = rows.flat_view(theta, 0, (64, 32))`): the form to read, or to search in tests. Not
     compiled."""
-    defs = dict(m.groups() for m in re.finditer(r"^ {4}# (\w+) = (.+)$", source, re.M))
+    defs = {}
+    for line in source.splitlines():
+        if line.startswith("    # ") and " = " in line:
+            name, _, expr = line[6:].partition(" = ")
+            if name.isidentifier():
+                defs[expr] = name
     if not defs:
         return source
-    by_expr = {expr: name for name, expr in defs.items()}
-    pat = re.compile("|".join(re.escape(e) for e in sorted(by_expr, key=len, reverse=True)))
     out = []
     for line in source.splitlines():
-        out.append(line if line.lstrip().startswith("#") else pat.sub(lambda m: by_expr[m.group(0)], line))
+        if not line.lstrip().startswith("#"):
+            for expr in sorted(defs, key=len, reverse=True):
+                line = line.replace(expr, defs[expr])
+        out.append(line)
     return "\n".join(out) + ("\n" if source.endswith("\n") else "")
 
 
@@ -38,10 +43,9 @@ class Printer:
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
         SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph")."""
         K = self.samples
-        weights = [self.statement(f"rows.fill({self.rw}, 1.0 / (B * {K}))")]
+        weights = [self.statement(call(KERNELS.rows.fill, self.rw, f"1.0 / (B * {K})"))]
         if self.branch_digit is not None:
-            weights.append(self.statement(f"core.branch_weights({self.rw}, {self.branch_digit[0]}, "
-                                          f"{self.branch_digit[1]})"))
+            weights.append(self.statement(call(KERNELS.core.branch_weights, self.rw, *self.branch_digit[:2])))
         stmts = [*weights, *self.fwd, self.statement("if mode == 0:"),
                  self.statement("    return loss"), *self.bwd, self.statement("return loss")]
         stmts = ir.without(stmts, ir.unread_repeats(stmts))

@@ -12,6 +12,7 @@ signal over rows, a trained parameter, emitting at the start of the step) raises
 """
 from __future__ import annotations
 
+from ..calls import Call, parse
 from ..estimators.base import NO_GRAD
 from ..estimators.custom import MAX_NOISE, NOISE_KINDS, Noise, full_name
 from ..kernels.rowcode import NoRowForm
@@ -103,10 +104,13 @@ class RowEstimatorContext:
 
     def call(self, kernel, *args) -> None:
         self._own_draw = self._own_draw or self._drawing
-        self._sl.row_kernel(kernel, [str(a) for a in args])
+        if isinstance(kernel, Call):   # a rendered template
+            self._sl.row_call(kernel)
+        else:
+            self._sl.row_kernel(kernel, [str(a) for a in args])
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         self._own_draw = self._own_draw or self._drawing
         if at_start or once:
             self._refuse("a line at the start of the step")
-        self._sl.row_call(line)
+        self._sl.row_call(parse(line) or line)

@@ -39,15 +39,13 @@ gradient call (mode 1) writes only ``grad`` and the estimator state.
 """
 from __future__ import annotations
 
-import ast
 import importlib
 import math
-import re
 import sys
 
 import numpy as np
 
-from . import Lowering, _ident
+from . import Lowering, _ident, ir
 from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
@@ -59,7 +57,8 @@ from .rules import ROW_RULES
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..ops import OPS, render
+from ..calls import Call, Flat, call, ref, render, template
+from ..ops import OPS
 from ..targets import CPU_MODULES
 
 _SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row target
@@ -106,13 +105,14 @@ def applies(model, an, choices) -> str | None:
     return None
 
 
-def _kernel(text: str):
-    """The kernel a template or a law's kernel entry calls: `alias.fn(...)` or a kernel name of
-    `core`; None when it names none."""
-    m = re.match(r"\s*(?:(\w+)\.)?(\w+)(\(|$)", text)
-    if m is None or (m.group(1) or "core") not in CPU_MODULES:
+def _kernel(kernel):
+    """The CPU kernel of a template (its record's), a KernelRef or a law's kernel entry (a
+    `core` kernel's name); None when there is none."""
+    kernel = template(kernel).kernel if isinstance(kernel, str) and "(" in kernel else ref(kernel)
+    try:
+        return kernel.cpu
+    except AttributeError:
         return None
-    return getattr(importlib.import_module(f"ppl.kernels.{CPU_MODULES[m.group(1) or 'core']}"), m.group(2), None)
 
 
 _NAMES = {}
@@ -157,7 +157,7 @@ def _op_row_form(n: Node) -> str | None:
         return "it has no kernel template (its array code is a rule) for the row target to rewrite"
     for t in (op.fwd, op.bwd):
         if t and not rowcode.has_row_form(_kernel(t)):
-            return f"the kernel of {t.split('(')[0]} has no row form"
+            return f"the kernel of {template(t).kernel} has no row form"
     return None
 
 
@@ -246,23 +246,14 @@ class ScalarLowering(Lowering):
         return [self.val(p) for p in node.inputs]
 
     # ----- the row target: the array lowering's kernel calls, rewritten (kernels/rowcode.py)
-    def row_call(self, text: str):
-        """Emit the row code of a kernel call `alias.fn(arg, ...)` of the array lowering, rendered
-        over this row's locals: each argument is a local, a parameter's slot of theta or grad, a
-        number, or the marker of a skipped gradient; `x.reshape(...)` is x (one value a row)."""
-        try:
-            call = ast.parse(str(text).strip(), mode="eval").body
-        except SyntaxError:
-            call = None
-        kernel = _kernel(ast.unparse(call.func) + "(") if isinstance(call, ast.Call) and not call.keywords else None
+    def row_call(self, line):
+        """Emit the row code of a kernel call of the array lowering (its record, calls.Call),
+        rendered over this row's locals: each argument is a local, a parameter's slot of theta or
+        grad, a number, or the marker of a skipped gradient; a `Flat` buffer is the row's value."""
+        kernel = _kernel(line.kernel) if isinstance(line, Call) and line.kernel.alias is not None else None
         if kernel is None:
-            raise rowcode.NoRowForm(f"the line {str(text).strip()!r} is no kernel call of the step's modules")
-        args = []
-        for a in call.args:
-            if isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute) and a.func.attr == "reshape":
-                a = a.func.value
-            args.append(ast.unparse(a))
-        self.row_kernel(kernel, args)
+            raise rowcode.NoRowForm(f"the line {str(line).strip()!r} is no kernel call of the step's modules")
+        self.row_kernel(kernel, [a.buffer if isinstance(a, Flat) else a for a in line.args])
 
     def row_kernel(self, kernel, args: list):
         """Emit the row code of kernel(*args): args as `row_call`'s (a marker's name: skipped)."""
@@ -295,7 +286,7 @@ class ScalarLowering(Lowering):
 
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         """The array lowering's `call` (a kernel of `core` on buffers), as row code."""
-        self.row_call(f"core.{kernel}({', '.join(map(str, [*ins, *outs]))})")
+        self.row_call(call(kernel, *ins, *outs))
 
     def law_call(self, node: Node, key: str, ins: list, outs: list) -> None:
         """The row code of the kernel `key` of the node's (estimator, law) pair, the one the array
@@ -458,7 +449,8 @@ class ScalarLowering(Lowering):
         rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
         grad_rows = [line for line in self.fwd if not line.startswith(STORE)]
         fwd_rows = [line.lstrip(STORE) for line in self.fwd]
-        views = [line for line in self.head if re.search(rf"\b{line.split(' = ')[0]}\b", "\n".join(fwd_rows))]
+        used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
+        views = [line for line in self.head if line.name in used]
         common = [f"cast = {self.fdtype}", f"w_ = cast(1.0 / ({rows}))", *self.pre]  # pre may halve w_
         fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
                *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(self.inputs)] + common),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..calls import Flat, KERNELS, call
 from ..estimators import NO_GRAD, REGISTRY
 from .ir import LOOP_VAR
 from .layout import _ident
@@ -43,7 +44,7 @@ def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
                   f"{', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
-            lowering.emit(f"rows.add_from_cols({s}, 0, {gi})")
+            lowering.emit(call(KERNELS.rows.add_from_cols, s, 0, gi))
 
 
 # ----- a loop's placeholders and outputs (ppl/lowering/loops.py); a body node's storage, all its
@@ -53,9 +54,9 @@ def _carry_fwd(lowering, n, ins, out):
     loop = lowering.loop_info.loop
     src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
     lowering.emit(f"if {LOOP_VAR} == 0:")
-    lowering.emit(f"    core.copy_fwd({ins[0]}, {out})")
+    lowering.emit(call(KERNELS.core.copy_fwd, ins[0], out).indented('    '))
     lowering.emit("else:")
-    lowering.emit(f"    core.copy_fwd({lowering.previous_step(src, loop.length)}, {out})")
+    lowering.emit(call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented('    '))
 
 
 def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
@@ -63,48 +64,49 @@ def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     loop = lowering.loop_info.loop
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
     lowering.emit(f"if {LOOP_VAR} > 0:")
-    lowering.emit(f"    core.copy_bwd({gout}, {lowering.previous_step(g_out, loop.length)})" if g_out is not None else "    pass")
+    lowering.emit(call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
+                  if g_out is not None else "    pass")
     lowering.emit("else:")
-    lowering.emit(f"    core.copy_bwd({gout}, {gins[0]})" if gins[0] is not NO_GRAD else "    pass")
+    lowering.emit(call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else "    pass")
 
 
 def _x_fwd(lowering, n, ins, out):
     """The step's x: its columns of xs, or the step index."""
     if n.inputs:
-        lowering.emit(f"rows.take_cols({ins[0]}, {LOOP_VAR} * {n.width}, {out})")
+        lowering.emit(call(KERNELS.rows.take_cols, ins[0], f'{LOOP_VAR} * {n.width}', out))
     else:
-        lowering.emit(f"rows.fill2({out}, float({LOOP_VAR}))")
+        lowering.emit(call(KERNELS.rows.fill2, out, f'float({LOOP_VAR})'))
 
 
 def _x_bwd(lowering, n, ins, gins, gout, out, rows):
     if n.inputs and gins[0] is not NO_GRAD:
-        lowering.emit(f"rows.add_to_cols({gout}, {LOOP_VAR} * {n.width}, {gins[0]})")
+        lowering.emit(call(KERNELS.rows.add_to_cols, gout, f'{LOOP_VAR} * {n.width}', gins[0]))
 
 
 def _last_fwd(lowering, n, ins, out):
     """The carry after the last step: its node's rows of the last step."""
     (c,) = n.inputs
-    lowering.emit(f"core.copy_fwd({lowering.last_step(lowering.stored_values(c), lowering.loop_length(n))}, {out})")
+    lowering.emit(call(KERNELS.core.copy_fwd, lowering.last_step(lowering.stored_values(c), lowering.loop_length(n)), out))
 
 
 def _last_bwd(lowering, n, ins, gins, gout, out, rows):
     (c,) = n.inputs
     g = lowering.stored_cotangent(c)
     if g is not None:
-        lowering.emit(f"core.copy_bwd({gout}, {lowering.last_step(g, lowering.loop_length(n))})")
+        lowering.emit(call(KERNELS.core.copy_bwd, gout, lowering.last_step(g, lowering.loop_length(n))))
 
 
 def _stack_fwd(lowering, n, ins, out):
     """A per-step output's steps side by side."""
     (y,) = n.inputs
-    lowering.emit(f"core.stack_steps({lowering.storage_of(lowering.stored_values(y))}, {n.attrs['length']}, {out})")
+    lowering.emit(call(KERNELS.core.stack_steps, lowering.storage_of(lowering.stored_values(y)), n.attrs['length'], out))
 
 
 def _stack_bwd(lowering, n, ins, gins, gout, out, rows):
     (y,) = n.inputs
     g = lowering.stored_cotangent(y)
     if g is not None:
-        lowering.emit(f"core.unstack_steps_bwd({gout}, {n.attrs['length']}, {lowering.storage_of(g)})")
+        lowering.emit(call(KERNELS.core.unstack_steps_bwd, gout, n.attrs['length'], lowering.storage_of(g)))
 
 
 def _blackbox_fwd(lowering, n, ins, c):
@@ -122,7 +124,7 @@ def _blackbox_bwd(lowering, n, ins, gins, cw, c, rows):
     lowering.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
-            lowering.emit(f"rows.add_scaled_rows({s}, {cw}, {gi})")
+            lowering.emit(call(KERNELS.rows.add_scaled_rows, s, cw, gi))
 
 
 def _log_prob_fwd(lowering, n, ins, c):
@@ -137,7 +139,7 @@ def _log_prob_fwd(lowering, n, ins, c):
                 lowering.kept_rep.add(("log_prob", s))
         keep = lowering.kept[("log_prob", s)]
         fn, logits = lowering._row_constant(kern["log_prob_keep"], a)
-        lowering.emit(f"core.{fn}({logits}, {lowering.v(s)}, {c}, {keep})")
+        lowering.emit(call(fn, *logits, lowering.v(s), c, keep))
     else:
         lowering.call(kern["log_prob"], [*lowering.param_values(s), lowering.v(s)], [c], s)
 
@@ -163,16 +165,15 @@ def _bernoulli_nll_fwd(lowering, n, ins, c):
     if lowering.reads_rep(n.inputs[0]):
         lowering.kept_rep.add(n)
     fn, logits = lowering._row_constant("bernoulli_nll_keep", n.inputs[0])
-    lowering.emit(f"core.{fn}({logits}, {ins[1]}, {c}, {keep})")
+    lowering.emit(call(fn, *logits, ins[1], c, keep))
 
 
 def _bernoulli_nll_bwd(lowering, n, ins, gins, cw, c, rows):
     if n in lowering.kept_rep:
-        lowering.emit(f"core.bernoulli_nll_kept_bwd_rep({lowering.per_data_row(n.inputs[0])}, {ins[1]}, "
-                      f"{lowering.kept[n]}, {cw}, {', '.join(map(str, gins))})")
+        lowering.emit(call(KERNELS.core.bernoulli_nll_kept_bwd_rep, *lowering.per_data_row(n.inputs[0]), ins[1],
+                           lowering.kept[n], cw, *gins))
     elif n in lowering.kept:
-        lowering.emit(f"core.bernoulli_nll_kept_bwd({ins[0]}, {ins[1]}, {lowering.kept[n]}, {cw}, "
-                      f"{', '.join(map(str, gins))})")
+        lowering.emit(call(KERNELS.core.bernoulli_nll_kept_bwd, ins[0], ins[1], lowering.kept[n], cw, *gins))
     else:
         lowering.emit_template_bwd(n, ins, gins)
 
@@ -183,21 +184,21 @@ def _law_nll_fwd(lowering, n, ins, c):
     law = lowering.dist_of(n.attrs["law"])
     lowering.emit_param_checks(n, lambda p: f"rows.all_positive({lowering.v(p)})", law=law, params=n.inputs[:-1])
     lowering.call(law.kernels["log_prob"], list(ins), [c], n)
-    lowering.emit(f"core.negate1({c})")
+    lowering.emit(call(KERNELS.core.negate1, c))
 
 
 def _law_nll_bwd(lowering, n, ins, gins, cw, c, rows):
     law = lowering.dist_of(n.attrs["law"])
     neg = lowering.buf1(f"ncw_{n.name}", rows=rows)
-    lowering.emit(f"core.negated1({cw}, {neg})")
+    lowering.emit(call(KERNELS.core.negated1, cw, neg))
     lowering.call(law.kernels["log_prob_bwd"], list(ins), [neg, *gins], n)
 
 
 def _bcast_fwd(lowering, n, ins, out):
     """out[r, j] = x[r, 0]: zeros plus the row-sum VJP of x (both targets have it)."""
     (x,) = ins
-    lowering.emit(f"rows.fill2({out}, 0.0)")
-    lowering.emit(f"core.row_sum_bwd({x}.reshape({x}.shape[0]), {out})")
+    lowering.emit(call(KERNELS.rows.fill2, out, 0.0))
+    lowering.emit(call(KERNELS.core.row_sum_bwd, Flat(x), out))
 
 
 def _bcast_bwd(lowering, n, ins, gins, gout, out, rows):
@@ -206,8 +207,8 @@ def _bcast_bwd(lowering, n, ins, gins, gout, out, rows):
     if gx is NO_GRAD:
         return
     t = lowering.buf1(f"bc_{n.name}", rows=rows)
-    lowering.emit(f"core.row_sum_fwd({gout}, {t})")
-    lowering.emit(f"rows.add_rows({t}, {gx}.reshape({gx}.shape[0]))")
+    lowering.emit(call(KERNELS.core.row_sum_fwd, gout, t))
+    lowering.emit(call(KERNELS.rows.add_rows, t, Flat(gx)))
 
 
 def _law_kl_fwd(lowering, n, ins, c):
@@ -256,7 +257,7 @@ def _blackbox_row_bwd(sl, n, cw):
     sl.emit(f"{_user_fn(sl, n, 'grad', 'bbg')}({', '.join(ins + gs)})")
     for s, gi in zip(gs, gins):
         if gi is not None:
-            sl.row_call(f"rows.add_scaled_rows({s}[0], {cw}, {gi})")
+            sl.row_call(call(KERNELS.rows.add_scaled_rows, f"{s}[0]", cw, gi))
 
 
 def _user_layer_row_fwd(sl, n, out):
@@ -278,7 +279,7 @@ def _user_layer_row_bwd(sl, n, gout):
     sl.emit(f"{_user_fn(sl, n, 'grad', 'ulg')}({', '.join(ins)}, {o}, {go}, {', '.join(gs)})")
     for s, gi in zip(gs, gins):
         if gi is not None:
-            sl.row_call(f"rows.add_from_cols({s}[0], 0, {gi})")
+            sl.row_call(call(KERNELS.rows.add_from_cols, f"{s}[0]", 0, gi))
 
 
 ROW_RULES = {

@@ -7,6 +7,7 @@ from contextlib import nullcontext as _same
 
 import numpy as np
 
+from ..calls import KERNELS, call
 from ..estimators.base import NO_GRAD
 from ..language.nodes import Node
 from .layout import _ident, _ndist, _rowmap
@@ -47,9 +48,9 @@ class Views:
             with self.outside() if self.an.loop_of(node) is None else _same():   # once, before a loop
                 self.buf2(name, node.width, rows=self._rows(P))
                 if max(Q) == 0:
-                    self.emit(f"rows.repeat_rows({own}, {_ndist(P)}, {name})")
+                    self.emit(call(KERNELS.rows.repeat_rows, own, _ndist(P), name))
                 else:
-                    self.emit(f"rows.gather_rows({own}, {_ndist(Q)}, {self.row_map(_rowmap(P, Q))}, {name})")
+                    self.emit(call(KERNELS.rows.gather_rows, own, _ndist(Q), self.row_map(_rowmap(P, Q)), name))
         return name
 
     def cotangent_on(self, node: Node, P: tuple):
@@ -101,25 +102,25 @@ class Views:
         if key not in self.cw_folded:
             name = self.cw_folded[key] = self.buf1(f"{pre}{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
                                                    rows=self._rows(P))
-            self.emit(f"rows.fold1({cw}, {self.row_map(P)}, {_ndist(P)}, {name})")
+            self.emit(call(KERNELS.rows.fold1, cw, self.row_map(P), _ndist(P), name))
         return self.cw_folded[key]
 
     def _row_constant(self, kernel: str, logits: Node) -> tuple:
-        """(kernel, logits argument): a parameter node's rows are all its vector, so a Bernoulli
+        """(kernel, logits arguments): a parameter node's rows are all its vector, so a Bernoulli
         cost of it takes the vector and the `_const` kernel (softplus and sigma once per column);
         a node of the data-row sub-graph has one row per data row, repeated on the cost's rows
         (`here`), so the cost takes those B rows and the `_rep` kernel (softplus and sigma once per data
         row, the kept sigma B rows: `kept_rows`)."""
         if logits.kind == "param":
-            return kernel + "_const", "p_" + _ident(logits.name)
+            return kernel + "_const", ("p_" + _ident(logits.name),)
         rep = self.per_data_row(logits)
-        return (kernel + "_rep", rep) if rep is not None else (kernel, self.values_on(logits, self.here))
+        return (kernel + "_rep", rep) if rep is not None else (kernel, (self.values_on(logits, self.here),))
 
     def per_data_row(self, node: Node):
         """`stored_values, reps`, the `_rep` kernels' arguments, when the node's values are computed once
         per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
         the node being lowered, `here`); else None."""
-        return f"{self.stored_values(node)}, {_ndist(self.here)}" if node in self.inv and max(self.here) > 0 else None
+        return (self.stored_values(node), _ndist(self.here)) if node in self.inv and max(self.here) > 0 else None
 
     def reads_rep(self, logits: Node) -> bool:
         """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""

@@ -18,7 +18,8 @@ from ..language.nodes import Node
 from ..estimators import NO_GRAD
 from ..estimators.custom import BUILT_IN
 from .rules import ARRAY_RULES
-from ..ops import OPS, render
+from ..calls import KERNELS, call, render
+from ..ops import OPS
 from .layout import _ndist, _rowmap
 
 
@@ -64,7 +65,7 @@ class Walk:
             self.L.inputs.append(f"_w_{plate}")
             self.head.append(Bind(f"wB_{plate}", "inputs", j))
             w = self.group_w[plate] = self.buf1(f"w_{plate}_")
-            self.emit(f"rows.repeat_rows(wB_{plate}, {self.reps}, {w}.reshape({w}.shape[0], 1))")
+            self.emit(call(KERNELS.rows.repeat_rows, f'wB_{plate}', self.reps, _column(w)))
 
     def check_user_draw(self, n: Node, finite: str):
         """A user's estimator whose draw emitted code of its own: its values checked in the step
@@ -82,17 +83,17 @@ class Walk:
 
     def lower_loss(self):
         if self.evaluating:
-            self.emit(f"rebar.copy1({self.rw}, {self.cw})")
+            self.emit(call(KERNELS.rebar.copy1, self.rw, self.cw))
             for n in self.evaluating:
                 self._estimator(n).seed_weights(self.estimator_context(n))
         tot = self.totals = self.buf1("tot_")
-        self.emit(f"rows.zero1({tot})")
+        self.emit(call(KERNELS.rows.zero1, tot))
         if self.objective == "iwae":
             # -C of a draw is its log weight; rw becomes the cotangents of the draws' totals
             for c in self.model.costs:
-                self.emit(f"rows.add_rows(c_{c.name}, {tot})")
+                self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', tot))
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
-            self.emit(f"rows.config_weights({self.S}, 0, 0, 1.0 / B, {self.uw})")
+            self.emit(call(KERNELS.rows.config_weights, self.S, 0, 0, '1.0 / B', self.uw))
             self.emit(f"loss = rows.iwae_bound({tot}, {self.samples}, {self.S}, {self.rw}, {self.ell})")
             return
         self.emit("loss = 0.0")
@@ -101,21 +102,19 @@ class Walk:
         if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
             (N,) = set(self.cost_scale.values())
             self.cw_plate = self.buf1("cwp_")
-            self.emit(f"rows.scale_shift_fwd({self.cw}.reshape({self.cw}.shape[0], 1), {_literal(N)}, 0.0, "
-                      f"{self.cw_plate}.reshape({self.cw_plate}.shape[0], 1))")
+            self.emit(call(KERNELS.rows.scale_shift_fwd, _column(self.cw), _literal(N), 0.0, _column(self.cw_plate)))
         for plate, w in self.group_w.items():   # a per-group term's seeds: N cw times the row's share
             cw = self.cw_group[plate] = self.buf1(f"cwg_{plate}_")
-            self.emit(f"rows.scale_shift_fwd({self.cw_plate or self.cw}.reshape({cw}.shape[0], 1), 1.0, 0.0, "
-                      f"{cw}.reshape({cw}.shape[0], 1))")
-            self.emit(f"rows.mul_rows({cw}.reshape({cw}.shape[0], 1), {w}, 1.0)")
+            self.emit(call(KERNELS.rows.scale_shift_fwd, _column(self.cw_plate or self.cw, cw), 1.0, 0.0, _column(cw)))
+            self.emit(call(KERNELS.rows.mul_rows, _column(cw), w, 1.0))
 
     def zero_cotangents(self):
-        self.emit("rows.zero1(grad)")
+        self.emit(call(KERNELS.rows.zero1, 'grad'))
         for n in self.an.order:
             if self.stored_cotangent(n) is not None and not n.attrs.get("is_head"):
-                self.emit(f"rows.zero2({self.storage(self.stored_cotangent(n))})")
+                self.emit(call(KERNELS.rows.zero2, self.storage(self.stored_cotangent(n))))
                 for P in sorted(self.gcopy.get(n, ())):
-                    self.emit(f"rows.zero2({self.cotangent_on(n, P)})")
+                    self.emit(call(KERNELS.rows.zero2, self.cotangent_on(n, P)))
 
     def allocate(self, n: Node):
         """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
@@ -174,14 +173,12 @@ class Walk:
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
         if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0 and n not in self.cost_group:   # N / batch
             c = self.cbuf[n]
-            self.emit(f"rows.scale_shift_fwd({c}.reshape({c}.shape[0], 1), {_literal(self.cost_scale[n])}, 0.0, "
-                      f"{c}.reshape({c}.shape[0], 1))")
+            self.emit(call(KERNELS.rows.scale_shift_fwd, _column(c), _literal(self.cost_scale[n]), 0.0, _column(c)))
         if n.attrs.get("is_head") and P != self.FULL:
-            self.emit(f"rows.gather1({self.cbuf[n]}, {_ndist(P)}, {self.row_map(P)}, {self.cfull[n]})")
+            self.emit(call(KERNELS.rows.gather1, self.cbuf[n], _ndist(P), self.row_map(P), self.cfull[n]))
         if n in self.cost_group:   # a per-group term: N times each row's share of it, in one pass
             c = self.cfull.get(n, self.cbuf[n])
-            self.emit(f"rows.mul_rows({c}.reshape({c}.shape[0], 1), {self.group_w[self.cost_group[n]]}, "
-                      f"{_literal(self.cost_scale[n])})")
+            self.emit(call(KERNELS.rows.mul_rows, _column(c), self.group_w[self.cost_group[n]], _literal(self.cost_scale[n])))
         if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
             self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
         if n in self.evaluated_by:   # the estimator above owns what its rows do to this node
@@ -209,10 +206,10 @@ class Walk:
         if self.stored_cotangent(n) is not None:   # the cotangents its readers left on their rows, summed into its own
             for P in sorted(self.gcopy.get(n, ())):
                 if max(Q) == 0:
-                    self.emit(f"rows.fold_rows({self.cotangent_on(n, P)}, {_ndist(P)}, {self.stored_cotangent(n)})")
+                    self.emit(call(KERNELS.rows.fold_rows, self.cotangent_on(n, P), _ndist(P), self.stored_cotangent(n)))
                 else:
-                    self.emit(f"rows.fold_into({self.cotangent_on(n, P)}, {self.row_map(_rowmap(P, Q))}, {_ndist(Q)}, "
-                              f"{self.stored_cotangent(n)})")
+                    self.emit(call(KERNELS.rows.fold_into, self.cotangent_on(n, P), self.row_map(_rowmap(P, Q)), _ndist(Q),
+                                   self.stored_cotangent(n)))
         ins = [self.values_on(i, Q) for i in n.inputs]
         gins = [self.g_or_empty(i) for i in n.inputs]
         if n.attrs.get("is_head"):
@@ -260,3 +257,9 @@ class Walk:
 def _literal(x: float) -> str:
     """A float as step source: np.nan for NaN (an unsized plate's N until fit sets it)."""
     return "np.nan" if x != x else repr(x)
+
+
+def _column(x: str, rows_of: str | None = None) -> str:
+    """A 1D row buffer as the (rows, 1) array a two-dimensional kernel takes (the rows of
+    `rows_of`, the same count)."""
+    return f"{x}.reshape({rows_of or x}.shape[0], 1)"

@@ -1,0 +1,211 @@
+"""Kernel calls as records: what the step's IR holds for every call of a kernel.
+
+`KERNELS.<alias>.<name>` is a `KernelRef`: a kernel of one of the modules the step binds
+(`MODULES`: the alias the step's code uses -> the CPU module of ppl.kernels; the CUDA header binds
+the same aliases to the CUDA twins, ppl/targets.py). `Call(kernel, args)` is one call: the
+reference and its arguments, each a buffer or expression of the step (a `str`), a constant (a
+number), the marker of a skipped gradient (estimators.base.NoGrad, a `str`
+too) or `Flat(buffer)`, a one-column buffer passed as its 1D view. A `Call` is also the text it
+prints (a `str`), so code that only writes lines needs nothing else; every pass that asks which
+kernel a line calls or what it passes reads the record (lowering/ir.py, the row-fused lowering,
+the CUDA target check), never the text.
+
+Templates (the op table's `fwd` / `bwd`, a law's `enum`, REBAR's and RELAX's per-law kernels) are
+written as calls with `{field}` arguments: `template(text)` reads one ONCE, where it is declared,
+into its kernel and argument templates; `render(template, **values)` gives the `Call`.
+"""
+from __future__ import annotations
+
+import importlib
+import string
+
+# the step's module aliases -> the CPU modules of ppl.kernels they are bound to
+MODULES = {"core": "cpu.core", "noise": "cpu.noise", "rows": "cpu.rows", "antithetic": "cpu.core",
+           "relax": "cpu.relax", "rebar": "cpu.rebar", "price": "cpu.core", "rng": "math.rng", "scalar": "math.scalar"}
+
+_FMT = string.Formatter()
+
+
+class KernelRef:
+    """A kernel the step calls: its module alias and name (`KERNELS.rows.zero1`); alias None: a
+    global of the step (a user's estimator's kernel, bound by the lowering)."""
+
+    __slots__ = ("alias", "name")
+
+    def __init__(self, alias: str | None, name: str):
+        if alias is not None and alias not in MODULES:
+            raise ValueError(f"no kernel module {alias!r}: the step's modules are {sorted(MODULES)}")
+        self.alias, self.name = alias, name
+
+    @property
+    def cpu(self):
+        """The CPU kernel (an @njit function of ppl.kernels); AttributeError when there is none."""
+        if self.alias is None:
+            raise AttributeError(f"{self.name} is a global of the step, not a kernel of ppl.kernels")
+        mod = importlib.import_module(f"ppl.kernels.{MODULES[self.alias]}")
+        fn = getattr(mod, self.name, None)
+        if fn is None:
+            raise AttributeError(f"ppl.kernels.{MODULES[self.alias]} has no kernel {self.name!r} ({self})")
+        return fn
+
+    def __str__(self):
+        return self.name if self.alias is None else f"{self.alias}.{self.name}"
+
+    __repr__ = __str__
+
+    def __eq__(self, other):
+        return isinstance(other, KernelRef) and (self.alias, self.name) == (other.alias, other.name)
+
+    def __hash__(self):
+        return hash((self.alias, self.name))
+
+
+class _Module:
+    def __init__(self, alias):
+        self._alias = alias
+
+    def __getattr__(self, name) -> KernelRef:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return KernelRef(self._alias, name)
+
+
+class _Kernels:
+    """`ppl.KERNELS.<alias>.<name>`: a kernel of the modules the step binds, by reference
+    (`ppl.KERNELS.rows.zero1`: ppl.kernels.cpu.rows.zero1 in a CPU step, its CUDA twin in a CUDA
+    step), for an estimator's `ctx.call`. Aliases: core, noise, rows, antithetic, relax, rebar,
+    price (kernels), rng, scalar (scalar functions)."""
+
+    def __getattr__(self, alias) -> _Module:
+        if alias not in MODULES:
+            raise AttributeError(f"no kernel module {alias!r}: the step's modules are {sorted(MODULES)}")
+        return _Module(alias)
+
+
+KERNELS = _Kernels()
+
+
+def ref(kernel) -> KernelRef:
+    """A KernelRef from a reference or a `core` kernel's name (a law's kernel table)."""
+    return kernel if isinstance(kernel, KernelRef) else KernelRef("core", kernel)
+
+
+class Flat(str):
+    """A one-column buffer passed to a kernel as its 1D view (`x.reshape(x.shape[0])`); the
+    row-fused lowering passes the row's one value."""
+
+    def __new__(cls, buffer):
+        self = super().__new__(cls, f"{buffer}.reshape({buffer}.shape[0])")
+        self.buffer = str(buffer)
+        return self
+
+    def __getnewargs__(self):
+        return (self.buffer,)
+
+
+class Call(str):
+    """One kernel call: `kernel` (a KernelRef) on `args`; its value is the line it prints."""
+
+    kernel: KernelRef
+    args: tuple
+
+    def __new__(cls, kernel, args=(), indent: str = ""):
+        kernel = ref(kernel)
+        args = tuple(args)
+        self = super().__new__(cls, f"{indent}{kernel}({', '.join(map(str, args))})")
+        self.kernel, self.args, self.indent = kernel, args, indent
+        return self
+
+    def __getnewargs__(self):
+        return (self.kernel, self.args, self.indent)
+
+    def indented(self, indent: str = "    ") -> "Call":
+        """The same call written inside a block (`indent` more)."""
+        return Call(self.kernel, self.args, indent + self.indent)
+
+
+def call(kernel, *args) -> Call:
+    """The call of `kernel` (a KernelRef, or a `core` kernel's name) on args."""
+    return Call(kernel, args)
+
+
+class Template:
+    """A call with `{field}` arguments, read once from its text `alias.name(arg, ...)`: the
+    kernel and each argument's template; `Flat` arguments written `{x}.reshape({x}.shape[0])`."""
+
+    def __init__(self, text: str):
+        head, sep, rest = text.strip().partition("(")
+        alias, dot, name = head.rpartition(".")
+        if not sep or not rest.endswith(")") or not name.isidentifier():
+            raise ValueError(f"a call template is `alias.kernel(arg, ...)`, got {text!r}")
+        self.text, self.kernel = text, KernelRef(alias or "core", name)
+        self.args = tuple(_split(rest[:-1]))
+        self.fields = frozenset(f for a in self.args for _, f, _, _ in _FMT.parse(a) if f)
+
+    def __call__(self, **values) -> Call:
+        out = []
+        for a in self.args:
+            head, dot, tail = a.partition(".reshape(")
+            if dot and tail == f"{head}.shape[0])":
+                out.append(Flat(head.format(**values)))
+            else:
+                out.append(a.format(**values))
+        return Call(self.kernel, out)
+
+    def __str__(self):
+        return self.text
+
+
+def _split(args: str) -> list:
+    """The top-level comma-separated parts of an argument list."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(args):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(args[start:i].strip())
+            start = i + 1
+    last = args[start:].strip()
+    return out + [last] if last else out
+
+
+_TEMPLATES: dict = {}
+
+
+def template(text) -> Template:
+    """The template of a call's text (read once per text)."""
+    if isinstance(text, Template):
+        return text
+    t = _TEMPLATES.get(text)
+    if t is None:
+        t = _TEMPLATES[text] = Template(text)
+    return t
+
+
+def parse(line: str) -> Call | None:
+    """The record of a line of text that calls a kernel of the step's modules (`alias.name(arg,
+    ...)`, the form an estimator's `ctx.emit` may still be given), else None."""
+    head, sep, rest = str(line).strip().partition("(")
+    alias, dot, name = head.partition(".")
+    if not sep or alias not in MODULES or not name.isidentifier() or not rest.endswith(")"):
+        return None
+    args, depth = rest[:-1], 0
+    for ch in args:   # the call's own parentheses close at the end only
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth < 0:
+            return None
+    return Call(KernelRef(alias, name), _split(args)) if depth == 0 else None
+
+
+def fields(tpl) -> frozenset:
+    """The names a template uses (`{x0}` and `{scale!r}` give x0 and scale)."""
+    return template(tpl).fields
+
+
+def render(tpl, **values) -> Call:
+    """The call of a template; a value given as a callable is called only when the template
+    uses its name (reading a node's value may emit code, e.g. repeating a data-row value)."""
+    t = template(tpl)
+    return t(**{k: (v() if callable(v) else v) for k, v in values.items() if k in t.fields})
