@@ -79,7 +79,7 @@ def build() -> tuple[str, list]:
             continue
         _entry(out, warnings, f"ppl.{name}", obj)
     out.append("## ppl.estimators\n")
-    from ppl.estimators.custom import BUILT_IN
+    from ppl.estimators.context import BUILT_IN
     out.append("```text\nThe registry of gradient estimators, name -> estimator (ppl.register_estimator adds "
                "yours); the built-in ones: " + ", ".join(sorted(BUILT_IN)) + ".\n```\n")
     for mod_name in MODULES:

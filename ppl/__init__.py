@@ -35,7 +35,8 @@ from .language.nodes import LAW_NODES as _LAW_NODES, OP_NODES as _OP_NODES
 from .language import dist
 from .language.scan import scan
 from .estimators import REGISTRY as estimators
-from .estimators.custom import NO_GRAD, Estimator, EstimatorContext, Kernel, register_estimator
+from .estimators.protocol import NO_GRAD, Estimator
+from .estimators.context import EstimatorContext, Kernel, register_estimator
 from .calls import KERNELS
 from .runtime import diagnostics
 from .training import data, optim

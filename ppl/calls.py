@@ -4,7 +4,7 @@
 (`MODULES`: the alias the step's code uses -> the CPU module of ppl.kernels; the CUDA header binds
 the same aliases to the CUDA twins, ppl/targets.py). `Call(kernel, args)` is one call: the
 reference and its arguments, each a buffer or expression of the step (a `str`), a constant (a
-number), the marker of a skipped gradient (estimators.base.NoGrad, a `str`
+number), the marker of a skipped gradient (estimators.protocol.NoGrad, a `str`
 too) or `Flat(buffer)`, a one-column buffer passed as its 1D view. A `Call` is also the text it
 prints (a `str`), so code that only writes lines needs nothing else; every pass that asks which
 kernel a line calls or what it passes reads the record (lowering/ir.py, the row-fused lowering,

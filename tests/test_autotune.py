@@ -1,4 +1,4 @@
-"""Policy "autotune" (ppl/estimators/autotune.py): the same choice on repeated runs, the table behind it, and
+"""Policy "autotune" (ppl/estimators/autotune.py): the same choice on two runs, the table behind it, and
 the decision rule on made-up measurements."""
 import math
 
@@ -27,17 +27,17 @@ def _two_layers():
 
 @pytest.fixture(scope="module")
 def runs():
-    """Three independent autotune compiles of the same model, seed and pilot data."""
+    """Two independent autotune compiles of the same model, seed and pilot data."""
     m = _two_layers()
-    return [m.compile(dtype=np.float64, samples=2, policy="autotune", pilot={"x": X}, seed=3) for _ in range(3)]
+    return [m.compile(dtype=np.float64, samples=2, policy="autotune", pilot={"x": X}, seed=3) for _ in range(2)]
 
 
-def test_autotune_gives_the_same_choice_on_three_runs(runs):
+def test_autotune_gives_the_same_choice_on_two_runs(runs):
     choices = [{n.name: (ch.estimator, ch.options) for n, (ch, _) in p.choices.items()} for p in runs]
-    assert choices[0] == choices[1] == choices[2]
+    assert choices[0] == choices[1]
     measured = [[(r["node"], r["estimator"], r["variance"], r["se"], r["rows"], r["chosen"])
                  for r in p.autotune_table] for p in runs]
-    assert measured[0] == measured[1] == measured[2]   # the variances bit for bit: the same draws
+    assert measured[0] == measured[1]   # the variances bit for bit: the same draws
 
 
 def test_autotune_table_candidates_exclusions_and_choice(runs):

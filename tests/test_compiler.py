@@ -277,7 +277,7 @@ def test_explain_table_lists_every_stochastic_node():
 
 # ----------------------------------------------------------------------------- estimator context
 def _row_context_members() -> set:
-    from ppl.estimators.base import RowContext
+    from ppl.estimators.protocol import RowContext
     return set(RowContext.__annotations__) | {k for k in vars(RowContext) if not k.startswith("_")}
 
 
@@ -296,15 +296,15 @@ def _public_context_members(ctx) -> set:
 
 
 def test_estimators_use_only_their_documented_context():
-    """Every `ctx.<name>` an estimator uses is a documented member of estimators.custom.
+    """Every `ctx.<name>` an estimator uses is a documented member of estimators.context.
     EstimatorContext (a method with a docstring, an attribute named in the class docstring), also
     in REBAR and Price, which evaluate the graph below their node again; every `sl.<name>` a
-    member of base.RowContext; an estimator assigns no attribute of either and uses no handle on
+    member of protocol.RowContext; an estimator assigns no attribute of either and uses no handle on
     the lowering."""
     import ast
     import pathlib
     import re
-    from ppl.estimators import EstimatorContext, base
+    from ppl.estimators import EstimatorContext, protocol
     from ppl.lowering import Lowering
     from ppl.lowering.rowfused import ScalarLowering
     with Model("ctx_arrays") as m:
@@ -335,9 +335,9 @@ def test_estimators_use_only_their_documented_context():
     assert len(public) <= 25, sorted(public)
     allowed = {"ctx": public, "sl": _row_context_members()}
     used = {"ctx": set(), "sl": set()}
-    root = pathlib.Path(base.__file__).parent
+    root = pathlib.Path(protocol.__file__).parent
     for path in sorted(root.glob("*.py")):
-        if path.stem in ("base", "custom", "__init__"):
+        if path.stem in ("protocol", "context", "__init__"):
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

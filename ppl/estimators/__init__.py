@@ -1,17 +1,17 @@
 """Gradient estimators, one small module each, registered by name in one registry.
 
-Every module of this package but `base` and `custom` is an estimator module: it is imported
+Every module of this package but `protocol`, `context`, `selection` and `autotune` is an estimator module: it is imported
 here (found, not listed), and registers its estimators with `@register`; what a policy picks by
 default (`rules`) and what autotune skips (`not_measured`) are declared on the estimator."""
 import importlib
 import pkgutil
 
-from .base import NO_GRAD, NO_GRAD_1D, REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
-from . import custom
-from .custom import EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
+from .protocol import NO_GRAD, NO_GRAD_1D, REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
+from . import context
+from .context import EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
 
-_NOT_ESTIMATORS = {"base", "custom", "selection", "autotune"}
+_NOT_ESTIMATORS = {"protocol", "context", "selection", "autotune"}
 ESTIMATOR_MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_ESTIMATORS))
 for _name in ESTIMATOR_MODULES:
     importlib.import_module(f"{__name__}.{_name}")   # registration
-custom.BUILT_IN.update(REGISTRY)   # register_estimator refuses these names
+context.BUILT_IN.update(REGISTRY)   # register_estimator refuses these names

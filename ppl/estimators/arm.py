@@ -4,7 +4,7 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
 from ppl.calls import KERNELS
-from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
+from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 
 class _Antithetic(Estimator):

@@ -1,5 +1,5 @@
 """ARMS (Dimitriev & Zhou 2021, "ARMS: Antithetic-REINFORCE-Multi-Sample gradient for binary
-variables", ICML), written on the public estimator protocol (estimators/custom.py).
+variables", ICML), written on the public estimator protocol (estimators/context.py).
 
 Per unit of a logit-link Bernoulli node, n >= 2 draws coupled by the Dirichlet copula (negatively
 dependent, each marginally Bernoulli(p)): the drawn row becomes n configuration rows, each
@@ -17,8 +17,8 @@ With enumerated nodes below, each draw's cost is first marginalised over their r
 import numbers
 
 from ..kernels.cpu.core import arms_draw, arms_grad, arms_grad_marginal
-from .base import register
-from .custom import NO_GRAD, Estimator
+from .protocol import register
+from .protocol import NO_GRAD, Estimator
 
 MAX_DRAWS = 16
 

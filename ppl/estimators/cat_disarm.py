@@ -9,7 +9,7 @@ logits receive 1/2 w (f(x) - f(y)) (e_x - e_y), w = pi(x) pi(y) / q(x, y), f the
 each member: unbiased, 0 where the pair agrees, and DisARM itself for K = 2. Like DisARM it
 estimates the ELBO; the other parameters receive the average of the pair's gradients."""
 from ppl.calls import KERNELS
-from .base import NO_GRAD, Estimator, register
+from .protocol import NO_GRAD, Estimator, register
 
 
 @register

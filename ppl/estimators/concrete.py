@@ -4,7 +4,7 @@ The forward pass uses the relaxed sample sigma((a + L) / tau) (binary Concrete, 
 softmax((a + g) / tau) (Gumbel-softmax, g Gumbel); the backward pass is its exact VJP. Costs
 downstream see a continuous value, so the estimate is biased; the bias vanishes as tau -> 0
 while the variance grows."""
-from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
+from .protocol import NO_GRAD, NO_GRAD_1D, Estimator, register
 
 
 class _Relaxed(Estimator):

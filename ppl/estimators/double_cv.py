@@ -27,7 +27,7 @@ network: the estimator 'rodeo' (ppl/estimators/rodeo.py, which says why its netw
 other draws' costs rather than their df/db).
 """
 from ppl.calls import KERNELS
-from .base import NO_GRAD, NO_GRAD_1D, Estimator, register
+from .protocol import NO_GRAD, NO_GRAD_1D, Estimator, register
 
 
 @register

@@ -17,7 +17,7 @@ naming the reason).
 """
 from ppl.calls import KERNELS
 from ..analysis import graph as G
-from .base import NO_GRAD, Rule, register
+from .protocol import NO_GRAD, Rule, register
 from .pathwise import Pathwise
 
 

@@ -12,7 +12,7 @@ positive probability, which at p in {0, 1} is not the one-sided derivative of th
 (that needs the value the draw cannot take; 'mvd' evaluates it)."""
 from ppl.calls import KERNELS, render
 
-from .base import NO_GRAD, Estimator, register
+from .protocol import NO_GRAD, Estimator, register
 
 MAX_SUPPORT = 4096
 MAX_ENUMERATION = 64     # autotune measures enumeration for a support of at most this many values

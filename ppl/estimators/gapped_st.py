@@ -7,7 +7,7 @@ chosen logit raised to the maximum, every other one lowered to at most the maxim
 `gap`, the movements held fixed (kernels/families/st.py). Like Gumbel-Rao it removes the noise's
 share of ST-Gumbel-softmax's variance, by a representative perturbation instead of an average
 over the conditional noise; biased (its mean is not ST-Gumbel-softmax's either)."""
-from .base import HardSampleSurrogate, register
+from .protocol import HardSampleSurrogate, register
 
 
 @register

@@ -8,7 +8,7 @@ Gumbel / logistic noise REBAR uses, kernels/math/conditional.py): a Monte-Carlo 
 conditional expectation given D. Its mean is therefore straight-through Gumbel-softmax's
 (for a Bernoulli node, the straight-through binary Concrete's), with less variance; biased as
 that one is. The `draws` x width uniforms are one noise fill of the node's stream 1."""
-from .base import HardSampleSurrogate, register
+from .protocol import HardSampleSurrogate, register
 
 
 @register

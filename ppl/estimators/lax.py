@@ -9,7 +9,7 @@ gradient-free black box (and applies where f is differentiable too). c_phi is RE
 (kernels/families/lax.py)."""
 from ppl.calls import render
 
-from .base import NO_GRAD, Estimator, register
+from .protocol import NO_GRAD, Estimator, register
 from .relax import control_variate
 
 

@@ -1,6 +1,6 @@
 """Measure-valued derivatives (Pflug 1989; Mohamed, Rosca, Figurnov & Mnih 2020, "Monte Carlo
 gradient estimation in machine learning", JMLR, section 6; GenJAX ADEV's `flip_mvd` and
-`poisson_weak`), written on the public estimator protocol (estimators/custom.py).
+`poisson_weak`), written on the public estimator protocol (estimators/context.py).
 
 The derivative of E f(x) in a parameter is a difference of two expectations under a coupled
 pair of laws; the pair shares every other unit's draw (common random numbers), so each unit
@@ -34,8 +34,8 @@ from ..kernels.cpu.core import (
     mvd_categorical_probs_draw, mvd_categorical_probs_grad, mvd_geometric_draw, mvd_geometric_grad,
     mvd_geometric_logits_draw, mvd_geometric_logits_grad, mvd_normal_draw, mvd_normal_grad, mvd_poisson_draw,
     mvd_poisson_grad)
-from .base import register
-from .custom import NO_GRAD, Estimator
+from .protocol import register
+from .protocol import NO_GRAD, Estimator
 
 MAX_UNITS = 1024      # a cap on the rows a user's choice makes: width + 1 per draw
 AUTOTUNE_ROWS = 33    # autotune measures it up to this many rows per draw (32 Bernoulli units)

@@ -3,7 +3,7 @@
 dz/dscale = eps. Unbiased. Under the IWAE bound the cotangents of a draw's costs are its
 normalised importance weight / B (the lowering seeds them), so the same backward pass is the
 bound's reparameterised gradient (Burda et al. 2016)."""
-from .base import NO_GRAD, Estimator, Rule, register
+from .protocol import NO_GRAD, Estimator, Rule, register
 
 
 @register

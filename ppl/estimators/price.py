@@ -9,7 +9,7 @@ from ppl.errors import ModelError
 from ppl.calls import KERNELS, render
 from ppl.ops import OPS
 
-from .base import NO_GRAD, Estimator, register
+from .protocol import NO_GRAD, Estimator, register
 
 
 @register

@@ -22,7 +22,7 @@ from ppl.calls import KERNELS, fields, render
 
 from ppl.errors import ModelError
 
-from .base import NO_GRAD, Estimator, register
+from .protocol import NO_GRAD, Estimator, register
 
 DELTA = 0.1  # log-temperature step of the forward difference for d Var / d log(lam)
 

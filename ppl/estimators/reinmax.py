@@ -8,7 +8,7 @@ a Bernoulli unit being the two-class case with logits (a, 0) (kernels/families/s
 general; at tau = 1 its mean is the exact gradient whenever the costs are quadratic in the
 one-hot value (the trapezoidal rule is exact there), where straight-through is biased. The
 paper recommends tau >= 1 (its default 1)."""
-from .base import HardSampleSurrogate, Rule, register
+from .protocol import HardSampleSurrogate, Rule, register
 
 
 @register

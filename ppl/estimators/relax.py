@@ -7,7 +7,7 @@ parameters as 'relax.<node>' and is trained by the same optimiser on the estimat
 from ppl.kernels.cpu.relax import relax_size
 from ppl.calls import KERNELS, render
 
-from .base import NO_GRAD, Estimator, Rule, register
+from .protocol import NO_GRAD, Estimator, Rule, register
 
 
 def control_variate(ctx, prefix: str):

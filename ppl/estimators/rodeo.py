@@ -1,6 +1,6 @@
 """RODEO (Shi, Zhou, Hwang, Titsias & Mackey 2022, "Gradient estimation with discrete Stein
 operators", NeurIPS) for logit-link Bernoulli nodes with samples K >= 2, written on the public
-estimator protocol (estimators/custom.py). One row per draw: no evaluation of the graph below
+estimator protocol (estimators/context.py). One row per draw: no evaluation of the graph below
 beyond the K draws of each data row.
 
 Derivation. For b ~ q = prod_i Bernoulli(p_i), p = sigmoid(a), and any Markov kernel P that
@@ -39,8 +39,8 @@ import numbers
 
 from ..kernels.cpu.core import rodeo_collect, rodeo_cv, rodeo_grad, rodeo_signal, rodeo_train
 from ..kernels.families.rodeo import init, rodeo_size
-from .base import register
-from .custom import NO_GRAD, Estimator
+from .protocol import register
+from .protocol import NO_GRAD, Estimator
 
 MAX_HIDDEN = 64
 
@@ -49,6 +49,7 @@ MAX_HIDDEN = 64
 class RODEO(Estimator):
     name = "rodeo"
     options = {"hidden": 8}
+    param_prefixes = ("rodeo.",)
     about = ("leave-one-out score function with Gibbs Stein-operator control variates of a learned network; "
              "samples >= 2")
     cite = ('Shi, Zhou, Hwang, Titsias & Mackey 2022, "Gradient estimation with discrete Stein operators", '

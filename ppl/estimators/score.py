@@ -16,7 +16,7 @@ the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
 from ppl.calls import KERNELS
-from .base import NO_GRAD, REGISTRY, Estimator, Rule, register
+from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 BASELINES = ("none", "moving_average", "loo", "learned")
 

@@ -19,7 +19,7 @@ parameter and the estimate is the reverse-mode gradient of every parameter at on
 """
 from ..distributions import DISTRIBUTIONS
 from ..kernels.cpu.core import sd_grad
-from .base import NO_GRAD, Estimator, Rule, register
+from .protocol import NO_GRAD, Estimator, Rule, register
 from .score import in_loop
 
 NARROW = 16   # units of a node the default policy gives it under a black box (at most)

@@ -6,7 +6,7 @@ the normal pdf for Gaussian noise (link="probit"). Categorical (ST-Gumbel): one-
 backward through softmax((a + g) / tau). Given by probabilities (probs=), the backward pass is
 the derivative of the value's mean: E[y] = p passes the cotangent unchanged, a group's
 E[y] = w / sum w its Jacobian (finite at p in {0, 1} and at weights 0). Biased."""
-from .base import NO_GRAD, NO_GRAD_1D, Estimator, Rule, register
+from .protocol import NO_GRAD, NO_GRAD_1D, Estimator, Rule, register
 
 
 @register

@@ -19,7 +19,7 @@ import numbers
 
 from ppl.kernels.families.unordered_set import MAX_SET, table_width
 
-from .base import NO_GRAD, Estimator, register
+from .protocol import NO_GRAD, Estimator, register
 
 # estimators of a stochastic ancestor whose estimate holds with a set's weighted rows below it
 _ABOVE_OK = ("pathwise", "enumerate", "straight_through", "concrete", "gumbel_softmax", "reinmax", "gumbel_rao",

@@ -10,7 +10,7 @@ the cost cotangents the lowering seeds). The node's parameters receive
 (ell_i - ell_i,-k) / B * d log p(s | a) / da per row. Needs compile(objective="iwae", samples >= 2).
 """
 from ppl.calls import KERNELS
-from .base import NO_GRAD, Estimator, Rule, register
+from .protocol import NO_GRAD, Estimator, Rule, register
 
 
 @register

@@ -1,4 +1,4 @@
-"""What an estimator's context (estimators.custom.EstimatorContext) calls while a node is
+"""What an estimator's context (estimators.context.EstimatorContext) calls while a node is
 lowered: emitting lines and kernel calls, allocating buffers, parameters, state and noise, and
 the learning signals."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 
 from ..calls import KERNELS, KernelRef, call
 from ..distributions import DISTRIBUTIONS
-from ..estimators.base import NO_GRAD
-from ..estimators.custom import Kernel
+from ..estimators.protocol import NO_GRAD
+from ..estimators.context import Kernel
 from ..errors import ModelError
 from ..language.nodes import Node
 from ..targets import CPU_MODULES
@@ -37,7 +37,7 @@ CONSTRAINT_ERRORS = {
 
 
 class ContextHelpers:
-    # ----- helpers of the estimator context (estimators/custom.py) and the lowering rules
+    # ----- helpers of the estimator context (estimators/context.py) and the lowering rules
     def record_noise(self, node: Node, noise):
         """Record the base noise a node's draw used (a buffer, or a tuple of buffers), for the
         node's own backward and for estimators above it (REBAR relaxes it)."""
@@ -122,7 +122,7 @@ class ContextHelpers:
     def kernel_ref(self, kernel, node: Node) -> KernelRef:
         """How the step calls `kernel`: a kernel of the modules the step binds (a KernelRef, or its
         @njit function), or a user's estimator's kernel (an @njit function or
-        estimators.custom.Kernel), bound as a global of the step (a KernelRef without a module)
+        estimators.context.Kernel), bound as a global of the step (a KernelRef without a module)
         and recorded (`user_kernels`) for the target checks."""
         if isinstance(kernel, KernelRef):
             return kernel

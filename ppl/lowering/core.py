@@ -57,7 +57,7 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alter
         self.bwd: list = []
         self.head: list = []        # ir.Bind: the names of params, state and workspaces
         self.globals: dict = {}
-        self.user_kernels: dict = {}   # global name -> (estimators.custom.Kernel, node): a user estimator's kernels
+        self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
         self.section = self.fwd
         self.drawing = True         # the forward walk (the estimators' draws), not the backward
         self.owner = None           # the node whose code is being emitted

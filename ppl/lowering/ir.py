@@ -22,10 +22,10 @@ import keyword
 import tokenize
 
 from ..calls import Call
-from ..estimators.base import NO_GRAD, NO_GRAD_1D
+from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
-# a skipped gradient's marker (estimators.base.NoGrad), held by a statement as its name: the printer
+# a skipped gradient's marker (estimators.protocol.NoGrad), held by a statement as its name: the printer
 # writes the step's empty buffer it stands for in its place
 SPELLING = {m.name: m.buffer for m in (NO_GRAD, NO_GRAD_1D)}
 

@@ -1,6 +1,6 @@
 """An estimator's own draw and estimate, lowered row-fused: the estimator context over one row.
 
-`RowEstimatorContext` answers the members of `estimators.custom.EstimatorContext` an estimate
+`RowEstimatorContext` answers the members of `estimators.context.EstimatorContext` an estimate
 that reads its own row only needs, with the row code's locals in place of buffers: the node's
 value, its parameters and their cotangents, its noise (the same streams, so the same draws),
 one-value scratch, one-number state, and the kernel calls of `law_call`, `call` and `emit`,
@@ -13,8 +13,8 @@ signal over rows, a trained parameter, emitting at the start of the step) raises
 from __future__ import annotations
 
 from ..calls import Call, parse
-from ..estimators.base import NO_GRAD
-from ..estimators.custom import MAX_NOISE, NOISE_KINDS, Noise, full_name
+from ..estimators.protocol import NO_GRAD
+from ..estimators.context import MAX_NOISE, NOISE_KINDS, Noise, full_name
 from ..kernels.rowcode import NoRowForm
 
 

@@ -49,7 +49,7 @@ from . import Lowering, _ident, ir
 from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
-from ..estimators.base import NO_GRAD, NO_GRAD_1D
+from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 from .rowcontext import RowEstimatorContext
 from .rows import shared_members, shared_span
 from ..analysis import graph as G
@@ -179,7 +179,7 @@ class ScalarLowering(Lowering):
     """Emits the row-fused step: each node's kernel calls (op templates, law kernels) rewritten
     by the row target. An estimator's draw and estimate run on `row_context`; one whose array
     form reads other rows writes its row form over `val`, `cot`, `noise_scalar`, `emit` ... (its
-    `scalar_forward` / `scalar_backward`, estimators.base.RowContext)."""
+    `scalar_forward` / `scalar_backward`, estimators.protocol.RowContext)."""
 
     context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
 

@@ -8,7 +8,7 @@ from contextlib import nullcontext as _same
 import numpy as np
 
 from ..calls import KERNELS, call
-from ..estimators.base import NO_GRAD
+from ..estimators.protocol import NO_GRAD
 from ..language.nodes import Node
 from .layout import _ident, _ndist, _rowmap
 

@@ -16,7 +16,7 @@ from .ir import Bind
 from ..errors import ModelError
 from ..language.nodes import Node
 from ..estimators import NO_GRAD
-from ..estimators.custom import BUILT_IN
+from ..estimators.context import BUILT_IN
 from .rules import ARRAY_RULES
 from ..calls import KERNELS, call, render
 from ..ops import OPS

@@ -1,5 +1,6 @@
-"""The estimator protocol: `Estimator`, `EstimatorContext`, `Kernel`, `NO_GRAD` and
-`register_estimator` (exported as ppl.Estimator, ...).
+"""The estimator context: `EstimatorContext`, what every estimator's draw and estimate see, with
+`Kernel` and `register_estimator` (exported as ppl.EstimatorContext, ...; the `Estimator` base
+class is protocol.py's).
 
 An estimator decides two things for its stochastic node: how the node is drawn on each row of
 the step (`draw`), and what reaches the node's distribution parameters (`estimate`). Both emit
@@ -25,8 +26,7 @@ import numpy as np
 from ..analysis import graph as G
 from ..calls import KERNELS, Call, KernelRef, parse
 from ..errors import ModelError
-from .base import NO_GRAD, REGISTRY
-from .base import Estimator as _Base
+from .protocol import NO_GRAD, REGISTRY, Estimator
 
 NOISE_KINDS = ("uniform", "normal", "logistic", "gumbel")   # kernels/cpu/noise.py's fills
 MAX_NOISE = 16   # noise streams per node
@@ -373,70 +373,6 @@ class EstimatorContext:
         return NO_GRAD if keep is None or per_data_row else keep
 
 
-class Estimator(_Base):
-    """Subclass to write a gradient estimator. Set `name` (and `about`, `cite`, `options`,
-    `option_words` -- {option: {word: what it asks for}}, the strings a `train` option takes beside
-    True / False --, `unbiased` / `bias`), then override:
-
-    check(info) -> None or why not    whether it applies to a node (info.dist, info.node, info.samples,
-                                      info.above: the estimators chosen above it)
-    rows(info, options) -> int        configuration rows per drawn row (default 1)
-    draw(ctx)                         the node's values on every row (default: the ordinary draw)
-    estimate(ctx)                     add the gradient of the objective into ctx.param_grads()
-
-    `passes_value_grad = True` asks for the cotangent of the node's values (ctx.cotangent()).
-    Register it with ppl.register_estimator; then m.compile(estimators={"h": name}) uses it.
-
-    An estimator whose extra rows evaluate the graph below its node with other values than the
-    drawn one (REBAR's relaxed rows: ppl/estimators/rebar.py) sets `evaluates_below = True`; its
-    rows then share one digit with every such node's (ctx.rows.offset), and it overrides
-
-    seed_weights(ctx)                 the cost cotangents' seeds on its rows (ctx.cost_seeds())
-    forward_below(ctx, above)         after the draw of each stochastic node below: what its rows
-                                      do to that node (ctx: that node's context; above: the
-                                      contexts of the nodes above it with such an estimator)
-    backward_below(ctx, above)        the backward of forward_below, before that node's estimate
-    """
-
-    @property
-    def param_prefixes(self) -> tuple:
-        """Its parameters are named `<name>.<node>.<tag>` (EstimatorContext.parameter)."""
-        return (f"{self.name}.",)
-
-    def rows(self, info, options) -> int:
-        """Configuration rows per drawn row (ctx.rows.digit); 1 by default."""
-        return 1
-
-    def draw(self, ctx: EstimatorContext) -> None:
-        ctx.sample()
-
-    def estimate(self, ctx: EstimatorContext) -> None:
-        raise TypeError(f"estimator '{self.name}' defines no estimate(ctx)")
-
-    # the compiler's side of the protocol (estimators/base.Estimator)
-    def applies(self, info):
-        """base.Estimator.applies, a user's check() held to its contract: None or a reason."""
-        try:
-            why = super().applies(info)
-        except ModelError:
-            raise
-        except Exception as e:   # the user's code: named, with its own error, not re-worded
-            raise ModelError(f"estimator '{self.name}': its check(info) raised {type(e).__name__}: {e} (node "
-                             f"'{info.node.name}'); check returns None when it applies, else a string saying why "
-                             f"not") from e
-        if why is not None and not isinstance(why, str):
-            raise ModelError(f"estimator '{self.name}': check(info) returned {why!r} for node '{info.node.name}'; "
-                             f"return None when it applies, else a string saying why not")
-        return why
-
-    def expansion(self, info, opts):
-        n = self.rows(info, opts)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ModelError(f"estimator '{self.name}': rows() must return an int >= 1 for node "
-                             f"'{info.node.name}', got {n!r}")
-        return n
-
-
 def _digits_below(lowering, node):
     """(Rows.enumerated_below, Rows.digits_below) of `node`'s context: the configuration digits of
     the enumerated nodes below it (None if there are none), and of every stochastic node below it
@@ -473,5 +409,7 @@ def register_estimator(cls):
         raise ModelError(f"estimator '{name}': `options` must be a dict of option name -> default")
     if cls.estimate is Estimator.estimate:
         raise ModelError(f"estimator '{name}': define estimate(self, ctx), what reaches the node's parameters")
+    if not any("param_prefixes" in vars(c) for c in cls.__mro__ if c is not Estimator):
+        cls.param_prefixes = (f"{name}.",)   # its parameters: `<name>.<node>.<tag>` (ctx.parameter)
     REGISTRY[name] = cls()
     return cls

@@ -2,7 +2,7 @@
 
 An estimator is small and stateless: it says whether it applies to a stochastic node, whether
 it is unbiased, and emits how the node is drawn (`draw`) and what reaches the node's parameters
-(`estimate`) through the one context every estimator sees, estimators.custom.EstimatorContext
+(`estimate`) through the one context every estimator sees, estimators.context.EstimatorContext
 (`ctx`; the same for the built-ins and a user's). Learnable state (baselines, temperatures) is
 declared through the context, so it lives in the program's parameter set.
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+
+from ..errors import ModelError
 
 
 class NoGrad:
@@ -108,6 +110,34 @@ class NodeInfo:
 
 
 class Estimator:
+    """Subclass to write a gradient estimator (ppl's own are written on it too). Set `name` (and
+    `about`, `cite`, `options`, `option_words` -- {option: {word: what it asks for}}, the strings a
+    `train` option takes beside True / False --, `unbiased` / `bias`), then override:
+
+    check(info) -> None or why not    whether it applies to a node (info.dist, info.node, info.samples,
+                                      info.above: the estimators chosen above it)
+    rows(info, options) -> int        configuration rows per drawn row (default 1)
+    draw(ctx)                         the node's values on every row (default: the ordinary draw)
+    estimate(ctx)                     add the gradient of the objective into ctx.param_grads()
+
+    `passes_value_grad = True` asks for the cotangent of the node's values (ctx.cotangent()).
+    Register it with ppl.register_estimator; then m.compile(estimators={"h": name}) uses it. Its
+    parameters (ctx.parameter) are named `<name>.<node>.<tag>`: `param_prefixes` says so (a
+    registered estimator that declares none gets `(name + ".",)`).
+
+    An estimator whose extra rows evaluate the graph below its node with other values than the
+    drawn one (REBAR's relaxed rows: ppl/estimators/rebar.py) sets `evaluates_below = True`; its
+    rows then share one digit with every such node's (ctx.rows.offset), and it overrides
+
+    seed_weights(ctx)                 the cost cotangents' seeds on its rows (ctx.cost_seeds())
+    forward_below(ctx, above)         after the draw of each stochastic node below: what its rows
+                                      do to that node (ctx: that node's context; above: the
+                                      contexts of the nodes above it with such an estimator)
+    backward_below(ctx, above)        the backward of forward_below, before that node's estimate
+
+    The flags and tables below are what the compiler reads of it (capabilities, not names).
+    """
+
     name = ""
     unbiased = True
     bias = ""                  # a biased estimator: where its bias comes from (explain() prints it)
@@ -158,11 +188,24 @@ class Estimator:
         return None
 
     def applies(self, info: NodeInfo) -> str | None:
-        """None when the estimator applies to the node under the program's objective, else why not."""
+        """None when the estimator applies to the node under the program's objective, else why
+        not; its check() held to its contract (None or a string; an exception of its own code is
+        named, with its own error)."""
         if info.objective not in self.objectives:
             return (f"it estimates the gradient of the {' and '.join(repr(o) for o in self.objectives)} "
                     f"objective, not of {info.objective!r}")
-        return self.check(info)
+        try:
+            why = self.check(info)
+        except ModelError:
+            raise
+        except Exception as e:
+            raise ModelError(f"estimator '{self.name}': its check(info) raised {type(e).__name__}: {e} (node "
+                             f"'{info.node.name}'); check returns None when it applies, else a string saying why "
+                             f"not") from e
+        if why is not None and not isinstance(why, str):
+            raise ModelError(f"estimator '{self.name}': check(info) returned {why!r} for node '{info.node.name}'; "
+                             f"return None when it applies, else a string saying why not")
+        return why
 
     def check(self, info: NodeInfo) -> str | None:
         """None when the estimator applies to the node (whatever the objective), else why not."""
@@ -178,17 +221,26 @@ class Estimator:
         law's own (`law.kernels[key]`): what ctx.law_call calls, in both lowerings."""
         return self.kernels.get(law.kind, {}).get(key) or law.kernels[key]
 
-    def expansion(self, info: NodeInfo, opts: dict) -> int:
-        """How many rows each drawn row becomes (enumeration); 1 for sampling estimators."""
+    def rows(self, info, options) -> int:
+        """Configuration rows per drawn row (ctx.rows.digit); 1 by default."""
         return 1
 
+    def expansion(self, info: NodeInfo, opts: dict) -> int:
+        """How many rows each drawn row becomes (its `rows`, checked: an int >= 1)."""
+        n = self.rows(info, opts)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ModelError(f"estimator '{self.name}': rows() must return an int >= 1 for node "
+                             f"'{info.node.name}', got {n!r}")
+        return n
+
     def draw(self, ctx) -> None:
-        """Emit the node's values on every row of the step (ctx: estimators.custom.EstimatorContext)."""
-        raise TypeError(f"estimator '{self.name}' has no draw")
+        """Emit the node's values on every row of the step (ctx: estimators.context.EstimatorContext);
+        by default the law's ordinary draw."""
+        ctx.sample()
 
     def estimate(self, ctx) -> None:
         """Emit what reaches the node's parameters: their gradient added into ctx.param_grads()."""
-        raise TypeError(f"estimator '{self.name}' has no estimate")
+        raise TypeError(f"estimator '{self.name}' defines no estimate(ctx)")
 
     # Estimators that evaluate the graph below their node on extra rows (evaluates_below); ctx is
     # the context of the node they act on, `above` the contexts of this estimator's nodes above
