@@ -1,4 +1,4 @@
-"""The row target: a kernel call rewritten as straight-line code for one row of width-1 arrays.
+"""The row-fused rewrite: a kernel call rewritten as straight-line code for one row of width-1 arrays.
 
 A kernel is written once, as its body over the loop indices (kernels/declare.py). The CPU kernel
 loops over the body, the CUDA kernel runs it per thread, and this module reads the same body for
@@ -37,11 +37,11 @@ from .math.scalar import like as _like
 
 
 class NoRowForm(Exception):
-    """The kernel has no body the row target can rewrite (the message says why)."""
+    """The kernel has no body the row-fused rewrite can rewrite (the message says why)."""
 
 
 def row_body(kernel):
-    """(body, the count of its leading loop indices) of a kernel for the row target, or None."""
+    """(body, the count of its leading loop indices) of a kernel for the row-fused rewrite, or None."""
     d = getattr(kernel, "__declared__", None)
     if d is not None:   # a cell or row body: its first index is the row; an item or group is not
         return (d.body, len(d.lead)) if d.shape in ("cells", "rows") else None
@@ -252,7 +252,7 @@ class _Rewrite:
         elif isinstance(s, ast.Pass):
             return
         else:
-            self.fail(f"has a statement the row target does not rewrite: {ast.unparse(s)!r}")
+            self.fail(f"has a statement the row-fused rewrite does not rewrite: {ast.unparse(s)!r}")
 
 
 def _cast(value):

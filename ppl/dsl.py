@@ -144,9 +144,9 @@ class Model(Graph):
         `Program.autotune_table`).
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:
         parameter initialisation.
-        lowering: "auto" (row-fused scalar code when every node has width 1 and every estimator
-        has a row-local form, else array kernels), "arrays" or "scalar" (an error when it does
-        not apply); both give the same draws and, up to rounding, the same step.
+        lowering: "auto" (row-fused: one loop of scalar code, when every node has width 1 and every
+        estimator has a row-local form; else array kernels), "arrays" or "row-fused" (an error when
+        it does not apply); both give the same draws and, up to rounding, the same step.
         objective: "elbo" (default: the mean over data rows of E[sum of costs]) or "iwae": the
         importance-weighted bound over each data row's K = samples draws (Burda et al. 2016),
         -log (1/K sum_k exp(-C_k)) with C_k the sum of the costs of draw k; the costs are then

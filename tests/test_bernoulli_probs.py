@@ -171,7 +171,7 @@ def test_bad_arguments_name_the_node():
 
 @pytest.mark.parametrize("bad", [1.2, -0.1, np.nan])
 def test_probabilities_outside_the_unit_interval_are_refused_in_the_step(bad):
-    for lowering, name in (("arrays", "bprobs_range"), ("scalar", "bprobs_range1")):
+    for lowering, name in (("arrays", "bprobs_range"), ("row-fused", "bprobs_range1")):
         with Model(name) as m:
             x = m.input("x", 1)
             b = Bernoulli("b", probs=Affine(x, 1, name="enc"))

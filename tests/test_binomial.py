@@ -213,7 +213,7 @@ def test_bad_arguments_name_the_node():
 @pytest.mark.parametrize("n,what", [(2.5, "fractional"), (-1.0, "negative"), (np.nan, "nan")])
 def test_bad_total_counts_are_refused_in_the_step(n, what):
     """Data is finite (inputs are checked), a count from a parameter path may be NaN: both named."""
-    for lowering, name in (("arrays", "binomial_n"), ("scalar", "binomial_n1")):
+    for lowering, name in (("arrays", "binomial_n"), ("row-fused", "binomial_n1")):
         with Model(name) as m:
             x = m.input("n", 1)
             k = Binomial("k", x + ppl.param("shift", 1), logits=ppl.param("a", 1))

@@ -306,7 +306,7 @@ def test_estimators_use_only_their_documented_context():
     import re
     from ppl.estimators import EstimatorContext, protocol
     from ppl.lowering import Lowering
-    from ppl.lowering.rowfused import ScalarLowering
+    from ppl.lowering.rowfused import RowFusedLowering
     with Model("ctx_arrays") as m:
         x = m.input("x", 2)
         z = Bernoulli("z", logits=Affine(x, 2, name="enc"))
@@ -318,10 +318,10 @@ def test_estimators_use_only_their_documented_context():
     from ppl.analysis import graph as G
     from ppl.estimators.selection import select
     lowerings = {}
-    for model, cls in ((m, Lowering), (m1, ScalarLowering)):
+    for model, cls in ((m, Lowering), (m1, RowFusedLowering)):
         an = G.analyse(model)
         choices = select(model, an, "auto", "unbiased", 1, None)
-        args = (model, an, choices, 1, np.random.default_rng(0)) + (("float32",) if cls is ScalarLowering else ())
+        args = (model, an, choices, 1, np.random.default_rng(0)) + (("float32",) if cls is RowFusedLowering else ())
         lowerings[cls] = cls(*args)
         lowerings[cls].generate()
     # the public context: every member documented, and few of them (its six groups in the docstring)
@@ -358,8 +358,8 @@ def test_estimators_use_only_their_documented_context():
     assert used["ctx"] and used["sl"]
     # the lowerings implement the whole context (attributes exist once the passes ran)
     assert all(hasattr(ctx, k) for k in public)
-    missing = [k for k in _row_context_members() if not hasattr(lowerings[ScalarLowering], k)]
-    assert not missing, f"ScalarLowering lacks {missing}"
+    missing = [k for k in _row_context_members() if not hasattr(lowerings[RowFusedLowering], k)]
+    assert not missing, f"RowFusedLowering lacks {missing}"
 
 
 def test_no_grad_is_a_marker_not_a_string():

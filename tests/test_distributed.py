@@ -154,13 +154,13 @@ def _two_layer(dtype=np.float64):
         estimators={"h1": "disarm", "h2": ("score", {"baseline": "moving_average"})}, samples=2, dtype=dtype, seed=5)
 
 
-@pytest.mark.parametrize("lowering", ["arrays", "scalar"])
+@pytest.mark.parametrize("lowering", ["arrays", "row-fused"])
 def test_step_rows_addresses_noise_by_global_row(lowering):
     """A batch's two halves through step_rows (row0 = first drawn row of the half) give the
     whole batch's per-row costs; with row0 = 0 the second half would draw the first half's noise."""
-    if lowering == "scalar":
+    if lowering == "row-fused":
         m = toy_bernoulli.build()
-        prog = m.compile(estimators=("score", {"baseline": "none"}), samples=3, lowering="scalar", dtype=np.float64)
+        prog = m.compile(estimators=("score", {"baseline": "none"}), samples=3, lowering="row-fused", dtype=np.float64)
         data, B = None, 10
     else:
         prog = _two_layer()

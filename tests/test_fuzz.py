@@ -330,7 +330,7 @@ COMPILE_BAD = {
     "policy": ["nope", 3, None],
     "dtype": [np.int32, "float16", None, 3],
     "samples": [0, -1, 1.5, "2", None, True],
-    "lowering": ["nope", None, 3, "scalar"],
+    "lowering": ["nope", None, 3, "row-fused"],
     "target": ["nope", None, 3],
     "baseline": ["nope", 3],
 }

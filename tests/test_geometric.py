@@ -172,7 +172,7 @@ def test_bad_arguments_name_the_node():
 
 @pytest.mark.parametrize("bad", [0.0, 1.5, np.nan])
 def test_probabilities_outside_the_half_open_interval_are_refused_in_the_step(bad):
-    for lowering, name in (("arrays", "geometric_range"), ("scalar", "geometric_range1")):
+    for lowering, name in (("arrays", "geometric_range"), ("row-fused", "geometric_range1")):
         with Model(name) as m:
             x = m.input("x", 1)
             k = Geometric("k", probs=Affine(x, 1, name="enc"))

@@ -166,7 +166,7 @@ def test_the_default_estimators_of_the_bound():
      r"Bernoulli 'h1': under objective 'iwae' the score estimator's baseline is 'none' or 'moving_average'.*'vimco'"),
     (dict(objective="elbo", samples=2, estimators={"h1": "vimco"}),
      r"estimator 'vimco' does not apply \(it estimates the gradient of the 'iwae' objective, not of 'elbo'\)"),
-    (dict(objective="iwae", samples=2, lowering="scalar"), r"lowering='scalar' does not apply.*IWAE bound"),
+    (dict(objective="iwae", samples=2, lowering="row-fused"), r"lowering='row-fused' does not apply.*IWAE bound"),
 ])
 def test_what_the_bound_refuses_is_a_clear_error(kwargs, says):
     with pytest.raises(ppl.ModelError, match=says):

@@ -66,7 +66,7 @@ def test_constant_scale_in_the_row_fused_lowering_matches_the_arrays():
             m.cost("nll", ppl.gaussian_nll(z[:, 0], 1.0, x))
         return m
     a = build().compile(estimators="pathwise", dtype=np.float64, lowering="arrays")
-    s = build().compile(estimators="pathwise", dtype=np.float64, lowering="scalar")
+    s = build().compile(estimators="pathwise", dtype=np.float64, lowering="row-fused")
     x = np.linspace(-1, 1, 7)[:, None]
     la, ga = a.grad({"x": x}, seed=4, step=2)
     ls, gs = s.grad({"x": x}, seed=4, step=2)
@@ -131,7 +131,7 @@ def test_division_and_powers_row_fused_and_cuda_parity():
         return m
     x = np.linspace(-1, 1, 7)[:, None]
     arr = build("arith_s").compile(estimators="pathwise", dtype=np.float64, lowering="arrays", seed=2)
-    sca = build("arith_s").compile(estimators="pathwise", dtype=np.float64, lowering="scalar", seed=2)
+    sca = build("arith_s").compile(estimators="pathwise", dtype=np.float64, lowering="row-fused", seed=2)
     gpu = build("arith_s").compile(estimators="pathwise", dtype=np.float64, target="cuda", seed=2)
     la, ga = arr.grad({"x": x}, seed=4, step=2)
     for other in (sca, gpu):

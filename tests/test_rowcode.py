@@ -1,4 +1,4 @@
-"""The row target (kernels/rowcode.py): a kernel call on one-column arrays rewritten into
+"""The row-fused rewrite (kernels/rowcode.py): a kernel call on one-column arrays rewritten into
 straight-line code. Oracle: the CPU kernel itself, run on (1, 1) arrays; the row code, run as
 Python over the same values, must write the same numbers (float64, to 1e-12), with each
 skippable gradient present and skipped. And its refusals: a body that reads other columns or

@@ -422,7 +422,7 @@ def _scalar_model():
                                   {"b": "concrete", "q": ("score", {"baseline": "none"}),
                                    "z": ("score", {"baseline": "moving_average"})}])
 def test_nan_raises_in_the_row_fused_lowering(ests):
-    p = _scalar_model().compile(dtype=np.float64, estimators=ests, lowering="scalar")
+    p = _scalar_model().compile(dtype=np.float64, estimators=ests, lowering="row-fused")
     assert "row-fused" in p.explain()
     x = np.ones((4, 1))
     assert np.isfinite(p.grad({"x": x})[0])
@@ -515,7 +515,7 @@ def test_predict_with_no_nodes_says_so():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("lowering", ["arrays", "scalar"])
+@pytest.mark.parametrize("lowering", ["arrays", "row-fused"])
 def test_nan_stays_nan_through_every_elementwise_op(dtype, lowering):
     """NaN parameters through every unary op (relu's select included) give a NaN loss, never a
     number; exp of a pre-activation of 800 is inf in float32 as in float64 (no finite clamp), so

@@ -5,8 +5,8 @@ compiled calls).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/experiments/row_laws.py [--rounds 11] [--calls 100000] [--cases user]
 
-The graphs are tests/test_scalar_lowering.py's (one latent unit fed by affine maps of a data
-input, a decoder and a log q term) and, as `user/<graph>`, tests/test_scalar_user_functions.py's
+The graphs are tests/test_rowfused.py's (one latent unit fed by affine maps of a data
+input, a decoder and a log q term) and, as `user/<graph>`, tests/test_rowfused_user_functions.py's
 (`bernoulli`: two Bernoulli units, a user layer and a gradient-free black-box cost; `normal`: a
 Normal unit, a user layer with its VJP and a black box with its gradient), at batch 8, float32.
 `--cases user` times only the cases whose name starts with `user`. JSON lines: value = the
@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-from test_scalar_lowering import _scalar_graph  # noqa: E402
-from test_scalar_user_functions import _graph as _user_graph  # noqa: E402
+from test_rowfused import _row_graph  # noqa: E402
+from test_rowfused_user_functions import _graph as _user_graph  # noqa: E402
 
 CASES = [("normal", "pathwise"), ("laplace", "pathwise"), ("gamma", "pathwise"), ("poisson", "score"),
          ("bernoulli", "disarm"), ("bernoulli", "reinmax"), ("bernoulli", "gapped_st"),
@@ -36,7 +36,7 @@ CASES = [("normal", "pathwise"), ("laplace", "pathwise"), ("gamma", "pathwise"),
 
 
 def _graph(kind):
-    return _user_graph(kind[len("user/"):]) if kind.startswith("user/") else _scalar_graph(kind)
+    return _user_graph(kind[len("user/"):]) if kind.startswith("user/") else _row_graph(kind)
 
 
 def _timer(prog, x):
@@ -63,12 +63,12 @@ def main():
     x = np.linspace(-1.5, 2.0, 8, dtype=np.float32)[:, None]
     for kind, est in (c for c in CASES if c[0].startswith(args.cases)):
         runs = {low: _timer(_graph(kind).compile(estimators=est, dtype=np.float32, lowering=low), x)
-                for low in ("scalar", "arrays")}
+                for low in ("row-fused", "arrays")}
         times = {low: [] for low in runs}
         for r in range(args.rounds):
-            for low in (("scalar", "arrays") if r % 2 == 0 else ("arrays", "scalar")):
+            for low in (("row-fused", "arrays") if r % 2 == 0 else ("arrays", "row-fused")):
                 times[low].append(runs[low](args.calls))
-        value, base = statistics.median(times["scalar"]), statistics.median(times["arrays"])
+        value, base = statistics.median(times["row-fused"]), statistics.median(times["arrays"])
         print(json.dumps({"bench": "row_laws", "case": f"{kind}/{est}/batch=8", "metric": "step", "value": round(value, 1),
                           "unit": "ns", "baseline": round(base, 1), "ratio": round(base / value, 2)}), flush=True)
 

@@ -485,7 +485,7 @@ def _add_scaled_rows_row(r, j, s, grow, g):
     g[r, j] += grow[r] * s[r, j]
 
 
-# the cell bodies of hand-written kernels for the row target (kernels/rowcode.py)
+# the cell bodies of hand-written kernels for the row-fused rewrite (kernels/rowcode.py)
 ROW = {"scale_shift_fwd": _scale_shift_fwd_row, "scale_shift_bwd": _scale_shift_bwd_row, "fill2": _fill2_row,
        "take_cols": _take_cols_row, "add_to_cols": _add_to_cols_row, "add_from_cols": _add_from_cols_row,
        "add_scaled_rows": _add_scaled_rows_row}

@@ -337,7 +337,7 @@ def binary_concrete_bwd(logits, noise, tau, out, gout, glogits, gtau):
 
 
 def _binary_concrete_bwd_row(r, j, logits, noise, tau, out, gout, glogits, gtau):
-    """binary_concrete_bwd's cell (r, j) for the row target (kernels/rowcode.py)."""
+    """binary_concrete_bwd's cell (r, j) for the row-fused rewrite (kernels/rowcode.py)."""
     t = like(out, hyper(tau))
     ga, gt = binary_concrete_vjp(logits[r, j], noise[r, j], t, gout[r, j])
     if glogits.shape[0] != 0:

@@ -48,7 +48,7 @@ def affine_bwd(x, W, gout, gx, gW, gb):
 
 
 def _affine_fwd_row(r, j, x, W, b, out):
-    """affine_fwd's cell (r, j) for the row target (kernels/rowcode.py): b + sum_i x[r, i] W[i, j]."""
+    """affine_fwd's cell (r, j) for the row-fused rewrite (kernels/rowcode.py): b + sum_i x[r, i] W[i, j]."""
     s = b[j]
     for i in range(x.shape[1]):
         s += x[r, i] * W[i, j]
@@ -56,7 +56,7 @@ def _affine_fwd_row(r, j, x, W, b, out):
 
 
 def _affine_bwd_row(r, x, W, gout, gx, gW, gb):
-    """affine_bwd's row r for the row target: its terms of gx, gW and gb (each skippable)."""
+    """affine_bwd's row r for the row-fused rewrite: its terms of gx, gW and gb (each skippable)."""
     for j in range(gout.shape[1]):
         g = gout[r, j]
         for i in range(x.shape[1]):
@@ -112,11 +112,11 @@ def broadcast_rows_bwd(gout, gp):
 
 
 def _broadcast_rows_bwd_row(r, j, gout, gp):
-    """broadcast_rows_bwd's cell (r, j) for the row target: gp[j] += gout[r, j]."""
+    """broadcast_rows_bwd's cell (r, j) for the row-fused rewrite: gp[j] += gout[r, j]."""
     gp[j] += gout[r, j]
 
 
-# the hand-written kernels' bodies for the row target (kernels/rowcode.py)
+# the hand-written kernels' bodies for the row-fused rewrite (kernels/rowcode.py)
 ROW = {"affine_fwd": _affine_fwd_row, "affine_bwd": _affine_bwd_row, "broadcast_rows_bwd": _broadcast_rows_bwd_row}
 
 

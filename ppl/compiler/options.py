@@ -6,6 +6,7 @@ copy with some options changed (a twin, an autotune candidate).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ from ..errors import ModelError
 from ..targets import check_target
 
 OBJECTIVES = ("elbo", "iwae")
-LOWERINGS = ("auto", "arrays", "scalar")
+LOWERINGS = ("auto", "arrays", "row-fused")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class CompileOptions:
     target      "cpu" or "cuda"
     cache       keep the generated step in Numba's disk cache
     pilot       policy "autotune": the pilot data (or a row count for a model without inputs)
-    lowering    "auto", "arrays" or "scalar"
+    lowering    "auto", "arrays" or "row-fused" ("scalar", its former name, is read as "row-fused")
     objective   "elbo" or "iwae" (needs samples >= 2)
     Model.compile's docstring says what each does."""
 
@@ -69,6 +70,10 @@ class CompileOptions:
                              f"got {baseline!r}")
         if self.target != "cpu":
             check_target(self.target)
+        if isinstance(self.lowering, str) and self.lowering == "scalar":
+            warnings.warn("lowering='scalar' is now called lowering='row-fused'; 'scalar' will be refused in a later "
+                          "release", DeprecationWarning, stacklevel=4)
+            object.__setattr__(self, "lowering", "row-fused")
         if self.lowering not in LOWERINGS:
             raise ModelError(f"lowering must be one of {', '.join(LOWERINGS)}, got {self.lowering!r}")
         object.__setattr__(self, "samples", int(samples))

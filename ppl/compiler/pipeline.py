@@ -3,7 +3,7 @@
 
     analyse         graph.analyse: order, downstream costs, gradient-free paths
     select          selection.select: an estimator per stochastic node (rule table, policy)
-    fuse            row-fused scalar code when every node has width 1 (scalar_lowering.applies),
+    fuse            row-fused code when every node has width 1 (rowfused.applies),
                     else array kernels: the lowering object the next passes fill
     plan rows       the row layout: samples, enumeration / antithetic configurations, each
                     node's classes of equal rows (the data-row sub-graph is one class)
@@ -30,7 +30,7 @@ import numpy as np
 
 from . import ahead as compile_ahead
 from ..analysis import graph as G
-from ..lowering import rowfused as scalar_lowering
+from ..lowering import rowfused
 from ..estimators.autotune import autotune
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
@@ -146,15 +146,15 @@ def fuse(c: Compilation):
     rng = np.random.default_rng(o.seed)
     if o.lowering != "arrays" and o.target == "cpu":
         why = ("the IWAE bound couples a data row's draws" if o.objective == "iwae"
-               else scalar_lowering.applies(c.model, c.an, c.choices))
+               else rowfused.applies(c.model, c.an, c.choices))
         if why is None:
-            c.lowering = scalar_lowering.ScalarLowering(c.model, c.an, c.choices, o.samples, rng, str(o.dtype))
+            c.lowering = rowfused.RowFusedLowering(c.model, c.an, c.choices, o.samples, rng, str(o.dtype))
             return
-        if o.lowering == "scalar":
-            raise ModelError(f"lowering='scalar' does not apply to model '{c.model.name}': {why}; "
+        if o.lowering == "row-fused":
+            raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {why}; "
                              f"use lowering='auto' (array kernels)")
-    elif o.lowering == "scalar":
-        raise ModelError(f"lowering='scalar' is a CPU lowering; target {o.target!r} uses array kernels")
+    elif o.lowering == "row-fused":
+        raise ModelError(f"lowering='row-fused' is a CPU lowering; target {o.target!r} uses array kernels")
     c.lowering = Lowering(c.model, c.an, c.choices, o.samples, rng, o.objective)
 
 
@@ -208,7 +208,7 @@ def run_passes(c: Compilation) -> Compilation:
 
     A row-fused lowering that meets code without a row form (an estimator reading other rows, a
     kernel with no row body: rowcode.NoRowForm) is replaced by the array lowering, from "plan
-    rows" on; with lowering="scalar" that is an error naming what had no row form."""
+    rows" on; with lowering="row-fused" that is an error naming what had no row form."""
     names = [name for name, _ in PASSES]
     i = 0
     while i < len(PASSES):
@@ -217,10 +217,10 @@ def run_passes(c: Compilation) -> Compilation:
         try:
             run(c)
         except NoRowForm as e:
-            if not isinstance(c.lowering, scalar_lowering.ScalarLowering):
+            if not isinstance(c.lowering, rowfused.RowFusedLowering):
                 raise
-            if c.options.lowering == "scalar":
-                raise ModelError(f"lowering='scalar' does not apply to model '{c.model.name}': {e}; "
+            if c.options.lowering == "row-fused":
+                raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {e}; "
                                  f"use lowering='auto' (array kernels)") from None
             o = c.options
             c.lowering = Lowering(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), o.objective)

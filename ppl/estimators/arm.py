@@ -51,7 +51,7 @@ class _Antithetic(Estimator):
             (a,) = ctx.params()
             ctx.call(KERNELS.antithetic.disarm_grad, a, ctx.value(), L, rw, stride, off, span, ga)
 
-    # ----- row-fused scalar form: the pair is configurations c (digit 0) and c + stride (digit 1)
+    # ----- row-fused form: the pair is configurations c (digit 0) and c + stride (digit 1)
     def scalar_support(self, node, opts):
         return None
 

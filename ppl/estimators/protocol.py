@@ -7,7 +7,7 @@ it is unbiased, and emits how the node is drawn (`draw`) and what reaches the no
 declared through the context, so it lives in the program's parameter set.
 
 The row-fused lowering has a context of its own, `RowContext` below (`sl`:
-ppl.lowering.rowfused.ScalarLowering). An estimator reads, calls and records through those
+ppl.lowering.rowfused.RowFusedLowering). An estimator reads, calls and records through those
 members only (tests/test_compiler.py checks every `ctx.` / `sl.` use in ppl/estimators/).
 """
 from __future__ import annotations

@@ -120,7 +120,7 @@ class Score(Estimator):
             off += xw
         ctx.call(KERNELS.rows.add_sum_to, coef, gw, width - 1)
 
-    # ----- row-fused scalar form: b is the running mean of earlier steps, so a row needs no other row
+    # ----- row-fused form: b is the running mean of earlier steps, so a row needs no other row
     def scalar_support(self, node, opts):
         if opts["baseline"] not in ("none", "moving_average"):
             return f"the '{opts['baseline']}' baseline reads other rows"

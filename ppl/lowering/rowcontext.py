@@ -4,7 +4,7 @@
 that reads its own row only needs, with the row code's locals in place of buffers: the node's
 value, its parameters and their cotangents, its noise (the same streams, so the same draws),
 one-value scratch, one-number state, and the kernel calls of `law_call`, `call` and `emit`,
-each rewritten into row code by the row target (kernels/rowcode.py). So an estimator written
+each rewritten into row code by the row-fused rewrite (kernels/rowcode.py). So an estimator written
 once, for the array lowering (pathwise, straight-through, Concrete, a user's), runs in the
 row-fused step unchanged. Any other member (the step's rows, the graph below, a learning
 signal over rows, a trained parameter, emitting at the start of the step) raises
@@ -23,7 +23,7 @@ class RowEstimatorContext:
     started in each configuration's code and its estimate after it (`_begin`)."""
 
     def __init__(self, estimator, lowering, node, options):
-        self._sl = lowering                 # the ScalarLowering: no part of the contract
+        self._sl = lowering                 # the RowFusedLowering: no part of the contract
         self.node, self.options, self.estimator = node, options, estimator
         self.law = lowering.dist(node)
         self._streams = 0       # noise streams taken so far in this pass

@@ -1,4 +1,4 @@
-"""Row-fused scalar lowering: the step of a graph whose every node has width 1, as ONE loop
+"""Row-fused lowering: the step of a graph whose every node has width 1, as ONE loop
 over rows of straight-line scalar code.
 
 The array lowering (``lowering.Lowering``) emits one kernel call per node and pass; on width-1
@@ -7,12 +7,12 @@ arrays each call is call, loop and view overhead around one or two flops, so a s
 Here every node's value is a local variable of the row loop, and the row's backward pass follows
 its forward pass in the same iteration. The code of each node is its array code rewritten: the
 kernel calls the array lowering renders from the op table (``ops.OPS``), the laws' kernels and
-an estimator's own calls become the kernels' bodies over the row's locals (the row target,
+an estimator's own calls become the kernels' bodies over the row's locals (the row-fused rewrite,
 ``kernels/rowcode.py``), so an op's, a law's or an estimator's formula is written once, in its
 kernel. The noise is the array path's, drawn per row by the addressed scalar functions of
 ``kernels/math/rng.py`` (the same philox counter, so the same draws), so the two lowerings give
 the same samples and, up to float rounding, the same loss, gradient and estimator state;
-``tests/test_scalar_lowering.py`` and ``tests/test_scalar_user_functions.py`` check that
+``tests/test_rowfused.py`` and ``tests/test_rowfused_user_functions.py`` check that
 against the array lowering.
 
 Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the array lowering
@@ -61,7 +61,7 @@ from ..calls import Call, Flat, call, ref, render, template
 from ..ops import OPS
 from ..targets import CPU_MODULES
 
-_SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row target
+_SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row-fused rewrite
 STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
 
@@ -154,7 +154,7 @@ def _op_row_form(n: Node) -> str | None:
     if n.kind in ROW_RULES:
         return None   # its row code is a rule's (a user's @njit functions called per row)
     if op is None or op.fwd_each or not op.fwd:
-        return "it has no kernel template (its array code is a rule) for the row target to rewrite"
+        return "it has no kernel template (its array code is a rule) for the row-fused lowering to rewrite"
     for t in (op.fwd, op.bwd):
         if t and not rowcode.has_row_form(_kernel(t)):
             return f"the kernel of {template(t).kernel} has no row form"
@@ -175,9 +175,9 @@ def _law_row_form(law, keys=("sample", "log_prob", "log_prob_bwd")) -> str | Non
     return None
 
 
-class ScalarLowering(Lowering):
+class RowFusedLowering(Lowering):
     """Emits the row-fused step: each node's kernel calls (op templates, law kernels) rewritten
-    by the row target. An estimator's draw and estimate run on `row_context`; one whose array
+    by the row-fused rewrite. An estimator's draw and estimate run on `row_context`; one whose array
     form reads other rows writes its row form over `val`, `cot`, `noise_scalar`, `emit` ... (its
     `scalar_forward` / `scalar_backward`, estimators.protocol.RowContext)."""
 
@@ -186,7 +186,7 @@ class ScalarLowering(Lowering):
     def __init__(self, model, an, choices, samples, rng, dtype):
         self.fdtype, self.prec = ("np.float32", "f32") if dtype == "float32" else ("np.float64", "f64")
         super().__init__(model, an, choices, samples, rng)
-        self.L.lowering = "row-fused scalar code (every node has width 1)"
+        self.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
         # self.fwd / self.bwd: the forward / backward code of one row (backward: mode != 0)
         self.pre: list[str] = []    # before the row loop (state reads)
         self.post: list[str] = []   # after the row loop (state updates; mode != 0)
@@ -245,7 +245,7 @@ class ScalarLowering(Lowering):
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]
 
-    # ----- the row target: the array lowering's kernel calls, rewritten (kernels/rowcode.py)
+    # ----- the row-fused rewrite: the array lowering's kernel calls, rewritten (kernels/rowcode.py)
     def row_call(self, line):
         """Emit the row code of a kernel call of the array lowering (its record, calls.Call),
         rendered over this row's locals: each argument is a local, a parameter's slot of theta or

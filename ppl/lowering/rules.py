@@ -2,7 +2,7 @@
 
 As JAX keeps a lowering rule per primitive, ARRAY_RULES maps an op kind to Rule(forward,
 backward); lowering.Lowering calls them where it would render the op's templates. ROW_RULES
-does the same for the row-fused lowering (rowfused.ScalarLowering), whose code of an op is
+does the same for the row-fused lowering (rowfused.RowFusedLowering), whose code of an op is
 otherwise its kernels' bodies rewritten for one row: a user's functions have no body to rewrite
 and are called per row, as the array rules call them.
 """

@@ -300,7 +300,7 @@ def recipe(prog) -> dict:
     options = CompileOptions(
         estimators={n.name: (ch.estimator, dict(ch.options)) for n, (ch, _) in prog.choices.items()},
         dtype=prog.dtype, samples=prog.samples, objective=prog.objective,
-        lowering="scalar" if prog.layout.lowering.startswith("row-fused scalar") else "arrays")
+        lowering="row-fused" if prog.layout.lowering.startswith("row-fused") else "arrays")
     return dict(model=prog.model, options=options, theta=prog.theta.copy(), state=prog.state.copy())
 
 

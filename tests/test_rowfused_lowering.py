@@ -1,4 +1,4 @@
-"""The row-fused scalar lowering of width-1 graphs: the same draws, loss, gradient and
+"""The row-fused lowering of width-1 graphs: the same draws, loss, gradient and
 estimator state as the array lowering (its oracle here, itself checked against exact
 gradients elsewhere), a central-difference check of its own backward pass, an unbiasedness
 check against the closed-form gradient, its use from @njit code, and its refusals."""
@@ -13,7 +13,7 @@ from ppl import Affine, Bernoulli, Model, ModelError, Normal
 from ppl.models import toy_bernoulli
 
 
-def _scalar_graph(kind):
+def _row_graph(kind):
     with Model(f"scalar_{kind}") as m:
         x = m.input("x", 1)
         if kind == "bernoulli":
@@ -93,10 +93,10 @@ F32 = {0, 2, 4, 6, 9, 12, 14, 16, 18, 19, 20, 21, 22}
 
 @pytest.mark.parametrize("kind,est,samples,dtype",
                          [c + (np.float64,) for c in CASES] + [CASES[i] + (np.float32,) for i in sorted(F32)])
-def test_scalar_step_matches_array_step(kind, est, samples, dtype):
+def test_row_fused_step_matches_array_step(kind, est, samples, dtype):
     x = np.linspace(-1.5, 2.0, 7)[:, None]
-    progs = [_scalar_graph(kind).compile(estimators=est, dtype=dtype, samples=samples, lowering=low)
-             for low in ("scalar", "arrays")]
+    progs = [_row_graph(kind).compile(estimators=est, dtype=dtype, samples=samples, lowering=low)
+             for low in ("row-fused", "arrays")]
     assert "row-fused" in progs[0].explain() and "row-fused" not in progs[1].explain()
     assert "_gradient(" in progs[0].source and "_gradient(" not in progs[1].source
     rtol = 1e-12 if dtype == np.float64 else 2e-5
@@ -116,7 +116,7 @@ def test_scalar_step_matches_array_step(kind, est, samples, dtype):
 
 
 @pytest.mark.parametrize("est", ["pathwise", "concrete"])
-def test_scalar_backward_matches_central_differences(est):
+def test_row_fused_backward_matches_central_differences(est):
     """With the noise held fixed (same seed and step), the loss is a smooth function of the
     parameters for reparameterised nodes: its central differences are the exact gradient."""
     kind = "normal" if est == "pathwise" else "bernoulli"
@@ -126,14 +126,14 @@ def test_scalar_backward_matches_central_differences(est):
             b = Bernoulli("b", logits=Affine(x, 1, name="enc"))
             m.cost("f", ppl.total(ppl.tanh(Affine(b, 1, name="dec")) * x))
     else:
-        m = _scalar_graph(kind)
-    prog = m.compile(estimators=est, dtype=np.float64, lowering="scalar")
+        m = _row_graph(kind)
+    prog = m.compile(estimators=est, dtype=np.float64, lowering="row-fused")
     prog.theta[:] = np.random.default_rng(0).normal(0, 0.5, prog.theta.shape)
     x = np.linspace(-1.0, 1.5, 5)[:, None]
     exact.assert_step_gradient(prog, {"x": x})
 
 
-def test_scalar_score_estimate_is_unbiased():
+def test_row_fused_score_estimate_is_unbiased():
     """The REBAR / RELAX toy, score function without baseline. Oracle: the closed form (1 - 2t) p (1 - p).
     stats.assert_unbiased on 200 estimates, each the mean of 1,000 single-draw estimates (the
     projection ratio of a scalar is mean / exact): detects a 5% bias (figure printed with -s)."""
@@ -164,7 +164,7 @@ def _draws(entry, n, stride, theta, grad, state, ws2, ws1, inputs, B):
     return out
 
 
-def test_scalar_draws_from_njit_match_rows():
+def test_row_fused_draws_from_njit_match_rows():
     prog = toy_bernoulli.build(t=0.4, theta0=0.3).compile(dtype=np.float64, estimators=("score", {"baseline": "none"}))
     a = prog.args(batch=1)
     d = _draws(prog.entry, 3, 0, *a)
@@ -179,15 +179,15 @@ def test_lowering_refusals_name_the_problem():
         x = m.input("x", 2)
         b = Bernoulli("b", logits=Affine(x, 1, name="enc"))
         m.cost("f", ppl.total(b))
-    with pytest.raises(ModelError, match=r"lowering='scalar'.*node 'x' has width 2"):
-        m.compile(dtype=np.float64, lowering="scalar")
+    with pytest.raises(ModelError, match=r"lowering='row-fused'.*node 'x' has width 2"):
+        m.compile(dtype=np.float64, lowering="row-fused")
     assert "row-fused" not in m.compile(dtype=np.float64).explain()   # auto: array kernels
     toy = toy_bernoulli.build()
     with pytest.raises(ModelError, match=r"estimator 'rebar' of node 'b' reads ctx.parameter, which the row-fused"):
-        toy.compile(dtype=np.float64, estimators="rebar", lowering="scalar")
+        toy.compile(dtype=np.float64, estimators="rebar", lowering="row-fused")
     with pytest.raises(ModelError, match=r"'b': the 'loo' baseline reads other rows"):
-        toy.compile(dtype=np.float64, estimators=("score", {"baseline": "loo"}), samples=2, lowering="scalar")
-    with pytest.raises(ModelError, match=r"lowering must be one of auto, arrays, scalar"):
+        toy.compile(dtype=np.float64, estimators=("score", {"baseline": "loo"}), samples=2, lowering="row-fused")
+    with pytest.raises(ModelError, match=r"lowering must be one of auto, arrays, row-fused"):
         toy.compile(dtype=np.float64, lowering="fused")
     with Model("chain") as m4:   # a chain of 8 DisARM nodes: 1 + 8 rows per drawn row (they add up)
         h = m4.input("x", 1)
@@ -195,17 +195,17 @@ def test_lowering_refusals_name_the_problem():
             h = Bernoulli(f"b{i}", logits=Affine(h, 1, name=f"e{i}"))
         m4.cost("f", ppl.total(h))
     with pytest.raises(ModelError, match=r"more than 8 antithetic configurations per drawn row"):
-        m4.compile(dtype=np.float64, estimators="disarm", lowering="scalar")
+        m4.compile(dtype=np.float64, estimators="disarm", lowering="row-fused")
     assert "row-fused" not in toy.compile(dtype=np.float64, estimators="relax").explain()
     assert "row-fused" in toy.compile(dtype=np.float64).explain()   # the default (DisARM) is row-fused
 
 
-def test_scalar_step_refuses_a_nonpositive_scale():
+def test_row_fused_step_refuses_a_nonpositive_scale():
     with Model("scalar_bad_scale") as m:
         x = m.input("x", 1)
         z = Normal("z", loc=x, scale=Affine(x, 1, name="s"))
         m.cost("f", ppl.total(z))
-    prog = m.compile(dtype=np.float64, lowering="scalar")
+    prog = m.compile(dtype=np.float64, lowering="row-fused")
     prog.params["s.W"] = [[0.0]]
     prog.params["s.b"] = [-1.0]
     for call in (prog.loss, prog.grad):
@@ -264,20 +264,20 @@ class _UserFreshNoise(_UserPathwise):
 def test_a_users_estimator_runs_row_fused_from_its_array_code():
     """An estimator written for the array lowering gets the row-fused form when everything it
     calls has a row form (its kernel calls rewritten; the array step is the oracle), and the array
-    lowering, or a clear refusal under lowering='scalar', when a kernel of its own has none."""
+    lowering, or a clear refusal under lowering='row-fused', when a kernel of its own has none."""
     for est in (_UserPathwise, _UserOwnKernel, _UserFreshNoise):
         if est.name not in ppl.estimators:
             ppl.register_estimator(est)
     x = np.linspace(-1.5, 2.0, 7)[:, None]
     for name in ("user_pathwise_rows", "user_fresh_noise_rows"):
-        progs = [_scalar_graph("normal").compile(estimators={"z": name}, dtype=np.float64, lowering=low)
-                 for low in ("scalar", "arrays")]
+        progs = [_row_graph("normal").compile(estimators={"z": name}, dtype=np.float64, lowering=low)
+                 for low in ("row-fused", "arrays")]
         assert "_gradient(" in progs[0].source
         (l0, g0), (l1, g1) = (p.grad({"x": x}, seed=3, step=1) for p in progs)
         assert l0 == pytest.approx(l1, rel=1e-12)
         for k in g1:
             np.testing.assert_allclose(g0[k], g1[k], rtol=1e-12, atol=1e-13, err_msg=f"{name}: {k}")
-    auto = _scalar_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64)
+    auto = _row_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64)
     assert "_gradient(" not in auto.source and "row-fused" not in auto.explain()
-    with pytest.raises(ModelError, match=r"lowering='scalar'.*_user_scale has no row form"):
-        _scalar_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64, lowering="scalar")
+    with pytest.raises(ModelError, match=r"lowering='row-fused'.*_user_scale has no row form"):
+        _row_graph("normal").compile(estimators={"z": "user_own_kernel_rows"}, dtype=np.float64, lowering="row-fused")

@@ -163,13 +163,13 @@ def test_row_fused_user_functions_from_njit_and_not_disk_cached():
 
 
 def test_user_functions_under_lowering_scalar():
-    """lowering='scalar' takes the user's functions now; a wider user node still refuses it."""
+    """lowering='row-fused' takes the user's functions now; a wider user node still refuses it."""
     assert "row-fused" in _graph("bernoulli").compile(estimators="disarm", dtype=np.float64,
-                                                      lowering="scalar").explain()
+                                                      lowering="row-fused").explain()
     with Model("row_user_wide") as m:
         x = m.input("x", 1)
         b = Bernoulli("b", logits=Affine(x, 1, name="e"))
         u = ppl.layer(_affine_row, [b, x], 2, name="u2")
         m.cost("sim", ppl.blackbox(_sim, [u, b, x]))
-    with pytest.raises(ppl.ModelError, match=r"lowering='scalar'.*node 'u2' has width 2"):
-        m.compile(estimators="disarm", dtype=np.float64, lowering="scalar")
+    with pytest.raises(ppl.ModelError, match=r"lowering='row-fused'.*node 'u2' has width 2"):
+        m.compile(estimators="disarm", dtype=np.float64, lowering="row-fused")
