@@ -16,7 +16,7 @@ probability), so d E[f] / d theta = sum f dP_T is exact up to float64 rounding a
 truncation. Where truncation drops a pair (delta P, delta dP) at a state x, its effect on the
 final derivative is delta dP E[f | x] + delta P d E[f | x] / d theta; each function bounds
 both factors (its docstring says how) and sums the bound over everything dropped. The
-`tests/test_simulation_references.py` check each against an independent oracle.
+`tests/training/test_simulation_references.py` check each against an independent oracle.
 """
 import math
 

@@ -6,7 +6,7 @@
 The public names are `ppl.__all__` and the public modules (`ppl.dist`, `ppl.optim`, `ppl.data`,
 `ppl.diagnostics`, `ppl.distributed`); a class brings its public methods and properties. Each
 entry is its signature and its whole docstring. A public name without a docstring is a warning,
-and `tests/test_api_docs.py` fails on any warning, as it does when API.md is out of date.
+and `tests/cli/test_api_docs.py` fails on any warning, as it does when API.md is out of date.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def build() -> tuple[str, list]:
     """(API.md's text, the warnings)."""
     import ppl
     out = ["# ppl API reference\n",
-           "Generated from the docstrings by `python docs/make_api.py` (tests/test_api_docs.py checks it is "
+           "Generated from the docstrings by `python docs/make_api.py` (tests/cli/test_api_docs.py checks it is "
            "current). The guides: README.md; the map of the code: docs/ARCHITECTURE.md.\n"]
     warnings: list = []
     out.append("## ppl\n")

@@ -5,16 +5,21 @@ very top of the test session (and nothing in pytest's config names a numba class
 with an NVIDIA GPU runs the CUDA tests on the device instead.
 """
 import os
+import sys
+
+# the tests live in folders by layer (tests/kernels, tests/estimators, ...); their shared helpers
+# (exact.py, stats.py, golden.py, ...) here, importable from every folder
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # the workers already fill both cores: no helper process per new step (ppl/compiler/ahead.py;
-# tests/test_compile_ahead.py sets it per test)
+# tests/compiler/test_compile_ahead.py sets it per test)
 os.environ.setdefault("PPL_COMPILE_JOBS", "1")
 # pytest-xdist workers share one ppl cache folder: kernels/_cache.py locks each function's Numba
 # cache while a process compiles it, so a kernel is compiled by one worker and loaded by the
-# other (tests/test_cache_lock.py checks this with concurrent processes).
+# other (tests/kernels/test_cache_lock.py checks this with concurrent processes).
 
 # A `ppl` folder without __init__.py earlier on the path (e.g. cache files an old numba or an
 # uninstall left in site-packages) is imported as an empty namespace package: say so once,

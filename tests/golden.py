@@ -1,7 +1,7 @@
 """The golden step sources: every bundled model under every estimator that applies to all its
 stochastic nodes (and each policy's automatic choice), rendered by the compiler's passes without
 loading them. A refactoring of the compiler keeps every one the same up to names
-(tests/test_golden.py); `python tests/golden.py --write` records them anew after a deliberate change.
+(tests/lowering/test_golden.py); `python tests/golden.py --write` records them anew after a deliberate change.
 
 "Up to names" (`canonical`): the import header and the kernels-version line are dropped, a kernel
 call keeps its function name but not its module alias (`R_.fill2(` and `rows.fill2(` read alike),

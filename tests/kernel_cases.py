@@ -1,4 +1,4 @@
-"""The harness the kernel tests share (tests/test_kernels_core.py, test_kernels_dists.py,
+"""The harness the kernel tests share (tests/kernels/test_kernels_core.py, test_kernels_dists.py,
 test_kernels_costs.py): the array sizes, the case format and its two checkers, and a NumPy
 softmax oracle. Not a test module: imported by the test modules as `kernel_cases`, as they
 import tests/exact.py.

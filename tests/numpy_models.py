@@ -1,5 +1,5 @@
 """The bundled VAEs' log weights log p(x, h) - log q(h | x) written directly in NumPy (float64),
-at given draws h: the oracle of prog.log_weights / evaluate (tests/test_declare.py). These are
+at given draws h: the oracle of prog.log_weights / evaluate (tests/language/test_declare.py). These are
 the models' former hand-written evaluations, with the draws taken from the program instead of
 a NumPy generator."""
 import numpy as np

@@ -39,7 +39,7 @@ def specs(E):
 
 def best_alpha(g0, g1):
     """The estimate is linear in alpha and score-loo is alpha = 0 on the same draws (same seeds,
-    tests/test_double_cv.py), so with C = g(0) - g(-1), Var(g(alpha)) = V0 + 2 alpha cov(g0, C) +
+    tests/estimators/test_double_cv.py), so with C = g(0) - g(-1), Var(g(alpha)) = V0 + 2 alpha cov(g0, C) +
     alpha^2 Var(C): the alpha of least variance at these parameters and that variance (what a
     trained alpha could reach at best)."""
     C = g0 - g1

@@ -1,7 +1,7 @@
 """LAX (estimators="lax") against score with a moving-average baseline on a Normal node behind a
 black box: the variance of the gradient of (loc, scale) as the control variate c_phi trains.
 
-Model (tests/test_lax.py's): z ~ N(mu, softplus(s)^2), 2 units, mu = (0.3, -0.5), s = (0.2, -0.4),
+Model (tests/estimators/test_lax.py's): z ~ N(mu, softplus(s)^2), 2 units, mu = (0.3, -0.5), s = (0.2, -0.4),
 one black-box cost f(z): 'quad' (z0 - 0.5)^2 + 0.3 z1^2, or 'exp' exp(0.5 z0 - 0.3 z1). Figure: the
 trace of the covariance of the (mu, s) gradient of one estimate at batch 1 over `--draws` draws
 (seeds 10^5 .. ), after n steps of Adam (0.01, batch 8) on phi alone, the model held fixed (what

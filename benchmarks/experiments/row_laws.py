@@ -5,8 +5,8 @@ compiled calls).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/experiments/row_laws.py [--rounds 11] [--calls 100000] [--cases user]
 
-The graphs are tests/test_rowfused.py's (one latent unit fed by affine maps of a data
-input, a decoder and a log q term) and, as `user/<graph>`, tests/test_rowfused_user_functions.py's
+The graphs are tests/lowering/test_rowfused_lowering.py's (one latent unit fed by affine maps of a data
+input, a decoder and a log q term) and, as `user/<graph>`, tests/lowering/test_rowfused_user_functions.py's
 (`bernoulli`: two Bernoulli units, a user layer and a gradient-free black-box cost; `normal`: a
 Normal unit, a user layer with its VJP and a black box with its gradient), at batch 8, float32.
 `--cases user` times only the cases whose name starts with `user`. JSON lines: value = the
@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-from test_rowfused import _row_graph  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "lowering"))
+from test_rowfused_lowering import _row_graph  # noqa: E402
 from test_rowfused_user_functions import _graph as _user_graph  # noqa: E402
 
 CASES = [("normal", "pathwise"), ("laplace", "pathwise"), ("gamma", "pathwise"), ("poisson", "score"),

@@ -3,7 +3,7 @@ its nested compiles subtracted, grouped into generated steps, ppl's own function
 and loops: "kernels") and other functions, with ppl's specialisations that take an int or bool
 constant counted apart.
 
-    python benchmarks/experiments/suite_compiles.py [--top N] tests/test_mixed_matrix.py [more test files]
+    python benchmarks/experiments/suite_compiles.py [--top N] tests/estimators/test_mixed_matrix.py [more test files]
 
 --top N also prints the N kernels compiled most often for a constant (metric
 `constant_specialisations:<module>.<function>`, with their exclusive seconds).

@@ -7,7 +7,7 @@ that loop (a division and a square root per parameter, 0.8 ns a parameter on the
 2^-14 in one instruction that pipelines like a multiply, and one Newton step
 r' = r + r (1 - d r) brings it to float32 accuracy; the square root stays exact (an estimate for
 it measured slower: the remaining ports are then the bound). Measured on 4 x 10^5 parameters
-spread over 20 decades (tests/test_kernels_optim.py): the step lr m c1 / (sqrt(v c2) + eps) within
+spread over 20 decades (tests/kernels/test_kernels_optim.py): the step lr m c1 / (sqrt(v c2) + eps) within
 5.0 ulp of its float64 value, mean 1.05 (the exact division loop: 4.7 and 1.0); without the
 Newton step ~900 ulp. ``adam_update`` at 4.2k parameters: 3.2-3.4 us before, 1.6-1.85 us now;
 against the exact loop kept as the fallback (``families/optim.py``'s ``_adam_moments_exact``) in the same

@@ -10,7 +10,7 @@ of a new graph stays the cost of its step.
 
 The updates are the optimiser kernels of ``families/optim.py`` with the hyper-parameters ``ppl.optim``
 passes them, in the same order, so a chunk gives bit for bit the parameters and losses of the
-same steps taken one Python call at a time (tests/test_fit_loop.py).
+same steps taken one Python call at a time (tests/training/test_fit_loop.py).
 
 ``train_chunk_rows`` is the same loop with each batch split in two halves of rows that run at
 once on two of Numba's threads. Each half runs the generated ``step_rows`` with its own

@@ -6,7 +6,7 @@ LANES values of its columns (4 for float32, 2 for float64), exactly as a CPU row
 iteration does, with the device versions (``device()``) of the same ``rng.py`` functions.
 So out[r, c] is the scalar ``rng`` function at that address, as on the CPU: uniforms and
 every integer step bit-identical; float transforms identical up to the target's arithmetic
-(see ``tests/test_gpu_kernels.py`` for the tolerances and why).
+(see ``tests/kernels/test_gpu_kernels.py`` for the tolerances and why).
 """
 import numpy as np
 from numba import cuda

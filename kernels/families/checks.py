@@ -178,7 +178,7 @@ PARITY = {
     "all_weight_groups": lambda g: (_with(g, [0.0, 0.0], R, D), K),
     "all_nonnegative": lambda g: (_with(g, [0.0], R, D),),
 }
-# the failing branch of each, for tests/test_gpu_kernels.py's variants
+# the failing branch of each, for tests/kernels/test_gpu_kernels.py's variants
 FAILING = {
     "all_unit[nan]": ("all_unit", lambda g: (_with(g, [0.5, np.nan], R, D),)),
     "all_unit[above]": ("all_unit", lambda g: (_with(g, [1.5], R, D),)),

@@ -30,7 +30,7 @@ def logistic_given_bernoulli(a, v, b):
     (softplus and sigma share one exp). v is one of ppl's uniforms (an odd multiple of half the
     grid step, rng.uniform_f32_from_word): 1 - v is then exact, so log(1 - v) is log1p(-v) to
     log's own accuracy, without log1p's correction (a division per unit;
-    tests/test_conditional_noise.py checks every float32 uniform)."""
+    tests/kernels/test_conditional_noise.py checks every float32 uniform)."""
     lv = flog(v)
     l1v = flog(like(v, 1.0) - v)
     zero = like(a, 0.0)

@@ -58,7 +58,7 @@ from numba.extending import overload
 from .scalar import like
 
 MAXIT = 3000          # terms of the series / fraction: ~sqrt(2 a log(1/eps)) are needed near x = a
-NEWTON_MAXIT = 20     # Newton steps of the quantile (tests/test_gamma_math.py counts them)
+NEWTON_MAXIT = 20     # Newton steps of the quantile (tests/kernels/test_gamma_math.py counts them)
 _EPS = _BIGINV = 2.220446049250313e-16
 _BIG = 4503599627370496.0
 _HALF_LOG_2PI = 0.9189385332046728

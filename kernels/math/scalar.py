@@ -84,7 +84,7 @@ _E_Q = (np.float32(0.49999994), np.float32(0.16666521), np.float32(0.041668389),
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp_f32(x):
-    """float32 exp(x) (max error 0.9 ulp, tests/test_scalar_math.py) for x in [-87, 88], clamped below (no
+    """float32 exp(x) (max error 0.9 ulp, tests/kernels/test_scalar_math.py) for x in [-87, 88], clamped below (no
     denormals) and in (88, ln FLT_MAX], inf above (an overflow, as in float64), NaN for NaN. x = n ln 2 + r,
     |r| <= ln 2 / 2 (Cody-Waite; n rounded by adding 1.5 * 2^23, which leaves n in the sum's low bits: no
     float-int conversions), exp(r) by a degree-6 minimax polynomial, 2^n from the exponent bits."""

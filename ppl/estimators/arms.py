@@ -10,7 +10,7 @@ the correlation of two coupled draws, known in closed form), which makes it unbi
 The copula is oriented per unit by the sign of its logit, so that the rarer outcome is the one
 two draws seldom share (never for min(p, 1 - p) <= 2^-(n-1)); any fixed orientation is unbiased
 too. At n = 2 the coupling is the antithetic pair (u, 1 - u) and the estimate is DisARM's, on the
-same noise (tests/test_arms.py). Kernels and the derivation: kernels/families/arms.py.
+same noise (tests/estimators/test_arms.py). Kernels and the derivation: kernels/families/arms.py.
 With enumerated nodes below, each draw's cost is first marginalised over their rows
 (Rows.enumerated_below), as DisARM does.
 """

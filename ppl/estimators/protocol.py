@@ -8,7 +8,7 @@ declared through the context, so it lives in the program's parameter set.
 
 The row-fused lowering has a context of its own, `RowContext` below (`sl`:
 ppl.lowering.rowfused.RowFusedLowering). An estimator reads, calls and records through those
-members only (tests/test_compiler.py checks every `ctx.` / `sl.` use in ppl/estimators/).
+members only (tests/compiler/test_compiler.py checks every `ctx.` / `sl.` use in ppl/estimators/).
 """
 from __future__ import annotations
 

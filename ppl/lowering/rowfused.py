@@ -12,7 +12,7 @@ an estimator's own calls become the kernels' bodies over the row's locals (the r
 kernel. The noise is the array path's, drawn per row by the addressed scalar functions of
 ``kernels/math/rng.py`` (the same philox counter, so the same draws), so the two lowerings give
 the same samples and, up to float rounding, the same loss, gradient and estimator state;
-``tests/test_rowfused.py`` and ``tests/test_rowfused_user_functions.py`` check that
+``tests/lowering/test_rowfused_lowering.py`` and ``tests/lowering/test_rowfused_user_functions.py`` check that
 against the array lowering.
 
 Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the array lowering

@@ -486,7 +486,7 @@ def fit_data_parallel(prog, data, optimizer, steps: int, batch_size: int = 32, s
     losses and estimator state are combined weighted by their rows, and the update is taken here
     and sent out with the next step. Every noise value is addressed by its row in the global
     batch, so this trains exactly as `fit(prog, data, optimizer, steps, batch_size, seed,
-    blas_threads=1)` does, up to the rounding of the shards' sums (tests/test_distributed.py).
+    blas_threads=1)` does, up to the rounding of the shards' sums (tests/training/test_distributed.py).
     Worth it when a step's gradient costs much more than a round trip to the workers (a few
     ms; BENCHMARKS.md): large batches. shards: how many pieces (default: the workers).
     average_every=N: periodic parameter averaging instead (local SGD): each worker takes N local

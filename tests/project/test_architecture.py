@@ -8,7 +8,7 @@ The page's format, which they parse:
     like the existing ones it matches (`<...>` read as a wildcard: at least one must exist).
 The checks: every module of ppl/ (subpackages included) and of kernels/ is named in the map, exactly
 once, and every named module exists; each layer imports only its own layer and the layers above
-it in the list (the import graph of tests/test_layers.py); every path of a "To add" list exists;
+it in the list (the import graph of tests/project/test_layers.py); every path of a "To add" list exists;
 the page has at most MAX_LINES lines.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import test_layers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
 MAX_LINES = 250
 KINDS = ("An op", "A law", "An estimator", "A kernel", "A user's estimator")   # the "To add" lists
@@ -70,7 +70,7 @@ def tree_modules() -> set:
 
 
 def _module_name(path: str) -> str:
-    """The import-graph node (tests/test_layers.py) of a file of the map."""
+    """The import-graph node (tests/project/test_layers.py) of a file of the map."""
     if path.startswith("kernels/"):
         return "ppl.kernels"
     parts = path[:-len(".py")].split("/")

@@ -24,7 +24,7 @@ import stats
 from ppl.estimators import REGISTRY
 from ppl import KERNELS, Affine, Model
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "user_estimator.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "user_estimator.py"
 
 
 def _example():

@@ -2,7 +2,7 @@
 the drawn row, then each node's control-variate rows. Two layers take 1 + 2 + 2 rows per drawn row
 with eta and the temperature fixed (1 + 4 + 4 trained), not 3 x 3 (5 x 5).
 
-Unbiasedness with layouts the stacked-pair matrix (tests/test_mixed_matrix.py: REBAR over REBAR,
+Unbiasedness with layouts the stacked-pair matrix (tests/estimators/test_mixed_matrix.py: REBAR over REBAR,
 trained) does not build: two REBAR nodes side by side coupled by a product, and a three-layer chain
 REBAR (trained) -> REBAR (fixed) -> DisARM, whose antithetic digit multiplies the shared one.
 

@@ -159,7 +159,7 @@ def test_compare_toy_bernoulli_table(capsys, tmp_path):
     (("train", "sbn", "--estimator", "h9=score"), "unknown stochastic nodes: h9"),
     (("train", "gaussian_vae", "--estimator", "straight_through"), "does not apply"),
     (("train", "sbn", "--model-opt", "colour=red"), "--model-opt"),
-    # --target cuda without a GPU: tests/test_cuda_program.py (a subprocess without the simulator)
+    # --target cuda without a GPU: tests/runtime/test_cuda_program.py (a subprocess without the simulator)
     (("compare", "sbn"), "--estimators"),
     (("train", "sbn", "--objective", "iwae", "--samples", "1"), "objective 'iwae' is a bound over the samples=K draws"),
     (("train", "sbn", "--objective", "elbo", "--estimator", "vimco"), "estimator 'vimco' does not apply"),

@@ -15,7 +15,7 @@ import networkx as nx
 
 from ppl.analysis.graph import find_cycle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # installed package -> folder of the repository
 PACKAGES = {"ppl": ROOT / "ppl", **{f"ppl.{d.name}": d for d in sorted((ROOT / "ppl").iterdir())
                                     if (d / "__init__.py").is_file()}}

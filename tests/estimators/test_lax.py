@@ -10,7 +10,7 @@
   Normal layer under pathwise feeding it, and the LAX node above a Bernoulli layer under disarm;
 * training phi lowers the variance; the ratio to score with a moving-average baseline is printed;
 * NaN in the black box never turns finite; a non-Normal node gets a ModelError naming the node.
-CUDA parity: tests/test_gpu_kernels.py (the kernel) and tests/test_cuda_program.py (a program).
+CUDA parity: tests/kernels/test_gpu_kernels.py (the kernel) and tests/runtime/test_cuda_program.py (a program).
 """
 import math
 

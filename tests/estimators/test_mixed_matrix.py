@@ -37,7 +37,7 @@ the oracle to 1e-6.
 Which runs: every Bernoulli->Bernoulli pair and a checkerboard of the other layer kinds' pairs,
 with samples=2 (see `_samples`), and three of the 14 runs of the other baselines: 78 programs
 by default, for CI's time (each program's compile is about 3-5 s); `PPL_MATRIX=full pytest
-tests/test_mixed_matrix.py` runs all 222 (pair, samples) programs and all 14 baseline runs.
+tests/estimators/test_mixed_matrix.py` runs all 222 (pair, samples) programs and all 14 baseline runs.
 
 Cost: one program per (pair, samples); each test takes about 3-5 s, almost all
 of it numba compiling the program's step (the draws take well under a second). Several pairs
@@ -90,7 +90,7 @@ def _layer(kind, name, inp, normal_width=2):
 
 
 def build(layers, name, normal_width=2):
-    """The layer pair's model; `normal_width` units in a Normal layer (tests/test_iwae.py: 1)."""
+    """The layer pair's model; `normal_width` units in a Normal layer (tests/estimators/test_iwae.py: 1)."""
     pk, ck = layers
     with Model(name) as m:
         x = m.input("x", 3)

@@ -11,9 +11,9 @@ independent NumPy oracles, float64.
 - float32: finite, close to float64, NaN in a signal stays NaN.
 - Whole programs: unbiased with stated power (tests/stats.py: the projection ratio within 4 SE
   of 1, and the estimates scaled by 1.05 / 0.95 must fail) on the mixed layer pairs of
-  tests/test_mixed_matrix.py (cat_disarm over disarm, over score, over enumerate -- the
+  tests/estimators/test_mixed_matrix.py (cat_disarm over disarm, over score, over enumerate -- the
   marginalised kernel --, and disarm over cat_disarm); the two-group categorical model is in
-  tests/test_estimators_unbiased.py's CAT_CASES. The CUDA program (simulator) matches the CPU one.
+  tests/estimators/test_estimators_unbiased.py's CAT_CASES. The CUDA program (simulator) matches the CPU one.
 """
 import numpy as np
 import pytest
@@ -191,7 +191,7 @@ def test_float32_finite_and_nan_stays_nan():
                                           ("CB", "cat_disarm", "enumerate"), ("BC", "disarm", "cat_disarm")],
                          ids=["cat_disarm-disarm", "cat_disarm-score", "cat_disarm-enumerate", "disarm-cat_disarm"])
 def test_mixed_pairs_are_unbiased(layers, pe, ce):
-    """Stacked with other estimators (tests/test_mixed_matrix.py's layer pairs, samples 2):
+    """Stacked with other estimators (tests/estimators/test_mixed_matrix.py's layer pairs, samples 2):
     every parameter against tests/exact.py; detects a 5% bias (stats.assert_unbiased)."""
     run_pair(layers, pe, ce, 2)
 

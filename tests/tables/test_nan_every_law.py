@@ -2,7 +2,7 @@
 the parameter, in both dtypes and both lowerings (float32 array kernels with every law; float64
 row-fused code with every law of width 1 that has a row form): a NaN never becomes a draw (noise + NaN > 0 is False: a
 silent 0). Each model holds a node of several laws. And NaN and inf through every layer op of the
-table reach its cost, never a finite number (the elementwise ops: tests/test_validation.py)."""
+table reach its cost, never a finite number (the elementwise ops: tests/tables/test_validation.py)."""
 import numpy as np
 import pytest
 

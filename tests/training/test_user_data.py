@@ -1,7 +1,7 @@
 """`ppl train MODEL --data FILE [--eval-data FILE]`: the user's .npz and MNIST IDX files (written
 here by hand, IDX headers included), the test rows, the width taken from the data, and one clear
 error per bad file. Every training run is sbn with latent=8 at 64 columns, the program
-tests/test_cli.py compiles too, so a test process compiles it once."""
+tests/cli/test_cli.py compiles too, so a test process compiles it once."""
 import gzip
 import hashlib
 import re

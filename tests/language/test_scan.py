@@ -257,7 +257,7 @@ def test_a_scan_inside_a_plate_with_a_global_latent():
     """A global latent drawn outside the plate (once per step and sample, shared by the rows) read
     by every step of a per-row scan in the plate. Oracle: the unrolled model without the plate,
     its per-row costs weighted N (the plate's objective: the expectation is linear in the
-    per-row terms, so sharing the global draw does not change it, tests/test_plates.py)."""
+    per-row terms, so sharing the global draw does not change it, tests/language/test_plates.py)."""
     T, N = 3, 10
 
     def build(name, scanned):
@@ -294,7 +294,7 @@ def test_the_readme_simulation_runs():
     """README's "Simulations" block, as written: the explain table names the body's node once,
     with its steps, and the gradient is finite."""
     from pathlib import Path
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = text.split("## Simulations: loops with `ppl.scan`", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     env = {}
     exec(code.replace("print(prog.explain())", "text = prog.explain()"), env)

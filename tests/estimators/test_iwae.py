@@ -9,7 +9,7 @@ Unbiasedness: tests/stats.py's projection ratio on the exact gradient with its s
 and the per-entry z, on estimates whose tile is sized for a ratio SE of about 0.8%;
 `assert_unbiased` also requires the estimates scaled by 1.05 and 0.95 to fail, so each test
 detects a 5% bias (the smallest detectable, 4 SE, is printed with -s). The estimators run in
-combination, a different one on each of two stacked layers (tests/test_mixed_matrix.py's
+combination, a different one on each of two stacked layers (tests/estimators/test_mixed_matrix.py's
 models: Bernoulli, Normal and categorical layers).
 """
 import math
@@ -27,7 +27,7 @@ from test_mixed_matrix import X, build
 
 from ppl import Affine, Bernoulli, Model, Normal
 
-# the layer pairs of tests/test_mixed_matrix.py with one-unit Normal layers (the oracle's
+# the layer pairs of tests/estimators/test_mixed_matrix.py with one-unit Normal layers (the oracle's
 # Gauss-Hermite rule over K draws: 120^K points per unit)
 Y1 = np.array([[0.3], [1.1]])
 DATA = {"x": X, "y": Y1}

@@ -11,7 +11,7 @@ against independent NumPy oracles, float64.
 - float32 finite and close; NaN in a signal stays NaN.
 - Whole programs: unbiased with stated power (tests/stats.py: the projection ratio within 4 SE of
   1; the estimates scaled by 1.05 / 0.95 must fail) on a one-group model and on mixed layer pairs
-  (tests/test_mixed_matrix.py: over disarm / LOO score / enumerate, under enumerate and a
+  (tests/estimators/test_mixed_matrix.py: over disarm / LOO score / enumerate, under enumerate and a
   moving-average score); refusals (several groups, k, an ancestor comparing rows) name the fix;
   the CUDA program (simulator) matches the CPU one.
 """
@@ -181,7 +181,7 @@ MOVING = ("score", {"baseline": "moving_average"})
                                                   ("BC", MOVING, US2, 1)],
                          ids=["us-disarm", "us-score_loo", "us-enumerate", "enumerate-us", "score_ma-us"])
 def test_mixed_pairs_are_unbiased(layers, pe, ce, samples):
-    """Stacked with other estimators (tests/test_mixed_matrix.py's layer pairs, one group of 3
+    """Stacked with other estimators (tests/estimators/test_mixed_matrix.py's layer pairs, one group of 3
     classes, k = 2): every parameter against tests/exact.py; detects a 5% bias."""
     run_pair(layers, pe, ce, samples)
 

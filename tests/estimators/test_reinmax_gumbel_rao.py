@@ -396,7 +396,7 @@ def test_every_estimator_has_a_line_in_the_readme():
     from pathlib import Path
 
     from ppl.estimators import REGISTRY
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text.split("\n## Estimators\n", 1)[1].split("\n## ", 1)[0]
     for name in REGISTRY:
         assert f"`{name}`" in section, name

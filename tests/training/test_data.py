@@ -14,7 +14,7 @@ import ppl
 from ppl.training.data import (
     Batches, cooccurrence_corpus, digits, heteroscedastic, load_mnist, one_hot, read_idx, write_idx)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_digits_split_and_binarization():

@@ -27,7 +27,7 @@ import scipy.stats as st
 
 import stats
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks"))
 import sim_references as R  # noqa: E402
 import simulations as S  # noqa: E402
 

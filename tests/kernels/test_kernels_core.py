@@ -5,8 +5,8 @@ namespace checked for double-precision arithmetic.
 * Forward kernels against NumPy / scipy.special (float64, rtol 1e-12 unless stated).
 * Backward kernels against central finite differences of their forward, float32 against
   float64 (tests/kernel_cases.py's `check_vjp`, `check_float32`).
-* The float32 compilations of every kernel (the layers', tests/test_kernels_dists.py's and
-  tests/test_kernels_costs.py's cases) contain no double-precision arithmetic at all.
+* The float32 compilations of every kernel (the layers', tests/kernels/test_kernels_dists.py's and
+  tests/kernels/test_kernels_costs.py's cases) contain no double-precision arithmetic at all.
 * The kernels are callable from a user's nopython code.
 """
 import re
@@ -208,8 +208,8 @@ def test_float32_code_has_no_double_precision():
     float32: the optimised LLVM IR of the float32 specialisation mentions no `double` at all.
     (Cached code is read from the cache's copy of that IR, `_optimised_ir`; a float32 kernel that
     keeps float64 by design shows that the IR read is the real one.)"""
-    from test_kernels_costs import COSTS   # the cost heads' cases (tests/test_kernels_costs.py)
-    from test_kernels_dists import CASES as DISTS   # the distributions' (tests/test_kernels_dists.py)
+    from test_kernels_costs import COSTS   # the cost heads' cases (tests/kernels/test_kernels_costs.py)
+    from test_kernels_dists import CASES as DISTS   # the distributions' (tests/kernels/test_kernels_dists.py)
     for case in [*CASES.values(), *DISTS.values(), *COSTS.values()]:  # every float32 specialisation exists here
         check_float32(case)
     checked = 0

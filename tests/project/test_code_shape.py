@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE, MAX_CLASS, MAX_FUNCTION = 600, 300, 80
 BANNED = {"lw", "vat", "gat", "vB", "gB", "E2"}
 

@@ -266,7 +266,7 @@ def test_a_plated_model_runs_on_the_cuda_target(case):
 def test_the_readme_plate_examples_run():
     """README's "Global latents and plates" block, as written, on small data (its fit shortened)."""
     from pathlib import Path
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = text.split("## Global latents and plates", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 5))

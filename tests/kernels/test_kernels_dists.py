@@ -7,7 +7,7 @@ straight-through, binary concrete and Gumbel-softmax, the kept-sigmoid costs and
   stated).
 * Backward kernels against central finite differences of their forward, float32 against
   float64 (tests/kernel_cases.py's `check_vjp`, `check_float32`); their float32 code is checked
-  for double precision by tests/test_kernels_core.py.
+  for double precision by tests/kernels/test_kernels_core.py.
 * Stability: logits in [-1e4, 1e4] give finite values and gradients.
 * Samplers: exact against the threshold / argmax rule, and their frequencies against the
   model probabilities within 5 standard errors (fixed seeds).

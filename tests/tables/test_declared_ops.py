@@ -1,10 +1,10 @@
 """Elementwise ops declared in one file (kernels/families/<op>.py, kernels/declare.unary): the op
 table entry, the DSL constructor ppl.<op>, both lowerings and the CUDA twin come from the
-file. Checked for every such op the way every op is checked (tests/test_ops_added.py): values
+file. Checked for every such op the way every op is checked (tests/tables/test_layer_ops.py): values
 against NumPy (oracle), gradients against central differences at fixed noise (float64,
 h = 1e-6, 1e-6 relative), the row-fused lowering against the array lowering, the CUDA program
 against the CPU one (simulator without a GPU); the parity of its kernels runs in
-tests/test_gpu_kernels.py.
+tests/kernels/test_gpu_kernels.py.
 """
 import numpy as np
 import pytest
