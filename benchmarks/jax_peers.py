@@ -82,7 +82,7 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
-from ppl.kernels.cpu import blas  # noqa: E402
+from ppl.kernels.native import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 from peers import build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
 from mnist_digits import mnist  # noqa: E402  (benchmarks/)

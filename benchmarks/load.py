@@ -1,7 +1,7 @@
 """fit with its defaults against one thread, on a quiet machine and beside a busy process.
 
 A user's machine is often busy (another job, Dask workers, a test runner). fit's defaults cut
-the large products and Adam's update in parts on every core (784-200; kernels/cpu/parts.py) or
+the large products and Adam's update in parts on every core (784-200; kernels/native/parts.py) or
 run each batch's two halves on two threads (64-32 at batch 256); beside a busy process a thread
 pool waits for its slowest thread, so fit times its parallel setting against one thread as it
 runs (ppl/training/threads.py). This measures the default fit against `blas_threads=1,
@@ -66,7 +66,7 @@ def main():
     ap.add_argument("--busy", type=int, default=1, help="busy processes beside the fit under load")
     ap.add_argument("--only", default="", help="comma-separated case names")
     args = ap.parse_args()
-    from ppl.kernels.cpu import blas
+    from ppl.kernels.native import blas
     if not blas.DEFAULTED:
         raise SystemExit("unset OPENBLAS_NUM_THREADS: this measures fit's defaults")
     for case, (build, data, batch, fixed) in cases(args).items():

@@ -77,7 +77,7 @@ from . import numba_compat
 
 PREFIX = "_ZN3ppl7kernels"          # Numba's mangled names of functions in ppl.kernels.*
 KERNEL_MODULES = ("ppl.kernels.cpu.", "ppl.kernels.families.")  # cpu/ and the families: the array kernels
-NOT_KERNELS = ("ppl.kernels.cpu.blas", "ppl.kernels.cpu.simd")     # in cpu/, but helpers the kernels call
+NOT_KERNELS = ("ppl.kernels.native.blas", "ppl.kernels.native.simd")     # helpers the kernels call, not kernels
 
 
 def _is_kernel_module(modname: str) -> bool:

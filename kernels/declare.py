@@ -286,18 +286,23 @@ def cuda_twin(module) -> dict:
     """{name: CUDA launcher} for every kernel ``module`` declares: the registry's generated
     kernel of the same body, launched over the cells, rows, groups or items of the same argument;
     for a kernel no loop shape fits, the launcher its family makes (`CUDA = {name: maker}`, a
-    maker called here, so a CPU-only process never imports numba.cuda). Made once per family and
+    maker called here, so a CPU-only process never imports numba.cuda; or the name of a maker of
+    kernels/cuda/, "products.affine_fwd_launcher"). Made once per family and
     registered in the registry under the family's name (the file's), both targets."""
     if module.__name__ in _TWINS:
         return _TWINS[module.__name__]
     from . import registry
-    from .cuda.launch import run
+    from .native.launch import run
     family = module.__name__.rsplit(".", 1)[1]
     makers = getattr(module, "CUDA", {})
     out = {}
     for name, kernel in declared(module).items():
         if name in makers:
-            out[name] = makers[name]()
+            maker = makers[name]
+            if isinstance(maker, str):   # "module.maker" of kernels/cuda/ (a target's, above the families)
+                mod, _, fn = maker.partition(".")
+                maker = getattr(importlib.import_module(f"{__package__}.cuda.{mod}"), fn)
+            out[name] = maker()
         else:
             d = kernel.__declared__
             gen, extent = _generated(d.shape, d.body, d.over, d.K, d.n)
@@ -330,7 +335,7 @@ def cuda_launcher(kernel, shape, body, over=None, K="K", n=None):
     device gives each row or cell a thread): the registry's kernel of ``body`` over ``shape``
     (`cells`, `rows`, `groups`, `items`, as the decorators), with ``kernel``'s name, arguments and
     docstring."""
-    from .cuda.launch import run
+    from .native.launch import run
     fn = getattr(kernel, "py_func", kernel)
     args = list(inspect.signature(fn).parameters)
     body_args = list(inspect.signature(body).parameters)[_LEAD[shape]:]

@@ -480,7 +480,7 @@ def defer_blas_check() -> bool:
     first compile (or first load from the disk cache), and that module asks at import whether
     SciPy's BLAS is there (``_HAVE_BLAS``, for ``np.dot``) by importing ``scipy.linalg.cython_blas``:
     the whole ``scipy.linalg`` package, a few tenths of a second that every first step paid
-    (ppl's kernels call NumPy's own OpenBLAS, ``kernels/cpu/blas.py``). That one question is now
+    (ppl's kernels call NumPy's own OpenBLAS, ``kernels/native/blas.py``). That one question is now
     answered by whether SciPy is installed; every other caller of ``ensure_blas`` (Numba's
     ``np.dot`` / ``np.linalg`` implementations, when a function using them is compiled) still
     imports SciPy's BLAS and checks its integer width. False when arraymath is already loaded or

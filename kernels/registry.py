@@ -152,7 +152,7 @@ def link(family, cpu_module, gpu_namespace):
 
 class Generated:
     """A CUDA kernel generated from a loop shape and a per-item body. It is configured and
-    launched as the kernel it wraps (``g[blocks, threads](*args)``, so ``cuda/launch.py``'s
+    launched as the kernel it wraps (``g[blocks, threads](*args)``, so ``native/launch.py``'s
     ``launch`` / ``run`` / ``single_block`` take it); its arguments are the body's (after the
     index arguments)."""
 
@@ -166,7 +166,7 @@ class Generated:
     def kernel(self):
         """The cuda.jit kernel (made at first use, when the body's module is fully imported)."""
         if self._kernel is None:
-            from .cuda.launch import block_sum
+            from .native.launch import block_sum
             dev = self._dev if self._dev is not None else device(self.fn)
             glb = {"cuda": cuda, "f": dev, "like": like, "hyper": hyper, "block_sum": block_sum, "np": np}
             name = getattr(self.fn, "__name__", "f")

@@ -1,5 +1,5 @@
 """Adam's update: ppl's float32 kernel (16 lanes, the division by a reciprocal estimate and a
-Newton step where the CPU has AVX-512; kernels/cpu/simd.py) against the exact loop the library
+Newton step where the CPU has AVX-512; kernels/native/simd.py) against the exact loop the library
 keeps as its fallback (families/optim.py's _adam_moments_exact: scalar_optim.adam_step per parameter, a division
 and a square root each), alternating in one process, medians of the rounds.
 
@@ -23,7 +23,7 @@ from numba import njit  # noqa: E402
 from ppl.kernels.families.optim import _adam_moments_exact, adam_update  # noqa: E402
 from ppl.kernels.math.scalar import hyper, like  # noqa: E402
 from ppl.kernels.math.optim import adam_bias_corrections  # noqa: E402
-from ppl.kernels.cpu.simd import LANES  # noqa: E402
+from ppl.kernels.native.simd import LANES  # noqa: E402
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

@@ -42,9 +42,9 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from ppl.kernels.cpu import blas  # noqa: E402
-from ppl.kernels.cpu.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm  # noqa: E402
-from ppl.kernels.cpu.blas import _sgemm  # noqa: E402  (the CBLAS call itself: views with leading dimensions)
+from ppl.kernels.native import blas  # noqa: E402
+from ppl.kernels.native.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm  # noqa: E402
+from ppl.kernels.native.blas import _sgemm  # noqa: E402  (the CBLAS call itself: views with leading dimensions)
 from split_rows import _arith, _arith_two  # noqa: E402  (benchmarks/experiments/, the script's folder)
 
 SHAPES = {"decoder 200->784": (200, 784), "layer 200->200": (200, 200)}

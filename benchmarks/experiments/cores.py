@@ -1,9 +1,9 @@
 """What a second core buys `ppl.fit` at paper scale: NumPy's OpenBLAS (the library the kernels'
-products call, kernels/cpu/blas.py) at one thread against two, alternating in one process.
+products call, kernels/native/blas.py) at one thread against two, alternating in one process.
 
     python benchmarks/experiments/cores.py [--rounds 7] [--cases sbn784-200,sbn64-32] [--batches 50,256]
 
-The thread count is switched between rounds (`ppl.kernels.cpu.blas.set_threads`, the library's own
+The thread count is switched between rounds (`ppl.kernels.native.blas.set_threads`, the library's own
 setter), so both ways run in the same sitting on the same data.
 Cases: the linear SBN 784-200 (and 784-200-200) on the 784-pixel timing stand-in of
 benchmarks/jax_peers.py, and the 64-32 SBN of the digits (a small size, to see whether a second
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
-from ppl.kernels.cpu import blas  # noqa: E402
+from ppl.kernels.native import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 import sys  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: peers, jax_peers

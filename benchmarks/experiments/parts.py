@@ -1,4 +1,4 @@
-"""ppl's own parts of a product (kernels/cpu/parts.py) against the BLAS's own threads, per shape.
+"""ppl's own parts of a product (kernels/native/parts.py) against the BLAS's own threads, per shape.
 
 The paper-scale SBN's products at batch 50 and 500, float32, each way in a process of its own
 (the thread pool a way leaves spinning would slow the next), the ways alternating round by round:
@@ -32,7 +32,8 @@ def child(way):
     """Time every shape under `way` in this process; one JSON dict of medians (us)."""
     import numpy as np
     from numba import njit
-    from ppl.kernels.cpu import blas, part_kernels
+    from ppl.kernels.cpu import part_kernels
+    from ppl.kernels.native import blas
 
     @njit(cache=True)
     def loop(a, ta, b, tb, c, n):

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import ppl  # noqa: E402
 from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit, heldout_loss  # noqa: E402
-from ppl.kernels.cpu import blas  # noqa: E402
+from ppl.kernels.native import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 import sys  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: jax_peers, torch_models

@@ -30,8 +30,8 @@ from numba import njit  # noqa: E402
 
 import sys  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: mnist_digits, jax_peers
-from ppl.kernels.cpu import blas  # noqa: E402
-from ppl.kernels.cpu.blas import gemm  # noqa: E402
+from ppl.kernels.native import blas  # noqa: E402
+from ppl.kernels.native.blas import gemm  # noqa: E402
 from ppl.kernels.math.scalar import like  # noqa: E402
 
 _JIT = dict(error_model="numpy", fastmath={"reassoc", "contract"})

@@ -33,7 +33,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from ppl.kernels.cpu import blas  # noqa: E402
+from ppl.kernels.native import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 import sys  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: jax_peers

@@ -1,4 +1,4 @@
-"""The parallel kernels of ppl's parts (kernels/cpu/parts.py), compiled (or loaded from the cache)
+"""The parallel kernels of ppl's parts (kernels/native/parts.py), compiled (or loaded from the cache)
 only when a process first asks for parts of a dtype (`use`).
 
 Each is a Numba parallel loop over the parts, wrapped in a C function (`@cfunc`) whose address
@@ -10,8 +10,8 @@ import numpy as np
 from numba import carray, cfunc, njit, prange, types
 
 from ..families.optim import adam_moments
-from . import parts
-from .blas import _slice_gemm
+from ..native import parts
+from ..native.blas import _slice_gemm
 
 
 @njit(cache=True, parallel=True)

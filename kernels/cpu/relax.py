@@ -18,11 +18,8 @@ import numpy as np
 from numba import njit
 
 from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
+from ..math.relax_net import acc_dc_dphi, acc_dD_dphi, cv, cv_grad_z, relax_size  # noqa: F401
 from ..math.scalar import sigmoid
-
-
-def relax_size(D, C, H):
-    return H * D + H * C + 2 * H + 1
 
 
 @njit(cache=True)
@@ -40,75 +37,6 @@ def relax_sample(a, u, out):
 
 
 @njit(cache=True)
-def _cv(z, ctx, r, phi, D, C, H, h, s):
-    """c(z, x) at one row; fills h (tanh activations) and s = w2 * (1 - h^2); returns c."""
-    oU = H * D
-    ob1 = oU + H * C
-    ow2 = ob1 + H
-    c = phi[ow2 + H]
-    for k in range(H):
-        t = phi[ob1 + k]
-        for j in range(D):
-            t += phi[k * D + j] * z[j]
-        for m in range(C):
-            t += phi[oU + k * C + m] * ctx[r, m]
-        hk = math.tanh(t)
-        h[k] = hk
-        s[k] = phi[ow2 + k] * (1.0 - hk * hk)
-        c += phi[ow2 + k] * hk
-    return c
-
-
-@njit(cache=True)
-def _cv_grad_z(phi, D, H, s, out):
-    """out_j = dc/dz_j = sum_k s_k W1_kj."""
-    for j in range(D):
-        acc = 0.0
-        for k in range(H):
-            acc += s[k] * phi[k * D + j]
-        out[j] = acc
-
-
-@njit(cache=True)
-def _acc_dc_dphi(z, ctx, r, D, C, H, h, s, coef, gphi):
-    """gphi += coef * dc/dphi."""
-    oU = H * D
-    ob1 = oU + H * C
-    ow2 = ob1 + H
-    for k in range(H):
-        sk = coef * s[k]
-        for j in range(D):
-            gphi[k * D + j] += sk * z[j]
-        for m in range(C):
-            gphi[oU + k * C + m] += sk * ctx[r, m]
-        gphi[ob1 + k] += sk
-        gphi[ow2 + k] += coef * h[k]
-    gphi[ow2 + H] += coef
-
-
-@njit(cache=True)
-def _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
-    """gphi += coef * d/dphi [sum_j q_j dc/dz_j], with dc/dz_j = sum_k w2_k (1 - h_k^2) W1_kj."""
-    oU = H * D
-    ob1 = oU + H * C
-    ow2 = ob1 + H
-    for k in range(H):
-        wq = 0.0
-        for j in range(D):
-            wq += phi[k * D + j] * q[j]
-        hk = h[k]
-        sech2 = 1.0 - hk * hk
-        w2k = phi[ow2 + k]
-        gphi[ow2 + k] += coef * sech2 * wq
-        dt = coef * w2k * wq * (-2.0 * hk * sech2)   # d/d(pre-activation)
-        for j in range(D):
-            gphi[k * D + j] += coef * w2k * sech2 * q[j] + dt * z[j]
-        for m in range(C):
-            gphi[oU + k * C + m] += dt * ctx[r, m]
-        gphi[ob1 + k] += dt
-
-
-@njit(cache=True)
 def _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train, z, zt, dzt, gz, gzt, g, q, h, s, ht, st):
     """One row of relax_bwd: ga[r] += rw[r] * g_a and, if train, gp += that row's variance
     gradient. Work arrays z .. q hold >= D entries, h .. st >= H (only the first D / H are used)."""
@@ -120,10 +48,10 @@ def _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train, z, zt, dzt, gz,
         vj = v[r, j]
         z[j] = aj + math.log(uj) - math.log1p(-uj)
         zt[j], dzt[j] = logistic_given_bernoulli(aj, vj, b[r, j])
-    _cv(z, ctx, r, phi, D, C, H, h, s)
-    _cv_grad_z(phi, D, H, s, gz)
-    ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
-    _cv_grad_z(phi, D, H, st, gzt)
+    cv(z, ctx, r, phi, D, C, H, h, s)
+    cv_grad_z(phi, D, H, s, gz)
+    ct = cv(zt, ctx, r, phi, D, C, H, ht, st)
+    cv_grad_z(phi, D, H, st, gzt)
     w = rw[r]
     gs = 0.0
     for j in range(D):
@@ -133,11 +61,11 @@ def _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train, z, zt, dzt, gz,
         gs += g[j] * sc
     if train:
         # d/dphi sum_r rw |g|^2 = 2 rw [ -(g . sc) dc(z~)/dphi + dD(z; g)/dphi - dD(z~; g * dz~/da)/dphi ]
-        _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
-        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
+        acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
+        acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
         for j in range(D):
             q[j] = g[j] * dzt[j]
-        _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
+        acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
 
 
 @njit(cache=True)
@@ -206,10 +134,10 @@ def _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train,
                 k = i
         gumbel_given_argmax_jac(a[r, g0: g0 + K], v[r, g0: g0 + K], k, zt[g0: g0 + K], th[g0: g0 + K],
                                 cc[g0: g0 + K])
-    _cv(z, ctx, r, phi, D, C, H, h, s)
-    _cv_grad_z(phi, D, H, s, gz)
-    ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
-    _cv_grad_z(phi, D, H, st, gzt)
+    cv(z, ctx, r, phi, D, C, H, h, s)
+    cv_grad_z(phi, D, H, s, gz)
+    ct = cv(zt, ctx, r, phi, D, C, H, ht, st)
+    cv_grad_z(phi, D, H, st, gzt)
     for j in range(D):
         sc[j] = b[r, j] - th[j]
         g[j] = (L[r] - ct) * sc[j] + gz[j]
@@ -223,11 +151,11 @@ def _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train,
         ga[r, j] += w * g[j]
         gs += g[j] * sc[j]
     if train:
-        _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
-        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
+        acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
+        acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
         for g0 in range(0, D, K):
             jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
-        _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
+        acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
 
 
 @njit(cache=True)

@@ -14,6 +14,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
+from ..math.slots import group_offset, group_size, is_group_head, marginal_signal  # noqa: F401
 from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
                            weighted)
 
@@ -205,50 +206,6 @@ def loo_baseline(L, K, S, b):
                 b[r] = loo_value(tot, L[r], K)
 
 
-@njit(cache=True, error_model="numpy")
-def _group_size(sizes):
-    """Configurations of the marginalised digits: the product of their sizes."""
-    M = 1
-    for d in range(len(sizes)):
-        M *= sizes[d]
-    return M
-
-
-@njit(cache=True, error_model="numpy")
-def _group_offset(m, strides, sizes):
-    """Row offset of the m-th configuration of the marginalised digits (mixed radix)."""
-    off = 0
-    q = m
-    for d in range(len(sizes)):
-        off += (q % sizes[d]) * strides[d]
-        q //= sizes[d]
-    return off
-
-
-@njit(cache=True, error_model="numpy")
-def _is_group_head(c, strides, sizes):
-    """True when every marginalised digit of row (or configuration) c is 0."""
-    for d in range(len(sizes)):
-        if (c // strides[d]) % sizes[d] != 0:
-            return False
-    return True
-
-
-@njit(cache=True, error_model="numpy")
-def _marginal_signal(L, rw, r, strides, sizes):
-    """sum rw L / sum rw over the marginalised digits of the group whose first row is r. Where
-    every weight is 0 (rows of a REBAR control variate, or underflow) the plain mean, so those
-    rows keep a finite value; any function of one draw is a valid baseline for the others."""
-    M = _group_size(sizes)
-    num = 0.0
-    den = 0.0
-    plain = 0.0
-    for m in range(M):
-        q = r + _group_offset(m, strides, sizes)
-        num += float(rw[q]) * float(L[q])
-        den += float(rw[q])
-        plain += float(L[q])
-    return num / den if den != 0.0 else plain / M
 
 
 @njit(cache=True, error_model="numpy")
@@ -258,14 +215,14 @@ def _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
     tot = 0.0
     for k in range(K):
         base = (i * K + k) * S + c
-        lbar = _marginal_signal(L, rw, base, strides, sizes)
+        lbar = marginal_signal(L, rw, base, strides, sizes)
         b[base] = lbar   # kept here until every sample's mean is known
         tot += lbar
     for k in range(K):
         base = (i * K + k) * S + c
         val = loo_value(tot, float(b[base]), K)
-        for m in range(_group_size(sizes)):
-            b[base + _group_offset(m, strides, sizes)] = val
+        for m in range(group_size(sizes)):
+            b[base + group_offset(m, strides, sizes)] = val
 
 
 @njit(cache=True, error_model="numpy")
@@ -279,7 +236,7 @@ def loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
     n = L.shape[0] // (K * S)
     for i in range(n):
         for c in range(S):
-            if _is_group_head(c, strides, sizes):
+            if is_group_head(c, strides, sizes):
                 _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
 
 

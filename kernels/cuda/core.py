@@ -7,7 +7,7 @@ family's name; the registry's ``core`` includes them all.
 Every per-element formula is a ``math/scalar.py`` function re-jitted for the device by
 ``device()`` (``kernels/cuda/device.py``). Conventions are cpu/core.py's.
 
-Parallel layout (grid-stride loops, block size from ``cuda/config.py``):
+Parallel layout (grid-stride loops, block size from ``native/config.py``):
 * elementwise kernels: one thread per (r, j);
 * per-row sums (log-probs, costs): one thread per row, summing j in the CPU's order, so
   they give the CPU's bits whenever the scalar functions do;

@@ -13,7 +13,7 @@ from numba import cuda
 
 from ..math import rng
 from .device import device
-from .launch import launch
+from ..native.launch import launch
 from ..registry import items
 
 _philox = device(rng.philox4x32_10)

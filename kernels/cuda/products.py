@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from .launch import launch, require_cuda, threads_for
+from ..native.launch import launch, require_cuda, threads_for
 
 TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slice, threads per side
 SMALL = 4096                        # outputs of at most this many entries: one thread per entry
@@ -255,3 +255,34 @@ def count_not_finite(a, res):
     res.copy_to_device(np.zeros(res.shape, res.dtype))
     if a.shape[0]:
         launch(_count_not_finite, a.shape[0])(a, res)
+
+
+# ----- the CUDA launchers of the families' hand-written CPU products (kernels/families/layers.py
+# names them in its `CUDA`; kernels/declare.cuda_twin calls each maker once)
+def affine_fwd_launcher():
+    def affine_fwd(x, W, b, out):
+        matmul(x, False, W, False, out, b)
+    affine_fwd.__doc__ = "out = x W + b (a tiled product, cuda/products.py)."
+    affine_fwd.__kernels__ = []
+    return affine_fwd
+
+
+def affine_bwd_launcher():
+    def affine_bwd(x, W, gout, gx, gW, gb):
+        if gx.shape[0] != 0:
+            matmul(gout, False, W, True, gx)
+        if gW.shape[0] != 0:
+            matmul(x, True, gout, False, gW)
+        if gb.shape[0] != 0:
+            column_sums(gout, gb)
+    affine_bwd.__doc__ = "gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r] (each skippable)."
+    affine_bwd.__kernels__ = []
+    return affine_bwd
+
+
+def broadcast_rows_bwd_launcher():
+    def broadcast_rows_bwd(gout, gp):
+        column_sums(gout, gp)
+    broadcast_rows_bwd.__doc__ = "gp += sum_r gout[r, :] (column sums, cuda/products.py)."
+    broadcast_rows_bwd.__kernels__ = []
+    return broadcast_rows_bwd

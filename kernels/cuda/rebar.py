@@ -22,8 +22,8 @@ from ..cpu import rebar as B
 from ..cpu.rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
 from ..math.slots import slot_config as _slot_config, slot_local as _slot_local
 from .device import device
-from .launch import block_sum, single_block
-from .launch import run as _run
+from ..native.launch import block_sum, single_block
+from ..native.launch import run as _run
 from ..registry import cells, items
 
 MAX_K = 64   # classes per group of a categorical REBAR node (local work vectors per thread)

@@ -18,7 +18,7 @@ from numba import cuda, float64
 
 from ..cpu import relax as X
 from .device import device
-from .launch import run as _run
+from ..native.launch import run as _run
 from ..registry import cells, items
 
 MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
@@ -173,6 +173,38 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
     _run(_relax_categorical_bwd, R, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, bool(train))
     if train:
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+
+
+def _lax_normal_bwd_launcher():
+    """kernels/families/lax.py's lax_normal_bwd on CUDA (the family's `CUDA` names this maker):
+    one thread per row running its `_lax_row` (re-jitted by device()) with its work vectors in
+    cuda.local.array; with train, each row's phi gradient goes to its row of a scratch, then one
+    thread per parameter sums the rows in row order."""
+    import types
+    from ..families import lax
+    body = types.FunctionType(lax._lax_normal_bwd_row.__code__, {**vars(lax), "cuda": cuda, "float64": float64,
+                                                                 "MAX_UNITS": MAX_UNITS, "MAX_HIDDEN": MAX_HIDDEN},
+                              "_lax_normal_bwd_row")
+    row = items(body, "x.shape[0]")
+
+    def lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gphi, train):
+        R, D = x.shape
+        if D > MAX_UNITS:
+            raise ValueError(f"lax_normal_bwd: the node has {D} units; the CUDA LAX kernel supports at most "
+                             f"MAX_UNITS = {MAX_UNITS} units per node (use target='cpu' for wider nodes)")
+        if H > MAX_HIDDEN:
+            raise ValueError(f"lax_normal_bwd: the control variate has {H} hidden units; the CUDA LAX kernel "
+                             f"supports at most MAX_HIDDEN = {MAX_HIDDEN} (use target='cpu' or a smaller hidden "
+                             f"size)")
+        if R == 0:
+            return
+        gp = _scratch(R, gphi.shape[0] if train else 1)
+        _run(row, R, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, bool(train))
+        if train:
+            _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+    lax_normal_bwd.__doc__ = lax.lax_normal_bwd.__doc__
+    lax_normal_bwd.__kernels__ = [row, _sum_rows_into]
+    return lax_normal_bwd
 
 
 from ..cpu import relax as _cpu_twin  # noqa: E402

@@ -16,8 +16,8 @@ from ..math import scalar as S
 from ..math.scalar import like
 from . import products
 from .device import device
-from .launch import block_sum, scratch, single_block
-from .launch import run as _run
+from ..native.launch import block_sum, scratch, single_block
+from ..native.launch import run as _run
 from ..registry import cells, items
 
 _score_signal = device(S.score_signal)
@@ -27,7 +27,7 @@ _baseline_residual_value = device(S.baseline_residual_value)
 _moving_average = device(S.moving_average)
 _scale_shift = device(S.scale_shift)
 _loo_marginal_group = device(cpu_rows._loo_marginal_group)
-_is_group_head = device(cpu_rows._is_group_head)
+is_group_head = device(cpu_rows.is_group_head)
 
 
 def _repeat_rows_body(r, j, x, reps, out):
@@ -264,7 +264,7 @@ def _loo_baseline_marginal_body(q, L, rw, K, S, strides, sizes, b):
     n = L.shape[0] // (K * S)
     i = q // S
     c = q - i * S
-    if _is_group_head(c, strides, sizes):
+    if is_group_head(c, strides, sizes):
         _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
 
 

@@ -365,7 +365,7 @@ def _binary_concrete_bwd_cuda():
     """binary_concrete_bwd's CUDA launcher: with the temperature's gradient, ONE block sums the
     cells' terms in float64 (block_sum, a fixed order) and thread 0 adds total / tau to gtau[0];
     without it, the grid over the cells."""
-    from ..cuda.launch import run, single_block
+    from ..native.launch import run, single_block
     from ..registry import block, items as each_item
     n = "gout.shape[0] * gout.shape[1]"
     total = block(_binary_concrete_bwd_item, n, result="res[0] + like(gout, total) / like(gout, hyper(tau))")

@@ -187,7 +187,7 @@ def _iwae_bound_item(i, tot, K, S, rw, ell):
 def _iwae_bound_cuda():
     """iwae_bound's CUDA launcher: ONE block sums the data rows' bounds in float64 (block_sum, in a
     fixed order) and thread 0 writes their mean, copied to the host."""
-    from ..cuda.launch import scratch, single_block
+    from ..native.launch import scratch, single_block
     from ..registry import block
     gen = block(_iwae_bound_item, "tot.shape[0] // (K * S)", result="total / (tot.shape[0] // (K * S))")
 

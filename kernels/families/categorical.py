@@ -98,7 +98,7 @@ def _gumbel_softmax_bwd_cuda():
     """gumbel_softmax_bwd's CUDA launcher: with the temperature's gradient, ONE block sums the
     groups' terms in float64 (block_sum, a fixed order) and thread 0 adds total / tau to gtau[0];
     without it, the grid over the groups."""
-    from ..cuda.launch import run, single_block
+    from ..native.launch import run, single_block
     from ..registry import block, items
     n = "out.shape[0] * (out.shape[1] // K)"
     total = block(_gumbel_softmax_bwd_item, n, result="res[0] + like(out, total) / like(out, hyper(tau))")

@@ -134,7 +134,7 @@ def _launcher(kernel, item, groups=False):
     """The CUDA launcher of a check: ONE block counts the failing items of `item` (cells, or groups
     of K), thread 0 writes the count, the host reads it back."""
     def make():
-        from ..cuda.launch import scratch, single_block
+        from ..native.launch import scratch, single_block
         from ..registry import block
         n = "a.shape[0] * (a.shape[1] // K)" if groups else "a.shape[0] * a.shape[1]"
         count = block(item, n)

@@ -6,7 +6,7 @@ control variate, unit j receives
   g_sigma_j = (f - c(z)) (eps_j^2 - 1) / sigma_j   + dc/dz_j eps_j    (d log q / dsigma = (eps^2 - 1) / sigma)
 i.e. the score function of f - c plus the reparameterised gradient of c through z. It is
 unbiased for any c (E[c(z) d log q] = d E[c(z)] = E[dc/dz dz/dtheta]), and f is read as a
-number per row, so it serves black-box costs. c is RELAX's network (kernels/cpu/relax.py: c(z, x)
+number per row, so it serves black-box costs. c is RELAX's network (kernels/math/relax_net.py: c(z, x)
 = w2 . tanh(W1 z + U x + b1) + c0 on the value and the node's data context), evaluated at z
 itself. Its parameters phi are trained on the variance: E[g] does not depend on phi, so
 d/dphi sum_r rw |g_r|^2 is the variance gradient,
@@ -21,7 +21,7 @@ unbiased; the variance phi is trained on is then the rows' one, not the drawn ro
 One file for both targets (kernels/declare.py): the row math is `_lax_row`; the CPU kernel
 `lax_normal_bwd` is hand-written, as no loop shape fits it (its work vectors are allocated once
 for all rows, and the phi gradient is a sum over the rows), and its CUDA launcher is made from the
-same `_lax_row` (the family's `CUDA`): one thread per row with its work vectors in
+same `_lax_row` (the family's `CUDA` names kernels/cuda/relax.py's maker): one thread per row with its work vectors in
 ``cuda.local.array``, so the limits are cuda/relax.py's (``MAX_UNITS`` units, ``MAX_HIDDEN``
 hidden units); the phi gradient goes through cuda/relax.py's per-row scratch, summed in row order
 (deterministic).
@@ -29,7 +29,7 @@ hidden units); the phi gradient goes through cuda/relax.py's per-row scratch, su
 import numpy as np
 from numba import njit
 
-from ..cpu.relax import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z, relax_size
+from ..math.relax_net import acc_dc_dphi, acc_dD_dphi, cv, cv_grad_z, relax_size
 
 
 @njit(cache=True)
@@ -40,8 +40,8 @@ def _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, train, z, g
     C = ctx.shape[1] if ctx.shape[0] > 0 else 0
     for j in range(D):
         z[j] = x[r, j]
-    c = _cv(z, ctx, r, phi, D, C, H, h, s)
-    _cv_grad_z(phi, D, H, s, gz)
+    c = cv(z, ctx, r, phi, D, C, H, h, s)
+    cv_grad_z(phi, D, H, s, gz)
     w = rw[r]
     d = L[r] - c
     gs = 0.0
@@ -64,8 +64,8 @@ def _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, train, z, g
             gs += gsg * ss
             q[j] += e * gsg
     if train:
-        _acc_dc_dphi(z, ctx, r, D, C, H, h, s, -2.0 * w * gs, gp)
-        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, 2.0 * w, gp)
+        acc_dc_dphi(z, ctx, r, D, C, H, h, s, -2.0 * w * gs, gp)
+        acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, 2.0 * w, gp)
 
 
 @njit(cache=True)
@@ -96,41 +96,7 @@ def _lax_normal_bwd_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, 
     _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp[r], train, z, gz, q, h, s)
 
 
-def _lax_normal_bwd_cuda():
-    """lax_normal_bwd's CUDA launcher: one thread per row running `_lax_row` (re-jitted by
-    device()) with its work vectors in cuda.local.array; with train, each row's phi gradient goes
-    to its row of a scratch, then one thread per parameter sums the rows in row order."""
-    import types
-    from numba import cuda, float64
-    from ..cuda.launch import run
-    from ..cuda.relax import MAX_HIDDEN, MAX_UNITS, _scratch, _sum_rows_into
-    from ..registry import items
-    body = types.FunctionType(_lax_normal_bwd_row.__code__, {**globals(), "cuda": cuda, "float64": float64,
-                                                             "MAX_UNITS": MAX_UNITS, "MAX_HIDDEN": MAX_HIDDEN},
-                              "_lax_normal_bwd_row")
-    row = items(body, "x.shape[0]")
-
-    def lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gphi, train):
-        R, D = x.shape
-        if D > MAX_UNITS:
-            raise ValueError(f"lax_normal_bwd: the node has {D} units; the CUDA LAX kernel supports at most "
-                             f"MAX_UNITS = {MAX_UNITS} units per node (use target='cpu' for wider nodes)")
-        if H > MAX_HIDDEN:
-            raise ValueError(f"lax_normal_bwd: the control variate has {H} hidden units; the CUDA LAX kernel "
-                             f"supports at most MAX_HIDDEN = {MAX_HIDDEN} (use target='cpu' or a smaller hidden "
-                             f"size)")
-        if R == 0:
-            return
-        gp = _scratch(R, gphi.shape[0] if train else 1)
-        run(row, R, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, bool(train))
-        if train:
-            run(_sum_rows_into, gphi.shape[0], gp, gphi)
-    lax_normal_bwd.__doc__ = globals()["lax_normal_bwd"].__doc__
-    lax_normal_bwd.__kernels__ = [row, _sum_rows_into]
-    return lax_normal_bwd
-
-
-CUDA = {"lax_normal_bwd": _lax_normal_bwd_cuda}
+CUDA = {"lax_normal_bwd": "relax._lax_normal_bwd_launcher"}   # made by kernels/cuda/relax.py
 
 R, D = 4, 6
 PARITY = {   # a data context of 2 columns, 4 hidden units; phi's variance gradient trained

@@ -5,13 +5,13 @@ g*K .. g*K+K-1; the per-group math is kernels/math/groups.py's.
 
 Declared once (kernels/declare.py): the softmax kernels are group bodies (one CUDA thread per
 (row, group)), broadcast_rows_fwd a cell body. The affine kernels are hand-written on the CPU
-(BLAS gemm into their outputs, kernels/cpu/blas.py) and broadcast_rows_bwd too (a sum over the
+(BLAS gemm into their outputs, kernels/native/blas.py) and broadcast_rows_bwd too (a sum over the
 rows, added row after row so the loop over the columns vectorises); their CUDA launchers are the
 family's `CUDA`: cuda/products.py's tiled products and column sums. Conventions are cpu/core.py's.
 """
 from numba import njit
 
-from ..cpu.blas import gemm
+from ..native.blas import gemm
 from ..declare import cells, groups
 from ..math.groups import logsumexp_group, softmax_bwd_group, softmax_group
 from ..math.scalar import like
@@ -68,31 +68,6 @@ def _affine_bwd_row(r, x, W, gout, gx, gW, gb):
             gb[j] += g
 
 
-def _affine_fwd_cuda():
-    from ..cuda import products
-
-    def affine_fwd(x, W, b, out):
-        products.matmul(x, False, W, False, out, b)
-    affine_fwd.__doc__ = "out = x W + b (a tiled product, cuda/products.py)."
-    affine_fwd.__kernels__ = []
-    return affine_fwd
-
-
-def _affine_bwd_cuda():
-    from ..cuda import products
-
-    def affine_bwd(x, W, gout, gx, gW, gb):
-        if gx.shape[0] != 0:
-            products.matmul(gout, False, W, True, gx)
-        if gW.shape[0] != 0:
-            products.matmul(x, True, gout, False, gW)
-        if gb.shape[0] != 0:
-            products.column_sums(gout, gb)
-    affine_bwd.__doc__ = "gx += gout W^T ; gW += x^T gout ; gb += sum_r gout[r] (each skippable)."
-    affine_bwd.__kernels__ = []
-    return affine_bwd
-
-
 # ============================================================================ broadcast rows
 
 
@@ -120,16 +95,6 @@ def _broadcast_rows_bwd_row(r, j, gout, gp):
 ROW = {"affine_fwd": _affine_fwd_row, "affine_bwd": _affine_bwd_row, "broadcast_rows_bwd": _broadcast_rows_bwd_row}
 
 
-def _broadcast_rows_bwd_cuda():
-    from ..cuda import products
-
-    def broadcast_rows_bwd(gout, gp):
-        products.column_sums(gout, gp)
-    broadcast_rows_bwd.__doc__ = "gp += sum_r gout[r, :] (column sums, cuda/products.py)."
-    broadcast_rows_bwd.__kernels__ = []
-    return broadcast_rows_bwd
-
-
 # ============================================================================ softmax
 
 
@@ -152,11 +117,12 @@ def logsumexp_rows(r, g, z, K, out):
     out[r, g] = m + ls
 
 
-# the CUDA launchers of the hand-written CPU kernels (module docstring)
+# the CUDA launchers of the hand-written CPU kernels: products and column sums, made by
+# kernels/cuda/products.py (a target's module, above the families: named, not imported)
 CUDA = {
-    "affine_fwd": _affine_fwd_cuda,
-    "affine_bwd": _affine_bwd_cuda,
-    "broadcast_rows_bwd": _broadcast_rows_bwd_cuda,
+    "affine_fwd": "products.affine_fwd_launcher",
+    "affine_bwd": "products.affine_bwd_launcher",
+    "broadcast_rows_bwd": "products.broadcast_rows_bwd_launcher",
 }
 
 R, D, K, I = 4, 6, 3, 5   # rows, columns (2 groups of K), affine inputs

@@ -4,7 +4,7 @@ kernels/math/optim.py's, shared with fit's nopython loop, kernels/cpu/train.py).
 
 Declared once (kernels/declare.py): SGD's and momentum's steps are item bodies, one item per
 parameter entry (a grid-stride thread per entry on CUDA). Adam's CPU kernel is hand-written: its
-float32 update on AVX-512 runs 16 lanes at a time (kernels/cpu/simd.py: the division by a
+float32 update on AVX-512 runs 16 lanes at a time (kernels/native/simd.py: the division by a
 reciprocal estimate and a Newton step, within 5.5 ulp of the float64 step, as the exact loop),
 chosen by an overload on the arrays' types; its CUDA kernel is the per-entry body `_adam_item`
 (the family's `CUDA`), the exact step of `math.optim.adam_step`.
@@ -13,8 +13,8 @@ Conventions are cpu/core.py's.
 from numba import njit
 from numba.extending import overload
 
-from ..cpu import parts
-from ..cpu.simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
+from ..native import parts
+from ..native.simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 from ..declare import cuda_launcher, items
 from ..math.optim import adam_bias_corrections, adam_step, momentum_velocity
 from ..math.scalar import hyper, like
@@ -74,7 +74,7 @@ def _adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
     return impl_lanes
 
 
-ADAM_PART_MIN = 1 << 15   # parameters of one part at least when ppl splits the update (kernels/cpu/parts.py)
+ADAM_PART_MIN = 1 << 15   # parameters of one part at least when ppl splits the update (kernels/native/parts.py)
 
 
 def _adam_slot(theta, grad, m, v):
@@ -94,8 +94,8 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;
     theta -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
     float32 on AVX-512: the division by a reciprocal estimate refined by a Newton step (within
-    5.5 ulp of the float64 step, as the exact loop; kernels/cpu/simd.py). In parts at once when
-    ppl splits its work (kernels/cpu/parts.py)."""
+    5.5 ulp of the float64 step, as the exact loop; kernels/native/simd.py). In parts at once when
+    ppl splits its work (kernels/native/parts.py)."""
     a = like(theta, hyper(lr))
     b1 = like(theta, hyper(beta1))
     b2 = like(theta, hyper(beta2))

@@ -42,7 +42,8 @@ from .history import KEEP_STEPS, History
 from ..runtime.notice import compiling
 from ..runtime.plates import size_plate
 from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights, split_rows_rule
-from ..kernels.cpu import blas, part_kernels, parts
+from ..kernels.cpu import part_kernels
+from ..kernels.native import blas, parts
 from .chunks import Chunks as _Chunks  # noqa: F401  (the nopython loop; tests reach it here)
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
@@ -141,7 +142,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     when the user did not set OPENBLAS_NUM_THREADS, the BLAS at one thread and, where some of
     the model's work reaches two parts' grain (threads.parts_rule), ppl's own parts on every
     core Numba may use: each product of at least a million multiply-adds cut in slices of its
-    output and Adam's update in ranges, run at once on Numba's threads (kernels/cpu/parts.py; at
+    output and Adam's update in ranges, run at once on Numba's threads (kernels/native/parts.py; at
     paper scale this beat the BLAS's own threads, BENCHMARKS.md); else the BLAS as it is. When
     fit chose more than one thread itself, it times its steps with them and on one thread as the
     run goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
@@ -191,7 +192,7 @@ class FitPlan:
     nopython: bool | None          # the nopython loop: True, False, or None (when it pays)
     blas_threads: int | None       # during the fit, or None to leave the BLAS as it is
     split: bool                    # each batch's two halves at once on two threads
-    parts: int = 1                 # ppl's own parts of the large products and updates (kernels/cpu/parts.py)
+    parts: int = 1                 # ppl's own parts of the large products and updates (kernels/native/parts.py)
                                    # for a batch run whole (also a split fit's per-step loop, at large weights)
     first: int = 0                 # the noise and batch index of the run's first step (seed, step)
     choose: str | None = None      # fit's own parallel choice, timed against one thread as the run goes:

@@ -6,7 +6,7 @@ The rules: where the user left the threads to ppl, a batch of at least SPLIT_MIN
 model with small weight matrices, or of at least SPLIT_MIN_ROWS evaluated rows (the batch's rows
 times the graph's rows per data row) of any model, runs its two halves at once on two of Numba's
 threads (`split_rows_rule`); otherwise ppl cuts its large products and optimiser updates in parts
-on every core (`parts_rule`, kernels/cpu/parts.py), the BLAS at one thread (`blas_threads_rule`).
+on every core (`parts_rule`, kernels/native/parts.py), the BLAS at one thread (`blas_threads_rule`).
 
 When fit chooses more than one thread by itself, another process on the same cores can make
 that setting slower than one thread: a thread pool waits for its slowest thread, and a thread
@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import validate as V
 from ..errors import ModelError
-from ..kernels.cpu import blas
+from ..kernels.native import blas
 from ..kernels.families.optim import ADAM_PART_MIN
 
 PROBE_SECONDS = 0.02     # one probe segment: this much of steps (a chunk is cut to about this)
@@ -162,7 +162,7 @@ def blas_threads_rule(prog, asked):
 
 def parts_rule(prog, asked_blas, batch_size):
     """In how many parts ppl splits the fit's large products and optimiser updates
-    (kernels/cpu/parts.py): every core Numba may use where the user left the threads to ppl (no
+    (kernels/native/parts.py): every core Numba may use where the user left the threads to ppl (no
     blas_threads, no OPENBLAS_NUM_THREADS), the program runs on the CPU and some of its work
     reaches two parts' grain (a weight matrix times the batch's rows, or its parameters); else 1,
     and its parallel kernels are not compiled."""

@@ -1,4 +1,4 @@
-"""kernels/cpu/blas.py: c = op(a) op(b) + beta c against NumPy, for every transpose combination,
+"""kernels/native/blas.py: c = op(a) op(b) + beta c against NumPy, for every transpose combination,
 both precisions, the np.dot fallback that stands in when NumPy's OpenBLAS is not found, and
 strided (non-contiguous) views."""
 import ctypes
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ppl.kernels.cpu import blas
+from ppl.kernels.native import blas
 
 SHAPES = [(5, 7, 3), (1, 1, 1), (33, 64, 17), (4, 0, 3)]   # (M, K, N)
 
@@ -78,7 +78,7 @@ def test_corename_reads_the_kernel_set_openblas_chose():
     features = llvm.get_host_cpu_features()
     if platform.machine() != "x86_64" or not (features.get("avx2") and features.get("fma")):
         pytest.skip("OpenBLAS loads Haswell's kernels only where the CPU runs them (x86_64, AVX2, FMA)")
-    code = "from ppl.kernels.cpu import blas; print(blas.corename())"
+    code = "from ppl.kernels.native import blas; print(blas.corename())"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "Haswell"
@@ -87,11 +87,12 @@ def test_corename_reads_the_kernel_set_openblas_chose():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_products_in_parts_match_the_whole(ta, tb, dtype):
-    """ppl's own parts (kernels/cpu/parts.py): a product large enough is cut in slices of its
+    """ppl's own parts (kernels/native/parts.py): a product large enough is cut in slices of its
     output's longer side (columns at 50 x 784 x 200, rows at 784 x 50 x 200), in two and in three
     uneven slices; every entry is written (c starts as NaN with beta = 0) and equals the whole
     product's up to rounding; beta = 1 accumulates. The slices' count and length by the rule."""
-    from ppl.kernels.cpu import part_kernels, parts
+    from ppl.kernels.cpu import part_kernels
+    from ppl.kernels.native import parts
     assert parts.split(200, 2, 13) == (2, 112)     # lengths on 16-entry boundaries: 112 + 88
     assert parts.split(200, 3, 13) == (3, 80)      # 80 + 80 + 40
     assert parts.split(200, 2, 150) == (1, 200)    # a slice would be under its grain: whole
@@ -118,7 +119,7 @@ def test_parts_count_is_checked_and_read_by_compiled_code():
     """set_parts refuses what is not a count >= 1; compiled code (a cached kernel reads it the
     same way) sees the count in force when it runs, not when it was compiled."""
     from numba import njit
-    from ppl.kernels.cpu import parts
+    from ppl.kernels.native import parts
 
     @njit
     def read():
@@ -145,7 +146,7 @@ def test_a_large_product_calls_the_kernel_in_its_parts_slot():
     grain reaches it with the slices' count and length of the rule (it writes them into c); a
     product under the grain, or any product at parts = 1, is computed whole."""
     from numba import carray, cfunc, types
-    from ppl.kernels.cpu import parts
+    from ppl.kernels.native import parts
     P, I = types.CPointer(types.float64), types.int64
 
     @cfunc(types.void(I, I, I, I, I, P, P, types.float64, P, I, I))

@@ -71,7 +71,7 @@ def _adam_step_ulps(n, seed):
 
 
 def test_float32_adam_step_within_stated_ulps():
-    """float32 Adam (on AVX-512: the division by rcp14 and one Newton step, kernels/cpu/simd.py)
+    """float32 Adam (on AVX-512: the division by rcp14 and one Newton step, kernels/native/simd.py)
     against the float64 step on the moments it wrote: within 5.5 ulp, mean below 1.2 (measured:
     5.0 and 1.05; the exact division loop: 4.7 and 1.0), the moments within 3 ulp of their
     larger term; every tail length of the 16 lanes, lanes past the array untouched. The
@@ -114,9 +114,10 @@ def test_float32_adam_special_values():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_adam_in_parts_changes_no_bit(dtype):
-    """ppl's own parts (kernels/cpu/parts.py): Adam's update over ranges at once gives the whole
+    """ppl's own parts (kernels/native/parts.py): Adam's update over ranges at once gives the whole
     update's bits (each entry's step is its own), in two and three uneven ranges."""
-    from ppl.kernels.cpu import part_kernels, parts
+    from ppl.kernels.cpu import part_kernels
+    from ppl.kernels.native import parts
     from ppl.kernels.families.optim import ADAM_PART_MIN
     rng = np.random.default_rng(3)
     n = 3 * ADAM_PART_MIN + 5
@@ -144,7 +145,7 @@ def test_a_large_adam_update_calls_the_kernel_in_its_parts_slot():
     grain at parts = 2 reaches it (it writes the parts' count into theta); under the grain, or at
     parts = 1, the update is done whole."""
     from numba import carray, cfunc, types
-    from ppl.kernels.cpu import parts
+    from ppl.kernels.native import parts
     from ppl.kernels.families.optim import ADAM_PART_MIN
     P, I, F = types.CPointer(types.float64), types.int64, types.float64
 

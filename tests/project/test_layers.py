@@ -88,3 +88,48 @@ def test_no_import_cycle():
     cycle = find_cycle(g)
     assert cycle is None, "an import cycle in ppl: " + " -> ".join(cycle) + "   (lines: " + ", ".join(
         f"{a}:{lines[a, b]}" for a, b in zip(cycle, cycle[1:])) + ")"
+
+
+# kernels/'s folders, lowest first: a folder imports only from its own or lower ones (the modules at
+# kernels/'s top -- declare, registry, rowcode, the cache and link -- are tools the folders share)
+KERNEL_FOLDERS = ("math", "native", "families", "cpu", "cuda")
+KERNEL_RANK = {"math": 0, "native": 1, "families": 2, "cpu": 3, "cuda": 3}
+
+
+def kernel_back_arrows(files) -> list:
+    """Imports, inside functions too, from a kernels/ folder to a higher one: (path, line, target).
+    files: (path relative to kernels/, source) pairs."""
+    out = []
+    for path, src in files:
+        parts = path.split("/")
+        if len(parts) < 2 or parts[0] not in KERNEL_RANK:
+            continue
+        for node in ast.walk(ast.parse(src)):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 0:   # ppl.kernels.<folder>... or kernels.<folder>...
+                names = (node.module or "").split(".")
+                names = names[2:] if names[:2] == ["ppl", "kernels"] else []
+            elif node.level == 1:   # from .x: its own folder
+                continue
+            else:   # from ..x (kernels/ top), ..x.y
+                names = (node.module or "").split(".") if node.module else [a.name for a in node.names]
+            target = names[0] if names else None
+            if target in KERNEL_RANK and KERNEL_RANK[target] > KERNEL_RANK[parts[0]]:
+                out.append((path, node.lineno, target))
+    return out
+
+
+def test_kernels_folders_import_only_downward():
+    """kernels/math < native < families < cpu, cuda: no module imports from a higher folder (a
+    family names a target's launcher maker by string instead, kernels/declare.py), and the check
+    sees a sample of each kind of back arrow (the test of the test)."""
+    kroot = ROOT / "kernels"
+    files = [(str(p.relative_to(kroot)), p.read_text()) for p in sorted(kroot.rglob("*.py"))]
+    assert {p.split("/")[0] for p, _ in files if "/" in p} == set(KERNEL_FOLDERS)
+    assert kernel_back_arrows(files) == []
+    bad = [("families/x.py", "from ..cpu.rows import f\ndef g():\n    from ..cuda import products\n"),
+           ("math/y.py", "from ..native import blas\nfrom .scalar import like\n"),
+           ("native/z.py", "from ppl.kernels.families import layers\nfrom ..math import rng\n")]
+    assert [(p, t) for p, _, t in kernel_back_arrows(bad)] == [("families/x.py", "cpu"), ("families/x.py", "cuda"),
+                                                               ("math/y.py", "native"), ("native/z.py", "families")]

@@ -166,7 +166,10 @@ def test_every_law_and_estimator_pair_lowers_or_is_refused_by_name(law):
     """Each law as a latent with a prior of its own support under each estimator: the step's source
     is generated, or compile names the node and the estimators that apply (never a bare error)."""
     lowered = 0
-    for est in sorted(REGISTRY):
+    # ppl's own estimators: a user's, registered by another test module of the same process, is
+    # held to its own check (tests/estimators/test_user_estimator.py, tests/lowering/...)
+    built_in = sorted(n for n, e in REGISTRY.items() if type(e).__module__.startswith("ppl.estimators."))
+    for est in built_in:
         with Model(f"walk_{law}") as m:
             x = m.input("x", 3)
             h = _node(law, x)

@@ -179,7 +179,7 @@ def test_split_rows_rule_and_errors(monkeypatch):
     import numba
 
     from ppl.training.threads import SPLIT_MAX_WEIGHTS, SPLIT_MIN_ROWS, split_rows_rule
-    from ppl.kernels.cpu import blas
+    from ppl.kernels.native import blas
 
     def prog(weights, target="cpu", rows=1):
         return types.SimpleNamespace(target=target, module=types.SimpleNamespace(step_rows=None), rows_per_data_row=rows,
@@ -267,7 +267,7 @@ def test_blas_threads_rule_and_restore(monkeypatch):
     the counts in force before the fit are restored after it."""
     import numba
     from ppl.training.threads import blas_threads_rule, parts_rule
-    from ppl.kernels.cpu import blas, parts
+    from ppl.kernels.native import blas, parts
     if blas.get_threads() is None:
         pytest.skip("no OpenBLAS of NumPy's to set (the np.dot fallback)")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)

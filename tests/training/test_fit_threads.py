@@ -110,7 +110,7 @@ def _sbn():
 
 
 def test_fit_times_only_the_settings_it_chose_itself(monkeypatch):
-    from ppl.kernels.cpu import blas
+    from ppl.kernels.native import blas
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
     prog = _sbn()
     opt = ppl.optim.Adam(1e-3)
@@ -137,7 +137,7 @@ def test_a_timed_split_trains_what_a_fixed_split_does_up_to_rounding(monkeypatch
     batch on one thread every few steps, gives the parameters and losses of a fixed
     split_rows=True up to the rounding of the halves' combination (the same draws)."""
     import numba
-    from ppl.kernels.cpu import blas
+    from ppl.kernels.native import blas
     if numba.get_num_threads() < 2 or blas.cores() < 2:
         pytest.skip("the automatic split needs two threads")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
@@ -186,7 +186,7 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     draws are relaxed: under DisARM some runs differed by 4e-4 after 200 steps (the same value in
     every such run), as a slice's rounding can flip a hard draw."""
     import numba
-    from ppl.kernels.cpu import blas, parts
+    from ppl.kernels.native import blas, parts
     if numba.get_num_threads() < 2 or blas.cores() < 2 or blas.get_threads() is None:
         pytest.skip("ppl's parts need two threads and NumPy's OpenBLAS")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
@@ -217,7 +217,7 @@ def test_large_weights_split_at_many_rows_and_keep_their_parts_for_the_whole_bat
     whole: the chunk loop not compiled for a short run), such a split fit times its parts
     against one thread instead."""
     import numba
-    from ppl.kernels.cpu import blas, parts
+    from ppl.kernels.native import blas, parts
     if numba.get_num_threads() < 2 or blas.cores() < 2 or blas.get_threads() is None:
         pytest.skip("ppl's parts need two threads and NumPy's OpenBLAS")
     X = np.ascontiguousarray(sbn.data()["train"]["x"], np.float32)
@@ -244,7 +244,7 @@ def test_a_small_model_compiles_no_part_kernel(tmp_path):
     import sys
     code = ("import numpy as np, ppl\n"
             "from ppl.models import sbn\n"
-            "from ppl.kernels.cpu import blas, part_kernels\n"
+            "from ppl.kernels.cpu import part_kernels\nfrom ppl.kernels.native import blas\n"
             "blas.DEFAULTED = True\n"
             "prog = sbn.build(latent=(32,)).compile(estimators='disarm', dtype=np.float32)\n"
             "X = np.ascontiguousarray(sbn.data()['train']['x'], np.float32)\n"

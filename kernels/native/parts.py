@@ -4,7 +4,7 @@ Adam's update), the parts run at once on Numba's threads.
 One process-wide count, 1 (no split) unless set: `fit` sets it for its run when it gives a
 paper-scale model a second core (ppl/training/threads.py), and a user's own loop may set it
 (`part_kernels.use`). The compiled kernels read it at each call from an external global bound by name,
-as the products' BLAS is (kernels/cpu/blas.py), so cached code reads the running process's value.
+as the products' BLAS is (kernels/native/blas.py), so cached code reads the running process's value.
 
 The parallel kernels themselves (kernels/cpu/part_kernels.py) are compiled only when a process
 first asks for parts of a dtype (`part_kernels.use(n, dtypes)`), not with every step: a kernel calls

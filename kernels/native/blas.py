@@ -7,7 +7,7 @@ module calls instead (its CBLAS ``scipy_cblas_{s,d}gemm64_``, 64-bit integers), 
 the SBN's shapes it was measured faster: x^T g (the weight gradient, 32 x 1280 x 64) 101 -> 62 us,
 and 2.7 -> 1.7 us per product at batch 32 (same library thread count; see BENCHMARKS.md).
 beta = 1 accumulates into a gradient directly, which also saves the scratch copy. A large
-product runs in slices on several threads when ppl's parts are on (kernels/cpu/parts.py).
+product runs in slices on several threads when ppl's parts are on (kernels/native/parts.py).
 
 The function is bound by name (``ppl_cblas_sgemm`` / ``ppl_cblas_dgemm``, registered with
 LLVM on import, before any cached kernel is linked), so kernels calling it cache normally. When
@@ -162,7 +162,7 @@ def _slice_gemm_overload(a, ta, b, tb, c, beta, lo, hi, by_cols):
     return impl
 
 
-# ppl's own split of a product (kernels/cpu/parts.py): c's longer side cut in slices, one product
+# ppl's own split of a product (kernels/native/parts.py): c's longer side cut in slices, one product
 # each on Numba's threads (part_kernels.split_gemm), the BLAS at one thread inside each. At batch
 # 50 on the 784-pixel SBN this beat the BLAS's own two threads on the products whose output has few
 # rows (BENCHMARKS.md). The BLAS may block a slice's edges otherwise than the whole product's, so

@@ -1,0 +1,84 @@
+"""RELAX's control-variate network, for both targets and every estimator that trains one (RELAX
+for Bernoulli and Categorical units, kernels/cpu/relax.py; LAX for Normal units,
+kernels/families/lax.py): c(z, x) = w2 . tanh(W1 z + U x + b1) + c0 on a node's values z and its
+data context x, its gradient in z, and the gradients in phi of c and of the mixed derivative
+d^2 c / dphi dz the variance gradients need.
+
+Parameter vector phi (flat): W1 (H, D) | U (H, C) | b1 (H) | w2 (H) | c0 (1).
+"""
+import math
+
+from numba import njit
+
+
+def relax_size(D, C, H):
+    return H * D + H * C + 2 * H + 1
+
+
+@njit(cache=True)
+def cv(z, ctx, r, phi, D, C, H, h, s):
+    """c(z, x) at one row; fills h (tanh activations) and s = w2 * (1 - h^2); returns c."""
+    oU = H * D
+    ob1 = oU + H * C
+    ow2 = ob1 + H
+    c = phi[ow2 + H]
+    for k in range(H):
+        t = phi[ob1 + k]
+        for j in range(D):
+            t += phi[k * D + j] * z[j]
+        for m in range(C):
+            t += phi[oU + k * C + m] * ctx[r, m]
+        hk = math.tanh(t)
+        h[k] = hk
+        s[k] = phi[ow2 + k] * (1.0 - hk * hk)
+        c += phi[ow2 + k] * hk
+    return c
+
+
+@njit(cache=True)
+def cv_grad_z(phi, D, H, s, out):
+    """out_j = dc/dz_j = sum_k s_k W1_kj."""
+    for j in range(D):
+        acc = 0.0
+        for k in range(H):
+            acc += s[k] * phi[k * D + j]
+        out[j] = acc
+
+
+@njit(cache=True)
+def acc_dc_dphi(z, ctx, r, D, C, H, h, s, coef, gphi):
+    """gphi += coef * dc/dphi."""
+    oU = H * D
+    ob1 = oU + H * C
+    ow2 = ob1 + H
+    for k in range(H):
+        sk = coef * s[k]
+        for j in range(D):
+            gphi[k * D + j] += sk * z[j]
+        for m in range(C):
+            gphi[oU + k * C + m] += sk * ctx[r, m]
+        gphi[ob1 + k] += sk
+        gphi[ow2 + k] += coef * h[k]
+    gphi[ow2 + H] += coef
+
+
+@njit(cache=True)
+def acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
+    """gphi += coef * d/dphi [sum_j q_j dc/dz_j], with dc/dz_j = sum_k w2_k (1 - h_k^2) W1_kj."""
+    oU = H * D
+    ob1 = oU + H * C
+    ow2 = ob1 + H
+    for k in range(H):
+        wq = 0.0
+        for j in range(D):
+            wq += phi[k * D + j] * q[j]
+        hk = h[k]
+        sech2 = 1.0 - hk * hk
+        w2k = phi[ow2 + k]
+        gphi[ow2 + k] += coef * sech2 * wq
+        dt = coef * w2k * wq * (-2.0 * hk * sech2)   # d/d(pre-activation)
+        for j in range(D):
+            gphi[k * D + j] += coef * w2k * sech2 * q[j] + dt * z[j]
+        for m in range(C):
+            gphi[oU + k * C + m] += dt * ctx[r, m]
+        gphi[ob1 + k] += dt
