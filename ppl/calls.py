@@ -51,6 +51,10 @@ class KernelRef:
     def __str__(self):
         return self.name if self.alias is None else f"{self.alias}.{self.name}"
 
+    def variant(self, suffix: str) -> "KernelRef":
+        """The kernel of the same module named with `suffix` (a `_rep` or `_const` variant)."""
+        return KernelRef(self.alias, self.name + suffix)
+
     __repr__ = __str__
 
     def __eq__(self, other):
@@ -86,7 +90,7 @@ KERNELS = _Kernels()
 
 
 def ref(kernel) -> KernelRef:
-    """A KernelRef from a reference or a `core` kernel's name (a law's kernel table)."""
+    """A KernelRef from a reference or a `core` kernel's name."""
     return kernel if isinstance(kernel, KernelRef) else KernelRef("core", kernel)
 
 
@@ -197,6 +201,19 @@ def parse(line: str) -> Call | None:
         if depth < 0:
             return None
     return Call(KernelRef(alias, name), _split(args)) if depth == 0 else None
+
+
+def kernel_table(table: dict) -> dict:
+    """A table of kernels (a law's `kernels`, an estimator's per law) as objects: a kernel's name
+    (a kernel of `core`) its KernelRef, a call with `{field}` arguments its Template."""
+    out = {}
+    for role, k in table.items():
+        if isinstance(k, str) and "(" in k:
+            k = template(k)
+        elif isinstance(k, str):
+            k = KernelRef("core", k)
+        out[role] = k
+    return out
 
 
 def fields(tpl) -> frozenset:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..calls import kernel_table
 from ..errors import ModelError
 
 
@@ -181,6 +182,11 @@ class Estimator:
     # variates, eta and temperature): trained with the model, not the model's (estimator_params)
     param_prefixes: tuple = ()
     rules: tuple = ()          # Rule entries: when a policy picks it by default (selection.RULES)
+
+    def __init_subclass__(cls, **kw):   # its per-law kernels as objects (calls.kernel_table)
+        super().__init_subclass__(**kw)
+        if "kernels" in vars(cls):
+            cls.kernels = {kind: kernel_table(table) for kind, table in cls.kernels.items()}
 
     def not_measured(self, info: NodeInfo) -> str | None:
         """Why the "autotune" policy neither compiles nor measures it for this node (its

@@ -4,7 +4,8 @@ Estimators and both lowerings read these entries (as numpyro reads `reparametriz
 nothing asks `isinstance` or compares a distribution's name. An estimator applies when the
 entry has what it needs: a capability flag or the kernel template it renders.
 
-`kernels` maps a role to one of the law's own kernels, which the step calls as `core.<name>`
+`kernels` maps a role to one of the law's own kernels (written as a `core` kernel's name or a call
+template, held as calls.KernelRef / calls.Template objects), which the step calls as `core.<name>`
 (through `Lowering.call`, which appends the group size K of a grouped node) or, for a template,
 renders with `ppl.ops.render` (enum: the support's rows, over stride, K, value and a count's
 constant bound). Roles every
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from ..calls import kernel_table
 
 # constraint -> (what its values must be, the test of a constant): a parameter's domain
 CONSTRAINTS = {
@@ -72,6 +75,9 @@ class Distribution:
     by_param: dict = field(default_factory=dict)
     support: str = "real"            # the set of values: a prior describes the nodes of its support
     param_docs: dict = field(default_factory=dict)   # param -> what it must be (errors, docstrings)
+
+    def __post_init__(self):   # its kernels as objects (calls.KernelRef, call templates read once)
+        object.__setattr__(self, "kernels", kernel_table(self.kernels))
 
     @property
     def has_rsample(self) -> bool:

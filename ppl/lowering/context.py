@@ -158,7 +158,7 @@ class ContextHelpers:
         gp = self.param_grads(node) if params else [NO_GRAD] * len(node.inputs)
         if keep is not None and per_data_row:
             (a,) = node.inputs
-            self.emit(call(f"{d.kernels['log_prob_kept_bwd']}_rep", *self.per_data_row(a), self.v(node), keep,
+            self.emit(call(d.kernels['log_prob_kept_bwd'].variant("_rep"), *self.per_data_row(a), self.v(node), keep,
                            weights, *gp, gx))
         elif keep is not None:
             self.emit(call(d.kernels['log_prob_kept_bwd'], *self.param_values(node), self.v(node), keep, weights,

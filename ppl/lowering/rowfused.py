@@ -57,7 +57,7 @@ from .rules import ROW_RULES
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..calls import Call, Flat, call, ref, render, template
+from ..calls import Call, Flat, Template, call, ref, render, template
 from ..ops import OPS
 from ..targets import CPU_MODULES
 
@@ -108,7 +108,9 @@ def applies(model, an, choices) -> str | None:
 def _kernel(kernel):
     """The CPU kernel of a template (its record's), a KernelRef or a law's kernel entry (a
     `core` kernel's name); None when there is none."""
-    kernel = template(kernel).kernel if isinstance(kernel, str) and "(" in kernel else ref(kernel)
+    if isinstance(kernel, Template) or (isinstance(kernel, str) and "(" in kernel):
+        kernel = template(kernel).kernel
+    kernel = ref(kernel)
     try:
         return kernel.cpu
     except AttributeError:

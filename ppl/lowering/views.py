@@ -7,7 +7,7 @@ from contextlib import nullcontext as _same
 
 import numpy as np
 
-from ..calls import KERNELS, call
+from ..calls import KERNELS, call, ref
 from ..estimators.protocol import NO_GRAD
 from ..language.nodes import Node
 from .layout import _ident, _ndist, _rowmap
@@ -111,10 +111,11 @@ class Views:
         a node of the data-row sub-graph has one row per data row, repeated on the cost's rows
         (`here`), so the cost takes those B rows and the `_rep` kernel (softplus and sigma once per data
         row, the kept sigma B rows: `kept_rows`)."""
+        kernel = ref(kernel)
         if logits.kind == "param":
-            return kernel + "_const", ("p_" + _ident(logits.name),)
+            return kernel.variant("_const"), ("p_" + _ident(logits.name),)
         rep = self.per_data_row(logits)
-        return (kernel + "_rep", rep) if rep is not None else (kernel, (self.values_on(logits, self.here),))
+        return (kernel.variant("_rep"), rep) if rep is not None else (kernel, (self.values_on(logits, self.here),))
 
     def per_data_row(self, node: Node):
         """`stored_values, reps`, the `_rep` kernels' arguments, when the node's values are computed once
