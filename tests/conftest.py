@@ -87,3 +87,4 @@ def pytest_terminal_summary(terminalreporter):
             text = next(t for name, t in r.sections if name == _RECHECK)
             last = [ln for ln in text.splitlines() if ln.strip().startswith("E ")][:6]
             terminalreporter.line(f"{r.nodeid}: " + (" | ".join(s.strip() for s in last) or text)[:400])
+

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
-from ..math.relax_net import acc_dc_dphi, acc_dD_dphi, cv, cv_grad_z, relax_size  # noqa: F401
+from ..math.relax_net import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z, relax_size  # noqa: F401
 from ..math.scalar import sigmoid
 
 
@@ -48,10 +48,10 @@ def _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train, z, zt, dzt, gz,
         vj = v[r, j]
         z[j] = aj + math.log(uj) - math.log1p(-uj)
         zt[j], dzt[j] = logistic_given_bernoulli(aj, vj, b[r, j])
-    cv(z, ctx, r, phi, D, C, H, h, s)
-    cv_grad_z(phi, D, H, s, gz)
-    ct = cv(zt, ctx, r, phi, D, C, H, ht, st)
-    cv_grad_z(phi, D, H, st, gzt)
+    _cv(z, ctx, r, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
     w = rw[r]
     gs = 0.0
     for j in range(D):
@@ -61,11 +61,11 @@ def _relax_row(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train, z, zt, dzt, gz,
         gs += g[j] * sc
     if train:
         # d/dphi sum_r rw |g|^2 = 2 rw [ -(g . sc) dc(z~)/dphi + dD(z; g)/dphi - dD(z~; g * dz~/da)/dphi ]
-        acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
-        acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
+        _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
+        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
         for j in range(D):
             q[j] = g[j] * dzt[j]
-        acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
+        _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
 
 
 @njit(cache=True)
@@ -134,10 +134,10 @@ def _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train,
                 k = i
         gumbel_given_argmax_jac(a[r, g0: g0 + K], v[r, g0: g0 + K], k, zt[g0: g0 + K], th[g0: g0 + K],
                                 cc[g0: g0 + K])
-    cv(z, ctx, r, phi, D, C, H, h, s)
-    cv_grad_z(phi, D, H, s, gz)
-    ct = cv(zt, ctx, r, phi, D, C, H, ht, st)
-    cv_grad_z(phi, D, H, st, gzt)
+    _cv(z, ctx, r, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv(zt, ctx, r, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
     for j in range(D):
         sc[j] = b[r, j] - th[j]
         g[j] = (L[r] - ct) * sc[j] + gz[j]
@@ -151,11 +151,11 @@ def _relax_categorical_row(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train,
         ga[r, j] += w * g[j]
         gs += g[j] * sc[j]
     if train:
-        acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
-        acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
+        _acc_dc_dphi(zt, ctx, r, D, C, H, ht, st, -2.0 * w * gs, gp)
+        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, g, 2.0 * w, gp)
         for g0 in range(0, D, K):
             jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
-        acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
+        _acc_dD_dphi(zt, ctx, r, phi, D, C, H, ht, q, -2.0 * w, gp)
 
 
 @njit(cache=True)

@@ -14,7 +14,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from ..math.slots import group_offset, group_size, is_group_head, marginal_signal  # noqa: F401
+from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal  # noqa: F401
 from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
                            weighted)
 
@@ -215,14 +215,14 @@ def _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b):
     tot = 0.0
     for k in range(K):
         base = (i * K + k) * S + c
-        lbar = marginal_signal(L, rw, base, strides, sizes)
+        lbar = _marginal_signal(L, rw, base, strides, sizes)
         b[base] = lbar   # kept here until every sample's mean is known
         tot += lbar
     for k in range(K):
         base = (i * K + k) * S + c
         val = loo_value(tot, float(b[base]), K)
-        for m in range(group_size(sizes)):
-            b[base + group_offset(m, strides, sizes)] = val
+        for m in range(_group_size(sizes)):
+            b[base + _group_offset(m, strides, sizes)] = val
 
 
 @njit(cache=True, error_model="numpy")
@@ -236,7 +236,7 @@ def loo_baseline_marginal(L, rw, K, S, strides, sizes, b):
     n = L.shape[0] // (K * S)
     for i in range(n):
         for c in range(S):
-            if is_group_head(c, strides, sizes):
+            if _is_group_head(c, strides, sizes):
                 _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
 
 

@@ -27,7 +27,7 @@ _baseline_residual_value = device(S.baseline_residual_value)
 _moving_average = device(S.moving_average)
 _scale_shift = device(S.scale_shift)
 _loo_marginal_group = device(cpu_rows._loo_marginal_group)
-is_group_head = device(cpu_rows.is_group_head)
+_is_group_head = device(cpu_rows._is_group_head)
 
 
 def _repeat_rows_body(r, j, x, reps, out):
@@ -264,7 +264,7 @@ def _loo_baseline_marginal_body(q, L, rw, K, S, strides, sizes, b):
     n = L.shape[0] // (K * S)
     i = q // S
     c = q - i * S
-    if is_group_head(c, strides, sizes):
+    if _is_group_head(c, strides, sizes):
         _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
 
 

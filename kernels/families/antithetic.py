@@ -21,7 +21,7 @@ and the unit loop vectorises (DisARM's coefficient is a select, not a branch).
 """
 from numba import njit
 
-from ..math.slots import group_offset, group_size, is_group_head, marginal_signal
+from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import rows
 from ..math.scalar import antithetic_bit, arm_coef, disarm_coef, disarm_pair_coef, like
 from ..math.slots import slot_local
@@ -30,9 +30,9 @@ from ..math.slots import slot_local
 @njit(cache=True, error_model="numpy")
 def _arm_pair_marginal(u, L, rw, r, r1, strides, sizes, j, ga):
     """ARM on column j of the pair (r, r1) (first rows of their groups), both groups' rows."""
-    c = arm_coef(marginal_signal(L, rw, r1, strides, sizes) - marginal_signal(L, rw, r, strides, sizes), u[r, j])
-    for m in range(group_size(sizes)):
-        off = group_offset(m, strides, sizes)
+    c = arm_coef(_marginal_signal(L, rw, r1, strides, sizes) - _marginal_signal(L, rw, r, strides, sizes), u[r, j])
+    for m in range(_group_size(sizes)):
+        off = _group_offset(m, strides, sizes)
         ga[r + off, j] += rw[r + off] * c
         ga[r1 + off, j] += rw[r1 + off] * c
 
@@ -42,10 +42,10 @@ def _disarm_pair_marginal(logits, b, L, rw, r, r1, strides, sizes, j, ga):
     """DisARM on column j of the pair (r, r1) (first rows of their groups), both groups' rows."""
     if b[r, j] == b[r1, j]:
         return
-    half = 0.5 * (marginal_signal(L, rw, r1, strides, sizes) - marginal_signal(L, rw, r, strides, sizes))
+    half = 0.5 * (_marginal_signal(L, rw, r1, strides, sizes) - _marginal_signal(L, rw, r, strides, sizes))
     c = disarm_coef(half, logits[r, j], b[r, j])
-    for m in range(group_size(sizes)):
-        off = group_offset(m, strides, sizes)
+    for m in range(_group_size(sizes)):
+        off = _group_offset(m, strides, sizes)
         ga[r + off, j] += rw[r + off] * c
         ga[r1 + off, j] += rw[r1 + off] * c
 
@@ -87,7 +87,7 @@ def disarm_grad(r, logits, b, L, rw, stride, off, span, ga):
 @rows("ga")
 def arm_grad_marginal(r, u, L, rw, stride, off, span, strides, sizes, ga):
     """arm_grad with each member's signal marginalised over the enumerated digits below."""
-    if slot_local(r, stride, span) == 0 and is_group_head(r, strides, sizes):
+    if slot_local(r, stride, span) == 0 and _is_group_head(r, strides, sizes):
         for j in range(ga.shape[1]):
             _arm_pair_marginal(u, L, rw, r, r + off * stride, strides, sizes, j, ga)
 
@@ -95,7 +95,7 @@ def arm_grad_marginal(r, u, L, rw, stride, off, span, strides, sizes, ga):
 @rows("ga")
 def disarm_grad_marginal(r, logits, b, L, rw, stride, off, span, strides, sizes, ga):
     """disarm_grad with each member's signal marginalised over the enumerated digits below."""
-    if slot_local(r, stride, span) == 0 and is_group_head(r, strides, sizes):
+    if slot_local(r, stride, span) == 0 and _is_group_head(r, strides, sizes):
         for j in range(ga.shape[1]):
             _disarm_pair_marginal(logits, b, L, rw, r, r + off * stride, strides, sizes, j, ga)
 

@@ -30,7 +30,7 @@ import math
 
 from numba import njit
 
-from ..math.slots import marginal_signal
+from ..math.slots import _marginal_signal
 from ..declare import rows
 from ..math.scalar import like, log_sigmoid, sigmoid
 from ..math.slots import slot_local
@@ -152,11 +152,11 @@ def arms_grad_marginal(r, logits, value, cost, row_weights, stride, off, span, s
     m = size - 1
     fbar = 0.0
     for i in range(size):
-        fbar += marginal_signal(cost, row_weights, _arms_row(r0, i, stride, off), strides, sizes)
+        fbar += _marginal_signal(cost, row_weights, _arms_row(r0, i, stride, off), strides, sizes)
     fbar /= size
     for i in range(size):
         ri = _arms_row(r0, i, stride, off)
-        f = marginal_signal(cost, row_weights, ri, strides, sizes) - fbar
+        f = _marginal_signal(cost, row_weights, ri, strides, sizes) - fbar
         for j in range(value.shape[1]):
             if value[ri, j] > 0.5:
                 g = arms_kappa(logits[r, j], m) * f / m

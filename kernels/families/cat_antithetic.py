@@ -34,7 +34,7 @@ row (per group they cost 1.1-1.5x on the CPU: BENCHMARKS.md).
 import numpy as np
 from numba import njit
 
-from ..math.slots import group_offset, group_size, is_group_head, marginal_signal
+from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal
 from ..declare import groups, rows
 from ..math.scalar import fexp, like
 from ..math.slots import slot_local
@@ -141,8 +141,8 @@ def _cat_pair_marginal(a, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga):
     """The pair's estimate for one group, added to every row of both members over the
     marginalised digits (rows r + off and r1 + off)."""
     x, y, c = _cat_pair_coef(a, v, like(a[r, c0], f0), like(a[r, c0], f1), r, r1, c0, K)
-    for mm in range(group_size(sizes)):
-        off = group_offset(mm, strides, sizes)
+    for mm in range(_group_size(sizes)):
+        off = _group_offset(mm, strides, sizes)
         ga[r + off, c0 + x] += rw[r + off] * c
         ga[r + off, c0 + y] -= rw[r + off] * c
         ga[r1 + off, c0 + x] += rw[r1 + off] * c
@@ -171,10 +171,10 @@ def cat_disarm_grad(r, logits, v, L, rw, stride, off, span, K, ga):
 @rows("ga", fastmath=False)
 def cat_disarm_grad_marginal(r, logits, v, L, rw, stride, off, span, strides, sizes, K, ga):
     """cat_disarm_grad with each member's signal marginalised over the enumerated digits below."""
-    if slot_local(r, stride, span) == 0 and is_group_head(r, strides, sizes):
+    if slot_local(r, stride, span) == 0 and _is_group_head(r, strides, sizes):
         r1 = r + off * stride
-        f0 = marginal_signal(L, rw, r, strides, sizes)
-        f1 = marginal_signal(L, rw, r1, strides, sizes)
+        f0 = _marginal_signal(L, rw, r, strides, sizes)
+        f1 = _marginal_signal(L, rw, r1, strides, sizes)
         for c0 in range(0, ga.shape[1], K):
             _cat_pair_marginal(logits, v, f0, f1, rw, r, r1, strides, sizes, c0, K, ga)
 

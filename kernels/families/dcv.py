@@ -35,7 +35,7 @@ targets.
 """
 from numba import njit
 
-from ..math.slots import group_offset, group_size, is_group_head
+from ..math.slots import _group_offset, _group_size, _is_group_head
 from ..declare import items
 from ..math.scalar import hyper, like, sigmoid, sigmoid_grad
 
@@ -44,14 +44,14 @@ from ..math.scalar import hyper, like, sigmoid, sigmoid_grad
 def _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, alpha, train, T, W, Cb, Gm, ga, gal):
     """One (data row i, configuration group c) of `double_cv_grad` (c has every marginalised digit 0)."""
     D = ga.shape[1]
-    M = group_size(sizes)
+    M = _group_size(sizes)
     zero = like(ga, 0.0)
     al = like(ga, alpha)
     inv_k1 = like(ga, 1.0) / like(ga, K - 1)
     if train:
         for k in range(K):
             for m in range(M):
-                gal[(i * K + k) * S + c + group_offset(m, strides, sizes)] = zero
+                gal[(i * K + k) * S + c + _group_offset(m, strides, sizes)] = zero
     # per sample: its weight, signal and df/db marginalised over the digits below
     for k in range(K):
         r = (i * K + k) * S + c
@@ -60,7 +60,7 @@ def _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, alpha, train, T,
         for j in range(D):
             Gm[r, j] = zero
         for m in range(M):
-            q = r + group_offset(m, strides, sizes)
+            q = r + _group_offset(m, strides, sizes)
             w += rw[q]
             fl += rw[q] * L[q]
             for j in range(D):
@@ -124,7 +124,7 @@ def double_cv_grad(q, logits, b, L, g, rw, K, S, strides, sizes, alpha, train, T
     caller), else it is not touched."""
     i = q // S
     c = q - i * S
-    if is_group_head(c, strides, sizes):
+    if _is_group_head(c, strides, sizes):
         _dcv_group(logits, b, L, g, rw, K, S, i, c, strides, sizes, hyper(alpha), train, T, W, Cb, Gm, ga, gal)
 
 

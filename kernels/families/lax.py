@@ -29,7 +29,7 @@ hidden units); the phi gradient goes through cuda/relax.py's per-row scratch, su
 import numpy as np
 from numba import njit
 
-from ..math.relax_net import acc_dc_dphi, acc_dD_dphi, cv, cv_grad_z, relax_size
+from ..math.relax_net import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z, relax_size
 
 
 @njit(cache=True)
@@ -40,8 +40,8 @@ def _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, train, z, g
     C = ctx.shape[1] if ctx.shape[0] > 0 else 0
     for j in range(D):
         z[j] = x[r, j]
-    c = cv(z, ctx, r, phi, D, C, H, h, s)
-    cv_grad_z(phi, D, H, s, gz)
+    c = _cv(z, ctx, r, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
     w = rw[r]
     d = L[r] - c
     gs = 0.0
@@ -64,8 +64,8 @@ def _lax_row(r, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, train, z, g
             gs += gsg * ss
             q[j] += e * gsg
     if train:
-        acc_dc_dphi(z, ctx, r, D, C, H, h, s, -2.0 * w * gs, gp)
-        acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, 2.0 * w, gp)
+        _acc_dc_dphi(z, ctx, r, D, C, H, h, s, -2.0 * w * gs, gp)
+        _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, 2.0 * w, gp)
 
 
 @njit(cache=True)

@@ -4,7 +4,8 @@ kernels/families/lax.py): c(z, x) = w2 . tanh(W1 z + U x + b1) + c0 on a node's 
 data context x, its gradient in z, and the gradients in phi of c and of the mixed derivative
 d^2 c / dphi dz the variance gradients need.
 
-Parameter vector phi (flat): W1 (H, D) | U (H, C) | b1 (H) | w2 (H) | c0 (1).
+Parameter vector phi (flat): W1 (H, D) | U (H, C) | b1 (H) | w2 (H) | c0 (1). The helpers are
+named `_name` so that they are inlined into their callers (kernels/_link.py, INLINE_HELPERS).
 """
 import math
 
@@ -16,7 +17,7 @@ def relax_size(D, C, H):
 
 
 @njit(cache=True)
-def cv(z, ctx, r, phi, D, C, H, h, s):
+def _cv(z, ctx, r, phi, D, C, H, h, s):
     """c(z, x) at one row; fills h (tanh activations) and s = w2 * (1 - h^2); returns c."""
     oU = H * D
     ob1 = oU + H * C
@@ -36,7 +37,7 @@ def cv(z, ctx, r, phi, D, C, H, h, s):
 
 
 @njit(cache=True)
-def cv_grad_z(phi, D, H, s, out):
+def _cv_grad_z(phi, D, H, s, out):
     """out_j = dc/dz_j = sum_k s_k W1_kj."""
     for j in range(D):
         acc = 0.0
@@ -46,7 +47,7 @@ def cv_grad_z(phi, D, H, s, out):
 
 
 @njit(cache=True)
-def acc_dc_dphi(z, ctx, r, D, C, H, h, s, coef, gphi):
+def _acc_dc_dphi(z, ctx, r, D, C, H, h, s, coef, gphi):
     """gphi += coef * dc/dphi."""
     oU = H * D
     ob1 = oU + H * C
@@ -63,7 +64,7 @@ def acc_dc_dphi(z, ctx, r, D, C, H, h, s, coef, gphi):
 
 
 @njit(cache=True)
-def acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
+def _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
     """gphi += coef * d/dphi [sum_j q_j dc/dz_j], with dc/dz_j = sum_k w2_k (1 - h_k^2) W1_kj."""
     oU = H * D
     ob1 = oU + H * C

@@ -3,7 +3,9 @@
 node's own: (stride, 1, size); a digit several nodes share: each node's `off`, the rest drawn
 plainly). Integer arithmetic only, for both targets (kernels/families/branches.py). And the
 configurations of marginalised digits (a group of rows: its size, a member's row offset, whether
-a row heads its group) and a group's weighted mean signal (the estimators' marginal signals)."""
+a row heads its group) and a group's weighted mean signal (the estimators' marginal signals):
+helpers the families and cpu/rows.py share, named `_name` so that they are inlined into their
+callers (kernels/_link.py, INLINE_HELPERS)."""
 from numba import njit
 
 
@@ -24,7 +26,7 @@ def slot_config(r, stride, off, span, size):
 
 
 @njit(cache=True, error_model="numpy")
-def group_size(sizes):
+def _group_size(sizes):
     """Configurations of the marginalised digits: the product of their sizes."""
     M = 1
     for d in range(len(sizes)):
@@ -33,7 +35,7 @@ def group_size(sizes):
 
 
 @njit(cache=True, error_model="numpy")
-def group_offset(m, strides, sizes):
+def _group_offset(m, strides, sizes):
     """Row offset of the m-th configuration of the marginalised digits (mixed radix)."""
     off = 0
     q = m
@@ -44,7 +46,7 @@ def group_offset(m, strides, sizes):
 
 
 @njit(cache=True, error_model="numpy")
-def is_group_head(c, strides, sizes):
+def _is_group_head(c, strides, sizes):
     """True when every marginalised digit of row (or configuration) c is 0."""
     for d in range(len(sizes)):
         if (c // strides[d]) % sizes[d] != 0:
@@ -53,16 +55,16 @@ def is_group_head(c, strides, sizes):
 
 
 @njit(cache=True, error_model="numpy")
-def marginal_signal(L, rw, r, strides, sizes):
+def _marginal_signal(L, rw, r, strides, sizes):
     """sum rw L / sum rw over the marginalised digits of the group whose first row is r. Where
     every weight is 0 (rows of a REBAR control variate, or underflow) the plain mean, so those
     rows keep a finite value; any function of one draw is a valid baseline for the others."""
-    M = group_size(sizes)
+    M = _group_size(sizes)
     num = 0.0
     den = 0.0
     plain = 0.0
     for m in range(M):
-        q = r + group_offset(m, strides, sizes)
+        q = r + _group_offset(m, strides, sizes)
         num += float(rw[q]) * float(L[q])
         den += float(rw[q])
         plain += float(L[q])

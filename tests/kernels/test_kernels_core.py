@@ -176,7 +176,7 @@ FLOAT64_BY_DESIGN = {
     "us_forward": "the unordered set's sequence table in float64 log space (families/unordered_set.py's docstring)",
     "us_grad": "the same table and its log-normaliser, in float64",
     "arm_grad": "ARM's coefficient (u - 1/2) with scalar.arm_coef's float64 1/2 (the row-fused steps share it)",
-    "arm_grad_marginal": "the members' marginal signals sum rw L / sum rw in float64 (kernels/math/slots.py: marginal_signal)",
+    "arm_grad_marginal": "the members' marginal signals sum rw L / sum rw in float64 (kernels/math/slots.py: _marginal_signal)",
     "disarm_grad_marginal": "the same marginal signals, in float64",
     "cat_disarm_grad_marginal": "the same marginal signals, in float64",
 }
