@@ -88,3 +88,14 @@ def pytest_terminal_summary(terminalreporter):
             last = [ln for ln in text.splitlines() if ln.strip().startswith("E ")][:6]
             terminalreporter.line(f"{r.nodeid}: " + (" | ".join(s.strip() for s in last) or text)[:400])
 
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` on a machine of 4 cores or fewer: one worker more than the cores. A worker spends
+    part of its time waiting, on another worker's compile of a kernel both need (the cache's lock
+    per function) or on a process it started; a third worker on two cores uses that time.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still sets the count."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return n + 1 if n <= 4 else n

@@ -247,17 +247,17 @@ READ_ONLY = textwrap.dedent('''
 ''')
 
 
-def test_a_read_only_cache_cold_or_half_deleted_is_not_fatal(filled, tmp_path):
+def test_a_read_only_cache_half_deleted_is_not_fatal(filled, tmp_path):
     """Every write under the cache folder refused (as on a read-only mount, which root's chmod
-    does not give), the folder empty or a filled one with half its compiled files deleted: each
-    run completes with the undamaged numbers and one warning saying how to fix it."""
+    does not give), a filled folder with half its compiled files deleted (what it has loads, the
+    rest compiles in memory): the run completes with the undamaged numbers and one warning saying
+    how to fix it. (A cache that cannot be written at all, cold: the next test.)"""
     src, cold = filled
-    (tmp_path / "empty").mkdir()
     half = tmp_path / "half"
     shutil.copytree(src, half)
     for f in sorted(half.rglob("*.nbc"))[::2]:
         f.unlink()
-    for cache in (tmp_path / "empty", half):
+    for cache in (half,):
         got, err = _run(cache, READ_ONLY)
         assert got["values"] == cold["values"], (cache, got, cold)
         warned = [line for line in err.splitlines() if "CacheWarning" in line]
