@@ -138,26 +138,43 @@ class Template:
     kernel and each argument's template; `Flat` arguments written `{x}.reshape({x}.shape[0])`."""
 
     def __init__(self, text: str):
-        head, sep, rest = text.strip().partition("(")
-        alias, dot, name = head.rpartition(".")
-        if not sep or not rest.endswith(")") or not name.isidentifier():
+        parts = _call_parts(text)
+        if parts is None:
             raise ValueError(f"a call template is `alias.kernel(arg, ...)`, got {text!r}")
+        alias, name, args = parts
         self.text, self.kernel = text, KernelRef(alias or "core", name)
-        self.args = tuple(_split(rest[:-1]))
+        self.args = tuple(args)
         self.fields = frozenset(f for a in self.args for _, f, _, _ in _FMT.parse(a) if f)
+        # each argument's template and whether it is written as a Flat buffer's 1D view
+        self._parts = tuple(_flat_of(a) for a in self.args)
 
     def __call__(self, **values) -> Call:
-        out = []
-        for a in self.args:
-            head, dot, tail = a.partition(".reshape(")
-            if dot and tail == f"{head}.shape[0])":
-                out.append(Flat(head.format(**values)))
-            else:
-                out.append(a.format(**values))
-        return Call(self.kernel, out)
+        return Call(self.kernel, [Flat(a.format(**values)) if flat else a.format(**values) for a, flat in self._parts])
 
     def __str__(self):
         return self.text
+
+
+def _flat_of(arg: str) -> tuple:
+    """(the buffer's template, True) for an argument written `{x}.reshape({x}.shape[0])` (a
+    Flat buffer), else (the argument, False)."""
+    head, dot, tail = arg.partition(".reshape(")
+    return (head, True) if dot and tail == f"{head}.shape[0])" else (arg, False)
+
+
+def _call_parts(text: str):
+    """(alias or "", name, argument texts) of a call's text `alias.name(arg, ...)` whose own
+    parentheses close at its end; None when the text is no such call."""
+    head, sep, rest = str(text).strip().partition("(")
+    alias, _, name = head.rpartition(".")
+    if not sep or not name.isidentifier() or not rest.endswith(")"):
+        return None
+    depth = 0
+    for ch in rest[:-1]:
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth < 0:
+            return None
+    return (alias, name, _split(rest[:-1])) if depth == 0 else None
 
 
 def _split(args: str) -> list:
@@ -191,16 +208,11 @@ def template(text) -> Template:
 def parse(line: str) -> Call | None:
     """The record of a line of text that calls a kernel of the step's modules (`alias.name(arg,
     ...)`, the form an estimator's `ctx.emit` may still be given), else None."""
-    head, sep, rest = str(line).strip().partition("(")
-    alias, dot, name = head.partition(".")
-    if not sep or alias not in MODULES or not name.isidentifier() or not rest.endswith(")"):
+    parts = _call_parts(line)
+    if parts is None or parts[0] not in MODULES:
         return None
-    args, depth = rest[:-1], 0
-    for ch in args:   # the call's own parentheses close at the end only
-        depth += (ch in "([{") - (ch in ")]}")
-        if depth < 0:
-            return None
-    return Call(KernelRef(alias, name), _split(args)) if depth == 0 else None
+    alias, name, args = parts
+    return Call(KernelRef(alias, name), args)
 
 
 def kernel_table(table: dict) -> dict:

@@ -19,6 +19,8 @@ its own declared kernels and the laws'); otherwise the array kernels run, as the
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,16 +299,14 @@ class EstimatorContext:
     def _check_arity(self, kernel, args) -> None:
         """A ModelError naming the estimator, node and kernel when `args` do not fit its signature
         (else Numba's typing error, far from the call)."""
-        import inspect
         try:
             fn = kernel.cpu if isinstance(kernel, (Kernel, KernelRef)) else kernel
         except AttributeError as e:
             raise ModelError(f"estimator '{self.estimator.name}' of node '{self.node.name}': {e}; name a kernel "
-                             f"of the step's modules (ppl.calls.KERNELS) or pass an @njit function") from None
+                             f"of the step's modules (ppl.KERNELS) or pass an @njit function") from None
         fn = getattr(fn, "py_func", fn)
-        try:
-            sig = inspect.signature(fn)
-        except (TypeError, ValueError):   # no Python signature to read (a compiled built-in)
+        sig = _signature(fn)
+        if sig is None:   # no Python signature to read (a compiled built-in)
             return
         try:
             sig.bind(*args)
@@ -371,6 +371,16 @@ class EstimatorContext:
         one on every row."""
         keep, per_data_row = self._lowering.log_prob_kept(self.node)
         return NO_GRAD if keep is None or per_data_row else keep
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(fn):
+    """inspect.signature of a kernel's Python function, read once per function; None when it has
+    none."""
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
 
 
 def _digits_below(lowering, node):
