@@ -51,44 +51,6 @@ class Gen:
 
 # name -> (case builder, indices of arguments not compared: scratch the CPU uses, GPU not)
 CASES = {
-    # ---- cpu/rows.py
-    "repeat_rows": lambda g: (g.x(2, D), 2, g.out(4, D)),
-    "fold_rows": lambda g: (g.x(6, D), 3, g.x(2, D)),
-    "expand_rows": lambda g: (g.x(6, D), 3),
-    # a node on 3 rows per data row read on 5 (and its cotangent summed back); 4 data rows
-    "gather_rows": lambda g: (g.x(12, D), 3, g.rowmap(0, 1, 2, 0, 0), g.out(20, D)),
-    "fold_into": lambda g: (g.x(20, D), g.rowmap(0, 1, 2, 0, 0), 3, g.x(12, D)),
-    "gather1": lambda g: (g.x(12), 3, g.rowmap(0, 1, 2, 0, 0), g.out(20)),
-    "fold1": lambda g: (g.x(20), g.rowmap(0, 1, 2, 0, 0), 3, g.out(12)),
-    "fill": lambda g: (g.out(R), 0.25),
-    "weighted_total": lambda g: (g.pos(R), g.x(R), g.x(R)),
-    "add_rows": lambda g: (g.x(R), g.x(R)),
-    "enum_bernoulli": lambda g: (2, g.out(8, 3)),
-    "enum_categorical": lambda g: (2, K, g.out(18, D)),
-    "mul_exp": lambda g: (g.x(R), g.pos(R)),
-    "score_weights": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
-    "loo_baseline": lambda g: (g.x(12), 3, 2, g.out(12)),
-    "loo_baseline_marginal": lambda g: (g.x(24), g.pos(24), 3, 4, (2,), (2,), g.out(24)),
-    "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
-                                          1, 0.9, g.out(R), True),  # first step: seeds
-    "linear_baseline_fwd": lambda g: (g.x(R, D), g.x(10), 2, g.x(R)),
-    "linear_baseline_bwd": lambda g: (g.x(R, D), g.x(R), 2, g.x(10)),
-    "baseline_residual": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),
-    "add_sum_to": lambda g: (g.x(R), g.x(3), 1),
-    "scale_shift_fwd": lambda g: (g.x(R, D), 1.5, -0.25, g.out(R, D)),
-    "scale_shift_bwd": lambda g: (1.5, g.x(R, D), g.x(R, D)),
-    "add_scaled_rows": lambda g: (g.x(R, D), g.x(R), g.x(R, D)),
-    "mul_rows": lambda g: (g.x(R, D), g.pos(R), 3.0),
-    "zero2": lambda g: (g.x(R, D),),
-    "fill2": lambda g: (g.out(R, D), 0.25),
-    "put_cols": lambda g: (g.x(R, 2), 3, g.x(R, D)),
-    "take_cols": lambda g: (g.x(R, D), 1, g.out(R, 3)),
-    "add_from_cols": lambda g: (g.x(R, D), 2, g.x(R, 3)),
-    "add_to_cols": lambda g: (g.x(R, 3), 2, g.x(R, D)),
-    "zero1": lambda g: (g.x(R),),
-    "all_positive": lambda g: (g.pos(R, D),),
-    "all_finite": lambda g: (g.x(R, D),),
-    "all_finite2": lambda g: (g.x(R, D),),
     # a plate of groups' noise: 3 data rows of groups 2, 0, 2, 2 samples each
     **{f"fill_{kind}_at": (lambda g: (g.out(6, D), 7, 3, 1, np.array([[2.0], [0.0], [2.0]], g.dt), 2))
        for kind in ("uniform", "normal", "logistic", "gumbel")},

@@ -274,6 +274,39 @@ def _layers(g, R, D):
     }
 
 
+def _rows(g, R, D):
+    B = R // 2   # R rows = B data rows of 2 samples; a reader on 3 rows per data row of the node's 2
+    x = lambda *s: g.x(*s)  # noqa: E731
+    return {
+        "repeat_rows": (x(B, D), 2, g.out(R, D)),
+        "fold_rows": (x(R, D), 2, x(B, D)),
+        "gather_rows": (x(R, D), 2, g.rowmap(0, 1, 0), g.out(3 * B, D)),
+        "fold_into": (x(3 * B, D), g.rowmap(0, 1, 0), 2, x(R, D)),
+        "gather1": (x(R), 2, g.rowmap(0, 1, 0), g.out(3 * B)),
+        "fold1": (x(3 * B), g.rowmap(0, 1, 0), 2, g.out(R)),
+        "fill": (g.out(R), 0.25),
+        "add_rows": (x(R), x(R)),
+        "enum_bernoulli": (2, g.out(R, min(D, 8))),
+        "mul_exp": (x(R), g.pos(R)),
+        "score_weights": (g.pos(R), x(R), x(R), g.out(R)),
+        "loo_baseline": (x(R), 2, 1, g.out(R)),
+        "linear_baseline_fwd": (x(R, D), x(D + 2), 2, x(R)),
+        "linear_baseline_bwd": (x(R, D), x(R), 2, x(D + 2)),
+        "baseline_residual": (g.pos(R), x(R), x(R), g.out(R)),
+        "scale_shift_fwd": (x(R, D), 1.5, -0.25, g.out(R, D)),
+        "scale_shift_bwd": (1.5, x(R, D), x(R, D)),
+        "add_scaled_rows": (x(R, D), x(R), x(R, D)),
+        "mul_rows": (x(R, D), g.pos(R), 3.0),
+        "zero2": (x(R, D),),
+        "zero1": (x(R),),
+        "fill2": (g.out(R, D), 0.25),
+        "put_cols": (x(R, D // 2), 1, x(R, D)),
+        "take_cols": (x(R, D), 1, g.out(R, D // 2)),
+        "add_from_cols": (x(R, D), 1, x(R, D // 2)),
+        "add_to_cols": (x(R, D // 2), 1, x(R, D)),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -292,6 +325,7 @@ FAMILIES = {
     "activations": (_activations, [(32, 64), (4, 6)]),
     "elementwise": (_elementwise, [(32, 64), (4, 6)]),
     "layers": (_layers, [(32, 64), (4, 6)]),
+    "rows": (_rows, [(32, 64), (4, 6)]),
 }
 # family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
 OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists",

@@ -286,3 +286,54 @@ def broadcast_rows_bwd_launcher():
     broadcast_rows_bwd.__doc__ = "gp += sum_r gout[r, :] (column sums, cuda/products.py)."
     broadcast_rows_bwd.__kernels__ = []
     return broadcast_rows_bwd
+
+
+# ----- the CUDA launchers of the row bookkeeping's hand-written kernels (kernels/families/rows.py)
+def all_finite_launcher():
+    from ..native.launch import scratch
+
+    def all_finite(a):
+        flat = a.reshape(a.size) if a.ndim != 1 else a
+        res = scratch()
+        count_not_finite(flat, res)
+        return bool(res.copy_to_host()[0] == 0)
+    all_finite.__doc__ = "True when every entry of a (any shape, C-contiguous) is finite."
+    all_finite.__kernels__ = []
+    return all_finite
+
+
+def expand_rows_launcher():
+    def expand_rows(a, reps):
+        spread_rows(a, reps)
+    expand_rows.__doc__ = "In place: a[r] = a[r // reps] for every row (spread_rows)."
+    expand_rows.__kernels__ = []
+    return expand_rows
+
+
+def moving_average_baseline_launcher():
+    from ..math import scalar
+    from ..native.launch import block_sum, single_block
+    from .device import device
+    weighted, average = device(scalar.weighted), device(scalar.moving_average)
+
+    @cuda.jit
+    def kernel(L, rw, state, slot, decay, b, update):
+        m = state[slot]
+        tot = 0.0
+        wsum = 0.0
+        for r in range(cuda.threadIdx.x, L.shape[0], cuda.blockDim.x):
+            b[r] = m
+            tot += weighted(rw[r], L[r])
+            wsum += rw[r]
+        tot = block_sum(tot)
+        wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it
+        if update and cuda.threadIdx.x == 0:
+            state[slot] = average(m, tot, wsum, decay, state[slot + 1] == 0)
+            state[slot + 1] = 1
+
+    def moving_average_baseline(L, rw, state, slot, decay, b, update):
+        single_block(kernel, L.shape[0])(L, rw, state, slot, decay, b, update)
+    moving_average_baseline.__doc__ = ("b[r] = the running mean in state[slot]; then, if update, fold in this "
+                                       "batch's rw-weighted mean of L (one block, deterministic).")
+    moving_average_baseline.__kernels__ = []
+    return moving_average_baseline

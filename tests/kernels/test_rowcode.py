@@ -99,7 +99,7 @@ def test_the_rewrite_folds_skips_and_renames_locals():
 
 def test_a_body_that_reads_other_cells_has_no_row_form():
     assert rowcode.has_row_form(core.affine_fwd) and rowcode.has_row_form(core.sigmoid_fwd)
-    assert not rowcode.has_row_form(rows.put_cols)   # hand-written, no ROW body
+    assert not rowcode.has_row_form(rows.expand_rows)   # hand-written, no ROW body
     with pytest.raises(rowcode.NoRowForm, match="reads"):
         rowcode.row_lines(core.sigmoid_fwd, [None, "z"], _qualify, 1)
     with pytest.raises(rowcode.NoRowForm, match="not 0 at width 1"):
