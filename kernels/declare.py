@@ -225,45 +225,79 @@ def items(n, **jit):
     return _declare("items", None, n=n, jit=jit)
 
 
-def unary(kind, f, df, doc, domain="real"):
+def unary(kind, f, df, doc, domain="real", d2f=None, vjp=None):
     """An elementwise op declared from its scalar function f and derivative df (both `@njit`,
     over one value): its kernels `<kind>_fwd(x, out)`: out = f(x), and `<kind>_bwd(x, out, gout,
     gx)`: gx += gout * df(x) (the op table emits it only when x has a gradient), made as any
-    declared kernel; `doc` the op's one line; `domain` ("real" or "positive") the inputs of its
-    parity cases. Bind the result to `OP` in a family module: ppl's op table (ppl/ops.py) reads
-    it, `cpu/core.py` re-exports the kernels and f, df as `<kind>_value`, `<kind>_grad` (what the
-    row-fused lowering calls), and the DSL gets `ppl.<kind>(x)`."""
+    declared kernel. `vjp(x, y, g)`, when given, is that VJP's term in place of g * df(x): from
+    the value y = f(x) (tanh's g (1 - y^2): no second transcendental), or a select (relu's: g
+    where x > 0, 0 at or below, so a cotangent is not multiplied where the op does not depend on
+    x). `d2f(x)`, the second derivative, gives Price's second-order rule, the kernel
+    `<kind>_d12(x, d1x, d2x, d1, d2)`: d1 = f'(x) d1x, d2 = f''(x) d1x^2 + f'(x) d2x
+    (kernels/families/price.py); without it Price refuses the op. `doc` the op's one line;
+    `domain` ("real" or "positive") the inputs of its parity cases. Bind the result to `OP` in a
+    family module (or a tuple of them, one file declaring several ops): ppl's op table
+    (ppl/ops.py) reads it, `cpu/core.py` re-exports the kernels and f, df, vjp as `<kind>_value`,
+    `<kind>_grad`, `<kind>_vjp` (what the row-fused lowering calls), and the DSL gets
+    `ppl.<kind>(x)`."""
     import sys
     frame = sys._getframe(1)
-    glb = {"f_": f, "df_": df, "__name__": frame.f_globals["__name__"]}
-    src = (f"def {kind}_fwd(r, j, x, out):\n    out[r, j] = f_(x[r, j])\n"
-           f"def {kind}_bwd(r, j, x, out, gout, gx):\n    gx[r, j] += gout[r, j] * df_(x[r, j])\n")
+    glb = {"f_": f, "df_": df, "d2f_": d2f, "vjp_": vjp, "__name__": frame.f_globals["__name__"]}
+    term = "vjp_(x[r, j], out[r, j], gout[r, j])" if vjp is not None else "gout[r, j] * df_(x[r, j])"
+    parts = [f"def {kind}_fwd(r, j, x, out):\n    out[r, j] = f_(x[r, j])\n",
+             f"def {kind}_bwd(r, j, x, out, gout, gx):\n    gx[r, j] += {term}\n"]
+    if d2f is not None:
+        parts.append(f"def {kind}_d12(r, j, x, d1x, d2x, d1, d2):\n"
+                     f"    p1 = df_(x[r, j])\n"
+                     f"    d1[r, j] = p1 * d1x[r, j]\n"
+                     f"    d2[r, j] = d2f_(x[r, j]) * d1x[r, j] * d1x[r, j] + p1 * d2x[r, j]\n")
+    src = "".join(parts)
     exec(compile("\n" * (frame.f_lineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
     fwd, bwd = glb[f"{kind}_fwd"], glb[f"{kind}_bwd"]
-    lines = src.split("\n")
-    fwd.__source__, bwd.__source__ = "\n".join(lines[0:2]) + "\n", "\n".join(lines[2:4]) + "\n"
+    fwd.__source__, bwd.__source__ = parts[0], parts[1]
     fwd.__doc__ = f"out = {kind}(x), elementwise."
     bwd.__doc__ = f"gx += gout * {kind}'(x), elementwise."
     R, D = 4, 6
     x = (lambda g: g.pos(R, D)) if domain == "positive" else (lambda g: g.x(R, D))
-    return SimpleNamespace(kind=kind, doc=doc, f=f, df=df, fwd=cells("out")(fwd), bwd=cells("gout")(bwd),
-                           parity={f"{kind}_fwd": lambda g: (x(g), g.out(R, D)),
-                                   f"{kind}_bwd": lambda g: (x(g), g.x(R, D), g.x(R, D), g.x(R, D))})
+
+    def bwd_case(g):   # the VJP reads the forward value when its derivative is written over it
+        xs, out = x(g), g.out(R, D)
+        fwd_kernel(xs, out)
+        return (xs, out, g.x(R, D), g.x(R, D))
+    fwd_kernel = cells("out")(fwd)
+    op = SimpleNamespace(kind=kind, doc=doc, f=f, df=df, d2f=d2f, vjp=vjp, fwd=fwd_kernel, bwd=cells("gout")(bwd), d12=None,
+                         parity={f"{kind}_fwd": lambda g: (x(g), g.out(R, D)), f"{kind}_bwd": bwd_case})
+    if d2f is not None:
+        d12 = glb[f"{kind}_d12"]
+        d12.__source__ = parts[2]
+        d12.__doc__ = f"Price's second-order pass through {kind}: d1 = {kind}'(x) d1x, d2 = {kind}''(x) d1x^2 + {kind}'(x) d2x."
+        op.d12 = cells("d1")(d12)
+        op.parity[f"{kind}_d12"] = lambda g: (x(g), g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D))
+    return op
+
+
+def ops(module) -> tuple:
+    """The elementwise ops a family module declares (`OP`: one, or a tuple of them)."""
+    op = getattr(module, "OP", None)
+    return () if op is None else (op if isinstance(op, tuple) else (op,))
 
 
 def parity(module) -> dict:
     """A family's parity cases: its `PARITY`, and an op's (`OP`, from `unary`)."""
-    op = getattr(module, "OP", None)
-    return {**getattr(module, "PARITY", {}), **(op.parity if op is not None else {})}
+    out = dict(getattr(module, "PARITY", {}))
+    for op in ops(module):
+        out.update(op.parity)
+    return out
 
 
 def exported(module) -> dict:
     """What `cpu/core.py` binds of a family module: its declared kernels, and an op's kernels and
     scalar functions (`OP`, from `unary`)."""
     out = declared(module)
-    op = getattr(module, "OP", None)
-    if op is not None:   # its kernels are declared(); its scalar functions, for the row-fused lowering
+    for op in ops(module):   # its kernels are declared(); its scalar functions, for the row-fused lowering
         out.update({f"{op.kind}_value": op.f, f"{op.kind}_grad": op.df})
+        if op.vjp is not None:
+            out[f"{op.kind}_vjp"] = op.vjp
     return out
 
 
@@ -272,9 +306,10 @@ def declared(module):
     hand-written CPU kernels its `CUDA` names)."""
     out = {n: f for n, f in vars(module).items()
            if not n.startswith("_") and getattr(f, "__declared__", None) is not None}
-    op = getattr(module, "OP", None)
-    if op is not None:
+    for op in ops(module):
         out.update({f"{op.kind}_fwd": op.fwd, f"{op.kind}_bwd": op.bwd})
+        if op.d12 is not None:
+            out[f"{op.kind}_d12"] = op.d12
     out.update({n: getattr(module, n) for n in getattr(module, "CUDA", {})})
     return out
 

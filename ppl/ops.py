@@ -27,9 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .calls import template
-# Price's activation codes: the elementwise ops whose first and second derivatives the
-# second-order forward pass of kernels/families/price.py carries
-from .kernels.families.price import ACTIVATIONS as PRICE_ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -71,12 +68,12 @@ class Op:
                 template(t)
 
 
-def _unary(kind, doc, price=True):
-    """An elementwise activation: kernels <kind>_fwd / <kind>_bwd, Price's activation code."""
+def _unary(kind, doc, price):
+    """An elementwise op (kernels/declare.unary): kernels <kind>_fwd / <kind>_bwd and, with a
+    second derivative, Price's <kind>_d12."""
     return Op(kind, 1, doc, fwd=f"core.{kind}_fwd({{x0}}, {{out}})",
               bwd=f"core.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True, unary=True,
-              price=(f"price.activation_d({PRICE_ACTIVATIONS[kind]}, {{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})"
-                     if price else None))
+              price=f"price.{kind}_d12({{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})" if price else None)
 
 
 OPS: dict[str, Op] = {op.kind: op for op in (
@@ -92,12 +89,6 @@ OPS: dict[str, Op] = {op.kind: op for op in (
        width="own", params=(Param("", lambda n: (n.attrs["num"], n.width),
                                   lambda n, rng: np.full((n.attrs["num"], n.width), n.attrs["init"])),),
        fwd="core.embed_fwd({x0}, {p0}, {out})", bwd="core.embed_bwd({x0}, {gout}, {gp0})"),
-    _unary("sigmoid", "Elementwise sigmoid."),
-    _unary("tanh", "Elementwise tanh."),
-    _unary("relu", "Elementwise relu."),
-    _unary("softplus", "Elementwise softplus."),
-    _unary("exp", "Elementwise exp."),
-    _unary("sqrt1p", "sqrt(1 + z^2): a smooth positive scale for Gaussian heads."),
     Op("add", 2, "Elementwise sum of two nodes of one width.", fwd="core.add_fwd({x0}, {x1}, {out})",
        bwd="core.add_bwd({gout}, {g0}, {g1})",
        price="price.add_d({d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
@@ -163,14 +154,14 @@ OPS: dict[str, Op] = {op.kind: op for op in (
 )}
 
 def _declared_ops():
-    """The elementwise ops declared in a kernel family (kernels/declare.unary): one file each."""
+    """The elementwise ops declared in kernel families (kernels/declare.unary)."""
     from .kernels import families
+    from .kernels.declare import ops
     for fam in families.modules():
-        op = getattr(fam, "OP", None)
-        if op is not None:
+        for op in ops(fam):
             if op.kind in OPS:
                 raise TypeError(f"{fam.__name__}: the op {op.kind!r} is declared twice")
-            yield _unary(op.kind, op.doc, price=False)
+            yield _unary(op.kind, op.doc, price=op.d12 is not None)
 
 
 OPS.update({op.kind: op for op in _declared_ops()})

@@ -102,8 +102,6 @@ def _price(g, R, D):
     x = lambda: g.x(R, D)  # noqa: E731
     return {
         "seed_d": (g.out(R, D), g.out(R, D)),
-        "activation_d": (0, x(), x(), x(), g.out(R, D), g.out(R, D)),
-        "activation_d[tanh]": (1, x(), x(), x(), g.out(R, D), g.out(R, D)),
         "mul_d": tuple(x() for _ in range(6)) + (g.out(R, D), g.out(R, D)),
         "add_d": tuple(x() for _ in range(4)) + (g.out(R, D), g.out(R, D)),
         "scale_d": (1.7, x(), x(), g.out(R, D), g.out(R, D)),

@@ -1,101 +1,86 @@
-"""The activations' elementwise kernels: sigmoid, tanh, relu, softplus, sqrt1p and exp, each a
-forward kernel (out = f(z)) and its VJP (gz += gout * f'(z), tanh's and exp's from the value out).
+"""The activations as elementwise ops: sigmoid, tanh, relu, softplus, sqrt1p and exp, each declared
+from its scalar function, first and second derivative (kernels/declare.unary: the forward kernel
+out = f(x), the VJP gx += gout * f'(x), Price's second-order kernel, the op-table entry and the DSL
+constructor ppl.<kind>). tanh's and exp's VJPs read the forward value (1 - y^2, y): no second
+transcendental per element; relu's is a select, as in the field's autodiff systems: a cotangent
+where x <= 0 is not multiplied by 0 (an infinite one would make a NaN of a term that is 0).
 
-Declared once (kernels/declare.py): each kernel is a per-cell body over z's cells, a CUDA thread
-per cell. Every per-element formula is a function of kernels/math/scalar.py (its float32
-polynomials vectorise on the CPU: no libm call in the loops). Conventions are cpu/core.py's.
+Every per-element formula is a function of kernels/math/scalar.py (its float32 polynomials
+vectorise on the CPU: no libm call in the loops). relu's value and derivative are NaN at a NaN
+input: a NaN input is carried to the gradient, never turned into 0.
 """
-from ..declare import cells
-from ..math.scalar import exp, relu, sigmoid, sigmoid_grad, softplus, sqrt1p, sqrt1p_grad, tanh, tanh_grad_out
+from numba import njit
+
+from ..declare import unary
+from ..math.scalar import (exp, like, relu, sigmoid, sigmoid_grad, softplus, sqrt1p, sqrt1p_grad, tanh,
+                           tanh_grad_out)
 
 
-@cells("z")
-def sigmoid_fwd(r, j, z, out):
-    """out = sigma(z) = 1 / (1 + exp(-z))."""
-    out[r, j] = sigmoid(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _sigmoid_grad2(x):
+    """sigma''(x) = sigma'(x) (1 - 2 sigma(x))."""
+    return sigmoid_grad(x) * (like(x, 1.0) - like(x, 2.0) * sigmoid(x))
 
 
-@cells("z")
-def sigmoid_bwd(r, j, z, out, gout, gz):
-    """gz += gout * sigma'(z), with sigma'(z) = sigma(z) sigma(-z) computed from z."""
-    gz[r, j] += gout[r, j] * sigmoid_grad(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _tanh_grad(x):
+    """tanh'(x) = 1 - tanh(x)^2."""
+    return tanh_grad_out(tanh(x))
 
 
-@cells("z")
-def tanh_fwd(r, j, z, out):
-    """out = tanh(z)."""
-    out[r, j] = tanh(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _tanh_grad2(x):
+    """tanh''(x) = -2 tanh(x) (1 - tanh(x)^2)."""
+    t = tanh(x)
+    return like(x, -2.0) * t * tanh_grad_out(t)
 
 
-@cells("z")
-def tanh_bwd(r, j, z, out, gout, gz):
-    """gz += gout * (1 - tanh(z)^2), from out = tanh(z)."""
-    gz[r, j] += gout[r, j] * tanh_grad_out(out[r, j])
+@njit(cache=True, error_model="numpy")
+def _tanh_vjp(x, y, g):
+    """g (1 - y^2) from the value y = tanh(x)."""
+    return g * tanh_grad_out(y)
 
 
-@cells("z")
-def relu_fwd(r, j, z, out):
-    """out = max(z, 0)."""
-    out[r, j] = relu(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _relu_grad(x):
+    """1 above 0, 0 at or below 0, NaN at NaN (both comparisons are False there)."""
+    zero = like(x, 0.0)
+    return like(x, 1.0) if x > zero else (zero if x <= zero else x)
 
 
-@cells("z")
-def relu_bwd(r, j, z, out, gout, gz):
-    """gz += gout * [z > 0]."""
-    if z[r, j] > 0:
-        gz[r, j] += gout[r, j]
+@njit(cache=True, error_model="numpy")
+def _relu_grad2(x):
+    """0, NaN at NaN."""
+    zero = like(x, 0.0)
+    return zero if x == x else x
 
 
-@cells("z")
-def softplus_fwd(r, j, z, out):
-    """out = log(1 + exp(z)), stable for any z."""
-    out[r, j] = softplus(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _relu_vjp(x, y, g):
+    """g where x > 0, 0 at or below 0 (the value does not depend on x there, whatever g), NaN at NaN."""
+    zero = like(x, 0.0)
+    return g if x > zero else (zero if x <= zero else x)
 
 
-@cells("z")
-def softplus_bwd(r, j, z, out, gout, gz):
-    """gz += gout * sigma(z)."""
-    gz[r, j] += gout[r, j] * sigmoid(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _exp_vjp(x, y, g):
+    """g exp(x) = g y, from the value."""
+    return g * y
 
 
-@cells("z")
-def sqrt1p_fwd(r, j, z, out):
-    """out = sqrt(1 + z^2), the scale activation of heteroscedastic regression (sigma >= 1)."""
-    out[r, j] = sqrt1p(z[r, j])
+@njit(cache=True, error_model="numpy")
+def _sqrt1p_grad2(x):
+    """d^2 sqrt(1 + x^2) / dx^2 = 1 / (1 + x^2)^(3/2)."""
+    q = sqrt1p(x)
+    return like(x, 1.0) / (q * q * q)
 
 
-@cells("z")
-def sqrt1p_bwd(r, j, z, out, gout, gz):
-    """gz += gout * z / sqrt(1 + z^2)."""
-    gz[r, j] += gout[r, j] * sqrt1p_grad(z[r, j])
-
-
-@cells("z")
-def exp_fwd(r, j, z, out):
-    """out = exp(z)."""
-    out[r, j] = exp(z[r, j])
-
-
-@cells("z")
-def exp_bwd(r, j, z, out, gout, gz):
-    """gz += gout * exp(z) (= gout * out)."""
-    gz[r, j] += gout[r, j] * out[r, j]
-
-
-R, D = 4, 6
-
-
-def _bwd_case(fwd):
-    """A VJP's arguments: z, its forward value (tanh's and exp's VJPs read it), gout, gz."""
-    def case(g):
-        z, out = g.x(R, D), g.out(R, D)
-        fwd(z, out)
-        return (z, out, g.x(R, D), g.x(R, D))
-    return case
-
-
-PARITY = {}
-for _kind, _fwd in [("sigmoid", sigmoid_fwd), ("tanh", tanh_fwd), ("relu", relu_fwd), ("softplus", softplus_fwd),
-                    ("sqrt1p", sqrt1p_fwd), ("exp", exp_fwd)]:
-    PARITY[f"{_kind}_fwd"] = lambda g: (g.x(R, D), g.out(R, D))
-    PARITY[f"{_kind}_bwd"] = _bwd_case(_fwd)
+OP = (
+    unary("sigmoid", sigmoid, sigmoid_grad, "Elementwise sigmoid.", d2f=_sigmoid_grad2),
+    unary("tanh", tanh, _tanh_grad, "Elementwise tanh.", d2f=_tanh_grad2, vjp=_tanh_vjp),
+    unary("relu", relu, _relu_grad, "Elementwise relu.", d2f=_relu_grad2, vjp=_relu_vjp),
+    unary("softplus", softplus, sigmoid, "Elementwise softplus.", d2f=sigmoid_grad),
+    unary("exp", exp, exp, "Elementwise exp.", d2f=exp, vjp=_exp_vjp),
+    unary("sqrt1p", sqrt1p, sqrt1p_grad, "sqrt(1 + z^2): a smooth positive scale for Gaussian heads.",
+          d2f=_sqrt1p_grad2),
+)

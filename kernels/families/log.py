@@ -22,4 +22,10 @@ def _log_grad(x):
     return like(x, 1.0) / x
 
 
-OP = unary("log", _log, _log_grad, "Elementwise natural logarithm (inputs > 0).", domain="positive")
+@njit(cache=True, error_model="numpy")
+def _log_grad2(x):
+    """d^2 log(x) / dx^2 = -1 / x^2."""
+    return like(x, -1.0) / (x * x)
+
+
+OP = unary("log", _log, _log_grad, "Elementwise natural logarithm (inputs > 0).", domain="positive", d2f=_log_grad2)

@@ -63,9 +63,11 @@ def poisson_log_prob(r, rate, x, out_rows):
 @rows("x")
 def poisson_log_prob_bwd(r, rate, x, grow, grate, gx):
     """grate += grow[r] (x / rate - 1) (skippable; x / rate is 0 at x = 0, rate 0 included); a
-    count has no value gradient (gx is not touched)."""
-    if grate.shape[0] != 0:
-        g = grow[r]
+    row of weight 0 adds nothing, whatever its count (an mvd or stochastic-derivative branch row
+    may hold a count of probability 0: x / 0 there); a count has no value gradient (gx is not
+    touched)."""
+    g = grow[r]
+    if grate.shape[0] != 0 and g != 0:
         for j in range(x.shape[1]):
             ratio = x[r, j] / rate[r, j] if x[r, j] > 0 else like(x, 0.0)
             grate[r, j] += g * (ratio - like(x, 1.0))

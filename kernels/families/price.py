@@ -9,49 +9,18 @@ derivative (d1, d2) of each node's value with respect to the same column of z:
   y = a + b:      d1y = a' + b',              d2y = a'' + b''
   y = s x + c:    d1y = s d1x,                d2y = s d2x
 and at a cost c(y) summed over columns: d^2c/dz_j^2 = c''(y_j) d1y_j^2 + c'(y_j) d2y_j.
-Activation kinds: 0 sigmoid, 1 tanh, 2 relu, 3 softplus, 4 exp, 5 sqrt1p.
+An elementwise op's rule is its own kernel, `<kind>_d12`, made from its first and second
+derivative where the op is declared (kernels/declare.unary).
 
 Declared once (kernels/declare.py): every kernel is a cell body (one CUDA thread per element;
 the step calls them as price.<name>); the hess_* kernels and price_scale_grad accumulate (+=).
 The CPU kernels keep the hand-written ones' flags (`_FLAGS`: no fast-math, Python's error model).
 """
-import math
 
 from numba import njit
 
 from ..declare import cells
 from ..math.scalar import sigmoid
-
-ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "softplus": 3, "exp": 4, "sqrt1p": 5}
-
-
-@njit(cache=True)
-def _phi12(kind, x):
-    """(phi'(x), phi''(x))."""
-    if kind == 0:
-        s = sigmoid(x)
-        return s * (1 - s), s * (1 - s) * (1 - 2 * s)
-    if kind == 1:
-        t = math.tanh(x)
-        return 1 - t * t, -2 * t * (1 - t * t)
-    if kind == 2:
-        return (1.0 if x > 0 else 0.0), 0.0
-    if kind == 3:
-        s = sigmoid(x)
-        return s, s * (1 - s)
-    if kind == 4:
-        e = math.exp(x)
-        return e, e
-    q = math.sqrt(1 + x * x)
-    return x / q, 1 / (q * q * q)
-
-
-@njit(cache=True)
-def _activation_d1d2(kind, x, d1x, d2x):
-    """(d1, d2) of phi(x) from x's (d1x, d2x)."""
-    p1, p2 = _phi12(kind, x)
-    return p1 * d1x, p2 * d1x * d1x + p1 * d2x
-
 
 @njit(cache=True)
 def _mul_d1d2(a, b, d1a, d2a, d1b, d2b):
@@ -94,12 +63,6 @@ def seed_d(r, j, d1, d2):
     """z itself: d1 = 1, d2 = 0."""
     d1[r, j] = 1.0
     d2[r, j] = 0.0
-
-
-@cells("x", **_FLAGS)
-def activation_d(r, j, kind, x, d1x, d2x, d1, d2):
-    """d1 = phi'(x) d1x, d2 = phi''(x) d1x^2 + phi'(x) d2x (kind: ACTIVATIONS)."""
-    d1[r, j], d2[r, j] = _activation_d1d2(kind, x[r, j], d1x[r, j], d2x[r, j])
 
 
 @cells("a", **_FLAGS)
@@ -168,7 +131,6 @@ def price_scale_grad(r, j, scale, h, gscale):
 R, D = 4, 6
 PARITY = {
     "seed_d": lambda g: (g.out(R, D), g.out(R, D)),
-    "activation_d": lambda g: (0, g.x(R, D), g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D)),   # the others: variants
     "mul_d": lambda g: tuple(g.x(R, D) for _ in range(6)) + (g.out(R, D), g.out(R, D)),
     "add_d": lambda g: tuple(g.x(R, D) for _ in range(4)) + (g.out(R, D), g.out(R, D)),
     "scale_d": lambda g: (1.7, g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D)),

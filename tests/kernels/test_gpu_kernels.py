@@ -44,7 +44,7 @@ from ppl.kernels.cuda import (
 from ppl.kernels import families, parity_cases, registry
 from ppl.kernels.declare import declared, parity as family_parity
 from ppl.kernels.cpu.relax import relax_size
-from ppl.kernels.families import checks, price
+from ppl.kernels.families import checks
 from ppl.kernels.parity_cases import D, Gen, I, K, R, G  # noqa: F401
 
 
@@ -98,10 +98,6 @@ VARIANTS = {
         g.x(R, D), g.skip(2), g.x(relax_size(D, 0, 3)), False)),
     "probit_log_prob_bwd[skip]": ("probit_log_prob_bwd", lambda g: (
         4 * g.x(R, D), g.bits(R, D), g.x(R), g.skip(2), g.x(R, D))),
-    # Price's second-order pass through every activation kind (families/price.py; kind 0 is its case)
-    **{f"activation_d[{name}]": ("activation_d", (lambda kind: lambda g: (
-        kind, g.x(R, D), g.x(R, D), g.x(R, D), g.out(R, D), g.out(R, D)))(kind))
-       for name, kind in price.ACTIVATIONS.items() if kind},
     **checks.FAILING,   # the laws' parameter checks, each failing once
 }
 FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_softmax_bwd",
