@@ -73,7 +73,7 @@ def _unary(kind, doc, price):
     second derivative, Price's <kind>_d12."""
     return Op(kind, 1, doc, fwd=f"core.{kind}_fwd({{x0}}, {{out}})",
               bwd=f"core.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True, unary=True,
-              price=f"price.{kind}_d12({{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})" if price else None)
+              price=f"core.{kind}_d12({{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})" if price else None)
 
 
 OPS: dict[str, Op] = {op.kind: op for op in (

@@ -5,7 +5,7 @@ A drawn row becomes `configs` configuration rows of the node, sharing u and v: 5
 the temperature are trained (CONFIGS), 3 when the temperature is fixed (FIXED_CONFIGS; eta
 trained or not):
   c = 0: b = H(z)               z  = a + logit(u)
-  c = 1: sigma(z / lam)          c = 2: sigma(z~ / lam)   (z~ ~ p(z | b), as in cpu_relax)
+  c = 1: sigma(z / lam)          c = 2: sigma(z~ / lam)   (z~ ~ p(z | b), as in RELAX)
   c = 3: sigma(z / lam')         c = 4: sigma(z~ / lam')  lam' = lam * exp(delta)   (trained only)
 Every REBAR node of a graph shares one row digit (stride `stride`, `span` rows; see
 ppl.lowering.Lowering.plan_rows): local index 0 is the drawn row (c = 0 of every node) and the

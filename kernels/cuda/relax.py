@@ -1,11 +1,10 @@
-"""CUDA twin of ``cpu/relax.py``: RELAX for Bernoulli and categorical units.
+"""The CUDA target's RELAX set, the twin of ``cpu/relax.py``: the CUDA twins of the family declared
+once for it (``families/relax.py``), and the launchers of its backward kernels and LAX's
+(``families/lax.py``), which the families name in their ``CUDA``.
 
-The per-unit, per-group and per-row math is ``cpu_relax``'s own ``@njit`` helpers
-(``_relax_bit``, ``_relax_categorical_group``, ``_relax_row``, ``_relax_categorical_row``, and
-through them ``_cv`` ... and ``kernels/math/conditional.py``), re-jitted by ``device()``; the CPU
-kernels are loops over the very same helpers.
-
-The backward kernels run one thread per row with its work vectors in ``cuda.local.array``,
+The per-row math is the families' own ``@njit`` row functions (``_relax_row``,
+``_relax_categorical_row``, ``_lax_row``), re-jitted by ``device()``. The backward kernels run
+one thread per row with its work vectors in ``cuda.local.array``,
 so they have compile-time limits: at most ``MAX_UNITS`` units per node (D, all groups of a
 categorical node together) and at most ``MAX_HIDDEN`` hidden units of the control variate
 (H); a launcher raises ``ValueError`` naming the limit when a call exceeds it. The phi
@@ -16,7 +15,7 @@ so the result is deterministic.
 import numpy as np
 from numba import cuda, float64
 
-from ..cpu import relax as X
+from ..families import relax as X
 from .device import device
 from ..native.launch import run as _run
 from ..registry import cells, items
@@ -24,8 +23,6 @@ from ..registry import cells, items
 MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
 MAX_HIDDEN = 128   # H: hidden units of the RELAX control variate
 
-_relax_bit = device(X._relax_bit)
-_relax_categorical_group = device(X._relax_categorical_group)
 _relax_row = device(X._relax_row)
 _relax_categorical_row = device(X._relax_categorical_row)
 
@@ -71,19 +68,6 @@ def _sum_rows_into_body(p, buf, out):
 _sum_rows_into = items(_sum_rows_into_body, "buf.shape[1]")
 
 
-def _relax_sample_body(r, j, a, u, out):
-    R, D = out.shape
-    out[r, j] = _relax_bit(a[r, j], u[r, j])
-
-
-_relax_sample = cells(_relax_sample_body, "out")
-
-
-def relax_sample(a, u, out):
-    """b = 1[a + logit(u) > 0] = 1[u > sigmoid(-a)]."""
-    _run(_relax_sample, out.shape[0] * out.shape[1], a, u, out)
-
-
 def _relax_bwd_body(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train):
     z = cuda.local.array(MAX_UNITS, float64)
     zt = cuda.local.array(MAX_UNITS, float64)
@@ -102,44 +86,19 @@ def _relax_bwd_body(r, a, u, v, b, L, rw, ctx, phi, H, ga, gp, train):
 _relax_bwd = items(_relax_bwd_body, "a.shape[0]")
 
 
-def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
-    """Accumulate rw[r] * g_a into ga and, if train, the variance gradient into gphi."""
-    R, D = a.shape
-    _check_limits("relax_bwd", D, H)
-    if R == 0:
-        return
-    gp = _scratch(R, gphi.shape[0] if train else 1)
-    _run(_relax_bwd, R, a, u, v, b, L, rw, ctx, phi, H, ga, gp, bool(train))
-    if train:
-        _run(_sum_rows_into, gphi.shape[0], gp, gphi)
-
-
-def _copy_cols_body(r, j, src, dst, offset):
-    R, D = src.shape
-    dst[r, offset + j] = src[r, j]
-
-
-_copy_cols = cells(_copy_cols_body, "src")
-
-
-def copy_cols(src, dst, offset):
-    """dst[:, offset:offset + src.shape[1]] = src."""
-    _run(_copy_cols, src.shape[0] * src.shape[1], src, dst, offset)
-
-
-def _relax_categorical_sample_body(i, a, u, K, out):
-    R = out.shape[0]
-    G = out.shape[1] // K
-    r = i // G
-    _relax_categorical_group(a, u, r, (i - r * G) * K, K, out)
-
-
-_relax_categorical_sample = items(_relax_categorical_sample_body, "(out.shape[0]) * (out.shape[1] // K)")
-
-
-def relax_categorical_sample(a, u, K, out):
-    """One-hot argmax_k (a_k + g_k) per group of K, g = -log(-log u) Gumbel."""
-    _run(_relax_categorical_sample, out.shape[0] * (out.shape[1] // K), a, u, K, out)
+def relax_bwd_launcher():
+    def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
+        R, D = a.shape
+        _check_limits("relax_bwd", D, H)
+        if R == 0:
+            return
+        gp = _scratch(R, gphi.shape[0] if train else 1)
+        _run(_relax_bwd, R, a, u, v, b, L, rw, ctx, phi, H, ga, gp, bool(train))
+        if train:
+            _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+    relax_bwd.__doc__ = X.relax_bwd.__doc__
+    relax_bwd.__kernels__ = [_relax_bwd, _sum_rows_into]
+    return relax_bwd
 
 
 def _relax_categorical_bwd_body(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, train):
@@ -163,16 +122,19 @@ def _relax_categorical_bwd_body(r, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, tr
 _relax_categorical_bwd = items(_relax_categorical_bwd_body, "a.shape[0]")
 
 
-def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
-    """RELAX for groups of K categorical units (see cpu_relax.relax_categorical_bwd)."""
-    R, D = a.shape
-    _check_limits("relax_categorical_bwd", D, H)
-    if R == 0:
-        return
-    gp = _scratch(R, gphi.shape[0] if train else 1)
-    _run(_relax_categorical_bwd, R, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, bool(train))
-    if train:
-        _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+def relax_categorical_bwd_launcher():
+    def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
+        R, D = a.shape
+        _check_limits("relax_categorical_bwd", D, H)
+        if R == 0:
+            return
+        gp = _scratch(R, gphi.shape[0] if train else 1)
+        _run(_relax_categorical_bwd, R, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, bool(train))
+        if train:
+            _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+    relax_categorical_bwd.__doc__ = X.relax_categorical_bwd.__doc__
+    relax_categorical_bwd.__kernels__ = [_relax_categorical_bwd, _sum_rows_into]
+    return relax_categorical_bwd
 
 
 def _lax_normal_bwd_launcher():
@@ -207,7 +169,6 @@ def _lax_normal_bwd_launcher():
     return lax_normal_bwd
 
 
-from ..cpu import relax as _cpu_twin  # noqa: E402
-from ..registry import link as _link  # noqa: E402
+from ..declare import cuda_twin as _cuda_twin  # noqa: E402  (after the makers its family names)
 
-_link("relax", _cpu_twin, globals())
+globals().update(_cuda_twin(X))

@@ -1,5 +1,5 @@
 """RELAX's control-variate network, for both targets and every estimator that trains one (RELAX
-for Bernoulli and Categorical units, kernels/cpu/relax.py; LAX for Normal units,
+for Bernoulli and Categorical units, kernels/families/relax.py; LAX for Normal units,
 kernels/families/lax.py): c(z, x) = w2 . tanh(W1 z + U x + b1) + c0 on a node's values z and its
 data context x, its gradient in z, and the gradients in phi of c and of the mixed derivative
 d^2 c / dphi dz the variance gradients need.

@@ -3,7 +3,7 @@ learned control variate c_phi evaluated at the relaxed variable z and at the con
 plus the reparameterised correction. f need not be differentiable, so it serves black-box
 costs. c_phi (a small tanh network on z and the node's data inputs) lives in the program's
 parameters as 'relax.<node>' and is trained by the same optimiser on the estimator's variance
-(its gradient is derived and implemented in ppl.kernels.cpu.relax)."""
+(its gradient is derived and implemented in ppl.kernels.families.relax)."""
 from ppl.kernels.cpu.relax import relax_size
 from ppl.calls import KERNELS, render
 

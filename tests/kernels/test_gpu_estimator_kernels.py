@@ -32,7 +32,7 @@ PAIRS = [(cpu_relax, gpu_relax), (cpu_rebar, gpu_rebar)]
 def public_kernels(mod):
     return sorted(n for n, v in vars(mod).items()
                   if isinstance(v, CPUDispatcher) and not n.startswith("_")
-                  and v.py_func.__module__ == mod.__name__)
+                  and v.py_func.__module__ in (mod.__name__, "ppl.kernels.families." + mod.__name__.rsplit(".", 1)[1]))
 
 
 class Gen:
