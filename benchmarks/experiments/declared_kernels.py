@@ -305,6 +305,53 @@ def _rows(g, R, D):
     }
 
 
+def _relax(g, R, D):
+    from ppl.kernels.cpu.relax import relax_size
+    K, C, H = (4 if D % 4 == 0 else 3), 2, 4
+    a, u = g.x(R, D), g.u(R, D)
+    b, bc = np.zeros((R, D), g.dt), np.zeros((R, D), g.dt)
+    cpu.relax_sample(a, u, b)
+    cpu.relax_categorical_sample(a, u, K, bc)
+    phi, ctx = 0.5 * g.x(relax_size(D, C, H)), g.x(R, C)
+    return {
+        "relax_sample": (a, u, g.out(R, D)),
+        "copy_cols": (g.x(R, D // 2), g.x(R, D), 1),
+        "relax_categorical_sample": (a, u, K, g.out(R, D)),
+        "relax_bwd": (a, u, g.u(R, D), b, g.x(R), g.pos(R), ctx, phi, H, g.x(R, D), g.x(phi.shape[0]), True),
+        "relax_categorical_bwd": (a, u, g.u(R, D), bc, g.x(R), g.pos(R), ctx, phi, H, K, g.x(R, D),
+                                  g.x(phi.shape[0]), True),
+    }
+
+
+def _rebar(g, R, D):
+    from ppl.kernels.cpu.rebar import CONFIGS as C5
+    S, K = R // 2, (4 if D % 4 == 0 else 3)   # stride: R // 2 drawn rows per block of the digit, 2 blocks
+    N = S * C5 * 2
+    a, u, v = g.x(N, D), g.u(N, D), g.u(N, D)
+    y, dzt = np.zeros((N, D), g.dt), np.zeros((N, D), g.dt)
+    cpu.rebar_forward(a, u, v, S, 1, C5, C5, g.h(-0.3), 0.1, y, dzt)
+    f = np.zeros(N, g.dt)
+    cpu.cv_flags(S, 1, C5, C5, f)
+    outc = np.zeros((N, D), g.dt)
+    cpu.relax_rows_categorical(f, g.x(N, D), g.x(N, D), K, g.h(0.3), outc)
+    return {
+        "rebar_forward": (a, u, v, S, 1, C5, C5, g.h(-0.3), 0.1, g.out(N, D), g.out(N, D)),
+        "rebar_weights": (S, 1, C5, C5, g.h(0.7), g.pos(N), g.pos(N)),
+        "cv_flags": (S, 1, C5, C5, np.zeros(N, g.dt)),
+        "relax_rows_bernoulli": (f, g.x(N, D), g.u(N, D), True, g.h(0.3), g.out(N, D)),
+        "relax_rows_bernoulli_bwd": (f, g.u(N, D), g.h(0.3), g.x(N, D), g.x(N, D)),
+        "relax_rows_categorical": (f, g.x(N, D), g.x(N, D), K, g.h(0.3), g.out(N, D)),
+        "relax_rows_categorical_bwd": (f, outc, K, g.h(0.3), g.x(N, D), g.x(N, D)),
+        "relax_rows_normal_bwd": (f, g.x(N, D), g.x(N, D), g.x(N, D), g.x(N, D)),
+        "copy1": (g.x(N), g.out(N)),
+        "rebar_bwd": (a, np.empty((0, 0), g.dt), dzt, y, g.x(N), g.pos(N), g.x(N, D), S, 1, C5, C5, g.h(0.7),
+                      g.h(-0.3), 0.1, g.x(N, D), g.x(1), g.x(1), True),
+        "rebar_categorical_forward": (a, u, v, S, 1, C5, C5, K, g.h(0.2), 0.1, g.out(N, D)),
+        "rebar_categorical_bwd": (a, u, v, g.x(N), g.pos(N), g.x(N, D), S, 1, C5, C5, K, g.h(0.7), g.h(0.2), 0.1,
+                                  g.x(N, D), g.x(1), g.x(1), True),
+    }
+
+
 # family -> (case maker (gen, R, D) -> {kernel: arguments}, shapes)
 FAMILIES = {
     "antithetic": (_antithetic, [(32, 64), (4, 6)]),
@@ -324,8 +371,11 @@ FAMILIES = {
     "elementwise": (_elementwise, [(32, 64), (4, 6)]),
     "layers": (_layers, [(32, 64), (4, 6)]),
     "rows": (_rows, [(32, 64), (4, 6)]),
+    "relax": (_relax, [(32, 64), (4, 6)]),
+    "rebar": (_rebar, [(64, 64), (4, 6)]),   # 320 and 20 rows
 }
-# family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its own
+# family -> the module of hand-written kernels it replaced (cpu_<module>.py or cpu/<module>.py), when not its
+# own (--old-path: an earlier family file, e.g. the activations before they were declared as ops)
 OLD = {"bernoulli": "dists", "probit": "dists", "normal": "dists", "categorical": "dists",
        "activations": "core", "elementwise": "core", "layers": "core"}
 
@@ -336,14 +386,20 @@ MOVED = {"scalar": "math.scalar", "scalar_gamma": "math.gamma", "scalar_groups":
          **{f"cpu_{f}": f"cpu.{f}" for f in ("dists", "optim", "noise", "rows", "relax", "rebar", "lax", "train")}}
 
 
-def load_old(family, rev):
+def load_old(family, rev, path=None):
     """The hand-written kernels a family replaced: `kernels/cpu_<module>.py` at ``rev``, or
-    `kernels/cpu/<module>.py` at a revision after kernels/ was split (``OLD``: the module)."""
-    module = OLD.get(family, family)
+    `kernels/cpu/<module>.py` at a revision after kernels/ was split (``OLD``: the module), or
+    ``path`` (`kernels/families/<name>.py`: an earlier family file)."""
+    module = path[len("kernels/"):-len(".py")] if path else OLD.get(family, family)
     git = lambda path: subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True,  # noqa: E731
                                       text=True)
     shown = git(f"kernels/cpu_{module}.py")
-    if shown.returncode == 0:
+    if module.startswith("families/"):
+        shown = git(f"kernels/{module}.py")
+        shown.check_returncode()
+        src = re.sub(r"^from \.\.", "from ppl.kernels.", shown.stdout, flags=re.M)
+        src = re.sub(r"^from \.(\w+)", r"from ppl.kernels.families.\1", src, flags=re.M)
+    elif shown.returncode == 0:
         src = shown.stdout
         # its relative imports, to the modules' places since kernels/ was split (math/, cpu/, cuda/)
         src = re.sub(r"^from \.(\w+)", lambda m: f"from ppl.kernels.{MOVED.get(m.group(1), m.group(1))}", src,
@@ -410,8 +466,9 @@ def main():
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--only", default="", help="kernels to time (comma-separated; all by default)")
     ap.add_argument("--asm", action="store_true", help="compare the machine code instead of timing")
+    ap.add_argument("--old-path", default=None, help="the old module's path at --rev (kernels/families/<name>.py)")
     a = ap.parse_args()
-    old = load_old(a.family, a.rev)
+    old = load_old(a.family, a.rev, a.old_path)
     make, shapes = FAMILIES[a.family]
     if a.asm:
         return compare_asm(old, make, *shapes[0])
