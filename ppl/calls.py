@@ -108,24 +108,32 @@ class Flat(str):
 
 
 class Call(str):
-    """One kernel call: `kernel` (a KernelRef) on `args`; its value is the line it prints."""
+    """One kernel call: `kernel` (a KernelRef) on `args`; its value is the line it prints.
+    `wrap`: the line around a call whose returned value the step uses, `{}` for the call
+    (`loss += {}`, `loss = {}`, `if not {}:`); None: the call is the line."""
 
     kernel: KernelRef
     args: tuple
+    wrap: str | None
 
-    def __new__(cls, kernel, args=(), indent: str = ""):
+    def __new__(cls, kernel, args=(), indent: str = "", wrap: str | None = None):
         kernel = ref(kernel)
         args = tuple(args)
-        self = super().__new__(cls, f"{indent}{kernel}({', '.join(map(str, args))})")
-        self.kernel, self.args, self.indent = kernel, args, indent
+        text = f"{kernel}({', '.join(map(str, args))})"
+        self = super().__new__(cls, indent + (wrap.format(text) if wrap else text))
+        self.kernel, self.args, self.indent, self.wrap = kernel, args, indent, wrap
         return self
 
     def __getnewargs__(self):
-        return (self.kernel, self.args, self.indent)
+        return (self.kernel, self.args, self.indent, self.wrap)
 
     def indented(self, indent: str = "    ") -> "Call":
         """The same call written inside a block (`indent` more)."""
-        return Call(self.kernel, self.args, indent + self.indent)
+        return Call(self.kernel, self.args, indent + self.indent, self.wrap)
+
+    def wrapped(self, wrap: str) -> "Call":
+        """The same call inside the line `wrap` (`{}` for the call: `if not {}:`)."""
+        return Call(self.kernel, self.args, self.indent, wrap)
 
 
 def call(kernel, *args) -> Call:

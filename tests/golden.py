@@ -16,6 +16,7 @@ import io
 import json
 import keyword
 import os
+import re
 import sys
 import tokenize
 from pathlib import Path
@@ -187,14 +188,15 @@ GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("blackbox_row"
           ("new_laws", {}), ("plates", {}), ("price", {}), ("count_laws", {})]
 
 
-# the array kernels' modules: a statement of the array lowering that starts with one calls a kernel
-_KERNEL_ALIASES = tuple(f"{a}." for a in MODULES if a not in ("rng", "scalar"))
+# the array kernels' modules: a statement of the array lowering that names `alias.kernel(` calls a kernel
+_KERNEL_CALL = re.compile(r"(?<![\w.])(%s)\.\w+\(" % "|".join(a for a in MODULES if a not in ("rng", "scalar")))
 
 
 def unrecorded_calls(statements) -> list:
-    """The statements that call an array kernel by their text but hold no call record (calls.Call):
-    what the CUDA target check and the row-fused lowering would not see."""
-    return [str(st) for st in flatten(statements) if st.call is None and str(st).lstrip().startswith(_KERNEL_ALIASES)]
+    """The statements that call an array kernel by their text (anywhere in the line: `loss +=
+    rows.weighted_total(...)` too) but hold no call record (calls.Call): what the CUDA target
+    check and the row-fused lowering would not see."""
+    return [str(st) for st in flatten(statements) if st.call is None and _KERNEL_CALL.search(str(st))]
 
 
 def generate_source(model, **options) -> str:

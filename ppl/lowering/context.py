@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, KernelRef, call
+from ..calls import KERNELS, Call, KernelRef, call, render, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -20,9 +20,17 @@ from .layout import _ident
 
 # constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
 # words after "<law> '<node>': <param> '<its node>'"
-CONSTRAINT_TESTS = {"unit": "core.all_unit({v})", "unit_positive": "core.all_unit_positive({v})",
-                    "count": "core.all_counts({v})", "weights": "core.all_weight_groups({v}, {K})",
-                    "nonnegative": "core.all_nonnegative({v})"}
+CONSTRAINT_TESTS = {k: template(t) for k, t in {
+    "unit": "core.all_unit({v})", "unit_positive": "core.all_unit_positive({v})", "count": "core.all_counts({v})",
+    "weights": "core.all_weight_groups({v}, {K})", "nonnegative": "core.all_nonnegative({v})"}.items()}
+
+
+def _unless(test) -> str:
+    """The line that opens a step's check: `if not <test>:`, a call record when the test is a
+    kernel's (calls.Call), else the row code's text."""
+    return test.wrapped("if not {}:") if isinstance(test, Call) else f"if not {test}:"
+
+
 CONSTRAINT_ERRORS = {
     "unit": "has values outside [0, 1] or NaN; give probabilities, e.g. {p}=ppl.sigmoid(...), or logits instead",
     "unit_positive": ("has values outside (0, 1] or NaN (a success probability of 0 never ends the count); give "
@@ -176,16 +184,16 @@ class ContextHelpers:
         d = law if law is not None else self.dist(node)
         for pname, p in zip(d.params, node.inputs if params is None else params):
             if pname in d.positive:
-                self.emit(f"if not {is_positive(p)}:")
+                self.emit(_unless(is_positive(p)))
                 self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
                           f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
             if pname in d.constraints:
                 kind = d.constraints[pname]
-                self.emit(f"if not {self.constraint_test(kind, p, node.attrs.get('K'))}:")
+                self.emit(_unless(self.constraint_test(kind, p, node.attrs.get('K'))))
                 self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' "
                           f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}\")")
             if is_finite is not None:
-                self.emit(f"if not {is_finite(p)}:")
+                self.emit(_unless(is_finite(p)))
                 self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; "
                           f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
                           f"learning rate too high)\")")
@@ -193,7 +201,7 @@ class ContextHelpers:
     def constraint_test(self, kind: str, p: Node, K) -> str:
         """The source of the test that every value of the parameter node p meets the constraint
         (ppl/laws/law.py's CONSTRAINTS; K: the group size of a grouped law), on the arrays."""
-        return CONSTRAINT_TESTS[kind].format(v=self.v(p), K=K)
+        return render(CONSTRAINT_TESTS[kind], v=self.v(p), K=K)
 
     def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic

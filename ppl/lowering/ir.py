@@ -37,6 +37,7 @@ class Stmt(str):
     the text)."""
 
     owner: object
+    store: bool    # a row-fused write of a row's value to the workspace (Store)
     call: Call | None
     kernel: tuple | None
     names: tuple
@@ -44,6 +45,7 @@ class Stmt(str):
     def __new__(cls, text: str, owner=None):
         self = super().__new__(cls, text)
         self.owner = owner
+        self.store = isinstance(text, Store)
         self.names = names(text)
         self.call = text if isinstance(text, Call) else None
         self.kernel = (text.kernel.alias, text.kernel.name) if self.call is not None else None
@@ -55,6 +57,11 @@ class Stmt(str):
             return None
         last = self.call.args[-1]
         return last if isinstance(last, str) and last.isidentifier() else None
+
+
+class Store(str):
+    """A line of row-fused code that writes a row's value to the workspace: only the forward-only
+    step keeps it (the gradient step needs none); `Stmt.store` records it."""
 
 
 class Bind(str):

@@ -62,7 +62,6 @@ from ..ops import OPS
 from ..targets import CPU_MODULES
 
 _SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row-fused rewrite
-STORE = "\0"  # marks a workspace write in the row code
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
 
 
@@ -369,7 +368,7 @@ class RowFusedLowering(Lowering):
     def emit_store(self, line: str):
         """A write of a row's value to the workspace: only the forward-only step (mode 0, which
         serves loss_parts and sample) keeps them; the gradient step needs none."""
-        self.emit(STORE + line)
+        self.emit(ir.Store(line))
 
     def forward_node(self, n: Node):
         self.section = self.fwd
@@ -449,8 +448,8 @@ class RowFusedLowering(Lowering):
         function receives theta, grad, state, the inputs and the scratch rows only."""
         ins = "".join(f"{x}, " for x in [*self.inputs, *self.scratch])
         rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
-        grad_rows = [line for line in self.fwd if not line.startswith(STORE)]
-        fwd_rows = [line.lstrip(STORE) for line in self.fwd]
+        grad_rows = [line for line in self.fwd if not line.store]
+        fwd_rows = list(self.fwd)
         used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
         views = [line for line in self.head if line.name in used]
         common = [f"cast = {self.fdtype}", f"w_ = cast(1.0 / ({rows}))", *self.pre]  # pre may halve w_

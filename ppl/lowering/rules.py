@@ -182,7 +182,7 @@ def _law_nll_fwd(lowering, n, ins, c):
     """-log p(value | params) of a law without a head of its own: its log_prob kernel, negated;
     its parameters checked first, as a node's are (a NaN or a non-positive scale raises)."""
     law = lowering.dist_of(n.attrs["law"])
-    lowering.emit_param_checks(n, lambda p: f"rows.all_positive({lowering.v(p)})", law=law, params=n.inputs[:-1])
+    lowering.emit_param_checks(n, lambda p: call(KERNELS.rows.all_positive, lowering.v(p)), law=law, params=n.inputs[:-1])
     lowering.call(law.kernels["log_prob"], list(ins), [c], n)
     lowering.emit(call(KERNELS.core.negate1, c))
 
@@ -216,7 +216,7 @@ def _law_kl_fwd(lowering, n, ins, c):
     (q's are checked where q is drawn)."""
     law = lowering.dist_of(n.attrs["law"])
     k = len(law.params)
-    lowering.emit_param_checks(n, lambda p: f"rows.all_positive({lowering.v(p)})", law=law, params=n.inputs[k:])
+    lowering.emit_param_checks(n, lambda p: call(KERNELS.rows.all_positive, lowering.v(p)), law=law, params=n.inputs[k:])
     lowering.call(law.kernels["kl"], list(ins), [c], n)
 
 

@@ -18,8 +18,9 @@ from ..language.nodes import Node
 from ..estimators import NO_GRAD
 from ..estimators.context import BUILT_IN
 from .rules import ARRAY_RULES
-from ..calls import KERNELS, call, render
+from ..calls import KERNELS, Call, call, render
 from ..ops import OPS
+from .context import _unless
 from .layout import _ndist, _rowmap
 
 
@@ -72,7 +73,7 @@ class Walk:
         (`finite`: the test's source), refusing NaN and inf by the estimator's and node's names."""
         est = self.choices[n][0].estimator
         if est not in BUILT_IN and self.estimator_context(n)._own_draw:
-            self.emit(f"if not {finite}:")
+            self.emit(_unless(finite))
             self.emit(f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' (its "
                       f"draw(ctx)); check its kernels and the parameters they read\")")
 
@@ -94,11 +95,12 @@ class Walk:
                 self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', tot))
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
             self.emit(call(KERNELS.rows.config_weights, self.S, 0, 0, '1.0 / B', self.uw))
-            self.emit(f"loss = rows.iwae_bound({tot}, {self.samples}, {self.S}, {self.rw}, {self.ell})")
+            self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.S, self.rw, self.ell), wrap="loss = {}"))
             return
         self.emit("loss = 0.0")
         for c in self.model.costs:
-            self.emit(f"loss += rows.weighted_total({self.rw}, {self.cost_total.get(c, f'c_{c.name}')}, {tot})")
+            self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.cost_total.get(c, f"c_{c.name}"), tot),
+                           wrap="loss += {}"))
         if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
             (N,) = set(self.cost_scale.values())
             self.cw_plate = self.buf1("cwp_")
@@ -161,10 +163,10 @@ class Walk:
                 self.emit(render(op.fwd_each, xj=xj, off=off, out=out))
                 off += x.width
         elif n.is_stochastic:
-            self.emit_param_checks(n, lambda p: f"rows.all_positive({self.v(p)})",
-                                      lambda p: f"rows.all_finite2({self.stored_values(p)})")
+            self.emit_param_checks(n, lambda p: call(KERNELS.rows.all_positive, self.v(p)),
+                                      lambda p: call(KERNELS.rows.all_finite2, self.stored_values(p)))
             self._estimator(n).draw(self.estimator_context(n))
-            self.check_user_draw(n, f"rows.all_finite2({self.v(n)})")
+            self.check_user_draw(n, call(KERNELS.rows.all_finite2, self.v(n)))
             if self._estimator(n).alternative_row:   # where it kept a jump (lowering/alternative.py)
                 self.reset_alternative(n, self.estimator_context(n).buffer("switched"))
         elif n.attrs.get("is_head"):

@@ -57,12 +57,17 @@ def test_canonical_form_ignores_names_only():
 
 
 def test_a_kernel_call_emitted_as_text_is_found():
-    """The test of golden.generate_source's check: a kernel call held as text, in a loop block
-    too, is found; its record, a row-code line and a plain line are not."""
-    from ppl.calls import KERNELS, call
+    """The test of golden.generate_source's check: a kernel call held as text, in a loop block or
+    after `loss +=` too, is found; its record (one inside a line of its own, `loss += {}` or
+    `if not {}:`, too), a row-code line and a plain line are not."""
+    from ppl.calls import KERNELS, Call, call
     from ppl.lowering.ir import Loop, Stmt
     loop = Loop(3, False, {})
     loop.body = [Stmt("    rows.zero1(L_a)")]
+    total = Call(KERNELS.rows.weighted_total, ("rw", "c", "tot"), wrap="loss += {}")
+    test = call(KERNELS.rows.all_finite2, "v").wrapped("if not {}:")
+    assert str(total) == "loss += rows.weighted_total(rw, c, tot)" and str(test) == "if not rows.all_finite2(v):"
     stmts = [Stmt(call(KERNELS.rows.zero1, "L_b")), Stmt("core.add_fwd(a, b, out)"), Stmt("x = scalar.sig(y)"),
-             Stmt("if mode == 0:"), loop]
-    assert golden.unrecorded_calls(stmts) == ["core.add_fwd(a, b, out)", "    rows.zero1(L_a)"]
+             Stmt("if mode == 0:"), Stmt(total), Stmt(test), Stmt("loss += rows.weighted_total(rw, c, tot)"), loop]
+    assert golden.unrecorded_calls(stmts) == ["core.add_fwd(a, b, out)", "loss += rows.weighted_total(rw, c, tot)",
+                                              "    rows.zero1(L_a)"]
