@@ -380,6 +380,38 @@ def cuda_launcher(kernel, shape, body, over=None, K="K", n=None):
     return _launcher(fn.__name__, args, gen, extent, run, fn.__doc__)
 
 
+def block_launcher(kernel, item, n, result="total", read=float):
+    """The maker of the CUDA launcher of a reduction that returns a value (a family's `CUDA`
+    entry; ``kernel`` its hand-written CPU kernel): ONE block sums ``item(i, *args)`` over the
+    ``n`` items (an expression of the kernel's arguments) in float64, the registry's ``block``
+    (a deterministic block_sum); thread 0 writes ``result`` (an expression of total and the
+    arguments) to a scratch word, and the launcher returns ``read`` of it."""
+    def make():
+        from . import registry
+        from .native.launch import scratch, single_block
+        fn = getattr(kernel, "py_func", kernel)
+        args = list(inspect.signature(fn).parameters)
+        item_args = list(inspect.signature(item).parameters)[1:]
+        if item_args != args:
+            raise TypeError(f"{fn.__name__}: the CUDA item takes {item_args}, the kernel {args}")
+        gen = registry.block(item, n, result)
+        src = (f"def {fn.__name__}({', '.join(args)}):\n"
+               f"    res_ = scratch_()\n"
+               f"    single_block_(gen_, {n})({', '.join(args)}, res_)\n"
+               f"    return read_(res_.copy_to_host()[0])\n")
+        glb = {"scratch_": scratch, "single_block_": single_block, "gen_": gen, "read_": read, "__name__": __name__}
+        exec(compile(src, f"<CUDA launcher of {fn.__name__}>", "exec"), glb)
+        f = glb[fn.__name__]
+        f.__doc__, f.__kernels__ = fn.__doc__, [gen]
+        return f
+    return make
+
+
+def none_counted(count) -> bool:
+    """A block_launcher's `read` for a test that counts its failing items: True when none failed."""
+    return bool(count == 0)
+
+
 def _launcher(name, args, gen, extent, run, doc):
     """The host launcher: ``run`` the generated kernel over ``extent`` (an expression of the
     arguments: the threads the loop shape needs) with the kernel's arguments."""

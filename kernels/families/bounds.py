@@ -15,7 +15,7 @@ import math
 
 from numba import njit
 
-from ..declare import items, rows
+from ..declare import block_launcher, items, rows
 
 
 # The importance-weighted bound: rows r = (i K + k) S + c (data row i, draw k, configuration c of
@@ -184,23 +184,10 @@ def _iwae_bound_item(i, tot, K, S, rw, ell):
     return _iwae_row(tot, K, S, i, tot.shape[0] // (K * S), rw, ell)
 
 
-def _iwae_bound_cuda():
-    """iwae_bound's CUDA launcher: ONE block sums the data rows' bounds in float64 (block_sum, in a
-    fixed order) and thread 0 writes their mean, copied to the host."""
-    from ..native.launch import scratch, single_block
-    from ..registry import block
-    gen = block(_iwae_bound_item, "tot.shape[0] // (K * S)", result="total / (tot.shape[0] // (K * S))")
-
-    def iwae_bound(tot, K, S, rw, ell):
-        res = scratch()
-        single_block(gen, tot.shape[0] // (K * S))(tot, K, S, rw, ell, res)
-        return float(res.copy_to_host()[0])
-    iwae_bound.__doc__ = globals()["iwae_bound"].__doc__
-    iwae_bound.__kernels__ = [gen]
-    return iwae_bound
-
-
-CUDA = {"iwae_bound": _iwae_bound_cuda}   # hand-written on the CPU: its CUDA launcher's maker
+# hand-written on the CPU: its CUDA launcher ONE block summing the data rows' bounds in float64
+# (block_sum, a fixed order), thread 0 writing their mean
+CUDA = {"iwae_bound": block_launcher(iwae_bound, _iwae_bound_item, "tot.shape[0] // (K * S)",
+                                     result="total / (tot.shape[0] // (K * S))")}
 
 PARITY = {   # K = 3 or 4 draws of S = 2 configurations: 2 or 3 data rows
     "iwae_bound": lambda g: (g.x(12), 3, 2, g.out(12), g.out(12)),

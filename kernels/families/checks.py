@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
+from ..declare import block_launcher, none_counted
 from .binomial import floor_count
 
 
@@ -130,37 +131,12 @@ def _bad_group(i, a, K):
     return 0.0 if _group_ok(a, r, (i - r * G) * K, K) else 1.0
 
 
-def _launcher(kernel, item, groups=False):
-    """The CUDA launcher of a check: ONE block counts the failing items of `item` (cells, or groups
-    of K), thread 0 writes the count, the host reads it back."""
-    def make():
-        from ..native.launch import scratch, single_block
-        from ..registry import block
-        n = "a.shape[0] * (a.shape[1] // K)" if groups else "a.shape[0] * a.shape[1]"
-        count = block(item, n)
-
-        def cells(a):
-            res = scratch()
-            single_block(count, a.shape[0] * a.shape[1])(a, res)
-            return bool(res.copy_to_host()[0] == 0)
-
-        def per_group(a, K):
-            res = scratch()
-            single_block(count, a.shape[0] * (a.shape[1] // K))(a, K, res)
-            return bool(res.copy_to_host()[0] == 0)
-        check = per_group if groups else cells
-        check.__name__ = kernel.__name__
-        check.__doc__ = kernel.__doc__
-        check.__kernels__ = [count]
-        return check
-    return make
-
-
-CUDA = {"all_unit": _launcher(all_unit, _bad_unit),
-        "all_unit_positive": _launcher(all_unit_positive, _bad_unit_positive),
-        "all_counts": _launcher(all_counts, _bad_count),
-        "all_nonnegative": _launcher(all_nonnegative, _bad_nonnegative),
-        "all_weight_groups": _launcher(all_weight_groups, _bad_group, True)}
+_CELLS, _GROUPS = "a.shape[0] * a.shape[1]", "a.shape[0] * (a.shape[1] // K)"
+CUDA = {"all_unit": block_launcher(all_unit, _bad_unit, _CELLS, read=none_counted),
+        "all_unit_positive": block_launcher(all_unit_positive, _bad_unit_positive, _CELLS, read=none_counted),
+        "all_counts": block_launcher(all_counts, _bad_count, _CELLS, read=none_counted),
+        "all_nonnegative": block_launcher(all_nonnegative, _bad_nonnegative, _CELLS, read=none_counted),
+        "all_weight_groups": block_launcher(all_weight_groups, _bad_group, _GROUPS, read=none_counted)}
 
 
 def _with(g, values, *shape):

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..declare import cells, cuda_launcher, items, rows
+from ..declare import block_launcher, cells, cuda_launcher, items, none_counted, rows
 from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
                            weighted)
 from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal
@@ -394,43 +394,16 @@ def add_to_cols(r, j, g, off, gx):
 
 
 # ------------------------------------------------------------- the CUDA launchers of the hand-written kernels
-def _one_block(item, n, result="total"):
-    """(the registry's ONE-block float64 sum of `item` over `n` items, its launch): called in a
-    CUDA launcher's maker, so a CPU-only process never imports numba.cuda."""
-    from ..native.launch import scratch, single_block
-    from ..registry import block
-    return block(item, n, result), scratch, single_block
-
-
-def _weighted_total_cuda():
-    gen, scratch, single_block = _one_block(_weighted_total_item, "cost.shape[0]")
-
-    def weighted_total(rw, cost, acc):
-        res = scratch()
-        single_block(gen, cost.shape[0])(rw, cost, acc, res)
-        return float(res.copy_to_host()[0])
-    weighted_total.__doc__, weighted_total.__kernels__ = globals()["weighted_total"].__doc__, [gen]
-    return weighted_total
-
-
 def _add_sum_to_cuda():
-    gen, _, single_block = _one_block(_add_sum_to_item, "a.shape[0]", "res[0] + total")
+    """add_sum_to's CUDA launcher: the one-block sum writes into out[index] itself (its `res`)."""
+    from ..native.launch import single_block
+    from ..registry import block
+    gen = block(_add_sum_to_item, "a.shape[0]", "res[0] + total")
 
     def add_sum_to(a, out, index):
-        single_block(gen, a.shape[0])(a, out[index:index + 1])   # res: the entry itself
+        single_block(gen, a.shape[0])(a, out[index:index + 1])
     add_sum_to.__doc__, add_sum_to.__kernels__ = globals()["add_sum_to"].__doc__, [gen]
     return add_sum_to
-
-
-def _all_positive_cuda():
-    gen, scratch, single_block = _one_block(_not_positive_item, "a.shape[0] * a.shape[1]")
-
-    def all_positive(a):
-        res = scratch()
-        single_block(gen, a.shape[0] * a.shape[1])(a, res)
-        return bool(res.copy_to_host()[0] == 0)
-    all_positive.__doc__, all_positive.__kernels__ = globals()["all_positive"].__doc__, [gen]
-    return all_positive
 
 
 CUDA = {   # hand-written on the CPU, or a CPU loop of the wrong grain for a device (a data row's rows
@@ -439,9 +412,9 @@ CUDA = {   # hand-written on the CPU, or a CPU loop of the wrong grain for a dev
     "fold_rows": lambda: cuda_launcher(fold_rows, "cells", _fold_rows_cell, "out"),
     "gather_rows": lambda: cuda_launcher(gather_rows, "cells", _gather_rows_cell, "out"),
     "fold_into": lambda: cuda_launcher(fold_into, "cells", _fold_into_cell, "out"),
-    "weighted_total": _weighted_total_cuda,
+    "weighted_total": block_launcher(weighted_total, _weighted_total_item, "cost.shape[0]"),
     "add_sum_to": _add_sum_to_cuda,
-    "all_positive": _all_positive_cuda,
+    "all_positive": block_launcher(all_positive, _not_positive_item, "a.shape[0] * a.shape[1]", read=none_counted),
     "all_finite": "products.all_finite_launcher",
     "all_finite2": "products.all_finite_launcher",
     "moving_average_baseline": "products.moving_average_baseline_launcher",
