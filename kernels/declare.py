@@ -330,6 +330,12 @@ def cuda_twin(module) -> dict:
     from .native.launch import run
     family = module.__name__.rsplit(".", 1)[1]
     makers = getattr(module, "CUDA", {})
+    # the target modules that hold makers first: one that is this family's target set makes its
+    # twin as it is imported, and that twin (the one the module binds) is the family's only one
+    for mod in sorted({m.partition(".")[0] for m in makers.values() if isinstance(m, str)}):
+        importlib.import_module(f"{__package__}.cuda.{mod}")
+    if module.__name__ in _TWINS:
+        return _TWINS[module.__name__]
     out = {}
     for name, kernel in declared(module).items():
         if name in makers:
