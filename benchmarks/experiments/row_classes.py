@@ -1,4 +1,4 @@
-"""What computing each layer once per class of equal rows buys (ppl.lowering.Lowering._data_rows):
+"""What computing each layer once per class of equal rows buys (ppl.lowering.rows.plan_rows):
 the gradient step of the paper-scale SBNs with the merge against the layout before it (only the
 data-row sub-graph on one row per data row: every estimator's `shares_rows` off), both compiled
 in this process and timed in alternating rounds (medians of N steps each), float32, batch 50,

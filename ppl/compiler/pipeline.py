@@ -30,7 +30,9 @@ import numpy as np
 
 from . import ahead as compile_ahead
 from ..analysis import graph as G
-from ..lowering import rowfused
+from ..lowering import grads, rows, rowfused
+from ..lowering.grads import GradientNeeds
+from ..lowering.rows import RowPlan
 from ..estimators.autotune import autotune
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
@@ -111,6 +113,9 @@ class Compilation:
     options: CompileOptions               # checked: dtype an np.dtype, samples and seed ints
     an: G.Analysis | None = None
     choices: dict | None = None
+    lowering_class: type | None = None    # Lowering or the row-fused one (pass "fuse")
+    plan: RowPlan | None = None           # the row layout (pass "plan rows")
+    needs: GradientNeeds | None = None    # which values need a cotangent (pass "requires grad")
     lowering: Lowering | None = None      # the lowering: layout, emitted code, user functions
     source: str | None = None
     times: dict = field(default_factory=dict)   # pass name -> seconds
@@ -143,30 +148,34 @@ def select_estimators(c: Compilation):
 
 def fuse(c: Compilation):
     o = c.options
-    rng = np.random.default_rng(o.seed)
     if o.lowering != "arrays" and o.target == "cpu":
         why = ("the IWAE bound couples a data row's draws" if o.objective == "iwae"
                else rowfused.applies(c.model, c.an, c.choices))
         if why is None:
-            c.lowering = rowfused.RowFusedLowering(c.model, c.an, c.choices, o.samples, rng, str(o.dtype))
+            c.lowering_class = rowfused.RowFusedLowering
             return
         if o.lowering == "row-fused":
             raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {why}; "
                              f"use lowering='auto' (array kernels)")
     elif o.lowering == "row-fused":
         raise ModelError(f"lowering='row-fused' is a CPU lowering; target {o.target!r} uses array kernels")
-    c.lowering = Lowering(c.model, c.an, c.choices, o.samples, rng, o.objective)
+    c.lowering_class = Lowering
 
 
 def plan_rows(c: Compilation):
-    c.lowering.plan_rows()
+    cls, o = c.lowering_class, c.options
+    c.plan = rows.plan_rows(c.model, c.an, c.choices, o.samples, o.objective, cls.merge_rows, cls.one_layout)
 
 
 def requires_grad(c: Compilation):
-    c.lowering.requires_grad()
+    c.needs = grads.requires_grad(c.model, c.an, c.choices)
 
 
 def lower_forward(c: Compilation):
+    o, cls = c.options, c.lowering_class
+    dtype = (str(o.dtype),) if cls is rowfused.RowFusedLowering else ()
+    c.lowering = cls(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), *dtype,
+                     objective=o.objective, plan=c.plan, needs=c.needs)
     c.lowering.lower_forward()
 
 
@@ -217,13 +226,12 @@ def run_passes(c: Compilation) -> Compilation:
         try:
             run(c)
         except NoRowForm as e:
-            if not isinstance(c.lowering, rowfused.RowFusedLowering):
+            if c.lowering_class is not rowfused.RowFusedLowering:
                 raise
             if c.options.lowering == "row-fused":
                 raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {e}; "
                                  f"use lowering='auto' (array kernels)") from None
-            o = c.options
-            c.lowering = Lowering(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), o.objective)
+            c.lowering_class, c.lowering = Lowering, None
             i = names.index("plan rows")
             continue
         c.times[name] = c.times.get(name, 0.0) + time.perf_counter() - t0

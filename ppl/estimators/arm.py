@@ -57,7 +57,7 @@ class _Antithetic(Estimator):
 
     def scalar_forward(self, sl, node, opts):
         u = sl.noise_scalar(node, "uniform")
-        if sl.cfg == 0 and node not in sl.shared:
+        if sl.cfg == 0 and node not in sl.plan.shared:
             sl.emit_pre("w_ = cast(w_ * 0.5)")   # each row of a pair carries half the drawn row's weight
         (a,) = node.inputs
         sl.emit(f"{sl.val(node)} = cast(scalar.antithetic_bit({sl.val(a)}, {u}, {sl.digit(node)}))")
@@ -76,7 +76,7 @@ class _Antithetic(Estimator):
             sl.emit(f"if {b0} != {b1}:")
             pad = "    "
             sl.emit(f"{pad}cf_ = scalar.disarm_coef(0.5 * ({L1} - {L0}), {sl.val(a, c0)}, {b0})")
-        for c in ((c0,) if node in sl.shared else (c0, c1)):   # a shared digit's partner row weighs 0
+        for c in ((c0,) if node in sl.plan.shared else (c0, c1)):   # a shared digit's partner row weighs 0
             sl.emit(f"{pad}{sl.cot(a, c)} += cast(w_ * cf_)")
 
 

@@ -153,9 +153,9 @@ class EstimatorContext:
         totals = lowering.totals if lowering.objective == "iwae" else None
         if self._rows is None or self._rows.totals != totals:
             enumerated, every = _digits_below(lowering, node)
-            self._rows = Rows(lowering.samples, lowering.S, lowering.row_digit.get(node, (1, 1)), lowering.rw,
+            self._rows = Rows(lowering.samples, lowering.plan.S, lowering.plan.row_digit.get(node, (1, 1)), lowering.rw,
                               enumerated, every, lowering.zero_rows,
-                              offset=lowering.slot_offset(node), totals=totals, shared=node in lowering.shared,
+                              offset=lowering.plan.slot_offset(node), totals=totals, shared=node in lowering.plan.shared,
                               alternative=lowering.alternative())
         return self._rows
 
@@ -389,7 +389,7 @@ def _digits_below(lowering, node):
     (the neutral digit if there are none), as tuple literals of code."""
     below = G.descendants(lowering.an.graph, node.name)
     every, enumerated = [], []
-    for e, digit in lowering.row_digit.items():
+    for e, digit in lowering.plan.row_digit.items():
         if e.name in below:
             every.append(digit)
             if lowering.choices[e][0].estimator == "enumerate":

@@ -53,9 +53,8 @@ class RowContext(Protocol):
     is the configuration whose code is emitted)."""
 
     cfg: int
-    enum_stride: dict    # node -> the stride of its configuration digit in a row index
     noise_of: dict       # node -> the local of the base noise its draw used
-    shared: list         # the nodes whose extra rows share one digit (Lowering.plan_rows)
+    plan: object         # the row plan (lowering.rows.RowPlan): .shared, the nodes whose extra rows share one digit
 
     def emit(self, line: str) -> None: """One line of the row code."""
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
@@ -156,14 +155,14 @@ class Estimator:
     evaluates_below = False
     # True when its configuration 0 is the node's ordinary draw and its other configurations are
     # branches only its own estimate reads (antithetic partners, measure-valued branches): with
-    # other such nodes its rows then join the digit they share (Lowering.plan_rows), where rows add
+    # other such nodes its rows then join the digit they share (lowering.rows.plan_rows), where rows add
     # up rather than multiply: it is drawn plainly on the others' rows, and its draw and estimate
     # take their place from ctx.rows.slot (and leave the weights of a shared digit alone)
     branch_rows = False
     # True when its extra row is the one alternative row every such node shares (stochastic
     # derivatives with pruning: ppl/lowering/alternative.py): one row per drawn row in all
     alternative_row = False
-    # Whether readers may merge the node's rows that hold equal values (Lowering._data_rows):
+    # Whether readers may merge the node's rows that hold equal values (lowering.rows.plan_rows):
     # True when its estimate reads the value's cotangent, if at all, as a sum over rows of the
     # same linear map on rows whose values are equal (the cotangent of a merged row then reaches
     # the parameters whole from any one of them). None: True when it reads no value cotangent.

@@ -9,7 +9,7 @@ trained (train=True: the temperature's variance gradient needs two rows more); d
 below it are relaxed in those rows. eta's tuning comes free with the 3 rows; the temperature's
 costs two rows more, more than it returns at equal training time on the digits
 (benchmarks/experiments/rebar_tuning.py), so it is asked for, not given. The REBAR nodes of a graph share
-one row digit whose rows add up rather than multiply (Lowering.plan_rows): two REBAR layers take
+one row digit whose rows add up rather than multiply (lowering.rows.plan_rows): two REBAR layers take
 1 + 2 + 2 rows per drawn row, not 3 x 3. eta ('rebar.<node>.eta', init 1) and the temperature
 ('rebar.<node>.log_temperature', init log 0.5) are parameters trained by the same optimiser on
 the estimator's variance: their gradient entries hold d E|g|^2 / d(eta, log lam) (the

@@ -55,7 +55,7 @@ class StochasticDerivative(Estimator):
         return None
 
     def expansion(self, info, opts):
-        return 2   # the drawn row and the alternative row (one for every such node: Lowering.plan_rows)
+        return 2   # the drawn row and the alternative row (one for every such node: lowering.rows.plan_rows)
 
     def draw(self, ctx):
         alt = ctx.rows.alternative

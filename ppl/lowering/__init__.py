@@ -17,8 +17,8 @@ layer is stored on one row per class of a data row's rows that hold equal values
     layout.py    Layout (what a Program allocates), names, the row-layout arithmetic
     context.py   what the estimator context calls: emitting, buffers, parameters, state, noise, signals
     views.py     a node's values and cotangents on the rows a reader reads them on
-    rows.py      pass "plan rows": configuration digits and each node's classes of equal rows
-    grads.py     pass "requires grad": which values need a cotangent
+    rows.py      pass "plan rows": configuration digits and each node's classes of equal rows (RowPlan)
+    grads.py     pass "requires grad": which values need a cotangent (GradientNeeds)
     walk.py      passes "lower forward" / "lower backward": storage and code of every node
     printer.py   pass "render": the step's body as text
 
@@ -26,6 +26,6 @@ The walk is shared with the row-fused lowering (ppl/lowering/rowfused.py, a subc
 per-node hooks). Layer ops are rendered from the op table (ppl/ops.py) or their rule
 (ppl/lowering/rules.py), stochastic nodes by their estimators (ppl/estimators/).
 """
-from .core import Lowering  # noqa: F401
+from .core import Lowering, lower  # noqa: F401
 from .layout import Layout, _ident  # noqa: F401
 from .printer import named_source  # noqa: F401

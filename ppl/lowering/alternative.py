@@ -11,7 +11,7 @@ The lowering's share:
   copied from the drawn row (`reset_alternative`); in a loop's body, also the earlier steps of
   the loop's outputs (read after the loop). Costs need no copy: D restarts at the jump.
 Nodes the alternative row can change (below a stochastic-derivative node, or in a loop's body
-that has one) are computed on every row (Lowering._data_rows), so the copy is a row's.
+that has one) are computed on every row (lowering.rows.plan_rows), so the copy is a row's.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..calls import KERNELS, call
 from ..analysis import graph as G
+from ..estimators.protocol import REGISTRY
 from .ir import LOOP_VAR
 
 
@@ -30,41 +31,45 @@ class AlternativeRow:
     slot: tuple     # (stride, off, span): its place in the shared digit
 
 
+def alternative_nodes(an, choices) -> list:
+    """The nodes whose estimator draws the alternative row, in order."""
+    return [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].alternative_row]
+
+
+def affected_by_alternative(an, choices) -> set:
+    """The names of the nodes whose values the alternative row can change: those below a node
+    drawing it, and every node of a loop body holding one (the carry carries it to the later
+    steps), with what the loop's outputs lead to."""
+    nodes = alternative_nodes(an, choices)
+    out = set()
+    for n in nodes:
+        out.add(n.name)
+        out |= G.descendants(an.graph, n.name)
+    for info in an.loops:
+        if any(n in info.body for n in nodes):
+            out |= {m.name for m in info.loop.body}
+            for o in (*info.loop.last, *info.loop.stacked):
+                out |= {o.name} | G.descendants(an.graph, o.name)
+    return out
+
+
 class Alternative:
-    def alternative_nodes(self) -> list:
-        return [n for n in self.an.order if n in self.choices and self._estimator(n).alternative_row]
 
     def alternative(self) -> AlternativeRow | None:
         """The alternative row's buffers and place (made once, zeroed at the step's start), or None
         when no node's estimator draws one."""
-        nodes = self.alternative_nodes()
+        nodes = alternative_nodes(self.an, self.choices)
         if not nodes:
             return None
-        if getattr(self, "_alternative", None) is None:
+        if self._alternative is None:
             with self.outside():
                 W, count, D = (self.buf1(f"alt_{k}_") for k in ("W", "count", "D"))
             for b in (W, count, D):
                 self.emit_at_start(call(KERNELS.rows.zero1, b))
-            stride, span = self.row_digit[nodes[0]]
-            off = self.cv_slot[nodes[0]][0] if nodes[0] in self.cv_slot else 1
+            stride, span = self.plan.row_digit[nodes[0]]
+            off = self.plan.cv_slot[nodes[0]][0] if nodes[0] in self.plan.cv_slot else 1
             self._alternative = AlternativeRow(W, count, D, (stride, off, span))
         return self._alternative
-
-    def affected_by_alternative(self) -> set:
-        """The nodes whose values the alternative row can change: those below a node drawing
-        it, and every node of a loop body holding one (the carry carries it to the later
-        steps), with what the loop's outputs lead to."""
-        nodes = self.alternative_nodes()
-        out = set()
-        for n in nodes:
-            out.add(n.name)
-            out |= G.descendants(self.an.graph, n.name)
-        for info in self.an.loops:
-            if any(n in info.body for n in nodes):
-                out |= {m.name for m in info.loop.body}
-                for o in (*info.loop.last, *info.loop.stacked):
-                    out |= {o.name} | G.descendants(self.an.graph, o.name)
-        return out
 
     def cost_diff(self, head, full_rows: str):
         """D += the cost's alternative row minus its drawn row."""
@@ -78,7 +83,7 @@ class Alternative:
         row can change: (node, whether every earlier step of a loop's output must be copied too)."""
         order = self.an.order
         pos = {m: i for i, m in enumerate(order)}
-        affected = self.affected_by_alternative()
+        affected = affected_by_alternative(self.an, self.choices)
         info = self.an.loop_of(node)
         out = []
         for m in order:

@@ -211,28 +211,28 @@ class ContextHelpers:
         self.L.noise.append(len(self.L.ws2) - 1)
         stream = self.stream(node, k)
         if node in self.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
-            drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
+            drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"
             self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{self.samples}]", "seed", stream, "t", 0))
             self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
-            if self.S > 1:
-                self.emit(call(KERNELS.rows.expand_rows, name, self.S))
+            if self.plan.S > 1:
+                self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         elif node in self.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
-            drawn = name if self.S == 1 else f"{name}[:{name}.shape[0] // {self.S}]"
+            drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"
             self.emit(call(KernelRef("noise", f"fill_{kind}_at"), drawn, "seed", stream, "t",
                            self.group_index(self.group_of[node]), self.samples))
-            if self.S > 1:
-                self.emit(call(KERNELS.rows.expand_rows, name, self.S))
-        elif self.S == 1:
+            if self.plan.S > 1:
+                self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
+        elif self.plan.S == 1:
             self.emit(call(KernelRef("noise", f"fill_{kind}"), name, "seed", stream, "t", "row0"))
         else:
-            self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{name}.shape[0] // {self.S}]", "seed", stream,
+            self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{name}.shape[0] // {self.plan.S}]", "seed", stream,
                            "t", "row0"))
-            self.emit(call(KERNELS.rows.expand_rows, name, self.S))
+            self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         return name
 
     def group_index(self, plate: str) -> str:
         """The index input of a plate of groups on one row per data row (each row's group)."""
-        return self.values_on(self.model.nodes[self.model.groups[plate].index], self.D1)
+        return self.values_on(self.model.nodes[self.model.groups[plate].index], self.plan.D1)
 
     def downstream_L(self, node: Node) -> str:
         """1D, per row: the sum of the costs downstream of the node. A node of a loop's body: its

@@ -15,27 +15,30 @@ from ..errors import ModelError
 from ..language.nodes import Graph, Node
 from ..estimators import NO_GRAD, NO_GRAD_1D, REGISTRY, EstimatorContext
 from .context import ContextHelpers
-from .grads import GradientNeeds
+from .grads import GradientNeeds, requires_grad
 from .ir import Bind
 from .layout import Layout
 from .loops import Loops
 from .alternative import Alternative
 from .printer import Printer
-from .rows import RowPlan
+from .rows import RowPlan, plan_rows
 from .views import Views
 from .walk import Walk
 
 
-class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alternative, Printer):
-    """Emits the fused step. Estimators call the helper methods of its parts through their contexts."""
+class Lowering(ContextHelpers, Views, Walk, Loops, Alternative, Printer):
+    """Emits the fused step from the records of passes "plan rows" (`plan`, a RowPlan) and "requires
+    grad" (`needs`, GradientNeeds). Estimators call the helper methods of its parts through their
+    contexts."""
 
-    prelude = ""   # functions the step calls, emitted before it (the row-fused lowering's)
-    merge_rows = True   # compute layers once per class of equal rows (_data_rows)
+    merge_rows = True   # compute layers once per class of equal rows (rows.plan_rows)
+    one_layout = False  # every node on every row (the row-fused lowering's layout)
     context_class = EstimatorContext   # what estimator_context makes, one per node
 
     def __init__(self, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
-                 objective: str = "elbo"):
+                 objective: str = "elbo", *, plan: RowPlan, needs: GradientNeeds):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
+        self.plan, self.needs = plan, needs   # the frozen records of the passes before the walk
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
         self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
         self.rng = rng
@@ -51,12 +54,13 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alter
             raise ModelError(f"objective='iwae' with {which}: "
                              f"the importance-weighted bound is per data row and a global (or a group's) latent is "
                              f"shared by several rows; train the ELBO (objective='elbo') or draw them inside the plate")
-        self.L = Layout()
+        self.L = Layout(S=plan.S)
         self._init_loops()
         self.fwd: list = []         # ir.Stmt, in order
         self.bwd: list = []
         self.head: list = []        # ir.Bind: the names of params, state and workspaces
         self.globals: dict = {}
+        self.prelude = ""          # functions the step calls, emitted before it (the row-fused lowering's)
         self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
         self.section = self.fwd
         self.drawing = True         # the forward walk (the estimators' draws), not the backward
@@ -77,8 +81,7 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alter
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
         # re-evaluate the graph below its node (REBAR's control variate): it seeds those rows'
         # cost cotangents differently from their (zero) loss weight. `evaluating`: those nodes
-        self.evaluating = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
-        self.cw = self.buf1("cw_") if self.evaluating else self.rw
+        self.cw = self.buf1("cw_") if needs.evaluating else self.rw
         self.zero_rows = self.buf1("zeros_")
         self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
         self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
@@ -88,14 +91,14 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alter
         self.R = "R"
         self.configs = range(1)   # configurations whose code the walk emits per node (row-fused: S)
         self.cfg = 0
-
-    def generate(self) -> str:
-        """The lowering passes in order (compiler.PASSES runs them one by one): the step's body."""
-        self.plan_rows()
-        self.requires_grad()
-        self.lower_forward()
-        self.lower_backward()
-        return self.render()
+        self.here = plan.FULL       # the layout of the node being lowered (its rows: views.py)
+        self.vcopy: set = set()     # (node, layout) of the value copies made (views.values_on)
+        self.layout_ids: dict = {}  # layout -> its number in buffer names
+        self.row_maps: dict = {}    # row map (tuple) -> the 1D buffer holding it
+        self.cw_folded: dict = {}   # (layout, scale) -> the cost cotangents summed per class (views.cw_at)
+        self.cfull: dict = {}       # cost head -> its rows spread to all R (walk)
+        self._alternative = None    # the alternative row's buffers, made once (alternative.py)
+        self.group_w: dict = {}     # plate -> its rows' share of the group's terms on all R rows (walk)
 
     def _estimator(self, node: Node):
         return REGISTRY[self.choices[node][0].estimator]
@@ -106,3 +109,16 @@ class Lowering(ContextHelpers, Views, RowPlan, GradientNeeds, Walk, Loops, Alter
             ch, _ = self.choices[node]
             self.contexts[node] = self.context_class(REGISTRY[ch.estimator], self, node, ch.options)
         return self.contexts[node]
+
+
+def lower(cls, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
+          *args, objective: str = "elbo") -> Lowering:
+    """The passes from "plan rows" to "lower backward" in order (compiler.PASSES runs them one
+    by one): a lowering of class `cls` (Lowering or the row-fused one, whose `*args` is its dtype),
+    ready to render."""
+    plan = plan_rows(model, an, choices, samples, objective, cls.merge_rows, cls.one_layout)
+    needs = requires_grad(model, an, choices)
+    lowering = cls(model, an, choices, samples, rng, *args, objective=objective, plan=plan, needs=needs)
+    lowering.lower_forward()
+    lowering.lower_backward()
+    return lowering

@@ -19,7 +19,7 @@ class Layout:
     costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)
     noise: list = field(default_factory=list)    # ws2 indices of the base noise buffers (one draw per drawn row)
     consts: dict = field(default_factory=dict)   # ws1 index -> the constant values it holds (row maps)
-    values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, its layout: Lowering._data_rows)
+    values: dict = field(default_factory=dict)   # node name -> ('ws2' | 'input', index, its layout: lowering.rows.RowPlan.lay)
     rw_index: int = 0
     S: int = 1
     lowering: str = "array kernels"

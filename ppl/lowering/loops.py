@@ -30,8 +30,24 @@ from contextlib import contextmanager
 
 from ..calls import KERNELS, call
 from ..errors import ModelError
+from ..estimators.protocol import REGISTRY
 from . import ir
 from .ir import LOOP_VAR
+
+
+def check_loop_estimators(an, choices, objective: str):
+    """Estimators whose extra rows relax the graph below them (REBAR) are not lowered in loops,
+    nor the importance-weighted bound (its terms are a draw's whole cost)."""
+    if an.loops and objective == "iwae":
+        raise ModelError(f"objective='iwae' with ppl.scan '{an.loops[0].loop.name}': the importance-weighted "
+                         f"bound is not lowered through loops; train the ELBO (objective='elbo')")
+    for info in an.loops:
+        for n in info.loop.body:
+            if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below:
+                raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{info.loop.name}'): estimator "
+                                 f"'{choices[n][0].estimator}' relaxes the graph below its node in its extra "
+                                 f"rows, across the later steps, which loops do not lower; choose 'disarm', "
+                                 f"'score', 'mvd' or another estimator for '{n.name}'")
 
 STORE = "__T"   # the suffix of a per-step buffer's storage
 
@@ -122,20 +138,6 @@ class Loops:
     def per_step_offset(self, off: int, size: int):
         """An offset in `state` of a value kept per step index in the open loop (or the offset)."""
         return off if self.loop is None else f"{off} + {LOOP_VAR} * {size}"
-
-    def check_loop_estimators(self):
-        """Estimators whose extra rows relax the graph below them (REBAR) are not lowered in loops,
-        nor the importance-weighted bound (its terms are a draw's whole cost)."""
-        if self.an.loops and self.objective == "iwae":
-            raise ModelError(f"objective='iwae' with ppl.scan '{self.an.loops[0].loop.name}': the importance-weighted "
-                             f"bound is not lowered through loops; train the ELBO (objective='elbo')")
-        for info in self.an.loops:
-            for n in info.loop.body:
-                if n in self.choices and self._estimator(n).evaluates_below:
-                    raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{info.loop.name}'): estimator "
-                                     f"'{self.choices[n][0].estimator}' relaxes the graph below its node in its extra "
-                                     f"rows, across the later steps, which loops do not lower; choose 'disarm', "
-                                     f"'score', 'mvd' or another estimator for '{n.name}'")
 
     # ----- the loss: per-step costs summed over the steps
     def step_totals(self):

@@ -44,8 +44,8 @@ class Printer:
         SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph")."""
         K = self.samples
         weights = [self.statement(call(KERNELS.rows.fill, self.rw, f"1.0 / (B * {K})"))]
-        if self.branch_digit is not None:
-            weights.append(self.statement(call(KERNELS.core.branch_weights, self.rw, *self.branch_digit[:2])))
+        if self.plan.branch_digit is not None:
+            weights.append(self.statement(call(KERNELS.core.branch_weights, self.rw, *self.plan.branch_digit[:2])))
         stmts = [*weights, *self.fwd, self.statement("if mode == 0:"),
                  self.statement("    return loss"), *self.bwd, self.statement("return loss")]
         stmts = ir.without(stmts, ir.unread_repeats(stmts))

@@ -183,10 +183,12 @@ class RowFusedLowering(Lowering):
     `scalar_forward` / `scalar_backward`, estimators.protocol.RowContext)."""
 
     context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
+    one_layout = True   # every node is computed per row: a width-1 value costs nothing to redo
 
-    def __init__(self, model, an, choices, samples, rng, dtype):
+    def __init__(self, model, an, choices, samples, rng, dtype, *, objective="elbo", plan, needs):
         self.fdtype, self.prec = ("np.float32", "f32") if dtype == "float32" else ("np.float64", "f64")
-        super().__init__(model, an, choices, samples, rng)
+        super().__init__(model, an, choices, samples, rng, objective, plan=plan, needs=needs)
+        self.configs = range(plan.S)   # each configuration's code is unrolled into the row loop
         self.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
         # self.fwd / self.bwd: the forward / backward code of one row (backward: mode != 0)
         self.pre: list[str] = []    # before the row loop (state reads)
@@ -197,18 +199,27 @@ class RowFusedLowering(Lowering):
         self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
         self.scratch: dict = {}     # name -> ws1 index of the one-value rows of scratch_row (_gradient's arguments)
 
-    def _data_rows(self):  # every node is computed per row: a width-1 value costs nothing to redo
-        self._one_layout()
-
     # ----- helpers estimators use
+    def digit(self, node: Node, cfg=None) -> int:
+        """The node's configuration in configuration cfg (default: the current one; RowPlan.digit)."""
+        return self.plan.digit(node, self.cfg if cfg is None else cfg)
+
+    def partner(self, node: Node, cfg=None) -> int:
+        """The configuration of the node's antithetic partner on cfg's rows (RowPlan.partner)."""
+        return self.plan.partner(node, self.cfg if cfg is None else cfg)
+
+    def weighs(self, cfg=None) -> bool:
+        """Whether configuration cfg carries the objective's weight (RowPlan.weighs)."""
+        return self.plan.weighs(self.cfg if cfg is None else cfg)
+
     def row(self, cfg=None) -> str:
         """The workspace row of drawn row d in configuration cfg (default: the current one)."""
-        return "d" if self.S == 1 else f"d * {self.S} + {self.cfg if cfg is None else cfg}"
+        return "d" if self.plan.S == 1 else f"d * {self.plan.S} + {self.cfg if cfg is None else cfg}"
 
     def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
         """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
         configuration (when there are several) unless it is shared by all of them."""
-        sfx = "" if self.S == 1 else f"_{self.cfg if cfg is None else cfg}"
+        sfx = "" if self.plan.S == 1 else f"_{self.cfg if cfg is None else cfg}"
         return f"{prefix}_{_ident(node.name)}" + (sfx if per_config else "")
 
     def val(self, node: Node, cfg=None) -> str:
@@ -216,7 +227,7 @@ class RowFusedLowering(Lowering):
 
     def cot(self, node: Node, cfg=None):
         """The local holding the cotangent of the node's value, or None when none is needed."""
-        return self.local("d", node, cfg) if self.req[node] and node.kind != "input" else None
+        return self.local("d", node, cfg) if self.needs.req[node] and node.kind != "input" else None
 
     def cost_local(self, head: Node, cfg=None) -> str:
         return self.local("cs", head, cfg)
@@ -316,10 +327,6 @@ class RowFusedLowering(Lowering):
         return name
 
     # ----- the shared walk's hooks (lowering.Lowering.lower_forward / lower_backward)
-    def plan_rows(self):
-        super().plan_rows()
-        self.configs = range(self.S)   # each configuration's code is unrolled into the row loop
-
     def lower_forward(self):
         self.buf1("tot_")
         super().lower_forward()
@@ -347,7 +354,7 @@ class RowFusedLowering(Lowering):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted
         for each configuration (parameters in topological order, as the array lowering does)."""
         if n.kind == "input":
-            self.L.values[n.name] = ("input", len(self.L.inputs), self.D1)
+            self.L.values[n.name] = ("input", len(self.L.inputs), self.plan.D1)
             self.L.inputs.append(n.name)
             self.inputs.append(self.local("in", n, per_config=False))
         elif n.attrs.get("is_head"):
@@ -360,7 +367,7 @@ class RowFusedLowering(Lowering):
             for q in params:
                 self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
             self.buf2(f"v_{n.name}", 1)
-            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.FULL)
+            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.plan.FULL)
 
     def _store(self, n: Node):
         self.emit_store(f"v_{_ident(n.name)}[{self.row()}, 0] = {self.val(n)}")

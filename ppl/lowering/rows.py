@@ -1,13 +1,18 @@
 """Pass "plan rows": the configuration digits of the row layout and each node's classes of
-equal rows (what it is computed on)."""
+equal rows (what it is computed on), returned as a frozen `RowPlan` that the other parts read."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from .rules import ARRAY_RULES
 from .ir import LOOP_VAR
+from .alternative import affected_by_alternative
 from .layout import _canon
+from .loops import check_loop_estimators
 
 # rows per drawn row (data row and sample) the step may evaluate: enumeration multiplies them by
 # its support, the shared digit adds each node's extra rows
@@ -46,99 +51,61 @@ def shared_span(members, sizes: dict, est: dict, steps=None) -> int:
     return 1 + sum((sizes[n] - 1) * steps.get(n, 1) for n in members if not est[n].alternative_row) + int(alt)
 
 
-class RowPlan:
-    # ----- pass: plan rows
-    def plan_rows(self):
-        """The row layout r = ((i K) + k) S + c, c a mixed-radix number: one digit per enumerated
-        or antithetic node (its configurations, a product with the other digits), and one digit
-        that every REBAR node (an estimator that `evaluates_below`) shares, whose rows are a sum,
-        not a product: the drawn row (local index 0), then each node's control-variate rows after
-        the previous node's. `cv_slot[n] = (off, span)`: configuration c >= 1 of n sits at local
-        index off + c - 1 of that digit's span rows; `row_digit[n] = (stride, size)` of every node's
-        digit. A REBAR node's estimate reads its own rows and the drawn row only (every other row
-        has weight rw = 0 for it), so the product's other rows -- two nodes' control variates at
-        once -- changed no expectation: below a REBAR node another one is relaxed in those rows,
-        so its configuration rows there were equal and their seeds (1, eta, -eta ...) summed to 1;
-        beside it, they only added zero-mean terms. Two REBAR layers take 5 rows instead of 9 (9
-        instead of 25 with eta and the temperature trained)."""
-        self.enum_stride, self.cv_slot, self.row_digit, S = {}, {}, {}, 1
-        self.sizes = sizes = {n: REGISTRY[self.choices[n][0].estimator].expansion(self.choices[n][1], self.choices[n][0].options)
-                 for n in self.an.order if n in self.choices}
-        self.check_loop_estimators()
-        # a body node's configurations exist once per step of its loop
-        self.steps = steps = {n: (self.an.loop_of(n).loop.length if self.an.loop_of(n) else 1) for n in sizes}
-        self.shared = shared = self.shared_digit()
-        alt = [n for n in shared if self._estimator(n).alternative_row]   # one row for them all
-        for n in alt:   # the alternative row's costs are compared row by row, never marginalised
-            below = G.descendants(self.an.graph, n.name)
-            for m in self.an.order:
-                if m.name in below and sizes.get(m, 1) > 1 and m not in shared:
-                    raise ModelError(f"{n.kind} '{n.name}': estimator '{self.choices[n][0].estimator}' cannot sit "
-                                     f"above '{m.name}' (estimator '{self.choices[m][0].estimator}', whose rows "
-                                     f"multiply and weigh each configuration); choose 'score', 'disarm' or 'mvd' for "
-                                     f"'{m.name}'")
-        span = shared_span(shared, sizes, {n: self._estimator(n) for n in shared}, steps)
-        for n in self.an.order:
-            size = sizes.get(n, 1)
-            if size <= 1:
-                continue
-            if n in shared:
-                if n is shared[0]:
-                    T, off = S, 1
-                    S *= span
-                    for m in shared:
-                        if m in alt and m is not alt[0]:   # the alternative row's first node placed it
-                            self.enum_stride[m], self.row_digit[m], self.cv_slot[m] = T, (T, span), self.cv_slot[alt[0]]
-                            continue
-                        self.enum_stride[m], self.row_digit[m], self.cv_slot[m] = T, (T, span), (off, span)
-                        off += 1 if m in alt else (sizes[m] - 1) * steps[m]
-                continue
-            if steps[n] > 1:
-                raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{self.an.loop_of(n).loop.name}'): "
-                                 f"estimator '{self.choices[n][0].estimator}' multiplies the rows by {size} at every "
-                                 f"step ({size}^{steps[n]} rows); choose an estimator whose extra rows add up "
-                                 f"('disarm', 'mvd', 'arms'), or 'score' (no extra rows)")
-            self.enum_stride[n], self.row_digit[n] = S, (S, size)
-            S *= size
-        if S > MAX_ROWS:
-            raise ModelError(self._too_many_rows(S, span))
-        self.S = self.L.S = S
-        # a shared digit with branch rows: only its drawn rows carry the objective's weight
-        self.branch_digit = (self.row_digit[shared[0]] if any(self._estimator(n).branch_rows for n in shared)
-                             else None)
-        self.reps = self.samples * S
-        self._data_rows()
+def _frozen(d: dict) -> MappingProxyType:
+    return MappingProxyType(dict(d))
 
-    def shared_digit(self) -> list:
-        """The nodes whose extra rows share one digit (`shared_members`), in order."""
-        return shared_members(self.an.order, self.sizes, {n: self._estimator(n) for n in self.sizes},
-                              lambda n: G.descendants(self.an.graph, n.name), self.steps)
+
+@dataclass(frozen=True)
+class RowPlan:
+    """What pass "plan rows" decides, read by every later part (never written after it).
+
+    Rows are r = ((i K) + k) S + c; `reps` = K S rows per data row. `sizes[n]`: the node's
+    configurations, `steps[n]`: its loop's steps (1 outside a loop); `shared`: the nodes whose
+    extra rows share one digit, in order; `row_digit[n] = (stride, size)` of every expanded node's
+    digit, `cv_slot[n] = (off, span)` of a shared-digit member; `branch_digit`: the shared
+    digit's (stride, span) when its extra rows carry no objective weight, else None;
+    `draws_alternative`: the nodes that draw the alternative row. `FULL` / `D1`: the layouts of every
+    row and of one row per data row; `lay[n]`: the layout a node is stored on, `inv`: the nodes
+    stored once per data row; `gcopy[n]`: the other layouts its readers read its cotangent on."""
+
+    S: int
+    reps: int
+    sizes: MappingProxyType
+    steps: MappingProxyType
+    shared: tuple
+    row_digit: MappingProxyType
+    cv_slot: MappingProxyType
+    branch_digit: tuple | None
+    draws_alternative: frozenset
+    FULL: tuple
+    D1: tuple
+    lay: MappingProxyType
+    inv: frozenset
+    gcopy: MappingProxyType
 
     # ----- the configurations of a drawn row (the row-fused lowering emits each one's code)
-    def digit(self, node, cfg=None) -> int:
+    def digit(self, node, cfg: int) -> int:
         """The node's configuration in configuration cfg (antithetic: 0 = b, 1 = b~): its digit of
         its own, or its place in the shared digit (0 on the other members' rows)."""
-        cfg = self.cfg if cfg is None else cfg
         stride, span = self.row_digit[node]
         if node not in self.shared:
             return (cfg // stride) % span
         off, j = self.cv_slot[node][0], (cfg // stride) % span
         return j - off + 1 if off <= j < off + self.sizes[node] - 1 else 0
 
-    def partner(self, node, cfg=None) -> int:
+    def partner(self, node, cfg: int) -> int:
         """The configuration of the node's configuration 1 (its antithetic partner) on the rows of
         configuration cfg (where the node's configuration is 0)."""
-        cfg = self.cfg if cfg is None else cfg
         stride, _ = self.row_digit[node]
         return cfg + (self.cv_slot[node][0] if node in self.shared else 1) * stride
 
-    def weighs(self, cfg=None) -> bool:
+    def weighs(self, cfg: int) -> bool:
         """Whether configuration cfg carries the objective's weight w_: every one but the extra rows
         of the shared digit (kernels/families/branches.py)."""
         if self.branch_digit is None:
             return True
         stride, span = self.branch_digit
-        return ((self.cfg if cfg is None else cfg) // stride) % span == 0
+        return (cfg // stride) % span == 0
 
     def slot_offset(self, node):
         """Where the node's configuration 1 sits in the shared digit (Rows.offset): a local index;
@@ -146,95 +113,156 @@ class RowPlan:
         if node not in self.cv_slot:
             return 0
         off = self.cv_slot[node][0]
-        steps = self.steps.get(node, 1)
-        if steps == 1 or self._estimator(node).alternative_row:
+        if self.steps.get(node, 1) == 1 or node in self.draws_alternative:
             return off
         return f"{off} + {LOOP_VAR} * {self.sizes[node] - 1}"
 
-    def _too_many_rows(self, S: int, span: int) -> str:
-        """The error of a row layout over MAX_ROWS rows per drawn row: the nodes that make them."""
-        own = sorted(((self.row_digit[n][1], n.name, self.choices[n][0].estimator) for n in self.row_digit
-                      if n not in self.shared), reverse=True)
-        parts = [f"'{name}' (estimator '{est}') x{size}" for size, name, est in own[:4]]
-        if self.shared:
-            parts.append(f"the extra rows of {len(self.shared)} nodes ({', '.join(repr(n.name) for n in self.shared[:3])}"
-                         f"{', ...' if len(self.shared) > 3 else ''}) +{span - 1}")
-        return (f"the step would evaluate {S} rows per draw (> {MAX_ROWS}): {', '.join(parts)}; an estimator's rows "
-                f"multiply (enumeration by its support, a user's by its rows()): enumerate fewer or smaller nodes, or "
-                f"choose 'score' or 'stochastic_derivative' (no extra rows per node) for some of them")
 
-    def _data_rows(self):
-        """Which rows of a data row each node is computed on: its layout `lay[n]`, a tuple that
-        maps each of the data row's K S rows to the row holding its value.
+def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_rows: bool = True,
+              one_layout: bool = False) -> RowPlan:
+    """The row layout r = ((i K) + k) S + c, c a mixed-radix number: one digit per enumerated
+    or antithetic node (its configurations, a product with the other digits), and one digit
+    that every REBAR node (an estimator that `evaluates_below`) shares, whose rows are a sum,
+    not a product: the drawn row (local index 0), then each node's control-variate rows after
+    the previous node's. `cv_slot[n] = (off, span)`: configuration c >= 1 of n sits at local
+    index off + c - 1 of that digit's span rows; `row_digit[n] = (stride, size)` of every node's
+    digit. A REBAR node's estimate reads its own rows and the drawn row only (every other row
+    has weight rw = 0 for it), so the product's other rows -- two nodes' control variates at
+    once -- changed no expectation: below a REBAR node another one is relaxed in those rows,
+    so its configuration rows there were equal and their seeds (1, eta, -eta ...) summed to 1;
+    beside it, they only added zero-mean terms. Two REBAR layers take 5 rows instead of 9 (9
+    instead of 25 with eta and the temperature trained). `merge_rows`: compute layers once per
+    class of equal rows (`_layouts`); `one_layout`: every node, data inputs too, on every row (the
+    row-fused lowering's: a width-1 value costs nothing to redo)."""
+    est = {n: REGISTRY[choices[n][0].estimator] for n in an.order if n in choices}
+    row_digit, cv_slot, S = {}, {}, 1
+    sizes = {n: est[n].expansion(choices[n][1], choices[n][0].options) for n in est}
+    check_loop_estimators(an, choices, objective)
+    # a body node's configurations exist once per step of its loop
+    steps = {n: (an.loop_of(n).loop.length if an.loop_of(n) else 1) for n in sizes}
+    shared = shared_members(an.order, sizes, est, lambda n: G.descendants(an.graph, n.name), steps)
+    alt = [n for n in shared if est[n].alternative_row]   # one row for them all
+    for n in alt:   # the alternative row's costs are compared row by row, never marginalised
+        below = G.descendants(an.graph, n.name)
+        for m in an.order:
+            if m.name in below and sizes.get(m, 1) > 1 and m not in shared:
+                raise ModelError(f"{n.kind} '{n.name}': estimator '{choices[n][0].estimator}' cannot sit "
+                                 f"above '{m.name}' (estimator '{choices[m][0].estimator}', whose rows "
+                                 f"multiply and weigh each configuration); choose 'score', 'disarm' or 'mvd' for "
+                                 f"'{m.name}'")
+    span = shared_span(shared, sizes, est, steps)
+    for n in an.order:
+        size = sizes.get(n, 1)
+        if size <= 1:
+            continue
+        if n in shared:
+            if n is shared[0]:
+                T, off = S, 1
+                S *= span
+                for m in shared:
+                    if m in alt and m is not alt[0]:   # the alternative row's first node placed it
+                        row_digit[m], cv_slot[m] = (T, span), cv_slot[alt[0]]
+                        continue
+                    row_digit[m], cv_slot[m] = (T, span), (off, span)
+                    off += 1 if m in alt else (sizes[m] - 1) * steps[m]
+            continue
+        if steps[n] > 1:
+            raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{an.loop_of(n).loop.name}'): "
+                             f"estimator '{choices[n][0].estimator}' multiplies the rows by {size} at every "
+                             f"step ({size}^{steps[n]} rows); choose an estimator whose extra rows add up "
+                             f"('disarm', 'mvd', 'arms'), or 'score' (no extra rows)")
+        row_digit[n] = (S, size)
+        S *= size
+    if S > MAX_ROWS:
+        raise ModelError(_too_many_rows(S, span, row_digit, shared, choices))
+    # a shared digit with branch rows: only its drawn rows carry the objective's weight
+    branch_digit = row_digit[shared[0]] if any(est[n].branch_rows for n in shared) else None
+    KS = samples * S
+    FULL, D1 = tuple(range(KS)), (0,) * KS
+    plan = RowPlan(S, KS, _frozen(sizes), _frozen(steps), tuple(shared), _frozen(row_digit), _frozen(cv_slot),
+                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}))
+    if KS == 1 or one_layout:
+        return plan
+    lay, gcopy = _layouts(plan, model, an, est, affected_by_alternative(an, choices), merge_rows)
+    inv = frozenset(n for n in an.order if lay[n] == D1)
+    return RowPlan(S, KS, plan.sizes, plan.steps, plan.shared, plan.row_digit, plan.cv_slot, branch_digit,
+                   plan.draws_alternative, FULL, D1, _frozen(lay), inv, _frozen({n: frozenset(v) for n, v in gcopy.items()}))
 
-        A node's rows that must hold equal values form its row classes `sig[n]` (the same form
-        of tuple): a layer's values are equal on two rows when all its inputs' are; a stochastic
-        node's when both rows draw it the same way (the same sample k, its own configuration
-        digit, its inputs' classes; on a REBAR node's rows relaxed by it or by a REBAR node above,
-        never), if its estimator `shares_rows`. Data inputs, parameters and what depends on them
-        only have one class (the data-row sub-graph, `inv`); a layer below a stochastic node has
-        K S, unless configurations repeat an upstream value: two REBAR layers' rows 0, 3, 4 hold
-        the same upper draw, as do two DisARM layers' pairs of lower configurations, and XLA's
-        common subexpressions would merge them too.
 
-        A layer and a cost head (but log_prob: its estimators read its rows) are computed on one
-        row per class; a stochastic node on all K S rows. A reader on other rows reads a copy
-        (values_on: rows.repeat_rows or rows.gather_rows) and its cotangents are summed back
-        (cotangent_on: rows.fold_rows or rows.fold_into); a cost's rows are spread to all R (rows.gather1) for the
-        loss and the estimators, and the cost cotangents cw summed per class (cw_at: rows.fold1).
-        The encoder of a model with 4 samples and an antithetic pair runs on B rows, not 8 B."""
-        self._one_layout()
-        KS, S = self.reps, self.S
-        if KS == 1:
-            return
-        g = self.an.graph
-        every_row = self.affected_by_alternative()   # the alternative row's copies need every row
-        for n in self.an.order:
-            if (not self.merge_rows and n.kind != "input" or self.an.loop_of(n) is not None or "of_loop" in n.attrs
-                    or n.name in every_row):
-                self.sig[n] = self.FULL   # every node on every row (a loop's body: its rows differ step by step)
+def _too_many_rows(S: int, span: int, row_digit, shared, choices) -> str:
+    """The error of a row layout over MAX_ROWS rows per drawn row: the nodes that make them."""
+    own = sorted(((row_digit[n][1], n.name, choices[n][0].estimator) for n in row_digit if n not in shared),
+                 reverse=True)
+    parts = [f"'{name}' (estimator '{est}') x{size}" for size, name, est in own[:4]]
+    if shared:
+        parts.append(f"the extra rows of {len(shared)} nodes ({', '.join(repr(n.name) for n in shared[:3])}"
+                     f"{', ...' if len(shared) > 3 else ''}) +{span - 1}")
+    return (f"the step would evaluate {S} rows per draw (> {MAX_ROWS}): {', '.join(parts)}; an estimator's rows "
+            f"multiply (enumeration by its support, a user's by its rows()): enumerate fewer or smaller nodes, or "
+            f"choose 'score' or 'stochastic_derivative' (no extra rows per node) for some of them")
+
+
+def _layouts(plan: RowPlan, model, an, est: dict, every_row: set, merge_rows: bool):
+    """Which rows of a data row each node is computed on: its layout `lay[n]`, a tuple that
+    maps each of the data row's K S rows to the row holding its value, and `gcopy`.
+
+    A node's rows that must hold equal values form its row classes `sig[n]` (the same form
+    of tuple): a layer's values are equal on two rows when all its inputs' are; a stochastic
+    node's when both rows draw it the same way (the same sample k, its own configuration
+    digit, its inputs' classes; on a REBAR node's rows relaxed by it or by a REBAR node above,
+    never), if its estimator `shares_rows`. Data inputs, parameters and what depends on them
+    only have one class (the data-row sub-graph, `inv`); a layer below a stochastic node has
+    K S, unless configurations repeat an upstream value: two REBAR layers' rows 0, 3, 4 hold
+    the same upper draw, as do two DisARM layers' pairs of lower configurations, and XLA's
+    common subexpressions would merge them too.
+
+    A layer and a cost head (but log_prob: its estimators read its rows) are computed on one
+    row per class; a stochastic node on all K S rows. A reader on other rows reads a copy
+    (values_on: rows.repeat_rows or rows.gather_rows) and its cotangents are summed back
+    (cotangent_on: rows.fold_rows or rows.fold_into); a cost's rows are spread to all R (rows.gather1) for the
+    loss and the estimators, and the cost cotangents cw summed per class (cw_at: rows.fold1).
+    The encoder of a model with 4 samples and an antithetic pair runs on B rows, not 8 B.
+    `every_row`: the names of the nodes the alternative row can change (their copies need every
+    row); without `merge_rows`, every node but the data inputs is computed on every row."""
+    KS, S, FULL, D1 = plan.reps, plan.S, plan.FULL, plan.D1
+    g = an.graph
+    sig, lay, gcopy = {}, {}, {}
+    for n in an.order:
+        if (not merge_rows and n.kind != "input" or an.loop_of(n) is not None or "of_loop" in n.attrs
+                or n.name in every_row):
+            sig[n] = FULL   # every node on every row (a loop's body: its rows differ step by step)
+            continue
+        if not n.is_stochastic:
+            sig[n] = _canon([tuple(sig[p][r] for p in n.inputs) for r in range(KS)])
+            continue
+        if not (est[n].shares_rows if est[n].shares_rows is not None else not est[n].passes_value_grad):
+            sig[n] = FULL
+            continue
+        relaxing = [m for m in plan.shared if (m is n or m.name in G.ancestors(g, n.name)) and est[m].evaluates_below]
+        keys = []
+        for r in range(KS):
+            k, c = divmod(r, S)
+            if any(plan.digit(m, c) for m in relaxing):
+                keys.append(("relaxed", r))
                 continue
-            if not n.is_stochastic:
-                self.sig[n] = _canon([tuple(self.sig[p][r] for p in n.inputs) for r in range(KS)])
-                continue
-            est = self._estimator(n)
-            if not (est.shares_rows if est.shares_rows is not None else not est.passes_value_grad):
-                self.sig[n] = self.FULL
-                continue
-            relaxing = [m for m in self.shared if (m is n or m.name in G.ancestors(g, n.name))
-                        and self._estimator(m).evaluates_below]
-            keys = []
-            for r in range(KS):
-                k, c = divmod(r, S)
-                if any(self.digit(m, c) for m in relaxing):
-                    keys.append(("relaxed", r))
-                    continue
-                digit = self.digit(n, c) if n in self.row_digit else 0
-                keys.append((k, digit, tuple(self.sig[p][k * S + c] for p in n.inputs)))
-            self.sig[n] = _canon(keys)
-        for n in self.an.order:
-            if n.kind == "input":
-                self.lay[n] = self.D1
-            elif n.is_stochastic or (n.attrs.get("is_head") and (n.kind == "log_prob" or n.kind in ARRAY_RULES
-                                                                 and n.kind != "bernoulli_nll")):
-                self.lay[n] = self.FULL
-            elif n.kind != "param":
-                self.lay[n] = self.sig[n]
-        for n in self.an.order:   # a parameter row: on its readers' rows if they agree, else once per data row
-            if n.kind == "param":
-                at = {self.lay[self.model.nodes[k]] for k in g.successors(n.name)}
-                self.lay[n] = at.pop() if len(at) == 1 else self.D1
-        self.inv = {n for n in self.an.order if self.lay[n] == self.D1}
-        for n in self.an.order:   # the cotangent copies: one per layout a reader reads the node on
-            for k in g.successors(n.name):
-                P = self.lay[self.model.nodes[k]]
-                if P != self.lay[n]:
-                    self.gcopy.setdefault(n, set()).add(P)
-
-    def _one_layout(self):
-        """Every node on all K S rows of a data row (the row-fused lowering's layout)."""
-        KS = self.reps
-        self.FULL, self.D1 = tuple(range(KS)), (0,) * KS
-        self.here = self.FULL
-        self.lay, self.sig, self.inv = {}, {}, set()
-        self.vcopy, self.gcopy, self.cw_folded, self.layout_ids, self.cfull, self.row_maps = set(), {}, {}, {}, {}, {}
+            digit = plan.digit(n, c) if n in plan.row_digit else 0
+            keys.append((k, digit, tuple(sig[p][k * S + c] for p in n.inputs)))
+        sig[n] = _canon(keys)
+    for n in an.order:
+        if n.kind == "input":
+            lay[n] = D1
+        elif n.is_stochastic or (n.attrs.get("is_head") and (n.kind == "log_prob" or n.kind in ARRAY_RULES
+                                                             and n.kind != "bernoulli_nll")):
+            lay[n] = FULL
+        elif n.kind != "param":
+            lay[n] = sig[n]
+    for n in an.order:   # a parameter row: on its readers' rows if they agree, else once per data row
+        if n.kind == "param":
+            at = {lay[model.nodes[k]] for k in g.successors(n.name)}
+            lay[n] = at.pop() if len(at) == 1 else D1
+    for n in an.order:   # the cotangent copies: one per layout a reader reads the node on
+        for k in g.successors(n.name):
+            P = lay[model.nodes[k]]
+            if P != lay[n]:
+                gcopy.setdefault(n, set()).add(P)
+    return lay, gcopy

@@ -17,18 +17,18 @@ class Views:
     def v(self, node: Node) -> str:
         """The node's values on all R rows (for a node stored on fewer rows: its copy on all
         of them, made on first use)."""
-        return self.values_on(node, self.FULL)
+        return self.values_on(node, self.plan.FULL)
 
     def g(self, node: Node):
         """The cotangent of the node's values on all R rows, or None when none is needed."""
-        return self.cotangent_on(node, self.FULL)
+        return self.cotangent_on(node, self.plan.FULL)
 
     def stored_values(self, node: Node) -> str:
         """The node's values where they are stored (its layout's rows: `lay`)."""
-        return self.values_on(node, self.lay.get(node, self.FULL))
+        return self.values_on(node, self.plan.lay.get(node, self.plan.FULL))
 
     def stored_cotangent(self, node: Node):
-        return self.cotangent_on(node, self.lay.get(node, self.FULL))
+        return self.cotangent_on(node, self.plan.lay.get(node, self.plan.FULL))
 
     def g_or_empty(self, node: Node) -> str:
         """The node's cotangent on the rows of the node being lowered (`here`), or NO_GRAD."""
@@ -38,8 +38,8 @@ class Views:
         """The node's values on the rows of layout P (a reader's): its own buffer when it is
         stored on P, else a copy made on first use (rows.repeat_rows from one row per data row,
         rows.gather_rows from another layout; P refines the node's row classes `sig`)."""
-        Q = self.lay.get(node, self.FULL)
-        own = ("vB_" if Q != self.FULL else "v_") + node.name
+        Q = self.plan.lay.get(node, self.plan.FULL)
+        own = ("vB_" if Q != self.plan.FULL else "v_") + node.name
         if P == Q:
             return own
         name = self._at_name("v", node, P)
@@ -57,23 +57,23 @@ class Views:
         """The cotangent of the node's values on the rows of layout P (a reader's), or None when
         none is needed; one not stored on P is summed into the node's own (rows.fold_rows,
         rows.fold_into) first thing in the node's backward pass."""
-        if not self.req.get(node) or node.kind == "input":
+        if not self.needs.req.get(node) or node.kind == "input":
             return None
-        Q = self.lay.get(node, self.FULL)
+        Q = self.plan.lay.get(node, self.plan.FULL)
         if P == Q:
-            return ("gB_" if Q != self.FULL else "g_") + node.name
-        if P not in self.gcopy.get(node, ()):
+            return ("gB_" if Q != self.plan.FULL else "g_") + node.name
+        if P not in self.plan.gcopy.get(node, ()):
             raise RuntimeError(f"internal: no cotangent of '{node.name}' planned on rows {P}")
         return self._at_name("g", node, P)
 
     def _at_name(self, prefix: str, node: Node, P: tuple) -> str:
-        if P == self.FULL:
+        if P == self.plan.FULL:
             return f"{prefix}_{node.name}"
         return f"{prefix}{self.layout_ids.setdefault(P, len(self.layout_ids))}_{node.name}"
 
     def _rows(self, P: tuple) -> str:
         """A buffer's rows on layout P, as Layout.ws2 names them: R, D (one per data row) or Dn."""
-        if P == self.FULL:
+        if P == self.plan.FULL:
             return "R"
         return "D" if max(P) == 0 else f"D{_ndist(P)}"
 
@@ -88,7 +88,7 @@ class Views:
 
     def head_cw(self, head: Node) -> str:
         """A cost head's cotangent seeds on all rows: cw, or N cw for a per-row cost of a plate."""
-        return self.cw_at(self.FULL, self.head_scale(head))
+        return self.cw_at(self.plan.FULL, self.head_scale(head))
 
     def cw_at(self, P: tuple, scale: float = 1.0) -> str:
         """The cost cotangent seeds cw summed over each row class of P (a cost stored on P); with
@@ -97,7 +97,7 @@ class Views:
             cw, key, pre = self.cw_group[scale[1]], (P, scale), f"cwg_{scale[1]}_"
         else:
             cw, key, pre = (self.cw, P, "cw") if scale == 1.0 else (self.cw_plate, (P, "plate"), "cwp")
-        if P == self.FULL:
+        if P == self.plan.FULL:
             return cw
         if key not in self.cw_folded:
             name = self.cw_folded[key] = self.buf1(f"{pre}{self.layout_ids.setdefault(P, len(self.layout_ids))}_",
@@ -121,7 +121,7 @@ class Views:
         """`stored_values, reps`, the `_rep` kernels' arguments, when the node's values are computed once
         per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
         the node being lowered, `here`); else None."""
-        return (self.stored_values(node), _ndist(self.here)) if node in self.inv and max(self.here) > 0 else None
+        return (self.stored_values(node), _ndist(self.here)) if node in self.plan.inv and max(self.here) > 0 else None
 
     def reads_rep(self, logits: Node) -> bool:
         """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""

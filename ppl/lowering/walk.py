@@ -33,12 +33,12 @@ class Walk:
         self.group_weights()
         for n in self.an.order:
             self.walk_to(n)   # a loop's body: inside its block (loops.py)
-            self.owner, self.here = n, self.lay.get(n, self.FULL)
+            self.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
             self.allocate(n)
             for self.cfg in self.configs:
                 self.forward_node(n)
         self.walk_to(None)
-        self.cfg, self.here = 0, self.FULL
+        self.cfg, self.here = 0, self.plan.FULL
         self.section, self.owner = self.fwd, None
         self.step_totals()
         self.lower_loss()
@@ -50,23 +50,22 @@ class Walk:
         self.zero_cotangents()
         for n in reversed(self.an.order):
             self.walk_to(n, reverse=True)
-            self.owner, self.here = n, self.lay.get(n, self.FULL)
+            self.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
             for self.cfg in self.configs:
                 self.backward_node(n)
         self.walk_to(None, reverse=True)
-        self.cfg, self.here = 0, self.FULL
+        self.cfg, self.here = 0, self.plan.FULL
 
     def group_weights(self):
         """Per plate of groups with terms: each row's share of its group's terms, 1 / (the group's
         rows in the data set), on all R rows (`w_<plate>`): the hidden input `_w_<plate>` (one row
         per data row, Program's inputs compute it) repeated over a data row's rows."""
-        self.group_w = {}
         for plate in dict.fromkeys(self.cost_group.values()):
             j = len(self.L.inputs)
             self.L.inputs.append(f"_w_{plate}")
             self.head.append(Bind(f"wB_{plate}", "inputs", j))
             w = self.group_w[plate] = self.buf1(f"w_{plate}_")
-            self.emit(call(KERNELS.rows.repeat_rows, f'wB_{plate}', self.reps, _column(w)))
+            self.emit(call(KERNELS.rows.repeat_rows, f'wB_{plate}', self.plan.reps, _column(w)))
 
     def check_user_draw(self, n: Node, finite: str):
         """A user's estimator whose draw emitted code of its own: its values checked in the step
@@ -83,9 +82,9 @@ class Walk:
         return ("group", self.cost_group[n]) if n in self.cost_group else self.cost_scale.get(n, 1.0)
 
     def lower_loss(self):
-        if self.evaluating:
+        if self.needs.evaluating:
             self.emit(call(KERNELS.rebar.copy1, self.rw, self.cw))
-            for n in self.evaluating:
+            for n in self.needs.evaluating:
                 self._estimator(n).seed_weights(self.estimator_context(n))
         tot = self.totals = self.buf1("tot_")
         self.emit(call(KERNELS.rows.zero1, tot))
@@ -94,8 +93,8 @@ class Walk:
             for c in self.model.costs:
                 self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', tot))
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
-            self.emit(call(KERNELS.rows.config_weights, self.S, 0, 0, '1.0 / B', self.uw))
-            self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.S, self.rw, self.ell), wrap="loss = {}"))
+            self.emit(call(KERNELS.rows.config_weights, self.plan.S, 0, 0, '1.0 / B', self.uw))
+            self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.plan.S, self.rw, self.ell), wrap="loss = {}"))
             return
         self.emit("loss = 0.0")
         for c in self.model.costs:
@@ -115,13 +114,13 @@ class Walk:
         for n in self.an.order:
             if self.stored_cotangent(n) is not None and not n.attrs.get("is_head"):
                 self.emit(call(KERNELS.rows.zero2, self.storage(self.stored_cotangent(n))))
-                for P in sorted(self.gcopy.get(n, ())):
+                for P in sorted(self.plan.gcopy.get(n, ())):
                     self.emit(call(KERNELS.rows.zero2, self.cotangent_on(n, P)))
 
     def allocate(self, n: Node):
         """The node's input slot, value / cotangent buffers, layer parameters or cost rows."""
-        P = self.lay.get(n, self.FULL)
-        pre, rows = ("vB_" if P != self.FULL else "v_"), self._rows(P)
+        P = self.plan.lay.get(n, self.plan.FULL)
+        pre, rows = ("vB_" if P != self.plan.FULL else "v_"), self._rows(P)
         if n.kind == "input":
             j = len(self.L.inputs)
             self.L.inputs.append(n.name)
@@ -131,15 +130,15 @@ class Walk:
         if n.attrs.get("is_head"):
             self.cbuf[n] = c = self.buf1(f"c_{n.name}")
             self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
-            if P != self.FULL:   # computed once per row class, spread to all rows (forward_node)
+            if P != self.plan.FULL:   # computed once per row class, spread to all rows (forward_node)
                 self.cbuf[n] = self.buf1(f"cB_{n.name}", rows=rows)
                 self.cfull[n] = c
             return
         self.buf2(f"{pre}{n.name}", n.width, rows=rows)
         self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, P)
-        if self.req[n]:
-            self.buf2(f"{'gB_' if P != self.FULL else 'g_'}{n.name}", n.width, rows=rows)
-            for Q in sorted(self.gcopy.get(n, ())):
+        if self.needs.req[n]:
+            self.buf2(f"{'gB_' if P != self.plan.FULL else 'g_'}{n.name}", n.width, rows=rows)
+            for Q in sorted(self.plan.gcopy.get(n, ())):
                 self.buf2(self._at_name("g", n, Q), n.width, rows=self._rows(Q))
         if n.kind in OPS and not OPS[n.kind].head and not OPS[n.kind].user:
             self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
@@ -176,20 +175,20 @@ class Walk:
         if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0 and n not in self.cost_group:   # N / batch
             c = self.cbuf[n]
             self.emit(call(KERNELS.rows.scale_shift_fwd, _column(c), _literal(self.cost_scale[n]), 0.0, _column(c)))
-        if n.attrs.get("is_head") and P != self.FULL:
+        if n.attrs.get("is_head") and P != self.plan.FULL:
             self.emit(call(KERNELS.rows.gather1, self.cbuf[n], _ndist(P), self.row_map(P), self.cfull[n]))
         if n in self.cost_group:   # a per-group term: N times each row's share of it, in one pass
             c = self.cfull.get(n, self.cbuf[n])
             self.emit(call(KERNELS.rows.mul_rows, _column(c), self.group_w[self.cost_group[n]], _literal(self.cost_scale[n])))
         if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
             self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
-        if n in self.evaluated_by:   # the estimator above owns what its rows do to this node
-            self._estimator(self.evaluated_by[n][0]).forward_below(self.estimator_context(n), self._above(n))
+        if n in self.needs.evaluated_by:   # the estimator above owns what its rows do to this node
+            self._estimator(self.needs.evaluated_by[n][0]).forward_below(self.estimator_context(n), self._above(n))
 
     def _above(self, n: Node) -> list:
         """The contexts of the nodes above n whose estimator evaluates the graph below again,
         outermost first (what forward_below / backward_below receive)."""
-        return [self.estimator_context(s) for s in self.evaluated_by[n]]
+        return [self.estimator_context(s) for s in self.needs.evaluated_by[n]]
 
     def emit_template_fwd(self, n: Node, ins: list, c: str):
         """A cost head's forward from its op-table template (c: its cost rows)."""
@@ -206,7 +205,7 @@ class Walk:
             return
         Q = self.here
         if self.stored_cotangent(n) is not None:   # the cotangents its readers left on their rows, summed into its own
-            for P in sorted(self.gcopy.get(n, ())):
+            for P in sorted(self.plan.gcopy.get(n, ())):
                 if max(Q) == 0:
                     self.emit(call(KERNELS.rows.fold_rows, self.cotangent_on(n, P), _ndist(P), self.stored_cotangent(n)))
                 else:
@@ -223,8 +222,8 @@ class Walk:
                 self.emit_template_bwd(n, ins, gins)
             return
         if n.is_stochastic:
-            if n in self.evaluated_by:
-                self._estimator(self.evaluated_by[n][0]).backward_below(self.estimator_context(n), self._above(n))
+            if n in self.needs.evaluated_by:
+                self._estimator(self.needs.evaluated_by[n][0]).backward_below(self.estimator_context(n), self._above(n))
             self._estimator(n).estimate(self.estimator_context(n))
             return
         self._backward_kinds(n, ins, gins, self.stored_cotangent(n), self.stored_values(n), self._rows(Q))

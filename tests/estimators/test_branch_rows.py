@@ -1,6 +1,6 @@
 """The extra rows of the branch estimators (ARM / DisARM pairs, ARMS's coupled draws, mvd's
 branches, categorical DisARM's pair) and REBAR's share one row digit where they add up
-(ppl.lowering.Lowering.plan_rows): a chain of such nodes takes 1 + the sum of their extra rows per
+(ppl.lowering.rows.plan_rows): a chain of such nodes takes 1 + the sum of their extra rows per
 drawn row, not the product. Each node is drawn plainly on the other nodes' rows (following its
 inputs there), and only the drawn rows weigh in the objective.
 

@@ -1,4 +1,4 @@
-"""The REBAR nodes of a graph share one row digit whose rows add up (ppl.lowering.Lowering.plan_rows):
+"""The REBAR nodes of a graph share one row digit whose rows add up (ppl.lowering.rows.plan_rows):
 the drawn row, then each node's control-variate rows. Two layers take 1 + 2 + 2 rows per drawn row
 with eta and the temperature fixed (1 + 4 + 4 trained), not 3 x 3 (5 x 5).
 

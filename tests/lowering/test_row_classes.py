@@ -1,4 +1,4 @@
-"""Layers computed once per class of equal rows (ppl.lowering.rows: RowPlan._data_rows).
+"""Layers computed once per class of equal rows (ppl.lowering.rows: plan_rows).
 
 Where configuration rows repeat an upstream value (two REBAR layers: the upper draw is the same on
 the drawn row and on the lower node's control-variate rows; two DisARM layers: the upper draw is

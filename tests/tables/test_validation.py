@@ -316,7 +316,8 @@ def _source(m, ests, samples):
     from ppl.analysis import graph as G
     an = G.analyse(m)
     choices = compiler.select(m, an, ests, "unbiased", samples, None)
-    return named_source(compiler.Lowering(m, an, choices, samples, np.random.default_rng(0)).generate())
+    from ppl.lowering import lower
+    return named_source(lower(compiler.Lowering, m, an, choices, samples, np.random.default_rng(0)).render())
 
 
 @pytest.mark.parametrize("kind", sorted(ESTIMATORS))

@@ -1,0 +1,116 @@
+"""The passes before the walk return frozen records (ppl/lowering/rows.py `RowPlan`,
+ppl/lowering/grads.py `GradientNeeds`) that the compilation record holds and the lowering reads;
+the lowering object declares every attribute it has in one place (`Lowering.__init__`)."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import pathlib
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl import Affine, Bernoulli, Model
+from ppl.compiler.options import CompileOptions
+from ppl.compiler.pipeline import Compilation, run_passes
+from ppl.lowering.grads import GradientNeeds
+from ppl.lowering.rows import RowPlan
+
+LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
+# the classes whose instances are the lowering object (Lowering, its parts, the row-fused one)
+PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "Printer", "RowFusedLowering")
+# where the lowering object's attributes are declared: Lowering.__init__ (with the loops' part,
+# which it calls) and the row-fused lowering's own __init__
+DECLARING = {("Lowering", "__init__"), ("Loops", "_init_loops"), ("RowFusedLowering", "__init__")}
+
+
+def _two_layers():
+    with Model("pass_records") as m:
+        x = m.input("x", 3)
+        h = Bernoulli("h", logits=Affine(x, 2, name="enc"))
+        z = Bernoulli("z", logits=Affine(h, 2, name="mid"))
+        m.cost("f", ppl.bernoulli_nll(Affine(z, 3, name="dec"), target=x))
+    return m
+
+
+def test_the_row_plan_and_gradient_needs_are_frozen_records_the_compilation_holds():
+    m = _two_layers()
+    c = run_passes(Compilation(m, CompileOptions(estimators={"h": "disarm", "z": "enumerate"}, samples=2,
+                                                 lowering="arrays")))
+    assert isinstance(c.plan, RowPlan) and isinstance(c.needs, GradientNeeds)
+    assert c.lowering.plan is c.plan and c.lowering.needs is c.needs
+    # a parameter followed from compile() to the printer: DisARM pairs, z of width 2 enumerated, K = 2
+    h, z = m.nodes["h"], m.nodes["z"]
+    assert c.plan.S == 2 * 2 ** 2 and c.plan.reps == 2 * c.plan.S == len(c.plan.FULL)
+    assert c.lowering.L.S == c.plan.S and dict(c.plan.row_digit) == {h: (1, 2), z: (2, 4)}
+    assert c.needs.req[m.nodes["enc"]] and not c.needs.req[m.nodes["x"]]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.plan.S = 1
+    with pytest.raises(TypeError):
+        c.plan.lay[h] = c.plan.D1
+    with pytest.raises(TypeError):
+        c.needs.req[h] = False
+
+
+def _declared_and_later(sources: dict) -> tuple[set, dict]:
+    """The attributes the lowering object's declaring methods set, and, for every other method of
+    its parts, the attributes it sets: {attr: [Class.method, ...]}."""
+    declared, later = set(), {}
+    for text in sources.values():
+        for cls in ast.walk(ast.parse(text)):
+            if not (isinstance(cls, ast.ClassDef) and cls.name in PARTS):
+                continue
+            for f in cls.body:
+                if not isinstance(f, ast.FunctionDef):
+                    continue
+                for n in ast.walk(f):
+                    if (isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
+                            and isinstance(n.value, ast.Name) and n.value.id == "self"):
+                        if (cls.name, f.name) in DECLARING:
+                            declared.add(n.attr)
+                        else:
+                            later.setdefault(n.attr, []).append(f"{cls.name}.{f.name}")
+    return declared, later
+
+
+def _record_fields_read_as_own(sources: dict) -> list:
+    """`self.<field>` of a RowPlan or GradientNeeds field in the lowering's parts: what only the
+    records hold, read as if the lowering object held it."""
+    fields = {f.name for r in (RowPlan, GradientNeeds) for f in dataclasses.fields(r)}
+    out = []
+    for name, text in sources.items():
+        for cls in ast.walk(ast.parse(text)):
+            if isinstance(cls, ast.ClassDef) and cls.name in PARTS:
+                out += [f"{name}: self.{n.attr}" for n in ast.walk(cls)
+                        if isinstance(n, ast.Attribute) and n.attr in fields
+                        and isinstance(n.value, ast.Name) and n.value.id == "self"]
+    return out
+
+
+def _sources():
+    return {p.name: p.read_text() for p in sorted(LOWERING.glob("*.py"))}
+
+
+def test_every_attribute_of_the_lowering_is_declared_in_init_and_the_records_are_read_as_records():
+    declared, later = _declared_and_later(_sources())
+    undeclared = {a: where for a, where in later.items() if a not in declared}
+    assert not undeclared, f"attributes first set outside Lowering.__init__: {undeclared}"
+    assert not _record_fields_read_as_own(_sources())
+    # the test of the test: a part that sets an attribute of its own in a method, and one that
+    # reads a row plan's field off the lowering object, are both found
+    bad = "class Walk:\n    def lower_forward(self):\n        self.fresh = {}\n        return self.S\n"
+    declared, later = _declared_and_later({"bad.py": bad})
+    assert later == {"fresh": ["Walk.lower_forward"]} and "fresh" not in declared
+    assert _record_fields_read_as_own({"bad.py": bad}) == ["bad.py: self.S"]
+
+
+def test_the_row_fused_lowering_takes_its_layout_from_the_plan():
+    """Width-1 graphs lower row-fused: every node on every row of a drawn row (one layout)."""
+    with Model("pass_records_rows") as m:
+        x = m.input("x", 1)
+        z = Bernoulli("z", logits=Affine(x, 1, name="enc"))
+        m.cost("f", ppl.bernoulli_nll(Affine(z, 1, name="dec"), target=x))
+    c = run_passes(Compilation(m, CompileOptions(estimators={"z": "disarm"}, dtype=np.float64)))
+    assert c.lowering_class.__name__ == "RowFusedLowering" and c.lowering.plan is c.plan
+    assert c.plan.S == 2 and not c.plan.lay and list(c.lowering.configs) == [0, 1]
