@@ -83,7 +83,7 @@ class ContextHelpers:
     def state_slot(self, name: str, size: int, init=0.0):
         """The offset in `state` of `size` numbers (in a loop's body: one set per step index, the
         offset of the step's, as code)."""
-        steps = self.loop_info.loop.length if self.loop is not None else 1
+        steps = self.open_steps()
         off = self.L.n_state
         self.L.state.append((name, off, size * steps, np.full(size * steps, init)))
         self.L.n_state += size * steps
@@ -241,13 +241,13 @@ class ContextHelpers:
         steps."""
         costs = self.an.downstream_costs[node]
         info = self.an.loop_of(node)
-        future = self.future_sum.get(info) if info is not None and node in info.future else None
+        future = self.future_of(info) if info is not None and node in info.future else None
         key = (frozenset(c.name for c in costs), future, info is not None)
         if key not in self._Lcache:
             L = self.buf1(f"L_{node.name}")
             self.emit(call(KERNELS.rows.zero1, L))
             for c in costs:
-                total = self.cost_total.get(c) if info is None else None
+                total = self.summed_over_steps(c) if info is None else None
                 self.emit(call(KERNELS.rows.add_rows, total or f'c_{c.name}', L))
             if future is not None:
                 self.emit(call(KERNELS.rows.add_rows, future, L))

@@ -56,6 +56,8 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative, Printer):
                              f"shared by several rows; train the ELBO (objective='elbo') or draw them inside the plate")
         self.L = Layout(S=plan.S)
         self._init_loops()
+        self._init_views()
+        self._init_walk()
         self.fwd: list = []         # ir.Stmt, in order
         self.bwd: list = []
         self.head: list = []        # ir.Bind: the names of params, state and workspaces
@@ -92,13 +94,7 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative, Printer):
         self.configs = range(1)   # configurations whose code the walk emits per node (row-fused: S)
         self.cfg = 0
         self.here = plan.FULL       # the layout of the node being lowered (its rows: views.py)
-        self.vcopy: set = set()     # (node, layout) of the value copies made (views.values_on)
-        self.layout_ids: dict = {}  # layout -> its number in buffer names
-        self.row_maps: dict = {}    # row map (tuple) -> the 1D buffer holding it
-        self.cw_folded: dict = {}   # (layout, scale) -> the cost cotangents summed per class (views.cw_at)
-        self.cfull: dict = {}       # cost head -> its rows spread to all R (walk)
         self._alternative = None    # the alternative row's buffers, made once (alternative.py)
-        self.group_w: dict = {}     # plate -> its rows' share of the group's terms on all R rows (walk)
 
     def _estimator(self, node: Node):
         return REGISTRY[self.choices[node][0].estimator]

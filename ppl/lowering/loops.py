@@ -63,6 +63,18 @@ class Loops:
         self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
         self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
 
+    def open_steps(self) -> int:
+        """The steps of the loop whose body is being lowered; 1 outside a loop."""
+        return self.loop_info.loop.length if self.loop is not None else 1
+
+    def future_of(self, info):
+        """The running sum F of the later steps' costs of the loop `info` (1D), or None."""
+        return self.future_sum.get(info)
+
+    def summed_over_steps(self, head):
+        """A body cost's rows summed over its loop's steps (1D), or None (step_totals)."""
+        return self.cost_total.get(head)
+
     def walk_to(self, node, reverse: bool = False):
         """Open or close the loop block as the walk reaches `node` (None: the walk's end), and
         point `section` where the node's code goes."""

@@ -14,6 +14,12 @@ from .layout import _ident, _ndist, _rowmap
 
 
 class Views:
+    def _init_views(self):
+        self.vcopy: set = set()     # (node, layout) of the value copies made (values_on)
+        self.layout_ids: dict = {}  # layout -> its number in buffer names
+        self.row_maps: dict = {}    # row map (tuple) -> the 1D buffer holding it
+        self.cw_folded: dict = {}   # (layout, scale) -> the cost cotangents summed per class (cw_at)
+
     def v(self, node: Node) -> str:
         """The node's values on all R rows (for a node stored on fewer rows: its copy on all
         of them, made on first use)."""

@@ -25,6 +25,10 @@ from .layout import _ndist, _rowmap
 
 
 class Walk:
+    def _init_walk(self):
+        self.cfull: dict = {}       # cost head -> its rows spread to all R
+        self.group_w: dict = {}     # plate -> its rows' share of the group's terms on all R rows
+
     # ----- passes: lower forward, lower backward (the walk both lowerings share; the per-node
     # hooks allocate / forward_node / lower_loss / zero_cotangents / backward_node are theirs)
     def lower_forward(self):
@@ -98,7 +102,7 @@ class Walk:
             return
         self.emit("loss = 0.0")
         for c in self.model.costs:
-            self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.cost_total.get(c, f"c_{c.name}"), tot),
+            self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.summed_over_steps(c) or f"c_{c.name}", tot),
                            wrap="loss += {}"))
         if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
             (N,) = set(self.cost_scale.values())

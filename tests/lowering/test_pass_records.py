@@ -1,6 +1,7 @@
 """The passes before the walk return frozen records (ppl/lowering/rows.py `RowPlan`,
 ppl/lowering/grads.py `GradientNeeds`) that the compilation record holds and the lowering reads;
-the lowering object declares every attribute it has in one place (`Lowering.__init__`)."""
+the lowering object declares every attribute it has in one place (`Lowering.__init__` and the
+`_init_<part>` it calls), and the state a part declares for itself no other part reads."""
 from __future__ import annotations
 
 import ast
@@ -20,9 +21,10 @@ from ppl.lowering.rows import RowPlan
 LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
 # the classes whose instances are the lowering object (Lowering, its parts, the row-fused one)
 PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "Printer", "RowFusedLowering")
-# where the lowering object's attributes are declared: Lowering.__init__ (with the loops' part,
-# which it calls) and the row-fused lowering's own __init__
-DECLARING = {("Lowering", "__init__"), ("Loops", "_init_loops"), ("RowFusedLowering", "__init__")}
+# where the lowering object's attributes are declared: Lowering.__init__, the parts' own state
+# (which it calls) and the row-fused lowering's own __init__
+OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init_walk")}
+DECLARING = {("Lowering", "__init__"), ("RowFusedLowering", "__init__"), *OWN_STATE}
 
 
 def _two_layers():
@@ -74,6 +76,27 @@ def _declared_and_later(sources: dict) -> tuple[set, dict]:
     return declared, later
 
 
+def _foreign_uses(sources: dict) -> list:
+    """Uses of a part's own state (declared in its `_init_<part>`) outside that part's class."""
+    owner = {}
+    trees = {name: ast.parse(text) for name, text in sources.items()}
+    for tree in trees.values():
+        for cls in ast.walk(tree):
+            if isinstance(cls, ast.ClassDef):
+                for f in cls.body:
+                    if isinstance(f, ast.FunctionDef) and (cls.name, f.name) in OWN_STATE:
+                        owner.update({n.attr: cls.name for n in ast.walk(f) if isinstance(n, ast.Attribute)
+                                      and isinstance(n.ctx, ast.Store)})
+    out = []
+    for name, tree in trees.items():
+        for cls in ast.walk(tree):
+            if isinstance(cls, ast.ClassDef) and cls.name in PARTS:
+                out += [f"{cls.name} uses {owner[n.attr]}'s self.{n.attr}" for n in ast.walk(cls)
+                        if isinstance(n, ast.Attribute) and n.attr in owner and owner[n.attr] != cls.name
+                        and isinstance(n.value, ast.Name) and n.value.id == "self"]
+    return out
+
+
 def _record_fields_read_as_own(sources: dict) -> list:
     """`self.<field>` of a RowPlan or GradientNeeds field in the lowering's parts: what only the
     records hold, read as if the lowering object held it."""
@@ -92,17 +115,22 @@ def _sources():
     return {p.name: p.read_text() for p in sorted(LOWERING.glob("*.py"))}
 
 
-def test_every_attribute_of_the_lowering_is_declared_in_init_and_the_records_are_read_as_records():
+def test_every_attribute_of_the_lowering_is_declared_once_and_parts_keep_their_own_state():
     declared, later = _declared_and_later(_sources())
     undeclared = {a: where for a, where in later.items() if a not in declared}
     assert not undeclared, f"attributes first set outside Lowering.__init__: {undeclared}"
     assert not _record_fields_read_as_own(_sources())
+    assert not _foreign_uses(_sources())
     # the test of the test: a part that sets an attribute of its own in a method, and one that
     # reads a row plan's field off the lowering object, are both found
     bad = "class Walk:\n    def lower_forward(self):\n        self.fresh = {}\n        return self.S\n"
     declared, later = _declared_and_later({"bad.py": bad})
     assert later == {"fresh": ["Walk.lower_forward"]} and "fresh" not in declared
     assert _record_fields_read_as_own({"bad.py": bad}) == ["bad.py: self.S"]
+    # and a part that reads another part's own state
+    peek = "class Views:\n    def _init_views(self):\n        self.vcopy = set()\n" \
+           "class ContextHelpers:\n    def buf(self):\n        return self.vcopy\n"
+    assert _foreign_uses({"peek.py": peek}) == ["ContextHelpers uses Views's self.vcopy"]
 
 
 def test_the_row_fused_lowering_takes_its_layout_from_the_plan():
