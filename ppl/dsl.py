@@ -140,7 +140,7 @@ class Model(Graph):
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
         policy: "unbiased", "fast", or "autotune" (per node, the applicable unbiased estimators'
         gradient variance on fixed draws of the `pilot` data x the rows the step evaluates; the
-        least wins, ties by a stated margin; deterministic for a seed; see ppl/estimators/autotune.py and
+        least wins, ties by a stated margin; deterministic for a seed; see ppl/compiler/autotune.py and
         `Program.autotune_table`).
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:
         parameter initialisation.

@@ -33,7 +33,7 @@ from ..analysis import graph as G
 from ..lowering import grads, rows, rowfused
 from ..lowering.grads import GradientNeeds
 from ..lowering.rows import RowPlan
-from ..estimators.autotune import autotune
+from .autotune import autotune
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
 from ..kernels._cache import cache_root, kernels_version
@@ -42,7 +42,7 @@ from ..language.nodes import Graph
 from .options import LOWERINGS, OBJECTIVES, CompileOptions  # noqa: F401  (compiler.LOWERINGS, ...)
 from ..lowering import Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
 from ..runtime.program import Program
-from ..estimators.selection import POLICIES, RULES, Choice, select   # noqa: F401
+from .selection import POLICIES, RULES, Choice, select   # noqa: F401
 from ..targets import CPU_MODULES, CUDA_MODULES, check_cuda_kernels, check_target, check_user_functions  # noqa: F401
 
 

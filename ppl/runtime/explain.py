@@ -38,7 +38,6 @@ class Explained:
     def autotune_report(self) -> str:
         """The autotune table (policy "autotune"): node | estimator | gradient variance +- its
         standard error | rows per data row | score = variance x rows | us per step (fastest of interleaved blocks) | verdict."""
-        from ..estimators import autotune as A
         head = ("node", "estimator", "variance", "+- SE", "rows", "score", "us/step", "why")
         rows = [head]
         for r in self.autotune_table:
@@ -48,13 +47,7 @@ class Explained:
                              r["why"]))
             else:
                 rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
-        return "\n".join(_wrap(f"autotune (* chosen): variance = trace of the model-parameter gradient's "
-                               f"covariance over {A.DRAWS} fixed draws at the initial parameters; score = variance x "
-                               f"rows per data row; scores within {A.TIE_MARGIN:.0%} (or 2 SE) of the least are tied; "
-                               f"among the tied the fewest rows win, then (same rows) any > {1 + A.TIME_MARGIN:g}x the "
-                               f"fastest time drops out, then the rule table's choice; us/step: the fastest of "
-                               f"{A.ROUNDS} interleaved rounds")
-                         + table(rows))
+        return "\n".join(_wrap(f"autotune (* chosen): {self.autotune_rule}") + table(rows))
 
     def render(self, path=None, detail: bool = False) -> str:
         """A picture of the model (as pyro.render_model): its inputs (observed ones shaded),

@@ -113,11 +113,12 @@ class Program(DerivedPrograms, Explained, PlateSize):
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
     autotune_table  policy "autotune": one dict per (node, candidate estimator) with its gradient
                  variance, standard error, rows per data row, score, us per step, whether
-                 it was chosen and why (`explain()` prints it); None under the other policies
+                 it was chosen and why (`explain()` prints it, after `autotune_rule`); None else
     """
     target = "cpu"
     objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
-    autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/estimators/autotune.py)
+    autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/compiler/autotune.py)
+    autotune_rule = ""      # ... and how autotune chose from it (autotune.RULE)
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, Choices(choices)

@@ -316,7 +316,7 @@ def test_estimators_use_only_their_documented_context():
         z = Bernoulli("z", logits=Affine(x, 1, name="enc"))
         m1.cost("f", ppl.bernoulli_nll(Affine(z, 1, name="dec"), target=x))
     from ppl.analysis import graph as G
-    from ppl.estimators.selection import select
+    from ppl.compiler.selection import select
     lowerings = {}
     for model, cls in ((m, Lowering), (m1, RowFusedLowering)):
         an = G.analyse(model)

@@ -68,13 +68,17 @@ import numpy as np
 
 from ..analysis import graph as G
 from ..errors import ModelError
-from . import REGISTRY
+from ..estimators import REGISTRY
 from .selection import select
 
 DRAWS = 32               # gradient estimates per candidate for its variance
 TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
 TIME_MARGIN = 1.0        # among tied candidates of equal rows, those > 2x the fastest time drop out
 ROUNDS = 5               # interleaved timing rounds (paired ratios compared; the table shows the fastest)
+RULE = (f"variance = trace of the model-parameter gradient's covariance over {DRAWS} fixed draws at the initial "
+        f"parameters; score = variance x rows per data row; scores within {TIE_MARGIN:.0%} (or 2 SE) of the least "
+        f"are tied; among the tied the fewest rows win, then (same rows) any > {1 + TIME_MARGIN:g}x the fastest "
+        f"time drops out, then the rule table's choice; us/step: the fastest of {ROUNDS} interleaved rounds")
 BLOCK_SECONDS = 0.01     # steps per timed block: about this long
 EARLY_DRAWS = 8          # a candidate whose score is then > STOP_FACTOR x the least so far stops there
 STOP_FACTOR = 3.0
@@ -333,4 +337,5 @@ def autotune(model, compile_program, options):
             pick = next(c for c in table if c.node == node.name and c.chosen)
             ch.reason = f"autotune: {pick.verdict} (see the autotune table)"
     prog.autotune_table = [c.as_dict() for c in table]
+    prog.autotune_rule = RULE
     return prog

@@ -1,4 +1,4 @@
-"""Policy "autotune" (ppl/estimators/autotune.py): the same choice on two runs, the table behind it, and
+"""Policy "autotune" (ppl/compiler/autotune.py): the same choice on two runs, the table behind it, and
 the decision rule on made-up measurements."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model, ModelError
-from ppl.estimators import autotune as A
+from ppl.compiler import autotune as A
 
 X = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
 

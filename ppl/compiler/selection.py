@@ -12,7 +12,7 @@ from .. import validate as V
 from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from ..language.nodes import Graph, Node
-from . import REGISTRY, NodeInfo
+from ..estimators import REGISTRY, NodeInfo
 
 # --------------------------------------------------------------------------- the rule table
 @dataclass
