@@ -392,7 +392,7 @@ def _digits_below(lowering, node):
     for e, digit in lowering.plan.row_digit.items():
         if e.name in below:
             every.append(digit)
-            if lowering.choices[e][0].estimator == "enumerate":
+            if REGISTRY[lowering.choices[e][0].estimator].weights_configurations:
                 enumerated.append(digit)
 
     def literal(digits):   # each digit once: REBAR's nodes share one

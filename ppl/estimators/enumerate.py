@@ -21,6 +21,7 @@ MAX_ENUMERATION = 64     # autotune measures enumeration for a support of at mos
 @register
 class Enumerate(Estimator):
     name = "enumerate"
+    weights_configurations = True
 
     def not_measured(self, info):
         if info.support is not None and info.support > MAX_ENUMERATION:

@@ -162,6 +162,10 @@ class Estimator:
     # True when its extra row is the one alternative row every such node shares (stochastic
     # derivatives with pruning: ppl/lowering/alternative.py): one row per drawn row in all
     alternative_row = False
+    # True when its configuration rows carry each configuration's probability in the rows'
+    # weights (exact enumeration): an estimate above it that compares its own rows' costs must
+    # first marginalise them over this node's digit (ctx.rows.enumerated_below)
+    weights_configurations = False
     # Whether readers may merge the node's rows that hold equal values (lowering.rows.plan_rows):
     # True when its estimate reads the value's cotangent, if at all, as a sum over rows of the
     # same linear map on rows whose values are equal (the cotangent of a merged row then reaches
