@@ -4,9 +4,9 @@ of the step on, a helper process from the last one back.
 Nearly all of a new graph's first step, on a machine whose disk cache does not hold the kernels
 yet, is compiling ppl's kernels (docs/benchmarks/compile-and-cold-start.md, "Cold start"); the
 step itself is typed in its statements' order, so its kernels compile one after another on one
-core. When a core is free, `start(prog)` hands a Python process (`main`) the same step with its
-kernel calls in reverse order (the order does not change a call's argument types: every buffer
-comes from the step's arguments). The helper only types that step (`numba_compat.types_only`):
+core. When a core is free, `start(prog, ...)` hands a Python process (`main`) the same step with
+its kernel calls in reverse order, as the compiler printed it (printer.render_reversed; the
+order does not change a call's argument types: every buffer comes from the step's arguments). The helper only types that step (`numba_compat.types_only`):
 Numba compiles each kernel a call reaches while it types the call, and the step's own code,
 which nobody runs, is never made.
 Both processes fill the same locked disk cache (kernels/_cache.py): a kernel the other process
@@ -26,7 +26,6 @@ two when no other task is runnable on a core the helper could take) sets it; 1 t
 """
 from __future__ import annotations
 
-import ast
 import atexit
 import itertools
 import os
@@ -85,65 +84,6 @@ def others_running(reads: int = 3, gap: float = 0.005, path: str = "/proc/loadav
     return statistics.median(counts)
 
 
-def reversed_step(source: str) -> str | None:
-    """The module `source` with its `step` function's statements after the unpacking of its
-    arguments in reverse order (assignments to names kept first, in order; the early return of a
-    forward-only call dropped), a plain Python function the helper types
-    (`numba_compat.types_only`); None when the step is not a straight line of kernel calls."""
-    tree = ast.parse(source)
-    fn = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "step"), None)
-    if fn is None:
-        return None
-    segment = _segments(source)
-    head, defs, calls = [], [], []
-    for st in fn.body:
-        text = segment(st)
-        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name) and st.value.id in ("ws2", "ws1", "inputs"):
-            head.append(text)
-        elif isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets):
-            defs.append(text)
-        elif isinstance(st, ast.If) and any(isinstance(b, ast.Return) for b in st.body):
-            continue            # `if mode == 0: return loss`
-        elif isinstance(st, ast.Return):
-            continue
-        elif isinstance(st, (ast.Expr, ast.AugAssign, ast.If)):
-            calls.append(text)
-        else:
-            return None         # loops, nested functions: not a straight line of calls
-    lines = [segment(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    args = ", ".join(a.arg for a in fn.args.args)
-    body = [*head, *defs, *reversed(calls), "return 0.0"]
-    return "\n".join(lines) + f"\n\n\ndef step({args}):\n" + "".join(_indent(b) for b in body)
-
-
-def _segments(source: str):
-    """ast.get_source_segment(source, node, padded=True) as a function of the node, the source
-    split into lines once (the library function splits it on every call: O(statements x size))."""
-    lines = source.split("\n")
-    lines = [line + "\n" for line in lines[:-1]] + lines[-1:]
-    encoded = {}
-
-    def line(i):
-        if i not in encoded:
-            encoded[i] = lines[i].encode()
-        return encoded[i]
-
-    def segment(node) -> str:
-        first, last = node.lineno - 1, node.end_lineno - 1
-        if first == last:
-            return line(first)[node.col_offset:node.end_col_offset].decode()
-        pad = "".join(c if c in "\f\t" else " " for c in line(first)[:node.col_offset].decode())
-        return "".join([pad + line(first)[node.col_offset:].decode(), *lines[first + 1:last],
-                        line(last)[:node.end_col_offset].decode()])
-    return segment
-
-
-def _indent(text: str) -> str:
-    lines = text.splitlines()
-    pad = len(lines[0]) - len(lines[0].lstrip())
-    return "".join("    " + (line[pad:] if line[:pad].strip() == "" else line.lstrip()) + "\n" for line in lines)
-
-
 def signature(prog) -> tuple:
     """The argument types of a gradient call of prog's step (what its first call compiles)."""
     import numba
@@ -155,17 +95,19 @@ def signature(prog) -> tuple:
     return tuple(numba.typeof(v) for v in values)
 
 
-def start(prog, folder) -> subprocess.Popen | None:
-    """Queue prog's reversed step on this process's helper, launching one when none runs (when
-    it applies: see the module's docstring); the helper, or None."""
+def start(prog, folder, reversed_step) -> subprocess.Popen | None:
+    """Queue prog's reversed step (`reversed_step()`: the module the compiler prints with the
+    step's statements in reverse order, compiler.pipeline.reversed_source; None where it does
+    not apply) on this process's helper, launching one when none runs (when it applies: see the
+    module's docstring); the helper, or None."""
     from ..kernels import numba_compat
     alive = running()
-    if prog.target != "cpu" or "_nrt=False" not in prog.source or (not alive and jobs() < 2):
+    if prog.target != "cpu" or (not alive and jobs() < 2):
         return None
     sig = signature(prog)
     if numba_compat.is_cached(prog.entry, sig) or _rows_cached(prog, sig):
         return None
-    src = reversed_step(prog.source)
+    src = reversed_step()
     if src is None:
         return None
     job = {"name": f"{prog.module.__name__}_ahead_{os.getpid()}", "source": src, "signature": sig}

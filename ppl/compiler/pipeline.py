@@ -58,6 +58,12 @@ STEP = '''
 def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
     row0 = 0
 '''
+# the step's statements in reverse order, typed (not compiled) by the compile helper (ahead.py)
+REVERSED = '''
+
+def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
+    row0 = 0
+'''
 # the same body for a part of a batch: its noise addressed by the whole batch's rows (drawn row
 # row0 + r for its row r; ppl.training.distributed's data-parallel shards). Compiled on first call only.
 STEP_ROWS = '''
@@ -207,6 +213,16 @@ def render(c: Compilation):
                     + STEP_ROWS.format(cache=use_cache, nrt=nrt) + body + "\n")
 
 
+def reversed_source(c: Compilation) -> str | None:
+    """The module of the compile helper (ahead.py): the CPU step's statements in reverse order
+    (printer.render_reversed), typed but not run; None for a step it does not apply to (one with
+    a loop block, user functions or row-fused code, or the CUDA target's)."""
+    if c.options.target != "cpu" or c.lowering.globals or c.lowering.prelude:
+        return None
+    rev = c.lowering.render_reversed()
+    return None if rev is None else HEADER.format(model=c.model.name, kver=kernels_version()) + REVERSED + rev + "\n"
+
+
 PASSES = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse), ("plan rows", plan_rows),
           ("requires grad", requires_grad), ("lower forward", lower_forward), ("lower backward", lower_backward),
           ("check target", check_target_kernels), ("render", render))
@@ -265,7 +281,7 @@ def compile_program(model: Graph, options: CompileOptions):
         mod = load_source(model.name, c.source, c.lowering.globals)
         prog = Program(model, c.an, c.choices, c.lowering.L, mod, c.source, options.dtype, options.samples)
         if options.cache and not c.lowering.globals:
-            compile_ahead.start(prog, cache_dir())   # a new step's kernels on a second core too
+            compile_ahead.start(prog, cache_dir(), lambda: reversed_source(c))   # a second core compiles too
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.objective = options.objective
     prog.options = options   # Program.set_plate_size compiles the step again under them

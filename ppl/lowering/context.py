@@ -14,6 +14,7 @@ from ..estimators.context import Kernel
 from ..errors import ModelError
 from ..language.nodes import Node
 from ..targets import CPU_MODULES
+from . import ir
 from .ir import Bind, Stmt
 from .layout import _ident
 
@@ -59,6 +60,13 @@ class ContextHelpers:
         st = self.statement(line)
         self.section.append(st)
         self.emitted.append(st)
+
+    def emit_block(self, *lines):
+        """A line that opens a block and the lines of its body (their text indented), as one
+        statement (ir.Block)."""
+        block = ir.Block([self.statement(line) for line in lines])
+        self.section.append(block)
+        self.emitted.extend(block.lines)
 
     def emit_at_start(self, line: str):
         """A line run once at the top of the step, before the forward pass."""
@@ -184,19 +192,19 @@ class ContextHelpers:
         d = law if law is not None else self.dist(node)
         for pname, p in zip(d.params, node.inputs if params is None else params):
             if pname in d.positive:
-                self.emit(_unless(is_positive(p)))
-                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; "
-                          f"make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+                self.emit_block(_unless(is_positive(p)),
+                                f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 "
+                                f"or NaN; make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
             if pname in d.constraints:
                 kind = d.constraints[pname]
-                self.emit(_unless(self.constraint_test(kind, p, node.attrs.get('K'))))
-                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' "
-                          f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}\")")
+                self.emit_block(_unless(self.constraint_test(kind, p, node.attrs.get('K'))),
+                                f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' "
+                                f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}\")")
             if is_finite is not None:
-                self.emit(_unless(is_finite(p)))
-                self.emit(f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; "
-                          f"check the parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
-                          f"learning rate too high)\")")
+                self.emit_block(_unless(is_finite(p)),
+                                f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf "
+                                f"values; check the parameters (prog.params) and the layers feeding '{p.name}' "
+                                f"(overflow, a learning rate too high)\")")
 
     def constraint_test(self, kind: str, p: Node, K) -> str:
         """The source of the test that every value of the parameter node p meets the constraint

@@ -8,7 +8,8 @@ tuple item (source "ws2" / "ws1" / "inputs", its index) or a view (source "view"
 expression). Both are `str` subclasses whose value is their text, so code that only prints
 them needs no change.
 
-Passes over this data (no regular expression reads the generated text):
+Passes over this data (no regular expression reads the generated text; a `Block` keeps a check and
+its raise, or a user function's loop over rows, together):
 - `unread_repeats`: the copies of a data-row value to its drawn rows that no statement reads;
 - `inline`: a statement with some names replaced by expressions (the CPU step writes views
   where they are used; every step writes the empty buffer a skipped gradient's marker stands
@@ -38,6 +39,7 @@ class Stmt(str):
 
     owner: object
     store: bool    # a row-fused write of a row's value to the workspace (Store)
+    defines: str | None   # the name a Define gives its first value
     call: Call | None
     kernel: tuple | None
     names: tuple
@@ -46,6 +48,7 @@ class Stmt(str):
         self = super().__new__(cls, text)
         self.owner = owner
         self.store = isinstance(text, Store)
+        self.defines = text.name if isinstance(text, Define) else None
         self.names = names(text)
         self.call = text if isinstance(text, Call) else None
         self.kernel = (text.kernel.alias, text.kernel.name) if self.call is not None else None
@@ -62,6 +65,28 @@ class Stmt(str):
 class Store(str):
     """A line of row-fused code that writes a row's value to the workspace: only the forward-only
     step keeps it (the gradient step needs none); `Stmt.store` records it."""
+
+
+class Define(str):
+    """A line that gives a name of the step its first value, `name = expr` (the loss's 0.0): the
+    step's reversed form (printer.reversed_body) keeps it before every statement."""
+
+    name: str
+
+    def __new__(cls, name: str, expr: str):
+        self = super().__new__(cls, f"{name} = {expr}")
+        self.name = name
+        return self
+
+
+class Block:
+    """A statement that opens an indented block with the lines of its body, kept together: a
+    check `if not <test>:` and its raise, a user function's loop over rows. `lines`: Stmt, the
+    opening line first (the body's lines hold their own indentation). Passes see its lines
+    (`flatten`); the printer writes them in order and the reversed step moves them as one."""
+
+    def __init__(self, lines: list):
+        self.lines = list(lines)
 
 
 class Bind(str):
@@ -139,11 +164,13 @@ def _stmt_names(st):
 
 
 def flatten(stmts):
-    """Every statement, a loop block's `pre` and `body` included, in order."""
+    """Every statement, a loop block's `pre` and `body` and a block's lines included, in order."""
     for st in stmts:
         if isinstance(st, Loop):
             yield from flatten(st.pre)
             yield from flatten(st.body)
+        elif isinstance(st, Block):
+            yield from st.lines
         else:
             yield st
 

@@ -42,19 +42,39 @@ class Printer:
         tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
         SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph")."""
-        K = self.samples
-        weights = [self.statement(call(KERNELS.rows.fill, self.rw, f"1.0 / (B * {K})"))]
+        ret = ir.Block([self.statement("if mode == 0:"), self.statement("    return loss")])
+        stmts, exprs, check, head = self._printed(inline_views, [ret], [self.statement("return loss")])
+        return "\n".join(check + head + _lines(stmts, exprs, "    "))
+
+    def render_reversed(self) -> str | None:
+        """The CPU step's body with its statements in reverse order (the names its lines define
+        first, in order; the forward-only call's early return dropped), for the compile helper
+        to type from the last call back (compiler/ahead.py); None when the step has a loop."""
+        stmts, exprs, check, head = self._printed(True)
+        if any(isinstance(st, ir.Loop) for st in stmts):
+            return None
+        defs = [st for st in stmts if isinstance(st, ir.Stmt) and st.defines]
+        calls = [st for st in stmts if not (isinstance(st, ir.Stmt) and st.defines)]
+        return "\n".join(head + _lines(defs + calls[::-1], exprs, "    ") + check + ["    return 0.0"])
+
+    def _weights(self) -> list:
+        weights = [self.statement(call(KERNELS.rows.fill, self.rw, f"1.0 / (B * {self.samples})"))]
         if self.plan.branch_digit is not None:
             weights.append(self.statement(call(KERNELS.core.branch_weights, self.rw, *self.plan.branch_digit[:2])))
-        stmts = [*weights, *self.fwd, self.statement("if mode == 0:"),
-                 self.statement("    return loss"), *self.bwd, self.statement("return loss")]
+        return weights
+
+    def _printed(self, inline_views: bool, ret=(), final=()) -> tuple:
+        """(the statements: the weights', the forward section's, `ret`, the backward section's and
+        `final`, without unread repeats; the names written as expressions; the lines of the
+        parameters' size check; the head's lines)."""
+        stmts = [*self._weights(), *self.fwd, *ret, *self.bwd, *final]
         stmts = ir.without(stmts, ir.unread_repeats(stmts))
-        body = []
+        check, top = [], []
         if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
             n, m = self.L.n_theta, self.L.n_state
-            body += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
-                     f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
-                     "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
+            check += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
+                    f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
+                    "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
         exprs = dict(ir.SPELLING)   # the markers of skipped gradients: the empty buffers
         if inline_views and self.head:
             items = {t: [(b.index, b.name) for b in self.head if b.source == t] for t in ("ws2", "ws1", "inputs")}
@@ -65,13 +85,12 @@ class Printer:
                 named.sort()
                 if [i for i, _ in named] != list(range(len(named))):   # every item named, in order
                     raise AssertionError(f"lowering: the head does not name every item of {tup}")
-                body += _unpack([name for _, name in named], tup)
+                top += _unpack([name for _, name in named], tup)
             exprs.update(views)
-            body += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
+            top += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
         else:
-            body += ["    " + line for line in self.head]
-        body += _lines(stmts, exprs, "    ")
-        return "\n".join(body)
+            top += ["    " + line for line in self.head]
+        return stmts, exprs, check, top
 
 
 def _lines(stmts: list, exprs: dict, indent: str) -> list:
@@ -82,6 +101,8 @@ def _lines(stmts: list, exprs: dict, indent: str) -> list:
             out += _lines(st.pre, exprs, indent)
             out += [indent + line for line in st.header()]
             out += _lines(st.body, exprs, indent + "    ") or [indent + "    pass"]
+        elif isinstance(st, ir.Block):
+            out += [indent + ir.inline(line, exprs) for line in st.lines]
         else:
             out.append(indent + ir.inline(st, exprs))
     return out

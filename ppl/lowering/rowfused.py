@@ -455,8 +455,8 @@ class RowFusedLowering(Lowering):
         function receives theta, grad, state, the inputs and the scratch rows only."""
         ins = "".join(f"{x}, " for x in [*self.inputs, *self.scratch])
         rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
-        grad_rows = [line for line in self.fwd if not line.store]
-        fwd_rows = list(self.fwd)
+        fwd_rows = list(ir.flatten(self.fwd))   # a check's block: its lines
+        grad_rows = [line for line in fwd_rows if not line.store]
         used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
         views = [line for line in self.head if line.name in used]
         common = [f"cast = {self.fdtype}", f"w_ = cast(1.0 / ({rows}))", *self.pre]  # pre may halve w_
@@ -467,7 +467,8 @@ class RowFusedLowering(Lowering):
         grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
                *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
                "    loss = 0.0", f"    for d in range({rows}):",
-               *("        " + x for x in grad_rows + self.bwd), *("    " + x for x in self.post), "    return loss"]
+               *("        " + x for x in grad_rows + list(ir.flatten(self.bwd))), *("    " + x for x in self.post),
+               "    return loss"]
         imports = [f"import {mod} as {alias}" for alias, mod in sorted(self.imports.items())]
         self.prelude = "\n".join(imports + fwd + grd) + "\n"
         args = "".join([f"inputs[{j}], " for j in range(len(self.inputs))] + [f"ws1[{i}], " for i in self.scratch.values()])

@@ -30,8 +30,7 @@ def _user_layer_fwd(lowering, n, ins, out):
     """A user layer: its @njit function per row."""
     fname = f"ul_{n.name}"
     lowering.globals[fname] = n.attrs["fn"]
-    lowering.emit(f"for r in range({out}.shape[0]):")
-    lowering.emit(f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
+    lowering.emit_block(f"for r in range({out}.shape[0]):", f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
 
 
 def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
@@ -39,9 +38,9 @@ def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
     gname = f"ulg_{n.name}"
     lowering.globals[gname] = n.attrs["grad"]
     scratch = [lowering.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
-    lowering.emit(f"for r in range({gout}.shape[0]):")
-    lowering.emit(f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
-                  f"{', '.join(s + '[r]' for s in scratch)})")
+    lowering.emit_block(f"for r in range({gout}.shape[0]):",
+                        f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
+                        f"{', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
             lowering.emit(call(KERNELS.rows.add_from_cols, s, 0, gi))
@@ -53,21 +52,18 @@ def _carry_fwd(lowering, n, ins, out):
     """The carry at the start of a step: init at step 0, the carry's node of the previous step after."""
     loop = lowering.loop_info.loop
     src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
-    lowering.emit(f"if {LOOP_VAR} == 0:")
-    lowering.emit(call(KERNELS.core.copy_fwd, ins[0], out).indented('    '))
-    lowering.emit("else:")
-    lowering.emit(call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented('    '))
+    lowering.emit_block(f"if {LOOP_VAR} == 0:", call(KERNELS.core.copy_fwd, ins[0], out).indented('    '), "else:",
+                        call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented('    '))
 
 
 def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     """Its cotangent into the carry's node at the previous step (init's at step 0)."""
     loop = lowering.loop_info.loop
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
-    lowering.emit(f"if {LOOP_VAR} > 0:")
-    lowering.emit(call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
-                  if g_out is not None else "    pass")
-    lowering.emit("else:")
-    lowering.emit(call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else "    pass")
+    lowering.emit_block(f"if {LOOP_VAR} > 0:",
+                        call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
+                        if g_out is not None else "    pass", "else:",
+                        call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else "    pass")
 
 
 def _x_fwd(lowering, n, ins, out):
@@ -112,16 +108,15 @@ def _stack_bwd(lowering, n, ins, gins, gout, out, rows):
 def _blackbox_fwd(lowering, n, ins, c):
     fname = f"bb_{n.name}"
     lowering.globals[fname] = n.attrs["fn"]
-    lowering.emit(f"for r in range({lowering.rw}.shape[0]):")
-    lowering.emit(f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+    lowering.emit_block(f"for r in range({lowering.rw}.shape[0]):", f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
 
 
 def _blackbox_bwd(lowering, n, ins, gins, cw, c, rows):
     gname = f"bbg_{n.name}"
     lowering.globals[gname] = n.attrs["grad"]
     scratch = [lowering.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
-    lowering.emit(f"for r in range({lowering.rw}.shape[0]):")
-    lowering.emit(f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
+    lowering.emit_block(f"for r in range({lowering.rw}.shape[0]):",
+                        f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
             lowering.emit(call(KERNELS.rows.add_scaled_rows, s, cw, gi))

@@ -12,6 +12,7 @@ gradient unchanged. An estimator states the objectives it estimates (`Estimator.
 """
 from __future__ import annotations
 
+from . import ir
 from .ir import Bind
 from ..errors import ModelError
 from ..language.nodes import Node
@@ -76,9 +77,9 @@ class Walk:
         (`finite`: the test's source), refusing NaN and inf by the estimator's and node's names."""
         est = self.choices[n][0].estimator
         if est not in BUILT_IN and self.estimator_context(n)._own_draw:
-            self.emit(_unless(finite))
-            self.emit(f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' (its "
-                      f"draw(ctx)); check its kernels and the parameters they read\")")
+            self.emit_block(_unless(finite),
+                            f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' "
+                            f"(its draw(ctx)); check its kernels and the parameters they read\")")
 
     def head_scale(self, n: Node):
         """A cost head's weight: 1 (a global term), N (a per-row cost of a plate) or (N, the plate
@@ -100,7 +101,7 @@ class Walk:
             self.emit(call(KERNELS.rows.config_weights, self.plan.S, 0, 0, '1.0 / B', self.uw))
             self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.plan.S, self.rw, self.ell), wrap="loss = {}"))
             return
-        self.emit("loss = 0.0")
+        self.emit(ir.Define("loss", "0.0"))
         for c in self.model.costs:
             self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.summed_over_steps(c) or f"c_{c.name}", tot),
                            wrap="loss += {}"))

@@ -14,7 +14,8 @@ import pytest
 import ppl
 
 from ppl.compiler import ahead as compile_ahead
-from ppl.compiler.pipeline import generate_source
+from ppl.compiler.options import CompileOptions
+from ppl.compiler.pipeline import Compilation, reversed_source, run_passes
 from ppl.models import gaussian_vae, sbn
 
 
@@ -24,10 +25,15 @@ def _calls(source, fn):
     return Counter(ast.unparse(n) for st in f.body for n in ast.walk(st) if isinstance(n, ast.Call))
 
 
+def _reversed(model, **options) -> tuple:
+    """(the step's module source, the compile helper's reversed step) as the compiler prints them."""
+    c = run_passes(Compilation(model, CompileOptions(**options)))
+    return c.source, reversed_source(c)
+
+
 @pytest.mark.parametrize("build", [sbn.build, gaussian_vae.build])
 def test_the_reversed_step_calls_the_same_kernels_in_reverse(build):
-    src = generate_source(build())
-    rev = compile_ahead.reversed_step(src)
+    src, rev = _reversed(build())
     assert rev is not None
     assert _calls(rev, "step") == _calls(src, "step")
     body = [ast.unparse(s) for s in next(s for s in ast.parse(rev).body if isinstance(s, ast.FunctionDef)).body]
@@ -37,23 +43,21 @@ def test_the_reversed_step_calls_the_same_kernels_in_reverse(build):
     assert body.index(fwd[first]) > body.index(fwd[last - 1])   # the backward pass's last call comes first
 
 
-def test_source_segments_are_the_standard_librarys():
-    """ahead._segments (the source split once) gives what ast.get_source_segment(padded=True)
-    gives, for every statement and expression of a step and of a source with multi-line
-    statements, tabs and non-ASCII text."""
-    for src in (generate_source(sbn.build(latent=(8, 4), nonlinear=True)),
-                'def f(a,\n      b):\n\tx = {"ké": [1,\n  2]}\n\treturn (a +\n\t b)  # é\n'):
-        segment = compile_ahead._segments(src)
-        nodes = [n for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.stmt, ast.expr))]
-        assert len(nodes) > 10
-        for n in nodes:
-            assert segment(n) == ast.get_source_segment(src, n, padded=True), ast.dump(n)[:80]
-
-
-def test_the_row_fused_step_has_no_helper():
+def test_a_check_moves_whole_and_the_step_with_a_loop_or_row_code_has_no_helper():
+    """A parameter check (`if not <test>:` and its raise: one ir.Block) keeps its raise under its
+    test in the reversed step; a step with a loop block (ppl.scan) or the row-fused step has none."""
     from ppl.models import toy_bernoulli
-    src = generate_source(toy_bernoulli.build())
-    assert "_nrt=False" not in src or compile_ahead.reversed_step(src) is None
+    _, rev = _reversed(gaussian_vae.build())
+    lines = rev.splitlines()
+    opened = [i for i, line in enumerate(lines) if line.startswith("    if not ")]
+    assert opened and all(lines[i + 1].startswith("        raise ModelError_(") for i in opened)
+    assert _reversed(toy_bernoulli.build())[1] is None
+    with ppl.Model("ahead_scan") as m:
+        x = m.input("x", 2)
+        last, _ = ppl.scan(lambda c, _: (ppl.tanh(ppl.Affine(c, 2, name="a")), None), x, length=3)
+        m.cost("f", ppl.total(last * last))
+    src, rev = _reversed(m, lowering="arrays")
+    assert "for it_ in range(3)" in src and rev is None
 
 
 def test_jobs_setting(monkeypatch):
@@ -123,10 +127,12 @@ import numpy as np
 from ppl.compiler import ahead as compile_ahead
 from ppl.kernels import numba_compat
 from ppl.models import sbn
+from ppl.compiler.options import CompileOptions
+from ppl.compiler.pipeline import Compilation, reversed_source, run_passes
 prog = sbn.build().compile()
 path = PATH
 with open(path, "w") as f:
-    f.write(compile_ahead.reversed_step(prog.source))
+    f.write(reversed_source(run_passes(Compilation(sbn.build(), CompileOptions()))))
 mod = compile_ahead.load_module("reversed_sbn", path)
 numba_compat.types_only(mod.step, compile_ahead.signature(prog))
 """ + SEEN + """
