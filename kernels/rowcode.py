@@ -29,6 +29,7 @@ and the kernel's arguments, as a declared body is, registered for this target on
 """
 import ast
 import builtins
+import copy
 import inspect
 import sys
 import textwrap
@@ -68,6 +69,36 @@ def _tree(body):
 
 def has_row_form(kernel) -> bool:
     return row_body(kernel) is not None
+
+
+_LITERALS = {"True": True, "False": False, "None": None}
+
+
+def expression(text) -> ast.expr:
+    """The expression tree of an argument the row-fused lowering passes (a local or a dotted
+    name, an entry `name[i]` of theta, grad or state, a number), built without parsing the
+    lowering's text; any other form has no row form."""
+    text = str(text).strip()
+    if text in _LITERALS:
+        return ast.Constant(_LITERALS[text])
+    head, bracket, index = text.partition("[")
+    if bracket:
+        if index.endswith("]") and head.isidentifier():
+            return ast.Subscript(ast.Name(head, ast.Load()), expression(index[:-1]), ast.Load())
+    elif all(part.isidentifier() for part in text.split(".")):
+        out = ast.Name(text.split(".")[0], ast.Load())
+        for attr in text.split(".")[1:]:
+            out = ast.Attribute(out, attr, ast.Load())
+        return out
+    else:
+        for number in (int, float):
+            try:
+                value = number(text)
+            except ValueError:
+                continue
+            if value == value and abs(value) != float("inf"):   # a finite number, as its repr writes it
+                return ast.UnaryOp(ast.USub(), ast.Constant(-value)) if text.startswith("-") else ast.Constant(value)
+    raise NoRowForm(f"the argument {text!r} is none of the forms the row code takes (a name, name[i], a number)")
 
 
 def row_lines(kernel, args, qualify, tag) -> list:
@@ -156,7 +187,7 @@ class _Rewrite:
         text = self.args[name]
         if text is None:
             self.fail(f"reads {name!r}, passed with 0 rows")
-        return ast.parse(str(text), mode="eval").body
+        return expression(text)
 
     def name(self, ident):
         if ident in self.args:
@@ -173,7 +204,7 @@ class _Rewrite:
         text = None if obj is None else self.qualify(obj)
         if text is None:
             self.fail(f"calls {ident!r}, which the step's modules do not export")
-        return ast.parse(text, mode="eval").body
+        return expression(text)
 
     # ----- statements
     def target(self, node):
@@ -187,7 +218,7 @@ class _Rewrite:
             self.check_index(node.slice)
             if self.args[node.value.id] is None:
                 return None
-            return ast.parse(str(self.args[node.value.id]), mode="eval").body
+            return expression(self.args[node.value.id])
         if isinstance(node, ast.Tuple):
             elts = [self.target(e) for e in node.elts]
             if any(e is None for e in elts):
@@ -269,7 +300,7 @@ class _Zero(ast.NodeTransformer):
         if node.id in self.rw.indices:
             return ast.Constant(0)
         if node.id in self.rw.args and self.rw.args[node.id] is not None:
-            return ast.parse(str(self.rw.args[node.id]), mode="eval").body
+            return expression(self.rw.args[node.id])
         return node
 
 
@@ -290,7 +321,7 @@ def _arith(node):
 
 
 def _copy_tree(node):
-    return ast.parse(ast.unparse(node), mode="eval").body
+    return copy.deepcopy(node)
 
 
 def _copy(node):

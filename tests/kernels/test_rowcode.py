@@ -156,3 +156,18 @@ def test_tests_fold_only_where_they_hold_on_every_path():
             assert env["out"] == (2 * x if (not skipped and x > 0) else x)
     with pytest.raises(rowcode.NoRowForm, match="a test folded before"):
         rowcode.row_lines(_declared(_body_refold), ["x", "gx", "out"], lambda o: None, 1)
+
+
+@pytest.mark.parametrize("text", ["s_z_0", "theta[12]", "grad[d]", "scalar.sigmoid", "ppl.kernels.math.scalar.like",
+                                  "3", "-2", "0.5", "-0.25", "1e-08", "True", "None"])
+def test_an_argument_is_built_as_python_reads_it(text):
+    """rowcode.expression builds an argument's tree without parsing the lowering's text; oracle:
+    the tree Python's own parser gives."""
+    import ast
+    assert ast.dump(rowcode.expression(text)) == ast.dump(ast.parse(text, mode="eval").body)
+
+
+@pytest.mark.parametrize("text", ["a + b", "f(x)", "x[1:2]", "1.0 / B", "1.5.2", "x[", "3x"])
+def test_any_other_argument_has_no_row_form(text):
+    with pytest.raises(rowcode.NoRowForm, match="none of the forms"):
+        rowcode.expression(text)
