@@ -348,6 +348,8 @@ def cuda_twin(module) -> dict:
             d = kernel.__declared__
             gen, extent = _generated(d.shape, d.body, d.over, d.K, d.n)
             out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+        if hasattr(out[name], "into"):   # a value the step reads: its device-side form beside it
+            out[f"{name}_into"] = out[name].into
         gens = getattr(out[name], "__kernels__", ())
         registry.register(family, name, "cpu", kernel)
         registry.register(family, name, "cuda", out[name], shapes=[g.shape for g in gens],
@@ -391,7 +393,9 @@ def block_launcher(kernel, item, n, result="total", read=float):
     entry; ``kernel`` its hand-written CPU kernel): ONE block sums ``item(i, *args)`` over the
     ``n`` items (an expression of the kernel's arguments) in float64, the registry's ``block``
     (a deterministic block_sum); thread 0 writes ``result`` (an expression of total and the
-    arguments) to a scratch word, and the launcher returns ``read`` of it."""
+    arguments) to a scratch word, and the launcher returns ``read`` of it. Its ``into(*args,
+    sink, k)`` adds ``result`` to ``sink[k]`` on the device and returns nothing: the CUDA step
+    reads every such value with one copy (lowering/printer.py)."""
     def make():
         from . import registry
         from .native.launch import scratch, single_block
@@ -408,7 +412,13 @@ def block_launcher(kernel, item, n, result="total", read=float):
         glb = {"scratch_": scratch, "single_block_": single_block, "gen_": gen, "read_": read, "__name__": __name__}
         exec(compile(src, f"<CUDA launcher of {fn.__name__}>", "exec"), glb)
         f = glb[fn.__name__]
-        f.__doc__, f.__kernels__ = fn.__doc__, [gen]
+        gen_into = registry.block(item, n, f"res[0] + ({result})")
+        src = (f"def {fn.__name__}_into({', '.join(args)}, sink, k):\n"
+               f"    single_block_(gen_, {n})({', '.join(args)}, sink[k:k + 1])\n")
+        glb = {"single_block_": single_block, "gen_": gen_into, "__name__": __name__}
+        exec(compile(src, f"<CUDA launcher of {fn.__name__}_into>", "exec"), glb)
+        f.into = glb[f"{fn.__name__}_into"]
+        f.__doc__, f.__kernels__ = fn.__doc__, [gen, gen_into]
         return f
     return make
 

@@ -297,8 +297,13 @@ def all_finite_launcher():
         res = scratch()
         count_not_finite(flat, res)
         return bool(res.copy_to_host()[0] == 0)
+    def all_finite_into(a, sink, k):
+        flat = a.reshape(a.size) if a.ndim != 1 else a
+        if flat.shape[0]:
+            launch(_count_not_finite, flat.shape[0])(flat, sink[k:k + 1])
     all_finite.__doc__ = "True when every entry of a (any shape, C-contiguous) is finite."
     all_finite.__kernels__ = []
+    all_finite.into = all_finite_into   # sink[k] += the count of entries not finite, on the device
     return all_finite
 
 

@@ -9,6 +9,8 @@ the families declared once, ...).
   scratch memory, so a reduction gives the same bits on every run.
 * ``to_host_scalar`` / ``scratch()``: a preallocated 2-element float64 device array that
   reductions returning a value to the host write to (one copy back per call).
+* ``sink(n)``: n zeroed float64 words a CUDA step's reductions add into (their ``_into`` forms)
+  and the step copies back once (lowering/printer.py).
 """
 import math
 
@@ -64,6 +66,24 @@ def single_block(kernel, n):
 
 
 _SCRATCH = []
+_SINK = []
+
+
+def sink(n):
+    """n float64 words on the device, zeroed: where a CUDA step's kernels add the values it reads
+    (the loss terms, the checks' failing counts) to copy them back once. One array, grown as
+    needed, shared by the process's steps (each reads its words before it returns)."""
+    if not _SINK or _SINK[0].shape[0] < n:
+        _SINK[:] = [cuda.device_array(max(n, 64), dtype=np.float64)]
+    out = _SINK[0][:max(n, 1)]
+    run(_zero, out.shape[0], out)
+    return out
+
+
+@cuda.jit
+def _zero(a):
+    for i in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        a[i] = 0.0
 
 
 def scratch():

@@ -2,7 +2,7 @@
 and `named_source`, the form to read."""
 from __future__ import annotations
 
-from ..calls import KERNELS, call
+from ..calls import KERNELS, Call, call
 from . import ir
 
 
@@ -29,7 +29,7 @@ def named_source(source: str) -> str:
 
 class Printer:
     # ----- pass: render
-    def render(self, inline_views: bool = True) -> str:
+    def render(self, inline_views: bool = True, sink: bool = False) -> str:
         """The step's body (the compiler adds the target's header and signature).
 
         With `inline_views` (the CPU target) the workspace and input tuples are unpacked once,
@@ -41,9 +41,25 @@ class Printer:
         Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
         tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
         field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
-        SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph")."""
+        SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph").
+
+        With `sink` (the CUDA target) the values the step reads of its kernels, the loss's terms
+        and the checks' failing counts, are added on the device into words of one array
+        (`sink_`, each kernel's `_into` form) and copied back once, at the end of the forward
+        pass, where the first failed check (in the step's order) raises its error: one wait for
+        the device per step instead of one per value."""
         ret = ir.Block([self.statement("if mode == 0:"), self.statement("    return loss")])
-        stmts, exprs, check, head = self._printed(inline_views, [ret], [self.statement("return loss")])
+        fwd, bwd, read = self.fwd, self.bwd, []
+        if sink:
+            words = []   # per word: the check's raise lines, or None for a loss term
+            fwd, bwd = _into_sink(self, fwd, words), _into_sink(self, bwd, words)
+            read = [self.statement("v_ = sink_.copy_to_host()"), self.statement("loss = 0.0")]
+            read += [ir.Block([self.statement(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words)
+                     if lines is not None]
+            read += [self.statement(f"loss += float(v_[{k}])") for k, lines in enumerate(words) if lines is None]
+            fwd = [self.statement(f"sink_ = sink_of_({len(words)})"), *fwd]
+        stmts, exprs, check, head = self._printed(inline_views, [*read, ret], [self.statement("return loss")],
+                                                  fwd, bwd)
         return "\n".join(check + head + _lines(stmts, exprs, "    "))
 
     def render_reversed(self) -> str | None:
@@ -63,11 +79,12 @@ class Printer:
             weights.append(self.statement(call(KERNELS.core.branch_weights, self.rw, *self.plan.branch_digit[:2])))
         return weights
 
-    def _printed(self, inline_views: bool, ret=(), final=()) -> tuple:
-        """(the statements: the weights', the forward section's, `ret`, the backward section's and
-        `final`, without unread repeats; the names written as expressions; the lines of the
-        parameters' size check; the head's lines)."""
-        stmts = [*self._weights(), *self.fwd, *ret, *self.bwd, *final]
+    def _printed(self, inline_views: bool, ret=(), final=(), fwd=None, bwd=None) -> tuple:
+        """(the statements: the weights', the forward section's (`fwd`), `ret`, the backward
+        section's (`bwd`) and `final`, without unread repeats; the names written as expressions;
+        the lines of the parameters' size check; the head's lines)."""
+        fwd, bwd = self.fwd if fwd is None else fwd, self.bwd if bwd is None else bwd
+        stmts = [*self._weights(), *fwd, *ret, *bwd, *final]
         stmts = ir.without(stmts, ir.unread_repeats(stmts))
         check, top = [], []
         if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
@@ -91,6 +108,28 @@ class Printer:
         else:
             top += ["    " + line for line in self.head]
         return stmts, exprs, check, top
+
+
+_READ = {"if not {}:": "check", "loss += {}": "term", "loss = {}": "term"}
+
+
+def _into_sink(lowering, stmts: list, words: list) -> list:
+    """The statements with each value the step reads of a kernel (a check's test, a loss term)
+    written as the kernel's `_into` form adding it to a word of `sink_` (words: the check's raise
+    lines, or None for a loss term, by word)."""
+    out = []
+    for st in stmts:
+        head = st.lines[0] if isinstance(st, ir.Block) else st
+        what = _READ.get(head.call.wrap) if isinstance(head, ir.Stmt) and head.call is not None else None
+        if isinstance(st, ir.Loop):
+            st.pre, st.body = _into_sink(lowering, st.pre, words), _into_sink(lowering, st.body, words)
+        elif what is not None and (what == "check") == isinstance(st, ir.Block):
+            c = head.call
+            out.append(lowering.statement(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words)), c.indent)))
+            words.append(st.lines[1:] if what == "check" else None)
+            continue
+        out.append(st)
+    return out
 
 
 def _lines(stmts: list, exprs: dict, indent: str) -> list:

@@ -230,3 +230,42 @@ def sbn2():
 def test_rows_merged_below_two_layers_parity():
     cpu, gpu = _parity(sbn2, estimators=("rebar", {"train": False}))
     assert "rows.gather_rows" in gpu.source and "rows.fold_into" in gpu.source
+
+
+def test_the_step_reads_the_device_once_and_raises_the_first_failed_check(monkeypatch):
+    """The CUDA step's loss terms and checks add into one device array (`sink_`) read back once
+    per call (lowering/printer.py); a failed check still raises its own error, the first in the
+    step's order, and the loss is the CPU's (test_sbn_parity). Counted: the copies back to the
+    host during one gradient call."""
+    from ppl.kernels.native import launch
+    gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda", estimators="disarm")
+    assert gpu.source.count(".copy_to_host()") == 1 and "if not " not in gpu.source
+    gpu.grad({"x": X})
+    made = []
+    real = launch.sink
+
+    def counted(n):
+        out = real(n)
+        made.append(out)
+        return out
+    monkeypatch.setattr(gpu.module, "sink_of_", counted)
+    copies, inside, entry = [], [], gpu.entry
+    real_copy = type(real(1)).copy_to_host
+    monkeypatch.setattr(type(real(1)), "copy_to_host",
+                        lambda self, *a, **k: (copies.append(self) if inside else None) or real_copy(self, *a, **k))
+
+    def step(*args):
+        inside.append(1)
+        try:
+            return entry(*args)
+        finally:
+            inside.clear()
+    monkeypatch.setattr(gpu, "entry", step)
+    gpu.grad({"x": X})
+    # in the step, its one read (before: one per loss term and per check, 4 here)
+    assert len(made) == 1 and len(copies) == 1 and copies[0] is made[0]
+    gpu.pull()
+    gpu.params["enc.W"][0, 0] = np.nan
+    gpu.push()
+    with pytest.raises(ppl.ModelError, match=r"Bernoulli 'h': logits 'enc' has NaN or inf values"):
+        gpu.grad({"x": X})
