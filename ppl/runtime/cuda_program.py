@@ -165,8 +165,13 @@ class CudaProgram(Program):
         return out
 
     def gradient_is_finite(self) -> bool:
+        """Whether every entry of the gradient on the device is finite: its count of others added
+        into a zeroed device word (no copy to the device), one copy back."""
         from ..kernels.cuda import rows as gpu_rows
-        return bool(gpu_rows.all_finite(self.d_grad))
+        from ..kernels.native.launch import sink
+        word = sink(1)
+        gpu_rows.all_finite_into(self.d_grad, word, 0)
+        return bool(word.copy_to_host()[0] == 0)
 
     def explain(self) -> str:
         t = self.transfers

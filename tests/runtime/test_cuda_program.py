@@ -269,3 +269,18 @@ def test_the_step_reads_the_device_once_and_raises_the_first_failed_check(monkey
     gpu.push()
     with pytest.raises(ppl.ModelError, match=r"Bernoulli 'h': logits 'enc' has NaN or inf values"):
         gpu.grad({"x": X})
+
+
+def test_a_gradient_that_is_not_finite_is_seen_on_the_device():
+    """CudaProgram.gradient_is_finite (fit's check after each step) counts on the device; oracle:
+    numpy.isfinite of the gradient copied back."""
+    gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda")
+    gpu.grad({"x": X})
+    assert gpu.gradient_is_finite() and np.isfinite(gpu.d_grad.copy_to_host()).all()
+    for bad in (np.nan, np.inf, -np.inf):
+        g = gpu.d_grad.copy_to_host()
+        g[len(g) // 2] = bad
+        gpu.d_grad.copy_to_device(g)
+        assert not gpu.gradient_is_finite()
+    gpu.grad({"x": X})
+    assert gpu.gradient_is_finite()
