@@ -90,8 +90,8 @@ class Printer:
         if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
             n, m = self.L.n_theta, self.L.n_state
             check += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
-                    f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
-                    "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
+                      f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
+                      "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
         exprs = dict(ir.SPELLING)   # the markers of skipped gradients: the empty buffers
         if inline_views and self.head:
             items = {t: [(b.index, b.name) for b in self.head if b.source == t] for t in ("ws2", "ws1", "inputs")}
@@ -121,9 +121,12 @@ def _into_sink(lowering, stmts: list, words: list) -> list:
     for st in stmts:
         head = st.lines[0] if isinstance(st, ir.Block) else st
         what = _READ.get(head.call.wrap) if isinstance(head, ir.Stmt) and head.call is not None else None
-        if isinstance(st, ir.Loop):
-            st.pre, st.body = _into_sink(lowering, st.pre, words), _into_sink(lowering, st.body, words)
-        elif what is not None and (what == "check") == isinstance(st, ir.Block):
+        if isinstance(st, ir.Loop):   # a check in a scan's body: its word adds up over the steps
+            loop = ir.Loop(st.length, st.reverse, st.binds)
+            loop.pre, loop.body = _into_sink(lowering, st.pre, words), _into_sink(lowering, st.body, words)
+            out.append(loop)
+            continue
+        if what is not None and (what == "check") == isinstance(st, ir.Block):
             c = head.call
             out.append(lowering.statement(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words)), c.indent)))
             words.append(st.lines[1:] if what == "check" else None)

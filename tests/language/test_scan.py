@@ -301,3 +301,32 @@ def test_the_readme_simulation_runs():
     assert "up[0..999]" in env["text"] and "score" in env["text"]
     assert np.isfinite(env["loss"]) and np.all(np.isfinite(env["grads"]["w"]))
     assert env["ups"].width == 1000
+
+
+@pytest.mark.cuda
+def test_a_check_in_a_scans_body_raises_on_the_cuda_target():
+    """A check in a loop block on the CUDA target adds its failing count at every step into its
+    word of the step's one read (lowering/printer.py): a NaN logit at the steps raises the
+    Bernoulli's own error, and the same program trains again once the parameter is finite."""
+    with Model("scan_check_gpu") as m:
+        s0 = m.input("s0", 1)
+        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
+
+        def body(s, t):
+            up = ppl.Bernoulli("up", logits=w * s + b)
+            return s + 2.0 * up - 1.0, up
+
+        last, _ = ppl.scan(body, s0, length=3)
+        m.cost("end", ppl.total(last * last))
+    gpu = m.compile(dtype=np.float64, target="cuda", estimators="disarm")
+    assert "for it_ in range(3)" in gpu.source and gpu.source.count(".copy_to_host()") == 1
+    assert np.isfinite(gpu.grad({"s0": S0})[0])
+    off = next(o for name, o, _, _ in gpu.layout.params if name == "w")
+    gpu.pull()
+    gpu.theta[off] = np.nan   # past prog.params, which refuses a non-finite value
+    gpu.push()
+    with pytest.raises(ppl.ModelError, match=r"Bernoulli 'up': logits .* has NaN or inf values"):
+        gpu.grad({"s0": S0})
+    gpu.theta[off] = -0.4
+    gpu.push()
+    assert np.isfinite(gpu.grad({"s0": S0})[0])
