@@ -39,13 +39,25 @@ def _scratch(R, P):
     return buf
 
 
-def _check_limits(name, D, H):
+def _check_limits(name, D, H, kind="RELAX"):
     if D > MAX_UNITS:
-        raise ValueError(f"gpu_relax.{name}: the node has {D} units; the CUDA RELAX kernels support at most "
+        raise ValueError(f"gpu_relax.{name}: the node has {D} units; the CUDA {kind} kernels support at most "
                          f"MAX_UNITS = {MAX_UNITS} units per node (use target='cpu' for wider nodes)")
     if H > MAX_HIDDEN:
-        raise ValueError(f"gpu_relax.{name}: the control variate has {H} hidden units; the CUDA RELAX kernels "
+        raise ValueError(f"gpu_relax.{name}: the control variate has {H} hidden units; the CUDA {kind} kernels "
                          f"support at most MAX_HIDDEN = {MAX_HIDDEN} (use target='cpu' or a smaller hidden size)")
+
+
+def _rows_then_summed(kernel, R, gphi, train, *args):
+    """Run a backward kernel over the R rows, each row writing its phi gradient to its row of a
+    zeroed scratch (the kernel's last two arguments: the scratch and train); with train, add the
+    rows into gphi in row order (deterministic)."""
+    if R == 0:
+        return
+    gp = _scratch(R, gphi.shape[0] if train else 1)
+    _run(kernel, R, *args, gp, bool(train))
+    if train:
+        _run(_sum_rows_into, gphi.shape[0], gp, gphi)
 
 
 def _zero2_body(r, j_, buf):
@@ -90,12 +102,7 @@ def relax_bwd_launcher():
     def relax_bwd(a, u, v, b, L, rw, ctx, phi, H, ga, gphi, train):
         R, D = a.shape
         _check_limits("relax_bwd", D, H)
-        if R == 0:
-            return
-        gp = _scratch(R, gphi.shape[0] if train else 1)
-        _run(_relax_bwd, R, a, u, v, b, L, rw, ctx, phi, H, ga, gp, bool(train))
-        if train:
-            _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+        _rows_then_summed(_relax_bwd, R, gphi, train, a, u, v, b, L, rw, ctx, phi, H, ga)
     relax_bwd.__doc__ = X.relax_bwd.__doc__
     relax_bwd.__kernels__ = [_relax_bwd, _sum_rows_into]
     return relax_bwd
@@ -126,12 +133,7 @@ def relax_categorical_bwd_launcher():
     def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
         R, D = a.shape
         _check_limits("relax_categorical_bwd", D, H)
-        if R == 0:
-            return
-        gp = _scratch(R, gphi.shape[0] if train else 1)
-        _run(_relax_categorical_bwd, R, a, u, v, b, L, rw, ctx, phi, H, K, ga, gp, bool(train))
-        if train:
-            _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+        _rows_then_summed(_relax_categorical_bwd, R, gphi, train, a, u, v, b, L, rw, ctx, phi, H, K, ga)
     relax_categorical_bwd.__doc__ = X.relax_categorical_bwd.__doc__
     relax_categorical_bwd.__kernels__ = [_relax_categorical_bwd, _sum_rows_into]
     return relax_categorical_bwd
@@ -151,19 +153,8 @@ def _lax_normal_bwd_launcher():
 
     def lax_normal_bwd(x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gphi, train):
         R, D = x.shape
-        if D > MAX_UNITS:
-            raise ValueError(f"lax_normal_bwd: the node has {D} units; the CUDA LAX kernel supports at most "
-                             f"MAX_UNITS = {MAX_UNITS} units per node (use target='cpu' for wider nodes)")
-        if H > MAX_HIDDEN:
-            raise ValueError(f"lax_normal_bwd: the control variate has {H} hidden units; the CUDA LAX kernel "
-                             f"supports at most MAX_HIDDEN = {MAX_HIDDEN} (use target='cpu' or a smaller hidden "
-                             f"size)")
-        if R == 0:
-            return
-        gp = _scratch(R, gphi.shape[0] if train else 1)
-        _run(row, R, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale, gp, bool(train))
-        if train:
-            _run(_sum_rows_into, gphi.shape[0], gp, gphi)
+        _check_limits("lax_normal_bwd", D, H, kind="LAX")
+        _rows_then_summed(row, R, gphi, train, x, scale, eps, L, rw, ctx, phi, H, gloc, gscale)
     lax_normal_bwd.__doc__ = lax.lax_normal_bwd.__doc__
     lax_normal_bwd.__kernels__ = [row, _sum_rows_into]
     return lax_normal_bwd

@@ -126,7 +126,7 @@ def _into_sink(lowering, stmts: list, words: list) -> list:
             loop.pre, loop.body = _into_sink(lowering, st.pre, words), _into_sink(lowering, st.body, words)
             out.append(loop)
             continue
-        if what is not None and (what == "check") == isinstance(st, ir.Block):
+        if what is not None and (what == "check") == isinstance(st, ir.Block):   # a check is its raise's block
             c = head.call
             out.append(lowering.statement(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words)), c.indent)))
             words.append(st.lines[1:] if what == "check" else None)

@@ -2,7 +2,7 @@
 equal rows (what it is computed on), returned as a frozen `RowPlan` that the other parts read."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..analysis import graph as G
@@ -184,9 +184,8 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     if KS == 1 or one_layout:
         return plan
     lay, gcopy = _layouts(plan, model, an, est, affected_by_alternative(an, choices), merge_rows)
-    inv = frozenset(n for n in an.order if lay[n] == D1)
-    return RowPlan(S, KS, plan.sizes, plan.steps, plan.shared, plan.row_digit, plan.cv_slot, branch_digit,
-                   plan.draws_alternative, FULL, D1, _frozen(lay), inv, _frozen({n: frozenset(v) for n, v in gcopy.items()}))
+    return replace(plan, lay=_frozen(lay), inv=frozenset(n for n in an.order if lay[n] == D1),
+                   gcopy=_frozen({n: frozenset(v) for n, v in gcopy.items()}))
 
 
 def _too_many_rows(S: int, span: int, row_digit, shared, choices) -> str:

@@ -17,6 +17,7 @@ from ppl.compiler.options import CompileOptions
 from ppl.compiler.pipeline import Compilation, run_passes
 from ppl.lowering.grads import GradientNeeds
 from ppl.lowering.rows import RowPlan
+from small_models import two_layer_sbn
 
 LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
 # the classes whose instances are the lowering object (Lowering, its parts, the row-fused one)
@@ -27,26 +28,17 @@ OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init
 DECLARING = {("Lowering", "__init__"), ("RowFusedLowering", "__init__"), *OWN_STATE}
 
 
-def _two_layers():
-    with Model("pass_records") as m:
-        x = m.input("x", 3)
-        h = Bernoulli("h", logits=Affine(x, 2, name="enc"))
-        z = Bernoulli("z", logits=Affine(h, 2, name="mid"))
-        m.cost("f", ppl.bernoulli_nll(Affine(z, 3, name="dec"), target=x))
-    return m
-
-
 def test_the_row_plan_and_gradient_needs_are_frozen_records_the_compilation_holds():
-    m = _two_layers()
-    c = run_passes(Compilation(m, CompileOptions(estimators={"h": "disarm", "z": "enumerate"}, samples=2,
+    m = two_layer_sbn("pass_records")
+    c = run_passes(Compilation(m, CompileOptions(estimators={"h1": "disarm", "h2": "enumerate"}, samples=2,
                                                  lowering="arrays")))
     assert isinstance(c.plan, RowPlan) and isinstance(c.needs, GradientNeeds)
     assert c.lowering.plan is c.plan and c.lowering.needs is c.needs
-    # a parameter followed from compile() to the printer: DisARM pairs, z of width 2 enumerated, K = 2
-    h, z = m.nodes["h"], m.nodes["z"]
+    # a parameter followed from compile() to the printer: DisARM pairs, h2 of width 2 enumerated, K = 2
+    h, z = m.nodes["h1"], m.nodes["h2"]
     assert c.plan.S == 2 * 2 ** 2 and c.plan.reps == 2 * c.plan.S == len(c.plan.FULL)
     assert c.lowering.L.S == c.plan.S and dict(c.plan.row_digit) == {h: (1, 2), z: (2, 4)}
-    assert c.needs.req[m.nodes["enc"]] and not c.needs.req[m.nodes["x"]]
+    assert c.needs.req[m.nodes["a1"]] and not c.needs.req[m.nodes["x"]]
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.plan.S = 1
     with pytest.raises(TypeError):

@@ -232,11 +232,10 @@ def test_rows_merged_below_two_layers_parity():
     assert "rows.gather_rows" in gpu.source and "rows.fold_into" in gpu.source
 
 
-def test_the_step_reads_the_device_once_and_raises_the_first_failed_check(monkeypatch):
+def test_the_step_reads_the_device_once_and_a_failed_check_still_raises(monkeypatch):
     """The CUDA step's loss terms and checks add into one device array (`sink_`) read back once
-    per call (lowering/printer.py); a failed check still raises its own error, the first in the
-    step's order, and the loss is the CPU's (test_sbn_parity). Counted: the copies back to the
-    host during one gradient call."""
+    per call (lowering/printer.py); a failed check still raises its own error, and the loss is the
+    CPU's (test_sbn_parity). Counted: the copies back to the host during one step call."""
     from ppl.kernels.native import launch
     gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda", estimators="disarm")
     assert gpu.source.count(".copy_to_host()") == 1 and "if not " not in gpu.source
