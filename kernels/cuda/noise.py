@@ -7,6 +7,10 @@ iteration does, with the device versions (``device()``) of the same ``rng.py`` f
 So out[r, c] is the scalar ``rng`` function at that address, as on the CPU: uniforms and
 every integer step bit-identical; float transforms identical up to the target's arithmetic
 (see ``tests/kernels/test_gpu_kernels.py`` for the tolerances and why).
+
+Every fill takes its step as a number or as a device clock (an int64 device array whose word 0
+is the step; runtime/cuda_graph.py): a fill on a clock reads the step on the device, so a
+captured step replays with the step the clock holds.
 """
 import numpy as np
 from numba import cuda
@@ -154,11 +158,60 @@ def _normal_f64_body(i, out, k0, k1, s, t, o):
 _normal_f64 = items(_normal_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
 
 
+@cuda.jit(device=True)
+def _word(clock):
+    """The step word of a device clock: its word 0, masked as _address masks a step."""
+    return np.uint64(clock[0]) & np.uint64(0xFFFFFFFF)
+
+
+# the same kernels with the step read from a device clock
+def _uniform_kind_f32_clock_body(i, out, x, kind, k0, k1, s, clock, o):
+    nb = (out.shape[1] + 3) // 4
+    r = i // nb
+    _uniform_block_f32(out, x, kind, r, i - r * nb, r + o, k0, k1, s, _word(clock))
+
+
+def _uniform_kind_f64_clock_body(i, out, x, kind, k0, k1, s, clock, o):
+    nb = (out.shape[1] + 1) // 2
+    r = i // nb
+    _uniform_block_f64(out, x, kind, r, i - r * nb, r + o, k0, k1, s, _word(clock))
+
+
+def _normal_f32_clock_body(i, out, k0, k1, s, clock, o):
+    nb = (out.shape[1] + 3) // 4
+    r = i // nb
+    _normal_block_f32(out, r, i - r * nb, r + o, k0, k1, s, _word(clock))
+
+
+def _normal_f64_clock_body(i, out, k0, k1, s, clock, o):
+    nb = (out.shape[1] + 1) // 2
+    r = i // nb
+    _normal_block_f64(out, r, i - r * nb, r + o, k0, k1, s, _word(clock))
+
+
+_CLOCKED = {
+    _uniform_kind_f32: items(_uniform_kind_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
+    _uniform_kind_f64: items(_uniform_kind_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
+    _normal_f32: items(_normal_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
+    _normal_f64: items(_normal_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
+}
+
+
+def _is_clock(step):
+    return getattr(step, "ndim", 0) == 1
+
+
 def _address(seed, stream, step):
-    """Philox key words and the masked stream / step words, computed on the host."""
+    """Philox key words and the masked stream / step words, computed on the host (a device clock
+    passed as it is)."""
     k0, k1 = rng.seed_key.py_func(seed)
     mask = np.uint64(0xFFFFFFFF)
-    return k0, k1, np.uint64(stream) & mask, np.uint64(step) & mask
+    return k0, k1, np.uint64(stream) & mask, step if _is_clock(step) else np.uint64(step) & mask
+
+
+def _kernel(kernel, step):
+    """kernel, or its twin that reads the step from a device clock."""
+    return _CLOCKED[kernel] if _is_clock(step) else kernel
 
 
 def _is_f32(fname, out):
@@ -177,7 +230,7 @@ def _fill(fname, out, x, kind, seed, stream, step, row0=0):
     f32 = _is_f32(fname, out)
     lanes = rng.LANES_F32 if f32 else rng.LANES_F64
     nb = (out.shape[1] + lanes - 1) // lanes
-    k = launch(_uniform_kind_f32 if f32 else _uniform_kind_f64, out.shape[0] * nb)
+    k = launch(_kernel(_uniform_kind_f32 if f32 else _uniform_kind_f64, step), out.shape[0] * nb)
     if k is not None:
         k(out, x, kind, *_address(seed, stream, step), np.int64(row0))
 
@@ -192,7 +245,7 @@ def fill_normal(out, seed, stream, step, row0=0):
     f32 = _is_f32("fill_normal", out)
     lanes = rng.LANES_F32 if f32 else rng.LANES_F64
     nb = (out.shape[1] + lanes - 1) // lanes
-    k = launch(_normal_f32 if f32 else _normal_f64, out.shape[0] * nb)
+    k = launch(_kernel(_normal_f32 if f32 else _normal_f64, step), out.shape[0] * nb)
     if k is not None:
         k(out, *_address(seed, stream, step), np.int64(row0))
 
@@ -261,15 +314,49 @@ def _normal_at_f64_body(i, out, k0, k1, s, t, index, reps):
 _normal_at_f64 = items(_normal_at_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
 
 
+def _uniform_at_f32_clock_body(i, out, kind, k0, k1, s, clock, index, reps):
+    nb = (out.shape[1] + 3) // 4
+    r = i // nb
+    _uniform_block_f32(out, out, kind, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s,
+                       _word(clock))
+
+
+def _uniform_at_f64_clock_body(i, out, kind, k0, k1, s, clock, index, reps):
+    nb = (out.shape[1] + 1) // 2
+    r = i // nb
+    _uniform_block_f64(out, out, kind, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s,
+                       _word(clock))
+
+
+def _normal_at_f32_clock_body(i, out, k0, k1, s, clock, index, reps):
+    nb = (out.shape[1] + 3) // 4
+    r = i // nb
+    _normal_block_f32(out, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, _word(clock))
+
+
+def _normal_at_f64_clock_body(i, out, k0, k1, s, clock, index, reps):
+    nb = (out.shape[1] + 1) // 2
+    r = i // nb
+    _normal_block_f64(out, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, _word(clock))
+
+
+_CLOCKED.update({
+    _uniform_at_f32: items(_uniform_at_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
+    _uniform_at_f64: items(_uniform_at_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
+    _normal_at_f32: items(_normal_at_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
+    _normal_at_f64: items(_normal_at_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
+})
+
+
 def _fill_at(fname, out, kind, seed, stream, step, index, reps):
     f32 = _is_f32(fname, out)
     nb = (out.shape[1] + (3 if f32 else 1)) // (4 if f32 else 2)
     if kind == NORMAL:
-        k = launch(_normal_at_f32 if f32 else _normal_at_f64, out.shape[0] * nb)
+        k = launch(_kernel(_normal_at_f32 if f32 else _normal_at_f64, step), out.shape[0] * nb)
         if k is not None:
             k(out, *_address(seed, stream, step), index, np.int64(reps))
         return
-    k = launch(_uniform_at_f32 if f32 else _uniform_at_f64, out.shape[0] * nb)
+    k = launch(_kernel(_uniform_at_f32 if f32 else _uniform_at_f64, step), out.shape[0] * nb)
     if k is not None:
         k(out, kind, *_address(seed, stream, step), index, np.int64(reps))
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from ..native.launch import launch, require_cuda, threads_for
+from ..native.launch import configured, launch, require_cuda, threads_for
 
 TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slice, threads per side
 SMALL = 4096                        # outputs of at most this many entries: one thread per entry
@@ -135,7 +135,7 @@ def tiled(a, ta, b, tb, c, v, bias):
     """matmul's tiled kernel (any size)."""
     M, N = c.shape
     grid = (math.ceil(N / TILE), math.ceil(M / TILE))
-    _matmul_kernel(c.dtype, bool(ta), bool(tb), bias)[grid, (SIDE, SIDE)](a, b, v, c)
+    configured(_matmul_kernel(c.dtype, bool(ta), bool(tb), bias), grid, (SIDE, SIDE))(a, b, v, c)
 
 
 def per_entry(a, ta, b, tb, c, v, bias):
@@ -195,7 +195,7 @@ def column_sums(g, out):
         launch(_column_sums_few, O)(g, out)
         return
     bx, by = threads_for(O, 32), threads_for(-(-R // 8), 32)   # each thread sums 8 rows or more
-    _column_sums_kernel(g.dtype)[math.ceil(O / bx), (bx, by)](g, out)
+    configured(_column_sums_kernel(g.dtype), math.ceil(O / bx), (bx, by))(g, out)
 
 
 @cuda.jit
@@ -229,7 +229,7 @@ def spread_rows(a, S):
         launch(_spread_rows_few, D)(a, S)
         return
     bx, by = threads_for(D, 32), threads_for(-(-(R - (R - 1) // S - 1) // 8), 32)   # 8 rows a thread or more per level
-    _spread_rows[math.ceil(D / bx), (bx, by)](a, S)
+    configured(_spread_rows, math.ceil(D / bx), (bx, by))(a, S)
 
 
 @cuda.jit

@@ -11,7 +11,11 @@ the families declared once, ...).
   reductions returning a value to the host write to (one copy back per call).
 * ``sink(n)``: n zeroed float64 words a CUDA step's reductions add into (their ``_into`` forms)
   and the step copies back once (lowering/printer.py).
+* ``configured(kernel, grid, block)``: the kernel configured on the current launch stream, the
+  default stream unless ``on_stream(s)`` names another (a stream under graph capture:
+  runtime/cuda_graph.py). Every launcher configures its kernels through it.
 """
+import contextlib
 import math
 
 import numpy as np
@@ -34,6 +38,27 @@ def require_cuda():
         )
 
 
+_STREAM = [None]   # the stream kernels are launched on; None: the default stream
+
+
+def configured(kernel, grid, block):
+    """``kernel[grid, block]`` on the current launch stream (``on_stream``)."""
+    s = _STREAM[0]
+    return kernel[grid, block] if s is None else kernel[grid, block, s]
+
+
+@contextlib.contextmanager
+def on_stream(stream):
+    """Launch every kernel on ``stream`` (a numba-cuda stream, or an object it accepts as one, such
+    as cuda.core's graph builder) inside the block."""
+    prev = _STREAM[0]
+    _STREAM[0] = stream
+    try:
+        yield
+    finally:
+        _STREAM[0] = prev
+
+
 def threads_for(n, most=BLOCK):
     """Threads per block (or along one side of a block) for n items: the next power of two >= n,
     at most `most`."""
@@ -49,7 +74,7 @@ def launch(kernel, n):
     if n <= 0:
         return None
     t = threads_for(n)
-    return kernel[min(MAX_BLOCKS, math.ceil(n / t)), t]
+    return configured(kernel, min(MAX_BLOCKS, math.ceil(n / t)), t)
 
 
 def run(kernel, n, *args):
@@ -62,7 +87,7 @@ def run(kernel, n, *args):
 def single_block(kernel, n):
     """``kernel`` configured as one block (for kernels ending in ``block_sum``)."""
     require_cuda()
-    return kernel[1, threads_for(max(n, 1))]
+    return configured(kernel, 1, threads_for(max(n, 1)))
 
 
 _SCRATCH = []

@@ -77,9 +77,10 @@ its kernel calls bound to the CUDA launchers (same names and arguments). Do not 
 # kernels version {kver}
 ''' + "".join(f"import ppl.kernels.{m} as {a}\n" for a, m in CUDA_MODULES.items()) + '''from ppl.dsl import ModelError as ModelError_
 from ppl.kernels.native.launch import sink as sink_of_
+from numpy import zeros as np_zeros_
 
 
-def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode):
+def step(theta, grad, state, ws2, ws1, inputs, B, seed, t, mode, sink_=None):
     row0 = 0
 ''')
 

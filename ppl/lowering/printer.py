@@ -47,20 +47,29 @@ class Printer:
         and the checks' failing counts, are added on the device into words of one array
         (`sink_`, each kernel's `_into` form) and copied back once, at the end of the forward
         pass, where the first failed check (in the step's order) raises its error: one wait for
-        the device per step instead of one per value."""
+        the device per step instead of one per value. A step given its `sink_` (a captured
+        training step, runtime/cuda_graph.py) copies nothing: the words stay on the device, and
+        the module's SINK_WORDS / SINK_LOSS say which is which."""
         ret = ir.Block([self.statement("if mode == 0:"), self.statement("    return loss")])
-        fwd, bwd, read = self.fwd, self.bwd, []
+        fwd, bwd, read, tail = self.fwd, self.bwd, [], []
         if sink:
             words = []   # per word: the check's raise lines, or None for a loss term
             fwd, bwd = _into_sink(self, fwd, words), _into_sink(self, bwd, words)
-            read = [self.statement("v_ = sink_.copy_to_host()"), self.statement("loss = 0.0")]
+            n = len(words)
+            read = [self.statement(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"),
+                    self.statement("loss = 0.0")]
             read += [ir.Block([self.statement(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words)
                      if lines is not None]
             read += [self.statement(f"loss += float(v_[{k}])") for k, lines in enumerate(words) if lines is None]
-            fwd = [self.statement(f"sink_ = sink_of_({len(words)})"), *fwd]
+            fwd = [self.statement("own_ = sink_ is None"), self.statement(f"sink_ = sink_of_({n}) if own_ else sink_"),
+                   *fwd]
+            tail = ["", "", "# the words of sink_: how many, and which hold the loss's terms (the others count the",
+                    "# failures of the checks); a step given a sink_ leaves them there (runtime/cuda_graph.py)",
+                    f"SINK_WORDS = {n}",
+                    f"SINK_LOSS = {tuple(k for k, lines in enumerate(words) if lines is None)!r}"]
         stmts, exprs, check, head = self._printed(inline_views, [*read, ret], [self.statement("return loss")],
                                                   fwd, bwd)
-        return "\n".join(check + head + _lines(stmts, exprs, "    "))
+        return "\n".join(check + head + _lines(stmts, exprs, "    ") + tail)
 
     def render_reversed(self) -> str | None:
         """The CPU step's body with its statements in reverse order (the names its lines define

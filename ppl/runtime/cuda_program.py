@@ -101,23 +101,32 @@ class CudaProgram(Program):
         and copied to the device once per Batches (it stays there until a fit with other data), and
         each step gathers its rows there: only the batch's row indices travel. Data over a quarter
         of the device's free memory is copied batch by batch instead."""
+        idx = batches.rows(t, 1)
+        B = idx.shape[0]
+        d_all, buffers = self.resident(batches, B)
+        if d_all is None:   # the rows gathered on the host, copied per step
+            return self._step_args(tuple(self._to_device(a[idx]) for a in self._checked_data(batches)), B)
+        from ..kernels.cuda import rows as gpu_rows
+        d_idx = self._to_device(idx)
+        for src, dst in zip(d_all, buffers):
+            gpu_rows.gather_rows(src, 0, d_idx, dst)
+        return self._step_args(buffers, B)
+
+    def resident(self, batches, B):
+        """fit's data (data.Batches) on the device, (its arrays there, the B-row buffers a step's
+        batch is gathered into), or (None, None) when it is over a quarter of the free memory.
+        Checked and copied once per Batches."""
         if self._resident is None or self._resident[0]() is not batches:
             self._resident = None
             inputs = self._checked_data(batches)   # every row checked once
             fits = sum(a.nbytes for a in inputs) <= self._free_bytes() / 4
             self._resident = (weakref.ref(batches), tuple(self._to_device(a) for a in inputs) if fits else None, {})
         _, d_all, buffers = self._resident
-        idx = batches.rows(t, 1)
-        B = idx.shape[0]
-        if d_all is None:   # the rows gathered on the host, copied per step
-            return self._step_args(tuple(self._to_device(a[idx]) for a in self._checked_data(batches)), B)
-        from ..kernels.cuda import rows as gpu_rows
+        if d_all is None:
+            return None, None
         if B not in buffers:
             buffers[B] = tuple(self._cuda.device_array((B, a.shape[1]), a.dtype) for a in d_all)
-        d_idx = self._to_device(idx)
-        for src, dst in zip(d_all, buffers[B]):
-            gpu_rows.gather_rows(src, 0, d_idx, dst)
-        return self._step_args(buffers[B], B)
+        return d_all, buffers[B]
 
     def _free_bytes(self):
         try:

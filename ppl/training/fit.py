@@ -17,7 +17,8 @@ The pieces: `plan_fit` checks every argument and makes every automatic choice (a
 `Trainer` runs it: the first step from Python (`PythonSteps`, which compiles the step), then
 chunks of steps in one nopython call each (`_Chunks`, kernels/cpu/train.py; by default when that
 loop is compiled already for the step's signature or the run is long enough to repay its compile,
-NEW_SIGNATURE_STEPS) or one step at a time (the reference loop: the same bits), and between them
+NEW_SIGNATURE_STEPS; on the CUDA target a training step captured as a CUDA graph and replayed,
+`DeviceChunks`) or one step at a time (the reference loop: the same bits), and between them
 the record, evaluations, checkpoints and the progress bar. `split_rows` runs each batch's two
 halves at once on two threads (`split_rows_rule`: the automatic rule); `blas_threads` sets the
 products' threads for the fit (`blas_threads_rule`), and without it ppl splits the large products
@@ -45,6 +46,7 @@ from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights
 from ..kernels.cpu import part_kernels
 from ..kernels.native import blas, parts
 from .chunks import Chunks as _Chunks  # noqa: F401  (the nopython loop; tests reach it here)
+from .device_chunks import DeviceChunks
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -137,7 +139,10 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     nopython call (kernels/cpu/train.py; CPU programs with ppl.optim's SGD, Momentum or Adam);
     False: one Python call per step; None (default): the nopython loop when it is compiled for
     this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
-    pays). Both loops give the same parameters and losses bit for bit.
+    pays). Both loops give the same parameters and losses bit for bit. On the CUDA target
+    (ppl.optim's optimisers without clip_norm): None or True replays a training step captured as
+    a CUDA graph (training/device_chunks.py), one wait for the device per chunk; False: one
+    step at a time from Python.
     blas_threads: threads of the products' BLAS during the fit (restored after); None (default):
     when the user did not set OPENBLAS_NUM_THREADS, the BLAS at one thread and, where some of
     the model's work reaches two parts' grain (threads.parts_rule), ppl's own parts on every
@@ -332,8 +337,12 @@ class Trainer:
             compile_ahead.functions([*self.opt.kernel_calls(self.prog.theta, self.prog.grad_buffer),
                                      hist.kernel_call()], first=True)
         one = PythonSteps(self.prog, self.opt, plan, write=bar.write if bar is not None else None)
-        chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one.useed, plan.nopython,
-                              plan.total - start, plan.split)
+        if getattr(self.prog, "target", "cpu") == "cuda":   # a training step captured as a CUDA graph
+            chunks = DeviceChunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one, plan.nopython,
+                                       plan.total - start)
+        else:
+            chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one.useed, plan.nopython,
+                                  plan.total - start, plan.split)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
         # 1 unless fit chose them (not for a split's halves, nor beside a count the user gave)
@@ -356,7 +365,9 @@ class Trainer:
                             losses, failed = chunks.run(plan.first + t, n)
                     else:
                         losses, failed = chunks.run(plan.first + t, n)
-                if failed is not None:
+                if failed is not None:   # the steps before the failing one count as trained
+                    hist.append(losses)
+                    t += len(losses)
                     self._fail(failed[0] - plan.first, failed[1])
                 dt = time.perf_counter() - t_chunk
                 self.trained_s += dt

@@ -98,9 +98,10 @@ def test_training_on_the_device_matches_the_cpu():
 
 @pytest.mark.parametrize("resident", [True, False])
 def test_fit_gathers_batches_on_the_device(resident, monkeypatch):
-    """fit copies the data to the device once and gathers each batch there (only the row indices
-    travel per step); data too large for the device's free memory goes batch by batch. Both train
-    exactly as the CPU program does, across epochs."""
+    """fit copies the data to the device once and gathers each batch there (the first step's row
+    indices, then each chunk's indices, rates and clock: training/device_chunks.py); data too large
+    for the device's free memory goes batch by batch, a step at a time. Both train exactly as the
+    CPU program does, across epochs."""
     data = {"x": (np.random.default_rng(4).random((10, 6)) > 0.5).astype(np.float64)}
     cpu, gpu = sbn().compile(dtype=np.float64, seed=2), sbn().compile(dtype=np.float64, seed=2, target="cuda")
     if not resident:
@@ -108,7 +109,7 @@ def test_fit_gathers_batches_on_the_device(resident, monkeypatch):
     before = dict(gpu.transfers)
     hists = [ppl.fit(p, data, ppl.optim.Adam(lr=0.05), steps=7, batch_size=4, progress=False) for p in (cpu, gpu)]
     sent = gpu.transfers["host_to_device"] - before["host_to_device"]
-    assert sent == (1 + 7 if resident else 7), sent   # the data once and each step's rows, or each batch
+    assert sent == (1 + 1 + 3 if resident else 7), sent   # the data, step 0's rows, one chunk; or each batch
     assert (gpu._resident[1] is not None) == resident
     np.testing.assert_allclose(hists[1].loss, hists[0].loss, rtol=1e-9)
     for k in ("enc.W", "dec.W", "prior"):

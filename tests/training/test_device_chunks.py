@@ -1,0 +1,170 @@
+"""fit's chunks on the CUDA target (training/device_chunks.py): a training step launched on fixed
+arrays, what changes per step read from the device clock (kernels/cuda/clock.py), replayed as a
+CUDA graph (runtime/cuda_graph.py; one by one in the simulator). The chunks give the per-step
+loop's losses and parameters bit for bit, and a step that fails inside a chunk fails as it does
+there, from the same parameters."""
+import numpy as np
+import pytest
+from numba import config, cuda
+
+import ppl
+from ppl.kernels.cuda import clock as K
+from ppl.kernels.cuda import core as gpu
+from ppl.kernels.cuda import noise
+from ppl.kernels.native.launch import on_stream
+from ppl.runtime.cuda_graph import Replay
+from ppl.training import device_chunks
+
+pytestmark = pytest.mark.cuda
+
+
+def sbn():
+    with ppl.Model("sbn_chunks") as m:
+        x = m.input("x", 6)
+        h = ppl.Bernoulli("h", logits=ppl.Affine(x, 3, name="enc"))
+        m.cost("entropy", ppl.log_prob(h))
+        m.cost("prior", ppl.bernoulli_nll(ppl.param("prior", 3), target=h))
+        m.cost("recon", ppl.bernoulli_nll(ppl.Affine(h, 6, name="dec"), target=x))
+    return m
+
+
+def vae():
+    with ppl.Model("vae_chunks") as m:
+        x = m.input("x", 6)
+        e = ppl.tanh(ppl.Affine(x, 4, name="e1"))
+        loc, scale = ppl.Affine(e, 2, name="loc"), ppl.softplus(ppl.Affine(e, 2, name="sc"))
+        z = ppl.Normal("z", loc=loc, scale=scale)
+        m.cost("recon", ppl.bernoulli_nll(ppl.Affine(ppl.tanh(ppl.Affine(z, 4, name="d1")), 6, name="d2"), target=x))
+        m.cost("kl", ppl.gaussian_kl(loc, scale))
+    return m
+
+DATA = {"x": (np.random.default_rng(4).random((10, 6)) > 0.5).astype(np.float64)}
+
+
+def _fit(model, opt, nopython, steps=9, **kw):
+    prog = model().compile(dtype=np.float64, seed=2, target="cuda")
+    hist = ppl.fit(prog, DATA, opt(), steps=steps, batch_size=4, progress=False, nopython=nopython, **kw)
+    return prog, hist
+
+
+@pytest.mark.parametrize("model, opt", [
+    (sbn, lambda: ppl.optim.Adam(lr=ppl.optim.cosine_decay(0.05, 9))),
+    (vae, lambda: ppl.optim.Momentum(lr=0.05)),
+], ids=["sbn-adam-schedule", "vae-momentum"])
+def test_chunks_give_the_per_step_loop_bit_for_bit(model, opt, monkeypatch):
+    """Chunks of at most 3 steps (the clock carried across chunks and epochs of 10 rows in
+    batches of 4) against one step at a time from Python."""
+    runs = []
+    monkeypatch.setattr(device_chunks.DeviceChunks, "MAX", 3)
+    real = device_chunks.DeviceChunks.run
+    monkeypatch.setattr(device_chunks.DeviceChunks, "run", lambda self, t, n: runs.append(n) or real(self, t, n))
+    (a, ha), (b, hb) = _fit(model, opt, None), _fit(model, opt, False)
+    assert runs == [3, 3, 2], runs
+    np.testing.assert_array_equal(ha.loss, hb.loss)
+    a.pull(), b.pull()
+    np.testing.assert_array_equal(a.theta, b.theta)
+    np.testing.assert_array_equal(a.state, b.state)
+
+
+def test_a_step_failing_inside_a_chunk_fails_as_one_step_at_a_time(monkeypatch):
+    """SGD at a rate that makes the loss infinite at step 6, inside the chunk of steps 4-6: the
+    chunk goes back to its start and runs its steps one by one, so the error and the parameters
+    are the per-step loop's."""
+    monkeypatch.setattr(device_chunks.DeviceChunks, "MAX", 3)
+    out = []
+    for nopython in (None, False):
+        prog = vae().compile(dtype=np.float32, seed=2, target="cuda")   # float32: inf, not the simulator's domain error
+        with pytest.raises(ppl.ModelError, match="non-finite at step") as e:
+            ppl.fit(prog, DATA, ppl.optim.SGD(lr=1e3), steps=9, batch_size=4, progress=False, nopython=nopython)
+        prog.pull()
+        out.append((str(e.value), prog.theta.copy(), prog.steps_trained))
+    assert out[0][0] == out[1][0] and "step 6" in out[0][0], out[0][0]
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    assert out[0][2] == out[1][2] == 6
+
+
+def test_clip_norm_and_user_optimisers_keep_the_per_step_loop():
+    prog = sbn().compile(dtype=np.float64, seed=2, target="cuda")
+    with pytest.raises(ppl.ModelError, match="nopython=True on the CUDA target needs"):
+        ppl.fit(prog, DATA, ppl.optim.Adam(lr=0.05, clip_norm=1.0), steps=3, batch_size=4, progress=False,
+                nopython=True)
+
+
+def test_replay_captures_on_a_device_and_calls_the_function_in_the_simulator():
+    """On a GPU the function runs once more, under capture (launching nothing), and the graph
+    replays its launches; in the simulator it runs each time. Either way they happen n times."""
+    calls, out = [], cuda.to_device(np.zeros(4))
+    one = cuda.to_device(np.ones(4))
+
+    def fn():
+        calls.append(1)
+        gpu.sgd_update(out, one, -1.0)   # out += 1
+
+    fn()   # its kernels compiled before the capture, as DeviceChunks does
+    r = Replay(fn)
+    sim = bool(config.ENABLE_CUDASIM)
+    assert r.captured != sim and (r.why is None) != sim, r.why
+    r.run(3)
+    assert len(calls) == (4 if sim else 2)
+    np.testing.assert_array_equal(out.copy_to_host(), 4.0)
+
+
+def test_launches_go_to_the_stream_named():
+    s = cuda.stream()
+    out = cuda.to_device(np.zeros((4, 5)))
+    with on_stream(s):
+        noise.fill_uniform(out, 7, 1, 3)
+    s.synchronize()
+    ref = cuda.to_device(np.zeros((4, 5)))
+    noise.fill_uniform(ref, 7, 1, 3)
+    np.testing.assert_array_equal(out.copy_to_host(), ref.copy_to_host())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_on_a_clock_is_the_noise_of_its_step(dtype):
+    clock = cuda.to_device(np.array([(1 << 32) + 5, 0, 0], np.int64))   # masked as a step number is
+    index = cuda.to_device(np.array([[2], [0]], np.int64))
+    for fill in (noise.fill_uniform, noise.fill_normal, noise.fill_gumbel):
+        a, b = cuda.to_device(np.zeros((3, 6), dtype)), cuda.to_device(np.zeros((3, 6), dtype))
+        fill(a, 11, 2, clock, 1)
+        fill(b, 11, 2, 5, 1)
+        np.testing.assert_array_equal(a.copy_to_host(), b.copy_to_host(), err_msg=fill.__name__)
+    for fill in (noise.fill_uniform_at, noise.fill_normal_at):
+        a, b = cuda.to_device(np.zeros((4, 5), dtype)), cuda.to_device(np.zeros((4, 5), dtype))
+        fill(a, 11, 2, clock, index, 2)
+        fill(b, 11, 2, 5, index, 2)
+        np.testing.assert_array_equal(a.copy_to_host(), b.copy_to_host(), err_msg=fill.__name__)
+
+
+def test_updates_at_the_clock_are_the_optimisers_updates():
+    rng = np.random.default_rng(1)
+    theta, grad, m, v = rng.normal(size=7), rng.normal(size=7), rng.normal(size=7), rng.random(7)
+    rates = cuda.to_device(np.array([9.0, 0.01, 9.0]))
+    clock = cuda.to_device(np.array([40, 1, 4], np.int64))   # slot 1's rate, Adam's fifth update
+    d = [cuda.to_device(a) for a in (theta, grad, m, v)]
+    e = [cuda.to_device(a) for a in (theta, grad, m, v)]
+    K.adam_update_at(*d, rates, 0.9, 0.999, 1e-8, clock)
+    gpu.adam_update(*e, 0.01, 0.9, 0.999, 1e-8, 5)
+    for x, y in zip(d, e):
+        np.testing.assert_array_equal(x.copy_to_host(), y.copy_to_host())
+    K.momentum_update_at(d[0], d[1], d[2], rates, 0.9, clock)
+    gpu.momentum_update(e[0], e[1], e[2], 0.01, 0.9)
+    K.sgd_update_at(d[0], d[1], rates, clock)
+    gpu.sgd_update(e[0], e[1], 0.01)
+    for x, y in zip(d, e):
+        np.testing.assert_array_equal(x.copy_to_host(), y.copy_to_host())
+
+
+def test_advance_and_gather_at_the_clock():
+    sink = cuda.to_device(np.array([1.5, 0.0, 2.0]))
+    record = cuda.to_device(np.zeros((3, 3)))
+    clock = cuda.to_device(np.array([7, 1, 2], np.int64))
+    src = cuda.to_device(np.arange(12.0).reshape(6, 2))
+    index = cuda.to_device(np.array([[0, 1], [5, 3], [2, 2]], np.int64))
+    dst = cuda.to_device(np.zeros((2, 2)))
+    K.gather_rows_at(src, index, clock, dst)
+    np.testing.assert_array_equal(dst.copy_to_host(), [[10, 11], [6, 7]])
+    K.advance(sink, record, clock)
+    np.testing.assert_array_equal(record.copy_to_host()[1], [1.5, 0.0, 2.0])
+    np.testing.assert_array_equal(sink.copy_to_host(), 0.0)
+    np.testing.assert_array_equal(clock.copy_to_host(), [8, 2, 3])
