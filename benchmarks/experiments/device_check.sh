@@ -13,7 +13,7 @@
 #
 # PYTHON (default python3, 3.11 or later: -P keeps the source folder ppl/ off the path) runs
 # everything; SKIP_INSTALL=1 uses the ppl it already imports; TESTS names the test files (default
-# all of tests/), CASES gpu.py's cases (default sbn784-200).
+# all of tests/), CASES and ESTIMATORS gpu.py's (default sbn784-200, its four estimators).
 # Six files come back: versions.txt, cuda_tests.log, probe.jsonl, gpu.jsonl, profile.jsonl and
 # err.log (every stage's stderr). Each stage has its own time limit, so a stage that hangs leaves
 # the others' output.
@@ -49,7 +49,7 @@ XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${T_PROBE:-60}" "$PYTHON" -P benchm
     > "$OUT/probe.jsonl" 2>> "$OUT/err.log"
 echo "gpu_probe.py: rc=$? $(wc -l < "$OUT/probe.jsonl") lines"
 if [ "${QUICK:-0}" = 1 ]; then BATCHES=50,4096; else BATCHES=50,256,1024,4096; fi
-timeout "${T_GPU:-300}" "$PYTHON" -P benchmarks/gpu.py --cases "${CASES:-sbn784-200}" --batches "$BATCHES" --rounds 3 --seconds 0.2 \
+timeout "${T_GPU:-300}" "$PYTHON" -P benchmarks/gpu.py --cases "${CASES:-sbn784-200}" --estimators "${ESTIMATORS:-straight_through,score,disarm,rebar}" --batches "$BATCHES" --rounds 3 --seconds 0.2 \
     > "$OUT/gpu.jsonl" 2>> "$OUT/err.log"
 echo "gpu.py: rc=$? $(wc -l < "$OUT/gpu.jsonl") lines"
 timeout "${T_PROFILE:-120}" "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches 50,4096 \
