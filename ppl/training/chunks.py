@@ -140,11 +140,7 @@ class Chunks:
     def length(self, t, total, eval_every, checkpoint_every) -> int:
         """Steps of the next chunk: about SECONDS of work, ending at the next evaluation,
         checkpoint or the end of training."""
-        end = min(total, t + self.n)
-        for every in (eval_every, checkpoint_every):
-            if every:
-                end = min(end, (t // int(every) + 1) * int(every))
-        return end - t
+        return chunk_length(t, self.n, total, eval_every, checkpoint_every)
 
     def run(self, t, n):
         """Train steps t .. t + n - 1: (their losses (an array, valid until the next run), None), or (the losses of the steps done,
@@ -168,7 +164,23 @@ class Chunks:
             return losses, (t + k, err)
         if self.done[1]:
             return losses, (t + k, float(self.losses[k]))
-        dt = time.perf_counter() - t0
         if n == self.n:   # a full chunk: aim the next one at SECONDS
-            self.n = max(1, min(4 * n, int(n * self.SECONDS / max(dt, 1e-6))))
+            self.n = aimed(n, time.perf_counter() - t0, self.SECONDS)
         return losses, None
+
+
+def chunk_length(t, n, total, eval_every, checkpoint_every) -> int:
+    """Steps of a chunk from step t: n at most, ending at the next evaluation, checkpoint or the
+    end of training (each loop's `length`)."""
+    end = min(total, t + n)
+    for every in (eval_every, checkpoint_every):
+        if every:
+            end = min(end, (t // int(every) + 1) * int(every))
+    return end - t
+
+
+def aimed(n, dt, seconds, most=None) -> int:
+    """The steps of the next chunk after a full one of n steps took dt seconds: about `seconds`
+    of work, at most 4 n (and `most`)."""
+    k = min(4 * n, int(n * seconds / max(dt, 1e-6)))
+    return max(1, k if most is None else min(k, most))

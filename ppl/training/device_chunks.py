@@ -17,8 +17,10 @@ import time
 import warnings
 
 import numpy as np
+from numba import config
 
 from ..errors import ModelError
+from .chunks import aimed, chunk_length
 
 
 class DeviceChunks:
@@ -33,7 +35,7 @@ class DeviceChunks:
         loop says it is not available), a program checking its steps, or data too large to stay
         on the device."""
         from . import optim
-        if getattr(prog, "target", "cpu") != "cuda" or nopython is False or steps < 2:
+        if nopython is False or steps < 2:
             return None
         if type(optimizer) not in (optim.SGD, optim.Momentum, optim.Adam) or optimizer.clip_norm is not None \
                 or prog.entry is not prog.module.step:
@@ -42,11 +44,14 @@ class DeviceChunks:
                                  "without clip_norm; leave nopython=None to take the per-step loop")
             return None
         B = batches.batch_size if batches is not None else int(batch_size)
-        if batches is not None and prog.resident(batches, B)[0] is None:
+        d_all, inputs = prog.resident(batches, B) if batches is not None else ((), ())
+        if d_all is None:
             return None
-        return cls(prog, optimizer, batches, B, one)
+        return cls(prog, optimizer, batches, B, one, d_all, inputs)
 
-    def __init__(self, prog, optimizer, batches, B, one):
+    def __init__(self, prog, optimizer, batches, B, one, d_all, inputs):
+        """d_all: the data on the device (CudaProgram.resident), inputs: the B-row buffers a
+        step's batch is gathered into (both empty without data)."""
         from numba import cuda
         self.cuda, self.prog, self.opt, self.batches, self.B, self.one = cuda, prog, optimizer, batches, B, one
         mod = prog.module
@@ -57,20 +62,19 @@ class DeviceChunks:
         self.record = cuda.device_array((self.MAX, self.words), np.float64)
         self.clock = cuda.to_device(np.zeros(3, np.int64))
         self.rates = cuda.device_array(self.MAX, np.float64)
-        if batches is not None:
-            self.index = cuda.device_array((self.MAX, B), np.int64)
-            self.d_all, inputs = prog.resident(batches, B)
-        else:
-            self.index, self.d_all, inputs = None, (), ()
+        self.index = cuda.device_array((self.MAX, B), np.int64) if batches is not None else None
+        self.d_all, self.buffers = d_all, inputs
         self.args = prog._step_args(inputs, B)
-        self.buffers = inputs
         self.replay = None
         self.snapshot = None
         self.n = 16
 
     # ----- one training step, launched on arrays that stay the same
-    def _arrays(self):
-        return [a for a in self.opt._arrays().values()]
+    def _live(self):
+        """The arrays a chunk changes and a failure restores: parameters, estimator state and the
+        optimiser's state."""
+        p = self.prog
+        return [p.d_theta, p.d_state, *self.opt._arrays().values()]
 
     def _update(self):
         from ..kernels.cuda import clock as K
@@ -98,11 +102,7 @@ class DeviceChunks:
     def length(self, t, total, eval_every, checkpoint_every) -> int:
         """Steps of the next chunk: about SECONDS of work (at most MAX), ending at the next
         evaluation, checkpoint or the end of training."""
-        end = min(total, t + min(self.n, self.MAX))
-        for every in (eval_every, checkpoint_every):
-            if every:
-                end = min(end, (t // int(every) + 1) * int(every))
-        return end - t
+        return chunk_length(t, min(self.n, self.MAX), total, eval_every, checkpoint_every)
 
     def _load(self, t, n):
         """The chunk's batch indices, learning rates and clock copied to the device; the state it
@@ -116,15 +116,14 @@ class DeviceChunks:
             d.copy_to_device(a)
             p.transfers["host_to_device"] += 1
             p.transfers["bytes"] += a.nbytes
-        live = [p.d_theta, p.d_state, *self._arrays()]
+        live = self._live()
         if self.snapshot is None:
             self.snapshot = [self.cuda.device_array_like(a) for a in live]
         for keep, a in zip(self.snapshot, live):
             keep.copy_to_device(a)
 
     def _restore(self):
-        p = self.prog
-        for keep, a in zip(self.snapshot, [p.d_theta, p.d_state, *self._arrays()]):
+        for keep, a in zip(self.snapshot, self._live()):
             a.copy_to_device(keep)
 
     def run(self, t, n):
@@ -140,7 +139,6 @@ class DeviceChunks:
             self.step()
             done = 1
             self.replay = Replay(self.step)
-            from numba import config
             if self.replay.why is not None and not config.ENABLE_CUDASIM:
                 warnings.warn(f"fit: the CUDA training step runs kernel by kernel: {self.replay.why}", stacklevel=3)
         self.replay.run(n - done)
@@ -158,9 +156,8 @@ class DeviceChunks:
             o.t = updates
             return self._one_by_one(t, n)
         o.t = updates + n
-        dt = time.perf_counter() - t_start
         if n == self.n:   # a full chunk: aim the next one at SECONDS
-            self.n = max(1, min(4 * n, self.MAX, int(n * self.SECONDS / max(dt, 1e-6))))
+            self.n = aimed(n, time.perf_counter() - t_start, self.SECONDS, self.MAX)
         return losses, None
 
     def _one_by_one(self, t, n):
