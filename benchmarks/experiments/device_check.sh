@@ -39,7 +39,7 @@ fi
 # shim on the path for these runs only, when the installed numpy lacks it
 echo 'import numpy; numpy.row_stack = getattr(numpy, "row_stack", numpy.vstack)' > "$SHIM/sitecustomize.py"
 export PYTHONPATH="$SHIM${PYTHONPATH:+:$PYTHONPATH}" PPL_CACHE_DIR="$SHIM/cache"
-"$PYTHON" -P -c 'import ppl, numba, numpy; print("ppl", ppl.__file__, "numba", numba.__version__, "numpy", numpy.__version__)' \
+"$PYTHON" -P -c 'import ppl, numba, numpy; from ppl.kernels.cuda import cublas; print("ppl", ppl.__file__, "numba", numba.__version__, "numpy", numpy.__version__, "products:", cublas.why() or "cuBLAS")' \
     | tee -a "$OUT/versions.txt"
 
 timeout "${T_TESTS:-240}" "$PYTHON" -P -m pytest -q -m cuda -n 8 -p no:cacheprovider ${TESTS:-tests} > "$OUT/cuda_tests.log" 2>&1

@@ -17,6 +17,11 @@ Each part prints one JSON line (an "error" field where a part fails, and the oth
                  capturing stream) with numba-cuda kernels under capture: whether the product is
                  in the graph (the output zeroed, then one replay: in_graph), us per replay and
                  eager, relative error; FP32 and TF32 math modes
+  cublas_direct  libcublas's own entry points through ctypes (found by cuda.pathfinder, the
+                 nvidia wheels or the loader), a handle with its own workspace on cuda.core's
+                 graph builder's stream: a layer's three products (X W, X^T G, G W^T) on
+                 numba-cuda arrays checked against float64, captured with a numba-cuda kernel:
+                 in_graph, us per replay and eager, per batch and math mode
 Needs an NVIDIA GPU (the simulator is refused).
 """
 import argparse
@@ -259,6 +264,123 @@ def main():
         cublas.setStream(handle, 0)
 
     attempt("cublas_capture", cublas_capture)
+    attempt("cublas_direct", lambda: cublas_direct(cuda, axpy, R))
+
+
+def load_cublas():
+    """libcublas through ctypes: cuda.pathfinder, then the nvidia wheels on sys.path, then the loader."""
+    import ctypes
+    import ctypes.util
+    import glob
+    import sys
+    try:
+        from cuda import pathfinder
+        dl = pathfinder.load_nvidia_dynamic_lib("cublas")
+        if dl.abs_path:
+            return ctypes.CDLL(dl.abs_path), dl.abs_path
+    except Exception:
+        pass
+    for root in sys.path:
+        for f in sorted(glob.glob(os.path.join(root, "nvidia", "cu*", "lib", "libcublas.so*"))):
+            if "Lt" not in f:
+                return ctypes.CDLL(f), f
+    name = ctypes.util.find_library("cublas") or "libcublas.so.12"
+    return ctypes.CDLL(name), name
+
+
+def raw_stream(s):
+    """The CUstream handle of a cuda.core stream or graph builder, as an int."""
+    if hasattr(s, "__cuda_stream__"):
+        return int(s.__cuda_stream__()[1])
+    return int(getattr(s, "stream", s).handle)
+
+
+def cublas_direct(cuda, axpy, R):
+    import ctypes
+    try:
+        from cuda.core import Device
+    except ImportError:
+        from cuda.core.experimental import Device
+    lib, path = load_cublas()
+    vp, ci = ctypes.c_void_p, ctypes.c_int
+    lib.cublasSgemm_v2.argtypes = [vp, ci, ci, ci, ci, ci, vp, vp, ci, vp, ci, vp, vp, ci]
+    lib.cublasSetStream_v2.argtypes = [vp, vp]
+    lib.cublasSetWorkspace_v2.argtypes = [vp, vp, ctypes.c_size_t]
+    lib.cublasSetMathMode.argtypes = [vp, ci]
+    version = ctypes.c_int()
+    h = vp()
+    assert lib.cublasCreate_v2(ctypes.byref(h)) == 0
+    lib.cublasGetVersion_v2(h, ctypes.byref(version))
+    emit("cublas_direct", lib=path, version=version.value)
+    dev = Device(cuda.get_current_device().id)
+    dev.set_current()
+    work = cuda.device_array(32 << 20, np.uint8)
+    one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
+    ptr = lambda d: d.__cuda_array_interface__["data"][0]  # noqa: E731
+    rng = np.random.default_rng(0)
+    Kd, N = 784, 200
+
+    def check(status, what):
+        if status != 0:
+            raise RuntimeError(f"{what}: cublas status {status}")
+
+    for M in (50, 4096):
+        X = rng.standard_normal((M, Kd)).astype(np.float32)
+        W = (rng.standard_normal((Kd, N)) / 28).astype(np.float32)
+        G = rng.standard_normal((M, N)).astype(np.float32)
+        exact = {"XW": X.astype(np.float64) @ W, "XtG": X.T.astype(np.float64) @ G,
+                 "GWt": G.astype(np.float64) @ W.T}
+        dX, dW, dG = cuda.to_device(X), cuda.to_device(W), cuda.to_device(G)
+        out = {"XW": cuda.device_array((M, N), np.float32), "XtG": cuda.device_array((Kd, N), np.float32),
+               "GWt": cuda.device_array((M, Kd), np.float32)}
+        flat = out["XW"].reshape(M * N)
+        ones = cuda.to_device(np.ones(M * N, np.float32))
+        nb = (M * N + 255) // 256
+
+        def products(stream_handle, numba_stream):
+            check(lib.cublasSetStream_v2(h, vp(stream_handle)), "setStream")
+            check(lib.cublasSetWorkspace_v2(h, vp(ptr(work)), work.size), "setWorkspace")
+            # row-major products as column-major ones on the transposes (0: N, 1: T)
+            check(lib.cublasSgemm_v2(h, 0, 0, N, M, Kd, ctypes.byref(one), ptr(dW), N, ptr(dX), Kd,
+                                     ctypes.byref(zero), ptr(out["XW"]), N), "XW")
+            check(lib.cublasSgemm_v2(h, 0, 1, N, Kd, M, ctypes.byref(one), ptr(dG), N, ptr(dX), Kd,
+                                     ctypes.byref(zero), ptr(out["XtG"]), N), "XtG")
+            check(lib.cublasSgemm_v2(h, 1, 0, Kd, M, N, ctypes.byref(one), ptr(dW), N, ptr(dG), N,
+                                     ctypes.byref(zero), ptr(out["GWt"]), Kd), "GWt")
+            axpy[nb, 256, numba_stream](flat, ones, np.float32(1.0))
+
+        for mode, name in ((0, "fp32"), (3, "tf32")):
+            check(lib.cublasSetMathMode(h, mode), "mathMode")
+            st = dev.create_stream()
+            ns = cuda.external_stream(raw_stream(st))
+            products(raw_stream(st), ns)
+            st.sync()
+            t0 = time.perf_counter()
+            for _ in range(R):
+                products(raw_stream(st), ns)
+            st.sync()
+            eager = (time.perf_counter() - t0) / R * 1e6
+            gb = st.create_graph_builder()
+            gb.begin_building()
+            products(raw_stream(gb), gb)
+            gb.end_building()
+            g = gb.complete()
+            for d in out.values():
+                d.copy_to_device(np.zeros(d.shape, np.float32))
+            cuda.synchronize()
+            g.launch(st)
+            st.sync()
+            got = {k: d.copy_to_host().astype(np.float64) for k, d in out.items()}
+            got["XW"] -= 1.0
+            in_graph = all(bool(np.abs(v).max() > 0) for v in got.values())
+            err = {k: float(np.abs(got[k] - exact[k]).max() / np.abs(exact[k]).max()) for k in exact}
+            t0 = time.perf_counter()
+            for _ in range(R):
+                g.launch(st)
+            st.sync()
+            emit("cublas_direct", batch=M, math=name, in_graph=in_graph, us_eager=round(eager, 2),
+                 us_per_replay=round((time.perf_counter() - t0) / R * 1e6, 2), rel_err=err)
+    lib.cublasDestroy_v2(h)
 
 
 if __name__ == "__main__":

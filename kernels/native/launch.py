@@ -13,7 +13,8 @@ the families declared once, ...).
   and the step copies back once (lowering/printer.py).
 * ``configured(kernel, grid, block)``: the kernel configured on the current launch stream, the
   default stream unless ``on_stream(s)`` names another (a stream under graph capture:
-  runtime/cuda_graph.py). Every launcher configures its kernels through it.
+  runtime/cuda_graph.py). Every launcher configures its kernels through it;
+  ``current_stream()`` is that stream (cuda/cublas.py sends its products there).
 """
 import contextlib
 import math
@@ -45,6 +46,11 @@ def configured(kernel, grid, block):
     """``kernel[grid, block]`` on the current launch stream (``on_stream``)."""
     s = _STREAM[0]
     return kernel[grid, block] if s is None else kernel[grid, block, s]
+
+
+def current_stream():
+    """The stream kernels are launched on now (None: the default stream)."""
+    return _STREAM[0]
 
 
 @contextlib.contextmanager

@@ -294,6 +294,7 @@ def test_products_tiled_and_per_entry_against_numpy(dtype):
     and the per-entry one, in the three layouts the affine layers use (x W + b, g W^T, x^T g),
     against NumPy in float64; column sums and row spreading on both sides of FEW_ROWS; the
     finiteness count."""
+    from ppl.kernels.cuda import cublas
     from ppl.kernels.cuda import products as P
     rng = np.random.default_rng(7)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
@@ -303,7 +304,7 @@ def test_products_tiled_and_per_entry_against_numpy(dtype):
         b = rng.standard_normal((N, K_) if tb else (K_, N)).astype(dtype)
         c0, v = rng.standard_normal((M, N)).astype(dtype), rng.standard_normal(N).astype(dtype)
         want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64) + (v if bias else c0)
-        for way in (P.tiled, P.per_entry):
+        for way in (P.tiled, P.per_entry) + ((P.by_cublas,) if cublas.why() is None else ()):
             c = cuda.to_device(c0.copy())
             way(cuda.to_device(a), ta, cuda.to_device(b), tb, c, cuda.to_device(v), bias)
             assert_allclose(c.copy_to_host(), want, err_msg=f"{way.__name__} ta={ta} tb={tb}", **tol)
@@ -322,3 +323,41 @@ def test_products_tiled_and_per_entry_against_numpy(dtype):
     res = cuda.to_device(np.full(2, 5.0))
     P.count_not_finite(cuda.to_device(x), res)
     assert res.copy_to_host()[0] == 3
+
+
+def _gemm_column_major(transa, transb, m, n, k, A, lda, B, ldb, C, ldc, beta):
+    """BLAS's gemm as written for column-major arrays, on the buffers of NumPy arrays (each
+    array's first item is the pointer): C = op(A) op(B) + beta C, in float64."""
+    from numpy.lib.stride_tricks import as_strided
+
+    def view(x, rows, cols, ld):
+        return as_strided(x, shape=(rows, cols), strides=(x.itemsize, ld * x.itemsize))
+    opA = view(A, k, m, lda).T if transa else view(A, m, k, lda)
+    opB = view(B, n, k, ldb).T if transb else view(B, k, n, ldb)
+    Cv = view(C, m, n, ldc)
+    Cv[...] = opA.astype(np.float64) @ opB + beta * Cv
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_cublas_arguments_compute_the_row_major_product(ta, tb):
+    """cuda/cublas.gemm_args: the column-major gemm arguments of the row-major c += op(a) op(b),
+    run through BLAS's column-major definition on the arrays' buffers (no GPU needed), give
+    NumPy's product, for whole arrays, row-strided views (a leading dimension past the columns),
+    one row and an empty shared index; a layout that does not map is refused."""
+    from ppl.kernels.cuda.cublas import gemm_args
+    rng = np.random.default_rng(11)
+    for M, K_, N in ((7, 5, 3), (1, 4, 6), (5, 0, 2)):
+        big = [rng.standard_normal((12, 20)) for _ in range(3)]
+        a = big[0][:K_, 1:1 + M] if ta else big[0][:M, 1:1 + K_]
+        b = big[1][:N, 2:2 + K_] if tb else big[1][:K_, 2:2 + N]
+        c = big[2][:M, 3:3 + N]
+        want = c + (a.T if ta else a) @ (b.T if tb else b)
+        untouched = big[2].copy()
+        args = gemm_args(a, ta, b, tb, c)
+        _gemm_column_major(*args, 1.0)
+        assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+        untouched[:M, 3:3 + N] = want
+        assert_array_equal(big[2], untouched)   # nothing outside c written
+    x = rng.standard_normal((6, 8))
+    assert gemm_args(x[:, ::2], False, x[:4, :3], False, np.zeros((6, 3))) is None

@@ -109,6 +109,23 @@ def test_replay_captures_on_a_device_and_calls_the_function_in_the_simulator():
     np.testing.assert_array_equal(out.copy_to_host(), 4.0)
 
 
+def test_products_are_replayed_with_the_graph():
+    """A product (cuBLAS on a GPU that has it, the tiled kernel otherwise) is part of the graph:
+    c += a b, once eagerly and three times replayed, is 4 a b."""
+    from ppl.kernels.cuda import products
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((70, 9)), rng.standard_normal((9, 66))
+    da, db, dc = cuda.to_device(a), cuda.to_device(b), cuda.to_device(np.zeros((70, 66)))
+
+    def fn():
+        products.matmul(da, False, db, False, dc)
+
+    fn()
+    r = Replay(fn)
+    r.run(3)
+    np.testing.assert_allclose(dc.copy_to_host(), 4 * a @ b, rtol=1e-12, atol=1e-12)
+
+
 def test_launches_go_to_the_stream_named():
     s = cuda.stream()
     out = cuda.to_device(np.zeros((4, 5)))

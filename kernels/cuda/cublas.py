@@ -1,0 +1,203 @@
+"""cuBLAS's products on the CUDA target: libcublas's own entry points, called through ctypes.
+
+cuda/products.py's ``matmul`` sends its products here on a real GPU where libcublas can be
+loaded; in the CUDA simulator, or with ``PPL_CUDA_PRODUCTS=tiled``, or where no libcublas is
+found, it runs its own tiled kernels. The calls go to the stream ppl's kernels are launched on
+(kernels/native/launch.current_stream), so a step captured as a CUDA graph
+(runtime/cuda_graph.py) holds its products too; a wrapper that checks for capture and refuses
+(cupy's) would not.
+
+* ``gemm_args(a, ta, b, tb, c)``: the column-major ``?gemm`` arguments of the row-major
+  c (+)= op(a) op(b), with the arrays in place of their pointers (None where a layout does not
+  map: an inner stride that is not the item's size, a size past int32).
+* ``plan(a, ta, b, tb, c)``: those arguments where cuBLAS is in use and the dtypes are float32
+  or float64 alike, else None; ``gemm(args, beta)`` runs them: c = op(a) op(b) + beta c.
+* ``why()``: None when cuBLAS is in use, else why not. On a GPU, a libcublas that cannot be
+  found or started is said once, in a warning (``PPL_CUDA_PRODUCTS=tiled`` chooses the tiled
+  kernels and says nothing).
+
+libcublas is looked up by cuda.pathfinder, then in the nvidia wheels on the path
+(``nvidia/cu13/lib``, ``nvidia/cublas/lib``), then by the loader. A handle per device, created
+on first use in the default math mode (float32 stays float32: no TF32), with a workspace of its
+own (cuBLAS then allocates nothing while a graph is captured). A lock keeps the handle's stream
+and workspace with the call that set them.
+"""
+import ctypes
+import ctypes.util
+import glob
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+WORKSPACE = 32 << 20   # bytes of the handle's workspace
+_INT_MAX = 2 ** 31 - 1
+_STATE = {}            # "lib", "why", and a (handle, workspace) per device id
+_LOCK = threading.Lock()
+
+
+def _choice():
+    raw = os.environ.get("PPL_CUDA_PRODUCTS", "cublas")
+    if raw not in ("cublas", "tiled"):
+        raise ValueError(f"PPL_CUDA_PRODUCTS={raw!r}: the CUDA target's products are 'cublas' (the "
+                         "default, where libcublas is found) or 'tiled' (ppl's own kernels)")
+    return raw
+
+
+def _candidates():
+    try:
+        from cuda import pathfinder
+        dl = pathfinder.load_nvidia_dynamic_lib("cublas")
+        if getattr(dl, "abs_path", None):
+            yield dl.abs_path
+    except Exception:   # not installed, or no libcublas where it looks: the next places
+        pass
+    for root in sys.path:
+        for sub in ("cu13", "cu12", "cublas"):
+            yield from sorted(glob.glob(os.path.join(root or ".", "nvidia", sub, "lib", "libcublas.so*")),
+                              reverse=True)
+    found = ctypes.util.find_library("cublas")
+    if found:
+        yield found
+
+
+def _load():
+    """libcublas with its argument types set, or None (and why) where none loads."""
+    errors = []
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        vp, ci, cs = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+        gemm = [vp, ci, ci, ci, ci, ci, vp, vp, ci, vp, ci, vp, vp, ci]
+        lib.cublasSgemm_v2.argtypes = gemm
+        lib.cublasDgemm_v2.argtypes = gemm
+        lib.cublasCreate_v2.argtypes = [vp]
+        lib.cublasSetStream_v2.argtypes = [vp, vp]
+        lib.cublasSetWorkspace_v2.argtypes = [vp, vp, cs]
+        return lib, None
+    return None, ("no libcublas was found (pip install 'numba-ppl[cuda12]' or "
+                  f"'numba-ppl[cuda13]', or a CUDA toolkit on the loader's path){': ' if errors else ''}"
+                  + "; ".join(errors))
+
+
+def _library():
+    if "lib" not in _STATE:
+        from numba import config
+        choice = _choice()
+        if config.ENABLE_CUDASIM:
+            _STATE["lib"], _STATE["why"] = None, "the CUDA simulator has no cuBLAS"
+        elif choice == "tiled":
+            _STATE["lib"], _STATE["why"] = None, "PPL_CUDA_PRODUCTS=tiled"
+        else:
+            _STATE["lib"], _STATE["why"] = _load()
+            if _STATE["lib"] is None:
+                _tell(_STATE["why"])
+    return _STATE["lib"]
+
+
+def _tell(reason):
+    warnings.warn(f"ppl's CUDA products run on its own tiled kernels, slower than cuBLAS: {reason} "
+                  "(PPL_CUDA_PRODUCTS=tiled chooses them without this warning)", RuntimeWarning, stacklevel=4)
+
+
+def why():
+    """None when the CUDA target's products run on cuBLAS, else the reason they do not."""
+    _library()
+    return _STATE["why"]
+
+
+def _handle(lib):
+    from numba import cuda
+    dev = cuda.get_current_device().id
+    if dev not in _STATE:
+        h = ctypes.c_void_p()
+        status = lib.cublasCreate_v2(ctypes.byref(h))
+        if status != 0:
+            _STATE["lib"], _STATE["why"] = None, f"cublasCreate failed (cuBLAS status {status})"
+            _tell(_STATE["why"])
+            return None
+        _STATE[dev] = (h, cuda.device_array(WORKSPACE, np.uint8))
+    return _STATE[dev]
+
+
+def _rows(x):
+    """(ld, ok): the row stride in items of the row-major 2-D x, and whether it maps."""
+    item = x.dtype.itemsize
+    R, C = x.shape
+    if C > 1 and x.strides[1] != item:
+        return 0, False
+    ld = x.strides[0] // item if R > 1 else C
+    return max(ld, C, 1), R <= 1 or (x.strides[0] % item == 0 and ld >= C)
+
+
+def gemm_args(a, ta, b, tb, c):
+    """The column-major ``?gemm`` arguments (transa, transb, m, n, k, A, lda, B, ldb, C, ldc) of
+    the row-major c (+)= op(a) op(b), or None where the layout does not map.
+
+    A row-major (R, C) array with row stride ld is, read column-major, the (C, R) array with
+    leading dimension ld: its transpose. So c^T = op(b)^T op(a)^T is computed: cuBLAS's first
+    operand is b (op 'T' when tb), its second a (op 'T' when ta), m = N and n = M."""
+    M, N = c.shape
+    K = a.shape[0] if ta else a.shape[1]
+    lda, oka = _rows(a)
+    ldb, okb = _rows(b)
+    ldc, okc = _rows(c)
+    if not (oka and okb and okc) or max(M, N, K, lda, ldb, ldc) > _INT_MAX:
+        return None
+    return int(bool(tb)), int(bool(ta)), N, M, K, b, ldb, a, lda, c, ldc
+
+
+def _ptr(x):
+    return x.__cuda_array_interface__["data"][0]
+
+
+def _stream_handle():
+    from ..native.launch import current_stream
+    s = current_stream()
+    if s is None:
+        return 0
+    if hasattr(s, "__cuda_stream__"):
+        return int(s.__cuda_stream__()[1])
+    h = getattr(s, "handle", s)
+    h = getattr(h, "value", h)
+    return int(h) if h else 0
+
+
+def plan(a, ta, b, tb, c):
+    """gemm_args where cuBLAS is in use and a, b, c are all float32 or all float64, else None."""
+    if c.dtype not in (np.float32, np.float64) or a.dtype != c.dtype or b.dtype != c.dtype:
+        return None
+    lib = _library()
+    if lib is None:
+        return None
+    with _LOCK:
+        if _handle(lib) is None:
+            return None
+    return gemm_args(a, ta, b, tb, c)
+
+
+def gemm(args, beta):
+    """Run plan's arguments on the current launch stream: c = op(a) op(b) + beta c."""
+    lib = _STATE["lib"]
+    ta_, tb_, m, n, k, A, lda, B, ldb, C, ldc = args
+    scalar, call = ((ctypes.c_float, lib.cublasSgemm_v2) if C.dtype == np.float32
+                    else (ctypes.c_double, lib.cublasDgemm_v2))
+    one, bet = scalar(1.0), scalar(beta)
+    from numba import cuda
+    with _LOCK:
+        h, work = _STATE[cuda.get_current_device().id]
+        for status, what in ((lib.cublasSetStream_v2(h, _stream_handle()), "cublasSetStream"),
+                             (lib.cublasSetWorkspace_v2(h, _ptr(work), WORKSPACE), "cublasSetWorkspace")):
+            if status != 0:
+                raise RuntimeError(f"{what} failed (cuBLAS status {status}); PPL_CUDA_PRODUCTS=tiled "
+                                   "runs ppl's own products")
+        status = call(h, ta_, tb_, m, n, k, ctypes.byref(one), _ptr(A), lda, _ptr(B), ldb,
+                      ctypes.byref(bet), _ptr(C), ldc)
+    if status != 0:
+        raise RuntimeError(f"cuBLAS gemm of a {C.shape} product failed (cuBLAS status {status}); "
+                           "PPL_CUDA_PRODUCTS=tiled runs ppl's own products")
