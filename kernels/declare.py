@@ -364,8 +364,8 @@ def _generated(shape, body, over, K, n):
     from . import registry
     if shape == "cells":
         return registry.cells(body, over), f"{over}.shape[0] * {over}.shape[1]"
-    if shape == "rows":
-        return registry.items(body, f"{over}.shape[0]"), f"{over}.shape[0]"
+    if shape == "rows":   # the lanes of a warp per row where the body allows (kernels/lanes.py)
+        return registry.rows(body, over), f"{over}.shape[0] * gen_.width"
     if shape == "groups":
         return registry.groups(body, over, K), f"{over}.shape[0] * ({over}.shape[1] // {K})"
     return registry.items(body, n), n

@@ -222,6 +222,48 @@ def items(body, n):
                      f"        f(i, {p})\n")
 
 
+class Rows(Generated):
+    """A row body's kernel: the lanes of a warp per row (``LANES``; kernels/lanes.py) where the
+    body has a lanes form, else one thread per row (``why`` says why not). ``width``: the
+    threads a row takes, for the launch's extent (rows times width). Both are settled at the
+    first use, when the body's module is fully imported."""
+
+    def __init__(self, body, over):
+        super().__init__("rows", body, None)
+        self.over, self._width, self.why = over, None, None
+
+    @property
+    def width(self):
+        if self._width is None:
+            from . import lanes
+            from .native import launch as L
+            p = _params(self.fn, 1)
+            helpers = {n: getattr(L, n) for n in ("lanes_sum", "lanes_any", "lanes_all", "lanes_sync")}
+            try:
+                form = lanes.lane_body(self.fn, helpers)
+            except lanes.NoLaneForm as exc:
+                self.why, self._width = str(exc), 1
+                self.src = (f"def k({p}):\n    for i in range(cuda.grid(1), {self.over}.shape[0], cuda.gridsize(1)):\n"
+                            f"        f(i, {p})\n")
+            else:
+                self._dev, self._width = device(form), L.LANES
+                self.src = (f"def k({p}):\n    W_ = {L.LANES}\n"
+                            f"    for i in range(cuda.grid(1), {self.over}.shape[0] * W_, cuda.gridsize(1)):\n"
+                            f"        f(i // W_, i % W_, W_, {p})\n")
+        return self._width
+
+    @property
+    def kernel(self):
+        _ = self.width   # the form first: it sets the source and the device body
+        return Generated.kernel.fget(self)
+
+
+def rows(body, over):
+    """The lanes of a warp per row r of the argument ``over`` where the body has a lanes form,
+    else one thread per row: body(r, *args)."""
+    return Rows(body, over)
+
+
 def block(body, n, result="total"):
     """ONE block (launch with ``gpu_core.single_block``): total = the float64 sum over i < n of
     body(i, *args) (a deterministic ``block_sum``; body may write outputs of its own); thread 0

@@ -15,12 +15,16 @@ the families declared once, ...).
   default stream unless ``on_stream(s)`` names another (a stream under graph capture:
   runtime/cuda_graph.py). Every launcher configures its kernels through it;
   ``current_stream()`` is that stream (cuda/cublas.py sends its products there).
+* ``LANES`` and ``lanes_sum`` / ``lanes_any`` / ``lanes_all`` / ``lanes_sync``: the lanes of a
+  warp that run a row body together (kernels/lanes.py) and how they combine what each
+  accumulated (an exchange of registers, ``shfl_xor_sync``, every lane getting the same bits)
+  and meet. One lane per row in the simulator, which has no exchange of registers.
 """
 import contextlib
 import math
 
 import numpy as np
-from numba import cuda, float64
+from numba import config, cuda, float64
 
 from .config import BLOCK, MAX_BLOCKS
 
@@ -142,3 +146,50 @@ def block_sum(v):
         cuda.syncthreads()
         s //= 2
     return buf[0]
+
+
+LANES = 1 if config.ENABLE_CUDASIM else min(32, BLOCK)   # a row's lanes: a warp (a block, if smaller)
+
+
+@cuda.jit(device=True)
+def _lane_mask(W):
+    return 0xFFFFFFFF if W >= 32 else (1 << W) - 1
+
+
+@cuda.jit(device=True)
+def lanes_sum(v, W):
+    """The sum of v over the W lanes (a butterfly: every lane the same bits)."""
+    off = W // 2
+    while off > 0:
+        v += cuda.shfl_xor_sync(_lane_mask(W), v, off)
+        off //= 2
+    return v
+
+
+@cuda.jit(device=True)
+def lanes_any(v, W):
+    """Whether v holds in any of the W lanes."""
+    x = 1 if v else 0
+    off = W // 2
+    while off > 0:
+        x |= cuda.shfl_xor_sync(_lane_mask(W), x, off)
+        off //= 2
+    return x != 0
+
+
+@cuda.jit(device=True)
+def lanes_all(v, W):
+    """Whether v holds in every one of the W lanes."""
+    x = 1 if v else 0
+    off = W // 2
+    while off > 0:
+        x &= cuda.shfl_xor_sync(_lane_mask(W), x, off)
+        off //= 2
+    return x != 0
+
+
+@cuda.jit(device=True)
+def lanes_sync(W):
+    """The W lanes meet: what each wrote before, the others read after."""
+    if W > 1:
+        cuda.syncwarp(_lane_mask(W))

@@ -1,0 +1,184 @@
+"""kernels/lanes.py: the lanes rewrite of the declared row bodies, run as it runs on a GPU.
+
+Each lane of a row is a Python thread; the lanes combine what they accumulated and meet at a
+barrier (``lanes_sum`` a plain sum of the lanes' values). The oracle is the CPU kernel on the same
+inputs (the registry's parity cases: 4 rows, 6 columns, float64): every array argument after the
+call, at 1e-12 (only the order of a row's sums differs). The lanes are 4, so a row's columns fall
+to every lane unevenly (2, 2, 1, 1). The test of the test: with lanes that do not combine their
+sums, the row sums come out wrong.
+"""
+import threading
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from ppl.kernels import families, parity_cases, registry
+from ppl.kernels.declare import declared
+from ppl.kernels.lanes import NoLaneForm, lane_body
+from ppl.kernels.parity_cases import Gen
+
+W = 4
+
+
+def python_lanes(local, combine=True):
+    """The lanes helpers over threads: each thread's `local` holds its lane, the row's slots and
+    its barrier."""
+    def make(fn):
+        def helper(v, width):
+            local.slots[local.lane] = v
+            local.barrier.wait()
+            out = fn(local.slots[:width]) if combine else v
+            local.barrier.wait()
+            return out
+        return helper
+
+    def total(vals):
+        out = vals[0]
+        for x in vals[1:]:
+            out = out + x
+        return out
+
+    return {"lanes_sum": make(total), "lanes_any": make(lambda v: any(bool(x) for x in v)),
+            "lanes_all": make(lambda v: all(bool(x) for x in v)),
+            "lanes_sync": lambda width: local.barrier.wait()}
+
+
+def run_rows(body, args, n_rows, combine=True):
+    """The lanes form of ``body`` over n_rows rows, W threads a row."""
+    local = threading.local()
+    form = lane_body(body, python_lanes(local, combine))
+    errors = []
+    for r in range(n_rows):
+        barrier, slots = threading.Barrier(W, timeout=20), [None] * W
+
+        def lane(lane_, r=r, barrier=barrier, slots=slots):
+            local.lane, local.barrier, local.slots = lane_, barrier, slots
+            try:
+                form(r, lane_, W, *args)
+            except Exception as exc:   # reported below, with the lane
+                errors.append((lane_, exc))
+                barrier.abort()
+        threads = [threading.Thread(target=lane, args=(i,)) for i in range(W)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0][1]
+
+
+parity_cases.declare()
+ROWS = {}
+for fam in families.modules():
+    for name, k in declared(fam).items():
+        d = getattr(k, "__declared__", None)
+        found = [g for g in registry.kernels() if g.name == name and g.args is not None and "cpu" in g.impls]
+        if d is not None and d.shape == "rows" and found:
+            ROWS[name] = (k, d, found[0].args)
+
+
+def _formed(name):
+    try:
+        lane_body(ROWS[name][1].body, python_lanes(threading.local()))
+    except NoLaneForm:
+        return False
+    return True
+
+
+FORMED = sorted(n for n in ROWS if _formed(n))   # the others keep one thread per row
+
+
+def _case(name, seed=0):
+    k, d, spec = ROWS[name]
+    build = spec if callable(spec) else spec[0]
+    built = build(Gen(seed, np.float64))
+    n_rows = {a: v for a, v in zip(d.args, built)}[d.over].shape[0]
+    return k, d, built, n_rows
+
+
+@pytest.mark.parametrize("name", FORMED)
+def test_lanes_form_against_the_cpu_kernel(name):
+    k, d, built, n_rows = _case(name)
+    want = [a.copy() if isinstance(a, np.ndarray) else a for a in built]
+    got = [a.copy() if isinstance(a, np.ndarray) else a for a in built]
+    k(*want)
+    run_rows(d.body, got, n_rows)
+    for i, (g, w) in enumerate(zip(got, want)):
+        if isinstance(w, np.ndarray):
+            assert_allclose(g, w, rtol=1e-12, atol=1e-12, err_msg=f"{name}: argument {i}")
+
+
+def test_most_row_bodies_have_a_lanes_form():
+    assert len(FORMED) >= 100 and len(FORMED) > 1.5 * (len(ROWS) - len(FORMED)), (len(FORMED), len(ROWS))
+
+
+def test_lanes_that_do_not_combine_give_wrong_row_sums():
+    """The test of the test: bernoulli_log_prob with each lane's partial sum as the row's."""
+    k, d, built, n_rows = _case("bernoulli_log_prob")
+    want = [a.copy() if isinstance(a, np.ndarray) else a for a in built]
+    got = [a.copy() if isinstance(a, np.ndarray) else a for a in built]
+    k(*want)
+    run_rows(d.body, got, n_rows, combine=False)
+    assert not np.allclose(got[-1], want[-1], rtol=1e-3)
+
+
+def _start(r, a, out):
+    s = 1.5
+    flag = False
+    for j in range(1, a.shape[1]):
+        s -= a[r, j]
+        flag |= a[r, j] > 2.0
+    out[r, 0] = s + (10.0 if flag else 0.0)
+    for j in range(a.shape[1]):
+        out[r, j] += a[r, j] * s
+
+
+def test_a_sum_from_a_value_and_a_flag_from_a_later_column():
+    """A sum that starts from a value (lane 0 keeps it, the others start from 0), a loop from
+    column 1, a flag set in one column only, then a loop reading the combined sum."""
+    a = np.arange(14.0).reshape(2, 7) / 4
+    want, got = np.zeros((2, 7)), np.zeros((2, 7))
+    for r in range(2):
+        _start(r, a, want)
+    run_rows(_start, (a, got), 2)
+    assert_allclose(got, want, rtol=1e-12)
+
+
+def _carried(r, a, out):
+    p = 0.0
+    for j in range(a.shape[1]):
+        out[r, j] = p
+        p = a[r, j]
+
+
+def _neighbour(r, a, out):
+    for j in range(a.shape[1]):
+        out[r, j] = a[r, j]
+        a[r, j] = out[r, j - 1]
+
+
+def _scatter(r, a, out):
+    for j in range(a.shape[1]):
+        out[r, 0] += a[r, j]
+
+
+def _early(r, a, out):
+    for j in range(a.shape[1]):
+        if a[r, j] > 0:
+            return
+        out[r, j] = 1.0
+
+
+def _temp_after(r, a, out):
+    for j in range(a.shape[1]):
+        t = a[r, j]
+    out[r, 0] = t
+
+
+@pytest.mark.parametrize("body,why", [(_carried, "carried"), (_neighbour, "another column"),
+                                      (_scatter, "not the column"), (_early, "return"),
+                                      (_temp_after, "read after")])
+def test_bodies_the_rewrite_cannot_prove_keep_a_thread_per_row(body, why):
+    with pytest.raises(NoLaneForm, match=why):
+        lane_body(body, python_lanes(threading.local()))
