@@ -1,22 +1,24 @@
 """The CUDA target's REBAR set, the twin of ``cpu/rebar.py``: the CUDA twins of the family declared
 once for it (``families/rebar.py``), and the launchers of the kernels no loop shape fits, which
 the family names in its ``CUDA``: ``rebar_bwd`` / ``rebar_categorical_bwd`` end in the eta and
-temperature variance-gradient sums, so they run as ONE block (``single_block``), each thread
-taking drawn rows tid, tid + blockDim, ... in order, then a ``block_sum`` tree: a fixed
-summation order, so the result is deterministic; a drawn row's thread alone writes its rows of
-``ga``. The categorical kernels keep a group's work vectors in ``cuda.local.array``: at most
+temperature variance-gradient sums. A thread per drawn row over the whole grid, each block's
+sums by a ``block_sum`` tree into its word of ``partials()``, then ONE block (``_finish``) sums
+the blocks' words in order: a fixed summation order for a given batch, so the result is
+deterministic; a drawn row's thread alone writes its rows of ``ga``. The categorical kernels keep a group's work vectors in ``cuda.local.array``: at most
 ``MAX_K`` classes per group (``ValueError`` naming the limit otherwise). The per-row math is the
 family's own ``@njit`` functions, re-jitted by ``device()``.
 """
 import math
 
+import numpy as np
 from numba import cuda, float64
 
 from ..families import rebar as B
 from ..families.rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (the same layout constants)
 from ..math.slots import slot_config as _slot_config, slot_local as _slot_local
 from .device import device
-from ..native.launch import block_sum, single_block
+from ..native.config import MAX_BLOCKS
+from ..native.launch import block_sum, configured, require_cuda, single_block, threads_for
 from ..native.launch import run as _run
 from ..registry import items
 
@@ -42,18 +44,31 @@ def _check_configs(name, configs):
                          f"{FIXED_CONFIGS} configuration rows, got {configs}")
 
 
+_PARTIALS = []
+
+
+def partials():
+    """MAX_BLOCKS x 2 float64 words on the device: each block's eta and temperature sums (made
+    once, before any capture)."""
+    if not _PARTIALS:
+        _PARTIALS.append(cuda.device_array((MAX_BLOCKS, 2), dtype=np.float64))
+    return _PARTIALS[0]
+
+
+def _grid(n):
+    """(blocks, threads) of a kernel with a thread per row over n rows, as `launch` sizes it."""
+    require_cuda()
+    t = threads_for(max(n, 1))
+    return min(MAX_BLOCKS, math.ceil(max(n, 1) / t)), t
+
+
 @cuda.jit
-def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga, geta, glam, train, lam_rows):
-    e = eta[0]
-    inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
+def _finish(part, n, geta, glam, train, lam_rows):
     ge = 0.0
     gl = 0.0
-    for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
-        if slot_local(r0, stride, span) == 0:
-            de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
-                                train, lam_rows)
-            ge += de
-            gl += dl
+    for i in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+        ge += part[i, 0]
+        gl += part[i, 1]
     ge = block_sum(ge)
     gl = block_sum(gl)
     if train and cuda.threadIdx.x == 0:
@@ -62,11 +77,34 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
         glam[0] += gl
 
 
+@cuda.jit
+def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga, train, lam_rows, part):
+    e = eta[0]
+    inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        if slot_local(r0, stride, span) == 0:
+            de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
+                                train, lam_rows)
+            ge += de
+            gl += dl
+    ge = block_sum(ge)
+    gl = block_sum(gl)
+    if cuda.threadIdx.x == 0:
+        part[cuda.blockIdx.x, 0] = ge
+        part[cuda.blockIdx.x, 1] = gl
+
+
 def rebar_bwd_launcher():
     def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
         _check_configs("rebar_bwd", configs)
-        single_block(_rebar_bwd, a.shape[0])(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga,
-                                             geta, glam, bool(train), bool(train) and configs == CONFIGS)
+        train, lam_rows = bool(train), bool(train) and configs == CONFIGS
+        blocks, threads = _grid(a.shape[0])
+        part = partials()
+        configured(_rebar_bwd, blocks, threads)(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga,
+                                                train, lam_rows, part)
+        single_block(_finish, blocks)(part, blocks, geta, glam, train, lam_rows)
     rebar_bwd.__doc__ = B.rebar_bwd.__doc__
     rebar_bwd.__kernels__ = []
     return rebar_bwd
@@ -98,8 +136,8 @@ def rebar_categorical_forward_launcher():
 
 
 @cuda.jit
-def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ga, geta, glam, train,
-                           lam_rows):
+def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ga, train, lam_rows,
+                           part):
     e = eta[0]
     lam = math.exp(loglam[0])
     lam2 = lam * math.exp(delta)
@@ -116,7 +154,7 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam
     c4 = cuda.local.array(MAX_K, float64)
     ge = 0.0
     gl = 0.0
-    for r0 in range(cuda.threadIdx.x, a.shape[0], cuda.blockDim.x):
+    for r0 in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
         if slot_local(r0, stride, span) == 0:
             de, dl = _rebar_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, e, lam, lam2,
                                             delta, ga, train, lam_rows, z, zt, th, cc, b, y, gz, c1, c2, c3, c4)
@@ -124,10 +162,9 @@ def _rebar_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam
             gl += dl
     ge = block_sum(ge)
     gl = block_sum(gl)
-    if train and cuda.threadIdx.x == 0:
-        geta[0] += ge
-    if lam_rows and cuda.threadIdx.x == 0:
-        glam[0] += gl
+    if cuda.threadIdx.x == 0:
+        part[cuda.blockIdx.x, 0] = ge
+        part[cuda.blockIdx.x, 1] = gl
 
 
 def rebar_categorical_bwd_launcher():
@@ -135,9 +172,12 @@ def rebar_categorical_bwd_launcher():
                               train):
         _check_k("rebar_categorical_bwd", K)
         _check_configs("rebar_categorical_bwd", configs)
-        single_block(_rebar_categorical_bwd, a.shape[0])(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
-                                                         delta, ga, geta, glam, bool(train),
-                                                         bool(train) and configs == CONFIGS)
+        train, lam_rows = bool(train), bool(train) and configs == CONFIGS
+        blocks, threads = _grid(a.shape[0])
+        part = partials()
+        configured(_rebar_categorical_bwd, blocks, threads)(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
+                                                            delta, ga, train, lam_rows, part)
+        single_block(_finish, blocks)(part, blocks, geta, glam, train, lam_rows)
     rebar_categorical_bwd.__doc__ = B.rebar_categorical_bwd.__doc__
     rebar_categorical_bwd.__kernels__ = []
     return rebar_categorical_bwd
