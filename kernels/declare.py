@@ -22,8 +22,9 @@ indices (`laplace_sample(loc, scale, u, out)`), the loops around a call of the b
 name and the body's line, so Numba's disk cache finds it in a new process as it finds a
 hand-written kernel (the cache's version folder hashes every kernel source). The CUDA kernel is
 made from the same body by `cuda_twin` (called by `cuda/core.py`, so a CPU-only process never imports
-`numba.cuda`): a grid-stride loop of the registry's `cells` / `items` / `groups` shapes (kernels/
-registry.py) around the body re-jitted as a device function (kernels/cuda/device.py).
+`numba.cuda`): a grid-stride loop of the registry's `cells` / `rows` / `items` / `groups` shapes
+(kernels/registry.py) around the body re-jitted as a device function (kernels/cuda/device.py); a
+row body runs on a warp's lanes together where kernels/lanes.py can spread its column loops.
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count

@@ -11,6 +11,8 @@ function over indices and arrays, or an ``@njit`` one, re-jitted by ``device()``
 
 * ``cells(body)``: one thread per (r, j) cell of an array argument, ``body(r, j, *args)``;
   ``groups(body)``: one thread per (row, group of K columns), ``body(r, g, *args)``;
+  ``rows(body)``: the lanes of a warp per row of an array argument, ``body(r, *args)``
+  rewritten by kernels/lanes.py (one thread per row where the body has no lanes form);
   ``items(body)``: one thread per item of a count given at launch, ``body(i, *args)``;
   ``block(body)``: ONE block sums ``body(i, *args)`` over a count in float64 (deterministic
   ``block_sum``) and returns the total to the host.
