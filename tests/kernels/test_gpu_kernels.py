@@ -361,3 +361,14 @@ def test_cublas_arguments_compute_the_row_major_product(ta, tb):
         assert_array_equal(big[2], untouched)   # nothing outside c written
     x = rng.standard_normal((6, 8))
     assert gemm_args(x[:, ::2], False, x[:4, :3], False, np.zeros((6, 3))) is None
+
+
+def test_products_choice_is_checked(monkeypatch):
+    """PPL_CUDA_PRODUCTS names cublas, tf32 or tiled; anything else is refused with the choices."""
+    from ppl.kernels.cuda import cublas
+    for ok in ("cublas", "tf32", "tiled"):
+        monkeypatch.setenv("PPL_CUDA_PRODUCTS", ok)
+        assert cublas._choice() == ok
+    monkeypatch.setenv("PPL_CUDA_PRODUCTS", "fast")
+    with pytest.raises(ValueError, match="PPL_CUDA_PRODUCTS='fast'.*'tf32'.*'tiled'"):
+        cublas._choice()
