@@ -18,7 +18,8 @@ tree into ``f(r, lane_, W_, *args)``, run by the W_ lanes of a warp together on 
   statements every lane runs, on the same values.
 A body the rewrite cannot prove safe raises ``NoLaneForm`` and keeps one thread per row: a write
 in a loop whose index is not the loop's column (``j`` or ``j`` plus an offset), a read in a loop
-of a cell another iteration writes, a loop-carried scalar that is not an accumulation, a scalar
+of a cell another iteration writes or of another column (``x[r, j - 1]``: the caller may pass
+one array as an output and an input), a loop-carried scalar that is not an accumulation, a scalar
 set in a loop and read after it, ``break``, ``return``, ``while`` or a call made for its effect.
 The helpers (``lanes_sum``, ``lanes_any``, ``lanes_all``, ``lanes_sync``, each taking W_ last)
 are the caller's: warp shuffles on a device (kernels/native/launch.py), threads meeting at a
@@ -175,10 +176,15 @@ class _Rewrite:
                     self.fail(f"a write into {node.value.id} at an index that is not the column {j}", node)
                 written.setdefault(node.value.id, set()).add(ast.dump(node.slice))
         for node in ast.walk(ast.Module(body=st.body, type_ignores=[])):
-            if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
-                    and isinstance(node.value, ast.Name) and node.value.id in written
-                    and ast.dump(node.slice) not in written[node.value.id]):
+            if not (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                    and isinstance(node.value, ast.Name)):
+                continue
+            if node.value.id in written and ast.dump(node.slice) not in written[node.value.id]:
                 self.fail(f"a read of {node.value.id} at a cell another column writes", node)
+            idx = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if any(j in _names(e, ast.Load) and not self.column(e, j) for e in idx):
+                # another column's cell (x[r, j - 1]): its array may be an output passed as an input too
+                self.fail(f"a read of {node.value.id} at another column than {j}", node)
 
     @staticmethod
     def column(e, j):
