@@ -13,7 +13,8 @@ is the step; runtime/cuda_graph.py): a fill on a clock reads the step on the dev
 captured step replays with the step the clock holds.
 """
 import numpy as np
-from numba import cuda
+from numba import cuda, types
+from numba.extending import overload
 
 from ..math import rng
 from .device import device
@@ -66,11 +67,25 @@ def _put_f64(out, x, kind, r, c, u):
         out[r, c] = u
 
 
+def _step(t):
+    """The step word: t (a number, masked on the host by _address), or the word 0 of a device
+    clock masked as _address masks a step. The pure-Python body runs in the simulator; compiled
+    code takes the overload below, one specialisation per kind of t."""
+    return np.uint64(t[0]) & np.uint64(0xFFFFFFFF) if getattr(t, "ndim", 0) == 1 else t
+
+
+@overload(_step)
+def _step_overload(t):
+    if isinstance(t, types.Array):
+        return lambda t: np.uint64(t[0]) & np.uint64(0xFFFFFFFF)
+    return lambda t: t
+
+
 @cuda.jit(device=True)
 def _uniform_block_f32(out, x, kind, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: its 4 float32 columns."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
     c = 4 * b
     _put_f32(out, x, kind, r, c, _u32(w0))
     if c + 1 < D:
@@ -85,7 +100,7 @@ def _uniform_block_f32(out, x, kind, r, b, ra, k0, k1, s, t):
 def _uniform_block_f64(out, x, kind, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: its 2 float64 columns."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
     c = 2 * b
     _put_f64(out, x, kind, r, c, _u64(w0, w1))
     if c + 1 < D:
@@ -96,7 +111,7 @@ def _uniform_block_f64(out, x, kind, r, b, ra, k0, k1, s, t):
 def _normal_block_f32(out, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: 4 float32 normals by Box-Muller."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
     c = 4 * b
     z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
     z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
@@ -113,7 +128,7 @@ def _normal_block_f32(out, r, b, ra, k0, k1, s, t):
 def _normal_block_f64(out, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: 2 float64 normals by Box-Muller."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, t, k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
     c = 2 * b
     z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
     out[r, c] = z0
@@ -158,45 +173,6 @@ def _normal_f64_body(i, out, k0, k1, s, t, o):
 _normal_f64 = items(_normal_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
 
 
-@cuda.jit(device=True)
-def _word(clock):
-    """The step word of a device clock: its word 0, masked as _address masks a step."""
-    return np.uint64(clock[0]) & np.uint64(0xFFFFFFFF)
-
-
-# the same kernels with the step read from a device clock
-def _uniform_kind_f32_clock_body(i, out, x, kind, k0, k1, s, clock, o):
-    nb = (out.shape[1] + 3) // 4
-    r = i // nb
-    _uniform_block_f32(out, x, kind, r, i - r * nb, r + o, k0, k1, s, _word(clock))
-
-
-def _uniform_kind_f64_clock_body(i, out, x, kind, k0, k1, s, clock, o):
-    nb = (out.shape[1] + 1) // 2
-    r = i // nb
-    _uniform_block_f64(out, x, kind, r, i - r * nb, r + o, k0, k1, s, _word(clock))
-
-
-def _normal_f32_clock_body(i, out, k0, k1, s, clock, o):
-    nb = (out.shape[1] + 3) // 4
-    r = i // nb
-    _normal_block_f32(out, r, i - r * nb, r + o, k0, k1, s, _word(clock))
-
-
-def _normal_f64_clock_body(i, out, k0, k1, s, clock, o):
-    nb = (out.shape[1] + 1) // 2
-    r = i // nb
-    _normal_block_f64(out, r, i - r * nb, r + o, k0, k1, s, _word(clock))
-
-
-_CLOCKED = {
-    _uniform_kind_f32: items(_uniform_kind_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
-    _uniform_kind_f64: items(_uniform_kind_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
-    _normal_f32: items(_normal_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
-    _normal_f64: items(_normal_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
-}
-
-
 def _is_clock(step):
     return getattr(step, "ndim", 0) == 1
 
@@ -207,11 +183,6 @@ def _address(seed, stream, step):
     k0, k1 = rng.seed_key.py_func(seed)
     mask = np.uint64(0xFFFFFFFF)
     return k0, k1, np.uint64(stream) & mask, step if _is_clock(step) else np.uint64(step) & mask
-
-
-def _kernel(kernel, step):
-    """kernel, or its twin that reads the step from a device clock."""
-    return _CLOCKED[kernel] if _is_clock(step) else kernel
 
 
 def _is_f32(fname, out):
@@ -230,7 +201,7 @@ def _fill(fname, out, x, kind, seed, stream, step, row0=0):
     f32 = _is_f32(fname, out)
     lanes = rng.LANES_F32 if f32 else rng.LANES_F64
     nb = (out.shape[1] + lanes - 1) // lanes
-    k = launch(_kernel(_uniform_kind_f32 if f32 else _uniform_kind_f64, step), out.shape[0] * nb)
+    k = launch(_uniform_kind_f32 if f32 else _uniform_kind_f64, out.shape[0] * nb)
     if k is not None:
         k(out, x, kind, *_address(seed, stream, step), np.int64(row0))
 
@@ -245,7 +216,7 @@ def fill_normal(out, seed, stream, step, row0=0):
     f32 = _is_f32("fill_normal", out)
     lanes = rng.LANES_F32 if f32 else rng.LANES_F64
     nb = (out.shape[1] + lanes - 1) // lanes
-    k = launch(_kernel(_normal_f32 if f32 else _normal_f64, step), out.shape[0] * nb)
+    k = launch(_normal_f32 if f32 else _normal_f64, out.shape[0] * nb)
     if k is not None:
         k(out, *_address(seed, stream, step), np.int64(row0))
 
@@ -314,49 +285,15 @@ def _normal_at_f64_body(i, out, k0, k1, s, t, index, reps):
 _normal_at_f64 = items(_normal_at_f64_body, "out.shape[0] * ((out.shape[1] + 1) // 2)")
 
 
-def _uniform_at_f32_clock_body(i, out, kind, k0, k1, s, clock, index, reps):
-    nb = (out.shape[1] + 3) // 4
-    r = i // nb
-    _uniform_block_f32(out, out, kind, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s,
-                       _word(clock))
-
-
-def _uniform_at_f64_clock_body(i, out, kind, k0, k1, s, clock, index, reps):
-    nb = (out.shape[1] + 1) // 2
-    r = i // nb
-    _uniform_block_f64(out, out, kind, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s,
-                       _word(clock))
-
-
-def _normal_at_f32_clock_body(i, out, k0, k1, s, clock, index, reps):
-    nb = (out.shape[1] + 3) // 4
-    r = i // nb
-    _normal_block_f32(out, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, _word(clock))
-
-
-def _normal_at_f64_clock_body(i, out, k0, k1, s, clock, index, reps):
-    nb = (out.shape[1] + 1) // 2
-    r = i // nb
-    _normal_block_f64(out, r, i - r * nb, int(index[r // reps, 0]) * reps + r % reps, k0, k1, s, _word(clock))
-
-
-_CLOCKED.update({
-    _uniform_at_f32: items(_uniform_at_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
-    _uniform_at_f64: items(_uniform_at_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
-    _normal_at_f32: items(_normal_at_f32_clock_body, "out.shape[0] * ((out.shape[1] + 3) // 4)"),
-    _normal_at_f64: items(_normal_at_f64_clock_body, "out.shape[0] * ((out.shape[1] + 1) // 2)"),
-})
-
-
 def _fill_at(fname, out, kind, seed, stream, step, index, reps):
     f32 = _is_f32(fname, out)
     nb = (out.shape[1] + (3 if f32 else 1)) // (4 if f32 else 2)
     if kind == NORMAL:
-        k = launch(_kernel(_normal_at_f32 if f32 else _normal_at_f64, step), out.shape[0] * nb)
+        k = launch(_normal_at_f32 if f32 else _normal_at_f64, out.shape[0] * nb)
         if k is not None:
             k(out, *_address(seed, stream, step), index, np.int64(reps))
         return
-    k = launch(_kernel(_uniform_at_f32 if f32 else _uniform_at_f64, step), out.shape[0] * nb)
+    k = launch(_uniform_at_f32 if f32 else _uniform_at_f64, out.shape[0] * nb)
     if k is not None:
         k(out, kind, *_address(seed, stream, step), index, np.int64(reps))
 
