@@ -26,8 +26,9 @@ are the caller's: warp shuffles on a device (kernels/native/launch.py), threads 
 barrier in the tests (tests/kernels/test_lanes.py).
 """
 import ast
-import inspect
-import textwrap
+import copy
+
+from .rowcode import body_tree
 
 LANE, WIDTH = "lane_", "W_"
 _COMBINE = {ast.Add: "lanes_sum", ast.Sub: "lanes_sum", ast.BitOr: "lanes_any", ast.BitAnd: "lanes_all"}
@@ -43,10 +44,9 @@ def lane_body(body, helpers):
     as a Python function ``f(r, lane_, W_, *args)`` whose globals are the body's plus ``helpers``."""
     py = getattr(body, "py_func", body)
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(py)))
+        fn = copy.deepcopy(body_tree(py))
     except (OSError, TypeError) as exc:
         raise NoLaneForm(f"{py.__name__}: no source ({exc})") from None
-    fn = tree.body[0]
     if not isinstance(fn, ast.FunctionDef) or not fn.args.args:
         raise NoLaneForm(f"{py.__name__}: not a function of the row index")
     fn.decorator_list = []
@@ -54,7 +54,7 @@ def lane_body(body, helpers):
     first, rest = fn.args.args[0], fn.args.args[1:]
     fn.args.args = [first, ast.arg(LANE), ast.arg(WIDTH)] + rest
     _Rewrite(py.__name__, fn).run()
-    ast.fix_missing_locations(tree)
+    tree = ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[]))
     from .math.scalar import like
     glb = dict(py.__globals__)
     glb.update(helpers, like_=like)
@@ -85,21 +85,21 @@ class _Rewrite:
         self.name, self.fn = name, fn
         self.inits = {}   # a scalar's last value set at the row's level (before the loop being read)
 
-    def fail(self, why, node=None):
+    def fail(self, why):
         raise NoLaneForm(f"{self.name}: {why}")
 
     def run(self):
         for node in ast.walk(ast.Module(body=self.fn.body, type_ignores=[])):
             if isinstance(node, (ast.Return, ast.While, ast.Break, ast.Yield, ast.Global, ast.Nonlocal,
                                  ast.FunctionDef, ast.Lambda, ast.Try, ast.With)):
-                self.fail(f"a {type(node).__name__.lower()}", node)
+                self.fail(f"a {type(node).__name__.lower()}")
         self.fn.body = self.block(self.fn.body)
 
     def block(self, stmts, top=True):
         """Statements at the row's level (``top``: not inside an ``if``): loops spread over the
         lanes, writes by lane 0."""
         out = []
-        for i, st in enumerate(stmts):
+        for st in stmts:
             if isinstance(st, ast.For):
                 out += self.loop(st)
             elif isinstance(st, ast.If):
@@ -121,7 +121,7 @@ class _Rewrite:
             elif isinstance(st, ast.Pass) or (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)):
                 out.append(st)
             else:
-                self.fail(f"a {type(st).__name__.lower()} statement at the row's level", st)
+                self.fail(f"a {type(st).__name__.lower()} statement at the row's level")
         return out
 
     def loop(self, st):
@@ -130,11 +130,11 @@ class _Rewrite:
         it = st.iter
         if (j is None or st.orelse or not isinstance(it, ast.Call) or not isinstance(it.func, ast.Name)
                 or it.func.id != "range" or not 1 <= len(it.args) <= 2 or it.keywords):
-            self.fail("a loop that is not `for j in range(n)` or `range(a, n)`", st)
+            self.fail("a loop that is not `for j in range(n)` or `range(a, n)`")
         start, stop = (ast.Constant(0), it.args[0]) if len(it.args) == 1 else it.args
         for node in ast.walk(ast.Module(body=st.body, type_ignores=[])):
             if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant):
-                self.fail("a call made for its effect inside a loop", node)
+                self.fail("a call made for its effect inside a loop")
         self.cells(st, j)
         combine = self.scalars(st, j)
         st.iter = _call("range", ast.BinOp(left=start, op=ast.Add(), right=_name(LANE)), stop, _name(WIDTH))
@@ -170,21 +170,21 @@ class _Rewrite:
         for node in ast.walk(ast.Module(body=st.body, type_ignores=[])):
             if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
                 if not isinstance(node.value, ast.Name):
-                    self.fail("a write into an expression", node)
+                    self.fail("a write into an expression")
                 idx = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
                 if not any(self.column(e, j) for e in idx):
-                    self.fail(f"a write into {node.value.id} at an index that is not the column {j}", node)
+                    self.fail(f"a write into {node.value.id} at an index that is not the column {j}")
                 written.setdefault(node.value.id, set()).add(ast.dump(node.slice))
         for node in ast.walk(ast.Module(body=st.body, type_ignores=[])):
             if not (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
                     and isinstance(node.value, ast.Name)):
                 continue
             if node.value.id in written and ast.dump(node.slice) not in written[node.value.id]:
-                self.fail(f"a read of {node.value.id} at a cell another column writes", node)
+                self.fail(f"a read of {node.value.id} at a cell another column writes")
             idx = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
             if any(j in _names(e, ast.Load) and not self.column(e, j) for e in idx):
                 # another column's cell (x[r, j - 1]): its array may be an output passed as an input too
-                self.fail(f"a read of {node.value.id} at another column than {j}", node)
+                self.fail(f"a read of {node.value.id} at another column than {j}")
 
     @staticmethod
     def column(e, j):
@@ -212,16 +212,16 @@ class _Rewrite:
             if len(kinds) == 1 and next(iter(kinds)) in _COMBINE and name not in plain and name not in loads:
                 combine[name] = _COMBINE[next(iter(kinds))]
             else:
-                self.fail(f"{name} carried from column to column (not one accumulation)", st)
+                self.fail(f"{name} carried from column to column (not one accumulation)")
         later = self.loads_after(st)
         for name in plain - {j}:
             first = next(kind for n, kind, _ in events if n == name)
             if first != "store":
-                self.fail(f"{name} read in a column before it is set there", st)
+                self.fail(f"{name} read in a column before it is set there")
             if name in later:
-                self.fail(f"{name}, set in a loop, read after it", st)
+                self.fail(f"{name}, set in a loop, read after it")
         if j in later:
-            self.fail(f"the loop's column {j} read after the loop", st)
+            self.fail(f"the loop's column {j} read after the loop")
         return combine
 
     def loads_after(self, st):

@@ -239,15 +239,14 @@ class Rows(Generated):
         if self._width is None:
             from . import lanes
             from .native import launch as L
-            p = _params(self.fn, 1)
             helpers = {n: getattr(L, n) for n in ("lanes_sum", "lanes_any", "lanes_all", "lanes_sync")}
             try:
                 form = lanes.lane_body(self.fn, helpers)
-            except lanes.NoLaneForm as exc:
+            except lanes.NoLaneForm as exc:   # a thread per row: the items kernel over the rows
                 self.why, self._width = str(exc), 1
-                self.src = (f"def k({p}):\n    for i in range(cuda.grid(1), {self.over}.shape[0], cuda.gridsize(1)):\n"
-                            f"        f(i, {p})\n")
+                self.src = items(self.fn, f"{self.over}.shape[0]").src
             else:
+                p = _params(self.fn, 1)
                 self._dev, self._width = device(form), L.LANES
                 self.src = (f"def k({p}):\n    W_ = {L.LANES}\n"
                             f"    for i in range(cuda.grid(1), {self.over}.shape[0] * W_, cuda.gridsize(1)):\n"

@@ -58,8 +58,9 @@ def row_body(kernel):
 _SOURCES = {}
 
 
-def _tree(body):
-    """The body's function definition (parsed once per body)."""
+def body_tree(body):
+    """The body's function definition (parsed once per body; shared, not to be changed: the
+    lanes rewrite, kernels/lanes.py, edits a copy)."""
     t = _SOURCES.get(body)
     if t is None:
         source = getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
@@ -108,7 +109,7 @@ def row_lines(kernel, args, qualify, tag) -> list:
     if found is None:
         raise NoRowForm(f"the kernel {name} has no row form (declared body or ROW entry)")
     body, nlead = found
-    fdef = _tree(body)
+    fdef = body_tree(body)
     params = [a.arg for a in fdef.args.args]
     lead, rest = params[:nlead], params[nlead:]
     if len(rest) != len(args):

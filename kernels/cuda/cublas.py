@@ -11,8 +11,8 @@ tensor cores in TF32 (JAX's default on recent GPUs); the default keeps them in f
 * ``gemm_args(a, ta, b, tb, c)``: the column-major ``?gemm`` arguments of the row-major
   c (+)= op(a) op(b), with the arrays in place of their pointers (None where a layout does not
   map: an inner stride that is not the item's size, a size past int32).
-* ``plan(a, ta, b, tb, c)``: those arguments where cuBLAS is in use and the dtypes are float32
-  or float64 alike, else None; ``gemm(args, beta)`` runs them: c = op(a) op(b) + beta c.
+* ``plan(a, ta, b, tb, c)``: the device's handle and those arguments where cuBLAS is in use and
+  the dtypes are float32 or float64 alike, else None; ``gemm(plan)`` runs them: c += op(a) op(b).
 * ``why()``: None when cuBLAS is in use, else why not. On a GPU, a libcublas that cannot be
   found or started is said once, in a warning (``PPL_CUDA_PRODUCTS=tiled`` chooses the tiled
   kernels and says nothing).
@@ -176,35 +176,34 @@ def _stream_handle():
 
 
 def plan(a, ta, b, tb, c):
-    """gemm_args where cuBLAS is in use and a, b, c are all float32 or all float64, else None."""
+    """((handle, workspace), gemm_args) where cuBLAS is in use and a, b, c are all float32 or all
+    float64, else None."""
     if c.dtype not in (np.float32, np.float64) or a.dtype != c.dtype or b.dtype != c.dtype:
         return None
     lib = _library()
     if lib is None:
         return None
     with _LOCK:
-        if _handle(lib) is None:
-            return None
-    return gemm_args(a, ta, b, tb, c)
+        hw = _handle(lib)
+    args = gemm_args(a, ta, b, tb, c)
+    return None if hw is None or args is None else (hw, args)
 
 
-def gemm(args, beta):
-    """Run plan's arguments on the current launch stream: c = op(a) op(b) + beta c."""
+def gemm(plan):
+    """Run a plan on the current launch stream: c += op(a) op(b)."""
     lib = _STATE["lib"]
-    ta_, tb_, m, n, k, A, lda, B, ldb, C, ldc = args
+    (h, work), (ta_, tb_, m, n, k, A, lda, B, ldb, C, ldc) = plan
     scalar, call = ((ctypes.c_float, lib.cublasSgemm_v2) if C.dtype == np.float32
                     else (ctypes.c_double, lib.cublasDgemm_v2))
-    one, bet = scalar(1.0), scalar(beta)
-    from numba import cuda
+    one = scalar(1.0)
     with _LOCK:
-        h, work = _STATE[cuda.get_current_device().id]
         for status, what in ((lib.cublasSetStream_v2(h, _stream_handle()), "cublasSetStream"),
                              (lib.cublasSetWorkspace_v2(h, _ptr(work), WORKSPACE), "cublasSetWorkspace")):
             if status != 0:
                 raise RuntimeError(f"{what} failed (cuBLAS status {status}); PPL_CUDA_PRODUCTS=tiled "
                                    "runs ppl's own products")
         status = call(h, ta_, tb_, m, n, k, ctypes.byref(one), _ptr(A), lda, _ptr(B), ldb,
-                      ctypes.byref(bet), _ptr(C), ldc)
+                      ctypes.byref(one), _ptr(C), ldc)
     if status != 0:
         raise RuntimeError(f"cuBLAS gemm of a {C.shape} product failed (cuBLAS status {status}); "
                            "PPL_CUDA_PRODUCTS=tiled runs ppl's own products")

@@ -6,8 +6,9 @@
   (cuda/cublas.py; the bias first written into c's rows); otherwise ppl's own kernels.
   Tiled: a block of 16 x 16 threads computes a 64 x 64 tile of c, each thread 4 x 4 entries
   (rows ty + 16 i, columns tx + 16 j, so that neighbouring threads read neighbouring words),
-  over 16-deep slices of the shared index staged in shared memory. Every entry still sums the shared index in order, 0, 1, ..., as one thread per entry
-  did; the slices past the end add zeros.
+  over 16-deep slices of the shared index staged in shared memory. Every entry still sums the
+  shared index in order, 0, 1, ..., as one thread per entry did; the slices past the end add
+  zeros.
   Outputs of at most SMALL entries take one thread per entry instead (the same order of sums).
 * ``column_sums(g, out)``: out[o] += sum_r g[r, o]; a block of up to 32 x 32 threads per 32
   columns, each thread summing every 32nd row, then the partial sums in a fixed order:
@@ -153,35 +154,29 @@ def matmul(a, ta, b, tb, c, bias=None):
     M, N = c.shape
     if M == 0 or N == 0:
         return
-    args = cublas.plan(a, ta, b, tb, c)
-    if args is not None:
-        _on_cublas(args, c, bias, bias is not None)
+    plan = cublas.plan(a, ta, b, tb, c)
+    if plan is not None:
+        _on_cublas(plan, c, bias, bias is not None)
         return
     way = per_entry if M * N <= SMALL else tiled
     way(a, ta, b, tb, c, c[0] if bias is None else bias, bias is not None)
 
 
-@cuda.jit
-def _bias_rows(v, c):
-    N = c.shape[1]
-    for i in range(cuda.grid(1), c.shape[0] * N, cuda.gridsize(1)):
-        m = i // N
-        c[m, i - m * N] = v[i - m * N]
-
-
 def by_cublas(a, ta, b, tb, c, v, bias):
     """matmul on cuBLAS (tiled's signature; an error where cuBLAS is not in use or c's layout
     does not map)."""
-    args = cublas.plan(a, ta, b, tb, c)
-    if args is None:
+    plan = cublas.plan(a, ta, b, tb, c)
+    if plan is None:
         raise RuntimeError(f"cuBLAS is not in use: {cublas.why() or 'the layout does not map'}")
-    _on_cublas(args, c, v, bias)
+    _on_cublas(plan, c, v, bias)
 
 
-def _on_cublas(args, c, v, bias):
+def _on_cublas(plan, c, v, bias):
+    """c (+)= the product, the bias first written into c's rows when bias."""
     if bias:
-        launch(_bias_rows, c.shape[0] * c.shape[1])(v, c)
-    cublas.gemm(args, 1.0)
+        from .core import broadcast_rows_fwd   # the layers family's twin (made after this module)
+        broadcast_rows_fwd(v, c)
+    cublas.gemm(plan)
 
 
 def _column_sums_kernel(dtype):

@@ -4,8 +4,8 @@ the family names in its ``CUDA``: ``rebar_bwd`` / ``rebar_categorical_bwd`` end 
 temperature variance-gradient sums. A thread per drawn row over the whole grid, each block's
 sums by a ``block_sum`` tree into its word of ``partials()``, then ONE block (``_finish``) sums
 the blocks' words in order: a fixed summation order for a given batch, so the result is
-deterministic; a drawn row's thread alone writes its rows of ``ga``. The categorical kernels keep a group's work vectors in ``cuda.local.array``: at most
-``MAX_K`` classes per group (``ValueError`` naming the limit otherwise). The per-row math is the
+deterministic; a drawn row's thread alone writes its rows of ``ga``. The categorical kernels
+keep a group's work vectors in ``cuda.local.array``: at most ``MAX_K`` classes per group (``ValueError`` naming the limit otherwise). The per-row math is the
 family's own ``@njit`` functions, re-jitted by ``device()``.
 """
 import math
@@ -18,7 +18,7 @@ from ..families.rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (th
 from ..math.slots import slot_config as _slot_config, slot_local as _slot_local
 from .device import device
 from ..native.config import MAX_BLOCKS
-from ..native.launch import block_sum, configured, require_cuda, single_block, threads_for
+from ..native.launch import block_sum, configured, grid_for, require_cuda, single_block
 from ..native.launch import run as _run
 from ..registry import items
 
@@ -55,11 +55,14 @@ def partials():
     return _PARTIALS[0]
 
 
-def _grid(n):
-    """(blocks, threads) of a kernel with a thread per row over n rows, as `launch` sizes it."""
+def _over_rows(kernel, n, args, geta, glam, train, lam_rows):
+    """kernel(*args, train, lam_rows, partials) with a thread per row over n rows, then the
+    blocks' sums into geta[0] (when train) and glam[0] (when lam_rows), in order."""
     require_cuda()
-    t = threads_for(max(n, 1))
-    return min(MAX_BLOCKS, math.ceil(max(n, 1) / t)), t
+    blocks, threads = grid_for(max(n, 1))
+    part = partials()
+    configured(kernel, blocks, threads)(*args, train, lam_rows, part)
+    single_block(_finish, blocks)(part, blocks, geta, glam, train, lam_rows)
 
 
 @cuda.jit
@@ -99,12 +102,8 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
 def rebar_bwd_launcher():
     def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
         _check_configs("rebar_bwd", configs)
-        train, lam_rows = bool(train), bool(train) and configs == CONFIGS
-        blocks, threads = _grid(a.shape[0])
-        part = partials()
-        configured(_rebar_bwd, blocks, threads)(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga,
-                                                train, lam_rows, part)
-        single_block(_finish, blocks)(part, blocks, geta, glam, train, lam_rows)
+        _over_rows(_rebar_bwd, a.shape[0], (a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga),
+                   geta, glam, bool(train), bool(train) and configs == CONFIGS)
     rebar_bwd.__doc__ = B.rebar_bwd.__doc__
     rebar_bwd.__kernels__ = []
     return rebar_bwd
@@ -172,12 +171,8 @@ def rebar_categorical_bwd_launcher():
                               train):
         _check_k("rebar_categorical_bwd", K)
         _check_configs("rebar_categorical_bwd", configs)
-        train, lam_rows = bool(train), bool(train) and configs == CONFIGS
-        blocks, threads = _grid(a.shape[0])
-        part = partials()
-        configured(_rebar_categorical_bwd, blocks, threads)(a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
-                                                            delta, ga, train, lam_rows, part)
-        single_block(_finish, blocks)(part, blocks, geta, glam, train, lam_rows)
+        args = (a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ga)
+        _over_rows(_rebar_categorical_bwd, a.shape[0], args, geta, glam, bool(train), bool(train) and configs == CONFIGS)
     rebar_categorical_bwd.__doc__ = B.rebar_categorical_bwd.__doc__
     rebar_categorical_bwd.__kernels__ = []
     return rebar_categorical_bwd

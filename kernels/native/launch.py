@@ -78,13 +78,18 @@ def threads_for(n, most=BLOCK):
     return t
 
 
+def grid_for(n):
+    """(blocks, threads per block) of a grid-stride launch over n >= 1 items."""
+    t = threads_for(n)
+    return min(MAX_BLOCKS, math.ceil(n / t)), t
+
+
 def launch(kernel, n):
     """``kernel`` configured to cover n items with a grid-stride loop (None when n == 0)."""
     require_cuda()
     if n <= 0:
         return None
-    t = threads_for(n)
-    return configured(kernel, min(MAX_BLOCKS, math.ceil(n / t)), t)
+    return configured(kernel, *grid_for(n))
 
 
 def run(kernel, n, *args):
@@ -169,23 +174,13 @@ def lanes_sum(v, W):
 @cuda.jit(device=True)
 def lanes_any(v, W):
     """Whether v holds in any of the W lanes."""
-    x = 1 if v else 0
-    off = W // 2
-    while off > 0:
-        x |= cuda.shfl_xor_sync(_lane_mask(W), x, off)
-        off //= 2
-    return x != 0
+    return lanes_sum(1 if v else 0, W) > 0
 
 
 @cuda.jit(device=True)
 def lanes_all(v, W):
     """Whether v holds in every one of the W lanes."""
-    x = 1 if v else 0
-    off = W // 2
-    while off > 0:
-        x &= cuda.shfl_xor_sync(_lane_mask(W), x, off)
-        off //= 2
-    return x != 0
+    return lanes_sum(1 if v else 0, W) == W
 
 
 @cuda.jit(device=True)
