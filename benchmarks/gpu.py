@@ -81,13 +81,17 @@ def device_steps(prog, x, opt):
     from numba import cuda
     a, t = prog.args({"x": x}), [0]
 
+    def one():
+        prog.entry(*a, np.uint64(1), np.int64(t[0]), 1)
+        prog.mark_device_newer()
+        opt.step(prog)
+        t[0] += 1
+
     def steps(n):
         for _ in range(n):
-            prog.entry(*a, np.uint64(1), np.int64(t[0]), 1)
-            prog.mark_device_newer()
-            opt.step(prog)
-            t[0] += 1
+            one()
         cuda.synchronize()
+    steps.one = one   # a step with no synchronisation (one that can be captured)
     return steps
 
 

@@ -23,7 +23,7 @@ PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1
 unset OPENBLAS_CORETYPE
-(nvidia-smi -L || echo "no nvidia-smi") > "$OUT/versions.txt" 2>&1
+(nvidia-smi -L || echo "no nvidia-smi"; echo "profilers: $(command -v nsys ncu nvprof | tr "\n" " ")") > "$OUT/versions.txt" 2>&1
 cat "$OUT/versions.txt"
 SHIM=$(mktemp -d)
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
@@ -52,6 +52,6 @@ if [ "${QUICK:-0}" = 1 ]; then BATCHES=50,4096; else BATCHES=50,256,1024,4096; f
 timeout "${T_GPU:-300}" "$PYTHON" -P benchmarks/gpu.py --cases "${CASES:-sbn784-200}" --estimators "${ESTIMATORS:-straight_through,score,disarm,rebar}" --batches "$BATCHES" --rounds 3 --seconds 0.2 \
     > "$OUT/gpu.jsonl" 2>> "$OUT/err.log"
 echo "gpu.py: rc=$? $(wc -l < "$OUT/gpu.jsonl") lines"
-timeout "${T_PROFILE:-120}" "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches 50,4096 \
+timeout "${T_PROFILE:-120}" "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches 50,4096 --estimators "${PROFILE_ESTIMATORS:-straight_through,disarm}" \
     > "$OUT/profile.jsonl" 2>> "$OUT/err.log"
 echo "gpu_profile.py: rc=$? $(wc -l < "$OUT/profile.jsonl") lines"

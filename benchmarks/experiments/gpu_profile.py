@@ -6,9 +6,13 @@
 For each (case, estimator, batch) of benchmarks/jax_peers.py's SBN cases, on one batch resident
 on the device:
   step_us        a step and Adam's step as fit runs them, synchronised once at the end
+  graph_us       the same step captured once as a CUDA graph and replayed (fit's chunks replay
+                 such a graph; graph_why says why where none could be made)
   synced_us      the same with every kernel launch synchronised and timed alone
-  kernels        per kernel: launches per step and us per step (launch + the kernel's run),
-                 the largest first; host_us = synced_us - their sum (Python glue, copies back)
+  kernels        per kernel (cuBLAS's gemm calls as "cublas_gemm"): launches per step, us per
+                 step (launch + the kernel's run, host clock) and the device's own us per step
+                 (CUDA events around the launch), the largest first; host_us = synced_us - the
+                 host-clock sum (Python glue, copies back); gpu_us the events' sum
 and, apart from the model, the cost of one launch of an empty kernel with 1, 4 and 8 device
 array arguments (2,000 launches, one synchronisation), and of fit's per-step batch: the rows
 gathered on the host and copied to the device (`prog.args`).
@@ -73,22 +77,33 @@ def main():
     import ppl
 
     launch_cost(cuda)
-    stats = collections.defaultdict(lambda: [0, 0.0])
+    from ppl.kernels.cuda import cublas
+    from ppl.runtime.cuda_graph import Replay
+    stats = collections.defaultdict(lambda: [0, 0.0, 0.0])
     timing = [False]
-    orig = D.CUDADispatcher.call
 
-    def timed_call(self, *rest):   # (args, launch configuration), as this Numba passes them
-        if not timing[0]:
-            return orig(self, *rest)
-        t0 = time.perf_counter()
-        r = orig(self, *rest)
-        cuda.synchronize()
-        s = stats[getattr(self.py_func, "__name__", str(self))]
-        s[0] += 1
-        s[1] += time.perf_counter() - t0
-        return r
+    def timed(name_of, fn):
+        def call(*rest):
+            if not timing[0]:
+                return fn(*rest)
+            cuda.synchronize()
+            e0, e1 = cuda.event(), cuda.event()
+            t0 = time.perf_counter()
+            e0.record()
+            r = fn(*rest)
+            e1.record()
+            e1.synchronize()
+            s = stats[name_of(rest)]
+            s[0] += 1
+            s[1] += time.perf_counter() - t0
+            s[2] += cuda.event_elapsed_time(e0, e1) * 1e-3
+            return r
+        return call
 
-    D.CUDADispatcher.call = timed_call
+    # (self, args, launch configuration), as this Numba passes them
+    D.CUDADispatcher.call = timed(lambda rest: getattr(rest[0].py_func, "__name__", str(rest[0])),
+                                  D.CUDADispatcher.call)
+    cublas.gemm = timed(lambda rest: "cublas_gemm", cublas.gemm)
     for case in args.cases.split(","):
         X = jp.case_data(case)
         for est in args.estimators.split(","):
@@ -101,6 +116,13 @@ def main():
                 t0 = time.perf_counter()
                 steps(args.steps)
                 free = (time.perf_counter() - t0) / args.steps * 1e6
+                replay = Replay(steps.one)
+                graph = None
+                if replay.captured:
+                    replay.run(3)
+                    t0 = time.perf_counter()
+                    replay.run(args.steps)
+                    graph = round((time.perf_counter() - t0) / args.steps * 1e6, 1)
                 stats.clear()
                 timing[0] = True
                 t0 = time.perf_counter()
@@ -108,15 +130,18 @@ def main():
                 synced = (time.perf_counter() - t0) / args.steps * 1e6
                 timing[0] = False
                 ks = sorted(stats.items(), key=lambda kv: -kv[1][1])
-                kernels = {k: [round(c / args.steps, 2), round(s / args.steps * 1e6, 1)] for k, (c, s) in ks[:args.top]}
-                in_kernels = sum(s for _, s in stats.values()) / args.steps * 1e6
+                kernels = {k: [round(c / args.steps, 2), round(s / args.steps * 1e6, 1), round(g / args.steps * 1e6, 1)]
+                           for k, (c, s, g) in ks[:args.top]}
+                in_kernels = sum(s for _, s, _ in stats.values()) / args.steps * 1e6
+                on_gpu = sum(g for _, _, g in stats.values()) / args.steps * 1e6
                 t0 = time.perf_counter()
                 for _ in range(5):
                     prog.args({"x": X[np.random.default_rng(0).integers(0, len(X), B)]})
                 cuda.synchronize()
                 batch_us = (time.perf_counter() - t0) / 5 * 1e6
-                emit(f"{case}/{est}/batch={B}", "step_us", round(free, 1), synced_us=round(synced, 1),
-                     host_us=round(synced - in_kernels, 1), launches_per_step=round(sum(c for c, _ in stats.values()) / args.steps, 1),
+                emit(f"{case}/{est}/batch={B}", "step_us", round(free, 1), graph_us=graph, graph_why=replay.why,
+                     synced_us=round(synced, 1), host_us=round(synced - in_kernels, 1), gpu_us=round(on_gpu, 1),
+                     launches_per_step=round(sum(c for c, _, _ in stats.values()) / args.steps, 1),
                      fit_batch_to_device_us=round(batch_us, 1), kernels=kernels)
     return 0
 
