@@ -21,6 +21,7 @@ in a loop whose index is not the loop's column (``j`` or ``j`` plus an offset), 
 of a cell another iteration writes or of another column (``x[r, j - 1]``: the caller may pass
 one array as an output and an input), a loop-carried scalar that is not an accumulation, a scalar
 set in a loop and read after it, ``break``, ``return``, ``while`` or a call made for its effect.
+A body with no loop over its columns keeps one thread per row too: the row is one thread's work.
 The helpers (``lanes_sum``, ``lanes_any``, ``lanes_all``, ``lanes_sync``, each taking W_ last)
 are the caller's: warp shuffles on a device (kernels/native/launch.py), threads meeting at a
 barrier in the tests (tests/kernels/test_lanes.py).
@@ -84,6 +85,7 @@ class _Rewrite:
     def __init__(self, name, fn):
         self.name, self.fn = name, fn
         self.inits = {}   # a scalar's last value set at the row's level (before the loop being read)
+        self.loops = 0
 
     def fail(self, why):
         raise NoLaneForm(f"{self.name}: {why}")
@@ -94,6 +96,8 @@ class _Rewrite:
                                  ast.FunctionDef, ast.Lambda, ast.Try, ast.With)):
                 self.fail(f"a {type(node).__name__.lower()}")
         self.fn.body = self.block(self.fn.body)
+        if not self.loops:
+            self.fail("no loop over the row's columns (a thread per row is the whole row's work)")
 
     def block(self, stmts, top=True):
         """Statements at the row's level (``top``: not inside an ``if``): loops spread over the
@@ -137,6 +141,7 @@ class _Rewrite:
                 self.fail("a call made for its effect inside a loop")
         self.cells(st, j)
         combine = self.scalars(st, j)
+        self.loops += 1
         st.iter = _call("range", ast.BinOp(left=start, op=ast.Add(), right=_name(LANE)), stop, _name(WIDTH))
         before = [ast.If(test=ast.Compare(left=_name(LANE), ops=[ast.NotEq()], comparators=[ast.Constant(0)]),
                          body=[ast.Assign(targets=[_name(v, ast.Store)], value=self.neutral(v, fn))], orelse=[])

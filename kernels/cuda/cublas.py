@@ -13,6 +13,7 @@ tensor cores in TF32 (JAX's default on recent GPUs); the default keeps them in f
   map: an inner stride that is not the item's size, a size past int32).
 * ``plan(a, ta, b, tb, c)``: the device's handle and those arguments where cuBLAS is in use and
   the dtypes are float32 or float64 alike, else None; ``gemm(plan)`` runs them: c += op(a) op(b).
+* ``sums_plan(g, out)``: the plan of out += the column sums of g (ones @ g), or None.
 * ``why()``: None when cuBLAS is in use, else why not. On a GPU, a libcublas that cannot be
   found or started is said once, in a warning (``PPL_CUDA_PRODUCTS=tiled`` chooses the tiled
   kernels and says nothing).
@@ -187,6 +188,27 @@ def plan(a, ta, b, tb, c):
         hw = _handle(lib)
     args = gemm_args(a, ta, b, tb, c)
     return None if hw is None or args is None else (hw, args)
+
+
+def sums_plan(g, out):
+    """The plan of out += the column sums of the 2-D g (ones(R) @ g: cuBLAS's products are
+    deterministic), or None where cuBLAS is not in use or out's layout does not map. The ones
+    are the device's, grown (outside a capture: the call before it made them) to the rows."""
+    if _library() is None or out.dtype not in (np.float32, np.float64) or g.dtype != out.dtype:
+        return None
+    from numba import cuda
+    R = g.shape[0]
+    key = ("ones", cuda.get_current_device().id, out.dtype)
+    with _LOCK:
+        ones = _STATE.get(key)
+        if ones is None or ones.shape[0] < R:
+            ones = cuda.to_device(np.ones(max(R, 1024, 2 * (0 if ones is None else ones.shape[0])), out.dtype))
+            _STATE[key] = ones
+    try:
+        c = out.reshape(1, out.shape[0])
+    except Exception:   # a strided vector: no row-major view
+        return None
+    return plan(ones[:R].reshape(1, R), False, g, False, c)
 
 
 def gemm(plan):

@@ -210,10 +210,15 @@ def _column_sums_kernel(dtype):
 
 
 def column_sums(g, out):
-    """out[o] += sum_r g[r, o] (deterministic: a fixed order of partial sums)."""
+    """out[o] += sum_r g[r, o] (deterministic: a fixed order of partial sums): cuBLAS's product
+    ones @ g where cuBLAS is in use, else ppl's kernels."""
     require_cuda()
     R, O = g.shape
     if O == 0:
+        return
+    plan = cublas.sums_plan(g, out) if R > 1 else None
+    if plan is not None:
+        cublas.gemm(plan)
         return
     if R <= FEW_ROWS:
         launch(_column_sums_few, O)(g, out)
@@ -286,7 +291,7 @@ def count_not_finite(a, res):
 def affine_fwd_launcher():
     def affine_fwd(x, W, b, out):
         matmul(x, False, W, False, out, b)
-    affine_fwd.__doc__ = "out = x W + b (a tiled product, cuda/products.py)."
+    affine_fwd.__doc__ = "out = x W + b (cuBLAS, or ppl's tiled kernels: cuda/products.py)."
     affine_fwd.__kernels__ = []
     return affine_fwd
 

@@ -195,10 +195,9 @@ def bernoulli_nll_keep_rep(i, logits, reps, t, out_rows, sig):
         out_rows[r] = -(s + sp)
 
 
-@njit(cache=True, error_model="numpy")
-def _keep_rep_row(r, logits, reps, x, out_rows, sig, sign):
-    """The CUDA body of the *_keep_rep kernels: one thread per drawn row r, reading data row
-    r // reps; the first of a data row's rows writes its sig row."""
+def _log_prob_keep_rep_row(r, logits, reps, x, out_rows, sig):
+    """The CUDA body of bernoulli_log_prob_keep_rep, a row body (kernels/lanes.py spreads it over
+    a warp): drawn row r reads data row r // reps; the first of a data row's rows writes its sig row."""
     i = r // reps
     s = like(x, 0.0)
     for j in range(x.shape[1]):
@@ -206,15 +205,19 @@ def _keep_rep_row(r, logits, reps, x, out_rows, sig, sign):
         s += c
         if r == i * reps:
             sig[i, j] = sg
-    out_rows[r] = sign * s
-
-
-def _log_prob_keep_rep_row(r, logits, reps, x, out_rows, sig):
-    _keep_rep_row(r, logits, reps, x, out_rows, sig, like(x, 1.0))
+    out_rows[r] = s
 
 
 def _nll_keep_rep_row(r, logits, reps, t, out_rows, sig):
-    _keep_rep_row(r, logits, reps, t, out_rows, sig, like(t, -1.0))
+    """The CUDA body of bernoulli_nll_keep_rep (as _log_prob_keep_rep_row, negated)."""
+    i = r // reps
+    s = like(t, 0.0)
+    for j in range(t.shape[1]):
+        c, sg = bernoulli_log_prob_term_sigmoid(logits[i, j], t[r, j])
+        s += c
+        if r == i * reps:
+            sig[i, j] = sg
+    out_rows[r] = -s
 
 
 @rows("x")
@@ -277,24 +280,25 @@ def bernoulli_nll_keep_const(p, t, out_rows, sig):
     _keep_const(p, t, out_rows, sig, like(t, -1.0))
 
 
-@njit(cache=True, error_model="numpy")
-def _keep_const_row(r, p, x, out_rows, sig, sign):
-    """The CUDA body of the *_keep_const kernels: one thread per row (the CPU kernel's
-    once-per-column work is no saving on a device)."""
+def _log_prob_keep_const_row(r, p, x, out_rows, sig):
+    """The CUDA body of bernoulli_log_prob_keep_const, a row body (the CPU kernel's once-per-column
+    work is no saving on a device)."""
     s = like(x, 0.0)
     for j in range(x.shape[1]):
         c, sg = bernoulli_log_prob_term_sigmoid(p[j], x[r, j])
         s += c
         sig[r, j] = sg
-    out_rows[r] = sign * s
-
-
-def _log_prob_keep_const_row(r, p, x, out_rows, sig):
-    _keep_const_row(r, p, x, out_rows, sig, like(x, 1.0))
+    out_rows[r] = s
 
 
 def _nll_keep_const_row(r, p, t, out_rows, sig):
-    _keep_const_row(r, p, t, out_rows, sig, like(t, -1.0))
+    """The CUDA body of bernoulli_nll_keep_const (as _log_prob_keep_const_row, negated)."""
+    s = like(t, 0.0)
+    for j in range(t.shape[1]):
+        c, sg = bernoulli_log_prob_term_sigmoid(p[j], t[r, j])
+        s += c
+        sig[r, j] = sg
+    out_rows[r] = -s
 
 
 # ============================================================================ straight-through, binary Concrete
