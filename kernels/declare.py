@@ -365,8 +365,8 @@ def _generated(shape, body, over, K, n):
     from . import registry
     if shape == "cells":
         return registry.cells(body, over), f"{over}.shape[0] * {over}.shape[1]"
-    if shape == "rows":   # the lanes of a warp per row where the body allows (kernels/lanes.py)
-        return registry.rows(body, over), f"{over}.shape[0] * gen_.width"
+    if shape == "rows":   # lanes per row where the body allows (kernels/lanes.py), W_ set by the launcher
+        return registry.rows(body, over), f"{over}.shape[0] * W_"
     if shape == "groups":
         return registry.groups(body, over, K), f"{over}.shape[0] * ({over}.shape[1] // {K})"
     return registry.items(body, n), n
@@ -432,7 +432,14 @@ def none_counted(count) -> bool:
 def _launcher(name, args, gen, extent, run, doc):
     """The host launcher: ``run`` the generated kernel over ``extent`` (an expression of the
     arguments: the threads the loop shape needs) with the kernel's arguments."""
-    src = f"def {name}({', '.join(args)}):\n    run_(gen_, {extent}, {', '.join(args)})\n"
+    from . import registry
+    lead = ""
+    if isinstance(gen, registry.Rows):   # the lanes per row first (registry.Rows.lanes)
+        lead = f"    W_ = gen_.lanes({gen.over})\n"
+        args_ = ["W_"] + list(args)
+    else:
+        args_ = list(args)
+    src = f"def {name}({', '.join(args)}):\n{lead}    run_(gen_, {extent}, {', '.join(args_)})\n"
     glb = {"run_": run, "gen_": gen, "__name__": __name__}
     exec(compile(src, f"<CUDA launcher of {name}>", "exec"), glb)
     f = glb[name]

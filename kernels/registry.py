@@ -225,43 +225,56 @@ def items(body, n):
 
 
 class Rows(Generated):
-    """A row body's kernel: the lanes of a warp per row (``LANES``; kernels/lanes.py) where the
-    body has a lanes form, else one thread per row (``why`` says why not). ``width``: the
-    threads a row takes, for the launch's extent (rows times width). Both are settled at the
-    first use, when the body's module is fully imported."""
+    """A row body's kernel: ``W_`` lanes per row (its first argument; ``lanes`` picks it per
+    launch: a warp, or a block for few wide rows; kernels/lanes.py) where the body has a lanes
+    form, else one thread per row (``why`` says why not). The form is settled at the first use,
+    when the body's module is fully imported."""
 
     def __init__(self, body, over):
         super().__init__("rows", body, None)
-        self.over, self._width, self.why = over, None, None
+        self.over, self._formed, self.why = over, None, None
 
-    @property
-    def width(self):
-        if self._width is None:
+    def _form(self):
+        if self._formed is None:
             from . import lanes
             from .native import launch as L
             helpers = {n: getattr(L, n) for n in ("lanes_sum", "lanes_any", "lanes_all", "lanes_sync")}
+            p = _params(self.fn, 1)
             try:
                 form = lanes.lane_body(self.fn, helpers)
-            except lanes.NoLaneForm as exc:   # a thread per row: the items kernel over the rows
-                self.why, self._width = str(exc), 1
-                self.src = items(self.fn, f"{self.over}.shape[0]").src
+            except lanes.NoLaneForm as exc:   # a thread per row
+                self.why, self._formed = str(exc), False
+                self.src = (f"def k(W_, {p}):\n"
+                            f"    for i in range(cuda.grid(1), {self.over}.shape[0], cuda.gridsize(1)):\n"
+                            f"        f(i, {p})\n")
             else:
-                p = _params(self.fn, 1)
-                self._dev, self._width = device(form), L.LANES
-                self.src = (f"def k({p}):\n    W_ = {L.LANES}\n"
+                self._dev, self._formed = device(form), True
+                self.src = (f"def k(W_, {p}):\n"
                             f"    for i in range(cuda.grid(1), {self.over}.shape[0] * W_, cuda.gridsize(1)):\n"
                             f"        f(i // W_, i % W_, W_, {p})\n")
-        return self._width
+        return self._formed
+
+    @property
+    def formed(self):
+        """Whether the body has a lanes form (else a thread per row: ``why`` says why)."""
+        return self._form()
+
+    def lanes(self, over):
+        """The lanes a launch over the rows of ``over`` gives each row (1: a thread per row)."""
+        if not self._form():
+            return 1
+        from .native.launch import row_lanes
+        return row_lanes(over.shape[0], over.shape[1] if len(over.shape) == 2 else 0)
 
     @property
     def kernel(self):
-        _ = self.width   # the form first: it sets the source and the device body
+        self._form()   # the form first: it sets the source and the device body
         return Generated.kernel.fget(self)
 
 
 def rows(body, over):
-    """The lanes of a warp per row r of the argument ``over`` where the body has a lanes form,
-    else one thread per row: body(r, *args)."""
+    """``W_`` lanes per row r of the argument ``over`` where the body has a lanes form, else one
+    thread per row: body(r, *args); the kernel's arguments (W_, *args)."""
     return Rows(body, over)
 
 

@@ -10,12 +10,13 @@
   shared index in order, 0, 1, ..., as one thread per entry did; the slices past the end add
   zeros.
   Outputs of at most SMALL entries take one thread per entry instead (the same order of sums).
-* ``column_sums(g, out)``: out[o] += sum_r g[r, o]; a block of up to 32 x 32 threads per 32
-  columns, each thread summing every 32nd row, then the partial sums in a fixed order:
-  deterministic.
+* ``column_sums(g, out)``: out[o] += sum_r g[r, o]; cuBLAS's ones @ g where cuBLAS is in use,
+  else a block of up to 32 x 32 threads per 32 columns, each thread summing every 32nd row,
+  then the partial sums in a fixed order: deterministic either way.
 * ``spread_rows(a, S)``: in place, a[r] = a[r // S] for every row; the rows whose sources are
-  no longer written are copied together (a level), the levels from the last rows up, with the
-  block's threads in step between levels; a block per 32 columns.
+  no longer written are copied together (a level), the levels from the last rows up: a level of
+  more than SPREAD_LEVEL rows is a launch over the device, the rest one kernel, a block per 32
+  columns with its threads in step between levels.
 Over at most FEW_ROWS rows, column sums and row spreading take one thread per column, the rows in
 turn. Blocks are no larger than the array needs (the simulator runs each thread in Python).
 * ``count_not_finite(a, res)``: res[0] = the number of entries of the 1D a that are NaN or
@@ -34,6 +35,7 @@ from . import cublas
 TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slice, threads per side
 SMALL = 4096                        # outputs of at most this many entries: one thread per entry
 FEW_ROWS = 64                       # column sums and row spreading over at most this many rows: a thread per column
+SPREAD_LEVEL = 512                  # row spreading: a level over more rows than this is a launch of its own
 PADDED = TILE + 1                   # a staged slice's row length (no shared-memory bank conflicts)
 _KERNELS = {}
 
@@ -235,10 +237,9 @@ def _column_sums_few(g, out):
 
 
 @cuda.jit
-def _spread_rows(a, S):
-    R, D = a.shape
+def _spread_rows(a, S, hi):
+    D = a.shape[1]
     j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    hi = R
     while hi > 1:
         lo = (hi - 1) // S + 1   # rows lo .. hi-1 read rows below lo only, which no level wrote yet
         if j < D:
@@ -248,8 +249,19 @@ def _spread_rows(a, S):
         hi = lo
 
 
+@cuda.jit
+def _spread_level(a, S, lo, hi):
+    D = a.shape[1]
+    for i in range(cuda.grid(1), (hi - lo) * D, cuda.gridsize(1)):
+        r = lo + i // D
+        j = i - (r - lo) * D
+        a[r, j] = a[r // S, j]
+
+
 def spread_rows(a, S):
-    """In place: a[r] = a[r // S] for every row r (the first R / S rows spread to all R)."""
+    """In place: a[r] = a[r // S] for every row r (the first R / S rows spread to all R): the
+    levels of more than SPREAD_LEVEL rows each a launch over the whole device, the rest in one
+    kernel, a block per 32 columns meeting between levels."""
     require_cuda()
     R, D = a.shape
     if S <= 1 or R <= 1 or D == 0:
@@ -257,8 +269,14 @@ def spread_rows(a, S):
     if R <= FEW_ROWS:
         launch(_spread_rows_few, D)(a, S)
         return
-    bx, by = threads_for(D, 32), threads_for(-(-(R - (R - 1) // S - 1) // 8), 32)   # 8 rows a thread or more per level
-    configured(_spread_rows, math.ceil(D / bx), (bx, by))(a, S)
+    hi = R
+    while hi > SPREAD_LEVEL:
+        lo = (hi - 1) // S + 1
+        launch(_spread_level, (hi - lo) * D)(a, S, lo, hi)
+        hi = lo
+    if hi > 1:
+        bx, by = threads_for(D, 32), threads_for(-(-(hi - (hi - 1) // S - 1) // 8), 32)   # 8 rows a thread or more per level
+        configured(_spread_rows, math.ceil(D / bx), (bx, by))(a, S, hi)
 
 
 @cuda.jit

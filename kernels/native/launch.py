@@ -15,16 +15,18 @@ the families declared once, ...).
   default stream unless ``on_stream(s)`` names another (a stream under graph capture:
   runtime/cuda_graph.py). Every launcher configures its kernels through it;
   ``current_stream()`` is that stream (cuda/cublas.py sends its products there).
-* ``LANES`` and ``lanes_sum`` / ``lanes_any`` / ``lanes_all`` / ``lanes_sync``: the lanes of a
-  warp that run a row body together (kernels/lanes.py) and how they combine what each
-  accumulated (an exchange of registers, ``shfl_xor_sync``, every lane getting the same bits)
-  and meet. One lane per row in the simulator, which has no exchange of registers.
+* ``LANES``, ``row_lanes(rows, cols)`` and ``lanes_sum`` / ``lanes_any`` / ``lanes_all`` /
+  ``lanes_sync``: the lanes that run a row body together (kernels/lanes.py), a warp or, for few
+  wide rows, a block, and how they combine what each accumulated (an exchange of registers,
+  ``shfl_xor_sync``, then the warps' totals in shared memory: every lane the same bits) and
+  meet. One lane per row in the simulator, which has no exchange of registers.
 """
 import contextlib
 import math
 
 import numpy as np
 from numba import config, cuda, float64
+from numba.extending import overload
 
 from .config import BLOCK, MAX_BLOCKS
 
@@ -154,6 +156,16 @@ def block_sum(v):
 
 
 LANES = 1 if config.ENABLE_CUDASIM else min(32, BLOCK)   # a row's lanes: a warp (a block, if smaller)
+WIDE_ROWS = 1024   # at most this many rows (of at least BLOCK columns) take a block per row
+
+
+def row_lanes(rows, cols):
+    """The lanes a row body's launch gives each row: a warp, or the whole block where the rows are
+    few (rows <= WIDE_ROWS: a warp per row would leave most of the device idle) and wide (cols >=
+    BLOCK: each lane has columns to do)."""
+    if LANES < 32 or BLOCK <= LANES or rows > WIDE_ROWS or cols < BLOCK:
+        return LANES
+    return BLOCK
 
 
 @cuda.jit(device=True)
@@ -161,13 +173,43 @@ def _lane_mask(W):
     return 0xFFFFFFFF if W >= 32 else (1 << W) - 1
 
 
+def _as_type_of(v, x):
+    """x in v's type (the pure-Python body: the simulator; compiled code takes the overload)."""
+    return type(v)(x)
+
+
+@overload(_as_type_of)
+def _as_type_of_overload(v, x):
+    t = v
+    return lambda v, x: t(x)
+
+
+@cuda.jit(device=True)
+def _block_total(v, W):
+    """The sum over the W // 32 warps of a block of each warp's total v (every lane holds its
+    warp's), in float64 and in warp order: every thread the same bits."""
+    buf = cuda.shared.array(32, float64)   # a block's warps, 1024 threads at most
+    cuda.syncthreads()   # a previous total's readers are done with buf
+    if cuda.threadIdx.x % 32 == 0:
+        buf[cuda.threadIdx.x // 32] = v
+    cuda.syncthreads()
+    t = buf[0]
+    for k in range(1, W // 32):
+        t += buf[k]
+    return _as_type_of(v, t)
+
+
 @cuda.jit(device=True)
 def lanes_sum(v, W):
-    """The sum of v over the W lanes (a butterfly: every lane the same bits)."""
-    off = W // 2
+    """The sum of v over the W lanes (a butterfly in each warp, then the warps' totals where the
+    lanes are a block: every lane the same bits)."""
+    w = min(W, 32)
+    off = w // 2
     while off > 0:
-        v += cuda.shfl_xor_sync(_lane_mask(W), v, off)
+        v += cuda.shfl_xor_sync(_lane_mask(w), v, off)
         off //= 2
+    if W > 32:
+        v = _block_total(v, W)
     return v
 
 
@@ -186,5 +228,7 @@ def lanes_all(v, W):
 @cuda.jit(device=True)
 def lanes_sync(W):
     """The W lanes meet: what each wrote before, the others read after."""
-    if W > 1:
+    if W > 32:
+        cuda.syncthreads()
+    elif W > 1:
         cuda.syncwarp(_lane_mask(W))

@@ -308,12 +308,12 @@ def test_products_tiled_and_per_entry_against_numpy(dtype):
             c = cuda.to_device(c0.copy())
             way(cuda.to_device(a), ta, cuda.to_device(b), tb, c, cuda.to_device(v), bias)
             assert_allclose(c.copy_to_host(), want, err_msg=f"{way.__name__} ta={ta} tb={tb}", **tol)
-    for R in (P.FEW_ROWS - 1, P.FEW_ROWS + 6):
+    for R in (P.FEW_ROWS - 1, P.FEW_ROWS + 6, 2 * P.SPREAD_LEVEL + 3):
         g, o = rng.standard_normal((R, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)
         out = cuda.to_device(o.copy())
         P.column_sums(cuda.to_device(g), out)
         assert_allclose(out.copy_to_host(), o + g.astype(np.float64).sum(0), **tol)
-        for S in (2, 7):
+        for S in (2, 7):   # the last R: two levels a launch of their own, then one kernel
             x = rng.standard_normal((R, 5)).astype(dtype)
             d = cuda.to_device(x.copy())
             P.spread_rows(d, S)
@@ -372,3 +372,26 @@ def test_products_choice_is_checked(monkeypatch):
     monkeypatch.setenv("PPL_CUDA_PRODUCTS", "fast")
     with pytest.raises(ValueError, match="PPL_CUDA_PRODUCTS='fast'.*'tf32'.*'tiled'"):
         cublas._choice()
+
+
+def _rows_formed(k):
+    return any(isinstance(g, registry.Rows) and g.formed
+               for g in getattr(k.impls["cuda"], "__kernels__", []))
+
+
+WIDE = sorted(n for n, k in PARITY.items() if _rows_formed(k)
+              and n != "linear_baseline_fwd")   # its case's 10 weights are for 6 columns
+
+
+@pytest.mark.parametrize("name", WIDE)
+def test_parity_few_wide_rows(name, monkeypatch):
+    """The row bodies with a lanes form on 4 rows of 300 columns (their parity cases, wider): on a
+    GPU a block of lanes per row (native/launch.row_lanes), their sums combined over the block's
+    warps, against the CPU."""
+    fam = sys.modules[PARITY[name].impls["cpu"].py_func.__module__]
+    monkeypatch.setattr(fam, "D", 300, raising=False)
+    if ON_DEVICE:
+        from ppl.kernels.native.launch import BLOCK, LANES, row_lanes
+        assert row_lanes(4, 300) == (BLOCK if BLOCK > LANES == 32 else LANES)
+    build, ignore = _builder(name)
+    check(name, build, np.float64, ignore)
