@@ -1,12 +1,14 @@
 """The CUDA target's REBAR set, the twin of ``cpu/rebar.py``: the CUDA twins of the family declared
 once for it (``families/rebar.py``), and the launchers of the kernels no loop shape fits, which
 the family names in its ``CUDA``: ``rebar_bwd`` / ``rebar_categorical_bwd`` end in the eta and
-temperature variance-gradient sums. A thread per drawn row over the whole grid, each block's
-sums by a ``block_sum`` tree into its word of ``partials()``, then ONE block (``_finish``) sums
-the blocks' words in order: a fixed summation order for a given batch, so the result is
-deterministic; a drawn row's thread alone writes its rows of ``ga``. The categorical kernels
-keep a group's work vectors in ``cuda.local.array``: at most ``MAX_K`` classes per group (``ValueError`` naming the limit otherwise). The per-row math is the
-family's own ``@njit`` functions, re-jitted by ``device()``.
+temperature variance-gradient sums. The binary one gives each drawn row a warp's lanes (its
+columns strided over them: a lane writes its own cells of ``ga`` and adds its columns' terms),
+the categorical one a thread per drawn row, over the whole grid; each block's sums by a
+``block_sum`` tree into its word of ``partials()``, then ONE block (``_finish``) sums the blocks'
+words in order: a fixed summation order for a given batch, so the result is deterministic. The
+categorical kernels keep a group's work vectors in ``cuda.local.array``: at most ``MAX_K`` classes
+per group (``ValueError`` naming the limit otherwise). The per-row math is the family's own
+``@njit`` functions, re-jitted by ``device()``.
 """
 import math
 
@@ -18,7 +20,7 @@ from ..families.rebar import CONFIGS, FIXED_CONFIGS, SEED_EPS  # noqa: F401  (th
 from ..math.slots import slot_config as _slot_config, slot_local as _slot_local
 from .device import device
 from ..native.config import MAX_BLOCKS
-from ..native.launch import block_sum, configured, grid_for, require_cuda, single_block
+from ..native.launch import LANES, block_sum, configured, grid_for, require_cuda, single_block
 from ..native.launch import run as _run
 from ..registry import items
 
@@ -56,7 +58,7 @@ def partials():
 
 
 def _over_rows(kernel, n, args, geta, glam, train, lam_rows):
-    """kernel(*args, train, lam_rows, partials) with a thread per row over n rows, then the
+    """kernel(*args, train, lam_rows, partials) over n threads (a grid-stride loop), then the
     blocks' sums into geta[0] (when train) and glam[0] (when lam_rows), in order."""
     require_cuda()
     blocks, threads = grid_for(max(n, 1))
@@ -86,10 +88,12 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
     inv1, inv2 = _inverse_temperatures(loglam, delta, a[0, 0])
     ge = 0.0
     gl = 0.0
-    for r0 in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+    W = LANES   # a drawn row's columns over a warp's lanes; each lane's terms go to the block's sums
+    for i in range(cuda.grid(1), a.shape[0] * W, cuda.gridsize(1)):
+        r0 = i // W
         if slot_local(r0, stride, span) == 0:
             de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
-                                train, lam_rows)
+                                train, lam_rows, i - r0 * W, W)
             ge += de
             gl += dl
     ge = block_sum(ge)
@@ -102,7 +106,7 @@ def _rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, 
 def rebar_bwd_launcher():
     def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train):
         _check_configs("rebar_bwd", configs)
-        _over_rows(_rebar_bwd, a.shape[0], (a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga),
+        _over_rows(_rebar_bwd, a.shape[0] * LANES, (a, sa, dzt, y, L, rw, gs, stride, off, span, eta, loglam, delta, ga),
                    geta, glam, bool(train), bool(train) and configs == CONFIGS)
     rebar_bwd.__doc__ = B.rebar_bwd.__doc__
     rebar_bwd.__kernels__ = []

@@ -154,9 +154,11 @@ def rebar_weights(i, stride, off, span, configs, eta, rw, cw):
 
 
 @njit(**_LOOP)
-def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train, lam_rows):
-    """One drawn row r0 of rebar_bwd (its rows c >= 1 at r1 + (c - 1) stride): accumulates into
-    ga's rows r0, r1, r1 + stride and returns this row's (d/deta, d/dlog lam) terms (train), the
+def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga, train, lam_rows, lane, W):
+    """One drawn row r0 of rebar_bwd (its rows c >= 1 at r1 + (c - 1) stride), its columns lane,
+    lane + W, ... (all of them with lane 0, W 1; the CUDA kernel gives a row W lanes): accumulates
+    into ga's rows r0, r1, r1 + stride and returns those columns' (d/deta, d/dlog lam) terms
+    (train; both are sums over the columns, so the lanes' terms add up to the row's), the
     second 0 unless rows 3, 4 exist (lam_rows). The
     relaxed values (y's rows 1..4) and dz~/da come from the forward pass, and sigma(a) from sa
     when a log_prob cost kept it (sa.shape[0] != 0), else it is computed here."""
@@ -178,7 +180,7 @@ def _rebar_row(r0, r1, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, g
     n1 = x0
     n2 = x0
     dot = x0
-    for j in range(D):
+    for j in range(lane, D, W):
         aj = a[r0, j]
         b = y[r0, j]
         dz = dzt[r0, j]
@@ -228,7 +230,7 @@ def rebar_bwd(a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam,
     for base in range(0, R, span * stride):
         for r0 in range(base, base + stride):
             de, dl = _rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, e, inv1, inv2, delta, ga,
-                                train, lam_rows)
+                                train, lam_rows, 0, 1)
             ge += de
             gl += dl
     if train:

@@ -192,3 +192,34 @@ def _temp_after(r, a, out):
 def test_bodies_the_rewrite_cannot_prove_keep_a_thread_per_row(body, why):
     with pytest.raises(NoLaneForm, match=why):
         lane_body(body, python_lanes(threading.local()))
+
+
+def _rebar_by_lanes(args, W, lanes=None):
+    """rebar_bwd's sums as the CUDA kernel makes them: each drawn row's columns over W lanes
+    (`lanes` of them run), every lane's terms added."""
+    from ppl.kernels.families import rebar as B
+    a, sa, dzt, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ga, geta, glam, train = args
+    inv1, inv2 = B._inverse_temperatures(loglam, delta, a)
+    lam_rows = train and configs == B.CONFIGS
+    for r0 in range(a.shape[0]):
+        if B.slot_local(r0, stride, span) == 0:
+            for lane in range(W if lanes is None else lanes):
+                de, dl = B._rebar_row(r0, r0 + off * stride, a, sa, dzt, y, L, rw, gs, stride, eta[0], inv1, inv2,
+                                      delta, ga, train, lam_rows, lane, W)
+                geta[0] += de
+                glam[0] += dl
+
+
+def test_rebar_rows_over_lanes_add_up_to_the_cpu_kernel():
+    """REBAR's backward on the CUDA target gives a drawn row a warp's lanes: the lanes' cells of
+    ga and their terms of the eta / temperature sums add up to the CPU kernel's (3 lanes over 6
+    columns here); with a lane missing they do not (the test of the test)."""
+    from ppl.kernels.families import rebar as B
+    build = B.PARITY["rebar_bwd"]
+    want = list(build(Gen(0, np.float64)))
+    B.rebar_bwd(*want)
+    for W, lanes, same in ((3, None, True), (3, 2, False)):
+        got = list(build(Gen(0, np.float64)))
+        _rebar_by_lanes(got, W, lanes)
+        for i in (14, 15, 16):   # ga, geta, glam
+            assert np.allclose(got[i], want[i], rtol=1e-12, atol=1e-12) == same, (W, lanes, i)
