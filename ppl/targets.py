@@ -4,7 +4,7 @@ a device (or the simulator).
 The CPU target runs every kernel and the user's own @njit functions (black boxes, layers):
 `check_user_functions` types each of them as the step will call it. The CUDA target runs the
 same step body with its kernel calls bound to the CUDA twins (CUDA_MODULES): `check_cuda_kernels`
-finds each node's kernel calls in the lowering's typed statements (lowering.emitted: lowering/ir.py)
+finds each node's kernel calls in the lowered step's typed statements (ir.Step.emitted: lowering/ir.py)
 and names the nodes whose kernels have no CUDA implementation in the kernel registry
 (kernels/registry.py).
 """
@@ -77,17 +77,18 @@ CUDA_MODULES = {"core": "cuda.core", "noise": "cuda.noise", "rows": "cuda.rows",
 CUDA_FAMILIES = {alias: alias for alias in CUDA_MODULES}   # the registry's families bear the aliases' names
 
 
-def check_cuda_kernels(lowering) -> None:
-    """The CUDA target runs the same body: every kernel it calls must be in the CUDA kernel set
-    (CUDA_MODULES); otherwise an error names each node, what lowered it and the kernels missing."""
-    for n in lowering.model.order:
+def check_cuda_kernels(step, model, choices) -> None:
+    """The CUDA target runs the same body: every kernel the lowered step (lowering.ir.Step) calls
+    must be in the CUDA kernel set (CUDA_MODULES); otherwise an error names each node, what
+    lowered it (`choices`: node -> its estimator's choice) and the kernels missing."""
+    for n in model.order:
         if n.kind in OPS and "cuda" not in OPS[n.kind].targets:
             what = "black-box cost" if n.kind == "blackbox" else "user layer"
             raise ModelError(f"target 'cuda': the {what} '{n.name}' runs a Python/@njit function per row on the "
                              f"CPU; compile with target='cpu'")
-    for kernel, node in lowering.user_kernels.values():
+    for kernel, node in step.user_kernels.values():
         if kernel.cuda is None:
-            est = lowering.choices[node][0].estimator if node in lowering.choices else node.kind
+            est = choices[node][0].estimator if node in choices else node.kind
             raise ModelError(f"target 'cuda': estimator '{est}' of node '{node.name}' calls the kernel "
                              f"'{kernel.name}', which has no CUDA implementation; give it one "
                              f"(ppl.Kernel(cpu=..., cuda=...)), choose another estimator or compile with target='cpu'")
@@ -95,12 +96,12 @@ def check_cuda_kernels(lowering) -> None:
     for mod in CUDA_MODULES.values():   # importing a CUDA module registers its kernels
         importlib.import_module(f"ppl.kernels.{mod}")
     missing = {}
-    for node, alias, fn in ((st.owner, *st.kernel) for st in lowering.emitted if st.kernel is not None):
+    for node, alias, fn in ((st.owner, *st.kernel) for st in step.emitted if st.kernel is not None):
         family = CUDA_FAMILIES.get(alias)
         if family is None or "cuda" not in registry.targets(family, fn):
             missing.setdefault(node, set()).add(f"{alias}.{fn}")
     if missing:
-        what = [f"'{n.name}' ({lowering.choices[n][0].estimator if n in lowering.choices else n.kind}: "
+        what = [f"'{n.name}' ({choices[n][0].estimator if n in choices else n.kind}: "
                 f"{', '.join(sorted(f))})"
                 for n, f in missing.items()]
         raise ModelError(f"target 'cuda': no CUDA kernel for {'; '.join(what)}; choose another estimator for "

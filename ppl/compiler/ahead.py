@@ -5,7 +5,7 @@ Nearly all of a new graph's first step, on a machine whose disk cache does not h
 yet, is compiling ppl's kernels (docs/benchmarks/compile-and-cold-start.md, "Cold start"); the
 step itself is typed in its statements' order, so its kernels compile one after another on one
 core. When a core is free, `start(prog, ...)` hands a Python process (`main`) the same step with
-its kernel calls in reverse order, as the compiler printed it (printer.render_reversed; the
+its kernel calls in reverse order, as the compiler printed it (printer.print_reversed; the
 order does not change a call's argument types: every buffer comes from the step's arguments). The helper only types that step (`numba_compat.types_only`):
 Numba compiles each kernel a call reaches while it types the call, and the step's own code,
 which nobody runs, is never made.

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import ahead as compile_ahead
 from ..analysis import graph as G
-from ..lowering import grads, rows, rowfused
+from ..lowering import grads, ir, printer, rows, rowfused
 from ..lowering.grads import GradientNeeds
 from ..lowering.rows import RowPlan
 from .autotune import autotune
@@ -124,7 +124,8 @@ class Compilation:
     lowering_class: type | None = None    # Lowering or the row-fused one (pass "fuse")
     plan: RowPlan | None = None           # the row layout (pass "plan rows")
     needs: GradientNeeds | None = None    # which values need a cotangent (pass "requires grad")
-    lowering: Lowering | None = None      # the lowering: layout, emitted code, user functions
+    lowering: Lowering | None = None      # the walk's lowering object (passes "lower forward" / "lower backward")
+    step: ir.Step | None = None           # the lowered step the printers read: layout, code, user functions
     source: str | None = None
     times: dict = field(default_factory=dict)   # pass name -> seconds
 
@@ -189,39 +190,40 @@ def lower_forward(c: Compilation):
 
 def lower_backward(c: Compilation):
     c.lowering.lower_backward()
+    c.step = c.lowering.finish()
 
 
 def check_target_kernels(c: Compilation):
     if c.options.target == "cuda":
-        check_cuda_kernels(c.lowering)
+        check_cuda_kernels(c.step, c.model, c.choices)
     else:
         check_user_functions(c.model, c.options.dtype)
 
 
 def render(c: Compilation):
-    body = c.lowering.render(inline_views=False, sink=True) if c.options.target == "cuda" else c.lowering.render()
-    kver = kernels_version()
+    step, kver = c.step, kernels_version()
     if c.options.target == "cuda":
-        c.source = HEADER_CUDA.format(model=c.model.name, kver=kver) + body + "\n"
+        c.source = HEADER_CUDA.format(model=c.model.name, kver=kver) + printer.print_arrays(step, False, sink=True) + "\n"
     else:
-        use_cache = bool(c.options.cache) and not c.lowering.globals
+        prelude, body = printer.print_rows(step) if step.rows is not None else ("", printer.print_arrays(step))
+        use_cache = bool(c.options.cache) and not step.globals
         # A step of kernel calls only keeps no reference counts (Numba's NRT): its arrays are its
         # arguments and views of them, so the ~2 atomic operations per array per call bought
         # nothing (14% of a step at batch 1). The kernels set their own NRT (kernels/_link.py),
         # but user functions and the row-fused lowering's inner functions would inherit it.
-        nrt = "" if c.lowering.globals or c.lowering.prelude else ", _nrt=False"
-        c.source = (HEADER.format(model=c.model.name, kver=kver) + c.lowering.prelude.format(cache=use_cache)
+        nrt = "" if step.globals or prelude else ", _nrt=False"
+        c.source = (HEADER.format(model=c.model.name, kver=kver) + prelude.format(cache=use_cache)
                     + STEP.format(cache=use_cache, nrt=nrt) + body + "\n"
                     + STEP_ROWS.format(cache=use_cache, nrt=nrt) + body + "\n")
 
 
 def reversed_source(c: Compilation) -> str | None:
     """The module of the compile helper (ahead.py): the CPU step's statements in reverse order
-    (printer.render_reversed), typed but not run; None for a step it does not apply to (one with
+    (printer.print_reversed), typed but not run; None for a step it does not apply to (one with
     a loop block, user functions or row-fused code, or the CUDA target's)."""
-    if c.options.target != "cpu" or c.lowering.globals or c.lowering.prelude:
+    if c.options.target != "cpu" or c.step.globals or c.step.rows is not None:
         return None
-    rev = c.lowering.render_reversed()
+    rev = printer.print_reversed(c.step)
     return None if rev is None else HEADER.format(model=c.model.name, kver=kernels_version()) + REVERSED + rev + "\n"
 
 
@@ -277,12 +279,12 @@ def compile_program(model: Graph, options: CompileOptions):
         return autotune(model, compile_program, options)
     c = run_passes(Compilation(model, options))
     if options.target == "cuda":
-        mod = load_source(model.name + "_cuda", c.source, {g: k.cuda for g, (k, _) in c.lowering.user_kernels.items()})
-        prog = CudaProgram(model, c.an, c.choices, c.lowering.L, mod, c.source, options.dtype, options.samples)
+        mod = load_source(model.name + "_cuda", c.source, {g: k.cuda for g, (k, _) in c.step.user_kernels.items()})
+        prog = CudaProgram(model, c.an, c.choices, c.step.layout, mod, c.source, options.dtype, options.samples)
     else:
-        mod = load_source(model.name, c.source, c.lowering.globals)
-        prog = Program(model, c.an, c.choices, c.lowering.L, mod, c.source, options.dtype, options.samples)
-        if options.cache and not c.lowering.globals:
+        mod = load_source(model.name, c.source, dict(c.step.globals))
+        prog = Program(model, c.an, c.choices, c.step.layout, mod, c.source, options.dtype, options.samples)
+        if options.cache and not c.step.globals:
             compile_ahead.start(prog, cache_dir(), lambda: reversed_source(c))   # a second core compiles too
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.objective = options.objective

@@ -20,7 +20,9 @@ layer is stored on one row per class of a data row's rows that hold equal values
     rows.py      pass "plan rows": configuration digits and each node's classes of equal rows (RowPlan)
     grads.py     pass "requires grad": which values need a cotangent (GradientNeeds)
     walk.py      passes "lower forward" / "lower backward": storage and code of every node
-    printer.py   pass "render": the step's body as text
+
+`Lowering.finish()` returns the lowered step as a frozen record (ir.Step), which the printers of
+pass "render" (printer.py: the array step, its reversed form, the row-fused step) read.
 
 The walk is shared with the row-fused lowering (ppl/lowering/rowfused.py, a subclass overriding the
 per-node hooks). Layer ops are rendered from the op table (ppl/ops.py) or their rule

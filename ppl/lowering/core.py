@@ -1,32 +1,36 @@
 """The lowering object: one part per job (see the package's docstring), composed.
 
-It is the IR between the lowering passes and the renderer: its `Layout` (parameters, state,
-workspaces, inputs, costs: what a Program allocates), its sections of emitted lines (`head`
-unpacks views, `fwd`, `bwd`; the row-fused lowering adds `pre` / `post` around its row loop),
-every line recorded with the node that emitted it (`emitted`, read by the target check), and the
-user functions the step calls (`globals`: such a program is not cached on disk).
+While the walk runs it builds the step: its `Layout` (parameters, state, workspaces, inputs,
+costs: what a Program allocates), its sections of emitted lines (`head` unpacks views, `fwd`,
+`bwd`; the row-fused lowering adds `pre` / `post` around its row loop), every line recorded with
+the node that emitted it (`emitted`, read by the target check), and the user functions the step
+calls (`globals`: such a program is not cached on disk). `finish()` returns them as one frozen
+record, `ir.Step`, which the printers (printer.py) read.
 """
 from __future__ import annotations
+
+from types import MappingProxyType
 
 import numpy as np
 
 from ..analysis import graph as G
+from ..calls import KERNELS, call
 from ..errors import ModelError
 from ..language.nodes import Graph, Node
 from ..estimators import NO_GRAD, NO_GRAD_1D, REGISTRY, EstimatorContext
 from .context import ContextHelpers
 from .grads import GradientNeeds, requires_grad
+from . import ir
 from .ir import Bind
 from .layout import Layout
 from .loops import Loops
 from .alternative import Alternative
-from .printer import Printer
 from .rows import RowPlan, plan_rows
 from .views import Views
 from .walk import Walk
 
 
-class Lowering(ContextHelpers, Views, Walk, Loops, Alternative, Printer):
+class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
     """Emits the fused step from the records of passes "plan rows" (`plan`, a RowPlan) and "requires
     grad" (`needs`, GradientNeeds). Estimators call the helper methods of its parts through their
     contexts."""
@@ -62,7 +66,6 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative, Printer):
         self.bwd: list = []
         self.head: list = []        # ir.Bind: the names of params, state and workspaces
         self.globals: dict = {}
-        self.prelude = ""          # functions the step calls, emitted before it (the row-fused lowering's)
         self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
         self.section = self.fwd
         self.drawing = True         # the forward walk (the estimators' draws), not the backward
@@ -96,6 +99,23 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative, Printer):
         self.here = plan.FULL       # the layout of the node being lowered (its rows: views.py)
         self._alternative = None    # the alternative row's buffers, made once (alternative.py)
 
+    def finish(self) -> ir.Step:
+        """The lowered step (after "lower backward"): the record the printers read."""
+        return ir.Step(self.L, tuple(self.head), tuple(self._weights()), tuple(self.fwd), tuple(self.bwd),
+                       tuple(self.emitted), MappingProxyType(dict(self.globals)),
+                       MappingProxyType(dict(self.user_kernels)), self.row_code())
+
+    def _weights(self) -> list:
+        """The row weights' fill, run before every statement of the array step."""
+        weights = [ir.Stmt(call(KERNELS.rows.fill, self.rw, f"1.0 / (B * {self.samples})"))]
+        if self.plan.branch_digit is not None:
+            weights.append(ir.Stmt(call(KERNELS.core.branch_weights, self.rw, *self.plan.branch_digit[:2])))
+        return weights
+
+    def row_code(self) -> ir.RowCode | None:
+        """The row-fused step's own parts (None: an array step)."""
+        return None
+
     def _estimator(self, node: Node):
         return REGISTRY[self.choices[node][0].estimator]
 
@@ -111,7 +131,7 @@ def lower(cls, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: n
           *args, objective: str = "elbo") -> Lowering:
     """The passes from "plan rows" to "lower backward" in order (compiler.PASSES runs them one
     by one): a lowering of class `cls` (Lowering or the row-fused one, whose `*args` is its dtype),
-    ready to render."""
+    done (its `finish()` is the step the printers read)."""
     plan = plan_rows(model, an, choices, samples, objective, cls.merge_rows, cls.one_layout)
     needs = requires_grad(model, an, choices)
     lowering = cls(model, an, choices, samples, rng, *args, objective=objective, plan=plan, needs=needs)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import io
 import keyword
 import tokenize
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from ..calls import Call
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
@@ -69,7 +71,7 @@ class Store(str):
 
 class Define(str):
     """A line that gives a name of the step its first value, `name = expr` (the loss's 0.0): the
-    step's reversed form (printer.reversed_body) keeps it before every statement."""
+    step's reversed form (printer.print_reversed) keeps it before every statement."""
 
     name: str
 
@@ -192,13 +194,14 @@ def unread_repeats(stmts: list) -> set:
 
 
 def without(stmts: list, drop: set) -> list:
-    """The statements but those whose id is in `drop`, inside loop blocks too."""
+    """The statements but those whose id is in `drop`, inside loop blocks too (a new block: the
+    step's record is not changed)."""
     out = []
     for st in stmts:
         if isinstance(st, Loop):
-            st.pre = without(st.pre, drop)
-            st.body = without(st.body, drop)
-            out.append(st)
+            loop = Loop(st.length, st.reverse, st.binds)
+            loop.pre, loop.body = without(st.pre, drop), without(st.body, drop)
+            out.append(loop)
         elif id(st) not in drop:
             out.append(st)
     return out
@@ -216,3 +219,41 @@ def inline(stmt, exprs: dict) -> str:
         at = b
     out.append(text[at:])
     return "".join(out)
+
+
+@dataclass(frozen=True)
+class RowCode:
+    """What the row-fused step adds around its row loop (printer.print_rows): the lines before
+    it (`pre`: state reads) and after it (`post`: state updates, gradient step only), the inner
+    functions' names of the data inputs and of the one-value scratch rows (`scratch`: name -> ws1
+    index), the modules of ppl.kernels its row code calls beyond the step's (`imports`: alias ->
+    module), its float type and the samples per data row."""
+
+    pre: tuple
+    post: tuple
+    inputs: tuple
+    scratch: MappingProxyType
+    imports: MappingProxyType
+    fdtype: str
+    samples: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """The lowered step, what the walk returns (Lowering.finish) and the printers read: the
+    layout a Program allocates from, the head's bindings (Bind), the row weights' fill run before
+    every statement (`weights`), the forward and backward sections (Stmt, Block, Loop), every
+    emitted statement with its owner (`emitted`: the target check), the user functions the step
+    calls (`globals`: such a step is not cached on disk) and a user estimator's kernels on CUDA
+    (`user_kernels`: global name -> (kernel, node)); `rows`: the row-fused step's own parts
+    (None for the array step)."""
+
+    layout: object
+    head: tuple
+    weights: tuple
+    fwd: tuple
+    bwd: tuple
+    emitted: tuple
+    globals: MappingProxyType
+    user_kernels: MappingProxyType
+    rows: RowCode | None = None

@@ -1,8 +1,11 @@
-"""Pass "render": the step's body as text (the compiler adds the target's header and signature),
-and `named_source`, the form to read."""
+"""Pass "render": the printers of the lowered step (ir.Step), one per form of step: the array
+step's body (`print_arrays`: the CPU target's, and the CUDA target's with its reads gathered in
+one sink), its reversed form for the compile helper (`print_reversed`) and the row-fused step
+(`print_rows`); the compiler adds the target's header and signature. And `named_source`, the
+form to read."""
 from __future__ import annotations
 
-from ..calls import KERNELS, Call, call
+from ..calls import Call
 from . import ir
 
 
@@ -27,102 +30,123 @@ def named_source(source: str) -> str:
     return "\n".join(out) + ("\n" if source.endswith("\n") else "")
 
 
-class Printer:
-    # ----- pass: render
-    def render(self, inline_views: bool = True, sink: bool = False) -> str:
-        """The step's body (the compiler adds the target's header and signature).
+def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False) -> str:
+    """The array step's body (the compiler adds the target's header and signature).
 
-        With `inline_views` (the CPU target) the workspace and input tuples are unpacked once,
-        at the top, into the names the head gives their items; the parameter and state views
-        are written where they are used, not bound to names, and kept in a comment that names
-        them. A name bound at the top is a variable live across every kernel call's error
-        branch; with ~100 such views LLVM's mem2reg spent a third of a new graph's compile on
-        them, and they cost nothing to remake (rows.flat_view). A tuple item is another matter:
-        Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
-        tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
-        field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
-        SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph").
+    With `inline_views` (the CPU target) the workspace and input tuples are unpacked once,
+    at the top, into the names the head gives their items; the parameter and state views
+    are written where they are used, not bound to names, and kept in a comment that names
+    them. A name bound at the top is a variable live across every kernel call's error
+    branch; with ~100 such views LLVM's mem2reg spent a third of a new graph's compile on
+    them, and they cost nothing to remake (rows.flat_view). A tuple item is another matter:
+    Numba keeps the tuple argument in one stack slot and reads an item by loading the whole
+    tuple (42 arrays, ~400 machine words, in a two-layer nonlinear SBN) and taking one
+    field, so items read where they are used left LLVM ~100 such loads to split (0.4 s of
+    SROA and InstCombine; docs/benchmarks/compile-and-cold-start.md, "Compile time of a new graph").
 
-        With `sink` (the CUDA target) the values the step reads of its kernels, the loss's terms
-        and the checks' failing counts, are added on the device into words of one array
-        (`sink_`, each kernel's `_into` form) and copied back once, at the end of the forward
-        pass, where the first failed check (in the step's order) raises its error: one wait for
-        the device per step instead of one per value. A step given its `sink_` (a captured
-        training step, runtime/cuda_graph.py) copies nothing: the words stay on the device, and
-        the module's SINK_WORDS / SINK_LOSS say which is which."""
-        ret = ir.Block([self.statement("if mode == 0:"), self.statement("    return loss")])
-        fwd, bwd, read, tail = self.fwd, self.bwd, [], []
-        if sink:
-            words = []   # per word: the check's raise lines, or None for a loss term
-            fwd, bwd = _into_sink(self, fwd, words), _into_sink(self, bwd, words)
-            n = len(words)
-            read = [self.statement(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"),
-                    self.statement("loss = 0.0")]
-            read += [ir.Block([self.statement(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words)
-                     if lines is not None]
-            read += [self.statement(f"loss += float(v_[{k}])") for k, lines in enumerate(words) if lines is None]
-            fwd = [self.statement("own_ = sink_ is None"), self.statement(f"sink_ = sink_of_({n}) if own_ else sink_"),
-                   *fwd]
-            tail = ["", "", "# the words of sink_: how many, and which hold the loss's terms (the others count the",
-                    "# failures of the checks); a step given a sink_ leaves them there (runtime/cuda_graph.py)",
-                    f"SINK_WORDS = {n}",
-                    f"SINK_LOSS = {tuple(k for k, lines in enumerate(words) if lines is None)!r}"]
-        stmts, exprs, check, head = self._printed(inline_views, [*read, ret], [self.statement("return loss")],
-                                                  fwd, bwd)
-        return "\n".join(check + head + _lines(stmts, exprs, "    ") + tail)
+    With `sink` (the CUDA target) the values the step reads of its kernels, the loss's terms
+    and the checks' failing counts, are added on the device into words of one array
+    (`sink_`, each kernel's `_into` form) and copied back once, at the end of the forward
+    pass, where the first failed check (in the step's order) raises its error: one wait for
+    the device per step instead of one per value. A step given its `sink_` (a captured
+    training step, runtime/cuda_graph.py) copies nothing: the words stay on the device, and
+    the module's SINK_WORDS / SINK_LOSS say which is which."""
+    S = ir.Stmt
+    ret = ir.Block([S("if mode == 0:"), S("    return loss")])
+    fwd, bwd, read, tail = list(step.fwd), list(step.bwd), [], []
+    if sink:
+        words = []   # per word: the check's raise lines, or None for a loss term
+        fwd, bwd = _into_sink(fwd, words), _into_sink(bwd, words)
+        n = len(words)
+        read = [S(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"), S("loss = 0.0")]
+        read += [ir.Block([S(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words) if lines is not None]
+        read += [S(f"loss += float(v_[{k}])") for k, lines in enumerate(words) if lines is None]
+        fwd = [S("own_ = sink_ is None"), S(f"sink_ = sink_of_({n}) if own_ else sink_"), *fwd]
+        tail = ["", "", "# the words of sink_: how many, and which hold the loss's terms (the others count the",
+                "# failures of the checks); a step given a sink_ leaves them there (runtime/cuda_graph.py)",
+                f"SINK_WORDS = {n}",
+                f"SINK_LOSS = {tuple(k for k, lines in enumerate(words) if lines is None)!r}"]
+    stmts, exprs, check, head = _printed(step, inline_views, fwd, [*read, ret], bwd, [S("return loss")])
+    return "\n".join(check + head + _lines(stmts, exprs, "    ") + tail)
 
-    def render_reversed(self) -> str | None:
-        """The CPU step's body with its statements in reverse order (the names its lines define
-        first, in order; the forward-only call's early return dropped), for the compile helper
-        to type from the last call back (compiler/ahead.py); None when the step has a loop."""
-        stmts, exprs, check, head = self._printed(True)
-        if any(isinstance(st, ir.Loop) for st in stmts):
-            return None
-        defs = [st for st in stmts if isinstance(st, ir.Stmt) and st.defines]
-        calls = [st for st in stmts if not (isinstance(st, ir.Stmt) and st.defines)]
-        return "\n".join(head + _lines(defs + calls[::-1], exprs, "    ") + check + ["    return 0.0"])
 
-    def _weights(self) -> list:
-        weights = [self.statement(call(KERNELS.rows.fill, self.rw, f"1.0 / (B * {self.samples})"))]
-        if self.plan.branch_digit is not None:
-            weights.append(self.statement(call(KERNELS.core.branch_weights, self.rw, *self.plan.branch_digit[:2])))
-        return weights
+def print_reversed(step: ir.Step) -> str | None:
+    """The CPU array step's body with its statements in reverse order (the names its lines define
+    first, in order; the forward-only call's early return dropped), for the compile helper to
+    type from the last call back (compiler/ahead.py); None when the step has a loop."""
+    stmts, exprs, check, head = _printed(step, True, step.fwd, (), step.bwd, ())
+    if any(isinstance(st, ir.Loop) for st in stmts):
+        return None
+    defs = [st for st in stmts if isinstance(st, ir.Stmt) and st.defines]
+    calls = [st for st in stmts if not (isinstance(st, ir.Stmt) and st.defines)]
+    return "\n".join(head + _lines(defs + calls[::-1], exprs, "    ") + check + ["    return 0.0"])
 
-    def _printed(self, inline_views: bool, ret=(), final=(), fwd=None, bwd=None) -> tuple:
-        """(the statements: the weights', the forward section's (`fwd`), `ret`, the backward
-        section's (`bwd`) and `final`, without unread repeats; the names written as expressions;
-        the lines of the parameters' size check; the head's lines)."""
-        fwd, bwd = self.fwd if fwd is None else fwd, self.bwd if bwd is None else bwd
-        stmts = [*self._weights(), *fwd, *ret, *bwd, *final]
-        stmts = ir.without(stmts, ir.unread_repeats(stmts))
-        check, top = [], []
-        if self.L.n_theta or self.L.n_state:   # the views are not bounds-checked (rows.flat_view)
-            n, m = self.L.n_theta, self.L.n_state
-            check += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
-                      f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
-                      "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
-        exprs = dict(ir.SPELLING)   # the markers of skipped gradients: the empty buffers
-        if inline_views and self.head:
-            items = {t: [(b.index, b.name) for b in self.head if b.source == t] for t in ("ws2", "ws1", "inputs")}
-            views = {b.name: b.expr for b in self.head if b.source == "view"}
-            for tup, named in items.items():
-                if not named:
-                    continue
-                named.sort()
-                if [i for i, _ in named] != list(range(len(named))):   # every item named, in order
-                    raise AssertionError(f"lowering: the head does not name every item of {tup}")
-                top += _unpack([name for _, name in named], tup)
-            exprs.update(views)
-            top += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
-        else:
-            top += ["    " + line for line in self.head]
-        return stmts, exprs, check, top
+
+def print_rows(step: ir.Step) -> tuple[str, str]:
+    """The row-fused step (step.rows): (the prelude, two inner functions, and the step's body,
+    which picks one by mode). The step's own arguments (tuples of workspace arrays) are many
+    machine words; the step is small enough for LLVM to inline into a caller's loop, so those
+    words are never passed, and the gradient function receives theta, grad, state, the inputs
+    and the scratch rows only. A forward-only call (mode 0) keeps the writes of the rows' values
+    to the workspace (`Stmt.store`); the gradient call needs none."""
+    rc = step.rows
+    ins = "".join(f"{x}, " for x in [*rc.inputs, *rc.scratch])
+    rows = f"B * {rc.samples}"  # drawn rows d; each is S workspace rows
+    fwd_rows = list(ir.flatten(step.fwd))   # a check's block: its lines
+    grad_rows = [line for line in fwd_rows if not line.store]
+    used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
+    views = [line for line in step.head if line.name in used]
+    common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *rc.pre]  # pre may halve w_
+    fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
+           *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(rc.inputs)] + common),
+           "    loss = 0.0", f"    for d in range({rows}):",
+           *("        " + x for x in fwd_rows), "    return loss"]
+    grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
+           *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
+           "    loss = 0.0", f"    for d in range({rows}):",
+           *("        " + x for x in grad_rows + list(ir.flatten(step.bwd))), *("    " + x for x in rc.post),
+           "    return loss"]
+    imports = [f"import {mod} as {alias}" for alias, mod in sorted(rc.imports.items())]
+    prelude = "\n".join(imports + fwd + grd) + "\n"
+    args = "".join([f"inputs[{j}], " for j in range(len(rc.inputs))] + [f"ws1[{i}], " for i in rc.scratch.values()])
+    return prelude, "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0)",
+                                f"    return _gradient(theta, grad, state, {args}B, seed, t, row0)"])
+
+
+def _printed(step: ir.Step, inline_views: bool, fwd, ret, bwd, final) -> tuple:
+    """(the statements: the weights', the forward section's (`fwd`), `ret`, the backward
+    section's (`bwd`) and `final`, without unread repeats; the names written as expressions;
+    the lines of the parameters' size check; the head's lines)."""
+    stmts = [*step.weights, *fwd, *ret, *bwd, *final]
+    stmts = ir.without(stmts, ir.unread_repeats(stmts))
+    check, top, L = [], [], step.layout
+    if L.n_theta or L.n_state:   # the views are not bounds-checked (rows.flat_view)
+        n, m = L.n_theta, L.n_state
+        check += [f"    if theta.shape[0] != {n} or grad.shape[0] != {n} or state.shape[0] < {m}:",
+                  f"        raise ModelError_(\"step: theta and grad must have {n} entries and state at least {m} \"",
+                  "                          \"(this program's prog.theta, prog.grad_buffer, prog.state)\")"]
+    exprs = dict(ir.SPELLING)   # the markers of skipped gradients: the empty buffers
+    if inline_views and step.head:
+        items = {t: [(b.index, b.name) for b in step.head if b.source == t] for t in ("ws2", "ws1", "inputs")}
+        views = {b.name: b.expr for b in step.head if b.source == "view"}
+        for tup, named in items.items():
+            if not named:
+                continue
+            named.sort()
+            if [i for i, _ in named] != list(range(len(named))):   # every item named, in order
+                raise AssertionError(f"lowering: the head does not name every item of {tup}")
+            top += _unpack([name for _, name in named], tup)
+        exprs.update(views)
+        top += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
+    else:
+        top += ["    " + line for line in step.head]
+    return stmts, exprs, check, top
 
 
 _READ = {"if not {}:": "check", "loss += {}": "term", "loss = {}": "term"}
 
 
-def _into_sink(lowering, stmts: list, words: list) -> list:
+def _into_sink(stmts: list, words: list) -> list:
     """The statements with each value the step reads of a kernel (a check's test, a loss term)
     written as the kernel's `_into` form adding it to a word of `sink_` (words: the check's raise
     lines, or None for a loss term, by word)."""
@@ -132,12 +156,12 @@ def _into_sink(lowering, stmts: list, words: list) -> list:
         what = _READ.get(head.call.wrap) if isinstance(head, ir.Stmt) and head.call is not None else None
         if isinstance(st, ir.Loop):   # a check in a scan's body: its word adds up over the steps
             loop = ir.Loop(st.length, st.reverse, st.binds)
-            loop.pre, loop.body = _into_sink(lowering, st.pre, words), _into_sink(lowering, st.body, words)
+            loop.pre, loop.body = _into_sink(st.pre, words), _into_sink(st.body, words)
             out.append(loop)
             continue
         if what is not None and (what == "check") == isinstance(st, ir.Block):   # a check is its raise's block
             c = head.call
-            out.append(lowering.statement(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words)), c.indent)))
+            out.append(ir.Stmt(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words)), c.indent), head.owner))
             words.append(st.lines[1:] if what == "check" else None)
             continue
         out.append(st)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import importlib
 import math
 import sys
+from types import MappingProxyType
 
 import numpy as np
 
@@ -448,29 +449,6 @@ class RowFusedLowering(Lowering):
             o += int(np.prod(q.shape(n)))
         return vals
 
-    def render(self, inline_views: bool = True) -> str:
-        """Two inner functions and the step that picks one by mode. The step's own arguments
-        (tuples of workspace arrays) are many machine words; the step is small enough for LLVM
-        to inline into a caller's loop, so those words are never passed, and the gradient
-        function receives theta, grad, state, the inputs and the scratch rows only."""
-        ins = "".join(f"{x}, " for x in [*self.inputs, *self.scratch])
-        rows = f"B * {self.samples}"  # drawn rows d; each is S workspace rows
-        fwd_rows = list(ir.flatten(self.fwd))   # a check's block: its lines
-        grad_rows = [line for line in fwd_rows if not line.store]
-        used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
-        views = [line for line in self.head if line.name in used]
-        common = [f"cast = {self.fdtype}", f"w_ = cast(1.0 / ({rows}))", *self.pre]  # pre may halve w_
-        fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
-               *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(self.inputs)] + common),
-               "    loss = 0.0", f"    for d in range({rows}):",
-               *("        " + x for x in fwd_rows), "    return loss"]
-        grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
-               *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
-               "    loss = 0.0", f"    for d in range({rows}):",
-               *("        " + x for x in grad_rows + list(ir.flatten(self.bwd))), *("    " + x for x in self.post),
-               "    return loss"]
-        imports = [f"import {mod} as {alias}" for alias, mod in sorted(self.imports.items())]
-        self.prelude = "\n".join(imports + fwd + grd) + "\n"
-        args = "".join([f"inputs[{j}], " for j in range(len(self.inputs))] + [f"ws1[{i}], " for i in self.scratch.values()])
-        return "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0)",
-                          f"    return _gradient(theta, grad, state, {args}B, seed, t, row0)"])
+    def row_code(self) -> ir.RowCode:
+        return ir.RowCode(tuple(self.pre), tuple(self.post), tuple(self.inputs), MappingProxyType(dict(self.scratch)),
+                          MappingProxyType(dict(self.imports)), self.fdtype, self.samples)

@@ -21,7 +21,7 @@ from small_models import two_layer_sbn
 
 LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
 # the classes whose instances are the lowering object (Lowering, its parts, the row-fused one)
-PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "Printer", "RowFusedLowering")
+PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "RowFusedLowering")
 # where the lowering object's attributes are declared: Lowering.__init__, the parts' own state
 # (which it calls) and the row-fused lowering's own __init__
 OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init_walk")}

@@ -316,8 +316,9 @@ def _source(m, ests, samples):
     from ppl.analysis import graph as G
     an = G.analyse(m)
     choices = compiler.select(m, an, ests, "unbiased", samples, None)
-    from ppl.lowering import lower
-    return named_source(lower(compiler.Lowering, m, an, choices, samples, np.random.default_rng(0)).render())
+    from ppl.lowering import lower, printer
+    return named_source(printer.print_arrays(lower(compiler.Lowering, m, an, choices, samples,
+                                                   np.random.default_rng(0)).finish()))
 
 
 @pytest.mark.parametrize("kind", sorted(ESTIMATORS))
