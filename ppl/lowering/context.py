@@ -15,7 +15,6 @@ from ..errors import ModelError
 from ..language.nodes import Node
 from ..targets import CPU_MODULES
 from . import ir
-from .ir import Bind, Stmt
 from .layout import _ident
 
 
@@ -54,67 +53,61 @@ class ContextHelpers:
 
     def statement(self, line: str):
         """The typed statement of an emitted line (ir.Stmt: its owner, kernel call and names)."""
-        return Stmt(line, self.owner)
+        return self.builder.statement(line)
 
     def emit(self, line: str):
-        st = self.statement(line)
-        self.section.append(st)
-        self.emitted.append(st)
+        self.builder.emit(line)
 
     def emit_block(self, *lines):
         """A line that opens a block and the lines of its body (their text indented), as one
         statement (ir.Block)."""
-        block = ir.Block([self.statement(line) for line in lines])
-        self.section.append(block)
-        self.emitted.extend(block.lines)
+        self.builder.emit_block(*lines)
 
     def emit_at_start(self, line: str):
         """A line run once at the top of the step, before the forward pass."""
-        st = self.statement(line)
-        self.fwd.insert(0, st)
-        self.emitted.append(st)
+        self.builder.emit_at_start(line)
 
     def buf2(self, name: str, width, rows="R") -> str:
         name = _ident(name)
         head, rows = self.per_step_rows(name, rows)   # in a loop's body: every step's rows (loops.py)
-        self.L.ws2.append((name, rows, int(width)))
-        self.head.append(Bind(head, "ws2", len(self.L.ws2) - 1))
+        self.builder.L.ws2.append((name, rows, int(width)))
+        self.builder.bind(head, "ws2", len(self.builder.L.ws2) - 1)
         return name
 
     def buf1(self, name: str, rows="R") -> str:
         name = _ident(name)
         head, rows = self.per_step_rows(name, rows)
-        self.L.ws1.append((name, rows))
-        self.head.append(Bind(head, "ws1", len(self.L.ws1) - 1))
+        self.builder.L.ws1.append((name, rows))
+        self.builder.bind(head, "ws1", len(self.builder.L.ws1) - 1)
         return name
 
     def state_slot(self, name: str, size: int, init=0.0):
         """The offset in `state` of `size` numbers (in a loop's body: one set per step index, the
         offset of the step's, as code)."""
         steps = self.open_steps()
-        off = self.L.n_state
-        self.L.state.append((name, off, size * steps, np.full(size * steps, init)))
-        self.L.n_state += size * steps
+        off = self.builder.L.n_state
+        self.builder.L.state.append((name, off, size * steps, np.full(size * steps, init)))
+        self.builder.L.n_state += size * steps
         return self.per_step_offset(off, size)
 
     def state_value(self, name: str, init: float) -> str:
         ident = "st_" + _ident(name)
         if ident not in self._names:
             off = self.state_slot(name, 1, init)
-            self.head.append(Bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))"))
+            self.builder.bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))")
             self._names[ident] = off
         return ident
 
     def param(self, name: str, shape: tuple, init) -> tuple:
         size = int(np.prod(shape))
-        off = self.L.n_theta
+        off = self.builder.L.n_theta
         init = np.broadcast_to(np.asarray(init, dtype=np.float64), shape).copy()
-        self.L.params.append((name, off, tuple(shape), init))
-        self.L.n_theta += size
+        self.builder.L.params.append((name, off, tuple(shape), init))
+        self.builder.L.n_theta += size
         p, gp = "p_" + _ident(name), "gp_" + _ident(name)
         shp = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
-        self.head.append(Bind(p, "view", expr=f"rows.flat_view(theta, {off}, ({shp}))"))
-        self.head.append(Bind(gp, "view", expr=f"rows.flat_view(grad, {off}, ({shp}))"))
+        self.builder.bind(p, "view", expr=f"rows.flat_view(theta, {off}, ({shp}))")
+        self.builder.bind(gp, "view", expr=f"rows.flat_view(grad, {off}, ({shp}))")
         return p, gp
 
     def dist(self, node: Node):
@@ -151,12 +144,12 @@ class ContextHelpers:
                 raise ModelError(f"node '{node.name}': a kernel must be an @njit function or a ppl.Kernel, "
                                  f"got {kernel!r}")
             kernel = Kernel(kernel)
-        for g, k in self.user_kernels.items():
+        for g, k in self.builder.user_kernels.items():
             if k[0] == kernel:
                 return KernelRef(None, g)
-        g = f"uk{len(self.user_kernels)}_{kernel.name}"
-        self.user_kernels[g] = (kernel, node)
-        self.globals[g] = kernel.cpu
+        g = f"uk{len(self.builder.user_kernels)}_{kernel.name}"
+        self.builder.user_kernels[g] = (kernel, node)
+        self.builder.globals[g] = kernel.cpu
         return KernelRef(None, g)
 
     def log_prob_kept(self, node: Node) -> tuple:
@@ -216,7 +209,7 @@ class ContextHelpers:
         configuration of a drawn row shares it (common random numbers; ARM's pairs need it).
         `width` columns (default the node's: Gumbel-Rao takes several draws per unit)."""
         name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
-        self.L.noise.append(len(self.L.ws2) - 1)
+        self.builder.L.noise.append(len(self.builder.L.ws2) - 1)
         stream = self.stream(node, k)
         if node in self.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
             drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"

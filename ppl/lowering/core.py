@@ -1,15 +1,14 @@
 """The lowering object: one part per job (see the package's docstring), composed.
 
-While the walk runs it builds the step: its `Layout` (parameters, state, workspaces, inputs,
-costs: what a Program allocates), its sections of emitted lines (`head` unpacks views, `fwd`,
-`bwd`; the row-fused lowering adds `pre` / `post` around its row loop), every line recorded with
-the node that emitted it (`emitted`, read by the target check), and the user functions the step
-calls (`globals`: such a program is not cached on disk). `finish()` returns them as one frozen
-record, `ir.Step`, which the printers (printer.py) read.
+While the walk runs, its parts write the step through one builder (`builder`, ir.StepBuilder):
+its `Layout` (parameters, state, workspaces, inputs, costs: what a Program allocates), its
+sections of emitted lines (`head` unpacks views, `fwd`, `bwd`), every line recorded with the node
+that emitted it (`emitted`, read by the target check), the user functions the step calls
+(`globals`: such a program is not cached on disk), and where the next line goes (`section`,
+`owner`). `finish()` returns the step as one frozen record, `ir.Step`, which the printers
+(printer.py) read; the row-fused lowering adds its `pre` / `post` around its row loop.
 """
 from __future__ import annotations
-
-from types import MappingProxyType
 
 import numpy as np
 
@@ -21,7 +20,6 @@ from ..estimators import NO_GRAD, NO_GRAD_1D, REGISTRY, EstimatorContext
 from .context import ContextHelpers
 from .grads import GradientNeeds, requires_grad
 from . import ir
-from .ir import Bind
 from .layout import Layout
 from .loops import Loops
 from .alternative import Alternative
@@ -58,19 +56,11 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
             raise ModelError(f"objective='iwae' with {which}: "
                              f"the importance-weighted bound is per data row and a global (or a group's) latent is "
                              f"shared by several rows; train the ELBO (objective='elbo') or draw them inside the plate")
-        self.L = Layout(S=plan.S)
+        self.builder = ir.StepBuilder(Layout(S=plan.S))   # the step under construction, its insertion point
         self._init_loops()
         self._init_views()
         self._init_walk()
-        self.fwd: list = []         # ir.Stmt, in order
-        self.bwd: list = []
-        self.head: list = []        # ir.Bind: the names of params, state and workspaces
-        self.globals: dict = {}
-        self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
-        self.section = self.fwd
         self.drawing = True         # the forward walk (the estimators' draws), not the backward
-        self.owner = None           # the node whose code is being emitted
-        self.emitted: list = []     # every emitted statement (ir.Stmt: its owner node; the target checks)
         self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
         self.contexts: dict = {}    # stochastic node -> its estimator's context (estimator_context)
         self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
@@ -79,10 +69,10 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
         self._Lcache: dict = {}
         self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
         self.buf2(NO_GRAD.buffer, 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D are written as
-        self.head.append(Bind(NO_GRAD_1D.buffer, "ws1", 0))
-        self.L.ws1.append((NO_GRAD_1D.buffer, 0))
+        self.builder.bind(NO_GRAD_1D.buffer, "ws1", 0)
+        self.builder.L.ws1.append((NO_GRAD_1D.buffer, 0))
         self.rw = self.buf1("rw_")
-        self.L.rw_index = len(self.L.ws1) - 1
+        self.builder.L.rw_index = len(self.builder.L.ws1) - 1
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows
         # re-evaluate the graph below its node (REBAR's control variate): it seeds those rows'
         # cost cotangents differently from their (zero) loss weight. `evaluating`: those nodes
@@ -101,9 +91,7 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
 
     def finish(self) -> ir.Step:
         """The lowered step (after "lower backward"): the record the printers read."""
-        return ir.Step(self.L, tuple(self.head), tuple(self._weights()), tuple(self.fwd), tuple(self.bwd),
-                       tuple(self.emitted), MappingProxyType(dict(self.globals)),
-                       MappingProxyType(dict(self.user_kernels)), self.row_code())
+        return self.builder.finish(self._weights(), self.row_code())
 
     def _weights(self) -> list:
         """The row weights' fill, run before every statement of the array step."""

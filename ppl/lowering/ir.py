@@ -257,3 +257,52 @@ class Step:
     globals: MappingProxyType
     user_kernels: MappingProxyType
     rows: RowCode | None = None
+
+
+class StepBuilder:
+    """The step while the walk builds it (`Lowering.builder`): the layout, the head's bindings,
+    the forward and backward sections, every emitted statement with its owner, the user functions
+    and a user estimator's kernels; and where the next statement goes (`section`: a section, or
+    an open loop block's body or pre; `owner`: the node whose code is emitted). The lowering's
+    parts write the step only through it; `finish` returns it as the frozen Step."""
+
+    def __init__(self, layout):
+        self.L = layout
+        self.head: list = []        # Bind: the names of params, state and workspaces
+        self.fwd: list = []         # Stmt, Block, Loop, in order
+        self.bwd: list = []
+        self.emitted: list = []     # every emitted statement (its owner node: the target check)
+        self.globals: dict = {}     # global name -> a user's function the step calls
+        self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
+        self.section: list = self.fwd
+        self.owner = None
+
+    def statement(self, line: str) -> Stmt:
+        """The typed statement of an emitted line (its owner, kernel call and names)."""
+        return Stmt(line, self.owner)
+
+    def emit(self, line: str):
+        st = self.statement(line)
+        self.section.append(st)
+        self.emitted.append(st)
+
+    def emit_block(self, *lines):
+        """A line that opens a block and the lines of its body (their text indented), as one
+        statement (Block)."""
+        block = Block([self.statement(line) for line in lines])
+        self.section.append(block)
+        self.emitted.extend(block.lines)
+
+    def emit_at_start(self, line: str):
+        """A line run once at the top of the step, before the forward pass."""
+        st = self.statement(line)
+        self.fwd.insert(0, st)
+        self.emitted.append(st)
+
+    def bind(self, name: str, source: str, index: int | None = None, expr: str | None = None):
+        """A name the step's head binds (Bind)."""
+        self.head.append(Bind(name, source, index, expr))
+
+    def finish(self, weights: list, rows: RowCode | None) -> Step:
+        return Step(self.L, tuple(self.head), tuple(weights), tuple(self.fwd), tuple(self.bwd), tuple(self.emitted),
+                    MappingProxyType(dict(self.globals)), MappingProxyType(dict(self.user_kernels)), rows)

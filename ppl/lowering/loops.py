@@ -83,12 +83,12 @@ class Loops:
             self.close_loop()
         if info is not None and self.loop is None:
             self.open_loop(info, reverse)
-        self.section = self.loop.body if self.loop is not None else (self.bwd if reverse else self.fwd)
+        self.builder.section = self.loop.body if self.loop is not None else (self.builder.bwd if reverse else self.builder.fwd)
 
     def open_loop(self, info, reverse: bool):
-        parent = self.bwd if reverse else self.fwd
+        parent = self.builder.bwd if reverse else self.builder.fwd
         if reverse and info.future:   # F: the costs after the loop, then each step's carry costs
-            self.section = parent
+            self.builder.section = parent
             F = self.future_sum[info] = self.buf1(f"F_{info.loop.name}")
             self.emit(call(KERNELS.rows.zero1, F))
             for c in info.post_costs:
@@ -100,7 +100,7 @@ class Loops:
     def close_loop(self):
         info = self.loop_info
         if self.loop.reverse and info in self.future_sum:   # this step's carry costs join F for the steps before
-            self.section = self.loop.body
+            self.builder.section = self.loop.body
             for c in info.carry_costs:
                 self.emit(call(KERNELS.rows.add_rows, self.cbuf[c], self.future_sum[info]))
         self.loop = self.loop_info = None
@@ -113,12 +113,12 @@ class Loops:
         if self.loop is None:
             yield
             return
-        loop, info, alloc, section = self.loop, self.loop_info, self.loop_alloc, self.section
-        self.loop, self.loop_alloc, self.section = None, False, loop.pre
+        loop, info, alloc, section = self.loop, self.loop_info, self.loop_alloc, self.builder.section
+        self.loop, self.loop_alloc, self.builder.section = None, False, loop.pre
         try:
             yield
         finally:
-            self.loop, self.loop_info, self.loop_alloc, self.section = loop, info, alloc, section
+            self.loop, self.loop_info, self.loop_alloc, self.builder.section = loop, info, alloc, section
 
     # ----- names of a step's rows
     def storage(self, name: str) -> str:
@@ -160,9 +160,9 @@ class Loops:
                 if c in info.body:
                     tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
                     self.emit(call(KERNELS.core.sum_steps, self.cbuf[c] + STORE, info.loop.length, tot))
-                    for j, (name, idx) in enumerate(self.L.costs):   # loss_parts reads the sum
+                    for j, (name, idx) in enumerate(self.builder.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:
-                            self.L.costs[j] = (name, len(self.L.ws1) - 1)
+                            self.builder.L.costs[j] = (name, len(self.builder.L.ws1) - 1)
 
     def loop_length(self, out) -> int:
         """The steps of the loop whose output node (scan_last / scan_stack) `out` is."""

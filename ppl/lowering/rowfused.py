@@ -190,8 +190,8 @@ class RowFusedLowering(Lowering):
         self.fdtype, self.prec = ("np.float32", "f32") if dtype == "float32" else ("np.float64", "f64")
         super().__init__(model, an, choices, samples, rng, objective, plan=plan, needs=needs)
         self.configs = range(plan.S)   # each configuration's code is unrolled into the row loop
-        self.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
-        # self.fwd / self.bwd: the forward / backward code of one row (backward: mode != 0)
+        self.builder.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
+        # self.builder.fwd / self.builder.bwd: the forward / backward code of one row (backward: mode != 0)
         self.pre: list[str] = []    # before the row loop (state reads)
         self.post: list[str] = []   # after the row loop (state updates; mode != 0)
         self.offset: dict = {}      # param / affine node -> its offset in theta
@@ -283,14 +283,14 @@ class RowFusedLowering(Lowering):
         name = _ident(name)
         if name not in self.scratch:
             self.buf1(name, rows=1)
-            self.scratch[name] = len(self.L.ws1) - 1
+            self.scratch[name] = len(self.builder.L.ws1) - 1
         return name
 
     def row_context(self, node: Node):
         """The estimator context of the node over this row's locals (rowcontext.py): an
         estimator's own draw and estimate, lowered row-fused."""
         ctx = self.estimator_context(node)   # one per node: its draw's noise streams are counted
-        ctx._begin(drawing=self.section is self.fwd)
+        ctx._begin(drawing=self.builder.section is self.builder.fwd)
         return ctx
 
     def state_offset(self, name: str, init: float) -> int:
@@ -355,20 +355,20 @@ class RowFusedLowering(Lowering):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted
         for each configuration (parameters in topological order, as the array lowering does)."""
         if n.kind == "input":
-            self.L.values[n.name] = ("input", len(self.L.inputs), self.plan.D1)
-            self.L.inputs.append(n.name)
+            self.builder.L.values[n.name] = ("input", len(self.builder.L.inputs), self.plan.D1)
+            self.builder.L.inputs.append(n.name)
             self.inputs.append(self.local("in", n, per_config=False))
         elif n.attrs.get("is_head"):
             self.cbuf[n] = self.buf1(f"c_{n.name}")
-            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            self.builder.L.costs.append((n.attrs["cost_name"], len(self.builder.L.ws1) - 1))
         else:
             params = OPS[n.kind].params if n.kind in OPS else ()
             if params:   # theta / grad indexed directly (no reshaped views)
-                self.offset[n] = self.L.n_theta
+                self.offset[n] = self.builder.L.n_theta
             for q in params:
                 self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
             self.buf2(f"v_{n.name}", 1)
-            self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, self.plan.FULL)
+            self.builder.L.values[n.name] = ("ws2", len(self.builder.L.ws2) - 1, self.plan.FULL)
 
     def _store(self, n: Node):
         self.emit_store(f"v_{_ident(n.name)}[{self.row()}, 0] = {self.val(n)}")
@@ -379,7 +379,7 @@ class RowFusedLowering(Lowering):
         self.emit(ir.Store(line))
 
     def forward_node(self, n: Node):
-        self.section = self.fwd
+        self.builder.section = self.builder.fwd
         k = n.kind
         if k == "input":
             self.emit(f"{self.val(n)} = {self.local('in', n, per_config=False)}[d // {self.samples}, 0]")
@@ -407,7 +407,7 @@ class RowFusedLowering(Lowering):
         self._store(n)
 
     def backward_node(self, n: Node):
-        self.section = self.bwd
+        self.builder.section = self.builder.bwd
         k = n.kind
         if n.attrs.get("is_head"):
             gins = [self.cot(x) or NO_GRAD for x in n.inputs]

@@ -29,14 +29,14 @@ class Rule:
 def _user_layer_fwd(lowering, n, ins, out):
     """A user layer: its @njit function per row."""
     fname = f"ul_{n.name}"
-    lowering.globals[fname] = n.attrs["fn"]
+    lowering.builder.globals[fname] = n.attrs["fn"]
     lowering.emit_block(f"for r in range({out}.shape[0]):", f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
 
 
 def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
     """The user's VJP writes each input row's cotangent into a scratch row."""
     gname = f"ulg_{n.name}"
-    lowering.globals[gname] = n.attrs["grad"]
+    lowering.builder.globals[gname] = n.attrs["grad"]
     scratch = [lowering.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
     lowering.emit_block(f"for r in range({gout}.shape[0]):",
                         f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
@@ -107,13 +107,13 @@ def _stack_bwd(lowering, n, ins, gins, gout, out, rows):
 
 def _blackbox_fwd(lowering, n, ins, c):
     fname = f"bb_{n.name}"
-    lowering.globals[fname] = n.attrs["fn"]
+    lowering.builder.globals[fname] = n.attrs["fn"]
     lowering.emit_block(f"for r in range({lowering.rw}.shape[0]):", f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
 
 
 def _blackbox_bwd(lowering, n, ins, gins, cw, c, rows):
     gname = f"bbg_{n.name}"
-    lowering.globals[gname] = n.attrs["grad"]
+    lowering.builder.globals[gname] = n.attrs["grad"]
     scratch = [lowering.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
     lowering.emit_block(f"for r in range({lowering.rw}.shape[0]):",
                         f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
@@ -234,7 +234,7 @@ def _fill_rows(sl, n, tag, values) -> list:
 
 def _user_fn(sl, n, key, prefix) -> str:
     name = f"{prefix}_{_ident(n.name)}"
-    sl.globals[name] = n.attrs[key]   # a global of the step's module: not cached on disk (compiler)
+    sl.builder.globals[name] = n.attrs[key]   # a global of the step's module: not cached on disk (compiler)
     return name
 
 

@@ -89,7 +89,7 @@ class Views:
         for each length."""
         if t not in self.row_maps:
             self.row_maps[t] = self.buf1(f"map{len(self.row_maps)}_", rows=len(t))
-            self.L.consts[len(self.L.ws1) - 1] = np.array(t, dtype=np.float64)
+            self.builder.L.consts[len(self.builder.L.ws1) - 1] = np.array(t, dtype=np.float64)
         return self.row_maps[t]
 
     def head_cw(self, head: Node) -> str:

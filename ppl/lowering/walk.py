@@ -13,7 +13,6 @@ gradient unchanged. An estimator states the objectives it estimates (`Estimator.
 from __future__ import annotations
 
 from . import ir
-from .ir import Bind
 from ..errors import ModelError
 from ..language.nodes import Node
 from ..estimators import NO_GRAD
@@ -38,24 +37,24 @@ class Walk:
         self.group_weights()
         for n in self.an.order:
             self.walk_to(n)   # a loop's body: inside its block (loops.py)
-            self.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
+            self.builder.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
             self.allocate(n)
             for self.cfg in self.configs:
                 self.forward_node(n)
         self.walk_to(None)
         self.cfg, self.here = 0, self.plan.FULL
-        self.section, self.owner = self.fwd, None
+        self.builder.section, self.builder.owner = self.builder.fwd, None
         self.step_totals()
         self.lower_loss()
 
     def lower_backward(self):
         """Zero the cotangents, then every node's backward code in reverse topological order
         (node-major, configuration-minor: a node's cotangents are complete before it reads them)."""
-        self.section, self.owner, self.drawing = self.bwd, None, False
+        self.builder.section, self.builder.owner, self.drawing = self.builder.bwd, None, False
         self.zero_cotangents()
         for n in reversed(self.an.order):
             self.walk_to(n, reverse=True)
-            self.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
+            self.builder.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
             for self.cfg in self.configs:
                 self.backward_node(n)
         self.walk_to(None, reverse=True)
@@ -66,9 +65,9 @@ class Walk:
         rows in the data set), on all R rows (`w_<plate>`): the hidden input `_w_<plate>` (one row
         per data row, Program's inputs compute it) repeated over a data row's rows."""
         for plate in dict.fromkeys(self.cost_group.values()):
-            j = len(self.L.inputs)
-            self.L.inputs.append(f"_w_{plate}")
-            self.head.append(Bind(f"wB_{plate}", "inputs", j))
+            j = len(self.builder.L.inputs)
+            self.builder.L.inputs.append(f"_w_{plate}")
+            self.builder.bind(f"wB_{plate}", "inputs", j)
             w = self.group_w[plate] = self.buf1(f"w_{plate}_")
             self.emit(call(KERNELS.rows.repeat_rows, f'wB_{plate}', self.plan.reps, _column(w)))
 
@@ -127,20 +126,20 @@ class Walk:
         P = self.plan.lay.get(n, self.plan.FULL)
         pre, rows = ("vB_" if P != self.plan.FULL else "v_"), self._rows(P)
         if n.kind == "input":
-            j = len(self.L.inputs)
-            self.L.inputs.append(n.name)
-            self.head.append(Bind(f"{pre}{n.name}", "inputs", j))
-            self.L.values[n.name] = ("input", j, P)
+            j = len(self.builder.L.inputs)
+            self.builder.L.inputs.append(n.name)
+            self.builder.bind(f"{pre}{n.name}", "inputs", j)
+            self.builder.L.values[n.name] = ("input", j, P)
             return
         if n.attrs.get("is_head"):
             self.cbuf[n] = c = self.buf1(f"c_{n.name}")
-            self.L.costs.append((n.attrs["cost_name"], len(self.L.ws1) - 1))
+            self.builder.L.costs.append((n.attrs["cost_name"], len(self.builder.L.ws1) - 1))
             if P != self.plan.FULL:   # computed once per row class, spread to all rows (forward_node)
                 self.cbuf[n] = self.buf1(f"cB_{n.name}", rows=rows)
                 self.cfull[n] = c
             return
         self.buf2(f"{pre}{n.name}", n.width, rows=rows)
-        self.L.values[n.name] = ("ws2", len(self.L.ws2) - 1, P)
+        self.builder.L.values[n.name] = ("ws2", len(self.builder.L.ws2) - 1, P)
         if self.needs.req[n]:
             self.buf2(f"{'gB_' if P != self.plan.FULL else 'g_'}{n.name}", n.width, rows=rows)
             for Q in sorted(self.plan.gcopy.get(n, ())):

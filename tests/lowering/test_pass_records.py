@@ -37,7 +37,7 @@ def test_the_row_plan_and_gradient_needs_are_frozen_records_the_compilation_hold
     # a parameter followed from compile() to the printer: DisARM pairs, h2 of width 2 enumerated, K = 2
     h, z = m.nodes["h1"], m.nodes["h2"]
     assert c.plan.S == 2 * 2 ** 2 and c.plan.reps == 2 * c.plan.S == len(c.plan.FULL)
-    assert c.lowering.L.S == c.plan.S and dict(c.plan.row_digit) == {h: (1, 2), z: (2, 4)}
+    assert c.step.layout.S == c.plan.S and dict(c.plan.row_digit) == {h: (1, 2), z: (2, 4)}
     assert c.needs.req[m.nodes["a1"]] and not c.needs.req[m.nodes["x"]]
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.plan.S = 1
