@@ -54,6 +54,8 @@ def affected_by_alternative(an, choices) -> set:
 
 
 class Alternative:
+    def _init_alternative(self):
+        self._alternative = None    # the alternative row's buffers, made once
 
     def alternative(self) -> AlternativeRow | None:
         """The alternative row's buffers and place (made once, zeroed at the step's start), or None

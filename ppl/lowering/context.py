@@ -46,6 +46,16 @@ CONSTRAINT_ERRORS = {
 
 class ContextHelpers:
     # ----- helpers of the estimator context (estimators/context.py) and the lowering rules
+    def _init_context(self):
+        self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
+        self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
+        self.shared_lines: set = set()   # the lines they emitted once (ctx.emit(once=True))
+        self._names: dict = {}      # a state value's view name -> its offset in state (state_value)
+        self._Lcache: dict = {}     # (node, layout) -> the local of its downstream costs (downstream_L)
+        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
+        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
+        self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
+
     def record_noise(self, node: Node, noise):
         """Record the base noise a node's draw used (a buffer, or a tuple of buffers), for the
         node's own backward and for estimators above it (REBAR relaxes it)."""
@@ -97,6 +107,10 @@ class ContextHelpers:
             self.builder.bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))")
             self._names[ident] = off
         return ident
+
+    def state_offset(self, name: str, init: float) -> int:
+        """The offset in `state` of a one-number state value (its view: state_value)."""
+        return self._names[self.state_value(name, init)]
 
     def param(self, name: str, shape: tuple, init) -> tuple:
         size = int(np.prod(shape))
@@ -211,16 +225,16 @@ class ContextHelpers:
         name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
         self.builder.L.noise.append(len(self.builder.L.ws2) - 1)
         stream = self.stream(node, k)
-        if node in self.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
+        if node in self.an.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
             drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"
             self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{self.samples}]", "seed", stream, "t", 0))
             self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
-        elif node in self.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
+        elif node in self.an.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
             drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"
             self.emit(call(KernelRef("noise", f"fill_{kind}_at"), drawn, "seed", stream, "t",
-                           self.group_index(self.group_of[node]), self.samples))
+                           self.group_index(self.an.group_of[node]), self.samples))
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         elif self.plan.S == 1:
@@ -254,14 +268,6 @@ class ContextHelpers:
                 self.emit(call(KERNELS.rows.add_rows, future, L))
             self._Lcache[key] = L
         return self._Lcache[key]
-
-    def learning_signal(self, node: Node) -> tuple:
-        """(L, weights) of a score-function node: the ELBO's is the sum of the costs downstream of
-        the node per row, weighted by rw; the IWAE bound's, the row's bound ell_i (every cost of
-        the draw enters it through the weights), each row weighted 1 / B."""
-        if self.objective == "iwae":
-            return self.ell, self.uw
-        return self.downstream_L(node), self.rw
 
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]

@@ -35,6 +35,7 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
 
     merge_rows = True   # compute layers once per class of equal rows (rows.plan_rows)
     one_layout = False  # every node on every row (the row-fused lowering's layout)
+    unrolls = False     # whether each configuration's code is emitted apart (the row-fused lowering's)
     context_class = EstimatorContext   # what estimator_context makes, one per node
 
     def __init__(self, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
@@ -42,17 +43,13 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
         self.plan, self.needs = plan, needs   # the frozen records of the passes before the walk
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
-        self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
         self.rng = rng
         # plates (graph.scopes): global stochastic nodes draw one noise row per sample, shared by every
         # data row; a per-row cost's rows are scaled by its weight N in the forward, its VJP seeded N cw
-        self.global_nodes, self.cost_scale = an.global_nodes, an.cost_scale
-        self.group_of, self.cost_group = an.group_of, an.cost_group   # plates of groups: nodes, terms per group
-        self.cw_plate, self.cw_group = None, {}
-        per_group = [n.name for n in self.group_of if n.is_stochastic]
-        if (self.global_nodes or per_group) and objective == "iwae":
+        per_group = [n.name for n in an.group_of if n.is_stochastic]
+        if (an.global_nodes or per_group) and objective == "iwae":
             which = "; ".join(f"the {what} node(s) {', '.join(names)}" for what, names in (
-                ("global", [n.name for n in self.global_nodes]), ("per-group", per_group)) if names)
+                ("global", [n.name for n in an.global_nodes]), ("per-group", per_group)) if names)
             raise ModelError(f"objective='iwae' with {which}: "
                              f"the importance-weighted bound is per data row and a global (or a group's) latent is "
                              f"shared by several rows; train the ELBO (objective='elbo') or draw them inside the plate")
@@ -60,14 +57,9 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
         self._init_loops()
         self._init_views()
         self._init_walk()
-        self.drawing = True         # the forward walk (the estimators' draws), not the backward
-        self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
+        self._init_context()
+        self._init_alternative()
         self.contexts: dict = {}    # stochastic node -> its estimator's context (estimator_context)
-        self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
-        self.shared_lines: set = set()   # the lines they emitted once (ctx.emit(once=True))
-        self._names: dict = {}
-        self._Lcache: dict = {}
-        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in an.order if x.is_stochastic)}
         self.buf2(NO_GRAD.buffer, 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D are written as
         self.builder.bind(NO_GRAD_1D.buffer, "ws1", 0)
         self.builder.L.ws1.append((NO_GRAD_1D.buffer, 0))
@@ -78,16 +70,9 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
         # cost cotangents differently from their (zero) loss weight. `evaluating`: those nodes
         self.cw = self.buf1("cw_") if needs.evaluating else self.rw
         self.zero_rows = self.buf1("zeros_")
-        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
-        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
-        self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
-        self.op_params: dict = {}          # layer node -> [(param view, its gradient view)] (ops.OPS)
-        self.cbuf: dict = {}               # cost head -> its per-row cost buffer
-        self.R = "R"
-        self.configs = range(1)   # configurations whose code the walk emits per node (row-fused: S)
+        self.configs = range(plan.S if self.unrolls else 1)   # configurations whose code the walk emits per node
         self.cfg = 0
         self.here = plan.FULL       # the layout of the node being lowered (its rows: views.py)
-        self._alternative = None    # the alternative row's buffers, made once (alternative.py)
 
     def finish(self) -> ir.Step:
         """The lowered step (after "lower backward"): the record the printers read."""

@@ -56,6 +56,7 @@ class Loops:
     """The lowering's part for loop blocks (the walk opens and closes them)."""
 
     def _init_loops(self):
+        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in self.an.order if x.is_stochastic)}   # first streams
         self.loop = None            # the open ir.Loop, or None
         self.loop_info = None       # its analysis (analysis/loops.LoopInfo)
         self.loop_alloc = False     # buffers made now hold every step (the forward walk in a body)
@@ -102,7 +103,7 @@ class Loops:
         if self.loop.reverse and info in self.future_sum:   # this step's carry costs join F for the steps before
             self.builder.section = self.loop.body
             for c in info.carry_costs:
-                self.emit(call(KERNELS.rows.add_rows, self.cbuf[c], self.future_sum[info]))
+                self.emit(call(KERNELS.rows.add_rows, self.cost_rows(c), self.future_sum[info]))
         self.loop = self.loop_info = None
         self.loop_alloc = False
 
@@ -159,7 +160,7 @@ class Loops:
             for c in self.model.costs:
                 if c in info.body:
                     tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
-                    self.emit(call(KERNELS.core.sum_steps, self.cbuf[c] + STORE, info.loop.length, tot))
+                    self.emit(call(KERNELS.core.sum_steps, self.cost_rows(c) + STORE, info.loop.length, tot))
                     for j, (name, idx) in enumerate(self.builder.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:
                             self.builder.L.costs[j] = (name, len(self.builder.L.ws1) - 1)

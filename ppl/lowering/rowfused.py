@@ -185,11 +185,11 @@ class RowFusedLowering(Lowering):
 
     context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
     one_layout = True   # every node is computed per row: a width-1 value costs nothing to redo
+    unrolls = True      # each configuration's code is unrolled into the row loop
 
     def __init__(self, model, an, choices, samples, rng, dtype, *, objective="elbo", plan, needs):
         self.fdtype, self.prec = ("np.float32", "f32") if dtype == "float32" else ("np.float64", "f64")
         super().__init__(model, an, choices, samples, rng, objective, plan=plan, needs=needs)
-        self.configs = range(plan.S)   # each configuration's code is unrolled into the row loop
         self.builder.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
         # self.builder.fwd / self.builder.bwd: the forward / backward code of one row (backward: mode != 0)
         self.pre: list[str] = []    # before the row loop (state reads)
@@ -244,7 +244,7 @@ class RowFusedLowering(Lowering):
         numbers): the value fill_<kind> writes at (row d, column 0)."""
         name = self.local(f"n{k}", node, per_config=False)
         if self.cfg == 0:
-            self.emit(f"{name} = rng.{kind}_{self.prec}(seed, {self.stream_base[node] + k}, d + row0, 0, t)")
+            self.emit(f"{name} = rng.{kind}_{self.prec}(seed, {self.stream(node, k)}, d + row0, 0, t)")
         self.record_noise(node, name)
         return name
 
@@ -292,10 +292,6 @@ class RowFusedLowering(Lowering):
         ctx = self.estimator_context(node)   # one per node: its draw's noise streams are counted
         ctx._begin(drawing=self.builder.section is self.builder.fwd)
         return ctx
-
-    def state_offset(self, name: str, init: float) -> int:
-        """The offset in `state` of a one-number state value (the array lowering's view)."""
-        return self._names[self.state_value(name, init)]
 
     def call(self, kernel: str, ins: list, outs: list, node: Node | None = None):
         """The array lowering's `call` (a kernel of `core` on buffers), as row code."""
@@ -359,8 +355,7 @@ class RowFusedLowering(Lowering):
             self.builder.L.inputs.append(n.name)
             self.inputs.append(self.local("in", n, per_config=False))
         elif n.attrs.get("is_head"):
-            self.cbuf[n] = self.buf1(f"c_{n.name}")
-            self.builder.L.costs.append((n.attrs["cost_name"], len(self.builder.L.ws1) - 1))
+            self.cost_buffer(n)
         else:
             params = OPS[n.kind].params if n.kind in OPS else ()
             if params:   # theta / grad indexed directly (no reshaped views)
@@ -393,7 +388,7 @@ class RowFusedLowering(Lowering):
                 ROW_RULES[k].forward(self, n, c)
             else:
                 self.row_call(render(OPS[k].fwd, c=c, **self._op_values(n)))
-            self.emit_store(f"{self.cbuf[n]}[{self.row()}] = {c}")
+            self.emit_store(f"{self.cost_rows(n)}[{self.row()}] = {c}")
             return
         if k in ROW_RULES:
             ROW_RULES[k].forward(self, n, self.val(n))

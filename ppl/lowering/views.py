@@ -99,10 +99,11 @@ class Views:
     def cw_at(self, P: tuple, scale: float = 1.0) -> str:
         """The cost cotangent seeds cw summed over each row class of P (a cost stored on P); with
         scale N (a per-row cost of a plate) those of N cw (`cw_plate`)."""
+        cw = self.cw_seed(scale)
         if isinstance(scale, tuple):   # a per-group term (Walk.head_scale)
-            cw, key, pre = self.cw_group[scale[1]], (P, scale), f"cwg_{scale[1]}_"
+            key, pre = (P, scale), f"cwg_{scale[1]}_"
         else:
-            cw, key, pre = (self.cw, P, "cw") if scale == 1.0 else (self.cw_plate, (P, "plate"), "cwp")
+            key, pre = (P, "cw") if scale == 1.0 else ((P, "plate"), "cwp")   # (key, prefix)
         if P == self.plan.FULL:
             return cw
         if key not in self.cw_folded:

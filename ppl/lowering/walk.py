@@ -26,6 +26,11 @@ from .layout import _ndist, _rowmap
 
 class Walk:
     def _init_walk(self):
+        self.drawing = True         # the forward walk (the estimators' draws), not the backward
+        self.op_params: dict = {}   # layer node -> [(param view, its gradient view)] (ops.OPS)
+        self.cbuf: dict = {}        # cost head -> its per-row cost buffer
+        self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
+        self.cw_plate, self.cw_group = None, {}   # plates: the cost cotangent seeds N cw, and per group
         self.cfull: dict = {}       # cost head -> its rows spread to all R
         self.group_w: dict = {}     # plate -> its rows' share of the group's terms on all R rows
 
@@ -64,7 +69,7 @@ class Walk:
         """Per plate of groups with terms: each row's share of its group's terms, 1 / (the group's
         rows in the data set), on all R rows (`w_<plate>`): the hidden input `_w_<plate>` (one row
         per data row, Program's inputs compute it) repeated over a data row's rows."""
-        for plate in dict.fromkeys(self.cost_group.values()):
+        for plate in dict.fromkeys(self.an.cost_group.values()):
             j = len(self.builder.L.inputs)
             self.builder.L.inputs.append(f"_w_{plate}")
             self.builder.bind(f"wB_{plate}", "inputs", j)
@@ -80,10 +85,35 @@ class Walk:
                             f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' "
                             f"(its draw(ctx)); check its kernels and the parameters they read\")")
 
+    def cost_buffer(self, head: Node) -> str:
+        """A cost head's per-row costs (c_<name>), named in the layout's costs (loss_parts reads them)."""
+        c = self.cbuf[head] = self.buf1(f"c_{head.name}")
+        self.builder.L.costs.append((head.attrs["cost_name"], len(self.builder.L.ws1) - 1))
+        return c
+
+    def cost_rows(self, head: Node) -> str:
+        """The buffer of a cost head's per-row costs (on all rows, or on its row classes: cB_)."""
+        return self.cbuf[head]
+
+    def cw_seed(self, scale) -> str:
+        """The cost cotangent seeds on all rows of a head of weight `scale` (head_scale): cw, N cw
+        for a per-row cost of a plate (cw_plate), or a plate of groups' (cw_group)."""
+        if isinstance(scale, tuple):
+            return self.cw_group[scale[1]]
+        return self.cw if scale == 1.0 else self.cw_plate
+
+    def learning_signal(self, node: Node) -> tuple:
+        """(L, weights) of a score-function node: the ELBO's is the sum of the costs downstream of
+        the node per row, weighted by rw; the IWAE bound's, the row's bound ell_i (every cost of
+        the draw enters it through the weights), each row weighted 1 / B."""
+        if self.objective == "iwae":
+            return self.ell, self.uw
+        return self.downstream_L(node), self.rw
+
     def head_scale(self, n: Node):
         """A cost head's weight: 1 (a global term), N (a per-row cost of a plate) or (N, the plate
         of groups) for a per-group term (N times each row's share of its group's terms)."""
-        return ("group", self.cost_group[n]) if n in self.cost_group else self.cost_scale.get(n, 1.0)
+        return ("group", self.an.cost_group[n]) if n in self.an.cost_group else self.an.cost_scale.get(n, 1.0)
 
     def lower_loss(self):
         if self.needs.evaluating:
@@ -104,8 +134,8 @@ class Walk:
         for c in self.model.costs:
             self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.summed_over_steps(c) or f"c_{c.name}", tot),
                            wrap="loss += {}"))
-        if set(self.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
-            (N,) = set(self.cost_scale.values())
+        if set(self.an.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
+            (N,) = set(self.an.cost_scale.values())
             self.cw_plate = self.buf1("cwp_")
             self.emit(call(KERNELS.rows.scale_shift_fwd, _column(self.cw), _literal(N), 0.0, _column(self.cw_plate)))
         for plate, w in self.group_w.items():   # a per-group term's seeds: N cw times the row's share
@@ -132,8 +162,7 @@ class Walk:
             self.builder.L.values[n.name] = ("input", j, P)
             return
         if n.attrs.get("is_head"):
-            self.cbuf[n] = c = self.buf1(f"c_{n.name}")
-            self.builder.L.costs.append((n.attrs["cost_name"], len(self.builder.L.ws1) - 1))
+            c = self.cost_buffer(n)
             if P != self.plan.FULL:   # computed once per row class, spread to all rows (forward_node)
                 self.cbuf[n] = self.buf1(f"cB_{n.name}", rows=rows)
                 self.cfull[n] = c
@@ -176,14 +205,14 @@ class Walk:
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
-        if n.attrs.get("is_head") and self.cost_scale.get(n, 1.0) != 1.0 and n not in self.cost_group:   # N / batch
+        if n.attrs.get("is_head") and self.an.cost_scale.get(n, 1.0) != 1.0 and n not in self.an.cost_group:   # N / batch
             c = self.cbuf[n]
-            self.emit(call(KERNELS.rows.scale_shift_fwd, _column(c), _literal(self.cost_scale[n]), 0.0, _column(c)))
+            self.emit(call(KERNELS.rows.scale_shift_fwd, _column(c), _literal(self.an.cost_scale[n]), 0.0, _column(c)))
         if n.attrs.get("is_head") and P != self.plan.FULL:
             self.emit(call(KERNELS.rows.gather1, self.cbuf[n], _ndist(P), self.row_map(P), self.cfull[n]))
-        if n in self.cost_group:   # a per-group term: N times each row's share of it, in one pass
+        if n in self.an.cost_group:   # a per-group term: N times each row's share of it, in one pass
             c = self.cfull.get(n, self.cbuf[n])
-            self.emit(call(KERNELS.rows.mul_rows, _column(c), self.group_w[self.cost_group[n]], _literal(self.cost_scale[n])))
+            self.emit(call(KERNELS.rows.mul_rows, _column(c), self.group_w[self.an.cost_group[n]], _literal(self.an.cost_scale[n])))
         if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
             self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
         if n in self.needs.evaluated_by:   # the estimator above owns what its rows do to this node

@@ -1,7 +1,9 @@
 """The passes before the walk return frozen records (ppl/lowering/rows.py `RowPlan`,
 ppl/lowering/grads.py `GradientNeeds`) that the compilation record holds and the lowering reads;
 the lowering object declares every attribute it has in one place (`Lowering.__init__` and the
-`_init_<part>` it calls), and the state a part declares for itself no other part reads."""
+`_init_<part>` it calls), the state a part declares for itself no other part reads, and what
+Lowering.__init__ itself declares is only the inputs, the step's builder, the signals every part
+reads and the walk's cursor."""
 from __future__ import annotations
 
 import ast
@@ -24,7 +26,8 @@ LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
 PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "RowFusedLowering")
 # where the lowering object's attributes are declared: Lowering.__init__, the parts' own state
 # (which it calls) and the row-fused lowering's own __init__
-OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init_walk")}
+OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init_walk"),
+             ("ContextHelpers", "_init_context"), ("Alternative", "_init_alternative")}
 DECLARING = {("Lowering", "__init__"), ("RowFusedLowering", "__init__"), *OWN_STATE}
 
 
@@ -89,6 +92,31 @@ def _foreign_uses(sources: dict) -> list:
     return out
 
 
+# what Lowering.__init__ may declare: the compilation's inputs and records (never assigned again),
+# the builder of the step (ir.StepBuilder: the parts write the step only through it), the signals
+# every part reads (the row weights, the cost cotangent seeds, a zero row: never assigned again),
+# the walk's cursor (the layout and configuration of the node being lowered) and its own contexts
+INPUTS = {"model", "an", "choices", "samples", "objective", "rng", "plan", "needs"}
+SIGNALS = {"builder", "rw", "cw", "zero_rows"}
+CURSOR = {"here", "cfg", "configs"}
+LOWERING_OWN = {"contexts"}
+
+
+def _assigned(sources: dict) -> dict:
+    """{attr: [Class.method, ...]} of every `self.<attr> = ...` (and `for self.<attr> in`) in the parts."""
+    out = {}
+    for text in sources.values():
+        for cls in ast.walk(ast.parse(text)):
+            if isinstance(cls, ast.ClassDef) and cls.name in PARTS:
+                for f in cls.body:
+                    if isinstance(f, ast.FunctionDef):
+                        for n in ast.walk(f):
+                            if (isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
+                                    and isinstance(n.value, ast.Name) and n.value.id == "self"):
+                                out.setdefault(n.attr, []).append(f"{cls.name}.{f.name}")
+    return out
+
+
 def _record_fields_read_as_own(sources: dict) -> list:
     """`self.<field>` of a RowPlan or GradientNeeds field in the lowering's parts: what only the
     records hold, read as if the lowering object held it."""
@@ -123,6 +151,24 @@ def test_every_attribute_of_the_lowering_is_declared_once_and_parts_keep_their_o
     peek = "class Views:\n    def _init_views(self):\n        self.vcopy = set()\n" \
            "class ContextHelpers:\n    def buf(self):\n        return self.vcopy\n"
     assert _foreign_uses({"peek.py": peek}) == ["ContextHelpers uses Views's self.vcopy"]
+
+
+def test_the_lowering_object_holds_only_inputs_the_builder_signals_and_the_cursor():
+    """Lowering.__init__ declares the inputs, the builder, the signals and the cursor only (every
+    other attribute is a part's own state, test above); inputs and signals are never assigned
+    again, and only the walk (and the row-fused lowering's hooks) moves the cursor."""
+    assigned = _assigned(_sources())
+    init = {a for a, where in assigned.items() if "Lowering.__init__" in where}
+    assert init == INPUTS | SIGNALS | CURSOR | LOWERING_OWN, init ^ (INPUTS | SIGNALS | CURSOR | LOWERING_OWN)
+    again = {a: [w for w in where if w != "Lowering.__init__"] for a, where in assigned.items() if a in INPUTS | SIGNALS}
+    assert not any(again.values()), again
+    moved = {w.split(".")[0] for a in CURSOR for w in assigned[a] if w != "Lowering.__init__"}
+    assert moved <= {"Walk", "RowFusedLowering"}, moved
+    # the test of the test: an attribute of the lowering's own, and a signal set again, are found
+    bad = "class Lowering:\n    def __init__(self):\n        self.extra = 1\n" \
+          "class Views:\n    def v(self):\n        self.rw = 'x'\n"
+    got = _assigned({"bad.py": bad})
+    assert got == {"extra": ["Lowering.__init__"], "rw": ["Views.v"]}
 
 
 def test_the_row_fused_lowering_takes_its_layout_from_the_plan():
