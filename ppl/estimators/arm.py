@@ -69,7 +69,7 @@ class _Antithetic(Estimator):
         c0, c1 = sl.cfg, sl.partner(node)
         L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
         if not self.integrated:
-            sl.emit(f"cf_ = scalar.arm_coef({L1} - {L0}, {sl.noise_of[node]})")
+            sl.emit(f"cf_ = scalar.arm_coef({L1} - {L0}, {sl.recorded_noise(node)})")
             pad = ""
         else:
             b0, b1 = sl.val(node, c0), sl.val(node, c1)

@@ -150,7 +150,7 @@ class EstimatorContext:
     def rows(self) -> Rows:
         """The rows of the step (Rows), as the lowering knows them when read."""
         lowering, node = self._lowering, self.node
-        totals = lowering.totals if lowering.objective == "iwae" else None
+        totals = lowering.iwae_totals() if lowering.objective == "iwae" else None
         if self._rows is None or self._rows.totals != totals:
             enumerated, every = _digits_below(lowering, node)
             self._rows = Rows(lowering.samples, lowering.plan.S, lowering.plan.row_digit.get(node, (1, 1)), lowering.rw,
@@ -230,8 +230,8 @@ class EstimatorContext:
                              f"buffers per node")
         self._streams = k + 1
         buf = Noise(lowering.noise(self.node, kind, k=k, width=width), kind)
-        if lowering.drawing:   # the draw's noise (drawn_noise)
-            old = lowering.noise_of.get(self.node)
+        if lowering.in_draw():   # the draw's noise (drawn_noise)
+            old = lowering.recorded_noise(self.node)
             both = buf if old is None else (*old, buf) if isinstance(old, tuple) else (old, buf)
             lowering.record_noise(self.node, both)
         return buf
@@ -239,7 +239,7 @@ class EstimatorContext:
     def drawn_noise(self):
         """The noise the draw used (noise() and sample() in `draw`): one buffer, a tuple of them
         in the order drawn, or None when it drew none. Each buffer's `.kind` is its kind."""
-        return self._lowering.noise_of.get(self.node)
+        return self._lowering.recorded_noise(self.node)
 
     def buffer(self, tag: str, width=None, shared: bool = False) -> str:
         """A workspace named `<tag>_<node>`: 1D (one value per row) when width is None, else rows x
@@ -247,10 +247,11 @@ class EstimatorContext:
         shared=True: one buffer `<tag>_` for every node of the step that asks for it (a quantity
         computed once per step: fill it with emit(..., once=True))."""
         name = f"{tag}_" if shared else f"{tag}_{self.node.name}"
-        made = self._lowering.shared_buffers if shared else self._made
-        if name not in made:
-            made[name] = self._lowering.buf1(name) if width is None else self._lowering.buf2(name, width)
-        return made[name]
+        if shared:
+            return self._lowering.shared_buffer(name, width)
+        if name not in self._made:
+            self._made[name] = self._lowering.buf1(name) if width is None else self._lowering.buf2(name, width)
+        return self._made[name]
 
     def parameter(self, tag: str, shape: tuple, init=0.0, name=None) -> tuple:
         """A parameter trained with the model's by the same optimiser: (its values, its gradient).
@@ -330,11 +331,9 @@ class EstimatorContext:
         self._put(parse(line) or line, at_start, once)
 
     def _put(self, line, at_start: bool, once: bool) -> None:
-        self._own_draw = self._own_draw or self._lowering.drawing
-        if once:
-            if line in self._lowering.shared_lines:
-                return
-            self._lowering.shared_lines.add(line)
+        self._own_draw = self._own_draw or self._lowering.in_draw()
+        if once and not self._lowering.first_time(line):
+            return
         if at_start:
             self._lowering.emit_at_start(line)
         else:
@@ -361,7 +360,7 @@ class EstimatorContext:
         value_grad += its gradient in the value, when one is given). An estimator that declares
         `fuses_log_prob` takes the weights of the log_prob(node) costs into `weights` first (one
         VJP for both)."""
-        for cw in self._lowering.log_prob_weights.get(self.node, ()):
+        for cw in self._lowering.log_prob_weights_of(self.node):
             self.call(KERNELS.rows.add_rows, cw, weights)
         self._lowering.log_prob_vjp(self.node, weights, value_grad)
 

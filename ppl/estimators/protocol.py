@@ -53,7 +53,6 @@ class RowContext(Protocol):
     is the configuration whose code is emitted)."""
 
     cfg: int
-    noise_of: dict       # node -> the local of the base noise its draw used
     plan: object         # the row plan (lowering.rows.RowPlan): .shared, the nodes whose extra rows share one digit
 
     def emit(self, line: str) -> None: """One line of the row code."""
@@ -67,6 +66,7 @@ class RowContext(Protocol):
     def emit_pre(self, line: str) -> None: """A line before the row loop."""
     def emit_post(self, line: str) -> None: """A line after the row loop (gradient step)."""
     def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
+    def recorded_noise(self, node): """The local of the base noise its draw used."""
     def sample_hard(self, node) -> str: """The ordinary draw; returns its noise local."""
     def log_prob_vjp_row(self, node, weight: str, with_value: bool) -> None: """weight * d log p into the cotangents."""
     def row_context(self, node): """The node's estimator context over the row's locals (draw / estimate)."""

@@ -61,6 +61,23 @@ class ContextHelpers:
         node's own backward and for estimators above it (REBAR relaxes it)."""
         self.noise_of[node] = noise
 
+    def recorded_noise(self, node: Node):
+        """The base noise record_noise recorded for the node's draw (None: none yet)."""
+        return self.noise_of.get(node)
+
+    def shared_buffer(self, name: str, width=None) -> str:
+        """One workspace of the step for every estimator that asks for it (made on first use)."""
+        if name not in self.shared_buffers:
+            self.shared_buffers[name] = self.buf1(name) if width is None else self.buf2(name, width)
+        return self.shared_buffers[name]
+
+    def first_time(self, line) -> bool:
+        """Whether no estimator emitted this line with once=True before (and mark it emitted)."""
+        if line in self.shared_lines:
+            return False
+        self.shared_lines.add(line)
+        return True
+
     def statement(self, line: str):
         """The typed statement of an emitted line (ir.Stmt: its owner, kernel call and names)."""
         return self.builder.statement(line)
@@ -166,11 +183,30 @@ class ContextHelpers:
         self.builder.globals[g] = kernel.cpu
         return KernelRef(None, g)
 
+    def keep_sigma(self, key, name: str, logits: Node) -> str:
+        """The buffer a cost's forward keeps sigma(logits) in for its VJP (`key`: the cost head, or
+        ("log_prob", node)), made on first use: on the rows its `_row_constant` kernel writes."""
+        if key not in self.kept:
+            self.kept[key] = self.buf2(name, logits.width, rows=self.kept_rows(logits))
+            if self.reads_rep(logits):
+                self.kept_rep.add(key)
+        return self.kept[key]
+
+    def kept_sigma(self, key) -> tuple:
+        """(the buffer keep_sigma made for `key`, or None; whether it has one row per data row)."""
+        return self.kept.get(key), key in self.kept_rep
+
+    def absorb_log_prob_weight(self, node: Node, cw: str):
+        """Cost weights a log_prob(node) cost adds to its estimator's own VJP of log p (one call)."""
+        self.log_prob_weights.setdefault(node, []).append(cw)
+
+    def log_prob_weights_of(self, node: Node) -> list:
+        return self.log_prob_weights.get(node, [])
+
     def log_prob_kept(self, node: Node) -> tuple:
         """(the buffer a log_prob(node) cost's forward kept for its VJP, or None; whether it has
         one row per data row, the `_rep` kernels')."""
-        key = ("log_prob", node)
-        return self.kept.get(key), key in self.kept_rep
+        return self.kept_sigma(("log_prob", node))
 
     def log_prob_vjp(self, node: Node, weights: str, gx: str, params: bool = True):
         """Row-weighted VJP of log p(node | params) into the params' gradients (params=False: not

@@ -64,6 +64,10 @@ class Loops:
         self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
         self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
 
+    def body_loop(self):
+        """The ppl.scan whose body is being lowered (language.nodes' loop: length, carries)."""
+        return self.loop_info.loop
+
     def open_steps(self) -> int:
         """The steps of the loop whose body is being lowered; 1 outside a loop."""
         return self.loop_info.loop.length if self.loop is not None else 1

@@ -70,7 +70,7 @@ class RowEstimatorContext:
         if width not in (None, 1):
             self._refuse(f"noise of width {width}")
         k, self._streams = self._streams, self._streams + 1
-        old = self._sl.noise_of.get(self.node)
+        old = self._sl.recorded_noise(self.node)
         buf = Noise(self._sl.noise_scalar(self.node, kind, k), kind)
         if not self._drawing:   # the estimate's own noise is no part of the draw's
             self._sl.record_noise(self.node, old)
@@ -81,7 +81,7 @@ class RowEstimatorContext:
         return buf
 
     def drawn_noise(self):
-        return self._sl.noise_of.get(self.node)
+        return self._sl.recorded_noise(self.node)
 
     def buffer(self, tag: str, width=None, shared: bool = False) -> str:
         if shared or width not in (None, 1):

@@ -50,7 +50,7 @@ def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
 # steps, is its buffer's name with loops.STORE (only these read a body's buffers outside its block)
 def _carry_fwd(lowering, n, ins, out):
     """The carry at the start of a step: init at step 0, the carry's node of the previous step after."""
-    loop = lowering.loop_info.loop
+    loop = lowering.body_loop()
     src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
     lowering.emit_block(f"if {LOOP_VAR} == 0:", call(KERNELS.core.copy_fwd, ins[0], out).indented('    '), "else:",
                         call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented('    '))
@@ -58,7 +58,7 @@ def _carry_fwd(lowering, n, ins, out):
 
 def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     """Its cotangent into the carry's node at the previous step (init's at step 0)."""
-    loop = lowering.loop_info.loop
+    loop = lowering.body_loop()
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
     lowering.emit_block(f"if {LOOP_VAR} > 0:",
                         call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
@@ -128,11 +128,7 @@ def _log_prob_fwd(lowering, n, ins, c):
     if "log_prob_keep" in kern and any(gp is not NO_GRAD for gp in lowering.param_grads(s)):
         # keep sigma(logits) for the VJP (here or fused into the score estimator's)
         (a,) = s.inputs
-        if ("log_prob", s) not in lowering.kept:
-            lowering.kept[("log_prob", s)] = lowering.buf2(f"sig_{s.name}", s.width, rows=lowering.kept_rows(a))
-            if lowering.reads_rep(a):
-                lowering.kept_rep.add(("log_prob", s))
-        keep = lowering.kept[("log_prob", s)]
+        keep = lowering.keep_sigma(("log_prob", s), f"sig_{s.name}", a)
         fn, logits = lowering._row_constant(kern["log_prob_keep"], a)
         lowering.emit(call(fn, *logits, lowering.v(s), c, keep))
     else:
@@ -143,7 +139,7 @@ def _log_prob_bwd(lowering, n, ins, gins, cw, c, rows):
     s = n.inputs[0]
     if REGISTRY[lowering.choices[s][0].estimator].fuses_log_prob and lowering.g_or_empty(s) is NO_GRAD:
         # d/da (cw log p) + w d/da log p = (cw + w) d/da log p: one VJP call, in s's backward
-        lowering.log_prob_weights.setdefault(s, []).append(cw)
+        lowering.absorb_log_prob_weight(s, cw)
         return
     # DReG stops the gradient of log q(z) into the distribution's parameters (only its value's)
     stops = REGISTRY[lowering.choices[s][0].estimator].stops_log_prob_params
@@ -155,20 +151,18 @@ def _bernoulli_nll_fwd(lowering, n, ins, c):
         lowering.emit_template_fwd(n, ins, c)
         return
     # keep sigma(logits) for the VJP: the cost's exp serves the backward too
-    keep = lowering.buf2(f"sig_{n.name}", n.inputs[0].width, rows=lowering.kept_rows(n.inputs[0]))
-    lowering.kept[n] = keep
-    if lowering.reads_rep(n.inputs[0]):
-        lowering.kept_rep.add(n)
+    keep = lowering.keep_sigma(n, f"sig_{n.name}", n.inputs[0])
     fn, logits = lowering._row_constant("bernoulli_nll_keep", n.inputs[0])
     lowering.emit(call(fn, *logits, ins[1], c, keep))
 
 
 def _bernoulli_nll_bwd(lowering, n, ins, gins, cw, c, rows):
-    if n in lowering.kept_rep:
+    keep, rep = lowering.kept_sigma(n)
+    if rep:
         lowering.emit(call(KERNELS.core.bernoulli_nll_kept_bwd_rep, *lowering.per_data_row(n.inputs[0]), ins[1],
-                           lowering.kept[n], cw, *gins))
-    elif n in lowering.kept:
-        lowering.emit(call(KERNELS.core.bernoulli_nll_kept_bwd, ins[0], ins[1], lowering.kept[n], cw, *gins))
+                           keep, cw, *gins))
+    elif keep is not None:
+        lowering.emit(call(KERNELS.core.bernoulli_nll_kept_bwd, ins[0], ins[1], keep, cw, *gins))
     else:
         lowering.emit_template_bwd(n, ins, gins)
 

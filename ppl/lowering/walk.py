@@ -85,6 +85,14 @@ class Walk:
                             f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' "
                             f"(its draw(ctx)); check its kernels and the parameters they read\")")
 
+    def in_draw(self) -> bool:
+        """Whether the walk is in the forward pass (the estimators' draws), not the backward."""
+        return self.drawing
+
+    def iwae_totals(self):
+        """The rows' cost totals of the IWAE bound (None before the loss is lowered, or for the ELBO)."""
+        return self.totals
+
     def cost_buffer(self, head: Node) -> str:
         """A cost head's per-row costs (c_<name>), named in the layout's costs (loss_parts reads them)."""
         c = self.cbuf[head] = self.buf1(f"c_{head.name}")

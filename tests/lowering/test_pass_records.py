@@ -171,6 +171,57 @@ def test_the_lowering_object_holds_only_inputs_the_builder_signals_and_the_curso
     assert got == {"extra": ["Lowering.__init__"], "rw": ["Views.v"]}
 
 
+# the code outside the parts that holds the lowering object: the rules (`lowering`, `sl`), the
+# estimator contexts (`self._lowering`, `self._sl`) and the estimators' row forms (`sl`)
+HOLDERS = ("lowering/rules.py", "lowering/rowcontext.py", "estimators/context.py", "estimators/arm.py",
+           "estimators/score.py")
+
+
+def _held_reads(text: str) -> set:
+    """The attributes read off the lowering object by code that holds it (not its methods)."""
+    from ppl.lowering.rowfused import RowFusedLowering
+    out = set()
+    for n in ast.walk(ast.parse(text)):
+        if not isinstance(n, ast.Attribute):
+            continue
+        v = n.value
+        held = (isinstance(v, ast.Name) and v.id in ("lowering", "sl")) or (
+            isinstance(v, ast.Attribute) and v.attr in ("_lowering", "_sl") and isinstance(v.value, ast.Name))
+        if held and not callable(getattr(RowFusedLowering, n.attr, None)):
+            out.add(n.attr)
+    return out
+
+
+def test_code_holding_the_lowering_reads_only_its_inputs_signals_and_cursor():
+    root = LOWERING.parent
+    reads = {p: _held_reads((root / p).read_text()) for p in HOLDERS}
+    bad = {p: r - (INPUTS | SIGNALS | CURSOR) for p, r in reads.items() if r - (INPUTS | SIGNALS | CURSOR)}
+    assert not bad, bad
+    # the test of the test: a rule reading a part's own state, and a context reading the walk's, are found
+    assert _held_reads("def rule(lowering):\n    return lowering.kept[n], lowering.emit(x)\n") == {"kept"}
+    assert _held_reads("class C:\n    def f(self):\n        return self._lowering.totals\n") == {"totals"}
+
+
+def _methods_in_two_parts(sources: dict) -> dict:
+    """{method: [part, ...]} of a method defined by two parts of the array lowering (the later one in
+    the bases would silently hide the other; the row-fused lowering overrides on purpose)."""
+    where = {}
+    for text in sources.values():
+        for cls in ast.walk(ast.parse(text)):
+            if isinstance(cls, ast.ClassDef) and cls.name in PARTS and cls.name != "RowFusedLowering":
+                for f in cls.body:
+                    if isinstance(f, ast.FunctionDef):
+                        where.setdefault(f.name, []).append(cls.name)
+    return {m: parts for m, parts in where.items() if len(parts) > 1}
+
+
+def test_no_two_parts_define_one_method():
+    assert not _methods_in_two_parts(_sources())
+    twice = "class Loops:\n    def open_loop(self, info):\n        pass\n" \
+            "class Walk:\n    def open_loop(self):\n        pass\n"
+    assert _methods_in_two_parts({"twice.py": twice}) == {"open_loop": ["Loops", "Walk"]}
+
+
 def test_the_row_fused_lowering_takes_its_layout_from_the_plan():
     """Width-1 graphs lower row-fused: every node on every row of a drawn row (one layout)."""
     with Model("pass_records_rows") as m:
