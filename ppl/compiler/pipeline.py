@@ -227,36 +227,40 @@ def reversed_source(c: Compilation) -> str | None:
     return None if rev is None else HEADER.format(model=c.model.name, kver=kernels_version()) + REVERSED + rev + "\n"
 
 
-PASSES = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse), ("plan rows", plan_rows),
-          ("requires grad", requires_grad), ("lower forward", lower_forward), ("lower backward", lower_backward),
-          ("check target", check_target_kernels), ("render", render))
+FRONT = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse))
+LOWER = (("plan rows", plan_rows), ("requires grad", requires_grad), ("lower forward", lower_forward),
+         ("lower backward", lower_backward))   # for the lowering class "fuse" chose
+BACK = (("check target", check_target_kernels), ("render", render))
+PASSES = FRONT + LOWER + BACK
 
 
 def run_passes(c: Compilation) -> Compilation:
     """Run PASSES over the record, timing each; the record then holds the step's source (not loaded).
 
     A row-fused lowering that meets code without a row form (an estimator reading other rows, a
-    kernel with no row body: rowcode.NoRowForm) is replaced by the array lowering, from "plan
-    rows" on; with lowering="row-fused" that is an error naming what had no row form."""
-    names = [name for name, _ in PASSES]
-    i = 0
-    while i < len(PASSES):
-        name, run = PASSES[i]
-        t0 = time.perf_counter()
-        try:
-            run(c)
-        except NoRowForm as e:
-            if c.lowering_class is not rowfused.RowFusedLowering:
-                raise
-            if c.options.lowering == "row-fused":
-                raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {e}; "
-                                 f"use lowering='auto' (array kernels)") from None
-            c.lowering_class, c.lowering = Lowering, None
-            i = names.index("plan rows")
-            continue
-        c.times[name] = c.times.get(name, 0.0) + time.perf_counter() - t0
-        i += 1
+    kernel with no row body: rowcode.NoRowForm; known only when the estimator's code is run over
+    the row's locals) gives way to the array lowering, whose LOWER passes then run; with
+    lowering="row-fused" that is an error naming what had no row form."""
+    _run(c, FRONT)
+    try:
+        _run(c, LOWER)
+    except NoRowForm as e:
+        if c.lowering_class is not rowfused.RowFusedLowering:
+            raise
+        if c.options.lowering == "row-fused":
+            raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {e}; "
+                             f"use lowering='auto' (array kernels)") from None
+        c.lowering_class, c.plan, c.needs, c.lowering, c.step = Lowering, None, None, None, None
+        _run(c, LOWER)
+    _run(c, BACK)
     return c
+
+
+def _run(c: Compilation, passes: tuple):
+    for name, run in passes:
+        t0 = time.perf_counter()
+        run(c)
+        c.times[name] = c.times.get(name, 0.0) + time.perf_counter() - t0
 
 
 def generate_source(model: Graph, **options) -> str:

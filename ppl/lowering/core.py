@@ -102,7 +102,7 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
 
 def lower(cls, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
           *args, objective: str = "elbo") -> Lowering:
-    """The passes from "plan rows" to "lower backward" in order (compiler.PASSES runs them one
+    """The passes from "plan rows" to "lower backward" in order (compiler.LOWER runs them one
     by one): a lowering of class `cls` (Lowering or the row-fused one, whose `*args` is its dtype),
     done (its `finish()` is the step the printers read)."""
     plan = plan_rows(model, an, choices, samples, objective, cls.merge_rows, cls.one_layout)
