@@ -246,3 +246,110 @@ def render(tpl, **values) -> Call:
     uses its name (reading a node's value may emit code, e.g. repeating a data-row value)."""
     t = template(tpl)
     return t(**{k: (v() if callable(v) else v) for k, v in values.items() if k in t.fields})
+
+
+# ----- the row code's statements as records: what an estimator's row-fused form
+# (estimators.protocol: scalar_forward / scalar_backward) gives the row context (`RowContext.put`)
+class Expr(str):
+    """A scalar expression of the row code: its operator `op` ("name", "number", "call", "cast",
+    "float", "-", "*", "==", "!=", "state") and operands `args` (Exprs); a call's `fn` is a function
+    of kernels/math/scalar.py (the module the row code binds as `scalar`). Its text is what the
+    row code prints."""
+
+    op: str
+    args: tuple
+    fn: object
+
+    def __new__(cls, op: str, args: tuple, text: str, fn=None):
+        self = super().__new__(cls, text)
+        self.op, self.args, self.fn = op, args, fn
+        return self
+
+
+def expr(v) -> Expr:
+    """A name (a local of the row code, `str`), a number, or an Expr as it is."""
+    if isinstance(v, Expr):
+        return v
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        raise TypeError(f"a row code operand is a name, a number or an Expr, not {v!r}")
+    if isinstance(v, str):
+        if not v.isidentifier():
+            raise ValueError(f"{v!r} is no name of the row code; build expressions with ppl.calls' functions")
+        return Expr("name", (), v)
+    return Expr("number", (), repr(v))
+
+
+def scalar_call(fn, *args) -> Expr:
+    """fn(*args), fn a function of kernels/math/scalar.py."""
+    scalar = importlib.import_module("ppl.kernels.math.scalar")
+    if getattr(scalar, getattr(fn, "__name__", ""), None) is not fn:
+        raise ValueError(f"{fn!r} is no function of kernels/math/scalar.py, the row code's scalar library")
+    ops = tuple(expr(a) for a in args)
+    return Expr("call", ops, f"scalar.{fn.__name__}({', '.join(ops)})", fn)
+
+
+def cast(v) -> Expr:
+    """v in the step's float type."""
+    return Expr("cast", (expr(v),), f"cast({expr(v)})")
+
+
+def as_float(v) -> Expr:
+    """v as a Python float (float64: sums over rows)."""
+    return Expr("float", (expr(v),), f"float({expr(v)})")
+
+
+def state(i: int) -> Expr:
+    """The i-th number of the estimator state vector."""
+    return Expr("state", (expr(int(i)),), f"state[{int(i)}]")
+
+
+_BINDS = {"==": 1, "!=": 1, "-": 2, "*": 3}   # how tightly each operator binds
+
+
+def _binary(op: str, a, b) -> Expr:
+    """a op b, an operand in parentheses where Python would read it otherwise: the left one when it
+    binds less tightly, the right one when it binds no more tightly (a - (b - c), a * (b * c))."""
+    a, b = expr(a), expr(b)
+    pa = f"({a})" if _BINDS.get(a.op, 9) < _BINDS[op] else str(a)
+    pb = f"({b})" if _BINDS.get(b.op, 9) <= _BINDS[op] else str(b)
+    return Expr(op, (a, b), f"{pa} {op} {pb}")
+
+
+def sub(a, b) -> Expr:
+    return _binary("-", a, b)
+
+
+def mul(a, b) -> Expr:
+    return _binary("*", a, b)
+
+
+def eq(a, b) -> Expr:
+    return _binary("==", a, b)
+
+
+def ne(a, b) -> Expr:
+    return _binary("!=", a, b)
+
+
+class Assign:
+    """`target = value` (op "=") or `target += value` (op "+="): target a name or state(i)."""
+
+    def __init__(self, target, value, op: str = "="):
+        if op not in ("=", "+="):
+            raise ValueError(f"an assignment is '=' or '+=', not {op!r}")
+        self.target, self.value, self.op = expr(target), expr(value), op
+
+    def lines(self) -> list:
+        return [f"{self.target} {self.op} {self.value}"]
+
+
+class If:
+    """The assignments of `body` run only when `test` holds."""
+
+    def __init__(self, test, body):
+        self.test, self.body = expr(test), tuple(body)
+        if not all(isinstance(s, Assign) for s in self.body):
+            raise TypeError("the body of a row code If holds assignments")
+
+    def lines(self) -> list:
+        return [f"if {self.test}:", *("    " + line for s in self.body for line in s.lines())]

@@ -3,7 +3,8 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
-from ppl.calls import KERNELS
+from ppl.calls import KERNELS, Assign, If, cast, mul, ne, scalar_call, sub
+from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 
@@ -57,10 +58,10 @@ class _Antithetic(Estimator):
 
     def scalar_forward(self, sl, node, opts):
         u = sl.noise_scalar(node, "uniform")
-        if sl.cfg == 0 and node not in sl.plan.shared:
-            sl.emit_pre("w_ = cast(w_ * 0.5)")   # each row of a pair carries half the drawn row's weight
+        if sl.cfg == 0 and node not in sl.plan.shared:   # each row of a pair carries half the drawn row's weight
+            sl.put(Assign("w_", cast(mul("w_", 0.5))), "pre")
         (a,) = node.inputs
-        sl.emit(f"{sl.val(node)} = cast(scalar.antithetic_bit({sl.val(a)}, {u}, {sl.digit(node)}))")
+        sl.put(Assign(sl.val(node), cast(scalar_call(scalar.antithetic_bit, sl.val(a), u, sl.digit(node)))))
 
     def scalar_backward(self, sl, node, opts):
         (a,) = node.inputs
@@ -68,16 +69,15 @@ class _Antithetic(Estimator):
             return
         c0, c1 = sl.cfg, sl.partner(node)
         L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
+        adds = [Assign(sl.cot(a, c), cast(mul("w_", "cf_")), "+=")   # a shared digit's partner row weighs 0
+                for c in ((c0,) if node in sl.plan.shared else (c0, c1))]
         if not self.integrated:
-            sl.emit(f"cf_ = scalar.arm_coef({L1} - {L0}, {sl.recorded_noise(node)})")
-            pad = ""
+            for st in (Assign("cf_", scalar_call(scalar.arm_coef, sub(L1, L0), sl.recorded_noise(node))), *adds):
+                sl.put(st)
         else:
             b0, b1 = sl.val(node, c0), sl.val(node, c1)
-            sl.emit(f"if {b0} != {b1}:")
-            pad = "    "
-            sl.emit(f"{pad}cf_ = scalar.disarm_coef(0.5 * ({L1} - {L0}), {sl.val(a, c0)}, {b0})")
-        for c in ((c0,) if node in sl.plan.shared else (c0, c1)):   # a shared digit's partner row weighs 0
-            sl.emit(f"{pad}{sl.cot(a, c)} += cast(w_ * cf_)")
+            sl.put(If(ne(b0, b1), [Assign("cf_", scalar_call(scalar.disarm_coef, mul(0.5, sub(L1, L0)),
+                                                              sl.val(a, c0), b0)), *adds]))
 
 
 @register

@@ -55,7 +55,6 @@ class RowContext(Protocol):
     cfg: int
     plan: object         # the row plan (lowering.rows.RowPlan): .shared, the nodes whose extra rows share one digit
 
-    def emit(self, line: str) -> None: """One line of the row code."""
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def val(self, node, cfg=None) -> str: """The local holding the node's value."""
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
@@ -63,8 +62,9 @@ class RowContext(Protocol):
     def digit(self, node, cfg=None) -> int: """The node's configuration in cfg."""
     def partner(self, node, cfg=None) -> int: """The configuration holding its configuration 1."""
     def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight w_."""
-    def emit_pre(self, line: str) -> None: """A line before the row loop."""
-    def emit_post(self, line: str) -> None: """A line after the row loop (gradient step)."""
+    def put(self, stmt, where: str = "row") -> None:
+        """A statement (ppl.calls.Assign / If, over names, numbers and ppl.calls' expressions): in
+        the row code, or before ("pre") or after ("post", the gradient step's) the row loop."""
     def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
     def recorded_noise(self, node): """The local of the base noise its draw used."""
     def sample_hard(self, node) -> str: """The ordinary draw; returns its noise local."""
@@ -268,8 +268,8 @@ class Estimator:
     # context over the row's locals (`sl.row_context`, ppl/lowering/rowcontext.py): each kernel
     # call is rewritten into row code (kernels/rowcode.py), and where a member or a kernel has no
     # row form the graph is lowered with array kernels instead. An estimator whose array form
-    # reads other rows (a batch baseline, an antithetic pair's rows) writes its row form here
-    # over `RowContext` (score, ARM, DisARM); why a row form at all: on width-1 graphs the array
+    # reads other rows (a batch baseline, an antithetic pair's rows) gives its row form here, as
+    # statement records (`RowContext.put`) (score, ARM, DisARM); why a row form at all: on width-1 graphs the array
     # form's kernel calls cost several times the row-fused estimate
     # (docs/benchmarks/against-pytorch-pyro.md, "toy estimate").
     def scalar_support(self, node, opts: dict) -> str | None:

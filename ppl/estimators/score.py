@@ -15,7 +15,8 @@ row, ell_i = -log (1/K sum_k exp(-C_ik)) (not Rao-Blackwellised: every cost of t
 the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
-from ppl.calls import KERNELS
+from ppl.calls import KERNELS, Assign, as_float, cast, eq, mul, scalar_call, state
+from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 BASELINES = ("none", "moving_average", "loo", "learned")
@@ -133,19 +134,18 @@ class Score(Estimator):
         if not any(sl.cot(p) for p in node.inputs) or not sl.weighs():   # a row of weight 0 adds nothing
             return
         L = sl.downstream_L(node)
-        b = "cast(0.0)"
+        b = cast(0.0)
         if opts["baseline"] == "moving_average":   # one running mean over every row and configuration
             b, tot, wsum = (sl.local(v, node, per_config=False) for v in ("mb", "mt", "mw"))
             if sl.cfg == 0:
                 slot = sl.state_slot(f"baseline.{node.name}.mean", 2)
-                sl.emit_pre(f"{b} = state[{slot}]")
-                sl.emit_pre(f"{tot} = 0.0")
-                sl.emit_pre(f"{wsum} = 0.0")
-                sl.emit_post(f"state[{slot}] = scalar.moving_average({b}, {tot}, {wsum}, {float(opts['decay'])!r}, "
-                             f"state[{slot + 1}] == 0)")
-                sl.emit_post(f"state[{slot + 1}] = 1")
-            sl.emit(f"{tot} += float(w_) * float({L})")
-            sl.emit(f"{wsum} += float(w_)")
+                for st in (Assign(b, state(slot)), Assign(tot, 0.0), Assign(wsum, 0.0)):
+                    sl.put(st, "pre")
+                sl.put(Assign(state(slot), scalar_call(scalar.moving_average, b, tot, wsum, float(opts["decay"]),
+                                                       eq(state(slot + 1), 0))), "post")
+                sl.put(Assign(state(slot + 1), 1), "post")
+            sl.put(Assign(tot, mul(as_float("w_"), as_float(L)), "+="))
+            sl.put(Assign(wsum, as_float("w_"), "+="))
         wts = sl.local("ws", node)
-        sl.emit(f"{wts} = cast(scalar.score_signal(w_, {L}, {b}))")
+        sl.put(Assign(wts, cast(scalar_call(scalar.score_signal, "w_", L, b))))
         sl.log_prob_vjp_row(node, wts, with_value=False)

@@ -29,8 +29,8 @@ step's module, so such a program is not cached on disk, as in the array lowering
 It applies when every node has width 1 and every kernel its ops and laws call has a row form
 (``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
 the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST, a
-user's); score, ARM and DisARM, whose array forms read other rows, write their row forms
-(``scalar_forward`` / ``scalar_backward``). Code with no row form raises ``rowcode.NoRowForm``
+user's); score, ARM and DisARM, whose array forms read other rows, give their row forms
+(``scalar_forward`` / ``scalar_backward``) as statement records (``calls.Assign`` / ``calls.If``). Code with no row form raises ``rowcode.NoRowForm``
 and the compiler lowers the graph with array kernels (``compiler.pipeline.run_passes``).
 The step's signature, layout and buffers are the array program's: a
 forward-only call (mode 0) writes node values, per-row costs and row weights to the same
@@ -58,7 +58,7 @@ from .rules import ROW_RULES
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..calls import Call, Flat, Template, call, ref, render, template
+from ..calls import Call, Flat, If, Template, call, ref, render, template
 from ..ops import OPS
 from ..targets import CPU_MODULES
 
@@ -233,11 +233,21 @@ class RowFusedLowering(Lowering):
     def cost_local(self, head: Node, cfg=None) -> str:
         return self.local("cs", head, cfg)
 
-    def emit_pre(self, line: str):
-        self.pre.append(line)
-
-    def emit_post(self, line: str):
-        self.post.append(line)
+    def put(self, stmt, where: str = "row"):
+        """A statement of an estimator's row form (calls.Assign or calls.If): in the row code, or
+        before (`pre`) or after (`post`: the gradient step's) the row loop."""
+        lines = stmt.lines()
+        if where == "pre":
+            self.pre += lines
+        elif where == "post":
+            self.post += lines
+        elif where != "row":
+            raise ValueError(f"a row statement goes to 'row', 'pre' or 'post', not {where!r}")
+        elif isinstance(stmt, If):
+            self.emit_block(*lines)
+        else:
+            for line in lines:
+                self.emit(line)
 
     def noise_scalar(self, node: Node, kind: str, k: int = 0) -> str:
         """The node's base noise of drawn row d, shared by its configurations (common random

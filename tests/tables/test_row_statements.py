@@ -1,0 +1,76 @@
+"""The row code's statements as records (ppl/calls.py: Expr, Assign, If): what an estimator's
+row-fused form gives the row context instead of text. Each expression prints as Python reads it
+(the operator tree Python parses from the printed text is the record's), and what is not a name,
+a number, a record or a function of the scalar library is refused."""
+from __future__ import annotations
+
+import ast
+import itertools
+
+import pytest
+
+from ppl.calls import Assign, If, as_float, cast, eq, expr, mul, ne, scalar_call, state, sub
+from ppl.kernels.math import scalar
+
+def _trees(depth: int) -> list:
+    """Every expression of `-` and `*` over the names a, b, c up to `depth` operators."""
+    if depth == 0:
+        return [expr(n) for n in "abc"]
+    small = _trees(depth - 1)
+    return small + [make(x, y) for x, y in itertools.product(small, small) for make in (sub, mul)]
+
+
+def _tree_of_text(node):
+    """The operator tree Python reads from printed text (ast of an expression)."""
+    if isinstance(node, ast.Expression):
+        return _tree_of_text(node.body)
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.BinOp):
+        op = {ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
+        return (op, _tree_of_text(node.left), _tree_of_text(node.right))
+    if isinstance(node, ast.Compare):
+        op = {ast.Eq: "==", ast.NotEq: "!="}[type(node.ops[0])]
+        return (op, _tree_of_text(node.left), _tree_of_text(node.comparators[0]))
+    raise AssertionError(ast.dump(node))
+
+
+def _tree_of_record(e):
+    return str(e) if e.op == "name" else (e.op, *(_tree_of_record(a) for a in e.args))
+
+
+def test_each_expression_prints_as_python_reads_it():
+    trees = _trees(2)
+    assert len(trees) > 300
+    for e in trees:
+        assert _tree_of_text(ast.parse(str(e), mode="eval")) == _tree_of_record(e), str(e)
+        for cmp in (eq, ne):
+            c = cmp(e, "a")
+            assert _tree_of_text(ast.parse(str(c), mode="eval")) == _tree_of_record(c), str(c)
+    # the test of the test: without its parentheses a * (b * c) reads as (a * b) * c
+    right = mul("a", mul("b", "c"))
+    flat = f"{right.args[0]} * {right.args[1]}"
+    assert _tree_of_text(ast.parse(flat, mode="eval")) != _tree_of_record(right)
+
+
+def test_the_forms_the_estimators_write():
+    assert str(mul(0.5, sub("L1", "L0"))) == "0.5 * (L1 - L0)"
+    assert str(cast(mul("w_", 0.5))) == "cast(w_ * 0.5)"
+    assert str(mul(as_float("w_"), as_float("L"))) == "float(w_) * float(L)"
+    st = Assign(state(5), scalar_call(scalar.moving_average, "b", "t", "w", 0.9, eq(state(6), 0)))
+    assert st.lines() == ["state[5] = scalar.moving_average(b, t, w, 0.9, state[6] == 0)"]
+    block = If(ne("b0", "b1"), [Assign("cf_", 1.0), Assign("g", cast(mul("w_", "cf_")), "+=")])
+    assert block.lines() == ["if b0 != b1:", "    cf_ = 1.0", "    g += cast(w_ * cf_)"]
+
+
+def test_what_is_no_row_expression_is_refused():
+    with pytest.raises(ValueError, match="no name of the row code"):
+        expr("a + b")   # text: build it from records
+    with pytest.raises(TypeError, match="a name, a number or an Expr"):
+        expr(True)
+    with pytest.raises(ValueError, match="no function of kernels/math/scalar.py"):
+        scalar_call(abs, "a")
+    with pytest.raises(ValueError, match="'=' or '\\+='"):
+        Assign("a", 1.0, "-=")
+    with pytest.raises(TypeError, match="holds assignments"):
+        If(ne("a", "b"), [If(ne("a", "b"), [])])
