@@ -268,9 +268,9 @@ class Estimator:
     # context over the row's locals (`sl.row_context`, ppl/lowering/rowcontext.py): each kernel
     # call is rewritten into row code (kernels/rowcode.py), and where a member or a kernel has no
     # row form the graph is lowered with array kernels instead. An estimator whose array form
-    # reads other rows (a batch baseline, an antithetic pair's rows) gives its row form here, as
-    # statement records (`RowContext.put`) (score, ARM, DisARM); why a row form at all: on width-1 graphs the array
-    # form's kernel calls cost several times the row-fused estimate
+    # reads other rows (a batch baseline, an antithetic pair's rows: score, ARM, DisARM) gives its
+    # row form here as statement records (`RowContext.put`); why a row form at all: on width-1
+    # graphs the array form's kernel calls cost several times the row-fused estimate
     # (docs/benchmarks/against-pytorch-pyro.md, "toy estimate").
     def scalar_support(self, node, opts: dict) -> str | None:
         """None when the estimator may have a row-fused form for this node, else why not."""
