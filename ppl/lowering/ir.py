@@ -64,6 +64,18 @@ class Stmt(str):
         return last if isinstance(last, str) and last.isidentifier() else None
 
 
+class RowCall:
+    """A kernel call of the row-fused step: the kernel (its CPU function, whose declared body the
+    printer inlines over the row's locals: kernels/rowcode.py), its arguments (a local, an entry
+    of theta, grad or state, a number, or None for a skipped gradient) and the tag of the
+    locals its body binds (two calls of one row never share a local)."""
+
+    store = False
+
+    def __init__(self, kernel, args: list, tag: int):
+        self.kernel, self.args, self.tag = kernel, tuple(args), tag
+
+
 class Store(str):
     """A line of row-fused code that writes a row's value to the workspace: only the forward-only
     step keeps it (the gradient step needs none); `Stmt.store` records it."""
@@ -298,6 +310,10 @@ class StepBuilder:
         st = self.statement(line)
         self.fwd.insert(0, st)
         self.emitted.append(st)
+
+    def append(self, record):
+        """A statement that is a record, not a line (a RowCall), where the next statement goes."""
+        self.section.append(record)
 
     def bind(self, name: str, source: str, index: int | None = None, expr: str | None = None):
         """A name the step's head binds (Bind)."""

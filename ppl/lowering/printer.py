@@ -5,7 +5,15 @@ one sink), its reversed form for the compile helper (`print_reversed`) and the r
 form to read."""
 from __future__ import annotations
 
+import importlib
+import math
+import sys
+
+import numpy as np
+
 from ..calls import Call
+from ..kernels import rowcode
+from ..targets import CPU_MODULES
 from . import ir
 
 
@@ -89,11 +97,11 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     words are never passed, and the gradient function receives theta, grad, state, the inputs
     and the scratch rows only. A forward-only call (mode 0) keeps the writes of the rows' values
     to the workspace (`Stmt.store`); the gradient call needs none."""
-    rc = step.rows
+    rc, imports = step.rows, dict(step.rows.imports)
     ins = "".join(f"{x}, " for x in [*rc.inputs, *rc.scratch])
     rows = f"B * {rc.samples}"  # drawn rows d; each is S workspace rows
-    fwd_rows = list(ir.flatten(step.fwd))   # a check's block: its lines
-    grad_rows = [line for line in fwd_rows if not line.store]
+    fwd_rows = _row_lines(step.fwd, imports)
+    grad_rows = [line for line in fwd_rows if not getattr(line, "store", False)]
     used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
     views = [line for line in step.head if line.name in used]
     common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *rc.pre]  # pre may halve w_
@@ -104,13 +112,57 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     grd = ["", "", "@njit(cache={cache})", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
            *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
            "    loss = 0.0", f"    for d in range({rows}):",
-           *("        " + x for x in grad_rows + list(ir.flatten(step.bwd))), *("    " + x for x in rc.post),
+           *("        " + x for x in grad_rows + _row_lines(step.bwd, imports)), *("    " + x for x in rc.post),
            "    return loss"]
-    imports = [f"import {mod} as {alias}" for alias, mod in sorted(rc.imports.items())]
-    prelude = "\n".join(imports + fwd + grd) + "\n"
+    prelude = "\n".join([f"import {mod} as {alias}" for alias, mod in sorted(imports.items())] + fwd + grd) + "\n"
     args = "".join([f"inputs[{j}], " for j in range(len(rc.inputs))] + [f"ws1[{i}], " for i in rc.scratch.values()])
     return prelude, "\n".join(["    if mode == 0:", "        return _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0)",
                                 f"    return _gradient(theta, grad, state, {args}B, seed, t, row0)"])
+
+
+_NAMES = {}
+
+
+def qualify(obj, imports: dict | None = None) -> str | None:
+    """How the step names a global of a kernel's body: `alias.name` of a module the step
+    imports (kernels/math/scalar.py first), `np` for NumPy, `math`, a number as its literal; else a
+    function of another module of ppl.kernels, imported under an alias of its own (recorded in
+    `imports`: alias -> module); None when there is none."""
+    if not _NAMES:
+        _NAMES[id(np)] = "np"
+        for alias in ("scalar", "rng", *CPU_MODULES):
+            for name, value in vars(importlib.import_module(f"ppl.kernels.{CPU_MODULES[alias]}")).items():
+                if not name.startswith("__") and callable(value):
+                    _NAMES.setdefault(id(value), f"{alias}.{name}")
+    if id(obj) in _NAMES:
+        return _NAMES[id(obj)]
+    if obj is math and imports is not None:
+        imports["math"] = "math"
+        return "math"
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return repr(obj)
+    if isinstance(obj, np.floating):
+        return f"np.{type(obj).__name__}({float(obj)!r})"
+    mod, name = getattr(obj, "__module__", None) or "", getattr(obj, "__name__", None)
+    if imports is None or not mod.startswith("ppl.kernels.") or getattr(sys.modules.get(mod), name or "", None) is not obj:
+        return None
+    alias = "k_" + mod[len("ppl.kernels."):].replace(".", "_")
+    imports[alias] = mod
+    return f"{alias}.{name}"
+
+
+
+def _row_lines(stmts, imports: dict) -> list:
+    """The row code's lines: each row call (ir.RowCall) as its kernel's body over the row's
+    locals (kernels/rowcode.py; the modules its globals need added to `imports`), a check's
+    block as its lines."""
+    out = []
+    for st in ir.flatten(stmts):
+        if isinstance(st, ir.RowCall):
+            out += rowcode.row_lines(st.kernel, st.args, lambda obj: qualify(obj, imports), st.tag)
+        else:
+            out.append(st)
+    return out
 
 
 def _printed(step: ir.Step, inline_views: bool, fwd, ret, bwd, final) -> tuple:

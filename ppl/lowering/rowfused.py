@@ -7,9 +7,10 @@ arrays each call is call, loop and view overhead around one or two flops, so a s
 Here every node's value is a local variable of the row loop, and the row's backward pass follows
 its forward pass in the same iteration. The code of each node is its array code rewritten: the
 kernel calls the array lowering renders from the op table (``ops.OPS``), the laws' kernels and
-an estimator's own calls become the kernels' bodies over the row's locals (the row-fused rewrite,
-``kernels/rowcode.py``), so an op's, a law's or an estimator's formula is written once, in its
-kernel. The noise is the array path's, drawn per row by the addressed scalar functions of
+an estimator's own calls are row calls (``ir.RowCall``: the kernel on the row's locals), which the
+printer (``printer.print_rows``) writes as the kernels' bodies over those locals (the row-fused
+rewrite, ``kernels/rowcode.py``), so an op's, a law's or an estimator's formula is written once,
+in its kernel. The noise is the array path's, drawn per row by the addressed scalar functions of
 ``kernels/math/rng.py`` (the same philox counter, so the same draws), so the two lowerings give
 the same samples and, up to float rounding, the same loss, gradient and estimator state;
 ``tests/lowering/test_rowfused_lowering.py`` and ``tests/lowering/test_rowfused_user_functions.py`` check that
@@ -39,9 +40,6 @@ gradient call (mode 1) writes only ``grad`` and the estimator state.
 """
 from __future__ import annotations
 
-import importlib
-import math
-import sys
 from types import MappingProxyType
 
 import numpy as np
@@ -55,12 +53,12 @@ from .rowcontext import RowEstimatorContext
 from .rows import shared_members, shared_span
 from ..analysis import graph as G
 from .rules import ROW_RULES
+from .printer import qualify
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
 from ..calls import Call, Flat, If, Template, call, ref, render, template
 from ..ops import OPS
-from ..targets import CPU_MODULES
 
 _SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row-fused rewrite
 MAX_CONFIGS = 8  # antithetic configurations per drawn row unrolled into the loop body
@@ -115,37 +113,6 @@ def _kernel(kernel):
         return kernel.cpu
     except AttributeError:
         return None
-
-
-_NAMES = {}
-
-
-def _qualify(obj, imports: dict | None = None) -> str | None:
-    """How the step names a global of a kernel's body: `alias.name` of a module the step
-    imports (kernels/math/scalar.py first), `np` for NumPy, `math`, a number as its literal; else a
-    function of another module of ppl.kernels, imported under an alias of its own (recorded in
-    `imports`: alias -> module); None when there is none."""
-    if not _NAMES:
-        _NAMES[id(np)] = "np"
-        for alias in ("scalar", "rng", *CPU_MODULES):
-            for name, value in vars(importlib.import_module(f"ppl.kernels.{CPU_MODULES[alias]}")).items():
-                if not name.startswith("__") and callable(value):
-                    _NAMES.setdefault(id(value), f"{alias}.{name}")
-    if id(obj) in _NAMES:
-        return _NAMES[id(obj)]
-    if obj is math and imports is not None:
-        imports["math"] = "math"
-        return "math"
-    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        return repr(obj)
-    if isinstance(obj, np.floating):
-        return f"np.{type(obj).__name__}({float(obj)!r})"
-    mod, name = getattr(obj, "__module__", None) or "", getattr(obj, "__name__", None)
-    if imports is None or not mod.startswith("ppl.kernels.") or getattr(sys.modules.get(mod), name or "", None) is not obj:
-        return None
-    alias = "k_" + mod[len("ppl.kernels."):].replace(".", "_")
-    imports[alias] = mod
-    return f"{alias}.{name}"
 
 
 def _op_row_form(n: Node) -> str | None:
@@ -263,7 +230,7 @@ class RowFusedLowering(Lowering):
         test = checks.VALUE_TESTS.get(kind)
         if test is None:   # a grouped law's weights: no width-1 node is grouped
             raise rowcode.NoRowForm(f"the constraint {kind!r} has no row form")
-        return f"{_qualify(test, self.imports)}({self.val(p)})"
+        return f"{qualify(test, self.imports)}({self.val(p)})"
 
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]
@@ -279,12 +246,14 @@ class RowFusedLowering(Lowering):
         self.row_kernel(kernel, [a.buffer if isinstance(a, Flat) else a for a in line.args])
 
     def row_kernel(self, kernel, args: list):
-        """Emit the row code of kernel(*args): args as `row_call`'s (a marker's name: skipped)."""
+        """Emit the call kernel(*args) of the row code (ir.RowCall; its lines are the kernel's body
+        over the row's locals, inlined by the printer): args as `row_call`'s (a marker's name:
+        skipped). A kernel or an argument with no row form raises NoRowForm now, in the lowering."""
         self.calls += 1
         args = [None if str(a) in _SKIPPED else str(a) for a in args]
-        qualify = lambda obj: _qualify(obj, self.imports)   # noqa: E731
-        for line in rowcode.row_lines(getattr(kernel, "cpu", kernel), args, qualify, self.calls):
-            self.emit(line)
+        kernel = getattr(kernel, "cpu", kernel)
+        rowcode.row_lines(kernel, args, lambda obj: qualify(obj, {}), self.calls)   # NoRowForm here, not in the printer
+        self.builder.append(ir.RowCall(kernel, args, self.calls))
 
     def scratch_row(self, name: str) -> str:
         """A 1D workspace row of one value (ws1, named once) whose array a function called from
