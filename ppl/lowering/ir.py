@@ -74,6 +74,7 @@ class RowCall:
 
     def __init__(self, kernel, args: list, tag: int):
         self.kernel, self.args, self.tag = kernel, tuple(args), tag
+        self.rewritten = None   # (lines, modules their globals need): printer.row_lines_of, made once
 
 
 class Store(str):

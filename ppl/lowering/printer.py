@@ -152,14 +152,26 @@ def qualify(obj, imports: dict | None = None) -> str | None:
 
 
 
+def row_lines_of(call: ir.RowCall) -> tuple:
+    """(the lines, the modules their globals need: alias -> module) of a row call: its kernel's
+    body over the row's locals (kernels/rowcode.py), rewritten once per call (the lowering asks
+    first, so a call with no row form raises NoRowForm there)."""
+    if call.rewritten is None:
+        imports = {}
+        call.rewritten = (rowcode.row_lines(call.kernel, call.args, lambda obj: qualify(obj, imports), call.tag),
+                          imports)
+    return call.rewritten
+
+
 def _row_lines(stmts, imports: dict) -> list:
     """The row code's lines: each row call (ir.RowCall) as its kernel's body over the row's
-    locals (kernels/rowcode.py; the modules its globals need added to `imports`), a check's
-    block as its lines."""
+    locals (the modules its globals need added to `imports`), a check's block as its lines."""
     out = []
     for st in ir.flatten(stmts):
         if isinstance(st, ir.RowCall):
-            out += rowcode.row_lines(st.kernel, st.args, lambda obj: qualify(obj, imports), st.tag)
+            lines, needs = row_lines_of(st)
+            out += lines
+            imports.update(needs)
         else:
             out.append(st)
     return out

@@ -53,7 +53,7 @@ from .rowcontext import RowEstimatorContext
 from .rows import shared_members, shared_span
 from ..analysis import graph as G
 from .rules import ROW_RULES
-from .printer import qualify
+from .printer import qualify, row_lines_of
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
@@ -248,12 +248,13 @@ class RowFusedLowering(Lowering):
     def row_kernel(self, kernel, args: list):
         """Emit the call kernel(*args) of the row code (ir.RowCall; its lines are the kernel's body
         over the row's locals, inlined by the printer): args as `row_call`'s (a marker's name:
-        skipped). A kernel or an argument with no row form raises NoRowForm now, in the lowering."""
+        skipped)."""
         self.calls += 1
         args = [None if str(a) in _SKIPPED else str(a) for a in args]
         kernel = getattr(kernel, "cpu", kernel)
-        rowcode.row_lines(kernel, args, lambda obj: qualify(obj, {}), self.calls)   # NoRowForm here, not in the printer
-        self.builder.append(ir.RowCall(kernel, args, self.calls))
+        st = ir.RowCall(kernel, args, self.calls)
+        row_lines_of(st)   # a kernel or argument with no row form: NoRowForm here, in the lowering
+        self.builder.append(st)
 
     def scratch_row(self, name: str) -> str:
         """A 1D workspace row of one value (ws1, named once) whose array a function called from
