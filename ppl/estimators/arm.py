@@ -58,7 +58,7 @@ class _Antithetic(Estimator):
 
     def scalar_forward(self, sl, node, opts):
         u = sl.noise_scalar(node, "uniform")
-        if sl.cfg == 0 and node not in sl.plan.shared:   # each row of a pair carries half the drawn row's weight
+        if sl.config() == 0 and node not in sl.plan.shared:   # each row of a pair carries half the drawn row's weight
             sl.put(Assign("w_", cast(mul("w_", 0.5))), "pre")
         (a,) = node.inputs
         sl.put(Assign(sl.val(node), cast(scalar_call(scalar.antithetic_bit, sl.val(a), u, sl.digit(node)))))
@@ -67,7 +67,7 @@ class _Antithetic(Estimator):
         (a,) = node.inputs
         if sl.cot(a) is None or sl.digit(node) != 0 or not sl.weighs():   # the pair's drawn row only
             return
-        c0, c1 = sl.cfg, sl.partner(node)
+        c0, c1 = sl.config(), sl.partner(node)
         L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
         adds = [Assign(sl.cot(a, c), cast(mul("w_", "cf_")), "+=")   # a shared digit's partner row weighs 0
                 for c in ((c0,) if node in sl.plan.shared else (c0, c1))]

@@ -49,16 +49,16 @@ NO_GRAD_1D = NoGrad("NO_GRAD_1D", "empty1")     # no gradient of a 1D output (a 
 
 
 class RowContext(Protocol):
-    """The row-fused lowering's context (values and cotangents are locals of the row code; cfg
-    is the configuration whose code is emitted)."""
+    """The row-fused lowering's context (values and cotangents are locals of the row code;
+    `config()` is the configuration whose code is emitted)."""
 
-    cfg: int
     plan: object         # the row plan (lowering.rows.RowPlan): .shared, the nodes whose extra rows share one digit
 
     def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
     def val(self, node, cfg=None) -> str: """The local holding the node's value."""
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
     def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
+    def config(self) -> int: """The configuration whose code is emitted."""
     def digit(self, node, cfg=None) -> int: """The node's configuration in cfg."""
     def partner(self, node, cfg=None) -> int: """The configuration holding its configuration 1."""
     def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight w_."""

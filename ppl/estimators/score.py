@@ -137,7 +137,7 @@ class Score(Estimator):
         b = cast(0.0)
         if opts["baseline"] == "moving_average":   # one running mean over every row and configuration
             b, tot, wsum = (sl.local(v, node, per_config=False) for v in ("mb", "mt", "mw"))
-            if sl.cfg == 0:
+            if sl.config() == 0:
                 slot = sl.state_slot(f"baseline.{node.name}.mean", 2)
                 for st in (Assign(b, state(slot)), Assign(tot, 0.0), Assign(wsum, 0.0)):
                     sl.put(st, "pre")

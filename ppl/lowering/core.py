@@ -71,8 +71,7 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
         self.cw = self.buf1("cw_") if needs.evaluating else self.rw
         self.zero_rows = self.buf1("zeros_")
         self.configs = range(plan.S if self.unrolls else 1)   # configurations whose code the walk emits per node
-        self.cfg = 0
-        self.here = plan.FULL       # the layout of the node being lowered (its rows: views.py)
+        self.builder.here = plan.FULL
 
     def finish(self) -> ir.Step:
         """The lowered step (after "lower backward"): the record the printers read."""

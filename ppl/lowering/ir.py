@@ -276,8 +276,9 @@ class StepBuilder:
     """The step while the walk builds it (`Lowering.builder`): the layout, the head's bindings,
     the forward and backward sections, every emitted statement with its owner, the user functions
     and a user estimator's kernels; and where the next statement goes (`section`: a section, or
-    an open loop block's body or pre; `owner`: the node whose code is emitted). The lowering's
-    parts write the step only through it; `finish` returns it as the frozen Step."""
+    an open loop block's body or pre; `owner`: the node whose code is emitted; `here`: the rows
+    it is emitted for; `cfg`: the configuration). The lowering's parts write the step, and move
+    its insertion point, only through it; `finish` returns it as the frozen Step."""
 
     def __init__(self, layout):
         self.L = layout
@@ -289,6 +290,8 @@ class StepBuilder:
         self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
         self.section: list = self.fwd
         self.owner = None
+        self.here = None   # the layout of the node being lowered (its rows: lowering/views.py)
+        self.cfg = 0       # the configuration whose code is emitted (the row-fused lowering unrolls them)
 
     def statement(self, line: str) -> Stmt:
         """The typed statement of an emitted line (its owner, kernel call and names)."""

@@ -168,26 +168,30 @@ class RowFusedLowering(Lowering):
         self.scratch: dict = {}     # name -> ws1 index of the one-value rows of scratch_row (_gradient's arguments)
 
     # ----- helpers estimators use
+    def config(self) -> int:
+        """The configuration whose code is emitted."""
+        return self.builder.cfg
+
     def digit(self, node: Node, cfg=None) -> int:
         """The node's configuration in configuration cfg (default: the current one; RowPlan.digit)."""
-        return self.plan.digit(node, self.cfg if cfg is None else cfg)
+        return self.plan.digit(node, self.builder.cfg if cfg is None else cfg)
 
     def partner(self, node: Node, cfg=None) -> int:
         """The configuration of the node's antithetic partner on cfg's rows (RowPlan.partner)."""
-        return self.plan.partner(node, self.cfg if cfg is None else cfg)
+        return self.plan.partner(node, self.builder.cfg if cfg is None else cfg)
 
     def weighs(self, cfg=None) -> bool:
         """Whether configuration cfg carries the objective's weight (RowPlan.weighs)."""
-        return self.plan.weighs(self.cfg if cfg is None else cfg)
+        return self.plan.weighs(self.builder.cfg if cfg is None else cfg)
 
     def row(self, cfg=None) -> str:
         """The workspace row of drawn row d in configuration cfg (default: the current one)."""
-        return "d" if self.plan.S == 1 else f"d * {self.plan.S} + {self.cfg if cfg is None else cfg}"
+        return "d" if self.plan.S == 1 else f"d * {self.plan.S} + {self.builder.cfg if cfg is None else cfg}"
 
     def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
         """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
         configuration (when there are several) unless it is shared by all of them."""
-        sfx = "" if self.plan.S == 1 else f"_{self.cfg if cfg is None else cfg}"
+        sfx = "" if self.plan.S == 1 else f"_{self.builder.cfg if cfg is None else cfg}"
         return f"{prefix}_{_ident(node.name)}" + (sfx if per_config else "")
 
     def val(self, node: Node, cfg=None) -> str:
@@ -220,7 +224,7 @@ class RowFusedLowering(Lowering):
         """The node's base noise of drawn row d, shared by its configurations (common random
         numbers): the value fill_<kind> writes at (row d, column 0)."""
         name = self.local(f"n{k}", node, per_config=False)
-        if self.cfg == 0:
+        if self.builder.cfg == 0:
             self.emit(f"{name} = rng.{kind}_{self.prec}(seed, {self.stream(node, k)}, d + row0, 0, t)")
         self.record_noise(node, name)
         return name
@@ -309,7 +313,7 @@ class RowFusedLowering(Lowering):
         super().lower_forward()
 
     def lower_loss(self):
-        for self.cfg in self.configs:
+        for self.builder.cfg in self.configs:
             if not self.weighs():   # an extra row of the shared digit: no weight in the objective
                 self.emit_store(f"{self.rw}[{self.row()}] = cast(0.0)")
             else:
@@ -318,14 +322,14 @@ class RowFusedLowering(Lowering):
                     self.emit(f"loss += float(w_) * float({self.cost_local(c)})")
             self.emit_store(f"tot_[{self.row()}] = "
                             f"{' + '.join(self.cost_local(c) for c in self.model.costs) or '0.0'}")
-        self.cfg = 0
+        self.builder.cfg = 0
 
     def zero_cotangents(self):
         for n in self.an.order:
-            for self.cfg in self.configs:
+            for self.builder.cfg in self.configs:
                 if self.cot(n) is not None and not n.attrs.get("is_head"):
                     self.emit(f"{self.cot(n)} = cast(0.0)")
-        self.cfg = 0
+        self.builder.cfg = 0
 
     def allocate(self, n: Node):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted

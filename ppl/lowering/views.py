@@ -38,7 +38,7 @@ class Views:
 
     def g_or_empty(self, node: Node) -> str:
         """The node's cotangent on the rows of the node being lowered (`here`), or NO_GRAD."""
-        return self.cotangent_on(node, self.here) or NO_GRAD
+        return self.cotangent_on(node, self.builder.here) or NO_GRAD
 
     def values_on(self, node: Node, P: tuple) -> str:
         """The node's values on the rows of layout P (a reader's): its own buffer when it is
@@ -122,13 +122,13 @@ class Views:
         if logits.kind == "param":
             return kernel.variant("_const"), ("p_" + _ident(logits.name),)
         rep = self.per_data_row(logits)
-        return (kernel.variant("_rep"), rep) if rep is not None else (kernel, (self.values_on(logits, self.here),))
+        return (kernel.variant("_rep"), rep) if rep is not None else (kernel, (self.values_on(logits, self.builder.here),))
 
     def per_data_row(self, node: Node):
         """`stored_values, reps`, the `_rep` kernels' arguments, when the node's values are computed once
         per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
         the node being lowered, `here`); else None."""
-        return (self.stored_values(node), _ndist(self.here)) if node in self.plan.inv and max(self.here) > 0 else None
+        return (self.stored_values(node), _ndist(self.builder.here)) if node in self.plan.inv and max(self.builder.here) > 0 else None
 
     def reads_rep(self, logits: Node) -> bool:
         """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""
@@ -136,4 +136,4 @@ class Views:
 
     def kept_rows(self, logits: Node) -> str:
         """Rows of the sigma buffer a `_row_constant` kernel keeps: "D" (data rows) for `_rep`."""
-        return "D" if self.reads_rep(logits) else self._rows(self.here)
+        return "D" if self.reads_rep(logits) else self._rows(self.builder.here)

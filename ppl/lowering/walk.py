@@ -42,12 +42,12 @@ class Walk:
         self.group_weights()
         for n in self.an.order:
             self.walk_to(n)   # a loop's body: inside its block (loops.py)
-            self.builder.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
+            self.builder.owner, self.builder.here = n, self.plan.lay.get(n, self.plan.FULL)
             self.allocate(n)
-            for self.cfg in self.configs:
+            for self.builder.cfg in self.configs:
                 self.forward_node(n)
         self.walk_to(None)
-        self.cfg, self.here = 0, self.plan.FULL
+        self.builder.cfg, self.builder.here = 0, self.plan.FULL
         self.builder.section, self.builder.owner = self.builder.fwd, None
         self.step_totals()
         self.lower_loss()
@@ -59,11 +59,11 @@ class Walk:
         self.zero_cotangents()
         for n in reversed(self.an.order):
             self.walk_to(n, reverse=True)
-            self.builder.owner, self.here = n, self.plan.lay.get(n, self.plan.FULL)
-            for self.cfg in self.configs:
+            self.builder.owner, self.builder.here = n, self.plan.lay.get(n, self.plan.FULL)
+            for self.builder.cfg in self.configs:
                 self.backward_node(n)
         self.walk_to(None, reverse=True)
-        self.cfg, self.here = 0, self.plan.FULL
+        self.builder.cfg, self.builder.here = 0, self.plan.FULL
 
     def group_weights(self):
         """Per plate of groups with terms: each row's share of its group's terms, 1 / (the group's
@@ -189,7 +189,7 @@ class Walk:
         k = n.kind
         if k == "input":
             return
-        P = self.here
+        P = self.builder.here
         ins = [self.values_on(i, P) for i in n.inputs]
         out = self.stored_values(n) if not n.attrs.get("is_head") else None
         if k in ARRAY_RULES:
@@ -238,13 +238,13 @@ class Walk:
     def emit_template_bwd(self, n: Node, ins: list, gins: list):
         """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
         gs = {f"g{j}": g for j, g in enumerate(gins)}
-        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.here, self.head_scale(n)), **gs, **self._op_values(n, ins)))
+        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.builder.here, self.head_scale(n)), **gs, **self._op_values(n, ins)))
 
     def backward_node(self, n: Node):
         k = n.kind
         if k == "input":
             return
-        Q = self.here
+        Q = self.builder.here
         if self.stored_cotangent(n) is not None:   # the cotangents its readers left on their rows, summed into its own
             for P in sorted(self.plan.gcopy.get(n, ())):
                 if max(Q) == 0:

@@ -2,8 +2,8 @@
 ppl/lowering/grads.py `GradientNeeds`) that the compilation record holds and the lowering reads;
 the lowering object declares every attribute it has in one place (`Lowering.__init__` and the
 `_init_<part>` it calls), the state a part declares for itself no other part reads, and what
-Lowering.__init__ itself declares is only the inputs, the step's builder, the signals every part
-reads and the walk's cursor."""
+Lowering.__init__ itself declares is only the inputs, the step's builder and the signals every
+part reads, none of them assigned again: no part reads an attribute another part set."""
 from __future__ import annotations
 
 import ast
@@ -92,13 +92,13 @@ def _foreign_uses(sources: dict) -> list:
     return out
 
 
-# what Lowering.__init__ may declare: the compilation's inputs and records (never assigned again),
-# the builder of the step (ir.StepBuilder: the parts write the step only through it), the signals
-# every part reads (the row weights, the cost cotangent seeds, a zero row: never assigned again),
-# the walk's cursor (the layout and configuration of the node being lowered) and its own contexts
+# what Lowering.__init__ may declare, none of it assigned again: the compilation's inputs and
+# records, the builder of the step (ir.StepBuilder: the parts write the step and move its insertion
+# point, the node's rows and configuration included, only through it), the signals every part
+# reads (the row weights, the cost cotangent seeds, a zero row, the configurations the walk
+# unrolls) and the lowering's own contexts
 INPUTS = {"model", "an", "choices", "samples", "objective", "rng", "plan", "needs"}
-SIGNALS = {"builder", "rw", "cw", "zero_rows"}
-CURSOR = {"here", "cfg", "configs"}
+SIGNALS = {"builder", "rw", "cw", "zero_rows", "configs"}
 LOWERING_OWN = {"contexts"}
 
 
@@ -153,17 +153,15 @@ def test_every_attribute_of_the_lowering_is_declared_once_and_parts_keep_their_o
     assert _foreign_uses({"peek.py": peek}) == ["ContextHelpers uses Views's self.vcopy"]
 
 
-def test_the_lowering_object_holds_only_inputs_the_builder_signals_and_the_cursor():
-    """Lowering.__init__ declares the inputs, the builder, the signals and the cursor only (every
-    other attribute is a part's own state, test above); inputs and signals are never assigned
-    again, and only the walk (and the row-fused lowering's hooks) moves the cursor."""
+def test_no_part_reads_an_attribute_another_part_set():
+    """Lowering.__init__ declares the inputs, the builder and the signals only, and nothing assigns
+    them again; every other attribute is a part's own state, which no other part uses (the test
+    above): so no part reads an attribute another part set."""
     assigned = _assigned(_sources())
     init = {a for a, where in assigned.items() if "Lowering.__init__" in where}
-    assert init == INPUTS | SIGNALS | CURSOR | LOWERING_OWN, init ^ (INPUTS | SIGNALS | CURSOR | LOWERING_OWN)
-    again = {a: [w for w in where if w != "Lowering.__init__"] for a, where in assigned.items() if a in INPUTS | SIGNALS}
+    assert init == INPUTS | SIGNALS | LOWERING_OWN, init ^ (INPUTS | SIGNALS | LOWERING_OWN)
+    again = {a: [w for w in where if w != "Lowering.__init__"] for a, where in assigned.items() if a in init}
     assert not any(again.values()), again
-    moved = {w.split(".")[0] for a in CURSOR for w in assigned[a] if w != "Lowering.__init__"}
-    assert moved <= {"Walk", "RowFusedLowering"}, moved
     # the test of the test: an attribute of the lowering's own, and a signal set again, are found
     bad = "class Lowering:\n    def __init__(self):\n        self.extra = 1\n" \
           "class Views:\n    def v(self):\n        self.rw = 'x'\n"
@@ -192,10 +190,10 @@ def _held_reads(text: str) -> set:
     return out
 
 
-def test_code_holding_the_lowering_reads_only_its_inputs_signals_and_cursor():
+def test_code_holding_the_lowering_reads_only_its_inputs_and_signals():
     root = LOWERING.parent
     reads = {p: _held_reads((root / p).read_text()) for p in HOLDERS}
-    bad = {p: r - (INPUTS | SIGNALS | CURSOR) for p, r in reads.items() if r - (INPUTS | SIGNALS | CURSOR)}
+    bad = {p: r - (INPUTS | SIGNALS) for p, r in reads.items() if r - (INPUTS | SIGNALS)}
     assert not bad, bad
     # the test of the test: a rule reading a part's own state, and a context reading the walk's, are found
     assert _held_reads("def rule(lowering):\n    return lowering.kept[n], lowering.emit(x)\n") == {"kept"}
