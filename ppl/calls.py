@@ -11,8 +11,9 @@ kernel a line calls or what it passes reads the record (lowering/ir.py, the row-
 the CUDA target check), never the text.
 
 Templates (the op table's `fwd` / `bwd`, a law's `enum`, REBAR's and RELAX's per-law kernels) are
-written as calls with `{field}` arguments: `template(text)` reads one ONCE, where it is declared,
-into its kernel and argument templates; `render(template, **values)` gives the `Call`.
+call records with field arguments, `KERNELS.rebar.cv_flags.on("stride", ..., "flag")` (Template);
+`render(template, **values)` gives the `Call`. A user's estimator may still give a template as
+text, `alias.kernel({field}, ...)`, which `template(text)` reads once.
 """
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ class KernelRef:
 
     def __str__(self):
         return self.name if self.alias is None else f"{self.alias}.{self.name}"
+
+    def on(self, *args) -> "Template":
+        """The call template of this kernel, a record: each argument a field the lowering fills by
+        name (`"x0"`, `"out"`), a node attribute written as its literal (`lit("scale")`), a
+        one-column buffer passed as its 1D view (`flat("out")`), or a constant (`True`, a number)."""
+        return Template.of(self, args)
 
     def variant(self, suffix: str) -> "KernelRef":
         """The kernel of the same module named with `suffix` (a `_rep` or `_const` variant)."""
@@ -141,20 +148,62 @@ def call(kernel, *args) -> Call:
     return Call(kernel, args)
 
 
+class Lit(str):
+    """A template argument: the node attribute `name` written as its literal (`{name!r}`)."""
+
+
+class FlatField(str):
+    """A template argument: the buffer field `name` passed as its 1D view (a Flat buffer)."""
+
+
+def lit(name: str) -> Lit:
+    return Lit(name)
+
+
+def flat(name: str) -> FlatField:
+    return FlatField(name)
+
+
 class Template:
-    """A call with `{field}` arguments, read once from its text `alias.name(arg, ...)`: the
-    kernel and each argument's template; `Flat` arguments written `{x}.reshape({x}.shape[0])`."""
+    """A call with field arguments (the op table's `fwd` / `bwd`, a law's `enum`, an estimator's
+    per-law kernels): the kernel and each argument's template (`str.format` text over the
+    fields) with whether it is a Flat buffer's 1D view. Declared as a record (`KernelRef.on`),
+    or read once from a call's text `alias.name(arg, ...)` (a user's estimator's tables may give
+    text; `{x}.reshape({x}.shape[0])` is a Flat buffer)."""
 
     def __init__(self, text: str):
         parts = _call_parts(text)
         if parts is None:
             raise ValueError(f"a call template is `alias.kernel(arg, ...)`, got {text!r}")
         alias, name, args = parts
-        self.text, self.kernel = text, KernelRef(alias or "core", name)
-        self.args = tuple(args)
+        self._set(KernelRef(alias or "core", name), [_flat_of(a) for a in args])
+
+    @classmethod
+    def of(cls, kernel, args) -> "Template":
+        """The template of kernel(*args), args as KernelRef.on's."""
+        parts = []
+        for a in args:
+            if isinstance(a, FlatField):
+                parts.append((f"{{{a}}}", True))
+            elif isinstance(a, Lit):
+                parts.append((f"{{{a}!r}}", False))
+            elif isinstance(a, str) and a.isidentifier():
+                parts.append((f"{{{a}}}", False))
+            elif isinstance(a, (bool, int, float)):
+                parts.append((repr(a), False))
+            else:
+                raise ValueError(f"{kernel}: a template argument is a field name, lit(name), flat(name) or a "
+                                 f"constant, not {a!r}")
+        self = cls.__new__(cls)
+        self._set(ref(kernel), parts)
+        return self
+
+    def _set(self, kernel, parts: list):
+        self.kernel = kernel
+        self._parts = tuple(parts)   # each argument's template and whether it is a Flat buffer's view
+        self.args = tuple(f"{a}.reshape({a}.shape[0])" if is_flat else a for a, is_flat in parts)
         self.fields = frozenset(f for a in self.args for _, f, _, _ in _FMT.parse(a) if f)
-        # each argument's template and whether it is written as a Flat buffer's 1D view
-        self._parts = tuple(_flat_of(a) for a in self.args)
+        self.text = f"{kernel}({', '.join(self.args)})"
 
     def __call__(self, **values) -> Call:
         return Call(self.kernel, [Flat(a.format(**values)) if flat else a.format(**values) for a, flat in self._parts])

@@ -9,8 +9,9 @@ templates. Adding an elementwise op is one file, ``kernels/families/<op>.py`` (`
 its entry here is made from it); any other op is one entry here plus its kernels (a family of
 ``kernels/families/``).
 
-Templates are kernel calls with ``str.format`` fields, read once into call records where an entry
-is made (``ppl/calls.py``), over names the lowering provides:
+Templates are call records (``KERNELS.<alias>.<kernel>.on(field, ...)``, ``ppl/calls.py``) whose
+arguments are fields the lowering fills by name (``lit(attr)``: a node attribute as its literal;
+``flat(buf)``: a one-column buffer as its 1D view):
   x0, x1      the inputs' values            out      the op's value
   xj, gj, off input j's value and gradient and its column offset (fwd_each / bwd_each)
   g0, g1      the inputs' gradient buffers  gout     the op's value cotangent
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .calls import template
+from .calls import KERNELS, KernelRef, flat, lit, template
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,13 @@ class Op:
     width: str = "same"              # "same" (as every input), "one", "out" / "own" (its argument), "sum"
     params: tuple = ()               # Param entries, in allocation order
     # array lowering: one kernel call each (None: nothing to emit)
-    fwd: str = ""
-    bwd: str | None = None
+    fwd: object = None               # calls.Template (KernelRef.on)
+    bwd: object = None
     bwd_if_input_grad: bool = False  # emit bwd only when input 0 has a gradient buffer
     # ... or one call per input j (any number of inputs): over xj / gj and off, the column
     # offset of input j in the op's value (a concatenation)
-    fwd_each: str | None = None
-    bwd_each: str | None = None
+    fwd_each: object = None
+    bwd_each: object = None
     # Price's second-order forward rule, None when the op mixes or hides columns; for a cost
     # head, {input index: its Hessian-diagonal rule} (over x*, d1, d2 of that input, cw, H)
     price: object = None
@@ -71,47 +72,53 @@ class Op:
 def _unary(kind, doc, price):
     """An elementwise op (kernels/declare.unary): kernels <kind>_fwd / <kind>_bwd and, with a
     second derivative, Price's <kind>_d12."""
-    return Op(kind, 1, doc, fwd=f"core.{kind}_fwd({{x0}}, {{out}})",
-              bwd=f"core.{kind}_bwd({{x0}}, {{out}}, {{gout}}, {{g0}})", bwd_if_input_grad=True, unary=True,
-              price=f"core.{kind}_d12({{x0}}, {{d1_0}}, {{d2_0}}, {{d1}}, {{d2}})" if price else None)
+    core = lambda name: KernelRef("core", f"{kind}_{name}")   # noqa: E731
+    return Op(kind, 1, doc, fwd=core("fwd").on("x0", "out"), bwd=core("bwd").on("x0", "out", "gout", "g0"),
+              bwd_if_input_grad=True, unary=True,
+              price=core("d12").on("x0", "d1_0", "d2_0", "d1", "d2") if price else None)
 
 
 OPS: dict[str, Op] = {op.kind: op for op in (
     Op("param", 0, "A free parameter vector, the same for every row.", width="own",
        params=(Param("", lambda n: (n.width,), lambda n, rng: n.attrs["init"]),),
-       fwd="core.broadcast_rows_fwd({p0}, {out})", bwd="core.broadcast_rows_bwd({gout}, {gp0})"),
+       fwd=KERNELS.core.broadcast_rows_fwd.on("p0", "out"), bwd=KERNELS.core.broadcast_rows_bwd.on("gout", "gp0")),
     Op("affine", 1, "x @ W + b with W of shape (x.width, out).", width="out",
        params=(Param(".W", lambda n: (n.inputs[0].width, n.width),
                      lambda n, rng: rng.normal(0, 1 / np.sqrt(n.inputs[0].width), (n.inputs[0].width, n.width))),
                Param(".b", lambda n: (n.width,), lambda n, rng: 0.0)),
-       fwd="core.affine_fwd({x0}, {p0}, {p1}, {out})", bwd="core.affine_bwd({x0}, {p0}, {gout}, {g0}, {gp0}, {gp1})"),
+       fwd=KERNELS.core.affine_fwd.on("x0", "p0", "p1", "out"),
+       bwd=KERNELS.core.affine_bwd.on("x0", "p0", "gout", "g0", "gp0", "gp1")),
     Op("embed", 1, "Row index[r] of a learned table of `num` rows (a group's parameters by the row's group).",
        width="own", params=(Param("", lambda n: (n.attrs["num"], n.width),
                                   lambda n, rng: np.full((n.attrs["num"], n.width), n.attrs["init"])),),
-       fwd="core.embed_fwd({x0}, {p0}, {out})", bwd="core.embed_bwd({x0}, {gout}, {gp0})"),
-    Op("add", 2, "Elementwise sum of two nodes of one width.", fwd="core.add_fwd({x0}, {x1}, {out})",
-       bwd="core.add_bwd({gout}, {g0}, {g1})",
-       price="price.add_d({d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
-    Op("mul", 2, "Elementwise product of two nodes of one width.", fwd="core.mul_fwd({x0}, {x1}, {out})",
-       bwd="core.mul_bwd({x0}, {x1}, {gout}, {g0}, {g1})",
-       price="price.mul_d({x0}, {x1}, {d1_0}, {d2_0}, {d1_1}, {d2_1}, {d1}, {d2})"),
-    Op("div", 2, "Elementwise quotient of two nodes of one width (x / y).", fwd="core.div_fwd({x0}, {x1}, {out})",
-       bwd="core.div_bwd({x0}, {x1}, {out}, {gout}, {g0}, {g1})"),
-    Op("pow", 1, "x ** p, elementwise, for a constant p.", fwd="core.pow_fwd({x0}, {p!r}, {out})",
-       bwd="core.pow_bwd({x0}, {p!r}, {out}, {gout}, {g0})", bwd_if_input_grad=True),
+       fwd=KERNELS.core.embed_fwd.on("x0", "p0", "out"), bwd=KERNELS.core.embed_bwd.on("x0", "gout", "gp0")),
+    Op("add", 2, "Elementwise sum of two nodes of one width.", fwd=KERNELS.core.add_fwd.on("x0", "x1", "out"),
+       bwd=KERNELS.core.add_bwd.on("gout", "g0", "g1"),
+       price=KERNELS.price.add_d.on("d1_0", "d2_0", "d1_1", "d2_1", "d1", "d2")),
+    Op("mul", 2, "Elementwise product of two nodes of one width.", fwd=KERNELS.core.mul_fwd.on("x0", "x1", "out"),
+       bwd=KERNELS.core.mul_bwd.on("x0", "x1", "gout", "g0", "g1"),
+       price=KERNELS.price.mul_d.on("x0", "x1", "d1_0", "d2_0", "d1_1", "d2_1", "d1", "d2")),
+    Op("div", 2, "Elementwise quotient of two nodes of one width (x / y).",
+       fwd=KERNELS.core.div_fwd.on("x0", "x1", "out"),
+       bwd=KERNELS.core.div_bwd.on("x0", "x1", "out", "gout", "g0", "g1")),
+    Op("pow", 1, "x ** p, elementwise, for a constant p.", fwd=KERNELS.core.pow_fwd.on("x0", lit("p"), "out"),
+       bwd=KERNELS.core.pow_bwd.on("x0", lit("p"), "out", "gout", "g0"), bwd_if_input_grad=True),
     Op("scale_shift", 1, "scale * x + shift with constant scale and shift.",
-       fwd="rows.scale_shift_fwd({x0}, {scale!r}, {shift!r}, {out})", bwd="rows.scale_shift_bwd({scale!r}, {gout}, {g0})",
+       fwd=KERNELS.rows.scale_shift_fwd.on("x0", lit("scale"), lit("shift"), "out"),
+       bwd=KERNELS.rows.scale_shift_bwd.on(lit("scale"), "gout", "g0"),
        bwd_if_input_grad=True,
-       price="price.scale_d({scale!r}, {d1_0}, {d2_0}, {d1}, {d2})"),
+       price=KERNELS.price.scale_d.on(lit("scale"), "d1_0", "d2_0", "d1", "d2")),
     Op("rowsum", 1, "The sum of a node's columns, as a width-1 node.", width="one",
-       fwd="core.row_sum_fwd({x0}, {out}.reshape({out}.shape[0]))",
-       bwd="core.row_sum_bwd({gout}.reshape({gout}.shape[0]), {g0})", bwd_if_input_grad=True),
+       fwd=KERNELS.core.row_sum_fwd.on("x0", flat("out")),
+       bwd=KERNELS.core.row_sum_bwd.on(flat("gout"), "g0"), bwd_if_input_grad=True),
     Op("const", 0, "A constant node: every entry of every row is `value`.", width="own",
-       fwd="rows.fill2({out}, {value!r})"),
+       fwd=KERNELS.rows.fill2.on("out", lit("value"))),
     Op("concat", -1, "The columns of several nodes side by side.", width="sum",
-       fwd_each="rows.put_cols({xj}, {off}, {out})", bwd_each="rows.add_from_cols({gout}, {off}, {gj})"),
+       fwd_each=KERNELS.rows.put_cols.on("xj", "off", "out"),
+       bwd_each=KERNELS.rows.add_from_cols.on("gout", "off", "gj")),
     Op("slice", 1, "Columns lo:hi of a node.", width="own",
-       fwd="rows.take_cols({x0}, {lo}, {out})", bwd="rows.add_to_cols({gout}, {lo}, {g0})", bwd_if_input_grad=True),
+       fwd=KERNELS.rows.take_cols.on("x0", "lo", "out"), bwd=KERNELS.rows.add_to_cols.on("gout", "lo", "g0"),
+       bwd_if_input_grad=True),
     # width 1 broadcast to `width` columns (x + y, x * y, heads and laws of a width-1 and a width-N
     # node): lowered by its rule (lowering_rules.py) from the row-sum kernels, price: none
     Op("bcast", 1, "A width-1 node's value in every one of `width` columns.", width="own"),
@@ -121,28 +128,31 @@ OPS: dict[str, Op] = {op.kind: op for op in (
        targets=frozenset({"cpu"})),
     # ---- cost heads: one cost per row, in the rows c; backward seeded by the row weights cw
     Op("total", 1, "The row sum of a node's values, as a cost.", head=True,
-       fwd="core.row_sum_fwd({x0}, {c})", bwd="core.row_sum_bwd({cw}, {g0})",
-       price={0: "price.hess_total({cw}, {d1}, {d2}, {H})"}),
+       fwd=KERNELS.core.row_sum_fwd.on("x0", "c"), bwd=KERNELS.core.row_sum_bwd.on("cw", "g0"),
+       price={0: KERNELS.price.hess_total.on("cw", "d1", "d2", "H")}),
     Op("bernoulli_nll", 2, "-log Bernoulli(target | sigmoid(logits)), summed over columns.", head=True,
-       fwd="core.bernoulli_nll({x0}, {x1}, {c})", bwd="core.bernoulli_nll_bwd({x0}, {x1}, {cw}, {g0}, {g1})",
-       price={0: "price.hess_bernoulli_nll_logits({cw}, {x0}, {x1}, {d1}, {d2}, {H})"}),
+       fwd=KERNELS.core.bernoulli_nll.on("x0", "x1", "c"),
+       bwd=KERNELS.core.bernoulli_nll_bwd.on("x0", "x1", "cw", "g0", "g1"),
+       price={0: KERNELS.price.hess_bernoulli_nll_logits.on("cw", "x0", "x1", "d1", "d2", "H")}),
     Op("gaussian_nll", 3, "-log N(target | loc, scale^2), summed over columns.", head=True,
-       fwd="core.gaussian_nll({x0}, {x1}, {x2}, {c})",
-       bwd="core.gaussian_nll_bwd({x0}, {x1}, {x2}, {cw}, {g0}, {g1}, {g2})",
-       price={0: "price.hess_gaussian_nll_mean({cw}, {x0}, {x2}, {x1}, {d1}, {d2}, {H})",
-              2: "price.hess_gaussian_nll_mean({cw}, {x2}, {x0}, {x1}, {d1}, {d2}, {H})",
-              1: "price.hess_gaussian_nll_scale({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
+       fwd=KERNELS.core.gaussian_nll.on("x0", "x1", "x2", "c"),
+       bwd=KERNELS.core.gaussian_nll_bwd.on("x0", "x1", "x2", "cw", "g0", "g1", "g2"),
+       price={0: KERNELS.price.hess_gaussian_nll_mean.on("cw", "x0", "x2", "x1", "d1", "d2", "H"),
+              2: KERNELS.price.hess_gaussian_nll_mean.on("cw", "x2", "x0", "x1", "d1", "d2", "H"),
+              1: KERNELS.price.hess_gaussian_nll_scale.on("cw", "x0", "x1", "x2", "d1", "d2", "H")}),
     Op("softmax_xent", 2, "Softmax cross-entropy per group of K columns.", head=True,
-       fwd="core.softmax_xent({x0}, {x1}, {K}, {c})", bwd="core.softmax_xent_bwd({x0}, {x1}, {K}, {cw}, {g0}, {g1})"),
+       fwd=KERNELS.core.softmax_xent.on("x0", "x1", "K", "c"),
+       bwd=KERNELS.core.softmax_xent_bwd.on("x0", "x1", "K", "cw", "g0", "g1")),
     Op("gaussian_kl_std", 2, "Closed-form KL(N(loc, scale^2) || N(0, I)).", head=True,
-       fwd="core.gaussian_kl_std({x0}, {x1}, {c})", bwd="core.gaussian_kl_std_bwd({x0}, {x1}, {cw}, {g0}, {g1})"),
+       fwd=KERNELS.core.gaussian_kl_std.on("x0", "x1", "c"),
+       bwd=KERNELS.core.gaussian_kl_std_bwd.on("x0", "x1", "cw", "g0", "g1")),
     Op("gaussian_kl", 4, "Closed-form KL(N(loc, scale^2) || N(loc2, scale2^2)).", head=True,
-       fwd="core.gaussian_kl({x0}, {x1}, {x2}, {x3}, {c})",
-       bwd="core.gaussian_kl_bwd({x0}, {x1}, {x2}, {x3}, {cw}, {g0}, {g1}, {g2}, {g3})"),
+       fwd=KERNELS.core.gaussian_kl.on("x0", "x1", "x2", "x3", "c"),
+       bwd=KERNELS.core.gaussian_kl_bwd.on("x0", "x1", "x2", "x3", "cw", "g0", "g1", "g2", "g3")),
     # log p(node | params) of a stochastic node: inputs (node, *params); lowered from the node's
     # Distribution entry (and fused into its estimator's VJP where it can be)
     Op("log_prob", -1, "log p(value | parameters) of a stochastic node.", head=True,
-       price={0: "price.hess_normal_log_prob_value({cw}, {x0}, {x1}, {x2}, {d1}, {d2}, {H})"}),
+       price={0: KERNELS.price.hess_normal_log_prob_value.on("cw", "x0", "x1", "x2", "d1", "d2", "H")}),
     # -log p(value | params) of a law without a head of its own (ppl.dist specs): inputs (*params,
     # value), attribute law (its kind); lowered from the law's log_prob kernels (lowering_rules)
     Op("law_nll", -1, "-log p(value | parameters) under a law, summed over columns.", head=True),

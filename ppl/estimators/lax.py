@@ -7,7 +7,7 @@ gradient-free black box (and applies where f is differentiable too). c_phi is RE
 (a tanh layer on z and the node's data inputs) evaluated at z itself, a parameter
 'lax.<node>' trained by the same optimiser on the exact gradient of the estimator's variance
 (kernels/families/lax.py)."""
-from ppl.calls import render
+from ppl.calls import KERNELS, render
 
 from .protocol import NO_GRAD, Estimator, register
 from .relax import control_variate
@@ -25,8 +25,8 @@ class Lax(Estimator):
     cite = 'Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, "Backpropagation through the void", ICLR (LAX)'
     options = {"hidden": 16}
     hard_forward = False   # the value is the continuous draw z
-    kernels = {"normal": dict(lax_bwd="core.lax_normal_bwd({value}, {scale}, {eps}, {L}, {rw}, {ctx}, {phi}, {H}, "
-                                      "{gloc}, {gscale}, {gphi}, True)")}
+    kernels = {"normal": dict(lax_bwd=KERNELS.core.lax_normal_bwd.on("value", "scale", "eps", "L", "rw", "ctx", "phi",
+                                                                     "H", "gloc", "gscale", "gphi", True))}
 
     def check(self, info):
         if info.dist.kind not in self.kernels:

@@ -65,20 +65,21 @@ class Rebar(Estimator):
     # (relax_rows_bwd)
     kernels = {
         "bernoulli": dict(
-            rebar_forward="rebar.rebar_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {lam}, {delta}, "
-                          "{value}, {dzt})",
-            rebar_bwd="rebar.rebar_bwd({a}, {sa}, {dzt}, {value}, {L}, {rw}, {g}, {stride}, {off}, {span}, {configs}, "
-                      "{eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
-            relax_rows="rebar.relax_rows_bernoulli({flag}, {a}, {noise}, {uniform}, {loglam}, {value})",
-            relax_rows_bwd="rebar.relax_rows_bernoulli_bwd({flag}, {value}, {loglam}, {g}, {ga})"),
+            rebar_forward=KERNELS.rebar.rebar_forward.on("a", "u", "v", "stride", "off", "span", "configs", "lam",
+                                                         "delta", "value", "dzt"),
+            rebar_bwd=KERNELS.rebar.rebar_bwd.on("a", "sa", "dzt", "value", "L", "rw", "g", "stride", "off", "span",
+                                                 "configs", "eta", "loglam", "delta", "ga", "geta", "glam", "train"),
+            relax_rows=KERNELS.rebar.relax_rows_bernoulli.on("flag", "a", "noise", "uniform", "loglam", "value"),
+            relax_rows_bwd=KERNELS.rebar.relax_rows_bernoulli_bwd.on("flag", "value", "loglam", "g", "ga")),
         "categorical": dict(
-            rebar_forward="rebar.rebar_categorical_forward({a}, {u}, {v}, {stride}, {off}, {span}, {configs}, {K}, "
-                          "{lam}, {delta}, {value})",
-            rebar_bwd="rebar.rebar_categorical_bwd({a}, {u}, {v}, {L}, {rw}, {g}, {stride}, {off}, {span}, {configs}, "
-                      "{K}, {eta}, {loglam}, {delta}, {ga}, {geta}, {glam}, {train})",
-            relax_rows="rebar.relax_rows_categorical({flag}, {a}, {noise}, {K}, {loglam}, {value})",
-            relax_rows_bwd="rebar.relax_rows_categorical_bwd({flag}, {value}, {K}, {loglam}, {g}, {ga})"),
-        "normal": dict(relax_rows_bwd="rebar.relax_rows_normal_bwd({flag}, {noise}, {g}, {g0}, {g1})"),
+            rebar_forward=KERNELS.rebar.rebar_categorical_forward.on("a", "u", "v", "stride", "off", "span",
+                                                                     "configs", "K", "lam", "delta", "value"),
+            rebar_bwd=KERNELS.rebar.rebar_categorical_bwd.on("a", "u", "v", "L", "rw", "g", "stride", "off", "span",
+                                                             "configs", "K", "eta", "loglam", "delta", "ga", "geta",
+                                                             "glam", "train"),
+            relax_rows=KERNELS.rebar.relax_rows_categorical.on("flag", "a", "noise", "K", "loglam", "value"),
+            relax_rows_bwd=KERNELS.rebar.relax_rows_categorical_bwd.on("flag", "value", "K", "loglam", "g", "ga")),
+        "normal": dict(relax_rows_bwd=KERNELS.rebar.relax_rows_normal_bwd.on("flag", "noise", "g", "g0", "g1")),
     }
 
     def check(self, info):
@@ -125,7 +126,8 @@ class Rebar(Estimator):
     def seed_weights(self, ctx):
         """Its control-variate rows: loss weight 0, cost cotangent seeds +-eta (cpu_rebar)."""
         eta = params(ctx)[0]
-        ctx.call(render("rebar.rebar_weights({stride}, {off}, {span}, {configs}, {eta}, {rw}, {cw})", **slot(ctx),
+        ctx.call(render(KERNELS.rebar.rebar_weights.on("stride", "off", "span", "configs", "eta", "rw", "cw"),
+                                                       **slot(ctx),
                         configs=configs(ctx.options), eta=eta, rw=ctx.rows.weights, cw=ctx.cost_seeds()))
 
     # ----- stochastic nodes below a REBAR node: reparameterised (discrete ones relaxed) in its
@@ -137,7 +139,7 @@ class Rebar(Estimator):
         flag = ctx.buffer("flag")
         ctx.call(KERNELS.rows.zero1, flag)
         for cs in above:
-            ctx.call(render("rebar.cv_flags({stride}, {off}, {span}, {configs}, {flag})", **slot(cs),
+            ctx.call(render(KERNELS.rebar.cv_flags.on("stride", "off", "span", "configs", "flag"), **slot(cs),
                             configs=configs(cs.options), flag=flag))
         loglam = params(above[0])[2]
         d = ctx.law

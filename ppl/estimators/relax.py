@@ -56,12 +56,13 @@ class Relax(Estimator):
     options = {"hidden": 16}
     kernels = {
         "bernoulli": dict(
-            relax_sample="relax.relax_sample({a}, {u}, {value})",
-            relax_bwd="relax.relax_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {ga}, {gphi}, True)"),
+            relax_sample=KERNELS.relax.relax_sample.on("a", "u", "value"),
+            relax_bwd=KERNELS.relax.relax_bwd.on("a", "u", "v", "value", "L", "rw", "ctx", "phi", "H", "ga", "gphi",
+                                                 True)),
         "categorical": dict(
-            relax_sample="relax.relax_categorical_sample({a}, {u}, {K}, {value})",
-            relax_bwd="relax.relax_categorical_bwd({a}, {u}, {v}, {value}, {L}, {rw}, {ctx}, {phi}, {H}, {K}, "
-                      "{ga}, {gphi}, True)"),
+            relax_sample=KERNELS.relax.relax_categorical_sample.on("a", "u", "K", "value"),
+            relax_bwd=KERNELS.relax.relax_categorical_bwd.on("a", "u", "v", "value", "L", "rw", "ctx", "phi", "H",
+                                                             "K", "ga", "gphi", True)),
     }
 
     def check(self, info):

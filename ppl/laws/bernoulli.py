@@ -1,5 +1,6 @@
 """Bernoulli units: P(1) = sigmoid(logits) (logistic noise), or with link="probit" P(1) = Phi(logits),
 or given by probabilities, probs= (uniform noise: 1[u < p]; kernels/families/probs.py)."""
+from ..calls import KERNELS
 from .law import Distribution
 
 LAWS = (
@@ -10,7 +11,7 @@ LAWS = (
                      log_prob_bwd="bernoulli_log_prob_bwd",
                      log_prob_keep="bernoulli_log_prob_keep", log_prob_kept_bwd="bernoulli_log_prob_kept_bwd",
                      relaxed_sample="binary_concrete_sample", relaxed_bwd="binary_concrete_bwd",
-                     enum="rows.enum_bernoulli({stride}, {value})"),
+                     enum=KERNELS.rows.enum_bernoulli.on("stride", "value")),
         kind="bernoulli", constructor="Bernoulli", support="binary",
         variants={"link": {"logit": "bernoulli", "probit": "bernoulli_probit"}},
         by_param={"probs": "bernoulli_probs"},
@@ -21,14 +22,15 @@ LAWS = (
     Distribution(
         "Bernoulli(probit)", ("logits",), discrete=True, noise="normal", straight_through=True,
         kernels=dict(sample="probit_sample", log_prob="probit_log_prob", log_prob_bwd="probit_log_prob_bwd",
-                     enum="rows.enum_bernoulli({stride}, {value})"),
+                     enum=KERNELS.rows.enum_bernoulli.on("stride", "value")),
         kind="bernoulli_probit", support="binary",
         doc="Independent binary units, P(1) = Phi(logits) (the probit link of Bernoulli)."),
     Distribution(
         "Bernoulli(probs)", ("probs",), discrete=True, noise="uniform", straight_through=True,
         constraints={"probs": "unit"},
         kernels=dict(sample="bernoulli_probs_sample", log_prob="bernoulli_probs_log_prob",
-                     log_prob_bwd="bernoulli_probs_log_prob_bwd", enum="rows.enum_bernoulli({stride}, {value})"),
+                     log_prob_bwd="bernoulli_probs_log_prob_bwd",
+                     enum=KERNELS.rows.enum_bernoulli.on("stride", "value")),
         kind="bernoulli_probs", support="binary",
         doc="Independent binary units, P(1) = probs in [0, 1] (Bernoulli's probs=): b = 1[u < p]."),
 )

@@ -2,6 +2,7 @@
 that may depend on the state), given by probs or logits (p = sigmoid(logits)); kernels:
 kernels/families/binomial.py. No gradient reaches total_count: it is a discrete input (a count
 computed from parameters is piecewise constant in them)."""
+from ..calls import KERNELS
 from .law import Distribution
 
 _DOC = ("Independent binomial counts out of total_count (non-negative integers: NaN, negative or fractional "
@@ -14,14 +15,15 @@ LAWS = (
         "Binomial", ("total_count", "probs"), discrete=True, unbounded=True, noise="uniform",
         constraints={"total_count": "count", "probs": "unit"}, count_bound="total_count",
         kernels=dict(sample="binomial_sample", log_prob="binomial_log_prob", log_prob_bwd="binomial_log_prob_bwd",
-                     enum="core.count_enum({stride}, {bound}, {value})"),
+                     enum=KERNELS.core.count_enum.on("stride", "bound", "value")),
         kind="binomial", constructor="Binomial", support="count", by_param={"logits": "binomial_logits"},
         doc=_DOC),
     Distribution(
         "Binomial(logits)", ("total_count", "logits"), discrete=True, unbounded=True, noise="uniform",
         constraints={"total_count": "count"}, count_bound="total_count",
         kernels=dict(sample="binomial_logits_sample", log_prob="binomial_logits_log_prob",
-                     log_prob_bwd="binomial_logits_log_prob_bwd", enum="core.count_enum({stride}, {bound}, {value})"),
+                     log_prob_bwd="binomial_logits_log_prob_bwd",
+                     enum=KERNELS.core.count_enum.on("stride", "bound", "value")),
         kind="binomial_logits", support="count",
         doc="Independent binomial counts, p = sigmoid(logits) (Binomial's logits=)."),
 )

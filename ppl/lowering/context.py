@@ -21,8 +21,9 @@ from .layout import _ident
 # constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
 # words after "<law> '<node>': <param> '<its node>'"
 CONSTRAINT_TESTS = {k: template(t) for k, t in {
-    "unit": "core.all_unit({v})", "unit_positive": "core.all_unit_positive({v})", "count": "core.all_counts({v})",
-    "weights": "core.all_weight_groups({v}, {K})", "nonnegative": "core.all_nonnegative({v})"}.items()}
+    "unit": KERNELS.core.all_unit.on("v"), "unit_positive": KERNELS.core.all_unit_positive.on("v"),
+    "count": KERNELS.core.all_counts.on("v"), "weights": KERNELS.core.all_weight_groups.on("v", "K"),
+    "nonnegative": KERNELS.core.all_nonnegative.on("v")}.items()}
 
 
 def _unless(test) -> str:
