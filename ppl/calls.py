@@ -5,10 +5,12 @@
 the same aliases to the CUDA twins, ppl/targets.py). `Call(kernel, args)` is one call: the
 reference and its arguments, each a buffer or expression of the step (a `str`), a constant (a
 number), the marker of a skipped gradient (estimators.protocol.NoGrad, a `str`
-too) or `Flat(buffer)`, a one-column buffer passed as its 1D view. A `Call` is also the text it
+too), `Flat(buffer)` (a one-column buffer passed as its 1D view), `Column(buffer)` (a 1D buffer
+as a one-column array) or `Head(buffer, parts)` (its first rows). A `Call` is also the text it
 prints (a `str`), so code that only writes lines needs nothing else; every pass that asks which
-kernel a line calls or what it passes reads the record (lowering/ir.py, the row-fused lowering,
-the CUDA target check), never the text.
+kernel a line calls, what it passes or which names it holds and where (`Call.names`: what the
+printer writes views in by) reads the record (lowering/ir.py, the row-fused lowering, the CUDA
+target check), never the text.
 
 Templates (the op table's `fwd` / `bwd`, a law's `enum`, REBAR's and RELAX's per-law kernels) are
 call records with field arguments, `KERNELS.rebar.cv_flags.on("stride", ..., "flag")` (Template);
@@ -18,7 +20,10 @@ text, `alias.kernel({field}, ...)`, which `template(text)` reads once.
 from __future__ import annotations
 
 import importlib
+import io
+import keyword
 import string
+import tokenize
 
 # the step's module aliases -> the CPU modules of ppl.kernels they are bound to
 MODULES = {"core": "cpu.core", "noise": "cpu.noise", "rows": "cpu.rows", "antithetic": "cpu.core",
@@ -114,6 +119,74 @@ class Flat(str):
         return (self.buffer,)
 
 
+class Column(str):
+    """A 1D buffer passed as the (rows, 1) array a two-dimensional kernel takes (the rows of
+    `rows_of`, the same count)."""
+
+    def __new__(cls, buffer, rows_of=None):
+        rows_of = rows_of or buffer
+        self = super().__new__(cls, f"{buffer}.reshape({rows_of}.shape[0], 1)")
+        self.buffer, self.rows_of = str(buffer), str(rows_of)
+        return self
+
+    def __getnewargs__(self):
+        return (self.buffer, self.rows_of)
+
+
+class Head(str):
+    """The first 1 / `parts` of a buffer's rows (a drawn row's first configuration block)."""
+
+    def __new__(cls, buffer, parts: int):
+        self = super().__new__(cls, f"{buffer}[:{buffer}.shape[0] // {int(parts)}]")
+        self.buffer, self.parts = str(buffer), int(parts)
+        return self
+
+    def __getnewargs__(self):
+        return (self.buffer, self.parts)
+
+
+def text_names(text: str) -> tuple:
+    """(name, start, end) of every identifier of a line's text that is not an attribute or a
+    keyword, read by Python's tokenizer: for text no record describes (a check's raise, an
+    expression an estimator passes)."""
+    out, prev = [], None
+    starts = [0]
+    for line in text.split("\n")[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text + "\n").readline):
+            if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string) and prev != ".":
+                out.append((tok.string, starts[tok.start[0] - 1] + tok.start[1], starts[tok.end[0] - 1] + tok.end[1]))
+            if tok.type == tokenize.OP or tok.type == tokenize.NAME:
+                prev = tok.string
+    except (tokenize.TokenError, IndentationError):   # a fragment (an opened bracket): names so far
+        pass
+    return tuple(out)
+
+
+def arg_names(arg) -> tuple:
+    """(name, start, end) of the identifiers of one argument's text, from its record: a name, a
+    Flat, Column or Head buffer, a number or a tuple of them; text of another form (an expression
+    an estimator passes) is read by text_names."""
+    if isinstance(arg, (bool, int, float, tuple)):
+        return ()
+    text = str(arg)
+    if isinstance(arg, Flat):
+        return ((arg.buffer, 0, len(arg.buffer)), (arg.buffer, len(arg.buffer) + 9, 2 * len(arg.buffer) + 9))
+    if isinstance(arg, Column):
+        at = len(arg.buffer) + 9
+        return ((arg.buffer, 0, len(arg.buffer)), (arg.rows_of, at, at + len(arg.rows_of)))
+    if isinstance(arg, Head):
+        at = len(arg.buffer) + 2
+        return ((arg.buffer, 0, len(arg.buffer)), (arg.buffer, at, at + len(arg.buffer)))
+    if text.isidentifier() and not keyword.iskeyword(text):
+        return ((text, 0, len(text)),)
+    return text_names(text)
+
+
+_WRAP_NAMES: dict = {}
+
+
 class Call(str):
     """One kernel call: `kernel` (a KernelRef) on `args`; its value is the line it prints.
     `wrap`: the line around a call whose returned value the step uses, `{}` for the call
@@ -130,6 +203,33 @@ class Call(str):
         self = super().__new__(cls, indent + (wrap.format(text) if wrap else text))
         self.kernel, self.args, self.indent, self.wrap = kernel, args, indent, wrap
         return self
+
+    @property
+    def names(self) -> tuple:
+        """(name, start, end) of every identifier of its line, from the record: the module alias,
+        each argument's (arg_names), and the line's around the call (`loss` of `loss += {}`)."""
+        at = len(self.indent)
+        out = []
+        if self.wrap:
+            pre, _, post = self.wrap.partition("{}")
+            if self.wrap not in _WRAP_NAMES:
+                _WRAP_NAMES[self.wrap] = (text_names(pre), text_names(post))
+            before, after = _WRAP_NAMES[self.wrap]
+            out += [(n, at + a, at + b) for n, a, b in before]
+            at += len(pre)
+        start = at
+        if self.kernel.alias is not None:
+            out.append((self.kernel.alias, at, at + len(self.kernel.alias)))
+        else:
+            out.append((self.kernel.name, at, at + len(self.kernel.name)))
+        at += len(str(self.kernel)) + 1
+        for k, arg in enumerate(self.args):
+            out += [(n, at + a, at + b) for n, a, b in arg_names(arg)]
+            at += len(str(arg)) + 2
+        if self.wrap:
+            end = start + len(str(self.kernel)) + 2 + len(", ".join(map(str, self.args)))
+            out += [(n, end + a, end + b) for n, a, b in after]
+        return tuple(out)
 
     def __getnewargs__(self):
         return (self.kernel, self.args, self.indent, self.wrap)

@@ -199,6 +199,13 @@ def unrecorded_calls(statements) -> list:
     return [str(st) for st in flatten(statements) if st.call is None and _KERNEL_CALL.search(str(st))]
 
 
+def misread_names(statements) -> list:
+    """The call statements whose identifiers, taken from the call's record (calls.Call.names, what
+    the printer inlines views by), differ from those Python's tokenizer reads in its text."""
+    from ppl.calls import text_names
+    return [str(st) for st in flatten(statements) if st.call is not None and st.names != text_names(str(st))]
+
+
 def generate_source(model, **options) -> str:
     """The step's source (compiler.generate_source), with every kernel call the array lowering
     emitted checked to be a record."""
@@ -206,6 +213,8 @@ def generate_source(model, **options) -> str:
     if c.step.rows is None:   # the row-fused step's lines are row code
         bad = unrecorded_calls(c.step.emitted)
         assert not bad, f"{model.name}: kernel calls emitted as text, not as call records: {bad[:5]}"
+        wrong = misread_names(c.step.emitted)
+        assert not wrong, f"{model.name}: a call's names from its record differ from its text's: {wrong[:3]}"
     return c.source
 
 

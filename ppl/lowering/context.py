@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, Call, KernelRef, call, render, template
+from ..calls import KERNELS, Call, Head, KernelRef, call, render, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -263,13 +263,13 @@ class ContextHelpers:
         self.builder.L.noise.append(len(self.builder.L.ws2) - 1)
         stream = self.stream(node, k)
         if node in self.an.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
-            drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"
+            drawn = name if self.plan.S == 1 else Head(name, self.plan.S)
             self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{self.samples}]", "seed", stream, "t", 0))
             self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         elif node in self.an.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
-            drawn = name if self.plan.S == 1 else f"{name}[:{name}.shape[0] // {self.plan.S}]"
+            drawn = name if self.plan.S == 1 else Head(name, self.plan.S)
             self.emit(call(KernelRef("noise", f"fill_{kind}_at"), drawn, "seed", stream, "t",
                            self.group_index(self.an.group_of[node]), self.samples))
             if self.plan.S > 1:
@@ -277,8 +277,7 @@ class ContextHelpers:
         elif self.plan.S == 1:
             self.emit(call(KernelRef("noise", f"fill_{kind}"), name, "seed", stream, "t", "row0"))
         else:
-            self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{name}.shape[0] // {self.plan.S}]", "seed", stream,
-                           "t", "row0"))
+            self.emit(call(KernelRef("noise", f"fill_{kind}"), Head(name, self.plan.S), "seed", stream, "t", "row0"))
             self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         return name
 

@@ -3,7 +3,8 @@
 Every line the lowering emits becomes a `Stmt`: its text (what is rendered) together with what
 the passes need to know of it without reading text again: the node that emitted it, the
 kernel it calls (module alias, function) when it is a kernel call, and every identifier it
-names with its position. Every name the step's head binds is a `Bind`: a workspace or input
+names with its position (a kernel call's from its record, calls.Call.names; only other text,
+a check's raise or an expression an estimator passes, is read by the tokenizer). Every name the step's head binds is a `Bind`: a workspace or input
 tuple item (source "ws2" / "ws1" / "inputs", its index) or a view (source "view", its
 expression). Both are `str` subclasses whose value is their text, so code that only prints
 them needs no change.
@@ -18,13 +19,10 @@ and the CUDA target check (targets.py) reads each statement's owner and kernel.
 """
 from __future__ import annotations
 
-import io
-import keyword
-import tokenize
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..calls import Call
+from ..calls import Call, text_names
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -120,21 +118,10 @@ class Bind(str):
         return self
 
 
-def names(text: str) -> tuple:
-    """(name, start, end) of every identifier of a line that is not an attribute or a keyword."""
-    out, prev = [], None
-    starts = [0]
-    for line in text.split("\n")[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text + "\n").readline):
-            if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string) and prev != ".":
-                out.append((tok.string, starts[tok.start[0] - 1] + tok.start[1], starts[tok.end[0] - 1] + tok.end[1]))
-            if tok.type == tokenize.OP or tok.type == tokenize.NAME:
-                prev = tok.string
-    except (tokenize.TokenError, IndentationError):   # a fragment (an opened bracket): names so far
-        pass
-    return tuple(out)
+def names(text) -> tuple:
+    """(name, start, end) of every identifier of a line that is not an attribute or a keyword:
+    a kernel call's from its record (calls.Call.names), other text's read by the tokenizer."""
+    return text.names if isinstance(text, Call) else text_names(str(text))
 
 
 LOOP_VAR = "it_"   # a loop block's step index in the printed step

@@ -18,7 +18,7 @@ from ..language.nodes import Node
 from ..estimators import NO_GRAD
 from ..estimators.context import BUILT_IN
 from .rules import ARRAY_RULES
-from ..calls import KERNELS, Call, call, render
+from ..calls import KERNELS, Call, Column, call, render
 from ..ops import OPS
 from .context import _unless
 from .layout import _ndist, _rowmap
@@ -301,7 +301,7 @@ def _literal(x: float) -> str:
     return "np.nan" if x != x else repr(x)
 
 
-def _column(x: str, rows_of: str | None = None) -> str:
+def _column(x: str, rows_of: str | None = None) -> Column:
     """A 1D row buffer as the (rows, 1) array a two-dimensional kernel takes (the rows of
     `rows_of`, the same count)."""
-    return f"{x}.reshape({rows_of or x}.shape[0], 1)"
+    return Column(x, rows_of)

@@ -71,3 +71,22 @@ def test_a_kernel_call_emitted_as_text_is_found():
              Stmt("if mode == 0:"), Stmt(total), Stmt(test), Stmt("loss += rows.weighted_total(rw, c, tot)"), loop]
     assert golden.unrecorded_calls(stmts) == ["core.add_fwd(a, b, out)", "loss += rows.weighted_total(rw, c, tot)",
                                               "    rows.zero1(L_a)"]
+
+
+def test_a_call_whose_record_misnames_its_text_is_found():
+    """The test of golden.generate_source's second check: names read from a call's record (every
+    argument form the lowering passes) agree with the tokenizer's on good records, and a record
+    whose text names differently from its record (a buffer claimed by a Flat that prints another)
+    is found."""
+    from ppl.calls import KERNELS, Call, Column, Flat, Head, call
+    from ppl.estimators.protocol import NO_GRAD
+    from ppl.lowering.ir import Stmt
+    good = [Stmt(Call(KERNELS.rows.weighted_total, ("rw", Flat("c_h"), "tot"), wrap="loss += {}")),
+            Stmt(call(KERNELS.rows.mul_rows, Column("cw_", "rw_"), "w", 1.0).indented()),
+            Stmt(call(KERNELS.core.all_unit, Head("n0_z", 4)).wrapped("if not {}:")),
+            Stmt(call(KERNELS.rows.add_rows, NO_GRAD, "np.nan", (2, 3), "0.5 / B", "x[it_ * 3]"))]
+    assert golden.misread_names(good) == []
+    bad = Flat("c_h")
+    bad.buffer = "c_hh"   # the record says one buffer, its text another
+    wrong = Stmt(call(KERNELS.rows.add_rows, bad, "tot"))
+    assert golden.misread_names(good + [wrong]) == [str(wrong)]
