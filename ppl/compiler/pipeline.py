@@ -203,7 +203,8 @@ def check_target_kernels(c: Compilation):
 def render(c: Compilation):
     step, kver = c.step, kernels_version()
     if c.options.target == "cuda":
-        c.source = HEADER_CUDA.format(model=c.model.name, kver=kver) + printer.print_arrays(step, False, sink=True) + "\n"
+        body = printer.print_arrays(step, inline_views=False, sink=True)
+        c.source = HEADER_CUDA.format(model=c.model.name, kver=kver) + body + "\n"
     else:
         prelude, body = printer.print_rows(step) if step.rows is not None else ("", printer.print_arrays(step))
         use_cache = bool(c.options.cache) and not step.globals

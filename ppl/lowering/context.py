@@ -262,13 +262,15 @@ class ContextHelpers:
         name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
         self.builder.L.noise.append(len(self.builder.L.ws2) - 1)
         stream = self.stream(node, k)
-        if node in self.an.global_nodes:   # a global node: data row 0's K draws (row0 0: every shard's), on every data row
+        # a global node: data row 0's K draws (row0 0: every shard's), on every data row
+        if node in self.an.global_nodes:
             drawn = name if self.plan.S == 1 else Head(name, self.plan.S)
             self.emit(call(KernelRef("noise", f"fill_{kind}"), f"{name}[:{self.samples}]", "seed", stream, "t", 0))
             self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
-        elif node in self.an.group_of:   # a node of a plate of groups: its group's rows (the group's number), every shard's
+        # a node of a plate of groups: its group's rows (the group's number), every shard's
+        elif node in self.an.group_of:
             drawn = name if self.plan.S == 1 else Head(name, self.plan.S)
             self.emit(call(KernelRef("noise", f"fill_{kind}_at"), drawn, "seed", stream, "t",
                            self.group_index(self.an.group_of[node]), self.samples))

@@ -4,10 +4,10 @@ Every line the lowering emits becomes a `Stmt`: its text (what is rendered) toge
 the passes need to know of it without reading text again: the node that emitted it, the
 kernel it calls (module alias, function) when it is a kernel call, and every identifier it
 names with its position (a kernel call's from its record, calls.Call.names; only other text,
-a check's raise or an expression an estimator passes, is read by the tokenizer). Every name the step's head binds is a `Bind`: a workspace or input
-tuple item (source "ws2" / "ws1" / "inputs", its index) or a view (source "view", its
-expression). Both are `str` subclasses whose value is their text, so code that only prints
-them needs no change.
+a check's raise or an expression an estimator passes, is read by the tokenizer). Every name
+the step's head binds is a `Bind`: a workspace or input tuple item (source "ws2" / "ws1" /
+"inputs", its index) or a view (source "view", its expression). Both are `str` subclasses whose
+value is their text, so code that only prints them needs no change.
 
 Passes over this data (no regular expression reads the generated text; a `Block` keeps a check and
 its raise, or a user function's loop over rows, together):
@@ -16,6 +16,10 @@ its raise, or a user function's loop over rows, together):
   where they are used; every step writes the empty buffer a skipped gradient's marker stands
   for, `SPELLING`), spliced at the recorded positions;
 and the CUDA target check (targets.py) reads each statement's owner and kernel.
+
+The walk writes the step through a `StepBuilder` (the sections, the head, the layout and where the
+next statement goes) and `finish` returns it as a frozen `Step`, which the printers read; the
+row-fused step's kernel calls are `RowCall` records, its parts around the row loop `RowCode`.
 """
 from __future__ import annotations
 
@@ -73,6 +77,8 @@ class RowCall:
     def __init__(self, kernel, args: list, tag: int):
         self.kernel, self.args, self.tag = kernel, tuple(args), tag
         self.rewritten = None   # (lines, modules their globals need): printer.row_lines_of, made once
+        # the names its arguments hold (a pass counting names sees them; no place in a line)
+        self.names = tuple((n, -1, -1) for a in self.args if a is not None for n, _, _ in text_names(a))
 
 
 class Store(str):
@@ -162,7 +168,7 @@ def last_rows(full: str, length: int) -> str:
 
 
 def _stmt_names(st):
-    return st.names if isinstance(st, Stmt) else names(st)
+    return st.names if isinstance(st, (Stmt, RowCall)) else names(st)
 
 
 def flatten(stmts):

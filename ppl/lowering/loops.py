@@ -56,7 +56,8 @@ class Loops:
     """The lowering's part for loop blocks (the walk opens and closes them)."""
 
     def _init_loops(self):
-        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in self.an.order if x.is_stochastic)}   # first streams
+        # each random node's first noise stream (stream)
+        self.stream_base = {n: 16 * i for i, n in enumerate(x for x in self.an.order if x.is_stochastic)}
         self.loop = None            # the open ir.Loop, or None
         self.loop_info = None       # its analysis (analysis/loops.LoopInfo)
         self.loop_alloc = False     # buffers made now hold every step (the forward walk in a body)
@@ -88,7 +89,8 @@ class Loops:
             self.close_loop()
         if info is not None and self.loop is None:
             self.open_loop(info, reverse)
-        self.builder.section = self.loop.body if self.loop is not None else (self.builder.bwd if reverse else self.builder.fwd)
+        b = self.builder
+        b.section = self.loop.body if self.loop is not None else (b.bwd if reverse else b.fwd)
 
     def open_loop(self, info, reverse: bool):
         parent = self.builder.bwd if reverse else self.builder.fwd

@@ -31,8 +31,9 @@ It applies when every node has width 1 and every kernel its ops and laws call ha
 (``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
 the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST, a
 user's); score, ARM and DisARM, whose array forms read other rows, give their row forms
-(``scalar_forward`` / ``scalar_backward``) as statement records (``calls.Assign`` / ``calls.If``). Code with no row form raises ``rowcode.NoRowForm``
-and the compiler lowers the graph with array kernels (``compiler.pipeline.run_passes``).
+(``scalar_forward`` / ``scalar_backward``) as statement records (``calls.Assign`` / ``calls.If``).
+Code with no row form raises ``rowcode.NoRowForm`` and the compiler lowers the graph with array
+kernels (``compiler.pipeline.run_passes``).
 The step's signature, layout and buffers are the array program's: a
 forward-only call (mode 0) writes node values, per-row costs and row weights to the same
 workspace rows, so ``sample``, ``loss_parts`` and a user's @njit loop see no difference; a

@@ -122,13 +122,16 @@ class Views:
         if logits.kind == "param":
             return kernel.variant("_const"), ("p_" + _ident(logits.name),)
         rep = self.per_data_row(logits)
-        return (kernel.variant("_rep"), rep) if rep is not None else (kernel, (self.values_on(logits, self.builder.here),))
+        if rep is not None:
+            return kernel.variant("_rep"), rep
+        return kernel, (self.values_on(logits, self.builder.here),)
 
     def per_data_row(self, node: Node):
         """`stored_values, reps`, the `_rep` kernels' arguments, when the node's values are computed once
         per data row (the data-row sub-graph) and read on reps > 1 rows per data row (those of
         the node being lowered, `here`); else None."""
-        return (self.stored_values(node), _ndist(self.builder.here)) if node in self.plan.inv and max(self.builder.here) > 0 else None
+        here = self.builder.here
+        return (self.stored_values(node), _ndist(here)) if node in self.plan.inv and max(here) > 0 else None
 
     def reads_rep(self, logits: Node) -> bool:
         """Whether a cost of these logits takes the `_rep` kernels (`_row_constant`)."""

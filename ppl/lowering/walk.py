@@ -213,14 +213,16 @@ class Walk:
             self.emit_template_fwd(n, ins, self.cbuf[n])
         else:  # pragma: no cover - the DSL builds no other kinds
             raise ModelError(f"node '{n.name}': unknown kind {k!r}")
-        if n.attrs.get("is_head") and self.an.cost_scale.get(n, 1.0) != 1.0 and n not in self.an.cost_group:   # N / batch
+        scale, group = self.an.cost_scale, self.an.cost_group
+        if n.attrs.get("is_head") and scale.get(n, 1.0) != 1.0 and n not in group:   # N / batch
             c = self.cbuf[n]
             self.emit(call(KERNELS.rows.scale_shift_fwd, _column(c), _literal(self.an.cost_scale[n]), 0.0, _column(c)))
         if n.attrs.get("is_head") and P != self.plan.FULL:
             self.emit(call(KERNELS.rows.gather1, self.cbuf[n], _ndist(P), self.row_map(P), self.cfull[n]))
         if n in self.an.cost_group:   # a per-group term: N times each row's share of it, in one pass
             c = self.cfull.get(n, self.cbuf[n])
-            self.emit(call(KERNELS.rows.mul_rows, _column(c), self.group_w[self.an.cost_group[n]], _literal(self.an.cost_scale[n])))
+            self.emit(call(KERNELS.rows.mul_rows, _column(c), self.group_w[self.an.cost_group[n]],
+                           _literal(self.an.cost_scale[n])))
         if n.attrs.get("is_head") and n.is_cost:   # its share of the alternative row's cost difference
             self.cost_diff(n, self.cfull.get(n, self.cbuf[n]))
         if n in self.needs.evaluated_by:   # the estimator above owns what its rows do to this node
@@ -238,7 +240,8 @@ class Walk:
     def emit_template_bwd(self, n: Node, ins: list, gins: list):
         """A cost head's VJP from its op-table template, seeded by the cost cotangents cw."""
         gs = {f"g{j}": g for j, g in enumerate(gins)}
-        self.emit(render(OPS[n.kind].bwd, cw=self.cw_at(self.builder.here, self.head_scale(n)), **gs, **self._op_values(n, ins)))
+        cw = self.cw_at(self.builder.here, self.head_scale(n))
+        self.emit(render(OPS[n.kind].bwd, cw=cw, **gs, **self._op_values(n, ins)))
 
     def backward_node(self, n: Node):
         k = n.kind

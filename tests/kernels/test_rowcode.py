@@ -9,7 +9,7 @@ import pytest
 from ppl.kernels import rowcode
 from ppl.kernels.cpu import core, rows
 from ppl.kernels.math import rng, scalar
-from ppl.lowering.rowfused import _qualify
+from ppl.lowering.printer import qualify as _qualify
 
 # kernel, then each argument: "x" a (1, 1) input, "o" a (1, 1) output, "r" a (1,) row input,
 # "ro" a (1,) row output, "v" a (1,) vector input, "vo" a (1,) vector output, "pos" a positive
