@@ -3,10 +3,12 @@
 `KERNELS.<alias>.<name>` is a `KernelRef`: a kernel of one of the modules the step binds
 (`MODULES`: the alias the step's code uses -> the CPU module of ppl.kernels; the CUDA header binds
 the same aliases to the CUDA twins, ppl/targets.py). `Call(kernel, args)` is one call: the
-reference and its arguments, each a buffer or expression of the step (a `str`), a constant (a
-number), the marker of a skipped gradient (estimators.protocol.NoGrad, a `str`
-too), `Flat(buffer)` (a one-column buffer passed as its 1D view), `Column(buffer)` (a 1D buffer
-as a one-column array) or `Head(buffer, parts)` (its first rows). A `Call` is also the text it
+reference and its arguments, each a typed record: a workspace buffer (`Buf`: its rows and
+width), a view of theta, grad or state (`View`), an argument of the step (`StepArg`), a constant
+(a number, `Const`), the marker of a skipped gradient (estimators.protocol.NoGrad), `Flat(buffer)`
+(a one-column buffer passed as its 1D view), `Column(buffer)` (a 1D buffer as a one-column array)
+or `Head(buffer, parts)` (its first rows); or the text of an expression an estimator passes. The
+step's builder (lowering/ir.StepBuilder.typed) resolves an argument given by name to its record. A `Call` is also the text it
 prints (a `str`), so code that only writes lines needs nothing else; every pass that asks which
 kernel a line calls, what it passes or which names it holds and where (`Call.names`: what the
 printer writes views in by) reads the record (lowering/ir.py, the row-fused lowering, the CUDA
@@ -119,6 +121,46 @@ class Flat(str):
         return (self.buffer,)
 
 
+class Buf(str):
+    """A workspace buffer of the step: its name (its text), its rows (Layout's: "R" every row,
+    "D" a data row's, "Dn" n per data row, or a number) and its width (None: one value per row,
+    a 1D buffer). Made where the lowering allocates it (buf1 / buf2)."""
+
+    def __new__(cls, name, rows="R", width=None):
+        self = super().__new__(cls, name)
+        self.rows, self.width = rows, width
+        return self
+
+    def __getnewargs__(self):
+        return (str(self), self.rows, self.width)
+
+
+class View(str):
+    """A view the step's head binds: a parameter's or its gradient's (of theta / grad) or a state
+    value's (of state), `expr` the view's expression."""
+
+    def __new__(cls, name, expr):
+        self = super().__new__(cls, name)
+        self.expr = expr
+        return self
+
+    def __getnewargs__(self):
+        return (str(self), self.expr)
+
+
+class Const(str):
+    """A constant of the step's code written as its literal (a number, a tuple of numbers, True or
+    False): it holds no names."""
+
+
+class StepArg(str):
+    """An argument of the step itself that a kernel call passes on (seed, t, row0, B, theta, grad,
+    state)."""
+
+
+STEP_ARGS = ("theta", "grad", "state", "B", "seed", "t", "row0")
+
+
 class Column(str):
     """A 1D buffer passed as the (rows, 1) array a two-dimensional kernel takes (the rows of
     `rows_of`, the same count)."""
@@ -168,7 +210,7 @@ def arg_names(arg) -> tuple:
     """(name, start, end) of the identifiers of one argument's text, from its record: a name, a
     Flat, Column or Head buffer, a number or a tuple of them; text of another form (an expression
     an estimator passes) is read by text_names."""
-    if isinstance(arg, (bool, int, float, tuple)):
+    if isinstance(arg, (bool, int, float, tuple, Const)):
         return ()
     text = str(arg)
     if isinstance(arg, Flat):
@@ -306,7 +348,19 @@ class Template:
         self.text = f"{kernel}({', '.join(self.args)})"
 
     def __call__(self, **values) -> Call:
-        return Call(self.kernel, [Flat(a.format(**values)) if flat else a.format(**values) for a, flat in self._parts])
+        """The call on `values`: an argument that is one field is the value itself (a buffer's
+        record stays one), a literal field its literal (Const), others their text."""
+        return Call(self.kernel, [self._arg(a, flat, values) for a, flat in self._parts])
+
+    @staticmethod
+    def _arg(a: str, flat: bool, values: dict):
+        if flat:
+            return Flat(a.format(**values))
+        if a.startswith("{") and a.endswith("}") and a[1:-1].isidentifier():
+            return values[a[1:-1]]
+        if a.startswith("{") and a.endswith("!r}") and a[1:-3].isidentifier():
+            return Const(repr(values[a[1:-3]]))
+        return a.format(**values)
 
     def __str__(self):
         return self.text

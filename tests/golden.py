@@ -199,6 +199,14 @@ def unrecorded_calls(statements) -> list:
     return [str(st) for st in flatten(statements) if st.call is None and _KERNEL_CALL.search(str(st))]
 
 
+def untyped_names(statements) -> list:
+    """The arguments of call statements given as a bare name (a plain str): every buffer, view,
+    step argument and marker a call passes is a typed record (calls.Buf, View, StepArg, NoGrad,
+    Const), resolved by the step's builder."""
+    return [a for st in flatten(statements) if st.call is not None for a in st.call.args
+            if type(a) is str and a.isidentifier()]
+
+
 def misread_names(statements) -> list:
     """The call statements whose identifiers, taken from the call's record (calls.Call.names, what
     the printer inlines views by), differ from those Python's tokenizer reads in its text."""
@@ -213,6 +221,8 @@ def generate_source(model, **options) -> str:
     if c.step.rows is None:   # the row-fused step's lines are row code
         bad = unrecorded_calls(c.step.emitted)
         assert not bad, f"{model.name}: kernel calls emitted as text, not as call records: {bad[:5]}"
+        plain = untyped_names(c.step.emitted)
+        assert not plain, f"{model.name}: call arguments that name a buffer, view or step argument untyped: {plain[:5]}"
         wrong = misread_names(c.step.emitted)
         assert not wrong, f"{model.name}: a call's names from its record differ from its text's: {wrong[:3]}"
     return c.source

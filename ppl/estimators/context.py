@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis import graph as G
-from ..calls import KERNELS, Call, KernelRef, parse
+from ..calls import KERNELS, Call, Const, KernelRef, parse
 from ..errors import ModelError
 from .protocol import NO_GRAD, REGISTRY, Estimator
 
@@ -52,7 +52,7 @@ class Rows:
     enumerated_below: tuple | None = None
     # (strides, sizes) as tuple literals of code: the configuration digits of every stochastic
     # node below (enumerated, antithetic, REBAR's), or the neutral digit "(1, )", "(1, )" if none
-    digits_below: tuple = ("(1, )", "(1, )")
+    digits_below: tuple = (Const("(1, )"), Const("(1, )"))
     zeros: str = ""   # 1D buffer of zeros (a baseline of none)
     # an estimator that evaluates_below: the nodes of such estimators share one digit (`digit`),
     # whose rows add up rather than multiply; the node's configuration c >= 1 is that digit's
@@ -396,7 +396,8 @@ def _digits_below(lowering, node):
 
     def literal(digits):   # each digit once: REBAR's nodes share one
         digits = list(dict.fromkeys(digits))
-        return "(" + "".join(f"{s}, " for s, _ in digits) + ")", "(" + "".join(f"{z}, " for _, z in digits) + ")"
+        return (Const("(" + "".join(f"{s}, " for s, _ in digits) + ")"),
+                Const("(" + "".join(f"{z}, " for _, z in digits) + ")"))
     return (literal(enumerated) if enumerated else None), literal(every or [(1, 1)])
 
 

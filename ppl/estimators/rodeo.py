@@ -37,6 +37,7 @@ it would bias the Stein term. The network, trained across steps, carries the sha
 """
 import numbers
 
+from ..calls import Const
 from ..kernels.cpu.core import rodeo_collect, rodeo_cv, rodeo_grad, rodeo_signal, rodeo_train
 from ..kernels.families.rodeo import init, rodeo_size
 from .protocol import register
@@ -81,7 +82,7 @@ class RODEO(Estimator):
         K, S = ctx.rows.samples, ctx.rows.configs
         D, H = ctx.node.width, ctx.options["hidden"]
         phi, gphi = ctx.parameter("cv", (rodeo_size(D, H),), init(D, H))
-        below = ctx.rows.enumerated_below or ("(1,)", "(1,)")
+        below = ctx.rows.enumerated_below or (Const("(1,)"), Const("(1,)"))
         (a,) = ctx.params()
         b, rw = ctx.value(), ctx.rows.weights
         F, W, S0 = ctx.buffer("rodeoF"), ctx.buffer("rodeoW"), ctx.buffer("rodeoS0")

@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, Call, Head, KernelRef, call, render, template
+from ..calls import KERNELS, Buf, Call, Head, KernelRef, call, render, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -95,19 +95,22 @@ class ContextHelpers:
         """A line run once at the top of the step, before the forward pass."""
         self.builder.emit_at_start(line)
 
-    def buf2(self, name: str, width, rows="R") -> str:
+    def buf2(self, name: str, width, rows="R") -> Buf:
+        """A (rows, width) workspace buffer (in a loop's body: every step's rows, loops.py); the
+        name its code uses, typed (calls.Buf: its rows in a step, its width)."""
         name = _ident(name)
-        head, rows = self.per_step_rows(name, rows)   # in a loop's body: every step's rows (loops.py)
-        self.builder.L.ws2.append((name, rows, int(width)))
+        head, all_rows = self.per_step_rows(name, rows)
+        self.builder.L.ws2.append((name, all_rows, int(width)))
         self.builder.bind(head, "ws2", len(self.builder.L.ws2) - 1)
-        return name
+        return self.builder.declare(Buf(name, rows, int(width)))
 
-    def buf1(self, name: str, rows="R") -> str:
+    def buf1(self, name: str, rows="R") -> Buf:
+        """A workspace buffer of one value per row (as buf2)."""
         name = _ident(name)
-        head, rows = self.per_step_rows(name, rows)
-        self.builder.L.ws1.append((name, rows))
+        head, all_rows = self.per_step_rows(name, rows)
+        self.builder.L.ws1.append((name, all_rows))
         self.builder.bind(head, "ws1", len(self.builder.L.ws1) - 1)
-        return name
+        return self.builder.declare(Buf(name, rows))
 
     def state_slot(self, name: str, size: int, init=0.0):
         """The offset in `state` of `size` numbers (in a loop's body: one set per step index, the

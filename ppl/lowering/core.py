@@ -61,8 +61,8 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
         self._init_alternative()
         self.contexts: dict = {}    # stochastic node -> its estimator's context (estimator_context)
         self.buf2(NO_GRAD.buffer, 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D are written as
-        self.builder.bind(NO_GRAD_1D.buffer, "ws1", 0)
         self.builder.L.ws1.append((NO_GRAD_1D.buffer, 0))
+        self.builder.bind(NO_GRAD_1D.buffer, "ws1", 0)
         self.rw = self.buf1("rw_")
         self.builder.L.rw_index = len(self.builder.L.ws1) - 1
         # cw, the cost cotangent seeds: the row weights rw, except where an estimator's extra rows

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..calls import Call, text_names
+from ..calls import STEP_ARGS, Buf, Call, Const, StepArg, View, text_names
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -283,12 +283,30 @@ class StepBuilder:
         self.user_kernels: dict = {}   # global name -> (estimators.context.Kernel, node): a user estimator's kernels
         self.section: list = self.fwd
         self.owner = None
+        # name -> the typed record a call's argument of that name stands for: the step's own
+        # arguments, the markers of skipped gradients, every buffer and view made (declare)
+        self.symbols: dict = {name: StepArg(name) for name in STEP_ARGS}
+        self.symbols.update({m.name: m for m in (NO_GRAD, NO_GRAD_1D)})
+        self.symbols.update({c: Const(c) for c in ("True", "False")})
         self.here = None   # the layout of the node being lowered (its rows: lowering/views.py)
         self.cfg = 0       # the configuration whose code is emitted (the row-fused lowering unrolls them)
 
+    def declare(self, symbol):
+        """Record a buffer or view the step holds (calls.Buf, calls.View) under its name."""
+        self.symbols[str(symbol)] = symbol
+        return symbol
+
+    def typed(self, line):
+        """A kernel call with each argument given as a name resolved to the record that name
+        stands for (a Buf, a View, a step argument, a marker); other lines as they are."""
+        if not isinstance(line, Call) or not any(type(a) is str and a in self.symbols for a in line.args):
+            return line
+        args = tuple(self.symbols.get(a, a) if type(a) is str else a for a in line.args)
+        return Call(line.kernel, args, line.indent, line.wrap)
+
     def statement(self, line: str) -> Stmt:
         """The typed statement of an emitted line (its owner, kernel call and names)."""
-        return Stmt(line, self.owner)
+        return Stmt(self.typed(line), self.owner)
 
     def emit(self, line: str):
         st = self.statement(line)
@@ -313,8 +331,17 @@ class StepBuilder:
         self.section.append(record)
 
     def bind(self, name: str, source: str, index: int | None = None, expr: str | None = None):
-        """A name the step's head binds (Bind)."""
+        """A name the step's head binds (Bind), declared as the buffer or view it is."""
         self.head.append(Bind(name, source, index, expr))
+        if source == "ws2":
+            _, rows, width = self.L.ws2[index]
+            self.declare(Buf(name, rows, width))
+        elif source == "ws1":
+            self.declare(Buf(name, self.L.ws1[index][1]))
+        elif source == "inputs":
+            self.declare(Buf(name, "D"))
+        else:
+            self.declare(View(name, expr))
 
     def finish(self, weights: list, rows: RowCode | None) -> Step:
         return Step(self.L, tuple(self.head), tuple(weights), tuple(self.fwd), tuple(self.bwd), tuple(self.emitted),

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..calls import KERNELS, call
+from ..calls import KERNELS, Const, call
 from ..errors import ModelError
 from ..estimators.protocol import REGISTRY
 from . import ir
@@ -151,7 +151,7 @@ class Loops:
         """The noise stream of the node's k-th noise (a body node's: of the step)."""
         base = self.stream_base[node] + k
         if self.an.loop_of(node) is None:
-            return str(base)
+            return Const(str(base))
         return f"{base} + {LOOP_VAR} * {16 * len(self.stream_base)}"
 
     def per_step_offset(self, off: int, size: int):

@@ -90,3 +90,23 @@ def test_a_call_whose_record_misnames_its_text_is_found():
     bad.buffer = "c_hh"   # the record says one buffer, its text another
     wrong = Stmt(call(KERNELS.rows.add_rows, bad, "tot"))
     assert golden.misread_names(good + [wrong]) == [str(wrong)]
+
+
+def test_an_untyped_name_in_a_call_is_found():
+    """The test of golden.generate_source's third check: a call built by the step's builder holds
+    its buffers, views, step arguments and markers as records; one built around it is found."""
+    from ppl.calls import KERNELS, Buf, StepArg, View, call
+    from ppl.lowering.ir import Stmt, StepBuilder
+    from ppl.lowering.layout import Layout
+    b = StepBuilder(Layout())
+    b.L.ws2.append(("v_h", "R", 4))
+    b.bind("v_h", "ws2", 0)
+    b.bind("p_W", "view", expr="rows.flat_view(theta, 0, (4, 4))")
+    b.emit(call(KERNELS.core.affine_fwd, "v_h", "p_W", "seed", "NO_GRAD", "True"))
+    (st,) = b.fwd
+    kinds = [type(a).__name__ for a in st.call.args]
+    assert kinds == ["Buf", "View", "StepArg", "NoGrad", "Const"] and st.call.args[0].width == 4
+    assert isinstance(st.call.args[1], View) and isinstance(st.call.args[2], StepArg) and isinstance(st.call.args[0], Buf)
+    assert golden.untyped_names([st]) == []
+    around = Stmt(call(KERNELS.core.affine_fwd, "v_h", "p_W"))   # not through the builder
+    assert golden.untyped_names([st, around]) == ["v_h", "p_W"]
