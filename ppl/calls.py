@@ -8,11 +8,11 @@ width), a view of theta, grad or state (`View`), an argument of the step (`StepA
 (a number, `Const`), the marker of a skipped gradient (estimators.protocol.NoGrad), `Flat(buffer)`
 (a one-column buffer passed as its 1D view), `Column(buffer)` (a 1D buffer as a one-column array)
 or `Head(buffer, parts)` (its first rows); or the text of an expression an estimator passes. The
-step's builder (lowering/ir.StepBuilder.typed) resolves an argument given by name to its record. A `Call` is also the text it
-prints (a `str`), so code that only writes lines needs nothing else; every pass that asks which
-kernel a line calls, what it passes or which names it holds and where (`Call.names`: what the
-printer writes views in by) reads the record (lowering/ir.py, the row-fused lowering, the CUDA
-target check), never the text.
+step's builder (lowering/ir.StepBuilder.typed) resolves an argument given by name to its record.
+A `Call` is also the text it prints (a `str`), so code that only writes lines needs nothing else;
+every pass that asks which kernel a line calls, what it passes or which names it holds and where
+(`Call.names`: what the printer writes views in by) reads the record (lowering/ir.py, the
+row-fused lowering, the CUDA target check), never the text.
 
 Templates (the op table's `fwd` / `bwd`, a law's `enum`, REBAR's and RELAX's per-law kernels) are
 call records with field arguments, `KERNELS.rebar.cv_flags.on("stride", ..., "flag")` (Template);
