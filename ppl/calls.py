@@ -452,7 +452,8 @@ def render(tpl, **values) -> Call:
 
 
 # ----- the row code's statements as records: what an estimator's row-fused form
-# (estimators.protocol: scalar_forward / scalar_backward) gives the row context (`RowContext.put`)
+# (estimators.protocol: scalar_forward / scalar_backward), the row-fused lowering and its rules
+# for a user's functions give the row context (`RowContext.put`)
 class Expr(str):
     """A scalar expression of the row code: its operator `op` ("name", "number", "call", "cast",
     "float", "-", "*", "==", "!=", "state") and operands `args` (Exprs); a call's `fn` is a function
@@ -473,6 +474,8 @@ def expr(v) -> Expr:
     """A name (a local of the row code, `str`), a number, or an Expr as it is."""
     if isinstance(v, Expr):
         return v
+    if isinstance(v, Const):
+        return Expr("number", (), str(v))
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise TypeError(f"a row code operand is a name, a number or an Expr, not {v!r}")
     if isinstance(v, str):
@@ -482,13 +485,25 @@ def expr(v) -> Expr:
     return Expr("number", (), repr(v))
 
 
+_ROW_MODULES = {"scalar": "ppl.kernels.math.scalar", "rng": "ppl.kernels.math.rng"}   # the row code's libraries
+
+
 def scalar_call(fn, *args) -> Expr:
-    """fn(*args), fn a function of kernels/math/scalar.py."""
-    scalar = importlib.import_module("ppl.kernels.math.scalar")
-    if getattr(scalar, getattr(fn, "__name__", ""), None) is not fn:
+    """fn(*args), fn a function of kernels/math/scalar.py (or of kernels/math/rng.py: a draw)."""
+    name = getattr(fn, "__name__", "")
+    alias = next((a for a, mod in _ROW_MODULES.items()
+                  if getattr(importlib.import_module(mod), name, None) is fn), None)
+    if alias is None:
         raise ValueError(f"{fn!r} is no function of kernels/math/scalar.py, the row code's scalar library")
     ops = tuple(expr(a) for a in args)
-    return Expr("call", ops, f"scalar.{fn.__name__}({', '.join(ops)})", fn)
+    return Expr("call", ops, f"{alias}.{name}({', '.join(ops)})", fn)
+
+
+def user_call(name: str, *args) -> Expr:
+    """name(*args): a user's function the step binds as its global `name` (ppl.blackbox,
+    ppl.layer)."""
+    ops = tuple(expr(a) for a in args)
+    return Expr("call", (expr(name), *ops), f"{expr(name)}({', '.join(ops)})")
 
 
 def cast(v) -> Expr:
@@ -506,7 +521,7 @@ def state(i: int) -> Expr:
     return Expr("state", (expr(int(i)),), f"state[{int(i)}]")
 
 
-_BINDS = {"==": 1, "!=": 1, "-": 2, "*": 3}   # how tightly each operator binds
+_BINDS = {"==": 1, "!=": 1, ">": 1, "+": 2, "-": 2, "*": 3, "//": 3}   # how tightly each operator binds
 
 
 def _binary(op: str, a, b) -> Expr:
@@ -518,8 +533,22 @@ def _binary(op: str, a, b) -> Expr:
     return Expr(op, (a, b), f"{pa} {op} {pb}")
 
 
+def add(a, b) -> Expr:
+    return _binary("+", a, b)
+
+
 def sub(a, b) -> Expr:
     return _binary("-", a, b)
+
+
+def floordiv(a, b) -> Expr:
+    return _binary("//", a, b)
+
+
+def index(buffer, *at) -> Expr:
+    """buffer[at...]: an entry of a workspace buffer (the row code's store or read)."""
+    ops = (expr(buffer), *(expr(i) for i in at))
+    return Expr("index", ops, f"{ops[0]}[{', '.join(ops[1:])}]")
 
 
 def mul(a, b) -> Expr:
@@ -535,7 +564,8 @@ def ne(a, b) -> Expr:
 
 
 class Assign:
-    """`target = value` (op "=") or `target += value` (op "+="): target a name or state(i)."""
+    """`target = value` (op "=") or `target += value` (op "+="): target a name, state(i) or an
+    index(...) of a buffer."""
 
     def __init__(self, target, value, op: str = "="):
         if op not in ("=", "+="):
@@ -546,12 +576,24 @@ class Assign:
         return [f"{self.target} {self.op} {self.value}"]
 
 
+class Do:
+    """A call made for its effect (a user's function that writes its output rows)."""
+
+    def __init__(self, value):
+        self.value = expr(value)
+        if self.value.op != "call":
+            raise TypeError(f"a row code statement of its own is a call, not {self.value!r}")
+
+    def lines(self) -> list:
+        return [str(self.value)]
+
+
 class If:
     """The assignments of `body` run only when `test` holds."""
 
     def __init__(self, test, body):
         self.test, self.body = expr(test), tuple(body)
-        if not all(isinstance(s, Assign) for s in self.body):
+        if not all(isinstance(s, (Assign, Do)) for s in self.body):
             raise TypeError("the body of a row code If holds assignments")
 
     def lines(self) -> list:

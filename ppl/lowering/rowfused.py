@@ -41,6 +41,7 @@ gradient call (mode 1) writes only ``grad`` and the estimator state.
 """
 from __future__ import annotations
 
+import functools
 from types import MappingProxyType
 
 import numpy as np
@@ -58,7 +59,8 @@ from .printer import qualify, row_lines_of
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..calls import Call, Flat, If, Template, call, ref, render, template
+from ..calls import (Assign, Call, Expr, Flat, If, Template, add, as_float, call, cast, expr, floordiv, index, mul,
+                     ref, render, scalar_call, template)
 from ..ops import OPS
 
 _SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row-fused rewrite
@@ -185,9 +187,9 @@ class RowFusedLowering(Lowering):
         """Whether configuration cfg carries the objective's weight (RowPlan.weighs)."""
         return self.plan.weighs(self.builder.cfg if cfg is None else cfg)
 
-    def row(self, cfg=None) -> str:
+    def row(self, cfg=None) -> Expr:
         """The workspace row of drawn row d in configuration cfg (default: the current one)."""
-        return "d" if self.plan.S == 1 else f"d * {self.plan.S} + {self.builder.cfg if cfg is None else cfg}"
+        return expr("d") if self.plan.S == 1 else add(mul("d", self.plan.S), self.builder.cfg if cfg is None else cfg)
 
     def local(self, prefix: str, node: Node, cfg=None, per_config=True) -> str:
         """The name of a local of the row code for node: <prefix>_<node>, suffixed with the
@@ -205,9 +207,11 @@ class RowFusedLowering(Lowering):
     def cost_local(self, head: Node, cfg=None) -> str:
         return self.local("cs", head, cfg)
 
-    def put(self, stmt, where: str = "row"):
-        """A statement of an estimator's row form (calls.Assign or calls.If): in the row code, or
-        before (`pre`) or after (`post`: the gradient step's) the row loop."""
+    def put(self, stmt, where: str = "row", store: bool = False):
+        """A statement of the row code (calls.Assign or calls.If: an estimator's row form's, or
+        this lowering's own): in the row code, or before (`pre`) or after (`post`: the gradient
+        step's) the row loop. `store`: a write of a row's value to the workspace, which only the
+        forward-only step keeps (ir.Store; the gradient step needs none)."""
         lines = stmt.lines()
         if where == "pre":
             self.pre += lines
@@ -219,14 +223,15 @@ class RowFusedLowering(Lowering):
             self.emit_block(*lines)
         else:
             for line in lines:
-                self.emit(line)
+                self.emit(ir.Store(line) if store else line)
 
     def noise_scalar(self, node: Node, kind: str, k: int = 0) -> str:
         """The node's base noise of drawn row d, shared by its configurations (common random
         numbers): the value fill_<kind> writes at (row d, column 0)."""
         name = self.local(f"n{k}", node, per_config=False)
         if self.builder.cfg == 0:
-            self.emit(f"{name} = rng.{kind}_{self.prec}(seed, {self.stream(node, k)}, d + row0, 0, t)")
+            draw = getattr(rng, f"{kind}_{self.prec}")
+            self.put(Assign(name, scalar_call(draw, "seed", self.stream(node, k), add("d", "row0"), 0, "t")))
         self.record_noise(node, name)
         return name
 
@@ -305,7 +310,7 @@ class RowFusedLowering(Lowering):
         """A local holding the sum of the node's downstream costs in configuration cfg."""
         name = self.local("L", node, cfg)
         terms = [self.cost_local(c, cfg) for c in self.an.downstream_costs[node]]
-        self.emit(f"{name} = {' + '.join(terms) if terms else 'cast(0.0)'}")
+        self.put(Assign(name, functools.reduce(add, terms) if terms else cast(0.0)))
         return name
 
     # ----- the shared walk's hooks (lowering.Lowering.lower_forward / lower_backward)
@@ -316,20 +321,20 @@ class RowFusedLowering(Lowering):
     def lower_loss(self):
         for self.builder.cfg in self.configs:
             if not self.weighs():   # an extra row of the shared digit: no weight in the objective
-                self.emit_store(f"{self.rw}[{self.row()}] = cast(0.0)")
+                self.put(Assign(index(self.rw, self.row()), cast(0.0)), store=True)
             else:
-                self.emit_store(f"{self.rw}[{self.row()}] = w_")
+                self.put(Assign(index(self.rw, self.row()), "w_"), store=True)
                 for c in self.model.costs:
-                    self.emit(f"loss += float(w_) * float({self.cost_local(c)})")
-            self.emit_store(f"tot_[{self.row()}] = "
-                            f"{' + '.join(self.cost_local(c) for c in self.model.costs) or '0.0'}")
+                    self.put(Assign("loss", mul(as_float("w_"), as_float(self.cost_local(c))), "+="))
+            costs = [self.cost_local(c) for c in self.model.costs]
+            self.put(Assign(index("tot_", self.row()), functools.reduce(add, costs) if costs else 0.0), store=True)
         self.builder.cfg = 0
 
     def zero_cotangents(self):
         for n in self.an.order:
             for self.builder.cfg in self.configs:
                 if self.cot(n) is not None and not n.attrs.get("is_head"):
-                    self.emit(f"{self.cot(n)} = cast(0.0)")
+                    self.put(Assign(self.cot(n), cast(0.0)))
         self.builder.cfg = 0
 
     def allocate(self, n: Node):
@@ -351,18 +356,13 @@ class RowFusedLowering(Lowering):
             self.builder.L.values[n.name] = ("ws2", len(self.builder.L.ws2) - 1, self.plan.FULL)
 
     def _store(self, n: Node):
-        self.emit_store(f"v_{_ident(n.name)}[{self.row()}, 0] = {self.val(n)}")
-
-    def emit_store(self, line: str):
-        """A write of a row's value to the workspace: only the forward-only step (mode 0, which
-        serves loss_parts and sample) keeps them; the gradient step needs none."""
-        self.emit(ir.Store(line))
+        self.put(Assign(index(f"v_{_ident(n.name)}", self.row(), 0), self.val(n)), store=True)
 
     def forward_node(self, n: Node):
         self.builder.section = self.builder.fwd
         k = n.kind
         if k == "input":
-            self.emit(f"{self.val(n)} = {self.local('in', n, per_config=False)}[d // {self.samples}, 0]")
+            self.put(Assign(self.val(n), index(self.local("in", n, per_config=False), floordiv("d", self.samples), 0)))
             return
         if n.attrs.get("is_head"):
             c = self.cost_local(n)
@@ -373,7 +373,7 @@ class RowFusedLowering(Lowering):
                 ROW_RULES[k].forward(self, n, c)
             else:
                 self.row_call(render(OPS[k].fwd, c=c, **self._op_values(n)))
-            self.emit_store(f"{self.cost_rows(n)}[{self.row()}] = {c}")
+            self.put(Assign(index(self.cost_rows(n), self.row()), c), store=True)
             return
         if k in ROW_RULES:
             ROW_RULES[k].forward(self, n, self.val(n))

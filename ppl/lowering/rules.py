@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import Flat, KERNELS, call
+from ..calls import Assign, Do, Flat, KERNELS, call, cast, index, user_call
 from ..estimators import NO_GRAD, REGISTRY
 from .ir import LOOP_VAR
 from .layout import _ident
@@ -222,7 +222,7 @@ def _law_kl_bwd(lowering, n, ins, gins, cw, c, rows):
 def _fill_rows(sl, n, tag, values) -> list:
     rows = [sl.scratch_row(f"u{tag}{j}_{n.name}") for j in range(len(values))]
     for r, v in zip(rows, values):
-        sl.emit(f"{r}[0] = {v}")
+        sl.put(Assign(index(r, 0), v))
     return rows
 
 
@@ -234,7 +234,7 @@ def _user_fn(sl, n, key, prefix) -> str:
 
 def _blackbox_row_fwd(sl, n, c):
     ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
-    sl.emit(f"{c} = cast({_user_fn(sl, n, 'fn', 'bb')}({', '.join(ins)}))")   # the array rule's store into c
+    sl.put(Assign(c, cast(user_call(_user_fn(sl, n, 'fn', 'bb'), *ins))))   # the array rule's store into c
 
 
 def _blackbox_row_bwd(sl, n, cw):
@@ -243,7 +243,7 @@ def _blackbox_row_bwd(sl, n, cw):
         return
     ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
     gs = [sl.scratch_row(f"ug{j}_{n.name}") for j in range(len(n.inputs))]
-    sl.emit(f"{_user_fn(sl, n, 'grad', 'bbg')}({', '.join(ins + gs)})")
+    sl.put(Do(user_call(_user_fn(sl, n, 'grad', 'bbg'), *ins, *gs)))
     for s, gi in zip(gs, gins):
         if gi is not None:
             sl.row_call(call(KERNELS.rows.add_scaled_rows, f"{s}[0]", cw, gi))
@@ -252,8 +252,8 @@ def _blackbox_row_bwd(sl, n, cw):
 def _user_layer_row_fwd(sl, n, out):
     ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
     o = sl.scratch_row(f"uo_{n.name}")
-    sl.emit(f"{_user_fn(sl, n, 'fn', 'ul')}({', '.join(ins)}, {o})")
-    sl.emit(f"{out} = {o}[0]")
+    sl.put(Do(user_call(_user_fn(sl, n, 'fn', 'ul'), *ins, o)))
+    sl.put(Assign(out, index(o, 0)))
 
 
 def _user_layer_row_bwd(sl, n, gout):
@@ -262,10 +262,10 @@ def _user_layer_row_bwd(sl, n, gout):
         return
     ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
     o, go = sl.scratch_row(f"uo_{n.name}"), sl.scratch_row(f"ugo_{n.name}")
-    sl.emit(f"{o}[0] = {sl.val(n)}")
-    sl.emit(f"{go}[0] = {gout}")
+    sl.put(Assign(index(o, 0), sl.val(n)))
+    sl.put(Assign(index(go, 0), gout))
     gs = [sl.scratch_row(f"ug{j}_{n.name}") for j in range(len(n.inputs))]
-    sl.emit(f"{_user_fn(sl, n, 'grad', 'ulg')}({', '.join(ins)}, {o}, {go}, {', '.join(gs)})")
+    sl.put(Do(user_call(_user_fn(sl, n, 'grad', 'ulg'), *ins, o, go, *gs)))
     for s, gi in zip(gs, gins):
         if gi is not None:
             sl.row_call(call(KERNELS.rows.add_from_cols, f"{s}[0]", 0, gi))

@@ -9,15 +9,16 @@ import itertools
 
 import pytest
 
-from ppl.calls import Assign, If, as_float, cast, eq, expr, mul, ne, scalar_call, state, sub
+from ppl.calls import (Assign, Do, If, add, as_float, cast, eq, expr, floordiv, index, mul, ne, scalar_call, state, sub,
+                       user_call)
 from ppl.kernels.math import scalar
 
 def _trees(depth: int) -> list:
-    """Every expression of `-` and `*` over the names a, b, c up to `depth` operators."""
+    """Every expression of `+`, `-`, `*` and `//` over the names a, b, c up to `depth` operators."""
     if depth == 0:
         return [expr(n) for n in "abc"]
     small = _trees(depth - 1)
-    return small + [make(x, y) for x, y in itertools.product(small, small) for make in (sub, mul)]
+    return small + [make(x, y) for x, y in itertools.product(small, small) for make in (add, sub, mul, floordiv)]
 
 
 def _tree_of_text(node):
@@ -27,7 +28,7 @@ def _tree_of_text(node):
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.BinOp):
-        op = {ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
+        op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//"}[type(node.op)]
         return (op, _tree_of_text(node.left), _tree_of_text(node.right))
     if isinstance(node, ast.Compare):
         op = {ast.Eq: "==", ast.NotEq: "!="}[type(node.ops[0])]
@@ -59,6 +60,9 @@ def test_the_forms_the_estimators_write():
     assert str(mul(as_float("w_"), as_float("L"))) == "float(w_) * float(L)"
     st = Assign(state(5), scalar_call(scalar.moving_average, "b", "t", "w", 0.9, eq(state(6), 0)))
     assert st.lines() == ["state[5] = scalar.moving_average(b, t, w, 0.9, state[6] == 0)"]
+    assert Assign(index("rw_", add(mul("d", 4), 1)), "w_").lines() == ["rw_[d * 4 + 1] = w_"]
+    assert Assign("s_x", index("in_x", floordiv("d", 2), 0)).lines() == ["s_x = in_x[d // 2, 0]"]
+    assert Do(user_call("bbg_f", "ua0_f", "ug0_f")).lines() == ["bbg_f(ua0_f, ug0_f)"]
     block = If(ne("b0", "b1"), [Assign("cf_", 1.0), Assign("g", cast(mul("w_", "cf_")), "+=")])
     assert block.lines() == ["if b0 != b1:", "    cf_ = 1.0", "    g += cast(w_ * cf_)"]
 
@@ -72,5 +76,7 @@ def test_what_is_no_row_expression_is_refused():
         scalar_call(abs, "a")
     with pytest.raises(ValueError, match="'=' or '\\+='"):
         Assign("a", 1.0, "-=")
+    with pytest.raises(TypeError, match="a row code statement of its own is a call"):
+        Do(add("a", "b"))
     with pytest.raises(TypeError, match="holds assignments"):
         If(ne("a", "b"), [If(ne("a", "b"), [])])
