@@ -469,6 +469,23 @@ class Expr(str):
         self.op, self.args, self.fn = op, args, fn
         return self
 
+    @property
+    def names(self) -> tuple:
+        """The names it holds (a call's function given by its record, not as a name)."""
+        if self.op == "name":
+            return (str(self),)
+        return tuple(n for a in self.args for n in a.names)
+
+
+class RowLine(str):
+    """A line of row code printed from a statement record, with the names it holds (`names`:
+    (name, -1, -1), as ir.Stmt keeps them; the row code is never rewritten by place)."""
+
+    def __new__(cls, text: str, names):
+        self = super().__new__(cls, text)
+        self.names = tuple((n, -1, -1) for n in dict.fromkeys(names))
+        return self
+
 
 def expr(v) -> Expr:
     """A name (a local of the row code, `str`), a number, or an Expr as it is."""
@@ -573,7 +590,7 @@ class Assign:
         self.target, self.value, self.op = expr(target), expr(value), op
 
     def lines(self) -> list:
-        return [f"{self.target} {self.op} {self.value}"]
+        return [RowLine(f"{self.target} {self.op} {self.value}", self.target.names + self.value.names)]
 
 
 class Do:
@@ -585,7 +602,7 @@ class Do:
             raise TypeError(f"a row code statement of its own is a call, not {self.value!r}")
 
     def lines(self) -> list:
-        return [str(self.value)]
+        return [RowLine(str(self.value), self.value.names)]
 
 
 class If:
@@ -597,4 +614,6 @@ class If:
             raise TypeError("the body of a row code If holds assignments")
 
     def lines(self) -> list:
-        return [f"if {self.test}:", *("    " + line for s in self.body for line in s.lines())]
+        return [RowLine(f"if {self.test}:", self.test.names),
+                *(RowLine("    " + line, line.names and [n for n, _, _ in line.names]) for s in self.body
+                  for line in s.lines())]

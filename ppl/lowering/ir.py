@@ -77,13 +77,21 @@ class RowCall:
     def __init__(self, kernel, args: list, tag: int):
         self.kernel, self.args, self.tag = kernel, tuple(args), tag
         self.rewritten = None   # (lines, modules their globals need): printer.row_lines_of, made once
-        # the names its arguments hold (a pass counting names sees them; no place in a line)
-        self.names = tuple((n, -1, -1) for a in self.args if a is not None for n, _, _ in text_names(a))
+        # the names its arguments hold (a pass counting names sees them; no place in a line): its
+        # body's lines hold no other name of the step (its own locals are renamed by its tag)
+        self.names = tuple((n, -1, -1) for a in self.args if a is not None
+                           for n in ((a,) if a.isidentifier() else (x for x, _, _ in text_names(a))))
 
 
 class Store(str):
     """A line of row-fused code that writes a row's value to the workspace: only the forward-only
-    step keeps it (the gradient step needs none); `Stmt.store` records it."""
+    step keeps it (the gradient step needs none); `Stmt.store` records it. `names`: those of its
+    statement record (calls.RowLine)."""
+
+    def __new__(cls, text: str, names=None):
+        self = super().__new__(cls, text)
+        self.names = names
+        return self
 
 
 class Define(str):
@@ -127,7 +135,8 @@ class Bind(str):
 def names(text) -> tuple:
     """(name, start, end) of every identifier of a line that is not an attribute or a keyword:
     a kernel call's from its record (calls.Call.names), other text's read by the tokenizer."""
-    return text.names if isinstance(text, Call) else text_names(str(text))
+    known = getattr(text, "names", None)   # a Call's, a RowLine's (calls.py), a Stmt's
+    return known if known is not None else text_names(str(text))
 
 
 LOOP_VAR = "it_"   # a loop block's step index in the printed step

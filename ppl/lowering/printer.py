@@ -102,7 +102,7 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     rows = f"B * {rc.samples}"  # drawn rows d; each is S workspace rows
     fwd_rows = _row_lines(step.fwd, imports)
     grad_rows = [line for line in fwd_rows if not getattr(line, "store", False)]
-    used = {name for name, _, _ in ir.names("\n".join(fwd_rows))}
+    used = {name for st in ir.flatten(step.fwd) for name, _, _ in ir.names(st)}   # a row call's: its arguments
     views = [line for line in step.head if line.name in used]
     common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *rc.pre]  # pre may halve w_
     fwd = ["", "", "@njit(cache={cache})", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",

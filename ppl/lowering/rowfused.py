@@ -223,7 +223,7 @@ class RowFusedLowering(Lowering):
             self.emit_block(*lines)
         else:
             for line in lines:
-                self.emit(ir.Store(line) if store else line)
+                self.emit(ir.Store(line, line.names) if store else line)
 
     def noise_scalar(self, node: Node, kind: str, k: int = 0) -> str:
         """The node's base noise of drawn row d, shared by its configurations (common random
