@@ -3,7 +3,8 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
-from ppl.calls import KERNELS, Assign, If, cast, mul, ne, scalar_call, sub
+from ppl.calls import KERNELS
+from ppl.statements import Assign, If, cast, mul, ne, scalar_call, sub
 from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 

@@ -63,7 +63,7 @@ class RowContext(Protocol):
     def partner(self, node, cfg=None) -> int: """The configuration holding its configuration 1."""
     def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight w_."""
     def put(self, stmt, where: str = "row") -> None:
-        """A statement (ppl.calls.Assign / If / Do, over names, numbers and ppl.calls' expressions): in
+        """A statement (ppl.statements.Assign / If / Do, over names, numbers and its expressions): in
         the row code, or before ("pre") or after ("post", the gradient step's) the row loop."""
     def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
     def recorded_noise(self, node): """The local of the base noise its draw used."""

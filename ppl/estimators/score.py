@@ -15,7 +15,8 @@ row, ell_i = -log (1/K sum_k exp(-C_ik)) (not Rao-Blackwellised: every cost of t
 the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
-from ppl.calls import KERNELS, Assign, as_float, cast, eq, mul, scalar_call, state
+from ppl.calls import KERNELS
+from ppl.statements import Assign, as_float, cast, eq, mul, scalar_call, state
 from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 

@@ -86,7 +86,7 @@ class RowCall:
 class Store(str):
     """A line of row-fused code that writes a row's value to the workspace: only the forward-only
     step keeps it (the gradient step needs none); `Stmt.store` records it. `names`: those of its
-    statement record (calls.RowLine)."""
+    statement record (statements.RowLine)."""
 
     def __new__(cls, text: str, names=None):
         self = super().__new__(cls, text)
@@ -135,7 +135,7 @@ class Bind(str):
 def names(text) -> tuple:
     """(name, start, end) of every identifier of a line that is not an attribute or a keyword:
     a kernel call's from its record (calls.Call.names), other text's read by the tokenizer."""
-    known = getattr(text, "names", None)   # a Call's, a RowLine's (calls.py), a Stmt's
+    known = getattr(text, "names", None)   # a Call's, a RowLine's (statements.py), a Stmt's
     return known if known is not None else text_names(str(text))
 
 

@@ -31,7 +31,7 @@ It applies when every node has width 1 and every kernel its ops and laws call ha
 (``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
 the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST, a
 user's); score, ARM and DisARM, whose array forms read other rows, give their row forms
-(``scalar_forward`` / ``scalar_backward``) as statement records (``calls.Assign`` / ``calls.If``).
+(``scalar_forward`` / ``scalar_backward``) as statement records (``statements.Assign`` / ``statements.If``).
 Code with no row form raises ``rowcode.NoRowForm`` and the compiler lowers the graph with array
 kernels (``compiler.pipeline.run_passes``).
 The step's signature, layout and buffers are the array program's: a
@@ -59,8 +59,8 @@ from .printer import qualify, row_lines_of
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..calls import (Assign, Call, Expr, Flat, If, Template, add, as_float, call, cast, expr, floordiv, index, mul,
-                     ref, render, scalar_call, template)
+from ..calls import Call, Flat, Template, call, ref, render, template
+from ..statements import Assign, Expr, If, add, as_float, cast, expr, floordiv, index, mul, scalar_call
 from ..ops import OPS
 
 _SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row-fused rewrite
@@ -208,7 +208,7 @@ class RowFusedLowering(Lowering):
         return self.local("cs", head, cfg)
 
     def put(self, stmt, where: str = "row", store: bool = False):
-        """A statement of the row code (calls.Assign or calls.If: an estimator's row form's, or
+        """A statement of the row code (statements.Assign, Do or If: an estimator's row form's, or
         this lowering's own): in the row code, or before (`pre`) or after (`post`: the gradient
         step's) the row loop. `store`: a write of a row's value to the workspace, which only the
         forward-only step keeps (ir.Store; the gradient step needs none)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import Assign, Do, Flat, KERNELS, call, cast, index, user_call
+from ..calls import Flat, KERNELS, call
+from ..statements import Assign, Do, cast, index, user_call
 from ..estimators import NO_GRAD, REGISTRY
 from .ir import LOOP_VAR
 from .layout import _ident

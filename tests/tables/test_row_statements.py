@@ -1,4 +1,4 @@
-"""The row code's statements as records (ppl/calls.py: Expr, Assign, If): what an estimator's
+"""The row code's statements as records (ppl/statements.py: Expr, Assign, Do, If): what an estimator's
 row-fused form gives the row context instead of text. Each expression prints as Python reads it
 (the operator tree Python parses from the printed text is the record's), and what is not a name,
 a number, a record or a function of the scalar library is refused."""
@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from ppl.calls import (Assign, Do, If, add, as_float, cast, eq, expr, floordiv, index, mul, ne, scalar_call, state, sub,
+from ppl.statements import (Assign, Do, If, add, as_float, cast, eq, expr, floordiv, index, mul, ne, scalar_call, state, sub,
                        user_call)
 from ppl.kernels.math import scalar
 
