@@ -122,9 +122,9 @@ class Flat(str):
 
 
 class Buf(str):
-    """A workspace buffer of the step: its name (its text), its rows (Layout's: "R" every row,
-    "D" a data row's, "Dn" n per data row, or a number) and its width (None: one value per row,
-    a 1D buffer). Made where the lowering allocates it (buf1 / buf2)."""
+    """A buffer of the step, a workspace's or a data input's: its name (its text), its rows
+    (Layout's: "R" every row, "D" one per data row, "Dn" n per data row, or a number) and its
+    width (None: one value per row, a 1D buffer). Made where the lowering allocates or binds it."""
 
     def __new__(cls, name, rows="R", width=None):
         self = super().__new__(cls, name)

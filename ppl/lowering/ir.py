@@ -339,8 +339,9 @@ class StepBuilder:
         """A statement that is a record, not a line (a RowCall), where the next statement goes."""
         self.section.append(record)
 
-    def bind(self, name: str, source: str, index: int | None = None, expr: str | None = None):
-        """A name the step's head binds (Bind), declared as the buffer or view it is."""
+    def bind(self, name: str, source: str, index: int | None = None, expr: str | None = None, width=None):
+        """A name the step's head binds (Bind), declared as the buffer or view it is (an input's:
+        its data rows, `width` columns)."""
         self.head.append(Bind(name, source, index, expr))
         if source == "ws2":
             _, rows, width = self.L.ws2[index]
@@ -348,7 +349,7 @@ class StepBuilder:
         elif source == "ws1":
             self.declare(Buf(name, self.L.ws1[index][1]))
         elif source == "inputs":
-            self.declare(Buf(name, "D"))
+            self.declare(Buf(name, "D", width))
         else:
             self.declare(View(name, expr))
 

@@ -72,7 +72,7 @@ class Walk:
         for plate in dict.fromkeys(self.an.cost_group.values()):
             j = len(self.builder.L.inputs)
             self.builder.L.inputs.append(f"_w_{plate}")
-            self.builder.bind(f"wB_{plate}", "inputs", j)
+            self.builder.bind(f"wB_{plate}", "inputs", j, width=1)
             w = self.group_w[plate] = self.buf1(f"w_{plate}_")
             self.emit(call(KERNELS.rows.repeat_rows, f'wB_{plate}', self.plan.reps, _column(w)))
 
@@ -166,7 +166,7 @@ class Walk:
         if n.kind == "input":
             j = len(self.builder.L.inputs)
             self.builder.L.inputs.append(n.name)
-            self.builder.bind(f"{pre}{n.name}", "inputs", j)
+            self.builder.bind(f"{pre}{n.name}", "inputs", j, width=n.width)
             self.builder.L.values[n.name] = ("input", j, P)
             return
         if n.attrs.get("is_head"):
