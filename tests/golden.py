@@ -208,10 +208,12 @@ def untyped_names(statements) -> list:
 
 
 def misread_names(statements) -> list:
-    """The call statements whose identifiers, taken from the call's record (calls.Call.names, what
-    the printer inlines views by), differ from those Python's tokenizer reads in its text."""
+    """The statements whose identifiers, taken from their record (calls.Call.names, ir.Raise:
+    what the printer inlines views by), differ from those Python's tokenizer reads in their text
+    (row code, whose names have no place, aside)."""
     from ppl.calls import text_names
-    return [str(st) for st in flatten(statements) if st.call is not None and st.names != text_names(str(st))]
+    return [str(st) for st in flatten(statements)
+            if not any(a < 0 for _, a, _ in st.names) and st.names != text_names(str(st))]
 
 
 def generate_source(model, **options) -> str:

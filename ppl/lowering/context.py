@@ -240,18 +240,18 @@ class ContextHelpers:
         for pname, p in zip(d.params, node.inputs if params is None else params):
             if pname in d.positive:
                 self.emit_block(_unless(is_positive(p)),
-                                f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 "
-                                f"or NaN; make it positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)\")")
+                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; make it "
+                                         f"positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)"))
             if pname in d.constraints:
                 kind = d.constraints[pname]
                 self.emit_block(_unless(self.constraint_test(kind, p, node.attrs.get('K'))),
-                                f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' "
-                                f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}\")")
+                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' "
+                                         f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"))
             if is_finite is not None:
                 self.emit_block(_unless(is_finite(p)),
-                                f"    raise ModelError_(\"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf "
-                                f"values; check the parameters (prog.params) and the layers feeding '{p.name}' "
-                                f"(overflow, a learning rate too high)\")")
+                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; check the "
+                                         f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
+                                         f"learning rate too high)"))
 
     def constraint_test(self, kind: str, p: Node, K) -> str:
         """The source of the test that every value of the parameter node p meets the constraint

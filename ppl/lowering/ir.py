@@ -94,6 +94,19 @@ class Store(str):
         return self
 
 
+class Raise(str):
+    """The raise a check's block ends with, `raise ModelError_("<message>")`, indented into the
+    block: the message names the node, the problem and the fix; `names`: the error's only."""
+
+    def __new__(cls, message: str, indent: str = "    "):
+        if '"' in message or "\\" in message:
+            raise ValueError(f"a check's message holds no double quote or backslash: {message!r}")
+        self = super().__new__(cls, f'{indent}raise ModelError_("{message}")')
+        self.message = message
+        self.names = (("ModelError_", len(indent) + 6, len(indent) + 17),)
+        return self
+
+
 class Define(str):
     """A line that gives a name of the step its first value, `name = expr` (the loss's 0.0): the
     step's reversed form (printer.print_reversed) keeps it before every statement."""

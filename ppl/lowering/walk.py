@@ -82,8 +82,8 @@ class Walk:
         est = self.choices[n][0].estimator
         if est not in BUILT_IN and self.estimator_context(n)._own_draw:
             self.emit_block(_unless(finite),
-                            f"    raise ModelError_(\"estimator '{est}' drew NaN or inf values for node '{n.name}' "
-                            f"(its draw(ctx)); check its kernels and the parameters they read\")")
+                            ir.Raise(f"estimator '{est}' drew NaN or inf values for node '{n.name}' (its draw(ctx)); "
+                                     f"check its kernels and the parameters they read"))
 
     def in_draw(self) -> bool:
         """Whether the walk is in the forward pass (the estimators' draws), not the backward."""

@@ -80,12 +80,15 @@ def test_a_call_whose_record_misnames_its_text_is_found():
     is found."""
     from ppl.calls import KERNELS, Call, Column, Flat, Head, call
     from ppl.estimators.protocol import NO_GRAD
-    from ppl.lowering.ir import Stmt
+    from ppl.lowering.ir import Raise, Stmt
     good = [Stmt(Call(KERNELS.rows.weighted_total, ("rw", Flat("c_h"), "tot"), wrap="loss += {}")),
             Stmt(call(KERNELS.rows.mul_rows, Column("cw_", "rw_"), "w", 1.0).indented()),
             Stmt(call(KERNELS.core.all_unit, Head("n0_z", 4)).wrapped("if not {}:")),
-            Stmt(call(KERNELS.rows.add_rows, NO_GRAD, "np.nan", (2, 3), "0.5 / B", "x[it_ * 3]"))]
+            Stmt(call(KERNELS.rows.add_rows, NO_GRAD, "np.nan", (2, 3), "0.5 / B", "x[it_ * 3]")),
+            Stmt(Raise("Normal 'z': scale 's' has values <= 0 or NaN; make it positive"))]
     assert golden.misread_names(good) == []
+    with pytest.raises(ValueError, match="no double quote"):
+        Raise('a "quoted" name')   # would end the message's literal early
     bad = Flat("c_h")
     bad.buffer = "c_hh"   # the record says one buffer, its text another
     wrong = Stmt(call(KERNELS.rows.add_rows, bad, "tot"))
