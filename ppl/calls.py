@@ -346,24 +346,26 @@ class Template:
         self.args = tuple(f"{a}.reshape({a}.shape[0])" if is_flat else a for a, is_flat in parts)
         self.fields = frozenset(f for a in self.args for _, f, _, _ in _FMT.parse(a) if f)
         self.text = f"{kernel}({', '.join(self.args)})"
+        self._fill = tuple(_filler(a, is_flat) for a, is_flat in parts)   # how __call__ makes each argument
 
     def __call__(self, **values) -> Call:
         """The call on `values`: an argument that is one field is the value itself (a buffer's
         record stays one), a literal field its literal (Const), others their text."""
-        return Call(self.kernel, [self._arg(a, flat, values) for a, flat in self._parts])
-
-    @staticmethod
-    def _arg(a: str, flat: bool, values: dict):
-        if flat:
-            return Flat(a.format(**values))
-        if a.startswith("{") and a.endswith("}") and a[1:-1].isidentifier():
-            return values[a[1:-1]]
-        if a.startswith("{") and a.endswith("!r}") and a[1:-3].isidentifier():
-            return Const(repr(values[a[1:-3]]))
-        return a.format(**values)
+        return Call(self.kernel, [fill(values) for fill in self._fill])
 
     def __str__(self):
         return self.text
+
+
+def _filler(a: str, flat: bool):
+    """How a template argument is made from the values, decided once per argument."""
+    if flat:
+        return lambda values: Flat(a.format(**values))
+    if a.startswith("{") and a.endswith("}") and a[1:-1].isidentifier():
+        return lambda values: values[a[1:-1]]
+    if a.startswith("{") and a.endswith("!r}") and a[1:-3].isidentifier():
+        return lambda values: Const(repr(values[a[1:-3]]))
+    return lambda values: a.format(**values)
 
 
 def _flat_of(arg: str) -> tuple:

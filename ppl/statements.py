@@ -15,7 +15,7 @@ from .calls import Const
 
 class Expr(str):
     """A scalar expression of the row code: its operator `op` ("name", "number", "call", "cast",
-    "float", "+", "-", "*", "//", "==", "!=", ">", "state", "index") and operands `args` (Exprs); a
+    "float", "+", "-", "*", "//", "==", "!=", "state", "index") and operands `args` (Exprs); a
     call's `fn` is a function of kernels/math/scalar.py or rng.py (the modules the row code binds
     as `scalar` and `rng`). Its text is what the row code prints."""
 
@@ -97,7 +97,7 @@ def state(i: int) -> Expr:
     return Expr("state", (expr(int(i)),), f"state[{int(i)}]")
 
 
-_BINDS = {"==": 1, "!=": 1, ">": 1, "+": 2, "-": 2, "*": 3, "//": 3}   # how tightly each operator binds
+_BINDS = {"==": 1, "!=": 1, "+": 2, "-": 2, "*": 3, "//": 3}   # how tightly each operator binds
 
 
 def _binary(op: str, a, b) -> Expr:
@@ -174,5 +174,4 @@ class If:
 
     def lines(self) -> list:
         return [RowLine(f"if {self.test}:", self.test.names),
-                *(RowLine("    " + line, line.names and [n for n, _, _ in line.names]) for s in self.body
-                  for line in s.lines())]
+                *(RowLine("    " + line, [n for n, _, _ in line.names]) for s in self.body for line in s.lines())]
