@@ -1,7 +1,7 @@
 """The op table: every deterministic layer kind and what each part of ppl needs of it.
 
 One entry per op holds its inputs and width rule (the DSL and validation), its parameters,
-its kernel calls forward and backward (``lowering.Lowering``; the row-fused lowering rewrites
+its kernel calls forward and backward (``lowering.ArrayLowering``; the row-fused lowering rewrites
 the same calls into row code, kernels/rowcode.py, so an op's formula is its kernels' body
 alone), its second-order forward rule for Price (``estimators/price.py``) and the targets that
 have its kernels. The lowerings hold no list of kinds of their own: they render these

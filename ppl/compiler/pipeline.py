@@ -40,7 +40,7 @@ from ..kernels._cache import cache_root, kernels_version
 from ..kernels.rowcode import NoRowForm
 from ..language.nodes import Graph
 from .options import LOWERINGS, OBJECTIVES, CompileOptions  # noqa: F401  (compiler.LOWERINGS, ...)
-from ..lowering import Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
+from ..lowering import ArrayLowering, Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
 from ..runtime.program import Program
 from .selection import POLICIES, RULES, Choice, select   # noqa: F401
 from ..targets import CPU_MODULES, CUDA_MODULES, check_cuda_kernels, check_target, check_user_functions  # noqa: F401
@@ -121,7 +121,7 @@ class Compilation:
     options: CompileOptions               # checked: dtype an np.dtype, samples and seed ints
     an: G.Analysis | None = None
     choices: dict | None = None
-    lowering_class: type | None = None    # Lowering or the row-fused one (pass "fuse")
+    lowering_class: type | None = None    # ArrayLowering or RowFusedLowering (pass "fuse")
     plan: RowPlan | None = None           # the row layout (pass "plan rows")
     needs: GradientNeeds | None = None    # which values need a cotangent (pass "requires grad")
     lowering: Lowering | None = None      # the walk's lowering object (passes "lower forward" / "lower backward")
@@ -168,7 +168,7 @@ def fuse(c: Compilation):
                              f"use lowering='auto' (array kernels)")
     elif o.lowering == "row-fused":
         raise ModelError(f"lowering='row-fused' is a CPU lowering; target {o.target!r} uses array kernels")
-    c.lowering_class = Lowering
+    c.lowering_class = ArrayLowering
 
 
 def plan_rows(c: Compilation):
@@ -182,9 +182,8 @@ def requires_grad(c: Compilation):
 
 def lower_forward(c: Compilation):
     o, cls = c.options, c.lowering_class
-    dtype = (str(o.dtype),) if cls is rowfused.RowFusedLowering else ()
-    c.lowering = cls(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), *dtype,
-                     objective=o.objective, plan=c.plan, needs=c.needs)
+    c.lowering = cls(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), o.objective,
+                     plan=c.plan, needs=c.needs, dtype=str(o.dtype))
     c.lowering.lower_forward()
 
 
@@ -251,7 +250,7 @@ def run_passes(c: Compilation) -> Compilation:
         if c.options.lowering == "row-fused":
             raise ModelError(f"lowering='row-fused' does not apply to model '{c.model.name}': {e}; "
                              f"use lowering='auto' (array kernels)") from None
-        c.lowering_class, c.plan, c.needs, c.lowering, c.step = Lowering, None, None, None, None
+        c.lowering_class, c.plan, c.needs, c.lowering, c.step = ArrayLowering, None, None, None, None
         _run(c, LOWER)
     _run(c, BACK)
     return c

@@ -136,7 +136,7 @@ class EstimatorContext:
     """
 
     def __init__(self, estimator, lowering, node, options):
-        self._lowering = lowering               # ppl.lowering.Lowering: no part of the contract
+        self._lowering = lowering               # ppl.lowering.ArrayLowering: no part of the contract
         self.node = node                        # the stochastic node: .name, .width, .inputs, .attrs
         self.options = options                  # its options, defaults filled in
         self.law = lowering.dist(node)          # its Distribution entry: .name, .params, .kernels, flags

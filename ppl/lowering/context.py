@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, Buf, Call, Head, KernelRef, call, render, template
+from ..calls import KERNELS, Buf, Call, Head, KernelRef, call, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -52,7 +52,6 @@ class ContextHelpers:
         self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
         self.shared_lines: set = set()   # the lines they emitted once (ctx.emit(once=True))
         self._names: dict = {}      # a state value's view name -> its offset in state (state_value)
-        self._Lcache: dict = {}     # (node, layout) -> the local of its downstream costs (downstream_L)
         self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
         self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
         self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
@@ -157,12 +156,6 @@ class ContextHelpers:
     def param_grads(self, node: Node) -> list:
         return [self.g_or_empty(p) for p in node.inputs]
 
-    def call(self, kernel, ins: list, outs: list, node: Node | None = None):
-        """Emit kernel(*ins, K, *outs): a law's kernel (a KernelRef, or the name of a `core`
-        kernel), with the group size K of a grouped node between its inputs and outputs."""
-        k = [node.attrs["K"]] if node is not None and "K" in node.attrs else []
-        self.emit(call(kernel, *ins, *k, *outs))
-
     def kernel_ref(self, kernel, node: Node) -> KernelRef:
         """How the step calls `kernel`: a kernel of the modules the step binds (a KernelRef, or its
         @njit function), or a user's estimator's kernel (an @njit function or
@@ -253,11 +246,6 @@ class ContextHelpers:
                                          f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
                                          f"learning rate too high)"))
 
-    def constraint_test(self, kind: str, p: Node, K) -> str:
-        """The source of the test that every value of the parameter node p meets the constraint
-        (ppl/laws/law.py's CONSTRAINTS; K: the group size of a grouped law), on the arrays."""
-        return render(CONSTRAINT_TESTS[kind], v=self.v(p), K=K)
-
     def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
         configuration of a drawn row shares it (common random numbers; ARM's pairs need it).
@@ -289,26 +277,6 @@ class ContextHelpers:
     def group_index(self, plate: str) -> str:
         """The index input of a plate of groups on one row per data row (each row's group)."""
         return self.values_on(self.model.nodes[self.model.groups[plate].index], self.plan.D1)
-
-    def downstream_L(self, node: Node) -> str:
-        """1D, per row: the sum of the costs downstream of the node. A node of a loop's body: its
-        step's, and (when it reaches the carry or an output) the running sum of the later steps'
-        and those after the loop (loops.py); a node outside a loop: a body's costs summed over the
-        steps."""
-        costs = self.an.downstream_costs[node]
-        info = self.an.loop_of(node)
-        future = self.future_of(info) if info is not None and node in info.future else None
-        key = (frozenset(c.name for c in costs), future, info is not None)
-        if key not in self._Lcache:
-            L = self.buf1(f"L_{node.name}")
-            self.emit(call(KERNELS.rows.zero1, L))
-            for c in costs:
-                total = self.summed_over_steps(c) if info is None else None
-                self.emit(call(KERNELS.rows.add_rows, total or f'c_{c.name}', L))
-            if future is not None:
-                self.emit(call(KERNELS.rows.add_rows, future, L))
-            self._Lcache[key] = L
-        return self._Lcache[key]
 
     def baseline_inputs(self, node: Node) -> list:
         return self.an.ancestors_inputs[node]

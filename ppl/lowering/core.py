@@ -1,4 +1,6 @@
-"""The lowering object: one part per job (see the package's docstring), composed.
+"""The lowering object: one part per job (see the package's docstring), composed; the walk
+(walk.py) is shared by the two targets, each a class of its own that answers the walk's hooks:
+ArrayLowering (arrays.py) and RowFusedLowering (rowfused.py).
 
 While the walk runs, its parts write the step through one builder (`builder`, ir.StepBuilder):
 its `Layout` (parameters, state, workspaces, inputs, costs: what a Program allocates), its
@@ -6,7 +8,8 @@ sections of emitted lines (`head` unpacks views, `fwd`, `bwd`), every line recor
 that emitted it (`emitted`, read by the target check), the user functions the step calls
 (`globals`: such a program is not cached on disk), and where the next line goes (`section`,
 `owner`). `finish()` returns the step as one frozen record, `ir.Step`, which the printers
-(printer.py) read; the row-fused lowering adds its `pre` / `post` around its row loop.
+(printer.py) read; the row-fused lowering adds its row code (`row_code`: what runs around its
+row loop).
 """
 from __future__ import annotations
 
@@ -22,25 +25,24 @@ from .grads import GradientNeeds, requires_grad
 from . import ir
 from .layout import Layout
 from .loops import Loops
-from .alternative import Alternative
 from .rows import RowPlan, plan_rows
-from .views import Views
 from .walk import Walk
 
 
-class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
+class Lowering(ContextHelpers, Walk, Loops):
     """Emits the fused step from the records of passes "plan rows" (`plan`, a RowPlan) and "requires
     grad" (`needs`, GradientNeeds). Estimators call the helper methods of its parts through their
-    contexts."""
+    contexts. A target's class (ArrayLowering, RowFusedLowering) answers the walk's hooks
+    (walk.py) and declares its own state in `_init_target`."""
 
-    merge_rows = True   # compute layers once per class of equal rows (rows.plan_rows)
-    one_layout = False  # every node on every row (the row-fused lowering's layout)
-    unrolls = False     # whether each configuration's code is emitted apart (the row-fused lowering's)
-    context_class = EstimatorContext   # what estimator_context makes, one per node
+    # a target's class states: merge_rows (compute layers once per class of equal rows,
+    # rows.plan_rows), one_layout (every node on every row), unrolls (each configuration's code
+    # emitted apart), context_class (what estimator_context makes, one per node)
 
     def __init__(self, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
-                 objective: str = "elbo", *, plan: RowPlan, needs: GradientNeeds):
+                 objective: str = "elbo", *, plan: RowPlan, needs: GradientNeeds, dtype: str = "float32"):
         self.model, self.an, self.choices, self.samples = model, an, choices, samples
+        self.dtype = dtype   # the step's float type (the row code's locals are cast to it)
         self.plan, self.needs = plan, needs   # the frozen records of the passes before the walk
         self.objective = objective   # "elbo", or "iwae": the bound over each data row's K draws
         self.rng = rng
@@ -55,10 +57,9 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
                              f"shared by several rows; train the ELBO (objective='elbo') or draw them inside the plate")
         self.builder = ir.StepBuilder(Layout(S=plan.S))   # the step under construction, its insertion point
         self._init_loops()
-        self._init_views()
         self._init_walk()
         self._init_context()
-        self._init_alternative()
+        self._init_target()
         self.contexts: dict = {}    # stochastic node -> its estimator's context (estimator_context)
         self.buf2(NO_GRAD.buffer, 0, rows=0)   # the empty buffers NO_GRAD and NO_GRAD_1D are written as
         self.builder.L.ws1.append((NO_GRAD_1D.buffer, 0))
@@ -84,10 +85,6 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
             weights.append(ir.Stmt(call(KERNELS.core.branch_weights, self.rw, *self.plan.branch_digit[:2])))
         return weights
 
-    def row_code(self) -> ir.RowCode | None:
-        """The row-fused step's own parts (None: an array step)."""
-        return None
-
     def _estimator(self, node: Node):
         return REGISTRY[self.choices[node][0].estimator]
 
@@ -100,13 +97,13 @@ class Lowering(ContextHelpers, Views, Walk, Loops, Alternative):
 
 
 def lower(cls, model: Graph, an: G.Analysis, choices: dict, samples: int, rng: np.random.Generator,
-          *args, objective: str = "elbo") -> Lowering:
+          objective: str = "elbo", dtype: str = "float32") -> Lowering:
     """The passes from "plan rows" to "lower backward" in order (compiler.LOWER runs them one
-    by one): a lowering of class `cls` (Lowering or the row-fused one, whose `*args` is its dtype),
-    done (its `finish()` is the step the printers read)."""
+    by one): a lowering of class `cls` (ArrayLowering or RowFusedLowering), done (its `finish()`
+    is the step the printers read)."""
     plan = plan_rows(model, an, choices, samples, objective, cls.merge_rows, cls.one_layout)
     needs = requires_grad(model, an, choices)
-    lowering = cls(model, an, choices, samples, rng, *args, objective=objective, plan=plan, needs=needs)
+    lowering = cls(model, an, choices, samples, rng, objective, plan=plan, needs=needs, dtype=dtype)
     lowering.lower_forward()
     lowering.lower_backward()
     return lowering

@@ -1,7 +1,7 @@
 """Row-fused lowering: the step of a graph whose every node has width 1, as ONE loop
 over rows of straight-line scalar code.
 
-The array lowering (``lowering.Lowering``) emits one kernel call per node and pass; on width-1
+The array lowering (``lowering.ArrayLowering``) emits one kernel call per node and pass; on width-1
 arrays each call is call, loop and view overhead around one or two flops, so a scalar estimate
 (the REBAR / RELAX toy, a scalar estimator inside a user's @njit simulation) is mostly overhead.
 Here every node's value is a local variable of the row loop, and the row's backward pass follows
@@ -46,7 +46,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import Lowering, _ident, ir
+from . import _ident, ir
+from .core import Lowering
 from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
@@ -148,18 +149,20 @@ def _law_row_form(law, keys=("sample", "log_prob", "log_prob_bwd")) -> str | Non
 
 
 class RowFusedLowering(Lowering):
-    """Emits the row-fused step: each node's kernel calls (op templates, law kernels) rewritten
-    by the row-fused rewrite. An estimator's draw and estimate run on `row_context`; one whose array
-    form reads other rows writes its row form over `val`, `cot`, `noise_scalar`, `emit` ... (its
-    `scalar_forward` / `scalar_backward`, estimators.protocol.RowContext)."""
+    """Emits the row-fused step: the walk's hooks (walk.py) over one row's locals, each node's
+    kernel calls (op templates, law kernels) rewritten by the row-fused rewrite. An estimator's
+    draw and estimate run on `row_context`; one whose array form reads other rows writes its row
+    form over `val`, `cot`, `noise_scalar`, `put` ... (its `scalar_forward` / `scalar_backward`,
+    estimators.protocol.RowContext)."""
 
-    context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
+    rules = ROW_RULES   # a user's functions, called per row; a log_prob cost's law kernels
+    merge_rows = False  # (one layout: every node on every row)
     one_layout = True   # every node is computed per row: a width-1 value costs nothing to redo
     unrolls = True      # each configuration's code is unrolled into the row loop
+    context_class = RowEstimatorContext   # estimator_context: the context over the row's locals
 
-    def __init__(self, model, an, choices, samples, rng, dtype, *, objective="elbo", plan, needs):
-        self.fdtype, self.prec = ("np.float32", "f32") if dtype == "float32" else ("np.float64", "f64")
-        super().__init__(model, an, choices, samples, rng, objective, plan=plan, needs=needs)
+    def _init_target(self):
+        self.fdtype, self.prec = ("np.float32", "f32") if self.dtype == "float32" else ("np.float64", "f64")
         self.builder.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
         # self.builder.fwd / self.builder.bwd: the forward / backward code of one row (backward: mode != 0)
         self.pre: list[str] = []    # before the row loop (state reads)
@@ -313,29 +316,9 @@ class RowFusedLowering(Lowering):
         self.put(Assign(name, functools.reduce(add, terms) if terms else cast(0.0)))
         return name
 
-    # ----- the shared walk's hooks (lowering.Lowering.lower_forward / lower_backward)
-    def lower_forward(self):
+    # ----- the walk's hooks (walk.py)
+    def before_walk(self):
         self.buf1("tot_")
-        super().lower_forward()
-
-    def lower_loss(self):
-        for self.builder.cfg in self.configs:
-            if not self.weighs():   # an extra row of the shared digit: no weight in the objective
-                self.put(Assign(index(self.rw, self.row()), cast(0.0)), store=True)
-            else:
-                self.put(Assign(index(self.rw, self.row()), "w_"), store=True)
-                for c in self.model.costs:
-                    self.put(Assign("loss", mul(as_float("w_"), as_float(self.cost_local(c))), "+="))
-            costs = [self.cost_local(c) for c in self.model.costs]
-            self.put(Assign(index("tot_", self.row()), functools.reduce(add, costs) if costs else 0.0), store=True)
-        self.builder.cfg = 0
-
-    def zero_cotangents(self):
-        for n in self.an.order:
-            for self.builder.cfg in self.configs:
-                if self.cot(n) is not None and not n.attrs.get("is_head"):
-                    self.put(Assign(self.cot(n), cast(0.0)))
-        self.builder.cfg = 0
 
     def allocate(self, n: Node):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted
@@ -355,79 +338,84 @@ class RowFusedLowering(Lowering):
             self.buf2(f"v_{n.name}", 1)
             self.builder.L.values[n.name] = ("ws2", len(self.builder.L.ws2) - 1, self.plan.FULL)
 
-    def _store(self, n: Node):
-        self.put(Assign(index(f"v_{_ident(n.name)}", self.row(), 0), self.val(n)), store=True)
+    def read_input(self, n: Node):
+        self.put(Assign(self.val(n), index(self.local("in", n, per_config=False), floordiv("d", self.samples), 0)))
 
-    def forward_node(self, n: Node):
-        self.builder.section = self.builder.fwd
-        k = n.kind
-        if k == "input":
-            self.put(Assign(self.val(n), index(self.local("in", n, per_config=False), floordiv("d", self.samples), 0)))
-            return
-        if n.attrs.get("is_head"):
-            c = self.cost_local(n)
-            if k == "log_prob":
-                s = n.inputs[0]
-                self.call(self.dist(s).kernels["log_prob"], [*self.params_of(s), self.val(s)], [c])
-            elif k in ROW_RULES:
-                ROW_RULES[k].forward(self, n, c)
-            else:
-                self.row_call(render(OPS[k].fwd, c=c, **self._op_values(n)))
-            self.put(Assign(index(self.cost_rows(n), self.row()), c), store=True)
-            return
-        if k in ROW_RULES:
-            ROW_RULES[k].forward(self, n, self.val(n))
-        elif k in OPS:
-            self.row_call(render(OPS[k].fwd, out=self.val(n), **self._op_values(n)))
-        else:
-            self.emit_param_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
-            self.check_user_draw(n, f"np.isfinite({self.val(n)})")
-        self._store(n)
+    def node_inputs(self, n: Node) -> list:
+        return self.params_of(n)
 
-    def backward_node(self, n: Node):
-        self.builder.section = self.builder.bwd
-        k = n.kind
-        if n.attrs.get("is_head"):
-            gins = [self.cot(x) or NO_GRAD for x in n.inputs]
-            if not self.weighs():   # its cotangent seed, the row's weight, is 0
-                return
-            if k == "log_prob":
-                self.log_prob_vjp_row(n.inputs[0], "w_", with_value=True)
-            elif k in ROW_RULES:   # the cotangent of a cost is its row weight
-                ROW_RULES[k].backward(self, n, "w_")
-            elif any(g is not NO_GRAD for g in gins):
-                self.row_call(render(OPS[k].bwd, cw="w_", **{f"g{j}": g for j, g in enumerate(gins)},
-                                **self._op_values(n)))
-            return
-        if n.is_stochastic:
-            ch, _ = self.choices[n]
-            REGISTRY[ch.estimator].scalar_backward(self, n, ch.options)
-            return
-        g = self.cot(n)
-        if g is None:
-            return
-        if k in ROW_RULES:
-            ROW_RULES[k].backward(self, n, g)
-            return
-        op = OPS[k]
-        gins = [self.cot(x) or NO_GRAD for x in n.inputs]
-        if op.bwd is None or (op.bwd_if_input_grad and gins[0] is NO_GRAD):
-            return
-        self.row_call(render(op.bwd, out=self.val(n), gout=g, **{f"g{j}": gi for j, gi in enumerate(gins)},
-                        **self._op_values(n)))
+    def value_out(self, n: Node) -> str:
+        return self.val(n)
 
-    def _op_values(self, n: Node) -> dict:
+    def cost_out(self, n: Node) -> str:
+        return self.cost_local(n)
+
+    def input_cotangents(self, n: Node) -> list:
+        return [self.cot(x) or NO_GRAD for x in n.inputs]
+
+    def value_cotangent(self, n: Node):
+        return self.cot(n)
+
+    def collect_cotangent(self, n: Node):
+        pass   # a cotangent is one local, every reader adds into it
+
+    def rows_here(self) -> str:
+        return "R"
+
+    def emit_call(self, line):
+        self.row_call(line)
+
+    def op_values(self, n: Node, ins: list) -> dict:
         """The names an op's templates read, in the row: input values, its parameters' slots of
         theta and grad (p0, gp0, ...: each one number at width 1), attributes."""
         vals = dict(n.attrs)
-        vals.update({f"x{j}": x for j, x in enumerate(self.params_of(n))})
+        vals.update({f"x{j}": x for j, x in enumerate(ins)})
         o = self.offset.get(n)
         for j, q in enumerate(OPS[n.kind].params if n.kind in OPS else ()):
             vals[f"p{j}"], vals[f"gp{j}"] = f"theta[{o}]", f"grad[{o}]"
             o += int(np.prod(q.shape(n)))
         return vals
+
+    def draw_node(self, n: Node):
+        """The node's parameters checked, its estimator's row-fused draw (a user's checked)."""
+        self.emit_param_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
+        ch, _ = self.choices[n]
+        REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
+        self.check_user_draw(n, f"np.isfinite({self.val(n)})")
+
+    def estimate_node(self, n: Node):
+        ch, _ = self.choices[n]
+        REGISTRY[ch.estimator].scalar_backward(self, n, ch.options)
+
+    def after_forward(self, n: Node, out: str):
+        """The row's value (or cost) stored to the workspace, for the forward-only step."""
+        if n.attrs.get("is_head"):
+            self.put(Assign(index(self.cost_rows(n), self.row()), out), store=True)
+        else:
+            self.put(Assign(index(f"v_{_ident(n.name)}", self.row(), 0), out), store=True)
+
+    def cost_seed(self, n: Node, gins: list):
+        """The row's weight, or None in a configuration without one (its cost cotangent is 0)."""
+        return "w_" if self.weighs() else None
+
+    def lower_loss(self):
+        for self.builder.cfg in self.configs:
+            if not self.weighs():   # an extra row of the shared digit: no weight in the objective
+                self.put(Assign(index(self.rw, self.row()), cast(0.0)), store=True)
+            else:
+                self.put(Assign(index(self.rw, self.row()), "w_"), store=True)
+                for c in self.model.costs:
+                    self.put(Assign("loss", mul(as_float("w_"), as_float(self.cost_local(c))), "+="))
+            costs = [self.cost_local(c) for c in self.model.costs]
+            self.put(Assign(index("tot_", self.row()), functools.reduce(add, costs) if costs else 0.0), store=True)
+        self.builder.cfg = 0
+
+    def zero_cotangents(self):
+        for n in self.an.order:
+            for self.builder.cfg in self.configs:
+                if self.cot(n) is not None and not n.attrs.get("is_head"):
+                    self.put(Assign(self.cot(n), cast(0.0)))
+        self.builder.cfg = 0
 
     def row_code(self) -> ir.RowCode:
         return ir.RowCode(tuple(self.pre), tuple(self.post), tuple(self.inputs), MappingProxyType(dict(self.scratch)),

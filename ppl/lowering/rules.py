@@ -1,7 +1,7 @@
 """Lowering rules of the ops whose code is more than their op-table templates.
 
 As JAX keeps a lowering rule per primitive, ARRAY_RULES maps an op kind to Rule(forward,
-backward); lowering.Lowering calls them where it would render the op's templates. ROW_RULES
+backward); the walk (walk.py) calls them where it would render the op's templates. ROW_RULES
 does the same for the row-fused lowering (rowfused.RowFusedLowering), whose code of an op is
 otherwise its kernels' bodies rewritten for one row: a user's functions have no body to rewrite
 and are called per row, as the array rules call them.
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import Flat, KERNELS, call
+from ..calls import Flat, KERNELS, call, render
 from ..statements import Assign, Do, cast, index, user_call
 from ..estimators import NO_GRAD, REGISTRY
+from ..ops import OPS
 from .ir import LOOP_VAR
 from .layout import _ident
 
@@ -149,7 +150,7 @@ def _log_prob_bwd(lowering, n, ins, gins, cw, c, rows):
 
 def _bernoulli_nll_fwd(lowering, n, ins, c):
     if lowering.g_or_empty(n.inputs[0]) is NO_GRAD:
-        lowering.emit_template_fwd(n, ins, c)
+        lowering.emit(render(OPS[n.kind].fwd, c=c, **lowering.op_values(n, ins)))   # the op's template
         return
     # keep sigma(logits) for the VJP: the cost's exp serves the backward too
     keep = lowering.keep_sigma(n, f"sig_{n.name}", n.inputs[0])
@@ -165,7 +166,8 @@ def _bernoulli_nll_bwd(lowering, n, ins, gins, cw, c, rows):
     elif keep is not None:
         lowering.emit(call(KERNELS.core.bernoulli_nll_kept_bwd, ins[0], ins[1], keep, cw, *gins))
     else:
-        lowering.emit_template_bwd(n, ins, gins)
+        gs = {f"g{j}": g for j, g in enumerate(gins)}
+        lowering.emit(render(OPS[n.kind].bwd, cw=cw, **gs, **lowering.op_values(n, ins)))
 
 
 def _law_nll_fwd(lowering, n, ins, c):
@@ -215,9 +217,10 @@ def _law_kl_bwd(lowering, n, ins, gins, cw, c, rows):
     lowering.call(law.kernels["kl_bwd"], list(ins), [cw, *gins], n)
 
 
-# The row-fused step's rules: forward(sl, node, out) writes the node's value (a layer) or cost (a
-# head) into the local `out`; backward(sl, node, gout) adds the VJP of the local gout (a head: the
-# row weight) into the inputs' cotangent locals. A user's function reads and writes 1D arrays: here
+# The row-fused step's rules, called as the array rules are (the walk's, walk.py): forward(sl, node,
+# ins, out) writes the node's value (a layer) or cost (a head) into the local `out`; backward(sl, node,
+# ins, gins, gout, out, rows) adds the VJP of the local gout (a head: the row weight) into the inputs'
+# cotangent locals. A user's function reads and writes 1D arrays: here
 # one-value workspace rows (sl.scratch_row), filled from the row's locals before each call (an
 # antithetic pair's other configuration, or the forward of the same row, may have filled them since).
 def _fill_rows(sl, n, tag, values) -> list:
@@ -233,12 +236,22 @@ def _user_fn(sl, n, key, prefix) -> str:
     return name
 
 
-def _blackbox_row_fwd(sl, n, c):
+def _log_prob_row_fwd(sl, n, ins, c):
+    """log p(node | params) of the row: the law's log_prob kernel."""
+    s = n.inputs[0]
+    sl.call(sl.dist(s).kernels["log_prob"], [*sl.params_of(s), sl.val(s)], [c])
+
+
+def _log_prob_row_bwd(sl, n, ins, gins, cw, c, rows):
+    sl.log_prob_vjp_row(n.inputs[0], cw, with_value=True)
+
+
+def _blackbox_row_fwd(sl, n, ins, c):
     ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
     sl.put(Assign(c, cast(user_call(_user_fn(sl, n, 'fn', 'bb'), *ins))))   # the array rule's store into c
 
 
-def _blackbox_row_bwd(sl, n, cw):
+def _blackbox_row_bwd(sl, n, ins, gins, cw, c, rows):
     gins = [sl.cot(x) for x in n.inputs]
     if n.attrs["grad"] is None or not any(gins):
         return
@@ -250,14 +263,14 @@ def _blackbox_row_bwd(sl, n, cw):
             sl.row_call(call(KERNELS.rows.add_scaled_rows, f"{s}[0]", cw, gi))
 
 
-def _user_layer_row_fwd(sl, n, out):
+def _user_layer_row_fwd(sl, n, ins, out):
     ins = _fill_rows(sl, n, "a", [sl.val(x) for x in n.inputs])
     o = sl.scratch_row(f"uo_{n.name}")
     sl.put(Do(user_call(_user_fn(sl, n, 'fn', 'ul'), *ins, o)))
     sl.put(Assign(out, index(o, 0)))
 
 
-def _user_layer_row_bwd(sl, n, gout):
+def _user_layer_row_bwd(sl, n, ins, gins, gout, out, rows):
     gins = [sl.cot(x) for x in n.inputs]
     if n.attrs["grad"] is None or not any(gins):
         return
@@ -273,6 +286,7 @@ def _user_layer_row_bwd(sl, n, gout):
 
 
 ROW_RULES = {
+    "log_prob": Rule(_log_prob_row_fwd, _log_prob_row_bwd),
     "user_layer": Rule(_user_layer_row_fwd, _user_layer_row_bwd),
     "blackbox": Rule(_blackbox_row_fwd, _blackbox_row_bwd),
 }

@@ -72,7 +72,7 @@ class PlateSize:
         return bool(an.global_nodes) or any(n.is_stochastic for n in an.group_of)
 
     def group_inputs(self, data: dict) -> dict:
-        """data with the hidden inputs of the plates of groups (`_w_<plate>`, lowering/walk.py):
+        """data with the hidden inputs of the plates of groups (`_w_<plate>`, lowering/arrays.py):
         each row's share 1 / (its group's rows) of its group's terms, the rows counted in the data
         set fit trains on (`group_counts`, set by fit), else in `data` itself (evaluate's, or a
         grad call's: the data set of the call)."""

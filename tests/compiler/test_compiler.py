@@ -305,7 +305,7 @@ def test_estimators_use_only_their_documented_context():
     import pathlib
     import re
     from ppl.estimators import EstimatorContext, protocol
-    from ppl.lowering import Lowering, lower
+    from ppl.lowering import ArrayLowering, lower
     from ppl.lowering.rowfused import RowFusedLowering
     with Model("ctx_arrays") as m:
         x = m.input("x", 2)
@@ -318,13 +318,12 @@ def test_estimators_use_only_their_documented_context():
     from ppl.analysis import graph as G
     from ppl.compiler.selection import select
     lowerings = {}
-    for model, cls in ((m, Lowering), (m1, RowFusedLowering)):
+    for model, cls in ((m, ArrayLowering), (m1, RowFusedLowering)):
         an = G.analyse(model)
         choices = select(model, an, "auto", "unbiased", 1, None)
-        args = (model, an, choices, 1, np.random.default_rng(0)) + (("float32",) if cls is RowFusedLowering else ())
-        lowerings[cls] = lower(cls, *args)
+        lowerings[cls] = lower(cls, model, an, choices, 1, np.random.default_rng(0))
     # the public context: every member documented, and few of them (its six groups in the docstring)
-    ctx = _estimator_context(lowerings[Lowering], m.nodes["z"])
+    ctx = _estimator_context(lowerings[ArrayLowering], m.nodes["z"])
     public = _public_context_members(ctx)
     doc = EstimatorContext.__doc__
     for k in public:

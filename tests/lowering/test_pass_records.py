@@ -22,13 +22,14 @@ from ppl.lowering.rows import RowPlan
 from small_models import two_layer_sbn
 
 LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
-# the classes whose instances are the lowering object (Lowering, its parts, the row-fused one)
-PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "RowFusedLowering")
-# where the lowering object's attributes are declared: Lowering.__init__, the parts' own state
-# (which it calls) and the row-fused lowering's own __init__
+# the classes whose instances are the lowering object (Lowering, its parts, the two targets' classes)
+PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "ArrayLowering", "RowFusedLowering")
+# where the lowering object's attributes are declared: Lowering.__init__ and the parts' own state
+# (which it calls; a target's `_init_target`, its own)
 OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init_walk"),
-             ("ContextHelpers", "_init_context"), ("Alternative", "_init_alternative")}
-DECLARING = {("Lowering", "__init__"), ("RowFusedLowering", "__init__"), *OWN_STATE}
+             ("ContextHelpers", "_init_context"), ("Alternative", "_init_alternative"),
+             ("ArrayLowering", "_init_target"), ("RowFusedLowering", "_init_target")}
+DECLARING = {("Lowering", "__init__"), *OWN_STATE}
 
 
 def test_the_row_plan_and_gradient_needs_are_frozen_records_the_compilation_holds():
@@ -97,7 +98,7 @@ def _foreign_uses(sources: dict) -> list:
 # point, the node's rows and configuration included, only through it), the signals every part
 # reads (the row weights, the cost cotangent seeds, a zero row, the configurations the walk
 # unrolls) and the lowering's own contexts
-INPUTS = {"model", "an", "choices", "samples", "objective", "rng", "plan", "needs"}
+INPUTS = {"model", "an", "choices", "samples", "objective", "rng", "plan", "needs", "dtype"}
 SIGNALS = {"builder", "rw", "cw", "zero_rows", "configs"}
 LOWERING_OWN = {"contexts"}
 
@@ -177,6 +178,7 @@ HOLDERS = ("lowering/rules.py", "lowering/rowcontext.py", "estimators/context.py
 
 def _held_reads(text: str) -> set:
     """The attributes read off the lowering object by code that holds it (not its methods)."""
+    from ppl.lowering import ArrayLowering
     from ppl.lowering.rowfused import RowFusedLowering
     out = set()
     for n in ast.walk(ast.parse(text)):
@@ -185,7 +187,7 @@ def _held_reads(text: str) -> set:
         v = n.value
         held = (isinstance(v, ast.Name) and v.id in ("lowering", "sl")) or (
             isinstance(v, ast.Attribute) and v.attr in ("_lowering", "_sl") and isinstance(v.value, ast.Name))
-        if held and not callable(getattr(RowFusedLowering, n.attr, None)):
+        if held and not any(callable(getattr(c, n.attr, None)) for c in (ArrayLowering, RowFusedLowering)):
             out.add(n.attr)
     return out
 
@@ -200,24 +202,40 @@ def test_code_holding_the_lowering_reads_only_its_inputs_and_signals():
     assert _held_reads("class C:\n    def f(self):\n        return self._lowering.totals\n") == {"totals"}
 
 
-def _methods_in_two_parts(sources: dict) -> dict:
-    """{method: [part, ...]} of a method defined by two parts of the array lowering (the later one in
-    the bases would silently hide the other; the row-fused lowering overrides on purpose)."""
+def _defined_twice(cls) -> dict:
+    """{method: [class, ...]} of a method two classes of cls's bases define: the later one would
+    silently hide the other (a part's), or a target's class would override the walk or a part."""
     where = {}
-    for text in sources.values():
-        for cls in ast.walk(ast.parse(text)):
-            if isinstance(cls, ast.ClassDef) and cls.name in PARTS and cls.name != "RowFusedLowering":
-                for f in cls.body:
-                    if isinstance(f, ast.FunctionDef):
-                        where.setdefault(f.name, []).append(cls.name)
-    return {m: parts for m, parts in where.items() if len(parts) > 1}
+    for c in cls.__mro__[:-1]:
+        for name, f in vars(c).items():
+            if callable(f) and not name.startswith("__"):
+                where.setdefault(name, []).append(c.__name__)
+    return {m: owners for m, owners in where.items() if len(owners) > 1}
 
 
-def test_no_two_parts_define_one_method():
-    assert not _methods_in_two_parts(_sources())
-    twice = "class Loops:\n    def open_loop(self, info):\n        pass\n" \
-            "class Walk:\n    def open_loop(self):\n        pass\n"
-    assert _methods_in_two_parts({"twice.py": twice}) == {"open_loop": ["Loops", "Walk"]}
+def test_no_method_is_defined_twice_and_neither_target_overrides_the_walk():
+    """The walk (walk.py) is written once; each target's class only answers its hooks: no method
+    of a lowering class is defined by two of its classes, so nothing is overridden."""
+    from ppl.lowering import ArrayLowering
+    from ppl.lowering.rowfused import RowFusedLowering
+    for cls in (ArrayLowering, RowFusedLowering):
+        assert not _defined_twice(cls), (cls.__name__, _defined_twice(cls))
+    # the test of the test: a part's method hidden by another's, and a target overriding the walk
+    class Loops:
+        def open_loop(self):
+            pass
+
+    class Walk:
+        def open_loop(self):
+            pass
+
+        def forward_node(self, n):
+            pass
+
+    class Target(Walk, Loops):
+        def forward_node(self, n):
+            pass
+    assert _defined_twice(Target) == {"open_loop": ["Walk", "Loops"], "forward_node": ["Target", "Walk"]}
 
 
 def test_the_row_fused_lowering_takes_its_layout_from_the_plan():

@@ -5,7 +5,7 @@ the drawn row and on the lower node's control-variate rows; two DisARM layers: t
 the same in both lower configurations), the layers and costs reading it are computed once per
 class, their values copied to the readers' rows and their cotangents summed back.
 
-Oracle: the same program with every node computed on every row (`Lowering.merge_rows = False`),
+Oracle: the same program with every node computed on every row (`ArrayLowering.merge_rows = False`),
 the layout before the merge. Both draw the same noise, so the loss and every gradient entry must
 agree to rounding (the merged program sums a class's cotangents before the product, not after);
 a merge of rows whose values differ changes them by far more. Each case also checks that the
@@ -18,7 +18,7 @@ import ppl
 from ppl import Affine, Bernoulli, Model, Normal
 from ppl.analysis import graph as G
 from ppl.lowering import rows as row_plan
-from ppl.lowering import Lowering
+from ppl.lowering import ArrayLowering
 from ppl.models import sbn
 
 X = (np.random.default_rng(0).random((5, 12)) < 0.4).astype(float)
@@ -70,7 +70,7 @@ CASES = {
 
 
 def _compile(build, est, samples, merge, monkeypatch):
-    monkeypatch.setattr(Lowering, "merge_rows", merge)
+    monkeypatch.setattr(ArrayLowering, "merge_rows", merge)
     return build().compile(dtype=np.float64, estimators=est, samples=samples, seed=3, lowering="arrays")
 
 

@@ -317,7 +317,7 @@ def _source(m, ests, samples):
     an = G.analyse(m)
     choices = compiler.select(m, an, ests, "unbiased", samples, None)
     from ppl.lowering import lower, printer
-    return named_source(printer.print_arrays(lower(compiler.Lowering, m, an, choices, samples,
+    return named_source(printer.print_arrays(lower(compiler.ArrayLowering, m, an, choices, samples,
                                                    np.random.default_rng(0)).finish()))
 
 
