@@ -150,7 +150,52 @@ class View(str):
 
 class Const(str):
     """A constant of the step's code written as its literal (a number, a tuple of numbers, True or
-    False): it holds no names."""
+    False, np.nan): the names it holds (`names`: np of np.nan) are read once per literal."""
+
+    @property
+    def names(self) -> tuple:
+        text = str(self)
+        if text not in _CONST_NAMES:
+            _CONST_NAMES[text] = () if _is_number(text) else text_names(text)
+        return _CONST_NAMES[text]
+
+
+_CONST_NAMES: dict = {}
+
+
+class OfBatch(str):
+    """An expression of the step's batch size B that a kernel call passes: `per_row(c)`, c / B (a
+    row's share of a mean over the batch), or `batch_size()`, float(B); `names` as Call.names'."""
+
+    def __new__(cls, text: str, names: tuple):
+        self = super().__new__(cls, text)
+        self.names = names
+        return self
+
+    def __getnewargs__(self):
+        return (str(self), self.names)
+
+
+def per_row(c: float) -> OfBatch:
+    text = f"{float(c)!r} / B"
+    return OfBatch(text, (("B", len(text) - 1, len(text)),))
+
+
+def batch_size() -> OfBatch:
+    return OfBatch("float(B)", (("float", 0, 5), ("B", 6, 7)))
+
+
+class Prefix(str):
+    """The first `count` rows of a buffer, `buffer[:count]` (a global node's draws: one data row's)."""
+
+    def __new__(cls, buffer, count: int):
+        self = super().__new__(cls, f"{buffer}[:{int(count)}]")
+        self.buffer, self.count = str(buffer), int(count)
+        self.names = ((self.buffer, 0, len(self.buffer)),)
+        return self
+
+    def __getnewargs__(self):
+        return (self.buffer, self.count)
 
 
 class StepArg(str):
@@ -208,10 +253,12 @@ def text_names(text: str) -> tuple:
 
 def arg_names(arg) -> tuple:
     """(name, start, end) of the identifiers of one argument's text, from its record: a name, a
-    Flat, Column or Head buffer, a number or a tuple of them; text of another form (an expression
-    an estimator passes) is read by text_names."""
-    if isinstance(arg, (bool, int, float, tuple, Const)):
+    Flat, Column, Head or Prefix buffer, a constant, an expression of B, a number or a tuple of
+    them; text of another form (a user's estimator's expression) is read by text_names."""
+    if isinstance(arg, (bool, int, float, tuple)):
         return ()
+    if isinstance(arg, (Const, OfBatch, Prefix)):
+        return arg.names
     text = str(arg)
     if isinstance(arg, Flat):
         return ((arg.buffer, 0, len(arg.buffer)), (arg.buffer, len(arg.buffer) + 9, 2 * len(arg.buffer) + 9))
@@ -365,7 +412,18 @@ def _filler(a: str, flat: bool):
         return lambda values: values[a[1:-1]]
     if a.startswith("{") and a.endswith("!r}") and a[1:-3].isidentifier():
         return lambda values: Const(repr(values[a[1:-3]]))
+    if _is_number(a):   # a constant of the template
+        const = Const(a)
+        return lambda values: const
     return lambda values: a.format(**values)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return not text.strip().isalpha()   # "nan", "inf": names, not literals
 
 
 def _flat_of(arg: str) -> tuple:

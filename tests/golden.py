@@ -199,12 +199,11 @@ def unrecorded_calls(statements) -> list:
     return [str(st) for st in flatten(statements) if st.call is None and _KERNEL_CALL.search(str(st))]
 
 
-def untyped_names(statements) -> list:
-    """The arguments of call statements given as a bare name (a plain str): every buffer, view,
-    step argument and marker a call passes is a typed record (calls.Buf, View, StepArg, NoGrad,
-    Const), resolved by the step's builder."""
-    return [a for st in flatten(statements) if st.call is not None for a in st.call.args
-            if type(a) is str and a.isidentifier()]
+def untyped_args(statements) -> list:
+    """The arguments of call statements given as plain text (a `str`, not a record): every buffer,
+    view, step argument, marker, constant and expression a call passes is a typed record
+    (calls.Buf, View, StepArg, NoGrad, Const, OfBatch, Prefix, ...) or a number."""
+    return [a for st in flatten(statements) if st.call is not None for a in st.call.args if type(a) is str]
 
 
 def misread_names(statements) -> list:
@@ -223,8 +222,8 @@ def generate_source(model, **options) -> str:
     if c.step.rows is None:   # the row-fused step's lines are row code
         bad = unrecorded_calls(c.step.emitted)
         assert not bad, f"{model.name}: kernel calls emitted as text, not as call records: {bad[:5]}"
-        plain = untyped_names(c.step.emitted)
-        assert not plain, f"{model.name}: call arguments that name a buffer, view or step argument untyped: {plain[:5]}"
+        plain = untyped_args(c.step.emitted)
+        assert not plain, f"{model.name}: call arguments given as text, not as typed records: {plain[:5]}"
         wrong = misread_names(c.step.emitted)
         assert not wrong, f"{model.name}: a call's names from its record differ from its text's: {wrong[:3]}"
     return c.source

@@ -3,7 +3,7 @@ evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mni
 2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
 downstream sub-graph is evaluated for both in the same pass; the other parameters receive
 the average of the pair's gradients."""
-from ppl.calls import KERNELS
+from ppl.calls import KERNELS, per_row
 from ppl.statements import Assign, If, cast, mul, ne, scalar_call, sub
 from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
@@ -128,7 +128,7 @@ class _Local(_Antithetic):
         rows = ctx.rows   # its totals: the draws' totals of costs (-log w), the bound's terms
         ctx.call(KERNELS.rows.iwae_swap_one, rows.totals, ell, rows.samples, rows.configs, stride, L)
         pw = ctx.buffer("pw")
-        ctx.call(KERNELS.rows.config_weights, ctx.rows.configs, 0, stride, '0.5 / B', pw)
+        ctx.call(KERNELS.rows.config_weights, ctx.rows.configs, 0, stride, per_row(0.5), pw)
         if not self.integrated:
             ctx.call(KERNELS.antithetic.arm_grad, ctx.drawn_noise(), L, pw, stride, 1, 2, ga)
         else:

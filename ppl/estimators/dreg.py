@@ -15,7 +15,7 @@ feed z alone (not a closed-form KL, say), depend on no stochastic node, and no s
 may lie below z (`check`; the rule table then falls back to 'pathwise', an override is an error
 naming the reason).
 """
-from ppl.calls import KERNELS
+from ppl.calls import KERNELS, batch_size
 from ..analysis import graph as G
 from .protocol import NO_GRAD, Rule, register
 from .pathwise import Pathwise
@@ -60,7 +60,7 @@ class DReG(Pathwise):
     def estimate(self, ctx):
         gv = ctx.cotangent()
         if gv is not NO_GRAD:
-            ctx.call(KERNELS.rows.mul_rows, gv, ctx.rows.weights, 'float(B)')   # w_k / B dC/dz -> w_k^2 / B dC/dz
+            ctx.call(KERNELS.rows.mul_rows, gv, ctx.rows.weights, batch_size())   # w_k / B dC/dz -> w_k^2 / B dC/dz
         super().estimate(ctx)
 
     def scalar_support(self, node, opts):

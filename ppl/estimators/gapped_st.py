@@ -24,4 +24,4 @@ class GappedST(HardSampleSurrogate):
     title = "gapped straight-through"
 
     def call_backward(self, ctx, kernel, a, tau, gv, ga):
-        ctx.law_call(kernel, [a, ctx.value(), tau, repr(float(ctx.options["gap"])), gv], [ga])
+        ctx.law_call(kernel, [a, ctx.value(), tau, float(ctx.options["gap"]), gv], [ga])

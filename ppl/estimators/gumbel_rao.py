@@ -30,6 +30,6 @@ class GumbelRao(HardSampleSurrogate):
         v = ctx.noise("uniform", width=n * ctx.node.width)   # stream 1 (the draw's is 0)
         if ctx.law.grouped:
             soft = ctx.buffer("soft", ctx.node.width)
-            ctx.law_call(kernel, [a, ctx.value(), v, tau, str(n), gv], [soft, ga])
+            ctx.law_call(kernel, [a, ctx.value(), v, tau, n, gv], [soft, ga])
         else:
-            ctx.law_call(kernel, [a, ctx.value(), v, tau, str(n), gv], [ga])
+            ctx.law_call(kernel, [a, ctx.value(), v, tau, n, gv], [ga])

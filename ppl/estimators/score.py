@@ -86,7 +86,7 @@ class Score(Estimator):
             ctx.call(KERNELS.rows.zero1, b)
         elif kind == "moving_average":
             slot = ctx.state("mean", size=2, name=f"baseline.{node.name}.mean")
-            ctx.call(KERNELS.rows.moving_average_baseline, L, rw, 'state', slot, repr(float(opts['decay'])), b, True)
+            ctx.call(KERNELS.rows.moving_average_baseline, L, rw, 'state', slot, float(opts['decay']), b, True)
         elif kind == "loo":
             # enumerated nodes below this one weight their rows by p(c | this node's draw): the
             # baseline then comes from the signal marginalised over their digits (see

@@ -67,7 +67,7 @@ class UnorderedSet(Estimator):
         g = ctx.noise("gumbel")
         (a,) = ctx.params()
         ws = ctx.buffer("us", table_width(k))   # the set's table, read by the estimate
-        ctx.law_call("us_forward", [a, g, str(ctx.rows.digit[0]), str(k)], [ws, ctx.value(), ctx.rows.weights])
+        ctx.law_call("us_forward", [a, g, int(ctx.rows.digit[0]), int(k)], [ws, ctx.value(), ctx.rows.weights])
 
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
@@ -75,5 +75,5 @@ class UnorderedSet(Estimator):
             return
         (a,) = ctx.params()
         ws = ctx.buffer("us", table_width(int(ctx.options["k"])))
-        ctx.law_call("us_grad", [a, ws, ctx.downstream_cost(), ctx.rows.weights, str(ctx.rows.digit[0]),
-                                 str(int(ctx.options["k"]))], [ga])
+        ctx.law_call("us_grad", [a, ws, ctx.downstream_cost(), ctx.rows.weights, int(ctx.rows.digit[0]),
+                                 int(ctx.options["k"])], [ga])

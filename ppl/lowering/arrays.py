@@ -21,7 +21,7 @@ from .context import CONSTRAINT_TESTS
 from .layout import _ndist, _rowmap
 from .rules import ARRAY_RULES
 from .views import Views
-from ..calls import KERNELS, Call, Column, call, render
+from ..calls import KERNELS, Call, Column, Const, call, per_row, render
 from ..estimators import NO_GRAD, EstimatorContext
 from ..language.nodes import Node
 from ..ops import OPS
@@ -248,7 +248,7 @@ class ArrayLowering(Lowering, Views, Alternative):
             for c in self.model.costs:
                 self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', tot))
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
-            self.emit(call(KERNELS.rows.config_weights, self.plan.S, 0, 0, '1.0 / B', self.uw))
+            self.emit(call(KERNELS.rows.config_weights, self.plan.S, 0, 0, per_row(1.0), self.uw))
             self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.plan.S, self.rw, self.ell), wrap="loss = {}"))
             return
         self.emit(ir.Define("loss", "0.0"))
@@ -273,6 +273,6 @@ class ArrayLowering(Lowering, Views, Alternative):
                     self.emit(call(KERNELS.rows.zero2, self.cotangent_on(n, P)))
 
 
-def _literal(x: float) -> str:
+def _literal(x: float) -> Const:
     """A float as step source: np.nan for NaN (an unsized plate's N until fit sets it)."""
-    return "np.nan" if x != x else repr(x)
+    return Const("np.nan" if x != x else repr(x))

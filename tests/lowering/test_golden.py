@@ -95,10 +95,11 @@ def test_a_call_whose_record_misnames_its_text_is_found():
     assert golden.misread_names(good + [wrong]) == [str(wrong)]
 
 
-def test_an_untyped_name_in_a_call_is_found():
+def test_an_untyped_argument_of_a_call_is_found():
     """The test of golden.generate_source's third check: a call built by the step's builder holds
-    its buffers, views, step arguments and markers as records; one built around it is found."""
-    from ppl.calls import KERNELS, Buf, StepArg, View, call
+    its buffers, views, step arguments, markers and constants as records; one built around it,
+    and text of a number or an expression, are found."""
+    from ppl.calls import KERNELS, Buf, Const, StepArg, View, call, per_row
     from ppl.lowering.ir import Stmt, StepBuilder
     from ppl.lowering.layout import Layout
     b = StepBuilder(Layout())
@@ -110,6 +111,8 @@ def test_an_untyped_name_in_a_call_is_found():
     kinds = [type(a).__name__ for a in st.call.args]
     assert kinds == ["Buf", "View", "StepArg", "NoGrad", "Const"] and st.call.args[0].width == 4
     assert isinstance(st.call.args[1], View) and isinstance(st.call.args[2], StepArg) and isinstance(st.call.args[0], Buf)
-    assert golden.untyped_names([st]) == []
+    assert golden.untyped_args([st]) == []
     around = Stmt(call(KERNELS.core.affine_fwd, "v_h", "p_W"))   # not through the builder
-    assert golden.untyped_names([st, around]) == ["v_h", "p_W"]
+    assert golden.untyped_args([st, around]) == ["v_h", "p_W"]
+    text = Stmt(call(KERNELS.rows.config_weights, 2, 0, 0, "1.0 / B", Const("0.5"), per_row(1.0)))
+    assert golden.untyped_args([text]) == ["1.0 / B"] and text.call.args[-1].names == (("B", 6, 7),)
