@@ -185,6 +185,49 @@ def batch_size() -> OfBatch:
     return OfBatch("float(B)", (("float", 0, 5), ("B", 6, 7)))
 
 
+class Code(str):
+    """Code the lowering writes that is no kernel call (a loop step's rows or offset, a block's
+    opening line, a user's function called on a row), made by `code`: its `names` (as
+    Call.names') are those of the values it was made from, placed, so no tokenizer reads it."""
+
+    def __new__(cls, text: str, names: tuple):
+        self = super().__new__(cls, text)
+        self.names = names
+        return self
+
+    def __getnewargs__(self):
+        return (str(self), self.names)
+
+
+def code(fmt: str, **values) -> Code:
+    """`fmt` with its fields replaced by `values` (a name, a number, a record of calls.py or
+    another Code); the names are the values' (arg_names). Words of `fmt` itself are keywords or
+    attributes (`.shape`): a name is given as a value, so it is recorded."""
+    text, names = "", []
+    for literal, field, _, _ in _FMT.parse(fmt):
+        _check_words(literal, fmt)
+        text += literal
+        if field is None:
+            continue
+        v = values[field]
+        names += [(n, len(text) + a, len(text) + b) for n, a, b in arg_names(v)]
+        text += str(v)
+    return Code(text, tuple(names))
+
+
+def _check_words(literal: str, fmt: str):
+    """Refuse a name written in code()'s format (a keyword, an attribute or a number is no name)."""
+    i = 0
+    while i < len(literal):
+        j = i
+        while j < len(literal) and (literal[j].isalnum() or literal[j] == "_"):
+            j += 1
+        word = literal[i:j]
+        if word and not word[0].isdigit() and not keyword.iskeyword(word) and literal[:i].rstrip()[-1:] != ".":
+            raise ValueError(f"code({fmt!r}): {word!r} is a name; give it as a field's value")
+        i = max(j, i + 1)
+
+
 class Prefix(str):
     """The first `count` rows of a buffer, `buffer[:count]` (a global node's draws: one data row's)."""
 
@@ -234,8 +277,8 @@ class Head(str):
 
 def text_names(text: str) -> tuple:
     """(name, start, end) of every identifier of a line's text that is not an attribute or a
-    keyword, read by Python's tokenizer: for text no record describes (a check's raise, an
-    expression an estimator passes)."""
+    keyword, read by Python's tokenizer: for text no record describes (a user estimator's line
+    or expression; a constant's literal, once)."""
     out, prev = [], None
     starts = [0]
     for line in text.split("\n")[:-1]:
@@ -257,7 +300,7 @@ def arg_names(arg) -> tuple:
     them; text of another form (a user's estimator's expression) is read by text_names."""
     if isinstance(arg, (bool, int, float, tuple)):
         return ()
-    if isinstance(arg, (Const, OfBatch, Prefix)):
+    if isinstance(arg, (Const, OfBatch, Prefix, Code)):
         return arg.names
     text = str(arg)
     if isinstance(arg, Flat):

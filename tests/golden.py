@@ -66,6 +66,7 @@ MODELS = [
     ("poisson_factor", "poisson_factor", {"words": 6, "factors": 2, "hidden": 4}, {}),
     ("price", "price", {}, {"dtype": np.float64}),
     ("count_laws", "count_laws", {}, {"dtype": np.float64}),
+    ("scan", "scan", {}, {"dtype": np.float64}),
 ]
 CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score")]
 # (case, model, overrides) where the nodes of one graph take different estimators
@@ -83,6 +84,7 @@ MIXED = [
     ("new_laws", {"g": "score", "b": "pathwise", "d": "score"}),
     ("count_laws", {"b": "mvd", "c": "enumerate", "n": "score", "g": "mvd"}),
     ("count_laws", {"b": "enumerate", "c": "straight_through", "n": "mvd", "g": "score"}),
+    ("scan", {"z": "pathwise", "b": "disarm"}), ("scan", {"z": "pathwise", "b": "stochastic_derivative"}),
 ]
 
 
@@ -168,6 +170,19 @@ def _graph(name):
             g = ppl.Geometric("g", logits=Affine(b, 2, name="eg"))
             m.latent(g, ppl.dist.Geometric(probs=0.5))
             m.observe("x", ppl.dist.Binomial(3, probs=ppl.sigmoid(Affine(ppl.concat([n, g]), 4, name="dec"))), x)
+        elif name == "scan":   # a loop block: a Normal and a Bernoulli carried, each step's x read, outputs after it
+            a, c, w = ppl.param("a", 1, 0.8), ppl.param("c", 1, 0.5), ppl.param("w", 1, 1.2)
+
+            def body(carry, xt):
+                z, b = carry
+                z = Normal("z", a * z + c * b + 0.1 * xt, 0.5)
+                b = Bernoulli("b", logits=w * z)
+                m.cost("c", ppl.total(0.5 * ((z - 1.0) * (z - 1.0))))
+                return (z, b), b
+            z0 = Affine(x, 1, name="z0")
+            (zl, bl), bs = ppl.scan(body, (z0, 0.0 * z0), xs=x)
+            m.cost("flags", ppl.total(0.3 * ppl.rowsum(bs)))
+            m.cost("end", ppl.total(zl * bl))
         elif name == "blackbox":
             h = Bernoulli("h", logits=Affine(x, 3, name="enc"))
             u = ppl.layer(njit(_double), [Affine(h, 3, name="mid")], 3, vjp=njit(_double_vjp))
@@ -185,7 +200,7 @@ def _graph(name):
 
 
 GRAPHS = [("laplace", {}), ("mixed_laws", {}), ("blackbox", {}), ("blackbox_row", {}), ("blackbox_row_grad", {}),
-          ("new_laws", {}), ("plates", {}), ("price", {}), ("count_laws", {})]
+          ("new_laws", {}), ("plates", {}), ("price", {}), ("count_laws", {}), ("scan", {})]
 
 
 # the array kernels' modules: a statement of the array lowering that names `alias.kernel(` calls a kernel
@@ -206,6 +221,13 @@ def untyped_args(statements) -> list:
     return [a for st in flatten(statements) if st.call is not None for a in st.call.args if type(a) is str]
 
 
+def text_statements(statements) -> list:
+    """The statements whose names the tokenizer read from their text, no record giving them (a
+    kernel call's calls.Call, a check's ir.Raise, a line of calls.code, a row statement's RowLine):
+    only a user's own lines may be text."""
+    return [str(st) for st in flatten(statements) if not st.recorded]
+
+
 def misread_names(statements) -> list:
     """The statements whose identifiers, taken from their record (calls.Call.names, ir.Raise:
     what the printer inlines views by), differ from those Python's tokenizer reads in their text
@@ -219,6 +241,8 @@ def generate_source(model, **options) -> str:
     """The step's source (compiler.generate_source), with every kernel call the array lowering
     emitted checked to be a record."""
     c = run_passes(Compilation(model, CompileOptions(**options)))
+    text = text_statements(c.step.emitted)
+    assert not text, f"{model.name}: statements written as text, not as records: {text[:3]}"
     if c.step.rows is None:   # the row-fused step's lines are row code
         bad = unrecorded_calls(c.step.emitted)
         assert not bad, f"{model.name}: kernel calls emitted as text, not as call records: {bad[:5]}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import KERNELS, call
+from ..calls import KERNELS, call, code
 from ..analysis import graph as G
 from ..estimators.protocol import REGISTRY
 from .ir import LOOP_VAR
@@ -117,4 +117,5 @@ class Alternative:
             if now:
                 self.emit(call(KERNELS.core.alt_reset, v, switched, stride, off, span))
             if steps:   # the loop's earlier steps of an output
-                self.emit(call(KERNELS.core.alt_reset_steps, self.storage_of(v), LOOP_VAR, switched, stride, off, span))
+                self.emit(call(KERNELS.core.alt_reset_steps, self.storage_of(v), code("{it}", it=LOOP_VAR), switched, stride,
+                               off, span))

@@ -251,7 +251,7 @@ class ArrayLowering(Lowering, Views, Alternative):
             self.emit(call(KERNELS.rows.config_weights, self.plan.S, 0, 0, per_row(1.0), self.uw))
             self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.plan.S, self.rw, self.ell), wrap="loss = {}"))
             return
-        self.emit(ir.Define("loss", "0.0"))
+        self.emit(ir.Define("loss", Const("0.0")))
         for c in self.model.costs:
             self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.summed_over_steps(c) or f"c_{c.name}", tot),
                            wrap="loss += {}"))

@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, Buf, Call, Head, KernelRef, Prefix, call, template
+from ..calls import KERNELS, Buf, Call, Head, KernelRef, Prefix, call, code, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -28,8 +28,8 @@ CONSTRAINT_TESTS = {k: template(t) for k, t in {
 
 def _unless(test) -> str:
     """The line that opens a step's check: `if not <test>:`, a call record when the test is a
-    kernel's (calls.Call), else the row code's text."""
-    return test.wrapped("if not {}:") if isinstance(test, Call) else f"if not {test}:"
+    kernel's (calls.Call), else the row code's (calls.Code)."""
+    return test.wrapped("if not {}:") if isinstance(test, Call) else code("if not {t}:", t=test)
 
 
 CONSTRAINT_ERRORS = {

@@ -3,8 +3,10 @@
 Every line the lowering emits becomes a `Stmt`: its text (what is rendered) together with what
 the passes need to know of it without reading text again: the node that emitted it, the
 kernel it calls (module alias, function) when it is a kernel call, and every identifier it
-names with its position (a kernel call's from its record, calls.Call.names; only other text,
-a check's raise or an expression an estimator passes, is read by the tokenizer). Every name
+names with its position, from its record: a kernel call's (calls.Call.names), a check's raise
+(`Raise`), a line of `calls.code` (a block's opening line, a user's function on a row, a loop
+step's rows), a row statement's (statements.RowLine); only a user's own text (a user
+estimator's `ctx.emit`) is read by the tokenizer (`Stmt.recorded` False). Every name
 the step's head binds is a `Bind`: a workspace or input tuple item (source "ws2" / "ws1" /
 "inputs", its index) or a view (source "view", its expression). Both are `str` subclasses whose
 value is their text, so code that only prints them needs no change.
@@ -26,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..calls import STEP_ARGS, Buf, Call, Const, StepArg, View, text_names
+from ..calls import STEP_ARGS, Buf, Call, Code, Const, StepArg, View, arg_names, code, text_names
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -42,6 +44,7 @@ class Stmt(str):
     the text)."""
 
     owner: object
+    recorded: bool  # whether its names are its record's (else its text's, read by the tokenizer: a user's line)
     store: bool    # a row-fused write of a row's value to the workspace (Store)
     defines: str | None   # the name a Define gives its first value
     call: Call | None
@@ -54,6 +57,7 @@ class Stmt(str):
         self.store = isinstance(text, Store)
         self.defines = text.name if isinstance(text, Define) else None
         self.names = names(text)
+        self.recorded = text.recorded if isinstance(text, Stmt) else getattr(text, "names", None) is not None
         self.call = text if isinstance(text, Call) else None
         self.kernel = (text.kernel.alias, text.kernel.name) if self.call is not None else None
         return self
@@ -116,6 +120,8 @@ class Define(str):
     def __new__(cls, name: str, expr: str):
         self = super().__new__(cls, f"{name} = {expr}")
         self.name = name
+        at = len(name) + 3
+        self.names = ((name, 0, len(name)), *((n, at + a, at + b) for n, a, b in arg_names(expr)))
         return self
 
 
@@ -168,25 +174,26 @@ class Loop:
 
     def header(self) -> list:
         """The block's first lines: the loop and the bindings of the per-step buffers it names."""
-        rng = f"range({self.length} - 1, -1, -1)" if self.reverse else f"range({self.length})"
+        rng = "{range}({n} - 1, -1, -1)" if self.reverse else "{range}({n})"
         used = {name for st in flatten(self.body) for name, _, _ in _stmt_names(st)}
-        lines = [f"for {LOOP_VAR} in {rng}:"]
+        lines = [code("for {it} in " + rng + ":", it=LOOP_VAR, range="range", n=self.length)]
         for name, full in self.binds.items():
             if name in used:
-                lines.append(f"    {name} = {step_rows(full, self.length)}")
+                lines.append(code("    {name} = {rows}", name=name, rows=step_rows(full, self.length)))
         return lines
 
 
-def step_rows(full: str, length: int, shift: int = 0) -> str:
+def step_rows(full: str, length: int, shift: int = 0) -> Code:
     """The rows of step it_ + shift of a per-step buffer's storage `full` (length steps)."""
-    n = f"({full}.shape[0] // {length})"
-    at = LOOP_VAR if shift == 0 else f"({LOOP_VAR} {'+' if shift > 0 else '-'} {abs(shift)})"
-    return f"{full}[{at} * {n}:({at} + 1) * {n}]"
+    n = code("({full}.shape[0] // {length})", full=full, length=length)
+    at = code("{it}", it=LOOP_VAR) if shift == 0 else code(
+        "({it} " + ("+" if shift > 0 else "-") + " {k})", it=LOOP_VAR, k=abs(shift))
+    return code("{full}[{at} * {n}:({at} + 1) * {n}]", full=full, at=at, n=n)
 
 
-def last_rows(full: str, length: int) -> str:
+def last_rows(full: str, length: int) -> Code:
     """The rows of the last step of a per-step buffer's storage."""
-    return f"{full}[({length} - 1) * ({full}.shape[0] // {length}):]"
+    return code("{full}[({length} - 1) * ({full}.shape[0] // {length}):]", full=full, length=length)
 
 
 def _stmt_names(st):

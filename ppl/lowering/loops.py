@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..calls import KERNELS, Const, call
+from ..calls import KERNELS, Const, call, code
 from ..errors import ModelError
 from ..estimators.protocol import REGISTRY
 from . import ir
@@ -152,11 +152,11 @@ class Loops:
         base = self.stream_base[node] + k
         if self.an.loop_of(node) is None:
             return Const(str(base))
-        return f"{base} + {LOOP_VAR} * {16 * len(self.stream_base)}"
+        return code("{base} + {it} * {n}", base=base, it=LOOP_VAR, n=16 * len(self.stream_base))
 
     def per_step_offset(self, off: int, size: int):
         """An offset in `state` of a value kept per step index in the open loop (or the offset)."""
-        return off if self.loop is None else f"{off} + {LOOP_VAR} * {size}"
+        return off if self.loop is None else code("{off} + {it} * {size}", off=off, it=LOOP_VAR, size=size)
 
     # ----- the loss: per-step costs summed over the steps
     def step_totals(self):

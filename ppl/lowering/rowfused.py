@@ -60,7 +60,7 @@ from .printer import qualify, row_lines_of
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..calls import Call, Flat, Template, call, ref, render, template
+from ..calls import Call, Code, Flat, Template, call, code, ref, render, template
 from ..statements import Assign, Expr, If, add, as_float, cast, expr, floordiv, index, mul, scalar_call
 from ..ops import OPS
 
@@ -243,7 +243,8 @@ class RowFusedLowering(Lowering):
         test = checks.VALUE_TESTS.get(kind)
         if test is None:   # a grouped law's weights: no width-1 node is grouped
             raise rowcode.NoRowForm(f"the constraint {kind!r} has no row form")
-        return f"{qualify(test, self.imports)}({self.val(p)})"
+        alias, _, name = qualify(test, self.imports).rpartition(".")
+        return code("{m}." + name + "({x})", m=alias, x=self.val(p))
 
     def params_of(self, node: Node) -> list:
         return [self.val(p) for p in node.inputs]
@@ -378,10 +379,14 @@ class RowFusedLowering(Lowering):
 
     def draw_node(self, n: Node):
         """The node's parameters checked, its estimator's row-fused draw (a user's checked)."""
-        self.emit_param_checks(n, lambda p: f"{self.val(p)} > 0", lambda p: f"np.isfinite({self.val(p)})")
+        self.emit_param_checks(n, lambda p: code("{x} > 0", x=self.val(p)), self._finite)
         ch, _ = self.choices[n]
         REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
-        self.check_user_draw(n, f"np.isfinite({self.val(n)})")
+        self.check_user_draw(n, self._finite(n))
+
+    def _finite(self, node: Node) -> Code:
+        """The row's test that the node's value is finite."""
+        return code("{np}.isfinite({x})", np="np", x=self.val(node))
 
     def estimate_node(self, n: Node):
         ch, _ = self.choices[n]

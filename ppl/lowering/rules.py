@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import Flat, KERNELS, call, render
+from ..calls import Flat, KERNELS, call, code, render
 from ..statements import Assign, Do, cast, index, user_call
 from ..estimators import NO_GRAD, REGISTRY
 from ..ops import OPS
@@ -28,11 +28,21 @@ class Rule:
     backward: object
 
 
+def _for_rows(lowering, rows_of, fn: str, args: list, into=None):
+    """A user's function called on every row (as many as `rows_of` has): on row r of each buffer
+    of `args`; `into`: the buffer whose row r takes its value."""
+    vals = {f"a{j}": a for j, a in enumerate(args)}
+    body = "{fn}(" + ", ".join(f"{{a{j}}}[{{r}}]" for j in range(len(args))) + ")"
+    lowering.emit_block(code("for {r} in {range}({n}.shape[0]):", r="r", range="range", n=rows_of),
+                        code("    " + ("{into}[{r}] = " if into is not None else "") + body, fn=fn, r="r", into=into,
+                             **vals))
+
+
 def _user_layer_fwd(lowering, n, ins, out):
     """A user layer: its @njit function per row."""
     fname = f"ul_{n.name}"
     lowering.builder.globals[fname] = n.attrs["fn"]
-    lowering.emit_block(f"for r in range({out}.shape[0]):", f"    {fname}({''.join(i + '[r], ' for i in ins)}{out}[r])")
+    _for_rows(lowering, out, fname, [*ins, out])
 
 
 def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
@@ -40,9 +50,7 @@ def _user_layer_bwd(lowering, n, ins, gins, gout, out, rows):
     gname = f"ulg_{n.name}"
     lowering.builder.globals[gname] = n.attrs["grad"]
     scratch = [lowering.buf2(f"s{j}_{n.name}", x.width, rows=rows) for j, x in enumerate(n.inputs)]
-    lowering.emit_block(f"for r in range({gout}.shape[0]):",
-                        f"    {gname}({''.join(i + '[r], ' for i in ins)}{out}[r], {gout}[r], "
-                        f"{', '.join(s + '[r]' for s in scratch)})")
+    _for_rows(lowering, gout, gname, [*ins, out, gout, *scratch])
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
             lowering.emit(call(KERNELS.rows.add_from_cols, s, 0, gi))
@@ -54,31 +62,31 @@ def _carry_fwd(lowering, n, ins, out):
     """The carry at the start of a step: init at step 0, the carry's node of the previous step after."""
     loop = lowering.body_loop()
     src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
-    lowering.emit_block(f"if {LOOP_VAR} == 0:", call(KERNELS.core.copy_fwd, ins[0], out).indented('    '), "else:",
-                        call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented('    '))
+    lowering.emit_block(code("if {it} == 0:", it=LOOP_VAR), call(KERNELS.core.copy_fwd, ins[0], out).indented(), code("else:"),
+                        call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented())
 
 
 def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     """Its cotangent into the carry's node at the previous step (init's at step 0)."""
     loop = lowering.body_loop()
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
-    lowering.emit_block(f"if {LOOP_VAR} > 0:",
+    lowering.emit_block(code("if {it} > 0:", it=LOOP_VAR),
                         call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
-                        if g_out is not None else "    pass", "else:",
-                        call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else "    pass")
+                        if g_out is not None else code("    pass"), code("else:"),
+                        call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else code("    pass"))
 
 
 def _x_fwd(lowering, n, ins, out):
     """The step's x: its columns of xs, or the step index."""
     if n.inputs:
-        lowering.emit(call(KERNELS.rows.take_cols, ins[0], f'{LOOP_VAR} * {n.width}', out))
+        lowering.emit(call(KERNELS.rows.take_cols, ins[0], code("{it} * {w}", it=LOOP_VAR, w=n.width), out))
     else:
-        lowering.emit(call(KERNELS.rows.fill2, out, f'float({LOOP_VAR})'))
+        lowering.emit(call(KERNELS.rows.fill2, out, code("{float}({it})", float="float", it=LOOP_VAR)))
 
 
 def _x_bwd(lowering, n, ins, gins, gout, out, rows):
     if n.inputs and gins[0] is not NO_GRAD:
-        lowering.emit(call(KERNELS.rows.add_to_cols, gout, f'{LOOP_VAR} * {n.width}', gins[0]))
+        lowering.emit(call(KERNELS.rows.add_to_cols, gout, code("{it} * {w}", it=LOOP_VAR, w=n.width), gins[0]))
 
 
 def _last_fwd(lowering, n, ins, out):
@@ -110,15 +118,14 @@ def _stack_bwd(lowering, n, ins, gins, gout, out, rows):
 def _blackbox_fwd(lowering, n, ins, c):
     fname = f"bb_{n.name}"
     lowering.builder.globals[fname] = n.attrs["fn"]
-    lowering.emit_block(f"for r in range({lowering.rw}.shape[0]):", f"    {c}[r] = {fname}({', '.join(i + '[r]' for i in ins)})")
+    _for_rows(lowering, lowering.rw, fname, ins, into=c)
 
 
 def _blackbox_bwd(lowering, n, ins, gins, cw, c, rows):
     gname = f"bbg_{n.name}"
     lowering.builder.globals[gname] = n.attrs["grad"]
     scratch = [lowering.buf2(f"s{j}_{n.name}", x.width) for j, x in enumerate(n.inputs)]
-    lowering.emit_block(f"for r in range({lowering.rw}.shape[0]):",
-                        f"    {gname}({', '.join(i + '[r]' for i in ins)}, {', '.join(s + '[r]' for s in scratch)})")
+    _for_rows(lowering, lowering.rw, gname, [*ins, *scratch])
     for s, gi in zip(scratch, gins):
         if gi is not NO_GRAD:
             lowering.emit(call(KERNELS.rows.add_scaled_rows, s, cw, gi))

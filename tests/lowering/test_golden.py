@@ -73,6 +73,21 @@ def test_a_kernel_call_emitted_as_text_is_found():
                                               "    rows.zero1(L_a)"]
 
 
+def test_a_statement_written_as_text_is_found():
+    """The test of golden.generate_source's check that every statement is a record: a line of
+    text is found, in a loop block too; a call record, a check's raise, a line of calls.code, the
+    loss's definition and a row statement's line are not."""
+    from ppl.calls import KERNELS, Const, call, code
+    from ppl.lowering.ir import Define, Loop, Raise, Stmt
+    from ppl.statements import Assign
+    loop = Loop(3, False, {})
+    loop.body = [Stmt("    if it_ == 0:"), Stmt(code("    if {it} == 0:", it="it_"))]
+    (row,) = Assign("s_x", "s_y").lines()
+    stmts = [Stmt(call(KERNELS.rows.zero1, "L_b")), Stmt(Raise("bad")), Stmt(Define("loss", Const("0.0"))),
+             Stmt(row), Stmt("for r in range(v.shape[0]):"), Stmt(Stmt(code("else:"))), loop]
+    assert golden.text_statements(stmts) == ["for r in range(v.shape[0]):", "    if it_ == 0:"]
+
+
 def test_a_call_whose_record_misnames_its_text_is_found():
     """The test of golden.generate_source's second check: names read from a call's record (every
     argument form the lowering passes) agree with the tokenizer's on good records, and a record
