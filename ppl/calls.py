@@ -154,10 +154,10 @@ class Const(str):
 
     @property
     def names(self) -> tuple:
-        text = str(self)
-        if text not in _CONST_NAMES:
-            _CONST_NAMES[text] = () if _is_number(text) else text_names(text)
-        return _CONST_NAMES[text]
+        known = _CONST_NAMES.get(self)
+        if known is None:
+            known = _CONST_NAMES[self] = () if _is_number(self) else text_names(str(self))
+        return known
 
 
 _CONST_NAMES: dict = {}
@@ -298,22 +298,43 @@ def arg_names(arg) -> tuple:
     """(name, start, end) of the identifiers of one argument's text, from its record: a name, a
     Flat, Column, Head or Prefix buffer, a constant, an expression of B, a number or a tuple of
     them; text of another form (a user's estimator's expression) is read by text_names."""
-    if isinstance(arg, (bool, int, float, tuple)):
+    of = _NAMES_OF.get(type(arg))
+    if of is not None:
+        return of(arg)
+    if isinstance(arg, (int, float, tuple)):   # a NumPy number
         return ()
-    if isinstance(arg, (Const, OfBatch, Prefix, Code)):
-        return arg.names
     text = str(arg)
-    if isinstance(arg, Flat):
-        return ((arg.buffer, 0, len(arg.buffer)), (arg.buffer, len(arg.buffer) + 9, 2 * len(arg.buffer) + 9))
-    if isinstance(arg, Column):
-        at = len(arg.buffer) + 9
-        return ((arg.buffer, 0, len(arg.buffer)), (arg.rows_of, at, at + len(arg.rows_of)))
-    if isinstance(arg, Head):
-        at = len(arg.buffer) + 2
-        return ((arg.buffer, 0, len(arg.buffer)), (arg.buffer, at, at + len(arg.buffer)))
     if text.isidentifier() and not keyword.iskeyword(text):
         return ((text, 0, len(text)),)
     return text_names(text)
+
+
+def _flat_names(arg) -> tuple:
+    n = len(arg.buffer)
+    return ((arg.buffer, 0, n), (arg.buffer, n + 9, 2 * n + 9))
+
+
+def _column_names(arg) -> tuple:
+    at = len(arg.buffer) + 9
+    return ((arg.buffer, 0, len(arg.buffer)), (arg.rows_of, at, at + len(arg.rows_of)))
+
+
+def _head_names(arg) -> tuple:
+    at = len(arg.buffer) + 2
+    return ((arg.buffer, 0, len(arg.buffer)), (arg.buffer, at, at + len(arg.buffer)))
+
+
+def _none(arg) -> tuple:
+    return ()
+
+
+def _own(arg) -> tuple:
+    return arg.names
+
+
+# an argument's type -> its names (arg_names); any other type is read as its text
+_NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: _own, OfBatch: _own, Prefix: _own,
+             Code: _own, Flat: _flat_names, Column: _column_names, Head: _head_names}
 
 
 _WRAP_NAMES: dict = {}

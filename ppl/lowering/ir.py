@@ -56,8 +56,9 @@ class Stmt(str):
         self.owner = owner
         self.store = isinstance(text, Store)
         self.defines = text.name if isinstance(text, Define) else None
-        self.names = names(text)
-        self.recorded = text.recorded if isinstance(text, Stmt) else getattr(text, "names", None) is not None
+        known = getattr(text, "names", None)   # a record's (a Call's computed once here)
+        self.names = known if known is not None else text_names(str(text))
+        self.recorded = text.recorded if isinstance(text, Stmt) else known is not None
         self.call = text if isinstance(text, Call) else None
         self.kernel = (text.kernel.alias, text.kernel.name) if self.call is not None else None
         return self
