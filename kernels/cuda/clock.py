@@ -7,13 +7,14 @@ cuda/noise.py), SLOT (the step's place in its chunk: which row of the chunk's ba
 learning rates it takes, which row of the record it writes) and UPDATES (the optimiser's updates
 so far). `advance` ends a step: it moves the step's sink words (the loss's terms, the checks'
 failing counts; lowering/printer.py) into the record's row SLOT, zeroes them and moves the clock
-on. The optimiser updates are kernels/families/optim.py's per-entry steps with the learning rate
-read from the chunk's rates at SLOT and Adam's step count from UPDATES: the same arithmetic, so a
-replayed chunk gives the bits of the same steps run one by one.
+on. The optimiser updates are the per-entry steps of kernels/math/optim.py that the declared
+kernels (kernels/families/optim.py) run, with the learning rate read from the chunk's rates at
+SLOT and Adam's step count from UPDATES: one arithmetic, so a replayed chunk gives the bits of
+the same steps run one by one.
 """
 from numba import cuda
 
-from ..math.optim import adam_bias_corrections, adam_step, momentum_velocity
+from ..math.optim import adam_entry, momentum_entry, sgd_entry
 from ..math.scalar import hyper, like
 from ..native.launch import run, single_block
 from ..registry import items
@@ -37,25 +38,15 @@ def gather_rows_at(src, index, clock, dst):
 
 
 def _sgd_at_body(i, theta, grad, rates, clock):
-    theta[i] -= like(theta, rates[clock[1]]) * grad[i]
+    sgd_entry(i, theta, grad, like(theta, rates[clock[1]]))
 
 
 def _momentum_at_body(i, theta, grad, vel, rates, mu, clock):
-    v = momentum_velocity(vel[i], grad[i], like(theta, rates[clock[1]]), like(theta, hyper(mu)))
-    vel[i] = v
-    theta[i] += v
+    momentum_entry(i, theta, grad, vel, like(theta, rates[clock[1]]), like(theta, hyper(mu)))
 
 
 def _adam_at_body(i, theta, grad, m, v, rates, beta1, beta2, eps, clock):
-    a = like(theta, rates[clock[1]])
-    b1 = like(theta, hyper(beta1))
-    b2 = like(theta, hyper(beta2))
-    ep = like(theta, hyper(eps))
-    c1, c2 = adam_bias_corrections(b1, b2, clock[2] + 1)
-    delta, mi, vi = adam_step(grad[i], m[i], v[i], a, b1, b2, c1, c2, ep)
-    m[i] = mi
-    v[i] = vi
-    theta[i] -= delta
+    adam_entry(i, theta, grad, m, v, like(theta, rates[clock[1]]), beta1, beta2, eps, clock[2] + 1)
 
 
 _sgd_at = items(_sgd_at_body, "theta.shape[0]")

@@ -17,8 +17,9 @@ from numba import cuda, float64
 
 from ..families import relax as X
 from .device import device
+from .rows import zero2
 from ..native.launch import run as _run
-from ..registry import cells, items
+from ..registry import items
 
 MAX_UNITS = 128    # D: units of one RELAX node (local work vectors per thread)
 MAX_HIDDEN = 128   # H: hidden units of the RELAX control variate
@@ -35,7 +36,7 @@ def _scratch(R, P):
     if buf is None:
         buf = cuda.device_array((R, P), dtype=np.float64)
         _SCRATCH[(R, P)] = buf
-    _run(_zero2, R * P, buf)
+    zero2(buf)
     return buf
 
 
@@ -58,15 +59,6 @@ def _rows_then_summed(kernel, R, gphi, train, *args):
     _run(kernel, R, *args, gp, bool(train))
     if train:
         _run(_sum_rows_into, gphi.shape[0], gp, gphi)
-
-
-def _zero2_body(r, j_, buf):
-    R, P = buf.shape
-    i = r * buf.shape[1] + j_
-    buf[r, i - r * P] = 0.0
-
-
-_zero2 = cells(_zero2_body, "buf")
 
 
 def _sum_rows_into_body(p, buf, out):

@@ -16,7 +16,7 @@ from numba.extending import overload
 from ..native import parts
 from ..native.simd import LANES, adam_lanes, adam_lanes_masked, lanes_ok
 from ..declare import cuda_launcher, items
-from ..math.optim import adam_bias_corrections, adam_step, momentum_velocity
+from ..math.optim import adam_constants, adam_entry, adam_update_entry, momentum_entry, sgd_entry
 from ..math.scalar import hyper, like
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -25,26 +25,21 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 @items("theta.shape[0]")
 def sgd_update(i, theta, grad, lr):
     """theta -= lr grad (Robbins-Monro step, Robbins & Monro 1951; the schedule lives in lr)."""
-    theta[i] -= like(theta, hyper(lr)) * grad[i]
+    sgd_entry(i, theta, grad, like(theta, hyper(lr)))
 
 
 @items("theta.shape[0]")
 def momentum_update(i, theta, grad, vel, lr, mu):
     """Heavy-ball momentum (Polyak 1964): vel = mu vel - lr grad ; theta += vel."""
-    v = momentum_velocity(vel[i], grad[i], like(theta, hyper(lr)), like(theta, hyper(mu)))
-    vel[i] = v
-    theta[i] += v
+    momentum_entry(i, theta, grad, vel, like(theta, hyper(lr)), like(theta, hyper(mu)))
 
 
 @njit(**_JIT)
 def _adam_moments_exact(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
     """theta -= lr (m' c1) / (sqrt(v' c2) + eps) with the moments m', v' updated in place:
-    math.optim.adam_step per entry (a division and a square root each)."""
+    math.optim.adam_update_entry per entry (a division and a square root each)."""
     for i in range(theta.shape[0]):
-        delta, mi, vi = adam_step(grad[i], m[i], v[i], lr, b1, b2, c1, c2, eps)
-        m[i] = mi
-        v[i] = vi
-        theta[i] -= delta
+        adam_update_entry(i, theta, grad, m, v, lr, b1, b2, c1, c2, eps)
 
 
 def adam_moments(theta, grad, m, v, lr, b1, b2, c1, c2, eps):
@@ -97,10 +92,7 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
     5.5 ulp of the float64 step, as the exact loop; kernels/native/simd.py). In parts at once when
     ppl splits its work (kernels/native/parts.py)."""
     a = like(theta, hyper(lr))
-    b1 = like(theta, hyper(beta1))
-    b2 = like(theta, hyper(beta2))
-    ep = like(theta, hyper(eps))
-    c1, c2 = adam_bias_corrections(b1, b2, t)
+    b1, b2, ep, c1, c2 = adam_constants(theta, beta1, beta2, eps, t)
     index = _adam_slot(theta, grad, m, v)
     if index >= 0 and parts.parts() > 1 and parts.bound(index):   # each entry's update is its own: no bit changes
         n = theta.shape[0]
@@ -114,16 +106,8 @@ def adam_update(theta, grad, m, v, lr, beta1, beta2, eps, t):
 
 
 def _adam_item(i, theta, grad, m, v, lr, beta1, beta2, eps, t):
-    """adam_update's CUDA body: entry i's exact step (math.optim.adam_step)."""
-    a = like(theta, hyper(lr))
-    b1 = like(theta, hyper(beta1))
-    b2 = like(theta, hyper(beta2))
-    ep = like(theta, hyper(eps))
-    c1, c2 = adam_bias_corrections(b1, b2, t)
-    delta, mi, vi = adam_step(grad[i], m[i], v[i], a, b1, b2, c1, c2, ep)
-    m[i] = mi
-    v[i] = vi
-    theta[i] -= delta
+    """adam_update's CUDA body: entry i's exact step (math.optim.adam_entry)."""
+    adam_entry(i, theta, grad, m, v, like(theta, hyper(lr)), beta1, beta2, eps, t)
 
 
 # the CUDA launcher of the kernel whose CPU code is not a loop shape's (module docstring)

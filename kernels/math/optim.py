@@ -5,7 +5,7 @@ import math
 
 from numba import njit
 
-from .scalar import like
+from .scalar import hyper, like
 
 
 F32_NORMAL_MIN = 1.1754943508222875e-38   # the smallest normal float32: optimiser moments below it are flushed to 0
@@ -54,6 +54,48 @@ def adam_step(g, m, v, lr, b1, b2, c1, c2, eps):
     mi = zero if abs(mi) < tiny else mi
     vi = zero if vi < tiny else vi
     return lr * (mi * c1) / (math.sqrt(vi * c2) + eps), mi, vi
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_entry(i, theta, grad, lr):
+    """Entry i of an SGD step, lr in theta's precision: theta -= lr grad."""
+    theta[i] -= lr * grad[i]
+
+
+@njit(cache=True, error_model="numpy")
+def momentum_entry(i, theta, grad, vel, lr, mu):
+    """Entry i of a heavy-ball step, lr and mu in theta's precision: vel = mu vel - lr grad ;
+    theta += vel."""
+    v = momentum_velocity(vel[i], grad[i], lr, mu)
+    vel[i] = v
+    theta[i] += v
+
+
+@njit(cache=True, error_model="numpy")
+def adam_constants(theta, beta1, beta2, eps, t):
+    """(b1, b2, eps, c1, c2) of Adam's step t (1-based) in theta's precision (hyper-parameters
+    1-element arrays or numbers)."""
+    b1 = like(theta, hyper(beta1))
+    b2 = like(theta, hyper(beta2))
+    c1, c2 = adam_bias_corrections(b1, b2, t)
+    return b1, b2, like(theta, hyper(eps)), c1, c2
+
+
+@njit(cache=True, error_model="numpy")
+def adam_update_entry(i, theta, grad, m, v, lr, b1, b2, c1, c2, eps):
+    """Entry i of an Adam step from its constants (adam_constants): adam_step, its moments and
+    theta written back."""
+    delta, mi, vi = adam_step(grad[i], m[i], v[i], lr, b1, b2, c1, c2, eps)
+    m[i] = mi
+    v[i] = vi
+    theta[i] -= delta
+
+
+@njit(cache=True, error_model="numpy")
+def adam_entry(i, theta, grad, m, v, lr, beta1, beta2, eps, t):
+    """Entry i of Adam's step t (1-based), lr in theta's precision (a thread's whole step)."""
+    b1, b2, ep, c1, c2 = adam_constants(theta, beta1, beta2, eps, t)
+    adam_update_entry(i, theta, grad, m, v, lr, b1, b2, c1, c2, ep)
 
 
 SCHED_CONSTANT, SCHED_EXPONENTIAL, SCHED_STEP, SCHED_COSINE = 0, 1, 2, 3
