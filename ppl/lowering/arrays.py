@@ -17,7 +17,7 @@ from __future__ import annotations
 from . import ir
 from .alternative import Alternative
 from .core import Lowering
-from .context import CONSTRAINT_TESTS
+from .context import CONSTRAINT_TESTS, ArrayHelpers
 from .layout import _ndist, _rowmap
 from .rules import ARRAY_RULES
 from .views import Views
@@ -27,7 +27,7 @@ from ..language.nodes import Node
 from ..ops import OPS
 
 
-class ArrayLowering(Lowering, Views, Alternative):
+class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative):
     """Emits the array step: one kernel call per node and pass over the rows of the node's layout."""
 
     rules = ARRAY_RULES   # the ops whose array code is more than their templates
@@ -37,6 +37,7 @@ class ArrayLowering(Lowering, Views, Alternative):
     context_class = EstimatorContext   # what estimator_context makes, one per node
 
     def _init_target(self):
+        self._init_array_helpers()
         self._init_views()
         self._init_alternative()
         self.op_params: dict = {}   # layer node -> [(param view, its gradient view)] (ops.OPS)

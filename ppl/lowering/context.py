@@ -1,6 +1,7 @@
-"""What an estimator's context (estimators.context.EstimatorContext) calls while a node is
-lowered: emitting lines and kernel calls, allocating buffers, parameters, state and noise, and
-the learning signals."""
+"""What the walk, the rules and an estimator's context call while a node is lowered: emitting
+lines and kernel calls, allocating buffers, parameters and state, and checking a law's parameters
+(ContextHelpers, both lowerings'); the array estimator context's buffers, noise and kept values
+(ArrayHelpers, the array lowering's)."""
 from __future__ import annotations
 
 import importlib
@@ -46,15 +47,12 @@ CONSTRAINT_ERRORS = {
 
 
 class ContextHelpers:
-    # ----- helpers of the estimator context (estimators/context.py) and the lowering rules
+    """What both lowerings' walks and estimator contexts call: emitting, buffers, parameters,
+    state, the noise a draw used, a node's law and its parameters' checks."""
+
     def _init_context(self):
         self.noise_of: dict = {}    # stochastic node -> its base noise buffer(s) (record_noise)
-        self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
-        self.shared_lines: set = set()   # the lines they emitted once (ctx.emit(once=True))
         self._names: dict = {}      # a state value's view name -> its offset in state (state_value)
-        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
-        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
-        self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
 
     def record_noise(self, node: Node, noise):
         """Record the base noise a node's draw used (a buffer, or a tuple of buffers), for the
@@ -64,19 +62,6 @@ class ContextHelpers:
     def recorded_noise(self, node: Node):
         """The base noise record_noise recorded for the node's draw (None: none yet)."""
         return self.noise_of.get(node)
-
-    def shared_buffer(self, name: str, width=None) -> str:
-        """One workspace of the step for every estimator that asks for it (made on first use)."""
-        if name not in self.shared_buffers:
-            self.shared_buffers[name] = self.buf1(name) if width is None else self.buf2(name, width)
-        return self.shared_buffers[name]
-
-    def first_time(self, line) -> bool:
-        """Whether no estimator emitted this line with once=True before (and mark it emitted)."""
-        if line in self.shared_lines:
-            return False
-        self.shared_lines.add(line)
-        return True
 
     def statement(self, line: str):
         """The typed statement of an emitted line (ir.Stmt: its owner, kernel call and names)."""
@@ -150,6 +135,56 @@ class ContextHelpers:
     def dist_of(self, kind: str):
         return DISTRIBUTIONS[kind]
 
+    def emit_param_checks(self, node: Node, is_positive, is_finite=None, law=None, params=None):
+        """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
+        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not,
+        or one of the law's `constraints` (probabilities within [0, 1], counts, ...: the test
+        `constraint_test` gives) does not hold; is_positive(p) / is_finite(p) give the tests'
+        source. Without this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a
+        select; every estimator reads the values checked here, so one check per node covers all."""
+        d = law if law is not None else self.dist(node)
+        for pname, p in zip(d.params, node.inputs if params is None else params):
+            if pname in d.positive:
+                self.emit_block(_unless(is_positive(p)),
+                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; make it "
+                                         f"positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)"))
+            if pname in d.constraints:
+                kind = d.constraints[pname]
+                self.emit_block(_unless(self.constraint_test(kind, p, node.attrs.get('K'))),
+                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' "
+                                         f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"))
+            if is_finite is not None:
+                self.emit_block(_unless(is_finite(p)),
+                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; check the "
+                                         f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
+                                         f"learning rate too high)"))
+
+
+class ArrayHelpers:
+    """What the array lowering's estimator context (estimators.context.EstimatorContext) calls
+    beyond the shared helpers: a step's shared buffers and lines, a node's parameter buffers, a
+    user's kernels, the sigma a cost keeps for its VJP, noise buffers and the baselines' inputs."""
+
+    def _init_array_helpers(self):
+        self.shared_buffers: dict = {}   # the estimators' buffers of the step (ctx.buffer(shared=True))
+        self.shared_lines: set = set()   # the lines they emitted once (ctx.emit(once=True))
+        self.log_prob_weights: dict = {}   # node -> cost weights its estimator's VJP absorbs
+        self.kept: dict = {}               # cost head -> buffer its forward keeps for its VJP
+        self.kept_rep: set = set()         # keys of `kept` whose buffer has one row per data row (_rep kernels)
+
+    def shared_buffer(self, name: str, width=None) -> str:
+        """One workspace of the step for every estimator that asks for it (made on first use)."""
+        if name not in self.shared_buffers:
+            self.shared_buffers[name] = self.buf1(name) if width is None else self.buf2(name, width)
+        return self.shared_buffers[name]
+
+    def first_time(self, line) -> bool:
+        """Whether no estimator emitted this line with once=True before (and mark it emitted)."""
+        if line in self.shared_lines:
+            return False
+        self.shared_lines.add(line)
+        return True
+
     def param_values(self, node: Node) -> list:
         return [self.v(p) for p in node.inputs]
 
@@ -221,30 +256,6 @@ class ContextHelpers:
                            *gp, gx))
         else:
             self.call(d.kernels["log_prob_bwd"], [*self.param_values(node), self.v(node)], [weights, *gp, gx], node)
-
-    def emit_param_checks(self, node: Node, is_positive, is_finite=None, law=None, params=None):
-        """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
-        node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not,
-        or one of the law's `constraints` (probabilities within [0, 1], counts, ...: the test
-        `constraint_test` gives) does not hold; is_positive(p) / is_finite(p) give the tests'
-        source. Without this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a
-        select; every estimator reads the values checked here, so one check per node covers all."""
-        d = law if law is not None else self.dist(node)
-        for pname, p in zip(d.params, node.inputs if params is None else params):
-            if pname in d.positive:
-                self.emit_block(_unless(is_positive(p)),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; make it "
-                                         f"positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)"))
-            if pname in d.constraints:
-                kind = d.constraints[pname]
-                self.emit_block(_unless(self.constraint_test(kind, p, node.attrs.get('K'))),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' "
-                                         f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"))
-            if is_finite is not None:
-                self.emit_block(_unless(is_finite(p)),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; check the "
-                                         f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
-                                         f"learning rate too high)"))
 
     def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic

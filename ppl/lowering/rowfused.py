@@ -60,7 +60,7 @@ from .printer import qualify, row_lines_of
 from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
-from ..calls import Call, Code, Flat, Template, call, code, ref, render, template
+from ..calls import Call, Code, Flat, Template, call, code, ref, template
 from ..statements import Assign, Expr, If, add, as_float, cast, expr, floordiv, index, mul, scalar_call
 from ..ops import OPS
 

@@ -23,11 +23,13 @@ from small_models import two_layer_sbn
 
 LOWERING = pathlib.Path(ppl.__file__).parent / "lowering"
 # the classes whose instances are the lowering object (Lowering, its parts, the two targets' classes)
-PARTS = ("Lowering", "ContextHelpers", "Views", "Walk", "Loops", "Alternative", "ArrayLowering", "RowFusedLowering")
+PARTS = ("Lowering", "ContextHelpers", "ArrayHelpers", "Views", "Walk", "Loops", "Alternative", "ArrayLowering",
+         "RowFusedLowering")
 # where the lowering object's attributes are declared: Lowering.__init__ and the parts' own state
 # (which it calls; a target's `_init_target`, its own)
 OWN_STATE = {("Loops", "_init_loops"), ("Views", "_init_views"), ("Walk", "_init_walk"),
-             ("ContextHelpers", "_init_context"), ("Alternative", "_init_alternative"),
+             ("ContextHelpers", "_init_context"), ("ArrayHelpers", "_init_array_helpers"),
+             ("Alternative", "_init_alternative"),
              ("ArrayLowering", "_init_target"), ("RowFusedLowering", "_init_target")}
 DECLARING = {("Lowering", "__init__"), *OWN_STATE}
 
