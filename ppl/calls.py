@@ -163,28 +163,6 @@ class Const(str):
 _CONST_NAMES: dict = {}
 
 
-class OfBatch(str):
-    """An expression of the step's batch size B that a kernel call passes: `per_row(c)`, c / B (a
-    row's share of a mean over the batch), or `batch_size()`, float(B); `names` as Call.names'."""
-
-    def __new__(cls, text: str, names: tuple):
-        self = super().__new__(cls, text)
-        self.names = names
-        return self
-
-    def __getnewargs__(self):
-        return (str(self), self.names)
-
-
-def per_row(c: float) -> OfBatch:
-    text = f"{float(c)!r} / B"
-    return OfBatch(text, (("B", len(text) - 1, len(text)),))
-
-
-def batch_size() -> OfBatch:
-    return OfBatch("float(B)", (("float", 0, 5), ("B", 6, 7)))
-
-
 class Code(str):
     """Code the lowering writes that is no kernel call (a loop step's rows or offset, a block's
     opening line, a user's function called on a row), made by `code`: its `names` (as
@@ -228,17 +206,19 @@ def _check_words(literal: str, fmt: str):
         i = max(j, i + 1)
 
 
-class Prefix(str):
-    """The first `count` rows of a buffer, `buffer[:count]` (a global node's draws: one data row's)."""
+def per_row(c: float) -> Code:
+    """c / B: a row's share of a mean over the step's batch of B data rows."""
+    return code(f"{float(c)!r} / {{B}}", B="B")
 
-    def __new__(cls, buffer, count: int):
-        self = super().__new__(cls, f"{buffer}[:{int(count)}]")
-        self.buffer, self.count = str(buffer), int(count)
-        self.names = ((self.buffer, 0, len(self.buffer)),)
-        return self
 
-    def __getnewargs__(self):
-        return (self.buffer, self.count)
+def batch_size() -> Code:
+    """float(B): the step's batch size as a float."""
+    return code("{float}({B})", float="float", B="B")
+
+
+def prefix(buffer, count: int) -> Code:
+    """buffer[:count], the first `count` rows of a buffer (a global node's draws: one data row's)."""
+    return code("{b}[:" + str(int(count)) + "]", b=buffer)
 
 
 class StepArg(str):
@@ -296,8 +276,8 @@ def text_names(text: str) -> tuple:
 
 def arg_names(arg) -> tuple:
     """(name, start, end) of the identifiers of one argument's text, from its record: a name, a
-    Flat, Column, Head or Prefix buffer, a constant, an expression of B, a number or a tuple of
-    them; text of another form (a user's estimator's expression) is read by text_names."""
+    Flat, Column or Head buffer, a constant, code (calls.code), a number or a tuple of them; text
+    of another form (a user's estimator's expression) is read by text_names."""
     of = _NAMES_OF.get(type(arg))
     if of is not None:
         return of(arg)
@@ -333,8 +313,8 @@ def _own(arg) -> tuple:
 
 
 # an argument's type -> its names (arg_names); any other type is read as its text
-_NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: _own, OfBatch: _own, Prefix: _own,
-             Code: _own, Flat: _flat_names, Column: _column_names, Head: _head_names}
+_NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: _own, Code: _own, Flat: _flat_names,
+             Column: _column_names, Head: _head_names}
 
 
 _WRAP_NAMES: dict = {}

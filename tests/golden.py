@@ -217,7 +217,7 @@ def unrecorded_calls(statements) -> list:
 def untyped_args(statements) -> list:
     """The arguments of call statements given as plain text (a `str`, not a record): every buffer,
     view, step argument, marker, constant and expression a call passes is a typed record
-    (calls.Buf, View, StepArg, NoGrad, Const, OfBatch, Prefix, ...) or a number."""
+    (calls.Buf, View, StepArg, NoGrad, Const, Code, ...) or a number."""
     return [a for st in flatten(statements) if st.call is not None for a in st.call.args if type(a) is str]
 
 

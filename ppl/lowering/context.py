@@ -8,7 +8,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, Buf, Call, Head, KernelRef, Prefix, call, code, template
+from ..calls import KERNELS, Buf, Call, Head, KernelRef, call, code, prefix, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -267,7 +267,7 @@ class ArrayHelpers:
         # a global node: data row 0's K draws (row0 0: every shard's), on every data row
         if node in self.an.global_nodes:
             drawn = name if self.plan.S == 1 else Head(name, self.plan.S)
-            self.emit(call(KernelRef("noise", f"fill_{kind}"), Prefix(name, self.samples), "seed", stream, "t", 0))
+            self.emit(call(KernelRef("noise", f"fill_{kind}"), prefix(name, self.samples), "seed", stream, "t", 0))
             self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
