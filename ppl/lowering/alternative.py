@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import KERNELS, call, code
+from ..calls import KERNELS, call
 from ..analysis import graph as G
 from ..estimators.protocol import REGISTRY
-from .ir import LOOP_VAR
+from .ir import STEP_INDEX
 
 
 @dataclass(frozen=True)
@@ -117,5 +117,4 @@ class Alternative:
             if now:
                 self.emit(call(KERNELS.core.alt_reset, v, switched, stride, off, span))
             if steps:   # the loop's earlier steps of an output
-                self.emit(call(KERNELS.core.alt_reset_steps, self.storage_of(v), code("{it}", it=LOOP_VAR), switched, stride,
-                               off, span))
+                self.emit(call(KERNELS.core.alt_reset_steps, self.storage_of(v), STEP_INDEX, switched, stride, off, span))

@@ -160,6 +160,12 @@ def names(text) -> tuple:
 
 
 LOOP_VAR = "it_"   # a loop block's step index in the printed step
+STEP_INDEX = code("{it}", it=LOOP_VAR)   # it as code (calls.code: its name recorded)
+
+
+def per_step(size: int, off=None) -> Code:
+    """off + it_ * size (it_ * size without `off`): an offset that moves on by `size` each step."""
+    return code(("{off} + " if off is not None else "") + "{it} * {size}", off=off, it=LOOP_VAR, size=size)
 
 
 class Loop:
@@ -187,7 +193,7 @@ class Loop:
 def step_rows(full: str, length: int, shift: int = 0) -> Code:
     """The rows of step it_ + shift of a per-step buffer's storage `full` (length steps)."""
     n = code("({full}.shape[0] // {length})", full=full, length=length)
-    at = code("{it}", it=LOOP_VAR) if shift == 0 else code(
+    at = STEP_INDEX if shift == 0 else code(
         "({it} " + ("+" if shift > 0 else "-") + " {k})", it=LOOP_VAR, k=abs(shift))
     return code("{full}[{at} * {n}:({at} + 1) * {n}]", full=full, at=at, n=n)
 

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..calls import KERNELS, Const, call, code
+from ..calls import KERNELS, Const, call
 from ..errors import ModelError
 from ..estimators.protocol import REGISTRY
 from . import ir
-from .ir import LOOP_VAR
 
 
 def check_loop_estimators(an, choices, objective: str):
@@ -152,11 +151,11 @@ class Loops:
         base = self.stream_base[node] + k
         if self.an.loop_of(node) is None:
             return Const(str(base))
-        return code("{base} + {it} * {n}", base=base, it=LOOP_VAR, n=16 * len(self.stream_base))
+        return ir.per_step(16 * len(self.stream_base), base)
 
     def per_step_offset(self, off: int, size: int):
         """An offset in `state` of a value kept per step index in the open loop (or the offset)."""
-        return off if self.loop is None else code("{off} + {it} * {size}", off=off, it=LOOP_VAR, size=size)
+        return off if self.loop is None else ir.per_step(size, off)
 
     # ----- the loss: per-step costs summed over the steps
     def step_totals(self):

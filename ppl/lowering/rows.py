@@ -9,8 +9,7 @@ from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from .rules import ARRAY_RULES
-from .ir import LOOP_VAR
-from ..calls import code
+from .ir import per_step
 from .alternative import affected_by_alternative
 from .layout import _canon
 from .loops import check_loop_estimators
@@ -116,7 +115,7 @@ class RowPlan:
         off = self.cv_slot[node][0]
         if self.steps.get(node, 1) == 1 or node in self.draws_alternative:
             return off
-        return code("{off} + {it} * {n}", off=off, it=LOOP_VAR, n=self.sizes[node] - 1)
+        return per_step(self.sizes[node] - 1, off)
 
 
 def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_rows: bool = True,

@@ -14,7 +14,7 @@ from ..calls import Flat, KERNELS, call, code, render
 from ..statements import Assign, Do, cast, index, user_call
 from ..estimators import NO_GRAD, REGISTRY
 from ..ops import OPS
-from .ir import LOOP_VAR
+from .ir import STEP_INDEX, per_step
 from .layout import _ident
 
 
@@ -62,7 +62,7 @@ def _carry_fwd(lowering, n, ins, out):
     """The carry at the start of a step: init at step 0, the carry's node of the previous step after."""
     loop = lowering.body_loop()
     src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
-    lowering.emit_block(code("if {it} == 0:", it=LOOP_VAR), call(KERNELS.core.copy_fwd, ins[0], out).indented(), code("else:"),
+    lowering.emit_block(code("if {it} == 0:", it=STEP_INDEX), call(KERNELS.core.copy_fwd, ins[0], out).indented(), code("else:"),
                         call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented())
 
 
@@ -70,7 +70,7 @@ def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     """Its cotangent into the carry's node at the previous step (init's at step 0)."""
     loop = lowering.body_loop()
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
-    lowering.emit_block(code("if {it} > 0:", it=LOOP_VAR),
+    lowering.emit_block(code("if {it} > 0:", it=STEP_INDEX),
                         call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
                         if g_out is not None else code("    pass"), code("else:"),
                         call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else code("    pass"))
@@ -79,14 +79,14 @@ def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
 def _x_fwd(lowering, n, ins, out):
     """The step's x: its columns of xs, or the step index."""
     if n.inputs:
-        lowering.emit(call(KERNELS.rows.take_cols, ins[0], code("{it} * {w}", it=LOOP_VAR, w=n.width), out))
+        lowering.emit(call(KERNELS.rows.take_cols, ins[0], per_step(n.width), out))
     else:
-        lowering.emit(call(KERNELS.rows.fill2, out, code("{float}({it})", float="float", it=LOOP_VAR)))
+        lowering.emit(call(KERNELS.rows.fill2, out, code("{float}({it})", float="float", it=STEP_INDEX)))
 
 
 def _x_bwd(lowering, n, ins, gins, gout, out, rows):
     if n.inputs and gins[0] is not NO_GRAD:
-        lowering.emit(call(KERNELS.rows.add_to_cols, gout, code("{it} * {w}", it=LOOP_VAR, w=n.width), gins[0]))
+        lowering.emit(call(KERNELS.rows.add_to_cols, gout, per_step(n.width), gins[0]))
 
 
 def _last_fwd(lowering, n, ins, out):
