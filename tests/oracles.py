@@ -108,3 +108,19 @@ def gamma_log_icdf_dalpha_mp(u, a, w0, dps=60):
         h = a * mp.mpf(10) ** -22
         d = (gamma_log_icdf_mp(u, a + h, w0, dps) - gamma_log_icdf_mp(u, a - h, w0, dps)) / (2 * h)
         return d, gamma_log_icdf_mp(u, a, w0, dps)
+
+
+# A Bayesian linear regression with known noise SIG_BLR and prior w ~ N(0, I) on a design whose
+# columns are orthogonal (X'X diagonal): the posterior N(mu, Sigma), Sigma = (I + X'X / SIG^2)^-1,
+# mu = Sigma X'y / SIG^2 (tests/runtime/test_predictive.py, tests/language/test_plates.py).
+SIG_BLR = 0.5
+
+
+def blr_design():
+    """(X, y, mu, Sigma) of the regression above on 16 rows."""
+    i = np.arange(16)
+    X = np.stack([np.where(i % 2, 1.0, -1.0), 0.5 * np.where((i // 2) % 2, 1.0, -1.0)], 1)   # X'X diagonal
+    y = X @ np.array([0.7, -0.4]) + SIG_BLR * np.random.default_rng(3).standard_normal(16)
+    prec = np.eye(2) + X.T @ X / SIG_BLR ** 2
+    sigma = np.linalg.inv(prec)
+    return X, y[:, None], sigma @ X.T @ y / SIG_BLR ** 2, sigma

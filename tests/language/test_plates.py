@@ -303,7 +303,7 @@ def test_plated_bounds_against_closed_forms():
     - lppd: with q the exact posterior (orthogonal design), each row's log N(y_i; x_i mu,
       SIG^2 + x_i' Sigma x_i), mean over rows, |error| < 4 SE + 0.002 (the logmeanexp's bias);
       the exact value moved by 5% fails."""
-    from test_predictive import SIG_BLR as sig, blr_design
+    from oracles import SIG_BLR as sig, blr_design
     X, y, mu, sigma = blr_design()
     with Model("blr_eval") as m:
         x, t = m.input("x", 2), m.input("y", 1)

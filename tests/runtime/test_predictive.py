@@ -19,6 +19,7 @@ from scipy import stats
 import ppl
 from ppl import Affine, Model, Normal
 from ppl.language import dist
+from oracles import SIG_BLR, blr_design
 
 S, N, J, K = 400, 5000, 20, 381            # draws per point, held-out points, order statistics
 P = (K - J) / (S + 1)                       # exact coverage of [X_(J), X_(K)]: 0.9002
@@ -128,16 +129,7 @@ def test_sample_prior_num_samples_and_argument_checks():
 # P (band < 0.02), and the mean ratio of the intervals' width to the exact one within 3% of 1 (a
 # 5% narrower or wider interval fails: the ratio's SE over the rows is ~0.002). Test of the test:
 # the prior predictive (prior=True) fails both.
-SIG_BLR, N_HELD = 0.5, 4000
-
-
-def blr_design():
-    i = np.arange(16)
-    X = np.stack([np.where(i % 2, 1.0, -1.0), 0.5 * np.where((i // 2) % 2, 1.0, -1.0)], 1)   # X'X diagonal
-    y = X @ np.array([0.7, -0.4]) + SIG_BLR * np.random.default_rng(3).standard_normal(16)
-    prec = np.eye(2) + X.T @ X / SIG_BLR ** 2
-    sigma = np.linalg.inv(prec)
-    return X, y[:, None], sigma @ X.T @ y / SIG_BLR ** 2, sigma
+N_HELD = 4000
 
 
 def trained_blr(X, y):
