@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from ..calls import Call
+from ..calls import Call, KernelRef
 from ..kernels import rowcode
 from ..targets import CPU_MODULES
 from . import ir
@@ -58,13 +58,14 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False) -
     pass, where the first failed check (in the step's order) raises its error: one wait for
     the device per step instead of one per value. A step given its `sink_` (a captured
     training step, runtime/cuda_graph.py) copies nothing: the words stay on the device, and
-    the module's SINK_WORDS / SINK_LOSS say which is which."""
+    the module's SINK_WORDS / SINK_LOSS say which is which. Each run of zeroed buffers (the
+    gradient and the cotangents before the backward pass) is one launch (`rows.zero_all`)."""
     S = ir.Stmt
     ret = ir.Block([S("if mode == 0:"), S("    return loss")])
     fwd, bwd, read, tail = list(step.fwd), list(step.bwd), [], []
     if sink:
         words = []   # per word: the check's raise lines, or None for a loss term
-        fwd, bwd = _into_sink(fwd, words), _into_sink(bwd, words)
+        fwd, bwd = _zeros_joined(_into_sink(fwd, words)), _zeros_joined(_into_sink(bwd, words))
         n = len(words)
         read = [S(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"), S("loss = 0.0")]
         read += [ir.Block([S(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words) if lines is not None]
@@ -229,6 +230,31 @@ def _into_sink(stmts: list, words: list) -> list:
             words.append(st.lines[1:] if what == "check" else None)
             continue
         out.append(st)
+    return out
+
+
+_ZEROS = {("rows", "zero1"), ("rows", "zero2")}
+
+
+def _zeros_joined(stmts: list) -> list:
+    """Each run of two or more consecutive zero1 / zero2 calls as one call of rows.zero_all (the
+    CUDA step: one launch for the run); a loop block's `pre` and `body` each on their own."""
+    out, run = [], []
+    for st in [*stmts, None]:
+        if isinstance(st, ir.Stmt) and st.kernel in _ZEROS and not st.call.indent:
+            run.append(st)
+            continue
+        if len(run) > 1:
+            out.append(ir.Stmt(Call(KernelRef("rows", "zero_all"), [a for z in run for a in z.call.args]), run[0].owner))
+        else:
+            out += run
+        run = []
+        if isinstance(st, ir.Loop):
+            loop = ir.Loop(st.length, st.reverse, st.binds)
+            loop.pre, loop.body = _zeros_joined(st.pre), _zeros_joined(st.body)
+            st = loop
+        if st is not None:
+            out.append(st)
     return out
 
 

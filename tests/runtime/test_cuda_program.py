@@ -271,6 +271,25 @@ def test_the_step_reads_the_device_once_and_a_failed_check_still_raises(monkeypa
         gpu.grad({"x": X})
 
 
+def test_a_run_of_zeroed_buffers_is_one_launch():
+    """The CUDA step zeroes the gradient and every cotangent buffer with one rows.zero_all launch
+    (lowering/printer.py), the CPU step (its two bodies) with one call per buffer; the gradient is the CPU's
+    (test_sbn_parity). rows.zero_all zeroes 1D, 2D and empty arrays of any sizes (oracle: zeros);
+    a lone zeroed buffer keeps its own call."""
+    from numba import cuda
+    from ppl.kernels.cuda import rows
+    gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda", estimators="disarm")
+    cpu = sbn().compile(dtype=np.float64, seed=1, estimators="disarm")
+    (joined,) = [line.strip() for line in gpu.source.splitlines() if "zero_all(" in line]
+    assert joined.startswith("rows.zero_all(grad, ") and "rows.zero2(" not in gpu.source
+    assert cpu.source.count("rows.zero2(") == 2 * joined.count(",") >= 6 and "zero_all" not in cpu.source   # step, step_rows
+    assert gpu.source.count("rows.zero1(tot_)") == 1   # the forward's lone zero1
+    arrays = [np.ones(n, np.float32) for n in (1, 700)] + [np.ones(s, np.float64) for s in ((3, 5), (0, 4), (300, 7))]
+    dev = [cuda.to_device(a) for a in arrays]
+    rows.zero_all(*dev)
+    assert all(d.copy_to_host().shape == a.shape and not d.copy_to_host().any() for d, a in zip(dev, arrays))
+
+
 def test_a_gradient_that_is_not_finite_is_seen_on_the_device():
     """CudaProgram.gradient_is_finite (fit's check after each step) counts on the device; oracle:
     numpy.isfinite of the gradient copied back."""
