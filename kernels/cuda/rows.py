@@ -8,7 +8,10 @@ from numba import cuda as _cuda
 from ..declare import cuda_twin as _cuda_twin
 from ..families import bounds as _bounds
 from ..families import rows as _rows
+from ..native.launch import block_sum as _block_sum
 from ..native.launch import run as _run
+from ..native.launch import single_block as _single_block
+from .device import device as _device
 from ..registry import include as _include
 
 globals().update(_cuda_twin(_rows))
@@ -49,3 +52,32 @@ def _zero_all_kernel(ndims):
     glb = {"cuda": _cuda}
     exec(compile("\n".join(lines) + "\n", "<generated zero_all kernel>", "exec"), glb)
     return _cuda.jit(glb["zero_all"])
+
+
+_TOTALS = {}   # the number of costs -> the kernel of weighted_totals_into
+
+
+def weighted_totals_into(rw, acc, sink, *costs_and_words):
+    """weighted_total_into of several costs of the same rows (cost, sink word, cost, word, ...)
+    in ONE block: per row, acc += each cost in order, and each weighted sum added to its word of
+    sink, by the same block_sum as one call each (so the same bits); a run of the CUDA step's loss
+    terms (lowering/printer.py joins them), one launch instead of one per cost."""
+    costs, words = costs_and_words[0::2], costs_and_words[1::2]
+    k = len(costs)
+    if k not in _TOTALS:
+        _TOTALS[k] = _totals_kernel(k)
+    _single_block(_TOTALS[k], costs[0].shape[0])(rw, acc, sink, *costs, *words)
+
+
+def _totals_kernel(k):
+    from ..families.rows import _weighted_total_item
+    cs, ks = [f"c{i}" for i in range(k)], [f"k{i}" for i in range(k)]
+    lines = [f"def weighted_totals_into(rw, acc, sink, {', '.join(cs + ks)}):",
+             *(f"    s{i} = 0.0" for i in range(k)),
+             "    for r in range(cuda.threadIdx.x, c0.shape[0], cuda.blockDim.x):",
+             *(f"        s{i} += f(r, rw, c{i}, acc)" for i in range(k))]
+    for i in range(k):
+        lines += [f"    t{i} = block_sum(s{i})", "    if cuda.threadIdx.x == 0:", f"        sink[k{i}] = sink[k{i}] + t{i}"]
+    glb = {"cuda": _cuda, "block_sum": _block_sum, "f": _device(_weighted_total_item)}
+    exec(compile("\n".join(lines) + "\n", "<generated weighted_totals_into kernel>", "exec"), glb)
+    return _cuda.jit(glb["weighted_totals_into"])

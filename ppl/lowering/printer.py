@@ -59,13 +59,14 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False) -
     the device per step instead of one per value. A step given its `sink_` (a captured
     training step, runtime/cuda_graph.py) copies nothing: the words stay on the device, and
     the module's SINK_WORDS / SINK_LOSS say which is which. Each run of zeroed buffers (the
-    gradient and the cotangents before the backward pass) is one launch (`rows.zero_all`)."""
+    gradient and the cotangents before the backward pass) is one launch (`rows.zero_all`), and so
+    is each run of loss terms (`rows.weighted_totals_into`)."""
     S = ir.Stmt
     ret = ir.Block([S("if mode == 0:"), S("    return loss")])
     fwd, bwd, read, tail = list(step.fwd), list(step.bwd), [], []
     if sink:
         words = []   # per word: the check's raise lines, or None for a loss term
-        fwd, bwd = _zeros_joined(_into_sink(fwd, words)), _zeros_joined(_into_sink(bwd, words))
+        fwd, bwd = _joined(_into_sink(fwd, words)), _joined(_into_sink(bwd, words))
         n = len(words)
         read = [S(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"), S("loss = 0.0")]
         read += [ir.Block([S(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words) if lines is not None]
@@ -233,25 +234,49 @@ def _into_sink(stmts: list, words: list) -> list:
     return out
 
 
-_ZEROS = {("rows", "zero1"), ("rows", "zero2")}
+def _join_key(st):
+    """What a statement joins with in one launch of the CUDA step (None: nothing): zeroed buffers
+    (rows.zero1 / zero2) with each other; a loss term (rows.weighted_total_into) with those of the
+    same weights and totals."""
+    if not isinstance(st, ir.Stmt) or st.call is None or st.call.indent:
+        return None
+    if st.kernel in (("rows", "zero1"), ("rows", "zero2")):
+        return ("zero",)
+    if st.kernel == ("rows", "weighted_total_into"):
+        rw, _, acc, *_ = st.call.args
+        return ("totals", str(rw), str(acc))
+    return None
 
 
-def _zeros_joined(stmts: list) -> list:
-    """Each run of two or more consecutive zero1 / zero2 calls as one call of rows.zero_all (the
-    CUDA step: one launch for the run); a loop block's `pre` and `body` each on their own."""
+def _join(run: list) -> ir.Stmt:
+    """One call for a run of statements of one join key (_join_key)."""
+    if _join_key(run[0]) == ("zero",):
+        call = Call(KernelRef("rows", "zero_all"), [a for z in run for a in z.call.args])
+    else:
+        rw, _, acc, sink, _ = run[0].call.args
+        call = Call(KernelRef("rows", "weighted_totals_into"),
+                    [rw, acc, sink, *(a for t in run for a in (t.call.args[1], t.call.args[4]))])
+    return ir.Stmt(call, run[0].owner)
+
+
+def _joined(stmts: list) -> list:
+    """Each run of two or more consecutive statements one launch can do (_join_key) as one call
+    (the CUDA step: rows.zero_all, rows.weighted_totals_into); a loop block's `pre` and `body`
+    each on their own."""
     out, run = [], []
     for st in [*stmts, None]:
-        if isinstance(st, ir.Stmt) and st.kernel in _ZEROS and not st.call.indent:
+        key = _join_key(st)
+        if key is not None and run and _join_key(run[0]) == key:
             run.append(st)
             continue
-        if len(run) > 1:
-            out.append(ir.Stmt(Call(KernelRef("rows", "zero_all"), [a for z in run for a in z.call.args]), run[0].owner))
-        else:
-            out += run
+        out += [_join(run)] if len(run) > 1 else run
         run = []
+        if key is not None:
+            run = [st]
+            continue
         if isinstance(st, ir.Loop):
             loop = ir.Loop(st.length, st.reverse, st.binds)
-            loop.pre, loop.body = _zeros_joined(st.pre), _zeros_joined(st.body)
+            loop.pre, loop.body = _joined(st.pre), _joined(st.body)
             st = loop
         if st is not None:
             out.append(st)

@@ -290,6 +290,33 @@ def test_a_run_of_zeroed_buffers_is_one_launch():
     assert all(d.copy_to_host().shape == a.shape and not d.copy_to_host().any() for d, a in zip(dev, arrays))
 
 
+def test_a_run_of_loss_terms_is_one_launch():
+    """The CUDA step adds its loss terms into the sink with one rows.weighted_totals_into launch
+    (lowering/printer.py); oracle: one rows.weighted_total_into call per cost, the same bits in
+    the totals and in each word (the same block_sum per cost), a weight-0 row's -inf cost
+    included."""
+    from numba import cuda
+    from ppl.kernels.cuda import rows
+    gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda", estimators="disarm")
+    (joined,) = [line.strip() for line in gpu.source.splitlines() if "weighted_total" in line]
+    assert joined.startswith("rows.weighted_totals_into(rw_, tot_, sink_, c_") and joined.count(", c_") == 3
+    g = np.random.default_rng(0)
+    rw = g.random(300)
+    rw[7] = 0.0
+    costs = [g.standard_normal(300) for _ in range(3)]
+    costs[1][7] = -np.inf
+    acc0 = g.standard_normal(300)
+    one = [cuda.to_device(a) for a in (acc0, np.zeros(8))]
+    each = [cuda.to_device(a) for a in (acc0, np.zeros(8))]
+    dev_rw, dev_c = cuda.to_device(rw), [cuda.to_device(c) for c in costs]
+    rows.weighted_totals_into(dev_rw, one[0], one[1], dev_c[0], 2, dev_c[1], 5, dev_c[2], 6)
+    for c, k in zip(dev_c, (2, 5, 6)):
+        rows.weighted_total_into(dev_rw, c, each[0], each[1], k)
+    for a, b in zip(one, each):
+        assert np.array_equal(a.copy_to_host(), b.copy_to_host())
+    assert np.isfinite(one[1].copy_to_host()).all() and one[1].copy_to_host()[[2, 5, 6]].all()
+
+
 def test_a_gradient_that_is_not_finite_is_seen_on_the_device():
     """CudaProgram.gradient_is_finite (fit's check after each step) counts on the device; oracle:
     numpy.isfinite of the gradient copied back."""
