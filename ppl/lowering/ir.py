@@ -179,6 +179,13 @@ class Loop:
         self.pre: list = []
         self.body: list = []
 
+    def mapped(self, fn) -> "Loop":
+        """A new block of the same loop whose `pre` and `body` are fn of this one's (a pass's
+        rewrite of the statements inside it; this block is not changed)."""
+        loop = Loop(self.length, self.reverse, self.binds)
+        loop.pre, loop.body = fn(self.pre), fn(self.body)
+        return loop
+
     def header(self) -> list:
         """The block's first lines: the loop and the bindings of the per-step buffers it names."""
         rng = "{range}({n} - 1, -1, -1)" if self.reverse else "{range}({n})"
@@ -241,9 +248,7 @@ def without(stmts: list, drop: set) -> list:
     out = []
     for st in stmts:
         if isinstance(st, Loop):
-            loop = Loop(st.length, st.reverse, st.binds)
-            loop.pre, loop.body = without(st.pre, drop), without(st.body, drop)
-            out.append(loop)
+            out.append(st.mapped(lambda stmts: without(stmts, drop)))
         elif id(st) not in drop:
             out.append(st)
     return out

@@ -221,9 +221,7 @@ def _into_sink(stmts: list, words: list) -> list:
         head = st.lines[0] if isinstance(st, ir.Block) else st
         what = _READ.get(head.call.wrap) if isinstance(head, ir.Stmt) and head.call is not None else None
         if isinstance(st, ir.Loop):   # a check in a scan's body: its word adds up over the steps
-            loop = ir.Loop(st.length, st.reverse, st.binds)
-            loop.pre, loop.body = _into_sink(st.pre, words), _into_sink(st.body, words)
-            out.append(loop)
+            out.append(st.mapped(lambda stmts: _into_sink(stmts, words)))
             continue
         if what is not None and (what == "check") == isinstance(st, ir.Block):   # a check is its raise's block
             c = head.call
@@ -248,9 +246,9 @@ def _join_key(st):
     return None
 
 
-def _join(run: list) -> ir.Stmt:
-    """One call for a run of statements of one join key (_join_key)."""
-    if _join_key(run[0]) == ("zero",):
+def _join(key: tuple, run: list) -> ir.Stmt:
+    """One call for a run of statements of the join key `key` (_join_key)."""
+    if key == ("zero",):
         call = Call(KernelRef("rows", "zero_all"), [a for z in run for a in z.call.args])
     else:
         rw, _, acc, sink, _ = run[0].call.args
@@ -263,23 +261,16 @@ def _joined(stmts: list) -> list:
     """Each run of two or more consecutive statements one launch can do (_join_key) as one call
     (the CUDA step: rows.zero_all, rows.weighted_totals_into); a loop block's `pre` and `body`
     each on their own."""
-    out, run = [], []
+    out, run, run_key = [], [], None
     for st in [*stmts, None]:
         key = _join_key(st)
-        if key is not None and run and _join_key(run[0]) == key:
+        if key is not None and key == run_key:
             run.append(st)
             continue
-        out += [_join(run)] if len(run) > 1 else run
-        run = []
-        if key is not None:
-            run = [st]
-            continue
-        if isinstance(st, ir.Loop):
-            loop = ir.Loop(st.length, st.reverse, st.binds)
-            loop.pre, loop.body = _joined(st.pre), _joined(st.body)
-            st = loop
-        if st is not None:
-            out.append(st)
+        out += [_join(run_key, run)] if len(run) > 1 else run
+        run, run_key = ([st], key) if key is not None else ([], None)
+        if key is None and st is not None:
+            out.append(st.mapped(_joined) if isinstance(st, ir.Loop) else st)
     return out
 
 
