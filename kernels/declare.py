@@ -348,7 +348,8 @@ def cuda_twin(module) -> dict:
         else:
             d = kernel.__declared__
             gen, extent = _generated(d.shape, d.body, d.over, d.K, d.n)
-            out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__)
+            out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__,
+                                  SimpleNamespace(shape=d.shape, body=d.body, lead=d.lead, over=d.over, K=d.K))
         if hasattr(out[name], "into"):   # a value the step reads: its device-side form beside it
             out[f"{name}_into"] = out[name].into
         gens = getattr(out[name], "__kernels__", ())
@@ -386,7 +387,9 @@ def cuda_launcher(kernel, shape, body, over=None, K="K", n=None):
     if body_args != args:
         raise TypeError(f"{fn.__name__}: the CUDA body takes {body_args}, the kernel {args}")
     gen, extent = _generated(shape, body, over, K, n)
-    return _launcher(fn.__name__, args, gen, extent, run, fn.__doc__)
+    lead = tuple(list(inspect.signature(body).parameters)[:_LEAD[shape]])
+    return _launcher(fn.__name__, args, gen, extent, run, fn.__doc__,
+                     SimpleNamespace(shape=shape, body=body, lead=lead, over=over, K=K))
 
 
 def block_launcher(kernel, item, n, result="total", read=float):
@@ -429,9 +432,11 @@ def none_counted(count) -> bool:
     return bool(count == 0)
 
 
-def _launcher(name, args, gen, extent, run, doc):
+def _launcher(name, args, gen, extent, run, doc, loop):
     """The host launcher: ``run`` the generated kernel over ``extent`` (an expression of the
-    arguments: the threads the loop shape needs) with the kernel's arguments."""
+    arguments: the threads the loop shape needs) with the kernel's arguments. ``loop`` (its
+    shape, body, index names, loop array and group size) rides along as ``__loop__`` with the
+    kernel's arguments and generated kernel: what joins it with others (kernels/cuda/fused.py)."""
     from . import registry
     lead = ""
     if isinstance(gen, registry.Rows):   # the lanes per row first (registry.Rows.lanes)
@@ -445,4 +450,6 @@ def _launcher(name, args, gen, extent, run, doc):
     f = glb[name]
     f.__doc__ = doc
     f.__kernels__ = [gen]
+    loop.args, loop.gen = tuple(args), gen
+    f.__loop__ = loop
     return f

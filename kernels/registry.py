@@ -169,13 +169,16 @@ class Generated:
         """The cuda.jit kernel (made at first use, when the body's module is fully imported)."""
         if self._kernel is None:
             from .native.launch import block_sum
-            dev = self._dev if self._dev is not None else device(self.fn)
-            glb = {"cuda": cuda, "f": dev, "like": like, "hyper": hyper, "block_sum": block_sum, "np": np}
+            glb = {"cuda": cuda, "f": Generated.body(self), "like": like, "hyper": hyper, "block_sum": block_sum, "np": np}
             name = getattr(self.fn, "__name__", "f")
             exec(compile(self.src, f"<generated {self.shape} kernel of {name}>", "exec"), glb)
             glb["k"].__name__ = f"{self.shape}_{name.lstrip('_')}"
             self._kernel = cuda.jit(glb["k"])   # lazy as well: compiled at the first launch
         return self._kernel
+
+    def body(self):
+        """The device function its kernel calls per item (a row body's lanes form where it has one)."""
+        return self._dev if self._dev is not None else device(self.fn)
 
     def __getitem__(self, config):
         return self.kernel[config]
@@ -253,6 +256,10 @@ class Rows(Generated):
                             f"    for i in range(cuda.grid(1), {self.over}.shape[0] * W_, cuda.gridsize(1)):\n"
                             f"        f(i // W_, i % W_, W_, {p})\n")
         return self._formed
+
+    def body(self):
+        self._form()
+        return Generated.body(self)
 
     @property
     def formed(self):

@@ -314,6 +314,14 @@ def affine_fwd_launcher():
     return affine_fwd
 
 
+def affine_acc_launcher():
+    def affine_acc(x, W, out):
+        matmul(x, False, W, False, out)
+    affine_acc.__doc__ = "out += x W (cuBLAS, or ppl's tiled kernels: cuda/products.py)."
+    affine_acc.__kernels__ = []
+    return affine_acc
+
+
 def affine_bwd_launcher():
     def affine_bwd(x, W, gout, gx, gW, gb):
         if gx.shape[0] != 0:

@@ -4,7 +4,8 @@ groups' log-sum-exp. z (R, G*K) holds G independent groups of K columns, group g
 g*K .. g*K+K-1; the per-group math is kernels/math/groups.py's.
 
 Declared once (kernels/declare.py): the softmax kernels are group bodies (one CUDA thread per
-(row, group)), broadcast_rows_fwd a cell body. The affine kernels are hand-written on the CPU
+(row, group)), broadcast_rows_fwd a cell body. The affine kernels (and affine_acc, out += x W,
+which the CUDA step runs after writing the bias rows) are hand-written on the CPU
 (BLAS gemm into their outputs, kernels/native/blas.py) and broadcast_rows_bwd too (a sum over the
 rows, added row after row so the loop over the columns vectorises); their CUDA launchers are the
 family's `CUDA`: cuda/products.py's tiled products and column sums. Conventions are cpu/core.py's.
@@ -30,6 +31,14 @@ def affine_fwd(x, W, b, out):
     for r in range(R):
         for o in range(O):
             out[r, o] += b[o]
+
+
+@njit(**_JIT)
+def affine_acc(x, W, out):
+    """out += x W (BLAS gemm accumulating into ``out``): the CUDA step's affine_fwd after its bias
+    row was written into ``out`` (lowering/printer.py; the bias write then joins the kernels before
+    it, kernels/cuda/fused.py)."""
+    gemm(x, False, W, False, out, like(out, 1.0))
 
 
 @njit(**_JIT)
@@ -121,6 +130,7 @@ def logsumexp_rows(r, g, z, K, out):
 # kernels/cuda/products.py (a target's module, above the families: named, not imported)
 CUDA = {
     "affine_fwd": "products.affine_fwd_launcher",
+    "affine_acc": "products.affine_acc_launcher",
     "affine_bwd": "products.affine_bwd_launcher",
     "broadcast_rows_bwd": "products.broadcast_rows_bwd_launcher",
 }
@@ -137,6 +147,7 @@ def _softmax_bwd_case(g):
 
 PARITY = {
     "affine_fwd": lambda g: (g.x(R, I), g.x(I, D), g.x(D), g.out(R, D)),
+    "affine_acc": lambda g: (g.x(R, I), g.x(I, D), g.x(R, D)),
     "affine_bwd": lambda g: (g.x(R, I), g.x(I, D), g.x(R, D), g.x(R, I), g.x(I, D), g.x(D)),
     "broadcast_rows_fwd": lambda g: (g.x(D), g.out(R, D)),
     "broadcast_rows_bwd": lambda g: (g.x(R, D), g.x(D)),

@@ -202,7 +202,7 @@ def check_target_kernels(c: Compilation):
 def render(c: Compilation):
     step, kver = c.step, kernels_version()
     if c.options.target == "cuda":
-        body = printer.print_arrays(step, inline_views=False, sink=True)
+        body = printer.print_arrays(step, inline_views=False, sink=True, samples=c.options.samples)
         c.source = HEADER_CUDA.format(model=c.model.name, kver=kver) + body + "\n"
     else:
         prelude, body = printer.print_rows(step) if step.rows is not None else ("", printer.print_arrays(step))

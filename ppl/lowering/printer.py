@@ -11,10 +11,10 @@ import sys
 
 import numpy as np
 
-from ..calls import Call, KernelRef
+from ..calls import Call
 from ..kernels import rowcode
 from ..targets import CPU_MODULES
-from . import ir
+from . import ir, launches
 
 
 def named_source(source: str) -> str:
@@ -38,7 +38,7 @@ def named_source(source: str) -> str:
     return "\n".join(out) + ("\n" if source.endswith("\n") else "")
 
 
-def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False) -> str:
+def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False, samples: int = 1) -> str:
     """The array step's body (the compiler adds the target's header and signature).
 
     With `inline_views` (the CPU target) the workspace and input tuples are unpacked once,
@@ -58,15 +58,17 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False) -
     pass, where the first failed check (in the step's order) raises its error: one wait for
     the device per step instead of one per value. A step given its `sink_` (a captured
     training step, runtime/cuda_graph.py) copies nothing: the words stay on the device, and
-    the module's SINK_WORDS / SINK_LOSS say which is which. Each run of zeroed buffers (the
-    gradient and the cotangents before the backward pass) is one launch (`rows.zero_all`), and so
-    is each run of loss terms (`rows.weighted_totals_into`)."""
+    the module's SINK_WORDS / SINK_LOSS say which is which. Launches are joined where one can do
+    the work of several (lowering/launches.py: zeroed buffers, loss terms, declared kernels over
+    the same rows); `samples`, the program's samples per data row, says how many rows a buffer's
+    rows are."""
     S = ir.Stmt
     ret = ir.Block([S("if mode == 0:"), S("    return loss")])
     fwd, bwd, read, tail = list(step.fwd), list(step.bwd), [], []
     if sink:
         words = []   # per word: the check's raise lines, or None for a loss term
-        fwd, bwd = _joined(_into_sink(fwd, words)), _joined(_into_sink(bwd, words))
+        per = samples * step.layout.S   # rows per data row: what a buffer's rows ("R", "D", "Dn") count
+        fwd, bwd = (launches.joined(_into_sink(stmts, words), per) for stmts in (fwd, bwd))
         n = len(words)
         read = [S(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"), S("loss = 0.0")]
         read += [ir.Block([S(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words) if lines is not None]
@@ -229,48 +231,6 @@ def _into_sink(stmts: list, words: list) -> list:
             words.append(st.lines[1:] if what == "check" else None)
             continue
         out.append(st)
-    return out
-
-
-def _join_key(st):
-    """What a statement joins with in one launch of the CUDA step (None: nothing): zeroed buffers
-    (rows.zero1 / zero2) with each other; a loss term (rows.weighted_total_into) with those of the
-    same weights and totals."""
-    if not isinstance(st, ir.Stmt) or st.call is None or st.call.indent:
-        return None
-    if st.kernel in (("rows", "zero1"), ("rows", "zero2")):
-        return ("zero",)
-    if st.kernel == ("rows", "weighted_total_into"):
-        rw, _, acc, *_ = st.call.args
-        return ("totals", str(rw), str(acc))
-    return None
-
-
-def _join(key: tuple, run: list) -> ir.Stmt:
-    """One call for a run of statements of the join key `key` (_join_key)."""
-    if key == ("zero",):
-        call = Call(KernelRef("rows", "zero_all"), [a for z in run for a in z.call.args])
-    else:
-        rw, _, acc, sink, _ = run[0].call.args
-        call = Call(KernelRef("rows", "weighted_totals_into"),
-                    [rw, acc, sink, *(a for t in run for a in (t.call.args[1], t.call.args[4]))])
-    return ir.Stmt(call, run[0].owner)
-
-
-def _joined(stmts: list) -> list:
-    """Each run of two or more consecutive statements one launch can do (_join_key) as one call
-    (the CUDA step: rows.zero_all, rows.weighted_totals_into); a loop block's `pre` and `body`
-    each on their own."""
-    out, run, run_key = [], [], None
-    for st in [*stmts, None]:
-        key = _join_key(st)
-        if key is not None and key == run_key:
-            run.append(st)
-            continue
-        out += [_join(run_key, run)] if len(run) > 1 else run
-        run, run_key = ([st], key) if key is not None else ([], None)
-        if key is None and st is not None:
-            out.append(st.mapped(_joined) if isinstance(st, ir.Loop) else st)
     return out
 
 

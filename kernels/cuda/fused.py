@@ -1,0 +1,80 @@
+"""The CUDA step's joined kernels: a run of declared kernels over the same rows launched as ONE
+kernel (kernels/fusion.py says which may join and writes a row's work; lowering/printer.py finds
+the runs).
+
+``fused(spec, *args)``: spec names the members, ``(("family.name", positions), ...)``, each
+member's arguments being ``args[p]`` for p in its positions (an argument two members share is
+passed once). The kernel is made once per spec: a grid-stride loop over the first member's rows
+times the lanes a row gets, each row's lanes running ``fusion.row_source``'s function of the
+members' device bodies (registry.Generated.body). The lanes per row are ``row_lanes`` of the rows
+and the widest member's columns where a member spreads over lanes (a row body's lanes form, a
+cells or groups loop), else one. Where the members' loops do not run over the same number of
+rows, each member is launched as it is (the joined kernel assumes the rows are one set).
+"""
+from numba import cuda
+
+from .. import fusion, registry
+from ..native import launch as L
+
+_SEGMENTS = {}   # spec -> Segment
+
+
+class Segment:
+    """The joined kernel of one spec: its members' loops and launchers, made at first use."""
+
+    def __init__(self, spec):
+        self.launchers, self.members = [], []
+        for kernel, pos in spec:
+            family, _, name = kernel.partition(".")
+            launcher = registry.lookup(family, name).impls["cuda"]
+            loop = launcher.__loop__
+            if loop.shape not in fusion.SHAPES:
+                raise ValueError(f"fused: {family}.{name} runs over {loop.shape}, not rows")
+            over = pos[loop.args.index(loop.over)]
+            K = pos[loop.args.index(loop.K)] if loop.shape == "groups" else None
+            formed = loop.shape == "rows" and loop.gen.formed
+            self.launchers.append((launcher, tuple(pos)))
+            self.members.append((loop, (loop.shape, formed, tuple(pos), over, K)))
+        self.overs = tuple(m[3] for _, m in self.members)
+        self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
+        self.n = 1 + max(p for _, pos in self.launchers for p in pos)
+        self._kernel = None
+
+    @property
+    def kernel(self):
+        if self._kernel is None:
+            glb = {"lanes_sync": L.lanes_sync}
+            for k, (loop, _) in enumerate(self.members):
+                glb[f"f{k}"] = loop.gen.body()
+            src = fusion.row_source([m for _, m in self.members])
+            exec(compile(src, "<joined row of the CUDA step>", "exec"), glb)
+            args = "".join(f", a{i}" for i in range(self.n))
+            kern = (f"def k(W_{args}):\n"
+                    f"    for i in range(cuda.grid(1), a{self.overs[0]}.shape[0] * W_, cuda.gridsize(1)):\n"
+                    f"        seg(i // W_, i % W_, W_{args})\n")
+            kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
+            exec(compile(kern, "<joined kernel of the CUDA step>", "exec"), kglb)
+            kglb["k"].__name__ = "joined_" + "_".join(getattr(loop.body, "__name__", "f").lstrip("_")
+                                                      for loop, _ in self.members)[:80]
+            self._kernel = cuda.jit(kglb["k"])
+        return self._kernel
+
+    def __call__(self, *args):
+        R = args[self.overs[0]].shape[0]
+        if any(args[o].shape[0] != R for o in self.overs):   # not one set of rows: one launch each
+            for launcher, pos in self.launchers:
+                launcher(*(args[p] for p in pos))
+            return
+        W = 1
+        if self.spread:
+            W = L.row_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs))
+        L.run(self.kernel, R * W, W, *args)
+
+
+def fused(spec, *args):
+    """The members of ``spec`` (``(("family.name", argument positions), ...)``) on ``args``, as one
+    kernel: the same result as launching each in turn."""
+    seg = _SEGMENTS.get(spec)
+    if seg is None:
+        seg = _SEGMENTS[spec] = Segment(spec)
+    seg(*args)

@@ -1,0 +1,111 @@
+"""Declared kernels joined into one: a run of the CUDA step's kernels over the same rows as ONE
+generated kernel, each row's lanes running the members' bodies one after another.
+
+A declared kernel of the shapes ``cells``, ``rows`` or ``groups`` (kernels/declare.py) does the
+work of row r of its loop's array in iterations no other row's iteration depends on. A run of
+such kernels over arrays of the same rows is one kernel where each row's lanes (a warp, a
+block, or one thread: native/launch.row_lanes) run the first member's iterations of the row,
+meet (``lanes_sync``), run the second's, and so on: a row body in its lanes form
+(kernels/lanes.py) or, without one, on lane 0; a cells body's columns, or a groups body's
+groups, strided over the lanes. What a member writes of row r, a later member reads after
+the lanes met, so the members may pass values through any array they read and write at row r
+only.
+
+Whether two members may share a kernel is read from their bodies' syntax trees
+(``access``): for each array argument, whether the body writes it and whether every access is at
+the row (its first index the body's row index, never the array passed whole to a call). Two
+members conflict on an array one of them writes where either reaches past the row (a global
+node's row 0, a data row's rows, an antithetic pair's second row): such a member starts a new
+kernel (``Run``). The joined kernel checks at launch that its members' loops run over the same
+number of rows, and launches them one by one where they do not (kernels/cuda/fused.py).
+"""
+import ast
+
+from .rowcode import body_tree
+
+SHAPES = ("cells", "rows", "groups")   # the loop shapes a joined kernel runs (not items: no rows)
+_TYPE_ONLY = ("like", "hyper", "len")   # calls that read an array's type or length, not its items
+# where a name is the value itself (not a number in arithmetic or an index): to a call, bound
+_PASSED = (ast.Call, ast.keyword, ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.Tuple, ast.List, ast.Return,
+           ast.Starred)
+
+
+def access(body, lead) -> dict:
+    """{argument name: (written, at the row)} of a declared body ``body(*lead, *args)`` for each
+    argument it subscripts or passes whole: written when an item of it is assigned; at the row
+    when every subscript's first index is the row index (``lead[0]``) and the array is never
+    passed whole to a call or bound to another name (what a call does with it is unknown:
+    written, anywhere). A name in arithmetic or an index is a number, not an array."""
+    py = getattr(body, "py_func", body)
+    fn = body_tree(py)
+    params = [a.arg for a in fn.args.args]
+    row, args = params[0], set(params[len(lead):])
+    moved = any(isinstance(n, ast.Name) and n.id == row and isinstance(n.ctx, ast.Store) for n in ast.walk(fn))
+    parent = {}
+    for node in ast.walk(fn):
+        for child in ast.iter_child_nodes(node):
+            parent[child] = node
+    out = {}
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.Name) and node.id in args and isinstance(node.ctx, ast.Load)):
+            continue
+        up = parent.get(node)
+        if isinstance(up, ast.Attribute) or (isinstance(up, ast.Call) and isinstance(up.func, ast.Name)
+                                             and up.func.id in _TYPE_ONLY):   # x.shape, like(x, 0.0)
+            continue
+        written, at_row = out.get(node.id, (False, True))
+        if isinstance(up, ast.Subscript) and up.value is node:
+            first = up.slice.elts[0] if isinstance(up.slice, ast.Tuple) else up.slice
+            here = not moved and isinstance(first, ast.Name) and first.id == row
+            out[node.id] = (written or isinstance(up.ctx, ast.Store), at_row and here)
+        elif isinstance(up, _PASSED):   # passed whole (to a call, or bound to another name)
+            out[node.id] = (True, False)
+    return out
+
+
+class Run:
+    """The members of one joined kernel, member by member: ``fits(touched)`` says whether a
+    member touching these arrays (``{key: (written, at the row)}``, keys naming the memory: two
+    arguments of the same key are one array) may join; ``add`` records it."""
+
+    def __init__(self):
+        self.arrays = {}   # key -> [written by a member, reached past the row by a member]
+
+    def fits(self, touched: dict) -> bool:
+        for key, (written, at_row) in touched.items():
+            had = self.arrays.get(key)
+            if had is not None and (had[0] or written) and (had[1] or not at_row):
+                return False
+        return True
+
+    def add(self, touched: dict) -> None:
+        for key, (written, at_row) in touched.items():
+            had = self.arrays.setdefault(key, [False, False])
+            had[0] |= written
+            had[1] |= not at_row
+
+
+def row_source(members) -> str:
+    """The source of ``seg(r, lane_, W_, a0, a1, ...)``: row r's work of every member on its W_
+    lanes, in order, the lanes meeting between members. ``members``: (shape, lanes form or not,
+    the positions of the member's arguments among a0, a1, ..., its loop array's position, its
+    group size's position or None); member k's body is the global ``f<k>`` (a rows body in its
+    lanes form ``f(r, lane_, W_, *args)`` where it has one, else ``f(r, *args)``; cells
+    ``f(r, j, *args)``; groups ``f(r, g, *args)``), ``lanes_sync`` the lanes' meeting."""
+    n = 1 + max((p for m in members for p in m[2]), default=-1)
+    lines = [f"def seg(r, lane_, W_{''.join(f', a{i}' for i in range(n))}):"]
+    for k, (shape, formed, pos, over, K) in enumerate(members):
+        args = ", ".join(f"a{p}" for p in pos)
+        if k:
+            lines.append("    lanes_sync(W_)")
+        if shape == "rows" and formed:
+            lines.append(f"    f{k}(r, lane_, W_, {args})")
+        elif shape == "rows":
+            lines += ["    if lane_ == 0:", f"        f{k}(r, {args})"]
+        elif shape == "cells":
+            lines += [f"    for j in range(lane_, a{over}.shape[1], W_):", f"        f{k}(r, j, {args})"]
+        elif shape == "groups":
+            lines += [f"    for g in range(lane_, a{over}.shape[1] // a{K}, W_):", f"        f{k}(r, g, {args})"]
+        else:
+            raise ValueError(f"fusion: a {shape!r} kernel has no rows to join")
+    return "\n".join(lines) + "\n"

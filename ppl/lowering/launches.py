@@ -1,0 +1,219 @@
+"""The CUDA step's launches joined: where one launch can do the work of several consecutive
+kernel calls, the printed CUDA step makes one call (lowering/printer.py, `print_arrays` with its
+sink). The CPU step is not touched: a call there costs no launch.
+
+* `zeroed`: a run of zeroed buffers (rows.zero1 / zero2) is one `rows.zero_all`, and a run of loss
+  terms of the same weights and totals (rows.weighted_total_into) one `rows.weighted_totals_into`;
+* `bias_apart`: an affine layer's forward call is its bias rows written (core.broadcast_rows_fwd,
+  a declared kernel, which the CUDA product launched anyway before its product) and the product
+  added to them (core.affine_acc), so the bias write can join the kernels before it;
+* `fused`: a run of declared kernels over the same rows is one `rows.fused` (kernels/cuda/fused.py;
+  which may join: kernels/fusion.py). A member may float up to the run past statements that name
+  none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
+  check's block or a loop.
+
+`joined(stmts, per)` runs the three in that order; a loop block's `pre` and `body` each on
+their own.
+"""
+from __future__ import annotations
+
+from ..calls import Call, Code, Column, Const, Flat, Head, KernelRef, StepArg, View
+from ..kernels import fusion, registry
+from ..targets import CUDA_FAMILIES
+from . import ir
+
+VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state (one array, conservatively)
+_WHOLE = ("theta", "grad", "state")
+
+
+def joined(stmts: list, per: int) -> list:
+    """The statements with their launches joined (`per`: the step's rows per data row)."""
+    return fused(bias_apart(zeroed(stmts)), per)
+
+
+# ----------------------------------------------------------------- zeroed buffers, loss terms
+def _join_key(st):
+    """What a statement joins with in one launch (None: nothing): zeroed buffers with each other;
+    a loss term with those of the same weights and totals."""
+    if not isinstance(st, ir.Stmt) or st.call is None or st.call.indent:
+        return None
+    if st.kernel in (("rows", "zero1"), ("rows", "zero2")):
+        return ("zero",)
+    if st.kernel == ("rows", "weighted_total_into"):
+        rw, _, acc, *_ = st.call.args
+        return ("totals", str(rw), str(acc))
+    return None
+
+
+def _join(key: tuple, run: list) -> ir.Stmt:
+    """One call for a run of statements of the join key `key` (_join_key)."""
+    if key == ("zero",):
+        call = Call(KernelRef("rows", "zero_all"), [a for z in run for a in z.call.args])
+    else:
+        rw, _, acc, sink, _ = run[0].call.args
+        call = Call(KernelRef("rows", "weighted_totals_into"),
+                    [rw, acc, sink, *(a for t in run for a in (t.call.args[1], t.call.args[4]))])
+    return ir.Stmt(call, run[0].owner)
+
+
+def zeroed(stmts: list) -> list:
+    """Each run of two or more consecutive statements of one join key (_join_key) as one call."""
+    out, run, run_key = [], [], None
+    for st in [*stmts, None]:
+        key = _join_key(st)
+        if key is not None and key == run_key:
+            run.append(st)
+            continue
+        out += [_join(run_key, run)] if len(run) > 1 else run
+        run, run_key = ([st], key) if key is not None else ([], None)
+        if key is None and st is not None:
+            out.append(st.mapped(zeroed) if isinstance(st, ir.Loop) else st)
+    return out
+
+
+# ----------------------------------------------------------------- the bias apart from its product
+def bias_apart(stmts: list) -> list:
+    """Each affine layer's forward call as its bias rows written and the product added to them."""
+    out = []
+    for st in stmts:
+        if isinstance(st, ir.Loop):
+            out.append(st.mapped(bias_apart))
+        elif isinstance(st, ir.Stmt) and st.kernel == ("core", "affine_fwd") and not (st.call.indent or st.call.wrap):
+            x, W, b, res = st.call.args
+            out += [ir.Stmt(Call(KernelRef("core", "broadcast_rows_fwd"), (b, res)), st.owner),
+                    ir.Stmt(Call(KernelRef("core", "affine_acc"), (x, W, res)), st.owner)]
+        else:
+            out.append(st)
+    return out
+
+
+# ----------------------------------------------------------------- declared kernels over the same rows
+def _loop_of(st):
+    """The loop of the CUDA launcher a statement calls (kernels/declare.py's `__loop__`) where a
+    joined kernel may take the call (a declared kernel over the rows of an array), else None."""
+    if not isinstance(st, ir.Stmt) or st.call is None or st.call.indent or st.call.wrap:
+        return None
+    alias, name = st.kernel
+    k = registry.lookup(CUDA_FAMILIES.get(alias, alias), name)
+    loop = getattr(k.impls.get("cuda"), "__loop__", None) if k is not None else None
+    return loop if loop is not None and loop.shape in fusion.SHAPES else None
+
+
+def _memory(arg):
+    """The array an argument is (a key: two arguments of one key are one array), or None for a
+    number. A buffer's views (its one column, its first rows) are the buffer; every view of theta,
+    grad and state is one array (conservative: what a member writes of one, no other member
+    reaches past its row in another)."""
+    if isinstance(arg, (Flat, Column, Head)):
+        return arg.buffer
+    if isinstance(arg, View) or (isinstance(arg, StepArg) and str(arg) in _WHOLE):
+        return VIEWS
+    if isinstance(arg, (StepArg, Const, Code, bool, int, float, tuple)):
+        return None
+    return str(arg)
+
+
+def _names(st) -> set:
+    """The names through which a call reaches memory: its arrays', with theta, grad and state for
+    a view of them (a line that names none of them reaches none of its arrays)."""
+    out = set()
+    for a in st.call.args:
+        key = _memory(a)
+        if key == VIEWS:
+            out.update(_WHOLE)
+            out.add(str(a))
+        elif key is not None:
+            out.add(key)
+    return out
+
+
+_ACCESS: dict = {}   # a declared body -> fusion.access of it
+
+
+def _touched(st, loop) -> dict:
+    """{array: (written, at the row)} of one call (fusion.access of its body, by its arguments)."""
+    acc = _ACCESS.get(loop.body)
+    if acc is None:
+        acc = _ACCESS[loop.body] = fusion.access(loop.body, loop.lead)
+    out = {}
+    for param, arg in zip(loop.args, st.call.args):
+        key = _memory(arg) if param in acc else None
+        if key is not None:
+            w, here = acc[param]
+            was = out.get(key, (False, True))
+            out[key] = (was[0] or w, was[1] and here)
+    return out
+
+
+def _rows(arg, per: int):
+    """The rows of a buffer argument per data row (`per`: the step's), or the number of rows with
+    the key "all", or None where unknown (not a buffer; a loop's per-step buffer)."""
+    rows = getattr(arg, "rows", None)
+    if isinstance(rows, int):
+        return ("all", rows)
+    if rows == "R":
+        return ("per data row", per)
+    if isinstance(rows, str) and (rows == "D" or (rows[:1] == "D" and rows[1:].isdigit())):
+        return ("per data row", int(rows[1:] or 1))
+    return None
+
+
+class _Run:
+    """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
+    the names of the statements printed after its place, which a later member floats past."""
+
+    def __init__(self):
+        self.members, self.state, self.rows, self.past = [], fusion.Run(), None, set()
+
+    def takes(self, touched: dict, over, names: set) -> bool:
+        return (self.state.fits(touched) and (None in (over, self.rows) or over == self.rows)
+                and not names & self.past)
+
+    def add(self, st, loop, touched: dict, over) -> None:
+        self.members.append((st, loop))
+        self.state.add(touched)
+        self.rows = self.rows or over
+
+    def statements(self) -> list:
+        """One `rows.fused` call: its spec names each member (its family and kernel, as the call
+        it replaces) and the positions of its arguments among the run's, each passed once; a run
+        of one member, its call."""
+        if len(self.members) == 1:
+            return [self.members[0][0]]
+        uniq, at, spec = [], {}, []
+        for st, _ in self.members:
+            pos = []
+            for a in st.call.args:
+                key = (type(a), str(a))
+                if key not in at:
+                    at[key] = len(uniq)
+                    uniq.append(a)
+                pos.append(at[key])
+            alias, name = st.kernel
+            spec.append((f"{CUDA_FAMILIES.get(alias, alias)}.{name}", tuple(pos)))
+        call = Call(KernelRef("rows", "fused"), [Const(repr(tuple(spec))), *uniq])
+        return [ir.Stmt(call, self.members[0][0].owner)]
+
+
+def fused(stmts: list, per: int) -> list:
+    """Each run of two or more declared kernels that one kernel can do as one `rows.fused` call: a
+    member joins the open run while no array one member writes is reached past its row by another
+    (kernels/fusion.py), its loop's array has the run's rows (`_rows`, where known; the joined
+    kernel checks the counts at launch) and the statements it floats past name none of its arrays."""
+    out, run = [], None
+    for st in stmts:
+        loop = _loop_of(st)
+        if loop is not None:
+            touched, names = _touched(st, loop), _names(st)
+            over = _rows(st.call.args[loop.args.index(loop.over)], per)
+            if run is None or not run.takes(touched, over, names):
+                run = _Run()
+                out.append(run)
+            run.add(st, loop, touched, over)
+            continue
+        if isinstance(st, (ir.Block, ir.Loop)):
+            run = None   # nothing floats past a check's raise or a loop
+        elif run is not None:
+            run.past.update(n for n, _, _ in st.names)
+        out.append(st.mapped(lambda body: fused(body, per)) if isinstance(st, ir.Loop) else st)
+    return [s for x in out for s in (x.statements() if isinstance(x, _Run) else [x])]

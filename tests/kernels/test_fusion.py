@@ -1,0 +1,255 @@
+"""kernels/fusion.py and kernels/cuda/fused.py: a run of declared kernels over the same rows as one
+kernel, each row's lanes running the members in turn.
+
+Oracles: the CPU kernels run one after another on the same inputs (the registry's parity cases,
+4 rows, float64) for the joined row function run as on a GPU (each lane a Python thread, W = 4
+lanes a row: every cells, rows and groups kernel with a parity case, in pairs); the members'
+own CUDA launches, one by one, for `rows.fused` in the simulator (bit for bit: one lane a row
+there). The tests of the tests: without the lanes meeting between members, a later member reads
+what lane 0 has not yet written; a run that may not be joined (an array written at the row and
+read past it) is split.
+"""
+import inspect
+import threading
+import time
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from ppl.kernels import families, fusion, parity_cases, registry
+from ppl.kernels.declare import declared
+from ppl.kernels.lanes import NoLaneForm, lane_body
+from ppl.kernels.parity_cases import Gen
+
+from test_lanes import python_lanes   # tests/kernels/: the lanes helpers over threads
+
+W = 4
+
+parity_cases.declare()
+_CASES = {k.name: k.args for k in registry.kernels() if k.args is not None and "cpu" in k.impls}
+MEMBERS = {}   # name: (CPU kernel, its __declared__) of every cells / rows / groups kernel with a parity case
+for _fam in families.modules():
+    for _name, _k in declared(_fam).items():
+        _d = getattr(_k, "__declared__", None)
+        if _d is not None and _d.shape in fusion.SHAPES and _name in _CASES and _name not in getattr(_fam, "CUDA", {}):
+            MEMBERS[_name] = (_k, _d)
+
+
+def _built(name, seed):
+    spec = _CASES[name]
+    return (spec if callable(spec) else spec[0])(Gen(seed, np.float64))
+
+
+def _seg(members, local, sync=True):
+    """The joined row function of `members` ((shape, body, positions, loop array's position,
+    group size's position)) over Python threads; without `sync`, the lanes do not meet between
+    members."""
+    helpers = python_lanes(local)
+    glb, spec = dict(helpers), []
+    for k, (shape, body, pos, over, K) in enumerate(members):
+        formed = False
+        if shape == "rows":
+            try:
+                glb[f"f{k}"], formed = lane_body(body, helpers), True
+            except NoLaneForm:
+                pass
+        if not formed:
+            glb[f"f{k}"] = getattr(body, "py_func", body)
+        spec.append((shape, formed, pos, over, K))
+    src = fusion.row_source(spec)
+    if not sync:
+        src = "\n".join(line for line in src.splitlines() if "lanes_sync" not in line) + "\n"
+    exec(compile(src, "<joined row>", "exec"), glb)
+    return glb["seg"]
+
+
+def run_joined(members, args, n_rows, sync=True, delay_lane0=0.0):
+    local = threading.local()
+    seg = _seg(members, local, sync)
+    errors = []
+    for r in range(n_rows):
+        barrier, slots = threading.Barrier(W, timeout=20), [None] * W
+
+        def lane(lane_, r=r, barrier=barrier, slots=slots):
+            local.lane, local.barrier, local.slots = lane_, barrier, slots
+            if lane_ == 0 and delay_lane0:
+                time.sleep(delay_lane0)
+            try:
+                seg(r, lane_, W, *args)
+            except Exception as exc:   # reported below
+                errors.append(exc)
+                barrier.abort()
+        threads = [threading.Thread(target=lane, args=(i,)) for i in range(W)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+
+def _member(name, seed, first):
+    k, d = MEMBERS[name]
+    built = list(_built(name, seed))
+    pos = tuple(range(first, first + len(built)))
+    over = pos[d.args.index(d.over)]
+    K = pos[d.args.index(d.K)] if d.shape == "groups" else None
+    n_rows = built[d.args.index(d.over)].shape[0]
+    return k, built, (d.shape, d.body, pos, over, K), n_rows
+
+
+def _pairs():
+    """Each member with the next of those whose cases have as many rows (a ring per count)."""
+    by_rows = {}
+    for name, (k, d) in sorted(MEMBERS.items()):
+        by_rows.setdefault(_built(name, 0)[d.args.index(d.over)].shape[0], []).append(name)
+    return [(a, b) for names in by_rows.values() if len(names) > 1 for a, b in zip(names, names[1:] + names[:1])]
+
+
+PAIRS = _pairs()
+
+
+@pytest.mark.parametrize("first,second", PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
+def test_a_joined_pair_is_its_members_one_after_the_other(first, second):
+    k1, a1, m1, n1 = _member(first, 0, 0)
+    k2, a2, m2, n2 = _member(second, 1, len(a1))
+    assert n1 == n2
+    want = [a.copy() if isinstance(a, np.ndarray) else a for a in a1 + a2]
+    got = [a.copy() if isinstance(a, np.ndarray) else a for a in a1 + a2]
+    k1(*want[:len(a1)])
+    k2(*want[len(a1):])
+    run_joined([m1, m2], got, n1)
+    for i, (g, w) in enumerate(zip(got, want)):
+        if isinstance(w, np.ndarray):
+            assert_allclose(g, w, rtol=1e-12, atol=1e-12, err_msg=f"argument {i}")
+
+
+def test_most_declared_kernels_can_join():
+    assert len(MEMBERS) >= 150 and len({n for p in PAIRS for n in p}) >= 0.95 * len(MEMBERS)
+
+
+def _put(r, out, value):
+    out[r] = value[r]
+
+
+def _scale(r, j, w, x, y):
+    y[r, j] = w[r] * x[r, j]
+
+
+def test_a_later_member_reads_what_lane_0_wrote_after_the_lanes_meet():
+    """_put writes the row's weight on lane 0 (a row body without a loop), _scale reads it in every
+    lane; lane 0 starts late. The test of the test: without the meeting, lanes 1-3 read the old
+    weight."""
+    members = [("rows", _put, (0, 1), 0, None), ("cells", _scale, (0, 2, 3), 3, None)]
+    x = np.arange(12.0).reshape(2, 6) + 1
+    for sync in (True, False):
+        w, y = np.zeros(2), np.zeros((2, 6))
+        run_joined(members, (w, np.array([2.0, 3.0]), x, y), 2, sync=sync, delay_lane0=0.05)
+        ok = np.array_equal(y, np.array([[2.0], [3.0]]) * x)
+        assert ok == sync
+
+
+def _mover(r, a, out):
+    r = r + 1
+    out[r - 1] = a[r - 1]
+
+
+def _helper(x):
+    return x
+
+
+def _passes(r, a, out):
+    out[r] = _helper(a)[r]
+
+
+def test_access_reads_the_bodies_rows():
+    """Written and at the row, per argument: a row body's rows, a parameter read by its column, a
+    data row's rows (r // reps), an array passed whole (written, anywhere), a moved row index."""
+    k = {n: MEMBERS[n][1] for n in ("bernoulli_log_prob", "broadcast_rows_fwd", "repeat_rows")}
+    assert fusion.access(k["bernoulli_log_prob"].body, ("r",)) == {
+        "logits": (False, True), "x": (False, True), "out_rows": (True, True)}
+    assert fusion.access(k["broadcast_rows_fwd"].body, ("r", "j")) == {"p": (False, False), "out": (True, True)}
+    assert fusion.access(k["repeat_rows"].body, ("r", "j")) == {"x": (False, False), "out": (True, True)}
+    assert fusion.access(_passes, ("r",)) == {"a": (True, False), "out": (True, True)}
+    assert fusion.access(_mover, ("r",)) == {"a": (False, False), "out": (True, False)}
+
+
+def test_a_run_refuses_an_array_written_and_reached_past_its_row():
+    def fits(*members):
+        run = fusion.Run()
+        for m in members[:-1]:
+            run.add(m)
+        return run.fits(members[-1])
+    assert fits({"h": (True, True)}, {"h": (False, True), "v": (True, True)})       # at the row: joined
+    assert fits({"p": (False, False)}, {"p": (False, False)})                         # reads only
+    assert fits({"h": (True, False)}, {"v": (True, True)})                            # apart
+    assert not fits({"h": (True, True)}, {"h": (False, False)})                       # read past the row after
+    assert not fits({"h": (False, False)}, {"h": (True, True)})                       # written after a read past
+    assert not fits({"h": (True, False)}, {"h": (False, True)})                       # a pair's second row
+
+
+@pytest.mark.cuda
+def test_the_cuda_launch_of_a_run_is_its_members_one_by_one():
+    """rows.fused in the simulator against each member's own launch (bit for bit), rows of the
+    same count (one kernel) and of different counts (each member launched as it is)."""
+    from numba import cuda
+    from ppl.kernels.cuda import core, rows
+    g = np.random.default_rng(0)
+    for n_prior in (5, 7):
+        logits, noise, p = g.normal(size=(5, 6)), g.uniform(0.02, 0.98, size=(5, 6)), g.normal(size=6)
+        spec = (("core.bernoulli_sample", (0, 1, 2)), ("core.broadcast_rows_fwd", (3, 4)),
+                ("core.bernoulli_log_prob", (4, 2, 5)))
+        outs = {}
+        for how in ("joined", "each"):
+            d = [cuda.to_device(a) for a in (logits, noise, np.zeros((5, 6)), p, np.zeros((n_prior, 6)), np.zeros(5))]
+            if how == "joined":
+                rows.fused(spec, *d)
+            else:
+                core.bernoulli_sample(d[0], d[1], d[2])
+                core.broadcast_rows_fwd(d[3], d[4])
+                core.bernoulli_log_prob(d[4], d[2], d[5])
+            outs[how] = [a.copy_to_host() for a in d]
+        for a, b in zip(outs["joined"], outs["each"]):
+            assert np.array_equal(a, b)
+
+
+def test_printer_joins_what_may_be_joined():
+    """lowering/launches.py over statements of real kernels: joined when what one member
+    writes the next reads at the row; split where it reads it past the row (broadcast_rows_fwd
+    reads p[j]), where a later member writes what an earlier read past the row, and where the
+    loops' rows differ. A member floats up past a product of other arrays, not past one that
+    writes its arrays, nor past a check."""
+    import ppl.targets  # noqa: F401
+    from ppl.kernels.cuda import core  # noqa: F401  (registers the CUDA launchers)
+    from ppl.calls import Buf, Call, KernelRef
+    from ppl.lowering import ir, launches
+
+    def st(name, *args):
+        return ir.Stmt(Call(KernelRef("core", name), args))
+
+    a, u, h, v, p = (Buf(n, "R", 6) for n in "auhvp")
+    d = Buf("d", "D2", 6)
+    cases = [([st("broadcast_rows_fwd", p, v), st("bernoulli_sample", v, u, h)], 1),
+             ([st("bernoulli_sample", a, u, h), st("broadcast_rows_fwd", h, v)], 2),
+             ([st("broadcast_rows_fwd", h, v), st("bernoulli_sample", a, u, h)], 2),
+             ([st("broadcast_rows_fwd", p, v), st("bernoulli_sample", a, u, d)], 2)]
+    W, x = Buf("W", 6, 6), Buf("x", "R", 6)
+    product = ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, x)))   # names none of v, u, h
+    check = ir.Block([ir.Stmt("if not ok:"), ir.Stmt("    raise ValueError('no')")])
+    cases += [([st("broadcast_rows_fwd", p, v), product, st("bernoulli_sample", v, u, h)], 2),   # floats up
+              ([st("broadcast_rows_fwd", p, v), ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, h))),
+                st("bernoulli_sample", v, u, h)], 3),   # the product writes h: not past it
+              ([st("broadcast_rows_fwd", p, v), check, st("bernoulli_sample", v, u, h)], 3)]   # nor past a check
+    for stmts, n in cases:
+        out = launches.fused(stmts, 1)
+        assert len(out) == n, [str(s) for s in out]
+        if len(out) < len(stmts):
+            assert str(out[0]).startswith("rows.fused((('core.broadcast_rows_fwd', (0, 1)), "
+                                          "('core.bernoulli_sample', (1, 2, 3))), p, v, u, h)")
+
+
+def test_inspect_members_cover_every_shape():
+    shapes = {d.shape for _, d in MEMBERS.values()}
+    assert shapes == set(fusion.SHAPES), shapes
+    assert all(list(inspect.signature(d.body).parameters)[len(d.lead):] == list(d.args) for _, d in MEMBERS.values())
