@@ -68,7 +68,8 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False, s
     if sink:
         words = []   # per word: the check's raise lines, or None for a loss term
         per = samples * step.layout.S   # rows per data row: what a buffer's rows ("R", "D", "Dn") count
-        fwd, bwd = (launches.joined(_into_sink(stmts, words), per) for stmts in (fwd, bwd))
+        fwd = launches.joined([*step.weights, *_into_sink(fwd, words)], per)   # the weights' fills may join too
+        bwd = launches.joined(_into_sink(bwd, words), per)
         n = len(words)
         read = [S(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"), S("loss = 0.0")]
         read += [ir.Block([S(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words) if lines is not None]
@@ -78,7 +79,8 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False, s
                 "# failures of the checks); a step given a sink_ leaves them there (runtime/cuda_graph.py)",
                 f"SINK_WORDS = {n}",
                 f"SINK_LOSS = {tuple(k for k, lines in enumerate(words) if lines is None)!r}"]
-    stmts, exprs, check, head = _printed(step, inline_views, fwd, [*read, ret], bwd, [S("return loss")])
+    stmts, exprs, check, head = _printed(step, inline_views, fwd, [*read, ret], bwd, [S("return loss")],
+                                         weights=not sink)
     return "\n".join(check + head + _lines(stmts, exprs, "    ") + tail)
 
 
@@ -181,11 +183,11 @@ def _row_lines(stmts, imports: dict) -> list:
     return out
 
 
-def _printed(step: ir.Step, inline_views: bool, fwd, ret, bwd, final) -> tuple:
-    """(the statements: the weights', the forward section's (`fwd`), `ret`, the backward
-    section's (`bwd`) and `final`, without unread repeats; the names written as expressions;
-    the lines of the parameters' size check; the head's lines)."""
-    stmts = [*step.weights, *fwd, *ret, *bwd, *final]
+def _printed(step: ir.Step, inline_views: bool, fwd, ret, bwd, final, weights: bool = True) -> tuple:
+    """(the statements: the weights' (unless `fwd` holds them already), the forward section's
+    (`fwd`), `ret`, the backward section's (`bwd`) and `final`, without unread repeats; the
+    names written as expressions; the lines of the parameters' size check; the head's lines)."""
+    stmts = [*(step.weights if weights else ()), *fwd, *ret, *bwd, *final]
     stmts = ir.without(stmts, ir.unread_repeats(stmts))
     check, top, L = [], [], step.layout
     if L.n_theta or L.n_state:   # the views are not bounds-checked (rows.flat_view)

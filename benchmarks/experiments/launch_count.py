@@ -1,0 +1,93 @@
+"""Launches per CUDA training step: the kernels and cuBLAS calls one step of a CUDA program makes
+(the nodes of the captured step's graph), with the CUDA step's launches joined as the printer
+joins them (lowering/launches.py) and without the joins of declared kernels ("before": the
+bias written inside its product, no `rows.fused`).
+
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/experiments/launch_count.py [--cases sbn784-200,sbn784-200-200]
+        [--estimators straight_through,score,disarm,rebar] [--batch 50]
+
+Runs in Numba's CUDA simulator: nothing is computed. Every launch (kernels/native/launch.py's
+`configured`) and every cuBLAS call is counted and skipped, the products taken as cuBLAS takes
+them on a GPU (a bias written by a launch of its own, column sums as a product). The count is the
+step's own (mode 1, given its sink: no copy back), not fit's gather, check and update (4 more).
+One JSON line per (case, estimator, way).
+"""
+import os
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+class Counter:
+    """Counts launches and cuBLAS calls by kernel name, running none of them."""
+
+    def __init__(self):
+        self.by = collections.Counter()
+
+    def configured(self, kernel, grid, block):
+        fn = getattr(kernel, "fn", None)   # a generated kernel (kernels/registry.py): its body's name
+        name = getattr(fn if fn is not None else getattr(kernel, "py_func", kernel), "__name__", type(kernel).__name__)
+
+        def launch(*args):
+            self.by[name] += 1
+        return launch
+
+    def gemm(self, plan):
+        self.by["cublas_gemm"] += 1
+
+
+def instrument(counter):
+    from ppl.kernels.cuda import cublas
+    from ppl.kernels.native import launch
+    original = launch.configured
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("ppl.kernels") and getattr(mod, "configured", None) is original:
+            mod.configured = counter.configured
+    cublas.plan = lambda *a: ("plan",)
+    cublas.sums_plan = lambda *a: ("plan",)
+    cublas.gemm = counter.gemm
+
+
+def count(prog, X, B):
+    from numba import cuda
+    counter = Counter()
+    a = prog.args({"x": X[:B]})
+    sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
+    instrument(counter)
+    prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
+    return counter.by
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="sbn784-200,sbn784-200-200")
+    ap.add_argument("--estimators", default="straight_through,score,disarm,rebar")
+    ap.add_argument("--batch", type=int, default=50)
+    args = ap.parse_args()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import jax_peers as jp
+    from ppl.lowering import launches
+    joined = (launches.fused, launches.bias_apart)
+    X = jp.digits784()
+    for case in args.cases.split(","):
+        for est in args.estimators.split(","):
+            counts = {}
+            for way in ("before", "joined"):
+                launches.fused, launches.bias_apart = joined if way == "joined" else (lambda s, per: s, lambda s: s)
+                prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda",
+                                              **jp.COMPILE.get(est, {}))
+                counts[way] = count(prog, X, args.batch)
+                print(json.dumps({"bench": "launch_count", "case": f"{case}/{est}", "metric": "launches_per_step",
+                                  "way": way, "value": sum(counts[way].values()),
+                                  "kernels": dict(counts[way].most_common())}), flush=True)
+            launches.fused, launches.bias_apart = joined
+
+
+if __name__ == "__main__":
+    main()
