@@ -16,6 +16,7 @@ class Chunks:
     optimiser's state; `run(t, n)` trains steps t .. t + n - 1 in one call."""
 
     SECONDS = 0.2   # aim of one chunk's wall time (the progress bar redraws at most every 0.25 s)
+    what = "fit's nopython loop"   # what its first chunk compiles (said when long: runtime/notice.py)
 
     NEW_SIGNATURE_STEPS = 10_000   # auto: a loop not yet compiled for this step signature pays off
 

@@ -25,6 +25,7 @@ from .chunks import aimed, chunk_length
 
 class DeviceChunks:
     split = False
+    what = "fit's CUDA step (its kernels, then its capture as a graph)"   # what its first chunk compiles
     SECONDS = 0.2   # aim of one chunk's wall time (as the CPU loop's, chunks.Chunks)
     MAX = 512       # steps of one chunk at most (the rows of the device's index and record buffers)
 

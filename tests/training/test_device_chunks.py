@@ -66,6 +66,42 @@ def test_chunks_give_the_per_step_loop_bit_for_bit(model, opt, monkeypatch):
     np.testing.assert_array_equal(a.state, b.state)
 
 
+def walk():
+    """A scan: each of 3 steps draws a Bernoulli flag (DisARM) from the carried position."""
+    with ppl.Model("walk_chunks") as m:
+        x = m.input("x", 6)
+        s0 = ppl.Affine(x, 1, name="start")
+        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
+
+        def body(s, _):
+            up = ppl.Bernoulli("up", logits=w * s + b)
+            m.cost("step", ppl.total(0.5 * (s * s)))
+            return s + 2.0 * up - 1.0, up
+
+        last, ups = ppl.scan(body, s0, length=3)
+        m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
+    return m
+
+
+def test_a_scan_trains_in_chunks_as_one_step_at_a_time(monkeypatch):
+    """Many simulations as rows on the device: a scan model's loop block (its kernels launched
+    step by step of the loop inside the captured training step) in chunks of at most 2 steps,
+    against one step at a time, and against the CPU program's per-step loop (float64, the same
+    draws: the same losses to rounding)."""
+    monkeypatch.setattr(device_chunks.DeviceChunks, "MAX", 2)
+    out = []
+    for target, nopython in (("cuda", None), ("cuda", False), ("cpu", False)):
+        prog = walk().compile(dtype=np.float64, seed=2, target=target, estimators="disarm")
+        hist = ppl.fit(prog, DATA, ppl.optim.Adam(lr=0.05), steps=4, batch_size=4, progress=False, nopython=nopython)
+        if target == "cuda":
+            prog.pull()
+        out.append((np.asarray(hist.loss), prog.theta.copy()))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    np.testing.assert_allclose(out[0][0], out[2][0], rtol=1e-12)
+    np.testing.assert_allclose(out[0][1], out[2][1], rtol=1e-12, atol=1e-14)
+
+
 def test_a_step_failing_inside_a_chunk_fails_as_one_step_at_a_time(monkeypatch):
     """SGD at a rate that makes the loss infinite at step 6, inside the chunk of steps 4-6: the
     chunk goes back to its start and runs its steps one by one, so the error and the parameters
