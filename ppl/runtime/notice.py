@@ -13,11 +13,15 @@ from contextlib import contextmanager
 AFTER = 2.0   # seconds before the line appears
 
 
+# why a CPU step's first call compiles long, and what helps
+CPU_NOTE = "a new step's first call; the disk cache keeps it for later runs; `ppl warmup` compiles ppl's kernels ahead, once"
+
+
 @contextmanager
-def compiling(what: str, write=None, after: float = AFTER):
-    """Around a call that may compile `what`: after `after` seconds, one line ("compiling ...");
-    at the end, if it was said, the time it took. write: where lines go (a progress bar's
-    write, so the bar is not broken), else standard error."""
+def compiling(what: str, write=None, after: float = AFTER, note: str = CPU_NOTE):
+    """Around a call that may compile `what`: after `after` seconds, one line ("compiling ...",
+    then `note` in brackets); at the end, if it was said, the time it took. write: where lines go
+    (a progress bar's write, so the bar is not broken), else standard error."""
     def say(line):
         if write is not None:
             write(line)
@@ -27,8 +31,7 @@ def compiling(what: str, write=None, after: float = AFTER):
 
     def start():
         said.append(True)
-        say(f"ppl: compiling {what} (a new step's first call; the disk cache keeps it for later runs; "
-            f"`ppl warmup` compiles ppl's kernels ahead, once) ...")
+        say(f"ppl: compiling {what} ({note}) ...")
     timer = threading.Timer(after, start)
     timer.daemon = True
     timer.start()

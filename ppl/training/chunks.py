@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..kernels.numba_compat import is_cached
+from ..runtime.notice import CPU_NOTE
 
 
 class Chunks:
@@ -17,6 +18,7 @@ class Chunks:
 
     SECONDS = 0.2   # aim of one chunk's wall time (the progress bar redraws at most every 0.25 s)
     what = "fit's nopython loop"   # what its first chunk compiles (said when long: runtime/notice.py)
+    note = CPU_NOTE                # and why
 
     NEW_SIGNATURE_STEPS = 10_000   # auto: a loop not yet compiled for this step signature pays off
 

@@ -25,7 +25,8 @@ from .chunks import aimed, chunk_length
 
 class DeviceChunks:
     split = False
-    what = "fit's CUDA step (its kernels, then its capture as a graph)"   # what its first chunk compiles
+    what = "fit's CUDA step"   # what its first chunk compiles (said when long: runtime/notice.py), and why
+    note = "each of its kernels compiled for the device at its first launch, then the step captured as a graph"
     SECONDS = 0.2   # aim of one chunk's wall time (as the CPU loop's, chunks.Chunks)
     MAX = 512       # steps of one chunk at most (the rows of the device's index and record buffers)
 

@@ -361,7 +361,7 @@ class Trainer:
                     if self.chooser is not None:
                         n = self.chooser.steps_cap(n)
                     if t == start + 1:   # the loop's first call compiles it for a new step: said when long
-                        with compiling(chunks.what, write=one.write):
+                        with compiling(chunks.what, write=one.write, note=chunks.note):
                             losses, failed = chunks.run(plan.first + t, n)
                     else:
                         losses, failed = chunks.run(plan.first + t, n)
