@@ -3,7 +3,7 @@
     pip install -e '.[bench]'      # jax, optax, mlxtend (JAX needs its CUDA plugin for the GPU)
     python benchmarks/gpu.py [--cases sbn784-200,sbn784-200-200]
         [--estimators straight_through,score,disarm,rebar] [--batches 50,256,1024,4096]
-        [--rounds 3] [--seconds 0.3]
+        [--rounds 3] [--seconds 0.3] [--products tf32]
     python benchmarks/gpu.py --check   # the script's own path, tiny, also under the simulator
 
 The SBN cases, estimators and data of benchmarks/jax_peers.py (float32, Adam 1e-3; the 784-pixel
@@ -174,9 +174,13 @@ def main():
     ap.add_argument("--batches", default="50,256,1024,4096")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=0.3, help="aim of one timed run of each way")
+    ap.add_argument("--products", choices=("cublas", "tf32", "tiled"), default=None,
+                    help="the CUDA products (PPL_CUDA_PRODUCTS): tf32 runs them as JAX does by default on recent GPUs")
     ap.add_argument("--check", action="store_true",
                     help="sbn64-32 at batch 4, one round of 2 steps, the simulator allowed: checks the script")
     args = ap.parse_args()
+    if args.products:   # read when cuBLAS's handle is made, at the first product
+        os.environ["PPL_CUDA_PRODUCTS"] = args.products
     if args.check:
         args.cases, args.batches, args.rounds = "sbn64-32", "4", 1
     args.batches = [int(b) for b in args.batches.split(",")]
@@ -197,7 +201,10 @@ def main():
     gpu = gpu.decode() if isinstance(gpu, bytes) else gpu
     versions = {m: importlib.metadata.version(m) for m in ("numba", "numba-cuda", "jax", "jaxlib", "numpy")
                 if importlib.util.find_spec(m.replace("-", "_")) is not None}
-    emit("versions", "info", ppl=ppl.__version__, gpu=str(gpu), cpus=os.cpu_count(), jax_device=jax_dev, **versions)
+    from ppl.kernels.cuda import cublas
+    products = os.environ.get("PPL_CUDA_PRODUCTS", "cublas") if cublas.why() is None else f"tiled ({cublas.why()})"
+    emit("versions", "info", ppl=ppl.__version__, gpu=str(gpu), cpus=os.cpu_count(), jax_device=jax_dev,
+         products=products, **versions)
     for case in args.cases.split(","):
         if case not in jp.CASES:
             raise SystemExit(f"unknown case {case!r}; one of {', '.join(jp.CASES)}")

@@ -14,8 +14,8 @@
 # PYTHON (default python3, 3.11 or later: -P keeps the source folder ppl/ off the path) runs
 # everything; SKIP_INSTALL=1 uses the ppl it already imports; TESTS names the test files (default
 # all of tests/), CASES and ESTIMATORS gpu.py's (default sbn784-200, its four estimators), BATCHES
-# and RUN_SECONDS its batches and the aim of one timed run (default 0.2 s), PROFILE_ESTIMATORS and
-# PROFILE_BATCHES gpu_profile.py's.
+# and RUN_SECONDS its batches and the aim of one timed run (default 0.2 s), PRODUCTS its products
+# (tf32: as JAX's default), PROFILE_ESTIMATORS and PROFILE_BATCHES gpu_profile.py's.
 # Six files come back: versions.txt, cuda_tests.log, probe.jsonl, gpu.jsonl, profile.jsonl and
 # err.log (every stage's stderr). Each stage has its own time limit, so a stage that hangs leaves
 # the others' output.
@@ -51,7 +51,7 @@ XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${T_PROBE:-60}" "$PYTHON" -P benchm
     > "$OUT/probe.jsonl" 2>> "$OUT/err.log"
 echo "gpu_probe.py: rc=$? $(wc -l < "$OUT/probe.jsonl") lines"
 if [ "${QUICK:-0}" = 1 ]; then BATCHES=${BATCHES:-50,4096}; else BATCHES=${BATCHES:-50,256,1024,4096}; fi
-timeout "${T_GPU:-300}" "$PYTHON" -P benchmarks/gpu.py --cases "${CASES:-sbn784-200}" --estimators "${ESTIMATORS:-straight_through,score,disarm,rebar}" --batches "$BATCHES" --rounds 3 --seconds "${RUN_SECONDS:-0.2}" \
+timeout "${T_GPU:-300}" "$PYTHON" -P benchmarks/gpu.py --cases "${CASES:-sbn784-200}" --estimators "${ESTIMATORS:-straight_through,score,disarm,rebar}" --batches "$BATCHES" --rounds 3 --seconds "${RUN_SECONDS:-0.2}" ${PRODUCTS:+--products "$PRODUCTS"} \
     > "$OUT/gpu.jsonl" 2>> "$OUT/err.log"
 echo "gpu.py: rc=$? $(wc -l < "$OUT/gpu.jsonl") lines"
 timeout "${T_PROFILE:-120}" "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches "${PROFILE_BATCHES:-50,4096}" --estimators "${PROFILE_ESTIMATORS:-straight_through,disarm}" \
