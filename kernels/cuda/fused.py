@@ -1,5 +1,5 @@
 """The CUDA step's joined kernels: a run of declared kernels over the same rows launched as ONE
-kernel (kernels/fusion.py says which may join and writes a row's work; lowering/printer.py finds
+kernel (kernels/fusion.py says which may join and writes a row's work; lowering/launches.py finds
 the runs).
 
 ``fused(spec, *args)``: spec names the members, ``(("family.name", positions), ...)``, each
@@ -9,9 +9,14 @@ times the lanes a row gets, each row's lanes running ``fusion.row_source``'s fun
 members' device bodies (registry.Generated.body). The lanes per row are ``row_lanes`` of the rows
 and the widest member's columns where a member spreads over lanes (a row body's lanes form, a
 cells or groups loop), else one. Where the members' loops do not run over the same number of
-rows, each member is launched as it is (the joined kernel assumes the rows are one set).
+rows, each member is launched as it is (the joined kernel assumes the rows are one set); where
+the joined kernel does not compile (Numba's error at its first launch), the members are launched
+one by one from then on, with a warning that names them and the error.
 """
+import warnings
+
 from numba import cuda
+from numba.core.errors import NumbaError
 
 from .. import fusion, registry
 from ..native import launch as L
@@ -38,7 +43,8 @@ class Segment:
         self.overs = tuple(m[3] for _, m in self.members)
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.n = 1 + max(p for _, pos in self.launchers for p in pos)
-        self._kernel = None
+        self.names = tuple(kernel for kernel, _ in spec)
+        self._kernel, self.failed = None, None   # failed: None until the first launch compiled it (or not)
 
     @property
     def kernel(self):
@@ -61,14 +67,28 @@ class Segment:
 
     def __call__(self, *args):
         R = args[self.overs[0]].shape[0]
-        if any(args[o].shape[0] != R for o in self.overs):   # not one set of rows: one launch each
-            for launcher, pos in self.launchers:
-                launcher(*(args[p] for p in pos))
+        if self.failed or any(args[o].shape[0] != R for o in self.overs):   # not one set of rows: one launch each
+            self.one_by_one(args)
             return
         W = 1
         if self.spread:
             W = L.row_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs))
-        L.run(self.kernel, R * W, W, *args)
+        if self.failed is False:
+            L.run(self.kernel, R * W, W, *args)
+            return
+        try:   # the first launch compiles the joined kernel
+            L.run(self.kernel, R * W, W, *args)
+            self.failed = False
+        except NumbaError as exc:   # the members one by one from now on, said once
+            self.failed = True
+            warnings.warn(f"ppl: the CUDA step launches {', '.join(self.names)} one by one: their joined kernel did "
+                          f"not compile ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})",
+                          RuntimeWarning, stacklevel=3)
+            self.one_by_one(args)
+
+    def one_by_one(self, args):
+        for launcher, pos in self.launchers:
+            launcher(*(args[p] for p in pos))
 
 
 def fused(spec, *args):

@@ -23,6 +23,7 @@ from ..targets import CUDA_FAMILIES
 from . import ir
 
 VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state (one array, conservatively)
+MAX_ARGS = 24   # arguments of a joined kernel at most (a launch's parameters have a size limit)
 _WHOLE = ("theta", "grad", "state")
 
 
@@ -158,19 +159,29 @@ def _rows(arg, per: int):
     return None
 
 
+def _arg_key(a) -> tuple:
+    """An argument's identity among a joined kernel's (two of one key are passed once)."""
+    return (type(a), str(a))
+
+
+def _args(st) -> set:
+    return {_arg_key(a) for a in st.call.args}
+
+
 class _Run:
     """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
     the names of the statements printed after its place, which a later member floats past."""
 
     def __init__(self):
-        self.members, self.state, self.rows, self.past = [], fusion.Run(), None, set()
+        self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
 
-    def takes(self, touched: dict, over, names: set) -> bool:
+    def takes(self, st, touched: dict, over, names: set) -> bool:
         return (self.state.fits(touched) and (None in (over, self.rows) or over == self.rows)
-                and not names & self.past)
+                and not names & self.past and len(self.args | _args(st)) <= MAX_ARGS)
 
     def add(self, st, loop, touched: dict, over) -> None:
         self.members.append((st, loop))
+        self.args |= _args(st)
         self.state.add(touched)
         self.rows = self.rows or over
 
@@ -184,7 +195,7 @@ class _Run:
         for st, _ in self.members:
             pos = []
             for a in st.call.args:
-                key = (type(a), str(a))
+                key = _arg_key(a)
                 if key not in at:
                     at[key] = len(uniq)
                     uniq.append(a)
@@ -199,14 +210,15 @@ def fused(stmts: list, per: int) -> list:
     """Each run of two or more declared kernels that one kernel can do as one `rows.fused` call: a
     member joins the open run while no array one member writes is reached past its row by another
     (kernels/fusion.py), its loop's array has the run's rows (`_rows`, where known; the joined
-    kernel checks the counts at launch) and the statements it floats past name none of its arrays."""
+    kernel checks the counts at launch), the statements it floats past name none of its arrays
+    and the run's arguments stay at most MAX_ARGS."""
     out, run = [], None
     for st in stmts:
         loop = _loop_of(st)
         if loop is not None:
             touched, names = _touched(st, loop), _names(st)
             over = _rows(st.call.args[loop.args.index(loop.over)], per)
-            if run is None or not run.takes(touched, over, names):
+            if run is None or not run.takes(st, touched, over, names):
                 run = _Run()
                 out.append(run)
             run.add(st, loop, touched, over)

@@ -214,6 +214,39 @@ def test_the_cuda_launch_of_a_run_is_its_members_one_by_one():
             assert np.array_equal(a, b)
 
 
+@pytest.mark.cuda
+def test_a_joined_kernel_that_does_not_compile_launches_its_members(monkeypatch):
+    """Numba's error at the first launch: a warning naming the members and the error, then the
+    members one by one (the same result), and no second warning."""
+    from numba import cuda
+    from numba.core.errors import TypingError
+    from ppl.kernels.cuda import core, fused
+
+    def broken(self):
+        raise TypingError("no such overload")
+    monkeypatch.setattr(fused.Segment, "kernel", property(broken))
+    spec = (("core.broadcast_rows_fwd", (0, 1)), ("core.bernoulli_log_prob", (1, 2, 3)))
+    g = np.random.default_rng(1)
+    p, x = g.normal(size=6), (g.random((5, 6)) > 0.5).astype(np.float64)
+    want = [cuda.to_device(a) for a in (p, np.zeros((5, 6)), x, np.zeros(5))]
+    core.broadcast_rows_fwd(want[0], want[1])
+    core.bernoulli_log_prob(want[1], want[2], want[3])
+    for k in range(2):
+        got = [cuda.to_device(a) for a in (p, np.zeros((5, 6)), x, np.zeros(5))]
+        if k == 0:
+            with pytest.warns(RuntimeWarning, match=r"broadcast_rows_fwd, core.bernoulli_log_prob one by one.*"
+                                                    r"TypingError: no such overload"):
+                fused.fused(spec, *got)
+        else:
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                fused.fused(spec, *got)
+        for a, b in zip(got, want):
+            assert np.array_equal(a.copy_to_host(), b.copy_to_host())
+    fused._SEGMENTS.pop(spec)
+
+
 def test_printer_joins_what_may_be_joined():
     """lowering/launches.py over statements of real kernels: joined when what one member
     writes the next reads at the row; split where it reads it past the row (broadcast_rows_fwd
