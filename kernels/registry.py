@@ -176,8 +176,9 @@ class Generated:
             self._kernel = cuda.jit(glb["k"])   # lazy as well: compiled at the first launch
         return self._kernel
 
-    def body(self):
-        """The device function its kernel calls per item (a row body's lanes form where it has one)."""
+    def body(self, dtype=None):
+        """The device function its kernel calls per item (a row body's lanes form where it has one;
+        one for every dtype)."""
         return self._dev if self._dev is not None else device(self.fn)
 
     def __getitem__(self, config):
@@ -257,7 +258,7 @@ class Rows(Generated):
                             f"        f(i // W_, i % W_, W_, {p})\n")
         return self._formed
 
-    def body(self):
+    def body(self, dtype=None):
         self._form()
         return Generated.body(self)
 

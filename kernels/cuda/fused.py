@@ -44,14 +44,15 @@ class Segment:
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.n = 1 + max(p for _, pos in self.launchers for p in pos)
         self.names = tuple(kernel for kernel, _ in spec)
-        self._kernel, self.failed = None, None   # failed: None until the first launch compiled it (or not)
+        self._kernels, self.failed = {}, None   # failed: None until the first launch compiled it (or not)
 
-    @property
-    def kernel(self):
-        if self._kernel is None:
+    def kernel(self, dtype):
+        """The joined kernel for arrays of `dtype` (a member's body may differ by dtype: a noise
+        fill's), made at its first use."""
+        if dtype not in self._kernels:
             glb = {"lanes_sync": L.lanes_sync}
             for k, (loop, _) in enumerate(self.members):
-                glb[f"f{k}"] = loop.gen.body()
+                glb[f"f{k}"] = loop.gen.body(dtype)
             src = fusion.row_source([m for _, m in self.members])
             exec(compile(src, "<joined row of the CUDA step>", "exec"), glb)
             args = "".join(f", a{i}" for i in range(self.n))
@@ -62,8 +63,8 @@ class Segment:
             exec(compile(kern, "<joined kernel of the CUDA step>", "exec"), kglb)
             kglb["k"].__name__ = "joined_" + "_".join(getattr(loop.body, "__name__", "f").lstrip("_")
                                                       for loop, _ in self.members)[:80]
-            self._kernel = cuda.jit(kglb["k"])
-        return self._kernel
+            self._kernels[dtype] = cuda.jit(kglb["k"])
+        return self._kernels[dtype]
 
     def __call__(self, *args):
         R = args[self.overs[0]].shape[0]
@@ -73,11 +74,12 @@ class Segment:
         W = 1
         if self.spread:
             W = L.row_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs))
-        if self.failed is False:
-            L.run(self.kernel, R * W, W, *args)
+        dtype = args[self.overs[0]].dtype
+        if self.failed is False and dtype in self._kernels:
+            L.run(self._kernels[dtype], R * W, W, *args)
             return
         try:   # the first launch compiles the joined kernel
-            L.run(self.kernel, R * W, W, *args)
+            L.run(self.kernel(dtype), R * W, W, *args)
             self.failed = False
         except NumbaError as exc:   # the members one by one from now on, said once
             self.failed = True

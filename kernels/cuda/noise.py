@@ -12,6 +12,9 @@ Every fill takes its step as a number or as a device clock (an int64 device arra
 is the step; runtime/cuda_graph.py): a fill on a clock reads the step on the device, so a
 captured step replays with the step the clock holds.
 """
+import inspect
+from types import SimpleNamespace as _Namespace
+
 import numpy as np
 from numba import cuda, types
 from numba.extending import overload
@@ -319,6 +322,63 @@ def fill_logistic_at(out, seed, stream, step, index, reps):
 def fill_gumbel_at(out, seed, stream, step, index, reps):
     """out[r] = fill_gumbel's row index[r // reps, 0] * reps + r % reps (a plate of groups' node)."""
     _fill_at("fill_gumbel_at", out, GUMBEL, seed, stream, step, index, reps)
+
+
+# ----------------------------------------------------------------------------- one cell
+# A fill as a member of a joined kernel (kernels/cuda/fused.py): each cell's value is the scalar
+# draw of math/rng.py at its address, the bits the block fill writes there (a Philox call per
+# cell, not per block: the price of sharing the launch). A body per dtype; the step a number or a
+# device clock, its word masked as `_address` masks it.
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def _word(t):
+    """The step word of a number or a device clock (its word 0), masked. The pure-Python body runs
+    in the simulator; compiled code takes the overload below."""
+    return (np.uint64(t[0]) if getattr(t, "ndim", 0) == 1 else np.uint64(t)) & _MASK32
+
+
+@overload(_word)
+def _word_overload(t):
+    if isinstance(t, types.Array):
+        return lambda t: np.uint64(t[0]) & _MASK32
+    return lambda t: np.uint64(t) & _MASK32
+
+
+def _cell_bodies(draw, x):
+    """(float32 body, float64 body) of one fill, cell (r, j) of out drawn at row r + row0; x: the
+    name of the array whose [r, j] it reads (a Bernoulli's logits or probs), or None."""
+    src = ("def {name}(r, j, out{x}, seed, stream, step, row0):\n"
+           "    out[r, j] = draw_({xv}seed, np.uint64(stream) & MASK_, r + row0, j, word_(step))\n")
+    out = []
+    for suffix in ("f32", "f64"):
+        glb = {"draw_": getattr(rng, f"{draw}_{suffix}"), "np": np, "MASK_": _MASK32, "word_": _word}
+        name = f"_{draw}_cell_{suffix}"
+        text = src.format(name=name, x=f", {x}" if x else "", xv=f"{x}[r, j], " if x else "")
+        exec(compile(text, f"<{name}>", "exec"), glb)
+        fn = glb[name]
+        fn.__source__ = text   # for the syntax tree kernels/fusion.py reads
+        out.append(fn)
+    return tuple(out)
+
+
+class _ByDtype:
+    """A fill's per-cell device bodies, by the dtype of out (the joined kernel asks at its make)."""
+
+    def __init__(self, f32, f64):
+        self.fns = {np.dtype(np.float32): f32, np.dtype(np.float64): f64}
+
+    def body(self, dtype=np.float64):
+        return device(self.fns[np.dtype(dtype)])
+
+
+for _fill_fn, _draw_name, _x in ((fill_uniform, "uniform", None), (fill_normal, "normal", None),
+                                 (fill_logistic, "logistic", None), (fill_gumbel, "gumbel", None),
+                                 (fill_bernoulli_logit, "bernoulli_logit", "logits"),
+                                 (fill_bernoulli_prob, "bernoulli_prob", "probs")):
+    _f32, _f64 = _cell_bodies(_draw_name, _x)
+    _fill_fn.__loop__ = _Namespace(shape="cells", body=_f64, lead=("r", "j"), over="out", K=None,
+                                   args=tuple(inspect.signature(_fill_fn).parameters), gen=_ByDtype(_f32, _f64))
 
 
 from ..cpu import noise as _cpu_twin  # noqa: E402

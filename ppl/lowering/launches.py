@@ -97,21 +97,26 @@ def _loop_of(st):
     alias, name = st.kernel
     k = registry.lookup(CUDA_FAMILIES.get(alias, alias), name)
     loop = getattr(k.impls.get("cuda"), "__loop__", None) if k is not None else None
-    return loop if loop is not None and loop.shape in fusion.SHAPES else None
+    if loop is None or loop.shape not in fusion.SHAPES or len(st.call.args) != len(loop.args):
+        return None   # (a call leaving an argument to its default keeps its own launch)
+    return loop
 
 
-def _memory(arg):
-    """The array an argument is (a key: two arguments of one key are one array), or None for a
-    number. A buffer's views (its one column, its first rows) are the buffer; every view of theta,
-    grad and state is one array (conservative: what a member writes of one, no other member
-    reaches past its row in another)."""
+def _memory(arg) -> tuple:
+    """(the arrays an argument may be, keys: two arguments of one key are one array; whether its
+    row r is the array's row r). A buffer's views (its one column, its first rows) are the buffer;
+    every view of theta, grad and state is one array (conservative: what a member writes of one,
+    no other member reaches past its row in another); code (a slice, an expression) may be any
+    array it names, at any row; a number is none."""
     if isinstance(arg, (Flat, Column, Head)):
-        return arg.buffer
+        return (arg.buffer,), True
     if isinstance(arg, View) or (isinstance(arg, StepArg) and str(arg) in _WHOLE):
-        return VIEWS
-    if isinstance(arg, (StepArg, Const, Code, bool, int, float, tuple)):
-        return None
-    return str(arg)
+        return (VIEWS,), True
+    if isinstance(arg, Code):
+        return tuple(n for n, _, _ in arg.names), False
+    if isinstance(arg, (StepArg, Const, bool, int, float, tuple)):
+        return (), True
+    return (str(arg),), True
 
 
 def _names(st) -> set:
@@ -119,12 +124,13 @@ def _names(st) -> set:
     a view of them (a line that names none of them reaches none of its arrays)."""
     out = set()
     for a in st.call.args:
-        key = _memory(a)
-        if key == VIEWS:
-            out.update(_WHOLE)
-            out.add(str(a))
-        elif key is not None:
-            out.add(key)
+        keys, _ = _memory(a)
+        for key in keys:
+            if key == VIEWS:
+                out.update(_WHOLE)
+                out.add(str(a))
+            else:
+                out.add(key)
     return out
 
 
@@ -138,11 +144,13 @@ def _touched(st, loop) -> dict:
         acc = _ACCESS[loop.body] = fusion.access(loop.body, loop.lead)
     out = {}
     for param, arg in zip(loop.args, st.call.args):
-        key = _memory(arg) if param in acc else None
-        if key is not None:
-            w, here = acc[param]
+        if param not in acc:
+            continue
+        keys, exact = _memory(arg)
+        w, here = acc[param]
+        for key in keys:
             was = out.get(key, (False, True))
-            out[key] = (was[0] or w, was[1] and here)
+            out[key] = (was[0] or w, was[1] and here and exact)
     return out
 
 
@@ -176,14 +184,14 @@ class _Run:
         self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
 
     def takes(self, st, touched: dict, over, names: set) -> bool:
-        return (self.state.fits(touched) and (None in (over, self.rows) or over == self.rows)
+        return (self.state.fits(touched) and over is not None and over == self.rows
                 and not names & self.past and len(self.args | _args(st)) <= MAX_ARGS)
 
     def add(self, st, loop, touched: dict, over) -> None:
         self.members.append((st, loop))
         self.args |= _args(st)
         self.state.add(touched)
-        self.rows = self.rows or over
+        self.rows = over
 
     def statements(self) -> list:
         """One `rows.fused` call: its spec names each member (its family and kernel, as the call
@@ -209,9 +217,9 @@ class _Run:
 def fused(stmts: list, per: int) -> list:
     """Each run of two or more declared kernels that one kernel can do as one `rows.fused` call: a
     member joins the open run while no array one member writes is reached past its row by another
-    (kernels/fusion.py), its loop's array has the run's rows (`_rows`, where known; the joined
-    kernel checks the counts at launch), the statements it floats past name none of its arrays
-    and the run's arguments stay at most MAX_ARGS."""
+    (kernels/fusion.py), its loop's array has the run's rows (`_rows`: a member whose rows are
+    not known joins none; the joined kernel checks the counts at launch too), the statements it
+    floats past name none of its arrays and the run's arguments stay at most MAX_ARGS."""
     out, run = [], None
     for st in stmts:
         loop = _loop_of(st)

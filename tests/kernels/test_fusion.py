@@ -215,6 +215,33 @@ def test_the_cuda_launch_of_a_run_is_its_members_one_by_one():
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_noise_fill_joined_writes_the_bits_of_its_own_launch(dtype):
+    """Each CUDA noise fill as a joined kernel's member (a Philox call per cell) against its own
+    launch (a call per block of columns): the same bits, 7 columns (a last block cut short), a
+    row offset, the step a number and a device clock; beside a member over the same rows."""
+    from numba import cuda
+    from ppl.kernels.cuda import core, noise, rows
+    g = np.random.default_rng(2)
+    R, D = 3, 7
+    xs = {"fill_bernoulli_logit": g.normal(size=(R, D)), "fill_bernoulli_prob": g.random((R, D))}
+    p = g.normal(size=D).astype(dtype)
+    for step in (5, cuda.to_device(np.array([5, 0, 0], np.int64))):
+        for name in ("fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel", *xs):
+            extra = (cuda.to_device(xs[name].astype(dtype)),) if name in xs else ()
+            own, joined = (cuda.to_device(np.zeros((R, D), dtype)) for _ in range(2))
+            getattr(noise, name)(own, *extra, np.uint64(11), 3, step, 2)
+            n = 1 + len(extra)
+            spec = ((f"noise.{name}", tuple(range(n + 4))), ("core.broadcast_rows_fwd", (n + 4, n + 5)))
+            v = cuda.to_device(np.zeros((R, D), dtype))
+            rows.fused(spec, joined, *extra, np.uint64(11), 3, step, 2, cuda.to_device(p), v)
+            assert np.array_equal(joined.copy_to_host(), own.copy_to_host()), name
+            assert np.array_equal(v.copy_to_host(), np.tile(p, (R, 1)))
+    acc = fusion.access(noise.fill_bernoulli_logit.__loop__.body, ("r", "j"))   # (seed, stream, step: numbers)
+    assert acc["out"] == (True, True) and acc["logits"] == (False, True)
+
+
+@pytest.mark.cuda
 def test_a_joined_kernel_that_does_not_compile_launches_its_members(monkeypatch):
     """Numba's error at the first launch: a warning naming the members and the error, then the
     members one by one (the same result), and no second warning."""
@@ -222,9 +249,9 @@ def test_a_joined_kernel_that_does_not_compile_launches_its_members(monkeypatch)
     from numba.core.errors import TypingError
     from ppl.kernels.cuda import core, fused
 
-    def broken(self):
+    def broken(self, dtype):
         raise TypingError("no such overload")
-    monkeypatch.setattr(fused.Segment, "kernel", property(broken))
+    monkeypatch.setattr(fused.Segment, "kernel", broken)
     spec = (("core.broadcast_rows_fwd", (0, 1)), ("core.bernoulli_log_prob", (1, 2, 3)))
     g = np.random.default_rng(1)
     p, x = g.normal(size=6), (g.random((5, 6)) > 0.5).astype(np.float64)
@@ -251,11 +278,12 @@ def test_printer_joins_what_may_be_joined():
     """lowering/launches.py over statements of real kernels: joined when what one member
     writes the next reads at the row; split where it reads it past the row (broadcast_rows_fwd
     reads p[j]), where a later member writes what an earlier read past the row, and where the
-    loops' rows differ. A member floats up past a product of other arrays, not past one that
-    writes its arrays, nor past a check."""
+    loops' rows differ, and where a member reads by code (a slice) what another writes. A member
+    floats up past a product of other arrays, not past one that writes its arrays, nor past a
+    check."""
     import ppl.targets  # noqa: F401
     from ppl.kernels.cuda import core  # noqa: F401  (registers the CUDA launchers)
-    from ppl.calls import Buf, Call, KernelRef
+    from ppl.calls import Buf, Call, KernelRef, code
     from ppl.lowering import ir, launches
 
     def st(name, *args):
@@ -273,7 +301,8 @@ def test_printer_joins_what_may_be_joined():
     cases += [([st("broadcast_rows_fwd", p, v), product, st("bernoulli_sample", v, u, h)], 2),   # floats up
               ([st("broadcast_rows_fwd", p, v), ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, h))),
                 st("bernoulli_sample", v, u, h)], 3),   # the product writes h: not past it
-              ([st("broadcast_rows_fwd", p, v), check, st("bernoulli_sample", v, u, h)], 3)]   # nor past a check
+              ([st("broadcast_rows_fwd", p, v), check, st("bernoulli_sample", v, u, h)], 3),   # nor past a check
+              ([st("bernoulli_sample", a, u, h), st("bernoulli_sample", code("{h}[::-1]", h=h), u, v)], 2)]   # code: any row
     for stmts, n in cases:
         out = launches.fused(stmts, 1)
         assert len(out) == n, [str(s) for s in out]
