@@ -1,7 +1,7 @@
 """Launches per CUDA training step: the kernels and cuBLAS calls one step of a CUDA program makes
 (the nodes of the captured step's graph), with the CUDA step's launches joined as the printer
 joins them (lowering/launches.py) and without the joins of declared kernels ("before": the
-bias written inside its product, no `rows.fused`).
+bias written inside its product, a drawn row's noise filled then spread, no `rows.fused`).
 
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/experiments/launch_count.py [--cases sbn784-200,sbn784-200-200]
         [--estimators straight_through,score,disarm,rebar] [--batch 50]
@@ -73,20 +73,21 @@ def main():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import jax_peers as jp
     from ppl.lowering import launches
-    joined = (launches.fused, launches.bias_apart)
+    joined = (launches.fused, launches.bias_apart, launches.spread_noise)
+    none = (lambda s, per: s, lambda s: s, lambda s: s)
     X = jp.digits784()
     for case in args.cases.split(","):
         for est in args.estimators.split(","):
             counts = {}
             for way in ("before", "joined"):
-                launches.fused, launches.bias_apart = joined if way == "joined" else (lambda s, per: s, lambda s: s)
+                launches.fused, launches.bias_apart, launches.spread_noise = joined if way == "joined" else none
                 prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda",
                                               **jp.COMPILE.get(est, {}))
                 counts[way] = count(prog, X, args.batch)
                 print(json.dumps({"bench": "launch_count", "case": f"{case}/{est}", "metric": "launches_per_step",
                                   "way": way, "value": sum(counts[way].values()),
                                   "kernels": dict(counts[way].most_common())}), flush=True)
-            launches.fused, launches.bias_apart = joined
+            launches.fused, launches.bias_apart, launches.spread_noise = joined
 
 
 if __name__ == "__main__":

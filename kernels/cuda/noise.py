@@ -22,7 +22,7 @@ from numba.extending import overload
 from ..math import rng
 from .device import device
 from ..native.launch import launch
-from ..registry import items
+from ..registry import cells, items
 
 _philox = device(rng.philox4x32_10)
 _u32 = device(rng.uniform_f32_from_word)
@@ -345,16 +345,18 @@ def _word_overload(t):
     return lambda t: np.uint64(t) & _MASK32
 
 
-def _cell_bodies(draw, x):
-    """(float32 body, float64 body) of one fill, cell (r, j) of out drawn at row r + row0; x: the
-    name of the array whose [r, j] it reads (a Bernoulli's logits or probs), or None."""
-    src = ("def {name}(r, j, out{x}, seed, stream, step, row0):\n"
-           "    out[r, j] = draw_({xv}seed, np.uint64(stream) & MASK_, r + row0, j, word_(step))\n")
+def _cell_bodies(draw, x, spread=False):
+    """(float32 body, float64 body) of one fill, cell (r, j) of out drawn at row r + row0 (with
+    `spread`: at row r // S + row0, the S rows of a drawn row alike); x: the name of the array
+    whose [r, j] it reads (a Bernoulli's logits or probs), or None."""
+    src = ("def {name}(r, j, out{x}, seed, stream, step, row0{S}):\n"
+           "    out[r, j] = draw_({xv}seed, np.uint64(stream) & MASK_, {row} + row0, j, word_(step))\n")
     out = []
     for suffix in ("f32", "f64"):
         glb = {"draw_": getattr(rng, f"{draw}_{suffix}"), "np": np, "MASK_": _MASK32, "word_": _word}
-        name = f"_{draw}_cell_{suffix}"
-        text = src.format(name=name, x=f", {x}" if x else "", xv=f"{x}[r, j], " if x else "")
+        name = f"_{draw}_{'spread' if spread else 'cell'}_{suffix}"
+        text = src.format(name=name, x=f", {x}" if x else "", xv=f"{x}[r, j], " if x else "",
+                          S=", S" if spread else "", row="r // S" if spread else "r")
         exec(compile(text, f"<{name}>", "exec"), glb)
         fn = glb[name]
         fn.__source__ = text   # for the syntax tree kernels/fusion.py reads
@@ -363,22 +365,51 @@ def _cell_bodies(draw, x):
 
 
 class _ByDtype:
-    """A fill's per-cell device bodies, by the dtype of out (the joined kernel asks at its make)."""
+    """A fill's per-cell device bodies, by the dtype of out (the joined kernel asks at its make),
+    and their generated cells kernels (a fill_*_spread's own launch)."""
 
     def __init__(self, f32, f64):
         self.fns = {np.dtype(np.float32): f32, np.dtype(np.float64): f64}
+        self.kernels = {dt: cells(fn, "out") for dt, fn in self.fns.items()}
 
     def body(self, dtype=np.float64):
         return device(self.fns[np.dtype(dtype)])
+
+
+def _member(fill, f32, f64):
+    """A fill's loop as a joined kernel's member: a cells loop over out (kernels/declare.py's
+    `__loop__`), its body the float64 one (the one kernels/fusion.py reads)."""
+    fill.__loop__ = _Namespace(shape="cells", body=f64, lead=("r", "j"), over="out", K=None,
+                               args=tuple(inspect.signature(fill).parameters), gen=_ByDtype(f32, f64))
 
 
 for _fill_fn, _draw_name, _x in ((fill_uniform, "uniform", None), (fill_normal, "normal", None),
                                  (fill_logistic, "logistic", None), (fill_gumbel, "gumbel", None),
                                  (fill_bernoulli_logit, "bernoulli_logit", "logits"),
                                  (fill_bernoulli_prob, "bernoulli_prob", "probs")):
-    _f32, _f64 = _cell_bodies(_draw_name, _x)
-    _fill_fn.__loop__ = _Namespace(shape="cells", body=_f64, lead=("r", "j"), over="out", K=None,
-                                   args=tuple(inspect.signature(_fill_fn).parameters), gen=_ByDtype(_f32, _f64))
+    _member(_fill_fn, *_cell_bodies(_draw_name, _x))
+
+
+def _spread(kind):
+    def fill(out, seed, stream, step, row0, S):
+        _is_f32(f"fill_{kind}_spread", out)
+        gen = fill.__loop__.gen.kernels[np.dtype(out.dtype)]
+        k = launch(gen, out.shape[0] * out.shape[1])
+        if k is not None:
+            k(out, seed, stream, step, row0, S)
+    fill.__name__ = fill.__qualname__ = f"fill_{kind}_spread"
+    fill.__module__ = __name__
+    fill.__doc__ = (f"out[r, c] = fill_{kind}'s value at row row0 + r // S: a drawn row's S rows alike, as fill_{kind} "
+                    f"of out's first R / S rows and rows.expand_rows(out, S) make them (the CUDA step's form of that pair, "
+                    f"lowering/launches.py), a cell a thread.")
+    _member(fill, *_cell_bodies(kind, None, spread=True))
+    return fill
+
+
+fill_uniform_spread = _spread("uniform")
+fill_normal_spread = _spread("normal")
+fill_logistic_spread = _spread("logistic")
+fill_gumbel_spread = _spread("gumbel")
 
 
 from ..cpu import noise as _cpu_twin  # noqa: E402

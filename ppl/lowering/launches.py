@@ -4,6 +4,8 @@ sink). The CPU step is not touched: a call there costs no launch.
 
 * `zeroed`: a run of zeroed buffers (rows.zero1 / zero2) is one `rows.zero_all`, and a run of loss
   terms of the same weights and totals (rows.weighted_total_into) one `rows.weighted_totals_into`;
+* `spread_noise`: a noise fill of a drawn row's rows and its spread over their configurations
+  (rows.expand_rows) is one fill of every row at its drawn row's address (noise.fill_*_spread);
 * `bias_apart`: an affine layer's forward call is its bias rows written (core.broadcast_rows_fwd,
   a declared kernel, which the CUDA product launched anyway before its product) and the product
   added to them (core.affine_acc), so the bias write can join the kernels before it;
@@ -12,7 +14,7 @@ sink). The CPU step is not touched: a call there costs no launch.
   none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
   check's block or a loop.
 
-`joined(stmts, per)` runs the three in that order; a loop block's `pre` and `body` each on
+`joined(stmts, per)` runs the four in that order; a loop block's `pre` and `body` each on
 their own.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ _WHOLE = ("theta", "grad", "state")
 
 def joined(stmts: list, per: int) -> list:
     """The statements with their launches joined (`per`: the step's rows per data row)."""
-    return fused(bias_apart(zeroed(stmts)), per)
+    return fused(bias_apart(spread_noise(zeroed(stmts))), per)
 
 
 # ----------------------------------------------------------------- zeroed buffers, loss terms
@@ -86,6 +88,45 @@ def bias_apart(stmts: list) -> list:
         else:
             out.append(st)
     return out
+
+
+# ----------------------------------------------------------------- noise drawn on every row at once
+_SPREAD = ("uniform", "normal", "logistic", "gumbel")
+
+
+def spread_noise(stmts: list) -> list:
+    """Each noise fill of a buffer's first R / S rows followed by rows.expand_rows of the buffer
+    over S (a drawn row's noise for its S configurations: lowering/context.py's `noise`) as one
+    noise.fill_*_spread of the whole buffer, each row drawn at its drawn row's address: the same
+    values, one launch over every row (which may join others) instead of a fill and a spread."""
+    out, i = [], 0
+    while i < len(stmts):
+        st, nxt = stmts[i], stmts[i + 1] if i + 1 < len(stmts) else None
+        if isinstance(st, ir.Loop):
+            out.append(st.mapped(spread_noise))
+        elif _spread_pair(st, nxt):
+            buf, parts = nxt.call.args
+            _, seed, stream, step, row0 = st.call.args
+            out.append(ir.Stmt(Call(KernelRef("noise", f"{st.kernel[1]}_spread"), (buf, seed, stream, step, row0, parts)),
+                               st.owner))
+            i += 1
+        else:
+            out.append(st)
+        i += 1
+    return out
+
+
+def _spread_pair(st, nxt) -> bool:
+    """Whether st fills the head of a buffer that nxt spreads over its rows (with the same parts)."""
+    if not (isinstance(st, ir.Stmt) and isinstance(nxt, ir.Stmt) and st.call is not None and nxt.call is not None):
+        return False
+    if st.call.indent or nxt.call.indent or st.kernel[0] != "noise" or nxt.kernel != ("rows", "expand_rows"):
+        return False
+    kind = st.kernel[1][len("fill_"):] if st.kernel[1].startswith("fill_") else None
+    if kind not in _SPREAD or len(st.call.args) != 5 or not isinstance(st.call.args[0], Head):
+        return False
+    head, (buf, parts) = st.call.args[0], nxt.call.args
+    return head.buffer == str(buf) and head.parts == parts
 
 
 # ----------------------------------------------------------------- declared kernels over the same rows

@@ -242,6 +242,49 @@ def test_a_noise_fill_joined_writes_the_bits_of_its_own_launch(dtype):
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_spread_over_a_drawn_rows_configurations_is_the_fill_and_its_spread(dtype):
+    """noise.fill_*_spread (every row drawn at row0 + r // S) against the pair it stands for in the
+    CUDA step, the fill of the first R / S rows and rows.expand_rows over S: the same bits; its
+    own launch and as a joined kernel's member."""
+    from numba import cuda
+    from ppl.kernels.cuda import noise, rows
+    R, D, S = 6, 5, 3
+    for step in (9, cuda.to_device(np.array([9, 0, 0], np.int64))):
+        for kind in ("uniform", "normal", "logistic", "gumbel"):
+            want = cuda.to_device(np.zeros((R, D), dtype))
+            getattr(noise, f"fill_{kind}")(want[:R // S], np.uint64(4), 17, step, 1)
+            rows.expand_rows(want, S)
+            own, member = (cuda.to_device(np.zeros((R, D), dtype)) for _ in range(2))
+            getattr(noise, f"fill_{kind}_spread")(own, np.uint64(4), 17, step, 1, S)
+            rows.fused(((f"noise.fill_{kind}_spread", (0, 1, 2, 3, 4, 5)), ("rows.zero1", (6,))),
+                       member, np.uint64(4), 17, step, 1, S, cuda.to_device(np.ones(R)))
+            for got in (own, member):
+                assert np.array_equal(got.copy_to_host(), want.copy_to_host()), kind
+
+
+def test_the_cuda_step_draws_a_drawn_rows_noise_on_every_row_at_once():
+    """launches.spread_noise: a fill of a buffer's head and its spread over the same parts are one
+    fill_*_spread of the buffer; another buffer's spread, or other parts, are left."""
+    import ppl.targets  # noqa: F401
+    from ppl.kernels.cuda import noise  # noqa: F401
+    from ppl.calls import Buf, Call, Head, KernelRef, StepArg
+    from ppl.lowering import ir, launches
+    n, m = Buf("n", "R", 4), Buf("m", "R", 4)
+    seed, t, row0 = StepArg("seed"), StepArg("t"), StepArg("row0")
+
+    def fill(buf, parts):
+        return ir.Stmt(Call(KernelRef("noise", "fill_uniform"), (Head(buf, parts), seed, 3, t, row0)))
+
+    def spread(buf, parts):
+        return ir.Stmt(Call(KernelRef("rows", "expand_rows"), (buf, parts)))
+    (one,) = launches.spread_noise([fill(n, 2), spread(n, 2)])
+    assert str(one) == "noise.fill_uniform_spread(n, seed, 3, t, row0, 2)"
+    assert len(launches.spread_noise([fill(n, 2), spread(m, 2)])) == 2
+    assert len(launches.spread_noise([fill(n, 2), spread(n, 3)])) == 2
+
+
+@pytest.mark.cuda
 def test_a_joined_kernel_that_does_not_compile_launches_its_members(monkeypatch):
     """Numba's error at the first launch: a warning naming the members and the error, then the
     members one by one (the same result), and no second warning."""
