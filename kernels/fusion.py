@@ -35,7 +35,8 @@ def access(body, lead) -> dict:
     argument it subscripts or passes whole: written when an item of it is assigned; at the row
     when every subscript's first index is the row index (``lead[0]``) and the array is never
     passed whole to a call or bound to another name (what a call does with it is unknown:
-    written, anywhere). A name in arithmetic or an index is a number, not an array."""
+    written, anywhere); a part of it bound to a local and written through that local is written.
+    A name in arithmetic or an index is a number, not an array."""
     py = getattr(body, "py_func", body)
     fn = body_tree(py)
     params = [a.arg for a in fn.args.args]
@@ -45,6 +46,13 @@ def access(body, lead) -> dict:
     for node in ast.walk(fn):
         for child in ast.iter_child_nodes(node):
             parent[child] = node
+    # a local bound to part of an argument (`v = out[r]`) that is written through (`v[j] = ...`):
+    # the argument is written where the binding reads it
+    bound = {n.targets[0].id: n.value for n in ast.walk(fn)
+             if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+             and isinstance(n.value, ast.Subscript) and isinstance(n.value.value, ast.Name) and n.value.value.id in args}
+    through = {bound[n.value.id] for n in ast.walk(fn) if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store)
+               and isinstance(n.value, ast.Name) and n.value.id in bound}
     out = {}
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Name) and node.id in args and isinstance(node.ctx, ast.Load)):
@@ -57,7 +65,7 @@ def access(body, lead) -> dict:
         if isinstance(up, ast.Subscript) and up.value is node:
             first = up.slice.elts[0] if isinstance(up.slice, ast.Tuple) else up.slice
             here = not moved and isinstance(first, ast.Name) and first.id == row
-            out[node.id] = (written or isinstance(up.ctx, ast.Store), at_row and here)
+            out[node.id] = (written or isinstance(up.ctx, ast.Store) or up in through, at_row and here)
         elif isinstance(up, _PASSED):   # passed whole (to a call, or bound to another name)
             out[node.id] = (True, False)
     return out

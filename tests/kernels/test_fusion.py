@@ -159,13 +159,20 @@ def _helper(x):
     return x
 
 
+def _through(r, a, out):
+    row = out[r]
+    for j in range(a.shape[1]):
+        row[j] = a[0, j]
+
+
 def _passes(r, a, out):
     out[r] = _helper(a)[r]
 
 
 def test_access_reads_the_bodies_rows():
     """Written and at the row, per argument: a row body's rows, a parameter read by its column, a
-    data row's rows (r // reps), an array passed whole (written, anywhere), a moved row index."""
+    data row's rows (r // reps), an array passed whole (written, anywhere), a moved row index, a
+    row bound to a local and written through it."""
     k = {n: MEMBERS[n][1] for n in ("bernoulli_log_prob", "broadcast_rows_fwd", "repeat_rows")}
     assert fusion.access(k["bernoulli_log_prob"].body, ("r",)) == {
         "logits": (False, True), "x": (False, True), "out_rows": (True, True)}
@@ -173,6 +180,7 @@ def test_access_reads_the_bodies_rows():
     assert fusion.access(k["repeat_rows"].body, ("r", "j")) == {"x": (False, False), "out": (True, True)}
     assert fusion.access(_passes, ("r",)) == {"a": (True, False), "out": (True, True)}
     assert fusion.access(_mover, ("r",)) == {"a": (False, False), "out": (True, False)}
+    assert fusion.access(_through, ("r",)) == {"a": (False, False), "out": (True, True)}   # written through `row`
 
 
 def test_a_run_refuses_an_array_written_and_reached_past_its_row():
