@@ -25,9 +25,10 @@ baseline / value (> 1: ppl on the GPU is faster); the other ways and cpu_ratio =
 ppl_cuda ride along. A fit call does work once per call (its data checked and made resident, its
 step captured), as JAX's setup (the data on the device, the jit) is done before its timing: the
 fits are timed by their slope, a call of n steps against one of 3n in each round, and that once-
-per-call work is reported apart (ppl_cuda_setup_ms, ppl_cpu_setup_ms). Before timing, each (case, estimator) checks the CUDA program's loss and
-gradient at batch 50 against the CPU program's (float32, same seed: `parity_max_rel`, the largest
-difference relative to the gradient's largest entry).
+per-call work is reported apart (ppl_cuda_setup_ms, ppl_cpu_setup_ms). Before timing, each
+(case, estimator) checks the CUDA program's loss and gradient at batch 50 against the CPU
+program's (float32, same seed: `parity_max_rel`, the largest difference relative to the
+gradient's largest entry).
 
 Needs an NVIDIA GPU and numba's CUDA support; without one it prints a JSON line saying so and
 exits 0. The simulator (NUMBA_ENABLE_CUDASIM=1) is refused, except with --check, whose figures

@@ -50,7 +50,8 @@ def access(body, lead) -> dict:
     # the argument is written where the binding reads it
     bound = {n.targets[0].id: n.value for n in ast.walk(fn)
              if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-             and isinstance(n.value, ast.Subscript) and isinstance(n.value.value, ast.Name) and n.value.value.id in args}
+             and isinstance(n.value, ast.Subscript) and isinstance(n.value.value, ast.Name)
+             and n.value.value.id in args}
     through = {bound[n.value.id] for n in ast.walk(fn) if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store)
                and isinstance(n.value, ast.Name) and n.value.id in bound}
     out = {}

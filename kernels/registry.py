@@ -169,7 +169,8 @@ class Generated:
         """The cuda.jit kernel (made at first use, when the body's module is fully imported)."""
         if self._kernel is None:
             from .native.launch import block_sum
-            glb = {"cuda": cuda, "f": Generated.body(self), "like": like, "hyper": hyper, "block_sum": block_sum, "np": np}
+            glb = {"cuda": cuda, "f": Generated.body(self), "like": like, "hyper": hyper, "block_sum": block_sum,
+                   "np": np}
             name = getattr(self.fn, "__name__", "f")
             exec(compile(self.src, f"<generated {self.shape} kernel of {name}>", "exec"), glb)
             glb["k"].__name__ = f"{self.shape}_{name.lstrip('_')}"

@@ -399,9 +399,9 @@ def _spread(kind):
             k(out, seed, stream, step, row0, S)
     fill.__name__ = fill.__qualname__ = f"fill_{kind}_spread"
     fill.__module__ = __name__
-    fill.__doc__ = (f"out[r, c] = fill_{kind}'s value at row row0 + r // S: a drawn row's S rows alike, as fill_{kind} "
-                    f"of out's first R / S rows and rows.expand_rows(out, S) make them (the CUDA step's form of that pair, "
-                    f"lowering/launches.py), a cell a thread.")
+    fill.__doc__ = (f"out[r, c] = fill_{kind}'s value at row row0 + r // S: a drawn row's S rows alike, as "
+                    f"fill_{kind} of out's first R / S rows and rows.expand_rows(out, S) make them (the CUDA "
+                    f"step's form of that pair, lowering/launches.py), a cell a thread.")
     _member(fill, *_cell_bodies(kind, None, spread=True))
     return fill
 

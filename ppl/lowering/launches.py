@@ -107,8 +107,8 @@ def spread_noise(stmts: list) -> list:
         elif _spread_pair(st, nxt):
             buf, parts = nxt.call.args
             _, seed, stream, step, row0 = st.call.args
-            out.append(ir.Stmt(Call(KernelRef("noise", f"{st.kernel[1]}_spread"), (buf, seed, stream, step, row0, parts)),
-                               st.owner))
+            fill = KernelRef("noise", f"{st.kernel[1]}_spread")
+            out.append(ir.Stmt(Call(fill, (buf, seed, stream, step, row0, parts)), st.owner))
             i += 1
         else:
             out.append(st)

@@ -14,7 +14,8 @@ AFTER = 2.0   # seconds before the line appears
 
 
 # why a CPU step's first call compiles long, and what helps
-CPU_NOTE = "a new step's first call; the disk cache keeps it for later runs; `ppl warmup` compiles ppl's kernels ahead, once"
+CPU_NOTE = ("a new step's first call; the disk cache keeps it for later runs; `ppl warmup` compiles ppl's kernels "
+            "ahead, once")
 
 
 @contextmanager

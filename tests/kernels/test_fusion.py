@@ -353,7 +353,8 @@ def test_printer_joins_what_may_be_joined():
               ([st("broadcast_rows_fwd", p, v), ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, h))),
                 st("bernoulli_sample", v, u, h)], 3),   # the product writes h: not past it
               ([st("broadcast_rows_fwd", p, v), check, st("bernoulli_sample", v, u, h)], 3),   # nor past a check
-              ([st("bernoulli_sample", a, u, h), st("bernoulli_sample", code("{h}[::-1]", h=h), u, v)], 2)]   # code: any row
+              ([st("bernoulli_sample", a, u, h),
+                st("bernoulli_sample", code("{h}[::-1]", h=h), u, v)], 2)]   # code reaches any row
     for stmts, n in cases:
         out = launches.fused(stmts, 1)
         assert len(out) == n, [str(s) for s in out]
