@@ -61,8 +61,7 @@ class Segment:
                     f"        seg(i // W_, i % W_, W_{args})\n")
             kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
             exec(compile(kern, "<joined kernel of the CUDA step>", "exec"), kglb)
-            kglb["k"].__name__ = "joined_" + "_".join(getattr(loop.body, "__name__", "f").lstrip("_")
-                                                      for loop, _ in self.members)[:80]
+            kglb["k"].__name__ = "joined_" + "_".join(n.partition(".")[2] for n in self.names)[:80]
             self._kernels[dtype] = cuda.jit(kglb["k"])
         return self._kernels[dtype]
 
