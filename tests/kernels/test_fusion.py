@@ -11,7 +11,6 @@ read past it) is split.
 """
 import inspect
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -22,9 +21,8 @@ from ppl.kernels.declare import declared
 from ppl.kernels.lanes import NoLaneForm, lane_body
 from ppl.kernels.parity_cases import Gen
 
-from test_lanes import python_lanes   # tests/kernels/: the lanes helpers over threads
+from test_lanes import W, python_lanes, run_lanes   # tests/kernels/: the lanes helpers over threads
 
-W = 4
 
 parity_cases.declare()
 _CASES = {k.name: k.args for k in registry.kernels() if k.args is not None and "cpu" in k.impls}
@@ -66,27 +64,7 @@ def _seg(members, local, sync=True):
 
 def run_joined(members, args, n_rows, sync=True, delay_lane0=0.0):
     local = threading.local()
-    seg = _seg(members, local, sync)
-    errors = []
-    for r in range(n_rows):
-        barrier, slots = threading.Barrier(W, timeout=20), [None] * W
-
-        def lane(lane_, r=r, barrier=barrier, slots=slots):
-            local.lane, local.barrier, local.slots = lane_, barrier, slots
-            if lane_ == 0 and delay_lane0:
-                time.sleep(delay_lane0)
-            try:
-                seg(r, lane_, W, *args)
-            except Exception as exc:   # reported below
-                errors.append(exc)
-                barrier.abort()
-        threads = [threading.Thread(target=lane, args=(i,)) for i in range(W)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+    run_lanes(_seg(members, local, sync), local, args, n_rows, delay_lane0)
 
 
 def _member(name, seed, first):

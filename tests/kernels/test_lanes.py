@@ -9,6 +9,7 @@ sums, the row sums come out wrong.
 """
 import inspect
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -48,13 +49,20 @@ def python_lanes(local, combine=True):
 def run_rows(body, args, n_rows, combine=True):
     """The lanes form of ``body`` over n_rows rows, W threads a row."""
     local = threading.local()
-    form = lane_body(body, python_lanes(local, combine))
+    run_lanes(lane_body(body, python_lanes(local, combine)), local, args, n_rows)
+
+
+def run_lanes(form, local, args, n_rows, delay_lane0=0.0):
+    """form(r, lane_, W, *args) for each of n_rows rows on W threads, `local` the helpers' (python_lanes);
+    lane 0 starts `delay_lane0` seconds late."""
     errors = []
     for r in range(n_rows):
         barrier, slots = threading.Barrier(W, timeout=20), [None] * W
 
         def lane(lane_, r=r, barrier=barrier, slots=slots):
             local.lane, local.barrier, local.slots = lane_, barrier, slots
+            if lane_ == 0 and delay_lane0:
+                time.sleep(delay_lane0)
             try:
                 form(r, lane_, W, *args)
             except Exception as exc:   # reported below, with the lane
