@@ -44,7 +44,7 @@ class Segment:
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.n = 1 + max(p for _, pos in self.launchers for p in pos)
         self.names = tuple(kernel for kernel, _ in spec)
-        self._kernels, self.failed = {}, None   # failed: None until the first launch compiled it (or not)
+        self._kernels, self.failed = {}, False   # failed: a joined kernel did not compile
 
     def kernel(self, dtype):
         """The joined kernel for arrays of `dtype` (a member's body may differ by dtype: a noise
@@ -74,12 +74,11 @@ class Segment:
         if self.spread:
             W = L.row_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs))
         dtype = args[self.overs[0]].dtype
-        if self.failed is False and dtype in self._kernels:
+        if dtype in self._kernels:
             L.run(self._kernels[dtype], R * W, W, *args)
             return
         try:   # the first launch compiles the joined kernel
             L.run(self.kernel(dtype), R * W, W, *args)
-            self.failed = False
         except NumbaError as exc:   # the members one by one from now on, said once
             self.failed = True
             warnings.warn(f"ppl: the CUDA step launches {', '.join(self.names)} one by one: their joined kernel did "

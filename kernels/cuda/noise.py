@@ -70,25 +70,28 @@ def _put_f64(out, x, kind, r, c, u):
         out[r, c] = u
 
 
-def _step(t):
-    """The step word: t (a number, masked on the host by _address), or the word 0 of a device
-    clock masked as _address masks a step. The pure-Python body runs in the simulator; compiled
-    code takes the overload below, one specialisation per kind of t."""
-    return np.uint64(t[0]) & np.uint64(0xFFFFFFFF) if getattr(t, "ndim", 0) == 1 else t
+_MASK32 = np.uint64(0xFFFFFFFF)
 
 
-@overload(_step)
-def _step_overload(t):
+def _word(t):
+    """The step word of a number or a device clock (its word 0), masked as _address masks a step
+    (a number _address masked already stays the same). The pure-Python body runs in the
+    simulator; compiled code takes the overload below, one specialisation per kind of t."""
+    return (np.uint64(t[0]) if getattr(t, "ndim", 0) == 1 else np.uint64(t)) & _MASK32
+
+
+@overload(_word)
+def _word_overload(t):
     if isinstance(t, types.Array):
-        return lambda t: np.uint64(t[0]) & np.uint64(0xFFFFFFFF)
-    return lambda t: t
+        return lambda t: np.uint64(t[0]) & _MASK32
+    return lambda t: np.uint64(t) & _MASK32
 
 
 @cuda.jit(device=True)
 def _uniform_block_f32(out, x, kind, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: its 4 float32 columns."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _word(t), k0, k1)
     c = 4 * b
     _put_f32(out, x, kind, r, c, _u32(w0))
     if c + 1 < D:
@@ -103,7 +106,7 @@ def _uniform_block_f32(out, x, kind, r, b, ra, k0, k1, s, t):
 def _uniform_block_f64(out, x, kind, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: its 2 float64 columns."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _word(t), k0, k1)
     c = 2 * b
     _put_f64(out, x, kind, r, c, _u64(w0, w1))
     if c + 1 < D:
@@ -114,7 +117,7 @@ def _uniform_block_f64(out, x, kind, r, b, ra, k0, k1, s, t):
 def _normal_block_f32(out, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: 4 float32 normals by Box-Muller."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _word(t), k0, k1)
     c = 4 * b
     z0, z1 = _box_muller_f32(_u32(w0), _u32(w1))
     z2, z3 = _box_muller_f32(_u32(w2), _u32(w3))
@@ -131,7 +134,7 @@ def _normal_block_f32(out, r, b, ra, k0, k1, s, t):
 def _normal_block_f64(out, r, b, ra, k0, k1, s, t):
     """Philox block b of out's row r, drawn at address row ra: 2 float64 normals by Box-Muller."""
     D = out.shape[1]
-    w0, w1, w2, w3 = _philox(b, ra, s, _step(t), k0, k1)
+    w0, w1, w2, w3 = _philox(b, ra, s, _word(t), k0, k1)
     c = 2 * b
     z0, z1 = _box_muller_f64(_u64(w0, w1), _u64(w2, w3))
     out[r, c] = z0
@@ -328,21 +331,7 @@ def fill_gumbel_at(out, seed, stream, step, index, reps):
 # A fill as a member of a joined kernel (kernels/cuda/fused.py): each cell's value is the scalar
 # draw of math/rng.py at its address, the bits the block fill writes there (a Philox call per
 # cell, not per block: the price of sharing the launch). A body per dtype; the step a number or a
-# device clock, its word masked as `_address` masks it.
-_MASK32 = np.uint64(0xFFFFFFFF)
-
-
-def _word(t):
-    """The step word of a number or a device clock (its word 0), masked. The pure-Python body runs
-    in the simulator; compiled code takes the overload below."""
-    return (np.uint64(t[0]) if getattr(t, "ndim", 0) == 1 else np.uint64(t)) & _MASK32
-
-
-@overload(_word)
-def _word_overload(t):
-    if isinstance(t, types.Array):
-        return lambda t: np.uint64(t[0]) & _MASK32
-    return lambda t: np.uint64(t) & _MASK32
+# device clock, its word masked as `_address` masks it (`_word`).
 
 
 def _cell_bodies(draw, x, spread=False):

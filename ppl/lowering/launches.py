@@ -224,13 +224,13 @@ class _Run:
     def __init__(self):
         self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
 
-    def takes(self, st, touched: dict, over, names: set) -> bool:
+    def takes(self, args: set, touched: dict, over, names: set) -> bool:
         return (self.state.fits(touched) and over is not None and over == self.rows
-                and not names & self.past and len(self.args | _args(st)) <= MAX_ARGS)
+                and not names & self.past and len(self.args | args) <= MAX_ARGS)
 
-    def add(self, st, loop, touched: dict, over) -> None:
+    def add(self, st, loop, args: set, touched: dict, over) -> None:
         self.members.append((st, loop))
-        self.args |= _args(st)
+        self.args |= args
         self.state.add(touched)
         self.rows = over
 
@@ -265,12 +265,12 @@ def fused(stmts: list, per: int) -> list:
     for st in stmts:
         loop = _loop_of(st)
         if loop is not None:
-            touched, names = _touched(st, loop), _names(st)
+            args, touched, names = _args(st), _touched(st, loop), _names(st)
             over = _rows(st.call.args[loop.args.index(loop.over)], per)
-            if run is None or not run.takes(st, touched, over, names):
+            if run is None or not run.takes(args, touched, over, names):
                 run = _Run()
                 out.append(run)
-            run.add(st, loop, touched, over)
+            run.add(st, loop, args, touched, over)
             continue
         if isinstance(st, (ir.Block, ir.Loop)):
             run = None   # nothing floats past a check's raise or a loop
