@@ -135,9 +135,10 @@ def scratch():
     return _SCRATCH[0]
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def block_sum(v):
-    """Sum of v over the threads of the block (every thread gets it); blockDim a power of 2.
+    """Sum of v over the threads of the block (every thread gets it); blockDim a power of 2
+    (inlined where it is called, as `_block_total` is, for its shared array).
 
     Thread-order tree in shared memory: deterministic for a given block size.
     """
@@ -184,10 +185,14 @@ def _as_type_of_overload(v, x):
     return lambda v, x: t(x)
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def _block_total(v, W):
     """The sum over the W // 32 warps of a block of each warp's total v (every lane holds its
-    warp's), in float64 and in warp order: every thread the same bits."""
+    warp's), in float64 and in warp order: every thread the same bits. Inlined where it is
+    called, as are the lanes helpers that call it: its shared array is then defined by each
+    caller's own code, so two row bodies in one joined kernel (kernels/cuda/fused.py) do not
+    define one shared symbol twice (a device function's shared array, linked into a kernel
+    through two callers, is a duplicate definition NVVM refuses)."""
     buf = cuda.shared.array(32, float64)   # a block's warps, 1024 threads at most
     cuda.syncthreads()   # a previous total's readers are done with buf
     if cuda.threadIdx.x % 32 == 0:
@@ -199,7 +204,7 @@ def _block_total(v, W):
     return _as_type_of(v, t)
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def lanes_sum(v, W):
     """The sum of v over the W lanes (a butterfly in each warp, then the warps' totals where the
     lanes are a block: every lane the same bits)."""
@@ -213,13 +218,13 @@ def lanes_sum(v, W):
     return v
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def lanes_any(v, W):
     """Whether v holds in any of the W lanes."""
     return lanes_sum(1 if v else 0, W) > 0
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline="always")
 def lanes_all(v, W):
     """Whether v holds in every one of the W lanes."""
     return lanes_sum(1 if v else 0, W) == W
