@@ -94,6 +94,22 @@ class Run:
             had[1] |= not at_row
 
 
+def _member_lines(k, shape, formed, args, over, K, indent) -> list:
+    """The lines of member k's work of row r on lane_ of W_ (its body the global ``f<k>``): `args`
+    its arguments' text, `over` its loop array's, `K` its group size's (groups)."""
+    if shape == "rows" and formed:
+        lines = [f"f{k}(r, lane_, W_, {args})"]
+    elif shape == "rows":
+        lines = ["if lane_ == 0:", f"    f{k}(r, {args})"]
+    elif shape == "cells":
+        lines = [f"for j in range(lane_, {over}.shape[1], W_):", f"    f{k}(r, j, {args})"]
+    elif shape == "groups":
+        lines = [f"for g in range(lane_, {over}.shape[1] // {K}, W_):", f"    f{k}(r, g, {args})"]
+    else:
+        raise ValueError(f"fusion: a {shape!r} kernel has no rows to join")
+    return [indent + line for line in lines]
+
+
 def row_source(members) -> str:
     """The source of ``seg(r, lane_, W_, a0, a1, ...)``: row r's work of every member on its W_
     lanes, in order, the lanes meeting between members. ``members``: (shape, lanes form or not,
@@ -104,17 +120,38 @@ def row_source(members) -> str:
     n = 1 + max((p for m in members for p in m[2]), default=-1)
     lines = [f"def seg(r, lane_, W_{''.join(f', a{i}' for i in range(n))}):"]
     for k, (shape, formed, pos, over, K) in enumerate(members):
-        args = ", ".join(f"a{p}" for p in pos)
         if k:
             lines.append("    lanes_sync(W_)")
-        if shape == "rows" and formed:
-            lines.append(f"    f{k}(r, lane_, W_, {args})")
-        elif shape == "rows":
-            lines += ["    if lane_ == 0:", f"        f{k}(r, {args})"]
-        elif shape == "cells":
-            lines += [f"    for j in range(lane_, a{over}.shape[1], W_):", f"        f{k}(r, j, {args})"]
-        elif shape == "groups":
-            lines += [f"    for g in range(lane_, a{over}.shape[1] // a{K}, W_):", f"        f{k}(r, g, {args})"]
-        else:
-            raise ValueError(f"fusion: a {shape!r} kernel has no rows to join")
+        lines += _member_lines(k, shape, formed, ", ".join(f"a{p}" for p in pos), f"a{over}",
+                               None if K is None else f"a{K}", "    ")
+    return "\n".join(lines) + "\n"
+
+
+def step_view(k, shift, length) -> str:
+    """The rows of step it_ + shift of a loop's storage a<k> (`length` steps of rows)."""
+    at = "it_" if shift == 0 else f"(it_ {'+' if shift > 0 else '-'} {abs(shift)})"
+    return f"a{k}[{at} * (a{k}.shape[0] // {length}):({at} + 1) * (a{k}.shape[0] // {length})]"
+
+
+def steps_source(length, reverse, views, members, n) -> str:
+    """The source of ``seg(r, lane_, W_, a0, ..., a<n-1>)``: row r's work of every step of a loop
+    (``it_`` over range(length), from the last step down when reverse), each step's members in
+    order, the lanes meeting before each. ``views``: (name, k, shift), a name bound at each step
+    to storage a<k>'s rows of step it_ + shift (`step_view`); ``members``: (shape, lanes form or
+    not, the text of its arguments, the index among them of its loop array and of its group size
+    (or None), the step's test or "") where a text is an expression of a0, ..., the views and it_;
+    a member with a test runs at the steps that pass it."""
+    rng = f"range({length} - 1, -1, -1)" if reverse else f"range({length})"
+    lines = [f"def seg(r, lane_, W_{''.join(f', a{i}' for i in range(n))}):", f"    for it_ in {rng}:"]
+    lines += [f"        {name} = {step_view(k, shift, length)}" for name, k, shift in views]
+    for k, (shape, formed, args, over, K, test) in enumerate(members):
+        indent = "        "
+        if test:
+            lines.append(f"{indent}if {test}:")
+            indent += "    "
+        lines.append(f"{indent}lanes_sync(W_)")
+        names = [f"m{k}_{i}" for i in range(len(args))]
+        lines += [f"{indent}{name} = {arg}" for name, arg in zip(names, args)]
+        lines += _member_lines(k, shape, formed, ", ".join(names), names[over],
+                               None if K is None else names[K], indent)
     return "\n".join(lines) + "\n"

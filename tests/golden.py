@@ -68,7 +68,8 @@ MODELS = [
     ("count_laws", "count_laws", {}, {"dtype": np.float64}),
     ("scan", "scan", {}, {"dtype": np.float64}),
 ]
-CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score")]
+CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), ("categorical_vae", "score"),
+        ("scan", "auto")]   # the scan: its loop blocks as one kernel each where they may be (rows.stepped)
 # (case, model, overrides) where the nodes of one graph take different estimators
 MIXED = [
     ("sbn2_nl", {"h1": "rebar", "h2": "disarm"}), ("sbn2_nl", {"h1": "disarm", "h2": "rebar"}),

@@ -5,6 +5,12 @@ bias written inside its product, a drawn row's noise filled then spread, no `row
 
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/experiments/launch_count.py [--cases sbn784-200,sbn784-200-200]
         [--estimators straight_through,score,disarm,rebar] [--batch 50]
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/experiments/launch_count.py --simulations sir,queue,inventory,branching
+
+The simulations (benchmarks/simulations.py's ppl models, each a `ppl.scan` of its T steps, the
+default estimators) are counted three ways: no joins ("before"), joins with each loop block's
+kernels launched at every step ("steps"), and a loop block as one kernel where it may be
+("joined": rows.stepped).
 
 Runs in Numba's CUDA simulator: nothing is computed. Every launch (kernels/native/launch.py's
 `configured`) and every cuBLAS call is counted and skipped, the products taken as cuBLAS takes
@@ -55,9 +61,13 @@ def instrument(counter):
 
 
 def count(prog, X, B):
+    return count_on(prog, {"x": X[:B]})
+
+
+def count_on(prog, data):
     from numba import cuda
     counter = Counter()
-    a = prog.args({"x": X[:B]})
+    a = prog.args(data)
     sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
     instrument(counter)
     prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
@@ -69,8 +79,12 @@ def main():
     ap.add_argument("--cases", default="sbn784-200,sbn784-200-200")
     ap.add_argument("--estimators", default="straight_through,score,disarm,rebar")
     ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--simulations", help="simulation problems to count instead (comma-separated)")
     args = ap.parse_args()
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    if args.simulations:
+        simulations(args.simulations.split(","), args.batch)
+        return
     import jax_peers as jp
     from ppl.lowering import launches
     joined = (launches.fused, launches.bias_apart, launches.spread_noise)
@@ -88,6 +102,28 @@ def main():
                                   "way": way, "value": sum(counts[way].values()),
                                   "kernels": dict(counts[way].most_common())}), flush=True)
             launches.fused, launches.bias_apart, launches.spread_noise = joined
+
+
+def simulations(names, B):
+    import simulations as sims
+    from ppl.lowering import launches
+    real = (launches.fused, launches.bias_apart, launches.spread_noise, launches.stepped)
+    none = (lambda s, per: s, lambda s: s, lambda s: s)
+    for name in names:
+        spec, T = sims.PPL[name], sims.PROBLEMS[name].T
+        counts = {}
+        for way in ("before", "steps", "joined"):
+            if way == "before":
+                launches.fused, launches.bias_apart, launches.spread_noise = none
+            if way != "joined":
+                launches.stepped = lambda s, per: s
+            prog = spec.build(T, f"count_{way}").compile(dtype=np.float32, target="cuda")
+            launches.fused, launches.bias_apart, launches.spread_noise, launches.stepped = real
+            counts[way] = count_on(prog, spec.data(B))
+            chosen = sorted({c[0].estimator for c in prog.choices.values()})
+            print(json.dumps({"bench": "launch_count", "case": f"{name}/T={T}", "metric": "launches_per_step",
+                              "way": way, "value": sum(counts[way].values()), "estimators": chosen,
+                              "kernels": dict(counts[way].most_common(6))}), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ kernels/cuda/fused.py builds it and compiled by numba-cuda's NVVM for a GPU arch
 joined kernel that would not compile on a device (and so would fall back to one launch per
 member, with a warning) is found on any machine.
 
-    python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python [--cases sbn784-200,walk]
+    python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python [--cases sbn784-200,walk,sim:sir]
         [--estimators straight_through,score,disarm,rebar] [--cc 9.0]
 
 ENV is a virtual environment with ppl and numba-cuda with the CUDA 12 toolkit's NVVM
@@ -101,6 +101,18 @@ def record(cases, estimators, batch):
     X = jp.digits784()
     for case in cases:
         for est in estimators:
+            if case.startswith("sim:"):   # a simulation problem's ppl model, its default estimators (once)
+                if est != estimators[0]:
+                    continue
+                import simulations as sims
+                spec = sims.PPL[case[4:]]
+                current[0] = case
+                prog = spec.build(sims.PROBLEMS[case[4:]].T, "ptx").compile(dtype=np.float32, target="cuda")
+                a = prog.args(spec.data(batch))
+                sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
+                lc.instrument(lc.Counter())
+                prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
+                continue
             if case == "walk" and est == "rebar":   # REBAR's relaxed rows do not cross a loop's steps
                 continue
             current[0] = f"{case}/{est}"
@@ -134,20 +146,21 @@ def compile_all(path, cc):
         if t[0] == "np":
             return getattr(types, t[1])
         return {"bool": types.boolean, "int": types.int64, "float": types.float64}[t[0]]
-    failures, done = [], 0
+    failures, done = [], {"fused": 0, "stepped": 0}
     for (kind, spec, tys, dtype), case in seen.items():
         seg = fused.Segment(spec) if kind == "fused" else fused.Steps(spec)
         try:
             kern = seg.kernel(np.dtype(dtype))
-            cuda.compile_ptx(kern.py_func, (types.int64, *map(numba_type, tys)), cc=cc)
-            done += 1
+            lead = (types.int64,) if kind == "fused" else (types.int64, types.int64)   # W_ (and R_)
+            cuda.compile_ptx(kern.py_func, (*lead, *map(numba_type, tys)), cc=cc)
+            done[kind] += 1
         except Exception as exc:   # noqa: BLE001  (every failure is reported)
             if os.environ.get("PTX_TRACE"):
                 import traceback
                 traceback.print_exc()
             failures.append({"case": case, "kind": kind, "members": [m[0] for m in (spec if kind == "fused" else spec[3])],
                              "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400]}"})
-    print(json.dumps({"compiled": done, "failed": len(failures)}))
+    print(json.dumps({"compiled": done, "failed": len(failures), "cc": ".".join(map(str, cc))}))
     for f in failures:
         print(json.dumps(f))
 

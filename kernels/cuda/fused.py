@@ -12,6 +12,15 @@ cells or groups loop), else one. Where the members' loops do not run over the sa
 rows, each member is launched as it is (the joined kernel assumes the rows are one set); where
 the joined kernel does not compile (Numba's error at its first launch), the members are launched
 one by one from then on, with a warning that names them and the error.
+
+``stepped(spec, *args)``: a loop block of the step (a ``ppl.scan``'s steps) whose every member is
+a declared kernel at its rows, as ONE kernel: each row's lanes run every step's members in turn
+(kernels/fusion.py's ``steps_source``), instead of a launch per member and step. spec is
+``(length, reverse, n, views, members)``: views ``(name, k, shift)`` name storage ``a<k>``'s rows
+of step it_ + shift; each member is ``("family.name", argument texts, test)``, the texts
+expressions of ``a0 .. a<n-1>`` (``args``), the views and ``it_``, the test the steps it runs at
+("" for all). Where the members'
+rows differ or the kernel does not compile, the steps run from Python, member by member.
 """
 import warnings
 
@@ -72,7 +81,8 @@ class Segment:
             return
         W = 1
         if self.spread:
-            W = L.row_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs))
+            widest = max((a.shape[1] for a in args if getattr(a, "ndim", 0) == 2), default=0)
+            W = L.joined_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs), widest)
         dtype = args[self.overs[0]].dtype
         if dtype in self._kernels:
             L.run(self._kernels[dtype], R * W, W, *args)
@@ -89,6 +99,113 @@ class Segment:
     def one_by_one(self, args):
         for launcher, pos in self.launchers:
             launcher(*(args[p] for p in pos))
+
+
+class Steps:
+    """The kernel of one loop block (`stepped`): its members' loops, launchers and the rows they
+    run over, made at first use."""
+
+    def __init__(self, spec):
+        self.length, self.reverse, self.n, self.views, items = spec
+        self.members, self.launchers = [], []
+        for kernel, args, test in items:
+            family, _, name = kernel.partition(".")
+            launcher = registry.lookup(family, name).impls["cuda"]
+            loop = launcher.__loop__
+            if loop.shape not in fusion.SHAPES:
+                raise ValueError(f"stepped: {family}.{name} runs over {loop.shape}, not rows")
+            over = loop.args.index(loop.over)
+            K = loop.args.index(loop.K) if loop.shape == "groups" else None
+            formed = loop.shape == "rows" and loop.gen.formed
+            self.members.append((loop, (loop.shape, formed, tuple(args), over, K, test)))
+            self.launchers.append((launcher, [compile(a, "<step argument>", "eval") for a in args], over,
+                                   compile(test or "True", "<step test>", "eval")))
+        self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
+        self.names = tuple(kernel for kernel, _, _ in items)
+        self.order = range(self.length - 1, -1, -1) if self.reverse else range(self.length)
+        self._kernels, self._rows, self.failed = {}, {}, False
+
+    def kernel(self, dtype):
+        if dtype not in self._kernels:
+            glb = {"lanes_sync": L.lanes_sync}
+            for k, (loop, _) in enumerate(self.members):
+                glb[f"f{k}"] = loop.gen.body(dtype)
+            src = fusion.steps_source(self.length, self.reverse, self.views, [m for _, m in self.members], self.n)
+            exec(compile(src, "<a loop block of the CUDA step>", "exec"), glb)
+            args = "".join(f", a{i}" for i in range(self.n))
+            kern = (f"def k(W_, R_{args}):\n"
+                    f"    for i in range(cuda.grid(1), R_ * W_, cuda.gridsize(1)):\n"
+                    f"        seg(i // W_, i % W_, W_{args})\n")
+            kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
+            exec(compile(kern, "<the kernel of a loop block>", "exec"), kglb)
+            kglb["k"].__name__ = "steps_" + "_".join(n.partition(".")[2] for n in self.names)[:80]
+            self._kernels[dtype] = cuda.jit(kglb["k"])
+        return self._kernels[dtype]
+
+    def rows(self, args):
+        """(rows, the widest loop array's columns, the widest argument's, the dtype) that every member
+        runs over at each step, or None where they differ (read at the first and last steps a
+        member runs at)."""
+        key = tuple((getattr(a, "shape", None), str(getattr(a, "dtype", ""))) for a in args)
+        if key not in self._rows:
+            seen = set()
+            for _, exprs, over, test in self.launchers:
+                for it in {self.order[0], self.order[-1]}:
+                    env = self._env(args, it)
+                    if eval(test, env):
+                        a = eval(exprs[over], env)
+                        seen.add((a.shape[0], a.shape[1] if a.ndim == 2 else 0, a.dtype))
+            R = {x[0] for x in seen}
+            widest = max((a.shape[1] for a in args if getattr(a, "ndim", 0) == 2), default=0)
+            self._rows[key] = (R.pop(), max(x[1] for x in seen), widest, next(iter(seen))[2]) if len(R) == 1 else None
+        return self._rows[key]
+
+    def __call__(self, *args):
+        at = None if self.failed else self.rows(args)
+        if at is None:
+            self.one_by_one(args)
+            return
+        R, cols, widest, dtype = at
+        W = L.joined_lanes(R, cols, widest) if self.spread else 1   # a thread per row of a narrow simulation
+        if dtype in self._kernels:
+            L.run(self._kernels[dtype], R * W, W, R, *args)
+            return
+        try:   # the first launch compiles the kernel
+            L.run(self.kernel(dtype), R * W, W, R, *args)
+        except NumbaError as exc:   # the steps from Python from now on, said once
+            self.failed = True
+            warnings.warn(f"ppl: the CUDA step runs the loop of {', '.join(self.names)} step by step: its kernel did "
+                          f"not compile ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})",
+                          RuntimeWarning, stacklevel=3)
+            self.one_by_one(args)
+
+    def _env(self, args, it):
+        """The names a member's argument texts read at step it: a0, ..., the views, it_."""
+        env = {f"a{i}": a for i, a in enumerate(args)}
+        env["it_"] = it
+        for name, k, shift in self.views:
+            env[name] = eval(fusion.step_view(k, shift, self.length), env)
+        return env
+
+    def one_by_one(self, args):
+        """Each step's members launched in turn from Python (the loop as the step printed it)."""
+        for it in self.order:
+            env = self._env(args, it)
+            for launcher, exprs, _, test in self.launchers:
+                if eval(test, env):
+                    launcher(*(eval(e, env) for e in exprs))
+
+
+_STEPS = {}   # spec -> Steps
+
+
+def stepped(spec, *args):
+    """The loop block of ``spec`` (``(length, reverse, n, views, members)``) on ``args`` as one
+    kernel: the same result as its steps' members launched in turn."""
+    st = _STEPS.get(spec)
+    if st is None:
+        st = _STEPS[spec] = Steps(spec)
+    st(*args)
 
 
 def fused(spec, *args):

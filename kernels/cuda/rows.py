@@ -6,7 +6,7 @@ arrays. Rows are laid out r = ((i * K) + k) * S + c as on the CPU.
 from numba import cuda as _cuda
 
 from ..declare import cuda_twin as _cuda_twin
-from .fused import fused  # noqa: F401  (a run of the CUDA step's kernels over the same rows, as one)
+from .fused import fused, stepped  # noqa: F401  (kernels over the same rows, a loop block: one launch)
 from ..families import bounds as _bounds
 from ..families import rows as _rows
 from ..native.launch import block_sum as _block_sum

@@ -169,6 +169,14 @@ def row_lanes(rows, cols):
     return BLOCK
 
 
+def joined_lanes(rows, cols, widest):
+    """The lanes of a joined kernel's row (kernels/cuda/fused.py): row_lanes of its loop arrays'
+    columns, or one where no argument has a row of LANES columns or more (the members' loops run
+    over their arguments' columns: with fewer, most of a warp per row would idle, so a thread per
+    row puts 32 rows on a warp)."""
+    return 1 if widest < LANES else row_lanes(rows, cols)
+
+
 @cuda.jit(device=True)
 def _lane_mask(W):
     return 0xFFFFFFFF if W >= 32 else (1 << W) - 1

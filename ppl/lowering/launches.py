@@ -9,29 +9,34 @@ sink). The CPU step is not touched: a call there costs no launch.
 * `bias_apart`: an affine layer's forward call is its bias rows written (core.broadcast_rows_fwd,
   a declared kernel, which the CUDA product launched anyway before its product) and the product
   added to them (core.affine_acc), so the bias write can join the kernels before it;
+* `stepped`: a loop block (a `ppl.scan`'s steps) whose every statement is a declared kernel at
+  its rows (a carry's `if` / `else` included) is one `rows.stepped` launch: each row's lanes run
+  all its steps (kernels/cuda/fused.py), instead of a launch per kernel and step; a check in it
+  (its `_into` count) counts the whole per-step buffer once, after it;
 * `fused`: a run of declared kernels over the same rows is one `rows.fused` (kernels/cuda/fused.py;
   which may join: kernels/fusion.py). A member may float up to the run past statements that name
   none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
   check's block or a loop.
 
-`joined(stmts, per)` runs the four in that order; a loop block's `pre` and `body` each on
-their own.
+`joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `zeroed`,
+`fused`; a loop block left as a loop has its `pre` and `body` joined each on their own.
 """
 from __future__ import annotations
 
-from ..calls import Call, Code, Column, Const, Flat, Head, KernelRef, StepArg, View
+from ..calls import Call, Code, Column, Const, Flat, Head, KernelRef, StepArg, View, arg_names, code
 from ..kernels import fusion, registry
 from ..targets import CUDA_FAMILIES
 from . import ir
 
 VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state (one array, conservatively)
 MAX_ARGS = 24   # arguments of a joined kernel at most (a launch's parameters have a size limit)
+MAX_STEP_ARGS = 40   # of a loop block's kernel (its storages are its arrays: no view of each step)
 _WHOLE = ("theta", "grad", "state")
 
 
 def joined(stmts: list, per: int) -> list:
     """The statements with their launches joined (`per`: the step's rows per data row)."""
-    return fused(bias_apart(spread_noise(zeroed(stmts))), per)
+    return fused(zeroed(stepped(bias_apart(spread_noise(stmts)), per)), per)
 
 
 # ----------------------------------------------------------------- zeroed buffers, loss terms
@@ -130,10 +135,11 @@ def _spread_pair(st, nxt) -> bool:
 
 
 # ----------------------------------------------------------------- declared kernels over the same rows
-def _loop_of(st):
+def _loop_of(st, indented=False):
     """The loop of the CUDA launcher a statement calls (kernels/declare.py's `__loop__`) where a
-    joined kernel may take the call (a declared kernel over the rows of an array), else None."""
-    if not isinstance(st, ir.Stmt) or st.call is None or st.call.indent or st.call.wrap:
+    joined kernel may take the call (a declared kernel over the rows of an array), else None (a
+    call inside a block too, unless `indented`)."""
+    if not isinstance(st, ir.Stmt) or st.call is None or (st.call.indent and not indented) or st.call.wrap:
         return None
     alias, name = st.kernel
     k = registry.lookup(CUDA_FAMILIES.get(alias, alias), name)
@@ -178,8 +184,9 @@ def _names(st) -> set:
 _ACCESS: dict = {}   # a declared body -> fusion.access of it
 
 
-def _touched(st, loop) -> dict:
-    """{array: (written, at the row)} of one call (fusion.access of its body, by its arguments)."""
+def _touched(st, loop, memory=_memory) -> dict:
+    """{array: (written, at the row)} of one call (fusion.access of its body, by its arguments;
+    `memory`: what an argument may be, as `_memory`)."""
     acc = _ACCESS.get(loop.body)
     if acc is None:
         acc = _ACCESS[loop.body] = fusion.access(loop.body, loop.lead)
@@ -187,7 +194,7 @@ def _touched(st, loop) -> dict:
     for param, arg in zip(loop.args, st.call.args):
         if param not in acc:
             continue
-        keys, exact = _memory(arg)
+        keys, exact = memory(arg)
         w, here = acc[param]
         for key in keys:
             was = out.get(key, (False, True))
@@ -278,3 +285,144 @@ def fused(stmts: list, per: int) -> list:
             run.past.update(n for n, _, _ in st.names)
         out.append(st.mapped(lambda body: fused(body, per)) if isinstance(st, ir.Loop) else st)
     return [s for x in out for s in (x.statements() if isinstance(x, _Run) else [x])]
+
+
+# ----------------------------------------------------------------- a loop block as one kernel
+_KEPT = (ir.LOOP_VAR, "float", "int")   # names a step's argument text keeps in the kernel
+
+
+class _Steps:
+    """One loop block read for `rows.stepped`: its storages by per-step name, the text of each step's
+    rows of a storage (a carry's previous step too), and the kernel's parameters as they come."""
+
+    def __init__(self, loop: ir.Loop):
+        self.loop, self.params, self.records, self.views = loop, {}, {}, {}
+        self.slices = {str(ir.step_rows(full, loop.length, shift)): (full, shift)
+                       for full in set(loop.binds.values()) for shift in (-1, 0, 1)}
+        self.rows = {}   # storage -> rows of a step (from the per-step buffers bound to it)
+
+    def memory(self, arg) -> tuple:
+        """_memory with a per-step buffer and a step's rows of a storage read as the storage,
+        at the row (each row's lanes run every step of that row)."""
+        name = str(arg)
+        if name in self.loop.binds and not isinstance(arg, Code):
+            return (self.loop.binds[name],), True
+        if isinstance(arg, Code) and name in self.slices:
+            return (self.slices[name][0],), True
+        keys, exact = _memory(arg)   # (it_ and the builtins a text names are no memory)
+        return tuple(self.loop.binds.get(k, k) for k in keys if k not in _KEPT), exact
+
+    def over_rows(self, arg, per):
+        if isinstance(arg, Code) and str(arg) in self.slices:
+            return self.rows.get(self.slices[str(arg)][0])
+        return _rows(arg, per)
+
+    def view(self, full: str, shift: int) -> str:
+        """The name of a storage's rows of step it_ + shift in the kernel (s<k>, s<k>m, s<k>p)."""
+        k = self.params.setdefault(full, len(self.params))
+        name = f"s{k}" + {-1: "m", 0: "", 1: "p"}[shift]
+        self.views[name] = (k, shift)
+        return name
+
+    def text(self, s: str, names) -> str:
+        """`s` with its names as the kernel's: a per-step buffer its storage's rows of step it_
+        (`view`), it_ and builtins kept, any other name a parameter a<k>."""
+        out, at = "", 0
+        for n, a, b in sorted(names, key=lambda x: x[1]):
+            out += s[at:a]
+            if n in _KEPT:
+                out += n
+            elif n in self.loop.binds:
+                out += self.view(self.loop.binds[n], 0)
+            else:
+                out += f"a{self.params.setdefault(n, len(self.params))}"
+            at = b
+        return out + s[at:]
+
+    def arg(self, a) -> str:
+        if isinstance(a, Code) and str(a) in self.slices:
+            return self.view(*self.slices[str(a)])
+        for n, _, _ in arg_names(a):
+            if n == str(a) and n not in self.loop.binds and type(a) is not str:
+                self.records.setdefault(n, a)
+        return self.text(str(a), arg_names(a))
+
+
+def _tested(block: ir.Block, steps: _Steps):
+    """[(call, the steps' test)] of a block of `if <test>:` / `else:` lines over declared calls,
+    or None for any other block."""
+    out, test, last = [], None, None
+    for line in block.lines:
+        head = str(line).strip()
+        if line.call is None and head.startswith("if ") and head.endswith(":") and not str(line)[:1].isspace():
+            last = test = steps.text(str(line), line.names).strip()[3:-1]
+        elif line.call is None and head == "else:" and last is not None:
+            test, last = f"not ({last})", None
+        elif line.call is not None and test is not None and _loop_of(line, indented=True) is not None:
+            out.append((line, test))
+        else:
+            return None
+    return out
+
+
+def _hoisted(st: ir.Stmt, loop: ir.Loop):
+    """A check's count (its `_into` call, adding to the sink) on its per-step buffers' storages, once
+    after the loop, or None where it reads anything else of a step."""
+    args = []
+    for a in st.call.args:
+        if str(a) in loop.binds and not isinstance(a, Code):
+            args.append(code("{full}", full=loop.binds[str(a)]))
+        elif any(n == ir.LOOP_VAR or n in loop.binds for n, _, _ in arg_names(a)):
+            return None
+        else:
+            args.append(a)
+    return ir.Stmt(Call(st.call.kernel, args, wrap=st.call.wrap), st.owner)
+
+
+def _one_kernel(loop: ir.Loop, per: int):
+    """The loop block as [its pre, one rows.stepped call, its checks after it], or None."""
+    steps, members, after = _Steps(loop), [], []
+    for st in loop.body:
+        if isinstance(st, ir.Block):
+            got = _tested(st, steps)
+            if not got:
+                return None
+            members += got
+        elif isinstance(st, ir.Stmt) and st.call is not None and any(type(a) is str and a == "sink_"
+                                                                     for a in st.call.args):
+            after.append(_hoisted(st, loop))
+            if after[-1] is None:
+                return None
+        elif _loop_of(st) is not None:
+            members.append((st, ""))
+        else:
+            return None
+    for st, _ in members:
+        for a in st.call.args:
+            if str(a) in loop.binds and _rows(a, per) is not None:
+                steps.rows[loop.binds[str(a)]] = _rows(a, per)
+    written, past, rows, spec = set(), set(), set(), []
+    for st, test in members:
+        lp = _loop_of(st, indented=True)
+        for key, (w, here) in _touched(st, lp, steps.memory).items():
+            written |= {key} if w else set()
+            past |= set() if here else {key}
+        rows.add(steps.over_rows(st.call.args[lp.args.index(lp.over)], per))
+        alias, name = st.kernel
+        spec.append((f"{CUDA_FAMILIES.get(alias, alias)}.{name}", tuple(steps.arg(a) for a in st.call.args), test))
+    if written & past or len(rows) != 1 or None in rows or len(steps.params) > MAX_STEP_ARGS:
+        return None   # a row reads what another row writes (at another step), or rows unknown or unequal
+    args = [steps.records.get(n, code("{n}", n=n)) for n in steps.params]
+    views = tuple((name, k, shift) for name, (k, shift) in sorted(steps.views.items(), key=lambda v: v[1]))
+    full = (loop.length, loop.reverse, len(args), views, tuple(spec))
+    call = Call(KernelRef("rows", "stepped"), [Const(repr(full)), *args])
+    return [*loop.pre, ir.Stmt(call, members[0][0].owner), *after]
+
+
+def stepped(stmts: list, per: int) -> list:
+    """Each loop block that one kernel can run (`_one_kernel`) as that kernel's launch."""
+    out = []
+    for st in stmts:
+        got = _one_kernel(st, per) if isinstance(st, ir.Loop) and st.body else None
+        out += got if got is not None else [st]
+    return out

@@ -1,0 +1,189 @@
+"""A loop block of the CUDA step as one kernel (`rows.stepped`: lowering/launches.py finds the
+blocks, kernels/fusion.py's `steps_source` writes a row's work of every step, kernels/cuda/fused.py
+launches it): each row's lanes run all the steps' members in turn.
+
+Oracles: the same program with its loops launched step by step from Python (the printer without
+`stepped`), bit for bit, and the CPU program (float64, the same draws) to rounding; a plain NumPy
+loop for the lanes test, whose test of the test drops the lanes' meetings."""
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.kernels import fusion
+from ppl.lowering import launches
+
+from test_lanes import W, python_lanes, run_lanes   # tests/kernels/: the lanes helpers over threads
+
+
+def walk(est_name):
+    """A scan of 4 steps: each draws a Bernoulli move from the carried position (a simulation)."""
+    with ppl.Model(f"steps_walk_{est_name}") as m:
+        x = m.input("x", 3)
+        s0 = ppl.Affine(x, 1, name="start")
+        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
+
+        def body(s, _):
+            up = ppl.Bernoulli("up", logits=w * s + b)
+            m.cost("step", ppl.total(0.5 * (s * s)))
+            return s + 2.0 * up - 1.0, up
+
+        last, ups = ppl.scan(body, s0, length=4)
+        m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
+    return m
+
+
+def drift():
+    """A scan of 3 steps of a Normal (pathwise) carried through tanh."""
+    with ppl.Model("steps_drift") as m:
+        x = m.input("x", 3)
+        s0 = ppl.Affine(x, 2, name="start")
+        a = ppl.param("a", 2, 0.7)
+
+        def body(s, _):
+            z = ppl.Normal("z", loc=ppl.tanh(a * s), scale=0.5)
+            return s + 0.3 * z, z
+
+        last, _ = ppl.scan(body, s0, length=3)
+        m.cost("end", ppl.total(last * last))
+    return m
+
+
+DATA = {"x": np.random.default_rng(4).normal(size=(10, 3))}
+
+
+def _fit(model, target, est, step=True, monkeypatch=None):
+    if not step:
+        monkeypatch.setattr(launches, "stepped", lambda stmts, per: stmts)
+    prog = model.compile(dtype=np.float64, seed=2, target=target, estimators=est)
+    if not step:
+        monkeypatch.undo()
+    hist = ppl.fit(prog, DATA, ppl.optim.Adam(lr=0.05), steps=4, batch_size=4, progress=False)
+    if target == "cuda":
+        prog.pull()
+    return np.asarray(hist.loss), prog.theta.copy(), prog.source
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("case, est, kernels", [("walk", "straight_through", 2), ("walk", "disarm", 1),
+                                                ("walk", "score", 1), ("drift", "auto", 2)])
+def test_a_loop_block_as_one_kernel_trains_as_its_steps_do(case, est, kernels, monkeypatch):
+    """fit on the CUDA target with each steppable loop block one launch, against the step's loops
+    launched step by step (bit for bit) and the CPU program (to rounding). DisARM's backward
+    block stays a loop: its gradient reads the pair's other row, which another row's lanes write.
+    """
+    model = walk(est) if case == "walk" else drift()
+    one, source = _fit(model, "cuda", est), None
+    one, source = one[:2], one[2]
+    assert source.count("rows.stepped(") == kernels, source
+    assert source.count("for it_ in") == 2 - kernels
+    by_steps = _fit(model, "cuda", est, step=False, monkeypatch=monkeypatch)
+    assert "rows.stepped(" not in by_steps[2]
+    np.testing.assert_array_equal(one[0], by_steps[0])
+    np.testing.assert_array_equal(one[1], by_steps[1])
+    cpu = _fit(model, "cpu", est)
+    np.testing.assert_allclose(one[0], cpu[0], rtol=1e-12)
+    np.testing.assert_allclose(one[1], cpu[1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.cuda
+def test_rows_that_differ_run_the_steps_from_python_and_a_kernel_that_does_not_compile_too(monkeypatch):
+    """Steps.rows None (members over different rows): the steps member by member from Python;
+    the kernel's compile error: a warning naming the members and the error, once, then the same.
+    Both give the kernel's bits."""
+    from numba.core.errors import TypingError
+    from ppl.kernels.cuda import fused
+    want = _fit(walk("straight_through"), "cuda", "straight_through")
+    monkeypatch.setattr(fused.Steps, "rows", lambda self, args: None)
+    fused._STEPS.clear()
+    got = _fit(walk("straight_through"), "cuda", "straight_through")
+    np.testing.assert_array_equal(want[0], got[0])
+    np.testing.assert_array_equal(want[1], got[1])
+    monkeypatch.undo()
+
+    def broken(self, dtype):
+        raise TypingError("no such overload")
+    monkeypatch.setattr(fused.Steps, "kernel", broken)
+    fused._STEPS.clear()
+    with pytest.warns(RuntimeWarning, match=r"runs the loop of .* step by step: .*TypingError: no such overload") as w:
+        got = _fit(walk("straight_through"), "cuda", "straight_through")
+    assert len(w) == 2   # the forward block's and the backward's
+    np.testing.assert_array_equal(want[0], got[0])
+    np.testing.assert_array_equal(want[1], got[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _fit(walk("straight_through"), "cuda", "straight_through")
+    fused._STEPS.clear()
+
+
+# ----------------------------------------------------------------- the lanes of a row across steps
+def _first(r, src, dst):
+    for j in range(dst.shape[1]):
+        dst[r, j] = src[r, j]
+
+
+def _rowsum(r, x, out):
+    s = 0.0
+    for j in range(x.shape[1]):
+        s += x[r, j]
+    out[r] = s
+
+
+def _add(r, j, x, tot, y):
+    y[r, j] = 0.5 * x[r, j] + 0.01 * tot[r]
+
+
+def _steps_seg(local, T, sync=True):
+    """A loop of T steps over storages a1 (x), a2 (y) of T rows-blocks: x of step 0 is a0's rows,
+    of a later step the previous step's y; tot (a3) the row's sum of x (on lane 0, late); y = x / 2 + tot / 100."""
+    from ppl.kernels.lanes import lane_body
+    helpers = python_lanes(local)
+
+    def late_rowsum(r, x, out):   # the row's total, on lane 0 (a row body without its lanes form), late
+        time.sleep(0.01)
+        _rowsum(r, x, out)
+    views = (("s1", 1, 0), ("s2", 2, 0), ("s2m", 2, -1))
+    x, y, prev = "s1", "s2", "s2m"
+    members = [("rows", True, ("a0", x), 1, None, "it_ == 0"), ("rows", True, (prev, x), 1, None, "not (it_ == 0)"),
+               ("rows", False, (x, "a3"), 0, None, ""), ("cells", False, (x, "a3", y), 2, None, "")]
+    glb = dict(helpers, f0=lane_body(_first, helpers), f1=lane_body(_first, helpers), f2=late_rowsum, f3=_add)
+    src = fusion.steps_source(T, False, views, members, 4)
+    if not sync:
+        src = "\n".join(line for line in src.splitlines() if "lanes_sync" not in line) + "\n"
+    exec(compile(src, "<steps>", "exec"), glb)
+    return glb["seg"]
+
+
+def test_a_rows_lanes_run_its_steps_meeting_before_each_member():
+    """3 rows of 7 columns, 3 steps, 4 lanes a row: each step reads what the row's lanes wrote at
+    the step before (the first member's lanes form) and the row sum lane 0 writes late (a row body
+    run on lane 0), against a NumPy loop. The test of the test: without the meetings, the other
+    lanes read the sum before lane 0 wrote it."""
+    T, R, D = 3, 3, 7
+    init = np.random.default_rng(0).normal(size=(R, D))
+    want, x = [], init
+    for _ in range(T):
+        y = 0.5 * x + 0.01 * x.sum(axis=1, keepdims=True)
+        want.append(y)
+        x = y
+    for sync in (True, False):
+        local = threading.local()
+        xs, ys, tot = np.zeros((T * R, D)), np.zeros((T * R, D)), np.zeros(R)
+        run_lanes(_steps_seg(local, T, sync), local, (init, xs, ys, tot), R, delay_lane0=0.05)
+        ok = np.allclose(ys, np.concatenate(want), rtol=1e-12)
+        assert ok == sync, (sync, W)
+
+
+def test_a_narrow_simulations_rows_take_a_thread_each(monkeypatch):
+    """On a GPU (a warp of 32 lanes, blocks of 128): a joined kernel whose arguments are all
+    narrower than a warp gives each row one thread (32 rows a warp); with a wide argument, a row
+    body's lanes a warp, or the block for few wide rows."""
+    from ppl.kernels.native import launch as L
+    monkeypatch.setattr(L, "LANES", 32)
+    monkeypatch.setattr(L, "BLOCK", 128)
+    assert L.joined_lanes(10_000, 1, 3) == 1
+    assert L.joined_lanes(10_000, 0, 784) == 32   # a row sum into a 1-D array over 784 columns
+    assert L.joined_lanes(50, 784, 784) == 128
