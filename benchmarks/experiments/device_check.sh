@@ -15,9 +15,10 @@
 # everything; SKIP_INSTALL=1 uses the ppl it already imports; TESTS names the test files (default
 # all of tests/), CASES and ESTIMATORS gpu.py's (default sbn784-200, its four estimators), BATCHES
 # and RUN_SECONDS its batches and the aim of one timed run (default 0.2 s), PRODUCTS its products
-# (tf32: as JAX's default), PROFILE_ESTIMATORS and PROFILE_BATCHES gpu_profile.py's.
+# (tf32: as JAX's default), PROFILE_ESTIMATORS and PROFILE_BATCHES gpu_profile.py's. SIMS=1 adds
+# benchmarks/gpu_simulations.py (PROBLEMS, SIM_BATCHES; T_SIM seconds, default 120) as a last stage.
 # Six files come back: versions.txt, cuda_tests.log, probe.jsonl, gpu.jsonl, profile.jsonl and
-# err.log (every stage's stderr). Each stage has its own time limit, so a stage that hangs leaves
+# err.log (every stage's stderr), and sims.jsonl with SIMS=1. Each stage has its own time limit, so a stage that hangs leaves
 # the others' output.
 set -u -o pipefail
 OUT=${OUT:-device_out}
@@ -57,3 +58,8 @@ echo "gpu.py: rc=$? $(wc -l < "$OUT/gpu.jsonl") lines"
 timeout "${T_PROFILE:-120}" "$PYTHON" -P benchmarks/experiments/gpu_profile.py --batches "${PROFILE_BATCHES:-50,4096}" --estimators "${PROFILE_ESTIMATORS:-straight_through,disarm}" \
     > "$OUT/profile.jsonl" 2>> "$OUT/err.log"
 echo "gpu_profile.py: rc=$? $(wc -l < "$OUT/profile.jsonl") lines"
+if [ "${SIMS:-0}" = 1 ]; then
+    timeout "${T_SIM:-120}" "$PYTHON" -P benchmarks/gpu_simulations.py --problems "${PROBLEMS:-sir,queue,inventory,branching}" --batches "${SIM_BATCHES:-1024,16384}" --rounds 3 \
+        > "$OUT/sims.jsonl" 2>> "$OUT/err.log"
+    echo "gpu_simulations.py: rc=$? $(wc -l < "$OUT/sims.jsonl") lines"
+fi

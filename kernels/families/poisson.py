@@ -23,7 +23,7 @@ def _inverse_cdf(rate, u):
     """The smallest k with P(K <= k) >= u, as a float64 count."""
     lam = float(rate)
     uu = float(u)
-    loglam = math.log(lam)
+    loglam = math.log(lam) if lam != 0.0 else -math.inf   # log 0 as compiled code has it (not the simulator's error)
     logp = -lam
     F = math.exp(logp)
     k = 0.0
