@@ -5,13 +5,14 @@ joined kernel that would not compile on a device (and so would fall back to one 
 member, with a warning) is found on any machine.
 
     python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python [--cases sbn784-200,walk,sim:sir]
-        [--estimators straight_through,score,disarm,rebar] [--cc 9.0]
+        [--estimators straight_through,score,disarm,rebar] [--cc 9.0] [--ptxas ENV/.../nvidia/cuda_nvcc/bin/ptxas]
 
 ENV is a virtual environment with ppl and numba-cuda with the CUDA 12 toolkit's NVVM
 (`pip install -e . "numba-cuda[cu12]"`); no GPU is needed. The step runs once in Numba's simulator
 with its launches skipped, every declared kernel routed through `rows.fused` (one member or more),
 and each distinct (members, argument types) is recorded; then ENV's Python compiles each with
-`cuda.compile_ptx`. One JSON line per case and estimator, then one with the failures' messages.
+`cuda.compile_ptx`. One JSON line per case and estimator, then one with the counts and one per
+failure with its message; with --ptxas, a line per kernel with its registers, stack and spills.
 """
 import argparse
 import json
@@ -129,7 +130,25 @@ def record(cases, estimators, batch):
     return seen
 
 
-def compile_all(path, cc):
+def _members(kind, spec):
+    return [m[0] for m in (spec if kind == "fused" else spec[4])]
+
+
+def _ptxas(ptxas, ptx, cc):
+    """ptxas's figures for one kernel's PTX: registers a thread, spilled bytes, its stack frame."""
+    import re
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(ptx)
+    out = subprocess.run([ptxas, f"-arch=sm_{cc[0]}{cc[1]}", "-v", f.name, "-o", os.devnull],
+                         capture_output=True, text=True).stderr
+    os.unlink(f.name)
+    got = {k: int(v) for v, k in re.findall(r"(\d+) (registers|bytes stack frame|bytes spill stores|bytes spill loads)",
+                                              out)}
+    return {"registers": got.get("registers"), "stack_bytes": got.get("bytes stack frame"),
+            "spill_bytes": got.get("bytes spill stores", 0) + got.get("bytes spill loads", 0)}
+
+
+def compile_all(path, cc, ptxas=None):
     """In ENV (no simulator): each recorded kernel built and compiled to PTX; the failures."""
     from numba import cuda, types
     from ppl.kernels.cuda import core, fused, noise, rebar, relax, rows  # noqa: F401  (the families registered)
@@ -152,13 +171,16 @@ def compile_all(path, cc):
         try:
             kern = seg.kernel(np.dtype(dtype))
             lead = (types.int64,) if kind == "fused" else (types.int64, types.int64)   # W_ (and R_)
-            cuda.compile_ptx(kern.py_func, (*lead, *map(numba_type, tys)), cc=cc)
+            ptx, _ = cuda.compile_ptx(kern.py_func, (*lead, *map(numba_type, tys)), cc=cc)
             done[kind] += 1
+            if ptxas:
+                print(json.dumps({"case": case, "kind": kind, "members": _members(kind, spec),
+                                  **_ptxas(ptxas, ptx, cc)}), flush=True)
         except Exception as exc:   # noqa: BLE001  (every failure is reported)
             if os.environ.get("PTX_TRACE"):
                 import traceback
                 traceback.print_exc()
-            failures.append({"case": case, "kind": kind, "members": [m[0] for m in (spec if kind == "fused" else spec[3])],
+            failures.append({"case": case, "kind": kind, "members": _members(kind, spec),
                              "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400]}"})
     print(json.dumps({"compiled": done, "failed": len(failures), "cc": ".".join(map(str, cc))}))
     for f in failures:
@@ -172,11 +194,12 @@ def main():
     ap.add_argument("--estimators", default="straight_through,score,disarm,rebar")
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--cc", default="9.0")
+    ap.add_argument("--ptxas", help="ptxas of the CUDA toolkit: each kernel's registers, stack and spills")
     ap.add_argument("--compile", help=argparse.SUPPRESS)   # the second half, in ENV
     args = ap.parse_args()
     cc = tuple(int(x) for x in args.cc.split("."))
     if args.compile:
-        compile_all(args.compile, cc)
+        compile_all(args.compile, cc, args.ptxas)
         return
     seen = record(args.cases.split(","), args.estimators.split(","), args.batch)
     by_case = {}
@@ -187,8 +210,8 @@ def main():
     with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as f:
         pickle.dump(seen, f)
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    subprocess.run([args.ptx_python, os.path.abspath(__file__), "--compile", f.name, "--cc", args.cc], env=env,
-                   check=True)
+    subprocess.run([args.ptx_python, os.path.abspath(__file__), "--compile", f.name, "--cc", args.cc,
+                    *(["--ptxas", args.ptxas] if args.ptxas else [])], env=env, check=True)
     if not os.environ.get("PTX_KEEP"):
         os.unlink(f.name)
     else:
