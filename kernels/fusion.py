@@ -127,29 +127,47 @@ def row_source(members) -> str:
     return "\n".join(lines) + "\n"
 
 
-def step_view(k, shift, length) -> str:
-    """The rows of step it_ + shift of a loop's storage a<k> (`length` steps of rows)."""
+def step_view(storage, shift, length) -> str:
+    """The rows of step it_ + shift of a loop's storage (its name: a parameter of the kernel;
+    `length` steps of rows)."""
     at = "it_" if shift == 0 else f"(it_ {'+' if shift > 0 else '-'} {abs(shift)})"
-    return f"a{k}[{at} * (a{k}.shape[0] // {length}):({at} + 1) * (a{k}.shape[0] // {length})]"
+    return f"{storage}[{at} * ({storage}.shape[0] // {length}):({at} + 1) * ({storage}.shape[0] // {length})]"
 
 
-def steps_source(length, reverse, views, members, n) -> str:
-    """The source of ``seg(r, lane_, W_, a0, ..., a<n-1>)``: row r's work of every step of a loop
-    (``it_`` over range(length), from the last step down when reverse), each step's members in
-    order, the lanes meeting before each. ``views``: (name, k, shift), a name bound at each step
-    to storage a<k>'s rows of step it_ + shift (`step_view`); ``members``: (shape, lanes form or
-    not, the text of its arguments, the index among them of its loop array and of its group size
-    (or None), the step's test or "") where a text is an expression of a0, ..., the views and it_;
-    a member with a test runs at the steps that pass it."""
+def _words(text: str) -> list:
+    """The identifiers of an expression's text, in order."""
+    out, word = [], ""
+    for ch in text + " ":
+        if ch.isalnum() or ch == "_":
+            word += ch
+        else:
+            if word and not word[0].isdigit():
+                out.append(word)
+            word = ""
+    return out
+
+
+def steps_source(length, reverse, views, members, n, scratch=0) -> str:
+    """The source of ``seg(r, lane_, W_, a0, ..., a<n-1>, c0, ..., c<scratch-1>)``: row r's work of
+    every step of a loop (``it_`` over range(length), from the last step down when reverse), each
+    step's members in order, the lanes meeting before each. The c's are the kernel's own scratch
+    storages. ``views``: (name, storage, shift), a name bound at each step to a storage's rows of
+    step it_ + shift (`step_view`); ``members``: (shape, lanes form or not, the text of its
+    arguments, the index among them of its loop array and of its group size (or None), the
+    step's test or "") where a text is an expression of the parameters, the views and it_; a
+    member with a test runs at the steps that pass it."""
     rng = f"range({length} - 1, -1, -1)" if reverse else f"range({length})"
-    lines = [f"def seg(r, lane_, W_{''.join(f', a{i}' for i in range(n))}):", f"    for it_ in {rng}:"]
-    lines += [f"        {name} = {step_view(k, shift, length)}" for name, k, shift in views]
+    params = "".join([f", a{i}" for i in range(n)] + [f", c{i}" for i in range(scratch)])
+    lines = [f"def seg(r, lane_, W_{params}):", f"    for it_ in {rng}:"]
+    at = {name: step_view(storage, shift, length) for name, storage, shift in views}
     for k, (shape, formed, args, over, K, test) in enumerate(members):
         indent = "        "
         if test:
             lines.append(f"{indent}if {test}:")
             indent += "    "
         lines.append(f"{indent}lanes_sync(W_)")
+        used = dict.fromkeys(w for a in args for w in _words(a) if w in at)
+        lines += [f"{indent}{w} = {at[w]}" for w in used]   # a member's views made where it runs: short-lived
         names = [f"m{k}_{i}" for i in range(len(args))]
         lines += [f"{indent}{name} = {arg}" for name, arg in zip(names, args)]
         lines += _member_lines(k, shape, formed, ", ".join(names), names[over],

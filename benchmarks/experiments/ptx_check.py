@@ -171,7 +171,8 @@ def compile_all(path, cc, ptxas=None):
         try:
             kern = seg.kernel(np.dtype(dtype))
             lead = (types.int64,) if kind == "fused" else (types.int64, types.int64)   # W_ (and R_)
-            ptx, _ = cuda.compile_ptx(kern.py_func, (*lead, *map(numba_type, tys)), cc=cc)
+            scratch = () if kind == "fused" else (types.Array(types.float64, 1, "C"),) * len(spec[5])   # its own
+            ptx, _ = cuda.compile_ptx(kern.py_func, (*lead, *map(numba_type, tys), *scratch), cc=cc)
             done[kind] += 1
             if ptxas:
                 print(json.dumps({"case": case, "kind": kind, "members": _members(kind, spec),

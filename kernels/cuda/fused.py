@@ -16,14 +16,19 @@ one by one from then on, with a warning that names them and the error.
 ``stepped(spec, *args)``: a loop block of the step (a ``ppl.scan``'s steps) whose every member is
 a declared kernel at its rows, as ONE kernel: each row's lanes run every step's members in turn
 (kernels/fusion.py's ``steps_source``), instead of a launch per member and step. spec is
-``(length, reverse, n, views, members)``: views ``(name, k, shift)`` name storage ``a<k>``'s rows
-of step it_ + shift; each member is ``("family.name", argument texts, test)``, the texts
-expressions of ``a0 .. a<n-1>`` (``args``), the views and ``it_``, the test the steps it runs at
-("" for all). Where the members'
+``(length, reverse, n, views, members, folds)``: views ``(name, storage, shift)`` name a storage's
+(``a<k>``, or the kernel's own scratch ``c<i>``) rows of step it_ + shift; each member is
+``("family.name", argument texts, test)``, the texts expressions of ``a0 .. a<n-1>`` (``args``),
+the views and ``it_``, the test the steps it runs at ("" for all). A fold ``(rw, state, slots,
+decay, update)`` is a moving-average baseline's update deferred past the loop: its rows' weighted
+costs, kept at each step in scratch ``c<i>`` (rows.baseline_keep), summed into state[slots[t]]
+for each step t after the kernel (products.moving_average_fold), as each step's
+rows.moving_average_baseline would have (each step its own slot, read by no other step). Where the members'
 rows differ or the kernel does not compile, the steps run from Python, member by member.
 """
 import warnings
 
+import numpy as np
 from numba import cuda
 from numba.core.errors import NumbaError
 
@@ -103,10 +108,11 @@ class Segment:
 
 class Steps:
     """The kernel of one loop block (`stepped`): its members' loops, launchers and the rows they
-    run over, made at first use."""
+    run over, made at first use; its scratch storages (a fold's per-step rows, float64) and the
+    folds after it."""
 
     def __init__(self, spec):
-        self.length, self.reverse, self.n, self.views, items = spec
+        self.length, self.reverse, self.n, self.views, items, self.folds = spec
         self.members, self.launchers = [], []
         for kernel, args, test in items:
             family, _, name = kernel.partition(".")
@@ -123,16 +129,17 @@ class Steps:
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.names = tuple(kernel for kernel, _, _ in items)
         self.order = range(self.length - 1, -1, -1) if self.reverse else range(self.length)
-        self._kernels, self._rows, self.failed = {}, {}, False
+        self._kernels, self._rows, self._scratch, self._slots, self.failed = {}, {}, {}, None, False
 
     def kernel(self, dtype):
         if dtype not in self._kernels:
             glb = {"lanes_sync": L.lanes_sync}
             for k, (loop, _) in enumerate(self.members):
                 glb[f"f{k}"] = loop.gen.body(dtype)
-            src = fusion.steps_source(self.length, self.reverse, self.views, [m for _, m in self.members], self.n)
+            m = len(self.folds)
+            src = fusion.steps_source(self.length, self.reverse, self.views, [x for _, x in self.members], self.n, m)
             exec(compile(src, "<a loop block of the CUDA step>", "exec"), glb)
-            args = "".join(f", a{i}" for i in range(self.n))
+            args = "".join([f", a{i}" for i in range(self.n)] + [f", c{i}" for i in range(m)])
             kern = (f"def k(W_, R_{args}):\n"
                     f"    for i in range(cuda.grid(1), R_ * W_, cuda.gridsize(1)):\n"
                     f"        seg(i // W_, i % W_, W_{args})\n")
@@ -142,66 +149,91 @@ class Steps:
             self._kernels[dtype] = cuda.jit(kglb["k"])
         return self._kernels[dtype]
 
-    def rows(self, args):
+    def _env(self, args, it):
+        """The names a member's argument texts read at step it: a0, ..., c0, ..., the views, it_."""
+        env = {f"a{i}": a for i, a in enumerate(args[:self.n])}
+        env.update((f"c{i}", c) for i, c in enumerate(args[self.n:]))
+        env["it_"] = it
+        for name, storage, shift in self.views:
+            if storage in env:   # (the scratch, once it is made)
+                env[name] = eval(fusion.step_view(storage, shift, self.length), env)
+        return env
+
+    def _with_scratch(self, args):
+        """args and the scratch storages: each fold's rows of every step (float64, made once per
+        rows, before any capture: a step runs once before it is captured)."""
+        if not self.folds:
+            return args
+        env = self._env(args, self.order[0])
+        rows = tuple(eval(rw, env).shape[0] for rw, *_ in self.folds)
+        if rows not in self._scratch:
+            self._scratch[rows] = tuple(cuda.device_array(self.length * R, np.float64) for R in rows)
+        return (*args, *self._scratch[rows])
+
+    def _fold(self, full):
+        """Each fold after the steps (kernels/cuda/products.py's moving_average_fold)."""
+        from .products import moving_average_fold
+        if self._slots is None:
+            self._slots = [cuda.to_device(np.array(f[2], np.int64)) for f in self.folds]
+        env = self._env(full, self.order[0])
+        for i, (rw, state, _, decay, update) in enumerate(self.folds):
+            moving_average_fold(env[f"c{i}"], eval(rw, env), eval(state, env), self._slots[i], eval(decay, env),
+                                eval(update, env))
+
+    def rows(self, full):
         """(rows, the widest loop array's columns, the widest argument's, the dtype) that every member
         runs over at each step, or None where they differ (read at the first and last steps a
         member runs at)."""
-        key = tuple((getattr(a, "shape", None), str(getattr(a, "dtype", ""))) for a in args)
+        key = tuple((getattr(a, "shape", None), str(getattr(a, "dtype", ""))) for a in full)
         if key not in self._rows:
             seen = set()
             for _, exprs, over, test in self.launchers:
                 for it in {self.order[0], self.order[-1]}:
-                    env = self._env(args, it)
+                    env = self._env(full, it)
                     if eval(test, env):
                         a = eval(exprs[over], env)
                         seen.add((a.shape[0], a.shape[1] if a.ndim == 2 else 0, a.dtype))
             R = {x[0] for x in seen}
-            widest = max((a.shape[1] for a in args if getattr(a, "ndim", 0) == 2), default=0)
+            widest = max((a.shape[1] for a in full if getattr(a, "ndim", 0) == 2), default=0)
             self._rows[key] = (R.pop(), max(x[1] for x in seen), widest, next(iter(seen))[2]) if len(R) == 1 else None
         return self._rows[key]
 
     def __call__(self, *args):
-        at = None if self.failed else self.rows(args)
+        full = self._with_scratch(args)
+        at = None if self.failed else self.rows(full)
         if at is None:
-            self.one_by_one(args)
+            self.one_by_one(full)
             return
         R, cols, widest, dtype = at
         W = L.joined_lanes(R, cols, widest) if self.spread else 1   # a thread per row of a narrow simulation
-        if dtype in self._kernels:
-            L.run(self._kernels[dtype], R * W, W, R, *args)
-            return
         try:   # the first launch compiles the kernel
-            L.run(self.kernel(dtype), R * W, W, R, *args)
+            L.run(self.kernel(dtype), R * W, W, R, *full)
         except NumbaError as exc:   # the steps from Python from now on, said once
             self.failed = True
             warnings.warn(f"ppl: the CUDA step runs the loop of {', '.join(self.names)} step by step: its kernel did "
                           f"not compile ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})",
                           RuntimeWarning, stacklevel=3)
-            self.one_by_one(args)
+            self.one_by_one(full)
+            return
+        self._fold(full)
 
-    def _env(self, args, it):
-        """The names a member's argument texts read at step it: a0, ..., the views, it_."""
-        env = {f"a{i}": a for i, a in enumerate(args)}
-        env["it_"] = it
-        for name, k, shift in self.views:
-            env[name] = eval(fusion.step_view(k, shift, self.length), env)
-        return env
-
-    def one_by_one(self, args):
-        """Each step's members launched in turn from Python (the loop as the step printed it)."""
+    def one_by_one(self, full):
+        """Each step's members launched in turn from Python (the loop as the step printed it), then
+        the folds."""
         for it in self.order:
-            env = self._env(args, it)
+            env = self._env(full, it)
             for launcher, exprs, _, test in self.launchers:
                 if eval(test, env):
                     launcher(*(eval(e, env) for e in exprs))
+        self._fold(full)
 
 
 _STEPS = {}   # spec -> Steps
 
 
 def stepped(spec, *args):
-    """The loop block of ``spec`` (``(length, reverse, n, views, members)``) on ``args`` as one
-    kernel: the same result as its steps' members launched in turn."""
+    """The loop block of ``spec`` (``(length, reverse, n, views, members, folds)``) on ``args`` as
+    one kernel: the same result as its steps' members launched in turn."""
     st = _STEPS.get(spec)
     if st is None:
         st = _STEPS[spec] = Steps(spec)

@@ -397,3 +397,40 @@ def moving_average_baseline_launcher():
                                        "batch's rw-weighted mean of L (one block, deterministic).")
     moving_average_baseline.__kernels__ = []
     return moving_average_baseline
+
+
+_FOLD = []
+
+
+def moving_average_fold(keep, rw, state, slots, decay, update):
+    """After a loop block run as one kernel (kernels/cuda/fused.py): for each step t, what
+    moving_average_baseline adds to state[slots[t]] from that step's rows, keep[t R:(t + 1) R]
+    holding their rw-weighted L (rows.baseline_keep). One block per step, each summing as
+    moving_average_baseline's one block does (the same threads, the same order: the same bits)."""
+    from ..native.launch import configured, require_cuda, threads_for
+    require_cuda()
+    if not _FOLD:
+        from ..math import scalar
+        from ..native.launch import block_sum
+        from .device import device
+        average = device(scalar.moving_average)
+
+        @cuda.jit
+        def fold(keep, rw, state, slots, decay, update):
+            t = cuda.blockIdx.x
+            R = rw.shape[0]
+            slot = slots[t]
+            m = state[slot]
+            tot = 0.0
+            wsum = 0.0
+            for r in range(cuda.threadIdx.x, R, cuda.blockDim.x):
+                tot += keep[t * R + r]
+                wsum += rw[r]
+            tot = block_sum(tot)
+            wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it
+            if update and cuda.threadIdx.x == 0:
+                state[slot] = average(m, tot, wsum, decay, state[slot + 1] == 0)
+                state[slot + 1] = 1
+        _FOLD.append(fold)
+    if slots.shape[0]:
+        configured(_FOLD[0], slots.shape[0], threads_for(max(rw.shape[0], 1)))(keep, rw, state, slots, decay, update)

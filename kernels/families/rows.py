@@ -230,6 +230,15 @@ def loo_baseline_marginal(q, L, rw, K, S, strides, sizes, b):
         _loo_marginal_group(L, rw, K, S, i, c, strides, sizes, b)
 
 
+@rows("b")
+def baseline_keep(r, L, rw, state, slot, b, keep):
+    """moving_average_baseline's row half, in a loop block run as one CUDA kernel: b[r] = the
+    running mean held in state[slot]; keep[r] = rw[r] L[r] (weighted), which a fold after the
+    loop sums over the rows into state[slot] (kernels/cuda/products.py's moving_average_fold)."""
+    b[r] = state[slot]
+    keep[r] = weighted(rw[r], L[r])
+
+
 @njit(**_JIT)
 def moving_average_baseline(L, rw, state, slot, decay, b, update):
     """b[r] = the running mean held in state[slot] (from earlier steps, so the estimate stays
@@ -443,6 +452,7 @@ PARITY = {
     "loo_baseline_marginal": lambda g: (g.x(24), g.pos(24), 3, 4, (2,), (2,), g.out(24)),
     "moving_average_baseline": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt),
                                           1, 0.9, g.out(R), True),  # first step: seeds
+    "baseline_keep": lambda g: (g.x(R), g.pos(R), np.array([0, 0.3, 0, 0], g.dt), 1, g.out(R), g.out(R)),
     "linear_baseline_fwd": lambda g: (g.x(R, D), g.x(10), 2, g.x(R)),
     "linear_baseline_bwd": lambda g: (g.x(R, D), g.x(R), 2, g.x(10)),
     "baseline_residual": lambda g: (g.pos(R), g.x(R), g.x(R), g.out(R)),

@@ -305,6 +305,8 @@ class _Steps:
         """_memory with a per-step buffer and a step's rows of a storage read as the storage,
         at the row (each row's lanes run every step of that row)."""
         name = str(arg)
+        if isinstance(arg, _Kept):
+            return (name,), True
         if name in self.loop.binds and not isinstance(arg, Code):
             return (self.loop.binds[name],), True
         if isinstance(arg, Code) and name in self.slices:
@@ -321,8 +323,14 @@ class _Steps:
         """The name of a storage's rows of step it_ + shift in the kernel (s<k>, s<k>m, s<k>p)."""
         k = self.params.setdefault(full, len(self.params))
         name = f"s{k}" + {-1: "m", 0: "", 1: "p"}[shift]
-        self.views[name] = (k, shift)
+        self.views[name] = (f"a{k}", shift)
         return name
+
+    def scratch(self) -> str:
+        """A new scratch storage of the kernel's own (c<i>) and the name of its rows of step it_."""
+        i = sum(1 for v in self.views if v.startswith("k"))
+        self.views[f"k{i}"] = (f"c{i}", 0)
+        return f"k{i}"
 
     def text(self, s: str, names) -> str:
         """`s` with its names as the kernel's: a per-step buffer its storage's rows of step it_
@@ -340,6 +348,8 @@ class _Steps:
         return out + s[at:]
 
     def arg(self, a) -> str:
+        if isinstance(a, _Kept):
+            return str(a)
         if isinstance(a, Code) and str(a) in self.slices:
             return self.view(*self.slices[str(a)])
         for n, _, _ in arg_names(a):
@@ -358,6 +368,8 @@ def _tested(block: ir.Block, steps: _Steps):
             last = test = steps.text(str(line), line.names).strip()[3:-1]
         elif line.call is None and head == "else:" and last is not None:
             test, last = f"not ({last})", None
+        elif line.call is None and head == "pass" and test is not None:
+            continue
         elif line.call is not None and test is not None and _loop_of(line, indented=True) is not None:
             out.append((line, test))
         else:
@@ -379,11 +391,37 @@ def _hoisted(st: ir.Stmt, loop: ir.Loop):
     return ir.Stmt(Call(st.call.kernel, args, wrap=st.call.wrap), st.owner)
 
 
+class _Kept(str):
+    """A member's argument that is the kernel's own scratch (`_Steps.scratch`: its step's rows)."""
+
+
+def _folded(st: ir.Stmt, steps: _Steps):
+    """A moving-average baseline in a loop block (rows.moving_average_baseline) as its row half, a
+    member (rows.baseline_keep, keeping each row's weighted cost of the step in scratch), and its
+    fold after the loop ((rw, state, slots, decay, update) of `stepped`'s spec), or None where
+    the steps do not each have their own slot."""
+    L, rw, state, slot, decay, b, update = st.call.args
+    if any(n != ir.LOOP_VAR for n, _, _ in arg_names(slot)):
+        return None
+    slots = tuple(int(eval(str(slot), {ir.LOOP_VAR: t})) for t in range(steps.loop.length))
+    if len(set(slots)) != len(slots):
+        return None   # a slot shared by the steps: a later step reads what an earlier one folds in
+    keep = _Kept(steps.scratch())
+    member = ir.Stmt(Call(KernelRef("rows", "baseline_keep"), (L, rw, state, slot, b, keep)), st.owner)
+    return member, (steps.arg(rw), steps.arg(state), slots, steps.arg(decay), steps.arg(update))
+
+
 def _one_kernel(loop: ir.Loop, per: int):
     """The loop block as [its pre, one rows.stepped call, its checks after it], or None."""
-    steps, members, after = _Steps(loop), [], []
+    steps, members, after, folds = _Steps(loop), [], [], []
     for st in loop.body:
-        if isinstance(st, ir.Block):
+        if isinstance(st, ir.Stmt) and st.kernel == ("rows", "moving_average_baseline") and not st.call.indent:
+            got = _folded(st, steps)
+            if got is None:
+                return None
+            members.append((got[0], ""))
+            folds.append(got[1])
+        elif isinstance(st, ir.Block):
             got = _tested(st, steps)
             if not got:
                 return None
@@ -413,8 +451,9 @@ def _one_kernel(loop: ir.Loop, per: int):
     if written & past or len(rows) != 1 or None in rows or len(steps.params) > MAX_STEP_ARGS:
         return None   # a row reads what another row writes (at another step), or rows unknown or unequal
     args = [steps.records.get(n, code("{n}", n=n)) for n in steps.params]
-    views = tuple((name, k, shift) for name, (k, shift) in sorted(steps.views.items(), key=lambda v: v[1]))
-    full = (loop.length, loop.reverse, len(args), views, tuple(spec))
+    views = tuple((name, *at) for name, at in sorted(steps.views.items(), key=lambda v: (v[1][0][0], int(v[1][0][1:]),
+                                                                                        v[1][1])))
+    full = (loop.length, loop.reverse, len(args), views, tuple(spec), tuple(folds))
     call = Call(KernelRef("rows", "stepped"), [Const(repr(full)), *args])
     return [*loop.pre, ir.Stmt(call, members[0][0].owner), *after]
 

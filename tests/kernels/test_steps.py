@@ -36,19 +36,24 @@ def walk(est_name):
     return m
 
 
-def drift():
-    """A scan of 3 steps of a Normal (pathwise) carried through tanh."""
-    with ppl.Model("steps_drift") as m:
+def pair():
+    """A scan over x's 3 columns carrying a Normal (pathwise) and a Bernoulli (score, its
+    moving-average baseline folded after the loop): the carries' cotangents go back by blocks
+    of `if it_ > 0` / `else`, one of them empty."""
+    with ppl.Model("steps_pair") as m:
         x = m.input("x", 3)
-        s0 = ppl.Affine(x, 2, name="start")
-        a = ppl.param("a", 2, 0.7)
+        a, c, w = ppl.param("a", 1, 0.8), ppl.param("c", 1, 0.5), ppl.param("w", 1, 1.2)
 
-        def body(s, _):
-            z = ppl.Normal("z", loc=ppl.tanh(a * s), scale=0.5)
-            return s + 0.3 * z, z
-
-        last, _ = ppl.scan(body, s0, length=3)
-        m.cost("end", ppl.total(last * last))
+        def body(carry, xt):
+            z, b = carry
+            z = ppl.Normal("z", a * z + c * b + 0.1 * xt, 0.5)
+            b = ppl.Bernoulli("b", logits=w * z)
+            m.cost("c", ppl.total(0.5 * ((z - 1.0) * (z - 1.0))))
+            return (z, b), b
+        z0 = ppl.Affine(x, 1, name="z0")
+        (zl, bl), bs = ppl.scan(body, (z0, 0.0 * z0), xs=x)
+        m.cost("flags", ppl.total(0.3 * ppl.rowsum(bs)))
+        m.cost("end", ppl.total(zl * bl))
     return m
 
 
@@ -64,18 +69,18 @@ def _fit(model, target, est, step=True, monkeypatch=None):
     hist = ppl.fit(prog, DATA, ppl.optim.Adam(lr=0.05), steps=4, batch_size=4, progress=False)
     if target == "cuda":
         prog.pull()
-    return np.asarray(hist.loss), prog.theta.copy(), prog.source
+    return np.asarray(hist.loss), np.concatenate([prog.theta, prog.state]), prog.source
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("case, est, kernels", [("walk", "straight_through", 2), ("walk", "disarm", 1),
-                                                ("drift", "auto", 2)])
+                                                ("walk", "score", 2), ("pair", "auto", 2)])
 def test_a_loop_block_as_one_kernel_trains_as_its_steps_do(case, est, kernels, monkeypatch):
     """fit on the CUDA target with each steppable loop block one launch, against the step's loops
-    launched step by step (bit for bit) and the CPU program (to rounding). DisARM's backward
-    block stays a loop: its gradient reads the pair's other row, which another row's lanes write.
-    """
-    model = walk(est) if case == "walk" else drift()
+    launched step by step (bit for bit) and the CPU program (to rounding): parameters and state
+    (the score's moving-average baselines, folded after the loop). DisARM's backward block stays
+    a loop: its gradient reads the pair's other row, which another row's lanes write."""
+    model = walk(est) if case == "walk" else pair()
     one, source = _fit(model, "cuda", est), None
     one, source = one[:2], one[2]
     assert source.count("rows.stepped(") == kernels, source
@@ -145,7 +150,7 @@ def _steps_seg(local, T, sync=True):
     def late_rowsum(r, x, out):   # the row's total, on lane 0 (a row body without its lanes form), late
         time.sleep(0.01)
         _rowsum(r, x, out)
-    views = (("s1", 1, 0), ("s2", 2, 0), ("s2m", 2, -1))
+    views = (("s1", "a1", 0), ("s2", "a2", 0), ("s2m", "a2", -1))
     x, y, prev = "s1", "s2", "s2m"
     members = [("rows", True, ("a0", x), 1, None, "it_ == 0"), ("rows", True, (prev, x), 1, None, "not (it_ == 0)"),
                ("rows", False, (x, "a3"), 0, None, ""), ("cells", False, (x, "a3", y), 2, None, "")]
@@ -187,3 +192,28 @@ def test_a_narrow_simulations_rows_take_a_thread_each(monkeypatch):
     assert L.joined_lanes(10_000, 1, 3) == 1
     assert L.joined_lanes(10_000, 0, 784) == 32   # a row sum into a 1-D array over 784 columns
     assert L.joined_lanes(50, 784, 784) == 128
+
+
+def test_a_baseline_folds_after_the_loop_only_where_each_step_has_its_slot():
+    """The score's moving-average baseline in a loop block: its row half joins the block's kernel
+    and its update folds after it when each step keeps its own slot of the state (the update of
+    one step is read by no other); a slot the steps share keeps the loop (a later step reads what
+    an earlier one folded in)."""
+    from ppl.calls import Buf, Call, KernelRef, StepArg, code
+    from ppl.kernels.cuda import core  # noqa: F401  (registers the CUDA launchers)
+    from ppl.lowering import ir
+
+    def block(slot):
+        loop = ir.Loop(3, True, {})
+        L, rw, b, w = Buf("L"), Buf("rw_"), Buf("b"), Buf("w")
+        loop.body = [ir.Stmt(Call(KernelRef("rows", "moving_average_baseline"),
+                                  (L, rw, StepArg("state"), slot, 0.9, b, True))),
+                     ir.Stmt(Call(KernelRef("rows", "score_weights"), (rw, L, b, w)))]
+        return launches.stepped([loop], 1)
+
+    out = block(code("{o} + {it} * 2", o=4, it=ir.LOOP_VAR))
+    assert len(out) == 1 and str(out[0]).startswith("rows.stepped((3, True, ")
+    spec = eval(str(out[0].call.args[0]))
+    assert [m[0] for m in spec[4]] == ["rows.baseline_keep", "rows.score_weights"]
+    assert spec[5] == (("a0", "a1", (4, 6, 8), "0.9", "True"),)   # rw_, state; the slots of steps 0, 1, 2
+    assert isinstance(block(4)[0], ir.Loop)
