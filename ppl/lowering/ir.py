@@ -163,9 +163,21 @@ LOOP_VAR = "it_"   # a loop block's step index in the printed step
 STEP_INDEX = code("{it}", it=LOOP_VAR)   # it as code (calls.code: its name recorded)
 
 
+class PerStep(Code):
+    """An offset that moves on by `size` each step (`per_step`), its parts kept: `off` (None, a
+    number or code) and `size`."""
+
+    def at(self, t: int) -> int:
+        """Its value at step t, where `off` is a number (or None)."""
+        return (self.off or 0) + t * self.size
+
+
 def per_step(size: int, off=None) -> Code:
     """off + it_ * size (it_ * size without `off`): an offset that moves on by `size` each step."""
-    return code(("{off} + " if off is not None else "") + "{it} * {size}", off=off, it=LOOP_VAR, size=size)
+    c = code(("{off} + " if off is not None else "") + "{it} * {size}", off=off, it=LOOP_VAR, size=size)
+    out = PerStep(str(c), c.names)
+    out.off, out.size = off, size
+    return out
 
 
 class Loop:

@@ -401,11 +401,9 @@ def _folded(st: ir.Stmt, steps: _Steps):
     fold after the loop ((rw, state, slots, decay, update) of `stepped`'s spec), or None where
     the steps do not each have their own slot."""
     L, rw, state, slot, decay, b, update = st.call.args
-    if any(n != ir.LOOP_VAR for n, _, _ in arg_names(slot)):
-        return None
-    slots = tuple(int(eval(str(slot), {ir.LOOP_VAR: t})) for t in range(steps.loop.length))
-    if len(set(slots)) != len(slots):
+    if not (isinstance(slot, ir.PerStep) and isinstance(slot.off, (int, type(None))) and slot.size >= 2):
         return None   # a slot shared by the steps: a later step reads what an earlier one folds in
+    slots = tuple(slot.at(t) for t in range(steps.loop.length))
     keep = _Kept(steps.scratch())
     member = ir.Stmt(Call(KernelRef("rows", "baseline_keep"), (L, rw, state, slot, b, keep)), st.owner)
     return member, (steps.arg(rw), steps.arg(state), slots, steps.arg(decay), steps.arg(update))
