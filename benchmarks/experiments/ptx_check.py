@@ -4,7 +4,7 @@ kernels/cuda/fused.py builds it and compiled by numba-cuda's NVVM for a GPU arch
 joined kernel that would not compile on a device (and so would fall back to one launch per
 member, with a warning) is found on any machine.
 
-    python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python [--cases sbn784-200,walk,sim:sir]
+    python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python [--cases sbn784-200,walk,sim:sir,model:gaussian_vae]
         [--estimators straight_through,score,disarm,rebar] [--cc 9.0] [--ptxas ENV/.../nvidia/cuda_nvcc/bin/ptxas]
 
 ENV is a virtual environment with ppl and numba-cuda with the CUDA 12 toolkit's NVVM
@@ -110,6 +110,21 @@ def record(cases, estimators, batch):
                 current[0] = case
                 prog = spec.build(sims.PROBLEMS[case[4:]].T, "ptx").compile(dtype=np.float32, target="cuda")
                 a = prog.args(spec.data(batch))
+                sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
+                lc.instrument(lc.Counter())
+                prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
+                continue
+            if case.startswith("model:"):   # a bundled model (ppl.models) on zeros, each estimator that applies
+                import ppl
+                from ppl.models import get
+                current[0] = f"{case}/{est}"
+                try:
+                    prog = get(case[6:]).build().compile(estimators=jp.ESTIMATORS.get(est, est), dtype=np.float32,
+                                                         target="cuda")
+                except ppl.ModelError:
+                    continue
+                data = {n: np.zeros((batch, prog.model.nodes[n].width), np.float32) for n in prog.layout.inputs}
+                a = prog.args(data) if data else prog.args(None, batch)
                 sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
                 lc.instrument(lc.Counter())
                 prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
