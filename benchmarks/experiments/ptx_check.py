@@ -4,11 +4,14 @@ kernels/cuda/fused.py builds it and compiled by numba-cuda's NVVM for a GPU arch
 joined kernel that would not compile on a device (and so would fall back to one launch per
 member, with a warning) is found on any machine.
 
-    python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python [--cases sbn784-200,walk,sim:sir,model:gaussian_vae]
-        [--estimators straight_through,score,disarm,rebar] [--cc 9.0] [--ptxas ENV/.../nvidia/cuda_nvcc/bin/ptxas]
+    python benchmarks/experiments/ptx_check.py --ptx-python ENV/bin/python
+        [--cases sbn784-200,walk,sim:sir,model:gaussian_vae] [--estimators straight_through,score,disarm,rebar]
+        [--cc 9.0] [--ptxas ENV/.../nvidia/cuda_nvcc/bin/ptxas]
 
 ENV is a virtual environment with ppl and numba-cuda with the CUDA 12 toolkit's NVVM
-(`pip install -e . "numba-cuda[cu12]"`); no GPU is needed. The step runs once in Numba's simulator
+(`pip install -e . "numba-cuda[cu12]"`); no GPU is needed. A case is a jax_peers SBN case, `walk`
+(a scan of Bernoulli moves), `sim:<problem>` (benchmarks/simulations.py's model, its defaults) or
+`model:<name>` (a bundled model on zeros, each estimator that applies). The step runs once in Numba's simulator
 with its launches skipped, every declared kernel routed through `rows.fused` (one member or more),
 and each distinct (members, argument types) is recorded; then ENV's Python compiles each with
 `cuda.compile_ptx`. One JSON line per case and estimator, then one with the counts and one per
