@@ -370,36 +370,62 @@ def expand_rows_launcher():
     return expand_rows
 
 
-def moving_average_baseline_launcher():
-    from ..math import scalar
-    from ..native.launch import block_sum, single_block
-    from .device import device
-    weighted, average = device(scalar.weighted), device(scalar.moving_average)
+_AVERAGE = []
 
-    @cuda.jit
-    def kernel(L, rw, state, slot, decay, b, update):
-        m = state[slot]
-        tot = 0.0
-        wsum = 0.0
-        for r in range(cuda.threadIdx.x, L.shape[0], cuda.blockDim.x):
-            b[r] = m
-            tot += weighted(rw[r], L[r])
-            wsum += rw[r]
-        tot = block_sum(tot)
-        wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it
-        if update and cuda.threadIdx.x == 0:
-            state[slot] = average(m, tot, wsum, decay, state[slot + 1] == 0)
-            state[slot + 1] = 1
+
+def _average_kernels():
+    """(moving_average_baseline's one-block kernel, moving_average_fold's block-per-step kernel),
+    made once: both end in `folded`, the block's sums and thread 0's update of the state."""
+    if not _AVERAGE:
+        from ..math import scalar
+        from ..native.launch import block_sum
+        from .device import device
+        weighted, average = device(scalar.weighted), device(scalar.moving_average)
+
+        @cuda.jit(device=True)
+        def folded(m, tot, wsum, state, slot, decay, update):
+            tot = block_sum(tot)
+            wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it
+            if update and cuda.threadIdx.x == 0:
+                state[slot] = average(m, tot, wsum, decay, state[slot + 1] == 0)
+                state[slot + 1] = 1
+
+        @cuda.jit
+        def one_block(L, rw, state, slot, decay, b, update):
+            m = state[slot]
+            tot = 0.0
+            wsum = 0.0
+            for r in range(cuda.threadIdx.x, L.shape[0], cuda.blockDim.x):
+                b[r] = m
+                tot += weighted(rw[r], L[r])
+                wsum += rw[r]
+            folded(m, tot, wsum, state, slot, decay, update)
+
+        @cuda.jit
+        def per_step(keep, rw, state, slots, decay, update):
+            t = cuda.blockIdx.x
+            R = rw.shape[0]
+            slot = slots[t]
+            m = state[slot]
+            tot = 0.0
+            wsum = 0.0
+            for r in range(cuda.threadIdx.x, R, cuda.blockDim.x):
+                tot += keep[t * R + r]   # rows.baseline_keep's weighted(rw[r], L[r]) of step t
+                wsum += rw[r]
+            folded(m, tot, wsum, state, slot, decay, update)
+        _AVERAGE.extend((one_block, per_step))
+    return _AVERAGE
+
+
+def moving_average_baseline_launcher():
+    from ..native.launch import single_block
 
     def moving_average_baseline(L, rw, state, slot, decay, b, update):
-        single_block(kernel, L.shape[0])(L, rw, state, slot, decay, b, update)
+        single_block(_average_kernels()[0], L.shape[0])(L, rw, state, slot, decay, b, update)
     moving_average_baseline.__doc__ = ("b[r] = the running mean in state[slot]; then, if update, fold in this "
                                        "batch's rw-weighted mean of L (one block, deterministic).")
     moving_average_baseline.__kernels__ = []
     return moving_average_baseline
-
-
-_FOLD = []
 
 
 def moving_average_fold(keep, rw, state, slots, decay, update):
@@ -409,28 +435,6 @@ def moving_average_fold(keep, rw, state, slots, decay, update):
     moving_average_baseline's one block does (the same threads, the same order: the same bits)."""
     from ..native.launch import configured, require_cuda, threads_for
     require_cuda()
-    if not _FOLD:
-        from ..math import scalar
-        from ..native.launch import block_sum
-        from .device import device
-        average = device(scalar.moving_average)
-
-        @cuda.jit
-        def fold(keep, rw, state, slots, decay, update):
-            t = cuda.blockIdx.x
-            R = rw.shape[0]
-            slot = slots[t]
-            m = state[slot]
-            tot = 0.0
-            wsum = 0.0
-            for r in range(cuda.threadIdx.x, R, cuda.blockDim.x):
-                tot += keep[t * R + r]
-                wsum += rw[r]
-            tot = block_sum(tot)
-            wsum = block_sum(wsum)  # every thread has read state[slot] before thread 0 writes it
-            if update and cuda.threadIdx.x == 0:
-                state[slot] = average(m, tot, wsum, decay, state[slot + 1] == 0)
-                state[slot + 1] = 1
-        _FOLD.append(fold)
     if slots.shape[0]:
-        configured(_FOLD[0], slots.shape[0], threads_for(max(rw.shape[0], 1)))(keep, rw, state, slots, decay, update)
+        configured(_average_kernels()[1], slots.shape[0], threads_for(max(rw.shape[0], 1)))(
+            keep, rw, state, slots, decay, update)
