@@ -19,9 +19,9 @@ from ppl.lowering import launches
 from test_lanes import W, python_lanes, run_lanes   # tests/kernels/: the lanes helpers over threads
 
 
-def walk(est_name):
-    """A scan of 4 steps: each draws a Bernoulli move from the carried position (a simulation)."""
-    with ppl.Model(f"steps_walk_{est_name}") as m:
+def walk(est_name, T=4):
+    """A scan of T steps: each draws a Bernoulli move from the carried position (a simulation)."""
+    with ppl.Model(f"steps_walk_{est_name}_{T}") as m:
         x = m.input("x", 3)
         s0 = ppl.Affine(x, 1, name="start")
         w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
@@ -31,7 +31,7 @@ def walk(est_name):
             m.cost("step", ppl.total(0.5 * (s * s)))
             return s + 2.0 * up - 1.0, up
 
-        last, ups = ppl.scan(body, s0, length=4)
+        last, ups = ppl.scan(body, s0, length=T)
         m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
     return m
 
@@ -221,3 +221,39 @@ def test_a_baseline_folds_after_the_loop_only_where_each_step_has_its_slot():
     assert spec[5] == (("a0", "a1", (4, 6, 8), "0.9", "True"),)   # rw_, state; the slots of steps 0, 1, 2
     assert isinstance(block(4)[0], ir.Loop)   # one slot for every step
     assert isinstance(block(ir.per_step(1, 4))[0], ir.Loop)   # step t's flag is step t + 1's mean
+
+
+def _launches(prog, data):
+    """The kernel launches of one gradient step of a CUDA program (each launch counted, then run)."""
+    import sys
+    from ppl.kernels.native import launch
+    real, count = launch.configured, [0]
+
+    def counting(kernel, grid, block):
+        count[0] += 1
+        return real(kernel, grid, block)
+    mods = [m for name, m in list(sys.modules.items())
+            if name.startswith("ppl.kernels") and getattr(m, "configured", None) is real]
+    for m in mods:
+        m.configured = counting
+    try:
+        prog.grad(data, seed=1)
+    finally:
+        for m in mods:
+            m.configured = real
+    return count[0]
+
+
+@pytest.mark.cuda
+def test_a_steps_launches_do_not_grow_with_the_loops_length(monkeypatch):
+    """The walk under the score function (both blocks one kernel, the baseline folded after):
+    as many launches for 8 steps as for 4. The test of the test: with the blocks launched step by
+    step, 8 steps take more."""
+    data = {"x": DATA["x"][:4]}
+    n = [_launches(walk("score", T).compile(dtype=np.float64, seed=2, target="cuda", estimators="score"), data)
+         for T in (4, 8)]
+    assert n[0] == n[1], n
+    monkeypatch.setattr(launches, "stepped", lambda stmts, per: stmts)
+    m = [_launches(walk("score", T).compile(dtype=np.float64, seed=2, target="cuda", estimators="score"), data)
+         for T in (4, 8)]
+    assert m[1] > m[0] > n[0], (m, n)
