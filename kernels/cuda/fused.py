@@ -38,22 +38,45 @@ from ..native import launch as L
 _SEGMENTS = {}   # spec -> Segment
 
 
+def _member(kernel, what):
+    """(CUDA launcher, its loop, the indices among the loop's arguments of its loop array and of its
+    group size (or None), whether a rows body has its lanes form) of a member "family.name"."""
+    family, _, name = kernel.partition(".")
+    launcher = registry.lookup(family, name).impls["cuda"]
+    loop = launcher.__loop__
+    if loop.shape not in fusion.SHAPES:
+        raise ValueError(f"{what}: {family}.{name} runs over {loop.shape}, not rows")
+    K = loop.args.index(loop.K) if loop.shape == "groups" else None
+    return launcher, loop, loop.args.index(loop.over), K, loop.shape == "rows" and loop.gen.formed
+
+
+def _kernel(members, dtype, src, params, lead, rows, prefix, names):
+    """The kernel ``k(W_<lead>, *params)`` of a grid-stride loop over `rows` (an expression of
+    its arguments) times W_ lanes, each row's lanes running ``seg`` (`src`: fusion.row_source or
+    steps_source) with its members' device bodies ``f<k>`` for arrays of `dtype`."""
+    glb = {"lanes_sync": L.lanes_sync}
+    for k, (loop, _) in enumerate(members):
+        glb[f"f{k}"] = loop.gen.body(dtype)
+    exec(compile(src, f"<{prefix}row of the CUDA step>", "exec"), glb)
+    args = "".join(f", {p}" for p in params)
+    kern = (f"def k(W_{lead}{args}):\n"
+            f"    for i in range(cuda.grid(1), {rows} * W_, cuda.gridsize(1)):\n"
+            f"        seg(i // W_, i % W_, W_{args})\n")
+    kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
+    exec(compile(kern, f"<{prefix}kernel of the CUDA step>", "exec"), kglb)
+    kglb["k"].__name__ = prefix + "_".join(n.partition(".")[2] for n in names)[:80]
+    return cuda.jit(kglb["k"])
+
+
 class Segment:
     """The joined kernel of one spec: its members' loops and launchers, made at first use."""
 
     def __init__(self, spec):
         self.launchers, self.members = [], []
         for kernel, pos in spec:
-            family, _, name = kernel.partition(".")
-            launcher = registry.lookup(family, name).impls["cuda"]
-            loop = launcher.__loop__
-            if loop.shape not in fusion.SHAPES:
-                raise ValueError(f"fused: {family}.{name} runs over {loop.shape}, not rows")
-            over = pos[loop.args.index(loop.over)]
-            K = pos[loop.args.index(loop.K)] if loop.shape == "groups" else None
-            formed = loop.shape == "rows" and loop.gen.formed
+            launcher, loop, over, K, formed = _member(kernel, "fused")
             self.launchers.append((launcher, tuple(pos)))
-            self.members.append((loop, (loop.shape, formed, tuple(pos), over, K)))
+            self.members.append((loop, (loop.shape, formed, tuple(pos), pos[over], None if K is None else pos[K])))
         self.overs = tuple(m[3] for _, m in self.members)
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.n = 1 + max(p for _, pos in self.launchers for p in pos)
@@ -64,19 +87,9 @@ class Segment:
         """The joined kernel for arrays of `dtype` (a member's body may differ by dtype: a noise
         fill's), made at its first use."""
         if dtype not in self._kernels:
-            glb = {"lanes_sync": L.lanes_sync}
-            for k, (loop, _) in enumerate(self.members):
-                glb[f"f{k}"] = loop.gen.body(dtype)
             src = fusion.row_source([m for _, m in self.members])
-            exec(compile(src, "<joined row of the CUDA step>", "exec"), glb)
-            args = "".join(f", a{i}" for i in range(self.n))
-            kern = (f"def k(W_{args}):\n"
-                    f"    for i in range(cuda.grid(1), a{self.overs[0]}.shape[0] * W_, cuda.gridsize(1)):\n"
-                    f"        seg(i // W_, i % W_, W_{args})\n")
-            kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
-            exec(compile(kern, "<joined kernel of the CUDA step>", "exec"), kglb)
-            kglb["k"].__name__ = "joined_" + "_".join(n.partition(".")[2] for n in self.names)[:80]
-            self._kernels[dtype] = cuda.jit(kglb["k"])
+            self._kernels[dtype] = _kernel(self.members, dtype, src, [f"a{i}" for i in range(self.n)], "",
+                                           f"a{self.overs[0]}.shape[0]", "joined_", self.names)
         return self._kernels[dtype]
 
     def __call__(self, *args):
@@ -115,14 +128,7 @@ class Steps:
         self.length, self.reverse, self.n, self.views, items, self.folds = spec
         self.members, self.launchers = [], []
         for kernel, args, test in items:
-            family, _, name = kernel.partition(".")
-            launcher = registry.lookup(family, name).impls["cuda"]
-            loop = launcher.__loop__
-            if loop.shape not in fusion.SHAPES:
-                raise ValueError(f"stepped: {family}.{name} runs over {loop.shape}, not rows")
-            over = loop.args.index(loop.over)
-            K = loop.args.index(loop.K) if loop.shape == "groups" else None
-            formed = loop.shape == "rows" and loop.gen.formed
+            launcher, loop, over, K, formed = _member(kernel, "stepped")
             self.members.append((loop, (loop.shape, formed, tuple(args), over, K, test)))
             self.launchers.append((launcher, [compile(a, "<step argument>", "eval") for a in args], over,
                                    compile(test or "True", "<step test>", "eval")))
@@ -133,20 +139,10 @@ class Steps:
 
     def kernel(self, dtype):
         if dtype not in self._kernels:
-            glb = {"lanes_sync": L.lanes_sync}
-            for k, (loop, _) in enumerate(self.members):
-                glb[f"f{k}"] = loop.gen.body(dtype)
             m = len(self.folds)
             src = fusion.steps_source(self.length, self.reverse, self.views, [x for _, x in self.members], self.n, m)
-            exec(compile(src, "<a loop block of the CUDA step>", "exec"), glb)
-            args = "".join([f", a{i}" for i in range(self.n)] + [f", c{i}" for i in range(m)])
-            kern = (f"def k(W_, R_{args}):\n"
-                    f"    for i in range(cuda.grid(1), R_ * W_, cuda.gridsize(1)):\n"
-                    f"        seg(i // W_, i % W_, W_{args})\n")
-            kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
-            exec(compile(kern, "<the kernel of a loop block>", "exec"), kglb)
-            kglb["k"].__name__ = "steps_" + "_".join(n.partition(".")[2] for n in self.names)[:80]
-            self._kernels[dtype] = cuda.jit(kglb["k"])
+            params = [f"a{i}" for i in range(self.n)] + [f"c{i}" for i in range(m)]
+            self._kernels[dtype] = _kernel(self.members, dtype, src, params, ", R_", "R_", "steps_", self.names)
         return self._kernels[dtype]
 
     def _env(self, args, it):
