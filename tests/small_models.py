@@ -18,3 +18,22 @@ def two_layer_sbn(name):
         m.cost("lp2", ppl.log_prob(h2))
         m.cost("nll", ppl.bernoulli_nll(Affine(h2, 3, name="dec"), target=x))
     return m
+
+
+def walk(name, width, T):
+    """A scan of T steps from a start Affine(x) of x's `width` columns: each step draws a Bernoulli
+    move (logits w s + b) from the carried position s and pays s^2 / 2; the end pays the last
+    position squared and 0.3 times the moves made (a simulation as rows)."""
+    with Model(name) as m:
+        x = m.input("x", width)
+        s0 = Affine(x, 1, name="start")
+        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
+
+        def body(s, _):
+            up = Bernoulli("up", logits=w * s + b)
+            m.cost("step", ppl.total(0.5 * (s * s)))
+            return s + 2.0 * up - 1.0, up
+
+        last, ups = ppl.scan(body, s0, length=T)
+        m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
+    return m

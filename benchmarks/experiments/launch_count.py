@@ -64,10 +64,12 @@ def count(prog, X, B):
     return count_on(prog, {"x": X[:B]})
 
 
-def count_on(prog, data):
+def count_on(prog, data, batch=None):
+    """The launches of one gradient step of `prog` on `data` (`batch` rows drawn where it has no
+    inputs), counted by kernel, none of them run."""
     from numba import cuda
     counter = Counter()
-    a = prog.args(data)
+    a = prog.args(data or None, batch)
     sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
     instrument(counter)
     prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)

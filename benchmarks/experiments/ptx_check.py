@@ -67,7 +67,6 @@ def record(cases, estimators, batch):
     sys.path.insert(0, HERE)
     sys.path.insert(0, os.path.join(HERE, ".."))
     import launch_count as lc
-    from numba import cuda
     from ppl.kernels.cuda import fused
     from ppl.calls import Call, Const
     from ppl.lowering import ir, launches
@@ -112,10 +111,7 @@ def record(cases, estimators, batch):
                 spec = sims.PPL[case[4:]]
                 current[0] = case
                 prog = spec.build(sims.PROBLEMS[case[4:]].T, "ptx").compile(dtype=np.float32, target="cuda")
-                a = prog.args(spec.data(batch))
-                sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
-                lc.instrument(lc.Counter())
-                prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
+                lc.count_on(prog, spec.data(batch))
                 continue
             if case.startswith("model:"):   # a bundled model (ppl.models) on zeros, each estimator that applies
                 import ppl
@@ -126,25 +122,19 @@ def record(cases, estimators, batch):
                                                          target="cuda")
                 except ppl.ModelError:
                     continue
-                data = {n: np.zeros((batch, prog.model.nodes[n].width), np.float32) for n in prog.layout.inputs}
-                a = prog.args(data) if data else prog.args(None, batch)
-                sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
-                lc.instrument(lc.Counter())
-                prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
+                lc.count_on(prog, {n: np.zeros((batch, prog.model.nodes[n].width), np.float32)
+                                   for n in prog.layout.inputs}, batch)
                 continue
             if case == "walk" and est == "rebar":   # REBAR's relaxed rows do not cross a loop's steps
                 continue
             current[0] = f"{case}/{est}"
             if case == "walk":
                 prog = walk(est).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda")
-                a = prog.args({"x": np.ones((batch, 2), np.float32)})
+                lc.count_on(prog, {"x": np.ones((batch, 2), np.float32)})
             else:
                 prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda",
                                               **jp.COMPILE.get(est, {}))
-                a = prog.args({"x": X[:batch]})
-            sink = cuda.to_device(np.zeros(int(prog.module.SINK_WORDS), np.float64))
-            lc.instrument(lc.Counter())
-            prog.module.step(*a, np.uint64(1), np.int64(0), 1, sink)
+                lc.count(prog, X, batch)
     return seen
 
 

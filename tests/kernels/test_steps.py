@@ -16,24 +16,13 @@ import ppl
 from ppl.kernels import fusion
 from ppl.lowering import launches
 
+import small_models   # tests/: the graphs the tests share
 from test_lanes import W, python_lanes, run_lanes   # tests/kernels/: the lanes helpers over threads
 
 
 def walk(est_name, T=4):
     """A scan of T steps: each draws a Bernoulli move from the carried position (a simulation)."""
-    with ppl.Model(f"steps_walk_{est_name}_{T}") as m:
-        x = m.input("x", 3)
-        s0 = ppl.Affine(x, 1, name="start")
-        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
-
-        def body(s, _):
-            up = ppl.Bernoulli("up", logits=w * s + b)
-            m.cost("step", ppl.total(0.5 * (s * s)))
-            return s + 2.0 * up - 1.0, up
-
-        last, ups = ppl.scan(body, s0, length=T)
-        m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
-    return m
+    return small_models.walk(f"steps_walk_{est_name}_{T}", 3, T)
 
 
 def pair():

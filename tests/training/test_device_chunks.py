@@ -15,6 +15,8 @@ from ppl.kernels.native.launch import on_stream
 from ppl.runtime.cuda_graph import Replay
 from ppl.training import device_chunks
 
+import small_models   # tests/: the graphs the tests share
+
 pytestmark = pytest.mark.cuda
 
 
@@ -68,19 +70,7 @@ def test_chunks_give_the_per_step_loop_bit_for_bit(model, opt, monkeypatch):
 
 def walk():
     """A scan: each of 3 steps draws a Bernoulli flag (DisARM) from the carried position."""
-    with ppl.Model("walk_chunks") as m:
-        x = m.input("x", 6)
-        s0 = ppl.Affine(x, 1, name="start")
-        w, b = ppl.param("w", 1, -0.4), ppl.param("b", 1, 0.3)
-
-        def body(s, _):
-            up = ppl.Bernoulli("up", logits=w * s + b)
-            m.cost("step", ppl.total(0.5 * (s * s)))
-            return s + 2.0 * up - 1.0, up
-
-        last, ups = ppl.scan(body, s0, length=3)
-        m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
-    return m
+    return small_models.walk("walk_chunks", 6, 3)
 
 
 def test_a_scan_trains_in_chunks_as_one_step_at_a_time(monkeypatch):
