@@ -15,7 +15,7 @@ kernels launched at every step ("steps"), and a loop block as one kernel where i
 Runs in Numba's CUDA simulator: nothing is computed. Every launch (kernels/native/launch.py's
 `configured`) and every cuBLAS call is counted and skipped, the products taken as cuBLAS takes
 them on a GPU (a bias written by a launch of its own, column sums as a product). The count is the
-step's own (mode 1, given its sink: no copy back), not fit's gather, check and update (4 more).
+step's own (mode 1, given its sink: no copy back), not fit's gather and its last kernel (check, update, record: 2 more).
 One JSON line per (case, estimator, way).
 """
 import os

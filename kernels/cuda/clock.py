@@ -5,19 +5,24 @@ changes from step to step lives on the device.
 The clock is an int64 device array of three words: STEP (the step the noise fills read,
 cuda/noise.py), SLOT (the step's place in its chunk: which row of the chunk's batch indices and
 learning rates it takes, which row of the record it writes) and UPDATES (the optimiser's updates
-so far). `advance` ends a step: it moves the step's sink words (the loss's terms, the checks'
+so far). A step ends in one kernel (`adam_end`, `momentum_end`, `sgd_end`): every entry counts
+the gradient's non-finite entries into the sink's last word and takes the optimiser's update
+(the per-entry steps of kernels/math/optim.py that the declared kernels of kernels/families/
+optim.py run, the learning rate read from the chunk's rates at SLOT and Adam's step count from
+UPDATES: one arithmetic, so a replayed chunk gives the bits of the same steps run one by one);
+then the grid's last block to finish moves the step's sink words (the loss's terms, the checks'
 failing counts; lowering/printer.py) into the record's row SLOT, zeroes them and moves the clock
-on. The optimiser updates are the per-entry steps of kernels/math/optim.py that the declared
-kernels (kernels/families/optim.py) run, with the learning rate read from the chunk's rates at
-SLOT and Adam's step count from UPDATES: one arithmetic, so a replayed chunk gives the bits of
-the same steps run one by one.
+on. `gather_rows_at` starts a step: the batch of the clock's SLOT.
 """
-from numba import cuda
+import math
+
+from numba import cuda, int32
 
 from ..math.optim import adam_entry, momentum_entry, sgd_entry
 from ..math.scalar import hyper, like
-from ..native.launch import run, single_block
+from ..native.launch import configured, grid_for, run
 from ..registry import items
+from .device import device
 
 STEP, SLOT, UPDATES = 0, 1, 2
 
@@ -30,6 +35,7 @@ def _gather_body(i, src, index, clock, dst):
 
 
 _gather = items(_gather_body, "dst.shape[0] * dst.shape[1]")
+_sgd, _momentum, _adam = device(sgd_entry), device(momentum_entry), device(adam_entry)
 
 
 def gather_rows_at(src, index, clock, dst):
@@ -37,51 +43,85 @@ def gather_rows_at(src, index, clock, dst):
     run(_gather, dst.shape[0] * dst.shape[1], src, index, clock, dst)
 
 
-def _sgd_at_body(i, theta, grad, rates, clock):
-    sgd_entry(i, theta, grad, like(theta, rates[clock[1]]))
+@cuda.jit(device=True, inline="always")
+def _last_block_advances(bad, sink, record, clock, done):
+    """The end of a step's last kernel: the gradient's non-finite count `bad` (this thread's) added
+    to the sink's last word; then the grid's last block to finish (a ticket on `done`, after a
+    fence: every other block's updates and counts are written) moves the sink's words into the
+    record's row SLOT, zeroes them, moves the clock on and resets the ticket. Every block reads the
+    clock before it takes its ticket, so none reads a moved clock."""
+    if bad != 0.0:
+        cuda.atomic.add(sink, sink.shape[0] - 1, bad)
+    last = cuda.shared.array(1, int32)
+    cuda.threadfence()
+    cuda.syncthreads()
+    if cuda.threadIdx.x == 0:
+        last[0] = cuda.atomic.add(done, 0, 1) == cuda.gridDim.x - 1
+    cuda.syncthreads()
+    if last[0]:
+        k = clock[1]
+        for j in range(cuda.threadIdx.x, sink.shape[0], cuda.blockDim.x):
+            record[k, j] = cuda.atomic.add(sink, j, 0.0)   # read where the other blocks' adds went
+            sink[j] = 0.0
+        cuda.syncthreads()   # every thread has read clock[SLOT] before thread 0 moves it
+        if cuda.threadIdx.x == 0:
+            clock[0] += 1
+            clock[1] += 1
+            clock[2] += 1
+            done[0] = 0
 
 
-def _momentum_at_body(i, theta, grad, vel, rates, mu, clock):
-    momentum_entry(i, theta, grad, vel, like(theta, rates[clock[1]]), like(theta, hyper(mu)))
-
-
-def _adam_at_body(i, theta, grad, m, v, rates, beta1, beta2, eps, clock):
-    adam_entry(i, theta, grad, m, v, like(theta, rates[clock[1]]), beta1, beta2, eps, clock[2] + 1)
-
-
-_sgd_at = items(_sgd_at_body, "theta.shape[0]")
-_momentum_at = items(_momentum_at_body, "theta.shape[0]")
-_adam_at = items(_adam_at_body, "theta.shape[0]")
-
-
-def sgd_update_at(theta, grad, rates, clock):
-    """sgd_update with lr = rates[clock[SLOT]]."""
-    run(_sgd_at, theta.shape[0], theta, grad, rates, clock)
-
-
-def momentum_update_at(theta, grad, vel, rates, mu, clock):
-    """momentum_update with lr = rates[clock[SLOT]]."""
-    run(_momentum_at, theta.shape[0], theta, grad, vel, rates, mu, clock)
-
-
-def adam_update_at(theta, grad, m, v, rates, beta1, beta2, eps, clock):
-    """adam_update with lr = rates[clock[SLOT]] and the step count clock[UPDATES] + 1."""
-    run(_adam_at, theta.shape[0], theta, grad, m, v, rates, beta1, beta2, eps, clock)
+@cuda.jit(device=True, inline="always")
+def _not_finite(x):
+    return 0.0 if math.isfinite(x) else 1.0
 
 
 @cuda.jit
-def _advance(sink, record, clock):
-    k = clock[1]
-    for j in range(cuda.threadIdx.x, sink.shape[0], cuda.blockDim.x):
-        record[k, j] = sink[j]
-        sink[j] = 0.0
-    cuda.syncthreads()   # every thread has read clock[SLOT] before thread 0 moves it
-    if cuda.threadIdx.x == 0:
-        clock[0] += 1
-        clock[1] += 1
-        clock[2] += 1
+def _sgd_end(theta, grad, rates, clock, sink, record, done):
+    lr = like(theta, rates[clock[1]])
+    bad = 0.0
+    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        bad += _not_finite(grad[i])
+        _sgd(i, theta, grad, lr)
+    _last_block_advances(bad, sink, record, clock, done)
 
 
-def advance(sink, record, clock):
-    """record[clock[SLOT]] = sink; sink = 0; every word of the clock + 1 (one block)."""
-    single_block(_advance, sink.shape[0])(sink, record, clock)
+@cuda.jit
+def _momentum_end(theta, grad, vel, rates, mu, clock, sink, record, done):
+    lr = like(theta, rates[clock[1]])
+    m = like(theta, hyper(mu))
+    bad = 0.0
+    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        bad += _not_finite(grad[i])
+        _momentum(i, theta, grad, vel, lr, m)
+    _last_block_advances(bad, sink, record, clock, done)
+
+
+@cuda.jit
+def _adam_end(theta, grad, m, v, rates, beta1, beta2, eps, clock, sink, record, done):
+    lr = like(theta, rates[clock[1]])
+    t = clock[2] + 1
+    bad = 0.0
+    for i in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        bad += _not_finite(grad[i])
+        _adam(i, theta, grad, m, v, lr, beta1, beta2, eps, t)
+    _last_block_advances(bad, sink, record, clock, done)
+
+
+def _end(kernel, n, *args):
+    configured(kernel, *grid_for(max(n, 1)))(*args)
+
+
+def sgd_end(theta, grad, rates, clock, sink, record, done):
+    """The step's last kernel with SGD (lr = rates[clock[SLOT]]): see the module's docstring."""
+    _end(_sgd_end, theta.shape[0], theta, grad, rates, clock, sink, record, done)
+
+
+def momentum_end(theta, grad, vel, rates, mu, clock, sink, record, done):
+    """The step's last kernel with heavy-ball momentum (lr = rates[clock[SLOT]])."""
+    _end(_momentum_end, theta.shape[0], theta, grad, vel, rates, mu, clock, sink, record, done)
+
+
+def adam_end(theta, grad, m, v, rates, beta1, beta2, eps, clock, sink, record, done):
+    """The step's last kernel with Adam (lr = rates[clock[SLOT]], step count clock[UPDATES] + 1)."""
+    _end(_adam_end, theta.shape[0], theta, grad, m, v, rates, beta1, beta2, eps, clock, sink, record, done)

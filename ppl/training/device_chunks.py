@@ -63,6 +63,7 @@ class DeviceChunks:
         self.sink = cuda.to_device(np.zeros(self.words, np.float64))
         self.record = cuda.device_array((self.MAX, self.words), np.float64)
         self.clock = cuda.to_device(np.zeros(3, np.int64))
+        self.done = cuda.to_device(np.zeros(1, np.int32))   # the last kernel's blocks' tickets
         self.rates = cuda.device_array(self.MAX, np.float64)
         self.index = cuda.device_array((self.MAX, B), np.int64) if batches is not None else None
         self.d_all, self.buffers = d_all, inputs
@@ -78,27 +79,22 @@ class DeviceChunks:
         p = self.prog
         return [p.d_theta, p.d_state, *self.opt._arrays().values()]
 
-    def _update(self):
+    def step(self):
+        """Gather the batch, run the step, then its last kernel: the gradient's check, the
+        optimiser's update and the clock moved on (kernels/cuda/clock.py)."""
         from ..kernels.cuda import clock as K
         from . import optim
         o, p = self.opt, self.prog
-        if type(o) is optim.Adam:
-            K.adam_update_at(p.d_theta, p.d_grad, o.m, o.v, self.rates, o.beta1, o.beta2, o.eps, self.clock)
-        elif type(o) is optim.Momentum:
-            K.momentum_update_at(p.d_theta, p.d_grad, o.vel, self.rates, o.mu, self.clock)
-        else:
-            K.sgd_update_at(p.d_theta, p.d_grad, self.rates, self.clock)
-
-    def step(self):
-        from ..kernels.cuda import clock as K
-        from ..kernels.cuda import rows as gpu_rows
-        p = self.prog
         for src, dst in zip(self.d_all, self.buffers):
             K.gather_rows_at(src, self.index, self.clock, dst)
         p.module.step(*self.args, self.one.useed, self.clock, 1, self.sink)
-        gpu_rows.all_finite_into(p.d_grad, self.sink, self.words - 1)
-        self._update()
-        K.advance(self.sink, self.record, self.clock)
+        end = (self.sink, self.record, self.done)
+        if type(o) is optim.Adam:
+            K.adam_end(p.d_theta, p.d_grad, o.m, o.v, self.rates, o.beta1, o.beta2, o.eps, self.clock, *end)
+        elif type(o) is optim.Momentum:
+            K.momentum_end(p.d_theta, p.d_grad, o.vel, self.rates, o.mu, self.clock, *end)
+        else:
+            K.sgd_end(p.d_theta, p.d_grad, self.rates, self.clock, *end)
 
     # ----- a chunk
     def length(self, t, total, eval_every, checkpoint_every) -> int:

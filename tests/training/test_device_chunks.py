@@ -179,35 +179,54 @@ def test_noise_on_a_clock_is_the_noise_of_its_step(dtype):
         np.testing.assert_array_equal(a.copy_to_host(), b.copy_to_host(), err_msg=fill.__name__)
 
 
-def test_updates_at_the_clock_are_the_optimisers_updates():
+def _ends(kind, d, rates, clock, end):
+    if kind == "adam":
+        K.adam_end(*d, rates, 0.9, 0.999, 1e-8, clock, *end)
+    elif kind == "momentum":
+        K.momentum_end(d[0], d[1], d[2], rates, 0.9, clock, *end)
+    else:
+        K.sgd_end(d[0], d[1], rates, clock, *end)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")   # the simulator's arithmetic on the NaN entry
+@pytest.mark.parametrize("kind, n", [("adam", 7), ("momentum", 7), ("sgd", 7), ("adam", 300)])   # 300: 3 blocks
+def test_a_steps_last_kernel_updates_counts_and_moves_the_clock(kind, n):
+    """The step's last kernel (cuda/clock.py) takes the optimiser's update with the rate of the
+    clock's slot and Adam's step count from its updates (the declared update kernels' bits); counts
+    the gradient's non-finite entries into the sink's last word; then moves the sink into the
+    record's row SLOT, zeroes it and moves the clock on, once, and again on the next call."""
     rng = np.random.default_rng(1)
-    theta, grad, m, v = rng.normal(size=7), rng.normal(size=7), rng.normal(size=7), rng.random(7)
-    rates = cuda.to_device(np.array([9.0, 0.01, 9.0]))
+    theta, grad, m, v = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n), rng.random(n)
+    grad[[1, 5]] = [np.nan, -np.inf]
+    rates = cuda.to_device(np.array([9.0, 0.01, 0.02, 9.0]))
     clock = cuda.to_device(np.array([40, 1, 4], np.int64))   # slot 1's rate, Adam's fifth update
-    d = [cuda.to_device(a) for a in (theta, grad, m, v)]
-    e = [cuda.to_device(a) for a in (theta, grad, m, v)]
-    K.adam_update_at(*d, rates, 0.9, 0.999, 1e-8, clock)
-    gpu.adam_update(*e, 0.01, 0.9, 0.999, 1e-8, 5)
+    sink = cuda.to_device(np.array([1.5, 0.0, 2.0, 0.0]))
+    record, done = cuda.to_device(np.zeros((4, 4))), cuda.to_device(np.zeros(1, np.int32))
+    d = [cuda.to_device(x) for x in (theta, grad, m, v)]
+    e = [cuda.to_device(x) for x in (theta, grad, m, v)]
+    _ends(kind, d, rates, clock, (sink, record, done))
+    update = {"adam": lambda r, t: gpu.adam_update(*e, r, 0.9, 0.999, 1e-8, t),
+              "momentum": lambda r, t: gpu.momentum_update(e[0], e[1], e[2], r, 0.9),
+              "sgd": lambda r, t: gpu.sgd_update(e[0], e[1], r)}[kind]
+    update(0.01, 5)
     for x, y in zip(d, e):
         np.testing.assert_array_equal(x.copy_to_host(), y.copy_to_host())
-    K.momentum_update_at(d[0], d[1], d[2], rates, 0.9, clock)
-    gpu.momentum_update(e[0], e[1], e[2], 0.01, 0.9)
-    K.sgd_update_at(d[0], d[1], rates, clock)
-    gpu.sgd_update(e[0], e[1], 0.01)
+    np.testing.assert_array_equal(record.copy_to_host()[1], [1.5, 0.0, 2.0, 2.0])
+    np.testing.assert_array_equal(sink.copy_to_host(), 0.0)
+    np.testing.assert_array_equal(clock.copy_to_host(), [41, 2, 5])
+    np.testing.assert_array_equal(done.copy_to_host(), [0])
+    _ends(kind, d, rates, clock, (sink, record, done))   # the next step: slot 2's rate, update 6
+    update(0.02, 6)
     for x, y in zip(d, e):
         np.testing.assert_array_equal(x.copy_to_host(), y.copy_to_host())
+    np.testing.assert_array_equal(record.copy_to_host()[2], [0.0, 0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(clock.copy_to_host(), [42, 3, 6])
 
 
-def test_advance_and_gather_at_the_clock():
-    sink = cuda.to_device(np.array([1.5, 0.0, 2.0]))
-    record = cuda.to_device(np.zeros((3, 3)))
+def test_gather_at_the_clock():
     clock = cuda.to_device(np.array([7, 1, 2], np.int64))
     src = cuda.to_device(np.arange(12.0).reshape(6, 2))
     index = cuda.to_device(np.array([[0, 1], [5, 3], [2, 2]], np.int64))
     dst = cuda.to_device(np.zeros((2, 2)))
     K.gather_rows_at(src, index, clock, dst)
     np.testing.assert_array_equal(dst.copy_to_host(), [[10, 11], [6, 7]])
-    K.advance(sink, record, clock)
-    np.testing.assert_array_equal(record.copy_to_host()[1], [1.5, 0.0, 2.0])
-    np.testing.assert_array_equal(sink.copy_to_host(), 0.0)
-    np.testing.assert_array_equal(clock.copy_to_host(), [8, 2, 3])
