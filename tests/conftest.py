@@ -14,6 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# on a GPU, float32 products in float32: the parity tests hold the device to the CPU's float32 within
+# a few ulp; the default, TF32, is checked by its own test (tests/kernels/test_gpu_kernels.py)
+os.environ.setdefault("PPL_CUDA_PRODUCTS", "fp32")
 # the workers already fill both cores: no helper process per new step (ppl/compiler/ahead.py;
 # tests/compiler/test_compile_ahead.py sets it per test)
 os.environ.setdefault("PPL_COMPILE_JOBS", "1")

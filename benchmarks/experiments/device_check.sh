@@ -15,7 +15,7 @@
 # everything; SKIP_INSTALL=1 uses the ppl it already imports; TESTS names the test files (default
 # all of tests/), CASES and ESTIMATORS gpu.py's (default sbn784-200, its four estimators), BATCHES
 # and RUN_SECONDS its batches and the aim of one timed run (default 0.2 s), PRODUCTS its products
-# (tf32: as JAX's default), PROFILE_ESTIMATORS and PROFILE_BATCHES gpu_profile.py's. SIMS=1 adds
+# (default tf32, as JAX's; fp32 or tiled), PROFILE_ESTIMATORS and PROFILE_BATCHES gpu_profile.py's. SIMS=1 adds
 # benchmarks/gpu_simulations.py (PROBLEMS, SIM_BATCHES; T_SIM seconds, default 120) as a last stage.
 # Six files come back: versions.txt, cuda_tests.log, probe.jsonl, gpu.jsonl, profile.jsonl and
 # err.log (every stage's stderr), and sims.jsonl with SIMS=1. Each stage has its own time limit, so a stage that hangs leaves

@@ -2,8 +2,11 @@
 
 cuda/products.py's ``matmul`` sends its products here on a real GPU where libcublas can be
 loaded; in the CUDA simulator, or with ``PPL_CUDA_PRODUCTS=tiled``, or where no libcublas is
-found, it runs its own tiled kernels. ``PPL_CUDA_PRODUCTS=tf32`` runs float32 products on the
-tensor cores in TF32 (JAX's default on recent GPUs); the default keeps them in float32. The calls go to the stream ppl's kernels are launched on
+found, it runs its own tiled kernels. Float32 products run on the tensor cores in TF32 (10-bit
+mantissas in, float32 sums: about 3e-4 relative error), as JAX's and XLA's float32 products do by
+default on GPUs that have them (compute capability 8.0 and later; cuBLAS keeps float32 on older
+ones); ``PPL_CUDA_PRODUCTS=fp32`` keeps them in float32. Float64 products are float64 either way.
+The calls go to the stream ppl's kernels are launched on
 (kernels/native/launch.current_stream), so a step captured as a CUDA graph
 (runtime/cuda_graph.py) holds its products too; a wrapper that checks for capture and refuses
 (cupy's) would not.
@@ -20,7 +23,7 @@ tensor cores in TF32 (JAX's default on recent GPUs); the default keeps them in f
 
 libcublas is looked up by cuda.pathfinder, then in the nvidia wheels on the path
 (``nvidia/cu13/lib``, ``nvidia/cublas/lib``), then by the loader. A handle per device, created
-on first use in the default math mode (float32 stays float32) unless TF32 is asked for, with a
+on first use in TF32 mode (or float32's, with ``PPL_CUDA_PRODUCTS=fp32``), with a
 workspace of its own (cuBLAS then allocates nothing while a graph is captured). A lock keeps the
 handle's stream and workspace with the call that set them.
 """
@@ -35,20 +38,26 @@ import warnings
 import numpy as np
 
 WORKSPACE = 32 << 20   # bytes of the handle's workspace
-TF32_MATH = 3          # CUBLAS_TF32_TENSOR_OP_MATH (PPL_CUDA_PRODUCTS=tf32)
+TF32_MATH = 3          # CUBLAS_TF32_TENSOR_OP_MATH (the default)
+FP32_MATH = 0          # CUBLAS_DEFAULT_MATH: float32 products in float32 (PPL_CUDA_PRODUCTS=fp32)
 _INT_MAX = 2 ** 31 - 1
 _STATE = {}            # "lib", "why", and a (handle, workspace) per device id
 _LOCK = threading.Lock()
 
 
 def _choice():
-    raw = os.environ.get("PPL_CUDA_PRODUCTS", "cublas")
-    if raw not in ("cublas", "tf32", "tiled"):
-        raise ValueError(f"PPL_CUDA_PRODUCTS={raw!r}: the CUDA target's products are 'cublas' (the "
-                         "default, where libcublas is found: float32 products in float32), 'tf32' "
-                         "(cuBLAS with float32 products on tensor cores in TF32, JAX's default on "
-                         "recent GPUs: faster, about 3e-4 relative error) or 'tiled' (ppl's own kernels)")
+    raw = os.environ.get("PPL_CUDA_PRODUCTS", "tf32")
+    if raw not in ("tf32", "fp32", "tiled"):
+        raise ValueError(f"PPL_CUDA_PRODUCTS={raw!r}: the CUDA target's products are 'tf32' (the "
+                         "default: cuBLAS, float32 products on tensor cores in TF32 as JAX's are, about "
+                         "3e-4 relative error), 'fp32' (cuBLAS, float32 products in float32) or 'tiled' "
+                         "(ppl's own kernels, float32 in float32)")
     return raw
+
+
+def math_mode():
+    """cuBLAS's math mode for the handles: TF32's, or float32's with PPL_CUDA_PRODUCTS=fp32."""
+    return FP32_MATH if _choice() == "fp32" else TF32_MATH
 
 
 def _candidates():
@@ -127,8 +136,7 @@ def _handle(lib):
             _STATE["lib"], _STATE["why"] = None, f"cublasCreate failed (cuBLAS status {status})"
             _tell(_STATE["why"])
             return None
-        if _choice() == "tf32":
-            lib.cublasSetMathMode(h, TF32_MATH)
+        lib.cublasSetMathMode(h, math_mode())
         _STATE[dev] = (h, cuda.device_array(WORKSPACE, np.uint8))
     return _STATE[dev]
 

@@ -364,14 +364,46 @@ def test_cublas_arguments_compute_the_row_major_product(ta, tb):
 
 
 def test_products_choice_is_checked(monkeypatch):
-    """PPL_CUDA_PRODUCTS names cublas, tf32 or tiled; anything else is refused with the choices."""
+    """PPL_CUDA_PRODUCTS names tf32 (the default: JAX's precision), fp32 or tiled; anything else
+    is refused with the choices. cuBLAS's handles take TF32's math mode unless fp32 is named."""
     from ppl.kernels.cuda import cublas
-    for ok in ("cublas", "tf32", "tiled"):
+    monkeypatch.delenv("PPL_CUDA_PRODUCTS", raising=False)
+    assert cublas._choice() == "tf32" and cublas.math_mode() == cublas.TF32_MATH == 3
+    for ok, mode in (("tf32", 3), ("fp32", 0), ("tiled", 3)):
         monkeypatch.setenv("PPL_CUDA_PRODUCTS", ok)
-        assert cublas._choice() == ok
-    monkeypatch.setenv("PPL_CUDA_PRODUCTS", "fast")
-    with pytest.raises(ValueError, match="PPL_CUDA_PRODUCTS='fast'.*'tf32'.*'tiled'"):
-        cublas._choice()
+        assert cublas._choice() == ok and cublas.math_mode() == mode
+    for bad in ("fast", "cublas"):
+        monkeypatch.setenv("PPL_CUDA_PRODUCTS", bad)
+        with pytest.raises(ValueError, match=f"PPL_CUDA_PRODUCTS='{bad}'.*'tf32'.*'fp32'.*'tiled'"):
+            cublas._choice()
+
+
+@pytest.mark.skipif(not ON_DEVICE, reason="the CUDA simulator has no cuBLAS")
+def test_float32_products_are_tf32_by_default_and_fp32_when_asked(monkeypatch):
+    """On a GPU with TF32 (compute capability 8.0+), a float32 product (256 x 784 x 200, a layer
+    of the digits' SBN) on cuBLAS's handle made under the default is within TF32's error of the
+    float64 product and farther than float32's (> 1e-5, normwise); under PPL_CUDA_PRODUCTS=fp32
+    within float32's (< 1e-5). The tests' own setting (fp32, tests/conftest.py) is back after."""
+    from ppl.kernels.cuda import cublas, products
+    if cuda.get_current_device().compute_capability < (8, 0):
+        pytest.skip("no TF32 before compute capability 8.0")
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((256, 784)), rng.standard_normal((784, 200))
+    want = a @ b
+    errors = {}
+    try:
+        for choice in ("tf32", "fp32"):
+            monkeypatch.setenv("PPL_CUDA_PRODUCTS", choice)
+            cublas._STATE.clear()   # a handle made under this choice
+            c = cuda.to_device(np.zeros((256, 200), np.float32))
+            products.matmul(cuda.to_device(a.astype(np.float32)), False, cuda.to_device(b.astype(np.float32)),
+                            False, c)
+            assert cublas.why() is None
+            errors[choice] = np.linalg.norm(c.copy_to_host() - want) / np.linalg.norm(want)
+    finally:
+        monkeypatch.undo()
+        cublas._STATE.clear()
+    assert 1e-5 < errors["tf32"] < 3e-3 and errors["fp32"] < 1e-5, errors
 
 
 def _rows_formed(k):
