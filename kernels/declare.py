@@ -56,6 +56,7 @@ import textwrap
 import types
 from types import SimpleNamespace
 
+import numpy as np
 from numba import njit
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -392,12 +393,12 @@ def cuda_launcher(kernel, shape, body, over=None, K="K", n=None):
                      SimpleNamespace(shape=shape, body=body, lead=lead, over=over, K=K))
 
 
-def block_launcher(kernel, item, n, result="total", read=float):
+def block_launcher(kernel, item, n, result="total"):
     """The maker of the CUDA launcher of a reduction that returns a value (a family's `CUDA`
     entry; ``kernel`` its hand-written CPU kernel): ONE block sums ``item(i, *args)`` over the
     ``n`` items (an expression of the kernel's arguments) in float64, the registry's ``block``
     (a deterministic block_sum); thread 0 writes ``result`` (an expression of total and the
-    arguments) to a scratch word, and the launcher returns ``read`` of it. Its ``into(*args,
+    arguments) to a scratch word, and the launcher returns it (a float). Its ``into(*args,
     sink, k)`` adds ``result`` to ``sink[k]`` on the device and returns nothing: the CUDA step
     reads every such value with one copy (lowering/printer.py)."""
     def make():
@@ -412,8 +413,8 @@ def block_launcher(kernel, item, n, result="total", read=float):
         src = (f"def {fn.__name__}({', '.join(args)}):\n"
                f"    res_ = scratch_()\n"
                f"    single_block_(gen_, {n})({', '.join(args)}, res_)\n"
-               f"    return read_(res_.copy_to_host()[0])\n")
-        glb = {"scratch_": scratch, "single_block_": single_block, "gen_": gen, "read_": read, "__name__": __name__}
+               f"    return float(res_.copy_to_host()[0])\n")
+        glb = {"scratch_": scratch, "single_block_": single_block, "gen_": gen, "__name__": __name__}
         exec(compile(src, f"<CUDA launcher of {fn.__name__}>", "exec"), glb)
         f = glb[fn.__name__]
         gen_into = registry.block(item, n, f"res[0] + ({result})")
@@ -427,9 +428,39 @@ def block_launcher(kernel, item, n, result="total", read=float):
     return make
 
 
-def none_counted(count) -> bool:
-    """A block_launcher's `read` for a test that counts its failing items: True when none failed."""
-    return bool(count == 0)
+def count_launcher(kernel, item, n):
+    """The maker of the CUDA launcher of a check that counts its failing items (a family's `CUDA`
+    entry; ``kernel`` its hand-written CPU kernel, True when none fails): the grid counts
+    ``item(i, *args)`` (1.0 where item i fails) over the ``n`` items (an expression of the
+    kernel's arguments; registry.counted: exact, the same count on every run) into a scratch word,
+    and the launcher returns whether it is 0. Its ``into(*args, sink, k)`` adds the count to
+    ``sink[k]`` on the device and returns nothing (the CUDA step's checks: lowering/printer.py)."""
+    def make():
+        from . import registry
+        from .native.launch import launch_counted, scratch
+        fn = getattr(kernel, "py_func", kernel)
+        args = ", ".join(inspect.signature(fn).parameters)
+        item_args = ", ".join(list(inspect.signature(item).parameters)[1:])
+        if item_args != args:
+            raise TypeError(f"{fn.__name__}: the CUDA item takes ({item_args}), the kernel ({args})")
+        gen = registry.counted(item, n)
+        src = (f"def {fn.__name__}({args}):\n"
+               f"    res_ = scratch_()\n"
+               f"    res_.copy_to_device(zeros_)\n"
+               f"    if ({n}) > 0:\n"
+               f"        launch_(gen_, {n})({args}, res_)\n"
+               f"    return bool(res_.copy_to_host()[0] == 0)\n"
+               f"def {fn.__name__}_into({args}, sink, k):\n"
+               f"    if ({n}) > 0:\n"
+               f"        launch_(gen_, {n})({args}, sink[k:k + 1])\n")
+        glb = {"scratch_": scratch, "launch_": launch_counted, "gen_": gen, "zeros_": np.zeros(2),
+               "__name__": __name__}
+        exec(compile(src, f"<CUDA launcher of {fn.__name__}>", "exec"), glb)
+        f = glb[fn.__name__]
+        f.into = glb[f"{fn.__name__}_into"]
+        f.__doc__, f.__kernels__ = fn.__doc__, [gen]
+        return f
+    return make
 
 
 def _launcher(name, args, gen, extent, run, doc, loop):

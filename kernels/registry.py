@@ -287,6 +287,20 @@ def rows(body, over):
     return Rows(body, over)
 
 
+def counted(body, n):
+    """A grid-stride loop over i < n (launch with ``launch_counted``): each block's float64 sum of
+    body(i, *args) (a count: whole numbers) added to res[0] by one atomic add where it is not 0,
+    exact in any order below 2^53, so the count is the same on every run; arguments (*args, res)."""
+    p = _params(body, 1)
+    return Generated("counted", body, f"def k({p}, res):\n"
+                     f"    s = 0.0\n"
+                     f"    for i in range(cuda.grid(1), {n}, cuda.gridsize(1)):\n"
+                     f"        s += f(i, {p})\n"
+                     f"    total = block_sum(s)\n"
+                     f"    if cuda.threadIdx.x == 0 and total != 0.0:\n"
+                     f"        cuda.atomic.add(res, 0, total)\n")
+
+
 def block(body, n, result="total"):
     """ONE block (launch with ``gpu_core.single_block``): total = the float64 sum over i < n of
     body(i, *args) (a deterministic ``block_sum``; body may write outputs of its own); thread 0

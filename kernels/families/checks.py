@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..declare import block_launcher, none_counted
+from ..declare import count_launcher
 from .binomial import floor_count
 
 
@@ -132,11 +132,11 @@ def _bad_group(i, a, K):
 
 
 _CELLS, _GROUPS = "a.shape[0] * a.shape[1]", "a.shape[0] * (a.shape[1] // K)"
-CUDA = {"all_unit": block_launcher(all_unit, _bad_unit, _CELLS, read=none_counted),
-        "all_unit_positive": block_launcher(all_unit_positive, _bad_unit_positive, _CELLS, read=none_counted),
-        "all_counts": block_launcher(all_counts, _bad_count, _CELLS, read=none_counted),
-        "all_nonnegative": block_launcher(all_nonnegative, _bad_nonnegative, _CELLS, read=none_counted),
-        "all_weight_groups": block_launcher(all_weight_groups, _bad_group, _GROUPS, read=none_counted)}
+CUDA = {"all_unit": count_launcher(all_unit, _bad_unit, _CELLS),
+        "all_unit_positive": count_launcher(all_unit_positive, _bad_unit_positive, _CELLS),
+        "all_counts": count_launcher(all_counts, _bad_count, _CELLS),
+        "all_nonnegative": count_launcher(all_nonnegative, _bad_nonnegative, _CELLS),
+        "all_weight_groups": count_launcher(all_weight_groups, _bad_group, _GROUPS)}
 
 
 def _with(g, values, *shape):

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..declare import block_launcher, cells, cuda_launcher, items, none_counted, rows
+from ..declare import block_launcher, cells, count_launcher, cuda_launcher, items, rows
 from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
                            weighted)
 from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal
@@ -423,7 +423,7 @@ CUDA = {   # hand-written on the CPU, or a CPU loop of the wrong grain for a dev
     "fold_into": lambda: cuda_launcher(fold_into, "cells", _fold_into_cell, "out"),
     "weighted_total": block_launcher(weighted_total, _weighted_total_item, "cost.shape[0]"),
     "add_sum_to": _add_sum_to_cuda,
-    "all_positive": block_launcher(all_positive, _not_positive_item, "a.shape[0] * a.shape[1]", read=none_counted),
+    "all_positive": count_launcher(all_positive, _not_positive_item, "a.shape[0] * a.shape[1]"),
     "all_finite": "products.all_finite_launcher",
     "all_finite2": "products.all_finite_launcher",
     "moving_average_baseline": "products.moving_average_baseline_launcher",

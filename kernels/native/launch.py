@@ -101,6 +101,17 @@ def run(kernel, n, *args):
         k(*args)
 
 
+COUNTED_ITEMS = 8   # items a thread of a counting kernel takes at least
+
+
+def launch_counted(kernel, n):
+    """``kernel`` (registry.counted) configured for n >= 1 items over the grid, each thread taking
+    COUNTED_ITEMS of them or more (its blocks' threads a power of two, as block_sum needs)."""
+    require_cuda()
+    t = threads_for(-(-n // COUNTED_ITEMS))
+    return configured(kernel, min(MAX_BLOCKS, math.ceil(n / (t * COUNTED_ITEMS))), t)
+
+
 def single_block(kernel, n):
     """``kernel`` configured as one block (for kernels ending in ``block_sum``)."""
     require_cuda()

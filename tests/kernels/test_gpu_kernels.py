@@ -406,6 +406,25 @@ def test_float32_products_are_tf32_by_default_and_fp32_when_asked(monkeypatch):
     assert 1e-5 < errors["tf32"] < 3e-3 and errors["fp32"] < 1e-5, errors
 
 
+def test_a_check_counts_its_failing_items_over_the_grid():
+    """A check's CUDA launcher (declare.count_launcher) counts failing items over blocks of the
+    grid, each adding its count by one atomic add: here 2,400 cells over 3 blocks, 7 of them
+    failing (NaN, -inf, 0 and negatives in different blocks). `into` adds the exact count to its
+    sink word (twice: 14); the plain call says whether none failed."""
+    from ppl.kernels.cuda import rows as gpu_rows
+    a = np.random.default_rng(2).random((40, 60)) + 0.5
+    bad = [(0, 0), (0, 59), (13, 7), (17, 3), (25, 59), (39, 0), (39, 59)]
+    for (r, c), v in zip(bad, [np.nan, -np.inf, 0.0, -1.0, np.nan, -0.0, -2.0]):
+        a[r, c] = v
+    sink = cuda.to_device(np.zeros(3))
+    d = cuda.to_device(a)
+    gpu_rows.all_positive.into(d, sink, 1)
+    gpu_rows.all_positive.into(d, sink, 1)
+    assert_array_equal(sink.copy_to_host(), [0.0, 14.0, 0.0])
+    assert gpu_rows.all_positive(d) is False
+    assert gpu_rows.all_positive(cuda.to_device(np.abs(np.nan_to_num(a, nan=1.0, neginf=1.0)) + 1.0)) is True
+
+
 def _rows_formed(k):
     return any(isinstance(g, registry.Rows) and g.formed
                for g in getattr(k.impls["cuda"], "__kernels__", []))
