@@ -339,7 +339,8 @@ def cuda_twin(module) -> dict:
     if module.__name__ in _TWINS:
         return _TWINS[module.__name__]
     out = {}
-    for name, kernel in declared(module).items():
+    kernels = declared(module)
+    for name, kernel in kernels.items():
         if name in makers:
             maker = makers[name]
             if isinstance(maker, str):   # "module.maker" of kernels/cuda/ (a target's, above the families)
@@ -351,8 +352,8 @@ def cuda_twin(module) -> dict:
             gen, extent = _generated(d.shape, d.body, d.over, d.K, d.n)
             out[name] = _launcher(name, d.args, gen, extent, run, kernel.__doc__,
                                   SimpleNamespace(shape=d.shape, body=d.body, lead=d.lead, over=d.over, K=d.K))
-        if hasattr(out[name], "into"):   # a value the step reads: its device-side form beside it
-            out[f"{name}_into"] = out[name].into
+        if hasattr(out[name], "into") and f"{name}_into" not in kernels:   # a value the step reads: its
+            out[f"{name}_into"] = out[name].into   # device-side form beside it (unless declared a row at a time)
         gens = getattr(out[name], "__kernels__", ())
         registry.register(family, name, "cpu", kernel)
         registry.register(family, name, "cuda", out[name], shapes=[g.shape for g in gens],

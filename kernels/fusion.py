@@ -16,13 +16,17 @@ Whether two members may share a kernel is read from their bodies' syntax trees
 the row (its first index the body's row index, never the array passed whole to a call). Two
 members conflict on an array one of them writes where either reaches past the row (a global
 node's row 0, a data row's rows, an antithetic pair's second row): such a member starts a new
-kernel (``Run``). The joined kernel checks at launch that its members' loops run over the same
+kernel (``Run``). An array a body only adds to through ``add_word`` (a word many rows add to
+atomically: a check's count) is ``ADDS``: members that only add to it may share a kernel.
+The joined kernel checks at launch that its members' loops run over the same
 number of rows, and launches them one by one where they do not (kernels/cuda/fused.py).
 """
 import ast
 
+from .math.words import ADDING
 from .rowcode import body_tree
 
+ADDS = "adds"   # `at the row` of an array a body only adds to through ADDING's calls (words rows add to)
 SHAPES = ("cells", "rows", "groups")   # the loop shapes a joined kernel runs (not items: no rows)
 _TYPE_ONLY = ("like", "hyper", "len")   # calls that read an array's type or length, not its items
 # where a name is the value itself (not a number in arithmetic or an index): to a call, bound
@@ -67,31 +71,43 @@ def access(body, lead) -> dict:
             first = up.slice.elts[0] if isinstance(up.slice, ast.Tuple) else up.slice
             here = not moved and isinstance(first, ast.Name) and first.id == row
             out[node.id] = (written or isinstance(up.ctx, ast.Store) or up in through, at_row and here)
+        elif isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ADDING:
+            if up.args and up.args[0] is node:   # add_word(x, k, v): x only added to; k and v are numbers
+                out[node.id] = (True, ADDS if node.id not in out or out[node.id][1] is ADDS else False)
+            continue
         elif isinstance(up, _PASSED):   # passed whole (to a call, or bound to another name)
+            out[node.id] = (True, False)
+        if at_row is ADDS and node.id in out and out[node.id][1] is not ADDS:   # added to, and reached otherwise
             out[node.id] = (True, False)
     return out
 
 
 class Run:
     """The members of one joined kernel, member by member: ``fits(touched)`` says whether a
-    member touching these arrays (``{key: (written, at the row)}``, keys naming the memory: two
+    member touching these arrays (``{key: (written, at the row or ADDS)}``, keys naming the memory: two
     arguments of the same key are one array) may join; ``add`` records it."""
 
     def __init__(self):
-        self.arrays = {}   # key -> [written by a member, reached past the row by a member]
+        self.arrays = {}   # key -> [written by a member, reached past the row by a member, only added to]
 
     def fits(self, touched: dict) -> bool:
         for key, (written, at_row) in touched.items():
             had = self.arrays.get(key)
-            if had is not None and (had[0] or written) and (had[1] or not at_row):
+            if had is None:
+                continue
+            if at_row is ADDS or had[2]:   # adds commute with adds, with nothing else
+                if not (at_row is ADDS and had[2]):
+                    return False
+            elif (had[0] or written) and (had[1] or not at_row):
                 return False
         return True
 
     def add(self, touched: dict) -> None:
         for key, (written, at_row) in touched.items():
-            had = self.arrays.setdefault(key, [False, False])
+            had = self.arrays.setdefault(key, [False, False, at_row is ADDS])
             had[0] |= written
-            had[1] |= not at_row
+            had[1] |= at_row is ADDS or not at_row
+            had[2] &= at_row is ADDS
 
 
 def _member_lines(k, shape, formed, args, over, K, indent) -> list:

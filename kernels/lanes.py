@@ -14,7 +14,8 @@ tree into ``f(r, lane_, W_, *args)``, run by the W_ lanes of a warp together on 
   value is not already one (a float sum's 0 is ``like(s, 0.0)``);
 - after each such loop, and after a write at the row's level, the lanes meet (``lanes_sync``),
   so what one lane wrote the others read;
-- a write at the row's level (``out_rows[r] = s``) is made by lane 0 alone; the row's other
+- a write at the row's level (``out_rows[r] = s``) is made by lane 0 alone, and so is an add
+  to a word many rows add to (``add_word(sink, k, n)``, kernels/math/words.py); the row's other
   statements every lane runs, on the same values.
 A body the rewrite cannot prove safe raises ``NoLaneForm`` and keeps one thread per row: a write
 in a loop whose index is not the loop's column (``j`` or ``j`` plus an offset), a read in a loop
@@ -29,6 +30,7 @@ barrier in the tests (tests/kernels/test_lanes.py).
 import ast
 import copy
 
+from .math.words import ADDING
 from .rowcode import body_tree
 
 LANE, WIDTH = "lane_", "W_"
@@ -122,6 +124,10 @@ class _Rewrite:
                         self.inits[targets[0].id] = st.value
                     else:
                         self.inits.update({n: None for t in targets for n in _names(t, ast.Store)})
+            elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name) \
+                    and st.value.func.id in ADDING:   # an add to a word many rows add to: lane 0 alone
+                out += [ast.If(test=ast.Compare(left=_name(LANE), ops=[ast.Eq()], comparators=[ast.Constant(0)]),
+                               body=[st], orelse=[]), _sync()]
             elif isinstance(st, ast.Pass) or (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)):
                 out.append(st)
             else:

@@ -10,6 +10,9 @@ Helpers must therefore be called by their global name (``sigmoid(x)``, not
 generic target, so compiled CUDA code gets the same casts as the CPU; the CUDA simulator
 runs their pure-Python bodies, which cast the same way.
 
+A function whose device form must differ from its CPU source has a hand-written twin here:
+``add_word`` (kernels/math/words.py) adds atomically on the device, where rows run at once.
+
 Nothing is compiled here: ``cuda.jit`` is lazy, so importing a module that calls ``device``
 needs neither a GPU nor the simulator.
 """
@@ -19,7 +22,17 @@ import types
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 
+from ..math.words import add_word as _add_word
+
 _DEVICE = {}
+
+
+@cuda.jit(device=True)
+def _add_word_atomic(a, k, v):
+    cuda.atomic.add(a, k, v)
+
+
+_DEVICE[_add_word] = _add_word_atomic
 
 
 def _global_names(code):

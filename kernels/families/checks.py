@@ -5,15 +5,18 @@ non-negative weights per group of K with a positive sum. NaN fails every one of 
 so that a comparison with NaN is False), and so does +inf.
 
 Each returns True when every entry passes: a reduction that returns a value, so a hand-written
-CPU kernel (stopping at the first failure), whose CUDA launcher counts the failing items in ONE
-block (the registry's `block`, a deterministic `block_sum`) and reads the count back (`CUDA`).
+CPU kernel (stopping at the first failure), whose CUDA launcher counts the failing items over the
+grid (declare.count_launcher: exact, the same count every run) and reads the count back (`CUDA`).
+The `_into` rows count a row at a time into a word of the CUDA step's sink, so a check joins the
+step's other row kernels (a group check, all_weight_groups, counts over the grid).
 """
 import math
 
 import numpy as np
 from numba import njit
 
-from ..declare import count_launcher
+from ..declare import count_launcher, rows
+from ..math.words import add_word
 from .binomial import floor_count
 
 
@@ -105,6 +108,48 @@ def all_weight_groups(a, K):
     return True
 
 
+# the same tests counted a row at a time into a word of the CUDA step's sink (lowering/printer.py):
+# rows of its joined kernels (kernels/fusion.py), each row's count added by lane 0
+@rows("a")
+def all_unit_into(r, a, sink, k):
+    """sink[k] += the entries of row r of the 2D a outside [0, 1] (NaN among them)."""
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += 0.0 if _unit_ok(a[r, j]) else 1.0
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
+@rows("a")
+def all_unit_positive_into(r, a, sink, k):
+    """sink[k] += the entries of row r of the 2D a outside (0, 1] (NaN among them)."""
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += 0.0 if _unit_positive_ok(a[r, j]) else 1.0
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
+@rows("a")
+def all_counts_into(r, a, sink, k):
+    """sink[k] += the entries of row r of the 2D a that are not non-negative integers (finite)."""
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += 0.0 if _count_ok(a[r, j]) else 1.0
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
+@rows("a")
+def all_nonnegative_into(r, a, sink, k):
+    """sink[k] += the entries of row r of the 2D a that are negative, +inf or NaN."""
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += 0.0 if _nonnegative_ok(a[r, j]) else 1.0
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
 def _bad_unit(i, a):
     r = i // a.shape[1]
     return 0.0 if _unit_ok(a[r, i - r * a.shape[1]]) else 1.0
@@ -153,6 +198,11 @@ PARITY = {
     "all_counts": lambda g: (np.floor(9 * _with(g, [0.0], R, D)).astype(g.dt),),
     "all_weight_groups": lambda g: (_with(g, [0.0, 0.0], R, D), K),
     "all_nonnegative": lambda g: (_with(g, [0.0], R, D),),
+    "all_unit_into": lambda g: (_with(g, [0.5, np.nan, 1.5, -0.1], R, D), np.zeros(2), 1),
+    "all_unit_positive_into": lambda g: (_with(g, [0.0, 0.5, 1.0, 2.0], R, D), np.zeros(2), 0),
+    "all_counts_into": lambda g: (np.floor(9 * _with(g, [1.5, -1.0, np.inf], R, D)).astype(g.dt) + 0.5 * (g.u(R, D) > 0.8),
+                                  np.zeros(2), 1),
+    "all_nonnegative_into": lambda g: (_with(g, [-1.0, np.inf, np.nan], R, D), np.zeros(2), 0),
 }
 # the failing branch of each, for tests/kernels/test_gpu_kernels.py's variants
 FAILING = {

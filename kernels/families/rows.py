@@ -22,6 +22,7 @@ from numba import njit
 from ..declare import block_launcher, cells, count_launcher, cuda_launcher, items, rows
 from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
                            weighted)
+from ..math.words import add_word
 from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -362,6 +363,28 @@ def all_finite2(a):
     return s == z
 
 
+@rows("a")
+def all_positive_into(r, a, sink, k):
+    """sink[k] += the entries of row r of the 2D a that are not > 0 (NaN among them): all_positive's
+    count a row at a time, as the CUDA step checks (a row of its joined kernels: lowering/printer.py)."""
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += 0.0 if a[r, j] > 0 else 1.0
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
+@rows("a")
+def all_finite2_into(r, a, sink, k):
+    """sink[k] += the entries of row r of the 2D a that are NaN or +-inf: all_finite2's count a row
+    at a time, as the CUDA step checks."""
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += 0.0 if math.isfinite(a[r, j]) else 1.0
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
 @njit(**_JIT)
 def all_finite(a):
     """True when every entry of a (any shape) is finite."""
@@ -471,4 +494,7 @@ PARITY = {
     "all_positive": lambda g: (g.pos(R, D),),
     "all_finite": lambda g: (g.x(R, D),),
     "all_finite2": lambda g: (g.x(R, D),),
+    "all_positive_into": lambda g: (np.where(np.arange(D) % 4 == 1, np.nan, g.pos(R, D) - 0.3).astype(g.dt),
+                                    np.zeros(3), 1),
+    "all_finite2_into": lambda g: (np.where(np.arange(D) == 2, np.inf, g.x(R, D)).astype(g.dt), np.zeros(3), 2),
 }

@@ -16,7 +16,9 @@ sink). The CPU step is not touched: a call there costs no launch.
 * `fused`: a run of declared kernels over the same rows is one `rows.fused` (kernels/cuda/fused.py;
   which may join: kernels/fusion.py). A member may float up to the run past statements that name
   none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
-  check's block or a loop.
+  check's block or a loop; a member no open run takes opens one, and the earlier runs stay open
+  (a member joins the newest that takes it). A check's count (its `_into`, a declared row kernel
+  adding to a word of the sink) joins as any member does.
 
 `joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `zeroed`,
 `fused`; a loop block left as a loop has its `pre` and `body` joined each on their own.
@@ -185,7 +187,7 @@ _ACCESS: dict = {}   # a declared body -> fusion.access of it
 
 
 def _touched(st, loop, memory=_memory) -> dict:
-    """{array: (written, at the row)} of one call (fusion.access of its body, by its arguments;
+    """{array: (written, at the row or fusion.ADDS)} of one call (fusion.access of its body, by its arguments;
     `memory`: what an argument may be, as `_memory`)."""
     acc = _ACCESS.get(loop.body)
     if acc is None:
@@ -197,8 +199,11 @@ def _touched(st, loop, memory=_memory) -> dict:
         keys, exact = memory(arg)
         w, here = acc[param]
         for key in keys:
+            if here is fusion.ADDS and exact:   # only added to (a word many rows add to): ADDS while only that
+                out[key] = (True, fusion.ADDS if out.get(key, (0, fusion.ADDS))[1] is fusion.ADDS else False)
+                continue
             was = out.get(key, (False, True))
-            out[key] = (was[0] or w, was[1] and here and exact)
+            out[key] = (was[0] or w, was[1] is not fusion.ADDS and was[1] and bool(here) and exact)
     return out
 
 
@@ -267,21 +272,28 @@ def fused(stmts: list, per: int) -> list:
     member joins the open run while no array one member writes is reached past its row by another
     (kernels/fusion.py), its loop's array has the run's rows (`_rows`: a member whose rows are
     not known joins none; the joined kernel checks the counts at launch too), the statements it
-    floats past name none of its arrays and the run's arguments stay at most MAX_ARGS."""
-    out, run = [], None
+    floats past name none of its arrays and the run's arguments stay at most MAX_ARGS. A member
+    that no open run takes opens one, and the earlier runs stay open: a later member may join the
+    newest run that takes it, floating past the runs after it (whose members' names it must not
+    name either), so a check of other rows between two kernels keeps them in one kernel."""
+    out, runs = [], []   # runs: the open ones, in their order in `out`
     for st in stmts:
         loop = _loop_of(st)
         if loop is not None:
             args, touched, names = _args(st), _touched(st, loop), _names(st)
             over = _rows(st.call.args[loop.args.index(loop.over)], per)
-            if run is None or not run.takes(args, touched, over, names):
-                run = _Run()
-                out.append(run)
-            run.add(st, loop, args, touched, over)
+            at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, over, names)), None)
+            if at is None:
+                runs.append(_Run())
+                out.append(runs[-1])
+                at = len(runs) - 1
+            runs[at].add(st, loop, args, touched, over)
+            for earlier in runs[:at]:   # they are printed before it: a member joining them floats past it
+                earlier.past |= names
             continue
         if isinstance(st, (ir.Block, ir.Loop)):
-            run = None   # nothing floats past a check's raise or a loop
-        elif run is not None:
+            runs = []   # nothing floats past a check's raise or a loop
+        for run in runs:
             run.past.update(n for n, _, _ in st.names)
         out.append(st.mapped(lambda body: fused(body, per)) if isinstance(st, ir.Loop) else st)
     return [s for x in out for s in (x.statements() if isinstance(x, _Run) else [x])]

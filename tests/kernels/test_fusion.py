@@ -19,6 +19,7 @@ from numpy.testing import assert_allclose
 from ppl.kernels import families, fusion, parity_cases, registry
 from ppl.kernels.declare import declared
 from ppl.kernels.lanes import NoLaneForm, lane_body
+from ppl.kernels.math.words import add_word
 from ppl.kernels.parity_cases import Gen
 
 from test_lanes import W, python_lanes, run_lanes   # tests/kernels/: the lanes helpers over threads
@@ -159,6 +160,34 @@ def test_access_reads_the_bodies_rows():
     assert fusion.access(_passes, ("r",)) == {"a": (True, False), "out": (True, True)}
     assert fusion.access(_mover, ("r",)) == {"a": (False, False), "out": (True, False)}
     assert fusion.access(_through, ("r",)) == {"a": (False, False), "out": (True, True)}   # written through `row`
+
+
+def _adds(r, a, sink, k):
+    n = 0.0
+    for j in range(a.shape[1]):
+        n += a[r, j]
+    if n != 0.0:
+        add_word(sink, k, n)
+
+
+def _adds_and_reads(r, a, sink, k):
+    add_word(sink, k, a[r, 0] + sink[0])
+
+
+def test_a_word_only_added_to_is_adds_and_adds_share_a_kernel():
+    """An array a body only adds to through add_word (a check's count into the sink) is ADDS; one it
+    also reads is written past the row. Members that only add to a word join; a member reaching the
+    word otherwise (before or after them) does not; ADDS is never `at the row` for other arrays."""
+    assert fusion.access(_adds, ("r",)) == {"a": (False, True), "sink": (True, fusion.ADDS)}
+    assert fusion.access(_adds_and_reads, ("r",)) == {"a": (False, True), "sink": (True, False)}
+    run = fusion.Run()
+    run.add({"a": (False, True), "sink": (True, fusion.ADDS)})
+    assert run.fits({"b": (False, True), "sink": (True, fusion.ADDS)})   # a second check: joined
+    assert not run.fits({"sink": (False, True)})                          # a read of the word after the adds
+    assert not run.fits({"a": (True, False)})                             # as before for other arrays
+    other = fusion.Run()
+    other.add({"sink": (False, False)})
+    assert not other.fits({"sink": (True, fusion.ADDS)})                  # adds after a read of the word
 
 
 def test_a_run_refuses_an_array_written_and_reached_past_its_row():

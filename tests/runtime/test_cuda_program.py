@@ -331,3 +331,25 @@ def test_a_gradient_that_is_not_finite_is_seen_on_the_device():
         assert not gpu.gradient_is_finite()
     gpu.grad({"x": X})
     assert gpu.gradient_is_finite()
+
+
+def test_a_laws_checks_join_the_kernels_around_them():
+    """The checks of a Normal's loc and scale (their counts: declared row kernels adding to a word of
+    the sink, lowering/launches.py) join the step's kernels over the same rows: none is a launch of
+    its own, and the scale's layer, its checks and the draw are one kernel. A NaN in the loc's
+    layer still raises the loc's own error, and one in the scale's layer the scale's."""
+    gpu = vae().compile(dtype=np.float64, seed=1, target="cuda", estimators="pathwise")
+    lines = [line.strip() for line in gpu.source.splitlines()]
+    assert not [line for line in lines if "_into(" in line and not line.startswith(("rows.fused(", "rows.weighted"))]
+    (joined,) = [line for line in lines if "all_positive_into" in line]
+    assert "core.softplus_fwd" in joined and "core.normal_sample" in joined and joined.count("all_finite2_into") == 2
+    gpu.grad({"x": X})
+    for layer, name in (("loc", "loc"), ("sc", "scale")):
+        gpu.pull()
+        keep = gpu.params[f"{layer}.W"][0, 0]
+        gpu.params[f"{layer}.W"][0, 0] = np.nan
+        gpu.push()
+        with pytest.raises(ppl.ModelError, match=f"Normal 'z': {name} "):
+            gpu.grad({"x": X})
+        gpu.params[f"{layer}.W"][0, 0] = keep
+        gpu.push()
