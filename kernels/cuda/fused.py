@@ -4,7 +4,9 @@ the runs).
 
 ``fused(spec, *args)``: spec names the members, ``(("family.name", positions), ...)``, each
 member's arguments being ``args[p]`` for p in its positions (an argument two members share is
-passed once). The kernel is made once per spec: a grid-stride loop over the first member's rows
+passed once); a member ``("family.name", positions, "side")`` is side work, arrays no other
+member reaches (the gradient's buffer zeroed): after the rows, the kernel's threads run its loop,
+a thread per row, cell or group of its own array. The kernel is made once per spec: a grid-stride loop over the first member's rows
 times the lanes a row gets, each row's lanes running ``fusion.row_source``'s function of the
 members' device bodies (registry.Generated.body). The lanes per row are ``row_lanes`` of the rows
 and the widest member's columns where a member spreads over lanes (a row body's lanes form, a
@@ -50,10 +52,26 @@ def _member(kernel, what):
     return launcher, loop, loop.args.index(loop.over), K, loop.shape == "rows" and loop.gen.formed
 
 
-def _kernel(members, dtype, src, params, lead, rows, prefix, names):
+def _side_lines(k, shape, formed, pos, over, K) -> list:
+    """The grid-stride loop of side member k (its body ``s<k>``): one thread per row, cell or group
+    of its loop array (a row body's lanes form on one lane)."""
+    args = ", ".join(f"a{p}" for p in pos)
+    o = f"a{over}"
+    if shape == "rows":
+        return [f"    for i in range(cuda.grid(1), {o}.shape[0], cuda.gridsize(1)):",
+                f"        s{k}(i, 0, 1, {args})" if formed else f"        s{k}(i, {args})"]
+    if shape == "cells":
+        return [f"    for i in range(cuda.grid(1), {o}.shape[0] * {o}.shape[1], cuda.gridsize(1)):",
+                f"        s{k}(i // {o}.shape[1], i % {o}.shape[1], {args})"]
+    return [f"    for i in range(cuda.grid(1), {o}.shape[0] * ({o}.shape[1] // a{K}), cuda.gridsize(1)):",
+            f"        s{k}(i // ({o}.shape[1] // a{K}), i % ({o}.shape[1] // a{K}), {args})"]
+
+
+def _kernel(members, dtype, src, params, lead, rows, prefix, names, side=()):
     """The kernel ``k(W_<lead>, *params)`` of a grid-stride loop over `rows` (an expression of
     its arguments) times W_ lanes, each row's lanes running ``seg`` (`src`: fusion.row_source or
-    steps_source) with its members' device bodies ``f<k>`` for arrays of `dtype`."""
+    steps_source) with its members' device bodies ``f<k>`` for arrays of `dtype`; then each side
+    member's own loop (`side`: (loop, (shape, formed, positions, over, K)), `_side_lines`)."""
     glb = {"lanes_sync": L.lanes_sync}
     for k, (loop, _) in enumerate(members):
         glb[f"f{k}"] = loop.gen.body(dtype)
@@ -62,7 +80,9 @@ def _kernel(members, dtype, src, params, lead, rows, prefix, names):
     kern = (f"def k(W_{lead}{args}):\n"
             f"    for i in range(cuda.grid(1), {rows} * W_, cuda.gridsize(1)):\n"
             f"        seg(i // W_, i % W_, W_{args})\n")
+    kern += "".join(line + "\n" for k, (_, m) in enumerate(side) for line in _side_lines(k, *m))
     kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
+    kglb.update({f"s{k}": loop.gen.body(dtype) for k, (loop, _) in enumerate(side)})
     exec(compile(kern, f"<{prefix}kernel of the CUDA step>", "exec"), kglb)
     kglb["k"].__name__ = prefix + "_".join(n.partition(".")[2] for n in names)[:80]
     return cuda.jit(kglb["k"])
@@ -72,15 +92,16 @@ class Segment:
     """The joined kernel of one spec: its members' loops and launchers, made at first use."""
 
     def __init__(self, spec):
-        self.launchers, self.members = [], []
-        for kernel, pos in spec:
+        self.launchers, self.members, self.side = [], [], []
+        for kernel, pos, *side in spec:
             launcher, loop, over, K, formed = _member(kernel, "fused")
             self.launchers.append((launcher, tuple(pos)))
-            self.members.append((loop, (loop.shape, formed, tuple(pos), pos[over], None if K is None else pos[K])))
+            m = (loop, (loop.shape, formed, tuple(pos), pos[over], None if K is None else pos[K]))
+            (self.side if side else self.members).append(m)
         self.overs = tuple(m[3] for _, m in self.members)
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.n = 1 + max(p for _, pos in self.launchers for p in pos)
-        self.names = tuple(kernel for kernel, _ in spec)
+        self.names = tuple(m[0] for m in spec)
         self._kernels, self.failed = {}, False   # failed: a joined kernel did not compile
 
     def kernel(self, dtype):
@@ -89,8 +110,17 @@ class Segment:
         if dtype not in self._kernels:
             src = fusion.row_source([m for _, m in self.members])
             self._kernels[dtype] = _kernel(self.members, dtype, src, [f"a{i}" for i in range(self.n)], "",
-                                           f"a{self.overs[0]}.shape[0]", "joined_", self.names)
+                                           f"a{self.overs[0]}.shape[0]", "joined_", self.names, self.side)
         return self._kernels[dtype]
+
+    def _extent(self, args, R, W) -> int:
+        """The threads of a launch: the rows' lanes, or a side member's loop where it is longer."""
+        n = R * W
+        for _, (shape, _, _, over, K) in self.side:
+            a = args[over]
+            n = max(n, a.shape[0] if shape == "rows" else
+                    a.shape[0] * (a.shape[1] if shape == "cells" else a.shape[1] // args[K]))
+        return n
 
     def __call__(self, *args):
         R = args[self.overs[0]].shape[0]
@@ -101,12 +131,12 @@ class Segment:
         if self.spread:
             widest = max((a.shape[1] for a in args if getattr(a, "ndim", 0) == 2), default=0)
             W = L.joined_lanes(R, max(args[o].shape[1] if args[o].ndim == 2 else 0 for o in self.overs), widest)
-        dtype = args[self.overs[0]].dtype
+        dtype, n = args[self.overs[0]].dtype, self._extent(args, R, W)
         if dtype in self._kernels:
-            L.run(self._kernels[dtype], R * W, W, *args)
+            L.run(self._kernels[dtype], n, W, *args)
             return
         try:   # the first launch compiles the joined kernel
-            L.run(self.kernel(dtype), R * W, W, *args)
+            L.run(self.kernel(dtype), n, W, *args)
         except NumbaError as exc:   # the members one by one from now on, said once
             self.failed = True
             warnings.warn(f"ppl: the CUDA step launches {', '.join(self.names)} one by one: their joined kernel did "

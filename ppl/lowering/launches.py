@@ -20,16 +20,19 @@ sink). The CPU step is not touched: a call there costs no launch.
   (a member joins the newest that takes it). A check's count (its `_into`, a declared row kernel
   adding to a word of the sink) joins as any member does.
 
-`joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `zeroed`,
-`fused`; a loop block left as a loop has its `pre` and `body` joined each on their own.
+`joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `fused`,
+`zeroed` (a zeroed buffer joins the kernels over its rows first, the gradient's as their side
+work); a loop block left as a loop has its `pre` and `body` joined each on their own.
 """
 from __future__ import annotations
 
 from ..calls import Call, Code, Column, Const, Flat, Head, KernelRef, StepArg, View, arg_names, code
+from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, NoGrad
 from ..kernels import fusion, registry
 from ..targets import CUDA_FAMILIES
 from . import ir
 
+_NO_MEMORY = frozenset(m.name for m in (NO_GRAD, NO_GRAD_1D))   # a skipped gradient's empty buffer: nothing
 VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state (one array, conservatively)
 MAX_ARGS = 24   # arguments of a joined kernel at most (a launch's parameters have a size limit)
 MAX_STEP_ARGS = 40   # of a loop block's kernel (its storages are its arrays: no view of each step)
@@ -38,7 +41,7 @@ _WHOLE = ("theta", "grad", "state")
 
 def joined(stmts: list, per: int) -> list:
     """The statements with their launches joined (`per`: the step's rows per data row)."""
-    return fused(zeroed(stepped(bias_apart(spread_noise(stmts)), per)), per)
+    return zeroed(fused(stepped(bias_apart(spread_noise(stmts)), per), per))
 
 
 # ----------------------------------------------------------------- zeroed buffers, loss terms
@@ -157,6 +160,8 @@ def _memory(arg) -> tuple:
     every view of theta, grad and state is one array (conservative: what a member writes of one,
     no other member reaches past its row in another); code (a slice, an expression) may be any
     array it names, at any row; a number is none."""
+    if isinstance(arg, NoGrad):   # the empty buffer of a skipped gradient: no memory (every kernel skips it)
+        return (), True
     if isinstance(arg, (Flat, Column, Head)):
         return (arg.buffer,), True
     if isinstance(arg, View) or (isinstance(arg, StepArg) and str(arg) in _WHOLE):
@@ -231,29 +236,42 @@ def _args(st) -> set:
 
 class _Run:
     """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
-    the names of the statements printed after its place, which a later member floats past."""
+    the names of the statements printed after its place, which a later member floats past. A member
+    whose rows are not known (a whole array: the gradient's buffer zeroed) that names none of the
+    run's arrays, nor any later member one of its own, joins as side work: the kernel's threads run
+    its loop apart from the rows' (kernels/cuda/fused.py)."""
 
     def __init__(self):
         self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
+        self.names, self.side = set(), set()   # the names of the row members, of the side members
 
     def takes(self, args: set, touched: dict, over, names: set) -> bool:
-        return (self.state.fits(touched) and over is not None and over == self.rows
-                and not names & self.past and len(self.args | args) <= MAX_ARGS)
+        if names & self.past or names & self.side or len(self.args | args) > MAX_ARGS:
+            return False
+        if over is None:   # side work
+            return not names & self.names
+        return (self.rows is None or over == self.rows) and self.state.fits(touched)
 
-    def add(self, st, loop, args: set, touched: dict, over) -> None:
-        self.members.append((st, loop))
+    def add(self, st, loop, args: set, touched: dict, over, names: set) -> None:
+        self.members.append((st, loop, over is None))
         self.args |= args
+        if over is None:
+            self.side |= names
+            return
         self.state.add(touched)
         self.rows = over
+        self.names |= names
 
     def statements(self) -> list:
         """One `rows.fused` call: its spec names each member (its family and kernel, as the call
-        it replaces) and the positions of its arguments among the run's, each passed once; a run
-        of one member, its call."""
+        it replaces), the positions of its arguments among the run's, each passed once, and
+        "side" for side work (none where the run has no row member: its first runs as one); a
+        run of one member, its call."""
         if len(self.members) == 1:
             return [self.members[0][0]]
         uniq, at, spec = [], {}, []
-        for st, _ in self.members:
+        lead = self.rows is None   # only side work: the first member's loop is the kernel's rows
+        for k, (st, _, side) in enumerate(self.members):
             pos = []
             for a in st.call.args:
                 key = _arg_key(a)
@@ -262,7 +280,8 @@ class _Run:
                     uniq.append(a)
                 pos.append(at[key])
             alias, name = st.kernel
-            spec.append((f"{CUDA_FAMILIES.get(alias, alias)}.{name}", tuple(pos)))
+            kernel = f"{CUDA_FAMILIES.get(alias, alias)}.{name}"
+            spec.append((kernel, tuple(pos), "side") if side and not (lead and k == 0) else (kernel, tuple(pos)))
         call = Call(KernelRef("rows", "fused"), [Const(repr(tuple(spec))), *uniq])
         return [ir.Stmt(call, self.members[0][0].owner)]
 
@@ -287,14 +306,14 @@ def fused(stmts: list, per: int) -> list:
                 runs.append(_Run())
                 out.append(runs[-1])
                 at = len(runs) - 1
-            runs[at].add(st, loop, args, touched, over)
+            runs[at].add(st, loop, args, touched, over, names)
             for earlier in runs[:at]:   # they are printed before it: a member joining them floats past it
                 earlier.past |= names
             continue
         if isinstance(st, (ir.Block, ir.Loop)):
             runs = []   # nothing floats past a check's raise or a loop
         for run in runs:
-            run.past.update(n for n, _, _ in st.names)
+            run.past.update(n for n, _, _ in st.names if n not in _NO_MEMORY)
         out.append(st.mapped(lambda body: fused(body, per)) if isinstance(st, ir.Loop) else st)
     return [s for x in out for s in (x.statements() if isinstance(x, _Run) else [x])]
 

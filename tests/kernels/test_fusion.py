@@ -374,3 +374,20 @@ def test_inspect_members_cover_every_shape():
     shapes = {d.shape for _, d in MEMBERS.values()}
     assert shapes == set(fusion.SHAPES), shapes
     assert all(list(inspect.signature(d.body).parameters)[len(d.lead):] == list(d.args) for _, d in MEMBERS.values())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("side_len", [300, 2])   # longer than the rows, shorter
+def test_side_work_runs_beside_the_rows(side_len):
+    """A joined kernel's side member (a spec entry ("family.name", positions, "side"): lowering/
+    launches.py puts the gradient's zeroing there) runs its own loop, a thread per entry of its
+    own array, beside the rows' members: the array is zeroed whole whether it is longer or
+    shorter than the rows' lanes, and the row members do what they do alone."""
+    from numba import cuda
+    from ppl.kernels.cuda import fused
+    spec = (("rows.zero1", (0,), "side"), ("rows.fill2", (1, 2)), ("rows.zero2", (3,)))
+    side, out, other = np.ones(side_len), np.zeros((3, 5)), np.ones((3, 2))
+    d = [cuda.to_device(a) for a in (side, out, other)]
+    fused.fused(spec, d[0], d[1], 0.25, d[2])
+    assert not d[0].copy_to_host().any() and not d[2].copy_to_host().any()
+    assert (d[1].copy_to_host() == 0.25).all()

@@ -2,6 +2,7 @@
 the same seed gives the same loss and gradients as the CPU program (float64, rtol 1e-9),
 training keeps parameters on the device, and without a device the error is clear."""
 import os
+import re
 import subprocess
 import sys
 
@@ -271,20 +272,23 @@ def test_the_step_reads_the_device_once_and_a_failed_check_still_raises(monkeypa
         gpu.grad({"x": X})
 
 
-def test_a_run_of_zeroed_buffers_is_one_launch():
-    """The CUDA step zeroes the gradient and every cotangent buffer with one rows.zero_all launch
-    (lowering/printer.py), the CPU step (its two bodies) with one call per buffer; the gradient is the CPU's
-    (test_sbn_parity). rows.zero_all zeroes 1D, 2D and empty arrays of any sizes (oracle: zeros);
-    a lone zeroed buffer keeps its own call."""
+def test_zeroed_buffers_join_the_kernels_over_their_rows():
+    """The CUDA step zeroes each cotangent buffer inside the joined kernel over its rows and the
+    gradient as that kernel's side work (lowering/launches.py), where the CPU step (its two bodies)
+    makes one call per buffer: no zeroing is a launch of its own here, and each buffer the CPU
+    zeroes is zeroed by a joined kernel; the gradient is the CPU's (test_sbn_parity). A run of
+    zeroed buffers that joins nothing is one rows.zero_all launch, which zeroes 1D, 2D and empty
+    arrays of any sizes (oracle: zeros)."""
     from numba import cuda
     from ppl.kernels.cuda import rows
     gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda", estimators="disarm")
     cpu = sbn().compile(dtype=np.float64, seed=1, estimators="disarm")
-    (joined,) = [line.strip() for line in gpu.source.splitlines() if "zero_all(" in line]
-    assert joined.startswith("rows.zero_all(grad, ") and "rows.zero2(" not in gpu.source
-    assert cpu.source.count("rows.zero2(") == 2 * joined.count(",") >= 6 and "zero_all" not in cpu.source   # step, step_rows
-    (lone,) = [line for line in gpu.source.splitlines() if "rows.zero1" in line and "tot_" in line]   # the forward's
-    assert "tot_" not in joined and ("rows.zero1(tot_)" in lone or "rows.fused(" in lone)   # lone zero1, not joined
+    bwd = [line.strip() for line in gpu.source[gpu.source.index("mode == 0"):].splitlines()]
+    assert not [line for line in bwd if line.startswith(("rows.zero1(", "rows.zero2(", "rows.zero_all("))]
+    joined = [line for line in bwd if line.startswith("rows.fused(") and "'rows.zero2'" in line]
+    assert joined[0].startswith("rows.fused((('rows.zero1', (0,), 'side')") and "), grad, " in joined[0]
+    zeroed = set(re.findall(r"rows\.zero2\((\w+)\)", cpu.source))
+    assert len(zeroed) >= 3 and all(any(f" {name}," in line or f" {name})" in line for line in joined) for name in zeroed)
     arrays = [np.ones(n, np.float32) for n in (1, 700)] + [np.ones(s, np.float64) for s in ((3, 5), (0, 4), (300, 7))]
     dev = [cuda.to_device(a) for a in arrays]
     rows.zero_all(*dev)
