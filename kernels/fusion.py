@@ -126,14 +126,16 @@ def _member_lines(k, shape, formed, args, over, K, indent) -> list:
     return [indent + line for line in lines]
 
 
-def row_source(members) -> str:
+def row_source(members, n=None) -> str:
     """The source of ``seg(r, lane_, W_, a0, a1, ...)``: row r's work of every member on its W_
     lanes, in order, the lanes meeting between members. ``members``: (shape, lanes form or not,
     the positions of the member's arguments among a0, a1, ..., its loop array's position, its
     group size's position or None); member k's body is the global ``f<k>`` (a rows body in its
     lanes form ``f(r, lane_, W_, *args)`` where it has one, else ``f(r, *args)``; cells
-    ``f(r, j, *args)``; groups ``f(r, g, *args)``), ``lanes_sync`` the lanes' meeting."""
-    n = 1 + max((p for m in members for p in m[2]), default=-1)
+    ``f(r, j, *args)``; groups ``f(r, g, *args)``), ``lanes_sync`` the lanes' meeting. ``n``: the
+    a's it takes (default: through the members' last position; more where the kernel passes
+    arguments of its own beside them, a side member's)."""
+    n = max(1 + max((p for m in members for p in m[2]), default=-1), n or 0)
     lines = [f"def seg(r, lane_, W_{''.join(f', a{i}' for i in range(n))}):"]
     for k, (shape, formed, pos, over, K) in enumerate(members):
         if k:

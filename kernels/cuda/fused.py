@@ -4,11 +4,11 @@ the runs).
 
 ``fused(spec, *args)``: spec names the members, ``(("family.name", positions), ...)``, each
 member's arguments being ``args[p]`` for p in its positions (an argument two members share is
-passed once); a member ``("family.name", positions, "side")`` is side work, arrays no other
-member reaches (the gradient's buffer zeroed): after the rows, the kernel's threads run its loop,
-a thread per row, cell or group of its own array. The kernel is made once per spec: a grid-stride loop over the first member's rows
-times the lanes a row gets, each row's lanes running ``fusion.row_source``'s function of the
-members' device bodies (registry.Generated.body). The lanes per row are ``row_lanes`` of the rows
+passed once); a member ``("family.name", positions, "side")`` is side work, on arrays no other
+member reaches (the gradient's buffer zeroed): after the rows, the kernel's threads run its
+loop, a thread per row, cell or group of its own array. The kernel is made once per spec: a
+grid-stride loop over the first member's rows times the lanes a row gets, each row's lanes
+running ``fusion.row_source``'s function of the members' device bodies (Generated.body). The lanes per row are ``row_lanes`` of the rows
 and the widest member's columns where a member spreads over lanes (a row body's lanes form, a
 cells or groups loop), else one. Where the members' loops do not run over the same number of
 rows, each member is launched as it is (the joined kernel assumes the rows are one set); where
@@ -108,7 +108,7 @@ class Segment:
         """The joined kernel for arrays of `dtype` (a member's body may differ by dtype: a noise
         fill's), made at its first use."""
         if dtype not in self._kernels:
-            src = fusion.row_source([m for _, m in self.members])
+            src = fusion.row_source([m for _, m in self.members], self.n)
             self._kernels[dtype] = _kernel(self.members, dtype, src, [f"a{i}" for i in range(self.n)], "",
                                            f"a{self.overs[0]}.shape[0]", "joined_", self.names, self.side)
         return self._kernels[dtype]

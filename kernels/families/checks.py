@@ -200,8 +200,8 @@ PARITY = {
     "all_nonnegative": lambda g: (_with(g, [0.0], R, D),),
     "all_unit_into": lambda g: (_with(g, [0.5, np.nan, 1.5, -0.1], R, D), np.zeros(2), 1),
     "all_unit_positive_into": lambda g: (_with(g, [0.0, 0.5, 1.0, 2.0], R, D), np.zeros(2), 0),
-    "all_counts_into": lambda g: (np.floor(9 * _with(g, [1.5, -1.0, np.inf], R, D)).astype(g.dt) + 0.5 * (g.u(R, D) > 0.8),
-                                  np.zeros(2), 1),
+    "all_counts_into": lambda g: (np.floor(9 * _with(g, [1.5, -1.0, np.inf], R, D)).astype(g.dt)
+                                  + 0.5 * (g.u(R, D) > 0.8), np.zeros(2), 1),   # negative, inf, fractions
     "all_nonnegative_into": lambda g: (_with(g, [-1.0, np.inf, np.nan], R, D), np.zeros(2), 0),
 }
 # the failing branch of each, for tests/kernels/test_gpu_kernels.py's variants

@@ -192,8 +192,8 @@ _ACCESS: dict = {}   # a declared body -> fusion.access of it
 
 
 def _touched(st, loop, memory=_memory) -> dict:
-    """{array: (written, at the row or fusion.ADDS)} of one call (fusion.access of its body, by its arguments;
-    `memory`: what an argument may be, as `_memory`)."""
+    """{array: (written, at the row or fusion.ADDS)} of one call (fusion.access of its body, by its
+    arguments; `memory`: what an argument may be, as `_memory`)."""
     acc = _ACCESS.get(loop.body)
     if acc is None:
         acc = _ACCESS[loop.body] = fusion.access(loop.body, loop.lead)
@@ -288,13 +288,14 @@ class _Run:
 
 def fused(stmts: list, per: int) -> list:
     """Each run of two or more declared kernels that one kernel can do as one `rows.fused` call: a
-    member joins the open run while no array one member writes is reached past its row by another
-    (kernels/fusion.py), its loop's array has the run's rows (`_rows`: a member whose rows are
-    not known joins none; the joined kernel checks the counts at launch too), the statements it
-    floats past name none of its arrays and the run's arguments stay at most MAX_ARGS. A member
-    that no open run takes opens one, and the earlier runs stay open: a later member may join the
-    newest run that takes it, floating past the runs after it (whose members' names it must not
-    name either), so a check of other rows between two kernels keeps them in one kernel."""
+    member joins an open run while no array one member writes is reached past its row by another
+    (kernels/fusion.py), its loop's array has the run's rows (`_rows`; a member whose rows are
+    not known joins as side work, `_Run`; the joined kernel checks the counts at launch too),
+    the statements it floats past name none of its arrays and the run's arguments stay at most
+    MAX_ARGS. A member that no open run takes opens one, and the earlier runs stay open: a later
+    member joins the newest run that takes it, floating past the runs after it (whose members'
+    names it must not name either), so a check of other rows between two kernels keeps them in
+    one kernel."""
     out, runs = [], []   # runs: the open ones, in their order in `out`
     for st in stmts:
         loop = _loop_of(st)

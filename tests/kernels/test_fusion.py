@@ -378,16 +378,22 @@ def test_inspect_members_cover_every_shape():
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("side_len", [300, 2])   # longer than the rows, shorter
-def test_side_work_runs_beside_the_rows(side_len):
+@pytest.mark.parametrize("side_last", [False, True])   # its argument before the rows members', after them
+def test_side_work_runs_beside_the_rows(side_len, side_last):
     """A joined kernel's side member (a spec entry ("family.name", positions, "side"): lowering/
     launches.py puts the gradient's zeroing there) runs its own loop, a thread per entry of its
     own array, beside the rows' members: the array is zeroed whole whether it is longer or
-    shorter than the rows' lanes, and the row members do what they do alone."""
+    shorter than the rows, whether its argument comes before or after the row members' (the
+    row's function takes every argument of the kernel), and the row members do what they do alone."""
     from numba import cuda
     from ppl.kernels.cuda import fused
-    spec = (("rows.zero1", (0,), "side"), ("rows.fill2", (1, 2)), ("rows.zero2", (3,)))
     side, out, other = np.ones(side_len), np.zeros((3, 5)), np.ones((3, 2))
     d = [cuda.to_device(a) for a in (side, out, other)]
-    fused.fused(spec, d[0], d[1], 0.25, d[2])
+    if side_last:
+        spec = (("rows.fill2", (0, 1)), ("rows.zero2", (2,)), ("rows.zero1", (3,), "side"))
+        fused.fused(spec, d[1], 0.25, d[2], d[0])
+    else:
+        spec = (("rows.zero1", (0,), "side"), ("rows.fill2", (1, 2)), ("rows.zero2", (3,)))
+        fused.fused(spec, d[0], d[1], 0.25, d[2])
     assert not d[0].copy_to_host().any() and not d[2].copy_to_host().any()
     assert (d[1].copy_to_host() == 0.25).all()

@@ -209,6 +209,7 @@ def test_refusals_name_the_problem():
         prog.grad({"g": np.array([[3.0]]), "y": np.zeros((1, 1))})
 
 
+@pytest.mark.cuda
 def test_cuda_step_matches_cpu():
     """The CUDA step (Numba's simulator without a GPU): the same loss and gradients as the CPU's
     (the groups' noise by fill_*_at, the Embed tables, the per-group weights)."""

@@ -248,6 +248,7 @@ def test_derived_programs_keep_the_plate():
     assert np.isfinite(prog.evaluate({"x": X, "y": y}, samples=3))
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("case", ["blr", "disarm"])
 def test_a_plated_model_runs_on_the_cuda_target(case):
     """The same step on the CUDA target (the simulator without a GPU): the same loss and gradient."""

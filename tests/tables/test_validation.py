@@ -449,6 +449,7 @@ def test_nan_raises_in_the_row_fused_lowering(ests):
     restore()
 
 
+@pytest.mark.cuda
 def test_nan_raises_on_the_cuda_target():
     with Model("val_nan_cuda") as m:
         x = m.input("x", 2)
