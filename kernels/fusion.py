@@ -66,20 +66,28 @@ def access(body, lead) -> dict:
         if isinstance(up, ast.Attribute) or (isinstance(up, ast.Call) and isinstance(up.func, ast.Name)
                                              and up.func.id in _TYPE_ONLY):   # x.shape, like(x, 0.0)
             continue
-        written, at_row = out.get(node.id, (False, True))
+        was = out.get(node.id)
         if isinstance(up, ast.Subscript) and up.value is node:
             first = up.slice.elts[0] if isinstance(up.slice, ast.Tuple) else up.slice
             here = not moved and isinstance(first, ast.Name) and first.id == row
-            out[node.id] = (written or isinstance(up.ctx, ast.Store) or up in through, at_row and here)
+            out[node.id] = merged(was, isinstance(up.ctx, ast.Store) or up in through, here)
         elif isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ADDING:
             if up.args and up.args[0] is node:   # add_word(x, k, v): x only added to; k and v are numbers
-                out[node.id] = (True, ADDS if node.id not in out or out[node.id][1] is ADDS else False)
-            continue
+                out[node.id] = merged(was, True, ADDS)
         elif isinstance(up, _PASSED):   # passed whole (to a call, or bound to another name)
-            out[node.id] = (True, False)
-        if at_row is ADDS and node.id in out and out[node.id][1] is not ADDS:   # added to, and reached otherwise
-            out[node.id] = (True, False)
+            out[node.id] = merged(was, True, False)
     return out
+
+
+def merged(was, written, at_row):
+    """One array's (written, at the row or ADDS) after one more access to it (`was`: before it,
+    None for none): ADDS while every access only adds to it, written and past the row once an
+    add meets any other access."""
+    if was is None:
+        return written, at_row
+    if at_row is ADDS or was[1] is ADDS:
+        return True, ADDS if at_row is ADDS and was[1] is ADDS else False
+    return was[0] or written, was[1] and at_row
 
 
 class Run:

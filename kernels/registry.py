@@ -287,18 +287,26 @@ def rows(body, over):
     return Rows(body, over)
 
 
+def _summed(shape, body, over, write):
+    """A kernel summing body(i, *args) over i in range(`over`) in float64 (each thread's share,
+    then a deterministic ``block_sum``), thread 0 then running `write` (of total and the
+    arguments); arguments (*args, res)."""
+    p = _params(body, 1)
+    return Generated(shape, body, f"def k({p}, res):\n"
+                     f"    s = 0.0\n"
+                     f"    for i in range({over}):\n"
+                     f"        s += f(i, {p})\n"
+                     f"    total = block_sum(s)\n"
+                     f"    if cuda.threadIdx.x == 0:\n"
+                     f"        {write}\n")
+
+
 def counted(body, n):
     """A grid-stride loop over i < n (launch with ``launch_counted``): each block's float64 sum of
     body(i, *args) (a count: whole numbers) added to res[0] by one atomic add where it is not 0,
     exact in any order below 2^53, so the count is the same on every run; arguments (*args, res)."""
-    p = _params(body, 1)
-    return Generated("counted", body, f"def k({p}, res):\n"
-                     f"    s = 0.0\n"
-                     f"    for i in range(cuda.grid(1), {n}, cuda.gridsize(1)):\n"
-                     f"        s += f(i, {p})\n"
-                     f"    total = block_sum(s)\n"
-                     f"    if cuda.threadIdx.x == 0 and total != 0.0:\n"
-                     f"        cuda.atomic.add(res, 0, total)\n")
+    return _summed("counted", body, f"cuda.grid(1), {n}, cuda.gridsize(1)",
+                   "if total != 0.0: cuda.atomic.add(res, 0, total)")
 
 
 def block(body, n, result="total"):
@@ -306,11 +314,4 @@ def block(body, n, result="total"):
     body(i, *args) (a deterministic ``block_sum``; body may write outputs of its own); thread 0
     writes ``result`` (an expression of total and the arguments, ``like`` and ``hyper`` at hand;
     ``res[0] + ...`` accumulates) to res[0]; arguments (*args, res)."""
-    p = _params(body, 1)
-    return Generated("block", body, f"def k({p}, res):\n"
-                     f"    s = 0.0\n"
-                     f"    for i in range(cuda.threadIdx.x, {n}, cuda.blockDim.x):\n"
-                     f"        s += f(i, {p})\n"
-                     f"    total = block_sum(s)\n"
-                     f"    if cuda.threadIdx.x == 0:\n"
-                     f"        res[0] = {result}\n")
+    return _summed("block", body, f"cuda.threadIdx.x, {n}, cuda.blockDim.x", f"res[0] = {result}")

@@ -203,12 +203,8 @@ def _touched(st, loop, memory=_memory) -> dict:
             continue
         keys, exact = memory(arg)
         w, here = acc[param]
-        for key in keys:
-            if here is fusion.ADDS and exact:   # only added to (a word many rows add to): ADDS while only that
-                out[key] = (True, fusion.ADDS if out.get(key, (0, fusion.ADDS))[1] is fusion.ADDS else False)
-                continue
-            was = out.get(key, (False, True))
-            out[key] = (was[0] or w, was[1] is not fusion.ADDS and was[1] and bool(here) and exact)
+        for key in keys:   # an argument that may be any row of an array reaches it past the row
+            out[key] = fusion.merged(out.get(key), w, here if exact else False)
     return out
 
 
