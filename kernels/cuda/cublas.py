@@ -1,8 +1,12 @@
 """cuBLAS's products on the CUDA target: libcublas's own entry points, called through ctypes.
 
 cuda/products.py's ``matmul`` sends its products here on a real GPU where libcublas can be
-loaded; in the CUDA simulator, or with ``PPL_CUDA_PRODUCTS=tiled``, or where no libcublas is
-found, it runs its own tiled kernels. Float32 products run on the tensor cores in TF32 (10-bit
+loaded; with ``PPL_CUDA_PRODUCTS=tiled``, or where no libcublas is found, it runs its own tiled
+kernels. In the CUDA simulator the same calls go to ``emulated_gemm``: BLAS's column-major
+definition of ``?gemm`` run by NumPy on the arrays' buffers, with the same arguments (leading
+dimensions, transposes, the operands swapped), float32 inputs rounded to TF32 under the TF32
+mode. So the simulator takes a GPU's path through the products (the bias written apart, column
+sums as ones @ g) and checks the arguments cuBLAS would get. Float32 products run on the tensor cores in TF32 (10-bit
 mantissas in, float32 sums: about 3e-4 relative error), as JAX's and XLA's float32 products do by
 default on GPUs that have them (compute capability 8.0 and later; cuBLAS keeps float32 on older
 ones); ``PPL_CUDA_PRODUCTS=fp32`` keeps them in float32. Float64 products are float64 either way.
@@ -42,6 +46,7 @@ TF32_MATH = 3          # CUBLAS_TF32_TENSOR_OP_MATH (the default)
 FP32_MATH = 0          # CUBLAS_DEFAULT_MATH: float32 products in float32 (PPL_CUDA_PRODUCTS=fp32)
 _INT_MAX = 2 ** 31 - 1
 _STATE = {}            # "lib", "why", and a (handle, workspace) per device id
+EMULATED = "emulated"  # _STATE["lib"] in the CUDA simulator: products by emulated_gemm
 _LOCK = threading.Lock()
 
 
@@ -104,10 +109,10 @@ def _library():
     if "lib" not in _STATE:
         from numba import config
         choice = _choice()
-        if config.ENABLE_CUDASIM:
-            _STATE["lib"], _STATE["why"] = None, "the CUDA simulator has no cuBLAS"
-        elif choice == "tiled":
+        if choice == "tiled":
             _STATE["lib"], _STATE["why"] = None, "PPL_CUDA_PRODUCTS=tiled"
+        elif config.ENABLE_CUDASIM:
+            _STATE["lib"], _STATE["why"] = EMULATED, None
         else:
             _STATE["lib"], _STATE["why"] = _load()
             if _STATE["lib"] is None:
@@ -126,9 +131,16 @@ def why():
     return _STATE["why"]
 
 
+def _device_id():
+    from numba import config, cuda
+    return 0 if config.ENABLE_CUDASIM else cuda.get_current_device().id
+
+
 def _handle(lib):
     from numba import cuda
-    dev = cuda.get_current_device().id
+    if lib is EMULATED:
+        return EMULATED, None
+    dev = _device_id()
     if dev not in _STATE:
         h = ctypes.c_void_p()
         status = lib.cublasCreate_v2(ctypes.byref(h))
@@ -206,7 +218,7 @@ def sums_plan(g, out):
         return None
     from numba import cuda
     R = g.shape[0]
-    key = ("ones", cuda.get_current_device().id, out.dtype)
+    key = ("ones", _device_id(), out.dtype)
     with _LOCK:
         ones = _STATE.get(key)
         if ones is None or ones.shape[0] < R:
@@ -219,10 +231,47 @@ def sums_plan(g, out):
     return plan(ones[:R].reshape(1, R), False, g, False, c)
 
 
+def _buffer(x):
+    """The NumPy array behind a simulator's device array (or x itself)."""
+    return np.asarray(getattr(x, "_ary", x))
+
+
+def _tf32(x):
+    """float32 x rounded to TF32's 10-bit mantissa, to nearest, ties away from zero (as the
+    tensor cores take float32 inputs); NaN and infinities kept."""
+    bits = x.view(np.uint32)
+    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    return np.where(np.isfinite(x), rounded, x)
+
+
+def emulated_gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc, tf32=False):
+    """BLAS's ``?gemm`` with alpha = beta = 1 as written for column-major arrays, on the buffers
+    of the arrays A, B, C (each one's first item is its pointer): C = op(A) op(B) + C, the product
+    summed in float64 and rounded once to C's dtype, then added to C in C's dtype (as cuBLAS adds
+    beta C); float32 inputs rounded to TF32 first when tf32; overflow and NaN raise no warning
+    (a GPU's arithmetic has none). Nothing outside the m x n entries of
+    C at leading dimension ldc is written."""
+    from numpy.lib.stride_tricks import as_strided
+
+    def view(x, rows, cols, ld):
+        x = _buffer(x)
+        return as_strided(x, shape=(rows, cols), strides=(x.itemsize, ld * x.itemsize), writeable=True)
+    opA = view(A, k, m, lda).T if transa else view(A, m, k, lda)
+    opB = view(B, n, k, ldb).T if transb else view(B, k, n, ldb)
+    Cv = view(C, m, n, ldc)
+    if tf32 and Cv.dtype == np.float32:
+        opA, opB = _tf32(np.ascontiguousarray(opA)), _tf32(np.ascontiguousarray(opB))
+    with np.errstate(over="ignore", invalid="ignore"):   # inf and NaN are values here, as on a GPU
+        Cv[...] = (opA.astype(np.float64) @ opB.astype(np.float64)).astype(Cv.dtype) + Cv
+
+
 def gemm(plan):
     """Run a plan on the current launch stream: c += op(a) op(b)."""
     lib = _STATE["lib"]
     (h, work), (ta_, tb_, m, n, k, A, lda, B, ldb, C, ldc) = plan
+    if lib is EMULATED:
+        emulated_gemm(ta_, tb_, m, n, k, A, lda, B, ldb, C, ldc, tf32=math_mode() == TF32_MATH)
+        return
     scalar, call = ((ctypes.c_float, lib.cublasSgemm_v2) if C.dtype == np.float32
                     else (ctypes.c_double, lib.cublasDgemm_v2))
     one = scalar(1.0)

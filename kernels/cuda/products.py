@@ -3,7 +3,8 @@
 
 * ``matmul(a, ta, b, tb, c, bias)``: c = op(a) op(b) + bias, or c += op(a) op(b) when bias is
   None (op transposes when its flag is set). On a GPU with libcublas, cuBLAS's gemm
-  (cuda/cublas.py; the bias first written into c's rows); otherwise ppl's own kernels.
+  (cuda/cublas.py; the bias first written into c's rows), emulated in the CUDA simulator;
+  otherwise (``PPL_CUDA_PRODUCTS=tiled``, no libcublas) ppl's own kernels.
   Tiled: a block of 16 x 16 threads computes a 64 x 64 tile of c, each thread 4 x 4 entries
   (rows ty + 16 i, columns tx + 16 j, so that neighbouring threads read neighbouring words),
   over 16-deep slices of the shared index staged in shared memory. Every entry still sums the

@@ -290,21 +290,24 @@ def test_import_without_cuda_and_clear_error():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_products_tiled_and_per_entry_against_numpy(dtype):
-    """cuda/products.py: the tiled product (shapes crossing its 64 x 64 tiles and 16-deep slices)
-    and the per-entry one, in the three layouts the affine layers use (x W + b, g W^T, x^T g),
-    against NumPy in float64; column sums and row spreading on both sides of FEW_ROWS; the
-    finiteness count."""
+    """cuda/products.py: the tiled product (shapes crossing its 64 x 64 tiles and 16-deep slices),
+    the per-entry one and cuBLAS's (emulated in the simulator), in the three layouts the affine
+    layers use (x W + b, g W^T, x^T g), against NumPy in float64; column sums and row spreading
+    on both sides of FEW_ROWS; the finiteness count. In the simulator the tiled kernel runs in
+    float64 only: its float32 twin is the same Python code there (on a GPU, both)."""
     from ppl.kernels.cuda import cublas
     from ppl.kernels.cuda import products as P
     rng = np.random.default_rng(7)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
     M, K_, N = 65, 17, 3
+    ways = (P.tiled,) if dtype == np.float64 or ON_DEVICE else ()
+    ways += (P.per_entry,) + ((P.by_cublas,) if cublas.why() is None else ())
     for ta, tb, bias in ((False, False, True), (False, True, False), (True, False, False)):
         a = rng.standard_normal((K_, M) if ta else (M, K_)).astype(dtype)
         b = rng.standard_normal((N, K_) if tb else (K_, N)).astype(dtype)
         c0, v = rng.standard_normal((M, N)).astype(dtype), rng.standard_normal(N).astype(dtype)
         want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64) + (v if bias else c0)
-        for way in (P.tiled, P.per_entry) + ((P.by_cublas,) if cublas.why() is None else ()):
+        for way in ways:
             c = cuda.to_device(c0.copy())
             way(cuda.to_device(a), ta, cuda.to_device(b), tb, c, cuda.to_device(v), bias)
             assert_allclose(c.copy_to_host(), want, err_msg=f"{way.__name__} ta={ta} tb={tb}", **tol)
@@ -325,19 +328,6 @@ def test_products_tiled_and_per_entry_against_numpy(dtype):
     assert res.copy_to_host()[0] == 3
 
 
-def _gemm_column_major(transa, transb, m, n, k, A, lda, B, ldb, C, ldc, beta):
-    """BLAS's gemm as written for column-major arrays, on the buffers of NumPy arrays (each
-    array's first item is the pointer): C = op(A) op(B) + beta C, in float64."""
-    from numpy.lib.stride_tricks import as_strided
-
-    def view(x, rows, cols, ld):
-        return as_strided(x, shape=(rows, cols), strides=(x.itemsize, ld * x.itemsize))
-    opA = view(A, k, m, lda).T if transa else view(A, m, k, lda)
-    opB = view(B, n, k, ldb).T if transb else view(B, k, n, ldb)
-    Cv = view(C, m, n, ldc)
-    Cv[...] = opA.astype(np.float64) @ opB + beta * Cv
-
-
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 def test_cublas_arguments_compute_the_row_major_product(ta, tb):
@@ -345,7 +335,7 @@ def test_cublas_arguments_compute_the_row_major_product(ta, tb):
     run through BLAS's column-major definition on the arrays' buffers (no GPU needed), give
     NumPy's product, for whole arrays, row-strided views (a leading dimension past the columns),
     one row and an empty shared index; a layout that does not map is refused."""
-    from ppl.kernels.cuda.cublas import gemm_args
+    from ppl.kernels.cuda.cublas import emulated_gemm, gemm_args
     rng = np.random.default_rng(11)
     for M, K_, N in ((7, 5, 3), (1, 4, 6), (5, 0, 2)):
         big = [rng.standard_normal((12, 20)) for _ in range(3)]
@@ -355,7 +345,7 @@ def test_cublas_arguments_compute_the_row_major_product(ta, tb):
         want = c + (a.T if ta else a) @ (b.T if tb else b)
         untouched = big[2].copy()
         args = gemm_args(a, ta, b, tb, c)
-        _gemm_column_major(*args, 1.0)
+        emulated_gemm(*args)
         assert_allclose(c, want, rtol=1e-12, atol=1e-12)
         untouched[:M, 3:3 + N] = want
         assert_array_equal(big[2], untouched)   # nothing outside c written
@@ -378,14 +368,14 @@ def test_products_choice_is_checked(monkeypatch):
             cublas._choice()
 
 
-@pytest.mark.skipif(not ON_DEVICE, reason="the CUDA simulator has no cuBLAS")
 def test_float32_products_are_tf32_by_default_and_fp32_when_asked(monkeypatch):
-    """On a GPU with TF32 (compute capability 8.0+), a float32 product (256 x 784 x 200, a layer
-    of the digits' SBN) on cuBLAS's handle made under the default is within TF32's error of the
-    float64 product and farther than float32's (> 1e-5, normwise); under PPL_CUDA_PRODUCTS=fp32
-    within float32's (< 1e-5). The tests' own setting (fp32, tests/conftest.py) is back after."""
+    """On a GPU with TF32 (compute capability 8.0+), and in the simulator's emulated cuBLAS, a
+    float32 product (256 x 784 x 200, a layer of the digits' SBN) under the default is within
+    TF32's error of the float64 product and farther than float32's (> 1e-5, normwise); under
+    PPL_CUDA_PRODUCTS=fp32 within float32's (< 1e-5). The tests' own setting (fp32,
+    tests/conftest.py) is back after."""
     from ppl.kernels.cuda import cublas, products
-    if cuda.get_current_device().compute_capability < (8, 0):
+    if ON_DEVICE and cuda.get_current_device().compute_capability < (8, 0):
         pytest.skip("no TF32 before compute capability 8.0")
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal((256, 784)), rng.standard_normal((784, 200))
@@ -446,3 +436,14 @@ def test_parity_few_wide_rows(name, monkeypatch):
         assert row_lanes(4, 300) == (BLOCK if BLOCK > LANES == 32 else LANES)
     build, ignore = _builder(name)
     check(name, build, np.float64, ignore)
+
+
+def test_tf32_rounding_of_the_emulated_products():
+    """cuda/cublas._tf32 keeps 10 of float32's 23 mantissa bits, to nearest with ties away from
+    zero (as the tensor cores take float32 inputs); infinities and NaN pass."""
+    from ppl.kernels.cuda.cublas import _tf32
+    e = 2.0 ** -10   # TF32's ulp at 1
+    x = np.array([1 + e / 2, 1 + e / 4, -(1 + e / 2), 1 + 3 * e / 4, 3.0, np.inf, -np.inf, np.nan], np.float32)
+    got = _tf32(x)
+    assert_array_equal(got[:7], np.array([1 + e, 1.0, -(1 + e), 1 + e, 3.0, np.inf, -np.inf], np.float32))
+    assert np.isnan(got[7])

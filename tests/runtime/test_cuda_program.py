@@ -64,6 +64,18 @@ def test_gaussian_vae_parity():
     _parity(vae)
 
 
+def test_parity_on_ppls_own_products(monkeypatch):
+    """PPL_CUDA_PRODUCTS=tiled: the products on ppl's tiled kernels (the simulator otherwise
+    takes cuBLAS's calls, emulated) give the CPU's step too."""
+    from ppl.kernels.cuda import cublas, products
+    calls = []
+    monkeypatch.setattr(products, "per_entry", lambda *a: (calls.append(1), products.tiled(*a))[1])
+    monkeypatch.setenv("PPL_CUDA_PRODUCTS", "tiled")
+    monkeypatch.setattr(cublas, "_STATE", {})
+    _parity(sbn, estimators="straight_through")
+    assert cublas.why() == "PPL_CUDA_PRODUCTS=tiled" and calls
+
+
 @pytest.mark.parametrize("est", ["vimco", "score"])
 def test_iwae_parity(est):
     """The importance-weighted bound (K = 3): its loss, its normalised weights' cotangents and
