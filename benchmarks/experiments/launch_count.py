@@ -1,7 +1,8 @@
 """Launches per CUDA training step: the kernels and cuBLAS calls one step of a CUDA program makes
 (the nodes of the captured step's graph), with the CUDA step's launches joined as the printer
 joins them (lowering/launches.py) and without the joins of declared kernels ("before": the
-bias written inside its product, a drawn row's noise filled then spread, no `rows.fused`).
+bias written inside its product, a drawn row's noise filled then spread, no `rows.fused`, a
+bias's gradient summed by its layer's call).
 
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/experiments/launch_count.py [--cases sbn784-200,sbn784-200-200]
         [--estimators straight_through,score,disarm,rebar] [--batch 50]
@@ -49,11 +50,13 @@ class Counter:
 
 
 def instrument(counter):
+    """Every ppl.kernels module's `configured` (native.launch's, or the last counter's: `==`, as
+    two reads of a bound method are two objects) routed to `counter`."""
     from ppl.kernels.cuda import cublas
     from ppl.kernels.native import launch
     original = launch.configured
     for name, mod in list(sys.modules.items()):
-        if name.startswith("ppl.kernels") and getattr(mod, "configured", None) is original:
+        if name.startswith("ppl.kernels") and getattr(mod, "configured", None) == original:
             mod.configured = counter.configured
     cublas.plan = lambda *a: ("plan",)
     cublas.sums_plan = lambda *a: ("plan",)
@@ -89,38 +92,39 @@ def main():
         return
     import jax_peers as jp
     from ppl.lowering import launches
-    joined = (launches.fused, launches.bias_apart, launches.spread_noise)
-    none = (lambda s, per: s, lambda s: s, lambda s: s)
+    joined = (launches.fused, launches.bias_apart, launches.spread_noise, launches.sums_last)
+    none = (lambda s, per: s, lambda s: s, lambda s: s, lambda s: s)
     X = jp.digits784()
     for case in args.cases.split(","):
         for est in args.estimators.split(","):
             counts = {}
             for way in ("before", "joined"):
-                launches.fused, launches.bias_apart, launches.spread_noise = joined if way == "joined" else none
+                launches.fused, launches.bias_apart, launches.spread_noise, launches.sums_last = (
+                    joined if way == "joined" else none)
                 prog = jp.build(case).compile(estimators=jp.ESTIMATORS[est], dtype=np.float32, target="cuda",
                                               **jp.COMPILE.get(est, {}))
                 counts[way] = count(prog, X, args.batch)
                 print(json.dumps({"bench": "launch_count", "case": f"{case}/{est}", "metric": "launches_per_step",
                                   "way": way, "value": sum(counts[way].values()),
                                   "kernels": dict(counts[way].most_common())}), flush=True)
-            launches.fused, launches.bias_apart, launches.spread_noise = joined
+            launches.fused, launches.bias_apart, launches.spread_noise, launches.sums_last = joined
 
 
 def simulations(names, B):
     import simulations as sims
     from ppl.lowering import launches
-    real = (launches.fused, launches.bias_apart, launches.spread_noise, launches.stepped)
-    none = (lambda s, per: s, lambda s: s, lambda s: s)
+    real = (launches.fused, launches.bias_apart, launches.spread_noise, launches.sums_last, launches.stepped)
+    none = (lambda s, per: s, lambda s: s, lambda s: s, lambda s: s)
     for name in names:
         spec, T = sims.PPL[name], sims.PROBLEMS[name].T
         counts = {}
         for way in ("before", "steps", "joined"):
             if way == "before":
-                launches.fused, launches.bias_apart, launches.spread_noise = none
+                launches.fused, launches.bias_apart, launches.spread_noise, launches.sums_last = none
             if way != "joined":
                 launches.stepped = lambda s, per: s
             prog = spec.build(T, f"count_{way}").compile(dtype=np.float32, target="cuda")
-            launches.fused, launches.bias_apart, launches.spread_noise, launches.stepped = real
+            launches.fused, launches.bias_apart, launches.spread_noise, launches.sums_last, launches.stepped = real
             counts[way] = count_on(prog, spec.data(B))
             chosen = sorted({c[0].estimator for c in prog.choices.values()})
             print(json.dumps({"bench": "launch_count", "case": f"{name}/T={T}", "metric": "launches_per_step",

@@ -13,7 +13,8 @@
   Outputs of at most SMALL entries take one thread per entry instead (the same order of sums).
 * ``column_sums(g, out)``: out[o] += sum_r g[r, o]; cuBLAS's ones @ g where cuBLAS is in use,
   else a block of up to 32 x 32 threads per 32 columns, each thread summing every 32nd row,
-  then the partial sums in a fixed order: deterministic either way.
+  then the partial sums in a fixed order: deterministic either way. ``column_sums_all(g, out,
+  g, out, ...)``: several such sums by one launch of those blocks.
 * ``spread_rows(a, S)``: in place, a[r] = a[r // S] for every row; the rows whose sources are
   no longer written are copied together (a level), the levels from the last rows up: a level of
   more than SPREAD_LEVEL rows is a launch over the device, the rest one kernel, a block per 32
@@ -37,6 +38,7 @@ TILE, DEPTH, SIDE = 64, 16, 16      # a block's tile of c, the shared-index slic
 SMALL = 4096                        # outputs of at most this many entries: one thread per entry
 FEW_ROWS = 64                       # column sums and row spreading over at most this many rows: a thread per column
 SPREAD_LEVEL = 512                  # row spreading: a level over more rows than this is a launch of its own
+JOINED_SUMS_ROWS = 256              # column_sums_all over more rows than this: cuBLAS's products, one a sum
 PADDED = TILE + 1                   # a staged slice's row length (no shared-memory bank conflicts)
 _KERNELS = {}
 
@@ -182,34 +184,73 @@ def _on_cublas(plan, c, v, bias):
     cublas.gemm(plan)
 
 
-def _column_sums_kernel(dtype):
-    key = ("column_sums", np.dtype(dtype))
+_SUMS_BLOCK = """\
+R, O = G.shape
+o = BLK * cuda.blockDim.x + cuda.threadIdx.x
+s = zero
+if o < O:
+    for r in range(cuda.threadIdx.y, R, cuda.blockDim.y):
+        s += G[r, o]
+part[cuda.threadIdx.y, cuda.threadIdx.x] = s
+cuda.syncthreads()
+if cuda.threadIdx.y == 0 and o < O:
+    t = part[0, cuda.threadIdx.x]
+    for k in range(1, cuda.blockDim.y):
+        t += part[k, cuda.threadIdx.x]
+    OUT[o] += t
+"""   # a block's 32 columns (blockDim.x) of G summed into OUT: each thread every blockDim.y-th row, then row 0 adds the parts in order
+
+
+def _sums_lines(g, out, blk, indent):
+    text = _SUMS_BLOCK.replace("G", g).replace("OUT", out).replace("BLK", blk)
+    return [indent + line for line in text.splitlines()]
+
+
+def _sums_kernel(k, dtype):
+    """The column sums of k (g, out) pairs by one kernel: block b sums 32 columns of the pair whose
+    block range holds it (the ranges' ends e1 .. e{k-1} are arguments), k >= 2; k = 0: the
+    kernel of one pair (column_sums's), b its block. Written out per pair (a device function would not see the
+    simulator's `cuda`)."""
+    key = ("column_sums", k, np.dtype(dtype))
     if key in _KERNELS:
         return _KERNELS[key]
-    nb = _nb(dtype)
-    zero = nb(0)
+    if k == 0:
+        lines = ["def column_sums(g, out):", "    part = cuda.shared.array((32, 33), nb)",
+                 *_sums_lines("g", "out", "cuda.blockIdx.x", "    ")]
+    else:
+        lines = [f"def column_sums({', '.join([f'g{i}, o{i}' for i in range(k)] + [f'e{i}' for i in range(1, k)])}):",
+                 "    part = cuda.shared.array((32, 33), nb)", "    b = cuda.blockIdx.x"]
+        for i in range(k):
+            lines += [f"    {'if' if i == 0 else 'elif'} b < e{i + 1}:" if i < k - 1 else "    else:",
+                      *_sums_lines(f"g{i}", f"o{i}", f"(b - e{i})" if i else "b", "        ")]
+    glb = {"cuda": cuda, "nb": _nb(dtype), "zero": _nb(dtype)(0)}
+    exec(compile("\n".join(lines) + "\n", f"<generated column sums kernel ({k} pairs)>", "exec"), glb)
+    _KERNELS[key] = cuda.jit(glb["column_sums"])
+    return _KERNELS[key]
 
-    @cuda.jit
-    def column_sums(g, out):
-        R, O = g.shape
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        o = cuda.blockIdx.x * cuda.blockDim.x + tx
-        part = cuda.shared.array((32, 33), nb)
-        s = zero
-        if o < O:
-            for r in range(ty, R, cuda.blockDim.y):
-                s += g[r, o]
-        part[ty, tx] = s
-        cuda.syncthreads()
-        if ty == 0 and o < O:
-            t = part[0, tx]
-            for k in range(1, cuda.blockDim.y):
-                t += part[k, tx]
-            out[o] += t
 
-    _KERNELS[key] = column_sums
-    return column_sums
+def column_sums_all(*pairs):
+    """out += the column sums of g for each (g, out) of `pairs` (g, out, g, out, ...; 2D g of
+    one dtype, 1D out) by ONE launch, each column's sum in the fixed order of ppl's column-sums
+    kernel: the bias and broadcast gradients of the CUDA step's backward (lowering/launches.py
+    gathers them at its end), one node of a captured step instead of a product each. Over more
+    than JOINED_SUMS_ROWS rows, where cuBLAS is in use, each is column_sums's product instead: a
+    block per 32 columns leaves most of a large GPU idle."""
+    require_cuda()
+    gs, outs = pairs[0::2], pairs[1::2]
+    if max(g.shape[0] for g in gs) > JOINED_SUMS_ROWS and cublas.why() is None:
+        for g, out in zip(gs, outs):   # many rows: bandwidth, not launches, bounds them
+            column_sums(g, out)
+        return
+    ends, at = [], 0
+    for g in gs:
+        at += -(-g.shape[1] // 32)
+        ends.append(at)
+    if at == 0:
+        return
+    by = threads_for(-(-max(g.shape[0] for g in gs) // 8), 32)   # each thread sums 8 rows or more
+    kernel = _sums_kernel(len(gs) if len(gs) > 1 else 0, gs[0].dtype)
+    configured(kernel, at, (32, by))(*pairs, *ends[:-1])
 
 
 def column_sums(g, out):
@@ -227,14 +268,16 @@ def column_sums(g, out):
         launch(_column_sums_few, O)(g, out)
         return
     bx, by = threads_for(O, 32), threads_for(-(-R // 8), 32)   # each thread sums 8 rows or more
-    configured(_column_sums_kernel(g.dtype), math.ceil(O / bx), (bx, by))(g, out)
+    configured(_sums_kernel(0, g.dtype), math.ceil(O / bx), (bx, by))(g, out)
 
 
 @cuda.jit
 def _column_sums_few(g, out):
     for o in range(cuda.grid(1), g.shape[1], cuda.gridsize(1)):
+        s = out[o]   # in a register: out[o] += g[r, o] in the loop went to memory at every row
         for r in range(g.shape[0]):
-            out[o] += g[r, o]
+            s += g[r, o]
+        out[o] = s
 
 
 @cuda.jit

@@ -7,6 +7,7 @@ from numba import cuda as _cuda
 
 from ..declare import cuda_twin as _cuda_twin
 from .fused import fused, stepped  # noqa: F401  (kernels over the same rows, a loop block: one launch)
+from .products import column_sums_all  # noqa: F401  (the backward's column sums: one launch)
 from ..families import bounds as _bounds
 from ..families import rows as _rows
 from ..native.launch import block_sum as _block_sum

@@ -9,6 +9,10 @@ sink). The CPU step is not touched: a call there costs no launch.
 * `bias_apart`: an affine layer's forward call is its bias rows written (core.broadcast_rows_fwd,
   a declared kernel, which the CUDA product launched anyway before its product) and the product
   added to them (core.affine_acc), so the bias write can join the kernels before it;
+* `sums_last`: an affine layer's backward call is its products and its bias's gradient a column
+  sum of its own (core.broadcast_rows_bwd, as a parameter broadcast over rows has); the column
+  sums sink to the end of the section, past statements that reach neither their cotangent nor
+  their gradient (nor the whole gradient), and are one `rows.column_sums_all` launch;
 * `stepped`: a loop block (a `ppl.scan`'s steps) whose every statement is a declared kernel at
   its rows (a carry's `if` / `else` included) is one `rows.stepped` launch: each row's lanes run
   all its steps (kernels/cuda/fused.py), instead of a launch per kernel and step; a check in it
@@ -21,7 +25,7 @@ sink). The CPU step is not touched: a call there costs no launch.
   adding to a word of the sink) joins as any member does.
 
 `joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `fused`,
-`zeroed` (a zeroed buffer joins the kernels over its rows first, the gradient's as their side
+`zeroed`, `sums_last` (a zeroed buffer joins the kernels over its rows first, the gradient's as their side
 work); a loop block left as a loop has its `pre` and `body` joined each on their own.
 """
 from __future__ import annotations
@@ -41,7 +45,7 @@ _WHOLE = ("theta", "grad", "state")
 
 def joined(stmts: list, per: int) -> list:
     """The statements with their launches joined (`per`: the step's rows per data row)."""
-    return zeroed(fused(stepped(bias_apart(spread_noise(stmts)), per), per))
+    return sums_last(zeroed(fused(stepped(bias_apart(spread_noise(stmts)), per), per)))
 
 
 # ----------------------------------------------------------------- zeroed buffers, loss terms
@@ -97,6 +101,84 @@ def bias_apart(stmts: list) -> list:
                     ir.Stmt(Call(KernelRef("core", "affine_acc"), (x, W, res)), st.owner)]
         else:
             out.append(st)
+    return out
+
+
+# ----------------------------------------------------------------- column sums at the end
+_SUM = ("core", "broadcast_rows_bwd")   # out += the column sums of a 2D cotangent
+
+
+def sums_last(stmts: list) -> list:
+    """The section's column sums into parameters' gradients (an affine layer's bias's, split from
+    its backward call; a broadcast parameter's) sunk to the end of the section and made one
+    rows.column_sums_all launch. A sum sinks past a statement that reaches neither its cotangent
+    buffer, nor its gradient's view, nor the whole gradient (each parameter's gradient is a view
+    of its own slot); a statement that does (or a check's block, a loop) has the sums it reaches
+    before it, joined. A loop's sums stay in it."""
+    out, pending = [], []
+    for st in [*_bias_sums_apart(stmts), None]:
+        if st is not None and _is_sum(st):
+            pending.append(st)
+            continue
+        reach = _reach(st)
+        out += _sums_call([s for s in pending if reach is None or _sum_reach(s) & reach])
+        pending = [s for s in pending if reach is not None and not _sum_reach(s) & reach]
+        if st is not None:
+            out.append(st)
+    return out
+
+
+def _bias_sums_apart(stmts: list) -> list:
+    out = []
+    for st in stmts:
+        if isinstance(st, ir.Stmt) and st.kernel == ("core", "affine_bwd") and not (st.call.indent or st.call.wrap):
+            x, W, gout, gx, gW, gb = st.call.args
+            if isinstance(gb, View) and not isinstance(gout, Code):
+                if not (isinstance(gx, NoGrad) and isinstance(gW, NoGrad)):
+                    out.append(ir.Stmt(Call(KernelRef("core", "affine_bwd"), (x, W, gout, gx, gW, NO_GRAD_1D)), st.owner))
+                out.append(ir.Stmt(Call(KernelRef(*_SUM), (gout, gb)), st.owner))
+                continue
+        out.append(st)
+    return out
+
+
+def _is_sum(st) -> bool:
+    return (isinstance(st, ir.Stmt) and st.kernel == _SUM and not (st.call.indent or st.call.wrap)
+            and isinstance(st.call.args[1], View) and not isinstance(st.call.args[0], Code))
+
+
+def _sum_reach(st) -> set:
+    g, out = st.call.args
+    return {*_memory(g)[0], str(out), "grad"}
+
+
+def _reach(st) -> set | None:
+    """The names through which a statement reaches memory, a parameter's view by its own name
+    (None: the end of the section, a check's block or a loop: anything)."""
+    if st is None or isinstance(st, (ir.Block, ir.Loop)):
+        return None
+    if st.call is None:
+        return {n for n, _, _ in st.names}
+    out = set()
+    for a in st.call.args:
+        if isinstance(a, View):
+            out.add(str(a))
+        elif isinstance(a, Code):
+            out.update(n for n, _, _ in a.names)
+        else:
+            out.update(_memory(a)[0])
+    return out - {VIEWS} | ({str(a) for a in st.call.args if isinstance(a, StepArg) and str(a) in _WHOLE})
+
+
+def _sums_call(run: list) -> list:
+    """One rows.column_sums_all call per MAX_ARGS / 2 sums of the run (a run of one: its call)."""
+    per = MAX_ARGS // 2
+    out = []
+    for k in range(0, len(run), per):
+        part = run[k:k + per]
+        out.append(part[0] if len(part) == 1 else
+                   ir.Stmt(Call(KernelRef("rows", "column_sums_all"), [a for s in part for a in s.call.args]),
+                           part[0].owner))
     return out
 
 

@@ -370,3 +370,45 @@ def test_a_laws_checks_join_the_kernels_around_them():
             gpu.grad({"x": X})
         gpu.params[f"{layer}.W"][0, 0] = keep
         gpu.push()
+
+
+def test_the_backwards_column_sums_are_one_launch_at_its_end():
+    """The CUDA step's column sums (each bias's gradient, split from its layer's backward call, and
+    a broadcast parameter's) sink to the end of the backward as one rows.column_sums_all launch
+    (lowering/launches.py, sums_last); the gradient is the CPU's (test_sbn_parity). A sum stops
+    before a statement that reaches its gradient's view or its cotangent (its own, joined with
+    any others stopped there), a loop or a check. The kernel against NumPy's float64 sums:
+    widths across its 32-column blocks, an empty pair, NaN kept; over 256 rows, where cuBLAS is
+    in use (emulated here), a product per sum."""
+    from numba import cuda
+    from ppl.calls import Call, KernelRef, View
+    from ppl.kernels.cuda import rows
+    from ppl.lowering import ir, launches
+    gpu = sbn().compile(dtype=np.float64, seed=1, target="cuda", estimators="straight_through")
+    bwd = [line.strip() for line in gpu.source[gpu.source.index("mode == 0"):].splitlines()]
+    sums = [line for line in bwd if "column_sums_all" in line or "broadcast_rows_bwd" in line]
+    assert len(sums) == 1 and sums[0].startswith("rows.column_sums_all(") and sorted(
+        sums[0][21:-1].split(", ")) == sorted("g_prior gp_prior g_dec gp_dec_b g_enc gp_enc_b".split()), sums
+    assert bwd[bwd.index(sums[0]) + 1] == "return loss"
+    assert [line for line in bwd if line.startswith("core.affine_bwd(")] and not any(
+        "_b)" in line for line in bwd if line.startswith("core.affine_bwd("))
+
+    def st(name, *args, fam="core"):
+        return ir.Stmt(Call(KernelRef(fam, name), args), None)
+    va, vb, vc = View("gp_a", "a"), View("gp_b", "b"), View("gp_c", "c")
+    stmts = [st("broadcast_rows_bwd", "g_a", va), st("broadcast_rows_bwd", "g_b", vb), st("x_bwd", "v", "g_d"),
+             st("affine_acc", "v", vb, "w"), st("broadcast_rows_bwd", "g_d", vc), st("y_bwd", "g_a", "g_d")]
+    got = [str(s) for s in launches.sums_last(stmts)]
+    assert got == ["core.x_bwd(v, g_d)", "core.broadcast_rows_bwd(g_b, gp_b)", "core.affine_acc(v, gp_b, w)",
+                   "rows.column_sums_all(g_a, gp_a, g_d, gp_c)", "core.y_bwd(g_a, g_d)"], got
+
+    g = np.random.default_rng(4)
+    for shapes in (((50, 70), (9, 32), (256, 1), (0, 5)), ((300, 40), (7, 3))):   # one kernel; cuBLAS's, > 256 rows
+        gs = [g.standard_normal(s) for s in shapes]
+        gs[0][3, 33] = np.nan
+        outs = [g.standard_normal(x.shape[1]) for x in gs]
+        dev = [cuda.to_device(o) for o in outs]
+        rows.column_sums_all(*(a for x, d in zip(gs, dev) for a in (cuda.to_device(x), d)))
+        for x, o, d in zip(gs, outs, dev):
+            np.testing.assert_allclose(d.copy_to_host(), o + x.sum(0), rtol=1e-12, atol=1e-12)
+        assert np.isnan(dev[0].copy_to_host()[33]) and np.isfinite(np.delete(dev[0].copy_to_host(), 33)).all()
