@@ -14,6 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# ppl's own cache is $PPL_CACHE_DIR; a NUMBA_CACHE_DIR in the shell would move its kernels to Numba's
+# locator (kernels/_cache.py: the user's setting wins), which the cache tests do not expect
+os.environ.pop("NUMBA_CACHE_DIR", None)
 # on a GPU, float32 products in float32: the parity tests hold the device to the CPU's float32 within
 # a few ulp; the default, TF32, is checked by its own test (tests/kernels/test_gpu_kernels.py)
 os.environ.setdefault("PPL_CUDA_PRODUCTS", "fp32")
