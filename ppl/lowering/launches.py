@@ -315,9 +315,10 @@ def _args(st) -> set:
 class _Run:
     """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
     the names of the statements printed after its place, which a later member floats past. A member
-    whose rows are not known (a whole array: the gradient's buffer zeroed) that names none of the
-    run's arrays, nor any later member one of its own, joins as side work: the kernel's threads run
-    its loop apart from the rows' (kernels/cuda/fused.py)."""
+    whose rows are not known (a whole array: the gradient's buffer zeroed), or are not the run's
+    and no run over its rows takes it, that names none of the run's arrays, nor any later member
+    one of its own, joins as side work: the kernel's threads run its loop apart from the rows'
+    (kernels/cuda/fused.py)."""
 
     def __init__(self):
         self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
@@ -368,7 +369,8 @@ def fused(stmts: list, per: int) -> list:
     """Each run of two or more declared kernels that one kernel can do as one `rows.fused` call: a
     member joins an open run while no array one member writes is reached past its row by another
     (kernels/fusion.py), its loop's array has the run's rows (`_rows`; a member whose rows are
-    not known joins as side work, `_Run`; the joined kernel checks the counts at launch too),
+    not known, or that no run over its own rows takes, joins as side work, `_Run`; the joined
+    kernel checks the counts at launch too),
     the statements it floats past name none of its arrays and the run's arguments stay at most
     MAX_ARGS. A member that no open run takes opens one, and the earlier runs stay open: a later
     member joins the newest run that takes it, floating past the runs after it (whose members'
@@ -381,6 +383,9 @@ def fused(stmts: list, per: int) -> list:
             args, touched, names = _args(st), _touched(st, loop), _names(st)
             over = _rows(st.call.args[loop.args.index(loop.over)], per)
             at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, over, names)), None)
+            if at is None and over is not None:   # other rows: side work of the newest run that takes it
+                at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, None, names)), None)
+                over = None if at is not None else over
             if at is None:
                 runs.append(_Run())
                 out.append(runs[-1])
