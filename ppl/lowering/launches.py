@@ -21,7 +21,8 @@ sink). The CPU step is not touched: a call there costs no launch.
   which may join: kernels/fusion.py). A member may float up to the run past statements that name
   none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
   check's block or a loop; a member no open run takes opens one, and the earlier runs stay open
-  (a member joins the newest that takes it). A check's count (its `_into`, a declared row kernel
+  (a member joins the newest that takes it); a member over other rows (or none known) joins as
+  side work, its own loop, where the arrays it shares with the run are only read, or added to. A check's count (its `_into`, a declared row kernel
   adding to a word of the sink) joins as any member does.
 
 `joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `fused`,
@@ -312,34 +313,40 @@ def _args(st) -> set:
     return {_arg_key(a) for a in st.call.args}
 
 
+def _apart(touched: dict) -> dict:
+    """A member's accesses (`_touched`) as seen from other rows: every one past its row (an add
+    stays an add)."""
+    return {key: (written, fusion.ADDS if at is fusion.ADDS else False) for key, (written, at) in touched.items()}
+
+
 class _Run:
     """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
     the names of the statements printed after its place, which a later member floats past. A member
     whose rows are not known (a whole array: the gradient's buffer zeroed), or are not the run's
-    and no run over its rows takes it, that names none of the run's arrays, nor any later member
-    one of its own, joins as side work: the kernel's threads run its loop apart from the rows'
-    (kernels/cuda/fused.py)."""
+    and no run over its rows takes it, joins as side work where every array it shares with the
+    run's members (and a later member with it) is only read by both, or only added to: the
+    kernel's threads run its loop apart from the rows' (kernels/cuda/fused.py)."""
 
     def __init__(self):
         self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
-        self.names, self.side = set(), set()   # the names of the row members, of the side members
+        self.side = fusion.Run()   # what the side members touch, each access taken as past its row
 
     def takes(self, args: set, touched: dict, over, names: set) -> bool:
-        if names & self.past or names & self.side or len(self.args | args) > MAX_ARGS:
+        if names & self.past or len(self.args | args) > MAX_ARGS:
             return False
-        if over is None:   # side work
-            return not names & self.names
-        return (self.rows is None or over == self.rows) and self.state.fits(touched)
+        apart = _apart(touched)
+        if over is None:   # side work: its rows are not the run's, so an array it shares only read or added to
+            return self.state.fits(apart) and self.side.fits(apart)
+        return (self.rows is None or over == self.rows) and self.state.fits(touched) and self.side.fits(apart)
 
     def add(self, st, loop, args: set, touched: dict, over, names: set) -> None:
         self.members.append((st, loop, over is None))
         self.args |= args
         if over is None:
-            self.side |= names
+            self.side.add(_apart(touched))
             return
         self.state.add(touched)
         self.rows = over
-        self.names |= names
 
     def statements(self) -> list:
         """One `rows.fused` call: its spec names each member (its family and kernel, as the call

@@ -337,8 +337,8 @@ def test_printer_joins_what_may_be_joined():
     writes the next reads at the row; split where it reads it past the row (broadcast_rows_fwd
     reads p[j]), where a later member writes what an earlier read past the row, where the
     loops' rows differ and the members share an array, and where a member reads by code (a
-    slice) what another writes. Over other rows and naming none of the run's arrays, a member
-    joins as side work. A member floats up past a product of other arrays, not past one that
+    slice) what another writes. Over other rows, a member joins as side work where every array
+    it shares with the run is only read by both. A member floats up past a product of other arrays, not past one that
     writes its arrays, nor past a check."""
     import ppl.targets  # noqa: F401
     from ppl.kernels.cuda import core  # noqa: F401  (registers the CUDA launchers)
@@ -354,7 +354,8 @@ def test_printer_joins_what_may_be_joined():
              ([st("bernoulli_sample", a, u, h), st("broadcast_rows_fwd", h, v)], 2),
              ([st("broadcast_rows_fwd", h, v), st("bernoulli_sample", a, u, h)], 2),
              ([st("broadcast_rows_fwd", p, v), st("bernoulli_sample", v, u, d)], 2),   # other rows, reads v
-             ([st("broadcast_rows_fwd", p, v), st("bernoulli_sample", a, u, d)], 1)]   # side work
+             ([st("broadcast_rows_fwd", p, v), st("bernoulli_sample", a, u, d)], 1),   # side work
+             ([st("broadcast_rows_fwd", p, v), st("broadcast_rows_fwd", p, d)], 1)]   # side work, p read by both
     W, x = Buf("W", 6, 6), Buf("x", "R", 6)
     product = ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, x)))   # names none of v, u, h
     check = ir.Block([ir.Stmt("if not ok:"), ir.Stmt("    raise ValueError('no')")])
@@ -368,8 +369,10 @@ def test_printer_joins_what_may_be_joined():
         out = launches.fused(stmts, 1)
         assert len(out) == n, [str(s) for s in out]
         if len(out) < len(stmts) and stmts[-1].call.args[-1] is d:
-            assert str(out[0]) == ("rows.fused((('core.broadcast_rows_fwd', (0, 1)), "
-                                   "('core.bernoulli_sample', (2, 3, 4), 'side')), p, v, a, u, d)")
+            assert str(out[0]) in ("rows.fused((('core.broadcast_rows_fwd', (0, 1)), "
+                                   "('core.bernoulli_sample', (2, 3, 4), 'side')), p, v, a, u, d)",
+                                   "rows.fused((('core.broadcast_rows_fwd', (0, 1)), "
+                                   "('core.broadcast_rows_fwd', (0, 2), 'side')), p, v, d)")
         elif len(out) < len(stmts):
             assert str(out[0]).startswith("rows.fused((('core.broadcast_rows_fwd', (0, 1)), "
                                           "('core.bernoulli_sample', (1, 2, 3))), p, v, u, h)")
