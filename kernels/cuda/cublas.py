@@ -6,14 +6,15 @@ kernels. In the CUDA simulator the same calls go to ``emulated_gemm``: BLAS's co
 definition of ``?gemm`` run by NumPy on the arrays' buffers, with the same arguments (leading
 dimensions, transposes, the operands swapped), float32 inputs rounded to TF32 under the TF32
 mode. So the simulator takes a GPU's path through the products (the bias written apart, column
-sums as ones @ g) and checks the arguments cuBLAS would get. Float32 products run on the tensor cores in TF32 (10-bit
-mantissas in, float32 sums: about 3e-4 relative error), as JAX's and XLA's float32 products do by
-default on GPUs that have them (compute capability 8.0 and later; cuBLAS keeps float32 on older
-ones); ``PPL_CUDA_PRODUCTS=fp32`` keeps them in float32. Float64 products are float64 either way.
-The calls go to the stream ppl's kernels are launched on
-(kernels/native/launch.current_stream), so a step captured as a CUDA graph
-(runtime/cuda_graph.py) holds its products too; a wrapper that checks for capture and refuses
-(cupy's) would not.
+sums as ones @ g) and checks the arguments cuBLAS would get.
+
+Float32 products run on the tensor cores in TF32 (10-bit mantissas in, float32 sums: about 3e-4
+relative error), as JAX's and XLA's float32 products do by default on GPUs that have them
+(compute capability 8.0 and later; cuBLAS keeps float32 on older ones); ``PPL_CUDA_PRODUCTS=fp32``
+keeps them in float32. Float64 products are float64 either way. The calls go to the stream ppl's
+kernels are launched on (kernels/native/launch.current_stream), so a step captured as a CUDA
+graph (runtime/cuda_graph.py) holds its products too; a wrapper that checks for capture and
+refuses (cupy's) would not.
 
 * ``gemm_args(a, ta, b, tb, c)``: the column-major ``?gemm`` arguments of the row-major
   c (+)= op(a) op(b), with the arrays in place of their pointers (None where a layout does not

@@ -184,6 +184,8 @@ def _on_cublas(plan, c, v, bias):
     cublas.gemm(plan)
 
 
+# a block's 32 columns (blockDim.x) of G summed into OUT: each thread every blockDim.y-th row,
+# then row 0 adds the parts in order
 _SUMS_BLOCK = """\
 R, O = G.shape
 o = BLK * cuda.blockDim.x + cuda.threadIdx.x
@@ -198,7 +200,7 @@ if cuda.threadIdx.y == 0 and o < O:
     for k in range(1, cuda.blockDim.y):
         t += part[k, cuda.threadIdx.x]
     OUT[o] += t
-"""   # a block's 32 columns (blockDim.x) of G summed into OUT: each thread every blockDim.y-th row, then row 0 adds the parts in order
+"""
 
 
 def _sums_lines(g, out, blk, indent):
@@ -209,8 +211,8 @@ def _sums_lines(g, out, blk, indent):
 def _sums_kernel(k, dtype):
     """The column sums of k (g, out) pairs by one kernel: block b sums 32 columns of the pair whose
     block range holds it (the ranges' ends e1 .. e{k-1} are arguments), k >= 2; k = 0: the
-    kernel of one pair (column_sums's), b its block. Written out per pair (a device function would not see the
-    simulator's `cuda`)."""
+    kernel of one pair (column_sums's), b its block. Written out per pair: a device function
+    would not see the simulator's `cuda`."""
     key = ("column_sums", k, np.dtype(dtype))
     if key in _KERNELS:
         return _KERNELS[key]
@@ -218,8 +220,9 @@ def _sums_kernel(k, dtype):
         lines = ["def column_sums(g, out):", "    part = cuda.shared.array((32, 33), nb)",
                  *_sums_lines("g", "out", "cuda.blockIdx.x", "    ")]
     else:
-        lines = [f"def column_sums({', '.join([f'g{i}, o{i}' for i in range(k)] + [f'e{i}' for i in range(1, k)])}):",
-                 "    part = cuda.shared.array((32, 33), nb)", "    b = cuda.blockIdx.x"]
+        params = [f"g{i}, o{i}" for i in range(k)] + [f"e{i}" for i in range(1, k)]
+        lines = [f"def column_sums({', '.join(params)}):", "    part = cuda.shared.array((32, 33), nb)",
+                 "    b = cuda.blockIdx.x"]
         for i in range(k):
             lines += [f"    {'if' if i == 0 else 'elif'} b < e{i + 1}:" if i < k - 1 else "    else:",
                       *_sums_lines(f"g{i}", f"o{i}", f"(b - e{i})" if i else "b", "        ")]

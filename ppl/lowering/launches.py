@@ -22,12 +22,13 @@ sink). The CPU step is not touched: a call there costs no launch.
   none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
   check's block or a loop; a member no open run takes opens one, and the earlier runs stay open
   (a member joins the newest that takes it); a member over other rows (or none known) joins as
-  side work, its own loop, where the arrays it shares with the run are only read, or added to. A check's count (its `_into`, a declared row kernel
-  adding to a word of the sink) joins as any member does.
+  side work, its own loop, where the arrays it shares with the run are only read, or added to.
+  A check's count (its `_into`, a declared row kernel adding to a word of the sink) joins as any
+  member does.
 
 `joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `fused`,
-`zeroed`, `sums_last` (a zeroed buffer joins the kernels over its rows first, the gradient's as their side
-work); a loop block left as a loop has its `pre` and `body` joined each on their own.
+`zeroed`, `sums_last` (a zeroed buffer joins the kernels over its rows first, the gradient's as
+their side work); a loop block left as a loop has its `pre` and `body` joined each on their own.
 """
 from __future__ import annotations
 
@@ -136,7 +137,8 @@ def _bias_sums_apart(stmts: list) -> list:
             x, W, gout, gx, gW, gb = st.call.args
             if isinstance(gb, View) and not isinstance(gout, Code):
                 if not (isinstance(gx, NoGrad) and isinstance(gW, NoGrad)):
-                    out.append(ir.Stmt(Call(KernelRef("core", "affine_bwd"), (x, W, gout, gx, gW, NO_GRAD_1D)), st.owner))
+                    products = Call(KernelRef("core", "affine_bwd"), (x, W, gout, gx, gW, NO_GRAD_1D))
+                    out.append(ir.Stmt(products, st.owner))
                 out.append(ir.Stmt(Call(KernelRef(*_SUM), (gout, gb)), st.owner))
                 continue
         out.append(st)
