@@ -289,12 +289,13 @@ def test_import_without_cuda_and_clear_error():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_products_tiled_and_per_entry_against_numpy(dtype):
+def test_products_tiled_and_per_entry_against_numpy(dtype, monkeypatch):
     """cuda/products.py: the tiled product (shapes crossing its 64 x 64 tiles and 16-deep slices),
     the per-entry one and cuBLAS's (emulated in the simulator), in the three layouts the affine
     layers use (x W + b, g W^T, x^T g), against NumPy in float64; column sums and row spreading
-    on both sides of FEW_ROWS; the finiteness count. In the simulator the tiled kernel runs in
-    float64 only: its float32 twin is the same Python code there (on a GPU, both)."""
+    on both sides of FEW_ROWS (ppl's kernels and cuBLAS's ones @ g); the finiteness count. In the
+    simulator ppl's tiled and column-sum kernels run in float64 only: their float32 twins are the
+    same Python code there (on a GPU, both)."""
     from ppl.kernels.cuda import cublas
     from ppl.kernels.cuda import products as P
     rng = np.random.default_rng(7)
@@ -313,9 +314,13 @@ def test_products_tiled_and_per_entry_against_numpy(dtype):
             assert_allclose(c.copy_to_host(), want, err_msg=f"{way.__name__} ta={ta} tb={tb}", **tol)
     for R in (P.FEW_ROWS - 1, P.FEW_ROWS + 6, 2 * P.SPREAD_LEVEL + 3):
         g, o = rng.standard_normal((R, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)
-        out = cuda.to_device(o.copy())
-        P.column_sums(cuda.to_device(g), out)
-        assert_allclose(out.copy_to_host(), o + g.astype(np.float64).sum(0), **tol)
+        for choice in ("tiled", "fp32")[0 if ways[0] is P.tiled else 1:]:   # ppl's kernels (as the tiled product); cuBLAS's
+            monkeypatch.setenv("PPL_CUDA_PRODUCTS", choice)
+            monkeypatch.setattr(cublas, "_STATE", {})
+            out = cuda.to_device(o.copy())
+            P.column_sums(cuda.to_device(g), out)
+            assert_allclose(out.copy_to_host(), o + g.astype(np.float64).sum(0), **tol)
+        monkeypatch.undo()
         for S in (2, 7):   # the last R: two levels a launch of their own, then one kernel
             x = rng.standard_normal((R, 5)).astype(dtype)
             d = cuda.to_device(x.copy())
