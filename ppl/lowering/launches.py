@@ -157,8 +157,8 @@ def _sum_reach(st) -> set:
 
 def _reach(st) -> set | None:
     """The names through which a statement reaches memory, a parameter's view by its own name
-    (None: the end of the section, a check's block or a loop: anything)."""
-    if st is None or isinstance(st, (ir.Block, ir.Loop)):
+    (None: the end of the section, a check's block, a loop, any other record: anything)."""
+    if not isinstance(st, ir.Stmt):
         return None
     if st.call is None:
         return {n for n, _, _ in st.names}
