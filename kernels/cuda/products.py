@@ -39,6 +39,7 @@ SMALL = 4096                        # outputs of at most this many entries: one 
 FEW_ROWS = 64                       # column sums and row spreading over at most this many rows: a thread per column
 SPREAD_LEVEL = 512                  # row spreading: a level over more rows than this is a launch of its own
 JOINED_SUMS_ROWS = 256              # column_sums_all over more rows than this: cuBLAS's products, one a sum
+SUMS_APART = 32                     # column_sums_all over at most this many rows: a thread a column
 PADDED = TILE + 1                   # a staged slice's row length (no shared-memory bank conflicts)
 _KERNELS = {}
 
@@ -184,8 +185,8 @@ def _on_cublas(plan, c, v, bias):
     cublas.gemm(plan)
 
 
-# a block's 32 columns (blockDim.x) of G summed into OUT: each thread every blockDim.y-th row,
-# then row 0 adds the parts in order
+# a block's columns (blockDim.x, at most 32) of G summed into OUT: each thread every blockDim.y-th
+# row, then row 0 adds the parts in order
 _SUMS_BLOCK = """\
 R, O = G.shape
 o = BLK * cuda.blockDim.x + cuda.threadIdx.x
@@ -203,29 +204,41 @@ if cuda.threadIdx.y == 0 and o < O:
 """
 
 
-def _sums_lines(g, out, blk, indent):
-    text = _SUMS_BLOCK.replace("G", g).replace("OUT", out).replace("BLK", blk)
+# the same with one thread a column (blockDim.y 1: no parts to add, no barrier; the same sums)
+_SUMS_COLUMN = """\
+R, O = G.shape
+o = BLK * cuda.blockDim.x + cuda.threadIdx.x
+if o < O:
+    s = zero
+    for r in range(R):
+        s += G[r, o]
+    OUT[o] += s
+"""
+
+
+def _sums_lines(g, out, blk, indent, single):
+    text = (_SUMS_COLUMN if single else _SUMS_BLOCK).replace("G", g).replace("OUT", out).replace("BLK", blk)
     return [indent + line for line in text.splitlines()]
 
 
-def _sums_kernel(k, dtype):
-    """The column sums of k (g, out) pairs by one kernel: block b sums 32 columns of the pair whose
-    block range holds it (the ranges' ends e1 .. e{k-1} are arguments), k >= 2; k = 0: the
-    kernel of one pair (column_sums's), b its block. Written out per pair: a device function
-    would not see the simulator's `cuda`."""
-    key = ("column_sums", k, np.dtype(dtype))
+def _sums_kernel(k, dtype, single=False):
+    """The column sums of k (g, out) pairs by one kernel: block b sums blockDim.x columns of the
+    pair whose block range holds it (the ranges' ends e1 .. e{k-1} are arguments), k >= 2; k = 0:
+    the kernel of one pair (column_sums's), b its block. Written out per pair: a device function
+    would not see the simulator's `cuda`. `single`: blocks of one row of threads (_SUMS_COLUMN)."""
+    key = ("column_sums", k, np.dtype(dtype), single)
     if key in _KERNELS:
         return _KERNELS[key]
     if k == 0:
         lines = ["def column_sums(g, out):", "    part = cuda.shared.array((32, 33), nb)",
-                 *_sums_lines("g", "out", "cuda.blockIdx.x", "    ")]
+                 *_sums_lines("g", "out", "cuda.blockIdx.x", "    ", single)]
     else:
         params = [f"g{i}, o{i}" for i in range(k)] + [f"e{i}" for i in range(1, k)]
         lines = [f"def column_sums({', '.join(params)}):", "    part = cuda.shared.array((32, 33), nb)",
                  "    b = cuda.blockIdx.x"]
         for i in range(k):
             lines += [f"    {'if' if i == 0 else 'elif'} b < e{i + 1}:" if i < k - 1 else "    else:",
-                      *_sums_lines(f"g{i}", f"o{i}", f"(b - e{i})" if i else "b", "        ")]
+                      *_sums_lines(f"g{i}", f"o{i}", f"(b - e{i})" if i else "b", "        ", single)]
     glb = {"cuda": cuda, "nb": _nb(dtype), "zero": _nb(dtype)(0)}
     exec(compile("\n".join(lines) + "\n", f"<generated column sums kernel ({k} pairs)>", "exec"), glb)
     _KERNELS[key] = cuda.jit(glb["column_sums"])
@@ -245,15 +258,18 @@ def column_sums_all(*pairs):
         for g, out in zip(gs, outs):   # many rows: bandwidth, not launches, bounds them
             column_sums(g, out)
         return
+    bx = threads_for(max(g.shape[1] for g in gs), 32)   # columns a block: 32, fewer for narrow arrays
     ends, at = [], 0
     for g in gs:
-        at += -(-g.shape[1] // 32)
+        at += -(-g.shape[1] // bx)
         ends.append(at)
     if at == 0:
         return
-    by = threads_for(-(-max(g.shape[0] for g in gs) // 8), 32)   # each thread sums 8 rows or more
-    kernel = _sums_kernel(len(gs) if len(gs) > 1 else 0, gs[0].dtype)
-    configured(kernel, at, (32, by))(*pairs, *ends[:-1])
+    R = max(g.shape[0] for g in gs)
+    # each thread sums 8 rows or more; at most SUMS_APART rows: a thread a column, no barrier
+    by = 1 if R <= SUMS_APART else threads_for(-(-R // 8), 32)
+    kernel = _sums_kernel(len(gs) if len(gs) > 1 else 0, gs[0].dtype, by == 1)
+    configured(kernel, at, (bx, by))(*pairs, *ends[:-1])
 
 
 def column_sums(g, out):

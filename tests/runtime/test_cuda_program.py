@@ -378,8 +378,8 @@ def test_the_backwards_column_sums_are_one_launch_at_its_end():
     (lowering/launches.py, sums_last); the gradient is the CPU's (test_sbn_parity). A sum stops
     before a statement that reaches its gradient's view or its cotangent (its own, joined with
     any others stopped there), a loop or a check. The kernel against NumPy's float64 sums:
-    widths across its 32-column blocks, an empty pair, NaN kept; over 256 rows, where cuBLAS is
-    in use (emulated here), a product per sum."""
+    widths across its 32-column blocks, an empty pair, NaN kept, blocks of one row of threads for
+    few rows; over 256 rows, where cuBLAS is in use (emulated here), a product per sum."""
     from numba import cuda
     from ppl.calls import Call, KernelRef, View
     from ppl.kernels.cuda import rows
@@ -403,9 +403,10 @@ def test_the_backwards_column_sums_are_one_launch_at_its_end():
                    "rows.column_sums_all(g_a, gp_a, g_d, gp_c)", "core.y_bwd(g_a, g_d)"], got
 
     g = np.random.default_rng(4)
-    for shapes in (((50, 70), (9, 32), (256, 1), (0, 5)), ((300, 40), (7, 3))):   # one kernel; cuBLAS's, > 256 rows
+    # one kernel (8 rows a thread or more; a thread a column for at most 32 rows); cuBLAS's over 256 rows
+    for shapes in (((50, 70), (9, 32), (40, 1), (0, 5)), ((32, 40), (3, 5)), ((300, 40), (7, 3))):
         gs = [g.standard_normal(s) for s in shapes]
-        gs[0][3, 33] = np.nan
+        gs[0][3, 33] = np.nan   # the first array is 33 columns wide or more
         outs = [g.standard_normal(x.shape[1]) for x in gs]
         dev = [cuda.to_device(o) for o in outs]
         rows.column_sums_all(*(a for x, d in zip(gs, dev) for a in (cuda.to_device(x), d)))
