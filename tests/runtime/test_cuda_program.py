@@ -65,11 +65,12 @@ def test_gaussian_vae_parity():
 
 
 def test_parity_on_ppls_own_products(monkeypatch):
-    """PPL_CUDA_PRODUCTS=tiled: the products on ppl's tiled kernels (the simulator otherwise
-    takes cuBLAS's calls, emulated) give the CPU's step too."""
+    """PPL_CUDA_PRODUCTS=tiled: the products on ppl's own kernels (here the per-entry one, for
+    small outputs; the tiled one is tested against NumPy in tests/kernels) give the CPU's step
+    too (the simulator otherwise takes cuBLAS's calls, emulated)."""
     from ppl.kernels.cuda import cublas, products
-    calls = []
-    monkeypatch.setattr(products, "per_entry", lambda *a: (calls.append(1), products.tiled(*a))[1])
+    calls, per_entry = [], products.per_entry
+    monkeypatch.setattr(products, "per_entry", lambda *a: (calls.append(1), per_entry(*a))[1])
     monkeypatch.setenv("PPL_CUDA_PRODUCTS", "tiled")
     monkeypatch.setattr(cublas, "_STATE", {})
     _parity(sbn, estimators="straight_through")
