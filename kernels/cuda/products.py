@@ -204,15 +204,16 @@ if cuda.threadIdx.y == 0 and o < O:
 """
 
 
-# the same with one thread a column (blockDim.y 1: no parts to add, no barrier; the same sums)
+# one thread a column (blockDim.y 1: no parts, no barrier), the rows added to OUT[o] in turn, in a
+# register (an add to OUT[o] in the loop would go to memory at every row)
 _SUMS_COLUMN = """\
 R, O = G.shape
 o = BLK * cuda.blockDim.x + cuda.threadIdx.x
 if o < O:
-    s = zero
+    s = OUT[o]
     for r in range(R):
         s += G[r, o]
-    OUT[o] += s
+    OUT[o] = s
 """
 
 
@@ -254,7 +255,8 @@ def column_sums_all(*pairs):
     block per 32 columns leaves most of a large GPU idle."""
     require_cuda()
     gs, outs = pairs[0::2], pairs[1::2]
-    if max(g.shape[0] for g in gs) > JOINED_SUMS_ROWS and cublas.why() is None:
+    R = max(g.shape[0] for g in gs)
+    if R > JOINED_SUMS_ROWS and cublas.why() is None:
         for g, out in zip(gs, outs):   # many rows: bandwidth, not launches, bounds them
             column_sums(g, out)
         return
@@ -265,7 +267,6 @@ def column_sums_all(*pairs):
         ends.append(at)
     if at == 0:
         return
-    R = max(g.shape[0] for g in gs)
     # each thread sums 8 rows or more; at most SUMS_APART rows: a thread a column, no barrier
     by = 1 if R <= SUMS_APART else threads_for(-(-R // 8), 32)
     kernel = _sums_kernel(len(gs) if len(gs) > 1 else 0, gs[0].dtype, by == 1)
@@ -283,20 +284,9 @@ def column_sums(g, out):
     if plan is not None:
         cublas.gemm(plan)
         return
-    if R <= FEW_ROWS:
-        launch(_column_sums_few, O)(g, out)
-        return
-    bx, by = threads_for(O, 32), threads_for(-(-R // 8), 32)   # each thread sums 8 rows or more
-    configured(_sums_kernel(0, g.dtype), math.ceil(O / bx), (bx, by))(g, out)
-
-
-@cuda.jit
-def _column_sums_few(g, out):
-    for o in range(cuda.grid(1), g.shape[1], cuda.gridsize(1)):
-        s = out[o]   # in a register: out[o] += g[r, o] in the loop went to memory at every row
-        for r in range(g.shape[0]):
-            s += g[r, o]
-        out[o] = s
+    bx = threads_for(O, 32)
+    by = 1 if R <= FEW_ROWS else threads_for(-(-R // 8), 32)   # a thread a column, or each 8 rows or more
+    configured(_sums_kernel(0, g.dtype, by == 1), math.ceil(O / bx), (bx, by))(g, out)
 
 
 @cuda.jit

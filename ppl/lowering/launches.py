@@ -123,8 +123,9 @@ def sums_last(stmts: list) -> list:
             pending.append(st)
             continue
         reach = _reach(st)
-        out += _sums_call([s for s in pending if reach is None or _sum_reach(s) & reach])
-        pending = [s for s in pending if reach is not None and not _sum_reach(s) & reach]
+        stopped = [reach is None or bool(_sum_reach(s) & reach) for s in pending]
+        out += _sums_call([s for s, stop in zip(pending, stopped) if stop])
+        pending = [s for s, stop in zip(pending, stopped) if not stop]
         if st is not None:
             out.append(st)
     return out
