@@ -40,7 +40,7 @@ from . import ir
 
 _NO_MEMORY = frozenset(m.name for m in (NO_GRAD, NO_GRAD_1D))   # a skipped gradient's empty buffer: nothing
 VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state (one array, conservatively)
-MAX_ARGS = 24   # arguments of a joined kernel at most (a launch's parameters have a size limit)
+MAX_ARGS = 40   # arguments of a joined kernel at most (a launch's parameters: 4 KB, 72 bytes a 2D array)
 MAX_STEP_ARGS = 40   # of a loop block's kernel (its storages are its arrays: no view of each step)
 _WHOLE = ("theta", "grad", "state")
 
@@ -342,8 +342,8 @@ class _Run:
             return self.state.fits(apart) and self.side.fits(apart)
         return (self.rows is None or over == self.rows) and self.state.fits(touched) and self.side.fits(apart)
 
-    def add(self, st, loop, args: set, touched: dict, over, names: set) -> None:
-        self.members.append((st, loop, over is None))
+    def add(self, st, loop, args: set, touched: dict, over, names: set, rows=None) -> None:
+        self.members.append((st, loop, over is None, over if rows is None else rows))
         self.args |= args
         if over is None:
             self.side.add(_apart(touched))
@@ -360,7 +360,7 @@ class _Run:
             return [self.members[0][0]]
         uniq, at, spec = [], {}, []
         lead = self.rows is None   # only side work: the first member's loop is the kernel's rows
-        for k, (st, _, side) in enumerate(self.members):
+        for k, (st, _, side, _) in enumerate(self.members):
             pos = []
             for a in st.call.args:
                 key = _arg_key(a)
@@ -400,7 +400,7 @@ def fused(stmts: list, per: int) -> list:
                 runs.append(_Run())
                 out.append(runs[-1])
                 at = len(runs) - 1
-            runs[at].add(st, loop, args, touched, over, names)
+            runs[at].add(st, loop, args, touched, over, names, _rows(st.call.args[loop.args.index(loop.over)], per))
             for earlier in runs[:at]:   # they are printed before it: a member joining them floats past it
                 earlier.past |= names
             continue
@@ -409,7 +409,39 @@ def fused(stmts: list, per: int) -> list:
         for run in runs:
             run.past.update(n for n, _, _ in st.names if n not in _NO_MEMORY)
         out.append(st.mapped(lambda body: fused(body, per)) if isinstance(st, ir.Loop) else st)
-    return [s for x in out for s in (x.statements() if isinstance(x, _Run) else [x])]
+    return [s for x in _adjacent_joined(out) for s in (x.statements() if isinstance(x, _Run) else [x])]
+
+
+def _adjacent_joined(out: list) -> list:
+    """Two runs with nothing between them as one where its checks take every member in their
+    order: over the later run's rows (or else the earlier's), a member over other rows as side work
+    (a run of zeroed buffers over other rows before the backward kernel that adds to them)."""
+    done = []
+    for x in out:
+        prev = done[-1] if done else None
+        if isinstance(x, _Run) and isinstance(prev, _Run):
+            both = next((r for r in (_rejoined(prev.members + x.members, rows) for rows in (x.rows, prev.rows))
+                         if r is not None), None)
+            if both is not None:
+                done[-1] = both
+                continue
+        done.append(x)
+    return done
+
+
+def _rejoined(members: list, rows):
+    """One run over `rows` of these members (those over other rows as side work), or None."""
+    if rows is None:
+        return None
+    run = _Run()
+    run.rows = rows
+    for st, loop, _, own in members:
+        args, touched, names = _args(st), _touched(st, loop), _names(st)
+        over = rows if own == rows else None
+        if not run.takes(args, touched, over, names):
+            return None
+        run.add(st, loop, args, touched, over, names, own)
+    return run
 
 
 # ----------------------------------------------------------------- a loop block as one kernel

@@ -376,6 +376,14 @@ def test_printer_joins_what_may_be_joined():
         elif len(out) < len(stmts):
             assert str(out[0]).startswith("rows.fused((('core.broadcast_rows_fwd', (0, 1)), "
                                           "('core.bernoulli_sample', (1, 2, 3))), p, v, u, h)")
+    # two runs with nothing between them: one where the later's rows take the earlier's members
+    # (a buffer zeroed at the row, one of other rows as side work), not where a side member writes
+    # what the other run reads past its row
+    zero = [ir.Stmt(Call(KernelRef("rows", "zero2"), (b,))) for b in (d, h)]
+    out = launches.fused([*zero, st("bernoulli_sample", a, u, h)], 1)
+    assert [str(s) for s in out] == ["rows.fused((('rows.zero2', (0,), 'side'), ('rows.zero2', (1,)), "
+                                     "('core.bernoulli_sample', (2, 3, 1))), d, h, a, u)"]
+    assert len(launches.fused([*zero, st("bernoulli_sample", code("{d}[:6]", d=d), u, h)], 1)) == 2
 
 
 def test_inspect_members_cover_every_shape():
