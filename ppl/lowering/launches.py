@@ -15,8 +15,8 @@ sink). The CPU step is not touched: a call there costs no launch.
   their gradient (nor the whole gradient), and are one `rows.column_sums_all` launch;
 * `stepped`: a loop block (a `ppl.scan`'s steps) whose every statement is a declared kernel at
   its rows (a carry's `if` / `else` included) is one `rows.stepped` launch: each row's lanes run
-  all its steps (kernels/cuda/fused.py), instead of a launch per kernel and step; a check in it
-  (its `_into` count) counts the whole per-step buffer once, after it;
+  all its steps (lowering/stepped.py, kernels/cuda/fused.py), instead of a launch per kernel and
+  step; a check in it (its `_into` count) counts the whole per-step buffer once, after it;
 * `fused`: a run of declared kernels over the same rows is one `rows.fused` (kernels/cuda/fused.py;
   which may join: kernels/fusion.py). A member may float up to the run past statements that name
   none of its arrays (a product of other arrays, a noise fill, a line of the sink's), not past a
@@ -24,7 +24,8 @@ sink). The CPU step is not touched: a call there costs no launch.
   (a member joins the newest that takes it); a member over other rows (or none known) joins as
   side work, its own loop, where the arrays it shares with the run are only read, or added to.
   A check's count (its `_into`, a declared row kernel adding to a word of the sink) joins as any
-  member does.
+  member does. Two runs with nothing between them are one where one kernel takes both. What a
+  call reaches, which these joins read: lowering/access.py.
 
 `joined(stmts, per)` runs them in the order `spread_noise`, `bias_apart`, `stepped`, `fused`,
 `zeroed`, `sums_last` (a zeroed buffer joins the kernels over its rows first, the gradient's as
@@ -32,17 +33,14 @@ their side work); a loop block left as a loop has its `pre` and `body` joined ea
 """
 from __future__ import annotations
 
-from ..calls import Call, Code, Column, Const, Flat, Head, KernelRef, StepArg, View, arg_names, code
-from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, NoGrad
-from ..kernels import fusion, registry
+from ..calls import Call, Code, Const, Head, KernelRef, StepArg, View
+from ..estimators.protocol import NO_GRAD_1D, NoGrad
+from ..kernels import fusion
 from ..targets import CUDA_FAMILIES
-from . import ir
+from . import access, ir
+from .stepped import stepped   # a loop block as one kernel (its own module)
 
-_NO_MEMORY = frozenset(m.name for m in (NO_GRAD, NO_GRAD_1D))   # a skipped gradient's empty buffer: nothing
-VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state (one array, conservatively)
 MAX_ARGS = 40   # arguments of a joined kernel at most (a launch's parameters: 4 KB, 72 bytes a 2D array)
-MAX_STEP_ARGS = 40   # of a loop block's kernel (its storages are its arrays: no view of each step)
-_WHOLE = ("theta", "grad", "state")
 
 
 def joined(stmts: list, per: int) -> list:
@@ -153,7 +151,7 @@ def _is_sum(st) -> bool:
 
 def _sum_reach(st) -> set:
     g, out = st.call.args
-    return {*_memory(g)[0], str(out), "grad"}
+    return {*access.memory(g)[0], str(out), "grad"}
 
 
 def _reach(st) -> set | None:
@@ -170,8 +168,8 @@ def _reach(st) -> set | None:
         elif isinstance(a, Code):
             out.update(n for n, _, _ in a.names)
         else:
-            out.update(_memory(a)[0])
-    return out - {VIEWS} | ({str(a) for a in st.call.args if isinstance(a, StepArg) and str(a) in _WHOLE})
+            out.update(access.memory(a)[0])
+    return out - {access.VIEWS} | ({str(a) for a in st.call.args if isinstance(a, StepArg) and str(a) in access.WHOLE})
 
 
 def _sums_call(run: list) -> list:
@@ -226,102 +224,6 @@ def _spread_pair(st, nxt) -> bool:
 
 
 # ----------------------------------------------------------------- declared kernels over the same rows
-def _loop_of(st, indented=False):
-    """The loop of the CUDA launcher a statement calls (kernels/declare.py's `__loop__`) where a
-    joined kernel may take the call (a declared kernel over the rows of an array), else None (a
-    call inside a block too, unless `indented`)."""
-    if not isinstance(st, ir.Stmt) or st.call is None or (st.call.indent and not indented) or st.call.wrap:
-        return None
-    alias, name = st.kernel
-    k = registry.lookup(CUDA_FAMILIES.get(alias, alias), name)
-    loop = getattr(k.impls.get("cuda"), "__loop__", None) if k is not None else None
-    if loop is None or loop.shape not in fusion.SHAPES or len(st.call.args) != len(loop.args):
-        return None   # (a call leaving an argument to its default keeps its own launch)
-    return loop
-
-
-def _memory(arg) -> tuple:
-    """(the arrays an argument may be, keys: two arguments of one key are one array; whether its
-    row r is the array's row r). A buffer's views (its one column, its first rows) are the buffer;
-    every view of theta, grad and state is one array (conservative: what a member writes of one,
-    no other member reaches past its row in another); code (a slice, an expression) may be any
-    array it names, at any row; a number is none."""
-    if isinstance(arg, NoGrad):   # the empty buffer of a skipped gradient: no memory (every kernel skips it)
-        return (), True
-    if isinstance(arg, (Flat, Column, Head)):
-        return (arg.buffer,), True
-    if isinstance(arg, View) or (isinstance(arg, StepArg) and str(arg) in _WHOLE):
-        return (VIEWS,), True
-    if isinstance(arg, Code):
-        return tuple(n for n, _, _ in arg.names), False
-    if isinstance(arg, (StepArg, Const, bool, int, float, tuple)):
-        return (), True
-    return (str(arg),), True
-
-
-def _names(st) -> set:
-    """The names through which a call reaches memory: its arrays', with theta, grad and state for
-    a view of them (a line that names none of them reaches none of its arrays)."""
-    out = set()
-    for a in st.call.args:
-        keys, _ = _memory(a)
-        for key in keys:
-            if key == VIEWS:
-                out.update(_WHOLE)
-                out.add(str(a))
-            else:
-                out.add(key)
-    return out
-
-
-_ACCESS: dict = {}   # a declared body -> fusion.access of it
-
-
-def _touched(st, loop, memory=_memory) -> dict:
-    """{array: (written, at the row or fusion.ADDS)} of one call (fusion.access of its body, by its
-    arguments; `memory`: what an argument may be, as `_memory`)."""
-    acc = _ACCESS.get(loop.body)
-    if acc is None:
-        acc = _ACCESS[loop.body] = fusion.access(loop.body, loop.lead)
-    out = {}
-    for param, arg in zip(loop.args, st.call.args):
-        if param not in acc:
-            continue
-        keys, exact = memory(arg)
-        w, here = acc[param]
-        for key in keys:   # an argument that may be any row of an array reaches it past the row
-            out[key] = fusion.merged(out.get(key), w, here if exact else False)
-    return out
-
-
-def _rows(arg, per: int):
-    """The rows of a buffer argument per data row (`per`: the step's), or the number of rows with
-    the key "all", or None where unknown (not a buffer; a loop's per-step buffer)."""
-    rows = getattr(arg, "rows", None)
-    if isinstance(rows, int):
-        return ("all", rows)
-    if rows == "R":
-        return ("per data row", per)
-    if isinstance(rows, str) and (rows == "D" or (rows[:1] == "D" and rows[1:].isdigit())):
-        return ("per data row", int(rows[1:] or 1))
-    return None
-
-
-def _arg_key(a) -> tuple:
-    """An argument's identity among a joined kernel's (two of one key are passed once)."""
-    return (type(a), str(a))
-
-
-def _args(st) -> set:
-    return {_arg_key(a) for a in st.call.args}
-
-
-def _apart(touched: dict) -> dict:
-    """A member's accesses (`_touched`) as seen from other rows: every one past its row (an add
-    stays an add)."""
-    return {key: (written, fusion.ADDS if at is fusion.ADDS else False) for key, (written, at) in touched.items()}
-
-
 class _Run:
     """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
     the names of the statements printed after its place, which a later member floats past. A member
@@ -337,16 +239,17 @@ class _Run:
     def takes(self, args: set, touched: dict, over, names: set) -> bool:
         if names & self.past or len(self.args | args) > MAX_ARGS:
             return False
-        apart = _apart(touched)
+        apart = access.apart(touched)
         if over is None:   # side work: its rows are not the run's, so an array it shares only read or added to
             return self.state.fits(apart) and self.side.fits(apart)
         return (self.rows is None or over == self.rows) and self.state.fits(touched) and self.side.fits(apart)
 
-    def add(self, st, loop, args: set, touched: dict, over, names: set, rows=None) -> None:
-        self.members.append((st, loop, over is None, over if rows is None else rows))
+    def add(self, st, loop, args: set, touched: dict, over, names: set, own) -> None:
+        """A member: at the run's rows (`over`), or side work (None); `own`: its loop's rows."""
+        self.members.append((st, loop, over is None, own))
         self.args |= args
         if over is None:
-            self.side.add(_apart(touched))
+            self.side.add(access.apart(touched))
             return
         self.state.add(touched)
         self.rows = over
@@ -363,7 +266,7 @@ class _Run:
         for k, (st, _, side, _) in enumerate(self.members):
             pos = []
             for a in st.call.args:
-                key = _arg_key(a)
+                key = access.arg_key(a)
                 if key not in at:
                     at[key] = len(uniq)
                     uniq.append(a)
@@ -378,20 +281,20 @@ class _Run:
 def fused(stmts: list, per: int) -> list:
     """Each run of two or more declared kernels that one kernel can do as one `rows.fused` call: a
     member joins an open run while no array one member writes is reached past its row by another
-    (kernels/fusion.py), its loop's array has the run's rows (`_rows`; a member whose rows are
-    not known, or that no run over its own rows takes, joins as side work, `_Run`; the joined
-    kernel checks the counts at launch too),
-    the statements it floats past name none of its arrays and the run's arguments stay at most
-    MAX_ARGS. A member that no open run takes opens one, and the earlier runs stay open: a later
+    (kernels/fusion.py), its loop's array has the run's rows (`access.rows_of`; a member whose
+    rows are not known, or that no run over its own rows takes, joins as side work, `_Run`; the
+    joined kernel checks the counts at launch too), the statements it floats past name none of
+    its arrays and the run's arguments stay at most MAX_ARGS. A member that no open run takes opens one, and the earlier runs stay open: a later
     member joins the newest run that takes it, floating past the runs after it (whose members'
     names it must not name either), so a check of other rows between two kernels keeps them in
-    one kernel."""
+    one kernel. Last, two runs with nothing between them are one where one kernel takes both
+    (`_adjacent_joined`)."""
     out, runs = [], []   # runs: the open ones, in their order in `out`
     for st in stmts:
-        loop = _loop_of(st)
+        loop = access.loop_of(st)
         if loop is not None:
-            args, touched, names = _args(st), _touched(st, loop), _names(st)
-            over = _rows(st.call.args[loop.args.index(loop.over)], per)
+            args, touched, names = access.args_of(st), access.touched(st, loop), access.names_of(st)
+            over = own = access.rows_of(st.call.args[loop.args.index(loop.over)], per)
             at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, over, names)), None)
             if at is None and over is not None:   # other rows: side work of the newest run that takes it
                 at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, None, names)), None)
@@ -400,14 +303,14 @@ def fused(stmts: list, per: int) -> list:
                 runs.append(_Run())
                 out.append(runs[-1])
                 at = len(runs) - 1
-            runs[at].add(st, loop, args, touched, over, names, _rows(st.call.args[loop.args.index(loop.over)], per))
+            runs[at].add(st, loop, args, touched, over, names, own)
             for earlier in runs[:at]:   # they are printed before it: a member joining them floats past it
                 earlier.past |= names
             continue
         if isinstance(st, (ir.Block, ir.Loop)):
             runs = []   # nothing floats past a check's raise or a loop
         for run in runs:
-            run.past.update(n for n, _, _ in st.names if n not in _NO_MEMORY)
+            run.past.update(n for n, _, _ in st.names if n not in access.NO_MEMORY)
         out.append(st.mapped(lambda body: fused(body, per)) if isinstance(st, ir.Loop) else st)
     return [s for x in _adjacent_joined(out) for s in (x.statements() if isinstance(x, _Run) else [x])]
 
@@ -436,187 +339,9 @@ def _rejoined(members: list, rows):
     run = _Run()
     run.rows = rows
     for st, loop, _, own in members:
-        args, touched, names = _args(st), _touched(st, loop), _names(st)
+        args, touched, names = access.args_of(st), access.touched(st, loop), access.names_of(st)
         over = rows if own == rows else None
         if not run.takes(args, touched, over, names):
             return None
         run.add(st, loop, args, touched, over, names, own)
     return run
-
-
-# ----------------------------------------------------------------- a loop block as one kernel
-_KEPT = (ir.LOOP_VAR, "float", "int")   # names a step's argument text keeps in the kernel
-
-
-class _Steps:
-    """One loop block read for `rows.stepped`: its storages by per-step name, the text of each step's
-    rows of a storage (a carry's previous step too), and the kernel's parameters as they come."""
-
-    def __init__(self, loop: ir.Loop):
-        self.loop, self.params, self.records, self.views = loop, {}, {}, {}
-        self.slices = {str(ir.step_rows(full, loop.length, shift)): (full, shift)
-                       for full in set(loop.binds.values()) for shift in (-1, 0, 1)}
-        self.rows = {}   # storage -> rows of a step (from the per-step buffers bound to it)
-
-    def memory(self, arg) -> tuple:
-        """_memory with a per-step buffer and a step's rows of a storage read as the storage,
-        at the row (each row's lanes run every step of that row)."""
-        name = str(arg)
-        if isinstance(arg, _Kept):
-            return (name,), True
-        if name in self.loop.binds and not isinstance(arg, Code):
-            return (self.loop.binds[name],), True
-        if isinstance(arg, Code) and name in self.slices:
-            return (self.slices[name][0],), True
-        keys, exact = _memory(arg)   # (it_ and the builtins a text names are no memory)
-        return tuple(self.loop.binds.get(k, k) for k in keys if k not in _KEPT), exact
-
-    def over_rows(self, arg, per):
-        if isinstance(arg, Code) and str(arg) in self.slices:
-            return self.rows.get(self.slices[str(arg)][0])
-        return _rows(arg, per)
-
-    def view(self, full: str, shift: int) -> str:
-        """The name of a storage's rows of step it_ + shift in the kernel (s<k>, s<k>m, s<k>p)."""
-        k = self.params.setdefault(full, len(self.params))
-        name = f"s{k}" + {-1: "m", 0: "", 1: "p"}[shift]
-        self.views[name] = (f"a{k}", shift)
-        return name
-
-    def scratch(self) -> str:
-        """A new scratch storage of the kernel's own (c<i>) and the name of its rows of step it_."""
-        i = sum(1 for v in self.views if v.startswith("k"))
-        self.views[f"k{i}"] = (f"c{i}", 0)
-        return f"k{i}"
-
-    def text(self, s: str, names) -> str:
-        """`s` with its names as the kernel's: a per-step buffer its storage's rows of step it_
-        (`view`), it_ and builtins kept, any other name a parameter a<k>."""
-        out, at = "", 0
-        for n, a, b in sorted(names, key=lambda x: x[1]):
-            out += s[at:a]
-            if n in _KEPT:
-                out += n
-            elif n in self.loop.binds:
-                out += self.view(self.loop.binds[n], 0)
-            else:
-                out += f"a{self.params.setdefault(n, len(self.params))}"
-            at = b
-        return out + s[at:]
-
-    def arg(self, a) -> str:
-        if isinstance(a, _Kept):
-            return str(a)
-        if isinstance(a, Code) and str(a) in self.slices:
-            return self.view(*self.slices[str(a)])
-        for n, _, _ in arg_names(a):
-            if n == str(a) and n not in self.loop.binds and type(a) is not str:
-                self.records.setdefault(n, a)
-        return self.text(str(a), arg_names(a))
-
-
-def _tested(block: ir.Block, steps: _Steps):
-    """[(call, the steps' test)] of a block of `if <test>:` / `else:` lines over declared calls,
-    or None for any other block."""
-    out, test, last = [], None, None
-    for line in block.lines:
-        head = str(line).strip()
-        if line.call is None and head.startswith("if ") and head.endswith(":") and not str(line)[:1].isspace():
-            last = test = steps.text(str(line), line.names).strip()[3:-1]
-        elif line.call is None and head == "else:" and last is not None:
-            test, last = f"not ({last})", None
-        elif line.call is None and head == "pass" and test is not None:
-            continue
-        elif line.call is not None and test is not None and _loop_of(line, indented=True) is not None:
-            out.append((line, test))
-        else:
-            return None
-    return out
-
-
-def _hoisted(st: ir.Stmt, loop: ir.Loop):
-    """A check's count (its `_into` call, adding to the sink) on its per-step buffers' storages, once
-    after the loop, or None where it reads anything else of a step."""
-    args = []
-    for a in st.call.args:
-        if str(a) in loop.binds and not isinstance(a, Code):
-            args.append(code("{full}", full=loop.binds[str(a)]))
-        elif any(n == ir.LOOP_VAR or n in loop.binds for n, _, _ in arg_names(a)):
-            return None
-        else:
-            args.append(a)
-    return ir.Stmt(Call(st.call.kernel, args, wrap=st.call.wrap), st.owner)
-
-
-class _Kept(str):
-    """A member's argument that is the kernel's own scratch (`_Steps.scratch`: its step's rows)."""
-
-
-def _folded(st: ir.Stmt, steps: _Steps):
-    """A moving-average baseline in a loop block (rows.moving_average_baseline) as its row half, a
-    member (rows.baseline_keep, keeping each row's weighted cost of the step in scratch), and its
-    fold after the loop ((rw, state, slots, decay, update) of `stepped`'s spec), or None where
-    the steps do not each have their own slot."""
-    L, rw, state, slot, decay, b, update = st.call.args
-    if not (isinstance(slot, ir.PerStep) and isinstance(slot.off, (int, type(None))) and slot.size >= 2):
-        return None   # a slot shared by the steps: a later step reads what an earlier one folds in
-    slots = tuple(slot.at(t) for t in range(steps.loop.length))
-    keep = _Kept(steps.scratch())
-    member = ir.Stmt(Call(KernelRef("rows", "baseline_keep"), (L, rw, state, slot, b, keep)), st.owner)
-    return member, (steps.arg(rw), steps.arg(state), slots, steps.arg(decay), steps.arg(update))
-
-
-def _one_kernel(loop: ir.Loop, per: int):
-    """The loop block as [its pre, one rows.stepped call, its checks after it], or None."""
-    steps, members, after, folds = _Steps(loop), [], [], []
-    for st in loop.body:
-        if isinstance(st, ir.Stmt) and st.kernel == ("rows", "moving_average_baseline") and not st.call.indent:
-            got = _folded(st, steps)
-            if got is None:
-                return None
-            members.append((got[0], ""))
-            folds.append(got[1])
-        elif isinstance(st, ir.Block):
-            got = _tested(st, steps)
-            if not got:
-                return None
-            members += got
-        elif isinstance(st, ir.Stmt) and st.call is not None and any(type(a) is str and a == "sink_"
-                                                                     for a in st.call.args):
-            after.append(_hoisted(st, loop))
-            if after[-1] is None:
-                return None
-        elif _loop_of(st) is not None:
-            members.append((st, ""))
-        else:
-            return None
-    for st, _ in members:
-        for a in st.call.args:
-            if str(a) in loop.binds and _rows(a, per) is not None:
-                steps.rows[loop.binds[str(a)]] = _rows(a, per)
-    written, past, rows, spec = set(), set(), set(), []
-    for st, test in members:
-        lp = _loop_of(st, indented=True)
-        for key, (w, here) in _touched(st, lp, steps.memory).items():
-            written |= {key} if w else set()
-            past |= set() if here else {key}
-        rows.add(steps.over_rows(st.call.args[lp.args.index(lp.over)], per))
-        alias, name = st.kernel
-        spec.append((f"{CUDA_FAMILIES.get(alias, alias)}.{name}", tuple(steps.arg(a) for a in st.call.args), test))
-    if written & past or len(rows) != 1 or None in rows or len(steps.params) > MAX_STEP_ARGS:
-        return None   # a row reads what another row writes (at another step), or rows unknown or unequal
-    args = [steps.records.get(n, code("{n}", n=n)) for n in steps.params]
-    views = tuple((name, *at) for name, at in sorted(steps.views.items(), key=lambda v: (v[1][0][0], int(v[1][0][1:]),
-                                                                                        v[1][1])))
-    full = (loop.length, loop.reverse, len(args), views, tuple(spec), tuple(folds))
-    call = Call(KernelRef("rows", "stepped"), [Const(repr(full)), *args])
-    return [*loop.pre, ir.Stmt(call, members[0][0].owner), *after]
-
-
-def stepped(stmts: list, per: int) -> list:
-    """Each loop block that one kernel can run (`_one_kernel`) as that kernel's launch."""
-    out = []
-    for st in stmts:
-        got = _one_kernel(st, per) if isinstance(st, ir.Loop) and st.body else None
-        out += got if got is not None else [st]
-    return out
