@@ -12,7 +12,7 @@ process, medians of us per sample:
   ppl_cuda   ppl.fit of the model compiled with target="cuda" (SGD at a rate of 1e-9: a gradient
              estimate of B samples and an update each step), timed by its slope (a call of n
              steps against one of 3n), divided by B; its loop blocks are one kernel each where
-             they may be (lowering/launches.py's `stepped`)
+             they may be (lowering/stepped.py)
   ppl_cpu    the same on the CPU target, the library's defaults
   plain      the plain @njit simulator, B samples (the value only: no derivative)
 
