@@ -312,15 +312,17 @@ def test_products_tiled_and_per_entry_against_numpy(dtype, monkeypatch):
             c = cuda.to_device(c0.copy())
             way(cuda.to_device(a), ta, cuda.to_device(b), tb, c, cuda.to_device(v), bias)
             assert_allclose(c.copy_to_host(), want, err_msg=f"{way.__name__} ta={ta} tb={tb}", **tol)
+    if not ON_DEVICE:   # the simulator: levels of a launch each past 70 rows (as past 512 on a GPU), not 1,027 rows
+        monkeypatch.setattr(P, "SPREAD_LEVEL", P.FEW_ROWS + 6)
     for R in (P.FEW_ROWS - 1, P.FEW_ROWS + 6, 2 * P.SPREAD_LEVEL + 3):
         g, o = rng.standard_normal((R, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)
         for choice in ("tiled", "fp32")[0 if ways[0] is P.tiled else 1:]:   # ppl's kernels (as the tiled product); cuBLAS's
-            monkeypatch.setenv("PPL_CUDA_PRODUCTS", choice)
-            monkeypatch.setattr(cublas, "_STATE", {})
-            out = cuda.to_device(o.copy())
-            P.column_sums(cuda.to_device(g), out)
-            assert_allclose(out.copy_to_host(), o + g.astype(np.float64).sum(0), **tol)
-        monkeypatch.undo()
+            with monkeypatch.context() as mp:
+                mp.setenv("PPL_CUDA_PRODUCTS", choice)
+                mp.setattr(cublas, "_STATE", {})
+                out = cuda.to_device(o.copy())
+                P.column_sums(cuda.to_device(g), out)
+                assert_allclose(out.copy_to_host(), o + g.astype(np.float64).sum(0), **tol)
         for S in (2, 7):   # the last R: two levels a launch of their own, then one kernel
             x = rng.standard_normal((R, 5)).astype(dtype)
             d = cuda.to_device(x.copy())
