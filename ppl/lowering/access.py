@@ -69,7 +69,7 @@ _ACCESS: dict = {}   # a declared body -> fusion.access of it
 
 def touched(st, loop, memory=memory) -> dict:
     """{array: (written, at the row or fusion.ADDS)} of one call (fusion.access of its body, by its
-    arguments; `memory`: what an argument may be, as `memory`)."""
+    arguments; `memory`: what an argument may be, as the function `memory`)."""
     acc = _ACCESS.get(loop.body)
     if acc is None:
         acc = _ACCESS[loop.body] = fusion.access(loop.body, loop.lead)

@@ -284,11 +284,11 @@ def fused(stmts: list, per: int) -> list:
     (kernels/fusion.py), its loop's array has the run's rows (`access.rows_of`; a member whose
     rows are not known, or that no run over its own rows takes, joins as side work, `_Run`; the
     joined kernel checks the counts at launch too), the statements it floats past name none of
-    its arrays and the run's arguments stay at most MAX_ARGS. A member that no open run takes opens one, and the earlier runs stay open: a later
-    member joins the newest run that takes it, floating past the runs after it (whose members'
-    names it must not name either), so a check of other rows between two kernels keeps them in
-    one kernel. Last, two runs with nothing between them are one where one kernel takes both
-    (`_adjacent_joined`)."""
+    its arrays and the run's arguments stay at most MAX_ARGS. A member that no open run takes
+    opens one, and the earlier runs stay open: a later member joins the newest run that takes it,
+    floating past the runs after it (whose members' names it must not name either), so a check of
+    other rows between two kernels keeps them in one kernel. Last, two runs with nothing between
+    them are one where one kernel takes both (`_adjacent_joined`)."""
     out, runs = [], []   # runs: the open ones, in their order in `out`
     for st in stmts:
         loop = access.loop_of(st)
