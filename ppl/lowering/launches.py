@@ -33,6 +33,8 @@ their side work); a loop block left as a loop has its `pre` and `body` joined ea
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..calls import Call, Code, Const, Head, KernelRef, StepArg, View
 from ..estimators.protocol import NO_GRAD_1D, NoGrad
 from ..kernels import fusion
@@ -224,6 +226,23 @@ def _spread_pair(st, nxt) -> bool:
 
 
 # ----------------------------------------------------------------- declared kernels over the same rows
+class _Member(NamedTuple):
+    """A declared kernel's call as a run reads it, computed once: its arguments' keys, what it
+    touches (at its row, and each access as past its row), its names and its loop's rows."""
+    st: ir.Stmt
+    args: set
+    touched: dict
+    apart: dict
+    names: set
+    own: object
+
+    @classmethod
+    def of(cls, st, loop, per: int) -> _Member:
+        touched = access.touched(st, loop)
+        return cls(st, access.args_of(st), touched, access.apart(touched), access.names_of(st),
+                   access.rows_of(st.call.args[loop.args.index(loop.over)], per))
+
+
 class _Run:
     """An open run of declared kernels: its members, what they touch (fusion.Run), their rows, and
     the names of the statements printed after its place, which a later member floats past. A member
@@ -236,22 +255,22 @@ class _Run:
         self.members, self.state, self.rows, self.past, self.args = [], fusion.Run(), None, set(), set()
         self.side = fusion.Run()   # what the side members touch, each access taken as past its row
 
-    def takes(self, args: set, touched: dict, over, names: set) -> bool:
-        if names & self.past or len(self.args | args) > MAX_ARGS:
+    def takes(self, m: _Member, over) -> bool:
+        """Whether `m` may join at the rows `over`, or as side work (None)."""
+        if m.names & self.past or len(self.args | m.args) > MAX_ARGS:
             return False
-        apart = access.apart(touched)
         if over is None:   # side work: its rows are not the run's, so an array it shares only read or added to
-            return self.state.fits(apart) and self.side.fits(apart)
-        return (self.rows is None or over == self.rows) and self.state.fits(touched) and self.side.fits(apart)
+            return self.state.fits(m.apart) and self.side.fits(m.apart)
+        return (self.rows is None or over == self.rows) and self.state.fits(m.touched) and self.side.fits(m.apart)
 
-    def add(self, st, loop, args: set, touched: dict, over, names: set, own) -> None:
-        """A member: at the run's rows (`over`), or side work (None); `own`: its loop's rows."""
-        self.members.append((st, loop, over is None, own))
-        self.args |= args
+    def add(self, m: _Member, over) -> None:
+        """`m` at the run's rows (`over`), or as side work (None)."""
+        self.members.append((m.st, m, over is None))
+        self.args |= m.args
         if over is None:
-            self.side.add(access.apart(touched))
+            self.side.add(m.apart)
             return
-        self.state.add(touched)
+        self.state.add(m.touched)
         self.rows = over
 
     def statements(self) -> list:
@@ -263,7 +282,7 @@ class _Run:
             return [self.members[0][0]]
         uniq, at, spec = [], {}, []
         lead = self.rows is None   # only side work: the first member's loop is the kernel's rows
-        for k, (st, _, side, _) in enumerate(self.members):
+        for k, (st, _, side) in enumerate(self.members):
             pos = []
             for a in st.call.args:
                 key = access.arg_key(a)
@@ -293,19 +312,19 @@ def fused(stmts: list, per: int) -> list:
     for st in stmts:
         loop = access.loop_of(st)
         if loop is not None:
-            args, touched, names = access.args_of(st), access.touched(st, loop), access.names_of(st)
-            over = own = access.rows_of(st.call.args[loop.args.index(loop.over)], per)
-            at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, over, names)), None)
+            m = _Member.of(st, loop, per)
+            over = m.own
+            at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(m, over)), None)
             if at is None and over is not None:   # other rows: side work of the newest run that takes it
-                at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(args, touched, None, names)), None)
+                at = next((k for k in range(len(runs) - 1, -1, -1) if runs[k].takes(m, None)), None)
                 over = None if at is not None else over
             if at is None:
                 runs.append(_Run())
                 out.append(runs[-1])
                 at = len(runs) - 1
-            runs[at].add(st, loop, args, touched, over, names, own)
+            runs[at].add(m, over)
             for earlier in runs[:at]:   # they are printed before it: a member joining them floats past it
-                earlier.past |= names
+                earlier.past |= m.names
             continue
         if isinstance(st, (ir.Block, ir.Loop)):
             runs = []   # nothing floats past a check's raise or a loop
@@ -338,10 +357,9 @@ def _rejoined(members: list, rows):
         return None
     run = _Run()
     run.rows = rows
-    for st, loop, _, own in members:
-        args, touched, names = access.args_of(st), access.touched(st, loop), access.names_of(st)
-        over = rows if own == rows else None
-        if not run.takes(args, touched, over, names):
+    for _, m, _ in members:
+        over = rows if m.own == rows else None
+        if not run.takes(m, over):
             return None
-        run.add(st, loop, args, touched, over, names, own)
+        run.add(m, over)
     return run

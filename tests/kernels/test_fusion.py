@@ -338,8 +338,9 @@ def test_printer_joins_what_may_be_joined():
     reads p[j]), where a later member writes what an earlier read past the row, where the
     loops' rows differ and the members share an array, and where a member reads by code (a
     slice) what another writes. Over other rows, a member joins as side work where every array
-    it shares with the run is only read by both. A member floats up past a product of other arrays, not past one that
-    writes its arrays, nor past a check."""
+    it shares with the run is only read by both. A member floats up past a product of other
+    arrays, not past one that writes its arrays, nor past a check. Two runs with nothing between
+    them are one where one kernel takes both."""
     import ppl.targets  # noqa: F401
     from ppl.kernels.cuda import core  # noqa: F401  (registers the CUDA launchers)
     from ppl.calls import Buf, Call, KernelRef, code
