@@ -1,69 +1,53 @@
-"""The "autotune" policy: an unbiased estimator per stochastic node, chosen by measuring the
-candidates on pilot data, the same choice on every run with the same seed.
+"""The measured choice (policy "autotune"): an unbiased estimator per stochastic node, chosen by
+the gradient variance measured on the pilot data in ONE compiled program, the same choice on
+every run with the same seed.
 
-Candidates. For a node, the unbiased estimators that apply to it under the program's objective,
-less those an estimator declares not worth measuring (its `not_measured`): ARM where DisARM
-applies (DisARM is ARM with the pair's shared uniform integrated out given the two draws, a
-Rao-Blackwellisation: never more variance, the same two rows; Dong, Mnih & Tucker 2020), RELAX
-where every path to the costs is differentiable (its control variate is a network trained with
-the model, so its variance at initialisation says nothing of its variance in training; REBAR,
-RELAX with the model's own relaxed f as control variate, is measured instead; Grathwohl et al.
-2018), enumeration of more than `enumerate.MAX_ENUMERATION` values, double_cv, rodeo and lax
-(their control variates, too, are trained with the model; BENCHMARKS.md), and mvd on a node
-where it makes more than `mvd.AUTOTUNE_ROWS` rows per draw (one per unit: its pilot alone would
-cost that many steps). ARMS (n rows per draw) and mvd on narrow nodes are measured: the score
-below weighs their variance by their rows.
+The program. Per node, its candidates are the unbiased estimators that apply to it under the
+program's objective and can share one drawn row (`candidates.why_not_member`: score, DisARM, mvd,
+...; an estimator that declares itself not worth measuring, `not_measured`, is left out with its
+reason). They are compiled side by side as the node's `candidates` estimator
+(ppl/estimators/candidates.py): the graph below runs once on every candidate's rows, from the
+same draws, and which candidate's gradient reaches the parameters is a number in the program's
+state. So measuring compiles one program, whatever the number of nodes and candidates, and
+then the program of the choice: two compiles in all. A node whose rule-table estimator cannot
+share a drawn row (pathwise on a continuous node, REBAR, enumeration, a node in a scan's body),
+or that has one candidate, keeps the rule table's choice and measures nothing; so does every node
+under objective "iwae".
 
-Measurements, per candidate program at the initial parameters:
+Measurements, in the measured program at the initial parameters:
+- warm-up: `WARMUP` steps with every node at the rule table's choice. Every candidate's state
+  (the score function's running baseline) runs at every step whatever the choice, so each is
+  measured as training runs it, warmed, never reset; its state is carried into the program of
+  the choice by name.
+- a candidate whose drawn row is not the values' (its own coupled draws: ARMS) is told apart
+  (the step marks such rows) and left out, with the reason.
 - variance: the trace of the covariance of the model-parameter gradient over `DRAWS` estimates
-  drawn with (seed, step s), s = 0 .. DRAWS - 1: the same draws on every run and, as common
-  random numbers, for every candidate; estimator state (running baselines) is reset before each
-  draw. It is a deterministic function of the model, the pilot data and the seed. Its standard
-  error comes from the spread of the draws' squared deviations. The node's current choice is
-  measured first; a candidate whose score (below) after `EARLY_DRAWS` draws is more than
-  `STOP_FACTOR` (3) times the least so far, with a relative standard error under 1/2, takes no
-  more draws (a REBAR step costs up to ten DisARM steps): also a function of the seed.
-- rows: the rows the step evaluates per data row (K samples x S configurations: 2 for an
-  antithetic pair, 3 or 5 for REBAR, the support for enumeration), the cost model. Counted,
-  not timed, so it is the same on every run.
-- time: seconds per step in each of `ROUNDS` rounds, every candidate timed once per round (a
-  block of steps of about `BLOCK_SECONDS`), interleaved so that the candidates share the
-  machine's conditions. Another process only ever adds time, and a contended block can take
-  many times the step (measured: a median of 60 ms for a 1.2 ms step, BLAS on two threads while
-  another job held the second core), so the table shows the fastest round, and comparisons use the median of the
-  paired per-round ratios. Still a measurement, so it only breaks ties (below).
+  at steps s of the seed; at each draw every candidate of the node is run from the same state and
+  the same (seed, step): common random numbers, the same on every run. Its standard error comes
+  from the spread of the draws' squared deviations.
+- rows: the rows the program of that choice evaluates per data row (K samples x S configurations:
+  2 for an antithetic pair, 1 + width for mvd's branches), read from its row plan without
+  compiling it: the cost model, counted, so the choice is the same on every run.
 
 Decision per node (`decide`): score = variance x rows, the variance of an average of estimates
 that evaluate the same number of rows (variance per unit of work). Candidates whose score is
-within the tie margin of the least score -- `TIE_MARGIN` (10%) or two standard errors of the
-ratio, whichever is larger -- are tied: the data do not tell them apart. Among the tied ones
-the fewest rows win; where several tied candidates have those rows, the cost model cannot
-separate them, and time does: any whose time per step is more than `TIME_MARGIN` (2x) the
-fastest one's, as the median over the rounds of the paired ratios (each round's blocks run
-back to back, under the same load), drops out; of the rest the rule table's choice for the
-node wins, then the name. Everything but the time tie-break is a function of the seed; that
-one only separates candidates equal in score and rows, and flips only if a time ratio sits
-within the noise of 2x. (The cost model counts rows, not the work per row: REBAR's per-row
-relaxations cost more than a score-function row, which the table's times show.)
+within the tie margin of the least -- `TIE_MARGIN` (10%) or two standard errors of the ratio,
+whichever is larger -- are tied: the data do not tell them apart; among them the rule table's
+choice stays if it is tied, else the fewest rows, then the name.
 
-Nodes are tuned one at a time in topological order (the data side first), each with the other
-nodes at their current choice (the rule table's "unbiased" default until tuned): one sweep of
-coordinate descent. A joint search would compile the product of the candidate counts (3^L for
-L Bernoulli layers); the sweep compiles their sum, and since the variance measured is the whole
-model-parameter gradient's and the cost the whole step's rows (antithetic pairs on two nodes
-make 4 rows per draw), each node's choice accounts for what the nodes before it chose.
-Programs are compiled once per assignment of estimators (the incumbent of one node is a
-candidate of the next; the winner is the program returned).
+Nodes are chosen one at a time in topological order (the data side first), each with the other
+nodes at their current choice (the rule table's until chosen): one sweep of coordinate descent,
+in the one program (a choice is a number: nothing compiles). Since the variance measured is the
+whole model-parameter gradient's and the rows the whole step's, each node's choice accounts for
+what the nodes before it chose.
 
-`Program.autotune_table` holds one row per (node, candidate) -- excluded ones with the rule --
+`Program.autotune_table` holds one row per (node, candidate) -- excluded ones with the reason --
 and `Program.explain()` prints it.
 """
 from __future__ import annotations
 
 import math
-import time
 
-import numba
 import numpy as np
 
 from ..analysis import graph as G
@@ -72,44 +56,28 @@ from ..estimators import REGISTRY
 from .selection import select
 
 DRAWS = 32               # gradient estimates per candidate for its variance
+WARMUP = 20              # steps before the draws: every candidate's state warmed as in training
 TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
-TIME_MARGIN = 1.0        # among tied candidates of equal rows, those > 2x the fastest time drop out
-ROUNDS = 5               # interleaved timing rounds (paired ratios compared; the table shows the fastest)
-RULE = (f"variance = trace of the model-parameter gradient's covariance over {DRAWS} fixed draws at the initial "
-        f"parameters; score = variance x rows per data row; scores within {TIE_MARGIN:.0%} (or 2 SE) of the least "
-        f"are tied; among the tied the fewest rows win, then (same rows) any > {1 + TIME_MARGIN:g}x the fastest "
-        f"time drops out, then the rule table's choice; us/step: the fastest of {ROUNDS} interleaved rounds")
-BLOCK_SECONDS = 0.01     # steps per timed block: about this long
-EARLY_DRAWS = 8          # a candidate whose score is then > STOP_FACTOR x the least so far stops there
-STOP_FACTOR = 3.0
+RULE = (f"variance = trace of the model-parameter gradient's covariance over {DRAWS} draws at the initial "
+        f"parameters, after {WARMUP} warm-up steps (state warmed, not reset), every candidate from the same draws "
+        f"in one program; score = variance x rows per data row; scores within {TIE_MARGIN:.0%} (or 2 SE) of the "
+        f"least are tied: the rule table's choice stays if tied, else the fewest rows")
+
 
 def not_measured(name: str, info) -> str | None:
-    """Why autotune neither compiles nor measures estimator `name` for a node (its declared
+    """Why the measured choice leaves estimator `name` out for a node (its declared
     `not_measured`), else None."""
     return REGISTRY[name].not_measured(info)
-
-
-@numba.njit(cache=True)
-def _steps(step, n, theta, grad, state, ws2, ws1, inputs, B, seed):
-    """n gradient steps of a compiled program (a first-class function value) at fixed theta."""
-    for t in range(n):
-        step(theta, grad, state, ws2, ws1, inputs, B, seed, t, 1)
 
 
 class Candidate:
     """One estimator measured for one node (a row of `Program.autotune_table`)."""
 
-    def __init__(self, node, estimator, variance=math.nan, se=math.nan, rows=0, blocks=(), verdict=""):
+    def __init__(self, node, estimator, variance=math.nan, se=math.nan, rows=0, verdict=""):
         self.node, self.estimator = node, estimator
         self.variance, self.se, self.rows, self.verdict = variance, se, rows, verdict
-        self.blocks = list(blocks)   # seconds per step of each timed round
         self.draws = 0               # gradient estimates behind the variance
         self.chosen = False
-
-    @property
-    def seconds(self) -> float:
-        """Seconds per step: the fastest round's."""
-        return min(self.blocks) if self.blocks else math.nan
 
     @property
     def measured(self) -> bool:
@@ -123,13 +91,13 @@ class Candidate:
 
     def as_dict(self) -> dict:
         return {"node": self.node, "estimator": self.estimator, "variance": self.variance, "se": self.se,
-                "rows": self.rows, "score": self.score if self.measured else math.nan,
-                "us_per_step": self.seconds * 1e6, "draws": self.draws, "chosen": self.chosen, "why": self.verdict}
+                "rows": self.rows, "score": self.score if self.measured else math.nan, "draws": self.draws,
+                "chosen": self.chosen, "why": self.verdict}
 
 
 def decide(cands: list, default: str) -> Candidate:
     """The candidate chosen among measured `cands` (the module's rule), each given its verdict."""
-    best = min(cands, key=lambda c: (c.score, c.estimator))
+    best = min(cands, key=lambda c: (c.score, c.rows, c.estimator))
     if not math.isfinite(best.score):
         pick = next((c for c in cands if c.estimator == default), cands[0])
         for c in cands:
@@ -149,37 +117,18 @@ def decide(cands: list, default: str) -> Candidate:
         else:
             c.verdict = (f"score {c.score / best.score:.2f}x the least" if best.score > 0 else
                          f"score {c.score:.3g}, the least is 0")
-            if 0 < c.draws < DRAWS:
-                c.verdict += f" (stopped after {c.draws} draws)"
-    fewest = min(c.rows for c in tied)
-    level = [c for c in tied if c.rows == fewest]
-    for c in tied:
-        if c.rows > fewest:
-            c.verdict = "tied on score, more rows per data row"
-    quick = level
-    if len(level) > 1:
-        fastest = min(level, key=lambda c: (float(np.median(c.blocks)), c.estimator))
-        quick = []
-        for c in level:
-            ratio = float(np.median(np.array(c.blocks) / np.array(fastest.blocks)))
-            if ratio > 1 + TIME_MARGIN:
-                c.verdict = f"tied on score and rows, {ratio:.1f}x the time of '{fastest.estimator}'"
-            else:
-                quick.append(c)
-    pick = min(quick, key=lambda c: (c.estimator != default, c.estimator))
-    for c in quick:
-        if c is not pick:
-            c.verdict = (f"tied on score and rows: '{pick.estimator}' " +
-                         ("is the rule table's choice" if pick.estimator == default else "comes first by name"))
+    pick = min(tied, key=lambda c: (c.estimator != default, c.rows, c.estimator))
     others = [c.estimator for c in tied if c is not pick]
+    for c in tied:
+        if c is not pick:
+            c.verdict = (f"tied on score with '{pick.estimator}', " +
+                         ("the rule table's choice" if pick.estimator == default else
+                          "which has fewer rows" if pick.rows < c.rows else "which comes first by name"))
     if not others:
         pick.verdict = "least variance x rows"
-    elif len(level) == 1:
-        pick.verdict = f"tied on score with {', '.join(others)}; the fewest rows"
     else:
-        pick.verdict = (f"tied on score with {', '.join(others)}; the fewest rows, " +
-                        ("and more than 2x faster than the others with them" if len(quick) == 1 else
-                         "the rule table's choice" if pick.estimator == default else "first by name"))
+        pick.verdict = (f"tied on score with {', '.join(others)}; " +
+                        ("the rule table's choice" if pick.estimator == default else "the fewest rows"))
     pick.chosen = True
     return pick
 
@@ -193,80 +142,76 @@ def _moments(g):
     return (var, se) if math.isfinite(var) else (math.inf, math.inf)
 
 
-def _variance(prog, data, batch, seed, stop_above=math.inf):
-    """(trace of the model-parameter gradient's covariance over DRAWS fixed draws, its standard
-    error, the draws taken): after EARLY_DRAWS, a candidate whose variance x rows is more than
-    stop_above (with a relative standard error under 1/2) is not drawn further."""
-    names = prog.model_param_names()
-    prog.pull()
-    theta, state = prog.theta.copy(), prog.state.copy()
-    g = []
-    for s in range(DRAWS):
-        prog.state[:] = state
-        prog.push()
-        _, gr = prog.grad(data, seed=seed, step=s, batch=batch)
-        g.append(np.concatenate([gr[k].ravel() for k in names]).astype(np.float64))
-        if s + 1 == EARLY_DRAWS:
-            var, se = _moments(np.array(g))
-            if var * prog.rows_per_data_row > stop_above and se < var / 2:
-                break
-    prog.theta[:], prog.state[:] = theta, state
-    prog.push()
-    return _moments(np.array(g)) + (len(g),)
+def _members(info, rule: str):
+    """(the node's candidates, in order: the rule table's choice first; [(estimator, why not)] of
+    the unbiased estimators that apply but are not candidates)."""
+    from ..estimators.candidates import why_not_member
+    members, out = [], []
+    for name, est in sorted(REGISTRY.items(), key=lambda kv: (kv[0] != rule, kv[0])):
+        if name == "candidates" or not est.unbiased or est.applies(info) is not None:
+            continue
+        why = not_measured(name, info) or why_not_member(est, info)
+        if why is None:
+            members.append(name)
+        else:
+            out.append((name, why))
+    return members, out
 
 
-def _runner(prog, data, batch, seed):
-    """A function n -> None taking n gradient steps of prog (theta unchanged)."""
-    if prog.target != "cpu":
-        def run_python(n):
-            for t in range(n):
-                prog.grad(data, seed=seed, step=t, batch=batch)
-        return run_python
-    args = prog.args(data, batch) + (np.uint64(seed),)
-    typ = tuple(numba.typeof(a) for a in (prog.theta, prog.grad_buffer, prog.state, *args[3:6], args[6],
-                                          np.uint64(0), np.int64(0), 1))
-    if typ not in prog.entry.overloads:
-        prog.entry.compile(typ)
-    fn = numba.types.FunctionType(prog.entry.overloads[typ].signature)
-    sig = (fn, numba.types.int64) + tuple(numba.typeof(a) for a in args)
-    loop = _steps.compile(sig)
-
-    def run(n):
-        loop(prog.entry, n, *args)
-    return run
+def _why_not_measured(node, info, rule: str, members: list, objective: str) -> str | None:
+    """Why the node keeps the rule table's choice without measuring, else None."""
+    from ..estimators.candidates import why_not_member
+    from ..estimators.score import in_loop
+    if objective != "elbo":
+        return f"objective {objective!r}: the measured choice compares ELBO estimators"
+    if in_loop(info):
+        return "a node in a scan's body: its candidates' rows are taken at every step"
+    if REGISTRY["candidates"].applies(info) is not None:
+        return REGISTRY["candidates"].applies(info)
+    if rule not in members:
+        why = not_measured(rule, info) or why_not_member(REGISTRY[rule], info)
+        return f"the rule table's '{rule}' cannot share the drawn row ({why})"
+    if len(members) < 2:
+        return "one candidate applies: nothing to measure"
+    return None
 
 
-def _times(progs, data, batch, seed) -> list:
-    """Seconds per step of each program in each of ROUNDS interleaved rounds."""
-    saved = []
-    runs, ns = [], []
-    for p in progs:
-        p.pull()
-        saved.append(p.state.copy())
-        run = _runner(p, data, batch, seed)
-        run(1)                                   # warm
-        t0 = time.perf_counter()
-        run(1)
-        ns.append(max(1, int(BLOCK_SECONDS / max(time.perf_counter() - t0, 1e-7))))
-        runs.append(run)
-    per = [[] for _ in progs]
-    for _ in range(ROUNDS):
-        for i, run in enumerate(runs):
-            t0 = time.perf_counter()
-            run(ns[i])
-            per[i].append((time.perf_counter() - t0) / ns[i])
-    for p, s in zip(progs, saved):
-        p.state[:] = s
-        p.push()
-    return per
+def rows_of(model, options, assign: dict) -> int:
+    """Rows per data row of the program under `assign` (node -> (estimator, options)), from its
+    row plan: the front passes and "plan rows", nothing lowered or compiled."""
+    from .pipeline import FRONT, Compilation, _run, plan_rows
+    c = Compilation(model, options.replace(estimators=dict(assign), policy="unbiased", pilot=None,
+                                           lowering="arrays"))
+    _run(c, FRONT)
+    plan_rows(c)
+    return options.samples * c.plan.S
+
+
+def _state_offset(prog, name: str) -> int:
+    return next(off for n, off, _, _ in prog.layout.state if n == name)
+
+
+def _drawn_apart(prog, data, batch, node: str, members: list) -> set:
+    """The members whose drawn rows were not the node's values at the last step (their own
+    coupled draws): each marked them in its buffer (candidates.differs_buffer)."""
+    from ..estimators.candidates import differs_buffer
+    _, ws1 = prog.workspace(prog.args(data, batch)[6])
+    names = [n for n, _ in prog.layout.ws1]
+    out = set()
+    for k, name in enumerate(members):
+        tag = f"{differs_buffer(k)}_{node}"
+        if tag in names and np.any(ws1[names.index(tag)] != 0):
+            out.add(name)
+    return out
 
 
 def autotune(model, compile_program, options):
     """The program with the estimator per node the module's rule chooses under `options` (a
     CompileOptions); `compile_program(model, options)` is the compiler's entry point (passed in:
     the compiler calls this module, not the reverse)."""
+    from ..estimators.candidates import chosen_state
     estimators, samples, baseline, seed = options.estimators, options.samples, options.baseline, options.seed
-    pilot, lowering, objective = options.pilot, options.lowering, options.objective
+    pilot, objective = options.pilot, options.objective
     if pilot is None:
         raise ModelError("policy 'autotune' needs pilot data: compile(..., policy='autotune', pilot={'x': batch}) "
                          "(for a model without inputs, pilot=N rows)")
@@ -277,65 +222,97 @@ def autotune(model, compile_program, options):
         fixed = set(estimators)
     elif estimators == "auto":
         fixed = set()
-    else:                                         # one estimator for every node: nothing to tune
+    else:                                         # one estimator for every node: nothing to measure
         fixed = {n.name for n in base}
     chosen = {n.name: (ch.estimator, dict(ch.options) if n.name in fixed else {}) for n, (ch, _) in base.items()}
-    cand_lowering = "arrays" if lowering == "arrays" else "auto"
-    programs = {}
-
-    def program(assign):
-        key = tuple((k, e, repr(sorted(o.items()))) for k, (e, o) in sorted(assign.items()))
-        if key not in programs:
-            programs[key] = compile_program(model, options.replace(estimators=dict(assign), policy="unbiased",
-                                                                   pilot=None, lowering=cand_lowering))
-        return programs[key]
-
-    variances = {}
-    table = []
+    table, measured = [], {}                      # measured: node -> its candidates' names
     for node, (ch, info) in base.items():
         if node.name in fixed:
             continue
-        rows, progs = [], []
-        incumbent = chosen[node.name][0]          # measured first: the reference of the early stop
-        for name, est in sorted(REGISTRY.items(), key=lambda kv: (kv[0] != incumbent, kv[0])):
-            if not est.unbiased or est.applies(info) is not None:
+        members, out = _members(info, ch.estimator)
+        why = _why_not_measured(node, info, ch.estimator, members, objective)
+        if why is not None:
+            ch.reason = f"{ch.reason} (not measured: {why})"
+            continue
+        measured[node.name] = members
+        table += [Candidate(node.name, name, verdict=f"excluded: {w}") for name, w in out]
+    if not measured:
+        prog = compile_program(model, options.replace(estimators={k: v for k, v in chosen.items()},
+                                                      policy="unbiased", pilot=None))
+        for node, (ch, _) in prog.choices.items():
+            ch.reason = base[next(n for n in base if n.name == node.name)][0].reason
+        prog.autotune_table, prog.autotune_rule = [c.as_dict() for c in table], RULE
+        return prog
+
+    def opts_of(name):
+        return {"baseline": baseline} if name == "score" and baseline is not None else {}
+    union = dict(chosen)
+    for name, members in measured.items():
+        union[name] = ("candidates", {"among": tuple((m, opts_of(m)) for m in members), "chosen": 0})
+    prog = compile_program(model, options.replace(estimators=union, policy="unbiased", pilot=None,
+                                                  lowering="arrays"))
+    slots = {name: _state_offset(prog, chosen_state(name)) for name in measured}
+    names = prog.model_param_names()
+    prog.pull()
+    theta = prog.theta.copy()
+    for t in range(WARMUP):                       # every candidate's state warmed, at the rule table's choice
+        prog.grad(data, seed=seed, step=t, batch=batch)
+    prog.pull()
+    apart = {name: _drawn_apart(prog, data, batch, name, members) for name, members in measured.items()}
+    for name, members in measured.items():        # one sweep of coordinate descent, in topological order
+        cands = []
+        for k, est in enumerate(members):
+            if est in apart[name]:
+                table.append(Candidate(name, est, verdict="excluded: its drawn row is its own (its coupled draws), "
+                                                          "not the other candidates'"))
                 continue
-            why = not_measured(name, info)
-            if why is not None:
-                rows.append(Candidate(node.name, name, verdict=f"excluded: {why}"))
-                continue
-            trial = dict(chosen)
-            trial[node.name] = (name, {})
-            try:
-                prog = program(trial)
-            except ModelError as e:
-                rows.append(Candidate(node.name, name, verdict=f"excluded: {e}"))
-                continue
-            if id(prog) in variances:
-                var, se, n = variances[id(prog)]
-            else:
-                least = min((c.score for c, _ in progs), default=math.inf)
-                var, se, n = _variance(prog, data, batch, seed, STOP_FACTOR * least)
-                if n == DRAWS:
-                    variances[id(prog)] = var, se, n
-            c = Candidate(node.name, name, var, se, prog.rows_per_data_row)
-            c.draws = n
-            rows.append(c)
-            progs.append((c, prog))
-        for c, t in zip([c for c, _ in progs], _times([p for _, p in progs], data, batch, seed)):
-            c.blocks = t
-        pick = decide([c for c, _ in progs], ch.estimator)
-        chosen[node.name] = (pick.estimator, {})
-        rows.sort(key=lambda c: (not c.measured, c.score if c.measured else 0.0, c.estimator))
+            trial = {**chosen, name: (est, opts_of(est))}
+            c = Candidate(name, est, rows=rows_of(model, options, trial))
+            cands.append((k, c))
+        grads = {k: [] for k, _ in cands}
+        for s in range(DRAWS):
+            prog.pull()
+            state = prog.state.copy()
+            for k, _ in cands:
+                prog.state[:] = state
+                prog.state[slots[name]] = k
+                prog.push()
+                _, gr = prog.grad(data, seed=seed, step=WARMUP + s, batch=batch)
+                grads[k].append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
+        for k, c in cands:
+            c.variance, c.se = _moments(np.array(grads[k]))
+            c.draws = DRAWS
+        pick = decide([c for _, c in cands], base_choice(base, name))
+        k_pick = next(k for k, c in cands if c is pick)
+        prog.pull()
+        prog.state[slots[name]] = k_pick
+        prog.push()
+        chosen[name] = (pick.estimator, opts_of(pick.estimator))
+        rows = [c for _, c in cands]
+        rows.sort(key=lambda c: (c.score, c.estimator))
         table.extend(rows)
-    if lowering in ("auto", "arrays"):
-        prog = program(chosen)                    # the measurements restored its theta and state
-    else:
-        prog = compile_program(model, options.replace(estimators=chosen, policy="unbiased", pilot=None))
-    for node, (ch, _) in prog.choices.items():
-        if node.name not in fixed:
+    prog.pull()
+    state = {n: prog.state[off: off + size].copy() for n, off, size, _ in prog.layout.state}
+    final = compile_program(model, options.replace(estimators=chosen, policy="unbiased", pilot=None))
+    final.pull()
+    final.theta[:] = theta if final.theta.shape == theta.shape else final.theta
+    for n, off, size, _ in final.layout.state:   # the warmed state, carried by name
+        if n in state and state[n].shape == (size,):
+            final.state[off: off + size] = state[n]
+    final.push()
+    for node, (ch, _) in final.choices.items():
+        if node.name in measured:
             pick = next(c for c in table if c.node == node.name and c.chosen)
             ch.reason = f"autotune: {pick.verdict} (see the autotune table)"
-    prog.autotune_table = [c.as_dict() for c in table]
-    prog.autotune_rule = RULE
-    return prog
+        else:
+            ch.reason = base[next(n for n in base if n.name == node.name)][0].reason
+    order = {name: i for i, name in enumerate(n.name for n in base)}
+    table.sort(key=lambda c: (order[c.node], not c.measured, c.score if c.measured else 0.0, c.estimator))
+    final.autotune_table = [c.as_dict() for c in table]
+    final.autotune_rule = RULE
+    return final
+
+
+def base_choice(base: dict, name: str) -> str:
+    """The rule table's estimator for node `name`."""
+    return next(ch.estimator for n, (ch, _) in base.items() if n.name == name)

@@ -73,7 +73,7 @@ def select(model: Graph, an: G.Analysis, estimators, policy: str, samples: int, 
                                  f"{', '.join(sorted(REGISTRY))}")
             why_not = REGISTRY[name].applies(info)
             if why_not:
-                usable = [k for k, e in sorted(REGISTRY.items()) if e.applies(info) is None]
+                usable = [k for k, e in sorted(REGISTRY.items()) if e.suggested and e.applies(info) is None]
                 raise ModelError(f"{d.name} '{n.name}': estimator '{name}' does not apply ({why_not}); "
                                  f"use {', '.join(repr(u) for u in usable)}")
             reason = "chosen by the user"

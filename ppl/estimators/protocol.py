@@ -185,6 +185,9 @@ class Estimator:
     # variates, eta and temperature): trained with the model, not the model's (estimator_params)
     param_prefixes: tuple = ()
     rules: tuple = ()          # Rule entries: when a policy picks it by default (selection.RULES)
+    # False for an estimator the compiler composes itself (`candidates`, the measured choice's):
+    # never suggested where an error names the estimators that apply
+    suggested = True
 
     def __init_subclass__(cls, **kw):   # its per-law kernels as objects (calls.kernel_table)
         super().__init_subclass__(**kw)

@@ -36,15 +36,14 @@ class Explained:
     """Program's reports (a mixin of ppl.runtime.program.Program)."""
 
     def autotune_report(self) -> str:
-        """The autotune table (policy "autotune"): node | estimator | gradient variance +- its
-        standard error | rows per data row | score = variance x rows | us per step (fastest of interleaved blocks) | verdict."""
-        head = ("node", "estimator", "variance", "+- SE", "rows", "score", "us/step", "why")
+        """The measured choice's table (policy "autotune"): node | estimator | gradient variance
+        +- its standard error | rows per data row | score = variance x rows | draws | verdict."""
+        head = ("node", "estimator", "variance", "+- SE", "rows", "score", "draws", "why")
         rows = [head]
         for r in self.autotune_table:
             if r["rows"]:
                 rows.append((r["node"], r["estimator"] + (" *" if r["chosen"] else ""), f"{r['variance']:.4g}",
-                             f"{r['se']:.2g}", str(r["rows"]), f"{r['score']:.4g}", f"{r['us_per_step']:.1f}",
-                             r["why"]))
+                             f"{r['se']:.2g}", str(r["rows"]), f"{r['score']:.4g}", str(r["draws"]), r["why"]))
             else:
                 rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
         return "\n".join(_wrap(f"autotune (* chosen): {self.autotune_rule}") + table(rows))
