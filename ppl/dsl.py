@@ -131,17 +131,20 @@ class Model(Graph):
             raise ModelError(f"{owner}: input '{index.name}' indexes another plate of groups already")
         return group
 
-    def compile(self, estimators="auto", policy: str = "unbiased", dtype=np.float32, samples: int = 1,
+    def compile(self, estimators="auto", policy: str | None = None, dtype=np.float32, samples: int = 1,
                 baseline: str | None = None, seed: int = 0, target: str = "cpu", cache: bool = True,
                 pilot=None, lowering: str = "auto", objective: str = "elbo"):
         """Choose an estimator per stochastic node and lower the graph to one fused step.
 
         estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
-        policy: "unbiased", "fast", or "autotune" (per node, the applicable unbiased estimators'
-        gradient variance on fixed draws of the `pilot` data x the rows the step evaluates; the
-        least wins, ties by a stated margin; deterministic for a seed; see ppl/compiler/autotune.py and
-        `Program.autotune_table`).
+        policy: "measured" (the default, or $PPL_POLICY when set): each node whose rule-table
+        estimator can share a drawn row with other unbiased candidates gets the candidate of least
+        gradient variance x rows, measured on the `pilot` data, else on the first batch a gradient
+        is asked for (grad, fit): until then the rule table's choice (ppl/compiler/autotune.py,
+        `Program.autotune_table`; deterministic for a seed); "rules" ("unbiased"): the rule
+        table's unbiased choice; "fast": the rule table's, biased low-variance estimators
+        allowed; "autotune": the former name of "measured".
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:
         parameter initialisation.
         lowering: "auto" (row-fused: one loop of scalar code, when every node has width 1 and every
@@ -165,7 +168,7 @@ class Model(Graph):
         if self.groups and not self.plates:   # plates of groups hold data rows: the data plate, sized by fit
             self.plates["data"] = None
 
-    def render(self, path=None, detail: bool = False, estimators="auto", policy: str = "unbiased", samples: int = 1,
+    def render(self, path=None, detail: bool = False, estimators="auto", policy: str = "rules", samples: int = 1,
                objective: str = "elbo"):
         """A picture of the model without compiling it (Program.render's, the estimators those
         compile(estimators, policy, samples, objective) would choose): returns its Graphviz
@@ -173,8 +176,8 @@ class Model(Graph):
         from types import SimpleNamespace
 
         from .runtime.render import render
-        if policy == "autotune":
-            raise ModelError("render: policy='autotune' measures on data; compile with it, then prog.render()")
+        if policy in ("measured", "autotune"):
+            raise ModelError(f"render: policy={policy!r} measures on data; compile with it, then prog.render()")
         self._imply_data_plate()
         c = compiler.Compilation(self, CompileOptions(estimators, policy, np.float32, samples, None, 0, "cpu", True,
                                                       None, "auto", objective))

@@ -23,6 +23,11 @@ os.environ.setdefault("PPL_CUDA_PRODUCTS", "fp32")
 # the workers already fill both cores: no helper process per new step (ppl/compiler/ahead.py;
 # tests/compiler/test_compile_ahead.py sets it per test)
 os.environ.setdefault("PPL_COMPILE_JOBS", "1")
+# the default policy for compiles that name none (ppl/compiler/options.py): the rule table, so that
+# a test of something else compiles one program and keeps the choice it was written against; the
+# measured default (two compiles and a measurement at the first batch) is tested where it is named,
+# and as the default with the variable cleared (tests/compiler/test_autotune.py)
+os.environ["PPL_POLICY"] = "rules"
 # pytest-xdist workers share one ppl cache folder: kernels/_cache.py locks each function's Numba
 # cache while a process compiles it, so a kernel is compiled by one worker and loaded by the
 # other (tests/kernels/test_cache_lock.py checks this with concurrent processes).

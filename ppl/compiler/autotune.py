@@ -180,7 +180,7 @@ def rows_of(model, options, assign: dict) -> int:
     """Rows per data row of the program under `assign` (node -> (estimator, options)), from its
     row plan: the front passes and "plan rows", nothing lowered or compiled."""
     from .pipeline import FRONT, Compilation, _run, plan_rows
-    c = Compilation(model, options.replace(estimators=dict(assign), policy="unbiased", pilot=None,
+    c = Compilation(model, options.replace(estimators=dict(assign), policy="rules", pilot=None,
                                            lowering="arrays"))
     _run(c, FRONT)
     plan_rows(c)
@@ -205,19 +205,12 @@ def _drawn_apart(prog, data, batch, node: str, members: list) -> set:
     return out
 
 
-def autotune(model, compile_program, options):
-    """The program with the estimator per node the module's rule chooses under `options` (a
-    CompileOptions); `compile_program(model, options)` is the compiler's entry point (passed in:
-    the compiler calls this module, not the reverse)."""
-    from ..estimators.candidates import chosen_state
-    estimators, samples, baseline, seed = options.estimators, options.samples, options.baseline, options.seed
-    pilot, objective = options.pilot, options.objective
-    if pilot is None:
-        raise ModelError("policy 'autotune' needs pilot data: compile(..., policy='autotune', pilot={'x': batch}) "
-                         "(for a model without inputs, pilot=N rows)")
-    data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
+def _plan(model, options):
+    """(rule table's choices, chosen {node: (estimator, options)}, {node: its candidates}, table of the
+    excluded) under `options`: which nodes the measured choice measures, among which estimators."""
+    estimators, samples, baseline, objective = options.estimators, options.samples, options.baseline, options.objective
     an = G.analyse(model)
-    base = select(model, an, estimators, "unbiased", int(samples), baseline, objective)
+    base = select(model, an, estimators, "rules", int(samples), baseline, objective)
     if isinstance(estimators, dict):
         fixed = set(estimators)
     elif estimators == "auto":
@@ -231,14 +224,50 @@ def autotune(model, compile_program, options):
             continue
         members, out = _members(info, ch.estimator)
         why = _why_not_measured(node, info, ch.estimator, members, objective)
-        if why is not None:
-            ch.reason = f"{ch.reason} (not measured: {why})"
+        if why is not None or options.target != "cpu":
+            ch.reason = f"{ch.reason} (not measured: {why or 'the measured choice runs on the CPU target'})"
             continue
         measured[node.name] = members
         table += [Candidate(node.name, name, verdict=f"excluded: {w}") for name, w in out]
+    return base, chosen, measured, table
+
+
+def measured_nodes(model, options) -> list:
+    """The nodes the measured choice measures under `options` (nothing compiled)."""
+    return list(_plan(model, options)[2])
+
+
+def _start_from(prog, start):
+    """Give `prog` the model parameters and estimator state of `start` (a Program), by name."""
+    if start is None:
+        return
+    start.pull()
+    prog.pull()
+    for k in prog.model_param_names():
+        if k in start.params:
+            prog.params[k][...] = start.params[k]
+    old = {n: (off, size) for n, off, size, _ in start.layout.state}
+    for n, off, size, _ in prog.layout.state:
+        if n in old and old[n][1] == size:
+            prog.state[off: off + size] = start.state[old[n][0]: old[n][0] + size]
+    prog.push()
+
+
+def autotune(model, compile_program, options, start=None):
+    """The program with the estimator per node the module's rule chooses under `options` (a
+    CompileOptions, its pilot data set); `compile_program(model, options)` is the compiler's entry
+    point (passed in: the compiler calls this module, not the reverse). `start`: a program whose
+    model parameters and estimator state the measurement starts from (by name)."""
+    from ..estimators.candidates import chosen_state
+    samples, baseline, seed, pilot = options.samples, options.baseline, options.seed, options.pilot
+    if pilot is None:
+        raise ModelError("the measured choice needs pilot data: compile(..., pilot={'x': batch}) (for a model "
+                         "without inputs, pilot=N rows), or a first batch")
+    data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
+    base, chosen, measured, table = _plan(model, options)
     if not measured:
-        prog = compile_program(model, options.replace(estimators={k: v for k, v in chosen.items()},
-                                                      policy="unbiased", pilot=None))
+        prog = compile_program(model, options.replace(estimators=dict(chosen), policy="rules", pilot=None))
+        _start_from(prog, start)
         for node, (ch, _) in prog.choices.items():
             ch.reason = base[next(n for n in base if n.name == node.name)][0].reason
         prog.autotune_table, prog.autotune_rule = [c.as_dict() for c in table], RULE
@@ -249,12 +278,11 @@ def autotune(model, compile_program, options):
     union = dict(chosen)
     for name, members in measured.items():
         union[name] = ("candidates", {"among": tuple((m, opts_of(m)) for m in members), "chosen": 0})
-    prog = compile_program(model, options.replace(estimators=union, policy="unbiased", pilot=None,
+    prog = compile_program(model, options.replace(estimators=union, policy="rules", pilot=None,
                                                   lowering="arrays"))
+    _start_from(prog, start)
     slots = {name: _state_offset(prog, chosen_state(name)) for name in measured}
     names = prog.model_param_names()
-    prog.pull()
-    theta = prog.theta.copy()
     for t in range(WARMUP):                       # every candidate's state warmed, at the rule table's choice
         prog.grad(data, seed=seed, step=t, batch=batch)
     prog.pull()
@@ -291,15 +319,8 @@ def autotune(model, compile_program, options):
         rows = [c for _, c in cands]
         rows.sort(key=lambda c: (c.score, c.estimator))
         table.extend(rows)
-    prog.pull()
-    state = {n: prog.state[off: off + size].copy() for n, off, size, _ in prog.layout.state}
-    final = compile_program(model, options.replace(estimators=chosen, policy="unbiased", pilot=None))
-    final.pull()
-    final.theta[:] = theta if final.theta.shape == theta.shape else final.theta
-    for n, off, size, _ in final.layout.state:   # the warmed state, carried by name
-        if n in state and state[n].shape == (size,):
-            final.state[off: off + size] = state[n]
-    final.push()
+    final = compile_program(model, options.replace(estimators=chosen, policy="rules", pilot=None))
+    _start_from(final, prog)                      # the parameters, and the warmed state by name
     for node, (ch, _) in final.choices.items():
         if node.name in measured:
             pick = next(c for c in table if c.node == node.name and c.chosen)

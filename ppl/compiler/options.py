@@ -6,6 +6,7 @@ copy with some options changed (a twin, an autotune candidate).
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -16,6 +17,12 @@ from ..errors import ModelError
 from ..targets import check_target
 
 OBJECTIVES = ("elbo", "iwae")
+# "measured": an estimator per node chosen by its measured gradient variance (ppl/compiler/autotune.py;
+# "autotune" is its former name); "rules": the rule table's unbiased choice ("unbiased", its former
+# name); "fast": the rule table's choice, biased low-variance estimators allowed
+POLICIES = ("measured", "rules", "fast", "unbiased", "autotune")
+MEASURED = ("measured", "autotune")
+POLICY_ENV = "PPL_POLICY"   # the default policy, when compile is given none (else "measured")
 LOWERINGS = ("auto", "arrays", "row-fused")
 
 
@@ -23,20 +30,22 @@ LOWERINGS = ("auto", "arrays", "row-fused")
 class CompileOptions:
     """estimators  "auto", one estimator name (or (name, {options})) for every stochastic node,
                 or {node name: name or (name, {options})}
-    policy      "unbiased", "fast" or "autotune"
+    policy      "measured" (the default; "autotune" is its former name), "rules" ("unbiased", its former
+                name) or "fast"; None: $PPL_POLICY, else "measured"
     dtype       np.float32 or np.float64 (held as an np.dtype)
     samples     draws per data row (K)
     baseline    the score estimator's default baseline (estimators.score.BASELINES) or None
     seed        parameter initialisation
     target      "cpu" or "cuda"
     cache       keep the generated step in Numba's disk cache
-    pilot       policy "autotune": the pilot data (or a row count for a model without inputs)
+    pilot       policy "measured": the data it measures on now (or a row count for a model without
+                inputs); else the first batch a gradient is asked for
     lowering    "auto", "arrays" or "row-fused" ("scalar", its former name, is read as "row-fused")
     objective   "elbo" or "iwae" (needs samples >= 2)
     Model.compile's docstring says what each does."""
 
     estimators: object = "auto"
-    policy: str = "unbiased"
+    policy: str | None = None
     dtype: object = np.float32
     samples: int = 1
     baseline: str | None = None
@@ -49,6 +58,15 @@ class CompileOptions:
 
     def __post_init__(self):
         samples = V.integer(self.samples, "compile: samples (draws per data row)", lo=1, hi=1 << 20)
+        policy = self.policy
+        if policy is None:
+            policy = os.environ.get(POLICY_ENV, "").strip() or "measured"
+            if policy not in POLICIES:
+                raise ModelError(f"{POLICY_ENV}={policy!r}: the default policy must be one of "
+                                 f"{', '.join(map(repr, POLICIES))}")
+        elif not isinstance(policy, str) or policy not in POLICIES:
+            raise ModelError(f"policy must be one of {', '.join(map(repr, POLICIES))}, got {policy!r}")
+        object.__setattr__(self, "policy", policy)
         objective = self.objective
         if not isinstance(objective, str) or objective not in OBJECTIVES:
             raise ModelError(f"compile: objective must be one of {', '.join(map(repr, OBJECTIVES))}, got {objective!r}")

@@ -33,7 +33,7 @@ from ..analysis import graph as G
 from ..lowering import grads, ir, printer, rows, rowfused
 from ..lowering.grads import GradientNeeds
 from ..lowering.rows import RowPlan
-from .autotune import autotune
+from .autotune import autotune, measured_nodes
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
 from ..kernels._cache import cache_root, kernels_version
@@ -42,7 +42,8 @@ from ..language.nodes import Graph
 from .options import LOWERINGS, OBJECTIVES, CompileOptions  # noqa: F401  (compiler.LOWERINGS, ...)
 from ..lowering import ArrayLowering, Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
 from ..runtime.program import Program
-from .selection import POLICIES, RULES, Choice, select   # noqa: F401
+from .options import POLICIES, MEASURED   # noqa: F401
+from .selection import RULES, Choice, select   # noqa: F401
 from ..targets import CPU_MODULES, CUDA_MODULES, check_cuda_kernels, check_target, check_user_functions  # noqa: F401
 
 
@@ -269,7 +270,7 @@ def generate_source(model: Graph, **options) -> str:
     return run_passes(Compilation(model, CompileOptions(**options))).source
 
 
-def compile_model(model: Graph, estimators="auto", policy="unbiased", dtype=np.float32, samples=1,
+def compile_model(model: Graph, estimators="auto", policy=None, dtype=np.float32, samples=1,
                   baseline=None, seed=0, target="cpu", cache=True, pilot=None, lowering="auto", objective="elbo"):
     """Model.compile's keywords: compile_program(model, CompileOptions(...))."""
     return compile_program(model, CompileOptions(estimators, policy, dtype, samples, baseline, seed, target, cache,
@@ -277,10 +278,19 @@ def compile_model(model: Graph, estimators="auto", policy="unbiased", dtype=np.f
 
 
 def compile_program(model: Graph, options: CompileOptions):
-    """The program of `model` under `options` (checked when they were made): the autotune
-    policy, or the passes, then the step's module loaded."""
-    if options.policy == "autotune":
-        return autotune(model, compile_program, options)
+    """The program of `model` under `options` (checked when they were made): the measured choice
+    (on the pilot data now, or else the rule table's program that measures on its first batch),
+    or the passes, then the step's module loaded."""
+    if options.policy in MEASURED:
+        if options.pilot is not None:
+            return autotune(model, compile_program, options)
+        prog = compile_program(model, options.replace(policy="rules"))
+        prog.options = options
+        pending = measured_nodes(model, options)
+        if pending:
+            prog.measure_on_first_batch(pending, lambda pilot, start: autotune(
+                model, compile_program, options.replace(pilot=pilot), start=start))
+        return prog
     c = run_passes(Compilation(model, options))
     if options.target == "cuda":
         mod = load_source(model.name + "_cuda", c.source, {g: k.cuda for g, (k, _) in c.step.user_kernels.items()})

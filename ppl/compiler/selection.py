@@ -13,6 +13,7 @@ from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from ..language.nodes import Graph, Node
 from ..estimators import REGISTRY, NodeInfo
+from .options import POLICIES
 
 # --------------------------------------------------------------------------- the rule table
 @dataclass
@@ -31,7 +32,6 @@ def _rules() -> list:
 
 
 RULES = _rules()
-POLICIES = ("unbiased", "fast", "autotune")
 
 
 def _parse_override(spec, node: Node):
@@ -78,7 +78,7 @@ def select(model: Graph, an: G.Analysis, estimators, policy: str, samples: int, 
                                  f"use {', '.join(repr(u) for u in usable)}")
             reason = "chosen by the user"
         else:
-            rule_policy = "unbiased" if policy == "autotune" else policy
+            rule_policy = "fast" if policy == "fast" else "unbiased"   # the table's unbiased rules
             for pol, cond, name, why in RULES:
                 if pol in ("*", rule_policy) and cond(info) and REGISTRY[name].applies(info) is None:
                     reason = why(info)

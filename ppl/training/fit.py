@@ -175,8 +175,35 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
                     blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses)
+    choice = _measured_choice(prog, plan)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
+    hist.choices.extend(choice)
     return Trainer(plan, prog, optimizer, hist, start, progress).run()
+
+
+def _measured_choice(prog, plan) -> list:
+    """The measured choice a program compiled without pilot data waits for, made on the run's
+    first batch (Program.choose); its record for History.choices (empty when none was pending)."""
+    nodes = getattr(prog, "measure_pending", ())
+    if not nodes:
+        return []
+    before = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
+    if plan.batches is None:
+        prog.choose(None, batch=int(plan.batch_size))
+    else:
+        idx = plan.batches.rows(plan.first, 1)
+        prog.choose({k: a[idx] for k, a in plan.batches.arrays.items()})
+    return choice_records(prog, 0, before, nodes)
+
+
+def choice_records(prog, step: int, before: dict, nodes) -> list:
+    """History.choices' entries of a measured choice at `step`: per node measured, the estimator
+    before and after and the measured candidates (estimator, variance, its SE, rows, score)."""
+    table = prog.autotune_table or []
+    after = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
+    return [{"step": step, "node": name, "from": before[name], "to": after[name],
+             "measured": [(r["estimator"], r["variance"], r["se"], r["rows"], r["score"]) for r in table
+                          if r["node"] == name and r["rows"]]} for name in nodes]
 
 
 @dataclass

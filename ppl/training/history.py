@@ -50,6 +50,9 @@ class History:
     seconds: float = 0.0                               # wall time of the later steps
     threads: list = field(default_factory=list)        # fit's timed parallel choices: (step, {setting: s
                                                        # per step}, the one kept); ppl/training/threads.py
+    choices: list = field(default_factory=list)        # the measured choices: per node and measurement, a dict
+                                                       # (step, node, from, to, measured: [(estimator,
+                                                       # variance, SE, rows, score)]); fit.choice_records
     start_step: int = 0                                # > 0 when resumed
     ema_decay: float = 0.98                            # the decay of the record's EMA
     keep_losses: bool | None = None

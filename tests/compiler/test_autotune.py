@@ -105,8 +105,10 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
         assert min(r["score"] for r in rows) * (1 + A.TIE_MARGIN) >= pick["score"] or "tied" in pick["why"]
     text = prog.explain()
     assert "autotune (* chosen)" in text and "excluded: DisARM applies" in text and " * " in text
-    with pytest.raises(ModelError, match="needs pilot data"):
-        _two_layers().compile(policy="autotune")
+    pending = _two_layers().compile(policy="autotune")   # no pilot: measured on the first batch
+    assert pending.measure_pending == ("h1", "h2")
+    with pytest.raises(ModelError, match="the measured choice needs a batch"):
+        pending.choose()
 
 
 def test_the_measured_program_carries_its_warmed_state():
@@ -172,3 +174,31 @@ def test_decide_margin_widens_with_the_standard_error():
     # every variance non-finite: the rule table's choice
     cs = [_c("score", math.inf, 4), _c("disarm", math.nan, 8)]
     assert A.decide(cs, "disarm").estimator == "disarm"
+
+
+def test_the_default_measures_on_the_first_batch(monkeypatch):
+    """With no policy named (and no PPL_POLICY), compile gives the rule table's program, which
+    measures on the first batch a gradient is asked for and becomes the program of the choice;
+    the parameter arrays stay the same, and fit records the choice in its History."""
+    monkeypatch.delenv("PPL_POLICY", raising=False)
+    X = np.random.default_rng(0).normal(size=(32, 2))
+    prog = mixed("mixed_default").compile(dtype=np.float64)
+    assert prog.options.policy == "measured" and prog.measure_pending == ("b", "c")
+    assert prog.choices["b"][0].estimator == "disarm" and "then measured" in prog.choices["b"][0].reason
+    theta = prog.theta
+    prog.params["pb.W"][...] = 0.3
+    prog.grad({"x": X})
+    assert prog.measure_pending == () and prog.choices["b"][0].estimator == "mvd"
+    assert prog.theta is theta and np.all(prog.params["pb.W"] == 0.3)   # measured from the user's values
+    assert "autotune (* chosen)" in prog.explain()
+    fitted = mixed("mixed_default").compile(dtype=np.float64)
+    hist = ppl.fit(fitted, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=32, progress=False)
+    (b, c) = hist.choices
+    assert (b["step"], b["node"], b["from"], b["to"]) == (0, "b", "disarm", "mvd") and c["node"] == "c"
+    assert {e for e, *_ in b["measured"]} == {"score", "disarm", "mvd"}
+    # the environment names the default; a bad one is refused by name
+    monkeypatch.setenv("PPL_POLICY", "rules")
+    assert mixed("mixed_default").compile().measure_pending == ()
+    monkeypatch.setenv("PPL_POLICY", "best")
+    with pytest.raises(ModelError, match="PPL_POLICY='best'"):
+        mixed("mixed_default").compile()
