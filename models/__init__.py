@@ -52,7 +52,7 @@ def get(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-USER_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=1, policy="unbiased")
+USER_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", dtype="float32", samples=1, policy="measured")
 _USER = {}
 
 

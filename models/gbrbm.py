@@ -19,7 +19,7 @@ import numpy as np
 
 import ppl
 
-DEFAULTS = dict(steps=3000, batch=128, lr=1e-2, optimizer="adam", dtype="float64", samples=1, policy="unbiased")
+DEFAULTS = dict(steps=3000, batch=128, lr=1e-2, optimizer="adam", dtype="float64", samples=1, policy="measured")
 HEADLINE = "test_nce_loss"
 BETTER = "lower"   # which way the headline metric improves (ppl compare says so)
 CENTRES = np.array([[-2.5, -2.5], [-2.5, 2.5], [2.5, -2.5], [2.5, 2.5]])

@@ -14,7 +14,7 @@ import numpy as np
 
 import ppl
 
-DEFAULTS = dict(steps=2000, batch=1, lr=0.01, optimizer="adam", dtype="float64", samples=1, policy="unbiased")
+DEFAULTS = dict(steps=2000, batch=1, lr=0.01, optimizer="adam", dtype="float64", samples=1, policy="measured")
 HEADLINE = "exact_objective"
 BETTER = "lower"   # which way the headline metric improves (ppl compare says so)
 

@@ -33,7 +33,7 @@ EPILOG = """examples:
   ppl train sbn --data mnist.npz --model-opt latent=200,200   your data: arrays train_x, test_x (or x)
   ppl train sbn --data train-images-idx3-ubyte.gz --eval-data t10k-images-idx3-ubyte.gz
   ppl explain categorical_vae --estimator straight_through
-  ppl explain sbn --model-opt latent=200,200 --policy autotune   measured choice per node and its table
+  ppl explain sbn --model-opt latent=200,200 --policy rules      the rule table's choice (no measuring)
   ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3 --out runs/toy
 
 estimator specs: 'auto' (follow --policy), one NAME for every stochastic node, or
@@ -139,7 +139,12 @@ def _pilot(mod, D, d, seed):
 
 def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None):
     model = _build(mod, model_opts)
-    pilot = _pilot(mod, D, data, seed) if D["policy"] == "autotune" else None
+    pilot = None
+    if D["policy"] in ("measured", "autotune"):
+        try:
+            pilot = _pilot(mod, D, data, seed)
+        except ModelError:   # no data to measure on (a user's model without --data): the rule table's choice,
+            pilot = None     # measured on the first batch a fit sees
     t0 = time.perf_counter()
     prog = compile_run(model, D, seed, estimators if estimators is not None else D["estimators"], target, pilot)
     return prog, time.perf_counter() - t0
@@ -304,7 +309,7 @@ def cmd_render(args) -> int:
     D = _settings(mod, args)
     opts = parse_model_opts(args.model_opt)
     out = args.output
-    if D["policy"] == "autotune":   # measured on data: the compiled program's choice
+    if D["policy"] in ("measured", "autotune"):   # measured on data: the compiled program's choice
         prog, _ = _compile(mod, D, opts, 0)
         out = out or f"{prog.model.name}.svg"
         prog.render(out, detail=args.detail)
@@ -364,10 +369,12 @@ def cmd_compare(args) -> int:
 
 
 def _compare_table(runs, metric, better, seeds):
+    from .runtime.diagnostics import WARM_STEPS
     """compare's Markdown table (every column saying which way is better) and its CSV rows
     (numbers: the metric's mean and sd in columns of their own)."""
     head = ("estimator", f"{metric}, {better} is better (mean ± sd over {seeds} seed{'s' * (seeds > 1)})",
-            "gradient variance at init (trace, model parameters), lower is better", "ms / step, lower is better")
+            f"gradient variance at init, state warmed {WARM_STEPS} steps (trace, model parameters), lower is better",
+            "ms / step, lower is better")
     lines, rows = [], []
     for spec, rs in runs.items():
         heads = np.array([r[metric] for r in rs], float)
@@ -448,7 +455,7 @@ def cmd_list(args) -> int:
         print(f"  {k:<{w}}  {v}")
         if CITATIONS.get(k):
             print(f"  {'':<{w}}  {CITATIONS[k]}")
-    print("\nestimators (--estimator NAME; policy autotune measures the unbiased ones):")
+    print("\nestimators (--estimator NAME; the default policy, measured, measures the unbiased ones):")
     for k, e in REGISTRY.items():
         print(f"  {k:<{w}}  {e.about}{'' if e.unbiased else ' (biased)'}")
         if e.cite:
@@ -464,12 +471,15 @@ def _common(sp, train_opts=True):
     sp.add_argument("model", type=_model_arg, metavar="MODEL",
                     help=f"one of: {', '.join(MODELS)}; or your own, path/to/file.py:FUNCTION (a function "
                          f"returning a ppl.Model; its data with --data FILE)")
-    sp.add_argument("--policy", choices=["unbiased", "fast"] + (["autotune"] if train_opts != "compare" else []),
-                    default=None,
-                    help="how 'auto' picks estimators: unbiased (default), fast (biased, low variance)" +
+    sp.add_argument("--policy", choices=(["measured", "autotune"] if train_opts != "compare" else []) +
+                    ["rules", "unbiased", "fast"], default=None,
+                    help="how 'auto' picks estimators: " +
                          ("" if train_opts == "compare" else
-                          " or autotune (measure the unbiased candidates on a batch of training rows "
-                          "and keep the least variance x rows; explain prints the table)"))
+                          "measured (the model's default: the unbiased candidates that share a drawn row, "
+                          "measured on a batch of training rows in one program, the least variance x rows "
+                          "kept; explain prints the table; autotune is its former name), ") +
+                         "rules (the rule table's unbiased choice; unbiased is its former name), "
+                         "fast (the rule table's, biased low-variance estimators allowed)")
     sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
     sp.add_argument("--objective", choices=["elbo", "iwae"], default=None,
                     help="elbo (default) or iwae: the importance-weighted bound of the K draws of each "

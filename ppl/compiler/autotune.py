@@ -178,13 +178,14 @@ def _why_not_measured(node, info, rule: str, members: list, objective: str) -> s
 
 def rows_of(model, options, assign: dict) -> int:
     """Rows per data row of the program under `assign` (node -> (estimator, options)), from its
-    row plan: the front passes and "plan rows", nothing lowered or compiled."""
-    from .pipeline import FRONT, Compilation, _run, plan_rows
-    c = Compilation(model, options.replace(estimators=dict(assign), policy="rules", pilot=None,
-                                           lowering="arrays"))
-    _run(c, FRONT)
-    plan_rows(c)
-    return options.samples * c.plan.S
+    row plan (the array lowering's): nothing lowered or compiled."""
+    from ..lowering import ArrayLowering
+    from ..lowering.rows import plan_rows
+    an = G.analyse(model)
+    choices = select(model, an, dict(assign), "rules", options.samples, options.baseline, options.objective)
+    plan = plan_rows(model, an, choices, options.samples, options.objective, ArrayLowering.merge_rows,
+                     ArrayLowering.one_layout)
+    return options.samples * plan.S
 
 
 def _state_offset(prog, name: str) -> int:

@@ -30,6 +30,7 @@ class GradientStats:
     seconds_per_estimate: float
     proj: float | None = None      # mean of <g, exact> / |exact|^2 over the draws (1 = unbiased)
     proj_se: float | None = None   # its standard error: a relative bias of 4 proj_se is detectable
+    warm: int = 0                  # steps that warmed the estimator's state before the draws
 
     @property
     def total_variance(self) -> float:
@@ -83,18 +84,33 @@ def tune_estimator(prog, data, steps, batch=None, lr=0.01):
 
 
 DRAW_SEED = 10_000   # gradient draw s of a measurement is the step at seed DRAW_SEED + s
+WARM_SEED = 50_000   # warm-up step t of a measurement is the step at seed WARM_SEED + t
+WARM_STEPS = 20      # steps that warm the estimators' state before the draws (as training runs them)
 
 
-def gradient_draws(prog, data, draws: int, batch=None) -> dict:
+def warm_state(prog, data, steps: int = WARM_STEPS, batch=None) -> None:
+    """Run `steps` gradient steps (seeds WARM_SEED + t) at the current parameters, which stay as
+    they are: the estimators' running state (a score function's moving-average baseline) moves
+    as training moves it, from its value now."""
+    for t in range(int(steps)):
+        prog.grad(data, seed=WARM_SEED + t, batch=batch)
+
+
+def gradient_draws(prog, data, draws: int, batch=None, warm: int = WARM_STEPS) -> dict:
     """{model parameter: (draws, *shape) array} of `draws` gradient estimates at the current
-    parameters, draw s at seed DRAW_SEED + s, the estimator state reset before each draw (a
-    running baseline must not learn from the measurement) and restored after."""
+    parameters, draw s at seed DRAW_SEED + s. The estimators are measured as training runs them:
+    their state is first warmed for `warm` steps from its value now (warm_state; a fresh program's
+    running baseline is otherwise at its initial value, which training leaves in a few steps), and
+    every draw starts from that warmed state (a draw does not learn from the others). The
+    program's state is restored after."""
     names = prog.model_param_names()
     g_all = {k: [] for k in names}
     state = prog.state.copy()
     try:
+        warm_state(prog, data, warm, batch)
+        warmed = prog.state.copy()
         for s in range(draws):
-            prog.state[:] = state
+            prog.state[:] = warmed
             _, g = prog.grad(data, seed=DRAW_SEED + s, batch=batch)
             for k in names:
                 g_all[k].append(g[k])
@@ -103,20 +119,23 @@ def gradient_draws(prog, data, draws: int, batch=None) -> dict:
     return {k: np.array(v) for k, v in g_all.items()}
 
 
-def gradient_variance(prog, data, draws: int = 100, batch=None) -> float:
+def gradient_variance(prog, data, draws: int = 100, batch=None, warm: int = WARM_STEPS) -> float:
     """Trace of the covariance of the model parameters' gradient (the estimators' own parameters
     -- learned baselines, RELAX's control variate, REBAR's eta and temperature -- excluded) over
-    `draws` draws at the current parameters: GradientStats.total_variance of the same draws."""
-    G = gradient_draws(prog, data, draws, batch)
+    `draws` draws at the current parameters, the state warmed first (gradient_draws):
+    GradientStats.total_variance of the same draws."""
+    G = gradient_draws(prog, data, draws, batch, warm)
     return float(sum(v.var(0, ddof=1).sum() for v in G.values()))
 
 
 def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact=True, warmup=0,
-                   **compile_kw):
+                   warm=WARM_STEPS, **compile_kw):
     """One GradientStats per estimator spec (a name or (name, options) for every node, or a dict
-    per node), all at the parameters of the first program compiled (init seed `seed`). With
-    `warmup` > 0 each estimator's own parameters and state are first tuned for that many steps
-    (see tune_estimator), so learned baselines and control variates are compared trained."""
+    per node), all at the parameters of the first program compiled (init seed `seed`). Each is
+    measured as training runs it: its running state warmed for `warm` steps first (gradient_draws;
+    warm=0 measures it at its initial value). With `warmup` > 0 each estimator's own parameters
+    are first tuned for that many steps too (see tune_estimator), so learned baselines and
+    control variates are compared trained."""
     ref = None
     out = []
     draws_of = {}
@@ -132,12 +151,12 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
         if warmup:
             tune_estimator(prog, data, warmup, batch=batch)
         t0 = time.perf_counter()
-        g_all = gradient_draws(prog, data, draws, batch)
-        dt = (time.perf_counter() - t0) / draws
+        g_all = gradient_draws(prog, data, draws, batch, warm)
+        dt = (time.perf_counter() - t0) / (draws + warm)
         mean = {k: np.mean(v, 0) for k, v in g_all.items()}
         var = {k: np.var(v, 0, ddof=1) for k, v in g_all.items()}
         label = spec if isinstance(spec, str) else repr(spec)
-        out.append(GradientStats(label, mean, var, None, draws, dt))
+        out.append(GradientStats(label, mean, var, None, draws, dt, warm=warm))
         draws_of[id(out[-1])] = g_all
     if exact and ref is not None:
         ex = exact_gradient(model, data, batch=batch, params=ref, seed=seed,
@@ -155,10 +174,11 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
 
 
 def table(stats) -> str:
-    """Markdown table: estimator | total gradient variance | max |bias| / SE | projection on the
-    exact gradient (1 = unbiased) +- SE | us per estimate."""
-    lines = ["| estimator | total gradient variance | max abs bias / SE | mean . exact / abs(exact)^2 | "
-             "us per estimate |", "|---|---|---|---|---|"]
+    """Markdown table: estimator | total gradient variance (its state warmed so many steps) | max
+    |bias| / SE | projection on the exact gradient (1 = unbiased) +- SE | us per estimate."""
+    warm = sorted({st.warm for st in stats})
+    lines = [f"| estimator | total gradient variance (state warmed {'/'.join(map(str, warm))} steps) | max abs "
+             f"bias / SE | mean . exact / abs(exact)^2 | us per estimate |", "|---|---|---|---|---|"]
     for st in stats:
         b = st.max_abs_bias_in_se
         pr = "n/a" if st.proj is None else f"{st.proj:.4f} +- {st.proj_se:.4f}"

@@ -36,6 +36,7 @@ from .derived import DerivedPrograms, all_rows
 from .notice import compiling
 from .plates import PlateSize, check_index
 from .explain import Explained
+from .choice import MeasuredChoice
 
 
 class Choices(dict):
@@ -93,7 +94,7 @@ class ParamView(MutableMapping):
         return len(self._index)
 
 
-class Program(DerivedPrograms, Explained, PlateSize):
+class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
     """A compiled model (`Model.compile` returns one).
 
     theta        the flat parameter vector (the program's dtype); every parameter is a view of it
@@ -111,15 +112,11 @@ class Program(DerivedPrograms, Explained, PlateSize):
     graph        the model's graph as a `networkx.DiGraph` with each node's kind, law, width,
                  estimator, plate and is_cost (`Program.graph`)
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
-    autotune_table  policy "autotune": one dict per (node, candidate estimator) with its gradient
-                 variance, standard error, rows per data row, score, us per step, whether
-                 it was chosen and why (`explain()` prints it, after `autotune_rule`); None else
+    autotune_table  the measured choice's table, a dict per (node, candidate) (`explain()` prints it)
     """
     target = "cpu"
     objective = "elbo"   # compile(objective=...): "elbo" or "iwae"
-    autotune_table = None   # policy "autotune": a dict per (node, candidate) (ppl/compiler/autotune.py)
-    autotune_rule = ""      # ... and how autotune chose from it (autotune.RULE)
-    _measure = None         # the measured choice still to make on a first batch: (nodes, choose(pilot, start))
+    autotune_table, autotune_rule = None, ""   # the measured choice: its table and rule (compiler/autotune.py)
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, Choices(choices)
@@ -352,8 +349,8 @@ class Program(DerivedPrograms, Explained, PlateSize):
         return {k: view[k] for k in view}
 
     def grad(self, data=None, seed=0, step=0, batch=None):
-        """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. Under
-        the measured choice not made yet, this batch is what it measures on first (`choose`)."""
+        """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. A measured
+        choice not made yet is made on this batch first (`choose`)."""
         if self._measure is not None:
             self.choose(data, batch)
         loss, _ = self._run(data, batch, seed, step, 1)
@@ -383,50 +380,6 @@ class Program(DerivedPrograms, Explained, PlateSize):
             if nodes is None or name in nodes:
                 out[name] = all_rows(a[5][i] if where == "input" else a[3][i], rows)
         return out
-
-    # ----- the measured choice (policy "measured" without pilot data)
-    def measure_on_first_batch(self, nodes, choose) -> None:
-        """Hold the measured choice of `nodes` until a first batch: `choose(pilot, start)` then
-        returns the program of the choice (ppl/compiler/autotune.py), which this one becomes."""
-        self._measure = (tuple(nodes), choose)
-        for node, (ch, _) in self.choices.items():
-            if node.name in nodes:
-                ch.reason += " (the rule table's choice until the first batch a gradient is asked for; then measured)"
-
-    @property
-    def measure_pending(self) -> tuple:
-        """The nodes whose measured choice waits for a first batch (grad, fit or `choose`); () when none."""
-        return () if self._measure is None else self._measure[0]
-
-    def choose(self, data=None, batch=None):
-        """Make the measured choice now, on this batch (policy "measured" compiled without pilot
-        data; nothing to do otherwise): the candidates are measured from this program's
-        parameters and state, and the program becomes the program of the choice, its parameters,
-        state and `explain()` table with it. Returns self."""
-        if self._measure is None:
-            return self
-        _, choose = self._measure
-        self._measure = None
-        pilot = data if data is not None else V.integer(batch, "batch", lo=1) if batch is not None else None
-        if pilot is None:
-            raise ModelError(f"model '{self.model.name}': the measured choice needs a batch: pass data (or batch=N "
-                             f"for a model without inputs)")
-        self._adopt(choose(pilot, self))
-        return self
-
-    def _adopt(self, new) -> None:
-        """Become program `new` (the same model under other estimators): its step, layout and
-        state; the parameter arrays are kept where the layouts of the parameters agree (views of
-        them stay valid), else taken with their values."""
-        same = [(n, o, tuple(shape)) for n, o, shape, _ in self.layout.params] == \
-               [(n, o, tuple(shape)) for n, o, shape, _ in new.layout.params]
-        if same and self.layout.n_theta == new.layout.n_theta:
-            self.theta[:] = new.theta
-            new.theta, new.grad_buffer, new.params = self.theta, self.grad_buffer, self.params
-        guard = self._guard is not None
-        self.__dict__.update(new.__dict__)
-        if guard:
-            self.check_steps(True)
 
     # ----- persistence
     def save(self, path) -> None:

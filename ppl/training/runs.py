@@ -79,7 +79,7 @@ def gradient_variance(prog, data, batch, draws=100) -> float:
 CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds")   # a run's series, not CSV columns
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
 RUN_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
-                 policy="unbiased", objective="elbo")
+                 policy="measured", objective="elbo")
 
 
 class SweepResult(list):

@@ -135,7 +135,7 @@ def test_compare_toy_bernoulli_table(capsys, tmp_path):
     assert lines[2].startswith("| score |") and lines[3].startswith("| enumerate |")
     assert float(lines[3].split("|")[3]) < 1e-20 < float(lines[2].split("|")[3])  # exact vs noisy
     assert (tmp_path / "compare.md").exists() and "exact_objective, lower is better" in lines[0]
-    assert "gradient variance at init (trace, model parameters), lower is better" in lines[0]
+    assert "gradient variance at init, state warmed 20 steps (trace, model parameters), lower is better" in lines[0]
     table = np.genfromtxt(tmp_path / "compare.csv", delimiter=",", names=True, dtype=None, encoding=None)
     assert list(table.dtype.names) == ["estimator", "exact_objective_mean", "exact_objective_sd", "seeds",
                                        "grad_variance", "ms_per_step"]

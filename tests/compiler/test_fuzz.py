@@ -327,7 +327,7 @@ def _model(name="fuzz_c"):
 COMPILE_BAD = {
     "estimators": [7, "nope", {"nope": "score"}, {"h": "nope"}, {"h": ("score", {"nope": 1})},
                    {"h": ("score", {"baseline": "nope"})}, {"h": "pathwise"}, {"h": 3}],
-    "policy": ["nope", 3, None],
+    "policy": ["nope", 3, "auto"],   # None: the default (PPL_POLICY, else "measured")
     "dtype": [np.int32, "float16", None, 3],
     "samples": [0, -1, 1.5, "2", None, True],
     "lowering": ["nope", None, 3, "row-fused"],
