@@ -47,6 +47,7 @@ and `Program.explain()` prints it.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -258,9 +259,9 @@ def autotune(model, compile_program, options, start=None):
     """The program with the estimator per node the module's rule chooses under `options` (a
     CompileOptions, its pilot data set); `compile_program(model, options)` is the compiler's entry
     point (passed in: the compiler calls this module, not the reverse). `start`: a program whose
-    model parameters and estimator state the measurement starts from (by name)."""
-    from ..estimators.candidates import chosen_state
-    samples, baseline, seed, pilot = options.samples, options.baseline, options.seed, options.pilot
+    model parameters and estimator state the measurement starts from (by name). The program keeps
+    its `Measurement` (`measurement`), which measures again as training moves (`again`)."""
+    pilot = options.pilot
     if pilot is None:
         raise ModelError("the measured choice needs pilot data: compile(..., pilot={'x': batch}) (for a model "
                          "without inputs, pilot=N rows), or a first batch")
@@ -273,66 +274,123 @@ def autotune(model, compile_program, options, start=None):
             ch.reason = base[next(n for n in base if n.name == node.name)][0].reason
         prog.autotune_table, prog.autotune_rule = [c.as_dict() for c in table], RULE
         return prog
-
-    def opts_of(name):
-        return {"baseline": baseline} if name == "score" and baseline is not None else {}
-    union = dict(chosen)
-    for name, members in measured.items():
-        union[name] = ("candidates", {"among": tuple((m, opts_of(m)) for m in members), "chosen": 0})
-    prog = compile_program(model, options.replace(estimators=union, policy="rules", pilot=None,
-                                                  lowering="arrays"))
-    _start_from(prog, start)
-    slots = {name: _state_offset(prog, chosen_state(name)) for name in measured}
-    names = prog.model_param_names()
-    for t in range(WARMUP):                       # every candidate's state warmed, at the rule table's choice
-        prog.grad(data, seed=seed, step=t, batch=batch)
-    prog.pull()
-    apart = {name: _drawn_apart(prog, data, batch, name, members) for name, members in measured.items()}
-    for name, members in measured.items():        # one sweep of coordinate descent, in topological order
-        cands = []
-        for k, est in enumerate(members):
-            if est in apart[name]:
-                table.append(Candidate(name, est, verdict="excluded: its drawn row is its own (its coupled draws), "
-                                                          "not the other candidates'"))
-                continue
-            trial = {**chosen, name: (est, opts_of(est))}
-            c = Candidate(name, est, rows=rows_of(model, options, trial))
-            cands.append((k, c))
-        grads = {k: [] for k, _ in cands}
-        for s in range(DRAWS):
-            prog.pull()
-            state = prog.state.copy()
-            for k, _ in cands:
-                prog.state[:] = state
-                prog.state[slots[name]] = k
-                prog.push()
-                _, gr = prog.grad(data, seed=seed, step=WARMUP + s, batch=batch)
-                grads[k].append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
-        for k, c in cands:
-            c.variance, c.se = _moments(np.array(grads[k]))
-            c.draws = DRAWS
-        pick = decide([c for _, c in cands], base_choice(base, name))
-        k_pick = next(k for k, c in cands if c is pick)
-        prog.pull()
-        prog.state[slots[name]] = k_pick
-        prog.push()
-        chosen[name] = (pick.estimator, opts_of(pick.estimator))
-        rows = [c for _, c in cands]
-        rows.sort(key=lambda c: (c.score, c.estimator))
-        table.extend(rows)
-    final = compile_program(model, options.replace(estimators=chosen, policy="rules", pilot=None))
-    _start_from(final, prog)                      # the parameters, and the warmed state by name
-    for node, (ch, _) in final.choices.items():
-        if node.name in measured:
-            pick = next(c for c in table if c.node == node.name and c.chosen)
-            ch.reason = f"autotune: {pick.verdict} (see the autotune table)"
-        else:
-            ch.reason = base[next(n for n in base if n.name == node.name)][0].reason
-    order = {name: i for i, name in enumerate(n.name for n in base)}
-    table.sort(key=lambda c: (order[c.node], not c.measured, c.score if c.measured else 0.0, c.estimator))
-    final.autotune_table = [c.as_dict() for c in table]
-    final.autotune_rule = RULE
+    m = Measurement(model, options, compile_program, base, chosen, measured, table)
+    _start_from(m.prog, start)
+    t0 = time.perf_counter()
+    picks = m.sweep(data, batch, options.seed, 0, {name: base_choice(base, name) for name in measured})
+    final = m.program(picks)
+    m.seconds = time.perf_counter() - t0          # what measuring again costs, a compile included
     return final
+
+
+class Measurement:
+    """The measured program of a model (every measured node's candidates side by side) and what it
+    measures: `sweep` chooses on a batch at the parameters and state it is given, `program` compiles
+    the program of a choice, `again` does both for a program in training."""
+
+    def __init__(self, model, options, compile_program, base, chosen, measured, excluded):
+        from ..estimators.candidates import chosen_state
+        self.model, self.options, self.compile_program = model, options, compile_program
+        self.base, self.chosen, self.measured, self.excluded = base, dict(chosen), measured, excluded
+        union = dict(chosen)
+        for name, members in measured.items():
+            union[name] = ("candidates", {"among": tuple((m, self.opts_of(m)) for m in members), "chosen": 0})
+        self.prog = compile_program(model, options.replace(estimators=union, policy="rules", pilot=None,
+                                                           lowering="arrays"))
+        self.slots = {name: _state_offset(self.prog, chosen_state(name)) for name in measured}
+        self.table = []
+        self.seconds = 0.0   # wall time of the last sweep and its program's compile
+
+    def opts_of(self, name):
+        baseline = self.options.baseline
+        return {"baseline": baseline} if name == "score" and baseline is not None else {}
+
+    def sweep(self, data, batch, seed, step0, defaults: dict) -> dict:
+        """{node: estimator} chosen on this batch: WARMUP steps at the choices `defaults` (every
+        candidate's state warmed), then per node in topological order each candidate's variance over
+        DRAWS draws (steps step0 + WARMUP + s of `seed`) with the other nodes at their choice so far;
+        `decide` keeps `defaults[node]` where it is tied. The table of the sweep: `self.table`."""
+        prog, names, table = self.prog, self.prog.model_param_names(), list(self.excluded)
+        members = {name: list(ms) for name, ms in self.measured.items()}
+        picks = dict(defaults)
+        prog.pull()
+        for name, ms in members.items():
+            prog.state[self.slots[name]] = ms.index(defaults[name])
+        prog.push()
+        for t in range(WARMUP):
+            prog.grad(data, seed=seed, step=step0 + t, batch=batch)
+        prog.pull()
+        apart = {name: _drawn_apart(prog, data, batch, name, ms) for name, ms in members.items()}
+        for name, ms in members.items():          # one sweep of coordinate descent, in topological order
+            cands = []
+            for k, est in enumerate(ms):
+                if est in apart[name]:
+                    table.append(Candidate(name, est, verdict="excluded: its drawn row is its own (its coupled "
+                                                              "draws), not the other candidates'"))
+                    continue
+                trial = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()},
+                         name: (est, self.opts_of(est))}
+                cands.append((k, Candidate(name, est, rows=rows_of(self.model, self.options, trial))))
+            grads = {k: [] for k, _ in cands}
+            for s in range(DRAWS):
+                prog.pull()
+                state = prog.state.copy()
+                for k, _ in cands:
+                    prog.state[:] = state
+                    prog.state[self.slots[name]] = k
+                    prog.push()
+                    _, gr = prog.grad(data, seed=seed, step=step0 + WARMUP + s, batch=batch)
+                    grads[k].append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
+            for k, c in cands:
+                c.variance, c.se = _moments(np.array(grads[k]))
+                c.draws = DRAWS
+            pick = decide([c for _, c in cands], defaults[name])
+            prog.pull()
+            prog.state[self.slots[name]] = next(k for k, c in cands if c is pick)
+            prog.push()
+            picks[name] = pick.estimator
+            table.extend(sorted((c for _, c in cands), key=lambda c: (c.score, c.estimator)))
+        order = {n.name: i for i, n in enumerate(self.base)}
+        table.sort(key=lambda c: (order[c.node], not c.measured, c.score if c.measured else 0.0, c.estimator))
+        self.table = table
+        return picks
+
+    def program(self, picks: dict):
+        """The program of the choice `picks`, from the measured program's parameters and (warmed)
+        state, with the table and the reasons; it keeps this measurement."""
+        chosen = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()}}
+        final = self.compile_program(self.model, self.options.replace(estimators=chosen, policy="rules", pilot=None))
+        _start_from(final, self.prog)             # the parameters, and the warmed state by name
+        self.label(final)
+        final.measurement = self
+        return final
+
+    def label(self, prog) -> None:
+        """The last sweep's table and reasons on `prog`."""
+        for node, (ch, _) in prog.choices.items():
+            if node.name in self.measured:
+                pick = next(c for c in self.table if c.node == node.name and c.chosen)
+                ch.reason = f"autotune: {pick.verdict} (see the autotune table)"
+            else:
+                ch.reason = self.base[next(n for n in self.base if n.name == node.name)][0].reason
+        prog.autotune_table = [c.as_dict() for c in self.table]
+        prog.autotune_rule = RULE
+
+    def again(self, prog, data, batch, seed, step):
+        """Measure again at `prog`'s parameters and state (a program of this measurement in
+        training) on this batch: the program of a new choice where a node's candidate changed
+        (compiled), else None (`prog`'s table is the new sweep's)."""
+        t0 = time.perf_counter()
+        _start_from(self.prog, prog)
+        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
+        picks = self.sweep(data, batch, seed, step, now)
+        new = None
+        if picks == now:
+            self.label(prog)
+        else:
+            new = self.program(picks)
+        self.seconds = time.perf_counter() - t0
+        return new
 
 
 def base_choice(base: dict, name: str) -> str:

@@ -14,6 +14,7 @@ class MeasuredChoice:
     """Program's measured choice still to make (a mixin of ppl.runtime.program.Program)."""
 
     _measure = None   # (the nodes measured, choose(pilot, start) -> the program of the choice), or None
+    measurement = None   # the measured choice's Measurement (ppl/compiler/autotune.py): it measures again
 
     def measure_on_first_batch(self, nodes, choose) -> None:
         """Hold the measured choice of `nodes` until a first batch: `choose(pilot, start)` then
@@ -57,3 +58,28 @@ class MeasuredChoice:
         self.__dict__.update(new.__dict__)
         if guard:
             self.check_steps(True)
+
+    def remeasure(self, data=None, batch=None, seed=0, step=0) -> list:
+        """Measure the candidates of the measured choice again, at the current parameters and state,
+        on this batch (steps `step` .. of `seed`); a node whose candidate now measures clearly better
+        (ppl/compiler/autotune.py's `decide`: beyond the tie margin of the one in force) switches, and
+        the program becomes the program of the new choice (its step compiled). Returns the
+        measurement's records (`choice_records`: per node, from, to and the figures); [] when the
+        choice was not measured."""
+        if self.measurement is None:
+            return []
+        before = {n.name: ch.estimator for n, (ch, _) in self.choices.items()}
+        new = self.measurement.again(self, data, batch, seed, step)
+        if new is not None:
+            self._adopt(new)
+        return choice_records(self, step, before, self.measurement.measured)
+
+
+def choice_records(prog, step: int, before: dict, nodes) -> list:
+    """History.choices' entries of a measured choice at `step`: per node measured, the estimator
+    before and after and the measured candidates (estimator, variance, its SE, rows, score)."""
+    table = prog.autotune_table or []
+    after = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
+    return [{"step": step, "node": name, "from": before[name], "to": after[name],
+             "measured": [(r["estimator"], r["variance"], r["se"], r["rows"], r["score"]) for r in table
+                          if r["node"] == name and r["rows"]]} for name in nodes]

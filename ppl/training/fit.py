@@ -42,6 +42,7 @@ from ..errors import ModelError
 from .history import KEEP_STEPS, History
 from ..runtime.notice import compiling
 from ..runtime.plates import size_plate
+from ..runtime.choice import choice_records
 from .threads import ThreadChooser, blas_threads_rule, parts_rule, small_weights, split_rows_rule
 from ..kernels.cpu import part_kernels
 from ..kernels.native import blas, parts
@@ -114,7 +115,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         seed: int | None = None, step: int | None = None, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
         ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None,
-        split_rows: bool | None = None, keep_losses: bool | None = None) -> History:
+        split_rows: bool | None = None, keep_losses: bool | None = None, remeasure=None) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -169,12 +170,19 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     against the whole batch in one step on one thread, as above, which draws the same noise; the
     two differ in the rounding of that combination, so such a run is reproducible up to
     rounding: split_rows=True or False gives the same bits on every run.
+    remeasure: under the measured choice (the default policy), the candidates are measured again as
+    training moves, on the batch of the step then, and a node switches where another candidate now
+    measures clearly better (beyond the tie margin of the one in force; its program compiled, the
+    parameters and optimiser kept): None (default) as often as that costs at most REMEASURE_BUDGET
+    (5%) of the training time so far, the last measurement's cost counted; N: every N steps; False:
+    never. Every measurement, the first one included, is in History.choices (step, node, from, to,
+    the figures); explain() shows the last one's table. Not in a fit that splits its batches.
     """
     size_plate(prog, data)
     plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, step=step,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
-                    blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses)
+                    blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses, remeasure=remeasure)
     choice = _measured_choice(prog, plan)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
     hist.choices.extend(choice)
@@ -196,14 +204,8 @@ def _measured_choice(prog, plan) -> list:
     return choice_records(prog, 0, before, nodes)
 
 
-def choice_records(prog, step: int, before: dict, nodes) -> list:
-    """History.choices' entries of a measured choice at `step`: per node measured, the estimator
-    before and after and the measured candidates (estimator, variance, its SE, rows, score)."""
-    table = prog.autotune_table or []
-    after = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
-    return [{"step": step, "node": name, "from": before[name], "to": after[name],
-             "measured": [(r["estimator"], r["variance"], r["se"], r["rows"], r["score"]) for r in table
-                          if r["node"] == name and r["rows"]]} for name in nodes]
+REMEASURE_BUDGET = 0.05   # measuring the choice again costs at most this share of the training time
+MEASURE_SEED = 1_000_003  # the measurements' noise: the run's seed plus this
 
 
 @dataclass
@@ -229,6 +231,8 @@ class FitPlan:
     first: int = 0                 # the noise and batch index of the run's first step (seed, step)
     choose: str | None = None      # fit's own parallel choice, timed against one thread as the run goes:
                                    # "parts" (ppl's parts) or "split" (the halves' threads); ppl/training/threads.py
+    remeasure: object = None       # the measured choice measured again: None (within REMEASURE_BUDGET), every
+                                   # so many steps, or False (never)
 
     def history(self) -> History:
         return History(ema_decay=self.ema, keep_losses=self.keep)
@@ -254,7 +258,7 @@ class FitPlan:
 
 def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed=None, step=None, eval_every=None,
              eval_data=None, eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
-             blas_threads=None, split_rows=None, keep_losses=None) -> FitPlan:
+             blas_threads=None, split_rows=None, keep_losses=None, remeasure=None) -> FitPlan:
     """fit's arguments checked (a ModelError names the one that is wrong) and its automatic
     choices made: the BLAS threads, the parts, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):
@@ -307,8 +311,11 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
                          f"None (every step up to {KEEP_STEPS:,} steps), got {keep_losses!r}")
     ema = V.real(ema, "fit: ema (the decay of the training loss's moving average)", lo=0.0, hi_open=1.0)
     keep = bool(keep_losses) if keep_losses is not None else total <= KEEP_STEPS
+    if remeasure is not None and remeasure is not False:
+        remeasure = V.integer(remeasure, "fit: remeasure (every so many steps; None: within a 5% budget; False: "
+                                         "never)", lo=1)
     return FitPlan(total, batches, batch_size, seed, eval_fn, eval_every, ckpt, checkpoint_every, ema, keep_losses,
-                   keep, True if split_rows else nopython, threads, split, n_parts, first, choose)
+                   keep, True if split_rows else nopython, threads, split, n_parts, first, choose, remeasure)
 
 
 class PythonSteps:
@@ -349,6 +356,7 @@ class Trainer:
         self.plan, self.prog, self.opt, self.hist, self.start = plan, prog, optimizer, hist, start
         self.progress = progress
         self.trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
+        self.measured = (start, 0.0)   # the step and the training time of the last measurement of the choice
 
     def run(self) -> History:
         plan, hist, start = self.plan, self.hist, self.start
@@ -406,6 +414,8 @@ class Trainer:
                     self.chooser.record(len(losses), dt)
                 t += len(losses)
                 self._after(t, bar, len(losses))
+                if self._remeasure_due(t, chunks):
+                    chunks = self._remeasure(t, chunks, one)
         finally:
             self.prog.steps_trained = plan.first + t
             if bar is not None:
@@ -447,6 +457,37 @@ class Trainer:
             ch.apply()
             return ch, lambda: numba.set_num_threads(prev)
         return None, None
+
+    def _remeasure_due(self, t, chunks) -> bool:
+        """Whether the measured choice is measured again after step t (FitPlan.remeasure)."""
+        plan, m = self.plan, getattr(self.prog, "measurement", None)
+        if m is None or plan.remeasure is False or t >= plan.total or (chunks is not None and chunks.split):
+            return False
+        if plan.remeasure is not None:
+            return t - self.measured[0] >= plan.remeasure
+        return self.trained_s - self.measured[1] >= m.seconds / REMEASURE_BUDGET
+
+    def _remeasure(self, t, chunks, one):
+        """Measure the choice again on step t's batch (Program.remeasure); where a node switched, the
+        nopython loop is made again for the new step. Returns the loop."""
+        plan, p = self.plan, self.prog
+        if plan.batches is None:
+            data, batch = None, int(plan.batch_size)
+        else:
+            idx = plan.batches.rows(plan.first + t, 1)
+            data, batch = {k: a[idx] for k, a in plan.batches.arrays.items()}, None
+        t0 = time.perf_counter()
+        records = p.remeasure(data, batch, seed=plan.seed + MEASURE_SEED, step=plan.first + t)
+        for r in records:
+            r["step"] = t
+        self.hist.choices.extend(records)
+        self.measured = (t, self.trained_s)
+        if chunks is not None and any(r["from"] != r["to"] for r in records):
+            with compiling(chunks.what, write=one.write, note=chunks.note):
+                chunks = _Chunks.make(p, self.opt, plan.batches, plan.batch_size, one.useed, True, plan.total - t,
+                                      plan.split)
+        self.hist.measure_seconds += time.perf_counter() - t0
+        return chunks
 
     def _fail(self, step, err):
         ckpt = self.plan.checkpoint

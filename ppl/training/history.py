@@ -53,6 +53,8 @@ class History:
     choices: list = field(default_factory=list)        # the measured choices: per node and measurement, a dict
                                                        # (step, node, from, to, measured: [(estimator,
                                                        # variance, SE, rows, score)]); fit.choice_records
+    measure_seconds: float = 0.0                       # wall time of the measurements during the run (the
+                                                       # loop's recompile after a switch included)
     start_step: int = 0                                # > 0 when resumed
     ema_decay: float = 0.98                            # the decay of the record's EMA
     keep_losses: bool | None = None

@@ -202,3 +202,47 @@ def test_the_default_measures_on_the_first_batch(monkeypatch):
     monkeypatch.setenv("PPL_POLICY", "best")
     with pytest.raises(ModelError, match="PPL_POLICY='best'"):
         mixed("mixed_default").compile()
+
+
+def contrived(name):
+    """A choice that changes as training moves: h (40 Bernoulli units) feeds a Normal z whose scale
+    softplus(s) training shrinks (the cost holds z^2). While the scale is large, the cost's noise
+    from z is shared by DisARM's pair (common random numbers) and cancels in its difference but not
+    in the score function's signal: DisARM is measured best. Once it is small, the score function's
+    one row beats DisARM's two (measured at s = 3 and s = -4: variance x rows 118 against 268, then
+    30 against 21)."""
+    with Model(name) as m:
+        x = m.input("x", 2)
+        h = Bernoulli("h", logits=Affine(x, 40, name="q"))
+        z = ppl.Normal("z", loc=Affine(h, 1, name="w"), scale=ppl.softplus(ppl.param("s", 1, init=3.0)))
+        m.cost("f", ppl.total(ppl.softplus(Affine(h, 1, name="v")) + z * z))
+    return m
+
+
+def test_fit_measures_again_and_switches_as_training_moves():
+    X = np.random.default_rng(0).normal(size=(16, 2))
+    prog = contrived("contrived_switch").compile(policy="measured", dtype=np.float64)
+    prog.params["v.W"][...] = 3 * np.random.default_rng(1).normal(size=prog.params["v.W"].shape)
+    hist = ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.05), steps=400, batch_size=16, remeasure=100, progress=False)
+    seen = [(r["step"], r["from"], r["to"]) for r in hist.choices]
+    assert seen[0] == (0, "disarm", "disarm") and [s for s, *_ in seen] == [0, 100, 200, 300]
+    assert ("score" in [to for *_, to in seen]), seen
+    first = next(r for r in hist.choices if r["to"] == "score")
+    assert first["from"] == "disarm" and {e for e, *_ in first["measured"]} == {"score", "disarm"}
+    assert prog.choices["h"][0].estimator == seen[-1][2] and float(prog.params["s"][0]) < 0
+    assert "autotune (* chosen)" in prog.explain()
+    # the budget: with remeasure=None the measurements cost at most 5% of the training time
+    from ppl.training import fit as F
+    assert F.REMEASURE_BUDGET == 0.05
+
+
+def test_fit_measures_again_within_its_budget():
+    """remeasure=None: measured again only as often as that costs at most 5% of the training time
+    so far (each time counted from the last measurement's cost, its compile included)."""
+    from ppl.training import fit as F
+    X = np.random.default_rng(0).normal(size=(16, 2))
+    prog = contrived("contrived_budget").compile(policy="measured", dtype=np.float64)
+    hist = ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.05), steps=3000, batch_size=16, progress=False)
+    again = [r for r in hist.choices if r["step"] > 0]
+    assert hist.measure_seconds <= F.REMEASURE_BUDGET * hist.seconds + 1e-9, (hist.measure_seconds, hist.seconds)
+    assert len({r["step"] for r in again}) <= 1 + hist.seconds * F.REMEASURE_BUDGET / prog.measurement.seconds
