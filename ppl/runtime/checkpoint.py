@@ -33,7 +33,24 @@ def _layout_fields(prog) -> dict:
             "graph": np.array(graph_digest(prog.model)),
             "names": np.array([p[0] for p in prog.layout.params]),
             "sizes": np.array([int(np.prod(p[2])) for p in prog.layout.params], np.int64),
+            "estimators": np.array(estimators_of(prog)),
             "theta": prog.theta, "state": prog.state}
+
+
+def estimators_of(prog) -> str:
+    """The program's estimator per stochastic node, as a line "node=estimator,..." (a checkpoint's
+    record: a measured choice that switched during training resumes with the estimators saved)."""
+    return ",".join(f"{n.name}={ch.estimator}" for n, (ch, _) in prog.choices.items())
+
+
+def saved_estimators(path) -> dict | None:
+    """{node: estimator} a checkpoint was written with, or None (no such file or record)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            line = str(f["estimators"]) if "estimators" in f.files else None
+    except Exception:
+        return None
+    return None if line is None else dict(kv.split("=", 1) for kv in line.split(",") if kv)
 
 
 def write(path, prog, **extra) -> None:

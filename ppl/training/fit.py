@@ -252,6 +252,12 @@ class FitPlan:
             got["hist"] = History.from_state(
                 ck, f"fit: checkpoint {ckpt}", ema_decay=self.ema,
                 keep_losses=self.keep_losses if self.keep_losses is not None else (False if not self.keep else None))
+        saved = checkpoint.saved_estimators(ckpt)   # a measured choice that switched: its program again
+        if saved is not None and getattr(prog, "measurement", None) is not None:
+            now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
+            picks = {n: e for n, e in saved.items() if e in prog.measurement.measured.get(n, ())}
+            if any(now.get(n) != e for n, e in picks.items()):
+                prog._adopt(prog.measurement.program(picks))
         ck = load_checkpoint(ckpt, prog, optimizer, check=check)
         return got["hist"], int(ck["step"])
 

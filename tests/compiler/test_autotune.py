@@ -246,3 +246,19 @@ def test_fit_measures_again_within_its_budget():
     again = [r for r in hist.choices if r["step"] > 0]
     assert hist.measure_seconds <= F.REMEASURE_BUDGET * hist.seconds + 1e-9, (hist.measure_seconds, hist.seconds)
     assert len({r["step"] for r in again}) <= 1 + hist.seconds * F.REMEASURE_BUDGET / prog.measurement.seconds
+
+
+def test_a_run_that_switched_resumes_with_the_estimators_it_saved(tmp_path):
+    X = np.random.default_rng(0).normal(size=(16, 2))
+    ck = tmp_path / "run.npz"
+
+    def run(steps):
+        prog = contrived("contrived_resume").compile(policy="measured", dtype=np.float64)
+        prog.params["v.W"][...] = 3 * np.random.default_rng(1).normal(size=prog.params["v.W"].shape)
+        hist = ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.05), steps=steps, batch_size=16, remeasure=100,
+                       checkpoint=ck, resume=True, progress=False)
+        return prog, hist
+    first, hist = run(300)
+    assert first.choices["h"][0].estimator == "score" and hist.choices[0]["to"] == "disarm"
+    second, hist2 = run(400)   # the measured choice starts at DisARM; the checkpoint's score program is taken
+    assert second.choices["h"][0].estimator == "score" and hist2.start_step == 300
