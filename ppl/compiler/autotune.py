@@ -56,11 +56,14 @@ from ..errors import ModelError
 from ..estimators import REGISTRY
 from .selection import select
 
-DRAWS = 32               # gradient estimates per candidate for its variance
-WARMUP = 20              # steps before the draws: every candidate's state warmed as in training
+DRAWS = 32               # gradient estimates per candidate for its variance, at most
+ROUND = 8                # ... drawn in rounds of this many; the sweep of a node stops when one is clearly least
+WARMUP = 10              # steps before the draws: every candidate's state warmed as in training
+MAX_ROWS = 32            # data rows of the batch it measures on, at most (the first ones)
 TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
-RULE = (f"variance = trace of the model-parameter gradient's covariance over {DRAWS} draws at the initial "
-        f"parameters, after {WARMUP} warm-up steps (state warmed, not reset), every candidate from the same draws "
+RULE = (f"variance = trace of the model-parameter gradient's covariance over {ROUND}-{DRAWS} draws (rounds of "
+        f"{ROUND} until one candidate is clearly least) on at most {MAX_ROWS} data rows, after {WARMUP} warm-up "
+        f"steps (state warmed, not reset), every candidate from the same draws "
         f"in one program; score = variance x rows per data row; scores within {TIE_MARGIN:.0%} (or 2 SE) of the "
         f"least are tied: the rule table's choice stays if tied, else the fewest rows")
 
@@ -134,6 +137,19 @@ def decide(cands: list, default: str) -> Candidate:
     return pick
 
 
+def clear(cands: list) -> bool:
+    """Whether the measured `cands` already decide: the least score is apart from every other one
+    by more than the tie margin (decide's rule), so more draws would not change the choice."""
+    best = min(cands, key=lambda c: c.score)
+    if not math.isfinite(best.score):
+        return False
+
+    def rse(c):
+        return c.se / c.variance if c.variance > 0 and math.isfinite(c.se) else 0.0
+    return all(c is best or c.score > best.score * (1 + max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best))))
+               for c in cands)
+
+
 def _moments(g):
     """(trace of the covariance of the rows of g, its standard error)."""
     n = g.shape[0]
@@ -187,6 +203,15 @@ def rows_of(model, options, assign: dict) -> int:
     plan = plan_rows(model, an, choices, options.samples, options.objective, ArrayLowering.merge_rows,
                      ArrayLowering.one_layout)
     return options.samples * plan.S
+
+
+def _first_rows(data, batch):
+    """The batch cut to its first MAX_ROWS data rows (the variance per row ranks the candidates)."""
+    if data is None:
+        return None, min(int(batch), MAX_ROWS)
+    if isinstance(data, dict):
+        return {k: np.asarray(v)[:MAX_ROWS] for k, v in data.items()}, batch
+    return np.asarray(data)[:MAX_ROWS], batch
 
 
 def _state_offset(prog, name: str) -> int:
@@ -309,6 +334,11 @@ class Measurement:
         self.table = []
         self.seconds = 0.0   # wall time of the last sweep and its program's compile
 
+    @staticmethod
+    def _moments_of(c, g):
+        c.variance, c.se = _moments(np.array(g))
+        return c
+
     def opts_of(self, name):
         baseline = self.options.baseline
         return {"baseline": baseline} if name == "score" and baseline is not None else {}
@@ -319,6 +349,7 @@ class Measurement:
         DRAWS draws (steps step0 + WARMUP + s of `seed`) with the other nodes at their choice so far;
         `decide` keeps `defaults[node]` where it is tied. The table of the sweep: `self.table`."""
         prog, names, table = self.prog, self.prog.model_param_names(), list(self.excluded)
+        data, batch = _first_rows(data, batch)
         members = {name: list(ms) for name, ms in self.measured.items()}
         picks = dict(defaults)
         prog.pull()
@@ -349,9 +380,11 @@ class Measurement:
                     prog.push()
                     _, gr = prog.grad(data, seed=seed, step=step0 + WARMUP + s, batch=batch)
                     grads[k].append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
+                if (s + 1) % ROUND == 0 and clear([self._moments_of(c, grads[k]) for k, c in cands]):
+                    break
             for k, c in cands:
                 c.variance, c.se = _moments(np.array(grads[k]))
-                c.draws = DRAWS
+                c.draws = len(grads[k])
             pick = decide([c for _, c in cands], defaults[name])
             prog.pull()
             prog.state[self.slots[name]] = next(k for k, c in cands if c is pick)
@@ -372,6 +405,10 @@ class Measurement:
         self.label(final)
         final.measurement = self
         return final
+
+    def carry(self, prog) -> None:
+        """Give `prog` (a program of this measurement's) the measured program's parameters and state."""
+        _start_from(prog, self.prog)
 
     def label(self, prog) -> None:
         """The last sweep's table and reasons on `prog`."""

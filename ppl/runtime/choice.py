@@ -4,6 +4,9 @@ choice (a mixin of ppl.runtime.program.Program; the compiler hands it the functi
 and compiles, ppl/compiler/autotune.py, so this layer imports no compiler)."""
 from __future__ import annotations
 
+import threading
+
+import numba
 import numpy as np
 
 from .. import validate as V
@@ -15,6 +18,7 @@ class MeasuredChoice:
 
     _measure = None   # (the nodes measured, choose(pilot, start) -> the program of the choice), or None
     measurement = None   # the measured choice's Measurement (ppl/compiler/autotune.py): it measures again
+    _compiling = None    # the program of the choice's step compiling on a thread (_Compile), or None
 
     def measure_on_first_batch(self, nodes, choose) -> None:
         """Hold the measured choice of `nodes` until a first batch: `choose(pilot, start)` then
@@ -34,16 +38,38 @@ class MeasuredChoice:
         data; nothing to do otherwise): the candidates are measured from this program's
         parameters and state, and the program becomes the program of the choice, its parameters,
         state and `explain()` table with it. Returns self."""
+        self._choose(data, batch)
+        self.join_compile()
+        return self
+
+    def _choose(self, data, batch, first_step=None):
+        """choose(), the program of the choice left to compile on a thread of its own (`_compiling`);
+        first_step=(seed, step): that step's (loss, gradient) from the measured program meanwhile
+        (the choice in force there: the same estimate), its state carried into the choice's."""
         if self._measure is None:
-            return self
+            return None
         _, choose = self._measure
         self._measure = None
         pilot = data if data is not None else V.integer(batch, "batch", lo=1) if batch is not None else None
         if pilot is None:
             raise ModelError(f"model '{self.model.name}': the measured choice needs a batch: pass data (or batch=N "
                              f"for a model without inputs)")
-        self._adopt(choose(pilot, self))
-        return self
+        new = choose(pilot, self)
+        out, m = None, new.measurement
+        if first_step is not None and m is not None:
+            out = m.prog.grad(data, seed=first_step[0], step=first_step[1], batch=batch)
+            m.carry(new)
+        self._adopt(new)
+        if m is not None:   # its step compiles on a thread while the caller goes on (a call waits for it)
+            args = self.args(data, batch) + (np.uint64(0), np.int64(0), 1)
+            self._compiling = _Compile(self.entry, args)
+        return out
+
+    def join_compile(self) -> None:
+        """Wait for the program of the choice's step compiling on its thread (its error raised here)."""
+        job, self._compiling = self._compiling, None
+        if job is not None:
+            job.join()
 
     def _adopt(self, new) -> None:
         """Become program `new` (the same model under other estimators): its step, layout and
@@ -83,3 +109,25 @@ def choice_records(prog, step: int, before: dict, nodes) -> list:
     return [{"step": step, "node": name, "from": before[name], "to": after[name],
              "measured": [(r["estimator"], r["variance"], r["se"], r["rows"], r["score"]) for r in table
                           if r["node"] == name and r["rows"]]} for name in nodes]
+
+
+class _Compile:
+    """A step's compile for the types of `args` on a thread of its own (Numba compiles under one lock:
+    a call of the step meanwhile waits for it); `join` waits and raises its error."""
+
+    def __init__(self, entry, args):
+        self.error = None
+        sig = tuple(numba.typeof(a) for a in args)
+
+        def run():
+            try:
+                entry.compile(sig)
+            except BaseException as e:   # raised where the program is next used
+                self.error = e
+        self.thread = threading.Thread(target=run, name="ppl-compile", daemon=True)
+        self.thread.start()
+
+    def join(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error

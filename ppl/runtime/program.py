@@ -311,6 +311,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
 
     def _run(self, data, batch, seed, step, mode, optional=()):
         self.check_plate_sized()
+        self.join_compile()
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         a = self.args(data, batch, optional)
@@ -352,7 +353,9 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. A measured
         choice not made yet is made on this batch first (`choose`)."""
         if self._measure is not None:
-            self.choose(data, batch)
+            first = self._choose(data, batch, first_step=(seed, step))
+            if first is not None:   # from the measured program, the same estimate; the choice's step compiles
+                return first
         loss, _ = self._run(data, batch, seed, step, 1)
         g = ParamView(self.grad_buffer, self.layout)
         return float(loss), {k: g[k].copy() for k in g}

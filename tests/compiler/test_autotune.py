@@ -100,7 +100,8 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
         rows = [r for r in table if r["node"] == node and r["rows"]]
         (pick,) = [r for r in rows if r["chosen"]]
         assert prog.choices[prog.model.nodes[node]][0].estimator == pick["estimator"]
-        assert all(r["score"] == r["variance"] * r["rows"] and r["draws"] == A.DRAWS for r in rows)
+        assert all(r["score"] == r["variance"] * r["rows"] and r["draws"] in range(A.ROUND, A.DRAWS + 1, A.ROUND)
+                   and r["draws"] == rows[0]["draws"] for r in rows)   # rounds of draws until one is clearly least
         # nothing beats the pick's score by more than the tie margin
         assert min(r["score"] for r in rows) * (1 + A.TIE_MARGIN) >= pick["score"] or "tied" in pick["why"]
     text = prog.explain()
