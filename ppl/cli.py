@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .dsl import ModelError
+from .training.runs import plot_heldout, plot_lines
 from .training.runs import (  # noqa: F401  (ppl.cli names)
     UsageError, _value, compile_run, gradient_variance, parse_estimators)
 
@@ -246,7 +247,7 @@ def _report(args, mod, prog, d, D, hist, t_compile, out, parallel):
         _write_curve(out / "curve.csv", hist, curve)
         wrote = [out / "params.npz", *([] if parallel else [out / "checkpoint.npz"]), out / "report.json",
                  out / "curve.csv"]
-        if _plot(out / "curve.png", {"training (EMA)": (curve["step"], curve["ema"]),
+        if plot_lines(out / "curve.png", {"training (EMA)": (curve["step"], curve["ema"]),
                                      "held-out": (np.array(hist.eval_steps), np.array(hist.eval))},
                  "step", "loss (negative objective per data row)", f"ppl train {args.model}"):
             wrote.append(out / "curve.png")
@@ -270,27 +271,6 @@ def _write_curve(path, hist, curve) -> None:
     with open(path, "w") as f:
         f.write("step,train_seconds,train_loss_ema,heldout_loss,train_loss_mean,train_loss_min,train_loss_max\n")
         f.writelines(f"{s},{g(r[0], '.6f')},{','.join(g(v) for v in r[1:])}\n" for s, r in sorted(rows.items()))
-
-
-def _plot(path, series, xlabel, ylabel, title) -> bool:
-    """Line plot of {label: (x, y)} to path; False (nothing written) without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, (x, y) in series.items():
-        ax.plot(x, y, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 
 
 def cmd_explain(args) -> int:
@@ -344,7 +324,7 @@ def cmd_compare(args) -> int:
     if args.eval_points < 0:
         raise UsageError(f"--eval-points must be >= 0, got {args.eval_points}")
     common = dict(workers=args.workers, scheduler=args.scheduler, grad_draws=args.grad_draws, progress=not args.quiet,
-                  eval_points=args.eval_points)
+                  eval_points=args.eval_points, keep_params=bool(args.out))
     if args.data is not None or getattr(mod, "USER", None):
         d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
         settings.update(model_opts)
@@ -366,6 +346,11 @@ def cmd_compare(args) -> int:
     if args.out:
         _compare_files(Path(args.out), runs, table, csv_rows, metric, better, args.model)
     return 0
+
+
+def _safe(spec: str) -> str:
+    """An estimator spec as a file name: letters, digits, '_', '-', '.', '=' kept, the rest '_'."""
+    return "".join(c if c.isalnum() or c in "_-.=" else "_" for c in spec) or "auto"
 
 
 def _compare_table(runs, metric, better, seeds):
@@ -403,47 +388,21 @@ def _compare_files(out: Path, runs, table, rows, metric, better, model) -> None:
         f.writelines(f"{spec},{r['seed']},{st},{sec!r},{v!r}\n" for spec, rs in runs.items() for r in rs
                      for st, sec, v in zip(r["eval_steps"] or (), r["eval_seconds"] or (), r["eval"] or ()))
     wrote = [out / "compare.md", out / "compare.csv", out / "heldout.csv"]
-    if _plot_heldout(out / "heldout.png", runs, metric, better, f"ppl compare {model}"):
+    params = out / "params"   # each run's fitted parameters and estimator state, as Program.save writes them
+    params.mkdir(exist_ok=True)
+    for spec, rs in runs.items():
+        for r in rs:
+            if r.get("params") is not None:
+                (params / f"{_safe(spec)}_seed{r['seed']}.npz").write_bytes(r["params"])
+    wrote.append(params / "*.npz")
+    if plot_heldout(out / "heldout.png", runs, metric, better, f"ppl compare {model}"):
         wrote.append(out / "heldout.png")
     curves = {spec: (np.asarray(rs[0]["curve_steps"]), np.mean([r["curve"] for r in rs], 0)) for spec, rs in runs.items()}
-    if _plot(out / "training.png", curves, "step", "training objective, EMA (relaxed estimators: their relaxed loss; "
+    if plot_lines(out / "training.png", curves, "step", "training objective, EMA (relaxed estimators: their relaxed loss; "
              "not the held-out score)", f"ppl compare {model}: training objective"):
         wrote.append(out / "training.png")
-    print(f"\nwrote {', '.join(str(w) for w in wrote)}" + ("" if len(wrote) > 3 else
+    print(f"\nwrote {', '.join(str(w) for w in wrote)}" + ("" if len(wrote) > 4 else
           " (install matplotlib for the plots: pip install 'numba-ppl[plot]')"))
-
-
-def _plot_heldout(path, runs, metric, better, title) -> bool:
-    """The held-out metric of each estimator (its evaluations during training: hard samples, the
-    table's number at the end) against steps and against training seconds: the mean over seeds
-    and its spread (min to max). False without matplotlib or without evaluations."""
-    if not any(r["eval"] for rs in runs.values() for r in rs):
-        return False
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for spec, rs in runs.items():
-        n = min(len(r["eval"]) for r in rs)
-        y = np.array([r["eval"][:n] for r in rs], float)
-        steps = np.asarray(rs[0]["eval_steps"][:n])
-        secs = np.nanmean(np.array([r["eval_seconds"][:n] for r in rs], float), 0)
-        for ax, x in zip(axes, (steps, secs)):
-            line, = ax.plot(x, y.mean(0), marker="o", label=spec)
-            if len(rs) > 1:
-                ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
-    axes[0].set_xlabel("step")
-    axes[1].set_xlabel("training seconds")
-    axes[0].set_ylabel(f"{metric} ({better} is better)")
-    axes[0].legend()
-    fig.suptitle(f"{title}: {metric} during training (hard samples), mean over seeds, band min to max")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 
 
 def cmd_list(args) -> int:

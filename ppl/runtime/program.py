@@ -120,8 +120,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, Choices(choices)
-        self.layout, self.module, self.source = layout, module, source
-        self.dtype, self.samples = dtype, samples
+        self.layout, self.module, self.source, self.dtype, self.samples = layout, module, source, dtype, samples
         self.entry = module.step
         self.theta, self.grad_buffer, self.state = carve([layout.n_theta, layout.n_theta, max(layout.n_state, 1)],
                                                          dtype)
@@ -130,8 +129,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         for _, off, size, init in layout.state:
             self.state[off: off + size] = init
         self.params = ParamView(self.theta, layout)
-        self._ws = {}
-        self._twins = {}
+        self._ws, self._twins = {}, {}
         self._guard = None   # check_steps(): the step-counter guard, ws1's last array
         self.steps_trained = 0   # steps ppl.fit trained it so far: a next fit's first step (its noise)
         self._fit_data = None   # weak references to fit's Batches and its checked arrays (batch_args)
@@ -352,10 +350,9 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
     def grad(self, data=None, seed=0, step=0, batch=None):
         """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. A measured
         choice not made yet is made on this batch first (`choose`)."""
-        if self._measure is not None:
-            first = self._choose(data, batch, first_step=(seed, step))
-            if first is not None:   # from the measured program, the same estimate; the choice's step compiles
-                return first
+        first = self._measure and self._choose(data, batch, first_step=(seed, step))   # a choice to make first
+        if first:   # from the measured program, the same estimate, while the choice's own step compiles
+            return first
         loss, _ = self._run(data, batch, seed, step, 1)
         g = ParamView(self.grad_buffer, self.layout)
         return float(loss), {k: g[k].copy() for k in g}

@@ -39,6 +39,7 @@ import itertools
 import pickle
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -128,7 +129,8 @@ def _check_picklable(what: str, obj):
 
 # --------------------------------------------------------------------------- sweeps
 def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None, scheduler=None, data=None,
-          evaluate=None, grad_draws: int = 0, progress: bool = True, eval_points: int = 0) -> SweepResult:
+          evaluate=None, grad_draws: int = 0, progress: bool = True, eval_points: int = 0,
+          keep_params: bool = False) -> SweepResult:
     """Train every (settings, estimator, seed) and gather one row each (see SweepResult).
 
     build: a ready model's name ("sbn": its defaults, data and metrics) or a callable
@@ -142,6 +144,8 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
     grad_draws: > 0 also measures the gradient variance at initialisation over so many draws.
     eval_points: > 0 also evaluates the headline metric every steps / eval_points steps and at the
         end (its row's 'eval' at 'eval_steps', after 'eval_seconds' of training).
+    keep_params: each row's 'params' holds the run's fitted parameters and estimator state, the
+        bytes of the .npz file Program.save writes (Program.load reads them from a file).
     client / workers / scheduler: where to run (module docstring); none of them: here.
     """
     if isinstance(build, str):
@@ -164,7 +168,7 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
         raise ModelError("sweep: estimators is empty; list names such as ['score', 'disarm']")
     grid = settings_grid(settings)
     tasks = [dict(build=build, estimator=e, seed=s, settings=st, grad_draws=int(grad_draws), evaluate=evaluate,
-                  eval_points=int(eval_points), headline=headline)
+                  eval_points=int(eval_points), headline=headline, keep_params=bool(keep_params))
              for st in grid for e in estimators for s in seeds]
     client, close = open_client(client, workers, scheduler)
     try:
@@ -227,6 +231,11 @@ def _train(task, data):
                seed=task["seed"], progress=False, blas_threads=1, eval_fn=eval_fn if points else None,
                eval_every=max(1, steps // points) if points else None)
     out["metrics"] = metrics()
+    if task.get("keep_params"):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            prog.save(Path(tmp) / "params.npz")
+            out["params"] = (Path(tmp) / "params.npz").read_bytes()
     out["eval_steps"], out["eval"], out["eval_seconds"] = hist.eval_steps, hist.eval, hist.eval_seconds
     out["us_per_step"] = 1e6 * hist.step_time
     curve = hist.smoothed()

@@ -76,7 +76,8 @@ def gradient_variance(prog, data, batch, draws=100) -> float:
 
 
 # --------------------------------------------------------------------------- a sweep's rows (ppl.distributed.sweep)
-CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds")   # a run's series, not CSV columns
+CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds", "params")   # a run's series (and its
+# fitted parameters' file), not CSV columns
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
 RUN_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
                  policy="measured", objective="elbo")
@@ -139,3 +140,64 @@ def settings_grid(settings) -> list:
 
 def settings_label(settings: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+# --------------------------------------------------------------------------- the plots of ppl train / compare
+def plot_lines(path, series, xlabel, ylabel, title) -> bool:
+    """Line plot of {label: (x, y)} to path; False (nothing written) without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    import textwrap
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (x, y) in series.items():
+        ax.plot(x, y, label=label)
+    xs = np.concatenate([np.asarray(x, float) for x, _ in series.values()]) if series else np.ones(1)
+    if xs.size and xs.min() >= 1 and xs.max() > 100 * xs.min():   # the first steps would fill a linear axis
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 40)))   # labels wrapped to fit the canvas
+    ax.set_title("\n".join(textwrap.wrap(title, 70)))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_heldout(path, runs, metric, better, title) -> bool:
+    """The held-out metric of each estimator (its evaluations during training: hard samples, the
+    table's number at the end) against steps and against training seconds: the mean over seeds
+    and its spread (min to max). False without matplotlib or without evaluations."""
+    if not any(r["eval"] for rs in runs.values() for r in rs):
+        return False
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for spec, rs in runs.items():
+        n = min(len(r["eval"]) for r in rs)
+        y = np.array([r["eval"][:n] for r in rs], float)
+        steps = np.asarray(rs[0]["eval_steps"][:n])
+        secs = np.nanmean(np.array([r["eval_seconds"][:n] for r in rs], float), 0)
+        for ax, x in zip(axes, (steps, secs)):
+            line, = ax.plot(x, y.mean(0), marker="o", label=spec)
+            if len(rs) > 1:
+                ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+    axes[0].set_xlabel("step")
+    axes[1].set_xlabel("training seconds")
+    import textwrap
+    axes[0].set_ylabel(f"{metric} ({better} is better)")
+    axes[0].legend()
+    fig.suptitle("\n".join(textwrap.wrap(f"{title}: {metric} during training (hard samples), mean over seeds, band "
+                                         f"min to max", 100)))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

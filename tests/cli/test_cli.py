@@ -148,6 +148,14 @@ def test_compare_toy_bernoulli_table(capsys, tmp_path):
                 if e == est and st == 30]
         assert len(last) == 2 and np.mean(last) == pytest.approx(table["exact_objective_mean"][i], rel=1e-9)
     assert sorted(set(ev["step"].tolist())) == [6, 12, 18, 24, 30]
+    # each run's fitted parameters, as Program.save writes them: they load into the model's program
+    saved = sorted(p.name for p in (tmp_path / "params").iterdir())
+    assert saved == ["enumerate_seed0.npz", "enumerate_seed1.npz", "score_seed0.npz", "score_seed1.npz"]
+    from ppl.models import toy_bernoulli
+    prog = toy_bernoulli.build().compile(estimators="score", dtype=np.float64)
+    before = prog.theta.copy()
+    prog.load(tmp_path / "params" / "score_seed1.npz")
+    assert not np.array_equal(prog.theta, before)   # trained, not the initial values
 
 
 @pytest.mark.parametrize("argv,msg", [
