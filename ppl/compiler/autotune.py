@@ -415,7 +415,7 @@ class Measurement:
         for node, (ch, _) in prog.choices.items():
             if node.name in self.measured:
                 pick = next(c for c in self.table if c.node == node.name and c.chosen)
-                ch.reason = f"autotune: {pick.verdict} (see the autotune table)"
+                ch.reason = f"measured: {pick.verdict} (see the measured table)"
             else:
                 ch.reason = self.base[next(n for n in self.base if n.name == node.name)][0].reason
         prog.autotune_table = [c.as_dict() for c in self.table]

@@ -1,5 +1,5 @@
 """What a Program says about itself: the estimator table with its reasons (explain) and the
-autotune policy's measurements (autotune_report)."""
+measured choice's measurements (autotune_report)."""
 from __future__ import annotations
 
 import textwrap
@@ -36,7 +36,7 @@ class Explained:
     """Program's reports (a mixin of ppl.runtime.program.Program)."""
 
     def autotune_report(self) -> str:
-        """The measured choice's table (policy "autotune"): node | estimator | gradient variance
+        """The measured choice's table (policy "measured"): node | estimator | gradient variance
         +- its standard error | rows per data row | score = variance x rows | draws | verdict."""
         head = ("node", "estimator", "variance", "+- SE", "rows", "score", "draws", "why")
         rows = [head]
@@ -46,7 +46,7 @@ class Explained:
                              f"{r['se']:.2g}", str(r["rows"]), f"{r['score']:.4g}", str(r["draws"]), r["why"]))
             else:
                 rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
-        return "\n".join(_wrap(f"autotune (* chosen): {self.autotune_rule}") + table(rows))
+        return "\n".join(_wrap(f"measured (* chosen): {self.autotune_rule}") + table(rows))
 
     def render(self, path=None, detail: bool = False) -> str:
         """A picture of the model (as pyro.render_model): its inputs (observed ones shaded),
@@ -60,7 +60,7 @@ class Explained:
 
     def explain(self) -> str:
         """A table: node | distribution | estimator | unbiased | why; then, per node whose estimator is
-        biased, where its bias comes from; under policy "autotune" the measurements behind each
+        biased, where its bias comes from; under the measured choice the measurements behind each
         choice (`autotune_report`)."""
         from ..estimators import REGISTRY
         rows = [("node", "distribution", "estimator", "unbiased", "why")]

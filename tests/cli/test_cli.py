@@ -95,7 +95,7 @@ def test_explain_and_list(capsys):
 
 def test_explain_policy_autotune_prints_its_table(capsys):
     code, out, _ = run(capsys, "explain", "toy_bernoulli", "--policy", "autotune")
-    assert code == 0 and "autotune (* chosen)" in out and "excluded: DisARM" in out
+    assert code == 0 and "measured (* chosen)" in out and "excluded: DisARM" in out
     assert "disarm *" in out   # zero variance for one unit, two rows: tied with enumeration, the rule table's choice
     code, _, err = run_fail(capsys, "compare", "toy_bernoulli", "--estimators", "score", "--policy", "autotune")
     assert code == 2 and "invalid choice: 'autotune'" in err

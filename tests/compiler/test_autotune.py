@@ -105,7 +105,7 @@ def test_autotune_table_candidates_exclusions_and_choice(runs):
         # nothing beats the pick's score by more than the tie margin
         assert min(r["score"] for r in rows) * (1 + A.TIE_MARGIN) >= pick["score"] or "tied" in pick["why"]
     text = prog.explain()
-    assert "autotune (* chosen)" in text and "excluded: DisARM applies" in text and " * " in text
+    assert "measured (* chosen)" in text and "excluded: DisARM applies" in text and " * " in text
     pending = _two_layers().compile(policy="autotune")   # no pilot: measured on the first batch
     assert pending.measure_pending == ("h1", "h2")
     with pytest.raises(ModelError, match="the measured choice needs a batch"):
@@ -191,7 +191,7 @@ def test_the_default_measures_on_the_first_batch(monkeypatch):
     prog.grad({"x": X})
     assert prog.measure_pending == () and prog.choices["b"][0].estimator == "mvd"
     assert prog.theta is theta and np.all(prog.params["pb.W"] == 0.3)   # measured from the user's values
-    assert "autotune (* chosen)" in prog.explain()
+    assert "measured (* chosen)" in prog.explain()
     fitted = mixed("mixed_default").compile(dtype=np.float64)
     hist = ppl.fit(fitted, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=32, progress=False)
     (b, c) = hist.choices
@@ -231,7 +231,7 @@ def test_fit_measures_again_and_switches_as_training_moves():
     first = next(r for r in hist.choices if r["to"] == "score")
     assert first["from"] == "disarm" and {e for e, *_ in first["measured"]} == {"score", "disarm"}
     assert prog.choices["h"][0].estimator == seen[-1][2] and float(prog.params["s"][0]) < 0
-    assert "autotune (* chosen)" in prog.explain()
+    assert "measured (* chosen)" in prog.explain()
     # the budget: with remeasure=None the measurements cost at most 5% of the training time
     from ppl.training import fit as F
     assert F.REMEASURE_BUDGET == 0.05
