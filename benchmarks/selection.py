@@ -236,6 +236,10 @@ def first_grad(name, rounds):
 TRAINING = {"sbn784": "sbn", "gaussian_vae": "gaussian_vae"}
 
 
+class _TimeUp(Exception):
+    """A training run's wall time is over."""
+
+
 def training(name, seconds, seed, lr=1e-3, batch=50, chunk=250):
     """The test ELBO after `seconds` of wall time (the compile and the measurement counted) of the
     rule table's choice and of the measured default, from the same initialisation (seed), Adam."""
@@ -250,12 +254,26 @@ def training(name, seconds, seed, lr=1e-3, batch=50, chunk=250):
     for policy in ("rules", "measured"):
         t0 = time.perf_counter()
         prog = model().compile(policy=policy, seed=seed)
-        opt = ppl.optim.Adam(lr)
-        while time.perf_counter() - t0 < seconds:
-            ppl.fit(prog, d["train"], opt, steps=chunk, batch_size=batch, seed=seed, progress=False)
+
+        seen, calls = [], [0]
+
+        def stop(p):   # the run ends at the first evaluation past the wall time (nothing is evaluated)
+            calls[0] += 1
+            now = {n.name: ch.estimator for n, (ch, _) in p.choices.items()}
+            if not seen or seen[-1][1] != now:
+                seen.append((calls[0] * chunk, now))
+            if time.perf_counter() - t0 >= seconds:
+                raise _TimeUp
+            return 0.0
+        try:
+            ppl.fit(prog, d["train"], ppl.optim.Adam(lr), steps=10_000_000, batch_size=batch, seed=seed,
+                    progress=False, eval_fn=stop, eval_every=chunk)
+        except _TimeUp:
+            pass
+        switches = seen   # (the step of the evaluation that first saw them, the estimators)
         out[policy] = {"test_elbo": float(mod.evaluate(prog, d, samples=100)["test_elbo"]),
-                       "steps": prog.steps_trained, "estimators": {n.name: ch.estimator
-                                                                    for n, (ch, _) in prog.choices.items()}}
+                       "steps": prog.steps_trained, "wall_s": time.perf_counter() - t0, "switches": switches,
+                       "estimators": {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}}
     return {"problem": name, "seed": seed, "seconds": seconds, **out}
 
 

@@ -173,9 +173,9 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     remeasure: under the measured choice (the default policy), the candidates are measured again as
     training moves, on the batch of the step then, and a node switches where another candidate now
     measures clearly better (beyond the tie margin of the one in force; its program compiled, the
-    parameters and optimiser kept): None (default) as often as that costs at most REMEASURE_BUDGET
-    (5%) of the training time so far, the last measurement's cost counted; N: every N steps; False:
-    never. Every measurement, the first one included, is in History.choices (step, node, from, to,
+    parameters and optimiser kept): None (default) at steps 100, 300, 900, ... of the run (the best
+    estimator changes fastest early in training) while all its measurements cost at most
+    REMEASURE_BUDGET (5%) of its training time; N: every N steps; False: never. Every measurement, the first one included, is in History.choices (step, node, from, to,
     the figures); explain() shows the last one's table. Not in a fit that splits its batches.
     """
     size_plate(prog, data)
@@ -204,7 +204,8 @@ def _measured_choice(prog, plan) -> list:
     return choice_records(prog, 0, before, nodes)
 
 
-REMEASURE_BUDGET = 0.05   # measuring the choice again costs at most this share of the training time
+REMEASURE_BUDGET = 0.05   # measuring the choice again costs at most this share of the run's training time
+REMEASURE_FIRST, REMEASURE_GROWTH = 100, 3   # measured again at steps 100, 300, 900, ... of the run, while in budget
 MEASURE_SEED = 1_000_003  # the measurements' noise: the run's seed plus this
 
 
@@ -363,6 +364,7 @@ class Trainer:
         self.progress = progress
         self.trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
         self.measured = (start, 0.0)   # the step and the training time of the last measurement of the choice
+        self.next_measure = start + REMEASURE_FIRST   # remeasure=None: the next step it may be measured again
 
     def run(self) -> History:
         plan, hist, start = self.plan, self.hist, self.start
@@ -465,13 +467,21 @@ class Trainer:
         return None, None
 
     def _remeasure_due(self, t, chunks) -> bool:
-        """Whether the measured choice is measured again after step t (FitPlan.remeasure)."""
+        """Whether the measured choice is measured again after step t (FitPlan.remeasure). By default
+        at steps REMEASURE_FIRST, then REMEASURE_GROWTH times as many (the best estimator changes
+        fastest early in training), each time only while every measurement of the run so far and
+        this one (the last one's cost) stay within REMEASURE_BUDGET of the run's training time,
+        projected from its steps so far (with a fifth of it kept in reserve)."""
         plan, m = self.plan, getattr(self.prog, "measurement", None)
         if m is None or plan.remeasure is False or t >= plan.total or (chunks is not None and chunks.split):
             return False
         if plan.remeasure is not None:
             return t - self.measured[0] >= plan.remeasure
-        return self.trained_s - self.measured[1] >= m.seconds / REMEASURE_BUDGET
+        if t < self.next_measure:
+            return False
+        self.next_measure = max(t + 1, (t - self.start) * REMEASURE_GROWTH + self.start)
+        projected = self.trained_s / max(t - self.start, 1) * (plan.total - self.start)
+        return self.hist.measure_seconds + m.seconds <= 0.8 * REMEASURE_BUDGET * projected
 
     def _remeasure(self, t, chunks, one):
         """Measure the choice again on step t's batch (Program.remeasure); where a node switched, the
