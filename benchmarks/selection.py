@@ -224,7 +224,7 @@ def first_grad(name, rounds):
     times = {"measured": [], "fixed": []}
     for r in range(rounds + 1):
         for mode in ("measured", "fixed"):
-            src = FIRST.format(here=here, name=name, tag=f"_{r}_{os.getpid()}", mode=mode)
+            src = FIRST.format(here=here, name=name, tag=f"_{mode[0]}{r}_{os.getpid()}", mode=mode)   # no shared step
             out = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, check=True)
             if r:
                 times[mode].append([float(v) for v in out.stdout.split()[-2:]])
