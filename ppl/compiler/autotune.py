@@ -329,17 +329,18 @@ def autotune(model, compile_program, options, start=None):
         return prog
     try:
         m = Measurement(model, options, compile_program, base, chosen, measured, table)
-    except ModelError as e:   # a candidate refused in its place (mvd above an enumerated node): the rule table
+        _start_from(m.prog, start)
+        t0 = time.perf_counter()
+        picks = m.sweep(data, batch, options.seed, 0, {name: base_choice(base, name) for name in measured},
+                        lookahead=LOOKAHEAD)
+    except Exception as e:   # noqa: BLE001 - a candidate refused in its place (mvd above an enumerated node),
+        # or a user's estimator whose code fails beside the others: the rule table, the reason said
         prog = compile_program(model, options.replace(estimators=dict(chosen), policy="rules", pilot=None))
         _start_from(prog, start)
         for node, (ch, _) in prog.choices.items():
             ch.reason = base[next(n for n in base if n.name == node.name)][0].reason + (
                 f" (not measured: the candidates' program was refused: {e})" if node.name in measured else "")
         return prog
-    _start_from(m.prog, start)
-    t0 = time.perf_counter()
-    picks = m.sweep(data, batch, options.seed, 0, {name: base_choice(base, name) for name in measured},
-                    lookahead=LOOKAHEAD)
     final = m.program(picks)
     m.seconds = time.perf_counter() - t0          # what measuring again costs, a compile included
     return final

@@ -53,8 +53,6 @@ def why_not_member(est, info) -> str | None:
         return "its rows carry the configurations' probabilities (a program of its own)"
     if est.passes_value_grad or not est.hard_forward:
         return "it reads the cotangent of the node's value (a program of its own)"
-    if est.param_prefixes and est.name != "score":
-        return "it trains parameters of its own with the model (a program of its own)"
     if est.kernels.get(info.dist.kind):
         return "it calls kernels of its own for this law (a program of its own)"
     if not est.branch_rows and est.expansion(info, dict(est.options)) != 1:
@@ -216,6 +214,8 @@ class Candidates(Estimator):
             if est is None:
                 raise ValueError(f"candidates: unknown estimator {name!r}")
             why = why_not_member(est, info)
+            if why is None and not opts["among"] and est.param_prefixes and name != "score":
+                why = "it trains parameters of its own with the model"   # not among the default members
             if why is not None:
                 if opts["among"]:
                     raise ValueError(f"candidates: '{name}' cannot share the drawn row ({why})")

@@ -54,6 +54,7 @@ class MeasuredChoice:
         if pilot is None:
             raise ModelError(f"model '{self.model.name}': the measured choice needs a batch: pass data (or batch=N "
                              f"for a model without inputs)")
+        self._inputs(data, batch)   # bad data is the caller's error here, not a candidate's
         new = choose(pilot, self)
         out, m = None, new.measurement
         if first_step is not None and m is not None:

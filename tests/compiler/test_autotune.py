@@ -263,3 +263,44 @@ def test_a_run_that_switched_resumes_with_the_estimators_it_saved(tmp_path):
     assert first.choices["h"][0].estimator == "score" and hist.choices[0]["to"] == "disarm"
     second, hist2 = run(400)   # the measured choice starts at DisARM; the checkpoint's score program is taken
     assert second.choices["h"][0].estimator == "score" and hist2.start_step == 300
+
+
+def test_a_users_estimator_is_a_candidate_and_a_failing_one_falls_back():
+    """A user's unbiased estimator that shares the drawn row is measured beside the built-ins; one
+    whose code fails in the candidates' program leaves the node at the rule table's choice, the
+    reason said (the user's first gradient does not fail for it)."""
+    from ppl.estimators import REGISTRY, register_estimator
+
+    class MyScore(ppl.Estimator):   # the score function without a baseline, by the public protocol
+        name = "my_score"
+
+        def draw(self, ctx):
+            ctx.sample(reads_noise=False)
+
+        def estimate(self, ctx):
+            L, rw = ctx.learning_signal()
+            w = ctx.buffer("w")
+            ctx.call(ppl.KERNELS.rows.score_weights, rw, L, ctx.rows.zeros, w)
+            ctx.log_prob_vjp(w)
+
+    class Broken(MyScore):
+        name = "my_broken"
+
+        def estimate(self, ctx):
+            raise TypeError("my_broken: a bug of its own")
+
+    before = dict(REGISTRY)
+    try:
+        register_estimator(MyScore)
+        prog = mixed("mixed_user").compile(policy="measured", pilot={"x": np.random.default_rng(0).normal(size=(16, 2))},
+                                           dtype=np.float64)
+        assert ("b", "my_score") in {(r["node"], r["estimator"]) for r in prog.autotune_table if r["rows"]}
+        register_estimator(Broken)
+        prog = mixed("mixed_broken").compile(policy="measured", dtype=np.float64)
+        prog.grad({"x": np.random.default_rng(0).normal(size=(16, 2))})
+        assert prog.choices["b"][0].estimator == "disarm"
+        assert "not measured: the candidates' program was refused" in prog.choices["b"][0].reason
+        assert "my_broken" in prog.choices["b"][0].reason
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(before)
