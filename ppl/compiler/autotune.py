@@ -116,13 +116,9 @@ def decide(cands: list, default: str) -> Candidate:
         pick.chosen = True
         return pick
 
-    def rse(c):
-        return c.se / c.variance if c.variance > 0 and math.isfinite(c.se) else 0.0
-
     tied = []
     for c in cands:
-        margin = max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best)))
-        if c.score <= best.score * (1 + margin):
+        if not _apart(c, best):
             tied.append(c)
         else:
             c.verdict = (f"score {c.score / best.score:.2f}x the least" if best.score > 0 else
@@ -147,13 +143,15 @@ def clear(cands: list) -> bool:
     """Whether the measured `cands` already decide: the least score is apart from every other one
     by more than the tie margin (decide's rule), so more draws would not change the choice."""
     best = min(cands, key=lambda c: c.score)
-    if not math.isfinite(best.score):
-        return False
+    return math.isfinite(best.score) and all(c is best or _apart(c, best) for c in cands)
 
-    def rse(c):
-        return c.se / c.variance if c.variance > 0 and math.isfinite(c.se) else 0.0
-    return all(c is best or c.score > best.score * (1 + max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best))))
-               for c in cands)
+
+def _apart(c, best) -> bool:
+    """Whether candidate c's score is above the least one's (best's) by more than the tie margin:
+    TIE_MARGIN, or two standard errors of the ratio of their variances, whichever is larger."""
+    def rse(x):
+        return x.se / x.variance if x.variance > 0 and math.isfinite(x.se) else 0.0
+    return c.score > best.score * (1 + max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best))))
 
 
 def _moments(g):
@@ -189,8 +187,9 @@ def _why_not_measured(node, info, rule: str, members: list, objective: str) -> s
         return f"objective {objective!r}: the measured choice compares ELBO estimators"
     if in_loop(info):
         return "a node in a scan's body: its candidates' rows are taken at every step"
-    if REGISTRY["candidates"].applies(info) is not None:
-        return REGISTRY["candidates"].applies(info)
+    why = REGISTRY["candidates"].applies(info)
+    if why is not None:
+        return why
     if rule not in members:
         why = not_measured(rule, info) or why_not_member(REGISTRY[rule], info)
         return f"the rule table's '{rule}' cannot share the drawn row ({why})"
@@ -199,12 +198,11 @@ def _why_not_measured(node, info, rule: str, members: list, objective: str) -> s
     return None
 
 
-def rows_of(model, options, assign: dict) -> int:
+def rows_of(model, an, options, assign: dict) -> int:
     """Rows per data row of the program under `assign` (node -> (estimator, options)), from its
-    row plan (the array lowering's): nothing lowered or compiled."""
+    row plan (the array lowering's; `an`: the model's analysis): nothing lowered or compiled."""
     from ..lowering import ArrayLowering
     from ..lowering.rows import plan_rows
-    an = G.analyse(model)
     choices = select(model, an, dict(assign), "rules", options.samples, options.baseline, options.objective)
     plan = plan_rows(model, an, choices, options.samples, options.objective, ArrayLowering.merge_rows,
                      ArrayLowering.one_layout)
@@ -217,20 +215,13 @@ def _lookahead(prog, data, batch, seed, steps) -> None:
     A random initialisation is no point of training: its learning signals are flat, and the
     candidates' variances there can rank unlike a few steps later (on the 784-200 SBN the score
     function's variance x rows is 0.7x DisARM's at initialisation, 8x after 10 steps of Adam)."""
+    from ..runtime.diagnostics import adam_steps
     if steps <= 0:
         return
     own, model = np.zeros(prog.theta.shape, dtype=bool), set(prog.model_param_names())
     for name, off, shape, _ in prog.layout.params:
         own[off: off + int(np.prod(shape))] = name in model
-    m, v = np.zeros(prog.theta.shape), np.zeros(prog.theta.shape)
-    for t in range(1, steps + 1):
-        prog.grad(data, seed=seed, step=(1 << 40) + t, batch=batch)
-        g = np.where(own, prog.grad_buffer, 0.0)
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        step = LOOKAHEAD_LR * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-        prog.theta[:] = prog.theta - step.astype(prog.theta.dtype)
-        prog.push()
+    adam_steps(prog, data, own, LOOKAHEAD_LR, [(seed, (1 << 40) + t) for t in range(1, steps + 1)], batch)
 
 
 def _first_rows(data, batch):
@@ -321,29 +312,34 @@ def autotune(model, compile_program, options, start=None):
     data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
     base, chosen, measured, table = _plan(model, options)
     if not measured:
-        prog = compile_program(model, options.replace(estimators=dict(chosen), policy="rules", pilot=None))
-        _start_from(prog, start)
-        for node, (ch, _) in prog.choices.items():
-            ch.reason = base[next(n for n in base if n.name == node.name)][0].reason
+        prog = _rules_program(model, compile_program, options, base, chosen, start)
         prog.autotune_table, prog.autotune_rule = [c.as_dict() for c in table], RULE
         return prog
     try:
         m = Measurement(model, options, compile_program, base, chosen, measured, table)
         _start_from(m.prog, start)
         t0 = time.perf_counter()
-        picks = m.sweep(data, batch, options.seed, 0, {name: base_choice(base, name) for name in measured},
+        rules = {n.name: ch.estimator for n, (ch, _) in base.items()}
+        picks = m.sweep(data, batch, options.seed, 0, {name: rules[name] for name in measured},
                         lookahead=LOOKAHEAD)
     except Exception as e:   # noqa: BLE001 - a candidate refused in its place (mvd above an enumerated node),
         # or a user's estimator whose code fails beside the others: the rule table, the reason said
-        prog = compile_program(model, options.replace(estimators=dict(chosen), policy="rules", pilot=None))
-        _start_from(prog, start)
-        for node, (ch, _) in prog.choices.items():
-            ch.reason = base[next(n for n in base if n.name == node.name)][0].reason + (
-                f" (not measured: the candidates' program was refused: {e})" if node.name in measured else "")
-        return prog
+        return _rules_program(model, compile_program, options, base, chosen, start,
+                              {name: f" (not measured: the candidates' program was refused: {e})" for name in measured})
     final = m.program(picks)
     m.seconds = time.perf_counter() - t0          # what measuring again costs, a compile included
     return final
+
+
+def _rules_program(model, compile_program, options, base, chosen, start, notes=None):
+    """The program of the rule table's choices (`chosen`) from `start`'s parameters and state, each
+    node's reason the rule table's (`base`), with its note from `notes` where it has one."""
+    prog = compile_program(model, options.replace(estimators=dict(chosen), policy="rules", pilot=None))
+    _start_from(prog, start)
+    reasons = {n.name: ch.reason for n, (ch, _) in base.items()}
+    for node, (ch, _) in prog.choices.items():
+        ch.reason = reasons[node.name] + (notes or {}).get(node.name, "")
+    return prog
 
 
 class Measurement:
@@ -354,6 +350,7 @@ class Measurement:
     def __init__(self, model, options, compile_program, base, chosen, measured, excluded):
         from ..estimators.candidates import chosen_state
         self.model, self.options, self.compile_program = model, options, compile_program
+        self.an = G.analyse(model)
         self.base, self.chosen, self.measured, self.excluded = base, dict(chosen), measured, excluded
         union = dict(chosen)
         for name, members in measured.items():
@@ -363,11 +360,6 @@ class Measurement:
         self.slots = {name: _state_offset(self.prog, chosen_state(name)) for name in measured}
         self.table = []
         self.seconds = 0.0   # wall time of the last sweep and its program's compile
-
-    @staticmethod
-    def _moments_of(c, g):
-        c.variance, c.se = _moments(np.array(g))
-        return c
 
     def opts_of(self, name):
         baseline = self.options.baseline
@@ -401,7 +393,7 @@ class Measurement:
                     continue
                 trial = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()},
                          name: (est, self.opts_of(est))}
-                cands.append((k, Candidate(name, est, rows=rows_of(self.model, self.options, trial))))
+                cands.append((k, Candidate(name, est, rows=rows_of(self.model, self.an, self.options, trial))))
             grads = {k: [] for k, _ in cands}
             for s in range(DRAWS):
                 prog.pull()
@@ -412,11 +404,12 @@ class Measurement:
                     prog.push()
                     _, gr = prog.grad(data, seed=seed, step=step0 + lookahead + WARMUP + s, batch=batch)
                     grads[k].append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
-                if (s + 1) % ROUND == 0 and clear([self._moments_of(c, grads[k]) for k, c in cands]):
-                    break
-            for k, c in cands:
-                c.variance, c.se = _moments(np.array(grads[k]))
-                c.draws = len(grads[k])
+                if (s + 1) % ROUND == 0 or s + 1 == DRAWS:   # a round's end: the moments so far
+                    for k, c in cands:
+                        c.variance, c.se = _moments(np.array(grads[k]))
+                        c.draws = len(grads[k])
+                    if clear([c for _, c in cands]):
+                        break
             pick = decide([c for _, c in cands], defaults[name])
             prog.pull()
             prog.state[self.slots[name]] = next(k for k, c in cands if c is pick)
@@ -452,7 +445,7 @@ class Measurement:
                 pick = next(c for c in self.table if c.node == node.name and c.chosen)
                 ch.reason = f"measured: {pick.verdict} (see the measured table)"
             else:
-                ch.reason = self.base[next(n for n in self.base if n.name == node.name)][0].reason
+                ch.reason = next(c.reason for n, (c, _) in self.base.items() if n.name == node.name)
         prog.autotune_table = [c.as_dict() for c in self.table]
         prog.autotune_rule = RULE
 
@@ -471,8 +464,3 @@ class Measurement:
             new = self.program(picks)
         self.seconds = time.perf_counter() - t0
         return new
-
-
-def base_choice(base: dict, name: str) -> str:
-    """The rule table's estimator for node `name`."""
-    return next(ch.estimator for n, (ch, _) in base.items() if n.name == name)

@@ -72,15 +72,22 @@ def tune_estimator(prog, data, steps, batch=None, lr=0.01):
     """Train only the estimator's own parameters (learned baselines, control variates, REBAR's
     eta and temperature) and state (running baselines) for `steps` steps; the model's
     parameters stay as they are."""
-    from ..kernels.cpu.core import adam_update
     own = np.zeros(prog.theta.shape, dtype=bool)
     for name, off, shape, _ in prog.layout.params:
         own[off: off + int(np.prod(shape))] = name.startswith(estimator_params())
+    adam_steps(prog, data, own, lr, [(50_000 + t, 0) for t in range(steps)], batch)
+
+
+def adam_steps(prog, data, which, lr, draws, batch=None) -> None:
+    """Adam steps (fresh moments) of the entries of theta where `which` (a boolean mask) holds, one
+    per (seed, step) of `draws`, each from that draw's gradient on `data`; the others stay."""
+    from ..kernels.cpu.core import adam_update
     m, v = np.zeros_like(prog.theta), np.zeros_like(prog.theta)
-    for t in range(steps):
-        prog.grad(data, seed=50_000 + t, batch=batch)
-        prog.grad_buffer[~own] = 0
+    for t, (seed, step) in enumerate(draws):
+        prog.grad(data, seed=seed, step=step, batch=batch)
+        prog.grad_buffer[~which] = 0
         adam_update(prog.theta, prog.grad_buffer, m, v, lr, 0.9, 0.999, 1e-8, t + 1)
+    prog.push()
 
 
 DRAW_SEED = 10_000   # gradient draw s of a measurement is the step at seed DRAW_SEED + s

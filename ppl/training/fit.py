@@ -196,11 +196,7 @@ def _measured_choice(prog, plan) -> list:
     if not nodes:
         return []
     before = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
-    if plan.batches is None:
-        prog.choose(None, batch=int(plan.batch_size))
-    else:
-        idx = plan.batches.rows(plan.first, 1)
-        prog.choose({k: a[idx] for k, a in plan.batches.arrays.items()})
+    prog.choose(*plan.batch(0))
     return choice_records(prog, 0, before, nodes)
 
 
@@ -237,6 +233,14 @@ class FitPlan:
 
     def history(self) -> History:
         return History(ema_decay=self.ema, keep_losses=self.keep)
+
+    def batch(self, t: int) -> tuple:
+        """(data, batch) of the run's step t, as Program.grad / loss_parts take them: its rows of the
+        data, or (None, the rows to draw) for a model without inputs."""
+        if self.batches is None:
+            return None, int(self.batch_size)
+        idx = self.batches.rows(self.first + t, 1)
+        return {k: a[idx] for k, a in self.batches.arrays.items()}, None
 
     def resume(self, prog, optimizer) -> tuple:
         """(History, first step): from the checkpoint when it exists, else a new run."""
@@ -487,11 +491,7 @@ class Trainer:
         """Measure the choice again on step t's batch (Program.remeasure); where a node switched, the
         nopython loop is made again for the new step. Returns the loop."""
         plan, p = self.plan, self.prog
-        if plan.batches is None:
-            data, batch = None, int(plan.batch_size)
-        else:
-            idx = plan.batches.rows(plan.first + t, 1)
-            data, batch = {k: a[idx] for k, a in plan.batches.arrays.items()}, None
+        data, batch = plan.batch(t)
         t0 = time.perf_counter()
         records = p.remeasure(data, batch, seed=plan.seed + MEASURE_SEED, step=plan.first + t)
         for r in records:
@@ -521,12 +521,8 @@ class Trainer:
         """The costs whose value on step `step`'s batch and draw is not finite (prog.loss_parts)."""
         plan, p = self.plan, self.prog
         try:
-            if plan.batches is None:
-                parts = p.loss_parts(None, seed=plan.seed, step=plan.first + step, batch=plan.batch_size)
-            else:
-                idx = plan.batches.rows(plan.first + step, 1)
-                parts = p.loss_parts({k: a[idx] for k, a in plan.batches.arrays.items()}, seed=plan.seed,
-                                     step=plan.first + step)
+            data, batch = plan.batch(step)
+            parts = p.loss_parts(data, seed=plan.seed, step=plan.first + step, batch=batch)
         except ModelError:
             return []
         return [k for k, v in parts.items() if not np.isfinite(v)]
