@@ -434,9 +434,10 @@ def _common(sp, train_opts=True):
                     ["rules", "unbiased", "fast"], default=None,
                     help="how 'auto' picks estimators: " +
                          ("" if train_opts == "compare" else
-                          "measured (the model's default: the unbiased candidates that share a drawn row, "
-                          "measured on a batch of training rows in one program, the least variance x rows "
-                          "kept; explain prints the table; autotune is its former name), ") +
+                          "measured (the model's default: the unbiased candidates that share a drawn row "
+                          "measured on a batch of training rows in one program, the others each in a program "
+                          "of its own, the least variance x work kept; explain prints the table; autotune is "
+                          "its former name), ") +
                          "rules (the rule table's unbiased choice; unbiased is its former name), "
                          "fast (the rule table's, biased low-variance estimators allowed)")
     sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")

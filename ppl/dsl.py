@@ -138,11 +138,12 @@ class Model(Graph):
 
         estimators: "auto" (use `policy`), one estimator name for every stochastic node, or a
         dict {node name: name or (name, {options})}; nodes not named follow `policy`.
-        policy: "measured" (the default, or $PPL_POLICY when set): each node whose rule-table
-        estimator can share a drawn row with other unbiased candidates gets the candidate of least
-        gradient variance x rows, measured on the `pilot` data, else on the first batch a gradient
-        is asked for (grad, fit): until then the rule table's choice (ppl/compiler/autotune.py,
-        `Program.autotune_table`; deterministic for a seed); "rules" ("unbiased"): the rule
+        policy: "measured" (the default, or $PPL_POLICY when set): each discrete node gets its
+        unbiased candidate of least gradient variance x work, measured on the `pilot` data, else
+        on the first batch a gradient is asked for (grad, fit): until then the rule table's choice
+        (ppl/compiler/autotune.py, `Program.autotune_table`; the candidates that share a drawn row
+        in one program, the others each in a program of its own, measured and timed by the next
+        call, `Program.choose` at once); "rules" ("unbiased"): the rule
         table's unbiased choice; "fast": the rule table's, biased low-variance estimators
         allowed; "autotune": the former name of "measured".
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:

@@ -1,6 +1,6 @@
-"""The measured choice (policy "autotune"): an unbiased estimator per stochastic node, chosen by
-the gradient variance measured on the pilot data in ONE compiled program, the same choice on
-every run with the same seed.
+"""The measured choice (policy "measured"; "autotune" its former name): an unbiased estimator per
+stochastic node, chosen by the gradient variance x work measured on the pilot data, in one compiled
+program for the candidates that can share a drawn row and one program per estimator for the others.
 
 The program. Per node, its candidates are the unbiased estimators that apply to it under the
 program's objective and can share one drawn row (`candidates.why_not_member`: score, DisARM, mvd,
@@ -8,11 +8,22 @@ program's objective and can share one drawn row (`candidates.why_not_member`: sc
 reason). They are compiled side by side as the node's `candidates` estimator
 (ppl/estimators/candidates.py): the graph below runs once on every candidate's rows, from the
 same draws, and which candidate's gradient reaches the parameters is a number in the program's
-state. So measuring compiles one program, whatever the number of nodes and candidates, and
-then the program of the choice: two compiles in all. A node whose rule-table estimator cannot
-share a drawn row (pathwise on a continuous node, REBAR, enumeration, a node in a scan's body),
-or that has one candidate, keeps the rule table's choice and measures nothing; so does every node
-under objective "iwae".
+state. So the sweep over the nodes and their candidates compiles one program, whatever their
+number. A node that is continuous, in a scan's body, under objective "iwae", whose rule-table
+estimator is not measured, or that has one candidate keeps the rule table's choice and measures
+nothing.
+
+Programs of their own. The unbiased estimators that apply but cannot share the drawn row
+(enumeration's weighted configurations, stochastic derivatives' alternative row; a member whose
+drawn row turned out to be its own, ARMS's coupled draws) are measured after the sweep, one
+program per estimator at every node where it is such a candidate, the other nodes at the sweep's
+choice (`plan_solos`, `measure_solos`): the same batch, look-ahead parameters, warmed state and
+steps of the seed. Their rows cost unlike the measured program's (ARMS's draws, the alternative
+row's copies), so each is timed against the sweep's choice's program (`_time_solos`): its work
+is that choice's rows times the ratio of their times per estimate. One of them is chosen where
+its score is clearly below the sweep's choice's (`final_choice`). Estimators whose control
+variate is trained with the model (REBAR, RELAX, RODEO, double CV) are not measured: their
+variance at one point of training says little.
 
 Measurements, in the measured program at the initial parameters:
 - look-ahead (the first measurement only): `LOOKAHEAD` steps of Adam from the initial parameters
@@ -24,18 +35,18 @@ Measurements, in the measured program at the initial parameters:
   measured as training runs it, warmed, never reset; its state is carried into the program of
   the choice by name.
 - a candidate whose drawn row is not the values' (its own coupled draws: ARMS) is told apart
-  (the step marks such rows) and left out, with the reason.
+  (the step marks such rows) and measured in a program of its own instead.
 - variance: the trace of the covariance of the model-parameter gradient over `DRAWS` estimates
   at steps s of the seed; at each draw every candidate of the node is run from the same state and
   the same (seed, step): common random numbers, the same on every run. Its standard error comes
   from the spread of the draws' squared deviations.
 - rows: the rows the program of that choice evaluates per data row (K samples x S configurations:
   2 for an antithetic pair, 1 + width for mvd's branches), read from its row plan without
-  compiling it: the cost model, counted, so the choice is the same on every run.
+  compiling it: the cost model, counted, so the sweep's choice is the same on every run.
 
 Decision per node (`decide`): score = variance x rows, the variance of an average of estimates
-that evaluate the same number of rows (variance per unit of work). Candidates whose score is
-within the tie margin of the least -- `TIE_MARGIN` (10%) or two standard errors of the ratio,
+that evaluate the same number of rows (variance per unit of work; for a program of its own,
+variance x work). Candidates whose score is within the tie margin of the least -- `TIE_MARGIN` (10%) or two standard errors of the ratio,
 whichever is larger -- are tied: the data do not tell them apart; among them the rule table's
 choice stays if it is tied, else the fewest rows, then the name.
 
@@ -61,17 +72,23 @@ from ..estimators import REGISTRY
 from .selection import select
 
 DRAWS = 32               # gradient estimates per candidate for its variance, at most
+SOLO_DRAWS = 64          # ... per program of its own, and for the choice it is compared with (one program each)
 ROUND = 8                # ... drawn in rounds of this many; the sweep of a node stops when one is clearly least
 WARMUP = 10              # steps before the draws: every candidate's state warmed as in training
 LOOKAHEAD = 10           # the first measurement's: Adam steps (LOOKAHEAD_LR) from the initial parameters first
 LOOKAHEAD_LR = 1e-3
 MAX_ROWS = 32            # data rows of the batch it measures on, at most (the first ones)
 TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
+TIME_ROUNDS = 5          # a program of its own is timed against the measured choice's: alternating rounds,
+TIME_BLOCK = 0.01        # ... of about this many seconds each, the median
 RULE = (f"variance = trace of the model-parameter gradient's covariance over {ROUND}-{DRAWS} draws (rounds of "
         f"{ROUND} until one candidate is clearly least) on at most {MAX_ROWS} data rows, after {WARMUP} warm-up "
-        f"steps (state warmed, not reset), every candidate from the same draws "
-        f"in one program; score = variance x rows per data row; scores within {TIE_MARGIN:.0%} (or 2 SE) of the "
-        f"least are tied: the rule table's choice stays if tied, else the fewest rows")
+        f"steps (state warmed, not reset), every candidate that shares the drawn row from the same draws in one "
+        f"program, the others each in a program of its own (the same batch, parameters, state and steps); "
+        f"score = variance x work, work = rows per data row (counted) in the one program, and for a program of "
+        f"its own the measured choice's rows times the ratio of their times per estimate (timed); scores within "
+        f"{TIE_MARGIN:.0%} (or 2 SE) of the least are tied: the choice in force (at first the rule table's) stays "
+        f"if tied, else the fewest rows")
 
 
 def not_measured(name: str, info) -> str | None:
@@ -88,20 +105,30 @@ class Candidate:
         self.variance, self.se, self.rows, self.verdict = variance, se, rows, verdict
         self.draws = 0               # gradient estimates behind the variance
         self.chosen = False
+        self.timed = None            # a program of its own: its time per estimate over the measured choice's
 
     @property
     def measured(self) -> bool:
         return self.rows > 0
 
     @property
+    def work(self) -> float:
+        """The work of one estimate, in rows per data row: its rows, counted, for a candidate of the
+        measured program (their rows cost alike); for a program of its own, the measured choice's
+        rows times the ratio of their times per estimate (its rows may cost more: ARMS's coupled
+        draws, the alternative row's copies)."""
+        return self.rows if self.timed is None else self.timed[1] * self.timed[0]
+
+    @property
     def score(self) -> float:
-        """Gradient variance x rows per data row (variance per unit of work)."""
-        v = self.variance * self.rows
+        """Gradient variance x work per data row (variance per unit of work)."""
+        v = self.variance * self.work
         return v if math.isfinite(v) else math.inf
 
     def as_dict(self) -> dict:
         return {"node": self.node, "estimator": self.estimator, "variance": self.variance, "se": self.se,
-                "rows": self.rows, "score": self.score if self.measured else math.nan, "draws": self.draws,
+                "rows": self.rows, "work": self.work if self.measured else math.nan,
+                "score": self.score if self.measured else math.nan, "draws": self.draws,
                 "chosen": self.chosen, "why": self.verdict}
 
 
@@ -154,6 +181,18 @@ def _apart(c, best) -> bool:
     return c.score > best.score * (1 + max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best))))
 
 
+def _prefer_in_tie(c, best, in_force: bool) -> bool:
+    """Whether candidate c takes the place of `best`, their scores tied: when its work is less by
+    more than the tie margin, or, neither's work less by that much, when it is the choice in force.
+    (A variance measured over a few dozen draws can be uncertain to a factor of two, the work
+    never is: among candidates the data do not tell apart by score, the one of less work.)"""
+    if c.work * (1 + TIE_MARGIN) < best.work:
+        return True
+    if best.work * (1 + TIE_MARGIN) < c.work:
+        return False
+    return in_force
+
+
 def _moments(g):
     """(trace of the covariance of the rows of g, its standard error)."""
     n = g.shape[0]
@@ -164,24 +203,32 @@ def _moments(g):
 
 
 def _members(info, rule: str):
-    """(the node's candidates, in order: the rule table's choice first; [(estimator, why not)] of
-    the unbiased estimators that apply but are not candidates)."""
+    """(the node's candidates in the measured program, in order: the rule table's choice first;
+    those measured in a program of their own (`solo`); [(estimator, why not)] of the unbiased
+    estimators that apply but are measured in neither)."""
     from ..estimators.candidates import why_not_member
-    members, out = [], []
+    members, solo, out = [], [], []
     for name, est in sorted(REGISTRY.items(), key=lambda kv: (kv[0] != rule, kv[0])):
         if name == "candidates" or not est.unbiased or est.applies(info) is not None:
             continue
-        why = not_measured(name, info) or why_not_member(est, info)
+        why = not_measured(name, info)
         if why is None:
-            members.append(name)
-        else:
-            out.append((name, why))
-    return members, out
+            own = why_not_member(est, info)
+            if own is None:
+                members.append(name)
+                continue
+            if est.param_prefixes:
+                why = ("its control variate's parameters are trained with the model: its variance at one point of "
+                       "training says little of it")
+            else:
+                solo.append(name)
+                continue
+        out.append((name, why))
+    return members, solo, out
 
 
-def _why_not_measured(node, info, rule: str, members: list, objective: str) -> str | None:
+def _why_not_measured(node, info, rule: str, members: list, solo: list, objective: str) -> str | None:
     """Why the node keeps the rule table's choice without measuring, else None."""
-    from ..estimators.candidates import why_not_member
     from ..estimators.score import in_loop
     if objective != "elbo":
         return f"objective {objective!r}: the measured choice compares ELBO estimators"
@@ -190,10 +237,12 @@ def _why_not_measured(node, info, rule: str, members: list, objective: str) -> s
     why = REGISTRY["candidates"].applies(info)
     if why is not None:
         return why
-    if rule not in members:
-        why = not_measured(rule, info) or why_not_member(REGISTRY[rule], info)
-        return f"the rule table's '{rule}' cannot share the drawn row ({why})"
-    if len(members) < 2:
+    if rule not in members and rule not in solo:
+        why = not_measured(rule, info) or "its control variate is trained with the model"
+        return f"the rule table's '{rule}' is not measured ({why})"
+    if not members:
+        return "no candidate shares the drawn row: nothing to measure it against in one program"
+    if len(members) + len(solo) < 2:
         return "one candidate applies: nothing to measure"
     return None
 
@@ -225,12 +274,13 @@ def _lookahead(prog, data, batch, seed, steps) -> None:
 
 
 def _first_rows(data, batch):
-    """The batch cut to its first MAX_ROWS data rows (the variance per row ranks the candidates)."""
+    """The batch cut to its first MAX_ROWS data rows (the variance per row ranks the candidates), a
+    copy (programs of their own are measured later, perhaps on a thread)."""
     if data is None:
         return None, min(int(batch), MAX_ROWS)
     if isinstance(data, dict):
-        return {k: np.asarray(v)[:MAX_ROWS] for k, v in data.items()}, batch
-    return np.asarray(data)[:MAX_ROWS], batch
+        return {k: np.array(np.asarray(v)[:MAX_ROWS]) for k, v in data.items()}, batch
+    return np.array(np.asarray(data)[:MAX_ROWS]), batch
 
 
 def _state_offset(prog, name: str) -> int:
@@ -252,7 +302,8 @@ def _drawn_apart(prog, data, batch, node: str, members: list) -> set:
 
 
 def _plan(model, options):
-    """(rule table's choices, chosen {node: (estimator, options)}, {node: its candidates}, table of the
+    """(rule table's choices, chosen {node: (estimator, options)}, {node: its candidates in the
+    measured program}, {node: its candidates measured in programs of their own}, table of the
     excluded) under `options`: which nodes the measured choice measures, among which estimators."""
     estimators, samples, baseline, objective = options.estimators, options.samples, options.baseline, options.objective
     an = G.analyse(model)
@@ -264,18 +315,18 @@ def _plan(model, options):
     else:                                         # one estimator for every node: nothing to measure
         fixed = {n.name for n in base}
     chosen = {n.name: (ch.estimator, dict(ch.options) if n.name in fixed else {}) for n, (ch, _) in base.items()}
-    table, measured = [], {}                      # measured: node -> its candidates' names
+    table, measured, solos = [], {}, {}           # measured: node -> its candidates' names
     for node, (ch, info) in base.items():
         if node.name in fixed:
             continue
-        members, out = _members(info, ch.estimator)
-        why = _why_not_measured(node, info, ch.estimator, members, objective)
+        members, solo, out = _members(info, ch.estimator)
+        why = _why_not_measured(node, info, ch.estimator, members, solo, objective)
         if why is not None or options.target != "cpu":
             ch.reason = f"{ch.reason} (not measured: {why or 'the measured choice runs on the CPU target'})"
             continue
-        measured[node.name] = members
+        measured[node.name], solos[node.name] = members, solo
         table += [Candidate(node.name, name, verdict=f"excluded: {w}") for name, w in out]
-    return base, chosen, measured, table
+    return base, chosen, measured, solos, table
 
 
 def measured_nodes(model, options) -> list:
@@ -304,24 +355,27 @@ def autotune(model, compile_program, options, start=None):
     CompileOptions, its pilot data set); `compile_program(model, options)` is the compiler's entry
     point (passed in: the compiler calls this module, not the reverse). `start`: a program whose
     model parameters and estimator state the measurement starts from (by name). The program keeps
-    its `Measurement` (`measurement`), which measures again as training moves (`again`)."""
+    its `Measurement` (`measurement`), which measures again as training moves (`again`). The
+    candidates measured in programs of their own are still to measure (`Measurement.pending`):
+    `settle` measures them and gives the program of the final choice."""
     pilot = options.pilot
     if pilot is None:
         raise ModelError("the measured choice needs pilot data: compile(..., pilot={'x': batch}) (for a model "
                          "without inputs, pilot=N rows), or a first batch")
     data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
-    base, chosen, measured, table = _plan(model, options)
+    base, chosen, measured, solos, table = _plan(model, options)
     if not measured:
         prog = _rules_program(model, compile_program, options, base, chosen, start)
         prog.autotune_table, prog.autotune_rule = [c.as_dict() for c in table], RULE
         return prog
     try:
-        m = Measurement(model, options, compile_program, base, chosen, measured, table)
+        m = Measurement(model, options, compile_program, base, chosen, measured, solos, table)
         _start_from(m.prog, start)
         t0 = time.perf_counter()
         rules = {n.name: ch.estimator for n, (ch, _) in base.items()}
         picks = m.sweep(data, batch, options.seed, 0, {name: rules[name] for name in measured},
                         lookahead=LOOKAHEAD)
+        m.plan_solos(picks)
     except Exception as e:   # noqa: BLE001 - a candidate refused in its place (mvd above an enumerated node),
         # or a user's estimator whose code fails beside the others: the rule table, the reason said
         return _rules_program(model, compile_program, options, base, chosen, start,
@@ -329,6 +383,18 @@ def autotune(model, compile_program, options, start=None):
     final = m.program(picks)
     m.seconds = time.perf_counter() - t0          # what measuring again costs, a compile included
     return final
+
+
+def settle(prog):
+    """The program of the final choice of `prog` (a program of a measured choice whose candidates of
+    programs of their own are measured now, if they were not): `prog` itself, labelled with the
+    whole table, or the program of a candidate measured in a program of its own that won (its
+    parameters and state `prog`'s)."""
+    m = prog.measurement
+    if m is None or not m.pending:
+        return prog
+    m.measure_solos()
+    return m.settled(prog)
 
 
 def _rules_program(model, compile_program, options, base, chosen, start, notes=None):
@@ -342,16 +408,54 @@ def _rules_program(model, compile_program, options, base, chosen, start, notes=N
     return prog
 
 
+def _step_timer(prog, data, batch):
+    """run(n): seconds for n calls of `prog`'s raw step on this batch (its state and gradient buffer
+    kept as they were)."""
+    state, grad = prog.state.copy(), prog.grad_buffer.copy()
+    prog.grad(data, batch=batch)    # compiled, and warm
+    a = prog.args(data, batch) + (np.uint64(0), np.int64(0), 1)
+    entry = prog.entry
+
+    def run(n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            entry(*a)
+        dt = time.perf_counter() - t0
+        prog.state[:] = state
+        prog.grad_buffer[:] = grad
+        return dt
+    prog.state[:] = state
+    return run
+
+
+class Solo:
+    """Candidates measured in a program of their own: `estimator` at `nodes` (where it is a candidate
+    that cannot share the measured program's drawn row), the other nodes at the measured choice
+    `picks`; `cand` its figures once measured (None before, or its `error`)."""
+
+    def __init__(self, estimator: str, nodes: tuple, picks: dict, prog, rows: int):
+        self.estimator, self.nodes, self.picks, self.prog, self.rows = estimator, nodes, picks, prog, rows
+        self.cand = None
+        self.error = None
+
+    @property
+    def choice(self) -> dict:
+        return {**self.picks, **{n: self.estimator for n in self.nodes}}
+
+
 class Measurement:
     """The measured program of a model (every measured node's candidates side by side) and what it
-    measures: `sweep` chooses on a batch at the parameters and state it is given, `program` compiles
-    the program of a choice, `again` does both for a program in training."""
+    measures: `sweep` chooses on a batch at the parameters and state it is given, `plan_solos` /
+    `measure_solos` / `settled` the candidates of programs of their own, `program` compiles the
+    program of a choice, `again` does all of it for a program in training."""
 
-    def __init__(self, model, options, compile_program, base, chosen, measured, excluded):
+    def __init__(self, model, options, compile_program, base, chosen, measured, solos, excluded):
         from ..estimators.candidates import chosen_state
         self.model, self.options, self.compile_program = model, options, compile_program
         self.an = G.analyse(model)
         self.base, self.chosen, self.measured, self.excluded = base, dict(chosen), measured, excluded
+        self.solos = {name: list(s) for name, s in solos.items()}
+        self.rules = {n.name: ch.estimator for n, (ch, _) in base.items()}
         union = dict(chosen)
         for name, members in measured.items():
             union[name] = ("candidates", {"among": tuple((m, self.opts_of(m)) for m in members), "chosen": 0})
@@ -360,36 +464,57 @@ class Measurement:
         self.slots = {name: _state_offset(self.prog, chosen_state(name)) for name in measured}
         self.table = []
         self.seconds = 0.0   # wall time of the last sweep and its program's compile
+        self.pending = []    # the Solo programs still to measure
+        self.picks = {}      # the measured program's choice of the last sweep
+        self.defaults = {}   # the choice in force when it was measured (ties keep it)
+        self.incumbent = None   # the figures of `picks` (the last node's chosen candidate)
+        self.reference = None   # `picks` measured as the programs of their own are (measure_solos)
+        self._at = None         # where the last sweep measured: (data, batch, seed, first draw's step, params, state)
+        self._apart = {}        # node -> its members whose drawn row is their own (measured alone)
+        self._solo_progs = {}   # a choice's key -> its compiled program, not adopted (a Solo's)
 
     def opts_of(self, name):
         baseline = self.options.baseline
         return {"baseline": baseline} if name == "score" and baseline is not None else {}
 
+    def _member_default(self, name, now):
+        """The member in force at node `name` while measuring, for its choice `now` (a candidate of a
+        program of its own: the rule table's member, else the score function, else the first)."""
+        ms = self.measured[name]
+        if now in ms:
+            return now
+        return next((e for e in (self.rules[name], "score") if e in ms), ms[0])
+
     def sweep(self, data, batch, seed, step0, defaults: dict, lookahead: int = 0) -> dict:
-        """{node: estimator} chosen on this batch: WARMUP steps at the choices `defaults` (every
-        candidate's state warmed), then per node in topological order each candidate's variance over
-        DRAWS draws (steps step0 + WARMUP + s of `seed`) with the other nodes at their choice so far;
-        `decide` keeps `defaults[node]` where it is tied. The table of the sweep: `self.table`."""
+        """{node: estimator} chosen in the measured program on this batch: WARMUP steps at the choices
+        `defaults` (every candidate's state warmed; a node whose choice is measured in a program of
+        its own at a member of the measured program), then per node in topological order each
+        candidate's variance over DRAWS draws (steps step0 + WARMUP + s of `seed`) with the other
+        nodes at their choice so far; `decide` keeps `defaults[node]` where it is tied. The table of
+        the sweep: `self.table`."""
         prog, names, table = self.prog, self.prog.model_param_names(), list(self.excluded)
         data, batch = _first_rows(data, batch)
         members = {name: list(ms) for name, ms in self.measured.items()}
-        picks = dict(defaults)
+        self.defaults = dict(defaults)
+        picks = {name: self._member_default(name, defaults[name]) for name in members}
         prog.pull()
         for name, ms in members.items():
-            prog.state[self.slots[name]] = ms.index(defaults[name])
+            prog.state[self.slots[name]] = ms.index(picks[name])
         prog.push()
         theta = prog.theta.copy()
         _lookahead(prog, data, batch, seed, lookahead)
         for t in range(WARMUP):
             prog.grad(data, seed=seed, step=step0 + lookahead + t, batch=batch)
         prog.pull()
+        self._at = (data, batch, seed, step0 + lookahead + WARMUP, {k: prog.params[k].copy() for k in names},
+                    {n: prog.state[off: off + size].copy() for n, off, size, _ in prog.layout.state})
         apart = {name: _drawn_apart(prog, data, batch, name, ms) for name, ms in members.items()}
+        self._apart = apart
+        last = None
         for name, ms in members.items():          # one sweep of coordinate descent, in topological order
             cands = []
             for k, est in enumerate(ms):
-                if est in apart[name]:
-                    table.append(Candidate(name, est, verdict="excluded: its drawn row is its own (its coupled "
-                                                              "draws), not the other candidates'"))
+                if est in apart[name]:   # its drawn row is its own (coupled draws): measured alone
                     continue
                 trial = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()},
                          name: (est, self.opts_of(est))}
@@ -410,25 +535,215 @@ class Measurement:
                         c.draws = len(grads[k])
                     if clear([c for _, c in cands]):
                         break
-            pick = decide([c for _, c in cands], defaults[name])
+            pick = decide([c for _, c in cands], picks[name])
             prog.pull()
             prog.state[self.slots[name]] = next(k for k, c in cands if c is pick)
             prog.push()
             picks[name] = pick.estimator
+            last = pick
             table.extend(sorted((c for _, c in cands), key=lambda c: (c.score, c.estimator)))
         prog.pull()
         prog.theta[:] = theta                     # the parameters it was given (the look-ahead was a copy's)
         prog.push()
-        order = {n.name: i for i, n in enumerate(self.base)}
-        table.sort(key=lambda c: (order[c.node], not c.measured, c.score if c.measured else 0.0, c.estimator))
-        self.table = table
+        self.table, self.picks, self.incumbent, self.reference = self._sorted(table), dict(picks), last, None
         return picks
 
+    def _sorted(self, table):
+        order = {n.name: i for i, n in enumerate(self.base)}
+        return sorted(table, key=lambda c: (order[c.node], not c.measured, c.score if c.measured else 0.0,
+                                            c.estimator))
+
+    # ----- the candidates of programs of their own
+    def plan_solos(self, picks: dict) -> None:
+        """The programs of their own to measure after a sweep that chose `picks` (`pending`): one per
+        estimator, at every node where it is such a candidate (or a member whose drawn row was its
+        own), the other nodes at `picks`; each program made now (its step compiles when measured)."""
+        nodes = {}
+        for name in self.measured:
+            for est in [*self.solos.get(name, ()), *sorted(self._apart.get(name, ()))]:
+                nodes.setdefault(est, []).append(name)
+        self.pending = []
+        for est, ns in sorted(nodes.items()):
+            choice = {**picks, **{n: est for n in ns}}
+            try:
+                solo = Solo(est, tuple(ns), dict(picks), self._compiled(choice), self._rows(choice))
+            except ModelError as e:   # refused where it stands (stochastic derivatives above an enumerated node)
+                solo = Solo(est, tuple(ns), dict(picks), None, 0)
+                solo.error = str(e)
+            self.pending.append(solo)
+
+    def _rows(self, choice: dict) -> int:
+        return rows_of(self.model, self.an, self.options,
+                       {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}})
+
+    def _key(self, choice: dict) -> tuple:
+        return tuple(sorted(choice.items()))
+
+    def _compiled(self, choice: dict):
+        """The program of `choice` (made once per choice; its step compiles on its first call)."""
+        key = self._key(choice)
+        if key not in self._solo_progs:
+            est = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}}
+            self._solo_progs[key] = self.compile_program(self.model, self.options.replace(
+                estimators=est, policy="rules", pilot=None))
+        return self._solo_progs[key]
+
+    def measure_solos(self) -> None:
+        """Measure the pending programs of their own where the last sweep measured (its batch,
+        parameters and warmed state, the same steps of the seed): WARMUP steps, then the variance
+        over SOLO_DRAWS draws, and the sweep's choice alike (`_measure_reference`); a program that fails to compile or
+        run is left out with its error."""
+        if self._at is None or not any(s.cand is None and s.error is None for s in self.pending):
+            return
+        data, batch, seed, step, params, state = self._at
+        if self.reference is None:
+            self.reference = self._measure_reference()
+        for solo in self.pending:
+            if solo.cand is not None or solo.error is not None:
+                continue
+            try:
+                solo.cand = self._measure_one(solo.prog, data, batch, seed, step, params, state, solo.rows)
+                solo.cand.estimator = solo.estimator
+            except Exception as e:   # noqa: BLE001 - a candidate that fails is not chosen; the reason is said
+                solo.error = f"{type(e).__name__}: {e}"
+
+    def _measure_reference(self) -> Candidate:
+        """The sweep's choice measured as the programs of their own are (the same warm-up, steps and
+        SOLO_DRAWS draws; its figure in the sweep may rest on one round): in the measured program, its
+        members in force at the choice; the program's parameters and state left as they were."""
+        from ..estimators.candidates import chosen_state
+        data, batch, seed, step, params, state = self._at
+        prog = self.prog
+        prog.pull()
+        theta, kept = prog.theta.copy(), prog.state.copy()
+        state = dict(state)
+        for name, ms in self.measured.items():
+            state[chosen_state(name)] = np.full_like(state[chosen_state(name)], ms.index(self.picks[name]))
+        try:
+            ref = self._measure_one(prog, data, batch, seed, step, params, state, self.incumbent.rows)
+        finally:
+            prog.theta[:], prog.state[:] = theta, kept
+            prog.push()
+        ref.node, ref.estimator = "", "the measured program's choice"
+        return ref
+
+    def _measure_one(self, prog, data, batch, seed, step, params, state, rows) -> Candidate:
+        names = prog.model_param_names()
+        prog.pull()
+        for k in names:
+            prog.params[k][...] = params[k]
+        for n, off, size, _ in prog.layout.state:
+            if n in state and state[n].size == size:
+                prog.state[off: off + size] = state[n]
+        prog.push()
+        for t in range(WARMUP):   # its own state warmed, as the measured program's was
+            prog.grad(data, seed=seed, step=step - WARMUP + t, batch=batch)
+        c, grads = Candidate("", "", rows=rows), []
+        for s in range(SOLO_DRAWS):
+            _, gr = prog.grad(data, seed=seed, step=step + s, batch=batch)
+            grads.append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
+        c.variance, c.se = _moments(np.array(grads))   # every draw: its time, measured next, moves its score
+        c.draws = len(grads)
+        return c
+
+    def _time_solos(self, prog, solos) -> None:
+        """Each measured program of its own's time per estimate against `prog`'s (the measured
+        choice's program): the raw step on the measured batch, TIME_ROUNDS alternating rounds of
+        about TIME_BLOCK seconds each, the median; its work is then the measured choice's rows
+        times that ratio (Candidate.work). Rows are counted, so the measured program's choices are
+        the same on every run; a time is not: a program of its own whose score is within the
+        time's noise of the tie margin may be chosen on one run and not on another."""
+        solos = [s for s in solos if s.cand is not None]
+        if not solos or self.reference is None or self._at is None:
+            return
+        data, batch = self._at[:2]
+        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
+        if now != self.picks:   # prog runs another choice (measured again while a program of its own is in force)
+            prog = self._compiled(self.picks)
+        runs = [_step_timer(prog, data, batch)] + [_step_timer(s.prog, data, batch) for s in solos]
+        n = [max(1, int(TIME_BLOCK / max(run(2) / 2, 1e-7))) for run in runs]
+        times = [[] for _ in runs]
+        for _ in range(TIME_ROUNDS):
+            for k, run in enumerate(runs):
+                times[k].append(run(n[k]) / n[k])
+        base = float(np.median(times[0]))
+        for s, t in zip(solos, times[1:]):
+            s.cand.timed = (float(np.median(t)) / base, self.reference.work)
+
+    def final_choice(self, solos) -> dict:
+        """{node: estimator}: the last sweep's choice, or a program of its own whose score is clearly
+        below it (beyond the tie margin), or tied with it and of clearly less work, or tied, of
+        about the same work and the choice in force (`_prefer_in_tie`); the table's rows of the
+        programs of their own added."""
+        inc = self.reference
+        best, won = inc, None
+        for solo in solos:
+            c = solo.cand
+            if c is None or inc is None:
+                continue
+            if _apart(best, c) or (not _apart(c, best) and _prefer_in_tie(c, best, all(
+                    self.defaults.get(n) == solo.estimator for n in solo.nodes))):
+                best, won = c, solo
+        table = list(self.table)
+        for solo in solos:
+            alone = f"in a program of its own (at {', '.join(solo.nodes)})"
+            for n in solo.nodes:
+                if solo.cand is None:
+                    why = f"its program of its own failed ({solo.error})" if solo.error else "not measured"
+                    table.append(Candidate(n, solo.estimator, verdict=f"excluded: {why}"))
+                    continue
+                c = Candidate(n, solo.estimator, solo.cand.variance, solo.cand.se, solo.rows)
+                c.draws, c.chosen, c.timed = solo.cand.draws, solo is won, solo.cand.timed
+                ratio = (f"{c.score / inc.score:.2f}x the measured program's choice's ({inc.score:.4g} over "
+                         f"{inc.draws} draws)" if inc is not None and inc.score > 0 else "")
+                timed = f", its time per estimate {c.timed[0]:.2f}x" if c.timed is not None else ""
+                tied = inc is not None and not _apart(c, inc) and not _apart(inc, c)
+                c.verdict = (f"{alone}: score {ratio}{timed}" +
+                             ("; chosen" if solo is won else "; tied on score: not chosen (more work, or not "
+                                                             "the choice in force)" if tied else "") +
+                             (" (tied on score: less work, or the choice in force)" if solo is won and
+                              not _apart(inc, c) else ""))
+                table.append(c)
+        if won is not None:
+            for c in table:
+                if c.node in won.nodes and c.chosen and c.estimator != won.estimator:
+                    c.chosen = False
+                    c.verdict += f"; '{won.estimator}' measured less in a program of its own"
+        self.table = self._sorted(table)
+        return won.choice if won is not None else dict(self.picks)
+
+    def settled(self, prog):
+        """After `measure_solos`: `prog` (the program of the sweep's choice) labelled with the whole
+        table, or the program of the choice that a program of its own won, from `prog`'s parameters
+        and state (compiled already)."""
+        solos, self.pending = self.pending, []   # (timing calls the programs: nothing pending meanwhile)
+        self._time_solos(prog, solos)
+        choice = self.final_choice(solos)
+        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
+        if choice == now:
+            self.label(prog)
+            return prog
+        new = self._solo_progs.pop(self._key(choice), None)   # adopted: no longer a measuring program
+        if new is None:
+            new = self.compile_program(self.model, self.options.replace(
+                estimators={**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}},
+                policy="rules", pilot=None))
+        _start_from(new, self.prog)   # the measured program's warmed state of the new estimators,
+        _start_from(new, prog)        # then prog's parameters and the state it has
+        self.label(new)
+        new.measurement = self
+        return new
+
+    # ----- the program of a choice
     def program(self, picks: dict):
         """The program of the choice `picks`, from the measured program's parameters and (warmed)
         state, with the table and the reasons; it keeps this measurement."""
-        chosen = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()}}
-        final = self.compile_program(self.model, self.options.replace(estimators=chosen, policy="rules", pilot=None))
+        key = self._key(picks)
+        final = self._solo_progs.pop(key, None)
+        if final is None:
+            chosen = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()}}
+            final = self.compile_program(self.model, self.options.replace(estimators=chosen, policy="rules",
+                                                                          pilot=None))
         _start_from(final, self.prog)             # the parameters, and the warmed state by name
         self.label(final)
         final.measurement = self
@@ -439,28 +754,30 @@ class Measurement:
         _start_from(prog, self.prog)
 
     def label(self, prog) -> None:
-        """The last sweep's table and reasons on `prog`."""
+        """The last measurement's table and reasons on `prog`."""
         for node, (ch, _) in prog.choices.items():
             if node.name in self.measured:
-                pick = next(c for c in self.table if c.node == node.name and c.chosen)
-                ch.reason = f"measured: {pick.verdict} (see the measured table)"
+                pick = next((c for c in self.table if c.node == node.name and c.chosen), None)
+                ch.reason = (f"measured: {pick.verdict} (see the measured table)" if pick is not None else
+                             "measured (see the measured table)")
             else:
                 ch.reason = next(c.reason for n, (c, _) in self.base.items() if n.name == node.name)
-        prog.autotune_table = [c.as_dict() for c in self.table]
+        waiting = [Candidate(n, s.estimator, verdict="in a program of its own: measured by the next call")
+                   for s in self.pending if s.cand is None and s.error is None for n in s.nodes]
+        prog.autotune_table = [c.as_dict() for c in self._sorted(self.table + waiting)]
         prog.autotune_rule = RULE
 
     def again(self, prog, data, batch, seed, step):
         """Measure again at `prog`'s parameters and state (a program of this measurement in
-        training) on this batch: the program of a new choice where a node's candidate changed
-        (compiled), else None (`prog`'s table is the new sweep's)."""
+        training) on this batch, the candidates of programs of their own too: the program of a new
+        choice where a node's candidate changed (compiled), else None (`prog`'s table is the new
+        measurement's)."""
         t0 = time.perf_counter()
         _start_from(self.prog, prog)
         now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
         picks = self.sweep(data, batch, seed, step, now)
-        new = None
-        if picks == now:
-            self.label(prog)
-        else:
-            new = self.program(picks)
+        self.plan_solos(picks)
+        self.measure_solos()
+        new = self.settled(prog)
         self.seconds = time.perf_counter() - t0
-        return new
+        return None if new is prog else new

@@ -33,7 +33,7 @@ from ..analysis import graph as G
 from ..lowering import grads, ir, printer, rows, rowfused
 from ..lowering.grads import GradientNeeds
 from ..lowering.rows import RowPlan
-from .autotune import autotune, measured_nodes
+from .autotune import autotune, measured_nodes, settle
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
 from ..kernels._cache import cache_root, kernels_version
@@ -283,7 +283,7 @@ def compile_program(model: Graph, options: CompileOptions):
     or the passes, then the step's module loaded."""
     if options.policy in MEASURED:
         if options.pilot is not None:
-            return autotune(model, compile_program, options)
+            return settle(autotune(model, compile_program, options))
         prog = compile_program(model, options.replace(policy="rules"))
         prog.options = options
         pending = measured_nodes(model, options)

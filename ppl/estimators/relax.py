@@ -48,7 +48,7 @@ class Relax(Estimator):
     def not_measured(self, info):
         if info.differentiable:
             return ("differentiable paths: its control variate is trained with the model, so its variance at "
-                    "initialisation is no guide (Grathwohl et al. 2018); REBAR is measured instead")
+                    "initialisation is no guide (Grathwohl et al. 2018)")
         return None
     param_prefixes = ("relax.",)
     about = 'score function with a learned control variate; serves black-box costs'

@@ -61,16 +61,25 @@ class MeasuredChoice:
             out = m.prog.grad(data, seed=first_step[0], step=first_step[1], batch=batch)
             m.carry(new)
         self._adopt(new)
-        if m is not None:   # its step compiles on a thread while the caller goes on (a call waits for it)
+        if m is not None:   # its step compiles on a thread while the caller goes on (a call waits for it),
+            # then the candidates of programs of their own are measured there (the next call decides)
             args = self.args(data, batch) + (np.uint64(0), np.int64(0), 1)
-            self._compiling = _Compile(self.entry, args)
+            self._compiling = _Compile(self.entry, args, m.measure_solos if m.pending else None)
         return out
 
     def join_compile(self) -> None:
-        """Wait for the program of the choice's step compiling on its thread (its error raised here)."""
+        """Wait for the program of the choice's step compiling on its thread (its error raised here)
+        and the measurement of the candidates of programs of their own; where one of them won, the
+        program becomes the program of that choice, from its parameters and state."""
         job, self._compiling = self._compiling, None
         if job is not None:
             job.join()
+        m = self.measurement
+        if m is not None and m.pending:
+            m.measure_solos()   # done on the thread unless it was not started there
+            new = m.settled(self)
+            if new is not self:
+                self._adopt(new)
 
     def _adopt(self, new) -> None:
         """Become program `new` (the same model under other estimators): its step, layout and
@@ -104,7 +113,8 @@ class MeasuredChoice:
 
 def choice_records(prog, step: int, before: dict, nodes) -> list:
     """History.choices' entries of a measured choice at `step`: per node measured, the estimator
-    before and after and the measured candidates (estimator, variance, its SE, rows, score)."""
+    before and after and the measured candidates (estimator, variance, its SE, rows, score =
+    variance x work: the table's)."""
     table = prog.autotune_table or []
     after = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
     return [{"step": step, "node": name, "from": before[name], "to": after[name],
@@ -114,9 +124,10 @@ def choice_records(prog, step: int, before: dict, nodes) -> list:
 
 class _Compile:
     """A step's compile for the types of `args` on a thread of its own (Numba compiles under one lock:
-    a call of the step meanwhile waits for it); `join` waits and raises its error."""
+    a call of the step meanwhile waits for it), then `then()` if given (its own errors are its
+    own to keep); `join` waits and raises the compile's error."""
 
-    def __init__(self, entry, args):
+    def __init__(self, entry, args, then=None):
         self.error = None
         sig = tuple(numba.typeof(a) for a in args)
 
@@ -125,6 +136,9 @@ class _Compile:
                 entry.compile(sig)
             except BaseException as e:   # raised where the program is next used
                 self.error = e
+                return
+            if then is not None:
+                then()
         self.thread = threading.Thread(target=run, name="ppl-compile", daemon=True)
         self.thread.start()
 

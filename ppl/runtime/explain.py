@@ -37,15 +37,17 @@ class Explained:
 
     def autotune_report(self) -> str:
         """The measured choice's table (policy "measured"): node | estimator | gradient variance
-        +- its standard error | rows per data row | score = variance x rows | draws | verdict."""
-        head = ("node", "estimator", "variance", "+- SE", "rows", "score", "draws", "why")
+        +- its standard error | rows per data row | work (rows; timed for a program of its own) |
+        score = variance x work | draws | verdict."""
+        head = ("node", "estimator", "variance", "+- SE", "rows", "work", "score", "draws", "why")
         rows = [head]
         for r in self.autotune_table:
             if r["rows"]:
                 rows.append((r["node"], r["estimator"] + (" *" if r["chosen"] else ""), f"{r['variance']:.4g}",
-                             f"{r['se']:.2g}", str(r["rows"]), f"{r['score']:.4g}", str(r["draws"]), r["why"]))
+                             f"{r['se']:.2g}", str(r["rows"]), f"{r['work']:.3g}", f"{r['score']:.4g}",
+                             str(r["draws"]), r["why"]))
             else:
-                rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", r["why"]))
+                rows.append((r["node"], r["estimator"], "-", "-", "-", "-", "-", "-", r["why"]))
         return "\n".join(_wrap(f"measured (* chosen): {self.autotune_rule}") + table(rows))
 
     def render(self, path=None, detail: bool = False) -> str:

@@ -260,7 +260,8 @@ class FitPlan:
         saved = checkpoint.saved_estimators(ckpt)   # a measured choice that switched: its program again
         if saved is not None and getattr(prog, "measurement", None) is not None:
             now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
-            picks = {n: e for n, e in saved.items() if e in prog.measurement.measured.get(n, ())}
+            m = prog.measurement
+            picks = {n: e for n, e in saved.items() if e in (*m.measured.get(n, ()), *m.solos.get(n, ()))}
             if any(now.get(n) != e for n, e in picks.items()):
                 prog._adopt(prog.measurement.program(picks))
         ck = load_checkpoint(ckpt, prog, optimizer, check=check)
