@@ -61,7 +61,6 @@ and `Program.explain()` prints it.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -69,18 +68,11 @@ import numpy as np
 from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
+from .alone import Alone
+from .measure import (DRAWS, LOOKAHEAD, LOOKAHEAD_LR, MAX_ROWS, ROUND, SOLO_DRAWS, TIE_MARGIN,  # noqa: F401
+                      TIME_ROUNDS, WARMUP, Candidate, clear, decide, moments, rows_of, start_from)
 from .selection import select
 
-DRAWS = 32               # gradient estimates per candidate for its variance, at most
-SOLO_DRAWS = 64          # ... per program of its own, and for the choice it is compared with (one program each)
-ROUND = 8                # ... drawn in rounds of this many; the sweep of a node stops when one is clearly least
-WARMUP = 10              # steps before the draws: every candidate's state warmed as in training
-LOOKAHEAD = 10           # the first measurement's: Adam steps (LOOKAHEAD_LR) from the initial parameters first
-LOOKAHEAD_LR = 1e-3
-MAX_ROWS = 32            # data rows of the batch it measures on, at most (the first ones)
-TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
-TIME_ROUNDS = 5          # a program of its own is timed against the measured choice's: alternating rounds,
-TIME_BLOCK = 0.01        # ... of about this many seconds each, the median
 RULE = (f"variance = trace of the model-parameter gradient's covariance over {ROUND}-{DRAWS} draws (rounds of "
         f"{ROUND} until one candidate is clearly least) on at most {MAX_ROWS} data rows, after {WARMUP} warm-up "
         f"steps (state warmed, not reset), every candidate that shares the drawn row from the same draws in one "
@@ -95,111 +87,6 @@ def not_measured(name: str, info) -> str | None:
     """Why the measured choice leaves estimator `name` out for a node (its declared
     `not_measured`), else None."""
     return REGISTRY[name].not_measured(info)
-
-
-class Candidate:
-    """One estimator measured for one node (a row of `Program.autotune_table`)."""
-
-    def __init__(self, node, estimator, variance=math.nan, se=math.nan, rows=0, verdict=""):
-        self.node, self.estimator = node, estimator
-        self.variance, self.se, self.rows, self.verdict = variance, se, rows, verdict
-        self.draws = 0               # gradient estimates behind the variance
-        self.chosen = False
-        self.timed = None            # a program of its own: its time per estimate over the measured choice's
-
-    @property
-    def measured(self) -> bool:
-        return self.rows > 0
-
-    @property
-    def work(self) -> float:
-        """The work of one estimate, in rows per data row: its rows, counted, for a candidate of the
-        measured program (their rows cost alike); for a program of its own, the measured choice's
-        rows times the ratio of their times per estimate (its rows may cost more: ARMS's coupled
-        draws, the alternative row's copies)."""
-        return self.rows if self.timed is None else self.timed[1] * self.timed[0]
-
-    @property
-    def score(self) -> float:
-        """Gradient variance x work per data row (variance per unit of work)."""
-        v = self.variance * self.work
-        return v if math.isfinite(v) else math.inf
-
-    def as_dict(self) -> dict:
-        return {"node": self.node, "estimator": self.estimator, "variance": self.variance, "se": self.se,
-                "rows": self.rows, "work": self.work if self.measured else math.nan,
-                "score": self.score if self.measured else math.nan, "draws": self.draws,
-                "chosen": self.chosen, "why": self.verdict}
-
-
-def decide(cands: list, default: str) -> Candidate:
-    """The candidate chosen among measured `cands` (the module's rule), each given its verdict."""
-    best = min(cands, key=lambda c: (c.score, c.rows, c.estimator))
-    if not math.isfinite(best.score):
-        pick = next((c for c in cands if c.estimator == default), cands[0])
-        for c in cands:
-            c.verdict = "non-finite gradient variance"
-        pick.verdict = "every candidate's gradient variance is non-finite: the rule table's choice"
-        pick.chosen = True
-        return pick
-
-    tied = []
-    for c in cands:
-        if not _apart(c, best):
-            tied.append(c)
-        else:
-            c.verdict = (f"score {c.score / best.score:.2f}x the least" if best.score > 0 else
-                         f"score {c.score:.3g}, the least is 0")
-    pick = min(tied, key=lambda c: (c.estimator != default, c.rows, c.estimator))
-    others = [c.estimator for c in tied if c is not pick]
-    for c in tied:
-        if c is not pick:
-            c.verdict = (f"tied on score with '{pick.estimator}', " +
-                         ("the rule table's choice" if pick.estimator == default else
-                          "which has fewer rows" if pick.rows < c.rows else "which comes first by name"))
-    if not others:
-        pick.verdict = "least variance x rows"
-    else:
-        pick.verdict = (f"tied on score with {', '.join(others)}; " +
-                        ("the rule table's choice" if pick.estimator == default else "the fewest rows"))
-    pick.chosen = True
-    return pick
-
-
-def clear(cands: list) -> bool:
-    """Whether the measured `cands` already decide: the least score is apart from every other one
-    by more than the tie margin (decide's rule), so more draws would not change the choice."""
-    best = min(cands, key=lambda c: c.score)
-    return math.isfinite(best.score) and all(c is best or _apart(c, best) for c in cands)
-
-
-def _apart(c, best) -> bool:
-    """Whether candidate c's score is above the least one's (best's) by more than the tie margin:
-    TIE_MARGIN, or two standard errors of the ratio of their variances, whichever is larger."""
-    def rse(x):
-        return x.se / x.variance if x.variance > 0 and math.isfinite(x.se) else 0.0
-    return c.score > best.score * (1 + max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best))))
-
-
-def _prefer_in_tie(c, best, in_force: bool) -> bool:
-    """Whether candidate c takes the place of `best`, their scores tied: when its work is less by
-    more than the tie margin, or, neither's work less by that much, when it is the choice in force.
-    (A variance measured over a few dozen draws can be uncertain to a factor of two, the work
-    never is: among candidates the data do not tell apart by score, the one of less work.)"""
-    if c.work * (1 + TIE_MARGIN) < best.work:
-        return True
-    if best.work * (1 + TIE_MARGIN) < c.work:
-        return False
-    return in_force
-
-
-def _moments(g):
-    """(trace of the covariance of the rows of g, its standard error)."""
-    n = g.shape[0]
-    d = ((g - g.mean(0)) ** 2).sum(1)             # each draw's squared deviation; their sum / (n - 1) = trace
-    var = float(d.sum() / (n - 1))
-    se = float(d.std(ddof=1) * math.sqrt(n) / (n - 1))
-    return (var, se) if math.isfinite(var) else (math.inf, math.inf)
 
 
 def _members(info, rule: str):
@@ -245,17 +132,6 @@ def _why_not_measured(node, info, rule: str, members: list, solo: list, objectiv
     if len(members) + len(solo) < 2:
         return "one candidate applies: nothing to measure"
     return None
-
-
-def rows_of(model, an, options, assign: dict) -> int:
-    """Rows per data row of the program under `assign` (node -> (estimator, options)), from its
-    row plan (the array lowering's; `an`: the model's analysis): nothing lowered or compiled."""
-    from ..lowering import ArrayLowering
-    from ..lowering.rows import plan_rows
-    choices = select(model, an, dict(assign), "rules", options.samples, options.baseline, options.objective)
-    plan = plan_rows(model, an, choices, options.samples, options.objective, ArrayLowering.merge_rows,
-                     ArrayLowering.one_layout)
-    return options.samples * plan.S
 
 
 def _lookahead(prog, data, batch, seed, steps) -> None:
@@ -334,22 +210,6 @@ def measured_nodes(model, options) -> list:
     return list(_plan(model, options)[2])
 
 
-def _start_from(prog, start):
-    """Give `prog` the model parameters and estimator state of `start` (a Program), by name."""
-    if start is None:
-        return
-    start.pull()
-    prog.pull()
-    for k in prog.model_param_names():
-        if k in start.params:
-            prog.params[k][...] = start.params[k]
-    old = {n: (off, size) for n, off, size, _ in start.layout.state}
-    for n, off, size, _ in prog.layout.state:
-        if n in old and old[n][1] == size:
-            prog.state[off: off + size] = start.state[old[n][0]: old[n][0] + size]
-    prog.push()
-
-
 def autotune(model, compile_program, options, start=None):
     """The program with the estimator per node the module's rule chooses under `options` (a
     CompileOptions, its pilot data set); `compile_program(model, options)` is the compiler's entry
@@ -370,7 +230,7 @@ def autotune(model, compile_program, options, start=None):
         return prog
     try:
         m = Measurement(model, options, compile_program, base, chosen, measured, solos, table)
-        _start_from(m.prog, start)
+        start_from(m.prog, start)
         t0 = time.perf_counter()
         rules = {n.name: ch.estimator for n, (ch, _) in base.items()}
         picks = m.sweep(data, batch, options.seed, 0, {name: rules[name] for name in measured},
@@ -401,49 +261,14 @@ def _rules_program(model, compile_program, options, base, chosen, start, notes=N
     """The program of the rule table's choices (`chosen`) from `start`'s parameters and state, each
     node's reason the rule table's (`base`), with its note from `notes` where it has one."""
     prog = compile_program(model, options.replace(estimators=dict(chosen), policy="rules", pilot=None))
-    _start_from(prog, start)
+    start_from(prog, start)
     reasons = {n.name: ch.reason for n, (ch, _) in base.items()}
     for node, (ch, _) in prog.choices.items():
         ch.reason = reasons[node.name] + (notes or {}).get(node.name, "")
     return prog
 
 
-def _step_timer(prog, data, batch):
-    """run(n): seconds for n calls of `prog`'s raw step on this batch (its state and gradient buffer
-    kept as they were)."""
-    state, grad = prog.state.copy(), prog.grad_buffer.copy()
-    prog.grad(data, batch=batch)    # compiled, and warm
-    a = prog.args(data, batch) + (np.uint64(0), np.int64(0), 1)
-    entry = prog.entry
-
-    def run(n):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            entry(*a)
-        dt = time.perf_counter() - t0
-        prog.state[:] = state
-        prog.grad_buffer[:] = grad
-        return dt
-    prog.state[:] = state
-    return run
-
-
-class Solo:
-    """Candidates measured in a program of their own: `estimator` at `nodes` (where it is a candidate
-    that cannot share the measured program's drawn row), the other nodes at the measured choice
-    `picks`; `cand` its figures once measured (None before, or its `error`)."""
-
-    def __init__(self, estimator: str, nodes: tuple, picks: dict, prog, rows: int):
-        self.estimator, self.nodes, self.picks, self.prog, self.rows = estimator, nodes, picks, prog, rows
-        self.cand = None
-        self.error = None
-
-    @property
-    def choice(self) -> dict:
-        return {**self.picks, **{n: self.estimator for n in self.nodes}}
-
-
-class Measurement:
+class Measurement(Alone):
     """The measured program of a model (every measured node's candidates side by side) and what it
     measures: `sweep` chooses on a batch at the parameters and state it is given, `plan_solos` /
     `measure_solos` / `settled` the candidates of programs of their own, `program` compiles the
@@ -531,7 +356,7 @@ class Measurement:
                     grads[k].append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
                 if (s + 1) % ROUND == 0 or s + 1 == DRAWS:   # a round's end: the moments so far
                     for k, c in cands:
-                        c.variance, c.se = _moments(np.array(grads[k]))
+                        c.variance, c.se = moments(np.array(grads[k]))
                         c.draws = len(grads[k])
                     if clear([c for _, c in cands]):
                         break
@@ -553,187 +378,6 @@ class Measurement:
         return sorted(table, key=lambda c: (order[c.node], not c.measured, c.score if c.measured else 0.0,
                                             c.estimator))
 
-    # ----- the candidates of programs of their own
-    def plan_solos(self, picks: dict) -> None:
-        """The programs of their own to measure after a sweep that chose `picks` (`pending`): one per
-        estimator, at every node where it is such a candidate (or a member whose drawn row was its
-        own), the other nodes at `picks`; each program made now (its step compiles when measured)."""
-        nodes = {}
-        for name in self.measured:
-            for est in [*self.solos.get(name, ()), *sorted(self._apart.get(name, ()))]:
-                nodes.setdefault(est, []).append(name)
-        self.pending = []
-        for est, ns in sorted(nodes.items()):
-            choice = {**picks, **{n: est for n in ns}}
-            try:
-                solo = Solo(est, tuple(ns), dict(picks), self._compiled(choice), self._rows(choice))
-            except ModelError as e:   # refused where it stands (stochastic derivatives above an enumerated node)
-                solo = Solo(est, tuple(ns), dict(picks), None, 0)
-                solo.error = str(e)
-            self.pending.append(solo)
-
-    def _rows(self, choice: dict) -> int:
-        return rows_of(self.model, self.an, self.options,
-                       {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}})
-
-    def _key(self, choice: dict) -> tuple:
-        return tuple(sorted(choice.items()))
-
-    def _compiled(self, choice: dict):
-        """The program of `choice` (made once per choice; its step compiles on its first call)."""
-        key = self._key(choice)
-        if key not in self._solo_progs:
-            est = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}}
-            self._solo_progs[key] = self.compile_program(self.model, self.options.replace(
-                estimators=est, policy="rules", pilot=None))
-        return self._solo_progs[key]
-
-    def measure_solos(self) -> None:
-        """Measure the pending programs of their own where the last sweep measured (its batch,
-        parameters and warmed state, the same steps of the seed): WARMUP steps, then the variance
-        over SOLO_DRAWS draws, and the sweep's choice alike (`_measure_reference`); a program that fails to compile or
-        run is left out with its error."""
-        if self._at is None or not any(s.cand is None and s.error is None for s in self.pending):
-            return
-        data, batch, seed, step, params, state = self._at
-        if self.reference is None:
-            self.reference = self._measure_reference()
-        for solo in self.pending:
-            if solo.cand is not None or solo.error is not None:
-                continue
-            try:
-                solo.cand = self._measure_one(solo.prog, data, batch, seed, step, params, state, solo.rows)
-                solo.cand.estimator = solo.estimator
-            except Exception as e:   # noqa: BLE001 - a candidate that fails is not chosen; the reason is said
-                solo.error = f"{type(e).__name__}: {e}"
-
-    def _measure_reference(self) -> Candidate:
-        """The sweep's choice measured as the programs of their own are (the same warm-up, steps and
-        SOLO_DRAWS draws; its figure in the sweep may rest on one round): in the measured program, its
-        members in force at the choice; the program's parameters and state left as they were."""
-        from ..estimators.candidates import chosen_state
-        data, batch, seed, step, params, state = self._at
-        prog = self.prog
-        prog.pull()
-        theta, kept = prog.theta.copy(), prog.state.copy()
-        state = dict(state)
-        for name, ms in self.measured.items():
-            state[chosen_state(name)] = np.full_like(state[chosen_state(name)], ms.index(self.picks[name]))
-        try:
-            ref = self._measure_one(prog, data, batch, seed, step, params, state, self.incumbent.rows)
-        finally:
-            prog.theta[:], prog.state[:] = theta, kept
-            prog.push()
-        ref.node, ref.estimator = "", "the measured program's choice"
-        return ref
-
-    def _measure_one(self, prog, data, batch, seed, step, params, state, rows) -> Candidate:
-        names = prog.model_param_names()
-        prog.pull()
-        for k in names:
-            prog.params[k][...] = params[k]
-        for n, off, size, _ in prog.layout.state:
-            if n in state and state[n].size == size:
-                prog.state[off: off + size] = state[n]
-        prog.push()
-        for t in range(WARMUP):   # its own state warmed, as the measured program's was
-            prog.grad(data, seed=seed, step=step - WARMUP + t, batch=batch)
-        c, grads = Candidate("", "", rows=rows), []
-        for s in range(SOLO_DRAWS):
-            _, gr = prog.grad(data, seed=seed, step=step + s, batch=batch)
-            grads.append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
-        c.variance, c.se = _moments(np.array(grads))   # every draw: its time, measured next, moves its score
-        c.draws = len(grads)
-        return c
-
-    def _time_solos(self, prog, solos) -> None:
-        """Each measured program of its own's time per estimate against `prog`'s (the measured
-        choice's program): the raw step on the measured batch, TIME_ROUNDS alternating rounds of
-        about TIME_BLOCK seconds each, the median; its work is then the measured choice's rows
-        times that ratio (Candidate.work). Rows are counted, so the measured program's choices are
-        the same on every run; a time is not: a program of its own whose score is within the
-        time's noise of the tie margin may be chosen on one run and not on another."""
-        solos = [s for s in solos if s.cand is not None]
-        if not solos or self.reference is None or self._at is None:
-            return
-        data, batch = self._at[:2]
-        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
-        if now != self.picks:   # prog runs another choice (measured again while a program of its own is in force)
-            prog = self._compiled(self.picks)
-        runs = [_step_timer(prog, data, batch)] + [_step_timer(s.prog, data, batch) for s in solos]
-        n = [max(1, int(TIME_BLOCK / max(run(2) / 2, 1e-7))) for run in runs]
-        times = [[] for _ in runs]
-        for _ in range(TIME_ROUNDS):
-            for k, run in enumerate(runs):
-                times[k].append(run(n[k]) / n[k])
-        base = float(np.median(times[0]))
-        for s, t in zip(solos, times[1:]):
-            s.cand.timed = (float(np.median(t)) / base, self.reference.work)
-
-    def final_choice(self, solos) -> dict:
-        """{node: estimator}: the last sweep's choice, or a program of its own whose score is clearly
-        below it (beyond the tie margin), or tied with it and of clearly less work, or tied, of
-        about the same work and the choice in force (`_prefer_in_tie`); the table's rows of the
-        programs of their own added."""
-        inc = self.reference
-        best, won = inc, None
-        for solo in solos:
-            c = solo.cand
-            if c is None or inc is None:
-                continue
-            if _apart(best, c) or (not _apart(c, best) and _prefer_in_tie(c, best, all(
-                    self.defaults.get(n) == solo.estimator for n in solo.nodes))):
-                best, won = c, solo
-        table = list(self.table)
-        for solo in solos:
-            alone = f"in a program of its own (at {', '.join(solo.nodes)})"
-            for n in solo.nodes:
-                if solo.cand is None:
-                    why = f"its program of its own failed ({solo.error})" if solo.error else "not measured"
-                    table.append(Candidate(n, solo.estimator, verdict=f"excluded: {why}"))
-                    continue
-                c = Candidate(n, solo.estimator, solo.cand.variance, solo.cand.se, solo.rows)
-                c.draws, c.chosen, c.timed = solo.cand.draws, solo is won, solo.cand.timed
-                ratio = (f"{c.score / inc.score:.2f}x the measured program's choice's ({inc.score:.4g} over "
-                         f"{inc.draws} draws)" if inc is not None and inc.score > 0 else "")
-                timed = f", its time per estimate {c.timed[0]:.2f}x" if c.timed is not None else ""
-                tied = inc is not None and not _apart(c, inc) and not _apart(inc, c)
-                c.verdict = (f"{alone}: score {ratio}{timed}" +
-                             ("; chosen" if solo is won else "; tied on score: not chosen (more work, or not "
-                                                             "the choice in force)" if tied else "") +
-                             (" (tied on score: less work, or the choice in force)" if solo is won and
-                              not _apart(inc, c) else ""))
-                table.append(c)
-        if won is not None:
-            for c in table:
-                if c.node in won.nodes and c.chosen and c.estimator != won.estimator:
-                    c.chosen = False
-                    c.verdict += f"; '{won.estimator}' measured less in a program of its own"
-        self.table = self._sorted(table)
-        return won.choice if won is not None else dict(self.picks)
-
-    def settled(self, prog):
-        """After `measure_solos`: `prog` (the program of the sweep's choice) labelled with the whole
-        table, or the program of the choice that a program of its own won, from `prog`'s parameters
-        and state (compiled already)."""
-        solos, self.pending = self.pending, []   # (timing calls the programs: nothing pending meanwhile)
-        self._time_solos(prog, solos)
-        choice = self.final_choice(solos)
-        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
-        if choice == now:
-            self.label(prog)
-            return prog
-        new = self._solo_progs.pop(self._key(choice), None)   # adopted: no longer a measuring program
-        if new is None:
-            new = self.compile_program(self.model, self.options.replace(
-                estimators={**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}},
-                policy="rules", pilot=None))
-        _start_from(new, self.prog)   # the measured program's warmed state of the new estimators,
-        _start_from(new, prog)        # then prog's parameters and the state it has
-        self.label(new)
-        new.measurement = self
-        return new
-
     # ----- the program of a choice
     def program(self, picks: dict):
         """The program of the choice `picks`, from the measured program's parameters and (warmed)
@@ -744,14 +388,14 @@ class Measurement:
             chosen = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()}}
             final = self.compile_program(self.model, self.options.replace(estimators=chosen, policy="rules",
                                                                           pilot=None))
-        _start_from(final, self.prog)             # the parameters, and the warmed state by name
+        start_from(final, self.prog)             # the parameters, and the warmed state by name
         self.label(final)
         final.measurement = self
         return final
 
     def carry(self, prog) -> None:
         """Give `prog` (a program of this measurement's) the measured program's parameters and state."""
-        _start_from(prog, self.prog)
+        start_from(prog, self.prog)
 
     def label(self, prog) -> None:
         """The last measurement's table and reasons on `prog`."""
@@ -773,7 +417,7 @@ class Measurement:
         choice where a node's candidate changed (compiled), else None (`prog`'s table is the new
         measurement's)."""
         t0 = time.perf_counter()
-        _start_from(self.prog, prog)
+        start_from(self.prog, prog)
         now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
         picks = self.sweep(data, batch, seed, step, now)
         self.plan_solos(picks)

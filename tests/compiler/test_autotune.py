@@ -8,7 +8,7 @@ import pytest
 
 import ppl
 from ppl import Affine, Bernoulli, Model, ModelError
-from ppl.compiler import autotune as A
+from ppl.compiler import autotune as A, measure
 from ppl.compiler.options import CompileOptions
 
 X = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
@@ -42,11 +42,20 @@ def mixed(name="mixed_choice"):
     return m
 
 
+@pytest.fixture
+def counted(monkeypatch):
+    """Programs of their own measured by their rows, counted (not timed): every choice the same on
+    every run, whatever the machine's load."""
+    monkeypatch.setattr(measure, "TIME_ROUNDS", 0)
+
+
 @pytest.fixture(scope="module")
 def runs():
-    """Two independent measured compiles of the same model, seed and pilot data; the compiles each
-    made counted."""
+    """Two independent measured compiles of the same model, seed and pilot data (programs of their
+    own counted, not timed); the compiles each made counted."""
     from ppl.compiler import pipeline
+    mp = pytest.MonkeyPatch()
+    mp.setattr(measure, "TIME_ROUNDS", 0)
     progs, counts = [], []
     real = pipeline.compile_program
     for _ in range(2):
@@ -59,6 +68,7 @@ def runs():
         progs.append(A.settle(A.autotune(_two_layers(), A_compile, CompileOptions(
             dtype=np.float64, samples=2, policy="autotune", pilot={"x": X}, seed=3))))
         counts.append(n[0])
+    mp.undo()
     return progs, counts
 
 
@@ -230,7 +240,7 @@ def contrived(name):
     return m
 
 
-def test_fit_measures_again_and_switches_as_training_moves():
+def test_fit_measures_again_and_switches_as_training_moves(counted):
     X = np.random.default_rng(0).normal(size=(16, 2))
     prog = contrived("contrived_switch").compile(policy="measured", dtype=np.float64)
     prog.params["v.W"][...] = 3 * np.random.default_rng(1).normal(size=prog.params["v.W"].shape)
@@ -248,7 +258,7 @@ def test_fit_measures_again_and_switches_as_training_moves():
     assert F.REMEASURE_BUDGET == 0.05
 
 
-def test_fit_measures_again_within_its_budget():
+def test_fit_measures_again_within_its_budget(counted):
     """remeasure=None: measured again only as often as that costs at most 5% of the training time
     so far (each time counted from the last measurement's cost, its compile included)."""
     from ppl.training import fit as F
@@ -260,7 +270,7 @@ def test_fit_measures_again_within_its_budget():
     assert len({r["step"] for r in again}) <= 1 + hist.seconds * F.REMEASURE_BUDGET / prog.measurement.seconds
 
 
-def test_a_run_that_switched_resumes_with_the_estimators_it_saved(tmp_path):
+def test_a_run_that_switched_resumes_with_the_estimators_it_saved(tmp_path, counted):
     X = np.random.default_rng(0).normal(size=(16, 2))
     ck = tmp_path / "run.npz"
 

@@ -1,0 +1,239 @@
+"""The candidates measured in a program of their own (a mixin of autotune.Measurement): the
+unbiased estimators that apply to a node but cannot share the measured program's drawn row
+(enumeration's weighted configurations, stochastic derivatives' alternative row, ARMS's coupled
+draws), one program per estimator at every node where it is such a candidate, the other nodes at
+the sweep's choice. Each is measured from the sweep's batch, look-ahead parameters, warmed state
+and steps of the seed, as the sweep's choice is measured again beside it (`_measure_reference`),
+and timed against that choice's program: its rows cost unlike the measured program's, so its
+work is the choice's rows times the ratio of their times per estimate (measure.Candidate.work).
+`final_choice` takes one where its score is clearly below the choice's, or tied with it and of
+clearly less work (`measure.prefer_in_tie`)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import ModelError
+from . import measure as M
+from .measure import Candidate, apart, moments, prefer_in_tie, rows_of, start_from
+
+
+def _step_timer(prog, data, batch):
+    """run(n): seconds for n calls of `prog`'s raw step on this batch (its state and gradient buffer
+    kept as they were)."""
+    state, grad = prog.state.copy(), prog.grad_buffer.copy()
+    prog.grad(data, batch=batch)    # compiled, and warm
+    a = prog.args(data, batch) + (np.uint64(0), np.int64(0), 1)
+    entry = prog.entry
+
+    def run(n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            entry(*a)
+        dt = time.perf_counter() - t0
+        prog.state[:] = state
+        prog.grad_buffer[:] = grad
+        return dt
+    prog.state[:] = state
+    return run
+
+
+class Solo:
+    """Candidates measured in a program of their own: `estimator` at `nodes` (where it is a candidate
+    that cannot share the measured program's drawn row), the other nodes at the measured choice
+    `picks`; `cand` its figures once measured (None before, or its `error`)."""
+
+    def __init__(self, estimator: str, nodes: tuple, picks: dict, prog, rows: int):
+        self.estimator, self.nodes, self.picks, self.prog, self.rows = estimator, nodes, picks, prog, rows
+        self.cand = None
+        self.error = None
+
+    @property
+    def choice(self) -> dict:
+        return {**self.picks, **{n: self.estimator for n in self.nodes}}
+
+
+class Alone:
+    """autotune.Measurement's measurements of the candidates of programs of their own."""
+
+    # ----- the candidates of programs of their own
+    def plan_solos(self, picks: dict) -> None:
+        """The programs of their own to measure after a sweep that chose `picks` (`pending`): one per
+        estimator, at every node where it is such a candidate (or a member whose drawn row was its
+        own), the other nodes at `picks`; each program made now (its step compiles when measured)."""
+        nodes = {}
+        for name in self.measured:
+            for est in [*self.solos.get(name, ()), *sorted(self._apart.get(name, ()))]:
+                nodes.setdefault(est, []).append(name)
+        self.pending = []
+        for est, ns in sorted(nodes.items()):
+            choice = {**picks, **{n: est for n in ns}}
+            try:
+                solo = Solo(est, tuple(ns), dict(picks), self._compiled(choice), self._rows(choice))
+            except ModelError as e:   # refused where it stands (stochastic derivatives above an enumerated node)
+                solo = Solo(est, tuple(ns), dict(picks), None, 0)
+                solo.error = str(e)
+            self.pending.append(solo)
+
+    def _rows(self, choice: dict) -> int:
+        return rows_of(self.model, self.an, self.options,
+                       {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}})
+
+    def _key(self, choice: dict) -> tuple:
+        return tuple(sorted(choice.items()))
+
+    def _compiled(self, choice: dict):
+        """The program of `choice` (made once per choice; its step compiles on its first call)."""
+        key = self._key(choice)
+        if key not in self._solo_progs:
+            est = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}}
+            self._solo_progs[key] = self.compile_program(self.model, self.options.replace(
+                estimators=est, policy="rules", pilot=None))
+        return self._solo_progs[key]
+
+    def measure_solos(self) -> None:
+        """Measure the pending programs of their own where the last sweep measured (its batch,
+        parameters and warmed state, the same steps of the seed): WARMUP steps, then the variance
+        over SOLO_DRAWS draws, and the sweep's choice alike (`_measure_reference`); a program that fails to compile or
+        run is left out with its error."""
+        if self._at is None or not any(s.cand is None and s.error is None for s in self.pending):
+            return
+        data, batch, seed, step, params, state = self._at
+        if self.reference is None:
+            self.reference = self._measure_reference()
+        for solo in self.pending:
+            if solo.cand is not None or solo.error is not None:
+                continue
+            try:
+                solo.cand = self._measure_one(solo.prog, data, batch, seed, step, params, state, solo.rows)
+                solo.cand.estimator = solo.estimator
+            except Exception as e:   # noqa: BLE001 - a candidate that fails is not chosen; the reason is said
+                solo.error = f"{type(e).__name__}: {e}"
+
+    def _measure_reference(self) -> Candidate:
+        """The sweep's choice measured as the programs of their own are (the same warm-up, steps and
+        SOLO_DRAWS draws; its figure in the sweep may rest on one round): in the measured program, its
+        members in force at the choice; the program's parameters and state left as they were."""
+        from ..estimators.candidates import chosen_state
+        data, batch, seed, step, params, state = self._at
+        prog = self.prog
+        prog.pull()
+        theta, kept = prog.theta.copy(), prog.state.copy()
+        state = dict(state)
+        for name, ms in self.measured.items():
+            state[chosen_state(name)] = np.full_like(state[chosen_state(name)], ms.index(self.picks[name]))
+        try:
+            ref = self._measure_one(prog, data, batch, seed, step, params, state, self.incumbent.rows)
+        finally:
+            prog.theta[:], prog.state[:] = theta, kept
+            prog.push()
+        ref.node, ref.estimator = "", "the measured program's choice"
+        return ref
+
+    def _measure_one(self, prog, data, batch, seed, step, params, state, rows) -> Candidate:
+        names = prog.model_param_names()
+        prog.pull()
+        for k in names:
+            prog.params[k][...] = params[k]
+        for n, off, size, _ in prog.layout.state:
+            if n in state and state[n].size == size:
+                prog.state[off: off + size] = state[n]
+        prog.push()
+        for t in range(M.WARMUP):   # its own state warmed, as the measured program's was
+            prog.grad(data, seed=seed, step=step - M.WARMUP + t, batch=batch)
+        c, grads = Candidate("", "", rows=rows), []
+        for s in range(M.SOLO_DRAWS):
+            _, gr = prog.grad(data, seed=seed, step=step + s, batch=batch)
+            grads.append(np.concatenate([gr[p].ravel() for p in names]).astype(np.float64))
+        c.variance, c.se = moments(np.array(grads))   # every draw: its time, measured next, moves its score
+        c.draws = len(grads)
+        return c
+
+    def _time_solos(self, prog, solos) -> None:
+        """Each measured program of its own's time per estimate against `prog`'s (the measured
+        choice's program): the raw step on the measured batch, TIME_ROUNDS alternating rounds of
+        about TIME_BLOCK seconds each, the median; its work is then the measured choice's rows
+        times that ratio (Candidate.work). Rows are counted, so the measured program's choices are
+        the same on every run; a time is not: a program of its own whose score is within the
+        time's noise of the tie margin may be chosen on one run and not on another."""
+        solos = [s for s in solos if s.cand is not None]
+        if not solos or self.reference is None or self._at is None or M.TIME_ROUNDS <= 0:
+            return
+        data, batch = self._at[:2]
+        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
+        if now != self.picks:   # prog runs another choice (measured again while a program of its own is in force)
+            prog = self._compiled(self.picks)
+        runs = [_step_timer(prog, data, batch)] + [_step_timer(s.prog, data, batch) for s in solos]
+        n = [max(1, int(M.TIME_BLOCK / max(run(2) / 2, 1e-7))) for run in runs]
+        times = [[] for _ in runs]
+        for _ in range(M.TIME_ROUNDS):
+            for k, run in enumerate(runs):
+                times[k].append(run(n[k]) / n[k])
+        base = float(np.median(times[0]))
+        for s, t in zip(solos, times[1:]):
+            s.cand.timed = (float(np.median(t)) / base, self.reference.work)
+
+    def final_choice(self, solos) -> dict:
+        """{node: estimator}: the last sweep's choice, or a program of its own whose score is clearly
+        below it (beyond the tie margin), or tied with it and of clearly less work, or tied, of
+        about the same work and the choice in force (`prefer_in_tie`); the table's rows of the
+        programs of their own added."""
+        inc = self.reference
+        best, won = inc, None
+        for solo in solos:
+            c = solo.cand
+            if c is None or inc is None:
+                continue
+            if apart(best, c) or (not apart(c, best) and prefer_in_tie(c, best, all(
+                    self.defaults.get(n) == solo.estimator for n in solo.nodes))):
+                best, won = c, solo
+        table = list(self.table)
+        for solo in solos:
+            alone = f"in a program of its own (at {', '.join(solo.nodes)})"
+            for n in solo.nodes:
+                if solo.cand is None:
+                    why = f"its program of its own failed ({solo.error})" if solo.error else "not measured"
+                    table.append(Candidate(n, solo.estimator, verdict=f"excluded: {why}"))
+                    continue
+                c = Candidate(n, solo.estimator, solo.cand.variance, solo.cand.se, solo.rows)
+                c.draws, c.chosen, c.timed = solo.cand.draws, solo is won, solo.cand.timed
+                ratio = (f"{c.score / inc.score:.2f}x the measured program's choice's ({inc.score:.4g} over "
+                         f"{inc.draws} draws)" if inc is not None and inc.score > 0 else "")
+                timed = f", its time per estimate {c.timed[0]:.2f}x" if c.timed is not None else ""
+                tied = inc is not None and not apart(c, inc) and not apart(inc, c)
+                c.verdict = (f"{alone}: score {ratio}{timed}" +
+                             ("; chosen" if solo is won else "; tied on score: not chosen (more work, or not "
+                                                             "the choice in force)" if tied else "") +
+                             (" (tied on score: less work, or the choice in force)" if solo is won and
+                              not apart(inc, c) else ""))
+                table.append(c)
+        if won is not None:
+            for c in table:
+                if c.node in won.nodes and c.chosen and c.estimator != won.estimator:
+                    c.chosen = False
+                    c.verdict += f"; '{won.estimator}' measured less in a program of its own"
+        self.table = self._sorted(table)
+        return won.choice if won is not None else dict(self.picks)
+
+    def settled(self, prog):
+        """After `measure_solos`: `prog` (the program of the sweep's choice) labelled with the whole
+        table, or the program of the choice that a program of its own won, from `prog`'s parameters
+        and state (compiled already)."""
+        solos, self.pending = self.pending, []   # (timing calls the programs: nothing pending meanwhile)
+        self._time_solos(prog, solos)
+        choice = self.final_choice(solos)
+        now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
+        if choice == now:
+            self.label(prog)
+            return prog
+        new = self._solo_progs.pop(self._key(choice), None)   # adopted: no longer a measuring program
+        if new is None:
+            new = self.compile_program(self.model, self.options.replace(
+                estimators={**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}},
+                policy="rules", pilot=None))
+        start_from(new, self.prog)   # the measured program's warmed state of the new estimators,
+        start_from(new, prog)        # then prog's parameters and the state it has
+        self.label(new)
+        new.measurement = self
+        return new
