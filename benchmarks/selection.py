@@ -24,7 +24,9 @@ the same initialisation, `--seeds` seeds, and reports each one's test ELBO.
 Problems: the mixed program (10 Bernoulli units, one more Bernoulli, a Normal of both: StochasticAD's
 tutorial program in ppl's terms), the bundled SBNs (64-32 on the 8 x 8 digits; 784-200 on the 5,000
 MNIST digits of the `bench` extra), the Gaussian and categorical VAEs on the digits, the SIR epidemic and
-the queue of benchmarks/simulations.py, and a Poisson regression with global latents.
+the queue of benchmarks/simulations.py, and a Poisson regression with global latents; then problems the
+measured choice was not tuned on: 5 Bernoulli units and a Poisson count behind a black box, a Binomial
+count, a mixture of Gaussians with a categorical guide, and the inventory and branching simulations.
 """
 import os
 
@@ -76,6 +78,57 @@ def poisson_regression():
     return m, {"x": x[:50], "k": k[:50]}, None
 
 
+def blackbox(law):
+    """A node behind a gradient-free black box (the rule table's stochastic derivatives): 5 Bernoulli
+    units scored by a weighted count (32 values: enumeration is exact), or a Poisson count."""
+    @numba.njit
+    def weighted(b):
+        s = 0.0
+        for j in range(b.shape[0]):
+            s += b[j] * (j + 1)
+        return (s - 7.0) ** 2
+
+    @numba.njit
+    def steps(k):
+        return abs(k[0] - 3.0) + np.floor(k[0] / 2.0)
+
+    def make():
+        x = np.random.default_rng(1).normal(size=(32, 2))
+        with Model(f"sel_blackbox_{law}") as m:
+            xs = m.input("x", 2)
+            if law == "bernoulli":
+                m.cost("f", ppl.blackbox(weighted, [Bernoulli("b", logits=Affine(xs, 5, name="pb"))]))
+            else:
+                m.cost("f", ppl.blackbox(steps, [ppl.Poisson("k", rate=ppl.exp(Affine(xs, 1, name="r")))]))
+        return m, {"x": x}, None
+    return make
+
+
+def binomial():
+    """A Binomial(10) count feeding a Normal, the cost their product: stochastic derivatives' one
+    jump per count against mvd's branches and the score function."""
+    with Model("sel_binomial") as m:
+        xs = m.input("x", 2)
+        k = ppl.Binomial("k", total_count=10, logits=Affine(xs, 1, name="pk"))
+        n = ppl.Normal("n", loc=k * 0.5, scale=1.0)
+        m.cost("f", ppl.total(n * k))
+    return m, {"x": np.random.default_rng(1).normal(size=(32, 2))}, None
+
+
+def mixture():
+    """A mixture of three Gaussians in one dimension, the guide q(z | x) a Categorical of 3 classes:
+    enumeration is exact (the rule table's score function is not)."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(-2, 1, (20, 1)), rng.normal(0, 1, (20, 1)), rng.normal(3, 1, (20, 1))])
+    rng.shuffle(x)
+    with Model("sel_mixture") as m:
+        xs = m.input("x", 1)
+        z = ppl.Categorical("z", logits=Affine(xs, 3, name="q"), classes=3)
+        m.observe("lik", dist.Normal(Affine(z, 1, name="mu"), 1.0), xs)
+        m.latent(z, dist.Categorical(logits=ppl.param("pi", 3, 0.0), classes=3))
+    return m, {"x": x[:32]}, None
+
+
 def bundled(name, **opts):
     def make():
         from ppl.models import get
@@ -107,6 +160,13 @@ PROBLEMS = {
     "sir": simulation("sir"),
     "queue": simulation("queue"),
     "poisson_regression": poisson_regression,
+    # problems the measured choice was not tuned on: nodes behind a black box, a count, a mixture
+    "blackbox_bernoulli": blackbox("bernoulli"),
+    "blackbox_poisson": blackbox("poisson"),
+    "binomial": binomial,
+    "mixture": mixture,
+    "inventory": simulation("inventory"),
+    "branching": simulation("branching"),
 }
 
 

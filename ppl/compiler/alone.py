@@ -6,8 +6,10 @@ the sweep's choice. Each is measured from the sweep's batch, look-ahead paramete
 and steps of the seed, as the sweep's choice is measured again beside it (`_measure_reference`),
 and timed against that choice's program: its rows cost unlike the measured program's, so its
 work is the choice's rows times the ratio of their times per estimate (measure.Candidate.work).
-`final_choice` takes one where its score is clearly below the choice's, or tied with it and of
-clearly less work (`measure.prefer_in_tie`)."""
+`final_choice` takes one where its score is clearly below the choice's (by SOLO_MARGIN, 25%,
+or two standard errors: wider than within one program, for the draws are not common and the time
+is measured apart from training's), or tied with it and of clearly less work
+(`measure.prefer_in_tie`)."""
 from __future__ import annotations
 
 import time
@@ -176,7 +178,7 @@ class Alone:
 
     def final_choice(self, solos) -> dict:
         """{node: estimator}: the last sweep's choice, or a program of its own whose score is clearly
-        below it (beyond the tie margin), or tied with it and of clearly less work, or tied, of
+        below it (beyond SOLO_MARGIN), or tied with it and of clearly less work, or tied, of
         about the same work and the choice in force (`prefer_in_tie`); the table's rows of the
         programs of their own added."""
         inc = self.reference
@@ -185,8 +187,9 @@ class Alone:
             c = solo.cand
             if c is None or inc is None:
                 continue
-            if apart(best, c) or (not apart(c, best) and prefer_in_tie(c, best, all(
-                    self.defaults.get(n) == solo.estimator for n in solo.nodes))):
+            in_force = all(self.defaults.get(n) == solo.estimator for n in solo.nodes)
+            if apart(best, c, M.SOLO_MARGIN) or (not apart(c, best, M.SOLO_MARGIN) and
+                                                 prefer_in_tie(c, best, in_force)):
                 best, won = c, solo
         table = list(self.table)
         for solo in solos:
@@ -201,12 +204,12 @@ class Alone:
                 ratio = (f"{c.score / inc.score:.2f}x the measured program's choice's ({inc.score:.4g} over "
                          f"{inc.draws} draws)" if inc is not None and inc.score > 0 else "")
                 timed = f", its time per estimate {c.timed[0]:.2f}x" if c.timed is not None else ""
-                tied = inc is not None and not apart(c, inc) and not apart(inc, c)
+                tied = inc is not None and not (apart(c, inc, M.SOLO_MARGIN) or apart(inc, c, M.SOLO_MARGIN))
                 c.verdict = (f"{alone}: score {ratio}{timed}" +
                              ("; chosen" if solo is won else "; tied on score: not chosen (more work, or not "
                                                              "the choice in force)" if tied else "") +
                              (" (tied on score: less work, or the choice in force)" if solo is won and
-                              not apart(inc, c) else ""))
+                              not apart(inc, c, M.SOLO_MARGIN) else ""))
                 table.append(c)
         if won is not None:
             for c in table:

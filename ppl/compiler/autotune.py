@@ -46,9 +46,10 @@ Measurements, in the measured program at the initial parameters:
 
 Decision per node (`decide`): score = variance x rows, the variance of an average of estimates
 that evaluate the same number of rows (variance per unit of work; for a program of its own,
-variance x work). Candidates whose score is within the tie margin of the least -- `TIE_MARGIN` (10%) or two standard errors of the ratio,
-whichever is larger -- are tied: the data do not tell them apart; among them the rule table's
-choice stays if it is tied, else the fewest rows, then the name.
+variance x work). Candidates whose score is within the tie margin of the least -- `TIE_MARGIN`
+(10%) or two standard errors of the ratio, whichever is larger -- are tied: the data do not tell
+them apart; among them the rule table's choice stays if it is tied, else the fewest rows, then
+the name.
 
 Nodes are chosen one at a time in topological order (the data side first), each with the other
 nodes at their current choice (the rule table's until chosen): one sweep of coordinate descent,
@@ -69,8 +70,8 @@ from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from .alone import Alone
-from .measure import (DRAWS, LOOKAHEAD, LOOKAHEAD_LR, MAX_ROWS, ROUND, SOLO_DRAWS, TIE_MARGIN,  # noqa: F401
-                      TIME_ROUNDS, WARMUP, Candidate, clear, decide, moments, rows_of, start_from)
+from .measure import (DRAWS, LOOKAHEAD, LOOKAHEAD_LR, MAX_ROWS, ROUND, SOLO_DRAWS, SOLO_MARGIN,  # noqa: F401
+                      TIE_MARGIN, TIME_ROUNDS, WARMUP, Candidate, clear, decide, moments, rows_of, start_from)
 from .selection import select
 
 RULE = (f"variance = trace of the model-parameter gradient's covariance over {ROUND}-{DRAWS} draws (rounds of "
@@ -79,8 +80,8 @@ RULE = (f"variance = trace of the model-parameter gradient's covariance over {RO
         f"program, the others each in a program of its own (the same batch, parameters, state and steps); "
         f"score = variance x work, work = rows per data row (counted) in the one program, and for a program of "
         f"its own the measured choice's rows times the ratio of their times per estimate (timed); scores within "
-        f"{TIE_MARGIN:.0%} (or 2 SE) of the least are tied: the choice in force (at first the rule table's) stays "
-        f"if tied, else the fewest rows")
+        f"{TIE_MARGIN:.0%} (between programs {SOLO_MARGIN:.0%}) or 2 SE of the least are tied: the choice in force "
+        f"(at first the rule table's) stays if tied, else the least work")
 
 
 def not_measured(name: str, info) -> str | None:

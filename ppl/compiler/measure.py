@@ -16,6 +16,7 @@ LOOKAHEAD = 10           # the first measurement's: Adam steps (LOOKAHEAD_LR) fr
 LOOKAHEAD_LR = 1e-3
 MAX_ROWS = 32            # data rows of the batch it measures on, at most (the first ones)
 TIE_MARGIN = 0.10        # scores within 10% (or two standard errors) of the least are tied
+SOLO_MARGIN = 0.25       # ... 25% between programs: no common draws, and a time measured apart from training's
 TIME_ROUNDS = 5          # a program of its own is timed against the measured choice's: alternating rounds,
 TIME_BLOCK = 0.01        # ... of about this many seconds each, the median (0 rounds: its rows, counted, as
                          # the measured program's: every choice the same on every run, the time ignored)
@@ -95,12 +96,13 @@ def clear(cands: list) -> bool:
     return math.isfinite(best.score) and all(c is best or apart(c, best) for c in cands)
 
 
-def apart(c, best) -> bool:
+def apart(c, best, margin: float = TIE_MARGIN) -> bool:
     """Whether candidate c's score is above the least one's (best's) by more than the tie margin:
-    TIE_MARGIN, or two standard errors of the ratio of their variances, whichever is larger."""
+    `margin` (TIE_MARGIN), or two standard errors of the ratio of their variances, whichever is
+    larger."""
     def rse(x):
         return x.se / x.variance if x.variance > 0 and math.isfinite(x.se) else 0.0
-    return c.score > best.score * (1 + max(TIE_MARGIN, 2 * math.hypot(rse(c), rse(best))))
+    return c.score > best.score * (1 + max(margin, 2 * math.hypot(rse(c), rse(best))))
 
 
 def prefer_in_tie(c, best, in_force: bool) -> bool:
