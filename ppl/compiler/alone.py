@@ -8,10 +8,11 @@ and timed against that choice's program: its rows cost unlike the measured progr
 work is the choice's rows times the ratio of their times per estimate (measure.Candidate.work).
 `final_choice` takes one where its score is clearly below the choice's (by SOLO_MARGIN, 25%,
 or two standard errors: wider than within one program, for the draws are not common and the time
-is measured apart from training's), or tied with it and of clearly less work
-(`measure.prefer_in_tie`)."""
+is measured apart from training's; raised first by the square root of its extra work, `_clearly_less`),
+or tied with it and of clearly less work (`measure.prefer_in_tie`)."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -39,6 +40,20 @@ def _step_timer(prog, data, batch):
         return dt
     prog.state[:] = state
     return run
+
+
+def _clearly_less(c, best) -> bool:
+    """Whether program of its own c's score is clearly below `best`'s: by SOLO_MARGIN (or two
+    standard errors), its score first raised by the square root of its work over best's where it
+    does more. A program whose steps cost k times more gets k times fewer of them in the same time,
+    and Adam's progress is bounded by the steps as well as by their noise: on the 784-200 SBN ARMS
+    measured 0.8x DisARM's variance x work at 2.6x its time per step, yet trained 0.5-1 nats worse at
+    equal wall time. A variance lower by more than k^1.5 pays for k times the work; an exact
+    estimate (variance 0) always does."""
+    extra = max(1.0, c.work / best.work) if best.work > 0 else 1.0
+    raised = Candidate(c.node, c.estimator, c.variance * math.sqrt(extra), c.se * math.sqrt(extra), c.rows)
+    raised.timed = c.timed
+    return apart(best, raised, M.SOLO_MARGIN)
 
 
 class Solo:
@@ -154,7 +169,7 @@ class Alone:
 
     def _time_solos(self, prog, solos) -> None:
         """Each measured program of its own's time per estimate against `prog`'s (the measured
-        choice's program): the raw step on the measured batch, TIME_ROUNDS alternating rounds of
+        choice's program): the raw step on the measured batch whole, TIME_ROUNDS alternating rounds of
         about TIME_BLOCK seconds each, the median; its work is then the measured choice's rows
         times that ratio (Candidate.work). Rows are counted, so the measured program's choices are
         the same on every run; a time is not: a program of its own whose score is within the
@@ -162,7 +177,7 @@ class Alone:
         solos = [s for s in solos if s.cand is not None]
         if not solos or self.reference is None or self._at is None or M.TIME_ROUNDS <= 0:
             return
-        data, batch = self._at[:2]
+        data, batch = self._whole    # the batch training runs (its cost per row need not be the first rows')
         now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
         if now != self.picks:   # prog runs another choice (measured again while a program of its own is in force)
             prog = self._compiled(self.picks)
@@ -178,7 +193,7 @@ class Alone:
 
     def final_choice(self, solos) -> dict:
         """{node: estimator}: the last sweep's choice, or a program of its own whose score is clearly
-        below it (beyond SOLO_MARGIN), or tied with it and of clearly less work, or tied, of
+        below it (`_clearly_less`), or tied with it and of clearly less work, or tied, of
         about the same work and the choice in force (`prefer_in_tie`); the table's rows of the
         programs of their own added."""
         inc = self.reference
@@ -188,8 +203,7 @@ class Alone:
             if c is None or inc is None:
                 continue
             in_force = all(self.defaults.get(n) == solo.estimator for n in solo.nodes)
-            if apart(best, c, M.SOLO_MARGIN) or (not apart(c, best, M.SOLO_MARGIN) and
-                                                 prefer_in_tie(c, best, in_force)):
+            if _clearly_less(c, best) or (not apart(c, best, M.SOLO_MARGIN) and prefer_in_tie(c, best, in_force)):
                 best, won = c, solo
         table = list(self.table)
         for solo in solos:

@@ -14,16 +14,16 @@ estimator is not measured, or that has one candidate keeps the rule table's choi
 nothing.
 
 Programs of their own. The unbiased estimators that apply but cannot share the drawn row
-(enumeration's weighted configurations, stochastic derivatives' alternative row; a member whose
-drawn row turned out to be its own, ARMS's coupled draws) are measured after the sweep, one
-program per estimator at every node where it is such a candidate, the other nodes at the sweep's
-choice (`plan_solos`, `measure_solos`): the same batch, look-ahead parameters, warmed state and
-steps of the seed. Their rows cost unlike the measured program's (ARMS's draws, the alternative
-row's copies), so each is timed against the sweep's choice's program (`_time_solos`): its work
-is that choice's rows times the ratio of their times per estimate. One of them is chosen where
-its score is clearly below the sweep's choice's (`final_choice`). Estimators whose control
-variate is trained with the model (REBAR, RELAX, RODEO, double CV) are not measured: their
-variance at one point of training says little.
+(enumeration's weighted configurations, stochastic derivatives' alternative row, ARMS's coupled
+draws, `own_draws`; a member whose drawn row turned out to be its own) are measured after the
+sweep, one program per estimator at every node where it is such a candidate, the other nodes at
+the sweep's choice (ppl/compiler/alone.py): the same batch, look-ahead parameters, warmed state
+and steps of the seed, the sweep's choice measured again alike. Their rows cost unlike the
+measured program's, so each is timed against the sweep's choice's program: its work is that
+choice's rows times the ratio of their times per estimate. One of them is chosen where its score,
+raised by the square root of its extra work, is below the choice's by SOLO_MARGIN (25%) or two
+standard errors. Estimators whose control variate is trained with the model (REBAR, RELAX,
+RODEO, double CV) are not measured: their variance at one point of training says little.
 
 Measurements, in the measured program at the initial parameters:
 - look-ahead (the first measurement only): `LOOKAHEAD` steps of Adam from the initial parameters
@@ -34,8 +34,8 @@ Measurements, in the measured program at the initial parameters:
   (the score function's running baseline) runs at every step whatever the choice, so each is
   measured as training runs it, warmed, never reset; its state is carried into the program of
   the choice by name.
-- a candidate whose drawn row is not the values' (its own coupled draws: ARMS) is told apart
-  (the step marks such rows) and measured in a program of its own instead.
+- a member whose drawn row is not the values' (a user's estimator with draws of its own) is told
+  apart (the step marks such rows) and measured in a program of its own instead.
 - variance: the trace of the covariance of the model-parameter gradient over `DRAWS` estimates
   at steps s of the seed; at each draw every candidate of the node is run from the same state and
   the same (seed, step): common random numbers, the same on every run. Its standard error comes
@@ -71,7 +71,7 @@ from ..errors import ModelError
 from ..estimators import REGISTRY
 from .alone import Alone
 from .measure import (DRAWS, LOOKAHEAD, LOOKAHEAD_LR, MAX_ROWS, ROUND, SOLO_DRAWS, SOLO_MARGIN,  # noqa: F401
-                      TIE_MARGIN, TIME_ROUNDS, WARMUP, Candidate, clear, decide, moments, rows_of, start_from)
+                      TIE_MARGIN, TIME_ROUNDS, TIME_ROWS, WARMUP, Candidate, clear, decide, moments, rows_of, start_from)
 from .selection import select
 
 RULE = (f"variance = trace of the model-parameter gradient's covariance over {ROUND}-{DRAWS} draws (rounds of "
@@ -101,7 +101,7 @@ def _members(info, rule: str):
             continue
         why = not_measured(name, info)
         if why is None:
-            own = why_not_member(est, info)
+            own = why_not_member(est, info) or ("its drawn row is its own coupled draw" if est.own_draws else None)
             if own is None:
                 members.append(name)
                 continue
@@ -158,6 +158,16 @@ def _first_rows(data, batch):
     if isinstance(data, dict):
         return {k: np.array(np.asarray(v)[:MAX_ROWS]) for k, v in data.items()}, batch
     return np.array(np.asarray(data)[:MAX_ROWS]), batch
+
+
+def _copied(data, batch):
+    """A copy of a batch (a dict of arrays, an array or None; `batch` rows of a model without
+    inputs), cut to its first TIME_ROWS rows."""
+    if isinstance(data, dict):
+        return {k: np.array(np.asarray(v)[:TIME_ROWS]) for k, v in data.items()}, batch
+    if data is None:
+        return None, min(int(batch), TIME_ROWS)
+    return np.array(np.asarray(data)[:TIME_ROWS]), batch
 
 
 def _state_offset(prog, name: str) -> int:
@@ -296,6 +306,7 @@ class Measurement(Alone):
         self.incumbent = None   # the figures of `picks` (the last node's chosen candidate)
         self.reference = None   # `picks` measured as the programs of their own are (measure_solos)
         self._at = None         # where the last sweep measured: (data, batch, seed, first draw's step, params, state)
+        self._whole = None      # (data, batch): the last sweep's batch whole (up to TIME_ROWS rows)
         self._apart = {}        # node -> its members whose drawn row is their own (measured alone)
         self._solo_progs = {}   # a choice's key -> its compiled program, not adopted (a Solo's)
 
@@ -319,6 +330,7 @@ class Measurement(Alone):
         nodes at their choice so far; `decide` keeps `defaults[node]` where it is tied. The table of
         the sweep: `self.table`."""
         prog, names, table = self.prog, self.prog.model_param_names(), list(self.excluded)
+        self._whole = _copied(data, batch)      # the batch whole: programs of their own are timed on it
         data, batch = _first_rows(data, batch)
         members = {name: list(ms) for name, ms in self.measured.items()}
         self.defaults = dict(defaults)

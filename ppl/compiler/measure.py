@@ -20,6 +20,9 @@ SOLO_MARGIN = 0.25       # ... 25% between programs: no common draws, and a time
 TIME_ROUNDS = 5          # a program of its own is timed against the measured choice's: alternating rounds,
 TIME_BLOCK = 0.01        # ... of about this many seconds each, the median (0 rounds: its rows, counted, as
                          # the measured program's: every choice the same on every run, the time ignored)
+TIME_ROWS = 1024         # ... on the batch's first rows, at most this many
+
+
 class Candidate:
     """One estimator measured for one node (a row of `Program.autotune_table`)."""
 

@@ -32,6 +32,7 @@ class ARMS(Estimator):
             'ICML')
 
     branch_rows = True
+    own_draws = True   # its n coupled draws per unit: the drawn row is the first of them
 
     def check(self, info):
         if not info.dist.antithetic:

@@ -162,6 +162,10 @@ class Estimator:
     # True when its extra row is the one alternative row every such node shares (stochastic
     # derivatives with pruning: ppl/lowering/alternative.py): one row per drawn row in all
     alternative_row = False
+    # True when its drawn row is a coupled draw of its own, not the law's draw from the node's
+    # noise (ARMS's copula draws): the measured choice measures it in a program of its own
+    # rather than beside candidates that share one drawn row
+    own_draws = False
     # True when its configuration rows carry each configuration's probability in the rows'
     # weights (exact enumeration): an estimate above it that compares its own rows' costs must
     # first marginalise them over this node's digit (ctx.rows.enumerated_below)

@@ -73,10 +73,11 @@ def runs():
 
 
 def test_one_program_per_estimator_measured_alone_not_per_candidate(runs):
-    """The measured program (score, DisARM, mvd and ARMS side by side at both nodes), one program per
+    """The measured program (score, DisARM and mvd side by side at both nodes), one program per
     estimator measured in a program of its own, whatever the nodes it is at (ARMS, whose drawn row
-    is its own; stochastic derivatives at h1 and h2; enumeration at h2), and the program of the
-    choice: five compiles for two nodes of seven candidates (one per candidate per node: eleven)."""
+    is its own coupled draw; stochastic derivatives at h1 and h2; enumeration at h2), and the
+    program of the choice: five compiles for two nodes of seven candidates (one per candidate per
+    node: eleven)."""
     assert runs[1] == [5, 5]
 
 
