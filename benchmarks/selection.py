@@ -16,8 +16,9 @@ is variance x microseconds per estimate (lower is better); `ratio` is a choice's
 one's. One JSON line per (problem, assignment), then one summary line per problem. The measured
 default's own first-gradient cost is measured apart: `--first` runs, in fresh processes (kernels
 cached), the first `grad` of a new model under the measured default and with its estimators fixed,
-alternating, and the second `grad` (the measured default's first gradient comes from its measured
-program while the choice's own step compiles on a thread; the second waits for that compile). `--train SECONDS` trains the 784-200 SBN and the Gaussian VAE for that wall time under
+alternating, and the second `grad` (the measured default's first gradient comes from the rule
+table's program while the choice is measured on a thread, its programs compiled there; the second
+waits for what is left of it). `--train SECONDS` trains the 784-200 SBN and the Gaussian VAE for that wall time under
 the rule table's choice and under the measured default (compile and measurements counted), from
 the same initialisation, `--seeds` seeds, and reports each one's test ELBO.
 

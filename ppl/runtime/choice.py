@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 
-import numba
 import numpy as np
 
 from .. import validate as V
@@ -18,7 +17,7 @@ class MeasuredChoice:
 
     _measure = None   # (the nodes measured, choose(pilot, start) -> the program of the choice), or None
     measurement = None   # the measured choice's Measurement (ppl/compiler/autotune.py): it measures again
-    _compiling = None    # the program of the choice's step compiling on a thread (_Compile), or None
+    _measuring = None    # the measured choice made on a thread after a first gradient (_Measuring), or None
 
     def measure_on_first_batch(self, nodes, choose) -> None:
         """Hold the measured choice of `nodes` until a first batch: `choose(pilot, start)` then
@@ -43,9 +42,10 @@ class MeasuredChoice:
         return self
 
     def _choose(self, data, batch, first_step=None):
-        """choose(), the program of the choice left to compile on a thread of its own (`_compiling`);
-        first_step=(seed, step): that step's (loss, gradient) from the measured program meanwhile
-        (the choice in force there: the same estimate), its state carried into the choice's."""
+        """choose(), or with first_step=(seed, step) (a first gradient asked for): that step's (loss,
+        gradient) from this program (the rule table's choice, an unbiased estimate at the cost of
+        its own compile), the measured choice made meanwhile on a thread of its own from a copy of
+        the parameters and state (`_measuring`); the next call waits for it and takes its program."""
         if self._measure is None:
             return None
         _, choose = self._measure
@@ -55,32 +55,39 @@ class MeasuredChoice:
             raise ModelError(f"model '{self.model.name}': the measured choice needs a batch: pass data (or batch=N "
                              f"for a model without inputs)")
         self._inputs(data, batch)   # bad data is the caller's error here, not a candidate's
-        new = choose(pilot, self)
-        out, m = None, new.measurement
-        if first_step is not None and m is not None:
-            out = m.prog.grad(data, seed=first_step[0], step=first_step[1], batch=batch)
-            m.carry(new)
-        self._adopt(new)
-        if m is not None:   # its step compiles on a thread while the caller goes on (a call waits for it),
-            # then the candidates of programs of their own are measured there (the next call decides)
-            args = self.args(data, batch) + (np.uint64(0), np.int64(0), 1)
-            self._compiling = _Compile(self.entry, args, m.measure_solos if m.pending else None)
+        if first_step is None:
+            self._take(choose(pilot, self))
+            return None
+        from .program import ParamView
+        out = self._run(data, batch, first_step[0], first_step[1], 1)[0]   # the rule table's step, compiled
+        g = ParamView(self.grad_buffer, self.layout)
+        out = (float(out), {k: g[k].copy() for k in g})
+        self._measuring = _Measuring(choose, _copy_pilot(pilot), _Snapshot(self))
         return out
 
-    def join_compile(self) -> None:
-        """Wait for the program of the choice's step compiling on its thread (its error raised here)
-        and the measurement of the candidates of programs of their own; where one of them won, the
-        program becomes the program of that choice, from its parameters and state."""
-        job, self._compiling = self._compiling, None
-        if job is not None:
-            job.join()
-        m = self.measurement
+    def _take(self, new) -> None:
+        """Become `new`, the program of the measured choice (its step compiled, its programs of their
+        own measured and decided: Measurement.settled), with this program's parameters."""
+        m = new.measurement
         if m is not None and m.pending:
-            m.measure_solos()   # done on the thread unless it was not started there
-            new = m.settled(self)
-            if new is not self:
-                self._adopt(new)
+            m.measure_solos()
+            new = m.settled(new)
+        if new is not self:
+            self._adopt(new)
 
+    def join_compile(self) -> None:
+        """Wait for the measured choice made on a thread (its programs compiled and measured there) and
+        become the program of the choice, from this program's parameters as they are now."""
+        job, self._measuring = self._measuring, None
+        if job is None:
+            return
+        new = job.join()
+        params = {k: v.copy() for k, v in self.params.items()}
+        for k, v in params.items():   # the caller's parameters now (it may have stepped them since)
+            if k in new.params and new.params[k].shape == v.shape:
+                new.params[k][...] = v
+        new.push()
+        self._take(new)
     def _adopt(self, new) -> None:
         """Become program `new` (the same model under other estimators): its step, layout and
         state; the parameter arrays are kept where the layouts of the parameters agree (views of
@@ -122,27 +129,53 @@ def choice_records(prog, step: int, before: dict, nodes) -> list:
                           if r["node"] == name and r["rows"]]} for name in nodes]
 
 
-class _Compile:
-    """A step's compile for the types of `args` on a thread of its own (Numba compiles under one lock:
-    a call of the step meanwhile waits for it), then `then()` if given (its own errors are its
-    own to keep); `join` waits and raises the compile's error."""
+class _Measuring:
+    """The measured choice made on a thread of its own: `choose(pilot, start)` (the compiler's
+    autotune, from `start`'s parameters and state), then the program of the choice's step compiled
+    and its programs of their own measured, while the caller goes on; `join` waits and returns the
+    program (an error there leaves the rule table's: ppl/compiler/autotune.py falls back itself)."""
 
-    def __init__(self, entry, args, then=None):
-        self.error = None
-        sig = tuple(numba.typeof(a) for a in args)
+    def __init__(self, choose, pilot, start):
+        self.result, self.error = None, None
 
         def run():
             try:
-                entry.compile(sig)
+                new = choose(pilot, start)
+                m = new.measurement
+                if m is not None:
+                    data, batch = (None, pilot) if isinstance(pilot, int) else (pilot, None)
+                    new.grad(data, batch=batch)   # its step compiled (its state kept: a copy's)
+                    m.carry(new)
+                    if m.pending:
+                        m.measure_solos()
+                self.result = new
             except BaseException as e:   # raised where the program is next used
                 self.error = e
-                return
-            if then is not None:
-                then()
-        self.thread = threading.Thread(target=run, name="ppl-compile", daemon=True)
+        self.thread = threading.Thread(target=run, name="ppl-measure", daemon=True)
         self.thread.start()
 
     def join(self):
         self.thread.join()
         if self.error is not None:
             raise self.error
+        return self.result
+
+
+class _Snapshot:
+    """A program's parameters and state as they were (what the measurement on a thread starts from,
+    by name, while the caller may step the program's own)."""
+
+    def __init__(self, prog):
+        prog.pull()
+        self.params = {k: np.array(v) for k, v in prog.params.items()}
+        self.state, self.layout = np.array(prog.state), prog.layout
+
+    def pull(self):
+        pass
+
+
+def _copy_pilot(pilot):
+    """The batch as it is now (the caller may reuse its arrays while the measurement runs)."""
+    if isinstance(pilot, dict):
+        return {k: np.array(v) for k, v in pilot.items()}
+    return int(pilot) if isinstance(pilot, (int, np.integer)) else np.array(pilot)

@@ -349,9 +349,10 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
 
     def grad(self, data=None, seed=0, step=0, batch=None):
         """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. A measured
-        choice not made yet is made on this batch first (`choose`)."""
-        first = self._measure and self._choose(data, batch, first_step=(seed, step))   # a choice to make first
-        if first:   # from the measured program, the same estimate, while the choice's own step compiles
+        choice not made yet is made on this batch, on a thread while this gradient returns (the
+        rule table's estimate); the next call takes its program (`choose` makes it at once)."""
+        first = self._measure and self._choose(data, batch, first_step=(seed, step))   # a choice to make
+        if first:
             return first
         loss, _ = self._run(data, batch, seed, step, 1)
         g = ParamView(self.grad_buffer, self.layout)
