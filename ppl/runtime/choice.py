@@ -42,9 +42,9 @@ class MeasuredChoice:
         return self
 
     def _choose(self, data, batch, first_step=None):
-        """choose(), or with first_step=(seed, step) (a first gradient asked for): that step's (loss,
-        gradient) from this program (the rule table's choice, an unbiased estimate at the cost of
-        its own compile), the measured choice made meanwhile on a thread of its own from a copy of
+        """choose(), or with first_step=(seed, step) (a first gradient asked for): that step run by
+        this program (the rule table's choice, an unbiased estimate at the cost of its own compile;
+        its loss returned, its gradient in grad_buffer), the measured choice made meanwhile on a thread of its own from a copy of
         the parameters and state (`_measuring`); the next call waits for it and takes its program."""
         if self._measure is None:
             return None
@@ -58,12 +58,9 @@ class MeasuredChoice:
         if first_step is None:
             self._take(choose(pilot, self))
             return None
-        from .program import ParamView
-        out = self._run(data, batch, first_step[0], first_step[1], 1)[0]   # the rule table's step, compiled
-        g = ParamView(self.grad_buffer, self.layout)
-        out = (float(out), {k: g[k].copy() for k in g})
+        loss = self._run(data, batch, first_step[0], first_step[1], 1)[0]   # the rule table's step, compiled
         self._measuring = _Measuring(choose, _copy_pilot(pilot), _Snapshot(self))
-        return out
+        return loss
 
     def _take(self, new) -> None:
         """Become `new`, the program of the measured choice (its step compiled, its programs of their

@@ -351,10 +351,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. A measured
         choice not made yet is made on this batch, on a thread while this gradient returns (the
         rule table's estimate); the next call takes its program (`choose` makes it at once)."""
-        first = self._measure and self._choose(data, batch, first_step=(seed, step))   # a choice to make
-        if first:
-            return first
-        loss, _ = self._run(data, batch, seed, step, 1)
+        loss = self._choose(data, batch, (seed, step)) if self._measure else self._run(data, batch, seed, step, 1)[0]
         g = ParamView(self.grad_buffer, self.layout)
         return float(loss), {k: g[k].copy() for k in g}
 
