@@ -44,8 +44,9 @@ class MeasuredChoice:
     def _choose(self, data, batch, first_step=None):
         """choose(), or with first_step=(seed, step) (a first gradient asked for): that step run by
         this program (the rule table's choice, an unbiased estimate at the cost of its own compile;
-        its loss returned, its gradient in grad_buffer), the measured choice made meanwhile on a thread of its own from a copy of
-        the parameters and state (`_measuring`); the next call waits for it and takes its program."""
+        its loss returned, its gradient in grad_buffer), the measured choice made meanwhile on a
+        thread of its own from a copy of the parameters and state (`_measuring`); the next call
+        waits for it and takes its program."""
         if self._measure is None:
             return None
         _, choose = self._measure
