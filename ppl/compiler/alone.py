@@ -46,10 +46,10 @@ def _clearly_less(c, best) -> bool:
     """Whether program of its own c's score is clearly below `best`'s: by SOLO_MARGIN (or two
     standard errors), its score first raised by the square root of its work over best's where it
     does more. A program whose steps cost k times more gets k times fewer of them in the same time,
-    and Adam's progress is bounded by the steps as well as by their noise: on the 784-200 SBN ARMS
-    measured 0.8x DisARM's variance x work at 2.6x its time per step, yet trained 0.5-1 nats worse at
-    equal wall time. A variance lower by more than k^1.5 pays for k times the work; an exact
-    estimate (variance 0) always does."""
+    and Adam's progress is bounded by the steps as well as by their noise (BENCHMARKS.md, "The
+    measured choice": ARMS on the 784-200 SBN, ahead on variance x work, behind at equal wall time).
+    A variance lower by more than k^1.5 pays for k times the work; an exact estimate (variance 0)
+    always does."""
     extra = max(1.0, c.work / best.work) if best.work > 0 else 1.0
     raised = Candidate(c.node, c.estimator, c.variance * math.sqrt(extra), c.se * math.sqrt(extra), c.rows)
     raised.timed = c.timed
@@ -116,6 +116,7 @@ class Alone:
         run is left out with its error."""
         if self._at is None or not any(s.cand is None and s.error is None for s in self.pending):
             return
+        t0 = time.perf_counter()
         data, batch, seed, step, params, state = self._at
         if self.reference is None:
             self.reference = self._measure_reference()
@@ -127,6 +128,7 @@ class Alone:
                 solo.cand.estimator = solo.estimator
             except Exception as e:   # noqa: BLE001 - a candidate that fails is not chosen; the reason is said
                 solo.error = f"{type(e).__name__}: {e}"
+        self.seconds += time.perf_counter() - t0   # what measuring again costs (fit's budget)
 
     def _measure_reference(self) -> Candidate:
         """The sweep's choice measured as the programs of their own are (the same warm-up, steps and
@@ -177,6 +179,7 @@ class Alone:
         solos = [s for s in solos if s.cand is not None]
         if not solos or self.reference is None or self._at is None or M.TIME_ROUNDS <= 0:
             return
+        t0 = time.perf_counter()
         data, batch = self._whole    # the batch training runs (its cost per row need not be the first rows')
         now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
         if now != self.picks:   # prog runs another choice (measured again while a program of its own is in force)
@@ -190,6 +193,7 @@ class Alone:
         base = float(np.median(times[0]))
         for s, t in zip(solos, times[1:]):
             s.cand.timed = (float(np.median(t)) / base, self.reference.work)
+        self.seconds += time.perf_counter() - t0
 
     def final_choice(self, solos) -> dict:
         """{node: estimator}: the last sweep's choice, or a program of its own whose score is clearly

@@ -139,8 +139,8 @@ def _lookahead(prog, data, batch, seed, steps) -> None:
     """`steps` Adam steps (LOOKAHEAD_LR) of the measured program's model parameters on this batch,
     at the choices in force: the first measurement is taken there, not at the initial parameters.
     A random initialisation is no point of training: its learning signals are flat, and the
-    candidates' variances there can rank unlike a few steps later (on the 784-200 SBN the score
-    function's variance x rows is 0.7x DisARM's at initialisation, 8x after 10 steps of Adam)."""
+    candidates' variances there can rank unlike a few steps later (BENCHMARKS.md, "The measured
+    choice": the score function against DisARM on the 784-200 SBN)."""
     from ..runtime.diagnostics import adam_steps
     if steps <= 0:
         return
@@ -299,7 +299,7 @@ class Measurement(Alone):
                                                            lowering="arrays"))
         self.slots = {name: _state_offset(self.prog, chosen_state(name)) for name in measured}
         self.table = []
-        self.seconds = 0.0   # wall time of the last sweep and its program's compile
+        self.seconds = 0.0   # wall time of the last measurement: sweep, compiles, programs of their own
         self.pending = []    # the Solo programs still to measure
         self.picks = {}      # the measured program's choice of the last sweep
         self.defaults = {}   # the choice in force when it was measured (ties keep it)
