@@ -80,28 +80,11 @@ def poisson_regression():
 
 
 def blackbox(law):
-    """A node behind a gradient-free black box (the rule table's stochastic derivatives): 5 Bernoulli
-    units scored by a weighted count (32 values: enumeration is exact), or a Poisson count."""
-    @numba.njit
-    def weighted(b):
-        s = 0.0
-        for j in range(b.shape[0]):
-            s += b[j] * (j + 1)
-        return (s - 7.0) ** 2
-
-    @numba.njit
-    def steps(k):
-        return abs(k[0] - 3.0) + np.floor(k[0] / 2.0)
-
+    """A node behind a gradient-free black box (black_boxes.py: the rule table's stochastic
+    derivatives): 5 Bernoulli units (32 values: enumeration is exact), or a Poisson count."""
     def make():
-        x = np.random.default_rng(1).normal(size=(32, 2))
-        with Model(f"sel_blackbox_{law}") as m:
-            xs = m.input("x", 2)
-            if law == "bernoulli":
-                m.cost("f", ppl.blackbox(weighted, [Bernoulli("b", logits=Affine(xs, 5, name="pb"))]))
-            else:
-                m.cost("f", ppl.blackbox(steps, [ppl.Poisson("k", rate=ppl.exp(Affine(xs, 1, name="r")))]))
-        return m, {"x": x}, None
+        import black_boxes
+        return black_boxes.model(f"sel_blackbox_{law}", law), {"x": np.random.default_rng(1).normal(size=(32, 2))}, None
     return make
 
 

@@ -12,6 +12,7 @@ is measured apart from training's; raised first by the square root of its extra 
 or tied with it and of clearly less work (`measure.prefer_in_tie`)."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -93,21 +94,32 @@ class Alone:
                 solo.error = str(e)
             self.pending.append(solo)
 
+    def _assignment(self, choice: dict) -> dict:
+        """{node: (estimator, options)} of the program of `choice` ({node: estimator} of the measured
+        nodes; the others as chosen)."""
+        return {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}}
+
     def _rows(self, choice: dict) -> int:
-        return rows_of(self.model, self.an, self.options,
-                       {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}})
+        return rows_of(self.model, self.an, self.options, self._assignment(choice))
 
     def _key(self, choice: dict) -> tuple:
         return tuple(sorted(choice.items()))
 
     def _compiled(self, choice: dict):
-        """The program of `choice` (made once per choice; its step compiles on its first call)."""
+        """The program of `choice`, kept to measure (made once per choice; its step compiles on its
+        first call)."""
         key = self._key(choice)
         if key not in self._solo_progs:
-            est = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}}
             self._solo_progs[key] = self.compile_program(self.model, self.options.replace(
-                estimators=est, policy="rules", pilot=None))
+                estimators=self._assignment(choice), policy="rules", pilot=None))
         return self._solo_progs[key]
+
+    def _take_program(self, choice: dict):
+        """The program of `choice` to adopt: the one made to measure, if any (no longer kept), else a
+        new one."""
+        prog = self._compiled(choice)
+        del self._solo_progs[self._key(choice)]
+        return prog
 
     def measure_solos(self) -> None:
         """Measure the pending programs of their own where the last sweep measured (its batch,
@@ -117,14 +129,14 @@ class Alone:
         if self._at is None or not any(s.cand is None and s.error is None for s in self.pending):
             return
         t0 = time.perf_counter()
-        data, batch, seed, step, params, state = self._at
+        data, batch, seed, step, point = self._at
         if self.reference is None:
             self.reference = self._measure_reference()
         for solo in self.pending:
             if solo.cand is not None or solo.error is not None:
                 continue
             try:
-                solo.cand = self._measure_one(solo.prog, data, batch, seed, step, params, state, solo.rows)
+                solo.cand = self._measure_one(solo.prog, data, batch, seed, step, point, solo.rows)
                 solo.cand.estimator = solo.estimator
             except Exception as e:   # noqa: BLE001 - a candidate that fails is not chosen; the reason is said
                 solo.error = f"{type(e).__name__}: {e}"
@@ -134,31 +146,27 @@ class Alone:
         """The sweep's choice measured as the programs of their own are (the same warm-up, steps and
         SOLO_DRAWS draws; its figure in the sweep may rest on one round): in the measured program, its
         members in force at the choice; the program's parameters and state left as they were."""
-        from ..estimators.candidates import chosen_state
-        data, batch, seed, step, params, state = self._at
+        data, batch, seed, step, point = self._at
         prog = self.prog
         prog.pull()
         theta, kept = prog.theta.copy(), prog.state.copy()
-        state = dict(state)
+        point = copy.copy(point)               # the snapshot of this program: its members in force at the choice
+        point.state = point.state.copy()
         for name, ms in self.measured.items():
-            state[chosen_state(name)] = np.full_like(state[chosen_state(name)], ms.index(self.picks[name]))
+            point.state[self.slots[name]] = ms.index(self.picks[name])
         try:
-            ref = self._measure_one(prog, data, batch, seed, step, params, state, self.incumbent.rows)
+            ref = self._measure_one(prog, data, batch, seed, step, point, self._rows(self.picks))
         finally:
             prog.theta[:], prog.state[:] = theta, kept
             prog.push()
         ref.node, ref.estimator = "", "the measured program's choice"
         return ref
 
-    def _measure_one(self, prog, data, batch, seed, step, params, state, rows) -> Candidate:
+    def _measure_one(self, prog, data, batch, seed, step, point, rows) -> Candidate:
+        """`prog`'s figures from `point` (a Snapshot: its parameters and state by name): WARMUP steps,
+        then the variance over SOLO_DRAWS draws at steps `step` .. of `seed`."""
         names = prog.model_param_names()
-        prog.pull()
-        for k in names:
-            prog.params[k][...] = params[k]
-        for n, off, size, _ in prog.layout.state:
-            if n in state and state[n].size == size:
-                prog.state[off: off + size] = state[n]
-        prog.push()
+        start_from(prog, point)
         for t in range(M.WARMUP):   # its own state warmed, as the measured program's was
             prog.grad(data, seed=seed, step=step - M.WARMUP + t, batch=batch)
         c, grads = Candidate("", "", rows=rows), []
@@ -223,11 +231,11 @@ class Alone:
                          f"{inc.draws} draws)" if inc is not None and inc.score > 0 else "")
                 timed = f", its time per estimate {c.timed[0]:.2f}x" if c.timed is not None else ""
                 tied = inc is not None and not (apart(c, inc, M.SOLO_MARGIN) or apart(inc, c, M.SOLO_MARGIN))
-                c.verdict = (f"{alone}: score {ratio}{timed}" +
-                             ("; chosen" if solo is won else "; tied on score: not chosen (more work, or not "
-                                                             "the choice in force)" if tied else "") +
-                             (" (tied on score: less work, or the choice in force)" if solo is won and
-                              not apart(inc, c, M.SOLO_MARGIN) else ""))
+                if solo is won:
+                    why = "; chosen" + (" (tied on score: less work, or the choice in force)" if tied else "")
+                else:
+                    why = "; tied on score: not chosen (more work, or not the choice in force)" if tied else ""
+                c.verdict = f"{alone}: score {ratio}{timed}{why}"
                 table.append(c)
         if won is not None:
             for c in table:
@@ -248,11 +256,7 @@ class Alone:
         if choice == now:
             self.label(prog)
             return prog
-        new = self._solo_progs.pop(self._key(choice), None)   # adopted: no longer a measuring program
-        if new is None:
-            new = self.compile_program(self.model, self.options.replace(
-                estimators={**self.chosen, **{n: (e, self.opts_of(e)) for n, e in choice.items()}},
-                policy="rules", pilot=None))
+        new = self._take_program(choice)
         start_from(new, self.prog)   # the measured program's warmed state of the new estimators,
         start_from(new, prog)        # then prog's parameters and the state it has
         self.label(new)

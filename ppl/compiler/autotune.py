@@ -71,8 +71,9 @@ from ..errors import ModelError
 from ..estimators import REGISTRY
 from .alone import Alone
 from .measure import (DRAWS, LOOKAHEAD, LOOKAHEAD_LR, MAX_ROWS, ROUND, SOLO_DRAWS, SOLO_MARGIN,  # noqa: F401
-                      TIE_MARGIN, TIME_ROUNDS, TIME_ROWS, WARMUP, Candidate, clear, decide, moments, rows_of, start_from)
+                      TIE_MARGIN, TIME_ROWS, WARMUP, Candidate, clear, decide, moments, start_from)
 from .selection import select
+from ..runtime.choice import Snapshot
 
 RULE = (f"variance = trace of the model-parameter gradient's covariance over {ROUND}-{DRAWS} draws (rounds of "
         f"{ROUND} until one candidate is clearly least) on at most {MAX_ROWS} data rows, after {WARMUP} warm-up "
@@ -150,24 +151,15 @@ def _lookahead(prog, data, batch, seed, steps) -> None:
     adam_steps(prog, data, own, LOOKAHEAD_LR, [(seed, (1 << 40) + t) for t in range(1, steps + 1)], batch)
 
 
-def _first_rows(data, batch):
-    """The batch cut to its first MAX_ROWS data rows (the variance per row ranks the candidates), a
-    copy (programs of their own are measured later, perhaps on a thread)."""
+def _first_rows(data, batch, n: int):
+    """A copy of the batch (a dict of arrays, an array, or None with `batch` rows for a model without
+    inputs) cut to its first n data rows (programs of their own are measured later, perhaps on a
+    thread, while the caller may reuse its arrays)."""
     if data is None:
-        return None, min(int(batch), MAX_ROWS)
+        return None, min(int(batch), n)
     if isinstance(data, dict):
-        return {k: np.array(np.asarray(v)[:MAX_ROWS]) for k, v in data.items()}, batch
-    return np.array(np.asarray(data)[:MAX_ROWS]), batch
-
-
-def _copied(data, batch):
-    """A copy of a batch (a dict of arrays, an array or None; `batch` rows of a model without
-    inputs), cut to its first TIME_ROWS rows."""
-    if isinstance(data, dict):
-        return {k: np.array(np.asarray(v)[:TIME_ROWS]) for k, v in data.items()}, batch
-    if data is None:
-        return None, min(int(batch), TIME_ROWS)
-    return np.array(np.asarray(data)[:TIME_ROWS]), batch
+        return {k: np.array(np.asarray(v)[:n]) for k, v in data.items()}, batch
+    return np.array(np.asarray(data)[:n]), batch
 
 
 def _state_offset(prog, name: str) -> int:
@@ -243,8 +235,7 @@ def autotune(model, compile_program, options, start=None):
         m = Measurement(model, options, compile_program, base, chosen, measured, solos, table)
         start_from(m.prog, start)
         t0 = time.perf_counter()
-        rules = {n.name: ch.estimator for n, (ch, _) in base.items()}
-        picks = m.sweep(data, batch, options.seed, 0, {name: rules[name] for name in measured},
+        picks = m.sweep(data, batch, options.seed, 0, {name: m.rules[name] for name in measured},
                         lookahead=LOOKAHEAD)
         m.plan_solos(picks)
     except Exception as e:   # noqa: BLE001 - a candidate refused in its place (mvd above an enumerated node),
@@ -303,9 +294,8 @@ class Measurement(Alone):
         self.pending = []    # the Solo programs still to measure
         self.picks = {}      # the measured program's choice of the last sweep
         self.defaults = {}   # the choice in force when it was measured (ties keep it)
-        self.incumbent = None   # the figures of `picks` (the last node's chosen candidate)
         self.reference = None   # `picks` measured as the programs of their own are (measure_solos)
-        self._at = None         # where the last sweep measured: (data, batch, seed, first draw's step, params, state)
+        self._at = None         # where the last sweep measured: (data, batch, seed, first draw's step, Snapshot)
         self._whole = None      # (data, batch): the last sweep's batch whole (up to TIME_ROWS rows)
         self._apart = {}        # node -> its members whose drawn row is their own (measured alone)
         self._solo_progs = {}   # a choice's key -> its compiled program, not adopted (a Solo's)
@@ -330,8 +320,8 @@ class Measurement(Alone):
         nodes at their choice so far; `decide` keeps `defaults[node]` where it is tied. The table of
         the sweep: `self.table`."""
         prog, names, table = self.prog, self.prog.model_param_names(), list(self.excluded)
-        self._whole = _copied(data, batch)      # the batch whole: programs of their own are timed on it
-        data, batch = _first_rows(data, batch)
+        self._whole = _first_rows(data, batch, TIME_ROWS)   # programs of their own are timed on it
+        data, batch = _first_rows(data, batch, MAX_ROWS)      # the variance per row ranks the candidates
         members = {name: list(ms) for name, ms in self.measured.items()}
         self.defaults = dict(defaults)
         picks = {name: self._member_default(name, defaults[name]) for name in members}
@@ -344,19 +334,15 @@ class Measurement(Alone):
         for t in range(WARMUP):
             prog.grad(data, seed=seed, step=step0 + lookahead + t, batch=batch)
         prog.pull()
-        self._at = (data, batch, seed, step0 + lookahead + WARMUP, {k: prog.params[k].copy() for k in names},
-                    {n: prog.state[off: off + size].copy() for n, off, size, _ in prog.layout.state})
+        self._at = (data, batch, seed, step0 + lookahead + WARMUP, Snapshot(prog))
         apart = {name: _drawn_apart(prog, data, batch, name, ms) for name, ms in members.items()}
         self._apart = apart
-        last = None
         for name, ms in members.items():          # one sweep of coordinate descent, in topological order
             cands = []
             for k, est in enumerate(ms):
                 if est in apart[name]:   # its drawn row is its own (coupled draws): measured alone
                     continue
-                trial = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()},
-                         name: (est, self.opts_of(est))}
-                cands.append((k, Candidate(name, est, rows=rows_of(self.model, self.an, self.options, trial))))
+                cands.append((k, Candidate(name, est, rows=self._rows({**picks, name: est}))))
             grads = {k: [] for k, _ in cands}
             for s in range(DRAWS):
                 prog.pull()
@@ -378,12 +364,11 @@ class Measurement(Alone):
             prog.state[self.slots[name]] = next(k for k, c in cands if c is pick)
             prog.push()
             picks[name] = pick.estimator
-            last = pick
             table.extend(sorted((c for _, c in cands), key=lambda c: (c.score, c.estimator)))
         prog.pull()
         prog.theta[:] = theta                     # the parameters it was given (the look-ahead was a copy's)
         prog.push()
-        self.table, self.picks, self.incumbent, self.reference = self._sorted(table), dict(picks), last, None
+        self.table, self.picks, self.reference = self._sorted(table), dict(picks), None
         return picks
 
     def _sorted(self, table):
@@ -395,12 +380,7 @@ class Measurement(Alone):
     def program(self, picks: dict):
         """The program of the choice `picks`, from the measured program's parameters and (warmed)
         state, with the table and the reasons; it keeps this measurement."""
-        key = self._key(picks)
-        final = self._solo_progs.pop(key, None)
-        if final is None:
-            chosen = {**self.chosen, **{n: (e, self.opts_of(e)) for n, e in picks.items()}}
-            final = self.compile_program(self.model, self.options.replace(estimators=chosen, policy="rules",
-                                                                          pilot=None))
+        final = self._take_program(picks)
         start_from(final, self.prog)             # the parameters, and the warmed state by name
         self.label(final)
         final.measurement = self

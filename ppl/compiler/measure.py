@@ -141,7 +141,8 @@ def rows_of(model, an, options, assign: dict) -> int:
 
 
 def start_from(prog, start):
-    """Give `prog` the model parameters and estimator state of `start` (a Program), by name."""
+    """Give `prog` the model parameters and estimator state of `start` (a Program, or a
+    runtime.choice.Snapshot of one), by name."""
     if start is None:
         return
     start.pull()

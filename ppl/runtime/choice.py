@@ -60,7 +60,7 @@ class MeasuredChoice:
             self._take(choose(pilot, self))
             return None
         loss = self._run(data, batch, first_step[0], first_step[1], 1)[0]   # the rule table's step, compiled
-        self._measuring = _Measuring(choose, _copy_pilot(pilot), _Snapshot(self))
+        self._measuring = _Measuring(choose, _copy_pilot(pilot), Snapshot(self))
         return loss
 
     def _take(self, new) -> None:
@@ -80,8 +80,8 @@ class MeasuredChoice:
         if job is None:
             return
         new = job.join()
-        params = {k: v.copy() for k, v in self.params.items()}
-        for k, v in params.items():   # the caller's parameters now (it may have stepped them since)
+        self.pull()
+        for k, v in self.params.items():   # the caller's parameters now (it may have stepped them since)
             if k in new.params and new.params[k].shape == v.shape:
                 new.params[k][...] = v
         new.push()
@@ -159,9 +159,10 @@ class _Measuring:
         return self.result
 
 
-class _Snapshot:
-    """A program's parameters and state as they were (what the measurement on a thread starts from,
-    by name, while the caller may step the program's own)."""
+class Snapshot:
+    """A program's parameters and state as they were, read by name as a program's are
+    (compiler/measure.start_from): what a measurement starts from while the program itself moves on
+    (the caller steps it; the measured program runs its draws)."""
 
     def __init__(self, prog):
         prog.pull()

@@ -2,6 +2,8 @@
 runs, the table behind it, what is measured and what is not, and the decision rule on made-up
 measurements."""
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -335,31 +337,12 @@ def test_a_users_estimator_is_a_candidate_and_a_failing_one_falls_back():
 
 
 def _black_box(name, law="bernoulli"):
-    """A node behind a gradient-free black box, where the rule table takes stochastic derivatives:
-    5 Bernoulli units scored by a weighted count (32 values: enumeration is exact there), or a
+    """A node behind a gradient-free black box, where the rule table takes stochastic derivatives
+    (benchmarks/black_boxes.py): 5 Bernoulli units (32 values: enumeration is exact there), or a
     Poisson count."""
-    import numba
-
-    @numba.njit
-    def weighted(b):
-        s = 0.0
-        for j in range(b.shape[0]):
-            s += b[j] * (j + 1)
-        return (s - 7.0) ** 2
-
-    @numba.njit
-    def steps(k):
-        return abs(k[0] - 3.0) + np.floor(k[0] / 2.0)
-
-    with Model(name) as m:
-        x = m.input("x", 2)
-        if law == "bernoulli":
-            node = Bernoulli("b", logits=Affine(x, 5, name="pb"))
-            m.cost("f", ppl.blackbox(weighted, [node]))
-        else:
-            node = ppl.Poisson("k", rate=ppl.exp(Affine(x, 1, name="r")))
-            m.cost("f", ppl.blackbox(steps, [node]))
-    return m
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks"))
+    import black_boxes
+    return black_boxes.model(name, law)
 
 
 def test_candidates_of_programs_of_their_own_are_measured_by_the_next_call(monkeypatch):
