@@ -37,6 +37,7 @@ from ..declare import rows
 from ..math.groups import categorical_sample_group, logsumexp_group
 from ..math.scalar import like, sigmoid
 from ..math.slots import slot_local
+from ..math.words import add_word
 from .binomial import _pq, _sample as _binomial_sample
 from .geometric import _sample as _geometric_sample
 from .poisson import _inverse_cdf
@@ -52,6 +53,27 @@ def _keep(r, j, m, v, W, sid, tag):
         tag[r, j] = sid[r]
         return True
     return False
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _keep_t(r, j, w, v, W, sid, tag, tan, S):
+    """A jump of unit j, weight w > 0 per unit of its law's parameter, into the reservoir: per
+    unit (`tan` empty: weight w), or along the model's parameters (`tan`: the parameter's
+    tangents, column d * width + j for direction d): weight m = w sum_d |tan_d|, and where it is
+    kept S[r, d] = w tan_d / m, so that W_total S (f(y) - f(x)) estimates every direction's
+    derivative. A jump with no tangent adds nothing; a NaN weight makes W NaN."""
+    if tan.shape[0] == 0:
+        return _keep(r, j, w, v, W, sid, tag)
+    n = tag.shape[1]
+    m = 0.0
+    for d in range(S.shape[1]):
+        m += abs(float(tan[r, d * n + j]))
+    m *= w
+    if m == 0.0 or not _keep(r, j, m, v, W, sid, tag):
+        return False
+    for d in range(S.shape[1]):
+        S[r, d] = w * float(tan[r, d * n + j]) / m
+    return True
 
 
 @njit(cache=True, error_model="numpy")
@@ -78,10 +100,8 @@ def _move_group(value, ra, kept, K):
         value[ra, g0 + k] = like(value, 1.0) if g0 + k == kept else like(value, 0.0)
 
 
-@rows("value")
-def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """The draw on the drawn row with its jumps in the reservoir, and the alternative row; every
-    other row a plain draw (see the module docstring)."""
+@njit(cache=True, error_model="numpy")
+def _bernoulli(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     one, zero = like(value, 1.0), like(value, 0.0)
     jl = slot_local(r, stride, span)
     if jl == off:   # written by its drawn row
@@ -96,7 +116,7 @@ def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, t
         p = sigmoid(logits[r, j])
         value[r, j] = one if u[r, j] < p else zero
         tag[r, j] = 0.0
-        if value[r, j] == zero and _keep(r, j, float(p), v, W, sid, tag):
+        if value[r, j] == zero and _keep_t(r, j, float(p), v, W, sid, tag, tan, S):
             kept = j
     if not _apply(r, ra, kept, one, D, switched, value, rw):
         for j in range(value.shape[1]):
@@ -104,9 +124,20 @@ def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, t
 
 
 @rows("value")
-def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """As sd_bernoulli_draw for groups of K classes (Gumbel-max draws): a group drawn c jumps to
-    each other class k with weight p_k."""
+def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """The draw on the drawn row with its jumps in the reservoir, and the alternative row; every
+    other row a plain draw (see the module docstring)."""
+    _bernoulli(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_bernoulli_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _bernoulli(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
+
+
+@njit(cache=True, error_model="numpy")
+def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
     if jl == off:
         return
@@ -120,7 +151,7 @@ def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, s
         m0, lse = logsumexp_group(logits, r, c0, K)
         for k in range(K):
             tag[r, c0 + k] = 0.0
-            if value[r, c0 + k] < 0.5 and _keep(r, c0 + k, math.exp(logits[r, c0 + k] - m0 - lse), v, W, sid, tag):
+            if value[r, c0 + k] < 0.5 and _keep_t(r, c0 + k, math.exp(logits[r, c0 + k] - m0 - lse), v, W, sid, tag, tan, S):
                 kept = c0 + k
     if _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
         _move_group(value, ra, kept, K)
@@ -130,8 +161,20 @@ def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, s
 
 
 @rows("value")
-def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """As sd_bernoulli_draw for Poisson counts: every unit jumps to one more, weight 1."""
+def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """As sd_bernoulli_draw for groups of K classes (Gumbel-max draws): a group drawn c jumps to
+    each other class k with weight p_k."""
+    _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_categorical_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
+
+
+@njit(cache=True, error_model="numpy")
+def _poisson(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
     if jl == off:
         return
@@ -143,7 +186,7 @@ def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, 
     kept = -1
     for j in range(value.shape[1]):
         tag[r, j] = 0.0
-        if _keep(r, j, 1.0, v, W, sid, tag):
+        if _keep_t(r, j, 1.0, v, W, sid, tag, tan, S):
             kept = j
     if not _apply(r, ra, kept, value[r, kept] + like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
                   value, rw):
@@ -152,8 +195,19 @@ def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, 
 
 
 @rows("value")
-def sd_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """sd_bernoulli_draw for probabilities: x = 1[u < p]; a 0 jumps to 1 with weight 1 / (1 - p)."""
+def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """As sd_bernoulli_draw for Poisson counts: every unit jumps to one more, weight 1."""
+    _poisson(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_poisson_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _poisson(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
+
+
+@njit(cache=True, error_model="numpy")
+def _bernoulli_probs(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
     if jl == off:
         return
@@ -165,7 +219,7 @@ def sd_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switch
     kept = -1
     for j in range(value.shape[1]):
         tag[r, j] = 0.0
-        if value[r, j] == 0.0 and _keep(r, j, 1.0 / (1.0 - float(probs[r, j])), v, W, sid, tag):
+        if value[r, j] == 0.0 and _keep_t(r, j, 1.0 / (1.0 - float(probs[r, j])), v, W, sid, tag, tan, S):
             kept = j
     if not _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
         for j in range(value.shape[1]):
@@ -173,9 +227,19 @@ def sd_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switch
 
 
 @rows("value")
-def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """sd_categorical_draw for weights: inverse-CDF draws; a group drawn c jumps to each other
-    class k with weight 1 / S (S the group's sum)."""
+def sd_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """sd_bernoulli_draw for probabilities: x = 1[u < p]; a 0 jumps to 1 with weight 1 / (1 - p)."""
+    _bernoulli_probs(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_bernoulli_probs_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _bernoulli_probs(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
+
+
+@njit(cache=True, error_model="numpy")
+def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
     if jl == off:
         return
@@ -189,7 +253,7 @@ def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, s
         m = 1.0 / float(_group_sum(probs, r, c0, K))
         for k in range(K):
             tag[r, c0 + k] = 0.0
-            if value[r, c0 + k] < 0.5 and _keep(r, c0 + k, m, v, W, sid, tag):
+            if value[r, c0 + k] < 0.5 and _keep_t(r, c0 + k, m, v, W, sid, tag, tan, S):
                 kept = c0 + k
     if _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
         _move_group(value, ra, kept, K)
@@ -198,8 +262,22 @@ def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, s
             _icdf_group(probs, u[ra, c0], ra, c0, K, value)
 
 
+@rows("value")
+def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
+    """sd_categorical_draw for weights: inverse-CDF draws; a group drawn c jumps to each other
+    class k with weight 1 / S (S the group's sum)."""
+    _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_categorical_probs_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
+
+
 @njit(cache=True, error_model="numpy")
-def _binomial_draw(r, total_count, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits):
+def _binomial_draw(r, total_count, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits,
+                   tan, S):
     jl = slot_local(r, stride, span)
     if jl == off:
         return
@@ -213,7 +291,7 @@ def _binomial_draw(r, total_count, param, u, v, stride, off, span, W, sid, D, sw
         tag[r, j] = 0.0
         n, x = float(total_count[r, j]), float(value[r, j])
         p, q, lp, lq = _pq(param[r, j], logits)
-        if x < n and q > 0.0 and _keep(r, j, (n - x) * (p if logits else 1.0 / q), v, W, sid, tag):
+        if x < n and q > 0.0 and _keep_t(r, j, (n - x) * (p if logits else 1.0 / q), v, W, sid, tag, tan, S):
             kept = j
     if not _apply(r, ra, kept, value[r, kept] + like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
                   value, rw):
@@ -224,17 +302,32 @@ def _binomial_draw(r, total_count, param, u, v, stride, off, span, W, sid, D, sw
 @rows("value")
 def sd_binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
     """The Binomial(n, p) draw (inverse CDF); x < n jumps to x + 1 with weight (n - x) / (1 - p)."""
-    _binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False)
+    _binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False,
+                   tag[:0], tag[:0])
 
 
 @rows("value")
 def sd_binomial_logits_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
     """sd_binomial_draw per unit of the logit: weight (n - x) p."""
-    _binomial_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True)
+    _binomial_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True,
+                   tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_binomial_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False, tan, S)
+
+
+@rows("value")
+def sdt_binomial_logits_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw,
+                             tan, S):
+    """sd_binomial_logits_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _binomial_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True, tan, S)
 
 
 @njit(cache=True, error_model="numpy")
-def _geometric_draw(r, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits):
+def _geometric_draw(r, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits, tan, S):
     jl = slot_local(r, stride, span)
     if jl == off:
         return
@@ -248,7 +341,7 @@ def _geometric_draw(r, param, u, v, stride, off, span, W, sid, D, switched, tag,
         tag[r, j] = 0.0
         x = float(value[r, j])
         p, q, lp, lq = _pq(param[r, j], logits)
-        if x > 0.0 and _keep(r, j, x if logits else x / (p * q), v, W, sid, tag):
+        if x > 0.0 and _keep_t(r, j, x if logits else x / (p * q), v, W, sid, tag, tan, S):
             kept = j
     if not _apply(r, ra, kept, value[r, kept] - like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
                   value, rw):
@@ -259,13 +352,65 @@ def _geometric_draw(r, param, u, v, stride, off, span, W, sid, D, switched, tag,
 @rows("value")
 def sd_geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
     """The Geometric(p) count of failures (inverse CDF); x > 0 jumps to x - 1 with weight x / (p (1 - p))."""
-    _geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False)
+    _geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False, tag[:0], tag[:0])
 
 
 @rows("value")
 def sd_geometric_logits_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
     """sd_geometric_draw per unit of the logit: weight x."""
-    _geometric_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True)
+    _geometric_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True, tag[:0], tag[:0])
+
+
+@rows("value")
+def sdt_geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_geometric_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False, tan, S)
+
+
+@rows("value")
+def sdt_geometric_logits_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """sd_geometric_logits_draw with its jumps weighed along the model's parameters (_keep_t)."""
+    _geometric_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True, tan, S)
+
+
+@rows("t")
+def tangent_seed(r, t, col):
+    """A parameter's tangent along its entry `col`: t[r, j] = 1 where j == col, else 0."""
+    for j in range(t.shape[1]):
+        t[r, j] = like(t, 1.0) if j == col else like(t, 0.0)
+
+
+@rows("flag")
+def alt_differs(r, x, flag, stride, off, span):
+    """flag[r] = 1 on a drawn row whose alternative row's values of x differ from its own (NaN
+    differs): a carry at the end of a step."""
+    if slot_local(r, stride, span) == 0:
+        ra = r + off * stride
+        for j in range(x.shape[1]):
+            if not x[ra, j] == x[r, j]:
+                flag[r] = 1.0
+
+
+@rows("flag")
+def sd_bank(r, flag, stride, span, W, D, S, acc):
+    """Where the alternative path has met the drawn one again (flag 0 after every carry's
+    alt_differs), its contribution W D S is final: banked into acc, and the reservoir restarts
+    empty (W = D = 0), so a later jump is weighed against the jumps after the meeting only."""
+    if slot_local(r, stride, span) == 0 and flag[r] == 0.0 and W[r] != 0.0:
+        c = W[r] * D[r]
+        for d in range(S.shape[1]):
+            acc[r, d] += c * S[r, d]
+            S[r, d] = 0.0
+        W[r] = 0.0
+        D[r] = 0.0
+
+
+@rows("W")
+def sd_tangent_grad(r, W, D, S, acc, rw, stride, span, d, e, gp):
+    """gp[e] += the drawn rows' rw (acc + W D S) in direction d: the stochastic derivative along
+    the parameter entry e (a word every row adds to)."""
+    if slot_local(r, stride, span) == 0:
+        add_word(gp, e, rw[r] * (acc[r, d] + W[r] * D[r] * S[r, d]))
 
 
 @rows("tag")
@@ -311,6 +456,11 @@ def _state(g, n, d):
     return (1, 2, 3, g.x(n) * 0, g.x(n) * 0, g.x(n) * 0, g.out(n), g.out(n, d), g.out(n, d), g.pos(n))
 
 
+def _tangents(g, width, dirs=2):
+    """A parameter's tangents along `dirs` directions (column d * width + j) and S, the kept jump's."""
+    return g.x(R, dirs * width), g.out(R, dirs)
+
+
 R, D = 9, 3
 PARITY = {
     "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
@@ -323,6 +473,22 @@ PARITY = {
                                           *_state(g, R, D)),
     "sd_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
     "sd_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
+    "sdt_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sdt_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6), *_tangents(g, 6)),
+    "sdt_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sdt_bernoulli_probs_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sdt_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6),
+                                             *_tangents(g, 6)),
+    "sdt_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D),
+                                    *_tangents(g, D)),
+    "sdt_binomial_logits_draw": lambda g: (np.floor(8 * g.u(R, D)), g.x(R, D), g.u(R, D), g.u(R, D),
+                                           *_state(g, R, D), *_tangents(g, D)),
+    "sdt_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sdt_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "tangent_seed": lambda g: (g.out(R, D), 1),
+    "alt_differs": lambda g: (np.floor(2 * g.u(R, D)), g.out(R), 1, 2, 3),
+    "sd_bank": lambda g: (g.bits(R), 1, 3, g.pos(R), g.x(R), g.x(R, 2), g.x(R, 2)),
+    "sd_tangent_grad": lambda g: (g.pos(R), g.x(R), g.x(R, 2), g.x(R, 2), g.pos(R), 1, 3, 1, 2, g.out(4)),
     "sd_grad": lambda g: (g.bits(R, D), 1, 3, g.pos(R), g.bits(R), g.x(R), g.pos(R), g.x(R, D)),
     "alt_cost_diff": lambda g: (g.x(R), 1, 2, 3, g.x(R)),
     "alt_reset": lambda g: (g.x(R, D), g.bits(R), 1, 2, 3),

@@ -178,7 +178,8 @@ def plan_rows(c: Compilation):
 
 
 def requires_grad(c: Compilation):
-    c.needs = grads.requires_grad(c.model, c.an, c.choices)
+    c.needs = grads.requires_grad(c.model, c.an, c.choices,
+                                  tangents=c.lowering_class is ArrayLowering and c.options.target == "cpu")
 
 
 def lower_forward(c: Compilation):

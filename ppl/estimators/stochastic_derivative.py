@@ -13,9 +13,17 @@ one less. A weighted reservoir keeps one jump of all the nodes' units on each dr
 alternative row holds the graph with that jump taken and the other nodes drawn plainly (common
 random numbers), so its costs minus the draw's are the jump's f(y) - f(x), and the kept unit's
 parameter gets W_total (f(y) - f(x)): one extra row per drawn row whatever the widths, the depth
-and the loop's length (the lowering's part: ppl/lowering/alternative.py). Where the paper works
-in forward mode along one direction, the jumps here are weighed per unit of each unit's own
-parameter and the estimate is the reverse-mode gradient of every parameter at once.
+and the loop's length (the lowering's part: ppl/lowering/alternative.py).
+
+Weights. Where the laws' parameters depend on a few parameter entries (`ppl.param`, at most
+lowering/tangents.MAX_DIRECTIONS) through ops with a forward rule, as a simulation's calibration
+does, the jumps are weighed along them as the paper's forward mode weighs them along its
+direction: by w sum_d |dq / dtheta_d|, the tangents computed in the step, and the estimate is added
+to the parameters' gradients forward; in a scan a kept path that has met the drawn one again is
+banked and the reservoir restarts (lowering/tangents.py). Otherwise (a network's layers between
+the parameters and the node, a parameter carried across steps, a pathwise node on the way, the
+GPU target) the jumps are weighed per unit of each unit's own parameter and the estimate is the
+reverse-mode gradient of every parameter at once.
 """
 from ..distributions import DISTRIBUTIONS
 from ..kernels.cpu.core import sd_grad
@@ -46,7 +54,11 @@ class StochasticDerivative(Estimator):
                             f"node is narrow ({i.node.width} units): one alternative path per draw needs no "
                             f"derivative of the black box and had the least variance x time there (docs/benchmarks/"
                             f"simulations.md: RELAX's learned control variate cost far more)"),)
-    kernels = {kind: {"sd_draw": kernel} for kind, (kernel, _, _) in _DRAWS.items()}
+    kernels = {kind: {"sd_draw": kernel, "sdt_draw": "sdt" + kernel[2:]} for kind, (kernel, _, _) in _DRAWS.items()}
+
+    def jump_param(self, kind: str) -> int:
+        """The input of a node of law `kind` its jumps are weighed in (lowering/tangents.py)."""
+        return _DRAWS[kind][2]
 
     def check(self, info):
         if info.dist.kind not in _DRAWS:
@@ -61,10 +73,14 @@ class StochasticDerivative(Estimator):
         alt = ctx.rows.alternative
         _, kind, _ = _DRAWS[ctx.law.kind]
         u, v = ctx.noise(kind), ctx.noise("uniform")
-        ctx.law_call("sd_draw", [*ctx.params(), u, v], [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"),
-                                                        ctx.buffer("tag", ctx.node.width), ctx.value(), ctx.rows.weights])
+        along = ctx._jump_tangents(self.jump_param(ctx.law.kind))
+        ctx.law_call("sdt_draw" if along else "sd_draw", [*ctx.params(), u, v],
+                     [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"), ctx.buffer("tag", ctx.node.width),
+                      ctx.value(), ctx.rows.weights, *(along or ())])
 
     def estimate(self, ctx):
+        if ctx._jump_tangents(self.jump_param(ctx.law.kind), made=True):
+            return   # added to the parameters' gradients at the backward's start (lowering/tangents.py)
         g = ctx.param_grads()[_DRAWS[ctx.law.kind][2]]
         if g is NO_GRAD:
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from . import ir
 from .alternative import Alternative
+from .tangents import Tangents
 from .core import Lowering
 from .context import CONSTRAINT_TESTS, ArrayHelpers
 from .layout import _ndist, _rowmap
@@ -27,7 +28,7 @@ from ..language.nodes import Node
 from ..ops import OPS
 
 
-class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative):
+class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
     """Emits the array step: one kernel call per node and pass over the rows of the node's layout."""
 
     rules = ARRAY_RULES   # the ops whose array code is more than their templates
@@ -40,6 +41,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative):
         self._init_array_helpers()
         self._init_views()
         self._init_alternative()
+        self._init_tangents()
         self.op_params: dict = {}   # layer node -> [(param view, its gradient view)] (ops.OPS)
         self.totals = self.ell = self.uw = None   # IWAE (lower_loss): rows' cost totals, bound, 1 / B weights
         self.cw_plate, self.cw_group = None, {}   # plates: the cost cotangent seeds N cw, and per group
@@ -217,6 +219,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative):
             self.cost_diff(n, self.cfull.get(n, self.cost_rows(n)))
         if n in self.needs.evaluated_by:   # the estimator above owns what its rows do to this node
             self._estimator(self.needs.evaluated_by[n][0]).forward_below(self.estimator_context(n), self._above(n))
+        self.tangent_forward(n)
 
     def cost_seed(self, n: Node, gins: list):
         """A cost's cotangent seeds on its rows (cw, N cw, ...), or None when no input needs one."""
@@ -267,6 +270,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative):
 
     def zero_cotangents(self):
         self.emit(call(KERNELS.rows.zero1, 'grad'))
+        self.tangent_grads()
         for n in self.an.order:
             if self.stored_cotangent(n) is not None and not n.attrs.get("is_head"):
                 self.emit(call(KERNELS.rows.zero2, self.storage(self.stored_cotangent(n))))

@@ -9,6 +9,7 @@ from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from ..ops import OPS
+from .tangents import jumping_nodes, plan_tangents
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,15 @@ class GradientNeeds:
     req: MappingProxyType
     evaluating: tuple
     evaluated_by: MappingProxyType
+    tangent: object = None   # tangents.TangentPlan: stochastic derivatives weighed along the parameters, or None
 
 
-def requires_grad(model, an, choices) -> GradientNeeds:
+def requires_grad(model, an, choices, tangents: bool = False) -> GradientNeeds:
     """The gradient needs of the graph under its estimators (GradientNeeds); a user layer or
     black box without a gradient on a differentiable path, or a node below a REBAR node reached
-    through a gradient-free black box, is an error naming it."""
+    through a gradient-free black box, is an error naming it. `tangents`: the lowering may weigh
+    stochastic derivatives along the parameters (tangents.plan_tangents); their nodes then send
+    no cotangent to their parameters, and a value whose every reader sends none needs none."""
     evaluating = tuple(n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below)
     evaluated_by = {}
     for n in an.order:
@@ -66,4 +70,23 @@ def requires_grad(model, an, choices) -> GradientNeeds:
                         f"{what} '{c.name}' has no gradient but its input '{x.name}' depends on "
                         f"parameters through a differentiable path; give {fix} or put a "
                         f"stochastic node (estimated by 'score') between the parameters and the {what}")
-    return GradientNeeds(MappingProxyType(req), evaluating, MappingProxyType(evaluated_by))
+    plan = None
+    if tangents and not any(n in evaluated_by for n in jumping_nodes(an, choices)):
+        plan = plan_tangents(model, an, choices, lambda n: REGISTRY[choices[n][0].estimator].jump_param(n.kind))
+    if plan is not None:
+        req = _unread(an, choices, req)
+    return GradientNeeds(MappingProxyType(req), evaluating, MappingProxyType(evaluated_by), plan)
+
+
+def _unread(an, choices, req: dict) -> dict:
+    """req without the values no reader sends a cotangent to: the jumping nodes weighed along
+    the parameters send none to their inputs, and a layer whose value gets none sends none; the
+    carries, a loop's outputs and the nodes owning parameters keep theirs."""
+    jumping = set(jumping_nodes(an, choices))
+    keep = {m for info in an.loops for m in (*info.loop.carry, *info.loop.carry_out, *info.loop.ys)}
+    gets = {}
+    for n in reversed(an.order):
+        readers = [an.graph.nodes[k]["node"] for k in an.graph.successors(n.name)]
+        gets[n] = bool(n in keep or n.kind not in OPS or OPS[n.kind].params or n.attrs.get("is_head")
+                       or any(r not in jumping and (r.is_stochastic or gets.get(r, True)) for r in readers))
+    return {n: r and gets[n] for n, r in req.items()}

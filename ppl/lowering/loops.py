@@ -105,6 +105,9 @@ class Loops:
 
     def close_loop(self):
         info = self.loop_info
+        if not self.loop.reverse and hasattr(self, "end_of_step"):   # the array lowering's tangents
+            self.builder.section = self.loop.body
+            self.end_of_step(info)
         if self.loop.reverse and info in self.future_sum:   # this step's carry costs join F for the steps before
             self.builder.section = self.loop.body
             for c in info.carry_costs:

@@ -1,0 +1,201 @@
+"""Stochastic derivatives weighed along the model's parameters (estimators/stochastic_derivative.py,
+kernels/families/stochastic_derivative.py): forward-mode tangents of the jumping laws' parameters.
+
+A jump of a unit whose law parameter q has the weight w per unit of q adds w (dq / dtheta_d)
+(f(y) - f(x)) to the derivative along the parameter entry theta_d. Weighed per unit of q (the
+reverse-mode form), the pruning keeps jumps whose q does not move with theta as often as those
+that do; weighed by w sum_d |dq / dtheta_d| (Arya et al. weigh by the tangent along their one
+direction), it keeps them in proportion to what they add, and the kept jump's
+W_total w (dq / dtheta_d) / weight (f(y) - f(x)) is each direction's estimate, unbiased for every
+entry. The estimate is then forward: added to the parameters' gradient at the start of the
+backward pass, so the layers between the parameters and q need no reverse pass for it.
+
+In a `ppl.scan`, where the alternative path has met the drawn one again at the end of a step
+(every carry equal), its contribution is final: banked, and the reservoir restarts empty (the
+pruned triples drop a perturbation that has become zero the same way).
+
+`plan_tangents` decides it (pass "requires grad"): every jumping node's parameter must depend on
+at most MAX_DIRECTIONS parameter entries (`ppl.param` vectors) through ops with a forward rule
+here (elementwise arithmetic, activations, concatenations, slices, row sums) within a step, a
+parameter reaching no carry; a stochastic node on the way cuts the tangent (its draw does not
+move with theta) unless its estimator passes a value cotangent (then: the per-unit form). The
+meeting test needs one loop holding every jumping node and no per-step outputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..calls import KERNELS, call, render
+from ..estimators.protocol import NO_GRAD, REGISTRY
+from ..ops import OPS
+
+MAX_DIRECTIONS = 16   # parameter entries a tangent carries (a simulation's calibration); more: per unit
+_FORWARD = {"add", "mul", "div", "pow", "scale_shift", "rowsum", "concat", "slice"}
+
+
+@dataclass(frozen=True)
+class TangentPlan:
+    """`directions`: (param node, entry) per direction; `reach[node]`: the directions whose tangent
+    of the node is not zero (sorted), for the nodes between the parameters and the jumping laws'
+    parameters; `merge`: the name of the loop whose steps end with the meeting test, or None."""
+
+    directions: tuple
+    reach: MappingProxyType
+    merge: str | None
+
+
+def jumping_nodes(an, choices) -> list:
+    return [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].alternative_row]
+
+
+def plan_tangents(model, an, choices, param_index) -> TangentPlan | None:
+    """The tangent plan of a graph whose stochastic-derivative nodes may weigh their jumps along
+    the parameters, or None (per unit). `param_index(node)`: the input of a jumping node its
+    jumps are weighed in."""
+    nodes = jumping_nodes(an, choices)
+    if not nodes:
+        return None
+    above, stack = set(), [n.inputs[param_index(n)] for n in nodes]
+    while stack:   # the deterministic ancestors of the jumping parameters
+        n = stack.pop()
+        if n in above:
+            continue
+        above.add(n)
+        if n.is_stochastic:
+            if REGISTRY[choices[n][0].estimator].passes_value_grad:
+                return None
+            continue
+        if n.kind == "carry":
+            info = an.loop_of(n)
+            stack.extend([info.loop.carry_out[n.attrs["index"]], *n.inputs])
+            continue
+        stack.extend(n.inputs)
+    reach = {}
+    for n in an.order:   # topological: a node's directions from its inputs'
+        if n not in above or n.is_stochastic or n.kind == "carry":
+            continue
+        if n.kind == "param":
+            reach[n] = [(n, e) for e in range(n.width)]
+        elif n.kind in OPS and OPS[n.kind].params:
+            return None   # a layer's own parameters (a network's: per unit)
+        elif any(i in reach for i in n.inputs):
+            if not (n.kind in _FORWARD or (n.kind in OPS and OPS[n.kind].unary)):
+                return None   # no forward rule here
+            reach[n] = sorted({d for i in n.inputs for d in reach.get(i, ())}, key=lambda d: (d[0].name, d[1]))
+    for c in above:   # a parameter's function carried across steps: per unit
+        if c.kind == "carry" and (c.inputs[0] in reach or an.loop_of(c).loop.carry_out[c.attrs["index"]] in reach):
+            return None
+    directions = tuple(sorted({d for ds in reach.values() for d in ds}, key=lambda d: (d[0].name, d[1])))
+    if not directions or len(directions) > MAX_DIRECTIONS:
+        return None
+    index = {d: k for k, d in enumerate(directions)}
+    loops = {an.loop_of(n) for n in nodes}
+    merge = None
+    if len(loops) == 1 and None not in loops:
+        (info,) = loops
+        if not info.loop.ys:
+            merge = info.loop.name
+    return TangentPlan(directions, MappingProxyType({n: tuple(index[d] for d in ds) for n, ds in reach.items()}),
+                       merge)
+
+
+class Tangents:
+    """The array lowering's part for the tangents (made by the forward walk after each node)."""
+
+    def _init_tangents(self):
+        self.tan: dict = {}        # node -> {direction: its tangent buffer (R, width)}
+        self._jumps = None         # (S, acc): the kept jump's direction weights, the banked estimates
+        self._packed: dict = {}    # jumping node -> its parameter's tangents side by side
+
+    def tangent_plan(self):
+        return self.needs.tangent
+
+    def tangent_forward(self, n):
+        """The tangents of node n's value along each direction that reaches it."""
+        plan = self.tangent_plan()
+        if plan is None or n not in plan.reach:
+            return
+        dirs = plan.reach[n]
+        with self.outside():   # one step's buffers
+            out = {d: self.buf2(f"t{d}_{n.name}", n.width) for d in dirs}
+        self.tan[n] = out
+        if n.kind == "param":
+            for d in dirs:
+                self.emit(call(KERNELS.core.tangent_seed, out[d], plan.directions[d][1]))
+            return
+        op, ins = OPS[n.kind], [self.v(i) for i in n.inputs]
+        vals = dict(self.op_values(n, ins), out=self.v(n))
+        for d in dirs:
+            ts = [self.tan.get(i, {}).get(d) for i in n.inputs]
+            t = out[d]
+            if n.kind == "add":
+                self.emit(call(KERNELS.core.add_fwd, *ts, t) if None not in ts
+                          else call(KERNELS.core.copy_fwd, next(x for x in ts if x is not None), t))
+            elif n.kind in ("rowsum", "slice"):
+                self.emit(render(op.fwd, **dict(vals, x0=ts[0], out=t)))
+            elif n.kind == "concat":
+                self.emit(call(KERNELS.rows.zero2, t))
+                off = 0
+                for i, x in zip(n.inputs, ts):
+                    if x is not None:
+                        self.emit(render(op.fwd_each, xj=x, off=off, out=t))
+                    off += i.width
+            else:   # the VJP's terms of each input, seeded by its tangent, add up to the tangent
+                self.emit(call(KERNELS.rows.zero2, t))
+                for j, x in enumerate(ts):
+                    if x is not None:
+                        gs = {f"g{k}": (t if k == j else NO_GRAD) for k in range(len(ts))}
+                        self.emit(render(op.bwd, **dict(vals, gout=x, **gs)))
+
+    def jump_buffers(self, node, index: int):
+        """(the tangents of the jumping node's parameter `index` side by side, S), or None (per unit)."""
+        plan = self.tangent_plan()
+        if plan is None:
+            return None
+        D = len(plan.directions)
+        if self._jumps is None:
+            with self.outside():
+                self._jumps = (self.buf2("sd_S_", D), self.buf2("sd_acc_", D))
+            for b in self._jumps:
+                self.emit_at_start(call(KERNELS.rows.zero2, b))
+        p = node.inputs[index]
+        if D == 1:   # one direction: its tangent is the packed one (or zeros: no jump moves with theta)
+            t = self.tan.get(p, {}).get(0)
+            if t is not None:
+                return t, self._jumps[0]
+        if node not in self._packed:
+            with self.outside():
+                self._packed[node] = self.buf2(f"tp_{node.name}", p.width * D)
+            self.emit_at_start(call(KERNELS.rows.zero2, self._packed[node]))
+        packed = self._packed[node]
+        for d, t in self.tan.get(p, {}).items():
+            self.emit(call(KERNELS.rows.put_cols, t, d * p.width, packed))
+        return packed, self._jumps[0]
+
+    def end_of_step(self, info):
+        """At a forward step's end, in the loop with the meeting test: where every carry of the
+        alternative row equals the drawn row's, bank the kept jump's estimate (sd_bank)."""
+        plan = self.tangent_plan()
+        if plan is None or plan.merge != info.loop.name or self._jumps is None:
+            return
+        alt = self.alternative()
+        stride, off, span = alt.slot
+        with self.outside():
+            flag = self.buf1("sd_met_")
+        self.emit(call(KERNELS.rows.zero1, flag))
+        for o in info.loop.carry_out:
+            self.emit(call(KERNELS.core.alt_differs, self.v(o), flag, stride, off, span))
+        self.emit(call(KERNELS.core.sd_bank, flag, stride, span, alt.W, alt.D, *self._jumps))
+
+    def tangent_grads(self):
+        """The jumps' estimates added to the parameters' gradients (the backward's start)."""
+        plan = self.tangent_plan()
+        if plan is None or self._jumps is None:
+            return
+        alt = self.alternative()
+        stride, _, span = alt.slot
+        for d, (p, e) in enumerate(plan.directions):
+            gp = self.op_params[p][0][1]
+            self.emit(call(KERNELS.core.sd_tangent_grad, alt.W, alt.D, *self._jumps, self.rw, stride, span, d, e,
+                           gp))
