@@ -8,6 +8,7 @@ problem at given parameters, with a rigorous bound on what truncation leaves out
 * `inventory_dp`: the law of the inventory level on 0..S (no truncation: the Poisson tail
   enters only as P(D >= y) and through E[(D - y)^+] = lam - y + E[(y - D)^+]);
 * `branching_dp`: the law of Z_t on 0..z_max (the mass above z_max dropped and bounded);
+* `walk_dp`: the law of the random walk X_t on 0..n + 1 (no truncation);
 * `kalman_loglik`: log p(y_{1:T}) of the linear-Gaussian model and its exact derivative.
 
 Every derivative is forward mode: the state law P_t and its derivative dP_t = d P_t / d theta
@@ -421,6 +422,45 @@ def branching_dp(R, Kc, z0, T, z_max):
         E += z * P[z]
         dE += z * dP[z]
     return E, dE, err_E, err_dE, dropped_P
+
+
+# ----------------------------------------------------------------------------- random walk
+
+@njit
+def walk_dp(p, n):
+    """E[X_n^2] of X_0 = 0, X_{t+1} = X_t + 1 with probability q(X_t) = exp(-X_t / p), else
+    X_t - 1 (q(0) = 1: never below 0), and its derivative in p (dq / dp = q X / p^2). Exact:
+    X_t lies in 0..t, the law carried on 0..n + 1 (the transition matrix, one step at a time).
+    Returns (E, dE)."""
+    m = n + 2
+    P = np.zeros(m)
+    dP = np.zeros(m)
+    P2 = np.zeros(m)
+    dP2 = np.zeros(m)
+    P[0] = 1.0
+    for t in range(n):
+        P2[:] = 0.0
+        dP2[:] = 0.0
+        for k in range(t + 1):
+            pk = P[k]
+            dk = dP[k]
+            if pk == 0.0 and dk == 0.0:
+                continue
+            q = math.exp(-k / p)
+            dq = q * k / (p * p)
+            P2[k + 1] += q * pk
+            dP2[k + 1] += q * dk + dq * pk
+            if k > 0:
+                P2[k - 1] += (1.0 - q) * pk
+                dP2[k - 1] += (1.0 - q) * dk - dq * pk
+        P, P2 = P2, P
+        dP, dP2 = dP2, dP
+    E = 0.0
+    dE = 0.0
+    for k in range(m):
+        E += k * k * P[k]
+        dE += k * k * dP[k]
+    return E, dE
 
 
 # ----------------------------------------------------------------------------- Kalman filter

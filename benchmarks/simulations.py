@@ -1,4 +1,5 @@
-"""Simulations with discrete randomness: five problems, their plain @njit simulators and exact
+"""Simulations with discrete randomness: six problems (the sixth, StochasticAD.jl's random-walk
+tutorial, at five lengths: walk10 .. walk100), their plain @njit simulators and exact
 reference derivatives, against which gradient estimators of d E[f] / d theta are scored (bias
 as a z-score against the reference, standard deviation per estimate, time per estimate). The
 peer is StochasticAD.jl (Arya et al., NeurIPS 2022), whose users write such simulators.
@@ -11,20 +12,21 @@ peer is StochasticAD.jl (Arya et al., NeurIPS 2022), whose users write such simu
 the other parameters, T, the plain @njit simulator (`run`: one sample from numba's global
 random stream; `batch`: n samples of one seeded stream), and the function computing the
 reference. Each problem has its own section below (definition, simulator, reference,
-registration); a model of the same problem in another system (a ppl model written with
-`ppl.scan`, a StochasticAD program) is written in that problem's section and scored against
-`PROBLEMS[name].cached_reference()`.
+registration; the walk's definition, simulator and ppl model in `sim_walk.py`); a model of the
+same problem in another system (a ppl model written with `ppl.scan`, a StochasticAD program) is
+written in that problem's section and scored against `PROBLEMS[name].cached_reference()`.
 
-Common random numbers. Every random variable is drawn from ONE uniform (inverse CDF: Bernoulli
-u < p, binomial and Poisson by sequential search of the CDF, categorical by binary search of the
-normalised cumulative weights) or, for Gaussians, one standard normal; every sample consumes
+Common random numbers (the draws: `sim_draws.py`). Every random variable is drawn from ONE
+uniform (inverse CDF: Bernoulli u < p, binomial and Poisson by sequential search of the CDF,
+categorical by binary search of the normalised cumulative weights) or, for Gaussians, one
+standard normal; every sample consumes
 the same draws in the same order whatever theta and the path, so `simulate(theta, seed)` at two
 neighbouring thetas is a coupled pair: a CRN difference (f(theta + h) - f(theta - h)) / 2h has
 the expectation (E[f(theta + h)] - E[f(theta - h)]) / 2h and a variance far below that of
 independent draws.
 
 References: exact dynamic programming (forward mode: the law of the state and its derivative
-in theta propagated together) for problems 1-4, the Kalman filter's exact derivative for 5.
+in theta propagated together) for problems 1-4 and 6, the Kalman filter's exact derivative for 5.
 Each stated with a bound of its error (truncation bounded rigorously; float64 rounding checked
 by central differences of the exact expectation), required <= 0.2% relative (`MAX_REL_ERROR`).
 """
@@ -33,6 +35,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -46,79 +49,14 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sim_references as refs  # noqa: E402
+import sim_walk as walk  # noqa: E402
+from sim_draws import bernoulli_icdf, binomial_icdf, categorical_icdf, poisson_icdf  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCES_JSON = os.path.join(HERE, "data", "simulation_references.json")
 MAX_REL_ERROR = 2e-3   # a reference must be this precise (relative) to see a 5% bias
 
 njit = numba.njit(cache=True)
-
-
-# ============================================================================ inverse-CDF draws
-
-@njit
-def bernoulli_icdf(u, p):
-    """1 if u < p else 0 (u uniform on [0, 1))."""
-    return 1 if u < p else 0
-
-
-@njit
-def binomial_icdf(u, n, p):
-    """The smallest k with F(k) > u for Binomial(n, p): sequential search from 0 (from n
-    downwards through the complement when p > 1/2, the same map up to rounding), O(n p)."""
-    if n <= 0 or p <= 0.0:
-        return 0
-    if p >= 1.0:
-        return n
-    if p > 0.5:
-        return n - binomial_icdf(1.0 - u, n, 1.0 - p)
-    lq = n * math.log1p(-p)
-    if lq < -700.0:
-        raise ValueError("binomial_icdf: (1 - p)^n underflows (n too large for the sequential search)")
-    v = math.exp(lq)
-    odds = p / (1.0 - p)
-    F = v
-    k = 0
-    while F <= u and k < n:
-        v = v * (n - k) / (k + 1.0) * odds
-        k += 1
-        F += v
-    return k
-
-
-@njit
-def poisson_icdf(u, lam):
-    """The smallest k with F(k) > u for Poisson(lam): sequential search from 0, O(lam).
-    Rate 0 is the certain 0."""
-    if lam <= 0.0:
-        return 0
-    if lam > 700.0:
-        raise ValueError("poisson_icdf: rate above 700 (exp(-rate) underflows)")
-    v = math.exp(-lam)
-    F = v
-    k = 0
-    while F <= u:
-        v = v * lam / (k + 1.0)
-        k += 1
-        F += v
-        if v == 0.0 and k > lam:   # u beyond the CDF's float64 sum: the last reachable k
-            break
-    return k
-
-
-@njit
-def categorical_icdf(u, cum, n):
-    """The smallest j with cum[j] > u * cum[n - 1] (cum: cumulative unnormalised weights)."""
-    target = u * cum[n - 1]
-    lo = 0
-    hi = n - 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cum[mid] > target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 # ============================================================================ the registry
@@ -748,6 +686,30 @@ def pf_data(B):
     return {"y": np.tile(P["y"][:P["T"]], (B, 1))}
 
 
+# ============================================================================ 6. random walk
+
+# StochasticAD.jl's random-walk tutorial, one problem per length n of its variance sweep (walk10 ..
+# walk100, theta p = 2 n): the definition, plain simulator, ppl model and StochasticAD's published
+# figures are in benchmarks/sim_walk.py (this file's length), the exact DP in sim_references.walk_dp.
+
+def walk_reference(p, T, check=True):
+    E, dE = refs.walk_dp(p, T)
+    out = {"value": dE, "abs_error": 0.0, "E_f": E, "E_f_abs_error": 0.0,
+           "method": "exact DP over the law of X on 0..n + 1, forward-mode derivative in p (no truncation); "
+                     "abs_error = |forward - central difference| of the exact E"}
+    if check:
+        out.update(_cd_check(lambda x: refs.walk_dp(x, T)[0], p, 1e-4 * p, dE, 0.0))
+    return out
+
+
+for _n in walk.WALK_NS:
+    register(Problem(
+        name=f"walk{_n}", theta_name="p", theta=2.0 * _n, params={"T": _n},
+        run=walk.walk_final, batch=walk.walk_batch, reference=walk_reference, theta_range=(0.0, math.inf)))
+# the peer's published std per sample (StochasticAD's pruned triples), added to --ppl's lines
+STOCHASTICAD_STD = {f"walk{n}": std for n, std in walk.STOCHASTICAD_WALK_STD.items()}
+
+
 # ============================================================================ ppl's estimators
 
 @dataclass(frozen=True)
@@ -767,7 +729,9 @@ PPL = {"sir": PplModel(sir_ppl, sir_data, "beta", "inf"),
        "queue": PplModel(queue_ppl, queue_data, "s", "dep"),
        "inventory": PplModel(inventory_ppl, inventory_data, "lam", "d"),
        "branching": PplModel(branching_ppl, branching_data, "R", "z"),
-       "particle_filter": PplModel(pf_ppl, pf_data, "theta", "anc")}
+       "particle_filter": PplModel(pf_ppl, pf_data, "theta", "anc"),
+       **{f"walk{n}": PplModel(functools.partial(walk.walk_ppl, p=PROBLEMS[f"walk{n}"].theta), walk.walk_data,
+                               "p", "up") for n in walk.WALK_NS}}
 # the built-in unbiased estimators of a count or a binary node in a loop (DisARM and ARMS need
 # Bernoulli logits; these take probabilities and counts)
 CANDIDATES = ("score", "stochastic_derivative", "mvd")
@@ -828,6 +792,8 @@ def compare_estimators(name, batch, rounds, estimators=CANDIDATES, T=None):
             "first_step_s": run["first_step_s"]}
         if name == "particle_filter":
             line["jensen_gap"] = ref.get("jensen_gap")
+        if name in STOCHASTICAD_STD:
+            line["stochasticad_std"] = STOCHASTICAD_STD[name]
     best = min((o for e, o in out.items() if e != "auto"), key=lambda o: o["value"])
     for o in out.values():
         o["baseline"], o["ratio"] = best["value"], o["value"] / best["value"]

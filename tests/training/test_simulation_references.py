@@ -13,7 +13,8 @@ against independent ones, on small instances:
   likelihood estimate (unbiased for p(y)) against the Kalman p(y);
 * the inverse-CDF draws against scipy's quantiles;
 * the cached references (benchmarks/data/simulation_references.json) against their precision
-  requirement and, where cheap, a recomputation.
+  requirement and, where cheap, a recomputation (the random walk's also against the complex-step
+  derivative of its dense transition matrix).
 """
 import itertools
 import json
@@ -215,6 +216,57 @@ def test_sir_simulator_against_dp():
     assert_mean(crn_difference(pr, beta, h, 20_000, 8, **over), exact, "sir CRN difference")
 
 
+# ----------------------------------------------------------------------------- random walk
+
+def walk_enumerated(p, n):
+    """E[X_n^2] and its p-derivative summed over every up / down path (the score of each step:
+    d log q / dp = X / p^2 up, -(dq / dp) / (1 - q) down; a down step at X = 0 has probability 0)."""
+    E = dE = 0.0
+    for ups in itertools.product((0, 1), repeat=n):
+        x, prob, score = 0, 1.0, 0.0
+        for up in ups:
+            q = math.exp(-x / p)
+            if not up and x == 0:
+                break
+            prob *= q if up else 1 - q
+            score += x / p ** 2 if up else -q * x / p ** 2 / (1 - q)
+            x += 1 if up else -1
+        else:
+            E += prob * x * x
+            dE += prob * score * x * x
+    return E, dE
+
+
+def walk_by_matrix(p, n):
+    """E[X_n^2] by the dense transition matrix on 0..n (plain NumPy, so a complex p gives the
+    complex-step derivative)."""
+    k = np.arange(n + 1)
+    q = np.exp(-k / p)
+    M = np.zeros((n + 1, n + 1), dtype=np.result_type(p, float))
+    M[k[:-1], k[:-1] + 1] = q[:-1]
+    M[k[1:], k[1:] - 1] = 1 - q[1:]
+    law = np.zeros(n + 1, dtype=M.dtype)
+    law[0] = 1.0
+    for _ in range(n):
+        law = law @ M
+    return law @ (k * k)
+
+
+def test_walk_dp_against_enumeration():
+    for p, n in ((3.0, 8), (20.0, 10)):
+        E, dE = walk_enumerated(p, n)
+        got = R.walk_dp(p, n)
+        assert got[0] == pytest.approx(E, rel=1e-12) and got[1] == pytest.approx(dE, rel=1e-10), (p, n)
+
+
+def test_walk_simulator_against_dp():
+    pr = S.PROBLEMS["walk20"]
+    p, n, h = 40.0, 20, 2.0
+    assert_mean(pr.simulate_batch(p, 11, 40_000), R.walk_dp(p, n)[0], "walk mean")
+    exact = (R.walk_dp(p + h, n)[0] - R.walk_dp(p - h, n)[0]) / (2 * h)
+    assert_mean(crn_difference(pr, p, h, 50_000, 12), exact, "walk CRN difference")
+
+
 # ----------------------------------------------------------------------------- Kalman / particle filter
 
 def pf_args(T):
@@ -272,6 +324,11 @@ def test_cached_references_are_complete_precise_and_reproduced():
         pr = S.PROBLEMS[name]
         r = pr.compute_reference()
         assert r["value"] == pytest.approx(data[name]["value"], rel=1e-10, abs=data[name]["abs_error"]), name
+    for n in (10, 20, 30, 50, 100):   # the random walk: the DP again, and the complex step of the dense matrix
+        pr = S.PROBLEMS[f"walk{n}"]
+        assert pr.compute_reference()["value"] == pytest.approx(data[pr.name]["value"], rel=1e-12), pr.name
+        cs = walk_by_matrix(complex(pr.theta, 1e-20), n).imag / 1e-20
+        assert cs == pytest.approx(data[pr.name]["value"], rel=1e-10), pr.name
     pf = S.PROBLEMS["particle_filter"]
     r = pf.reference(pf.theta, **pf.params, jensen_samples=0)
     assert r["value"] == pytest.approx(data["particle_filter"]["value"], rel=1e-12)
