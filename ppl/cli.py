@@ -178,6 +178,10 @@ def cmd_train(args) -> int:
         d = mod.data(seed=args.seed)
     else:
         print(f"data: {d['about']}")
+    rows = _rows(d.get("train"))
+    if rows is not None and int(D["batch"]) > rows:
+        print(f"note: --batch {int(D['batch'])} is larger than the training data's {rows} rows: every step takes the "
+              f"{rows} rows (give --batch {rows} or less)")
     out = Path(args.out) if args.out else None
     if args.resume and out is None:
         raise UsageError("--resume continues from DIR/checkpoint.npz: give --out DIR")
@@ -196,6 +200,13 @@ def cmd_train(args) -> int:
     hist = _train(args, prog, d, D, out, every, parallel)
     _report(args, mod, prog, d, D, hist, t_compile, out, parallel)
     return 0
+
+
+def _rows(train):
+    """The rows of training data ({name: array}), or None (a model without inputs)."""
+    if not isinstance(train, dict) or not train:
+        return None
+    return int(np.shape(next(iter(train.values())))[0])
 
 
 def _train(args, prog, d, D, out, every, parallel):

@@ -26,6 +26,7 @@ from .language.groups import Embed, Group  # noqa: F401  (ppl.Embed; m.plate's p
 from .language.nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
     LAW_NODES, OP_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, gaussian_kl,
     gaussian_nll, layer, log_prob, param, rowdot, rowsum, softmax_xent, total)
+from .language.bounds import clip, maximum, minimum  # noqa: F401  (ppl.minimum, ppl.maximum, ppl.clip)
 
 globals().update(LAW_NODES)   # ppl.dsl.Bernoulli, ppl.dsl.Normal, ...: one per law (ppl/laws/)
 globals().update(OP_NODES)    # ppl.dsl.sigmoid, ...: one per elementwise op (ppl/ops.py)

@@ -1,5 +1,5 @@
 """Elementwise arithmetic and row sums of (R, D) arrays: add, div, pow (a constant exponent), mul,
-copy, each with its VJP, and row_sum (out_rows[r] = sum_j x[r, j]) with its VJP.
+minimum, maximum, copy, each with its VJP, and row_sum (out_rows[r] = sum_j x[r, j]) with its VJP.
 
 Declared once (kernels/declare.py): the forward kernels and the VJPs without a skippable gradient
 are per-cell bodies (a CUDA thread per cell); the VJPs of two operands, each gradient skippable,
@@ -75,6 +75,58 @@ def mul_bwd(r, a, b, gout, ga, gb):
 
 
 @cells("out")
+def minimum_fwd(r, j, a, b, out):
+    """out = min(a, b) (NaN where either is NaN)."""
+    x, y = a[r, j], b[r, j]
+    out[r, j] = x if x <= y else (y if y < x else x + y)
+
+
+@rows("gout")
+def minimum_bwd(r, a, b, gout, ga, gb):
+    """The cotangent to the smaller input, to a at a tie; NaN to both where either is NaN (each
+    skippable)."""
+    for j in range(gout.shape[1]):
+        x, y, g = a[r, j], b[r, j], gout[r, j]
+        if x <= y:
+            if ga.shape[0] != 0:
+                ga[r, j] += g
+        elif y < x:
+            if gb.shape[0] != 0:
+                gb[r, j] += g
+        else:
+            if ga.shape[0] != 0:
+                ga[r, j] += g * (x + y)
+            if gb.shape[0] != 0:
+                gb[r, j] += g * (x + y)
+
+
+@cells("out")
+def maximum_fwd(r, j, a, b, out):
+    """out = max(a, b) (NaN where either is NaN)."""
+    x, y = a[r, j], b[r, j]
+    out[r, j] = x if x >= y else (y if y > x else x + y)
+
+
+@rows("gout")
+def maximum_bwd(r, a, b, gout, ga, gb):
+    """The cotangent to the larger input, to a at a tie; NaN to both where either is NaN (each
+    skippable)."""
+    for j in range(gout.shape[1]):
+        x, y, g = a[r, j], b[r, j], gout[r, j]
+        if x >= y:
+            if ga.shape[0] != 0:
+                ga[r, j] += g
+        elif y > x:
+            if gb.shape[0] != 0:
+                gb[r, j] += g
+        else:
+            if ga.shape[0] != 0:
+                ga[r, j] += g * (x + y)
+            if gb.shape[0] != 0:
+                gb[r, j] += g * (x + y)
+
+
+@cells("out")
 def copy_fwd(r, j, x, out):
     """out = x."""
     out[r, j] = x[r, j]
@@ -108,6 +160,10 @@ PARITY = {
     "add_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
     "add_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2)),
     "mul_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "minimum_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "minimum_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "maximum_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
+    "maximum_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
     "mul_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
     "div_fwd": lambda g: (g.x(R, D), g.pos(R, D), g.out(R, D)),
     "div_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),

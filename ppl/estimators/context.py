@@ -316,16 +316,6 @@ class EstimatorContext:
                              f"'{getattr(fn, '__name__', fn)}{sig}' called with {len(args)} argument(s) "
                              f"({', '.join(map(str, args))}): {e}; pass one argument per parameter") from None
 
-    def _jump_tangents(self, index: int, made: bool = False):
-        """(the tangents of the law's parameter `index` along the model's parameters, side by side,
-        and the kept jump's direction weights) where the lowering weighs a stochastic-derivative
-        node's jumps along the parameters (lowering/tangents.py), else None. made=True: whether
-        it does, emitting nothing."""
-        lowering = self._lowering
-        if getattr(lowering, "tangent_plan", lambda: None)() is None:
-            return None
-        return True if made else lowering.jump_buffers(self.node, index)
-
     def law_call(self, key: str, ins: list, outs: list) -> None:
         """Emit a call of the kernel `key` of this (estimator, law) pair (the estimator's
         `kernels[law.kind][key]`), else of the law's own (`law.kernels[key]`), on `ins`, then its

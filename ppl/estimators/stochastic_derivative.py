@@ -73,13 +73,13 @@ class StochasticDerivative(Estimator):
         alt = ctx.rows.alternative
         _, kind, _ = _DRAWS[ctx.law.kind]
         u, v = ctx.noise(kind), ctx.noise("uniform")
-        along = ctx._jump_tangents(self.jump_param(ctx.law.kind))
+        along = alt.along(ctx.node, self.jump_param(ctx.law.kind)) if alt.along else None
         ctx.law_call("sdt_draw" if along else "sd_draw", [*ctx.params(), u, v],
                      [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"), ctx.buffer("tag", ctx.node.width),
                       ctx.value(), ctx.rows.weights, *(along or ())])
 
     def estimate(self, ctx):
-        if ctx._jump_tangents(self.jump_param(ctx.law.kind), made=True):
+        if ctx.rows.alternative.along:
             return   # added to the parameters' gradients at the backward's start (lowering/tangents.py)
         g = ctx.param_grads()[_DRAWS[ctx.law.kind][2]]
         if g is NO_GRAD:

@@ -29,6 +29,8 @@ class AlternativeRow:
     count: str      # 1D: the number of jumps kept so far (the kept one's tag)
     D: str          # 1D: the alternative's costs minus the draw's, since the kept jump
     slot: tuple     # (stride, off, span): its place in the shared digit
+    along: object = None   # (node, input index) -> (its parameter's tangents, S): the jumps weighed along the
+                           # parameters (lowering/tangents.py), or None: per unit of the law's parameter
 
 
 def alternative_nodes(an, choices) -> list:
@@ -70,7 +72,8 @@ class Alternative:
                 self.emit_at_start(call(KERNELS.rows.zero1, b))
             stride, span = self.plan.row_digit[nodes[0]]
             off = self.plan.cv_slot[nodes[0]][0] if nodes[0] in self.plan.cv_slot else 1
-            self._alternative = AlternativeRow(W, count, D, (stride, off, span))
+            along = self.jump_buffers if getattr(self.needs, "tangent", None) is not None else None
+            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along)
         return self._alternative
 
     def cost_diff(self, head, full_rows: str):

@@ -31,7 +31,7 @@ from ..estimators.protocol import NO_GRAD, REGISTRY
 from ..ops import OPS
 
 MAX_DIRECTIONS = 16   # parameter entries a tangent carries (a simulation's calibration); more: per unit
-_FORWARD = {"add", "mul", "div", "pow", "scale_shift", "rowsum", "concat", "slice"}
+_FORWARD = {"add", "mul", "div", "pow", "minimum", "maximum", "scale_shift", "rowsum", "concat", "slice"}
 
 
 @dataclass(frozen=True)

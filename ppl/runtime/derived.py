@@ -258,7 +258,7 @@ def _tiled_draws(gen, data, nodes, seed, batch, S: int) -> dict:
         tiled = {name: np.tile(a, (S, 1)) for name, a in zip(gen.layout.inputs, arrays)}
         out = gen.sample(tiled, seed=seed, nodes=nodes)
     gen._ws.pop(B * S, None)   # the S-fold workspace is not kept for later calls (its size)
-    return {k: v.reshape(S, B, v.shape[1]) for k, v in out.items()}
+    return {k: v.reshape(S, B, *v.shape[1:]) for k, v in out.items()}   # a scan's node: (S, B, T, width)
 
 
 def _posterior_draws(gen, guide, data, nodes, drawn, seed, batch, S) -> dict:
@@ -285,7 +285,7 @@ def _posterior_draws(gen, guide, data, nodes, drawn, seed, batch, S) -> dict:
     tiled.update({k: v.reshape(reps * rows, v.shape[2]) for k, v in z.items()})
     out = gen.sample(tiled, seed=seed2, nodes=nodes)
     gen._ws.pop(reps * rows, None)
-    out = {k: v.reshape(reps, rows, v.shape[1]) for k, v in out.items()}
+    out = {k: v.reshape(reps, rows, *v.shape[1:]) for k, v in out.items()}
     return {k: v[0] for k, v in out.items()} if S is None else out
 
 

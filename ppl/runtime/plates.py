@@ -27,6 +27,22 @@ class PlateSize:
                              f"size=): ppl.fit sets it to the rows it trains on; else call prog.set_plate_size(N) "
                              f"with the data set's rows, or give m.plate({plate!r}, size=N)")
 
+    def _check_plate_rows(self, data, batch) -> None:
+        """A gradient's batch is a subsample of its plate's rows: more rows than the plate's size
+        N is refused (the per-row costs are weighted N / batch), as Pyro refuses a subsample
+        larger than its plate."""
+        plates = {k: v for k, v in (getattr(self.model, "plates", None) or {}).items() if v is not None and v == v}
+        if not plates or data is None:
+            return
+        rows = int(batch) if batch is not None else int(np.shape(next(iter(data.values())))[0]) \
+            if isinstance(data, dict) and data else None
+        for name, size in plates.items():
+            if rows is not None and rows > size:
+                raise ModelError(f"grad: plate {name!r} has size {int(size)} but the batch has {rows} rows; a batch is "
+                                 f"a subsample of the plate's rows: give at most {int(size)} rows, or declare "
+                                 f"m.plate({name!r}, size=N) with the data set's N rows (or without size: ppl.fit "
+                                 f"takes it from the data)")
+
     def set_plate_size(self, n) -> None:
         """Set the plate's size N (the rows of the data set; m.plate(name) without size leaves it
         to fit, which calls this with its data's rows) and compile the step again with it: the

@@ -351,13 +351,15 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         """(loss, {parameter name: gradient}) from one fused step; the gradient is a copy. A measured
         choice not made yet is made on this batch, on a thread while this gradient returns (the
         rule table's estimate); the next call takes its program (`choose` makes it at once)."""
+        self._check_plate_rows(data, batch)
         loss = self._choose(data, batch, (seed, step)) if self._measure else self._run(data, batch, seed, step, 1)[0]
         g = ParamView(self.grad_buffer, self.layout)
         return float(loss), {k: g[k].copy() for k in g}
 
     def sample(self, data=None, seed=0, step=0, batch=None, nodes=None, configurations: bool = False) -> dict:
         """Values of every non-cost node for one draw: {name: (rows, width)}, one row per data row
-        and sample (r = i * K + k; nodes computed per data row repeated). nodes=[names]: those
+        and sample (r = i * K + k; nodes computed per data row repeated); a node of a `ppl.scan`'s
+        body: (rows, T, width), its trajectory over the T steps. nodes=[names]: those
         only, and `data` needs only the inputs they depend on (e.g. the guide's draws given x
         without the other inputs). Where the step evaluates several configurations per sample
         (enumeration, antithetic pairs, mvd branches: S rows), the draw is the twin's that samples
@@ -373,11 +375,9 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
             upstream = set().union(*(ancestors(g, n) | {n} for n in nodes))
             optional = tuple(n for n in self.layout.inputs if n not in upstream)
         _, a = self._run(data, batch, seed, step, 0, optional)
-        out = {}
-        for name, (where, i, rows) in self.layout.values.items():
-            if nodes is None or name in nodes:
-                out[name] = all_rows(a[5][i] if where == "input" else a[3][i], rows)
-        return out
+        steps = {n.name: lp.length for lp in getattr(self.model, "loops", ()) for n in lp.body}
+        return {name: _trajectory(all_rows(a[5][i] if where == "input" else a[3][i], rows), steps.get(name))
+                for name, (where, i, rows) in self.layout.values.items() if nodes is None or name in nodes}
 
     # ----- persistence
     def save(self, path) -> None:
@@ -392,3 +392,9 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         error the program is unchanged."""
         from . import checkpoint
         checkpoint.assign(self, checkpoint.read(path, self))
+
+
+def _trajectory(v, T):
+    """A node's values (rows, width), or a scan's per-step node's (its T steps one after the
+    other) as (rows, T, width)."""
+    return v if T is None else np.ascontiguousarray(v.reshape(T, -1, v.shape[1]).transpose(1, 0, 2))

@@ -1,6 +1,7 @@
 """A picture of a compiled model (Program.render, `ppl render`): its inputs, parameters, random
 nodes (law and estimator), costs, the plates as boxes around what is drawn in them, a scan's
-body once with its length.
+body once with its length and its carry: the state a step starts from, an edge from its initial
+value and a dashed back edge ("next step") from what sets it at the step's end.
 
 Three outputs from one description (`picture`): Graphviz source (`.dot` / `.gv`, or the string
 render returns), SVG written here without any library (a layered layout: a node's row is its
@@ -39,6 +40,7 @@ class Picture:
     edges: list            # (from, to)
     boxes: list            # Box, outermost first
     band: dict = field(default_factory=dict)   # name -> its column band (_band): a plate's nodes side by side
+    back: list = field(default_factory=list)   # (from, to): a scan's carry set for the next step (dashed)
 
 
 def picture(prog, detail: bool = False) -> Picture:
@@ -51,7 +53,7 @@ def picture(prog, detail: bool = False) -> Picture:
     latents = {lat.node: lat for lat in getattr(model, "latents", {}).values()}
 
     def shown(n):
-        return detail or n.kind in ("input", "param") or n.is_stochastic or n.is_cost or n in latents or bool(
+        return detail or n.kind in ("input", "param", "carry") or n.is_stochastic or n.is_cost or n in latents or bool(
             OPS.get(n.kind) and OPS[n.kind].params) or n.kind in ("blackbox", "user_layer")
 
     nodes, keep = [], set()
@@ -71,6 +73,8 @@ def picture(prog, detail: bool = False) -> Picture:
             label, shape, fill = f"{n.attrs['cost_name']}\ncost", "octagon", "#fdf1d6"
         elif n.kind == "param":
             label, shape, fill = f"{n.name}\nparameter ({n.width})", "note", "#eef3fb"
+        elif n.kind == "carry":
+            label, shape, fill = f"{n.name}\ncarry ({n.width})", "box", "#fff4dc"
         else:
             label, shape, fill = f"{n.name}\n{n.kind} ({n.width})", "box", "#eef3fb"
         nodes.append((n.name, label, shape, fill))
@@ -79,11 +83,16 @@ def picture(prog, detail: bool = False) -> Picture:
         if n in keep:
             for a in _shown_sources(n, keep):
                 edges.add((a.name, n.name))
+    back = set()
+    for lp in getattr(model, "loops", ()):   # what sets each carry at a step's end, to the carry
+        for c, o in zip(lp.carry, lp.carry_out):
+            back |= {(a.name, c.name) for a in ([o] if o in keep else _shown_sources(o, keep)) if a is not c}
     boxes = _boxes(model, scope, keep)
     loops = [lp.name for lp in getattr(model, "loops", ())]
     band = {n.name: (*_band(model, scope[n]), loops.index(n.attrs["loop"]) + 1 if "loop" in n.attrs else 0)
             for n in keep}
-    return Picture(nodes, sorted(edges, key=lambda e: ([x for x, *_ in nodes].index(e[1]), e[0])), boxes, band)
+    return Picture(nodes, sorted(edges, key=lambda e: ([x for x, *_ in nodes].index(e[1]), e[0])), boxes, band,
+                   sorted(back))
 
 
 def _band(model, scope) -> tuple:
@@ -175,6 +184,7 @@ def to_dot(pic: Picture, title: str) -> str:
     for name, label, shape, fill in pic.nodes:
         lines.append(f'  "{_esc(name)}" [label="{_esc(label)}", shape={shape}, style=filled, fillcolor="{fill}"];')
     lines += [f'  "{_esc(a)}" -> "{_esc(b)}";' for a, b in pic.edges]
+    lines += [f'  "{_esc(a)}" -> "{_esc(b)}" [style=dashed, constraint=false, label="next step"];' for a, b in pic.back]
     return "\n".join(lines + ["}"]) + "\n"
 
 
@@ -229,6 +239,12 @@ def to_svg(pic: Picture, title: str) -> str:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         out.append(f'<line class="edge" x1="{xa + W / 2}" y1="{ya + H}" x2="{xb + W / 2}" y2="{yb}" stroke="#555" '
                    f'marker-end="url(#arrow)"/>')
+    for a, b in pic.back:   # up and around to the carry's box: its left side
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        out.append(f'<path class="back" d="M{xa} {ya + H / 2} C{xa - 2 * GAP_X} {ya + H / 2} {xb - 2 * GAP_X} '
+                   f'{yb + H / 2} {xb} {yb + H / 2}" fill="none" stroke="#b26b00" stroke-dasharray="5,3" '
+                   f'marker-end="url(#arrow)"><title>{html.escape(a)} sets {html.escape(b)} for the next step</title>'
+                   f'</path>')
     for name, label, shape, fill in pic.nodes:
         x, y = pos[name]
         rx = H / 2 if shape == "ellipse" else 4
@@ -266,6 +282,10 @@ def to_png(pic: Picture, title: str, path: Path) -> None:
     for a, b in pic.edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         ax.annotate("", (xb + W / 2, yb), (xa + W / 2, ya + H), arrowprops=dict(arrowstyle="->", color="#555"))
+    for a, b in pic.back:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        ax.annotate("", (xb, yb + H / 2), (xa, ya + H / 2), arrowprops=dict(
+            arrowstyle="->", color="#b26b00", linestyle="--", connectionstyle="arc3,rad=-0.4"))
     for b in pic.boxes:
         xs, ys = [pos[m][0] for m in b.members], [pos[m][1] for m in b.members]
         m = PAD * (len(pic.boxes) - pic.boxes.index(b))
@@ -277,7 +297,7 @@ def to_png(pic: Picture, title: str, path: Path) -> None:
         ax.add_patch(FancyBboxPatch((x, y), W, H, boxstyle="round,pad=0,rounding_size=%d" % (H // 2 if shape ==
                                     "ellipse" else 4), fc=fill, ec="#333"))
         ax.text(x + W / 2, y + H / 2, label, ha="center", va="center", fontsize=8)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight", pad_inches=0.1)   # the canvas cropped to the drawing
     plt.close(fig)
 
 

@@ -84,6 +84,12 @@ def test_train_policy_fast_and_node_override(capsys):
     assert code == 0 and "score (baseline=moving_average)" in out and "straight_through" in out
 
 
+def test_train_says_when_the_batch_is_larger_than_the_data(capsys):
+    code, out, _ = run(capsys, "train", "sbn", "--steps", "2", "-q", "--model-opt", "latent=8", "--policy", "fast",
+                       "--batch", "100000")
+    assert code == 0 and "--batch 100000 is larger than the training data's 1500 rows" in out
+
+
 def test_explain_and_list(capsys):
     code, out, _ = run(capsys, "explain", "categorical_vae")
     assert code == 0 and "gumbel_softmax" in out and "| why" in out

@@ -362,3 +362,18 @@ def test_a_plate_without_size_takes_the_rows_fit_trains_on():
     assert prog.model.plates == {"data": 40}                              # a later fit on other rows
     with pytest.warns(UserWarning, match="plate 'data' has size 60 but fit's data has 40 rows"):
         ppl.fit(sized, {"x": X[:40], "y": y[:40]}, ppl.optim.Adam(0.05), steps=1, batch_size=20, progress=False)
+
+
+def test_a_batch_larger_than_the_plate_is_refused():
+    """A gradient's batch subsamples the plate's N rows (costs weighted N / batch): a plate of 4
+    given 6 rows is an error naming the plate, its size and the fix (as Pyro refuses it)."""
+    import ppl
+    with ppl.Model("plate_overfull") as m:
+        x, y = m.input("x", 1), m.input("y", 1)
+        w = m.latent("w", ppl.dist.Normal(0.0, 1.0))
+        with m.plate("data", size=4):
+            m.observe("y", ppl.dist.Normal(w * x, 1.0), y)
+    prog = m.compile()
+    prog.grad({"x": np.ones((4, 1)), "y": np.ones((4, 1))})
+    with pytest.raises(ppl.ModelError, match=r"plate 'data' has size 4 but the batch has 6 rows.*at most 4 rows"):
+        prog.grad({"x": np.ones((6, 1)), "y": np.ones((6, 1))})

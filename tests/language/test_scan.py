@@ -258,7 +258,7 @@ def test_a_scan_inside_a_plate_with_a_global_latent():
     by every step of a per-row scan in the plate. Oracle: the unrolled model without the plate,
     its per-row costs weighted N (the plate's objective: the expectation is linear in the
     per-row terms, so sharing the global draw does not change it, tests/language/test_plates.py)."""
-    T, N = 3, 10
+    T, N = 3, 4000   # N >= the tuned tile's rows (at most 2 x 2000): a batch subsamples the plate
 
     def build(name, scanned):
         with Model(name) as m:
@@ -336,3 +336,27 @@ def test_a_check_in_a_scans_body_raises_on_the_cuda_target():
     gpu.theta[off] = -0.4
     gpu.push()
     assert np.isfinite(gpu.grad({"s0": S0})[0])
+
+
+def test_a_trajectory_is_rows_by_steps_by_width():
+    """sample returns a body node as (rows, T, width): step t of row i at [i, t], consistent with
+    the carry's recursion and with the stacked outputs (rows, T * width)."""
+    T = 7
+    with Model("trajectory") as m:
+        L0 = m.input("L0", 1)
+        s = ppl.param("s", 1, 0.5)
+
+        def step(L, t):
+            arrival = ppl.Bernoulli("arr", probs=ppl.const(0.45, 1))
+            service = ppl.Bernoulli("dep", probs=s)
+            L = ppl.maximum(L + arrival - service, 0.0, name="L")
+            m.cost("length", ppl.total(L * (1.0 / T)))
+            return L, L
+        ppl.scan(step, L0, length=T)
+    d = m.compile(dtype=np.float64).sample({"L0": np.full((5, 1), 2.0)}, seed=3)
+    L, arr, dep = d["L"], d["arr"], d["dep"]
+    assert L.shape == arr.shape == (5, T, 1)
+    prev = np.concatenate([np.full((5, 1, 1), 2.0), L[:, :-1]], axis=1)
+    np.testing.assert_array_equal(L, np.maximum(prev + arr - dep, 0.0))
+    np.testing.assert_array_equal(d["scan_1_ys0"], L[:, :, 0])
+    np.testing.assert_array_equal(d["scan_1_last0"], L[:, -1])

@@ -88,6 +88,25 @@ def test_scan_body_drawn_once_with_its_length(tmp_path):
     assert src.count('"up" [') == 1
 
 
+def test_a_scans_carry_is_drawn_with_its_back_edge(tmp_path):
+    """The carry is a node of the body: an edge from its initial value, and a dashed back edge
+    from what sets it at a step's end (here the draw, whose only effect is through the carry)."""
+    with ppl.Model("walk_carry") as m:
+        def step(s, t):
+            up = ppl.Bernoulli("up", logits=ppl.param("w", 1, -0.4) * s)
+            return s + 2.0 * up - 1.0, None
+        last, _ = ppl.scan(step, m.input("s0", 1), length=50)
+        m.cost("end", ppl.total(last * last))
+    src = m.render(tmp_path / "c.svg")
+    root, nodes, plates = _svg(tmp_path / "c.svg")
+    (box, _), = plates.values()
+    carry = next(k for k in nodes if k.endswith("carry0"))
+    assert _inside(nodes[carry], box)
+    backs = [p.find(f"{SVG}title").text for p in root.iter(f"{SVG}path") if p.get("class") == "back"]
+    assert backs == [f"up sets {carry} for the next step"]
+    assert f'"s0" -> "{carry}";' in src and f'"up" -> "{carry}" [style=dashed' in src
+
+
 def test_png(tmp_path):
     """A PNG by Graphviz's dot or matplotlib; without either, an error naming both fixes."""
     with ppl.Model("coin") as m:
