@@ -25,12 +25,11 @@ per platform. ``link(family, cpu_module, gpu_namespace)`` (called at the end of 
 records every public kernel of both modules, with the shapes of the generated kernels each
 launcher uses (``@uses(...)``). ``targets(family, name)`` answers which targets a kernel has.
 
-Nothing here imports ``ppl``; nothing is compiled at import (``cuda.jit`` is lazy).
+Nothing here imports ``ppl`` or ``numba.cuda``; nothing is compiled at import (``cuda.jit`` is lazy).
 """
 import inspect
 import types
 import numpy as np
-from numba import cuda
 from numba.core.registry import CPUDispatcher
 
 from .cuda.device import device, source_of
@@ -168,6 +167,7 @@ class Generated:
     def kernel(self):
         """The cuda.jit kernel (made at first use, when the body's module is fully imported)."""
         if self._kernel is None:
+            from numba import cuda
             from .native.launch import block_sum
             glb = {"cuda": cuda, "f": Generated.body(self), "like": like, "hyper": hyper, "block_sum": block_sum,
                    "np": np}

@@ -14,25 +14,33 @@ A function whose device form must differ from its CPU source has a hand-written 
 ``add_word`` (kernels/math/words.py) adds atomically on the device, where rows run at once.
 
 Nothing is compiled here: ``cuda.jit`` is lazy, so importing a module that calls ``device``
-needs neither a GPU nor the simulator.
+needs neither a GPU nor the simulator; ``numba.cuda`` itself is imported at the first ``device``
+call (a CUDA target asked for), not with ppl.
 """
 import dis
 import types
 
-from numba import cuda
 from numba.core.registry import CPUDispatcher
 
 from ..math.words import add_word as _add_word
 
 _DEVICE = {}
+cuda = None   # numba.cuda, bound at the first device() call (_cuda)
 
 
-@cuda.jit(device=True)
 def _add_word_atomic(a, k, v):
     cuda.atomic.add(a, k, v)
 
 
-_DEVICE[_add_word] = _add_word_atomic
+def _cuda():
+    """numba.cuda, imported at the first use, with the atomic twin of add_word (a module global
+    name, as every device body reads it: the simulator swaps it for its own)."""
+    global cuda
+    if cuda is None:
+        from numba import cuda as module
+        cuda = module
+        _DEVICE[_add_word] = cuda.jit(device=True)(_add_word_atomic)
+    return cuda
 
 
 def _global_names(code):
@@ -48,6 +56,7 @@ def _global_names(code):
 def device(fn):
     """The CUDA device function compiled from the source of the ``@njit`` dispatcher ``fn``, or
     of a plain Python function (a kernel registry's per-cell / per-row body, ``registry.py``)."""
+    _cuda()
     dev = _DEVICE.get(fn)
     if dev is not None:
         return dev

@@ -13,6 +13,8 @@ from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
 from ..errors import ModelError
+from ..analysis import graph as G
+from ..language.expressions import expression
 from ..language.nodes import Node
 from ..targets import CPU_MODULES
 from . import ir
@@ -135,6 +137,20 @@ class ContextHelpers:
     def dist_of(self, kind: str):
         return DISTRIBUTIONS[kind]
 
+    def branch_hint(self, node: Node) -> str:
+        """Where a node whose estimator has rows of other values (mvd's branches, DisARM's and
+        ARMS's partners, stochastic derivatives' alternative) lies above `node` or in its loop's
+        body, the values a check refuses may come from those rows, not the model's draws: which
+        node and estimator, and the fix."""
+        from ..estimators import REGISTRY
+        info, anc = self.an.loop_of(node), G.ancestors(self.an.graph, node.name)
+        for x, (ch, _) in self.choices.items():
+            if REGISTRY[ch.estimator].branch_rows and (x.name in anc or (info is not None and x in info.body)):
+                return (f" (or a row of estimator '{ch.estimator}' of '{x.name}', which evaluates the graph with "
+                        f"another value of '{x.name}' than its draw and may reach values the model never does: "
+                        f"bound the expression, e.g. ppl.clip or ppl.maximum, or give '{x.name}' another estimator)")
+        return ""
+
     def emit_param_checks(self, node: Node, is_positive, is_finite=None, law=None, params=None):
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
         node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not,
@@ -144,20 +160,28 @@ class ContextHelpers:
         select; every estimator reads the values checked here, so one check per node covers all."""
         d = law if law is not None else self.dist(node)
         for pname, p in zip(d.params, node.inputs if params is None else params):
+            shown = _shown(p)
             if pname in d.positive:
                 self.emit_block(_unless(is_positive(p)),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has values <= 0 or NaN; make it "
+                                ir.Raise(f"{d.name} '{node.name}': {pname} {shown} has values <= 0 or NaN; make it "
                                          f"positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)"))
             if pname in d.constraints:
                 kind = d.constraints[pname]
                 self.emit_block(_unless(self.constraint_test(kind, p, node.attrs.get('K'))),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' "
-                                         f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"))
+                                ir.Raise(f"{d.name} '{node.name}': {pname} {shown} "
+                                         f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"
+                                         f"{self.branch_hint(node)}"))
             if is_finite is not None:
                 self.emit_block(_unless(is_finite(p)),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} '{p.name}' has NaN or inf values; check the "
+                                ir.Raise(f"{d.name} '{node.name}': {pname} {shown} has NaN or inf values; check the "
                                          f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
                                          f"learning rate too high)"))
+
+
+def _shown(p) -> str:
+    """A parameter node in a message: its name, and the user's expression for one ppl named."""
+    e = expression(p)
+    return f"'{p.name}'" if e == p.name else f"'{p.name}' (= {e})"
 
 
 class ArrayHelpers:
