@@ -100,40 +100,131 @@ def _move_group(value, ra, kept, K):
         value[ra, g0 + k] = like(value, 1.0) if g0 + k == kept else like(value, 0.0)
 
 
-@njit(cache=True, error_model="numpy")
-def _bernoulli(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    one, zero = like(value, 1.0), like(value, 0.0)
+# ---- the laws of one unit per column, their kernels made from one template (below): a row's
+# work is pasted into the kernel's loop (kernels/declare.py) and calls only scalar helpers, so no
+# array is reference-counted per row
+@njit(cache=True, error_model="numpy", inline="always")
+def _bernoulli_unit(logits, u):
+    return 1.0 if u < sigmoid(logits) else 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bernoulli_jump(logits, x):
+    return (float(sigmoid(logits)), 1.0) if x == 0.0 else (0.0, 0.0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bernoulli_probs_unit(probs, u):
+    return 1.0 if u < probs else 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bernoulli_probs_jump(probs, x):
+    return (1.0 / (1.0 - float(probs)), 1.0) if x == 0.0 else (0.0, 0.0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _poisson_jump(rate, x):
+    return 1.0, 1.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _binomial_unit(n, param, u, logits):
+    return _binomial_sample(n, param, u, logits)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _binomial_jump(n, param, x, logits):
+    p, q, lp, lq = _pq(param, logits)
+    if x < float(n) and q > 0.0:
+        return (float(n) - x) * (p if logits else 1.0 / q), 1.0
+    return 0.0, 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _geometric_jump(param, x, logits):
+    p, q, lp, lq = _pq(param, logits)
+    return (x if logits else x / (p * q), -1.0) if x > 0.0 else (0.0, 0.0)
+
+
+_TEMPLATE = """def sd_{kind}_draw(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
-    if jl == off:   # written by its drawn row
-        return
-    if jl != 0:
+    if jl != off:
         for j in range(value.shape[1]):
-            value[r, j] = one if u[r, j] < sigmoid(logits[r, j]) else zero
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        p = sigmoid(logits[r, j])
-        value[r, j] = one if u[r, j] < p else zero
-        tag[r, j] = 0.0
-        if value[r, j] == zero and _keep_t(r, j, float(p), v, W, sid, tag, tan, S):
-            kept = j
-    if not _apply(r, ra, kept, one, D, switched, value, rw):
-        for j in range(value.shape[1]):
-            value[ra, j] = one if u[ra, j] < sigmoid(logits[ra, j]) else zero
+            value[r, j] = like(value, {unit_r})
+        if jl == 0:
+            ra = r + off * stride
+            kept, jump, n_ = -1, 0.0, value.shape[1]
+            for j in range(n_):
+                tag[r, j] = 0.0
+                w, dy = {jump_r}
+                if not w <= 0.0:   # a jump (a NaN weight too: it makes W NaN)
+                    m = w
+                    if tan.shape[0] != 0:   # along the parameters: w sum_d |tan_d|
+                        m = 0.0
+                        for d in range(S.shape[1]):
+                            m += abs(float(tan[r, d * n_ + j]))
+                        m *= w
+                    if m != 0.0:
+                        W[r] += m
+                        if v[r, j] * W[r] < m:
+                            sid[r] += 1.0
+                            tag[r, j] = sid[r]
+                            kept, jump = j, dy
+                            for d in range(S.shape[1] if tan.shape[0] != 0 else 0):
+                                S[r, d] = w * float(tan[r, d * n_ + j]) / m
+            switched[r] = 1.0 if kept >= 0 else 0.0
+            rw[ra] = 0.0
+            if kept >= 0:
+                D[r] = 0.0
+                for j in range(n_):
+                    value[ra, j] = value[r, j]
+                value[ra, kept] = value[r, kept] + like(value, jump)
+            else:
+                for j in range(n_):
+                    value[ra, j] = like(value, {unit_ra})
+"""
+# kind: (its parameters, the unit's draw, its jump: (weight per unit of the law's parameter, step))
+_LAWS = {
+    "bernoulli": ("logits", "_bernoulli_unit(logits[{i}, j], u[{i}, j])", "_bernoulli_jump(logits[r, j], float(value[r, j]))",
+                  "0 -> 1, weight p per logit"),
+    "bernoulli_probs": ("probs", "_bernoulli_probs_unit(probs[{i}, j], u[{i}, j])",
+                        "_bernoulli_probs_jump(probs[r, j], float(value[r, j]))", "0 -> 1, weight 1 / (1 - p)"),
+    "poisson": ("rate", "_inverse_cdf(rate[{i}, j], u[{i}, j])", "_poisson_jump(rate[r, j], float(value[r, j]))",
+                "x -> x + 1, weight 1"),
+    "binomial": ("total_count, probs", "_binomial_unit(total_count[{i}, j], probs[{i}, j], u[{i}, j], False)",
+                 "_binomial_jump(total_count[r, j], probs[r, j], float(value[r, j]), False)",
+                 "x -> x + 1 (x < n), weight (n - x) / (1 - p)"),
+    "binomial_logits": ("total_count, logits", "_binomial_unit(total_count[{i}, j], logits[{i}, j], u[{i}, j], True)",
+                        "_binomial_jump(total_count[r, j], logits[r, j], float(value[r, j]), True)",
+                        "x -> x + 1 (x < n), weight (n - x) p per logit"),
+    "geometric": ("probs", "_geometric_sample(probs[{i}, j], u[{i}, j], False)",
+                  "_geometric_jump(probs[r, j], float(value[r, j]), False)", "x -> x - 1 (x > 0), weight x / (p (1 - p))"),
+    "geometric_logits": ("logits", "_geometric_sample(logits[{i}, j], u[{i}, j], True)",
+                         "_geometric_jump(logits[r, j], float(value[r, j]), True)", "x -> x - 1 (x > 0), weight x per logit"),
+}
 
 
-@rows("value")
-def sd_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """The draw on the drawn row with its jumps in the reservoir, and the alternative row; every
-    other row a plain draw (see the module docstring)."""
-    _bernoulli(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
+def _scalar_law_kernels():
+    """The declared kernels of the laws of one unit per column, from _TEMPLATE (as declare.unary
+    makes an op's): the draw on the drawn row with its jumps in the reservoir (per unit, `tan`
+    empty, or along the parameters) and the alternative row; every other row a plain draw."""
+    import sys
+    frame = sys._getframe(0)
+    out = {}
+    for kind, (params, unit, jump, doc) in _LAWS.items():
+        src = _TEMPLATE.format(kind=kind, params=params, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
+                               jump_r=jump)
+        glb = dict(globals())
+        exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
+        fn = glb[f"sd_{kind}_draw"]
+        fn.__source__ = src
+        fn.__doc__ = f"{kind}: {doc} (the module's docstring)."
+        out[f"sd_{kind}_draw"] = rows("value")(fn)
+    return out
 
 
-@rows("value")
-def sdt_bernoulli_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_bernoulli_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _bernoulli(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
+globals().update(_scalar_law_kernels())
 
 
 @njit(cache=True, error_model="numpy")
@@ -161,81 +252,10 @@ def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched
 
 
 @rows("value")
-def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """As sd_bernoulli_draw for groups of K classes (Gumbel-max draws): a group drawn c jumps to
-    each other class k with weight p_k."""
-    _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
-
-
-@rows("value")
-def sdt_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_categorical_draw with its jumps weighed along the model's parameters (_keep_t)."""
+def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+    """Groups of K classes (Gumbel-max draws): a group drawn c jumps to each other class k with
+    weight p_k (per unit, or along the parameters: _keep_t)."""
     _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
-
-
-@njit(cache=True, error_model="numpy")
-def _poisson(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    jl = slot_local(r, stride, span)
-    if jl == off:
-        return
-    for j in range(value.shape[1]):
-        value[r, j] = _inverse_cdf(rate[r, j], u[r, j])
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        tag[r, j] = 0.0
-        if _keep_t(r, j, 1.0, v, W, sid, tag, tan, S):
-            kept = j
-    if not _apply(r, ra, kept, value[r, kept] + like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
-                  value, rw):
-        for j in range(value.shape[1]):
-            value[ra, j] = _inverse_cdf(rate[ra, j], u[ra, j])
-
-
-@rows("value")
-def sd_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """As sd_bernoulli_draw for Poisson counts: every unit jumps to one more, weight 1."""
-    _poisson(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
-
-
-@rows("value")
-def sdt_poisson_draw(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_poisson_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _poisson(r, rate, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
-
-
-@njit(cache=True, error_model="numpy")
-def _bernoulli_probs(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    jl = slot_local(r, stride, span)
-    if jl == off:
-        return
-    for j in range(value.shape[1]):
-        value[r, j] = like(value, 1.0) if u[r, j] < probs[r, j] else like(value, 0.0)
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        tag[r, j] = 0.0
-        if value[r, j] == 0.0 and _keep_t(r, j, 1.0 / (1.0 - float(probs[r, j])), v, W, sid, tag, tan, S):
-            kept = j
-    if not _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
-        for j in range(value.shape[1]):
-            value[ra, j] = like(value, 1.0) if u[ra, j] < probs[ra, j] else like(value, 0.0)
-
-
-@rows("value")
-def sd_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """sd_bernoulli_draw for probabilities: x = 1[u < p]; a 0 jumps to 1 with weight 1 / (1 - p)."""
-    _bernoulli_probs(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
-
-
-@rows("value")
-def sdt_bernoulli_probs_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_bernoulli_probs_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _bernoulli_probs(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
 
 
 @njit(cache=True, error_model="numpy")
@@ -263,114 +283,10 @@ def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched
 
 
 @rows("value")
-def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw):
+def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     """sd_categorical_draw for weights: inverse-CDF draws; a group drawn c jumps to each other
     class k with weight 1 / S (S the group's sum)."""
-    _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tag[:0], tag[:0])
-
-
-@rows("value")
-def sdt_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_categorical_probs_draw with its jumps weighed along the model's parameters (_keep_t)."""
     _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S)
-
-
-@njit(cache=True, error_model="numpy")
-def _binomial_draw(r, total_count, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits,
-                   tan, S):
-    jl = slot_local(r, stride, span)
-    if jl == off:
-        return
-    for j in range(value.shape[1]):
-        value[r, j] = _binomial_sample(total_count[r, j], param[r, j], u[r, j], logits)
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        tag[r, j] = 0.0
-        n, x = float(total_count[r, j]), float(value[r, j])
-        p, q, lp, lq = _pq(param[r, j], logits)
-        if x < n and q > 0.0 and _keep_t(r, j, (n - x) * (p if logits else 1.0 / q), v, W, sid, tag, tan, S):
-            kept = j
-    if not _apply(r, ra, kept, value[r, kept] + like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
-                  value, rw):
-        for j in range(value.shape[1]):
-            value[ra, j] = _binomial_sample(total_count[ra, j], param[ra, j], u[ra, j], logits)
-
-
-@rows("value")
-def sd_binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """The Binomial(n, p) draw (inverse CDF); x < n jumps to x + 1 with weight (n - x) / (1 - p)."""
-    _binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False,
-                   tag[:0], tag[:0])
-
-
-@rows("value")
-def sd_binomial_logits_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """sd_binomial_draw per unit of the logit: weight (n - x) p."""
-    _binomial_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True,
-                   tag[:0], tag[:0])
-
-
-@rows("value")
-def sdt_binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_binomial_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _binomial_draw(r, total_count, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False, tan, S)
-
-
-@rows("value")
-def sdt_binomial_logits_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw,
-                             tan, S):
-    """sd_binomial_logits_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _binomial_draw(r, total_count, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True, tan, S)
-
-
-@njit(cache=True, error_model="numpy")
-def _geometric_draw(r, param, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, logits, tan, S):
-    jl = slot_local(r, stride, span)
-    if jl == off:
-        return
-    for j in range(value.shape[1]):
-        value[r, j] = _geometric_sample(param[r, j], u[r, j], logits)
-    if jl != 0:
-        return
-    ra = r + off * stride
-    kept = -1
-    for j in range(value.shape[1]):
-        tag[r, j] = 0.0
-        x = float(value[r, j])
-        p, q, lp, lq = _pq(param[r, j], logits)
-        if x > 0.0 and _keep_t(r, j, x if logits else x / (p * q), v, W, sid, tag, tan, S):
-            kept = j
-    if not _apply(r, ra, kept, value[r, kept] - like(value, 1.0) if kept >= 0 else like(value, 0.0), D, switched,
-                  value, rw):
-        for j in range(value.shape[1]):
-            value[ra, j] = _geometric_sample(param[ra, j], u[ra, j], logits)
-
-
-@rows("value")
-def sd_geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """The Geometric(p) count of failures (inverse CDF); x > 0 jumps to x - 1 with weight x / (p (1 - p))."""
-    _geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False, tag[:0], tag[:0])
-
-
-@rows("value")
-def sd_geometric_logits_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw):
-    """sd_geometric_draw per unit of the logit: weight x."""
-    _geometric_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True, tag[:0], tag[:0])
-
-
-@rows("value")
-def sdt_geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_geometric_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _geometric_draw(r, probs, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, False, tan, S)
-
-
-@rows("value")
-def sdt_geometric_logits_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    """sd_geometric_logits_draw with its jumps weighed along the model's parameters (_keep_t)."""
-    _geometric_draw(r, logits, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, True, tan, S)
 
 
 @rows("t")
@@ -457,34 +373,25 @@ def _state(g, n, d):
 
 
 def _tangents(g, width, dirs=2):
-    """A parameter's tangents along `dirs` directions (column d * width + j) and S, the kept jump's."""
-    return g.x(R, dirs * width), g.out(R, dirs)
+    """A parameter's tangents along `dirs` directions (column d * width + j) and S, the kept jump's
+    (dirs 0: per unit, the empty tangents the step passes then)."""
+    return (g.x(R, dirs * width), g.out(R, dirs)) if dirs else (g.x(R, 0)[:0], g.x(R, 0)[:0])
 
 
 R, D = 9, 3
 PARITY = {
-    "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
-    "sd_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6)),
-    "sd_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
-    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
-    "sd_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6)),
-    "sd_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
+    "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sd_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6), *_tangents(g, 6)),
+    "sd_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D, 0)),
+    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sd_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6),
+                                            *_tangents(g, 6, 0)),
+    "sd_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D),
+                                   *_tangents(g, D)),
     "sd_binomial_logits_draw": lambda g: (np.floor(8 * g.u(R, D)), g.x(R, D), g.u(R, D), g.u(R, D),
-                                          *_state(g, R, D)),
-    "sd_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
-    "sd_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D)),
-    "sdt_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
-    "sdt_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6), *_tangents(g, 6)),
-    "sdt_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
-    "sdt_bernoulli_probs_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
-    "sdt_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6),
-                                             *_tangents(g, 6)),
-    "sdt_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D),
-                                    *_tangents(g, D)),
-    "sdt_binomial_logits_draw": lambda g: (np.floor(8 * g.u(R, D)), g.x(R, D), g.u(R, D), g.u(R, D),
-                                           *_state(g, R, D), *_tangents(g, D)),
-    "sdt_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
-    "sdt_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+                                          *_state(g, R, D), *_tangents(g, D, 0)),
+    "sd_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sd_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D, 0)),
     "tangent_seed": lambda g: (g.out(R, D), 1),
     "alt_differs": lambda g: (np.floor(2 * g.u(R, D)), g.out(R), 1, 2, 3),
     "sd_bank": lambda g: (g.bits(R), 1, 3, g.pos(R), g.x(R), g.x(R, 2), g.x(R, 2)),

@@ -54,7 +54,7 @@ class StochasticDerivative(Estimator):
                             f"node is narrow ({i.node.width} units): one alternative path per draw needs no "
                             f"derivative of the black box and had the least variance x time there (docs/benchmarks/"
                             f"simulations.md: RELAX's learned control variate cost far more)"),)
-    kernels = {kind: {"sd_draw": kernel, "sdt_draw": "sdt" + kernel[2:]} for kind, (kernel, _, _) in _DRAWS.items()}
+    kernels = {kind: {"sd_draw": kernel} for kind, (kernel, _, _) in _DRAWS.items()}
 
     def jump_param(self, kind: str) -> int:
         """The input of a node of law `kind` its jumps are weighed in (lowering/tangents.py)."""
@@ -73,10 +73,10 @@ class StochasticDerivative(Estimator):
         alt = ctx.rows.alternative
         _, kind, _ = _DRAWS[ctx.law.kind]
         u, v = ctx.noise(kind), ctx.noise("uniform")
-        along = alt.along(ctx.node, self.jump_param(ctx.law.kind)) if alt.along else None
-        ctx.law_call("sdt_draw" if along else "sd_draw", [*ctx.params(), u, v],
+        along = alt.along(ctx.node, self.jump_param(ctx.law.kind)) if alt.along else (NO_GRAD, NO_GRAD)   # per unit
+        ctx.law_call("sd_draw", [*ctx.params(), u, v],
                      [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"), ctx.buffer("tag", ctx.node.width),
-                      ctx.value(), ctx.rows.weights, *(along or ())])
+                      ctx.value(), ctx.rows.weights, *along])
 
     def estimate(self, ctx):
         if ctx.rows.alternative.along:

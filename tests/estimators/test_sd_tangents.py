@@ -55,7 +55,7 @@ def sad_walk_exact(n, p):
 def test_stochasticads_walk_is_unbiased_and_weighed_along_p():
     n, p = 30, 60.0
     prog = sad_walk("sad_walk30", n, p).compile(dtype=np.float64, estimators={"up": SD}, seed=1)
-    assert "sdt_bernoulli_probs_draw" in prog.source and "sd_bank" in prog.source   # weighed along p, banked
+    assert "tangent_seed" in prog.source and "sd_bank" in prog.source   # weighed along p, banked
     assert "g_exp_1" not in prog.source   # the estimate is forward: no cotangent of the layers below p
     e = np.array([sad_walk_exact(n, p)])
     data = {"X0": np.zeros((8, 1))}
@@ -100,7 +100,7 @@ def test_the_laws_in_a_scan_alone_and_stacked_are_unbiased(counts, est):
     T = 2 if not counts else 1   # the unrolled oracle enumerates every step's counts jointly
     tag = "all" if isinstance(est, str) else "_".join(v[:2] for v in est.values())
     prog = laws(f"sdt_laws_{counts}_{tag}", T, True, counts).compile(dtype=np.float64, estimators=est, seed=1)
-    assert "sdt_" in prog.source
+    assert "tangent_seed" in prog.source and "sd_grad" not in prog.source
     P = exact.model_params(prog)
     e = stats.flat(exact.gradient(laws(f"sdt_laws_unrolled_{counts}", T, False, counts), P, {"s0": S0}), list(P))
     r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, f"scan of laws, {est}")
@@ -115,7 +115,7 @@ def test_many_parameter_entries_or_a_layer_keep_the_per_unit_weights():
         b = ppl.Bernoulli("b", logits=ppl.Affine(x, 1, name="enc"))
         m.cost("f", ppl.total((b - 0.3) * (b - 0.3)))
     src = m.compile(dtype=np.float64, estimators={"b": SD}, lowering="arrays").source
-    assert "sd_bernoulli_draw" in src and "sdt_" not in src and "sd_grad" in src
+    assert "sd_bernoulli_draw" in src and "tangent_seed" not in src and "sd_grad" in src
 
 
 def test_a_nan_tangent_gives_a_nan_gradient():
@@ -127,7 +127,7 @@ def test_a_nan_tangent_gives_a_nan_gradient():
     W, sid, D, switched = np.zeros(2), np.zeros(2), np.ones(2), np.zeros(2)
     tag, value, rw = np.zeros((2, 1)), np.zeros((2, 1)), np.array([0.5, 0.5])
     S, acc, gp = np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1)
-    core.sdt_bernoulli_probs_draw(probs, u, v, 1, 1, 2, W, sid, D, switched, tag, value, rw,
+    core.sd_bernoulli_probs_draw(probs, u, v, 1, 1, 2, W, sid, D, switched, tag, value, rw,
                                   np.full((2, 1), np.nan), S)
     core.sd_tangent_grad(W, D, S, acc, rw, 1, 2, 0, 0, gp)
     assert np.isnan(W[0]) and np.isnan(gp[0])
@@ -143,7 +143,7 @@ def test_a_categorical_by_weights_outside_a_scan_is_unbiased():
         b = ppl.Bernoulli("b", probs=ppl.sigmoid(ppl.rowsum(c * cl)))
         m.cost("f", ppl.total((ppl.rowsum(c * ppl.const(1.0, 3)) + b - 0.4) * (b + 0.5 * x)))
     prog = m.compile(dtype=np.float64, estimators=SD, seed=1)
-    assert "sdt_categorical_probs_draw" in prog.source and "sd_bank" not in prog.source
+    assert "tangent_seed" in prog.source and "sd_bank" not in prog.source
     data = {"x": S0}
     P = exact.model_params(prog)
     e = stats.flat(exact.gradient(m, P, data), list(P))

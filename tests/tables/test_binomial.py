@@ -220,8 +220,8 @@ def test_bad_total_counts_are_refused_in_the_step(n, what):
             m.cost("c", ppl.total(k))
         prog = m.compile(estimators="score", dtype=np.float64, lowering=lowering)
         prog.params["shift"][...] = n if np.isnan(n) else 0.0
-        with pytest.raises(ppl.ModelError, match=r"Binomial\(logits\) 'k': total_count '\w+' has values that are not "
-                                                 r"non-negative integers"):
+        with pytest.raises(ppl.ModelError, match=r"Binomial\(logits\) 'k': total_count 'add_1' \(= n \+ shift\) has "
+                                                 r"values that are not non-negative integers"):
             prog.loss({"n": np.array([[3.0], [3.0 if np.isnan(n) else n]])}, seed=0)
 
 
