@@ -760,6 +760,8 @@ def compare_estimators(name, batch, rounds, estimators=CANDIDATES, T=None):
         B = max(8, batch // prog.rows_per_data_row)
         data = spec.data(B)
         prog.grad(data, seed=0)
+        if est == "auto":   # the measured choice made (it measures on a thread after the first gradient)
+            prog.choose(data)
         chosen = prog.choices[prog.model.nodes[spec.node]][0].estimator
         runs[est] = {"prog": prog, "data": data, "B": B, "first_step_s": time.perf_counter() - t0, "times": [],
                      "g": [], "chosen": chosen}

@@ -9,9 +9,11 @@ reason). They are compiled side by side as the node's `candidates` estimator
 (ppl/estimators/candidates.py): the graph below runs once on every candidate's rows, from the
 same draws, and which candidate's gradient reaches the parameters is a number in the program's
 state. So the sweep over the nodes and their candidates compiles one program, whatever their
-number. A node that is continuous, in a scan's body, under objective "iwae", whose rule-table
-estimator is not measured, or that has one candidate keeps the rule table's choice and measures
-nothing.
+number. A node that is continuous, under objective "iwae", whose rule-table estimator is not
+measured, or that has one candidate keeps the rule table's choice and measures nothing. A node in
+a scan's body is measured among its rule-table choice and the estimators of one extra row for all
+the steps (stochastic derivatives, in a program of their own): the others take their rows at
+every step.
 
 Programs of their own. The unbiased estimators that apply but cannot share the drawn row
 (enumeration's weighted configurations, stochastic derivatives' alternative row, ARMS's coupled
@@ -118,11 +120,8 @@ def _members(info, rule: str):
 
 def _why_not_measured(node, info, rule: str, members: list, solo: list, objective: str) -> str | None:
     """Why the node keeps the rule table's choice without measuring, else None."""
-    from ..estimators.score import in_loop
     if objective != "elbo":
         return f"objective {objective!r}: the measured choice compares ELBO estimators"
-    if in_loop(info):
-        return "a node in a scan's body: its candidates' rows are taken at every step"
     why = REGISTRY["candidates"].applies(info)
     if why is not None:
         return why
@@ -181,6 +180,7 @@ def _drawn_apart(prog, data, batch, node: str, members: list) -> set:
 
 
 def _plan(model, options):
+    from ..estimators.score import in_loop
     """(rule table's choices, chosen {node: (estimator, options)}, {node: its candidates in the
     measured program}, {node: its candidates measured in programs of their own}, table of the
     excluded) under `options`: which nodes the measured choice measures, among which estimators."""
@@ -199,6 +199,11 @@ def _plan(model, options):
         if node.name in fixed:
             continue
         members, solo, out = _members(info, ch.estimator)
+        if in_loop(info):   # in a scan's body: the rule's choice and the estimators of one row for all the steps
+            out += [(m, "a node in a scan's body: its extra rows would be taken at every step")
+                    for m in (*members, *solo) if m != ch.estimator and not REGISTRY[m].alternative_row]
+            members = [m for m in members if m == ch.estimator]
+            solo = [m for m in solo if REGISTRY[m].alternative_row]
         why = _why_not_measured(node, info, ch.estimator, members, solo, objective)
         if why is not None or options.target != "cpu":
             ch.reason = f"{ch.reason} (not measured: {why or 'the measured choice runs on the CPU target'})"

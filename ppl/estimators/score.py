@@ -46,9 +46,9 @@ class Score(Estimator):
     rules = (Rule("unbiased", 45, lambda i: i.dist.discrete and in_loop(i),
                   lambda i: "discrete node in a scan's body: an estimator with extra rows takes them at every step "
                             "(1 + the length rows for DisARM or mvd), and one alternative path for all the steps "
-                            "(stochastic derivatives) is worth it only where the paths meet again (a walk, a queue); "
-                            "the score function with a running baseline per step is the rule's choice, as a scan's "
-                            "node is not measured: name stochastic_derivative for the node to try it "
+                            "(stochastic derivatives) is worth it where the paths meet again (a walk, a queue); "
+                            "the score function with a running baseline per step is the rule table's choice, and the "
+                            "measured choice weighs stochastic derivatives against it "
                             "(docs/benchmarks/simulations.md, the simulations in ppl)"),
              Rule("*", 1000, lambda i: True, lambda i: _score_reason(i)))
     param_prefixes = ("baseline.",)
