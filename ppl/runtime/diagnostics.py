@@ -49,6 +49,15 @@ class GradientStats:
         return worst
 
 
+def _given_params(params) -> dict:
+    """{name: float64 array} of a params dict, or of a Program's model parameters."""
+    if hasattr(params, "model_param_names"):
+        return {k: np.array(params.params[k], dtype=np.float64) for k in params.model_param_names()}
+    if not isinstance(params, dict):
+        raise ModelError(f"gradient_stats: params must be {{name: array}} or a Program, got {type(params).__name__}")
+    return {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+
+
 def exact_gradient(model, data, batch=None, params=None, **compile_kw):
     """(loss, {param: gradient}) by enumerating every discrete node, or None when the model has
     continuous random nodes or a support too large to enumerate."""
@@ -136,14 +145,15 @@ def gradient_variance(prog, data, draws: int = 100, batch=None, warm: int = WARM
 
 
 def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact=True, warmup=0,
-                   warm=WARM_STEPS, **compile_kw):
+                   warm=WARM_STEPS, params=None, **compile_kw):
     """One GradientStats per estimator spec (a name or (name, options) for every node, or a dict
-    per node), all at the parameters of the first program compiled (init seed `seed`). Each is
-    measured as training runs it: its running state warmed for `warm` steps first (gradient_draws;
-    warm=0 measures it at its initial value). With `warmup` > 0 each estimator's own parameters
-    are first tuned for that many steps too (see tune_estimator), so learned baselines and
-    control variates are compared trained."""
-    ref = None
+    per node), all at the parameters of the first program compiled (init seed `seed`), or at
+    `params`: {model parameter name: array}, or a Program (a trained one) whose model parameters
+    are taken. Each is measured as training runs it: its running state warmed for `warm` steps
+    first (gradient_draws; warm=0 measures it at its initial value). With `warmup` > 0 each
+    estimator's own parameters are first tuned for that many steps too (see tune_estimator), so
+    learned baselines and control variates are compared trained."""
+    ref = None if params is None else _given_params(params)
     out = []
     draws_of = {}
     compile_kw.setdefault("dtype", np.float64)   # variances and biases against a float64 oracle
@@ -153,7 +163,14 @@ def gradient_stats(model, data, estimators, draws=500, batch=None, seed=0, exact
         if ref is None:
             ref = {k: prog.params[k].copy() for k in names}
         else:
+            missing = [k for k in names if k not in ref]
+            if missing:
+                raise ModelError(f"gradient_stats: params has no {missing}; give every model parameter of "
+                                 f"'{model.name}' ({names}), or a Program of this model")
             for k in names:
+                if np.shape(ref[k]) != prog.params[k].shape:
+                    raise ModelError(f"gradient_stats: params[{k!r}] has shape {np.shape(ref[k])}, the model's is "
+                                     f"{prog.params[k].shape}")
                 prog.params[k] = ref[k]
         if warmup:
             tune_estimator(prog, data, warmup, batch=batch)

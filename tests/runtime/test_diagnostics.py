@@ -40,3 +40,22 @@ def test_stats_side_by_side():
     assert by["disarm"].total_variance < by["score"].total_variance
     text = D.table(stats)
     assert text.count("\n") == len(stats) + 1 and "disarm" in text
+
+
+def test_stats_at_a_trained_programs_parameters():
+    """gradient_stats(..., params=prog) measures at that program's model parameters (a trained
+    one's), not at the first compile's: enumeration's mean is the exact gradient there (the
+    oracle, exact_gradient at those parameters) and differs from the one at initialisation; a
+    params dict missing a parameter is an error naming it."""
+    m = model()
+    prog = m.compile(estimators="disarm", dtype=np.float64, seed=0)
+    ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.05), steps=50, batch_size=2, progress=False)
+    trained = {k: prog.params[k].copy() for k in prog.model_param_names()}
+    at_init = D.gradient_stats(m, {"x": X}, ["enumerate"], draws=3, warm=0)[0].mean
+    (st,) = D.gradient_stats(m, {"x": X}, ["enumerate"], draws=3, warm=0, params=prog)
+    _, exact = D.exact_gradient(m, {"x": X}, params=trained, dtype=np.float64)
+    for k in exact:
+        np.testing.assert_allclose(st.mean[k], exact[k], rtol=1e-9, atol=1e-12)
+    assert any(not np.allclose(st.mean[k], at_init[k]) for k in exact)
+    with np.testing.assert_raises_regex(ppl.ModelError, r"params has no \['enc.b', 'dec.W', 'dec.b'\]"):
+        D.gradient_stats(m, {"x": X}, ["enumerate"], draws=3, warm=0, params={"enc.W": trained["enc.W"]})
