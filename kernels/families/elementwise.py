@@ -1,5 +1,5 @@
 """Elementwise arithmetic and row sums of (R, D) arrays: add, div, pow (a constant exponent), mul,
-minimum, maximum, copy, each with its VJP, and row_sum (out_rows[r] = sum_j x[r, j]) with its VJP.
+the extremum (min or max), copy, each with its VJP, and row_sum (out_rows[r] = sum_j x[r, j]) with its VJP.
 
 Declared once (kernels/declare.py): the forward kernels and the VJPs without a skippable gradient
 are per-cell bodies (a CUDA thread per cell); the VJPs of two operands, each gradient skippable,
@@ -75,48 +75,23 @@ def mul_bwd(r, a, b, gout, ga, gb):
 
 
 @cells("out")
-def minimum_fwd(r, j, a, b, out):
-    """out = min(a, b) (NaN where either is NaN)."""
+def extremum_fwd(r, j, a, b, s, out):
+    """out = min(a, b) for s = 1, max(a, b) for s = -1 (the smaller of s a and s b; NaN where
+    either is NaN)."""
     x, y = a[r, j], b[r, j]
-    out[r, j] = x if x <= y else (y if y < x else x + y)
+    out[r, j] = x if s * x <= s * y else (y if s * y < s * x else x + y)
 
 
 @rows("gout")
-def minimum_bwd(r, a, b, gout, ga, gb):
-    """The cotangent to the smaller input, to a at a tie; NaN to both where either is NaN (each
-    skippable)."""
+def extremum_bwd(r, a, b, s, gout, ga, gb):
+    """extremum_fwd's VJP: the cotangent to the input it took, to a at a tie; NaN to both where
+    either is NaN (each skippable)."""
     for j in range(gout.shape[1]):
         x, y, g = a[r, j], b[r, j], gout[r, j]
-        if x <= y:
+        if s * x <= s * y:
             if ga.shape[0] != 0:
                 ga[r, j] += g
-        elif y < x:
-            if gb.shape[0] != 0:
-                gb[r, j] += g
-        else:
-            if ga.shape[0] != 0:
-                ga[r, j] += g * (x + y)
-            if gb.shape[0] != 0:
-                gb[r, j] += g * (x + y)
-
-
-@cells("out")
-def maximum_fwd(r, j, a, b, out):
-    """out = max(a, b) (NaN where either is NaN)."""
-    x, y = a[r, j], b[r, j]
-    out[r, j] = x if x >= y else (y if y > x else x + y)
-
-
-@rows("gout")
-def maximum_bwd(r, a, b, gout, ga, gb):
-    """The cotangent to the larger input, to a at a tie; NaN to both where either is NaN (each
-    skippable)."""
-    for j in range(gout.shape[1]):
-        x, y, g = a[r, j], b[r, j], gout[r, j]
-        if x >= y:
-            if ga.shape[0] != 0:
-                ga[r, j] += g
-        elif y > x:
+        elif s * y < s * x:
             if gb.shape[0] != 0:
                 gb[r, j] += g
         else:
@@ -160,10 +135,8 @@ PARITY = {
     "add_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
     "add_bwd": lambda g: (g.x(R, D), g.x(R, D), g.skip(2)),
     "mul_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
-    "minimum_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
-    "minimum_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
-    "maximum_fwd": lambda g: (g.x(R, D), g.x(R, D), g.out(R, D)),
-    "maximum_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
+    "extremum_fwd": lambda g: (g.x(R, D), g.x(R, D), -1.0, g.out(R, D)),
+    "extremum_bwd": lambda g: (g.x(R, D), g.x(R, D), -1.0, g.x(R, D), g.x(R, D), g.x(R, D)),
     "mul_bwd": lambda g: (g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),
     "div_fwd": lambda g: (g.x(R, D), g.pos(R, D), g.out(R, D)),
     "div_bwd": lambda g: (g.x(R, D), g.pos(R, D), g.x(R, D), g.x(R, D), g.x(R, D), g.x(R, D)),

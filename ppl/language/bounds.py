@@ -38,4 +38,5 @@ def _extremum(kind: str, a, b, name) -> Node:
     if a.width != b.width:
         raise ModelError(f"ppl.{kind} of '{a.name}' (width {a.width}) and '{b.name}' (width {b.width}): widths must "
                          f"agree (or one be 1)")
-    return _make(a.model, kind, name if name is not None else _auto_name(a.model, kind), (a, b), a.width)
+    return _make(a.model, kind, name if name is not None else _auto_name(a.model, kind), (a, b), a.width,
+                 sign=1.0 if kind == "minimum" else -1.0)

@@ -46,9 +46,9 @@ def test_the_row_fused_lowering_agrees():
 def test_a_tie_sends_the_cotangent_to_the_first_input_and_clip_passes_it_at_its_bounds():
     from ppl.kernels.cpu import core
     a, b, g = np.array([[1.0, 2.0]]), np.array([[1.0, 3.0]]), np.array([[1.0, 1.0]])
-    for bwd in (core.minimum_bwd, core.maximum_bwd):
+    for sign in (1.0, -1.0):   # minimum, maximum
         ga, gb = np.zeros((1, 2)), np.zeros((1, 2))
-        bwd(a, b, g, ga, gb)
+        core.extremum_bwd(a, b, sign, g, ga, gb)
         assert ga[0, 0] == 1.0 and gb[0, 0] == 0.0   # the tie: to a
     with ppl.Model("clip_bounds") as m:
         x = m.input("x", 1)
@@ -61,10 +61,10 @@ def test_a_tie_sends_the_cotangent_to_the_first_input_and_clip_passes_it_at_its_
 def test_nan_stays_nan():
     from ppl.kernels.cpu import core
     a, b = np.array([[np.nan, 1.0]]), np.array([[0.0, np.nan]])
-    for fwd, bwd in ((core.minimum_fwd, core.minimum_bwd), (core.maximum_fwd, core.maximum_bwd)):
+    for sign in (1.0, -1.0):   # minimum, maximum
         out, ga, gb = np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2))
-        fwd(a, b, out)
-        bwd(a, b, np.ones((1, 2)), ga, gb)
+        core.extremum_fwd(a, b, sign, out)
+        core.extremum_bwd(a, b, sign, np.ones((1, 2)), ga, gb)
         assert np.isnan(out).all() and np.isnan(ga).all() and np.isnan(gb).all()
 
 
