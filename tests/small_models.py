@@ -37,3 +37,13 @@ def walk(name, width, T):
         last, ups = ppl.scan(body, s0, length=T)
         m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
     return m
+
+
+def last_carry(body, init, T, scanned):
+    """The carry after T steps of `body(carry, t) -> (carry, y)`: by ppl.scan (scanned), or the
+    same body called T times in Python (the unrolled oracle the scan's tests compare against)."""
+    if scanned:
+        return ppl.scan(body, init, length=T)[0]
+    for _step in range(T):
+        init, _ = body(init, None)
+    return init

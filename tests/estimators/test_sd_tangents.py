@@ -17,6 +17,7 @@ from ppl import Model
 
 import exact
 import stats
+from small_models import last_carry
 
 SD = "stochastic_derivative"
 S0 = np.array([[0.5], [-1.0]])
@@ -83,12 +84,7 @@ def laws(name, T, scanned, counts):
             m.cost(f"cost{k}", ppl.total(0.2 * (s * s) + 0.3 * n * ppl.rowsum(c * ppl.const(1.0, 3))))
             return 0.5 * s + n - 1.0 + 0.3 * ppl.rowsum(c * ppl.const(1.0, 3)), None
 
-        if scanned:
-            last, _ = ppl.scan(body, s0, length=T)
-        else:
-            last = s0
-            for t in range(T):
-                last, _ = body(last, None)
+        last = last_carry(body, s0, T, scanned)
         m.cost("end", ppl.total(last * last))
     return m
 

@@ -18,6 +18,7 @@ from ppl import Model
 
 import exact
 import stats
+from small_models import last_carry
 
 S0 = np.array([[0.5], [-1.0]])
 
@@ -73,12 +74,7 @@ def walk(name, T, scanned):
             m.cost("c" if scanned else f"c{len(m.costs)}", ppl.total(0.1 * (s * s)))
             return s, None
 
-        if scanned:
-            last, _ = ppl.scan(body, s0, length=T)
-        else:
-            last = s0
-            for t in range(T):
-                last, _ = body(last, None)
+        last = last_carry(body, s0, T, scanned)
         m.cost("end", ppl.gaussian_nll(last, ppl.const(1.0, 1), ppl.const(2.0, 1)))
     return m
 
@@ -233,12 +229,7 @@ def counts(name, T, scanned):
             m.cost(f"cost{k}", ppl.total(0.2 * (s * s) + 0.1 * g))
             return 0.5 * s + n - 1.0, None
 
-        if scanned:
-            last, _ = ppl.scan(body, s0, length=T)
-        else:
-            last = s0
-            for t in range(T):
-                last, _ = body(last, None)
+        last = last_carry(body, s0, T, scanned)
         m.cost("end", ppl.total(last * last))
     return m
 
