@@ -72,7 +72,7 @@ class Alternative:
                 self.emit_at_start(call(KERNELS.rows.zero1, b))
             stride, span = self.plan.row_digit[nodes[0]]
             off = self.plan.cv_slot[nodes[0]][0] if nodes[0] in self.plan.cv_slot else 1
-            along = self.jump_buffers if getattr(self.needs, "tangent", None) is not None else None
+            along = self.jump_buffers if self.needs.tangent is not None else None
             self._alternative = AlternativeRow(W, count, D, (stride, off, span), along)
         return self._alternative
 

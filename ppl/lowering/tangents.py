@@ -108,12 +108,9 @@ class Tangents:
         self._jumps = None         # (S, acc): the kept jump's direction weights, the banked estimates
         self._packed: dict = {}    # jumping node -> its parameter's tangents side by side
 
-    def tangent_plan(self):
-        return self.needs.tangent
-
     def tangent_forward(self, n):
         """The tangents of node n's value along each direction that reaches it."""
-        plan = self.tangent_plan()
+        plan = self.needs.tangent
         if plan is None or n not in plan.reach:
             return
         dirs = plan.reach[n]
@@ -149,11 +146,9 @@ class Tangents:
                         self.emit(render(op.bwd, **dict(vals, gout=x, **gs)))
 
     def jump_buffers(self, node, index: int):
-        """(the tangents of the jumping node's parameter `index` side by side, S), or None (per unit)."""
-        plan = self.tangent_plan()
-        if plan is None:
-            return None
-        D = len(plan.directions)
+        """(the tangents of the jumping node's parameter `index` side by side, S): the alternative
+        row's `along` where the plan weighs the jumps along the parameters."""
+        D = len(self.needs.tangent.directions)
         if self._jumps is None:
             with self.outside():
                 self._jumps = (self.buf2("sd_S_", D), self.buf2("sd_acc_", D))
@@ -176,7 +171,7 @@ class Tangents:
     def end_of_step(self, info):
         """At a forward step's end, in the loop with the meeting test: where every carry of the
         alternative row equals the drawn row's, bank the kept jump's estimate (sd_bank)."""
-        plan = self.tangent_plan()
+        plan = self.needs.tangent
         if plan is None or plan.merge != info.loop.name or self._jumps is None:
             return
         alt = self.alternative()
@@ -190,7 +185,7 @@ class Tangents:
 
     def tangent_grads(self):
         """The jumps' estimates added to the parameters' gradients (the backward's start)."""
-        plan = self.tangent_plan()
+        plan = self.needs.tangent
         if plan is None or self._jumps is None:
             return
         alt = self.alternative()
