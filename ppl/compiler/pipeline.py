@@ -38,6 +38,7 @@ from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
 from ..kernels._cache import cache_root, kernels_version
 from ..kernels.rowcode import NoRowForm
+from ..language.markov import sum_out
 from ..language.nodes import Graph
 from .options import LOWERINGS, OBJECTIVES, CompileOptions  # noqa: F401  (compiler.LOWERINGS, ...)
 from ..lowering import ArrayLowering, Layout, Lowering, _ident   # noqa: F401  (public names of the compiler)
@@ -281,7 +282,14 @@ def compile_model(model: Graph, estimators="auto", policy=None, dtype=np.float32
 def compile_program(model: Graph, options: CompileOptions):
     """The program of `model` under `options` (checked when they were made): the measured choice
     (on the pilot data now, or else the rule table's program that measures on its first batch),
-    or the passes, then the step's module loaded."""
+    or the passes, then the step's module loaded. A model with latents summed out
+    (guide="enumerate") compiles its sum (language/markov.py); the program keeps the model as
+    declared (`declared`), which sampling and prediction draw from."""
+    summed = sum_out(model)
+    if summed is not None:
+        prog = compile_program(summed, options)
+        prog.declared = model
+        return prog
     if options.policy in MEASURED:
         if options.pilot is not None:
             return settle(autotune(model, compile_program, options))

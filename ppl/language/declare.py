@@ -120,9 +120,14 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
     if not isinstance(prior, Dist):
         raise ModelError(f"{owner}: the prior must be a distribution spec such as ppl.dist.Gamma(2.0, 1.0), got "
                          f"{type(prior).__name__}")
-    if guide not in ("normal", "delta"):
-        raise ModelError(f"{owner}: guide must be 'normal' (a mean-field Normal in the unconstrained space) or 'delta' "
-                         f"(a point: MAP), got {guide!r}")
+    if guide not in ("normal", "delta", "enumerate"):
+        raise ModelError(f"{owner}: guide must be 'normal' (a mean-field Normal in the unconstrained space), 'delta' "
+                         f"(a point: MAP) or 'enumerate' (a finite support summed out exactly), got {guide!r}")
+    if guide == "enumerate":
+        if not isinstance(name, str) or name in m.latents or name in m.nodes:
+            raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
+        from .markov import declare_summed
+        return declare_summed(m, name, prior, width, owner)
     if prior.entry.support not in AUTO_SUPPORTS:
         raise ModelError(f"{owner}: an automatic guide covers priors on the reals, the positive reals, (0, 1) and "
                          f"the simplex; a "
@@ -291,7 +296,7 @@ def evaluation(model: Graph, given=(), drop=()) -> Graph:
     for lat in model.latents.values():
         if lat.node.name in given:
             continue
-        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "sampled",
+        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "summed" if lat.kl == "summed" else "sampled",
                       (new[lat.auto[0].name], lat.auto[1]) if lat.auto else ())
         g.latents[lat.node.name] = copy
         if lat.kl == "analytic":

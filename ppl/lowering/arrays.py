@@ -87,7 +87,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
             for Q in sorted(self.plan.gcopy.get(n, ())):
                 self.buf2(self._at_name("g", n, Q), n.width, rows=self._rows(Q))
         if n.kind in OPS and not OPS[n.kind].head and not OPS[n.kind].user:
-            self.op_params[n] = [self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
+            self.op_params[n] = [self.param(n.attrs.get("params_of", n.name) + q.suffix, q.shape(n), q.init(n, self.rng))
                                  for q in OPS[n.kind].params]
 
     def read_input(self, n: Node):

@@ -120,6 +120,13 @@ class ContextHelpers:
         return self._names[self.state_value(name, init)]
 
     def param(self, name: str, shape: tuple, init) -> tuple:
+        """The views (p, gp) of the parameter `name` in theta and grad, allocated at its first
+        use; nodes sharing an op's parameters (attribute params_of) get the same views."""
+        for q, off, shp, _ in self.builder.L.params:
+            if q == name:
+                if shp != tuple(shape):
+                    raise ValueError(f"parameter {name!r} is used with shapes {shp} and {tuple(shape)}")
+                return "p_" + _ident(name), "gp_" + _ident(name)
         size = int(np.prod(shape))
         off = self.builder.L.n_theta
         init = np.broadcast_to(np.asarray(init, dtype=np.float64), shape).copy()

@@ -335,7 +335,7 @@ class RowFusedLowering(Lowering):
             if params:   # theta / grad indexed directly (no reshaped views)
                 self.offset[n] = self.builder.L.n_theta
             for q in params:
-                self.param(n.name + q.suffix, q.shape(n), q.init(n, self.rng))
+                self.param(n.attrs.get("params_of", n.name) + q.suffix, q.shape(n), q.init(n, self.rng))
             self.buf2(f"v_{n.name}", 1)
             self.builder.L.values[n.name] = ("ws2", len(self.builder.L.ws2) - 1, self.plan.FULL)
 

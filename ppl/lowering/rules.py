@@ -193,6 +193,21 @@ def _law_nll_bwd(lowering, n, ins, gins, cw, c, rows):
     lowering.call(law.kernels["log_prob_bwd"], list(ins), [neg, *gins], n)
 
 
+def _law_logp_fwd(lowering, n, ins, out):
+    """log p(value | params) as a width-1 value: the law's log_prob kernel into its flat view; the
+    parameters checked first, as a node's are."""
+    law = lowering.dist_of(n.attrs["law"])
+    lowering.emit_param_checks(n, lambda p: call(KERNELS.rows.all_positive, lowering.v(p)), law=law, params=n.inputs[:-1])
+    lowering.call(law.kernels["log_prob"], list(ins), [Flat(out)], n)
+
+
+def _law_logp_bwd(lowering, n, ins, gins, gout, out, rows):
+    if all(g is NO_GRAD for g in gins):
+        return
+    law = lowering.dist_of(n.attrs["law"])
+    lowering.call(law.kernels["log_prob_bwd"], list(ins), [Flat(gout), *gins], n)
+
+
 def _bcast_fwd(lowering, n, ins, out):
     """out[r, j] = x[r, 0]: zeros plus the row-sum VJP of x (both targets have it)."""
     (x,) = ins
@@ -310,5 +325,6 @@ ARRAY_RULES = {
     "log_prob": Rule(_log_prob_fwd, _log_prob_bwd),
     "bernoulli_nll": Rule(_bernoulli_nll_fwd, _bernoulli_nll_bwd),
     "law_nll": Rule(_law_nll_fwd, _law_nll_bwd),
+    "law_logp": Rule(_law_logp_fwd, _law_logp_bwd),
     "law_kl": Rule(_law_kl_fwd, _law_kl_bwd),
 }

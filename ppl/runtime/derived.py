@@ -36,7 +36,7 @@ class DerivedPrograms:
         objective unless given), holding this program's model parameters: compiled once per set
         of options, the parameters copied at every call."""
         opts = CompileOptions(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
-        return self._derived(repr(sorted(options.items())), lambda: self.model.compile_with(opts))
+        return self._derived(repr(sorted(options.items())), lambda: self.declared.compile_with(opts))
 
     def _derived(self, key, make):
         """A program derived from this one, compiled by make() once per key, holding this
@@ -69,7 +69,7 @@ class DerivedPrograms:
             raise ModelError(f"{what}: nodes must be a node name or a list of names, got {type(nodes).__name__}") from None
         bad = [n for n in nodes if not isinstance(n, str) or n not in self.layout.values]
         if bad:
-            raise ModelError(f"{what}: {bad} are not nodes of model '{self.model.name}' with values; nodes: "
+            raise ModelError(f"{what}: {bad} are not nodes of model '{self.declared.name}' with values; nodes: "
                              f"{', '.join(self.layout.values)}")
         return nodes
 
@@ -78,27 +78,27 @@ class DerivedPrograms:
         """The program of the generative graph of `nodes` (compiled once per node set, every node
         drawn by its sampler, the latents in `given` data inputs), holding this program's model
         parameters."""
-        declare.require(self.model, "sampling the generative model")
+        declare.require(self.declared, "sampling the generative model")
         given = tuple(sorted(given))
         return self._derived(("generative", tuple(sorted(nodes)), given), lambda: declare.compile_hard(
-            declare.generative(self.model, nodes, given), dtype=self.dtype))
+            declare.generative(self.declared, nodes, given), dtype=self.dtype))
 
     def _guide(self, latents, given, plates: bool):
         """The program of the guide's graph of `latents` (declare.guide), holding this program's
         model parameters."""
         key = ("guide", tuple(sorted(latents)), tuple(sorted(given)), plates)
         return self._derived(key, lambda: declare.compile_hard(
-            declare.guide(self.model, latents, given, plates), dtype=self.dtype))
+            declare.guide(self.declared, latents, given, plates), dtype=self.dtype))
 
     def sample_prior(self, n=None, data=None, nodes=None, seed=0, num_samples=None) -> dict:
         """Ancestral draws of the generative model: every latent from its prior, every observed
         input from its likelihood, {name: (n, width)}; nodes: which (default: the latents and
         observed inputs), `data` the unobserved inputs they depend on (covariates), if any.
         num_samples=S: {name: (S, n, width)}, S draws per row in one step call."""
-        declare.require(self.model, "sample_prior")
+        declare.require(self.declared, "sample_prior")
         if n is not None:
             n = V.count(n, "sample_prior: n")
-        nodes = declare.default_nodes(self.model) if nodes is None else nodes
+        nodes = declare.default_nodes(self.declared) if nodes is None else nodes
         return self.predict(data, nodes=nodes, seed=seed, batch=n, num_samples=num_samples, prior=True)
 
     def predict(self, data=None, nodes=None, seed=0, batch=None, num_samples=None, prior=False) -> dict:
@@ -114,20 +114,20 @@ class DerivedPrograms:
         predictives); other arrays are ignored. Returns {name: (rows, width)}; num_samples=S:
         {name: (S, rows, width)}, S independent draws per row (draw 0 is the draw without
         num_samples), each stage one step call over the rows tiled S times."""
-        declare.require(self.model, "predict")
+        declare.require(self.declared, "predict")
         if num_samples is not None:
             num_samples = V.count(num_samples, "predict: num_samples")
         if nodes is None:
-            nodes = [o.value.name for o in self.model.observed.values() if o.value.kind == "input"]
+            nodes = [o.value.name for o in self.declared.observed.values() if o.value.kind == "input"]
         nodes = [nodes] if isinstance(nodes, str) else list(nodes)
         if not nodes:
             raise ModelError(f"predict: nodes is empty; name the nodes to draw (default: the observed inputs "
-                             f"{[o.value.name for o in self.model.observed.values() if o.value.kind == 'input']})")
-        latents = self.model.latents
+                             f"{[o.value.name for o in self.declared.observed.values() if o.value.kind == 'input']})")
+        latents = self.declared.latents
         cond = [k for k in data if k in latents] if isinstance(data, dict) else []
         gen = self._generator(nodes, cond if prior else latents)
         drawn = [n for n in gen.data_inputs if n in latents and n not in cond]
-        global_only = set(drawn) <= set(declare.global_latents(self.model, self.analysis.global_nodes))
+        global_only = set(drawn) <= set(declare.global_latents(self.declared, self.analysis.global_nodes))
         guide = self._guide(drawn, cond, plates=not global_only) if drawn else None
         if guide is not None and global_only and guide.data_inputs:   # it reads a conditioned latent
             guide = self._guide(drawn, cond, plates=True)
@@ -162,16 +162,16 @@ class DerivedPrograms:
         """The evaluation program (declare.evaluation: per-draw terms only) with `samples` draws per
         data row, every stochastic node drawn hard (the score estimator's forward)."""
         return self._derived(("evaluate", int(samples), np.dtype(dtype).name), lambda: declare.compile_hard(
-            declare.evaluation(self.model), samples=samples, dtype=dtype, objective="elbo"))
+            declare.evaluation(self.declared), samples=samples, dtype=dtype, objective="elbo"))
 
     def prepare_evaluation(self, samples: int = 100, dtype=None):
         """Compile now the evaluation program that log_weights / evaluate use with `samples` draws
         (in `dtype`, default this program's), not at their first call: a new one's kernels then
         compile on a second core while the training step's do (ppl/compiler/ahead.py). None for
         a model that is not declared with m.latent / m.observe alone (it has no evaluation)."""
-        if not declare.is_pure(self.model):
+        if not declare.is_pure(self.declared):
             return None
-        if getattr(self.model, "plates", None):   # plated_log_weights' two programs
+        if getattr(self.declared, "plates", None):   # plated_log_weights' two programs
             return self._plated_programs(np.dtype(self.dtype if dtype is None else dtype))[1]
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
         ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
@@ -186,9 +186,9 @@ class DerivedPrograms:
         evaluation program's (default this program's: its kernels are those training compiled).
         A plated model: each row's log weight given draw s of the global latents, the same draw
         for every row (plated_log_weights has the global latents' own terms too)."""
-        if getattr(self.model, "plates", None):
+        if getattr(self.declared, "plates", None):
             return self.plated_log_weights(data, samples, seed, dtype)[1]
-        declare.check_pure(self.model, "log_weights")
+        declare.check_pure(self.declared, "log_weights")
         samples = V.integer(samples, "log_weights: samples", lo=1, hi=1 << 20)
         return declare.log_weights(self, data, samples, V.seed(seed), self.dtype if dtype is None else dtype)
 
@@ -200,10 +200,10 @@ class DerivedPrograms:
         plates of groups drawn with the rows, each row holding 1 / its group's rows of their
         terms). predictive=True: those latents drawn from their guides without their terms (a
         row's log p(x_i | w_s, theta_s), what a predictive density averages)."""
-        declare.require(self.model, "plated_log_weights")
-        if not getattr(self.model, "plates", None):
-            raise ModelError(f"plated_log_weights: model '{self.model.name}' has no plate; use log_weights")
-        declare.check_pure(self.model, "plated_log_weights", plates=True)
+        declare.require(self.declared, "plated_log_weights")
+        if not getattr(self.declared, "plates", None):
+            raise ModelError(f"plated_log_weights: model '{self.declared.name}' has no plate; use log_weights")
+        declare.check_pure(self.declared, "plated_log_weights", plates=True)
         samples = V.integer(samples, "plated_log_weights: samples", lo=1, hi=1 << 20)
         seed = V.seed(seed)
         dtype = np.dtype(self.dtype if dtype is None else dtype)
@@ -212,12 +212,12 @@ class DerivedPrograms:
     def _plated_programs(self, dtype, predictive=False):
         """A plated model's evaluation programs: its global latents' draws and terms (a row per
         draw), and its rows' terms given those draws (their latents as inputs, no plate)."""
-        glob = declare.global_latents(self.model, self.analysis.global_nodes)
+        glob = declare.global_latents(self.declared, self.analysis.global_nodes)
         g = self._derived(("global_terms", tuple(glob), dtype.name), lambda: declare.compile_hard(
-            declare.guide(self.model, glob, plates=False, priors=True), dtype=dtype))
-        drop = declare.group_latents(self.model, self.analysis.group_of) if predictive else []
+            declare.guide(self.declared, glob, plates=False, priors=True), dtype=dtype))
+        drop = declare.group_latents(self.declared, self.analysis.group_of) if predictive else []
         c = self._derived(("given", tuple(glob), tuple(drop), dtype.name), lambda: declare.compile_hard(
-            declare.evaluation(self.model, glob, drop), dtype=dtype))
+            declare.evaluation(self.declared, glob, drop), dtype=dtype))
         return g, c
 
     def evaluate(self, data, bound: str = "elbo", samples: int = 100, seed: int = 0, dtype=None) -> float:
@@ -231,7 +231,7 @@ class DerivedPrograms:
         latents by importance sampling): the held-out log predictive density per row."""
         if bound not in ("elbo", "iwae", "lppd"):
             raise ModelError(f"evaluate: bound must be 'elbo', 'iwae' or 'lppd', got {bound!r}")
-        if getattr(self.model, "plates", None):
+        if getattr(self.declared, "plates", None):
             glob, rows = self.plated_log_weights(data, samples, seed, dtype, predictive=bound == "lppd")
             if bound == "lppd":
                 return float(declare.logmeanexp(rows).mean())

@@ -120,6 +120,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
         self.model, self.analysis, self.choices = model, analysis, Choices(choices)
+        self.declared = model   # the model as declared (compile_program: another where latents are summed out)
         self.layout, self.module, self.source, self.dtype, self.samples = layout, module, source, dtype, samples
         self.entry = module.step
         self.theta, self.grad_buffer, self.state = carve([layout.n_theta, layout.n_theta, max(layout.n_state, 1)],
