@@ -30,7 +30,7 @@ from .kernels.native import blas as _blas  # noqa: E402
 from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products
 from .dsl import (Affine, Embed, Model, ModelError, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, layer,
-                  gaussian_kl, gaussian_nll, log_prob, param, rowdot, rowsum, softmax_xent, total, minimum, maximum,
+                  gaussian_kl, gaussian_nll, log_prob, logsumexp, param, rowdot, rowsum, softmax_xent, total, minimum, maximum,
                   clip)
 from .language.nodes import LAW_NODES as _LAW_NODES, OP_NODES as _OP_NODES
 from .language import dist
@@ -53,7 +53,7 @@ __version__ = "0.1.0"
 globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor per law (ppl/laws/)
 globals().update(_OP_NODES)    # ppl.sigmoid, ppl.tanh, ...: one per elementwise op (ppl/ops.py)
 __all__ = ["Model", "ModelError", "Node", "Affine", "Embed", *_LAW_NODES, "param", *_OP_NODES, "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
-           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "rowdot", "minimum", "maximum", "clip", "concat", "const", "layer", "dist", "scan",
+           "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "logsumexp", "rowdot", "minimum", "maximum", "clip", "concat", "const", "layer", "dist", "scan",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "KERNELS", "NO_GRAD", "register_estimator", "fit", "optim",
            "diagnostics", "data", "Program", "CacheWarning", "check_grad", "GradCheck"]
 

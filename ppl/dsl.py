@@ -25,7 +25,7 @@ from .validate import integer
 from .language.groups import Embed, Group  # noqa: F401  (ppl.Embed; m.plate's plates of groups)
 from .language.nodes import (  # noqa: F401  (the DSL's names, importable from ppl.dsl)
     LAW_NODES, OP_NODES, Affine, Graph, Node, bernoulli_nll, blackbox, categorical_nll, concat, const, gaussian_kl,
-    gaussian_nll, layer, log_prob, param, rowdot, rowsum, softmax_xent, total)
+    gaussian_nll, layer, log_prob, logsumexp, param, rowdot, rowsum, softmax_xent, total)
 from .language.bounds import clip, maximum, minimum  # noqa: F401  (ppl.minimum, ppl.maximum, ppl.clip)
 
 globals().update(LAW_NODES)   # ppl.dsl.Bernoulli, ppl.dsl.Normal, ...: one per law (ppl/laws/)
@@ -48,6 +48,12 @@ class Model(Graph):
         reals; sigmoid for (0, 1); the softmax of (u, 0) for one group on the simplex), its
         log-Jacobian a term, parameters <name>_loc and
         <name>_scale (softplus); guide="delta" a point, <name>_loc (on the reals: <name>), MAP.
+        guide="enumerate" (a prior of finite support: Bernoulli, Categorical, a Binomial of a
+        constant count; per row): no guide, the latent is summed out exactly. The objective's term
+        is then -log of the sum over its values of the prior times what reads it (not the ELBO's
+        expectation over a guide that estimators={"h": "enumerate"} computes); in a ppl.scan
+        whose carry holds it, a Markov chain, -log p(x_1:T) by the forward algorithm
+        (ppl/language/markov.py; explain() names the terms).
         Returns the latent's node, to use in the model (z = m.latent("z", dist.Gamma(2.0, 1.0)))."""
         if isinstance(h, str):
             return declare_auto(self, h, prior, width, guide)

@@ -105,7 +105,7 @@ class _Rewrite:
         self.g = g = type(model)(model.name)
         g.plates, g.groups = dict(getattr(model, "plates", {})), dict(getattr(model, "groups", {}))
         g.config = getattr(model, "config", None)
-        g.summed = []          # (latent, states, loop name or None, absorbed cost names, new cost name)
+        g.summed = []          # (latent, values, how, the costs it absorbed, its cost): explain()
         self.new = {}          # an original node's name -> its one copy
         self.variant = {}      # (name, j, k) -> a copy at prior state j / value k
         self.consumers = {}
@@ -324,7 +324,9 @@ class _Rewrite:
         cname = self._fresh(f"sum_{name}")
         self.g.cost(cname, node)
         self.g.costs[-1].attrs["term"] = ("-", what)
-        self.g.summed.append((name, len(p["values"]), p["loop"].name if p["loop"] is not None else None,
+        how = ("by the forward algorithm over the steps of the scan '{}'" if p["held"] else
+               "at each step of the scan '{}'" if p["loop"] is not None else "per row")
+        self.g.summed.append((name, len(p["values"]), how.format(getattr(p["loop"], "name", "")),
                               tuple(c.attrs["cost_name"] for c in p["costs"]), cname))
 
     def _factor(self, p, j, k) -> Node:

@@ -362,6 +362,13 @@ def rowsum(x: Node, name: str | None = None) -> Node:
     return _make(x.model, "rowsum", name if name is not None else _auto_name(x.model, "rowsum"), (x,), 1)
 
 
+def logsumexp(x: Node, name: str | None = None) -> Node:
+    """log sum_j exp(x_j) of a node's columns, as a width-1 node, without overflow (the maximum
+    taken out first); its VJP is the row's softmax (e.g. a log marginal of log-weights)."""
+    _check_node(x, "x", "logsumexp")
+    return _make(x.model, "logsumexp", name if name is not None else _auto_name(x.model, "logsumexp"), (x,), 1)
+
+
 def rowdot(a: Node, b: Node, name: str | None = None) -> Node:
     """Row-wise dot product sum_j a_j b_j, as a width-1 node (e.g. a skip-gram score)."""
     return rowsum(a * b, name=name)

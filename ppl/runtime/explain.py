@@ -77,6 +77,9 @@ class Explained:
         for node, (ch, _) in self.choices.items():
             if REGISTRY[ch.estimator].bias:
                 lines += _wrap(f"'{node.name}' ({ch.estimator}) is biased: {REGISTRY[ch.estimator].bias}")
+        for name, S, how, absorbed, cost in getattr(self.model, "summed", ()):   # language/markov.py
+            lines += _wrap(f"'{name}' is summed out over its {S} values {how}: its prior and the costs "
+                           f"{', '.join(absorbed) or '(none)'} are the factors of the cost '{cost}'")
         plates = getattr(self.model, "plates", None)
         if plates:   # graph.scopes: which nodes are global, per group, per row; how each cost is weighted
             lines += _plates_lines(self.model, self.analysis)
