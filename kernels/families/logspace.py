@@ -44,31 +44,31 @@ def log_sum_exp_bwd(r, x, out_rows, grow, gx):
 
 
 @rows("out")
-def log_matvec_fwd(r, a, B, out):
-    """out[r, k] = log sum_j exp(a[r, j] + B[r, j K + k]), K = out's width (B: J rows of K, j-major)."""
+def log_matvec_fwd(r, a, b, out):
+    """out[r, k] = log sum_j exp(a[r, j] + b[r, j K + k]), K = out's width (b: J rows of K, j-major)."""
     K = out.shape[1]
     for k in range(K):
-        m = a[r, 0] + B[r, k]
+        m = a[r, 0] + b[r, k]
         for j in range(1, a.shape[1]):
-            v = a[r, j] + B[r, j * K + k]
+            v = a[r, j] + b[r, j * K + k]
             if v > m:
                 m = v
         if m - m == like(m, 0.0):
             s = like(m, 0.0)
             for j in range(a.shape[1]):
-                s += fexp(a[r, j] + B[r, j * K + k] - m)
+                s += fexp(a[r, j] + b[r, j * K + k] - m)
             out[r, k] = m + flog(s)
         else:
             for j in range(a.shape[1]):
-                v = a[r, j] + B[r, j * K + k]
+                v = a[r, j] + b[r, j * K + k]
                 if v != v:
                     m = v
             out[r, k] = m
 
 
 @rows("gout")
-def log_matvec_bwd(r, a, B, out, gout, ga, gB):
-    """w_jk = gout[r, k] exp(a_j + B_jk - out[r, k]); ga[r, j] += sum_k w_jk ; gB[r, j K + k] += w_jk
+def log_matvec_bwd(r, a, b, out, gout, ga, gb):
+    """w_jk = gout[r, k] exp(a_j + B_jk - out[r, k]); ga[r, j] += sum_k w_jk ; gb[r, j K + k] += w_jk
     (each skippable)."""
     K = gout.shape[1]
     for k in range(K):
@@ -76,17 +76,17 @@ def log_matvec_bwd(r, a, B, out, gout, ga, gB):
         g = gout[r, k]
         if o - o == like(o, 0.0):
             for j in range(a.shape[1]):
-                w = g * fexp(a[r, j] + B[r, j * K + k] - o)
+                w = g * fexp(a[r, j] + b[r, j * K + k] - o)
                 if ga.shape[0] != 0:
                     ga[r, j] += w
-                if gB.shape[0] != 0:
-                    gB[r, j * K + k] += w
+                if gb.shape[0] != 0:
+                    gb[r, j * K + k] += w
         elif not o < like(o, 0.0):
             for j in range(a.shape[1]):
                 if ga.shape[0] != 0:
                     ga[r, j] += g * (o - o)
-                if gB.shape[0] != 0:
-                    gB[r, j * K + k] += g * (o - o)
+                if gb.shape[0] != 0:
+                    gb[r, j * K + k] += g * (o - o)
 
 
 R, J, K = 4, 3, 2

@@ -123,11 +123,11 @@ def declare_auto(m: Graph, name, prior, width, guide: str) -> Node:
     if guide not in ("normal", "delta", "enumerate"):
         raise ModelError(f"{owner}: guide must be 'normal' (a mean-field Normal in the unconstrained space), 'delta' "
                          f"(a point: MAP) or 'enumerate' (a finite support summed out exactly), got {guide!r}")
-    if guide == "enumerate":
-        if not isinstance(name, str) or name in m.latents or name in m.nodes:
-            raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
+    if guide == "enumerate":   # a finite support summed out (language/markov.py)
         from .markov import declare_summed
-        return declare_summed(m, name, prior, width, owner)
+        z, prior = declare_summed(m, name, prior, width, owner)
+        m.latents[name] = Latent(z, prior, "summed")
+        return z
     if prior.entry.support not in AUTO_SUPPORTS:
         raise ModelError(f"{owner}: an automatic guide covers priors on the reals, the positive reals, (0, 1) and "
                          f"the simplex; a "

@@ -79,9 +79,10 @@ def states(prior, width: int, owner: str) -> list:
 
 
 def declare_summed(m, name: str, prior, width, owner: str) -> Node:
-    """m.latent(name, prior, guide="enumerate"): the latent as a node drawn from its prior, marked
-    to be summed out (no terms of its own: sum_out makes them)."""
-    from .declare import Latent
+    """m.latent(name, prior, guide="enumerate"): (the latent as a node drawn from its prior,
+    marked to be summed out, the bound prior); no terms of its own: sum_out makes them."""
+    if not isinstance(name, str) or name in m.latents or name in m.nodes:
+        raise ModelError(f"{owner}: model '{m.name}' has a node {name!r} already; name the latent anew")
     w = prior.width or (1 if width is None else int(width))
     if prior.K is not None and w % prior.K:
         raise ModelError(f"{owner}: the prior's width {w} is not a multiple of classes={prior.K}")
@@ -92,13 +93,12 @@ def declare_summed(m, name: str, prior, width, owner: str) -> Node:
                          f"them; declare it inside the data plate (one per row)")
     z = prior.draw(name)
     z.attrs["summed"] = len(values)
-    m.latents[name] = Latent(z, prior, "summed")
-    return z
+    return z, prior
 
 
 # --------------------------------------------------------------------------- the rewrite
-class _Rewrite:
-    """The copy of a model with its summed latents replaced by their exact sums (sum_out)."""
+class _States:
+    """Which nodes of a model depend on each summed latent (or on the state before it), checked."""
 
     def __init__(self, model):
         self.model = model
@@ -188,7 +188,9 @@ class _Rewrite:
             todo.extend(x.inputs)
         return out
 
-    # ----- the copy
+class _Rewrite(_States):
+    """The copy of a model with its summed latents replaced by their exact sums (sum_out)."""
+
     def run(self):
         model, g = self.model, self.g
         g._counter = dict(model._counter)
@@ -213,11 +215,10 @@ class _Rewrite:
         for p in self.plans:
             if p["loop"] is None:
                 self._mixture(p)
-        from .declare import Latent
         for lat in model.latents.values():
             if lat.kl != "summed" and lat.node.name in self.new:
                 auto = (self.new.get(lat.auto[0].name, lat.auto[0]), lat.auto[1]) if lat.auto else ()
-                g.latents[lat.node.name] = Latent(self.new[lat.node.name], lat.prior, lat.kl, auto)
+                g.latents[lat.node.name] = type(lat)(self.new[lat.node.name], lat.prior, lat.kl, auto)
         g.observed = dict(model.observed)
         return g
 
@@ -284,7 +285,7 @@ class _Rewrite:
         outs = [self.new[loop.carry_out[k].name] for k in kept]
         if p is not None:
             S = len(p["values"])
-            B = self._op("concat", [self._factor(p, j, k) for j in range(S + 1) for k in range(S)], (S + 1) * S)
+            B = self._op("concat", [self._row(p, j) for j in range(S + 1)], (S + 1) * S)
             step = self._op("log_matvec", (alpha, B), S)
             outs.append(self._op("concat", (step, self._op("const", (), 1, value=LOG0)), S + 1))
         kept_y = [k for k, y in enumerate(loop.ys) if y.name in self.new]
@@ -312,8 +313,7 @@ class _Rewrite:
     # ----- the factors at a state
     def _mixture(self, p):
         S = len(p["values"])
-        terms = self._op("concat", [self._factor(p, None, k) for k in range(S)], S)
-        lse = self._op("logsumexp", (terms,), 1)
+        lse = self._op("logsumexp", (self._row(p, None),), 1)
         where = f"at each step of the scan '{p['loop'].name}'" if p["loop"] is not None else "per row"
         self._sum_cost(p, self._op("scale_shift", (lse,), 1, scale=-1.0, shift=0.0),
                        f"log of the sum over the {S} values of '{p['lat'].node.name}' of its prior times the "
@@ -329,16 +329,28 @@ class _Rewrite:
         self.g.summed.append((name, len(p["values"]), how.format(getattr(p["loop"], "name", "")),
                               tuple(c.attrs["cost_name"] for c in p["costs"]), cname))
 
-    def _factor(self, p, j, k) -> Node:
-        """log p(z = v_k | its parents at prior state j) + the log factors of z's costs at (j, k)."""
-        lat = p["lat"]
-        terms = [self._logp(p, lat.prior, None, j, k)]
+    def _row(self, p, j) -> Node:
+        """[log p(z = v_k | its parents at prior state j) + the log factors of z's costs at (j, k)
+        for k < S], one node of width S."""
+        S = len(p["values"])
+        out = self._prior_row(p, j)
         for h in p["costs"]:
-            terms.append(self._log_factor(p, h, j, k))
-        out = terms[0]
-        for t in terms[1:]:
-            out = self._op("add", (out, t), 1)
+            jj = j if h.name in p["dc"] else None
+            key = (h.name, "row", jj)
+            if key not in self.variant:
+                terms = [self._log_factor(p, h, jj, k) for k in range(S)]
+                self.variant[key] = (self._op("bcast", terms[:1], S) if h.name not in p["dz"]
+                                     else self._op("concat", terms, S))
+            out = self._op("add", (out, self.variant[key]), S)
         return out
+
+    def _prior_row(self, p, j) -> Node:
+        lat, S = p["lat"], len(p["values"])
+        if lat.prior.kind == "categorical" and lat.node.width == lat.prior.K:   # one group: its log-softmax
+            logits = self._at(p, lat.prior.args[0], j, None)
+            neg = self._op("scale_shift", (self._op("logsumexp", (logits,), 1),), 1, scale=-1.0, shift=0.0)
+            return self._op("add", (logits, self._op("bcast", (neg,), S)), S)
+        return self._op("concat", [self._logp(p, lat.prior, None, j, k) for k in range(S)], S)
 
     def _logp(self, p, spec, value, j, k) -> Node:
         args = [self._at(p, a, j, k) for a in spec.args]
@@ -346,6 +358,13 @@ class _Rewrite:
         return self._op("law_logp", (*args, v), 1, law=spec.kind, **({"K": spec.K} if spec.K is not None else {}))
 
     def _log_factor(self, p, h, j, k) -> Node:
+        """The log factor of the absorbed cost h (minus the cost) at (j, k)."""
+        key = (h.name, j if h.name in p["dc"] else None, k if h.name in p["dz"] else None)
+        if key not in self.variant:
+            self.variant[key] = self._log_factor_node(p, h, j, k)
+        return self.variant[key]
+
+    def _log_factor_node(self, p, h, j, k) -> Node:
         name = h.attrs["cost_name"]
         model = self.model
         if name in model.observed:

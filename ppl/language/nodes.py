@@ -1,11 +1,10 @@
-"""The modelling language's nodes: the graph a model holds (`Graph`), node constructors and
-cost heads. `ppl.Model` (ppl/dsl.py) is the `with` context over a Graph that adds the declarations
+"""The modelling language's nodes: the graph a model holds (`Graph`), node constructors and cost
+heads. `ppl.Model` (ppl/dsl.py) is the `with` context over a Graph that adds the declarations
 (m.latent / m.observe) and compile; the compiler's layers read Graphs and Nodes from here.
 
-A model is a stochastic computation graph of row-wise nodes. Every node's value is a
-(rows, width) array: rows are data rows (times samples); width is the node's number of units.
-Costs are per-row scalars; the objective is E[sum of costs], averaged over data rows and
-minimised.
+A model is a stochastic computation graph of row-wise nodes. Every node's value is a (rows, width)
+array: rows are data rows (times samples); width is the node's number of units. Costs are per-row
+scalars; the objective is E[sum of costs], averaged over data rows and minimised.
 
     with ppl.Model("sbn") as m:
         x = m.input("x", 64)
@@ -145,8 +144,7 @@ def _make(model, kind, name, inputs, width, **attrs) -> Node:
     loop = getattr(model, "loop_open", None)
     if loop is not None and kind not in ("param", "input"):   # made in a scan's body: once per step
         attrs.setdefault("loop", loop.name)
-    node = Node(model, kind, name, tuple(inputs), int(width), attrs)
-    model._add(node)
+    model._add(node := Node(model, kind, name, tuple(inputs), int(width), attrs))
     return node
 
 
@@ -358,15 +356,12 @@ globals().update(OP_NODES)
 
 def rowsum(x: Node, name: str | None = None) -> Node:
     """The sum of a node's columns, as a width-1 node (e.g. an energy or a score)."""
-    _check_node(x, "x", "rowsum")
-    return _make(x.model, "rowsum", name if name is not None else _auto_name(x.model, "rowsum"), (x,), 1)
+    return _make(_check_node(x, "x", "rowsum").model, "rowsum", name or _auto_name(x.model, "rowsum"), (x,), 1)
 
 
 def logsumexp(x: Node, name: str | None = None) -> Node:
-    """log sum_j exp(x_j) of a node's columns, as a width-1 node, without overflow (the maximum
-    taken out first); its VJP is the row's softmax (e.g. a log marginal of log-weights)."""
-    _check_node(x, "x", "logsumexp")
-    return _make(x.model, "logsumexp", name if name is not None else _auto_name(x.model, "logsumexp"), (x,), 1)
+    """log sum_j exp(x_j) of a node's columns as a width-1 node, without overflow; VJP: the softmax."""
+    return _make(_check_node(x, "x", "logsumexp").model, "logsumexp", name or _auto_name(x.model, "logsumexp"), (x,), 1)
 
 
 def rowdot(a: Node, b: Node, name: str | None = None) -> Node:

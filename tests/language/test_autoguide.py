@@ -97,7 +97,7 @@ def test_automatic_guide_errors_name_the_latent_and_the_fix():
             m.latent("w", dist.Bernoulli(logits=0.0))
         with pytest.raises(ModelError, match="one group of classes=3; got width=6"):
             m.latent("s", dist.Dirichlet(ppl.const(1.0, 3), classes=3), width=6)
-        with pytest.raises(ModelError, match="guide must be 'normal'.*or 'delta'"):
+        with pytest.raises(ModelError, match="guide must be 'normal'.*'delta'.*or 'enumerate'"):
             m.latent("v", dist.Normal(0.0, 1.0), guide="laplace")
         with m.plate("data"):
             with pytest.raises(ModelError, match="automatic guide is global or per group.*data plate 'data'"):

@@ -94,7 +94,7 @@ def test_hmm_fit_recovers_the_transition_and_emission_matrices():
     E = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])
     X = simulate(np.random.default_rng(0), A, E, np.array([0.5, 0.3, 0.2]), N)
     prog = hmm("hmm_fit").compile()
-    ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.05), steps=600, batch_size=N, progress=False, seed=0)
+    ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.1), steps=250, batch_size=N, progress=False, seed=0)
     P = {k: np.asarray(v, dtype=np.float64) for k, v in prog.params.items()}
     Ah = np.exp(log_softmax(P["trans.W"] + P["trans.b"], axis=1))
     Eh = np.exp(log_softmax(P["emit.W"] + P["emit.b"], axis=1))
@@ -103,15 +103,15 @@ def test_hmm_fit_recovers_the_transition_and_emission_matrices():
     assert np.abs(Ah[np.ix_(p, p)] - A).max() <= 0.05, Ah[np.ix_(p, p)]
 
 
-def ar_chain(T):
-    """Another chain: two Bernoulli units (4 joint states), the initial state a data input, and a
+def ar_chain(T, U=1):
+    """Another chain: U Bernoulli units (2^U joint states), the initial state a data input, and a
     Normal emission that reads the state and the state before it."""
-    with ppl.Model("ar_chain") as m:
+    with ppl.Model(f"ar_chain{U}") as m:
         x = m.input("x", T)
-        z0 = m.input("z0", 2)
+        z0 = m.input("z0", U)
 
         def step(z_prev, x_t):
-            z = m.latent("z", dist.Bernoulli(logits=ppl.Affine(z_prev, 2, name="trans")), guide="enumerate")
+            z = m.latent("z", dist.Bernoulli(logits=ppl.Affine(z_prev, U, name="trans")), guide="enumerate")
             loc = ppl.Affine(ppl.concat([z, z_prev]), 1, name="emit")
             m.observe("obs", dist.Normal(loc, ppl.softplus(ppl.param("noise", 1, 0.3))), x_t)
             return z, None
@@ -120,7 +120,8 @@ def ar_chain(T):
 
 
 def ar_chain_nll(P, X, Z0, T):
-    V = np.array(list(itertools.product([0.0, 1.0], repeat=2)))          # the 4 joint values
+    U = Z0.shape[1]
+    V = np.array(list(itertools.product([0.0, 1.0], repeat=U)))          # the 2^U joint values
     sd = np.logaddexp(0.0, P["noise"][0])
 
     def logp_z(prev):   # (rows, 4): log p(z = v | z_prev = prev)
@@ -128,23 +129,23 @@ def ar_chain_nll(P, X, Z0, T):
         return (V[None] * a[:, None] - np.logaddexp(0.0, a)[:, None]).sum(-1)
 
     def logp_x(prev, t):   # (rows, 4)
-        loc = np.concatenate([np.repeat(V[None], len(prev), 0), np.repeat(prev[:, None], 4, 1)], -1) @ P["emit.W"]
+        loc = np.concatenate([np.repeat(V[None], len(prev), 0), np.repeat(prev[:, None], len(V), 1)], -1) @ P["emit.W"]
         loc = loc[..., 0] + P["emit.b"][0]
         return -0.5 * ((X[:, t:t + 1] - loc) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
 
     la = logp_z(Z0) + logp_x(Z0, 0)
     for t in range(1, T):
         step = np.stack([logp_z(np.repeat(V[j][None], len(X), 0)) + logp_x(np.repeat(V[j][None], len(X), 0), t)
-                         for j in range(4)], 1)    # (rows, j, k)
+                         for j in range(len(V))], 1)    # (rows, j, k)
         la = logsumexp(la[:, :, None] + step, axis=1)
     return -logsumexp(la, axis=1)
 
 
-def test_another_chain_bernoulli_units_data_init_and_an_emission_of_two_states():
+def test_another_chain_bernoulli_unit_data_init_and_an_emission_of_two_states(U=1):
     T_, n = 12, 16
     rng = np.random.default_rng(3)
-    X, Z0 = rng.normal(0, 1, (n, T_)), (rng.random((n, 2)) < 0.5).astype(float)
-    prog = ar_chain(T_).compile(dtype=np.float64)
+    X, Z0 = rng.normal(0, 1, (n, T_)), (rng.random((n, U)) < 0.5).astype(float)
+    prog = ar_chain(T_, U).compile(dtype=np.float64)
     P = set_params(prog, rng)
     loss, g = prog.grad({"x": X, "z0": Z0})
     ref = ar_chain_nll(P, X, Z0, T_).mean()
@@ -182,6 +183,28 @@ def test_a_mixture_component_summed_out_outside_a_scan():
     assert "'z' is summed out over its 3 values per row" in prog.explain()
     draws = prog.sample_prior(5, nodes=["z"])["z"]   # the declared model still draws it
     assert draws.shape == (5, 3) and np.all(draws.sum(1) == 1)
+
+
+def test_joint_values_of_several_units_summed_out():
+    """Three Bernoulli units: their 8 joint values, each with its prior and likelihood."""
+    with ppl.Model("units") as m:
+        x = m.input("x", 1)
+        z = m.latent("z", dist.Bernoulli(logits=ppl.param("a", 3)), guide="enumerate")
+        m.observe("obs", dist.Normal(ppl.Affine(z, 1, name="loc"), 0.8), x)
+    rng = np.random.default_rng(2)
+    X = rng.normal(0, 2, (30, 1))
+    prog = m.compile(dtype=np.float64)
+    P = set_params(prog, rng)
+
+    def nll(Q):
+        V = np.array(list(itertools.product([0.0, 1.0], repeat=3)))
+        lp = (V * Q["a"] - np.logaddexp(0.0, Q["a"])).sum(1)[None] + _norm_lp(X, (V @ Q["loc.W"])[:, 0] + Q["loc.b"][0], 0.8)
+        return -logsumexp(lp, axis=1).mean()
+    loss, g = prog.grad({"x": X})
+    assert abs(loss - nll(P)) <= 1e-12 * abs(loss)
+    num = fd_grad(nll, {k: v.copy() for k, v in P.items()})
+    for k in P:
+        assert np.abs(g[k] - num[k]).max() <= 1e-7 * np.abs(num[k]).max(), k
 
 
 # --------------------------------------------------------------------------- a switching model
