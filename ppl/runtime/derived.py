@@ -127,6 +127,11 @@ class DerivedPrograms:
         cond = [k for k in data if k in latents] if isinstance(data, dict) else []
         gen = self._generator(nodes, cond if prior else latents)
         drawn = [n for n in gen.data_inputs if n in latents and n not in cond]
+        summed = [n for n in drawn if latents[n].kl == "summed"]
+        if summed:
+            raise ModelError(f"predict: {nodes} depend on {summed}, summed out (guide='enumerate'), which has no guide "
+                             f"to draw it from its posterior; predict(..., prior=True) draws it from its prior, or pass "
+                             f"its values in data to condition on them")
         global_only = set(drawn) <= set(declare.global_latents(self.declared, self.analysis.global_nodes))
         guide = self._guide(drawn, cond, plates=not global_only) if drawn else None
         if guide is not None and global_only and guide.data_inputs:   # it reads a conditioned latent

@@ -10,6 +10,7 @@ tests/stats.py's projection ratio: the test of the test requires the estimates s
 0.95 to fail, so the check detects a 5% bias.
 """
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def hmm(name="hmm", T=T):
         def step(z_prev, x_t):
             z = m.latent("z", dist.Categorical(logits=ppl.Affine(z_prev, S, name="trans"), classes=S),
                          guide="enumerate")
-            m.observe("obs", dist.Categorical(logits=ppl.Affine(z, M, name="emit"), classes=M), x_t)
+            m.observe("sym", dist.Categorical(logits=ppl.Affine(z, M, name="emit"), classes=M), x_t)
             return z, None
         ppl.scan(step, ppl.const(0.0, S), xs=x, length=T)
     return m
@@ -93,7 +94,7 @@ def test_hmm_fit_recovers_the_transition_and_emission_matrices():
     A = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.15, 0.15, 0.7]])
     E = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])
     X = simulate(np.random.default_rng(0), A, E, np.array([0.5, 0.3, 0.2]), N)
-    prog = hmm("hmm_fit").compile()
+    prog = hmm().compile()   # the guide's model: one compile
     ppl.fit(prog, {"x": X}, ppl.optim.Adam(0.1), steps=250, batch_size=N, progress=False, seed=0)
     P = {k: np.asarray(v, dtype=np.float64) for k, v in prog.params.items()}
     Ah = np.exp(log_softmax(P["trans.W"] + P["trans.b"], axis=1))
@@ -183,6 +184,9 @@ def test_a_mixture_component_summed_out_outside_a_scan():
     assert "'z' is summed out over its 3 values per row" in prog.explain()
     draws = prog.sample_prior(5, nodes=["z"])["z"]   # the declared model still draws it
     assert draws.shape == (5, 3) and np.all(draws.sum(1) == 1)
+    assert prog.predict(prior=True, batch=4)["x"].shape == (4, 1)
+    with pytest.raises(ModelError, match=r"depend on \['z'\], summed out .* prior=True"):
+        prog.predict(X[:4])
 
 
 def test_joint_values_of_several_units_summed_out():
@@ -318,3 +322,13 @@ def test_logsumexp_op_value_gradient_and_nan():
     prog.params["a.W"][1, 0] = np.nan   # a NaN term makes the row's value and every cotangent NaN
     loss, g = prog.grad({"x": X})
     assert np.isnan(loss) and np.isnan(g["a.b"]).all()
+
+
+def test_the_guide_s_hmm_block_runs_as_written():
+    """docs/guides/modelling.md's HMM block, as written (its fit shortened to 5 steps)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "modelling.md").read_text()
+    block = text.split("## Discrete states summed out")[1].split("```python")[1].split("```")[0]
+    block = block.replace("steps=250", "steps=5")
+    scope = {"ppl": ppl, "dist": dist, "np": np}
+    exec(block, scope)
+    assert "'z' is summed out over its 3 values by the forward algorithm" in scope["prog"].explain()
