@@ -332,3 +332,19 @@ def test_the_guide_s_hmm_block_runs_as_written():
     scope = {"ppl": ppl, "dist": dist, "np": np}
     exec(block, scope)
     assert "'z' is summed out over its 3 values by the forward algorithm" in scope["prog"].explain()
+
+
+@pytest.mark.cuda
+def test_the_cuda_target_sums_the_same_chain():
+    """The CUDA target (the simulator without a GPU): the same loss and gradient as the CPU's."""
+    T_ = 3
+    X = simulate(np.random.default_rng(0), np.full((S, S), 1 / S), np.full((S, M), 1 / M), np.full(S, 1 / S), 3, T=T_)
+    cpu = hmm("hmm_cpu", T=T_).compile(dtype=np.float64)
+    P = set_params(cpu, np.random.default_rng(1))
+    gpu = hmm("hmm_cuda", T=T_).compile(dtype=np.float64, target="cuda")
+    for k in P:
+        gpu.params[k] = P[k]
+    (l1, g1), (l2, g2) = cpu.grad({"x": X}), gpu.grad({"x": X})
+    assert abs(l1 - hmm_nll(P, X, T=T_).mean()) <= 1e-12 * abs(l1) and abs(l2 - l1) <= 1e-12 * abs(l1)
+    for k in g1:
+        assert np.abs(g1[k] - g2[k]).max() <= 1e-12 * np.abs(g1[k]).max(), k
