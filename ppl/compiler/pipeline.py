@@ -187,6 +187,7 @@ def lower_forward(c: Compilation):
     o, cls = c.options, c.lowering_class
     c.lowering = cls(c.model, c.an, c.choices, o.samples, np.random.default_rng(o.seed), o.objective,
                      plan=c.plan, needs=c.needs, dtype=str(o.dtype))
+    c.lowering.checkpoints_allowed = o.target == "cpu"
     c.lowering.lower_forward()
 
 

@@ -259,7 +259,7 @@ class _Rewrite(_States):
         p = next((q for q in self.plans if q["loop"] is loop and q["held"]), None)
         kept = [k for k in range(len(loop.carry)) if not (p and k in p["held"])]
         new = Loop(loop.name, loop.length, tuple(self.new[loop.init[k].name] for k in kept),
-                   self.new[loop.xs.name] if loop.xs is not None else None)
+                   self.new[loop.xs.name] if loop.xs is not None else None, checkpoint=loop.checkpoint)
         alpha = None
         if p is not None:
             S = len(p["values"])

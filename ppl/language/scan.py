@@ -48,6 +48,7 @@ class Loop:
     last: tuple = ()            # after the loop (kind "scan_last"): the carry after the last step
     stacked: tuple = ()         # after the loop (kind "scan_stack"): each output's steps side by side
     body: list = field(default_factory=list)   # every node made in the body, in order
+    checkpoint: object = None   # K: the carry kept every K steps, segments run again backward; False: never
 
 
 def _nodes(value, what: str, owner: str, allow_none=False) -> tuple | None:
@@ -61,7 +62,7 @@ def _nodes(value, what: str, owner: str, allow_none=False) -> tuple | None:
     raise ModelError(f"{owner}: {what} must be a node or a non-empty tuple of nodes, got {value!r}")
 
 
-def scan(f, init, xs=None, length=None):
+def scan(f, init, xs=None, length=None, checkpoint=None):
     """Run `f(carry, x) -> (carry, y)` for `length` steps (module docstring); returns
     `(carry after the last step, ys)`."""
     m = _current("ppl.scan")
@@ -83,10 +84,13 @@ def scan(f, init, xs=None, length=None):
         raise ModelError(f"{owner}: give length= (the number of steps), or xs= (a node of length * w columns: "
                          f"the step's x is its columns t w .. (t + 1) w)")
     length = integer(length, f"{owner}: length", lo=1, hi=MAX_LENGTH)
+    if checkpoint is not None and checkpoint is not False:
+        checkpoint = integer(checkpoint, f"{owner}: checkpoint (the steps of a segment, 2 or more; or False)", lo=2,
+                             hi=MAX_LENGTH)
     if xs is not None and xs.width % length:
         raise ModelError(f"{owner}: xs '{xs.name}' has {xs.width} columns, not a multiple of length={length}; "
                          f"each step reads xs.width // length columns")
-    loop = Loop(_auto_name(m, "scan"), length, inits, xs)
+    loop = Loop(_auto_name(m, "scan"), length, inits, xs, checkpoint=checkpoint)
     first = len(m.order)   # the body: the nodes made from here on (nodes._make marks them)
     m.loop_open = loop
     try:

@@ -184,29 +184,53 @@ class Loop:
     """A loop block of the step (what `ppl.scan` lowers to: ppl/lowering/loops.py): `pre`, run
     once, then `body` for every step `it_` of `range(length)` (reverse: from the last step down).
     At the top of each step, every per-step buffer the block names (`binds`: its name -> the name
-    of its storage, `length` times its rows) is bound to the step's rows of its storage."""
+    of its storage, `length` times its rows) is bound to the step's rows of its storage.
 
-    def __init__(self, length: int, reverse: bool, binds: dict):
+    A checkpointed loop (`ckpt`, a Checkpoint: every K steps) keeps K steps (`slabs`: the
+    storages of K steps, step it_ in slot it_ % K); the forward block runs `once` after each
+    step's body (what must not run again: the costs summed over the steps, the carry saved at
+    the end of each segment), and its reverse block, segment by segment from the last, runs the
+    forward block's body again over the segment (from the carry saved before it) and then the
+    segment's steps backward."""
+
+    def __init__(self, length: int, reverse: bool, binds: dict, slabs=None, ckpt=None):
         self.length, self.reverse, self.binds = length, reverse, binds
+        self.slabs = slabs if slabs is not None else {}
+        self.ckpt = ckpt
         self.pre: list = []
         self.body: list = []
+        self.once: list = []
 
     def mapped(self, fn) -> "Loop":
-        """A new block of the same loop whose `pre` and `body` are fn of this one's (a pass's
+        """A new block of the same loop whose `pre`, `body` and `once` are fn of this one's (a pass's
         rewrite of the statements inside it; this block is not changed)."""
-        loop = Loop(self.length, self.reverse, self.binds)
-        loop.pre, loop.body = fn(self.pre), fn(self.body)
+        loop = Loop(self.length, self.reverse, self.binds, self.slabs, self.ckpt)
+        loop.pre, loop.body, loop.once = fn(self.pre), fn(self.body), fn(self.once)
         return loop
 
-    def header(self) -> list:
+    def header(self, rng=None) -> list:
         """The block's first lines: the loop and the bindings of the per-step buffers it names."""
-        rng = "{range}({n} - 1, -1, -1)" if self.reverse else "{range}({n})"
-        used = {name for st in flatten(self.body) for name, _, _ in _stmt_names(st)}
-        lines = [code("for {it} in " + rng + ":", it=LOOP_VAR, range="range", n=self.length)]
+        if rng is None:
+            rng = "{range}({n} - 1, -1, -1)" if self.reverse else "{range}({n})"
+        used = {name for st in flatten(self.body + self.once) for name, _, _ in _stmt_names(st)}
+        lines = [code("for {it} in " + rng + ":", it=LOOP_VAR, range="range", n=self.length,
+                      lo="lo_", hi="hi_")]
         for name, full in self.binds.items():
             if name in used:
-                lines.append(code("    {name} = {rows}", name=name, rows=step_rows(full, self.length)))
+                k = self.slabs.get(full)
+                rows = step_rows(full, self.length) if k is None else slot_rows(full, k, STEP_INDEX)
+                lines.append(code("    {name} = {rows}", name=name, rows=rows))
         return lines
+
+
+class Checkpoint:
+    """A checkpointed loop's segments: K steps each; `saved`: (the checkpoint buffer, the storage
+    of the carry node it restores: slot K - 1 before a segment is run again)."""
+
+    def __init__(self, K: int, length: int):
+        self.K, self.length = K, length
+        self.segments = -(-length // K)
+        self.saved: list = []
 
 
 def step_rows(full: str, length: int, shift: int = 0) -> Code:
@@ -215,6 +239,13 @@ def step_rows(full: str, length: int, shift: int = 0) -> Code:
     at = STEP_INDEX if shift == 0 else code(
         "({it} " + ("+" if shift > 0 else "-") + " {k})", it=LOOP_VAR, k=abs(shift))
     return code("{full}[{at} * {n}:({at} + 1) * {n}]", full=full, at=at, n=n)
+
+
+def slot_rows(full: str, K: int, at) -> Code:
+    """The rows of slot `at` % K of a storage of K steps (a checkpointed loop's)."""
+    n = code("({full}.shape[0] // {K})", full=full, K=K)
+    s = code("(({at}) % {K})", at=at, K=K)
+    return code("{full}[{s} * {n}:({s} + 1) * {n}]", full=full, s=s, n=n)
 
 
 def last_rows(full: str, length: int) -> Code:
@@ -232,6 +263,7 @@ def flatten(stmts):
         if isinstance(st, Loop):
             yield from flatten(st.pre)
             yield from flatten(st.body)
+            yield from flatten(st.once)
         elif isinstance(st, Block):
             yield from st.lines
         else:

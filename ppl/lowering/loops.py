@@ -26,12 +26,17 @@ random nodes), so every step's noise is its own (ppl/analysis/loops.py checks th
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
-from ..calls import KERNELS, Const, call
+import numpy as np
+
+from ..calls import KERNELS, Const, call, code
 from ..errors import ModelError
 from ..estimators.protocol import REGISTRY
 from . import ir
+
+AUTO_CHECKPOINT_BYTES = 1 << 20   # a scan keeping more per data row is checkpointed by default
 
 
 def check_loop_estimators(an, choices, objective: str):
@@ -63,6 +68,10 @@ class Loops:
         self.per_step: dict = {}    # buffer name -> its storage's name
         self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
         self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
+        self.slabs: dict = {}       # a checkpointed loop's storage -> its K slots (ir.Loop)
+        self.ckpts: dict = {}       # LoopInfo -> its ir.Checkpoint
+        self.checkpoints_allowed = True   # the CPU target's lowering (compiler pipeline)
+        self._cost_total_at: dict = {}    # a body's cost head -> the ws1 index of its sum
 
     def body_loop(self):
         """The ppl.scan whose body is being lowered (language.nodes' loop: length, carries)."""
@@ -99,7 +108,11 @@ class Loops:
             self.emit(call(KERNELS.rows.zero1, F))
             for c in info.post_costs:
                 self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', F))
-        self.loop = ir.Loop(info.loop.length, reverse, self.per_step)
+        if not reverse:
+            K = self.checkpoint_steps(info)
+            if K is not None:
+                self.ckpts[info] = ir.Checkpoint(K, info.loop.length)
+        self.loop = ir.Loop(info.loop.length, reverse, self.per_step, self.slabs, self.ckpts.get(info))
         self.loop_info, self.loop_alloc = info, not reverse
         parent.append(self.loop)
 
@@ -108,6 +121,8 @@ class Loops:
         if not self.loop.reverse and hasattr(self, "end_of_step"):   # the array lowering's tangents
             self.builder.section = self.loop.body
             self.end_of_step(info)
+        if self.loop.ckpt is not None:
+            (self._close_reverse_segments if self.loop.reverse else self._close_forward_segments)(info)
         if self.loop.reverse and info in self.future_sum:   # this step's carry costs join F for the steps before
             self.builder.section = self.loop.body
             for c in info.carry_costs:
@@ -134,19 +149,105 @@ class Loops:
         """The storage of a per-step buffer (all its steps), or the buffer itself."""
         return self.per_step.get(name, name)
 
+    def _slots(self, name: str):
+        """K where the storage of the body buffer `name` keeps K steps (allocated or to be, in
+        the open checkpointed loop), else None."""
+        full = name + STORE
+        if full in self.slabs:
+            return self.slabs[full]
+        ck = self.loop.ckpt if self.loop is not None else None
+        if ck is not None and not any(name.endswith("_" + y.name) for y in self.loop_info.loop.ys):
+            return ck.K
+        return None
+
     def previous_step(self, name: str, length: int) -> str:
+        K = self._slots(name)
+        if K is not None:
+            return ir.slot_rows(name + STORE, K, code("{it} - 1", it=ir.LOOP_VAR))
         return ir.step_rows(name + STORE, length, shift=-1)
 
     def last_step(self, name: str, length: int) -> str:
-        return ir.last_rows(name + STORE, length)
+        K = self._slots(name)
+        return ir.last_rows(name + STORE, length) if K is None else ir.slot_rows(name + STORE, K, length - 1)
+
+    # ----- checkpointed loops (ir.Loop, ir.Checkpoint)
+    def checkpoint_steps(self, info):
+        """K, the steps of a checkpointed loop's segments, or None (every step kept): the scan's
+        `checkpoint` (False: never), or by default ceil(sqrt(length)) when the steps would keep
+        more than AUTO_CHECKPOINT_BYTES per data row (estimated: a value, a cotangent and a noise
+        per unit of the body's nodes) and the loop can be checkpointed."""
+        lp = info.loop
+        asked = getattr(lp, "checkpoint", None)
+        if asked is False or (asked is not None and asked >= lp.length):
+            return None
+        why = self._not_checkpointable(info)
+        if asked is None:
+            units = sum(n.width for n in lp.body)
+            big = 3 * units * np.dtype(self.dtype).itemsize * lp.length > AUTO_CHECKPOINT_BYTES
+            return math.isqrt(lp.length - 1) + 1 if big and why is None else None
+        if why is not None:
+            raise ModelError(f"ppl.scan '{lp.name}' (checkpoint={asked}): {why}; use checkpoint=False")
+        return int(asked)
+
+    def _not_checkpointable(self, info):
+        if not self.checkpoints_allowed:
+            return "checkpointed scans are lowered for the CPU target"
+        for n in info.loop.body:
+            est = REGISTRY[self.choices[n][0].estimator] if n in self.choices else None
+            if est is not None and (est.alternative_row or est.name == "candidates"):
+                return (f"'{n.name}' (estimator '{est.name}') keeps a path across the steps that running a "
+                        f"segment again would draw twice")
+        return None
+
+    def _close_forward_segments(self, info):
+        """After each step: its per-step costs added to their sums; at the end of a segment (but the
+        last), the carry's nodes saved for the reverse pass."""
+        ck, loop, lp = self.loop.ckpt, self.loop, info.loop
+        self.loop_alloc = False   # buffers made now are not per step
+        for c in self.model.costs:
+            if c in info.body:
+                tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
+                self._cost_total_at[c] = len(self.builder.L.ws1) - 1
+                self._emit_into(loop.pre, call(KERNELS.rows.zero1, tot))
+                self._emit_into(loop.once, call(KERNELS.rows.add_rows, self.cost_rows(c), tot))
+        saved = max(ck.segments - 1, 1)
+        for o in lp.carry_out:
+            src = self.stored_values(o)
+            buf = self.buf2(f"ck_{o.name}", o.width, rows=f"{self._rows(self.plan.lay.get(o, self.plan.FULL))}*{saved}")
+            n = code("({b}.shape[0] // {S})", b=buf, S=saved)
+            at = code("(({it} + 1) // {K} - 1)", it=ir.LOOP_VAR, K=ck.K)
+            into = code("{b}[{at} * {n}:({at} + 1) * {n}]", b=buf, at=at, n=n)
+            self._emit_into(loop.once, code("if ({it} + 1) % {K} == 0 and {it} + 1 < {T}:", it=ir.LOOP_VAR, K=ck.K,
+                                            T=lp.length), call(KERNELS.core.copy_fwd, src, into).indented())
+            ck.saved.append((buf, self.storage(src)))
+
+    def _close_reverse_segments(self, info):
+        """After each step backward: its slots of the cotangents zeroed for the step K earlier."""
+        used = {name for st in ir.flatten(self.loop.body) for name, _, _ in ir._stmt_names(st)}
+        for name, full in self.per_step.items():
+            if name in used and full in self.slabs and name.startswith("g"):
+                self._emit_into(self.loop.body, call(KERNELS.rows.zero2, name))
+
+    def _emit_into(self, section: list, *lines):
+        """Emit a statement (or a block: its first line opens it) into `section`."""
+        saved, self.builder.section = self.builder.section, section
+        try:
+            self.emit_block(*lines) if len(lines) > 1 else self.emit(lines[0])
+        finally:
+            self.builder.section = saved
 
     def per_step_rows(self, name: str, rows) -> tuple:
         """(the head's name, the Layout rows) of a buffer made now: its storage and `length`
-        times the rows when it holds every step."""
+        times the rows when it holds every step (K times in a checkpointed loop, but for the
+        buffers of its per-step outputs, which the stacked outputs read after the loop)."""
         if not self.loop_alloc:
             return name, rows
         full = name + STORE
         self.per_step[name] = full
+        K = self._slots(name)
+        if K is not None:
+            self.slabs[full] = K
+            return full, f"{rows}*{K}"
         return full, f"{rows}*{self.loop_info.loop.length}"
 
     def stream(self, node, k: int) -> str:
@@ -167,11 +268,13 @@ class Loops:
         for info in self.an.loops:
             for c in self.model.costs:
                 if c in info.body:
-                    tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
-                    self.emit(call(KERNELS.core.sum_steps, self.cost_rows(c) + STORE, info.loop.length, tot))
+                    if c not in self.cost_total:   # a checkpointed loop's: summed as its steps run
+                        tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
+                        self._cost_total_at[c] = len(self.builder.L.ws1) - 1
+                        self.emit(call(KERNELS.core.sum_steps, self.cost_rows(c) + STORE, info.loop.length, tot))
                     for j, (name, idx) in enumerate(self.builder.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:
-                            self.builder.L.costs[j] = (name, len(self.builder.L.ws1) - 1)
+                            self.builder.L.costs[j] = (name, self._cost_total_at[c])
 
     def loop_length(self, out) -> int:
         """The steps of the loop whose output node (scan_last / scan_stack) `out` is."""

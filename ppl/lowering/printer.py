@@ -236,18 +236,47 @@ def _into_sink(stmts: list, words: list) -> list:
     return out
 
 
-def _lines(stmts: list, exprs: dict, indent: str) -> list:
-    """The statements as indented lines, each loop block as its loop (ir.Loop)."""
-    out = []
+def _lines(stmts: list, exprs: dict, indent: str, forward=None) -> list:
+    """The statements as indented lines, each loop block as its loop (ir.Loop); a checkpointed
+    loop's reverse block as its segments (`_segments`), which run its forward block's body again
+    (`forward`: the forward blocks printed so far, by their Checkpoint)."""
+    out, forward = [], {} if forward is None else forward
     for st in stmts:
-        if isinstance(st, ir.Loop):
-            out += _lines(st.pre, exprs, indent)
+        if isinstance(st, ir.Loop) and st.ckpt is not None and st.reverse:
+            out += _lines(st.pre, exprs, indent, forward)
+            out += _segments(st, forward[id(st.ckpt)], exprs, indent)
+        elif isinstance(st, ir.Loop):
+            if st.ckpt is not None:
+                forward[id(st.ckpt)] = st
+            out += _lines(st.pre, exprs, indent, forward)
             out += [indent + line for line in st.header()]
-            out += _lines(st.body, exprs, indent + "    ") or [indent + "    pass"]
+            out += _lines(st.body + st.once, exprs, indent + "    ", forward) or [indent + "    pass"]
         elif isinstance(st, ir.Block):
             out += [indent + ir.inline(line, exprs) for line in st.lines]
         else:
             out.append(indent + ir.inline(st, exprs))
+    return out
+
+
+def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:
+    """A checkpointed loop's reverse block: per segment of K steps, from the last, the carry
+    saved before it restored into the slot its first step reads, the forward body run again over
+    the segment (not for the last segment: the forward pass left its steps in the slots), then
+    the segment's steps backward."""
+    ck, i2 = rev.ckpt, indent + "    "
+    out = [indent + f"for seg_ in range({ck.segments} - 1, -1, -1):",
+           i2 + f"lo_ = seg_ * {ck.K}", i2 + f"hi_ = min(lo_ + {ck.K}, {ck.length})",
+           i2 + f"if seg_ < {ck.segments - 1}:", i2 + "    if seg_ > 0:"]
+    for saved, full in ck.saved:
+        n = f"({full}.shape[0] // {ck.K})"
+        out.append(i2 + f"        core.copy_fwd({saved}[(seg_ - 1) * {n}:seg_ * {n}], "
+                        f"{full}[({ck.K} - 1) * {n}:{ck.K} * {n}])")
+    if not ck.saved:
+        out.append(i2 + "        pass")
+    out += [i2 + "    " + line for line in fwd.header("{range}({lo}, {hi})")]
+    out += _lines(fwd.body, exprs, i2 + "        ") or [i2 + "        pass"]
+    out += [i2 + line for line in rev.header("{range}({hi} - 1, {lo} - 1, -1)")]
+    out += _lines(rev.body, exprs, i2 + "    ") or [i2 + "    pass"]
     return out
 
 
