@@ -21,6 +21,17 @@ size and its compile time do not depend on the length. A random node made in the
 afresh at every step and a cost made there is paid at every step (the objective sums them);
 `explain()` shows such a node once, as `up[0..T-1]`. Parameters (`ppl.param`) made in the body are
 the same at every step; data inputs are declared outside. Scans do not nest.
+
+Memory. The backward pass reads what each step computed: kept for every step, that is O(T) per
+row. `checkpoint=K` keeps K steps and the carry at the end of every K-th step; the backward pass
+runs each segment's steps forward again (the same draws: a step's noise is addressed by its
+index) before it runs them backward, so memory is O(T / K + K) steps per row for about one more
+forward pass, and the gradient is the one of the scan that keeps every step, bit for bit. The
+default (checkpoint=None) is K = ceil(sqrt(T)) when the steps would keep more than 1 MiB per data
+row (lowering/loops.py's estimate: a value, a cotangent and a noise per unit of the body), else
+every step; checkpoint=False keeps every step. Outputs `y` keep every step (they are returned).
+Checkpointing is the CPU target's, and refused for stochastic derivatives, whose alternative
+path is carried across the steps.
 """
 from __future__ import annotations
 
@@ -64,7 +75,8 @@ def _nodes(value, what: str, owner: str, allow_none=False) -> tuple | None:
 
 def scan(f, init, xs=None, length=None, checkpoint=None):
     """Run `f(carry, x) -> (carry, y)` for `length` steps (module docstring); returns
-    `(carry after the last step, ys)`."""
+    `(carry after the last step, ys)`. checkpoint: the steps of a segment kept for the backward
+    pass (an int >= 2; None: the default rule; False: every step kept)."""
     m = _current("ppl.scan")
     owner = "ppl.scan"
     if m.loop_open is not None:
