@@ -18,6 +18,6 @@ def law_signature(law: Distribution, lead=()) -> inspect.Signature:
     params += [P(p, P.POSITIONAL_OR_KEYWORD if p in law.params else P.KEYWORD_ONLY, **({"default": None} if p in alts
                else {})) for p in parameter_names(law)]
     if law.grouped:
-        params.append(P("classes", P.KEYWORD_ONLY))
+        params.append(P("classes", P.KEYWORD_ONLY, default=None))
     params += [P(k, P.KEYWORD_ONLY, default=next(iter(c))) for k, c in law.variants.items()]
     return inspect.Signature(params)

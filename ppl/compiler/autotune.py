@@ -71,6 +71,7 @@ import numpy as np
 from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
+from ..language.scan import segment_steps
 from .alone import Alone
 from .measure import (DRAWS, LOOKAHEAD, LOOKAHEAD_LR, MAX_ROWS, ROUND, SOLO_DRAWS, SOLO_MARGIN,  # noqa: F401
                       TIE_MARGIN, TIME_ROWS, WARMUP, Candidate, clear, decide, moments, start_from)
@@ -204,6 +205,11 @@ def _plan(model, options):
                     for m in (*members, *solo) if m != ch.estimator and not REGISTRY[m].alternative_row]
             members = [m for m in members if m == ch.estimator]
             solo = [m for m in solo if REGISTRY[m].alternative_row]
+            lp = next(lp for lp in model.loops if lp.name == node.attrs["loop"])
+            if options.target == "cpu" and segment_steps(lp, np.dtype(options.dtype).itemsize) is not None:
+                out += [(m, "the scan is checkpointed: a path carried across its steps is not run again by "
+                            "segments") for m in solo]
+                solo = []
         why = _why_not_measured(node, info, ch.estimator, members, solo, objective)
         if why is not None or options.target != "cpu":
             ch.reason = f"{ch.reason} (not measured: {why or 'the measured choice runs on the CPU target'})"

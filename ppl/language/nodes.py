@@ -380,9 +380,8 @@ def _stochastic(kind: str, name: str, params: dict, width: int, **attrs) -> Node
 
 
 def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
-    """The arguments of a law's constructor (ppl.<Law> and ppl.dist.<Law>) checked: (the entry a
-    variant keyword or the parameter given chooses, {param: value}, classes or None). Errors name
-    `owner`."""
+    """The arguments of a law's constructor (ppl.<Law>, ppl.dist.<Law>) checked: (the entry a variant
+    keyword or the parameter given chooses, {param: value}, classes or None). Errors name `owner`."""
     alts = D.alternatives(law)   # exactly one of them is given (logits / probs), None is none
     kw = {k: v for k, v in kw.items() if not (v is None and k in alts)}
     linked = [key for key in law.variants if key in kw]
@@ -418,9 +417,10 @@ def law_arguments(law: D.Distribution, owner: str, args: tuple, kw: dict):
     missing = [p for p in entry.params if p not in params]
     if missing:
         raise ModelError(f"{owner}: missing parameter(s) {', '.join(missing)}")
-    if entry.grouped and classes is None:
+    widths = {v.width for v in params.values() if isinstance(v, Node)}   # by default one group of their width
+    if entry.grouped and classes is None and len(widths) != 1:
         raise ModelError(f"{owner}: classes (the number of categories per group) is required")
-    return entry, params, classes
+    return entry, params, (widths.pop() if entry.grouped and classes is None else classes)
 
 
 def _law_node(law: D.Distribution):

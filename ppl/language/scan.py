@@ -35,6 +35,7 @@ path is carried across the steps.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..errors import ModelError
@@ -42,6 +43,7 @@ from ..validate import integer
 from .nodes import Node, _auto_name, _check_node, _current, _make
 
 MAX_LENGTH = 1 << 24
+AUTO_CHECKPOINT_BYTES = 1 << 20   # a scan keeping more per data row is checkpointed by default
 
 
 @dataclass(eq=False)
@@ -147,3 +149,17 @@ def scan(f, init, xs=None, length=None, checkpoint=None):
     carry = loop.last[0] if single else loop.last
     stacked = None if single_y is None else (loop.stacked[0] if single_y else loop.stacked)
     return carry, stacked
+
+
+def segment_steps(loop: Loop, itemsize: int):
+    """K, the steps of the loop's checkpointed segments, or None (every step kept): its
+    `checkpoint`, or by default ceil(sqrt(length)) where its steps would keep more than
+    AUTO_CHECKPOINT_BYTES per data row (estimated: a value, a cotangent and a noise of `itemsize`
+    bytes per unit of the body's nodes)."""
+    asked = loop.checkpoint
+    if asked is False or (asked is not None and asked >= loop.length):
+        return None
+    if asked is not None:
+        return int(asked)
+    kept = 3 * sum(n.width for n in loop.body) * itemsize * loop.length
+    return math.isqrt(loop.length - 1) + 1 if kept > AUTO_CHECKPOINT_BYTES else None

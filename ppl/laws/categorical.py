@@ -11,7 +11,7 @@ LAWS = (
                      log_prob_bwd="categorical_log_prob_bwd", relaxed_sample="gumbel_softmax_sample",
                      relaxed_bwd="gumbel_softmax_bwd", enum=KERNELS.rows.enum_categorical.on("stride", "K", "value")),
         kind="categorical", constructor="Categorical", support="onehot", by_param={"probs": "categorical_probs"},
-        doc="Groups of one-hot categorical units, given by exactly one of logits or probs (width G * classes), "
+        doc="Groups of one-hot categorical units, given by exactly one of logits or probs (width G * classes; without classes, one group), "
             "the value one-hot per group of `classes` columns: softmax(logits) per group (-log p is "
             "ppl.categorical_nll), or probs normalised per group, probs_k / sum_i probs_i (as torch does): "
             "non-negative, a positive sum per group; a class of probability 0 is never drawn (NaN, a negative "

@@ -11,7 +11,7 @@ LAWS = (
                      log_prob_bwd="dirichlet_log_prob_bwd",
                      kl="dirichlet_kl", kl_bwd="dirichlet_kl_bwd"),
         kind="dirichlet", constructor="Dirichlet", support="simplex",
-        doc="Groups of Dirichlet units: concentrations of width G * classes (> 0: use softplus or exp), each "
+        doc="Groups of Dirichlet units: concentrations of width G * classes (without classes, one group; > 0: use softplus or exp), each "
             "group of `classes` columns a point of the simplex (components > 0 summing to 1), mean "
             "concentration / its group's sum. Drawn as normalised Gamma quantiles, differentiated by implicit "
             "reparameterisation (pathwise)."),

@@ -26,7 +26,6 @@ random nodes), so every step's noise is its own (ppl/analysis/loops.py checks th
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -34,9 +33,8 @@ import numpy as np
 from ..calls import KERNELS, Const, call, code
 from ..errors import ModelError
 from ..estimators.protocol import REGISTRY
+from ..language.scan import segment_steps
 from . import ir
-
-AUTO_CHECKPOINT_BYTES = 1 << 20   # a scan keeping more per data row is checkpointed by default
 
 
 def check_loop_estimators(an, choices, objective: str):
@@ -172,22 +170,15 @@ class Loops:
 
     # ----- checkpointed loops (ir.Loop, ir.Checkpoint)
     def checkpoint_steps(self, info):
-        """K, the steps of a checkpointed loop's segments, or None (every step kept): the scan's
-        `checkpoint` (False: never), or by default ceil(sqrt(length)) when the steps would keep
-        more than AUTO_CHECKPOINT_BYTES per data row (estimated: a value, a cotangent and a noise
-        per unit of the body's nodes) and the loop can be checkpointed."""
-        lp = info.loop
-        asked = getattr(lp, "checkpoint", None)
-        if asked is False or (asked is not None and asked >= lp.length):
-            return None
-        why = self._not_checkpointable(info)
-        if asked is None:
-            units = sum(n.width for n in lp.body)
-            big = 3 * units * np.dtype(self.dtype).itemsize * lp.length > AUTO_CHECKPOINT_BYTES
-            return math.isqrt(lp.length - 1) + 1 if big and why is None else None
-        if why is not None:
-            raise ModelError(f"ppl.scan '{lp.name}' (checkpoint={asked}): {why}; use checkpoint=False")
-        return int(asked)
+        """K, the steps of a checkpointed loop's segments, or None (every step kept): the rule of
+        language/scan.py's segment_steps, where the loop can be checkpointed (by default; asked
+        for, a loop that cannot is an error)."""
+        K = segment_steps(info.loop, np.dtype(self.dtype).itemsize)
+        why = None if K is None else self._not_checkpointable(info)
+        if why is not None and info.loop.checkpoint is not None:
+            raise ModelError(f"ppl.scan '{info.loop.name}' (checkpoint={info.loop.checkpoint}): {why}; use "
+                             f"checkpoint=False")
+        return K if why is None else None
 
     def _not_checkpointable(self, info):
         if not self.checkpoints_allowed:

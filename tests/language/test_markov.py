@@ -27,14 +27,14 @@ T, S, M, N = 50, 3, 4, 200
 
 
 def hmm(name="hmm", T=T):
-    """The issue's HMM: 3 states, 4 symbols, the initial state's logits the transition's bias."""
+    """The issue's HMM: 3 states, 4 symbols, the initial state's logits the transition's bias (the
+    issue's spelling: without classes=, a Categorical is one group of its logits' width)."""
     with ppl.Model(name) as m:
         x = m.input("x", T * M)
 
         def step(z_prev, x_t):
-            z = m.latent("z", dist.Categorical(logits=ppl.Affine(z_prev, S, name="trans"), classes=S),
-                         guide="enumerate")
-            m.observe("sym", dist.Categorical(logits=ppl.Affine(z, M, name="emit"), classes=M), x_t)
+            z = m.latent("z", dist.Categorical(logits=ppl.Affine(z_prev, S, name="trans")), guide="enumerate")
+            m.observe("sym", dist.Categorical(logits=ppl.Affine(z, M, name="emit")), x_t)
             return z, None
         ppl.scan(step, ppl.const(0.0, S), xs=x, length=T)
     return m
@@ -209,6 +209,22 @@ def test_joint_values_of_several_units_summed_out():
     num = fd_grad(nll, {k: v.copy() for k, v in P.items()})
     for k in P:
         assert np.abs(g[k] - num[k]).max() <= 1e-7 * np.abs(num[k]).max(), k
+
+
+def test_a_binomial_count_summed_out():
+    """A count of a constant total: its 4 values 0..3 (scipy.stats' pmf)."""
+    from scipy import stats as st
+    with ppl.Model("binomial_sum") as m:
+        x = m.input("x", 1)
+        m.observe("obs", dist.Normal(ppl.Affine(m.latent("z", dist.Binomial(3, logits=ppl.param("a", 1, 0.2)),
+                                                         guide="enumerate"), 1, name="loc"), 0.8), x)
+    X = np.random.default_rng(0).normal(1, 2, (20, 1))
+    prog = m.compile(dtype=np.float64)
+    P = {k: np.array(v, dtype=np.float64) for k, v in prog.params.items()}
+    ks = np.arange(4)
+    lp = (st.binom.logpmf(ks, 3, 1 / (1 + np.exp(-P["a"][0])))[None]
+          + st.norm.logpdf(X, ks[None] * P["loc.W"][0, 0] + P["loc.b"][0], 0.8))
+    assert abs(prog.loss({"x": X}) + logsumexp(lp, axis=1).mean()) <= 1e-12 * abs(prog.loss({"x": X}))
 
 
 # --------------------------------------------------------------------------- a switching model
