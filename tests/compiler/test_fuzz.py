@@ -295,6 +295,7 @@ DSL_CALLS = {
 
 # (argument, value) pairs that are valid, so not errors
 VALID_COMBOS = {("cost.name", "'x'"), ("softmax_xent.classes", "None"), ("blackbox.grad", "None"), ("param.init", "1.5"),
+                ("Categorical.classes", "None"),   # the default: one group of the logits' width
                 ("param.init", "-1"), ("param.init", "0"), ("param.init", "True"), ("param.init", "[1, 2]"),
                 # numbers where a node is expected are constants (a scale > 0, a Bernoulli target in [0, 1])
                 ("Normal.loc", "1.5"), ("Normal.loc", "-1"), ("Normal.loc", "0"), ("Normal.scale", "1.5"),
