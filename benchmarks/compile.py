@@ -91,6 +91,10 @@ def main():
         sys.exit(f"compile.py: unknown cases {unknown}; known: {', '.join(CASES)}")
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # a user's Python keeps the bytecode of the modules it imports (__pycache__, or pip's at
+    # install); an environment that forbids it (PYTHONDONTWRITEBYTECODE) would time Python
+    # compiling ppl's and Numba's sources at every import instead
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PPL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ppl_compile_bench_")
     for case in cases:   # warm the kernel caches (and this case's step under another name)
         run_case(case, "_warmup", env)
