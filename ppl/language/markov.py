@@ -188,6 +188,7 @@ class _States:
             todo.extend(x.inputs)
         return out
 
+
 class _Rewrite(_States):
     """The copy of a model with its summed latents replaced by their exact sums (sum_out)."""
 
