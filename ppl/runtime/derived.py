@@ -67,6 +67,10 @@ class DerivedPrograms:
             nodes = list(nodes)
         except TypeError:
             raise ModelError(f"{what}: nodes must be a node name or a list of names, got {type(nodes).__name__}") from None
+        summed = [n for n in nodes if getattr(self.declared.latents.get(n), "kl", None) == "summed"]
+        if summed:   # language/markov.py: the step sums them, it draws no value of them
+            raise ModelError(f"{what}: {summed} are summed out (guide='enumerate'): the step has no draw of them; "
+                             f"prog.sample_prior(n, nodes={summed}) draws them from their prior")
         bad = [n for n in nodes if not isinstance(n, str) or n not in self.layout.values]
         if bad:
             raise ModelError(f"{what}: {bad} are not nodes of model '{self.declared.name}' with values; nodes: "

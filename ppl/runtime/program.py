@@ -112,6 +112,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
     graph        the model's graph as a `networkx.DiGraph` with each node's kind, law, width,
                  estimator, plate and is_cost (`Program.graph`)
     samples      K, draws per data row; objective: "elbo" or "iwae"; dtype
+    declared     the model as declared (`model`: the graph compiled, its latents summed out)
     autotune_table  the measured choice's table, a dict per (node, candidate) (`explain()` prints it)
     """
     target = "cpu"
@@ -119,8 +120,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
     autotune_table, autotune_rule = None, ""   # the measured choice: its table and rule (compiler/autotune.py)
 
     def __init__(self, model, analysis, choices, layout, module, source, dtype, samples):
-        self.model, self.analysis, self.choices = model, analysis, Choices(choices)
-        self.declared = model   # the model as declared (compile_program: another where latents are summed out)
+        self.model, self.analysis, self.choices, self.declared = model, analysis, Choices(choices), model
         self.layout, self.module, self.source, self.dtype, self.samples = layout, module, source, dtype, samples
         self.entry = module.step
         self.theta, self.grad_buffer, self.state = carve([layout.n_theta, layout.n_theta, max(layout.n_state, 1)],
@@ -377,8 +377,9 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
             optional = tuple(n for n in self.layout.inputs if n not in upstream)
         _, a = self._run(data, batch, seed, step, 0, optional)
         steps = {n.name: lp.length for lp in getattr(self.model, "loops", ()) for n in lp.body}
+        shown = _shown(self, nodes)
         return {name: _trajectory(all_rows(a[5][i] if where == "input" else a[3][i], rows), steps.get(name))
-                for name, (where, i, rows) in self.layout.values.items() if nodes is None or name in nodes}
+                for name, (where, i, rows) in self.layout.values.items() if name in shown}
 
     # ----- persistence
     def save(self, path) -> None:
@@ -393,6 +394,14 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         error the program is unchanged."""
         from . import checkpoint
         checkpoint.assign(self, checkpoint.read(path, self))
+
+
+def _shown(prog, nodes):
+    """The nodes `sample` returns: those asked for, else every node with values of the declared
+    model (not the nodes of a summed latent's sum, language/markov.py)."""
+    if nodes is not None:
+        return nodes
+    return [n for n in prog.layout.values if prog.declared is prog.model or n in prog.declared.nodes]
 
 
 def _trajectory(v, T):

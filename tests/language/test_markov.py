@@ -187,6 +187,8 @@ def test_a_mixture_component_summed_out_outside_a_scan():
     assert prog.predict(prior=True, batch=4)["x"].shape == (4, 1)
     with pytest.raises(ModelError, match=r"depend on \['z'\], summed out .* prior=True"):
         prog.predict(X[:4])
+    with pytest.raises(ModelError, match=r"\['z'\] are summed out .*sample_prior"):
+        prog.sample({"x": X[:4]}, nodes=["z"])
 
 
 def test_joint_values_of_several_units_summed_out():
