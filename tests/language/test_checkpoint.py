@@ -102,3 +102,16 @@ def test_the_default_rule_and_the_refusals():
     for bad in (0, 1, 2.5):
         with pytest.raises(ModelError, match="checkpoint"):
             walk(f"bad{bad}".replace(".", "_"), 50, bad)
+
+
+@pytest.mark.parametrize("est,samples", [("mvd", 1), ("arms", 2)])
+def test_estimators_with_rows_of_their_own_checkpointed(est, samples):
+    """mvd's branch rows and ARMS's draws run the rest of the loop too: the same bits in segments."""
+    T = 9
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(0, 1, (4, T)), "s0": rng.normal(0, 1, (4, 1))}
+    ests = {"z": "pathwise", "b": est}
+    ref = mixed(f"rows_all_{est}", T, False).compile(dtype=np.float64, estimators=ests, samples=samples)
+    ck = mixed(f"rows_ck_{est}", T, 4).compile(dtype=np.float64, estimators=ests, samples=samples)
+    (l1, g1), (l2, g2) = ref.grad(data, seed=1), ck.grad(data, seed=1)
+    assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)
