@@ -36,7 +36,7 @@ from ..errors import ModelError
 class Latent:
     node: Node          # the guide's stochastic node (an automatic guide's: the latent's value f(u))
     prior: Dist         # p(node | its parents), bound to the node's width
-    kl: str             # "sampled" or "analytic"
+    kl: str             # "sampled", "analytic" or "summed" (guide="enumerate": language/markov.py)
     auto: tuple = ()    # an automatic guide's (unconstrained node u, "normal" | "delta"): declare_auto
 
 
@@ -296,7 +296,8 @@ def evaluation(model: Graph, given=(), drop=()) -> Graph:
     for lat in model.latents.values():
         if lat.node.name in given:
             continue
-        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), "summed" if lat.kl == "summed" else "sampled",
+        kl = "summed" if lat.kl == "summed" else "sampled"
+        copy = Latent(new[lat.node.name], lat.prior.mapped(lambda v: new[v.name]), kl,
                       (new[lat.auto[0].name], lat.auto[1]) if lat.auto else ())
         g.latents[lat.node.name] = copy
         if lat.kl == "analytic":

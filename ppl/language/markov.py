@@ -245,6 +245,9 @@ class _Rewrite(_States):
     def _op(self, kind: str, inputs, width: int, **attrs) -> Node:
         return _make(self.g, kind, _auto_name(self.g, kind), tuple(inputs), width, **attrs)
 
+    def _neg(self, x: Node) -> Node:
+        return self._op("scale_shift", (x,), x.width, scale=-1.0, shift=0.0)
+
     def _vector(self, v) -> Node:
         """A constant node of the values v (runs of one value: constant nodes side by side)."""
         runs, start = [], 0
@@ -307,7 +310,7 @@ class _Rewrite(_States):
         self.open = None
         if p is not None:
             lse = self._op("logsumexp", (new.last[-1],), 1)
-            self._sum_cost(p, self._op("scale_shift", (lse,), 1, scale=-1.0, shift=0.0),
+            self._sum_cost(p, self._neg(lse),
                            f"log p of the data the chain's costs read, '{p['lat'].node.name}' summed out over its "
                            f"{S} values at each of the {loop.length} steps (the forward algorithm)")
 
@@ -316,7 +319,7 @@ class _Rewrite(_States):
         S = len(p["values"])
         lse = self._op("logsumexp", (self._row(p, None),), 1)
         where = f"at each step of the scan '{p['loop'].name}'" if p["loop"] is not None else "per row"
-        self._sum_cost(p, self._op("scale_shift", (lse,), 1, scale=-1.0, shift=0.0),
+        self._sum_cost(p, self._neg(lse),
                        f"log of the sum over the {S} values of '{p['lat'].node.name}' of its prior times the "
                        f"likelihood of what reads it, {where}")
 
@@ -349,7 +352,7 @@ class _Rewrite(_States):
         lat, S = p["lat"], len(p["values"])
         if lat.prior.kind == "categorical" and lat.node.width == lat.prior.K:   # one group: its log-softmax
             logits = self._at(p, lat.prior.args[0], j, None)
-            neg = self._op("scale_shift", (self._op("logsumexp", (logits,), 1),), 1, scale=-1.0, shift=0.0)
+            neg = self._neg(self._op("logsumexp", (logits,), 1))
             return self._op("add", (logits, self._op("bcast", (neg,), S)), S)
         return self._op("concat", [self._logp(p, lat.prior, None, j, k) for k in range(S)], S)
 
@@ -375,8 +378,7 @@ class _Rewrite(_States):
             lat = model.latents[name[5:]]
             return self._logp(p, lat.prior, lat.node, j, k)
         if h.kind == "total":
-            s = self._op("rowsum", (self._at(p, h.inputs[0], j, k),), 1)
-            return self._op("scale_shift", (s,), 1, scale=-1.0, shift=0.0)
+            return self._neg(self._op("rowsum", (self._at(p, h.inputs[0], j, k),), 1))
         raise ModelError(f"cost '{name}' ({h.kind}) reads the summed-out latent '{p['lat'].node.name}'; ppl sums out "
                          f"the costs of m.observe, of a latent's prior and of ppl.total (m.cost): write it as one")
 

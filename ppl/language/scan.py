@@ -28,7 +28,7 @@ runs each segment's steps forward again (the same draws: a step's noise is addre
 index) before it runs them backward, so memory is O(T / K + K) steps per row for about one more
 forward pass, and the gradient is the one of the scan that keeps every step, bit for bit. The
 default (checkpoint=None) is K = ceil(sqrt(T)) when the steps would keep more than 1 MiB per data
-row (lowering/loops.py's estimate: a value, a cotangent and a noise per unit of the body), else
+row (segment_steps' estimate: a value, a cotangent and a noise per unit of the body), else
 every step; checkpoint=False keeps every step. Outputs `y` keep every step (they are returned).
 Checkpointing is the CPU target's, and refused for stochastic derivatives, whose alternative
 path is carried across the steps.

@@ -197,8 +197,7 @@ class Loops:
         self.loop_alloc = False   # buffers made now are not per step
         for c in self.model.costs:
             if c in info.body:
-                tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
-                self._cost_total_at[c] = len(self.builder.L.ws1) - 1
+                tot = self._cost_sum(c)
                 self._emit_into(loop.pre, call(KERNELS.rows.zero1, tot))
                 self._emit_into(loop.once, call(KERNELS.rows.add_rows, self.cost_rows(c), tot))
         saved = max(ck.segments - 1, 1)
@@ -260,12 +259,17 @@ class Loops:
             for c in self.model.costs:
                 if c in info.body:
                     if c not in self.cost_total:   # a checkpointed loop's: summed as its steps run
-                        tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
-                        self._cost_total_at[c] = len(self.builder.L.ws1) - 1
-                        self.emit(call(KERNELS.core.sum_steps, self.cost_rows(c) + STORE, info.loop.length, tot))
+                        self.emit(call(KERNELS.core.sum_steps, self.cost_rows(c) + STORE, info.loop.length,
+                                       self._cost_sum(c)))
                     for j, (name, idx) in enumerate(self.builder.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:
                             self.builder.L.costs[j] = (name, self._cost_total_at[c])
+
+    def _cost_sum(self, c):
+        """The buffer of a body cost's rows summed over the steps (`cost_total`), and its index."""
+        tot = self.cost_total[c] = self.buf1(f"cT_{c.name}")
+        self._cost_total_at[c] = len(self.builder.L.ws1) - 1
+        return tot
 
     def loop_length(self, out) -> int:
         """The steps of the loop whose output node (scan_last / scan_stack) `out` is."""

@@ -177,12 +177,18 @@ def _bernoulli_nll_bwd(lowering, n, ins, gins, cw, c, rows):
         lowering.emit(render(OPS[n.kind].bwd, cw=cw, **gs, **lowering.op_values(n, ins)))
 
 
-def _law_nll_fwd(lowering, n, ins, c):
-    """-log p(value | params) of a law without a head of its own: its log_prob kernel, negated;
-    its parameters checked first, as a node's are (a NaN or a non-positive scale raises)."""
+def _law_log_prob(lowering, n, ins, into):
+    """log p(value | params) of a node of inputs (*params, value) and attribute law into the rows
+    `into`: the law's log_prob kernel, its parameters checked first, as a node's are (a NaN or a
+    non-positive scale raises)."""
     law = lowering.dist_of(n.attrs["law"])
     lowering.emit_param_checks(n, lambda p: call(KERNELS.rows.all_positive, lowering.v(p)), law=law, params=n.inputs[:-1])
-    lowering.call(law.kernels["log_prob"], list(ins), [c], n)
+    lowering.call(law.kernels["log_prob"], list(ins), [into], n)
+
+
+def _law_nll_fwd(lowering, n, ins, c):
+    """-log p(value | params) of a law without a head of its own: its log_prob, negated."""
+    _law_log_prob(lowering, n, ins, c)
     lowering.emit(call(KERNELS.core.negate1, c))
 
 
@@ -194,11 +200,8 @@ def _law_nll_bwd(lowering, n, ins, gins, cw, c, rows):
 
 
 def _law_logp_fwd(lowering, n, ins, out):
-    """log p(value | params) as a width-1 value: the law's log_prob kernel into its flat view; the
-    parameters checked first, as a node's are."""
-    law = lowering.dist_of(n.attrs["law"])
-    lowering.emit_param_checks(n, lambda p: call(KERNELS.rows.all_positive, lowering.v(p)), law=law, params=n.inputs[:-1])
-    lowering.call(law.kernels["log_prob"], list(ins), [Flat(out)], n)
+    """log p(value | params) as a width-1 value: into its flat view."""
+    _law_log_prob(lowering, n, ins, Flat(out))
 
 
 def _law_logp_bwd(lowering, n, ins, gins, gout, out, rows):
