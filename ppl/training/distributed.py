@@ -47,7 +47,7 @@ from ..dsl import ModelError
 from ..kernels.cpu.train import combine_by_rows
 from ..compiler.options import CompileOptions
 from .runs import (RUN_DEFAULTS, TRAIN_KEYS, SweepResult, compile_run, gradient_variance,  # noqa: F401 (ppl.distributed's)
-                   settings_grid, settings_label)
+                   final_bounds, settings_grid, settings_label)
 
 
 
@@ -130,7 +130,7 @@ def _check_picklable(what: str, obj):
 # --------------------------------------------------------------------------- sweeps
 def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None, scheduler=None, data=None,
           evaluate=None, grad_draws: int = 0, progress: bool = True, eval_points: int = 0,
-          keep_params: bool = False) -> SweepResult:
+          keep_params: bool = False, iwae_k: int = 0, track_variance: int | None = None) -> SweepResult:
     """Train every (settings, estimator, seed) and gather one row each (see SweepResult).
 
     build: a ready model's name ("sbn": its defaults, data and metrics) or a callable
@@ -146,6 +146,10 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
         end (its row's 'eval' at 'eval_steps', after 'eval_seconds' of training).
     keep_params: each row's 'params' holds the run's fitted parameters and estimator state, the
         bytes of the .npz file Program.save writes (Program.load reads them from a file).
+    iwae_k: > 0 also gives each row 'test_iwae' (the held-out IWAE bound of iwae_k draws) and
+        'train_elbo' (the training rows' ELBO), None where the model has no bound
+        (runs.final_bounds); every row has 'train_loss_ema', the training loss's EMA at the end.
+    track_variance: fit's track_variance (the gradient variance along training), passed through.
     client / workers / scheduler: where to run (module docstring); none of them: here.
     """
     if isinstance(build, str):
@@ -168,7 +172,8 @@ def sweep(build, estimators, seeds, settings=None, client=None, *, workers=None,
         raise ModelError("sweep: estimators is empty; list names such as ['score', 'disarm']")
     grid = settings_grid(settings)
     tasks = [dict(build=build, estimator=e, seed=s, settings=st, grad_draws=int(grad_draws), evaluate=evaluate,
-                  eval_points=int(eval_points), headline=headline, keep_params=bool(keep_params))
+                  eval_points=int(eval_points), headline=headline, keep_params=bool(keep_params),
+                  iwae_k=int(iwae_k), track_variance=track_variance)
              for st in grid for e in estimators for s in seeds]
     client, close = open_client(client, workers, scheduler)
     try:
@@ -229,8 +234,10 @@ def _train(task, data):
         return float(m[head] if head is not None else next(iter(m.values()), float("nan")))
     hist = fit(prog, train, make(D["optimizer"], float(D["lr"])), steps=steps, batch_size=batch,
                seed=task["seed"], progress=False, blas_threads=1, eval_fn=eval_fn if points else None,
-               eval_every=max(1, steps // points) if points else None)
+               eval_every=max(1, steps // points) if points else None,
+               **({"track_variance": task["track_variance"]} if task.get("track_variance") else {}))
     out["metrics"] = metrics()
+    out.update(final_bounds(prog, data, task.get("iwae_k", 0), out["metrics"], hist))
     if task.get("keep_params"):
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:

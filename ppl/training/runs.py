@@ -6,6 +6,7 @@ private helpers).
 from __future__ import annotations
 
 import csv
+import itertools
 
 import numpy as np
 
@@ -76,8 +77,8 @@ def gradient_variance(prog, data, batch, draws=100) -> float:
 
 
 # --------------------------------------------------------------------------- a sweep's rows (ppl.distributed.sweep)
-CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds", "params")   # a run's series (and its
-# fitted parameters' file), not CSV columns
+CURVES = ("curve", "curve_steps", "eval_steps", "eval", "eval_seconds", "params", "variance")   # a run's series
+# (its fitted parameters' file, its variance record), not CSV columns
 TRAIN_KEYS = ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective")
 RUN_DEFAULTS = dict(steps=1000, batch=32, lr=1e-3, optimizer="adam", samples=1, dtype="float32",
                  policy="measured", objective="elbo")
@@ -123,6 +124,33 @@ class SweepResult(list):
             w = csv.DictWriter(f, keys)
             w.writeheader()
             w.writerows({k: v for k, v in r.items() if k not in CURVES} for r in self)
+
+
+def final_bounds(prog, data, k: int, metrics: dict, hist) -> dict:
+    """A sweep row's bounds at the end of its run (k > 0): 'test_iwae' (the importance-weighted
+    bound with k hard draws per held-out row, Burda et al. 2016; the model's own test_iwae_k
+    when it reports one) and 'train_elbo' (the ELBO of k hard draws per training row, the
+    estimate the test ELBO is compared with), None where the model has no bound (not declared
+    with m.latent / m.observe) or no such rows; and always 'train_loss_ema', the History's EMA
+    of the training loss at the end (a relaxed estimator's: its relaxed loss)."""
+    from ..errors import ModelError
+    out = {"iwae_k": int(k), "test_iwae": None, "train_elbo": None, "train_loss_ema": float(hist.ema)}
+    if k < 1:
+        return out
+
+    def bound(rows, kind):
+        if not isinstance(rows, dict) or not rows:
+            return None
+        try:
+            return float(prog.evaluate(rows, kind, samples=k))
+        except ModelError:   # no bound for this model
+            return None
+    test = data.get("test") if isinstance(data, dict) else None
+    known = metrics.get(f"test_iwae_{k}")
+    out["test_iwae"] = float(known) if known is not None else bound(test, "iwae")
+    if out["test_iwae"] is not None or not test:
+        out["train_elbo"] = bound(data.get("train") if isinstance(data, dict) else None, "elbo")
+    return out
 
 
 def settings_grid(settings) -> list:
