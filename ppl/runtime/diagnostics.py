@@ -121,17 +121,22 @@ def gradient_draws(prog, data, draws: int, batch=None, warm: int = WARM_STEPS) -
     program's state is restored after."""
     names = prog.model_param_names()
     g_all = {k: [] for k in names}
+    prog.pull()   # the host's copy of the state is current (a CUDA program's lives on the device)
     state = prog.state.copy()
     try:
         warm_state(prog, data, warm, batch)
+        prog.pull()
         warmed = prog.state.copy()
         for s in range(draws):
             prog.state[:] = warmed
+            prog.push()
             _, g = prog.grad(data, seed=DRAW_SEED + s, batch=batch)
             for k in names:
                 g_all[k].append(g[k])
     finally:
+        prog.pull()
         prog.state[:] = state
+        prog.push()
     return {k: np.array(v) for k, v in g_all.items()}
 
 

@@ -236,6 +236,8 @@ def _train(task, data):
                seed=task["seed"], progress=False, blas_threads=1, eval_fn=eval_fn if points else None,
                eval_every=max(1, steps // points) if points else None,
                **({"track_variance": task["track_variance"]} if task.get("track_variance") else {}))
+    if task.get("track_variance"):   # History.variance: the gradient variance per layer along the run
+        out["variance"] = hist.variance
     out["metrics"] = metrics()
     out.update(final_bounds(prog, data, task.get("iwae_k", 0), out["metrics"], hist))
     if task.get("keep_params"):

@@ -48,6 +48,7 @@ from ..kernels.cpu import part_kernels
 from ..kernels.native import blas, parts
 from .chunks import Chunks as _Chunks  # noqa: F401  (the nopython loop; tests reach it here)
 from .device_chunks import DeviceChunks
+from .variance import Tracker, check_args as check_variance_args, check_resume as check_variance_resume
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -115,7 +116,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         seed: int | None = None, step: int | None = None, progress: bool = True, eval_every: int | None = None, eval_data=None, eval_fn=None,
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
         ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None,
-        split_rows: bool | None = None, keep_losses: bool | None = None, remeasure=None) -> History:
+        split_rows: bool | None = None, keep_losses: bool | None = None, remeasure=None,
+        track_variance: int | None = None, variance_draws: int = 100) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -157,19 +159,17 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     BLAS thread, may round differently, so such a run is reproducible up to rounding: a fixed
     count, e.g. blas_threads=1, gives parameters that are the same bit for bit on every run and
     machine.
-    split_rows: each batch split in two halves of rows trained at once on two of Numba's threads
-    (kernels/cpu/train.py's train_chunk_rows: each half its own step, gradient and state, the noise
-    drawn by global row as in one step), combined weighted by rows, in the nopython loop; the BLAS
-    then runs at one thread (with blas_threads > 1 it is an error: two thread pools on the same
-    cores). None (default): split when blas_threads is None or 1, the nopython loop runs, Numba
-    and the machine have two threads or more, and the batch has >= SPLIT_MIN_BATCH (128) rows and
-    no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256), or the batch evaluates >=
-    SPLIT_MIN_ROWS (400) rows (its rows times the graph's rows per data row): there the step's
-    elementwise work is more than its products' parts can spread (BENCHMARKS.md). The result
-    equals the unsplit fit's to the rounding of that combination. An automatic split is timed
-    against the whole batch in one step on one thread, as above, which draws the same noise; the
-    two differ in the rounding of that combination, so such a run is reproducible up to
-    rounding: split_rows=True or False gives the same bits on every run.
+    split_rows: each batch split in two halves of rows trained at once on two of Numba's threads (kernels/cpu/
+    train.py's train_chunk_rows: each half its own step, gradient and state, the noise drawn by global row as in
+    one step), combined weighted by rows, in the nopython loop; the BLAS then runs at one thread (with
+    blas_threads > 1 it is an error: two thread pools on the same cores). None (default): split when
+    blas_threads is None or 1, the nopython loop runs, Numba and the machine have two threads or more, and the
+    batch has >= SPLIT_MIN_BATCH (128) rows and no weight matrix exceeds SPLIT_MAX_WEIGHTS (256 x 256), or the
+    batch evaluates >= SPLIT_MIN_ROWS (400) rows (its rows times the graph's rows per data row): there the
+    step's elementwise work is more than its products' parts can spread (BENCHMARKS.md). The result equals the
+    unsplit fit's to the rounding of that combination. An automatic split is timed against the whole batch in
+    one step on one thread, as above, which draws the same noise; the two differ in the rounding of that
+    combination, so such a run is reproducible up to rounding: split_rows=True or False gives the same bits.
     remeasure: under the measured choice (the default policy), the candidates are measured again as
     training moves, on the batch of the step then, and a node switches where another candidate now
     measures clearly better (beyond the tie margin of the one in force; its program compiled, the
@@ -177,12 +177,17 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     estimator changes fastest early in training) while all its measurements cost at most
     REMEASURE_BUDGET (5%) of its training time; N: every N steps; False: never. Every measurement, the first one included, is in History.choices (step, node, from, to,
     the figures); explain() shows the last one's table. Not in a fit that splits its batches.
+    track_variance: every N steps of the run, at its step 0 and its last, the gradient variance per layer of
+    the model's parameters at the parameters then, over variance_draws estimates on the batch of the run's
+    step 0 (the estimators' state as training has it, warmed as gradient_stats warms it), into
+    History.variance (ppl/training/variance.py); the run trains the same bits as without. None: off.
     """
     size_plate(prog, data)
     plan = plan_fit(prog, data, optimizer, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, step=step,
                     eval_every=eval_every, eval_data=eval_data, eval_fn=eval_fn, eval_draws=eval_draws,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
-                    blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses, remeasure=remeasure)
+                    blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses, remeasure=remeasure,
+                    track_variance=track_variance, variance_draws=variance_draws)
     choice = _measured_choice(prog, plan)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
     hist.choices.extend(choice)
@@ -230,6 +235,8 @@ class FitPlan:
                                    # "parts" (ppl's parts) or "split" (the halves' threads); ppl/training/threads.py
     remeasure: object = None       # the measured choice measured again: None (within REMEASURE_BUDGET), every
                                    # so many steps, or False (never)
+    track_variance: int | None = None   # the gradient variance measured every so many steps (variance.py)
+    variance_draws: int = 100           # ... over so many draws
 
     def history(self) -> History:
         return History(ema_decay=self.ema, keep_losses=self.keep)
@@ -257,6 +264,7 @@ class FitPlan:
             got["hist"] = History.from_state(
                 ck, f"fit: checkpoint {ckpt}", ema_decay=self.ema,
                 keep_losses=self.keep_losses if self.keep_losses is not None else (False if not self.keep else None))
+            check_variance_resume(self, got["hist"])   # the record goes on with the same draws and batch
         saved = checkpoint.saved_estimators(ckpt)   # a measured choice that switched: its program again
         if saved is not None and getattr(prog, "measurement", None) is not None:
             now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
@@ -270,7 +278,8 @@ class FitPlan:
 
 def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed=None, step=None, eval_every=None,
              eval_data=None, eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
-             blas_threads=None, split_rows=None, keep_losses=None, remeasure=None) -> FitPlan:
+             blas_threads=None, split_rows=None, keep_losses=None, remeasure=None, track_variance=None,
+             variance_draws=100) -> FitPlan:
     """fit's arguments checked (a ModelError names the one that is wrong) and its automatic
     choices made: the BLAS threads, the parts, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):
@@ -326,8 +335,10 @@ def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed
     if remeasure is not None and remeasure is not False:
         remeasure = V.integer(remeasure, "fit: remeasure (every so many steps; None: within a 5% budget; False: "
                                          "never)", lo=1)
+    every, draws = check_variance_args(track_variance, variance_draws)
     return FitPlan(total, batches, batch_size, seed, eval_fn, eval_every, ckpt, checkpoint_every, ema, keep_losses,
-                   keep, True if split_rows else nopython, threads, split, n_parts, first, choose, remeasure)
+                   keep, True if split_rows else nopython, threads, split, n_parts, first, choose, remeasure, every,
+                   draws)
 
 
 class PythonSteps:
@@ -370,11 +381,14 @@ class Trainer:
         self.trained_s = 0.0   # wall time in steps, the first one's compile included (not evaluations, checkpoints)
         self.measured = (start, 0.0)   # the step and the training time of the last measurement of the choice
         self.next_measure = start + REMEASURE_FIRST   # remeasure=None: the next step it may be measured again
+        self.tracker = None   # the gradient variance along the run (fit's track_variance): variance.Tracker
 
     def run(self) -> History:
         plan, hist, start = self.plan, self.hist, self.start
         if plan.checkpoint is not None:
             plan.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        self.tracker = tracker = Tracker.make(plan, self.prog, hist)   # at the parameters the run starts from:
+        before = tracker.start(start) if tracker is not None else 0.0    # before the steps' clock starts
         bar = None
         if self.progress and start < plan.total:
             from tqdm.auto import tqdm
@@ -408,6 +422,8 @@ class Trainer:
                                       plan.checkpoint_every)
                     if self.chooser is not None:
                         n = self.chooser.steps_cap(n)
+                    if tracker is not None:
+                        n = tracker.cap(t, n)
                     if t == start + 1:   # the loop's first call compiles it for a new step: said when long
                         with compiling(chunks.what, write=one.write, note=chunks.note):
                             losses, failed = chunks.run(plan.first + t, n)
@@ -440,8 +456,10 @@ class Trainer:
                 restore()
             if self.chooser is not None:
                 hist.threads = list(self.chooser.log)
-        if t_rest is not None:
-            hist.seconds = time.perf_counter() - t_rest
+        spent = tracker.seconds if tracker is not None else 0.0
+        hist.variance_seconds += spent
+        if t_rest is not None:   # the measurements during the steps are no steps' time
+            hist.seconds = time.perf_counter() - t_rest - (spent - before)
         return hist
 
     def _chooser(self, chunks, n_parts):
@@ -529,8 +547,11 @@ class Trainer:
         return [k for k, v in parts.items() if not np.isfinite(v)]
 
     def _after(self, done, bar, n):
-        """After the steps up to `done`: the evaluation, the checkpoint and the progress bar when due."""
+        """After the steps up to `done`: the gradient variance, the evaluation, the checkpoint and the
+        progress bar when due."""
         plan, hist = self.plan, self.hist
+        if self.tracker is not None and self.tracker.due(done):   # before the checkpoint, which holds it
+            self.tracker.run(done)
         evaluate = plan.eval_fn is not None and plan.eval_every is not None and (done % plan.eval_every == 0
                                                                                  or done == plan.total)
         if evaluate:

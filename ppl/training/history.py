@@ -1,5 +1,5 @@
 """What a training run did (`History`): a bounded record of the per-step training loss, the
-held-out evaluations and timings.
+held-out evaluations, timings and (fit's track_variance) the gradient variance per layer.
 
 Runs of 10^7 - 10^8 steps are ordinary (a step takes microseconds), so the per-step losses are
 not kept by default beyond KEEP_STEPS: the record (kernels/cpu/record.py) is a curve of at most
@@ -55,6 +55,9 @@ class History:
                                                        # variance, SE, rows, score)]); fit.choice_records
     measure_seconds: float = 0.0                       # wall time of the measurements during the run (the
                                                        # loop's recompile after a switch included)
+    variance: dict | None = None                       # fit's track_variance: the gradient variance per layer
+                                                       # along the run (add_variance); None when not tracked
+    variance_seconds: float = 0.0                      # wall time of those measurements in this run
     start_step: int = 0                                # > 0 when resumed
     ema_decay: float = 0.98                            # the decay of the record's EMA
     keep_losses: bool | None = None
@@ -100,6 +103,25 @@ class History:
                 grown[:steps - n] = self._kept[:steps - n]
                 self._kept = grown
             self._kept[steps - n:steps] = a
+
+    def add_variance(self, step: int, layers: dict, draws: int, rows=None) -> None:
+        """Record the gradient variance measured after `step` steps: layers {layer: (trace of the
+        covariance of one estimate over the layer's entries, its standard error)} over `draws`
+        draws on the batch of data rows `rows` (None: a model without inputs). History.variance is
+        {"step": int64 (n,), "layers": {layer: {"var": float64 (n,), "se": float64 (n,)}},
+        "draws": D, "rows": the rows or None}."""
+        v = self.variance
+        if v is None:
+            v = self.variance = {"step": np.zeros(0, np.int64), "draws": int(draws),
+                                 "rows": None if rows is None else np.array(rows, np.int64),
+                                 "layers": {k: {"var": np.zeros(0), "se": np.zeros(0)} for k in layers}}
+        if int(draws) != int(v["draws"]) or list(layers) != list(v["layers"]):
+            raise ModelError(f"History.add_variance: {draws} draws of layers {list(layers)}; the record holds "
+                             f"{v['draws']} draws of layers {list(v['layers'])}")
+        v["step"] = np.append(v["step"], np.int64(step))
+        for k, (var, se) in layers.items():
+            v["layers"][k]["var"] = np.append(v["layers"][k]["var"], float(var))
+            v["layers"][k]["se"] = np.append(v["layers"][k]["se"], float(se))
 
     # ------------------------------------------------------------------ reading
     @property
@@ -200,7 +222,38 @@ class History:
                 "record.kept": np.array(self._keeping), "record.ints": self._ints.copy(),
                 "record.flts": self._flts.copy(), "record.pts": self._pts[:, :npts].copy(),
                 "eval_steps": np.array(self.eval_steps, np.int64), "eval": np.array(self.eval, np.float64),
-                "eval_train": np.array(self.eval_train, np.float64)}
+                "eval_train": np.array(self.eval_train, np.float64), **self._variance_state()}
+
+    def _variance_state(self) -> dict:
+        """History.variance as a checkpoint's arrays (none when not tracked)."""
+        v = self.variance
+        if v is None:
+            return {}
+        names = list(v["layers"])
+        return {"variance.step": v["step"].copy(), "variance.draws": np.array(v["draws"], np.int64),
+                "variance.rows": np.zeros(0, np.int64) if v["rows"] is None else v["rows"].copy(),
+                "variance.layers": np.array(names, dtype=str),
+                "variance.var": np.array([v["layers"][k]["var"] for k in names], np.float64).reshape(len(names), -1),
+                "variance.se": np.array([v["layers"][k]["se"] for k in names], np.float64).reshape(len(names), -1)}
+
+    @staticmethod
+    def _variance_of(ck: dict, where: str):
+        """History.variance of a checkpoint's fields (_variance_state's), or None."""
+        if "variance.step" not in ck:
+            return None
+        step = np.asarray(ck["variance.step"]).reshape(-1)
+        names = [str(k) for k in np.asarray(ck.get("variance.layers", np.zeros(0, str))).reshape(-1)]
+        var, se = np.asarray(ck.get("variance.var", 0.0)), np.asarray(ck.get("variance.se", 0.0))
+        draws = np.asarray(ck.get("variance.draws", 0))
+        ok = (step.dtype.kind == "i" and draws.shape == () and int(draws) >= 2 and var.ndim == 2
+              and var.shape == (len(names), step.size) and se.shape == var.shape and var.dtype.kind == "f"
+              and se.dtype.kind == "f" and int(ck["step"]) >= (int(step.max()) if step.size else 0))
+        if not ok:
+            raise ModelError(f"{where}: its gradient variance record does not fit (damaged, or not written by "
+                             f"ppl.fit); start afresh (resume=False)")
+        rows = np.asarray(ck.get("variance.rows", np.zeros(0, np.int64)), np.int64).reshape(-1)
+        return {"step": step.astype(np.int64), "draws": int(draws), "rows": rows if rows.size else None,
+                "layers": {k: {"var": var[i].copy(), "se": se[i].copy()} for i, k in enumerate(names)}}
 
     @classmethod
     def from_state(cls, ck: dict, where: str, ema_decay: float = 0.98, keep_losses: bool | None = None) -> "History":
@@ -256,5 +309,6 @@ class History:
                              f"start afresh (resume=False)")
         h.eval_steps, h.eval, h.eval_train = [int(s) for s in evs], [float(v) for v in ev], [float(v) for v in train]
         h.eval_seconds = [float("nan")] * len(h.eval)
+        h.variance = cls._variance_of(ck, where)
         h.start_step = step
         return h
