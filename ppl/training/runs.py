@@ -171,28 +171,52 @@ def settings_label(settings: dict) -> str:
 
 
 # --------------------------------------------------------------------------- the plots of ppl train / compare
-def plot_lines(path, series, xlabel, ylabel, title) -> bool:
-    """Line plot of {label: (x, y)} to path; False (nothing written) without matplotlib."""
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, or None without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _step_axis(ax, steps) -> None:
+    """Steps spanning more than 20x: a logarithmic axis (symlog from 0 when a step is 0), so the
+    first steps do not fill a linear one."""
+    xs = np.concatenate([np.ravel(np.asarray(x, float)) for x in steps]) if len(steps) else np.ones(1)
+    xs = xs[np.isfinite(xs)]
+    pos = xs[xs > 0]
+    if not pos.size or xs.max() <= 20 * max(pos.min(), 1.0):
+        return
+    if xs.min() > 0:
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=max(1.0, float(pos.min())))
+
+
+def _save(fig, plt, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")   # labels kept inside the picture
+    plt.close(fig)
+
+
+def plot_lines(path, series, xlabel, ylabel, title) -> bool:
+    """Line plot of {label: (x, y)} to path; False (nothing written) without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
         return False
     import textwrap
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (x, y) in series.items():
         ax.plot(x, y, label=label)
-    xs = np.concatenate([np.asarray(x, float) for x, _ in series.values()]) if series else np.ones(1)
-    if xs.size and xs.min() >= 1 and xs.max() > 100 * xs.min():   # the first steps would fill a linear axis
-        ax.set_xscale("log")
+    _step_axis(ax, [x for x, _ in series.values()])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 40)))   # labels wrapped to fit the canvas
-    ax.set_title("\n".join(textwrap.wrap(title, 70)))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)
+    ax.legend(fontsize=8)
+    _save(fig, plt, path)
     return True
 
 
@@ -202,11 +226,8 @@ def plot_heldout(path, runs, metric, better, title) -> bool:
     and its spread (min to max). False without matplotlib or without evaluations."""
     if not any(r["eval"] for rs in runs.values() for r in rs):
         return False
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for spec, rs in runs.items():
@@ -218,14 +239,78 @@ def plot_heldout(path, runs, metric, better, title) -> bool:
             line, = ax.plot(x, y.mean(0), marker="o", label=spec)
             if len(rs) > 1:
                 ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+    _step_axis(axes[0], [rs[0]["eval_steps"] for rs in runs.values()])
     axes[0].set_xlabel("step")
     axes[1].set_xlabel("training seconds")
     import textwrap
     axes[0].set_ylabel(f"{metric} ({better} is better)")
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     fig.suptitle("\n".join(textwrap.wrap(f"{title}: {metric} during training (hard samples), mean over seeds, band "
-                                         f"min to max", 100)))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+                                         f"min to max", 100)), fontsize=10)
+    _save(fig, plt, path)
+    return True
+
+
+MAX_PANELS = 6   # plot_variance: a panel per layer up to so many layers (3 a row), else one of their sum
+SUM = "sum over layers"
+
+
+def _layer_variance(rec, panel):
+    """A variance record's series for a panel: the layer's, or the sum over its layers."""
+    layers = rec["layers"]
+    if panel in layers:
+        return np.asarray(layers[panel]["var"], float)
+    if panel == SUM and layers:
+        return np.sum([np.asarray(x["var"], float) for x in layers.values()], 0)
+    return None
+
+
+def plot_variance(path, runs, title) -> bool:
+    """The gradient variance along training ({estimator: [sweep rows]}, each row's 'variance' as
+    fit(track_variance=N) records it: {'step', 'layers': {layer: {'var', 'se'}}, 'draws'}): one
+    panel per stochastic layer (their sum beyond MAX_PANELS layers), one line per estimator, the
+    mean over seeds with a band from the least to the most; a logarithmic variance axis, and a
+    logarithmic step axis where the steps span more than 20x. False without matplotlib or records."""
+    recs = {spec: [r["variance"] for r in rs if r.get("variance")] for spec, rs in runs.items()}
+    recs = {k: v for k, v in recs.items() if v}
+    if not recs:
+        return False
+    plt = _pyplot()
+    if plt is None:
+        return False
+    layers = list(dict.fromkeys(layer for v in recs.values() for rec in v for layer in rec["layers"]))
+    panels = layers if len(layers) <= MAX_PANELS else [SUM]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols + 1, 3.6 * rows + 0.4), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    steps_seen, positive = [], False
+    for spec, v in recs.items():
+        for ax, panel in zip(axes, panels):
+            ys = [y for y in (_layer_variance(rec, panel) for rec in v) if y is not None]
+            if not ys:
+                continue
+            n = min(len(y) for y in ys)
+            y = np.array([a[:n] for a in ys])
+            x = np.asarray(v[0]["step"][:n], float)
+            line, = ax.plot(x, y.mean(0), marker=".", label=f"{spec} ({len(ys)} seed{'s' * (len(ys) > 1)})")
+            if len(ys) > 1:
+                ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+            steps_seen.append(x)
+            positive |= bool((y > 0).any())
+    import textwrap
+    for ax, layer in zip(axes, panels):
+        if positive:
+            ax.set_yscale("log")
+        _step_axis(ax, steps_seen)
+        ax.set_title(str(layer), fontsize=10)
+        ax.set_xlabel("step")
+    draws = next(iter(recs.values()))[0].get("draws")
+    label = "gradient variance, trace over the layer's parameters" + (f" ({draws} draws a point)" if draws else "")
+    axes[0].set_ylabel("\n".join(textwrap.wrap(label, 40)))
+    axes[0].legend(fontsize=8)
+    fig.suptitle("\n".join(textwrap.wrap(f"{title}: mean over seeds, band min to max", 100)), fontsize=10)
+    _save(fig, plt, path)
     return True
