@@ -1,7 +1,8 @@
 """Training runs as a library: the estimator spec strings, a run's compile and its
-gradient-variance column, a sweep's rows (their settings, table and CSV), shared by the command
-line (ppl.cli) and the sweeps of ppl.distributed (which import this module, never each other's
-private helpers).
+gradient-variance column, its bounds at the end (test IWAE-k, train ELBO), a sweep's rows (their
+settings, table and CSV), and the plots of ppl train / compare (training loss, held-out metric,
+gradient variance along training), shared by the command line (ppl.cli, ppl.cli_compare) and the
+sweeps of ppl.distributed (which import this module, never each other's private helpers).
 """
 from __future__ import annotations
 
