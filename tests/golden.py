@@ -74,7 +74,8 @@ CUDA = [("sbn", "disarm"), ("sbn2_nl", "rebar"), ("gaussian_vae", "pathwise"), (
 MIXED = [
     ("sbn2_nl", {"h1": "rebar", "h2": "disarm"}), ("sbn2_nl", {"h1": "disarm", "h2": "rebar"}),
     ("sbn2_nl", {"h1": "straight_through", "h2": "score"}), ("sbn2_nl", {"h1": ("rebar", {"train": False}), "h2": ("rebar", {"train": True})}),
-    ("sbn2_nl", {"h1": "relax", "h2": "concrete"}), ("sbn_tiny", {"h1": "enumerate"}),
+    ("sbn2_nl", {"h1": "relax_blackbox", "h2": "concrete"}), ("sbn2_nl", {"h1": "relax", "h2": "disarm"}),
+    ("sbn_tiny", {"h1": "enumerate"}),
     ("laplace", {"z": "score"}), ("mixed_laws", {"b": "disarm", "z": "pathwise", "k": "score", "c": "unordered_set"}),
     ("mixed_laws", {"b": "disarm", "z": "lax", "k": "score", "c": "rebar"}),
     ("mixed_laws", {"b": "reinmax", "z": "score", "k": "score", "c": "gumbel_rao"}),

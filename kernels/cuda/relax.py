@@ -3,7 +3,9 @@ once for it (``families/relax.py``), and the launchers of its backward kernels a
 (``families/lax.py``), which the families name in their ``CUDA``.
 
 The per-row math is the families' own ``@njit`` row functions (``_relax_row``,
-``_relax_categorical_row``, ``_lax_row``), re-jitted by ``device()``. The backward kernels run
+``_relax_categorical_row``, ``_lax_row``; the paper form's ``_relax_paper_row`` and
+``_relax_paper_categorical_row``, a thread per drawn row of REBAR's layout, whose eta and
+temperature terms go to two more columns of the scratch), re-jitted by ``device()``. The backward kernels run
 one thread per row with its work vectors in ``cuda.local.array``,
 so they have compile-time limits: at most ``MAX_UNITS`` units per node (D, all groups of a
 categorical node together) and at most ``MAX_HIDDEN`` hidden units of the control variate
@@ -12,10 +14,13 @@ gradient is a sum over rows: each row writes its contribution to a row of a devi
 (R x P, float64, kept per shape), then one thread per parameter adds the rows in row order,
 so the result is deterministic.
 """
+import math
+
 import numpy as np
 from numba import cuda, float64
 
 from ..families import relax as X
+from ..families.rebar import CONFIGS, FIXED_CONFIGS
 from .device import device
 from .rows import zero2
 from ..native.launch import run as _run
@@ -129,6 +134,135 @@ def relax_categorical_bwd_launcher():
     relax_categorical_bwd.__doc__ = X.relax_categorical_bwd.__doc__
     relax_categorical_bwd.__kernels__ = [_relax_categorical_bwd, _sum_rows_into]
     return relax_categorical_bwd
+
+
+# ----- the paper's form (REBAR's rows plus r): a thread per drawn row; its phi gradient and its
+# (d/deta, d/dlog lam) terms go to its row of the scratch (P + 2 wide), summed in row order
+_relax_paper_row = device(X._relax_paper_row)
+_relax_paper_categorical_row = device(X._relax_paper_categorical_row)
+_slot_local = device(X.slot_local)
+
+
+def _relax_paper_bwd_body(r, a, u, v, y, L, rw, gs, stride, off, span, eta, loglam, delta, ctx, phi, H, ga, gp,
+                          train, lam_rows):
+    if _slot_local(r, stride, span) != 0:
+        return
+    lam = math.exp(loglam[0])
+    inv1 = 1.0 / lam
+    inv2 = 1.0 / (lam * math.exp(delta))
+    z = cuda.local.array(MAX_UNITS, float64)
+    zt = cuda.local.array(MAX_UNITS, float64)
+    dzt = cuda.local.array(MAX_UNITS, float64)
+    gz = cuda.local.array(MAX_UNITS, float64)
+    gzt = cuda.local.array(MAX_UNITS, float64)
+    g = cuda.local.array(MAX_UNITS, float64)
+    q = cuda.local.array(MAX_UNITS, float64)
+    h = cuda.local.array(MAX_HIDDEN, float64)
+    s = cuda.local.array(MAX_HIDDEN, float64)
+    ht = cuda.local.array(MAX_HIDDEN, float64)
+    st = cuda.local.array(MAX_HIDDEN, float64)
+    P = gp.shape[1] - 2
+    de, dl = _relax_paper_row(r, r + off * stride, a, u, v, y, L, rw, gs, stride, ctx, phi, H, eta[0], inv1, inv2,
+                              delta, ga, gp[r], train, lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+    gp[r, P] = de
+    gp[r, P + 1] = dl
+
+
+_relax_paper_bwd = items(_relax_paper_bwd_body, "a.shape[0]")
+
+
+def _relax_paper_categorical_bwd_body(r, a, u, v, L, rw, gs, stride, off, span, K, eta, loglam, delta, ctx, phi, H,
+                                      ga, gp, train, lam_rows):
+    if _slot_local(r, stride, span) != 0:
+        return
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    z = cuda.local.array(MAX_UNITS, float64)
+    zt = cuda.local.array(MAX_UNITS, float64)
+    th = cuda.local.array(MAX_UNITS, float64)
+    cc = cuda.local.array(MAX_UNITS, float64)
+    bb = cuda.local.array(MAX_UNITS, float64)
+    c1 = cuda.local.array(MAX_UNITS, float64)
+    c2 = cuda.local.array(MAX_UNITS, float64)
+    c3 = cuda.local.array(MAX_UNITS, float64)
+    c4 = cuda.local.array(MAX_UNITS, float64)
+    gz = cuda.local.array(MAX_UNITS, float64)
+    gzt = cuda.local.array(MAX_UNITS, float64)
+    g = cuda.local.array(MAX_UNITS, float64)
+    q = cuda.local.array(MAX_UNITS, float64)
+    yk = cuda.local.array(MAX_UNITS, float64)
+    gk = cuda.local.array(MAX_UNITS, float64)
+    h = cuda.local.array(MAX_HIDDEN, float64)
+    s = cuda.local.array(MAX_HIDDEN, float64)
+    ht = cuda.local.array(MAX_HIDDEN, float64)
+    st = cuda.local.array(MAX_HIDDEN, float64)
+    P = gp.shape[1] - 2
+    de, dl = _relax_paper_categorical_row(r, r + off * stride, a, u, v, L, rw, gs, stride, K, ctx, phi, H, eta[0], lam,
+                                          lam2, delta, ga, gp[r], train, lam_rows, z, zt, th, cc, bb, c1, c2, c3, c4,
+                                          gz, gzt, g, q, yk, gk, h, s, ht, st)
+    gp[r, P] = de
+    gp[r, P + 1] = dl
+
+
+_relax_paper_categorical_bwd = items(_relax_paper_categorical_bwd_body, "a.shape[0]")
+
+
+def _sum_paper_body(p, buf, gphi, geta, glam, train, lam_rows):
+    R, W = buf.shape
+    acc = 0.0
+    for r in range(R):
+        acc += buf[r, p]
+    if p < W - 2:
+        if train:
+            gphi[p] += acc
+    elif p == W - 2:
+        if train:
+            geta[0] += acc
+    elif lam_rows:
+        glam[0] += acc
+
+
+_sum_paper = items(_sum_paper_body, "buf.shape[1]")
+
+
+def _paper_rows_then_summed(kernel, R, gphi, geta, glam, train, lam_rows, *args):
+    if R == 0:
+        return
+    gp = _scratch(R, gphi.shape[0] + 2)
+    _run(kernel, R, *args, gp, bool(train), bool(lam_rows))
+    if train:
+        _run(_sum_paper, gphi.shape[0] + 2, gp, gphi, geta, glam, bool(train), bool(lam_rows))
+
+
+def _check_configs(name, configs):
+    if configs != CONFIGS and configs != FIXED_CONFIGS:
+        raise ValueError(f"gpu_relax.{name}: CONFIGS = {CONFIGS} (temperature trained) or FIXED_CONFIGS = "
+                         f"{FIXED_CONFIGS} configuration rows, got {configs}")
+
+
+def relax_paper_bwd_launcher():
+    def relax_paper_bwd(a, u, v, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ctx, phi, H, ga, geta,
+                        glam, gphi, train):
+        _check_limits("relax_paper_bwd", a.shape[1], H)
+        _check_configs("relax_paper_bwd", configs)
+        _paper_rows_then_summed(_relax_paper_bwd, a.shape[0], gphi, geta, glam, train, train and configs == CONFIGS,
+                                a, u, v, y, L, rw, gs, stride, off, span, eta, loglam, delta, ctx, phi, H, ga)
+    relax_paper_bwd.__doc__ = X.relax_paper_bwd.__doc__
+    relax_paper_bwd.__kernels__ = [_relax_paper_bwd, _sum_paper]
+    return relax_paper_bwd
+
+
+def relax_paper_categorical_bwd_launcher():
+    def relax_paper_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta, loglam, delta, ctx, phi, H,
+                                    ga, geta, glam, gphi, train):
+        _check_limits("relax_paper_categorical_bwd", a.shape[1], H)
+        _check_configs("relax_paper_categorical_bwd", configs)
+        _paper_rows_then_summed(_relax_paper_categorical_bwd, a.shape[0], gphi, geta, glam, train,
+                                train and configs == CONFIGS, a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
+                                delta, ctx, phi, H, ga)
+    relax_paper_categorical_bwd.__doc__ = X.relax_paper_categorical_bwd.__doc__
+    relax_paper_categorical_bwd.__kernels__ = [_relax_paper_categorical_bwd, _sum_paper]
+    return relax_paper_categorical_bwd
 
 
 def _lax_normal_bwd_launcher():

@@ -28,6 +28,8 @@ from ..declare import cells, groups
 from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
 from ..math.relax_net import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z, relax_size  # noqa: F401
 from ..math.scalar import sigmoid
+from ..math.slots import slot_local
+from .rebar import CONFIGS, SEED_EPS, _check_layout, _group_noise, _softmax_group, _softmax_vjp
 
 
 @njit(cache=True)
@@ -184,8 +186,216 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
                               z, zt, th, cc, gz, gzt, sc, g, q, h, s, ht, st)
 
 
+# ----------------------------------------------------------------------------- the paper's form
+# RELAX as Grathwohl et al. ran it on SBNs: c(z) = eta f(sigma_lam(z)) + r(z), REBAR's relaxed
+# term (its configuration rows, kernels/families/rebar.py: the forward pass and the seeds are
+# REBAR's) plus the control-variate network r of this module as a learned residual. Per drawn
+# row r0, its relaxed rows r1 (z), r2 (z~) and, when the temperature is trained, r3, r4 (at lam'):
+#   g_a = (f(b) - eta f(sigma_lam(z~)) - r(z~)) s + eta d/da f(sigma_lam(z)) - eta d/da f(sigma_lam(z~))
+#         + dr(z)/da - dr(z~)/da,                                   s = d log p(b) / da
+# The relaxed terms reach the logits through rows r1, r2 (REBAR's c1, c2); the rest at r0. eta,
+# log lam and r's parameters are trained on E|g_a|^2 with g_a the WHOLE estimate: d/deta and
+# d/dphi exactly (g_a is linear in eta, r's derivatives as in relax_bwd), d/dlog lam by REBAR's
+# forward difference between lam and lam' on the same noise.
+@njit(cache=True)
+def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1, inv2, delta, ga, gp, train,
+                     lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st):
+    """One drawn row of relax_paper_bwd (work arrays z .. q >= D, h .. st >= H): accumulates into ga
+    (rows r0, r1, r1 + stride) and, if train, r's variance gradient into gp; returns the row's
+    (d/deta, d/dlog lam) terms (the second 0 unless lam_rows)."""
+    base = rw[r0]
+    if base == 0.0:
+        return 0.0, 0.0
+    D = a.shape[1]
+    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
+    r2, r3, r4 = r1 + stride, r1 + 2 * stride, r1 + 3 * stride
+    for j in range(D):
+        aj = float(a[r0, j])
+        uj = float(u[r0, j])
+        z[j] = aj + math.log(uj) - math.log1p(-uj)
+        zt[j], dzt[j] = logistic_given_bernoulli(aj, float(v[r0, j]), float(y[r0, j]))
+    _cv(z, ctx, r0, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv(zt, ctx, r0, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
+    sc = L[r0] - e * L[r2] - ct
+    sc2 = (L[r0] - e * L[r4] - ct) if lam_rows else 0.0
+    n1 = 0.0
+    n2 = 0.0
+    dot = 0.0
+    gsum = 0.0
+    for j in range(D):
+        sj = float(y[r0, j]) - sigmoid(float(a[r0, j]))
+        y1 = float(y[r1, j])
+        y2 = float(y[r2, j])
+        c1 = gs[r1, j] * y1 * (1.0 - y1) * inv1
+        c2 = gs[r2, j] * y2 * (1.0 - y2) * inv1 * dzt[j]
+        gr = gz[j] - gzt[j] * dzt[j]
+        gj = sc * sj + (c1 + c2) / base + gr
+        g[j] = gj
+        ga[r0, j] += base * (sc * sj + gr)
+        ga[r1, j] += c1
+        ga[r2, j] += c2
+        if train:
+            n1 += gj * gj
+            gsum += gj * sj
+            if e != 0.0:
+                dot += gj * (-L[r2] * sj + (c1 + c2) / (base * e))
+            if lam_rows:
+                y3 = float(y[r3, j])
+                y4 = float(y[r4, j])
+                c3 = gs[r3, j] * y3 * (1.0 - y3) * inv2
+                c4 = gs[r4, j] * y4 * (1.0 - y4) * inv2 * dzt[j]
+                g2 = sc2 * sj + (c3 + c4) / (base * SEED_EPS) + gr
+                n2 += g2 * g2
+    if not train:
+        return 0.0, 0.0
+    _acc_dc_dphi(zt, ctx, r0, D, C, H, ht, st, -2.0 * base * gsum, gp)
+    _acc_dD_dphi(z, ctx, r0, phi, D, C, H, h, g, 2.0 * base, gp)
+    for j in range(D):
+        q[j] = g[j] * dzt[j]
+    _acc_dD_dphi(zt, ctx, r0, phi, D, C, H, ht, q, -2.0 * base, gp)
+    return 2.0 * base * dot, (base * (n2 - n1) / delta if lam_rows else 0.0)
+
+
+@njit(cache=True)
+def relax_paper_bwd(a, u, v, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ctx, phi, H, ga, geta,
+                    glam, gphi, train):
+    """RELAX's paper form for Bernoulli units (see above): accumulate the estimate into ga (rows
+    c = 0, 1, 2 of each drawn row of REBAR's layout) and, if train, the variance gradients of eta
+    into geta, of r's parameters into gphi and, when configs == CONFIGS, of log lam into glam. y
+    holds the node's values of REBAR's forward pass (rebar_forward), gs its value cotangent."""
+    _check_layout(configs)
+    lam_rows = train and configs == CONFIGS
+    e = eta[0]
+    lam = math.exp(loglam[0])
+    inv1, inv2 = 1.0 / lam, 1.0 / (lam * math.exp(delta))
+    R, D = a.shape
+    z, zt, dzt, gz, gzt = np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(D)
+    g, q = np.empty(D), np.empty(D)
+    h, s, ht, st = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(R):
+        if slot_local(r0, stride, span) != 0:
+            continue
+        de, dl = _relax_paper_row(r0, r0 + off * stride, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1, inv2,
+                                  delta, ga, gphi, train, lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+        ge += de
+        gl += dl
+    if train:
+        geta[0] += ge
+    if lam_rows:
+        glam[0] += gl
+
+
+@njit(cache=True)
+def _relax_paper_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, ctx, phi, H, e, lam, lam2, delta, ga, gp,
+                                 train, lam_rows, z, zt, th, cc, bb, c1, c2, c3, c4, gz, gzt, g, q, yk, gk, h, s, ht,
+                                 st):
+    """One drawn row of relax_paper_categorical_bwd (work arrays z .. q >= D, yk, gk >= K, h .. st
+    >= H): the Bernoulli row's estimate with the conditional Gumbel z~ (its Jacobian J = dz~/da is
+    not diagonal: J^T where the estimate differentiates through z~, J where r's variance gradient
+    does) and softmax(. / lam) relaxations."""
+    base = rw[r0]
+    if base == 0.0:
+        return 0.0, 0.0
+    D = a.shape[1]
+    C = ctx.shape[1] if ctx.shape[0] > 0 else 0
+    r2, r3, r4 = r1 + stride, r1 + 2 * stride, r1 + 3 * stride
+    for g0 in range(0, D, K):
+        grp = slice(g0, g0 + K)
+        _group_noise(a[r0, grp], u[r0, grp], v[r0, grp], z[grp], zt[grp], th[grp], cc[grp], bb[grp])
+        _softmax_group(z[grp], lam, yk[:K])
+        _softmax_vjp(yk[:K], gs[r1, grp], lam, c1[grp])
+        _softmax_group(zt[grp], lam, yk[:K])
+        _softmax_vjp(yk[:K], gs[r2, grp], lam, gk[:K])
+        c2[grp] = 0.0
+        jac_t_vec(th[grp], cc[grp], gk[:K], c2[grp])
+        if lam_rows:
+            _softmax_group(z[grp], lam2, yk[:K])
+            _softmax_vjp(yk[:K], gs[r3, grp], lam2, c3[grp])
+            _softmax_group(zt[grp], lam2, yk[:K])
+            _softmax_vjp(yk[:K], gs[r4, grp], lam2, gk[:K])
+            c4[grp] = 0.0
+            jac_t_vec(th[grp], cc[grp], gk[:K], c4[grp])
+    _cv(z, ctx, r0, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv(zt, ctx, r0, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
+    for j in range(D):   # g = dr(z)/da - J^T dr(z~)/dz~ first: r's part of the estimate but its score term
+        g[j] = gz[j]
+        q[j] = -gzt[j]
+    for g0 in range(0, D, K):
+        jac_t_vec(th[g0: g0 + K], cc[g0: g0 + K], q[g0: g0 + K], g[g0: g0 + K])
+    sc = L[r0] - e * L[r2] - ct
+    sc2 = (L[r0] - e * L[r4] - ct) if lam_rows else 0.0
+    n1 = 0.0
+    n2 = 0.0
+    dot = 0.0
+    gsum = 0.0
+    for j in range(D):
+        sj = bb[j] - th[j]
+        gr = g[j]
+        gj = sc * sj + (c1[j] + c2[j]) / base + gr
+        g[j] = gj
+        ga[r0, j] += base * (sc * sj + gr)
+        ga[r1, j] += c1[j]
+        ga[r2, j] += c2[j]
+        if train:
+            n1 += gj * gj
+            gsum += gj * sj
+            if e != 0.0:
+                dot += gj * (-L[r2] * sj + (c1[j] + c2[j]) / (base * e))
+            if lam_rows:
+                g2 = sc2 * sj + (c3[j] + c4[j]) / (base * SEED_EPS) + gr
+                n2 += g2 * g2
+    if not train:
+        return 0.0, 0.0
+    _acc_dc_dphi(zt, ctx, r0, D, C, H, ht, st, -2.0 * base * gsum, gp)
+    _acc_dD_dphi(z, ctx, r0, phi, D, C, H, h, g, 2.0 * base, gp)
+    for g0 in range(0, D, K):
+        jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
+    _acc_dD_dphi(zt, ctx, r0, phi, D, C, H, ht, q, -2.0 * base, gp)
+    return 2.0 * base * dot, (base * (n2 - n1) / delta if lam_rows else 0.0)
+
+
+@njit(cache=True)
+def relax_paper_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta, loglam, delta, ctx, phi, H,
+                                ga, geta, glam, gphi, train):
+    """RELAX's paper form for groups of K categorical units (relax_paper_bwd's layout and
+    gradients, REBAR's categorical relaxation: rebar_categorical_forward's rows)."""
+    _check_layout(configs)
+    lam_rows = train and configs == CONFIGS
+    e = eta[0]
+    lam = math.exp(loglam[0])
+    lam2 = lam * math.exp(delta)
+    R, D = a.shape
+    z, zt, th, cc, bb = np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(D)
+    c1, c2, c3, c4 = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
+    gz, gzt, g, q = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
+    yk, gk = np.empty(K), np.empty(K)
+    h, s, ht, st = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
+    ge = 0.0
+    gl = 0.0
+    for r0 in range(R):
+        if slot_local(r0, stride, span) != 0:
+            continue
+        de, dl = _relax_paper_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, ctx, phi, H, e,
+                                              lam, lam2, delta, ga, gphi, train, lam_rows, z, zt, th, cc, bb, c1, c2,
+                                              c3, c4, gz, gzt, g, q, yk, gk, h, s, ht, st)
+        ge += de
+        gl += dl
+    if train:
+        geta[0] += ge
+    if lam_rows:
+        glam[0] += gl
+
+
 CUDA = {"relax_bwd": "relax.relax_bwd_launcher",   # made by kernels/cuda/relax.py
-        "relax_categorical_bwd": "relax.relax_categorical_bwd_launcher"}
+        "relax_categorical_bwd": "relax.relax_categorical_bwd_launcher",
+        "relax_paper_bwd": "relax.relax_paper_bwd_launcher",
+        "relax_paper_categorical_bwd": "relax.relax_paper_categorical_bwd_launcher"}
 
 R, D, K, C, H = 4, 6, 3, 2, 3   # rows, units (2 groups of K), context width, hidden size
 
@@ -202,7 +412,29 @@ def _bwd_case(categorical):
     return case
 
 
+def _paper_case(categorical):
+    """A paper-form backward's arguments: REBAR's rows at stride 2 of a lone node's digit (off 1,
+    span = configs = 5: the temperature trained), 2 drawn rows, a drawn row of weight 0 skipped."""
+    from .rebar import rebar_categorical_forward, rebar_forward
+
+    def case(g):
+        S, N = 2, 2 * CONFIGS * 2
+        a, u, v, y, dzt = g.x(N, D), g.u(N, D), g.u(N, D), g.out(N, D), g.out(N, D)
+        if categorical:
+            rebar_categorical_forward(a, u, v, S, 1, CONFIGS, CONFIGS, K, g.h(-0.3), 0.1, y)
+        else:
+            rebar_forward(a, u, v, S, 1, CONFIGS, CONFIGS, g.h(-0.3), 0.1, y, dzt)
+        rw = g.pos(N)
+        rw[S * CONFIGS + 1] = 0.0
+        head = (a, u, v) + (() if categorical else (y,)) + (g.x(N), rw, g.x(N, D), S, 1, CONFIGS, CONFIGS)
+        return (*head, *((K,) if categorical else ()), g.h(0.7), g.h(-0.3), 0.1, g.x(N, C),
+                0.5 * g.x(relax_size(D, C, H)), H, g.x(N, D), g.x(1), g.x(1), g.x(relax_size(D, C, H)), True)
+    return case
+
+
 PARITY = {
+    "relax_paper_bwd": _paper_case(False),
+    "relax_paper_categorical_bwd": _paper_case(True),
     "relax_sample": lambda g: (g.x(R, D), g.u(R, D), g.out(R, D)),
     "copy_cols": lambda g: (g.x(R, 2), g.out(R, D), 3),
     "relax_categorical_sample": lambda g: (g.x(R, D), g.u(R, D), K, g.out(R, D)),

@@ -71,12 +71,16 @@ def select(model: Graph, an: G.Analysis, estimators, policy: str, samples: int, 
             if name not in REGISTRY:
                 raise ModelError(f"{d.name} '{n.name}': unknown estimator {name!r}; known: "
                                  f"{', '.join(sorted(REGISTRY))}")
+            reason = "chosen by the user"
+            form = REGISTRY[name].form(info)
+            if form is not None:   # another registered estimator runs in its place here
+                reason = f"chosen by the user as '{name}', which runs here as '{form[0]}': {form[1]}"
+                name = form[0]
             why_not = REGISTRY[name].applies(info)
             if why_not:
                 usable = [k for k, e in sorted(REGISTRY.items()) if e.suggested and e.applies(info) is None]
                 raise ModelError(f"{d.name} '{n.name}': estimator '{name}' does not apply ({why_not}); "
                                  f"use {', '.join(repr(u) for u in usable)}")
-            reason = "chosen by the user"
         else:
             rule_policy = "fast" if policy == "fast" else "unbiased"   # the table's unbiased rules
             for pol, cond, name, why in RULES:

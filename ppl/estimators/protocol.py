@@ -227,6 +227,13 @@ class Estimator:
         """None when the estimator applies to the node (whatever the objective), else why not."""
         return None
 
+    def form(self, info: NodeInfo):
+        """None, or (name, why): the registered estimator that runs in this one's place at the node,
+        for the reason `why` (explain() prints it), where the estimator's forms differ in what the
+        compiler reads of them (rows, flags: 'relax' behind a black box runs as 'relax_blackbox').
+        The options given for this one are checked against that one's."""
+        return None
+
     def resolve(self, info: NodeInfo, opts: dict) -> dict:
         """The options with their defaults that depend on the node made concrete (the score
         estimator's baseline); a ValueError names an option that cannot apply."""

@@ -96,7 +96,7 @@ class Rebar(Estimator):
     def draw(self, ctx):
         node, opts = ctx.node, ctx.options
         if not opts["temperature"] > 0:
-            raise ValueError(f"rebar on '{node.name}': temperature must be > 0, got {opts['temperature']}")
+            raise ValueError(f"{self.name} on '{node.name}': temperature must be > 0, got {opts['temperature']}")
         u = ctx.noise("uniform")
         v = ctx.noise("uniform")
         _, _, lam, _ = params(ctx)
@@ -145,18 +145,20 @@ class Rebar(Estimator):
         d = ctx.law
         below = self.kernels.get(d.kind, {})
         if not d.discrete and not est.passes_value_grad and "relax_rows_bwd" not in below:
-            raise ModelError(f"{d.name} '{n.name}' (estimator '{est.name}') cannot sit below the REBAR node "
-                             f"'{first.name}': its reparameterised term in REBAR's rows has no kernel; use "
-                             f"'pathwise' for '{n.name}', or 'relax' or 'disarm' for '{first.name}'")
+            raise ModelError(f"{d.name} '{n.name}' (estimator '{est.name}') cannot sit below the "
+                             f"{self.name.upper()} node '{first.name}': its reparameterised term in REBAR's rows has "
+                             f"no kernel; use 'pathwise' for '{n.name}', or 'relax_blackbox' or 'disarm' for "
+                             f"'{first.name}'")
         if not d.discrete or not est.hard_forward:
             return
         if "relax_rows" not in below:
-            raise ModelError(f"{d.name} '{n.name}' cannot sit below the REBAR node '{first.name}' (it has "
-                             f"no relaxation); use 'relax' or 'disarm' for '{first.name}'")
+            raise ModelError(f"{d.name} '{n.name}' cannot sit below the {self.name.upper()} node '{first.name}' "
+                             f"(it has no relaxation); use 'relax_blackbox' or 'disarm' for '{first.name}'")
         noise = _first(ctx.drawn_noise())
         if noise is None:
             raise ModelError(f"{d.name} '{n.name}': estimator '{est.name}' cannot sit below the "
-                             f"REBAR node '{first.name}' (it draws no noise to relax); use 'score' or 'rebar'")
+                             f"{self.name.upper()} node '{first.name}' (it draws no noise to relax); use 'score' or "
+                             f"'rebar'")
         (a,) = ctx.params()
         ctx.call(render(below["relax_rows"], flag=flag, a=a, noise=noise, K=n.attrs.get("K"), loglam=loglam,
                         uniform=noise.kind == "uniform", value=ctx.value()))

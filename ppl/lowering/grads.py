@@ -40,7 +40,7 @@ def requires_grad(model, an, choices, tangents: bool = False) -> GradientNeeds:
                 if an.blocked_by.get(n):
                     raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "
                                      f"goes through the gradient-free black box '{an.blocked_by[n]}'; "
-                                     f"use 'relax' for '{anc[0].name}'")
+                                     f"use 'relax_blackbox' or 'disarm' for '{anc[0].name}'")
                 evaluated_by[n] = tuple(anc)
     carried = set()   # a loop's carry placeholders whose next value needs a cotangent
     while True:

@@ -290,7 +290,7 @@ def test_a_non_normal_node_is_refused_with_the_fix():
         m.cost("f", ppl.blackbox(bb_nan, [b]))
     with pytest.raises(ppl.ModelError, match=r"Bernoulli 'b': estimator 'lax' does not apply \(Bernoulli has no "
                                              r"LAX implementation \(Normal nodes do\); for discrete nodes use "
-                                             r"'relax'\); use .*'relax'"):
+                                             r"'relax'\); use .*'relax_blackbox'"):
         m.compile(dtype=np.float64, estimators="lax")
 
 

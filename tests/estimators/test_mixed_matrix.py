@@ -17,9 +17,9 @@ baselines (none, learned, and the moving average with samples=2) on a few pairs.
 
 Refused pairs (the compiler raises ppl.ModelError naming the node and what to use instead;
 `test_refused_pair_is_a_clear_error` checks each):
-- rebar parent -> enumerate child (Bernoulli->Bernoulli, Categorical->Bernoulli,
-  Bernoulli->Categorical): REBAR's control-variate rows relax the nodes below it, and an
-  enumerated node draws no noise to relax;
+- rebar or relax parent -> enumerate child (Bernoulli->Bernoulli, Categorical->Bernoulli,
+  Bernoulli->Categorical): REBAR's control-variate rows (RELAX's paper form has them too) relax
+  the nodes below it, and an enumerated node draws no noise to relax;
 - price parent -> any child (Normal->Bernoulli): Price needs the exact Hessian diagonal of the
   costs in the node's value, and the Affine layer into the child (and the child itself) mixes
   its columns.
@@ -73,8 +73,9 @@ MAX_TILE = 3000
 
 def refusal(layers, pe, ce):
     """The part of the error message a refused pair must raise, or None when it applies."""
-    if pe == "rebar" and ce == "enumerate":
-        return r"'h2': estimator 'enumerate' cannot sit below the REBAR node 'h1'.*use 'score' or 'rebar'"
+    if pe in ("rebar", "relax") and ce == "enumerate":
+        return (rf"'h2': estimator 'enumerate' cannot sit below the {pe.upper()} node 'h1'.*use 'score' or "
+                rf"'rebar'")
     if pe == "price" and layers[1] != "N":
         return r"Normal 'h1': estimator 'price' needs an exact Hessian diagonal.*use 'pathwise'"
     return None

@@ -145,10 +145,13 @@ def estimator_net():
     return m
 
 
-def test_relax_rebar_price_parity():
-    est = {"h": "relax", "g": "rebar", "z": "price"}
+@pytest.mark.parametrize("relax,kernel", [("relax", "relax.relax_paper_bwd"), ("relax_blackbox", "relax.relax_bwd")])
+def test_relax_rebar_price_parity(relax, kernel):
+    """RELAX in both forms (the paper's: REBAR's rows plus its residual network) beside REBAR
+    and Price: the same step on both targets."""
+    est = {"h": relax, "g": "rebar", "z": "price"}
     cpu, gpu = _parity(estimator_net, estimators=est)
-    assert "relax.relax_bwd" in gpu.source and "rebar.rebar_bwd" in gpu.source and "price.price_scale_grad" in gpu.source
+    assert kernel in gpu.source and "rebar.rebar_bwd" in gpu.source and "price.price_scale_grad" in gpu.source
 
 
 def test_lax_parity():
