@@ -44,7 +44,10 @@ class Rows:
     # (stride, size) of the node's configuration digit: row r is configuration (r // stride) % size
     # of its drawn row (size = the estimator's rows(); (1, 1) when it has one row per draw)
     digit: tuple
-    weights: str    # 1D buffer: each row's weight in the objective (1 / rows of a batch)
+    # 1D buffer: each row's weight in the objective, summing to 1 over the step's rows; 1 / (batch
+    # x samples) on every row before the draws, configuration rows included: an estimator with
+    # rows() > 1 splits its drawn row's weight over its rows itself
+    weights: str
     # None, or (strides, sizes) as tuple literals of code: the configuration digits of the
     # enumerated nodes below the node. Their rows carry p(c | the node's value) in `weights`, so an
     # estimate that compares the costs of the node's configuration rows must first marginalise
@@ -167,7 +170,8 @@ class EstimatorContext:
 
     def cotangent(self):
         """The cotangent of the node's values, for an estimator with `passes_value_grad = True`
-        (it reads df/dvalue); else NO_GRAD."""
+        (it reads df/dvalue) and for a node below an estimator that evaluates the graph below it
+        (REBAR's relaxed rows); else NO_GRAD."""
         g = self._lowering.g(self.node)
         return NO_GRAD if g is None else g
 

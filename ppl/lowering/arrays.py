@@ -206,7 +206,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
         that evaluate the graph below again do to it."""
         head = n.attrs.get("is_head")
         scale, group = self.an.cost_scale, self.an.cost_group
-        if head and scale.get(n, 1.0) != 1.0 and n not in group:   # N / batch
+        if head and scale.get(n, 1.0) != 1.0 and n not in group:   # a plate's cost rows x N (rw holds 1 / batch)
             c = self.cost_rows(n)
             self.emit(call(KERNELS.rows.scale_shift_fwd, Column(c), _literal(scale[n]), 0.0, Column(c)))
         if head and self.builder.here != self.plan.FULL:
