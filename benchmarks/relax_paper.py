@@ -7,7 +7,8 @@ Every estimator trains from the same initialisation per seed (Adam `--lr`, batch
 sample per image, float32, equal steps); then, per run:
 - the test ELBO and IWAE-100 (models/sbn.py's evaluate: hard draws of the guide);
 - the gradient variance of the model's parameters at its own trained model, with its control
-  variate as trained (trace of the covariance over `--draws` estimates on 50 held-out images);
+  variate as trained (trace of the covariance over `--draws` estimates on 50 held-out images),
+  of all of them and of the guide's (`q*`: the parameters the estimators differ on);
 - the gradient variance of every estimator at one common point, the first estimator's trained
   model of the seed, each with a fresh control variate tuned alone for `--tune` steps there
   (diagnostics.gradient_stats(params=..., warmup=...)).
@@ -48,10 +49,17 @@ def train(args, d, spec, seed):
     seconds = time.perf_counter() - t0
     ev = sbn.evaluate(prog, d, samples=100, seed=0)
     probe = {"x": d["test"]["x"][:50]}
-    var = diagnostics.gradient_variance(prog, probe, draws=args.draws, warm=0)
+    G = diagnostics.gradient_draws(prog, probe, args.draws, warm=0)
+    var = {k: float(v.var(0, ddof=1).sum()) for k, v in G.items()}
     eta = {k: float(v[0]) for k, v in prog.params.items() if k.endswith(".eta")}
     return m, prog, dict(kind="run", estimator=spec, seed=seed, steps=args.steps, seconds=round(seconds, 1),
-                         test_elbo=ev["test_elbo"], test_iwae_100=ev["test_iwae_100"], variance_own=var, eta=eta)
+                         test_elbo=ev["test_elbo"], test_iwae_100=ev["test_iwae_100"], variance_own=sum(var.values()),
+                                         variance_own_guide=_guide(var), eta=eta)
+
+
+def _guide(var):
+    """The variance of the guide's parameters (q1.*, q2.*) in {parameter: variance}."""
+    return sum(v for k, v in var.items() if k.startswith("q"))
 
 
 def common(args, m, at, d, specs, seed):
@@ -59,7 +67,8 @@ def common(args, m, at, d, specs, seed):
     stats = diagnostics.gradient_stats(m, probe, specs, draws=args.draws, seed=seed, exact=False, params=at,
                                        warmup=args.tune, warm=0, samples=1, dtype=np.float32)
     return [dict(kind="common", estimator=st.estimator, seed=seed, at=specs[0], tune=args.tune,
-                 variance=st.total_variance) for st in stats]
+                 variance=st.total_variance, variance_guide=_guide({k: float(v.sum()) for k, v in st.var.items()}))
+            for st in stats]
 
 
 def main():
@@ -88,12 +97,14 @@ def main():
             runs.append(rec)
     for spec in specs:
         own = [r for r in runs if r["kind"] == "run" and r["estimator"] == spec]
-        com = [r["variance"] for r in runs if r["kind"] == "common" and r["estimator"] == spec]
+        com = [r for r in runs if r["kind"] == "common" and r["estimator"] == spec]
         out = {"kind": "summary", "estimator": spec, "seeds": len(own)}
-        for key in ("test_elbo", "test_iwae_100", "variance_own"):
-            v = np.array([r[key] for r in own])
-            out[key] = [round(float(v.mean()), 3), round(float(v.std(ddof=1)) if v.size > 1 else float("nan"), 3)]
-        out["variance_common"] = [float(np.mean(com)), float(np.std(com, ddof=1)) if len(com) > 1 else float("nan")]
+        for key, rs, name in [("test_elbo", own, None), ("test_iwae_100", own, None), ("variance_own", own, None),
+                              ("variance_own_guide", own, None), ("variance", com, "variance_common"),
+                              ("variance_guide", com, "variance_common_guide")]:
+            v = np.array([r[key] for r in rs])
+            sd = float(v.std(ddof=1)) if v.size > 1 else float("nan")
+            out[name or key] = [round(float(v.mean()), 3), round(sd, 3)]
         print(json.dumps(out), flush=True)
 
 

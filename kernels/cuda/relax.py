@@ -161,9 +161,11 @@ def _relax_paper_bwd_body(r, a, u, v, y, L, rw, gs, stride, off, span, eta, logl
     s = cuda.local.array(MAX_HIDDEN, float64)
     ht = cuda.local.array(MAX_HIDDEN, float64)
     st = cuda.local.array(MAX_HIDDEN, float64)
+    ux = cuda.local.array(MAX_HIDDEN, float64)
+    pre = cuda.local.array(MAX_HIDDEN, float64)
     P = gp.shape[1] - 2
     de, dl = _relax_paper_row(r, r + off * stride, a, u, v, y, L, rw, gs, stride, ctx, phi, H, eta[0], inv1, inv2,
-                              delta, ga, gp[r], train, lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+                              delta, ga, gp[r], train, lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st, ux, pre)
     gp[r, P] = de
     gp[r, P + 1] = dl
 
@@ -196,10 +198,12 @@ def _relax_paper_categorical_bwd_body(r, a, u, v, L, rw, gs, stride, off, span, 
     s = cuda.local.array(MAX_HIDDEN, float64)
     ht = cuda.local.array(MAX_HIDDEN, float64)
     st = cuda.local.array(MAX_HIDDEN, float64)
+    ux = cuda.local.array(MAX_HIDDEN, float64)
+    pre = cuda.local.array(MAX_HIDDEN, float64)
     P = gp.shape[1] - 2
     de, dl = _relax_paper_categorical_row(r, r + off * stride, a, u, v, L, rw, gs, stride, K, ctx, phi, H, eta[0], lam,
                                           lam2, delta, ga, gp[r], train, lam_rows, z, zt, th, cc, bb, c1, c2, c3, c4,
-                                          gz, gzt, g, q, yk, gk, h, s, ht, st)
+                                          gz, gzt, g, q, yk, gk, h, s, ht, st, ux, pre)
     gp[r, P] = de
     gp[r, P + 1] = dl
 

@@ -27,6 +27,7 @@ from numba import njit
 from ..declare import cells, groups
 from ..math.conditional import gumbel_given_argmax_jac, jac_t_vec, jac_vec, logistic_given_bernoulli
 from ..math.relax_net import _acc_dc_dphi, _acc_dD_dphi, _cv, _cv_grad_z, relax_size  # noqa: F401
+from ..math.relax_net import _acc_context, _acc_dc_dphi_pre, _acc_dD_dphi_pre, _cv_context, _cv_from
 from ..math.scalar import sigmoid
 from ..math.slots import slot_local
 from .rebar import CONFIGS, SEED_EPS, _check_layout, _group_noise, _softmax_group, _softmax_vjp
@@ -199,8 +200,8 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
 # forward difference between lam and lam' on the same noise.
 @njit(cache=True)
 def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1, inv2, delta, ga, gp, train,
-                     lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st):
-    """One drawn row of relax_paper_bwd (work arrays z .. q >= D, h .. st >= H): accumulates into ga
+                     lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st, ux, pre):
+    """One drawn row of relax_paper_bwd (work arrays z .. q >= D, h .. pre >= H): accumulates into ga
     (rows r0, r1, r1 + stride) and, if train, r's variance gradient into gp; returns the row's
     (d/deta, d/dlog lam) terms (the second 0 unless lam_rows)."""
     base = rw[r0]
@@ -214,9 +215,10 @@ def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1
         uj = float(u[r0, j])
         z[j] = aj + math.log(uj) - math.log1p(-uj)
         zt[j], dzt[j] = logistic_given_bernoulli(aj, float(v[r0, j]), float(y[r0, j]))
-    _cv(z, ctx, r0, phi, D, C, H, h, s)
+    _cv_context(ctx, r0, phi, D, C, H, ux)
+    _cv_from(z, ux, phi, D, C, H, h, s)
     _cv_grad_z(phi, D, H, s, gz)
-    ct = _cv(zt, ctx, r0, phi, D, C, H, ht, st)
+    ct = _cv_from(zt, ux, phi, D, C, H, ht, st)
     _cv_grad_z(phi, D, H, st, gzt)
     sc = L[r0] - e * L[r2] - ct
     sc2 = (L[r0] - e * L[r4] - ct) if lam_rows else 0.0
@@ -250,11 +252,14 @@ def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1
                 n2 += g2 * g2
     if not train:
         return 0.0, 0.0
-    _acc_dc_dphi(zt, ctx, r0, D, C, H, ht, st, -2.0 * base * gsum, gp)
-    _acc_dD_dphi(z, ctx, r0, phi, D, C, H, h, g, 2.0 * base, gp)
+    for k in range(H):
+        pre[k] = 0.0
+    _acc_dc_dphi_pre(zt, D, C, H, ht, st, -2.0 * base * gsum, gp, pre)
+    _acc_dD_dphi_pre(z, phi, D, C, H, h, g, 2.0 * base, gp, pre)
     for j in range(D):
         q[j] = g[j] * dzt[j]
-    _acc_dD_dphi(zt, ctx, r0, phi, D, C, H, ht, q, -2.0 * base, gp)
+    _acc_dD_dphi_pre(zt, phi, D, C, H, ht, q, -2.0 * base, gp, pre)
+    _acc_context(ctx, r0, D, C, H, pre, gp)
     return 2.0 * base * dot, (base * (n2 - n1) / delta if lam_rows else 0.0)
 
 
@@ -273,14 +278,14 @@ def relax_paper_bwd(a, u, v, y, L, rw, gs, stride, off, span, configs, eta, logl
     R, D = a.shape
     z, zt, dzt, gz, gzt = np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     g, q = np.empty(D), np.empty(D)
-    h, s, ht, st = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
+    h, s, ht, st, ux, pre = np.empty(H), np.empty(H), np.empty(H), np.empty(H), np.empty(H), np.empty(H)
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
         if slot_local(r0, stride, span) != 0:
             continue
         de, dl = _relax_paper_row(r0, r0 + off * stride, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1, inv2,
-                                  delta, ga, gphi, train, lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st)
+                                  delta, ga, gphi, train, lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st, ux, pre)
         ge += de
         gl += dl
     if train:
@@ -292,8 +297,8 @@ def relax_paper_bwd(a, u, v, y, L, rw, gs, stride, off, span, configs, eta, logl
 @njit(cache=True)
 def _relax_paper_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, ctx, phi, H, e, lam, lam2, delta, ga, gp,
                                  train, lam_rows, z, zt, th, cc, bb, c1, c2, c3, c4, gz, gzt, g, q, yk, gk, h, s, ht,
-                                 st):
-    """One drawn row of relax_paper_categorical_bwd (work arrays z .. q >= D, yk, gk >= K, h .. st
+                                 st, ux, pre):
+    """One drawn row of relax_paper_categorical_bwd (work arrays z .. q >= D, yk, gk >= K, h .. pre
     >= H): the Bernoulli row's estimate with the conditional Gumbel z~ (its Jacobian J = dz~/da is
     not diagonal: J^T where the estimate differentiates through z~, J where r's variance gradient
     does) and softmax(. / lam) relaxations."""
@@ -319,9 +324,10 @@ def _relax_paper_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, ctx, phi
             _softmax_vjp(yk[:K], gs[r4, grp], lam2, gk[:K])
             c4[grp] = 0.0
             jac_t_vec(th[grp], cc[grp], gk[:K], c4[grp])
-    _cv(z, ctx, r0, phi, D, C, H, h, s)
+    _cv_context(ctx, r0, phi, D, C, H, ux)
+    _cv_from(z, ux, phi, D, C, H, h, s)
     _cv_grad_z(phi, D, H, s, gz)
-    ct = _cv(zt, ctx, r0, phi, D, C, H, ht, st)
+    ct = _cv_from(zt, ux, phi, D, C, H, ht, st)
     _cv_grad_z(phi, D, H, st, gzt)
     for j in range(D):   # g = dr(z)/da - J^T dr(z~)/dz~ first: r's part of the estimate but its score term
         g[j] = gz[j]
@@ -352,11 +358,14 @@ def _relax_paper_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, ctx, phi
                 n2 += g2 * g2
     if not train:
         return 0.0, 0.0
-    _acc_dc_dphi(zt, ctx, r0, D, C, H, ht, st, -2.0 * base * gsum, gp)
-    _acc_dD_dphi(z, ctx, r0, phi, D, C, H, h, g, 2.0 * base, gp)
+    for k in range(H):
+        pre[k] = 0.0
+    _acc_dc_dphi_pre(zt, D, C, H, ht, st, -2.0 * base * gsum, gp, pre)
+    _acc_dD_dphi_pre(z, phi, D, C, H, h, g, 2.0 * base, gp, pre)
     for g0 in range(0, D, K):
         jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
-    _acc_dD_dphi(zt, ctx, r0, phi, D, C, H, ht, q, -2.0 * base, gp)
+    _acc_dD_dphi_pre(zt, phi, D, C, H, ht, q, -2.0 * base, gp, pre)
+    _acc_context(ctx, r0, D, C, H, pre, gp)
     return 2.0 * base * dot, (base * (n2 - n1) / delta if lam_rows else 0.0)
 
 
@@ -375,7 +384,7 @@ def relax_paper_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, 
     c1, c2, c3, c4 = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     gz, gzt, g, q = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     yk, gk = np.empty(K), np.empty(K)
-    h, s, ht, st = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
+    h, s, ht, st, ux, pre = np.empty(H), np.empty(H), np.empty(H), np.empty(H), np.empty(H), np.empty(H)
     ge = 0.0
     gl = 0.0
     for r0 in range(R):
@@ -383,7 +392,7 @@ def relax_paper_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, 
             continue
         de, dl = _relax_paper_categorical_row(r0, r0 + off * stride, a, u, v, L, rw, gs, stride, K, ctx, phi, H, e,
                                               lam, lam2, delta, ga, gphi, train, lam_rows, z, zt, th, cc, bb, c1, c2,
-                                              c3, c4, gz, gzt, g, q, yk, gk, h, s, ht, st)
+                                              c3, c4, gz, gzt, g, q, yk, gk, h, s, ht, st, ux, pre)
         ge += de
         gl += dl
     if train:

@@ -11,6 +11,8 @@ import math
 
 from numba import njit
 
+_REASSOC = {"reassoc", "contract"}   # sums in any order (vectorised); no finite-values assumption
+
 
 def relax_size(D, C, H):
     return H * D + H * C + 2 * H + 1
@@ -83,3 +85,80 @@ def _acc_dD_dphi(z, ctx, r, phi, D, C, H, h, q, coef, gphi):
         for m in range(C):
             gphi[oU + k * C + m] += dt * ctx[r, m]
         gphi[ob1 + k] += dt
+
+
+# ----- the same network with its context's part computed once per row (RELAX's paper form, whose
+# context is often wide: the data row). The context enters c only through the pre-activations,
+# ux_k = b1_k + sum_m U_km x_m, the same at z and z~; and every gradient in U and b1 is a
+# per-unit coefficient times (x_m, 1), so the coefficients are summed first (`pre`) and spread
+# over U and b1 once (_acc_context).
+@njit(cache=True, fastmath=_REASSOC)
+def _cv_context(ctx, r, phi, D, C, H, ux):
+    """ux_k = b1_k + sum_m U_km x_m at row r."""
+    oU = H * D
+    ob1 = oU + H * C
+    for k in range(H):
+        t = phi[ob1 + k]
+        for m in range(C):
+            t += phi[oU + k * C + m] * ctx[r, m]
+        ux[k] = t
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _cv_from(z, ux, phi, D, C, H, h, s):
+    """_cv given the context's pre-activations ux (_cv_context)."""
+    ow2 = H * D + H * C + H
+    c = phi[ow2 + H]
+    for k in range(H):
+        t = ux[k]
+        for j in range(D):
+            t += phi[k * D + j] * z[j]
+        hk = math.tanh(t)
+        h[k] = hk
+        s[k] = phi[ow2 + k] * (1.0 - hk * hk)
+        c += phi[ow2 + k] * hk
+    return c
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _acc_dc_dphi_pre(z, D, C, H, h, s, coef, gphi, pre):
+    """_acc_dc_dphi but U's and b1's share: pre_k += coef * s_k (then _acc_context)."""
+    ow2 = H * D + H * C + H
+    for k in range(H):
+        sk = coef * s[k]
+        for j in range(D):
+            gphi[k * D + j] += sk * z[j]
+        pre[k] += sk
+        gphi[ow2 + k] += coef * h[k]
+    gphi[ow2 + H] += coef
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _acc_dD_dphi_pre(z, phi, D, C, H, h, q, coef, gphi, pre):
+    """_acc_dD_dphi but U's and b1's share: pre_k += its pre-activation coefficient (then
+    _acc_context)."""
+    ow2 = H * D + H * C + H
+    for k in range(H):
+        wq = 0.0
+        for j in range(D):
+            wq += phi[k * D + j] * q[j]
+        hk = h[k]
+        sech2 = 1.0 - hk * hk
+        w2k = phi[ow2 + k]
+        gphi[ow2 + k] += coef * sech2 * wq
+        dt = coef * w2k * wq * (-2.0 * hk * sech2)
+        for j in range(D):
+            gphi[k * D + j] += coef * w2k * sech2 * q[j] + dt * z[j]
+        pre[k] += dt
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _acc_context(ctx, r, D, C, H, pre, gphi):
+    """gphi's U and b1 blocks += pre_k (x_m, 1) at row r."""
+    oU = H * D
+    ob1 = oU + H * C
+    for k in range(H):
+        pk = pre[k]
+        for m in range(C):
+            gphi[oU + k * C + m] += pk * ctx[r, m]
+        gphi[ob1 + k] += pk
