@@ -126,6 +126,26 @@ def rebar_categorical_bwd_case(g, train=True, eta=0.7, shared=False):
             g.h(0.2), 0.1, g.x(n, D), g.x(1), g.x(1), train)
 
 
+def relax_paper_bwd_case(g, categorical=False, train=True, eta=0.7, shared=False, ctx=True):
+    """The paper form's backward on REBAR's rows (forward first: its values, y, are read)."""
+    configs = TRAINED if train else FIXED
+    off, span = slot(configs, shared)
+    n = STRIDE * span * 2
+    rw = g.pos(n)
+    rw[STRIDE * span] = 0.0   # a drawn row with weight 0 is skipped
+    a, u, v, y, dzt = g.x(n, D), g.u(n, D), g.u(n, D), g.out(n, D), g.out(n, D)
+    if categorical:
+        cpu_rebar.rebar_categorical_forward(a, u, v, STRIDE, off, span, configs, K, g.h(-0.3), 0.1, y)
+    else:
+        cpu_rebar.rebar_forward(a, u, v, STRIDE, off, span, configs, g.h(-0.3), 0.1, y, dzt)
+    c = C if ctx else 0
+    cx = g.x(n, C) if ctx else np.empty((0, 0))
+    phi = 0.5 * g.x(cpu_relax.relax_size(D, c, H))
+    head = (a, u, v) + (() if categorical else (y,)) + (g.x(n), rw, g.x(n, D), STRIDE, off, span, configs)
+    return (*head, *((K,) if categorical else ()), g.h(eta), g.h(-0.3), 0.1, cx, phi, H, g.x(n, D), g.x(1), g.x(1),
+            g.x(phi.shape[0]), train)
+
+
 def flag(g):
     f = np.zeros(R)
     cpu_rebar.cv_flags(1, 1, TRAINED, TRAINED, f)   # rows 1..3 flagged, row 0 not
@@ -151,6 +171,13 @@ CASES = {
     "relax_categorical_bwd[no-train]": ("relax_categorical_bwd",
                                         lambda g: relax_categorical_bwd_case(g, train=False)),
     "relax_categorical_bwd[no-ctx]": ("relax_categorical_bwd", lambda g: relax_categorical_bwd_case(g, ctx=False)),
+    "relax_paper_bwd": relax_paper_bwd_case,
+    "relax_paper_bwd[fixed]": ("relax_paper_bwd", lambda g: relax_paper_bwd_case(g, train=False)),
+    "relax_paper_bwd[eta=0-shared]": ("relax_paper_bwd", lambda g: relax_paper_bwd_case(g, eta=0.0, shared=True)),
+    "relax_paper_bwd[no-ctx]": ("relax_paper_bwd", lambda g: relax_paper_bwd_case(g, ctx=False)),
+    "relax_paper_categorical_bwd": ("relax_paper_categorical_bwd", lambda g: relax_paper_bwd_case(g, True)),
+    "relax_paper_categorical_bwd[fixed-shared]": ("relax_paper_categorical_bwd",
+                                                  lambda g: relax_paper_bwd_case(g, True, train=False, shared=True)),
     # ---- cpu/rebar.py
     "rebar_forward": lambda g: rebar_forward_case(g, TRAINED),
     "rebar_forward[fixed]": ("rebar_forward", lambda g: rebar_forward_case(g, FIXED)),
