@@ -13,7 +13,6 @@ import ppl
 from ppl import ModelError
 from ppl.language import dist
 
-import test_markov
 
 
 def mixed(name, T, K):
@@ -54,21 +53,21 @@ def test_a_checkpointed_scan_equals_the_unchecked_one_bit_for_bit(K):
 
 
 def test_a_summed_chain_checkpointed():
-    """The forward algorithm's carry (a summed-out HMM) in segments of 7 of 20 steps."""
-    T = 20
-    X = test_markov.simulate(np.random.default_rng(1), np.full((3, 3), 1 / 3), np.full((3, 4), 1 / 4),
-                             np.full(3, 1 / 3), 6, T=T)
+    """The forward algorithm's carry (a summed-out HMM of 2 states and 3 symbols) in segments of 7
+    of 20 steps."""
+    T, S, M = 20, 2, 3
+    X = np.eye(M)[np.random.default_rng(1).integers(0, M, (6, T))].reshape(6, T * M)   # one symbol per step
 
     def hmm(name, K):
         with ppl.Model(name) as m:
-            x = m.input("x", T * 4)
+            x = m.input("x", T * M)
 
             def step(z_prev, x_t):
-                z = m.latent("z", dist.Categorical(logits=ppl.Affine(z_prev, 3, name="trans"), classes=3),
+                z = m.latent("z", dist.Categorical(logits=ppl.Affine(z_prev, S, name="trans"), classes=S),
                              guide="enumerate")
-                m.observe("sym", dist.Categorical(logits=ppl.Affine(z, 4, name="emit"), classes=4), x_t)
+                m.observe("sym", dist.Categorical(logits=ppl.Affine(z, M, name="emit"), classes=M), x_t)
                 return z, None
-            ppl.scan(step, ppl.const(0.0, 3), xs=x, length=T, checkpoint=K)
+            ppl.scan(step, ppl.const(0.0, S), xs=x, length=T, checkpoint=K)
         return m
     ref, ck = hmm("hmm_all", False).compile(dtype=np.float64), hmm("hmm_ck", 7).compile(dtype=np.float64)
     for k in ref.params:
