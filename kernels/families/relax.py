@@ -199,6 +199,30 @@ def relax_categorical_bwd(a, u, v, b, L, rw, ctx, phi, H, K, ga, gphi, train):
 # d/dphi exactly (g_a is linear in eta, r's derivatives as in relax_bwd), d/dlog lam by REBAR's
 # forward difference between lam and lam' on the same noise.
 @njit(cache=True)
+def _residual(ctx, r0, phi, D, C, H, z, zt, gz, gzt, h, s, ht, st, ux):
+    """r at z and at z~ of drawn row r0 (its context's part once): returns r(z~); gz, gzt its
+    gradients in z and z~; h, s, ht, st the network's activations at each."""
+    _cv_context(ctx, r0, phi, D, C, H, ux)
+    _cv_from(z, ux, phi, D, C, H, h, s)
+    _cv_grad_z(phi, D, H, s, gz)
+    ct = _cv_from(zt, ux, phi, D, C, H, ht, st)
+    _cv_grad_z(phi, D, H, st, gzt)
+    return ct
+
+
+@njit(cache=True)
+def _residual_grad(ctx, r0, phi, D, C, H, z, zt, g, q, h, ht, st, score, two_w, gp, pre):
+    """gp += d/dphi of the row's weight x |g|^2 through r: score x dr(z~)/dphi (score = -2 w
+    g . s) + two_w d/dphi [g . dr(z)/dz] - two_w d/dphi [q . dr(z~)/dz~], q = (dz~/da) g."""
+    for k in range(H):
+        pre[k] = 0.0
+    _acc_dc_dphi_pre(zt, D, C, H, ht, st, score, gp, pre)
+    _acc_dD_dphi_pre(z, phi, D, C, H, h, g, two_w, gp, pre)
+    _acc_dD_dphi_pre(zt, phi, D, C, H, ht, q, -two_w, gp, pre)
+    _acc_context(ctx, r0, D, C, H, pre, gp)
+
+
+@njit(cache=True)
 def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1, inv2, delta, ga, gp, train,
                      lam_rows, z, zt, dzt, gz, gzt, g, q, h, s, ht, st, ux, pre):
     """One drawn row of relax_paper_bwd (work arrays z .. q >= D, h .. pre >= H): accumulates into ga
@@ -215,11 +239,7 @@ def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1
         uj = float(u[r0, j])
         z[j] = aj + math.log(uj) - math.log1p(-uj)
         zt[j], dzt[j] = logistic_given_bernoulli(aj, float(v[r0, j]), float(y[r0, j]))
-    _cv_context(ctx, r0, phi, D, C, H, ux)
-    _cv_from(z, ux, phi, D, C, H, h, s)
-    _cv_grad_z(phi, D, H, s, gz)
-    ct = _cv_from(zt, ux, phi, D, C, H, ht, st)
-    _cv_grad_z(phi, D, H, st, gzt)
+    ct = _residual(ctx, r0, phi, D, C, H, z, zt, gz, gzt, h, s, ht, st, ux)
     sc = L[r0] - e * L[r2] - ct
     sc2 = (L[r0] - e * L[r4] - ct) if lam_rows else 0.0
     n1 = 0.0
@@ -252,14 +272,9 @@ def _relax_paper_row(r0, r1, a, u, v, y, L, rw, gs, stride, ctx, phi, H, e, inv1
                 n2 += g2 * g2
     if not train:
         return 0.0, 0.0
-    for k in range(H):
-        pre[k] = 0.0
-    _acc_dc_dphi_pre(zt, D, C, H, ht, st, -2.0 * base * gsum, gp, pre)
-    _acc_dD_dphi_pre(z, phi, D, C, H, h, g, 2.0 * base, gp, pre)
     for j in range(D):
         q[j] = g[j] * dzt[j]
-    _acc_dD_dphi_pre(zt, phi, D, C, H, ht, q, -2.0 * base, gp, pre)
-    _acc_context(ctx, r0, D, C, H, pre, gp)
+    _residual_grad(ctx, r0, phi, D, C, H, z, zt, g, q, h, ht, st, -2.0 * base * gsum, 2.0 * base, gp, pre)
     return 2.0 * base * dot, (base * (n2 - n1) / delta if lam_rows else 0.0)
 
 
@@ -324,11 +339,7 @@ def _relax_paper_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, ctx, phi
             _softmax_vjp(yk[:K], gs[r4, grp], lam2, gk[:K])
             c4[grp] = 0.0
             jac_t_vec(th[grp], cc[grp], gk[:K], c4[grp])
-    _cv_context(ctx, r0, phi, D, C, H, ux)
-    _cv_from(z, ux, phi, D, C, H, h, s)
-    _cv_grad_z(phi, D, H, s, gz)
-    ct = _cv_from(zt, ux, phi, D, C, H, ht, st)
-    _cv_grad_z(phi, D, H, st, gzt)
+    ct = _residual(ctx, r0, phi, D, C, H, z, zt, gz, gzt, h, s, ht, st, ux)
     for j in range(D):   # g = dr(z)/da - J^T dr(z~)/dz~ first: r's part of the estimate but its score term
         g[j] = gz[j]
         q[j] = -gzt[j]
@@ -358,14 +369,9 @@ def _relax_paper_categorical_row(r0, r1, a, u, v, L, rw, gs, stride, K, ctx, phi
                 n2 += g2 * g2
     if not train:
         return 0.0, 0.0
-    for k in range(H):
-        pre[k] = 0.0
-    _acc_dc_dphi_pre(zt, D, C, H, ht, st, -2.0 * base * gsum, gp, pre)
-    _acc_dD_dphi_pre(z, phi, D, C, H, h, g, 2.0 * base, gp, pre)
     for g0 in range(0, D, K):
         jac_vec(th[g0: g0 + K], cc[g0: g0 + K], g[g0: g0 + K], q[g0: g0 + K])
-    _acc_dD_dphi_pre(zt, phi, D, C, H, ht, q, -2.0 * base, gp, pre)
-    _acc_context(ctx, r0, D, C, H, pre, gp)
+    _residual_grad(ctx, r0, phi, D, C, H, z, zt, g, q, h, ht, st, -2.0 * base * gsum, 2.0 * base, gp, pre)
     return 2.0 * base * dot, (base * (n2 - n1) / delta if lam_rows else 0.0)
 
 
