@@ -508,3 +508,10 @@ def defer_blas_check() -> bool:
     ensure_blas._ppl_deferred = True
     linalg.ensure_blas = ensure_blas
     return True
+
+
+def parfor_max_tuple_size() -> int:
+    """The longest tuple Numba passes into a parallel loop (NUMBA_PARFOR_MAX_TUPLE_SIZE, 100 by
+    default): a loop given a longer one fails to compile."""
+    from numba.core import config
+    return int(config.PARFOR_MAX_TUPLE_SIZE)

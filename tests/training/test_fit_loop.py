@@ -173,7 +173,8 @@ def test_split_rows_trains_as_the_whole_batch(est, samples):
 def test_split_rows_rule_and_errors(monkeypatch):
     """Auto: split from batch 128, on two threads or more, when no weight matrix exceeds 256 x 256
     (784 x 200: ppl's parts serve the products as well) or the batch evaluates SPLIT_MIN_ROWS rows,
-    and the nopython loop may run; an explicit value is checked."""
+    and the nopython loop may run and the step's work arrays fit Numba's parallel loop; an explicit
+    value is checked."""
     import types
 
     import numba
@@ -181,9 +182,10 @@ def test_split_rows_rule_and_errors(monkeypatch):
     from ppl.training.threads import SPLIT_MAX_WEIGHTS, SPLIT_MIN_ROWS, split_rows_rule
     from ppl.kernels.native import blas
 
-    def prog(weights, target="cpu", rows=1):
+    def prog(weights, target="cpu", rows=1, work=4):
         return types.SimpleNamespace(target=target, module=types.SimpleNamespace(step_rows=None), rows_per_data_row=rows,
-                                     params={"q1.W": np.zeros(weights), "q1.b": np.zeros(weights[1])})
+                                     params={"q1.W": np.zeros(weights), "q1.b": np.zeros(weights[1])},
+                                     workspace=lambda B: ((np.zeros((B, 1)),) * work, (np.zeros(B),)))
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     monkeypatch.setattr(blas, "cores", lambda: 2)
     small, big = prog((64, 32)), prog((784, 200))
@@ -198,6 +200,12 @@ def test_split_rows_rule_and_errors(monkeypatch):
     assert not split_rows_rule(prog((64, 32), "cuda"), 256, None, None)
     assert split_rows_rule(big, 4, True, None) and not split_rows_rule(small, 256, False, None)
     assert not split_rows_rule(small, 256, None, None, 2) and split_rows_rule(small, 256, None, None, 1)   # BLAS asked for
+    # a step with more work arrays than Numba's parallel loop takes (a summed-out chain's): never split
+    from ppl.kernels import numba_compat
+    many = prog((64, 32), work=numba_compat.parfor_max_tuple_size() + 1)
+    assert not split_rows_rule(many, 256, None, None) and not split_rows_rule(many, 256, None, True)
+    with pytest.raises(ppl.ModelError, match="NUMBA_PARFOR_MAX_TUPLE_SIZE"):
+        split_rows_rule(many, 256, True, None)
     monkeypatch.setattr(blas, "cores", lambda: 1)
     assert not split_rows_rule(small, 256, None, None)
     for asked, B, nopython, says in [("yes", 256, None, "True, False or None"), (True, 1, None, "batch_size >= 2"),
