@@ -113,11 +113,11 @@ def cmd_compare(args) -> int:
     better = getattr(mod, "BETTER", "lower")
     cols = _columns(runs, mod.HEADLINE, better, args.seeds, args.iwae_k)
     summary = _summary(runs, cols)
-    table = _table(summary, cols, "markdown")
+    tables = {fmt: _table(summary, cols, fmt) for fmt in dict.fromkeys(("markdown", args.format))}
     print(f"\n{args.model}: {D['steps']} steps, batch {D['batch']}, {D['optimizer']} lr={D['lr']}\n")
-    print(table if args.format == "markdown" else _table(summary, cols, "latex"))
+    print(tables[args.format])
     if args.out:
-        _compare_files(Path(args.out), runs, cols, summary, hyper, args, better)
+        _compare_files(Path(args.out), runs, cols, summary, hyper, args, better, tables)
     return 0
 
 
@@ -253,14 +253,15 @@ def _run_csvs(out: Path, runs, cols, summary, hyper) -> list:
     return wrote
 
 
-def _compare_files(out: Path, runs, cols, summary, hyper, args, better) -> None:
-    """The tables (compare.md; compare.tex with --format latex), the CSVs (_run_csvs), each run's
-    parameters (params/SPEC_seedN.npz), heldout.png, training.png and variance.png."""
+def _compare_files(out: Path, runs, cols, summary, hyper, args, better, tables) -> None:
+    """The tables ({format: text}: compare.md; compare.tex with --format latex), the CSVs
+    (_run_csvs), each run's parameters (params/SPEC_seedN.npz), heldout.png, training.png and
+    variance.png."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(_table(summary, cols, "markdown") + "\n")
+    (out / "compare.md").write_text(tables["markdown"] + "\n")
     wrote = [out / "compare.md"]
-    if args.format == "latex":
-        (out / "compare.tex").write_text(_table(summary, cols, "latex") + "\n")
+    if "latex" in tables:
+        (out / "compare.tex").write_text(tables["latex"] + "\n")
         wrote.append(out / "compare.tex")
     wrote += _run_csvs(out, runs, cols, summary, hyper)
     params = out / "params"   # each run's fitted parameters and estimator state, as Program.save writes them

@@ -40,9 +40,11 @@ def _check_k(name, K):
                          f"MAX_K = {MAX_K} classes per group (use target='cpu' for larger groups)")
 
 
-def _check_configs(name, configs):
+def _check_configs(name, configs, family="rebar"):
+    """A launcher of REBAR's row layout (REBAR's, RELAX's paper form: kernels/cuda/relax.py) given
+    CONFIGS or FIXED_CONFIGS rows per drawn row, else a ValueError naming it."""
     if configs != CONFIGS and configs != FIXED_CONFIGS:
-        raise ValueError(f"gpu_rebar.{name}: CONFIGS = {CONFIGS} (temperature trained) or FIXED_CONFIGS = "
+        raise ValueError(f"gpu_{family}.{name}: CONFIGS = {CONFIGS} (temperature trained) or FIXED_CONFIGS = "
                          f"{FIXED_CONFIGS} configuration rows, got {configs}")
 
 

@@ -20,8 +20,9 @@ import numpy as np
 from numba import cuda, float64
 
 from ..families import relax as X
-from ..families.rebar import CONFIGS, FIXED_CONFIGS
+from ..families.rebar import CONFIGS
 from .device import device
+from .rebar import _check_configs
 from .rows import zero2
 from ..native.launch import run as _run
 from ..registry import items
@@ -238,17 +239,11 @@ def _paper_rows_then_summed(kernel, R, gphi, geta, glam, train, lam_rows, *args)
         _run(_sum_paper, gphi.shape[0] + 2, gp, gphi, geta, glam, bool(train), bool(lam_rows))
 
 
-def _check_configs(name, configs):
-    if configs != CONFIGS and configs != FIXED_CONFIGS:
-        raise ValueError(f"gpu_relax.{name}: CONFIGS = {CONFIGS} (temperature trained) or FIXED_CONFIGS = "
-                         f"{FIXED_CONFIGS} configuration rows, got {configs}")
-
-
 def relax_paper_bwd_launcher():
     def relax_paper_bwd(a, u, v, y, L, rw, gs, stride, off, span, configs, eta, loglam, delta, ctx, phi, H, ga, geta,
                         glam, gphi, train):
         _check_limits("relax_paper_bwd", a.shape[1], H)
-        _check_configs("relax_paper_bwd", configs)
+        _check_configs("relax_paper_bwd", configs, "relax")
         _paper_rows_then_summed(_relax_paper_bwd, a.shape[0], gphi, geta, glam, train, train and configs == CONFIGS,
                                 a, u, v, y, L, rw, gs, stride, off, span, eta, loglam, delta, ctx, phi, H, ga)
     relax_paper_bwd.__doc__ = X.relax_paper_bwd.__doc__
@@ -260,7 +255,7 @@ def relax_paper_categorical_bwd_launcher():
     def relax_paper_categorical_bwd(a, u, v, L, rw, gs, stride, off, span, configs, K, eta, loglam, delta, ctx, phi, H,
                                     ga, geta, glam, gphi, train):
         _check_limits("relax_paper_categorical_bwd", a.shape[1], H)
-        _check_configs("relax_paper_categorical_bwd", configs)
+        _check_configs("relax_paper_categorical_bwd", configs, "relax")
         _paper_rows_then_summed(_relax_paper_categorical_bwd, a.shape[0], gphi, geta, glam, train,
                                 train and configs == CONFIGS, a, u, v, L, rw, gs, stride, off, span, K, eta, loglam,
                                 delta, ctx, phi, H, ga)

@@ -87,10 +87,6 @@ class Relax(Rebar):
                     f"paper's form differentiates f; 'relax_blackbox' does not need to)")
         return None
 
-    def not_measured(self, info):
-        return ("its control variate is trained with the model, so its variance at initialisation is no guide "
-                "(Grathwohl et al. 2018)")
-
     def estimate(self, ctx):
         (ga,) = ctx.param_grads()
         if ga is NO_GRAD:

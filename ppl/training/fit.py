@@ -48,7 +48,8 @@ from ..kernels.cpu import part_kernels
 from ..kernels.native import blas, parts
 from .chunks import Chunks as _Chunks  # noqa: F401  (the nopython loop; tests reach it here)
 from .device_chunks import DeviceChunks
-from .variance import Tracker, check_args as check_variance_args, check_resume as check_variance_resume
+from .variance import DRAWS as VARIANCE_DRAWS, Tracker, check_args as check_variance_args
+from .variance import check_resume as check_variance_resume
 
 EVAL_SEED = 2 ** 40  # the held-out loss uses its own fixed draws, the same at every evaluation
 
@@ -117,7 +118,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
         eval_draws: int = 10, checkpoint=None, checkpoint_every: int | None = None, resume: bool = False,
         ema: float = 0.98, nopython: bool | None = None, blas_threads: int | None = None,
         split_rows: bool | None = None, keep_losses: bool | None = None, remeasure=None,
-        track_variance: int | None = None, variance_draws: int = 100) -> History:
+        track_variance: int | None = None, variance_draws: int = VARIANCE_DRAWS) -> History:
     """Train `prog` in place; returns a History.
 
     data: {input name: (N, width) array}, or None for a model without inputs (then batch_size
@@ -236,7 +237,7 @@ class FitPlan:
     remeasure: object = None       # the measured choice measured again: None (within REMEASURE_BUDGET), every
                                    # so many steps, or False (never)
     track_variance: int | None = None   # the gradient variance measured every so many steps (variance.py)
-    variance_draws: int = 100           # ... over so many draws
+    variance_draws: int = VARIANCE_DRAWS   # ... over so many draws
 
     def history(self) -> History:
         return History(ema_decay=self.ema, keep_losses=self.keep)
@@ -279,7 +280,7 @@ class FitPlan:
 def plan_fit(prog, data, optimizer, steps=None, epochs=None, batch_size=32, seed=None, step=None, eval_every=None,
              eval_data=None, eval_fn=None, eval_draws=10, checkpoint=None, checkpoint_every=None, ema=0.98, nopython=None,
              blas_threads=None, split_rows=None, keep_losses=None, remeasure=None, track_variance=None,
-             variance_draws=100) -> FitPlan:
+             variance_draws=VARIANCE_DRAWS) -> FitPlan:
     """fit's arguments checked (a ModelError names the one that is wrong) and its automatic
     choices made: the BLAS threads, the parts, the row split, whether every loss is kept."""
     if (steps is None) == (epochs is None):

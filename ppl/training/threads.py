@@ -194,11 +194,12 @@ def split_rows_rule(prog, batch_size, asked, nopython, blas_threads=None):
             raise ModelError(f"fit: split_rows=True needs batch_size >= 2 (two halves), got {batch_size}")
         if asked and nopython is False:
             raise ModelError("fit: split_rows=True runs in the nopython loop; drop nopython=False or split_rows=True")
-        if asked and cpu and _work_tuples(prog) > numba_compat.parfor_max_tuple_size():
+        work, limit = (_work_tuples(prog), numba_compat.parfor_max_tuple_size()) if asked and cpu else (0, 0)
+        if work > limit:
             raise ModelError(f"fit: split_rows=True runs the step's two halves in one of Numba's parallel loops, which "
-                             f"takes at most {numba_compat.parfor_max_tuple_size()} work arrays per half; this step "
-                             f"has {_work_tuples(prog)}: drop split_rows=True, or raise the limit with the "
-                             f"environment variable NUMBA_PARFOR_MAX_TUPLE_SIZE before Numba is imported")
+                             f"takes at most {limit} work arrays per half; this step has {work}: drop "
+                             f"split_rows=True, or raise the limit with the environment variable "
+                             f"NUMBA_PARFOR_MAX_TUPLE_SIZE before Numba is imported")
         if asked and many_blas:
             raise ModelError(f"fit: split_rows=True runs each half's products at one BLAS thread; blas_threads="
                              f"{blas_threads} beside it would put two thread pools on the same cores (the 64-32 SBN "
@@ -206,10 +207,10 @@ def split_rows_rule(prog, batch_size, asked, nopython, blas_threads=None):
         return bool(asked)
     if not cpu or nopython is False or many_blas or int(batch_size) < SPLIT_MIN_BATCH:
         return False
-    if _work_tuples(prog) > numba_compat.parfor_max_tuple_size():   # its parallel loop would not compile
-        return False
     import numba
     if numba.get_num_threads() < 2 or blas.cores() < 2:
+        return False
+    if _work_tuples(prog) > numba_compat.parfor_max_tuple_size():   # its parallel loop would not compile
         return False
     return small_weights(prog) or evaluated_rows(prog, batch_size) >= SPLIT_MIN_ROWS
 

@@ -128,8 +128,7 @@ class Tracker:
         self.prog, self.hist, self.every, self.draws, self.total = prog, hist, every, draws, plan.total
         self.data, self.batch = plan.batch(0)
         self.rows = _rows(plan)
-        self.seconds = 0.0   # wall time of the measurements
-        check_resume(plan, hist)
+        self.seconds = 0.0   # wall time of the measurements (a resumed record: FitPlan.resume checked it)
 
     @classmethod
     def make(cls, plan, prog, hist):
