@@ -190,6 +190,55 @@ _uniform_block = _blocks_by_dtype(_uniform_block_f32, _uniform_block_f64)
 _normal_block = _blocks_by_dtype(_normal_block_f32, _normal_block_f64)
 
 
+# the last, partial block of a row whose width is no multiple of the lanes: its first n values
+@njit(**_JIT)
+def _uniform_part_f32(f, o, n, w0, w1, w2, w3):
+    f[o] = uniform_f32_from_word(w0)
+    if n > 1:
+        f[o + 1] = uniform_f32_from_word(w1)
+    if n > 2:
+        f[o + 2] = uniform_f32_from_word(w2)
+
+
+@njit(**_JIT)
+def _uniform_part_f64(f, o, n, w0, w1, w2, w3):
+    f[o] = uniform_f64_from_words(w0, w1)
+
+
+@njit(**_JIT)
+def _normal_part_f32(f, o, n, w0, w1, w2, w3):
+    z0, z1 = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
+    f[o] = z0
+    if n > 1:
+        f[o + 1] = z1
+    if n > 2:
+        f[o + 2] = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))[0]
+
+
+@njit(**_JIT)
+def _normal_part_f64(f, o, n, w0, w1, w2, w3):
+    f[o] = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))[0]
+
+
+def _parts_by_dtype(f32, f64):
+    """A stub(f, o, n, w0, w1, w2, w3) writing a philox block's first n values at f[o:], by f's dtype."""
+
+    def stub(f, o, n, w0, w1, w2, w3):
+        """Partial-block writer dispatched on f's dtype."""
+
+    @overload(stub, jit_options=_JIT)
+    def _ov(f, o, n, w0, w1, w2, w3):
+        if f.dtype == types.float32:
+            return _named(lambda f, o, n, w0, w1, w2, w3: f32(f, o, n, w0, w1, w2, w3), f32)
+        return _named(lambda f, o, n, w0, w1, w2, w3: f64(f, o, n, w0, w1, w2, w3), f64)
+
+    return stub
+
+
+_uniform_part = _parts_by_dtype(_uniform_part_f32, _uniform_part_f64)
+_normal_part = _parts_by_dtype(_normal_part_f32, _normal_part_f64)
+
+
 def _lanes(out):
     """Values per philox block for out's dtype (LANES_F32 / LANES_F64)."""
 
@@ -202,8 +251,8 @@ def _lanes_ov(out):
 
 def _flat_ok(out):
     """True when the serial fill of out may run flat: a C-contiguous array type (decided when
-    compiled) whose rows are a whole number of philox blocks, fewer than FLAT_BLOCKS per row
-    (longer rows vectorise row by row)."""
+    compiled) whose rows hold fewer than FLAT_BLOCKS philox blocks (longer rows vectorise row by
+    row); rows of a partial last block take the ragged loop."""
 
 
 @overload(_flat_ok, jit_options=_JIT)
@@ -212,7 +261,7 @@ def _flat_ok_ov(out):
             and out.dtype in (types.float32, types.float64)):
         return lambda out: False   # the row path types it (or names what is wrong)
     lanes = LANES_F32 if out.dtype == types.float32 else LANES_F64
-    return lambda out: out.shape[1] % lanes == 0 and 0 < out.shape[1] < FLAT_BLOCKS * lanes
+    return lambda out: 0 < out.shape[1] < FLAT_BLOCKS * lanes
 
 
 def _check_out(fname, out):
@@ -256,11 +305,33 @@ _CB, _RB = _block_tables()
 
 
 @njit(**_JIT)
+def _ragged_uniform(out, row0, k0, k1, s, t):
+    """Serial fill_uniform of a C-contiguous out whose rows end in a partial philox block (a
+    scalar node's one column): row by row in one loop, with no call per row."""
+    R, d = out.shape
+    lanes = _lanes(out)
+    nb = d // lanes
+    rem = d - nb * lanes
+    f = _flat_view(out)
+    for r in range(R):
+        ra = np.uint64(r + row0)
+        o = r * d
+        for b in range(nb):
+            w0, w1, w2, w3 = philox4x32_10(np.uint64(b), ra, s, t, k0, k1)
+            _uniform_block(f, o + lanes * b, w0, w1, w2, w3)
+        w0, w1, w2, w3 = philox4x32_10(np.uint64(nb), ra, s, t, k0, k1)
+        _uniform_part(f, o + lanes * nb, rem, w0, w1, w2, w3)
+
+
+@njit(**_JIT)
 def _flat_uniform(out, row0, k0, k1, s, t):
     """Serial fill_uniform of out (_flat_ok): the blocks of G rows at a time in one loop."""
     R, d = out.shape
     lanes = _lanes(out)
     nb = d // lanes
+    if nb * lanes != d:
+        _ragged_uniform(out, row0, k0, k1, s, t)
+        return
     G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
     f = _flat_view(out)
     for g in range(0, R, G):
@@ -273,11 +344,33 @@ def _flat_uniform(out, row0, k0, k1, s, t):
 
 
 @njit(**_JIT)
+def _ragged_normal(out, row0, k0, k1, s, t):
+    """Serial fill_normal of a C-contiguous out whose rows end in a partial philox block (a
+    scalar node's one column): row by row in one loop, with no call per row."""
+    R, d = out.shape
+    lanes = _lanes(out)
+    nb = d // lanes
+    rem = d - nb * lanes
+    f = _flat_view(out)
+    for r in range(R):
+        ra = np.uint64(r + row0)
+        o = r * d
+        for b in range(nb):
+            w0, w1, w2, w3 = philox4x32_10(np.uint64(b), ra, s, t, k0, k1)
+            _normal_block(f, o + lanes * b, w0, w1, w2, w3)
+        w0, w1, w2, w3 = philox4x32_10(np.uint64(nb), ra, s, t, k0, k1)
+        _normal_part(f, o + lanes * nb, rem, w0, w1, w2, w3)
+
+
+@njit(**_JIT)
 def _flat_normal(out, row0, k0, k1, s, t):
     """Serial fill_normal of out (_flat_ok): the blocks of G rows at a time in one loop."""
     R, d = out.shape
     lanes = _lanes(out)
     nb = d // lanes
+    if nb * lanes != d:
+        _ragged_normal(out, row0, k0, k1, s, t)
+        return
     G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
     f = _flat_view(out)
     for g in range(0, R, G):

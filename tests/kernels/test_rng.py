@@ -206,15 +206,15 @@ def test_fill_equals_scalar_function(kind, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
 def test_flat_fills_of_short_rows_equal_scalar_function(kind, dtype):
-    """Rows of a whole number of philox blocks, shorter than FLAT_BLOCKS blocks, are filled by one
-    flat loop over several rows (cpu_noise._flat_uniform / _flat_normal): every value is still the
-    scalar function's at its address, for row counts that are no multiple of the rows per pass,
-    from a row0, and a non-contiguous out (the per-row path) agrees."""
+    """Rows shorter than FLAT_BLOCKS philox blocks are filled by one flat loop over several rows
+    (cpu_noise._flat_uniform / _flat_normal), or, where a row ends in a partial block (a width of
+    1, 3, 5, ...), by the ragged loop: every value is still the scalar function's at its address,
+    for row counts that are no multiple of the rows per pass, from a row0, and a non-contiguous
+    out (the per-row path) agrees."""
     seed, stream, step = 2**62 + 12345, 4, 77
     f = SCALARS[(kind, dtype)]
-    for shape, row0 in [((37, 4), 0), ((21, 8), 5), ((160, 32), 0), ((9, 36), 3), ((3, 2), 1), ((70, 64), 0)]:
-        if dtype == np.float32 and shape[1] % 4:
-            continue
+    for shape, row0 in [((37, 4), 0), ((21, 8), 5), ((160, 32), 0), ((9, 36), 3), ((3, 2), 1), ((70, 64), 0),
+                        ((50, 1), 2), ((33, 3), 0), ((17, 5), 4), ((12, 7), 1), ((8, 127), 0)]:   # ragged rows
         out = np.empty(shape, dtype)
         FILLS[kind](out, seed, stream, step, row0)
         want = np.array([[f(seed, stream, row0 + r, c, step) for c in range(shape[1])] for r in range(shape[0])], dtype)
