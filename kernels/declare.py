@@ -46,6 +46,7 @@ generated kernel of a body of its own, one thread per cell or row.
 """
 import ast
 import atexit
+import copy
 import importlib.util
 import inspect
 import linecache
@@ -62,10 +63,17 @@ from numba import njit
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 _LOOPS = {
+    # one column (a scalar node, a simulation's state): a loop over the rows alone, which LLVM
+    # vectorises (the nested loops' inner trip count of 1 kept each row's cell scalar)
     "cells": ("    R_, D_ = {over}.shape\n"
-              "    for r in range(R_):\n"
-              "        for j in range(D_):\n"
-              "            body_(r, j, {args})\n"),
+              "    if D_ == 1:\n"
+              "        for r in range(R_):\n"
+              "            for j in range(1):\n"
+              "                body_(r, j, {args})\n"
+              "    else:\n"
+              "        for r in range(R_):\n"
+              "            for j in range(D_):\n"
+              "                body_(r, j, {args})\n"),
     "rows": ("    for r in range({over}.shape[0]):\n"
              "        body_(r, {args})\n"),
     "groups": ("    R_, G_ = {over}.shape[0], {over}.shape[1] // {K}\n"
@@ -189,18 +197,26 @@ def _pasted(body, src, lead):
     if isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
         stmts = stmts[1:] or [ast.Pass()]   # the docstring
     tree = ast.parse(src)
-    loop = tree.body[0]
-    while not isinstance(loop, ast.For):
-        loop = loop.body[-1]
-    loops = [loop]
-    while isinstance(loops[-1].body[0], ast.For):
-        loops.append(loops[-1].body[0])
-    for f, index in zip(loops, lead):   # the loops' variables bear the body's index names
-        f.target.id = index
     for node in ast.walk(tree):
         node.lineno = node.end_lineno = 1   # the loops at the body's first line
-    loops[-1].body = stmts
+    for loops in _nests(tree):   # each nest of loops around a call of the body (a shape may have two)
+        for f, index in zip(loops, lead):   # the loops' variables bear the body's index names
+            f.target.id = index
+        loops[-1].body = copy.deepcopy(stmts)
     return ast.fix_missing_locations(tree)
+
+
+def _nests(node):
+    """The nests of `for` loops in a loop shape's syntax tree: each a list from the outer loop to
+    the one whose body calls the body."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.For):
+            loops = [child]
+            while isinstance(loops[-1].body[0], ast.For):
+                loops.append(loops[-1].body[0])
+            yield loops
+        else:
+            yield from _nests(child)
 
 
 def cells(over, **jit):

@@ -1,11 +1,10 @@
 """Elementwise arithmetic and row sums of (R, D) arrays: add, div, pow (a constant exponent), mul,
 the extremum (min or max), copy, each with its VJP, and row_sum (out_rows[r] = sum_j x[r, j]) with its VJP.
 
-Declared once (kernels/declare.py): the forward kernels and the VJPs without a skippable gradient
-are per-cell bodies (a CUDA thread per cell); the VJPs of two operands, each gradient skippable,
-are row bodies that test a gradient once per row and loop over its columns (a test per cell keeps
-LLVM from vectorising the loop); row_sum and its VJP are row bodies (the sum in column order, as
-the CPU adds it, one CUDA thread per row). Conventions are cpu/core.py's.
+Declared once (kernels/declare.py): the forward kernels and the VJPs are per-cell bodies (a CUDA
+thread per cell; a skippable gradient's test is the same for every cell, and LLVM hoists it out of
+the CPU's loop); row_sum and its VJP are row bodies (the sum in column order, as the CPU adds it,
+one CUDA thread per row). Conventions are cpu/core.py's.
 """
 from ..declare import cells, rows
 from ..math.scalar import like
@@ -17,15 +16,13 @@ def add_fwd(r, j, a, b, out):
     out[r, j] = a[r, j] + b[r, j]
 
 
-@rows("gout")
-def add_bwd(r, gout, ga, gb):
+@cells("gout")
+def add_bwd(r, j, gout, ga, gb):
     """ga += gout ; gb += gout (each skippable)."""
     if ga.shape[0] != 0:
-        for j in range(gout.shape[1]):
-            ga[r, j] += gout[r, j]
+        ga[r, j] += gout[r, j]
     if gb.shape[0] != 0:
-        for j in range(gout.shape[1]):
-            gb[r, j] += gout[r, j]
+        gb[r, j] += gout[r, j]
 
 
 @cells("out")
@@ -34,15 +31,13 @@ def div_fwd(r, j, a, b, out):
     out[r, j] = a[r, j] / b[r, j]
 
 
-@rows("gout")
-def div_bwd(r, a, b, out, gout, ga, gb):
+@cells("gout")
+def div_bwd(r, j, a, b, out, gout, ga, gb):
     """ga += gout / b ; gb -= gout * out / b, out = a / b (each skippable)."""
     if ga.shape[0] != 0:
-        for j in range(gout.shape[1]):
-            ga[r, j] += gout[r, j] / b[r, j]
+        ga[r, j] += gout[r, j] / b[r, j]
     if gb.shape[0] != 0:
-        for j in range(gout.shape[1]):
-            gb[r, j] -= gout[r, j] * out[r, j] / b[r, j]
+        gb[r, j] -= gout[r, j] * out[r, j] / b[r, j]
 
 
 @cells("out")
@@ -63,15 +58,13 @@ def mul_fwd(r, j, a, b, out):
     out[r, j] = a[r, j] * b[r, j]
 
 
-@rows("gout")
-def mul_bwd(r, a, b, gout, ga, gb):
+@cells("gout")
+def mul_bwd(r, j, a, b, gout, ga, gb):
     """ga += gout * b ; gb += gout * a (each skippable)."""
     if ga.shape[0] != 0:
-        for j in range(gout.shape[1]):
-            ga[r, j] += gout[r, j] * b[r, j]
+        ga[r, j] += gout[r, j] * b[r, j]
     if gb.shape[0] != 0:
-        for j in range(gout.shape[1]):
-            gb[r, j] += gout[r, j] * a[r, j]
+        gb[r, j] += gout[r, j] * a[r, j]
 
 
 @cells("out")
@@ -82,23 +75,22 @@ def extremum_fwd(r, j, a, b, s, out):
     out[r, j] = x if s * x <= s * y else (y if s * y < s * x else x + y)
 
 
-@rows("gout")
-def extremum_bwd(r, a, b, s, gout, ga, gb):
+@cells("gout")
+def extremum_bwd(r, j, a, b, s, gout, ga, gb):
     """extremum_fwd's VJP: the cotangent to the input it took, to a at a tie; NaN to both where
     either is NaN (each skippable)."""
-    for j in range(gout.shape[1]):
-        x, y, g = a[r, j], b[r, j], gout[r, j]
-        if s * x <= s * y:
-            if ga.shape[0] != 0:
-                ga[r, j] += g
-        elif s * y < s * x:
-            if gb.shape[0] != 0:
-                gb[r, j] += g
-        else:
-            if ga.shape[0] != 0:
-                ga[r, j] += g * (x + y)
-            if gb.shape[0] != 0:
-                gb[r, j] += g * (x + y)
+    x, y, g = a[r, j], b[r, j], gout[r, j]
+    if s * x <= s * y:
+        if ga.shape[0] != 0:
+            ga[r, j] += g
+    elif s * y < s * x:
+        if gb.shape[0] != 0:
+            gb[r, j] += g
+    else:
+        if ga.shape[0] != 0:
+            ga[r, j] += g * (x + y)
+        if gb.shape[0] != 0:
+            gb[r, j] += g * (x + y)
 
 
 @cells("out")

@@ -11,8 +11,11 @@ from numba import njit
 
 @njit(cache=True, error_model="numpy", inline="always")
 def slot_local(r, stride, span):
-    """The local index of row r in a row digit (stride, span): 0 is the drawn (primary) row."""
-    return (r // stride) % span
+    """The local index of row r in a row digit (stride, span): 0 is the drawn (primary) row. Rows
+    are never negative, so a stride of 1 and a span that is a power of two (the common digits:
+    one node's pair of rows) take no integer division, the slowest op of a row kernel's loop."""
+    j = r if stride == 1 else r // stride
+    return j & (span - 1) if span & (span - 1) == 0 else j % span
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -21,7 +24,7 @@ def slot_config(r, stride, off, span, size):
     span) at local indices 0 (configuration 0, the drawn row) and off .. off + size - 2
     (configurations 1 .. size - 1); 0 on every other row of the digit (other nodes' rows, where
     the node is drawn plainly). A digit of its own is (stride, 1, size)."""
-    j = (r // stride) % span
+    j = slot_local(r, stride, span)
     return j - off + 1 if off <= j and j < off + size - 1 else 0
 
 
