@@ -17,6 +17,10 @@ weighted reservoir (the jump of weight |w| replaces the kept one with probabilit
 running sum of the weights), so the kept jump is j with probability |w_j| / W_total, and
 W_total sign(w_j) (f(y_j) - f(x)) estimates the derivative along j's parameter without bias.
 
+Noise: the draw's noise u (the unit's value, on every row) and the reservoir's uniforms v (drawn
+rows only), v's last `width` columns: the laws drawn from one uniform take both from ONE buffer of
+2 width columns (u the first half), one philox block giving a scalar unit's two uniforms.
+
 Rows: the drawn row (local index 0 of the digit (stride, span)) holds the draw x; the
 alternative row (local index `off`) holds the path that took the kept jump: when a node's jump
 is kept, the alternative row takes the drawn row's values with that jump applied (the
@@ -155,6 +159,7 @@ _TEMPLATE = """def sd_{kind}_draw(r, {params}, u, v, stride, off, span, W, sid, 
         if jl == 0:
             ra = r + off * stride
             kept, jump, n_ = -1, 0.0, value.shape[1]
+            vo = v.shape[1] - n_   # the reservoir's uniforms: v's last n_ columns (v may be u's twin)
             for j in range(n_):
                 tag[r, j] = 0.0
                 w, dy = {jump_r}
@@ -167,7 +172,7 @@ _TEMPLATE = """def sd_{kind}_draw(r, {params}, u, v, stride, off, span, W, sid, 
                         m *= w
                     if m != 0.0:
                         W[r] += m
-                        if v[r, j] * W[r] < m:
+                        if v[r, vo + j] * W[r] < m:
                             sid[r] += 1.0
                             tag[r, j] = sid[r]
                             kept, jump = j, dy
@@ -383,7 +388,7 @@ PARITY = {
     "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
     "sd_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6), *_tangents(g, 6)),
     "sd_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D, 0)),
-    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
+    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), *[g.u(R, 2 * D)] * 2, *_state(g, R, D), *_tangents(g, D)),
     "sd_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6),
                                             *_tangents(g, 6, 0)),
     "sd_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D),

@@ -72,7 +72,10 @@ class StochasticDerivative(Estimator):
     def draw(self, ctx):
         alt = ctx.rows.alternative
         _, kind, _ = _DRAWS[ctx.law.kind]
-        u, v = ctx.noise(kind), ctx.noise("uniform")
+        if kind == "uniform" and not ctx.law.kind.startswith("categorical"):
+            u = v = ctx.noise("uniform", 2 * ctx.node.width)   # one buffer: the draw's, then the reservoir's
+        else:
+            u, v = ctx.noise(kind), ctx.noise("uniform")
         along = alt.along(ctx.node, self.jump_param(ctx.law.kind)) if alt.along else (NO_GRAD, NO_GRAD)   # per unit
         ctx.law_call("sd_draw", [*ctx.params(), u, v],
                      [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"), ctx.buffer("tag", ctx.node.width),
