@@ -132,29 +132,44 @@ def _normal_row_f64(out, x, r, ra, k0, k1, s, t):
 FLAT_BLOCKS = 64  # rows with fewer philox blocks than this are filled by the flat loops below
 
 
+# a block writer writes its first n values: n = the lanes, but in a row's partial last block
 @njit(**_JIT)
-def _uniform_block_f32(f, o, w0, w1, w2, w3):
+def _uniform_block_f32(f, o, n, w0, w1, w2, w3):
     f[o] = uniform_f32_from_word(w0)
-    f[o + 1] = uniform_f32_from_word(w1)
-    f[o + 2] = uniform_f32_from_word(w2)
-    f[o + 3] = uniform_f32_from_word(w3)
+    if n > 1:
+        f[o + 1] = uniform_f32_from_word(w1)
+    if n > 2:
+        f[o + 2] = uniform_f32_from_word(w2)
+    if n > 3:
+        f[o + 3] = uniform_f32_from_word(w3)
 
 
 @njit(**_JIT)
-def _uniform_block_f64(f, o, w0, w1, w2, w3):
+def _uniform_block_f64(f, o, n, w0, w1, w2, w3):
     f[o] = uniform_f64_from_words(w0, w1)
-    f[o + 1] = uniform_f64_from_words(w2, w3)
+    if n > 1:
+        f[o + 1] = uniform_f64_from_words(w2, w3)
 
 
 @njit(**_JIT)
-def _normal_block_f32(f, o, w0, w1, w2, w3):
-    f[o], f[o + 1] = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
-    f[o + 2], f[o + 3] = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))
+def _normal_block_f32(f, o, n, w0, w1, w2, w3):
+    z0, z1 = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
+    f[o] = z0
+    if n > 1:
+        f[o + 1] = z1
+    if n > 2:
+        z2, z3 = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))
+        f[o + 2] = z2
+        if n > 3:
+            f[o + 3] = z3
 
 
 @njit(**_JIT)
-def _normal_block_f64(f, o, w0, w1, w2, w3):
-    f[o], f[o + 1] = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
+def _normal_block_f64(f, o, n, w0, w1, w2, w3):
+    z0, z1 = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
+    f[o] = z0
+    if n > 1:
+        f[o + 1] = z1
 
 
 def _named(impl, target):
@@ -172,59 +187,10 @@ def _named(impl, target):
 
 
 def _blocks_by_dtype(f32, f64):
-    """A stub(f, o, w0, w1, w2, w3) writing one philox block's values at f[o:], by f's dtype."""
-
-    def stub(f, o, w0, w1, w2, w3):
-        """Block writer dispatched on f's dtype."""
-
-    @overload(stub, jit_options=_JIT)
-    def _ov(f, o, w0, w1, w2, w3):
-        if f.dtype == types.float32:
-            return _named(lambda f, o, w0, w1, w2, w3: f32(f, o, w0, w1, w2, w3), f32)
-        return _named(lambda f, o, w0, w1, w2, w3: f64(f, o, w0, w1, w2, w3), f64)
-
-    return stub
-
-
-_uniform_block = _blocks_by_dtype(_uniform_block_f32, _uniform_block_f64)
-_normal_block = _blocks_by_dtype(_normal_block_f32, _normal_block_f64)
-
-
-# the last, partial block of a row whose width is no multiple of the lanes: its first n values
-@njit(**_JIT)
-def _uniform_part_f32(f, o, n, w0, w1, w2, w3):
-    f[o] = uniform_f32_from_word(w0)
-    if n > 1:
-        f[o + 1] = uniform_f32_from_word(w1)
-    if n > 2:
-        f[o + 2] = uniform_f32_from_word(w2)
-
-
-@njit(**_JIT)
-def _uniform_part_f64(f, o, n, w0, w1, w2, w3):
-    f[o] = uniform_f64_from_words(w0, w1)
-
-
-@njit(**_JIT)
-def _normal_part_f32(f, o, n, w0, w1, w2, w3):
-    z0, z1 = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
-    f[o] = z0
-    if n > 1:
-        f[o + 1] = z1
-    if n > 2:
-        f[o + 2] = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))[0]
-
-
-@njit(**_JIT)
-def _normal_part_f64(f, o, n, w0, w1, w2, w3):
-    f[o] = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))[0]
-
-
-def _parts_by_dtype(f32, f64):
     """A stub(f, o, n, w0, w1, w2, w3) writing a philox block's first n values at f[o:], by f's dtype."""
 
     def stub(f, o, n, w0, w1, w2, w3):
-        """Partial-block writer dispatched on f's dtype."""
+        """Block writer dispatched on f's dtype."""
 
     @overload(stub, jit_options=_JIT)
     def _ov(f, o, n, w0, w1, w2, w3):
@@ -235,8 +201,8 @@ def _parts_by_dtype(f32, f64):
     return stub
 
 
-_uniform_part = _parts_by_dtype(_uniform_part_f32, _uniform_part_f64)
-_normal_part = _parts_by_dtype(_normal_part_f32, _normal_part_f64)
+_uniform_block = _blocks_by_dtype(_uniform_block_f32, _uniform_block_f64)
+_normal_block = _blocks_by_dtype(_normal_block_f32, _normal_block_f64)
 
 
 def _lanes(out):
@@ -318,9 +284,9 @@ def _ragged_uniform(out, row0, k0, k1, s, t):
         o = r * d
         for b in range(nb):
             w0, w1, w2, w3 = philox4x32_10(np.uint64(b), ra, s, t, k0, k1)
-            _uniform_block(f, o + lanes * b, w0, w1, w2, w3)
+            _uniform_block(f, o + lanes * b, lanes, w0, w1, w2, w3)
         w0, w1, w2, w3 = philox4x32_10(np.uint64(nb), ra, s, t, k0, k1)
-        _uniform_part(f, o + lanes * nb, rem, w0, w1, w2, w3)
+        _uniform_block(f, o + lanes * nb, rem, w0, w1, w2, w3)
 
 
 @njit(**_JIT)
@@ -340,7 +306,7 @@ def _flat_uniform(out, row0, k0, k1, s, t):
         v = f[g * d:]   # indices from 0: LLVM sees them non-negative, so the loop vectorises
         for q in range(n):
             w0, w1, w2, w3 = philox4x32_10(np.uint64(cb[q]), ra + np.uint64(rb[q]), s, t, k0, k1)
-            _uniform_block(v, lanes * q, w0, w1, w2, w3)
+            _uniform_block(v, lanes * q, lanes, w0, w1, w2, w3)
 
 
 @njit(**_JIT)
@@ -357,9 +323,9 @@ def _ragged_normal(out, row0, k0, k1, s, t):
         o = r * d
         for b in range(nb):
             w0, w1, w2, w3 = philox4x32_10(np.uint64(b), ra, s, t, k0, k1)
-            _normal_block(f, o + lanes * b, w0, w1, w2, w3)
+            _normal_block(f, o + lanes * b, lanes, w0, w1, w2, w3)
         w0, w1, w2, w3 = philox4x32_10(np.uint64(nb), ra, s, t, k0, k1)
-        _normal_part(f, o + lanes * nb, rem, w0, w1, w2, w3)
+        _normal_block(f, o + lanes * nb, rem, w0, w1, w2, w3)
 
 
 @njit(**_JIT)
@@ -379,7 +345,7 @@ def _flat_normal(out, row0, k0, k1, s, t):
         v = f[g * d:]   # indices from 0: LLVM sees them non-negative, so the loop vectorises
         for q in range(n):
             w0, w1, w2, w3 = philox4x32_10(np.uint64(cb[q]), ra + np.uint64(rb[q]), s, t, k0, k1)
-            _normal_block(v, lanes * q, w0, w1, w2, w3)
+            _normal_block(v, lanes * q, lanes, w0, w1, w2, w3)
 
 
 def _out_dtype(fname, out):
