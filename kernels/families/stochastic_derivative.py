@@ -33,6 +33,7 @@ at which unit j's jump was kept (the estimate: its unit's tag equals the final c
 alternative row weighs 0 in the objective.
 """
 import math
+import textwrap
 
 import numpy as np
 from numba import njit
@@ -153,42 +154,48 @@ def _geometric_jump(param, x, logits):
 
 _TEMPLATE = """def sd_{kind}_draw(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
-    if jl != off:
-        for j in range(value.shape[1]):
-            value[r, j] = like(value, {unit_r})
-        if jl == 0:
-            ra = r + off * stride
-            kept, jump, n_ = -1, 0.0, value.shape[1]
-            vo = v.shape[1] - n_   # the reservoir's uniforms: v's last n_ columns (v may be u's twin)
-            for j in range(n_):
-                tag[r, j] = 0.0
-                w, dy = {jump_r}
-                if not w <= 0.0:   # a jump (a NaN weight too: it makes W NaN)
-                    m = w
-                    if tan.shape[0] != 0:   # along the parameters: w sum_d |tan_d|
-                        m = 0.0
-                        for d in range(S.shape[1]):
-                            m += abs(float(tan[r, d * n_ + j]))
-                        m *= w
-                    if m != 0.0:
-                        W[r] += m
-                        if v[r, vo + j] * W[r] < m:
-                            sid[r] += 1.0
-                            tag[r, j] = sid[r]
-                            kept, jump = j, dy
-                            for d in range(S.shape[1] if tan.shape[0] != 0 else 0):
-                                S[r, d] = w * float(tan[r, d * n_ + j]) / m
-            switched[r] = 1.0 if kept >= 0 else 0.0
-            rw[ra] = 0.0
-            if kept >= 0:
-                D[r] = 0.0
-                for j in range(n_):
-                    value[ra, j] = value[r, j]
-                value[ra, kept] = value[r, kept] + like(value, jump)
-            else:
-                for j in range(n_):
-                    value[ra, j] = like(value, {unit_ra})
+    if value.shape[1] == 1 and (tan.shape[0] == 0 or S.shape[1] == 1):   # one unit, one direction
+{narrow}
+    else:
+{wide}
 """
+# the body of _TEMPLATE: {N} the units (value's columns), {ND} the directions (S's columns); the
+# one-unit copy has them constant, so its loops leave no vector-loop set-up in each row's work
+_BODY = """if jl != off:
+    for j in range({N}):
+        value[r, j] = like(value, {unit_r})
+    if jl == 0:
+        ra = r + off * stride
+        kept, jump, n_ = -1, 0.0, {N}
+        vo = v.shape[1] - n_   # the reservoir's uniforms: v's last n_ columns (v may be u's twin)
+        for j in range(n_):
+            tag[r, j] = 0.0
+            w, dy = {jump_r}
+            if not w <= 0.0:   # a jump (a NaN weight too: it makes W NaN)
+                m = w
+                if tan.shape[0] != 0:   # along the parameters: w sum_d |tan_d|
+                    m = 0.0
+                    for d in range({ND}):
+                        m += abs(float(tan[r, d * n_ + j]))
+                    m *= w
+                if m != 0.0:
+                    W[r] += m
+                    if v[r, vo + j] * W[r] < m:
+                        sid[r] += 1.0
+                        tag[r, j] = sid[r]
+                        kept, jump = j, dy
+                        for d in range({ND} if tan.shape[0] != 0 else 0):
+                            S[r, d] = w * float(tan[r, d * n_ + j]) / m
+        switched[r] = 1.0 if kept >= 0 else 0.0
+        rw[ra] = 0.0
+        if kept >= 0:
+            D[r] = 0.0
+            for j in range(n_):
+                value[ra, j] = value[r, j]
+            value[ra, kept] = value[r, kept] + like(value, jump)
+        else:
+            for j in range(n_):
+                value[ra, j] = like(value, {unit_ra})"""
 # kind: (its parameters, the unit's draw, its jump: (weight per unit of the law's parameter, step))
 _LAWS = {
     "bernoulli": ("logits", "_bernoulli_unit(logits[{i}, j], u[{i}, j])", "_bernoulli_jump(logits[r, j], float(value[r, j]))",
@@ -218,8 +225,10 @@ def _scalar_law_kernels():
     frame = sys._getframe(0)
     out = {}
     for kind, (params, unit, jump, doc) in _LAWS.items():
-        src = _TEMPLATE.format(kind=kind, params=params, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
-                               jump_r=jump)
+        body = {N: textwrap.indent(_BODY.format(N=N, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
+                                                jump_r=jump), " " * 8)
+                for N, ND in (("1", "1"), ("value.shape[1]", "S.shape[1]"))}
+        src = _TEMPLATE.format(kind=kind, params=params, narrow=body["1"], wide=body["value.shape[1]"])
         glb = dict(globals())
         exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
         fn = glb[f"sd_{kind}_draw"]
