@@ -162,8 +162,8 @@ class ContextHelpers:
         """Raise in the step, naming the node, the parameter and the fix, when a parameter of the
         node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not,
         or one of the law's `constraints` (probabilities within [0, 1], counts, ...: the test
-        `constraint_test` gives) does not hold; is_positive(p) / is_finite(p) give the tests'
-        source. Without this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a
+        `constraint_test` gives, which NaN and inf fail too, so such a parameter takes no test of
+        finiteness) does not hold; is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a
         select; every estimator reads the values checked here, so one check per node covers all."""
         d = law if law is not None else self.dist(node)
         for pname, p in zip(d.params, node.inputs if params is None else params):
@@ -178,7 +178,7 @@ class ContextHelpers:
                                 ir.Raise(f"{d.name} '{node.name}': {pname} {shown} "
                                          f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"
                                          f"{self.branch_hint(node)}"))
-            if is_finite is not None:
+            if is_finite is not None and pname not in d.constraints:   # every constraint's test fails on NaN, inf
                 self.emit_block(_unless(is_finite(p)),
                                 ir.Raise(f"{d.name} '{node.name}': {pname} {shown} has NaN or inf values; check the "
                                          f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
