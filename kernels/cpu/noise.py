@@ -132,44 +132,29 @@ def _normal_row_f64(out, x, r, ra, k0, k1, s, t):
 FLAT_BLOCKS = 64  # rows with fewer philox blocks than this are filled by the flat loops below
 
 
-# a block writer writes its first n values: n = the lanes, but in a row's partial last block
 @njit(**_JIT)
-def _uniform_block_f32(f, o, n, w0, w1, w2, w3):
+def _uniform_block_f32(f, o, w0, w1, w2, w3):
     f[o] = uniform_f32_from_word(w0)
-    if n > 1:
-        f[o + 1] = uniform_f32_from_word(w1)
-    if n > 2:
-        f[o + 2] = uniform_f32_from_word(w2)
-    if n > 3:
-        f[o + 3] = uniform_f32_from_word(w3)
+    f[o + 1] = uniform_f32_from_word(w1)
+    f[o + 2] = uniform_f32_from_word(w2)
+    f[o + 3] = uniform_f32_from_word(w3)
 
 
 @njit(**_JIT)
-def _uniform_block_f64(f, o, n, w0, w1, w2, w3):
+def _uniform_block_f64(f, o, w0, w1, w2, w3):
     f[o] = uniform_f64_from_words(w0, w1)
-    if n > 1:
-        f[o + 1] = uniform_f64_from_words(w2, w3)
+    f[o + 1] = uniform_f64_from_words(w2, w3)
 
 
 @njit(**_JIT)
-def _normal_block_f32(f, o, n, w0, w1, w2, w3):
-    z0, z1 = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
-    f[o] = z0
-    if n > 1:
-        f[o + 1] = z1
-    if n > 2:
-        z2, z3 = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))
-        f[o + 2] = z2
-        if n > 3:
-            f[o + 3] = z3
+def _normal_block_f32(f, o, w0, w1, w2, w3):
+    f[o], f[o + 1] = box_muller_f32(uniform_f32_from_word(w0), uniform_f32_from_word(w1))
+    f[o + 2], f[o + 3] = box_muller_f32(uniform_f32_from_word(w2), uniform_f32_from_word(w3))
 
 
 @njit(**_JIT)
-def _normal_block_f64(f, o, n, w0, w1, w2, w3):
-    z0, z1 = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
-    f[o] = z0
-    if n > 1:
-        f[o + 1] = z1
+def _normal_block_f64(f, o, w0, w1, w2, w3):
+    f[o], f[o + 1] = box_muller_f64(uniform_f64_from_words(w0, w1), uniform_f64_from_words(w2, w3))
 
 
 def _named(impl, target):
@@ -187,16 +172,16 @@ def _named(impl, target):
 
 
 def _blocks_by_dtype(f32, f64):
-    """A stub(f, o, n, w0, w1, w2, w3) writing a philox block's first n values at f[o:], by f's dtype."""
+    """A stub(f, o, w0, w1, w2, w3) writing one philox block's values at f[o:], by f's dtype."""
 
-    def stub(f, o, n, w0, w1, w2, w3):
+    def stub(f, o, w0, w1, w2, w3):
         """Block writer dispatched on f's dtype."""
 
     @overload(stub, jit_options=_JIT)
-    def _ov(f, o, n, w0, w1, w2, w3):
+    def _ov(f, o, w0, w1, w2, w3):
         if f.dtype == types.float32:
-            return _named(lambda f, o, n, w0, w1, w2, w3: f32(f, o, n, w0, w1, w2, w3), f32)
-        return _named(lambda f, o, n, w0, w1, w2, w3: f64(f, o, n, w0, w1, w2, w3), f64)
+            return _named(lambda f, o, w0, w1, w2, w3: f32(f, o, w0, w1, w2, w3), f32)
+        return _named(lambda f, o, w0, w1, w2, w3: f64(f, o, w0, w1, w2, w3), f64)
 
     return stub
 
@@ -217,8 +202,8 @@ def _lanes_ov(out):
 
 def _flat_ok(out):
     """True when the serial fill of out may run flat: a C-contiguous array type (decided when
-    compiled) whose rows hold fewer than FLAT_BLOCKS philox blocks (longer rows vectorise row by
-    row); rows of a partial last block take the ragged loop."""
+    compiled) whose rows are a whole number of philox blocks, fewer than FLAT_BLOCKS per row
+    (longer rows vectorise row by row)."""
 
 
 @overload(_flat_ok, jit_options=_JIT)
@@ -227,7 +212,7 @@ def _flat_ok_ov(out):
             and out.dtype in (types.float32, types.float64)):
         return lambda out: False   # the row path types it (or names what is wrong)
     lanes = LANES_F32 if out.dtype == types.float32 else LANES_F64
-    return lambda out: 0 < out.shape[1] < FLAT_BLOCKS * lanes
+    return lambda out: out.shape[1] % lanes == 0 and 0 < out.shape[1] < FLAT_BLOCKS * lanes
 
 
 def _check_out(fname, out):
@@ -271,33 +256,11 @@ _CB, _RB = _block_tables()
 
 
 @njit(**_JIT)
-def _ragged_uniform(out, row0, k0, k1, s, t):
-    """Serial fill_uniform of a C-contiguous out whose rows end in a partial philox block (a
-    scalar node's one column): row by row in one loop, with no call per row."""
-    R, d = out.shape
-    lanes = _lanes(out)
-    nb = d // lanes
-    rem = d - nb * lanes
-    f = _flat_view(out)
-    for r in range(R):
-        ra = np.uint64(r + row0)
-        o = r * d
-        for b in range(nb):
-            w0, w1, w2, w3 = philox4x32_10(np.uint64(b), ra, s, t, k0, k1)
-            _uniform_block(f, o + lanes * b, lanes, w0, w1, w2, w3)
-        w0, w1, w2, w3 = philox4x32_10(np.uint64(nb), ra, s, t, k0, k1)
-        _uniform_block(f, o + lanes * nb, rem, w0, w1, w2, w3)
-
-
-@njit(**_JIT)
 def _flat_uniform(out, row0, k0, k1, s, t):
     """Serial fill_uniform of out (_flat_ok): the blocks of G rows at a time in one loop."""
     R, d = out.shape
     lanes = _lanes(out)
     nb = d // lanes
-    if nb * lanes != d:
-        _ragged_uniform(out, row0, k0, k1, s, t)
-        return
     G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
     f = _flat_view(out)
     for g in range(0, R, G):
@@ -306,26 +269,7 @@ def _flat_uniform(out, row0, k0, k1, s, t):
         v = f[g * d:]   # indices from 0: LLVM sees them non-negative, so the loop vectorises
         for q in range(n):
             w0, w1, w2, w3 = philox4x32_10(np.uint64(cb[q]), ra + np.uint64(rb[q]), s, t, k0, k1)
-            _uniform_block(v, lanes * q, lanes, w0, w1, w2, w3)
-
-
-@njit(**_JIT)
-def _ragged_normal(out, row0, k0, k1, s, t):
-    """Serial fill_normal of a C-contiguous out whose rows end in a partial philox block (a
-    scalar node's one column): row by row in one loop, with no call per row."""
-    R, d = out.shape
-    lanes = _lanes(out)
-    nb = d // lanes
-    rem = d - nb * lanes
-    f = _flat_view(out)
-    for r in range(R):
-        ra = np.uint64(r + row0)
-        o = r * d
-        for b in range(nb):
-            w0, w1, w2, w3 = philox4x32_10(np.uint64(b), ra, s, t, k0, k1)
-            _normal_block(f, o + lanes * b, lanes, w0, w1, w2, w3)
-        w0, w1, w2, w3 = philox4x32_10(np.uint64(nb), ra, s, t, k0, k1)
-        _normal_block(f, o + lanes * nb, rem, w0, w1, w2, w3)
+            _uniform_block(v, lanes * q, w0, w1, w2, w3)
 
 
 @njit(**_JIT)
@@ -334,9 +278,6 @@ def _flat_normal(out, row0, k0, k1, s, t):
     R, d = out.shape
     lanes = _lanes(out)
     nb = d // lanes
-    if nb * lanes != d:
-        _ragged_normal(out, row0, k0, k1, s, t)
-        return
     G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
     f = _flat_view(out)
     for g in range(0, R, G):
@@ -345,7 +286,7 @@ def _flat_normal(out, row0, k0, k1, s, t):
         v = f[g * d:]   # indices from 0: LLVM sees them non-negative, so the loop vectorises
         for q in range(n):
             w0, w1, w2, w3 = philox4x32_10(np.uint64(cb[q]), ra + np.uint64(rb[q]), s, t, k0, k1)
-            _normal_block(v, lanes * q, lanes, w0, w1, w2, w3)
+            _normal_block(v, lanes * q, w0, w1, w2, w3)
 
 
 def _out_dtype(fname, out):
@@ -596,3 +537,36 @@ def fill_gumbel_at(out, seed, stream, step, index, reps):
     k0, k1, s, t = _address(seed, stream, step)
     for r in range(out.shape[0]):
         _gumbel_row(out, out, r, _group_address(index, reps, r), k0, k1, s, t)
+
+
+# rows narrower than one philox block (a scalar node's column): fills of their own, which the
+# lowering calls for such nodes (cpu/noise_narrow.py)
+from .noise_narrow import GUMBEL, LOGISTIC, NORMAL, UNIFORM, narrow_fill  # noqa: E402
+
+
+@njit(**_JIT)
+def fill_uniform_narrow(out, seed, stream, step, row0=0):
+    """fill_uniform of rows narrower than a philox block (float64: 1 column, float32: 1 to 3)."""
+    _check_out("fill_uniform_narrow", out)
+    narrow_fill(UNIFORM, out, seed, stream, step, row0)
+
+
+@njit(**_JIT)
+def fill_normal_narrow(out, seed, stream, step, row0=0):
+    """fill_normal of rows narrower than a philox block."""
+    _check_out("fill_normal_narrow", out)
+    narrow_fill(NORMAL, out, seed, stream, step, row0)
+
+
+@njit(**_JIT)
+def fill_logistic_narrow(out, seed, stream, step, row0=0):
+    """fill_logistic of rows narrower than a philox block."""
+    _check_out("fill_logistic_narrow", out)
+    narrow_fill(LOGISTIC, out, seed, stream, step, row0)
+
+
+@njit(**_JIT)
+def fill_gumbel_narrow(out, seed, stream, step, row0=0):
+    """fill_gumbel of rows narrower than a philox block."""
+    _check_out("fill_gumbel_narrow", out)
+    narrow_fill(GUMBEL, out, seed, stream, step, row0)

@@ -401,7 +401,12 @@ fill_logistic_spread = _spread("logistic")
 fill_gumbel_spread = _spread("gumbel")
 
 
+# the CPU's fills of rows narrower than a philox block (cpu/noise_narrow.py) are the same fills here
+fill_uniform_narrow, fill_normal_narrow = fill_uniform, fill_normal
+fill_logistic_narrow, fill_gumbel_narrow = fill_logistic, fill_gumbel
+
 from ..cpu import noise as _cpu_twin  # noqa: E402
 from ..registry import link as _link  # noqa: E402
 
 _link("noise", _cpu_twin, globals())
+

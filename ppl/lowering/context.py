@@ -23,6 +23,9 @@ from .layout import _ident
 
 # constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
 # words after "<law> '<node>': <param> '<its node>'"
+# a philox block's values per dtype: noise of fewer columns takes the narrow fills (cpu/noise_narrow.py)
+NARROW_LANES = {"float32": 4, "float64": 2}
+
 CONSTRAINT_TESTS = {k: template(t) for k, t in {
     "unit": KERNELS.core.all_unit.on("v"), "unit_positive": KERNELS.core.all_unit_positive.on("v"),
     "count": KERNELS.core.all_counts.on("v"), "weights": KERNELS.core.all_weight_groups.on("v", "K"),
@@ -291,14 +294,17 @@ class ArrayHelpers:
     def noise(self, node: Node, kind: str, k: int = 0, width=None) -> str:
         """Base noise of a node, one draw per drawn row (i, k): every enumeration / antithetic
         configuration of a drawn row shares it (common random numbers; ARM's pairs need it).
-        `width` columns (default the node's: Gumbel-Rao takes several draws per unit)."""
-        name = self.buf2(f"n{k}_{node.name}", node.width if width is None else width)
+        `width` columns (default the node's: Gumbel-Rao takes several draws per unit); rows
+        narrower than a philox block take the narrow fills (the same values)."""
+        width = node.width if width is None else width
+        name = self.buf2(f"n{k}_{node.name}", width)
         self.builder.L.noise.append(len(self.builder.L.ws2) - 1)
         stream = self.stream(node, k)
+        fill = KernelRef("noise", f"fill_{kind}" + ("_narrow" if width < NARROW_LANES[self.dtype] else ""))
         # a global node: data row 0's K draws (row0 0: every shard's), on every data row
         if node in self.an.global_nodes:
             drawn = name if self.plan.S == 1 else Head(name, self.plan.S)
-            self.emit(call(KernelRef("noise", f"fill_{kind}"), prefix(name, self.samples), "seed", stream, "t", 0))
+            self.emit(call(fill, prefix(name, self.samples), "seed", stream, "t", 0))
             self.emit(call(KERNELS.rows.gather_rows, drawn, 0, self.row_map(tuple(range(self.samples))), drawn))
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
@@ -310,9 +316,9 @@ class ArrayHelpers:
             if self.plan.S > 1:
                 self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         elif self.plan.S == 1:
-            self.emit(call(KernelRef("noise", f"fill_{kind}"), name, "seed", stream, "t", "row0"))
+            self.emit(call(fill, name, "seed", stream, "t", "row0"))
         else:
-            self.emit(call(KernelRef("noise", f"fill_{kind}"), Head(name, self.plan.S), "seed", stream, "t", "row0"))
+            self.emit(call(fill, Head(name, self.plan.S), "seed", stream, "t", "row0"))
             self.emit(call(KERNELS.rows.expand_rows, name, self.plan.S))
         return name
 

@@ -194,16 +194,23 @@ def spread_noise(stmts: list) -> list:
     """Each noise fill of a buffer's first R / S rows followed by rows.expand_rows of the buffer
     over S (a drawn row's noise for its S configurations: lowering/context.py's `noise`) as one
     noise.fill_*_spread of the whole buffer, each row drawn at its drawn row's address: the same
-    values, one launch over every row (which may join others) instead of a fill and a spread."""
+    values, one launch over every row (which may join others) instead of a fill and a spread; a
+    fill of narrow rows (`fill_*_narrow`, the CPU's) the plain fill."""
     out, i = [], 0
     while i < len(stmts):
         st, nxt = stmts[i], stmts[i + 1] if i + 1 < len(stmts) else None
         if isinstance(st, ir.Loop):
             out.append(st.mapped(spread_noise))
+        elif isinstance(st, ir.Stmt) and st.kernel is not None and st.kernel[0] == "noise" \
+                and st.kernel[1].endswith("_narrow") and not _spread_pair(st, nxt):
+            # the CPU's fill of narrow rows (cpu/noise_narrow.py) is the plain fill on the device
+            plain = Call(KernelRef("noise", st.kernel[1].removesuffix("_narrow")), st.call.args, st.call.indent,
+                         st.call.wrap)
+            out.append(ir.Stmt(plain, st.owner))
         elif _spread_pair(st, nxt):
             buf, parts = nxt.call.args
             _, seed, stream, step, row0 = st.call.args
-            fill = KernelRef("noise", f"{st.kernel[1]}_spread")
+            fill = KernelRef("noise", f"{st.kernel[1].removesuffix('_narrow')}_spread")
             out.append(ir.Stmt(Call(fill, (buf, seed, stream, step, row0, parts)), st.owner))
             i += 1
         else:
@@ -218,7 +225,7 @@ def _spread_pair(st, nxt) -> bool:
         return False
     if st.call.indent or nxt.call.indent or st.kernel[0] != "noise" or nxt.kernel != ("rows", "expand_rows"):
         return False
-    kind = st.kernel[1][len("fill_"):] if st.kernel[1].startswith("fill_") else None
+    kind = st.kernel[1][len("fill_"):].removesuffix("_narrow") if st.kernel[1].startswith("fill_") else None
     if kind not in _SPREAD or len(st.call.args) != 5 or not isinstance(st.call.args[0], Head):
         return False
     head, (buf, parts) = st.call.args[0], nxt.call.args

@@ -106,7 +106,8 @@ FLOAT32 = ["sigmoid_bwd", "bernoulli_log_prob", "normal_log_prob_bwd", "gumbel_s
            "gumbel_rao_categorical_bwd", "gapped_st_bernoulli_bwd", "gapped_st_categorical_bwd", "double_cv_grad",
            "cat_antithetic_sample", "cat_disarm_grad", "cat_disarm_grad_marginal", "us_forward", "us_grad"]
 NOISE = ["fill_uniform", "fill_normal", "fill_logistic", "fill_gumbel",
-         "fill_bernoulli_logit", "fill_bernoulli_prob"]
+         "fill_bernoulli_logit", "fill_bernoulli_prob", "fill_uniform_narrow", "fill_normal_narrow",
+         "fill_logistic_narrow", "fill_gumbel_narrow"]
 parity_cases.declare()
 # the parity cases come from the registry: every kernel with both targets and an argument maker
 PARITY = {k.name: k for k in registry.kernels() if {"cpu", "cuda"} <= set(k.impls) and k.args is not None}
@@ -238,7 +239,7 @@ def test_noise_streams_identical(fill, dtype):
     2 ulp; on a GPU float32 and float64 transforms within 8 ulp); 7 columns exercise a
     partial Philox block for both lane counts, and a seed above 2**63 both key words."""
     gen = Gen(1, dtype)
-    rows, cols = 3, 7
+    rows, cols = 3, 1 if fill.endswith("_narrow") else 7   # the narrow fills: rows of 1 column
     for seed, stream, step in [(12345, 3, 0), (np.uint64(2**64 - 5), 17, 2**32 + 9)]:
         c_out = gen.out(rows, cols)
         g_out = cuda.to_device(gen.out(rows, cols))

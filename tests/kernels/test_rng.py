@@ -206,11 +206,11 @@ def test_fill_equals_scalar_function(kind, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
 def test_flat_fills_of_short_rows_equal_scalar_function(kind, dtype):
-    """Rows shorter than FLAT_BLOCKS philox blocks are filled by one flat loop over several rows
-    (cpu_noise._flat_uniform / _flat_normal), or, where a row ends in a partial block (a width of
-    1, 3, 5, ...), by the ragged loop: every value is still the scalar function's at its address,
-    for row counts that are no multiple of the rows per pass, from a row0, and a non-contiguous
-    out (the per-row path) agrees."""
+    """Rows of a whole number of philox blocks, shorter than FLAT_BLOCKS blocks, are filled by one
+    flat loop over several rows (cpu_noise._flat_uniform / _flat_normal), others (a width of 1, 3,
+    5, ...) row by row: every value is still the scalar function's at its address, for row counts
+    that are no multiple of the rows per pass, from a row0, and a non-contiguous out (the per-row
+    path) agrees."""
     seed, stream, step = 2**62 + 12345, 4, 77
     f = SCALARS[(kind, dtype)]
     for shape, row0 in [((37, 4), 0), ((21, 8), 5), ((160, 32), 0), ((9, 36), 3), ((3, 2), 1), ((70, 64), 0),
@@ -222,6 +222,25 @@ def test_flat_fills_of_short_rows_equal_scalar_function(kind, dtype):
         wide = np.empty((shape[0], shape[1] + 4), dtype)
         FILLS[kind](wide[:, :shape[1]], seed, stream, step, row0)   # not C-contiguous: row by row
         np.testing.assert_array_equal(wide[:, :shape[1]], want, err_msg=f"fill_{kind} {shape}, a strided out")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["uniform", "normal", "logistic", "gumbel"])
+def test_narrow_fills_equal_scalar_function(kind, dtype):
+    """fill_<kind>_narrow (rows narrower than a philox block: the lowering's fill of a scalar
+    node) gives the scalar function's value at every address, from a row0; a row as wide as a
+    block is refused with the fill to call instead."""
+    import ppl.kernels.cpu.noise as cpu_noise
+    fill = getattr(cpu_noise, f"fill_{kind}_narrow")
+    seed, stream, step = 2**62 + 12345, 4, 77
+    f = SCALARS[(kind, dtype)]
+    for width in ((1, 2, 3) if dtype == np.float32 else (1,)):
+        out = np.empty((41, width), dtype)
+        fill(out, seed, stream, step, 5)
+        want = np.array([[f(seed, stream, 5 + r, c, step) for c in range(width)] for r in range(41)], dtype)
+        np.testing.assert_array_equal(out, want, err_msg=f"fill_{kind}_narrow width {width}, {np.dtype(dtype)}")
+    with pytest.raises(ValueError, match="call fill_<kind> for wider rows"):
+        fill(np.empty((3, 4 if dtype == np.float32 else 2), dtype), seed, stream, step)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
