@@ -21,11 +21,11 @@ from . import ir
 from .layout import _ident
 
 
-# constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
-# words after "<law> '<node>': <param> '<its node>'"
 # a philox block's values per dtype: noise of fewer columns takes the narrow fills (cpu/noise_narrow.py)
 NARROW_LANES = {"float32": 4, "float64": 2}
 
+# constraint -> the array test of a parameter's values (kernels/families/checks.py), and the error's
+# words after "<law> '<node>': <param> '<its node>'"
 CONSTRAINT_TESTS = {k: template(t) for k, t in {
     "unit": KERNELS.core.all_unit.on("v"), "unit_positive": KERNELS.core.all_unit_positive.on("v"),
     "count": KERNELS.core.all_counts.on("v"), "weights": KERNELS.core.all_weight_groups.on("v", "K"),
@@ -166,8 +166,9 @@ class ContextHelpers:
         node's distribution is NaN or +-inf, or one that must be > 0 (a Normal's scale) is not,
         or one of the law's `constraints` (probabilities within [0, 1], counts, ...: the test
         `constraint_test` gives, which NaN and inf fail too, so such a parameter takes no test of
-        finiteness) does not hold; is_positive(p) / is_finite(p) give the tests' source. Without this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a
-        select; every estimator reads the values checked here, so one check per node covers all."""
+        finiteness) does not hold; is_positive(p) / is_finite(p) give the tests' source. Without
+        this a NaN would vanish into a hard sample (noise + NaN > 0 is False) or a select; every
+        estimator reads the values checked here, so one check per node covers all."""
         d = law if law is not None else self.dist(node)
         for pname, p in zip(d.params, node.inputs if params is None else params):
             shown = _shown(p)

@@ -175,7 +175,8 @@ def test_noise_buffers_are_separate_streams(EX):
 
     ppl.register_estimator(TwoNoises)
     src = generate_source(build("ue_two_noises"), estimators={"h1": "two_noises", "h2": "score"})
-    assert "noise.fill_uniform(n0_h1[" in src and "noise.fill_uniform(n1_h1[" in src
+    # h1's 2 float32 columns are narrower than a philox block: the narrow fill
+    assert "noise.fill_uniform_narrow(n0_h1[" in src and "noise.fill_uniform_narrow(n1_h1[" in src
 
     class BadKind(EX.EveryJump):
         name = "bad_noise_kind"

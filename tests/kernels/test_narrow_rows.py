@@ -26,7 +26,7 @@ FORWARD = {
     "min": (lambda a, b, o: core.extremum_fwd(a, b, 1.0, o), np.minimum),
     "max": (lambda a, b, o: core.extremum_fwd(a, b, -1.0, o), np.maximum),
     "copy_fwd": (lambda a, b, o: core.copy_fwd(a, o), lambda a, b: a),
-    "pow_fwd": (lambda a, b, o: core.pow_fwd(b, 1.5, o), lambda a, b: b ** 1.5),
+    "pow_fwd": (lambda a, b, o: core.pow_fwd(np.abs(b), 1.5, o), lambda a, b: np.abs(b) ** 1.5),
 }
 
 
