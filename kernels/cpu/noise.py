@@ -548,25 +548,25 @@ from .noise_narrow import GUMBEL, LOGISTIC, NORMAL, UNIFORM, narrow_fill  # noqa
 def fill_uniform_narrow(out, seed, stream, step, row0=0):
     """fill_uniform of rows narrower than a philox block (float64: 1 column, float32: 1 to 3)."""
     _check_out("fill_uniform_narrow", out)
-    narrow_fill(UNIFORM, out, seed, stream, step, row0)
+    narrow_fill(UNIFORM, out, seed, stream, step, row0, _lanes(out))
 
 
 @njit(**_JIT)
 def fill_normal_narrow(out, seed, stream, step, row0=0):
     """fill_normal of rows narrower than a philox block."""
     _check_out("fill_normal_narrow", out)
-    narrow_fill(NORMAL, out, seed, stream, step, row0)
+    narrow_fill(NORMAL, out, seed, stream, step, row0, _lanes(out))
 
 
 @njit(**_JIT)
 def fill_logistic_narrow(out, seed, stream, step, row0=0):
     """fill_logistic of rows narrower than a philox block."""
     _check_out("fill_logistic_narrow", out)
-    narrow_fill(LOGISTIC, out, seed, stream, step, row0)
+    narrow_fill(LOGISTIC, out, seed, stream, step, row0, _lanes(out))
 
 
 @njit(**_JIT)
 def fill_gumbel_narrow(out, seed, stream, step, row0=0):
     """fill_gumbel of rows narrower than a philox block."""
     _check_out("fill_gumbel_narrow", out)
-    narrow_fill(GUMBEL, out, seed, stream, step, row0)
+    narrow_fill(GUMBEL, out, seed, stream, step, row0, _lanes(out))

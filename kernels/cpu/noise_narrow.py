@@ -6,10 +6,9 @@ them would be compiled into every fill of every model, so the lowering calls the
 where a node is that narrow (lowering/context.py, `noise`)."""
 import numpy as np
 from numba import njit, types
-from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ..math.rng import (LANES_F32, LANES_F64, box_muller_f32, box_muller_f64, gumbel_from_uniform_f32,
+from ..math.rng import (box_muller_f32, box_muller_f64, gumbel_from_uniform_f32,
                         gumbel_from_uniform_f64, logistic_from_uniform_f32, logistic_from_uniform_f64,
                         _MASK32, philox4x32_10, seed_key, uniform_f32_from_word, uniform_f64_from_words)
 
@@ -46,24 +45,12 @@ def _lane_ov(kind, out, j, w0, w1, w2, w3):
     return f64
 
 
-def _lanes_of(out):
-    """The values of one philox block in out's dtype."""
-
-
-@overload(_lanes_of, jit_options=_JIT)
-def _lanes_of_ov(out):
-    if not isinstance(out, types.Array) or out.dtype not in (types.float32, types.float64):
-        raise TypingError(f"a narrow fill's out must be a 2D float32 or float64 array, got {out}")
-    n = LANES_F32 if out.dtype == types.float32 else LANES_F64
-    return lambda out: n
-
-
 @njit(**_JIT)
-def narrow_fill(kind, out, seed, stream, step, row0):
+def narrow_fill(kind, out, seed, stream, step, row0, lanes):
     """out[r, c] = the `kind` noise at (seed, stream, row0 + r, c, step), out's rows narrower than
-    one philox block."""
+    one philox block of `lanes` values (the caller's checked out: cpu/noise.py)."""
     d = out.shape[1]
-    if not 0 < d < _lanes_of(out):
+    if not 0 < d < lanes:
         raise ValueError("a narrow noise fill takes rows of fewer columns than a philox block's values "
                          "(float64: 1, float32: 1 to 3); call fill_<kind> for wider rows")
     k0, k1 = seed_key(seed)

@@ -201,18 +201,18 @@ def spread_noise(stmts: list) -> list:
         st, nxt = stmts[i], stmts[i + 1] if i + 1 < len(stmts) else None
         if isinstance(st, ir.Loop):
             out.append(st.mapped(spread_noise))
-        elif isinstance(st, ir.Stmt) and st.kernel is not None and st.kernel[0] == "noise" \
-                and st.kernel[1].endswith("_narrow") and not _spread_pair(st, nxt):
-            # the CPU's fill of narrow rows (cpu/noise_narrow.py) is the plain fill on the device
-            plain = Call(KernelRef("noise", st.kernel[1].removesuffix("_narrow")), st.call.args, st.call.indent,
-                         st.call.wrap)
-            out.append(ir.Stmt(plain, st.owner))
         elif _spread_pair(st, nxt):
             buf, parts = nxt.call.args
             _, seed, stream, step, row0 = st.call.args
             fill = KernelRef("noise", f"{st.kernel[1].removesuffix('_narrow')}_spread")
             out.append(ir.Stmt(Call(fill, (buf, seed, stream, step, row0, parts)), st.owner))
             i += 1
+        elif isinstance(st, ir.Stmt) and st.kernel is not None and st.kernel[0] == "noise" \
+                and st.kernel[1].endswith("_narrow"):
+            # the CPU's fill of narrow rows (cpu/noise_narrow.py) is the plain fill on the device
+            plain = Call(KernelRef("noise", st.kernel[1].removesuffix("_narrow")), st.call.args, st.call.indent,
+                         st.call.wrap)
+            out.append(ir.Stmt(plain, st.owner))
         else:
             out.append(st)
         i += 1
