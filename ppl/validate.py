@@ -94,6 +94,10 @@ def estimator_options(where: str, name: str, opts: dict, words: dict | None = No
         if not (isinstance(out["train"], str) and out["train"] in said):
             extra = "".join(f", {w!r} ({what})" for w, what in said.items())
             raise ModelError(f"{pre} train must be True, False{extra}, got {out['train']!r}")
+    for key, said in (words or {}).items():   # an option of words alone
+        if key != "train" and key in out and not (isinstance(out[key], str) and out[key] in said):
+            listed = ", ".join(f"{w!r} ({what})" for w, what in said.items())
+            raise ModelError(f"{pre} {key} must be one of {listed}, got {out[key]!r}")
     if "baseline" in out and out["baseline"] is not None and not isinstance(out["baseline"], str):
         raise ModelError(f"{pre} baseline must be a name ('none', 'moving_average', 'loo', 'learned'), "
                          f"got {out['baseline']!r}")

@@ -17,20 +17,25 @@ weighted reservoir (the jump of weight |w| replaces the kept one with probabilit
 running sum of the weights), so the kept jump is j with probability |w_j| / W_total, and
 W_total sign(w_j) (f(y_j) - f(x)) estimates the derivative along j's parameter without bias.
 
-Noise: the draw's noise u (the unit's value, on every row) and the reservoir's uniforms v (drawn
-rows only), v's last `width` columns: the laws drawn from one uniform take both from ONE buffer of
-2 width columns (u the first half), one philox block giving a scalar unit's two uniforms.
+Paths: A = W.shape[1] reservoirs, each with an alternative row of its own (one per parameter
+direction where the jumps are weighed along a few: ppl/lowering/tangents.py); path a weighs the
+directions d with d % A == a, and every buffer below has a column (block) per path.
 
-Rows: the drawn row (local index 0 of the digit (stride, span)) holds the draw x; the
-alternative row (local index `off`) holds the path that took the kept jump: when a node's jump
-is kept, the alternative row takes the drawn row's values with that jump applied (the
+Noise: the draw's noise u (the unit's value, on every row) and the reservoirs' uniforms v (drawn
+rows only), v's last A width columns (path a's: block a): the laws drawn from one uniform take
+both from ONE buffer of (1 + A) width columns (u the first block), one philox block giving a
+scalar unit's uniforms.
+
+Rows: the drawn row (local index 0 of the digit (stride, span)) holds the draw x; path a's
+alternative row (local index `off` + a) holds the path that took its kept jump: when a node's
+jump is kept, the alternative row takes the drawn row's values with that jump applied (the
 lowering copies the drawn row's values read later onto it, `alt_reset`), else it draws the node
 plainly from its own inputs with the drawn row's uniform (common random numbers). Every other row
-of the digit draws plainly. Per drawn row, 1D buffers: W the weights' running sum, `sid` the
-count of kept jumps (the kept one's tag), D the alternative's cost minus the draw's, summed as the
-costs are computed (`alt_cost_diff`) and restarted at each kept jump; `tag[r, j]` holds the count
-at which unit j's jump was kept (the estimate: its unit's tag equals the final count). The
-alternative row weighs 0 in the objective.
+of the digit draws plainly. Per drawn row and path (R x A buffers): W the weights' running sum,
+`sid` the count of kept jumps (the kept one's tag), D the alternative's cost minus the draw's,
+summed as the costs are computed (`alt_cost_diff`) and restarted at each kept jump; `tag[r, a
+width + j]` holds the count at which path a kept unit j's jump (the estimate: its unit's tag
+equals the path's final count). The alternative rows weigh 0 in the objective.
 """
 import math
 import textwrap
@@ -50,46 +55,50 @@ from .probs import _group_sum, _icdf_group
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _keep(r, j, m, v, W, sid, tag):
-    """A jump of weight m > 0 of unit j into the reservoir: True when it replaces the kept one."""
-    W[r] += m
-    if v[r, j] * W[r] < m:
-        sid[r] += 1.0
-        tag[r, j] = sid[r]
+def _keep(r, a, j, m, v, W, sid, tag):
+    """A jump of weight m > 0 of unit j into path a's reservoir (its uniforms: v's last paths x
+    width columns, path by path): True when it replaces the kept one."""
+    n, A = tag.shape[1] // W.shape[1], W.shape[1]
+    W[r, a] += m
+    if v[r, v.shape[1] - (A - a) * n + j] * W[r, a] < m:
+        sid[r, a] += 1.0
+        tag[r, a * n + j] = sid[r, a]
         return True
     return False
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _keep_t(r, j, w, v, W, sid, tag, tan, S):
-    """A jump of unit j, weight w > 0 per unit of its law's parameter, into the reservoir: per
-    unit (`tan` empty: weight w), or along the model's parameters (`tan`: the parameter's
-    tangents, column d * width + j for direction d): weight m = w sum_d |tan_d|, and where it is
-    kept S[r, d] = w tan_d / m, so that W_total S (f(y) - f(x)) estimates every direction's
-    derivative. A jump with no tangent adds nothing; a NaN weight makes W NaN."""
+def _keep_t(r, a, j, w, v, W, sid, tag, tan, S):
+    """A jump of unit j, weight w > 0 per unit of its law's parameter, into path a's reservoir:
+    per unit (`tan` empty: weight w), or along the model's parameters (`tan`: the parameter's
+    tangents, column d * width + j for direction d): weight m = w sum |tan_d| over the path's
+    directions (d % paths == a), and where it is kept S[r, a * dirs + d] = w tan_d / m there (0
+    elsewhere), so that W_total S (f(y) - f(x)) estimates each of them. A jump with no tangent
+    adds nothing; a NaN weight makes W NaN."""
     if tan.shape[0] == 0:
-        return _keep(r, j, w, v, W, sid, tag)
-    n = tag.shape[1]
+        return _keep(r, a, j, w, v, W, sid, tag)
+    n, A = tag.shape[1] // W.shape[1], W.shape[1]
+    ND = S.shape[1] // A
     m = 0.0
-    for d in range(S.shape[1]):
+    for d in range(a, ND, A):
         m += abs(float(tan[r, d * n + j]))
     m *= w
-    if m == 0.0 or not _keep(r, j, m, v, W, sid, tag):
+    if m == 0.0 or not _keep(r, a, j, m, v, W, sid, tag):
         return False
-    for d in range(S.shape[1]):
-        S[r, d] = w * float(tan[r, d * n + j]) / m
+    for d in range(ND):
+        S[r, a * ND + d] = w * float(tan[r, d * n + j]) / m if d % A == a else 0.0
     return True
 
 
 @njit(cache=True, error_model="numpy")
-def _apply(r, ra, kept, jump, D, switched, value, rw):
-    """The alternative row after the drawn row's jumps: the draw with the kept jump (to `jump`)
-    where this node kept one (and D restarts), else left to the caller's plain draw (False)."""
-    switched[r] = 1.0 if kept >= 0 else 0.0
+def _apply(r, a, ra, kept, jump, D, switched, value, rw):
+    """Path a's alternative row ra after the drawn row's jumps: the draw with the kept jump (to
+    `jump`) where this node kept one (and D restarts), else left to the caller's plain draw (False)."""
+    switched[r, a] = 1.0 if kept >= 0 else 0.0
     rw[ra] = 0.0
     if kept < 0:
         return False
-    D[r] = 0.0
+    D[r, a] = 0.0
     for j in range(value.shape[1]):
         value[ra, j] = value[r, j]
     value[ra, kept] = jump
@@ -152,50 +161,53 @@ def _geometric_jump(param, x, logits):
     return (x if logits else x / (p * q), -1.0) if x > 0.0 else (0.0, 0.0)
 
 
-_TEMPLATE = """def sd_{kind}_draw(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
+_TEMPLATE = """def {name}(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
     jl = slot_local(r, stride, span)
-    if value.shape[1] == 1 and (tan.shape[0] == 0 or S.shape[1] == 1):   # one unit, one direction
-{narrow}
-    else:
-{wide}
+{body}
 """
-# the body of _TEMPLATE: {N} the units (value's columns), {ND} the directions (S's columns); the
-# one-unit copy has them constant, so its loops leave no vector-loop set-up in each row's work
-_BODY = """if jl != off:
+# the body of _TEMPLATE: {N} the units (value's columns), {A} the paths (W's), {ND} the directions
+# (S's columns / A). Each law has two kernels: `sd_<kind>_draw` and `sd_<kind>_draw1`, a copy for
+# one unit, one path and at most one direction with them constant, so that its loops leave no
+# vector-loop set-up in each row's work (the lowering picks it: one kernel holding both copies
+# behind a test of the shapes ran its rows at the general copy's speed). Path a's reservoir reads v's columns vo + a N + j and weighs the directions
+# d % A == a (tangents.py); its alternative row is local index off + a.
+_BODY = """if jl < off or jl >= off + {A}:
     for j in range({N}):
         value[r, j] = like(value, {unit_r})
     if jl == 0:
-        ra = r + off * stride
-        kept, jump, n_ = -1, 0.0, {N}
-        vo = v.shape[1] - n_   # the reservoir's uniforms: v's last n_ columns (v may be u's twin)
-        for j in range(n_):
-            tag[r, j] = 0.0
-            w, dy = {jump_r}
-            if not w <= 0.0:   # a jump (a NaN weight too: it makes W NaN)
-                m = w
-                if tan.shape[0] != 0:   # along the parameters: w sum_d |tan_d|
-                    m = 0.0
-                    for d in range({ND}):
-                        m += abs(float(tan[r, d * n_ + j]))
-                    m *= w
-                if m != 0.0:
-                    W[r] += m
-                    if v[r, vo + j] * W[r] < m:
-                        sid[r] += 1.0
-                        tag[r, j] = sid[r]
-                        kept, jump = j, dy
-                        for d in range({ND} if tan.shape[0] != 0 else 0):
-                            S[r, d] = w * float(tan[r, d * n_ + j]) / m
-        switched[r] = 1.0 if kept >= 0 else 0.0
-        rw[ra] = 0.0
-        if kept >= 0:
-            D[r] = 0.0
+        n_, A_ = {N}, {A}
+        vo = v.shape[1] - A_ * n_   # the reservoirs' uniforms: v's last A n columns (v may be u's twin)
+        for a in range(A_):
+            ra = r + (off + a) * stride
+            kept, jump = -1, 0.0
             for j in range(n_):
-                value[ra, j] = value[r, j]
-            value[ra, kept] = value[r, kept] + like(value, jump)
-        else:
-            for j in range(n_):
-                value[ra, j] = like(value, {unit_ra})"""
+                tag[r, a * n_ + j] = 0.0
+                w, dy = {jump_r}
+                if not w <= 0.0:   # a jump (a NaN weight too: it makes W NaN)
+                    m = w
+                    if tan.shape[0] != 0:   # along the path's directions: w sum_d |tan_d|
+                        m = 0.0
+                        for d in range(a, {ND}, A_):
+                            m += abs(float(tan[r, d * n_ + j]))
+                        m *= w
+                    if m != 0.0:
+                        W[r, a] += m
+                        if v[r, vo + a * n_ + j] * W[r, a] < m:
+                            sid[r, a] += 1.0
+                            tag[r, a * n_ + j] = sid[r, a]
+                            kept, jump = j, dy
+                            for d in range({ND} if tan.shape[0] != 0 else 0):
+                                S[r, a * {ND} + d] = w * float(tan[r, d * n_ + j]) / m if d % A_ == a else 0.0
+            switched[r, a] = 1.0 if kept >= 0 else 0.0
+            rw[ra] = 0.0
+            if kept >= 0:
+                D[r, a] = 0.0
+                for j in range(n_):
+                    value[ra, j] = value[r, j]
+                value[ra, kept] = value[r, kept] + like(value, jump)
+            else:
+                for j in range(n_):
+                    value[ra, j] = like(value, {unit_ra})"""
 # kind: (its parameters, the unit's draw, its jump: (weight per unit of the law's parameter, step))
 _LAWS = {
     "bernoulli": ("logits", "_bernoulli_unit(logits[{i}, j], u[{i}, j])", "_bernoulli_jump(logits[r, j], float(value[r, j]))",
@@ -217,6 +229,23 @@ _LAWS = {
 }
 
 
+def _one_path(body, A):
+    """The body with one path (A "1"): the path loop's lines one level up, a = 0."""
+    if A != "1":
+        return body
+    lines, out, depth = body.splitlines(), [], None
+    for line in lines:
+        ind = len(line) - len(line.lstrip())
+        if line.strip() == "for a in range(A_):":
+            depth = ind
+            out.append(" " * ind + "a = 0")
+            continue
+        if depth is not None and line.strip() and ind <= depth:
+            depth = None
+        out.append(line[4:] if depth is not None and line.startswith(" " * (depth + 4)) else line)
+    return "\n".join(out).replace("range(a, 1, A_)", "range(1)").replace(" if d % A_ == a else 0.0", "")
+
+
 def _scalar_law_kernels():
     """The declared kernels of the laws of one unit per column, from _TEMPLATE (as declare.unary
     makes an op's): the draw on the drawn row with its jumps in the reservoir (per unit, `tan`
@@ -225,16 +254,19 @@ def _scalar_law_kernels():
     frame = sys._getframe(0)
     out = {}
     for kind, (params, unit, jump, doc) in _LAWS.items():
-        body = {N: textwrap.indent(_BODY.format(N=N, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
-                                                jump_r=jump), " " * 8)
-                for N, ND in (("1", "1"), ("value.shape[1]", "S.shape[1]"))}
-        src = _TEMPLATE.format(kind=kind, params=params, narrow=body["1"], wide=body["value.shape[1]"])
-        glb = dict(globals())
-        exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
-        fn = glb[f"sd_{kind}_draw"]
-        fn.__source__ = src
-        fn.__doc__ = f"{kind}: {doc} (the module's docstring)."
-        out[f"sd_{kind}_draw"] = rows("value")(fn)
+        for suffix, N, A, ND in (("", "value.shape[1]", "W.shape[1]", "(S.shape[1] // W.shape[1])"),
+                                 ("1", "1", "1", "1")):
+            name = f"sd_{kind}_draw{suffix}"
+            body = _one_path(_BODY.format(N=N, A=A, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
+                                          jump_r=jump), A)
+            src = _TEMPLATE.format(name=name, params=params, body=textwrap.indent(body, " " * 4))
+            glb = dict(globals())
+            exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
+            fn = glb[name]
+            fn.__source__ = src
+            fn.__doc__ = (f"{kind}: {doc} (the module's docstring)"
+                          + ("; one unit, one path, at most one direction." if suffix else "."))
+            out[name] = rows("value")(fn)
     return out
 
 
@@ -243,26 +275,28 @@ globals().update(_scalar_law_kernels())
 
 @njit(cache=True, error_model="numpy")
 def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    jl = slot_local(r, stride, span)
-    if jl == off:
+    jl, A, n = slot_local(r, stride, span), W.shape[1], value.shape[1]
+    if off <= jl < off + A:
         return
-    for c0 in range(0, value.shape[1], K):
+    for c0 in range(0, n, K):
         categorical_sample_group(logits, gumbel, r, c0, K, value)
     if jl != 0:
         return
-    ra = r + off * stride
-    kept = -1
-    for c0 in range(0, value.shape[1], K):
-        m0, lse = logsumexp_group(logits, r, c0, K)
-        for k in range(K):
-            tag[r, c0 + k] = 0.0
-            if value[r, c0 + k] < 0.5 and _keep_t(r, c0 + k, math.exp(logits[r, c0 + k] - m0 - lse), v, W, sid, tag, tan, S):
-                kept = c0 + k
-    if _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
-        _move_group(value, ra, kept, K)
-    else:
-        for c0 in range(0, value.shape[1], K):
-            categorical_sample_group(logits, gumbel, ra, c0, K, value)
+    for a in range(A):
+        ra = r + (off + a) * stride
+        kept = -1
+        for c0 in range(0, n, K):
+            m0, lse = logsumexp_group(logits, r, c0, K)
+            for k in range(K):
+                tag[r, a * n + c0 + k] = 0.0
+                if value[r, c0 + k] < 0.5 and _keep_t(r, a, c0 + k, math.exp(logits[r, c0 + k] - m0 - lse), v, W, sid,
+                                                      tag, tan, S):
+                    kept = c0 + k
+        if _apply(r, a, ra, kept, like(value, 1.0), D, switched, value, rw):
+            _move_group(value, ra, kept, K)
+        else:
+            for c0 in range(0, n, K):
+                categorical_sample_group(logits, gumbel, ra, c0, K, value)
 
 
 @rows("value")
@@ -274,26 +308,27 @@ def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, s
 
 @njit(cache=True, error_model="numpy")
 def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S):
-    jl = slot_local(r, stride, span)
-    if jl == off:
+    jl, A, n = slot_local(r, stride, span), W.shape[1], value.shape[1]
+    if off <= jl < off + A:
         return
-    for c0 in range(0, value.shape[1], K):
+    for c0 in range(0, n, K):
         _icdf_group(probs, u[r, c0], r, c0, K, value)
     if jl != 0:
         return
-    ra = r + off * stride
-    kept = -1
-    for c0 in range(0, value.shape[1], K):
-        m = 1.0 / float(_group_sum(probs, r, c0, K))
-        for k in range(K):
-            tag[r, c0 + k] = 0.0
-            if value[r, c0 + k] < 0.5 and _keep_t(r, c0 + k, m, v, W, sid, tag, tan, S):
-                kept = c0 + k
-    if _apply(r, ra, kept, like(value, 1.0), D, switched, value, rw):
-        _move_group(value, ra, kept, K)
-    else:
-        for c0 in range(0, value.shape[1], K):
-            _icdf_group(probs, u[ra, c0], ra, c0, K, value)
+    for a in range(A):
+        ra = r + (off + a) * stride
+        kept = -1
+        for c0 in range(0, n, K):
+            m = 1.0 / float(_group_sum(probs, r, c0, K))
+            for k in range(K):
+                tag[r, a * n + c0 + k] = 0.0
+                if value[r, c0 + k] < 0.5 and _keep_t(r, a, c0 + k, m, v, W, sid, tag, tan, S):
+                    kept = c0 + k
+        if _apply(r, a, ra, kept, like(value, 1.0), D, switched, value, rw):
+            _move_group(value, ra, kept, K)
+        else:
+            for c0 in range(0, n, K):
+                _icdf_group(probs, u[ra, c0], ra, c0, K, value)
 
 
 @rows("value")
@@ -310,108 +345,165 @@ def tangent_seed(r, t, col):
         t[r, j] = like(t, 1.0) if j == col else like(t, 0.0)
 
 
+# The kernels below work path by path; one path (the common case) has a copy of its own, with
+# a = 0 constant. A row's work calls no helper taking an array (Numba's inlining keeps a
+# reference count per array argument per row: kernels/declare.py).
 @rows("flag")
 def alt_differs(r, x, flag, stride, off, span):
-    """flag[r] = 1 on a drawn row whose alternative row's values of x differ from its own (NaN
-    differs): a carry at the end of a step."""
+    """flag[r, a] = 1 on a drawn row whose path a's alternative row's values of x differ from its
+    own (NaN differs): a carry at the end of a step."""
     if slot_local(r, stride, span) == 0:
-        ra = r + off * stride
-        for j in range(x.shape[1]):
-            if not x[ra, j] == x[r, j]:
-                flag[r] = 1.0
+        if flag.shape[1] == 1:
+            for j in range(x.shape[1]):
+                if not x[r + off * stride, j] == x[r, j]:
+                    flag[r, 0] = 1.0
+        else:
+            for a in range(flag.shape[1]):
+                for j in range(x.shape[1]):
+                    if not x[r + (off + a) * stride, j] == x[r, j]:
+                        flag[r, a] = 1.0
 
 
 @rows("flag")
 def sd_bank(r, flag, stride, span, W, D, S, acc):
-    """Where the alternative path has met the drawn one again (flag 0 after every carry's
-    alt_differs), its contribution W D S is final: banked into acc, and the reservoir restarts
+    """Where path a's alternative has met the drawn path again (flag[r, a] 0 after every carry's
+    alt_differs), its contribution W D S is final: banked into acc, and its reservoir restarts
     empty (W = D = 0), so a later jump is weighed against the jumps after the meeting only."""
-    if slot_local(r, stride, span) == 0 and flag[r] == 0.0 and W[r] != 0.0:
-        c = W[r] * D[r]
-        for d in range(S.shape[1]):
-            acc[r, d] += c * S[r, d]
-            S[r, d] = 0.0
-        W[r] = 0.0
-        D[r] = 0.0
+    if slot_local(r, stride, span) == 0:
+        ND = acc.shape[1]
+        if W.shape[1] == 1:
+            if flag[r, 0] == 0.0 and W[r, 0] != 0.0:
+                c = W[r, 0] * D[r, 0]
+                for d in range(ND):
+                    acc[r, d] += c * S[r, d]
+                    S[r, d] = 0.0
+                W[r, 0] = 0.0
+                D[r, 0] = 0.0
+        else:
+            for a in range(W.shape[1]):
+                if flag[r, a] == 0.0 and W[r, a] != 0.0:
+                    c = W[r, a] * D[r, a]
+                    for d in range(ND):
+                        acc[r, d] += c * S[r, a * ND + d]
+                        S[r, a * ND + d] = 0.0
+                    W[r, a] = 0.0
+                    D[r, a] = 0.0
 
 
 @rows("W")
 def sd_tangent_grad(r, W, D, S, acc, rw, stride, span, d, e, gp):
-    """gp[e] += the drawn rows' rw (acc + W D S) in direction d: the stochastic derivative along
-    the parameter entry e (a word every row adds to)."""
+    """gp[e] += the drawn rows' rw (acc + sum_a W D S) in direction d: the stochastic derivative
+    along the parameter entry e (a word every row adds to)."""
     if slot_local(r, stride, span) == 0:
-        add_word(gp, e, rw[r] * (acc[r, d] + W[r] * D[r] * S[r, d]))
+        ND = acc.shape[1]
+        t = acc[r, d]
+        for a in range(W.shape[1]):
+            t += W[r, a] * D[r, a] * S[r, a * ND + d]
+        add_word(gp, e, rw[r] * t)
 
 
 @rows("tag")
 def sd_grad(r, tag, stride, span, W, sid, D, rw, grad):
-    """grad[r, j] += rw W D on the drawn row of the unit whose jump was kept last (its tag is the
-    final count): W_total sign(w) (f(y) - f(x)), every jump's weight positive in its parameter."""
-    if slot_local(r, stride, span) == 0 and sid[r] > 0.0:
-        s = like(grad, rw[r] * W[r] * D[r])
-        for j in range(tag.shape[1]):
-            if tag[r, j] == sid[r]:
-                grad[r, j] += s
+    """grad[r, j] += rw W D on the drawn row of the unit whose jump path a kept last (its tag is
+    the path's final count): W_total sign(w) (f(y) - f(x)), every jump's weight positive in its
+    parameter."""
+    if slot_local(r, stride, span) == 0:
+        n = grad.shape[1]
+        for a in range(W.shape[1]):
+            if sid[r, a] > 0.0:
+                s = like(grad, rw[r] * W[r, a] * D[r, a])
+                for j in range(n):
+                    if tag[r, a * n + j] == sid[r, a]:
+                        grad[r, j] += s
 
 
 @rows("c")
 def alt_cost_diff(r, c, stride, off, span, D):
-    """D[r] += c[alternative row] - c[r] on the drawn rows: a cost's share of f(y) - f(x)."""
+    """D[r, a] += c[path a's alternative row] - c[r] on the drawn rows: a cost's share of f(y) - f(x)."""
     if slot_local(r, stride, span) == 0:
-        D[r] += c[r + off * stride] - c[r]
+        if D.shape[1] == 1:
+            D[r, 0] += c[r + off * stride] - c[r]
+        else:
+            for a in range(D.shape[1]):
+                D[r, a] += c[r + (off + a) * stride] - c[r]
 
 
 @rows("switched")
 def alt_reset(r, x, switched, stride, off, span):
-    """The alternative row takes the drawn row's values of x where the node just drawn kept a
-    jump (a value computed before it and read after it)."""
-    if slot_local(r, stride, span) == 0 and switched[r] > 0.0:
-        for j in range(x.shape[1]):
-            x[r + off * stride, j] = x[r, j]
+    """Each path's alternative row takes the drawn row's values of x where the node just drawn
+    kept a jump on it (a value computed before it and read after it)."""
+    if slot_local(r, stride, span) == 0:
+        if switched.shape[1] == 1:
+            if switched[r, 0] > 0.0:
+                for j in range(x.shape[1]):
+                    x[r + off * stride, j] = x[r, j]
+        else:
+            for a in range(switched.shape[1]):
+                if switched[r, a] > 0.0:
+                    for j in range(x.shape[1]):
+                        x[r + (off + a) * stride, j] = x[r, j]
 
 
 @rows("switched")
 def alt_reset_steps(r, x, steps, switched, stride, off, span):
     """alt_reset for the first `steps` steps of a loop's per-step storage x (the steps' rows one
     after the other, R = switched.shape[0] each): a loop's outputs, read after the loop."""
-    if slot_local(r, stride, span) == 0 and switched[r] > 0.0:
+    if slot_local(r, stride, span) == 0:
         R = switched.shape[0]
-        for s in range(steps):
-            for j in range(x.shape[1]):
-                x[s * R + r + off * stride, j] = x[s * R + r, j]
+        for a in range(switched.shape[1]):
+            if switched[r, a] > 0.0:
+                ra = r + (off + a) * stride
+                for s in range(steps):
+                    for j in range(x.shape[1]):
+                        x[s * R + ra, j] = x[s * R + r, j]
 
 
 def _state(g, n, d):
-    """The digit (stride 1, alternative at local index 2 of 3) and the buffers a draw writes."""
-    return (1, 2, 3, g.x(n) * 0, g.x(n) * 0, g.x(n) * 0, g.out(n), g.out(n, d), g.out(n, d), g.pos(n))
+    """The digit (stride 1, the A = 2 paths' alternatives at local indices 2 and 3 of 4) and the
+    buffers a draw writes."""
+    return (1, 2, 4, g.x(n, A) * 0, g.x(n, A) * 0, g.x(n, A) * 0, g.out(n, A), g.out(n, A * d), g.out(n, d), g.pos(n))
 
 
 def _tangents(g, width, dirs=2):
-    """A parameter's tangents along `dirs` directions (column d * width + j) and S, the kept jump's
+    """A parameter's tangents along `dirs` directions (column d * width + j) and S, the kept jumps'
     (dirs 0: per unit, the empty tangents the step passes then)."""
-    return (g.x(R, dirs * width), g.out(R, dirs)) if dirs else (g.x(R, 0)[:0], g.x(R, 0)[:0])
+    return (g.x(R, dirs * width), g.out(R, A * dirs)) if dirs else (g.x(R, 0)[:0], g.x(R, 0)[:0])
 
 
-R, D = 9, 3
+def _one(kind):
+    """sd_<kind>_draw1's case: one unit, one path (local index 1 of 2), one direction or none."""
+    n_params = len(_LAWS[kind][0].split(", "))
+    def case(g):
+        params = (np.floor(8 * g.u(R, 1)), g.u(R, 1)) if n_params == 2 else (g.u(R, 1),)
+        uv = g.u(R, 2)
+        tan = (g.x(R, 1), g.out(R, 1)) if kind in ("bernoulli_probs", "binomial") else (g.x(R, 0)[:0], g.x(R, 0)[:0])
+        return (*params, uv, uv, 1, 1, 2, g.x(R, 1) * 0, g.x(R, 1) * 0, g.x(R, 1) * 0, g.out(R, 1), g.out(R, 1),
+                g.out(R, 1), g.pos(R), *tan)
+    return case
+
+
+R, D, A = 12, 3, 2
 PARITY = {
-    "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
-    "sd_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, 6), 3, *_state(g, R, 6), *_tangents(g, 6)),
-    "sd_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D, 0)),
-    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), *[g.u(R, 2 * D)] * 2, *_state(g, R, D), *_tangents(g, D)),
-    "sd_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, 6), 3, *_state(g, R, 6),
+    "sd_bernoulli_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, A * D), *_state(g, R, D), *_tangents(g, D)),
+    "sd_categorical_draw": lambda g: (g.x(R, 6), g.x(R, 6), g.u(R, A * 6), 3, *_state(g, R, 6), *_tangents(g, 6)),
+    "sd_poisson_draw": lambda g: (3 * g.pos(R, D), g.u(R, D), g.u(R, A * D), *_state(g, R, D), *_tangents(g, D, 0)),
+    "sd_bernoulli_probs_draw": lambda g: (g.u(R, D), *[g.u(R, (1 + A) * D)] * 2, *_state(g, R, D), *_tangents(g, D)),
+    "sd_categorical_probs_draw": lambda g: (g.pos(R, 6), g.u(R, 6), g.u(R, A * 6), 3, *_state(g, R, 6),
                                             *_tangents(g, 6, 0)),
-    "sd_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D),
+    "sd_binomial_draw": lambda g: (np.floor(8 * g.u(R, D)), g.u(R, D), g.u(R, D), g.u(R, A * D), *_state(g, R, D),
                                    *_tangents(g, D)),
-    "sd_binomial_logits_draw": lambda g: (np.floor(8 * g.u(R, D)), g.x(R, D), g.u(R, D), g.u(R, D),
+    "sd_binomial_logits_draw": lambda g: (np.floor(8 * g.u(R, D)), g.x(R, D), g.u(R, D), g.u(R, A * D),
                                           *_state(g, R, D), *_tangents(g, D, 0)),
-    "sd_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D)),
-    "sd_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, D), *_state(g, R, D), *_tangents(g, D, 0)),
+    "sd_geometric_draw": lambda g: (g.u(R, D), g.u(R, D), g.u(R, A * D), *_state(g, R, D), *_tangents(g, D)),
+    "sd_geometric_logits_draw": lambda g: (g.x(R, D), g.u(R, D), g.u(R, A * D), *_state(g, R, D),
+                                           *_tangents(g, D, 0)),
+    **{f"sd_{kind}_draw1": _one(kind) for kind in _LAWS},
     "tangent_seed": lambda g: (g.out(R, D), 1),
-    "alt_differs": lambda g: (np.floor(2 * g.u(R, D)), g.out(R), 1, 2, 3),
-    "sd_bank": lambda g: (g.bits(R), 1, 3, g.pos(R), g.x(R), g.x(R, 2), g.x(R, 2)),
-    "sd_tangent_grad": lambda g: (g.pos(R), g.x(R), g.x(R, 2), g.x(R, 2), g.pos(R), 1, 3, 1, 2, g.out(4)),
-    "sd_grad": lambda g: (g.bits(R, D), 1, 3, g.pos(R), g.bits(R), g.x(R), g.pos(R), g.x(R, D)),
-    "alt_cost_diff": lambda g: (g.x(R), 1, 2, 3, g.x(R)),
-    "alt_reset": lambda g: (g.x(R, D), g.bits(R), 1, 2, 3),
-    "alt_reset_steps": lambda g: (g.x(3 * R, D), 2, g.bits(R), 1, 2, 3),
+    "alt_differs": lambda g: (np.floor(2 * g.u(R, D)), g.out(R, A), 1, 2, 4),
+    "sd_bank": lambda g: (g.bits(R, A), 1, 4, g.pos(R, A), g.x(R, A), g.x(R, A * 2), g.x(R, 2)),
+    "sd_tangent_grad": lambda g: (g.pos(R, A), g.x(R, A), g.x(R, A * 2), g.x(R, 2), g.pos(R), 1, 4, 1, 2, g.out(4)),
+    "sd_grad": lambda g: (g.bits(R, A * D), 1, 4, g.pos(R, A), g.bits(R, A), g.x(R, A), g.pos(R), g.x(R, D)),
+    "alt_cost_diff": lambda g: (g.x(R), 1, 2, 4, g.x(R, A)),
+    "alt_reset": lambda g: (g.x(R, D), g.bits(R, A), 1, 2, 4),
+    "alt_reset_steps": lambda g: (g.x(3 * R, D), 2, g.bits(R, A), 1, 2, 4),
 }

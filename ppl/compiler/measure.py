@@ -133,10 +133,12 @@ def rows_of(model, an, options, assign: dict) -> int:
     """Rows per data row of the program under `assign` (node -> (estimator, options)), from its
     row plan (the array lowering's; `an`: the model's analysis): nothing lowered or compiled."""
     from ..lowering import ArrayLowering
+    from ..lowering.grads import alternative_paths
     from ..lowering.rows import plan_rows
     choices = select(model, an, dict(assign), "rules", options.samples, options.baseline, options.objective)
+    paths = alternative_paths(model, an, choices, options.target == "cpu")
     plan = plan_rows(model, an, choices, options.samples, options.objective, ArrayLowering.merge_rows,
-                     ArrayLowering.one_layout)
+                     ArrayLowering.one_layout, paths)
     return options.samples * plan.S
 
 

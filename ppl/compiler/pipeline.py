@@ -175,7 +175,8 @@ def fuse(c: Compilation):
 
 def plan_rows(c: Compilation):
     cls, o = c.lowering_class, c.options
-    c.plan = rows.plan_rows(c.model, c.an, c.choices, o.samples, o.objective, cls.merge_rows, cls.one_layout)
+    paths = grads.alternative_paths(c.model, c.an, c.choices, cls is ArrayLowering and o.target == "cpu")
+    c.plan = rows.plan_rows(c.model, c.an, c.choices, o.samples, o.objective, cls.merge_rows, cls.one_layout, paths)
 
 
 def requires_grad(c: Compilation):

@@ -20,7 +20,9 @@ lowering/tangents.MAX_DIRECTIONS) through ops with a forward rule, as a simulati
 does, the jumps are weighed along them as the paper's forward mode weighs them along its
 direction: by w sum_d |dq / dtheta_d|, the tangents computed in the step, and the estimate is added
 to the parameters' gradients forward; in a scan a kept path that has met the drawn one again is
-banked and the reservoir restarts (lowering/tangents.py). Otherwise (a network's layers between
+banked and the reservoir restarts (lowering/tangents.py). With at most tangents.MAX_PATHS
+directions each has an alternative path of its own, weighed by w |dq / dtheta_d| alone (one row
+per direction: a jump that moves only another parameter is never kept for this one). Otherwise (a network's layers between
 the parameters and the node, a parameter carried across steps, a pathwise node on the way, the
 GPU target) the jumps are weighed per unit of each unit's own parameter and the estimate is the
 reverse-mode gradient of every parameter at once.
@@ -43,18 +45,25 @@ _DRAWS = {"bernoulli": ("sd_bernoulli_draw", "uniform", 0), "categorical": ("sd_
 @register
 class StochasticDerivative(Estimator):
     name = "stochastic_derivative"
-    about = "one alternative path per drawn row (the pruned jumps of every such node), carried through the graph"
+    about = ("one alternative path per drawn row (the pruned jumps of every such node; one per parameter direction "
+             "where few parameters move them), carried through the graph")
     cite = ('Arya, Schauer, Schaefer & Rackauckas 2022, "Automatic differentiation of programs with discrete '
             'randomness", NeurIPS')
     branch_rows = True
     alternative_row = True
+    options = {"paths": "direction"}
+    option_words = {"paths": {"direction": "an alternative path per parameter direction where at most 4 move the "
+                                           "jumps (1 + directions rows)",
+                              "shared": "one path for every direction, the jumps weighed by the tangents' norm "
+                                        "(2 rows)"}}
     rules = (Rule("*", 45, lambda i: not i.differentiable and i.node.width <= NARROW and not in_loop(i)
                   and i.dist.kind in _DRAWS,
                   lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}' and the "
                             f"node is narrow ({i.node.width} units): one alternative path per draw needs no "
                             f"derivative of the black box and had the least variance x time there (docs/benchmarks/"
                             f"simulations.md: RELAX's learned control variate cost far more)"),)
-    kernels = {kind: {"sd_draw": kernel} for kind, (kernel, _, _) in _DRAWS.items()}
+    kernels = {kind: {"sd_draw": kernel, **({"sd_draw1": f"{kernel}1"} if not kind.startswith("categorical") else {})}
+               for kind, (kernel, _, _) in _DRAWS.items()}
 
     def jump_param(self, kind: str) -> int:
         """The input of a node of law `kind` its jumps are weighed in (lowering/tangents.py)."""
@@ -72,13 +81,15 @@ class StochasticDerivative(Estimator):
     def draw(self, ctx):
         alt = ctx.rows.alternative
         _, kind, _ = _DRAWS[ctx.law.kind]
+        n, paths = ctx.node.width, alt.paths
         if kind == "uniform" and not ctx.law.kind.startswith("categorical"):
-            u = v = ctx.noise("uniform", 2 * ctx.node.width)   # one buffer: the draw's, then the reservoir's
+            u = v = ctx.noise("uniform", (1 + paths) * n)   # one buffer: the draw's, then each path's reservoir's
         else:
-            u, v = ctx.noise(kind), ctx.noise("uniform")
+            u, v = ctx.noise(kind), ctx.noise("uniform", paths * n)
         along = alt.along(ctx.node, self.jump_param(ctx.law.kind)) if alt.along else (NO_GRAD, NO_GRAD)   # per unit
-        ctx.law_call("sd_draw", [*ctx.params(), u, v],
-                     [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched"), ctx.buffer("tag", ctx.node.width),
+        one = n == 1 and paths == 1 and alt.directions <= 1 and "sd_draw1" in self.kernels[ctx.law.kind]
+        ctx.law_call("sd_draw1" if one else "sd_draw", [*ctx.params(), u, v],
+                     [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched", paths), ctx.buffer("tag", paths * n),
                       ctx.value(), ctx.rows.weights, *along])
 
     def estimate(self, ctx):
@@ -89,4 +100,5 @@ class StochasticDerivative(Estimator):
             return
         alt = ctx.rows.alternative
         stride, _, span = alt.slot
-        ctx.call(sd_grad, ctx.buffer("tag", ctx.node.width), stride, span, alt.W, alt.count, alt.D, ctx.rows.weights, g)
+        ctx.call(sd_grad, ctx.buffer("tag", alt.paths * ctx.node.width), stride, span, alt.W, alt.count, alt.D,
+                 ctx.rows.weights, g)

@@ -2,9 +2,11 @@
 of the shared digit, whatever the nodes, widths and loop steps, holding the path that took the
 one jump the pruning keeps (kernels/families/stochastic_derivative.py).
 
-The lowering's share:
+With a few parameter directions, `paths` alternative rows, one per direction (lowering/
+tangents.py); every buffer and copy below is then one per path. The lowering's share:
 - the per-drawn-row buffers W (the jumps' weights' running sum), the count of kept jumps and D
-  (the alternative's costs minus the draw's), zeroed at the start of the step (`alternative`);
+  (the alternative's costs minus the draw's), one column per path, zeroed at the start of the
+  step (`alternative`);
 - D's terms: after each cost's forward, its alternative row minus its drawn row (`cost_diff`);
 - when a node keeps a jump on a drawn row, the alternative row must be the draw with that jump
   and nothing else: the values computed before the node that a later node reads (`live`) are
@@ -25,12 +27,14 @@ from .ir import STEP_INDEX
 
 @dataclass(frozen=True)
 class AlternativeRow:
-    W: str          # 1D: the running sum of the jumps' weights (on the drawn rows)
-    count: str      # 1D: the number of jumps kept so far (the kept one's tag)
-    D: str          # 1D: the alternative's costs minus the draw's, since the kept jump
-    slot: tuple     # (stride, off, span): its place in the shared digit
+    W: str          # (R, paths): the running sum of the jumps' weights (on the drawn rows)
+    count: str      # (R, paths): the number of jumps kept so far (the kept one's tag)
+    D: str          # (R, paths): the alternative's costs minus the draw's, since the kept jump
+    slot: tuple     # (stride, off, span): the first path's place in the shared digit (the others follow)
     along: object = None   # (node, input index) -> (its parameter's tangents, S): the jumps weighed along the
                            # parameters (lowering/tangents.py), or None: per unit of the law's parameter
+    paths: int = 1  # the alternative rows (RowPlan.paths)
+    directions: int = 0   # the parameter directions the jumps are weighed along (0: per unit)
 
 
 def alternative_nodes(an, choices) -> list:
@@ -66,14 +70,16 @@ class Alternative:
         if not nodes:
             return None
         if self._alternative is None:
+            paths = self.plan.paths
             with self.outside():
-                W, count, D = (self.buf1(f"alt_{k}_") for k in ("W", "count", "D"))
+                W, count, D = (self.buf2(f"alt_{k}_", paths) for k in ("W", "count", "D"))
             for b in (W, count, D):
-                self.emit_at_start(call(KERNELS.rows.zero1, b))
+                self.emit_at_start(call(KERNELS.rows.zero2, b))
             stride, span = self.plan.row_digit[nodes[0]]
             off = self.plan.cv_slot[nodes[0]][0] if nodes[0] in self.plan.cv_slot else 1
             along = self.jump_buffers if self.needs.tangent is not None else None
-            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along)
+            dirs = len(self.needs.tangent.directions) if self.needs.tangent is not None else 0
+            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along, paths, dirs)
         return self._alternative
 
     def cost_diff(self, head, full_rows: str):

@@ -175,7 +175,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
         self._estimator(n).draw(self.estimator_context(n))
         self.check_user_draw(n, call(KERNELS.rows.all_finite2, self.v(n)))
         if self._estimator(n).alternative_row:
-            self.reset_alternative(n, self.estimator_context(n).buffer("switched"))
+            self.reset_alternative(n, self.estimator_context(n).buffer("switched", self.plan.paths))
 
     def estimate_node(self, n: Node):
         if n in self.needs.evaluated_by:

@@ -9,7 +9,7 @@ from ..analysis import graph as G
 from ..errors import ModelError
 from ..estimators import REGISTRY
 from ..ops import OPS
-from .tangents import jumping_nodes, plan_tangents
+from .tangents import MAX_PATHS, jumping_nodes, plan_tangents
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,33 @@ def requires_grad(model, an, choices, tangents: bool = False) -> GradientNeeds:
                         f"{what} '{c.name}' has no gradient but its input '{x.name}' depends on "
                         f"parameters through a differentiable path; give {fix} or put a "
                         f"stochastic node (estimated by 'score') between the parameters and the {what}")
-    plan = None
-    if tangents and not any(n in evaluated_by for n in jumping_nodes(an, choices)):
-        plan = plan_tangents(model, an, choices, lambda n: REGISTRY[choices[n][0].estimator].jump_param(n.kind))
+    plan = tangent_plan(model, an, choices, evaluated_by) if tangents else None
     if plan is not None:
         req = _unread(an, choices, req)
     return GradientNeeds(MappingProxyType(req), evaluating, MappingProxyType(evaluated_by), plan)
+
+
+def tangent_plan(model, an, choices, evaluated_by=None):
+    """The tangents.TangentPlan of the graph's stochastic derivatives, or None (weighed per unit):
+    none when a jumping node lies below a REBAR node (`evaluated_by`: requires_grad's)."""
+    if evaluated_by is None:
+        evaluating = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
+        below = {m for s in evaluating for m in G.descendants(an.graph, s.name)}
+        evaluated_by = {n: () for n in an.order if n.name in below}
+    if any(n in evaluated_by for n in jumping_nodes(an, choices)):
+        return None
+    return plan_tangents(model, an, choices, lambda n: REGISTRY[choices[n][0].estimator].jump_param(n.kind))
+
+
+def alternative_paths(model, an, choices, tangents: bool) -> int:
+    """The alternative rows of the graph's stochastic derivatives (lowering/alternative.py): one
+    per direction where the jumps are weighed along at most tangents.MAX_PATHS parameter entries
+    (unless a jumping node's option paths is "shared"), else one for all."""
+    nodes = jumping_nodes(an, choices)
+    if not tangents or not nodes or any(choices[n][0].options.get("paths") == "shared" for n in nodes):
+        return 1
+    plan = tangent_plan(model, an, choices)
+    return len(plan.directions) if plan is not None and len(plan.directions) <= MAX_PATHS else 1
 
 
 def _unread(an, choices, req: dict) -> dict:

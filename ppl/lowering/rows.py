@@ -42,13 +42,13 @@ def shared_members(order, sizes: dict, est: dict, descendants, steps=None) -> li
     return rebar
 
 
-def shared_span(members, sizes: dict, est: dict, steps=None) -> int:
+def shared_span(members, sizes: dict, est: dict, steps=None, paths: int = 1) -> int:
     """The rows of the shared digit of `members` (shared_members): the drawn row, each member's
-    extra rows (once per step of its loop), and one alternative row for every member that draws
-    it (stochastic derivatives); 1 when there are none."""
+    extra rows (once per step of its loop), and the `paths` alternative rows every member that
+    draws them shares (stochastic derivatives); 1 when there are none."""
     steps = steps or {}
     alt = any(est[n].alternative_row for n in members)
-    return 1 + sum((sizes[n] - 1) * steps.get(n, 1) for n in members if not est[n].alternative_row) + int(alt)
+    return 1 + sum((sizes[n] - 1) * steps.get(n, 1) for n in members if not est[n].alternative_row) + paths * alt
 
 
 def _frozen(d: dict) -> MappingProxyType:
@@ -64,7 +64,8 @@ class RowPlan:
     extra rows share one digit, in order; `row_digit[n] = (stride, size)` of every expanded node's
     digit, `cv_slot[n] = (off, span)` of a shared-digit member; `branch_digit`: the shared
     digit's (stride, span) when its extra rows carry no objective weight, else None;
-    `draws_alternative`: the nodes that draw the alternative row. `FULL` / `D1`: the layouts of every
+    `draws_alternative`: the nodes that draw the alternative rows, `paths` of them (local indices
+    off .. off + paths - 1 of the shared digit). `FULL` / `D1`: the layouts of every
     row and of one row per data row; `lay[n]`: the layout a node is stored on, `inv`: the nodes
     stored once per data row; `gcopy[n]`: the other layouts its readers read its cotangent on."""
 
@@ -82,6 +83,7 @@ class RowPlan:
     lay: MappingProxyType
     inv: frozenset
     gcopy: MappingProxyType
+    paths: int = 1
 
     # ----- the configurations of a drawn row (the row-fused lowering emits each one's code)
     def digit(self, node, cfg: int) -> int:
@@ -91,7 +93,8 @@ class RowPlan:
         if node not in self.shared:
             return (cfg // stride) % span
         off, j = self.cv_slot[node][0], (cfg // stride) % span
-        return j - off + 1 if off <= j < off + self.sizes[node] - 1 else 0
+        extra = self.paths if node in self.draws_alternative else self.sizes[node] - 1
+        return j - off + 1 if off <= j < off + extra else 0
 
     def partner(self, node, cfg: int) -> int:
         """The configuration of the node's configuration 1 (its antithetic partner) on the rows of
@@ -119,7 +122,7 @@ class RowPlan:
 
 
 def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_rows: bool = True,
-              one_layout: bool = False) -> RowPlan:
+              one_layout: bool = False, paths: int = 1) -> RowPlan:
     """The row layout r = ((i K) + k) S + c, c a mixed-radix number: one digit per enumerated
     or antithetic node (its configurations, a product with the other digits), and one digit
     that every REBAR node (an estimator that `evaluates_below`) shares, whose rows are a sum,
@@ -133,7 +136,8 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     beside it, they only added zero-mean terms. Two REBAR layers take 5 rows instead of 9 (9
     instead of 25 with eta and the temperature trained). `merge_rows`: compute layers once per
     class of equal rows (`_layouts`); `one_layout`: every node, data inputs too, on every row (the
-    row-fused lowering's: a width-1 value costs nothing to redo)."""
+    row-fused lowering's: a width-1 value costs nothing to redo); `paths`: the alternative rows of
+    stochastic derivatives (grads.alternative_paths)."""
     est = {n: REGISTRY[choices[n][0].estimator] for n in an.order if n in choices}
     row_digit, cv_slot, S = {}, {}, 1
     sizes = {n: est[n].expansion(choices[n][1], choices[n][0].options) for n in est}
@@ -150,7 +154,8 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
                                  f"above '{m.name}' (estimator '{choices[m][0].estimator}', whose rows "
                                  f"multiply and weigh each configuration); choose 'score', 'disarm' or 'mvd' for "
                                  f"'{m.name}'")
-    span = shared_span(shared, sizes, est, steps)
+    paths = paths if alt else 1
+    span = shared_span(shared, sizes, est, steps, paths)
     for n in an.order:
         size = sizes.get(n, 1)
         if size <= 1:
@@ -164,7 +169,7 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
                         row_digit[m], cv_slot[m] = (T, span), cv_slot[alt[0]]
                         continue
                     row_digit[m], cv_slot[m] = (T, span), (off, span)
-                    off += 1 if m in alt else (sizes[m] - 1) * steps[m]
+                    off += paths if m in alt else (sizes[m] - 1) * steps[m]
             continue
         if steps[n] > 1:
             raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{an.loop_of(n).loop.name}'): "
@@ -180,7 +185,7 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     KS = samples * S
     FULL, D1 = tuple(range(KS)), (0,) * KS
     plan = RowPlan(S, KS, _frozen(sizes), _frozen(steps), tuple(shared), _frozen(row_digit), _frozen(cv_slot),
-                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}))
+                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}), paths)
     if KS == 1 or one_layout:
         return plan
     lay, gcopy = _layouts(plan, model, an, est, affected_by_alternative(an, choices), merge_rows)

@@ -10,6 +10,12 @@ W_total w (dq / dtheta_d) / weight (f(y) - f(x)) is each direction's estimate, u
 entry. The estimate is then forward: added to the parameters' gradient at the start of the
 backward pass, so the layers between the parameters and q need no reverse pass for it.
 
+With a few directions (at most MAX_PATHS) each has an alternative path of its own, a reservoir
+weighing the jumps by w |dq / dtheta_d| alone: a jump that moves only another direction is never
+kept for this one, and each direction's estimate has the variance of a one-parameter model's,
+for one more row per direction (grads.alternative_paths; the kernels' path a weighs the
+directions d with d % paths == a).
+
 In a `ppl.scan`, where the alternative path has met the drawn one again at the end of a step
 (every carry equal), its contribution is final: banked, and the reservoir restarts empty (the
 pruned triples drop a perturbation that has become zero the same way).
@@ -31,6 +37,7 @@ from ..estimators.protocol import NO_GRAD, REGISTRY
 from ..ops import OPS
 
 MAX_DIRECTIONS = 16   # parameter entries a tangent carries (a simulation's calibration); more: per unit
+MAX_PATHS = 4   # directions given an alternative path each (their rows: 1 + paths); more: one path for all
 _FORWARD = {"add", "mul", "div", "pow", "minimum", "maximum", "scale_shift", "rowsum", "concat", "slice"}
 
 
@@ -151,7 +158,7 @@ class Tangents:
         D = len(self.needs.tangent.directions)
         if self._jumps is None:
             with self.outside():
-                self._jumps = (self.buf2("sd_S_", D), self.buf2("sd_acc_", D))
+                self._jumps = (self.buf2("sd_S_", self.plan.paths * D), self.buf2("sd_acc_", D))
             for b in self._jumps:
                 self.emit_at_start(call(KERNELS.rows.zero2, b))
         p = node.inputs[index]
@@ -177,8 +184,8 @@ class Tangents:
         alt = self.alternative()
         stride, off, span = alt.slot
         with self.outside():
-            flag = self.buf1("sd_met_")
-        self.emit(call(KERNELS.rows.zero1, flag))
+            flag = self.buf2("sd_met_", alt.paths)
+        self.emit(call(KERNELS.rows.zero2, flag))
         for o in info.loop.carry_out:
             self.emit(call(KERNELS.core.alt_differs, self.v(o), flag, stride, off, span))
         self.emit(call(KERNELS.core.sd_bank, flag, stride, span, alt.W, alt.D, *self._jumps))

@@ -89,17 +89,25 @@ def laws(name, T, scanned, counts):
     return m
 
 
-@pytest.mark.parametrize("counts, est", [
-    (False, SD), (False, {"c": SD, "n": "score"}), (False, {"c": "mvd", "n": SD}),
-    (True, SD), (True, {"p": SD, "g": "score"}), (True, {"p": "mvd", "g": SD})])
-def test_the_laws_in_a_scan_alone_and_stacked_are_unbiased(counts, est):
+@pytest.mark.parametrize("counts, est, paths", [
+    (False, SD, 4), (False, "shared", 1), (False, {"c": SD, "n": "score"}, 3), (False, {"c": "mvd", "n": SD}, 4),
+    (True, SD, 4), (True, "shared", 1), (True, {"p": SD, "g": "score"}, 1), (True, {"p": "mvd", "g": SD}, 4)])
+def test_the_laws_in_a_scan_alone_and_stacked_are_unbiased(counts, est, paths):
+    """The parameter entries (a, cl) moving the jumping laws' parameters each get an alternative
+    path of their own (`paths` of them), or ("shared": option paths="shared") one path weighed by
+    the tangents' norm."""
     T = 2 if not counts else 1   # the unrolled oracle enumerates every step's counts jointly
     tag = "all" if isinstance(est, str) else "_".join(v[:2] for v in est.values())
-    prog = laws(f"sdt_laws_{counts}_{tag}", T, True, counts).compile(dtype=np.float64, estimators=est, seed=1)
+    if est == "shared":
+        est = {k: (SD, {"paths": "shared"}) for k in (("p", "g") if counts else ("c", "n"))}
+    prog = laws(f"sdt_laws_{counts}_{tag}_{paths}", T, True, counts).compile(dtype=np.float64, estimators=est,
+                                                                              seed=1)
     assert "tangent_seed" in prog.source and "sd_grad" not in prog.source
+    if est == SD or "mvd" not in str(est):   # no other estimator's rows
+        assert prog.rows_per_data_row == 1 + paths
     P = exact.model_params(prog)
     e = stats.flat(exact.gradient(laws(f"sdt_laws_unrolled_{counts}", T, False, counts), P, {"s0": S0}), list(P))
-    r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, f"scan of laws, {est}")
+    r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, f"scan of laws, {est}, {paths} paths")
     assert r.detectable < 0.05
 
 
@@ -120,13 +128,13 @@ def test_a_nan_tangent_gives_a_nan_gradient():
     alternative row)."""
     from ppl.kernels.cpu import core
     probs, u, v = np.array([[0.3], [0.3]]), np.array([[0.9], [0.9]]), np.array([[0.5], [0.5]])
-    W, sid, D, switched = np.zeros(2), np.zeros(2), np.ones(2), np.zeros(2)
+    W, sid, D, switched = np.zeros((2, 1)), np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1))
     tag, value, rw = np.zeros((2, 1)), np.zeros((2, 1)), np.array([0.5, 0.5])
     S, acc, gp = np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1)
     core.sd_bernoulli_probs_draw(probs, u, v, 1, 1, 2, W, sid, D, switched, tag, value, rw,
                                   np.full((2, 1), np.nan), S)
     core.sd_tangent_grad(W, D, S, acc, rw, 1, 2, 0, 0, gp)
-    assert np.isnan(W[0]) and np.isnan(gp[0])
+    assert np.isnan(W[0, 0]) and np.isnan(gp[0])
 
 
 def test_a_categorical_by_weights_outside_a_scan_is_unbiased():
@@ -145,3 +153,21 @@ def test_a_categorical_by_weights_outside_a_scan_is_unbiased():
     e = stats.flat(exact.gradient(m, P, data), list(P))
     r, _ = stats.assert_unbiased_tuned(prog, data, list(P), e, "categorical by weights, outside a scan")
     assert r.detectable < 0.05
+
+
+def test_more_directions_than_paths_share_one_path_and_a_bad_word_is_named():
+    """Six parameter entries move the jump (more than tangents.MAX_PATHS): one path for all,
+    weighed by the tangents' norm (2 rows); two entries: a path each (3 rows); an unknown
+    `paths` word is an error naming the node, the option and the words it takes."""
+    def model(name, k):
+        with Model(name) as m:
+            x = m.input("x", 1)
+            a = ppl.param("a", k, np.linspace(-0.2, 0.3, k))
+            b = ppl.Bernoulli("b", probs=ppl.sigmoid(ppl.rowsum(a) * 0.1 + x))
+            m.cost("f", ppl.total((b - 0.3) * (b - 0.3)))
+        return m
+    assert model("sdt_six", 6).compile(dtype=np.float64, estimators=SD).rows_per_data_row == 2
+    assert model("sdt_two", 2).compile(dtype=np.float64, estimators=SD).rows_per_data_row == 3
+    with pytest.raises(ppl.ModelError, match=r"'b'.*option paths must be one of 'direction'.*'shared'.*"
+                                             r"got 'each'"):
+        model("sdt_word", 2).compile(dtype=np.float64, estimators={"b": (SD, {"paths": "each"})})

@@ -81,9 +81,9 @@ def test_without_the_reservoir_weight_is_caught():
             (g,) = ctx.param_grads()
             alt = ctx.rows.alternative
             stride, _, span = alt.slot
-            ones = ctx.buffer("ones")
+            ones = ctx.buffer("ones", alt.paths)
             ctx.emit(f"rows.fill({ones}, 1.0)")
-            ctx.call(sd_grad, ctx.buffer("tag", ctx.node.width), stride, span, ones, alt.count, alt.D,
+            ctx.call(sd_grad, ctx.buffer("tag", alt.paths * ctx.node.width), stride, span, ones, alt.count, alt.D,
                      ctx.rows.weights, g)
 
     before = dict(REGISTRY)
