@@ -1,10 +1,11 @@
-"""Simulations with discrete randomness: six problems (the sixth, StochasticAD.jl's random-walk
-tutorial, at five lengths: walk10 .. walk100), their plain @njit simulators and exact
+"""Simulations with discrete randomness: seven problems (the sixth, StochasticAD.jl's random-walk
+tutorial, at five lengths: walk10 .. walk100; the seventh, sir2, an epidemic fitted to observed
+cases with two parameters, in sim_sir2.py), their plain @njit simulators and exact
 reference derivatives, against which gradient estimators of d E[f] / d theta are scored (bias
 as a z-score against the reference, standard deviation per estimate, time per estimate). The
 peer is StochasticAD.jl (Arya et al., NeurIPS 2022), whose users write such simulators.
 
-    python benchmarks/simulations.py --references   # recompute benchmarks/data/simulation_references.json (~3 min of CPU)
+    python benchmarks/simulations.py --references   # recompute benchmarks/data/simulation_references.json (~4 min of CPU)
     python benchmarks/simulations.py --plain        # us per sample of each plain simulator, one JSON line each
     python benchmarks/simulations.py --show         # each problem's definition and cached reference
 
@@ -26,7 +27,7 @@ the expectation (E[f(theta + h)] - E[f(theta - h)]) / 2h and a variance far belo
 independent draws.
 
 References: exact dynamic programming (forward mode: the law of the state and its derivative
-in theta propagated together) for problems 1-4 and 6, the Kalman filter's exact derivative for 5.
+in theta propagated together) for problems 1-4, 6 and 7, the Kalman filter's exact derivative for 5.
 Each stated with a bound of its error (truncation bounded rigorously; float64 rounding checked
 by central differences of the exact expectation), required <= 0.2% relative (`MAX_REL_ERROR`).
 """
@@ -49,6 +50,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sim_references as refs  # noqa: E402
+import sim_sir2 as sir2  # noqa: E402
 import sim_walk as walk  # noqa: E402
 from sim_draws import bernoulli_icdf, binomial_icdf, categorical_icdf, poisson_icdf  # noqa: E402,F401
 
@@ -710,6 +712,18 @@ for _n in walk.WALK_NS:
 STOCHASTICAD_STD = {f"walk{n}": std for n, std in walk.STOCHASTICAD_WALK_STD.items()}
 
 
+# ============================================================================ 7. SIR, two parameters
+
+# The epidemic fitted to 60 observed daily cases, theta = (beta, gamma): the definition, plain
+# simulator, exact DP (both derivatives; the Problem's theta and "value" are beta's, the reference's
+# "by_parameter" has both), ppl model and two-parameter comparison are in benchmarks/sim_sir2.py.
+register(Problem(
+    name="sir2", theta_name="beta", theta=sir2.BETA, params=sir2.PARAMS,
+    run=sir2.sir2_loss, batch=sir2.sir2_batch, reference=sir2.sir2_reference, theta_range=(0.0, math.inf)))
+# problems whose --ppl comparison scores several parameters: their own function (problem, batch, rounds)
+PPL_MULTI = {"sir2": sir2.compare_estimators}
+
+
 # ============================================================================ ppl's estimators
 
 @dataclass(frozen=True)
@@ -847,7 +861,8 @@ def write_references(names):
                  "params": _jsonable(pr.params), **_jsonable(r)}
         data["problems"][name] = entry
         print(json.dumps({"problem": name, "reference": r["value"], "abs_error": r["abs_error"],
-                          "rel_error": r["rel_error"], "E_f": r.get("E_f"), "seconds": r["seconds"]}), flush=True)
+                          "rel_error": r["rel_error"], "E_f": r.get("E_f"), "seconds": r["seconds"],
+                          **({"by_parameter": r["by_parameter"]} if "by_parameter" in r else {})}), flush=True)
     data["meta"] = {"command": "python benchmarks/simulations.py --references",
                     "max_rel_error": MAX_REL_ERROR,
                     "versions": {"python": platform.python_version(), "numpy": np.__version__,
@@ -926,6 +941,8 @@ def main(argv=None):
             try:
                 ref = PROBLEMS[n].cached_reference()
                 print(f"   reference {ref['value']!r} +- {ref['abs_error']:.2g} ({ref['method']})\n")
+                for k, v in ref.get("by_parameter", {}).items():
+                    print(f"   d E[f] / d {k}: {v['value']!r} +- {v['abs_error']:.2g}\n")
             except (OSError, KeyError, RuntimeError) as e:
                 print(f"   no cached reference: {e}\n")
     if args.references:
@@ -933,7 +950,9 @@ def main(argv=None):
     if args.plain:
         time_plain(names, args.rounds, args.seconds)
     for n in names if args.ppl else ():
-        if n in PPL:
+        if n in PPL_MULTI:
+            PPL_MULTI[n](PROBLEMS[n], args.batch, args.rounds)
+        elif n in PPL:
             compare_estimators(n, args.batch, args.rounds)
     for n in names if args.compile else ():
         if n in PPL:
