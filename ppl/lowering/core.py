@@ -76,6 +76,7 @@ class Lowering(ContextHelpers, Walk, Loops):
 
     def finish(self) -> ir.Step:
         """The lowered step (after "lower backward"): the record the printers read."""
+        self.one_step_storage()
         return self.builder.finish(self._weights(), self.row_code())
 
     def _weights(self) -> list:

@@ -184,7 +184,8 @@ class Loop:
     """A loop block of the step (what `ppl.scan` lowers to: ppl/lowering/loops.py): `pre`, run
     once, then `body` for every step `it_` of `range(length)` (reverse: from the last step down).
     At the top of each step, every per-step buffer the block names (`binds`: its name -> the name
-    of its storage, `length` times its rows) is bound to the step's rows of its storage.
+    of its storage, `length` times its rows) is bound to the step's rows of its storage; those no
+    other step reads (`one_step`) to the first step's rows but in a forward-only call (mode 0).
 
     A checkpointed loop (`ckpt`, a Checkpoint: every K steps) keeps K steps (`slabs`: the
     storages of K steps, step it_ in slot it_ % K); the forward block runs `once` after each
@@ -193,10 +194,11 @@ class Loop:
     forward block's body again over the segment (from the carry saved before it) and then the
     segment's steps backward."""
 
-    def __init__(self, length: int, reverse: bool, binds: dict, slabs=None, ckpt=None):
+    def __init__(self, length: int, reverse: bool, binds: dict, slabs=None, ckpt=None, one_step=None):
         self.length, self.reverse, self.binds = length, reverse, binds
         self.slabs = slabs if slabs is not None else {}
         self.ckpt = ckpt
+        self.one_step = one_step if one_step is not None else set()
         self.pre: list = []
         self.body: list = []
         self.once: list = []
@@ -204,7 +206,7 @@ class Loop:
     def mapped(self, fn) -> "Loop":
         """A new block of the same loop whose `pre`, `body` and `once` are fn of this one's (a pass's
         rewrite of the statements inside it; this block is not changed)."""
-        loop = Loop(self.length, self.reverse, self.binds, self.slabs, self.ckpt)
+        loop = Loop(self.length, self.reverse, self.binds, self.slabs, self.ckpt, self.one_step)
         loop.pre, loop.body, loop.once = fn(self.pre), fn(self.body), fn(self.once)
         return loop
 
@@ -218,7 +220,8 @@ class Loop:
         for name, full in self.binds.items():
             if name in used:
                 k = self.slabs.get(full)
-                rows = step_rows(full, self.length) if k is None else slot_rows(full, k, STEP_INDEX)
+                rows = (slot_rows(full, k, STEP_INDEX) if k is not None
+                        else step_rows(full, self.length, at=FIRST_SLOT if name in self.one_step else None))
                 lines.append(code("    {name} = {rows}", name=name, rows=rows))
         return lines
 
@@ -233,11 +236,17 @@ class Checkpoint:
         self.saved: list = []
 
 
-def step_rows(full: str, length: int, shift: int = 0) -> Code:
-    """The rows of step it_ + shift of a per-step buffer's storage `full` (length steps)."""
+# the step a buffer of Loop.one_step is bound to: it_ in a forward-only call (mode 0), else the first
+FIRST_SLOT = code("({it} if {mode} == 0 else 0)", it=LOOP_VAR, mode="mode")
+
+
+def step_rows(full: str, length: int, shift: int = 0, at=None) -> Code:
+    """The rows of step it_ + shift of a per-step buffer's storage `full` (length steps), or of
+    step `at` (code)."""
     n = code("({full}.shape[0] // {length})", full=full, length=length)
-    at = STEP_INDEX if shift == 0 else code(
-        "({it} " + ("+" if shift > 0 else "-") + " {k})", it=LOOP_VAR, k=abs(shift))
+    if at is None:
+        at = STEP_INDEX if shift == 0 else code(
+            "({it} " + ("+" if shift > 0 else "-") + " {k})", it=LOOP_VAR, k=abs(shift))
     return code("{full}[{at} * {n}:({at} + 1) * {n}]", full=full, at=at, n=n)
 
 

@@ -6,7 +6,9 @@ Storage. A buffer the forward walk makes inside the body (a node's values and co
 noise, an estimator's per-draw buffers, a per-step cost's rows) holds every step: `length` times
 its rows (`<name>__T`, Layout rows `R*length`), bound at the top of each step to that step's rows
 under the buffer's own name, so the body's code is the code of one step. Buffers the backward
-walk makes there are scratch of one step. The state an estimator keeps for a body node (a
+walk makes there are scratch of one step. On the CPU a buffer no other step and no backward step
+reads is bound to its first step's rows in a gradient call (`one_step_storage`): the steps'
+working set stays one step's. The state an estimator keeps for a body node (a
 running baseline) is kept per step index (a baseline of step t learns from step t of earlier
 calls); its parameters are shared by the steps.
 
@@ -64,6 +66,7 @@ class Loops:
         self.loop_info = None       # its analysis (analysis/loops.LoopInfo)
         self.loop_alloc = False     # buffers made now hold every step (the forward walk in a body)
         self.per_step: dict = {}    # buffer name -> its storage's name
+        self.one_step: set = set()  # the per-step buffers no other step reads (one_step_storage)
         self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
         self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
         self.slabs: dict = {}       # a checkpointed loop's storage -> its K slots (ir.Loop)
@@ -110,7 +113,7 @@ class Loops:
             K = self.checkpoint_steps(info)
             if K is not None:
                 self.ckpts[info] = ir.Checkpoint(K, info.loop.length)
-        self.loop = ir.Loop(info.loop.length, reverse, self.per_step, self.slabs, self.ckpts.get(info))
+        self.loop = ir.Loop(info.loop.length, reverse, self.per_step, self.slabs, self.ckpts.get(info), self.one_step)
         self.loop_info, self.loop_alloc = info, not reverse
         parent.append(self.loop)
 
@@ -239,6 +242,23 @@ class Loops:
             self.slabs[full] = K
             return full, f"{rows}*{K}"
         return full, f"{rows}*{self.loop_info.loop.length}"
+
+    def one_step_storage(self):
+        """Pass "one step's slot" (the CPU step's, at the lowering's finish): a per-step buffer
+        whose storage no statement names (no other step's rows read: the carry's previous step,
+        the last step, the stacked outputs) and which no reverse loop block reads is bound to its
+        first step's rows at every step of a gradient step (mode != 0): the loop's working set is
+        one step's, not `length` steps' (the forward values nobody reads back, the noise, an
+        estimator's per-draw buffers). A forward-only call (mode 0: `Program.sample`'s
+        trajectories, the loss) keeps every step."""
+        if not self.checkpoints_allowed or not self.per_step:
+            return
+        b = self.builder
+        named = {n for st in ir.flatten([*b.fwd, *b.bwd]) for n, _, _ in ir._stmt_names(st)}
+        backward = {n for loop in b.bwd if isinstance(loop, ir.Loop)
+                    for st in ir.flatten([loop]) for n, _, _ in ir._stmt_names(st)}
+        self.one_step.update(name for name, full in self.per_step.items()
+                             if full not in self.slabs and full not in named and name not in backward)
 
     def stream(self, node, k: int) -> str:
         """The noise stream of the node's k-th noise (a body node's: of the step)."""

@@ -80,7 +80,7 @@ def walk(name, T, scanned):
 
 
 @pytest.mark.parametrize("est, rows", [("score", 1), ("disarm", 7), ("mvd", 7), (("arms", {"n": 3}), 13),
-                                       ("stochastic_derivative", 2)])
+                                       ("stochastic_derivative", 3)])
 def test_a_random_walk_in_a_scan_is_unbiased(est, rows):
     T = 6
     m = walk(f"walk_scan_{est if isinstance(est, str) else est[0]}", T, True)
