@@ -351,3 +351,34 @@ def test_a_trajectory_is_rows_by_steps_by_width():
     np.testing.assert_array_equal(L, np.maximum(prev + arr - dep, 0.0))
     np.testing.assert_array_equal(d["scan_1_ys0"], L[:, :, 0])
     np.testing.assert_array_equal(d["scan_1_last0"], L[:, -1])
+
+
+def test_values_no_other_step_reads_keep_one_step_in_a_gradient_call():
+    """Pass "one step's slot" (lowering/loops.py): a body buffer that no other step and no
+    backward step reads is bound to step 0's rows unless the call is forward-only (mode 0, the
+    trajectories of `sample`); what the backward reads (a pathwise node's values for its VJPs)
+    and the carry's storage (the next step reads it) keep every step; `sample` still returns every
+    step. (The gradients of scans under the pass: this file's unbiasedness tests against the
+    unrolled models' exact gradients.)"""
+    T = 5
+    with Model("one_slot") as m:
+        x0 = m.input("x0", 1)
+        w = ppl.param("w", 1, 0.7)
+
+        def step(x, t):
+            z = ppl.Normal("z", loc=ppl.tanh(w * x), scale=ppl.const(0.5, 1))
+            u = ppl.Bernoulli("u", probs=ppl.sigmoid(w + 0.0 * x))
+            m.cost("c", ppl.total((z - 0.2) * (z - 0.2) + 0.1 * u))
+            return 0.5 * x + z, None
+        ppl.scan(step, x0, length=T)
+    prog = m.compile(dtype=np.float64, estimators={"z": "pathwise", "u": "score"}, seed=2)
+    bind = {ln.split(" = ")[0].strip(): ln for ln in prog.source.splitlines() if "__T[" in ln and " = " in ln}
+    slot = "(it_ if mode == 0 else 0)"
+    assert any(slot in ln for ln in bind.values()), "no buffer bound to one step"
+    assert any(slot not in ln and "it_ *" in ln for ln in bind.values()), "every buffer bound to one step"
+    data = {"x0": np.full((4, 1), 0.3)}
+    d = prog.sample(data, seed=1)
+    assert d["z"].shape == (4, T, 1) and np.all(np.std(d["z"], axis=1) > 0)   # every step, not one
+    loss0 = prog.loss(data, seed=1)
+    prog.grad(data, seed=1)   # a gradient call between: the forward-only call's steps are its own
+    assert prog.loss(data, seed=1) == loss0
