@@ -26,6 +26,11 @@ made from the same body by `cuda_twin` (called by `cuda/core.py`, so a CPU-only 
 (kernels/registry.py) around the body re-jitted as a device function (kernels/cuda/device.py); a
 row body runs on a warp's lanes together where kernels/lanes.py can spread its column loops.
 
+A cells kernel has a one-column twin, `<name>_col1` (`narrow`, made at its first use and bound
+by `cpu/core.py` and `cpu/rows.py` through `narrow_twins`): the same body in a loop over the rows
+alone, which LLVM vectorises; the CPU step calls it where the loop's argument has one column
+(pass "narrow cells"), so the general kernel keeps no branch for it.
+
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
 per array argument per iteration). A body writes its outputs
@@ -63,17 +68,16 @@ from numba import njit
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 _LOOPS = {
-    # one column (a scalar node, a simulation's state): a loop over the rows alone, which LLVM
-    # vectorises (the nested loops' inner trip count of 1 kept each row's cell scalar)
     "cells": ("    R_, D_ = {over}.shape\n"
-              "    if D_ == 1:\n"
-              "        for r in range(R_):\n"
-              "            for j in range(1):\n"
-              "                body_(r, j, {args})\n"
-              "    else:\n"
-              "        for r in range(R_):\n"
-              "            for j in range(D_):\n"
-              "                body_(r, j, {args})\n"),
+              "    for r in range(R_):\n"
+              "        for j in range(D_):\n"
+              "            body_(r, j, {args})\n"),
+    # a cells kernel's twin for one column (a scalar node, a simulation's state): a loop over the
+    # rows alone, which LLVM vectorises (the nested loops' inner trip count of 1 kept each row's
+    # cell scalar); `narrow` makes it, the CPU step calls it where `over` has one column
+    "cells1": ("    for r in range({over}.shape[0]):\n"
+               "        for j in range(1):\n"
+               "            body_(r, j, {args})\n"),
     "rows": ("    for r in range({over}.shape[0]):\n"
              "        body_(r, {args})\n"),
     "groups": ("    R_, G_ = {over}.shape[0], {over}.shape[1] // {K}\n"
@@ -83,10 +87,40 @@ _LOOPS = {
     "items": ("    for i in range({n}):\n"
               "        body_(i, {args})\n"),
 }
-_LEAD = {"cells": 2, "rows": 1, "groups": 2, "items": 1}
+_LEAD = {"cells": 2, "cells1": 2, "rows": 1, "groups": 2, "items": 1}
 
 
-def _declare(shape, over, K=None, n=None, jit=None):
+NARROW = "_col1"   # the name of a cells kernel's one-column twin: <name>_col1 (`narrow`)
+
+
+def narrow(kernel):
+    """The one-column twin of a declared cells kernel (made once, at its first use: the CPU
+    step's pass "narrow cells" calls it where the kernel's `over` argument has one column)."""
+    d = kernel.__declared__
+    if d.shape != "cells":
+        raise TypeError(f"{kernel.__name__}: not a cells kernel")
+    if getattr(d, "narrow", None) is None:
+        d.narrow = _declare("cells1", d.over, jit=d.jit, name=kernel.__name__ + NARROW)(d.body)
+    return d.narrow
+
+
+def narrow_twins(namespace: dict, lookup=None):
+    """A module's `__getattr__` giving `<name>_col1`, the one-column twin of its cells kernel
+    `<name>` (`narrow`), made at its first use and kept in the module's namespace: the modules
+    the step calls through (`cpu/core.py`, `cpu/rows.py`) and each family module, where the
+    records of the step's calls name a twin's module (kernels/_link.py loads it from there before
+    a cached step; `lookup`: name -> kernel there, the namespace's own by default)."""
+    def get(attr):
+        base = (lookup or namespace.get)(attr[:-len(NARROW)]) if attr.endswith(NARROW) else None
+        d = getattr(base, "__declared__", None)
+        if d is None or d.shape != "cells":
+            raise AttributeError(f"module {namespace.get('__name__')!r} has no attribute {attr!r}")
+        namespace[attr] = twin = narrow(base)
+        return twin
+    return get
+
+
+def _declare(shape, over, K=None, n=None, jit=None, name=None):
     def make(body):
         params = list(inspect.signature(body).parameters)
         lead, args = params[:_LEAD[shape]], params[_LEAD[shape]:]
@@ -94,14 +128,14 @@ def _declare(shape, over, K=None, n=None, jit=None):
             raise TypeError(f"{body.__name__}: the group size {K!r} is not one of its arguments {args}")
         if over is not None and over not in args:
             raise TypeError(f"{body.__name__}: the loop's array {over!r} is not one of its arguments {args}")
-        name, module = body.__name__, body.__module__
+        kname, module = name or body.__name__, body.__module__
         code = body.__code__
         # the body: inlined into the loops (a call per cell would cost more than most bodies)
-        body.__qualname__ = f"{name}__body"
+        body.__qualname__ = f"{body.__name__}__body"
         cell = njit(inline="always", error_model="numpy")(body)
-        src = (f"def {name}({', '.join(args)}):\n"
+        src = (f"def {kname}({', '.join(args)}):\n"
                + _LOOPS[shape].format(over=over, K=K, n=n, args=", ".join(args)))
-        key = (code.co_filename, code.co_firstlineno, name, src, tuple(lead))
+        key = (code.co_filename, code.co_firstlineno, kname, src, tuple(lead))
         made = _made_codes().get(key)
         if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], types.CodeType)):
             made = _generate(body, src, lead)
@@ -110,13 +144,19 @@ def _declare(shape, over, K=None, n=None, jit=None):
         module_code, pasted = made
         glb = {"__name__": module, "body_": cell}
         exec(module_code, glb)
-        fn = glb[name]
+        fn = glb[kname]
         if pasted:   # the pasted statements read the family's own globals
-            fn = types.FunctionType(fn.__code__, body.__globals__, name)
+            fn = types.FunctionType(fn.__code__, body.__globals__, kname)
         fn.__doc__ = body.__doc__
         kernel = njit(**{**_JIT, **(jit or {})})(fn)
+        if name is not None:   # a twin (narrow): no declaration of its own (the families list theirs)
+            return kernel
+        family = sys.modules.get(module)
+        if shape == "cells" and family is not None and "__getattr__" not in vars(family):
+            # the family module gives <name>_col1 too: where the JIT's symbol records look
+            vars(family)["__getattr__"] = narrow_twins(vars(family), lambda n, m=family: declared(m).get(n))
         kernel.__declared__ = SimpleNamespace(shape=shape, over=over, K=K, n=n, body=body, args=tuple(args),
-                                              lead=tuple(lead))
+                                              lead=tuple(lead), jit=jit, narrow=None)
         linecache.checkcache(code.co_filename)
         return kernel
     return make

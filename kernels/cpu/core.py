@@ -28,6 +28,8 @@ the per-group helpers of ``math/groups.py``), shared with the CUDA twin ``cuda/c
 """
 from .. import families as _families
 from ..declare import exported as _exported
+from ..declare import narrow_twins as _narrow_twins
 
 for _family in _families.modules():   # the families declared once (kernels/families/)
     globals().update(_exported(_family))
+__getattr__ = _narrow_twins(globals())   # <cells kernel>_col1: its one-column twin

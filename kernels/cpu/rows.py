@@ -11,11 +11,13 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 from ..declare import exported as _exported
+from ..declare import narrow_twins as _narrow_twins
 from ..families import bounds as _bounds
 from ..families import rows as _rows
 
 globals().update(_exported(_rows))
 globals().update(_exported(_bounds))
+__getattr__ = _narrow_twins(globals())   # <cells kernel>_col1: its one-column twin
 
 
 @intrinsic

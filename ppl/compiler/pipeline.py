@@ -197,6 +197,26 @@ def lower_backward(c: Compilation):
     c.step = c.lowering.finish()
 
 
+def narrow_cells(c: Compilation):
+    if c.options.target == "cpu" and c.step.rows is None:
+        c.step = ir.narrow_cells(c.step, _cells_twin)
+
+
+def _cells_twin(alias: str, name: str):
+    """(the index of the argument a CPU cells kernel loops over, its one-column twin's name), or
+    None (kernels/declare.py, `narrow`)."""
+    import importlib
+    from ..calls import MODULES
+    from ..kernels.declare import NARROW
+    if alias not in MODULES:
+        return None
+    module = importlib.import_module(f"ppl.kernels.{MODULES[alias]}")
+    d = getattr(getattr(module, name, None), "__declared__", None)
+    if d is None or d.shape != "cells" or not hasattr(module, name + NARROW):   # a module binding twins
+        return None
+    return d.args.index(d.over), name + NARROW
+
+
 def check_target_kernels(c: Compilation):
     if c.options.target == "cuda":
         check_cuda_kernels(c.step, c.model, c.choices)
@@ -235,7 +255,7 @@ def reversed_source(c: Compilation) -> str | None:
 FRONT = (("analyse", analyse), ("select", select_estimators), ("fuse", fuse))
 LOWER = (("plan rows", plan_rows), ("requires grad", requires_grad), ("lower forward", lower_forward),
          ("lower backward", lower_backward))   # for the lowering class "fuse" chose
-BACK = (("check target", check_target_kernels), ("render", render))
+BACK = (("narrow cells", narrow_cells), ("check target", check_target_kernels), ("render", render))
 PASSES = FRONT + LOWER + BACK
 
 

@@ -25,10 +25,10 @@ row-fused step's kernel calls are `RowCall` records, its parts around the row lo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from ..calls import STEP_ARGS, Buf, Call, Code, Const, StepArg, View, arg_names, code, text_names
+from ..calls import STEP_ARGS, Buf, Call, Code, Const, KernelRef, StepArg, View, arg_names, code, text_names
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -319,6 +319,39 @@ def inline(stmt, exprs: dict) -> str:
         at = b
     out.append(text[at:])
     return "".join(out)
+
+
+def rewritten(stmts: list, fn) -> list:
+    """The statements with each Stmt s replaced by fn(s) where that is not None, inside blocks
+    and loop blocks too (new ones: the step's record is not changed)."""
+    out = []
+    for st in stmts:
+        if isinstance(st, Loop):
+            out.append(st.mapped(lambda xs: rewritten(xs, fn)))
+        elif isinstance(st, Block):
+            out.append(Block([fn(x) or x if isinstance(x, Stmt) else x for x in st.lines]))
+        else:
+            out.append(fn(st) or st if isinstance(st, Stmt) else st)
+    return out
+
+
+def narrow_cells(step, twin_of):
+    """Pass "narrow cells" (the CPU step's): a call of a cells kernel whose loop's argument is a
+    buffer of one column calls the kernel's one-column twin instead, a loop over the rows that
+    LLVM vectorises (kernels/declare.py, `narrow`). `twin_of(alias, name)`: (the index of the
+    argument the kernel loops over, the twin's name), or None for a kernel without one."""
+    def one(st):
+        if st.call is None or st.kernel[0] is None:
+            return None
+        twin = twin_of(*st.kernel)
+        if twin is None or twin[0] >= len(st.call.args):
+            return None
+        over = st.call.args[twin[0]]
+        if not (isinstance(over, Buf) and over.width == 1):
+            return None
+        c = st.call
+        return Stmt(Call(KernelRef(c.kernel.alias, twin[1]), c.args, c.indent, c.wrap), st.owner)
+    return replace(step, fwd=tuple(rewritten(list(step.fwd), one)), bwd=tuple(rewritten(list(step.bwd), one)))
 
 
 @dataclass(frozen=True)

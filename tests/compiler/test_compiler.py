@@ -384,7 +384,7 @@ def test_the_compiler_is_its_named_passes():
     """compile_model runs compiler.PASSES in the documented order, each once (Program.compile_times)."""
     names = [n for n, _ in C.PASSES]
     assert names == ["analyse", "select", "fuse", "plan rows", "requires grad", "lower forward",
-                     "lower backward", "check target", "render"]
+                     "lower backward", "narrow cells", "check target", "render"]
     with Model("passes") as m:
         x = m.input("x", 2)
         z = Bernoulli("z", logits=Affine(x, 2, name="enc"))
