@@ -229,23 +229,6 @@ _LAWS = {
 }
 
 
-def _one_path(body, A):
-    """The body with one path (A "1"): the path loop's lines one level up, a = 0."""
-    if A != "1":
-        return body
-    lines, out, depth = body.splitlines(), [], None
-    for line in lines:
-        ind = len(line) - len(line.lstrip())
-        if line.strip() == "for a in range(A_):":
-            depth = ind
-            out.append(" " * ind + "a = 0")
-            continue
-        if depth is not None and line.strip() and ind <= depth:
-            depth = None
-        out.append(line[4:] if depth is not None and line.startswith(" " * (depth + 4)) else line)
-    return "\n".join(out).replace("range(a, 1, A_)", "range(1)").replace(" if d % A_ == a else 0.0", "")
-
-
 def _scalar_law_kernels():
     """The declared kernels of the laws of one unit per column, from _TEMPLATE (as declare.unary
     makes an op's): the draw on the drawn row with its jumps in the reservoir (per unit, `tan`
@@ -257,8 +240,8 @@ def _scalar_law_kernels():
         for suffix, N, A, ND in (("", "value.shape[1]", "W.shape[1]", "(S.shape[1] // W.shape[1])"),
                                  ("1", "1", "1", "1")):
             name = f"sd_{kind}_draw{suffix}"
-            body = _one_path(_BODY.format(N=N, A=A, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
-                                          jump_r=jump), A)
+            body = _BODY.format(N=N, A=A, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
+                                jump_r=jump)
             src = _TEMPLATE.format(name=name, params=params, body=textwrap.indent(body, " " * 4))
             glb = dict(globals())
             exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
