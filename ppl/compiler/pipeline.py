@@ -19,6 +19,7 @@ hash) as ONE @njit step for the CPU target, or the same body bound to the CUDA l
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -202,6 +203,7 @@ def narrow_cells(c: Compilation):
         c.step = ir.narrow_cells(c.step, _cells_twin)
 
 
+@functools.lru_cache(maxsize=None)
 def _cells_twin(alias: str, name: str):
     """(the index of the argument a CPU cells kernel loops over, its one-column twin's name), or
     None (kernels/declare.py, `narrow`)."""

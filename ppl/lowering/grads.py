@@ -31,17 +31,12 @@ def requires_grad(model, an, choices, tangents: bool = False) -> GradientNeeds:
     through a gradient-free black box, is an error naming it. `tangents`: the lowering may weigh
     stochastic derivatives along the parameters (tangents.plan_tangents); their nodes then send
     no cotangent to their parameters, and a value whose every reader sends none needs none."""
-    evaluating = tuple(n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below)
-    evaluated_by = {}
-    for n in an.order:
-        if n.is_stochastic:
-            anc = [s for s in evaluating if s.name in G.ancestors(an.graph, n.name)]
-            if anc:
-                if an.blocked_by.get(n):
-                    raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "
-                                     f"goes through the gradient-free black box '{an.blocked_by[n]}'; "
-                                     f"use 'relax_blackbox' or 'disarm' for '{anc[0].name}'")
-                evaluated_by[n] = tuple(anc)
+    evaluating, evaluated_by = _evaluations(an, choices)
+    for n, anc in evaluated_by.items():
+        if an.blocked_by.get(n):
+            raise ModelError(f"'{n.name}' lies below the REBAR node '{anc[0].name}' but a path from it "
+                             f"goes through the gradient-free black box '{an.blocked_by[n]}'; "
+                             f"use 'relax_blackbox' or 'disarm' for '{anc[0].name}'")
     carried = set()   # a loop's carry placeholders whose next value needs a cotangent
     while True:
         req = {}
@@ -76,13 +71,24 @@ def requires_grad(model, an, choices, tangents: bool = False) -> GradientNeeds:
     return GradientNeeds(MappingProxyType(req), evaluating, MappingProxyType(evaluated_by), plan)
 
 
+def _evaluations(an, choices):
+    """(the nodes whose estimator evaluates the graph below them (REBAR), in order; each
+    stochastic node below one -> those above it)."""
+    evaluating = tuple(n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below)
+    evaluated_by = {}
+    for n in an.order:
+        if n.is_stochastic:
+            anc = tuple(s for s in evaluating if s.name in G.ancestors(an.graph, n.name))
+            if anc:
+                evaluated_by[n] = anc
+    return evaluating, evaluated_by
+
+
 def tangent_plan(model, an, choices, evaluated_by=None):
     """The tangents.TangentPlan of the graph's stochastic derivatives, or None (weighed per unit):
     none when a jumping node lies below a REBAR node (`evaluated_by`: requires_grad's)."""
     if evaluated_by is None:
-        evaluating = [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below]
-        below = {m for s in evaluating for m in G.descendants(an.graph, s.name)}
-        evaluated_by = {n: () for n in an.order if n.name in below}
+        evaluated_by = _evaluations(an, choices)[1]
     if any(n in evaluated_by for n in jumping_nodes(an, choices)):
         return None
     return plan_tangents(model, an, choices, lambda n: REGISTRY[choices[n][0].estimator].jump_param(n.kind))
