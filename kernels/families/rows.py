@@ -115,13 +115,45 @@ def fold1(r, g, idx, reps, out):
 @njit(**_JIT)
 def expand_rows(a, reps):
     """In place: a[r] = a[r // reps] for every row, from the last row down (row r // reps is
-    read before it is overwritten), so the first R / reps rows spread to all R."""
-    n = a.shape[0]
-    for i in range((n + reps - 1) // reps - 1, -1, -1):
-        for r in range(min((i + 1) * reps, n) - 1, i * reps - 1, -1):
-            if r != i:
-                for j in range(a.shape[1]):
-                    a[r, j] = a[i, j]
+    read before it is overwritten), so the first R / reps rows spread to all R. One column (a
+    simulation's units) keeps each value in a register for its reps rows, and a pair of rows
+    (reps 2) is written without an inner loop: a loop that reads and writes one array does not
+    vectorise, and inner loops of one or two trips cost more than the copy
+    (docs/benchmarks/simulations.md)."""
+    n, w = a.shape
+    if reps < 2:
+        return
+    G = n // reps
+    if G * reps != n:   # a last block of fewer rows (no row layout makes one): row by row
+        for r in range(n - 1, 0, -1):
+            for j in range(w):
+                a[r, j] = a[r // reps, j]
+        return
+    if w == 1:
+        f = a[:, 0]
+        if reps == 2:
+            for i in range(G - 1, -1, -1):
+                v = f[i]
+                f[2 * i + 1] = v
+                f[2 * i] = v
+        else:
+            for i in range(G - 1, -1, -1):
+                v = f[i]
+                for k in range(i * reps + reps - 1, i * reps - 1, -1):
+                    f[k] = v
+        return
+    if reps == 2 and w <= 4:   # a few columns (a draw's uniforms): each value read once, written twice
+        for i in range(G - 1, -1, -1):
+            for j in range(w):
+                v = a[i, j]
+                a[2 * i + 1, j] = v
+                a[2 * i, j] = v
+        return
+    for i in range(G - 1, -1, -1):   # wider rows: a row's columns copied as one run
+        for k in range(i * reps + reps - 1, i * reps - 1, -1):
+            if k != i:
+                for j in range(w):
+                    a[k, j] = a[i, j]
 
 
 # ------------------------------------------------------------- row weights and costs

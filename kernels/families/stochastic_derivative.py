@@ -336,10 +336,11 @@ def alt_differs(r, x, flag, stride, off, span):
     """flag[r, a] = 1 on a drawn row whose path a's alternative row's values of x differ from its
     own (NaN differs): a carry at the end of a step."""
     if slot_local(r, stride, span) == 0:
-        if flag.shape[1] == 1:
+        if flag.shape[1] == 1:   # stores on every row: a select, not a branch on the draw
+            f = flag[r, 0]
             for j in range(x.shape[1]):
-                if not x[r + off * stride, j] == x[r, j]:
-                    flag[r, 0] = 1.0
+                f = f if x[r + off * stride, j] == x[r, j] else 1.0
+            flag[r, 0] = f
         else:
             for a in range(flag.shape[1]):
                 for j in range(x.shape[1]):
@@ -354,14 +355,15 @@ def sd_bank(r, flag, stride, span, W, D, S, acc):
     empty (W = D = 0), so a later jump is weighed against the jumps after the meeting only."""
     if slot_local(r, stride, span) == 0:
         ND = acc.shape[1]
-        if W.shape[1] == 1:
-            if flag[r, 0] == 0.0 and W[r, 0] != 0.0:
-                c = W[r, 0] * D[r, 0]
-                for d in range(ND):
-                    acc[r, d] += c * S[r, d]
-                    S[r, d] = 0.0
-                W[r, 0] = 0.0
-                D[r, 0] = 0.0
+        if W.shape[1] == 1:   # stores on every row: selects, not a branch on the draw
+            w = W[r, 0]
+            bank = flag[r, 0] == 0.0 and w != 0.0
+            c = w * D[r, 0]
+            for d in range(ND):
+                acc[r, d] = acc[r, d] + c * S[r, d] if bank else acc[r, d]
+                S[r, d] = 0.0 if bank else S[r, d]
+            W[r, 0] = 0.0 if bank else w
+            D[r, 0] = 0.0 if bank else D[r, 0]
         else:
             for a in range(W.shape[1]):
                 if flag[r, a] == 0.0 and W[r, a] != 0.0:
@@ -416,10 +418,11 @@ def alt_reset(r, x, switched, stride, off, span):
     """Each path's alternative row takes the drawn row's values of x where the node just drawn
     kept a jump on it (a value computed before it and read after it)."""
     if slot_local(r, stride, span) == 0:
-        if switched.shape[1] == 1:
-            if switched[r, 0] > 0.0:
-                for j in range(x.shape[1]):
-                    x[r + off * stride, j] = x[r, j]
+        if switched.shape[1] == 1:   # stores on every row: a select, not a branch on the draw
+            s = switched[r, 0] > 0.0
+            ra = r + off * stride
+            for j in range(x.shape[1]):
+                x[ra, j] = x[r, j] if s else x[ra, j]
         else:
             for a in range(switched.shape[1]):
                 if switched[r, a] > 0.0:

@@ -148,8 +148,7 @@ class CudaProgram(Program):
     def grad(self, data=None, seed=0, step=0, batch=None):
         loss, _ = self._run(data, batch, seed, step, 1)
         self._to_host(self.d_grad, self.grad_buffer)
-        g = ParamView(self.grad_buffer, self.layout)
-        return float(loss), {k: g[k].copy() for k in g}
+        return float(loss), ParamView(self.grad_buffer, self.layout).copies()
 
     def loss_parts(self, data=None, seed=0, step=0, batch=None) -> dict:
         _, a = self._run(data, batch, seed, step, 0)

@@ -21,6 +21,7 @@ increase under one seed.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import MutableMapping
 
@@ -73,7 +74,7 @@ class ParamView(MutableMapping):
         if name not in self._index:
             raise KeyError(f"no parameter {name!r}; parameters: {', '.join(self._index)}")
         off, shape = self._index[name]
-        return self._flat[off: off + int(np.prod(shape))].reshape(shape)
+        return self._flat[off: off + math.prod(shape)].reshape(shape)
 
     def __setitem__(self, name, value):
         view = self[name]
@@ -89,6 +90,12 @@ class ParamView(MutableMapping):
 
     def __iter__(self):
         return iter(self._index)
+
+    def copies(self) -> dict:
+        """{name: a copy of its array}: what `grad` returns, without a view per name."""
+        flat = self._flat
+        return {name: flat[off: off + math.prod(shape)].reshape(shape).copy()
+                for name, (off, shape) in self._index.items()}
 
     def __len__(self):
         return len(self._index)
@@ -354,8 +361,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         rule table's estimate); the next call takes its program (`choose` makes it at once)."""
         self._check_plate_rows(data, batch)
         loss = self._choose(data, batch, (seed, step)) if self._measure else self._run(data, batch, seed, step, 1)[0]
-        g = ParamView(self.grad_buffer, self.layout)
-        return float(loss), {k: g[k].copy() for k in g}
+        return float(loss), ParamView(self.grad_buffer, self.layout).copies()
 
     def sample(self, data=None, seed=0, step=0, batch=None, nodes=None, configurations: bool = False) -> dict:
         """Values of every non-cost node for one draw: {name: (rows, width)}, one row per data row

@@ -35,6 +35,25 @@ def test_repeat_fold_and_expand_rows_match_numpy(reps, extra):
     np.testing.assert_array_equal(a, np.repeat(x, reps, axis=0)[:n])
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expand_rows_one_column_and_pairs_match_numpy(dtype):
+    """expand_rows' paths (one column, a pair of rows, a last block of fewer rows) against
+    np.repeat, with a sentinel past the array that must stay untouched."""
+    for width in (1, 2, 5):
+        for reps in (1, 2, 3, 4):
+            for B in (1, 5):
+                for extra in range(reps):
+                    n = B * reps + extra
+                    groups = -(-n // reps)
+                    x = _data(groups, width, seed=reps + extra).astype(dtype)
+                    buf = np.full((n + 1, width), np.nan, dtype)
+                    buf[:groups] = x
+                    buf[n] = -7.0
+                    rows.expand_rows(buf[:n], reps)
+                    np.testing.assert_array_equal(buf[:n], np.repeat(x, reps, axis=0)[:n])
+                    assert np.all(buf[n] == -7.0)
+
 def test_gather_and_fold_rows_between_layouts_match_numpy():
     B, d, idx = 3, 4, np.array([2.0, 0.0, 3.0, 3.0, 1.0])   # 4 rows per data row -> 5
     n = len(idx)
