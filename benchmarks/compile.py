@@ -1,5 +1,6 @@
-"""Compile time of a NEW graph with the kernels cached: every bundled model and new two-layer
-SBNs, each in a fresh process, timed to its first training step.
+"""Compile time of a NEW graph with the kernels cached: every bundled model, new two-layer SBNs
+and a user's SBN of 1 and of 8 stochastic layers, each in a fresh process, timed to its first
+training step.
 
 A warm-up process compiles every case once, so the kernel modules' Numba caches are warm; each
 measured case then renames its model (a new name is a new step source, so the step itself is
@@ -9,9 +10,9 @@ compiled anew, as for a graph the user has just written) and reports, in JSON li
   load_s          writing and importing the generated module
   first_step_s    the first grad() call: Numba compiles the step (typing, lowering, LLVM)
   numba_llvm_s    of which LLVM (optimisation, linking, code generation; numba:llvm_lock)
-  to_first_step_s build + compile + first step: the figure the <= 1.5 s target is about
-`baseline` is that target (1.5 s; ratio = value / target, <= 1 meets it). Medians over --rounds
-fresh processes per case.
+  to_first_step_s build + compile + first step: the figure the targets are about
+`baseline` is the case's target (1.0 s; 2.0 s for the 8-layer SBN; ratio = value / target, <= 1
+meets it). Medians over --rounds fresh processes per case.
 
 Beside them, the same figures fully cold (`cold_` + the metric): the case in a fresh process with
 an empty cache folder of its own (a new machine: every kernel compiled), alternating with the
@@ -30,7 +31,8 @@ import tempfile
 
 import numpy as np
 
-TARGET_S = 1.5
+TARGET_S = 1.0
+TARGETS_S = {"user_sbn8": 2.0}   # cases with a target of their own
 # case -> (model, build options, compile options)
 CASES = {
     "sbn": ("sbn", {}, {"samples": 4}),
@@ -41,6 +43,10 @@ CASES = {
     "toy_bernoulli": ("toy_bernoulli", {}, {"dtype": "float64"}),
     "prob_regression": ("prob_regression", {}, {"dtype": "float64"}),
     "stochastic_classifier": ("stochastic_classifier", {}, {"policy": "fast"}),
+    # a user's own SBN (64 pixels, layers of 32 Bernoulli units, the default estimator), as the
+    # compile issue writes it: 1 and 8 stochastic layers (the cost of each added layer)
+    "user_sbn1": ("user_sbn", {"layers": 1}, {}),
+    "user_sbn8": ("user_sbn", {"layers": 8}, {}),
 }
 
 CHILD = r"""
@@ -52,7 +58,31 @@ from ppl.models import get
 from numba.core import event
 t_import = time.perf_counter() - t0
 name, build_opts, comp_opts, suffix = json.loads(sys.argv[1])
-mod = get(name)
+
+
+class _UserSBN:
+    """A user's SBN of L layers written with the DSL (q(h_1 | x) ... q(h_L | h_{L-1}); p(x | h_1),
+    p(h_l | h_{l+1}), p(h_L)), on the bundled digits."""
+    @staticmethod
+    def data(seed):
+        return get("sbn").data(seed)
+
+    @staticmethod
+    def build(layers):
+        with ppl.Model(f"user_sbn{layers}") as m:
+            x = m.input("x", 64)
+            hs, prev = [], x
+            for l in range(layers):
+                prev = ppl.Bernoulli(f"h{l}", logits=ppl.Affine(prev, 32, name=f"q{l}"))
+                hs.append(prev)
+            m.observe("recon", ppl.dist.Bernoulli(logits=ppl.Affine(hs[0], 64, name="p0")), x)
+            for l in range(1, layers):
+                m.latent(hs[l - 1], ppl.dist.Bernoulli(logits=ppl.Affine(hs[l], 32, name=f"p{l}")))
+            m.latent(hs[-1], ppl.dist.Bernoulli(logits=ppl.param("prior", 32, 0.0)))
+        return m
+
+
+mod = _UserSBN if name == "user_sbn" else get(name)
 data = mod.data(0)["train"]   # None: a model without data inputs (the toy)
 comp_opts = dict(comp_opts)
 dtype = np.dtype(comp_opts.pop("dtype", "float32"))
@@ -111,7 +141,7 @@ def main():
                 continue
             for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s"):
                 v = float(np.median([x[metric] for x in rs]))
-                base = TARGET_S if metric == "to_first_step_s" and not prefix else None
+                base = TARGETS_S.get(case, TARGET_S) if metric == "to_first_step_s" and not prefix else None
                 print(json.dumps({"bench": "compile", "case": case, "metric": prefix + metric, "value": round(v, 4),
                                   "unit": "s", "baseline": base, "ratio": round(v / base, 3) if base else None}),
                       flush=True)

@@ -158,13 +158,24 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
         if key not in self._Lcache:
             L = self.buf1(f"L_{node.name}")
             self.emit(call(KERNELS.rows.zero1, L))
+            base = self._L_below(key) if info is None else None
+            if base is not None:   # a sum made already of some of these costs: it, then the others
+                self.emit(call(KERNELS.rows.add_rows, self._Lcache[base], L))
             for c in costs:
-                total = self.summed_over_steps(c) if info is None else None
-                self.emit(call(KERNELS.rows.add_rows, total or f'c_{c.name}', L))
+                if base is None or c.name not in base[0]:
+                    total = self.summed_over_steps(c) if info is None else None
+                    self.emit(call(KERNELS.rows.add_rows, total or f'c_{c.name}', L))
             if future is not None:
                 self.emit(call(KERNELS.rows.add_rows, future, L))
             self._Lcache[key] = L
         return self._Lcache[key]
+
+    def _L_below(self, key):
+        """The key of the largest sum of costs made already (outside loops) whose costs are all
+        among key's: a stack of layers sums each layer's costs once (the backward pass makes the
+        last layer's sum first), not every downstream cost again at every layer."""
+        below = [k for k in self._Lcache if not k[2] and k[1] is None and k[0] and k[0] <= key[0]]
+        return max(below, key=lambda k: len(k[0]), default=None)
 
     # ----- estimators
     def draw_node(self, n: Node):
