@@ -160,7 +160,7 @@ def step_view(storage, shift, length) -> str:
     return f"{storage}[{at} * ({storage}.shape[0] // {length}):({at} + 1) * ({storage}.shape[0] // {length})]"
 
 
-def _words(text: str) -> list:
+def words(text: str) -> list:
     """The identifiers of an expression's text, in order."""
     out, word = [], ""
     for ch in text + " ":
@@ -192,7 +192,7 @@ def steps_source(length, reverse, views, members, n, scratch=0) -> str:
             lines.append(f"{indent}if {test}:")
             indent += "    "
         lines.append(f"{indent}lanes_sync(W_)")
-        used = dict.fromkeys(w for a in args for w in _words(a) if w in at)
+        used = dict.fromkeys(w for a in args for w in words(a) if w in at)
         lines += [f"{indent}{w} = {at[w]}" for w in used]   # a member's views made where it runs: short-lived
         names = [f"m{k}_{i}" for i in range(len(args))]
         lines += [f"{indent}{name} = {arg}" for name, arg in zip(names, args)]

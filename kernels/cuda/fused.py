@@ -26,7 +26,10 @@ decay, update)`` is a moving-average baseline's update deferred past the loop: i
 costs, kept at each step in scratch ``c<i>`` (rows.baseline_keep), summed into state[slots[t]]
 for each step t after the kernel (products.moving_average_fold), as each step's
 rows.moving_average_baseline would have (each step its own slot, read by no other step). Where the members'
-rows differ or the kernel does not compile, the steps run from Python, member by member.
+rows differ or the kernel does not compile, the steps run from Python, member by member. The
+texts are the kernel's source; on the host they are the functions of one generated module per
+block (`_host`: each member's arguments and test, each fold's arguments, at a step), nothing
+evaluated from text at a launch.
 """
 import warnings
 
@@ -75,7 +78,7 @@ def _kernel(members, dtype, src, params, lead, rows, prefix, names, side=()):
     glb = {"lanes_sync": L.lanes_sync}
     for k, (loop, _) in enumerate(members):
         glb[f"f{k}"] = loop.gen.body(dtype)
-    exec(compile(src, f"<{prefix}row of the CUDA step>", "exec"), glb)
+    _load(src, f"<{prefix}row of the CUDA step>", glb)
     args = "".join(f", {p}" for p in params)
     kern = (f"def k(W_{lead}{args}):\n"
             f"    for i in range(cuda.grid(1), {rows} * W_, cuda.gridsize(1)):\n"
@@ -83,9 +86,34 @@ def _kernel(members, dtype, src, params, lead, rows, prefix, names, side=()):
     kern += "".join(line + "\n" for k, (_, m) in enumerate(side) for line in _side_lines(k, *m))
     kglb = {"cuda": cuda, "seg": cuda.jit(device=True)(glb["seg"])}
     kglb.update({f"s{k}": loop.gen.body(dtype) for k, (loop, _) in enumerate(side)})
-    exec(compile(kern, f"<{prefix}kernel of the CUDA step>", "exec"), kglb)
+    _load(kern, f"<{prefix}kernel of the CUDA step>", kglb)
     kglb["k"].__name__ = prefix + "_".join(n.partition(".")[2] for n in names)[:80]
     return cuda.jit(kglb["k"])
+
+
+def _load(src: str, where: str, glb: dict) -> dict:
+    """The generated module `src` loaded into `glb` (a kernel's source, a loop block's host part):
+    the one place this file runs generated code."""
+    exec(compile(src, where, "exec"), glb)
+    return glb
+
+
+def _host(length, n, views, exprs: dict) -> dict:
+    """{name: function(args, it_)} of a loop block's host part: each expression of `exprs` (a
+    member's argument or test, a fold's argument: text over the kernel's parameters a<k>, its
+    scratch c<i>, the views and it_) as a function of the launch's arguments (a0 .. a<n-1>, then
+    the scratch) at step it_, its views made from their storages (fusion.step_view)."""
+    at = {name: (storage, fusion.step_view(storage, shift, length)) for name, storage, shift in views}
+    lines = []
+    for fname, text in exprs.items():
+        words = dict.fromkeys(fusion.words(text))
+        store = dict.fromkeys([at[w][0] for w in words if w in at] + [w for w in words if w not in at])
+        lines.append(f"def {fname}(args, it_):")
+        lines += [f"    {w} = args[{int(w[1:]) if w[0] == 'a' else n + int(w[1:])}]"
+                  for w in store if len(w) > 1 and w[0] in "ac" and w[1:].isdigit()]
+        lines += [f"    {w} = {at[w][1]}" for w in words if w in at]
+        lines.append(f"    return {text}")
+    return _load("\n".join(lines) + "\n", "<host part of a CUDA loop block>", {"np": np})
 
 
 class Segment:
@@ -157,11 +185,15 @@ class Steps:
     def __init__(self, spec):
         self.length, self.reverse, self.n, self.views, items, self.folds = spec
         self.members, self.launchers = [], []
-        for kernel, args, test in items:
+        exprs = {}
+        for k, (kernel, args, test) in enumerate(items):
             launcher, loop, over, K, formed = _member(kernel, "stepped")
             self.members.append((loop, (loop.shape, formed, tuple(args), over, K, test)))
-            self.launchers.append((launcher, [compile(a, "<step argument>", "eval") for a in args], over,
-                                   compile(test or "True", "<step test>", "eval")))
+            exprs[f"args{k}"], exprs[f"test{k}"] = f"({''.join(a + ', ' for a in args)})", test or "True"
+            self.launchers.append((launcher, f"args{k}", over, f"test{k}"))
+        for i, (rw, state, _, decay, update) in enumerate(self.folds):
+            exprs[f"rw{i}"], exprs[f"fold{i}"] = rw, f"({rw}, {state}, {decay}, {update})"
+        self.host = _host(self.length, self.n, self.views, exprs)
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.names = tuple(kernel for kernel, _, _ in items)
         self.order = range(self.length - 1, -1, -1) if self.reverse else range(self.length)
@@ -175,23 +207,12 @@ class Steps:
             self._kernels[dtype] = _kernel(self.members, dtype, src, params, ", R_", "R_", "steps_", self.names)
         return self._kernels[dtype]
 
-    def _env(self, args, it):
-        """The names a member's argument texts read at step it: a0, ..., c0, ..., the views, it_."""
-        env = {f"a{i}": a for i, a in enumerate(args[:self.n])}
-        env.update((f"c{i}", c) for i, c in enumerate(args[self.n:]))
-        env["it_"] = it
-        for name, storage, shift in self.views:
-            if storage in env:   # (the scratch, once it is made)
-                env[name] = eval(fusion.step_view(storage, shift, self.length), env)
-        return env
-
     def _with_scratch(self, args):
         """args and the scratch storages: each fold's rows of every step (float64, made once per
         rows, before any capture: a step runs once before it is captured)."""
         if not self.folds:
             return args
-        env = self._env(args, self.order[0])
-        rows = tuple(eval(rw, env).shape[0] for rw, *_ in self.folds)
+        rows = tuple(self.host[f"rw{i}"](args, self.order[0]).shape[0] for i in range(len(self.folds)))
         if rows not in self._scratch:
             self._scratch[rows] = tuple(cuda.device_array(self.length * R, np.float64) for R in rows)
         return (*args, *self._scratch[rows])
@@ -201,10 +222,9 @@ class Steps:
         from .products import moving_average_fold
         if self._slots is None:
             self._slots = [cuda.to_device(np.array(f[2], np.int64)) for f in self.folds]
-        env = self._env(full, self.order[0])
-        for i, (rw, state, _, decay, update) in enumerate(self.folds):
-            moving_average_fold(env[f"c{i}"], eval(rw, env), eval(state, env), self._slots[i], eval(decay, env),
-                                eval(update, env))
+        for i in range(len(self.folds)):
+            rw, state, decay, update = self.host[f"fold{i}"](full, self.order[0])
+            moving_average_fold(full[self.n + i], rw, state, self._slots[i], decay, update)
 
     def rows(self, full):
         """(rows, the widest loop array's columns, the widest argument's, the dtype) that every member
@@ -213,11 +233,10 @@ class Steps:
         key = tuple((getattr(a, "shape", None), str(getattr(a, "dtype", ""))) for a in full)
         if key not in self._rows:
             seen = set()
-            for _, exprs, over, test in self.launchers:
+            for _, args, over, test in self.launchers:
                 for it in {self.order[0], self.order[-1]}:
-                    env = self._env(full, it)
-                    if eval(test, env):
-                        a = eval(exprs[over], env)
+                    if self.host[test](full, it):
+                        a = self.host[args](full, it)[over]
                         seen.add((a.shape[0], a.shape[1] if a.ndim == 2 else 0, a.dtype))
             R = {x[0] for x in seen}
             widest = max((a.shape[1] for a in full if getattr(a, "ndim", 0) == 2), default=0)
@@ -247,10 +266,9 @@ class Steps:
         """Each step's members launched in turn from Python (the loop as the step printed it), then
         the folds."""
         for it in self.order:
-            env = self._env(full, it)
-            for launcher, exprs, _, test in self.launchers:
-                if eval(test, env):
-                    launcher(*(eval(e, env) for e in exprs))
+            for launcher, args, _, test in self.launchers:
+                if self.host[test](full, it):
+                    launcher(*self.host[args](full, it))
         self._fold(full)
 
 

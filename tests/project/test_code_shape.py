@@ -69,3 +69,35 @@ def test_the_checks_can_fail(tmp_path):
     tree = ast.parse(src)
     assert {n for n, _ in _identifiers(tree)} >= {"lw", "vat", "gat"}
     assert _span(tree.body[0]) > MAX_FUNCTION
+
+
+# ----- generated code: turned into text only by a printer, loaded where a module or kernel is made
+MAX_EXEC = 14   # the loaders of generated modules and kernels (kernels/declare.py, the CUDA launchers, ...)
+
+
+def _dynamic_calls(source: str) -> dict:
+    """{"eval": [line, ...], "exec": [line, ...]}: the calls of the builtins eval and exec in a source."""
+    found = {"eval": [], "exec": []}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in found:
+            found[node.func.id].append(node.lineno)
+    return found
+
+
+def test_dynamic_calls_are_found():
+    """The test of the tests below: an eval and an exec in a snippet are both found, a method named
+    eval (an object's) is not."""
+    got = _dynamic_calls("x = eval('1 + 1')\nexec(compile(src, '<m>', 'exec'), glb)\nmodel.eval()\n")
+    assert got == {"eval": [1], "exec": [2]}
+
+
+def test_no_eval_and_exec_only_in_the_loaders():
+    """No generated text is evaluated at run time (a loop block's arguments on the CUDA target are
+    functions of a generated module, kernels/cuda/fused.py), and exec stays in the loaders."""
+    evals, execs = [], []
+    for f in _files("ppl", "kernels"):
+        got = _dynamic_calls(f.read_text())
+        evals += [f"{f.relative_to(ROOT)}:{n}" for n in got["eval"]]
+        execs += [f"{f.relative_to(ROOT)}:{n}" for n in got["exec"]]
+    assert not evals, f"eval of text: {evals}"
+    assert len(execs) <= MAX_EXEC, f"{len(execs)} exec sites (at most {MAX_EXEC}): {execs}"
