@@ -123,7 +123,8 @@ class Flat(str):
 
 class Buf(str):
     """A buffer of the step, a workspace's or a data input's: its name (its text), its rows
-    (Layout's: "R" every row, "D" one per data row, "Dn" n per data row, or a number) and its
+    (Layout's: "R" every row, "D" one per data row, "Dn" n per data row, a number, or a loop's
+    per-step storage: lowering.layout.PerStep) and its
     width (None: one value per row, a 1D buffer). Made where the lowering allocates or binds it."""
 
     def __new__(cls, name, rows="R", width=None):

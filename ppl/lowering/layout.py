@@ -3,6 +3,14 @@ layouts: a layout maps each of a data row's K S rows to the row holding a node's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class PerStep(NamedTuple):
+    """A loop's per-step buffer in a Layout: `steps` times the rows `rows` ('R', 'Dn' or a number),
+    each step's rows one after the other."""
+    rows: object
+    steps: int
 
 
 @dataclass
@@ -13,7 +21,7 @@ class Layout:
     n_theta: int = 0
     state: list = field(default_factory=list)    # (name, offset, size, init)
     n_state: int = 0
-    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R', 'D' (data rows), 'Dn' (n per data row) or an int
+    ws2: list = field(default_factory=list)      # (name, rows, width): rows 'R', 'D' (data rows), 'Dn' (n per data row), an int or PerStep
     ws1: list = field(default_factory=list)      # (name, rows) of 1D buffers
     inputs: list = field(default_factory=list)   # input node names, in argument order
     costs: list = field(default_factory=list)    # (cost name, ws1 index of its per-row values)

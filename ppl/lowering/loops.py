@@ -37,6 +37,7 @@ from ..errors import ModelError
 from ..estimators.protocol import REGISTRY
 from ..language.scan import segment_steps
 from . import ir
+from .layout import PerStep
 
 
 def check_loop_estimators(an, choices, objective: str):
@@ -206,7 +207,7 @@ class Loops:
         saved = max(ck.segments - 1, 1)
         for o in lp.carry_out:
             src = self.stored_values(o)
-            buf = self.buf2(f"ck_{o.name}", o.width, rows=f"{self._rows(self.plan.lay.get(o, self.plan.FULL))}*{saved}")
+            buf = self.buf2(f"ck_{o.name}", o.width, rows=PerStep(self._rows(self.plan.lay.get(o, self.plan.FULL)), saved))
             n = code("({b}.shape[0] // {S})", b=buf, S=saved)
             at = code("(({it} + 1) // {K} - 1)", it=ir.LOOP_VAR, K=ck.K)
             into = code("{b}[{at} * {n}:({at} + 1) * {n}]", b=buf, at=at, n=n)
@@ -240,8 +241,8 @@ class Loops:
         K = self._slots(name)
         if K is not None:
             self.slabs[full] = K
-            return full, f"{rows}*{K}"
-        return full, f"{rows}*{self.loop_info.loop.length}"
+            return full, PerStep(rows, K)
+        return full, PerStep(rows, self.loop_info.loop.length)
 
     def one_step_storage(self):
         """Pass "one step's slot" (the CPU step's, at the lowering's finish): a per-step buffer

@@ -209,10 +209,11 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
 
     def _rows(self, rows, B: int) -> int:
         """A workspace buffer's rows for B data rows: "R" all rows, "D" one per data row, "Dn" n
-        per data row (a layer computed once per class of equal rows), or a number."""
-        if isinstance(rows, str) and "*" in rows:   # a loop's per-step buffer: `steps` times the rows
-            rows, steps = rows.split("*")
-            return int(steps) * self._rows(rows, B)
+        per data row (a layer computed once per class of equal rows), a number, or a loop's
+        per-step buffer (lowering.layout.PerStep: `steps` times its rows)."""
+        if isinstance(rows, tuple):
+            inner, steps = rows
+            return int(steps) * self._rows(inner, B)
         if rows == "R":
             return B * self.rows_per_data_row
         if isinstance(rows, str):

@@ -60,6 +60,11 @@ def test_a_deterministic_scan_is_its_unrolled_step():
     parts = [p.loss_parts(data, seed=0) for p in progs]
     assert abs(parts[0]["c"] - sum(v for k, v in parts[1].items() if k.startswith("c"))) < 1e-12
 
+    # the loop's per-step storages are records of the layout (rows, steps), not text to split
+    layout = progs[0].layout
+    steps = [rows for _, rows, _ in layout.ws2] + [rows for _, rows in layout.ws1]
+    assert any(isinstance(r, tuple) and r.steps == T for r in steps)
+    assert not any(isinstance(r, str) and "*" in r for r in steps)
 
 def walk(name, T, scanned):
     """A walk whose up-probability depends on the state: up_t ~ Bernoulli(sigmoid(w s + b)),
