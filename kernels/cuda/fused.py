@@ -98,19 +98,19 @@ def _load(src: str, where: str, glb: dict) -> dict:
     return glb
 
 
-def _host(length, n, views, exprs: dict) -> dict:
+def _host(length, n, scratch, views, exprs: dict) -> dict:
     """{name: function(args, it_)} of a loop block's host part: each expression of `exprs` (a
     member's argument or test, a fold's argument: text over the kernel's parameters a<k>, its
     scratch c<i>, the views and it_) as a function of the launch's arguments (a0 .. a<n-1>, then
-    the scratch) at step it_, its views made from their storages (fusion.step_view)."""
+    the `scratch` storages) at step it_, its views made from their storages (fusion.step_view)."""
     at = {name: (storage, fusion.step_view(storage, shift, length)) for name, storage, shift in views}
+    index = {**{f"a{i}": i for i in range(n)}, **{f"c{i}": n + i for i in range(scratch)}}
     lines = []
     for fname, text in exprs.items():
         words = dict.fromkeys(fusion.words(text))
-        store = dict.fromkeys([at[w][0] for w in words if w in at] + [w for w in words if w not in at])
+        params = dict.fromkeys(at[w][0] if w in at else w for w in words)   # a view reads its storage
         lines.append(f"def {fname}(args, it_):")
-        lines += [f"    {w} = args[{int(w[1:]) if w[0] == 'a' else n + int(w[1:])}]"
-                  for w in store if len(w) > 1 and w[0] in "ac" and w[1:].isdigit()]
+        lines += [f"    {w} = args[{index[w]}]" for w in params if w in index]
         lines += [f"    {w} = {at[w][1]}" for w in words if w in at]
         lines.append(f"    return {text}")
     return _load("\n".join(lines) + "\n", "<host part of a CUDA loop block>", {"np": np})
@@ -184,16 +184,21 @@ class Steps:
 
     def __init__(self, spec):
         self.length, self.reverse, self.n, self.views, items, self.folds = spec
-        self.members, self.launchers = [], []
-        exprs = {}
+        self.members = []
+        exprs, made = {}, []
         for k, (kernel, args, test) in enumerate(items):
             launcher, loop, over, K, formed = _member(kernel, "stepped")
             self.members.append((loop, (loop.shape, formed, tuple(args), over, K, test)))
             exprs[f"args{k}"], exprs[f"test{k}"] = f"({''.join(a + ', ' for a in args)})", test or "True"
-            self.launchers.append((launcher, f"args{k}", over, f"test{k}"))
+            made.append((launcher, over))
         for i, (rw, state, _, decay, update) in enumerate(self.folds):
             exprs[f"rw{i}"], exprs[f"fold{i}"] = rw, f"({rw}, {state}, {decay}, {update})"
-        self.host = _host(self.length, self.n, self.views, exprs)
+        host = _host(self.length, self.n, len(self.folds), self.views, exprs)
+        # (launcher, its arguments at a step, the index of its loop's, whether it runs at a step)
+        self.launchers = [(launcher, host[f"args{k}"], over, host[f"test{k}"])
+                          for k, (launcher, over) in enumerate(made)]
+        self.fold_rows = [host[f"rw{i}"] for i in range(len(self.folds))]   # a fold's rows' weights
+        self.fold_args = [host[f"fold{i}"] for i in range(len(self.folds))]   # (rw, state, decay, update)
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
         self.names = tuple(kernel for kernel, _, _ in items)
         self.order = range(self.length - 1, -1, -1) if self.reverse else range(self.length)
@@ -212,7 +217,7 @@ class Steps:
         rows, before any capture: a step runs once before it is captured)."""
         if not self.folds:
             return args
-        rows = tuple(self.host[f"rw{i}"](args, self.order[0]).shape[0] for i in range(len(self.folds)))
+        rows = tuple(rw(args, self.order[0]).shape[0] for rw in self.fold_rows)
         if rows not in self._scratch:
             self._scratch[rows] = tuple(cuda.device_array(self.length * R, np.float64) for R in rows)
         return (*args, *self._scratch[rows])
@@ -222,8 +227,8 @@ class Steps:
         from .products import moving_average_fold
         if self._slots is None:
             self._slots = [cuda.to_device(np.array(f[2], np.int64)) for f in self.folds]
-        for i in range(len(self.folds)):
-            rw, state, decay, update = self.host[f"fold{i}"](full, self.order[0])
+        for i, fold in enumerate(self.fold_args):
+            rw, state, decay, update = fold(full, self.order[0])
             moving_average_fold(full[self.n + i], rw, state, self._slots[i], decay, update)
 
     def rows(self, full):
@@ -235,8 +240,8 @@ class Steps:
             seen = set()
             for _, args, over, test in self.launchers:
                 for it in {self.order[0], self.order[-1]}:
-                    if self.host[test](full, it):
-                        a = self.host[args](full, it)[over]
+                    if test(full, it):
+                        a = args(full, it)[over]
                         seen.add((a.shape[0], a.shape[1] if a.ndim == 2 else 0, a.dtype))
             R = {x[0] for x in seen}
             widest = max((a.shape[1] for a in full if getattr(a, "ndim", 0) == 2), default=0)
@@ -267,8 +272,8 @@ class Steps:
         the folds."""
         for it in self.order:
             for launcher, args, _, test in self.launchers:
-                if self.host[test](full, it):
-                    launcher(*self.host[args](full, it))
+                if test(full, it):
+                    launcher(*args(full, it))
         self._fold(full)
 
 

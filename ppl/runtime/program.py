@@ -73,7 +73,9 @@ class ParamView(MutableMapping):
     def __getitem__(self, name):
         if name not in self._index:
             raise KeyError(f"no parameter {name!r}; parameters: {', '.join(self._index)}")
-        off, shape = self._index[name]
+        return self._at(*self._index[name])
+
+    def _at(self, off, shape):
         return self._flat[off: off + math.prod(shape)].reshape(shape)
 
     def __setitem__(self, name, value):
@@ -92,10 +94,8 @@ class ParamView(MutableMapping):
         return iter(self._index)
 
     def copies(self) -> dict:
-        """{name: a copy of its array}: what `grad` returns, without a view per name."""
-        flat = self._flat
-        return {name: flat[off: off + math.prod(shape)].reshape(shape).copy()
-                for name, (off, shape) in self._index.items()}
+        """{name: a copy of its array}: what `grad` returns (no lookup by name)."""
+        return {name: self._at(off, shape).copy() for name, (off, shape) in self._index.items()}
 
     def __len__(self):
         return len(self._index)
