@@ -14,7 +14,7 @@
 #
 # PYTHON (default python3, 3.11 or later: -P keeps the source folder ppl/ off the path) runs
 # everything; SKIP_INSTALL=1 uses the ppl it already imports; TESTS names the test files (default
-# all of tests/), CASES and ESTIMATORS gpu.py's (default sbn784-200, its four estimators), BATCHES
+# all of tests/) and JOBS its workers (default 8), CASES and ESTIMATORS gpu.py's (default sbn784-200, its four estimators), BATCHES
 # and RUN_SECONDS its batches and the aim of one timed run (default 0.2 s), PRODUCTS its products
 # (default tf32, as JAX's; fp32 or tiled), PROFILE_ESTIMATORS and PROFILE_BATCHES gpu_profile.py's. SIMS=1 adds
 # benchmarks/gpu_simulations.py (PROBLEMS, SIM_BATCHES; T_SIM seconds, default 60) as a last stage.
@@ -46,7 +46,7 @@ export PYTHONPATH="$SHIM${PYTHONPATH:+:$PYTHONPATH}" PPL_CACHE_DIR="$SHIM/cache"
 "$PYTHON" -P -c 'import ppl, numba, numpy; from ppl.kernels.cuda import cublas; print("ppl", ppl.__file__, "numba", numba.__version__, "numpy", numpy.__version__, "products:", cublas.why() or "cuBLAS")' \
     | tee -a "$OUT/versions.txt"
 
-timeout "${T_TESTS:-200}" "$PYTHON" -P -m pytest -q -m cuda -n 8 -p no:cacheprovider ${TESTS:-tests} > "$OUT/cuda_tests.log" 2>&1
+timeout "${T_TESTS:-200}" "$PYTHON" -P -m pytest -q -m cuda -n "${JOBS:-8}" -p no:cacheprovider ${TESTS:-tests} > "$OUT/cuda_tests.log" 2>&1
 echo "cuda tests: rc=$? $(tail -1 "$OUT/cuda_tests.log")"
 
 XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${T_PROBE:-45}" "$PYTHON" -P benchmarks/experiments/gpu_probe.py \
