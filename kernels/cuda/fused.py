@@ -31,6 +31,7 @@ texts are the kernel's source; on the host they are the functions of one generat
 block (`_host`: each member's arguments and test, each fold's arguments, at a step), nothing
 evaluated from text at a launch.
 """
+import re
 import warnings
 
 import numpy as np
@@ -41,6 +42,12 @@ from .. import fusion, registry
 from ..native import launch as L
 
 _SEGMENTS = {}   # spec -> Segment
+_HIGHLIGHT = re.compile("\x1b\\[[0-9;]*m")   # the terminal's bold that Numba's messages carry on a device
+
+
+def _first_line(exc) -> str:
+    """A compile error's kind and first line, for a warning (no terminal escapes)."""
+    return f"{type(exc).__name__}: {_HIGHLIGHT.sub('', str(exc)).strip().splitlines()[0][:300]}"
 
 
 def _member(kernel, what):
@@ -168,7 +175,7 @@ class Segment:
         except NumbaError as exc:   # the members one by one from now on, said once
             self.failed = True
             warnings.warn(f"ppl: the CUDA step launches {', '.join(self.names)} one by one: their joined kernel did "
-                          f"not compile ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})",
+                          f"not compile ({_first_line(exc)})",
                           RuntimeWarning, stacklevel=3)
             self.one_by_one(args)
 
@@ -261,7 +268,7 @@ class Steps:
         except NumbaError as exc:   # the steps from Python from now on, said once
             self.failed = True
             warnings.warn(f"ppl: the CUDA step runs the loop of {', '.join(self.names)} step by step: its kernel did "
-                          f"not compile ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})",
+                          f"not compile ({_first_line(exc)})",
                           RuntimeWarning, stacklevel=3)
             self.one_by_one(full)
             return

@@ -23,6 +23,7 @@ the families declared once, ...).
 """
 import contextlib
 import math
+import warnings
 
 import numpy as np
 from numba import config, cuda, float64
@@ -48,10 +49,32 @@ def require_cuda():
 _STREAM = [None]   # the stream kernels are launched on; None: the default stream
 
 
+_CONFIGURED = {}   # (kernel, grid, block) -> kernel[grid, block] on the default stream
+_SMALL_GRID = "(\x1b\\[[0-9;]*m)?Grid size \\d+ will likely result in GPU under-utilization"   # bold on a device
+
+
 def configured(kernel, grid, block):
-    """``kernel[grid, block]`` on the current launch stream (``on_stream``)."""
+    """``kernel[grid, block]`` on the current launch stream (``on_stream``); on the default stream
+    made once per (kernel, grid, block) and kept."""
     s = _STREAM[0]
-    return kernel[grid, block] if s is None else kernel[grid, block, s]
+    if s is not None:
+        return _configure(kernel, grid, block, s)
+    key = (kernel, grid, block)
+    k = _CONFIGURED.get(key)
+    if k is None:
+        if len(_CONFIGURED) >= 4096:
+            _CONFIGURED.clear()
+        k = _CONFIGURED[key] = _configure(kernel, grid, block, None)
+    return k
+
+
+def _configure(kernel, grid, block, s):
+    """The configured kernel, without numba-cuda's warning of a grid under 128 blocks: ppl sizes its
+    grids to the rows a step has, and a small batch's is small on purpose (the user has nothing to
+    change). Only that message, only here: the process's own warning filters stay as they are."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SMALL_GRID)
+        return kernel[grid, block] if s is None else kernel[grid, block, s]
 
 
 def current_stream():
