@@ -7,6 +7,7 @@ in one sitting, medians.
     python benchmarks/jax_peers.py [--rounds 7] [--seconds 0.5]
         [--cases sbn64-32,sbn784-200,sbn784-200-200] [--estimators straight_through,score,disarm,rebar]
         [--batches 1,32,256] [--batches-784 50,500] [--data mnist|standin] [--no-pin]
+        [--job busy|numba|blas|fit]    # beside a second job (benchmarks/load.py's), busy through the sitting
 
 Cases (float32, Adam 1e-3, the rows of fit's batches, gathered inside the JAX step):
   sbn64-32        the linear SBN of benchmarks/peers.py on the digits, batches --batches
@@ -517,6 +518,8 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--seconds", type=float, default=0.5, help="aim of one timed run of each way")
     ap.add_argument("--no-pin", action="store_true", help="leave out the JAX worker pinned to one core")
+    ap.add_argument("--job", default="", help="a second job beside the sitting, started and warmed before it and busy "
+                                              "through it: one of load.py's JOBS (busy, numba, blas, fit)")
     ap.add_argument("--pause", type=float, default=0.3,
                     help="seconds idle before each timed run: the thread pools the last way left spinning (its "
                          "own process's or a worker's) go to sleep first")
@@ -536,6 +539,11 @@ def main():
     workers = [Worker(ctx, False)] + ([] if args.no_pin else [Worker(ctx, True)])
     estimators = args.estimators.split(",")
     numpyro_on = "score" if "score" in estimators else estimators[0]
+    job = []
+    if args.job:   # the second job: a user's other work on the same cores (benchmarks/load.py)
+        from load import second_job
+        job = second_job(args.job, 1)
+        emit("job", "info", job=args.job)
     try:
         for case in args.cases.split(","):
             if case not in CASES:
@@ -549,6 +557,8 @@ def main():
     finally:
         for w in workers:
             w.stop()
+        for p in job:
+            p.kill()
 
 
 if __name__ == "__main__":

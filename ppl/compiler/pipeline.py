@@ -336,4 +336,5 @@ def compile_program(model: Graph, options: CompileOptions):
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.objective = options.objective
     prog.options = options   # Program.set_plate_size compiles the step again under them
+    prog.ahead = compile_ahead   # derived programs queue their entry points on the helper (ppl/runtime/derived.py)
     return prog

@@ -9,8 +9,6 @@ import numpy as np
 from ..language import declare
 from .. import validate as V
 from ..errors import ModelError
-from ..compiler import ahead as compile_ahead
-from ..compiler.options import CompileOptions
 
 
 def all_rows(a, rows: tuple):
@@ -22,6 +20,12 @@ def all_rows(a, rows: tuple):
 
 class DerivedPrograms:
     """Program's derived programs (a mixin of ppl.runtime.program.Program)."""
+
+    # set by the compiler on each program it makes (this folder imports no compiler): the compile options
+    # (a CompileOptions record: twins are compiled under a copy) and the compile helper
+    # (compiler/ahead.py: running(), functions(calls)) that derived programs queue their entry points on
+    options = None
+    ahead = None
 
     # ----- workspaces and arguments
     def relaxed_nodes(self) -> list:
@@ -35,7 +39,10 @@ class DerivedPrograms:
         """The same model compiled with other `compile` options (this program's dtype, samples and
         objective unless given), holding this program's model parameters: compiled once per set
         of options, the parameters copied at every call."""
-        opts = CompileOptions(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
+        if self.options is None:
+            raise ModelError("twin: this program was not made by Model.compile (it has no compile options); "
+                             "compile the model with m.compile(...) and take its twin")
+        opts = type(self.options)(dtype=self.dtype, samples=self.samples, objective=self.objective).replace(**options)
         return self._derived(repr(sorted(options.items())), lambda: self.declared.compile_with(opts))
 
     def _derived(self, key, make):
@@ -184,9 +191,10 @@ class DerivedPrograms:
             return self._plated_programs(np.dtype(self.dtype if dtype is None else dtype))[1]
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
         ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
-        if ev.target == "cpu" and compile_ahead.running():   # its entry point too, on the helper
+        ahead = self.ahead
+        if ev.target == "cpu" and ahead is not None and ahead.running():   # its entry point too, on the helper
             block = {n: np.zeros((1, ev.model.nodes[n].width), ev.dtype) for n in ev.data_inputs}
-            compile_ahead.functions([(ev.module.step_rows, declare.evaluation_args(ev, block, 0, 0))])
+            ahead.functions([(ev.module.step_rows, declare.evaluation_args(ev, block, 0, 0))])
         return ev
 
     def log_weights(self, data, samples: int = 100, seed: int = 0, dtype=None) -> np.ndarray:

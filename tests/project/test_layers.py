@@ -90,6 +90,43 @@ def test_no_import_cycle():
         f"{a}:{lines[a, b]}" for a, b in zip(cycle, cycle[1:])) + ")"
 
 
+# ----- folders: ppl's packages (compiler, runtime, training, ...) import one another one way
+FOLDER_BACK_ARROWS = {
+    # a sweep names a bundled model by name (training/distributed.py), and the bundled models train with
+    # ppl.training: the one pair of folders left importing each other
+    ("ppl.training", "ppl.models"),
+}
+
+
+def folder(name: str) -> str:
+    """The folder (package) of a module node: ppl.runtime.derived -> ppl.runtime; ppl.dsl stays."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else name
+
+
+def folder_back_arrows(edges) -> set:
+    """(importer folder, imported folder) pairs whose folders import each other, the second of each
+    pair the one that also imports the first (both directions listed)."""
+    fe = {(folder(a), folder(b)) for a, b in edges if folder(a) != folder(b)}
+    return {(a, b) for a, b in fe if (b, a) in fe}
+
+
+def test_no_two_folders_import_each_other():
+    """The runtime gets what it needs of the compiler from the programs the compiler makes (their
+    options, the compile helper: ppl/runtime/program.py), so no folder imports one that imports it
+    back, but the pair FOLDER_BACK_ARROWS names; and the check finds such a pair (the test of the
+    test)."""
+    g, lines = import_graph()
+    both = folder_back_arrows(g.edges())
+    left = sorted(both - FOLDER_BACK_ARROWS - {(b, a) for a, b in FOLDER_BACK_ARROWS})
+    assert not left, "folders that import each other: " + ", ".join(
+        f"{a} -> {b} ({next(f'{x}:{lines[x, y]}' for x, y in lines if folder(x) == a and folder(y) == b)})"
+        for a, b in left)
+    sample = [("ppl.runtime.derived", "ppl.compiler.ahead"), ("ppl.compiler.pipeline", "ppl.runtime.program"),
+              ("ppl.lowering.walk", "ppl.estimators")]
+    assert folder_back_arrows(sample) == {("ppl.runtime", "ppl.compiler"), ("ppl.compiler", "ppl.runtime")}
+
+
 # kernels/'s folders, lowest first: a folder imports only from its own or lower ones (the modules at
 # kernels/'s top -- declare, registry, rowcode, the cache and link -- are tools the folders share)
 KERNEL_FOLDERS = ("math", "native", "families", "cpu", "cuda")
