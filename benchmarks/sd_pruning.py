@@ -22,6 +22,14 @@ infection B -> B + 1, weight along beta (S - B) I / N; a recovery C -> C + 1, we
                           |tangent| norm), one alternative path; the kept jump's estimate
                           W (w_d / m) (f(alt) - f(primal)) for each parameter d
     pruned_per_direction  one reservoir and alternative path per parameter, over its own jumps
+    pruned_learned        pruned per direction, each jump's weight times an importance h[t, d] of its
+                          day and direction, learned along the run: the root mean square of the
+                          difference D of f of the jumps kept at that day in earlier batches (an
+                          average decaying by DECAY a batch, floored at FLOOR x its direction's
+                          largest, 1 until a day has one). The kept jump's estimate is
+                          (sum_j w_j h_j) D / h_kept: unbiased for any h fixed before the batch,
+                          and of least variance where h follows the jumps' |D|. LEARN_BATCHES
+                          batches of BATCH samples learn it first (not counted)
     unpruned              every jump's alternative path, O(T^2) per sample
 A kept jump resets its alternative state to the primal's with the jump applied; the alternative
 draws its own binomials from its own state with the primal's uniforms; the difference D of f is
@@ -55,7 +63,8 @@ njit = numba.njit(cache=True)
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCES_JSON = os.path.join(HERE, "data", "simulation_references.json")
 THETAS = ("beta", "gamma")
-ESTIMATORS = ("score", "pruned_shared", "pruned_per_direction", "unpruned")
+ESTIMATORS = ("score", "pruned_shared", "pruned_per_direction", "pruned_learned", "unpruned")
+DECAY, FLOOR, BATCH, LEARN_BATCHES = 0.99, 0.01, 256, 100   # pruned_learned
 
 # problem: (beta, gamma, N, I_0, T, obs (unused by the peak), peak: f = max_t I_t)
 PROBLEMS = {
@@ -177,6 +186,79 @@ def pruned_batch(beta, gamma, N, i0, T, obs, peak, shared, seed, n):
 
 
 @njit
+def _learned_sample(beta, gamma, N, i0, T, obs, peak, H, stats, out):
+    """One sample of pruned_learned into out[0:2]: a reservoir and path per direction d, a jump of
+    day t weighing w H[t, d]; each banked kept jump adds D^2 and 1 to stats[t_kept, d]."""
+    W, D, hk = np.zeros(2), np.zeros(2), np.ones(2)
+    kt = np.zeros(2, np.int64)
+    sa, ia, pa = np.zeros(2, np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64)
+    live = np.zeros(2, np.bool_)
+    out[0] = out[1] = 0.0
+    s, i, pk, _ = _start(N, i0, peak)
+    for t in range(T):
+        u_inf, u_rec = np.random.random(), np.random.random()
+        b, c = _draw(s, i, u_inf, u_rec, beta, gamma, N)
+        s2, i2, pk2, inc = _move(s, i, pk, b, c, t, obs, peak)
+        for r in range(2):
+            if live[r]:
+                ba, ca = _draw(sa[r], ia[r], u_inf, u_rec, beta, gamma, N)
+                sa[r], ia[r], pa[r], inc_a = _move(sa[r], ia[r], pa[r], ba, ca, t, obs, peak)
+                D[r] += inc_a - inc
+        wb, wg = _weights(s, i, b, c, gamma, N)
+        for d in range(2):
+            m = (wb if d == 0 else wg) * H[t, d]
+            if m <= 0.0:
+                continue
+            W[d] += m
+            if np.random.random() * W[d] < m:
+                sa[d], ia[d], pa[d], inc_j = _move(s, i, pk, b + 1 - d, c + d, t, obs, peak)
+                D[d], live[d], hk[d], kt[d] = inc_j - inc, True, H[t, d], t
+        s, i, pk = s2, i2, pk2
+        for r in range(2):
+            if live[r] and (t == T - 1 or (sa[r] == s and ia[r] == i and pa[r] == pk)):
+                out[r] += W[r] * D[r] / hk[r]
+                stats[kt[r], r, 0] += D[r] * D[r]
+                stats[kt[r], r, 1] += 1.0
+                W[r] = D[r] = 0.0
+                live[r] = False
+
+
+@njit
+def learned_batch(beta, gamma, N, i0, T, obs, peak, H, stats, seed, n):
+    np.random.seed(seed)
+    g = np.zeros((n, 2))
+    for k in range(n):
+        _learned_sample(beta, gamma, N, i0, T, obs, peak, H, stats, g[k])
+    return g
+
+
+def importance(stats):
+    """h[t, d] from the banked jumps' statistics: sqrt(mean D^2) of day t, floored at FLOOR x the
+    direction's largest; the largest where day t has none yet; 1 for a direction with none."""
+    n = stats[:, :, 1]
+    rms = np.sqrt(stats[:, :, 0] / np.where(n > 0, n, 1.0))
+    h = np.ones_like(rms)
+    for d in range(h.shape[1]):
+        seen = n[:, d] > 0
+        if seen.any():
+            top = rms[seen, d].max()
+            h[:, d] = np.where(seen, np.maximum(rms[:, d], FLOOR * top), top) if top > 0 else 1.0
+    return h
+
+
+def learned_run(beta, gamma, N, i0, T, obs, peak, seed, n):
+    """n samples of pruned_learned after LEARN_BATCHES batches that learn h (the learning goes on)."""
+    stats, out = np.zeros((T, 2, 2)), []
+    for b in range(LEARN_BATCHES + -(-n // BATCH)):
+        h = importance(stats)
+        stats *= DECAY
+        g = learned_batch(beta, gamma, N, i0, T, obs, peak, h, stats, seed + b, BATCH)
+        if b >= LEARN_BATCHES:
+            out.append(g)
+    return np.concatenate(out)[:n]
+
+
+@njit
 def _unpruned_sample(beta, gamma, N, i0, T, obs, peak, out):
     """One sample of the unpruned estimator into out[0:2]: the primal path (its uniforms, states
     and increments kept), then every jump's alternative path from its day to the end or to its
@@ -221,7 +303,7 @@ def unpruned_batch(beta, gamma, N, i0, T, obs, peak, seed, n):
 # ============================================================================ the comparison
 
 def estimate(name, est, n, seed):
-    """(n, 2) per-sample estimates of (d/dbeta, d/dgamma) and us per sample (a first call of 8
+    """(n, 2) per-sample estimates of (d/dbeta, d/dgamma) and us per sample drawn (a first call of 8
     samples compiles or loads the cache, untimed)."""
     beta, gamma, N, i0, T, obs, peak = PROBLEMS[name]
     if est == "score":
@@ -231,13 +313,17 @@ def estimate(name, est, n, seed):
     elif est == "unpruned":
         def call(m):
             return unpruned_batch(beta, gamma, N, i0, T, obs, peak, seed, m)
+    elif est == "pruned_learned":
+        def call(m):
+            return learned_run(beta, gamma, N, i0, T, obs, peak, seed, m)
     else:
         def call(m):
             return pruned_batch(beta, gamma, N, i0, T, obs, peak, est == "pruned_shared", seed, m)
     call(8)
     t0 = time.perf_counter()
     g = call(n)
-    return g, (time.perf_counter() - t0) / n * 1e6
+    drawn = n + (LEARN_BATCHES * BATCH if est == "pruned_learned" else 0)   # its learning batches cost the same
+    return g, (time.perf_counter() - t0) / drawn * 1e6
 
 
 def references():
