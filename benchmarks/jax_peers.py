@@ -460,6 +460,9 @@ def run_case(args, workers, case, est, B, X, with_numpyro):
 
     ours(2)   # compiles
     ours(2, None)
+    # the defaults' nopython loop too (fit takes it once compiled, or once a program's runs add up to
+    # NEW_SIGNATURE_STEPS): the steady state is timed, as JAX's compile is left out
+    fit(prog, {"x": X}, opt, steps=2, batch_size=B, progress=False, nopython=True)
     n_ours = calibrate(ours, args.seconds)
     cores = blas.cores()
     spec = {"estimator": jax_est, "two": two, "init": jax_params(prog), "X": X, "order": order, "B": B,

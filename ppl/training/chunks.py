@@ -26,9 +26,10 @@ class Chunks:
     def make(cls, prog, optimizer, batches, batch_size, useed, nopython, steps, split=False):
         """The loop for this fit, or None for the per-step loop: always with nopython=True,
         never with False; with None (auto) when the loop for the step's signature is compiled
-        already (in this process or on disk: ~10 ms to load) or the run is long enough
-        (NEW_SIGNATURE_STEPS) to repay its first compile (about 1 s; it saves 15-60 us of Python
-        per step)."""
+        already (in this process or on disk: ~10 ms to load) or the run, with the program's earlier
+        runs in the per-step loop, is long enough (NEW_SIGNATURE_STEPS) to repay its first compile
+        (about 1 s; it saves 15-60 us of Python per step): many short fits of one program (a sweep's,
+        a benchmark's) take the loop once their steps add up."""
         from . import optim
         if nopython is False or steps < 2:
             return None
@@ -38,8 +39,11 @@ class Chunks:
                                  "Adam; leave nopython=None to take the per-step loop elsewhere")
             return None   # the CUDA program and user optimisers keep the per-step loop
         loop = cls(prog, optimizer, batches, batch_size, useed, split)
-        if nopython is None and steps < cls.NEW_SIGNATURE_STEPS and not loop.compiled():
-            return None
+        if nopython is None and not loop.compiled():
+            ran = getattr(prog, "per_step_loop_steps", 0)   # this program's steps in the per-step loop so far
+            if ran + steps < cls.NEW_SIGNATURE_STEPS:
+                prog.per_step_loop_steps = ran + steps
+                return None
         return loop
 
     def __init__(self, prog, optimizer, batches, batch_size, useed, split=False):

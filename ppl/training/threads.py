@@ -14,7 +14,10 @@ whose core is shared with a busy process gets only a slice of it. So the trainer
 under the parallel setting and under one thread and keeps the faster, checking again as the run
 goes on:
 
-- the first run of steps (compiles, first touches; not timed) trains on one thread;
+- the first runs of steps, for at least WARM_SECONDS (compiles, first touches; not timed), train on one
+  thread: a thread pool another library ran just before (OpenBLAS's threads after a threaded product,
+  XLA's) may still spin on the cores for a moment, and a probe then would time the parallel setting
+  against it and hold one thread for a quiet machine's whole hold;
 - a probe: four segments of about PROBE_SECONDS of steps each, in the order parallel, one thread,
   one thread, parallel (a drift of the machine's load over the probe cancels); the parallel
   setting wins when its time per step is below one thread's by more than MARGIN (on equal terms
@@ -51,6 +54,7 @@ MARGIN = 0.05            # the parallel setting must be this much faster per ste
 CLEAR = 1.25             # a probe ends after its first two segments when one setting took this many
                          # times the other's time per step: under load each parallel segment costs its
                          # slower steps and risks a stall of a descheduled thread (BENCHMARKS.md)
+WARM_SECONDS = 0.1       # the untimed first runs on one thread last at least this long (above)
 FIRST_CHUNK = 2          # steps of a probe segment's first chunk: the setting's last time per step may be
                          # stale (a load that came since), so a segment overshoots by at most this much;
                          # beside a busy process each parallel step can wait milliseconds for a core
@@ -81,7 +85,8 @@ class ThreadChooser:
         self.times = {0: [0, 0.0], 1: [0, 0.0]}   # setting -> [steps, seconds] in this probe
         self.steps_done = 0
         self.log = []
-        self.warm = False             # the first run of steps (compiles, first-touch) is not timed
+        self.warm = False             # the first runs of steps (compiles, first-touch) are not timed
+        self.warm_seconds = 0.0       # ... until they have lasted WARM_SECONDS
         self.last = {0: None, 1: None}  # setting -> seconds per step in its latest run
 
     @property
@@ -121,7 +126,10 @@ class ThreadChooser:
         if steps > 0:
             self.last[self.current] = seconds / steps
         if not self.warm:   # a compile, first touches: on one thread, as beside a load the first
-            self.warm = True  # parallel region may wait a time slice for its other thread's core
+            self.warm_seconds += seconds   # parallel region may wait a time slice for its other thread's
+            if self.warm_seconds < WARM_SECONDS:   # core, and another pool's threads may still spin
+                return
+            self.warm = True
             self._switch(self.probe[0])
             return
         self.seg_steps += steps

@@ -262,6 +262,27 @@ def test_auto_takes_the_loop_only_when_it_pays(monkeypatch):
     assert seen == [False, True, False]
 
 
+def test_auto_takes_the_loop_once_a_programs_short_runs_add_up(monkeypatch):
+    """Short fits of one program, each under NEW_SIGNATURE_STEPS, take the per-step loop until their
+    steps together reach it; the next fit compiles the loop (and a new program starts from none)."""
+    prog, data = _sbn_prog(), _data()
+    seen = []
+    real = _Chunks.make.__func__
+
+    def spy(cls, *a):
+        loop = real(cls, *a)
+        seen.append(loop is not None)
+        return loop
+
+    monkeypatch.setattr(_Chunks, "make", classmethod(spy))
+    monkeypatch.setattr(_Chunks, "compiled", lambda self: False)
+    monkeypatch.setattr(_Chunks, "NEW_SIGNATURE_STEPS", 14)
+    for _ in range(3):
+        fit(prog, data, ppl.optim.Adam(0.01), steps=6, batch_size=8, progress=False)   # 6 steps each
+    fit(_sbn_prog(), data, ppl.optim.Adam(0.01), steps=6, batch_size=8, progress=False)
+    assert seen == [False, False, True, False]
+
+
 def test_nopython_true_refuses_a_user_optimiser():
     class Mine(ppl.optim.SGD):
         name = "sgd"

@@ -105,6 +105,22 @@ def test_the_first_run_of_steps_is_not_timed_and_probes_cut_chunks():
         T.ThreadChooser([("only", lambda: None)])
 
 
+def test_the_probe_waits_until_the_untimed_first_runs_have_lasted_warm_seconds():
+    """Short first runs (a cached step: no compile) stay on one thread, untimed, until they add up to
+    WARM_SECONDS, so that another library's spinning threads have gone to sleep before the first probe
+    times the parallel setting; a compile as long as that ends the warm-up at once."""
+    ch, _ = chooser()
+    quick = T.WARM_SECONDS / 4
+    for _ in range(3):
+        ch.record(16, quick)
+        assert ch.label == "one" and not ch.log   # untimed, on one thread
+    ch.record(16, 2 * quick)                              # WARM_SECONDS passed: the probe starts
+    assert ch.label == "parallel" and ch.probing and not ch.log
+    ch2, _ = chooser()
+    ch2.record(5, T.WARM_SECONDS)                         # a compile that long: the probe at once
+    assert ch2.label == "parallel"
+
+
 def _sbn():
     return sbn.build(latent=(32,)).compile(estimators="disarm", samples=2, dtype=np.float32, seed=3)
 
@@ -146,6 +162,7 @@ def test_a_timed_split_trains_what_a_fixed_split_does_up_to_rounding(monkeypatch
              split_rows=True, nopython=True)
     monkeypatch.setattr(T, "PROBE_SECONDS", 0.0)      # every chunk a probe segment: many flips
     monkeypatch.setattr(T, "HOLD_SECONDS", 0.0)
+    monkeypatch.setattr(T, "WARM_SECONDS", 0.0)       # the probes from the first chunk on
     timed = _sbn()
     plan = plan_fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=120, batch_size=256, nopython=True)
     assert plan.split and plan.choose == "split"
@@ -200,6 +217,7 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     monkeypatch.setattr(blas, "DEFAULTED", True)
     monkeypatch.setattr(T, "PROBE_SECONDS", 0.0)      # every chunk a probe segment: many flips
     monkeypatch.setattr(T, "HOLD_SECONDS", 0.0)
+    monkeypatch.setattr(T, "WARM_SECONDS", 0.0)       # the probes from the first chunk on
     timed = make()
     plan = plan_fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, nopython=True)
     assert plan.choose == "parts" and plan.parts >= 2 and plan.blas_threads == 1
@@ -230,6 +248,7 @@ def test_large_weights_split_at_many_rows_and_keep_their_parts_for_the_whole_bat
     plan = plan_fit(big, {"x": X}, ppl.optim.Adam(1e-3), steps=10, batch_size=rows - 1)
     assert (plan.choose, plan.split, plan.parts) == ("parts", False, n)
     monkeypatch.setattr(T, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(T, "WARM_SECONDS", 0.0)
     monkeypatch.setattr(fit_module._Chunks, "make", classmethod(lambda cls, *a, **k: None))   # the per-step loop
     h = fit(big, {"x": X}, ppl.optim.Adam(1e-3), steps=12, batch_size=rows, seed=5, progress=False)
     assert h.threads and set(h.threads[0][1]) == {f"{n} parts at once", "one thread"}
