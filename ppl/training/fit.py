@@ -16,8 +16,8 @@ diverged run never leaves a broken checkpoint behind.
 The pieces: `plan_fit` checks every argument and makes every automatic choice (a `FitPlan`);
 `Trainer` runs it: the first step from Python (`PythonSteps`, which compiles the step), then
 chunks of steps in one nopython call each (`_Chunks`, kernels/cpu/train.py; by default when that
-loop is compiled already for the step's signature or the run is long enough to repay its compile,
-NEW_SIGNATURE_STEPS; on the CUDA target a training step captured as a CUDA graph and replayed,
+loop is compiled already for the step's signature or the program's runs are long enough to repay its
+compile, NEW_SIGNATURE_STEPS; on the CUDA target a training step captured as a CUDA graph and replayed,
 `DeviceChunks`) or one step at a time (the reference loop: the same bits), and between them
 the record, evaluations, checkpoints and the progress bar. `split_rows` runs each batch's two
 halves at once on two threads (`split_rows_rule`: the automatic rule); `blas_threads` sets the
@@ -142,8 +142,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     nopython: run the steps between two evaluations / checkpoints / progress updates in one
     nopython call (kernels/cpu/train.py; CPU programs with ppl.optim's SGD, Momentum or Adam);
     False: one Python call per step; None (default): the nopython loop when it is compiled for
-    this step's signature already or the run has >= 10,000 steps (its first compile, ~1 s, then
-    pays). Both loops give the same parameters and losses bit for bit. On the CUDA target
+    this step's signature already or the run, with the program's earlier runs in the per-step
+    loop, has >= 10,000 steps (its first compile, ~1 s, then pays). Both loops give the same parameters and losses bit for bit. On the CUDA target
     (ppl.optim's optimisers without clip_norm): None or True replays a training step captured as
     a CUDA graph (training/device_chunks.py), one wait for the device per chunk; False: one
     step at a time from Python.
@@ -154,8 +154,8 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
     output and Adam's update in ranges, run at once on Numba's threads (kernels/native/parts.py; at
     paper scale this beat the BLAS's own threads, BENCHMARKS.md); else the BLAS as it is. When
     fit chose more than one thread itself, it times its steps with them and on one thread as the
-    run goes and keeps the faster (ppl/training/threads.py; a busy machine can make every extra
-    thread a loss);
+    run goes (after its first 0.1 s on one thread) and keeps the faster (ppl/training/threads.py; a
+    busy machine can make every extra thread a loss);
     `History.threads` lists the decisions. A product cut in slices, or run on more than one
     BLAS thread, may round differently, so such a run is reproducible up to rounding: a fixed
     count, e.g. blas_threads=1, gives parameters that are the same bit for bit on every run and
