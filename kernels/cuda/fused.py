@@ -42,7 +42,7 @@ from .. import fusion, registry
 from ..native import launch as L
 
 _SEGMENTS = {}   # spec -> Segment
-_HIGHLIGHT = re.compile("\x1b\\[[0-9;]*m")   # the terminal's bold that Numba's messages carry on a device
+_HIGHLIGHT = re.compile(L.BOLD)
 
 
 def _first_line(exc) -> str:

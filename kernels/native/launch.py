@@ -50,7 +50,8 @@ _STREAM = [None]   # the stream kernels are launched on; None: the default strea
 
 
 _CONFIGURED = {}   # (kernel, grid, block) -> kernel[grid, block] on the default stream
-_SMALL_GRID = "(\x1b\\[[0-9;]*m)?Grid size \\d+ will likely result in GPU under-utilization"   # bold on a device
+BOLD = "\x1b\\[[0-9;]*m"   # a terminal escape (bold, reset) that Numba's messages carry on a device
+_SMALL_GRID = f"({BOLD})?Grid size \\d+ will likely result in GPU under-utilization"
 
 
 def configured(kernel, grid, block):
