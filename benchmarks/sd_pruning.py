@@ -133,15 +133,18 @@ def score_batch(beta, gamma, N, i0, T, obs, peak, seed, n):
 
 
 @njit
-def _pruned_sample(beta, gamma, N, i0, T, obs, peak, shared, out):
-    """One sample of the pruned estimator into out[0:2] (beta, gamma): one reservoir over both
+def _pruned_sample(beta, gamma, N, i0, T, obs, peak, shared, H, stats, out):
+    """One sample of a pruned estimator into out[0:2] (beta, gamma): one reservoir over both
     kinds of jump (`shared`; the kept jump's own direction gets W D, w_d / m being 1 for it and 0
-    for the other) or one per kind. Reservoir r: weight W[r], the difference D[r] of f since its
-    kept jump, its alternative state, whether it is live and the kind of its kept jump."""
+    for the other) or one per kind. A jump of day t and kind d weighs w H[t, d] (H all ones: the
+    plain weights), and a banked kept jump's estimate is W D / H at its day; where `stats` has
+    rows (pruned_learned), each banked kept jump adds D^2 and 1 to stats[its day, its reservoir].
+    Reservoir r: weight W[r], the difference D[r] of f since its kept jump, its alternative state,
+    whether it is live, the kind, day and H of its kept jump."""
     R = 1 if shared else 2
-    W, D = np.zeros(2), np.zeros(2)
+    W, D, hk = np.zeros(2), np.zeros(2), np.ones(2)
     sa, ia, pa = np.zeros(2, np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64)
-    live, kind = np.zeros(2, np.bool_), np.zeros(2, np.int64)
+    live, kind, kt = np.zeros(2, np.bool_), np.zeros(2, np.int64), np.zeros(2, np.int64)
     out[0] = out[1] = 0.0
     s, i, pk, _ = _start(N, i0, peak)
     for t in range(T):
@@ -155,80 +158,42 @@ def _pruned_sample(beta, gamma, N, i0, T, obs, peak, shared, out):
                 D[r] += inc_a - inc
         wb, wg = _weights(s, i, b, c, gamma, N)
         for d in range(2):   # the day's jumps: infection (d = 0), recovery (d = 1)
-            w = wb if d == 0 else wg
-            if w <= 0.0:
-                continue
-            r = 0 if shared else d
-            W[r] += w
-            if np.random.random() * W[r] < w:   # keep it: the primal's state, the jump applied
-                sa[r], ia[r], pa[r], inc_j = _move(s, i, pk, b + 1 - d, c + d, t, obs, peak)
-                D[r] = inc_j - inc
-                live[r] = True
-                kind[r] = d
-        s, i, pk = s2, i2, pk2
-        for r in range(R):   # meeting: bank W D, restart the reservoir
-            if live[r] and sa[r] == s and ia[r] == i and pa[r] == pk:
-                out[kind[r]] += W[r] * D[r]
-                W[r] = D[r] = 0.0
-                live[r] = False
-    for r in range(R):
-        if live[r]:
-            out[kind[r]] += W[r] * D[r]
-
-
-@njit
-def pruned_batch(beta, gamma, N, i0, T, obs, peak, shared, seed, n):
-    np.random.seed(seed)
-    g = np.zeros((n, 2))
-    for k in range(n):
-        _pruned_sample(beta, gamma, N, i0, T, obs, peak, shared, g[k])
-    return g
-
-
-@njit
-def _learned_sample(beta, gamma, N, i0, T, obs, peak, H, stats, out):
-    """One sample of pruned_learned into out[0:2]: a reservoir and path per direction d, a jump of
-    day t weighing w H[t, d]; each banked kept jump adds D^2 and 1 to stats[t_kept, d]."""
-    W, D, hk = np.zeros(2), np.zeros(2), np.ones(2)
-    kt = np.zeros(2, np.int64)
-    sa, ia, pa = np.zeros(2, np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64)
-    live = np.zeros(2, np.bool_)
-    out[0] = out[1] = 0.0
-    s, i, pk, _ = _start(N, i0, peak)
-    for t in range(T):
-        u_inf, u_rec = np.random.random(), np.random.random()
-        b, c = _draw(s, i, u_inf, u_rec, beta, gamma, N)
-        s2, i2, pk2, inc = _move(s, i, pk, b, c, t, obs, peak)
-        for r in range(2):
-            if live[r]:
-                ba, ca = _draw(sa[r], ia[r], u_inf, u_rec, beta, gamma, N)
-                sa[r], ia[r], pa[r], inc_a = _move(sa[r], ia[r], pa[r], ba, ca, t, obs, peak)
-                D[r] += inc_a - inc
-        wb, wg = _weights(s, i, b, c, gamma, N)
-        for d in range(2):
             m = (wb if d == 0 else wg) * H[t, d]
             if m <= 0.0:
                 continue
-            W[d] += m
-            if np.random.random() * W[d] < m:
-                sa[d], ia[d], pa[d], inc_j = _move(s, i, pk, b + 1 - d, c + d, t, obs, peak)
-                D[d], live[d], hk[d], kt[d] = inc_j - inc, True, H[t, d], t
+            r = 0 if shared else d
+            W[r] += m
+            if np.random.random() * W[r] < m:   # keep it: the primal's state, the jump applied
+                sa[r], ia[r], pa[r], inc_j = _move(s, i, pk, b + 1 - d, c + d, t, obs, peak)
+                D[r] = inc_j - inc
+                live[r], kind[r], kt[r], hk[r] = True, d, t, H[t, d]
         s, i, pk = s2, i2, pk2
-        for r in range(2):
-            if live[r] and (t == T - 1 or (sa[r] == s and ia[r] == i and pa[r] == pk)):
-                out[r] += W[r] * D[r] / hk[r]
-                stats[kt[r], r, 0] += D[r] * D[r]
-                stats[kt[r], r, 1] += 1.0
-                W[r] = D[r] = 0.0
+        for r in range(R):   # meeting: bank W D, restart the reservoir
+            if live[r] and sa[r] == s and ia[r] == i and pa[r] == pk:
+                _bank(r, W, D, hk, kind, kt, stats, out)
                 live[r] = False
+    for r in range(R):
+        if live[r]:
+            _bank(r, W, D, hk, kind, kt, stats, out)
 
 
 @njit
-def learned_batch(beta, gamma, N, i0, T, obs, peak, H, stats, seed, n):
+def _bank(r, W, D, hk, kind, kt, stats, out):
+    """Reservoir r's kept jump's estimate into out, its D^2 into stats (where it has rows); the
+    reservoir restarts empty."""
+    out[kind[r]] += W[r] * D[r] / hk[r]
+    if stats.shape[0] > 0:
+        stats[kt[r], r, 0] += D[r] * D[r]
+        stats[kt[r], r, 1] += 1.0
+    W[r] = D[r] = 0.0
+
+
+@njit
+def pruned_batch(beta, gamma, N, i0, T, obs, peak, shared, H, stats, seed, n):
     np.random.seed(seed)
     g = np.zeros((n, 2))
     for k in range(n):
-        _learned_sample(beta, gamma, N, i0, T, obs, peak, H, stats, g[k])
+        _pruned_sample(beta, gamma, N, i0, T, obs, peak, shared, H, stats, g[k])
     return g
 
 
@@ -252,7 +217,7 @@ def learned_run(beta, gamma, N, i0, T, obs, peak, seed, n):
     for b in range(LEARN_BATCHES + -(-n // BATCH)):
         h = importance(stats)
         stats *= DECAY
-        g = learned_batch(beta, gamma, N, i0, T, obs, peak, h, stats, seed + b, BATCH)
+        g = pruned_batch(beta, gamma, N, i0, T, obs, peak, False, h, stats, seed + b, BATCH)
         if b >= LEARN_BATCHES:
             out.append(g)
     return np.concatenate(out)[:n]
@@ -318,7 +283,8 @@ def estimate(name, est, n, seed):
             return learned_run(beta, gamma, N, i0, T, obs, peak, seed, m)
     else:
         def call(m):
-            return pruned_batch(beta, gamma, N, i0, T, obs, peak, est == "pruned_shared", seed, m)
+            return pruned_batch(beta, gamma, N, i0, T, obs, peak, est == "pruned_shared", np.ones((T, 2)),
+                                np.zeros((0, 2, 2)), seed, m)
     call(8)
     t0 = time.perf_counter()
     g = call(n)

@@ -243,8 +243,9 @@ def test_the_per_step_loop_checks_the_data_once(monkeypatch):
     assert len(calls) == 1
 
 
-def test_auto_takes_the_loop_only_when_it_pays(monkeypatch):
-    prog, data = _sbn_prog(), _data()
+def _loops_taken(monkeypatch) -> list:
+    """Whether each fit from now on takes the nopython loop (True) or the per-step one, appended to
+    the list returned; the loop never counts as compiled already."""
     seen = []
     real = _Chunks.make.__func__
 
@@ -255,6 +256,12 @@ def test_auto_takes_the_loop_only_when_it_pays(monkeypatch):
 
     monkeypatch.setattr(_Chunks, "make", classmethod(spy))
     monkeypatch.setattr(_Chunks, "compiled", lambda self: False)
+    return seen
+
+
+def test_auto_takes_the_loop_only_when_it_pays(monkeypatch):
+    prog, data = _sbn_prog(), _data()
+    seen = _loops_taken(monkeypatch)
     fit(prog, data, ppl.optim.Adam(0.01), steps=5, batch_size=8, progress=False)   # short, not compiled
     monkeypatch.setattr(_Chunks, "NEW_SIGNATURE_STEPS", 5)
     fit(prog, data, ppl.optim.Adam(0.01), steps=5, batch_size=8, progress=False)   # long enough
@@ -266,16 +273,7 @@ def test_auto_takes_the_loop_once_a_programs_short_runs_add_up(monkeypatch):
     """Short fits of one program, each under NEW_SIGNATURE_STEPS, take the per-step loop until their
     steps together reach it; the next fit compiles the loop (and a new program starts from none)."""
     prog, data = _sbn_prog(), _data()
-    seen = []
-    real = _Chunks.make.__func__
-
-    def spy(cls, *a):
-        loop = real(cls, *a)
-        seen.append(loop is not None)
-        return loop
-
-    monkeypatch.setattr(_Chunks, "make", classmethod(spy))
-    monkeypatch.setattr(_Chunks, "compiled", lambda self: False)
+    seen = _loops_taken(monkeypatch)
     monkeypatch.setattr(_Chunks, "NEW_SIGNATURE_STEPS", 14)
     for _ in range(3):
         fit(prog, data, ppl.optim.Adam(0.01), steps=6, batch_size=8, progress=False)   # 6 steps each
