@@ -4,7 +4,9 @@ accuracy). Every formula runs in float64 for every program dtype.
 
 Sampling is the inverse CDF of ONE uniform u per unit (`binomial_icdf`): the smallest k with
 F(k) >= u, exact for any n (no normal approximation), and for a fixed u monotone in p, so common
-random numbers couple neighbouring parameters. The search starts at the mode m = floor((n + 1) p)
+random numbers couple neighbouring parameters. Where the mean n p is at most SEQUENTIAL_MEAN and p
+at most 1/2, the search runs up from 0 (p(0) = q^n, pmf(k + 1) = pmf(k) (n - k) p / ((k + 1) q)):
+no log-gamma function, n p + 1 steps at most. Otherwise it starts at the mode m = floor((n + 1) p)
 with p(m) from log-gamma functions: F(m) is the sum of the terms below the mode, summed downwards
 (pmf(k - 1) = pmf(k) k q / ((n - k + 1) p)) until a term is below 1e-20 of the sum; from there the
 CDF recurrence walks down (F(k - 1) = F(k) - pmf(k)) or up to the answer. About 10 sqrt(n p q) + 1
@@ -30,6 +32,9 @@ from ..math.scalar import like, log0, log1m, log_sigmoid, sigmoid
 from ..math.slots import slot_config, slot_local
 
 
+SEQUENTIAL_MEAN = 100.0   # binomial_icdf's search from 0 up to this mean: cheaper than log-gamma functions
+
+
 @njit(cache=True, error_model="numpy")
 def floor_count(x):
     """floor(x) of a float64 x >= 0, as a float64 (every float from 2^52 up is an integer already;
@@ -44,6 +49,15 @@ def binomial_icdf(n, p, q, u):
         return 0.0
     if q <= 0.0:
         return n
+    if n * p <= SEQUENTIAL_MEAN and p <= 0.5:   # upwards from 0 (q^n >= exp(-2 SEQUENTIAL_MEAN) > 0)
+        t = math.exp(n * math.log1p(-p))
+        F, k, fwd = t, 0.0, p / q
+        top = min(n, n * p + 20.0 * math.sqrt(n * p) + 40.0)   # P(K > top) < 1e-40: F(top) >= any u < 1
+        while F < u and k < top:
+            t *= (n - k) / (k + 1.0) * fwd
+            k += 1.0
+            F += t
+        return k
     m = min(floor_count((n + 1.0) * p), n)
     pm = math.exp(math.lgamma(n + 1.0) - math.lgamma(m + 1.0) - math.lgamma(n - m + 1.0)
                   + m * log0(p) + (n - m) * log0(q))

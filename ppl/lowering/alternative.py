@@ -23,6 +23,7 @@ from ..calls import KERNELS, call
 from ..analysis import graph as G
 from ..estimators.protocol import REGISTRY
 from .ir import STEP_INDEX
+from .tangents import learns_importance
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class AlternativeRow:
                            # parameters (lowering/tangents.py), or None: per unit of the law's parameter
     paths: int = 1  # the alternative rows (RowPlan.paths)
     directions: int = 0   # the parameter directions the jumps are weighed along (0: per unit)
+    learned: object = None   # node -> (state, its cell's offset, lw): the jumps' learned importance
+                             # (lowering/tangents.py), or None
 
 
 def alternative_nodes(an, choices) -> list:
@@ -79,7 +82,8 @@ class Alternative:
             off = self.plan.cv_slot[nodes[0]][0] if nodes[0] in self.plan.cv_slot else 1
             along = self.jump_buffers if self.needs.tangent is not None else None
             dirs = len(self.needs.tangent.directions) if self.needs.tangent is not None else 0
-            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along, paths, dirs)
+            learned = self.importance_cell if along is not None and learns_importance(self.an, self.choices) else None
+            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along, paths, dirs, learned)
         return self._alternative
 
     def cost_diff(self, head, full_rows: str):

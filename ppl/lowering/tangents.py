@@ -20,6 +20,18 @@ In a `ppl.scan`, where the alternative path has met the drawn one again at the e
 (every carry equal), its contribution is final: banked, and the reservoir restarts empty (the
 pruned triples drop a perturbation that has become zero the same way).
 
+Learned importance (option importance="learned", the default): the pruning keeps one jump among
+all of a sample's, and that choice is most of the estimate's variance where the jumps' effects
+D = f(y) - f(x) differ by orders of magnitude (an epidemic's early infections against its late
+ones). Each jumping node has a cell per step; a jump is also weighed by its cell's importance h,
+and the kept jump's estimate divides by it (S = w tan / m, m including h), so the estimate stays
+unbiased for any h fixed before the step's draws. h is learned along the run from the kept
+jumps' D (the root mean square per cell, kernels' sd_importance) and updated at the end of each
+step. Each path also sums its jumps' weights under the weighing it does not use (1, or the
+candidate h), so that every step estimates its estimate's second moment under both; a path
+weighs by h only where that measured lower (where D's scale hardly moves from step to step, a
+noisy h costs more than it gains, and weight 1 stays).
+
 `plan_tangents` decides it (pass "requires grad"): every jumping node's parameter must depend on
 at most MAX_DIRECTIONS parameter entries (`ppl.param` vectors) through ops with a forward rule
 here (elementwise arithmetic, activations, concatenations, slices, row sums) within a step, a
@@ -33,9 +45,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..calls import KERNELS, call, render
-from ..estimators.protocol import NO_GRAD, REGISTRY
+from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, REGISTRY
 from ..ops import OPS
+from .ir import per_step
 
+# the learned importance: its sums' decay a step, its floor (x a path's largest), its prior's weight (jumps)
+DECAY, FLOOR, PRIOR = 0.99, 0.01, 4.0
 MAX_DIRECTIONS = 16   # parameter entries a tangent carries (a simulation's calibration); more: per unit
 MAX_PATHS = 4   # directions given an alternative path each (their rows: 1 + paths); more: one path for all
 _FORWARD = {"add", "mul", "div", "pow", "minimum", "maximum", "scale_shift", "rowsum", "concat", "slice"}
@@ -54,6 +69,13 @@ class TangentPlan:
 
 def jumping_nodes(an, choices) -> list:
     return [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].alternative_row]
+
+
+def learns_importance(an, choices) -> bool:
+    """Whether the jumps weighed along the parameters are weighed by a learned importance too
+    (the option importance of every jumping node "learned")."""
+    nodes = jumping_nodes(an, choices)
+    return bool(nodes) and all(choices[n][0].options.get("importance", "learned") == "learned" for n in nodes)
 
 
 def plan_tangents(model, an, choices, param_index) -> TangentPlan | None:
@@ -114,6 +136,7 @@ class Tangents:
         self.tan: dict = {}        # node -> {direction: its tangent buffer (R, width)}
         self._jumps = None         # (S, acc): the kept jump's direction weights, the banked estimates
         self._packed: dict = {}    # jumping node -> its parameter's tangents side by side
+        self._importance = None    # (state offset, cells, lw, each jumping node's first cell's offset)
 
     def tangent_forward(self, n):
         """The tangents of node n's value along each direction that reaches it."""
@@ -175,6 +198,31 @@ class Tangents:
             self.emit(call(KERNELS.rows.put_cols, t, d * p.width, packed))
         return packed, self._jumps[0]
 
+    def importance_cell(self, node):
+        """(state, the offset in it of the node's cell at this step, lw): the learned importance
+        its jumps are weighed by. Every jumping node has a cell per step (its loop's length, or 1)
+        of 6 x paths numbers (kernels' sd_importance); lw[r, a]: the cell of path a's kept jump on
+        a drawn row, lw[r, paths + a]: its jumps' weights summed under the weighing not in use."""
+        A = self.plan.paths
+        if self._importance is None:
+            nodes = jumping_nodes(self.an, self.choices)
+            steps = [self.an.loop_of(n).loop.length if self.an.loop_of(n) is not None else 1 for n in nodes]
+            with self.outside():
+                base = self.state_slot("stochastic_derivative.importance", 6 * A * sum(steps))
+                lw = self.buf2("sd_lw_", 2 * A)
+            self.emit_at_start(call(KERNELS.rows.zero2, lw))
+            starts, at = {}, base
+            for n, k in zip(nodes, steps):
+                starts[n], at = at, at + 6 * A * k
+            self._importance = (base, sum(steps), lw, starts)
+        _, _, lw, starts = self._importance
+        off = starts[node]
+        return "state", (off if self.an.loop_of(node) is None else per_step(6 * A, off)), lw
+
+    def _learned(self):
+        """(lw, state) for sd_bank: empty without the learned importance."""
+        return (self._importance[2], "state") if self._importance is not None else (NO_GRAD, NO_GRAD_1D)
+
     def end_of_step(self, info):
         """At a forward step's end, in the loop with the meeting test: where every carry of the
         alternative row equals the drawn row's, bank the kept jump's estimate (sd_bank)."""
@@ -188,7 +236,7 @@ class Tangents:
         self.emit(call(KERNELS.rows.zero2, flag))
         for o in info.loop.carry_out:
             self.emit(call(KERNELS.core.alt_differs, self.v(o), flag, stride, off, span))
-        self.emit(call(KERNELS.core.sd_bank, flag, stride, span, alt.W, alt.D, *self._jumps))
+        self.emit(call(KERNELS.core.sd_bank, flag, stride, span, alt.W, alt.D, *self._jumps, *self._learned()))
 
     def tangent_grads(self):
         """The jumps' estimates added to the parameters' gradients (the backward's start)."""
@@ -197,6 +245,10 @@ class Tangents:
             return
         alt = self.alternative()
         stride, _, span = alt.slot
+        if self._importance is not None:   # the step's kept jumps learned from, for the next step
+            base, cells, lw, _ = self._importance
+            self.emit(call(KERNELS.core.sd_learn_final, alt.W, alt.D, lw, "state", stride, span))
+            self.emit(call(KERNELS.core.sd_importance, "state", base, cells, alt.paths, DECAY, FLOOR, PRIOR))
         for d, (p, e) in enumerate(plan.directions):
             gp = self.op_params[p][0][1]
             self.emit(call(KERNELS.core.sd_tangent_grad, alt.W, alt.D, *self._jumps, self.rw, stride, span, d, e,

@@ -122,19 +122,28 @@ def test_many_parameter_entries_or_a_layer_keep_the_per_unit_weights():
     assert "sd_bernoulli_draw" in src and "tangent_seed" not in src and "sd_grad" in src
 
 
-def test_a_nan_tangent_gives_a_nan_gradient():
+@pytest.mark.parametrize("learned", [False, True])
+def test_a_nan_tangent_gives_a_nan_gradient(learned):
     """A NaN tangent of a jump's parameter is not dropped by the reservoir: W turns NaN and the
     gradient it adds is NaN, never a finite number (the kernels, one drawn row and its
-    alternative row)."""
+    alternative row), with or without a learned importance (h 2 here); the importance's sums
+    learn nothing from a NaN difference, so that a later step's weights stay finite."""
     from ppl.kernels.cpu import core
     probs, u, v = np.array([[0.3], [0.3]]), np.array([[0.9], [0.9]]), np.array([[0.5], [0.5]])
     W, sid, D, switched = np.zeros((2, 1)), np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1))
     tag, value, rw = np.zeros((2, 1)), np.zeros((2, 1)), np.array([0.5, 0.5])
     S, acc, gp = np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1)
+    state, lw = np.array([2.0, 2.0, 0.0, 0.0, 0.0, 0.0]), np.zeros((2, 2))
+    learn = (state, 0, lw) if learned else (np.zeros(0), -1, np.zeros((0, 0)))
     core.sd_bernoulli_probs_draw(probs, u, v, 1, 1, 2, W, sid, D, switched, tag, value, rw,
-                                  np.full((2, 1), np.nan), S)
+                                  np.full((2, 1), np.nan), S, *learn)
     core.sd_tangent_grad(W, D, S, acc, rw, 1, 2, 0, 0, gp)
     assert np.isnan(W[0, 0]) and np.isnan(gp[0])
+    if learned:
+        D[0, 0] = np.nan
+        core.sd_learn_final(W, D, lw, state, 1, 2)
+        core.sd_importance(state, 0, 1, 1, 0.99, 0.01, 4.0)
+        assert np.array_equal(state, np.zeros(6))   # nothing learned: weight 1 again
 
 
 def test_a_categorical_by_weights_outside_a_scan_is_unbiased():
@@ -171,3 +180,82 @@ def test_more_directions_than_paths_share_one_path_and_a_bad_word_is_named():
     with pytest.raises(ppl.ModelError, match=r"'b'.*option paths must be one of 'direction'.*'shared'.*"
                                              r"got 'each'"):
         model("sdt_word", 2).compile(dtype=np.float64, estimators={"b": (SD, {"paths": "each"})})
+
+
+class FixedImportance:
+    """A program whose learned importance is replaced before each gradient call by weights drawn
+    at random (log-uniform over [1/20, 20] per cell and path, the candidate too), the sums
+    zeroed: any weights fixed before a step's draws must keep the estimate unbiased."""
+
+    def __init__(self, prog, seed=0):
+        (self.off, self.size), = [(o, s) for name, o, s, _ in prog.layout.state
+                                  if name == "stochastic_derivative.importance"]
+        self.prog, self.rng, self.used = prog, np.random.default_rng(seed), 0
+
+    def grad(self, data, seed=0, batch=None):
+        A = self.prog.rows_per_data_row - 1
+        h = np.exp(self.rng.uniform(-3.0, 3.0, size=(self.size // (6 * A), 6, A)))
+        h[:, 2:] = 0.0
+        self.prog.state[self.off:self.off + self.size] = h.ravel()
+        self.used += 1
+        return self.prog.grad(data, seed=seed, batch=batch)
+
+
+@pytest.mark.parametrize("case", ["walk", "laws"])
+def test_any_importance_fixed_before_a_step_keeps_the_estimate_unbiased(case):
+    """The jumps weighed by arbitrary importances (FixedImportance) in a scan: StochasticAD's walk
+    (one path) and the laws stacked with mvd (a Binomial jumping along four paths), each
+    against its exact oracle as above."""
+    if case == "walk":
+        n, p = 20, 40.0
+        prog = sad_walk("sdt_imp_walk", n, p).compile(dtype=np.float64, estimators={"up": SD}, seed=1)
+        data, names, e = {"X0": np.zeros((8, 1))}, ["p"], np.array([sad_walk_exact(n, p)])
+    else:
+        prog = laws("sdt_imp_laws", 2, True, False).compile(dtype=np.float64, estimators={"c": "mvd", "n": SD},
+                                                              seed=1)
+        P = exact.model_params(prog)
+        data, names = {"s0": S0}, list(P)
+        e = stats.flat(exact.gradient(laws("sdt_imp_laws_unrolled", 2, False, False), P, {"s0": S0}), names)
+    assert "sd_importance" in prog.source
+    fixed = FixedImportance(prog)
+    r, _ = stats.assert_unbiased_tuned(fixed, data, names, e, f"importance fixed at random, {case}")
+    assert r.detectable < 0.05 and fixed.used >= 200
+
+
+def _fold(state, C, A, decay, floor, prior):
+    """sd_importance in numpy (the oracle of the test below)."""
+    s = state.reshape(C, 6, A).copy()
+    for a in range(A):
+        ss, nn, m1, mc = (s[:, b, a].sum() for b in (2, 3, 4, 5))
+        pooled = ss / nn if nn > 0 else 0.0
+        cand = (s[:, 2, a] + prior * pooled) / (s[:, 3, a] + prior)
+        top = cand.max()
+        h = np.sqrt(np.maximum(cand, floor ** 2 * top)) if top > 0 else np.zeros(C)
+        s[:, 1, a], s[:, 0, a] = h, (h if mc < m1 else 0.0)
+        s[:, 2:, a] *= decay
+    return s.ravel()
+
+
+def test_the_importance_is_the_shrunk_rms_in_use_where_it_measured_better():
+    """sd_importance against its definition: per path the candidate is each cell's root mean
+    square of D shrunk towards the path's (a cell with no jump: the path's), floored at 1% of the
+    largest; it is used (else 0: weight 1) where its second moment summed below weight 1's; every
+    sum decays. Path 0 measured better with the candidate, path 1 worse, path 2 saw nothing."""
+    from ppl.kernels.cpu import core
+    C, A = 5, 3
+    rng = np.random.default_rng(3)
+    s = np.zeros((C, 6, A))
+    s[:, 2, :2] = rng.uniform(0.0, 50.0, size=(C, 2)) * np.array([[1.0], [1e-6], [1.0], [1.0], [1.0]])
+    s[:, 3, :2] = rng.integers(0, 6, size=(C, 2))
+    s[2, 3, 0] = 0.0
+    s[2, 2, 0] = 0.0
+    s[:, 4, 0], s[:, 5, 0] = 2.0, 1.0
+    s[:, 4, 1], s[:, 5, 1] = 1.0, 2.0
+    state = np.concatenate([[7.0], s.ravel()])
+    want = np.concatenate([[7.0], _fold(s.ravel(), C, A, 0.99, 0.01, 4.0)])
+    core.sd_importance(state, 1, C, A, 0.99, 0.01, 4.0)
+    np.testing.assert_allclose(state, want, rtol=1e-12)
+    got = state[1:].reshape(C, 6, A)
+    assert (got[:, 0, 0] > 0).all() and (got[:, 0, 1] == 0).all() and (got[:, 1, 1] > 0).all()
+    assert (got[:, :2, 2] == 0).all()
+    assert got[:, 1, 0].min() >= 0.01 * got[:, 1, 0].max()
