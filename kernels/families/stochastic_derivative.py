@@ -40,8 +40,8 @@ alternative row whose parameters and uniform equal the drawn row's takes the dra
 
 Learned importance (ppl/lowering/tangents.py; `hoff` >= 0, the node's cell in `state`): along
 the parameters, a jump's weight is also multiplied by its cell's importance in use, and its
-weight under the other weighing is summed in lw[r, paths + a]; the kept jump's cell goes to
-lw[r, a], and where its estimate is final (sd_bank, sd_learn_final) its D^2 and the estimates of
+weight under the other weighing is summed in learn[r, paths + a]; the kept jump's cell goes to
+learn[r, a], and where its estimate is final (sd_bank, sd_learn_final) its D^2 and the estimates of
 the square of its estimate under both weighings join the cell's sums, from which
 `sd_importance` makes the next step's importance.
 """
@@ -51,7 +51,7 @@ import textwrap
 import numpy as np
 from numba import njit
 
-from ..declare import items, rows
+from ..declare import rows
 from ..math.groups import categorical_sample_group, logsumexp_group
 from ..math.scalar import like, sigmoid
 from ..math.slots import slot_local
@@ -60,6 +60,7 @@ from .binomial import _pq, _sample as _binomial_sample
 from .geometric import _sample as _geometric_sample
 from .poisson import _inverse_cdf
 from .probs import _group_sum, _icdf_group
+from .sd_importance import _importance, _moments, learn_case
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -76,7 +77,7 @@ def _keep(r, a, j, m, v, W, sid, tag):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _keep_t(r, a, j, w, v, W, sid, tag, tan, S, state, hoff, lw):
+def _keep_t(r, a, j, w, v, W, sid, tag, tan, S, state, hoff, learn):
     """A jump of unit j, weight w > 0 per unit of its law's parameter, into path a's reservoir:
     per unit (`tan` empty: weight w), or along the model's parameters (`tan`: the parameter's
     tangents, column d * width + j for direction d): weight m = w sum |tan_d| over the path's
@@ -93,35 +94,15 @@ def _keep_t(r, a, j, w, v, W, sid, tag, tan, S, state, hoff, lw):
     m *= w
     if hoff >= 0:
         hu, ho = _importance(state[hoff + a], state[hoff + A + a])
-        lw[r, A + a] += m * ho
+        learn[r, A + a] += m * ho
         m *= hu
     if m == 0.0 or not _keep(r, a, j, m, v, W, sid, tag):
         return False
     for d in range(ND):
         S[r, a * ND + d] = w * float(tan[r, d * n + j]) / m if d % A == a else 0.0
     if hoff >= 0:
-        lw[r, a] = hoff
+        learn[r, a] = hoff
     return True
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _importance(su, sc):
-    """(the importance in use, the other weighing's) of a cell from its stored h in use `su` (0:
-    weight 1) and candidate `sc` (0: none learned yet): the jumps are weighed by the one, and their
-    weights under the other summed too (lw's second block), so that each step measures both."""
-    return (su, 1.0) if su > 0.0 else (1.0, sc if sc > 0.0 else 1.0)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _moments(su, sc, wu, wo, d2):
-    """A kept jump's estimates of the square of its path's estimate (W D / h)^2 under weight 1 and
-    under the candidate importance (W_1 W D^2 / h and W_c W D^2 / (h h_c): unbiased, the jump
-    having been kept with probability w h / W): W = wu the weights' sum in use, wo the other's."""
-    hu, ho = _importance(su, sc)
-    b = wu * d2 / hu
-    if su > 0.0:
-        return wo * b, wu * b / hu
-    return wu * b, wo * b / ho
 
 
 @njit(cache=True, error_model="numpy")
@@ -195,7 +176,8 @@ def _geometric_jump(param, x, logits):
     return (x if logits else x / (p * q), -1.0) if x > 0.0 else (0.0, 0.0)
 
 
-_TEMPLATE = """def {name}(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff, lw):
+_TEMPLATE = """def {name}(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
+        learn):
     jl = slot_local(r, stride, span)
 {body}
 """
@@ -226,7 +208,7 @@ _BODY = """if jl < off or jl >= off + {A}:
                         m *= w
                         if hoff >= 0:   # the learned importance of the node's step and path (_importance)
                             hu, ho = _importance(state[hoff + a], state[hoff + A_ + a])
-                            lw[r, A_ + a] += m * ho
+                            learn[r, A_ + a] += m * ho
                             m *= hu
                     if m != 0.0:
                         W[r, a] += m
@@ -237,7 +219,7 @@ _BODY = """if jl < off or jl >= off + {A}:
                             for d in range({ND} if tan.shape[0] != 0 else 0):
                                 S[r, a * {ND} + d] = w * float(tan[r, d * n_ + j]) / m if d % A_ == a else 0.0
                             if hoff >= 0 and tan.shape[0] != 0:
-                                lw[r, a] = hoff
+                                learn[r, a] = hoff
             switched[r, a] = 1.0 if kept >= 0 else 0.0
             rw[ra] = 0.0
             if kept >= 0:
@@ -302,7 +284,7 @@ globals().update(_scalar_law_kernels())
 
 @njit(cache=True, error_model="numpy")
 def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
-                 lw):
+                 learn):
     jl, A, n = slot_local(r, stride, span), W.shape[1], value.shape[1]
     if off <= jl < off + A:
         return
@@ -318,7 +300,7 @@ def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched
             for k in range(K):
                 tag[r, a * n + c0 + k] = 0.0
                 if value[r, c0 + k] < 0.5 and _keep_t(r, a, c0 + k, math.exp(logits[r, c0 + k] - m0 - lse), v, W, sid,
-                                                      tag, tan, S, state, hoff, lw):
+                                                      tag, tan, S, state, hoff, learn):
                     kept = c0 + k
         if _apply(r, a, ra, kept, like(value, 1.0), D, switched, value, rw):
             _move_group(value, ra, kept, K)
@@ -329,16 +311,16 @@ def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched
 
 @rows("value")
 def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S,
-                        state, hoff, lw):
+                        state, hoff, learn):
     """Groups of K classes (Gumbel-max draws): a group drawn c jumps to each other class k with
     weight p_k (per unit, or along the parameters: _keep_t)."""
     _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
-                 lw)
+                 learn)
 
 
 @njit(cache=True, error_model="numpy")
 def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state,
-                       hoff, lw):
+                       hoff, learn):
     jl, A, n = slot_local(r, stride, span), W.shape[1], value.shape[1]
     if off <= jl < off + A:
         return
@@ -354,7 +336,7 @@ def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched
             for k in range(K):
                 tag[r, a * n + c0 + k] = 0.0
                 if value[r, c0 + k] < 0.5 and _keep_t(r, a, c0 + k, m, v, W, sid, tag, tan, S, state, hoff,
-                                                      lw):
+                                                      learn):
                     kept = c0 + k
         if _apply(r, a, ra, kept, like(value, 1.0), D, switched, value, rw):
             _move_group(value, ra, kept, K)
@@ -365,11 +347,11 @@ def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched
 
 @rows("value")
 def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S,
-                              state, hoff, lw):
+                              state, hoff, learn):
     """sd_categorical_draw for weights: inverse-CDF draws; a group drawn c jumps to each other
     class k with weight 1 / S (S the group's sum)."""
     _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state,
-                       hoff, lw)
+                       hoff, learn)
 
 
 @rows("t")
@@ -395,11 +377,11 @@ def alt_differs(r, x, flag, stride, off, span):
 
 
 @rows("flag")
-def sd_bank(r, flag, stride, span, W, D, S, acc, lw, state):
+def sd_bank(r, flag, stride, span, W, D, S, acc, learn, state):
     """Where path a's alternative has met the drawn path again (flag[r, a] 0 after every carry's
     alt_differs), its contribution W D S is final: banked into acc, and its reservoir restarts
     empty (W = D = 0), so a later jump is weighed against the jumps after the meeting only. With
-    the learned importance (`lw` has rows: lw[r, a] the kept jump's cell, lw[r, paths + a] the
+    the learned importance (`learn` has rows: learn[r, a] the kept jump's cell, learn[r, paths + a] the
     other weighing's sum), the kept jump's D^2, a count and _moments join its cell's sums (a D
     that is not finite adds nothing)."""
     if slot_local(r, stride, span) == 0:
@@ -408,71 +390,21 @@ def sd_bank(r, flag, stride, span, W, D, S, acc, lw, state):
             w, d = W[r, a], D[r, a]
             bank = flag[r, a] == 0.0 and w != 0.0
             c, d2 = w * d, d * d
-            if bank and lw.shape[0] != 0:
+            if bank and learn.shape[0] != 0:
                 if d2 - d2 == 0.0:
-                    k = int(lw[r, a])
-                    m1, mc = _moments(state[k + a], state[k + A + a], w, lw[r, A + a], d2)
+                    k = int(learn[r, a])
+                    m1, mc = _moments(state[k + a], state[k + A + a], w, learn[r, A + a], d2)
                     add_word(state, k + 2 * A + a, d2)
                     add_word(state, k + 3 * A + a, 1.0)
                     if m1 - m1 == 0.0 and mc - mc == 0.0:
                         add_word(state, k + 4 * A + a, m1)
                         add_word(state, k + 5 * A + a, mc)
-                lw[r, A + a] = 0.0
+                learn[r, A + a] = 0.0
             for e in range(ND):
                 acc[r, e] = acc[r, e] + c * S[r, a * ND + e] if bank else acc[r, e]
                 S[r, a * ND + e] = 0.0 if bank else S[r, a * ND + e]
             W[r, a] = 0.0 if bank else w
             D[r, a] = 0.0 if bank else d
-
-
-@rows("W")
-def sd_learn_final(r, W, D, lw, state, stride, span):
-    """At the step's end, each path's kept jump not banked yet (W[r, a] != 0 on a drawn row: an
-    empty reservoir keeps its first jump) joins its cell's sums as in sd_bank."""
-    if slot_local(r, stride, span) == 0:
-        A = W.shape[1]
-        for a in range(A):
-            d2 = D[r, a] * D[r, a]
-            if W[r, a] != 0.0 and d2 - d2 == 0.0:
-                k = int(lw[r, a])
-                m1, mc = _moments(state[k + a], state[k + A + a], W[r, a], lw[r, A + a], d2)
-                add_word(state, k + 2 * A + a, d2)
-                add_word(state, k + 3 * A + a, 1.0)
-                if m1 - m1 == 0.0 and mc - mc == 0.0:
-                    add_word(state, k + 4 * A + a, m1)
-                    add_word(state, k + 5 * A + a, mc)
-
-
-@items("A")
-def sd_importance(a, state, off, C, A, decay, floor, prior):
-    """Path a's learned importance over C cells (a jumping node's step; cell c's numbers at
-    state[off + 6 A c:], a block of A (one per path) each: the importance in use, the candidate,
-    the kept jumps' sums of D^2, their counts, and the two _moments sums). The candidate h is the
-    root mean square of the D of the cell's kept jumps, shrunk towards the path's (over every
-    cell) as if the cell had `prior` more jumps of that mean square, and floored at `floor` x the
-    largest cell's; the path weighs its jumps by it where its estimate's second moment measured
-    below weight 1's (else 1: 0 stored); 0 while no jump had D != 0. Then every sum decays."""
-    ss, nn, m1, mc = 0.0, 0.0, 0.0, 0.0
-    for c in range(C):
-        k = off + 6 * A * c
-        ss += state[k + 2 * A + a]
-        nn += state[k + 3 * A + a]
-        m1 += state[k + 4 * A + a]
-        mc += state[k + 5 * A + a]
-    pooled = ss / nn if nn > 0.0 else 0.0
-    top = 0.0
-    for c in range(C):
-        k = off + 6 * A * c
-        state[k + A + a] = (state[k + 2 * A + a] + prior * pooled) / (state[k + 3 * A + a] + prior)
-        top = max(top, state[k + A + a])
-    use = mc < m1
-    for c in range(C):
-        k = off + 6 * A * c
-        h = math.sqrt(max(state[k + A + a], floor * floor * top)) if top > 0.0 else 0.0
-        state[k + A + a] = h
-        state[k + a] = h if use else 0.0
-        for b in range(2, 6):
-            state[k + b * A + a] *= decay
 
 
 @rows("W")
@@ -546,18 +478,13 @@ def _state(g, n, d):
 
 def _tangents(g, width, dirs=2):
     """A parameter's tangents along `dirs` directions (column d * width + j), S, the kept jumps',
-    and the learned importance (state: two cells of A paths, the second the node's; lw)
+    and the learned importance (state: two cells of A paths, the second the node's; learn)
     (dirs 0: per unit, the empty tangents and no importance, as the step passes them)."""
     if not dirs:
         return g.skip(2), g.skip(2), g.skip(1), -1, g.skip(2)
     state = g.pos(12 * A)
     state[6 * A + 1] = 0.0   # path 1: weight 1, the candidate's sum measured
     return g.x(R, dirs * width), g.out(R, A * dirs), state, 6 * A, g.pos(R, 2 * A)
-
-
-def _lw(g):
-    """lw: each path's kept cell (0 or 12: two cells of A paths) and the other weighing's sum."""
-    return np.concatenate([12 * g.bits(R, A), g.pos(R, A)], axis=1)
 
 
 def _one(kind):
@@ -592,11 +519,7 @@ PARITY = {
     "tangent_seed": lambda g: (g.out(R, D), 1),
     "alt_differs": lambda g: (np.floor(2 * g.u(R, D)), g.out(R, A), 1, 2, 4),
     "sd_bank": lambda g: (g.bits(R, A), 1, 4, g.bits(R, A) * g.pos(R, A), g.x(R, A), g.x(R, A * 2), g.x(R, 2),
-                          _lw(g), g.pos(24) * (np.arange(24) != 12)),
-    "sd_learn_final": lambda g: (g.bits(R, A), g.x(R, A), _lw(g), g.pos(24) * (np.arange(24) != 12), 1, 4),
-    # cell 1 path 0: no jump counted; path 0's candidate measured worse than weight 1, path 1's better
-    "sd_importance": lambda g: (g.pos(2 + 36) * (np.arange(38) != 2 + 12 + 6) + 9 * np.isin(np.arange(38), (11, 12)), 2, 3, A,
-                                0.99, 0.01, 4.0),
+                          learn_case(g, R, A), g.pos(24) * (np.arange(24) != 12)),
     "sd_tangent_grad": lambda g: (g.pos(R, A), g.x(R, A), g.x(R, A * 2), g.x(R, 2), g.pos(R), 1, 4, 1, 2, g.out(4)),
     "sd_grad": lambda g: (g.bits(R, A * D), 1, 4, g.pos(R, A), g.bits(R, A), g.x(R, A), g.pos(R), g.x(R, D)),
     "alt_cost_diff": lambda g: (g.x(R), 1, 2, 4, g.x(R, A)),

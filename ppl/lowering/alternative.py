@@ -36,7 +36,7 @@ class AlternativeRow:
                            # parameters (lowering/tangents.py), or None: per unit of the law's parameter
     paths: int = 1  # the alternative rows (RowPlan.paths)
     directions: int = 0   # the parameter directions the jumps are weighed along (0: per unit)
-    learned: object = None   # node -> (state, its cell's offset, lw): the jumps' learned importance
+    learned: object = None   # node -> (state, its cell's offset, learn): the jumps' learned importance
                              # (lowering/tangents.py), or None
 
 

@@ -136,7 +136,7 @@ class Tangents:
         self.tan: dict = {}        # node -> {direction: its tangent buffer (R, width)}
         self._jumps = None         # (S, acc): the kept jump's direction weights, the banked estimates
         self._packed: dict = {}    # jumping node -> its parameter's tangents side by side
-        self._importance = None    # (state offset, cells, lw, each jumping node's first cell's offset)
+        self._importance = None    # (state offset, cells, learn, each jumping node's first cell's offset)
 
     def tangent_forward(self, n):
         """The tangents of node n's value along each direction that reaches it."""
@@ -199,28 +199,28 @@ class Tangents:
         return packed, self._jumps[0]
 
     def importance_cell(self, node):
-        """(state, the offset in it of the node's cell at this step, lw): the learned importance
+        """(state, the offset in it of the node's cell at this step, learn): the learned importance
         its jumps are weighed by. Every jumping node has a cell per step (its loop's length, or 1)
-        of 6 x paths numbers (kernels' sd_importance); lw[r, a]: the cell of path a's kept jump on
-        a drawn row, lw[r, paths + a]: its jumps' weights summed under the weighing not in use."""
+        of 6 x paths numbers (kernels' sd_importance); learn[r, a]: the cell of path a's kept jump on
+        a drawn row, learn[r, paths + a]: its jumps' weights summed under the weighing not in use."""
         A = self.plan.paths
         if self._importance is None:
             nodes = jumping_nodes(self.an, self.choices)
             steps = [self.an.loop_of(n).loop.length if self.an.loop_of(n) is not None else 1 for n in nodes]
             with self.outside():
                 base = self.state_slot("stochastic_derivative.importance", 6 * A * sum(steps))
-                lw = self.buf2("sd_lw_", 2 * A)
-            self.emit_at_start(call(KERNELS.rows.zero2, lw))
+                learn = self.buf2("sd_learn_", 2 * A)
+            self.emit_at_start(call(KERNELS.rows.zero2, learn))
             starts, at = {}, base
             for n, k in zip(nodes, steps):
                 starts[n], at = at, at + 6 * A * k
-            self._importance = (base, sum(steps), lw, starts)
-        _, _, lw, starts = self._importance
+            self._importance = (base, sum(steps), learn, starts)
+        _, _, learn, starts = self._importance
         off = starts[node]
-        return "state", (off if self.an.loop_of(node) is None else per_step(6 * A, off)), lw
+        return "state", (off if self.an.loop_of(node) is None else per_step(6 * A, off)), learn
 
     def _learned(self):
-        """(lw, state) for sd_bank: empty without the learned importance."""
+        """(learn, state) for sd_bank: empty without the learned importance."""
         return (self._importance[2], "state") if self._importance is not None else (NO_GRAD, NO_GRAD_1D)
 
     def end_of_step(self, info):
@@ -246,8 +246,8 @@ class Tangents:
         alt = self.alternative()
         stride, _, span = alt.slot
         if self._importance is not None:   # the step's kept jumps learned from, for the next step
-            base, cells, lw, _ = self._importance
-            self.emit(call(KERNELS.core.sd_learn_final, alt.W, alt.D, lw, "state", stride, span))
+            base, cells, learn, _ = self._importance
+            self.emit(call(KERNELS.core.sd_learn_final, alt.W, alt.D, learn, "state", stride, span))
             self.emit(call(KERNELS.core.sd_importance, "state", base, cells, alt.paths, DECAY, FLOOR, PRIOR))
         for d, (p, e) in enumerate(plan.directions):
             gp = self.op_params[p][0][1]

@@ -133,15 +133,15 @@ def test_a_nan_tangent_gives_a_nan_gradient(learned):
     W, sid, D, switched = np.zeros((2, 1)), np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1))
     tag, value, rw = np.zeros((2, 1)), np.zeros((2, 1)), np.array([0.5, 0.5])
     S, acc, gp = np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1)
-    state, lw = np.array([2.0, 2.0, 0.0, 0.0, 0.0, 0.0]), np.zeros((2, 2))
-    learn = (state, 0, lw) if learned else (np.zeros(0), -1, np.zeros((0, 0)))
+    state, kept = np.array([2.0, 2.0, 0.0, 0.0, 0.0, 0.0]), np.zeros((2, 2))
+    importance = (state, 0, kept) if learned else (np.zeros(0), -1, np.zeros((0, 0)))
     core.sd_bernoulli_probs_draw(probs, u, v, 1, 1, 2, W, sid, D, switched, tag, value, rw,
-                                  np.full((2, 1), np.nan), S, *learn)
+                                  np.full((2, 1), np.nan), S, *importance)
     core.sd_tangent_grad(W, D, S, acc, rw, 1, 2, 0, 0, gp)
     assert np.isnan(W[0, 0]) and np.isnan(gp[0])
     if learned:
         D[0, 0] = np.nan
-        core.sd_learn_final(W, D, lw, state, 1, 2)
+        core.sd_learn_final(W, D, kept, state, 1, 2)
         core.sd_importance(state, 0, 1, 1, 0.99, 0.01, 4.0)
         assert np.array_equal(state, np.zeros(6))   # nothing learned: weight 1 again
 
