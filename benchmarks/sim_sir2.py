@@ -393,11 +393,17 @@ def sir2_data(B, T=None):
             "obs": np.tile(P["obs"][:T].astype(float), (B, 1))}
 
 
+def _spec(est):
+    """simulations.estimator_spec (imported here: simulations imports this module)."""
+    from simulations import estimator_spec
+    return estimator_spec(est)
+
+
 def _compile(est, T, batch):
     """The model compiled with `est` on both nodes (or "auto": the default policy, its measured
     choice made after the first gradient), B rows and their data, and the estimator per node."""
-    prog = sir2_ppl(T, f"{est}_{T}").compile(
-        estimators="auto" if est == "auto" else {n: est for n in NODES}, dtype=np.float64)
+    prog = sir2_ppl(T, f"{est.replace(':', '_').replace('=', '_')}_{T}").compile(
+        estimators="auto" if est == "auto" else {n: _spec(est) for n in NODES}, dtype=np.float64)
     B = max(8, batch // prog.rows_per_data_row)
     data = sir2_data(B, T)
     prog.grad(data, seed=0)

@@ -751,6 +751,13 @@ PPL = {"sir": PplModel(sir_ppl, sir_data, "beta", "inf"),
 CANDIDATES = ("score", "stochastic_derivative", "mvd")
 
 
+def estimator_spec(est):
+    """An estimator as --estimators names it: "name" or "name:option=word" (e.g.
+    "stochastic_derivative:importance=none"), as compile's estimators= takes it."""
+    name, _, opts = est.partition(":")
+    return (name, dict(kv.split("=", 1) for kv in opts.split(","))) if opts else name
+
+
 def compare_estimators(name, batch, rounds, estimators=CANDIDATES, T=None):
     """Each estimator of the node theta reaches, and the default policy's choice ("auto"), against
     the cached reference: compiled once, then `rounds` rounds alternating over them and the plain
@@ -766,8 +773,8 @@ def compare_estimators(name, batch, rounds, estimators=CANDIDATES, T=None):
     for est in (*estimators, "auto"):
         t0 = time.perf_counter()
         try:
-            prog = spec.build(T, f"{est}_{T}").compile(
-                estimators="auto" if est == "auto" else {spec.node: est}, dtype=np.float64)
+            prog = spec.build(T, f"{est.replace(':', '_').replace('=', '_')}_{T}").compile(
+                estimators="auto" if est == "auto" else {spec.node: estimator_spec(est)}, dtype=np.float64)
         except ppl.ModelError as e:   # e.g. mvd's rows per step on a wide node: over the bound
             print(json.dumps({"bench": "simulations", "case": f"{name}/{est}", "refused": str(e)}), flush=True)
             continue
@@ -927,6 +934,9 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=0.1, help="per batch in --plain")
     ap.add_argument("--ppl", action="store_true", help="ppl's estimators and its default against the references")
     ap.add_argument("--batch", type=int, default=1000, help="samples per gradient call in --ppl")
+    ap.add_argument("--estimators", default=",".join(CANDIDATES),
+                    help="in --ppl, besides the default: names, or name:option=word (e.g. "
+                         "stochastic_derivative:importance=none); ';' between them when an option list has commas")
     ap.add_argument("--compile", action="store_true", help="the first step against the scan's length (10, 100, 1000)")
     args = ap.parse_args(argv)
     names = [n for n in args.problems.split(",") if n]
@@ -950,10 +960,11 @@ def main(argv=None):
     if args.plain:
         time_plain(names, args.rounds, args.seconds)
     for n in names if args.ppl else ():
+        ests = tuple(args.estimators.split(";" if ";" in args.estimators else ","))
         if n in PPL_MULTI:
-            PPL_MULTI[n](PROBLEMS[n], args.batch, args.rounds)
+            PPL_MULTI[n](PROBLEMS[n], args.batch, args.rounds, ests)
         elif n in PPL:
-            compare_estimators(n, args.batch, args.rounds)
+            compare_estimators(n, args.batch, args.rounds, ests)
     for n in names if args.compile else ():
         if n in PPL:
             compile_times(n, (10, 100, 1000), args.rounds)
