@@ -34,6 +34,7 @@ from ..analysis import graph as G
 from ..lowering import grads, ir, printer, rows, rowfused
 from ..lowering.grads import GradientNeeds
 from ..lowering.rows import RowPlan
+from ..lowering.tangents import describe as describe_weights
 from .autotune import autotune, measured_nodes, settle
 from ..runtime.cuda_program import CudaProgram
 from ..errors import ModelError
@@ -334,6 +335,7 @@ def compile_program(model: Graph, options: CompileOptions):
         if options.cache and not c.step.globals:
             compile_ahead.start(prog, cache_dir(), lambda: reversed_source(c))   # a second core compiles too
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
+    prog.weights_note = describe_weights(c.an, c.choices, c.needs.tangent, c.plan.paths, options.target == "cpu")
     prog.objective = options.objective
     prog.options = options   # Program.set_plate_size compiles the step again under them
     prog.ahead = compile_ahead   # derived programs queue their entry points on the helper (ppl/runtime/derived.py)

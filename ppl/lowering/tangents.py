@@ -129,6 +129,30 @@ def plan_tangents(model, an, choices, param_index) -> TangentPlan | None:
                        merge)
 
 
+def describe(an, choices, plan, paths: int, cpu: bool) -> str:
+    """explain()'s line on the stochastic derivatives' weights (empty without such a node): along
+    which parameter entries, on how many paths, with or without the learned importance; or per
+    unit, and why."""
+    nodes = jumping_nodes(an, choices)
+    if not nodes:
+        return ""
+    names = ", ".join(f"'{n.name}'" for n in nodes)
+    if plan is None:
+        why = ("the CUDA target weighs per unit" if not cpu else
+               f"more than {MAX_DIRECTIONS} parameter entries, a layer's own parameters, a parameter carried "
+               f"across steps or a pathwise node move their laws' parameters")
+        return (f"stochastic derivatives ({names}): each jump weighed per unit of its law's parameter, the "
+                f"estimate the reverse-mode gradient of every parameter ({why})")
+    entries = ", ".join(f"{p.name}[{e}]" for p, e in plan.directions)
+    way = (f"an alternative path per entry ({paths} + 1 rows)" if paths > 1 else
+           "one alternative path for every entry, weighed by the tangents' norm" if len(plan.directions) > 1 else
+           "one alternative path")
+    imp = ("; each jump also by an importance of its node and step learned along the run, on a path whose "
+           "measured second moment it lowers" if learns_importance(an, choices) else "")
+    return (f"stochastic derivatives ({names}): each jump weighed by its derivative along {entries}, {way}, "
+            f"the estimate added forward{imp}")
+
+
 class Tangents:
     """The array lowering's part for the tangents (made by the forward walk after each node)."""
 

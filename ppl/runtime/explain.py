@@ -35,6 +35,8 @@ def table(rows, indent: str = "") -> list:
 class Explained:
     """Program's reports (a mixin of ppl.runtime.program.Program)."""
 
+    weights_note = ""   # the stochastic derivatives' weights, said by the compiler (lowering/tangents.describe)
+
     def autotune_report(self) -> str:
         """The measured choice's table (policy "measured"): node | estimator | gradient variance
         +- its standard error | rows per data row | work (rows; timed for a program of its own) |
@@ -83,6 +85,8 @@ class Explained:
         plates = getattr(self.model, "plates", None)
         if plates:   # graph.scopes: which nodes are global, per group, per row; how each cost is weighted
             lines += _plates_lines(self.model, self.analysis)
+        if self.weights_note:
+            lines += _wrap(self.weights_note)
         if self.autotune_table:
             lines += ["", self.autotune_report(), ""]
         if declare.is_declared(self.model):

@@ -118,8 +118,15 @@ def test_many_parameter_entries_or_a_layer_keep_the_per_unit_weights():
         x = m.input("x", 1)
         b = ppl.Bernoulli("b", logits=ppl.Affine(x, 1, name="enc"))
         m.cost("f", ppl.total((b - 0.3) * (b - 0.3)))
-    src = m.compile(dtype=np.float64, estimators={"b": SD}, lowering="arrays").source
-    assert "sd_bernoulli_draw" in src and "tangent_seed" not in src and "sd_grad" in src
+    prog = m.compile(dtype=np.float64, estimators={"b": SD}, lowering="arrays")
+    assert "sd_bernoulli_draw" in prog.source and "tangent_seed" not in prog.source and "sd_grad" in prog.source
+    said = " ".join(prog.explain().split())   # explain() states the choice and its reason
+    assert "('b'): each jump weighed per unit of its law's parameter" in said and "a layer's own parameters" in said
+    walk = sad_walk("sdt_said", 5, 10.0)
+    said = " ".join(walk.compile(dtype=np.float64, estimators={"up": SD}).explain().split())
+    assert "weighed by its derivative along p[0], one alternative path" in said and "learned along the run" in said
+    said = " ".join(walk.compile(dtype=np.float64, estimators={"up": (SD, {"importance": "none"})}).explain().split())
+    assert "along p[0]" in said and "learned" not in said
 
 
 @pytest.mark.parametrize("learned", [False, True])
