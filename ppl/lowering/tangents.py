@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..calls import KERNELS, call, render
+from ..errors import ModelError
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, REGISTRY
 from ..ops import OPS
 from .ir import per_step
@@ -234,6 +235,11 @@ class Tangents:
             with self.outside():
                 base = self.state_slot("stochastic_derivative.importance", 6 * A * sum(steps))
                 learn = self.buf2("sd_learn_", 2 * A)
+            if self.dtype == "float32" and base + 6 * A * sum(steps) > 2 ** 24:   # cells kept as float32 numbers
+                raise ModelError(f"stochastic derivatives of {', '.join(repr(n.name) for n in nodes)}: the learned "
+                                 f"importance's {6 * A * sum(steps)} numbers lie beyond float32's exact integers "
+                                 f"in the step's state; compile with dtype=np.float64, or give the nodes the "
+                                 f"option importance='none'")
             self.emit_at_start(call(KERNELS.rows.zero2, learn))
             starts, at = {}, base
             for n, k in zip(nodes, steps):

@@ -266,3 +266,14 @@ def test_the_importance_is_the_shrunk_rms_in_use_where_it_measured_better():
     assert (got[:, 0, 0] > 0).all() and (got[:, 0, 1] == 0).all() and (got[:, 1, 1] > 0).all()
     assert (got[:, :2, 2] == 0).all()
     assert got[:, 1, 0].min() >= 0.01 * got[:, 1, 0].max()
+
+
+def test_an_importance_beyond_float32s_integers_is_refused_by_name():
+    """The kept jumps' cells are float32 numbers in a float32 step: a scan long enough that they
+    would not be exact is refused at compile time, naming the node and both ways out; float64
+    and importance="none" compile."""
+    walk = sad_walk("sdt_long", 3_000_000, 10.0)
+    with pytest.raises(ppl.ModelError, match=r"'up'.*float32's exact integers.*dtype=np.float64.*importance='none'"):
+        walk.compile(dtype=np.float32, estimators={"up": SD})
+    assert "sd_importance" in walk.compile(dtype=np.float64, estimators={"up": SD}).source
+    assert "sd_importance" not in walk.compile(dtype=np.float32, estimators={"up": (SD, {"importance": "none"})}).source
