@@ -65,7 +65,8 @@ def _like_overload(x, c):
 # ---------------------------------------------------------------------------- exp / log
 # float32 math without libm calls: pip's llvmlite has no vector math library, so a libm expf /
 # log1pf costs several ns per element and stops loops from vectorising; these branch-free
-# polynomials keep float32 elementwise kernels arithmetic-bound. float64 keeps libm.
+# polynomials keep float32 elementwise kernels arithmetic-bound. float64 has its exp (exp_f64)
+# and keeps libm for the rest.
 # fastmath "contract" only: LLVM may fuse a multiply and an add into one FMA (rounded once, so
 # no less accurate: the same 3-ulp maximum error of log1p(exp(-|x|)) was measured with and
 # without it); the kernels' own "contract" flag does not reach these inlined bodies. Their
@@ -97,6 +98,46 @@ def exp_f32(x):
         _E_Q[3] + r * _E_Q[4])))))
     two_n = np.int32((np.float32(t).view(np.int32) + np.int32(127)) << np.int32(23)).view(np.float32)
     return p * two_n if x0 <= _E_OVER else x0 * _E_INF   # NaN: NaN; above ln FLT_MAX: inf
+
+
+# float64 exp without libm (libm's exp is a call per element, ~4.5 ns, and stops a loop from
+# vectorising): fdlibm's method. x = k ln 2 + r, |r| <= ln 2 / 2 (Cody-Waite with ln 2 in two parts,
+# the high one with trailing zero bits so that k ln2_hi is exact; k rounded by adding 1.5 * 2^52,
+# which leaves k in the sum's low bits: no float-int conversions); exp(r) = 1 + 2 r / (2 - c) with
+# c = r - r^2 P(r^2), P of degree 5 (Remez, fdlibm's coefficients: error < 1 ulp); 2^k as two factors
+# built from exponent bits, so that a result near overflow (k = 1024) or subnormal (k < -1022) is
+# rounded once.
+_D_LOG2E = 1.4426950408889634
+_D_MAGIC = 6755399441055744.0   # 1.5 * 2^52
+_D_MAGIC_BITS = 4843621399236968448   # _D_MAGIC's bits as an int64
+_D_LN2_HI, _D_LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_D_P = (1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05,
+        -1.65339022054652515390e-06, 4.13813679705723846039e-08)
+_D_OVER, _D_UNDER = 709.782712893383973096, -745.13321910194110842   # ln DBL_MAX; below: rounds to 0
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def exp_f64(x0):
+    """float64 exp(x) without libm (max error 1 ulp against libm's, tests/kernels/test_scalar_math.py),
+    branch-free so that a loop over it vectorises: inf above ln DBL_MAX, 0 below the smallest
+    subnormal, subnormal results rounded once, NaN for NaN."""
+    x = min(max(x0, -746.0), 710.0)
+    t = x * _D_LOG2E + _D_MAGIC
+    k = t - _D_MAGIC
+    hi = x - k * _D_LN2_HI
+    lo = k * _D_LN2_LO
+    r = hi - lo
+    s = r * r
+    c = r - s * (_D_P[0] + s * (_D_P[1] + s * (_D_P[2] + s * (_D_P[3] + s * _D_P[4]))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    kb = np.float64(t).view(np.int64) - np.int64(_D_MAGIC_BITS)   # k, from t's low bits
+    k1 = kb >> np.int64(1)
+    s1 = np.int64((k1 + np.int64(1023)) << np.int64(52)).view(np.float64)
+    s2 = np.int64((kb - k1 + np.int64(1023)) << np.int64(52)).view(np.float64)
+    v = y * s1 * s2
+    v = v if x0 <= _D_OVER else np.inf
+    v = v if x0 >= _D_UNDER else 0.0
+    return v if x0 == x0 else x0
 
 
 # log(1 + e) = 2 s (1 + z P(z)), z = s^2 in [0, 1/9], P of degree 3 (minimax, Lawson: 4.6e-9
@@ -135,17 +176,19 @@ def tanh_f32(z):
     return t if z >= np.float32(0.0) else -t
 
 
-def _by_precision(name, doc, f32, f64, py32=None):
-    """A function of one float computed by `f32` for float32 and by libm's `f64` otherwise.
-    Compiled code picks the implementation from the argument's type (an overload, so every
-    numba target, CPU and CUDA, gets it); the pure-Python body (run by the CUDA simulator)
-    evaluates `py32` (default `f64`) in double and rounds to float32."""
-    py32 = py32 or f64
+def _by_precision(name, doc, f32, f64, py32=None, py64=None):
+    """A function of one float computed by `f32` for float32 and by `f64` (libm's, or a compiled
+    one) otherwise. Compiled code picks the implementation from the argument's type (an overload,
+    so every numba target, CPU and CUDA, gets it); the pure-Python body (run by the CUDA
+    simulator) evaluates `py64` (default `f64`), and `py32` (default `py64`) in double rounded to
+    float32."""
+    py64 = py64 or f64
+    py32 = py32 or py64
 
     def f(x):
         if isinstance(x, np.float32):
             return np.float32(py32(float(x)))
-        return f64(x)
+        return py64(x)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = doc
@@ -163,8 +206,9 @@ def _by_precision(name, doc, f32, f64, py32=None):
     return f
 
 
-fexp = _by_precision("fexp", "exp in the precision of x (float32: exp_f32, clamped to [-87, 88]).", exp_f32,
-                     math.exp, py32=lambda x: math.exp(min(max(x, -87.0), 88.0)))
+fexp = _by_precision("fexp", "exp in the precision of x (float32: exp_f32, clamped to [-87, 88]; float64: "
+                     "exp_f64), without libm.", exp_f32, exp_f64,
+                     py32=lambda x: math.exp(min(max(x, -87.0), 88.0)), py64=math.exp)
 flog = _by_precision("flog", "log in the precision of x (float32: without libm).", log_f32, math.log)
 flog1p = _by_precision("flog1p", "log1p in the precision of x (float32: without libm).", log1p_f32, math.log1p)
 flog1p_unit = _by_precision("flog1p_unit", "log(1 + e) for e in [0, 1] in the precision of e (float32: "
