@@ -5,7 +5,7 @@ non-negative weights per group of K with a positive sum. NaN fails every one of 
 so that a comparison with NaN is False), and so does +inf.
 
 Each returns True when every entry passes: a reduction that returns a value, so a hand-written
-CPU kernel (stopping at the first failure), whose CUDA launcher counts the failing items over the
+CPU kernel (one flat pass over a C-contiguous array, which vectorises), whose CUDA launcher counts the failing items over the
 grid (declare.count_launcher: exact, the same count every run) and reads the count back (`CUDA`).
 The `_into` rows count a row at a time into a word of the CUDA step's sink, so a check joins the
 step's other row kernels (a group check, all_weight_groups, counts over the grid).
@@ -13,7 +13,8 @@ step's other row kernels (a group check, all_weight_groups, counts over the grid
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ..declare import count_launcher, rows
 from ..math.words import add_word
@@ -58,44 +59,66 @@ def _group_ok(a, r, c0, K):
     return s > 0.0
 
 
+def _all_passing(test):
+    """A function of a 2D array: True when `test` passes on every entry. A C-contiguous array (the
+    step's buffers) is read as one flat loop without an early exit, which vectorises (a one-column
+    node's nested loop stays scalar); any other layout row by row, stopping at the first failure."""
+
+    def check(a):
+        """Whether every entry passes the check's test."""
+
+    @overload(check, jit_options=dict(cache=True, error_model="numpy"))
+    def _ov(a):
+        if isinstance(a, types.Array) and a.layout == "C":
+            def flat(a):
+                f = a.reshape(a.size)
+                bad = 0
+                for i in range(f.size):
+                    bad += 0 if test(f[i]) else 1
+                return bad == 0
+            impl = flat
+        else:
+            def nested(a):
+                for r in range(a.shape[0]):
+                    for j in range(a.shape[1]):
+                        if not test(a[r, j]):
+                            return False
+                return True
+            impl = nested
+        # named after the test and the path: two closures of this factory compiled by two processes
+        # must not share a symbol in the cache (cpu/noise.py, `_named`)
+        impl.__name__ = impl.__qualname__ = f"all_{test.py_func.__name__.strip('_')}_{impl.__name__}"
+        return impl
+
+    return check
+
+
+_all_unit, _all_unit_positive = _all_passing(_unit_ok), _all_passing(_unit_positive_ok)
+_all_counts, _all_nonnegative = _all_passing(_count_ok), _all_passing(_nonnegative_ok)
+
+
 @njit(cache=True, error_model="numpy")
 def all_unit(a):
     """True when every entry of the 2D a is within [0, 1]."""
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if not _unit_ok(a[r, j]):
-                return False
-    return True
+    return _all_unit(a)
 
 
 @njit(cache=True, error_model="numpy")
 def all_unit_positive(a):
     """True when every entry of the 2D a is within (0, 1]."""
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if not _unit_positive_ok(a[r, j]):
-                return False
-    return True
+    return _all_unit_positive(a)
 
 
 @njit(cache=True, error_model="numpy")
 def all_counts(a):
     """True when every entry of the 2D a is a non-negative integer (finite)."""
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if not _count_ok(a[r, j]):
-                return False
-    return True
+    return _all_counts(a)
 
 
 @njit(cache=True, error_model="numpy")
 def all_nonnegative(a):
     """True when every entry of the 2D a is finite and >= 0 (a Poisson rate: 0 is the certain 0)."""
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if not _nonnegative_ok(a[r, j]):
-                return False
-    return True
+    return _all_nonnegative(a)
 
 
 @njit(cache=True, error_model="numpy")
