@@ -18,6 +18,8 @@ def _is_bool(v) -> bool:
 
 def integer(value, what: str, lo: int | None = None, hi: int | None = None) -> int:
     """An int (or NumPy integer, or a float with an integral value) in [lo, hi]."""
+    if type(value) is int and (lo is None or value >= lo) and (hi is None or value <= hi):
+        return value   # the common case, without the abstract base classes' checks
     if _is_bool(value) or not isinstance(value, (numbers.Integral, numbers.Real)):
         raise ModelError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
     if not isinstance(value, numbers.Integral):
@@ -44,6 +46,8 @@ def count(value, what: str, lo: int = 1, hi: int | None = None) -> int:
 def seed(value, what: str = "seed") -> int:
     """A seed: an int (or NumPy integer) in [0, 2**63 - 1]; floats and bools are refused (a float
     would be truncated, so seed=1.5 and seed=1 would give the same draws)."""
+    if type(value) is int and 0 <= value <= SEED_MAX:
+        return value   # the common case, without the abstract base classes' checks
     if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise ModelError(f"{what} must be an integer in [0, 2**63 - 1], got {value!r} ({type(value).__name__}); "
                          f"pass an int, e.g. {what}=1")

@@ -274,7 +274,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
                 raise ModelError(f"input '{n}' has {a.shape[0]} rows but the batch has {B}; all inputs need "
                                  f"the same number of rows")
             B = a.shape[0]
-            if not np.all(np.isfinite(a)):
+            if not np.isfinite(a).all():
                 raise ModelError(f"input '{n}' has non-finite values (NaN or inf); clean the data first")
             declare.check_data(self.model, n, a)   # an observed input: its likelihood's support
             check_index(self.model, n, a)   # an input indexing a plate of groups or an Embed
