@@ -38,6 +38,10 @@ width + j]` holds the count at which path a kept unit j's jump (the estimate: it
 equals the path's final count). The alternative rows weigh 0 in the objective. A unit of an
 alternative row whose parameters and uniform equal the drawn row's takes the drawn value.
 
+Score (`sc` has rows, along the parameters): on a drawn row (only), sc[r, d] = sum_j s_j tan_d,j, s_j the
+law's score d log p(x_j) / d q_j of the unit's draw: the derivative along direction d of the
+draw's log-likelihood, zero-mean, the control variate of sd_control.py.
+
 Learned importance (ppl/lowering/tangents.py; `hoff` >= 0, the node's cell in `state`): along
 the parameters, a jump's weight is also multiplied by its cell's importance in use, and its
 weight under the other weighing is summed in learn[r, paths + a]; the kept jump's cell goes to
@@ -60,6 +64,8 @@ from .binomial import _pq, _sample as _binomial_sample
 from .geometric import _sample as _geometric_sample
 from .poisson import _inverse_cdf
 from .probs import _group_sum, _icdf_group
+from .sd_control import (_bernoulli_probs_score, _bernoulli_score, _binomial_score, _geometric_score,
+                         _poisson_score)
 from .sd_importance import _importance, _moments, learn_case
 
 
@@ -177,7 +183,7 @@ def _geometric_jump(param, x, logits):
 
 
 _TEMPLATE = """def {name}(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
-        learn):
+        learn, sc):
     jl = slot_local(r, stride, span)
 {body}
 """
@@ -193,6 +199,13 @@ _BODY = """if jl < off or jl >= off + {A}:
     if jl == 0:
         n_, A_ = {N}, {A}
         vo = v.shape[1] - A_ * n_   # the reservoirs' uniforms: v's last A n columns (v may be u's twin)
+        if sc.shape[0] != 0:   # the draw's score along each direction (the control variate: sd_control.py)
+            for d in range({ND}):
+                sc[r, d] = 0.0
+            for j in range(n_):
+                sj = {score_r}
+                for d in range({ND}):
+                    sc[r, d] += sj * float(tan[r, d * n_ + j])
         for a in range(A_):
             ra = r + (off + a) * stride
             kept, jump = -1, 0.0
@@ -233,24 +246,30 @@ _BODY = """if jl < off or jl >= off + {A}:
                         value[ra, j] = value[r, j]
                     else:
                         value[ra, j] = like(value, {unit_ra})"""
-# kind: (its parameters, the unit's draw, its jump: (weight per unit of the law's parameter, step))
+# kind: (its parameters, the unit's draw, its jump: (weight per unit of the law's parameter, step), the
+# jump's words, its score: d log p(x) / d q)
 _LAWS = {
     "bernoulli": ("logits", "_bernoulli_unit(logits[{i}, j], u[{i}, j])", "_bernoulli_jump(logits[r, j], float(value[r, j]))",
-                  "0 -> 1, weight p per logit"),
+                  "0 -> 1, weight p per logit", "_bernoulli_score(logits[r, j], float(value[r, j]))"),
     "bernoulli_probs": ("probs", "_bernoulli_probs_unit(probs[{i}, j], u[{i}, j])",
-                        "_bernoulli_probs_jump(probs[r, j], float(value[r, j]))", "0 -> 1, weight 1 / (1 - p)"),
+                        "_bernoulli_probs_jump(probs[r, j], float(value[r, j]))", "0 -> 1, weight 1 / (1 - p)",
+                        "_bernoulli_probs_score(probs[r, j], float(value[r, j]))"),
     "poisson": ("rate", "_inverse_cdf(rate[{i}, j], u[{i}, j])", "_poisson_jump(rate[r, j], float(value[r, j]))",
-                "x -> x + 1, weight 1"),
+                "x -> x + 1, weight 1", "_poisson_score(rate[r, j], float(value[r, j]))"),
     "binomial": ("total_count, probs", "_binomial_unit(total_count[{i}, j], probs[{i}, j], u[{i}, j], False)",
                  "_binomial_jump(total_count[r, j], probs[r, j], float(value[r, j]), False)",
-                 "x -> x + 1 (x < n), weight (n - x) / (1 - p)"),
+                 "x -> x + 1 (x < n), weight (n - x) / (1 - p)",
+                 "_binomial_score(total_count[r, j], probs[r, j], float(value[r, j]), False)"),
     "binomial_logits": ("total_count, logits", "_binomial_unit(total_count[{i}, j], logits[{i}, j], u[{i}, j], True)",
                         "_binomial_jump(total_count[r, j], logits[r, j], float(value[r, j]), True)",
-                        "x -> x + 1 (x < n), weight (n - x) p per logit"),
+                        "x -> x + 1 (x < n), weight (n - x) p per logit",
+                        "_binomial_score(total_count[r, j], logits[r, j], float(value[r, j]), True)"),
     "geometric": ("probs", "_geometric_sample(probs[{i}, j], u[{i}, j], False)",
-                  "_geometric_jump(probs[r, j], float(value[r, j]), False)", "x -> x - 1 (x > 0), weight x / (p (1 - p))"),
+                  "_geometric_jump(probs[r, j], float(value[r, j]), False)", "x -> x - 1 (x > 0), weight x / (p (1 - p))",
+                  "_geometric_score(probs[r, j], float(value[r, j]), False)"),
     "geometric_logits": ("logits", "_geometric_sample(logits[{i}, j], u[{i}, j], True)",
-                         "_geometric_jump(logits[r, j], float(value[r, j]), True)", "x -> x - 1 (x > 0), weight x per logit"),
+                         "_geometric_jump(logits[r, j], float(value[r, j]), True)", "x -> x - 1 (x > 0), weight x per logit",
+                         "_geometric_score(logits[r, j], float(value[r, j]), True)"),
 }
 
 
@@ -261,13 +280,13 @@ def _scalar_law_kernels():
     import sys
     frame = sys._getframe(0)
     out = {}
-    for kind, (params, unit, jump, doc) in _LAWS.items():
+    for kind, (params, unit, jump, doc, score) in _LAWS.items():
         for suffix, N, A, ND in (("", "value.shape[1]", "W.shape[1]", "(S.shape[1] // W.shape[1])"),
                                  ("1", "1", "1", "1")):
             name = f"sd_{kind}_draw{suffix}"
             same = " and ".join(f"{x}[ra, j] == {x}[r, j]" for x in (*params.split(", "), "u"))
             body = _BODY.format(N=N, A=A, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
-                                jump_r=jump, same=same)
+                                jump_r=jump, same=same, score_r=score)
             src = _TEMPLATE.format(name=name, params=params, body=textwrap.indent(body, " " * 4))
             glb = dict(globals())
             exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
@@ -284,7 +303,7 @@ globals().update(_scalar_law_kernels())
 
 @njit(cache=True, error_model="numpy")
 def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
-                 learn):
+                 learn, sc):
     jl, A, n = slot_local(r, stride, span), W.shape[1], value.shape[1]
     if off <= jl < off + A:
         return
@@ -292,6 +311,16 @@ def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched
         categorical_sample_group(logits, gumbel, r, c0, K, value)
     if jl != 0:
         return
+    if sc.shape[0] != 0:   # the draw's score along each direction: d log p / d a_k = [x = k] - p_k
+        ND = S.shape[1] // A
+        for d in range(ND):
+            sc[r, d] = 0.0
+        for c0 in range(0, n, K):
+            m0, lse = logsumexp_group(logits, r, c0, K)
+            for k in range(K):
+                sj = float(value[r, c0 + k]) - math.exp(logits[r, c0 + k] - m0 - lse)
+                for d in range(ND):
+                    sc[r, d] += sj * float(tan[r, d * n + c0 + k])
     for a in range(A):
         ra = r + (off + a) * stride
         kept = -1
@@ -311,16 +340,16 @@ def _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched
 
 @rows("value")
 def sd_categorical_draw(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S,
-                        state, hoff, learn):
+                        state, hoff, learn, sc):
     """Groups of K classes (Gumbel-max draws): a group drawn c jumps to each other class k with
     weight p_k (per unit, or along the parameters: _keep_t)."""
     _categorical(r, logits, gumbel, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
-                 learn)
+                 learn, sc)
 
 
 @njit(cache=True, error_model="numpy")
 def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state,
-                       hoff, learn):
+                       hoff, learn, sc):
     jl, A, n = slot_local(r, stride, span), W.shape[1], value.shape[1]
     if off <= jl < off + A:
         return
@@ -328,6 +357,16 @@ def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched
         _icdf_group(probs, u[r, c0], r, c0, K, value)
     if jl != 0:
         return
+    if sc.shape[0] != 0:   # the draw's score along each direction: d log p / d w_k = [x = k] / w_k - 1 / S
+        ND = S.shape[1] // A
+        for d in range(ND):
+            sc[r, d] = 0.0
+        for c0 in range(0, n, K):
+            tot = float(_group_sum(probs, r, c0, K))
+            for k in range(K):
+                sj = (1.0 / float(probs[r, c0 + k]) if value[r, c0 + k] > 0.5 else 0.0) - 1.0 / tot
+                for d in range(ND):
+                    sc[r, d] += sj * float(tan[r, d * n + c0 + k])
     for a in range(A):
         ra = r + (off + a) * stride
         kept = -1
@@ -347,11 +386,11 @@ def _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched
 
 @rows("value")
 def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S,
-                              state, hoff, learn):
+                              state, hoff, learn, sc):
     """sd_categorical_draw for weights: inverse-CDF draws; a group drawn c jumps to each other
     class k with weight 1 / S (S the group's sum)."""
     _categorical_probs(r, probs, u, v, K, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state,
-                       hoff, learn)
+                       hoff, learn, sc)
 
 
 @rows("t")
@@ -478,13 +517,14 @@ def _state(g, n, d):
 
 def _tangents(g, width, dirs=2):
     """A parameter's tangents along `dirs` directions (column d * width + j), S, the kept jumps',
-    and the learned importance (state: two cells of A paths, the second the node's; learn)
-    (dirs 0: per unit, the empty tangents and no importance, as the step passes them)."""
+    the learned importance (state: two cells of A paths, the second the node's; learn) and the
+    scores' buffer (dirs 0: per unit, the empty tangents, no importance and no score, as the step
+    passes them)."""
     if not dirs:
-        return g.skip(2), g.skip(2), g.skip(1), -1, g.skip(2)
+        return g.skip(2), g.skip(2), g.skip(1), -1, g.skip(2), g.skip(2)
     state = g.pos(12 * A)
     state[6 * A + 1] = 0.0   # path 1: weight 1, the candidate's sum measured
-    return g.x(R, dirs * width), g.out(R, A * dirs), state, 6 * A, g.pos(R, 2 * A)
+    return g.x(R, dirs * width), g.out(R, A * dirs), state, 6 * A, g.pos(R, 2 * A), g.out(R, dirs)
 
 
 def _one(kind):
@@ -493,8 +533,9 @@ def _one(kind):
     def case(g):
         params = (np.floor(8 * g.u(R, 1)), g.u(R, 1)) if n_params == 2 else (g.u(R, 1),)
         uv = g.u(R, 2)
-        tan = ((g.x(R, 1), g.out(R, 1), g.pos(6), 0, g.pos(R, 2)) if kind in ("bernoulli_probs", "binomial")
-               else (g.skip(2), g.skip(2), g.skip(1), -1, g.skip(2)))
+        tan = ((g.x(R, 1), g.out(R, 1), g.pos(6), 0, g.pos(R, 2), g.out(R, 1))
+               if kind in ("bernoulli_probs", "binomial", "geometric_logits", "poisson")
+               else (g.skip(2), g.skip(2), g.skip(1), -1, g.skip(2), g.skip(2)))
         return (*params, uv, uv, 1, 1, 2, g.x(R, 1) * 0, g.x(R, 1) * 0, g.x(R, 1) * 0, g.out(R, 1), g.out(R, 1),
                 g.out(R, 1), g.pos(R), *tan)
     return case

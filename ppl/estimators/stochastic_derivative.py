@@ -21,7 +21,8 @@ does, the jumps are weighed along them as the paper's forward mode weighs them a
 direction: by w sum_d |dq / dtheta_d|, the tangents computed in the step, and the estimate is added
 to the parameters' gradients forward; in a scan a kept path that has met the drawn one again is
 banked and the reservoir restarts, and each jump is weighed by an importance of its node and
-step learned along the run where that measures better (lowering/tangents.py). With at most tangents.MAX_PATHS
+step learned along the run where that measures better, and the draws' scores along them are added as
+control variates with coefficients learned per step (lowering/tangents.py). With at most tangents.MAX_PATHS
 directions each has an alternative path of its own, weighed by w |dq / dtheta_d| alone (one row
 per direction: a jump that moves only another parameter is never kept for this one). Otherwise (a network's layers between
 the parameters and the node, a parameter carried across steps, a pathwise node on the way, the
@@ -52,7 +53,7 @@ class StochasticDerivative(Estimator):
             'randomness", NeurIPS')
     branch_rows = True
     alternative_row = True
-    options = {"paths": "direction", "importance": "learned"}
+    options = {"paths": "direction", "importance": "learned", "control": "score"}
     option_words = {"paths": {"direction": "an alternative path per parameter direction where at most 4 move the "
                                            "jumps (1 + directions rows)",
                               "shared": "one path for every direction, the jumps weighed by the tangents' norm "
@@ -61,7 +62,11 @@ class StochasticDerivative(Estimator):
                                               "importance of its node, step and path learned along the run (the "
                                               "root mean square of the alternatives' cost differences of earlier "
                                               "steps' kept jumps)",
-                                   "none": "the jumps weighed by their tangents alone"}}
+                                   "none": "the jumps weighed by their tangents alone"},
+                    "control": {"score": "where the jumps are weighed along the parameters, the draws' score (the "
+                                         "derivative of their log-likelihood along each parameter) added as a control "
+                                         "variate, its coefficient per step learned along the run",
+                                "none": "no control variate"}}
     rules = (Rule("*", 45, lambda i: not i.differentiable and i.node.width <= NARROW and not in_loop(i)
                   and i.dist.kind in _DRAWS,
                   lambda i: f"a path to its costs goes through the gradient-free black box '{i.blocked_by}' and the "
@@ -94,10 +99,11 @@ class StochasticDerivative(Estimator):
             u, v = ctx.noise(kind), ctx.noise("uniform", paths * n)
         along = alt.along(ctx.node, self.jump_param(ctx.law.kind)) if alt.along else (NO_GRAD, NO_GRAD)   # per unit
         learned = alt.learned(ctx.node) if alt.learned else (NO_GRAD_1D, -1, NO_GRAD)
+        scores = alt.scores(ctx.node) if alt.scores else NO_GRAD   # the control variate's (along the parameters)
         one = n == 1 and paths == 1 and alt.directions <= 1 and "sd_draw1" in self.kernels[ctx.law.kind]
         ctx.law_call("sd_draw1" if one else "sd_draw", [*ctx.params(), u, v],
                      [*alt.slot, alt.W, alt.count, alt.D, ctx.buffer("switched", paths), ctx.buffer("tag", paths * n),
-                      ctx.value(), ctx.rows.weights, *along, *learned])
+                      ctx.value(), ctx.rows.weights, *along, *learned, scores])
 
     def estimate(self, ctx):
         if ctx.rows.alternative.along:

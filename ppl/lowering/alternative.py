@@ -38,6 +38,8 @@ class AlternativeRow:
     directions: int = 0   # the parameter directions the jumps are weighed along (0: per unit)
     learned: object = None   # node -> (state, its cell's offset, learn): the jumps' learned importance
                              # (lowering/tangents.py), or None
+    scores: object = None    # node -> its draws' scores' buffer (or NO_GRAD): the control variate
+                             # (lowering/tangents.py), or None
 
 
 def alternative_nodes(an, choices) -> list:
@@ -83,7 +85,8 @@ class Alternative:
             along = self.jump_buffers if self.needs.tangent is not None else None
             dirs = len(self.needs.tangent.directions) if self.needs.tangent is not None else 0
             learned = self.importance_cell if along is not None and learns_importance(self.an, self.choices) else None
-            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along, paths, dirs, learned)
+            scores = self.score_buffer if along is not None else None
+            self._alternative = AlternativeRow(W, count, D, (stride, off, span), along, paths, dirs, learned, scores)
         return self._alternative
 
     def cost_diff(self, head, full_rows: str):

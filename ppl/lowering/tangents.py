@@ -32,6 +32,14 @@ candidate h), so that every step estimates its estimate's second moment under bo
 weighs by h only where that measured lower (where D's scale hardly moves from step to step, a
 noisy h costs more than it gains, and weight 1 stays).
 
+Score control variates (option control="score", the default): the derivative along a direction of
+the log-likelihood of a node's draws at a step, its score s (the law's d log p(x) / d q times q's
+tangent), has mean zero, so E + sum c s stays unbiased for coefficients fixed before the step's
+draws. Scores of different steps are uncorrelated, so each node and step has its own coefficient,
+-Cov(E, s) / Var(s) learned from earlier steps' drawn rows (kernels' sd_control). The jumps carry
+where the draw's outcome matters; the score carries how likely the path was, which the pruned
+estimate leaves out.
+
 `plan_tangents` decides it (pass "requires grad"): every jumping node's parameter must depend on
 at most MAX_DIRECTIONS parameter entries (`ppl.param` vectors) through ops with a forward rule
 here (elementwise arithmetic, activations, concatenations, slices, row sums) within a step, a
@@ -77,6 +85,12 @@ def learns_importance(an, choices) -> bool:
     (the option importance of every jumping node "learned")."""
     nodes = jumping_nodes(an, choices)
     return bool(nodes) and all(choices[n][0].options.get("importance", "learned") == "learned" for n in nodes)
+
+
+def scored_nodes(an, choices) -> list:
+    """The jumping nodes whose estimates along the parameters get their scores as control variates
+    (the option control "score", the default)."""
+    return [n for n in jumping_nodes(an, choices) if choices[n][0].options.get("control", "score") == "score"]
 
 
 def plan_tangents(model, an, choices, param_index) -> TangentPlan | None:
@@ -150,8 +164,11 @@ def describe(an, choices, plan, paths: int, cpu: bool) -> str:
            "one alternative path")
     imp = ("; each jump also by an importance of its node and step learned along the run, on a path whose "
            "measured second moment it lowers" if learns_importance(an, choices) else "")
+    scored = scored_nodes(an, choices)
+    cv = (f"; the draws' scores along them ({', '.join(repr(n.name) for n in scored)}) added as control variates, "
+          f"a coefficient per node and step learned along the run" if scored else "")
     return (f"stochastic derivatives ({names}): each jump weighed by its derivative along {entries}, {way}, "
-            f"the estimate added forward{imp}")
+            f"the estimate added forward{imp}{cv}")
 
 
 class Tangents:
@@ -162,6 +179,7 @@ class Tangents:
         self._jumps = None         # (S, acc): the kept jump's direction weights, the banked estimates
         self._packed: dict = {}    # jumping node -> its parameter's tangents side by side
         self._importance = None    # (state offset, cells, learn, each jumping node's first cell's offset)
+        self._scores = None        # (state offset, cells, cv, {node: [its scores' buffer, steps, first cell's offset]})
 
     def tangent_forward(self, n):
         """The tangents of node n's value along each direction that reaches it."""
@@ -249,6 +267,48 @@ class Tangents:
         off = starts[node]
         return "state", (off if self.an.loop_of(node) is None else per_step(6 * A, off)), learn
 
+    def score_buffer(self, node):
+        """The buffer (R, directions) of the node's draws' scores along the parameters (a loop's
+        body's: every step's, read at the backward's start), or NO_GRAD where its option control is
+        "none". Every scored node has a cell per step of 3 x directions numbers in the step's state
+        (kernels' sd_control: the coefficients in use, the sums they are learned from)."""
+        nodes = scored_nodes(self.an, self.choices)
+        if node not in nodes:
+            return NO_GRAD
+        ND = len(self.needs.tangent.directions)
+        if self._scores is None:
+            steps = [self.an.loop_of(n).loop.length if self.an.loop_of(n) is not None else 1 for n in nodes]
+            with self.outside():
+                base = self.state_slot("stochastic_derivative.score_cv", 3 * ND * sum(steps))
+                cv = self.buf2("sd_cv_", ND)
+            self.emit_at_start(call(KERNELS.rows.zero2, cv))
+            cells, at = {}, base
+            for n, k in zip(nodes, steps):
+                cells[n], at = [None, k, at], at + 3 * ND * k
+            self._scores = (base, sum(steps), cv, cells)
+        cell = self._scores[3][node]
+        if cell[0] is None:
+            cell[0] = self.buf2(f"sc_{node.name}", ND)
+        return cell[0]
+
+    def _score_control(self, alt, stride, span):
+        """The scored nodes' cells learn against the drawn rows' estimates without control variates
+        (sd_estimate, sd_score_learn), then each node's control variates join the estimates (sd_score_apply, by
+        the coefficients in use) and the coefficients are learned for the next step (sd_cv_update)."""
+        base, cells, cv, nodes = self._scores
+        S, acc = self._jumps
+        stored = {node: (sc if self.an.loop_of(node) is None else self.storage_of(sc), steps, off)
+                  for node, (sc, steps, off) in nodes.items() if sc is not None}
+        with self.outside():
+            E = self.buf2("sd_E_", len(self.needs.tangent.directions))
+        self.emit(call(KERNELS.core.sd_estimate, alt.W, alt.D, S, acc, E, stride, span))
+        for sc, steps, off in stored.values():
+            self.emit(call(KERNELS.core.sd_score_learn, E, sc, steps, "state", off))
+        for sc, steps, off in stored.values():
+            self.emit(call(KERNELS.core.sd_score_apply, sc, steps, "state", off, cv, stride, span))
+        self.emit(call(KERNELS.core.add_fwd, acc, cv, acc))
+        self.emit(call(KERNELS.core.sd_cv_update, "state", base, cells, len(self.needs.tangent.directions), DECAY))
+
     def _learned(self):
         """(learn, state) for sd_bank: empty without the learned importance."""
         return (self._importance[2], "state") if self._importance is not None else (NO_GRAD, NO_GRAD_1D)
@@ -279,6 +339,8 @@ class Tangents:
             base, cells, learn, _ = self._importance
             self.emit(call(KERNELS.core.sd_learn_final, alt.W, alt.D, learn, "state", stride, span))
             self.emit(call(KERNELS.core.sd_importance, "state", base, cells, alt.paths, DECAY, FLOOR, PRIOR))
+        if self._scores is not None:
+            self._score_control(alt, stride, span)
         for d, (p, e) in enumerate(plan.directions):
             gp = self.op_params[p][0][1]
             self.emit(call(KERNELS.core.sd_tangent_grad, alt.W, alt.D, *self._jumps, self.rw, stride, span, d, e,
