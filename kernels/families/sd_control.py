@@ -7,8 +7,11 @@ law's d log p(x) / d q times q's tangent, summed over the units): zero-mean what
 coefficient c fixed before the step's draws keeps the estimate unbiased. The variance-minimising
 coefficient is -Cov(E_d, s_t,d) / Var(s_t,d), and the scores of different steps are uncorrelated
 (each has mean zero given what was drawn before it), so each cell (a jumping node's step) learns its
-own from decayed sums over earlier steps' drawn rows: sum E s and sum s^2. A cell's block in the
-step's `state` is 3 ND numbers: the coefficients in use, then the two sums, ND each.
+own from decayed sums over earlier steps' drawn rows: sum E s and sum s^2, and sum (E s)^2 for the
+coefficient's noise: it is shrunk by max(0, 1 - sum (E s)^2 / (sum E s)^2) (positive-part James-Stein: 1
+- 1 / z^2 of the sum's z), so that a cell whose score hardly correlates with the estimate does not add
+its coefficient's noise. A cell's block in the step's `state` is CELL ND numbers: the coefficients in
+use, then the three sums, ND each.
 """
 import math
 
@@ -18,6 +21,8 @@ from numba import njit
 from ..declare import items, rows
 from ..math.scalar import sigmoid
 from ..math.slots import slot_local
+
+CELL = 4   # a cell's numbers per direction: the coefficient in use, sum E s, sum s^2, sum (E s)^2
 
 
 # each law's score of a unit: d log p(x) / d q, q the parameter its jumps are weighed in (the draws of
@@ -72,44 +77,50 @@ def sd_estimate(r, W, D, S, acc, E, stride, span):
 @items("steps * E.shape[1]")
 def sd_score_learn(i, E, sc, steps, state, off):
     """Item i = (step t, direction d) of a jumping node's scores (sc: `steps` steps of R rows, written
-    on the drawn rows; its cells at state[off + 3 ND t:]): the cell's sums of E s and s^2 add every
-    row's whose E (sd_estimate's: NaN off the drawn rows) and score are finite."""
+    on the drawn rows; its cells at state[off + CELL ND t:]): the cell's sums of E s, s^2 and (E s)^2
+    add every row's whose E (sd_estimate's: NaN off the drawn rows) and score are finite."""
     ND, R = E.shape[1], E.shape[0]
     t, d = i // ND, i % ND
-    num, den = 0.0, 0.0
+    num, den, sq = 0.0, 0.0, 0.0
     for r in range(R):
         e, s = E[r, d], float(sc[t * R + r, d])
         ok = e - e == 0.0 and s - s == 0.0
-        num += e * s if ok else 0.0
+        es = e * s if ok else 0.0
+        num += es
         den += s * s if ok else 0.0
-    k = off + 3 * ND * t
+        sq += es * es
+    k = off + CELL * ND * t
     state[k + ND + d] += num
     state[k + 2 * ND + d] += den
+    state[k + 3 * ND + d] += sq
 
 
 @rows("cv")
 def sd_score_apply(r, sc, steps, state, off, cv, stride, span):
     """cv[r, d] += sum_t c_t,d sc[t R + r, d] on a drawn row: a jumping node's control variates, its
-    coefficients in use at state[off + 3 ND t + d]."""
+    coefficients in use at state[off + CELL ND t + d]."""
     if slot_local(r, stride, span) == 0:
         ND, R = cv.shape[1], cv.shape[0]
         for d in range(ND):
             t_cv = 0.0
             for t in range(steps):
-                t_cv += state[off + 3 * ND * t + d] * float(sc[t * R + r, d])
+                t_cv += state[off + CELL * ND * t + d] * float(sc[t * R + r, d])
             cv[r, d] += t_cv
 
 
 @items("ND")
 def sd_cv_update(d, state, off, C, ND, decay):
-    """Direction d's coefficient in each of C cells (state[off + 3 ND c:]) from the cell's sums,
-    -sum(E s) / sum(s^2) (0 while no score was seen), for the next step; then the sums decay."""
+    """Direction d's coefficient in each of C cells (state[off + CELL ND c:]) from the cell's sums,
+    -sum(E s) / sum(s^2) shrunk by max(0, 1 - sum((E s)^2) / sum(E s)^2) (0 while no score was seen),
+    for the next step; then the sums decay."""
     for c in range(C):
-        k = off + 3 * ND * c
-        num, den = state[k + ND + d], state[k + 2 * ND + d]
-        state[k + d] = -num / den if den > 0.0 else 0.0
+        k = off + CELL * ND * c
+        num, den, sq = state[k + ND + d], state[k + 2 * ND + d], state[k + 3 * ND + d]
+        shrink = max(0.0, 1.0 - sq / (num * num)) if num != 0.0 else 0.0
+        state[k + d] = -num / den * shrink if den > 0.0 else 0.0
         state[k + ND + d] = num * decay
         state[k + 2 * ND + d] = den * decay
+        state[k + 3 * ND + d] = sq * decay
 
 
 R, ND = 8, 2
@@ -117,7 +128,7 @@ PARITY = {
     "sd_estimate": lambda g: (g.pos(2 * R, 2), g.x(2 * R, 2), g.x(2 * R, 2 * ND), g.x(2 * R, ND), g.out(2 * R, ND),
                               1, 2),
     "sd_score_learn": lambda g: (g.x(2 * R, ND) * np.where(np.arange(2 * R) % 2 == 0, 1.0, np.nan)[:, None],
-                                 g.x(3 * 2 * R, ND), 3, g.x(4 + 3 * ND * 3), 4),
-    "sd_score_apply": lambda g: (g.x(3 * 2 * R, ND), 3, g.x(4 + 3 * ND * 3), 4, g.out(2 * R, ND), 1, 2),
-    "sd_cv_update": lambda g: (g.x(3 * ND * 3) ** 2, 0, 3, ND, 0.99),
+                                 g.x(3 * 2 * R, ND), 3, g.x(4 + CELL * ND * 3), 4),
+    "sd_score_apply": lambda g: (g.x(3 * 2 * R, ND), 3, g.x(4 + CELL * ND * 3), 4, g.out(2 * R, ND), 1, 2),
+    "sd_cv_update": lambda g: (g.x(CELL * ND * 3) ** 2, 0, 3, ND, 0.99),
 }

@@ -36,7 +36,8 @@ Score control variates (option control="score", the default): the derivative alo
 the log-likelihood of a node's draws at a step, its score s (the law's d log p(x) / d q times q's
 tangent), has mean zero, so E + sum c s stays unbiased for coefficients fixed before the step's
 draws. Scores of different steps are uncorrelated, so each node and step has its own coefficient,
--Cov(E, s) / Var(s) learned from earlier steps' drawn rows (kernels' sd_control). The jumps carry
+-Cov(E, s) / Var(s) learned from earlier steps' drawn rows and shrunk where its noise would cost more
+than it gains (kernels' sd_control). The jumps carry
 where the draw's outcome matters; the score carries how likely the path was, which the pruned
 estimate leaves out.
 
@@ -55,6 +56,7 @@ from types import MappingProxyType
 from ..calls import KERNELS, call, render
 from ..errors import ModelError
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, REGISTRY
+from ..kernels.families.sd_control import CELL
 from ..ops import OPS
 from .ir import per_step
 
@@ -270,7 +272,7 @@ class Tangents:
     def score_buffer(self, node):
         """The buffer (R, directions) of the node's draws' scores along the parameters (a loop's
         body's: every step's, read at the backward's start), or NO_GRAD where its option control is
-        "none". Every scored node has a cell per step of 3 x directions numbers in the step's state
+        "none". Every scored node has a cell per step of CELL x directions numbers in the step's state
         (kernels' sd_control: the coefficients in use, the sums they are learned from)."""
         nodes = scored_nodes(self.an, self.choices)
         if node not in nodes:
@@ -279,12 +281,12 @@ class Tangents:
         if self._scores is None:
             steps = [self.an.loop_of(n).loop.length if self.an.loop_of(n) is not None else 1 for n in nodes]
             with self.outside():
-                base = self.state_slot("stochastic_derivative.score_cv", 3 * ND * sum(steps))
+                base = self.state_slot("stochastic_derivative.score_cv", CELL * ND * sum(steps))
                 cv = self.buf2("sd_cv_", ND)
             self.emit_at_start(call(KERNELS.rows.zero2, cv))
             cells, at = {}, base
             for n, k in zip(nodes, steps):
-                cells[n], at = [None, k, at], at + 3 * ND * k
+                cells[n], at = [None, k, at], at + CELL * ND * k
             self._scores = (base, sum(steps), cv, cells)
         cell = self._scores[3][node]
         if cell[0] is None:

@@ -19,6 +19,8 @@ import stats
 from small_models import last_carry
 from test_sd_tangents import S0, SD, laws, sad_walk, sad_walk_exact
 
+from ppl.kernels.families.sd_control import CELL as K   # a cell's numbers per direction
+
 CELL = "stochastic_derivative.score_cv"
 
 
@@ -51,12 +53,12 @@ class FixedCoefficients:
     def __init__(self, prog, seed=0):
         (self.off, self.size), = [(o, s) for name, o, s, _ in prog.layout.state if name == CELL]
         self.nd = prog.theta.size   # every parameter entry moves a jumping law here: a direction each
-        assert self.size % (3 * self.nd) == 0
+        assert self.size % (K * self.nd) == 0
         self.prog, self.rng, self.used = prog, np.random.default_rng(seed), 0
 
     def grad(self, data, seed=0, batch=None):
-        cells = self.size // (3 * self.nd)
-        block = np.zeros((cells, 3, self.nd))
+        cells = self.size // (K * self.nd)
+        block = np.zeros((cells, K, self.nd))
         block[:, 0] = (np.exp(self.rng.uniform(-3.0, 0.7, size=(cells, self.nd)))
                        * self.rng.choice([-1.0, 1.0], size=(cells, self.nd)))
         self.prog.state[self.off:self.off + self.size] = block.ravel()
@@ -109,7 +111,9 @@ def test_the_learned_coefficients_lower_the_walks_variance():
     for s in range(100):
         on.grad(data, seed=50_000 + s)
     (o, c), = [(o, s) for name, o, s, _ in on.layout.state if name == CELL]
-    assert np.count_nonzero(on.state[o:o + c].reshape(10, 3)[1:, 0]) == 9   # learned (step 0 has no score: X = 0)
+    learned = on.state[o:o + c].reshape(10, K)[:, 0]
+    assert learned[0] == 0.0 and np.count_nonzero(learned) >= 5   # step 0 has no score (X = 0); a few cells
+    # of 1,600 rows may still be shrunk to 0 (z^2 < 1)
     g_on = stats.draws(on, data, ["p"], 300)[:, 0]
     g_off = stats.draws(off, data, ["p"], 300)[:, 0]
     assert g_on.var() < 0.8 * g_off.var()
@@ -118,10 +122,11 @@ def test_the_learned_coefficients_lower_the_walks_variance():
 
 
 def test_the_kernels_against_their_definition():
-    """sd_estimate, sd_score_learn, sd_score_apply and sd_cv_update against numpy: over two steps of a scored
-    node (4 rows a step, drawn rows 0 and 2, two directions, two paths), each cell's sums add the
-    drawn rows' E s and s^2 (a row whose E is NaN adds nothing), the control variates add c s to the
-    drawn rows only, and the coefficients become -sum(E s) / sum(s^2) before the sums decay."""
+    """sd_estimate, sd_score_learn, sd_score_apply and sd_cv_update against numpy: over two steps of
+    a scored node (4 rows a step, drawn rows 0 and 2, two directions, two paths), each cell's sums
+    add the drawn rows' E s, s^2 and (E s)^2 (a row whose E is NaN adds nothing), the control
+    variates add c s to the drawn rows only, and the coefficients become -sum(E s) / sum(s^2)
+    shrunk by max(0, 1 - sum((E s)^2) / sum(E s)^2) before the sums decay."""
     from ppl.kernels.cpu import core
     rng = np.random.default_rng(5)
     R, A, ND, T = 4, 2, 2, 2
@@ -129,10 +134,10 @@ def test_the_kernels_against_their_definition():
         size=(R, ND))
     acc[2, 1] = np.nan
     sc = rng.normal(size=(T * R, ND))
-    off = 3
-    state = np.concatenate([[9.0, 9.0, 9.0], rng.normal(size=3 * ND * T)])
-    before = state.copy()
     sc.reshape(T, R, ND)[:, 1::2] = np.nan   # written on the drawn rows only: the others are not read
+    off = 3
+    state = np.concatenate([[9.0, 9.0, 9.0], rng.normal(size=K * ND * T)])
+    before = state.copy()
     E = np.zeros((R, ND))
     core.sd_estimate(W, D, S, acc, E, 1, 2)
     core.sd_score_learn(E, sc, T, state, off)
@@ -141,20 +146,26 @@ def test_the_kernels_against_their_definition():
     want_E = acc + np.einsum("ra,rad->rd", W * D, S.reshape(R, A, ND))
     want_E[1::2] = np.nan   # off the drawn rows: added nowhere
     np.testing.assert_allclose(E, want_E, rtol=1e-12)
-    cells = before[off:].reshape(T, 3, ND)
+    cells = before[off:].reshape(T, K, ND)
     want_cv = np.zeros((R, ND))
     for t in range(T):
         s = sc[t * R:(t + 1) * R]
         ok = np.isfinite(E) & (np.arange(R) % 2 == 0)[:, None]
         cells[t, 1] += np.where(ok, E * s, 0).sum(0)
         cells[t, 2] += np.where(ok, s * s, 0).sum(0)
+        cells[t, 3] += np.where(ok, (E * s) ** 2, 0).sum(0)
         want_cv[::2] += cells[t, 0] * s[::2]
-    np.testing.assert_allclose(state[off:].reshape(T, 3, ND), cells, rtol=1e-12)
+    np.testing.assert_allclose(state[off:].reshape(T, K, ND), cells, rtol=1e-12)
     np.testing.assert_allclose(cv, want_cv, rtol=1e-12)
     assert np.array_equal(state[:off], before[:off])
+    cells[0, 3, 0] = 0.25 * cells[0, 1, 0] ** 2   # z^2 = 4: shrunk by 3/4
+    cells[1, 3, 1] = 2.0 * cells[1, 1, 1] ** 2    # z^2 = 1/2: shrunk to 0
+    state[off:] = cells.ravel()
     core.sd_cv_update(state, off, T, ND, 0.99)
-    got = state[off:].reshape(T, 3, ND)
-    np.testing.assert_allclose(got[:, 0], -cells[:, 1] / cells[:, 2], rtol=1e-12)
+    got = state[off:].reshape(T, K, ND)
+    shrink = np.maximum(0.0, 1.0 - cells[:, 3] / cells[:, 1] ** 2)
+    np.testing.assert_allclose(got[:, 0], -cells[:, 1] / cells[:, 2] * shrink, rtol=1e-12)
+    assert got[0, 0, 0] == pytest.approx(-0.75 * cells[0, 1, 0] / cells[0, 2, 0]) and got[1, 0, 1] == 0.0
     np.testing.assert_allclose(got[:, 1:], 0.99 * cells[:, 1:], rtol=1e-12)
     state[off + 2 * ND:off + 3 * ND] = 0.0   # no score seen: coefficient 0
     core.sd_cv_update(state, off, 1, ND, 1.0)
