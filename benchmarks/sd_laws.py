@@ -94,12 +94,19 @@ def model(law):
     return m
 
 
-def run(law, rounds, batch):
+def spec(est):
+    """An estimator as --estimators names it: "name" or "name:option=word" (e.g.
+    "stochastic_derivative:control=none"), as compile's estimators= takes it."""
+    name, _, opts = est.partition(":")
+    return (name, dict(kv.split("=", 1) for kv in opts.split(","))) if opts else name
+
+
+def run(law, rounds, batch, estimators=ESTIMATORS):
     ref = exact(law)
     out = {}
-    for est in ESTIMATORS:
+    for est in estimators:
         try:
-            prog = model(law).compile(estimators={"x": est}, dtype=np.float64)
+            prog = model(law).compile(estimators={"x": spec(est)}, dtype=np.float64)
         except ppl.ModelError as e:
             print(json.dumps({"bench": "sd_laws", "case": f"{law}/{est}", "refused": str(e)}), flush=True)
             continue
@@ -130,9 +137,11 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--laws", default=",".join(LAWS))
+    ap.add_argument("--estimators", default=",".join(ESTIMATORS),
+                    help='comma-separated; an option after a colon, e.g. "stochastic_derivative:control=none"')
     a = ap.parse_args(argv)
     for law in a.laws.split(","):
-        run(law, a.rounds, a.batch)
+        run(law, a.rounds, a.batch, a.estimators.split(","))
 
 
 if __name__ == "__main__":
