@@ -95,17 +95,18 @@ def sd_score_learn(i, E, sc, steps, state, off):
     state[k + 3 * ND + d] += sq
 
 
-@rows("cv")
-def sd_score_apply(r, sc, steps, state, off, cv, stride, span):
-    """cv[r, d] += sum_t c_t,d sc[t R + r, d] on a drawn row: a jumping node's control variates, its
-    coefficients in use at state[off + CELL ND t + d]."""
+@rows("acc")
+def sd_score_apply(r, sc, steps, state, off, acc, stride, span):
+    """acc[r, d] += sum_t c_t,d sc[t R + r, d] on a drawn row (its banked estimates): a jumping node's
+    control variates, its coefficients in use at state[off + CELL ND t + d]. Every cell has learned
+    from sd_estimate's E before (the estimate without control variates), so the nodes add in turn."""
     if slot_local(r, stride, span) == 0:
-        ND, R = cv.shape[1], cv.shape[0]
+        ND, R = acc.shape[1], acc.shape[0]
         for d in range(ND):
             t_cv = 0.0
             for t in range(steps):
                 t_cv += state[off + CELL * ND * t + d] * float(sc[t * R + r, d])
-            cv[r, d] += t_cv
+            acc[r, d] += t_cv
 
 
 @items("ND")

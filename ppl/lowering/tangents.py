@@ -181,7 +181,7 @@ class Tangents:
         self._jumps = None         # (S, acc): the kept jump's direction weights, the banked estimates
         self._packed: dict = {}    # jumping node -> its parameter's tangents side by side
         self._importance = None    # (state offset, cells, learn, each jumping node's first cell's offset)
-        self._scores = None        # (state offset, cells, cv, {node: [its scores' buffer, steps, first cell's offset]})
+        self._scores = None        # (state offset, cells, {node: [its scores' buffer, steps, first cell's offset]})
 
     def tangent_forward(self, n):
         """The tangents of node n's value along each direction that reaches it."""
@@ -282,22 +282,20 @@ class Tangents:
             steps = [self.an.loop_of(n).loop.length if self.an.loop_of(n) is not None else 1 for n in nodes]
             with self.outside():
                 base = self.state_slot("stochastic_derivative.score_cv", CELL * ND * sum(steps))
-                cv = self.buf2("sd_cv_", ND)
-            self.emit_at_start(call(KERNELS.rows.zero2, cv))
             cells, at = {}, base
             for n, k in zip(nodes, steps):
                 cells[n], at = [None, k, at], at + CELL * ND * k
-            self._scores = (base, sum(steps), cv, cells)
-        cell = self._scores[3][node]
+            self._scores = (base, sum(steps), cells)
+        cell = self._scores[2][node]
         if cell[0] is None:
             cell[0] = self.buf2(f"sc_{node.name}", ND)
         return cell[0]
 
     def _score_control(self, alt, stride, span):
         """The scored nodes' cells learn against the drawn rows' estimates without control variates
-        (sd_estimate, sd_score_learn), then each node's control variates join the estimates (sd_score_apply, by
-        the coefficients in use) and the coefficients are learned for the next step (sd_cv_update)."""
-        base, cells, cv, nodes = self._scores
+        (sd_estimate, sd_score_learn), then each node's control variates join the banked estimates (sd_score_apply,
+        by the coefficients in use) and the coefficients are learned for the next step (sd_cv_update)."""
+        base, cells, nodes = self._scores
         S, acc = self._jumps
         stored = {node: (sc if self.an.loop_of(node) is None else self.storage_of(sc), steps, off)
                   for node, (sc, steps, off) in nodes.items() if sc is not None}
@@ -307,8 +305,7 @@ class Tangents:
         for sc, steps, off in stored.values():
             self.emit(call(KERNELS.core.sd_score_learn, E, sc, steps, "state", off))
         for sc, steps, off in stored.values():
-            self.emit(call(KERNELS.core.sd_score_apply, sc, steps, "state", off, cv, stride, span))
-        self.emit(call(KERNELS.core.add_fwd, acc, cv, acc))
+            self.emit(call(KERNELS.core.sd_score_apply, sc, steps, "state", off, acc, stride, span))
         self.emit(call(KERNELS.core.sd_cv_update, "state", base, cells, len(self.needs.tangent.directions), DECAY))
 
     def _learned(self):

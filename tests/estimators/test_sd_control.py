@@ -141,13 +141,13 @@ def test_the_kernels_against_their_definition():
     E = np.zeros((R, ND))
     core.sd_estimate(W, D, S, acc, E, 1, 2)
     core.sd_score_learn(E, sc, T, state, off)
-    cv = np.zeros((R, ND))
+    cv = acc.copy()
     core.sd_score_apply(sc, T, state, off, cv, 1, 2)
     want_E = acc + np.einsum("ra,rad->rd", W * D, S.reshape(R, A, ND))
     want_E[1::2] = np.nan   # off the drawn rows: added nowhere
     np.testing.assert_allclose(E, want_E, rtol=1e-12)
     cells = before[off:].reshape(T, K, ND)
-    want_cv = np.zeros((R, ND))
+    want_cv = acc.copy()
     for t in range(T):
         s = sc[t * R:(t + 1) * R]
         ok = np.isfinite(E) & (np.arange(R) % 2 == 0)[:, None]
