@@ -37,6 +37,20 @@ def _moments(su, sc, wu, wo, d2):
     return wu * b, wo * b / ho
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _learn_kept(r, a, A, w, d2, learn, state):
+    """Path a's kept jump, its estimate final (the weights' sum in use w, D^2 = d2), joins its cell's
+    sums: D^2, a count and the two _moments (a D or a moment that is not finite adds nothing)."""
+    if d2 - d2 == 0.0:
+        k = int(learn[r, a])
+        m1, mc = _moments(state[k + a], state[k + A + a], w, learn[r, A + a], d2)
+        add_word(state, k + 2 * A + a, d2)
+        add_word(state, k + 3 * A + a, 1.0)
+        if m1 - m1 == 0.0 and mc - mc == 0.0:
+            add_word(state, k + 4 * A + a, m1)
+            add_word(state, k + 5 * A + a, mc)
+
+
 @rows("W")
 def sd_learn_final(r, W, D, learn, state, stride, span):
     """At the step's end, each path's kept jump not banked yet (W[r, a] != 0 on a drawn row: an
@@ -44,15 +58,8 @@ def sd_learn_final(r, W, D, learn, state, stride, span):
     if slot_local(r, stride, span) == 0:
         A = W.shape[1]
         for a in range(A):
-            d2 = D[r, a] * D[r, a]
-            if W[r, a] != 0.0 and d2 - d2 == 0.0:
-                k = int(learn[r, a])
-                m1, mc = _moments(state[k + a], state[k + A + a], W[r, a], learn[r, A + a], d2)
-                add_word(state, k + 2 * A + a, d2)
-                add_word(state, k + 3 * A + a, 1.0)
-                if m1 - m1 == 0.0 and mc - mc == 0.0:
-                    add_word(state, k + 4 * A + a, m1)
-                    add_word(state, k + 5 * A + a, mc)
+            if W[r, a] != 0.0:
+                _learn_kept(r, a, A, W[r, a], D[r, a] * D[r, a], learn, state)
 
 
 @items("A")

@@ -66,7 +66,7 @@ from .poisson import _inverse_cdf
 from .probs import _group_sum, _icdf_group
 from .sd_control import (_bernoulli_probs_score, _bernoulli_score, _binomial_score, _geometric_score,
                          _poisson_score)
-from .sd_importance import _importance, _moments, learn_case
+from .sd_importance import _importance, _learn_kept, learn_case
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -430,14 +430,7 @@ def sd_bank(r, flag, stride, span, W, D, S, acc, learn, state):
             bank = flag[r, a] == 0.0 and w != 0.0
             c, d2 = w * d, d * d
             if bank and learn.shape[0] != 0:
-                if d2 - d2 == 0.0:
-                    k = int(learn[r, a])
-                    m1, mc = _moments(state[k + a], state[k + A + a], w, learn[r, A + a], d2)
-                    add_word(state, k + 2 * A + a, d2)
-                    add_word(state, k + 3 * A + a, 1.0)
-                    if m1 - m1 == 0.0 and mc - mc == 0.0:
-                        add_word(state, k + 4 * A + a, m1)
-                        add_word(state, k + 5 * A + a, mc)
+                _learn_kept(r, a, A, w, d2, learn, state)
                 learn[r, A + a] = 0.0
             for e in range(ND):
                 acc[r, e] = acc[r, e] + c * S[r, a * ND + e] if bank else acc[r, e]
