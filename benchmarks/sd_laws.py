@@ -25,6 +25,7 @@ import numpy as np
 from scipy import special, stats
 
 import ppl
+from simulations import estimator_spec
 
 K = 4   # the categoricals' classes
 
@@ -94,19 +95,12 @@ def model(law):
     return m
 
 
-def spec(est):
-    """An estimator as --estimators names it: "name" or "name:option=word" (e.g.
-    "stochastic_derivative:control=none"), as compile's estimators= takes it."""
-    name, _, opts = est.partition(":")
-    return (name, dict(kv.split("=", 1) for kv in opts.split(","))) if opts else name
-
-
 def run(law, rounds, batch, estimators=ESTIMATORS):
     ref = exact(law)
     out = {}
     for est in estimators:
         try:
-            prog = model(law).compile(estimators={"x": spec(est)}, dtype=np.float64)
+            prog = model(law).compile(estimators={"x": estimator_spec(est)}, dtype=np.float64)
         except ppl.ModelError as e:
             print(json.dumps({"bench": "sd_laws", "case": f"{law}/{est}", "refused": str(e)}), flush=True)
             continue
