@@ -61,8 +61,8 @@ name, build_opts, comp_opts, suffix = json.loads(sys.argv[1])
 
 
 class _UserSBN:
-    """A user's SBN of L layers written with the DSL (q(h_1 | x) ... q(h_L | h_{L-1}); p(x | h_1),
-    p(h_l | h_{l+1}), p(h_L)), on the bundled digits."""
+    # a user's SBN of L layers written with the DSL (q(h_1 | x) ... q(h_L | h_{L-1}); p(x | h_1),
+    # p(h_l | h_{l+1}), p(h_L)), on the bundled digits (a comment: a docstring would end CHILD's string)
     @staticmethod
     def data(seed):
         return get("sbn").data(seed)
