@@ -29,7 +29,10 @@ row body runs on a warp's lanes together where kernels/lanes.py can spread its c
 A cells kernel has a one-column twin, `<name>_col1` (`narrow`, made at its first use and bound
 by `cpu/core.py` and `cpu/rows.py` through `narrow_twins`): the same body in a loop over the rows
 alone, which LLVM vectorises; the CPU step calls it where the loop's argument has one column
-(pass "narrow cells"), so the general kernel keeps no branch for it.
+(pass "narrow cells"), so the general kernel keeps no branch for it. So has a rows kernel whose
+body reads its arrays' widths (`x.shape[1]`): in its twin they are 1, its column loops unroll
+and leave no loop set-up in each row's work (a path's and a unit's loops of one each), and the
+CPU step calls it where every one of those arrays has one column.
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
@@ -94,14 +97,60 @@ NARROW = "_col1"   # the name of a cells kernel's one-column twin: <name>_col1 (
 
 
 def narrow(kernel):
-    """The one-column twin of a declared cells kernel (made once, at its first use: the CPU
-    step's pass "narrow cells" calls it where the kernel's `over` argument has one column)."""
+    """The one-column twin of a declared cells kernel, or of a rows kernel whose body reads the
+    width of arrays (`narrowed`: every `x.shape[1]` there is 1, so that its column loops unroll and
+    leave no loop set-up in each row's work), made once, at its first use: the CPU step's pass
+    "narrow cells" calls it where those arguments (a cells kernel's `over`) have one column."""
     d = kernel.__declared__
-    if d.shape != "cells":
-        raise TypeError(f"{kernel.__name__}: not a cells kernel")
+    if d.shape == "cells":
+        make = _declare("cells1", d.over, jit=d.jit, name=kernel.__name__ + NARROW)
+    elif d.shape == "rows" and narrowed(kernel):
+        make = _declare("rows", d.over, jit=d.jit, name=kernel.__name__ + NARROW, narrowed=narrowed(kernel))
+    else:
+        raise TypeError(f"{kernel.__name__}: neither a cells kernel nor a rows kernel reading its arrays' widths")
     if getattr(d, "narrow", None) is None:
-        d.narrow = _declare("cells1", d.over, jit=d.jit, name=kernel.__name__ + NARROW)(d.body)
+        d.narrow = make(d.body)
     return d.narrow
+
+
+def narrowed(kernel) -> tuple:
+    """The arguments whose one column the kernel's twin (`narrow`) takes for granted: a cells
+    kernel's `over`; for a rows kernel, the arrays whose width (`x.shape[1]`) its body reads, none
+    where its body is not pasted into the loop (one that returns)."""
+    d = kernel.__declared__
+    if d.shape == "cells":
+        return (d.over,)
+    if d.shape != "rows":
+        return ()
+    if d.widths is None:
+        fdef = ast.parse(textwrap.dedent(_source(d.body))).body[0]
+        pasted = not any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
+                         for n in ast.walk(fdef))
+        d.widths = tuple(a for a in d.args if pasted and any(_width_of(n) == a for n in ast.walk(fdef)))
+    return d.widths
+
+
+def _width_of(node):
+    """x where node is `x.shape[1]`, else None."""
+    if (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == 1
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+            and isinstance(node.value.value, ast.Name)):
+        return node.value.value.id
+    return None
+
+
+class _OneColumn(ast.NodeTransformer):
+    """`x.shape[1]` -> 1 for the arrays x named (a rows kernel's twin, `narrow`)."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def visit_Subscript(self, node):
+        return ast.copy_location(ast.Constant(1), node) if _width_of(node) in self.names else self.generic_visit(node)
+
+
+def _source(body):
+    return getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
 
 
 def narrow_twins(namespace: dict, lookup=None):
@@ -113,14 +162,14 @@ def narrow_twins(namespace: dict, lookup=None):
     def get(attr):
         base = (lookup or namespace.get)(attr[:-len(NARROW)]) if attr.endswith(NARROW) else None
         d = getattr(base, "__declared__", None)
-        if d is None or d.shape != "cells":
+        if d is None or not narrowed(base):
             raise AttributeError(f"module {namespace.get('__name__')!r} has no attribute {attr!r}")
         namespace[attr] = twin = narrow(base)
         return twin
     return get
 
 
-def _declare(shape, over, K=None, n=None, jit=None, name=None):
+def _declare(shape, over, K=None, n=None, jit=None, name=None, narrowed=()):
     def make(body):
         params = list(inspect.signature(body).parameters)
         lead, args = params[:_LEAD[shape]], params[_LEAD[shape]:]
@@ -135,10 +184,10 @@ def _declare(shape, over, K=None, n=None, jit=None, name=None):
         cell = njit(inline="always", error_model="numpy")(body)
         src = (f"def {kname}({', '.join(args)}):\n"
                + _LOOPS[shape].format(over=over, K=K, n=n, args=", ".join(args)))
-        key = (code.co_filename, code.co_firstlineno, kname, src, tuple(lead))
+        key = (code.co_filename, code.co_firstlineno, kname, src, tuple(lead), tuple(narrowed))
         made = _made_codes().get(key)
         if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], types.CodeType)):
-            made = _generate(body, src, lead)
+            made = _generate(body, src, lead, narrowed)
             _MADE[1][key] = made
             _MADE[2].append(key)
         module_code, pasted = made
@@ -152,22 +201,24 @@ def _declare(shape, over, K=None, n=None, jit=None, name=None):
         if name is not None:   # a twin (narrow): no declaration of its own (the families list theirs)
             return kernel
         family = sys.modules.get(module)
-        if shape == "cells" and family is not None and "__getattr__" not in vars(family):
+        if shape in ("cells", "rows") and family is not None and "__getattr__" not in vars(family):
             # the family module gives <name>_col1 too: where the JIT's symbol records look
             vars(family)["__getattr__"] = narrow_twins(vars(family), lambda n, m=family: declared(m).get(n))
         kernel.__declared__ = SimpleNamespace(shape=shape, over=over, K=K, n=n, body=body, args=tuple(args),
-                                              lead=tuple(lead), jit=jit, narrow=None)
+                                              lead=tuple(lead), jit=jit, narrow=None, widths=None)
         linecache.checkcache(code.co_filename)
         return kernel
     return make
 
 
-def _generate(body, src, lead):
+def _generate(body, src, lead, narrowed=()):
     """(the compiled module of the kernel's source, whether the body's statements are pasted
     into its loops), compiled at the body's own line of the family file: the cache locates it
     there."""
     code = body.__code__
     tree = _pasted(body, src, lead)
+    if tree is not None and narrowed:
+        tree = ast.fix_missing_locations(_OneColumn(narrowed).visit(tree))
     if tree is None:
         return compile("\n" * (code.co_firstlineno - 1) + src, code.co_filename, "exec"), False
     ast.increment_lineno(tree, code.co_firstlineno - 1)
@@ -228,8 +279,7 @@ def _pasted(body, src, lead):
     lines are the body's, counted from its first line), or None where the body returns: Numba's
     inlining of a call keeps a reference count per array argument per iteration, which the
     statements pasted into the loop do not have (docs/benchmarks/kernels.md, "Kernels declared once")."""
-    source = getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
-    fdef = ast.parse(textwrap.dedent(source)).body[0]
+    fdef = ast.parse(textwrap.dedent(_source(body))).body[0]
     if any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
            for n in ast.walk(fdef)):
         return None

@@ -32,4 +32,4 @@ from ..declare import narrow_twins as _narrow_twins
 
 for _family in _families.modules():   # the families declared once (kernels/families/)
     globals().update(_exported(_family))
-__getattr__ = _narrow_twins(globals())   # <cells kernel>_col1: its one-column twin
+__getattr__ = _narrow_twins(globals())   # <kernel>_col1: its one-column twin (declare.narrow)

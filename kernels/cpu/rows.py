@@ -17,7 +17,7 @@ from ..families import rows as _rows
 
 globals().update(_exported(_rows))
 globals().update(_exported(_bounds))
-__getattr__ = _narrow_twins(globals())   # <cells kernel>_col1: its one-column twin
+__getattr__ = _narrow_twins(globals())   # <kernel>_col1: its one-column twin (declare.narrow)
 
 
 @intrinsic

@@ -206,18 +206,19 @@ def narrow_cells(c: Compilation):
 
 @functools.lru_cache(maxsize=None)
 def _cells_twin(alias: str, name: str):
-    """(the index of the argument a CPU cells kernel loops over, its one-column twin's name), or
-    None (kernels/declare.py, `narrow`)."""
+    """(the indices of the arguments a CPU kernel's one-column twin takes to have one column, the
+    twin's name), or None (kernels/declare.py, `narrow`)."""
     import importlib
     from ..calls import MODULES
-    from ..kernels.declare import NARROW
+    from ..kernels.declare import NARROW, narrowed
     if alias not in MODULES:
         return None
     module = importlib.import_module(f"ppl.kernels.{MODULES[alias]}")
-    d = getattr(getattr(module, name, None), "__declared__", None)
-    if d is None or d.shape != "cells" or not hasattr(module, name + NARROW):   # a module binding twins
+    kernel = getattr(module, name, None)
+    d = getattr(kernel, "__declared__", None)
+    if d is None or not narrowed(kernel) or not hasattr(module, name + NARROW):   # a module binding twins
         return None
-    return d.args.index(d.over), name + NARROW
+    return tuple(d.args.index(a) for a in narrowed(kernel)), name + NARROW
 
 
 def check_target_kernels(c: Compilation):

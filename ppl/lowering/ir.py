@@ -338,16 +338,16 @@ def rewritten(stmts: list, fn) -> list:
 def narrow_cells(step, twin_of):
     """Pass "narrow cells" (the CPU step's): a call of a cells kernel whose loop's argument is a
     buffer of one column calls the kernel's one-column twin instead, a loop over the rows that
-    LLVM vectorises (kernels/declare.py, `narrow`). `twin_of(alias, name)`: (the index of the
-    argument the kernel loops over, the twin's name), or None for a kernel without one."""
+    LLVM vectorises; so does a rows kernel whose arrays of read widths all have one column, its
+    column loops unrolled (kernels/declare.py, `narrow`). `twin_of(alias, name)`: (the indices of
+    the arguments the twin takes to have one column, the twin's name), or None."""
     def one(st):
         if st.call is None or st.kernel[0] is None:
             return None
         twin = twin_of(*st.kernel)
-        if twin is None or twin[0] >= len(st.call.args):
+        if twin is None or max(twin[0]) >= len(st.call.args):
             return None
-        over = st.call.args[twin[0]]
-        if not (isinstance(over, Buf) and over.width == 1):
+        if not all(isinstance(a, Buf) and a.width == 1 for a in (st.call.args[i] for i in twin[0])):
             return None
         c = st.call
         return Stmt(Call(KernelRef(c.kernel.alias, twin[1]), c.args, c.indent, c.wrap), st.owner)

@@ -1,6 +1,6 @@
 """Kernels over arrays of one column (a simulation's state, a scalar node) take their own loops:
 a cells kernel's one-column twin `<name>_col1` (kernels/declare.py, `narrow`; the CPU step's pass
-"narrow cells" calls it), the VJPs of two operands as cells bodies
+"narrow cells" calls it), a rows kernel's twin with the widths it reads 1, the VJPs of two operands as cells bodies
 with a skippable gradient, and slot_local without integer division for a stride of 1 and a span
 that is a power of two. Oracle: numpy's elementwise formulas and Python's // and %; each kernel
 runs on one column (the general loops and the twin) and on three, so a wrong twin fails."""
@@ -117,3 +117,66 @@ def test_the_cpu_step_calls_the_twin_on_one_column_only():
     assert core.exp_fwd.__declared__.shape == "cells"
     family = __import__(core.exp_fwd.py_func.__module__, fromlist=["_"])
     assert getattr(family, "exp_fwd_col1") is core.exp_fwd_col1
+
+
+def _sd_rows_cases(width, seed=3):
+    """Arguments of rows kernels that read their arrays' widths (a path's, a unit's, a direction's):
+    `width` columns each (one path where a kernel writes its alternative rows: the digit has two
+    rows, the drawn row at even indices, stride 1, span 2)."""
+    g = np.random.default_rng(seed)
+    R = 10
+    x = np.floor(3 * g.uniform(size=(R, width)))
+    sw = (g.uniform(size=(R, 1)) < 0.5) * 1.0   # one path: its alternative rows at local index 1 of 2
+    flag = (g.uniform(size=(R, width)) < 0.5) * 1.0
+    W = g.uniform(size=(R, width)) * (g.uniform(size=(R, width)) < 0.7)
+    return {
+        "alt_reset": (x, sw, 1, 1, 2),
+        "alt_differs": (x, flag[:, :1].copy(), 1, 1, 2),
+        "sd_bank": (flag, 1, 2, W, g.normal(size=(R, width)), g.normal(size=(R, width * width)),
+                    g.normal(size=(R, width)), EMPTY, np.zeros(4)),
+        "row_sum_fwd": (g.normal(size=(R, width)), np.zeros(R)),
+        "tangent_seed": (np.full((R, width), np.nan), 0),
+    }
+
+
+@pytest.mark.parametrize("name", ["alt_reset", "alt_differs", "sd_bank", "row_sum_fwd", "tangent_seed"])
+def test_rows_kernels_twins_on_one_column_equal_the_kernel(name):
+    """A rows kernel reading its arrays' widths has a twin with each width 1 (`declare.narrow`):
+    on one column it writes what the kernel writes (oracle: the kernel itself, whose general loops
+    the tests above and the parity cases check), every array compared; on three columns the
+    kernel's own loops run (the twin would read one)."""
+    from ppl.kernels.declare import narrowed
+    kernel = getattr(core, name)
+    assert narrowed(kernel), name
+    want, got = _sd_rows_cases(1), _sd_rows_cases(1)
+    kernel(*want[name])
+    getattr(core, name + "_col1")(*got[name])
+    for a, b in zip(want[name], got[name]):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    three = _sd_rows_cases(3)[name]
+    kernel(*three)   # the general loops run on three columns (its parity case checks them)
+
+
+def test_the_cpu_step_calls_a_rows_twin_only_where_every_read_width_is_one():
+    """Pass "narrow cells" for rows kernels: a one-unit Bernoulli scan under stochastic_derivative
+    banks with `sd_bank_col1` (one path, one direction), two parameters' directions over two paths
+    with `sd_bank` (its W and acc have two columns)."""
+    import ppl
+    from ppl import Model
+
+    def walk(n_params):
+        with Model(f"narrow_rows_{n_params}") as m:
+            X0 = m.input("X0", 1)
+            ps = [ppl.param(f"p{i}", 1, 20.0) for i in range(n_params)]
+
+            def step(X, t):
+                rate = ps[0] if n_params == 1 else ps[0] + ps[1]
+                up = ppl.Bernoulli("up", probs=ppl.exp(-ppl.relu(X) / rate))
+                return X + 2.0 * up - 1.0, None
+            X, _ = ppl.scan(step, X0, length=3)
+            m.cost("sq", ppl.total(X * X))
+        return m.compile(estimators={"up": "stochastic_derivative"}, dtype=np.float64, lowering="arrays").source
+    one, two = walk(1), walk(2)
+    assert "core.sd_bank_col1(" in one and "core.sd_bank(" not in one
+    assert "core.sd_bank(" in two and "core.sd_bank_col1(" not in two
