@@ -34,8 +34,7 @@ def _bernoulli_score(logits, x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _bernoulli_probs_score(probs, x):
-    p = float(probs)
-    return 1.0 / (p if x != 0.0 else p - 1.0)   # 1 / p, or -1 / (1 - p): one division
+    return 1.0 / (float(probs) - (1.0 - x))   # 1 / p, or -1 / (1 - p): the jump's quotient too
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -38,17 +38,16 @@ def _moments(su, sc, wu, wo, d2):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _learn_kept(r, a, A, w, d2, learn, state):
-    """Path a's kept jump, its estimate final (the weights' sum in use w, D^2 = d2), joins its cell's
-    sums: D^2, a count and the two _moments (a D or a moment that is not finite adds nothing)."""
-    if d2 - d2 == 0.0:
-        k = int(learn[r, a])
-        m1, mc = _moments(state[k + a], state[k + A + a], w, learn[r, A + a], d2)
-        add_word(state, k + 2 * A + a, d2)
-        add_word(state, k + 3 * A + a, 1.0)
-        if m1 - m1 == 0.0 and mc - mc == 0.0:
-            add_word(state, k + 4 * A + a, m1)
-            add_word(state, k + 5 * A + a, mc)
+def _kept_terms(su, sc, w, wo, d2):
+    """What a path's kept jump, its estimate final (the weights' sum in use w, the other's wo, D^2 =
+    d2; its cell's importance in use su and candidate sc), adds to its cell's sums: D^2, a count and
+    the two _moments, zeros where D or a moment is not finite. Scalars only: a helper taking the
+    arrays would keep a reference count of each per call (kernels/declare.py); the body adds them
+    (`k = int(learn[r, a])`, `add_word(state, k + (2 + i) A + a, term i)`)."""
+    m1, mc = _moments(su, sc, w, wo, d2)
+    ok = d2 - d2 == 0.0
+    both = ok and m1 - m1 == 0.0 and mc - mc == 0.0
+    return (d2 if ok else 0.0), (1.0 if ok else 0.0), (m1 if both else 0.0), (mc if both else 0.0)
 
 
 @rows("W")
@@ -59,7 +58,12 @@ def sd_learn_final(r, W, D, learn, state, stride, span):
         A = W.shape[1]
         for a in range(A):
             if W[r, a] != 0.0:
-                _learn_kept(r, a, A, W[r, a], D[r, a] * D[r, a], learn, state)
+                k = int(learn[r, a])
+                t2, t3, t4, t5 = _kept_terms(state[k + a], state[k + A + a], W[r, a], learn[r, A + a], D[r, a] * D[r, a])
+                add_word(state, k + 2 * A + a, t2)
+                add_word(state, k + 3 * A + a, t3)
+                add_word(state, k + 4 * A + a, t4)
+                add_word(state, k + 5 * A + a, t5)
 
 
 @items("A")

@@ -66,7 +66,7 @@ from .poisson import _inverse_cdf
 from .probs import _group_sum, _icdf_group
 from .sd_control import (_bernoulli_probs_score, _bernoulli_score, _binomial_score, _geometric_score,
                          _poisson_score)
-from .sd_importance import _importance, _learn_kept, learn_case
+from .sd_importance import _importance, _kept_terms, learn_case
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -145,7 +145,11 @@ def _bernoulli_unit(logits, u):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _bernoulli_jump(logits, x):
-    return (float(sigmoid(logits)), 1.0) if x == 0.0 else (0.0, 0.0)
+    # the jumps' weights by arithmetic on the draw, not a test of it: a branch on the draw mispredicts,
+    # and LLVM makes a select of a division's result a branch. A unit x of {0, 1}: 1 - x jumps (a NaN
+    # parameter draws 0, so its weight stays NaN)
+    z = 1.0 - x
+    return z * float(sigmoid(logits)), z
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -154,8 +158,9 @@ def _bernoulli_probs_unit(probs, u):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _bernoulli_probs_jump(probs, x):
-    return (1.0 / (1.0 - float(probs)), 1.0) if x == 0.0 else (0.0, 0.0)
+def _bernoulli_probs_jump(probs, x):   # 1 / (1 - p) at x = 0 as -1 / (p - 1): the score's quotient
+    z = 1.0 - x                         # (sd_control._bernoulli_probs_score), one division for both
+    return -z * (1.0 / (float(probs) - z)), z
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -171,15 +176,17 @@ def _binomial_unit(n, param, u, logits):
 @njit(cache=True, error_model="numpy", inline="always")
 def _binomial_jump(n, param, x, logits):
     p, q, lp, lq = _pq(param, logits)
-    if x < float(n) and q > 0.0:
-        return (float(n) - x) * (p if logits else 1.0 / q), 1.0
-    return 0.0, 0.0
+    z = (x < float(n)) & (q > 0.0)
+    w = (float(n) - x) * (p if logits else 1.0 / (q if q > 0.0 else 1.0))   # q = 0 draws n: no jump
+    return (w if z else 0.0), (1.0 if z else 0.0)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _geometric_jump(param, x, logits):
     p, q, lp, lq = _pq(param, logits)
-    return (x if logits else x / (p * q), -1.0) if x > 0.0 else (0.0, 0.0)
+    z, pq = x > 0.0, p * q
+    w = x if logits else x / (pq if pq > 0.0 else 1.0)   # p = 1 draws 0: no jump
+    return (w if z else 0.0), (-1.0 if z else 0.0)
 
 
 _TEMPLATE = """def {name}(r, {params}, u, v, stride, off, span, W, sid, D, switched, tag, value, rw, tan, S, state, hoff,
@@ -206,46 +213,60 @@ _BODY = """if jl < off or jl >= off + {A}:
                 sj = {score_r}
                 for d in range({ND}):
                     sc[r, d] += sj * float(tan[r, d * n_ + j])
-        for a in range(A_):
+        for a in range(A_):   # what depends on the draw is selected, not branched on (random branches mispredict)
             ra = r + (off + a) * stride
             kept, jump = -1, 0.0
             for j in range(n_):
-                tag[r, a * n_ + j] = 0.0
                 w, dy = {jump_r}
-                if not w <= 0.0:   # a jump (a NaN weight too: it makes W NaN)
-                    m = w
-                    if tan.shape[0] != 0:   # along the path's directions: w sum_d |tan_d|
-                        m = 0.0
-                        for d in range(a, {ND}, A_):
-                            m += abs(float(tan[r, d * n_ + j]))
-                        m *= w
-                        if hoff >= 0:   # the learned importance of the node's step and path (_importance)
-                            hu, ho = _importance(state[hoff + a], state[hoff + A_ + a])
-                            learn[r, A_ + a] += m * ho
-                            m *= hu
-                    if m != 0.0:
-                        W[r, a] += m
-                        if v[r, vo + a * n_ + j] * W[r, a] < m:
-                            sid[r, a] += 1.0
-                            tag[r, a * n_ + j] = sid[r, a]
-                            kept, jump = j, dy
-                            for d in range({ND} if tan.shape[0] != 0 else 0):
-                                S[r, a * {ND} + d] = w * float(tan[r, d * n_ + j]) / m if d % A_ == a else 0.0
-                            if hoff >= 0 and tan.shape[0] != 0:
-                                learn[r, a] = hoff
-            switched[r, a] = 1.0 if kept >= 0 else 0.0
+                jumps = not w <= 0.0   # a jump (a NaN weight too: it makes W NaN)
+                m = w
+                if tan.shape[0] != 0:   # along the path's directions: w sum_d |tan_d|
+                    m = 0.0
+                    for d in range(a, {ND}, A_):
+                        m += abs(float(tan[r, d * n_ + j]))
+                    m *= w
+                    if hoff >= 0:   # the learned importance of the node's step and path (_importance)
+                        hu, ho = _importance(state[hoff + a], state[hoff + A_ + a])
+                        learn[r, A_ + a] += m * ho if jumps else 0.0
+                        m *= hu
+                m = m if jumps else 0.0
+                W[r, a] += m
+                # v W < m, the reciprocal read by the test on every jump: LLVM cannot move its division
+                # under a branch on the draw; m + 1 where m is 0 (no division by 0); not where m is 0 or NaN
+                im = 1.0 / (m + (m == 0.0))
+                keep = (v[r, vo + a * n_ + j] * W[r, a] * im < 1.0) & (m > 0.0)
+                # (each select between values loaded before it: a select that loads in one arm stays a branch)
+                count = sid[r, a] + (1.0 if keep else 0.0)
+                sid[r, a] = count
+                tag[r, a * n_ + j] = count if keep else 0.0
+                kept = j if keep else kept
+                jump = dy if keep else jump
+                if tan.shape[0] != 0:
+                    wm = w * im
+                    for d in range({ND}):
+                        sd = wm * float(tan[r, d * n_ + j]) if d % A_ == a else 0.0
+                        s0 = S[r, a * {ND} + d]
+                        S[r, a * {ND} + d] = sd if keep else s0
+                    if hoff >= 0:
+                        l0 = learn[r, a]
+                        learn[r, a] = hoff if keep else l0
+            moved = kept >= 0
+            switched[r, a] = 1.0 if moved else 0.0
             rw[ra] = 0.0
-            if kept >= 0:
-                D[r, a] = 0.0
-                for j in range(n_):
-                    value[ra, j] = value[r, j]
-                value[ra, kept] = value[r, kept] + like(value, jump)
-            else:   # the plain draw; a unit whose parameters and uniform are the drawn row's takes its value
-                for j in range(n_):
-                    if {same}:
-                        value[ra, j] = value[r, j]
-                    else:
-                        value[ra, j] = like(value, {unit_ra})"""
+            d0 = D[r, a]
+            D[r, a] = 0.0 if moved else d0
+            for j in range(n_):   # the draw with the kept jump, else the plain draw: a unit whose parameters
+                xr = value[r, j]   # and uniform are the drawn row's takes the drawn value
+                x = xr + like(value, jump) if j == kept else xr
+{alt}"""
+# the alternative row's unit j (x: the drawn row's, with the kept jump): a law whose unit's draw is a
+# compare computes it and selects; a draw that searches is made only where it is used
+_ALT_SELECT = """                y = like(value, {unit_ra})
+                value[ra, j] = x if moved | {same} else y"""
+_ALT_BRANCH = """                if moved or {same}:
+                    value[ra, j] = x
+                else:
+                    value[ra, j] = like(value, {unit_ra})"""
 # kind: (its parameters, the unit's draw, its jump: (weight per unit of the law's parameter, step), the
 # jump's words, its score: d log p(x) / d q)
 _LAWS = {
@@ -284,9 +305,10 @@ def _scalar_law_kernels():
         for suffix, N, A, ND in (("", "value.shape[1]", "W.shape[1]", "(S.shape[1] // W.shape[1])"),
                                  ("1", "1", "1", "1")):
             name = f"sd_{kind}_draw{suffix}"
-            same = " and ".join(f"{x}[ra, j] == {x}[r, j]" for x in (*params.split(", "), "u"))
-            body = _BODY.format(N=N, A=A, ND=ND, unit_r=unit.format(i="r"), unit_ra=unit.format(i="ra"),
-                                jump_r=jump, same=same, score_r=score)
+            same = " & ".join(f"({x}[ra, j] == {x}[r, j])" for x in (*params.split(", "), "u"))
+            alt = (_ALT_SELECT if kind.startswith("bernoulli") else _ALT_BRANCH).format(
+                unit_ra=unit.format(i="ra"), same=same)
+            body = _BODY.format(N=N, A=A, ND=ND, unit_r=unit.format(i="r"), jump_r=jump, score_r=score, alt=alt)
             src = _TEMPLATE.format(name=name, params=params, body=textwrap.indent(body, " " * 4))
             glb = dict(globals())
             exec(compile("\n" * (frame.f_code.co_firstlineno - 1) + src, frame.f_code.co_filename, "exec"), glb)
@@ -427,14 +449,20 @@ def sd_bank(r, flag, stride, span, W, D, S, acc, learn, state):
         ND, A = acc.shape[1], W.shape[1]
         for a in range(A):   # stores on every row: selects, not branches on the draw
             w, d = W[r, a], D[r, a]
-            bank = flag[r, a] == 0.0 and w != 0.0
-            c, d2 = w * d, d * d
-            if bank and learn.shape[0] != 0:
-                _learn_kept(r, a, A, w, d2, learn, state)
+            bank = (flag[r, a] == 0.0) & (w != 0.0)   # one branch on the draw, not two
+            c = w * d
+            if bank and learn.shape[0] != 0:   # the kept jump joins its cell's sums (sd_importance.py)
+                k = int(learn[r, a])
+                t2, t3, t4, t5 = _kept_terms(state[k + a], state[k + A + a], w, learn[r, A + a], d * d)
+                add_word(state, k + 2 * A + a, t2)
+                add_word(state, k + 3 * A + a, t3)
+                add_word(state, k + 4 * A + a, t4)
+                add_word(state, k + 5 * A + a, t5)
                 learn[r, A + a] = 0.0
-            for e in range(ND):
-                acc[r, e] = acc[r, e] + c * S[r, a * ND + e] if bank else acc[r, e]
-                S[r, a * ND + e] = 0.0 if bank else S[r, a * ND + e]
+            for e in range(ND):   # selects between loaded values (one loading in an arm is a branch)
+                ae, se = acc[r, e], S[r, a * ND + e]
+                acc[r, e] = ae + c * se if bank else ae
+                S[r, a * ND + e] = 0.0 if bank else se
             W[r, a] = 0.0 if bank else w
             D[r, a] = 0.0 if bank else d
 
@@ -483,9 +511,10 @@ def alt_reset(r, x, switched, stride, off, span):
     kept a jump on it (a value computed before it and read after it)."""
     if slot_local(r, stride, span) == 0:
         for a in range(switched.shape[1]):   # stores on every row: selects, not branches on the draw
-            s, ra = switched[r, a] > 0.0, r + (off + a) * stride
-            for j in range(x.shape[1]):
-                x[ra, j] = x[r, j] if s else x[ra, j]
+            ra = r + (off + a) * stride
+            src = r if switched[r, a] > 0.0 else ra   # the row read, selected: a select of the values
+            for j in range(x.shape[1]):              # becomes a branch (the column loop unswitched)
+                x[ra, j] = x[src, j]
 
 
 @rows("switched")
