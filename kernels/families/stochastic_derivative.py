@@ -511,10 +511,9 @@ def alt_reset(r, x, switched, stride, off, span):
     kept a jump on it (a value computed before it and read after it)."""
     if slot_local(r, stride, span) == 0:
         for a in range(switched.shape[1]):   # stores on every row: selects, not branches on the draw
-            ra = r + (off + a) * stride
-            src = r if switched[r, a] > 0.0 else ra   # the row read, selected: a select of the values
-            for j in range(x.shape[1]):              # becomes a branch (the column loop unswitched)
-                x[ra, j] = x[src, j]
+            s, ra = switched[r, a] > 0.0, r + (off + a) * stride
+            for j in range(x.shape[1]):
+                x[ra, j] = x[r, j] if s else x[ra, j]
 
 
 @rows("switched")
