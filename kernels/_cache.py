@@ -104,12 +104,14 @@ def _numba_dir() -> Path:
 
 def install() -> bool:
     """Put the ppl locator first in Numba's list, lock each function's cache under the ppl cache
-    folder and read damaged cache files as misses (once); False when this Numba has no such hook."""
+    folder, read damaged cache files as misses and make a kernel's cache at its first compile, not
+    at import (once); False when this Numba has no such hook."""
     if _installed:
         return True
     if not numba_compat.add_cache_locator(_owns, _numba_dir):
         return False   # pragma: no cover - a Numba without the hook keeps its default
     numba_compat.read_damaged_as_miss(report_damage)
+    numba_compat.lazy_function_caches(_owns)
     _lock_cache_files()
     _installed.append(True)
     return True

@@ -123,6 +123,43 @@ def add_cache_locator(owns, cache_dir) -> bool:
     return True
 
 
+def lazy_function_caches(owns) -> bool:
+    """A function of the source files `owns(path)` accepts gets its disk cache (Numba's
+    ``FunctionCache``: its locator, the source's stamp, its folder made) at its first compile or
+    cache load, not where it is decorated: `import ppl` decorates about a thousand kernels and
+    loads a few. Idempotent; False when this Numba has no such method."""
+    from numba.core import dispatcher
+    caching = _caching()
+    cls = getattr(dispatcher, "Dispatcher", None)
+    if caching is None or cls is None or not hasattr(cls, "enable_caching"):   # pragma: no cover
+        return False
+    if getattr(cls.enable_caching, "_ppl", False):
+        return True
+    plain = cls.enable_caching
+
+    class LazyCache:
+        """The function's FunctionCache, made at its first use."""
+        __slots__ = ("_py_func", "_made")
+
+        def __init__(self, py_func):
+            self._py_func, self._made = py_func, None
+
+        def __getattr__(self, name):
+            if self._made is None:
+                self._made = caching.FunctionCache(self._py_func)
+            return getattr(self._made, name)
+
+    def enable_caching(self):
+        path = getattr(getattr(self.py_func, "__code__", None), "co_filename", "")
+        if path and owns(os.path.abspath(path)):
+            self._cache = LazyCache(self.py_func)
+        else:
+            plain(self)
+    enable_caching._ppl = True
+    cls.enable_caching = enable_caching
+    return True
+
+
 def read_damaged_as_miss(report) -> bool:
     """Make a damaged disk cache a cache miss instead of an exception, for every function.
 

@@ -78,3 +78,34 @@ def test_a_changed_kernel_source_or_numba_version_is_compiled_again(tmp_path):
     assert _run(site, cache)["out"] == cold["out"]
     other = _run(site, cache, fake_numba="0.0.1")
     assert other["out"] == cold["out"] and other["hits"] == 0 and other["misses"] >= 1, other
+
+
+LAZY = """
+import json
+import ppl
+from ppl.kernels.cpu import core
+import numpy as np
+before = core.softplus_fwd._cache._made is None
+unmade = sum(1 for k in vars(core).values() if getattr(getattr(k, "_cache", None), "_made", 0) is None)
+x = np.linspace(-3.0, 3.0, 7).reshape(1, 7)
+core.softplus_fwd(x, np.empty_like(x))
+print(json.dumps({"before": before, "unmade": unmade, "after": core.softplus_fwd._cache._made is not None,
+                  "hits": sum(core.softplus_fwd.stats.cache_hits.values())}))
+"""
+
+
+def test_import_makes_no_kernel_cache_and_a_first_call_loads_from_disk(tmp_path):
+    """`import ppl` makes no kernel's disk cache (numba_compat.lazy_function_caches): softplus_fwd's
+    and every other kernel of cpu/core are unmade after the import; its first call makes it, and
+    in a second process the call loads the compiled kernel from disk (a cache hit)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CACHE_DIR")}
+    env.update(PPL_CACHE_DIR=str(tmp_path / "cache"))
+    runs = []
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-c", LAZY], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    for got in runs:
+        assert got["before"] and got["after"] and got["unmade"] > 100, got
+    assert runs[1]["hits"] >= 1, runs
