@@ -34,7 +34,7 @@ def _bernoulli_score(logits, x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _bernoulli_probs_score(probs, x):
-    return 1.0 / (float(probs) - (1.0 - x))   # 1 / p, or -1 / (1 - p): the jump's quotient too
+    return 1.0 / (float(probs) - (1.0 - x))   # 1 / p, or -1 / (1 - p), no test of x
 
 
 @njit(cache=True, error_model="numpy", inline="always")

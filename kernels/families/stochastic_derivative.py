@@ -158,8 +158,8 @@ def _bernoulli_probs_unit(probs, u):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _bernoulli_probs_jump(probs, x):   # 1 / (1 - p) at x = 0 as -1 / (p - 1): the score's quotient
-    z = 1.0 - x                         # (sd_control._bernoulli_probs_score), one division for both
+def _bernoulli_probs_jump(probs, x):   # 1 / (1 - p) at x = 0 as -1 / (p - 1), no test of x: the quotient
+    z = 1.0 - x                         # of sd_control._bernoulli_probs_score, x = 1 weighing 0
     return -z * (1.0 / (float(probs) - z)), z
 
 
