@@ -29,7 +29,7 @@ The surface:
 - ``optimised_ir(dispatcher, sig)``: the optimised LLVM IR of a specialisation, also of one
   loaded from the disk cache (which ``inspect_llvm`` cannot show).
 - ``types_only(fn, signature)``: a Python function typed as the nopython pipeline types it, not
-  lowered (the functions its calls reach are compiled on the way).
+  lowered (the functions its calls reach are compiled on the way); the argument types of its calls.
 - ``install_link_hooks(...)`` and ``install_opt_hooks(...)``: ``_link.py``'s hooks into Numba's
   lowering (user functions, linked libraries, cache rebuilds) and code generation (optimisation
   and code generation levels).
@@ -330,19 +330,34 @@ def symbol_defined(target_context, name: str) -> bool:
     return target_context.codegen()._engine.is_symbol_defined(name)
 
 
-def types_only(fn, signature) -> None:
+def types_only(fn, signature):
     """Type `fn` (a Python function) for `signature` as Numba's nopython pipeline does, without
     lowering it: the jitted functions its calls reach are compiled (and cached) on the way.
-    Without the pipeline hooks this needs, `fn` is compiled in full instead."""
+    Returns {global name: the argument types of its calls} for the calls of `fn` to a jitted
+    function named by a global of its own (one set of types per name, else the name is left
+    out), or None without the pipeline hooks this needs (`fn` is then compiled in full)."""
     from numba.core import compiler, registry
     target = registry.cpu_target
     pipeline = _types_only_pipeline()
     if pipeline is None:   # pragma: no cover - a Numba without them
         import numba
         numba.njit(fn).compile(signature)
-        return
-    compiler.compile_extra(target.typing_context, target.target_context, fn, signature, None,
-                           compiler.Flags(), {}, pipeline_class=pipeline)
+        return None
+    func_ir, calltypes = compiler.compile_extra(target.typing_context, target.target_context, fn, signature,
+                                                None, compiler.Flags(), {}, pipeline_class=pipeline)
+    from numba.core import ir
+    found, seen = {}, set()
+    for block in func_ir.blocks.values():
+        named = {st.target.name: st.value.name for st in block.body
+                 if isinstance(st, ir.Assign) and isinstance(st.value, ir.Global)}
+        for st in block.body:
+            if isinstance(st, ir.Assign) and isinstance(st.value, ir.Expr) and st.value.op == "call":
+                name = named.get(st.value.func.name)
+                if name is not None and st.value in calltypes:
+                    args = tuple(calltypes[st.value].args)
+                    found[name] = args if name not in seen or found.get(name) == args else None
+                    seen.add(name)
+    return {k: v for k, v in found.items() if v is not None}
 
 
 @lru_cache(maxsize=None)
@@ -362,7 +377,7 @@ def _types_only_pipeline():
             FunctionPass.__init__(self)
 
         def run_pass(self, state):
-            raise stop("typed")   # compile_extra returns it
+            raise stop((state.func_ir, state.calltypes))   # compile_extra returns it
 
     class TypesOnly(compiler.CompilerBase):
         def define_pipelines(self):

@@ -51,3 +51,15 @@ def flat_view(typingctx, a, off, shape):
         return out._getvalue()
 
     return ret(a, off, shape), codegen
+
+
+def _flat_view_python(a, off, shape):
+    """flat_view in Python: a step run by the interpreter before it is compiled
+    (ppl/runtime/first_steps.py)."""
+    n = 1
+    for s in shape:
+        n *= s
+    return a[off:off + n].reshape(shape)
+
+
+flat_view.python = _flat_view_python

@@ -32,6 +32,7 @@ from ..analysis.graph import ancestors
 from ..distributions import DISTRIBUTIONS
 from ..errors import ModelError
 from ..language import declare
+from . import first_steps
 from .arena import carve
 from .derived import DerivedPrograms, all_rows
 from .notice import compiling
@@ -322,11 +323,11 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         a = self.args(data, batch, optional)
-        if getattr(self, "_called", False):
-            return self.entry(*a, np.uint64(seed), np.int64(step), mode), a
-        with compiling(f"model '{self.model.name}'"):   # the first call compiles the step: said when long
-            loss = self.entry(*a, np.uint64(seed), np.int64(step), mode)
-        self._called = True
+        run = self.entry if getattr(self, "_called", False) else first_steps.entry(self, a)   # (interpreted)
+        if run is not self.entry or getattr(self, "_called", False):
+            return run(*a, np.uint64(seed), np.int64(step), mode), a
+        with compiling(f"model '{self.model.name}'"):   # this call compiles the step: said when long
+            loss, self._called = run(*a, np.uint64(seed), np.int64(step), mode), True
         return loss, a
 
     # ----- the user API

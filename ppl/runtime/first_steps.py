@@ -1,0 +1,135 @@
+"""A new step's first calls from Python, run by the interpreter over the step's compiled kernels.
+
+A step of kernel calls (the array lowering's CPU step: a straight line of kernel calls, compiled
+without reference counts) spends its first call mostly compiling itself: Numba types it, lowers it,
+and LLVM optimises and emits it, and the part after typing grows faster than the step
+(docs/benchmarks/compile-and-cold-start.md). Typing alone compiles, or loads from the disk cache,
+every kernel the step calls. So a program's first calls from Python (`grad`, `loss`, `sample` ...)
+type the step only, bind each kernel call of the step's source to the specialisation the compiled
+step calls (the literal arguments included, so the machine code, and the results, are the same
+bit for bit) and run the step's own Python function: one Python call per kernel call.
+
+The step is compiled once the interpreter's extra cost reaches what its compile is expected to
+cost (a rent-or-buy rule: calls x sites x PER_SITE_S >= COMPILE_PER_TYPING x the typing's time), so
+a program called a few times never pays its compile and one called many times pays it at most
+about twice. Everything else takes the compiled step as before: a step in the disk cache (loading
+it is quick), a step with loops of its own (scan, the row-fused lowering), the checked entry
+(`check_steps`), fit's loops and a user's @njit code calling `prog.entry`. `PPL_FIRST_STEPS=0`
+turns the interpreter off.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import time
+import types
+
+import numpy as np
+
+from .notice import compiling
+
+ENV = "PPL_FIRST_STEPS"
+PER_SITE_S = 3e-7          # the interpreter's extra cost per kernel call (measured: 0.2 us)
+COMPILE_PER_TYPING = 2.5   # a step's compile after typing, in units of its typing's time
+
+
+class FirstSteps:
+    """The interpreted step of a program (`fn`, the step's Python function with its kernel calls
+    bound) and its rent-or-buy count."""
+
+    def __init__(self, fn, sites: int, typing_s: float):
+        self.fn, self.calls = fn, 0
+        self.budget = max(1, int(COMPILE_PER_TYPING * typing_s / (max(sites, 1) * PER_SITE_S)))
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+    @property
+    def spent(self) -> bool:
+        return self.calls >= self.budget
+
+
+def entry(prog, args):
+    """What `prog`'s next call from Python runs: the interpreted step while it pays, else the
+    compiled entry point (`prog.entry`). Decided at the program's first call."""
+    first = prog.__dict__.get("_first_steps")
+    if first is None:
+        with compiling(f"model '{prog.model.name}'"):   # typing compiles (or loads) the step's kernels
+            try:
+                first = start(prog, args) or False
+            except Exception:   # noqa: BLE001 - the compiled step's own first call says what is wrong
+                first = False
+            prog._first_steps = first
+    if first and not first.spent and prog.entry is prog.module.step:
+        return first
+    return prog.entry
+
+
+def start(prog, args) -> FirstSteps | None:
+    """The interpreted step of `prog` for a call with `args` (the step's arguments), or None where
+    it does not apply (see the module's docstring)."""
+    from numba import typeof
+
+    from ..kernels import numba_compat
+    step = prog.module.step
+    if os.environ.get(ENV, "1").strip() == "0" or prog.entry is not step or \
+            numba_compat.nrt_option(step) is not False:
+        return None
+    sig = tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))
+    if numba_compat.is_cached(step, sig):
+        return None
+    made = _bound_source(step)
+    if made is None:
+        return None
+    fn, kernels = made
+    t0 = time.perf_counter()
+    called = numba_compat.types_only(fn, sig)   # compiles, or loads, every kernel the step calls
+    typing_s = time.perf_counter() - t0
+    if called is None:
+        return None
+    glb = fn.__globals__
+    for name, disp in kernels.items():
+        if hasattr(disp, "python"):   # an intrinsic (flat_view): its meaning in Python
+            glb[name] = disp.python
+            continue
+        got = disp.overloads.get(called.get(name))
+        if got is None or got.entry_point is None:
+            return None   # a call typing did not reach, or more than one specialisation at a site
+        glb[name] = got.entry_point
+    return FirstSteps(fn, len(kernels), typing_s)
+
+
+def _bound_source(step):
+    """The step's Python function made again from its source with each call of a kernel module's
+    function (`core.affine_fwd(...)`) made a call of a global of its own (`_k0(...)`), and those
+    globals {name: the dispatcher or intrinsic}; None where the step has loops of its own or
+    calls something else that is compiled."""
+    from numba.core.registry import CPUDispatcher
+    py = step.py_func
+    tree = ast.parse(inspect.getsource(py))
+    func = tree.body[0]
+    if not isinstance(func, ast.FunctionDef) or any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(func)):
+        return None
+    func.decorator_list = []
+    glb, kernels = py.__globals__, {}
+    for node in ast.walk(func):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        target = getattr(glb.get(f.value.id), f.attr, None) if isinstance(f, ast.Attribute) and \
+            isinstance(f.value, ast.Name) else glb.get(f.id) if isinstance(f, ast.Name) else None
+        compiled = isinstance(target, CPUDispatcher) or hasattr(target, "python")
+        if not compiled:
+            if type(target).__module__.startswith("numba"):
+                return None   # a compiled callee it could not bind
+            continue
+        if isinstance(f, ast.Name):
+            return None
+        name = f"_k{len(kernels)}"
+        kernels[name] = target
+        node.func = ast.copy_location(ast.Name(name, ast.Load()), f)
+    code = compile(ast.fix_missing_locations(tree), inspect.getsourcefile(py), "exec")
+    body = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == py.__name__)
+    return types.FunctionType(body, {**glb, **kernels}, py.__name__), kernels

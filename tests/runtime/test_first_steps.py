@@ -1,0 +1,107 @@
+"""A new step's first calls from Python, interpreted over its compiled kernels (ppl/runtime/first_steps.py):
+the same losses and gradients bit for bit as the compiled step (the oracle: the same program with
+the interpreter off), before and after the step is compiled, and the cases that take the compiled
+step at once."""
+import uuid
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl import Affine, Bernoulli, Model
+from ppl.runtime import first_steps
+from small_models import DATA, walk
+
+# stacked layers under different estimators: DisARM, the score function with its baseline, a
+# Gaussian's reparameterisation and a categorical's straight-through
+ESTIMATORS = {"h1": "disarm", "h2": "score", "z": "pathwise", "c": "straight_through"}
+
+
+def mixed(name):
+    with Model(name) as m:
+        x = m.input("x", 3)
+        h1 = Bernoulli("h1", logits=Affine(x, 2, name="a1"))
+        h2 = Bernoulli("h2", logits=Affine(h1, 2, name="a2"))
+        z = ppl.Normal("z", loc=Affine(h2, 2, name="mu"), scale=ppl.softplus(Affine(h1, 2, name="sd")))
+        c = ppl.Categorical("c", logits=Affine(z, 3, name="cl"))
+        m.cost("lp1", ppl.log_prob(h1))
+        m.cost("lp2", ppl.log_prob(h2))
+        m.cost("lpz", ppl.log_prob(z))
+        m.cost("nll", ppl.bernoulli_nll(Affine(ppl.concat([c, z]), 3, name="dec"), target=x))
+    return m
+
+
+def _pair(name, monkeypatch):
+    name = f"{name}_{uuid.uuid4().hex[:8]}"   # a step the disk cache does not hold yet (a rerun's)
+    prog = mixed(name).compile(dtype=np.float64, estimators=ESTIMATORS)
+    monkeypatch.setenv(first_steps.ENV, "0")
+    ref = mixed(name + "_ref").compile(dtype=np.float64, estimators=ESTIMATORS)
+    ref.grad(DATA, seed=1, step=0)   # compiled: the interpreter is off for it
+    ref.theta[:] = prog.theta   # both from the same point (ref's first call moved its state)
+    ref.state[:] = prog.state
+    monkeypatch.delenv(first_steps.ENV)
+    return prog, ref
+
+
+def _same(prog, ref, seed, step):
+    a, ga = prog.grad(DATA, seed=seed, step=step)
+    b, gb = ref.grad(DATA, seed=seed, step=step)
+    return a == b and all(np.array_equal(ga[k], gb[k]) for k in ga)
+
+
+def test_the_first_calls_are_interpreted_and_give_the_compiled_steps_bits(monkeypatch):
+    prog, ref = _pair("fs_mixed", monkeypatch)
+    for t in range(4):
+        assert _same(prog, ref, 7, t), f"step {t}"
+    assert isinstance(prog._first_steps, first_steps.FirstSteps)
+    assert len(prog.module.step.overloads) == 0, "the interpreted calls compiled the step"
+    assert prog.loss(DATA, seed=3) == ref.loss(DATA, seed=3)
+    prog._first_steps.budget = prog._first_steps.calls + 1   # the count spent: the next calls compile it
+    for t in range(4, 8):
+        assert _same(prog, ref, 7, t), f"step {t}"
+    assert len(prog.module.step.overloads) == 1
+    assert not _same_seeded(prog, ref), "the test of the test: another seed's gradient is told apart"
+
+
+def _same_seeded(prog, ref):
+    a, ga = prog.grad(DATA, seed=11, step=20)
+    b, gb = ref.grad(DATA, seed=12, step=20)
+    return a == b and all(np.array_equal(ga[k], gb[k]) for k in ga)
+
+
+def test_a_nan_parameter_is_refused_by_the_interpreted_step_as_by_the_compiled_one(monkeypatch):
+    prog, ref = _pair("fs_nan", monkeypatch)
+    for p in (prog, ref):
+        p.params["a1.b"][0] = np.nan
+    errors = []
+    for p in (prog, ref):
+        with pytest.raises(ppl.ModelError) as e:
+            p.grad(DATA, seed=0, step=0)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and "NaN" in errors[0]
+    assert isinstance(prog._first_steps, first_steps.FirstSteps)
+
+
+def test_loops_the_checked_entry_and_the_switch_take_the_compiled_step(monkeypatch):
+    scan = walk("fs_walk", 1, 4).compile(dtype=np.float64, estimators="score")
+    scan.grad({"x": np.ones((2, 1))}, seed=0, step=0)
+    assert scan._first_steps is False and len(scan.module.step.overloads) == 1
+    checked = mixed("fs_checked").compile(dtype=np.float64, estimators=ESTIMATORS).check_steps()
+    checked.grad(DATA, seed=0, step=0)
+    assert checked._first_steps is False
+    monkeypatch.setenv(first_steps.ENV, "0")
+    off = mixed("fs_off").compile(dtype=np.float64, estimators=ESTIMATORS)
+    off.grad(DATA, seed=0, step=0)
+    assert off._first_steps is False and len(off.module.step.overloads) == 1
+
+
+def test_the_rent_or_buy_count():
+    """Compiled once the interpreter's extra cost (PER_SITE_S a kernel call) reaches the compile's
+    expected cost (COMPILE_PER_TYPING times the typing's time)."""
+    f = first_steps.FirstSteps(lambda: 0.0, sites=100, typing_s=0.3)
+    assert f.budget == int(first_steps.COMPILE_PER_TYPING * 0.3 / (100 * first_steps.PER_SITE_S))
+    f.budget = 2
+    f()
+    assert not f.spent
+    f()
+    assert f.spent
