@@ -8,9 +8,14 @@ compiled anew, as for a graph the user has just written) and reports, in JSON li
   import_s        `import ppl` (Numba, the kernel modules loaded from their caches)
   passes_s        the compiler's passes (compiler.PASSES: analyse ... render), Python only
   load_s          writing and importing the generated module
-  first_step_s    the first grad() call: Numba compiles the step (typing, lowering, LLVM)
+  first_step_s    the first grad() call: Numba types the step (its kernels loaded or compiled) and
+                  the step runs interpreted over them (ppl/runtime/first_steps.py)
   numba_llvm_s    of which LLVM (optimisation, linking, code generation; numba:llvm_lock)
   to_first_step_s build + compile + first step: the figure the targets are about
+  grad_call_us    a further grad() call (interpreted: the step is not compiled yet)
+  step_compile_s  then the compiled step's first call (what fit's loops and a user's @njit code
+                  wait for: Numba types, lowers and optimises the step)
+  compiled_grad_call_us  the compiled step's call from Python
 `baseline` is the case's target (1.0 s; 2.0 s for the 8-layer SBN; ratio = value / target, <= 1
 meets it). Medians over --rounds fresh processes per case.
 
@@ -93,12 +98,30 @@ m = mod.build(**build_opts)
 m.name = m.name + suffix
 prog = m.compile(dtype=dtype, **comp_opts)
 t2 = time.perf_counter()
+B = None if batch is not None else 32
 with event.install_timer("numba:llvm_lock", llvm.append):
-    prog.grad(batch, seed=0, batch=None if batch is not None else 32)
+    prog.grad(batch, seed=0, batch=B)
 t3 = time.perf_counter()
 passes = sum(getattr(prog, "compile_times", {}).values())
-print(json.dumps({"import_s": t_import, "passes_s": passes, "load_s": (t2 - t1) - passes,
-                  "first_step_s": t3 - t2, "numba_llvm_s": sum(llvm), "to_first_step_s": t3 - t1}))
+out = {"import_s": t_import, "passes_s": passes, "load_s": (t2 - t1) - passes, "first_step_s": t3 - t2,
+       "numba_llvm_s": sum(llvm), "to_first_step_s": t3 - t1}
+
+
+def per_call_us(f, n=200):
+    f()
+    t = time.perf_counter()
+    for _ in range(n):
+        f()
+    return (time.perf_counter() - t) / n * 1e6
+
+
+out["grad_call_us"] = per_call_us(lambda: prog.grad(batch, seed=0, batch=B))   # interpreted while it pays
+a = prog.args(batch, B) + (np.uint64(0), np.int64(0), 1)
+t4 = time.perf_counter()
+prog.entry(*a)   # the compiled step (fit's loops and a user's @njit code call it)
+out["step_compile_s"] = time.perf_counter() - t4
+out["compiled_grad_call_us"] = per_call_us(lambda: prog.entry(*a))
+print(json.dumps(out))
 """
 
 
@@ -139,11 +162,12 @@ def main():
         for prefix, rs in (("", results[case]), ("cold_", cold[case])):
             if not rs:
                 continue
-            for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s"):
+            for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s",
+                           "grad_call_us", "step_compile_s", "compiled_grad_call_us"):
                 v = float(np.median([x[metric] for x in rs]))
                 base = TARGETS_S.get(case, TARGET_S) if metric == "to_first_step_s" and not prefix else None
                 print(json.dumps({"bench": "compile", "case": case, "metric": prefix + metric, "value": round(v, 4),
-                                  "unit": "s", "baseline": base, "ratio": round(v / base, 3) if base else None}),
+                                  "unit": "us" if metric.endswith("_us") else "s", "baseline": base, "ratio": round(v / base, 3) if base else None}),
                       flush=True)
 
 

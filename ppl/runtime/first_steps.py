@@ -38,8 +38,8 @@ class FirstSteps:
     """The interpreted step of a program (`fn`, the step's Python function with its kernel calls
     bound) and its rent-or-buy count."""
 
-    def __init__(self, fn, sites: int, typing_s: float):
-        self.fn, self.calls = fn, 0
+    def __init__(self, step, fn, sites: int, typing_s: float):
+        self.step, self.fn, self.calls = step, fn, 0   # step: the compiled step it stands for
         self.budget = max(1, int(COMPILE_PER_TYPING * typing_s / (max(sites, 1) * PER_SITE_S)))
 
     def __call__(self, *args):
@@ -55,7 +55,7 @@ def entry(prog, args):
     """What `prog`'s next call from Python runs: the interpreted step while it pays, else the
     compiled entry point (`prog.entry`). Decided at the program's first call."""
     first = prog.__dict__.get("_first_steps")
-    if first is None:
+    if first is None or first and first.step is not prog.module.step:   # (a plate's size set: a new step)
         with compiling(f"model '{prog.model.name}'"):   # typing compiles (or loads) the step's kernels
             try:
                 first = start(prog, args) or False
@@ -98,7 +98,7 @@ def start(prog, args) -> FirstSteps | None:
         if got is None or got.entry_point is None:
             return None   # a call typing did not reach, or more than one specialisation at a site
         glb[name] = got.entry_point
-    return FirstSteps(fn, len(kernels), typing_s)
+    return FirstSteps(step, fn, len(kernels), typing_s)
 
 
 def _bound_source(step):

@@ -42,7 +42,8 @@ RUN = textwrap.dedent('''
 
 def _run(cache, prelude=""):
     """(result, stderr) of RUN (after `prelude`) in a fresh interpreter whose ppl cache folder is `cache`."""
-    env = dict(os.environ, PPL_CACHE_DIR=str(cache))
+    # the step compiled at its first call (not interpreted first, ppl/runtime/first_steps.py): its cache is checked too
+    env = dict(os.environ, PPL_CACHE_DIR=str(cache), PPL_FIRST_STEPS="0")
     env.pop("NUMBA_CACHE_DIR", None)
     env.pop("PYTHONWARNINGS", None)
     r = subprocess.run([sys.executable, "-c", prelude + RUN], env=env, capture_output=True, text=True, timeout=600)

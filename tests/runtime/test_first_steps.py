@@ -98,7 +98,7 @@ def test_loops_the_checked_entry_and_the_switch_take_the_compiled_step(monkeypat
 def test_the_rent_or_buy_count():
     """Compiled once the interpreter's extra cost (PER_SITE_S a kernel call) reaches the compile's
     expected cost (COMPILE_PER_TYPING times the typing's time)."""
-    f = first_steps.FirstSteps(lambda: 0.0, sites=100, typing_s=0.3)
+    f = first_steps.FirstSteps(None, lambda: 0.0, sites=100, typing_s=0.3)
     assert f.budget == int(first_steps.COMPILE_PER_TYPING * 0.3 / (100 * first_steps.PER_SITE_S))
     f.budget = 2
     f()
