@@ -30,7 +30,7 @@ import numpy as np
 from .notice import compiling
 
 ENV = "PPL_FIRST_STEPS"
-PER_SITE_S = 3e-7          # the interpreter's extra cost per kernel call (measured: 0.2 us)
+PER_SITE_S = 6e-7          # the interpreter's extra cost per kernel call (BENCHMARKS.md)
 COMPILE_PER_TYPING = 2.5   # a step's compile after typing, in units of its typing's time
 
 
