@@ -12,10 +12,11 @@ bit for bit) and run the step's own Python function: one Python call per kernel 
 The step is compiled once the interpreter's extra cost reaches what its compile is expected to
 cost (a rent-or-buy rule: calls x sites x PER_SITE_S >= COMPILE_PER_TYPING x the typing's time), so
 a program called a few times never pays its compile and one called many times pays it at most
-about twice. Everything else takes the compiled step as before: a step in the disk cache (loading
-it is quick), a step with loops of its own (scan, the row-fused lowering), the checked entry
-(`check_steps`), fit's loops and a user's @njit code calling `prog.entry`. `PPL_FIRST_STEPS=0`
-turns the interpreter off.
+about twice. `ppl.fit`'s per-step loop (training/fit.py, PythonSteps: a short fit's, by default)
+runs them too; its nopython loop compiles the step with itself. Everything else takes the
+compiled step as before: a step in the disk cache (loading it is quick), a step with loops of its
+own (scan, the row-fused lowering), the checked entry (`check_steps`) and a user's @njit code
+calling `prog.entry`. `PPL_FIRST_STEPS=0` turns the interpreter off.
 """
 from __future__ import annotations
 
@@ -51,12 +52,13 @@ class FirstSteps:
         return self.calls >= self.budget
 
 
-def entry(prog, args):
+def entry(prog, args, write=None):
     """What `prog`'s next call from Python runs: the interpreted step while it pays, else the
-    compiled entry point (`prog.entry`). Decided at the program's first call."""
+    compiled entry point (`prog.entry`). Decided at the program's first call (write: where a long
+    typing's line goes, as `notice.compiling`)."""
     first = prog.__dict__.get("_first_steps")
     if first is None or first and first.step is not prog.module.step:   # (a plate's size set: a new step)
-        with compiling(f"model '{prog.model.name}'"):   # typing compiles (or loads) the step's kernels
+        with compiling(f"model '{prog.model.name}'", write=write):   # typing compiles (or loads) its kernels
             try:
                 first = start(prog, args) or False
             except Exception:   # noqa: BLE001 - the compiled step's own first call says what is wrong
@@ -67,6 +69,26 @@ def entry(prog, args):
     return prog.entry
 
 
+def interprets(prog, args) -> bool:
+    """Whether `prog`'s next call from Python with `args` would run the interpreted step (the
+    step not compiled yet: asked without typing it)."""
+    first = prog.__dict__.get("_first_steps")
+    if first is not None and not (first and first.step is not prog.module.step):
+        return bool(first) and not first.spent and prog.entry is prog.module.step
+    return _applies(prog, args) and _bound_source(prog.module.step) is not None
+
+
+def _applies(prog, args) -> bool:
+    from numba import typeof
+
+    from ..kernels import numba_compat
+    step = prog.module.step
+    if os.environ.get(ENV, "1").strip() == "0" or prog.entry is not step or \
+            numba_compat.nrt_option(step) is not False:
+        return False
+    return not numba_compat.is_cached(step, tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1)))
+
+
 def start(prog, args) -> FirstSteps | None:
     """The interpreted step of `prog` for a call with `args` (the step's arguments), or None where
     it does not apply (see the module's docstring)."""
@@ -74,12 +96,9 @@ def start(prog, args) -> FirstSteps | None:
 
     from ..kernels import numba_compat
     step = prog.module.step
-    if os.environ.get(ENV, "1").strip() == "0" or prog.entry is not step or \
-            numba_compat.nrt_option(step) is not False:
+    if not _applies(prog, args):
         return None
     sig = tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))
-    if numba_compat.is_cached(step, sig):
-        return None
     made = _bound_source(step)
     if made is None:
         return None

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..kernels.numba_compat import is_cached
+from ..runtime import first_steps
 from ..runtime.notice import CPU_NOTE
 
 
@@ -38,6 +39,11 @@ class Chunks:
                 raise ModelError("fit: nopython=True needs a CPU program and one of ppl.optim's SGD, Momentum, "
                                  "Adam; leave nopython=None to take the per-step loop elsewhere")
             return None   # the CUDA program and user optimisers keep the per-step loop
+        if nopython is None and not split and getattr(prog, "per_step_loop_steps", 0) + steps < cls.NEW_SIGNATURE_STEPS:
+            args = prog.batch_args(batches, 0) if batches is not None else prog.args(None, batch=int(batch_size))
+            if first_steps.interprets(prog, args):   # a new step run interpreted: the loop is not compiled
+                prog.per_step_loop_steps = getattr(prog, "per_step_loop_steps", 0) + steps   # either (asking
+                return None                                                               # would compile the step)
         loop = cls(prog, optimizer, batches, batch_size, useed, split)
         if nopython is None and not loop.compiled():
             ran = getattr(prog, "per_step_loop_steps", 0)   # this program's steps in the per-step loop so far

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler import ahead as compile_ahead
-from ..runtime import checkpoint
+from ..runtime import checkpoint, first_steps
 from .. import validate as V
 from .data import Batches
 from ..errors import ModelError
@@ -348,6 +348,7 @@ class PythonSteps:
 
     def __init__(self, prog, optimizer, plan: FitPlan, write=None):
         self.prog, self.opt, self.plan = prog, optimizer, plan
+        self.interpret = False   # the per-step loop runs the whole fit: its first steps may be interpreted
         self.useed = np.uint64(plan.seed)   # the step's seed argument, made once for the run
         self.write = write   # where a long compile's line goes (the progress bar's write)
 
@@ -356,10 +357,12 @@ class PythonSteps:
         p, plan = self.prog, self.plan
         args = (p.batch_args(plan.batches, t) if plan.batches is not None
                 else p.args(None, batch=int(plan.batch_size)))
-        try:
-            if getattr(p, "_called", False):
-                loss = float(p.entry(*args, self.useed, np.int64(t), 1))
-            else:   # the first call compiles the step: said on the screen when it takes long
+        try:   # the per-step loop's first steps interpreted while that pays (runtime/first_steps.py)
+            run = first_steps.entry(p, args, self.write) if self.interpret and not getattr(p, "_called", False) \
+                else p.entry
+            if run is not p.entry or getattr(p, "_called", False):
+                loss = float(run(*args, self.useed, np.int64(t), 1))
+            else:   # this call compiles the step: said on the screen when it takes long
                 with compiling(f"model '{p.model.name}'", write=self.write):
                     loss = float(p.entry(*args, self.useed, np.int64(t), 1))
                 p._called = True
@@ -406,6 +409,7 @@ class Trainer:
         else:
             chunks = _Chunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one.useed, plan.nopython,
                                   plan.total - start, plan.split)
+        one.interpret = chunks is None   # (the nopython loop compiles the step itself)
         t_rest = None
         self.prev_threads = blas.set_threads(plan.blas_threads) if plan.blas_threads is not None else None
         # 1 unless fit chose them (not for a split's halves, nor beside a count the user gave)

@@ -105,3 +105,20 @@ def test_the_rent_or_buy_count():
     assert not f.spent
     f()
     assert f.spent
+
+
+def test_a_short_fit_trains_interpreted_what_the_compiled_step_trains(monkeypatch):
+    """fit's per-step loop (a short fit's default) runs the interpreted step too: the same losses and
+    parameters bit for bit as with the interpreter off, and no step compiled."""
+    name = f"fs_fit_{uuid.uuid4().hex[:8]}"
+    runs = []
+    for off in ("1", "0"):
+        monkeypatch.setenv(first_steps.ENV, off)
+        prog = mixed(name + off).compile(dtype=np.float64, estimators=ESTIMATORS)
+        h = ppl.fit(prog, DATA, ppl.optim.Adam(0.05), steps=30, batch_size=2, seed=4, progress=False)
+        runs.append((prog, np.asarray(h.loss)))
+    (a, la), (b, lb) = runs
+    assert isinstance(a._first_steps, first_steps.FirstSteps) and len(a.module.step.overloads) == 0
+    assert len(b.module.step.overloads) == 1
+    assert np.array_equal(la, lb) and np.array_equal(a.theta, b.theta)
+    assert not np.array_equal(a.theta, mixed(name + "x").compile(dtype=np.float64, estimators=ESTIMATORS).theta)
