@@ -83,8 +83,8 @@ def _applies(prog, args) -> bool:
 
     from ..kernels import numba_compat
     step = prog.module.step
-    if os.environ.get(ENV, "1").strip() == "0" or prog.entry is not step or \
-            numba_compat.nrt_option(step) is not False:
+    if os.environ.get(ENV, "1").strip() == "0" or getattr(prog, "target", "cpu") != "cpu" or \
+            prog.entry is not step or numba_compat.nrt_option(step) is not False:
         return False
     return not numba_compat.is_cached(step, tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1)))
 
@@ -98,7 +98,7 @@ def start(prog, args) -> FirstSteps | None:
     step = prog.module.step
     if not _applies(prog, args):
         return None
-    sig = tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))
+    sig = tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))   # as the compiled step's first call
     made = _bound_source(step)
     if made is None:
         return None
