@@ -41,9 +41,10 @@ class Chunks:
             return None   # the CUDA program and user optimisers keep the per-step loop
         if nopython is None and not split and getattr(prog, "per_step_loop_steps", 0) + steps < cls.NEW_SIGNATURE_STEPS:
             args = prog.batch_args(batches, 0) if batches is not None else prog.args(None, batch=int(batch_size))
-            if first_steps.interprets(prog, args):   # a new step run interpreted: the loop is not compiled
-                prog.per_step_loop_steps = getattr(prog, "per_step_loop_steps", 0) + steps   # either (asking
-                return None                                                               # would compile the step)
+            # a new step run interpreted: the loop is not compiled either (asking it would compile the step)
+            if first_steps.interprets(prog, args):
+                prog.per_step_loop_steps = getattr(prog, "per_step_loop_steps", 0) + steps
+                return None
         loop = cls(prog, optimizer, batches, batch_size, useed, split)
         if nopython is None and not loop.compiled():
             ran = getattr(prog, "per_step_loop_steps", 0)   # this program's steps in the per-step loop so far
