@@ -52,41 +52,41 @@ class FirstSteps:
         return self.calls >= self.budget
 
 
-def entry(prog, args, write=None):
-    """What `prog`'s next call from Python runs: the interpreted step while it pays, else the
-    compiled entry point (`prog.entry`). Decided at the program's first call (write: where a long
-    typing's line goes, as `notice.compiling`)."""
+def call(prog, args, seed, t, mode, write=None, interpret=True):
+    """One call of `prog`'s step from Python (`grad` and its siblings, fit's per-step loop): the
+    compiled step once it has run; before, the interpreted step while it pays (interpret=False:
+    never). The call that types the step (compiling or loading its kernels) or compiles it says so
+    on the screen when it takes long (write: where the line goes, as `notice.compiling`)."""
+    if getattr(prog, "_called", False):
+        return prog.entry(*args, seed, t, mode)
+    first = _ready(prog) if interpret else None
+    if first is not None:
+        return first(*args, seed, t, mode)
+    with compiling(f"model '{prog.model.name}'", write=write):
+        run = _decide(prog, args) if interpret else prog.entry
+        loss = run(*args, seed, t, mode)
+    prog._called = run is prog.entry
+    return loss
+
+
+def _ready(prog) -> FirstSteps | None:
+    """`prog`'s interpreted step while it pays, else None."""
     first = prog.__dict__.get("_first_steps")
-    if first is None or first and first.step is not prog.module.step:   # (a plate's size set: a new step)
-        with compiling(f"model '{prog.model.name}'", write=write):   # typing compiles (or loads) its kernels
-            try:
-                first = start(prog, args) or False
-            except Exception:   # noqa: BLE001 - the compiled step's own first call says what is wrong
-                first = False
-            prog._first_steps = first
-    if first and not first.spent and prog.entry is prog.module.step:
-        return first
-    return prog.entry
-
-
-def interprets(prog, args) -> bool:
-    """Whether `prog`'s next call from Python with `args` would run the interpreted step (the
-    step not compiled yet: asked without typing it)."""
-    first = prog.__dict__.get("_first_steps")
-    if first is not None and not (first and first.step is not prog.module.step):
-        return bool(first) and not first.spent and prog.entry is prog.module.step
-    return _applies(prog, args) and _bound_source(prog.module.step) is not None
-
-
-def _applies(prog, args) -> bool:
-    from numba import typeof
-
-    from ..kernels import numba_compat
     step = prog.module.step
-    if os.environ.get(ENV, "1").strip() == "0" or getattr(prog, "target", "cpu") != "cpu" or \
-            prog.entry is not step or numba_compat.nrt_option(step) is not False:
-        return False
-    return not numba_compat.is_cached(step, tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1)))
+    return first if first and not first.spent and first.step is step and prog.entry is step else None
+
+
+def _decide(prog, args):
+    """The interpreted step, made at the program's first call (and again for a new step: a plate's
+    size set), or the compiled entry point where it does not apply."""
+    first = prog.__dict__.get("_first_steps")
+    if first is None or first and first.step is not prog.module.step:
+        try:
+            first = start(prog, args) or False
+        except Exception:   # noqa: BLE001 - the compiled step's own first call says what is wrong
+            first = False
+        prog._first_steps = first
+    return _ready(prog) or prog.entry
 
 
 def start(prog, args) -> FirstSteps | None:
@@ -96,9 +96,12 @@ def start(prog, args) -> FirstSteps | None:
 
     from ..kernels import numba_compat
     step = prog.module.step
-    if not _applies(prog, args):
+    if os.environ.get(ENV, "1").strip() == "0" or getattr(prog, "target", "cpu") != "cpu" or \
+            prog.entry is not step or numba_compat.nrt_option(step) is not False:
         return None
     sig = tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))   # as the compiled step's first call
+    if numba_compat.is_cached(step, sig):
+        return None
     made = _bound_source(step)
     if made is None:
         return None

@@ -35,7 +35,6 @@ from ..language import declare
 from . import first_steps
 from .arena import carve
 from .derived import DerivedPrograms, all_rows
-from .notice import compiling
 from .plates import PlateSize, check_index
 from .explain import Explained
 from .choice import MeasuredChoice
@@ -323,12 +322,7 @@ class Program(DerivedPrograms, Explained, PlateSize, MeasuredChoice):
         seed = V.seed(seed)
         step = V.integer(step, "step", lo=0, hi=V.SEED_MAX)
         a = self.args(data, batch, optional)
-        run = self.entry if getattr(self, "_called", False) else first_steps.entry(self, a)   # (interpreted)
-        if run is not self.entry or getattr(self, "_called", False):
-            return run(*a, np.uint64(seed), np.int64(step), mode), a
-        with compiling(f"model '{self.model.name}'"):   # this call compiles the step: said when long
-            loss, self._called = run(*a, np.uint64(seed), np.int64(step), mode), True
-        return loss, a
+        return first_steps.call(self, a, np.uint64(seed), np.int64(step), mode), a   # interpreted first
 
     # ----- the user API
     def loss(self, data=None, seed=0, step=0, batch=None) -> float:

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import ModelError
 from ..kernels.numba_compat import is_cached
-from ..runtime import first_steps
 from ..runtime.notice import CPU_NOTE
 
 
@@ -40,9 +39,11 @@ class Chunks:
                                  "Adam; leave nopython=None to take the per-step loop elsewhere")
             return None   # the CUDA program and user optimisers keep the per-step loop
         if nopython is None and not split and getattr(prog, "per_step_loop_steps", 0) + steps < cls.NEW_SIGNATURE_STEPS:
+            # a step neither compiled nor cached has no compiled loop either: the per-step loop, without
+            # compiling the step to ask the loop's cache (it may run interpreted: runtime/first_steps.py)
+            from numba import typeof
             args = prog.batch_args(batches, 0) if batches is not None else prog.args(None, batch=int(batch_size))
-            # a new step run interpreted: the loop is not compiled either (asking it would compile the step)
-            if first_steps.interprets(prog, args):
+            if not is_cached(prog.module.step, tuple(typeof(a) for a in (*args, useed, np.int64(0), 1))):
                 prog.per_step_loop_steps = getattr(prog, "per_step_loop_steps", 0) + steps
                 return None
         loop = cls(prog, optimizer, batches, batch_size, useed, split)

@@ -358,14 +358,7 @@ class PythonSteps:
         args = (p.batch_args(plan.batches, t) if plan.batches is not None
                 else p.args(None, batch=int(plan.batch_size)))
         try:   # the per-step loop's first steps interpreted while that pays (runtime/first_steps.py)
-            run = first_steps.entry(p, args, self.write) if self.interpret and not getattr(p, "_called", False) \
-                else p.entry
-            if run is not p.entry or getattr(p, "_called", False):
-                loss = float(run(*args, self.useed, np.int64(t), 1))
-            else:   # this call compiles the step: said on the screen when it takes long
-                with compiling(f"model '{p.model.name}'", write=self.write):
-                    loss = float(p.entry(*args, self.useed, np.int64(t), 1))
-                p._called = True
+            loss = float(first_steps.call(p, args, self.useed, np.int64(t), 1, self.write, self.interpret))
         except ModelError as e:   # the step's own check: a NaN / inf distribution parameter, named
             return [], (t, e)
         if not np.isfinite(loss) or not p.gradient_is_finite():

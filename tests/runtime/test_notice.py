@@ -33,7 +33,7 @@ def test_a_programs_first_call_is_wrapped(monkeypatch, capsys):
         with real(what, write, after=0.0):   # said at once, whatever the call takes
             time.sleep(0.05)
             yield
-    monkeypatch.setattr("ppl.runtime.program.compiling", spy)
+    monkeypatch.setattr("ppl.runtime.first_steps.compiling", spy)   # a first call from Python
     with ppl.Model("notice_m") as m:
         x = m.input("x", 1)
         m.cost("c", ppl.total(ppl.Affine(x, 1, name="a")))
