@@ -88,6 +88,7 @@ STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
 STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (None: Numba's, 3)
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
+KERNEL_FUNCTION_PASSES = True   # False: no per-function passes for a ppl.kernels function (measured, not kept)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/experiments/kernel_calls.py)
 # parameters of ppl.kernels functions compiled for int64 even when a caller passes a constant:
 # noise addresses (each stochastic node has its own stream; step and step_rows pass row0 0 and
@@ -221,7 +222,11 @@ def _compiling_kernel() -> bool:
 # kernel calls is turned into machine code at STEP_CODEGEN); those of one built for a function
 # of ppl.kernels run KERNEL_PASSES times.
 def _opt_level(name):
-    return None if STEP_OPT is None or not _compiling_step() else STEP_OPT[name]
+    if STEP_OPT is not None and _compiling_step():
+        return STEP_OPT[name]
+    if name == "_optimize_functions" and not KERNEL_FUNCTION_PASSES and _compiling_kernel():
+        return 0
+    return None
 
 
 def _extra_module_passes() -> int:

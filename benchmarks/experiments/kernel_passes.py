@@ -1,15 +1,18 @@
 """The kernels' LLVM module optimisation run once against twice (`kernels/_link.KERNEL_PASSES`):
 the cold compile it costs and the step time it buys in the process that compiled the kernels.
 
-    python benchmarks/experiments/kernel_passes.py [--rounds 3] [--steps 2000]
+    python benchmarks/experiments/kernel_passes.py [--rounds 3] [--steps 2000] [--cases sbn|vaes|all]
+        [--variant-passes 1] [--no-function-passes]
 
 Each run is a fresh process with an empty cache folder (`PPL_COMPILE_JOBS=1`: no compile helper,
 `OPENBLAS_NUM_THREADS=1`) that trains the 64-32 SBN of the digits at batch 32, float32, Adam 1e-3,
 with score (moving average), DisARM, fixed REBAR, REBAR with its defaults and straight-through in
 turn: the first estimator also compiles the kernels the others share. Per estimator it records
 the first step's wall time (the compile) and `fit(nopython=True)`'s us per step in that same
-process (median of 3 fits). Runs alternate 2 passes (the baseline) and 1; medians over rounds.
-One JSON line per estimator and metric: value = 1 pass, baseline = 2 passes, ratio = value /
+process (median of 3 fits). Runs alternate 2 passes (the baseline) and the variant: 1 pass, or
+`--variant-passes N`, with `--no-function-passes` also without the per-function passes that run
+before a kernel's callees are linked in (`_link.KERNEL_FUNCTION_PASSES`); medians over rounds.
+One JSON line per estimator and metric: value = the variant, baseline = 2 passes, ratio = value /
 baseline.
 """
 import argparse
@@ -35,6 +38,7 @@ import ppl
 from ppl.kernels import _link
 from ppl.training.fit import fit
 _link.KERNEL_PASSES = {passes}
+_link.KERNEL_FUNCTION_PASSES = {fn}
 from ppl.models import get
 out = {{}}
 for case in {ests!r}:
@@ -59,10 +63,10 @@ print(json.dumps(out))
 """
 
 
-def run(passes, steps, cases):
+def run(passes, steps, cases, fn=True):
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, PPL_CACHE_DIR=cache, PPL_COMPILE_JOBS="1", OPENBLAS_NUM_THREADS="1")
-        code = CHILD.format(here=HERE, passes=passes, ests=cases, steps=steps)
+        code = CHILD.format(here=HERE, passes=passes, fn=fn, ests=cases, steps=steps)
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(done.stderr[-3000:])
@@ -73,13 +77,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--cases", choices=("sbn", "vaes"), default="sbn")
+    ap.add_argument("--cases", choices=("sbn", "vaes", "all"), default="sbn")
+    ap.add_argument("--no-function-passes", action="store_true",
+                    help="the variant's runs also skip the per-function passes (KERNEL_FUNCTION_PASSES)")
+    ap.add_argument("--variant-passes", type=int, default=1, help="the variant's module passes (default 1)")
     args = ap.parse_args()
-    cases = SBN if args.cases == "sbn" else VAES
+    cases = {"sbn": SBN, "vaes": VAES, "all": SBN + VAES}[args.cases]
     got = {1: [], 2: []}
     for _ in range(args.rounds):
         for passes in (2, 1):
-            got[passes].append(run(passes, args.steps, cases))
+            if passes == 2:
+                got[2].append(run(2, args.steps, cases))
+            else:
+                got[1].append(run(args.variant_passes, args.steps, cases, fn=not args.no_function_passes))
     for est in cases:
         for j, (metric, unit) in enumerate((("first_step_s", "s"), ("us_per_step", "us"))):
             one = float(np.median([r[est][j] for r in got[1]]))
