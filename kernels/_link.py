@@ -264,7 +264,19 @@ def _plain_positions(func) -> frozenset:
     return frozenset(i for i, n in enumerate(code.co_varnames[:code.co_argcount]) if n in PLAIN_PARAMS)
 
 
+# called with no argument before a compile that no other compile of this thread encloses (a
+# kernel the step's typing reaches): the compile helper runs the jobs the program's process
+# needs first there (ppl/compiler/ahead.py). A hook that raises is not this compile's failure.
+before_outer_compile = []
+
+
 def _compile(compile_, disp, sig):
+    if before_outer_compile and not getattr(_compiling, "stack", None):
+        for hook in tuple(before_outer_compile):
+            try:
+                hook()
+            except Exception:   # noqa: BLE001 - the hook's own work fails alone
+                pass
     if numba_compat.nrt_option(disp) is None and _in_module(disp.py_func, "ppl.kernels"):
         numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler/pipeline.py)
         # nor fast-math flags or an error model from whichever caller compiles it first

@@ -17,7 +17,10 @@ One helper serves a process: the steps of programs compiled while it runs (the e
 program `ppl train` prepares beside the training one, `Program.prepare_evaluation`) join its
 queue, a folder of job files it takes in order; it exits when the queue is empty, having closed
 the folder (renamed it) so that no job is left behind unseen, and is ended when the program's
-process exits. It writes nothing but the kernels' cache files and removes its own.
+process exits. What the program's process needs at its first step (fit's optimiser update and
+loss record, `functions(first=True)`) is taken while a step is being typed, before its next
+kernel, not after the step: the program's process reaches those right after the step's kernels.
+It writes nothing but the kernels' cache files and removes its own.
 
 It applies to CPU steps made only of kernel calls (the array lowering), only when neither the
 step nor its block entry `step_rows` (what the evaluation runs) is in the disk cache yet, and only
@@ -245,10 +248,33 @@ def _compile(folder: Path, job: dict) -> None:
         return
     src = folder / f"{job['name']}.py"
     src.write_text(job["source"])
+    from ..kernels import _link
+    hook = _first_needs(folder)
+    _link.before_outer_compile.append(hook)
     try:
         numba_compat.types_only(load_module(job["name"], src).step, job["signature"])
     finally:
+        _link.before_outer_compile.remove(hook)
         src.unlink()
+
+
+def _first_needs(folder: Path):
+    """While the helper types a step, before each kernel it compiles: take the jobs queued at rank 1
+    (what the program's process needs at its first step, `functions(first=True)`: the optimiser's
+    update, the loss record) first. The program's process compiles the step's kernels from the
+    other end and then needs those at once; done here meanwhile, it loads them instead."""
+    busy = []
+
+    def take():
+        if busy:
+            return
+        busy.append(True)
+        try:
+            for path in sorted(folder.glob(f"1*{JOB}")):
+                _run(path)
+        finally:
+            busy.clear()
+    return take
 
 
 def load_module(name: str, path, extra_globals=None):

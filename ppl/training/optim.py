@@ -37,6 +37,8 @@ from ..kernels.cpu.train import clip_by_norm, rate as scheduled_rate
 from ..kernels.math import optim as optim_math
 from ..runtime.arena import carve
 
+RATE = np.float64(0.0)   # the step size in the calls Optimizer.kernel_calls records (their types matter)
+
 
 def _positive(owner: str, name: str, value, allow_zero: bool = False) -> float:
     v = float(value)
@@ -185,19 +187,30 @@ class Optimizer:
 
     def kernel_calls(self, theta: np.ndarray, grad: np.ndarray) -> list:
         """The (kernel, arguments) pairs update(theta, grad) calls, recorded without calling them:
-        what a helper process may compile before the first update (ppl/compiler/ahead.py). None
-        recorded for an update written outside ppl (it may compute in Python, not in kernels)."""
+        what a helper process may compile before the first update (ppl/compiler/ahead.py). The
+        step size is the call of the schedule's kernel (kernels/cpu/train.rate) recorded first;
+        the update's calls hold `RATE` in its place (a float64 like its result). None recorded
+        for an update written outside ppl (it may compute in Python, not in kernels)."""
         owner = next(c for c in type(self).__mro__ if "_apply" in vars(c))
         if owner.__module__ != __name__:
             return []
         self._ensure(theta)
         calls = []
+        hyper = self.hyper()
 
         class Record:
             def __getattr__(self, name):
                 kernel = getattr(cpu_kernels, name)
                 return lambda *args: calls.append((kernel, args))
-        self._apply(Record(), theta, grad)
+
+        def rate(t=None):
+            calls.append((scheduled_rate, (hyper, self.t if t is None else t)))
+            return RATE
+        self.rate = rate   # not the kernel's own call: a new process would compile it here
+        try:
+            self._apply(Record(), theta, grad)
+        finally:
+            del self.rate
         return calls
 
     def state(self) -> dict:

@@ -110,6 +110,31 @@ def test_a_failing_job_leaves_the_rest_of_the_queue_to_run(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("hooked", [True, False])
+def test_the_first_steps_needs_are_taken_while_a_step_is_typed(tmp_path, monkeypatch, hooked):
+    """A job queued at rank 1 (what the program's process needs at its first step, the optimiser's
+    update: `functions(first=True)`) is taken while the helper types a step, at the step's first
+    kernel, not after the whole step: the program's process, which compiles the step's kernels
+    from the other end, then loads it. The test of the test: without the hook it is still queued."""
+    import uuid
+
+    import numba
+    from ppl.kernels.cpu import rows
+    if not hooked:
+        monkeypatch.setattr(compile_ahead, "_first_needs", lambda folder: lambda: None)
+    queue = tmp_path / "ppl_ahead_1_0"
+    queue.mkdir()
+    sig = (numba.typeof(np.zeros((2, 3), np.float32)),)
+    src = "import ppl.kernels.cpu.rows as rows\n\n\ndef step(a):\n    rows.zero1(a)\n"
+    assert compile_ahead._put(queue, {"name": f"ppl_test_step_{uuid.uuid4().hex}", "source": src, "signature": sig}, 0)
+    assert compile_ahead._put(queue, {"functions": [(rows.__name__, rows.__file__, "zero1", sig)]}, 1)
+    step_job, = queue.glob("0*.job")
+    compile_ahead._run(step_job)   # the step job alone
+    assert [p.name[0] for p in queue.glob("*.job")] == ([] if hooked else ["1"])
+    from ppl.kernels import _link
+    assert not _link.before_outer_compile   # removed with the step job
+
+
 # the names of the functions Numba compiles from here on, in `compiled` (the scripts below)
 SEEN = """
 from numba.core import event
@@ -211,15 +236,21 @@ def test_an_evaluation_whose_block_entry_is_cached_starts_no_helper(monkeypatch)
                                   lambda: ppl.optim.Adam(0.01)], ids=["sgd", "momentum", "adam"])
 def test_an_optimisers_recorded_kernel_calls_are_its_update(make):
     """What fit queues for the helper (Optimizer.kernel_calls) is what update() calls: made by
-    hand, the recorded calls give update()'s parameters bit for bit; History's likewise has the
-    signature append() compiles."""
+    hand (the step size by its own recorded call, not called while recording), the recorded calls
+    give update()'s parameters bit for bit; History's likewise has the signature append() compiles."""
     rng = np.random.default_rng(0)
     theta, grad = rng.normal(size=50).astype(np.float32), rng.normal(size=50).astype(np.float32)
     a, b = make(), make()
     for _ in range(3):
         ta, tb = theta.copy(), theta.copy()
-        for kernel, args in a.kernel_calls(ta, grad):
-            kernel(*args)
+        from ppl.training.optim import RATE, scheduled_rate
+        calls = a.kernel_calls(ta, grad)
+        assert calls[0][0] is scheduled_rate   # recorded, not called (a new process would compile it)
+        for kernel, args in calls:
+            if kernel is scheduled_rate:   # the step size: its own call, its result where RATE stands
+                rate = kernel(*args)
+                continue
+            kernel(*[rate if x is RATE else x for x in args])
         a.t += 1
         b.update(tb, grad)
         np.testing.assert_array_equal(ta, tb)
