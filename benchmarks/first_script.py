@@ -1,7 +1,7 @@
 """A user's first script, cold and warm: import ppl, declare a small model of one's own, compile,
 fit 200 steps, in a fresh process, against another tree of ppl in the same sitting.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/first_script.py [--base REV] [--rounds 3]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/first_script.py [--base REV] [--rounds 3] [--no-warmup]
 
 Two scripts a new user writes first: a Beta-Bernoulli coin with a plate and an automatic guide,
 and a Poisson regression with global coefficients (automatic guides) over 500 rows. "cold": an
@@ -77,6 +77,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="2749acf", help="the other tree's git revision (default: 2749acf)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-warmup", action="store_true", help="leave the after_warmup runs out")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ppl-first-") as tmp:
         tmp = Path(tmp)
@@ -89,13 +90,16 @@ def main():
         try:
             trees = {"this": ROOT, a.base: base}
             times = {(t, s, w): [] for t in trees for s in ("coin", "poisson") for w in ("cold", "warm")}
-            times.update({("this", s, "after_warmup"): [] for s in ("coin", "poisson", "warmup")})
+            if not a.no_warmup:
+                times.update({("this", s, "after_warmup"): [] for s in ("coin", "poisson", "warmup")})
             for r in range(a.rounds):
                 for name, script in (("coin", COIN), ("poisson", POISSON)):
                     for t, tree in trees.items():
                         cache = tmp / f"cache-{r}-{name}-{t}"
                         times[(t, name, "cold")].append(run(tree, script, cache))
                         times[(t, name, "warm")].append(run(tree, script, cache))
+                    if a.no_warmup:
+                        continue
                     cache = tmp / f"cache-{r}-{name}-warmup"   # `ppl warmup` once, then the script
                     times[("this", "warmup", "after_warmup")].append(warmup(ROOT, cache))
                     times[("this", name, "after_warmup")].append(run(ROOT, script, cache))
