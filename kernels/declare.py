@@ -255,12 +255,15 @@ def _made_codes() -> dict:
                 report_damage(path, e)
                 table = {}
         _MADE = (path, table, [])
-        atexit.register(_save_made)
+        atexit.register(save_made)
     return _MADE[1]
 
 
-def _save_made() -> None:
-    """Write the table when this process generated kernels it did not hold (at exit)."""
+def save_made() -> None:
+    """Write the table when this process generated kernels it did not hold: once every family is
+    declared (a compile helper started meanwhile reads it, ppl/compiler/ahead.py), and at exit."""
+    if _MADE is None:
+        return
     path, table, made = _MADE
     if not made or path is None:
         return
@@ -289,10 +292,10 @@ def _pasted(body, src, lead):
     tree = ast.parse(src)
     for node in ast.walk(tree):
         node.lineno = node.end_lineno = 1   # the loops at the body's first line
-    for loops in _nests(tree):   # each nest of loops around a call of the body (a shape may have two)
+    for k, loops in enumerate(_nests(tree)):   # each nest of loops around a call of the body (a shape may have two)
         for f, index in zip(loops, lead):   # the loops' variables bear the body's index names
             f.target.id = index
-        loops[-1].body = copy.deepcopy(stmts)
+        loops[-1].body = stmts if k == 0 else copy.deepcopy(stmts)   # a tree of its own for each nest after the first
     return ast.fix_missing_locations(tree)
 
 

@@ -7,5 +7,8 @@ NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
 
 
 def modules() -> list:
-    """Every family module, imported."""
-    return [importlib.import_module(f"{__name__}.{n}") for n in NAMES]
+    """Every family module, imported (their generated kernels then kept in the cache folder)."""
+    out = [importlib.import_module(f"{__name__}.{n}") for n in NAMES]
+    from ..declare import save_made
+    save_made()
+    return out
