@@ -140,6 +140,22 @@ def test_damaged_generated_kernel_sources_are_made_again(filled, tmp_path, damag
     assert "CacheWarning" not in err2, err2[-3000:]
 
 
+def test_the_generated_kernel_sources_are_kept_before_the_process_ends(tmp_path):
+    """The declared kernels' compiled sources are written once every family is declared (at
+    `import ppl`), not only at exit: a compile helper started meanwhile (ppl/compiler/ahead.py)
+    reads them instead of generating them all again. The process here ends without its exit
+    handlers (os._exit), so only that early write can have made the file."""
+    code = ("import glob, os, sys, ppl\n"
+            "from ppl.kernels._cache import cache_root, kernels_version\n"
+            "print(len(glob.glob(str(cache_root() / 'numba' / kernels_version() / 'declared-*.marshal'))))\n"
+            "sys.stdout.flush()\n"
+            "os._exit(0)\n")
+    env = {**os.environ, "PPL_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "1", (out.stdout, out.stderr[-3000:])
+
+
 def test_a_cache_folder_removed_while_running_is_made_again(tmp_path, monkeypatch):
     """Numba makes a function's cache folder (and checks that it can write there) when it
     decorates the function; ppl's locator does that once per folder in a process, and again when
