@@ -56,16 +56,21 @@ _SMALL_GRID = f"({BOLD})?Grid size \\d+ will likely result in GPU under-utilizat
 
 def configured(kernel, grid, block):
     """``kernel[grid, block]`` on the current launch stream (``on_stream``); on the default stream
-    made once per (kernel, grid, block) and kept."""
+    made once per (kernel, grid, block) and kept. Not kept where configuring returns the kernel
+    itself (the CUDA simulator sets the configuration on the kernel object): a kept one would
+    launch with whichever configuration was set last."""
     s = _STREAM[0]
     if s is not None:
         return _configure(kernel, grid, block, s)
     key = (kernel, grid, block)
     k = _CONFIGURED.get(key)
     if k is None:
+        k = _configure(kernel, grid, block, None)
+        if k is kernel:
+            return k
         if len(_CONFIGURED) >= 4096:
             _CONFIGURED.clear()
-        k = _CONFIGURED[key] = _configure(kernel, grid, block, None)
+        _CONFIGURED[key] = k
     return k
 
 

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 import pytest
+from numba import cuda
 from numpy.testing import assert_allclose
 
 from ppl.kernels import families, fusion, parity_cases, registry
@@ -420,6 +421,40 @@ def test_side_work_runs_beside_the_rows(side_len, side_last):
         fused.fused(spec, d[0], d[1], 0.25, d[2])
     assert not d[0].copy_to_host().any() and not d[2].copy_to_host().any()
     assert (d[1].copy_to_host() == 0.25).all()
+
+
+def _ones(a):
+    """a[i] = 1 for the threads' i: a kernel's body (the simulator swaps this module's `cuda` while it runs)."""
+    i = cuda.grid(1)
+    if i < a.shape[0]:
+        a[i] = 1.0
+
+
+def test_a_launch_keeps_its_configuration_where_configuring_changes_the_kernel_itself():
+    """The CUDA simulator configures a kernel in place (`kernel[grid, block]` returns the kernel):
+    a launch kept per (kernel, grid, block) then ran with the configuration set last, e.g. a sum
+    over 2 of 4 columns (zeros in a CUDA program's bias gradient after another launch of the same
+    kernel on a narrower block). Under the simulator (tests/conftest.py) this checks the real
+    thing; a kernel like the simulator's is the test of the test on a device too."""
+    from ppl.kernels.native import launch as L
+
+    class InPlace:   # configured as the simulator's FakeCUDAKernel is
+        def __getitem__(self, config):
+            self.config = config
+            return self
+
+        def __call__(self):
+            return self.config
+    k = InPlace()
+    wide = L.configured(k, 1, 4)
+    L.configured(k, 1, 2)
+    assert L.configured(k, 1, 4)() == (1, 4) and wide is k
+    ones = cuda.jit(_ones)
+    L.configured(ones, 1, 4)
+    L.configured(ones, 1, 2)(cuda.to_device(np.zeros(4)))
+    b = cuda.to_device(np.zeros(4))
+    L.configured(ones, 1, 4)(b)
+    assert b.copy_to_host().tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
 def test_a_compile_error_is_said_without_terminal_escapes_and_small_grids_without_warnings():
