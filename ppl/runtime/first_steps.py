@@ -89,17 +89,22 @@ def _decide(prog, args):
     return _ready(prog) or prog.entry
 
 
+def signature(args) -> tuple:
+    """The argument types of a call of the step with the program's arguments `args` (seed, step and
+    mode after them), as its compiled entry point's first call compiles it."""
+    from numba import typeof
+    return tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))
+
+
 def start(prog, args) -> FirstSteps | None:
     """The interpreted step of `prog` for a call with `args` (the step's arguments), or None where
     it does not apply (see the module's docstring)."""
-    from numba import typeof
-
     from ..kernels import numba_compat
     step = prog.module.step
     if os.environ.get(ENV, "1").strip() == "0" or getattr(prog, "target", "cpu") != "cpu" or \
             prog.entry is not step or numba_compat.nrt_option(step) is not False:
         return None
-    sig = tuple(typeof(a) for a in (*args, np.uint64(0), np.int64(0), 1))   # as the compiled step's first call
+    sig = signature(args)
     if numba_compat.is_cached(step, sig):
         return None
     made = _bound_source(step)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..kernels.numba_compat import is_cached
+from ..runtime import first_steps
 from ..runtime.notice import CPU_NOTE
 
 
@@ -41,9 +42,8 @@ class Chunks:
         if nopython is None and not split and getattr(prog, "per_step_loop_steps", 0) + steps < cls.NEW_SIGNATURE_STEPS:
             # a step neither compiled nor cached has no compiled loop either: the per-step loop, without
             # compiling the step to ask the loop's cache (it may run interpreted: runtime/first_steps.py)
-            from numba import typeof
             args = prog.batch_args(batches, 0) if batches is not None else prog.args(None, batch=int(batch_size))
-            if not is_cached(prog.module.step, tuple(typeof(a) for a in (*args, useed, np.int64(0), 1))):
+            if not is_cached(prog.module.step, first_steps.signature(args)):
                 prog.per_step_loop_steps = getattr(prog, "per_step_loop_steps", 0) + steps
                 return None
         loop = cls(prog, optimizer, batches, batch_size, useed, split)

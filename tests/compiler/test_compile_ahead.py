@@ -240,10 +240,10 @@ def test_an_optimisers_recorded_kernel_calls_are_its_update(make):
     give update()'s parameters bit for bit; History's likewise has the signature append() compiles."""
     rng = np.random.default_rng(0)
     theta, grad = rng.normal(size=50).astype(np.float32), rng.normal(size=50).astype(np.float32)
+    from ppl.training.optim import RATE, scheduled_rate
     a, b = make(), make()
     for _ in range(3):
         ta, tb = theta.copy(), theta.copy()
-        from ppl.training.optim import RATE, scheduled_rate
         calls = a.kernel_calls(ta, grad)
         assert calls[0][0] is scheduled_rate   # recorded, not called (a new process would compile it)
         for kernel, args in calls:
