@@ -318,63 +318,49 @@ _NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: _own, C
              Column: _column_names, Head: _head_names}
 
 
-_WRAP_NAMES: dict = {}
-
-
 class Call(str):
     """One kernel call: `kernel` (a KernelRef) on `args`; its value is the line it prints.
-    `wrap`: the line around a call whose returned value the step uses, `{}` for the call
-    (`loss += {}`, `loss = {}`, `if not {}:`); None: the call is the line."""
+    `assign`: (target, op) of a line that assigns the call's returned value (`("loss", "+=")`:
+    `loss += <call>`); None: the call is the line."""
 
     kernel: KernelRef
     args: tuple
-    wrap: str | None
+    assign: tuple | None
 
-    def __new__(cls, kernel, args=(), indent: str = "", wrap: str | None = None):
+    def __new__(cls, kernel, args=(), assign: tuple | None = None):
         kernel = ref(kernel)
         args = tuple(args)
         text = f"{kernel}({', '.join(map(str, args))})"
-        self = super().__new__(cls, indent + (wrap.format(text) if wrap else text))
-        self.kernel, self.args, self.indent, self.wrap = kernel, args, indent, wrap
+        if assign is not None:
+            target, op = assign
+            if not target.isidentifier() or op not in ("=", "+="):
+                raise ValueError(f"a call's value is assigned to a name by '=' or '+=', not {assign!r}")
+            text = f"{target} {op} {text}"
+        self = super().__new__(cls, text)
+        self.kernel, self.args, self.assign = kernel, args, assign
         return self
 
     @property
     def names(self) -> tuple:
-        """(name, start, end) of every identifier of its line, from the record: the module alias,
-        each argument's (arg_names), and the line's around the call (`loss` of `loss += {}`)."""
-        at = len(self.indent)
-        out = []
-        if self.wrap:
-            pre, _, post = self.wrap.partition("{}")
-            if self.wrap not in _WRAP_NAMES:
-                _WRAP_NAMES[self.wrap] = (text_names(pre), text_names(post))
-            before, after = _WRAP_NAMES[self.wrap]
-            out += [(n, at + a, at + b) for n, a, b in before]
-            at += len(pre)
-        start = at
+        """(name, start, end) of every identifier of its line, from the record: the target it
+        assigns to, the module alias and each argument's (arg_names)."""
+        out, at = [], 0
+        if self.assign is not None:
+            target, op = self.assign
+            out.append((target, 0, len(target)))
+            at = len(target) + len(op) + 2
         if self.kernel.alias is not None:
             out.append((self.kernel.alias, at, at + len(self.kernel.alias)))
         else:
             out.append((self.kernel.name, at, at + len(self.kernel.name)))
         at += len(str(self.kernel)) + 1
-        for k, arg in enumerate(self.args):
+        for arg in self.args:
             out += [(n, at + a, at + b) for n, a, b in arg_names(arg)]
             at += len(str(arg)) + 2
-        if self.wrap:
-            end = start + len(str(self.kernel)) + 2 + len(", ".join(map(str, self.args)))
-            out += [(n, end + a, end + b) for n, a, b in after]
         return tuple(out)
 
     def __getnewargs__(self):
-        return (self.kernel, self.args, self.indent, self.wrap)
-
-    def indented(self, indent: str = "    ") -> "Call":
-        """The same call written inside a block (`indent` more)."""
-        return Call(self.kernel, self.args, indent + self.indent, self.wrap)
-
-    def wrapped(self, wrap: str) -> "Call":
-        """The same call inside the line `wrap` (`{}` for the call: `if not {}:`)."""
-        return Call(self.kernel, self.args, self.indent, wrap)
+        return (self.kernel, self.args, self.assign)
 
 
 def call(kernel, *args) -> Call:

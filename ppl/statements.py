@@ -172,6 +172,13 @@ class If:
         if not all(isinstance(s, (Assign, Do)) for s in self.body):
             raise TypeError("the body of a row code If holds assignments")
 
+    def test_line(self) -> RowLine:
+        """The test as a line's record (ir.If's test)."""
+        return RowLine(str(self.test), self.test.names)
+
+    def body_lines(self) -> list:
+        return [line for s in self.body for line in s.lines()]
+
     def lines(self) -> list:
         return [RowLine(f"if {self.test}:", self.test.names),
-                *(RowLine("    " + line, [n for n, _, _ in line.names]) for s in self.body for line in s.lines())]
+                *(RowLine("    " + line, [n for n, _, _ in line.names]) for line in self.body_lines())]

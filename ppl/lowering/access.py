@@ -16,11 +16,10 @@ VIEWS = "theta, grad, state"   # the key of every view of theta, grad and state 
 WHOLE = ("theta", "grad", "state")
 
 
-def loop_of(st, indented=False):
+def loop_of(st):
     """The loop of the CUDA launcher a statement calls (kernels/declare.py's `__loop__`) where a
-    joined kernel may take the call (a declared kernel over the rows of an array), else None (a
-    call inside a block too, unless `indented`)."""
-    if not isinstance(st, ir.Stmt) or st.call is None or (st.call.indent and not indented) or st.call.wrap:
+    joined kernel may take the call (a declared kernel over the rows of an array), else None."""
+    if not isinstance(st, ir.Stmt) or st.call is None or st.call.assign:
         return None
     alias, name = st.kernel
     k = registry.lookup(CUDA_FAMILIES.get(alias, alias), name)

@@ -264,12 +264,12 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
                 self.emit(call(KERNELS.rows.add_rows, f'c_{c.name}', tot))
             self.ell, self.uw = self.buf1("ell_"), self.buf1("uw_")
             self.emit(call(KERNELS.rows.config_weights, self.plan.S, 0, 0, per_row(1.0), self.uw))
-            self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.plan.S, self.rw, self.ell), wrap="loss = {}"))
+            self.emit(Call(KERNELS.rows.iwae_bound, (tot, self.samples, self.plan.S, self.rw, self.ell), assign=("loss", "=")))
             return
         self.emit(ir.Define("loss", Const("0.0")))
         for c in self.model.costs:
             self.emit(Call(KERNELS.rows.weighted_total, (self.rw, self.summed_over_steps(c) or f"c_{c.name}", tot),
-                           wrap="loss += {}"))
+                           assign=("loss", "+=")))
         if set(self.an.cost_scale.values()) - {1.0}:   # the per-row costs' cotangent seeds, N cw (plates)
             (N,) = set(self.an.cost_scale.values())
             self.cw_plate = self.buf1("cwp_")

@@ -8,7 +8,7 @@ import importlib
 
 import numpy as np
 
-from ..calls import KERNELS, Buf, Call, Head, KernelRef, call, code, prefix, template
+from ..calls import KERNELS, Buf, Head, KernelRef, call, prefix, template
 from ..distributions import DISTRIBUTIONS
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import Kernel
@@ -17,7 +17,6 @@ from ..analysis import graph as G
 from ..language.expressions import expression
 from ..language.nodes import Node
 from ..targets import CPU_MODULES
-from . import ir
 from .layout import _ident
 
 
@@ -30,12 +29,6 @@ CONSTRAINT_TESTS = {k: template(t) for k, t in {
     "unit": KERNELS.core.all_unit.on("v"), "unit_positive": KERNELS.core.all_unit_positive.on("v"),
     "count": KERNELS.core.all_counts.on("v"), "weights": KERNELS.core.all_weight_groups.on("v", "K"),
     "nonnegative": KERNELS.core.all_nonnegative.on("v")}.items()}
-
-
-def _unless(test) -> str:
-    """The line that opens a step's check: `if not <test>:`, a call record when the test is a
-    kernel's (calls.Call), else the row code's (calls.Code)."""
-    return test.wrapped("if not {}:") if isinstance(test, Call) else code("if not {t}:", t=test)
 
 
 CONSTRAINT_ERRORS = {
@@ -75,10 +68,20 @@ class ContextHelpers:
     def emit(self, line: str):
         self.builder.emit(line)
 
-    def emit_block(self, *lines):
-        """A line that opens a block and the lines of its body (their text indented), as one
-        statement (ir.Block)."""
-        self.builder.emit_block(*lines)
+    def emit_if(self, test, then=(), orelse=None, negate: bool = False):
+        """`if <test>:` over the lines of `then`, `else:` over `orelse` (None: none), as one
+        statement (ir.If)."""
+        self.builder.emit_if(test, then, orelse, negate)
+
+    def emit_check(self, test, message: str):
+        """The check `if not <test>: raise ModelError_("<message>")`: `test` a kernel call
+        (calls.Call) or the row code's (calls.Code); the message names the node, the problem and
+        the fix."""
+        self.builder.emit_check(test, message)
+
+    def emit_for(self, var: str, count, body):
+        """`for <var> in range(<count>):` over the lines of `body`, as one statement (ir.For)."""
+        self.builder.emit_for(var, count, body)
 
     def emit_at_start(self, line: str):
         """A line run once at the top of the step, before the forward pass."""
@@ -173,20 +176,20 @@ class ContextHelpers:
         for pname, p in zip(d.params, node.inputs if params is None else params):
             shown = _shown(p)
             if pname in d.positive:
-                self.emit_block(_unless(is_positive(p)),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} {shown} has values <= 0 or NaN; make it "
-                                         f"positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)"))
+                self.emit_check(is_positive(p),
+                                f"{d.name} '{node.name}': {pname} {shown} has values <= 0 or NaN; make it "
+                                f"positive, e.g. {pname}=ppl.softplus(...) or ppl.exp(...)")
             if pname in d.constraints:
                 kind = d.constraints[pname]
-                self.emit_block(_unless(self.constraint_test(kind, p, node.attrs.get('K'))),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} {shown} "
-                                         f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"
-                                         f"{self.branch_hint(node)}"))
+                self.emit_check(self.constraint_test(kind, p, node.attrs.get('K')),
+                                f"{d.name} '{node.name}': {pname} {shown} "
+                                f"{CONSTRAINT_ERRORS[kind].format(p=pname, K=node.attrs.get('K'))}"
+                                f"{self.branch_hint(node)}")
             if is_finite is not None and pname not in d.constraints:   # every constraint's test fails on NaN, inf
-                self.emit_block(_unless(is_finite(p)),
-                                ir.Raise(f"{d.name} '{node.name}': {pname} {shown} has NaN or inf values; check the "
-                                         f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
-                                         f"learning rate too high)"))
+                self.emit_check(is_finite(p),
+                                f"{d.name} '{node.name}': {pname} {shown} has NaN or inf values; check the "
+                                f"parameters (prog.params) and the layers feeding '{p.name}' (overflow, a "
+                                f"learning rate too high)")
 
 
 def _shown(p) -> str:

@@ -1,18 +1,19 @@
 """The step's IR: typed statements and bindings, and the passes over them.
 
-Every line the lowering emits becomes a `Stmt`: its text (what is rendered) together with what
-the passes need to know of it without reading text again: the node that emitted it, the
-kernel it calls (module alias, function) when it is a kernel call, and every identifier it
+Every statement the lowering emits becomes a `Stmt`: its record, the text the record prints,
+and what the passes need to know of it without reading text again: the node that emitted it,
+the kernel it calls (module alias, function) when it is a kernel call, and every identifier it
 names with its position, from its record: a kernel call's (calls.Call.names), a check's raise
-(`Raise`), a line of `calls.code` (a block's opening line, a user's function on a row, a loop
-step's rows), a row statement's (statements.RowLine); only a user's own text (a user
-estimator's `ctx.emit`) is read by the tokenizer (`Stmt.recorded` False). Every name
+(`Raise`), a line of `calls.code` (a test, a user's function on a row, a loop step's rows), a
+row statement's (statements.RowLine); only a user's own text (a user estimator's `ctx.emit`) is
+read by the tokenizer (`Stmt.recorded` False). Control flow is records too: `If` (a test, its
+branches; a check is one whose branch raises) and `For` (a user's function over rows) hold
+their statements, and `Loop` a loop block's; the printers alone turn them into lines. Every name
 the step's head binds is a `Bind`: a workspace or input tuple item (source "ws2" / "ws1" /
-"inputs", its index) or a view (source "view", its expression). Both are `str` subclasses whose
-value is their text, so code that only prints them needs no change.
+"inputs", its index) or a view (source "view", its expression).
 
-Passes over this data (no regular expression reads the generated text; a `Block` keeps a check and
-its raise, or a user function's loop over rows, together):
+Passes over this data (no regular expression reads the generated text; an `If` keeps a check and
+its raise together, a `For` a user function's loop over rows):
 - `unread_repeats`: the copies of a data-row value to its drawn rows that no statement reads;
 - `inline`: a statement with some names replaced by expressions (the CPU step writes views
   where they are used; every step writes the empty buffer a skipped gradient's marker stands
@@ -37,31 +38,32 @@ _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
 SPELLING = {m.name: m.buffer for m in (NO_GRAD, NO_GRAD_1D)}
 
 
-class Stmt(str):
-    """One emitted line: its text, the node that emitted it (None: the step's own), its call
-    record when it is a kernel call (calls.Call: the kernel and the arguments; None otherwise),
-    the kernel it calls ((alias, function) or None) and its identifiers ((name, start, end) in
-    the text)."""
+class Stmt:
+    """One emitted statement: its record (`record`: a kernel call's calls.Call, a line of
+    calls.code, a check's Raise, a Define, a row statement's line; or a user's text), the text it
+    prints (`text`), the node that emitted it (None: the step's own), its call record when it is
+    a kernel call (`call`; None otherwise), the kernel it calls ((alias, function) or None) and its
+    identifiers ((name, start, end) in the text)."""
 
-    owner: object
-    recorded: bool  # whether its names are its record's (else its text's, read by the tokenizer: a user's line)
-    store: bool    # a row-fused write of a row's value to the workspace (Store)
-    defines: str | None   # the name a Define gives its first value
-    call: Call | None
-    kernel: tuple | None
-    names: tuple
+    __slots__ = ("record", "text", "owner", "recorded", "store", "defines", "call", "kernel", "names")
 
-    def __new__(cls, text: str, owner=None):
-        self = super().__new__(cls, text)
-        self.owner = owner
-        self.store = isinstance(text, Store)
-        self.defines = text.name if isinstance(text, Define) else None
-        known = getattr(text, "names", None)   # a record's (a Call's computed once here)
-        self.names = known if known is not None else text_names(str(text))
-        self.recorded = text.recorded if isinstance(text, Stmt) else known is not None
-        self.call = text if isinstance(text, Call) else None
-        self.kernel = (text.kernel.alias, text.kernel.name) if self.call is not None else None
-        return self
+    def __init__(self, line, owner=None):
+        if isinstance(line, Stmt):   # the same statement, owned anew
+            line = line.record
+        self.record, self.text, self.owner = line, str(line), owner
+        self.store = isinstance(line, Store)   # a row-fused write of a row's value to the workspace
+        self.defines = line.name if isinstance(line, Define) else None   # the name a Define gives its first value
+        known = getattr(line, "names", None)   # a record's (a Call's computed once here)
+        self.names = known if known is not None else text_names(self.text)
+        self.recorded = known is not None   # else its names are its text's, read by the tokenizer: a user's line
+        self.call = line if isinstance(line, Call) else None
+        self.kernel = (line.kernel.alias, line.kernel.name) if self.call is not None else None
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return f"Stmt({self.text!r})"
 
     def written(self) -> str | None:
         """The buffer a kernel call writes when its last argument is a bare name (the output)."""
@@ -88,68 +90,104 @@ class RowCall:
                            for n in ((a,) if a.isidentifier() else (x for x, _, _ in text_names(a))))
 
 
-class Store(str):
+class Store:
     """A line of row-fused code that writes a row's value to the workspace: only the forward-only
     step keeps it (the gradient step needs none); `Stmt.store` records it. `names`: those of its
     statement record (statements.RowLine)."""
 
-    def __new__(cls, text: str, names=None):
-        self = super().__new__(cls, text)
-        self.names = names
-        return self
+    __slots__ = ("text", "names")
+
+    def __init__(self, text, names=None):
+        self.text, self.names = str(text), names
+
+    def __str__(self):
+        return self.text
 
 
-class Raise(str):
-    """The raise a check's block ends with, `raise ModelError_("<message>")`, indented into the
-    block: the message names the node, the problem and the fix; `names`: the error's only."""
+class Raise:
+    """The raise a check ends with, `raise ModelError_("<message>")`: the message names the node,
+    the problem and the fix; `names`: the error's only."""
 
-    def __new__(cls, message: str, indent: str = "    "):
+    __slots__ = ("message", "names")
+
+    def __init__(self, message: str):
         if '"' in message or "\\" in message:
             raise ValueError(f"a check's message holds no double quote or backslash: {message!r}")
-        self = super().__new__(cls, f'{indent}raise ModelError_("{message}")')
         self.message = message
-        self.names = (("ModelError_", len(indent) + 6, len(indent) + 17),)
-        return self
+        self.names = (("ModelError_", 6, 17),)
+
+    def __str__(self):
+        return f'raise ModelError_("{self.message}")'
 
 
-class Define(str):
-    """A line that gives a name of the step its first value, `name = expr` (the loss's 0.0): the
-    step's reversed form (printer.print_reversed) keeps it before every statement."""
+class Define:
+    """A statement that gives a name of the step its first value, `name = expr` (the loss's 0.0):
+    the step's reversed form (printer.print_reversed) keeps it before every statement."""
 
-    name: str
+    __slots__ = ("name", "expr", "names")
 
-    def __new__(cls, name: str, expr: str):
-        self = super().__new__(cls, f"{name} = {expr}")
-        self.name = name
+    def __init__(self, name: str, expr):
+        self.name, self.expr = name, expr
         at = len(name) + 3
         self.names = ((name, 0, len(name)), *((n, at + a, at + b) for n, a, b in arg_names(expr)))
-        return self
+
+    def __str__(self):
+        return f"{self.name} = {self.expr}"
 
 
-class Block:
-    """A statement that opens an indented block with the lines of its body, kept together: a
-    check `if not <test>:` and its raise, a user function's loop over rows. `lines`: Stmt, the
-    opening line first (the body's lines hold their own indentation). Passes see its lines
-    (`flatten`); the printer writes them in order and the reversed step moves them as one."""
+@dataclass(frozen=True, eq=False)
+class If:
+    """`if <test>:` (`if not <test>:` when `negate`), the statements of `then`, and `else:` those
+    of `orelse` (None: no else; an empty branch prints `pass`). `test`: a Stmt of a condition (a
+    kernel call's record, calls.code, a row statement's line). A check is an If: not its test,
+    its raise (`check`)."""
 
-    def __init__(self, lines: list):
-        self.lines = list(lines)
+    test: Stmt
+    then: tuple
+    orelse: tuple | None = None
+    negate: bool = False
+
+    def raises(self) -> bool:
+        """Whether it is a check: a negated test whose branch is a raise."""
+        return self.negate and self.orelse is None and len(self.then) == 1 and isinstance(self.then[0].record, Raise)
 
 
-class Bind(str):
+@dataclass(frozen=True, eq=False)
+class For:
+    """`for <var> in range(<count>):` and the statements of `body` (a user's function called on
+    each row): `count` a Stmt of the rows' count (calls.code)."""
+
+    var: str
+    count: Stmt
+    body: tuple
+
+
+def check(test, message: str, owner=None) -> If:
+    """The check `if not <test>: raise ModelError_("<message>")` (a kernel call or code)."""
+    return If(Stmt(test, owner), (Stmt(Raise(message), owner),), negate=True)
+
+
+def inner(st) -> tuple:
+    """The statements directly inside an If or a For, the test and the count included, in order."""
+    if isinstance(st, If):
+        return (st.test, *st.then, *(st.orelse or ()))
+    if isinstance(st, For):
+        return (st.count, *st.body)
+    return ()
+
+
+class Bind:
     """A name the step's head binds: `name = ws2[i]` (source ws2 / ws1 / inputs, `index`) or a
     view `name = expr` (source "view")."""
 
-    name: str
-    source: str
-    index: int | None
-    expr: str
+    __slots__ = ("name", "source", "index", "expr")
 
-    def __new__(cls, name: str, source: str, index: int | None = None, expr: str | None = None):
+    def __init__(self, name: str, source: str, index: int | None = None, expr: str | None = None):
         expr = f"{source}[{index}]" if source != "view" else expr
-        self = super().__new__(cls, f"{name} = {expr}")
         self.name, self.source, self.index, self.expr = name, source, index, expr
-        return self
+
+    def __str__(self):
+        return f"{self.name} = {self.expr}"
 
 
 def names(text) -> tuple:
@@ -273,8 +311,8 @@ def flatten(stmts):
             yield from flatten(st.pre)
             yield from flatten(st.body)
             yield from flatten(st.once)
-        elif isinstance(st, Block):
-            yield from st.lines
+        elif isinstance(st, (If, For)):
+            yield from flatten(inner(st))
         else:
             yield st
 
@@ -328,8 +366,11 @@ def rewritten(stmts: list, fn) -> list:
     for st in stmts:
         if isinstance(st, Loop):
             out.append(st.mapped(lambda xs: rewritten(xs, fn)))
-        elif isinstance(st, Block):
-            out.append(Block([fn(x) or x if isinstance(x, Stmt) else x for x in st.lines]))
+        elif isinstance(st, If):
+            out.append(replace(st, test=fn(st.test) or st.test, then=tuple(rewritten(list(st.then), fn)),
+                               orelse=None if st.orelse is None else tuple(rewritten(list(st.orelse), fn))))
+        elif isinstance(st, For):
+            out.append(replace(st, count=fn(st.count) or st.count, body=tuple(rewritten(list(st.body), fn))))
         else:
             out.append(fn(st) or st if isinstance(st, Stmt) else st)
     return out
@@ -350,7 +391,7 @@ def narrow_cells(step, twin_of):
         if not all(isinstance(a, Buf) and a.width == 1 for a in (st.call.args[i] for i in twin[0])):
             return None
         c = st.call
-        return Stmt(Call(KernelRef(c.kernel.alias, twin[1]), c.args, c.indent, c.wrap), st.owner)
+        return Stmt(Call(KernelRef(c.kernel.alias, twin[1]), c.args, c.assign), st.owner)
     return replace(step, fwd=tuple(rewritten(list(step.fwd), one)), bwd=tuple(rewritten(list(step.bwd), one)))
 
 
@@ -375,7 +416,7 @@ class RowCode:
 class Step:
     """The lowered step, what the walk returns (Lowering.finish) and the printers read: the
     layout a Program allocates from, the head's bindings (Bind), the row weights' fill run before
-    every statement (`weights`), the forward and backward sections (Stmt, Block, Loop), every
+    every statement (`weights`), the forward and backward sections (Stmt, If, For, Loop), every
     emitted statement with its owner (`emitted`: the target check), the user functions the step
     calls (`globals`: such a step is not cached on disk) and a user estimator's kernels on CUDA
     (`user_kernels`: global name -> (kernel, node)); `rows`: the row-fused step's own parts
@@ -403,7 +444,7 @@ class StepBuilder:
     def __init__(self, layout):
         self.L = layout
         self.head: list = []        # Bind: the names of params, state and workspaces
-        self.fwd: list = []         # Stmt, Block, Loop, in order
+        self.fwd: list = []         # Stmt, If, For, Loop, in order
         self.bwd: list = []
         self.emitted: list = []     # every emitted statement (its owner node: the target check)
         self.globals: dict = {}     # global name -> a user's function the step calls
@@ -429,7 +470,7 @@ class StepBuilder:
         if not isinstance(line, Call) or not any(type(a) is str and a in self.symbols for a in line.args):
             return line
         args = tuple(self.symbols.get(a, a) if type(a) is str else a for a in line.args)
-        return Call(line.kernel, args, line.indent, line.wrap)
+        return Call(line.kernel, args, line.assign)
 
     def statement(self, line: str) -> Stmt:
         """The typed statement of an emitted line (its owner, kernel call and names)."""
@@ -440,12 +481,23 @@ class StepBuilder:
         self.section.append(st)
         self.emitted.append(st)
 
-    def emit_block(self, *lines):
-        """A line that opens a block and the lines of its body (their text indented), as one
-        statement (Block)."""
-        block = Block([self.statement(line) for line in lines])
-        self.section.append(block)
-        self.emitted.extend(block.lines)
+    def emit_if(self, test, then=(), orelse=None, negate: bool = False):
+        """`if <test>:` (`if not` when `negate`) over the lines of `then`, `else:` over those of
+        `orelse` (None: no else), as one statement (If)."""
+        self._emit_node(If(self.statement(test), tuple(self.statement(x) for x in then),
+                           None if orelse is None else tuple(self.statement(x) for x in orelse), negate))
+
+    def emit_check(self, test, message: str):
+        """The check `if not <test>: raise ModelError_("<message>")` (If)."""
+        self.emit_if(test, [Raise(message)], negate=True)
+
+    def emit_for(self, var: str, count, body):
+        """`for <var> in range(<count>):` over the lines of `body`, as one statement (For)."""
+        self._emit_node(For(var, self.statement(count), tuple(self.statement(x) for x in body)))
+
+    def _emit_node(self, node):
+        self.section.append(node)
+        self.emitted.extend(flatten([node]))
 
     def emit_at_start(self, line: str):
         """A line run once at the top of the step, before the forward pass."""

@@ -54,7 +54,7 @@ def joined(stmts: list, per: int) -> list:
 def _join_key(st):
     """What a statement joins with in one launch (None: nothing): zeroed buffers with each other;
     a loss term with those of the same weights and totals."""
-    if not isinstance(st, ir.Stmt) or st.call is None or st.call.indent:
+    if not isinstance(st, ir.Stmt) or st.call is None:
         return None
     if st.kernel in (("rows", "zero1"), ("rows", "zero2")):
         return ("zero",)
@@ -97,7 +97,7 @@ def bias_apart(stmts: list) -> list:
     for st in stmts:
         if isinstance(st, ir.Loop):
             out.append(st.mapped(bias_apart))
-        elif isinstance(st, ir.Stmt) and st.kernel == ("core", "affine_fwd") and not (st.call.indent or st.call.wrap):
+        elif isinstance(st, ir.Stmt) and st.kernel == ("core", "affine_fwd") and not st.call.assign:
             x, W, b, res = st.call.args
             out += [ir.Stmt(Call(KernelRef("core", "broadcast_rows_fwd"), (b, res)), st.owner),
                     ir.Stmt(Call(KernelRef("core", "affine_acc"), (x, W, res)), st.owner)]
@@ -134,7 +134,7 @@ def sums_last(stmts: list) -> list:
 def _bias_sums_apart(stmts: list) -> list:
     out = []
     for st in stmts:
-        if isinstance(st, ir.Stmt) and st.kernel == ("core", "affine_bwd") and not (st.call.indent or st.call.wrap):
+        if isinstance(st, ir.Stmt) and st.kernel == ("core", "affine_bwd") and not st.call.assign:
             x, W, gout, gx, gW, gb = st.call.args
             if isinstance(gb, View) and not isinstance(gout, Code):
                 if not (isinstance(gx, NoGrad) and isinstance(gW, NoGrad)):
@@ -147,7 +147,7 @@ def _bias_sums_apart(stmts: list) -> list:
 
 
 def _is_sum(st) -> bool:
-    return (isinstance(st, ir.Stmt) and st.kernel == _SUM and not (st.call.indent or st.call.wrap)
+    return (isinstance(st, ir.Stmt) and st.kernel == _SUM and not st.call.assign
             and isinstance(st.call.args[1], View) and not isinstance(st.call.args[0], Code))
 
 
@@ -210,8 +210,7 @@ def spread_noise(stmts: list) -> list:
         elif isinstance(st, ir.Stmt) and st.kernel is not None and st.kernel[0] == "noise" \
                 and st.kernel[1].endswith("_narrow"):
             # the CPU's fill of narrow rows (cpu/noise_narrow.py) is the plain fill on the device
-            plain = Call(KernelRef("noise", st.kernel[1].removesuffix("_narrow")), st.call.args, st.call.indent,
-                         st.call.wrap)
+            plain = Call(KernelRef("noise", st.kernel[1].removesuffix("_narrow")), st.call.args, st.call.assign)
             out.append(ir.Stmt(plain, st.owner))
         else:
             out.append(st)
@@ -223,7 +222,7 @@ def _spread_pair(st, nxt) -> bool:
     """Whether st fills the head of a buffer that nxt spreads over its rows (with the same parts)."""
     if not (isinstance(st, ir.Stmt) and isinstance(nxt, ir.Stmt) and st.call is not None and nxt.call is not None):
         return False
-    if st.call.indent or nxt.call.indent or st.kernel[0] != "noise" or nxt.kernel != ("rows", "expand_rows"):
+    if st.kernel[0] != "noise" or nxt.kernel != ("rows", "expand_rows"):
         return False
     kind = st.kernel[1][len("fill_"):].removesuffix("_narrow") if st.kernel[1].startswith("fill_") else None
     if kind not in _SPREAD or len(st.call.args) != 5 or not isinstance(st.call.args[0], Head):
@@ -333,7 +332,7 @@ def fused(stmts: list, per: int) -> list:
             for earlier in runs[:at]:   # they are printed before it: a member joining them floats past it
                 earlier.past |= m.names
             continue
-        if isinstance(st, (ir.Block, ir.Loop)):
+        if isinstance(st, (ir.If, ir.For, ir.Loop)):
             runs = []   # nothing floats past a check's raise or a loop
         for run in runs:
             run.past.update(n for n, _, _ in st.names if n not in access.NO_MEMORY)

@@ -211,8 +211,9 @@ class Loops:
             n = code("({b}.shape[0] // {S})", b=buf, S=saved)
             at = code("(({it} + 1) // {K} - 1)", it=ir.LOOP_VAR, K=ck.K)
             into = code("{b}[{at} * {n}:({at} + 1) * {n}]", b=buf, at=at, n=n)
-            self._emit_into(loop.once, code("if ({it} + 1) % {K} == 0 and {it} + 1 < {T}:", it=ir.LOOP_VAR, K=ck.K,
-                                            T=lp.length), call(KERNELS.core.copy_fwd, src, into).indented())
+            with self._emitting_into(loop.once):
+                self.emit_if(code("({it} + 1) % {K} == 0 and {it} + 1 < {T}", it=ir.LOOP_VAR, K=ck.K, T=lp.length),
+                             [call(KERNELS.core.copy_fwd, src, into)])
             ck.saved.append((buf, self.storage(src)))
 
     def _close_reverse_segments(self, info):
@@ -222,11 +223,17 @@ class Loops:
             if name in used and full in self.slabs and name.startswith("g"):
                 self._emit_into(self.loop.body, call(KERNELS.rows.zero2, name))
 
-    def _emit_into(self, section: list, *lines):
-        """Emit a statement (or a block: its first line opens it) into `section`."""
+    def _emit_into(self, section: list, line):
+        """Emit a statement into `section`."""
+        with self._emitting_into(section):
+            self.emit(line)
+
+    @contextmanager
+    def _emitting_into(self, section: list):
+        """What is emitted inside goes to `section`."""
         saved, self.builder.section = self.builder.section, section
         try:
-            self.emit_block(*lines) if len(lines) > 1 else self.emit(lines[0])
+            yield
         finally:
             self.builder.section = saved
 

@@ -63,7 +63,7 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False, s
     the same rows); `samples`, the program's samples per data row, says how many rows a buffer's
     rows are."""
     S = ir.Stmt
-    ret = ir.Block([S("if mode == 0:"), S("    return loss")])
+    ret = ir.If(S("mode == 0"), (S("return loss"),))
     fwd, bwd, read, tail = list(step.fwd), list(step.bwd), [], []
     if sink:
         words = []   # per word: the check's raise lines, or None for a loss term
@@ -72,7 +72,7 @@ def print_arrays(step: ir.Step, inline_views: bool = True, sink: bool = False, s
         bwd = launches.joined(_into_sink(bwd, words), per)
         n = len(words)
         read = [S(f"v_ = sink_.copy_to_host() if own_ else np_zeros_({n})"), S("loss = 0.0")]
-        read += [ir.Block([S(f"if v_[{k}] != 0:"), *lines]) for k, lines in enumerate(words) if lines is not None]
+        read += [ir.If(S(f"v_[{k}] != 0"), lines) for k, lines in enumerate(words) if lines is not None]
         read += [S(f"loss += float(v_[{k}])") for k, lines in enumerate(words) if lines is None]
         fwd = [S("own_ = sink_ is None"), S(f"sink_ = sink_of_({n}) if own_ else sink_"), *fwd]
         tail = ["", "", "# the words of sink_: how many, and which hold the loss's terms (the others count the",
@@ -107,9 +107,9 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     ins = "".join(f"{x}, " for x in [*rc.inputs, *rc.scratch])
     rows = f"B * {rc.samples}"  # drawn rows d; each is S workspace rows
     fwd_rows = _row_lines(step.fwd, imports)
-    grad_rows = [line for line in fwd_rows if not getattr(line, "store", False)]
+    grad_rows = _row_lines(step.fwd, imports, stores=False)
     used = {name for st in ir.flatten(step.fwd) for name, _, _ in ir.names(st)}   # a row call's: its arguments
-    views = [line for line in step.head if line.name in used]
+    views = [str(line) for line in step.head if line.name in used]
     common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *rc.pre]  # pre may halve w_
     fwd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True)", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
            *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(rc.inputs)] + common),
@@ -169,17 +169,20 @@ def row_lines_of(call: ir.RowCall) -> tuple:
     return call.rewritten
 
 
-def _row_lines(stmts, imports: dict) -> list:
+def _row_lines(stmts, imports: dict, stores: bool = True, indent: str = "") -> list:
     """The row code's lines: each row call (ir.RowCall) as its kernel's body over the row's
-    locals (the modules its globals need added to `imports`), a check's block as its lines."""
+    locals (the modules its globals need added to `imports`), an If (a check, a row statement's
+    test) as its lines; without `stores`, no write of a row's value to the workspace (ir.Store)."""
     out = []
-    for st in ir.flatten(stmts):
+    for st in stmts:
         if isinstance(st, ir.RowCall):
             lines, needs = row_lines_of(st)
-            out += lines
+            out += [indent + str(line) for line in lines]
             imports.update(needs)
-        else:
-            out.append(st)
+        elif isinstance(st, (ir.If, ir.For)):
+            out += _control(st, indent, str, lambda xs, at: _row_lines(xs, imports, stores, at))
+        elif stores or not st.store:
+            out.append(indent + str(st))
     return out
 
 
@@ -209,28 +212,25 @@ def _printed(step: ir.Step, inline_views: bool, fwd, ret, bwd, final, weights: b
         exprs.update(views)
         top += ["    # " + f"{name} = {expr}" for name, expr in views.items()]
     else:
-        top += ["    " + line for line in step.head]
+        top += ["    " + str(line) for line in step.head]
     return stmts, exprs, check, top
 
 
-_READ = {"if not {}:": "check", "loss += {}": "term", "loss = {}": "term"}
-
-
 def _into_sink(stmts: list, words: list) -> list:
-    """The statements with each value the step reads of a kernel (a check's test, a loss term)
-    written as the kernel's `_into` form adding it to a word of `sink_` (words: the check's raise
-    lines, or None for a loss term, by word)."""
+    """The statements with each value the step reads of a kernel (a check's test, a loss term: a
+    call whose value `loss` takes) written as the kernel's `_into` form adding it to a word of
+    `sink_` (words: the check's raise, or None for a loss term, by word)."""
     out = []
     for st in stmts:
-        head = st.lines[0] if isinstance(st, ir.Block) else st
-        what = _READ.get(head.call.wrap) if isinstance(head, ir.Stmt) and head.call is not None else None
         if isinstance(st, ir.Loop):   # a check in a scan's body: its word adds up over the steps
             out.append(st.mapped(lambda stmts: _into_sink(stmts, words)))
             continue
-        if what is not None and (what == "check") == isinstance(st, ir.Block):   # a check is its raise's block
-            c = head.call
-            out.append(ir.Stmt(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words)), c.indent), head.owner))
-            words.append(st.lines[1:] if what == "check" else None)
+        check = isinstance(st, ir.If) and st.raises() and st.test.call is not None
+        term = isinstance(st, ir.Stmt) and st.call is not None and (st.call.assign or ("",))[0] == "loss"
+        if check or term:
+            c = (st.test if check else st).call
+            out.append(ir.Stmt(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words))), (st.test if check else st).owner))
+            words.append(st.then if check else None)
             continue
         out.append(st)
     return out
@@ -251,10 +251,23 @@ def _lines(stmts: list, exprs: dict, indent: str, forward=None) -> list:
             out += _lines(st.pre, exprs, indent, forward)
             out += [indent + line for line in st.header()]
             out += _lines(st.body + st.once, exprs, indent + "    ", forward) or [indent + "    pass"]
-        elif isinstance(st, ir.Block):
-            out += [indent + ir.inline(line, exprs) for line in st.lines]
+        elif isinstance(st, (ir.If, ir.For)):
+            out += _control(st, indent, lambda x: ir.inline(x, exprs), lambda xs, at: _lines(xs, exprs, at, forward))
         else:
             out.append(indent + ir.inline(st, exprs))
+    return out
+
+
+def _control(st, indent: str, text, body) -> list:
+    """An If's or a For's lines: its opening line (its test or count as `text` writes a
+    statement), its statements as `body(statements, indent)` writes them (`pass` for none), an
+    If's else branch likewise."""
+    inside = indent + "    "
+    if isinstance(st, ir.For):
+        return [indent + f"for {st.var} in range({text(st.count)}):", *(body(st.body, inside) or [inside + "pass"])]
+    out = [indent + f"if {'not ' if st.negate else ''}{text(st.test)}:", *(body(st.then, inside) or [inside + "pass"])]
+    if st.orelse is not None:
+        out += [indent + "else:", *(body(st.orelse, inside) or [inside + "pass"])]
     return out
 
 

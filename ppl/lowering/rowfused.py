@@ -223,7 +223,7 @@ class RowFusedLowering(Lowering):
         elif where != "row":
             raise ValueError(f"a row statement goes to 'row', 'pre' or 'post', not {where!r}")
         elif isinstance(stmt, If):
-            self.emit_block(*lines)
+            self.builder.emit_if(stmt.test_line(), stmt.body_lines())
         else:
             for line in lines:
                 self.emit(ir.Store(line, line.names) if store else line)

@@ -33,9 +33,8 @@ def _for_rows(lowering, rows_of, fn: str, args: list, into=None):
     of `args`; `into`: the buffer whose row r takes its value."""
     vals = {f"a{j}": a for j, a in enumerate(args)}
     body = "{fn}(" + ", ".join(f"{{a{j}}}[{{r}}]" for j in range(len(args))) + ")"
-    lowering.emit_block(code("for {r} in {range}({n}.shape[0]):", r="r", range="range", n=rows_of),
-                        code("    " + ("{into}[{r}] = " if into is not None else "") + body, fn=fn, r="r", into=into,
-                             **vals))
+    lowering.emit_for("r", code("{n}.shape[0]", n=rows_of),
+                      [code(("{into}[{r}] = " if into is not None else "") + body, fn=fn, r="r", into=into, **vals)])
 
 
 def _user_layer_fwd(lowering, n, ins, out):
@@ -62,18 +61,17 @@ def _carry_fwd(lowering, n, ins, out):
     """The carry at the start of a step: init at step 0, the carry's node of the previous step after."""
     loop = lowering.body_loop()
     src = lowering.stored_values(loop.carry_out[n.attrs["index"]])
-    lowering.emit_block(code("if {it} == 0:", it=STEP_INDEX), call(KERNELS.core.copy_fwd, ins[0], out).indented(), code("else:"),
-                        call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out).indented())
+    lowering.emit_if(code("{it} == 0", it=STEP_INDEX), [call(KERNELS.core.copy_fwd, ins[0], out)],
+                     [call(KERNELS.core.copy_fwd, lowering.previous_step(src, loop.length), out)])
 
 
 def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     """Its cotangent into the carry's node at the previous step (init's at step 0)."""
     loop = lowering.body_loop()
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
-    lowering.emit_block(code("if {it} > 0:", it=STEP_INDEX),
-                        call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length)).indented()
-                        if g_out is not None else code("    pass"), code("else:"),
-                        call(KERNELS.core.copy_bwd, gout, gins[0]).indented() if gins[0] is not NO_GRAD else code("    pass"))
+    lowering.emit_if(code("{it} > 0", it=STEP_INDEX),
+                     [call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length))] if g_out is not None
+                     else [], [call(KERNELS.core.copy_bwd, gout, gins[0])] if gins[0] is not NO_GRAD else [])
 
 
 def _x_fwd(lowering, n, ins, out):

@@ -80,22 +80,20 @@ class _Steps:
         return self.text(str(a), arg_names(a))
 
 
-def _tested(block: ir.Block, steps: _Steps):
-    """[(call, the steps' test)] of a block of `if <test>:` / `else:` lines over declared calls,
-    or None for any other block."""
-    out, test, last = [], None, None
-    for line in block.lines:
-        head = str(line).strip()
-        if line.call is None and head.startswith("if ") and head.endswith(":") and not str(line)[:1].isspace():
-            last = test = steps.text(str(line), line.names).strip()[3:-1]
-        elif line.call is None and head == "else:" and last is not None:
-            test, last = f"not ({last})", None
-        elif line.call is None and head == "pass" and test is not None:
-            continue
-        elif line.call is not None and test is not None and access.loop_of(line, indented=True) is not None:
-            out.append((line, test))
-        else:
-            return None
+def _tested(node, steps: _Steps):
+    """[(call, the steps' test)] of an If whose branches are declared calls (a carry's), or None
+    for any other statement (a check: its raise is no call)."""
+    if not isinstance(node, ir.If):
+        return None
+    test = steps.text(str(node.test), node.test.names)
+    if node.negate:
+        test = f"not ({test})"
+    out = []
+    for branch, holds in ((node.then, test), (node.orelse or (), f"not ({test})")):
+        for line in branch:
+            if not isinstance(line, ir.Stmt) or access.loop_of(line) is None:
+                return None
+            out.append((line, holds))
     return out
 
 
@@ -110,7 +108,7 @@ def _hoisted(st: ir.Stmt, loop: ir.Loop):
             return None
         else:
             args.append(a)
-    return ir.Stmt(Call(st.call.kernel, args, wrap=st.call.wrap), st.owner)
+    return ir.Stmt(Call(st.call.kernel, args, st.call.assign), st.owner)
 
 
 class _Kept(str):
@@ -135,13 +133,13 @@ def _one_kernel(loop: ir.Loop, per: int):
     """The loop block as [its pre, one rows.stepped call, its checks after it], or None."""
     steps, members, after, folds = _Steps(loop), [], [], []
     for st in loop.body:
-        if isinstance(st, ir.Stmt) and st.kernel == ("rows", "moving_average_baseline") and not st.call.indent:
+        if isinstance(st, ir.Stmt) and st.kernel == ("rows", "moving_average_baseline"):
             got = _folded(st, steps)
             if got is None:
                 return None
             members.append((got[0], ""))
             folds.append(got[1])
-        elif isinstance(st, ir.Block):
+        elif isinstance(st, ir.If):
             got = _tested(st, steps)
             if not got:
                 return None
@@ -161,7 +159,7 @@ def _one_kernel(loop: ir.Loop, per: int):
                 steps.rows[loop.binds[str(a)]] = access.rows_of(a, per)
     written, past, rows, spec = set(), set(), set(), []
     for st, test in members:
-        lp = access.loop_of(st, indented=True)
+        lp = access.loop_of(st)
         for key, (w, here) in access.touched(st, lp, steps.memory).items():
             written |= {key} if w else set()
             past |= set() if here else {key}

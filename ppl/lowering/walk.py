@@ -18,13 +18,11 @@ Their hooks, by what the walk asks:
 """
 from __future__ import annotations
 
-from . import ir
 from ..language.nodes import Node
 from ..estimators import NO_GRAD
 from ..estimators.context import BUILT_IN
 from ..calls import render
 from ..ops import OPS
-from .context import _unless
 
 
 class Walk:
@@ -128,9 +126,8 @@ class Walk:
         (`finite`: the test), refusing NaN and inf by the estimator's and node's names."""
         est = self.choices[n][0].estimator
         if est not in BUILT_IN and self.estimator_context(n)._own_draw:
-            self.emit_block(_unless(finite),
-                            ir.Raise(f"estimator '{est}' drew NaN or inf values for node '{n.name}' (its draw(ctx)); "
-                                     f"check its kernels and the parameters they read"))
+            self.emit_check(finite, f"estimator '{est}' drew NaN or inf values for node '{n.name}' (its draw(ctx)); "
+                                    f"check its kernels and the parameters they read")
 
     def in_draw(self) -> bool:
         """Whether the walk is in the forward pass (the estimators' draws), not the backward."""

@@ -44,7 +44,7 @@ def test_the_reversed_step_calls_the_same_kernels_in_reverse(build):
 
 
 def test_a_check_moves_whole_and_the_step_with_a_loop_or_row_code_has_no_helper():
-    """A parameter check (`if not <test>:` and its raise: one ir.Block) keeps its raise under its
+    """A parameter check (`if not <test>:` and its raise: one ir.If) keeps its raise under its
     test in the reversed step; a step with a loop block (ppl.scan) or the row-fused step has none."""
     from ppl.models import toy_bernoulli
     _, rev = _reversed(gaussian_vae.build())

@@ -366,7 +366,7 @@ def test_printer_joins_what_may_be_joined():
              ([st("broadcast_rows_fwd", p, v), st("broadcast_rows_fwd", p, d)], 1)]   # side work, p read by both
     W, x = Buf("W", 6, 6), Buf("x", "R", 6)
     product = ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, x)))   # names none of v, u, h
-    check = ir.Block([ir.Stmt("if not ok:"), ir.Stmt("    raise ValueError('no')")])
+    check = ir.check(code("{ok}", ok="ok"), "no")
     cases += [([st("broadcast_rows_fwd", p, v), product, st("bernoulli_sample", v, u, h)], 2),   # floats up
               ([st("broadcast_rows_fwd", p, v), ir.Stmt(Call(KernelRef("core", "affine_acc"), (a, W, h))),
                 st("bernoulli_sample", v, u, h)], 3),   # the product writes h: not past it

@@ -57,35 +57,36 @@ def test_canonical_form_ignores_names_only():
 
 
 def test_a_kernel_call_emitted_as_text_is_found():
-    """The test of golden.generate_source's check: a kernel call held as text, in a loop block or
-    after `loss +=` too, is found; its record (one inside a line of its own, `loss += {}` or
-    `if not {}:`, too), a row-code line and a plain line are not."""
+    """The test of golden.generate_source's check: a kernel call held as text, in a loop block, an
+    If's branch or after `loss +=` too, is found; its record (one whose value `loss` takes, or a
+    check's test, too), a row-code line and a plain line are not."""
     from ppl.calls import KERNELS, Call, call
-    from ppl.lowering.ir import Loop, Stmt
+    from ppl.lowering.ir import If, Loop, Stmt, check
     loop = Loop(3, False, {})
-    loop.body = [Stmt("    rows.zero1(L_a)")]
-    total = Call(KERNELS.rows.weighted_total, ("rw", "c", "tot"), wrap="loss += {}")
-    test = call(KERNELS.rows.all_finite2, "v").wrapped("if not {}:")
-    assert str(total) == "loss += rows.weighted_total(rw, c, tot)" and str(test) == "if not rows.all_finite2(v):"
+    loop.body = [Stmt("rows.zero1(L_a)")]
+    total = Call(KERNELS.rows.weighted_total, ("rw", "c", "tot"), assign=("loss", "+="))
+    assert str(total) == "loss += rows.weighted_total(rw, c, tot)"
     stmts = [Stmt(call(KERNELS.rows.zero1, "L_b")), Stmt("core.add_fwd(a, b, out)"), Stmt("x = scalar.sig(y)"),
-             Stmt("if mode == 0:"), Stmt(total), Stmt(test), Stmt("loss += rows.weighted_total(rw, c, tot)"), loop]
-    assert golden.unrecorded_calls(stmts) == ["core.add_fwd(a, b, out)", "loss += rows.weighted_total(rw, c, tot)",
-                                              "    rows.zero1(L_a)"]
+             If(Stmt("mode == 0"), (Stmt("rows.zero1(L_c)"),)), Stmt(total),
+             check(call(KERNELS.rows.all_finite2, "v"), "bad"), Stmt("loss += rows.weighted_total(rw, c, tot)"), loop]
+    assert golden.unrecorded_calls(stmts) == ["core.add_fwd(a, b, out)", "rows.zero1(L_c)",
+                                              "loss += rows.weighted_total(rw, c, tot)", "rows.zero1(L_a)"]
 
 
 def test_a_statement_written_as_text_is_found():
     """The test of golden.generate_source's check that every statement is a record: a line of
-    text is found, in a loop block too; a call record, a check's raise, a line of calls.code, the
-    loss's definition and a row statement's line are not."""
+    text is found, in a loop block and as an If's test too; a call record, a check's raise, a line
+    of calls.code, the loss's definition and a row statement's line are not."""
     from ppl.calls import KERNELS, Const, call, code
-    from ppl.lowering.ir import Define, Loop, Raise, Stmt
+    from ppl.lowering.ir import Define, For, If, Loop, Raise, Stmt
     from ppl.statements import Assign
     loop = Loop(3, False, {})
-    loop.body = [Stmt("    if it_ == 0:"), Stmt(code("    if {it} == 0:", it="it_"))]
+    loop.body = [If(Stmt("it_ == 0"), ()), If(Stmt(code("{it} == 0", it="it_")), ())]
     (row,) = Assign("s_x", "s_y").lines()
     stmts = [Stmt(call(KERNELS.rows.zero1, "L_b")), Stmt(Raise("bad")), Stmt(Define("loss", Const("0.0"))),
-             Stmt(row), Stmt("for r in range(v.shape[0]):"), Stmt(Stmt(code("else:"))), loop]
-    assert golden.text_statements(stmts) == ["for r in range(v.shape[0]):", "    if it_ == 0:"]
+             Stmt(row), Stmt("v = w"), For("r", Stmt(code("{v}.shape[0]", v="v")), (Stmt(Stmt(code("{v}", v="v"))),)),
+             loop]
+    assert golden.text_statements(stmts) == ["v = w", "it_ == 0"]
 
 
 def test_a_call_whose_record_misnames_its_text_is_found():
@@ -96,9 +97,9 @@ def test_a_call_whose_record_misnames_its_text_is_found():
     from ppl.calls import KERNELS, Call, Column, Flat, Head, call
     from ppl.estimators.protocol import NO_GRAD
     from ppl.lowering.ir import Raise, Stmt
-    good = [Stmt(Call(KERNELS.rows.weighted_total, ("rw", Flat("c_h"), "tot"), wrap="loss += {}")),
-            Stmt(call(KERNELS.rows.mul_rows, Column("cw_", "rw_"), "w", 1.0).indented()),
-            Stmt(call(KERNELS.core.all_unit, Head("n0_z", 4)).wrapped("if not {}:")),
+    good = [Stmt(Call(KERNELS.rows.weighted_total, ("rw", Flat("c_h"), "tot"), assign=("loss", "+="))),
+            Stmt(call(KERNELS.rows.mul_rows, Column("cw_", "rw_"), "w", 1.0)),
+            Stmt(call(KERNELS.core.all_unit, Head("n0_z", 4))),
             Stmt(call(KERNELS.rows.add_rows, NO_GRAD, "np.nan", (2, 3), "0.5 / B", "x[it_ * 3]")),
             Stmt(Raise("Normal 'z': scale 's' has values <= 0 or NaN; make it positive"))]
     assert golden.misread_names(good) == []
