@@ -9,10 +9,9 @@ width), a view of theta, grad or state (`View`), an argument of the step (`StepA
 (a one-column buffer passed as its 1D view), `Column(buffer)` (a 1D buffer as a one-column array)
 or `Head(buffer, parts)` (its first rows); or the text of an expression an estimator passes. The
 step's builder (lowering/ir.StepBuilder.typed) resolves an argument given by name to its record.
-A `Call` is also the text it prints (a `str`), so code that only writes lines needs nothing else;
-every pass that asks which kernel a line calls, what it passes or which names it holds and where
-(`Call.names`: what the printer writes views in by) reads the record (lowering/ir.py, the
-row-fused lowering, the CUDA target check), never the text.
+A `Call` prints its line (`str`); every pass that asks which kernel a line calls, what it
+passes or which names it holds and where (`Call.names`: what the printer writes views in by)
+reads the record (lowering/ir.py, the row-fused lowering, the CUDA target check), never the text.
 
 Templates (the op table's `fwd` / `bwd`, a law's `enum`, REBAR's and RELAX's per-law kernels) are
 call records with field arguments, `KERNELS.rebar.cv_flags.on("stride", ..., "flag")` (Template);
@@ -108,74 +107,90 @@ def ref(kernel) -> KernelRef:
     return kernel if isinstance(kernel, KernelRef) else KernelRef("core", kernel)
 
 
-class Flat(str):
+class Printed:
+    """A record of the step's code that prints as its `text`: equal to a record of its type that
+    prints the same."""
+
+    text: str
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.text!r})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.text == self.text
+
+    def __hash__(self):
+        return hash(self.text)
+
+
+class Name(Printed):
+    """A name of the step's code (a buffer, a view, an argument of the step): equal to that name's
+    text too, so that a table keyed by names finds it."""
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            return other == self.text
+        return isinstance(other, Name) and other.text == self.text
+
+    def __hash__(self):
+        return hash(self.text)
+
+
+class Flat(Printed):
     """A one-column buffer passed to a kernel as its 1D view (`x.reshape(x.shape[0])`); the
     row-fused lowering passes the row's one value."""
 
-    def __new__(cls, buffer):
-        self = super().__new__(cls, f"{buffer}.reshape({buffer}.shape[0])")
+    def __init__(self, buffer):
         self.buffer = str(buffer)
-        return self
-
-    def __getnewargs__(self):
-        return (self.buffer,)
+        self.text = f"{buffer}.reshape({buffer}.shape[0])"
 
 
-class Buf(str):
+class Buf(Name):
     """A buffer of the step, a workspace's or a data input's: its name (its text), its rows
     (Layout's: "R" every row, "D" one per data row, "Dn" n per data row, a number, or a loop's
     per-step storage: lowering.layout.PerStep) and its
     width (None: one value per row, a 1D buffer). Made where the lowering allocates or binds it."""
 
-    def __new__(cls, name, rows="R", width=None):
-        self = super().__new__(cls, name)
-        self.rows, self.width = rows, width
-        return self
-
-    def __getnewargs__(self):
-        return (str(self), self.rows, self.width)
+    def __init__(self, name, rows="R", width=None):
+        self.text, self.rows, self.width = str(name), rows, width
 
 
-class View(str):
+class View(Name):
     """A view the step's head binds: a parameter's or its gradient's (of theta / grad) or a state
     value's (of state), `expr` the view's expression."""
 
-    def __new__(cls, name, expr):
-        self = super().__new__(cls, name)
-        self.expr = expr
-        return self
-
-    def __getnewargs__(self):
-        return (str(self), self.expr)
+    def __init__(self, name, expr):
+        self.text, self.expr = str(name), expr
 
 
-class Const(str):
+class Const(Printed):
     """A constant of the step's code written as its literal (a number, a tuple of numbers, True or
     False, np.nan): the names it holds (`names`: np of np.nan) are read once per literal."""
 
+    def __init__(self, text: str):
+        self.text = str(text)
+
     @property
     def names(self) -> tuple:
-        known = _CONST_NAMES.get(self)
+        known = _CONST_NAMES.get(self.text)
         if known is None:
-            known = _CONST_NAMES[self] = () if _is_number(self) else text_names(str(self))
+            known = _CONST_NAMES[self.text] = () if _is_number(self.text) else text_names(self.text)
         return known
 
 
 _CONST_NAMES: dict = {}
 
 
-class Code(str):
-    """Code the lowering writes that is no kernel call (a loop step's rows or offset, a block's
-    opening line, a user's function called on a row), made by `code`: its `names` (as
-    Call.names') are those of the values it was made from, placed, so no tokenizer reads it."""
+class Code(Printed):
+    """Code the lowering writes that is no kernel call (a loop step's rows or offset, a test, a
+    user's function called on a row), made by `code`: its text and its `names` (as Call.names')
+    are those of the values it was made from, placed, so no tokenizer reads it."""
 
-    def __new__(cls, text: str, names: tuple):
-        self = super().__new__(cls, text)
-        self.names = names
-        return self
-
-    def __getnewargs__(self):
-        return (str(self), self.names)
+    def __init__(self, text: str, names: tuple):
+        self.text, self.names = str(text), names
 
 
 def code(fmt: str, **values) -> Code:
@@ -222,38 +237,33 @@ def prefix(buffer, count: int) -> Code:
     return code("{b}[:" + str(int(count)) + "]", b=buffer)
 
 
-class StepArg(str):
+class StepArg(Name):
     """An argument of the step itself that a kernel call passes on (seed, t, row0, B, theta, grad,
     state)."""
+
+    def __init__(self, name: str):
+        self.text = name
 
 
 STEP_ARGS = ("theta", "grad", "state", "B", "seed", "t", "row0")
 
 
-class Column(str):
+class Column(Printed):
     """A 1D buffer passed as the (rows, 1) array a two-dimensional kernel takes (the rows of
     `rows_of`, the same count)."""
 
-    def __new__(cls, buffer, rows_of=None):
+    def __init__(self, buffer, rows_of=None):
         rows_of = rows_of or buffer
-        self = super().__new__(cls, f"{buffer}.reshape({rows_of}.shape[0], 1)")
         self.buffer, self.rows_of = str(buffer), str(rows_of)
-        return self
-
-    def __getnewargs__(self):
-        return (self.buffer, self.rows_of)
+        self.text = f"{buffer}.reshape({rows_of}.shape[0], 1)"
 
 
-class Head(str):
+class Head(Printed):
     """The first 1 / `parts` of a buffer's rows (a drawn row's first configuration block)."""
 
-    def __new__(cls, buffer, parts: int):
-        self = super().__new__(cls, f"{buffer}[:{buffer}.shape[0] // {int(parts)}]")
+    def __init__(self, buffer, parts: int):
         self.buffer, self.parts = str(buffer), int(parts)
-        return self
-
-    def __getnewargs__(self):
-        return (self.buffer, self.parts)
+        self.text = f"{buffer}[:{buffer}.shape[0] // {int(parts)}]"
 
 
 def text_names(text: str) -> tuple:
@@ -318,16 +328,14 @@ _NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: _own, C
              Column: _column_names, Head: _head_names}
 
 
-class Call(str):
-    """One kernel call: `kernel` (a KernelRef) on `args`; its value is the line it prints.
+class Call:
+    """One kernel call: `kernel` (a KernelRef) on `args`, and the line it prints (`text`).
     `assign`: (target, op) of a line that assigns the call's returned value (`("loss", "+=")`:
     `loss += <call>`); None: the call is the line."""
 
-    kernel: KernelRef
-    args: tuple
-    assign: tuple | None
+    __slots__ = ("kernel", "args", "assign", "text")
 
-    def __new__(cls, kernel, args=(), assign: tuple | None = None):
+    def __init__(self, kernel, args=(), assign: tuple | None = None):
         kernel = ref(kernel)
         args = tuple(args)
         text = f"{kernel}({', '.join(map(str, args))})"
@@ -336,9 +344,19 @@ class Call(str):
             if not target.isidentifier() or op not in ("=", "+="):
                 raise ValueError(f"a call's value is assigned to a name by '=' or '+=', not {assign!r}")
             text = f"{target} {op} {text}"
-        self = super().__new__(cls, text)
-        self.kernel, self.args, self.assign = kernel, args, assign
-        return self
+        self.kernel, self.args, self.assign, self.text = kernel, args, assign, text
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return f"Call({self.text!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Call) and (self.kernel, self.args, self.assign) == (other.kernel, other.args, other.assign)
+
+    def __hash__(self):
+        return hash(self.text)
 
     @property
     def names(self) -> tuple:
@@ -359,21 +377,24 @@ class Call(str):
             at += len(str(arg)) + 2
         return tuple(out)
 
-    def __getnewargs__(self):
-        return (self.kernel, self.args, self.assign)
-
 
 def call(kernel, *args) -> Call:
     """The call of `kernel` (a KernelRef, or a `core` kernel's name) on args."""
     return Call(kernel, args)
 
 
-class Lit(str):
+class Lit(Printed):
     """A template argument: the node attribute `name` written as its literal (`{name!r}`)."""
 
+    def __init__(self, name: str):
+        self.text = name
 
-class FlatField(str):
+
+class FlatField(Printed):
     """A template argument: the buffer field `name` passed as its 1D view (a Flat buffer)."""
+
+    def __init__(self, name: str):
+        self.text = name
 
 
 def lit(name: str) -> Lit:

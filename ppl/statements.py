@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from .calls import Const
+from .calls import Buf, Const, StepArg, View
 
 
 class Expr(str):
@@ -52,6 +52,8 @@ def expr(v) -> Expr:
         return v
     if isinstance(v, Const):
         return Expr("number", (), str(v))
+    if isinstance(v, (Buf, View, StepArg)):   # a buffer, view or argument of the step, by its name
+        return Expr("name", (), str(v))
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise TypeError(f"a row code operand is a name, a number or an Expr, not {v!r}")
     if isinstance(v, str):

@@ -70,6 +70,8 @@ class Stmt:
         if self.call is None or not self.call.args:
             return None
         last = self.call.args[-1]
+        if isinstance(last, Buf):
+            return str(last)
         return last if isinstance(last, str) and last.isidentifier() else None
 
 
@@ -86,8 +88,7 @@ class RowCall:
         self.rewritten = None   # (lines, modules their globals need): printer.row_lines_of, made once
         # the names its arguments hold (a pass counting names sees them; no place in a line): its
         # body's lines hold no other name of the step (its own locals are renamed by its tag)
-        self.names = tuple((n, -1, -1) for a in self.args if a is not None
-                           for n in ((a,) if a.isidentifier() else (x for x, _, _ in text_names(a))))
+        self.names = tuple((n, -1, -1) for a in self.args if a is not None for n, _, _ in arg_names(a))
 
 
 class Store:

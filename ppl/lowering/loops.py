@@ -287,7 +287,7 @@ class Loops:
             for c in self.model.costs:
                 if c in info.body:
                     if c not in self.cost_total:   # a checkpointed loop's: summed as its steps run
-                        self.emit(call(KERNELS.core.sum_steps, self.cost_rows(c) + STORE, info.loop.length,
+                        self.emit(call(KERNELS.core.sum_steps, str(self.cost_rows(c)) + STORE, info.loop.length,
                                        self._cost_sum(c)))
                     for j, (name, idx) in enumerate(self.builder.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:

@@ -249,7 +249,7 @@ def _lines(stmts: list, exprs: dict, indent: str, forward=None) -> list:
             if st.ckpt is not None:
                 forward[id(st.ckpt)] = st
             out += _lines(st.pre, exprs, indent, forward)
-            out += [indent + line for line in st.header()]
+            out += [indent + str(line) for line in st.header()]
             out += _lines(st.body + st.once, exprs, indent + "    ", forward) or [indent + "    pass"]
         elif isinstance(st, (ir.If, ir.For)):
             out += _control(st, indent, lambda x: ir.inline(x, exprs), lambda xs, at: _lines(xs, exprs, at, forward))
@@ -286,9 +286,9 @@ def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:
                         f"{full}[({ck.K} - 1) * {n}:{ck.K} * {n}])")
     if not ck.saved:
         out.append(i2 + "        pass")
-    out += [i2 + "    " + line for line in fwd.header("{range}({lo}, {hi})")]
+    out += [i2 + "    " + str(line) for line in fwd.header("{range}({lo}, {hi})")]
     out += _lines(fwd.body, exprs, i2 + "        ") or [i2 + "        pass"]
-    out += [i2 + line for line in rev.header("{range}({hi} - 1, {lo} - 1, -1)")]
+    out += [i2 + str(line) for line in rev.header("{range}({hi} - 1, {lo} - 1, -1)")]
     out += _lines(rev.body, exprs, i2 + "    ") or [i2 + "    pass"]
     return out
 
