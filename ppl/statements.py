@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import importlib
 
-from .calls import Buf, Const, StepArg, View
+from .calls import Const, Name, Printed
 
 
-class Expr(str):
+class Expr(Printed):
     """A scalar expression of the row code: its operator `op` ("name", "number", "call", "cast",
     "float", "+", "-", "*", "//", "==", "!=", "state", "index") and operands `args` (Exprs); a
     call's `fn` is a function of kernels/math/scalar.py or rng.py (the modules the row code binds
@@ -23,10 +23,8 @@ class Expr(str):
     args: tuple
     fn: object
 
-    def __new__(cls, op: str, args: tuple, text: str, fn=None):
-        self = super().__new__(cls, text)
-        self.op, self.args, self.fn = op, args, fn
-        return self
+    def __init__(self, op: str, args: tuple, text: str, fn=None):
+        self.op, self.args, self.text, self.fn = op, args, str(text), fn
 
     @property
     def names(self) -> tuple:
@@ -36,14 +34,13 @@ class Expr(str):
         return tuple(n for a in self.args for n in a.names)
 
 
-class RowLine(str):
+class RowLine(Printed):
     """A line of row code printed from a statement record, with the names it holds (`names`:
     (name, -1, -1), as ir.Stmt keeps them; the row code is never rewritten by place)."""
 
-    def __new__(cls, text: str, names):
-        self = super().__new__(cls, text)
+    def __init__(self, text: str, names):
+        self.text = str(text)
         self.names = tuple((n, -1, -1) for n in dict.fromkeys(names))
-        return self
 
 
 def expr(v) -> Expr:
@@ -52,7 +49,7 @@ def expr(v) -> Expr:
         return v
     if isinstance(v, Const):
         return Expr("number", (), str(v))
-    if isinstance(v, (Buf, View, StepArg)):   # a buffer, view or argument of the step, by its name
+    if isinstance(v, Name):   # a buffer, view or argument of the step, by its name
         return Expr("name", (), str(v))
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise TypeError(f"a row code operand is a name, a number or an Expr, not {v!r}")
@@ -74,14 +71,14 @@ def scalar_call(fn, *args) -> Expr:
     if alias is None:
         raise ValueError(f"{fn!r} is no function of kernels/math/scalar.py, the row code's scalar library")
     ops = tuple(expr(a) for a in args)
-    return Expr("call", ops, f"{alias}.{name}({', '.join(ops)})", fn)
+    return Expr("call", ops, f"{alias}.{name}({', '.join(map(str, ops))})", fn)
 
 
 def user_call(name: str, *args) -> Expr:
     """name(*args): a user's function the step binds as its global `name` (ppl.blackbox,
     ppl.layer)."""
     ops = tuple(expr(a) for a in args)
-    return Expr("call", (expr(name), *ops), f"{expr(name)}({', '.join(ops)})")
+    return Expr("call", (expr(name), *ops), f"{expr(name)}({', '.join(map(str, ops))})")
 
 
 def cast(v) -> Expr:
@@ -126,7 +123,7 @@ def floordiv(a, b) -> Expr:
 def index(buffer, *at) -> Expr:
     """buffer[at...]: an entry of a workspace buffer (the row code's store or read)."""
     ops = (expr(buffer), *(expr(i) for i in at))
-    return Expr("index", ops, f"{ops[0]}[{', '.join(ops[1:])}]")
+    return Expr("index", ops, f"{ops[0]}[{', '.join(map(str, ops[1:]))}]")
 
 
 def mul(a, b) -> Expr:
@@ -183,4 +180,4 @@ class If:
 
     def lines(self) -> list:
         return [RowLine(f"if {self.test}:", self.test.names),
-                *(RowLine("    " + line, [n for n, _, _ in line.names]) for line in self.body_lines())]
+                *(RowLine(f"    {line}", [n for n, _, _ in line.names]) for line in self.body_lines())]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis import graph as G
-from ..calls import KERNELS, Call, Const, KernelRef, parse
+from ..calls import KERNELS, Call, Const, KernelRef, Name, parse
 from ..errors import ModelError
 from .protocol import NO_GRAD, REGISTRY, Estimator
 
@@ -85,18 +85,12 @@ class Rows:
         return stride, (self.offset if self.shared else 1), span
 
 
-class Noise(str):
-    """A noise buffer (a string of code, as every buffer) that knows its kind ("uniform", ...)."""
+class Noise(Name):
+    """A noise buffer (a name of the step's code, as every buffer) that knows its kind ("uniform",
+    ...)."""
 
-    kind: str
-
-    def __new__(cls, name: str, kind: str):
-        self = super().__new__(cls, name)
-        self.kind = kind
-        return self
-
-    def __getnewargs__(self):
-        return str(self), self.kind
+    def __init__(self, name, kind: str):
+        self.text, self.kind = str(name), kind
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ kernel and step; a check in it (its `_into` count) counts the whole per-step buf
 """
 from __future__ import annotations
 
-from ..calls import Call, Code, Const, KernelRef, arg_names, code
+from ..calls import Call, Code, Const, KernelRef, Name, arg_names, code
 from ..targets import CUDA_FAMILIES
 from . import access, ir
 
@@ -111,8 +111,11 @@ def _hoisted(st: ir.Stmt, loop: ir.Loop):
     return ir.Stmt(Call(st.call.kernel, args, st.call.assign), st.owner)
 
 
-class _Kept(str):
+class _Kept(Name):
     """A member's argument that is the kernel's own scratch (`_Steps.scratch`: its step's rows)."""
+
+    def __init__(self, name: str):
+        self.text = name
 
 
 def _folded(st: ir.Stmt, steps: _Steps):
