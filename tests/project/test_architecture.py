@@ -178,3 +178,52 @@ def test_the_step_ir_is_records_not_text():
                                    '        pass\n'),
            ("ppl/lowering/x.py", "import re\nimport ast\nt = ast.parse(s)\n")]
     assert len(ir_problems(bad)) == 4
+
+
+# the passes after the walk (and the printers): they read the step's records, never the text those
+# records print (the CUDA target check, ppl/targets.py, reads each emitted record's owner and kernel)
+AFTER_WALK = ("ppl/lowering/ir.py", "ppl/lowering/stepped.py", "ppl/lowering/launches.py", "ppl/lowering/access.py",
+              "ppl/lowering/printer.py")
+_TEXT_METHODS = {"startswith", "endswith", "split", "rsplit", "partition", "rpartition", "strip", "lstrip", "rstrip",
+                 "splitlines", "find", "rfind"}
+
+
+def _is_text(node) -> bool:
+    """Whether an expression is a record's text: `str(x)` or `x.text`."""
+    import ast
+    return ((isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str")
+            or (isinstance(node, ast.Attribute) and node.attr == "text"))
+
+
+def record_problems(files) -> list:
+    """A class that subclasses str (every record of the step's code prints its text, it is not
+    text), anywhere in `files`; and, in the passes after the walk (AFTER_WALK), a test on a
+    record's text (`str(x).startswith(...)`, `"..." in x.text`, a split of it)."""
+    import ast
+    out = []
+    for path, src in files:
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "str" for b in node.bases):
+                out.append(f"{path}:{node.lineno}: class {node.name} subclasses str")
+            if path not in AFTER_WALK:
+                continue
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in _TEXT_METHODS and _is_text(node.func.value)):
+                out.append(f"{path}:{node.lineno}: reads a record's text ({node.func.attr})")
+            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) \
+                    and any(_is_text(c) for c in node.comparators):
+                out.append(f"{path}:{node.lineno}: searches a record's text (in)")
+    return out
+
+
+def test_the_step_ir_records_print_text_and_the_passes_read_records():
+    """No record of the step's code is a str (ppl/ and kernels/ define no str subclass), and no
+    pass after the walk tests the text a record prints; the check finds each in a sample (the
+    test of the test)."""
+    files = [(str(p.relative_to(ROOT)), p.read_text()) for d in ("ppl", "kernels") for p in sorted((ROOT / d).rglob("*.py"))]
+    assert not record_problems(files), "\n".join(record_problems(files))
+    bad = [("ppl/calls.py", "class Call(str):\n    pass\n"),
+           ("ppl/lowering/stepped.py", 'if str(line).strip().startswith("if "):\n    pass\nok = "else" in st.text\n'
+                                       'head, _, tail = str(line).partition(":")\n'),
+           ("ppl/lowering/walk.py", 'if str(line).startswith("if "):\n    pass\n')]   # the walk may
+    assert len(record_problems(bad)) == 4
