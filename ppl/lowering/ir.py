@@ -249,20 +249,17 @@ class Loop:
         loop.pre, loop.body, loop.once = fn(self.pre), fn(self.body), fn(self.once)
         return loop
 
-    def header(self, rng=None) -> list:
-        """The block's first lines: the loop and the bindings of the per-step buffers it names."""
-        if rng is None:
-            rng = "{range}({n} - 1, -1, -1)" if self.reverse else "{range}({n})"
+    def bindings(self) -> list:
+        """[(name, its rows)] of the per-step buffers the block names, bound at the top of each step
+        (the printer writes them under the loop's line)."""
         used = {name for st in flatten(self.body + self.once) for name, _, _ in _stmt_names(st)}
-        lines = [code("for {it} in " + rng + ":", it=LOOP_VAR, range="range", n=self.length,
-                      lo="lo_", hi="hi_")]
+        out = []
         for name, full in self.binds.items():
             if name in used:
                 k = self.slabs.get(full)
-                rows = (slot_rows(full, k, STEP_INDEX) if k is not None
-                        else step_rows(full, self.length, at=FIRST_SLOT if name in self.one_step else None))
-                lines.append(code("    {name} = {rows}", name=name, rows=rows))
-        return lines
+                out.append((name, slot_rows(full, k, STEP_INDEX) if k is not None
+                            else step_rows(full, self.length, at=FIRST_SLOT if name in self.one_step else None)))
+        return out
 
 
 class Checkpoint:

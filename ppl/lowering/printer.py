@@ -249,7 +249,7 @@ def _lines(stmts: list, exprs: dict, indent: str, forward=None) -> list:
             if st.ckpt is not None:
                 forward[id(st.ckpt)] = st
             out += _lines(st.pre, exprs, indent, forward)
-            out += [indent + str(line) for line in st.header()]
+            out += _loop_head(st, f"range({st.length} - 1, -1, -1)" if st.reverse else f"range({st.length})", indent)
             out += _lines(st.body + st.once, exprs, indent + "    ", forward) or [indent + "    pass"]
         elif isinstance(st, (ir.If, ir.For)):
             out += _control(st, indent, lambda x: ir.inline(x, exprs), lambda xs, at: _lines(xs, exprs, at, forward))
@@ -271,6 +271,11 @@ def _control(st, indent: str, text, body) -> list:
     return out
 
 
+def _loop_head(loop: ir.Loop, rng: str, indent: str) -> list:
+    """A loop block's first lines: the loop over `rng` and the bindings of its per-step buffers."""
+    return [indent + f"for {ir.LOOP_VAR} in {rng}:", *(indent + f"    {name} = {rows}" for name, rows in loop.bindings())]
+
+
 def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:
     """A checkpointed loop's reverse block: per segment of K steps, from the last, the carry
     saved before it restored into the slot its first step reads, the forward body run again over
@@ -286,9 +291,9 @@ def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:
                         f"{full}[({ck.K} - 1) * {n}:{ck.K} * {n}])")
     if not ck.saved:
         out.append(i2 + "        pass")
-    out += [i2 + "    " + str(line) for line in fwd.header("{range}({lo}, {hi})")]
+    out += _loop_head(fwd, "range(lo_, hi_)", i2 + "    ")
     out += _lines(fwd.body, exprs, i2 + "        ") or [i2 + "        pass"]
-    out += [i2 + str(line) for line in rev.header("{range}({hi} - 1, {lo} - 1, -1)")]
+    out += _loop_head(rev, "range(hi_ - 1, lo_ - 1, -1)", i2)
     out += _lines(rev.body, exprs, i2 + "    ") or [i2 + "    pass"]
     return out
 
