@@ -154,23 +154,23 @@ class Loops:
     def _slots(self, name: str):
         """K where the storage of the body buffer `name` keeps K steps (allocated or to be, in
         the open checkpointed loop), else None."""
-        full = name + STORE
+        full = f"{name}{STORE}"
         if full in self.slabs:
             return self.slabs[full]
         ck = self.loop.ckpt if self.loop is not None else None
-        if ck is not None and not any(name.endswith("_" + y.name) for y in self.loop_info.loop.ys):
+        if ck is not None and not any(str(name).endswith("_" + y.name) for y in self.loop_info.loop.ys):
             return ck.K
         return None
 
     def previous_step(self, name: str, length: int) -> str:
         K = self._slots(name)
         if K is not None:
-            return ir.slot_rows(name + STORE, K, code("{it} - 1", it=ir.LOOP_VAR))
-        return ir.step_rows(name + STORE, length, shift=-1)
+            return ir.slot_rows(f"{name}{STORE}", K, code("{it} - 1", it=ir.LOOP_VAR))
+        return ir.step_rows(f"{name}{STORE}", length, shift=-1)
 
     def last_step(self, name: str, length: int) -> str:
         K = self._slots(name)
-        return ir.last_rows(name + STORE, length) if K is None else ir.slot_rows(name + STORE, K, length - 1)
+        return ir.last_rows(f"{name}{STORE}", length) if K is None else ir.slot_rows(f"{name}{STORE}", K, length - 1)
 
     # ----- checkpointed loops (ir.Loop, ir.Checkpoint)
     def checkpoint_steps(self, info):
@@ -243,7 +243,7 @@ class Loops:
         buffers of its per-step outputs, which the stacked outputs read after the loop)."""
         if not self.loop_alloc:
             return name, rows
-        full = name + STORE
+        full = f"{name}{STORE}"
         self.per_step[name] = full
         K = self._slots(name)
         if K is not None:
@@ -305,4 +305,4 @@ class Loops:
 
     def storage_of(self, name: str) -> str:
         """The storage (all steps) of a body node's buffer."""
-        return name + STORE
+        return f"{name}{STORE}"
