@@ -138,6 +138,15 @@ class Name(Printed):
     def __hash__(self):
         return hash(self.text)
 
+    def render(self, sub) -> str:
+        """The name, or sub(name) where that is not None."""
+        return _named(self.text, sub)
+
+
+def _named(name: str, sub) -> str:
+    got = sub(name)
+    return name if got is None else got
+
 
 class Flat(Printed):
     """A one-column buffer passed to a kernel as its 1D view (`x.reshape(x.shape[0])`); the
@@ -145,7 +154,11 @@ class Flat(Printed):
 
     def __init__(self, buffer):
         self.buffer = str(buffer)
-        self.text = f"{buffer}.reshape({buffer}.shape[0])"
+        self.text = self.render(lambda n: None)
+
+    def render(self, sub) -> str:
+        b = _named(self.buffer, sub)
+        return f"{b}.reshape({b}.shape[0])"
 
 
 class Buf(Name):
@@ -186,27 +199,56 @@ _CONST_NAMES: dict = {}
 
 class Code(Printed):
     """Code the lowering writes that is no kernel call (a loop step's rows or offset, a test, a
-    user's function called on a row), made by `code`: its text and its `names` (as Call.names')
-    are those of the values it was made from, placed, so no tokenizer reads it."""
+    user's function called on a row), made by `code`: its `parts`, each a literal piece of text
+    (`(False, text)`) or a value it was made from (`(True, value)`: a name, a number, a record of
+    calls.py, another Code). Its `names` (as Call.names') are the values', placed, so no
+    tokenizer reads it; `render` writes it with names replaced."""
 
-    def __init__(self, text: str, names: tuple):
-        self.text, self.names = str(text), names
+    def __init__(self, parts: tuple):
+        self.parts = tuple(parts)
+        text, names = "", []
+        for is_value, x in self.parts:
+            if is_value:
+                names += [(n, len(text) + a, len(text) + b) for n, a, b in arg_names(x)]
+            text += str(x)
+        self.text, self.names = text, tuple(names)
+
+    def render(self, sub) -> str:
+        """Its text with each name n of its values written as sub(n) where that is not None."""
+        return "".join(substituted(x, sub) if is_value else x for is_value, x in self.parts)
 
 
 def code(fmt: str, **values) -> Code:
     """`fmt` with its fields replaced by `values` (a name, a number, a record of calls.py or
     another Code); the names are the values' (arg_names). Words of `fmt` itself are keywords or
     attributes (`.shape`): a name is given as a value, so it is recorded."""
-    text, names = "", []
+    parts = []
     for literal, field, _, _ in _FMT.parse(fmt):
         _check_words(literal, fmt)
-        text += literal
-        if field is None:
-            continue
-        v = values[field]
-        names += [(n, len(text) + a, len(text) + b) for n, a, b in arg_names(v)]
-        text += str(v)
-    return Code(text, tuple(names))
+        if literal:
+            parts.append((False, literal))
+        if field is not None:
+            parts.append((True, values[field]))
+    return Code(tuple(parts))
+
+
+def substituted(value, sub) -> str:
+    """The text of a value of the step's code (a record of calls.py, a name, a number) with each
+    name n it holds written as sub(n) where that is not None: a record writes its parts (Code,
+    Call: `render`), any other value's names are replaced where arg_names places them (a user's
+    text: where the tokenizer does)."""
+    render = getattr(value, "render", None)
+    if render is not None:
+        return render(sub)
+    text = str(value)
+    out, at = [], 0
+    for n, a, b in arg_names(value):
+        r = sub(n)
+        if r is not None:
+            out += [text[at:a], r]
+            at = b
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _check_words(literal: str, fmt: str):
@@ -255,7 +297,10 @@ class Column(Printed):
     def __init__(self, buffer, rows_of=None):
         rows_of = rows_of or buffer
         self.buffer, self.rows_of = str(buffer), str(rows_of)
-        self.text = f"{buffer}.reshape({rows_of}.shape[0], 1)"
+        self.text = self.render(lambda n: None)
+
+    def render(self, sub) -> str:
+        return f"{_named(self.buffer, sub)}.reshape({_named(self.rows_of, sub)}.shape[0], 1)"
 
 
 class Head(Printed):
@@ -263,7 +308,11 @@ class Head(Printed):
 
     def __init__(self, buffer, parts: int):
         self.buffer, self.parts = str(buffer), int(parts)
-        self.text = f"{buffer}[:{buffer}.shape[0] // {int(parts)}]"
+        self.text = self.render(lambda n: None)
+
+    def render(self, sub) -> str:
+        b = _named(self.buffer, sub)
+        return f"{b}[:{b}.shape[0] // {self.parts}]"
 
 
 def text_names(text: str) -> tuple:
@@ -357,6 +406,11 @@ class Call:
 
     def __hash__(self):
         return hash(self.text)
+
+    def render(self, sub) -> str:
+        """Its line with each name n of its arguments written as sub(n) where that is not None."""
+        text = f"{self.kernel}({', '.join(substituted(a, sub) for a in self.args)})"
+        return text if self.assign is None else f"{self.assign[0]} {self.assign[1]} {text}"
 
     @property
     def names(self) -> tuple:

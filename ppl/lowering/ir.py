@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from ..calls import STEP_ARGS, Buf, Call, Code, Const, KernelRef, StepArg, View, arg_names, code, text_names
+from ..calls import STEP_ARGS, Buf, Call, Code, Const, KernelRef, StepArg, View, arg_names, code, substituted, text_names
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -214,7 +214,7 @@ class PerStep(Code):
 def per_step(size: int, off=None) -> Code:
     """off + it_ * size (it_ * size without `off`): an offset that moves on by `size` each step."""
     c = code(("{off} + " if off is not None else "") + "{it} * {size}", off=off, it=LOOP_VAR, size=size)
-    out = PerStep(str(c), c.names)
+    out = PerStep(c.parts)
     out.off, out.size = off, size
     return out
 
@@ -344,17 +344,9 @@ def without(stmts: list, drop: set) -> list:
 
 
 def inline(stmt, exprs: dict) -> str:
-    """The statement's text with each name of `exprs` replaced by its expression."""
-    found = _stmt_names(stmt)
-    hits = [(a, b, exprs[n]) for n, a, b in found if n in exprs]
-    if not hits:
-        return str(stmt)
-    text, out, at = str(stmt), [], 0
-    for a, b, e in hits:
-        out += [text[at:a], e]
-        at = b
-    out.append(text[at:])
-    return "".join(out)
+    """The statement's text with each name of `exprs` written as its expression: a record writes
+    its parts (calls.substituted), a user's line is spliced where the tokenizer found its names."""
+    return substituted(stmt.record if isinstance(stmt, Stmt) else stmt, exprs.get)
 
 
 def rewritten(stmts: list, fn) -> list:

@@ -5,7 +5,7 @@ kernel and step; a check in it (its `_into` count) counts the whole per-step buf
 """
 from __future__ import annotations
 
-from ..calls import Call, Code, Const, KernelRef, Name, arg_names, code
+from ..calls import Call, Code, Const, KernelRef, Name, arg_names, code, substituted
 from ..targets import CUDA_FAMILIES
 from . import access, ir
 
@@ -54,20 +54,14 @@ class _Steps:
         self.views[f"k{i}"] = (f"c{i}", 0)
         return f"k{i}"
 
-    def text(self, s: str, names) -> str:
-        """`s` with its names as the kernel's: a per-step buffer its storage's rows of step it_
+    def name(self, n: str) -> str:
+        """A name of the step as the kernel's: a per-step buffer its storage's rows of step it_
         (`view`), it_ and builtins kept, any other name a parameter a<k>."""
-        out, at = "", 0
-        for n, a, b in sorted(names, key=lambda x: x[1]):
-            out += s[at:a]
-            if n in _KEPT:
-                out += n
-            elif n in self.loop.binds:
-                out += self.view(self.loop.binds[n], 0)
-            else:
-                out += f"a{self.params.setdefault(n, len(self.params))}"
-            at = b
-        return out + s[at:]
+        if n in _KEPT:
+            return n
+        if n in self.loop.binds:
+            return self.view(self.loop.binds[n], 0)
+        return f"a{self.params.setdefault(n, len(self.params))}"
 
     def arg(self, a) -> str:
         if isinstance(a, _Kept):
@@ -77,7 +71,7 @@ class _Steps:
         for n, _, _ in arg_names(a):
             if n == str(a) and n not in self.loop.binds and type(a) is not str:
                 self.records.setdefault(n, a)
-        return self.text(str(a), arg_names(a))
+        return substituted(a, self.name)
 
 
 def _tested(node, steps: _Steps):
@@ -85,7 +79,7 @@ def _tested(node, steps: _Steps):
     for any other statement (a check: its raise is no call)."""
     if not isinstance(node, ir.If):
         return None
-    test = steps.text(str(node.test), node.test.names)
+    test = substituted(node.test.record, steps.name)
     if node.negate:
         test = f"not ({test})"
     out = []
