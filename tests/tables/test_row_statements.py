@@ -59,12 +59,12 @@ def test_the_forms_the_estimators_write():
     assert str(cast(mul("w_", 0.5))) == "cast(w_ * 0.5)"
     assert str(mul(as_float("w_"), as_float("L"))) == "float(w_) * float(L)"
     st = Assign(state(5), scalar_call(scalar.moving_average, "b", "t", "w", 0.9, eq(state(6), 0)))
-    assert st.lines() == ["state[5] = scalar.moving_average(b, t, w, 0.9, state[6] == 0)"]
-    assert Assign(index("rw_", add(mul("d", 4), 1)), "w_").lines() == ["rw_[d * 4 + 1] = w_"]
-    assert Assign("s_x", index("in_x", floordiv("d", 2), 0)).lines() == ["s_x = in_x[d // 2, 0]"]
-    assert Do(user_call("bbg_f", "ua0_f", "ug0_f")).lines() == ["bbg_f(ua0_f, ug0_f)"]
+    assert list(map(str, st.lines())) == ["state[5] = scalar.moving_average(b, t, w, 0.9, state[6] == 0)"]
+    assert list(map(str, Assign(index("rw_", add(mul("d", 4), 1)), "w_").lines())) == ["rw_[d * 4 + 1] = w_"]
+    assert list(map(str, Assign("s_x", index("in_x", floordiv("d", 2), 0)).lines())) == ["s_x = in_x[d // 2, 0]"]
+    assert list(map(str, Do(user_call("bbg_f", "ua0_f", "ug0_f")).lines())) == ["bbg_f(ua0_f, ug0_f)"]
     block = If(ne("b0", "b1"), [Assign("cf_", 1.0), Assign("g", cast(mul("w_", "cf_")), "+=")])
-    assert block.lines() == ["if b0 != b1:", "    cf_ = 1.0", "    g += cast(w_ * cf_)"]
+    assert list(map(str, block.lines())) == ["if b0 != b1:", "    cf_ = 1.0", "    g += cast(w_ * cf_)"]
 
 
 def test_what_is_no_row_expression_is_refused():
