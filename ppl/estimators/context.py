@@ -115,8 +115,9 @@ def full_name(estimator, node, tag: str, name=None) -> str:
 
 class EstimatorContext:
     """What an estimator sees while its node is lowered (one context per node, the same in its
-    draw and its estimate). Buffers are the step's arrays, named by strings of code: a node's
-    values have one row per row of the step (data row x sample x configuration), `width` columns.
+    draw and its estimate). Buffers are the step's arrays, named by records of its code (calls.Buf,
+    Noise: `str()` gives the name the step's code uses): a node's values have one row per row of
+    the step (data row x sample x configuration), `width` columns.
 
     node, options, law, estimator                        what is estimated, and by what
     rows                                                 the rows of the step (Rows: samples, configs,
