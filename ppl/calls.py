@@ -113,6 +113,9 @@ class Printed:
 
     text: str
 
+    def __init__(self, text):
+        self.text = str(text)
+
     def __str__(self):
         return self.text
 
@@ -131,12 +134,9 @@ class Name(Printed):
     text too, so that a table keyed by names finds it."""
 
     def __eq__(self, other):
-        if isinstance(other, str):
-            return other == self.text
-        return isinstance(other, Name) and other.text == self.text
+        return other == self.text if isinstance(other, str) else isinstance(other, Name) and other.text == self.text
 
-    def __hash__(self):
-        return hash(self.text)
+    __hash__ = Printed.__hash__
 
     def render(self, sub) -> str:
         """The name, or sub(name) where that is not None."""
@@ -144,8 +144,7 @@ class Name(Printed):
 
 
 def _named(name: str, sub) -> str:
-    got = sub(name)
-    return name if got is None else got
+    return sub(name) or name
 
 
 class Flat(Printed):
@@ -164,8 +163,8 @@ class Flat(Printed):
 class Buf(Name):
     """A buffer of the step, a workspace's or a data input's: its name (its text), its rows
     (Layout's: "R" every row, "D" one per data row, "Dn" n per data row, a number, or a loop's
-    per-step storage: lowering.layout.PerStep) and its
-    width (None: one value per row, a 1D buffer). Made where the lowering allocates or binds it."""
+    per-step storage: lowering.layout.PerStep) and its width (None: one value per row, a 1D
+    buffer). Made where the lowering allocates or binds it."""
 
     def __init__(self, name, rows="R", width=None):
         self.text, self.rows, self.width = str(name), rows, width
@@ -182,9 +181,6 @@ class View(Name):
 class Const(Printed):
     """A constant of the step's code written as its literal (a number, a tuple of numbers, True or
     False, np.nan): the names it holds (`names`: np of np.nan) are read once per literal."""
-
-    def __init__(self, text: str):
-        self.text = str(text)
 
     @property
     def names(self) -> tuple:
@@ -283,9 +279,6 @@ class StepArg(Name):
     """An argument of the step itself that a kernel call passes on (seed, t, row0, B, theta, grad,
     state)."""
 
-    def __init__(self, name: str):
-        self.text = name
-
 
 STEP_ARGS = ("theta", "grad", "state", "B", "seed", "t", "row0")
 
@@ -368,13 +361,8 @@ def _none(arg) -> tuple:
     return ()
 
 
-def _own(arg) -> tuple:
-    return arg.names
-
-
-# an argument's type -> its names (arg_names); any other type is read as its text
-_NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: _own, Code: _own, Flat: _flat_names,
-             Column: _column_names, Head: _head_names}
+_NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: lambda a: a.names, Code: lambda a: a.names,
+             Flat: _flat_names, Column: _column_names, Head: _head_names}
 
 
 class Call:
@@ -440,15 +428,9 @@ def call(kernel, *args) -> Call:
 class Lit(Printed):
     """A template argument: the node attribute `name` written as its literal (`{name!r}`)."""
 
-    def __init__(self, name: str):
-        self.text = name
-
 
 class FlatField(Printed):
     """A template argument: the buffer field `name` passed as its 1D view (a Flat buffer)."""
-
-    def __init__(self, name: str):
-        self.text = name
 
 
 def lit(name: str) -> Lit:

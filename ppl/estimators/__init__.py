@@ -6,7 +6,7 @@ default (`rules`) and what autotune skips (`not_measured`) are declared on the e
 import importlib
 import pkgutil
 
-from .protocol import NO_GRAD, NO_GRAD_1D, REGISTRY, Estimator, NodeInfo, Rule, estimator_params  # noqa: F401
+from .protocol import NO_GRAD, NO_GRAD_1D, REGISTRY, Estimator, NodeInfo, RowShape, Rule, estimator_params  # noqa: F401
 from . import context
 from .context import EstimatorContext, Kernel, register_estimator  # noqa: F401  (the public protocol)
 

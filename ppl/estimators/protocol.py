@@ -89,6 +89,33 @@ class Rule:
     why: object       # (NodeInfo) -> str
 
 
+JOINS = ("product", "branches", "relaxed", "alternative")
+
+
+@dataclass(frozen=True)
+class RowShape:
+    """The rows an estimator gives each drawn row of its node (`Estimator.row_shape`), what the
+    row plan (lowering/rows.py) reads of it: `configs` rows per drawn row, the drawn one included;
+    how they sit with other nodes' rows (`joins`):
+      "product"      a digit of its own: every other digit's rows repeat for each (an enumeration);
+      "branches"     rows only its own estimate reads, its drawn row's branches (an antithetic
+                     pair, measure-valued branches): with other such nodes one shared digit, where
+                     rows add up rather than multiply;
+      "relaxed"      rows that evaluate the graph below with other values than the drawn one
+                     (REBAR's control variate): always the shared digit;
+      "alternative"  branches of which one, the alternative row, every such node shares
+                     (stochastic derivatives);
+    and whether the readers of its values may merge its rows that hold equal values (`merges`)."""
+
+    configs: int = 1
+    joins: str = "product"
+    merges: bool = True
+
+    def __post_init__(self):
+        if self.joins not in JOINS:
+            raise ValueError(f"a row shape joins by one of {', '.join(JOINS)}, not {self.joins!r}")
+
+
 @dataclass
 class NodeInfo:
     """What the compiler knows of a stochastic node when choosing its estimator."""
@@ -117,6 +144,8 @@ class Estimator:
     check(info) -> None or why not    whether it applies to a node (info.dist, info.node, info.samples,
                                       info.above: the estimators chosen above it)
     rows(info, options) -> int        configuration rows per drawn row (default 1)
+    row_shape(info, options)          its rows as the row plan reads them (RowShape: rows() and
+                                      how they join other nodes', from the flags below)
     draw(ctx)                         the node's values on every row (default: the ordinary draw)
     estimate(ctx)                     add the gradient of the objective into ctx.param_grads()
 
@@ -255,6 +284,16 @@ class Estimator:
             raise ModelError(f"estimator '{self.name}': rows() must return an int >= 1 for node "
                              f"'{info.node.name}', got {n!r}")
         return n
+
+    def row_shape(self, info: NodeInfo, opts: dict) -> RowShape:
+        """Its node's rows as the row plan reads them: `rows` (checked, `expansion`) and how they
+        join the other nodes' (its flags: `evaluates_below` relaxed, `alternative_row`
+        alternative, `branch_rows` branches, else a product), merged where `shares_rows` (by
+        default where it reads no value cotangent)."""
+        joins = ("relaxed" if self.evaluates_below else "alternative" if self.alternative_row
+                 else "branches" if self.branch_rows else "product")
+        merges = self.shares_rows if self.shares_rows is not None else not self.passes_value_grad
+        return RowShape(self.expansion(info, opts), joins, bool(merges))
 
     def draw(self, ctx) -> None:
         """Emit the node's values on every row of the step (ctx: estimators.context.EstimatorContext);

@@ -185,7 +185,7 @@ class ArrayLowering(Lowering, ArrayHelpers, Views, Alternative, Tangents):
                                   lambda p: call(KERNELS.rows.all_finite2, self.stored_values(p)))
         self._estimator(n).draw(self.estimator_context(n))
         self.check_user_draw(n, call(KERNELS.rows.all_finite2, self.v(n)))
-        if self._estimator(n).alternative_row:
+        if self.plan.shapes[n].joins == "alternative":
             self.reset_alternative(n, self.estimator_context(n).buffer("switched", self.plan.paths))
 
     def estimate_node(self, n: Node):

@@ -155,10 +155,11 @@ class ContextHelpers:
         ARMS's partners, stochastic derivatives' alternative) lies above `node` or in its loop's
         body, the values a check refuses may come from those rows, not the model's draws: which
         node and estimator, and the fix."""
-        from ..estimators import REGISTRY
         info, anc = self.an.loop_of(node), G.ancestors(self.an.graph, node.name)
         for x, (ch, _) in self.choices.items():
-            if REGISTRY[ch.estimator].branch_rows and (x.name in anc or (info is not None and x in info.body)):
+            shape = self.plan.shapes.get(x)
+            if shape is not None and shape.joins in ("branches", "alternative") and (
+                    x.name in anc or (info is not None and x in info.body)):
                 return (f" (or a row of estimator '{ch.estimator}' of '{x.name}', which evaluates the graph with "
                         f"another value of '{x.name}' than its draw and may reach values the model never does: "
                         f"bound the expression, e.g. ppl.clip or ppl.maximum, or give '{x.name}' another estimator)")

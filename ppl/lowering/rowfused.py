@@ -53,7 +53,7 @@ from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 from .rowcontext import RowEstimatorContext
-from .rows import shared_members, shared_span
+from .rows import row_shapes, shared_members, shared_span
 from ..analysis import graph as G
 from .rules import ROW_RULES
 from .printer import qualify, row_lines_of
@@ -75,11 +75,10 @@ def applies(model, an, choices) -> str | None:
         return "the model has a plate (its global nodes and scaled costs are lowered by the array kernels)"
     if getattr(model, "loops", None):
         return "the model has a ppl.scan (its loop block is lowered by the array kernels)"
-    sizes = {n: REGISTRY[choices[n][0].estimator].expansion(choices[n][1], choices[n][0].options)
-             for n in model.order if n.is_stochastic}
-    ests = {n: REGISTRY[choices[n][0].estimator] for n in sizes}
-    shared = shared_members(model.order, sizes, ests, lambda n: G.descendants(an.graph, n.name))
-    configs = shared_span(shared, sizes, ests)
+    shapes = row_shapes([n for n in model.order if n.is_stochastic], choices)
+    sizes = {n: shape.configs for n, shape in shapes.items()}
+    shared = shared_members(model.order, shapes, lambda n: G.descendants(an.graph, n.name))
+    configs = shared_span(shared, shapes)
     for n in model.order:
         if n.attrs.get("is_head"):
             if any(i.width != 1 for i in n.inputs):

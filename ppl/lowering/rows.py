@@ -2,7 +2,7 @@
 equal rows (what it is computed on), returned as a frozen `RowPlan` that the other parts read."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..analysis import graph as G
@@ -17,38 +17,46 @@ from .loops import check_loop_estimators
 # rows per drawn row (data row and sample) the step may evaluate: enumeration multiplies them by
 # its support, the shared digit adds each node's extra rows
 MAX_ROWS = 1 << 16
+_BRANCHES = ("branches", "alternative")   # extra rows that carry no objective weight (the alternative row's too)
 
 
-def shared_members(order, sizes: dict, est: dict, descendants, steps=None) -> list:
-    """The nodes whose extra rows share one digit, in order: every node whose estimator evaluates
-    the graph below (REBAR) and, when there are two or more such nodes in all, every node whose
-    configurations are branches of its own draw (`branch_rows`: antithetic pairs, measure-valued
+def row_shapes(order, choices) -> dict:
+    """node -> its estimator's RowShape (Estimator.row_shape: its rows and how they join others')."""
+    return {n: REGISTRY[choices[n][0].estimator].row_shape(choices[n][1], choices[n][0].options)
+            for n in order if n in choices}
+
+
+def shared_members(order, shapes: dict, descendants, steps=None) -> list:
+    """The nodes whose extra rows share one digit, in order: every node whose rows are "relaxed"
+    (REBAR's: the graph below evaluated again) and, when there are two or more such nodes in all,
+    every node whose rows are "branches" of its own draw (antithetic pairs, measure-valued
     branches) with no node of a digit of its own below it. A lone node of the latter kind keeps a
     digit of its own (its pair may split the drawn row's weight, as it always has), and so does one
     above an enumerated node (or any other digit of its own): its estimate compares its rows' costs
     marginalised over that node's configurations, weighted by their rows' weights, which a shared
-    digit's extra rows do not carry. The nodes drawing the alternative row of stochastic
-    derivatives always join (they share one row). `sizes`: node -> its configurations; `est`: node
-    -> its estimator; `descendants(node)`: the names below it; `steps`: node -> its loop's steps (a
-    body node counts as one node per step)."""
-    expanded = [n for n in order if sizes.get(n, 1) > 1]
-    own = [n for n in expanded if not (est[n].evaluates_below or est[n].branch_rows)]
-    rebar = [n for n in expanded if est[n].evaluates_below]
-    members = [n for n in expanded if n in rebar or est[n].alternative_row or (est[n].branch_rows and not (
+    digit's extra rows do not carry. The nodes drawing the "alternative" row of stochastic
+    derivatives always join (they share one row). `shapes`: node -> its RowShape (row_shapes);
+    `descendants(node)`: the names below it; `steps`: node -> its loop's steps (a body node counts
+    as one node per step)."""
+    expanded = [n for n in order if n in shapes and shapes[n].configs > 1]
+    own = [n for n in expanded if shapes[n].joins == "product"]
+    relaxed = [n for n in expanded if shapes[n].joins == "relaxed"]
+    alternative = [n for n in expanded if shapes[n].joins == "alternative"]
+    members = [n for n in expanded if n in relaxed or n in alternative or (shapes[n].joins == "branches" and not (
         {m.name for m in own} & descendants(n)))]
     steps = steps or {}
-    if sum(steps.get(n, 1) for n in members) > 1 or any(est[n].alternative_row for n in members):
+    if sum(steps.get(n, 1) for n in members) > 1 or any(n in alternative for n in members):
         return members
-    return rebar
+    return relaxed
 
 
-def shared_span(members, sizes: dict, est: dict, steps=None, paths: int = 1) -> int:
+def shared_span(members, shapes: dict, steps=None, paths: int = 1) -> int:
     """The rows of the shared digit of `members` (shared_members): the drawn row, each member's
     extra rows (once per step of its loop), and the `paths` alternative rows every member that
     draws them shares (stochastic derivatives); 1 when there are none."""
     steps = steps or {}
-    alt = any(est[n].alternative_row for n in members)
-    return 1 + sum((sizes[n] - 1) * steps.get(n, 1) for n in members if not est[n].alternative_row) + paths * alt
+    alt = [n for n in members if shapes[n].joins == "alternative"]
+    return 1 + sum((shapes[n].configs - 1) * steps.get(n, 1) for n in members if n not in alt) + paths * bool(alt)
 
 
 def _frozen(d: dict) -> MappingProxyType:
@@ -67,7 +75,8 @@ class RowPlan:
     `draws_alternative`: the nodes that draw the alternative rows, `paths` of them (local indices
     off .. off + paths - 1 of the shared digit). `FULL` / `D1`: the layouts of every
     row and of one row per data row; `lay[n]`: the layout a node is stored on, `inv`: the nodes
-    stored once per data row; `gcopy[n]`: the other layouts its readers read its cotangent on."""
+    stored once per data row; `gcopy[n]`: the other layouts its readers read its cotangent on;
+    `shapes[n]`: the RowShape its estimator gave (estimators.protocol), which all of this is made from."""
 
     S: int
     reps: int
@@ -84,6 +93,7 @@ class RowPlan:
     inv: frozenset
     gcopy: MappingProxyType
     paths: int = 1
+    shapes: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     # ----- the configurations of a drawn row (the row-fused lowering emits each one's code)
     def digit(self, node, cfg: int) -> int:
@@ -138,14 +148,14 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     class of equal rows (`_layouts`); `one_layout`: every node, data inputs too, on every row (the
     row-fused lowering's: a width-1 value costs nothing to redo); `paths`: the alternative rows of
     stochastic derivatives (grads.alternative_paths)."""
-    est = {n: REGISTRY[choices[n][0].estimator] for n in an.order if n in choices}
+    shapes = row_shapes(an.order, choices)
     row_digit, cv_slot, S = {}, {}, 1
-    sizes = {n: est[n].expansion(choices[n][1], choices[n][0].options) for n in est}
+    sizes = {n: shape.configs for n, shape in shapes.items()}
     check_loop_estimators(an, choices, objective)
     # a body node's configurations exist once per step of its loop
     steps = {n: (an.loop_of(n).loop.length if an.loop_of(n) else 1) for n in sizes}
-    shared = shared_members(an.order, sizes, est, lambda n: G.descendants(an.graph, n.name), steps)
-    alt = [n for n in shared if est[n].alternative_row]   # one row for them all
+    shared = shared_members(an.order, shapes, lambda n: G.descendants(an.graph, n.name), steps)
+    alt = [n for n in shared if shapes[n].joins == "alternative"]   # one row for them all
     for n in alt:   # the alternative row's costs are compared row by row, never marginalised
         below = G.descendants(an.graph, n.name)
         for m in an.order:
@@ -155,7 +165,7 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
                                  f"multiply and weigh each configuration); choose 'score', 'disarm' or 'mvd' for "
                                  f"'{m.name}'")
     paths = paths if alt else 1
-    span = shared_span(shared, sizes, est, steps, paths)
+    span = shared_span(shared, shapes, steps, paths)
     for n in an.order:
         size = sizes.get(n, 1)
         if size <= 1:
@@ -181,14 +191,14 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     if S > MAX_ROWS:
         raise ModelError(_too_many_rows(S, span, row_digit, shared, choices))
     # a shared digit with branch rows: only its drawn rows carry the objective's weight
-    branch_digit = row_digit[shared[0]] if any(est[n].branch_rows for n in shared) else None
+    branch_digit = row_digit[shared[0]] if any(shapes[n].joins in _BRANCHES for n in shared) else None
     KS = samples * S
     FULL, D1 = tuple(range(KS)), (0,) * KS
     plan = RowPlan(S, KS, _frozen(sizes), _frozen(steps), tuple(shared), _frozen(row_digit), _frozen(cv_slot),
-                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}), paths)
+                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}), paths, _frozen(shapes))
     if KS == 1 or one_layout:
         return plan
-    lay, gcopy = _layouts(plan, model, an, est, affected_by_alternative(an, choices), merge_rows)
+    lay, gcopy = _layouts(plan, model, an, shapes, affected_by_alternative(an, choices), merge_rows)
     return replace(plan, lay=_frozen(lay), inv=frozenset(n for n in an.order if lay[n] == D1),
                    gcopy=_frozen({n: frozenset(v) for n, v in gcopy.items()}))
 
@@ -206,7 +216,7 @@ def _too_many_rows(S: int, span: int, row_digit, shared, choices) -> str:
             f"choose 'score' or 'stochastic_derivative' (no extra rows per node) for some of them")
 
 
-def _layouts(plan: RowPlan, model, an, est: dict, every_row: set, merge_rows: bool):
+def _layouts(plan: RowPlan, model, an, shapes: dict, every_row: set, merge_rows: bool):
     """Which rows of a data row each node is computed on: its layout `lay[n]`, a tuple that
     maps each of the data row's K S rows to the row holding its value, and `gcopy`.
 
@@ -239,10 +249,10 @@ def _layouts(plan: RowPlan, model, an, est: dict, every_row: set, merge_rows: bo
         if not n.is_stochastic:
             sig[n] = _canon([tuple(sig[p][r] for p in n.inputs) for r in range(KS)])
             continue
-        if not (est[n].shares_rows if est[n].shares_rows is not None else not est[n].passes_value_grad):
+        if not shapes[n].merges:
             sig[n] = FULL
             continue
-        relaxing = [m for m in plan.shared if (m is n or m.name in G.ancestors(g, n.name)) and est[m].evaluates_below]
+        relaxing = [m for m in plan.shared if (m is n or m.name in G.ancestors(g, n.name)) and shapes[m].joins == "relaxed"]
         keys = []
         for r in range(KS):
             k, c = divmod(r, S)

@@ -108,9 +108,6 @@ def _hoisted(st: ir.Stmt, loop: ir.Loop):
 class _Kept(Name):
     """A member's argument that is the kernel's own scratch (`_Steps.scratch`: its step's rows)."""
 
-    def __init__(self, name: str):
-        self.text = name
-
 
 def _folded(st: ir.Stmt, steps: _Steps):
     """A moving-average baseline in a loop block (rows.moving_average_baseline) as its row half, a

@@ -316,3 +316,36 @@ def test_estimators_that_evaluate_the_graph_below_are_users_too():
     a = generate_source(golden._graph("price"), estimators="user_price", dtype=np.float64)
     b = generate_source(golden._graph("price"), estimators="price", dtype=np.float64)
     assert golden.canonical(a) == golden.canonical(b) and "price.hess_gaussian_nll_mean(" in a
+
+
+def test_an_estimator_declares_its_rows_by_a_row_shape():
+    """An estimator may give its rows as one record (Estimator.row_shape -> RowShape) instead of
+    rows() and flags: DisARM's pair declared as RowShape(2, "branches") with its flag off renders
+    DisARM's step up to names on two layers (the pairs sharing one digit); the test of the test:
+    the same pair declared as a "product" (a digit of its own per layer) renders another step."""
+    import golden
+    from ppl.compiler.pipeline import generate_source
+    from ppl.estimators import RowShape
+
+    def declared(name, joins):   # DisARM's methods on ppl.Estimator, its pair given as a RowShape
+        members = {}
+        for cls in reversed(type(REGISTRY["disarm"]).__mro__[:-2]):   # up to ppl.Estimator and object
+            members.update({k: v for k, v in vars(cls).items() if not k.startswith("__")})
+        members = {k: v for k, v in members.items() if k not in ("name", "rules", "expansion")}
+        return ppl.register_estimator(type(f"Shape_{name}", (ppl.Estimator,), {
+            **members, "name": name, "branch_rows": False,
+            "row_shape": lambda self, info, opts, joins=joins: RowShape(2, joins, merges=True)}))
+
+    def unchecked(src):   # a user's own draw is checked for NaN in the step (the built-in's is not): those lines out
+        lines = src.splitlines()
+        drop = {i for i, line in enumerate(lines) if "drew NaN or inf values" in line}
+        return "\n".join(line for i, line in enumerate(lines) if i not in drop and i + 1 not in drop)
+
+    declared("pair_shape", "branches")
+    declared("pair_product", "product")
+    sbn = ppl.models.get("sbn")
+    builtin = generate_source(sbn.build(latent=(8, 8)), estimators="disarm")
+    ours = unchecked(generate_source(sbn.build(latent=(8, 8)), estimators="pair_shape"))
+    assert golden.canonical(ours) == golden.canonical(builtin)
+    product = unchecked(generate_source(sbn.build(latent=(8, 8)), estimators="pair_product"))
+    assert golden.canonical(product) != golden.canonical(builtin)
