@@ -295,6 +295,22 @@ class Estimator:
         merges = self.shares_rows if self.shares_rows is not None else not self.passes_value_grad
         return RowShape(self.expansion(info, opts), joins, bool(merges))
 
+    def checked_shape(self, info: NodeInfo, opts: dict) -> RowShape:
+        """Its `row_shape`, held to its contract: a RowShape whose rows are "relaxed" exactly when
+        it `evaluates_below` (its hooks act on those rows) and "alternative" exactly when it draws
+        the `alternative_row`."""
+        shape = self.row_shape(info, opts)
+        node = getattr(info.node, "name", info.node)
+        if not isinstance(shape, RowShape):
+            raise ModelError(f"estimator '{self.name}': row_shape() must return a ppl.estimators.RowShape for node "
+                             f"'{node}', got {shape!r}")
+        for joins, flag in (("relaxed", "evaluates_below"), ("alternative", "alternative_row")):
+            if (shape.joins == joins) != bool(getattr(self, flag)):
+                raise ModelError(f"estimator '{self.name}': its row shape for node '{node}' joins by {shape.joins!r} "
+                                 f"but {flag} is {bool(getattr(self, flag))}; rows that join by {joins!r} come with "
+                                 f"{flag} = True (and its hooks), and only those")
+        return shape
+
     def draw(self, ctx) -> None:
         """Emit the node's values on every row of the step (ctx: estimators.context.EstimatorContext);
         by default the law's ordinary draw."""

@@ -21,8 +21,9 @@ _BRANCHES = ("branches", "alternative")   # extra rows that carry no objective w
 
 
 def row_shapes(order, choices) -> dict:
-    """node -> its estimator's RowShape (Estimator.row_shape: its rows and how they join others')."""
-    return {n: REGISTRY[choices[n][0].estimator].row_shape(choices[n][1], choices[n][0].options)
+    """node -> its estimator's RowShape (Estimator.row_shape, checked: its rows and how they join
+    others')."""
+    return {n: REGISTRY[choices[n][0].estimator].checked_shape(choices[n][1], choices[n][0].options)
             for n in order if n in choices}
 
 

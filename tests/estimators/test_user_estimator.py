@@ -349,3 +349,28 @@ def test_an_estimator_declares_its_rows_by_a_row_shape():
     assert golden.canonical(ours) == golden.canonical(builtin)
     product = unchecked(generate_source(sbn.build(latent=(8, 8)), estimators="pair_product"))
     assert golden.canonical(product) != golden.canonical(builtin)
+
+
+def test_a_row_shape_that_breaks_its_contract_is_refused_by_name():
+    """A row_shape that is no RowShape, or rows "relaxed" without evaluates_below (the hooks that
+    act on them), is refused naming the estimator, the node and the fix; a RowShape's joins is one
+    of its four kinds."""
+    from ppl.compiler.pipeline import generate_source
+    from ppl.estimators import RowShape
+
+    def shaped(name, shape):
+        return ppl.register_estimator(type(f"Bad_{name}", (ppl.Estimator,), {
+            "name": name, "estimate": lambda self, ctx: None, "row_shape": lambda self, info, opts: shape}))
+
+    shaped("shape_int", 2)
+    shaped("shape_relaxed", RowShape(2, "relaxed"))
+    shaped("shape_branches", RowShape(2, "branches"))
+    sbn = ppl.models.get("sbn")
+    with pytest.raises(ppl.ModelError, match="estimator 'shape_int': row_shape.. must return a ppl.estimators.RowShape "
+                                             "for node 'h"):
+        generate_source(sbn.build(latent=(8,)), estimators="shape_int")
+    with pytest.raises(ppl.ModelError, match="'shape_relaxed'.*joins by 'relaxed' but evaluates_below is False"):
+        generate_source(sbn.build(latent=(8,)), estimators="shape_relaxed")
+    generate_source(sbn.build(latent=(8,)), estimators="shape_branches")   # the test of the test: a sound shape
+    with pytest.raises(ValueError, match="joins by one of product, branches, relaxed, alternative"):
+        RowShape(2, "pairs")
