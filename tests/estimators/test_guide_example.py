@@ -94,3 +94,27 @@ def test_the_guide_s_arm_stacked(h1, h2):
     print(h1, h2, st.proj, st.proj_se, st.max_abs_bias_in_se)
     assert abs(st.proj - 1) <= stats.Z_PROJ * st.proj_se and stats.Z_PROJ * st.proj_se <= stats.BIAS, st
     assert st.max_abs_bias_in_se <= stats.Z_ENTRY, st
+
+
+def test_the_guide_s_new_row_shape_is_unbiased_with_stated_power():
+    """The guide's "A new row shape": DisARM with each node's pair on a digit of its own (a
+    RowShape of its own, nothing else changed), as written, on two stacked layers. Oracle:
+    ppl.diagnostics.exact_gradient (enumeration). Check: `proj` within Z_PROJ standard errors of
+    1 and Z_PROJ `proj_se` <= 5%; every entry within Z_ENTRY; the test of the test: the same
+    estimates scaled by 1 +- BIAS fail the projection check (proj and its SE scale with them).
+    The variant evaluates 4 rows per draw where DisARM's shared digit takes 3, and its gradient
+    varies less than DisARM's on this model."""
+    text = GUIDE.read_text()
+    scope = {}
+    exec(_block(text, "The protocol"), scope)             # imports, ppl, Model, Bernoulli ...
+    exec(_block(text, "A new row shape"), scope)
+    own, shared = scope["own"], scope["shared"]
+    assert abs(own.proj - 1) <= stats.Z_PROJ * own.proj_se, (own.proj, own.proj_se)
+    assert stats.Z_PROJ * own.proj_se <= stats.BIAS, own.proj_se
+    assert own.max_abs_bias_in_se <= stats.Z_ENTRY, own.max_abs_bias_in_se
+    for f in (1 + stats.BIAS, 1 - stats.BIAS):   # the test of the test
+        assert abs(f * own.proj - 1) > stats.Z_PROJ * f * own.proj_se, f
+    assert own.total_variance < shared.total_variance, (own.total_variance, shared.total_variance)
+    from ppl.compiler.pipeline import generate_source
+    rows = {e: generate_source(scope["m2"], estimators=e) for e in ("disarm_own_digits", "disarm")}
+    assert "rows.expand_rows(n0_h1, 4)" in rows["disarm_own_digits"] and "rows.expand_rows(n0_h1, 3)" in rows["disarm"]
