@@ -131,7 +131,8 @@ class Call:
         return f"Call({self.text!r})"
 
     def __eq__(self, other):
-        return isinstance(other, Call) and (self.kernel, self.args, self.assign) == (other.kernel, other.args, other.assign)
+        return isinstance(other, Call) and (self.kernel, self.args, self.assign) == (other.kernel, other.args,
+                                                                                     other.assign)
 
     def __hash__(self):
         return hash(self.text)

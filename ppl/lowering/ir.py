@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from ..calls import STEP_ARGS, Buf, Call, Code, Const, KernelRef, StepArg, View, arg_names, code, substituted, text_names
+from ..calls import (STEP_ARGS, Buf, Call, Code, Const, KernelRef, Name, StepArg, View, arg_names, code, substituted,
+                     text_names)
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
 _REPEATS = {("rows", "repeat_rows"), ("rows", "gather_rows")}
@@ -70,7 +71,7 @@ class Stmt:
         if self.call is None or not self.call.args:
             return None
         last = self.call.args[-1]
-        if isinstance(last, Buf):
+        if isinstance(last, Name):   # a buffer's (or another name's) record
             return str(last)
         return last if isinstance(last, str) and last.isidentifier() else None
 

@@ -228,8 +228,9 @@ def _into_sink(stmts: list, words: list) -> list:
         check = isinstance(st, ir.If) and st.raises() and st.test.call is not None
         term = isinstance(st, ir.Stmt) and st.call is not None and (st.call.assign or ("",))[0] == "loss"
         if check or term:
-            c = (st.test if check else st).call
-            out.append(ir.Stmt(Call(c.kernel.variant("_into"), (*c.args, "sink_", len(words))), (st.test if check else st).owner))
+            read = st.test if check else st
+            into = Call(read.call.kernel.variant("_into"), (*read.call.args, "sink_", len(words)))
+            out.append(ir.Stmt(into, read.owner))
             words.append(st.then if check else None)
             continue
         out.append(st)
@@ -273,7 +274,8 @@ def _control(st, indent: str, text, body) -> list:
 
 def _loop_head(loop: ir.Loop, rng: str, indent: str) -> list:
     """A loop block's first lines: the loop over `rng` and the bindings of its per-step buffers."""
-    return [indent + f"for {ir.LOOP_VAR} in {rng}:", *(indent + f"    {name} = {rows}" for name, rows in loop.bindings())]
+    return [indent + f"for {ir.LOOP_VAR} in {rng}:",
+            *(indent + f"    {name} = {rows}" for name, rows in loop.bindings())]
 
 
 def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:

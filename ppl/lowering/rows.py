@@ -196,7 +196,8 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     KS = samples * S
     FULL, D1 = tuple(range(KS)), (0,) * KS
     plan = RowPlan(S, KS, _frozen(sizes), _frozen(steps), tuple(shared), _frozen(row_digit), _frozen(cv_slot),
-                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}), paths, _frozen(shapes))
+                   branch_digit, frozenset(alt), FULL, D1, _frozen({}), frozenset(), _frozen({}), paths,
+                   _frozen(shapes))
     if KS == 1 or one_layout:
         return plan
     lay, gcopy = _layouts(plan, model, an, shapes, affected_by_alternative(an, choices), merge_rows)
@@ -253,7 +254,8 @@ def _layouts(plan: RowPlan, model, an, shapes: dict, every_row: set, merge_rows:
         if not shapes[n].merges:
             sig[n] = FULL
             continue
-        relaxing = [m for m in plan.shared if (m is n or m.name in G.ancestors(g, n.name)) and shapes[m].joins == "relaxed"]
+        relaxing = [m for m in plan.shared
+                    if (m is n or m.name in G.ancestors(g, n.name)) and shapes[m].joins == "relaxed"]
         keys = []
         for r in range(KS):
             k, c = divmod(r, S)

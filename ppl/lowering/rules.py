@@ -69,9 +69,10 @@ def _carry_bwd(lowering, n, ins, gins, gout, out, rows):
     """Its cotangent into the carry's node at the previous step (init's at step 0)."""
     loop = lowering.body_loop()
     g_out = lowering.stored_cotangent(loop.carry_out[n.attrs["index"]])
-    lowering.emit_if(code("{it} > 0", it=STEP_INDEX),
-                     [call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length))] if g_out is not None
-                     else [], [call(KERNELS.core.copy_bwd, gout, gins[0])] if gins[0] is not NO_GRAD else [])
+    to_previous = ([call(KERNELS.core.copy_bwd, gout, lowering.previous_step(g_out, loop.length))]
+                   if g_out is not None else [])
+    to_init = [call(KERNELS.core.copy_bwd, gout, gins[0])] if gins[0] is not NO_GRAD else []
+    lowering.emit_if(code("{it} > 0", it=STEP_INDEX), to_previous, to_init)   # an empty branch: pass
 
 
 def _x_fwd(lowering, n, ins, out):
