@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .selection import select
 
 DRAWS = 32               # gradient estimates per candidate for its variance, at most
@@ -120,13 +122,26 @@ def prefer_in_tie(c, best, in_force: bool) -> bool:
     return in_force
 
 
+ROUNDING_ULPS = 64       # draws that agree within this many units in the last place of their largest entry
+                         # differ by rounding only (an exact estimator: the same gradient at every draw, up
+                         # to the order of its sums): no variance
+
+
 def moments(g):
-    """(trace of the covariance of the rows of g, its standard error)."""
+    """(trace of the covariance of the rows of g, its standard error); (0, 0) where the rows agree
+    up to rounding (ROUNDING_ULPS of their largest entry, in their dtype), so that two exact
+    estimators tie at zero whatever the rounding of either."""
     n = g.shape[0]
     d = ((g - g.mean(0)) ** 2).sum(1)             # each draw's squared deviation; their sum / (n - 1) = trace
     var = float(d.sum() / (n - 1))
     se = float(d.std(ddof=1) * math.sqrt(n) / (n - 1))
-    return (var, se) if math.isfinite(var) else (math.inf, math.inf)
+    if not math.isfinite(var):
+        return math.inf, math.inf
+    eps = np.finfo(g.dtype).eps if np.issubdtype(g.dtype, np.floating) else np.finfo(np.float64).eps
+    scale = float(np.abs(g).max()) if g.size else 0.0
+    if var <= g.shape[1] * (ROUNDING_ULPS * eps * scale) ** 2:
+        return 0.0, 0.0
+    return var, se
 
 
 def rows_of(model, an, options, assign: dict) -> int:

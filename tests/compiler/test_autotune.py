@@ -372,3 +372,24 @@ def test_candidates_of_programs_of_their_own_are_measured_by_the_next_call(monke
     by = {r["estimator"]: r for r in poisson.autotune_table if r["rows"]}
     assert set(by) == {"score", "mvd", "stochastic_derivative"} and by["stochastic_derivative"]["draws"] == A.SOLO_DRAWS
     assert sum(r["chosen"] for r in by.values()) == 1
+
+
+def test_draws_that_agree_up_to_rounding_have_no_variance():
+    """Two exact estimators tie at zero whatever their rounding (the toy's DisARM and enumeration,
+    one unit): draws that differ by a few units in the last place have no variance, in float32 and
+    float64, so the rule table's choice stays among them; the test of the test: draws that differ
+    by a relative 1024 ulps (16 times the floor's 64, of the largest entry) keep their variance, and
+    a rounding-level variance left as it was would be apart from an exact zero."""
+    from ppl.compiler.measure import moments
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        exact = rng.normal(size=40).astype(dt)
+        ulps = rng.integers(-4, 5, size=(32, 40))
+        rounded = (exact * (1 + ulps * np.finfo(dt).eps)).astype(dt)
+        assert np.any(rounded != exact) and moments(rounded) == (0.0, 0.0)
+        noisy = (exact * (1 + 1024 * np.finfo(dt).eps * rng.normal(size=(32, 40)))).astype(dt)
+        var, se = moments(noisy)
+        assert var > 0 and se > 0
+    raw = float(((rounded - rounded.mean(0)) ** 2).sum(1).sum() / 31)
+    assert raw > 0 and A.decide([_c("enumerate", 0.0, 2), _c("disarm", raw, 2)], "disarm").estimator == "enumerate"
+    assert A.decide([_c("enumerate", 0.0, 2), _c("disarm", moments(rounded)[0], 2)], "disarm").estimator == "disarm"
