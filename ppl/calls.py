@@ -116,13 +116,15 @@ class Call:
     def __init__(self, kernel, args=(), assign: tuple | None = None):
         kernel = ref(kernel)
         args = tuple(args)
-        text = f"{kernel}({', '.join(map(str, args))})"
-        if assign is not None:
-            target, op = assign
-            if not target.isidentifier() or op not in ("=", "+="):
-                raise ValueError(f"a call's value is assigned to a name by '=' or '+=', not {assign!r}")
-            text = f"{target} {op} {text}"
-        self.kernel, self.args, self.assign, self.text = kernel, args, assign, text
+        if assign is not None and (not assign[0].isidentifier() or assign[1] not in ("=", "+=")):
+            raise ValueError(f"a call's value is assigned to a name by '=' or '+=', not {assign!r}")
+        self.kernel, self.args, self.assign = kernel, args, assign
+        self.text = self._line(", ".join(map(str, args)))
+
+    def _line(self, args: str) -> str:
+        """Its line over the arguments' text `args`: the call, or `target op call`."""
+        text = f"{self.kernel}({args})"
+        return text if self.assign is None else f"{self.assign[0]} {self.assign[1]} {text}"
 
     def __str__(self):
         return self.text
@@ -139,8 +141,7 @@ class Call:
 
     def render(self, sub) -> str:
         """Its line with each name n of its arguments written as sub(n) where that is not None."""
-        text = f"{self.kernel}({', '.join(substituted(a, sub) for a in self.args)})"
-        return text if self.assign is None else f"{self.assign[0]} {self.assign[1]} {text}"
+        return self._line(", ".join(substituted(a, sub) for a in self.args))
 
     @property
     def names(self) -> tuple:

@@ -111,6 +111,12 @@ class RowShape:
     joins: str = "product"
     merges: bool = True
 
+    @property
+    def branches(self) -> bool:
+        """Whether its extra rows are branches of its own draw that carry no objective weight
+        (joins "branches", or "alternative": the alternative row is such a branch too)."""
+        return self.joins in ("branches", "alternative")
+
     def __post_init__(self):
         if self.joins not in JOINS:
             raise ValueError(f"a row shape joins by one of {', '.join(JOINS)}, not {self.joins!r}")

@@ -158,7 +158,7 @@ class ContextHelpers:
         info, anc = self.an.loop_of(node), G.ancestors(self.an.graph, node.name)
         for x, (ch, _) in self.choices.items():
             shape = self.plan.shapes.get(x)
-            if shape is not None and shape.joins in ("branches", "alternative") and (
+            if shape is not None and shape.branches and (
                     x.name in anc or (info is not None and x in info.body)):
                 return (f" (or a row of estimator '{ch.estimator}' of '{x.name}', which evaluates the graph with "
                         f"another value of '{x.name}' than its draw and may reach values the model never does: "

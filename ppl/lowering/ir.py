@@ -480,7 +480,7 @@ class StepBuilder:
 
     def emit_check(self, test, message: str):
         """The check `if not <test>: raise ModelError_("<message>")` (If)."""
-        self.emit_if(test, [Raise(message)], negate=True)
+        self._emit_node(check(self.typed(test), message, self.owner))
 
     def emit_for(self, var: str, count, body):
         """`for <var> in range(<count>):` over the lines of `body`, as one statement (For)."""

@@ -154,7 +154,7 @@ class Loops:
     def _slots(self, name: str):
         """K where the storage of the body buffer `name` keeps K steps (allocated or to be, in
         the open checkpointed loop), else None."""
-        full = f"{name}{STORE}"
+        full = self.storage_of(name)
         if full in self.slabs:
             return self.slabs[full]
         ck = self.loop.ckpt if self.loop is not None else None
@@ -165,12 +165,13 @@ class Loops:
     def previous_step(self, name: str, length: int) -> str:
         K = self._slots(name)
         if K is not None:
-            return ir.slot_rows(f"{name}{STORE}", K, code("{it} - 1", it=ir.LOOP_VAR))
-        return ir.step_rows(f"{name}{STORE}", length, shift=-1)
+            return ir.slot_rows(self.storage_of(name), K, code("{it} - 1", it=ir.LOOP_VAR))
+        return ir.step_rows(self.storage_of(name), length, shift=-1)
 
     def last_step(self, name: str, length: int) -> str:
         K = self._slots(name)
-        return ir.last_rows(f"{name}{STORE}", length) if K is None else ir.slot_rows(f"{name}{STORE}", K, length - 1)
+        full = self.storage_of(name)
+        return ir.last_rows(full, length) if K is None else ir.slot_rows(full, K, length - 1)
 
     # ----- checkpointed loops (ir.Loop, ir.Checkpoint)
     def checkpoint_steps(self, info):
@@ -243,7 +244,7 @@ class Loops:
         buffers of its per-step outputs, which the stacked outputs read after the loop)."""
         if not self.loop_alloc:
             return name, rows
-        full = f"{name}{STORE}"
+        full = self.storage_of(name)
         self.per_step[name] = full
         K = self._slots(name)
         if K is not None:
@@ -287,7 +288,7 @@ class Loops:
             for c in self.model.costs:
                 if c in info.body:
                     if c not in self.cost_total:   # a checkpointed loop's: summed as its steps run
-                        self.emit(call(KERNELS.core.sum_steps, str(self.cost_rows(c)) + STORE, info.loop.length,
+                        self.emit(call(KERNELS.core.sum_steps, self.storage_of(self.cost_rows(c)), info.loop.length,
                                        self._cost_sum(c)))
                     for j, (name, idx) in enumerate(self.builder.L.costs):   # loss_parts reads the sum
                         if name == c.attrs["cost_name"]:

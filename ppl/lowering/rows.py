@@ -17,7 +17,6 @@ from .loops import check_loop_estimators
 # rows per drawn row (data row and sample) the step may evaluate: enumeration multiplies them by
 # its support, the shared digit adds each node's extra rows
 MAX_ROWS = 1 << 16
-_BRANCHES = ("branches", "alternative")   # extra rows that carry no objective weight (the alternative row's too)
 
 
 def row_shapes(order, choices) -> dict:
@@ -192,7 +191,7 @@ def plan_rows(model, an, choices, samples: int, objective: str = "elbo", merge_r
     if S > MAX_ROWS:
         raise ModelError(_too_many_rows(S, span, row_digit, shared, choices))
     # a shared digit with branch rows: only its drawn rows carry the objective's weight
-    branch_digit = row_digit[shared[0]] if any(shapes[n].joins in _BRANCHES for n in shared) else None
+    branch_digit = row_digit[shared[0]] if any(shapes[n].branches for n in shared) else None
     KS = samples * S
     FULL, D1 = tuple(range(KS)), (0,) * KS
     plan = RowPlan(S, KS, _frozen(sizes), _frozen(steps), tuple(shared), _frozen(row_digit), _frozen(cv_slot),
