@@ -360,6 +360,18 @@ class Estimator:
         self.estimate(sl.row_context(node))
 
 
+def row_shapes(order, choices) -> dict:
+    """node -> its chosen estimator's RowShape (`Estimator.checked_shape`: its rows and how they
+    join others'), for the nodes of `order` with a choice (`choices`: node -> (choice, info))."""
+    return {n: REGISTRY[choices[n][0].estimator].checked_shape(choices[n][1], choices[n][0].options)
+            for n in order if n in choices}
+
+
+def joined_by(order, choices, joins: str) -> list:
+    """The nodes of `order` whose chosen estimator's rows join by `joins` (one of JOINS), in order."""
+    return [n for n, shape in row_shapes(order, choices).items() if shape.joins == joins]
+
+
 def estimator_params() -> tuple:
     """Every registered estimator's parameter name prefixes (Estimator.param_prefixes), for
     str.startswith: what Program.model_param_names and the diagnostics leave out."""

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 
 from ..calls import KERNELS, call
 from ..analysis import graph as G
-from ..estimators.protocol import REGISTRY
 from .ir import STEP_INDEX
-from .tangents import learns_importance
+from .tangents import jumping_nodes, learns_importance
 
 
 @dataclass(frozen=True)
@@ -42,16 +41,11 @@ class AlternativeRow:
                              # (lowering/tangents.py), or None
 
 
-def alternative_nodes(an, choices) -> list:
-    """The nodes whose estimator draws the alternative row, in order."""
-    return [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].alternative_row]
-
-
 def affected_by_alternative(an, choices) -> set:
     """The names of the nodes whose values the alternative row can change: those below a node
     drawing it, and every node of a loop body holding one (the carry carries it to the later
     steps), with what the loop's outputs lead to."""
-    nodes = alternative_nodes(an, choices)
+    nodes = jumping_nodes(an, choices)
     out = set()
     for n in nodes:
         out.add(n.name)
@@ -71,7 +65,7 @@ class Alternative:
     def alternative(self) -> AlternativeRow | None:
         """The alternative row's buffers and place (made once, zeroed at the step's start), or None
         when no node's estimator draws one."""
-        nodes = alternative_nodes(self.an, self.choices)
+        nodes = jumping_nodes(self.an, self.choices)
         if not nodes:
             return None
         if self._alternative is None:

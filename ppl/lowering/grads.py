@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 from ..analysis import graph as G
 from ..errors import ModelError
-from ..estimators import REGISTRY
+from ..estimators.protocol import REGISTRY, joined_by
 from ..ops import OPS
 from .tangents import MAX_PATHS, jumping_nodes, plan_tangents
 
@@ -74,7 +74,7 @@ def requires_grad(model, an, choices, tangents: bool = False) -> GradientNeeds:
 def _evaluations(an, choices):
     """(the nodes whose estimator evaluates the graph below them (REBAR), in order; each
     stochastic node below one -> those above it)."""
-    evaluating = tuple(n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below)
+    evaluating = tuple(joined_by(an.order, choices, "relaxed"))
     evaluated_by = {}
     for n in an.order:
         if n.is_stochastic:

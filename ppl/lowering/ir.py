@@ -211,6 +211,15 @@ class PerStep(Code):
         """Its value at step t, where `off` is a number (or None)."""
         return (self.off or 0) + t * self.size
 
+    def __add__(self, k):
+        """The offset k further on at every step (k a number: a member's rows after another's)."""
+        if not isinstance(k, int) or isinstance(k, bool):
+            return NotImplemented
+        if k == 0:
+            return self
+        off = (self.off or 0) + k if isinstance(self.off, (int, type(None))) else code("{o} + {k}", o=self.off, k=k)
+        return per_step(self.size, off)
+
 
 def per_step(size: int, off=None) -> Code:
     """off + it_ * size (it_ * size without `off`): an offset that moves on by `size` each step."""

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..calls import KERNELS, Const, call, code
 from ..errors import ModelError
-from ..estimators.protocol import REGISTRY
+from ..estimators.protocol import joined_by
 from ..language.scan import segment_steps
 from . import ir
 from .layout import PerStep
@@ -47,12 +47,11 @@ def check_loop_estimators(an, choices, objective: str):
         raise ModelError(f"objective='iwae' with ppl.scan '{an.loops[0].loop.name}': the importance-weighted "
                          f"bound is not lowered through loops; train the ELBO (objective='elbo')")
     for info in an.loops:
-        for n in info.loop.body:
-            if n in choices and REGISTRY[choices[n][0].estimator].evaluates_below:
-                raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{info.loop.name}'): estimator "
-                                 f"'{choices[n][0].estimator}' relaxes the graph below its node in its extra "
-                                 f"rows, across the later steps, which loops do not lower; choose 'disarm', "
-                                 f"'score', 'mvd' or another estimator for '{n.name}'")
+        for n in joined_by(info.loop.body, choices, "relaxed"):
+            raise ModelError(f"{n.kind} '{n.name}' (in the body of ppl.scan '{info.loop.name}'): estimator "
+                             f"'{choices[n][0].estimator}' relaxes the graph below its node in its extra "
+                             f"rows, across the later steps, which loops do not lower; choose 'disarm', "
+                             f"'score', 'mvd' or another estimator for '{n.name}'")
 
 STORE = "__T"   # the suffix of a per-step buffer's storage
 
@@ -188,11 +187,9 @@ class Loops:
     def _not_checkpointable(self, info):
         if not self.checkpoints_allowed:
             return "checkpointed scans are lowered for the CPU target"
-        for n in info.loop.body:
-            est = REGISTRY[self.choices[n][0].estimator] if n in self.choices else None
-            if est is not None and (est.alternative_row or est.name == "candidates"):
-                return (f"'{n.name}' (estimator '{est.name}') keeps a path across the steps that running a "
-                        f"segment again would draw twice")
+        for n in joined_by(info.loop.body, self.choices, "alternative"):
+            return (f"'{n.name}' (estimator '{self.choices[n][0].estimator}') keeps a path across the steps that "
+                    f"running a segment again would draw twice")
         return None
 
     def _close_forward_segments(self, info):

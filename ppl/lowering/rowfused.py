@@ -51,9 +51,9 @@ from .core import Lowering
 from ..language.nodes import Node
 from ..distributions import DISTRIBUTIONS
 from ..estimators import REGISTRY
-from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
+from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, row_shapes
 from .rowcontext import RowEstimatorContext
-from .rows import row_shapes, shared_members, shared_span
+from .rows import shared_members, shared_span
 from ..analysis import graph as G
 from .rules import ROW_RULES
 from .printer import qualify, row_lines_of

@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 from ..analysis import graph as G
 from ..errors import ModelError
-from ..estimators import REGISTRY
+from ..estimators.protocol import row_shapes
 from .rules import ARRAY_RULES
 from .ir import per_step
 from .alternative import affected_by_alternative
@@ -17,13 +17,6 @@ from .loops import check_loop_estimators
 # rows per drawn row (data row and sample) the step may evaluate: enumeration multiplies them by
 # its support, the shared digit adds each node's extra rows
 MAX_ROWS = 1 << 16
-
-
-def row_shapes(order, choices) -> dict:
-    """node -> its estimator's RowShape (Estimator.row_shape, checked: its rows and how they join
-    others')."""
-    return {n: REGISTRY[choices[n][0].estimator].checked_shape(choices[n][1], choices[n][0].options)
-            for n in order if n in choices}
 
 
 def shared_members(order, shapes: dict, descendants, steps=None) -> list:

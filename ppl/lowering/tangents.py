@@ -55,7 +55,7 @@ from types import MappingProxyType
 
 from ..calls import KERNELS, call, render
 from ..errors import ModelError
-from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, REGISTRY
+from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, REGISTRY, joined_by
 from ..kernels.families.sd_control import CELL
 from ..ops import OPS
 from .ir import per_step
@@ -79,7 +79,8 @@ class TangentPlan:
 
 
 def jumping_nodes(an, choices) -> list:
-    return [n for n in an.order if n in choices and REGISTRY[choices[n][0].estimator].alternative_row]
+    """The nodes whose estimator draws the alternative row (stochastic derivatives), in order."""
+    return joined_by(an.order, choices, "alternative")
 
 
 def learns_importance(an, choices) -> bool:

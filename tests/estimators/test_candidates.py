@@ -115,3 +115,43 @@ def test_refusals_name_the_node_and_the_member():
         m.compile(estimators={"h1": ("candidates", {"among": ("disarm",), "chosen": 3})})
     with pytest.raises(ppl.ModelError, match=r"Normal 'z'.*'candidates' does not apply"):
         m.compile(estimators={"z": "candidates"})
+
+
+def scanned(name, T, checkpoint):
+    """A Bernoulli per step of a ppl.scan, gated by the carry, with a per-step cost."""
+    with Model(name) as m:
+        x = m.input("x", T)
+
+        def step(s, x_t):
+            b = Bernoulli("b", logits=Affine(ppl.concat([s, x_t]), 1, name="gate"))
+            s2 = ppl.tanh(0.8 * s + x_t - b)
+            m.cost("c_step", ppl.total(0.3 * (s2 * s2) + 0.2 * b))
+            return s2, None
+        ppl.scan(step, m.input("s0", 1), xs=x, length=T, checkpoint=checkpoint)
+    return m
+
+
+def test_in_a_scan_each_member_s_rows_move_with_the_step():
+    """In a scan's body the shared digit holds every step's extra rows: the second member's rows
+    are its step's, after the first member's (oracle: the program of that member alone, the same
+    draws, to rounding); the member in force is a number per step; checkpointed, the program
+    equals the unchecked one bit for bit (oracle of tests/language/test_checkpoint.py)."""
+    T, spec = 4, {"b": ("candidates", {"among": ("mvd", "disarm")})}
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(0, 1, (5, T)), "s0": rng.normal(0, 1, (5, 1))}
+    prog = scanned("cand_scan", T, False).compile(estimators=spec, dtype=np.float64, seed=1)
+    lean = scanned("cand_scan", T, False).compile(estimators={"b": "disarm"}, dtype=np.float64, seed=1)
+    ck = scanned("cand_scan_ck", T, 2).compile(estimators=spec, dtype=np.float64, seed=1)
+    assert "for seg_ in range(" in ck.source and prog.rows_per_data_row == 1 + 2 * T
+    off, size = next((o, z) for n, o, z, _ in prog.layout.state if n == chosen_state("b"))
+    assert size == T
+    for p in (prog, ck):
+        p.state[off:off + size] = 1   # disarm, the second member, at every step
+    for step in range(2):
+        (l1, g1), (l2, g2), (l3, g3) = (p.grad(data, seed=4, step=step) for p in (prog, lean, ck))
+        assert l1 == pytest.approx(l2, rel=1e-13) and l1 == l3
+        for name in lean.model_param_names():
+            np.testing.assert_allclose(g1[name], g2[name], rtol=1e-12, atol=1e-14, err_msg=name)
+            assert np.array_equal(g1[name], g3[name]), name
+    prog.state[off + 1] = 0   # mvd at step 1: no longer DisARM's gradient (the test of the test)
+    assert not np.allclose(prog.grad(data, seed=4)[1]["gate.W"], lean.grad(data, seed=4)[1]["gate.W"])

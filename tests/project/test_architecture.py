@@ -229,20 +229,30 @@ def test_the_step_ir_records_print_text_and_the_passes_read_records():
     assert len(record_problems(bad)) == 4
 
 
-def flag_reads(src: str) -> list:
-    """The lines of `src` that read an estimator's flag (a boolean or None class attribute of
-    estimators.protocol.Estimator: branch_rows, evaluates_below, ...) or its rows (`rows`,
+# the flags the default Estimator.row_shape is made from: past it, its RowShape says what they say
+ROW_FLAGS = frozenset({"branch_rows", "evaluates_below", "alternative_row", "shares_rows"})
+
+
+def flag_reads(src: str, flags=None) -> list:
+    """The lines of `src` that read one of `flags` of an estimator (default: every flag, a boolean
+    or None class attribute of estimators.protocol.Estimator, and its rows, `rows` and
     `expansion`): the row plan asks an estimator for its RowShape only."""
     import ast
     from ppl.estimators.protocol import Estimator
-    flags = {k for k, v in vars(Estimator).items() if not k.startswith("_") and (isinstance(v, bool) or v is None)}
-    flags |= {"rows", "expansion"}
+    if flags is None:
+        flags = {k for k, v in vars(Estimator).items() if not k.startswith("_") and (isinstance(v, bool) or v is None)}
+        flags |= {"rows", "expansion"}
     return [node.lineno for node in ast.walk(ast.parse(src)) if isinstance(node, ast.Attribute) and node.attr in flags]
 
 
 def test_the_row_plan_reads_row_shapes_not_estimator_flags():
     """lowering/rows.py reads each node's estimator through its RowShape (Estimator.row_shape),
-    never a flag; the check finds a flag, and an estimator's rows read directly, in a sample."""
+    never a flag, and no other lowering module reads a flag the RowShape is made from; the check
+    finds a flag, and an estimator's rows read directly, in a sample."""
     found = flag_reads((ROOT / "ppl" / "lowering" / "rows.py").read_text())
     assert not found, f"ppl/lowering/rows.py reads estimator flags at lines {found}"
+    for path in sorted((ROOT / "ppl" / "lowering").glob("*.py")):
+        found = flag_reads(path.read_text(), ROW_FLAGS)
+        assert not found, f"{path.relative_to(ROOT)} reads estimator row flags at lines {found} (read its RowShape)"
     assert flag_reads("if est[n].branch_rows:\n    k = est[n].expansion(info, opts)\nm = n.name\n") == [1, 2]
+    assert flag_reads("if est[n].alternative_row:\n    pass\nif est.passes_value_grad:\n    pass\n", ROW_FLAGS) == [1]
