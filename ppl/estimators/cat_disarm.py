@@ -35,7 +35,7 @@ class CatDisARM(Estimator):
     def draw(self, ctx):
         u = ctx.noise("uniform")
         (a,) = ctx.params()
-        ctx.law_call("cat_antithetic_sample", [a, u, *map(int, ctx.rows.slot)], [ctx.value()])
+        ctx.law_call("cat_antithetic_sample", [a, u, *ctx.rows.slot], [ctx.value()])
         if not ctx.rows.shared:   # a digit of its own: each row of the pair carries half the drawn row's weight
             ctx.call(KERNELS.antithetic.scale_rows, ctx.rows.weights, 0.5)
 
@@ -45,7 +45,7 @@ class CatDisARM(Estimator):
             return
         (a,) = ctx.params()
         L = ctx.downstream_cost()
-        args = [a, ctx.value(), L, ctx.rows.weights, *map(int, ctx.rows.slot)]
+        args = [a, ctx.value(), L, ctx.rows.weights, *ctx.rows.slot]
         digits = ctx.rows.enumerated_below
         if digits:
             # each member's rows carry p(c | its value) for the enumerated nodes below: compare the

@@ -249,6 +249,37 @@ def test_the_count_laws_in_a_scan_are_unbiased(est):
     assert r.detectable < 0.05
 
 
+def moves(name, T, scanned):
+    """A walk of three moves (down, stay, up) drawn from a Categorical whose logits depend on the
+    state; a cost per step and one on the final state."""
+    with Model(name) as m:
+        s0 = m.input("s0", 1)
+        w, c = ppl.param("w", 3, np.array([-0.5, 0.1, 0.4])), ppl.param("c", 3, np.array([0.2, -0.1, 0.0]))
+        d = ppl.param("d", 3, np.array([-1.0, 0.0, 1.0]))
+
+        def body(s, t):
+            mv = ppl.Categorical("mv" if scanned else f"mv{len(m.costs)}", logits=w * s + c, classes=3)
+            s = ppl.tanh(s + ppl.rowsum(mv * d))
+            m.cost("c" if scanned else f"c{len(m.costs)}", ppl.total(0.3 * (s * s)))
+            return s, None
+
+        last = last_carry(body, s0, T, scanned)
+        m.cost("end", ppl.gaussian_nll(last, ppl.const(0.5, 1), ppl.const(1.0, 1)))
+    return m
+
+
+def test_a_categorical_walk_in_a_scan_is_unbiased_with_categorical_disarm():
+    """Categorical DisARM's pair row sits at its step's place in the shared digit (an offset that
+    moves with the step)."""
+    T = 3
+    prog = moves("moves_cat_disarm", T, True).compile(dtype=np.float64, estimators={"mv": "cat_disarm"}, seed=1)
+    assert prog.rows_per_data_row == 1 + T
+    P = exact.model_params(prog)
+    e = stats.flat(exact.gradient(moves("moves_unrolled", T, False), P, {"s0": S0}), list(P))
+    r, _ = stats.assert_unbiased_tuned(prog, {"s0": S0}, list(P), e, "scan of categorical moves, cat_disarm")
+    assert r.detectable < 0.05
+
+
 def test_a_scan_inside_a_plate_with_a_global_latent():
     """A global latent drawn outside the plate (once per step and sample, shared by the rows) read
     by every step of a per-row scan in the plate. Oracle: the unrolled model without the plate,
