@@ -114,10 +114,15 @@ class ContextHelpers:
         return self.per_step_offset(off, size)
 
     def state_value(self, name: str, init: float) -> str:
+        """The view of a one-number state value; in a loop's body a per-step buffer of the loop
+        (`step_state`), each step's number its own."""
         ident = "st_" + _ident(name)
         if ident not in self._names:
             off = self.state_slot(name, 1, init)
-            self.builder.bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))")
+            if self.open_steps() > 1:
+                self.step_state(ident, off.off, self.open_steps())
+            else:
+                self.builder.bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))")
             self._names[ident] = off
         return ident
 

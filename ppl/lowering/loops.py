@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..calls import KERNELS, Const, call, code
+from ..calls import KERNELS, Const, View, call, code
 from ..errors import ModelError
 from ..estimators.protocol import joined_by
 from ..language.scan import segment_steps
@@ -67,6 +67,7 @@ class Loops:
         self.loop_alloc = False     # buffers made now hold every step (the forward walk in a body)
         self.per_step: dict = {}    # buffer name -> its storage's name
         self.one_step: set = set()  # the per-step buffers no other step reads (one_step_storage)
+        self.kept_steps: set = set()   # the per-step state values (step_state): never one step's
         self.future_sum: dict = {}  # LoopInfo -> its running sum F of the later steps' costs (1D)
         self.cost_total: dict = {}  # a body's cost head -> its rows summed over the steps (1D)
         self.slabs: dict = {}       # a checkpointed loop's storage -> its K slots (ir.Loop)
@@ -264,7 +265,8 @@ class Loops:
         backward = {n for loop in b.bwd if isinstance(loop, ir.Loop)
                     for st in ir.flatten([loop]) for n, _, _ in ir._stmt_names(st)}
         self.one_step.update(name for name, full in self.per_step.items()
-                             if full not in self.slabs and full not in named and name not in backward)
+                             if full not in self.slabs and full not in named and name not in backward
+                             and name not in self.kept_steps)
 
     def stream(self, node, k: int) -> str:
         """The noise stream of the node's k-th noise (a body node's: of the step)."""
@@ -300,6 +302,16 @@ class Loops:
     def loop_length(self, out) -> int:
         """The steps of the loop whose output node (scan_last / scan_stack) `out` is."""
         return next(lp.length for lp in self.model.loops if lp.name == out.attrs["of_loop"])
+
+    def step_state(self, name: str, off: int, steps: int) -> None:
+        """A state value kept per step (from `off` in `state`, one number a step) as a per-step
+        buffer `name` of the open loop: its storage the view of every step's number, bound at the
+        top of each step as the step's (never one step's slot for them all: each is kept)."""
+        full = self.storage_of(name)
+        self.builder.bind(full, "view", expr=f"rows.flat_view(state, {off}, ({steps},))")
+        self.builder.declare(View(name, None))
+        self.per_step[name] = full
+        self.kept_steps.add(name)
 
     def storage_of(self, name: str) -> str:
         """The storage (all steps) of a body node's buffer."""

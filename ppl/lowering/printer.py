@@ -250,7 +250,8 @@ def _lines(stmts: list, exprs: dict, indent: str, forward=None) -> list:
             if st.ckpt is not None:
                 forward[id(st.ckpt)] = st
             out += _lines(st.pre, exprs, indent, forward)
-            out += _loop_head(st, f"range({st.length} - 1, -1, -1)" if st.reverse else f"range({st.length})", indent)
+            out += _loop_head(st, f"range({st.length} - 1, -1, -1)" if st.reverse else f"range({st.length})", indent,
+                              exprs)
             out += _lines(st.body + st.once, exprs, indent + "    ", forward) or [indent + "    pass"]
         elif isinstance(st, (ir.If, ir.For)):
             out += _control(st, indent, lambda x: ir.inline(x, exprs), lambda xs, at: _lines(xs, exprs, at, forward))
@@ -272,10 +273,11 @@ def _control(st, indent: str, text, body) -> list:
     return out
 
 
-def _loop_head(loop: ir.Loop, rng: str, indent: str) -> list:
-    """A loop block's first lines: the loop over `rng` and the bindings of its per-step buffers."""
+def _loop_head(loop: ir.Loop, rng: str, indent: str, exprs: dict) -> list:
+    """A loop block's first lines: the loop over `rng` and the bindings of its per-step buffers
+    (a storage that is an inlined view, a state value's steps, written as its expression)."""
     return [indent + f"for {ir.LOOP_VAR} in {rng}:",
-            *(indent + f"    {name} = {rows}" for name, rows in loop.bindings())]
+            *(indent + f"    {name} = {ir.inline(rows, exprs)}" for name, rows in loop.bindings())]
 
 
 def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:
@@ -293,9 +295,9 @@ def _segments(rev: ir.Loop, fwd: ir.Loop, exprs: dict, indent: str) -> list:
                         f"{full}[({ck.K} - 1) * {n}:{ck.K} * {n}])")
     if not ck.saved:
         out.append(i2 + "        pass")
-    out += _loop_head(fwd, "range(lo_, hi_)", i2 + "    ")
+    out += _loop_head(fwd, "range(lo_, hi_)", i2 + "    ", exprs)
     out += _lines(fwd.body, exprs, i2 + "        ") or [i2 + "        pass"]
-    out += _loop_head(rev, "range(hi_ - 1, lo_ - 1, -1)", i2)
+    out += _loop_head(rev, "range(hi_ - 1, lo_ - 1, -1)", i2, exprs)
     out += _lines(rev.body, exprs, i2 + "    ") or [i2 + "    pass"]
     return out
 
