@@ -15,8 +15,9 @@ once.
 
 One helper serves a process: the steps of programs compiled while it runs (the evaluation
 program `ppl train` prepares beside the training one, `Program.prepare_evaluation`) join its
-queue, a folder of job files it takes in order; it exits when the queue is empty, having closed
-the folder (renamed it) so that no job is left behind unseen, and is ended when the program's
+queue, a folder of job files it takes in order; it exits when the queue has stayed empty for a
+moment (`LINGER`: the next programs' steps come soon after a first step), having closed the
+folder (renamed it) so that no job is left behind unseen, and is ended when the program's
 process exits. What the program's process needs at its first step (fit's optimiser update and
 loss record, `functions(first=True)`) is taken while a step is being typed, before its next
 kernel, not after the step: the program's process reaches those right after the step's kernels.
@@ -46,6 +47,10 @@ _queue = None   # (the running helper, its queue folder), or None
 _folders = []   # the queue folders of those helpers
 _numbers = itertools.count()   # job files (in the order queued) and queue folders
 JOB, CLOSED = ".job", ".closed"   # a queued job's suffix; a queue folder's once its helper takes no more
+# how long a helper with an empty queue waits for another job before it closes the queue: the
+# program's process queues the next programs' steps (the measured choice's, the evaluation's) a
+# moment after its first step; a helper still there takes them without a new process's start
+LINGER = 3.0
 
 
 def jobs() -> int:
@@ -204,17 +209,23 @@ def _end_helpers():
 
 def main(queue: str) -> None:
     """The helper: take the queued jobs in turn, each a reversed step to type or functions to
-    compile (into the disk cache); when the queue is empty, close it (rename it: the program's
+    compile (into the disk cache); when the queue has stayed empty for LINGER seconds, close it (rename it: the program's
     process queues no more there), take what came in before that, and remove it. A job that
     fails is left to the program's process, which compiles it and reports the error. (Importing
     this module imported ppl, which installed its cache locator and locks.)"""
     folder = Path(queue)
     closed = folder.with_name(folder.name + CLOSED)
+    idle = None   # when the queue was first found empty
     try:
         while True:
             jobs = sorted(folder.glob(f"*{JOB}"))
             if jobs:
                 _run(jobs[0])
+                idle = None
+                continue
+            idle = time.monotonic() if idle is None else idle
+            if time.monotonic() - idle < LINGER:
+                time.sleep(0.02)
                 continue
             os.rename(folder, closed)
             for path in sorted(closed.glob(f"*{JOB}")):

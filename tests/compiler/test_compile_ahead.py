@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -87,7 +88,8 @@ def test_others_running_reads_the_runnable_count(tmp_path):
     assert compile_ahead.others_running(reads=1, path=str(tmp_path / "none")) is None
 
 
-def test_a_closed_queue_takes_no_job_and_its_helper_leaves_nothing(tmp_path):
+def test_a_closed_queue_takes_no_job_and_its_helper_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(compile_ahead, "LINGER", 0.0)
     queue = tmp_path / "ppl_ahead_1_0"
     queue.mkdir()
     compile_ahead.main(str(queue))   # an empty queue: closed (renamed), then removed
@@ -95,9 +97,32 @@ def test_a_closed_queue_takes_no_job_and_its_helper_leaves_nothing(tmp_path):
     assert compile_ahead._put(queue, {"name": "x"}) is False   # the program's process then starts another
 
 
-def test_a_failing_job_leaves_the_rest_of_the_queue_to_run(tmp_path):
+@pytest.mark.parametrize("linger", [2.0, 0.0])
+def test_a_job_queued_while_the_helper_waits_is_taken_by_it(tmp_path, monkeypatch, linger):
+    """A helper whose queue is empty waits LINGER seconds before it closes the queue: a job the
+    program's process queues meanwhile (the measured choice's steps, a moment after a first step)
+    is taken by that helper; with no wait the queue is closed and the job refused (the program's
+    process would start another helper)."""
+    import threading
+    import numba
+    from ppl.kernels.cpu import rows
+    monkeypatch.setattr(compile_ahead, "LINGER", linger)
+    queue = tmp_path / "ppl_ahead_1_0"
+    queue.mkdir()
+    helper = threading.Thread(target=compile_ahead.main, args=(str(queue),))
+    helper.start()
+    time.sleep(0.3)
+    sig = (numba.typeof(np.zeros(6, np.float64 if linger else np.float32)[::2]),)   # compiled nowhere else
+    taken = compile_ahead._put(queue, {"functions": [(rows.__name__, rows.__file__, "zero1", sig)]})
+    helper.join()
+    assert taken == (linger > 0) and (sig in rows.zero1.overloads) == (linger > 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_job_leaves_the_rest_of_the_queue_to_run(tmp_path, monkeypatch):
     """A job that cannot be done (here a module that does not exist) is left to the program's
     process; the helper goes on with the next job and removes its folder."""
+    monkeypatch.setattr(compile_ahead, "LINGER", 0.0)
     import numba
     from ppl.kernels.cpu import rows
     queue = tmp_path / "ppl_ahead_1_0"
