@@ -160,6 +160,24 @@ def step_view(storage, shift, length) -> str:
     return f"{storage}[{at} * ({storage}.shape[0] // {length}):({at} + 1) * ({storage}.shape[0] // {length})]"
 
 
+def host_source(length, n, scratch, views, exprs: dict) -> str:
+    """The source of a loop block's host part: for each (name, text) of `exprs` (a member's
+    arguments or test, a fold's arguments: text over the kernel's parameters a<k>, its scratch
+    c<i>, the views and it_) a function ``name(args, it_)`` of the launch's arguments (a0 ..
+    a<n-1>, then the `scratch` storages) at step it_, its views made from their storages."""
+    at = {name: (storage, step_view(storage, shift, length)) for name, storage, shift in views}
+    index = {**{f"a{i}": i for i in range(n)}, **{f"c{i}": n + i for i in range(scratch)}}
+    lines = []
+    for fname, text in exprs.items():
+        used = dict.fromkeys(words(text))
+        params = dict.fromkeys(at[w][0] if w in at else w for w in used)   # a view reads its storage
+        lines.append(f"def {fname}(args, it_):")
+        lines += [f"    {w} = args[{index[w]}]" for w in params if w in index]
+        lines += [f"    {w} = {at[w][1]}" for w in used if w in at]
+        lines.append(f"    return {text}")
+    return "\n".join(lines) + "\n"
+
+
 def words(text: str) -> list:
     """The identifiers of an expression's text, in order."""
     out, word = [], ""

@@ -18,18 +18,19 @@ one by one from then on, with a warning that names them and the error.
 ``stepped(spec, *args)``: a loop block of the step (a ``ppl.scan``'s steps) whose every member is
 a declared kernel at its rows, as ONE kernel: each row's lanes run every step's members in turn
 (kernels/fusion.py's ``steps_source``), instead of a launch per member and step. spec is
-``(length, reverse, n, views, members, folds)``: views ``(name, storage, shift)`` name a storage's
-(``a<k>``, or the kernel's own scratch ``c<i>``) rows of step it_ + shift; each member is
-``("family.name", argument texts, test)``, the texts expressions of ``a0 .. a<n-1>`` (``args``),
-the views and ``it_``, the test the steps it runs at ("" for all). A fold ``(rw, state, slots,
-decay, update)`` is a moving-average baseline's update deferred past the loop: its rows' weighted
-costs, kept at each step in scratch ``c<i>`` (rows.baseline_keep), summed into state[slots[t]]
-for each step t after the kernel (products.moving_average_fold), as each step's
-rows.moving_average_baseline would have (each step its own slot, read by no other step). Where the members'
-rows differ or the kernel does not compile, the steps run from Python, member by member. The
-texts are the kernel's source; on the host they are the functions of one generated module per
-block (`_host`: each member's arguments and test, each fold's arguments, at a step), nothing
-evaluated from text at a launch.
+``(length, reverse, n, members, folds, source, host)``, made by the compiler
+(ppl/lowering/stepped.py): the members' kernels ``"family.name"`` in order; each fold's state
+slots; ``source``, the generated row function ``seg`` of the kernel (its members' arguments as
+expressions of the parameters ``a0 .. a<n-1>``, the kernel's scratch ``c<i>``, the storages'
+step views and ``it_``); ``host``, the generated module of the host part: ``args<k>(args, it_)``
+and ``test<k>(args, it_)`` (member k's arguments at a step, whether it runs there),
+``rw<i>`` and ``fold<i>`` (fold i's rows' weights and arguments). A fold is a moving-average
+baseline's update deferred past the loop: its rows' weighted costs, kept at each step in scratch
+``c<i>`` (rows.baseline_keep), summed into state[slots[t]] for each step t after the kernel
+(products.moving_average_fold), as each step's rows.moving_average_baseline would have (each step
+its own slot, read by no other step). Where the members' rows differ or the kernel does not
+compile, the steps run from Python, member by member. Both sources are loaded once per spec
+(`_load`); nothing is generated from argument texts here.
 """
 import re
 import warnings
@@ -105,23 +106,6 @@ def _load(src: str, where: str, glb: dict) -> dict:
     return glb
 
 
-def _host(length, n, scratch, views, exprs: dict) -> dict:
-    """{name: function(args, it_)} of a loop block's host part: each expression of `exprs` (a
-    member's argument or test, a fold's argument: text over the kernel's parameters a<k>, its
-    scratch c<i>, the views and it_) as a function of the launch's arguments (a0 .. a<n-1>, then
-    the `scratch` storages) at step it_, its views made from their storages (fusion.step_view)."""
-    at = {name: (storage, fusion.step_view(storage, shift, length)) for name, storage, shift in views}
-    index = {**{f"a{i}": i for i in range(n)}, **{f"c{i}": n + i for i in range(scratch)}}
-    lines = []
-    for fname, text in exprs.items():
-        words = dict.fromkeys(fusion.words(text))
-        params = dict.fromkeys(at[w][0] if w in at else w for w in words)   # a view reads its storage
-        lines.append(f"def {fname}(args, it_):")
-        lines += [f"    {w} = args[{index[w]}]" for w in params if w in index]
-        lines += [f"    {w} = {at[w][1]}" for w in words if w in at]
-        lines.append(f"    return {text}")
-    return _load("\n".join(lines) + "\n", "<host part of a CUDA loop block>", {"np": np})
-
 
 class Segment:
     """The joined kernel of one spec: its members' loops and launchers, made at first use."""
@@ -190,33 +174,27 @@ class Steps:
     folds after it."""
 
     def __init__(self, spec):
-        self.length, self.reverse, self.n, self.views, items, self.folds = spec
-        self.members = []
-        exprs, made = {}, []
-        for k, (kernel, args, test) in enumerate(items):
+        self.length, self.reverse, self.n, self.names, self.folds, self.source, host = spec
+        self.members, made = [], []
+        for kernel in self.names:
             launcher, loop, over, K, formed = _member(kernel, "stepped")
-            self.members.append((loop, (loop.shape, formed, tuple(args), over, K, test)))
-            exprs[f"args{k}"], exprs[f"test{k}"] = f"({''.join(a + ', ' for a in args)})", test or "True"
+            self.members.append((loop, (loop.shape, formed)))
             made.append((launcher, over))
-        for i, (rw, state, _, decay, update) in enumerate(self.folds):
-            exprs[f"rw{i}"], exprs[f"fold{i}"] = rw, f"({rw}, {state}, {decay}, {update})"
-        host = _host(self.length, self.n, len(self.folds), self.views, exprs)
+        host = _load(host, "<host part of a CUDA loop block>", {"np": np})
         # (launcher, its arguments at a step, the index of its loop's, whether it runs at a step)
         self.launchers = [(launcher, host[f"args{k}"], over, host[f"test{k}"])
                           for k, (launcher, over) in enumerate(made)]
         self.fold_rows = [host[f"rw{i}"] for i in range(len(self.folds))]   # a fold's rows' weights
         self.fold_args = [host[f"fold{i}"] for i in range(len(self.folds))]   # (rw, state, decay, update)
         self.spread = any(m[0] != "rows" or m[1] for _, m in self.members)
-        self.names = tuple(kernel for kernel, _, _ in items)
         self.order = range(self.length - 1, -1, -1) if self.reverse else range(self.length)
         self._kernels, self._rows, self._scratch, self._slots, self.failed = {}, {}, {}, None, False
 
     def kernel(self, dtype):
         if dtype not in self._kernels:
-            m = len(self.folds)
-            src = fusion.steps_source(self.length, self.reverse, self.views, [x for _, x in self.members], self.n, m)
-            params = [f"a{i}" for i in range(self.n)] + [f"c{i}" for i in range(m)]
-            self._kernels[dtype] = _kernel(self.members, dtype, src, params, ", R_", "R_", "steps_", self.names)
+            params = [f"a{i}" for i in range(self.n)] + [f"c{i}" for i in range(len(self.folds))]
+            self._kernels[dtype] = _kernel(self.members, dtype, self.source, params, ", R_", "R_", "steps_",
+                                           self.names)
         return self._kernels[dtype]
 
     def _with_scratch(self, args):
@@ -233,7 +211,7 @@ class Steps:
         """Each fold after the steps (kernels/cuda/products.py's moving_average_fold)."""
         from .products import moving_average_fold
         if self._slots is None:
-            self._slots = [cuda.to_device(np.array(f[2], np.int64)) for f in self.folds]
+            self._slots = [cuda.to_device(np.array(slots, np.int64)) for slots in self.folds]
         for i, fold in enumerate(self.fold_args):
             rw, state, decay, update = fold(full, self.order[0])
             moving_average_fold(full[self.n + i], rw, state, self._slots[i], decay, update)
@@ -288,8 +266,8 @@ _STEPS = {}   # spec -> Steps
 
 
 def stepped(spec, *args):
-    """The loop block of ``spec`` (``(length, reverse, n, views, members, folds)``) on ``args`` as
-    one kernel: the same result as its steps' members launched in turn."""
+    """The loop block of ``spec`` (``(length, reverse, n, members, folds, source, host)``) on ``args``
+    as one kernel: the same result as its steps' members launched in turn."""
     st = _STEPS.get(spec)
     if st is None:
         st = _STEPS[spec] = Steps(spec)

@@ -6,6 +6,7 @@ kernel and step; a check in it (its `_into` count) counts the whole per-step buf
 from __future__ import annotations
 
 from ..calls import Call, Code, Const, KernelRef, Name, arg_names, code, substituted
+from ..kernels import fusion
 from ..targets import CUDA_FAMILIES
 from . import access, ir
 
@@ -158,16 +159,33 @@ def _one_kernel(loop: ir.Loop, per: int):
             written |= {key} if w else set()
             past |= set() if here else {key}
         rows.add(steps.over_rows(st.call.args[lp.args.index(lp.over)], per))
-        alias, name = st.kernel
-        spec.append((f"{CUDA_FAMILIES.get(alias, alias)}.{name}", tuple(steps.arg(a) for a in st.call.args), test))
+        spec.append((st, lp, tuple(steps.arg(a) for a in st.call.args), test))
     if written & past or len(rows) != 1 or None in rows or len(steps.params) > MAX_STEP_ARGS:
         return None   # a row reads what another row writes (at another step), or rows unknown or unequal
     args = [steps.records.get(n, code("{n}", n=n)) for n in steps.params]
     views = tuple((name, *at) for name, at in sorted(steps.views.items(), key=lambda v: (v[1][0][0], int(v[1][0][1:]),
                                                                                         v[1][1])))
-    full = (loop.length, loop.reverse, len(args), views, tuple(spec), tuple(folds))
-    call = Call(KernelRef("rows", "stepped"), [Const(repr(full)), *args])
+    call = Call(KernelRef("rows", "stepped"), [Const(repr(_spec(loop, len(args), views, spec, folds))), *args])
     return [*loop.pre, ir.Stmt(call, members[0][0].owner), *after]
+
+
+def _spec(loop: ir.Loop, n: int, views, members, folds) -> tuple:
+    """`rows.stepped`'s spec of a loop block: (length, reverse, n, the members' kernels, each fold's
+    slots, the kernel's row source, the host part's source). Both sources are generated here,
+    from the members' arguments as the kernel's expressions (kernels/fusion.py's `steps_source`,
+    `host_source`); the CUDA runtime loads them (kernels/cuda/fused.py)."""
+    names, rows, exprs = [], [], {}
+    for k, (st, lp, args, test) in enumerate(members):
+        alias, name = st.kernel
+        names.append(f"{CUDA_FAMILIES.get(alias, alias)}.{name}")
+        K = lp.args.index(lp.K) if lp.shape == "groups" else None
+        rows.append((lp.shape, lp.shape == "rows" and lp.gen.formed, args, lp.args.index(lp.over), K, test))
+        exprs[f"args{k}"], exprs[f"test{k}"] = f"({''.join(a + ', ' for a in args)})", test or "True"
+    for i, (rw, state, _, decay, update) in enumerate(folds):
+        exprs[f"rw{i}"], exprs[f"fold{i}"] = rw, f"({rw}, {state}, {decay}, {update})"
+    source = fusion.steps_source(loop.length, loop.reverse, views, rows, n, len(folds))
+    host = fusion.host_source(loop.length, n, len(folds), views, exprs)
+    return loop.length, loop.reverse, n, tuple(names), tuple(f[2] for f in folds), source, host
 
 
 def stepped(stmts: list, per: int) -> list:

@@ -5,6 +5,8 @@ launches it): each row's lanes run all the steps' members in turn.
 Oracles: the same program with its loops launched step by step from Python (the printer without
 `stepped`), bit for bit, and the CPU program (float64, the same draws) to rounding; a plain NumPy
 loop for the lanes test, whose test of the test drops the lanes' meetings."""
+import ast
+import re
 import threading
 import time
 import warnings
@@ -75,7 +77,7 @@ def test_a_loop_block_as_one_kernel_trains_as_its_steps_do(case, est, kernels, c
     one, source = _fit(model, "cuda", est), None
     one, source = one[:2], one[2]
     assert source.count("rows.stepped(") == kernels, source
-    assert source.count("for it_ in") == 2 - kernels
+    assert len(re.findall(r"^\s*for it_ in", source, re.M)) == 2 - kernels   # the step's loops (not its kernels')
     by_steps = _fit(model, "cuda", est, step=False, monkeypatch=monkeypatch)
     assert "rows.stepped(" not in by_steps[2]
     np.testing.assert_array_equal(one[0], by_steps[0])
@@ -205,9 +207,11 @@ def test_a_baseline_folds_after_the_loop_only_where_each_step_has_its_slot():
 
     out = block(ir.per_step(2, 4))   # the state slot of step t: 4 + 2 t (its mean and its seeded flag)
     assert len(out) == 1 and str(out[0]).startswith("rows.stepped((3, True, ")
-    spec = eval(str(out[0].call.args[0]))
-    assert [m[0] for m in spec[4]] == ["rows.baseline_keep", "rows.score_weights"]
-    assert spec[5] == (("a0", "a1", (4, 6, 8), "0.9", "True"),)   # rw_, state; the slots of steps 0, 1, 2
+    spec = ast.literal_eval(str(out[0].call.args[0]))
+    assert spec[3] == ("rows.baseline_keep", "rows.score_weights")
+    assert spec[4] == ((4, 6, 8),)   # the fold's state slots of steps 0, 1, 2
+    assert "def fold0(args, it_):" in spec[6] and "return (a0, a1, 0.9, True)" in spec[6]   # rw_, state
+    assert "for it_ in range(3 - 1, -1, -1):" in spec[5]   # the kernel's row runs every step, from the last
     assert isinstance(block(4)[0], ir.Loop)   # one slot for every step
     assert isinstance(block(ir.per_step(1, 4))[0], ir.Loop)   # step t's flag is step t + 1's mean
 
