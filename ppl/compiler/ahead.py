@@ -209,10 +209,10 @@ def _end_helpers():
 
 def main(queue: str) -> None:
     """The helper: take the queued jobs in turn, each a reversed step to type or functions to
-    compile (into the disk cache); when the queue has stayed empty for LINGER seconds, close it (rename it: the program's
-    process queues no more there), take what came in before that, and remove it. A job that
-    fails is left to the program's process, which compiles it and reports the error. (Importing
-    this module imported ppl, which installed its cache locator and locks.)"""
+    compile (into the disk cache); when the queue has stayed empty for LINGER seconds, close it
+    (rename it: the program's process queues no more there), take what came in before that, and
+    remove it. A job that fails is left to the program's process, which compiles it and reports
+    the error. (Importing this module imported ppl, which installed its cache locator and locks.)"""
     folder = Path(queue)
     closed = folder.with_name(folder.name + CLOSED)
     idle = None   # when the queue was first found empty
