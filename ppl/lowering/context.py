@@ -335,6 +335,3 @@ class ArrayHelpers:
     def group_index(self, plate: str) -> str:
         """The index input of a plate of groups on one row per data row (each row's group)."""
         return self.values_on(self.model.nodes[self.model.groups[plate].index], self.plan.D1)
-
-    def baseline_inputs(self, node: Node) -> list:
-        return self.an.ancestors_inputs[node]
