@@ -129,9 +129,6 @@ class Score(Estimator):
             return f"the '{opts['baseline']}' baseline reads other rows"
         return None
 
-    def scalar_forward(self, sl, node, opts):
-        sl.sample_hard(node)
-
     def scalar_backward(self, sl, node, opts):
         if not any(sl.cot(p) for p in node.inputs) or not sl.weighs():   # a row of weight 0 adds nothing
             return
