@@ -17,6 +17,7 @@ from ..analysis import graph as G
 from ..language.expressions import expression
 from ..language.nodes import Node
 from ..targets import CPU_MODULES
+from .ir import PerStep
 from .layout import _ident
 
 
@@ -119,7 +120,7 @@ class ContextHelpers:
         ident = "st_" + _ident(name)
         if ident not in self._names:
             off = self.state_slot(name, 1, init)
-            if self.open_steps() > 1:
+            if isinstance(off, PerStep):   # in a loop's body (of any length): the step's number
                 self.step_state(ident, off.off, self.open_steps())
             else:
                 self.builder.bind(ident, "view", expr=f"rows.flat_view(state, {off}, (1,))")

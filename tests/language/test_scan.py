@@ -188,13 +188,12 @@ def test_a_scan_runs_on_the_cuda_target():
 def test_a_state_value_of_each_step_on_the_cuda_target():
     """An estimator's one-number state in a scan's body (ReinMax's temperature, the member in force
     of `candidates`) is a number per step: the CUDA step binds each step's at the top of the step,
-    as the CPU step does; the same loss and gradient as the CPU step's."""
-    T = 3
+    as the CPU step does, in a loop of one step too; the same loss and gradient as the CPU step's."""
     data = {"s0": S0}
-    for est in ("reinmax", ("candidates", {"among": ("mvd", "disarm"), "chosen": 1})):
+    for T, est in ((1, "reinmax"), (3, ("candidates", {"among": ("mvd", "disarm"), "chosen": 1}))):
         spec = {"up": est}
-        cpu = walk("state_walk", T, True).compile(dtype=np.float64, estimators=spec, seed=1)
-        gpu = walk("state_walk", T, True).compile(dtype=np.float64, estimators=spec, seed=1, target="cuda")
+        cpu = walk(f"state_walk{T}", T, True).compile(dtype=np.float64, estimators=spec, seed=1)
+        gpu = walk(f"state_walk{T}", T, True).compile(dtype=np.float64, estimators=spec, seed=1, target="cuda")
         assert sum(size for name, _, size, _ in gpu.layout.state if not name.startswith("baseline")) == T
         (l1, g1), (l2, g2) = cpu.grad(data, seed=2), gpu.grad(data, seed=2)
         assert abs(l1 - l2) < 1e-10 * abs(l1)
