@@ -23,6 +23,16 @@ one column, each array stands for one value of the row, a local of the step's ro
 A body the rewrite cannot follow (a loop over more than one column, a return, another row's
 index, an item or group body) raises `NoRowForm`; `has_row_form` asks without rewriting.
 
+The row-fused step unrolls the configurations of a drawn row (an antithetic pair's two rows, ...)
+into its loop body, each with locals of its own. `row_lines(..., row=c)` rewrites a call made in
+the code of configuration c: an argument may then be a tuple of texts, one per configuration
+(None where a configuration has none), the row index is the number c, and a body that reads
+another row of its configuration digit (`r + off * stride`, `slot_local(r, stride, span)`: the
+kernels of families/antithetic.py) reads that configuration's local. The row index folds as a
+number: integer arithmetic on it, a call of a kernel helper with it and other integer constants
+(the helper's Python function evaluated), comparisons, an `if` on them, a local bound to it. It
+never reaches the code: a body that uses it as a value has no row form.
+
 A hand-written kernel (a BLAS product, a loop no declared shape fits) has no body to read: its
 module names a body per kernel in `ROW = {kernel name: body}`, a function over the loop indices
 and the kernel's arguments, as a declared body is, registered for this target only.
@@ -102,8 +112,10 @@ def expression(text) -> ast.expr:
     raise NoRowForm(f"the argument {text!r} is none of the forms the row code takes (a name, name[i], a number)")
 
 
-def row_lines(kernel, args, qualify, tag) -> list:
-    """The row code of `kernel(*args)` (see the module's docstring), as lines of source."""
+def row_lines(kernel, args, qualify, tag, row=None, reads=None) -> list:
+    """The row code of `kernel(*args)` (see the module's docstring), as lines of source: `row`,
+    the configuration whose code it is (None: no argument is per configuration); `reads`, a set
+    the texts of the per-configuration arguments it reads or writes are added to."""
     found = row_body(kernel)
     name = getattr(kernel, "__name__", repr(kernel))
     if found is None:
@@ -114,25 +126,59 @@ def row_lines(kernel, args, qualify, tag) -> list:
     lead, rest = params[:nlead], params[nlead:]
     if len(rest) != len(args):
         raise NoRowForm(f"{name}: {len(args)} arguments for {len(rest)} parameters")
-    rw = _Rewrite(name, dict(zip(rest, args)), lead, body.__globals__, qualify, tag)
+    rw = _Rewrite(name, dict(zip(rest, args)), lead, body.__globals__, qualify, tag, row)
+    if rw.row is None and row is not None:
+        rw.fail("has no row index (an item or group body)")
     stmts = fdef.body
     if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
         stmts = stmts[1:]   # the docstring
     out = []
     rw.block(stmts, out, "")
+    if reads is not None:
+        reads.update(rw.reads)
     return out
 
 
 _KEEP = {"range", "abs", "min", "max", "float", "int", "bool"}
 
 
+class _Row:
+    """The row index of a call in configuration `c`'s code (`row_lines(..., row=c)`): a number the
+    rewrite folds, which moves with integer arithmetic."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, c):
+        self.c = c
+
+    def __add__(self, k):
+        return _Row(self.c + k) if type(k) is int else NotImplemented
+
+    __radd__ = __add__
+
+    def __sub__(self, k):
+        return _Row(self.c - k) if type(k) is int else NotImplemented
+
+    def __eq__(self, other):
+        return isinstance(other, _Row) and other.c == self.c
+
+    def __hash__(self):
+        return hash(("row", self.c))
+
+
+def _has_row(node) -> bool:
+    return any(isinstance(n, ast.Constant) and isinstance(n.value, _Row) for n in ast.walk(node))
+
+
 class _Rewrite:
-    def __init__(self, kernel, args, indices, glb, qualify, tag):
+    def __init__(self, kernel, args, indices, glb, qualify, tag, cfg=None):
         self.kernel, self.args, self.indices = kernel, args, set(indices)
         self.row = indices[0] if indices else None   # the row index (a cell or row body's first)
+        self.cfg = cfg         # the configuration whose code this is (None: every argument has one text)
         self.glb, self.qualify, self.tag = glb, qualify, tag
         self.consts = {}       # locals bound to a folded constant
         self.locals = set()
+        self.reads = set()     # the texts of per-configuration arguments read or written
 
     def fail(self, why):
         raise NoRowForm(f"{self.kernel}: {why}")
@@ -150,10 +196,17 @@ class _Rewrite:
                 return ast.Constant(1)
             self.fail("reads an array's shape beyond its second axis")
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
-            self.check_index(node.slice)
-            return self.arg(node.value.id)
+            return self.arg(node.value.id, self.check_index(node.slice))
         if isinstance(node, ast.Name):
             return self.name(node.id)
+        if self.cfg is not None and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and not node.keywords and hasattr(self.glb.get(node.func.id), "py_func"):
+            vals = [_arith(self.expr(a)) for a in node.args]
+            if any(isinstance(v, _Row) for v in vals) and all(v is not None for v in vals):
+                # a helper of the row index and integer constants (slot_local, ...): its value
+                value = self.glb[node.func.id].py_func(*[v.c if isinstance(v, _Row) else v for v in vals])
+                if type(value) in (int, bool):
+                    return ast.Constant(value)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2 \
                 and self.glb.get(node.func.id) is _like:   # the constant in the step's float type
             return _cast(self.expr(node.args[1]))
@@ -171,9 +224,12 @@ class _Rewrite:
         return _fold(new)
 
     def check_index(self, sl):
-        """An index that names the row index is that index alone (this row); any other is a
-        column's, and comes to 0 with the column indices 0 (`j`, `off + j` with off 0): at width 1
-        there is no other column."""
+        """The configuration an index reads (None: this row's). An index that names the row index is
+        that index alone (this row), or, in a configuration's code, comes to a row of the drawn row
+        (`r + off * stride`); any other is a column's, and comes to 0 with the column indices 0
+        (`j`, `off + j` with off 0): at width 1 there is no other column."""
+        if self.cfg is not None:
+            return self.configured_index(sl)
         for ix in (sl.elts if isinstance(sl, ast.Tuple) else [sl]):
             names = {n.id for n in ast.walk(ix) if isinstance(n, ast.Name)}
             if self.row in names:
@@ -183,14 +239,42 @@ class _Rewrite:
             if _arith(_Zero(self).visit(_copy_tree(ix))) == 0:
                 continue
             self.fail(f"indexes an array by {ast.unparse(ix)!r}, which is not 0 at width 1")
+        return None
 
-    def arg(self, name):
-        text = self.args[name]
+    def configured_index(self, sl):
+        row = None
+        for ix in (sl.elts if isinstance(sl, ast.Tuple) else [sl]):
+            value = _arith(_Zero(self).visit(_copy_tree(ix)))
+            if isinstance(value, _Row):
+                if row is not None:
+                    self.fail(f"indexes an array by two rows")
+                row = value.c
+            elif value != 0:
+                self.fail(f"indexes an array by {ast.unparse(ix)!r}, which is neither a row nor 0 at width 1")
+        return row
+
+    def text(self, name, cfg=None):
+        """The argument's text in configuration cfg (default: this call's); None: skipped."""
+        value = self.args[name]
+        if not isinstance(value, tuple):
+            if cfg is not None and cfg != self.cfg:
+                self.fail(f"reads configuration {cfg}'s row of {name!r}, which has one value for all")
+            return value
+        at = self.cfg if cfg is None else cfg
+        if not 0 <= at < len(value) or value[at] is None:
+            self.fail(f"reads {name!r} in configuration {at}, where it has no value")
+        self.reads.add(value[at])
+        return value[at]
+
+    def arg(self, name, cfg=None):
+        text = self.text(name, cfg)
         if text is None:
             self.fail(f"reads {name!r}, passed with 0 rows")
         return expression(text)
 
     def name(self, ident):
+        if ident == self.row and self.cfg is not None:
+            return ast.Constant(_Row(self.cfg))
         if ident in self.args:
             return self.arg(ident)
         if ident in self.consts:
@@ -216,16 +300,23 @@ class _Rewrite:
             self.locals.add(node.id)
             return ast.Name(f"{node.id}{self.tag}_", ast.Store())
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
-            self.check_index(node.slice)
+            cfg = self.check_index(node.slice)
             if self.args[node.value.id] is None:
                 return None
-            return expression(self.args[node.value.id])
+            text = self.text(node.value.id, cfg)
+            return None if text is None else expression(text)
         if isinstance(node, ast.Tuple):
             elts = [self.target(e) for e in node.elts]
             if any(e is None for e in elts):
                 self.fail("unpacks into a skipped array")
             return ast.Tuple(elts, ast.Store())
         self.fail(f"assigns to {ast.unparse(node)!r}")
+
+    def plain(self, value):
+        """The expression, which must not hold the row index as a value (code has no such number)."""
+        if _has_row(value):
+            self.fail("uses the row index as a value")
+        return value
 
     def block(self, stmts, out, pad):
         for s in stmts:
@@ -235,17 +326,20 @@ class _Rewrite:
         if isinstance(s, ast.Assign) and len(s.targets) == 1:
             value = self.expr(s.value)
             tgt = s.targets[0]
-            if isinstance(tgt, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, bool) \
-                    and not pad and tgt.id not in self.locals:
-                self.consts[tgt.id] = value.value   # a test folded: `do_a = ga.shape[0] != 0`
+            if isinstance(tgt, ast.Name) and isinstance(value, ast.Constant) and not pad and tgt.id not in self.locals \
+                    and (isinstance(value.value, (bool, _Row)) or (self.cfg is not None and type(value.value) is int)):
+                # a test folded: `do_a = ga.shape[0] != 0`; in a configuration's code, a row
+                # (`r1 = r + off`) or a number (`c = slot_config(r, ...)`)
+                self.consts[tgt.id] = value.value
                 return
+            self.plain(value)
             t = self.target(tgt)
             if t is not None:
                 if not isinstance(tgt, (ast.Name, ast.Tuple)):
                     value = _cast(value)
                 out.append(pad + ast.unparse(ast.Assign([t], value, lineno=0)))
         elif isinstance(s, ast.AugAssign):
-            value = self.expr(s.value)
+            value = self.plain(self.expr(s.value))
             if isinstance(s.target, ast.Name):
                 if s.target.id not in self.locals:
                     self.fail(f"updates {s.target.id!r} before assigning it")
@@ -256,10 +350,10 @@ class _Rewrite:
                 out.append(pad + ast.unparse(ast.AugAssign(t, s.op, value)))
         elif isinstance(s, ast.If):
             test = self.expr(s.test)
-            if isinstance(test, ast.Constant):
+            if isinstance(test, ast.Constant) and not isinstance(test.value, _Row):
                 self.block(s.body if test.value else s.orelse, out, pad)
                 return
-            out.append(pad + f"if {ast.unparse(test)}:")
+            out.append(pad + f"if {ast.unparse(self.plain(test))}:")
             n = len(out)
             self.block(s.body, out, pad + "    ")
             if len(out) == n:
@@ -298,10 +392,15 @@ class _Zero(ast.NodeTransformer):
         self.rw = rw
 
     def visit_Name(self, node):
-        if node.id in self.rw.indices:
+        rw = self.rw
+        if rw.cfg is not None and node.id == rw.row:
+            return ast.Constant(_Row(rw.cfg))
+        if rw.cfg is not None and node.id in rw.consts:
+            return ast.Constant(rw.consts[node.id])
+        if node.id in rw.indices:
             return ast.Constant(0)
-        if node.id in self.rw.args and self.rw.args[node.id] is not None:
-            return expression(self.rw.args[node.id])
+        if node.id in rw.args and isinstance(rw.args[node.id], str):
+            return expression(rw.args[node.id])
         return node
 
 
@@ -309,15 +408,21 @@ _ARITH = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: la
 
 
 def _arith(node):
-    """The value of integer arithmetic (+, -, * of int constants), or None."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+    """The value of integer arithmetic (+, -, * of int constants; the row index plus or minus one),
+    or None."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, _Row):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         v = _arith(node.operand)
-        return None if v is None else -v
+        return None if type(v) is not int else -v
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
         a, b = _arith(node.left), _arith(node.right)
-        return None if a is None or b is None else _ARITH[type(node.op)](a, b)
+        if a is None or b is None:
+            return None
+        try:
+            return _ARITH[type(node.op)](a, b)
+        except TypeError:   # the row index times a number: no row
+            return None
     return None
 
 
@@ -341,9 +446,16 @@ _CMP = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lam
 
 
 def _fold(node):
-    """A comparison or boolean operation of constants, as its constant."""
+    """A comparison or boolean operation of constants, a conditional expression with a constant
+    test, or arithmetic on the row index, as its constant."""
+    if isinstance(node, ast.BinOp) and _has_row(node):
+        value = _arith(node)
+        return ast.Constant(value) if isinstance(value, _Row) else node
+    if isinstance(node, ast.IfExp) and isinstance(node.test, ast.Constant) and isinstance(node.test.value, bool):
+        return node.body if node.test.value else node.orelse
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP \
-            and isinstance(node.left, ast.Constant) and isinstance(node.comparators[0], ast.Constant):
+            and isinstance(node.left, ast.Constant) and isinstance(node.comparators[0], ast.Constant) \
+            and not _has_row(node):
         return ast.Constant(bool(_CMP[type(node.ops[0])](node.left.value, node.comparators[0].value)))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and isinstance(node.operand, ast.Constant):
         return ast.Constant(not node.operand.value)

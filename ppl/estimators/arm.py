@@ -1,11 +1,11 @@
 """ARM and DisARM for Bernoulli nodes: antithetic pairs of draws sharing one uniform, two
 evaluations of the node's downstream costs, unbiased (Yin & Zhou 2019; Dong, Mnih & Tucker
-2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two rows of the fused step (the node's configuration digit), so the
-downstream sub-graph is evaluated for both in the same pass; the other parameters receive
-the average of the pair's gradients."""
+2020); local ARM / DisARM, their form for the importance-weighted bound, below. The pair is two
+rows of the fused step (the node's configuration digit), so the downstream sub-graph is evaluated
+for both in the same pass; the other parameters receive the average of the pair's gradients. The
+same draw and estimate give the row-fused step's code: there the pair is two configurations of a
+drawn row, and the kernels' bodies read the partner's locals (kernels/rowcode.py)."""
 from ppl.calls import KERNELS, per_row
-from ppl.statements import Assign, If, cast, mul, ne, scalar_call, sub
-from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 
@@ -52,33 +52,6 @@ class _Antithetic(Estimator):
         else:
             (a,) = ctx.params()
             ctx.call(KERNELS.antithetic.disarm_grad, a, ctx.value(), L, rw, stride, off, span, ga)
-
-    # ----- row-fused form: the pair is configurations c (digit 0) and c + stride (digit 1)
-    def scalar_support(self, node, opts):
-        return None
-
-    def scalar_forward(self, sl, node, opts):
-        u = sl.noise_scalar(node, "uniform")
-        if sl.config() == 0 and node not in sl.plan.shared:   # each row of a pair carries half the drawn row's weight
-            sl.put(Assign("w_", cast(mul("w_", 0.5))), "pre")
-        (a,) = node.inputs
-        sl.put(Assign(sl.val(node), cast(scalar_call(scalar.antithetic_bit, sl.val(a), u, sl.digit(node)))))
-
-    def scalar_backward(self, sl, node, opts):
-        (a,) = node.inputs
-        if sl.cot(a) is None or sl.digit(node) != 0 or not sl.weighs():   # the pair's drawn row only
-            return
-        c0, c1 = sl.config(), sl.partner(node)
-        L0, L1 = sl.downstream_L(node, c0), sl.downstream_L(node, c1)
-        adds = [Assign(sl.cot(a, c), cast(mul("w_", "cf_")), "+=")   # a shared digit's partner row weighs 0
-                for c in ((c0,) if node in sl.plan.shared else (c0, c1))]
-        if not self.integrated:
-            for st in (Assign("cf_", scalar_call(scalar.arm_coef, sub(L1, L0), sl.recorded_noise(node))), *adds):
-                sl.put(st)
-        else:
-            b0, b1 = sl.val(node, c0), sl.val(node, c1)
-            sl.put(If(ne(b0, b1), [Assign("cf_", scalar_call(scalar.disarm_coef, mul(0.5, sub(L1, L0)),
-                                                              sl.val(a, c0), b0)), *adds]))
 
 
 @register

@@ -59,15 +59,13 @@ class RowContext(Protocol):
     def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
     def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
     def config(self) -> int: """The configuration whose code is emitted."""
-    def digit(self, node, cfg=None) -> int: """The node's configuration in cfg."""
-    def partner(self, node, cfg=None) -> int: """The configuration holding its configuration 1."""
-    def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight w_."""
+    def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight."""
+    def weight(self, cfg=None) -> str: """The local holding cfg's row weight."""
     def put(self, stmt, where: str = "row") -> None:
         """A statement (ppl.statements.Assign / If / Do, over names, numbers and its expressions): in
         the row code, or before ("pre") or after ("post", the gradient step's) the row loop."""
     def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
     def recorded_noise(self, node): """The local of the base noise its draw used."""
-    def sample_hard(self, node) -> str: """The ordinary draw; returns its noise local."""
     def log_prob_vjp_row(self, node, weight: str, with_value: bool) -> None: """weight * d log p into the cotangents."""
     def row_context(self, node): """The node's estimator context over the row's locals (draw / estimate)."""
     def downstream_L(self, node, cfg=None) -> str: """A local: the sum of the node's downstream costs."""
@@ -338,22 +336,19 @@ class Estimator:
     def backward_below(self, ctx, above: list) -> None:
         """The backward of forward_below, emitted before the node's own estimate."""
 
-    # Row-fused lowering (ppl/lowering/rowfused.py) of a width-1 node: the estimate as
-    # straight-line code for one row. By default the estimator's own draw and estimate run on a
-    # context over the row's locals (`sl.row_context`, ppl/lowering/rowcontext.py): each kernel
-    # call is rewritten into row code (kernels/rowcode.py), and where a member or a kernel has no
-    # row form the graph is lowered with array kernels instead. An estimator whose array form
-    # reads other rows (a batch baseline, an antithetic pair's rows: score, ARM, DisARM) gives its
-    # row form here as statement records (`RowContext.put`); why a row form at all: on width-1
-    # graphs the array form's kernel calls cost several times the row-fused estimate
+    # Row-fused lowering (ppl/lowering/rowfused.py) of a width-1 node: the draw and the estimate as
+    # straight-line code for one row. The estimator's own draw and estimate run on a context over
+    # the row's locals (`sl.row_context`, ppl/lowering/rowcontext.py): each kernel call is
+    # rewritten into row code (kernels/rowcode.py), a body that reads its configuration's other
+    # rows (an antithetic pair's) included, and where a member or a kernel has no row form the
+    # graph is lowered with array kernels instead. An estimator whose array form folds over every
+    # row of the step (score's running baseline) gives its row-fused estimate here as statement
+    # records (`RowContext.put`); why a row form at all: on width-1 graphs the array form's
+    # kernel calls cost several times the row-fused estimate
     # (docs/benchmarks/against-pytorch-pyro.md, "toy estimate").
     def scalar_support(self, node, opts: dict) -> str | None:
         """None when the estimator may have a row-fused form for this node, else why not."""
         return None
-
-    def scalar_forward(self, sl: RowContext, node, opts: dict) -> None:
-        """The row-fused lowering's draw: `draw` on the context over the row's locals."""
-        self.draw(sl.row_context(node))
 
     def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
         """The row-fused lowering's estimate: `estimate` on the context over the row's locals."""

@@ -143,8 +143,8 @@ class Score(Estimator):
                 sl.put(Assign(state(slot), scalar_call(scalar.moving_average, b, tot, wsum, float(opts["decay"]),
                                                        eq(state(slot + 1), 0))), "post")
                 sl.put(Assign(state(slot + 1), 1), "post")
-            sl.put(Assign(tot, mul(as_float("w_"), as_float(L)), "+="))
-            sl.put(Assign(wsum, as_float("w_"), "+="))
+            sl.put(Assign(tot, mul(as_float(sl.weight()), as_float(L)), "+="))
+            sl.put(Assign(wsum, as_float(sl.weight()), "+="))
         wts = sl.local("ws", node)
-        sl.put(Assign(wts, cast(scalar_call(scalar.score_signal, "w_", L, b))))
+        sl.put(Assign(wts, cast(scalar_call(scalar.score_signal, sl.weight(), L, b))))
         sl.log_prob_vjp_row(node, wts, with_value=False)

@@ -79,17 +79,19 @@ class Stmt:
 class RowCall:
     """A kernel call of the row-fused step: the kernel (its CPU function, whose declared body the
     printer inlines over the row's locals: kernels/rowcode.py), its arguments (a local, an entry
-    of theta, grad or state, a number, or None for a skipped gradient) and the tag of the
-    locals its body binds (two calls of one row never share a local)."""
+    of theta, grad or state, a number, or None for a skipped gradient; in a call made in the code
+    of configuration `row`, also a tuple of such, one per configuration of the drawn row) and the
+    tag of the locals its body binds (two calls of one row never share a local)."""
 
     store = False
 
-    def __init__(self, kernel, args: list, tag: int):
-        self.kernel, self.args, self.tag = kernel, tuple(args), tag
-        self.rewritten = None   # (lines, modules their globals need): printer.row_lines_of, made once
+    def __init__(self, kernel, args: list, tag: int, row=None):
+        self.kernel, self.args, self.tag, self.row = kernel, tuple(args), tag, row
+        self.rewritten = None   # (lines, modules their globals need, texts read): printer.row_lines_of, made once
         # the names its arguments hold (a pass counting names sees them; no place in a line): its
         # body's lines hold no other name of the step (its own locals are renamed by its tag)
-        self.names = tuple((n, -1, -1) for a in self.args if a is not None for n, _, _ in arg_names(a))
+        texts = [t for a in self.args for t in (a if isinstance(a, tuple) else (a,)) if t is not None]
+        self.names = tuple((n, -1, -1) for a in texts for n, _, _ in arg_names(a))
 
 
 class Store:

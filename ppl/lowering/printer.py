@@ -159,13 +159,14 @@ def qualify(obj, imports: dict | None = None) -> str | None:
 
 
 def row_lines_of(call: ir.RowCall) -> tuple:
-    """(the lines, the modules their globals need: alias -> module) of a row call: its kernel's
+    """(the lines, the modules their globals need: alias -> module, the per-configuration
+    arguments' texts they read) of a row call: its kernel's
     body over the row's locals (kernels/rowcode.py), rewritten once per call (the lowering asks
     first, so a call with no row form raises NoRowForm there)."""
     if call.rewritten is None:
-        imports = {}
-        call.rewritten = (rowcode.row_lines(call.kernel, call.args, lambda obj: qualify(obj, imports), call.tag),
-                          imports)
+        imports, reads = {}, set()
+        lines = rowcode.row_lines(call.kernel, call.args, lambda obj: qualify(obj, imports), call.tag, call.row, reads)
+        call.rewritten = (lines, imports, frozenset(reads))
     return call.rewritten
 
 
@@ -176,7 +177,7 @@ def _row_lines(stmts, imports: dict, stores: bool = True, indent: str = "") -> l
     out = []
     for st in stmts:
         if isinstance(st, ir.RowCall):
-            lines, needs = row_lines_of(st)
+            lines, needs, _ = row_lines_of(st)
             out += [indent + str(line) for line in lines]
             imports.update(needs)
         elif isinstance(st, (ir.If, ir.For)):

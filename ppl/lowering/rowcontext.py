@@ -1,21 +1,60 @@
 """An estimator's own draw and estimate, lowered row-fused: the estimator context over one row.
 
 `RowEstimatorContext` answers the members of `estimators.context.EstimatorContext` an estimate
-that reads its own row only needs, with the row code's locals in place of buffers: the node's
-value, its parameters and their cotangents, its noise (the same streams, so the same draws),
-one-value scratch, one-number state, and the kernel calls of `law_call`, `call` and `emit`,
-each rewritten into row code by the row-fused rewrite (kernels/rowcode.py). So an estimator written
-once, for the array lowering (pathwise, straight-through, Concrete, a user's), runs in the
-row-fused step unchanged. Any other member (the step's rows, the graph below, a learning
-signal over rows, a trained parameter, emitting at the start of the step) raises
-`rowcode.NoRowForm`, and the compiler lowers the graph with array kernels (pipeline.run_passes).
+that reads its drawn row only needs, with the row code's locals in place of buffers: the node's
+value, its parameters and their cotangents, its downstream cost, the rows' weights and its
+configuration digit (`rows`), its noise (the same streams, so the same draws), one-value
+scratch, one-number state, and the kernel calls of `law_call`, `call` and `emit`, each rewritten
+into row code by the row-fused rewrite (kernels/rowcode.py). A value, cost or weight is a local
+per configuration of the drawn row (`ConfigNames`), so a kernel body that reads its pair's other
+row reads the other configuration's local. So an estimator written once, for the array lowering
+(pathwise, straight-through, Concrete, ARM, DisARM, a user's), runs in the row-fused step
+unchanged. Any other member (the graph below, a learning signal over rows, a trained parameter,
+emitting at the start of the step) raises `rowcode.NoRowForm`, and the compiler lowers the graph
+with array kernels (pipeline.run_passes).
 """
 from __future__ import annotations
 
 from ..calls import Call, parse
+from ..records import Name
 from ..estimators.protocol import NO_GRAD
 from ..estimators.context import MAX_NOISE, NOISE_KINDS, Noise, full_name
 from ..kernels.rowcode import NoRowForm
+
+
+class ConfigNames(Name):
+    """A local of the row code with one name per configuration of the drawn row: it prints as the
+    current configuration's (`text`); `at[c]` is configuration c's (None where it has none)."""
+
+    def __init__(self, at, cfg: int):
+        self.at = tuple(at)
+        self.text = str(self.at[cfg] if self.at[cfg] is not None else "")
+
+
+class _RowsOfRow:
+    """`ctx.rows` in the row code: the node's configuration digit, its place in it and the rows'
+    weights, one local per configuration; nothing over the step's rows."""
+
+    def __init__(self, ctx):
+        sl, node = ctx._sl, ctx.node
+        plan = sl.plan
+        self._ctx = ctx
+        self.samples, self.configs = sl.samples, plan.S
+        self.digit = plan.row_digit.get(node, (1, 1))
+        self.shared = node in plan.shared
+        self.offset = plan.cv_slot[node][0] if self.shared else 0
+        self.enumerated_below = None
+        self.weights = ctx._per_config(sl.weight)
+
+    @property
+    def slot(self) -> tuple:
+        stride, span = self.digit
+        return stride, (self.offset if self.shared else 1), span
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self._ctx._refuse(f"ctx.rows.{name}")
 
 
 class RowEstimatorContext:
@@ -48,20 +87,38 @@ class RowEstimatorContext:
         raise NoRowForm(f"estimator '{self.estimator.name}' of node '{self.node.name}': {what} "
                         f"has no row-fused form")
 
-    # ----- the node's values: locals of the row
-    def value(self, node=None) -> str:
+    # ----- the node's values: locals of the row, one per configuration
+    def _per_config(self, name_of):
+        return ConfigNames([name_of(cfg=c) for c in self._sl.configs], self._sl.config())
+
+    def _cotangent_of(self, node):
+        if self._sl.cot(node) is None:
+            return NO_GRAD
+        return self._per_config(lambda cfg: self._sl.cot(node, cfg))
+
+    def value(self, node=None):
         if node is not None and node is not self.node and node not in self.node.inputs:
             self._refuse("the value of another node")
-        return self._sl.val(self.node if node is None else node)
+        node = self.node if node is None else node
+        return self._per_config(lambda cfg: self._sl.val(node, cfg))
 
     def cotangent(self):
-        return self._sl.cot(self.node) or NO_GRAD
+        return self._cotangent_of(self.node)
 
     def params(self) -> list:
-        return self._sl.params_of(self.node)
+        return [self.value(p) for p in self.node.inputs]
 
     def param_grads(self) -> list:
-        return [self._sl.cot(p) or NO_GRAD for p in self.node.inputs]
+        return [self._cotangent_of(p) for p in self.node.inputs]
+
+    @property
+    def rows(self):
+        return _RowsOfRow(self)
+
+    def downstream_cost(self):
+        """The sum of the costs below the node, a local per configuration, each defined before the
+        first row call that reads it."""
+        return self._per_config(lambda cfg: self._sl.downstream_L(self.node, cfg, defer=True))
 
     # ----- noise, scratch and state
     def noise(self, kind: str = "uniform", width=None) -> str:
@@ -107,7 +164,7 @@ class RowEstimatorContext:
         if isinstance(kernel, Call):   # a rendered template
             self._sl.row_call(kernel)
         else:
-            self._sl.row_kernel(kernel, [str(a) for a in args])
+            self._sl.row_kernel(kernel, list(args))
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         self._own_draw = self._own_draw or self._drawing

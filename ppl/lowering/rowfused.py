@@ -18,7 +18,11 @@ against the array lowering.
 
 Antithetic pairs (ARM, DisARM) are configurations of a drawn row, as in the array lowering
 (r = d S + c): the loop runs over drawn rows d and the code of each node is emitted once per
-configuration c (locals suffixed _c), so an estimator reads its pair's costs as locals.
+configuration c (locals suffixed _c, each configuration's row weight `w_c` among them). An
+estimator's value, parameters, cotangents, costs and weights are then one local per configuration
+(`rowcontext.ConfigNames`), and a kernel body that reads its pair's other row (`r + off * stride`)
+reads the other configuration's local (kernels/rowcode.py), so ARM's and DisARM's declared kernels
+are their row form too.
 
 A user's black box (``ppl.blackbox``) or layer (``ppl.layer``) has no kernel body to rewrite: its
 @njit functions are called once per row (``rules.ROW_RULES``), as the array rules call them on a
@@ -29,9 +33,10 @@ step's module, so such a program is not cached on disk, as in the array lowering
 
 It applies when every node has width 1 and every kernel its ops and laws call has a row form
 (``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
-the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST, a
-user's); score, ARM and DisARM, whose array forms read other rows, give their row forms
-(``scalar_forward`` / ``scalar_backward``) as statement records (``statements.Assign`` / ``statements.If``).
+the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST,
+ARM, DisARM, score's draw, a user's); score's estimate, whose moving-average baseline folds over
+every row of the step, gives its row form (``scalar_backward``) as statement records
+(``statements.Assign`` / ``statements.If``).
 Code with no row form raises ``rowcode.NoRowForm`` and the compiler lowers the graph with array
 kernels (``compiler.pipeline.run_passes``).
 The step's signature, layout and buffers are the array program's: a
@@ -106,6 +111,16 @@ def applies(model, an, choices) -> str | None:
     return None
 
 
+def _row_arg(a):
+    """A row call's argument: None for a skipped gradient, a tuple of texts for a local per
+    configuration (None where it has none; None when it has none anywhere), else its text."""
+    at = getattr(a, "at", None)
+    if at is not None:
+        at = tuple(None if t is None or str(t) in _SKIPPED else str(t) for t in at)
+        return None if all(t is None for t in at) else at
+    return None if str(a) in _SKIPPED else str(a)
+
+
 def _kernel(kernel):
     """The CPU kernel of a template (its record's), a KernelRef or a law's kernel entry (a
     `core` kernel's name); None when there is none."""
@@ -150,8 +165,8 @@ def _law_row_form(law, keys=("sample", "log_prob", "log_prob_bwd")) -> str | Non
 class RowFusedLowering(Lowering):
     """Emits the row-fused step: the walk's hooks (walk.py) over one row's locals, each node's
     kernel calls (op templates, law kernels) rewritten by the row-fused rewrite. An estimator's
-    draw and estimate run on `row_context`; one whose array form reads other rows writes its row
-    form over `val`, `cot`, `noise_scalar`, `put` ... (its `scalar_forward` / `scalar_backward`,
+    draw and estimate run on `row_context`; one whose array form folds over every row writes its
+    row form over `val`, `cot`, `noise_scalar`, `put` ... (its `scalar_backward`,
     estimators.protocol.RowContext)."""
 
     rules = ROW_RULES   # a user's functions, called per row; a log_prob cost's law kernels
@@ -171,23 +186,22 @@ class RowFusedLowering(Lowering):
         self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
         self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
         self.scratch: dict = {}     # name -> ws1 index of the one-value rows of scratch_row (_gradient's arguments)
+        self.defines: dict = {}     # local -> its statement, emitted before the first row call that reads it
 
     # ----- helpers estimators use
     def config(self) -> int:
         """The configuration whose code is emitted."""
         return self.builder.cfg
 
-    def digit(self, node: Node, cfg=None) -> int:
-        """The node's configuration in configuration cfg (default: the current one; RowPlan.digit)."""
-        return self.plan.digit(node, self.builder.cfg if cfg is None else cfg)
-
-    def partner(self, node: Node, cfg=None) -> int:
-        """The configuration of the node's antithetic partner on cfg's rows (RowPlan.partner)."""
-        return self.plan.partner(node, self.builder.cfg if cfg is None else cfg)
-
     def weighs(self, cfg=None) -> bool:
         """Whether configuration cfg carries the objective's weight (RowPlan.weighs)."""
         return self.plan.weighs(self.builder.cfg if cfg is None else cfg)
+
+    def weight(self, cfg=None) -> str:
+        """The local holding configuration cfg's row weight (default: the current one's): the drawn
+        row's `w_`, 0 on the extra rows of the shared digit, halved by each antithetic pair of a
+        digit of its own (its draw's `scale_rows`)."""
+        return "w_" if self.plan.S == 1 else f"w_{self.builder.cfg if cfg is None else cfg}"
 
     def row(self, cfg=None) -> Expr:
         """The workspace row of drawn row d in configuration cfg (default: the current one)."""
@@ -261,12 +275,16 @@ class RowFusedLowering(Lowering):
     def row_kernel(self, kernel, args: list):
         """Emit the call kernel(*args) of the row code (ir.RowCall; its lines are the kernel's body
         over the row's locals, inlined by the printer): args as `row_call`'s (a marker's name:
-        skipped)."""
+        skipped), or a local per configuration (`rowcontext.ConfigNames`): the call is then the
+        current configuration's, and its body may read the others' (kernels/rowcode.py). A local
+        it reads that `defines` holds is defined first."""
         self.calls += 1
-        args = [None if str(a) in _SKIPPED else str(a) for a in args]
-        kernel = getattr(kernel, "cpu", kernel)
-        st = ir.RowCall(kernel, args, self.calls)
-        row_lines_of(st)   # a kernel or argument with no row form: NoRowForm here, in the lowering
+        args = [_row_arg(a) for a in args]
+        row = self.builder.cfg if any(isinstance(a, tuple) for a in args) else None
+        st = ir.RowCall(getattr(kernel, "cpu", kernel), args, self.calls, row)
+        _, _, reads = row_lines_of(st)   # a kernel or argument with no row form: NoRowForm here, in the lowering
+        for name in sorted(reads & self.defines.keys()):
+            self.put(self.defines.pop(name))
         self.builder.append(st)
 
     def scratch_row(self, name: str) -> str:
@@ -295,12 +313,6 @@ class RowFusedLowering(Lowering):
         form calls (EstimatorContext.law_call): the estimator's kernel for the law, else the law's."""
         self.call(self._estimator(node).law_kernel(self.dist(node), key), ins, outs)
 
-    def sample_hard(self, node: Node) -> str:
-        """The ordinary draw of a stochastic node from its row's base noise (the law's sample kernel)."""
-        noise = self.noise_scalar(node, self.dist(node).noise)
-        self.law_call(node, "sample", [*self.params_of(node), noise], [self.val(node)])
-        return noise
-
     def log_prob_vjp_row(self, node: Node, weight: str, with_value: bool):
         """weight * d log p(node | params) into the params' cotangents (and the value's), for
         this row: the law's log_prob_bwd kernel."""
@@ -309,16 +321,24 @@ class RowFusedLowering(Lowering):
         if any(g is not NO_GRAD for g in (*gp, gx)):
             self.call(self.dist(node).kernels["log_prob_bwd"], [*self.params_of(node), self.val(node), weight], [*gp, gx])
 
-    def downstream_L(self, node: Node, cfg=None) -> str:
-        """A local holding the sum of the node's downstream costs in configuration cfg."""
+    def downstream_L(self, node: Node, cfg=None, defer: bool = False) -> str:
+        """A local holding the sum of the node's downstream costs in configuration cfg (`defer`:
+        defined before the first row call that reads it)."""
         name = self.local("L", node, cfg)
         terms = [self.cost_local(c, cfg) for c in self.an.downstream_costs[node]]
-        self.put(Assign(name, functools.reduce(add, terms) if terms else cast(0.0)))
+        st = Assign(name, functools.reduce(add, terms) if terms else cast(0.0))
+        if defer:
+            self.defines.setdefault(name, st)
+        else:
+            self.put(st)
         return name
 
     # ----- the walk's hooks (walk.py)
     def before_walk(self):
         self.buf1("tot_")
+        if self.plan.S > 1:   # each configuration's row weight
+            for c in self.configs:
+                self.put(Assign(self.weight(c), "w_" if self.weighs(c) else cast(0.0)))
 
     def allocate(self, n: Node):
         """A node's parameters, input slot, value or cost rows: once, before its code is emitted
@@ -379,8 +399,7 @@ class RowFusedLowering(Lowering):
     def draw_node(self, n: Node):
         """The node's parameters checked, its estimator's row-fused draw (a user's checked)."""
         self.emit_param_checks(n, lambda p: code("{x} > 0", x=self.val(p)), self._finite)
-        ch, _ = self.choices[n]
-        REGISTRY[ch.estimator].scalar_forward(self, n, ch.options)
+        REGISTRY[self.choices[n][0].estimator].draw(self.row_context(n))
         self.check_user_draw(n, self._finite(n))
 
     def _finite(self, node: Node) -> Code:
@@ -400,16 +419,16 @@ class RowFusedLowering(Lowering):
 
     def cost_seed(self, n: Node, gins: list):
         """The row's weight, or None in a configuration without one (its cost cotangent is 0)."""
-        return "w_" if self.weighs() else None
+        return self.weight() if self.weighs() else None
 
     def lower_loss(self):
         for self.builder.cfg in self.configs:
             if not self.weighs():   # an extra row of the shared digit: no weight in the objective
                 self.put(Assign(index(self.rw, self.row()), cast(0.0)), store=True)
             else:
-                self.put(Assign(index(self.rw, self.row()), "w_"), store=True)
+                self.put(Assign(index(self.rw, self.row()), self.weight()), store=True)
                 for c in self.model.costs:
-                    self.put(Assign("loss", mul(as_float("w_"), as_float(self.cost_local(c))), "+="))
+                    self.put(Assign("loss", mul(as_float(self.weight()), as_float(self.cost_local(c))), "+="))
             costs = [self.cost_local(c) for c in self.model.costs]
             self.put(Assign(index("tot_", self.row()), functools.reduce(add, costs) if costs else 0.0), store=True)
         self.builder.cfg = 0

@@ -1,13 +1,16 @@
 """The row-fused rewrite (kernels/rowcode.py): a kernel call on one-column arrays rewritten into
 straight-line code. Oracle: the CPU kernel itself, run on (1, 1) arrays; the row code, run as
 Python over the same values, must write the same numbers (float64, to 1e-12), with each
-skippable gradient present and skipped. And its refusals: a body that reads other columns or
-rows has no row form."""
+skippable gradient present and skipped. In one configuration's code (an antithetic pair's two
+rows unrolled), the pair's kernels read the partner's locals: oracle, the CPU kernel on the
+pair's two rows. And its refusals: a body that reads other columns or rows, or a configuration
+the drawn row has not, has no row form."""
 import numpy as np
 import pytest
 
 from ppl.kernels import rowcode
 from ppl.kernels.cpu import core, rows
+from ppl.kernels.families import antithetic
 from ppl.kernels.math import rng, scalar
 from ppl.lowering.printer import qualify as _qualify
 
@@ -171,3 +174,82 @@ def test_an_argument_is_built_as_python_reads_it(text):
 def test_any_other_argument_has_no_row_form(text):
     with pytest.raises(rowcode.NoRowForm, match="none of the forms"):
         rowcode.expression(text)
+
+
+# ----- a call in one configuration's code: the pair's kernels read the partner's locals
+def _pair_args(gen):
+    """An antithetic pair (stride 1, off 1, span 2: rows 0 and 1 of one drawn row), as the CPU
+    kernels take it: logits, the shared uniform, costs, row weights."""
+    a = np.full((2, 1), gen.normal(0, 1.5))
+    u = np.full((2, 1), gen.uniform(0.05, 0.95))
+    b = np.zeros((2, 1))
+    antithetic.antithetic_bernoulli(a, u, 1, 1, 2, b)
+    return a, u, b, gen.normal(0, 2.0, 2), np.array([0.25, 0.25])
+
+
+def _run_configs(kernel, spec, arrays):
+    """The kernel's row code in the code of configuration 0, then 1, run as Python: an array
+    argument is a local per configuration (`<name>_<c>`), a number its literal, "u" the shared
+    noise (one local for both); returns the arrays as the code left them."""
+    env = {"cast": np.float64, "np": np, "scalar": scalar}
+    args = []
+    for name, value in zip(spec, arrays):
+        if name == "u":
+            env["u"] = float(value[0, 0])
+            args.append("u")
+        elif isinstance(value, np.ndarray):
+            for c in (0, 1):
+                env[f"{name}_{c}"] = float(value.reshape(2, -1)[c, 0])
+            args.append((f"{name}_0", f"{name}_1"))
+        else:
+            args.append(repr(value))
+    for c in (0, 1):
+        lines = rowcode.row_lines(kernel, args, _qualify, 3 + c, row=c)
+        exec(compile("\n".join(lines) + "\n", "<row code>", "exec"), env)
+    return [np.array([env[f"{n}_0"], env[f"{n}_1"]]).reshape(v.shape) if isinstance(v, np.ndarray) and n != "u"
+            else v for n, v in zip(spec, arrays)]
+
+
+@pytest.mark.parametrize("which", ["antithetic_bernoulli", "arm_grad", "disarm_grad", "scale_rows"])
+def test_a_pairs_row_code_in_each_configuration_writes_what_its_kernel_writes(which):
+    """Oracle: the CPU kernel on the pair's two rows. The row code of configuration c reads the
+    partner's locals through `r + off * stride` and `slot_local`; the row code, run for both
+    configurations, must leave the same numbers (float64, 1e-12), over draws where the pair
+    agrees and where it differs."""
+    gen = np.random.default_rng(11)
+    for _ in range(12):
+        a, u, b, L, rw = _pair_args(gen)
+        ga = gen.normal(0, 1, (2, 1))
+        spec, arrays = {
+            "antithetic_bernoulli": (("a", "u", "stride", "off", "span", "b"), [a, u, 1, 1, 2, np.zeros((2, 1))]),
+            "arm_grad": (("u", "L", "rw", "stride", "off", "span", "ga"), [u, L, rw, 1, 1, 2, ga]),
+            "disarm_grad": (("a", "b", "L", "rw", "stride", "off", "span", "ga"), [a, b, L, rw, 1, 1, 2, ga]),
+            "scale_rows": (("rw", "factor"), [rw, 0.5]),
+        }[which]
+        kernel = getattr(antithetic, which)
+        want = [x.copy() if isinstance(x, np.ndarray) else x for x in arrays]
+        kernel(*want)
+        got = _run_configs(kernel, spec, [x.copy() if isinstance(x, np.ndarray) else x for x in arrays])
+        out = len(spec) - 1 if which != "scale_rows" else 0
+        np.testing.assert_allclose(got[out], want[out], rtol=1e-12, atol=1e-15, err_msg=which)
+
+
+def test_the_partner_is_read_through_the_row_index_not_guessed():
+    """Test of the test above: the same DisARM body with the partner read one row further
+    (`r + 2 * off * stride`) reads configuration 2, which the pair has not: no row form."""
+    with pytest.raises(rowcode.NoRowForm, match="configuration 2"):
+        rowcode.row_lines(antithetic.disarm_grad, [("a0", "a1"), ("b0", "b1"), ("L0", "L1"), ("w0", "w1"),
+                                                   "2", "1", "2", ("g0", "g1")], _qualify, 1, row=0)
+
+
+def _body_row_as_value(r, j, x, out):
+    out[r, j] = x[r, j] * r
+
+
+def test_the_row_index_never_reaches_the_code():
+    """The row index folds as a number where a body computes a row; used as a value it would be
+    a configuration's number, not the row's: no row form."""
+    with pytest.raises(rowcode.NoRowForm, match="row index as a value"):
+        rowcode.row_lines(_declared(_body_row_as_value), [("x0", "x1"), ("o0", "o1")], _qualify, 1, row=1)
+    lines = rowcode.row_lines(core.sigmoid_fwd, [("x0", "x1"), ("o0", "o1")], _qualify, 1, row=1)
+    assert lines == rowcode.row_lines(core.sigmoid_fwd, ["x1", "o1"], _qualify, 1)

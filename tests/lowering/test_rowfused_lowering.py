@@ -83,6 +83,12 @@ CASES = [
     ("counts", ("score", {"baseline": "moving_average"}), 1),
     ("counts", {"b": "straight_through", "n": ("score", {"baseline": "none"}),
                 "g": ("score", {"baseline": "none"})}, 2),
+    # estimators whose kernels read their configuration's other rows (the pair's partner, the
+    # branches), alone and sharing one digit of branches
+    ("bernoulli", "mvd", 1),
+    ("two_layer", "mvd", 2),
+    ("two_layer", {"b1": "mvd", "b2": "disarm"}, 1),
+    ("two_layer", {"b1": "arm", "b2": ("score", {"baseline": "moving_average"})}, 1),
 ]
 
 
