@@ -11,7 +11,7 @@ them"); the step declares each kernel and calls the machine code already in the 
 per-element helpers (``scalar.py``, ``rng.py``) stay linked and inlined, and kernels keep linking
 the kernels they call.
 
-Eight parts, installed once (``install``):
+Nine parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -65,6 +65,13 @@ Eight parts, installed once (``install``):
   kernels were compiled once per sample and configuration count). Other constants (strides,
   widths, flags) stay literal: the kernels fold them (docs/benchmarks/compile-and-cold-start.md,
   "Cold start").
+- A helper of the kernels (a function of ``kernels/math/`` or a private ``_name`` of ``ppl.kernels``:
+  per-element math, row functions, inlined into its callers) compiled while a caller is typed is
+  compiled without Numba's CPython wrapper (``PYTHON_WRAPPERS``): only compiled code calls it, and
+  the wrapper (boxing and unboxing each argument) was lowered, optimised and turned into machine
+  code for nothing. A call from Python of such a signature (a test, a user at the prompt) is
+  answered by a twin of the function compiled with its wrapper and without a disk cache
+  (``numba_compat.python_entry``); Numba would otherwise call the missing wrapper.
 """
 import hashlib
 import importlib
@@ -98,6 +105,8 @@ CALL_KERNELS = True   # False: link the kernels into the step as Numba does (ben
 # them (DisARM's gradient was 10x slower compiled for a variable pair stride).
 PLAIN_PARAMS = frozenset({"stream", "row0", "reps"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
+PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
+HELPER_MODULES = ("ppl.kernels.math.",)   # modules of helpers only compiled code calls (with the private ``_name``s)
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
 _kernel_libs = {}  # id(code library) -> (library, mangled name, record) of array kernels
@@ -270,6 +279,34 @@ def _plain_positions(func) -> frozenset:
 before_outer_compile = []
 
 
+_twins = {}   # helper dispatcher -> the same function with its CPython wrapper, for calls from Python
+_twin_ids = set()
+
+
+def _helper(disp) -> bool:
+    """Whether `disp` is a helper of the kernels: a function of HELPER_MODULES or a private one
+    (not a twin `_python_call` made)."""
+    return id(disp) not in _twin_ids and _in_module(disp.py_func, "ppl.kernels") \
+        and (_in_module(disp.py_func, HELPER_MODULES) or _private_helper(disp))
+
+
+def _python_call(compile_, disp, sig):
+    """An outer compile of a helper (a call from Python): the compile result, or, where it has no
+    CPython wrapper (made for a caller, or loaded so from the disk cache), its twin's."""
+    entry = compile_(disp, sig)
+    return numba_compat.python_entry(disp, sig, lambda: _twin(disp)) or entry
+
+
+def _twin(disp):
+    twin = _twins.get(disp)
+    if twin is None:
+        from numba import jit
+        opts = {k: v for k, v in disp.targetoptions.items() if k != "no_cpython_wrapper"}
+        twin = _twins[disp] = jit(**opts)(disp.py_func)
+        _twin_ids.add(id(twin))
+    return twin
+
+
 def _compile(compile_, disp, sig):
     if before_outer_compile and not getattr(_compiling, "stack", None):
         for hook in tuple(before_outer_compile):
@@ -287,6 +324,18 @@ def _compile(compile_, disp, sig):
     if PLAIN_PARAMS and _in_module(disp.py_func, "ppl.kernels"):
         sig = numba_compat.unliteral_signature(sig, _plain_positions(disp.py_func))
     stack = _compiling.__dict__.setdefault("stack", [])
+    if not PYTHON_WRAPPERS and _helper(disp):
+        if not stack:
+            stack.append(disp)
+            try:
+                return _python_call(compile_, disp, sig)
+            finally:
+                stack.pop()
+        stack.append(disp)
+        try:
+            return numba_compat.compile_without_python_wrapper(compile_, disp, sig)
+        finally:
+            stack.pop()
     stack.append(disp)
     try:
         return compile_(disp, sig)

@@ -151,3 +151,41 @@ def test_a_first_step_leaves_scipy_linalg_alone_and_np_dot_still_compiles():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "AFTER_STEP False" in out.stdout and "AFTER_DOT True" in out.stdout, out.stdout
+
+
+HELPER_CALLS = textwrap.dedent('''
+    import sys
+    import numpy as np
+    from numba import njit
+    import ppl
+    from ppl.kernels import _link, numba_compat
+    from ppl.kernels.math import scalar
+    _link.PYTHON_WRAPPERS = sys.argv[1] == "wrappers"
+    first = sys.argv[2]
+
+    @njit
+    def caller(x, s):
+        return scalar.scale_shift(x, s, 0.25) + scalar.softplus(x)
+
+    x = 0.3
+    if first == "caller":      # the helpers compiled for a caller, then called from Python
+        assert caller(x, 1.5) == scalar.scale_shift.py_func(x, 1.5, 0.25) + scalar.softplus.py_func(x)
+    cres = scalar.scale_shift.overloads.get(scalar.scale_shift.signatures[0]) if scalar.scale_shift.signatures else None
+    print("WRAPPER", None if cres is None else numba_compat.has_python_wrapper(cres))
+    print("PYTHON", scalar.scale_shift(x, 1.5, 0.25) == scalar.scale_shift.py_func(x, 1.5, 0.25),
+          scalar.softplus(x) == scalar.softplus.py_func(x), scalar.scale_shift(np.float32(2.0), np.float32(3.0), 0.25))
+''')
+
+
+def test_helpers_compiled_for_a_caller_have_no_python_wrapper_and_python_calls_still_run(tmp_path):
+    """A helper of the kernels compiled while a caller is typed has no CPython wrapper
+    (kernels/_link.py, PYTHON_WRAPPERS); a call from Python of the same signature, in that
+    process and in a later one that loads the helper from the disk cache first, returns what the
+    helper's Python function returns (it would otherwise call a missing wrapper and crash).
+    Test of the test: with PYTHON_WRAPPERS the helper compiled for the caller has its wrapper."""
+    out = _python(tmp_path, HELPER_CALLS, "none", "caller")
+    assert "WRAPPER False" in out and "PYTHON True True 6.25" in out, out
+    out = _python(tmp_path, HELPER_CALLS, "none", "python")    # the cache's entry has no wrapper
+    assert "PYTHON True True 6.25" in out, out
+    out = _python(tmp_path / "with", HELPER_CALLS, "wrappers", "caller")
+    assert "WRAPPER True" in out and "PYTHON True True 6.25" in out, out
