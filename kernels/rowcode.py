@@ -36,6 +36,14 @@ never reaches the code: a body that uses it as a value has no row form.
 A hand-written kernel (a BLAS product, a loop no declared shape fits) has no body to read: its
 module names a body per kernel in `ROW = {kernel name: body}`, a function over the loop indices
 and the kernel's arguments, as a declared body is, registered for this target only.
+
+A kernel that folds over the rows (a running baseline's batch mean) is its own row form where its
+module names it in `FOLDS = {kernel name: (its whole arrays,)}`: its body is statements before one
+loop over the rows, the loop's body, and statements after it. The row-fused step runs the first
+part before its row loop, the second in each row (each configuration's code) and the third after
+it (`row_lines(..., part="before" | "each" | "after")`, one tag for the three, so they share their
+locals). A whole array (the step's `state`) is indexed by a number the arguments give, never by
+the row.
 """
 import ast
 import builtins
@@ -78,8 +86,32 @@ def body_tree(body):
     return t
 
 
+def fold_of(kernel):
+    """(before, the row index, each, after, the whole arrays) of a kernel its module names in
+    `FOLDS` (see the module), else None."""
+    fn = getattr(kernel, "py_func", kernel)
+    mod = sys.modules.get(getattr(fn, "__module__", None))
+    whole = getattr(mod, "FOLDS", {}).get(getattr(fn, "__name__", None))
+    if whole is None:
+        return None
+    stmts = _statements(body_tree(fn))
+    loops = [k for k, s in enumerate(stmts) if isinstance(s, ast.For)]
+    if len(loops) != 1 or not isinstance(stmts[loops[0]].target, ast.Name) or stmts[loops[0]].orelse:
+        raise NoRowForm(f"{fn.__name__}: a fold's body is one loop over the rows between statements")
+    k = loops[0]
+    return stmts[:k], stmts[k].target.id, stmts[k].body, stmts[k + 1:], tuple(whole)
+
+
 def has_row_form(kernel) -> bool:
-    return row_body(kernel) is not None
+    return row_body(kernel) is not None or fold_of(kernel) is not None
+
+
+def _statements(fdef) -> list:
+    """A function definition's statements, its docstring left out."""
+    stmts = fdef.body
+    if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
+        stmts = stmts[1:]
+    return stmts
 
 
 _LITERALS = {"True": True, "False": False, "None": None}
@@ -112,14 +144,21 @@ def expression(text) -> ast.expr:
     raise NoRowForm(f"the argument {text!r} is none of the forms the row code takes (a name, name[i], a number)")
 
 
-def row_lines(kernel, args, qualify, tag, row=None, reads=None) -> list:
+def row_lines(kernel, args, qualify, tag, row=None, reads=None, part=None) -> list:
     """The row code of `kernel(*args)` (see the module's docstring), as lines of source: `row`,
     the configuration whose code it is (None: no argument is per configuration); `reads`, a set
-    the texts of the per-configuration arguments it reads or writes are added to."""
-    found = row_body(kernel)
+    the texts of the per-configuration arguments it reads or writes are added to; `part`, of a
+    fold (`FOLDS`): "before", "each" or "after"."""
     name = getattr(kernel, "__name__", repr(kernel))
+    fold = fold_of(kernel)
+    if (fold is None) != (part is None):
+        raise NoRowForm(f"the kernel {name} " + ("folds over the rows: its row code is in parts" if part is None
+                                                 else "is no fold over the rows"))
+    if fold is not None:
+        return _fold_lines(kernel, name, fold, args, qualify, tag, row, reads, part)
+    found = row_body(kernel)
     if found is None:
-        raise NoRowForm(f"the kernel {name} has no row form (declared body or ROW entry)")
+        raise NoRowForm(f"the kernel {name} has no row form (declared body, ROW or FOLDS entry)")
     body, nlead = found
     fdef = body_tree(body)
     params = [a.arg for a in fdef.args.args]
@@ -129,14 +168,39 @@ def row_lines(kernel, args, qualify, tag, row=None, reads=None) -> list:
     rw = _Rewrite(name, dict(zip(rest, args)), lead, body.__globals__, qualify, tag, row)
     if rw.row is None and row is not None:
         rw.fail("has no row index (an item or group body)")
-    stmts = fdef.body
-    if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
-        stmts = stmts[1:]   # the docstring
     out = []
-    rw.block(stmts, out, "")
+    rw.block(_statements(fdef), out, "")
     if reads is not None:
         reads.update(rw.reads)
     return out
+
+
+PARTS = ("before", "each", "after")
+
+
+def _fold_lines(kernel, name, fold, args, qualify, tag, row, reads, part) -> list:
+    """One part of a fold's row code: the parts before it are rewritten too (discarded), so that
+    its locals and folded tests are known."""
+    before, index, each, after, whole = fold
+    fn = getattr(kernel, "py_func", kernel)
+    params = [a.arg for a in body_tree(fn).args.args]
+    if len(params) != len(args):
+        raise NoRowForm(f"{name}: {len(args)} arguments for {len(params)} parameters")
+    rw = _Rewrite(name, dict(zip(params, args)), [], fn.__globals__, qualify, tag, None, whole)
+    if row is None and any(isinstance(a, tuple) for a in args):
+        row = 0   # the rows' part rewritten for its locals only: any configuration's code will do
+    for p, stmts in zip(PARTS, (before, each, after)):
+        if p == "each":
+            rw.start_rows(index, row)
+        elif p == "after":
+            rw.start_rows(None, None)
+        out, rw.reads = [], set()
+        rw.block(stmts, out, "")
+        if p == part:
+            if reads is not None:
+                reads.update(rw.reads)
+            return out
+    raise NoRowForm(f"{name}: no part {part!r} of a fold (one of {', '.join(PARTS)})")
 
 
 _KEEP = {"range", "abs", "min", "max", "float", "int", "bool"}
@@ -171,14 +235,32 @@ def _has_row(node) -> bool:
 
 
 class _Rewrite:
-    def __init__(self, kernel, args, indices, glb, qualify, tag, cfg=None):
+    def __init__(self, kernel, args, indices, glb, qualify, tag, cfg=None, whole=()):
         self.kernel, self.args, self.indices = kernel, args, set(indices)
         self.row = indices[0] if indices else None   # the row index (a cell or row body's first)
         self.cfg = cfg         # the configuration whose code this is (None: every argument has one text)
         self.glb, self.qualify, self.tag = glb, qualify, tag
+        self.whole = set(whole)   # arrays indexed by a number, not the row (a fold's state)
         self.consts = {}       # locals bound to a folded constant
         self.locals = set()
         self.reads = set()     # the texts of per-configuration arguments read or written
+
+    def start_rows(self, index, cfg):
+        """A fold's next part: its loop's body (`index`, the row index, in configuration cfg's
+        code), or the statements after the loop (None: no row index)."""
+        self.indices = {index} if index else set()
+        self.row, self.cfg = index, cfg
+        self.consts = {k: v for k, v in self.consts.items() if not isinstance(v, _Row)}
+
+    def whole_index(self, name, sl):
+        """`name[i]` of a whole array: its text indexed by i rewritten, a number where it folds."""
+        if self.args[name] is None:
+            self.fail(f"reads {name!r}, passed with 0 rows")
+        if any(isinstance(n, ast.Name) and n.id in self.indices for n in ast.walk(sl)):
+            self.fail(f"indexes the whole array {name!r} by the row")
+        ix = self.expr(sl)
+        value = _arith(ix)
+        return expression(self.args[name]), (ast.Constant(value) if type(value) is int else ix)
 
     def fail(self, why):
         raise NoRowForm(f"{self.kernel}: {why}")
@@ -195,6 +277,8 @@ class _Rewrite:
             if axis == 1:
                 return ast.Constant(1)
             self.fail("reads an array's shape beyond its second axis")
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.whole:
+            return ast.Subscript(*self.whole_index(node.value.id, node.slice), ast.Load())
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
             return self.arg(node.value.id, self.check_index(node.slice))
         if isinstance(node, ast.Name):
@@ -261,6 +345,8 @@ class _Rewrite:
                 self.fail(f"reads configuration {cfg}'s row of {name!r}, which has one value for all")
             return value
         at = self.cfg if cfg is None else cfg
+        if at is None:
+            self.fail(f"reads {name!r}, a value per configuration, where no configuration is given")
         if not 0 <= at < len(value) or value[at] is None:
             self.fail(f"reads {name!r} in configuration {at}, where it has no value")
         self.reads.add(value[at])
@@ -299,6 +385,8 @@ class _Rewrite:
                 self.fail(f"assigns to {node.id!r}" + (" (a test folded before)" if node.id in self.consts else ""))
             self.locals.add(node.id)
             return ast.Name(f"{node.id}{self.tag}_", ast.Store())
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.whole:
+            return ast.Subscript(*self.whole_index(node.value.id, node.slice), ast.Store())
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.args:
             cfg = self.check_index(node.slice)
             if self.args[node.value.id] is None:
@@ -311,6 +399,10 @@ class _Rewrite:
                 self.fail("unpacks into a skipped array")
             return ast.Tuple(elts, ast.Store())
         self.fail(f"assigns to {ast.unparse(node)!r}")
+
+    def is_whole(self, target) -> bool:
+        """Whether the target is an entry of a whole array (stored as it is: `state` is float64)."""
+        return isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id in self.whole
 
     def plain(self, value):
         """The expression, which must not hold the row index as a value (code has no such number)."""
@@ -335,7 +427,7 @@ class _Rewrite:
             self.plain(value)
             t = self.target(tgt)
             if t is not None:
-                if not isinstance(tgt, (ast.Name, ast.Tuple)):
+                if not isinstance(tgt, (ast.Name, ast.Tuple)) and not self.is_whole(tgt):
                     value = _cast(value)
                 out.append(pad + ast.unparse(ast.Assign([t], value, lineno=0)))
         elif isinstance(s, ast.AugAssign):
@@ -345,7 +437,8 @@ class _Rewrite:
                     self.fail(f"updates {s.target.id!r} before assigning it")
                 t = ast.Name(f"{s.target.id}{self.tag}_", ast.Store())
             else:
-                t, value = self.target(s.target), _cast(value)
+                t = self.target(s.target)
+                value = value if self.is_whole(s.target) else _cast(value)
             if t is not None:
                 out.append(pad + ast.unparse(ast.AugAssign(t, s.op, value)))
         elif isinstance(s, ast.If):

@@ -1,10 +1,10 @@
-"""The row code's statements as records: what an estimator's row-fused form (estimators.protocol:
-scalar_forward / scalar_backward), the row-fused lowering and its rules for a user's functions give
-the row context (`RowContext.put`), in place of text. An expression (`Expr`) is a name, a number,
-a call of the row code's scalar library (kernels/math/scalar.py, kernels/math/rng.py) or of a user's
-function the step binds, or an operator over expressions, printed with the parentheses Python
-needs; a statement is an assignment (`Assign`: `=` or `+=`), a call for its effect (`Do`) or
-assignments under a test (`If`). Each prints as lines that carry the names they hold (`RowLine`).
+"""The row code's statements as records: what the row-fused lowering and its rules for a user's
+functions emit (`RowFusedLowering.put`) in place of text. An expression (`Expr`) is a name, a
+number, a call of the row code's scalar library (kernels/math/scalar.py, kernels/math/rng.py) or of
+a user's function the step binds, or an operator over expressions, printed with the parentheses
+Python needs; a statement is an assignment (`Assign`: `=` or `+=`) or a call for its effect
+(`Do`). Each prints as lines that carry the names they hold (`RowLine`). An estimator writes no
+row code of its own: its kernels' bodies are rewritten (kernels/rowcode.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .calls import Const, Name, Printed
 
 class Expr(Printed):
     """A scalar expression of the row code: its operator `op` ("name", "number", "call", "cast",
-    "float", "+", "-", "*", "//", "==", "!=", "state", "index") and operands `args` (Exprs); a
+    "float", "+", "-", "*", "//", "index") and operands `args` (Exprs); a
     call's `fn` is a function of kernels/math/scalar.py or rng.py (the modules the row code binds
     as `scalar` and `rng`). Its text is what the row code prints."""
 
@@ -91,12 +91,7 @@ def as_float(v) -> Expr:
     return Expr("float", (expr(v),), f"float({expr(v)})")
 
 
-def state(i: int) -> Expr:
-    """The i-th number of the estimator state vector."""
-    return Expr("state", (expr(int(i)),), f"state[{int(i)}]")
-
-
-_BINDS = {"==": 1, "!=": 1, "+": 2, "-": 2, "*": 3, "//": 3}   # how tightly each operator binds
+_BINDS = {"+": 2, "-": 2, "*": 3, "//": 3}   # how tightly each operator binds
 
 
 def _binary(op: str, a, b) -> Expr:
@@ -130,17 +125,9 @@ def mul(a, b) -> Expr:
     return _binary("*", a, b)
 
 
-def eq(a, b) -> Expr:
-    return _binary("==", a, b)
-
-
-def ne(a, b) -> Expr:
-    return _binary("!=", a, b)
-
-
 class Assign:
-    """`target = value` (op "=") or `target += value` (op "+="): target a name, state(i) or an
-    index(...) of a buffer."""
+    """`target = value` (op "=") or `target += value` (op "+="): target a name or an index(...) of
+    a buffer."""
 
     def __init__(self, target, value, op: str = "="):
         if op not in ("=", "+="):
@@ -161,23 +148,3 @@ class Do:
 
     def lines(self) -> list:
         return [RowLine(str(self.value), self.value.names)]
-
-
-class If:
-    """The assignments of `body` run only when `test` holds."""
-
-    def __init__(self, test, body):
-        self.test, self.body = expr(test), tuple(body)
-        if not all(isinstance(s, (Assign, Do)) for s in self.body):
-            raise TypeError("the body of a row code If holds assignments")
-
-    def test_line(self) -> RowLine:
-        """The test as a line's record (ir.If's test)."""
-        return RowLine(str(self.test), self.test.names)
-
-    def body_lines(self) -> list:
-        return [line for s in self.body for line in s.lines()]
-
-    def lines(self) -> list:
-        return [RowLine(f"if {self.test}:", self.test.names),
-                *(RowLine(f"    {line}", [n for n, _, _ in line.names]) for line in self.body_lines())]

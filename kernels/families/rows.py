@@ -11,7 +11,8 @@ innermost (a body per output cell there made them 4-5x slower: docs/benchmarks/k
 device each output cell has a thread, summing its sources in the CPU's order. The kernels that return
 a value (`weighted_total`, the `all_*` tests) or reduce into one entry (`add_sum_to`,
 `moving_average_baseline`), and `expand_rows` (in place, row blocks in an order), are written
-by hand on the CPU; `CUDA` names their launchers: the registry's one-block sum (`block`,
+by hand on the CPU (`FOLDS`: the folds the row-fused step runs in parts around its row loop);
+`CUDA` names their launchers: the registry's one-block sum (`block`,
 deterministic) of an item of this file, or a block kernel of kernels/cuda/products.py.
 """
 import math
@@ -468,6 +469,12 @@ def _add_sum_to_cuda():
         single_block(gen, a.shape[0])(a, out[index:index + 1])
     add_sum_to.__doc__, add_sum_to.__kernels__ = globals()["add_sum_to"].__doc__, [gen]
     return add_sum_to
+
+
+FOLDS = {   # hand-written folds over the rows, their own row-fused form (kernels/rowcode.py): their
+    # arrays indexed by a number, not the row
+    "moving_average_baseline": ("state",),
+}
 
 
 CUDA = {   # hand-written on the CPU, or a CPU loop of the wrong grain for a device (a data row's rows

@@ -6,14 +6,13 @@ it is unbiased, and emits how the node is drawn (`draw`) and what reaches the no
 (`ctx`; the same for the built-ins and a user's). Learnable state (baselines, temperatures) is
 declared through the context, so it lives in the program's parameter set.
 
-The row-fused lowering has a context of its own, `RowContext` below (`sl`:
-ppl.lowering.rowfused.RowFusedLowering). An estimator reads, calls and records through those
-members only (tests/compiler/test_compiler.py checks every `ctx.` / `sl.` use in ppl/estimators/).
+The row-fused lowering runs the same `draw` and `estimate` on a context over one row's locals
+(ppl/lowering/rowcontext.py). An estimator reads, calls and records through the context's
+members only (tests/compiler/test_compiler.py checks every `ctx.` use in ppl/estimators/).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..calls import kernel_table
 from ..errors import ModelError
@@ -46,29 +45,6 @@ class NoGrad:
 
 NO_GRAD = NoGrad("NO_GRAD", "empty2")           # no cotangent of a 2D buffer (a node's values, its parameters)
 NO_GRAD_1D = NoGrad("NO_GRAD_1D", "empty1")     # no gradient of a 1D output (a temperature's, per row)
-
-
-class RowContext(Protocol):
-    """The row-fused lowering's context (values and cotangents are locals of the row code;
-    `config()` is the configuration whose code is emitted)."""
-
-    plan: object         # the row plan (lowering.rows.RowPlan): .shared, the nodes whose extra rows share one digit
-
-    def state_slot(self, name: str, size: int, init=0.0) -> int: """Non-gradient state: its offset."""
-    def val(self, node, cfg=None) -> str: """The local holding the node's value."""
-    def cot(self, node, cfg=None): """The local holding its cotangent, or None."""
-    def local(self, prefix: str, node, cfg=None, per_config=True) -> str: """A named local of the row code."""
-    def config(self) -> int: """The configuration whose code is emitted."""
-    def weighs(self, cfg=None) -> bool: """Whether cfg carries the objective's weight."""
-    def weight(self, cfg=None) -> str: """The local holding cfg's row weight."""
-    def put(self, stmt, where: str = "row") -> None:
-        """A statement (ppl.statements.Assign / If / Do, over names, numbers and its expressions): in
-        the row code, or before ("pre") or after ("post", the gradient step's) the row loop."""
-    def noise_scalar(self, node, kind: str, k: int = 0) -> str: """The row's base noise (a local)."""
-    def recorded_noise(self, node): """The local of the base noise its draw used."""
-    def log_prob_vjp_row(self, node, weight: str, with_value: bool) -> None: """weight * d log p into the cotangents."""
-    def row_context(self, node): """The node's estimator context over the row's locals (draw / estimate)."""
-    def downstream_L(self, node, cfg=None) -> str: """A local: the sum of the node's downstream costs."""
 
 
 REGISTRY: dict[str, "Estimator"] = {}
@@ -338,21 +314,15 @@ class Estimator:
 
     # Row-fused lowering (ppl/lowering/rowfused.py) of a width-1 node: the draw and the estimate as
     # straight-line code for one row. The estimator's own draw and estimate run on a context over
-    # the row's locals (`sl.row_context`, ppl/lowering/rowcontext.py): each kernel call is
-    # rewritten into row code (kernels/rowcode.py), a body that reads its configuration's other
-    # rows (an antithetic pair's) included, and where a member or a kernel has no row form the
-    # graph is lowered with array kernels instead. An estimator whose array form folds over every
-    # row of the step (score's running baseline) gives its row-fused estimate here as statement
-    # records (`RowContext.put`); why a row form at all: on width-1 graphs the array form's
-    # kernel calls cost several times the row-fused estimate
-    # (docs/benchmarks/against-pytorch-pyro.md, "toy estimate").
+    # the row's locals (ppl/lowering/rowcontext.py): each kernel call is rewritten into row code
+    # (kernels/rowcode.py), a body that reads its configuration's other rows (an antithetic
+    # pair's) or folds over the rows (score's running baseline) included, and where a member or a
+    # kernel has no row form the graph is lowered with array kernels instead. Why a row form at
+    # all: on width-1 graphs the array form's kernel calls cost several times the row-fused
+    # estimate (docs/benchmarks/against-pytorch-pyro.md, "toy estimate").
     def scalar_support(self, node, opts: dict) -> str | None:
         """None when the estimator may have a row-fused form for this node, else why not."""
         return None
-
-    def scalar_backward(self, sl: RowContext, node, opts: dict) -> None:
-        """The row-fused lowering's estimate: `estimate` on the context over the row's locals."""
-        self.estimate(sl.row_context(node))
 
 
 def row_shapes(order, choices) -> dict:

@@ -16,8 +16,6 @@ the bound through its weight), each data row weighted 1 / B; baselines 'none' or
 'moving_average' (of ell). The estimator 'vimco' is its leave-one-out form.
 """
 from ppl.calls import KERNELS
-from ppl.statements import Assign, as_float, cast, eq, mul, scalar_call, state
-from ..kernels.math import scalar
 from .protocol import NO_GRAD, REGISTRY, Estimator, Rule, register
 
 BASELINES = ("none", "moving_average", "loo", "learned")
@@ -123,28 +121,8 @@ class Score(Estimator):
             off += xw
         ctx.call(KERNELS.rows.add_sum_to, coef, gw, width - 1)
 
-    # ----- row-fused form: b is the running mean of earlier steps, so a row needs no other row
+    # ----- the row-fused step: b the running mean of earlier steps, a fold over the rows (rowcode.FOLDS)
     def scalar_support(self, node, opts):
         if opts["baseline"] not in ("none", "moving_average"):
             return f"the '{opts['baseline']}' baseline reads other rows"
         return None
-
-    def scalar_backward(self, sl, node, opts):
-        if not any(sl.cot(p) for p in node.inputs) or not sl.weighs():   # a row of weight 0 adds nothing
-            return
-        L = sl.downstream_L(node)
-        b = cast(0.0)
-        if opts["baseline"] == "moving_average":   # one running mean over every row and configuration
-            b, tot, wsum = (sl.local(v, node, per_config=False) for v in ("mb", "mt", "mw"))
-            if sl.config() == 0:
-                slot = sl.state_slot(f"baseline.{node.name}.mean", 2)
-                for st in (Assign(b, state(slot)), Assign(tot, 0.0), Assign(wsum, 0.0)):
-                    sl.put(st, "pre")
-                sl.put(Assign(state(slot), scalar_call(scalar.moving_average, b, tot, wsum, float(opts["decay"]),
-                                                       eq(state(slot + 1), 0))), "post")
-                sl.put(Assign(state(slot + 1), 1), "post")
-            sl.put(Assign(tot, mul(as_float(sl.weight()), as_float(L)), "+="))
-            sl.put(Assign(wsum, as_float(sl.weight()), "+="))
-        wts = sl.local("ws", node)
-        sl.put(Assign(wts, cast(scalar_call(scalar.score_signal, sl.weight(), L, b))))
-        sl.log_prob_vjp_row(node, wts, with_value=False)

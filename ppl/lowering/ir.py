@@ -81,12 +81,13 @@ class RowCall:
     printer inlines over the row's locals: kernels/rowcode.py), its arguments (a local, an entry
     of theta, grad or state, a number, or None for a skipped gradient; in a call made in the code
     of configuration `row`, also a tuple of such, one per configuration of the drawn row) and the
-    tag of the locals its body binds (two calls of one row never share a local)."""
+    tag of the locals its body binds (two calls of one row never share a local); `part`: of a
+    kernel that folds over the rows, "before", "each" or "after" (the three share their tag)."""
 
     store = False
 
-    def __init__(self, kernel, args: list, tag: int, row=None):
-        self.kernel, self.args, self.tag, self.row = kernel, tuple(args), tag, row
+    def __init__(self, kernel, args: list, tag: int, row=None, part=None):
+        self.kernel, self.args, self.tag, self.row, self.part = kernel, tuple(args), tag, row, part
         self.rewritten = None   # (lines, modules their globals need, texts read): printer.row_lines_of, made once
         # the names its arguments hold (a pass counting names sees them; no place in a line): its
         # body's lines hold no other name of the step (its own locals are renamed by its tag)
@@ -399,8 +400,9 @@ def narrow_cells(step, twin_of):
 
 @dataclass(frozen=True)
 class RowCode:
-    """What the row-fused step adds around its row loop (printer.print_rows): the lines before
-    it (`pre`: state reads) and after it (`post`: state updates, gradient step only), the inner
+    """What the row-fused step adds around its row loop (printer.print_rows): the statements
+    before it (`pre`: state reads) and after it (`post`: state updates, gradient step only;
+    lines, or a fold's parts, `RowCall`), the inner
     functions' names of the data inputs and of the one-value scratch rows (`scratch`: name -> ws1
     index), the modules of ppl.kernels its row code calls beyond the step's (`imports`: alias ->
     module), its float type and the samples per data row."""

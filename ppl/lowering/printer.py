@@ -110,7 +110,7 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     grad_rows = _row_lines(step.fwd, imports, stores=False)
     used = {name for st in ir.flatten(step.fwd) for name, _, _ in ir.names(st)}   # a row call's: its arguments
     views = [str(line) for line in step.head if line.name in used]
-    common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *map(str, rc.pre)]  # pre may halve w_
+    common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *_row_lines(rc.pre, imports)]  # pre may halve w_
     fwd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True)", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
            *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(rc.inputs)] + common),
            "    loss = 0.0", f"    for d in range({rows}):",
@@ -118,7 +118,7 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     grd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True)", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
            *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
            "    loss = 0.0", f"    for d in range({rows}):",
-           *("        " + x for x in grad_rows + _row_lines(step.bwd, imports)), *(f"    {x}" for x in rc.post),
+           *("        " + x for x in grad_rows + _row_lines(step.bwd, imports)), *_row_lines(rc.post, imports, indent="    "),
            "    return loss"]
     prelude = "\n".join([f"import {mod} as {alias}" for alias, mod in sorted(imports.items())] + fwd + grd) + "\n"
     args = "".join([f"inputs[{j}], " for j in range(len(rc.inputs))] + [f"ws1[{i}], " for i in rc.scratch.values()])
@@ -165,7 +165,8 @@ def row_lines_of(call: ir.RowCall) -> tuple:
     first, so a call with no row form raises NoRowForm there)."""
     if call.rewritten is None:
         imports, reads = {}, set()
-        lines = rowcode.row_lines(call.kernel, call.args, lambda obj: qualify(obj, imports), call.tag, call.row, reads)
+        lines = rowcode.row_lines(call.kernel, call.args, lambda obj: qualify(obj, imports), call.tag, call.row, reads,
+                                  call.part)
         call.rewritten = (lines, imports, frozenset(reads))
     return call.rewritten
 

@@ -2,14 +2,16 @@
 
 `RowEstimatorContext` answers the members of `estimators.context.EstimatorContext` an estimate
 that reads its drawn row only needs, with the row code's locals in place of buffers: the node's
-value, its parameters and their cotangents, its downstream cost, the rows' weights and its
-configuration digit (`rows`), its noise (the same streams, so the same draws), one-value
-scratch, one-number state, and the kernel calls of `law_call`, `call` and `emit`, each rewritten
-into row code by the row-fused rewrite (kernels/rowcode.py). A value, cost or weight is a local
+value, its parameters and their cotangents, its downstream cost (the ELBO's learning signal),
+the rows' weights and its configuration digit (`rows`), its noise (the same streams, so the same
+draws), one-value scratch, state, the log-density's VJP and the kernel calls of `law_call`,
+`call` and `emit`, each rewritten into row code by the row-fused rewrite (kernels/rowcode.py); a
+kernel that folds over the rows (score's moving-average baseline) runs in parts before, in and
+after the row loop, one fold for every configuration's code. A value, cost or weight is a local
 per configuration of the drawn row (`ConfigNames`), so a kernel body that reads its pair's other
 row reads the other configuration's local. So an estimator written once, for the array lowering
-(pathwise, straight-through, Concrete, ARM, DisARM, a user's), runs in the row-fused step
-unchanged. Any other member (the graph below, a learning signal over rows, a trained parameter,
+(pathwise, straight-through, Concrete, ARM, DisARM, score, a user's), runs in the row-fused step
+unchanged. Any other member (the graph below, a kernel over other rows, a trained parameter,
 emitting at the start of the step) raises `rowcode.NoRowForm`, and the compiler lowers the graph
 with array kernels (pipeline.run_passes).
 """
@@ -69,6 +71,8 @@ class RowEstimatorContext:
         self._drawn = 0         # ... by the draw: an estimate's noise takes the streams after them
         self._drawing = True
         self._own_draw = False   # whether draw emitted its own code (call / emit), not only sample()
+        self._calls = 0          # kernel calls so far in this configuration's draw or estimate
+        self._made = {}          # state name -> its offset (one set of numbers for every configuration)
 
     def _begin(self, drawing: bool):
         """Start the draw (in the code of each configuration: the same streams, common random
@@ -76,6 +80,7 @@ class RowEstimatorContext:
         context's one counter per node gives)."""
         self._drawing = drawing
         self._streams = 0 if drawing else self._drawn
+        self._calls = 0
 
     def __getattr__(self, name):   # a member the row code cannot answer
         if name.startswith("_"):
@@ -89,7 +94,7 @@ class RowEstimatorContext:
 
     # ----- the node's values: locals of the row, one per configuration
     def _per_config(self, name_of):
-        return ConfigNames([name_of(cfg=c) for c in self._sl.configs], self._sl.config())
+        return ConfigNames([name_of(cfg=c) for c in self._sl.configs], self._sl.builder.cfg)   # the code's
 
     def _cotangent_of(self, node):
         if self._sl.cot(node) is None:
@@ -120,6 +125,11 @@ class RowEstimatorContext:
         first row call that reads it."""
         return self._per_config(lambda cfg: self._sl.downstream_L(self.node, cfg, defer=True))
 
+    def learning_signal(self) -> tuple:
+        """The ELBO's (the row-fused step lowers no other objective): the downstream cost and the
+        rows' weights."""
+        return self.downstream_cost(), self.rows.weights
+
     # ----- noise, scratch and state
     def noise(self, kind: str = "uniform", width=None) -> str:
         if kind not in NOISE_KINDS or self._streams >= MAX_NOISE:
@@ -146,9 +156,12 @@ class RowEstimatorContext:
         return self._sl.local(tag, self.node)
 
     def state(self, tag: str, init: float = 0.0, size=None, name=None):
-        if size is not None:
-            self._refuse("state of several numbers")
-        return f"state[{self._sl.state_offset(full_name(self.estimator, self.node, tag, name), float(init))}]"
+        name = full_name(self.estimator, self.node, tag, name)
+        if size is None:
+            return f"state[{self._sl.state_offset(name, float(init))}]"
+        if name not in self._made:   # the offset of `size` numbers, for a kernel of (state, offset)
+            self._made[name] = self._sl.state_slot(name, int(size), init)
+        return self._made[name]
 
     # ----- emitting: kernel calls, rewritten into the row's code
     def sample(self, reads_noise: bool = True) -> str:
@@ -161,10 +174,16 @@ class RowEstimatorContext:
 
     def call(self, kernel, *args) -> None:
         self._own_draw = self._own_draw or self._drawing
+        self._calls += 1
         if isinstance(kernel, Call):   # a rendered template
             self._sl.row_call(kernel)
-        else:
-            self._sl.row_kernel(kernel, list(args))
+        else:   # a fold over the rows (rowcode.FOLDS): one for every configuration's call here
+            self._sl.row_kernel(kernel, list(args), fold=(self.node, self._drawing, self._calls))
+
+    def log_prob_vjp(self, weights, value_grad=NO_GRAD) -> None:
+        if value_grad is not NO_GRAD:
+            self._refuse("the log-density's gradient in the value")
+        self._sl.log_prob_vjp_row(self.node, weights, with_value=False)
 
     def emit(self, line: str, at_start: bool = False, once: bool = False) -> None:
         self._own_draw = self._own_draw or self._drawing

@@ -34,9 +34,8 @@ step's module, so such a program is not cached on disk, as in the array lowering
 It applies when every node has width 1 and every kernel its ops and laws call has a row form
 (``applies`` says why not). Estimators: a draw and an estimate run on the estimator context over
 the row's locals (``rowcontext.py``: pathwise, straight-through, Concrete, ReinMax, gapped ST,
-ARM, DisARM, score's draw, a user's); score's estimate, whose moving-average baseline folds over
-every row of the step, gives its row form (``scalar_backward``) as statement records
-(``statements.Assign`` / ``statements.If``).
+ARM, DisARM, MVD, score, a user's); a kernel that folds over every row of the step (score's
+moving-average baseline) runs its parts before, in and after the row loop (``rowcode.FOLDS``).
 Code with no row form raises ``rowcode.NoRowForm`` and the compiler lowers the graph with array
 kernels (``compiler.pipeline.run_passes``).
 The step's signature, layout and buffers are the array program's: a
@@ -66,7 +65,7 @@ from ..kernels import rowcode
 from ..kernels.families import checks
 from ..kernels.math import rng
 from ..calls import Call, Code, Flat, Template, call, code, ref, template
-from ..statements import Assign, Expr, If, add, as_float, cast, expr, floordiv, index, mul, scalar_call
+from ..statements import Assign, Expr, add, as_float, cast, expr, floordiv, index, mul, scalar_call
 from ..ops import OPS
 
 _SKIPPED = {NO_GRAD.name, NO_GRAD_1D.name}   # a skipped gradient: an array of 0 rows to the row-fused rewrite
@@ -165,9 +164,7 @@ def _law_row_form(law, keys=("sample", "log_prob", "log_prob_bwd")) -> str | Non
 class RowFusedLowering(Lowering):
     """Emits the row-fused step: the walk's hooks (walk.py) over one row's locals, each node's
     kernel calls (op templates, law kernels) rewritten by the row-fused rewrite. An estimator's
-    draw and estimate run on `row_context`; one whose array form folds over every row writes its
-    row form over `val`, `cot`, `noise_scalar`, `put` ... (its `scalar_backward`,
-    estimators.protocol.RowContext)."""
+    draw and estimate run on `row_context`."""
 
     rules = ROW_RULES   # a user's functions, called per row; a log_prob cost's law kernels
     merge_rows = False  # (one layout: every node on every row)
@@ -179,20 +176,17 @@ class RowFusedLowering(Lowering):
         self.fdtype, self.prec = ("np.float32", "f32") if self.dtype == "float32" else ("np.float64", "f64")
         self.builder.L.lowering = "row-fused: one loop of scalar code (every node has width 1)"
         # self.builder.fwd / self.builder.bwd: the forward / backward code of one row (backward: mode != 0)
-        self.pre: list[str] = []    # before the row loop (state reads)
-        self.post: list[str] = []   # after the row loop (state updates; mode != 0)
+        self.pre: list = []         # before the row loop: a fold's first part (ir.RowCall), reading state
+        self.post: list = []        # after the row loop: a fold's last part, updating state (mode != 0)
         self.offset: dict = {}      # param / affine node -> its offset in theta
         self.inputs: list = []      # the inner functions' names of the data inputs
         self.calls = 0              # kernel calls rewritten so far (their locals' suffix)
         self.imports: dict = {}     # alias -> module of ppl.kernels the row code calls beyond the step's
         self.scratch: dict = {}     # name -> ws1 index of the one-value rows of scratch_row (_gradient's arguments)
         self.defines: dict = {}     # local -> its statement, emitted before the first row call that reads it
+        self.folds: dict = {}       # a fold's call site -> the tag of its locals (row_kernel)
 
     # ----- helpers estimators use
-    def config(self) -> int:
-        """The configuration whose code is emitted."""
-        return self.builder.cfg
-
     def weighs(self, cfg=None) -> bool:
         """Whether configuration cfg carries the objective's weight (RowPlan.weighs)."""
         return self.plan.weighs(self.builder.cfg if cfg is None else cfg)
@@ -223,23 +217,12 @@ class RowFusedLowering(Lowering):
     def cost_local(self, head: Node, cfg=None) -> str:
         return self.local("cs", head, cfg)
 
-    def put(self, stmt, where: str = "row", store: bool = False):
-        """A statement of the row code (statements.Assign, Do or If: an estimator's row form's, or
-        this lowering's own): in the row code, or before (`pre`) or after (`post`: the gradient
-        step's) the row loop. `store`: a write of a row's value to the workspace, which only the
-        forward-only step keeps (ir.Store; the gradient step needs none)."""
-        lines = stmt.lines()
-        if where == "pre":
-            self.pre += lines
-        elif where == "post":
-            self.post += lines
-        elif where != "row":
-            raise ValueError(f"a row statement goes to 'row', 'pre' or 'post', not {where!r}")
-        elif isinstance(stmt, If):
-            self.builder.emit_if(stmt.test_line(), stmt.body_lines())
-        else:
-            for line in lines:
-                self.emit(ir.Store(line, line.names) if store else line)
+    def put(self, stmt, store: bool = False):
+        """A statement of the row code (statements.Assign or Do: this lowering's own, or its
+        rules' for a user's functions). `store`: a write of a row's value to the workspace, which
+        only the forward-only step keeps (ir.Store; the gradient step needs none)."""
+        for line in stmt.lines():
+            self.emit(ir.Store(line, line.names) if store else line)
 
     def noise_scalar(self, node: Node, kind: str, k: int = 0) -> str:
         """The node's base noise of drawn row d, shared by its configurations (common random
@@ -272,16 +255,31 @@ class RowFusedLowering(Lowering):
             raise rowcode.NoRowForm(f"the line {str(line).strip()!r} is no kernel call of the step's modules")
         self.row_kernel(kernel, [a.buffer if isinstance(a, Flat) else a for a in line.args])
 
-    def row_kernel(self, kernel, args: list):
+    def row_kernel(self, kernel, args: list, fold=None):
         """Emit the call kernel(*args) of the row code (ir.RowCall; its lines are the kernel's body
         over the row's locals, inlined by the printer): args as `row_call`'s (a marker's name:
         skipped), or a local per configuration (`rowcontext.ConfigNames`): the call is then the
         current configuration's, and its body may read the others' (kernels/rowcode.py). A local
-        it reads that `defines` holds is defined first."""
-        self.calls += 1
+        it reads that `defines` holds is defined first. A kernel that folds over the rows
+        (rowcode.FOLDS) runs its part before the row loop and its part after it once, for the
+        first call of key `fold` (one per call site: every configuration's code calls it)."""
+        kernel = getattr(kernel, "cpu", kernel)
         args = [_row_arg(a) for a in args]
         row = self.builder.cfg if any(isinstance(a, tuple) for a in args) else None
-        st = ir.RowCall(getattr(kernel, "cpu", kernel), args, self.calls, row)
+        if rowcode.fold_of(kernel) is None:
+            self.calls += 1
+            st = ir.RowCall(kernel, args, self.calls, row)
+        elif fold is None:
+            raise rowcode.NoRowForm(f"{kernel.__name__} folds over the rows: only an estimator's call runs it")
+        else:
+            if fold not in self.folds:
+                self.calls += 1
+                self.folds[fold] = self.calls
+                self.pre.append(ir.RowCall(kernel, args, self.calls, None, "before"))
+                self.post.append(ir.RowCall(kernel, args, self.calls, None, "after"))
+                for part in (self.pre[-1], self.post[-1]):
+                    row_lines_of(part)   # NoRowForm here, in the lowering
+            st = ir.RowCall(kernel, args, self.folds[fold], row, "each")
         _, _, reads = row_lines_of(st)   # a kernel or argument with no row form: NoRowForm here, in the lowering
         for name in sorted(reads & self.defines.keys()):
             self.put(self.defines.pop(name))
@@ -407,8 +405,8 @@ class RowFusedLowering(Lowering):
         return code("{np}.isfinite({x})", np="np", x=self.val(node))
 
     def estimate_node(self, n: Node):
-        ch, _ = self.choices[n]
-        REGISTRY[ch.estimator].scalar_backward(self, n, ch.options)
+        """The estimator's estimate on the context over the row's locals."""
+        REGISTRY[self.choices[n][0].estimator].estimate(self.row_context(n))
 
     def after_forward(self, n: Node, out: str):
         """The row's value (or cost) stored to the workspace, for the forward-only step."""

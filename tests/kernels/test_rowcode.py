@@ -253,3 +253,70 @@ def test_the_row_index_never_reaches_the_code():
         rowcode.row_lines(_declared(_body_row_as_value), [("x0", "x1"), ("o0", "o1")], _qualify, 1, row=1)
     lines = rowcode.row_lines(core.sigmoid_fwd, [("x0", "x1"), ("o0", "o1")], _qualify, 1, row=1)
     assert lines == rowcode.row_lines(core.sigmoid_fwd, ["x1", "o1"], _qualify, 1)
+
+
+def _run_fold(kernel, L, rw, state, slot, decay, b, per_row=False):
+    """The fold's row code run as Python around a loop over drawn rows d of two configurations
+    each (rows 2d and 2d + 1): its first part before the loop, its row part in each configuration's
+    code (a local per configuration: `L_0`, `L_1`, ...), its last part after the loop (or, with
+    `per_row`, all three parts for each drawn row, as a kernel of one row would run: the
+    misplacement the test of the test makes)."""
+    per_config = [("L_0", "L_1"), ("rw_0", "rw_1"), "state", repr(slot), repr(decay), ("b_0", "b_1"), "True"]
+    env = {"cast": np.float64, "np": np, "scalar": scalar, "state": state}
+
+    def run(part, row=None):
+        lines = rowcode.row_lines(kernel, per_config, _qualify, 5, row=row, part=part)
+        exec(compile("\n".join(lines) + "\n", "<row code>", "exec"), env)
+    run("before")
+    for d in range(L.shape[0] // 2):
+        if per_row and d:
+            run("before")
+        for c in (0, 1):
+            env[f"L_{c}"], env[f"rw_{c}"] = L[2 * d + c], rw[2 * d + c]
+            run("each", row=c)
+            b[2 * d + c] = env[f"b_{c}"]
+        if per_row:
+            run("after")
+    if not per_row:
+        run("after")
+
+
+def test_a_fold_over_the_rows_runs_in_parts_around_the_row_loop():
+    """The moving-average baseline (kernels/families/rows.py, FOLDS): its running mean read
+    before the rows, each row's baseline and weighted cost in the row code of its configuration,
+    the mean updated after the rows. Oracle: the CPU kernel on the same rows, at a first step (the
+    mean seeded) and a later one, with a row of weight 0 whose cost is infinite (it adds
+    nothing). Test of the test: the three parts run for each drawn row in turn (a batch of one
+drawn row each) leave another mean."""
+    gen = np.random.default_rng(5)
+    L, rw = gen.normal(0, 2.0, 6), gen.uniform(0.1, 1.0, 6)
+    L[3], rw[3] = np.inf, 0.0
+    for seeded in (0.0, 1.0):
+        state = np.array([9.0, 0.7, seeded, 3.0])
+        want_state, want_b = state.copy(), np.zeros(6)
+        rows.moving_average_baseline(L, rw, want_state, 1, 0.9, want_b, True)
+        got_state, got_b = state.copy(), np.zeros(6)
+        _run_fold(rows.moving_average_baseline, L, rw, got_state, 1, 0.9, got_b)
+        np.testing.assert_allclose(got_b, want_b, rtol=1e-12)
+        np.testing.assert_allclose(got_state, want_state, rtol=1e-12)
+        wrong_state = state.copy()
+        _run_fold(rows.moving_average_baseline, L, rw, wrong_state, 1, 0.9, np.zeros(6), per_row=True)
+        assert abs(wrong_state[1] - want_state[1]) > 1e-3
+    with pytest.raises(rowcode.NoRowForm, match="folds over the rows"):
+        rowcode.row_lines(rows.moving_average_baseline, ["L", "w", "state", "1", "0.9", "b", "True"], _qualify, 1)
+    with pytest.raises(rowcode.NoRowForm, match="no fold"):
+        rowcode.row_lines(core.sigmoid_fwd, ["x", "o"], _qualify, 1, part="each")
+
+
+def _fold_by_row(L, state, b):
+    for r in range(L.shape[0]):
+        b[r] = state[r]
+
+
+def test_a_folds_whole_array_is_never_indexed_by_the_row(monkeypatch):
+    """A whole array (a fold's state) stands for the step's own array: indexed by the row, it
+    would read another row's number in each row's code: no row form."""
+    import sys
+    monkeypatch.setattr(sys.modules[__name__], "FOLDS", {"_fold_by_row": ("state",)}, raising=False)
+    with pytest.raises(rowcode.NoRowForm, match="by the row"):
+        rowcode.row_lines(_fold_by_row, ["L", "state", "b"], _qualify, 1, part="each")
