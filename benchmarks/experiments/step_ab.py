@@ -6,10 +6,11 @@ shared machine slows both alike. For "step times within 5% of before" between tw
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/experiments/step_ab.py --old-python OLD/.venv/bin/python \
         [--old-cache DIR] [--old-tree OLD] [--estimators disarm,rebar,score,reinmax,vimco] [--rounds 31]
-        [--model sbn|toy] [--dtype float32|float64]
+        [--model sbn|toy|MODEL] [--dtype float32|float64]
 
 The SBN is each side's own `benchmarks/peers.build_sbn` (--old-tree: the old checkout); the toy is
-`ppl.models.toy_bernoulli` at batch 1.
+`ppl.models.toy_bernoulli` at batch 1; any other name, that bundled model (`--estimators auto`: its
+rule table's choice) on its training data's first rows.
 
 JSON lines {"bench","case","metric","value","unit","baseline","ratio"}: value = this Python's
 median us per step, baseline = the old Python's, ratio = value / baseline (< 1: faster now).
@@ -42,6 +43,13 @@ def serve(estimator: str, samples: int, batch: int, bench_dir: str, model: str =
         from ppl.models import toy_bernoulli
         prog = toy_bernoulli.build(t=0.45, theta0=0.0).compile(**opts)
         a = prog.args(batch=batch)
+    elif model != "sbn":   # a bundled model on its own data, policy "rules" (one program, its rule table's choice)
+        from ppl.models import get
+        mod = get(model)
+        data = mod.data(0)["train"]
+        prog = mod.build().compile(**{**opts, "estimators": "auto" if estimator == "auto" else estimator,
+                                      "policy": "rules"})
+        a = prog.args({k: np.ascontiguousarray(v[:batch], dtype) for k, v in data.items()})
     else:
         from ppl.models import sbn
         from peers import build_sbn
@@ -97,7 +105,7 @@ def main():
     ap.add_argument("--estimators", default="disarm,rebar,score,reinmax,vimco")
     ap.add_argument("--samples", type=int, default=None, help="default: 5 for IWAE estimators, else 1")
     ap.add_argument("--batch", type=int, default=None, help="default: 32 (sbn), 1 (toy)")
-    ap.add_argument("--model", choices=("sbn", "toy"), default="sbn")
+    ap.add_argument("--model", default="sbn", help="sbn (benchmarks/peers.py's), toy, or a bundled model's name")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--rounds", type=int, default=31)
     ap.add_argument("--calls", type=int, default=500)
@@ -124,7 +132,7 @@ def main():
                 p.stdin.close()
                 p.wait()
         value, base = statistics.median(times["new"]), statistics.median(times["old"])
-        case = "sbn64-32" if args.model == "sbn" else f"toy/{args.dtype}"
+        case = "sbn64-32" if args.model == "sbn" else f"{args.model}/{args.dtype}"
         print(json.dumps({"bench": "step_ab", "case": f"{case}/{est}/K={k}/batch={batch}",
                           "metric": "step", "value": round(value, 3), "unit": "us", "baseline": round(base, 3),
                           "ratio": round(value / base, 4)}), flush=True)
