@@ -48,6 +48,7 @@ the row.
 import ast
 import builtins
 import copy
+import functools
 import inspect
 import sys
 import textwrap
@@ -90,6 +91,14 @@ def fold_of(kernel):
     """(before, the row index, each, after, the whole arrays) of a kernel its module names in
     `FOLDS` (see the module), else None."""
     fn = getattr(kernel, "py_func", kernel)
+    try:
+        return _fold_of(fn)
+    except TypeError:   # unhashable: no kernel of a module
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _fold_of(fn):
     mod = sys.modules.get(getattr(fn, "__module__", None))
     whole = getattr(mod, "FOLDS", {}).get(getattr(fn, "__name__", None))
     if whole is None:
