@@ -34,13 +34,16 @@ Nine parts, installed once (``install``):
   object is made here and handed to the JIT through Numba's object cache hook, as Numba hands in
   an object loaded from its disk cache; the object is kept for the disk cache. (``inspect_asm``
   of such a step shows code generated at O3, not the code that runs.)
-- The module of a function of ``ppl.kernels`` is optimised twice (``KERNEL_PASSES``). Numba
-  runs LLVM's per-function passes before it links a function's callees in, then the module's
-  O3 once: a loop over an inlined helper (sigmoid, log, ...) was then left scalar in some
-  kernels (REBAR's row function: 35 us a call where 5 us is possible). A caller that links
-  such a function optimises its copy again and vectorises it, but in the process that compiled
-  them the JIT resolves the shared symbol to the first, scalar copy: a REBAR program ran 2x
-  slower in its first process than once loaded from the cache (BENCHMARKS.md).
+- The module of a function of ``ppl.kernels`` is optimised twice (``KERNEL_PASSES``) where the
+  first run left it without vector code (``SECOND_PASS_IF_SCALAR``). Numba runs LLVM's
+  per-function passes before it links a function's callees in, then the module's O3 once: a
+  loop over an inlined helper (sigmoid, log, ...) was then left scalar in some kernels (REBAR's
+  row function: 35 us a call where 5 us is possible). A caller that links such a function
+  optimises its copy again and vectorises it, but in the process that compiled them the JIT
+  resolves the shared symbol to the first, scalar copy: a REBAR program ran 2x slower in its
+  first process than once loaded from the cache (BENCHMARKS.md). A module the first run
+  vectorised gains nothing from the second, which cost about a tenth of a cold first script's
+  compile (docs/benchmarks/compile-and-cold-start.md).
 - A function of ``ppl.kernels`` compiles with Numba's reference counting (NRT) on, set
   explicitly: a step of kernel calls compiles without it (ppl/compiler/pipeline.py), and Numba lets a
   callee compiled while typing its caller inherit the caller's setting. For the same reason a
@@ -77,6 +80,7 @@ import hashlib
 import importlib
 import os
 import pickle
+import re
 import threading
 from functools import lru_cache
 
@@ -95,6 +99,8 @@ STEP_OPT = {"_optimize_functions": 0, "_optimize_final_module": 1}
 STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (None: Numba's, 3)
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
+SECOND_PASS_IF_SCALAR = True   # ... the second only where the first left no float vector code
+_FLOAT_VECTOR = re.compile(r"<\d+ x (?:float|double)>")
 KERNEL_FUNCTION_PASSES = True   # False: no per-function passes for a ppl.kernels function (measured, not kept)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/experiments/kernel_calls.py)
 # parameters of ppl.kernels functions compiled for int64 even when a caller passes a constant:
@@ -238,8 +244,10 @@ def _opt_level(name):
     return None
 
 
-def _extra_module_passes() -> int:
-    return KERNEL_PASSES - 1 if _compiling_kernel() else 0
+def _extra_module_passes(ir) -> int:
+    if not _compiling_kernel() or KERNEL_PASSES < 2:
+        return 0
+    return 0 if SECOND_PASS_IF_SCALAR and _FLOAT_VECTOR.search(ir()) else KERNEL_PASSES - 1
 
 
 def _object_level():

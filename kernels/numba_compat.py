@@ -292,7 +292,8 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
     - ``opt_level(name) -> int | None``: the LLVM optimisation level of Numba's pass ``name``
       ("_optimize_functions": the per-function passes, "_optimize_final_module": the module's),
       None for Numba's own;
-    - ``extra_module_passes() -> int``: how many more times the module's passes run;
+    - ``extra_module_passes(ir) -> int``: how many more times the module's passes run, asked
+      with a function of no argument giving the text of the module as the first run left it;
     - ``object_level() -> int | None``: a code generation level at which the library's machine
       code is made here (instead of Numba's, 3) and handed to the JIT, None for Numba's.
 
@@ -328,7 +329,7 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
 
     def module_passes(self):
         once(self)
-        for _ in range(extra_module_passes()):
+        for _ in range(extra_module_passes(lambda: str(self._final_module))):
             once(self)
     lib._optimize_final_module = module_passes
     if all(hasattr(lib, a) for a in ("_finalize_final_module", "enable_object_caching")) and \

@@ -2,7 +2,7 @@
 the cold compile it costs and the step time it buys in the process that compiled the kernels.
 
     python benchmarks/experiments/kernel_passes.py [--rounds 3] [--steps 2000] [--cases sbn|vaes|all]
-        [--variant-passes 1] [--no-function-passes]
+        [--variant-passes 1] [--no-function-passes] [--variant-if-scalar]
 
 Each run is a fresh process with an empty cache folder (`PPL_COMPILE_JOBS=1`: no compile helper,
 `OPENBLAS_NUM_THREADS=1`) that trains the 64-32 SBN of the digits at batch 32, float32, Adam 1e-3,
@@ -11,7 +11,9 @@ turn: the first estimator also compiles the kernels the others share. Per estima
 the first step's wall time (the compile) and `fit(nopython=True)`'s us per step in that same
 process (median of 3 fits). Runs alternate 2 passes (the baseline) and the variant: 1 pass, or
 `--variant-passes N`, with `--no-function-passes` also without the per-function passes that run
-before a kernel's callees are linked in (`_link.KERNEL_FUNCTION_PASSES`); medians over rounds.
+before a kernel's callees are linked in (`_link.KERNEL_FUNCTION_PASSES`), or `--variant-if-scalar`:
+two passes, the second only where the first left no float vector code (the baseline then runs
+both always, `_link.SECOND_PASS_IF_SCALAR = False`); medians over rounds.
 One JSON line per estimator and metric: value = the variant, baseline = 2 passes, ratio = value /
 baseline.
 """
@@ -39,6 +41,7 @@ from ppl.kernels import _link
 from ppl.training.fit import fit
 _link.KERNEL_PASSES = {passes}
 _link.KERNEL_FUNCTION_PASSES = {fn}
+_link.SECOND_PASS_IF_SCALAR = {if_scalar}
 from ppl.models import get
 out = {{}}
 for case in {ests!r}:
@@ -63,10 +66,10 @@ print(json.dumps(out))
 """
 
 
-def run(passes, steps, cases, fn=True):
+def run(passes, steps, cases, fn=True, if_scalar=False):
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, PPL_CACHE_DIR=cache, PPL_COMPILE_JOBS="1", OPENBLAS_NUM_THREADS="1")
-        code = CHILD.format(here=HERE, passes=passes, fn=fn, ests=cases, steps=steps)
+        code = CHILD.format(here=HERE, passes=passes, fn=fn, ests=cases, steps=steps, if_scalar=if_scalar)
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(done.stderr[-3000:])
@@ -81,6 +84,9 @@ def main():
     ap.add_argument("--no-function-passes", action="store_true",
                     help="the variant's runs also skip the per-function passes (KERNEL_FUNCTION_PASSES)")
     ap.add_argument("--variant-passes", type=int, default=1, help="the variant's module passes (default 1)")
+    ap.add_argument("--variant-if-scalar", action="store_true",
+                    help="the variant: 2 passes, the second only where the first left no float vector code "
+                         "(_link.SECOND_PASS_IF_SCALAR); the baseline runs both always")
     args = ap.parse_args()
     cases = {"sbn": SBN, "vaes": VAES, "all": SBN + VAES}[args.cases]
     got = {1: [], 2: []}
@@ -88,6 +94,8 @@ def main():
         for passes in (2, 1):
             if passes == 2:
                 got[2].append(run(2, args.steps, cases))
+            elif args.variant_if_scalar:
+                got[1].append(run(2, args.steps, cases, if_scalar=True))
             else:
                 got[1].append(run(args.variant_passes, args.steps, cases, fn=not args.no_function_passes))
     for est in cases:

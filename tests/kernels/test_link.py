@@ -189,3 +189,25 @@ def test_helpers_compiled_for_a_caller_have_no_python_wrapper_and_python_calls_s
     assert "PYTHON True True 6.25" in out, out
     out = _python(tmp_path / "with", HELPER_CALLS, "wrappers", "caller")
     assert "WRAPPER True" in out and "PYTHON True True 6.25" in out, out
+
+
+def test_a_kernels_second_optimisation_runs_only_where_the_first_left_no_vector_code(monkeypatch):
+    """kernels/_link.py, SECOND_PASS_IF_SCALAR: a function of ppl.kernels whose module the first
+    optimisation left with float vector code is not optimised again; one left scalar is (a loop
+    over an inlined helper may vectorise then), and a function outside ppl.kernels is never, its
+    module's text not even asked for. Test of the test: with the rule off, the vectorised module
+    runs the second pass too."""
+    from ppl.kernels import _link
+    vector = "%v = fmul fast <8 x float> %a, %b\n"
+    scalar = "%x = fmul float %a, %b\n"
+    monkeypatch.setattr(_link, "_compiling_kernel", lambda: True)
+    assert _link._extra_module_passes(lambda: vector) == 0
+    assert _link._extra_module_passes(lambda: scalar.replace("float", "double")) == 1
+    assert _link._extra_module_passes(lambda: scalar) == 1
+    monkeypatch.setattr(_link, "SECOND_PASS_IF_SCALAR", False)
+    assert _link._extra_module_passes(lambda: vector) == 1
+    monkeypatch.setattr(_link, "_compiling_kernel", lambda: False)
+
+    def unread():
+        raise AssertionError("the module's text was asked for outside a kernel's compile")
+    assert _link._extra_module_passes(unread) == 0
