@@ -332,21 +332,13 @@ def _compile(compile_, disp, sig):
     if PLAIN_PARAMS and _in_module(disp.py_func, "ppl.kernels"):
         sig = numba_compat.unliteral_signature(sig, _plain_positions(disp.py_func))
     stack = _compiling.__dict__.setdefault("stack", [])
-    if not PYTHON_WRAPPERS and _helper(disp):
-        if not stack:
-            stack.append(disp)
-            try:
-                return _python_call(compile_, disp, sig)
-            finally:
-                stack.pop()
-        stack.append(disp)
-        try:
-            return numba_compat.compile_without_python_wrapper(compile_, disp, sig)
-        finally:
-            stack.pop()
     stack.append(disp)
     try:
-        return compile_(disp, sig)
+        if PYTHON_WRAPPERS or not _helper(disp):
+            return compile_(disp, sig)
+        if len(stack) == 1:   # an outer compile: a call from Python
+            return _python_call(compile_, disp, sig)
+        return numba_compat.compile_without_python_wrapper(compile_, disp, sig)
     finally:
         stack.pop()
 

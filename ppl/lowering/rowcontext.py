@@ -123,7 +123,7 @@ class RowEstimatorContext:
     def downstream_cost(self):
         """The sum of the costs below the node, a local per configuration, each defined before the
         first row call that reads it."""
-        return self._per_config(lambda cfg: self._sl.downstream_L(self.node, cfg, defer=True))
+        return self._per_config(lambda cfg: self._sl.downstream_L(self.node, cfg))
 
     def learning_signal(self) -> tuple:
         """The ELBO's (the row-fused step lowers no other objective): the downstream cost and the

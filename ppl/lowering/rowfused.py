@@ -319,16 +319,12 @@ class RowFusedLowering(Lowering):
         if any(g is not NO_GRAD for g in (*gp, gx)):
             self.call(self.dist(node).kernels["log_prob_bwd"], [*self.params_of(node), self.val(node), weight], [*gp, gx])
 
-    def downstream_L(self, node: Node, cfg=None, defer: bool = False) -> str:
-        """A local holding the sum of the node's downstream costs in configuration cfg (`defer`:
-        defined before the first row call that reads it)."""
+    def downstream_L(self, node: Node, cfg=None) -> str:
+        """A local holding the sum of the node's downstream costs in configuration cfg, defined
+        before the first row call that reads it (`defines`)."""
         name = self.local("L", node, cfg)
         terms = [self.cost_local(c, cfg) for c in self.an.downstream_costs[node]]
-        st = Assign(name, functools.reduce(add, terms) if terms else cast(0.0))
-        if defer:
-            self.defines.setdefault(name, st)
-        else:
-            self.put(st)
+        self.defines.setdefault(name, Assign(name, functools.reduce(add, terms) if terms else cast(0.0)))
         return name
 
     # ----- the walk's hooks (walk.py)
