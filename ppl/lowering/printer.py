@@ -110,7 +110,7 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     grad_rows = _row_lines(step.fwd, imports, stores=False)
     used = {name for st in ir.flatten(step.fwd) for name, _, _ in ir.names(st)}   # a row call's: its arguments
     views = [str(line) for line in step.head if line.name in used]
-    common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *_row_lines(rc.pre, imports)]  # pre may halve w_
+    common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *_row_lines(rc.pre, imports)]  # pre: a fold's state reads
     fwd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True)", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
            *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(rc.inputs)] + common),
            "    loss = 0.0", f"    for d in range({rows}):",
