@@ -25,7 +25,9 @@ prediction draw it); the compiler trains `sum_out(model)`, a graph without it:
   before the first step (the carry's init, whose message is log 1 at the start and log 0 after),
   alpha_t = log_matvec(alpha_{t-1}, B_t) with B_t[j, k] = log p(v_k | z_{t-1} = j) - costs(j, k)
   and the cost after the loop sum_<z> = -log sum_k exp(alpha_T(k)) = -log p(x_{1:T}). Each step
-  costs S (S + 1) copies of the factors; memory is the loop's, S + 1 values per row and step.
+  costs a copy of z's prior per state before it (S + 1), and of each other factor one copy per
+  value (S) where it reads z alone (an HMM's emission), per pair (S (S + 1)) where it also reads
+  the state before it; memory is the loop's, S + 1 values per row and step.
 
 The reverse pass of the result is the exact gradient of -log p(x): the step's ordinary VJPs of
 these nodes. Costs that do not read z keep their terms, and the other stochastic nodes their
@@ -136,9 +138,10 @@ class _States:
         if loop is None and any("loop" in self.model.nodes[d].attrs for d in dz):
             raise ModelError(f"{owner} is read inside a ppl.scan it was not declared in; declare it in the scan's body")
         held = [k for k, o in enumerate(loop.carry_out) if o is z or o.name in dz] if loop else []
-        dc = self._below([loop.carry[k] for k in held], in_scope) if loop else set()
+        # what reads the state before z other than through z (z reads it through its prior: its
+        # factor, not a copy; a node that reads z alone is copied once per value, not per pair)
+        dc = self._below([loop.carry[k] for k in held], lambda n: in_scope(n) and n is not z) if loop else set()
         dz = {d for d in dz if in_scope(self.model.nodes[d])}
-        dc.discard(z.name)   # z reads the state before it through its prior: its factor, not a copy
         dep = dz | dc
         for d in dep:
             n = self.model.nodes[d]

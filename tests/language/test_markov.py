@@ -142,6 +142,22 @@ def ar_chain_nll(P, X, Z0, T):
     return -logsumexp(la, axis=1)
 
 
+def test_a_factor_that_reads_the_state_alone_is_copied_once_per_value():
+    """The summed graph (markov.sum_out): the HMM's emission reads z alone, so its affine is copied
+    once per value (3), and the transition once per state before it (3 and the init's); the AR
+    chain's emission reads z and the state before it, so it is copied per pair (3 x 2). Test of
+    the test: where every node below z counted as reading the state before it (the rule before
+    this one), the HMM's emission was copied per pair, 12 copies, and this fails. The values and
+    gradients of both chains are the forward algorithms' (the tests above and below)."""
+    from ppl.language.markov import sum_out
+
+    def copies(m, prefix):
+        return sorted(n.name for n in sum_out(m).order if n.kind == "affine" and n.name.startswith(prefix))
+    assert copies(hmm(), "emit") == ["emit_v0", "emit_v1", "emit_v2"]
+    assert copies(hmm(), "trans") == ["trans_s0", "trans_s1", "trans_s2", "trans_s3"]
+    assert len(copies(ar_chain(5), "emit")) == 6 and copies(ar_chain(5), "emit")[0] == "emit_s0v0"
+
+
 def test_another_chain_bernoulli_unit_data_init_and_an_emission_of_two_states(U=1):
     T_, n = 12, 16
     rng = np.random.default_rng(3)
