@@ -22,6 +22,7 @@ from . import loops as L
 from ..language.declare import check as check_declaration
 from ..errors import ModelError
 from ..language.nodes import Graph, Node
+from ..language.scan import loop_order
 from ..ops import HEAD_KINDS, LAYER_KINDS
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def analyse(model: Graph) -> Analysis:
     order = [g.nodes[k]["node"] for k in topological_order(g, key=position.__getitem__)]
     infos = ()
     if L.loops_of(model):
-        order = L.loop_order(order, L.loops_of(model), lambda name: descendants(g, name))
+        order = loop_order(order, L.loops_of(model), lambda name: descendants(g, name))
         infos = tuple(L.analyse(model, order, model.costs, lambda name: descendants(g, name)))
         L.check_length(model, sum(n.is_stochastic for n in order))
     down, blocked, anc_inputs = {}, {}, {}

@@ -5,8 +5,8 @@ and the step's x (kind "scan_x"), and nothing outside reads them but the loop's 
 "scan_last": the carry after the last step; "scan_stack": the per-step outputs side by side).
 The graph (graph.py) holds one step; what crosses steps is described here:
 
-- the order: the nodes the body does not depend on, the body (contiguous: the lowering prints it
-  as one loop block), then the rest;
+- the order (language/scan.py's `loop_order`, which graph.py applies): the nodes the body does not
+  depend on, the body (contiguous: the lowering prints it as one loop block), then the rest;
 - a body node's downstream costs at its own step (the body's costs it reaches), and whether it
   reaches the carry or an output (`future`): then every cost the carry reaches at the later steps
   and every cost after the loop is downstream of it too. The lowering accumulates those as the
@@ -49,19 +49,6 @@ def check_reads(model):
                 raise ModelError(f"'{n.name}' reads '{i.name}', a node of the body of ppl.scan '{body[i.name]}', from "
                                  f"outside the loop; a step's values leave the loop as its carry or its outputs "
                                  f"(return them from f: (carry, y))")
-
-
-def loop_order(order: list, loops: list, descendants) -> list:
-    """The order with each loop's body contiguous: before it, every node the body does not
-    lead to; after it, those its outputs lead to."""
-    for lp in loops:
-        body = set(lp.body)
-        after = set()
-        for o in (*lp.last, *lp.stacked):
-            after |= {o.name} | descendants(o.name)
-        order = ([n for n in order if n not in body and n.name not in after] + [n for n in order if n in body]
-                 + [n for n in order if n not in body and n.name in after])
-    return order
 
 
 def analyse(model, order, costs, descendants) -> list:

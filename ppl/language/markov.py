@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import ModelError
 from ..ops import OPS
 from .nodes import Node, _auto_name, _make
+from .scan import loop_order
 
 MAX_STATES = 64
 LOG0 = -1e30
@@ -120,6 +121,9 @@ class _States:
                 self.plans.append(self._plan(lat))
 
     # ----- which nodes depend on the state
+    def _descendants(self, name: str) -> set:
+        return self._below([self.model.nodes[name]], lambda n: True)
+
     def _below(self, roots, within) -> set:
         out, todo = set(), list(roots)
         while todo:
@@ -205,7 +209,8 @@ class _Rewrite(_States):
                 self.skip |= {p["loop"].carry[k].name for k in p["held"]}
         loops = {lp.name: lp for lp in getattr(model, "loops", ())}
         self.open = None
-        for n in model.order:
+        # each body contiguous (a value hoisted out of a body sits among its nodes in model.order)
+        for n in loop_order(model.order, list(loops.values()), self._descendants):
             lname = n.attrs.get("loop")
             if self.open is not None and lname != self.open[0].name and n.kind != "param":
                 self._close()
@@ -233,7 +238,8 @@ class _Rewrite(_States):
         return name
 
     def _clone(self, n: Node, inputs, name: str) -> Node:
-        attrs = {k: v for k, v in n.attrs.items() if k not in ("is_cost", "cost_name", "term")}
+        # "loop" left to _make: a copy at a state is the same at every step where its inputs are
+        attrs = {k: v for k, v in n.attrs.items() if k not in ("is_cost", "cost_name", "term", "loop")}
         if n.kind in OPS and OPS[n.kind].params:
             attrs["params_of"] = attrs.get("params_of", n.name)   # the copies share the op's parameters
         return _make(self.g, n.kind, name, inputs, n.width, **attrs)
@@ -297,7 +303,12 @@ class _Rewrite(_States):
             outs.append(self._op("concat", (step, self._op("const", (), 1, value=LOG0)), S + 1))
         kept_y = [k for k, y in enumerate(loop.ys) if y.name in self.new]
         new.x = self.new[loop.x.name]
-        new.carry_out, new.ys = tuple(outs), tuple(self.new[loop.ys[k].name] for k in kept_y)
+
+        def inside(o):   # an output hoisted out of the body is copied in (as ppl.scan does)
+            return o if o.attrs.get("loop") == loop.name else \
+                self._op("scale_shift", (o,), o.width, scale=1.0, shift=0.0, loop=loop.name)
+        new.carry_out = tuple(inside(o) for o in outs)
+        new.ys = tuple(inside(self.new[loop.ys[k].name]) for k in kept_y)
         g.loop_open = None
         new.body = [n for n in g.order if n.attrs.get("loop") == loop.name]
         names = [loop.last[k].name for k in kept] + ([self._fresh(f"{loop.name}_last_alpha")] if p else [])

@@ -142,8 +142,8 @@ def _make(model, kind, name, inputs, width, **attrs) -> Node:
     if getattr(model, "plate_open", None) is not None and kind in D.DISTRIBUTIONS:
         attrs.setdefault("plate", model.plate_open)   # drawn per data row or per group (graph.scopes)
     loop = getattr(model, "loop_open", None)
-    if loop is not None and kind not in ("param", "input"):   # made in a scan's body: once per step
-        attrs.setdefault("loop", loop.name)
+    if loop is not None and kind not in ("param", "input") and not loop.hoists(kind, inputs, attrs):
+        attrs.setdefault("loop", loop.name)   # made in a scan's body: once per step (scan.Loop.hoists)
     model._add(node := Node(model, kind, name, tuple(inputs), int(width), attrs))
     return node
 

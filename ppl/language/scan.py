@@ -20,7 +20,11 @@ the compiled step: the lowering prints the body as a loop (ppl/lowering/loops.py
 size and its compile time do not depend on the length. A random node made in the body is drawn
 afresh at every step and a cost made there is paid at every step (the objective sums them);
 `explain()` shows such a node once, as `up[0..T-1]`. Parameters (`ppl.param`) made in the body are
-the same at every step; data inputs are declared outside. Scans do not nest.
+the same at every step; data inputs are declared outside. An op made in the body from values
+outside it only (parameters, constants, inputs; not a random node, a cost head or a user's
+function) is the same at every step too: it is made outside the body and computed once, before
+the loop (`Loop.hoists`), and a cost declared on it in the body is still paid at
+every step (its head is in the body). Scans do not nest.
 
 Memory. The backward pass reads what each step computed: kept for every step, that is O(T) per
 row. `checkpoint=K` keeps K steps and the carry at the end of every K-th step; the backward pass
@@ -39,6 +43,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import ModelError
+from ..ops import OPS
 from ..validate import integer
 from .nodes import Node, _auto_name, _check_node, _current, _make
 
@@ -62,6 +67,19 @@ class Loop:
     stacked: tuple = ()         # after the loop (kind "scan_stack"): each output's steps side by side
     body: list = field(default_factory=list)   # every node made in the body, in order
     checkpoint: object = None   # K: the carry kept every K steps, segments run again backward; False: never
+
+    @staticmethod
+    def hoists(kind, inputs, attrs) -> bool:
+        """Whether a node made while the body is declared is made outside it, computed once before
+        the loop (loop-invariant code motion): an op of the op table that is neither a cost head
+        nor a user's function, whose inputs are all outside the body (parameters, inputs, constants,
+        values computed before the loop or hoisted so), and not placed in the body on purpose (an
+        explicit `loop`). Its value is the same at every step; its gradient sums what every step
+        sends it, as any value outside the loop the body reads. A cost declared in the body on such
+        a value is still paid at every step: its head (ppl.total, ...) is in the body."""
+        op = OPS.get(kind)
+        return op is not None and not op.head and not op.user and kind != "param" and "loop" not in attrs \
+            and all("loop" not in i.attrs for i in inputs)
 
 
 def _nodes(value, what: str, owner: str, allow_none=False) -> tuple | None:
@@ -130,9 +148,9 @@ def scan(f, init, xs=None, length=None, checkpoint=None):
         # has one value per step
         inside = lambda n: n.attrs.get("loop") == loop.name   # noqa: E731
         outs = tuple(o if inside(o) else _make(m, "scale_shift", _auto_name(m, "scale_shift"), (o,), o.width,
-                                               scale=1.0, shift=0.0) for o in outs)
+                                               scale=1.0, shift=0.0, loop=loop.name) for o in outs)
         ys = tuple(y if inside(y) else _make(m, "scale_shift", _auto_name(m, "scale_shift"), (y,), y.width,
-                                             scale=1.0, shift=0.0) for y in ys)
+                                             scale=1.0, shift=0.0, loop=loop.name) for y in ys)
     finally:
         m.loop_open = None
     loop.body = [n for n in m.order[first:] if n.attrs.get("loop") == loop.name]
@@ -163,3 +181,16 @@ def segment_steps(loop: Loop, itemsize: int):
         return int(asked)
     kept = 3 * sum(n.width for n in loop.body) * itemsize * loop.length
     return math.isqrt(loop.length - 1) + 1 if kept > AUTO_CHECKPOINT_BYTES else None
+
+
+def loop_order(order: list, loops: list, descendants) -> list:
+    """The order with each loop's body contiguous: before it, every node the body does not
+    lead to; after it, those its outputs lead to."""
+    for lp in loops:
+        body = set(lp.body)
+        after = set()
+        for o in (*lp.last, *lp.stacked):
+            after |= {o.name} | descendants(o.name)
+        order = ([n for n in order if n not in body and n.name not in after] + [n for n in order if n in body]
+                 + [n for n in order if n not in body and n.name in after])
+    return order

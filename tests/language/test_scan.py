@@ -66,6 +66,57 @@ def test_a_deterministic_scan_is_its_unrolled_step():
     assert any(isinstance(r, tuple) and r.steps == T for r in steps)
     assert not any(isinstance(r, str) and "*" in r for r in steps)
 
+def invariant(name, T, scanned):
+    """A body whose values partly do not change from step to step: softplus(a) and the constants
+    (computed once, before the loop), a cost on one of them declared in the body (paid at every
+    step), an output that is one of them, and a carry that reads them."""
+    with Model(name) as m:
+        s0 = m.input("s0", 1)
+        xs = m.input("xs", T)
+        a, b = ppl.param("a", 1, 0.3), ppl.param("b", 1, 0.6)
+
+        def body(s, x):
+            g = ppl.softplus(a) * 2.0
+            m.cost("reg" if scanned else f"reg{len(m.costs)}", ppl.total(g * g))
+            s = ppl.tanh(g * s + b * x)
+            m.cost("c" if scanned else f"c{len(m.costs)}", ppl.total(0.5 * (s * s)))
+            return s, g
+
+        if scanned:
+            last, ys = ppl.scan(body, s0, xs=xs)
+        else:
+            s, outs = s0, []
+            for t in range(T):
+                s, y = body(s, xs[:, t])
+                outs.append(y)
+            last, ys = s, ppl.concat(outs)
+        m.cost("end", ppl.total(last * last))
+        m.cost("ys", ppl.total(ppl.rowsum(ys * ys) * 0.01))
+    return m
+
+
+def test_a_value_the_same_at_every_step_is_computed_once_and_its_costs_paid_at_every_step():
+    """ppl/language/nodes.py, loop-invariant values: softplus(a) * 2 and the constants made in the
+    body are nodes outside it (computed before the loop); the cost declared on them in the body,
+    its head, and the output are in the body. Oracle: the unrolled model (every node outside a
+    loop), loss, loss parts and gradient to rounding. Test of the test: a cost paid once instead
+    of at every step would make the parts' 'reg' 1/T of the unrolled sum (T = 5)."""
+    T = 5
+    rng = np.random.default_rng(1)
+    data = {"s0": S0, "xs": rng.normal(size=(2, T))}
+    scanned, unrolled = invariant("inv_scan", T, True), invariant("inv_unrolled", T, False)
+    body = {n.kind for n in scanned.loops[0].body}
+    assert "softplus" not in body and "const" not in body and "total" in body, body
+    progs = [mdl.compile(dtype=np.float64) for mdl in (scanned, unrolled)]
+    (l1, g1), (l2, g2) = (p.grad(data, seed=0) for p in progs)
+    assert abs(l1 - l2) < 1e-12 * abs(l2)
+    for k in g2:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-11, atol=1e-14)
+    parts = [p.loss_parts(data, seed=0) for p in progs]
+    reg = sum(v for k, v in parts[1].items() if k.startswith("reg"))
+    assert abs(parts[0]["reg"] - reg) < 1e-12 * reg and abs(reg / T - parts[0]["reg"]) > 0.5 * reg
+
+
 def walk(name, T, scanned):
     """A walk whose up-probability depends on the state: up_t ~ Bernoulli(sigmoid(w s + b)),
     s_t = s_{t-1} + 2 up_t - 1; a cost per step and one on the final state."""
