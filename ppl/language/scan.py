@@ -23,8 +23,8 @@ afresh at every step and a cost made there is paid at every step (the objective 
 the same at every step; data inputs are declared outside. An op made in the body from values
 outside it only (parameters, constants, inputs; not a random node, a cost head or a user's
 function) is the same at every step too: it is made outside the body and computed once, before
-the loop (`Loop.hoists`), and a cost declared on it in the body is still paid at
-every step (its head is in the body). Scans do not nest.
+the loop (`Loop.hoists`); a cost declared on it in the body is still paid at every step (its
+head is in the body). Scans do not nest.
 
 Memory. The backward pass reads what each step computed: kept for every step, that is O(T) per
 row. `checkpoint=K` keeps K steps and the carry at the end of every K-th step; the backward pass
