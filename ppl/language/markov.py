@@ -27,7 +27,11 @@ prediction draw it); the compiler trains `sum_out(model)`, a graph without it:
   and the cost after the loop sum_<z> = -log sum_k exp(alpha_T(k)) = -log p(x_{1:T}). Each step
   costs a copy of z's prior per state before it (S + 1), and of each other factor one copy per
   value (S) where it reads z alone (an HMM's emission), per pair (S (S + 1)) where it also reads
-  the state before it; memory is the loop's, S + 1 values per row and step.
+  the state before it; memory is the loop's, S + 1 values per row and step. A copy that reads
+  the values and parameters only is computed once, before the loop (scan.Loop.hoists): the
+  prior's rows, and a Categorical factor's log-softmax (a factor of one group is written as
+  v . log_softmax(logits), the law's log p, so that only its product with the step's data is
+  in the loop).
 
 The reverse pass of the result is the exact gradient of -log p(x): the step's ordinary VJPs of
 these nodes. Costs that do not read z keep their terms, and the other stochastic nodes their
@@ -365,14 +369,21 @@ class _Rewrite(_States):
     def _prior_row(self, p, j) -> Node:
         lat, S = p["lat"], len(p["values"])
         if lat.prior.kind == "categorical" and lat.node.width == lat.prior.K:   # one group: its log-softmax
-            logits = self._at(p, lat.prior.args[0], j, None)
-            neg = self._neg(self._op("logsumexp", (logits,), 1))
-            return self._op("add", (logits, self._op("bcast", (neg,), S)), S)
+            return self._log_softmax(self._at(p, lat.prior.args[0], j, None))
         return self._op("concat", [self._logp(p, lat.prior, None, j, k) for k in range(S)], S)
+
+    def _log_softmax(self, logits: Node) -> Node:
+        neg = self._neg(self._op("logsumexp", (logits,), 1))
+        return self._op("add", (logits, self._op("bcast", (neg,), logits.width)), logits.width)
 
     def _logp(self, p, spec, value, j, k) -> Node:
         args = [self._at(p, a, j, k) for a in spec.args]
         v = self._value(p, k) if value is None else self._at(p, value, j, k)
+        if spec.kind == "categorical" and spec.K == v.width:
+            # one group: sum_k v_k (a_k - logsumexp(a)), the law's log p; the log-softmax of a copy
+            # at a state reads its values and parameters only, so a scan computes it once, before
+            # the loop (scan.Loop.hoists), and only the product with the step's data in the loop
+            return self._op("rowsum", (self._op("mul", (v, self._log_softmax(args[0])), v.width),), 1)
         return self._op("law_logp", (*args, v), 1, law=spec.kind, **({"K": spec.K} if spec.K is not None else {}))
 
     def _log_factor(self, p, h, j, k) -> Node:

@@ -157,10 +157,12 @@ def test_a_factor_that_reads_the_state_alone_is_copied_once_per_value():
     assert copies(hmm(), "trans") == ["trans_s0", "trans_s1", "trans_s2", "trans_s3"]
     assert len(copies(ar_chain(5), "emit")) == 6 and copies(ar_chain(5), "emit")[0] == "emit_s0v0"
     # every copy at a state reads constants (the values) and parameters only: computed once,
-    # before the loop (ppl/language/nodes.py); what reads the step's data stays in the body
-    for m in (hmm(), ar_chain(5)):
+    # before the loop (scan.Loop.hoists), the HMM's emission log-softmax too; what reads the step's
+    # data stays in the body (the HMM's: a product with the one-hot symbol; the AR chain's: its law)
+    for m, reads_x in ((hmm(), "mul"), (ar_chain(5), "law_logp")):
         body = sum_out(m).loops[0].body
-        assert not [n.name for n in body if n.kind == "affine"] and [n for n in body if n.kind == "law_logp"]
+        assert not [n.name for n in body if n.kind in ("affine", "logsumexp")], [n.name for n in body]
+        assert [n for n in body if n.kind == reads_x and any(i.kind == "scan_x" for i in n.inputs)]
 
 
 def test_another_chain_bernoulli_unit_data_init_and_an_emission_of_two_states(U=1):
