@@ -29,9 +29,9 @@ prediction draw it); the compiler trains `sum_out(model)`, a graph without it:
   value (S) where it reads z alone (an HMM's emission), per pair (S (S + 1)) where it also reads
   the state before it; memory is the loop's, S + 1 values per row and step. A copy that reads
   the values and parameters only is computed once, before the loop (scan.Loop.hoists): the
-  prior's rows, and a Categorical factor's log-softmax (a factor of one group is written as
-  v . log_softmax(logits), the law's log p, so that only its product with the step's data is
-  in the loop).
+  prior's rows, and a Categorical factor's log-softmax (a factor of one group whose logits are
+  computed before the loop is written as v . log_softmax(logits), the law's log p, so that only
+  its product with the step's data is in the loop).
 
 The reverse pass of the result is the exact gradient of -log p(x): the step's ordinary VJPs of
 these nodes. Costs that do not read z keep their terms, and the other stochastic nodes their
@@ -379,10 +379,12 @@ class _Rewrite(_States):
     def _logp(self, p, spec, value, j, k) -> Node:
         args = [self._at(p, a, j, k) for a in spec.args]
         v = self._value(p, k) if value is None else self._at(p, value, j, k)
-        if spec.kind == "categorical" and spec.K == v.width:
-            # one group: sum_k v_k (a_k - logsumexp(a)), the law's log p; the log-softmax of a copy
-            # at a state reads its values and parameters only, so a scan computes it once, before
-            # the loop (scan.Loop.hoists), and only the product with the step's data in the loop
+        if spec.kind == "categorical" and spec.K == v.width and self.g.loop_open is not None \
+                and "loop" not in args[0].attrs:
+            # one group whose logits a scan computes before its loop (a copy at a state that reads
+            # the values and parameters only, scan.Loop.hoists): sum_k v_k (a_k - logsumexp(a)), the
+            # law's log p, so that the log-softmax is computed there too and only the product with
+            # the step's data in the loop
             return self._op("rowsum", (self._op("mul", (v, self._log_softmax(args[0])), v.width),), 1)
         return self._op("law_logp", (*args, v), 1, law=spec.kind, **({"K": spec.K} if spec.K is not None else {}))
 
