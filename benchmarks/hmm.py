@@ -27,6 +27,8 @@ import traceback
 
 import numpy as np
 
+from peers import Worker, calibrate   # benchmarks/, the script's folder
+
 
 def simulate(S, M, T, N, seed=0):
     """One-hot symbols (N, T * M) of a random chain with sticky transitions."""
@@ -88,18 +90,6 @@ def jax_ways(S, M, T, X):
     return {"jax_jit": run_jit}
 
 
-def calibrate(run, seconds):
-    run(1)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        run(n)
-        dt = time.perf_counter() - t0
-        if dt >= 0.2 * seconds or n >= 1 << 20:
-            return max(1, round(n * seconds / max(dt, 1e-9)))
-        n *= 4
-
-
 def worker(conn, pinned):
     if pinned:
         os.sched_setaffinity(0, {0})   # before jax starts its thread pools
@@ -128,25 +118,6 @@ def worker(conn, pinned):
             conn.send(("error", traceback.format_exc(limit=3)))
 
 
-class Worker:
-    def __init__(self, ctx, pinned):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker, args=(child, pinned), daemon=True)
-        self.proc.start()
-        self.suffix = "_pinned" if pinned else ""
-
-    def call(self, *msg):
-        self.conn.send(msg)
-        status, out = self.conn.recv()
-        if status != "ok":
-            raise RuntimeError(out)
-        return out
-
-    def stop(self):
-        self.conn.send(("stop",))
-        self.proc.join(10)
-
-
 def emit(case, way, value, baseline=None, **extra):
     rec = {"bench": "hmm", "case": case, "metric": f"us_per_gradient/{way}", "value": round(value, 2),
            "unit": "us", "baseline": None if baseline is None else round(baseline, 2),
@@ -164,7 +135,7 @@ def main():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     no_jax = a.no_jax or importlib.util.find_spec("jax") is None
     ctx = mp.get_context("spawn")
-    workers = [] if no_jax else [Worker(ctx, False), Worker(ctx, True)]
+    workers = [] if no_jax else [Worker(ctx, worker, False), Worker(ctx, worker, True)]
     try:
         for case in a.cases.split(","):
             S, M, T, N = (int(v) for v in case.split("x"))

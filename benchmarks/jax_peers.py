@@ -85,7 +85,7 @@ from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
 from ppl.kernels.native import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
-from peers import build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
+from peers import Worker, build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
 from mnist_digits import mnist  # noqa: E402  (benchmarks/)
 
 CASES = {"sbn64-32": (64, (32,)), "sbn784-200": (784, (200,)), "sbn784-200-200": (784, (200, 200))}
@@ -406,25 +406,6 @@ def worker(conn, pinned):
             conn.send(("error", traceback.format_exc(limit=3)))
 
 
-class Worker:
-    def __init__(self, ctx, pinned):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker, args=(child, pinned), daemon=True)
-        self.proc.start()
-        self.suffix = "_pinned" if pinned else ""
-
-    def call(self, *msg):
-        self.conn.send(msg)
-        status, out = self.conn.recv()
-        if status != "ok":
-            raise RuntimeError(out)
-        return out
-
-    def stop(self):
-        self.conn.send(("stop",))
-        self.proc.join(10)
-
-
 def emit(case, metric="us_per_step", value=None, baseline=None, **extra):
     rec = {"bench": "jax_peers", "case": case, "metric": metric,
            "value": None if value is None else round(value, 3), "unit": "us/step" if value is not None else None,
@@ -539,7 +520,7 @@ def main():
     if np_reason:
         emit("sbn64-32/numpyro", "skipped", reason=np_reason)
     ctx = mp.get_context("spawn")
-    workers = [Worker(ctx, False)] + ([] if args.no_pin else [Worker(ctx, True)])
+    workers = [Worker(ctx, worker, False)] + ([] if args.no_pin else [Worker(ctx, worker, True)])
     estimators = args.estimators.split(",")
     numpyro_on = "score" if "score" in estimators else estimators[0]
     job = []

@@ -118,6 +118,29 @@ def calibrate(fn, target):
         n *= 4
 
 
+class Worker:
+    """A peer's worker process running `target(conn, pinned)` (a module-level function: a loop that
+    answers ("ok", result) or ("error", traceback) to each message), pinned to one core by the
+    target itself where `pinned`; `suffix` names its ways ("_pinned" or "")."""
+
+    def __init__(self, ctx, target, pinned):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(child, pinned), daemon=True)
+        self.proc.start()
+        self.suffix = "_pinned" if pinned else ""
+
+    def call(self, *msg):
+        self.conn.send(msg)
+        status, out = self.conn.recv()
+        if status != "ok":
+            raise RuntimeError(out)
+        return out
+
+    def stop(self):
+        self.conn.send(("stop",))
+        self.proc.join(10)
+
+
 def steps_for(fn, seconds, probe=200):
     """Steps n so that fn(n) takes about `seconds` (from one timed fn(probe); fn warm), >= 50."""
     t0 = time.perf_counter()
