@@ -23,6 +23,21 @@ from small_models import last_carry
 S0 = np.array([[0.5], [-1.0]])
 
 
+def scanned_or_unrolled(m, body, s0, xs, T, scanned):
+    """`body` run over xs's T columns by ppl.scan, or unrolled step by step in Python; then a cost
+    on the last carry and one on the stacked outputs."""
+    if scanned:
+        last, ys = ppl.scan(body, s0, xs=xs)
+    else:
+        s, outs = s0, []
+        for t in range(T):
+            s, y = body(s, xs[:, t])
+            outs.append(y)
+        last, ys = s, ppl.concat(outs)
+    m.cost("end", ppl.total(last * last))
+    m.cost("ys", ppl.total(ppl.rowsum(ys * ys) * 0.01))
+
+
 def deterministic(name, T, scanned):
     """s_t = tanh(a s_{t-1} + b x_t), cost per step 0.5 s_t^2, and one on the stacked s's."""
     with Model(name) as m:
@@ -35,16 +50,7 @@ def deterministic(name, T, scanned):
             m.cost("c" if scanned else f"c{len(m.costs)}", ppl.total(0.5 * (s * s)))
             return s, 2.0 * s
 
-        if scanned:
-            last, ys = ppl.scan(body, s0, xs=xs)
-        else:
-            s, outs = s0, []
-            for t in range(T):
-                s, y = body(s, xs[:, t])
-                outs.append(y)
-            last, ys = s, ppl.concat(outs)
-        m.cost("end", ppl.total(last * last))
-        m.cost("ys", ppl.total(ppl.rowsum(ys * ys) * 0.01))
+        scanned_or_unrolled(m, body, s0, xs, T, scanned)
     return m
 
 
@@ -82,21 +88,12 @@ def invariant(name, T, scanned):
             m.cost("c" if scanned else f"c{len(m.costs)}", ppl.total(0.5 * (s * s)))
             return s, g
 
-        if scanned:
-            last, ys = ppl.scan(body, s0, xs=xs)
-        else:
-            s, outs = s0, []
-            for t in range(T):
-                s, y = body(s, xs[:, t])
-                outs.append(y)
-            last, ys = s, ppl.concat(outs)
-        m.cost("end", ppl.total(last * last))
-        m.cost("ys", ppl.total(ppl.rowsum(ys * ys) * 0.01))
+        scanned_or_unrolled(m, body, s0, xs, T, scanned)
     return m
 
 
 def test_a_value_the_same_at_every_step_is_computed_once_and_its_costs_paid_at_every_step():
-    """ppl/language/nodes.py, loop-invariant values: softplus(a) * 2 and the constants made in the
+    """ppl/language/scan.py, Loop.hoists: softplus(a) * 2 and the constants made in the
     body are nodes outside it (computed before the loop); the cost declared on them in the body,
     its head, and the output are in the body. Oracle: the unrolled model (every node outside a
     loop), loss, loss parts and gradient to rounding. Test of the test: a cost paid once instead
