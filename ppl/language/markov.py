@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import ModelError
 from ..ops import OPS
 from .nodes import Node, _auto_name, _make
-from .scan import loop_order
+from .scan import in_body, loop_order
 
 MAX_STATES = 64
 LOG0 = -1e30
@@ -307,12 +307,8 @@ class _Rewrite(_States):
             outs.append(self._op("concat", (step, self._op("const", (), 1, value=LOG0)), S + 1))
         kept_y = [k for k, y in enumerate(loop.ys) if y.name in self.new]
         new.x = self.new[loop.x.name]
-
-        def inside(o):   # an output hoisted out of the body is copied in (as ppl.scan does)
-            return o if o.attrs.get("loop") == loop.name else \
-                self._op("scale_shift", (o,), o.width, scale=1.0, shift=0.0, loop=loop.name)
-        new.carry_out = tuple(inside(o) for o in outs)
-        new.ys = tuple(inside(self.new[loop.ys[k].name]) for k in kept_y)
+        new.carry_out = tuple(in_body(g, new, o) for o in outs)
+        new.ys = tuple(in_body(g, new, self.new[loop.ys[k].name]) for k in kept_y)
         g.loop_open = None
         new.body = [n for n in g.order if n.attrs.get("loop") == loop.name]
         names = [loop.last[k].name for k in kept] + ([self._fresh(f"{loop.name}_last_alpha")] if p else [])

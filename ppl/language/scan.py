@@ -144,13 +144,8 @@ def scan(f, init, xs=None, length=None, checkpoint=None):
                 raise ModelError(f"{owner}: carry {k} ('{o.name}') has width {o.width} but init '{i.name}' has "
                                  f"width {i.width}; a step must keep the carry's widths")
         ys, single_y = _nodes(out[1], "y", owner, allow_none=True)
-        # an output made outside the body (a parameter, the init) is copied in the body: every output
-        # has one value per step
-        inside = lambda n: n.attrs.get("loop") == loop.name   # noqa: E731
-        outs = tuple(o if inside(o) else _make(m, "scale_shift", _auto_name(m, "scale_shift"), (o,), o.width,
-                                               scale=1.0, shift=0.0, loop=loop.name) for o in outs)
-        ys = tuple(y if inside(y) else _make(m, "scale_shift", _auto_name(m, "scale_shift"), (y,), y.width,
-                                             scale=1.0, shift=0.0, loop=loop.name) for y in ys)
+        outs = tuple(in_body(m, loop, o) for o in outs)
+        ys = tuple(in_body(m, loop, y) for y in ys)
     finally:
         m.loop_open = None
     loop.body = [n for n in m.order[first:] if n.attrs.get("loop") == loop.name]
@@ -167,6 +162,15 @@ def scan(f, init, xs=None, length=None, checkpoint=None):
     carry = loop.last[0] if single else loop.last
     stacked = None if single_y is None else (loop.stacked[0] if single_y else loop.stacked)
     return carry, stacked
+
+
+def in_body(m, loop: Loop, node: Node) -> Node:
+    """`node` where it is in the loop's body, else a copy of it made there: an output made outside
+    the body (a parameter, the init, a value hoisted out, `Loop.hoists`) has one value per step."""
+    if node.attrs.get("loop") == loop.name:
+        return node
+    return _make(m, "scale_shift", _auto_name(m, "scale_shift"), (node,), node.width, scale=1.0, shift=0.0,
+                 loop=loop.name)
 
 
 def segment_steps(loop: Loop, itemsize: int):
