@@ -23,13 +23,15 @@ prediction draw it); the compiler trains `sum_out(model)`, a graph without it:
 - In a scan whose carry holds z (or a function of z alone): the carry becomes the log forward
   message alpha_t(k) = log p(x_{1:t}, z_t = v_k), over the S values and one more for the state
   before the first step (the carry's init, whose message is log 1 at the start and log 0 after),
-  alpha_t = log_matvec(alpha_{t-1}, B_t) with B_t[j, k] = log p(v_k | z_{t-1} = j) - costs(j, k)
-  and the cost after the loop sum_<z> = -log sum_k exp(alpha_T(k)) = -log p(x_{1:T}). Each step
-  costs a copy of z's prior per state before it (S + 1), and of each other factor one copy per
-  value (S) where it reads z alone (an HMM's emission), per pair (S (S + 1)) where it also reads
-  the state before it; memory is the loop's, S + 1 values per row and step. A copy that reads
-  the values and parameters only is computed once, before the loop (scan.Loop.hoists): the
-  prior's rows, and a Categorical factor's log-softmax (a factor of one group whose logits are
+  alpha_t = log_matvec(alpha_{t-1}, B_t) + e_t with B_t[j, k] = log p(v_k | z_{t-1} = j) - the
+  costs that read both states at (j, k), and e_t[k] = - the costs that read z alone at v_k (out of
+  the sum over j: the same at every state before), and the cost after the loop
+  sum_<z> = -log sum_k exp(alpha_T(k)) = -log p(x_{1:T}). Each step costs a copy of z's prior
+  per state before it (S + 1), and of each other factor one copy per value (S) where it reads z
+  alone (an HMM's emission), per pair (S (S + 1)) where it also reads the state before it;
+  memory is the loop's, S + 1 values per row and step. A copy that reads the values and
+  parameters only is computed once, before the loop (scan.Loop.hoists): the prior's rows (an
+  HMM's whole B), and a Categorical factor's log-softmax (a factor of one group whose logits are
   computed before the loop is written as v . log_softmax(logits), the law's log p, so that only
   its product with the step's data is in the loop).
 
@@ -302,8 +304,15 @@ class _Rewrite(_States):
         outs = [self.new[loop.carry_out[k].name] for k in kept]
         if p is not None:
             S = len(p["values"])
-            B = self._op("concat", [self._row(p, j) for j in range(S + 1)], (S + 1) * S)
+            # a factor that reads z alone adds the same row at every state before: out of the sum,
+            # log sum_j exp(alpha_j + B_jk + e_k) = e_k + log sum_j exp(alpha_j + B_jk), so that B
+            # holds the prior's rows alone where nothing else reads the state before (an HMM's:
+            # computed before the loop) and the step adds its emission's row once
+            alone = [h for h in p["costs"] if h.name not in p["dc"]]
+            B = self._op("concat", [self._row(p, j, alone) for j in range(S + 1)], (S + 1) * S)
             step = self._op("log_matvec", (alpha, B), S)
+            for h in alone:
+                step = self._op("add", (step, self._cost_row(p, h, None)), S)
             outs.append(self._op("concat", (step, self._op("const", (), 1, value=LOG0)), S + 1))
         kept_y = [k for k, y in enumerate(loop.ys) if y.name in self.new]
         new.x = self.new[loop.x.name]
@@ -347,20 +356,24 @@ class _Rewrite(_States):
         self.g.summed.append((name, len(p["values"]), how.format(getattr(p["loop"], "name", "")),
                               tuple(c.attrs["cost_name"] for c in p["costs"]), cname))
 
-    def _row(self, p, j) -> Node:
+    def _row(self, p, j, leave=()) -> Node:
         """[log p(z = v_k | its parents at prior state j) + the log factors of z's costs at (j, k)
-        for k < S], one node of width S."""
-        S = len(p["values"])
+        for k < S], one node of width S; the costs in `leave` left out."""
         out = self._prior_row(p, j)
         for h in p["costs"]:
-            jj = j if h.name in p["dc"] else None
-            key = (h.name, "row", jj)
-            if key not in self.variant:
-                terms = [self._log_factor(p, h, jj, k) for k in range(S)]
-                self.variant[key] = (self._op("bcast", terms[:1], S) if h.name not in p["dz"]
-                                     else self._op("concat", terms, S))
-            out = self._op("add", (out, self.variant[key]), S)
+            if h not in leave:
+                out = self._op("add", (out, self._cost_row(p, h, j if h.name in p["dc"] else None)), len(p["values"]))
         return out
+
+    def _cost_row(self, p, h, j) -> Node:
+        """[the log factor of the absorbed cost h at (j, k) for k < S], one node of width S."""
+        S = len(p["values"])
+        key = (h.name, "row", j)
+        if key not in self.variant:
+            terms = [self._log_factor(p, h, j, k) for k in range(S)]
+            self.variant[key] = (self._op("bcast", terms[:1], S) if h.name not in p["dz"]
+                                 else self._op("concat", terms, S))
+        return self.variant[key]
 
     def _prior_row(self, p, j) -> Node:
         lat, S = p["lat"], len(p["values"])

@@ -165,6 +165,24 @@ def test_a_factor_that_reads_the_state_alone_is_copied_once_per_value():
         assert [n for n in body if n.kind == reads_x and any(i.kind == "scan_x" for i in n.inputs)]
 
 
+def test_a_factor_that_reads_the_state_alone_is_added_after_the_sum_over_the_state_before():
+    """log sum_j exp(alpha_j + B_jk + e_k) = e_k + log sum_j exp(alpha_j + B_jk): the HMM's emission
+    (reads z alone) is added to the step's log_matvec, once, and its B holds the transition's rows
+    alone, which read the values and parameters only: computed before the loop. The AR chain's
+    emission reads the state before too, so it stays in B, which reads the step's data: in the
+    loop. Test of the test: with every factor in B (the rule before this one), the HMM's B is in
+    the loop and this fails. The values and gradients are the forward algorithms' (the tests
+    above and below)."""
+    from ppl.language.markov import sum_out
+
+    for m, hoisted in ((hmm(), True), (ar_chain(5), False)):
+        g = sum_out(m)
+        mv = next(n for n in g.order if n.kind == "log_matvec")
+        assert ("loop" not in mv.inputs[1].attrs) is hoisted, (m.name, mv.inputs[1].name)
+        readers = [n for n in g.order if mv in n.inputs]
+        assert [n.kind for n in readers] == (["add"] if hoisted else ["concat"]), [n.name for n in readers]
+
+
 def test_another_chain_bernoulli_unit_data_init_and_an_emission_of_two_states(U=1):
     T_, n = 12, 16
     rng = np.random.default_rng(3)
