@@ -121,6 +121,9 @@ OPS: dict[str, Op] = {op.kind: op for op in (
     Op("log_matvec", 2, "out_k = log sum_j exp(a_j + B_jk) of a (width J) and B (J rows of K, j-major).",
        width="own", fwd=KERNELS.core.log_matvec_fwd.on("x0", "x1", "out"),
        bwd=KERNELS.core.log_matvec_bwd.on("x0", "x1", "out", "gout", "g0", "g1")),
+    Op("dots", 2, "out_k = sum_j a_j B_kj of a (width J) and B (K rows of J, k-major): a's dot product with each row.",
+       width="own", fwd=KERNELS.core.dots_fwd.on("x0", "x1", "out"),
+       bwd=KERNELS.core.dots_bwd.on("x0", "x1", "gout", "g0", "g1")),
     # log p(value | params) under a law as a width-1 value (a summed-out state's terms,
     # language/markov.py): inputs (*params, value), attribute law; lowered as law_nll is
     Op("law_logp", -1, "log p(value | parameters) under a law, summed over columns, as a width-1 node.",

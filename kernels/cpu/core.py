@@ -13,8 +13,9 @@ nopython step):
   learnable one can be a view into the parameter vector; a plain float is accepted too.
 * Forward kernels overwrite their outputs. Backward kernels accumulate (``+=``) into every
   gradient they receive; a gradient passed with ``shape[0] == 0`` is skipped.
-* No allocation: the BLAS products (``blas.gemm``) write into their outputs, the gradients
-  accumulating in place (beta = 1).
+* No allocation of results: the BLAS products (``blas.gemm``) write into their outputs, the
+  gradients accumulating in place (beta = 1); a kernel's scratch is its own (the log-space
+  products' blocks of rows, LAX's and REBAR's per-row work).
 * dtype-generic: all arrays of one call share float32 or float64; constants are cast to it
   with ``like`` (see ``math/scalar.py``), so float32 math stays float32.
 * ``error_model="numpy"``: a division by zero gives inf/nan instead of raising, and the

@@ -114,8 +114,9 @@ def log_matvec_fwd(a, b, out):
     """out[r, k] = log sum_j exp(a[r, j] + b[r, j K + k]), K = out's width (b: J rows of K, j-major):
     `_log_matvec_fwd_row` over blocks of rows, each exponential's loop over the block's rows."""
     J, K = a.shape[1], out.shape[1]
-    a_cols, b_cols = np.empty((J, BLOCK), a.dtype), np.empty((J * K, BLOCK), a.dtype)
-    m, s = np.empty(BLOCK, a.dtype), np.empty(BLOCK, a.dtype)
+    work = np.empty((J + J * K + 2) * BLOCK, a.dtype)   # one allocation a call
+    a_cols, b_cols = work[:J * BLOCK].reshape((J, BLOCK)), work[J * BLOCK:(J + J * K) * BLOCK].reshape((J * K, BLOCK))
+    m, s = work[(J + J * K) * BLOCK:(J + J * K + 1) * BLOCK], work[(J + J * K + 1) * BLOCK:]
     for r0 in range(0, out.shape[0], BLOCK):
         n = min(BLOCK, out.shape[0] - r0)
         _columns(a, r0, n, a_cols)
@@ -145,9 +146,12 @@ def log_matvec_bwd(a, b, out, gout, ga, gb):
     (each skippable): `_log_matvec_bwd_row` over blocks of rows, the exponentials' loops over the
     block's rows; a non-finite out sends what the row body sends (nothing for -inf, else NaN)."""
     J, K = a.shape[1], gout.shape[1]
-    a_cols, b_cols = np.empty((J, BLOCK), a.dtype), np.empty((J * K, BLOCK), a.dtype)
-    ga_cols, gb_cols = np.empty((J, BLOCK), a.dtype), np.empty((J * K, BLOCK), a.dtype)
-    o, g, w = np.empty(BLOCK, a.dtype), np.empty(BLOCK, a.dtype), np.empty(BLOCK, a.dtype)
+    n2 = 2 * (J + J * K) * BLOCK
+    work = np.empty(n2 + 3 * BLOCK, a.dtype)   # one allocation a call
+    a_cols, b_cols = work[:J * BLOCK].reshape((J, BLOCK)), work[J * BLOCK:(J + J * K) * BLOCK].reshape((J * K, BLOCK))
+    ga_cols = work[(J + J * K) * BLOCK:(2 * J + J * K) * BLOCK].reshape((J, BLOCK))
+    gb_cols = work[(2 * J + J * K) * BLOCK:n2].reshape((J * K, BLOCK))
+    o, g, w = work[n2:n2 + BLOCK], work[n2 + BLOCK:n2 + 2 * BLOCK], work[n2 + 2 * BLOCK:]
     zero = like(a, 0.0)
     for r0 in range(0, gout.shape[0], BLOCK):
         n = min(BLOCK, gout.shape[0] - r0)

@@ -370,10 +370,29 @@ class _Rewrite(_States):
         S = len(p["values"])
         key = (h.name, "row", j)
         if key not in self.variant:
-            terms = [self._log_factor(p, h, j, k) for k in range(S)]
-            self.variant[key] = (self._op("bcast", terms[:1], S) if h.name not in p["dz"]
-                                 else self._op("concat", terms, S))
+            row = self._symbol_dots(p, h, j)
+            if row is None:
+                terms = [self._log_factor(p, h, j, k) for k in range(S)]
+                row = self._op("bcast", terms[:1], S) if h.name not in p["dz"] else self._op("concat", terms, S)
+            self.variant[key] = row
         return self.variant[key]
+
+    def _symbol_dots(self, p, h, j):
+        """An observed Categorical of one group whose value (the step's symbol) does not read z and
+        whose logits at every value of z a scan computes before its loop: its row is
+        dots(v, [log_softmax(logits at v_k) for k]), the law's log p at each value in one product
+        with the symbol (the log-softmax rows computed there too), else None."""
+        o = self.model.observed.get(h.attrs["cost_name"])
+        if o is None or self.g.loop_open is None or h.name not in p["dz"] or o.value.name in p["dz"] | p["dc"]:
+            return None
+        spec = o.spec
+        if spec.kind != "categorical" or spec.K != o.value.width or len(spec.args) != 1:
+            return None
+        logits = [self._at(p, spec.args[0], j, k) for k in range(len(p["values"]))]
+        if any("loop" in a.attrs for a in logits):
+            return None
+        rows = self._op("concat", [self._log_softmax(a) for a in logits], len(logits) * spec.K)
+        return self._op("dots", (self._at(p, o.value, j, None), rows), len(logits))
 
     def _prior_row(self, p, j) -> Node:
         lat, S = p["lat"], len(p["values"])

@@ -158,8 +158,9 @@ def test_a_factor_that_reads_the_state_alone_is_copied_once_per_value():
     assert len(copies(ar_chain(5), "emit")) == 6 and copies(ar_chain(5), "emit")[0] == "emit_s0v0"
     # every copy at a state reads constants (the values) and parameters only: computed once,
     # before the loop (scan.Loop.hoists), the HMM's emission log-softmax too; what reads the step's
-    # data stays in the body (the HMM's: a product with the one-hot symbol; the AR chain's: its law)
-    for m, reads_x in ((hmm(), "mul"), (ar_chain(5), "law_logp")):
+    # data stays in the body (the HMM's: the one-hot symbol's dot products with the log-softmax
+    # rows of its values, one node; the AR chain's: its law)
+    for m, reads_x in ((hmm(), "dots"), (ar_chain(5), "law_logp")):
         body = sum_out(m).loops[0].body
         assert not [n.name for n in body if n.kind in ("affine", "logsumexp")], [n.name for n in body]
         assert [n for n in body if n.kind == reads_x and any(i.kind == "scan_x" for i in n.inputs)]
@@ -181,6 +182,10 @@ def test_a_factor_that_reads_the_state_alone_is_added_after_the_sum_over_the_sta
         assert ("loop" not in mv.inputs[1].attrs) is hoisted, (m.name, mv.inputs[1].name)
         readers = [n for n in g.order if mv in n.inputs]
         assert [n.kind for n in readers] == (["add"] if hoisted else ["concat"]), [n.name for n in readers]
+        if hoisted:   # the emission's row: one product of the symbol with its hoisted log-softmax rows
+            row = next(i for i in readers[0].inputs if i is not mv)
+            assert row.kind == "dots" and row.inputs[0].kind == "scan_x" and "loop" not in row.inputs[1].attrs
+            assert not [n.name for n in g.loops[0].body if n.kind in ("mul", "rowsum")]
 
 
 def test_another_chain_bernoulli_unit_data_init_and_an_emission_of_two_states(U=1):
