@@ -33,7 +33,8 @@ prediction draw it); the compiler trains `sum_out(model)`, a graph without it:
   parameters only is computed once, before the loop (scan.Loop.hoists): the prior's rows (an
   HMM's whole B), and a Categorical factor's log-softmax (a factor of one group whose logits are
   computed before the loop is written as v . log_softmax(logits), the law's log p, so that only
-  its product with the step's data is in the loop).
+  its product with the step's data is in the loop; an observed one's row at every value is one
+  `dots` of the step's symbol with those log-softmax rows).
 
 The reverse pass of the result is the exact gradient of -log p(x): the step's ordinary VJPs of
 these nodes. Costs that do not read z keep their terms, and the other stochastic nodes their
