@@ -52,6 +52,16 @@ def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None)
     return prog, time.perf_counter() - t0
 
 
+def _expect_run(D):
+    """The optimiser's update and the loss record a run with settings D calls at its first step,
+    queued on the compile helper the program's new step launches (compiler/ahead.expect)."""
+    from .compiler import ahead
+    from .training.history import History
+    from .training.optim import make
+    ahead.expect(lambda p: [*make(D["optimizer"], float(D["lr"])).kernel_calls(p.theta, p.grad_buffer),
+                            History().kernel_call()])
+
+
 def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
@@ -69,6 +79,8 @@ def cmd_train(args) -> int:
         d, model_opts = _user_data(mod, args, model_opts, D["dtype"])
     elif args.eval_data is not None:
         raise UsageError("--eval-data needs --data FILE (the training data)")
+    if args.target == "cpu":   # the run's first needs, compiled by the helper while the choice's programs compile
+        _expect_run(D)
     prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target, data=d)
     if args.target == "cpu":
         prog.prepare_evaluation()   # the report's test ELBO / IWAE-100: compiled beside the training step

@@ -21,6 +21,10 @@ folder (renamed it) so that no job is left behind unseen, and is ended when the 
 process exits. What the program's process needs at its first step (fit's optimiser update and
 loss record, `functions(first=True)`) is taken while a step is being typed, before its next
 kernel, not after the step: the program's process reaches those right after the step's kernels.
+fit queues them before it makes a pending measured choice, and `ppl train`, which measures while
+it compiles, names them ahead (`expect`): the helper compiles them while the choice's programs
+compile. The measured choice's programs of their own, timed against the choice's, have their
+steps compiled here while the choice's compiles there (compiler/alone.py).
 It writes nothing but the kernels' cache files and removes its own.
 
 It applies to CPU steps made only of kernel calls (the array lowering), only when neither the
@@ -46,6 +50,7 @@ _helpers = []   # helper processes started by this process, ended at exit
 _queue = None   # (the running helper, its queue folder), or None
 _folders = []   # the queue folders of those helpers
 _numbers = itertools.count()   # job files (in the order queued) and queue folders
+_expected = []   # expect(calls): a training run's first needs, queued on the next helper launched
 JOB, CLOSED = ".job", ".closed"   # a queued job's suffix; a queue folder's once its helper takes no more
 # how long a helper with an empty queue waits for another job before it closes the queue: the
 # program's process queues the next programs' steps (the measured choice's, the evaluation's) a
@@ -122,7 +127,21 @@ def start(prog, folder, reversed_step) -> subprocess.Popen | None:
     if alive and _put(_queue[1], job):   # a running helper takes it, however busy the machine
         return _queue[0]
     # no helper ran (jobs() said 2 above), or it closed its queue meanwhile (ask again)
-    return _launch(folder, job) if not alive or jobs() >= 2 else None
+    if alive or jobs() >= 2:
+        proc = _launch(folder, job)
+        while _expected:   # what a run of this program will need first, taken in the helper's idle time
+            functions(_expected.pop()(prog), first=True)
+        return proc
+    return None
+
+
+def expect(calls) -> None:
+    """`calls(prog)`: the (jitted function, arguments) calls a training run of the program compiled
+    next needs at its first step (the optimiser's update, the loss record: fit's
+    functions(first=True)), queued on the helper that program's new step launches, at once: it
+    compiles them while the program's process is still compiling (the measured choice's programs,
+    which `ppl train` measures before its run starts) instead of after. Once."""
+    _expected[:] = [calls]
 
 
 def _rows_cached(prog, sig) -> bool:

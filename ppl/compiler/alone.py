@@ -19,15 +19,21 @@ import time
 import numpy as np
 
 from ..errors import ModelError
+from . import ahead
 from . import measure as M
 from .measure import Candidate, apart, moments, prefer_in_tie, rows_of, start_from
+
+
+def _step_args(prog, data, batch) -> tuple:
+    """The arguments of `prog`'s raw step on this batch (seed 0, step 0, mode 1: the gradient)."""
+    return prog.args(data, batch) + (np.uint64(0), np.int64(0), 1)
 
 
 def _step_timer(prog, data, batch):
     """run(n): seconds for n calls of `prog`'s raw step on this batch (its state and gradient buffer
     kept as they were)."""
     state, grad = prog.state.copy(), prog.grad_buffer.copy()
-    a = prog.args(data, batch) + (np.uint64(0), np.int64(0), 1)
+    a = _step_args(prog, data, batch)
     entry = prog.entry
     entry(*a)   # compiled here: grad's first calls would run it interpreted (runtime/first_steps.py)
     prog.grad(data, batch=batch)    # warm
@@ -194,7 +200,10 @@ class Alone:
         now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
         if now != self.picks:   # prog runs another choice (measured again while a program of its own is in force)
             prog = self._compiled(self.picks)
-        runs = [_step_timer(prog, data, batch)] + [_step_timer(s.prog, data, batch) for s in solos]
+        timed = [prog] + [s.prog for s in solos]
+        if ahead.running():   # a new step's compile helper runs: it compiles the others' steps meanwhile
+            ahead.functions([(p.entry, _step_args(p, data, batch)) for p in timed[1:] if p.target == "cpu"], first=True)
+        runs = [_step_timer(p, data, batch) for p in timed]
         n = [max(1, int(M.TIME_BLOCK / max(run(2) / 2, 1e-7))) for run in runs]
         times = [[] for _ in runs]
         for _ in range(M.TIME_ROUNDS):

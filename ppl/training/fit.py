@@ -189,10 +189,19 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
                     blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses, remeasure=remeasure,
                     track_variance=track_variance, variance_draws=variance_draws)
+    if not resume:   # the helper of a new step takes them while the choice's programs compile
+        _queue_first_needs(prog, optimizer, plan.history())
     choice = _measured_choice(prog, plan)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
     hist.choices.extend(choice)
     return Trainer(plan, prog, optimizer, hist, start, progress).run()
+
+
+def _queue_first_needs(prog, optimizer, hist) -> None:
+    """Queue on the compile helper of a new step, if one runs, what the run needs at its first
+    step (the optimiser's update, the loss record: ppl/compiler/ahead.py's functions(first=True))."""
+    if getattr(prog, "target", "cpu") == "cpu" and compile_ahead.running():
+        compile_ahead.functions([*optimizer.kernel_calls(prog.theta, prog.grad_buffer), hist.kernel_call()], first=True)
 
 
 def _measured_choice(prog, plan) -> list:
@@ -392,9 +401,7 @@ class Trainer:
             bar = tqdm(total=plan.total, initial=start, desc=self.prog.model.name, unit="step", file=sys.stderr,
                        dynamic_ncols=True, mininterval=0.25)
         t_first = time.perf_counter()
-        if getattr(self.prog, "target", "cpu") == "cpu" and compile_ahead.running():   # the helper of a new step
-            compile_ahead.functions([*self.opt.kernel_calls(self.prog.theta, self.prog.grad_buffer),
-                                     hist.kernel_call()], first=True)
+        _queue_first_needs(self.prog, self.opt, hist)   # a resumed run's first queue (the helper compiles each once)
         one = PythonSteps(self.prog, self.opt, plan, write=bar.write if bar is not None else None)
         if getattr(self.prog, "target", "cpu") == "cuda":   # a training step captured as a CUDA graph
             chunks = DeviceChunks.make(self.prog, self.opt, plan.batches, plan.batch_size, one, plan.nopython,

@@ -160,6 +160,65 @@ def test_the_first_steps_needs_are_taken_while_a_step_is_typed(tmp_path, monkeyp
     assert not _link.before_outer_compile   # removed with the step job
 
 
+@pytest.mark.parametrize("expected", [True, False])
+def test_a_runs_first_needs_expected_before_its_compile_are_queued_when_the_helper_launches(
+        tmp_path, monkeypatch, expected):
+    """`expect(calls)` (`ppl train`: the optimiser's update and the loss record) queues calls(prog)
+    at rank 1 on the helper the program's new step launches, once: the helper compiles them while
+    the program's process compiles the measured choice's programs, not after. The test of the
+    test: without expect, the launch queues the step alone."""
+    from ppl.kernels import numba_compat
+    from ppl.kernels.cpu import rows
+
+    class Helper:   # the helper process, not started
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def poll(self):
+            return None
+
+        def terminate(self):
+            pass
+
+        def wait(self, timeout=None):
+            return 0
+    for name, value in (("_queue", None), ("_helpers", []), ("_folders", []), ("_expected", [])):
+        monkeypatch.setattr(compile_ahead, name, value)
+    monkeypatch.setattr(compile_ahead.subprocess, "Popen", Helper)
+    monkeypatch.setattr(compile_ahead, "jobs", lambda: 2)
+    monkeypatch.setattr(numba_compat, "is_cached", lambda *a: False)
+    monkeypatch.setattr(compile_ahead, "_rows_cached", lambda *a: False)
+    if expected:
+        compile_ahead.expect(lambda prog: [(rows.zero1, (prog.theta[:3],))])
+    prog = sbn.build().compile(policy="rules")
+    compile_ahead.start(prog, tmp_path, lambda: "the step's reversed source")
+    compile_ahead.start(prog, tmp_path, lambda: "a second program's")
+    queue = compile_ahead._queue[1]
+    jobs = {p.name[0] for p in queue.glob("*.job")}
+    assert jobs == ({"0", "1", "2"} if expected else {"0", "2"}), jobs   # the step, its first needs, the next step
+    if expected:
+        import pickle
+        (first,) = queue.glob("1*.job")
+        assert [f[2] for f in pickle.loads(first.read_bytes())["functions"]] == ["zero1"]
+
+
+def test_fit_queues_its_first_needs_before_the_measured_choice(monkeypatch):
+    """fit queues the optimiser's update and the loss record on a running helper before it makes a
+    pending measured choice (whose programs the program's process compiles meanwhile), not only
+    when its steps start. The test of the test: the choice is recorded after the first queue."""
+    from ppl.training import fit as F
+    order = []
+    monkeypatch.setattr(compile_ahead, "start", lambda *args: None)   # no helper process
+    monkeypatch.setattr(compile_ahead, "running", lambda: True)
+    monkeypatch.setattr(compile_ahead, "functions",
+                        lambda calls, first=False: order.append([c[0].py_func.__name__ for c in calls]) or True)
+    real = F._measured_choice
+    monkeypatch.setattr(F, "_measured_choice", lambda prog, plan: order.append("choice") or real(prog, plan))
+    x = (np.random.default_rng(0).random((16, 64)) < 0.3).astype(np.float32)
+    ppl.fit(sbn.build().compile(), {"x": x}, ppl.optim.Adam(1e-3), steps=2, batch_size=8, progress=False)
+    assert order[1] == "choice" and {"adam_update", "record_losses"} <= set(order[0]), order
+
+
 # the names of the functions Numba compiles from here on, in `compiled` (the scripts below)
 SEEN = """
 from numba.core import event
