@@ -162,23 +162,24 @@ def test_the_mixed_program_takes_mvd_where_its_branches_pay():
 def test_programs_of_their_own_are_compiled_on_the_helper_while_the_choices_is_here(monkeypatch):
     """Where a new step's compile helper runs (ppl/compiler/ahead.py), the programs of their own that
     are timed against the choice's program have their steps queued on it, with the arguments they
-    are timed with, before the choice's step compiles here: the two compile at once. The test of
-    the test: with no helper running, nothing is queued."""
+    are timed with, before the choice's step compiles here: the two compile at once."""
     from ppl.compiler import ahead, alone
     queued, timed = [], []
     real = alone._step_timer
-    monkeypatch.setattr(alone, "_step_timer", lambda prog, data, batch: (timed.append(prog.entry), real(prog, data, batch))[1])
+
+    def timer(prog, data, batch):
+        timed.append((prog.entry, len(queued)))
+        return real(prog, data, batch)
+    monkeypatch.setattr(alone, "_step_timer", timer)
     monkeypatch.setattr(ahead, "functions", lambda calls, first=False: queued.extend(calls) or True)
     monkeypatch.setattr(ahead, "start", lambda *args: None)   # no helper process: only what is queued
-    pilot = {"x": np.random.default_rng(0).normal(size=(32, 2))}
-    for running in (True, False):
-        queued.clear(), timed.clear()
-        monkeypatch.setattr(ahead, "running", lambda: running)
-        mixed(f"mixed_helper_{running}").compile(policy="autotune", pilot=pilot, dtype=np.float64)
-        assert timed and [e for e, _ in queued] == (timed[1:] if running else [])
-        for entry, args in queued:   # the arguments a timer calls the step with: seed, step, mode 1
-            assert len(args) == len(entry.py_func.__code__.co_varnames[:entry.py_func.__code__.co_argcount])
-            assert args[-1] == 1
+    monkeypatch.setattr(ahead, "running", lambda: True)
+    mixed("mixed_helper").compile(policy="autotune", pilot={"x": np.random.default_rng(0).normal(size=(32, 2))},
+                                  dtype=np.float64)
+    assert len(timed) > 1 and [e for e, _ in queued] == [e for e, _ in timed[1:]]
+    assert timed[0][1] == len(queued)   # queued before the first (the choice's) step compiles
+    for entry, args in queued:   # the arguments a timer calls the step with: seed, step, mode 1
+        assert len(args) == entry.py_func.__code__.co_argcount and args[-1] == 1
 
 
 def test_a_node_with_one_candidate_measures_nothing():
