@@ -81,6 +81,25 @@ def kernels_version() -> str:
     return h.hexdigest()[:16]
 
 
+def declared_table():
+    """The cache folder's table of this version's generated kernels (kernels/declare.py), or None
+    where there is no folder for a cache."""
+    import importlib.util
+    import sys
+    try:
+        return (cache_root() / "numba" / kernels_version()
+                / f"declared-{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
+    except RuntimeError:   # no home folder to hold a cache
+        return None
+
+
+def declared_before() -> bool:
+    """Whether the cache folder holds this version's generated kernels: a process has declared
+    them, and has likely compiled some (compiler/ahead.prestart asks before they are declared)."""
+    path = declared_table()
+    return path is None or path.exists()
+
+
 def _package_roots() -> tuple:
     """The folders whose modules are ppl's: the installed `ppl` package, or in a source
     checkout its `ppl/`, `kernels/` and `models/` folders."""

@@ -235,13 +235,9 @@ _MADE = None
 def _made_codes() -> dict:
     global _MADE
     if _MADE is None:
-        from ._cache import cache_root, kernels_version, report_damage
+        from ._cache import declared_table, report_damage
         table, data = {}, None
-        try:
-            path = (cache_root() / "numba" / kernels_version()
-                    / f"declared-{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
-        except RuntimeError:   # no home folder to hold a cache
-            path = None
+        path = declared_table()
         try:
             data = None if path is None else path.read_bytes()
         except OSError:   # none yet

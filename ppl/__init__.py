@@ -26,6 +26,8 @@ if (not _os.path.isdir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)
     __path__.append(_root)
 
 from . import kernels as _kernels  # noqa: F401,E402  (first: it sends Numba's cache files of ppl to the ppl cache)
+from .compiler import ahead as _ahead  # noqa: E402
+_ahead.prestart()   # a first run of this version: the compile helper starts beside the rest of the import
 from .kernels.native import blas as _blas  # noqa: E402
 from .kernels._cache import CacheWarning  # noqa: E402
 _blas.DEFAULTED = _blas_defaulted   # fit may then use every core for large products

@@ -31,6 +31,9 @@ It applies to CPU steps made only of kernel calls (the array lowering), only whe
 step nor its block entry `step_rows` (what the evaluation runs) is in the disk cache yet, and only
 when a core is idle: `PPL_COMPILE_JOBS` (default "auto":
 two when no other task is runnable on a core the helper could take) sets it; 1 turns it off.
+On a first run of this version of ppl (the cache folder holds none of its generated kernels),
+`import ppl` starts the helper at once (`prestart`): its own import runs beside the rest of the
+program's and the first new step's job finds it waiting.
 """
 from __future__ import annotations
 
@@ -56,6 +59,9 @@ JOB, CLOSED = ".job", ".closed"   # a queued job's suffix; a queue folder's once
 # program's process queues the next programs' steps (the measured choice's, the evaluation's) a
 # moment after its first step; a helper still there takes them without a new process's start
 LINGER = 3.0
+# how long a helper waits for its first job: one started ahead at `import ppl` (prestart) waits for
+# the program's first new step, after the user's model is declared and compiled
+FIRST_WAIT = 20.0
 
 
 def jobs() -> int:
@@ -124,15 +130,16 @@ def start(prog, folder, reversed_step) -> subprocess.Popen | None:
     if src is None:
         return None
     job = {"name": f"{prog.module.__name__}_ahead_{os.getpid()}", "source": src, "signature": sig}
-    if alive and _put(_queue[1], job):   # a running helper takes it, however busy the machine
-        return _queue[0]
-    # no helper ran (jobs() said 2 above), or it closed its queue meanwhile (ask again)
-    if alive or jobs() >= 2:
+    if alive and _put(_queue[1], job, 0 if _queue[2] else 2):   # a running helper takes it, however busy the machine
+        proc = _queue[0]
+        _queue[2].clear()   # a helper started ahead: its first step queued
+    elif not alive or jobs() >= 2:   # no helper ran (jobs() said 2 above), or it closed its queue meanwhile (ask again)
         proc = _launch(folder, job)
-        while _expected:   # what a run of this program will need first, taken in the helper's idle time
-            functions(_expected.pop()(prog), first=True)
-        return proc
-    return None
+    else:
+        return None
+    while _expected:   # what a run of this program will need first, taken in the helper's idle time
+        functions(_expected.pop()(prog), first=True)
+    return proc
 
 
 def expect(calls) -> None:
@@ -180,22 +187,42 @@ def functions(calls, first: bool = False) -> bool:
     return _put(_queue[1], {"functions": items}, 1 if first else 2)
 
 
-def _launch(folder, job) -> subprocess.Popen:
+def prestart() -> None:
+    """At `import ppl`, where the cache folder holds none of this version's kernels (a first run
+    after an install or an upgrade: kernels/declare.py's table of generated kernels is not there
+    yet) and the helper applies (`jobs()`): launch it now with an empty queue. Its import then
+    runs beside the program's own and the model's compile, and the first new step finds it
+    waiting (FIRST_WAIT) instead of starting it; its job goes first (rank 0)."""
+    from ..kernels import _cache
+    if running() or _cache.declared_before() or jobs() < 2:
+        return
+    try:
+        folder = _cache.cache_root()
+        folder.mkdir(parents=True, exist_ok=True)
+        _launch(folder, None, FIRST_WAIT)
+    except (OSError, RuntimeError):   # no cache folder to hold a queue: a helper starts at the first step
+        return
+    _queue[2].append(True)   # started ahead: the first step's job is rank 0
+
+
+def _launch(folder, job, wait=None) -> subprocess.Popen:
     global _queue
     queue = Path(folder) / f"ppl_ahead_{os.getpid()}_{next(_numbers)}"
     queue.mkdir()
     _folders.append(queue)
-    _put(queue, job, 0)
+    if job is not None:
+        _put(queue, job, 0)
     env = {**os.environ, ENV: "1"}
     # at a lower priority: where it competes for a core, the program's process (which runs the
     # step) goes first
-    code = f"import os; os.nice(5) if hasattr(os, 'nice') else None; from ppl.compiler.ahead import main; main({str(queue)!r})"
+    code = (f"import os; os.nice(5) if hasattr(os, 'nice') else None; from ppl.compiler.ahead import main; "
+            f"main({str(queue)!r}, {wait!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not _helpers:
         atexit.register(_end_helpers)
     _helpers.append(proc)
-    _queue = (proc, queue)
+    _queue = (proc, queue, [])   # the helper, its queue folder, [True] while it waits for a first step
     return proc
 
 
@@ -226,7 +253,7 @@ def _end_helpers():
             shutil.rmtree(path, ignore_errors=True)
 
 
-def main(queue: str) -> None:
+def main(queue: str, wait=None) -> None:
     """The helper: take the queued jobs in turn, each a reversed step to type or functions to
     compile (into the disk cache); when the queue has stayed empty for LINGER seconds, close it
     (rename it: the program's process queues no more there), take what came in before that, and
@@ -235,15 +262,16 @@ def main(queue: str) -> None:
     folder = Path(queue)
     closed = folder.with_name(folder.name + CLOSED)
     idle = None   # when the queue was first found empty
+    wait = LINGER if wait is None else wait   # before its first job (prestart's: FIRST_WAIT); LINGER after each
     try:
         while True:
             jobs = sorted(folder.glob(f"*{JOB}"))
             if jobs:
                 _run(jobs[0])
-                idle = None
+                idle, wait = None, LINGER
                 continue
             idle = time.monotonic() if idle is None else idle
-            if time.monotonic() - idle < LINGER:
+            if time.monotonic() - idle < wait:
                 time.sleep(0.02)
                 continue
             os.rename(folder, closed)

@@ -189,9 +189,7 @@ def fit(prog, data, optimizer, steps: int | None = None, epochs: int | None = No
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, ema=ema, nopython=nopython,
                     blas_threads=blas_threads, split_rows=split_rows, keep_losses=keep_losses, remeasure=remeasure,
                     track_variance=track_variance, variance_draws=variance_draws)
-    if not resume:   # the helper of a new step takes them while the choice's programs compile
-        _queue_first_needs(prog, optimizer, plan.history())
-    choice = _measured_choice(prog, plan)
+    choice = _measured_choice(prog, plan, None if resume else optimizer)
     hist, start = plan.resume(prog, optimizer) if resume else (plan.history(), 0)
     hist.choices.extend(choice)
     return Trainer(plan, prog, optimizer, hist, start, progress).run()
@@ -204,12 +202,16 @@ def _queue_first_needs(prog, optimizer, hist) -> None:
         compile_ahead.functions([*optimizer.kernel_calls(prog.theta, prog.grad_buffer), hist.kernel_call()], first=True)
 
 
-def _measured_choice(prog, plan) -> list:
+def _measured_choice(prog, plan, optimizer=None) -> list:
     """The measured choice a program compiled without pilot data waits for, made on the run's
-    first batch (Program.choose); its record for History.choices (empty when none was pending)."""
+    first batch (Program.choose); its record for History.choices (empty when none was pending).
+    The optimiser's first needs are queued on a compile helper first: it takes them while the
+    choice's programs compile here."""
     nodes = getattr(prog, "measure_pending", ())
     if not nodes:
         return []
+    if optimizer is not None:
+        _queue_first_needs(prog, optimizer, plan.history())
     before = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
     prog.choose(*plan.batch(0))
     return choice_records(prog, 0, before, nodes)

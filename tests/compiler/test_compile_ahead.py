@@ -160,6 +160,53 @@ def test_the_first_steps_needs_are_taken_while_a_step_is_typed(tmp_path, monkeyp
     assert not _link.before_outer_compile   # removed with the step job
 
 
+class _Helper:   # a helper process, not started
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def poll(self):
+        return None
+
+    def terminate(self):
+        pass
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def _no_helper_process(monkeypatch):
+    """ahead's state fresh, helpers launched as _Helper, a new step never in the disk cache."""
+    from ppl.kernels import numba_compat
+    for name, value in (("_queue", None), ("_helpers", []), ("_folders", []), ("_expected", [])):
+        monkeypatch.setattr(compile_ahead, name, value)
+    from types import SimpleNamespace   # ahead's subprocess module alone: no other caller's Popen changes
+    monkeypatch.setattr(compile_ahead, "subprocess", SimpleNamespace(
+        Popen=_Helper, DEVNULL=subprocess.DEVNULL, TimeoutExpired=subprocess.TimeoutExpired))
+    monkeypatch.setattr(compile_ahead, "jobs", lambda: 2)
+    monkeypatch.setattr(numba_compat, "is_cached", lambda *a: False)
+    monkeypatch.setattr(compile_ahead, "_rows_cached", lambda *a: False)
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_first_run_of_a_version_starts_the_helper_at_import(tmp_path, monkeypatch, declared):
+    """`import ppl` where the cache folder holds none of this version's generated kernels launches
+    the helper at once with an empty queue (prestart); the first new step's job then goes to it at
+    rank 0, the next programs' at rank 2. The test of the test: where the version's kernels were
+    declared before (a warm cache), nothing starts at import."""
+    from ppl.kernels import _cache
+    _no_helper_process(monkeypatch)
+    monkeypatch.setattr(_cache, "declared_before", lambda: declared)
+    monkeypatch.setattr(_cache, "cache_root", lambda: tmp_path)
+    compile_ahead.prestart()
+    assert compile_ahead.running() is not declared
+    if declared:
+        return
+    assert list(compile_ahead._queue[1].glob("*.job")) == []
+    prog = sbn.build().compile(policy="rules")   # its new step's job (compile_program calls start)
+    compile_ahead.start(prog, tmp_path, lambda: "a second program's")
+    assert sorted(p.name[0] for p in compile_ahead._queue[1].glob("*.job")) == ["0", "2"]
+
+
 @pytest.mark.parametrize("expected", [True, False])
 def test_a_runs_first_needs_expected_before_its_compile_are_queued_when_the_helper_launches(
         tmp_path, monkeypatch, expected):
@@ -167,27 +214,8 @@ def test_a_runs_first_needs_expected_before_its_compile_are_queued_when_the_help
     at rank 1 on the helper the program's new step launches, once: the helper compiles them while
     the program's process compiles the measured choice's programs, not after. The test of the
     test: without expect, the launch queues the step alone."""
-    from ppl.kernels import numba_compat
     from ppl.kernels.cpu import rows
-
-    class Helper:   # the helper process, not started
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def poll(self):
-            return None
-
-        def terminate(self):
-            pass
-
-        def wait(self, timeout=None):
-            return 0
-    for name, value in (("_queue", None), ("_helpers", []), ("_folders", []), ("_expected", [])):
-        monkeypatch.setattr(compile_ahead, name, value)
-    monkeypatch.setattr(compile_ahead.subprocess, "Popen", Helper)
-    monkeypatch.setattr(compile_ahead, "jobs", lambda: 2)
-    monkeypatch.setattr(numba_compat, "is_cached", lambda *a: False)
-    monkeypatch.setattr(compile_ahead, "_rows_cached", lambda *a: False)
+    _no_helper_process(monkeypatch)
     if expected:
         compile_ahead.expect(lambda prog: [(rows.zero1, (prog.theta[:3],))])
     prog = sbn.build().compile(policy="rules")
@@ -206,16 +234,17 @@ def test_fit_queues_its_first_needs_before_the_measured_choice(monkeypatch):
     """fit queues the optimiser's update and the loss record on a running helper before it makes a
     pending measured choice (whose programs the program's process compiles meanwhile), not only
     when its steps start. The test of the test: the choice is recorded after the first queue."""
-    from ppl.training import fit as F
     order = []
     monkeypatch.setattr(compile_ahead, "start", lambda *args: None)   # no helper process
     monkeypatch.setattr(compile_ahead, "running", lambda: True)
     monkeypatch.setattr(compile_ahead, "functions",
                         lambda calls, first=False: order.append([c[0].py_func.__name__ for c in calls]) or True)
-    real = F._measured_choice
-    monkeypatch.setattr(F, "_measured_choice", lambda prog, plan: order.append("choice") or real(prog, plan))
+    prog = sbn.build().compile(policy="measured")   # pending: made on fit's first batch
+    assert prog.measure_pending
+    real = prog.choose
+    monkeypatch.setattr(prog, "choose", lambda *args: order.append("choice") or real(*args))
     x = (np.random.default_rng(0).random((16, 64)) < 0.3).astype(np.float32)
-    ppl.fit(sbn.build().compile(), {"x": x}, ppl.optim.Adam(1e-3), steps=2, batch_size=8, progress=False)
+    ppl.fit(prog, {"x": x}, ppl.optim.Adam(1e-3), steps=2, batch_size=8, progress=False)
     assert order[1] == "choice" and {"adam_update", "record_losses"} <= set(order[0]), order
 
 
