@@ -50,7 +50,7 @@ from pathlib import Path
 
 ENV = "PPL_COMPILE_JOBS"
 _helpers = []   # helper processes started by this process, ended at exit
-_queue = None   # (the running helper, its queue folder), or None
+_queue = None   # (the running helper, its queue folder, [True] while one started ahead awaits a first step), or None
 _folders = []   # the queue folders of those helpers
 _numbers = itertools.count()   # job files (in the order queued) and queue folders
 _expected = []   # expect(calls): a training run's first needs, queued on the next helper launched
