@@ -23,11 +23,10 @@ import os
 import statistics
 import sys
 import time
-import traceback
 
 import numpy as np
 
-from peers import Worker, calibrate   # benchmarks/, the script's folder
+from peers import Worker, calibrate, serve   # benchmarks/, the script's folder
 
 
 def simulate(S, M, T, N, seed=0):
@@ -90,32 +89,19 @@ def jax_ways(S, M, T, X):
     return {"jax_jit": run_jit}
 
 
+def _setup(shape, X, seconds):
+    """The JAX ways of a case, compiled, and the calls of each that take about `seconds`."""
+    ways = jax_ways(*shape, X)
+    t0 = time.perf_counter()
+    for run in ways.values():
+        run(1)
+        run(2)
+    info = {"compile_s": time.perf_counter() - t0}
+    return ways, {w: calibrate(run, seconds) for w, run in ways.items()}, info
+
+
 def worker(conn, pinned):
-    if pinned:
-        os.sched_setaffinity(0, {0})   # before jax starts its thread pools
-    ways, steps = {}, {}
-    while True:
-        msg = conn.recv()
-        try:
-            if msg[0] == "stop":
-                return
-            if msg[0] == "setup":
-                _, (S, M, T), X, seconds = msg
-                ways.clear()
-                ways.update(jax_ways(S, M, T, X))
-                t0 = time.perf_counter()
-                for run in ways.values():
-                    run(1)
-                    run(2)
-                info = {"compile_s": time.perf_counter() - t0}
-                steps.update({w: calibrate(run, seconds) for w, run in ways.items()})
-                conn.send(("ok", info))
-            elif msg[0] == "run":
-                t0 = time.perf_counter()
-                ways[msg[1]](steps[msg[1]])
-                conn.send(("ok", (time.perf_counter() - t0) / steps[msg[1]] * 1e6))
-        except Exception:  # noqa: BLE001 - reported by the parent
-            conn.send(("error", traceback.format_exc(limit=3)))
+    serve(conn, pinned, _setup)
 
 
 def emit(case, way, value, baseline=None, **extra):

@@ -76,7 +76,6 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -85,7 +84,7 @@ from ppl.training.data import Batches  # noqa: E402
 from ppl.training.fit import fit  # noqa: E402
 from ppl.kernels.native import blas  # noqa: E402
 from ppl.models import sbn  # noqa: E402
-from peers import Worker, build_sbn, calibrate  # noqa: E402  (benchmarks/, the script's folder)
+from peers import Worker, build_sbn, calibrate, serve  # noqa: E402  (benchmarks/, the script's folder)
 from mnist_digits import mnist  # noqa: E402  (benchmarks/)
 
 CASES = {"sbn64-32": (64, (32,)), "sbn784-200": (784, (200,)), "sbn784-200-200": (784, (200, 200))}
@@ -370,40 +369,26 @@ def setup_scan(fn, n, seconds):
     return n2, compile_s + time.perf_counter() - t0 - dt * n2 / n
 
 
+def _setup(spec, seconds):
+    """The case's JAX trainers (and NumPyro's where asked), compiled, each one's steps chosen."""
+    steps, info = {}, {}
+    ways = jax_trainer(spec)
+    t0 = time.perf_counter()
+    ways["jax_jit"](1)
+    info["jit_compile_s"] = time.perf_counter() - t0
+    steps["jax_jit"] = calibrate(ways["jax_jit"], seconds)
+    steps["jax_scan"], info["scan_compile_s"] = setup_scan(ways["jax_scan"], steps["jax_jit"], seconds)
+    if spec["numpyro"]:
+        ways.update(numpyro_trainer(spec))
+        steps["numpyro_svi"], info["numpyro_compile_s"] = setup_scan(ways["numpyro_svi"], 64, seconds)
+    info["steps"] = dict(steps)
+    return ways, steps, info
+
+
 def worker(conn, pinned):
-    """A JAX process: "setup" builds and compiles the case's trainers and chooses each one's
-    steps; "run" runs one of them and answers the seconds it took."""
-    if pinned:
-        os.sched_setaffinity(0, {0})   # before jax starts its thread pools
-    ways, steps = {}, {}
-    while True:
-        msg = conn.recv()
-        try:
-            if msg[0] == "stop":
-                return
-            if msg[0] == "setup":
-                _, spec, seconds = msg
-                ways.clear()
-                steps.clear()
-                info = {}
-                ways.update(jax_trainer(spec))
-                t0 = time.perf_counter()
-                ways["jax_jit"](1)
-                info["jit_compile_s"] = time.perf_counter() - t0
-                steps["jax_jit"] = calibrate(ways["jax_jit"], seconds)
-                steps["jax_scan"], info["scan_compile_s"] = setup_scan(ways["jax_scan"], steps["jax_jit"], seconds)
-                if spec["numpyro"]:
-                    ways.update(numpyro_trainer(spec))
-                    steps["numpyro_svi"], info["numpyro_compile_s"] = setup_scan(ways["numpyro_svi"], 64, seconds)
-                info["steps"] = dict(steps)
-                conn.send(("ok", info))
-            elif msg[0] == "run":
-                way = msg[1]
-                t0 = time.perf_counter()
-                ways[way](steps[way])
-                conn.send(("ok", (time.perf_counter() - t0) / steps[way] * 1e6))
-        except Exception:  # noqa: BLE001  (reported by the parent as a skipped line)
-            conn.send(("error", traceback.format_exc(limit=3)))
+    """A JAX process (peers.serve): "setup" builds and compiles the case's trainers and chooses each
+    one's steps; "run" runs one of them and answers its us per step."""
+    serve(conn, pinned, _setup)
 
 
 def emit(case, metric="us_per_step", value=None, baseline=None, **extra):

@@ -141,6 +141,31 @@ class Worker:
         self.proc.join(10)
 
 
+def serve(conn, pinned, setup):
+    """A Worker's loop (its target calls it): pinned to one core first where `pinned` (before JAX
+    starts its thread pools); ("setup", *args) -> setup(*args) = ({way: run(n)}, {way: n}, info),
+    answered info; ("run", way) -> run(n) timed, answered us per call; ("stop",) ends it. An error
+    is answered ("error", traceback)."""
+    import traceback
+    if pinned:
+        os.sched_setaffinity(0, {0})
+    ways, steps = {}, {}
+    while True:
+        msg = conn.recv()
+        try:
+            if msg[0] == "stop":
+                return
+            if msg[0] == "setup":
+                ways, steps, info = setup(*msg[1:])
+                conn.send(("ok", info))
+            elif msg[0] == "run":
+                t0 = time.perf_counter()
+                ways[msg[1]](steps[msg[1]])
+                conn.send(("ok", (time.perf_counter() - t0) / steps[msg[1]] * 1e6))
+        except Exception:  # noqa: BLE001 - reported by the parent
+            conn.send(("error", traceback.format_exc(limit=3)))
+
+
 def steps_for(fn, seconds, probe=200):
     """Steps n so that fn(n) takes about `seconds` (from one timed fn(probe); fn warm), >= 50."""
     t0 = time.perf_counter()
