@@ -11,7 +11,7 @@ them"); the step declares each kernel and calls the machine code already in the 
 per-element helpers (``scalar.py``, ``rng.py``) stay linked and inlined, and kernels keep linking
 the kernels they call.
 
-Nine parts, installed once (``install``):
+Ten parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -75,6 +75,11 @@ Nine parts, installed once (``install``):
   code for nothing. A call from Python of such a signature (a test, a user at the prompt) is
   answered by a twin of the function compiled with its wrapper and without a disk cache
   (``numba_compat.python_entry``); Numba would otherwise call the missing wrapper.
+- A function of ``ppl.kernels`` compiles without Numba's C-callable wrapper (``C_WRAPPERS``),
+  which only a first-class function value uses (a ``numba.types.FunctionType`` argument, such
+  as the optimiser update that fit's chunk loop takes: it sets ``no_cfunc_wrapper=False``
+  itself). Every compiled function had one, lowered, optimised and turned into machine code for
+  nothing: about a seventh of a cold first script's compile (docs/benchmarks/compile-and-cold-start.md).
 """
 import hashlib
 import importlib
@@ -112,6 +117,7 @@ CALL_KERNELS = True   # False: link the kernels into the step as Numba does (ben
 PLAIN_PARAMS = frozenset({"stream", "row0", "reps"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
+C_WRAPPERS = False  # True: every function of ppl.kernels keeps Numba's C-callable wrapper (Numba's default)
 HELPER_MODULES = ("ppl.kernels.math.",)   # modules of helpers only compiled code calls (with the private ``_name``s)
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
@@ -329,6 +335,8 @@ def _compile(compile_, disp, sig):
         disp.targetoptions.setdefault("error_model", "numpy")
         if INLINE_HELPERS and _private_helper(disp):
             disp.targetoptions.setdefault("forceinline", True)
+        if not C_WRAPPERS:
+            disp.targetoptions.setdefault("no_cfunc_wrapper", True)
     if PLAIN_PARAMS and _in_module(disp.py_func, "ppl.kernels"):
         sig = numba_compat.unliteral_signature(sig, _plain_positions(disp.py_func))
     stack = _compiling.__dict__.setdefault("stack", [])

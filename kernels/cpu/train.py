@@ -84,7 +84,7 @@ def _gather_batch(data, rows, off, inputs):
     return impl
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=False)   # a first-class value: fit's chunk loop takes it (kernels/_link.py)
 def optimizer_update(opt, theta, grad, s1, s2, hyper, k):
     """Update k + 1 (k = updates applied before) of optimiser `opt` (OPT_*), as ppl.optim applies it."""
     if not math.isinf(hyper[11]):

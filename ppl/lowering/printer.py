@@ -111,11 +111,11 @@ def print_rows(step: ir.Step) -> tuple[str, str]:
     used = {name for st in ir.flatten(step.fwd) for name, _, _ in ir.names(st)}   # a row call's: its arguments
     views = [str(line) for line in step.head if line.name in used]
     common = [f"cast = {rc.fdtype}", f"w_ = cast(1.0 / ({rows}))", *_row_lines(rc.pre, imports)]  # pre: a fold's state reads
-    fwd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True)", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
+    fwd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True, no_cfunc_wrapper=True)", "def _forward(theta, state, ws2, ws1, inputs, B, seed, t, row0):",
            *("    " + x for x in views + [f"{x} = inputs[{j}]" for j, x in enumerate(rc.inputs)] + common),
            "    loss = 0.0", f"    for d in range({rows}):",
            *("        " + x for x in fwd_rows), "    return loss"]
-    grd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True)", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
+    grd = ["", "", "@njit(cache={cache}, no_cpython_wrapper=True, no_cfunc_wrapper=True)", f"def _gradient(theta, grad, state, {ins}B, seed, t, row0):",
            *("    " + x for x in common), "    for i in range(grad.shape[0]):", "        grad[i] = 0",
            "    loss = 0.0", f"    for d in range({rows}):",
            *("        " + x for x in grad_rows + _row_lines(step.bwd, imports)), *_row_lines(rc.post, imports, indent="    "),
