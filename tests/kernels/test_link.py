@@ -211,3 +211,39 @@ def test_a_kernels_second_optimisation_runs_only_where_the_first_left_no_vector_
     def unread():
         raise AssertionError("the module's text was asked for outside a kernel's compile")
     assert _link._extra_module_passes(unread) == 0
+
+
+def _has_c_wrapper(disp, sig) -> bool:
+    """Whether `disp`'s compile of `sig` has Numba's C-callable wrapper."""
+    for cres in disp.overloads.values():
+        if tuple(cres.signature.args) == tuple(sig):
+            return cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name) != 0
+    raise AssertionError(f"{disp} has no compile for {sig}")
+
+
+def test_kernels_have_no_c_wrapper_but_first_class_values_do(monkeypatch):
+    """kernels/_link.py, C_WRAPPERS: a function of ppl.kernels compiles without Numba's C-callable
+    wrapper; the optimiser update that fit's chunk loop takes as a first-class function
+    (`numba.types.FunctionType`) keeps it, and so does a user's function. Test of the test: with
+    C_WRAPPERS on, a function of ppl.kernels has its wrapper."""
+    from numba import float64, int64, njit
+    from ppl.kernels import _link
+    from ppl.kernels.cpu import train
+    from ppl.kernels.math import scalar
+    sig = (float64, float64, float64)
+    fresh = njit(cache=False)(scalar.scale_shift.py_func)   # a function of ppl.kernels, compiled here
+    fresh.compile(sig)
+    assert not _has_c_wrapper(fresh, sig)
+    opt = (int64, float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], int64)
+    train.optimizer_update.compile(opt)
+    assert _has_c_wrapper(train.optimizer_update, opt)
+
+    @njit
+    def users(x):
+        return x + 1.0
+    users.compile((float64,))
+    assert _has_c_wrapper(users, (float64,))
+    monkeypatch.setattr(_link, "C_WRAPPERS", True)
+    again = njit(cache=False)(scalar.scale_shift.py_func)
+    again.compile(sig)
+    assert _has_c_wrapper(again, sig)
