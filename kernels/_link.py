@@ -79,7 +79,7 @@ Ten parts, installed once (``install``):
   which only a first-class function value uses (a ``numba.types.FunctionType`` argument, such
   as the optimiser update that fit's chunk loop takes: it sets ``no_cfunc_wrapper=False``
   itself). Every compiled function had one, lowered, optimised and turned into machine code for
-  nothing: about a seventh of a cold first script's compile (docs/benchmarks/compile-and-cold-start.md).
+  nothing: about an eighth of a cold first script's compile (docs/benchmarks/compile-and-cold-start.md).
 """
 import hashlib
 import importlib
