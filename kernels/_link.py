@@ -11,7 +11,7 @@ them"); the step declares each kernel and calls the machine code already in the 
 per-element helpers (``scalar.py``, ``rng.py``) stay linked and inlined, and kernels keep linking
 the kernels they call.
 
-Ten parts, installed once (``install``):
+Eleven parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -80,6 +80,12 @@ Ten parts, installed once (``install``):
   as the optimiser update that fit's chunk loop takes: it sets ``no_cfunc_wrapper=False``
   itself). Every compiled function had one, lowered, optimised and turned into machine code for
   nothing: about an eighth of a cold first script's compile (docs/benchmarks/compile-and-cold-start.md).
+- Numba runs LLVM's per-function passes on each function of a module added to a code library,
+  then the module's passes on the whole. Of a module's functions only its own definitions are
+  given the per-function passes, not Numba's CPython and C wrappers (``WRAPPER_FUNCTION_PASSES``)
+  nor its declarations (Numba made a pass manager for each and ran it on nothing): a wrapper
+  is optimised with the rest by the module's passes, which reach every function. Every library
+  of the process, a user's functions too.
 """
 import hashlib
 import importlib
@@ -118,6 +124,8 @@ PLAIN_PARAMS = frozenset({"stream", "row0", "reps"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
 C_WRAPPERS = False  # True: every function of ppl.kernels keeps Numba's C-callable wrapper (Numba's default)
+WRAPPER_FUNCTION_PASSES = False  # True: Numba's per-function passes also run on its wrappers
+WRAPPERS = ("_ZN7cpython", "cfunc.")   # the names of Numba's CPython and C wrappers of a function (mangled, and not)
 HELPER_MODULES = ("ppl.kernels.math.",)   # modules of helpers only compiled code calls (with the private ``_name``s)
 
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
@@ -250,6 +258,10 @@ def _opt_level(name):
     return None
 
 
+def _function_passes(name: str) -> bool:
+    return WRAPPER_FUNCTION_PASSES or not name.startswith(WRAPPERS)
+
+
 def _extra_module_passes(ir) -> int:
     if not _compiling_kernel() or KERNEL_PASSES < 2:
         return 0
@@ -359,6 +371,6 @@ def install() -> bool:
     if not numba_compat.install_link_hooks(_on_user_function, _linked_libraries, _calls_resolvable):
         return False   # pragma: no cover - this Numba keeps linking everything
     numba_compat.wrap_compile(_compile)
-    numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level)
+    numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level, _function_passes)
     _installed.append(True)
     return True

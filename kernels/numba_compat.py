@@ -285,9 +285,13 @@ def _emit_object(lib, level):
     lib._compiled_object = lib._ppl_object = tm.emit_object(lib._final_module)
 
 
-def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
+def install_opt_hooks(opt_level, extra_module_passes, object_level, function_passes=None) -> bool:
     """Hooks into the optimisation of every CPU code library (``_link.py``), asked while it is
     being optimised:
+
+    - ``function_passes(name) -> bool``: whether the per-function passes run on the function
+      ``name`` of a module added to a library (asked for definitions only: Numba made a pass
+      manager for each of a module's declarations too, and ran it on nothing), None for all;
 
     - ``opt_level(name) -> int | None``: the LLVM optimisation level of Numba's pass ``name``
       ("_optimize_functions": the per-function passes, "_optimize_final_module": the module's),
@@ -323,6 +327,8 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
                 config.OPT = saved
         setattr(lib, name, run)
 
+    if function_passes is not None:
+        _run_function_passes_on(lib, function_passes)
     at_level("_optimize_functions")
     at_level("_optimize_final_module")
     once = lib._optimize_final_module
@@ -351,6 +357,24 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level) -> bool:
         lib._optimize_final_module, lib._finalize_final_module = optimise_then_emit, finalize_keep_object
     lib._ppl_opt = True
     return True
+
+
+def _run_function_passes_on(lib, wanted) -> None:
+    """``lib._optimize_functions`` (Numba's per-function passes of a module added to a library)
+    run on the module's definitions for which ``wanted(name)`` holds, as Numba runs them on each."""
+    method = lib._optimize_functions
+
+    def optimize_functions(self, ll_module):
+        if not hasattr(self, "_recorded_timings"):   # pragma: no cover - another Numba
+            return method(self, ll_module)
+        ll_module.data_layout = self._codegen._data_layout
+        for func in ll_module.functions:
+            if func.is_declaration or not wanted(func.name):
+                continue
+            fpm, pb = self._codegen._function_pass_manager()
+            with self._recorded_timings.record(f"Function passes on {func.name!r}", pb):
+                fpm.run(func, pb)
+    lib._optimize_functions = optimize_functions
 
 
 # ---------------------------------------------------------------------------- the first compile

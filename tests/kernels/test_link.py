@@ -247,3 +247,45 @@ def test_kernels_have_no_c_wrapper_but_first_class_values_do(monkeypatch):
     again = njit(cache=False)(scalar.scale_shift.py_func)
     again.compile(sig)
     assert _has_c_wrapper(again, sig)
+
+
+def test_function_passes_run_on_definitions_not_on_wrappers_or_declarations(monkeypatch):
+    """kernels/_link.py, WRAPPER_FUNCTION_PASSES: LLVM's per-function passes of a module added to a
+    code library run on the module's own definitions only: not on Numba's CPython wrapper (the
+    module's passes optimise it with the rest) nor on the declarations Numba made a pass manager
+    for. The function still runs. Test of the test: with WRAPPER_FUNCTION_PASSES on, the wrapper
+    is given the per-function passes again."""
+    from numba import float64, njit
+    from numba.core import codegen
+    from ppl.kernels import _link
+    assert _link.install()
+    seen = []
+    make = codegen.JITCPUCodegen._function_pass_manager
+
+    def recording(self, **kwargs):
+        fpm, pb = make(self, **kwargs)
+
+        class Recording:
+            def run(self, func, pb_):
+                seen.append((func.name, func.is_declaration))
+                return fpm.run(func, pb_)
+        return Recording(), pb
+    monkeypatch.setattr(codegen.JITCPUCodegen, "_function_pass_manager", recording)
+
+    def compiled_names():
+        seen.clear()
+
+        @njit
+        def users(x):
+            return x * 2.0 + 1.0
+        users.compile((float64,))
+        assert users(3.0) == 7.0
+        return [name for name, _ in seen], any(decl for _, decl in seen)
+
+    names, declarations = compiled_names()
+    assert not declarations
+    assert any("users" in n and not n.startswith(_link.WRAPPERS) for n in names), names
+    assert not any(n.startswith(_link.WRAPPERS) for n in names), names
+    monkeypatch.setattr(_link, "WRAPPER_FUNCTION_PASSES", True)
+    names, _ = compiled_names()
+    assert any(n.startswith("_ZN7cpython") and "users" in n for n in names), names
