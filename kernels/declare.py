@@ -32,7 +32,11 @@ alone, which LLVM vectorises; the CPU step calls it where the loop's argument ha
 (pass "narrow cells"), so the general kernel keeps no branch for it. So has a rows kernel whose
 body reads its arrays' widths (`x.shape[1]`): in its twin they are 1, its column loops unroll
 and leave no loop set-up in each row's work (a path's and a unit's loops of one each), and the
-CPU step calls it where every one of those arrays has one column.
+CPU step calls it where every one of those arrays has one column. A cells kernel that reads and
+writes each array at its own cell only (kernels/one_row.py: `x[r, j]`, a skippable gradient tested
+by its rows) needs no twin for workspace buffers of one column: the step passes them laid out as one row
+(`x.reshape(1, x.shape[0])`), the same loop over the cells, and the kernel's one compiled body
+serves both widths.
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count
@@ -205,7 +209,7 @@ def _declare(shape, over, K=None, n=None, jit=None, name=None, narrowed=()):
             # the family module gives <name>_col1 too: where the JIT's symbol records look
             vars(family)["__getattr__"] = narrow_twins(vars(family), lambda n, m=family: declared(m).get(n))
         kernel.__declared__ = SimpleNamespace(shape=shape, over=over, K=K, n=n, body=body, args=tuple(args),
-                                              lead=tuple(lead), jit=jit, narrow=None, widths=None)
+                                              lead=tuple(lead), jit=jit, narrow=None, widths=None, one_row=False)
         linecache.checkcache(code.co_filename)
         return kernel
     return make

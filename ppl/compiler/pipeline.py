@@ -201,7 +201,7 @@ def lower_backward(c: Compilation):
 
 def narrow_cells(c: Compilation):
     if c.options.target == "cpu" and c.step.rows is None:
-        c.step = ir.narrow_cells(c.step, _cells_twin)
+        c.step = ir.narrow_cells(c.step, _cells_twin, _one_row)
 
 
 @functools.lru_cache(maxsize=None)
@@ -219,6 +219,21 @@ def _cells_twin(alias: str, name: str):
     if d is None or not narrowed(kernel) or not hasattr(module, name + NARROW):   # a module binding twins
         return None
     return tuple(d.args.index(a) for a in narrowed(kernel)), name + NARROW
+
+
+@functools.lru_cache(maxsize=None)
+def _one_row(alias: str, name: str):
+    """(the indices of the array arguments of a CPU cells kernel that computes the same called on
+    them laid out as one row, those of the arguments it does not read), or None (kernels/one_row.py)."""
+    import importlib
+    from ..calls import MODULES
+    from ..kernels.one_row import one_row
+    if alias not in MODULES:
+        return None
+    kernel = getattr(importlib.import_module(f"ppl.kernels.{MODULES[alias]}"), name, None)
+    d = getattr(kernel, "__declared__", None)
+    found = None if d is None else one_row(kernel)
+    return None if found is None else tuple(tuple(d.args.index(a) for a in names) for names in found)
 
 
 def check_target_kernels(c: Compilation):

@@ -379,15 +379,23 @@ def rewritten(stmts: list, fn) -> list:
     return out
 
 
-def narrow_cells(step, twin_of):
+def narrow_cells(step, twin_of, one_row_of=lambda alias, name: None):
     """Pass "narrow cells" (the CPU step's): a call of a cells kernel whose loop's argument is a
     buffer of one column calls the kernel's one-column twin instead, a loop over the rows that
     LLVM vectorises; so does a rows kernel whose arrays of read widths all have one column, its
-    column loops unrolled (kernels/declare.py, `narrow`). `twin_of(alias, name)`: (the indices of
-    the arguments the twin takes to have one column, the twin's name), or None."""
+    column loops unrolled (kernels/declare.py, `narrow`). A cells kernel that reads and writes
+    each array at its own cell only, called on buffers of one column and scalars, is called
+    itself on the buffers laid out as one row (`x.reshape(1, x.shape[0])`: the same loop, no twin
+    to compile; kernels/one_row.py). `twin_of(alias, name)`: (the indices of the arguments the
+    twin takes to have one column, the twin's name), or None; `one_row_of(alias, name)`: (the
+    indices of such a kernel's array arguments, those of the arguments it does not read), or None."""
+    ws2 = {name: (rows, width) for name, rows, width in step.layout.ws2}
     def one(st):
         if st.call is None or st.kernel[0] is None:
             return None
+        flat = _one_row_call(st.call, one_row_of(*st.kernel), ws2)
+        if flat is not None:
+            return Stmt(flat, st.owner)
         twin = twin_of(*st.kernel)
         if twin is None or max(twin[0]) >= len(st.call.args):
             return None
@@ -396,6 +404,35 @@ def narrow_cells(step, twin_of):
         c = st.call
         return Stmt(Call(KernelRef(c.kernel.alias, twin[1]), c.args, c.assign), st.owner)
     return replace(step, fwd=tuple(rewritten(list(step.fwd), one)), bwd=tuple(rewritten(list(step.bwd), one)))
+
+
+_SCALAR_ARGS = frozenset({"B", "seed", "t", "row0"})
+
+
+def _one_row_call(c, found, ws2):
+    """The call `c` of a kernel with its array arguments passed as one row (`found`: their
+    indices, those of the arguments the kernel does not read), or None where one of them is not a
+    workspace buffer of one column (`ws2`: name -> (rows, width), the layout's; a skipped
+    gradient's marker is passed as it is: the kernel tests its rows) or another argument read is
+    not a scalar."""
+    if found is None or max(found[0]) >= len(c.args):
+        return None
+    arrays, unread = found
+    args = list(c.args)
+    for i, a in enumerate(args):
+        if i in unread:
+            continue
+        if i in arrays:
+            if a is NO_GRAD:
+                continue
+            if not (isinstance(a, Name) and ws2.get(a.text, (0, None))[1] == 1 and ws2[a.text][0] != 0):
+                return None
+            args[i] = code("{b}.reshape(1, {b}.shape[0])", b=a)
+        elif not (isinstance(a, (bool, int, float, Const)) or isinstance(a, StepArg) and a.text in _SCALAR_ARGS):
+            return None
+    if all(args[i] is NO_GRAD for i in arrays):
+        return None
+    return Call(c.kernel, tuple(args), c.assign)
 
 
 @dataclass(frozen=True)

@@ -101,22 +101,75 @@ def test_slot_local_and_config_equal_the_division_form():
                     assert slot_config(r, stride, off, span, size) == want, (r, stride, off, span, size)
 
 
-def test_the_cpu_step_calls_the_twin_on_one_column_only():
-    """Pass "narrow cells": a cells kernel over a buffer of one column calls `<name>_col1`, over
-    three columns the kernel itself; the twin is found in its family module too (where the
-    step's symbol records name it, kernels/_link.py)."""
+def _narrow_model(name="narrow_cells"):
     import ppl
     from ppl import Model
-    with Model("narrow_cells") as m:
+    with Model(name) as m:
         x = m.input("x", 1)
         y = m.input("y", 3)
         w = ppl.param("w", 1, 0.5)
-        m.cost("f", ppl.total(ppl.exp(w * x) + ppl.rowsum(ppl.exp(y * 0.5))))
+        m.cost("f", ppl.total(ppl.exp(w * x) + ppl.maximum(w * x, ppl.exp(x * 0.5)) + ppl.rowsum(ppl.exp(y * 0.5))))
+    return m
+
+
+def test_the_cpu_step_calls_the_twin_on_one_column_only():
+    """Pass "narrow cells": a cells kernel over a buffer of one column that reads its arrays
+    at other cells than its own (broadcast_rows_fwd: a parameter's row to every row) calls
+    `<name>_col1`, over three columns the kernel itself; the twin is found in its family module
+    too (where the step's symbol records name it, kernels/_link.py)."""
+    import ppl
+    from ppl import Model
+    from ppl.kernels.one_row import one_row
+    with Model("narrow_twin") as m:
+        x = m.input("x", 1)
+        b = m.latent("b", ppl.dist.Normal(0.0, 1.0))
+        c = m.latent("c", ppl.dist.Normal(0.0, 1.0), width=3)
+        m.cost("f", ppl.total(b * x))
+        m.cost("g", ppl.total(ppl.rowsum(c)))
     src = m.compile(dtype=np.float64, lowering="arrays").source
-    assert "exp_fwd_col1(" in src and "exp_fwd(" in src
-    assert core.exp_fwd.__declared__.shape == "cells"
-    family = __import__(core.exp_fwd.py_func.__module__, fromlist=["_"])
-    assert getattr(family, "exp_fwd_col1") is core.exp_fwd_col1
+    assert "broadcast_rows_fwd_col1(" in src and "broadcast_rows_fwd(" in src
+    assert core.broadcast_rows_fwd.__declared__.shape == "cells" and one_row(core.broadcast_rows_fwd) is None
+    family = __import__(core.broadcast_rows_fwd.py_func.__module__, fromlist=["_"])
+    assert getattr(family, "broadcast_rows_fwd_col1") is core.broadcast_rows_fwd_col1
+
+
+def test_which_cells_kernels_compute_the_same_on_one_row():
+    """kernels/one_row.py, `one_row`: a cells kernel that reads and writes each array at its own
+    cell only (a skippable gradient tested by its rows) gives its arrays and the arguments it does
+    not read; one that reads another row or column, a row's count or a width gives None."""
+    from ppl.kernels.one_row import one_row
+    assert one_row(core.exp_fwd) == (("x", "out"), ())
+    assert one_row(core.add_bwd) == (("gout", "ga", "gb"), ())
+    assert one_row(core.pow_fwd) == (("x", "out"), ())   # p, a constant, is read: a scalar
+    assert one_row(core.softplus_bwd) == (("x", "gout", "gx"), ("out",))
+    for name in ("broadcast_rows_fwd", "repeat_rows", "enum_bernoulli", "mul_rows", "add_to_cols"):
+        assert one_row(getattr(core, name)) is None, name
+    assert one_row(core.normal_log_prob) is None   # a rows kernel
+
+
+def test_one_column_buffers_as_one_row_give_the_twins_values_bit_for_bit(monkeypatch):
+    """Pass "narrow cells": an elementwise cells kernel over workspace buffers of one column is
+    called itself on them laid out as one row (`x.reshape(1, x.shape[0])`), no twin (a data
+    input, which a user's own @njit code may pass in any layout, keeps the twin); its loss and
+    gradient equal the twins' bit for bit (the same per-cell arithmetic), a skipped gradient
+    (maximum's, where one side is a constant) included. Oracle: the same program with the
+    one-row calls off (the twins, as before). Test of the test: that program's source calls
+    the twins and no reshaped row."""
+    from ppl.compiler import pipeline
+    prog = _narrow_model().compile(dtype=np.float64, lowering="arrays")
+    src = prog.source
+    assert "exp_fwd(" in src and "exp_fwd_col1(" not in src and ".reshape(1, " in src
+    assert "extremum_bwd(" in src and "extremum_bwd_col1(" not in src
+    monkeypatch.setattr(pipeline, "_one_row", lambda alias, name: None)
+    twins = _narrow_model("narrow_cells_twins").compile(dtype=np.float64, lowering="arrays")
+    assert "exp_fwd_col1(" in twins.source and "extremum_bwd_col1(" in twins.source
+    assert ".reshape(1, " not in twins.source
+    g = np.random.default_rng(4)
+    data = {"x": g.normal(size=(7, 1)), "y": g.normal(size=(7, 3))}
+    (loss, grad), (loss_twins, grad_twins) = prog.grad(data), twins.grad(data)
+    assert loss == loss_twins and np.isfinite(loss)
+    assert np.array_equal(grad["w"], grad_twins["w"]) and np.all(grad["w"] != 0)
+    assert np.array_equal(prog.grad_buffer, twins.grad_buffer)
 
 
 def _sd_rows_cases(width, seed=3):
