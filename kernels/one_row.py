@@ -2,7 +2,7 @@
 
 A cells kernel (kernels/declare.py) runs its body once per (r, j) cell of its loop's array. Where
 the body reads and writes each array at its own cell only, an (R, 1) array passed as (1, R)
-(`x.reshape(1, x.shape[0])`, a view) gives every cell the same arithmetic, in the kernel's one
+(`rows.as_row(x)`, a view) gives every cell the same arithmetic, in the kernel's one
 inner loop over the cells, which LLVM vectorises as it does the one-column twin's loop over the
 rows (`declare.narrow`). So the CPU step calls the kernel itself there (ppl/lowering/ir.py,
 `narrow_cells`) and no twin is compiled beside it: the kernel's one compiled body serves a scalar

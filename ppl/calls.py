@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import string
 
-from .records import (STEP_ARGS, Buf, Code, Column, Const, Flat, Head, Name, Printed, StepArg, View,  # noqa: F401
+from .records import (STEP_ARGS, Buf, Code, Column, Const, Flat, Head, Name, Printed, Row, StepArg, View,  # noqa: F401
                       _is_number, arg_names, batch_size, code, per_row, prefix, substituted, text_names)
 
 # the step's module aliases -> the CPU modules of ppl.kernels they are bound to

@@ -3,7 +3,8 @@ code that is no kernel call: each prints its text (`Printed`, `str()`), none is 
 
 A buffer of the step (`Buf`: its rows and width), a view of theta, grad or state (`View`) and an
 argument of the step (`StepArg`) are names (`Name`: equal to their name's text too, so that a table
-keyed by names finds them); `Flat(buffer)` is a one-column buffer passed as its 1D view,
+keyed by names finds them); `Flat(buffer)` is a one-column buffer passed as its 1D view, `Row(buffer)`
+as one row,
 `Column(buffer)` a 1D buffer as a one-column array, `Head(buffer, parts)` its first rows; `Const` a
 literal; `Code` the parts it was made from by `code(fmt, **values)`. `arg_names` gives the names an
 argument holds and where (the printer's and the passes' reading of a record, never of its text);
@@ -70,6 +71,19 @@ class Flat(Printed):
     def render(self, sub) -> str:
         b = _named(self.buffer, sub)
         return f"{b}.reshape({b}.shape[0])"
+
+
+class Row(Printed):
+    """A workspace buffer of one column passed to a kernel laid out as one row (`rows.as_row(x)`,
+    its (R, 1) as (1, R)): pass "narrow cells", for a kernel that reads each array at its own
+    cell (kernels/one_row.py)."""
+
+    def __init__(self, buffer):
+        self.buffer = str(buffer)
+        self.text = self.render(lambda n: None)
+
+    def render(self, sub) -> str:
+        return f"rows.as_row({_named(self.buffer, sub)})"
 
 
 class Buf(Name):
@@ -259,6 +273,10 @@ def _flat_names(arg) -> tuple:
     return ((arg.buffer, 0, n), (arg.buffer, n + 9, 2 * n + 9))
 
 
+def _row_names(arg) -> tuple:
+    return ((arg.buffer, 12, 12 + len(arg.buffer)),)
+
+
 def _column_names(arg) -> tuple:
     at = len(arg.buffer) + 9
     return ((arg.buffer, 0, len(arg.buffer)), (arg.rows_of, at, at + len(arg.rows_of)))
@@ -274,7 +292,7 @@ def _none(arg) -> tuple:
 
 
 _NAMES_OF = {bool: _none, int: _none, float: _none, tuple: _none, Const: lambda a: a.names, Code: lambda a: a.names,
-             Flat: _flat_names, Column: _column_names, Head: _head_names}
+             Flat: _flat_names, Row: _row_names, Column: _column_names, Head: _head_names}
 
 
 def _is_number(text: str) -> bool:

@@ -1,8 +1,8 @@
 """The CPU target's row bookkeeping set (the step calls it as ``rows.<name>``): the kernels of
 the families declared once for it (``families/rows.py``: tiling rows, row weights, baselines,
 enumeration digits, scalar affine maps, constants and column maps; ``families/bounds.py``: the
-importance-weighted bound), and the step's parameter and state views (``flat_view``), which no
-device shares.
+importance-weighted bound), and the step's parameter and state views (``flat_view``) and a
+buffer's cells as one row (``as_row``), which no device shares.
 """
 from numba import types
 from numba.core import cgutils
@@ -63,3 +63,34 @@ def _flat_view_python(a, off, shape):
 
 
 flat_view.python = _flat_view_python
+
+
+@intrinsic
+def as_row(typingctx, a):
+    """A C-contiguous 2-D array's cells as one row, (R, W) as (1, R * W), without an owner: a
+    workspace buffer of one column passed to a kernel that reads each array at its own cell
+    (kernels/one_row.py; pass "narrow cells"), without the call Numba's reshape makes per use."""
+    if not (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"):
+        raise TypingError(f"as_row: a C-contiguous 2-D array is needed, got {a}")
+
+    def codegen(context, builder, sig, args):
+        # the argument's own struct with its owner dropped and its shape and strides replaced
+        intp = context.get_value_type(types.intp)
+        v = args[0]
+        n = builder.mul(builder.extract_value(v, [5, 0]), builder.extract_value(v, [5, 1]))
+        itemsize = builder.extract_value(v, 3)
+        for at, x in (([0], cgutils.get_null_value(v.type.elements[0])), ([1], cgutils.get_null_value(v.type.elements[1])),
+                      ([5, 0], intp(1)), ([5, 1], n), ([6, 0], builder.mul(n, itemsize)), ([6, 1], itemsize)):
+            v = builder.insert_value(v, x, at)
+        return v
+
+    return a(a), codegen
+
+
+def _as_row_python(a):
+    """as_row in Python: a step run by the interpreter before it is compiled
+    (ppl/runtime/first_steps.py)."""
+    return a.reshape(1, a.shape[0] * a.shape[1])
+
+
+as_row.python = _as_row_python

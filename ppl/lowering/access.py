@@ -5,7 +5,7 @@ whether at its row or past it (fusion.access of the declared body), and the rows
 """
 from __future__ import annotations
 
-from ..calls import Code, Column, Const, Flat, Head, StepArg, View
+from ..calls import Code, Column, Const, Flat, Head, Row, StepArg, View
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D, NoGrad
 from ..kernels import fusion, registry
 from ..targets import CUDA_FAMILIES
@@ -39,6 +39,8 @@ def memory(arg) -> tuple:
         return (), True
     if isinstance(arg, (Flat, Column, Head)):
         return (arg.buffer,), True
+    if isinstance(arg, Row):   # its one row holds every row of the buffer
+        return (arg.buffer,), False
     if isinstance(arg, View) or (isinstance(arg, StepArg) and str(arg) in WHOLE):
         return (VIEWS,), True
     if isinstance(arg, Code):

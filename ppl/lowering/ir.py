@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from ..calls import (STEP_ARGS, Buf, Call, Code, Const, KernelRef, Name, StepArg, View, arg_names, code, substituted,
+from ..calls import (STEP_ARGS, Buf, Call, Code, Const, KernelRef, Name, Row, StepArg, View, arg_names, code, substituted,
                      text_names)
 from ..estimators.protocol import NO_GRAD, NO_GRAD_1D
 
@@ -383,26 +383,38 @@ def narrow_cells(step, twin_of, one_row_of=lambda alias, name: None):
     """Pass "narrow cells" (the CPU step's): a call of a cells kernel whose loop's argument is a
     buffer of one column calls the kernel's one-column twin instead, a loop over the rows that
     LLVM vectorises; so does a rows kernel whose arrays of read widths all have one column, its
-    column loops unrolled (kernels/declare.py, `narrow`). A cells kernel that reads and writes
-    each array at its own cell only, called on buffers of one column and scalars, is called
-    itself on the buffers laid out as one row (`x.reshape(1, x.shape[0])`: the same loop, no twin
-    to compile; kernels/one_row.py). `twin_of(alias, name)`: (the indices of the arguments the
-    twin takes to have one column, the twin's name), or None; `one_row_of(alias, name)`: (the
-    indices of such a kernel's array arguments, those of the arguments it does not read), or None."""
+    column loops unrolled (kernels/declare.py, `narrow`). Where the step also calls the kernel
+    itself over wider buffers, so that its general body is compiled anyway, a cells kernel that
+    reads and writes each array at its own cell only, called on workspace buffers of one column
+    and scalars, is called itself on those buffers laid out as one row (`rows.as_row(x)`: the
+    same loop over the cells, no twin to compile beside it; kernels/one_row.py). The twin stays
+    where nothing calls the general body: it compiles and runs a little faster at one column.
+    `twin_of(alias, name)`: (the indices of the arguments the twin takes to have one column, the
+    twin's name), or None; `one_row_of(alias, name)`: (the indices of such a kernel's array
+    arguments, those of the arguments it does not read), or None."""
     ws2 = {name: (rows, width) for name, rows, width in step.layout.ws2}
-    def one(st):
+
+    def narrow(st):   # the twin's name where `st` calls a kernel on arrays of one column, else None
         if st.call is None or st.kernel[0] is None:
             return None
-        flat = _one_row_call(st.call, one_row_of(*st.kernel), ws2)
-        if flat is not None:
-            return Stmt(flat, st.owner)
         twin = twin_of(*st.kernel)
         if twin is None or max(twin[0]) >= len(st.call.args):
             return None
-        if not all(isinstance(a, Buf) and a.width == 1 for a in (st.call.args[i] for i in twin[0])):
+        one_column = all(isinstance(a, Buf) and a.width == 1 for a in (st.call.args[i] for i in twin[0]))
+        return twin[1] if one_column else False
+
+    wide = {st.kernel for st in flatten([*step.fwd, *step.bwd]) if isinstance(st, Stmt) and narrow(st) is False}
+
+    def one(st):
+        twin = narrow(st)
+        if not twin:
             return None
+        if st.kernel in wide:
+            flat = _one_row_call(st.call, one_row_of(*st.kernel), ws2)
+            if flat is not None:
+                return Stmt(flat, st.owner)
         c = st.call
-        return Stmt(Call(KernelRef(c.kernel.alias, twin[1]), c.args, c.assign), st.owner)
+        return Stmt(Call(KernelRef(c.kernel.alias, twin), c.args, c.assign), st.owner)
     return replace(step, fwd=tuple(rewritten(list(step.fwd), one)), bwd=tuple(rewritten(list(step.bwd), one)))
 
 
@@ -427,7 +439,7 @@ def _one_row_call(c, found, ws2):
                 continue
             if not (isinstance(a, Name) and ws2.get(a.text, (0, None))[1] == 1 and ws2[a.text][0] != 0):
                 return None
-            args[i] = code("{b}.reshape(1, {b}.shape[0])", b=a)
+            args[i] = Row(a)
         elif not (isinstance(a, (bool, int, float, Const)) or isinstance(a, StepArg) and a.text in _SCALAR_ARGS):
             return None
     if all(args[i] is NO_GRAD for i in arrays):

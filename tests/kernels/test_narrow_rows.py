@@ -108,7 +108,9 @@ def _narrow_model(name="narrow_cells"):
         x = m.input("x", 1)
         y = m.input("y", 3)
         w = ppl.param("w", 1, 0.5)
-        m.cost("f", ppl.total(ppl.exp(w * x) + ppl.maximum(w * x, ppl.exp(x * 0.5)) + ppl.rowsum(ppl.exp(y * 0.5))))
+        narrow = ppl.exp(w * x) + ppl.maximum(w * x, ppl.exp(x * 0.5))
+        wide = ppl.exp(y * 0.5) + ppl.maximum(ppl.exp(y * w), y)   # exp, add and maximum over 3 columns too
+        m.cost("f", ppl.total(narrow + ppl.rowsum(wide)))
     return m
 
 
@@ -148,9 +150,10 @@ def test_which_cells_kernels_compute_the_same_on_one_row():
 
 
 def test_one_column_buffers_as_one_row_give_the_twins_values_bit_for_bit(monkeypatch):
-    """Pass "narrow cells": an elementwise cells kernel over workspace buffers of one column is
-    called itself on them laid out as one row (`x.reshape(1, x.shape[0])`), no twin (a data
-    input, which a user's own @njit code may pass in any layout, keeps the twin); its loss and
+    """Pass "narrow cells": an elementwise cells kernel over workspace buffers of one column, which
+    the step also calls over wider ones, is called itself on them laid out as one row
+    (`rows.as_row(x)`), no twin (a data input, which a user's own @njit code may pass in any
+    layout, keeps the twin; so does a kernel the step calls on one column only); its loss and
     gradient equal the twins' bit for bit (the same per-cell arithmetic), a skipped gradient
     (maximum's, where one side is a constant) included. Oracle: the same program with the
     one-row calls off (the twins, as before). Test of the test: that program's source calls
@@ -158,12 +161,12 @@ def test_one_column_buffers_as_one_row_give_the_twins_values_bit_for_bit(monkeyp
     from ppl.compiler import pipeline
     prog = _narrow_model().compile(dtype=np.float64, lowering="arrays")
     src = prog.source
-    assert "exp_fwd(" in src and "exp_fwd_col1(" not in src and ".reshape(1, " in src
+    assert "exp_fwd(rows.as_row(" in src and "exp_fwd_col1(" not in src and "mul_fwd_col1(" in src
     assert "extremum_bwd(" in src and "extremum_bwd_col1(" not in src
     monkeypatch.setattr(pipeline, "_one_row", lambda alias, name: None)
     twins = _narrow_model("narrow_cells_twins").compile(dtype=np.float64, lowering="arrays")
     assert "exp_fwd_col1(" in twins.source and "extremum_bwd_col1(" in twins.source
-    assert ".reshape(1, " not in twins.source
+    assert "as_row(" not in twins.source
     g = np.random.default_rng(4)
     data = {"x": g.normal(size=(7, 1)), "y": g.normal(size=(7, 3))}
     (loss, grad), (loss_twins, grad_twins) = prog.grad(data), twins.grad(data)
