@@ -34,9 +34,9 @@ body reads its arrays' widths (`x.shape[1]`): in its twin they are 1, its column
 and leave no loop set-up in each row's work (a path's and a unit's loops of one each), and the
 CPU step calls it where every one of those arrays has one column. A cells kernel that reads and
 writes each array at its own cell only (kernels/one_row.py: `x[r, j]`, a skippable gradient tested
-by its rows) needs no twin for workspace buffers of one column: the step passes them laid out as one row
-(`rows.as_row(x)`), the same loop over the cells, and the kernel's one compiled body
-serves both widths.
+by its rows) needs no twin for workspace buffers of one column in a step that calls it over wider
+ones too: the step passes them laid out as one row (`rows.as_row(x)`), the same loop over the
+cells, and the kernel's one compiled body serves both widths.
 
 The body's statements are pasted into the CPU loops (its syntax tree, at its own lines; a body
 with a `return` is inlined by Numba's `inline="always"` instead, which costs a reference count

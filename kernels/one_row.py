@@ -4,9 +4,10 @@ A cells kernel (kernels/declare.py) runs its body once per (r, j) cell of its lo
 the body reads and writes each array at its own cell only, an (R, 1) array passed as (1, R)
 (`rows.as_row(x)`, a view) gives every cell the same arithmetic, in the kernel's one
 inner loop over the cells, which LLVM vectorises as it does the one-column twin's loop over the
-rows (`declare.narrow`). So the CPU step calls the kernel itself there (ppl/lowering/ir.py,
-`narrow_cells`) and no twin is compiled beside it: the kernel's one compiled body serves a scalar
-node's buffers and a wide node's.
+rows (`declare.narrow`). So a CPU step that calls the kernel over wide buffers calls it there too
+(ppl/lowering/ir.py, `narrow_cells`), and no twin is compiled beside it: the kernel's one compiled
+body serves a scalar node's buffers and a wide node's. A step that calls it over one column only
+keeps the twin, which compiles and runs a little faster there.
 """
 import ast
 import textwrap
