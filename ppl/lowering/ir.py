@@ -394,7 +394,7 @@ def narrow_cells(step, twin_of, one_row_of=lambda alias, name: None):
     arguments, those of the arguments it does not read), or None."""
     ws2 = {name: (rows, width) for name, rows, width in step.layout.ws2}
 
-    def narrow(st):   # the twin's name where `st` calls a kernel on arrays of one column, else None
+    def narrow(st):   # the twin's name where `st` calls a kernel on one column, False on wider arrays, None: no twin
         if st.call is None or st.kernel[0] is None:
             return None
         twin = twin_of(*st.kernel)
@@ -424,9 +424,9 @@ _SCALAR_ARGS = frozenset({"B", "seed", "t", "row0"})
 def _one_row_call(c, found, ws2):
     """The call `c` of a kernel with its array arguments passed as one row (`found`: their
     indices, those of the arguments the kernel does not read), or None where one of them is not a
-    workspace buffer of one column (`ws2`: name -> (rows, width), the layout's; a skipped
-    gradient's marker is passed as it is: the kernel tests its rows) or another argument read is
-    not a scalar."""
+    workspace buffer of one column (`ws2`: name -> (rows, width), the layout's; not a loop's
+    per-step storage; a skipped gradient's marker is passed as it is: the kernel tests its rows)
+    or another argument read is not a scalar."""
     if found is None or max(found[0]) >= len(c.args):
         return None
     arrays, unread = found
@@ -437,7 +437,8 @@ def _one_row_call(c, found, ws2):
         if i in arrays:
             if a is NO_GRAD:
                 continue
-            if not (isinstance(a, Name) and ws2.get(a.text, (0, None))[1] == 1 and ws2[a.text][0] != 0):
+            rows, width = ws2.get(a.text, (0, None)) if isinstance(a, Name) else (0, None)
+            if width != 1 or rows == 0 or isinstance(rows, tuple):   # tuple: a loop's per-step storage
                 return None
             args[i] = Row(a)
         elif not (isinstance(a, (bool, int, float, Const)) or isinstance(a, StepArg) and a.text in _SCALAR_ARGS):
