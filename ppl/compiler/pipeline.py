@@ -204,36 +204,43 @@ def narrow_cells(c: Compilation):
         c.step = ir.narrow_cells(c.step, _cells_twin, _one_row)
 
 
-@functools.lru_cache(maxsize=None)
-def _cells_twin(alias: str, name: str):
-    """(the indices of the arguments a CPU kernel's one-column twin takes to have one column, the
-    twin's name), or None (kernels/declare.py, `narrow`)."""
+def _declared(alias: str, name: str):
+    """(the module of ppl.kernels the step calls as `alias`, its kernel `name`) where that kernel
+    is declared (kernels/declare.py), else None."""
     import importlib
     from ..calls import MODULES
-    from ..kernels.declare import NARROW, narrowed
     if alias not in MODULES:
         return None
     module = importlib.import_module(f"ppl.kernels.{MODULES[alias]}")
     kernel = getattr(module, name, None)
-    d = getattr(kernel, "__declared__", None)
-    if d is None or not narrowed(kernel) or not hasattr(module, name + NARROW):   # a module binding twins
+    return (module, kernel) if hasattr(kernel, "__declared__") else None
+
+
+@functools.lru_cache(maxsize=None)
+def _cells_twin(alias: str, name: str):
+    """(the indices of the arguments a CPU kernel's one-column twin takes to have one column, the
+    twin's name), or None (kernels/declare.py, `narrow`)."""
+    from ..kernels.declare import NARROW, narrowed
+    found = _declared(alias, name)
+    if found is None:
         return None
-    return tuple(d.args.index(a) for a in narrowed(kernel)), name + NARROW
+    module, kernel = found
+    if not narrowed(kernel) or not hasattr(module, name + NARROW):   # a module binding twins
+        return None
+    return tuple(kernel.__declared__.args.index(a) for a in narrowed(kernel)), name + NARROW
 
 
 @functools.lru_cache(maxsize=None)
 def _one_row(alias: str, name: str):
     """(the indices of the array arguments of a CPU cells kernel that computes the same called on
     them laid out as one row, those of the arguments it does not read), or None (kernels/one_row.py)."""
-    import importlib
-    from ..calls import MODULES
     from ..kernels.one_row import one_row
-    if alias not in MODULES:
+    found = _declared(alias, name)
+    rows = None if found is None else one_row(found[1])
+    if rows is None:
         return None
-    kernel = getattr(importlib.import_module(f"ppl.kernels.{MODULES[alias]}"), name, None)
-    d = getattr(kernel, "__declared__", None)
-    found = None if d is None else one_row(kernel)
-    return None if found is None else tuple(tuple(d.args.index(a) for a in names) for names in found)
+    args = found[1].__declared__.args
+    return tuple(tuple(args.index(a) for a in names) for names in rows)
 
 
 def check_target_kernels(c: Compilation):
