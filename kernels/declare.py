@@ -65,12 +65,13 @@ import linecache
 import marshal
 import os
 import sys
-import textwrap
 import types
 from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
+
+from .source import body_tree, generator, moved, parsed, statements
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
@@ -127,9 +128,8 @@ def narrowed(kernel) -> tuple:
     if d.shape != "rows":
         return ()
     if d.widths is None:
-        fdef = ast.parse(textwrap.dedent(_source(d.body))).body[0]
-        pasted = not any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
-                         for n in ast.walk(fdef))
+        fdef = body_tree(d.body)
+        pasted = _pastable(d.body, fdef)
         d.widths = tuple(a for a in d.args if pasted and any(_width_of(n) == a for n in ast.walk(fdef)))
     return d.widths
 
@@ -151,10 +151,6 @@ class _OneColumn(ast.NodeTransformer):
 
     def visit_Subscript(self, node):
         return ast.copy_location(ast.Constant(1), node) if _width_of(node) in self.names else self.generic_visit(node)
-
-
-def _source(body):
-    return getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
 
 
 def narrow_twins(namespace: dict, lookup=None):
@@ -225,8 +221,8 @@ def _generate(body, src, lead, narrowed=()):
         tree = ast.fix_missing_locations(_OneColumn(narrowed).visit(tree))
     if tree is None:
         return compile("\n" * (code.co_firstlineno - 1) + src, code.co_filename, "exec"), False
-    ast.increment_lineno(tree, code.co_firstlineno - 1)
-    return compile(tree, code.co_filename, "exec"), True
+    # at the body's lines of its file: the functions' first lines moved there, and theirs with them
+    return moved(compile(tree, code.co_filename, "exec"), code.co_firstlineno - 1), True
 
 
 # The generated kernels' compiled modules, kept in the ppl cache folder beside Numba's files of
@@ -282,13 +278,12 @@ def _pasted(body, src, lead):
     lines are the body's, counted from its first line), or None where the body returns: Numba's
     inlining of a call keeps a reference count per array argument per iteration, which the
     statements pasted into the loop do not have (docs/benchmarks/kernels.md, "Kernels declared once")."""
-    fdef = ast.parse(textwrap.dedent(_source(body))).body[0]
-    if any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal))
-           for n in ast.walk(fdef)):
+    fdef = parsed(body)
+    if not _pastable(body, fdef):
         return None
     stmts = fdef.body
     if isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
-        stmts = stmts[1:] or [ast.Pass()]   # the docstring
+        stmts = stmts[1:] or [ast.copy_location(ast.Pass(), stmts[0])]   # the docstring
     tree = ast.parse(src)
     for node in ast.walk(tree):
         node.lineno = node.end_lineno = 1   # the loops at the body's first line
@@ -296,7 +291,14 @@ def _pasted(body, src, lead):
         for f, index in zip(loops, lead):   # the loops' variables bear the body's index names
             f.target.id = index
         loops[-1].body = stmts if k == 0 else copy.deepcopy(stmts)   # a tree of its own for each nest after the first
-    return ast.fix_missing_locations(tree)
+    return tree
+
+
+def _pastable(body, fdef) -> bool:
+    """Whether the body's statements can be pasted into the loops: no `return`, `global`,
+    `nonlocal` or `yield` in them."""
+    return not (generator(body.__code__)
+                or any(isinstance(n, (ast.Return, ast.Global, ast.Nonlocal)) for n in statements(fdef.body)))
 
 
 def _nests(node):

@@ -24,7 +24,7 @@ number of rows, and launches them one by one where they do not (kernels/cuda/fus
 import ast
 
 from .math.words import ADDING
-from .rowcode import body_tree
+from .source import body_tree
 
 ADDS = "adds"   # `at the row` of an array a body only adds to through ADDING's calls (words rows add to)
 SHAPES = ("cells", "rows", "groups")   # the loop shapes a joined kernel runs (not items: no rows)

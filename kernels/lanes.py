@@ -31,7 +31,7 @@ import ast
 import copy
 
 from .math.words import ADDING
-from .rowcode import body_tree
+from .source import body_tree
 
 LANE, WIDTH = "lane_", "W_"
 _COMBINE = {ast.Add: "lanes_sum", ast.Sub: "lanes_sum", ast.BitOr: "lanes_any", ast.BitAnd: "lanes_all"}

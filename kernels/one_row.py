@@ -10,9 +10,8 @@ body serves a scalar node's buffers and a wide node's. A step that calls it over
 keeps the twin, which compiles and runs a little faster there.
 """
 import ast
-import textwrap
 
-from .declare import _source
+from .source import body_tree
 
 
 def one_row(kernel):
@@ -25,7 +24,7 @@ def one_row(kernel):
     if d.shape != "cells":
         return None
     if getattr(d, "one_row", False) is False:
-        found = _one_row(ast.parse(textwrap.dedent(_source(d.body))).body[0], d.lead, d.args)
+        found = _one_row(body_tree(d.body), d.lead, d.args)
         d.one_row = found if found is not None and d.over in found[0] else None
     return d.one_row
 

@@ -51,9 +51,9 @@ import copy
 import functools
 import inspect
 import sys
-import textwrap
 
 from .math.scalar import like as _like
+from .source import body_tree
 
 
 class NoRowForm(Exception):
@@ -72,19 +72,6 @@ def row_body(kernel):
         return None
     nargs = len(inspect.signature(fn).parameters)
     return body, len(inspect.signature(body).parameters) - nargs
-
-
-_SOURCES = {}
-
-
-def body_tree(body):
-    """The body's function definition (parsed once per body; shared, not to be changed: the
-    lanes rewrite, kernels/lanes.py, edits a copy)."""
-    t = _SOURCES.get(body)
-    if t is None:
-        source = getattr(body, "__source__", None) or inspect.getsource(body)   # __source__: made by unary
-        t = _SOURCES[body] = ast.parse(textwrap.dedent(source)).body[0]
-    return t
 
 
 def fold_of(kernel):
