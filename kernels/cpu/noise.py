@@ -46,6 +46,7 @@ from ..math.rng import (
     uniform_f32_from_word,
     uniform_f64_from_words,
 )
+from ..native.views import flat_cells
 
 FLAT_CUTOFF = 1 << 22  # the flat loop over several rows' blocks serves arrays below this many elements
 
@@ -234,7 +235,7 @@ def _flat_view(out):
 @overload(_flat_view, jit_options=_JIT)
 def _flat_view_ov(out):
     if out.layout == "C":
-        return lambda out: out.reshape(out.size)
+        return lambda out: flat_cells(out)
     return lambda out: out.ravel()
 
 

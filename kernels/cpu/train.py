@@ -27,7 +27,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ..families.optim import adam_update, momentum_update, sgd_update
-from .rows import all_finite2
+from .rows import all_finite2, flat_view
 from ..math.optim import robbins_monro_rate, schedule_factor
 
 OPT_SGD, OPT_MOMENTUM, OPT_ADAM = 0, 1, 2
@@ -117,7 +117,7 @@ def _end_step(update, opt, theta, grad, s1, s2, hyper, k, loss, losses, s, done)
     """The end of step s of a chunk: losses[s] = loss; then, when the loss and the gradient are
     finite, update k + 1 of the optimiser and True, else done[1] = 1 (no update) and False."""
     losses[s] = loss
-    if not math.isfinite(loss) or not all_finite2(grad.reshape((1, grad.shape[0]))):
+    if not math.isfinite(loss) or not all_finite2(flat_view(grad, 0, (1, grad.shape[0]))):
         done[1] = 1
         return False
     update(opt, theta, grad, s1, s2, hyper, k)

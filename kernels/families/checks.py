@@ -18,6 +18,7 @@ from numba.extending import overload
 
 from ..declare import count_launcher, rows
 from ..math.words import add_word
+from ..native.views import flat_cells
 from .binomial import floor_count
 
 
@@ -71,7 +72,7 @@ def _all_passing(test):
     def _ov(a):
         if isinstance(a, types.Array) and a.layout == "C":
             def flat(a):
-                f = a.reshape(a.size)
+                f = flat_cells(a)
                 bad = 0
                 for i in range(f.size):
                     bad += 0 if test(f[i]) else 1

@@ -24,6 +24,7 @@ from ..declare import block_launcher, cells, count_launcher, cuda_launcher, item
 from ..math.scalar import (baseline_residual_value, like, loo_value, moving_average, scale_shift, score_signal,
                            weighted)
 from ..math.words import add_word
+from ..native.views import flat_cells
 from ..math.slots import _group_offset, _group_size, _is_group_head, _marginal_signal
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -386,7 +387,7 @@ def all_finite2(a):
     z = like(a, 0.0)
     s = z
     if a.flags.c_contiguous:   # one flat loop: one horizontal reduction, not one per row
-        f = a.reshape(a.size)
+        f = flat_cells(a)
         for i in range(f.shape[0]):
             s += f[i] * z
         return s == z

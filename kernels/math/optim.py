@@ -114,7 +114,7 @@ def schedule_factor(kind, warmup, a, b, t):
     if kind == SCHED_EXPONENTIAL:
         return b ** (u / a)
     if kind == SCHED_STEP:
-        return b ** math.floor(u / a)
+        return b ** float(math.floor(u / a))   # a float power: no integer power loop compiled
     if kind == SCHED_COSINE:
         return b + (1.0 - b) * 0.5 * (1.0 + math.cos(math.pi * min(u, a) / a))
     return 1.0
