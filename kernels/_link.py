@@ -86,6 +86,11 @@ Eleven parts, installed once (``install``):
   nor its declarations (Numba made a pass manager for each and ran it on nothing): a wrapper
   is optimised with the rest by the module's passes, which reach every function. Every library
   of the process, a user's functions too.
+- The CPython wrapper of a function of ``ppl.kernels`` (an array kernel an interpreted first step
+  or the Python runtime calls) is not optimised (``OPTIMISED_WRAPPERS``; LLVM's ``optnone``): the
+  module's passes and code generation skipped it cheaply, and it unboxes the arguments and calls
+  the optimised function as before, a few tens of nanoseconds slower per call from Python.
+  Generated steps and users' functions keep Numba's optimised wrapper.
 """
 import hashlib
 import importlib
@@ -125,6 +130,7 @@ INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into
 PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
 C_WRAPPERS = False  # True: every function of ppl.kernels keeps Numba's C-callable wrapper (Numba's default)
 WRAPPER_FUNCTION_PASSES = False  # True: Numba's per-function passes also run on its wrappers
+OPTIMISED_WRAPPERS = False  # True: the CPython wrappers of ppl.kernels functions are optimised (Numba's default)
 WRAPPERS = ("_ZN7cpython", "cfunc.")   # the names of Numba's CPython and C wrappers of a function (mangled, and not)
 HELPER_MODULES = ("ppl.kernels.math.",)   # modules of helpers only compiled code calls (with the private ``_name``s)
 
@@ -258,6 +264,10 @@ def _opt_level(name):
     return None
 
 
+def _unoptimised_wrapper(modname: str) -> bool:
+    return not OPTIMISED_WRAPPERS and modname.startswith("ppl.kernels")
+
+
 def _function_passes(name: str) -> bool:
     return WRAPPER_FUNCTION_PASSES or not name.startswith(WRAPPERS)
 
@@ -372,5 +382,6 @@ def install() -> bool:
         return False   # pragma: no cover - this Numba keeps linking everything
     numba_compat.wrap_compile(_compile)
     numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level, _function_passes)
+    numba_compat.install_wrapper_hook(_unoptimised_wrapper)
     _installed.append(True)
     return True

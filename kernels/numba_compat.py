@@ -33,9 +33,10 @@ The surface:
   the optimised LLVM IR of a specialisation, also of one loaded from the disk cache.
 - ``types_only(fn, signature)``: a Python function typed as the nopython pipeline types it, not
   lowered (the functions its calls reach are compiled on the way); the argument types of its calls.
-- ``install_link_hooks(...)`` and ``install_opt_hooks(...)``: ``_link.py``'s hooks into Numba's
-  lowering (user functions, linked libraries, cache rebuilds) and code generation (optimisation
-  and code generation levels).
+- ``install_link_hooks(...)``, ``install_opt_hooks(...)`` and ``install_wrapper_hook(...)``:
+  ``_link.py``'s hooks into Numba's lowering (user functions, linked libraries, cache rebuilds)
+  and code generation (optimisation and code generation levels; CPython wrappers left
+  unoptimised).
 - ``defer_blas_check()``: Numba's import-time check for SciPy's BLAS no longer imports
   ``scipy.linalg``; Numba's own linear algebra still imports it, and checks it, when a function
   that uses it is compiled. ``parfor_max_tuple_size()``: Numba's limit on a parallel loop's tuples.
@@ -376,6 +377,31 @@ def _run_function_passes_on(lib, wanted) -> None:
                 fpm.run(func, pb)
     lib._optimize_functions = optimize_functions
 
+
+def install_wrapper_hook(unoptimised) -> bool:
+    """Numba's CPython wrapper of a function whose module ``unoptimised(modname)`` names is marked
+    ``optnone`` (and ``noinline``, which LLVM requires with it): LLVM's passes skip it and its
+    code generation takes the fast path. Only a call from Python runs it (it unboxes the
+    arguments and calls the function, which stays optimised)."""
+    try:
+        from numba.core import callwrapper
+        build = callwrapper.PyCallWrapper.build
+    except (ImportError, AttributeError):   # pragma: no cover - another Numba
+        return False
+    if getattr(build, "_ppl_hook", False):
+        return True
+
+    def hooked(self):
+        out = build(self)
+        wrapper = out[0] if isinstance(out, tuple) else None
+        if wrapper is not None and hasattr(wrapper, "attributes") and unoptimised(self.fndesc.modname or ""):
+            wrapper.attributes.add("optnone")
+            wrapper.attributes.add("noinline")
+        return out
+
+    hooked._ppl_hook = True
+    callwrapper.PyCallWrapper.build = hooked
+    return True
 
 # ---------------------------------------------------------------------------- the first compile
 def defer_blas_check() -> bool:

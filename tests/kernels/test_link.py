@@ -289,3 +289,43 @@ def test_function_passes_run_on_definitions_not_on_wrappers_or_declarations(monk
     monkeypatch.setattr(_link, "WRAPPER_FUNCTION_PASSES", True)
     names, _ = compiled_names()
     assert any(n.startswith("_ZN7cpython") and "users" in n for n in names), names
+
+
+def _wrapper_attributes(fn, sig):
+    """The LLVM attributes of the CPython wrapper of `fn`'s specialisation `sig`."""
+    ir = fn.overloads[sig].library.get_llvm_str()
+    line = next(s for s in ir.splitlines() if s.startswith("define") and re.search(r'@"?_ZN7cpython', s))
+    attrs = set(line.split(")")[-1].split())
+    for group in re.findall(r"#(\d+)", line):
+        attrs |= set(re.search(rf"^attributes #{group} = {{(.*)}}", ir, re.M).group(1).split())
+    return attrs
+
+
+def test_the_kernels_cpython_wrappers_are_not_optimised_and_still_call_the_kernel(monkeypatch):
+    """kernels/_link.py, OPTIMISED_WRAPPERS: a ppl.kernels function's CPython wrapper is marked
+    `optnone` (LLVM skips it); the kernel called from Python computes as before. A user's function
+    keeps Numba's optimised wrapper. Test of the test: with OPTIMISED_WRAPPERS on, a kernel's
+    wrapper is optimised again."""
+    import numpy as np
+    from numba import njit, typeof
+    from ppl.kernels import _link
+    from ppl.kernels.families import rows
+    assert _link.install()
+
+    def compiled_kernel():
+        k = njit(cache=False, error_model="numpy")(rows.scale_shift_fwd.py_func)   # module ppl.kernels...
+        x, out = np.arange(6.0).reshape(2, 3), np.zeros((2, 3))
+        k(x, 2.0, 1.0, out)
+        np.testing.assert_array_equal(out, x * 2.0 + 1.0)
+        return _wrapper_attributes(k, k.signatures[0])
+
+    assert {"optnone", "noinline"} <= compiled_kernel()
+
+    @njit(cache=False)
+    def users(x):
+        return x * 2.0
+    sig = (typeof(1.0),)
+    users.compile(sig)
+    assert "optnone" not in _wrapper_attributes(users, users.signatures[0])
+    monkeypatch.setattr(_link, "OPTIMISED_WRAPPERS", True)
+    assert "optnone" not in compiled_kernel()
