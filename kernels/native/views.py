@@ -17,7 +17,7 @@ def flat_cells(typingctx, a):
     runs: its caller tests `a.flags.c_contiguous` first."""
     if not isinstance(a, types.Array):
         raise TypingError(f"flat_cells: an array is needed, got {a}")
-    ret = types.Array(a.dtype, 1, "C", readonly=not a.mutable)
+    ret = types.Array(a.dtype, 1, "C", readonly=not a.mutable, aligned=a.aligned)
 
     def codegen(context, builder, sig, args):
         aty = sig.args[0]
