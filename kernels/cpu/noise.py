@@ -227,18 +227,6 @@ def _check_out_ov(fname, out):
     return lambda fname, out: None
 
 
-def _flat_view(out):
-    """out as one flat view (a C-contiguous out; other layouts never run the flat path, and get
-    a copy only so that the flat code types)."""
-
-
-@overload(_flat_view, jit_options=_JIT)
-def _flat_view_ov(out):
-    if out.layout == "C":
-        return lambda out: flat_cells(out)
-    return lambda out: out.ravel()
-
-
 def _block_tables():
     """For each count nb of philox blocks a row (1 <= nb < FLAT_BLOCKS): a flat loop's pass takes
     G = ceil(FLAT_BLOCKS / nb) rows, and its G nb blocks q have the column block CB[nb, q] = q % nb
@@ -263,7 +251,7 @@ def _flat_uniform(out, row0, k0, k1, s, t):
     lanes = _lanes(out)
     nb = d // lanes
     G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
-    f = _flat_view(out)
+    f = flat_cells(out)
     for g in range(0, R, G):
         ra = np.uint64(g + row0)
         n = (min(G, R - g) * d) // lanes
@@ -280,7 +268,7 @@ def _flat_normal(out, row0, k0, k1, s, t):
     lanes = _lanes(out)
     nb = d // lanes
     G, cb, rb = (FLAT_BLOCKS + nb - 1) // nb, _CB[nb], _RB[nb]
-    f = _flat_view(out)
+    f = flat_cells(out)
     for g in range(0, R, G):
         ra = np.uint64(g + row0)
         n = (min(G, R - g) * d) // lanes
@@ -434,7 +422,7 @@ def fill_logistic(out, seed, stream, step, row0=0):
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < FLAT_CUTOFF and _flat_ok(out):
         _flat_uniform(out, row0, k0, k1, s, t)
-        f = _flat_view(out)
+        f = flat_cells(out)
         for i in range(f.shape[0]):
             f[i] = _to_logistic(f[i])
     else:
@@ -449,7 +437,7 @@ def fill_gumbel(out, seed, stream, step, row0=0):
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < FLAT_CUTOFF and _flat_ok(out):
         _flat_uniform(out, row0, k0, k1, s, t)
-        f = _flat_view(out)
+        f = flat_cells(out)
         for i in range(f.shape[0]):
             f[i] = _to_gumbel(f[i])
     else:
@@ -467,8 +455,8 @@ def fill_bernoulli_logit(out, logits, seed, stream, step, row0=0):
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < FLAT_CUTOFF and _flat_ok(out) and _flat_ok(logits):
         _flat_uniform(out, row0, k0, k1, s, t)
-        f = _flat_view(out)
-        a = _flat_view(logits)
+        f = flat_cells(out)
+        a = flat_cells(logits)
         for i in range(f.shape[0]):
             f[i] = _to_bernoulli_logit(a[i], f[i])
     else:
@@ -486,8 +474,8 @@ def fill_bernoulli_prob(out, probs, seed, stream, step, row0=0):
     k0, k1, s, t = _address(seed, stream, step)
     if out.size < FLAT_CUTOFF and _flat_ok(out) and _flat_ok(probs):
         _flat_uniform(out, row0, k0, k1, s, t)
-        f = _flat_view(out)
-        a = _flat_view(probs)
+        f = flat_cells(out)
+        a = flat_cells(probs)
         for i in range(f.shape[0]):
             f[i] = _to_bernoulli_prob(a[i], f[i])
     else:

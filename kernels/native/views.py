@@ -14,7 +14,8 @@ from numba.np.arrayobj import make_array, populate_array
 def flat_cells(typingctx, a):
     """The cells of a contiguous array in C order as a 1-D array of the same data (`a.reshape(a.size)`),
     owned as `a` is. An array not typed C-contiguous (layout "A" or "F") must be so where this
-    runs: its caller tests `a.flags.c_contiguous` first."""
+    runs: its caller tests that first (`a.flags.c_contiguous`; the noise fills' flat path runs
+    only for an array typed C, cpu/noise.py's `_flat_ok`)."""
     if not isinstance(a, types.Array):
         raise TypingError(f"flat_cells: an array is needed, got {a}")
     ret = types.Array(a.dtype, 1, "C", readonly=not a.mutable, aligned=a.aligned)
