@@ -24,6 +24,11 @@ an empty cache folder of its own (a new machine: every kernel compiled), alterna
 warm runs in each round; `--no-cold` leaves them out.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/compile.py [--rounds 3] [--cases sbn,sbn_2layer] [--no-cold]
+        [--against-env NAME=VALUE]
+
+`--against-env`: each warm run is followed, in the same round, by one with that environment
+variable set (a switch of ppl's, e.g. PPL_COMPILE_GC=1: the collector left running while ppl
+compiles); its lines name the case `CASE[NAME=VALUE]`.
 """
 from __future__ import annotations
 
@@ -139,7 +144,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--no-cold", action="store_true", help="leave out the fully cold runs")
+    ap.add_argument("--against-env", default=None, metavar="NAME=VALUE",
+                    help="also time each warm case with this environment variable set, in turns")
     args = ap.parse_args()
+    against = None
+    if args.against_env:
+        name, sep, value = args.against_env.partition("=")
+        if not sep or not name:
+            sys.exit(f"compile.py: --against-env takes NAME=VALUE, got {args.against_env!r}")
+        against = (name, value)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -155,20 +168,25 @@ def main():
         run_case(case, "_warmup", env)
     results = {c: [] for c in cases}
     cold = {c: [] for c in cases}
-    for r in range(args.rounds):   # alternate cases (and warm / cold) within each round
+    other = {c: [] for c in cases}
+    for r in range(args.rounds):   # alternate cases (and warm / cold / the other setting) within each round
         for case in cases:
             results[case].append(run_case(case, f"_new{r}", env))
+            if against:
+                other[case].append(run_case(case, f"_other{r}", dict(env, **{against[0]: against[1]})))
             if not args.no_cold:
                 cold[case].append(run_case(case, "", dict(env, PPL_CACHE_DIR=tempfile.mkdtemp(prefix="ppl_cold_"))))
     for case in cases:
-        for prefix, rs in (("", results[case]), ("cold_", cold[case])):
+        for prefix, rs in (("", results[case]), ("cold_", cold[case]), ("other", other[case])):
             if not rs:
                 continue
+            label = f"{case}[{against[0]}={against[1]}]" if prefix == "other" else case
+            prefix = "" if prefix == "other" else prefix
             for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s",
                            "grad_call_us", "step_compile_s", "compiled_grad_call_us"):
                 v = float(np.median([x[metric] for x in rs]))
                 base = TARGETS_S.get(case, TARGET_S) if metric == "to_first_step_s" and not prefix else None
-                print(json.dumps({"bench": "compile", "case": case, "metric": prefix + metric, "value": round(v, 4),
+                print(json.dumps({"bench": "compile", "case": label, "metric": prefix + metric, "value": round(v, 4),
                                   "unit": "us" if metric.endswith("_us") else "s", "baseline": base, "ratio": round(v / base, 3) if base else None}),
                       flush=True)
 

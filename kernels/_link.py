@@ -11,7 +11,7 @@ them"); the step declares each kernel and calls the machine code already in the 
 per-element helpers (``scalar.py``, ``rng.py``) stay linked and inlined, and kernels keep linking
 the kernels they call.
 
-Eleven parts, installed once (``install``):
+Twelve parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -91,7 +91,19 @@ Eleven parts, installed once (``install``):
   module's passes and code generation skipped it cheaply, and it unboxes the arguments and calls
   the optimised function as before, a few tens of nanoseconds slower per call from Python.
   Generated steps and users' functions keep Numba's optimised wrapper.
+- Python's cyclic garbage collector is paused while ppl's code compiles (``PAUSE_GC``: an
+  outermost compile of a kernel, a generated step or fit's loop, on any thread, until the last
+  one ends; a collector the process had turned off stays off). A compile allocates millions of
+  objects, most of them kept (types, templates, code libraries), and at the default thresholds
+  the collector walked the process's long-lived objects again and again: 15-25% of a new graph's
+  first gradient, about a tenth of a cold first script's compile
+  (docs/benchmarks/compile-and-cold-start.md). What a compile leaves as cyclic garbage is
+  collected once it ends. And the objects alive at the end of ``import ppl`` (the modules of
+  Numba, NumPy, SciPy and ppl: some 100,000) are moved out of the collector's generations
+  (``freeze_imported``, ``gc.freeze``): a full collection walked them all again, the first one
+  during a process's first compile. ``PPL_COMPILE_GC=1`` leaves the collector as it is.
 """
+import gc
 import hashlib
 import importlib
 import os
@@ -134,7 +146,11 @@ OPTIMISED_WRAPPERS = False  # True: the CPython wrappers of ppl.kernels function
 WRAPPERS = ("_ZN7cpython", "cfunc.")   # the names of Numba's CPython and C wrappers of a function (mangled, and not)
 HELPER_MODULES = ("ppl.kernels.math.",)   # modules of helpers only compiled code calls (with the private ``_name``s)
 
+PAUSE_GC = os.environ.get("PPL_COMPILE_GC", "") != "1"   # the collector paused while ppl's code compiles
+
 _compiling = threading.local()   # .stack: the dispatchers this thread is compiling, innermost last
+_gc_lock = threading.Lock()
+_gc_pauses = [0, False]   # outermost compiles of ppl's code in progress (all threads); whether the collector was on
 _kernel_libs = {}  # id(code library) -> (library, mangled name, record) of array kernels
 _recorded = set()  # mangled names whose record this process has written or read
 _installed = []
@@ -343,13 +359,52 @@ def _twin(disp):
     return twin
 
 
+def freeze_imported():
+    """Called at the end of ``import ppl``: the objects alive then, modules and their functions and
+    tables, are kept out of the collector's future walks (part twelve of the module docstring)."""
+    if PAUSE_GC:
+        gc.freeze()
+
+
+def _pause_gc() -> bool:
+    with _gc_lock:
+        if _gc_pauses[0] == 0:
+            _gc_pauses[1] = gc.isenabled()
+            gc.disable()
+        _gc_pauses[0] += 1
+    return True
+
+
+def _resume_gc():
+    with _gc_lock:
+        _gc_pauses[0] -= 1
+        if _gc_pauses[0] == 0 and _gc_pauses[1]:
+            gc.enable()
+
+
+def _ppl_code(disp) -> bool:
+    """Whether `disp` is ppl's: a function of ppl (its kernels, fit's loop) or of a generated step."""
+    module = getattr(disp.py_func, "__module__", None) or ""
+    return module.startswith(("ppl.", GENERATED))
+
+
 def _compile(compile_, disp, sig):
-    if before_outer_compile and not getattr(_compiling, "stack", None):
+    outer = not getattr(_compiling, "stack", None)
+    if outer and before_outer_compile:
         for hook in tuple(before_outer_compile):
             try:
                 hook()
             except Exception:   # noqa: BLE001 - the hook's own work fails alone
                 pass
+    paused = outer and PAUSE_GC and _ppl_code(disp) and _pause_gc()
+    try:
+        return _compile_inner(compile_, disp, sig)
+    finally:
+        if paused:
+            _resume_gc()
+
+
+def _compile_inner(compile_, disp, sig):
     if numba_compat.nrt_option(disp) is None and _in_module(disp.py_func, "ppl.kernels"):
         numba_compat.set_nrt_option(disp, True)   # not inherited from a step without NRT (ppl/compiler/pipeline.py)
         # nor fast-math flags or an error model from whichever caller compiles it first

@@ -54,6 +54,8 @@ from .runtime.program import Program
 __version__ = "0.1.0"
 globals().update(_LAW_NODES)   # ppl.Bernoulli, ppl.Normal, ...: one constructor per law (ppl/laws/)
 globals().update(_OP_NODES)    # ppl.sigmoid, ppl.tanh, ...: one per elementwise op (ppl/ops.py)
+from .kernels import _link as _kernel_link   # noqa: E402
+_kernel_link.freeze_imported()   # what import made stays out of the collector's walks (kernels/_link.py)
 __all__ = ["Model", "ModelError", "Node", "Affine", "Embed", *_LAW_NODES, "param", *_OP_NODES, "bernoulli_nll", "gaussian_nll", "softmax_xent", "categorical_nll",
            "gaussian_kl", "log_prob", "total", "blackbox", "rowsum", "logsumexp", "rowdot", "minimum", "maximum", "clip", "concat", "const", "layer", "dist", "scan",
            "estimators", "Estimator", "EstimatorContext", "Kernel", "KERNELS", "NO_GRAD", "register_estimator", "fit", "optim",
