@@ -38,6 +38,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -166,6 +167,10 @@ def main():
     env["PPL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ppl_compile_bench_")
     for case in cases:   # warm the kernel caches (and this case's step under another name)
         run_case(case, "_warmup", env)
+    # a warm-up's compile helper waits LINGER seconds for more work before it exits (ppl/compiler/ahead.py):
+    # let the last one go, or it shares the cores with the first measured case
+    from ppl.compiler.ahead import LINGER
+    time.sleep(LINGER + 1.0)
     results = {c: [] for c in cases}
     cold = {c: [] for c in cases}
     other = {c: [] for c in cases}

@@ -95,11 +95,11 @@ Twelve parts, installed once (``install``):
   outermost compile of a kernel, a generated step or fit's loop, on any thread, until the last
   one ends; a collector the process had turned off stays off). A compile allocates millions of
   objects, most of them kept (types, templates, code libraries), and at the default thresholds
-  the collector walked the process's long-lived objects again and again: 15-25% of a new graph's
-  first gradient, about a tenth of a cold first script's compile
-  (docs/benchmarks/compile-and-cold-start.md). What a compile leaves as cyclic garbage is
+  the collector walked the process's long-lived objects again and again, a measurable part of a
+  new graph's first gradient and of a cold run (docs/benchmarks/compile-and-cold-start.md,
+  "Python's collector paused while ppl compiles"). What a compile leaves as cyclic garbage is
   collected once it ends. And the objects alive at the end of ``import ppl`` (the modules of
-  Numba, NumPy, SciPy and ppl: some 100,000) are moved out of the collector's generations
+  Numba, NumPy, SciPy and ppl) are moved out of the collector's generations
   (``freeze_imported``, ``gc.freeze``): a full collection walked them all again, the first one
   during a process's first compile. ``PPL_COMPILE_GC=1`` leaves the collector as it is.
 """
