@@ -182,11 +182,10 @@ def main():
             if not args.no_cold:
                 cold[case].append(run_case(case, "", dict(env, PPL_CACHE_DIR=tempfile.mkdtemp(prefix="ppl_cold_"))))
     for case in cases:
-        for prefix, rs in (("", results[case]), ("cold_", cold[case]), ("other", other[case])):
+        other_label = f"{case}[{against[0]}={against[1]}]" if against else None
+        for label, prefix, rs in ((case, "", results[case]), (case, "cold_", cold[case]), (other_label, "", other[case])):
             if not rs:
                 continue
-            label = f"{case}[{against[0]}={against[1]}]" if prefix == "other" else case
-            prefix = "" if prefix == "other" else prefix
             for metric in ("import_s", "passes_s", "load_s", "first_step_s", "numba_llvm_s", "to_first_step_s",
                            "grad_call_us", "step_compile_s", "compiled_grad_call_us"):
                 v = float(np.median([x[metric] for x in rs]))

@@ -235,7 +235,7 @@ def _calls_resolvable(target_context, libdata, modname="") -> bool:
     return all(_load_symbol(n, target_context) for n in missing)
 
 
-def _in_module(func, prefix: str) -> bool:
+def _in_module(func, prefix) -> bool:   # prefix: a module prefix, or a tuple of them
     return func is not None and (getattr(func, "__module__", None) or "").startswith(prefix)
 
 
@@ -366,13 +366,12 @@ def freeze_imported():
         gc.freeze()
 
 
-def _pause_gc() -> bool:
+def _pause_gc():
     with _gc_lock:
         if _gc_pauses[0] == 0:
             _gc_pauses[1] = gc.isenabled()
             gc.disable()
         _gc_pauses[0] += 1
-    return True
 
 
 def _resume_gc():
@@ -380,12 +379,6 @@ def _resume_gc():
         _gc_pauses[0] -= 1
         if _gc_pauses[0] == 0 and _gc_pauses[1]:
             gc.enable()
-
-
-def _ppl_code(disp) -> bool:
-    """Whether `disp` is ppl's: a function of ppl (its kernels, fit's loop) or of a generated step."""
-    module = getattr(disp.py_func, "__module__", None) or ""
-    return module.startswith(("ppl.", GENERATED))
 
 
 def _compile(compile_, disp, sig):
@@ -396,12 +389,14 @@ def _compile(compile_, disp, sig):
                 hook()
             except Exception:   # noqa: BLE001 - the hook's own work fails alone
                 pass
-    paused = outer and PAUSE_GC and _ppl_code(disp) and _pause_gc()
+    # ppl's code (its kernels, fit's loop, a generated step) compiles with the collector paused
+    if not (outer and PAUSE_GC and _in_module(disp.py_func, ("ppl.", GENERATED))):
+        return _compile_inner(compile_, disp, sig)
+    _pause_gc()
     try:
         return _compile_inner(compile_, disp, sig)
     finally:
-        if paused:
-            _resume_gc()
+        _resume_gc()
 
 
 def _compile_inner(compile_, disp, sig):
