@@ -150,7 +150,8 @@ class Model(Graph):
         on the first batch a gradient is asked for (grad, fit): until then the rule table's choice
         (ppl/compiler/autotune.py, `Program.autotune_table`; the candidates that share a drawn row
         in one program, the others each in a program of its own, measured and timed by the next
-        call, `Program.choose` at once); "rules" ("unbiased"): the rule
+        call, `Program.choose` at once; fit measures those only where its run can repay them);
+        "rules" ("unbiased"): the rule
         table's unbiased choice; "fast": the rule table's, biased low-variance estimators
         allowed; "autotune": the former name of "measured".
         dtype: np.float32 (default) or np.float64.  samples: draws per data row (K).  seed:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 
 import numpy as np
@@ -68,12 +69,19 @@ def _clearly_less(c, best) -> bool:
 class Solo:
     """Candidates measured in a program of their own: `estimator` at `nodes` (where it is a candidate
     that cannot share the measured program's drawn row), the other nodes at the measured choice
-    `picks`; `cand` its figures once measured (None before, or its `error`)."""
+    `picks`; `cand` its figures once measured (None before, or its `error`, or why the run's length
+    left it unmeasured: `skipped`)."""
 
     def __init__(self, estimator: str, nodes: tuple, picks: dict, prog, rows: int):
         self.estimator, self.nodes, self.picks, self.prog, self.rows = estimator, nodes, picks, prog, rows
         self.cand = None
         self.error = None
+        self.skipped = None
+
+    @property
+    def waiting(self) -> bool:
+        """Still to measure: not measured, failed or skipped."""
+        return self.cand is None and self.error is None and self.skipped is None
 
     @property
     def choice(self) -> dict:
@@ -115,12 +123,20 @@ class Alone:
 
     def _compiled(self, choice: dict):
         """The program of `choice`, kept to measure (made once per choice; its step compiles on its
-        first call)."""
+        first call, a compile helper handed it only then: `_started`)."""
         key = self._key(choice)
         if key not in self._solo_progs:
             self._solo_progs[key] = self.compile_program(self.model, self.options.replace(
-                estimators=self._assignment(choice), policy="rules", pilot=None))
+                estimators=self._assignment(choice), policy="rules", pilot=None), ahead=False)
         return self._solo_progs[key]
+
+    @staticmethod
+    def _started(prog):
+        """`prog`, its step handed to a compile helper (ppl/compiler/ahead.py) where one applies: its
+        step is about to run."""
+        if prog.start_ahead is not None:
+            prog.start_ahead()
+        return prog
 
     def _take_program(self, choice: dict):
         """The program of `choice` to adopt: the one made to measure, if any (no longer kept), else a
@@ -134,21 +150,56 @@ class Alone:
         parameters and warmed state, the same steps of the seed): WARMUP steps, then the variance
         over SOLO_DRAWS draws, and the sweep's choice alike (`_measure_reference`); a program that fails to compile or
         run is left out with its error."""
-        if self._at is None or not any(s.cand is None and s.error is None for s in self.pending):
+        if self._at is None or not any(s.waiting for s in self.pending):
             return
         t0 = time.perf_counter()
         data, batch, seed, step, point = self._at
         if self.reference is None:
             self.reference = self._measure_reference()
         for solo in self.pending:
-            if solo.cand is not None or solo.error is not None:
+            if not solo.waiting:
                 continue
             try:
-                solo.cand = self._measure_one(solo.prog, data, batch, seed, step, point, solo.rows)
+                solo.cand = self._measure_one(self._started(solo.prog), data, batch, seed, step, point, solo.rows)
                 solo.cand.estimator = solo.estimator
             except Exception as e:   # noqa: BLE001 - a candidate that fails is not chosen; the reason is said
                 solo.error = f"{type(e).__name__}: {e}"
         self.seconds += time.perf_counter() - t0   # what measuring again costs (fit's budget)
+
+    def budget_solos(self, prog, steps: int) -> None:
+        """Leave unmeasured the pending programs of their own that a run of `steps` more steps of
+        `prog` (the program of the sweep's choice) cannot repay: measuring one costs its
+        WARMUP + SOLO_DRAWS estimates, each at least the choice's work times the ratio of their rows,
+        and its TIME_ROUNDS timing rounds (the choice's measured again beside them: its draws and
+        rounds once), counted in steps of `prog`; they may take SOLO_SHARE of the run's steps, the
+        cheapest first. A candidate that is the choice in force at its nodes (the rule table's, until
+        measured otherwise) is measured whatever it costs: the others are compared with it. Their
+        compile is not counted (the disk cache may hold it, and the choice is the same on a first
+        run and a later one). With TIME_ROUNDS = 0 it is all counted, nothing timed."""
+        waiting = [s for s in self.pending if s.waiting]
+        if not waiting or self._at is None:
+            return
+        per_round = 0.0   # one timing round of one program, in steps of prog
+        if M.TIME_ROUNDS > 0:
+            data, batch = self._whole
+            run = _step_timer(prog, data, batch)
+            n = max(1, int(M.TIME_BLOCK / max(run(2) / 2, 1e-7)))
+            t = statistics.median(run(n) / n for _ in range(3))
+            per_round = M.TIME_ROUNDS * M.TIME_BLOCK / max(t, 1e-9)
+        draws, rows = M.WARMUP + M.SOLO_DRAWS, max(self._rows(self.picks), 1)
+
+        def cost(s):
+            return draws * max(1.0, s.rows / rows) + per_round
+        room = M.SOLO_SHARE * steps
+        in_force = [s for s in waiting if all(self.defaults.get(n) == s.estimator for n in s.nodes)]
+        spent = draws + per_round + sum(cost(s) for s in in_force)   # the reference, and those always measured
+        for s in sorted((s for s in waiting if s not in in_force), key=lambda s: (cost(s), s.estimator)):
+            if spent + cost(s) <= room:
+                spent += cost(s)
+                continue
+            s.skipped = (f"not measured: measuring it costs about {cost(s):.0f} steps of the choice's work, and the "
+                         f"run's {steps} steps leave {M.SOLO_SHARE:.0%} of theirs for it (a longer run, or "
+                         f"compile(pilot=...), measures it)")
 
     def _measure_reference(self) -> Candidate:
         """The sweep's choice measured as the programs of their own are (the same warm-up, steps and
@@ -233,7 +284,8 @@ class Alone:
             alone = f"in a program of its own (at {', '.join(solo.nodes)})"
             for n in solo.nodes:
                 if solo.cand is None:
-                    why = f"its program of its own failed ({solo.error})" if solo.error else "not measured"
+                    why = (f"its program of its own failed ({solo.error})" if solo.error else
+                           f"in a program of its own, {solo.skipped}" if solo.skipped else "not measured")
                     table.append(Candidate(n, solo.estimator, verdict=f"excluded: {why}"))
                     continue
                 c = Candidate(n, solo.estimator, solo.cand.variance, solo.cand.se, solo.rows)
@@ -267,7 +319,7 @@ class Alone:
         if choice == now:
             self.label(prog)
             return prog
-        new = self._take_program(choice)
+        new = self._started(self._take_program(choice))
         start_from(new, self.prog)   # the measured program's warmed state of the new estimators,
         start_from(new, prog)        # then prog's parameters and the state it has
         self.label(new)

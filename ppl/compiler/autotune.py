@@ -26,6 +26,12 @@ choice's rows times the ratio of their times per estimate. One of them is chosen
 raised by the square root of its extra work, is below the choice's by SOLO_MARGIN (25%) or two
 standard errors. Estimators whose control variate is trained with the model (REBAR, RELAX,
 RODEO, double CV) are not measured: their variance at one point of training says little.
+Where the run's length is known (`Program.choose(steps=N)`: fit, `ppl train`), a program of its
+own is measured only while the draws and timing of those measured cost at most SOLO_SHARE (10%)
+of the run's steps, counted in steps of the sweep's choice, the cheapest first
+(`Alone.budget_solos`); one that is the choice in force always is. Their compile is not counted:
+the disk cache may hold it, and a first run chooses as a later one does. One left out is never
+compiled; the table says why.
 
 Measurements, in the measured program at the initial parameters:
 - look-ahead (the first measurement only): `LOOKAHEAD` steps of Adam from the initial parameters
@@ -226,8 +232,8 @@ def measured_nodes(model, options) -> list:
 
 def autotune(model, compile_program, options, start=None):
     """The program with the estimator per node the module's rule chooses under `options` (a
-    CompileOptions, its pilot data set); `compile_program(model, options)` is the compiler's entry
-    point (passed in: the compiler calls this module, not the reverse). `start`: a program whose
+    CompileOptions, its pilot data set); `compile_program(model, options, ahead=True)` is the
+    compiler's entry point (passed in: the compiler calls this module, not the reverse). `start`: a program whose
     model parameters and estimator state the measurement starts from (by name). The program keeps
     its `Measurement` (`measurement`), which measures again as training moves (`again`). The
     candidates measured in programs of their own are still to measure (`Measurement.pending`):
@@ -391,7 +397,7 @@ class Measurement(Alone):
     def program(self, picks: dict):
         """The program of the choice `picks`, from the measured program's parameters and (warmed)
         state, with the table and the reasons; it keeps this measurement."""
-        final = self._take_program(picks)
+        final = self._started(self._take_program(picks))
         start_from(final, self.prog)             # the parameters, and the warmed state by name
         self.label(final)
         final.measurement = self
@@ -411,20 +417,23 @@ class Measurement(Alone):
             else:
                 ch.reason = next(c.reason for n, (c, _) in self.base.items() if n.name == node.name)
         waiting = [Candidate(n, s.estimator, verdict="in a program of its own: measured by the next call")
-                   for s in self.pending if s.cand is None and s.error is None for n in s.nodes]
+                   for s in self.pending if s.waiting for n in s.nodes]
         prog.autotune_table = [c.as_dict() for c in self._sorted(self.table + waiting)]
         prog.autotune_rule = RULE
 
-    def again(self, prog, data, batch, seed, step):
+    def again(self, prog, data, batch, seed, step, steps=None):
         """Measure again at `prog`'s parameters and state (a program of this measurement in
-        training) on this batch, the candidates of programs of their own too: the program of a new
-        choice where a node's candidate changed (compiled), else None (`prog`'s table is the new
+        training) on this batch, the candidates of programs of their own too (those the run's
+        `steps` left can repay, `budget_solos`, where it is given): the program of a new choice
+        where a node's candidate changed (compiled), else None (`prog`'s table is the new
         measurement's)."""
         t0 = time.perf_counter()
         start_from(self.prog, prog)
         now = {n.name: ch.estimator for n, (ch, _) in prog.choices.items() if n.name in self.measured}
         picks = self.sweep(data, batch, seed, step, now)
         self.plan_solos(picks)
+        if steps is not None:
+            self.budget_solos(prog, steps)
         self.measure_solos()
         new = self.settled(prog)
         self.seconds = time.perf_counter() - t0

@@ -23,6 +23,8 @@ TIME_ROUNDS = 5          # a program of its own is timed against the measured ch
 TIME_BLOCK = 0.01        # ... of about this many seconds each, the median (0 rounds: its rows, counted, as
                          # the measured program's: every choice the same on every run, the time ignored)
 TIME_ROWS = 1024         # ... on the batch's first rows, at most this many
+SOLO_SHARE = 0.10        # a run of known length (fit, `ppl train`): its programs of their own measured only while
+                         # their draws and timing cost at most this share of its training (alone.Alone.budget_solos)
 
 
 class Candidate:

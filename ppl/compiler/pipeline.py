@@ -327,27 +327,36 @@ def compile_model(model: Graph, estimators="auto", policy=None, dtype=np.float32
                                                  pilot, lowering, objective))
 
 
-def compile_program(model: Graph, options: CompileOptions):
+def compile_program(model: Graph, options: CompileOptions, ahead: bool = True):
     """The program of `model` under `options` (checked when they were made): the measured choice
     (on the pilot data now, or else the rule table's program that measures on its first batch),
     or the passes, then the step's module loaded. A model with latents summed out
     (guide="enumerate") compiles its sum (language/markov.py); the program keeps the model as
-    declared (`declared`), which sampling and prediction draw from."""
+    declared (`declared`), which sampling and prediction draw from. ahead=False: no compile
+    helper is handed its step until `Program.start_ahead()` (`_program`)."""
     summed = sum_out(model)
     if summed is not None:
-        prog = compile_program(summed, options)
+        prog = compile_program(summed, options, ahead)
         prog.declared = model
         return prog
     if options.policy in MEASURED:
         if options.pilot is not None:
             return settle(autotune(model, compile_program, options))
-        prog = compile_program(model, options.replace(policy="rules"))
-        prog.options = options
         pending = measured_nodes(model, options)
+        prog = _program(model, options.replace(policy="rules"), ahead=ahead and not pending)
+        prog.options = options
         if pending:
             prog.measure_on_first_batch(pending, lambda pilot, start: autotune(
                 model, compile_program, options.replace(pilot=pilot), start=start))
         return prog
+    return _program(model, options, ahead)
+
+
+def _program(model: Graph, options: CompileOptions, ahead: bool = True):
+    """The passes, then the step's module loaded. ahead=False: the step's compile helper is not
+    handed the step now (`compile_ahead.start`) but when it is about to run (`Program.start_ahead`):
+    the rule table's program of a measured choice made on a first batch, whose step fit never runs,
+    and the measured choice's programs, which run only if measured or chosen."""
     c = run_passes(Compilation(model, options))
     if options.target == "cuda":
         mod = load_source(model.name + "_cuda", c.source, {g: k.cuda for g, (k, _) in c.step.user_kernels.items()})
@@ -355,8 +364,10 @@ def compile_program(model: Graph, options: CompileOptions):
     else:
         mod = load_source(model.name, c.source, dict(c.step.globals))
         prog = Program(model, c.an, c.choices, c.step.layout, mod, c.source, options.dtype, options.samples)
-        if options.cache and not c.step.globals:
-            compile_ahead.start(prog, cache_dir(), lambda: reversed_source(c))   # a second core compiles too
+        if options.cache and not c.step.globals:   # a second core compiles too
+            prog.start_ahead = lambda: compile_ahead.start(prog, cache_dir(), lambda: reversed_source(c))
+            if ahead:
+                prog.start_ahead()
     prog.compile_times = dict(c.times)   # seconds per pass (benchmarks/compile.py)
     prog.weights_note = describe_weights(c.an, c.choices, c.needs.tangent, c.plan.paths, options.target == "cpu")
     prog.objective = options.objective

@@ -18,6 +18,7 @@ class MeasuredChoice:
     _measure = None   # (the nodes measured, choose(pilot, start) -> the program of the choice), or None
     measurement = None   # the measured choice's Measurement (ppl/compiler/autotune.py): it measures again
     _measuring = None    # the measured choice made on a thread after a first gradient (_Measuring), or None
+    start_ahead = None   # hands this program's step to a compile helper (compiler/pipeline.py), or None
 
     def measure_on_first_batch(self, nodes, choose) -> None:
         """Hold the measured choice of `nodes` until a first batch: `choose(pilot, start)` then
@@ -32,16 +33,20 @@ class MeasuredChoice:
         """The nodes whose measured choice waits for a first batch (grad, fit or `choose`); () when none."""
         return () if self._measure is None else self._measure[0]
 
-    def choose(self, data=None, batch=None):
+    def choose(self, data=None, batch=None, steps=None):
         """Make the measured choice now, on this batch (policy "measured" compiled without pilot
         data; nothing to do otherwise): the candidates are measured from this program's
         parameters and state, and the program becomes the program of the choice, its parameters,
-        state and `explain()` table with it. Returns self."""
-        self._choose(data, batch)
+        state and `explain()` table with it. `steps`: the length of the run the choice is for,
+        where it is known (fit gives it): the candidates of programs of their own are measured only
+        where the run can repay it (ppl/compiler/alone.py, `budget_solos`). Returns self."""
+        if steps is not None:
+            steps = V.integer(steps, "choose: steps (the run's length)", lo=0)
+        self._choose(data, batch, steps=steps)
         self.join_compile()
         return self
 
-    def _choose(self, data, batch, first_step=None):
+    def _choose(self, data, batch, first_step=None, steps=None):
         """choose(), or with first_step=(seed, step) (a first gradient asked for): that step run by
         this program (the rule table's choice, an unbiased estimate at the cost of its own compile;
         its loss returned, its gradient in grad_buffer), the measured choice made meanwhile on a
@@ -57,17 +62,22 @@ class MeasuredChoice:
                              f"for a model without inputs)")
         self._inputs(data, batch)   # bad data is the caller's error here, not a candidate's
         if first_step is None:
-            self._take(choose(pilot, self))
+            self._take(choose(pilot, self), steps)
             return None
+        if self.start_ahead is not None:   # its step runs now: a helper compiles it too (held back till now)
+            self.start_ahead()
         loss = self._run(data, batch, first_step[0], first_step[1], 1)[0]   # the rule table's step, compiled
         self._measuring = _Measuring(choose, _copy_pilot(pilot), Snapshot(self))
         return loss
 
-    def _take(self, new) -> None:
+    def _take(self, new, steps=None) -> None:
         """Become `new`, the program of the measured choice (its step compiled, its programs of their
-        own measured and decided: Measurement.settled), with this program's parameters."""
+        own measured -- those a run of `steps` can repay, where given -- and decided:
+        Measurement.settled), with this program's parameters."""
         m = new.measurement
         if m is not None and m.pending:
+            if steps is not None:
+                m.budget_solos(new, steps)
             m.measure_solos()
             new = m.settled(new)
         if new is not self:
@@ -100,17 +110,17 @@ class MeasuredChoice:
         if guard:
             self.check_steps(True)
 
-    def remeasure(self, data=None, batch=None, seed=0, step=0) -> list:
+    def remeasure(self, data=None, batch=None, seed=0, step=0, steps=None) -> list:
         """Measure the candidates of the measured choice again, at the current parameters and state,
         on this batch (steps `step` .. of `seed`); a node whose candidate now measures clearly better
         (ppl/compiler/autotune.py's `decide`: beyond the tie margin of the one in force) switches, and
         the program becomes the program of the new choice (its step compiled). Returns the
         measurement's records (`choice_records`: per node, from, to and the figures); [] when the
-        choice was not measured."""
+        choice was not measured. `steps`: the run's steps still to go, where known (as `choose`)."""
         if self.measurement is None:
             return []
         before = {n.name: ch.estimator for n, (ch, _) in self.choices.items()}
-        new = self.measurement.again(self, data, batch, seed, step)
+        new = self.measurement.again(self, data, batch, seed, step, steps)
         if new is not None:
             self._adopt(new)
         return choice_records(self, step, before, self.measurement.measured)

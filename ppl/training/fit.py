@@ -213,7 +213,7 @@ def _measured_choice(prog, plan, optimizer=None) -> list:
     if optimizer is not None:
         _queue_first_needs(prog, optimizer, plan.history())
     before = {n.name: ch.estimator for n, (ch, _) in prog.choices.items()}
-    prog.choose(*plan.batch(0))
+    prog.choose(*plan.batch(0), steps=plan.total)
     return choice_records(prog, 0, before, nodes)
 
 
@@ -519,7 +519,7 @@ class Trainer:
         plan, p = self.plan, self.prog
         data, batch = plan.batch(t)
         t0 = time.perf_counter()
-        records = p.remeasure(data, batch, seed=plan.seed + MEASURE_SEED, step=plan.first + t)
+        records = p.remeasure(data, batch, seed=plan.seed + MEASURE_SEED, step=plan.first + t, steps=plan.total - t)
         for r in records:
             r["step"] = t
         self.hist.choices.extend(records)

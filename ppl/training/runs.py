@@ -64,10 +64,16 @@ def parse_estimators(spec: str):
 
 def compile_run(model, D: dict, seed: int, estimators, target: str = "cpu", pilot=None):
     """`model` compiled for a training run with settings D (policy, dtype, samples, objective);
-    estimators: a spec string as parse_estimators reads it, or what compile takes."""
+    estimators: a spec string as parse_estimators reads it, or what compile takes. pilot: the data
+    (or a row count) a measured choice is made on now, for a run of D's steps (Program.choose);
+    None: on the run's first batch."""
     est = parse_estimators(estimators) if isinstance(estimators, str) else estimators
-    return model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
-                         seed=seed, target=target, objective=D["objective"], pilot=pilot)
+    prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
+                         seed=seed, target=target, objective=D["objective"])
+    if pilot is not None and prog.measure_pending:
+        data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
+        prog.choose(data, batch, steps=int(D["steps"]))
+    return prog
 
 
 def gradient_variance(prog, data, batch, draws=100) -> float:

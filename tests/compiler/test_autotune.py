@@ -63,9 +63,9 @@ def runs():
     for _ in range(2):
         n = [0]
 
-        def counting(model, options):
+        def counting(model, options, **kw):
             n[0] += options.policy != "autotune"
-            return real(model, options)
+            return real(model, options, **kw)
         A_compile = counting
         progs.append(A.settle(A.autotune(_two_layers(), A_compile, CompileOptions(
             dtype=np.float64, samples=2, policy="autotune", pilot={"x": X}, seed=3))))
@@ -245,7 +245,10 @@ def test_the_default_measures_on_the_first_batch(monkeypatch):
     hist = ppl.fit(fitted, {"x": X}, ppl.optim.Adam(1e-3), steps=3, batch_size=32, progress=False)
     (b, c) = hist.choices
     assert (b["step"], b["node"], b["from"], b["to"]) == (0, "b", "disarm", "mvd") and c["node"] == "c"
-    assert {e for e, *_ in b["measured"]} == {"score", "disarm", "mvd", "arms", "stochastic_derivative"}
+    # a 3-step run repays no program of its own (budget_solos): those are not measured, and say why
+    assert {e for e, *_ in b["measured"]} == {"score", "disarm", "mvd"}
+    by = {r["estimator"]: r for r in fitted.autotune_table if r["node"] == "b"}
+    assert "the run's 3 steps" in by["arms"]["why"] and "the run's 3 steps" in by["stochastic_derivative"]["why"]
     # the environment names the default; a bad one is refused by name
     monkeypatch.setenv("PPL_POLICY", "rules")
     assert mixed("mixed_default").compile().measure_pending == ()
@@ -395,6 +398,47 @@ def test_candidates_of_programs_of_their_own_are_measured_by_the_next_call(monke
     by = {r["estimator"]: r for r in poisson.autotune_table if r["rows"]}
     assert set(by) == {"score", "mvd", "stochastic_derivative"} and by["stochastic_derivative"]["draws"] == A.SOLO_DRAWS
     assert sum(r["chosen"] for r in by.values()) == 1
+
+
+def _untouched(prog) -> list:
+    """The measurement's programs of their own never compiled (their step has no signature)."""
+    return [p for p in prog.measurement._solo_progs.values() if not p.entry.signatures]
+
+
+def test_a_run_too_short_to_repay_a_program_of_its_own_leaves_it_unmeasured(counted, monkeypatch):
+    """choose(steps=N) (fit, `ppl train`): the programs of their own are measured only while their
+    draws and timing cost at most SOLO_SHARE of the run's steps (counted in steps of the choice's
+    work: with TIME_ROUNDS = 0 the same on every run), the cheapest first; one left out is never
+    compiled and says why. A candidate that is the choice in force (the rule table's) is measured
+    whatever it costs: the others are compared with it. Without a length, all are measured."""
+    X = np.random.default_rng(0).normal(size=(32, 2))
+    short = mixed("mixed_short").compile(dtype=np.float64, policy="measured").choose({"x": X}, steps=500)
+    by = {r["estimator"]: r for r in short.autotune_table if r["node"] == "b"}
+    assert by["mvd"]["chosen"] and by["arms"]["rows"] == 0 and by["stochastic_derivative"]["rows"] == 0
+    assert "not measured: measuring it costs about" in by["arms"]["why"] and "500 steps" in by["arms"]["why"]
+    assert len(_untouched(short)) == len(short.measurement._solo_progs) >= 2   # none of them compiled
+    # the share's arithmetic: the cheapest program of its own fits once the run is long enough for it
+    # and the reference (WARMUP + SOLO_DRAWS draws of each, the first in steps of the choice's work)
+    m = short.measurement
+    draws = measure.WARMUP + measure.SOLO_DRAWS
+    ref = m._rows(m.picks)
+    need = {e: draws * (1 + max(1.0, m._rows({**m.picks, "b": e, "c": e}) / ref)) for e in ("arms",)}
+    monkeypatch.setattr(measure, "SOLO_SHARE", 1.0)
+    for steps, measured in ((int(need["arms"]) - 1, False), (int(need["arms"]) + 1, True)):
+        p = mixed("mixed_short").compile(dtype=np.float64, policy="measured").choose({"x": X}, steps=steps)
+        row = next(r for r in p.autotune_table if r["node"] == "b" and r["estimator"] == "arms")
+        assert (row["rows"] > 0) == measured, (steps, need, row)
+    long = mixed("mixed_short").compile(dtype=np.float64, policy="measured").choose({"x": X}, steps=10 ** 9)
+    by = {r["estimator"]: r for r in long.autotune_table if r["node"] == "b"}
+    assert by["arms"]["draws"] == measure.SOLO_DRAWS and by["stochastic_derivative"]["draws"] == measure.SOLO_DRAWS
+    # the choice in force is measured in a program of its own even when nothing else fits
+    monkeypatch.setattr(measure, "SOLO_SHARE", 0.0)
+    bb = _black_box("bb_short").compile(dtype=np.float64, policy="measured").choose({"x": X[:16]}, steps=1)
+    by = {r["estimator"]: r for r in bb.autotune_table if r["node"] == "b"}
+    assert by["stochastic_derivative"]["draws"] == measure.SOLO_DRAWS and by["enumerate"]["rows"] == 0
+    assert "the run's 1 steps" in by["enumerate"]["why"]
+    with pytest.raises(ModelError, match="choose: steps"):
+        mixed("mixed_short").compile(dtype=np.float64, policy="measured").choose({"x": X}, steps=-1)
 
 
 def test_draws_that_agree_up_to_rounding_have_no_variance():

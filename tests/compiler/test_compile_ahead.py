@@ -242,7 +242,7 @@ def test_fit_queues_its_first_needs_before_the_measured_choice(monkeypatch):
     prog = sbn.build().compile(policy="measured")   # pending: made on fit's first batch
     assert prog.measure_pending
     real = prog.choose
-    monkeypatch.setattr(prog, "choose", lambda *args: order.append("choice") or real(*args))
+    monkeypatch.setattr(prog, "choose", lambda *args, **kw: order.append("choice") or real(*args, **kw))
     x = (np.random.default_rng(0).random((16, 64)) < 0.3).astype(np.float32)
     ppl.fit(prog, {"x": x}, ppl.optim.Adam(1e-3), steps=2, batch_size=8, progress=False)
     assert order[1] == "choice" and {"adam_update", "record_losses"} <= set(order[0]), order
