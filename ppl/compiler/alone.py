@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 
 import numpy as np
@@ -50,6 +49,24 @@ def _step_timer(prog, data, batch):
         return dt
     prog.state[:] = state
     return run
+
+
+def _grad_time(prog, data, batch) -> float:
+    """Seconds per gradient of `prog` on this batch as a run's first steps take it (`grad`: until
+    its compile pays, the step interpreted over its compiled kernels, runtime/first_steps.py; not
+    compiled here), about TIME_BLOCK seconds of calls; its state and gradient buffer kept."""
+    state, grad = prog.state.copy(), prog.grad_buffer.copy()
+    try:
+        prog.grad(data, batch=batch)   # its kernels compiled or loaded
+        t0 = time.perf_counter()
+        prog.grad(data, batch=batch)
+        n = max(1, min(10_000, int(M.TIME_BLOCK / max(time.perf_counter() - t0, 1e-7))))
+        t0 = time.perf_counter()
+        for _ in range(n):
+            prog.grad(data, batch=batch)
+        return (time.perf_counter() - t0) / n
+    finally:
+        prog.state[:], prog.grad_buffer[:] = state, grad
 
 
 def _clearly_less(c, best) -> bool:
@@ -171,21 +188,19 @@ class Alone:
         `prog` (the program of the sweep's choice) cannot repay: measuring one costs its
         WARMUP + SOLO_DRAWS estimates, each at least the choice's work times the ratio of their rows,
         and its TIME_ROUNDS timing rounds (the choice's measured again beside them: its draws and
-        rounds once), counted in steps of `prog`; they may take SOLO_SHARE of the run's steps, the
-        cheapest first. A candidate that is the choice in force at its nodes (the rule table's, until
-        measured otherwise) is measured whatever it costs: the others are compared with it. Their
-        compile is not counted (the disk cache may hold it, and the choice is the same on a first
-        run and a later one). With TIME_ROUNDS = 0 it is all counted, nothing timed."""
+        rounds once), counted in steps of `prog` (a round's seconds over `prog`'s time per gradient
+        as the run's first steps take it, `_grad_time`: its step is not compiled for it); they may
+        take SOLO_SHARE of the run's steps, the cheapest first. A candidate that is the choice in
+        force at its nodes (the rule table's, until measured otherwise) is measured whatever it
+        costs: the others are compared with it. Their compile is not counted (the disk cache may
+        hold it, and the choice is the same on a first run and a later one). With TIME_ROUNDS = 0
+        it is all counted, nothing timed."""
         waiting = [s for s in self.pending if s.waiting]
         if not waiting or self._at is None:
             return
         per_round = 0.0   # one timing round of one program, in steps of prog
         if M.TIME_ROUNDS > 0:
-            data, batch = self._whole
-            run = _step_timer(prog, data, batch)
-            n = max(1, int(M.TIME_BLOCK / max(run(2) / 2, 1e-7)))
-            t = statistics.median(run(n) / n for _ in range(3))
-            per_round = M.TIME_ROUNDS * M.TIME_BLOCK / max(t, 1e-9)
+            per_round = M.TIME_ROUNDS * M.TIME_BLOCK / max(_grad_time(prog, *self._whole), 1e-9)
         draws, rows = M.WARMUP + M.SOLO_DRAWS, max(self._rows(self.picks), 1)
 
         def cost(s):
