@@ -473,9 +473,9 @@ def _average_kernels():
 def moving_average_baseline_launcher():
     from ..native.launch import single_block
 
-    def moving_average_baseline(L, rw, state, slot, decay, b, update):
-        single_block(_average_kernels()[0], L.shape[0])(L, rw, state, slot, decay, b, update)
-    moving_average_baseline.__doc__ = ("b[r] = the running mean in state[slot]; then, if update, fold in this "
+    def moving_average_baseline(L, rw, state, state_slot, decay, b, update):
+        single_block(_average_kernels()[0], L.shape[0])(L, rw, state, state_slot, decay, b, update)
+    moving_average_baseline.__doc__ = ("b[r] = the running mean in state[state_slot]; then, if update, fold in this "
                                        "batch's rw-weighted mean of L (one block, deterministic).")
     moving_average_baseline.__kernels__ = []
     return moving_average_baseline

@@ -266,19 +266,20 @@ def loo_baseline_marginal(q, L, rw, K, S, strides, sizes, b):
 
 
 @rows("b")
-def baseline_keep(r, L, rw, state, slot, b, keep):
+def baseline_keep(r, L, rw, state, state_slot, b, keep):
     """moving_average_baseline's row half, in a loop block run as one CUDA kernel: b[r] = the
-    running mean held in state[slot]; keep[r] = rw[r] L[r] (weighted), which a fold after the
-    loop sums over the rows into state[slot] (kernels/cuda/products.py's moving_average_fold)."""
-    b[r] = state[slot]
+    running mean held in state[state_slot]; keep[r] = rw[r] L[r] (weighted), which a fold after the
+    loop sums over the rows into state[state_slot] (kernels/cuda/products.py's moving_average_fold)."""
+    b[r] = state[state_slot]
     keep[r] = weighted(rw[r], L[r])
 
 
 @njit(**_JIT)
-def moving_average_baseline(L, rw, state, slot, decay, b, update):
-    """b[r] = the running mean held in state[slot] (from earlier steps, so the estimate stays
-    unbiased); then, if update, state[slot] <- decay * state[slot] + (1 - decay) * mean_rw(L)."""
-    m = state[slot]
+def moving_average_baseline(L, rw, state, state_slot, decay, b, update):
+    """b[r] = the running mean held in state[state_slot] (from earlier steps, so the estimate stays
+    unbiased); then, if update, state[state_slot] <- decay * state[state_slot] + (1 - decay) *
+    mean_rw(L)."""
+    m = state[state_slot]
     tot = 0.0
     wsum = 0.0
     for r in range(L.shape[0]):   # a row of weight 0 adds nothing (weighted_total)
@@ -286,8 +287,8 @@ def moving_average_baseline(L, rw, state, slot, decay, b, update):
         tot += weighted(rw[r], L[r])
         wsum += rw[r]
     if update:  # the first step seeds the average with the first batch's mean
-        state[slot] = moving_average(m, tot, wsum, decay, state[slot + 1] == 0)
-        state[slot + 1] = 1
+        state[state_slot] = moving_average(m, tot, wsum, decay, state[state_slot + 1] == 0)
+        state[state_slot + 1] = 1
 
 
 @rows("x")

@@ -74,9 +74,9 @@ def sd_estimate(r, W, D, S, acc, E, stride, span):
 
 
 @items("steps * E.shape[1]")
-def sd_score_learn(i, E, sc, steps, state, off):
+def sd_score_learn(i, E, sc, steps, state, state_off):
     """Item i = (step t, direction d) of a jumping node's scores (sc: `steps` steps of R rows, written
-    on the drawn rows; its cells at state[off + CELL ND t:]): the cell's sums of E s, s^2 and (E s)^2
+    on the drawn rows; its cells at state[state_off + CELL ND t:]): the cell's sums of E s, s^2 and (E s)^2
     add every row's whose E (sd_estimate's: NaN off the drawn rows) and score are finite."""
     ND, R = E.shape[1], E.shape[0]
     t, d = i // ND, i % ND
@@ -88,33 +88,33 @@ def sd_score_learn(i, E, sc, steps, state, off):
         num += es
         den += s * s if ok else 0.0
         sq += es * es
-    k = off + CELL * ND * t
+    k = state_off + CELL * ND * t
     state[k + ND + d] += num
     state[k + 2 * ND + d] += den
     state[k + 3 * ND + d] += sq
 
 
 @rows("acc")
-def sd_score_apply(r, sc, steps, state, off, acc, stride, span):
+def sd_score_apply(r, sc, steps, state, state_off, acc, stride, span):
     """acc[r, d] += sum_t c_t,d sc[t R + r, d] on a drawn row (its banked estimates): a jumping node's
-    control variates, its coefficients in use at state[off + CELL ND t + d]. Every cell has learned
+    control variates, its coefficients in use at state[state_off + CELL ND t + d]. Every cell has learned
     from sd_estimate's E before (the estimate without control variates), so the nodes add in turn."""
     if slot_local(r, stride, span) == 0:
         ND, R = acc.shape[1], acc.shape[0]
         for d in range(ND):
             t_cv = 0.0
             for t in range(steps):
-                t_cv += state[off + CELL * ND * t + d] * float(sc[t * R + r, d])
+                t_cv += state[state_off + CELL * ND * t + d] * float(sc[t * R + r, d])
             acc[r, d] += t_cv
 
 
 @items("ND")
-def sd_cv_update(d, state, off, C, ND, decay):
-    """Direction d's coefficient in each of C cells (state[off + CELL ND c:]) from the cell's sums,
+def sd_cv_update(d, state, state_off, C, ND, decay):
+    """Direction d's coefficient in each of C cells (state[state_off + CELL ND c:]) from the cell's sums,
     -sum(E s) / sum(s^2) shrunk by max(0, 1 - sum((E s)^2) / sum(E s)^2) (0 while no score was seen),
     for the next step; then the sums decay."""
     for c in range(C):
-        k = off + CELL * ND * c
+        k = state_off + CELL * ND * c
         num, den, sq = state[k + ND + d], state[k + 2 * ND + d], state[k + 3 * ND + d]
         shrink = max(0.0, 1.0 - sq / (num * num)) if num != 0.0 else 0.0
         state[k + d] = -num / den * shrink if den > 0.0 else 0.0

@@ -67,9 +67,9 @@ def sd_learn_final(r, W, D, learn, state, stride, span):
 
 
 @items("A")
-def sd_importance(a, state, off, C, A, decay, floor, prior):
+def sd_importance(a, state, state_off, C, A, decay, floor, prior):
     """Path a's learned importance over C cells (a jumping node's step; cell c's numbers at
-    state[off + 6 A c:], a block of A (one per path) each: the importance in use, the candidate,
+    state[state_off + 6 A c:], a block of A (one per path) each: the importance in use, the candidate,
     the kept jumps' sums of D^2, their counts, and the two _moments sums). The candidate h is the
     root mean square of the D of the cell's kept jumps, shrunk towards the path's (over every
     cell) as if the cell had `prior` more jumps of that mean square, and floored at `floor` x the
@@ -77,7 +77,7 @@ def sd_importance(a, state, off, C, A, decay, floor, prior):
     below weight 1's (else 1: 0 stored); 0 while no jump had D != 0. Then every sum decays."""
     ss, nn, m1, mc = 0.0, 0.0, 0.0, 0.0
     for c in range(C):
-        k = off + 6 * A * c
+        k = state_off + 6 * A * c
         ss += state[k + 2 * A + a]
         nn += state[k + 3 * A + a]
         m1 += state[k + 4 * A + a]
@@ -85,12 +85,12 @@ def sd_importance(a, state, off, C, A, decay, floor, prior):
     pooled = ss / nn if nn > 0.0 else 0.0
     top = 0.0
     for c in range(C):
-        k = off + 6 * A * c
+        k = state_off + 6 * A * c
         state[k + A + a] = (state[k + 2 * A + a] + prior * pooled) / (state[k + 3 * A + a] + prior)
         top = max(top, state[k + A + a])
     use = mc < m1
     for c in range(C):
-        k = off + 6 * A * c
+        k = state_off + 6 * A * c
         h = math.sqrt(max(state[k + A + a], floor * floor * top)) if top > 0.0 else 0.0
         state[k + A + a] = h
         state[k + a] = h if use else 0.0
