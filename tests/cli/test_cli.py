@@ -36,6 +36,7 @@ def test_train_sbn_prints_table_progress_and_report(capsys, tmp_path):
                          str(tmp_path))
     assert code == 0
     assert "h1   | Bernoulli" in out and "disarm" in out                       # the explain table
+    assert "the run's 40 steps" in out   # chosen for a run of 40 steps: no program of its own measured
     assert "40/40" in err and "loss=" in err                                   # the progress bar
     assert "test_elbo" in out and "test_iwae_100" in out and "test_exact_ll" in out and "ms/step" in out
     rep = json.loads((tmp_path / "report.json").read_text())

@@ -248,6 +248,25 @@ def test_fit_queues_its_first_needs_before_the_measured_choice(monkeypatch):
     assert order[1] == "choice" and {"adam_update", "record_losses"} <= set(order[0]), order
 
 
+def test_a_step_nobody_may_run_is_handed_to_the_helper_only_when_it_runs(monkeypatch):
+    """The rule table's program of a measured choice made on the first batch is handed to the
+    helper when its step first runs (a first `grad`), not when it is compiled: fit makes the choice
+    first and never runs it. A program compiled without a pending choice is handed at once. The
+    test of the test: with every program handed at compile (pipeline's `ahead` ignored), the
+    first assertion fails."""
+    started = []
+    monkeypatch.setattr(compile_ahead, "start", lambda prog, *args: started.append(prog) or None)
+    x = (np.random.default_rng(0).random((8, 64)) < 0.3).astype(np.float32)
+    pending = sbn.build().compile(policy="measured")
+    assert pending.measure_pending and started == []
+    pending.grad({"x": x})   # the rule table's step runs now (the choice is measured on a thread)
+    pending.join_compile()
+    assert started[0] is not None and len(started) >= 1
+    n = len(started)
+    sbn.build().compile(policy="rules")
+    assert len(started) == n + 1
+
+
 # the names of the functions Numba compiles from here on, in `compiled` (the scripts below)
 SEEN = """
 from numba.core import event
