@@ -39,7 +39,7 @@ def _pilot(mod, D, d, seed):
     return {k: v[: int(D["batch"])] for k, v in train.items()}
 
 
-def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None):
+def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None, evaluation=False):
     model = _build(mod, model_opts)
     pilot = None
     if D["policy"] in ("measured", "autotune"):
@@ -48,7 +48,8 @@ def _compile(mod, D, model_opts, seed, estimators=None, target="cpu", data=None)
         except ModelError:   # no data to measure on (a user's model without --data): the rule table's choice,
             pilot = None     # measured on the first batch a fit sees
     t0 = time.perf_counter()
-    prog = compile_run(model, D, seed, estimators if estimators is not None else D["estimators"], target, pilot)
+    prog = compile_run(model, D, seed, estimators if estimators is not None else D["estimators"], target, pilot,
+                       evaluation=evaluation)
     return prog, time.perf_counter() - t0
 
 
@@ -81,9 +82,8 @@ def cmd_train(args) -> int:
         raise UsageError("--eval-data needs --data FILE (the training data)")
     if args.target == "cpu":   # the run's first needs, compiled by the helper while the choice's programs compile
         _expect_run(D)
-    prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target, data=d)
-    if args.target == "cpu":
-        prog.prepare_evaluation()   # the report's test ELBO / IWAE-100: compiled beside the training step
+    # the report's test ELBO / IWAE-100: compiled beside the training step
+    prog, t_compile = _compile(mod, D, model_opts, args.seed, target=args.target, data=d, evaluation=True)
     print(f"model {prog.model.name}: {D['optimizer']} lr={D['lr']}, batch {D['batch']}, {D['steps']} steps, "
           f"{np.dtype(D['dtype']).name}, seed {args.seed}")
     print(prog.explain())

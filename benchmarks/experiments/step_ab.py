@@ -10,7 +10,8 @@ shared machine slows both alike. For "step times within 5% of before" between tw
 
 The SBN is each side's own `benchmarks/peers.build_sbn` (--old-tree: the old checkout); the toy is
 `ppl.models.toy_bernoulli` at batch 1; any other name, that bundled model (`--estimators auto`: its
-rule table's choice) on its training data's first rows.
+rule table's choice) on its training data's first rows; `first_script:poisson` (or `:coin`), that
+script of benchmarks/first_script.py up to its fit, its model on the first rows of its data.
 
 JSON lines {"bench","case","metric","value","unit","baseline","ratio"}: value = this Python's
 median us per step, baseline = the old Python's, ratio = value / baseline (< 1: faster now).
@@ -43,6 +44,13 @@ def serve(estimator: str, samples: int, batch: int, bench_dir: str, model: str =
         from ppl.models import toy_bernoulli
         prog = toy_bernoulli.build(t=0.45, theta0=0.0).compile(**opts)
         a = prog.args(batch=batch)
+    elif model.startswith("first_script:"):   # a script of benchmarks/first_script.py up to its fit: its model `m`
+        import first_script                       # on the first rows of the arrays named as its inputs
+        ns = {}
+        exec(getattr(first_script, model.split(":")[1].upper()).split("ppl.fit(")[0], ns)
+        prog = ns["m"].compile(**{**opts, "estimators": "auto" if estimator == "auto" else estimator,
+                                  "policy": "rules"})
+        a = prog.args({k: np.ascontiguousarray(ns[k][:batch], dtype) for k in prog.layout.inputs})
     elif model != "sbn":   # a bundled model on its own data, policy "rules" (one program, its rule table's choice)
         from ppl.models import get
         mod = get(model)
@@ -105,7 +113,8 @@ def main():
     ap.add_argument("--estimators", default="disarm,rebar,score,reinmax,vimco")
     ap.add_argument("--samples", type=int, default=None, help="default: 5 for IWAE estimators, else 1")
     ap.add_argument("--batch", type=int, default=None, help="default: 32 (sbn), 1 (toy)")
-    ap.add_argument("--model", default="sbn", help="sbn (benchmarks/peers.py's), toy, or a bundled model's name")
+    ap.add_argument("--model", default="sbn", help="sbn (benchmarks/peers.py's), toy, a bundled model's name, or "
+                                                  "first_script:poisson / first_script:coin")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--rounds", type=int, default=31)
     ap.add_argument("--calls", type=int, default=500)

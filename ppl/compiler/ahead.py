@@ -23,7 +23,9 @@ loss record, `functions(first=True)`) is taken while a step is being typed, befo
 kernel, not after the step: the program's process reaches those right after the step's kernels.
 fit queues them before it makes a pending measured choice, and `ppl train`, which measures while
 it compiles, names them ahead (`expect`): the helper compiles them while the choice's programs
-compile. The measured choice's programs of their own, timed against the choice's, have their
+compile. `ppl train` prepares its evaluation program when the measured choice's step reaches
+the helper (`then`), so that its jobs come right behind that step's: the helper compiles them
+while the program's process measures, not after the run's steps. The measured choice's programs of their own, timed against the choice's, have their
 steps compiled here while the choice's compiles there (compiler/alone.py).
 It writes nothing but the kernels' cache files and removes its own.
 
@@ -54,6 +56,7 @@ _queue = None   # (the running helper, its queue folder, [True] while one starte
 _folders = []   # the queue folders of those helpers
 _numbers = itertools.count()   # job files (in the order queued) and queue folders
 _expected = []   # expect(calls): a training run's first needs, queued on the next helper launched
+_then = []   # then(fn): called once the next step is queued on a helper
 JOB, CLOSED = ".job", ".closed"   # a queued job's suffix; a queue folder's once its helper takes no more
 # how long a helper with an empty queue waits for another job before it closes the queue: the
 # program's process queues the next programs' steps (the measured choice's, the evaluation's) a
@@ -139,6 +142,8 @@ def start(prog, folder, reversed_step) -> subprocess.Popen | None:
         return None
     while _expected:   # what a run of this program will need first, taken in the helper's idle time
         functions(_expected.pop()(prog), first=True)
+    while _then:   # what the run needs after its steps, queued behind this step
+        _then.pop()()
     return proc
 
 
@@ -149,6 +154,14 @@ def expect(calls) -> None:
     compiles them while the program's process is still compiling (the measured choice's programs,
     which `ppl train` measures before its run starts) instead of after. Once."""
     _expected[:] = [calls]
+
+
+def then(fn) -> None:
+    """fn(): called once, right after the next step is queued on a helper (`compile_run`: the
+    report's evaluation program, prepared there, so that its jobs queue behind the measured
+    choice's step and the helper compiles them in the time it waits for the chosen program's
+    step, instead of after the run's steps). None: forget one not called yet."""
+    _then[:] = [] if fn is None else [fn]
 
 
 def _rows_cached(prog, sig) -> bool:

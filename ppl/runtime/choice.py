@@ -99,14 +99,17 @@ class MeasuredChoice:
     def _adopt(self, new) -> None:
         """Become program `new` (the same model under other estimators): its step, layout and
         state; the parameter arrays are kept where the layouts of the parameters agree (views of
-        them stay valid), else taken with their values."""
+        them stay valid), else taken with their values; the programs derived from this one (twins,
+        the evaluation's: compiled from the declared model and options of their own) kept."""
         same = [(n, o, tuple(shape)) for n, o, shape, _ in self.layout.params] == \
                [(n, o, tuple(shape)) for n, o, shape, _ in new.layout.params]
         if same and self.layout.n_theta == new.layout.n_theta:
             self.theta[:] = new.theta
             new.theta, new.grad_buffer, new.params = self.theta, self.grad_buffer, self.params
         guard = self._guard is not None
+        twins = {**new._twins, **self._twins}   # derived programs: the declared model's, whatever its estimators
         self.__dict__.update(new.__dict__)
+        self._twins = twins
         if guard:
             self.check_steps(True)
 

@@ -192,7 +192,8 @@ class DerivedPrograms:
         samples = V.integer(samples, "prepare_evaluation: samples", lo=1, hi=1 << 20)
         ev = self._evaluator(samples, self.dtype if dtype is None else dtype)
         ahead = self.ahead
-        if ev.target == "cpu" and ahead is not None and ahead.running():   # its entry point too, on the helper
+        if ev.target == "cpu" and ahead is not None and ahead.running() and not getattr(ev, "queued_ahead", False):
+            ev.queued_ahead = True   # its entry point too, on the helper, once
             block = {n: np.zeros((1, ev.model.nodes[n].width), ev.dtype) for n in ev.data_inputs}
             ahead.functions([(ev.module.step_rows, declare.evaluation_args(ev, block, 0, 0))])
         return ev

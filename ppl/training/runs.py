@@ -62,17 +62,27 @@ def parse_estimators(spec: str):
     return out
 
 
-def compile_run(model, D: dict, seed: int, estimators, target: str = "cpu", pilot=None):
+def compile_run(model, D: dict, seed: int, estimators, target: str = "cpu", pilot=None, evaluation=False):
     """`model` compiled for a training run with settings D (policy, dtype, samples, objective);
     estimators: a spec string as parse_estimators reads it, or what compile takes. pilot: the data
     (or a row count) a measured choice is made on now, for a run of D's steps (Program.choose);
-    None: on the run's first batch."""
+    None: on the run's first batch. evaluation=True: the evaluation program (the report's bound,
+    `Program.prepare_evaluation`) prepared too, on a measured choice's first step when the compile
+    helper takes it (its jobs then queue behind that step's), else once compiled."""
+    from ..compiler import ahead
     est = parse_estimators(estimators) if isinstance(estimators, str) else estimators
     prog = model.compile(estimators=est, policy=D["policy"], dtype=np.dtype(D["dtype"]), samples=int(D["samples"]),
                          seed=seed, target=target, objective=D["objective"])
     if pilot is not None and prog.measure_pending:
         data, batch = (None, int(pilot)) if isinstance(pilot, (int, np.integer)) else (pilot, None)
-        prog.choose(data, batch, steps=int(D["steps"]))
+        if evaluation and target == "cpu":
+            ahead.then(prog.prepare_evaluation)
+        try:
+            prog.choose(data, batch, steps=int(D["steps"]))
+        finally:
+            ahead.then(None)
+    if evaluation and target == "cpu":
+        prog.prepare_evaluation()   # queued once: here where no helper took the choice's step
     return prog
 
 

@@ -177,7 +177,7 @@ class _Helper:   # a helper process, not started
 def _no_helper_process(monkeypatch):
     """ahead's state fresh, helpers launched as _Helper, a new step never in the disk cache."""
     from ppl.kernels import numba_compat
-    for name, value in (("_queue", None), ("_helpers", []), ("_folders", []), ("_expected", [])):
+    for name, value in (("_queue", None), ("_helpers", []), ("_folders", []), ("_expected", []), ("_then", [])):
         monkeypatch.setattr(compile_ahead, name, value)
     from types import SimpleNamespace   # ahead's subprocess module alone: no other caller's Popen changes
     monkeypatch.setattr(compile_ahead, "subprocess", SimpleNamespace(
@@ -228,6 +228,50 @@ def test_a_runs_first_needs_expected_before_its_compile_are_queued_when_the_help
         import pickle
         (first,) = queue.glob("1*.job")
         assert [f[2] for f in pickle.loads(first.read_bytes())["functions"]] == ["zero1"]
+
+
+def test_a_hook_given_then_runs_once_right_after_the_next_step_is_queued(tmp_path, monkeypatch):
+    """`then(fn)` calls fn once, right after the next step's job is queued on the helper;
+    `then(None)` forgets one not called yet. The test of the test: a hook given again runs after the
+    next step's job, not before, and one forgotten never runs."""
+    _no_helper_process(monkeypatch)
+    seen = []
+
+    def queued():
+        seen.append(sorted(p.name[0] for p in compile_ahead._queue[1].glob("*.job")))
+    prog = sbn.build().compile(policy="rules")   # its step queued (rank 0)
+    compile_ahead.then(queued)
+    compile_ahead.start(prog, tmp_path, lambda: "a first program's")
+    compile_ahead.then(queued)
+    compile_ahead.start(prog, tmp_path, lambda: "a second program's")
+    compile_ahead.then(queued)
+    compile_ahead.then(None)
+    compile_ahead.start(prog, tmp_path, lambda: "a third program's")
+    assert seen == [["0", "2"], ["0", "2", "2"]], seen
+
+
+@pytest.mark.parametrize("evaluation", [True, False])
+def test_ppl_trains_evaluation_queues_behind_the_measured_choices_step(monkeypatch, evaluation):
+    """`compile_run(evaluation=True)` (`ppl train`) prepares the evaluation program when the measured
+    choice's first step is handed to the helper: its jobs (its reversed step, its `step_rows` entry)
+    queue right behind that step's, before the chosen program's, so the helper compiles them while
+    it would wait. The test of the test: without it, the first job behind the measured step is the
+    chosen program's step."""
+    import pickle
+
+    from ppl.training.runs import compile_run
+    _no_helper_process(monkeypatch)
+    x = (np.random.default_rng(0).random((16, 64)) > 0.5).astype(np.float32)
+    D = {"policy": "measured", "dtype": "float32", "samples": 1, "objective": "elbo", "steps": 100}
+    prog = compile_run(sbn.build(), D, 0, "auto", pilot={"x": x}, evaluation=evaluation)
+    ev = prog.prepare_evaluation()   # as `ppl train` does without compile_run's: the program built once, queued once
+    jobs = [pickle.loads(p.read_bytes()) for p in sorted(compile_ahead._queue[1].glob("*.job"))]
+    names = [j["name"] if "source" in j else [f[2] for f in j["functions"]] for j in jobs]
+    measured, chosen, mine = (p.module.__name__ + "_ahead" for p in (prog.measurement.prog, prog, ev))
+    assert len(names) == 4 and names[0].startswith(measured), names
+    at = 1 if evaluation else 2   # the evaluation's step and entry: behind the measured step, or behind the choice's
+    assert names[at].startswith(mine) and names[at + 1] == ["step_rows"], names
+    assert names[3 if evaluation else 1].startswith(chosen), names
 
 
 def test_fit_queues_its_first_needs_before_the_measured_choice(monkeypatch):
