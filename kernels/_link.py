@@ -68,7 +68,9 @@ Twelve parts, installed once (``install``):
   kernels were compiled once per sample and configuration count), and the measured choice's
   candidate bookkeeping (``cand_*``, kernels/families/candidates.py: it runs only while the
   choice is measured), and offsets into the program's state (``state_off``, ``state_slot``:
-  the base of an address, nothing a loop's shape depends on). Other constants (strides,
+  the base of an address, nothing a loop's shape depends on), and a stochastic derivative's
+  direction and parameter entry (``tan_d``, ``tan_e``: sd_tangent_grad and tangent_seed were
+  compiled once per tangent). Other constants (strides,
   widths, flags) stay literal: the kernels fold them (docs/benchmarks/compile-and-cold-start.md,
   "Cold start").
 - A helper of the kernels (a function of ``kernels/math/`` or a private ``_name`` of ``ppl.kernels``:
@@ -141,7 +143,7 @@ CALL_KERNELS = True   # False: link the kernels into the step as Numba does (ben
 # sample count. Other constants (strides, widths, flags) stay literal: the kernels fold
 # them (DisARM's gradient was 10x slower compiled for a variable pair stride).
 PLAIN_PARAMS = frozenset({"stream", "row0", "reps", "cand_k", "cand_stride", "cand_lo", "cand_hi", "cand_span",
-                          "state_off", "state_slot"})
+                          "state_off", "state_slot", "tan_d", "tan_e"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
 C_WRAPPERS = False  # True: every function of ppl.kernels keeps Numba's C-callable wrapper (Numba's default)

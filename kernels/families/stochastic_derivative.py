@@ -416,10 +416,11 @@ def sd_categorical_probs_draw(r, probs, u, v, K, stride, off, span, W, sid, D, s
 
 
 @rows("t")
-def tangent_seed(r, t, col):
-    """A parameter's tangent along its entry `col`: t[r, j] = 1 where j == col, else 0."""
+def tangent_seed(r, t, tan_e):
+    """A parameter's tangent along its entry `tan_e`: t[r, j] = 1 where j == tan_e, else 0 (int64:
+    kernels/_link.PLAIN_PARAMS)."""
     for j in range(t.shape[1]):
-        t[r, j] = like(t, 1.0) if j == col else like(t, 0.0)
+        t[r, j] = like(t, 1.0) if j == tan_e else like(t, 0.0)
 
 
 # The kernels below work path by path; one path (the common case) has a copy of its own, with
@@ -468,15 +469,16 @@ def sd_bank(r, flag, stride, span, W, D, S, acc, learn, state):
 
 
 @rows("W")
-def sd_tangent_grad(r, W, D, S, acc, rw, stride, span, d, e, gp):
-    """gp[e] += the drawn rows' rw (acc + sum_a W D S) in direction d: the stochastic derivative
-    along the parameter entry e (a word every row adds to)."""
+def sd_tangent_grad(r, W, D, S, acc, rw, stride, span, tan_d, tan_e, gp):
+    """gp[tan_e] += the drawn rows' rw (acc + sum_a W D S) in direction tan_d: the stochastic
+    derivative along the parameter entry tan_e (a word every row adds to). Both are addresses,
+    compiled as int64 (kernels/_link.PLAIN_PARAMS): one specialisation for every direction."""
     if slot_local(r, stride, span) == 0:
         ND = acc.shape[1]
-        t = acc[r, d]
+        t = acc[r, tan_d]
         for a in range(W.shape[1]):
-            t += W[r, a] * D[r, a] * S[r, a * ND + d]
-        add_word(gp, e, rw[r] * t)
+            t += W[r, a] * D[r, a] * S[r, a * ND + tan_d]
+        add_word(gp, tan_e, rw[r] * t)
 
 
 @rows("tag")

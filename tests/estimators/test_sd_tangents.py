@@ -153,6 +153,33 @@ def test_a_nan_tangent_gives_a_nan_gradient(learned):
         assert np.array_equal(state, np.zeros(6))   # nothing learned: weight 1 again
 
 
+def test_a_tangents_direction_and_entry_compile_once_and_address_as_numpy_does():
+    """A step passes each tangent's direction and parameter entry as constants; sd_tangent_grad
+    takes them as int64 (kernels/_link.PLAIN_PARAMS): one specialisation for every direction, not
+    one per (direction, entry). Oracle: NumPy's sum over the drawn rows (the row digit's stride 1,
+    span 2: the even rows) of rw (acc + sum_a W D S) per direction."""
+    from numba import njit, types
+
+    from ppl.kernels.cpu import core
+
+    @njit
+    def caller(W, D, S, acc, rw, gp):
+        core.sd_tangent_grad(W, D, S, acc, rw, 1, 2, 0, 2, gp)
+        core.sd_tangent_grad(W, D, S, acc, rw, 1, 2, 1, 0, gp)
+
+    rng = np.random.default_rng(4)
+    R, A, ND = 6, 2, 2
+    W, D, S, acc, rw = (rng.normal(size=s) for s in ((R, A), (R, A), (R, A * ND), (R, ND), (R,)))
+    gp = np.zeros(3)
+    caller(W, D, S, acc, rw, gp)
+    drawn = np.arange(R) % 2 == 0
+    want = [(rw * (acc[:, d] + (W * D * S[:, d::ND]).sum(1)))[drawn].sum() for d in range(ND)]
+    np.testing.assert_allclose(gp, [want[1], 0.0, want[0]], rtol=1e-13)
+    sigs = [sig for sig in core.sd_tangent_grad.signatures if sig[0] == types.float64[:, ::1] and sig[-1].ndim == 1
+            and sig[-1].dtype == types.float64 and sig[5:7] == (types.IntegerLiteral(1), types.IntegerLiteral(2))]
+    assert len(sigs) == 1 and sigs[0][7:9] == (types.int64, types.int64), sigs
+
+
 def test_a_categorical_by_weights_outside_a_scan_is_unbiased():
     """Outside a loop too: a Categorical given by weights, moved by a parameter vector, and a
     Bernoulli below it by probabilities (no meeting test: nothing follows a step)."""
