@@ -70,9 +70,8 @@ Twelve parts, installed once (``install``):
   choice is measured), and offsets into the program's state (``state_off``, ``state_slot``:
   the base of an address, nothing a loop's shape depends on), and a stochastic derivative's
   direction and parameter entry (``tan_d``, ``tan_e``: sd_tangent_grad and tangent_seed were
-  compiled once per tangent). Other constants (strides,
-  widths, flags) stay literal: the kernels fold them (docs/benchmarks/compile-and-cold-start.md,
-  "Cold start").
+  compiled once per tangent). Other constants (strides, widths, flags) stay literal: the
+  kernels fold them (docs/benchmarks/compile-and-cold-start.md, "Cold start").
 - A helper of the kernels (a function of ``kernels/math/`` or a private ``_name`` of ``ppl.kernels``:
   per-element math, row functions, inlined into its callers) compiled while a caller is typed is
   compiled without Numba's CPython wrapper (``PYTHON_WRAPPERS``): only compiled code calls it, and

@@ -25,8 +25,9 @@ fit queues them before it makes a pending measured choice, and `ppl train`, whic
 it compiles, names them ahead (`expect`): the helper compiles them while the choice's programs
 compile. `ppl train` prepares its evaluation program when the measured choice's step reaches
 the helper (`then`), so that its jobs come right behind that step's: the helper compiles them
-while the program's process measures, not after the run's steps. The measured choice's programs of their own, timed against the choice's, have their
-steps compiled here while the choice's compiles there (compiler/alone.py).
+while the program's process measures, not after the run's steps. The measured choice's programs
+of their own, timed against the choice's, have their steps compiled here while the choice's
+compiles there (compiler/alone.py).
 It writes nothing but the kernels' cache files and removes its own.
 
 It applies to CPU steps made only of kernel calls (the array lowering), only when neither the
