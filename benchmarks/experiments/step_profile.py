@@ -5,7 +5,7 @@ accumulating calls grew, e.g. the totals the bound reads). Kernel-level: the cal
 step (the difference: the step's buffers streaming through the cache, its views and calls).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/experiments/step_profile.py [--batch 32] [--estimator vimco]
-        [--samples 5] [--rounds 5] [--calls 2000]
+        [--samples 5] [--rounds 5] [--calls 2000] [--parts 2]
 
 --estimator vimco / local_disarm compile objective="iwae"; others the ELBO. One JSON line per call
 (us per call, median of the rounds), then the sum and the whole step.
@@ -42,6 +42,8 @@ def main():
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--parts", type=int, default=1,
+                    help="ppl's own parts of the products (kernels/native/parts.py), their ways measured first")
     ap.add_argument("--case", default="sbn64-32", choices=("sbn64-32", "sbn784-200", "sbn784-200-200"),
                     help="the 784-pixel cases: jax_peers.py's models and timing stand-in")
     args = ap.parse_args()
@@ -75,6 +77,11 @@ def main():
          f"        s += STEP(theta, grad, state, ws2, ws1, inputs, B, seed, t + it, mode)\n    return s\n", ns_full)
     run = list(a) + [np.uint64(1), np.int64(0), 1]
     fs = [(c, ns[f"f{j}"]) for j, c in enumerate(calls)] + [("whole step", ns_full["full"])]
+    if args.parts > 1:
+        from ppl.kernels.cpu import part_kernels
+        part_kernels.use(args.parts, dtypes=("float32",))
+        ns_full["full"](*run, 1)
+        part_kernels.calibrate("float32")
     for _, f in fs:
         f(*run, 1)
     times = {c: [] for c, _ in fs}
@@ -84,7 +91,7 @@ def main():
             t0 = time.perf_counter()
             f(*run, args.calls)
             times[c].append((time.perf_counter() - t0) / args.calls * 1e6)
-    case = f"{args.case}/{args.estimator}/K={args.samples}/batch={args.batch}"
+    case = f"{args.case}/{args.estimator}/K={args.samples}/batch={args.batch}" + (f"/parts={args.parts}" if args.parts > 1 else "")
     med = {c: float(np.median(v)) for c, v in times.items()}
     for c in calls:
         emit(case, c, med[c])

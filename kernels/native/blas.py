@@ -172,12 +172,19 @@ PART_MIN = 1 << 19   # multiply-adds of one slice at least (a launch costs about
 
 @njit(cache=True, no_cpython_wrapper=True)
 def _in_parts(slot, a, ta, b, tb, c, beta, M, N, K):
-    """gemm through the parts kernel in `slot` when the product reaches two slices' grain: True
-    when done (out of line: the inlined gemm of every step keeps one load and a branch)."""
-    k, step = _p.split(max(M, N), _p.parts(), max(1, PART_MIN // max(1, min(M, N) * K)))
+    """gemm through the parts kernel in `slot` when the product reaches two slices' grain, cut on
+    the side measured for its shape (parts.way; unmeasured: the longer side), or whole where that
+    was measured fastest: True when done (out of line: the inlined gemm of every step keeps one
+    load and a branch)."""
+    way = _p.way(M, N, K, ta, tb)
+    if way == _p.WHOLE:
+        return False
+    cols = N >= M if way == _p.UNMEASURED else way == _p.COLS
+    n, other = (N, M) if cols else (M, N)
+    k, step = _p.split(n, _p.parts(), max(1, PART_MIN // max(1, other * K)))
     if k < 2:
         return False
-    _p.call(slot, (ta, tb, M, N, K, a, b, beta, c, k, step))
+    _p.call(slot, (ta, tb, M, N, K, a, b, beta, c, k, step, cols))
     return True
 
 

@@ -12,6 +12,13 @@ them through a table of addresses (the global `ppl_part_fns`, a slot per kernel 
 does its work whole while its slot is empty. So a model whose work never reaches the parts' grain,
 or a process that never sets parts, compiles nothing for them.
 
+Which side of a product's output the parts cut (its rows or its columns), or whether it runs
+whole, is measured per product shape where the process runs (`calibrate` in
+kernels/cpu/part_kernels.py): which way gains from a second core depends on the BLAS's blocking
+and the host's caches, not on a rule one host could fix (BENCHMARKS.md). The ways measured sit in
+a table the kernels read by name (`ppl_part_dirs`), as the count: a shape the kernels meet with no
+way measured is recorded there (`recorded`) and cut on its longer side until it is measured.
+
 A part is work of one thread: with parts > 1 the BLAS should run at one thread (two thread pools on
 the same cores oversubscribe them), and the kernels must not run inside a parallel loop of Numba's
 (a part would launch a nested one).
@@ -21,7 +28,7 @@ import operator
 
 import llvmlite.binding as llvm
 from llvmlite import ir
-from numba import types
+from numba import carray, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, register_jitable
 
@@ -31,6 +38,14 @@ SLOTS = {("gemm", "float32"): 0, ("gemm", "float64"): 1, ("adam", "float32"): 2,
 _TABLE = (ctypes.c_int64 * len(SLOTS))()
 llvm.add_symbol("ppl_part_fns", ctypes.addressof(_TABLE))
 _I64 = ir.IntType(64)
+
+# the ways of a product shape: ROWS / COLS cut the output's rows / columns in parts, WHOLE runs it on one
+# thread; UNMEASURED: met by the kernels, no way measured yet (its output's longer side is cut)
+UNMEASURED, ROWS, COLS, WHOLE = 0, 1, 2, 3
+DIR_SLOTS = 64                                  # shapes the table holds (open addressing); past that, unmeasured
+_DIRS = (ctypes.c_int64 * (2 * DIR_SLOTS))()    # (key, way) pairs; key 0: an empty slot
+llvm.add_symbol("ppl_part_dirs", ctypes.addressof(_DIRS))
+_DIM = 1 << 20                                  # a shape's sizes below this have a key (20 bits each)
 
 
 def get_parts():
@@ -60,6 +75,62 @@ def bind_slot(kind, dtype, address):
 def slot(kind, dtype):
     """The table slot of kind's parallel kernel for a Numba float type (typing time), or -1."""
     return SLOTS.get((kind, str(dtype)), -1)
+
+
+def shape_key(M, N, K, ta, tb):
+    """The table's key of a product c (M x N) = op(a) op(b) with inner size K (0: no key)."""
+    if M >= _DIM or N >= _DIM or K >= _DIM:
+        return 0
+    return 1 + (M | (N << 20) | (K << 40) | (int(ta) << 60) | (int(tb) << 61))
+
+
+def _slot_of(key):
+    return (key ^ (key >> 20) ^ (key >> 40)) % DIR_SLOTS
+
+
+def _find(key):
+    """The table slot holding `key`, else the empty slot it would take (-1: full)."""
+    h = _slot_of(key)
+    for i in range(DIR_SLOTS):
+        j = (h + i) % DIR_SLOTS
+        if _DIRS[2 * j] == key or _DIRS[2 * j] == 0:
+            return j
+    return -1
+
+
+def _shape(key):
+    k = key - 1
+    return (k & (_DIM - 1), (k >> 20) & (_DIM - 1), (k >> 40) & (_DIM - 1), bool((k >> 60) & 1), bool((k >> 61) & 1))
+
+
+def recorded():
+    """The product shapes (M, N, K, ta, tb) the kernels met in parts with no way measured."""
+    return [_shape(_DIRS[2 * j]) for j in range(DIR_SLOTS) if _DIRS[2 * j] != 0 and _DIRS[2 * j + 1] == UNMEASURED]
+
+
+def ways():
+    """{(M, N, K, ta, tb): way} of the shapes measured in this process (ROWS, COLS or WHOLE)."""
+    return {_shape(_DIRS[2 * j]): int(_DIRS[2 * j + 1]) for j in range(DIR_SLOTS)
+            if _DIRS[2 * j] != 0 and _DIRS[2 * j + 1] != UNMEASURED}
+
+
+def set_way(M, N, K, ta, tb, way):
+    """Cut the products of this shape by `way` (ROWS, COLS, WHOLE; UNMEASURED: the longer side)."""
+    if way not in (UNMEASURED, ROWS, COLS, WHOLE):
+        raise ValueError(f"parts.set_way: way must be one of UNMEASURED, ROWS, COLS, WHOLE, got {way!r}")
+    key = shape_key(M, N, K, ta, tb)
+    j = _find(key) if key else -1
+    if j < 0:
+        return False
+    _DIRS[2 * j + 1] = way   # the way first: a kernel that finds the key reads a way set for it
+    _DIRS[2 * j] = key
+    return True
+
+
+def clear_ways():
+    """Forget every shape's way (each is cut on its longer side until measured again)."""
+    for i in range(2 * DIR_SLOTS):
+        _DIRS[i] = 0
 
 
 def _global(builder, name, ty):
@@ -119,6 +190,35 @@ def call(typingctx, index, args):
         builder.call(builder.inttoptr(_address(builder, llargs[0]), fnty.as_pointer()), vals)
         return context.get_dummy_value()
     return types.void(index, args), codegen
+
+
+@intrinsic
+def _dirs(typingctx):
+    """A pointer to the ways' table (the external global ppl_part_dirs), from nopython code."""
+    def codegen(context, builder, sig, args):
+        table = _global(builder, "ppl_part_dirs", ir.ArrayType(_I64, 2 * DIR_SLOTS))
+        return builder.gep(table, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), 0)])
+    return types.CPointer(types.int64)(), codegen
+
+
+@register_jitable
+def way(M, N, K, ta, tb):
+    """The measured way of a product shape (ROWS, COLS, WHOLE), from nopython code; UNMEASURED
+    where none is, the shape then recorded for `recorded` (a free slot taken)."""
+    if M >= _DIM or N >= _DIM or K >= _DIM:
+        return UNMEASURED
+    key = 1 + (M | (N << 20) | (K << 40) | (int(ta) << 60) | (int(tb) << 61))
+    t = carray(_dirs(), (2 * DIR_SLOTS,))
+    h = (key ^ (key >> 20) ^ (key >> 40)) % DIR_SLOTS   # as _slot_of
+    for i in range(DIR_SLOTS):
+        j = (h + i) % DIR_SLOTS
+        k = t[2 * j]
+        if k == key:
+            return t[2 * j + 1]
+        if k == 0:
+            t[2 * j] = key
+            return UNMEASURED
+    return UNMEASURED
 
 
 @register_jitable

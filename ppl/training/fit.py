@@ -478,8 +478,10 @@ class Trainer:
         halves = chunks is not None and chunks.split
         if plan.choose == "parts" or (plan.choose == "split" and not halves and n_parts > 1):
             n = int(n_parts)
+            dtype = self.prog.dtype
             ch = ThreadChooser([(f"{n} parts at once", lambda: parts.set_parts(n)),
-                                ("one thread", lambda: parts.set_parts(1))])
+                                ("one thread", lambda: parts.set_parts(1))],
+                               first_parallel=lambda: part_kernels.calibrate(dtype) > 0)
             ch.apply()
             return ch, None
         if plan.choose == "split" and halves:

@@ -29,6 +29,10 @@ goes on:
   up to MAX_HOLD_SECONDS, and back to HOLD_SECONDS when the winner changes; then a probe again.
   The losing setting thus takes about 2 PROBE_SECONDS in every hold: a few percent of the run.
 
+Where the parallel setting is ppl's parts, its first timed run also records the shapes of the
+products it cut; they are measured then (each cut by its output's rows, by its columns, or left
+whole: part_kernels.calibrate) and that run is left out of the probe.
+
 Which settings are candidates, and what each does to the results: a split fit's parallel
 setting is the batch's two halves at once, its one-thread setting the whole batch in one step
 (faster on one thread than the halves in turn: one product of B rows for two of B / 2); both draw
@@ -62,7 +66,9 @@ FIRST_CHUNK = 2          # steps of a probe segment's first chunk: the setting's
 
 class ThreadChooser:
     """Chooses between `settings` (each a (label, apply) pair, the parallel one first, one thread
-    second) by the time per step the trainer reports (`record`).
+    second) by the time per step the trainer reports (`record`). `first_parallel`, if given, is
+    called once, after the first timed run under the parallel setting (fit: the ways of cutting
+    the products that run met, measured); when it returns True that run is left out of the probe.
 
     The trainer calls `apply()` once before the first step and again after anything that changes
     the threads (an evaluation), `steps_cap(n)` to cut a chunk of n steps while probing (to about
@@ -71,10 +77,12 @@ class ThreadChooser:
     `record(steps, seconds)` after each run of steps. `log` lists the decisions: (step,
     {label: seconds per step}, the winner's label)."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, first_parallel=None):
         if len(settings) != 2:
             raise ValueError("ThreadChooser: settings are (parallel, one thread)")
         self.settings = list(settings)
+        self.first_parallel = first_parallel   # called after the first run under the parallel setting;
+                                               # True: it measured something, so that run is not timed
         self.current = 1              # one thread for the untimed first run, then the probe's settings
         self.winner = 0
         self.hold = HOLD_SECONDS
@@ -123,6 +131,10 @@ class ThreadChooser:
     def record(self, steps: int, seconds: float):
         """steps trained in `seconds` under the current setting."""
         self.steps_done += steps
+        if self.current == 0 and self.warm and self.first_parallel is not None and steps > 0:
+            hook, self.first_parallel = self.first_parallel, None
+            if hook():   # (the parts' ways of cutting each product, measured once it ran in parts)
+                return
         if steps > 0:
             self.last[self.current] = seconds / steps
         if not self.warm:   # a compile, first touches: on one thread, as beside a load the first

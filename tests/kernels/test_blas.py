@@ -1,6 +1,7 @@
 """kernels/native/blas.py: c = op(a) op(b) + beta c against NumPy, for every transpose combination,
 both precisions, the np.dot fallback that stands in when NumPy's OpenBLAS is not found, and
 strided (non-contiguous) views."""
+import contextlib
 import ctypes
 import os
 
@@ -88,7 +89,8 @@ def test_corename_reads_the_kernel_set_openblas_chose():
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_products_in_parts_match_the_whole(ta, tb, dtype):
     """ppl's own parts (kernels/native/parts.py): a product large enough is cut in slices of its
-    output's longer side (columns at 50 x 784 x 200, rows at 784 x 50 x 200), in two and in three
+    output's longer side while its shape has no measured way (columns at 50 x 784 x 200, rows at
+    784 x 50 x 200), and of its rows or its columns as set for its shape, in two and in three
     uneven slices; every entry is written (c starts as NaN with beta = 0) and equals the whole
     product's up to rounding; beta = 1 accumulates. The slices' count and length by the rule."""
     from ppl.kernels.cpu import part_kernels
@@ -99,20 +101,24 @@ def test_products_in_parts_match_the_whole(ta, tb, dtype):
     rng = np.random.default_rng(1)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     prev = parts.get_parts()
+    parts.clear_ways()
     try:
         for M, K, N in [(50, 784, 200), (784, 50, 200), (50, 200, 784)]:
             assert blas.PART_MIN <= M * N * K // 2
             a, b, c0, ref = _operands(rng, M, K, N, ta, tb, dtype)
             for n in (2, 3):
                 part_kernels.use(n, dtypes=(dtype,))
-                c = np.full((M, N), np.nan, dtype)
-                blas.matmul_into(a, ta, b, tb, c, dtype(0.0))
-                np.testing.assert_allclose(c, ref, rtol=tol, atol=tol * K)
-                c = c0.copy()
-                blas.matmul_into(a, ta, b, tb, c, dtype(1.0))
-                np.testing.assert_allclose(c, ref + c0, rtol=tol, atol=tol * K)
+                for way in (parts.UNMEASURED, parts.ROWS, parts.COLS):
+                    assert parts.set_way(M, N, K, ta, tb, way)
+                    c = np.full((M, N), np.nan, dtype)
+                    blas.matmul_into(a, ta, b, tb, c, dtype(0.0))
+                    np.testing.assert_allclose(c, ref, rtol=tol, atol=tol * K)
+                    c = c0.copy()
+                    blas.matmul_into(a, ta, b, tb, c, dtype(1.0))
+                    np.testing.assert_allclose(c, ref + c0, rtol=tol, atol=tol * K)
     finally:
         parts.set_parts(prev)
+        parts.clear_ways()
 
 
 def test_parts_count_is_checked_and_read_by_compiled_code():
@@ -141,27 +147,40 @@ def test_parts_count_is_checked_and_read_by_compiled_code():
     assert parts.get_parts() == 1
 
 
-def test_a_large_product_calls_the_kernel_in_its_parts_slot():
-    """The dispatch itself: with a stand-in bound in float64's gemm slot, a product over the
-    grain reaches it with the slices' count and length of the rule (it writes them into c); a
-    product under the grain, or any product at parts = 1, is computed whole."""
+@contextlib.contextmanager
+def _stand_in_slot():
+    """A stand-in bound in float64's gemm slot (it writes its slices' count k, length and side
+    into c: 1000 k + step + 0.5 cols), the ways' table empty; both restored after."""
     from numba import carray, cfunc, types
     from ppl.kernels.native import parts
     P, I = types.CPointer(types.float64), types.int64
 
-    @cfunc(types.void(I, I, I, I, I, P, P, types.float64, P, I, I))
-    def stand_in(ta, tb, M, N, K, a, b, beta, c, k, step):
+    @cfunc(types.void(I, I, I, I, I, P, P, types.float64, P, I, I, I))
+    def stand_in(ta, tb, M, N, K, a, b, beta, c, k, step, cols):
         C = carray(c, (M, N))
         for i in range(M):
             for j in range(N):
-                C[i, j] = 1000.0 * k + step
+                C[i, j] = 1000.0 * k + step + 0.5 * cols
 
     index = parts.SLOTS[("gemm", "float64")]
     before, prev = parts._TABLE[index], parts.get_parts()
-    rng = np.random.default_rng(2)
+    parts.clear_ways()   # (a fit earlier in this process may have measured these shapes)
     try:
         parts.bind_slot("gemm", "float64", stand_in.address)
-        for n, want in ((2, 2000.0 + 112), (3, 3000.0 + 80)):
+        yield parts
+    finally:
+        parts._TABLE[index] = before
+        parts._COUNT.value = prev
+        parts.clear_ways()
+
+
+def test_a_large_product_calls_the_kernel_in_its_parts_slot():
+    """The dispatch itself: with a stand-in bound in float64's gemm slot, a product over the
+    grain reaches it with the slices' count and length of the rule (it writes them into c); a
+    product under the grain, or any product at parts = 1, is computed whole."""
+    rng = np.random.default_rng(2)
+    with _stand_in_slot() as parts:
+        for n, want in ((2, 2000.0 + 112.5), (3, 3000.0 + 80.5)):   # columns: the longer side
             parts._COUNT.value = n
             a, b, c, ref = _operands(rng, 50, 784, 200, False, False, np.float64)
             blas.matmul_into(a, False, b, False, c, 0.0)
@@ -173,6 +192,76 @@ def test_a_large_product_calls_the_kernel_in_its_parts_slot():
         a, b, c, ref = _operands(rng, 50, 784, 200, False, False, np.float64)
         blas.matmul_into(a, False, b, False, c, 0.0)
         np.testing.assert_allclose(c, ref, rtol=1e-12, atol=1e-9)
+
+
+def test_a_products_way_is_read_per_shape_and_recorded_until_measured():
+    """The ways' table (parts.way): a shape the kernels meet in parts with no way is cut on its
+    output's longer side and recorded; a way set for it (rows, columns, whole) is what the next
+    product of that shape takes, with the count and length of slices of that side; other shapes
+    keep their own; a way outside the four is refused by name."""
+    from numba import carray, cfunc, types
+    from ppl.kernels.native import parts
+    P, I = types.CPointer(types.float64), types.int64
+
+    @cfunc(types.void(I, I, I, I, I, P, P, types.float64, P, I, I, I))
+    def stand_in(ta, tb, M, N, K, a, b, beta, c, k, step, cols):
+        C = carray(c, (M, N))
+        for i in range(M):
+            for j in range(N):
+                C[i, j] = 1000.0 * k + step + 0.5 * cols
+
+    rng = np.random.default_rng(3)
+    with _stand_in_slot() as parts:
+        parts._COUNT.value = 2
+        a, b, c, ref = _operands(rng, 50, 784, 200, False, False, np.float64)
+        blas.matmul_into(a, False, b, False, c, 0.0)
+        assert np.all(c == 2000.0 + 112.5)                         # columns, 112 + 88
+        assert parts.recorded() == [(50, 200, 784, False, False)] and parts.ways() == {}
+        assert parts.set_way(50, 200, 784, False, False, parts.ROWS)
+        blas.matmul_into(a, False, b, False, c, 0.0)
+        assert np.all(c == 2000.0 + 32)                            # rows: 50 in 32 + 18
+        assert parts.recorded() == [] and parts.ways() == {(50, 200, 784, False, False): parts.ROWS}
+        parts.set_way(50, 200, 784, False, False, parts.WHOLE)
+        blas.matmul_into(a, False, b, False, c, 0.0)
+        np.testing.assert_allclose(c, ref, rtol=1e-12, atol=1e-9)  # whole: the BLAS, not the slot
+        a2, b2, c2, _ = _operands(rng, 784, 50, 200, True, False, np.float64)
+        blas.matmul_into(a2, True, b2, False, c2, 0.0)
+        assert np.all(c2 == 2000.0 + 400)                          # its own shape: rows, the longer side
+        assert parts.recorded() == [(784, 200, 50, True, False)]
+        with pytest.raises(ValueError, match="way must be one of"):
+            parts.set_way(50, 200, 784, False, False, 7)
+    assert parts.recorded() == [] and parts.ways() == {}
+
+
+def test_calibrate_measures_each_recorded_shape_once_and_the_products_stay_exact():
+    """part_kernels.calibrate times each recorded shape's ways (rows, columns, whole) and sets the
+    fastest; a second call measures nothing; with parts off it measures nothing. The products
+    keep the whole product's values under the ways chosen."""
+    import numba
+    from ppl.kernels.cpu import part_kernels
+    from ppl.kernels.native import parts
+    if numba.get_num_threads() < 2:
+        pytest.skip("ppl's parts need two threads")
+    rng = np.random.default_rng(4)
+    prev = parts.get_parts()
+    parts.clear_ways()
+    try:
+        part_kernels.use(2, dtypes=(np.float32,))
+        ops = [(ta,) + _operands(rng, M, K, N, ta, False, np.float32) for M, K, N, ta in
+               [(50, 784, 200, False), (200, 50, 784, True)]]
+        for ta, a, b, c, ref in ops:
+            blas.matmul_into(a, ta, b, False, c, np.float32(0.0))
+        assert len(parts.recorded()) == 2
+        parts.set_parts(1)
+        assert part_kernels.calibrate(np.float32) == 0 and len(parts.recorded()) == 2
+        parts.set_parts(2)
+        assert part_kernels.calibrate(np.float32) == 2
+        assert parts.recorded() == [] and set(parts.ways().values()) <= {parts.ROWS, parts.COLS, parts.WHOLE}
+        assert len(parts.ways()) == 2 and part_kernels.calibrate(np.float32) == 0
+        for ta, a, b, c, ref in ops:
+            c[:] = np.nan
+            blas.matmul_into(a, ta, b, False, c, np.float32(0.0))
+            np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-5 * 784)
     finally:
-        parts._TABLE[index] = before
-        parts._COUNT.value = prev
+        parts.set_parts(prev)
+        parts.clear_ways()

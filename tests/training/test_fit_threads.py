@@ -121,6 +121,23 @@ def test_the_probe_waits_until_the_untimed_first_runs_have_lasted_warm_seconds()
     assert ch2.label == "parallel"
 
 
+def test_the_first_parallel_run_calls_its_hook_once_and_is_not_timed_when_it_measured():
+    """`first_parallel` (fit: the parts' ways of cutting each product, measured) is called once,
+    after the first run under the parallel setting once the warm-up is over; a hook that measured
+    something (True) leaves that run out of the probe, one that did not (False) lets it count."""
+    for measured in (True, False):
+        calls = []
+        ch = T.ThreadChooser([("parallel", lambda: None), ("one", lambda: None)],
+                             first_parallel=lambda: calls.append(1) or measured)
+        ch.record(5, 100.0)                     # the untimed first run, on one thread
+        assert ch.label == "parallel" and not calls
+        ch.record(2, 0.002)                     # the first parallel run
+        assert calls == [1]
+        assert (ch.seg_steps, ch.last[0]) == ((0, None) if measured else (2, 0.001))
+        feed(ch, lambda lab, c: 0.001 if lab == "parallel" else 0.004, 100)
+        assert calls == [1] and ch.winner == 0
+
+
 def _sbn(dtype=np.float32):
     return sbn.build(latent=(32,)).compile(estimators="disarm", samples=2, dtype=dtype, seed=3)
 
