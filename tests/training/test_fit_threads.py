@@ -218,7 +218,7 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     """fit's own parts (the large products cut in slices, Adam's update in ranges), their setting
     flipping with one thread every few steps, give the parameters and losses of a fit at one
     BLAS thread up to the products' rounding (the same draws), and the count in force before
-    the fit is restored. The 64 x 256 layer at batch 64 is over the products' grain. Concrete's
+    the fit is restored; the way of each product it cut in parts was measured. The 64 x 256 layer at batch 64 is over the products' grain. Concrete's
     draws are relaxed: under DisARM some runs differed by 4e-4 after 200 steps (the same value in
     every such run), as a slice's rounding can flip a hard draw."""
     import numba
@@ -240,8 +240,10 @@ def test_timed_parts_train_what_one_thread_does_up_to_rounding(monkeypatch):
     timed = make()
     plan = plan_fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, nopython=True)
     assert plan.choose == "parts" and plan.parts >= 2 and plan.blas_threads == 1
+    parts.clear_ways()
     h1 = fit(timed, {"x": X}, ppl.optim.Adam(1e-3), steps=200, batch_size=64, seed=5, progress=False, nopython=True)
     assert len(h1.threads) >= 2 and set(h1.threads[0][1]) == {f"{plan.parts} parts at once", "one thread"}
+    assert parts.ways() and not parts.recorded()   # the products it cut in parts: each one's way measured
     assert not np.array_equal(fixed.theta, make().theta)   # trained
     np.testing.assert_allclose(timed.theta, fixed.theta, rtol=0, atol=2e-5)
     np.testing.assert_allclose(np.asarray(h1.loss), np.asarray(h0.loss), rtol=1e-5)
