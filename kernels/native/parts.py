@@ -77,6 +77,7 @@ def slot(kind, dtype):
     return SLOTS.get((kind, str(dtype)), -1)
 
 
+@register_jitable
 def shape_key(M, N, K, ta, tb):
     """The table's key of a product c (M x N) = op(a) op(b) with inner size K (0: no key)."""
     if M >= _DIM or N >= _DIM or K >= _DIM:
@@ -84,7 +85,9 @@ def shape_key(M, N, K, ta, tb):
     return 1 + (M | (N << 20) | (K << 40) | (int(ta) << 60) | (int(tb) << 61))
 
 
+@register_jitable
 def _slot_of(key):
+    """The first slot a key's probe tries."""
     return (key ^ (key >> 20) ^ (key >> 40)) % DIR_SLOTS
 
 
@@ -205,11 +208,11 @@ def _dirs(typingctx):
 def way(M, N, K, ta, tb):
     """The measured way of a product shape (ROWS, COLS, WHOLE), from nopython code; UNMEASURED
     where none is, the shape then recorded for `recorded` (a free slot taken)."""
-    if M >= _DIM or N >= _DIM or K >= _DIM:
+    key = shape_key(M, N, K, ta, tb)
+    if key == 0:
         return UNMEASURED
-    key = 1 + (M | (N << 20) | (K << 40) | (int(ta) << 60) | (int(tb) << 61))
     t = carray(_dirs(), (2 * DIR_SLOTS,))
-    h = (key ^ (key >> 20) ^ (key >> 40)) % DIR_SLOTS   # as _slot_of
+    h = _slot_of(key)
     for i in range(DIR_SLOTS):
         j = (h + i) % DIR_SLOTS
         k = t[2 * j]
