@@ -13,7 +13,7 @@ from numba import carray, cfunc, njit, prange, types
 
 from ..families.optim import adam_moments
 from ..native import parts
-from ..native.blas import PART_MIN, _slice_gemm
+from ..native.blas import _slice_gemm, part_cut
 
 
 @njit(cache=True, parallel=True)
@@ -134,8 +134,8 @@ def calibrate(dtype="float32"):
         b = rng.random((N, K) if tb else (K, N)).astype(f)
         c = np.zeros((M, N), f)
         ways = {parts.WHOLE: (a, ta, b, tb, c, f(0), 1, 1, False)}
-        for way, cut, other in ((parts.ROWS, M, N), (parts.COLS, N, M)):
-            k, step = parts.split(cut, n, max(1, PART_MIN // max(1, other * K)))
+        for way in (parts.ROWS, parts.COLS):
+            k, step = part_cut(M, N, K, way == parts.COLS, n)   # the cut the kernels make
             if k >= 2:
                 ways[way] = (a, ta, b, tb, c, f(0), k, step, way == parts.COLS)
         runs = {w: [] for w in ways}

@@ -170,6 +170,14 @@ def _slice_gemm_overload(a, ta, b, tb, c, beta, lo, hi, by_cols):
 PART_MIN = 1 << 19   # multiply-adds of one slice at least (a launch costs about a microsecond)
 
 
+@register_jitable
+def part_cut(M, N, K, cols, parts):
+    """(slices, their length) of a product c (M x N, inner size K) cut in `parts` along its
+    columns (cols) or rows, each slice at least PART_MIN multiply-adds (parts.split)."""
+    n, other = (N, M) if cols else (M, N)
+    return _p.split(n, parts, max(1, PART_MIN // max(1, other * K)))
+
+
 @njit(cache=True, no_cpython_wrapper=True)
 def _in_parts(slot, a, ta, b, tb, c, beta, M, N, K):
     """gemm through the parts kernel in `slot` when the product reaches two slices' grain, cut on
@@ -180,8 +188,7 @@ def _in_parts(slot, a, ta, b, tb, c, beta, M, N, K):
     if way == _p.WHOLE:
         return False
     cols = N >= M if way == _p.UNMEASURED else way == _p.COLS
-    n, other = (N, M) if cols else (M, N)
-    k, step = _p.split(n, _p.parts(), max(1, PART_MIN // max(1, other * K)))
+    k, step = part_cut(M, N, K, cols, _p.parts())
     if k < 2:
         return False
     _p.call(slot, (ta, tb, M, N, K, a, b, beta, c, k, step, cols))

@@ -199,17 +199,7 @@ def test_a_products_way_is_read_per_shape_and_recorded_until_measured():
     output's longer side and recorded; a way set for it (rows, columns, whole) is what the next
     product of that shape takes, with the count and length of slices of that side; other shapes
     keep their own; a way outside the four is refused by name."""
-    from numba import carray, cfunc, types
     from ppl.kernels.native import parts
-    P, I = types.CPointer(types.float64), types.int64
-
-    @cfunc(types.void(I, I, I, I, I, P, P, types.float64, P, I, I, I))
-    def stand_in(ta, tb, M, N, K, a, b, beta, c, k, step, cols):
-        C = carray(c, (M, N))
-        for i in range(M):
-            for j in range(N):
-                C[i, j] = 1000.0 * k + step + 0.5 * cols
-
     rng = np.random.default_rng(3)
     with _stand_in_slot() as parts:
         parts._COUNT.value = 2
