@@ -70,8 +70,12 @@ Twelve parts, installed once (``install``):
   choice is measured), and offsets into the program's state (``state_off``, ``state_slot``:
   the base of an address, nothing a loop's shape depends on), and a stochastic derivative's
   direction and parameter entry (``tan_d``, ``tan_e``: sd_tangent_grad and tangent_seed were
-  compiled once per tangent). Other constants (strides, widths, flags) stay literal: the
-  kernels fold them (docs/benchmarks/compile-and-cold-start.md, "Cold start").
+  compiled once per tangent), and a row digit's ``span`` (its rows per step of the digit,
+  read once per row to find the row's place in it; one specialisation for every layout). Other
+  constants (strides, pair offsets, sample counts, widths, flags) stay literal: the kernels fold
+  them, and a pair kernel's unit loop vectorises only where its partner row's distance
+  (``off * stride``) is known (docs/benchmarks/compile-and-cold-start.md, "Cold start", "A row
+  digit's span compiled once").
 - A helper of the kernels (a function of ``kernels/math/`` or a private ``_name`` of ``ppl.kernels``:
   per-element math, row functions, inlined into its callers) compiled while a caller is typed is
   compiled without Numba's CPython wrapper (``PYTHON_WRAPPERS``): only compiled code calls it, and
@@ -139,10 +143,11 @@ CALL_KERNELS = True   # False: link the kernels into the step as Numba does (ben
 # noise addresses (each stochastic node has its own stream; step and step_rows pass row0 0 and
 # a variable) and `reps`, rows per data row (a kernel that takes it walks a data row's rows in
 # an inner loop, or divides once per row), so one specialisation serves every node, entry and
-# sample count. Other constants (strides, widths, flags) stay literal: the kernels fold
-# them (DisARM's gradient was 10x slower compiled for a variable pair stride).
+# sample count, and `span`, a row digit's length (read once per row). Other constants (strides,
+# pair offsets, widths, flags) stay literal: the kernels fold them (DisARM's gradient was 7-10x
+# slower compiled for a variable pair stride or offset: its unit loop no longer vectorised).
 PLAIN_PARAMS = frozenset({"stream", "row0", "reps", "cand_k", "cand_stride", "cand_lo", "cand_hi", "cand_span",
-                          "state_off", "state_slot", "tan_d", "tan_e"})
+                          "state_off", "state_slot", "tan_d", "tan_e", "span"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
 C_WRAPPERS = False  # True: every function of ppl.kernels keeps Numba's C-callable wrapper (Numba's default)

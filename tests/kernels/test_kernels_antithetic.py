@@ -141,3 +141,32 @@ def test_scale_rows_and_the_step_finds_the_family():
     assert_array_equal(rw, [0.5, 1.0, 1.5, 2.0])
     for name in A.PARITY:   # the step's `antithetic` alias binds cpu/core.py, which re-exports the family
         assert getattr(cpu, name) is getattr(A, name)
+
+
+def test_a_digits_span_compiles_once_for_every_constant_and_draws_as_numpy():
+    """A step passes a row digit's span as a constant; the kernels take it as int64
+    (kernels/_link.PLAIN_PARAMS): one specialisation serves spans 2, 3 and 4 (a power of two and
+    not: slot_local's two paths at run time), each drawing the partner at its offset as the
+    NumPy rule does (the oracle of test_a_shared_digit_...)."""
+    from numba import njit, types
+
+    @njit
+    def caller(logits, u, b2, b3, b4):
+        A.antithetic_bernoulli(logits, u, 1, 1, 2, b2)
+        A.antithetic_bernoulli(logits, u, 1, 1, 3, b3)
+        A.antithetic_bernoulli(logits, u, 1, 1, 4, b4)
+
+    rng = np.random.default_rng(5)
+    n = 12
+    logits, u = rng.normal(size=(n, D)).astype(np.float32), rng.uniform(0.02, 0.98, size=(n, D)).astype(np.float32)
+    outs = [np.full((n, D), 7.0, np.float32) for _ in range(3)]
+    caller(logits, u, *outs)
+    lo = logits.astype(np.float64)
+    plain, tilde = u < sig(lo), u > sig(-lo)
+    for span, b in zip((2, 3, 4), outs):
+        local = (np.arange(n) % span)[:, None]
+        assert_array_equal(b, np.where(local == 1, tilde, plain).astype(np.float32), err_msg=f"span {span}")
+    mine = (types.float32[:, ::1],) * 2 + (types.IntegerLiteral(1),) * 2   # other tests' callers pass other strides
+    spans = [sig_[4] for sig_ in A.antithetic_bernoulli.signatures if tuple(sig_[:4]) == mine and sig_[5] == mine[0]]
+    assert spans and not any(isinstance(t, types.Literal) for t in spans), spans
+    assert len(spans) == 1, spans
