@@ -16,6 +16,14 @@ def sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def pair_rule(logits, u, stride, off, span):
+    """NumPy's antithetic draw: 1[u > sigma(-a)] on the rows at local index `off` of the row digit
+    (stride, span), 1[u < sigma(a)] on every other row; sigma in float64, the result in the logits' dtype."""
+    lo = logits.astype(np.float64)
+    local = ((np.arange(len(lo)) // stride) % span)[:, None]
+    return np.where(local == off, u > sig(-lo), u < sig(lo)).astype(logits.dtype)
+
+
 def tol(dt):
     return dict(rtol=1e-12, atol=1e-14) if dt == np.float64 else dict(rtol=2e-6, atol=1e-6)
 
@@ -37,9 +45,7 @@ def draw(rng, dt, stride=1):
 def test_antithetic_bernoulli_is_the_pair_rule(dt, stride):
     rng = np.random.default_rng(0)
     logits, u, b = draw(rng, dt, stride)
-    tilde = ((np.arange(R) // stride) % 2)[:, None].astype(bool)
-    want = np.where(tilde, u > sig(-logits.astype(np.float64)), u < sig(logits.astype(np.float64)))
-    assert_array_equal(b, want.astype(dt))
+    assert_array_equal(b, pair_rule(logits, u, stride, 1, 2))
 
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
@@ -121,10 +127,8 @@ def test_a_shared_digit_draws_the_partner_at_its_offset_and_plain_elsewhere(dt):
     u = np.repeat(rng.uniform(0.02, 0.98, size=(n // 3, D)), 3, axis=0).astype(dt)
     b = np.full((n, D), 7.0, dt)
     A.antithetic_bernoulli(logits, u, 1, 2, 3, b)
+    assert_array_equal(b, pair_rule(logits, u, 1, 2, 3))
     lo = logits.astype(np.float64)
-    plain, tilde = u < sig(lo), u > sig(-lo)
-    local = (np.arange(n) % 3)[:, None]
-    assert_array_equal(b, np.where(local == 2, tilde, plain).astype(dt))
     L, rw = rng.normal(size=n).astype(dt), np.where(np.arange(n) % 3 == 0, 1.5, 0.0).astype(dt)
     ga = np.zeros((n, D), dt)
     A.disarm_grad(logits, b, L, rw, 1, 2, 3, ga)
@@ -147,7 +151,7 @@ def test_a_digits_span_compiles_once_for_every_constant_and_draws_as_numpy():
     """A step passes a row digit's span as a constant; the kernels take it as int64
     (kernels/_link.PLAIN_PARAMS): one specialisation serves spans 2, 3 and 4 (a power of two and
     not: slot_local's two paths at run time), each drawing the partner at its offset as the
-    NumPy rule does (the oracle of test_a_shared_digit_...)."""
+    NumPy rule does (`pair_rule`)."""
     from numba import njit, types
 
     @njit
@@ -161,11 +165,8 @@ def test_a_digits_span_compiles_once_for_every_constant_and_draws_as_numpy():
     logits, u = rng.normal(size=(n, D)).astype(np.float32), rng.uniform(0.02, 0.98, size=(n, D)).astype(np.float32)
     outs = [np.full((n, D), 7.0, np.float32) for _ in range(3)]
     caller(logits, u, *outs)
-    lo = logits.astype(np.float64)
-    plain, tilde = u < sig(lo), u > sig(-lo)
     for span, b in zip((2, 3, 4), outs):
-        local = (np.arange(n) % span)[:, None]
-        assert_array_equal(b, np.where(local == 1, tilde, plain).astype(np.float32), err_msg=f"span {span}")
+        assert_array_equal(b, pair_rule(logits, u, 1, 1, span), err_msg=f"span {span}")
     mine = (types.float32[:, ::1],) * 2 + (types.IntegerLiteral(1),) * 2   # other tests' callers pass other strides
     spans = [sig_[4] for sig_ in A.antithetic_bernoulli.signatures if tuple(sig_[:4]) == mine and sig_[5] == mine[0]]
     assert spans and not any(isinstance(t, types.Literal) for t in spans), spans
