@@ -11,7 +11,7 @@ them"); the step declares each kernel and calls the machine code already in the 
 per-element helpers (``scalar.py``, ``rng.py``) stay linked and inlined, and kernels keep linking
 the kernels they call.
 
-Twelve parts, installed once (``install``):
+These parts, installed once (``install``):
 - While Numba lowers a function of a generated module (``ppl_gen_*``), the code libraries of
   the array kernels it calls are not linked in: the call is a call to the kernel's symbol,
   which the JIT resolves to the kernel's code, compiled or loaded from the cache during typing.
@@ -70,12 +70,19 @@ Twelve parts, installed once (``install``):
   choice is measured), and offsets into the program's state (``state_off``, ``state_slot``:
   the base of an address, nothing a loop's shape depends on), and a stochastic derivative's
   direction and parameter entry (``tan_d``, ``tan_e``: sd_tangent_grad and tangent_seed were
-  compiled once per tangent), and a row digit's ``span`` (its rows per step of the digit,
-  read once per row to find the row's place in it; one specialisation for every layout). Other
-  constants (strides, pair offsets, sample counts, widths, flags) stay literal: the kernels fold
-  them, and a pair kernel's unit loop vectorises only where its partner row's distance
-  (``off * stride``) is known (docs/benchmarks/compile-and-cold-start.md, "Cold start", "A row
-  digit's span compiled once").
+  compiled once per tangent), and a row digit's layout, its ``stride``, ``span`` and a pair's
+  or configuration's ``off`` (the pair, MVD, ARMS, REBAR, RELAX and stochastic-derivative
+  kernels were compiled once per layout, so per node and per model). Other constants (sample
+  counts, widths, flags) stay literal: the kernels fold them (docs/benchmarks/compile-and-cold-start.md,
+  "Cold start", "A row digit's span compiled once", "A row digit's layout compiled once").
+- LLVM's loop vectoriser hoists an inner loop's runtime alias checks to the outer loop, widened
+  to the outer loop's whole range. A pair kernel writes two rows of one array per iteration (r
+  and r + off * stride): widened, the two rows' ranges always overlapped, the check failed and
+  the unit loop ran scalar once the distance was not a constant (DisARM's gradient 7x slower).
+  A function of ``ppl.kernels`` that takes a ``stride`` or ``off`` (``UNHOISTED_PARAMS``) is
+  optimised with the checks left in the loop they guard (LLVM's ``-hoist-runtime-checks=false``,
+  set for that library's passes and set back after: LLVM's options are the process's);
+  elsewhere they stay hoisted, one check per call instead of one per row.
 - A helper of the kernels (a function of ``kernels/math/`` or a private ``_name`` of ``ppl.kernels``:
   per-element math, row functions, inlined into its callers) compiled while a caller is typed is
   compiled without Numba's CPython wrapper (``PYTHON_WRAPPERS``): only compiled code calls it, and
@@ -136,6 +143,10 @@ STEP_CODEGEN = 0      # LLVM code generation level of a step of kernel calls (No
 STEP_NAMES = ("step", "step_rows")
 KERNEL_PASSES = 2     # runs of the module optimisation of a ppl.kernels function (1: Numba's)
 SECOND_PASS_IF_SCALAR = True   # ... the second only where the first left no float vector code
+# runtime alias checks not hoisted to the outer loop in a kernel taking one of UNHOISTED_PARAMS
+# (the module docstring, "LLVM's loop vectoriser hoists"; True: LLVM's default for those kernels too)
+HOIST_RUNTIME_CHECKS = False
+UNHOISTED_PARAMS = frozenset({"stride", "off"})
 _FLOAT_VECTOR = re.compile(r"<\d+ x (?:float|double)>")
 KERNEL_FUNCTION_PASSES = True   # False: no per-function passes for a ppl.kernels function (measured, not kept)
 CALL_KERNELS = True   # False: link the kernels into the step as Numba does (benchmarks/experiments/kernel_calls.py)
@@ -143,11 +154,11 @@ CALL_KERNELS = True   # False: link the kernels into the step as Numba does (ben
 # noise addresses (each stochastic node has its own stream; step and step_rows pass row0 0 and
 # a variable) and `reps`, rows per data row (a kernel that takes it walks a data row's rows in
 # an inner loop, or divides once per row), so one specialisation serves every node, entry and
-# sample count, and `span`, a row digit's length (read once per row). Other constants (strides,
-# pair offsets, widths, flags) stay literal: the kernels fold them (DisARM's gradient was 7-10x
-# slower compiled for a variable pair stride or offset: its unit loop no longer vectorised).
+# sample count, and a row digit's layout (`stride`, `span`, `off`: read once per row; the pair
+# kernels' unit loops vectorise with a variable distance, UNHOISTED_PARAMS). Other constants
+# (sample counts, widths, flags) stay literal: the kernels fold them.
 PLAIN_PARAMS = frozenset({"stream", "row0", "reps", "cand_k", "cand_stride", "cand_lo", "cand_hi", "cand_span",
-                          "state_off", "state_slot", "tan_d", "tan_e", "span"})
+                          "state_off", "state_slot", "tan_d", "tan_e", "span", "stride", "off"})
 INLINE_HELPERS = True  # private helpers of ppl.kernels (``_name``) inlined into their callers
 PYTHON_WRAPPERS = False  # True: helpers compiled for a caller keep Numba's CPython wrapper (Numba's default)
 C_WRAPPERS = False  # True: every function of ppl.kernels keeps Numba's C-callable wrapper (Numba's default)
@@ -304,6 +315,15 @@ def _extra_module_passes(ir) -> int:
     return 0 if SECOND_PASS_IF_SCALAR and _FLOAT_VECTOR.search(ir()) else KERNEL_PASSES - 1
 
 
+def _llvm_options():
+    if HOIST_RUNTIME_CHECKS or not _compiling_kernel():
+        return ()
+    code = _compiling_func().__code__
+    if UNHOISTED_PARAMS.isdisjoint(code.co_varnames[:code.co_argcount]):
+        return ()
+    return (("-hoist-runtime-checks=false", "-hoist-runtime-checks=true"),)
+
+
 def _object_level():
     return STEP_CODEGEN if STEP_CODEGEN is not None and _compiling_call_step() else None
 
@@ -441,7 +461,8 @@ def install() -> bool:
     if not numba_compat.install_link_hooks(_on_user_function, _linked_libraries, _calls_resolvable):
         return False   # pragma: no cover - this Numba keeps linking everything
     numba_compat.wrap_compile(_compile)
-    numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level, _function_passes)
+    numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level, _function_passes,
+                                    _llvm_options)
     numba_compat.install_wrapper_hook(_unoptimised_wrapper)
     _installed.append(True)
     return True

@@ -286,7 +286,7 @@ def _emit_object(lib, level):
     lib._compiled_object = lib._ppl_object = tm.emit_object(lib._final_module)
 
 
-def install_opt_hooks(opt_level, extra_module_passes, object_level, function_passes=None) -> bool:
+def install_opt_hooks(opt_level, extra_module_passes, object_level, function_passes=None, llvm_options=None) -> bool:
     """Hooks into the optimisation of every CPU code library (``_link.py``), asked while it is
     being optimised:
 
@@ -300,7 +300,10 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level, function_pas
     - ``extra_module_passes(ir) -> int``: how many more times the module's passes run, asked
       with a function of no argument giving the text of the module as the first run left it;
     - ``object_level() -> int | None``: a code generation level at which the library's machine
-      code is made here (instead of Numba's, 3) and handed to the JIT, None for Numba's.
+      code is made here (instead of Numba's, 3) and handed to the JIT, None for Numba's;
+    - ``llvm_options() -> tuple``: pairs of LLVM command-line options (``("-name=value",
+      "-name=default")``): the first of each set while the module's passes run, the second
+      after (LLVM's options are global to the process; compiles hold Numba's lock).
 
     Once; False when this Numba lacks a hook (its own levels stay)."""
     try:
@@ -335,9 +338,18 @@ def install_opt_hooks(opt_level, extra_module_passes, object_level, function_pas
     once = lib._optimize_final_module
 
     def module_passes(self):
-        once(self)
-        for _ in range(extra_module_passes(lambda: str(self._final_module))):
+        options = llvm_options() if llvm_options is not None else ()
+        if options:
+            from llvmlite import binding as ll
+            for on, _ in options:
+                ll.set_option("ppl", on)
+        try:
             once(self)
+            for _ in range(extra_module_passes(lambda: str(self._final_module))):
+                once(self)
+        finally:
+            for _, back in options:
+                ll.set_option("ppl", back)
     lib._optimize_final_module = module_passes
     if all(hasattr(lib, a) for a in ("_finalize_final_module", "enable_object_caching")) and \
             hasattr(codegen.JITCPUCodegen, "_customize_tm_options"):

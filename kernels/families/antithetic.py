@@ -17,7 +17,9 @@ configuration would weight the difference by the members' mixed probabilities (b
 Declared once (kernels/declare.py): the draw is a cell body; the gradients are row bodies of
 the pair's digit-0 row, which writes both rows of its pair (and, marginalised, every row of
 both members), so no two iterations touch the same element; the pair test runs once per row
-and the unit loop vectorises (DisARM's coefficient is a select, not a branch).
+and the unit loop vectorises (DisARM's coefficient is a select, not a branch), the layout
+(stride, off, span) int64 values, not constants (kernels/_link.py: the alias check of the two
+rows stays in the unit loop's preheader).
 """
 from numba import njit
 

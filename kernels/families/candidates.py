@@ -8,6 +8,7 @@ are compiled as int64 values (kernels/_link.PLAIN_PARAMS), one specialisation pe
 one per member and node.
 """
 from ..declare import cells, rows
+from ..math.scalar import like
 from ..math.slots import slot_local
 
 
@@ -22,8 +23,9 @@ def copy_slot_rows(r, j, src, cand_stride, cand_lo, cand_hi, cand_span, dst):
 
 @cells("dst")
 def add_chosen(r, j, chosen, cand_k, src, dst):
-    """dst += src when candidate cand_k is the one in force (chosen[0] == cand_k)."""
-    if chosen[0] == cand_k:
+    """dst += src when candidate cand_k is the one in force (chosen[0] == cand_k, compared in
+    chosen's precision: a float32 word against an int64 is a comparison in float64)."""
+    if chosen[0] == like(chosen, cand_k):
         dst[r, j] += src[r, j]
 
 

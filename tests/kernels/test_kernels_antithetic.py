@@ -147,27 +147,31 @@ def test_scale_rows_and_the_step_finds_the_family():
         assert getattr(cpu, name) is getattr(A, name)
 
 
-def test_a_digits_span_compiles_once_for_every_constant_and_draws_as_numpy():
-    """A step passes a row digit's span as a constant; the kernels take it as int64
-    (kernels/_link.PLAIN_PARAMS): one specialisation serves spans 2, 3 and 4 (a power of two and
-    not: slot_local's two paths at run time), each drawing the partner at its offset as the
-    NumPy rule does (`pair_rule`)."""
+def test_a_digits_layout_compiles_once_for_every_constant_and_draws_as_numpy():
+    """A step passes a row digit's stride, pair offset and span as constants; the kernels take
+    them as int64 (kernels/_link.PLAIN_PARAMS): one specialisation serves every layout (strides
+    1, 2 and 3, offsets 1 and 2, spans 2, 3 and 4: slot_local's paths with and without a
+    division at run time), each drawing the partner at its offset as the NumPy rule does
+    (`pair_rule`)."""
     from numba import njit, types
 
+    layouts = ((1, 1, 2), (1, 1, 3), (1, 2, 4), (2, 1, 2), (3, 1, 2))
+
     @njit
-    def caller(logits, u, b2, b3, b4):
-        A.antithetic_bernoulli(logits, u, 1, 1, 2, b2)
-        A.antithetic_bernoulli(logits, u, 1, 1, 3, b3)
-        A.antithetic_bernoulli(logits, u, 1, 1, 4, b4)
+    def caller(logits, u, b0, b1, b2, b3, b4):
+        A.antithetic_bernoulli(logits, u, 1, 1, 2, b0)
+        A.antithetic_bernoulli(logits, u, 1, 1, 3, b1)
+        A.antithetic_bernoulli(logits, u, 1, 2, 4, b2)
+        A.antithetic_bernoulli(logits, u, 2, 1, 2, b3)
+        A.antithetic_bernoulli(logits, u, 3, 1, 2, b4)
 
     rng = np.random.default_rng(5)
     n = 12
     logits, u = rng.normal(size=(n, D)).astype(np.float32), rng.uniform(0.02, 0.98, size=(n, D)).astype(np.float32)
-    outs = [np.full((n, D), 7.0, np.float32) for _ in range(3)]
+    outs = [np.full((n, D), 7.0, np.float32) for _ in layouts]
     caller(logits, u, *outs)
-    for span, b in zip((2, 3, 4), outs):
-        assert_array_equal(b, pair_rule(logits, u, 1, 1, span), err_msg=f"span {span}")
-    mine = (types.float32[:, ::1],) * 2 + (types.IntegerLiteral(1),) * 2   # other tests' callers pass other strides
-    spans = [sig_[4] for sig_ in A.antithetic_bernoulli.signatures if tuple(sig_[:4]) == mine and sig_[5] == mine[0]]
-    assert spans and not any(isinstance(t, types.Literal) for t in spans), spans
-    assert len(spans) == 1, spans
+    for (stride, off, span), b in zip(layouts, outs):
+        assert_array_equal(b, pair_rule(logits, u, stride, off, span), err_msg=f"stride {stride}, off {off}, span {span}")
+    arrays = (types.float32[:, ::1],) * 2   # other tests' callers pass other dtypes and layouts
+    sigs = [sig_ for sig_ in A.antithetic_bernoulli.signatures if tuple(sig_[:2]) == arrays and sig_[5] == arrays[0]]
+    assert len(sigs) == 1 and tuple(sigs[0][2:5]) == (types.int64,) * 3, sigs
