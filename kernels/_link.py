@@ -318,8 +318,7 @@ def _extra_module_passes(ir) -> int:
 def _llvm_options():
     if HOIST_RUNTIME_CHECKS or not _compiling_kernel():
         return ()
-    code = _compiling_func().__code__
-    if UNHOISTED_PARAMS.isdisjoint(code.co_varnames[:code.co_argcount]):
+    if UNHOISTED_PARAMS.isdisjoint(_params(_compiling_func())):
         return ()
     return (("-hoist-runtime-checks=false", "-hoist-runtime-checks=true"),)
 
@@ -350,9 +349,15 @@ def _linked_libraries(libs):
 
 
 @lru_cache(maxsize=None)
-def _plain_positions(func) -> frozenset:
+def _params(func) -> tuple:
+    """The names of ``func``'s parameters, in order."""
     code = func.__code__
-    return frozenset(i for i, n in enumerate(code.co_varnames[:code.co_argcount]) if n in PLAIN_PARAMS)
+    return code.co_varnames[:code.co_argcount]
+
+
+@lru_cache(maxsize=None)
+def _plain_positions(func) -> frozenset:
+    return frozenset(i for i, n in enumerate(_params(func)) if n in PLAIN_PARAMS)
 
 
 # called with no argument before a compile that no other compile of this thread encloses (a

@@ -8,8 +8,10 @@ default) and not (ppl's default for kernels that take a `stride` or `off`).
 
 Each variant runs in a fresh process on an empty cache folder of its own. One JSON line per
 kernel and variant: value = us per call (median of the rounds), baseline = the same kernel with
-its layout as constants in the same process, ratio = value / baseline. (A loop of a user's own
-function links the kernel in; a generated step calls it by symbol instead.)
+its layout as constants in the same process, ratio = value / baseline. With `stride` and `off` in
+`_link.PLAIN_PARAMS` the constants compile as int64 too (the two forms are one specialisation);
+run it with a tree's own Python to compare with a tree where they were literal. (A loop of a
+user's own function links the kernel in; a generated step calls it by symbol instead.)
 """
 import argparse
 import json
