@@ -12,11 +12,15 @@ bit for bit) and run the step's own Python function: one Python call per kernel 
 The step is compiled once the interpreter's extra cost reaches what its compile is expected to
 cost (a rent-or-buy rule: calls x sites x PER_SITE_S >= COMPILE_PER_TYPING x the typing's time), so
 a program called a few times never pays its compile and one called many times pays it at most
-about twice. `ppl.fit`'s per-step loop (training/fit.py, PythonSteps: a short fit's, by default)
-runs them too; its nopython loop compiles the step with itself. Everything else takes the
-compiled step as before: a step in the disk cache (loading it is quick), a step with loops of its
-own (scan, the row-fused lowering), the checked entry (`check_steps`) and a user's @njit code
-calling `prog.entry`. `PPL_FIRST_STEPS=0` turns the interpreter off.
+about twice. A step with loops of its own (a scan's, a checkpointed scan's segments) makes as many
+kernel calls as its loops run: it is compiled once the interpreted calls' own time (the kernels'
+work included, so sooner than the rule needs) reaches the compile's expected cost. Its loops do
+integer work only (the slices of a step's rows, a segment's bounds); every value is a kernel's.
+`ppl.fit`'s per-step loop (training/fit.py, PythonSteps: a short fit's, by default) runs them too;
+its nopython loop compiles the step with itself. Everything else takes the compiled step as
+before: a step in the disk cache (loading it is quick), a step that calls compiled code of its own
+(the row-fused lowering's `_forward`, a user's function), the checked entry (`check_steps`) and a
+user's @njit code calling `prog.entry`. `PPL_FIRST_STEPS=0` turns the interpreter off.
 """
 from __future__ import annotations
 
@@ -39,16 +43,28 @@ class FirstSteps:
     """The interpreted step of a program (`fn`, the step's Python function with its kernel calls
     bound) and its rent-or-buy count."""
 
-    def __init__(self, step, fn, sites: int, typing_s: float):
+    def __init__(self, step, fn, sites: int, typing_s: float, loops: bool = False):
         self.step, self.fn, self.calls = step, fn, 0   # step: the compiled step it stands for
         self.budget = max(1, int(COMPILE_PER_TYPING * typing_s / (max(sites, 1) * PER_SITE_S)))
+        # a step with loops: its kernel calls per call are its loops' trips, so its interpreted
+        # calls' own time is what is counted against the compile's expected cost (None: by calls)
+        self.budget_s = COMPILE_PER_TYPING * typing_s if loops else None
+        self.spent_s = 0.0
 
     def __call__(self, *args):
         self.calls += 1
-        return self.fn(*args)
+        if self.budget_s is None:
+            return self.fn(*args)
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*args)
+        finally:
+            self.spent_s += time.perf_counter() - t0
 
     @property
     def spent(self) -> bool:
+        if self.budget_s is not None:
+            return self.spent_s >= self.budget_s or self.calls >= self.budget
         return self.calls >= self.budget
 
 
@@ -110,7 +126,7 @@ def start(prog, args) -> FirstSteps | None:
     made = _bound_source(step)
     if made is None:
         return None
-    fn, kernels = made
+    fn, kernels, loops = made
     t0 = time.perf_counter()
     called = numba_compat.types_only(fn, sig)   # compiles, or loads, every kernel the step calls
     typing_s = time.perf_counter() - t0
@@ -125,19 +141,22 @@ def start(prog, args) -> FirstSteps | None:
         if got is None or got.entry_point is None:
             return None   # a call typing did not reach, or more than one specialisation at a site
         glb[name] = got.entry_point
-    return FirstSteps(step, fn, len(kernels), typing_s)
+    return FirstSteps(step, fn, len(kernels), typing_s, loops)
 
 
 def _bound_source(step):
     """The step's Python function made again from its source with each call of a kernel module's
     function (`core.affine_fwd(...)`) made a call of a global of its own (`_k0(...)`), and those
-    globals {name: the dispatcher or intrinsic}; None where the step has loops of its own or
-    calls something else that is compiled."""
+    globals {name: the dispatcher or intrinsic}, and whether the step has loops of its own; None
+    where it calls something else that is compiled."""
     from numba.core.registry import CPUDispatcher
     py = step.py_func
     tree = ast.parse(inspect.getsource(py))
     func = tree.body[0]
-    if not isinstance(func, ast.FunctionDef) or any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(func)):
+    if not isinstance(func, ast.FunctionDef):
+        return None
+    loops = [n for n in ast.walk(func) if isinstance(n, (ast.For, ast.While))]
+    if any(_float_work(n) for loop in loops for n in ast.walk(loop)):
         return None
     func.decorator_list = []
     glb, kernels = py.__globals__, {}
@@ -159,4 +178,21 @@ def _bound_source(step):
         node.func = ast.copy_location(ast.Name(name, ast.Load()), f)
     code = compile(ast.fix_missing_locations(tree), inspect.getsourcefile(py), "exec")
     body = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == py.__name__)
-    return types.FunctionType(body, {**glb, **kernels}, py.__name__), kernels
+    return types.FunctionType(body, {**glb, **kernels}, py.__name__), kernels, bool(loops)
+
+
+def _float_work(node) -> bool:
+    """Whether `node` is arithmetic that may be on floats (a float constant, `float(...)` or an
+    array's entry among its operands): a loop of the interpreted step keeps to integer work, which
+    Python and the compiled step do alike, while a float sum may be reordered once compiled."""
+    if not isinstance(node, (ast.BinOp, ast.AugAssign, ast.UnaryOp)) or \
+            isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):   # a literal: -1.0
+        return False
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant) and isinstance(n.value, float):
+            return True
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "float":
+            return True
+        if isinstance(n, ast.Subscript) and not (isinstance(n.value, ast.Attribute) and n.value.attr == "shape"):
+            return True
+    return False

@@ -6,11 +6,13 @@ import uuid
 
 import numpy as np
 import pytest
+from numba import njit
 
 import ppl
 from ppl import Affine, Bernoulli, Model
+from ppl.kernels.cpu import rows
 from ppl.runtime import first_steps
-from small_models import DATA, walk
+from small_models import DATA
 
 # stacked layers under different estimators: DisARM, the score function with its baseline, a
 # Gaussian's reparameterisation and a categorical's straight-through
@@ -82,10 +84,53 @@ def test_a_nan_parameter_is_refused_by_the_interpreted_step_as_by_the_compiled_o
     assert isinstance(prog._first_steps, first_steps.FirstSteps)
 
 
-def test_loops_the_checked_entry_and_the_switch_take_the_compiled_step(monkeypatch):
-    scan = walk("fs_walk", 1, 4).compile(dtype=np.float64, estimators="score")
-    scan.grad({"x": np.ones((2, 1))}, seed=0, step=0)
-    assert scan._first_steps is False and len(scan.module.step.overloads) == 1
+@pytest.mark.parametrize("checkpoint", [False, 2])
+def test_a_scans_step_is_interpreted_with_the_compiled_steps_bits_and_compiled_by_its_time(checkpoint,
+                                                                                             monkeypatch):
+    """A step with loops of its own (a scan's, a checkpointed scan's segments; DisARM and the score
+    function on stacked nodes in the loop): the same bits as the compiled step, then compiled once
+    the interpreted calls' own time reaches the compile's expected cost."""
+    def build(name):
+        with Model(name) as m:
+            x = m.input("x", 2)
+
+            def body(s, x_t):
+                up = Bernoulli("up", logits=Affine(s, 1, name="g") + x_t)
+                h = Bernoulli("h", logits=Affine(ppl.concat([s, up]), 1, name="k"))
+                m.cost("step", ppl.total(0.5 * (s * s) + 0.2 * h))
+                return ppl.tanh(s + 2.0 * up - h), up
+            last, ups = ppl.scan(body, Affine(x, 1, name="start"), xs=x, length=2, checkpoint=checkpoint)
+            m.cost("end", ppl.total(last * last + 0.3 * ppl.rowsum(ups)))
+        return m.compile(dtype=np.float64, estimators={"up": "disarm", "h": "score"})
+
+    name = f"fs_scan_{uuid.uuid4().hex[:8]}"
+    data = {"x": np.random.default_rng(2).normal(size=(5, 2))}
+    monkeypatch.setenv(first_steps.ENV, "0")
+    ref = build(name + "_ref")
+    ref.grad(data, seed=1, step=0)
+    monkeypatch.delenv(first_steps.ENV)
+    prog = build(name)
+    ref.theta[:], ref.state[:] = prog.theta, prog.state
+
+    def same(seed, t):
+        (a, ga), (b, gb) = prog.grad(data, seed=seed, step=t), ref.grad(data, seed=seed, step=t)
+        return a == b and all(np.array_equal(ga[k], gb[k]) for k in ga)
+    for t in range(3):
+        assert same(5, t), f"step {t}"
+    first = prog._first_steps
+    assert isinstance(first, first_steps.FirstSteps) and first.budget_s is not None
+    assert len(prog.module.step.overloads) == 0, "the interpreted calls compiled the step"
+    assert first.spent_s > 0 and not first.spent
+    first.spent_s = first.budget_s   # its time spent: the next calls compile it
+    for t in range(3, 6):
+        assert same(5, t), f"step {t}"
+    assert len(prog.module.step.overloads) == 1
+    a, ga = prog.grad(data, seed=5, step=9)
+    b, gb = ref.grad(data, seed=6, step=9)
+    assert a != b, "the test of the test: another seed's loss is told apart"
+
+
+def test_the_checked_entry_and_the_switch_take_the_compiled_step(monkeypatch):
     checked = mixed("fs_checked").compile(dtype=np.float64, estimators=ESTIMATORS).check_steps()
     checked.grad(DATA, seed=0, step=0)
     assert checked._first_steps is False
@@ -122,3 +167,31 @@ def test_a_short_fit_trains_interpreted_what_the_compiled_step_trains(monkeypatc
     assert len(b.module.step.overloads) == 1
     assert np.array_equal(la, lb) and np.array_equal(a.theta, b.theta)
     assert not np.array_equal(a.theta, mixed(name + "x").compile(dtype=np.float64, estimators=ESTIMATORS).theta)
+
+
+@njit
+def _int_loop(a, out):
+    for i in range(a.shape[0] // 2):
+        rows.zero1(out[i * 2:(i + 1) * 2])
+
+
+@njit
+def _float_loop(a, out):
+    for i in range(a.shape[0]):
+        out[i] = a[i] * 0.5
+
+
+@njit
+def _entry_loop(a, out):
+    for i in range(a.shape[0]):
+        out[i] += a[i]
+
+
+def test_a_loop_doing_float_work_keeps_the_step_compiled():
+    """A loop of the interpreted step may only do integer work (slices, a segment's bounds) beside
+    its kernel calls: a float product or an array's entry in its arithmetic refuses the interpreter
+    (Python would sum in another order than the compiled loop may)."""
+    made = first_steps._bound_source(_int_loop)
+    assert made is not None and made[2] is True and list(made[1].values()) == [rows.zero1]
+    assert first_steps._bound_source(_float_loop) is None
+    assert first_steps._bound_source(_entry_loop) is None
