@@ -89,7 +89,9 @@ These parts, installed once (``install``):
   the wrapper (boxing and unboxing each argument) was lowered, optimised and turned into machine
   code for nothing. A call from Python of such a signature (a test, a user at the prompt) is
   answered by a twin of the function compiled with its wrapper and without a disk cache
-  (``numba_compat.python_entry``); Numba would otherwise call the missing wrapper.
+  (``numba_compat.python_entry``); Numba would otherwise call the missing wrapper. From
+  ``install`` on, such a result (compiled, or loaded from the cache) stays out of the table Numba
+  looks a Python call up in, so a second thread calling meanwhile waits for the twin too.
 - A function of ``ppl.kernels`` compiles without Numba's C-callable wrapper (``C_WRAPPERS``),
   which only a first-class function value uses (a ``numba.types.FunctionType`` argument, such
   as the optimiser update that fit's chunk loop takes: it sets ``no_cfunc_wrapper=False``
@@ -466,6 +468,8 @@ def install() -> bool:
     if not numba_compat.install_link_hooks(_on_user_function, _linked_libraries, _calls_resolvable):
         return False   # pragma: no cover - this Numba keeps linking everything
     numba_compat.wrap_compile(_compile)
+    if not PYTHON_WRAPPERS:   # before a helper without its wrapper is loaded from the cache
+        numba_compat.keep_wrapperless_out_of_tables()
     numba_compat.install_opt_hooks(_opt_level, _extra_module_passes, _object_level, _function_passes,
                                     _llvm_options)
     numba_compat.install_wrapper_hook(_unoptimised_wrapper)

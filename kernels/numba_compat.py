@@ -71,16 +71,26 @@ def has_python_wrapper(cres) -> bool:
     return bool(cres.objectmode) or cres.library.get_pointer_to_function(cres.fndesc.llvm_cpython_wrapper_name) != 0
 
 
-def compile_without_python_wrapper(compile_, dispatcher, sig):
-    """``compile_(dispatcher, sig)`` making no CPython wrapper (only compiled code calls what it
-    makes). Such a result, or one loaded so from the disk cache, stays out of the table Numba
-    looks a Python call up in (it would call the missing wrapper): `python_entry` answers that."""
+def keep_wrapperless_out_of_tables() -> None:
+    """A compile result without a CPython wrapper (made for a caller, or loaded so from the disk
+    cache) is kept in a dispatcher's overloads but out of the table Numba looks a Python call up
+    in: that call would jump to the missing wrapper. Installed once, before any such result can
+    exist in the process (a warm process loads them from the cache before it compiles any): a
+    Python call of that signature misses the table and `python_entry` answers it, where another
+    thread calling meanwhile would otherwise find the entry and crash."""
     from numba.core.dispatcher import Dispatcher
     if not getattr(Dispatcher, "_ppl_wrapperless", False):
         add = Dispatcher.add_overload
         Dispatcher.add_overload = lambda self, cres: add(self, cres) if has_python_wrapper(cres) \
             else self.overloads.__setitem__(tuple(cres.signature.args), cres)
         Dispatcher._ppl_wrapperless = True
+
+
+def compile_without_python_wrapper(compile_, dispatcher, sig):
+    """``compile_(dispatcher, sig)`` making no CPython wrapper (only compiled code calls what it
+    makes). Such a result stays out of the table a Python call is looked up in
+    (`keep_wrapperless_out_of_tables`): `python_entry` answers that call."""
+    keep_wrapperless_out_of_tables()
     opts = dispatcher.targetoptions
     saved = dict(opts)
     opts["no_cpython_wrapper"] = True

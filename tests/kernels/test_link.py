@@ -168,6 +168,19 @@ HELPER_CALLS = textwrap.dedent('''
         return scalar.scale_shift(x, s, 0.25) + scalar.softplus(x)
 
     x = 0.3
+    if first == "threads":     # a second thread calls while the first makes the twin its call needs
+        import threading
+        make, got = _link._twin, []
+
+        def slow_twin(disp):
+            if not got:
+                got.append(None)
+                other = threading.Thread(target=lambda: got.append(scalar.scale_shift(x, 1.5, 0.25)))
+                other.start()
+                other.join(5.0)
+            return make(disp)
+        _link._twin = slow_twin
+        print("THREADS", scalar.scale_shift(x, 1.5, 0.25), got[1:])
     if first == "caller":      # the helpers compiled for a caller, then called from Python
         assert caller(x, 1.5) == scalar.scale_shift.py_func(x, 1.5, 0.25) + scalar.softplus.py_func(x)
     cres = scalar.scale_shift.overloads.get(scalar.scale_shift.signatures[0]) if scalar.scale_shift.signatures else None
@@ -189,6 +202,18 @@ def test_helpers_compiled_for_a_caller_have_no_python_wrapper_and_python_calls_s
     assert "PYTHON True True 6.25" in out, out
     out = _python(tmp_path / "with", HELPER_CALLS, "wrappers", "caller")
     assert "WRAPPER True" in out and "PYTHON True True 6.25" in out, out
+
+
+def test_a_helper_loaded_without_its_wrapper_is_safe_to_call_from_two_threads(tmp_path):
+    """A helper the disk cache holds without its CPython wrapper, loaded by a Python call while
+    another thread calls it too: that thread waits for the twin (kernels/numba_compat.py,
+    keep_wrapperless_out_of_tables) and gets the same value; it would otherwise find the loaded
+    entry in Numba's table and jump to the missing wrapper (a crash). The second call is made while
+    the first is between the load and its twin (a pause there)."""
+    _python(tmp_path, HELPER_CALLS, "none", "caller")   # the cache's entry has no wrapper
+    out = _python(tmp_path, HELPER_CALLS, "none", "threads")
+    want = 0.3 * 1.5 + 0.25
+    assert f"THREADS {want!r} [{want!r}]" in out, out
 
 
 def test_a_kernels_second_optimisation_runs_only_where_the_first_left_no_vector_code(monkeypatch):
