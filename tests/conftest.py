@@ -13,6 +13,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    # the simulator's thread blocks on a barrier, not on its loop polling every thread (cudasim_blocks.py)
+    import cudasim_blocks
+    cudasim_blocks.install()
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # ppl's own cache is $PPL_CACHE_DIR; a NUMBA_CACHE_DIR in the shell would move its kernels to Numba's
 # locator (kernels/_cache.py: the user's setting wins), which the cache tests do not expect
