@@ -28,10 +28,9 @@ are the caller's: warp shuffles on a device (kernels/native/launch.py), threads 
 barrier in the tests (tests/kernels/test_lanes.py).
 """
 import ast
-import copy
 
 from .math.words import ADDING
-from .source import body_tree
+from .source import parsed
 
 LANE, WIDTH = "lane_", "W_"
 _COMBINE = {ast.Add: "lanes_sum", ast.Sub: "lanes_sum", ast.BitOr: "lanes_any", ast.BitAnd: "lanes_all"}
@@ -47,7 +46,7 @@ def lane_body(body, helpers):
     as a Python function ``f(r, lane_, W_, *args)`` whose globals are the body's plus ``helpers``."""
     py = getattr(body, "py_func", body)
     try:
-        fn = copy.deepcopy(body_tree(py))
+        fn = parsed(py)   # a tree of its own to rewrite
     except (OSError, TypeError) as exc:
         raise NoLaneForm(f"{py.__name__}: no source ({exc})") from None
     if not isinstance(fn, ast.FunctionDef) or not fn.args.args:
@@ -238,6 +237,7 @@ class _Rewrite:
     def loads_after(self, st):
         """Names read after the loop (lines past its end) outside loops that set them first."""
         out = set()
+        in_loops = _in_loops(self.fn)
         for node in ast.walk(self.fn):
             if getattr(node, "lineno", 0) <= st.end_lineno:   # before the loop, in it, or the rewrite's own
                 continue
@@ -247,18 +247,16 @@ class _Rewrite:
                     if next(k for n, k, _ in evs if n == name) != "store":
                         out.add(name)
                 out |= _names(node.iter, ast.Load)
-            elif isinstance(node, ast.If) and not _inside_loop(self.fn, node):
+            elif isinstance(node, ast.If) and id(node) not in in_loops:
                 out |= _names(node.test, ast.Load)
-            elif isinstance(node, ast.stmt) and not _inside_loop(self.fn, node):
+            elif isinstance(node, ast.stmt) and id(node) not in in_loops:
                 out |= _names(node, ast.Load)
         return out
 
 
-def _inside_loop(fn, target):
-    for node in ast.walk(fn):
-        if isinstance(node, ast.For) and any(n is target for n in ast.walk(node)):
-            return True
-    return False
+def _in_loops(fn) -> set:
+    """The ids of the nodes of `fn` that are a `for` loop or inside one (one walk per loop)."""
+    return {id(n) for loop in ast.walk(fn) if isinstance(loop, ast.For) for n in ast.walk(loop)}
 
 
 def _events(stmts):

@@ -15,6 +15,7 @@ import textwrap
 import types
 
 _TREES = {}
+_TEXTS = {}   # body -> the text its tree parses from (a new tree is a parse of it: faster than a deep copy)
 
 
 def body_source(body, scan=True) -> str:
@@ -46,15 +47,22 @@ def body_source(body, scan=True) -> str:
 
 def parsed(body) -> ast.FunctionDef:
     """A new syntax tree of the function `body`, its lines counted from its first (1)."""
+    text = _TEXTS.get(body)
+    if text is not None:
+        return ast.parse(text).body[0]
     try:
-        return ast.parse(textwrap.dedent(body_source(body))).body[0]
+        text = textwrap.dedent(body_source(body))
+        tree = ast.parse(text).body[0]
     except SyntaxError:   # a line of the body at the left margin (a string's): read as inspect does
-        return ast.parse(textwrap.dedent(body_source(body, scan=False))).body[0]
+        text = textwrap.dedent(body_source(body, scan=False))
+        tree = ast.parse(text).body[0]
+    _TEXTS[body] = text
+    return tree
 
 
 def body_tree(body) -> ast.FunctionDef:
     """The body's function definition (parsed once per body; shared, not to be changed: the
-    lanes rewrite, kernels/lanes.py, edits a copy)."""
+    lanes rewrite, kernels/lanes.py, edits a new tree of its own, `parsed`)."""
     t = _TREES.get(body)
     if t is None:
         t = _TREES[body] = parsed(body)

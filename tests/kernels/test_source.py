@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from ppl.kernels import declare, families
-from ppl.kernels.source import body_source, moved, parsed, statements
+from ppl.kernels.source import body_source, body_tree, moved, parsed, statements
 
 
 def _bodies():
@@ -55,6 +55,11 @@ def test_a_line_at_the_left_margin_is_read_as_inspect_reads_it():
     with pytest.raises(SyntaxError):
         ast.parse(textwrap.dedent(body_source(_margin)))
     assert ast.dump(parsed(_margin)) == ast.dump(ast.parse(textwrap.dedent(inspect.getsource(_margin))).body[0])
+    again = parsed(_margin)   # parsed again from the text kept: a new tree, the same, lines and all
+    assert again is not parsed(_margin)
+    assert ast.dump(again, include_attributes=True) == ast.dump(body_tree(_margin), include_attributes=True)
+    again.body.clear()   # a tree of its own: the shared one is untouched
+    assert body_tree(_margin).body
     assert body_source(_two_lines_of_arguments) == inspect.getsource(_two_lines_of_arguments)
 
 
