@@ -101,8 +101,9 @@ def _formed(name):
     return True
 
 
-FORMED = sorted(n for n in ROWS if _formed(n))   # the others keep one thread per row
-REFUSED = sorted(n for n in ROWS if _formed(n) is False)   # with a loop the rewrite cannot spread
+_FORMS = {n: _formed(n) for n in ROWS}   # each row body's lanes form made once, at collection
+FORMED = sorted(n for n, f in _FORMS.items() if f)   # the others keep one thread per row
+REFUSED = sorted(n for n, f in _FORMS.items() if f is False)   # with a loop the rewrite cannot spread
 
 
 def _case(name, seed=0):
