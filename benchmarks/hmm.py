@@ -119,6 +119,9 @@ def main():
     ap.add_argument("--no-jax", action="store_true")
     a = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # the steady state: a new scan's first calls would run interpreted over its kernels until the step's
+    # compile pays (ppl/runtime/first_steps.py); this times, and compiles at once, the compiled step
+    os.environ.setdefault("PPL_FIRST_STEPS", "0")
     no_jax = a.no_jax or importlib.util.find_spec("jax") is None
     ctx = mp.get_context("spawn")
     workers = [] if no_jax else [Worker(ctx, worker, False), Worker(ctx, worker, True)]

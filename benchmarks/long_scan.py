@@ -71,6 +71,9 @@ def timing(T, rows, calls):
 
 
 def main():
+    # the steady state: a new scan's first calls would run interpreted over its kernels until the
+    # step's compile pays (ppl/runtime/first_steps.py); this times, and compiles at once, the compiled step
+    os.environ.setdefault("PPL_FIRST_STEPS", "0")
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--calls", type=int, default=9)

@@ -19,6 +19,7 @@ std ratio to the score function's.
 import argparse
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -127,6 +128,9 @@ def run(law, rounds, batch, estimators=ESTIMATORS):
 
 
 def main(argv=None):
+    # the steady state: a new scan's first calls would run interpreted over its kernels until the
+    # step's compile pays (ppl/runtime/first_steps.py); this times, and compiles at once, the compiled step
+    os.environ.setdefault("PPL_FIRST_STEPS", "0")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--batch", type=int, default=1000)

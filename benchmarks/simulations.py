@@ -925,6 +925,9 @@ def time_plain(names, rounds, seconds):
 
 
 def main(argv=None):
+    # the steady state: a new scan's first calls would run interpreted over its kernels until the
+    # step's compile pays (ppl/runtime/first_steps.py); this times, and compiles at once, the compiled step
+    os.environ.setdefault("PPL_FIRST_STEPS", "0")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--references", action="store_true", help="recompute the cached references")
     ap.add_argument("--plain", action="store_true", help="time each plain @njit simulator")
