@@ -30,7 +30,7 @@ barrier in the tests (tests/kernels/test_lanes.py).
 import ast
 
 from .math.words import ADDING
-from .source import parsed
+from .source import in_loops, parsed
 
 LANE, WIDTH = "lane_", "W_"
 _COMBINE = {ast.Add: "lanes_sum", ast.Sub: "lanes_sum", ast.BitOr: "lanes_any", ast.BitAnd: "lanes_all"}
@@ -237,7 +237,7 @@ class _Rewrite:
     def loads_after(self, st):
         """Names read after the loop (lines past its end) outside loops that set them first."""
         out = set()
-        in_loops = _in_loops(self.fn)
+        inside = in_loops(self.fn)
         for node in ast.walk(self.fn):
             if getattr(node, "lineno", 0) <= st.end_lineno:   # before the loop, in it, or the rewrite's own
                 continue
@@ -247,16 +247,11 @@ class _Rewrite:
                     if next(k for n, k, _ in evs if n == name) != "store":
                         out.add(name)
                 out |= _names(node.iter, ast.Load)
-            elif isinstance(node, ast.If) and id(node) not in in_loops:
+            elif isinstance(node, ast.If) and id(node) not in inside:
                 out |= _names(node.test, ast.Load)
-            elif isinstance(node, ast.stmt) and id(node) not in in_loops:
+            elif isinstance(node, ast.stmt) and id(node) not in inside:
                 out |= _names(node, ast.Load)
         return out
-
-
-def _in_loops(fn) -> set:
-    """The ids of the nodes of `fn` that are a `for` loop or inside one (one walk per loop)."""
-    return {id(n) for loop in ast.walk(fn) if isinstance(loop, ast.For) for n in ast.walk(loop)}
 
 
 def _events(stmts):

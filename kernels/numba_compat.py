@@ -27,7 +27,8 @@ The surface:
 - ``nrt_option(dispatcher)`` / ``set_nrt_option(dispatcher, on)``: Numba's reference counting
   option of a dispatcher; ``unliteral_signature(sig, positions)``: int constants typed as int64.
 - ``compile_without_python_wrapper(...)``, ``python_entry(...)``, ``has_python_wrapper(cres)``: a
-  compile for compiled callers only, and a Python call of such a signature answered by a twin.
+  compile for compiled callers only, and a Python call of such a signature answered by a twin;
+  ``keep_wrapperless_out_of_tables()``: such results kept out of Numba's table for Python calls.
 - ``library_bitcode(libdata)``, ``symbol_defined(target_context, name)``: a cached code
   library's LLVM bitcode, and whether the JIT defines a symbol; ``optimised_ir(dispatcher, sig)``:
   the optimised LLVM IR of a specialisation, also of one loaded from the disk cache.

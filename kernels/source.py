@@ -69,6 +69,11 @@ def body_tree(body) -> ast.FunctionDef:
     return t
 
 
+def in_loops(fn, kinds=(ast.For,)) -> set:
+    """The ids of the nodes of `fn` that are a loop of `kinds` or inside one (one walk per loop)."""
+    return {id(n) for loop in ast.walk(fn) if isinstance(loop, kinds) for n in ast.walk(loop)}
+
+
 def statements(stmts):
     """Every statement of `stmts` and of the statements nested in them (compound statements'
     bodies, functions' and classes' too), not the expressions: a walk of far fewer nodes."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 
 def install() -> None:
     from numba.cuda.simulator import kernel as sim
@@ -59,12 +61,12 @@ def install() -> None:
                 raise RuntimeError("abort flag set on syncthreads clear")
 
     def run(self, grid_point, *args):
-        import numpy as np
         block = Block()
         threads = []
+
+        def target():
+            self._f(*args)
         for block_point in np.ndindex(*self._block_dim):
-            def target():
-                self._f(*args)
             t = BarrierThread(target, self, grid_point, block_point, self._debug, block)
             threads.append(t)
             t.start()

@@ -150,13 +150,14 @@ def _bound_source(step):
     globals {name: the dispatcher or intrinsic}, and whether the step has loops of its own; None
     where it calls something else that is compiled."""
     from numba.core.registry import CPUDispatcher
+    from ..kernels import source
     py = step.py_func
     tree = ast.parse(inspect.getsource(py))
     func = tree.body[0]
     if not isinstance(func, ast.FunctionDef):
         return None
-    loops = [n for n in ast.walk(func) if isinstance(n, (ast.For, ast.While))]
-    if any(_float_work(n) for loop in loops for n in ast.walk(loop)):
+    inside = source.in_loops(func, (ast.For, ast.While))   # each node of a loop once, nested loops too
+    if any(_float_work(n) for n in ast.walk(func) if id(n) in inside):
         return None
     func.decorator_list = []
     glb, kernels = py.__globals__, {}
@@ -178,7 +179,7 @@ def _bound_source(step):
         node.func = ast.copy_location(ast.Name(name, ast.Load()), f)
     code = compile(ast.fix_missing_locations(tree), inspect.getsourcefile(py), "exec")
     body = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == py.__name__)
-    return types.FunctionType(body, {**glb, **kernels}, py.__name__), kernels, bool(loops)
+    return types.FunctionType(body, {**glb, **kernels}, py.__name__), kernels, bool(inside)
 
 
 def _float_work(node) -> bool:
